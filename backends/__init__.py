@@ -1,0 +1,1 @@
+"""Framework adapters, one sub-package per framework. Import one per process, never from harness/."""

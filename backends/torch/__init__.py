@@ -1,0 +1,5 @@
+"""PyTorch adapter for the xfbench backend protocol."""
+
+from backends.torch.adapter import TorchBackend, create_backend
+
+__all__ = ["TorchBackend", "create_backend"]

@@ -1,0 +1,182 @@
+"""Build a torch.nn.Module from a neutral ModelSpec and move weights in and out of it."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import numpy as np
+import torch
+from torch import nn
+
+from backends.torch.layout import (
+    conv_kernel_from_torch, conv_kernel_to_torch, dense_kernel_from_torch, dense_kernel_to_torch,
+)
+from harness.shapes import TensorInfo, infer_shapes
+from harness.spec import (
+    Activation, Add, AvgPool2D, BatchNorm, Concat, Conv2D, Dense, Dropout, Flatten, GlobalAvgPool2D, Layer,
+    MaxPool2D, ModelSpec,
+)
+from harness.weights import NeutralWeights, check_weights
+
+
+class GlobalAvgPool(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.mean(dim=(2, 3))
+
+
+class GraphModule(nn.Module):
+    """Runs a non-chain spec (residual, branching) in spec order."""
+
+    def __init__(self, spec: ModelSpec, layers: dict[str, nn.Module]) -> None:
+        super().__init__()
+        self.layers = nn.ModuleDict(layers)
+        self.plan = [(l.name, spec.inputs_of(i), type(l).__name__) for i, l in enumerate(spec.layers)]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        values: dict[str, torch.Tensor] = {"input": x}
+        out = x
+        for name, sources, kind in self.plan:
+            if kind == "Add":
+                out = values[sources[0]]
+                for s in sources[1:]:
+                    out = out + values[s]
+            elif kind == "Concat":
+                out = torch.cat([values[s] for s in sources], dim=1)
+            else:
+                out = self.layers[name](values[sources[0]])
+            values[name] = out
+        return out
+
+
+def _activation(layer: Activation) -> nn.Module:
+    kind = layer.kind
+    if kind == "relu":
+        return nn.ReLU()
+    if kind == "leaky_relu":
+        return nn.LeakyReLU(negative_slope=layer.alpha if layer.alpha is not None else 0.01)
+    if kind == "elu":
+        return nn.ELU(alpha=layer.alpha if layer.alpha is not None else 1.0)
+    if kind == "selu":
+        return nn.SELU()
+    if kind == "tanh":
+        return nn.Tanh()
+    if kind == "sigmoid":
+        return nn.Sigmoid()
+    if kind == "linear":
+        return nn.Identity()
+    raise ValueError(f"Expected a known activation. Received: {kind!r}.")
+
+
+def _module(layer: Layer, in_info: TensorInfo) -> nn.Module | None:
+    """The module for one layer; None for Add/Concat, which GraphModule computes itself."""
+    if isinstance(layer, Conv2D):
+        (pt, pb), (pl, pr) = layer.padding
+        in_ch = in_info.shape[-1]
+        if pt == pb and pl == pr:
+            return nn.Conv2d(in_ch, layer.filters, layer.kernel_size, layer.strides, padding=(pt, pl), bias=layer.use_bias)
+        return nn.Sequential(
+            nn.ZeroPad2d((pl, pr, pt, pb)),
+            nn.Conv2d(in_ch, layer.filters, layer.kernel_size, layer.strides, bias=layer.use_bias),
+        )
+    if isinstance(layer, Dense):
+        return nn.Linear(in_info.shape[-1], layer.units, bias=layer.use_bias)
+    if isinstance(layer, Activation):
+        return _activation(layer)
+    if isinstance(layer, MaxPool2D):
+        return nn.MaxPool2d(layer.pool_size, layer.strides or layer.pool_size)
+    if isinstance(layer, AvgPool2D):
+        return nn.AvgPool2d(layer.pool_size, layer.strides or layer.pool_size)
+    if isinstance(layer, GlobalAvgPool2D):
+        return GlobalAvgPool()
+    if isinstance(layer, Flatten):
+        return nn.Flatten()
+    if isinstance(layer, Dropout):
+        return nn.Dropout(layer.rate)
+    if isinstance(layer, BatchNorm):
+        if len(in_info.shape) == 1 and in_info.flattened_from is not None:
+            raise ValueError(
+                f"Layer {layer.name!r}: BatchNorm directly on a flattened feature map is not supported by the torch "
+                "backend (its feature order differs). Expected BatchNorm before the Flatten or after a Dense layer."
+            )
+        cls = nn.BatchNorm2d if len(in_info.shape) == 3 else nn.BatchNorm1d
+        return cls(in_info.shape[-1], eps=layer.epsilon, momentum=1.0 - layer.decay)
+    if isinstance(layer, (Add, Concat)):
+        return None
+    raise ValueError(f"Expected a layer type the torch backend knows. Received: {type(layer).__name__}.")
+
+
+def build_module(spec: ModelSpec) -> nn.Module:
+    infos = infer_shapes(spec)
+    modules: dict[str, nn.Module] = {}
+    for index, layer in enumerate(spec.layers):
+        module = _module(layer, infos[spec.inputs_of(index)[0]])
+        if module is not None:
+            modules[layer.name] = module
+    if spec.is_chain():
+        return nn.Sequential(OrderedDict(modules))  # named children: export/load find layers by name
+    return GraphModule(spec, modules)
+
+
+def _layer_module(model: nn.Module, name: str) -> nn.Module:
+    module = model.layers[name] if isinstance(model, GraphModule) else getattr(model, name)
+    if isinstance(module, nn.Sequential):  # asymmetric padding + conv
+        return module[1]
+    return module
+
+
+def _dense_origin(spec: ModelSpec, infos: dict[str, TensorInfo], index: int) -> tuple[int, int, int] | None:
+    origin = infos[spec.inputs_of(index)[0]].flattened_from
+    # Only a feature map with both spatial extent and several channels has a different flatten order.
+    if origin is None or origin[0] * origin[1] == 1 or origin[2] == 1:
+        return None
+    return origin
+
+
+@torch.no_grad()
+def load_weights(model: nn.Module, spec: ModelSpec, weights: NeutralWeights) -> None:
+    check_weights(spec, weights)
+    infos = infer_shapes(spec)
+    for index, layer in enumerate(spec.layers):
+        w = {k.split("/", 1)[1]: v for k, v in weights.items() if k.split("/", 1)[0] == layer.name}
+        if not w:
+            continue
+        module = _layer_module(model, layer.name)
+        if isinstance(layer, Conv2D):
+            module.weight.copy_(torch.from_numpy(conv_kernel_to_torch(w["kernel"])))
+        elif isinstance(layer, Dense):
+            module.weight.copy_(torch.from_numpy(dense_kernel_to_torch(w["kernel"], _dense_origin(spec, infos, index))))
+        elif isinstance(layer, BatchNorm):
+            module.weight.copy_(torch.from_numpy(w["gamma"]))
+            module.bias.copy_(torch.from_numpy(w["beta"]))
+            module.running_mean.copy_(torch.from_numpy(w["moving_mean"]))
+            module.running_var.copy_(torch.from_numpy(w["moving_variance"]))
+            continue
+        if "bias" in w:
+            module.bias.copy_(torch.from_numpy(w["bias"]))
+
+
+@torch.no_grad()
+def export_weights(model: nn.Module, spec: ModelSpec) -> NeutralWeights:
+    infos = infer_shapes(spec)
+    out: NeutralWeights = {}
+
+    def host(t: torch.Tensor) -> np.ndarray:
+        return t.detach().to("cpu").numpy().astype(np.float32, copy=True)
+
+    for index, layer in enumerate(spec.layers):
+        if not isinstance(layer, (Conv2D, Dense, BatchNorm)):
+            continue
+        module = _layer_module(model, layer.name)
+        if isinstance(layer, Conv2D):
+            out[f"{layer.name}/kernel"] = conv_kernel_from_torch(host(module.weight))
+        elif isinstance(layer, Dense):
+            out[f"{layer.name}/kernel"] = dense_kernel_from_torch(host(module.weight), _dense_origin(spec, infos, index))
+        else:
+            out[f"{layer.name}/gamma"] = host(module.weight)
+            out[f"{layer.name}/beta"] = host(module.bias)
+            out[f"{layer.name}/moving_mean"] = host(module.running_mean)
+            out[f"{layer.name}/moving_variance"] = host(module.running_var)
+            continue
+        if module.bias is not None:
+            out[f"{layer.name}/bias"] = host(module.bias)
+    return out

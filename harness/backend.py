@@ -1,0 +1,75 @@
+"""The small protocol every framework adapter implements, and how one is loaded.
+
+Adapters live in ``backends/<name>/`` and are imported only inside the
+process that runs a trial (``load_backend``), so the harness itself never
+imports a framework.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Protocol, Sequence
+
+import numpy as np
+
+from harness.config import OptimizerConfig, RuntimeOptions
+from harness.spec import ModelSpec
+from harness.weights import NeutralWeights
+
+BACKENDS = ("torch", "tensorflow")
+
+
+@dataclass(frozen=True)
+class StepStats:
+    """Sums over a pass; means are derived so partial batches weigh by their size."""
+
+    loss_sum: float
+    correct: int
+    count: int
+
+    @property
+    def loss(self) -> float:
+        return self.loss_sum / self.count
+
+    @property
+    def accuracy(self) -> float:
+        return self.correct / self.count
+
+
+class Backend(Protocol):
+    name: str
+    capabilities: frozenset[str]
+
+    def framework_version(self) -> str: ...
+
+    def device_name(self) -> str: ...
+
+    def build(self, spec: ModelSpec, weights: NeutralWeights, seed: int = 0) -> None:
+        """Create the model for ``spec`` holding exactly ``weights``; ``seed`` drives framework-side randomness (dropout)."""
+
+    def export_weights(self) -> NeutralWeights:
+        """The current weights in the neutral layout (round trip of ``build``)."""
+
+    def set_optimizer(self, config: OptimizerConfig) -> None:
+        """Create a fresh optimizer (state zeroed) from a resolved config."""
+
+    def set_data(self, split: str, x: np.ndarray, y: np.ndarray) -> None:
+        """Hold a split on the device so batches are gathered without copies from numpy."""
+
+    def train_epoch(self, split: str, batches: Sequence[np.ndarray]) -> StepStats:
+        """One optimizer step per index array, in the given order; returns after the device is idle."""
+
+    def evaluate(self, split: str, batch_size: int) -> StepStats:
+        """Loss and accuracy of a split in inference mode."""
+
+    def predict_logits(self, x: np.ndarray, batch_size: int) -> np.ndarray:
+        """Logits for ``x`` in inference mode."""
+
+
+def load_backend(name: str, runtime: RuntimeOptions) -> Backend:
+    """Import ``backends.<name>`` (and so its framework) and create its adapter."""
+    if name not in BACKENDS:
+        raise ValueError(f"Expected a backend name. Received: backend={name!r}. Valid choices: {list(BACKENDS)}")
+    module = importlib.import_module(f"backends.{name}")
+    return module.create_backend(runtime)

@@ -1,0 +1,289 @@
+"""The ``xfbench`` command line: ``list`` and ``run``.
+
+Bad input exits with status 2 and a one-line message before Ray starts; a run
+whose trials failed exits 1 after printing the table; a clean run exits 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+from harness.backend import BACKENDS
+from harness.config import OPTIMIZERS, OptimizerConfig, RuntimeOptions, TrialConfig
+from harness.data.registry import DATASETS
+from harness.models import MODELS
+from harness.strategies import describe_strategies
+from harness.suites import SUITES, case_trials, suite
+from harness.weights import INITIALIZERS
+
+EXIT_BAD_INPUT = 2
+
+
+class InputError(ValueError):
+    """Bad command-line input: reported on one line, exit status 2."""
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, received {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number >= 1, received {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, received {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, received {value}")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, received {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, received {value}")
+    return value
+
+
+def _hidden(text: str) -> tuple[int, ...]:
+    try:
+        sizes = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated layer sizes such as 300,100, received {text!r}") from None
+    if not sizes or min(sizes) < 1:
+        raise argparse.ArgumentTypeError(f"expected sizes >= 1, received {text!r}")
+    return sizes
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="xfbench", description="Compare PyTorch and TensorFlow on identical training strategies.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("list", help="suites, strategies, models, datasets, backends, optimizers, initializers")
+
+    run = commands.add_parser("run", help="run a suite or one strategy/model/dataset case on one or both backends")
+    what = run.add_argument_group("what to run")
+    what.add_argument("--suite", help=f"one of {sorted(SUITES)}")
+    what.add_argument("--strategy", help="strategy name (with --model and --dataset)")
+    what.add_argument("--model")
+    what.add_argument("--dataset")
+    what.add_argument("--backend", action="append", dest="backends", metavar="NAME",
+                      help="torch or tensorflow; repeat for both (default: both)")
+    hp = run.add_argument_group("hyperparameters (override the suite's)")
+    hp.add_argument("--epochs", type=_positive_int)
+    hp.add_argument("--seeds", type=_positive_int, help="number of seeds (0..K-1), paired across backends")
+    hp.add_argument("--batch-size", type=_positive_int)
+    hp.add_argument("--optimizer", help=f"one of {list(OPTIMIZERS)}")
+    hp.add_argument("--lr", type=_positive_float)
+    hp.add_argument("--momentum", type=_non_negative_float)
+    hp.add_argument("--weight-decay", type=_non_negative_float, help="coupled L2 for SGD-family/Adam; decoupled for adamw")
+    hp.add_argument("--init", help=f"initializer, one of {sorted(INITIALIZERS)}")
+    hp.add_argument("--hidden", type=_hidden, help="mlp hidden sizes, e.g. 300,100")
+    rt = run.add_argument_group("execution")
+    rt.add_argument("--cpus-per-trial", type=_positive_int, default=1, help="CPUs (and threads) per trial (default 1)")
+    rt.add_argument("--gpus-per-trial", type=_non_negative_float, default=0.0, help="GPUs per trial, fractional allowed")
+    rt.add_argument("--max-concurrent", type=_positive_int, help="at most this many trials at once")
+    rt.add_argument("--address", help="join an existing Ray cluster (e.g. 127.0.0.1:6379)")
+    rt.add_argument("--jit-compile", action="store_true", help="TensorFlow: XLA-compile the train step")
+    rt.add_argument("--torch-compile", action="store_true", help="PyTorch: torch.compile the model")
+    rt.add_argument("--results-dir", default="results", help="where run directories go (default ./results)")
+    rt.add_argument("--data-dir", help="directory with dataset files (also $XFBENCH_DATA, user cache, /usr/share/datasets)")
+    rt.add_argument("--no-download", action="store_true", help="never download missing data")
+    rt.add_argument("--run-id", help="name of the run directory (default: timestamp + label)")
+    rt.add_argument("-v", "--verbose", action="store_true", help="show Ray and worker logs")
+    return parser
+
+
+def _choice(kind: str, value: str | None, valid: Sequence[str]) -> None:
+    if value is not None and value not in valid:
+        raise InputError(f"Expected --{kind} to be one of {sorted(valid)}. Received: {value!r}.")
+
+
+def trials_from_args(args: argparse.Namespace) -> tuple[list[TrialConfig], str]:
+    """The trial list and a run label; raises InputError on bad input."""
+    backends = tuple(dict.fromkeys(args.backends or BACKENDS))
+    for b in backends:
+        _choice("backend", b, BACKENDS)
+    _choice("optimizer", args.optimizer, OPTIMIZERS)
+    _choice("init", args.init, list(INITIALIZERS))
+    single = (args.strategy, args.model, args.dataset)
+    if args.suite and any(single):
+        raise InputError("Expected either --suite or --strategy/--model/--dataset. Received both.")
+    if args.suite:
+        _choice("suite", args.suite, list(SUITES))
+        chosen = suite(args.suite)
+        seeds = args.seeds or chosen.seeds
+        trials = [t for case in chosen.cases for t in case_trials(case, chosen.name, backends, seeds)]
+        label = chosen.name
+    else:
+        if not all(single):
+            raise InputError(f"Expected --strategy, --model and --dataset together (or --suite). Received: strategy={args.strategy!r}, model={args.model!r}, dataset={args.dataset!r}.")
+        _choice("strategy", args.strategy, list(describe_strategies()))
+        _choice("model", args.model, list(MODELS))
+        _choice("dataset", args.dataset, list(DATASETS))
+        seeds = args.seeds or 1
+        trials = [
+            TrialConfig(strategy=args.strategy, model=args.model, dataset=args.dataset, backend=b, seed=s, epochs=args.epochs or 5)
+            for b in backends for s in range(seeds)
+        ]
+        label = f"{args.strategy}-{args.model}-{args.dataset}"
+    return [_apply_overrides(t, args) for t in trials], label
+
+
+def _apply_overrides(trial: TrialConfig, args: argparse.Namespace) -> TrialConfig:
+    changes: dict[str, Any] = {}
+    if args.epochs:
+        changes["epochs"] = args.epochs
+    if args.batch_size:
+        changes["batch_size"] = args.batch_size
+    if args.init:
+        changes["init"] = args.init
+    opt = trial.optimizer
+    if args.optimizer and args.optimizer != opt.name:
+        opt = OptimizerConfig(name=args.optimizer, lr=opt.lr)
+    opt_changes = {k: v for k, v in (("lr", args.lr), ("momentum", args.momentum), ("weight_decay", args.weight_decay)) if v is not None}
+    try:
+        changes["optimizer"] = dataclasses.replace(opt, **opt_changes)
+        if args.hidden:
+            changes["model_options"] = dataclasses.replace(trial.model_options, hidden=args.hidden)
+        changes["runtime"] = RuntimeOptions(
+            threads=args.cpus_per_trial, device="gpu" if args.gpus_per_trial > 0 else "cpu",
+            jit_compile=args.jit_compile, torch_compile=args.torch_compile,
+        )
+        changes["data_dir"] = str(Path(args.data_dir).expanduser().resolve()) if args.data_dir else None
+        return dataclasses.replace(trial, **changes)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+
+
+def cmd_list() -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    table = Table(title="xfbench catalogue", show_lines=False)
+    table.add_column("kind")
+    table.add_column("name")
+    table.add_column("description")
+    for name, s in SUITES.items():
+        table.add_row("suite", name, f"{s.description} [{len(s.cases)} cases × {s.seeds} seeds]")
+    for name, desc in describe_strategies().items():
+        table.add_row("strategy", name, desc)
+    for name, (_, desc) in MODELS.items():
+        table.add_row("model", name, desc)
+    for name, (_, desc) in DATASETS.items():
+        table.add_row("dataset", name, desc)
+    for name in BACKENDS:
+        table.add_row("backend", name, "adapter in backends/" + name)
+    for name in OPTIMIZERS:
+        table.add_row("optimizer", name, "")
+    for name, init in INITIALIZERS.items():
+        table.add_row("initializer", name, init.description)
+    console.print(table)
+    return 0
+
+
+class RichProgress:
+    """Live display: trials done / total, elapsed time, the latest epoch seen."""
+
+    def __init__(self) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.console = Console(stderr=True)
+        self._progress = Progress(TextColumn("[bold]trials"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                                  TextColumn("{task.description}"), console=self.console, transient=False)
+        self._task = None
+
+    def start(self, total_trials: int) -> None:
+        self._progress.start()
+        self._task = self._progress.add_task("starting Ray…", total=total_trials)
+
+    def row(self, row: dict[str, Any]) -> None:
+        if row["status"] == "failed":
+            self.console.print(f"[red]trial {row['trial_id']} failed:[/red] {row['error']}")
+            return
+        desc = f"{row['trial_id']} epoch {row['epoch']}: val_acc {row['val_acc']:.3f}, {row['epoch_time_s']:.2f}s"
+        self._progress.update(self._task, description=desc)
+
+    def trial_done(self, trial_id: str) -> None:
+        self._progress.advance(self._task)
+
+    def stop(self) -> None:
+        self._progress.stop()
+
+
+def print_summary(outcome: Any) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from harness.summary import COMPARISON_HEADER, PER_BACKEND_HEADER, comparison_cells, per_backend_cells
+
+    console = Console()
+    table = Table(title=f"xfbench — run {outcome.run_id}")
+    for h in PER_BACKEND_HEADER:
+        table.add_column(h)
+    for _, r in outcome.summary.per_backend.iterrows():
+        table.add_row(*per_backend_cells(r))
+    console.print(table)
+    if not outcome.summary.comparison.empty:
+        cmp_table = Table(title="torch vs tensorflow")
+        for h in COMPARISON_HEADER:
+            cmp_table.add_column(h)
+        for _, r in outcome.summary.comparison.iterrows():
+            cmp_table.add_row(*comparison_cells(r))
+        console.print(cmp_table)
+    console.print(f"results: {outcome.run_dir}  (results.parquet, results.csv, run.json, summary.md); wall time {outcome.wall_time_s:.1f}s")
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from harness.runner import execute, new_run_id, preflight
+    from harness.scheduler import SchedulerSettings
+
+    trials, label = trials_from_args(args)
+    if args.address is None and args.cpus_per_trial > (os.cpu_count() or 1):
+        raise InputError(f"Expected --cpus-per-trial <= this machine's {os.cpu_count()} CPUs. Received: {args.cpus_per_trial}.")
+    results_dir = Path(args.results_dir).expanduser().resolve()
+    run_id = args.run_id or new_run_id(label)
+    if (results_dir / run_id).exists():
+        raise InputError(f"Expected a new --run-id. Received: {run_id!r}, which already exists in {results_dir}. Pick another name.")
+    try:
+        preflight(trials, args.data_dir, download=not args.no_download)
+    except (ValueError, FileNotFoundError) as exc:
+        raise InputError(str(exc)) from None
+    settings = SchedulerSettings(
+        storage_dir=results_dir / "_ray", cpus_per_trial=args.cpus_per_trial,
+        gpus_per_trial=args.gpus_per_trial, address=args.address, max_concurrent=args.max_concurrent, verbose=args.verbose,
+    )
+    outcome = execute(trials, results_dir=results_dir, run_id=run_id,
+                      settings=settings, progress=RichProgress(), command=["xfbench", *sys.argv[1:]])
+    print_summary(outcome)
+    return 0 if outcome.all_ok else 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "list":
+            return cmd_list()
+        return cmd_run(args)
+    except InputError as exc:
+        print(f"xfbench: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+
+if __name__ == "__main__":
+    sys.exit(main())

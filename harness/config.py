@@ -1,0 +1,127 @@
+"""Trial configuration: frozen dataclasses whose ``asdict()`` travels to Ray workers.
+
+Every hyperparameter whose default differs between PyTorch and Keras is a
+field here and is resolved to a concrete value before a trial starts, so no
+backend ever falls back to its framework's default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from harness.models import ModelOptions
+
+OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "adadelta", "rmsprop", "adam", "adamw")
+
+# The resolved defaults follow PyTorch's, the documented semantics both backends implement.
+_DEFAULT_MOMENTUM = {"momentum": 0.9, "nesterov": 0.9}
+_DEFAULT_EPS = {"adam": 1e-8, "adamw": 1e-8, "rmsprop": 1e-8, "adagrad": 1e-10, "adadelta": 1e-6}
+_DEFAULT_RHO = {"rmsprop": 0.99, "adadelta": 0.9}
+_DEFAULT_WEIGHT_DECAY = {"adamw": 0.01}
+
+
+@dataclass(frozen=True)
+class OptimizerConfig:
+    name: str = "momentum"
+    lr: float = 0.01
+    momentum: float | None = None
+    weight_decay: float | None = None  # coupled L2 (added to the gradient), except adamw: decoupled
+    beta1: float = 0.9
+    beta2: float = 0.999
+    eps: float | None = None
+    rho: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.name not in OPTIMIZERS:
+            raise ValueError(f"Expected an optimizer name. Received: optimizer={self.name!r}. Valid choices: {list(OPTIMIZERS)}")
+        if not self.lr > 0:
+            raise ValueError(f"Expected a learning rate > 0. Received: lr={self.lr}.")
+        if self.momentum is not None and not 0 <= self.momentum < 1:
+            raise ValueError(f"Expected 0 <= momentum < 1. Received: momentum={self.momentum}.")
+        if self.weight_decay is not None and self.weight_decay < 0:
+            raise ValueError(f"Expected weight_decay >= 0. Received: weight_decay={self.weight_decay}.")
+        if self.name == "nesterov" and self.momentum == 0:
+            raise ValueError("Expected momentum > 0 for nesterov. Received: momentum=0. Use --optimizer sgd instead.")
+
+    def resolved(self) -> "OptimizerConfig":
+        """A copy with every optional field filled with its documented default."""
+        return dataclasses.replace(
+            self,
+            momentum=self.momentum if self.momentum is not None else _DEFAULT_MOMENTUM.get(self.name, 0.0),
+            weight_decay=self.weight_decay if self.weight_decay is not None else _DEFAULT_WEIGHT_DECAY.get(self.name, 0.0),
+            eps=self.eps if self.eps is not None else _DEFAULT_EPS.get(self.name, 1e-8),
+            rho=self.rho if self.rho is not None else _DEFAULT_RHO.get(self.name, 0.9),
+        )
+
+
+@dataclass(frozen=True)
+class RuntimeOptions:
+    """Settings that decide speed; every one is recorded with the results."""
+
+    threads: int = 1
+    device: str = "cpu"  # "cpu" | "gpu"
+    jit_compile: bool = False  # TensorFlow: XLA for the compiled train step
+    torch_compile: bool = False
+    deterministic: bool = False
+    cudnn_benchmark: bool = False
+    precision: str = "float32"
+
+    def __post_init__(self) -> None:
+        if self.threads < 1:
+            raise ValueError(f"Expected threads >= 1. Received: threads={self.threads}.")
+        if self.device not in ("cpu", "gpu"):
+            raise ValueError(f"Expected device 'cpu' or 'gpu'. Received: device={self.device!r}.")
+        if self.precision != "float32":
+            raise ValueError(f"Expected precision 'float32' (the only one implemented). Received: {self.precision!r}.")
+
+
+@dataclass(frozen=True)
+class TrialConfig:
+    strategy: str
+    model: str
+    dataset: str
+    backend: str
+    seed: int
+    epochs: int
+    batch_size: int = 64
+    eval_batch_size: int = 1000
+    init: str = "he_normal"
+    suite: str = "adhoc"
+    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
+    model_options: ModelOptions = field(default_factory=ModelOptions)
+    runtime: RuntimeOptions = field(default_factory=RuntimeOptions)
+    data_dir: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1:
+            raise ValueError(f"Expected epochs >= 1. Received: epochs={self.epochs}.")
+        if self.batch_size < 1 or self.eval_batch_size < 1:
+            raise ValueError(f"Expected batch sizes >= 1. Received: batch_size={self.batch_size}, eval_batch_size={self.eval_batch_size}.")
+
+    @property
+    def trial_id(self) -> str:
+        return f"{self.suite}-{self.strategy}-{self.model}-{self.dataset}-{self.backend}-s{self.seed}"
+
+    @property
+    def case_id(self) -> str:
+        """The comparison key shared by both backends' trials."""
+        return f"{self.strategy}-{self.model}-{self.dataset}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "TrialConfig":
+        data = dict(data)
+        data["optimizer"] = OptimizerConfig(**data["optimizer"])
+        options = dict(data["model_options"])
+        options["hidden"] = tuple(options["hidden"])
+        data["model_options"] = ModelOptions(**options)
+        data["runtime"] = RuntimeOptions(**data["runtime"])
+        return cls(**data)

@@ -1,0 +1,104 @@
+"""Readers for the on-disk dataset formats: IDX (MNIST family) and CIFAR-10 binary.
+
+Both readers parse raw bytes with numpy (no pickle anywhere) and check that
+the header agrees with the payload size, so a truncated file is an error that
+names the file rather than a silent short dataset.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import tarfile
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: np.dtype(">i2"), 0x0C: np.dtype(">i4"), 0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
+
+CIFAR_RECORD_BYTES = 1 + 32 * 32 * 3
+CIFAR_TRAIN_FILES = tuple(f"data_batch_{i}.bin" for i in range(1, 6))
+CIFAR_TEST_FILE = "test_batch.bin"
+CIFAR_ARCHIVE_DIR = "cifar-10-batches-bin"
+
+
+class DataFileError(ValueError):
+    """A dataset file exists but cannot be used (corrupt, truncated, wrong checksum)."""
+
+
+class ChecksumError(DataFileError):
+    pass
+
+
+def read_bytes(path: Path) -> bytes:
+    """File contents, transparently gunzipped when the name ends in .gz."""
+    raw = path.read_bytes()
+    if path.suffix != ".gz":
+        return raw
+    try:
+        return gzip.decompress(raw)
+    except (OSError, EOFError, zlib.error) as exc:  # gzip reports CRC and length mismatches as OSError
+        raise ChecksumError(
+            f"Expected a valid gzip file. Received: {path} fails its gzip integrity check ({exc}). "
+            "Delete the file and download it again."
+        ) from None
+
+
+def parse_idx(payload: bytes, source: Path) -> np.ndarray:
+    if len(payload) < 4 or payload[0] != 0 or payload[1] != 0 or payload[2] not in IDX_DTYPES:
+        raise DataFileError(f"Expected an IDX file (magic 0x0000TTNN). Received: {source} with header {payload[:4].hex()}.")
+    dtype = np.dtype(IDX_DTYPES[payload[2]])
+    ndim = payload[3]
+    header = 4 + 4 * ndim
+    dims = tuple(int(d) for d in np.frombuffer(payload, dtype=">u4", count=ndim, offset=4))
+    expected = header + int(np.prod(dims)) * dtype.itemsize
+    if len(payload) != expected:
+        raise DataFileError(
+            f"Expected {expected} bytes for an IDX array of shape {dims}. Received: {len(payload)} bytes in {source} "
+            "(truncated or corrupted). Delete the file and download it again."
+        )
+    return np.frombuffer(payload, dtype=dtype, offset=header).reshape(dims).astype(dtype.newbyteorder("="))
+
+
+def write_idx(path: Path, array: np.ndarray) -> None:
+    """Write ``array`` as IDX (gzip when the name ends in .gz); used by tests and tools."""
+    codes = {np.dtype(np.uint8): 0x08, np.dtype(np.int8): 0x09}
+    code = codes[np.dtype(array.dtype)]
+    header = bytes([0, 0, code, array.ndim]) + np.asarray(array.shape, dtype=">u4").tobytes()
+    payload = header + np.ascontiguousarray(array).tobytes()
+    path.write_bytes(gzip.compress(payload) if path.suffix == ".gz" else payload)
+
+
+def parse_cifar_records(payload: bytes, source: str) -> tuple[np.ndarray, np.ndarray]:
+    """(images NHWC uint8, labels int64) from CIFAR-10 binary records: 1 label byte + 3072 CHW pixel bytes."""
+    if len(payload) == 0 or len(payload) % CIFAR_RECORD_BYTES:
+        raise DataFileError(
+            f"Expected a whole number of {CIFAR_RECORD_BYTES}-byte CIFAR-10 records. Received: {len(payload)} bytes "
+            f"in {source} (truncated or not the binary version). Download the binary version, cifar-10-binary.tar.gz."
+        )
+    records = np.frombuffer(payload, dtype=np.uint8).reshape(-1, CIFAR_RECORD_BYTES)
+    labels = records[:, 0].astype(np.int64)
+    if labels.max() > 9:
+        raise DataFileError(f"Expected CIFAR-10 labels 0..9. Received: {int(labels.max())} in {source}.")
+    images = records[:, 1:].reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+    return np.ascontiguousarray(images), labels
+
+
+def read_cifar_archive(archive: bytes, source: Path) -> dict[str, bytes]:
+    """Member name -> bytes for the batch files inside cifar-10-binary.tar.gz (read, never extracted)."""
+    wanted = {f"{CIFAR_ARCHIVE_DIR}/{n}" for n in (*CIFAR_TRAIN_FILES, CIFAR_TEST_FILE)}
+    out: dict[str, bytes] = {}
+    try:
+        with tarfile.open(fileobj=io.BytesIO(archive), mode="r:*") as tar:
+            for member in tar.getmembers():
+                if member.name in wanted and member.isfile():
+                    handle = tar.extractfile(member)
+                    assert handle is not None
+                    out[member.name.rsplit("/", 1)[1]] = handle.read()
+    except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:
+        raise ChecksumError(f"Expected a readable tar.gz archive. Received: {source} ({exc}). Download it again.") from None
+    missing = sorted({w.rsplit('/', 1)[1] for w in wanted} - set(out))
+    if missing:
+        raise DataFileError(f"Expected the CIFAR-10 batch files in {source}. Missing: {missing}.")
+    return out

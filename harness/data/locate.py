@@ -1,0 +1,198 @@
+"""Finding dataset files, verifying them, and downloading them when absent.
+
+Search order: ``--data-dir``, ``$XFBENCH_DATA``, the user cache
+(``$XDG_CACHE_HOME/xfbench`` or ``~/.cache/xfbench``), ``/usr/share/datasets``.
+In each root the files may sit in ``<root>/<name>/``, ``<root>/<alias>/`` (e.g.
+Debian's ``fashion-mnist``) or directly in ``<root>``.
+
+Verification, per file:
+1. a ``SHA256SUMS`` manifest beside the file that lists it wins (private
+   copies, mirrors, generated test data);
+2. otherwise the published checksums: the archive's md5 as distributed, or
+   the sha256 of the decompressed payload (Debian recompresses the .gz files,
+   so only the payload is stable);
+3. files with neither (e.g. uncompressed MNIST, whose payload hash is not
+   published) are accepted on the strength of the format's own size checks,
+   and reported as ``verified=False``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping
+
+from harness.data.formats import ChecksumError, read_bytes
+
+SYSTEM_DATA_ROOT = Path("/usr/share/datasets")
+MANIFEST = "SHA256SUMS"
+
+
+@dataclass(frozen=True)
+class PublishedFile:
+    name: str  # canonical name, without .gz
+    archive_md5: str | None = None  # md5 of the file as published (usually .gz)
+    payload_sha256: str | None = None  # sha256 of the decompressed bytes
+
+
+@dataclass(frozen=True)
+class DatasetFiles:
+    name: str
+    aliases: tuple[str, ...]
+    files: tuple[PublishedFile, ...]
+    download_base: str | None
+    compressed_suffix: str = ".gz"
+    how_to_get: str = ""
+
+
+@dataclass(frozen=True)
+class LocatedFile:
+    path: Path
+    payload: bytes
+    verified: bool
+    how: str
+
+
+def data_roots(data_dir: str | os.PathLike[str] | None, env: Mapping[str, str] | None = None) -> list[Path]:
+    env = os.environ if env is None else env
+    roots: list[Path] = []
+    if data_dir:
+        roots.append(Path(data_dir).expanduser())
+    if env.get("XFBENCH_DATA"):
+        roots.append(Path(env["XFBENCH_DATA"]).expanduser())
+    roots.append(user_cache_dir(env))
+    roots.append(SYSTEM_DATA_ROOT)
+    return roots
+
+
+def user_cache_dir(env: Mapping[str, str] | None = None) -> Path:
+    env = os.environ if env is None else env
+    base = env.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "xfbench"
+
+
+def candidate_dirs(files: DatasetFiles, roots: list[Path]) -> list[Path]:
+    dirs: list[Path] = []
+    for root in roots:
+        for sub in (files.name, *files.aliases):
+            dirs.append(root / sub)
+        dirs.append(root)
+    return dirs
+
+
+def _manifest_entry(directory: Path, filename: str) -> str | None:
+    manifest = directory / MANIFEST
+    if not manifest.is_file():
+        return None
+    for line in manifest.read_text().splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[1].lstrip("*") == filename:
+            return parts[0].lower()
+    return None
+
+
+def verify_file(path: Path, published: PublishedFile) -> LocatedFile:
+    """Read, decompress and verify one file; raise ChecksumError naming it on mismatch."""
+    raw = path.read_bytes()
+    listed = _manifest_entry(path.parent, path.name)
+    if listed is not None:
+        actual = hashlib.sha256(raw).hexdigest()
+        if actual != listed:
+            raise ChecksumError(
+                f"Checksum mismatch for {path}: expected sha256 {listed} (from {path.parent / MANIFEST}), "
+                f"received {actual}. The file is corrupted or was replaced: restore it or update the manifest."
+            )
+        return LocatedFile(path, read_bytes(path), True, f"sha256 listed in {MANIFEST}")
+    if published.archive_md5 and hashlib.md5(raw).hexdigest() == published.archive_md5:
+        return LocatedFile(path, read_bytes(path), True, "published archive md5")
+    payload = read_bytes(path)
+    if published.payload_sha256:
+        actual = hashlib.sha256(payload).hexdigest()
+        if actual != published.payload_sha256:
+            raise ChecksumError(
+                f"Checksum mismatch for {path}: expected payload sha256 {published.payload_sha256} "
+                f"(the published {published.name}), received {actual}. Delete the file and download it again, "
+                f"or list your own copy's sha256 in {path.parent / MANIFEST}."
+            )
+        return LocatedFile(path, payload, True, "published payload sha256")
+    if published.archive_md5 and path.name.endswith(".gz"):
+        raise ChecksumError(
+            f"Checksum mismatch for {path}: expected md5 {published.archive_md5} (the published archive), "
+            f"received {hashlib.md5(raw).hexdigest()}. Delete the file and download it again, or list your own "
+            f"copy's sha256 in {path.parent / MANIFEST}."
+        )
+    return LocatedFile(path, payload, False, "format checks only (no published checksum for this form)")
+
+
+def find_file(files: DatasetFiles, published: PublishedFile, dirs: list[Path]) -> Path | None:
+    for directory in dirs:
+        for filename in (published.name + files.compressed_suffix, published.name):
+            candidate = directory / filename
+            if candidate.is_file():
+                return candidate
+    return None
+
+
+def locate(files: DatasetFiles, data_dir: str | os.PathLike[str] | None, download: bool = True) -> dict[str, LocatedFile]:
+    """Find (or download) and verify every file of a dataset; raise FileNotFoundError saying where we looked."""
+    roots = data_roots(data_dir)
+    dirs = candidate_dirs(files, roots)
+    found: dict[str, LocatedFile] = {}
+    missing: list[PublishedFile] = []
+    for published in files.files:
+        path = find_file(files, published, dirs)
+        if path is None:
+            missing.append(published)
+        else:
+            found[published.name] = verify_file(path, published)
+    if missing and download and files.download_base:
+        target = user_cache_dir() / files.name
+        errors = []
+        for published in missing:
+            try:
+                path = download_file(files, published, target)
+                found[published.name] = verify_file(path, published)
+            except (OSError, ChecksumError) as exc:
+                errors.append(f"{published.name}: {exc}")
+        missing = [p for p in missing if p.name not in found]
+        if missing:
+            raise FileNotFoundError(_not_found_message(files, missing, dirs, errors))
+    elif missing:
+        raise FileNotFoundError(_not_found_message(files, missing, dirs, []))
+    return found
+
+
+def download_file(files: DatasetFiles, published: PublishedFile, target_dir: Path, timeout_s: float = 30.0) -> Path:
+    """Download to a temporary name, check the published md5, then move into place."""
+    assert files.download_base is not None
+    filename = published.name + files.compressed_suffix
+    url = files.download_base.rstrip("/") + "/" + filename
+    target_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=target_dir, delete=False, suffix=".part") as tmp:
+        with urllib.request.urlopen(url, timeout=timeout_s) as response:
+            shutil.copyfileobj(response, tmp)
+    tmp_path = Path(tmp.name)
+    actual = hashlib.md5(tmp_path.read_bytes()).hexdigest()
+    if published.archive_md5 and actual != published.archive_md5:
+        tmp_path.unlink()
+        raise ChecksumError(f"Checksum mismatch for {url}: expected md5 {published.archive_md5}, received {actual}.")
+    final = target_dir / filename
+    tmp_path.replace(final)
+    return final
+
+
+def _not_found_message(files: DatasetFiles, missing: list[PublishedFile], dirs: list[Path], errors: list[str]) -> str:
+    looked = ", ".join(str(d) for d in dict.fromkeys(dirs))
+    lines = [
+        f"Expected the {files.name} files {[p.name for p in missing]} (plain or {files.compressed_suffix}). "
+        f"Received: not found in {looked}."
+    ]
+    if errors:
+        lines.append("Download failed: " + "; ".join(errors))
+    lines.append(f"Fix: {files.how_to_get} Or point --data-dir / $XFBENCH_DATA at a directory holding them.")
+    return " ".join(lines)

@@ -1,0 +1,203 @@
+"""Datasets as numpy arrays, with explicit splits and train-only normalisation.
+
+Images are float32 NHWC; labels int64. Splits are fixed by the dataset
+definition (never by the trial seed), so seeds vary initial weights and batch
+order only.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from harness.data.formats import (
+    CIFAR_ARCHIVE_DIR, CIFAR_TEST_FILE, CIFAR_TRAIN_FILES, parse_cifar_records, parse_idx, read_cifar_archive,
+)
+from harness.data.locate import DatasetFiles, PublishedFile, candidate_dirs, data_roots, locate, verify_file
+
+
+@dataclass(frozen=True)
+class Dataset:
+    name: str
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    num_classes: int
+    normalization: str
+    provenance: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.x_train.shape[1:])
+
+    def split(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        return {"train": (self.x_train, self.y_train), "val": (self.x_val, self.y_val), "test": (self.x_test, self.y_test)}[name]
+
+
+def _idx_files(name: str, alias: str, published: dict[str, tuple[str | None, str | None]], base: str | None, how: str) -> DatasetFiles:
+    return DatasetFiles(
+        name=name,
+        aliases=(alias,),
+        files=tuple(PublishedFile(fname, md5, sha) for fname, (md5, sha) in published.items()),
+        download_base=base,
+        how_to_get=how,
+    )
+
+
+FASHION_MNIST_FILES = _idx_files(
+    "fashion_mnist", "fashion-mnist",
+    {
+        "train-images-idx3-ubyte": ("8d4fb7e6c68d591d4c3dfef9ec88bf0d", "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888"),
+        "train-labels-idx1-ubyte": ("25c81989df183df01b3e8a0aad5dffbe", "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9"),
+        "t10k-images-idx3-ubyte": ("bef4ecab320f06d8554ea6380940ec79", "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b"),
+        "t10k-labels-idx1-ubyte": ("bb300cfdad3c16e7a12a480ee83cd310", "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34"),
+    },
+    "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+    "On Debian: apt-get install dataset-fashion-mnist (installs /usr/share/datasets/fashion-mnist/).",
+)
+
+MNIST_FILES = _idx_files(
+    "mnist", "MNIST",
+    {
+        "train-images-idx3-ubyte": ("f68b3c2dcbeaaa9fbdd348bbdeb94873", None),
+        "train-labels-idx1-ubyte": ("d53e105ee54ea40749a09fcbcd1e9432", None),
+        "t10k-images-idx3-ubyte": ("9fb629c4189551a2d022fa330f9573f3", None),
+        "t10k-labels-idx1-ubyte": ("ec29112dd5afa0611ce80d1b7f02629c", None),
+    },
+    "https://ossci-datasets.s3.amazonaws.com/mnist/",
+    "Copy the four MNIST IDX files (train/t10k images/labels, .gz or plain) into a directory.",
+)
+
+CIFAR10_FILES = DatasetFiles(
+    name="cifar10",
+    aliases=("cifar-10", "CIFAR-10"),
+    files=(PublishedFile("cifar-10-binary.tar", "c32a1d4ab5d03f1284b67883e8d87530"),),
+    download_base="https://www.cs.toronto.edu/~kriz/",
+    how_to_get="Get the binary version, cifar-10-binary.tar.gz (or its extracted cifar-10-batches-bin/ folder).",
+)
+
+
+def _standardize(train: np.ndarray, *others: np.ndarray) -> tuple[np.ndarray, ...]:
+    # Per-channel statistics from the training split only, so val/test never leak into them.
+    mean = train.mean(axis=(0, 1, 2), keepdims=True, dtype=np.float64)
+    std = train.std(axis=(0, 1, 2), keepdims=True, dtype=np.float64)
+    return tuple(((a - mean) / std).astype(np.float32) for a in (train, *others))
+
+
+def _load_digits(data_dir: str | None, download: bool) -> Dataset:
+    from sklearn.datasets import load_digits  # bundled with scikit-learn: no network
+
+    bunch = load_digits()
+    x = (bunch.images.astype(np.float32) / 16.0)[..., None]
+    y = bunch.target.astype(np.int64)
+    order = np.random.default_rng(20240611).permutation(len(y))  # fixed split, independent of trial seeds
+    test, val, train = order[:360], order[360:540], order[540:]
+    return Dataset(
+        name="digits", x_train=x[train], y_train=y[train], x_val=x[val], y_val=y[val], x_test=x[test], y_test=y[test],
+        num_classes=10, normalization="pixels / 16", provenance={"source": "sklearn.datasets.load_digits", "verified": "bundled"},
+    )
+
+
+def _load_idx_dataset(files: DatasetFiles, data_dir: str | None, download: bool) -> Dataset:
+    found = locate(files, data_dir, download=download)
+    arrays = {name: parse_idx(f.payload, f.path) for name, f in found.items()}
+    x_all = arrays["train-images-idx3-ubyte"].astype(np.float32)[..., None] / 255.0
+    y_all = arrays["train-labels-idx1-ubyte"].astype(np.int64)
+    x_test = arrays["t10k-images-idx3-ubyte"].astype(np.float32)[..., None] / 255.0
+    y_test = arrays["t10k-labels-idx1-ubyte"].astype(np.int64)
+    _check_pairs(files.name, x_all, y_all, x_test, y_test)
+    # Validation = the first 5,000 training images, as in the notebooks.
+    return Dataset(
+        name=files.name, x_train=x_all[5000:], y_train=y_all[5000:], x_val=x_all[:5000], y_val=y_all[:5000],
+        x_test=x_test, y_test=y_test, num_classes=10, normalization="pixels / 255",
+        provenance=_provenance(found),
+    )
+
+
+def _load_cifar10(data_dir: str | None, download: bool) -> Dataset:
+    files = _cifar_batch_files(data_dir, download)
+    train = [parse_cifar_records(*files.members[n]) for n in CIFAR_TRAIN_FILES]
+    x_all = np.concatenate([t[0] for t in train]).astype(np.float32)
+    y_all = np.concatenate([t[1] for t in train])
+    x_test_u8, y_test = parse_cifar_records(*files.members[CIFAR_TEST_FILE])
+    _check_pairs("cifar10", x_all, y_all, x_test_u8, y_test)
+    # The notebooks' split: the first 49,000 for training, the last 1,000 for validation.
+    n_train = len(y_all) - min(1000, len(y_all) // 50)
+    x_train, x_val, x_test = _standardize(x_all[:n_train], x_all[n_train:], x_test_u8.astype(np.float32))
+    return Dataset(
+        name="cifar10", x_train=x_train, y_train=y_all[:n_train], x_val=x_val, y_val=y_all[n_train:],
+        x_test=x_test, y_test=y_test, num_classes=10, normalization="per-channel standardisation (train mean/std)",
+        provenance={"source": files.source, "verified": files.verified},
+    )
+
+
+@dataclass(frozen=True)
+class _CifarBatchFiles:
+    members: dict[str, tuple[bytes, str]]  # batch file name -> (bytes, where it came from)
+    source: str
+    verified: str
+
+
+def _cifar_batch_files(data_dir: str | None, download: bool) -> _CifarBatchFiles:
+    """Batch-file bytes from an extracted cifar-10-batches-bin/ folder if present, else from the archive."""
+    names = (*CIFAR_TRAIN_FILES, CIFAR_TEST_FILE)
+    for directory in candidate_dirs(CIFAR10_FILES, data_roots(data_dir)):
+        folder = directory / CIFAR_ARCHIVE_DIR
+        if all((folder / n).is_file() for n in names):
+            located = [verify_file(folder / n, PublishedFile(n)) for n in names]
+            return _CifarBatchFiles(
+                members={n: (f.payload, str(f.path)) for n, f in zip(names, located)},
+                source=str(folder),
+                verified="; ".join(f"{n}: {f.how}" for n, f in zip(names, located)),
+            )
+    archive = locate(CIFAR10_FILES, data_dir, download=download)["cifar-10-binary.tar"]
+    members = read_cifar_archive(archive.payload, archive.path)
+    return _CifarBatchFiles(
+        members={n: (b, f"{archive.path}:{n}") for n, b in members.items()},
+        source=str(archive.path),
+        verified=archive.how,
+    )
+
+
+def _check_pairs(name: str, x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_test: np.ndarray) -> None:
+    if len(x_train) != len(y_train) or len(x_test) != len(y_test):
+        raise ValueError(
+            f"Expected as many labels as images in {name}. Received: train {len(x_train)} images / {len(y_train)} labels, "
+            f"test {len(x_test)} / {len(y_test)}. The files come from different releases: replace them."
+        )
+
+
+def _provenance(found: dict) -> dict[str, str]:
+    return {
+        "source": str(next(iter(found.values())).path.parent),
+        "verified": "; ".join(f"{name}: {f.how}" for name, f in found.items()),
+    }
+
+
+Loader = Callable[[str | None, bool], Dataset]
+
+DATASETS: dict[str, tuple[Loader, str]] = {
+    "digits": (_load_digits, "scikit-learn's bundled 8x8 digits (embedded, no download); 1257/180/360 split"),
+    "mnist": (lambda d, dl: _load_idx_dataset(MNIST_FILES, d, dl), "MNIST, IDX files; 55000/5000/10000"),
+    "fashion_mnist": (lambda d, dl: _load_idx_dataset(FASHION_MNIST_FILES, d, dl), "Fashion-MNIST, IDX files; 55000/5000/10000"),
+    "cifar10": (_load_cifar10, "CIFAR-10, binary version; 49000/1000/10000, standardised per channel"),
+}
+
+
+def load_dataset(name: str, data_dir: str | os.PathLike[str] | None = None, download: bool = True) -> Dataset:
+    if name not in DATASETS:
+        raise ValueError(f"Expected a dataset name. Received: dataset={name!r}. Valid choices: {sorted(DATASETS)}")
+    loader, _ = DATASETS[name]
+    return loader(str(data_dir) if data_dir else None, download)
+
+
+def check_data_dir(data_dir: str | None) -> None:
+    if data_dir is not None and not Path(data_dir).expanduser().is_dir():
+        raise ValueError(f"Expected --data-dir to be a readable directory. Received: {data_dir!r} (not a directory).")

@@ -1,0 +1,96 @@
+"""The model zoo: builders that turn (input shape, class count, options) into a ModelSpec."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from harness.shapes import infer_shapes
+from harness.spec import (
+    ACTIVATIONS, Activation, Conv2D, Dense, Dropout, Flatten, Layer, MaxPool2D, ModelSpec, same_padding,
+)
+
+
+@dataclass(frozen=True)
+class ModelOptions:
+    """Options a builder may use; builders ignore what does not apply to them."""
+
+    hidden: tuple[int, ...] = (4000,)  # mlp hidden sizes (the notebooks' two-layer FC)
+    activation: str = "relu"
+    use_bias: bool = True
+    dropout: float | None = None  # overrides every dropout rate when set
+
+    def __post_init__(self) -> None:
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(
+                f"Expected an activation name. Received: activation={self.activation!r}. Valid choices: {list(ACTIVATIONS)}"
+            )
+        if not self.hidden or any(h < 1 for h in self.hidden):
+            raise ValueError(f"Expected positive hidden sizes. Received: hidden={self.hidden}.")
+
+
+def _mlp(input_shape: tuple[int, ...], num_classes: int, o: ModelOptions) -> list[Layer]:
+    layers: list[Layer] = []
+    if len(input_shape) > 1:
+        layers.append(Flatten(name="flatten", group="features"))
+    for i, units in enumerate(o.hidden, start=1):
+        layers.append(Dense(name=f"fc{i}", group="features", units=units, use_bias=o.use_bias))
+        layers.append(Activation(name=f"act{i}", group="features", kind=o.activation))
+    layers.append(Dense(name="logits", group="classifier", units=num_classes))
+    return layers
+
+
+def _convnet3(input_shape: tuple[int, ...], num_classes: int, o: ModelOptions) -> list[Layer]:
+    # The notebooks' ThreeLayerConvNet: conv 32 5x5 pad 2, ReLU, conv 16 3x3 pad 1, ReLU, dense.
+    return [
+        Conv2D(name="conv1", group="features", filters=32, kernel_size=(5, 5), padding=same_padding((5, 5)), use_bias=o.use_bias),
+        Activation(name="act1", group="features", kind=o.activation),
+        Conv2D(name="conv2", group="features", filters=16, kernel_size=(3, 3), padding=same_padding((3, 3)), use_bias=o.use_bias),
+        Activation(name="act2", group="features", kind=o.activation),
+        Flatten(name="flatten", group="features"),
+        Dense(name="logits", group="classifier", units=num_classes),
+    ]
+
+
+def _cnn_small(input_shape: tuple[int, ...], num_classes: int, o: ModelOptions) -> list[Layer]:
+    # The Keras transfer example: "feature" layers | "classification" layers.
+    return [
+        Conv2D(name="conv1", group="features", filters=32, kernel_size=(3, 3), use_bias=o.use_bias),
+        Activation(name="act1", group="features", kind=o.activation),
+        Conv2D(name="conv2", group="features", filters=32, kernel_size=(3, 3), use_bias=o.use_bias),
+        Activation(name="act2", group="features", kind=o.activation),
+        MaxPool2D(name="pool", group="features", pool_size=(2, 2)),
+        Dropout(name="drop1", group="features", rate=0.25),
+        Flatten(name="flatten", group="features"),
+        Dense(name="fc1", group="classifier", units=128, use_bias=o.use_bias),
+        Activation(name="act3", group="classifier", kind=o.activation),
+        Dropout(name="drop2", group="classifier", rate=0.5),
+        Dense(name="logits", group="classifier", units=num_classes),
+    ]
+
+
+Builder = Callable[[tuple[int, ...], int, ModelOptions], list[Layer]]
+
+MODELS: dict[str, tuple[Builder, str]] = {
+    "mlp": (_mlp, "flatten -> dense(hidden...) + activation -> dense(classes); default hidden (4000,)"),
+    "convnet3": (_convnet3, "ThreeLayerConvNet: conv32 5x5 p2, ReLU, conv16 3x3 p1, ReLU, dense"),
+    "cnn_small": (_cnn_small, "conv32 3x3, ReLU, conv32 3x3, ReLU, maxpool2, dropout .25 | dense128, ReLU, dropout .5, dense"),
+}
+
+
+def build_model(name: str, input_shape: tuple[int, ...], num_classes: int, options: ModelOptions | None = None) -> ModelSpec:
+    if name not in MODELS:
+        raise ValueError(f"Expected a model name. Received: model={name!r}. Valid choices: {sorted(MODELS)}")
+    opts = options or ModelOptions()
+    builder, _ = MODELS[name]
+    spec = ModelSpec(
+        name=name,
+        input_shape=tuple(input_shape),
+        num_classes=num_classes,
+        layers=tuple(builder(tuple(input_shape), num_classes, opts)),
+        options={"hidden": list(opts.hidden), "activation": opts.activation, "use_bias": opts.use_bias},
+    )
+    if opts.dropout is not None:
+        spec = spec.with_dropout_rate(opts.dropout)
+    infer_shapes(spec)  # fail here, with the layer named, if the input is too small for the model
+    return spec

@@ -1,0 +1,45 @@
+"""Where and with what a measurement was taken: host, CPU, Python, git commit."""
+
+from __future__ import annotations
+
+import platform
+import socket
+import subprocess
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class MachineInfo:
+    host: str
+    cpu: str
+    python_version: str
+
+    @classmethod
+    def current(cls) -> "MachineInfo":
+        return cls(host=socket.gethostname(), cpu=cpu_model(), python_version=platform.python_version())
+
+
+def cpu_model() -> str:
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text().splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+def git_commit(cwd: Path | None = None) -> str:
+    """The checked-out commit (with '+dirty' for uncommitted changes), or 'unknown' outside a repository."""
+    where = cwd or Path(__file__).resolve().parent
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=where, capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=where, capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return commit + ("+dirty" if dirty else "")
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")

@@ -1,0 +1,143 @@
+"""The results table: schema, incremental writing, reading back.
+
+One row per (trial, phase, epoch). Rows are appended to ``results.csv`` the
+moment the driver receives them and each finished trial is also written as a
+Parquet part; ``results.parquet`` is assembled from the parts at the end. A
+crash therefore loses nothing already measured (``read_results`` falls back to
+the parts and the CSV).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+from typing import Any, Iterable
+
+import pandas as pd
+
+# (column, pandas dtype, meaning) — docs/results-schema.md is generated from this list and a test pins both.
+SCHEMA: tuple[tuple[str, str, str], ...] = (
+    ("run_id", "string", "identifier of the run (directory name under results/)"),
+    ("trial_id", "string", "suite-strategy-model-dataset-backend-seed"),
+    ("suite", "string", "suite name, or 'adhoc' for a single --strategy/--model/--dataset run"),
+    ("strategy", "string", "strategy name (scratch, ...)"),
+    ("model", "string", "model name from the neutral zoo"),
+    ("dataset", "string", "dataset name"),
+    ("backend", "string", "torch | tensorflow"),
+    ("framework_version", "string", "torch.__version__ or tf.__version__ in the worker"),
+    ("seed", "Int64", "trial seed: initial weights, batch order, dropout"),
+    ("phase", "string", "training phase (train; later strategies add more)"),
+    ("epoch", "Int64", "1-based epoch number within the trial"),
+    ("train_loss", "float64", "mean training cross-entropy over the epoch's batches, weighted by batch size"),
+    ("train_acc", "float64", "training accuracy over the epoch (model in training mode, as it was updated)"),
+    ("val_loss", "float64", "validation loss after the epoch (inference mode)"),
+    ("val_acc", "float64", "validation accuracy after the epoch"),
+    ("test_acc", "float64", "test accuracy; set on the last epoch row of a trial, NaN elsewhere"),
+    ("epoch_time_s", "float64", "wall time of the epoch's training steps only (device synchronised; no evaluation)"),
+    ("samples_per_s", "float64", "training samples / epoch_time_s"),
+    ("eval_time_s", "float64", "wall time of the evaluation after the epoch"),
+    ("warmup", "boolean", "first epoch of a phase (tracing, compilation, caches); excluded from steady-state figures"),
+    ("status", "string", "ok | failed | diverged | skipped"),
+    ("error", "string", "error text for failed/skipped trials, else empty"),
+    ("config_json", "string", "the full resolved TrialConfig as JSON"),
+    ("git_commit", "string", "commit of the harness that produced the row (+dirty if modified)"),
+    ("host", "string", "hostname of the worker that ran the trial"),
+    ("cpu", "string", "CPU model of that worker"),
+    ("gpu", "string", "device name when the trial ran on a GPU, else empty"),
+    ("device", "string", "cpu | gpu"),
+    ("threads", "Int64", "intra-op threads of the trial (from its CPU allocation)"),
+    ("python_version", "string", "worker's Python version"),
+    ("timestamp", "string", "UTC time the row was produced (ISO 8601)"),
+)
+
+COLUMNS = tuple(name for name, _, _ in SCHEMA)
+DTYPES = {name: dtype for name, dtype, _ in SCHEMA}
+STATUSES = ("ok", "failed", "diverged", "skipped")
+
+
+def normalise_row(row: dict[str, Any]) -> dict[str, Any]:
+    """Check a row has exactly the schema's columns; fill absent optional ones with empty values."""
+    unknown = sorted(set(row) - set(COLUMNS))
+    if unknown:
+        raise ValueError(f"Expected only schema columns in a results row. Received unknown columns: {unknown}.")
+    if row.get("status") not in STATUSES:
+        raise ValueError(f"Expected status in {STATUSES}. Received: {row.get('status')!r}.")
+    return {c: row.get(c) for c in COLUMNS}
+
+
+def to_frame(rows: Iterable[dict[str, Any]]) -> pd.DataFrame:
+    frame = pd.DataFrame([normalise_row(r) for r in rows], columns=list(COLUMNS))
+    for column, dtype in DTYPES.items():
+        if dtype == "float64":
+            frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("float64")
+        else:
+            frame[column] = frame[column].astype(dtype)
+    return frame
+
+
+class ResultsWriter:
+    """Writes rows as they arrive; safe to call from Tune callbacks in the driver."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.run_dir = run_dir
+        self.parts_dir = run_dir / "parts"
+        self.parts_dir.mkdir(parents=True, exist_ok=True)
+        self.csv_path = run_dir / "results.csv"
+        self._pending: dict[str, list[dict[str, Any]]] = {}
+        if not self.csv_path.exists():
+            with self.csv_path.open("w", newline="") as handle:
+                csv.writer(handle).writerow(COLUMNS)
+
+    def add_row(self, row: dict[str, Any]) -> None:
+        row = normalise_row(row)
+        with self.csv_path.open("a", newline="") as handle:
+            csv.writer(handle).writerow(["" if _is_missing(row[c]) else row[c] for c in COLUMNS])
+        self._pending.setdefault(row["trial_id"], []).append(row)
+
+    def finish_trial(self, trial_id: str) -> None:
+        rows = self._pending.pop(trial_id, [])
+        if rows:
+            to_frame(rows).to_parquet(self.parts_dir / f"{_safe(trial_id)}.parquet", index=False)
+
+    def finalize(self) -> pd.DataFrame:
+        for trial_id in list(self._pending):
+            self.finish_trial(trial_id)
+        frame = read_parts(self.run_dir)
+        frame.to_parquet(self.run_dir / "results.parquet", index=False)
+        return frame
+
+
+def read_parts(run_dir: Path) -> pd.DataFrame:
+    parts = sorted((run_dir / "parts").glob("*.parquet"))
+    if not parts:
+        return to_frame([])
+    frame = pd.concat([pd.read_parquet(p) for p in parts], ignore_index=True)
+    return frame.sort_values(["trial_id", "epoch"], kind="stable", na_position="last").reset_index(drop=True)
+
+
+def read_results(run_dir: Path) -> pd.DataFrame:
+    """The run's table: results.parquet if the run finished, else whatever the parts hold."""
+    final = run_dir / "results.parquet"
+    if final.is_file():
+        return pd.read_parquet(final)
+    return read_parts(run_dir)
+
+
+def write_run_json(run_dir: Path, info: dict[str, Any]) -> None:
+    (run_dir / "run.json").write_text(json.dumps(info, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def schema_markdown() -> str:
+    lines = ["| column | type | meaning |", "|---|---|---|"]
+    lines += [f"| `{name}` | {dtype} | {meaning} |" for name, dtype, meaning in SCHEMA]
+    return "\n".join(lines)
+
+
+def _is_missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _safe(name: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)

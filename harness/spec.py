@@ -1,0 +1,179 @@
+"""Framework-neutral model specification.
+
+A model is a directed acyclic graph of layers. Each layer names its inputs; an
+empty ``inputs`` means "the previous layer" (or the model input for the first
+layer), so plain chains stay short to write while residual and branching
+networks (``Add``, ``Concat``) need no redesign.
+
+Layouts are fixed here once so both backends convert to them:
+images are NHWC, conv kernels are (kh, kw, in, out), dense kernels are
+(in, out) and a ``Flatten`` of an (H, W, C) tensor orders features as H, W, C.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Mapping
+
+Pair = tuple[int, int]
+Padding2D = tuple[Pair, Pair]  # ((top, bottom), (left, right))
+
+ACTIVATIONS = ("relu", "leaky_relu", "elu", "selu", "tanh", "sigmoid", "linear")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Layer:
+    name: str
+    group: str
+    inputs: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class Conv2D(Layer):
+    filters: int
+    kernel_size: Pair
+    strides: Pair = (1, 1)
+    padding: Padding2D = ((0, 0), (0, 0))
+    use_bias: bool = True
+
+
+@dataclass(frozen=True, kw_only=True)
+class Dense(Layer):
+    units: int
+    use_bias: bool = True
+
+
+@dataclass(frozen=True, kw_only=True)
+class Activation(Layer):
+    kind: str
+    alpha: float | None = None  # negative slope for leaky_relu, alpha for elu
+
+
+@dataclass(frozen=True, kw_only=True)
+class MaxPool2D(Layer):
+    pool_size: Pair
+    strides: Pair | None = None  # None: same as pool_size
+
+
+@dataclass(frozen=True, kw_only=True)
+class AvgPool2D(Layer):
+    pool_size: Pair
+    strides: Pair | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class GlobalAvgPool2D(Layer):
+    pass
+
+
+@dataclass(frozen=True, kw_only=True)
+class Flatten(Layer):
+    pass
+
+
+@dataclass(frozen=True, kw_only=True)
+class Dropout(Layer):
+    rate: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class BatchNorm(Layer):
+    """Batch normalisation over the last (channel) axis.
+
+    ``decay`` is the fraction of the running statistic kept at each update
+    (Keras' ``momentum``); PyTorch's ``momentum`` is ``1 - decay``.  Both are
+    set explicitly by the backends, never left to framework defaults.
+    """
+
+    decay: float = 0.9
+    epsilon: float = 1e-5
+
+
+@dataclass(frozen=True, kw_only=True)
+class Add(Layer):
+    pass
+
+
+@dataclass(frozen=True, kw_only=True)
+class Concat(Layer):
+    pass  # concatenates along the channel (last) axis
+
+
+LAYER_TYPES: tuple[type[Layer], ...] = (
+    Conv2D, Dense, Activation, MaxPool2D, AvgPool2D, GlobalAvgPool2D,
+    Flatten, Dropout, BatchNorm, Add, Concat,
+)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    input_shape: tuple[int, ...]  # without the batch axis: (H, W, C) or (D,)
+    num_classes: int
+    layers: tuple[Layer, ...]
+    options: Mapping[str, object] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        names = [layer.name for layer in self.layers]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(
+                f"Expected unique layer names in model spec {self.name!r}. "
+                f"Received duplicates: {duplicates}. Rename the repeated layers."
+            )
+        if not self.layers:
+            raise ValueError(f"Expected at least one layer in model spec {self.name!r}. Received none.")
+
+    def layer(self, name: str) -> Layer:
+        for layer in self.layers:
+            if layer.name == name:
+                return layer
+        raise KeyError(
+            f"Expected a layer name of model {self.name!r}. Received: {name!r}. "
+            f"Valid names: {[l.name for l in self.layers]}"
+        )
+
+    def inputs_of(self, index: int) -> tuple[str, ...]:
+        """Resolved input names of layer ``index``; ``"input"`` is the model input."""
+        layer = self.layers[index]
+        if layer.inputs:
+            return layer.inputs
+        return ("input",) if index == 0 else (self.layers[index - 1].name,)
+
+    @property
+    def output_name(self) -> str:
+        return self.layers[-1].name
+
+    def is_chain(self) -> bool:
+        """True when every layer consumes exactly the previous layer's output."""
+        return all(
+            self.inputs_of(i) == (("input",) if i == 0 else (self.layers[i - 1].name,))
+            for i in range(len(self.layers))
+        )
+
+    def groups(self) -> dict[str, tuple[str, ...]]:
+        """Layer group name -> layer names, in model order."""
+        out: dict[str, list[str]] = {}
+        for layer in self.layers:
+            out.setdefault(layer.group, []).append(layer.name)
+        return {k: tuple(v) for k, v in out.items()}
+
+    def with_dropout_rate(self, rate: float) -> "ModelSpec":
+        """Same model with every dropout rate replaced (rate 0 makes training deterministic)."""
+        layers = tuple(
+            dataclasses.replace(l, rate=rate) if isinstance(l, Dropout) else l for l in self.layers
+        )
+        return dataclasses.replace(self, layers=layers)
+
+    def describe(self) -> list[dict[str, object]]:
+        """JSON-friendly description (for results' config_json and checkpoints)."""
+        return [{"type": type(l).__name__, **dataclasses.asdict(l)} for l in self.layers]
+
+
+def same_padding(kernel: Pair) -> Padding2D:
+    """Symmetric zero padding that keeps H and W at stride 1 (odd kernels only)."""
+    kh, kw = kernel
+    if kh % 2 == 0 or kw % 2 == 0:
+        raise ValueError(f"Expected odd kernel sizes for symmetric 'same' padding. Received: kernel={kernel}.")
+    return ((kh // 2, kh // 2), (kw // 2, kw // 2))

@@ -1,0 +1,112 @@
+"""The cross-backend comparison: per case and backend, accuracy over seeds and steady-state speed."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+CASE_KEYS = ["strategy", "model", "dataset"]
+
+
+@dataclass(frozen=True)
+class Summary:
+    per_backend: pd.DataFrame  # one row per (case, backend)
+    comparison: pd.DataFrame  # one row per case present in both backends
+
+
+def final_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    """The last row of each trial (carries test_acc and the final status)."""
+    if frame.empty:
+        return frame
+    ordered = frame.assign(_order=np.arange(len(frame)))
+    return ordered.sort_values(["trial_id", "_order"]).groupby("trial_id", as_index=False).tail(1).drop(columns="_order")
+
+
+def summarize(frame: pd.DataFrame) -> Summary:
+    rows = []
+    finals = final_rows(frame)
+    for keys, group in frame.groupby(CASE_KEYS + ["backend"], sort=True, dropna=False):
+        trial_finals = finals[finals["trial_id"].isin(group["trial_id"].unique())]
+        ok = trial_finals[trial_finals["status"] == "ok"]
+        accs = ok["test_acc"].astype(float).dropna().to_numpy()
+        steady = group[(group["warmup"] == False) & (group["status"] == "ok")]  # noqa: E712 (nullable booleans)
+        timing = steady if len(steady) else group[group["status"] == "ok"]
+        rows.append({
+            **dict(zip(CASE_KEYS + ["backend"], keys)),
+            "trials": int(trial_finals["trial_id"].nunique()),
+            "ok": int(len(ok)),
+            "failed": int((trial_finals["status"] == "failed").sum()),
+            "diverged": int((trial_finals["status"] == "diverged").sum()),
+            "test_acc_mean": float(accs.mean()) if len(accs) else math.nan,
+            "test_acc_std": float(accs.std(ddof=1)) if len(accs) > 1 else (0.0 if len(accs) else math.nan),
+            "epoch_time_s_median": float(timing["epoch_time_s"].median()) if len(timing) else math.nan,
+            "samples_per_s_median": float(timing["samples_per_s"].median()) if len(timing) else math.nan,
+            "timing_basis": "steady" if len(steady) else ("warm-up only" if len(timing) else "none"),
+        })
+    per_backend = pd.DataFrame(rows)
+    return Summary(per_backend=per_backend, comparison=_compare(per_backend))
+
+
+def _compare(per_backend: pd.DataFrame) -> pd.DataFrame:
+    if per_backend.empty:
+        return pd.DataFrame()
+    out = []
+    for keys, group in per_backend.groupby(CASE_KEYS, sort=True):
+        by_backend = {r["backend"]: r for _, r in group.iterrows()}
+        if "torch" not in by_backend or "tensorflow" not in by_backend:
+            continue
+        t, f = by_backend["torch"], by_backend["tensorflow"]
+        out.append({
+            **dict(zip(CASE_KEYS, keys)),
+            "acc_diff_pp": 100.0 * (t["test_acc_mean"] - f["test_acc_mean"]),
+            "epoch_time_ratio": t["epoch_time_s_median"] / f["epoch_time_s_median"],
+            "samples_per_s_ratio": t["samples_per_s_median"] / f["samples_per_s_median"],
+        })
+    return pd.DataFrame(out)
+
+
+def _fmt(value: float, spec: str) -> str:
+    return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else format(value, spec)
+
+
+def per_backend_cells(row: pd.Series) -> list[str]:
+    """Display cells shared by the markdown and terminal tables."""
+    acc = f"{_fmt(row['test_acc_mean'], '.4f')} ± {_fmt(row['test_acc_std'], '.4f')}"
+    time_cell = _fmt(row["epoch_time_s_median"], ".3f") + (" (warm-up)" if row["timing_basis"] == "warm-up only" else "")
+    status = f"{row['ok']}/{row['trials']} ok" + (f", {row['failed']} failed" if row["failed"] else "") + (f", {row['diverged']} diverged" if row["diverged"] else "")
+    return [row["strategy"], row["model"], row["dataset"], row["backend"], status, acc, time_cell, _fmt(row["samples_per_s_median"], ",.0f")]
+
+
+PER_BACKEND_HEADER = ["strategy", "model", "dataset", "backend", "trials", "test acc (mean ± std over seeds)", "epoch time s (median)", "samples/s (median)"]
+COMPARISON_HEADER = ["strategy", "model", "dataset", "test acc torch − tensorflow (pp)", "epoch time torch / tensorflow", "samples/s torch / tensorflow"]
+
+
+def comparison_cells(row: pd.Series) -> list[str]:
+    return [row["strategy"], row["model"], row["dataset"], _fmt(row["acc_diff_pp"], "+.2f"), _fmt(row["epoch_time_ratio"], ".3f"), _fmt(row["samples_per_s_ratio"], ".3f")]
+
+
+def _markdown_table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def to_markdown(summary: Summary, title: str) -> str:
+    parts = [f"# {title}", "", "## Per backend", ""]
+    parts.append(_markdown_table(PER_BACKEND_HEADER, [per_backend_cells(r) for _, r in summary.per_backend.iterrows()]))
+    parts += ["", "## torch vs tensorflow", ""]
+    if summary.comparison.empty:
+        parts.append("(no case ran on both backends)")
+    else:
+        parts.append(_markdown_table(COMPARISON_HEADER, [comparison_cells(r) for _, r in summary.comparison.iterrows()]))
+    parts += [
+        "",
+        "Epoch time and samples/s are medians over steady-state epochs (the first epoch of each phase is warm-up and "
+        "excluded; '(warm-up)' marks cases that had no other epoch). Ratios above 1 mean torch takes longer "
+        "(epoch time) or processes more samples per second (samples/s).",
+        "",
+    ]
+    return "\n".join(parts)

@@ -1,0 +1,64 @@
+"""One trial, framework-free: load data, create the backend, run the strategy, emit rows.
+
+This runs inside a Ray worker process (or any process: tests call it
+directly); the backend's framework is imported here, one per process.
+"""
+
+from __future__ import annotations
+
+import math
+import traceback
+from dataclasses import asdict, dataclass
+from typing import Any, Callable
+
+from harness.backend import load_backend
+from harness.config import TrialConfig
+from harness.data.registry import load_dataset
+from harness.provenance import MachineInfo, utc_now
+from harness.strategies import StrategyContext, get_strategy
+from harness.training import EpochRecord
+
+RowSink = Callable[[dict[str, Any]], None]
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    run_id: str
+    git_commit: str
+
+
+def base_row(config: TrialConfig, run: RunInfo, machine: MachineInfo) -> dict[str, Any]:
+    """The columns every row of a trial shares (framework fields are filled once the backend exists)."""
+    return {
+        "run_id": run.run_id, "trial_id": config.trial_id, "suite": config.suite, "strategy": config.strategy,
+        "model": config.model, "dataset": config.dataset, "backend": config.backend, "framework_version": "",
+        "seed": config.seed, "config_json": config.to_json(), "git_commit": run.git_commit,
+        "host": machine.host, "cpu": machine.cpu, "gpu": "", "device": config.runtime.device,
+        "threads": config.runtime.threads, "python_version": machine.python_version, "error": "",
+    }
+
+
+def failure_row(config: TrialConfig, run: RunInfo, error: str, status: str = "failed") -> dict[str, Any]:
+    """A row recording a trial that produced no epochs (or stopped), with its error text."""
+    row = base_row(config, run, MachineInfo.current())
+    row.update(status=status, error=error, phase="", epoch=None, warmup=False, timestamp=utc_now(), test_acc=math.nan)
+    return row
+
+
+def run_trial(config: TrialConfig, run: RunInfo, sink: RowSink) -> str:
+    """Run one trial; every epoch record becomes a row sent to ``sink``. Returns the final status."""
+    common = base_row(config, run, MachineInfo.current())
+    dataset = load_dataset(config.dataset, config.data_dir, download=False)
+    backend = load_backend(config.backend, config.runtime)
+    common["framework_version"] = backend.framework_version()
+    common["gpu"] = backend.device_name() if config.runtime.device == "gpu" else ""
+
+    def emit(record: EpochRecord) -> None:
+        sink({**common, **asdict(record), "timestamp": utc_now()})
+
+    strategy = get_strategy(config.strategy)
+    return strategy(StrategyContext(config=config, backend=backend, dataset=dataset, sink=emit))
+
+
+def format_exception(exc: BaseException) -> str:
+    return "".join(traceback.format_exception_only(type(exc), exc)).strip()
