@@ -1,0 +1,45 @@
+"""Functions the parity tests run inside a per-backend worker process.
+
+They use only the backend protocol, so the same probe runs unchanged on
+every backend; the pytest process itself never imports a framework.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from harness.backend import StepStats, load_backend
+from harness.config import OptimizerConfig, RuntimeOptions
+from harness.spec import ModelSpec
+from harness.weights import NeutralWeights
+
+
+def _backend(name: str, spec: ModelSpec, weights: NeutralWeights, seed: int = 0):
+    backend = load_backend(name, RuntimeOptions(threads=1))
+    backend.build(spec, weights, seed=seed)
+    return backend
+
+
+def logits(name: str, spec: ModelSpec, weights: NeutralWeights, x: np.ndarray) -> np.ndarray:
+    return _backend(name, spec, weights).predict_logits(x, batch_size=256)
+
+
+def roundtrip(name: str, spec: ModelSpec, weights: NeutralWeights) -> NeutralWeights:
+    return _backend(name, spec, weights).export_weights()
+
+
+def train(
+    name: str, spec: ModelSpec, weights: NeutralWeights, optimizer: OptimizerConfig,
+    x: np.ndarray, y: np.ndarray, batches: list[np.ndarray],
+) -> tuple[NeutralWeights, StepStats]:
+    backend = _backend(name, spec, weights)
+    backend.set_optimizer(optimizer.resolved())
+    backend.set_data("train", x, y)
+    stats = backend.train_epoch("train", batches)
+    return backend.export_weights(), stats
+
+
+def evaluate(name: str, spec: ModelSpec, weights: NeutralWeights, x: np.ndarray, y: np.ndarray) -> StepStats:
+    backend = _backend(name, spec, weights)
+    backend.set_data("test", x, y)
+    return backend.evaluate("test", batch_size=100)

@@ -1,0 +1,227 @@
+"""Dataset loaders on files the tests write in the real formats (IDX, CIFAR-10 binary), plus the real Fashion-MNIST when installed."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from harness.data import ChecksumError, DataFileError, epoch_batches, load_dataset
+from harness.data.formats import CIFAR_RECORD_BYTES, parse_idx, read_bytes, write_idx
+from harness.data.locate import DatasetFiles, PublishedFile, download_file, locate
+from harness.data.registry import FASHION_MNIST_FILES
+
+IDX_NAMES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+
+
+def write_manifest(directory: Path) -> None:
+    lines = [f"{hashlib.sha256(p.read_bytes()).hexdigest()}  {p.name}" for p in sorted(directory.iterdir()) if p.name != "SHA256SUMS" and p.is_file()]
+    (directory / "SHA256SUMS").write_text("\n".join(lines) + "\n")
+
+
+def write_mnist_like(directory: Path, n_train: int = 5200, n_test: int = 300, gz: bool = True, manifest: bool = True) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(0)
+    arrays = {
+        "train-images-idx3-ubyte": rng.integers(0, 256, (n_train, 28, 28), dtype=np.uint8),
+        "train-labels-idx1-ubyte": rng.integers(0, 10, n_train, dtype=np.uint8),
+        "t10k-images-idx3-ubyte": rng.integers(0, 256, (n_test, 28, 28), dtype=np.uint8),
+        "t10k-labels-idx1-ubyte": rng.integers(0, 10, n_test, dtype=np.uint8),
+    }
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, array in arrays.items():
+        write_idx(directory / (name + (".gz" if gz else "")), array)
+    if manifest:
+        write_manifest(directory)
+    return arrays
+
+
+def test_idx_round_trip_plain_and_gzip(tmp_path):
+    array = np.arange(2 * 3 * 4, dtype=np.uint8).reshape(2, 3, 4)
+    for name in ("a-idx3-ubyte", "a-idx3-ubyte.gz"):
+        path = tmp_path / name
+        write_idx(path, array)
+        payload = gzip.decompress(path.read_bytes()) if name.endswith(".gz") else path.read_bytes()
+        assert payload[:4] == bytes([0, 0, 0x08, 3])
+        assert np.array_equal(parse_idx(payload, path), array)
+
+
+def test_mnist_loader_reads_generated_idx_files_with_notebook_split(tmp_path):
+    arrays = write_mnist_like(tmp_path / "mnist")
+    ds = load_dataset("mnist", tmp_path, download=False)
+    assert ds.x_train.shape == (5200 - 5000, 28, 28, 1) and ds.x_val.shape == (5000, 28, 28, 1)
+    assert ds.x_test.shape == (300, 28, 28, 1) and ds.x_train.dtype == np.float32
+    # Validation is the first 5,000 training images; pixels are scaled by 1/255.
+    assert np.allclose(ds.x_val[0, ..., 0], arrays["train-images-idx3-ubyte"][0] / 255.0)
+    assert np.array_equal(ds.y_train, arrays["train-labels-idx1-ubyte"][5000:])
+    assert "SHA256SUMS" in ds.provenance["verified"]
+
+
+def test_corrupted_file_gives_a_checksum_error_naming_the_file(tmp_path):
+    write_mnist_like(tmp_path / "mnist")
+    victim = tmp_path / "mnist" / "t10k-labels-idx1-ubyte.gz"
+    data = bytearray(victim.read_bytes())
+    data[-12] ^= 0xFF
+    victim.write_bytes(bytes(data))
+    with pytest.raises(ChecksumError, match=r"Checksum mismatch for .*t10k-labels-idx1-ubyte\.gz"):
+        load_dataset("mnist", tmp_path, download=False)
+
+
+def test_corrupted_gzip_fails_its_crc_check_naming_the_file(tmp_path):
+    victim = tmp_path / "train-labels-idx1-ubyte.gz"
+    write_idx(victim, np.arange(200, dtype=np.uint8))
+    data = bytearray(victim.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    victim.write_bytes(bytes(data))
+    with pytest.raises(ChecksumError, match="train-labels-idx1-ubyte.gz fails its gzip integrity check"):
+        read_bytes(victim)
+
+
+def test_files_that_are_not_the_published_release_are_rejected(tmp_path):
+    # Fashion-MNIST's payload hashes are published, so a different file under that name is caught.
+    write_mnist_like(tmp_path / "fashion-mnist", manifest=False)
+    with pytest.raises(ChecksumError, match="the published"):
+        load_dataset("fashion_mnist", tmp_path, download=False)
+
+
+def test_plain_mnist_without_published_payload_hash_loads_with_format_checks_only(tmp_path):
+    write_mnist_like(tmp_path, gz=False, manifest=False)  # files directly in --data-dir, no sub-folder
+    ds = load_dataset("mnist", tmp_path, download=False)
+    assert "format checks only" in ds.provenance["verified"]
+
+
+def test_truncated_plain_idx_is_reported_with_sizes(tmp_path):
+    write_mnist_like(tmp_path, gz=False, manifest=False)
+    victim = tmp_path / "t10k-images-idx3-ubyte"
+    victim.write_bytes(victim.read_bytes()[:-100])
+    with pytest.raises(DataFileError, match=r"t10k-images-idx3-ubyte \(truncated or corrupted\)"):
+        load_dataset("mnist", tmp_path, download=False)
+
+
+def test_missing_files_name_every_place_searched_and_how_to_get_them(tmp_path, monkeypatch):
+    monkeypatch.setenv("XFBENCH_DATA", str(tmp_path / "env"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    with pytest.raises(FileNotFoundError) as info:
+        load_dataset("mnist", tmp_path / "cli", download=False)
+    message = str(info.value)
+    for where in ("cli", "env", "cache", "/usr/share/datasets"):
+        assert where in message
+    assert "--data-dir" in message
+
+
+def test_search_order_prefers_data_dir_then_environment(tmp_path, monkeypatch):
+    write_mnist_like(tmp_path / "env" / "mnist", n_train=5100)
+    monkeypatch.setenv("XFBENCH_DATA", str(tmp_path / "env"))
+    assert len(load_dataset("mnist", None, download=False).y_train) == 100
+    write_mnist_like(tmp_path / "cli" / "mnist", n_train=5050)
+    assert len(load_dataset("mnist", tmp_path / "cli", download=False).y_train) == 50
+
+
+def _cifar_records(n: int, seed: int) -> bytes:
+    rng = np.random.default_rng(seed)
+    records = rng.integers(0, 256, (n, CIFAR_RECORD_BYTES), dtype=np.uint8)
+    records[:, 0] = rng.integers(0, 10, n)
+    return records.tobytes()
+
+
+def write_cifar_folder(root: Path, per_batch: int = 60) -> dict[str, bytes]:
+    folder = root / "cifar-10-batches-bin"
+    folder.mkdir(parents=True)
+    files = {f"data_batch_{i}.bin": _cifar_records(per_batch, i) for i in range(1, 6)}
+    files["test_batch.bin"] = _cifar_records(40, 99)
+    for name, data in files.items():
+        (folder / name).write_bytes(data)
+    return files
+
+
+def test_cifar10_binary_folder_layout_and_train_only_standardisation(tmp_path):
+    files = write_cifar_folder(tmp_path / "cifar10")
+    ds = load_dataset("cifar10", tmp_path, download=False)
+    assert ds.x_train.shape == (294, 32, 32, 3) and ds.x_val.shape == (6, 32, 32, 3) and ds.x_test.shape == (40, 32, 32, 3)
+    assert np.allclose(ds.x_train.mean(axis=(0, 1, 2)), 0, atol=1e-4)
+    assert np.allclose(ds.x_train.std(axis=(0, 1, 2)), 1, atol=1e-3)
+    # The record layout: label byte, then 1024 red, 1024 green, 1024 blue bytes (CHW).
+    first = np.frombuffer(files["data_batch_1.bin"][:CIFAR_RECORD_BYTES], dtype=np.uint8)
+    assert ds.y_train[0] == first[0]
+    raw = first[1:].reshape(3, 32, 32).transpose(1, 2, 0).astype(np.float64)
+    recovered = ds.x_train[0]
+    assert np.corrcoef(raw[..., 1].ravel(), recovered[..., 1].ravel())[0, 1] > 0.999
+
+
+def test_cifar10_archive_is_read_without_extraction_and_checked(tmp_path):
+    files = write_cifar_folder(tmp_path / "src")
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(f"cifar-10-batches-bin/{name}")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    target = tmp_path / "data" / "cifar10"
+    target.mkdir(parents=True)
+    (target / "cifar-10-binary.tar.gz").write_bytes(buffer.getvalue())
+    write_manifest(target)
+    ds = load_dataset("cifar10", tmp_path / "data", download=False)
+    assert len(ds.y_train) + len(ds.y_val) == 300 and len(ds.y_test) == 40
+    archive = target / "cifar-10-binary.tar.gz"
+    archive.write_bytes(archive.read_bytes()[:-200])
+    with pytest.raises(ChecksumError, match="cifar-10-binary.tar.gz"):
+        load_dataset("cifar10", tmp_path / "data", download=False)
+
+
+def test_truncated_cifar_batch_is_an_error_naming_the_file(tmp_path):
+    write_cifar_folder(tmp_path / "cifar10")
+    victim = tmp_path / "cifar10" / "cifar-10-batches-bin" / "data_batch_3.bin"
+    victim.write_bytes(victim.read_bytes()[:-5])
+    with pytest.raises(DataFileError, match="data_batch_3.bin"):
+        load_dataset("cifar10", tmp_path, download=False)
+
+
+def test_download_verifies_the_published_md5(tmp_path, monkeypatch):
+    server = tmp_path / "server"
+    server.mkdir()
+    write_idx(server / "x-idx1-ubyte.gz", np.arange(10, dtype=np.uint8))
+    good_md5 = hashlib.md5((server / "x-idx1-ubyte.gz").read_bytes()).hexdigest()
+    files = DatasetFiles("testset", (), (PublishedFile("x-idx1-ubyte", good_md5),), server.as_uri() + "/")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.delenv("XFBENCH_DATA", raising=False)
+    found = locate(files, None, download=True)
+    assert found["x-idx1-ubyte"].path == tmp_path / "cache" / "xfbench" / "testset" / "x-idx1-ubyte.gz"
+    assert found["x-idx1-ubyte"].verified
+    bad = DatasetFiles("testset2", (), (PublishedFile("x-idx1-ubyte", "0" * 32),), server.as_uri() + "/")
+    with pytest.raises(ChecksumError, match="expected md5 0000"):
+        download_file(bad, bad.files[0], tmp_path / "elsewhere")
+    assert not list((tmp_path / "elsewhere").glob("*.part"))
+
+
+def test_digits_is_embedded_with_a_fixed_disjoint_split():
+    a, b = load_dataset("digits"), load_dataset("digits")
+    assert (len(a.y_train), len(a.y_val), len(a.y_test)) == (1257, 180, 360)
+    assert a.input_shape == (8, 8, 1) and a.num_classes == 10
+    assert np.array_equal(a.x_test, b.x_test)
+    assert len(a.y_train) + len(a.y_val) + len(a.y_test) == 1797  # every bundled image in exactly one split
+    assert 0.0 <= a.x_train.min() and a.x_train.max() <= 1.0
+
+
+def test_batches_cover_each_sample_once_and_depend_only_on_seed_and_epoch():
+    batches = epoch_batches(103, 10, seed=4, epoch=2)
+    assert [len(b) for b in batches] == [10] * 10 + [3]
+    assert sorted(np.concatenate(batches).tolist()) == list(range(103))
+    again = epoch_batches(103, 10, seed=4, epoch=2)
+    assert all(np.array_equal(x, y) for x, y in zip(batches, again))
+    assert not np.array_equal(np.concatenate(batches), np.concatenate(epoch_batches(103, 10, seed=4, epoch=3)))
+    assert not np.array_equal(np.concatenate(batches), np.concatenate(epoch_batches(103, 10, seed=5, epoch=2)))
+
+
+@pytest.mark.skipif(not Path("/usr/share/datasets/fashion-mnist").is_dir(), reason="Debian's dataset-fashion-mnist is not installed")
+def test_real_fashion_mnist_from_debian_is_found_and_verified(monkeypatch, tmp_path):
+    monkeypatch.delenv("XFBENCH_DATA", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    found = locate(FASHION_MNIST_FILES, None, download=False)
+    assert all(f.verified and f.path.parent == Path("/usr/share/datasets/fashion-mnist") for f in found.values())
+    ds = load_dataset("fashion_mnist", download=False)
+    assert ds.x_train.shape == (55000, 28, 28, 1) and ds.x_val.shape == (5000, 28, 28, 1) and ds.x_test.shape == (10000, 28, 28, 1)
+    assert set(np.unique(ds.y_test)) == set(range(10)) and 0.0 <= ds.x_train.min() and ds.x_train.max() <= 1.0

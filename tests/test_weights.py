@@ -1,0 +1,77 @@
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from harness.models import ModelOptions, build_model
+from harness.weights import (
+    INITIALIZERS, check_weights, count_parameters, fans, initial_weights, parameter_shapes, sample_kernel, initializer,
+)
+
+
+def test_initial_weights_are_a_pure_function_of_spec_initializer_and_seed():
+    spec = build_model("convnet3", (8, 8, 1), 10)
+    a, b = initial_weights(spec, "he_normal", 7), initial_weights(spec, "he_normal", 7)
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+    c = initial_weights(spec, "he_normal", 8)
+    assert not np.array_equal(a["conv1/kernel"], c["conv1/kernel"])
+    assert {k: v.shape for k, v in a.items()} == parameter_shapes(spec)
+    assert all(v.dtype == np.float32 for v in a.values())
+
+
+def test_adding_a_layer_leaves_earlier_layers_weights_unchanged():
+    small = build_model("mlp", (8, 8, 1), 10, ModelOptions(hidden=(16,)))
+    big = build_model("mlp", (8, 8, 1), 10, ModelOptions(hidden=(16, 8)))
+    assert np.array_equal(initial_weights(small, "glorot_uniform", 0)["fc1/kernel"], initial_weights(big, "glorot_uniform", 0)["fc1/kernel"])
+
+
+@pytest.mark.parametrize("name", sorted(INITIALIZERS))
+def test_sampled_kernels_have_the_documented_variance(name):
+    init = initializer(name)
+    shape = (3, 3, 64, 128)
+    fan_in, fan_out = fans(shape)
+    kernel = sample_kernel(init, shape, np.random.default_rng(0)).astype(np.float64)
+    if name == "normal_0.01":
+        expected = 1e-4
+    else:
+        fan = {"fan_in": fan_in, "fan_out": fan_out, "fan_avg": (fan_in + fan_out) / 2}[init.mode]
+        expected = init.scale / fan
+    assert abs(kernel.mean()) < 0.02 * math.sqrt(expected) * 10
+    assert kernel.var() == pytest.approx(expected, rel=0.03)
+    if init.distribution == "uniform":
+        assert np.abs(kernel).max() <= math.sqrt(3 * expected) + 1e-7
+    if init.distribution == "truncated_normal":
+        assert np.abs(kernel).max() <= 2 * math.sqrt(expected) / 0.87962566103423978 + 1e-7
+
+
+def test_torch_default_matches_pytorch_bounds_and_keras_default_zero_bias():
+    spec = build_model("mlp", (8, 8, 1), 10)
+    w = initial_weights(spec, "torch_default", 0)
+    bound = 1 / math.sqrt(64)
+    assert np.abs(w["fc1/kernel"]).max() <= bound and np.abs(w["fc1/kernel"]).max() > 0.95 * bound
+    assert np.abs(w["fc1/bias"]).max() <= bound and np.abs(w["fc1/bias"]).std() > 0
+    k = initial_weights(spec, "keras_default", 0)
+    assert not k["fc1/bias"].any()
+    assert np.abs(k["fc1/kernel"]).max() <= math.sqrt(6 / (64 + 4000))
+
+
+def test_check_weights_names_missing_and_misshapen_arrays():
+    spec = build_model("convnet3", (8, 8, 1), 10)
+    w = initial_weights(spec, "he_normal", 0)
+    del w["conv1/bias"]
+    w["logits/kernel"] = w["logits/kernel"][:10]
+    with pytest.raises(ValueError, match=r"missing=\['conv1/bias'\].*logits/kernel"):
+        check_weights(spec, w)
+    with pytest.raises(ValueError, match="Valid choices"):
+        initializer("zeros_please")
+
+
+def test_parameter_counts_per_group():
+    spec = build_model("cnn_small", (8, 8, 1), 10)
+    feats = 3 * 3 * 1 * 32 + 32 + 3 * 3 * 32 * 32 + 32
+    head = (2 * 2 * 32) * 128 + 128 + 128 * 10 + 10
+    assert count_parameters(spec, ("features",)) == feats
+    assert count_parameters(spec, ("classifier",)) == head
+    assert count_parameters(spec) == feats + head
