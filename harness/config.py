@@ -100,6 +100,8 @@ class TrialConfig:
             raise ValueError(f"Expected epochs >= 1. Received: epochs={self.epochs}.")
         if self.batch_size < 1 or self.eval_batch_size < 1:
             raise ValueError(f"Expected batch sizes >= 1. Received: batch_size={self.batch_size}, eval_batch_size={self.eval_batch_size}.")
+        # Resolve optimizer defaults here so every recorded config states each value actually used.
+        object.__setattr__(self, "optimizer", self.optimizer.resolved())
 
     @property
     def trial_id(self) -> str:

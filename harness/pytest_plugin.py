@@ -1,1 +1,178 @@
-"""placeholder replaced below"""
+"""pytest plugin: run xfbench suites as pytest tests.
+
+A suite module marks itself with ``pytest.mark.xfbench(suites={scale: suite_name})``
+and defines tests taking the ``xfbench_case`` fixture. The plugin parametrizes
+them over (backend, case) for the chosen ``--scale``; at the first such test it
+runs *every* collected trial in one Ray Tune session, keeps the outcome in
+``config.stash`` and lets each test check its own bar. The comparison table
+ends the session.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.backend import BACKENDS
+from harness.config import RuntimeOptions, TrialConfig
+from harness.suites import SuiteCase, case_trials, suite
+
+SCALES = ("smoke", "quick", "full")
+
+
+@dataclass
+class SessionState:
+    """Everything the plugin keeps for one pytest session (in config.stash, never in globals)."""
+
+    wanted: dict[str, TrialConfig] = field(default_factory=dict)  # trial_id -> config, from collection
+    missing_data: dict[str, str] = field(default_factory=dict)  # dataset -> reason
+    outcome: Any = None
+    error: str | None = None
+
+
+STATE_KEY = pytest.StashKey[SessionState]()
+
+
+@dataclass(frozen=True)
+class CaseHandle:
+    """What a suite test receives: its case, backend and (after the run) its measured rows."""
+
+    case: SuiteCase
+    suite_name: str
+    backend: str
+    trial_ids: tuple[str, ...]
+    state: SessionState
+
+    def rows(self):
+        frame = self.state.outcome.frame
+        return frame[frame["trial_id"].isin(self.trial_ids)]
+
+    def test_accuracy(self) -> float:
+        rows = self.rows()
+        finals = rows.dropna(subset=["test_acc"])
+        return float(finals["test_acc"].mean()) if len(finals) else math.nan
+
+    def check_bar(self) -> float:
+        rows = self.rows()
+        bad = rows[rows["status"] != "ok"]
+        if len(bad):
+            pytest.fail(f"[{self.backend}] {self.case.case_id}: trials not ok: "
+                        + "; ".join(f"{r.trial_id}: {r.status} {r.error}" for r in bad.itertuples()), pytrace=False)
+        measured = self.test_accuracy()
+        bar = self.case.min_test_acc
+        if bar is not None and not measured >= bar:
+            pytest.fail(
+                f"[{self.backend}] {self.case.case_id}: test accuracy {measured:.4f} is below the bar {bar:.4f} "
+                f"({self.case.bar_source}); mean over {rows['trial_id'].nunique()} seed(s)", pytrace=False)
+        return measured
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("xfbench", "xfbench suites")
+    group.addoption("--backend", action="append", dest="xfbench_backends", choices=BACKENDS, help="backend to run (repeat; default both)")
+    group.addoption("--scale", dest="xfbench_scale", choices=SCALES, default="smoke", help="suite size (default smoke)")
+    group.addoption("--seeds", dest="xfbench_seeds", type=int, default=None, help="seeds per case (default: the suite's)")
+    group.addoption("--ray-address", dest="xfbench_ray_address", default=None, help="existing Ray cluster to use")
+    group.addoption("--cpus-per-trial", dest="xfbench_cpus", type=int, default=1)
+    group.addoption("--gpus-per-trial", dest="xfbench_gpus", type=float, default=0.0)
+    group.addoption("--results-dir", dest="xfbench_results_dir", default="results")
+    group.addoption("--data-dir", dest="xfbench_data_dir", default=None)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "xfbench(suites): an xfbench suite module; suites maps --scale to a suite name")
+    config.stash[STATE_KEY] = SessionState()
+    seeds = config.getoption("xfbench_seeds")
+    if seeds is not None and seeds < 1:
+        raise pytest.UsageError(f"Expected --seeds >= 1. Received: {seeds}.")
+
+
+def _suite_for(metafunc: pytest.Metafunc) -> str | None:
+    marker = metafunc.definition.get_closest_marker("xfbench")
+    if marker is None:
+        return None
+    scale = metafunc.config.getoption("xfbench_scale")
+    return marker.kwargs["suites"].get(scale)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "xfbench_case" not in metafunc.fixturenames:
+        return
+    config = metafunc.config
+    state = config.stash[STATE_KEY]
+    suite_name = _suite_for(metafunc)
+    if suite_name is None:
+        metafunc.parametrize("xfbench_case", [pytest.param(None, marks=pytest.mark.skip(reason=f"no suite at scale {config.getoption('xfbench_scale')}"))], ids=["none"], indirect=True)
+        return
+    chosen = suite(suite_name)
+    backends = tuple(dict.fromkeys(config.getoption("xfbench_backends") or BACKENDS))
+    seeds = config.getoption("xfbench_seeds") or chosen.seeds
+    runtime = RuntimeOptions(threads=config.getoption("xfbench_cpus"), device="gpu" if config.getoption("xfbench_gpus") > 0 else "cpu")
+    data_dir = config.getoption("xfbench_data_dir")
+    params = []
+    for backend in backends:
+        for case in chosen.cases:
+            trials = [
+                replace(t, runtime=runtime, data_dir=str(Path(data_dir).resolve()) if data_dir else None)
+                for t in case_trials(case, chosen.name, (backend,), seeds)
+            ]
+            reason = _data_missing(state, case.dataset, data_dir)
+            marks = [pytest.mark.skip(reason=reason)] if reason else []
+            if not reason:
+                state.wanted.update({t.trial_id: t for t in trials})
+            handle = CaseHandle(case, chosen.name, backend, tuple(t.trial_id for t in trials), state)
+            params.append(pytest.param(handle, id=f"{backend}-{case.case_id}", marks=marks))
+    metafunc.parametrize("xfbench_case", params, indirect=True)
+
+
+def _data_missing(state: SessionState, dataset: str, data_dir: str | None) -> str | None:
+    if dataset not in state.missing_data:
+        from harness.data.registry import load_dataset
+
+        try:
+            load_dataset(dataset, data_dir, download=False)
+            state.missing_data[dataset] = ""
+        except FileNotFoundError as exc:
+            state.missing_data[dataset] = f"data for {dataset} not found: {str(exc).splitlines()[0][:300]}"
+    return state.missing_data[dataset] or None
+
+
+@pytest.fixture
+def xfbench_case(request: pytest.FixtureRequest) -> CaseHandle:
+    handle: CaseHandle = request.param
+    state = request.config.stash[STATE_KEY]
+    if state.outcome is None and state.error is None:
+        _run_all(request.config, state)
+    if state.error is not None:
+        pytest.fail(f"the xfbench run failed before this case could be measured: {state.error}", pytrace=False)
+    return handle
+
+
+def _run_all(config: pytest.Config, state: SessionState) -> None:
+    from harness.runner import execute, new_run_id
+    from harness.scheduler import SchedulerSettings
+
+    results_dir = Path(config.getoption("xfbench_results_dir")).resolve()
+    settings = SchedulerSettings(
+        storage_dir=results_dir / "_ray", cpus_per_trial=config.getoption("xfbench_cpus"),
+        gpus_per_trial=config.getoption("xfbench_gpus"), address=config.getoption("xfbench_ray_address"),
+    )
+    try:
+        state.outcome = execute(list(state.wanted.values()), results_dir=results_dir,
+                                run_id=new_run_id(f"pytest-{config.getoption('xfbench_scale')}"), settings=settings,
+                                title="xfbench suites (pytest)", command=["pytest", *config.invocation_params.args])
+    except Exception as exc:  # recorded once; every case then fails with this text instead of re-running
+        state.error = f"{type(exc).__name__}: {exc}"
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    state = config.stash.get(STATE_KEY, None)
+    if state is None or state.outcome is None:
+        return
+    terminalreporter.section("xfbench comparison")
+    terminalreporter.write_line(state.outcome.summary_markdown)
+    terminalreporter.write_line(f"results: {state.outcome.run_dir}")

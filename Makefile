@@ -1,0 +1,40 @@
+# The two entry points a new machine needs (see README):
+#   make quick   the main job: quick suite on the embedded digits data, both backends
+#   make test    the project's tests plus the smoke tier of every suite
+# Both create .venv and install the project from pyproject.toml first.
+
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: quick test install fashion-mnist benchmark clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e .
+	touch $(STAMP)
+
+install: $(STAMP)
+
+quick: $(STAMP)
+	$(BIN)/xfbench run --suite quick --backend torch --backend tensorflow
+
+# Real Fashion-MNIST comes from Debian's dataset-fashion-mnist package when we may install it
+# (root with apt, as in CI); otherwise the tests that need it are skipped with the reason.
+fashion-mnist:
+	@if [ -d /usr/share/datasets/fashion-mnist ]; then echo "Fashion-MNIST: /usr/share/datasets/fashion-mnist"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  (apt-get install -y -qq dataset-fashion-mnist >/dev/null 2>&1 || \
+	   (apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq dataset-fashion-mnist >/dev/null 2>&1)) \
+	  && echo "Fashion-MNIST: installed dataset-fashion-mnist" || echo "Fashion-MNIST: could not install; its tests will be skipped"; \
+	else echo "Fashion-MNIST: not installed and not root; its tests will be skipped"; fi
+
+test: $(STAMP) fashion-mnist
+	$(BIN)/python -m pytest tests suites --scale smoke --results-dir results/ci
+
+benchmark: $(STAMP)
+	$(BIN)/python benchmarks/harness_overhead.py
+
+clean:
+	rm -rf $(VENV) results/ci results/_ray

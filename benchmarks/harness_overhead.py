@@ -1,0 +1,93 @@
+"""Harness overhead: the same model, data, batch size and optimizer through the xfbench trial path and
+through a bare hand-written loop in the same framework, per backend; prints harness ÷ bare samples/s.
+
+    .venv/bin/python benchmarks/harness_overhead.py [--dataset digits] [--epochs 6] [--repeats 3]
+
+Each backend runs in its own subprocess (one framework per process). Within it the two paths alternate
+(harness, bare, bare, harness, ...) so slow drift on a shared machine hits both alike. Both paths time
+training steps only, with the same thread count; the figure per path is the median over repeats of the
+median steady-state (non-first) epoch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+
+def worker(args: argparse.Namespace) -> dict:
+    from bare_loops import BARE_LOOPS
+
+    from harness.config import OptimizerConfig, RuntimeOptions, TrialConfig
+    from harness.data import load_dataset
+    from harness.trial import RunInfo, run_trial
+
+    data = load_dataset(args.dataset, args.data_dir, download=False)
+    harness_runs, bare_runs = [], []
+
+    def harness_once(seed: int) -> float:
+        rows: list[dict] = []
+        config = TrialConfig(strategy="scratch", model="convnet3", dataset=args.dataset, backend=args.worker, seed=seed,
+                             epochs=args.epochs, batch_size=args.batch_size, optimizer=OptimizerConfig("momentum", lr=args.lr),
+                             runtime=RuntimeOptions(threads=args.threads), data_dir=args.data_dir)
+        run_trial(config, RunInfo("overhead-benchmark", "n/a"), rows.append)
+        return statistics.median(r["samples_per_s"] for r in rows if not r["warmup"])
+
+    def bare_once() -> float:
+        times = BARE_LOOPS[args.worker](data.x_train, data.y_train, data.num_classes, args.epochs, args.batch_size, args.lr, args.threads)
+        return statistics.median(len(data.y_train) / t for t in times[1:])
+
+    for repeat in range(args.repeats):
+        if repeat % 2 == 0:
+            harness_runs.append(harness_once(repeat))
+            bare_runs.append(bare_once())
+        else:
+            bare_runs.append(bare_once())
+            harness_runs.append(harness_once(repeat))
+    harness_sps, bare_sps = statistics.median(harness_runs), statistics.median(bare_runs)
+    return {"backend": args.worker, "dataset": args.dataset, "harness_samples_per_s": harness_sps, "bare_samples_per_s": bare_sps,
+            "ratio": harness_sps / bare_sps, "harness_runs": harness_runs, "bare_runs": bare_runs}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--backend", action="append", dest="backends", choices=("torch", "tensorflow"))
+    parser.add_argument("--dataset", default="digits")
+    parser.add_argument("--data-dir")
+    parser.add_argument("--epochs", type=int, default=6)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--lr", type=float, default=0.01)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--json", help="also write the results to this file")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        print(json.dumps(worker(args)))
+        return 0
+    results = []
+    for backend in args.backends or ("torch", "tensorflow"):
+        cmd = [sys.executable, __file__, "--worker", backend, *sys.argv[1:]]
+        proc = subprocess.run(cmd, capture_output=True, text=True, env={**__import__("os").environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+        if proc.returncode:
+            print(proc.stderr, file=sys.stderr)
+            return proc.returncode
+        results.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+    print(f"convnet3 on {args.dataset}, batch {args.batch_size}, SGD momentum, {args.threads} thread(s), "
+          f"{args.epochs} epochs x {args.repeats} repeats")
+    print(f"{'backend':<11} {'harness samples/s':>18} {'bare samples/s':>15} {'ratio':>7}")
+    for r in results:
+        print(f"{r['backend']:<11} {r['harness_samples_per_s']:>18,.0f} {r['bare_samples_per_s']:>15,.0f} {r['ratio']:>7.3f}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,60 @@
+"""Real Ray Tune trials on tiny data: the whole path from trial configs to the results directory."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from harness.config import TrialConfig
+from harness.models import ModelOptions
+from harness.results import COLUMNS, read_results
+from harness.runner import execute
+from harness.scheduler import SchedulerSettings
+
+pytestmark = pytest.mark.ray
+
+
+def test_cli_run_prints_the_comparison_and_writes_the_run_directory(tmp_path):
+    cmd = [str(Path(sys.executable).with_name("xfbench")), "run", "--strategy", "scratch", "--model", "mlp", "--dataset", "digits",
+           "--hidden", "32", "--epochs", "3", "--seeds", "1", "--results-dir", str(tmp_path), "--run-id", "cli-e2e"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=tmp_path, env={**os.environ, "COLUMNS": "200"})
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "torch vs tensorflow" in proc.stdout and "scratch" in proc.stdout
+    run_dir = tmp_path / "cli-e2e"
+    frame = read_results(run_dir)
+    assert list(frame.columns) == list(COLUMNS)
+    assert sorted(frame["backend"].unique()) == ["tensorflow", "torch"]
+    assert len(frame) == 6 and set(frame["status"]) == {"ok"}
+    assert frame.groupby("trial_id")["warmup"].apply(lambda w: list(w)).tolist() == [[True, False, False]] * 2
+    assert frame["threads"].unique().tolist() == [1]
+    finals = frame.dropna(subset=["test_acc"])
+    assert len(finals) == 2
+    # Same initial weights, same batches, same update rule: the backends land on the same accuracy.
+    assert abs(finals["test_acc"].iloc[0] - finals["test_acc"].iloc[1]) < 0.01
+    info = json.loads((run_dir / "run.json").read_text())
+    assert info["status"] == "finished" and set(info["framework_versions"]) == {"torch", "tensorflow"}
+    assert "torch / tensorflow" in (run_dir / "summary.md").read_text()
+    config = json.loads(frame["config_json"].iloc[0])
+    assert config["optimizer"]["momentum"] == 0.9 and config["runtime"]["jit_compile"] is False
+
+
+def test_a_trial_that_raises_is_recorded_as_failed_and_the_others_finish(tmp_path):
+    good = TrialConfig(strategy="scratch", model="mlp", dataset="digits", backend="torch", seed=0, epochs=2,
+                       model_options=ModelOptions(hidden=(16,)), suite="it")
+    broken = replace(good, dataset="mnist", backend="tensorflow", data_dir=str(tmp_path / "no-such-data"))
+    settings = SchedulerSettings(storage_dir=tmp_path / "_ray", cpus_per_trial=1)
+    outcome = execute([good, broken], results_dir=tmp_path, run_id="with-failure", settings=settings)
+    frame = outcome.frame
+    failed = frame[frame["status"] == "failed"]
+    assert failed["trial_id"].tolist() == [broken.trial_id]
+    assert "mnist" in failed["error"].iloc[0] and "FileNotFoundError" in failed["error"].iloc[0]
+    ok = frame[frame["trial_id"] == good.trial_id]
+    assert ok["status"].tolist() == ["ok", "ok"] and ok["test_acc"].notna().sum() == 1
+    assert not outcome.all_ok
+    assert "1 failed" in outcome.summary_markdown

@@ -1,0 +1,78 @@
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from harness.results import COLUMNS, ResultsWriter, read_results, schema_markdown, to_frame
+from harness.summary import summarize, to_markdown
+
+ROOT = Path(__file__).resolve().parents[1]
+REQUIRED = (
+    "run_id trial_id suite strategy model dataset backend framework_version seed phase epoch train_loss train_acc "
+    "val_loss val_acc test_acc epoch_time_s samples_per_s warmup status config_json git_commit host cpu gpu threads "
+    "python_version timestamp"
+).split()
+
+
+def test_schema_has_every_column_design_md_requires():
+    assert set(REQUIRED) <= set(COLUMNS)
+
+
+def test_schema_document_matches_the_code():
+    doc = (ROOT / "docs" / "results-schema.md").read_text()
+    between = doc.split("<!-- schema:start -->")[1].split("<!-- schema:end -->")[0].strip()
+    assert between == schema_markdown()
+
+
+def _row(trial: str, backend: str, seed: int, epoch: int, acc: float, time_s: float, status: str = "ok", last: bool = False) -> dict:
+    return {
+        "run_id": "r", "trial_id": trial, "suite": "s", "strategy": "scratch", "model": "m", "dataset": "d", "backend": backend,
+        "framework_version": "1", "seed": seed, "phase": "train", "epoch": epoch, "train_loss": 1.0, "train_acc": 0.5,
+        "val_loss": 1.0, "val_acc": 0.5, "test_acc": acc if last else math.nan, "epoch_time_s": time_s,
+        "samples_per_s": 100 / time_s, "eval_time_s": 0.1, "warmup": epoch == 1, "status": status, "error": "",
+        "config_json": "{}", "git_commit": "c", "host": "h", "cpu": "c", "gpu": "", "device": "cpu", "threads": 1,
+        "python_version": "3.11", "timestamp": "t",
+    }
+
+
+def test_writer_keeps_rows_of_unfinished_trials_and_rejects_unknown_columns(tmp_path):
+    writer = ResultsWriter(tmp_path)
+    writer.add_row(_row("a", "torch", 0, 1, 0, 1.0))
+    writer.add_row(_row("a", "torch", 0, 2, 0.9, 0.5, last=True))
+    writer.finish_trial("a")
+    writer.add_row(_row("b", "torch", 1, 1, 0, 1.0))  # trial b never finishes: a crash here
+    csv_rows = pd.read_csv(tmp_path / "results.csv")
+    assert list(csv_rows.columns) == list(COLUMNS) and len(csv_rows) == 3
+    partial = read_results(tmp_path)
+    assert list(partial["trial_id"]) == ["a", "a"]
+    with pytest.raises(ValueError, match="unknown columns"):
+        writer.add_row({**_row("c", "torch", 0, 1, 0, 1.0), "surprise": 1})
+    with pytest.raises(ValueError, match="status"):
+        writer.add_row(_row("c", "torch", 0, 1, 0, 1.0, status="great"))
+    final = writer.finalize()
+    assert len(final) == 3 and (tmp_path / "results.parquet").is_file()
+    assert final.dtypes["epoch"] == "Int64" and final.dtypes["warmup"] == "boolean"
+
+
+def test_summary_statistics_and_ratio():
+    rows = []
+    for backend, accs, times in (("torch", (0.90, 0.92), (1.0, 2.0, 2.2)), ("tensorflow", (0.91, 0.95), (3.0, 1.0, 1.2))):
+        for seed, acc in enumerate(accs):
+            trial = f"{backend}-{seed}"
+            for epoch, t in enumerate(times, start=1):
+                rows.append(_row(trial, backend, seed, epoch, acc, t, last=epoch == len(times)))
+    rows.append(_row("tensorflow-9", "tensorflow", 9, 1, math.nan, 1.0, status="failed"))
+    summary = summarize(to_frame(rows))
+    t = summary.per_backend.set_index("backend").loc["torch"]
+    f = summary.per_backend.set_index("backend").loc["tensorflow"]
+    assert t["test_acc_mean"] == pytest.approx(0.91) and t["test_acc_std"] == pytest.approx(0.0141421, rel=1e-4)
+    assert t["epoch_time_s_median"] == pytest.approx(2.1)  # warm-up epochs (1.0) excluded
+    assert f["epoch_time_s_median"] == pytest.approx(1.1) and f["failed"] == 1 and f["ok"] == 2
+    cmp = summary.comparison.iloc[0]
+    assert cmp["acc_diff_pp"] == pytest.approx(-2.0)
+    assert cmp["epoch_time_ratio"] == pytest.approx(2.1 / 1.1)
+    text = to_markdown(summary, "t")
+    assert "0.9100 ± 0.0141" in text and "1.909" in text and "2/3 ok, 1 failed" in text
