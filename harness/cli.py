@@ -260,7 +260,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if (results_dir / run_id).exists():
         raise InputError(f"Expected a new --run-id. Received: {run_id!r}, which already exists in {results_dir}. Pick another name.")
     try:
-        preflight(trials, args.data_dir, download=not args.no_download)
+        data_provenance = preflight(trials, args.data_dir, download=not args.no_download)
     except (ValueError, FileNotFoundError) as exc:
         raise InputError(str(exc)) from None
     settings = SchedulerSettings(
@@ -268,7 +268,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         gpus_per_trial=args.gpus_per_trial, address=args.address, max_concurrent=args.max_concurrent, verbose=args.verbose,
     )
     outcome = execute(trials, results_dir=results_dir, run_id=run_id,
-                      settings=settings, progress=RichProgress(), command=["xfbench", *sys.argv[1:]])
+                      settings=settings, progress=RichProgress(), command=["xfbench", *sys.argv[1:]],
+                      data_provenance=data_provenance)
     print_summary(outcome)
     return 0 if outcome.all_ok else 1
 

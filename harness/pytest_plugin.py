@@ -29,7 +29,8 @@ class SessionState:
     """Everything the plugin keeps for one pytest session (in config.stash, never in globals)."""
 
     wanted: dict[str, TrialConfig] = field(default_factory=dict)  # trial_id -> config, from collection
-    missing_data: dict[str, str] = field(default_factory=dict)  # dataset -> reason
+    missing_data: dict[str, str] = field(default_factory=dict)  # dataset -> reason ("" when present)
+    data_provenance: dict[str, dict[str, str]] = field(default_factory=dict)
     outcome: Any = None
     error: str | None = None
 
@@ -134,8 +135,9 @@ def _data_missing(state: SessionState, dataset: str, data_dir: str | None) -> st
         from harness.data.registry import load_dataset
 
         try:
-            load_dataset(dataset, data_dir, download=False)
+            loaded = load_dataset(dataset, data_dir, download=False)
             state.missing_data[dataset] = ""
+            state.data_provenance[dataset] = {**loaded.provenance, "normalization": loaded.normalization}
         except FileNotFoundError as exc:
             state.missing_data[dataset] = f"data for {dataset} not found: {str(exc).splitlines()[0][:300]}"
     return state.missing_data[dataset] or None
@@ -164,7 +166,8 @@ def _run_all(config: pytest.Config, state: SessionState) -> None:
     try:
         state.outcome = execute(list(state.wanted.values()), results_dir=results_dir,
                                 run_id=new_run_id(f"pytest-{config.getoption('xfbench_scale')}"), settings=settings,
-                                title="xfbench suites (pytest)", command=["pytest", *config.invocation_params.args])
+                                title="xfbench suites (pytest)", command=["pytest", *config.invocation_params.args],
+                                data_provenance=state.data_provenance)
     except Exception as exc:  # recorded once; every case then fails with this text instead of re-running
         state.error = f"{type(exc).__name__}: {exc}"
 

@@ -59,12 +59,17 @@ def new_run_id(label: str) -> str:
     return f"{stamp}-{label}"
 
 
-def preflight(trials: list[TrialConfig], data_dir: str | None, download: bool = True) -> None:
-    """Validate every trial and make sure its data is present (downloading if allowed); raises ValueError/FileNotFoundError."""
+def preflight(trials: list[TrialConfig], data_dir: str | None, download: bool = True) -> dict[str, dict[str, str]]:
+    """Validate every trial and make sure its data is present (downloading if allowed).
+
+    Returns each dataset's provenance (where its files were found, how they were verified) for run.json;
+    raises ValueError / FileNotFoundError on bad input.
+    """
     if not trials:
         raise ValueError("Expected at least one trial. Received none: pick a suite or --strategy/--model/--dataset.")
     check_data_dir(data_dir)
     shapes: dict[str, tuple[tuple[int, ...], int]] = {}
+    provenance: dict[str, dict[str, str]] = {}
     for trial in trials:
         get_strategy(trial.strategy)
         initializer(trial.init)
@@ -72,7 +77,10 @@ def preflight(trials: list[TrialConfig], data_dir: str | None, download: bool = 
         if trial.dataset not in shapes:
             dataset = load_dataset(trial.dataset, data_dir, download=download)
             shapes[trial.dataset] = (dataset.input_shape, dataset.num_classes)
+            provenance[trial.dataset] = {**dataset.provenance, "normalization": dataset.normalization,
+                                         "sizes": f"{len(dataset.y_train)}/{len(dataset.y_val)}/{len(dataset.y_test)}"}
         build_model(trial.model, *shapes[trial.dataset], trial.model_options)
+    return provenance
 
 
 def execute(
@@ -84,6 +92,7 @@ def execute(
     progress: Progress | None = None,
     title: str = "xfbench comparison",
     command: list[str] | None = None,
+    data_provenance: dict[str, dict[str, str]] | None = None,
     schedule: Callable[..., None] = run_trials,
 ) -> RunOutcome:
     progress = progress or Progress()
@@ -96,7 +105,8 @@ def execute(
     info: dict[str, Any] = {
         "run_id": run_id, "status": "running", "started": utc_now(), "command": command or sys.argv,
         "git_commit": run.git_commit, "driver_host": machine.host, "driver_cpu": machine.cpu,
-        "python_version": machine.python_version, "trials": [t.to_dict() for t in trials],
+        "python_version": machine.python_version, "datasets": data_provenance or {},
+        "trials": [t.to_dict() for t in trials],
         "scheduler": {"cpus_per_trial": settings.cpus_per_trial, "gpus_per_trial": settings.gpus_per_trial,
                       "address": settings.address, "max_concurrent": settings.max_concurrent},
     }

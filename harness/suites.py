@@ -55,16 +55,20 @@ SUITES: dict[str, Suite] = {
         ),
         Suite(
             "quick", "the main job: every scratch model on the embedded digits data, 5 epochs, 2 seeds",
-            cases=tuple(
-                SuiteCase("scratch", m, "digits", epochs=5, model_options=_DIGITS_MLP if m == "mlp" else ModelOptions(),
-                          min_test_acc=0.9, bar_source="measured on digits (docs/measurements.md)")
-                for m in ("mlp", "convnet3", "cnn_small")
+            cases=(
+                SuiteCase("scratch", "mlp", "digits", epochs=5, model_options=_DIGITS_MLP, min_test_acc=0.88,
+                          bar_source="measured 0.926 on digits (docs/measurements.md); bar leaves seed noise room"),
+                SuiteCase("scratch", "convnet3", "digits", epochs=5, min_test_acc=0.92,
+                          bar_source="measured 0.950 on digits (docs/measurements.md)"),
+                SuiteCase("scratch", "cnn_small", "digits", epochs=5, min_test_acc=0.85,
+                          bar_source="measured 0.907-0.915 on digits (docs/measurements.md); dropout makes it noisier"),
             ),
             seeds=2,
         ),
         Suite(
             "paired_accuracy", "convnet3 on digits, 10 epochs, 3 seeds, SGD momentum: the backends' accuracy must agree",
-            cases=(SuiteCase("scratch", "convnet3", "digits", epochs=10, min_test_acc=0.95, bar_source="measured on digits"),),
+            cases=(SuiteCase("scratch", "convnet3", "digits", epochs=10, min_test_acc=0.93,
+                             bar_source="measured 0.957 ± 0.010 over 3 seeds (docs/measurements.md)"),),
             seeds=3,
         ),
         Suite(
