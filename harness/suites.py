@@ -74,9 +74,9 @@ SUITES: dict[str, Suite] = {
         Suite(
             "fashion_quick", "convnet3 and the two-layer FC on real Fashion-MNIST, 2 epochs",
             cases=(
-                SuiteCase("scratch", "convnet3", "fashion_mnist", epochs=2, min_test_acc=0.85, bar_source="measured on Fashion-MNIST"),
+                SuiteCase("scratch", "convnet3", "fashion_mnist", epochs=2, min_test_acc=0.85, bar_source="measured 0.883 / 0.882 (docs/measurements.md)"),
                 SuiteCase("scratch", "mlp", "fashion_mnist", epochs=2, optimizer=OptimizerConfig("sgd", lr=0.01),
-                          min_test_acc=0.75, bar_source="measured on Fashion-MNIST"),
+                          min_test_acc=0.75, bar_source="not measured yet: a floor well below what a 4000-unit MLP reaches on Fashion-MNIST"),
             ),
             seeds=1,
         ),
