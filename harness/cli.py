@@ -102,6 +102,33 @@ def build_parser() -> argparse.ArgumentParser:
     rt.add_argument("--no-download", action="store_true", help="never download missing data")
     rt.add_argument("--run-id", help="name of the run directory (default: timestamp + label)")
     rt.add_argument("-v", "--verbose", action="store_true", help="show Ray and worker logs")
+
+    cmp = commands.add_parser("compare", help="regressions and improvements between two runs or baselines")
+    cmp.add_argument("base", help="run directory, run id under --results-dir, or baseline name")
+    cmp.add_argument("new", help="run directory, run id under --results-dir, or baseline name")
+    cmp.add_argument("--results-dir", default="results")
+    cmp.add_argument("--time-threshold", type=_float_above(1.0, inclusive=False), default=1.10,
+                     help="epoch-time ratio new/base above which a significant slowdown is a regression (default 1.10)")
+    cmp.add_argument("--accuracy-threshold", type=_positive_float, default=1.0,
+                     help="accuracy drop in percentage points beyond which a significant drop is a regression (default 1)")
+    cmp.add_argument("--alpha", type=_positive_float, default=0.01, help="significance level of the Mann-Whitney U test (default 0.01)")
+    cmp.add_argument("--markdown", help="also write the comparison as markdown to this file")
+    cmp.add_argument("--fail-on-regression", action="store_true", help="exit 1 if any case regressed")
+
+    base = commands.add_parser("baseline", help="save or list baselines (results/baselines/<machine>/<name>)")
+    base_cmds = base.add_subparsers(dest="baseline_command", required=True)
+    save = base_cmds.add_parser("save", help="store a run as a named baseline")
+    save.add_argument("name")
+    save.add_argument("--run", help="run directory or run id (default: the newest run)")
+    save.add_argument("--results-dir", default="results")
+    lst = base_cmds.add_parser("list", help="list saved baselines")
+    lst.add_argument("--results-dir", default="results")
+
+    hist = commands.add_parser("history", help="runs so far and a metric's trend per case")
+    hist.add_argument("--results-dir", default="results")
+    hist.add_argument("--metric", default="epoch_time_s", help="epoch_time_s (default), samples_per_s or test_acc")
+    hist.add_argument("--case", help="only cases whose name contains this text")
+    hist.add_argument("--last", type=_positive_int, default=10, help="how many recent runs (default 10)")
     return parser
 
 
@@ -273,12 +300,106 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0 if outcome.all_ok else 1
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from harness.baselines import environment_warnings, load_run
+    from harness.compare import HEADER, Thresholds, cells, compare_frames, to_markdown
+
+    results_dir = Path(args.results_dir).expanduser()
+    try:
+        thresholds = Thresholds(time_ratio=args.time_threshold, accuracy_pp=args.accuracy_threshold, alpha=args.alpha)
+        base, new = load_run(args.base, results_dir), load_run(args.new, results_dir)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+    warnings = environment_warnings(base.environment, new.environment)
+    rows = compare_frames(base.frame, new.frame, thresholds)
+    console = Console()
+    for warning in warnings:
+        console.print(f"[bold red]WARNING:[/bold red] {warning}", soft_wrap=True)
+    table = Table(title=f"{base.label} → {new.label}")
+    for h in HEADER:
+        table.add_column(h)
+    for row in rows:
+        style = "red" if row.regressed else ("green" if "improvement" in (row.time_verdict, row.acc_verdict) else None)
+        table.add_row(*cells(row), style=style)
+    console.print(table)
+    regressions = [r for r in rows if r.regressed]
+    for r in regressions:
+        console.print(f"[red]regression:[/red] {r.case} \\[{r.backend}] time {r.time_verdict} (x{r.time_ratio:.3f}, p={r.time_p:.2g}), "
+                      f"accuracy {r.acc_verdict} ({r.acc_diff_pp:+.2f} pp)", soft_wrap=True)
+    if args.markdown:
+        Path(args.markdown).write_text(to_markdown(rows, base.label, new.label, warnings, thresholds))
+    console.print(f"{len(regressions)} regression(s) in {len(rows)} case(s)", soft_wrap=True)
+    return 1 if regressions and args.fail_on_regression else 0
+
+
+def cmd_baseline(args: argparse.Namespace) -> int:
+    from harness.baselines import list_baselines, resolve, run_directories, save_baseline
+
+    results_dir = Path(args.results_dir).expanduser()
+    if args.baseline_command == "list":
+        for meta in list_baselines(results_dir):
+            versions = ", ".join(f"{k} {v}" for k, v in sorted(meta["framework_versions"].items()))
+            print(f"{meta['name']:<24} {meta['machine_key']:<50} {versions}  saved {meta['saved']}")
+        return 0
+    try:
+        if args.run:
+            run_dir = resolve(args.run, results_dir)
+        else:
+            runs = run_directories(results_dir)
+            if not runs:
+                raise ValueError(f"Expected a run to save. Received: no runs in {results_dir}. Run `xfbench run` first or pass --run.")
+            run_dir = runs[-1]
+        target = save_baseline(run_dir, args.name, results_dir)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+    print(f"saved baseline {args.name!r} from {run_dir} to {target}")
+    return 0
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from harness.baselines import history
+
+    try:
+        runs, table = history(Path(args.results_dir).expanduser(), args.metric, args.case, args.last)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+    console = Console()
+    listing = Table(title=f"runs in {args.results_dir}")
+    for h in ("run_id", "started", "git_commit", "status", "trials"):
+        listing.add_column(h)
+    for run in runs:
+        listing.add_row(run["run_id"], run["started"], run["git_commit"], run["status"], str(run["trials"]))
+    console.print(listing)
+    if not table.empty:
+        trend = Table(title=f"{args.metric} per case (oldest → newest)")
+        trend.add_column("case")
+        trend.add_column("backend")
+        for column in table.columns:
+            trend.add_column(str(column))
+        for (case, backend), values in table.iterrows():
+            trend.add_row(case, backend, *["" if v != v else f"{v:.4g}" for v in values])
+        console.print(trend)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         if args.command == "list":
             return cmd_list()
+        if args.command == "compare":
+            return cmd_compare(args)
+        if args.command == "baseline":
+            return cmd_baseline(args)
+        if args.command == "history":
+            return cmd_history(args)
         return cmd_run(args)
     except InputError as exc:
         print(f"xfbench: error: {exc}", file=sys.stderr)

@@ -68,8 +68,12 @@ class RuntimeOptions:
     deterministic: bool = False
     cudnn_benchmark: bool = False
     precision: str = "float32"
+    # Test-only: seconds added to every training step inside the timed region, to simulate a regression.
+    inject_step_delay_s: float = 0.0
 
     def __post_init__(self) -> None:
+        if self.inject_step_delay_s < 0:
+            raise ValueError(f"Expected inject_step_delay_s >= 0. Received: {self.inject_step_delay_s}.")
         if self.threads < 1:
             raise ValueError(f"Expected threads >= 1. Received: threads={self.threads}.")
         if self.device not in ("cpu", "gpu"):

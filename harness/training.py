@@ -48,6 +48,7 @@ def train_phase(
     sink: EpochSink,
     evaluate_test_at_end: bool = False,
     epoch_offset: int = 0,
+    inject_step_delay_s: float = 0.0,
 ) -> str:
     """Train ``epochs`` epochs; send one record per epoch to ``sink``; return the final status.
 
@@ -60,6 +61,8 @@ def train_phase(
         batches = epoch_batches(num_train, batch_size, seed, epoch)
         start = time.perf_counter()
         train = backend.train_epoch("train", batches)
+        if inject_step_delay_s:  # test-only slowdown (RuntimeOptions.inject_step_delay_s)
+            time.sleep(inject_step_delay_s * len(batches))
         elapsed = time.perf_counter() - start
         eval_start = time.perf_counter()
         val = backend.evaluate("val", eval_batch_size)

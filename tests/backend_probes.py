@@ -43,3 +43,13 @@ def evaluate(name: str, spec: ModelSpec, weights: NeutralWeights, x: np.ndarray,
     backend = _backend(name, spec, weights)
     backend.set_data("test", x, y)
     return backend.evaluate("test", batch_size=100)
+
+
+def trial_rows(name: str, config_dict: dict, run_id: str) -> list[dict]:
+    """Run a whole trial (no Ray) in this worker and return its rows."""
+    from harness.config import TrialConfig
+    from harness.trial import RunInfo, run_trial
+
+    rows: list[dict] = []
+    run_trial(TrialConfig.from_dict(config_dict), RunInfo(run_id, "test"), rows.append)
+    return rows

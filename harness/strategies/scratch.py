@@ -23,4 +23,5 @@ def run(ctx: "StrategyContext") -> str:
     return train_phase(
         ctx.backend, len(ctx.dataset.y_train), phase="train", epochs=cfg.epochs, batch_size=cfg.batch_size,
         eval_batch_size=cfg.eval_batch_size, seed=cfg.seed, sink=ctx.sink, evaluate_test_at_end=True,
+        inject_step_delay_s=cfg.runtime.inject_step_delay_s,
     )

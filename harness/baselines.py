@@ -1,0 +1,175 @@
+"""Saved baselines, run lookup and history.
+
+A baseline is a copy of a run's table and provenance under
+``results/baselines/<machine key>/<name>/``; the machine key (CPU, GPU, threads) keeps numbers from
+different machines apart, and ``baseline.json`` records the framework versions so a comparison across
+machines or versions can warn loudly.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from harness.provenance import cpu_model, utc_now
+from harness.results import read_results
+from harness.summary import final_rows
+
+BASELINES = "baselines"
+
+
+@dataclass(frozen=True)
+class Environment:
+    cpu: str
+    gpu: str
+    threads: str
+    framework_versions: dict[str, str]
+
+    @property
+    def machine_key(self) -> str:
+        parts = [self.cpu, self.gpu or "nogpu", f"t{self.threads}"]
+        return "-".join(_slug(p) for p in parts)
+
+    @classmethod
+    def of(cls, frame: pd.DataFrame) -> "Environment":
+        ok = frame[frame["status"] != "failed"] if len(frame) else frame
+        pick = lambda col: ",".join(sorted({str(v) for v in ok[col].dropna() if str(v)})) if len(ok) else ""  # noqa: E731
+        versions = ok.groupby("backend")["framework_version"].first().to_dict() if len(ok) else {}
+        return cls(cpu=pick("cpu"), gpu=pick("gpu"), threads=pick("threads"), framework_versions={k: str(v) for k, v in versions.items()})
+
+
+@dataclass(frozen=True)
+class LoadedRun:
+    label: str
+    path: Path
+    frame: pd.DataFrame
+    environment: Environment
+
+
+def _is_run_dir(path: Path) -> bool:
+    return path.is_dir() and ((path / "results.parquet").is_file() or (path / "parts").is_dir())
+
+
+def resolve(reference: str, results_dir: Path) -> Path:
+    """A run directory from a path, a run id under ``results_dir``, or a saved baseline name."""
+    candidates = [Path(reference), results_dir / reference]
+    for path in candidates:
+        if _is_run_dir(path):
+            return path.resolve()
+    matches = sorted((results_dir / BASELINES).glob(f"*/{reference}"))
+    matches = [m for m in matches if _is_run_dir(m)]
+    if len(matches) > 1:  # the same name on several machines: prefer this machine's
+        here = [m for m in matches if _slug(cpu_model()) in m.parent.name]
+        matches = here or matches
+    if matches:
+        return matches[0].resolve()
+    raise ValueError(
+        f"Expected a run directory, a run id in {results_dir} or a saved baseline name. Received: {reference!r}. "
+        f"Runs: see `xfbench history`; baselines: `xfbench baseline list`."
+    )
+
+
+def load_run(reference: str, results_dir: Path) -> LoadedRun:
+    path = resolve(reference, results_dir)
+    frame = read_results(path)
+    if frame.empty:
+        raise ValueError(f"Expected results rows in {path}. Received: an empty table (did the run start any trial?).")
+    return LoadedRun(reference, path, frame, Environment.of(frame))
+
+
+def environment_warnings(base: Environment, new: Environment) -> list[str]:
+    warnings = []
+    if (base.cpu, base.gpu) != (new.cpu, new.gpu):
+        warnings.append(f"different machines: base ran on {base.cpu!r} {base.gpu or 'no GPU'}, new on {new.cpu!r} {new.gpu or 'no GPU'}; epoch times are not comparable")
+    if base.threads != new.threads:
+        warnings.append(f"different thread counts: base {base.threads}, new {new.threads}")
+    for backend in sorted(set(base.framework_versions) & set(new.framework_versions)):
+        if base.framework_versions[backend] != new.framework_versions[backend]:
+            warnings.append(f"different {backend} versions: base {base.framework_versions[backend]}, new {new.framework_versions[backend]}")
+    return warnings
+
+
+def save_baseline(run_dir: Path, name: str, results_dir: Path) -> Path:
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
+        raise ValueError(f"Expected a baseline name of letters, digits, '.', '_' or '-'. Received: {name!r}.")
+    frame = read_results(run_dir)
+    if frame.empty:
+        raise ValueError(f"Expected a run with results. Received: {run_dir} has no rows.")
+    env = Environment.of(frame)
+    target = results_dir / BASELINES / env.machine_key / name
+    if target.exists():
+        shutil.rmtree(target)
+    target.mkdir(parents=True)
+    frame.to_parquet(target / "results.parquet", index=False)
+    for extra in ("run.json", "summary.md"):
+        if (run_dir / extra).is_file():
+            shutil.copy2(run_dir / extra, target / extra)
+    (target / "baseline.json").write_text(json.dumps({
+        "name": name, "saved": utc_now(), "source_run": str(run_dir), "machine_key": env.machine_key, "cpu": env.cpu,
+        "gpu": env.gpu, "threads": env.threads, "framework_versions": env.framework_versions,
+        "git_commit": sorted(frame["git_commit"].dropna().unique().tolist()),
+    }, indent=2) + "\n")
+    return target
+
+
+def list_baselines(results_dir: Path) -> list[dict]:
+    out = []
+    for meta in sorted((results_dir / BASELINES).glob("*/*/baseline.json")):
+        out.append(json.loads(meta.read_text()) | {"path": str(meta.parent)})
+    return out
+
+
+def run_directories(results_dir: Path) -> list[Path]:
+    """Runs under ``results_dir`` (not baselines or Ray's storage), oldest first by start time."""
+    runs = []
+    for path in results_dir.iterdir() if results_dir.is_dir() else []:
+        if path.name in (BASELINES, "_ray") or not _is_run_dir(path):
+            continue
+        started = ""
+        if (path / "run.json").is_file():
+            started = json.loads((path / "run.json").read_text()).get("started", "")
+        runs.append((started, path.name, path))
+    return [p for _, _, p in sorted(runs)]
+
+
+def history(results_dir: Path, metric: str, case_filter: str | None = None, last: int = 10) -> tuple[list[dict], pd.DataFrame]:
+    """Run list (newest last) and a table: one row per (case, backend), one column per run, the metric's value.
+
+    ``epoch_time_s`` / ``samples_per_s`` are steady-state medians; ``test_acc`` is the mean over seeds.
+    """
+    if metric not in ("epoch_time_s", "samples_per_s", "test_acc"):
+        raise ValueError(f"Expected --metric epoch_time_s, samples_per_s or test_acc. Received: {metric!r}.")
+    runs, columns = [], {}
+    for path in run_directories(results_dir)[-last:]:
+        info = json.loads((path / "run.json").read_text()) if (path / "run.json").is_file() else {}
+        frame = read_results(path)
+        runs.append({"run_id": path.name, "started": info.get("started", ""), "git_commit": str(info.get("git_commit", ""))[:12],
+                     "status": info.get("status", "unknown"), "trials": frame["trial_id"].nunique() if len(frame) else 0})
+        if frame.empty:
+            continue
+        frame = frame.assign(case=frame["suite"] + ":" + frame["strategy"] + "-" + frame["model"] + "-" + frame["dataset"])
+        if case_filter:
+            frame = frame[frame["case"].str.contains(case_filter, regex=False)]
+        values = {}
+        for (case, backend), group in frame.groupby(["case", "backend"]):
+            if metric == "test_acc":
+                finals = final_rows(group)
+                values[(case, backend)] = float(finals[finals["status"] == "ok"]["test_acc"].mean())
+            else:
+                steady = group[(group["warmup"] == False) & (group["status"] == "ok")]  # noqa: E712
+                values[(case, backend)] = float(steady[metric].median()) if len(steady) else float("nan")
+        columns[path.name] = values
+    table = pd.DataFrame(columns)
+    if not table.empty:
+        table.index = pd.MultiIndex.from_tuples(table.index, names=["case", "backend"])
+        table = table.sort_index()
+    return runs, table
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")

@@ -1,0 +1,164 @@
+"""Regression verdicts between two runs: size *and* significance, for epoch time and accuracy.
+
+Per (suite, strategy, model, dataset, backend):
+
+- epoch time: ratio of steady-state medians new/base; a regression when the ratio exceeds the threshold
+  (default 1.10) **and** a one-sided Mann-Whitney U test over the per-epoch times says new > base with
+  p < alpha (default 0.01); an improvement symmetrically (ratio below 1/threshold, new < base, p < alpha);
+- accuracy: difference of the mean final test accuracy over seeds; a regression when it drops by more
+  than the threshold (default 1 percentage point) **and** the bootstrap 95 % interval of the difference
+  (seeds resampled within each run) lies entirely below zero; an improvement symmetrically.
+
+With a single seed on a side, the interval has no width: the verdict then rests on the size alone and the
+row says ``noise unknown``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy.stats import mannwhitneyu
+
+from harness.summary import final_rows
+
+CASE_COLUMNS = ["suite", "strategy", "model", "dataset", "backend"]
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    time_ratio: float = 1.10
+    accuracy_pp: float = 1.0
+    alpha: float = 0.01
+    bootstrap_samples: int = 2000
+    bootstrap_seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.time_ratio <= 1.0:
+            raise ValueError(f"Expected a time-ratio threshold > 1. Received: {self.time_ratio}.")
+        if self.accuracy_pp <= 0 or not 0 < self.alpha < 1:
+            raise ValueError(f"Expected accuracy_pp > 0 and 0 < alpha < 1. Received: {self.accuracy_pp}, {self.alpha}.")
+
+
+@dataclass(frozen=True)
+class CaseComparison:
+    case: str
+    backend: str
+    base_time_s: float
+    new_time_s: float
+    time_ratio: float
+    time_p: float
+    time_verdict: str  # regression | improvement | unchanged | n/a
+    base_acc: float
+    new_acc: float
+    acc_diff_pp: float
+    acc_ci_pp: tuple[float, float]
+    acc_verdict: str
+    note: str
+
+    @property
+    def regressed(self) -> bool:
+        return "regression" in (self.time_verdict, self.acc_verdict)
+
+
+def steady_epoch_times(frame: pd.DataFrame) -> np.ndarray:
+    steady = frame[(frame["warmup"] == False) & (frame["status"] == "ok")]  # noqa: E712 (nullable booleans)
+    return steady["epoch_time_s"].astype(float).dropna().to_numpy()
+
+
+def final_accuracies(frame: pd.DataFrame) -> np.ndarray:
+    finals = final_rows(frame)
+    return finals[finals["status"] == "ok"]["test_acc"].astype(float).dropna().to_numpy()
+
+
+def bootstrap_diff_ci(base: np.ndarray, new: np.ndarray, samples: int, seed: int) -> tuple[float, float]:
+    """95 % interval of mean(new) - mean(base), resampling each run's seeds with replacement."""
+    rng = np.random.default_rng(seed)
+    b = rng.choice(base, size=(samples, len(base)), replace=True).mean(axis=1)
+    n = rng.choice(new, size=(samples, len(new)), replace=True).mean(axis=1)
+    low, high = np.percentile(n - b, [2.5, 97.5])
+    return float(low), float(high)
+
+
+def _time_verdict(base: np.ndarray, new: np.ndarray, t: Thresholds) -> tuple[float, float, float, float, str]:
+    if len(base) == 0 or len(new) == 0:
+        return math.nan, math.nan, math.nan, math.nan, "n/a"
+    base_med, new_med = float(np.median(base)), float(np.median(new))
+    ratio = new_med / base_med
+    slower_p = float(mannwhitneyu(new, base, alternative="greater").pvalue)
+    faster_p = float(mannwhitneyu(new, base, alternative="less").pvalue)
+    if ratio > t.time_ratio and slower_p < t.alpha:
+        return base_med, new_med, ratio, slower_p, "regression"
+    if ratio < 1.0 / t.time_ratio and faster_p < t.alpha:
+        return base_med, new_med, ratio, faster_p, "improvement"
+    return base_med, new_med, ratio, min(slower_p, faster_p), "unchanged"
+
+
+def _accuracy_verdict(base: np.ndarray, new: np.ndarray, t: Thresholds) -> tuple[float, float, float, tuple[float, float], str, str]:
+    if len(base) == 0 or len(new) == 0:
+        return math.nan, math.nan, math.nan, (math.nan, math.nan), "n/a", ""
+    diff_pp = 100.0 * (new.mean() - base.mean())
+    low, high = bootstrap_diff_ci(base, new, t.bootstrap_samples, t.bootstrap_seed)
+    ci = (100.0 * low, 100.0 * high)
+    note = "noise unknown (1 seed)" if min(len(base), len(new)) < 2 else ""
+    if diff_pp < -t.accuracy_pp and ci[1] < 0:
+        verdict = "regression"
+    elif diff_pp > t.accuracy_pp and ci[0] > 0:
+        verdict = "improvement"
+    else:
+        verdict = "unchanged"
+    return float(base.mean()), float(new.mean()), diff_pp, ci, verdict, note
+
+
+def compare_frames(base: pd.DataFrame, new: pd.DataFrame, thresholds: Thresholds | None = None) -> list[CaseComparison]:
+    t = thresholds or Thresholds()
+    out: list[CaseComparison] = []
+    keys = sorted(set(map(tuple, base[CASE_COLUMNS].drop_duplicates().to_numpy())) | set(map(tuple, new[CASE_COLUMNS].drop_duplicates().to_numpy())))
+    for key in keys:
+        select = lambda f: f[(f[CASE_COLUMNS] == pd.Series(key, index=CASE_COLUMNS)).all(axis=1)]  # noqa: E731
+        b, n = select(base), select(new)
+        case = f"{key[0]}:{key[1]}-{key[2]}-{key[3]}"
+        if b.empty or n.empty:
+            out.append(CaseComparison(case, key[4], math.nan, math.nan, math.nan, math.nan, "n/a", math.nan, math.nan,
+                                      math.nan, (math.nan, math.nan), "n/a", "only in " + ("new" if b.empty else "base")))
+            continue
+        base_t, new_t, ratio, p, time_verdict = _time_verdict(steady_epoch_times(b), steady_epoch_times(n), t)
+        base_a, new_a, diff, ci, acc_verdict, note = _accuracy_verdict(final_accuracies(b), final_accuracies(n), t)
+        out.append(CaseComparison(case, key[4], base_t, new_t, ratio, p, time_verdict, base_a, new_a, diff, ci, acc_verdict, note))
+    return out
+
+
+HEADER = ["case", "backend", "epoch s base → new", "ratio", "p (MWU)", "time", "test acc base → new", "Δ pp [95 % CI]", "accuracy", "note"]
+
+
+def _f(value: float, spec: str) -> str:
+    return "n/a" if value is None or math.isnan(value) else format(value, spec)
+
+
+def cells(c: CaseComparison) -> list[str]:
+    return [
+        c.case, c.backend, f"{_f(c.base_time_s, '.4f')} → {_f(c.new_time_s, '.4f')}", _f(c.time_ratio, ".3f"), _f(c.time_p, ".2g"),
+        c.time_verdict, f"{_f(c.base_acc, '.4f')} → {_f(c.new_acc, '.4f')}",
+        f"{_f(c.acc_diff_pp, '+.2f')} [{_f(c.acc_ci_pp[0], '+.2f')}, {_f(c.acc_ci_pp[1], '+.2f')}]", c.acc_verdict, c.note,
+    ]
+
+
+def to_markdown(rows: list[CaseComparison], base_label: str, new_label: str, warnings: list[str], t: Thresholds) -> str:
+    lines = [f"# xfbench compare: {base_label} → {new_label}", ""]
+    lines += [f"> **WARNING:** {w}" for w in warnings]
+    if warnings:
+        lines.append("")
+    lines += ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
+    lines += ["| " + " | ".join(cells(r)) + " |" for r in rows]
+    regressions = [f"{r.case} [{r.backend}]" for r in rows if r.regressed]
+    lines += [
+        "",
+        f"Regression rules: epoch time ratio > {t.time_ratio:g} with one-sided Mann-Whitney U p < {t.alpha:g} over steady-state "
+        f"epochs; accuracy drop > {t.accuracy_pp:g} pp with the bootstrap 95 % interval of the difference below zero.",
+        "",
+        f"**{len(regressions)} regression(s)**" + (": " + ", ".join(regressions) if regressions else "."),
+        "",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,139 @@
+"""Regression tracking: `xfbench compare`, baselines and history on real trials."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import backend_probes as probes
+from harness.cli import main
+from harness.compare import Thresholds, bootstrap_diff_ci, compare_frames
+from harness.config import RuntimeOptions, TrialConfig
+from harness.results import ResultsWriter, to_frame
+
+EPOCHS = 7  # six steady epochs: enough for a one-sided Mann-Whitney p < 0.01 (1/924 at the extreme)
+
+
+def _write_run(workers, results_dir: Path, run_id: str, delay: float = 0.0) -> Path:
+    base = TrialConfig(strategy="scratch", model="convnet3", dataset="digits", backend="torch", seed=0, epochs=EPOCHS, suite="cmp",
+                       runtime=RuntimeOptions(threads=1, inject_step_delay_s=delay))
+    writer = ResultsWriter(results_dir / run_id)
+    for backend in ("torch", "tensorflow"):
+        config = dataclasses.replace(base, backend=backend)
+        for row in workers[backend](probes.trial_rows, config.to_dict(), run_id):
+            writer.add_row(row)
+        writer.finish_trial(config.trial_id)
+    writer.finalize()
+    (results_dir / run_id / "run.json").write_text(json.dumps({"run_id": run_id, "started": run_id, "status": "finished", "git_commit": "test"}))
+    return results_dir / run_id
+
+
+@pytest.fixture(scope="module")
+def runs(workers, tmp_path_factory):
+    root = tmp_path_factory.mktemp("results")
+    honest_a = _write_run(workers, root, "a-honest")
+    honest_b = _write_run(workers, root, "b-honest")
+    return root, honest_a, honest_b
+
+
+def test_an_artificially_slower_run_is_a_regression_naming_the_case(workers, runs, capsys):
+    root, honest_a, _ = runs
+    # Slowed by 5 ms per step (20 steps: +0.1 s on an epoch of ~0.2 s), torch only.
+    slow = TrialConfig(strategy="scratch", model="convnet3", dataset="digits", backend="torch", seed=0, epochs=EPOCHS, suite="cmp",
+                       runtime=RuntimeOptions(threads=1, inject_step_delay_s=0.005))
+    writer = ResultsWriter(root / "c-slow")
+    for row in workers["torch"](probes.trial_rows, slow.to_dict(), "c-slow"):
+        writer.add_row(row)
+    writer.finalize()
+    code = main(["compare", str(honest_a), str(root / "c-slow"), "--fail-on-regression", "--markdown", str(root / "cmp.md")])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "regression: cmp:scratch-convnet3-digits [torch] time regression" in out
+    markdown = (root / "cmp.md").read_text()
+    assert "**1 regression(s)**: cmp:scratch-convnet3-digits [torch]" in markdown
+    assert "only in base" in markdown  # the slow run has no tensorflow trial: reported, not a regression
+
+
+def test_two_honest_runs_are_not_flagged(runs, capsys):
+    _, honest_a, honest_b = runs
+    assert main(["compare", str(honest_a), str(honest_b), "--fail-on-regression"]) == 0
+    out = capsys.readouterr().out
+    assert "0 regression(s) in 2 case(s)" in out
+
+
+def test_baseline_save_compare_by_name_and_history(runs, capsys):
+    root, honest_a, honest_b = runs
+    assert main(["baseline", "save", "nightly", "--run", str(honest_a), "--results-dir", str(root)]) == 0
+    saved = list((root / "baselines").glob("*/nightly/baseline.json"))
+    assert len(saved) == 1
+    meta = json.loads(saved[0].read_text())
+    assert meta["threads"] == "1" and set(meta["framework_versions"]) == {"torch", "tensorflow"}
+    assert meta["machine_key"] in str(saved[0])
+    assert main(["compare", "nightly", "b-honest", "--results-dir", str(root), "--fail-on-regression"]) == 0
+    assert main(["baseline", "list", "--results-dir", str(root)]) == 0
+    assert "nightly" in capsys.readouterr().out
+    assert main(["history", "--results-dir", str(root), "--metric", "test_acc", "--case", "convnet3"]) == 0
+    out = capsys.readouterr().out
+    assert "a-honest" in out and "b-honest" in out and "cmp:scratch-convnet3-digits" in out
+
+
+def test_different_framework_versions_and_machines_warn_loudly(runs, capsys):
+    _, honest_a, honest_b = runs
+    import pandas as pd
+
+    other = honest_b.parent / "d-other-machine"
+    other.mkdir()
+    frame = pd.read_parquet(honest_b / "results.parquet")
+    frame["cpu"] = "Some Other CPU"
+    frame.loc[frame["backend"] == "torch", "framework_version"] = "9.9.9"
+    frame.to_parquet(other / "results.parquet", index=False)
+    assert main(["compare", str(honest_a), str(other)]) == 0
+    out = capsys.readouterr().out
+    assert "WARNING" in out and "different machines" in out and "different torch versions" in out
+
+
+def _frame(accs: list[float], times: list[float]):
+    rows = []
+    for seed, acc in enumerate(accs):
+        for epoch, t in enumerate([1.0] + times, start=1):
+            rows.append({"run_id": "r", "trial_id": f"t{seed}", "suite": "s", "strategy": "scratch", "model": "m", "dataset": "d",
+                         "backend": "torch", "seed": seed, "phase": "train", "epoch": epoch, "epoch_time_s": t, "samples_per_s": 1 / t,
+                         "warmup": epoch == 1, "status": "ok", "test_acc": acc if epoch == len(times) + 1 else float("nan")})
+    return to_frame(rows)
+
+
+def test_accuracy_regression_needs_size_and_significance():
+    times = [1.0, 1.01, 0.99, 1.0]
+    base = _frame([0.90, 0.91, 0.90], times)
+    clear_drop = _frame([0.85, 0.86, 0.85], times)
+    noisy_drop = _frame([0.80, 0.99, 0.84], times)  # mean drops 2.7 pp but the seeds disagree wildly
+    small_drop = _frame([0.897, 0.905, 0.897], times)
+    verdict = lambda new: compare_frames(base, new, Thresholds())[0].acc_verdict  # noqa: E731
+    assert verdict(clear_drop) == "regression"
+    assert verdict(noisy_drop) == "unchanged"
+    assert verdict(small_drop) == "unchanged"
+    assert verdict(_frame([0.95, 0.96, 0.95], times)) == "improvement"
+
+
+def test_time_regression_needs_size_and_significance():
+    accs = [0.9]
+    base = _frame(accs, [1.0, 1.02, 0.98, 1.01, 0.99, 1.0])
+    slower = _frame(accs, [1.2, 1.22, 1.18, 1.21, 1.19, 1.2])
+    slightly = _frame(accs, [1.05, 1.07, 1.03, 1.06, 1.04, 1.05])  # significant but below the 10 % threshold
+    mixed = _frame(accs, [0.8, 1.6, 0.9, 1.5, 1.0, 1.4])  # median up a lot, but not consistently
+    verdict = lambda new: compare_frames(base, new, Thresholds())[0].time_verdict  # noqa: E731
+    assert verdict(slower) == "regression"
+    assert verdict(slightly) == "unchanged"
+    assert verdict(mixed) == "unchanged"
+    assert verdict(_frame(accs, [0.8, 0.81, 0.79, 0.8, 0.8, 0.82])) == "improvement"
+
+
+def test_bootstrap_interval_is_reproducible_and_contains_the_difference():
+    base, new = np.array([0.9, 0.91, 0.92]), np.array([0.8, 0.82, 0.81])
+    low, high = bootstrap_diff_ci(base, new, 2000, 0)
+    assert (low, high) == bootstrap_diff_ci(base, new, 2000, 0)
+    assert low <= new.mean() - base.mean() <= high < 0
