@@ -19,7 +19,7 @@ import pytest
 
 from harness.backend import BACKENDS
 from harness.config import RuntimeOptions, TrialConfig
-from harness.suites import SuiteCase, case_trials, suite
+from harness.suites import Suite, SuiteCase, case_trials, suite
 
 SCALES = ("smoke", "quick", "full")
 
@@ -33,6 +33,8 @@ class SessionState:
     data_provenance: dict[str, dict[str, str]] = field(default_factory=dict)
     outcome: Any = None
     error: str | None = None
+    baseline_report: str | None = None
+    regressions: list[str] = field(default_factory=list)
 
 
 STATE_KEY = pytest.StashKey[SessionState]()
@@ -82,22 +84,25 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--gpus-per-trial", dest="xfbench_gpus", type=float, default=0.0)
     group.addoption("--results-dir", dest="xfbench_results_dir", default="results")
     group.addoption("--data-dir", dest="xfbench_data_dir", default=None)
+    group.addoption("--baseline", dest="xfbench_baseline", default=None,
+                    help="run directory or saved baseline name to compare with; a regression fails the session")
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "xfbench(suites): an xfbench suite module; suites maps --scale to a suite name")
+    config.addinivalue_line("markers", "xfbench(suites): an xfbench suite module; suites maps --scale to a suite name or Suite")
     config.stash[STATE_KEY] = SessionState()
     seeds = config.getoption("xfbench_seeds")
     if seeds is not None and seeds < 1:
         raise pytest.UsageError(f"Expected --seeds >= 1. Received: {seeds}.")
 
 
-def _suite_for(metafunc: pytest.Metafunc) -> str | None:
+def _suite_for(metafunc: pytest.Metafunc) -> Suite | None:
+    """The module's suite for --scale: the marker maps each scale to a suite name or a Suite object."""
     marker = metafunc.definition.get_closest_marker("xfbench")
     if marker is None:
-        return None
-    scale = metafunc.config.getoption("xfbench_scale")
-    return marker.kwargs["suites"].get(scale)
+        raise pytest.UsageError(f"{metafunc.definition.nodeid} uses xfbench_case but has no pytest.mark.xfbench(suites={{...}}) marker.")
+    chosen = marker.kwargs["suites"].get(metafunc.config.getoption("xfbench_scale"))
+    return suite(chosen) if isinstance(chosen, str) else chosen
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -105,11 +110,10 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         return
     config = metafunc.config
     state = config.stash[STATE_KEY]
-    suite_name = _suite_for(metafunc)
-    if suite_name is None:
+    chosen = _suite_for(metafunc)
+    if chosen is None:
         metafunc.parametrize("xfbench_case", [pytest.param(None, marks=pytest.mark.skip(reason=f"no suite at scale {config.getoption('xfbench_scale')}"))], ids=["none"], indirect=True)
         return
-    chosen = suite(suite_name)
     backends = tuple(dict.fromkeys(config.getoption("xfbench_backends") or BACKENDS))
     seeds = config.getoption("xfbench_seeds") or chosen.seeds
     runtime = RuntimeOptions(threads=config.getoption("xfbench_cpus"), device="gpu" if config.getoption("xfbench_gpus") > 0 else "cpu")
@@ -151,7 +155,30 @@ def xfbench_case(request: pytest.FixtureRequest) -> CaseHandle:
         _run_all(request.config, state)
     if state.error is not None:
         pytest.fail(f"the xfbench run failed before this case could be measured: {state.error}", pytrace=False)
+    try:
+        benchmark = request.getfixturevalue("benchmark")
+    except pytest.FixtureLookupError:
+        benchmark = None  # pytest-benchmark not installed or disabled with -p no:benchmark
+    if benchmark is not None:
+        _record_benchmark(benchmark, handle)
     return handle
+
+
+def _record_benchmark(benchmark: Any, handle: CaseHandle) -> None:
+    from harness.benchrecord import record_epochs
+    from harness.compare import final_accuracies, steady_epoch_times
+
+    rows = handle.rows()
+    times = steady_epoch_times(rows)
+    accs = final_accuracies(rows)
+    record_epochs(benchmark, [float(t) for t in times], group=f"{handle.suite_name}:{handle.case.case_id}", extra_info={
+        "backend": handle.backend, "suite": handle.suite_name, "case": handle.case.case_id,
+        "steady_epochs": int(len(times)), "warmup_epoch_time_s": [float(t) for t in rows[rows["warmup"] == True]["epoch_time_s"]],  # noqa: E712
+        "test_acc_mean": float(accs.mean()) if len(accs) else None, "test_acc_per_seed": [float(a) for a in accs],
+        "samples_per_s_median": float(rows[rows["warmup"] == False]["samples_per_s"].median()) if len(times) else None,  # noqa: E712
+        "framework_version": str(rows["framework_version"].iloc[0]) if len(rows) else "",
+        "run_id": handle.state.outcome.run_id,
+    })
 
 
 def _run_all(config: pytest.Config, state: SessionState) -> None:
@@ -172,6 +199,29 @@ def _run_all(config: pytest.Config, state: SessionState) -> None:
         state.error = f"{type(exc).__name__}: {exc}"
 
 
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    state = session.config.stash.get(STATE_KEY, None)
+    reference = session.config.getoption("xfbench_baseline")
+    if state is None or state.outcome is None or not reference:
+        return
+    from harness.baselines import Environment, environment_warnings, load_run
+    from harness.compare import Thresholds, compare_frames, to_markdown
+
+    results_dir = Path(session.config.getoption("xfbench_results_dir")).resolve()
+    try:
+        base = load_run(reference, results_dir)
+    except ValueError as exc:
+        state.baseline_report = f"baseline not usable: {exc}"
+        session.exitstatus = pytest.ExitCode.USAGE_ERROR
+        return
+    rows = compare_frames(base.frame, state.outcome.frame)
+    warnings = environment_warnings(base.environment, Environment.of(state.outcome.frame))
+    state.baseline_report = to_markdown(rows, reference, state.outcome.run_id, warnings, Thresholds())
+    state.regressions = [f"{r.case} [{r.backend}]" for r in rows if r.regressed]
+    if state.regressions and session.exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
     state = config.stash.get(STATE_KEY, None)
     if state is None or state.outcome is None:
@@ -179,3 +229,6 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     terminalreporter.section("xfbench comparison")
     terminalreporter.write_line(state.outcome.summary_markdown)
     terminalreporter.write_line(f"results: {state.outcome.run_dir}")
+    if state.baseline_report:
+        terminalreporter.section("xfbench regressions against the baseline", red=bool(state.regressions))
+        terminalreporter.write_line(state.baseline_report)
