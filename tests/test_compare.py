@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
 
@@ -15,40 +14,48 @@ from harness.compare import Thresholds, bootstrap_diff_ci, compare_frames
 from harness.config import RuntimeOptions, TrialConfig
 from harness.results import ResultsWriter, to_frame
 
-EPOCHS = 7  # six steady epochs: enough for a one-sided Mann-Whitney p < 0.01 (1/924 at the extreme)
+EPOCHS = 5  # with 2 seeds: eight steady epochs per run, enough for a one-sided Mann-Whitney p < 0.01
+SEEDS = (0, 1)
 
 
-def _write_run(workers, results_dir: Path, run_id: str, delay: float = 0.0) -> Path:
-    base = TrialConfig(strategy="scratch", model="convnet3", dataset="digits", backend="torch", seed=0, epochs=EPOCHS, suite="cmp",
-                       runtime=RuntimeOptions(threads=1, inject_step_delay_s=delay))
-    writer = ResultsWriter(results_dir / run_id)
-    for backend in ("torch", "tensorflow"):
-        config = dataclasses.replace(base, backend=backend)
-        for row in workers[backend](probes.trial_rows, config.to_dict(), run_id):
-            writer.add_row(row)
-        writer.finish_trial(config.trial_id)
+def _config(backend: str, seed: int, delay: float = 0.0) -> TrialConfig:
+    return TrialConfig(strategy="scratch", model="convnet3", dataset="digits", backend=backend, seed=seed, epochs=EPOCHS,
+                       suite="cmp", runtime=RuntimeOptions(threads=1, inject_step_delay_s=delay))
+
+
+def _finish(writer: ResultsWriter, run_dir: Path) -> Path:
     writer.finalize()
-    (results_dir / run_id / "run.json").write_text(json.dumps({"run_id": run_id, "started": run_id, "status": "finished", "git_commit": "test"}))
-    return results_dir / run_id
+    (run_dir / "run.json").write_text(json.dumps({"run_id": run_dir.name, "started": run_dir.name, "status": "finished", "git_commit": "test"}))
+    return run_dir
 
 
 @pytest.fixture(scope="module")
 def runs(workers, tmp_path_factory):
+    """Two honest runs of the same config. On a shared machine the first trial of a fresh process runs much
+    slower and load drifts over seconds, so a throw-away trial warms each worker first and the trials are
+    ordered A B B A per backend (seed 0 then seed 1): drift then falls on both runs alike."""
     root = tmp_path_factory.mktemp("results")
-    honest_a = _write_run(workers, root, "a-honest")
-    honest_b = _write_run(workers, root, "b-honest")
-    return root, honest_a, honest_b
+    dirs = {name: root / name for name in ("a-honest", "b-honest")}
+    writers = {name: ResultsWriter(path) for name, path in dirs.items()}
+    for backend in ("torch", "tensorflow"):
+        workers[backend](probes.trial_rows, _config(backend, 99).to_dict(), "warm-up")
+        for seed, order in zip(SEEDS, (("a-honest", "b-honest"), ("b-honest", "a-honest"))):
+            for name in order:
+                config = _config(backend, seed)
+                for row in workers[backend](probes.trial_rows, config.to_dict(), name):
+                    writers[name].add_row(row)
+                writers[name].finish_trial(config.trial_id)
+    return root, _finish(writers["a-honest"], dirs["a-honest"]), _finish(writers["b-honest"], dirs["b-honest"])
 
 
 def test_an_artificially_slower_run_is_a_regression_naming_the_case(workers, runs, capsys):
     root, honest_a, _ = runs
     # Slowed by 5 ms per step (20 steps: +0.1 s on an epoch of ~0.2 s), torch only.
-    slow = TrialConfig(strategy="scratch", model="convnet3", dataset="digits", backend="torch", seed=0, epochs=EPOCHS, suite="cmp",
-                       runtime=RuntimeOptions(threads=1, inject_step_delay_s=0.005))
     writer = ResultsWriter(root / "c-slow")
-    for row in workers["torch"](probes.trial_rows, slow.to_dict(), "c-slow"):
-        writer.add_row(row)
-    writer.finalize()
+    for seed in SEEDS:
+        for row in workers["torch"](probes.trial_rows, _config("torch", seed, delay=0.005).to_dict(), "c-slow"):
+            writer.add_row(row)
+    _finish(writer, root / "c-slow")
     code = main(["compare", str(honest_a), str(root / "c-slow"), "--fail-on-regression", "--markdown", str(root / "cmp.md")])
     out = capsys.readouterr().out
     assert code == 1
