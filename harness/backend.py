@@ -13,7 +13,7 @@ from typing import Protocol, Sequence
 
 import numpy as np
 
-from harness.config import OptimizerConfig, RuntimeOptions
+from harness.config import OptimizerConfig, RegularizationConfig, RuntimeOptions
 from harness.spec import ModelSpec
 from harness.weights import NeutralWeights
 
@@ -27,6 +27,7 @@ class StepStats:
     loss_sum: float
     correct: int
     count: int
+    reg_loss_sum: float = 0.0  # regularisation penalty summed over steps (weighted like loss_sum)
 
     @property
     def loss(self) -> float:
@@ -35,6 +36,10 @@ class StepStats:
     @property
     def accuracy(self) -> float:
         return self.correct / self.count
+
+    @property
+    def reg_loss(self) -> float:
+        return self.reg_loss_sum / self.count
 
 
 class Backend(Protocol):
@@ -51,20 +56,26 @@ class Backend(Protocol):
     def export_weights(self) -> NeutralWeights:
         """The current weights in the neutral layout (round trip of ``build``)."""
 
-    def set_optimizer(self, config: OptimizerConfig) -> None:
-        """Create a fresh optimizer (state zeroed) from a resolved config."""
+    def set_optimizer(self, config: OptimizerConfig, regularization: RegularizationConfig = RegularizationConfig()) -> None:
+        """Create a fresh optimizer (state zeroed) from a resolved config, with gradient clipping from the config
+        and the kernel penalties / max-norm constraint of ``regularization``."""
 
     def set_data(self, split: str, x: np.ndarray, y: np.ndarray) -> None:
         """Hold a split on the device so batches are gathered without copies from numpy."""
 
-    def train_epoch(self, split: str, batches: Sequence[np.ndarray]) -> StepStats:
-        """One optimizer step per index array, in the given order; returns after the device is idle."""
+    def train_epoch(self, split: str, batches: Sequence[np.ndarray], lrs: np.ndarray, momenta: np.ndarray | None = None) -> StepStats:
+        """One optimizer step per index array, in the given order, step i with learning rate ``lrs[i]`` (and
+        momentum — Adam's beta1 — ``momenta[i]`` when given); returns after the device is idle."""
 
     def evaluate(self, split: str, batch_size: int) -> StepStats:
         """Loss and accuracy of a split in inference mode."""
 
     def predict_logits(self, x: np.ndarray, batch_size: int) -> np.ndarray:
         """Logits for ``x`` in inference mode."""
+
+    def predict_mc(self, x: np.ndarray, passes: int, seed: int, batch_size: int) -> np.ndarray:
+        """(passes, n, classes) logits with dropout active and everything else (BatchNorm) in inference mode;
+        the same seed gives the same passes."""
 
 
 def load_backend(name: str, runtime: RuntimeOptions) -> Backend:

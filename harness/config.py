@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from harness.models import ModelOptions
+from harness.schedules import ScheduleConfig
 
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "adadelta", "rmsprop", "adam", "adamw")
 
@@ -33,8 +34,14 @@ class OptimizerConfig:
     beta2: float = 0.999
     eps: float | None = None
     rho: float | None = None
+    clip_value: float | None = None  # clip each gradient element to [-v, v] (applied first)
+    clip_norm: float | None = None  # then scale all gradients so their global L2 norm is at most this
 
     def __post_init__(self) -> None:
+        for name in ("clip_value", "clip_norm"):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                raise ValueError(f"Expected {name} > 0 (or unset). Received: {name}={value}.")
         if self.name not in OPTIMIZERS:
             raise ValueError(f"Expected an optimizer name. Received: optimizer={self.name!r}. Valid choices: {list(OPTIMIZERS)}")
         if not self.lr > 0:
@@ -55,6 +62,28 @@ class OptimizerConfig:
             eps=self.eps if self.eps is not None else _DEFAULT_EPS.get(self.name, 1e-8),
             rho=self.rho if self.rho is not None else _DEFAULT_RHO.get(self.name, 0.9),
         )
+
+
+@dataclass(frozen=True)
+class RegularizationConfig:
+    """Penalties on every Conv/Dense kernel (not biases, not BatchNorm), and a max-norm constraint.
+
+    The penalty l1·Σ|w| + l2·Σw² (Keras' convention: no ½) is added to the loss that is differentiated, and
+    reported separately as ``train_reg_loss``; ``train_loss`` stays the data loss. ``max_norm`` rescales, after
+    each step, every output unit's incoming weight vector to an L2 norm of at most max_norm (Keras' MaxNorm).
+    """
+
+    l1: float = 0.0
+    l2: float = 0.0
+    max_norm: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.l1 < 0 or self.l2 < 0 or (self.max_norm is not None and not self.max_norm > 0):
+            raise ValueError(f"Expected l1 >= 0, l2 >= 0 and max_norm > 0. Received: l1={self.l1}, l2={self.l2}, max_norm={self.max_norm}.")
+
+    @property
+    def active(self) -> bool:
+        return bool(self.l1 or self.l2)
 
 
 @dataclass(frozen=True)
@@ -95,13 +124,18 @@ class TrialConfig:
     init: str = "he_normal"
     suite: str = "adhoc"
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    regularization: RegularizationConfig = field(default_factory=RegularizationConfig)
     model_options: ModelOptions = field(default_factory=ModelOptions)
     runtime: RuntimeOptions = field(default_factory=RuntimeOptions)
+    mc_dropout_passes: int = 0  # > 0: after training, N stochastic passes over the test set (MC dropout)
     data_dir: str | None = None
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
             raise ValueError(f"Expected epochs >= 1. Received: epochs={self.epochs}.")
+        if self.mc_dropout_passes < 0:
+            raise ValueError(f"Expected mc_dropout_passes >= 0. Received: {self.mc_dropout_passes}.")
         if self.batch_size < 1 or self.eval_batch_size < 1:
             raise ValueError(f"Expected batch sizes >= 1. Received: batch_size={self.batch_size}, eval_batch_size={self.eval_batch_size}.")
         # Resolve optimizer defaults here so every recorded config states each value actually used.
@@ -126,6 +160,10 @@ class TrialConfig:
     def from_dict(cls, data: dict[str, Any]) -> "TrialConfig":
         data = dict(data)
         data["optimizer"] = OptimizerConfig(**data["optimizer"])
+        schedule = dict(data["schedule"])
+        schedule["boundaries"], schedule["values"] = tuple(schedule["boundaries"]), tuple(schedule["values"])
+        data["schedule"] = ScheduleConfig(**schedule)
+        data["regularization"] = RegularizationConfig(**data["regularization"])
         options = dict(data["model_options"])
         options["hidden"] = tuple(options["hidden"])
         data["model_options"] = ModelOptions(**options)

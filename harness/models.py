@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Callable
 
 from harness.shapes import infer_shapes
 from harness.spec import (
-    ACTIVATIONS, Activation, Conv2D, Dense, Dropout, Flatten, Layer, MaxPool2D, ModelSpec, same_padding,
+    ACTIVATIONS, Activation, BatchNorm, Conv2D, Dense, Dropout, Flatten, Layer, MaxPool2D, ModelSpec, same_padding,
 )
 
 
@@ -17,10 +17,21 @@ class ModelOptions:
 
     hidden: tuple[int, ...] = (4000,)  # mlp hidden sizes (the notebooks' two-layer FC)
     activation: str = "relu"
+    activation_alpha: float | None = None  # leaky_relu slope / elu alpha (explicit; the defaults differ)
     use_bias: bool = True
-    dropout: float | None = None  # overrides every dropout rate when set
+    dropout: float | None = None  # overrides every dropout rate when set; for mlp, adds dropout after each hidden layer
+    dropout_kind: str = "standard"  # "standard" | "alpha"
+    batchnorm: str = "none"  # "none" | "before" (conv/dense, BN, activation; no bias) | "after" (activation, then BN)
+    bn_decay: float = 0.9
+    bn_epsilon: float = 1e-5
 
     def __post_init__(self) -> None:
+        if self.batchnorm not in ("none", "before", "after"):
+            raise ValueError(f"Expected batchnorm 'none', 'before' or 'after'. Received: {self.batchnorm!r}.")
+        if self.dropout_kind not in ("standard", "alpha"):
+            raise ValueError(f"Expected dropout_kind 'standard' or 'alpha'. Received: {self.dropout_kind!r}.")
+        if self.dropout is not None and not 0 <= self.dropout < 1:
+            raise ValueError(f"Expected 0 <= dropout < 1. Received: {self.dropout}.")
         if self.activation not in ACTIVATIONS:
             raise ValueError(
                 f"Expected an activation name. Received: activation={self.activation!r}. Valid choices: {list(ACTIVATIONS)}"
@@ -29,13 +40,28 @@ class ModelOptions:
             raise ValueError(f"Expected positive hidden sizes. Received: hidden={self.hidden}.")
 
 
+def _unit(o: ModelOptions, weight_layer: Conv2D | Dense, act_name: str, group: str) -> list[Layer]:
+    """A conv/dense layer with its activation, and BatchNorm before or after the activation when asked.
+
+    With BatchNorm before the activation the layer drops its bias: BN's beta makes it redundant.
+    """
+    act = Activation(name=act_name, group=group, kind=o.activation, alpha=o.activation_alpha)
+    if o.batchnorm == "none":
+        return [weight_layer, act]
+    bn = BatchNorm(name=f"{weight_layer.name}_bn", group=group, decay=o.bn_decay, epsilon=o.bn_epsilon)
+    if o.batchnorm == "before":
+        return [replace(weight_layer, use_bias=False), bn, act]
+    return [weight_layer, act, bn]
+
+
 def _mlp(input_shape: tuple[int, ...], num_classes: int, o: ModelOptions) -> list[Layer]:
     layers: list[Layer] = []
     if len(input_shape) > 1:
         layers.append(Flatten(name="flatten", group="features"))
     for i, units in enumerate(o.hidden, start=1):
-        layers.append(Dense(name=f"fc{i}", group="features", units=units, use_bias=o.use_bias))
-        layers.append(Activation(name=f"act{i}", group="features", kind=o.activation))
+        layers += _unit(o, Dense(name=f"fc{i}", group="features", units=units, use_bias=o.use_bias), f"act{i}", "features")
+        if o.dropout:
+            layers.append(Dropout(name=f"drop{i}", group="features", rate=o.dropout, kind=o.dropout_kind))
     layers.append(Dense(name="logits", group="classifier", units=num_classes))
     return layers
 
@@ -43,10 +69,8 @@ def _mlp(input_shape: tuple[int, ...], num_classes: int, o: ModelOptions) -> lis
 def _convnet3(input_shape: tuple[int, ...], num_classes: int, o: ModelOptions) -> list[Layer]:
     # The notebooks' ThreeLayerConvNet: conv 32 5x5 pad 2, ReLU, conv 16 3x3 pad 1, ReLU, dense.
     return [
-        Conv2D(name="conv1", group="features", filters=32, kernel_size=(5, 5), padding=same_padding((5, 5)), use_bias=o.use_bias),
-        Activation(name="act1", group="features", kind=o.activation),
-        Conv2D(name="conv2", group="features", filters=16, kernel_size=(3, 3), padding=same_padding((3, 3)), use_bias=o.use_bias),
-        Activation(name="act2", group="features", kind=o.activation),
+        *_unit(o, Conv2D(name="conv1", group="features", filters=32, kernel_size=(5, 5), padding=same_padding((5, 5)), use_bias=o.use_bias), "act1", "features"),
+        *_unit(o, Conv2D(name="conv2", group="features", filters=16, kernel_size=(3, 3), padding=same_padding((3, 3)), use_bias=o.use_bias), "act2", "features"),
         Flatten(name="flatten", group="features"),
         Dense(name="logits", group="classifier", units=num_classes),
     ]
@@ -55,16 +79,13 @@ def _convnet3(input_shape: tuple[int, ...], num_classes: int, o: ModelOptions) -
 def _cnn_small(input_shape: tuple[int, ...], num_classes: int, o: ModelOptions) -> list[Layer]:
     # The Keras transfer example: "feature" layers | "classification" layers.
     return [
-        Conv2D(name="conv1", group="features", filters=32, kernel_size=(3, 3), use_bias=o.use_bias),
-        Activation(name="act1", group="features", kind=o.activation),
-        Conv2D(name="conv2", group="features", filters=32, kernel_size=(3, 3), use_bias=o.use_bias),
-        Activation(name="act2", group="features", kind=o.activation),
+        *_unit(o, Conv2D(name="conv1", group="features", filters=32, kernel_size=(3, 3), use_bias=o.use_bias), "act1", "features"),
+        *_unit(o, Conv2D(name="conv2", group="features", filters=32, kernel_size=(3, 3), use_bias=o.use_bias), "act2", "features"),
         MaxPool2D(name="pool", group="features", pool_size=(2, 2)),
-        Dropout(name="drop1", group="features", rate=0.25),
+        Dropout(name="drop1", group="features", rate=0.25, kind=o.dropout_kind),
         Flatten(name="flatten", group="features"),
-        Dense(name="fc1", group="classifier", units=128, use_bias=o.use_bias),
-        Activation(name="act3", group="classifier", kind=o.activation),
-        Dropout(name="drop2", group="classifier", rate=0.5),
+        *_unit(o, Dense(name="fc1", group="classifier", units=128, use_bias=o.use_bias), "act3", "classifier"),
+        Dropout(name="drop2", group="classifier", rate=0.5, kind=o.dropout_kind),
         Dense(name="logits", group="classifier", units=num_classes),
     ]
 
@@ -88,7 +109,7 @@ def build_model(name: str, input_shape: tuple[int, ...], num_classes: int, optio
         input_shape=tuple(input_shape),
         num_classes=num_classes,
         layers=tuple(builder(tuple(input_shape), num_classes, opts)),
-        options={"hidden": list(opts.hidden), "activation": opts.activation, "use_bias": opts.use_bias},
+        options=asdict(opts),
     )
     if opts.dropout is not None:
         spec = spec.with_dropout_rate(opts.dropout)

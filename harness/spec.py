@@ -19,7 +19,8 @@ from typing import Mapping
 Pair = tuple[int, int]
 Padding2D = tuple[Pair, Pair]  # ((top, bottom), (left, right))
 
-ACTIVATIONS = ("relu", "leaky_relu", "elu", "selu", "tanh", "sigmoid", "linear")
+ACTIVATIONS = ("relu", "leaky_relu", "prelu", "elu", "selu", "tanh", "sigmoid", "linear")
+PRELU_INIT = 0.25  # PyTorch's default slope; Keras' default is 0, so it is always set explicitly
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -47,7 +48,7 @@ class Dense(Layer):
 @dataclass(frozen=True, kw_only=True)
 class Activation(Layer):
     kind: str
-    alpha: float | None = None  # negative slope for leaky_relu, alpha for elu
+    alpha: float | None = None  # negative slope for leaky_relu, alpha for elu; prelu learns one slope per channel
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -75,6 +76,7 @@ class Flatten(Layer):
 @dataclass(frozen=True, kw_only=True)
 class Dropout(Layer):
     rate: float
+    kind: str = "standard"  # "standard" | "alpha" (alpha dropout keeps SELU's self-normalisation)
 
 
 @dataclass(frozen=True, kw_only=True)

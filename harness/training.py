@@ -1,15 +1,18 @@
-"""The training-loop policy, written once for every backend: epochs, batch order, timing, metrics."""
+"""The training-loop policy, written once for every backend: epochs, batch order, schedules, timing, metrics."""
 
 from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
+
+import numpy as np
 
 from harness.backend import Backend
 from harness.data.batching import epoch_batches
 from harness.data.registry import Dataset
+from harness.schedules import PlateauTracker, ScheduleConfig, lr_at, momentum_at
 
 
 @dataclass(frozen=True)
@@ -24,11 +27,30 @@ class EpochRecord:
     samples_per_s: float
     eval_time_s: float
     warmup: bool
+    lr: float  # learning rate of the epoch's last step
+    train_reg_loss: float = 0.0
     status: str = "ok"
     test_acc: float = math.nan
+    extra: dict[str, float] = field(default_factory=dict)  # final metrics (e.g. MC dropout) on the last row
 
 
 EpochSink = Callable[[EpochRecord], None]
+FinalMetrics = Callable[[Backend], dict[str, float]]
+
+
+@dataclass(frozen=True)
+class PhasePlan:
+    """How one training phase runs: its name, length, batches and learning-rate schedule."""
+
+    phase: str
+    epochs: int
+    batch_size: int
+    eval_batch_size: int
+    seed: int
+    base_lr: float
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    epoch_offset: int = 0
+    inject_step_delay_s: float = 0.0  # test-only slowdown (RuntimeOptions.inject_step_delay_s)
 
 
 def prepare_data(backend: Backend, dataset: Dataset) -> None:
@@ -36,46 +58,45 @@ def prepare_data(backend: Backend, dataset: Dataset) -> None:
         backend.set_data(split, *dataset.split(split))
 
 
-def train_phase(
-    backend: Backend,
-    num_train: int,
-    *,
-    phase: str,
-    epochs: int,
-    batch_size: int,
-    eval_batch_size: int,
-    seed: int,
-    sink: EpochSink,
-    evaluate_test_at_end: bool = False,
-    epoch_offset: int = 0,
-    inject_step_delay_s: float = 0.0,
-) -> str:
-    """Train ``epochs`` epochs; send one record per epoch to ``sink``; return the final status.
+def test_accuracy(backend: Backend, eval_batch_size: int) -> dict[str, float]:
+    return {"test_acc": backend.evaluate("test", eval_batch_size).accuracy}
 
-    The first epoch of a phase carries tracing/compilation and cache warm-up,
-    so it is marked ``warmup`` and kept out of steady-state figures. A
-    non-finite training loss stops the phase with status ``diverged``.
+
+def train_phase(backend: Backend, num_train: int, plan: PhasePlan, sink: EpochSink, final_metrics: FinalMetrics | None = None) -> str:
+    """Train ``plan.epochs`` epochs; send one record per epoch to ``sink``; return the final status.
+
+    The first epoch of a phase carries tracing/compilation and cache warm-up, so it is marked ``warmup`` and
+    kept out of steady-state figures. A non-finite training loss stops the phase with status ``diverged``.
+    ``final_metrics`` runs after the last (or diverged) epoch and its values go on that epoch's record.
     """
-    for local_epoch in range(1, epochs + 1):
-        epoch = epoch_offset + local_epoch
-        batches = epoch_batches(num_train, batch_size, seed, epoch)
+    steps_per_epoch = math.ceil(num_train / plan.batch_size)
+    total_steps = steps_per_epoch * plan.epochs
+    s = plan.schedule
+    plateau = PlateauTracker(s.factor, s.patience, s.threshold) if s.name == "plateau" else None
+    for local_epoch in range(1, plan.epochs + 1):
+        epoch = plan.epoch_offset + local_epoch
+        batches = epoch_batches(num_train, plan.batch_size, plan.seed, epoch)
+        steps = np.arange((local_epoch - 1) * steps_per_epoch, (local_epoch - 1) * steps_per_epoch + len(batches))
+        lrs = lr_at(s, plan.base_lr, steps, total_steps, plateau.scale if plateau else 1.0).astype(np.float32)
+        momenta = momentum_at(s, steps, total_steps)
         start = time.perf_counter()
-        train = backend.train_epoch("train", batches)
-        if inject_step_delay_s:  # test-only slowdown (RuntimeOptions.inject_step_delay_s)
-            time.sleep(inject_step_delay_s * len(batches))
+        train = backend.train_epoch("train", batches, lrs, None if momenta is None else momenta.astype(np.float32))
+        if plan.inject_step_delay_s:
+            time.sleep(plan.inject_step_delay_s * len(batches))
         elapsed = time.perf_counter() - start
         eval_start = time.perf_counter()
-        val = backend.evaluate("val", eval_batch_size)
-        last = local_epoch == epochs
+        val = backend.evaluate("val", plan.eval_batch_size)
         diverged = not math.isfinite(train.loss)
-        test_acc = backend.evaluate("test", eval_batch_size).accuracy if (last or diverged) and evaluate_test_at_end else math.nan
+        final = final_metrics(backend) if final_metrics and (local_epoch == plan.epochs or diverged) else {}
         eval_elapsed = time.perf_counter() - eval_start
+        if plateau:
+            plateau.step(val.loss)
         sink(EpochRecord(
-            phase=phase, epoch=epoch, train_loss=train.loss, train_acc=train.accuracy,
+            phase=plan.phase, epoch=epoch, train_loss=train.loss, train_acc=train.accuracy,
             val_loss=val.loss, val_acc=val.accuracy, epoch_time_s=elapsed,
             samples_per_s=train.count / elapsed if elapsed > 0 else math.nan,
-            eval_time_s=eval_elapsed, warmup=local_epoch == 1,
-            status="diverged" if diverged else "ok", test_acc=test_acc,
+            eval_time_s=eval_elapsed, warmup=local_epoch == 1, lr=float(lrs[-1]), train_reg_loss=train.reg_loss,
+            status="diverged" if diverged else "ok", test_acc=final.pop("test_acc", math.nan), extra=final,
         ))
         if diverged:
             return "diverged"

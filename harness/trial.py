@@ -54,7 +54,9 @@ def run_trial(config: TrialConfig, run: RunInfo, sink: RowSink) -> str:
     common["gpu"] = backend.device_name() if config.runtime.device == "gpu" else ""
 
     def emit(record: EpochRecord) -> None:
-        sink({**common, **asdict(record), "timestamp": utc_now()})
+        fields = asdict(record)
+        extra = fields.pop("extra")
+        sink({**common, **fields, **extra, "timestamp": utc_now()})
 
     strategy = get_strategy(config.strategy)
     return strategy(StrategyContext(config=config, backend=backend, dataset=dataset, sink=emit))

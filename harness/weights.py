@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from harness.shapes import infer_shapes
-from harness.spec import BatchNorm, Conv2D, Dense, ModelSpec
+from harness.spec import PRELU_INIT, Activation, BatchNorm, Conv2D, Dense, ModelSpec
 
 NeutralWeights = dict[str, np.ndarray]
 
@@ -121,10 +121,12 @@ def parameter_shapes(spec: ModelSpec) -> dict[str, tuple[int, ...]]:
         elif isinstance(layer, BatchNorm):
             for param in ("gamma", "beta", "moving_mean", "moving_variance"):
                 shapes[f"{layer.name}/{param}"] = (in_shape[-1],)
+        elif isinstance(layer, Activation) and layer.kind == "prelu":
+            shapes[f"{layer.name}/alpha"] = (in_shape[-1],)  # one learned slope per channel / unit
     return shapes
 
 
-TRAINABLE_PARAMS = ("kernel", "bias", "gamma", "beta")
+TRAINABLE_PARAMS = ("kernel", "bias", "gamma", "beta", "alpha")
 
 
 def is_trainable_param(key: str) -> bool:
@@ -149,6 +151,8 @@ def initial_weights(spec: ModelSpec, init_name: str, seed: int) -> NeutralWeight
             weights[f"{layer.name}/beta"] = np.zeros(n, np.float32)
             weights[f"{layer.name}/moving_mean"] = np.zeros(n, np.float32)
             weights[f"{layer.name}/moving_variance"] = np.ones(n, np.float32)
+        elif isinstance(layer, Activation) and layer.kind == "prelu":
+            weights[f"{layer.name}/alpha"] = np.full(shapes[f"{layer.name}/alpha"], PRELU_INIT, np.float32)
     return weights
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from harness.backend import StepStats, load_backend
-from harness.config import OptimizerConfig, RuntimeOptions
+from harness.config import OptimizerConfig, RegularizationConfig, RuntimeOptions
 from harness.spec import ModelSpec
 from harness.weights import NeutralWeights
 
@@ -31,12 +31,22 @@ def roundtrip(name: str, spec: ModelSpec, weights: NeutralWeights) -> NeutralWei
 def train(
     name: str, spec: ModelSpec, weights: NeutralWeights, optimizer: OptimizerConfig,
     x: np.ndarray, y: np.ndarray, batches: list[np.ndarray],
-) -> tuple[NeutralWeights, StepStats]:
+    lrs: np.ndarray | None = None, momenta: np.ndarray | None = None,
+    regularization: RegularizationConfig = RegularizationConfig(),
+) -> tuple[NeutralWeights, StepStats, list[float]]:
+    """Train on ``batches``; returns the weights, the epoch's stats and the learning rate each step used."""
     backend = _backend(name, spec, weights)
-    backend.set_optimizer(optimizer.resolved())
+    backend.set_optimizer(optimizer.resolved(), regularization)
     backend.set_data("train", x, y)
-    stats = backend.train_epoch("train", batches)
-    return backend.export_weights(), stats
+    backend.record_lr_trace = True
+    if lrs is None:
+        lrs = np.full(len(batches), optimizer.lr, np.float32)
+    stats = backend.train_epoch("train", batches, lrs, momenta)
+    return backend.export_weights(), stats, list(backend.lr_trace)
+
+
+def mc_logits(name: str, spec: ModelSpec, weights: NeutralWeights, x: np.ndarray, passes: int, seed: int) -> np.ndarray:
+    return _backend(name, spec, weights).predict_mc(x, passes, seed, batch_size=256)
 
 
 def evaluate(name: str, spec: ModelSpec, weights: NeutralWeights, x: np.ndarray, y: np.ndarray) -> StepStats:
@@ -53,3 +63,17 @@ def trial_rows(name: str, config_dict: dict, run_id: str) -> list[dict]:
     rows: list[dict] = []
     run_trial(TrialConfig.from_dict(config_dict), RunInfo(run_id, "test"), rows.append)
     return rows
+
+
+def torch_plateau_scales(name: str, val_losses: list[float], factor: float, patience: int) -> list[float]:
+    """PyTorch's own ReduceLROnPlateau on a sequence of validation losses (the reference for PlateauTracker)."""
+    import torch
+
+    param = torch.nn.Parameter(torch.zeros(1))
+    optimizer = torch.optim.SGD([param], lr=1.0)
+    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="min", factor=factor, patience=patience)
+    scales = []
+    for loss in val_losses:
+        scheduler.step(loss)
+        scales.append(optimizer.param_groups[0]["lr"])
+    return scales

@@ -99,7 +99,7 @@ def _train_both(workers, digits, spec: ModelSpec, optimizer: OptimizerConfig, se
     batches = epoch_batches(len(digits.y_train), 32, seed, 1)[:STEPS]
     assert len(batches) == STEPS
     args = (spec, weights, optimizer, digits.x_train, digits.y_train, batches)
-    (w_torch, s_torch), (w_tf, s_tf) = (workers[b](probes.train, *args) for b in ("torch", "tensorflow"))
+    (w_torch, s_torch, _), (w_tf, s_tf, _) = (workers[b](probes.train, *args) for b in ("torch", "tensorflow"))
     moved = max_abs_diff(w_torch, weights)
     return weights, w_torch, w_tf, s_torch, s_tf, moved
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Sequence
 
+import keras
 import numpy as np
 import tensorflow as tf
 
 from backends.tensorflow.model import build_model, export_weights, load_weights
 from backends.tensorflow.optimizers import TorchSemanticsOptimizer
 from harness.backend import StepStats
-from harness.config import OptimizerConfig, RuntimeOptions
+from harness.config import OptimizerConfig, RegularizationConfig, RuntimeOptions
 from harness.spec import ModelSpec
 from harness.weights import NeutralWeights
 
@@ -52,6 +53,10 @@ class TensorFlowBackend:
         self._data: dict[str, tuple[tf.Tensor, tf.Tensor]] = {}
         self._spec: ModelSpec | None = None
         self._optimizer: TorchSemanticsOptimizer | None = None
+        self._regularization = RegularizationConfig()
+        self._seed = 0
+        self.record_lr_trace = False  # tests: keep the learning rate each step actually used
+        self.lr_trace: list[float] = []
 
     def framework_version(self) -> str:
         return tf.__version__
@@ -63,6 +68,7 @@ class TensorFlowBackend:
         return "cpu"
 
     def build(self, spec: ModelSpec, weights: NeutralWeights, seed: int = 0) -> None:
+        self._seed = seed
         self.model = build_model(spec, seed)
         load_weights(self.model, spec, weights)
         self._spec = spec
@@ -72,8 +78,10 @@ class TensorFlowBackend:
         assert self._spec is not None, "build() first"
         return export_weights(self.model, self._spec)
 
-    def set_optimizer(self, config: OptimizerConfig) -> None:
+    def set_optimizer(self, config: OptimizerConfig, regularization: RegularizationConfig = RegularizationConfig()) -> None:
         self._optimizer = TorchSemanticsOptimizer(config, self.model.trainable_variables)
+        self._regularization = regularization
+        self.lr_trace = []
         self._compile_steps()  # the step closes over the optimizer's variables
 
     def set_data(self, split: str, x: np.ndarray, y: np.ndarray) -> None:
@@ -84,18 +92,52 @@ class TensorFlowBackend:
         self._loss_sum = tf.Variable(0.0, dtype=tf.float32, trainable=False)
         self._correct = tf.Variable(0, dtype=tf.int64, trainable=False)
         loss_sum, correct = self._loss_sum, self._correct
+        self._reg_sum = tf.Variable(0.0, dtype=tf.float32, trainable=False)
+        reg_sum = self._reg_sum
         jit = self.runtime.jit_compile
+        reg = self._regularization
+        config = optimizer.config if optimizer else None
+        # Conv/Dense kernels carry the penalties and the max-norm constraint; biases, BN and PReLU slopes do not.
+        kernels = [layer.kernel for layer in model.layers
+                   if isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense)) and layer.trainable]
+        cycles_beta1 = config is not None and config.name in ("adam", "adamw")
 
-        def train_step(x_all: tf.Tensor, y_all: tf.Tensor, idx: tf.Tensor) -> None:
+        def penalty() -> tf.Tensor:
+            total = tf.constant(0.0)
+            for w in kernels:
+                if reg.l1:
+                    total += reg.l1 * tf.reduce_sum(tf.abs(w))
+                if reg.l2:
+                    total += reg.l2 * tf.reduce_sum(tf.square(w))
+            return total
+
+        def train_step(x_all: tf.Tensor, y_all: tf.Tensor, idx: tf.Tensor, lr: tf.Tensor, momentum: tf.Tensor) -> None:
+            optimizer.lr.assign(lr)
+            (optimizer.beta1 if cycles_beta1 else optimizer.momentum).assign(momentum)
             xb, yb = tf.gather(x_all, idx), tf.gather(y_all, idx)
             variables = model.trainable_variables
             with tf.GradientTape() as tape:
                 logits = model(xb, training=True)
                 loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=yb, logits=logits))
-            grads = tape.gradient(loss, variables)
+                pen = penalty() if reg.active else tf.constant(0.0)
+                objective = loss + pen
+            grads = tape.gradient(objective, variables)
+            if config.clip_value is not None:
+                grads = [None if g is None else tf.clip_by_value(g, -config.clip_value, config.clip_value) for g in grads]
+            if config.clip_norm is not None:
+                # PyTorch's clip_grad_norm_: scale = min(1, c / (global norm + 1e-6)).
+                norm = tf.sqrt(tf.add_n([tf.reduce_sum(tf.square(g)) for g in grads if g is not None]))
+                scale = tf.minimum(1.0, config.clip_norm / (norm + 1e-6))
+                grads = [None if g is None else g * scale for g in grads]
             optimizer.apply(grads)
+            if reg.max_norm is not None:
+                for w in kernels:  # Keras' MaxNorm over every axis but the output one
+                    norms = tf.sqrt(tf.reduce_sum(tf.square(w), axis=list(range(len(w.shape) - 1)), keepdims=True))
+                    w.assign(w * (tf.clip_by_value(norms, 0.0, reg.max_norm) / (1e-7 + norms)))
             # Accumulate in variables: no per-step host round trip.
-            loss_sum.assign_add(loss * tf.cast(tf.shape(yb)[0], tf.float32))
+            n = tf.cast(tf.shape(yb)[0], tf.float32)
+            loss_sum.assign_add(loss * n)
+            reg_sum.assign_add(pen * n)
             correct.assign_add(tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, axis=1), yb), tf.int64)))
 
         def eval_step(xb: tf.Tensor, yb: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
@@ -108,17 +150,23 @@ class TensorFlowBackend:
         self._eval_step = tf.function(eval_step, jit_compile=jit, reduce_retracing=True)
         self._predict = tf.function(lambda xb: model(xb, training=False), jit_compile=jit, reduce_retracing=True)
 
-    def train_epoch(self, split: str, batches: Sequence[np.ndarray]) -> StepStats:
-        if self._train_step is None:
+    def train_epoch(self, split: str, batches: Sequence[np.ndarray], lrs: np.ndarray, momenta: np.ndarray | None = None) -> StepStats:
+        if self._train_step is None or self._optimizer is None:
             raise RuntimeError("Expected set_optimizer() before train_epoch(). Received: no optimizer.")
         x, y = self._data[split]
         self._loss_sum.assign(0.0)
+        self._reg_sum.assign(0.0)
         self._correct.assign(0)
+        config = self._optimizer.config
+        if momenta is None:  # hold the configured value (Adam: beta1)
+            momenta = np.full(len(batches), config.beta1 if config.name in ("adam", "adamw") else (config.momentum or 0.0), np.float32)
         count = 0
-        for batch in batches:
-            self._train_step(x, y, tf.constant(batch, dtype=tf.int32))
+        for step, batch in enumerate(batches):
+            self._train_step(x, y, tf.constant(batch, dtype=tf.int32), tf.constant(lrs[step], tf.float32), tf.constant(momenta[step], tf.float32))
+            if self.record_lr_trace:
+                self.lr_trace.append(float(self._optimizer.lr.numpy()))
             count += len(batch)
-        return StepStats(float(self._loss_sum.numpy()), int(self._correct.numpy()), count)
+        return StepStats(float(self._loss_sum.numpy()), int(self._correct.numpy()), count, float(self._reg_sum.numpy()))
 
     def evaluate(self, split: str, batch_size: int) -> StepStats:
         x, y = self._data[split]
@@ -129,6 +177,18 @@ class TensorFlowBackend:
             loss_sum += float(l)
             correct += int(c)
         return StepStats(loss_sum, correct, n)
+
+    def predict_mc(self, x: np.ndarray, passes: int, seed: int, batch_size: int = 1000) -> np.ndarray:
+        assert self._spec is not None, "build() first"
+        # A twin model whose dropout stays on, seeded afresh per call: the same seed gives the same passes.
+        twin = build_model(self._spec, seed, mc=True)
+        twin.set_weights(self.model.get_weights())
+        predict = tf.function(lambda xb: twin(xb, training=False), reduce_retracing=True)
+        xt = tf.constant(x.astype(np.float32, copy=False))
+        return np.stack([
+            np.concatenate([predict(xt[s:s + batch_size]).numpy() for s in range(0, len(x), batch_size)])
+            for _ in range(passes)
+        ])
 
     def predict_logits(self, x: np.ndarray, batch_size: int = 1000) -> np.ndarray:
         xt = tf.constant(x.astype(np.float32, copy=False))

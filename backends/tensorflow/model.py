@@ -6,7 +6,7 @@ import keras
 import numpy as np
 
 from harness.spec import (
-    Activation, Add, AvgPool2D, BatchNorm, Concat, Conv2D, Dense, Dropout, Flatten, GlobalAvgPool2D, Layer,
+    PRELU_INIT, Activation, Add, AvgPool2D, BatchNorm, Concat, Conv2D, Dense, Dropout, Flatten, GlobalAvgPool2D, Layer,
     MaxPool2D, ModelSpec,
 )
 from harness.weights import NeutralWeights, check_weights
@@ -18,7 +18,30 @@ _PARAM_ORDER = {
 }
 
 
-def _activation(layer: Activation) -> keras.layers.Layer:
+class TorchPReLU(keras.layers.PReLU):
+    """PReLU as PyTorch computes it, where(x > 0, x, a·x): its derivative at x = 0 is a. Keras' form,
+    relu(x) − a·relu(−x), has derivative 0 there, and exact zeros are common (zero biases on blank pixels)."""
+
+    def call(self, inputs):
+        return keras.ops.where(inputs > 0, inputs, self.alpha * inputs)
+
+
+_SELU_ALPHA, _SELU_SCALE = 1.6732632423543772, 1.0507009873554805
+
+
+def _torch_selu(x):
+    # PyTorch's SELU takes the negative branch at x = 0 (derivative scale·alpha ≈ 1.758); tf.nn.selu takes the
+    # positive one (derivative scale ≈ 1.051). Writing it with where() on x > 0 gives PyTorch's derivative.
+    return _SELU_SCALE * keras.ops.where(x > 0, x, _SELU_ALPHA * (keras.ops.exp(keras.ops.minimum(x, 0.0)) - 1.0))
+
+
+def _activation(layer: Activation, spatial: bool) -> keras.layers.Layer:
+    if layer.kind == "selu":
+        return keras.layers.Activation(_torch_selu, name=layer.name)
+    if layer.kind == "prelu":
+        # One slope per channel: shared over H and W for feature maps, as PyTorch's PReLU(num_parameters=C).
+        return TorchPReLU(alpha_initializer=keras.initializers.Constant(PRELU_INIT),
+                                  shared_axes=[1, 2] if spatial else None, name=layer.name)
     if layer.kind == "leaky_relu":
         return keras.layers.LeakyReLU(negative_slope=layer.alpha if layer.alpha is not None else 0.01, name=layer.name)
     if layer.kind == "elu":
@@ -40,7 +63,27 @@ def _conv(layer: Conv2D, x):
                                use_bias=layer.use_bias, name=layer.name)(x)
 
 
-def _apply(layer: Layer, inputs: list, seed: int):
+class MCDropout(keras.layers.Dropout):
+    """Dropout that stays on in inference: MC dropout while BatchNorm keeps its running statistics."""
+
+    def call(self, inputs, training=None):
+        return super().call(inputs, training=True)
+
+
+class MCAlphaDropout(keras.layers.AlphaDropout):
+    def call(self, inputs, training=None):
+        return super().call(inputs, training=True)
+
+
+def _dropout(layer: Dropout, seed: int, mc: bool) -> keras.layers.Layer:
+    if layer.kind == "alpha":
+        cls = MCAlphaDropout if mc else keras.layers.AlphaDropout
+    else:
+        cls = MCDropout if mc else keras.layers.Dropout
+    return cls(layer.rate, seed=seed, name=layer.name)
+
+
+def _apply(layer: Layer, inputs: list, seed: int, mc: bool = False):
     if isinstance(layer, Conv2D):
         return _conv(layer, inputs[0])
     if isinstance(layer, Add):
@@ -51,7 +94,7 @@ def _apply(layer: Layer, inputs: list, seed: int):
     if isinstance(layer, Dense):
         return keras.layers.Dense(layer.units, use_bias=layer.use_bias, name=layer.name)(x)
     if isinstance(layer, Activation):
-        return _activation(layer)(x)
+        return _activation(layer, spatial=len(x.shape) == 4)(x)
     if isinstance(layer, MaxPool2D):
         return keras.layers.MaxPooling2D(layer.pool_size, strides=layer.strides or layer.pool_size, padding="valid", name=layer.name)(x)
     if isinstance(layer, AvgPool2D):
@@ -61,19 +104,20 @@ def _apply(layer: Layer, inputs: list, seed: int):
     if isinstance(layer, Flatten):
         return keras.layers.Flatten(name=layer.name)(x)
     if isinstance(layer, Dropout):
-        return keras.layers.Dropout(layer.rate, seed=seed, name=layer.name)(x)
+        return _dropout(layer, seed, mc)(x)
     if isinstance(layer, BatchNorm):
         # Keras' momentum is the decay of the running statistics (torch's momentum = 1 - decay).
         return keras.layers.BatchNormalization(momentum=layer.decay, epsilon=layer.epsilon, name=layer.name)(x)
     raise ValueError(f"Expected a layer type the tensorflow backend knows. Received: {type(layer).__name__}.")
 
 
-def build_model(spec: ModelSpec, seed: int) -> keras.Model:
+def build_model(spec: ModelSpec, seed: int, mc: bool = False) -> keras.Model:
+    """The Keras model of ``spec``; ``mc=True`` builds the MC-dropout twin whose dropout never switches off."""
     inputs = keras.Input(shape=spec.input_shape, name="input")
     values = {"input": inputs}
     for index, layer in enumerate(spec.layers):
         # Each dropout layer gets its own seed derived from the trial seed: reproducible, never global.
-        values[layer.name] = _apply(layer, [values[s] for s in spec.inputs_of(index)], seed * 1000 + index)
+        values[layer.name] = _apply(layer, [values[s] for s in spec.inputs_of(index)], seed * 1000 + index, mc)
     return keras.Model(inputs, values[spec.output_name], name=spec.name)
 
 
@@ -81,6 +125,10 @@ def load_weights(model: keras.Model, spec: ModelSpec, weights: NeutralWeights) -
     check_weights(spec, weights)
     for layer in spec.layers:
         kind = type(layer).__name__
+        if f"{layer.name}/alpha" in weights:  # prelu: Keras keeps (1, 1, C) for feature maps
+            target = model.get_layer(layer.name)
+            target.set_weights([weights[f"{layer.name}/alpha"].reshape(target.get_weights()[0].shape)])
+            continue
         if kind not in _PARAM_ORDER:
             continue
         arrays = [weights[f"{layer.name}/{p}"] for p in _PARAM_ORDER[kind] if f"{layer.name}/{p}" in weights]
@@ -91,6 +139,9 @@ def export_weights(model: keras.Model, spec: ModelSpec) -> NeutralWeights:
     out: NeutralWeights = {}
     for layer in spec.layers:
         kind = type(layer).__name__
+        if isinstance(layer, Activation) and layer.kind == "prelu":
+            out[f"{layer.name}/alpha"] = np.asarray(model.get_layer(layer.name).get_weights()[0], np.float32).reshape(-1).copy()
+            continue
         if kind not in _PARAM_ORDER:
             continue
         arrays = model.get_layer(layer.name).get_weights()

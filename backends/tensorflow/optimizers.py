@@ -21,6 +21,9 @@ class TorchSemanticsOptimizer:
         self.config = config
         self.variables = list(variables)
         self.lr = tf.Variable(config.lr, dtype=tf.float32, trainable=False, name="lr")
+        # Momentum (SGD family, RMSprop) and Adam's beta1 are variables so schedules (1cycle) can move them per step.
+        self.momentum = tf.Variable(config.momentum or 0.0, dtype=tf.float32, trainable=False, name="momentum")
+        self.beta1 = tf.Variable(config.beta1, dtype=tf.float32, trainable=False, name="beta1")
         self.step = tf.Variable(0.0, dtype=tf.float32, trainable=False, name="step")
         slot_names = {
             "sgd": ("buf",), "momentum": ("buf",), "nesterov": ("buf",),
@@ -48,19 +51,20 @@ class TorchSemanticsOptimizer:
             self._update(grad, var, slots, lr)
 
     def _sgd(self, grad, var, slots, lr) -> None:
-        m = self.config.momentum or 0.0
-        if m:
-            buf = slots["buf"]
-            buf.assign(m * buf + grad)
-            grad = grad + m * buf if self.config.name == "nesterov" else tf.identity(buf)
+        # With momentum 0 the buffer equals the gradient, so plain SGD needs no branch (and 1cycle may raise it).
+        m = self.momentum
+        buf = slots["buf"]
+        buf.assign(m * buf + grad)
+        grad = grad + m * buf if self.config.name == "nesterov" else tf.identity(buf)
         var.assign_sub(lr * grad)
 
     def _adam(self, grad, var, slots, lr) -> None:
         c = self.config
         m, v = slots["m"], slots["v"]
-        m.assign(c.beta1 * m + (1.0 - c.beta1) * grad)
+        beta1 = self.beta1
+        m.assign(beta1 * m + (1.0 - beta1) * grad)
         v.assign(c.beta2 * v + (1.0 - c.beta2) * tf.square(grad))
-        bias1 = 1.0 - tf.pow(c.beta1, self.step)
+        bias1 = 1.0 - tf.pow(beta1, self.step)
         bias2 = 1.0 - tf.pow(c.beta2, self.step)
         denom = tf.sqrt(v) / tf.sqrt(bias2) + c.eps  # epsilon outside the corrected root, as torch
         var.assign_sub((lr / bias1) * m / denom)
@@ -74,12 +78,9 @@ class TorchSemanticsOptimizer:
         sq = slots["sq"]
         sq.assign(c.rho * sq + (1.0 - c.rho) * tf.square(grad))
         avg = tf.sqrt(sq) + c.eps
-        if c.momentum:
-            buf = slots["buf"]
-            buf.assign(c.momentum * buf + grad / avg)
-            var.assign_sub(lr * buf)
-        else:
-            var.assign_sub(lr * grad / avg)
+        buf = slots["buf"]  # momentum 0: the buffer is just this step's scaled gradient
+        buf.assign(self.momentum * buf + grad / avg)
+        var.assign_sub(lr * buf)
 
     def _adagrad(self, grad, var, slots, lr) -> None:
         total = slots["sum"]

@@ -48,8 +48,10 @@ class GraphModule(nn.Module):
         return out
 
 
-def _activation(layer: Activation) -> nn.Module:
+def _activation(layer: Activation, channels: int) -> nn.Module:
     kind = layer.kind
+    if kind == "prelu":
+        return nn.PReLU(num_parameters=channels)  # slopes are loaded from the neutral weights
     if kind == "relu":
         return nn.ReLU()
     if kind == "leaky_relu":
@@ -81,7 +83,7 @@ def _module(layer: Layer, in_info: TensorInfo) -> nn.Module | None:
     if isinstance(layer, Dense):
         return nn.Linear(in_info.shape[-1], layer.units, bias=layer.use_bias)
     if isinstance(layer, Activation):
-        return _activation(layer)
+        return _activation(layer, in_info.shape[-1])
     if isinstance(layer, MaxPool2D):
         return nn.MaxPool2d(layer.pool_size, layer.strides or layer.pool_size)
     if isinstance(layer, AvgPool2D):
@@ -91,7 +93,7 @@ def _module(layer: Layer, in_info: TensorInfo) -> nn.Module | None:
     if isinstance(layer, Flatten):
         return nn.Flatten()
     if isinstance(layer, Dropout):
-        return nn.Dropout(layer.rate)
+        return nn.AlphaDropout(layer.rate) if layer.kind == "alpha" else nn.Dropout(layer.rate)
     if isinstance(layer, BatchNorm):
         if len(in_info.shape) == 1 and in_info.flattened_from is not None:
             raise ValueError(
@@ -145,6 +147,9 @@ def load_weights(model: nn.Module, spec: ModelSpec, weights: NeutralWeights) -> 
             module.weight.copy_(torch.from_numpy(conv_kernel_to_torch(w["kernel"])))
         elif isinstance(layer, Dense):
             module.weight.copy_(torch.from_numpy(dense_kernel_to_torch(w["kernel"], _dense_origin(spec, infos, index))))
+        elif isinstance(layer, Activation):  # prelu
+            module.weight.copy_(torch.from_numpy(w["alpha"]))
+            continue
         elif isinstance(layer, BatchNorm):
             module.weight.copy_(torch.from_numpy(w["gamma"]))
             module.bias.copy_(torch.from_numpy(w["beta"]))
@@ -164,6 +169,9 @@ def export_weights(model: nn.Module, spec: ModelSpec) -> NeutralWeights:
         return t.detach().to("cpu").numpy().astype(np.float32, copy=True)
 
     for index, layer in enumerate(spec.layers):
+        if isinstance(layer, Activation) and layer.kind == "prelu":
+            out[f"{layer.name}/alpha"] = host(_layer_module(model, layer.name).weight)
+            continue
         if not isinstance(layer, (Conv2D, Dense, BatchNorm)):
             continue
         module = _layer_module(model, layer.name)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from harness.mc_dropout import mc_dropout_metrics
 from harness.models import build_model
-from harness.training import prepare_data, train_phase
+from harness.training import PhasePlan, prepare_data, test_accuracy, train_phase
 from harness.weights import initial_weights
 
 if TYPE_CHECKING:
@@ -18,10 +19,18 @@ def run(ctx: "StrategyContext") -> str:
     cfg = ctx.config
     spec = build_model(cfg.model, ctx.dataset.input_shape, ctx.dataset.num_classes, cfg.model_options)
     ctx.backend.build(spec, initial_weights(spec, cfg.init, cfg.seed), seed=cfg.seed)
-    ctx.backend.set_optimizer(cfg.optimizer.resolved())
+    ctx.backend.set_optimizer(cfg.optimizer, cfg.regularization)
     prepare_data(ctx.backend, ctx.dataset)
-    return train_phase(
-        ctx.backend, len(ctx.dataset.y_train), phase="train", epochs=cfg.epochs, batch_size=cfg.batch_size,
-        eval_batch_size=cfg.eval_batch_size, seed=cfg.seed, sink=ctx.sink, evaluate_test_at_end=True,
-        inject_step_delay_s=cfg.runtime.inject_step_delay_s,
-    )
+    plan = PhasePlan(phase="train", epochs=cfg.epochs, batch_size=cfg.batch_size, eval_batch_size=cfg.eval_batch_size,
+                     seed=cfg.seed, base_lr=cfg.optimizer.lr, schedule=cfg.schedule,
+                     inject_step_delay_s=cfg.runtime.inject_step_delay_s)
+    return train_phase(ctx.backend, len(ctx.dataset.y_train), plan, ctx.sink, final_metrics=lambda b: final_metrics(ctx, b))
+
+
+def final_metrics(ctx: "StrategyContext", backend) -> dict[str, float]:
+    """Test accuracy, and MC-dropout metrics when the trial asks for passes."""
+    cfg = ctx.config
+    out = test_accuracy(backend, cfg.eval_batch_size)
+    if cfg.mc_dropout_passes:
+        out.update(mc_dropout_metrics(backend, ctx.dataset.x_test, ctx.dataset.y_test, cfg.mc_dropout_passes, cfg.seed, cfg.eval_batch_size))
+    return out

@@ -1,0 +1,30 @@
+"""Monte Carlo dropout at evaluation: N stochastic passes with dropout active (BatchNorm in inference mode)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from harness.backend import Backend
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = logits - logits.max(axis=-1, keepdims=True)
+    exp = np.exp(shifted)
+    return exp / exp.sum(axis=-1, keepdims=True)
+
+
+def mc_dropout_metrics(backend: Backend, x: np.ndarray, y: np.ndarray, passes: int, seed: int, batch_size: int) -> dict[str, float]:
+    return mc_metrics_from_logits(backend.predict_mc(x, passes, seed, batch_size), y)
+
+
+def mc_metrics_from_logits(logits: np.ndarray, y: np.ndarray) -> dict[str, float]:
+    """Accuracy of the mean probability over the passes (axis 0) and the mean predictive std.
+
+    The predictive std is, per test sample, the standard deviation over passes of the probability given to
+    the class the mean predicts, averaged over samples: 0 when dropout changes nothing.
+    """
+    probs = softmax(logits.astype(np.float64))  # (passes, n, classes)
+    mean = probs.mean(axis=0)
+    predicted = mean.argmax(axis=1)
+    chosen = probs[:, np.arange(len(predicted)), predicted]  # (passes, n)
+    return {"mc_test_acc": float((predicted == y).mean()), "mc_pred_std": float(chosen.std(axis=0).mean())}

@@ -1,0 +1,122 @@
+"""Learning-rate (and momentum) schedules, evaluated per optimizer step by the harness.
+
+The harness computes the value for every step from a closed form and hands the epoch's values to the
+backend, which only applies them: both frameworks therefore use the same learning rate at the same step
+by construction. ``t`` is the 0-based index of the step about to be taken.
+
+- ``constant``: η0
+- ``power``: η0 / (1 + t/s)^c
+- ``exponential``: η0 · 0.1^(t/s)
+- ``piecewise``: values[i] for boundaries[i-1] <= t < boundaries[i]
+- ``plateau``: η0 · factor^k, k = number of reductions so far (reduce on plateau of the validation loss,
+  checked once per epoch; see :class:`PlateauTracker`)
+- ``onecycle``: linear from η_max/10 up to η_max over the first 45 % of steps, back down to η_max/10 by 90 %,
+  then down to η_max/10/1000 at the last step; momentum mirrors it 0.95 → 0.85 → 0.95 (held in the tail)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+SCHEDULES = ("constant", "power", "exponential", "piecewise", "plateau", "onecycle")
+
+
+@dataclass(frozen=True)
+class ScheduleConfig:
+    name: str = "constant"
+    steps: float = 100.0  # s, for power and exponential
+    power: float = 1.0  # c, for power
+    boundaries: tuple[int, ...] = ()  # piecewise: step indices where the value changes
+    values: tuple[float, ...] = ()  # piecewise: len(boundaries) + 1 learning rates
+    factor: float = 0.5  # plateau
+    patience: int = 2  # plateau: epochs without improvement before a reduction
+    threshold: float = 1e-4  # plateau: relative improvement that counts (PyTorch's default, mode 'rel')
+    max_momentum: float = 0.95  # onecycle
+    min_momentum: float = 0.85  # onecycle
+
+    def __post_init__(self) -> None:
+        if self.name not in SCHEDULES:
+            raise ValueError(f"Expected a schedule name. Received: schedule={self.name!r}. Valid choices: {list(SCHEDULES)}")
+        if self.steps <= 0:
+            raise ValueError(f"Expected schedule steps > 0. Received: {self.steps}.")
+        if self.name == "piecewise" and len(self.values) != len(self.boundaries) + 1:
+            raise ValueError(
+                f"Expected len(values) == len(boundaries) + 1 for a piecewise schedule. Received: {len(self.values)} values, "
+                f"{len(self.boundaries)} boundaries."
+            )
+        if self.name == "plateau" and not 0 < self.factor < 1:
+            raise ValueError(f"Expected 0 < factor < 1 for reduce-on-plateau. Received: {self.factor}.")
+
+    @property
+    def cycles_momentum(self) -> bool:
+        return self.name == "onecycle"
+
+
+def lr_at(schedule: ScheduleConfig, base_lr: float, step: np.ndarray, total_steps: int, plateau_scale: float = 1.0) -> np.ndarray:
+    """Learning rate for each 0-based step index in ``step``."""
+    t = np.asarray(step, dtype=np.float64)
+    s = schedule
+    if s.name == "constant":
+        out = np.full_like(t, base_lr)
+    elif s.name == "power":
+        out = base_lr / (1.0 + t / s.steps) ** s.power
+    elif s.name == "exponential":
+        out = base_lr * 0.1 ** (t / s.steps)
+    elif s.name == "piecewise":
+        out = np.asarray(s.values, dtype=np.float64)[np.searchsorted(np.asarray(s.boundaries), t, side="right")]
+    elif s.name == "plateau":
+        out = np.full_like(t, base_lr * plateau_scale)
+    else:
+        out = _onecycle(t, base_lr, total_steps)
+    return out
+
+
+def momentum_at(schedule: ScheduleConfig, step: np.ndarray, total_steps: int) -> np.ndarray | None:
+    """Momentum per step for 1cycle (None for schedules that leave momentum alone)."""
+    if not schedule.cycles_momentum:
+        return None
+    t = np.asarray(step, dtype=np.float64)
+    hi, lo = schedule.max_momentum, schedule.min_momentum
+    up_end, down_end = 0.45 * total_steps, 0.9 * total_steps
+    return np.where(
+        t < up_end, hi - (hi - lo) * t / up_end,
+        np.where(t < down_end, lo + (hi - lo) * (t - up_end) / (down_end - up_end), hi),
+    )
+
+
+def _onecycle(t: np.ndarray, max_lr: float, total: int) -> np.ndarray:
+    start, end = max_lr / 10.0, max_lr / 10.0 / 1000.0
+    up_end, down_end = 0.45 * total, 0.9 * total
+    last = max(total - 1, 1)
+    tail = start + (end - start) * (t - down_end) / max(last - down_end, 1e-12)
+    return np.where(
+        t < up_end, start + (max_lr - start) * t / up_end,
+        np.where(t < down_end, max_lr - (max_lr - start) * (t - up_end) / (down_end - up_end), tail),
+    )
+
+
+@dataclass
+class PlateauTracker:
+    """Reduce-on-plateau state, stepped once per epoch with the validation loss (PyTorch's ReduceLROnPlateau,
+    mode 'min', threshold_mode 'rel', cooldown 0)."""
+
+    factor: float
+    patience: int
+    threshold: float
+    best: float = float("inf")
+    bad_epochs: int = 0
+    scale: float = 1.0
+    history: list[float] = field(default_factory=list)
+
+    def step(self, val_loss: float) -> float:
+        if val_loss < self.best * (1.0 - self.threshold):
+            self.best, self.bad_epochs = val_loss, 0
+        else:
+            self.bad_epochs += 1
+            if self.bad_epochs > self.patience:
+                self.scale *= self.factor
+                self.bad_epochs = 0
+        self.history.append(self.scale)
+        return self.scale

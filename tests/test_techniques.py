@@ -1,0 +1,197 @@
+"""S5 techniques: every option means the same thing in both backends (parameters within 1e-4 after 20 steps)."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+import pytest
+
+import backend_probes as probes
+from conftest import max_abs_diff
+from harness.config import OptimizerConfig, RegularizationConfig, RuntimeOptions, TrialConfig
+from harness.data.batching import epoch_batches
+from harness.mc_dropout import mc_metrics_from_logits
+from harness.models import ModelOptions, build_model
+from harness.schedules import PlateauTracker, ScheduleConfig, lr_at, momentum_at
+from harness.spec import ACTIVATIONS
+from harness.weights import INITIALIZERS, initial_weights
+
+STEPS = 20
+TOLERANCE = 1e-4
+
+
+def _closed_form(name: str, t: int, lr0: float, total: int) -> float:
+    """The schedules' formulas, written out independently of harness.schedules."""
+    if name == "constant":
+        return lr0
+    if name == "power":
+        return lr0 / (1 + t / 5.0) ** 1.5
+    if name == "exponential":
+        return lr0 * 0.1 ** (t / 8.0)
+    if name == "piecewise":
+        return 0.05 if t < 5 else (0.02 if t < 12 else 0.005)
+    # 1cycle: up over 45 %, down over the next 45 %, then to max/10/1000 at the last step
+    lo, up, down = lr0 / 10, 0.45 * total, 0.9 * total
+    if t < up:
+        return lo + (lr0 - lo) * t / up
+    if t < down:
+        return lr0 - (lr0 - lo) * (t - up) / (down - up)
+    return lo + (lo / 1000 - lo) * (t - down) / (total - 1 - down)
+
+
+SCHEDULE_CONFIGS = {
+    "constant": ScheduleConfig("constant"),
+    "power": ScheduleConfig("power", steps=5.0, power=1.5),
+    "exponential": ScheduleConfig("exponential", steps=8.0),
+    "piecewise": ScheduleConfig("piecewise", boundaries=(5, 12), values=(0.05, 0.02, 0.005)),
+    "onecycle": ScheduleConfig("onecycle"),
+}
+
+
+def _mlp(digits, **options):
+    return build_model("mlp", digits.input_shape, digits.num_classes, ModelOptions(hidden=(32,), **options))
+
+
+def _train_both(workers, digits, spec, optimizer, lrs=None, momenta=None, regularization=RegularizationConfig(), seed=0):
+    weights = initial_weights(spec, "he_normal", seed)
+    batches = epoch_batches(len(digits.y_train), 32, seed, 1)[:STEPS]
+    args = (spec, weights, optimizer, digits.x_train, digits.y_train, batches, lrs, momenta, regularization)
+    results = {b: workers[b](probes.train, *args) for b in ("torch", "tensorflow")}
+    return weights, results
+
+
+@pytest.mark.parametrize("name", sorted(SCHEDULE_CONFIGS))
+@pytest.mark.parametrize("optimizer", ["momentum", "adam"])
+def test_schedules_apply_the_closed_form_learning_rate_at_every_step_in_both_backends(workers, digits, name, optimizer):
+    lr0 = 0.05 if optimizer == "momentum" else 0.01
+    schedule = SCHEDULE_CONFIGS[name]
+    steps = np.arange(STEPS)
+    lrs = lr_at(schedule, lr0, steps, STEPS).astype(np.float32)
+    momenta = momentum_at(schedule, steps, STEPS)
+    expected = [_closed_form(name, t, lr0, STEPS) for t in range(STEPS)]
+    assert np.allclose(lrs, expected, rtol=1e-6)
+    _, results = _train_both(workers, digits, _mlp(digits), OptimizerConfig(optimizer, lr=lr0), lrs,
+                             None if momenta is None else momenta.astype(np.float32))
+    for backend, (_, _, trace) in results.items():
+        assert np.allclose(trace, expected, rtol=1e-6), f"{backend} applied other learning rates"
+    diff = max_abs_diff(results["torch"][0], results["tensorflow"][0])
+    assert diff <= TOLERANCE, f"{name}/{optimizer}: parameters differ by {diff:.2e}"
+
+
+def test_onecycle_cycles_momentum_095_085_095():
+    m = momentum_at(ScheduleConfig("onecycle"), np.arange(100), 100)
+    assert m[0] == pytest.approx(0.95) and m[45] == pytest.approx(0.85) and m[90:].tolist() == [0.95] * 10
+    lr = lr_at(ScheduleConfig("onecycle"), 1.0, np.arange(100), 100)
+    assert lr[0] == pytest.approx(0.1) and lr[45] == pytest.approx(1.0) and lr[99] == pytest.approx(1e-4)
+
+
+def test_plateau_tracker_matches_pytorchs_reduce_lr_on_plateau(workers):
+    losses = [1.0, 0.9, 0.9, 0.95, 0.91, 0.89999, 0.92, 0.5, 0.6, 0.6, 0.6, 0.6]
+    reference = workers["torch"](probes.torch_plateau_scales, losses, 0.5, 2)
+    tracker = PlateauTracker(factor=0.5, patience=2, threshold=1e-4)
+    assert [tracker.step(v) for v in losses] == pytest.approx(reference)
+
+
+def test_plateau_schedule_in_whole_trials_gives_the_same_rows_in_both_backends(workers):
+    config = TrialConfig(strategy="scratch", model="mlp", dataset="digits", backend="torch", seed=0, epochs=6,
+                         model_options=ModelOptions(hidden=(16,)), optimizer=OptimizerConfig("momentum", lr=0.5),
+                         schedule=ScheduleConfig("plateau", factor=0.5, patience=0))
+    rows = {b: workers[b](probes.trial_rows, dataclasses.replace(config, backend=b).to_dict(), "plateau") for b in ("torch", "tensorflow")}
+    lrs = {b: [r["lr"] for r in rs] for b, rs in rows.items()}
+    assert lrs["torch"] == lrs["tensorflow"] and min(lrs["torch"]) < 0.5  # the plateau did reduce the rate
+    assert np.allclose([r["val_loss"] for r in rows["torch"]], [r["val_loss"] for r in rows["tensorflow"]], atol=1e-4)
+
+
+@pytest.mark.parametrize("clip", [{"clip_value": 0.01}, {"clip_norm": 0.5}, {"clip_value": 0.05, "clip_norm": 0.3}])
+def test_gradient_clipping_agrees_and_bites(workers, digits, clip):
+    spec = _mlp(digits)
+    _, clipped = _train_both(workers, digits, spec, OptimizerConfig("momentum", lr=0.1, **clip))
+    _, free = _train_both(workers, digits, spec, OptimizerConfig("momentum", lr=0.1))
+    assert max_abs_diff(clipped["torch"][0], clipped["tensorflow"][0]) <= TOLERANCE
+    assert max_abs_diff(clipped["torch"][0], free["torch"][0]) > 1e-3, "clipping changed nothing: the test would be vacuous"
+
+
+@pytest.mark.parametrize("reg", [RegularizationConfig(l1=1e-3), RegularizationConfig(l2=1e-2), RegularizationConfig(l1=5e-4, l2=5e-3),
+                                 RegularizationConfig(max_norm=0.5)], ids=["l1", "l2", "l1_l2", "max_norm"])
+def test_regularisers_agree_and_report_the_penalty_separately(workers, digits, reg):
+    spec = _mlp(digits)
+    _, results = _train_both(workers, digits, spec, OptimizerConfig("momentum", lr=0.05), regularization=reg)
+    _, plain = _train_both(workers, digits, spec, OptimizerConfig("momentum", lr=0.05))
+    (w_t, s_t, _), (w_f, s_f, _) = results["torch"], results["tensorflow"]
+    assert max_abs_diff(w_t, w_f) <= TOLERANCE
+    assert max_abs_diff(w_t, plain["torch"][0]) > 1e-4, "the regulariser changed nothing"
+    if reg.active:
+        assert s_t.reg_loss > 0 and s_t.reg_loss == pytest.approx(s_f.reg_loss, rel=1e-5)
+        assert abs(s_t.loss - s_f.loss) < 1e-4  # train_loss stays the data loss
+    else:
+        for key, kernel in w_t.items():
+            if key.endswith("kernel"):
+                assert np.sqrt((kernel ** 2).sum(axis=0)).max() <= 0.5 + 1e-5
+
+
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+def test_each_activation_trains_alike(workers, digits, activation):
+    alpha = {"leaky_relu": 0.2, "elu": 0.7}.get(activation)
+    spec = build_model("convnet3", digits.input_shape, digits.num_classes, ModelOptions(activation=activation, activation_alpha=alpha))
+    weights, results = _train_both(workers, digits, spec, OptimizerConfig("momentum", lr=0.01))
+    diff = max_abs_diff(results["torch"][0], results["tensorflow"][0])
+    assert diff <= TOLERANCE, f"{activation}: parameters differ by {diff:.2e}"
+    if activation == "prelu":
+        assert max_abs_diff({k: v for k, v in results["torch"][0].items() if k.endswith("alpha")},
+                            {k: v for k, v in weights.items() if k.endswith("alpha")}) > 0, "PReLU slopes did not learn"
+
+
+@pytest.mark.parametrize("placement", ["before", "after"])
+def test_batchnorm_placement_trains_alike_except_running_variance_and_evaluates_alike(workers, digits, placement):
+    spec = build_model("convnet3", digits.input_shape, digits.num_classes, ModelOptions(batchnorm=placement, bn_decay=0.9, bn_epsilon=1e-3))
+    if placement == "before":
+        assert "conv1/bias" not in initial_weights(spec, "he_normal", 0)  # BN's beta replaces the bias
+    _, results = _train_both(workers, digits, spec, OptimizerConfig("momentum", lr=0.01))
+    w_t, w_f = results["torch"][0], results["tensorflow"][0]
+    same = [k for k in w_t if not k.endswith("moving_variance")]
+    assert max_abs_diff({k: w_t[k] for k in same}, {k: w_f[k] for k in same}) <= TOLERANCE
+    for key in (k for k in w_t if k.endswith("moving_variance")):
+        assert np.all(w_t[key] >= w_f[key] - 1e-6)  # unbiased (torch) >= biased (keras): the one documented difference
+    # In eval mode, from the same (torch-trained) weights, the logits agree.
+    x = digits.x_test[:64]
+    diff = np.abs(workers["torch"](probes.logits, spec, w_t, x) - workers["tensorflow"](probes.logits, spec, w_t, x)).max()
+    assert diff <= TOLERANCE
+
+
+@pytest.mark.parametrize("init", sorted(INITIALIZERS))
+def test_every_initializer_loads_identically(workers, digits, init):
+    spec = build_model("cnn_small", digits.input_shape, digits.num_classes)
+    weights = initial_weights(spec, init, 4)
+    x = digits.x_test[:32]
+    diff = np.abs(workers["torch"](probes.logits, spec, weights, x) - workers["tensorflow"](probes.logits, spec, weights, x)).max()
+    assert diff <= TOLERANCE
+
+
+@pytest.mark.parametrize("kind", ["standard", "alpha"])
+@pytest.mark.parametrize("backend", ["torch", "tensorflow"])
+def test_mc_dropout_is_deterministic_under_a_seed_and_uncertain_with_dropout(workers, digits, backend, kind):
+    activation = "selu" if kind == "alpha" else "relu"
+    spec = _mlp(digits, dropout=0.3, dropout_kind=kind, activation=activation)
+    weights = initial_weights(spec, "lecun_normal", 0)
+    x, y = digits.x_test[:100], digits.y_test[:100]
+    a = workers[backend](probes.mc_logits, spec, weights, x, 8, 11)
+    b = workers[backend](probes.mc_logits, spec, weights, x, 8, 11)
+    c = workers[backend](probes.mc_logits, spec, weights, x, 8, 12)
+    assert a.shape == (8, 100, 10)
+    assert np.array_equal(a, b), "same seed, different passes"
+    assert not np.array_equal(a, c)
+    assert not np.array_equal(a[0], a[1]), "dropout inactive during MC passes"
+    metrics = mc_metrics_from_logits(a, y)
+    assert metrics["mc_pred_std"] > 0 and 0 <= metrics["mc_test_acc"] <= 1
+    still = workers[backend](probes.mc_logits, _mlp(digits), initial_weights(_mlp(digits), "he_normal", 0), x, 3, 11)
+    assert mc_metrics_from_logits(still, y)["mc_pred_std"] < 1e-12  # no dropout: no spread (float64 rounding aside)
+
+
+def test_mc_dropout_metrics_in_a_trial_row(workers):
+    config = TrialConfig(strategy="scratch", model="cnn_small", dataset="digits", backend="torch", seed=0, epochs=2, mc_dropout_passes=5)
+    rows = workers["torch"](probes.trial_rows, config.to_dict(), "mc")
+    assert "mc_test_acc" not in rows[0]  # final metrics sit on the last row only
+    assert rows[-1]["mc_pred_std"] > 0 and 0.1 < rows[-1]["mc_test_acc"] <= 1
+    assert not math.isnan(rows[-1]["test_acc"])
