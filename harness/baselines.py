@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from harness.config import case_label
 from harness.provenance import cpu_model, utc_now
 from harness.results import read_results
 from harness.summary import final_rows
@@ -152,7 +153,7 @@ def history(results_dir: Path, metric: str, case_filter: str | None = None, last
                      "status": info.get("status", "unknown"), "trials": frame["trial_id"].nunique() if len(frame) else 0})
         if frame.empty:
             continue
-        frame = frame.assign(case=frame["suite"] + ":" + frame["strategy"] + "-" + frame["model"] + "-" + frame["dataset"])
+        frame = frame.assign(case=[f"{r.suite}:{case_label(r.strategy, r.model, r.variant, r.dataset)}" for r in frame.itertuples()])
         if case_filter:
             frame = frame[frame["case"].str.contains(case_filter, regex=False)]
         values = {}

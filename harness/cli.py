@@ -15,6 +15,7 @@ from typing import Any, Sequence
 
 from harness.backend import BACKENDS
 from harness.config import OPTIMIZERS, OptimizerConfig, RuntimeOptions, TrialConfig
+from harness.schedules import SCHEDULES, ScheduleConfig
 from harness.data.registry import DATASETS
 from harness.models import MODELS
 from harness.strategies import describe_strategies
@@ -90,6 +91,24 @@ def build_parser() -> argparse.ArgumentParser:
     hp.add_argument("--weight-decay", type=_non_negative_float, help="coupled L2 for SGD-family/Adam; decoupled for adamw")
     hp.add_argument("--init", help=f"initializer, one of {sorted(INITIALIZERS)}")
     hp.add_argument("--hidden", type=_hidden, help="mlp hidden sizes, e.g. 300,100")
+    tech = run.add_argument_group("techniques (S5)")
+    tech.add_argument("--schedule", help=f"learning-rate schedule, one of {list(SCHEDULES)} (per step)")
+    tech.add_argument("--schedule-steps", type=_positive_float, help="s of power/exponential schedules")
+    tech.add_argument("--schedule-power", type=_positive_float, help="c of the power schedule")
+    tech.add_argument("--piecewise", help="piecewise schedule as BOUNDARIES:VALUES, e.g. 100,200:0.1,0.01,0.001")
+    tech.add_argument("--plateau-factor", type=_positive_float, help="reduce-on-plateau factor (0..1)")
+    tech.add_argument("--plateau-patience", type=_positive_int, help="reduce-on-plateau patience in epochs")
+    tech.add_argument("--clip-value", type=_positive_float, help="clip gradients element-wise to [-v, v]")
+    tech.add_argument("--clip-norm", type=_positive_float, help="clip gradients to this global L2 norm")
+    tech.add_argument("--l1", type=_non_negative_float, help="L1 penalty on kernels")
+    tech.add_argument("--l2", type=_non_negative_float, help="L2 penalty on kernels (l2·Σw², Keras' convention)")
+    tech.add_argument("--max-norm", type=_positive_float, help="max-norm constraint on each unit's incoming kernel weights")
+    tech.add_argument("--activation", help="activation of the model's hidden layers")
+    tech.add_argument("--activation-alpha", type=_positive_float, help="leaky_relu slope / elu alpha")
+    tech.add_argument("--batchnorm", choices=("none", "before", "after"), help="BatchNorm before or after each activation")
+    tech.add_argument("--dropout", type=_non_negative_float, help="dropout rate (overrides the model's; mlp: after each hidden layer)")
+    tech.add_argument("--alpha-dropout", action="store_true", help="use alpha dropout (for SELU) instead of dropout")
+    tech.add_argument("--mc-dropout", type=_positive_int, help="after training, this many MC-dropout passes over the test set")
     rt = run.add_argument_group("execution")
     rt.add_argument("--cpus-per-trial", type=_positive_int, default=1, help="CPUs (and threads) per trial (default 1)")
     rt.add_argument("--gpus-per-trial", type=_non_negative_float, default=0.0, help="GPUs per trial, fractional allowed")
@@ -179,11 +198,23 @@ def _apply_overrides(trial: TrialConfig, args: argparse.Namespace) -> TrialConfi
     opt = trial.optimizer
     if args.optimizer and args.optimizer != opt.name:
         opt = OptimizerConfig(name=args.optimizer, lr=opt.lr)
-    opt_changes = {k: v for k, v in (("lr", args.lr), ("momentum", args.momentum), ("weight_decay", args.weight_decay)) if v is not None}
+    opt_changes = {k: v for k, v in (("lr", args.lr), ("momentum", args.momentum), ("weight_decay", args.weight_decay),
+                                     ("clip_value", args.clip_value), ("clip_norm", args.clip_norm)) if v is not None}
+    model_changes = {k: v for k, v in (("hidden", args.hidden), ("activation", args.activation), ("activation_alpha", args.activation_alpha),
+                                       ("batchnorm", args.batchnorm), ("dropout", args.dropout)) if v is not None}
+    if args.alpha_dropout:
+        model_changes["dropout_kind"] = "alpha"
+    reg_changes = {k: v for k, v in (("l1", args.l1), ("l2", args.l2), ("max_norm", args.max_norm)) if v is not None}
     try:
         changes["optimizer"] = dataclasses.replace(opt, **opt_changes)
-        if args.hidden:
-            changes["model_options"] = dataclasses.replace(trial.model_options, hidden=args.hidden)
+        if model_changes:
+            changes["model_options"] = dataclasses.replace(trial.model_options, **model_changes)
+        if reg_changes:
+            changes["regularization"] = dataclasses.replace(trial.regularization, **reg_changes)
+        if args.schedule or args.piecewise:
+            changes["schedule"] = _schedule_from_args(args, trial.schedule)
+        if args.mc_dropout:
+            changes["mc_dropout_passes"] = args.mc_dropout
         changes["runtime"] = RuntimeOptions(
             threads=args.cpus_per_trial, device="gpu" if args.gpus_per_trial > 0 else "cpu",
             jit_compile=args.jit_compile, torch_compile=args.torch_compile,
@@ -192,6 +223,25 @@ def _apply_overrides(trial: TrialConfig, args: argparse.Namespace) -> TrialConfi
         return dataclasses.replace(trial, **changes)
     except ValueError as exc:
         raise InputError(str(exc)) from None
+
+
+def _schedule_from_args(args: argparse.Namespace, current: ScheduleConfig) -> ScheduleConfig:
+    name = args.schedule or ("piecewise" if args.piecewise else current.name)
+    if name not in SCHEDULES:
+        raise InputError(f"Expected --schedule to be one of {list(SCHEDULES)}. Received: {name!r}.")
+    fields: dict[str, Any] = {"name": name}
+    for key, value in (("steps", args.schedule_steps), ("power", args.schedule_power), ("factor", args.plateau_factor),
+                       ("patience", args.plateau_patience)):
+        if value is not None:
+            fields[key] = value
+    if args.piecewise:
+        try:
+            bounds, values = args.piecewise.split(":")
+            fields["boundaries"] = tuple(int(b) for b in bounds.split(","))
+            fields["values"] = tuple(float(v) for v in values.split(","))
+        except ValueError:
+            raise InputError(f"Expected --piecewise BOUNDARIES:VALUES such as 100,200:0.1,0.01,0.001. Received: {args.piecewise!r}.") from None
+    return dataclasses.replace(current, **fields)
 
 
 def cmd_list() -> int:

@@ -22,9 +22,10 @@ import numpy as np
 import pandas as pd
 from scipy.stats import mannwhitneyu
 
+from harness.config import case_label
 from harness.summary import final_rows
 
-CASE_COLUMNS = ["suite", "strategy", "model", "dataset", "backend"]
+CASE_COLUMNS = ["suite", "strategy", "model", "variant", "dataset", "backend"]
 
 
 @dataclass(frozen=True)
@@ -119,14 +120,14 @@ def compare_frames(base: pd.DataFrame, new: pd.DataFrame, thresholds: Thresholds
     for key in keys:
         select = lambda f: f[(f[CASE_COLUMNS] == pd.Series(key, index=CASE_COLUMNS)).all(axis=1)]  # noqa: E731
         b, n = select(base), select(new)
-        case = f"{key[0]}:{key[1]}-{key[2]}-{key[3]}"
+        case = f"{key[0]}:{case_label(key[1], key[2], key[3], key[4])}"
         if b.empty or n.empty:
-            out.append(CaseComparison(case, key[4], math.nan, math.nan, math.nan, math.nan, "n/a", math.nan, math.nan,
+            out.append(CaseComparison(case, key[5], math.nan, math.nan, math.nan, math.nan, "n/a", math.nan, math.nan,
                                       math.nan, (math.nan, math.nan), "n/a", "only in " + ("new" if b.empty else "base")))
             continue
         base_t, new_t, ratio, p, time_verdict = _time_verdict(steady_epoch_times(b), steady_epoch_times(n), t)
         base_a, new_a, diff, ci, acc_verdict, note = _accuracy_verdict(final_accuracies(b), final_accuracies(n), t)
-        out.append(CaseComparison(case, key[4], base_t, new_t, ratio, p, time_verdict, base_a, new_a, diff, ci, acc_verdict, note))
+        out.append(CaseComparison(case, key[5], base_t, new_t, ratio, p, time_verdict, base_a, new_a, diff, ci, acc_verdict, note))
     return out
 
 

@@ -24,6 +24,11 @@ _DEFAULT_RHO = {"rmsprop": 0.99, "adadelta": 0.9}
 _DEFAULT_WEIGHT_DECAY = {"adamw": 0.01}
 
 
+def case_label(strategy: str, model: str, variant: str, dataset: str) -> str:
+    """strategy-model[+variant]-dataset: the one spelling of a case used in ids, tables and comparisons."""
+    return f"{strategy}-{model}{'+' + variant if variant else ''}-{dataset}"
+
+
 @dataclass(frozen=True)
 class OptimizerConfig:
     name: str = "momentum"
@@ -123,6 +128,7 @@ class TrialConfig:
     eval_batch_size: int = 1000
     init: str = "he_normal"
     suite: str = "adhoc"
+    variant: str = ""  # label of a technique/option variant of a suite case ("" for the plain case)
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     regularization: RegularizationConfig = field(default_factory=RegularizationConfig)
@@ -143,12 +149,12 @@ class TrialConfig:
 
     @property
     def trial_id(self) -> str:
-        return f"{self.suite}-{self.strategy}-{self.model}-{self.dataset}-{self.backend}-s{self.seed}"
+        return f"{self.suite}-{self.case_id}-{self.backend}-s{self.seed}"
 
     @property
     def case_id(self) -> str:
         """The comparison key shared by both backends' trials."""
-        return f"{self.strategy}-{self.model}-{self.dataset}"
+        return case_label(self.strategy, self.model, self.variant, self.dataset)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

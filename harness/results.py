@@ -25,6 +25,7 @@ SCHEMA: tuple[tuple[str, str, str], ...] = (
     ("strategy", "string", "strategy name (scratch, ...)"),
     ("model", "string", "model name from the neutral zoo"),
     ("dataset", "string", "dataset name"),
+    ("variant", "string", "label of a technique/option variant of the case ('' for the plain case); part of the case's identity"),
     ("backend", "string", "torch | tensorflow"),
     ("framework_version", "string", "torch.__version__ or tf.__version__ in the worker"),
     ("seed", "Int64", "trial seed: initial weights, batch order, dropout"),
@@ -73,6 +74,7 @@ def normalise_row(row: dict[str, Any]) -> dict[str, Any]:
 
 def to_frame(rows: Iterable[dict[str, Any]]) -> pd.DataFrame:
     frame = pd.DataFrame([normalise_row(r) for r in rows], columns=list(COLUMNS))
+    frame["variant"] = frame["variant"].fillna("")
     for column, dtype in DTYPES.items():
         if dtype == "float64":
             frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("float64")
@@ -117,7 +119,7 @@ def read_parts(run_dir: Path) -> pd.DataFrame:
     parts = sorted((run_dir / "parts").glob("*.parquet"))
     if not parts:
         return to_frame([])
-    frame = pd.concat([pd.read_parquet(p) for p in parts], ignore_index=True)
+    frame = with_current_columns(pd.concat([pd.read_parquet(p) for p in parts], ignore_index=True))
     return frame.sort_values(["trial_id", "epoch"], kind="stable", na_position="last").reset_index(drop=True)
 
 
@@ -125,8 +127,16 @@ def read_results(run_dir: Path) -> pd.DataFrame:
     """The run's table: results.parquet if the run finished, else whatever the parts hold."""
     final = run_dir / "results.parquet"
     if final.is_file():
-        return pd.read_parquet(final)
+        return with_current_columns(pd.read_parquet(final))
     return read_parts(run_dir)
+
+
+def with_current_columns(frame: pd.DataFrame) -> pd.DataFrame:
+    """Tables written before a column existed (saved baselines) gain it, empty, so old and new compare."""
+    for column in COLUMNS:
+        if column not in frame.columns:
+            frame[column] = "" if column == "variant" else pd.Series([pd.NA] * len(frame), dtype=DTYPES[column] if DTYPES[column] != "float64" else "float64")
+    return frame[list(COLUMNS)]
 
 
 def write_run_json(run_dir: Path, info: dict[str, Any]) -> None:

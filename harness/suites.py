@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from harness.config import OptimizerConfig, TrialConfig
+from harness.config import OptimizerConfig, RegularizationConfig, TrialConfig, case_label
+from harness.schedules import ScheduleConfig
 from harness.models import ModelOptions
 
 
@@ -23,12 +24,16 @@ class SuiteCase:
     init: str = "he_normal"
     optimizer: OptimizerConfig = field(default_factory=lambda: OptimizerConfig("momentum", lr=0.01))
     model_options: ModelOptions = field(default_factory=ModelOptions)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    regularization: RegularizationConfig = field(default_factory=RegularizationConfig)
+    mc_dropout_passes: int = 0
+    variant: str = ""  # label when the case is one option setting of a sweep
     min_test_acc: float | None = None  # acceptance bar for the pytest suites
     bar_source: str = ""
 
     @property
     def case_id(self) -> str:
-        return f"{self.strategy}-{self.model}-{self.dataset}"
+        return case_label(self.strategy, self.model, self.variant, self.dataset)
 
 
 @dataclass(frozen=True)
@@ -97,6 +102,64 @@ SUITES: dict[str, Suite] = {
 }
 
 
+def _technique_cases(dataset: str, epochs: int, smoke: bool = False) -> tuple[SuiteCase, ...]:
+    """S5: one case per option setting; each is a variant of a small model so the sweep stays cheap."""
+    small = ModelOptions(hidden=(64,))
+    mom = OptimizerConfig("momentum", lr=0.01)
+    cases: list[tuple[str, str, dict]] = []  # (variant, model, SuiteCase overrides)
+    for name in ("sgd", "momentum", "nesterov", "adagrad", "adadelta", "rmsprop", "adam", "adamw"):
+        lr = {"sgd": 0.05, "adadelta": 1.0, "adam": 1e-3, "adamw": 1e-3, "rmsprop": 1e-3}.get(name, 0.01)
+        cases.append((f"opt_{name}", "mlp", {"optimizer": OptimizerConfig(name, lr=lr)}))
+    schedules = {
+        "power": ScheduleConfig("power", steps=50.0, power=1.0),
+        "exponential": ScheduleConfig("exponential", steps=200.0),
+        "piecewise": ScheduleConfig("piecewise", boundaries=(40, 80), values=(0.05, 0.02, 0.005)),
+        "plateau": ScheduleConfig("plateau", factor=0.5, patience=1),
+        "onecycle": ScheduleConfig("onecycle"),
+    }
+    for name, schedule in schedules.items():
+        cases.append((f"sched_{name}", "mlp", {"schedule": schedule, "optimizer": OptimizerConfig("momentum", lr=0.05)}))
+    for init in ("he_normal", "he_uniform", "glorot_uniform", "glorot_normal", "lecun_normal", "torch_default", "keras_default"):
+        cases.append((f"init_{init}", "mlp", {"init": init}))
+    for act in ("relu", "leaky_relu", "prelu", "elu", "selu", "tanh", "sigmoid"):
+        lr = 0.05 if act == "sigmoid" else 0.01
+        cases.append((f"act_{act}", "convnet3", {"model_options": ModelOptions(activation=act), "optimizer": OptimizerConfig("momentum", lr=lr)}))
+    for placement in ("before", "after"):
+        cases.append((f"bn_{placement}", "convnet3", {"model_options": ModelOptions(batchnorm=placement)}))
+    cases += [
+        ("clip_value", "mlp", {"optimizer": OptimizerConfig("momentum", lr=0.05, clip_value=0.05)}),
+        ("clip_norm", "mlp", {"optimizer": OptimizerConfig("momentum", lr=0.05, clip_norm=1.0)}),
+        ("l1", "mlp", {"regularization": RegularizationConfig(l1=1e-5)}),
+        ("l2", "mlp", {"regularization": RegularizationConfig(l2=1e-4)}),
+        ("l1_l2", "mlp", {"regularization": RegularizationConfig(l1=1e-5, l2=1e-4)}),
+        ("max_norm", "mlp", {"regularization": RegularizationConfig(max_norm=2.0)}),
+        ("dropout", "mlp", {"model_options": ModelOptions(hidden=(64,), dropout=0.2)}),
+        ("alpha_dropout_selu", "mlp", {"model_options": ModelOptions(hidden=(64,), activation="selu", dropout=0.1, dropout_kind="alpha"),
+                                       "init": "lecun_normal"}),
+        ("mc_dropout", "cnn_small", {"mc_dropout_passes": 10}),
+    ]
+    if smoke:  # one of each kind of technique
+        keep = {"opt_adam", "sched_onecycle", "sched_plateau", "act_prelu", "bn_before", "clip_norm", "l1_l2", "max_norm", "mc_dropout"}
+        cases = [c for c in cases if c[0] in keep]
+    out = []
+    for variant, model, overrides in cases:
+        fields = {"optimizer": mom, "model_options": small if model == "mlp" else ModelOptions(), **overrides}
+        out.append(SuiteCase("scratch", model, dataset, epochs=epochs, variant=variant, **fields))
+    return tuple(out)
+
+
+# Techniques cases assert that every trial completes (no failure, no divergence); their accuracy and time
+# are reported side by side per backend, with no accuracy bar until one has been measured for each setting.
+SUITES.update({
+    s.name: s
+    for s in (
+        Suite("techniques_smoke", "one case per kind of S5 technique on digits, 2 epochs (CI)", _technique_cases("digits", 2, smoke=True)),
+        Suite("techniques", "every S5 technique setting on digits, 5 epochs", _technique_cases("digits", 5)),
+        Suite("techniques_full", "every S5 technique setting on digits and Fashion-MNIST, 5 epochs",
+              _technique_cases("digits", 5) + _technique_cases("fashion_mnist", 5)),
+    )
+})
+
 def suite(name: str) -> Suite:
     if name not in SUITES:
         raise ValueError(f"Expected a suite name. Received: suite={name!r}. Valid choices: {sorted(SUITES)}")
@@ -109,7 +172,8 @@ def case_trials(case: SuiteCase, suite_name: str, backends: tuple[str, ...], see
         TrialConfig(
             strategy=case.strategy, model=case.model, dataset=case.dataset, backend=backend, seed=seed,
             epochs=case.epochs, batch_size=case.batch_size, init=case.init, optimizer=case.optimizer,
-            model_options=case.model_options, suite=suite_name,
+            model_options=case.model_options, schedule=case.schedule, regularization=case.regularization,
+            mc_dropout_passes=case.mc_dropout_passes, variant=case.variant, suite=suite_name,
         )
         for backend in backends
         for seed in range(seeds)

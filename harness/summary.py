@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-CASE_KEYS = ["strategy", "model", "dataset"]
+CASE_KEYS = ["strategy", "model", "variant", "dataset"]
 
 
 @dataclass(frozen=True)
@@ -77,7 +77,11 @@ def per_backend_cells(row: pd.Series) -> list[str]:
     acc = f"{_fmt(row['test_acc_mean'], '.4f')} ± {_fmt(row['test_acc_std'], '.4f')}"
     time_cell = _fmt(row["epoch_time_s_median"], ".3f") + (" (warm-up)" if row["timing_basis"] == "warm-up only" else "")
     status = f"{row['ok']}/{row['trials']} ok" + (f", {row['failed']} failed" if row["failed"] else "") + (f", {row['diverged']} diverged" if row["diverged"] else "")
-    return [row["strategy"], row["model"], row["dataset"], row["backend"], status, acc, time_cell, _fmt(row["samples_per_s_median"], ",.0f")]
+    return [row["strategy"], _model_cell(row), row["dataset"], row["backend"], status, acc, time_cell, _fmt(row["samples_per_s_median"], ",.0f")]
+
+
+def _model_cell(row: pd.Series) -> str:
+    return row["model"] + (f"+{row['variant']}" if row["variant"] else "")
 
 
 PER_BACKEND_HEADER = ["strategy", "model", "dataset", "backend", "trials", "test acc (mean ± std over seeds)", "epoch time s (median)", "samples/s (median)"]
@@ -85,7 +89,7 @@ COMPARISON_HEADER = ["strategy", "model", "dataset", "test acc torch − tensorf
 
 
 def comparison_cells(row: pd.Series) -> list[str]:
-    return [row["strategy"], row["model"], row["dataset"], _fmt(row["acc_diff_pp"], "+.2f"), _fmt(row["epoch_time_ratio"], ".3f"), _fmt(row["samples_per_s_ratio"], ".3f")]
+    return [row["strategy"], _model_cell(row), row["dataset"], _fmt(row["acc_diff_pp"], "+.2f"), _fmt(row["epoch_time_ratio"], ".3f"), _fmt(row["samples_per_s_ratio"], ".3f")]
 
 
 def _markdown_table(header: list[str], rows: list[list[str]]) -> str:

@@ -31,7 +31,7 @@ def base_row(config: TrialConfig, run: RunInfo, machine: MachineInfo) -> dict[st
     """The columns every row of a trial shares (framework fields are filled once the backend exists)."""
     return {
         "run_id": run.run_id, "trial_id": config.trial_id, "suite": config.suite, "strategy": config.strategy,
-        "model": config.model, "dataset": config.dataset, "backend": config.backend, "framework_version": "",
+        "model": config.model, "dataset": config.dataset, "variant": config.variant, "backend": config.backend, "framework_version": "",
         "seed": config.seed, "config_json": config.to_json(), "git_commit": run.git_commit,
         "host": machine.host, "cpu": machine.cpu, "gpu": "", "device": config.runtime.device,
         "threads": config.runtime.threads, "python_version": machine.python_version, "error": "",

@@ -26,6 +26,10 @@ BAD_INPUTS = {
     "suite and case": (["run", "--suite", "smoke", "--model", "mlp"], "Expected either --suite or --strategy/--model/--dataset"),
     "incomplete case": (["run", "--strategy", "scratch", "--model", "mlp"], "Expected --strategy, --model and --dataset together"),
     "too many cpus": (["run", "--suite", "smoke", "--cpus-per-trial", "512"], "Expected --cpus-per-trial <="),
+    "unknown schedule": (["run", "--suite", "smoke", "--schedule", "cosine"], "Expected --schedule to be one of"),
+    "bad piecewise": (["run", "--suite", "smoke", "--piecewise", "10,20:0.1"], "Expected len(values) == len(boundaries) + 1"),
+    "bad activation": (["run", "--suite", "smoke", "--activation", "swish"], "Expected an activation name"),
+    "bad plateau factor": (["run", "--suite", "smoke", "--schedule", "plateau", "--plateau-factor", "2"], "Expected 0 < factor < 1"),
 }
 
 _SCRIPT = """
@@ -80,3 +84,23 @@ def test_list_names_every_choice():
     for name in ("quick", "smoke", "scratch", "convnet3", "cnn_small", "mlp", "digits", "fashion_mnist", "cifar10", "torch",
                  "tensorflow", "nesterov", "adamw", "he_normal", "torch_default", "keras_default"):
         assert name in proc.stdout
+
+
+def test_technique_options_reach_every_trial_config():
+    from harness.cli import build_parser, trials_from_args
+
+    args = build_parser().parse_args([
+        "run", "--strategy", "scratch", "--model", "mlp", "--dataset", "digits", "--seeds", "2", "--optimizer", "adam",
+        "--lr", "0.002", "--schedule", "onecycle", "--clip-norm", "1.5", "--l1", "1e-5", "--l2", "1e-4", "--max-norm", "3",
+        "--activation", "selu", "--dropout", "0.1", "--alpha-dropout", "--batchnorm", "after", "--mc-dropout", "7",
+    ])
+    trials, _ = trials_from_args(args)
+    assert len(trials) == 4  # two backends x two seeds
+    t = trials[0]
+    assert (t.optimizer.name, t.optimizer.lr, t.optimizer.clip_norm, t.optimizer.eps) == ("adam", 0.002, 1.5, 1e-8)
+    assert t.schedule.name == "onecycle" and (t.regularization.l1, t.regularization.l2, t.regularization.max_norm) == (1e-5, 1e-4, 3)
+    assert (t.model_options.activation, t.model_options.dropout, t.model_options.dropout_kind, t.model_options.batchnorm) == ("selu", 0.1, "alpha", "after")
+    assert t.mc_dropout_passes == 7
+    piecewise, _ = trials_from_args(build_parser().parse_args(
+        ["run", "--suite", "smoke", "--piecewise", "10,20:0.1,0.01,0.001"]))
+    assert piecewise[0].schedule.boundaries == (10, 20) and piecewise[0].schedule.values == (0.1, 0.01, 0.001)

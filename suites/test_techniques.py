@@ -1,0 +1,9 @@
+"""S5, training techniques: every option setting trains to completion in both backends (numbers in the table)."""
+
+import pytest
+
+pytestmark = pytest.mark.xfbench(suites={"smoke": "techniques_smoke", "quick": "techniques", "full": "techniques_full"})
+
+
+def test_technique_runs_in_both_backends(xfbench_case):
+    xfbench_case.check_bar()
