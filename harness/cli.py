@@ -89,6 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     hp.add_argument("--lr", type=_positive_float)
     hp.add_argument("--momentum", type=_non_negative_float)
     hp.add_argument("--weight-decay", type=_non_negative_float, help="coupled L2 for SGD-family/Adam; decoupled for adamw")
+    hp.add_argument("--decoupled-weight-decay", action="store_true", help="decay weights w <- w(1 - lr*wd) instead of coupled L2")
     hp.add_argument("--init", help=f"initializer, one of {sorted(INITIALIZERS)}")
     hp.add_argument("--hidden", type=_hidden, help="mlp hidden sizes, e.g. 300,100")
     tech = run.add_argument_group("techniques (S5)")
@@ -200,6 +201,8 @@ def _apply_overrides(trial: TrialConfig, args: argparse.Namespace) -> TrialConfi
         opt = OptimizerConfig(name=args.optimizer, lr=opt.lr)
     opt_changes = {k: v for k, v in (("lr", args.lr), ("momentum", args.momentum), ("weight_decay", args.weight_decay),
                                      ("clip_value", args.clip_value), ("clip_norm", args.clip_norm)) if v is not None}
+    if args.decoupled_weight_decay:
+        opt_changes["decoupled"] = True
     model_changes = {k: v for k, v in (("hidden", args.hidden), ("activation", args.activation), ("activation_alpha", args.activation_alpha),
                                        ("batchnorm", args.batchnorm), ("dropout", args.dropout)) if v is not None}
     if args.alpha_dropout:

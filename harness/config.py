@@ -34,7 +34,8 @@ class OptimizerConfig:
     name: str = "momentum"
     lr: float = 0.01
     momentum: float | None = None
-    weight_decay: float | None = None  # coupled L2 (added to the gradient), except adamw: decoupled
+    weight_decay: float | None = None  # coupled L2 (added to the gradient) unless decoupled
+    decoupled: bool | None = None  # decoupled decay w <- w(1 - lr*wd) before the update; default: True for adamw only
     beta1: float = 0.9
     beta2: float = 0.999
     eps: float | None = None
@@ -55,6 +56,8 @@ class OptimizerConfig:
             raise ValueError(f"Expected 0 <= momentum < 1. Received: momentum={self.momentum}.")
         if self.weight_decay is not None and self.weight_decay < 0:
             raise ValueError(f"Expected weight_decay >= 0. Received: weight_decay={self.weight_decay}.")
+        if self.name == "adamw" and self.decoupled is False:
+            raise ValueError("Expected decoupled weight decay for adamw. Received: decoupled=False. Use --optimizer adam for coupled L2.")
         if self.name == "nesterov" and self.momentum == 0:
             raise ValueError("Expected momentum > 0 for nesterov. Received: momentum=0. Use --optimizer sgd instead.")
 
@@ -66,6 +69,7 @@ class OptimizerConfig:
             weight_decay=self.weight_decay if self.weight_decay is not None else _DEFAULT_WEIGHT_DECAY.get(self.name, 0.0),
             eps=self.eps if self.eps is not None else _DEFAULT_EPS.get(self.name, 1e-8),
             rho=self.rho if self.rho is not None else _DEFAULT_RHO.get(self.name, 0.9),
+            decoupled=self.decoupled if self.decoupled is not None else self.name == "adamw",
         )
 
 

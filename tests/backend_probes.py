@@ -77,3 +77,16 @@ def torch_plateau_scales(name: str, val_losses: list[float], factor: float, pati
         scheduler.step(loss)
         scales.append(optimizer.param_groups[0]["lr"])
     return scales
+
+
+def dropout_outputs(name: str, rate: float, kind: str, x: np.ndarray, passes: int) -> np.ndarray:
+    """Outputs of a bare dropout layer in training mode: Flatten -> Dropout -> identity Dense, via MC passes."""
+    from harness.spec import Dense, Dropout, Flatten
+
+    width = int(np.prod(x.shape[1:]))
+    spec = ModelSpec("dropout_probe", tuple(x.shape[1:]), width, (
+        Flatten(name="flat", group="f"), Dropout(name="drop", group="f", rate=rate, kind=kind),
+        Dense(name="logits", group="c", units=width),
+    ))
+    weights = {"logits/kernel": np.eye(width, dtype=np.float32), "logits/bias": np.zeros(width, np.float32)}
+    return _backend(name, spec, weights).predict_mc(x, passes, seed=3, batch_size=4096)

@@ -195,3 +195,31 @@ def test_mc_dropout_metrics_in_a_trial_row(workers):
     assert "mc_test_acc" not in rows[0]  # final metrics sit on the last row only
     assert rows[-1]["mc_pred_std"] > 0 and 0.1 < rows[-1]["mc_test_acc"] <= 1
     assert not math.isnan(rows[-1]["test_acc"])
+
+
+@pytest.mark.parametrize("optimizer", ["momentum", "adam", "rmsprop"])
+def test_decoupled_weight_decay_agrees_and_differs_from_coupled(workers, digits, optimizer):
+    spec = _mlp(digits)
+    lr = 0.05 if optimizer == "momentum" else 0.01
+    _, decoupled = _train_both(workers, digits, spec, OptimizerConfig(optimizer, lr=lr, weight_decay=0.05, decoupled=True))
+    _, coupled = _train_both(workers, digits, spec, OptimizerConfig(optimizer, lr=lr, weight_decay=0.05))
+    assert max_abs_diff(decoupled["torch"][0], decoupled["tensorflow"][0]) <= TOLERANCE
+    assert max_abs_diff(decoupled["torch"][0], coupled["torch"][0]) > 1e-4
+
+
+# Dropout masks come from each framework's own generator, so bit-for-bit parity is impossible by design.
+# What must agree is the distribution: drop rate, the 1/(1-p) scaling, and alpha dropout's preserved moments.
+@pytest.mark.parametrize("backend", ["torch", "tensorflow"])
+def test_dropout_statistics_match_their_definition(workers, backend):
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0.5, 1.5, size=(2000, 4, 4, 1)).astype(np.float32)
+    out = workers[backend](probes.dropout_outputs, 0.3, "standard", x, 2)
+    flat = x.reshape(len(x), -1)
+    dropped = out[0] == 0
+    assert dropped.mean() == pytest.approx(0.3, abs=0.01)
+    assert np.allclose(out[0][~dropped], (flat / 0.7)[~dropped], rtol=1e-5)
+    z = rng.standard_normal(size=(4000, 4, 4, 1)).astype(np.float32)  # SELU's fixed point: mean 0, variance 1
+    alpha = workers[backend](probes.dropout_outputs, 0.2, "alpha", z, 1)[0]
+    assert abs(alpha.mean()) < 0.02 and alpha.var() == pytest.approx(1.0, abs=0.03)
+    _, counts = np.unique(alpha, return_counts=True)
+    assert counts.max() / alpha.size == pytest.approx(0.2, abs=0.01)  # dropped units all take one affine value

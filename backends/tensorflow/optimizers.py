@@ -46,7 +46,9 @@ class TorchSemanticsOptimizer:
         for grad, var, slots in zip(grads, self.variables, self.slots):
             if grad is None:
                 continue
-            if c.weight_decay and c.name != "adamw":
+            if c.weight_decay and c.decoupled and c.name != "adamw":
+                var.assign(var * (1.0 - lr * c.weight_decay))  # decoupled: shrink first, then the plain update
+            elif c.weight_decay and not c.decoupled:
                 grad = grad + c.weight_decay * var  # coupled L2, as torch.optim's weight_decay
             self._update(grad, var, slots, lr)
 
@@ -70,7 +72,8 @@ class TorchSemanticsOptimizer:
         var.assign_sub((lr / bias1) * m / denom)
 
     def _adamw(self, grad, var, slots, lr) -> None:
-        var.assign(var * (1.0 - lr * self.config.weight_decay))  # decoupled decay first, as torch.optim.AdamW
+        if self.config.decoupled:
+            var.assign(var * (1.0 - lr * self.config.weight_decay))  # decoupled decay first, as torch.optim.AdamW
         self._adam(grad, var, slots, lr)
 
     def _rmsprop(self, grad, var, slots, lr) -> None:

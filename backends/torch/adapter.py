@@ -19,7 +19,8 @@ from harness.weights import NeutralWeights
 def make_optimizer(params, config: OptimizerConfig) -> torch.optim.Optimizer:
     """torch.optim with every hyperparameter passed explicitly (config must be resolved)."""
     c = config
-    wd = float(c.weight_decay or 0.0)
+    # Decoupled decay (other than AdamW's own) is applied by the adapter before each step, so the optimizer gets 0.
+    wd = 0.0 if (c.decoupled and c.name != "adamw") else float(c.weight_decay or 0.0)
     if c.name in ("sgd", "momentum", "nesterov"):
         return torch.optim.SGD(params, lr=c.lr, momentum=c.momentum or 0.0, nesterov=c.name == "nesterov",
                                weight_decay=wd, dampening=0.0)
@@ -148,6 +149,10 @@ class TorchBackend:
                 torch.nn.utils.clip_grad_value_(self.params, cfg.clip_value)
             if cfg.clip_norm is not None:
                 torch.nn.utils.clip_grad_norm_(self.params, cfg.clip_norm)  # scale = min(1, c / (norm + 1e-6))
+            if cfg.decoupled and cfg.name != "adamw" and cfg.weight_decay:
+                with torch.no_grad():  # w <- w (1 - lr wd), as torch.optim.AdamW does for Adam
+                    for p in self.params:
+                        p.mul_(1.0 - float(lrs[step]) * cfg.weight_decay)
             self.optimizer.step()
             if reg.max_norm is not None:
                 self._apply_max_norm(reg.max_norm)
