@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
-from typing import Protocol, Sequence
+from typing import Collection, Mapping, Protocol, Sequence
 
 import numpy as np
 
@@ -56,9 +56,21 @@ class Backend(Protocol):
     def export_weights(self) -> NeutralWeights:
         """The current weights in the neutral layout (round trip of ``build``)."""
 
-    def set_optimizer(self, config: OptimizerConfig, regularization: RegularizationConfig = RegularizationConfig()) -> None:
+    def set_trainable(self, frozen_layers: Collection[str]) -> None:
+        """Freeze exactly these layers (all others trainable): no gradient, and BatchNorm among them in inference
+        mode even while training. Call set_optimizer afterwards."""
+
+    def parameter_counts(self) -> tuple[int, int]:
+        """(trainable, frozen) parameter counts as the framework sees them (BN running statistics excluded)."""
+
+    def extract_features(self, x: np.ndarray, layer: str, batch_size: int) -> np.ndarray:
+        """Output of ``layer`` in inference mode, in the neutral layout (feature maps NHWC)."""
+
+    def set_optimizer(self, config: OptimizerConfig, regularization: RegularizationConfig = RegularizationConfig(),
+                      lr_multipliers: Mapping[str, float] | None = None) -> None:
         """Create a fresh optimizer (state zeroed) from a resolved config, with gradient clipping from the config
-        and the kernel penalties / max-norm constraint of ``regularization``."""
+        and the kernel penalties / max-norm constraint of ``regularization``. ``lr_multipliers`` maps layer names
+        to a factor on the learning rate (per-group learning rates; layers not named use 1)."""
 
     def set_data(self, split: str, x: np.ndarray, y: np.ndarray) -> None:
         """Hold a split on the device so batches are gathered without copies from numpy."""

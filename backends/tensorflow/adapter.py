@@ -15,7 +15,14 @@ from harness.config import OptimizerConfig, RegularizationConfig, RuntimeOptions
 from harness.spec import ModelSpec
 from harness.weights import NeutralWeights
 
-_INDEX_SPEC = tf.TensorSpec([None], tf.int32)
+def loss_and_hits(logits: tf.Tensor, y: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """Per-sample softmax cross-entropy, or binary cross-entropy on one sigmoid output; and the hit count."""
+    if logits.shape[-1] == 1:
+        z = logits[:, 0]
+        losses = tf.nn.sigmoid_cross_entropy_with_logits(labels=tf.cast(y, z.dtype), logits=z)
+        return losses, tf.reduce_sum(tf.cast(tf.equal(tf.cast(z > 0, tf.int64), y), tf.int64))
+    losses = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits)
+    return losses, tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, axis=1), y), tf.int64))
 
 
 def configure_runtime(runtime: RuntimeOptions) -> None:
@@ -78,8 +85,43 @@ class TensorFlowBackend:
         assert self._spec is not None, "build() first"
         return export_weights(self.model, self._spec)
 
-    def set_optimizer(self, config: OptimizerConfig, regularization: RegularizationConfig = RegularizationConfig()) -> None:
-        self._optimizer = TorchSemanticsOptimizer(config, self.model.trainable_variables)
+    def _keras_layers(self) -> dict[str, keras.layers.Layer]:
+        assert self._spec is not None, "build() first"
+        return {l.name: self.model.get_layer(l.name) for l in self._spec.layers}
+
+    def set_trainable(self, frozen_layers) -> None:
+        frozen = set(frozen_layers)
+        for name, layer in self._keras_layers().items():
+            # Keras 3 runs a non-trainable BatchNormalization in inference mode, also under training=True.
+            layer.trainable = name not in frozen
+        self._compile_steps()  # the compiled step must see the new set of trainable variables
+
+    def parameter_counts(self) -> tuple[int, int]:
+        trainable = frozen = 0
+        for layer in self._keras_layers().values():
+            size = sum(int(np.prod(w.shape)) for w in layer.weights
+                       if not any(s in w.path for s in ("moving_mean", "moving_variance", "seed_generator")))
+            if layer.trainable:
+                trainable += size
+            else:
+                frozen += size
+        return trainable, frozen
+
+    def extract_features(self, x: np.ndarray, layer: str, batch_size: int = 1000) -> np.ndarray:
+        submodel = keras.Model(self.model.inputs, self.model.get_layer(layer).output)
+        run = tf.function(lambda xb: submodel(xb, training=False), reduce_retracing=True)
+        xt = tf.constant(x.astype(np.float32, copy=False))
+        return np.concatenate([run(xt[s:s + batch_size]).numpy() for s in range(0, len(x), batch_size)])  # NHWC already
+
+    def set_optimizer(self, config: OptimizerConfig, regularization: RegularizationConfig = RegularizationConfig(),
+                      lr_multipliers=None) -> None:
+        multipliers = dict(lr_multipliers or {})
+        variables, factors = [], []
+        for name, layer in self._keras_layers().items():
+            for v in layer.trainable_variables:
+                variables.append(v)
+                factors.append(float(multipliers.get(name, 1.0)))
+        self._optimizer = TorchSemanticsOptimizer(config, variables, factors)
         self._regularization = regularization
         self.lr_trace = []
         self._compile_steps()  # the step closes over the optimizer's variables
@@ -115,10 +157,11 @@ class TensorFlowBackend:
             optimizer.lr.assign(lr)
             (optimizer.beta1 if cycles_beta1 else optimizer.momentum).assign(momentum)
             xb, yb = tf.gather(x_all, idx), tf.gather(y_all, idx)
-            variables = model.trainable_variables
+            variables = optimizer.variables  # same order as the optimizer's slots and multipliers
             with tf.GradientTape() as tape:
                 logits = model(xb, training=True)
-                loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=yb, logits=logits))
+                losses, hits = loss_and_hits(logits, yb)
+                loss = tf.reduce_mean(losses)
                 pen = penalty() if reg.active else tf.constant(0.0)
                 objective = loss + pen
             grads = tape.gradient(objective, variables)
@@ -138,12 +181,10 @@ class TensorFlowBackend:
             n = tf.cast(tf.shape(yb)[0], tf.float32)
             loss_sum.assign_add(loss * n)
             reg_sum.assign_add(pen * n)
-            correct.assign_add(tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, axis=1), yb), tf.int64)))
+            correct.assign_add(hits)
 
         def eval_step(xb: tf.Tensor, yb: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-            logits = model(xb, training=False)
-            losses = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=yb, logits=logits)
-            hits = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, axis=1), yb), tf.int64))
+            losses, hits = loss_and_hits(model(xb, training=False), yb)
             return tf.reduce_sum(tf.cast(losses, tf.float64)), hits
 
         self._train_step = tf.function(train_step, jit_compile=jit, reduce_retracing=True) if optimizer else None

@@ -17,9 +17,12 @@ from harness.config import OptimizerConfig
 class TorchSemanticsOptimizer:
     """Apply one update per call of :meth:`apply`; call it inside the compiled train step."""
 
-    def __init__(self, config: OptimizerConfig, variables: list[tf.Variable]) -> None:
+    def __init__(self, config: OptimizerConfig, variables: list[tf.Variable], lr_multipliers: list[float] | None = None) -> None:
         self.config = config
         self.variables = list(variables)
+        # Per-variable learning-rate factors (per-group learning rates): the rate is scaled, never the gradient,
+        # which is what makes groups correct under Adam, where scaling the gradient would cancel out.
+        self.multipliers = list(lr_multipliers) if lr_multipliers is not None else [1.0] * len(self.variables)
         self.lr = tf.Variable(config.lr, dtype=tf.float32, trainable=False, name="lr")
         # Momentum (SGD family, RMSprop) and Adam's beta1 are variables so schedules (1cycle) can move them per step.
         self.momentum = tf.Variable(config.momentum or 0.0, dtype=tf.float32, trainable=False, name="momentum")
@@ -42,10 +45,10 @@ class TorchSemanticsOptimizer:
     def apply(self, grads: list[tf.Tensor]) -> None:
         c = self.config
         self.step.assign_add(1.0)
-        lr = self.lr
-        for grad, var, slots in zip(grads, self.variables, self.slots):
+        for grad, var, slots, multiplier in zip(grads, self.variables, self.slots, self.multipliers):
             if grad is None:
                 continue
+            lr = self.lr * multiplier if multiplier != 1.0 else self.lr
             if c.weight_decay and c.decoupled and c.name != "adamw":
                 var.assign(var * (1.0 - lr * c.weight_decay))  # decoupled: shrink first, then the plain update
             elif c.weight_decay and not c.decoupled:

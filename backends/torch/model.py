@@ -119,7 +119,7 @@ def build_module(spec: ModelSpec) -> nn.Module:
     return GraphModule(spec, modules)
 
 
-def _layer_module(model: nn.Module, name: str) -> nn.Module:
+def layer_module(model: nn.Module, name: str) -> nn.Module:
     module = model.layers[name] if isinstance(model, GraphModule) else getattr(model, name)
     if isinstance(module, nn.Sequential):  # asymmetric padding + conv
         return module[1]
@@ -142,7 +142,7 @@ def load_weights(model: nn.Module, spec: ModelSpec, weights: NeutralWeights) -> 
         w = {k.split("/", 1)[1]: v for k, v in weights.items() if k.split("/", 1)[0] == layer.name}
         if not w:
             continue
-        module = _layer_module(model, layer.name)
+        module = layer_module(model, layer.name)
         if isinstance(layer, Conv2D):
             module.weight.copy_(torch.from_numpy(conv_kernel_to_torch(w["kernel"])))
         elif isinstance(layer, Dense):
@@ -170,11 +170,11 @@ def export_weights(model: nn.Module, spec: ModelSpec) -> NeutralWeights:
 
     for index, layer in enumerate(spec.layers):
         if isinstance(layer, Activation) and layer.kind == "prelu":
-            out[f"{layer.name}/alpha"] = host(_layer_module(model, layer.name).weight)
+            out[f"{layer.name}/alpha"] = host(layer_module(model, layer.name).weight)
             continue
         if not isinstance(layer, (Conv2D, Dense, BatchNorm)):
             continue
-        module = _layer_module(model, layer.name)
+        module = layer_module(model, layer.name)
         if isinstance(layer, Conv2D):
             out[f"{layer.name}/kernel"] = conv_kernel_from_torch(host(module.weight))
         elif isinstance(layer, Dense):

@@ -1,0 +1,68 @@
+"""Derived tasks: class subsets with relabelling, binary tasks, sample limits (SUITES.md S4)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from harness.data.registry import Dataset
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """A task carved out of a dataset.
+
+    ``classes`` keeps those classes and relabels them 0..k-1 in ascending order (so Fashion-MNIST without 5 and 6
+    maps 7, 8, 9 to 5, 6, 7). ``binary_positive`` turns a two-class task into a binary one with a single sigmoid
+    output, that class being label 1. ``train_limit`` keeps the first N training samples after filtering.
+    """
+
+    classes: tuple[int, ...] | None = None
+    binary_positive: int | None = None
+    train_limit: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.classes is not None and len(set(self.classes)) < 2:
+            raise ValueError(f"Expected at least two distinct classes in a task. Received: classes={self.classes}.")
+        if self.binary_positive is not None and (self.classes is None or len(self.classes) != 2 or self.binary_positive not in self.classes):
+            raise ValueError(f"Expected binary_positive to be one of exactly two classes. Received: classes={self.classes}, "
+                             f"binary_positive={self.binary_positive}.")
+        if self.train_limit is not None and self.train_limit < 1:
+            raise ValueError(f"Expected train_limit >= 1. Received: {self.train_limit}.")
+
+    @property
+    def label(self) -> str:
+        parts = []
+        if self.classes is not None:
+            parts.append("classes " + ",".join(map(str, self.classes)))
+        if self.binary_positive is not None:
+            parts.append(f"binary, positive {self.binary_positive}")
+        if self.train_limit is not None:
+            parts.append(f"first {self.train_limit} train")
+        return "; ".join(parts) or "all"
+
+
+def derive(dataset: Dataset, task: TaskSpec | None) -> Dataset:
+    """The dataset restricted to ``task``; ``num_classes`` is 1 for a binary (sigmoid) task."""
+    if task is None or task == TaskSpec():
+        return dataset
+    splits = {}
+    for split in ("train", "val", "test"):
+        x, y = dataset.split(split)
+        if task.classes is not None:
+            keep = np.isin(y, task.classes)
+            x, y = x[keep], y[keep]
+            if task.binary_positive is not None:
+                y = (y == task.binary_positive).astype(np.int64)
+            else:
+                y = np.searchsorted(np.array(sorted(task.classes)), y).astype(np.int64)
+        if split == "train" and task.train_limit is not None:
+            x, y = x[: task.train_limit], y[: task.train_limit]
+        splits[split] = (x, y)
+    num_classes = 1 if task.binary_positive is not None else (len(task.classes) if task.classes else dataset.num_classes)
+    return replace(
+        dataset, x_train=splits["train"][0], y_train=splits["train"][1], x_val=splits["val"][0], y_val=splits["val"][1],
+        x_test=splits["test"][0], y_test=splits["test"][1], num_classes=num_classes,
+        provenance={**dataset.provenance, "task": task.label},
+    )
