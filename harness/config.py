@@ -12,6 +12,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from harness.data.tasks import TaskSpec
 from harness.models import ModelOptions
 from harness.schedules import ScheduleConfig
 
@@ -95,6 +96,35 @@ class RegularizationConfig:
         return bool(self.l1 or self.l2)
 
 
+SKLEARN_HEADS = ("linear_svc", "random_forest", "rbf_svc", "logistic_regression")
+
+
+@dataclass(frozen=True)
+class TransferOptions:
+    """Options of the strategies that start from a backbone (S2, S3, S4)."""
+
+    source_task: TaskSpec | None = None  # the backbone's task on the trial's dataset; None: the target task itself
+    source_epochs: int = 5
+    source_optimizer: OptimizerConfig | None = None  # None: the trial's optimizer
+    source_backend: str = "torch"  # which framework trains the shared backbone (recorded with every trial)
+    backbone_lr_multiplier: float = 0.1  # fine_tune: backbone rate = multiplier x head rate
+    freeze_groups: int = 1  # freeze_early: the first k layer groups stay frozen
+    frozen_epochs: int | None = None  # transfer: epochs with the reused layers frozen before unfreezing (None: all)
+    feature_layer: str | None = None  # deep_features: layer whose output is the feature (None: the head's input)
+    feature_pool: str = "flatten"  # deep_features: "flatten" or "avg" (global average over H, W) for feature maps
+    sklearn_head: str = "linear_svc"
+
+    def __post_init__(self) -> None:
+        if self.source_epochs < 1 or self.freeze_groups < 0 or (self.frozen_epochs is not None and self.frozen_epochs < 0):
+            raise ValueError(f"Expected source_epochs >= 1, freeze_groups >= 0, frozen_epochs >= 0. Received: {self}.")
+        if self.feature_pool not in ("flatten", "avg"):
+            raise ValueError(f"Expected feature_pool 'flatten' or 'avg'. Received: {self.feature_pool!r}.")
+        if self.sklearn_head not in SKLEARN_HEADS:
+            raise ValueError(f"Expected a scikit-learn head. Received: {self.sklearn_head!r}. Valid choices: {list(SKLEARN_HEADS)}")
+        if not self.backbone_lr_multiplier > 0:
+            raise ValueError(f"Expected backbone_lr_multiplier > 0. Received: {self.backbone_lr_multiplier}.")
+
+
 @dataclass(frozen=True)
 class RuntimeOptions:
     """Settings that decide speed; every one is recorded with the results."""
@@ -139,6 +169,9 @@ class TrialConfig:
     model_options: ModelOptions = field(default_factory=ModelOptions)
     runtime: RuntimeOptions = field(default_factory=RuntimeOptions)
     mc_dropout_passes: int = 0  # > 0: after training, N stochastic passes over the test set (MC dropout)
+    task: TaskSpec | None = None  # the target task carved out of the dataset (None: the whole dataset)
+    transfer: TransferOptions = field(default_factory=TransferOptions)
+    cache_dir: str | None = None  # absolute: shared backbones and features (set by the runner)
     data_dir: str | None = None
 
     def __post_init__(self) -> None:
@@ -174,8 +207,24 @@ class TrialConfig:
         schedule["boundaries"], schedule["values"] = tuple(schedule["boundaries"]), tuple(schedule["values"])
         data["schedule"] = ScheduleConfig(**schedule)
         data["regularization"] = RegularizationConfig(**data["regularization"])
+        data["task"] = _task_from_dict(data.get("task"))
+        transfer = dict(data.get("transfer") or {})
+        if transfer:
+            transfer["source_task"] = _task_from_dict(transfer.get("source_task"))
+            if transfer.get("source_optimizer"):
+                transfer["source_optimizer"] = OptimizerConfig(**transfer["source_optimizer"])
+        data["transfer"] = TransferOptions(**transfer)
         options = dict(data["model_options"])
         options["hidden"] = tuple(options["hidden"])
         data["model_options"] = ModelOptions(**options)
         data["runtime"] = RuntimeOptions(**data["runtime"])
         return cls(**data)
+
+
+def _task_from_dict(data: dict | None) -> TaskSpec | None:
+    if not data:
+        return None
+    data = dict(data)
+    if data.get("classes") is not None:
+        data["classes"] = tuple(data["classes"])
+    return TaskSpec(**data)

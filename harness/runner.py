@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
@@ -17,7 +17,9 @@ from typing import Any, Callable
 import pandas as pd
 
 from harness.config import TrialConfig
-from harness.data.registry import check_data_dir, load_dataset
+from harness.backbone import pretrain_trials
+from harness.data.registry import Dataset, check_data_dir, load_dataset
+from harness.data.tasks import derive
 from harness.models import build_model
 from harness.provenance import MachineInfo, git_commit, utc_now
 from harness.results import ResultsWriter, write_run_json
@@ -68,18 +70,22 @@ def preflight(trials: list[TrialConfig], data_dir: str | None, download: bool = 
     if not trials:
         raise ValueError("Expected at least one trial. Received none: pick a suite or --strategy/--model/--dataset.")
     check_data_dir(data_dir)
-    shapes: dict[str, tuple[tuple[int, ...], int]] = {}
+    datasets: dict[str, Dataset] = {}
     provenance: dict[str, dict[str, str]] = {}
     for trial in trials:
         get_strategy(trial.strategy)
         initializer(trial.init)
         trial.optimizer.resolved()
-        if trial.dataset not in shapes:
+        if trial.dataset not in datasets:
             dataset = load_dataset(trial.dataset, data_dir, download=download)
-            shapes[trial.dataset] = (dataset.input_shape, dataset.num_classes)
+            datasets[trial.dataset] = dataset
             provenance[trial.dataset] = {**dataset.provenance, "normalization": dataset.normalization,
                                          "sizes": f"{len(dataset.y_train)}/{len(dataset.y_val)}/{len(dataset.y_test)}"}
-        build_model(trial.model, *shapes[trial.dataset], trial.model_options)
+        for task in (trial.task, trial.transfer.source_task):
+            derived = derive(datasets[trial.dataset], task)
+            if len(derived.y_train) == 0:
+                raise ValueError(f"Expected training samples in task {task.label if task else 'all'} of {trial.dataset}. Received: none.")
+            build_model(trial.model, derived.input_shape, derived.num_classes, trial.model_options)
     return provenance
 
 
@@ -96,6 +102,10 @@ def execute(
     schedule: Callable[..., None] = run_trials,
 ) -> RunOutcome:
     progress = progress or Progress()
+    # Shared backbones and features live in one cache beside the runs, so later runs reuse them too.
+    cache_dir = str((results_dir / "_cache").resolve())
+    trials = [t if t.cache_dir else replace(t, cache_dir=cache_dir) for t in trials]
+    pretrain = pretrain_trials(trials)
     run_dir = (results_dir / run_id).resolve()
     if run_dir.exists() and any(run_dir.iterdir()):
         raise ValueError(f"Expected a new run id. Received: {run_id!r}, whose directory {run_dir} already holds results.")
@@ -106,7 +116,7 @@ def execute(
         "run_id": run_id, "status": "running", "started": utc_now(), "command": command or sys.argv,
         "git_commit": run.git_commit, "driver_host": machine.host, "driver_cpu": machine.cpu,
         "python_version": machine.python_version, "datasets": data_provenance or {},
-        "trials": [t.to_dict() for t in trials],
+        "trials": [t.to_dict() for t in trials], "pretrain_trials": [t.to_dict() for t in pretrain],
         "scheduler": {"cpus_per_trial": settings.cpus_per_trial, "gpus_per_trial": settings.gpus_per_trial,
                       "address": settings.address, "max_concurrent": settings.max_concurrent},
     }
@@ -123,8 +133,10 @@ def execute(
             progress.trial_done(trial_id)
 
     start = time.perf_counter()
-    progress.start(len(trials))
+    progress.start(len(pretrain) + len(trials))
     try:
+        if pretrain:  # first every missing backbone, trained once, then the trials that start from them
+            schedule(pretrain, run, settings, Events())
         schedule(trials, run, settings, Events())
     finally:
         progress.stop()

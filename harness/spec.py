@@ -179,3 +179,29 @@ def same_padding(kernel: Pair) -> Padding2D:
     if kh % 2 == 0 or kw % 2 == 0:
         raise ValueError(f"Expected odd kernel sizes for symmetric 'same' padding. Received: kernel={kernel}.")
     return ((kh // 2, kh // 2), (kw // 2, kw // 2))
+
+
+_TUPLE_FIELDS = ("inputs", "kernel_size", "strides", "padding", "pool_size")
+
+
+def _as_tuple(value: object) -> object:
+    return tuple(_as_tuple(v) for v in value) if isinstance(value, list) else value
+
+
+def spec_to_dict(spec: ModelSpec) -> dict[str, object]:
+    """JSON-friendly form of a spec (checkpoints store it beside the weights)."""
+    return {"name": spec.name, "input_shape": list(spec.input_shape), "num_classes": spec.num_classes,
+            "layers": spec.describe(), "options": dict(spec.options)}
+
+
+def spec_from_dict(data: dict) -> ModelSpec:
+    types = {cls.__name__: cls for cls in LAYER_TYPES}
+    layers = []
+    for entry in data["layers"]:
+        fields = dict(entry)
+        kind = fields.pop("type")
+        if kind not in types:
+            raise ValueError(f"Expected a known layer type in a stored spec. Received: {kind!r}. Known: {sorted(types)}")
+        layers.append(types[kind](**{k: _as_tuple(v) if k in _TUPLE_FIELDS and v is not None else v for k, v in fields.items()}))
+    return ModelSpec(name=data["name"], input_shape=tuple(data["input_shape"]), num_classes=int(data["num_classes"]),
+                     layers=tuple(layers), options=dict(data.get("options", {})))

@@ -27,12 +27,17 @@ Strategy = Callable[[StrategyContext], str]
 
 
 def _registry() -> dict[str, tuple[Strategy, str]]:
-    from harness.strategies import scratch
+    from harness.strategies import deep_features, reuse, scratch
 
-    return {"scratch": (scratch.run, scratch.DESCRIPTION)}
-
-
-STRATEGY_NAMES = ("scratch",)
+    return {
+        "scratch": (scratch.run, scratch.DESCRIPTION),
+        "pretrain": (reuse.run_pretrain, "train a backbone on its source task and cache it as a neutral checkpoint (scheduled automatically)"),
+        "feature_extraction": (reuse.run_feature_extraction, "S2: frozen backbone, new head trained alone"),
+        "deep_features": (deep_features.run, "S2: backbone features + a scikit-learn classifier (linear_svc, random_forest, rbf_svc, logistic_regression)"),
+        "fine_tune": (reuse.run_fine_tune, "S3: new head, whole network trained, backbone lr = 0.1 x head lr"),
+        "freeze_early": (reuse.run_freeze_early, "S3: new head, first k layer groups frozen, the rest fine-tuned"),
+        "transfer": (reuse.run_transfer, "S4: reuse the backbone, features frozen for some epochs, then unfrozen"),
+    }
 
 
 def get_strategy(name: str) -> Strategy:

@@ -1,9 +1,11 @@
-"""S1: train a model from the harness's initial weights."""
+"""S1: train a model from the harness's initial weights (on the trial's task, e.g. a class subset)."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from harness.data.registry import Dataset
+from harness.data.tasks import derive
 from harness.mc_dropout import mc_dropout_metrics
 from harness.models import build_model
 from harness.training import PhasePlan, prepare_data, test_accuracy, train_phase
@@ -17,20 +19,22 @@ DESCRIPTION = "train from random init (shared initial weights); test accuracy at
 
 def run(ctx: "StrategyContext") -> str:
     cfg = ctx.config
-    spec = build_model(cfg.model, ctx.dataset.input_shape, ctx.dataset.num_classes, cfg.model_options)
+    data = derive(ctx.dataset, cfg.task)
+    spec = build_model(cfg.model, data.input_shape, data.num_classes, cfg.model_options)
     ctx.backend.build(spec, initial_weights(spec, cfg.init, cfg.seed), seed=cfg.seed)
     ctx.backend.set_optimizer(cfg.optimizer, cfg.regularization)
-    prepare_data(ctx.backend, ctx.dataset)
+    prepare_data(ctx.backend, data)
     plan = PhasePlan(phase="train", epochs=cfg.epochs, batch_size=cfg.batch_size, eval_batch_size=cfg.eval_batch_size,
                      seed=cfg.seed, base_lr=cfg.optimizer.lr, schedule=cfg.schedule,
                      inject_step_delay_s=cfg.runtime.inject_step_delay_s)
-    return train_phase(ctx.backend, len(ctx.dataset.y_train), plan, ctx.sink, final_metrics=lambda b: final_metrics(ctx, b))
+    return train_phase(ctx.backend, len(data.y_train), plan, ctx.sink, final_metrics=lambda b: final_metrics(ctx, b, data))
 
 
-def final_metrics(ctx: "StrategyContext", backend) -> dict[str, float]:
+def final_metrics(ctx: "StrategyContext", backend, data: Dataset | None = None) -> dict[str, float]:
     """Test accuracy, and MC-dropout metrics when the trial asks for passes."""
     cfg = ctx.config
+    data = data if data is not None else derive(ctx.dataset, cfg.task)
     out = test_accuracy(backend, cfg.eval_batch_size)
     if cfg.mc_dropout_passes:
-        out.update(mc_dropout_metrics(backend, ctx.dataset.x_test, ctx.dataset.y_test, cfg.mc_dropout_passes, cfg.seed, cfg.eval_batch_size))
+        out.update(mc_dropout_metrics(backend, data.x_test, data.y_test, cfg.mc_dropout_passes, cfg.seed, cfg.eval_batch_size))
     return out

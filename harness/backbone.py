@@ -1,0 +1,79 @@
+"""Shared source models: one backbone per recipe, trained once, cached by content hash.
+
+A recipe is everything that determines a backbone's weights (model, source task, initializer, optimizer,
+epochs, batch size, seed, and the framework that trains it). Every target trial whose recipe hashes the same
+starts from the same checkpoint file, whichever backend it runs on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+from harness.config import OptimizerConfig, TrialConfig
+from harness.data.tasks import TaskSpec
+from harness.models import ModelOptions
+
+PRETRAIN = "pretrain"
+NEEDS_BACKBONE = ("feature_extraction", "fine_tune", "freeze_early", "deep_features", "transfer")
+
+
+@dataclass(frozen=True)
+class BackboneRecipe:
+    model: str
+    model_options: ModelOptions
+    dataset: str
+    source_task: TaskSpec | None
+    init: str
+    optimizer: OptimizerConfig
+    epochs: int
+    batch_size: int
+    seed: int
+    backend: str
+
+    @property
+    def key(self) -> str:
+        canonical = json.dumps(asdict(self), sort_keys=True, default=str)
+        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+    def describe(self) -> str:
+        task = self.source_task.label if self.source_task else "all classes"
+        return f"{self.model} on {self.dataset} ({task}), {self.epochs} epochs {self.optimizer.name}, seed {self.seed}, trained by {self.backend}"
+
+
+def recipe_for(trial: TrialConfig) -> BackboneRecipe:
+    """The backbone a target trial needs (or, for a pretrain trial, the one it produces)."""
+    if trial.strategy == PRETRAIN:
+        return BackboneRecipe(trial.model, trial.model_options, trial.dataset, trial.task, trial.init, trial.optimizer,
+                              trial.epochs, trial.batch_size, trial.seed, trial.backend)
+    t = trial.transfer
+    source_task = t.source_task if t.source_task is not None else trial.task
+    return BackboneRecipe(trial.model, trial.model_options, trial.dataset, source_task, trial.init,
+                          (t.source_optimizer or trial.optimizer).resolved(), t.source_epochs, trial.batch_size, trial.seed,
+                          t.source_backend)
+
+
+def checkpoint_path(trial: TrialConfig) -> Path:
+    if not trial.cache_dir:
+        raise ValueError(f"Expected a cache_dir for trial {trial.trial_id} (the runner sets one). Received: none.")
+    return Path(trial.cache_dir) / "backbones" / f"{recipe_for(trial).key}.npz"
+
+
+def pretrain_trial(target: TrialConfig) -> TrialConfig:
+    """The trial that trains ``target``'s backbone; its variant names the recipe so ids never collide."""
+    recipe = recipe_for(target)
+    return replace(
+        target, strategy=PRETRAIN, backend=recipe.backend, task=recipe.source_task, epochs=recipe.epochs,
+        optimizer=recipe.optimizer, variant=f"backbone-{recipe.key[:10]}", mc_dropout_passes=0,
+    )
+
+
+def pretrain_trials(trials: list[TrialConfig]) -> list[TrialConfig]:
+    """One pretrain trial per distinct backbone the targets need and the cache does not hold yet."""
+    jobs: dict[str, TrialConfig] = {}
+    for trial in trials:
+        if trial.strategy in NEEDS_BACKBONE and not checkpoint_path(trial).is_file():
+            jobs.setdefault(recipe_for(trial).key, pretrain_trial(trial))
+    return list(jobs.values())

@@ -1,0 +1,43 @@
+"""Framework-neutral checkpoints: the spec as JSON and the neutral weights, in one .npz (never pickle).
+
+A checkpoint written from one backend loads into any other: pretrain in PyTorch, fine-tune in TensorFlow.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from harness.spec import ModelSpec, spec_from_dict, spec_to_dict
+from harness.weights import NeutralWeights, check_weights
+
+_WEIGHT_PREFIX = "w::"
+
+
+def save_checkpoint(path: Path, spec: ModelSpec, weights: NeutralWeights, metadata: dict[str, Any]) -> None:
+    """Write atomically (temporary file, then rename), so a concurrent reader never sees half a file."""
+    check_weights(spec, weights)
+    arrays = {_WEIGHT_PREFIX + k.replace("/", "::"): np.asarray(v, np.float32) for k, v in weights.items()}
+    arrays["__spec__"] = np.array(json.dumps(spec_to_dict(spec)))
+    arrays["__meta__"] = np.array(json.dumps(metadata, sort_keys=True, default=str))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".part.npz")  # ends in .npz: savez keeps the name as is
+    os.close(fd)
+    np.savez(tmp, **arrays)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: Path) -> tuple[ModelSpec, NeutralWeights, dict[str, Any]]:
+    if not path.is_file():
+        raise FileNotFoundError(f"Expected a checkpoint file. Received: {path} does not exist.")
+    with np.load(path, allow_pickle=False) as data:
+        spec = spec_from_dict(json.loads(str(data["__spec__"])))
+        meta = json.loads(str(data["__meta__"]))
+        weights = {k[len(_WEIGHT_PREFIX):].replace("::", "/"): data[k].copy() for k in data.files if k.startswith(_WEIGHT_PREFIX)}
+    check_weights(spec, weights)
+    return spec, weights, meta

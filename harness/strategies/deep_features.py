@@ -1,0 +1,82 @@
+"""S2 with scikit-learn: features from a backbone layer, a classical classifier on top.
+
+Features are cached per (backbone, layer, pooling, task, backend) under the cache directory, so several heads
+(one trial each) reuse one extraction. The row's ``epoch_time_s`` is the head's fit time and ``samples_per_s``
+the feature-extraction throughput; ``details_json`` says so, with the feature size and the head.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from harness.backbone import recipe_for
+from harness.strategies.reuse import _start
+from harness.training import EpochRecord
+
+if TYPE_CHECKING:
+    from harness.strategies import StrategyContext
+
+
+def make_head(name: str, seed: int, threads: int):
+    """The scikit-learn classifier; linear and kernel models get standardised features (a Pipeline)."""
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.svm import SVC, LinearSVC
+
+    if name == "random_forest":
+        return RandomForestClassifier(n_estimators=200, random_state=seed, n_jobs=threads)
+    model = {"linear_svc": LinearSVC(C=1.0, max_iter=5000, random_state=seed), "rbf_svc": SVC(kernel="rbf", C=1.0),
+             "logistic_regression": LogisticRegression(max_iter=2000)}[name]
+    return make_pipeline(StandardScaler(), model)
+
+
+def _pool(features: np.ndarray, how: str) -> np.ndarray:
+    if features.ndim == 4:
+        features = features.mean(axis=(1, 2)) if how == "avg" else features.reshape(len(features), -1)
+    return features.reshape(len(features), -1)
+
+
+def run(ctx: "StrategyContext") -> str:
+    cfg, t = ctx.config, ctx.config.transfer
+    data, spec, details = _start(ctx, always_new_head=False)
+    layer = t.feature_layer or spec.inputs_of(len(spec.layers) - 1)[0]
+    task_key = hashlib.sha256(json.dumps(cfg.task.__dict__ if cfg.task else {}, sort_keys=True, default=str).encode()).hexdigest()[:8]
+    cache = Path(cfg.cache_dir) / "features" / f"{recipe_for(cfg).key}-{layer}-{t.feature_pool}-{task_key}-{cfg.backend}.npz"
+    start = time.perf_counter()
+    if cache.is_file():
+        with np.load(cache, allow_pickle=False) as stored:
+            train_f, test_f, extract_sps = stored["train"], stored["test"], float(stored["samples_per_s"])
+        cached = True
+    else:
+        train_f = _pool(ctx.backend.extract_features(data.x_train, layer, cfg.eval_batch_size), t.feature_pool)
+        test_f = _pool(ctx.backend.extract_features(data.x_test, layer, cfg.eval_batch_size), t.feature_pool)
+        extract_sps = (len(train_f) + len(test_f)) / (time.perf_counter() - start)
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_suffix(".part.npz")
+        np.savez(tmp, train=train_f, test=test_f, samples_per_s=extract_sps)
+        tmp.replace(cache)
+        cached = False
+    head = make_head(t.sklearn_head, cfg.seed, cfg.runtime.threads)
+    fit_start = time.perf_counter()
+    head.fit(train_f, data.y_train)
+    fit_s = time.perf_counter() - fit_start
+    accuracy = float((head.predict(test_f) == data.y_test).mean())
+    details.update(layer=layer, pool=t.feature_pool, feature_dim=int(train_f.shape[1]), head=t.sklearn_head,
+                   fit_time_s=fit_s, features_cached=cached,
+                   columns="epoch_time_s = head fit time; samples_per_s = feature extraction throughput")
+    trainable, frozen = ctx.backend.parameter_counts()  # everything is frozen: the network only extracts
+    ctx.sink(EpochRecord(
+        phase="sklearn", epoch=1, train_loss=float("nan"), train_acc=float((head.predict(train_f) == data.y_train).mean()),
+        val_loss=float("nan"), val_acc=float("nan"), epoch_time_s=fit_s, samples_per_s=extract_sps, eval_time_s=0.0,
+        warmup=False, lr=float("nan"), test_acc=accuracy,
+        extra={"trainable_params": 0, "frozen_params": trainable + frozen, "details_json": json.dumps(details, sort_keys=True)},
+    ))
+    return "ok"

@@ -1,0 +1,169 @@
+"""Strategies that start from a shared backbone (SUITES.md S2-S4), written once for every backend.
+
+- ``pretrain``: train the backbone on its source task and store it as a neutral checkpoint.
+- ``feature_extraction``: freeze the whole backbone, new head for the target classes, train the head only.
+- ``fine_tune``: new head, everything trainable, backbone learning rate = multiplier x head rate.
+- ``freeze_early``: new head, the first k layer groups frozen, the rest fine-tuned.
+- ``transfer``: reuse the backbone (a new head only if the class count differs), train with the ``features``
+  group frozen for ``frozen_epochs``, then unfrozen for the remaining epochs (phases ``frozen``, ``unfrozen``).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+from harness.backbone import checkpoint_path, recipe_for
+from harness.checkpoints import load_checkpoint, save_checkpoint
+from harness.data.tasks import derive
+from harness.models import build_model
+from harness.spec import Dense, ModelSpec
+from harness.strategies.scratch import final_metrics
+from harness.training import EpochRecord, PhasePlan, prepare_data, train_phase
+from harness.weights import NeutralWeights, initial_weights
+
+if TYPE_CHECKING:
+    from harness.strategies import StrategyContext
+
+
+def _plan(ctx: "StrategyContext", phase: str, epochs: int, offset: int = 0, config=None) -> PhasePlan:
+    cfg = ctx.config
+    optimizer = config or cfg.optimizer
+    return PhasePlan(phase=phase, epochs=epochs, batch_size=cfg.batch_size, eval_batch_size=cfg.eval_batch_size, seed=cfg.seed,
+                     base_lr=optimizer.lr, schedule=cfg.schedule, epoch_offset=offset,
+                     inject_step_delay_s=cfg.runtime.inject_step_delay_s)
+
+
+def run_pretrain(ctx: "StrategyContext") -> str:
+    cfg = ctx.config
+    data = derive(ctx.dataset, cfg.task)
+    spec = build_model(cfg.model, data.input_shape, data.num_classes, cfg.model_options)
+    ctx.backend.build(spec, initial_weights(spec, cfg.init, cfg.seed), seed=cfg.seed)
+    ctx.backend.set_optimizer(cfg.optimizer, cfg.regularization)
+    prepare_data(ctx.backend, data)
+    recipe = recipe_for(cfg)
+    details = {"backbone": recipe.key, "backbone_recipe": recipe.describe()}
+    status = train_phase(ctx.backend, len(data.y_train), _plan(ctx, "source", cfg.epochs), _with_details(ctx, details),
+                         final_metrics=lambda b: {"test_acc": b.evaluate("test", cfg.eval_batch_size).accuracy})
+    if status == "ok":
+        save_checkpoint(checkpoint_path(cfg), spec, ctx.backend.export_weights(),
+                        {"recipe": recipe.describe(), "key": recipe.key, "trained_by": cfg.backend,
+                         "framework_version": ctx.backend.framework_version(), "source_task": cfg.task.label if cfg.task else "all"})
+    return status
+
+
+def load_backbone(ctx: "StrategyContext") -> tuple[ModelSpec, NeutralWeights, dict[str, Any]]:
+    path = checkpoint_path(ctx.config)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"Expected the shared backbone {path.name} ({recipe_for(ctx.config).describe()}). Received: no such checkpoint. "
+            "Its pretrain trial failed or did not run; see the run's pretrain rows."
+        )
+    return load_checkpoint(path)
+
+
+def head_layer(spec: ModelSpec) -> Dense:
+    head = spec.layers[-1]
+    if not isinstance(head, Dense):
+        raise ValueError(f"Expected the model's last layer to be the Dense head. Received: {type(head).__name__} {head.name!r}.")
+    return head
+
+
+def with_target_head(ctx: "StrategyContext", spec: ModelSpec, weights: NeutralWeights, num_classes: int,
+                     always_new: bool) -> tuple[ModelSpec, NeutralWeights, bool]:
+    """The backbone with a head for ``num_classes``: a fresh one (harness-initialised) when the class count
+    differs or ``always_new``; otherwise the backbone's own."""
+    head = head_layer(spec)
+    if not always_new and head.units == num_classes:
+        return spec, weights, False
+    target = replace(spec, num_classes=num_classes, layers=spec.layers[:-1] + (replace(head, units=num_classes),))
+    fresh = initial_weights(target, ctx.config.init, ctx.config.seed + 7919)  # a seed distinct from the backbone's
+    merged = {k: v for k, v in weights.items() if not k.startswith(f"{head.name}/")}
+    merged.update({k: v for k, v in fresh.items() if k.startswith(f"{head.name}/")})
+    return target, merged, True
+
+
+def _with_details(ctx: "StrategyContext", details: dict[str, Any]):
+    """A sink that adds the parameter counts and the strategy's facts to every record."""
+
+    def sink(record: EpochRecord) -> None:
+        trainable, frozen = ctx.backend.parameter_counts()
+        ctx.sink(replace(record, extra={**record.extra, "trainable_params": trainable, "frozen_params": frozen,
+                                        "details_json": json.dumps(details, sort_keys=True)}))
+
+    return sink
+
+
+def _start(ctx: "StrategyContext", always_new_head: bool):
+    cfg = ctx.config
+    data = derive(ctx.dataset, cfg.task)
+    spec, weights, meta = load_backbone(ctx)
+    spec, weights, new_head = with_target_head(ctx, spec, weights, data.num_classes, always_new_head)
+    ctx.backend.build(spec, weights, seed=cfg.seed)
+    prepare_data(ctx.backend, data)
+    details = {"backbone": meta["key"], "backbone_recipe": meta["recipe"], "backbone_trained_by": meta["trained_by"],
+               "source_task": meta["source_task"], "target_task": cfg.task.label if cfg.task else "all", "new_head": new_head}
+    return data, spec, details
+
+
+def _layers_of_groups(spec: ModelSpec, groups: list[str]) -> list[str]:
+    wanted = set(groups)
+    return [l.name for l in spec.layers if l.group in wanted]
+
+
+def run_feature_extraction(ctx: "StrategyContext") -> str:
+    cfg = ctx.config
+    data, spec, details = _start(ctx, always_new_head=True)
+    head = head_layer(spec).name
+    ctx.backend.set_trainable([l.name for l in spec.layers if l.name != head])
+    ctx.backend.set_optimizer(cfg.optimizer, cfg.regularization)
+    return train_phase(ctx.backend, len(data.y_train), _plan(ctx, "frozen", cfg.epochs), _with_details(ctx, details),
+                       final_metrics=lambda b: final_metrics(ctx, b))
+
+
+def run_fine_tune(ctx: "StrategyContext") -> str:
+    cfg = ctx.config
+    data, spec, details = _start(ctx, always_new_head=True)
+    head = head_layer(spec).name
+    multiplier = cfg.transfer.backbone_lr_multiplier
+    ctx.backend.set_trainable([])
+    ctx.backend.set_optimizer(cfg.optimizer, cfg.regularization, {l.name: multiplier for l in spec.layers if l.name != head})
+    details["backbone_lr_multiplier"] = multiplier
+    return train_phase(ctx.backend, len(data.y_train), _plan(ctx, "fine_tune", cfg.epochs), _with_details(ctx, details),
+                       final_metrics=lambda b: final_metrics(ctx, b))
+
+
+def run_freeze_early(ctx: "StrategyContext") -> str:
+    cfg = ctx.config
+    data, spec, details = _start(ctx, always_new_head=True)
+    groups = list(spec.groups())
+    k = cfg.transfer.freeze_groups
+    if k >= len(groups):
+        raise ValueError(f"Expected freeze_groups < {len(groups)} (the groups are {groups}). Received: {k}: nothing would train.")
+    ctx.backend.set_trainable(_layers_of_groups(spec, groups[:k]))
+    ctx.backend.set_optimizer(cfg.optimizer, cfg.regularization)
+    details["frozen_groups"] = groups[:k]
+    return train_phase(ctx.backend, len(data.y_train), _plan(ctx, "freeze_early", cfg.epochs), _with_details(ctx, details),
+                       final_metrics=lambda b: final_metrics(ctx, b))
+
+
+def run_transfer(ctx: "StrategyContext") -> str:
+    cfg = ctx.config
+    data, spec, details = _start(ctx, always_new_head=False)
+    frozen_epochs = cfg.epochs if cfg.transfer.frozen_epochs is None else min(cfg.transfer.frozen_epochs, cfg.epochs)
+    sink = _with_details(ctx, details)
+    finals = lambda b: final_metrics(ctx, b)  # noqa: E731
+    status = "ok"
+    if frozen_epochs:
+        ctx.backend.set_trainable(_layers_of_groups(spec, ["features"]))
+        ctx.backend.set_optimizer(cfg.optimizer, cfg.regularization)
+        status = train_phase(ctx.backend, len(data.y_train), _plan(ctx, "frozen", frozen_epochs), sink,
+                             final_metrics=finals if frozen_epochs == cfg.epochs else None)
+    if status == "ok" and cfg.epochs > frozen_epochs:
+        # Unfreezing starts a fresh optimizer, as recompiling does in Keras.
+        ctx.backend.set_trainable([])
+        ctx.backend.set_optimizer(cfg.optimizer, cfg.regularization)
+        status = train_phase(ctx.backend, len(data.y_train), _plan(ctx, "unfrozen", cfg.epochs - frozen_epochs, offset=frozen_epochs),
+                             sink, final_metrics=finals)
+    return status
