@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, replace
 from typing import Callable
 
@@ -109,7 +110,7 @@ def build_model(name: str, input_shape: tuple[int, ...], num_classes: int, optio
         input_shape=tuple(input_shape),
         num_classes=num_classes,
         layers=tuple(builder(tuple(input_shape), num_classes, opts)),
-        options=asdict(opts),
+        options=json.loads(json.dumps(asdict(opts))),  # JSON-shaped, so a checkpoint's stored spec compares equal
     )
     if opts.dropout is not None:
         spec = spec.with_dropout_rate(opts.dropout)

@@ -90,3 +90,33 @@ def dropout_outputs(name: str, rate: float, kind: str, x: np.ndarray, passes: in
     ))
     weights = {"logits/kernel": np.eye(width, dtype=np.float32), "logits/bias": np.zeros(width, np.float32)}
     return _backend(name, spec, weights).predict_mc(x, passes, seed=3, batch_size=4096)
+
+
+def run_strategy(name: str, config_dict: dict) -> tuple[list[dict], NeutralWeights]:
+    """Run one strategy exactly as a trial does, then return its rows and the trained weights."""
+    from harness.config import TrialConfig
+    from harness.data.registry import load_dataset
+    from harness.strategies import StrategyContext, get_strategy
+    from harness.trial import RunInfo, base_row
+    from harness.provenance import MachineInfo
+
+    config = TrialConfig.from_dict(config_dict)
+    backend = load_backend(name, config.runtime)
+    rows: list[dict] = []
+    common = base_row(config, RunInfo("probe", "test"), MachineInfo.current())
+    def sink(record) -> None:
+        fields = dict(record.__dict__)
+        rows.append({**common, **fields, **fields.pop("extra")})
+
+    ctx = StrategyContext(config=config, backend=backend, dataset=load_dataset(config.dataset), sink=sink)
+    get_strategy(config.strategy)(ctx)
+    return rows, backend.export_weights()
+
+
+def one_step_with_multipliers(name: str, spec: ModelSpec, weights: NeutralWeights, optimizer: OptimizerConfig,
+                              x: np.ndarray, y: np.ndarray, batch: np.ndarray, multipliers: dict[str, float]) -> NeutralWeights:
+    backend = _backend(name, spec, weights)
+    backend.set_optimizer(optimizer.resolved(), RegularizationConfig(), multipliers)
+    backend.set_data("train", x, y)
+    backend.train_epoch("train", [batch], np.array([optimizer.lr], np.float32))
+    return backend.export_weights()

@@ -1,0 +1,141 @@
+"""S2-S4 strategies on digits: freezing, per-group learning rates, shared backbones across frameworks, deep features."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import backend_probes as probes
+from harness.backbone import checkpoint_path, pretrain_trials, recipe_for
+from harness.checkpoints import load_checkpoint, save_checkpoint
+from harness.config import OptimizerConfig, TransferOptions, TrialConfig
+from harness.data.tasks import TaskSpec
+from harness.models import ModelOptions, build_model
+from harness.weights import count_parameters, initial_weights
+
+BACKENDS = ("torch", "tensorflow")
+LOW, HIGH = TaskSpec(classes=(0, 1, 2, 3, 4)), TaskSpec(classes=(5, 6, 7, 8, 9))
+
+
+def _target(cache: Path, strategy: str, **changes) -> TrialConfig:
+    base = TrialConfig(strategy=strategy, model="cnn_small", dataset="digits", backend="torch", seed=0, epochs=2,
+                       cache_dir=str(cache), task=LOW, model_options=ModelOptions(batchnorm="before"),
+                       transfer=TransferOptions(source_task=HIGH, source_epochs=3))
+    return dataclasses.replace(base, **changes)
+
+
+def _pretrain(workers, trial: TrialConfig) -> None:
+    for job in pretrain_trials([trial]):
+        rows = workers[job.backend](probes.trial_rows, job.to_dict(), "pretrain")
+        assert rows[-1]["status"] == "ok" and rows[-1]["phase"] == "source"
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("cache")
+
+
+def test_checkpoints_round_trip_spec_and_weights_without_pickle(tmp_path):
+    spec = build_model("cnn_small", (8, 8, 1), 5, ModelOptions(batchnorm="after", activation="prelu"))
+    weights = initial_weights(spec, "glorot_uniform", 3)
+    save_checkpoint(tmp_path / "b.npz", spec, weights, {"note": "x"})
+    loaded_spec, loaded, meta = load_checkpoint(tmp_path / "b.npz")
+    assert loaded_spec == spec and meta == {"note": "x"}
+    assert all(np.array_equal(loaded[k], weights[k]) for k in weights)
+    with np.load(tmp_path / "b.npz", allow_pickle=False) as raw:  # readable with pickling disabled
+        assert "__spec__" in raw.files
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_feature_extraction_freezes_the_backbone_bit_for_bit(workers, cache, backend):
+    trial = _target(cache, "feature_extraction", backend=backend)
+    _pretrain(workers, trial)
+    _, backbone, meta = load_checkpoint(checkpoint_path(trial))
+    assert meta["trained_by"] == "torch"
+    rows, trained = workers[backend](probes.run_strategy, trial.to_dict())
+    for key, value in backbone.items():
+        if key.startswith("logits/"):
+            continue
+        # Frozen means frozen: kernels, biases, BN gamma/beta and BN running statistics all untouched.
+        assert np.array_equal(trained[key], value), f"{backend} changed frozen {key}"
+    fresh_head = initial_weights(build_model("cnn_small", (8, 8, 1), 5, ModelOptions(batchnorm="before")), "he_normal", 7919)
+    assert not np.array_equal(trained["logits/kernel"], fresh_head["logits/kernel"]), "the head did not train"
+    assert rows[-1]["trainable_params"] == 128 * 5 + 5
+    details = json.loads(rows[-1]["details_json"])
+    assert details["backbone"] == recipe_for(trial).key and details["backbone_trained_by"] == "torch"
+
+
+def test_trainable_and_frozen_counts_match_across_backends_and_the_spec(workers, cache):
+    counts = {}
+    for strategy in ("feature_extraction", "freeze_early", "fine_tune"):
+        for backend in BACKENDS:
+            trial = _target(cache, strategy, backend=backend, epochs=1)
+            _pretrain(workers, trial)
+            rows, _ = workers[backend](probes.run_strategy, trial.to_dict())
+            counts[(strategy, backend)] = (rows[-1]["trainable_params"], rows[-1]["frozen_params"])
+        assert counts[(strategy, "torch")] == counts[(strategy, "tensorflow")], strategy
+    spec = build_model("cnn_small", (8, 8, 1), 5, ModelOptions(batchnorm="before"))
+    assert counts[("freeze_early", "torch")] == (count_parameters(spec, ("classifier",)), count_parameters(spec, ("features",)))
+    assert counts[("fine_tune", "torch")] == (count_parameters(spec), 0)
+
+
+@pytest.mark.parametrize("optimizer", ["momentum", "adam"])
+def test_per_group_learning_rates_move_parameters_alike(workers, digits, optimizer):
+    spec = build_model("cnn_small", digits.input_shape, digits.num_classes, ModelOptions()).with_dropout_rate(0.0)
+    weights = initial_weights(spec, "he_normal", 0)
+    config = OptimizerConfig(optimizer, lr=0.01)
+    batch = np.arange(64)
+    backbone = {l.name: 0.1 for l in spec.layers if l.name != "logits"}
+    moves = {}
+    for backend in BACKENDS:
+        scaled = workers[backend](probes.one_step_with_multipliers, spec, weights, config, digits.x_train, digits.y_train, batch, backbone)
+        plain = workers[backend](probes.one_step_with_multipliers, spec, weights, config, digits.x_train, digits.y_train, batch, {})
+        moves[backend] = ({k: scaled[k] - weights[k] for k in weights}, {k: plain[k] - weights[k] for k in weights})
+    for key in weights:
+        assert np.abs(moves["torch"][0][key] - moves["tensorflow"][0][key]).max() <= 1e-5, key
+    # The first step moves the backbone by a tenth of its unscaled move, and the head by the full move.
+    # (Moves are differences of float32 weights of magnitude ~0.3, so each carries ~3e-8 of rounding.)
+    for backend in BACKENDS:
+        conv_scaled, conv_plain = moves[backend][0]["conv1/kernel"], moves[backend][1]["conv1/kernel"]
+        assert np.allclose(conv_scaled, 0.1 * conv_plain, rtol=0.02, atol=1e-7)
+        assert np.allclose(moves[backend][0]["logits/kernel"], moves[backend][1]["logits/kernel"], rtol=1e-3, atol=1e-7)
+
+
+@pytest.mark.parametrize("trainer,tuner", [("torch", "tensorflow"), ("tensorflow", "torch")])
+def test_a_backbone_trained_in_one_framework_fine_tunes_in_the_other(workers, cache, trainer, tuner):
+    trial = _target(cache, "fine_tune", backend=tuner, transfer=TransferOptions(source_task=HIGH, source_epochs=2, source_backend=trainer))
+    _pretrain(workers, trial)
+    rows, _ = workers[tuner](probes.run_strategy, trial.to_dict())
+    details = json.loads(rows[-1]["details_json"])
+    assert details["backbone_trained_by"] == trainer and rows[-1]["status"] == "ok"
+    assert rows[-1]["test_acc"] > 0.5  # five classes: chance is 0.2
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_deep_features_with_scikit_learn_heads_reach_090(workers, cache, backend):
+    accs = {}
+    for head in ("linear_svc", "random_forest", "rbf_svc"):
+        trial = TrialConfig(strategy="deep_features", model="cnn_small", dataset="digits", backend=backend, seed=0, epochs=1,
+                            cache_dir=str(cache), transfer=TransferOptions(source_epochs=8, sklearn_head=head))
+        _pretrain(workers, trial)
+        rows, _ = workers[backend](probes.run_strategy, trial.to_dict())
+        details = json.loads(rows[-1]["details_json"])
+        assert details["head"] == head and details["feature_dim"] == 128
+        accs[head] = rows[-1]["test_acc"]
+    assert min(accs.values()) >= 0.90, accs
+    assert details["features_cached"]  # the second and third heads reused the first extraction
+
+
+def test_transfer_has_frozen_then_unfrozen_phases(workers, cache):
+    trial = _target(cache, "transfer", epochs=3, transfer=TransferOptions(source_task=HIGH, source_epochs=3, frozen_epochs=1))
+    _pretrain(workers, trial)
+    rows, _ = workers["torch"](probes.run_strategy, trial.to_dict())
+    assert [r["phase"] for r in rows] == ["frozen", "unfrozen", "unfrozen"]
+    assert [r["epoch"] for r in rows] == [1, 2, 3]
+    assert rows[0]["warmup"] and rows[1]["warmup"] and not rows[2]["warmup"]
+    assert rows[0]["frozen_params"] > 0 and rows[1]["frozen_params"] == 0
+    assert not json.loads(rows[0]["details_json"])["new_head"]  # 5 classes to 5 classes: the head is reused
