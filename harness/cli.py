@@ -15,6 +15,7 @@ from typing import Any, Sequence
 
 from harness.backend import BACKENDS
 from harness.config import OPTIMIZERS, OptimizerConfig, RuntimeOptions, TrialConfig
+from harness.data.tasks import TaskSpec
 from harness.schedules import SCHEDULES, ScheduleConfig
 from harness.data.registry import DATASETS
 from harness.models import MODELS
@@ -56,6 +57,13 @@ def _float_above(minimum: float, inclusive: bool):
 
 _positive_float = _float_above(0.0, inclusive=False)
 _non_negative_float = _float_above(0.0, inclusive=True)
+
+
+def _int_list(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated whole numbers such as 0,1,2, received {text!r}") from None
 
 
 def _hidden(text: str) -> tuple[int, ...]:
@@ -110,6 +118,19 @@ def build_parser() -> argparse.ArgumentParser:
     tech.add_argument("--dropout", type=_non_negative_float, help="dropout rate (overrides the model's; mlp: after each hidden layer)")
     tech.add_argument("--alpha-dropout", action="store_true", help="use alpha dropout (for SELU) instead of dropout")
     tech.add_argument("--mc-dropout", type=_positive_int, help="after training, this many MC-dropout passes over the test set")
+    tr = run.add_argument_group("tasks and transfer (S2-S4)")
+    tr.add_argument("--classes", type=_int_list, help="target task: keep these classes, relabelled 0..k-1 (e.g. 0,1,2,3,4)")
+    tr.add_argument("--binary-positive", type=int, help="with two --classes: a binary task with one sigmoid output, this class = 1")
+    tr.add_argument("--train-limit", type=_positive_int, help="target task: only the first N training samples")
+    tr.add_argument("--source-classes", type=_int_list, help="the backbone's source task classes (default: the target task)")
+    tr.add_argument("--source-epochs", type=_positive_int, help="epochs of the shared backbone's training")
+    tr.add_argument("--source-backend", help="framework that trains the shared backbone (default torch)")
+    tr.add_argument("--frozen-epochs", type=int, help="transfer: epochs with the features frozen before unfreezing")
+    tr.add_argument("--freeze-groups", type=int, help="freeze_early: how many leading layer groups stay frozen")
+    tr.add_argument("--backbone-lr-multiplier", type=_positive_float, help="fine_tune: backbone rate = this x head rate (0.1)")
+    tr.add_argument("--sklearn-head", help="deep_features: linear_svc, random_forest, rbf_svc or logistic_regression")
+    tr.add_argument("--feature-layer", help="deep_features: layer whose output is the feature (default: the head's input)")
+    tr.add_argument("--feature-pool", choices=("flatten", "avg"), help="deep_features: flatten or average feature maps")
     rt = run.add_argument_group("execution")
     rt.add_argument("--cpus-per-trial", type=_positive_int, default=1, help="CPUs (and threads) per trial (default 1)")
     rt.add_argument("--gpus-per-trial", type=_non_negative_float, default=0.0, help="GPUs per trial, fractional allowed")
@@ -218,6 +239,18 @@ def _apply_overrides(trial: TrialConfig, args: argparse.Namespace) -> TrialConfi
             changes["schedule"] = _schedule_from_args(args, trial.schedule)
         if args.mc_dropout:
             changes["mc_dropout_passes"] = args.mc_dropout
+        if args.classes or args.binary_positive is not None or args.train_limit:
+            changes["task"] = TaskSpec(classes=args.classes, binary_positive=args.binary_positive, train_limit=args.train_limit)
+        transfer_changes = {k: v for k, v in (
+            ("source_epochs", args.source_epochs), ("source_backend", args.source_backend), ("frozen_epochs", args.frozen_epochs),
+            ("freeze_groups", args.freeze_groups), ("backbone_lr_multiplier", args.backbone_lr_multiplier),
+            ("sklearn_head", args.sklearn_head), ("feature_layer", args.feature_layer), ("feature_pool", args.feature_pool)) if v is not None}
+        if args.source_classes:
+            transfer_changes["source_task"] = TaskSpec(classes=args.source_classes)
+        if args.source_backend is not None and args.source_backend not in BACKENDS:
+            raise InputError(f"Expected --source-backend to be one of {list(BACKENDS)}. Received: {args.source_backend!r}.")
+        if transfer_changes:
+            changes["transfer"] = dataclasses.replace(trial.transfer, **transfer_changes)
         changes["runtime"] = RuntimeOptions(
             threads=args.cpus_per_trial, device="gpu" if args.gpus_per_trial > 0 else "cpu",
             jit_compile=args.jit_compile, torch_compile=args.torch_compile,

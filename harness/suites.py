@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from harness.config import OptimizerConfig, RegularizationConfig, TrialConfig, case_label
+from harness.config import OptimizerConfig, RegularizationConfig, TransferOptions, TrialConfig, case_label
+from harness.data.tasks import TaskSpec
 from harness.schedules import ScheduleConfig
 from harness.models import ModelOptions
 
@@ -27,6 +28,8 @@ class SuiteCase:
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     regularization: RegularizationConfig = field(default_factory=RegularizationConfig)
     mc_dropout_passes: int = 0
+    task: TaskSpec | None = None
+    transfer: TransferOptions = field(default_factory=TransferOptions)
     variant: str = ""  # label when the case is one option setting of a sweep
     min_test_acc: float | None = None  # acceptance bar for the pytest suites
     bar_source: str = ""
@@ -160,6 +163,75 @@ SUITES.update({
     )
 })
 
+LOW_DIGITS, HIGH_DIGITS = TaskSpec(classes=(0, 1, 2, 3, 4)), TaskSpec(classes=(5, 6, 7, 8, 9))
+
+
+def _split_transfer_cases(dataset: str, source_epochs: int, epochs: int, bar: float | None, bar_source: str) -> tuple[SuiteCase, ...]:
+    """S4a, the Keras example: cnn_small on 5-9 (Adadelta, batch 128), then features frozen on 0-4; and the reverse."""
+    adadelta = OptimizerConfig("adadelta", lr=1.0)
+    return tuple(
+        SuiteCase("transfer", "cnn_small", dataset, epochs=epochs, batch_size=128, optimizer=adadelta, task=target, variant=label,
+                  transfer=TransferOptions(source_task=source, source_epochs=source_epochs), min_test_acc=bar, bar_source=bar_source)
+        for label, source, target in (("5-9to0-4", HIGH_DIGITS, LOW_DIGITS), ("0-4to5-9", LOW_DIGITS, HIGH_DIGITS))
+    )
+
+
+def _reuse_cases(dataset: str, source_epochs: int, epochs: int, bar: float | None, bar_source: str) -> tuple[SuiteCase, ...]:
+    """S2/S3 on a class split: a backbone from 5-9, a new head for 0-4 (momentum SGD, the lessons' 1e-3 x 10 for small data)."""
+    opt = OptimizerConfig("momentum", lr=0.01, weight_decay=1e-4)
+    transfer = TransferOptions(source_task=HIGH_DIGITS, source_epochs=source_epochs, source_optimizer=OptimizerConfig("adadelta", lr=1.0))
+    return tuple(
+        SuiteCase(strategy, "cnn_small", dataset, epochs=epochs, optimizer=opt, task=LOW_DIGITS, variant="5-9to0-4",
+                  transfer=transfer, min_test_acc=bar, bar_source=bar_source)
+        for strategy in ("feature_extraction", "fine_tune", "freeze_early")
+    )
+
+
+def _deep_feature_cases(dataset: str, source_epochs: int, heads: tuple[str, ...], bar: float | None) -> tuple[SuiteCase, ...]:
+    return tuple(
+        SuiteCase("deep_features", "cnn_small", dataset, epochs=1, variant=head, optimizer=OptimizerConfig("adadelta", lr=1.0),
+                  transfer=TransferOptions(source_epochs=source_epochs, sklearn_head=head), min_test_acc=bar,
+                  bar_source="issue acceptance: >= 0.90 on digits from a cnn_small backbone trained on the same task")
+        for head in heads
+    )
+
+
+def ab_cases(dataset: str, epochs: int = 20, frozen_epochs: int = 4) -> tuple[SuiteCase, ...]:
+    """S4b, Fashion-MNIST A -> B: A = the 8 classes but sandal (5) and shirt (6); B = sandal vs shirt, shirt = 1, 200 images.
+
+    B from scratch against B-on-A: A's hidden layers reused with a new sigmoid output, 4 epochs frozen, then 16
+    unfrozen; SELU MLP 300-100-50-50-50, LeCun-normal init, SGD lr 1e-3 throughout.
+    """
+    mlp = ModelOptions(hidden=(300, 100, 50, 50, 50), activation="selu")
+    sgd = OptimizerConfig("sgd", lr=1e-3)
+    task_a = TaskSpec(classes=(0, 1, 2, 3, 4, 7, 8, 9))
+    task_b = TaskSpec(classes=(5, 6), binary_positive=6, train_limit=200)
+    common = dict(batch_size=32, init="lecun_normal", optimizer=sgd, model_options=mlp, task=task_b)
+    return (
+        SuiteCase("scratch", "mlp", dataset, epochs=epochs, variant="B_scratch", **common),
+        SuiteCase("transfer", "mlp", dataset, epochs=epochs, variant="B_on_A",
+                  transfer=TransferOptions(source_task=task_a, source_epochs=epochs, frozen_epochs=frozen_epochs), **common),
+    )
+
+
+SUITES.update({
+    s.name: s
+    for s in (
+        Suite("transfer_smoke", "S2-S4 on digits, few epochs (CI)",
+              _reuse_cases("digits", 2, 2, 0.35, "smoke floor: well above chance (0.2) for 5 classes")
+              + _split_transfer_cases("digits", 2, 2, 0.35, "smoke floor: well above chance (0.2) for 5 classes")[:1]
+              + _deep_feature_cases("digits", 4, ("linear_svc",), 0.8)
+              + ab_cases("digits", epochs=2, frozen_epochs=1)),
+        Suite("transfer", "S2-S4 on digits: class-split transfer both ways, new heads, deep features with every head, A -> B",
+              _reuse_cases("digits", 5, 5, None, "") + _split_transfer_cases("digits", 5, 5, None, "")
+              + _deep_feature_cases("digits", 8, ("linear_svc", "random_forest", "rbf_svc", "logistic_regression"), 0.90)
+              + ab_cases("digits")),
+        Suite("transfer_full", "S4 as in the notebooks: MNIST 5-9 -> 0-4 and back, Fashion-MNIST A -> B",
+              _split_transfer_cases("mnist", 5, 5, None, "") + ab_cases("fashion_mnist")),
+        Suite("fashion_ab", "S4b alone: Fashion-MNIST A -> B, B from scratch vs B-on-A", ab_cases("fashion_mnist")),
+    )
+})
+
 def suite(name: str) -> Suite:
     if name not in SUITES:
         raise ValueError(f"Expected a suite name. Received: suite={name!r}. Valid choices: {sorted(SUITES)}")
@@ -174,6 +246,7 @@ def case_trials(case: SuiteCase, suite_name: str, backends: tuple[str, ...], see
             epochs=case.epochs, batch_size=case.batch_size, init=case.init, optimizer=case.optimizer,
             model_options=case.model_options, schedule=case.schedule, regularization=case.regularization,
             mc_dropout_passes=case.mc_dropout_passes, variant=case.variant, suite=suite_name,
+            task=case.task, transfer=case.transfer,
         )
         for backend in backends
         for seed in range(seeds)

@@ -106,6 +106,9 @@ def to_markdown(summary: Summary, title: str) -> str:
         parts.append("(no case ran on both backends)")
     else:
         parts.append(_markdown_table(COMPARISON_HEADER, [comparison_cells(r) for _, r in summary.comparison.iterrows()]))
+    ab = ab_report(summary.per_backend)
+    if ab:
+        parts += ["", "## Transfer A → B (S4b)", "", ab]
     parts += [
         "",
         "Epoch time and samples/s are medians over steady-state epochs (the first epoch of each phase is warm-up and "
@@ -114,3 +117,18 @@ def to_markdown(summary: Summary, title: str) -> str:
         "",
     ]
     return "\n".join(parts)
+
+
+def ab_report(per_backend: pd.DataFrame) -> str:
+    """B from scratch vs B-on-A per (dataset, backend), with the error-rate reduction factor error_B / error_BonA."""
+    if per_backend.empty or not {"B_scratch", "B_on_A"} <= set(per_backend["variant"]):
+        return ""
+    rows = []
+    for (dataset, backend), group in per_backend.groupby(["dataset", "backend"], sort=True):
+        by_variant = {r["variant"]: r for _, r in group.iterrows()}
+        if "B_scratch" not in by_variant or "B_on_A" not in by_variant:
+            continue
+        acc_b, acc_ba = by_variant["B_scratch"]["test_acc_mean"], by_variant["B_on_A"]["test_acc_mean"]
+        factor = (1 - acc_b) / (1 - acc_ba) if acc_ba < 1 else math.inf
+        rows.append([dataset, backend, _fmt(acc_b, ".4f"), _fmt(acc_ba, ".4f"), _fmt(factor, ".2f")])
+    return _markdown_table(["dataset", "backend", "B test acc", "B-on-A test acc", "error reduction (error_B / error_BonA)"], rows)

@@ -15,7 +15,7 @@ BAD_INPUTS = {
     "unknown backend": (["run", "--suite", "smoke", "--backend", "mxnet"], "Expected --backend to be one of ['tensorflow', 'torch']. Received: 'mxnet'"),
     "unknown model": (["run", "--strategy", "scratch", "--model", "resnet0", "--dataset", "digits"], "Expected --model to be one of"),
     "unknown dataset": (["run", "--strategy", "scratch", "--model", "mlp", "--dataset", "imagenet"], "Received: 'imagenet'"),
-    "unknown strategy": (["run", "--strategy", "magic", "--model", "mlp", "--dataset", "digits"], "Expected --strategy to be one of ['scratch']"),
+    "unknown strategy": (["run", "--strategy", "magic", "--model", "mlp", "--dataset", "digits"], "Expected --strategy to be one of ['deep_features', 'feature_extraction', 'fine_tune', 'freeze_early', 'pretrain', 'scratch', 'transfer']"),
     "unknown suite": (["run", "--suite", "nightly"], "Expected --suite to be one of"),
     "unknown optimizer": (["run", "--suite", "smoke", "--optimizer", "lion"], "Expected --optimizer to be one of"),
     "epochs < 1": (["run", "--suite", "smoke", "--epochs", "0"], "expected a number >= 1, received 0"),
@@ -29,6 +29,9 @@ BAD_INPUTS = {
     "unknown schedule": (["run", "--suite", "smoke", "--schedule", "cosine"], "Expected --schedule to be one of"),
     "bad piecewise": (["run", "--suite", "smoke", "--piecewise", "10,20:0.1"], "Expected len(values) == len(boundaries) + 1"),
     "bad activation": (["run", "--suite", "smoke", "--activation", "swish"], "Expected an activation name"),
+    "bad sklearn head": (["run", "--strategy", "deep_features", "--model", "cnn_small", "--dataset", "digits", "--sklearn-head", "knn"], "Expected a scikit-learn head"),
+    "bad binary task": (["run", "--strategy", "scratch", "--model", "mlp", "--dataset", "digits", "--classes", "1,2,3", "--binary-positive", "2"], "Expected binary_positive to be one of exactly two classes"),
+    "empty task": (["run", "--strategy", "scratch", "--model", "mlp", "--dataset", "digits", "--classes", "20,21"], "Expected training samples in task"),
     "bad plateau factor": (["run", "--suite", "smoke", "--schedule", "plateau", "--plateau-factor", "2"], "Expected 0 < factor < 1"),
 }
 
@@ -104,3 +107,15 @@ def test_technique_options_reach_every_trial_config():
     piecewise, _ = trials_from_args(build_parser().parse_args(
         ["run", "--suite", "smoke", "--piecewise", "10,20:0.1,0.01,0.001"]))
     assert piecewise[0].schedule.boundaries == (10, 20) and piecewise[0].schedule.values == (0.1, 0.01, 0.001)
+
+
+def test_transfer_options_reach_the_trial_config():
+    from harness.cli import build_parser, trials_from_args
+
+    trials, _ = trials_from_args(build_parser().parse_args([
+        "run", "--strategy", "fine_tune", "--model", "cnn_small", "--dataset", "digits", "--classes", "0,1,2,3,4",
+        "--source-classes", "5,6,7,8,9", "--source-epochs", "3", "--source-backend", "tensorflow", "--backbone-lr-multiplier", "0.2",
+    ]))
+    t = trials[0]
+    assert t.task.classes == (0, 1, 2, 3, 4) and t.transfer.source_task.classes == (5, 6, 7, 8, 9)
+    assert (t.transfer.source_epochs, t.transfer.source_backend, t.transfer.backbone_lr_multiplier) == (3, "tensorflow", 0.2)
