@@ -10,7 +10,7 @@ import pytest
 
 import backend_probes as probes
 from conftest import max_abs_diff
-from harness.config import OptimizerConfig, RegularizationConfig, RuntimeOptions, TrialConfig
+from harness.config import OptimizerConfig, RegularizationConfig, TrialConfig
 from harness.data.batching import epoch_batches
 from harness.mc_dropout import mc_metrics_from_logits
 from harness.models import ModelOptions, build_model

@@ -17,9 +17,8 @@ from typing import TYPE_CHECKING, Any
 from harness.backbone import checkpoint_path, recipe_for
 from harness.checkpoints import load_checkpoint, save_checkpoint
 from harness.data.tasks import derive
-from harness.models import build_model
 from harness.spec import Dense, ModelSpec
-from harness.strategies.scratch import final_metrics
+from harness.strategies.scratch import final_metrics, phase_plan, start_from_scratch
 from harness.training import EpochRecord, PhasePlan, prepare_data, train_phase
 from harness.weights import NeutralWeights, initial_weights
 
@@ -27,21 +26,13 @@ if TYPE_CHECKING:
     from harness.strategies import StrategyContext
 
 
-def _plan(ctx: "StrategyContext", phase: str, epochs: int, offset: int = 0, config=None) -> PhasePlan:
-    cfg = ctx.config
-    optimizer = config or cfg.optimizer
-    return PhasePlan(phase=phase, epochs=epochs, batch_size=cfg.batch_size, eval_batch_size=cfg.eval_batch_size, seed=cfg.seed,
-                     base_lr=optimizer.lr, schedule=cfg.schedule, epoch_offset=offset,
-                     inject_step_delay_s=cfg.runtime.inject_step_delay_s)
+def _plan(ctx: "StrategyContext", phase: str, epochs: int, offset: int = 0) -> PhasePlan:
+    return phase_plan(ctx.config, phase, epochs, offset)
 
 
 def run_pretrain(ctx: "StrategyContext") -> str:
     cfg = ctx.config
-    data = derive(ctx.dataset, cfg.task)
-    spec = build_model(cfg.model, data.input_shape, data.num_classes, cfg.model_options)
-    ctx.backend.build(spec, initial_weights(spec, cfg.init, cfg.seed), seed=cfg.seed)
-    ctx.backend.set_optimizer(cfg.optimizer, cfg.regularization)
-    prepare_data(ctx.backend, data)
+    data, spec = start_from_scratch(ctx)
     recipe = recipe_for(cfg)
     details = {"backbone": recipe.key, "backbone_recipe": recipe.describe()}
     status = train_phase(ctx.backend, len(data.y_train), _plan(ctx, "source", cfg.epochs), _with_details(ctx, details),

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from harness.config import TrialConfig
 from harness.data.registry import Dataset
 from harness.data.tasks import derive
 from harness.mc_dropout import mc_dropout_metrics
 from harness.models import build_model
+from harness.spec import ModelSpec
 from harness.training import PhasePlan, prepare_data, test_accuracy, train_phase
 from harness.weights import initial_weights
 
@@ -17,17 +19,27 @@ if TYPE_CHECKING:
 DESCRIPTION = "train from random init (shared initial weights); test accuracy at the end"
 
 
-def run(ctx: "StrategyContext") -> str:
+def start_from_scratch(ctx: "StrategyContext") -> tuple[Dataset, ModelSpec]:
+    """Build the trial's model on its task from the harness's initial weights, with a fresh optimizer and the data."""
     cfg = ctx.config
     data = derive(ctx.dataset, cfg.task)
     spec = build_model(cfg.model, data.input_shape, data.num_classes, cfg.model_options)
     ctx.backend.build(spec, initial_weights(spec, cfg.init, cfg.seed), seed=cfg.seed)
     ctx.backend.set_optimizer(cfg.optimizer, cfg.regularization)
     prepare_data(ctx.backend, data)
-    plan = PhasePlan(phase="train", epochs=cfg.epochs, batch_size=cfg.batch_size, eval_batch_size=cfg.eval_batch_size,
-                     seed=cfg.seed, base_lr=cfg.optimizer.lr, schedule=cfg.schedule,
+    return data, spec
+
+
+def phase_plan(cfg: TrialConfig, phase: str, epochs: int, offset: int = 0) -> PhasePlan:
+    return PhasePlan(phase=phase, epochs=epochs, batch_size=cfg.batch_size, eval_batch_size=cfg.eval_batch_size, seed=cfg.seed,
+                     base_lr=cfg.optimizer.lr, schedule=cfg.schedule, epoch_offset=offset,
                      inject_step_delay_s=cfg.runtime.inject_step_delay_s)
-    return train_phase(ctx.backend, len(data.y_train), plan, ctx.sink, final_metrics=lambda b: final_metrics(ctx, b, data))
+
+
+def run(ctx: "StrategyContext") -> str:
+    data, _ = start_from_scratch(ctx)
+    return train_phase(ctx.backend, len(data.y_train), phase_plan(ctx.config, "train", ctx.config.epochs), ctx.sink,
+                       final_metrics=lambda b: final_metrics(ctx, b, data))
 
 
 def final_metrics(ctx: "StrategyContext", backend, data: Dataset | None = None) -> dict[str, float]:
