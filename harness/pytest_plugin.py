@@ -170,12 +170,16 @@ def _record_benchmark(benchmark: Any, handle: CaseHandle) -> None:
 
     rows = handle.rows()
     times = steady_epoch_times(rows)
+    basis = "steady"
+    if len(times) == 0:  # every phase had a single epoch: fall back to them, as summary.md does, and say so
+        ok = rows[rows["status"] == "ok"]
+        times, basis = ok["epoch_time_s"].astype(float).dropna().to_numpy(), "warm-up only"
     accs = final_accuracies(rows)
     record_epochs(benchmark, [float(t) for t in times], group=f"{handle.suite_name}:{handle.case.case_id}", extra_info={
-        "backend": handle.backend, "suite": handle.suite_name, "case": handle.case.case_id,
-        "steady_epochs": int(len(times)), "warmup_epoch_time_s": [float(t) for t in rows[rows["warmup"] == True]["epoch_time_s"]],  # noqa: E712
+        "backend": handle.backend, "suite": handle.suite_name, "case": handle.case.case_id, "timing_basis": basis,
+        "epochs_recorded": int(len(times)), "warmup_epoch_time_s": [float(t) for t in rows[rows["warmup"] == True]["epoch_time_s"]],  # noqa: E712
         "test_acc_mean": float(accs.mean()) if len(accs) else None, "test_acc_per_seed": [float(a) for a in accs],
-        "samples_per_s_median": float(rows[rows["warmup"] == False]["samples_per_s"].median()) if len(times) else None,  # noqa: E712
+        "samples_per_s_median": float(rows["samples_per_s"].median()) if len(rows) else None,
         "framework_version": str(rows["framework_version"].iloc[0]) if len(rows) else "",
         "run_id": handle.state.outcome.run_id,
     })
