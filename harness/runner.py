@@ -136,8 +136,8 @@ def execute(
     progress.start(len(pretrain) + len(trials))
     try:
         if pretrain:  # first every missing backbone, trained once, then the trials that start from them
-            schedule(pretrain, run, settings, Events())
-        schedule(trials, run, settings, Events())
+            schedule(pretrain, run, settings, Events(), stage="pretrain")
+        schedule(trials, run, settings, Events(), stage="trials")
     finally:
         progress.stop()
         frame = writer.finalize()

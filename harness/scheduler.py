@@ -117,8 +117,8 @@ def _tune_environment(verbose: bool) -> Iterator[None]:
                 os.environ[key] = value
 
 
-def run_trials(trials: list[TrialConfig], run: RunInfo, settings: SchedulerSettings, events: TrialEvents) -> None:
-    """Run every trial through one Ray Tune experiment; returns when all have finished or failed."""
+def run_trials(trials: list[TrialConfig], run: RunInfo, settings: SchedulerSettings, events: TrialEvents, stage: str = "trials") -> None:
+    """Run every trial through one Ray Tune experiment (named ``<run_id>-<stage>``); returns when all have finished or failed."""
     import ray
     from ray import tune
 
@@ -151,7 +151,7 @@ def run_trials(trials: list[TrialConfig], run: RunInfo, settings: SchedulerSetti
                                             trial_name_creator=lambda t: t.config["job"]["trial_id"],
                                             trial_dirname_creator=lambda t: t.config["job"]["trial_id"]),
                 run_config=tune.RunConfig(
-                    name=run.run_id, storage_path=str(settings.storage_dir),
+                    name=f"{run.run_id}-{stage}", storage_path=str(settings.storage_dir),
                     callbacks=[_make_callback(events, configs, run)], verbose=1 if settings.verbose else 0,
                     failure_config=tune.FailureConfig(max_failures=0),
                 ),

@@ -58,3 +58,25 @@ def test_a_trial_that_raises_is_recorded_as_failed_and_the_others_finish(tmp_pat
     assert ok["status"].tolist() == ["ok", "ok"] and ok["test_acc"].notna().sum() == 1
     assert not outcome.all_ok
     assert "1 failed" in outcome.summary_markdown
+
+
+def test_backbones_are_trained_once_in_a_pretrain_stage_and_shared_by_both_backends(tmp_path):
+    from harness.config import TransferOptions
+    from harness.data.tasks import TaskSpec
+
+    target = TrialConfig(strategy="feature_extraction", model="cnn_small", dataset="digits", backend="torch", seed=0, epochs=1,
+                         suite="it", task=TaskSpec(classes=(0, 1, 2, 3, 4)),
+                         transfer=TransferOptions(source_task=TaskSpec(classes=(5, 6, 7, 8, 9)), source_epochs=1))
+    trials = [target, replace(target, backend="tensorflow")]
+    settings = SchedulerSettings(storage_dir=tmp_path / "_ray", cpus_per_trial=1)
+    outcome = execute(trials, results_dir=tmp_path, run_id="shared", settings=settings)
+    frame = outcome.frame
+    pretrain = frame[frame["strategy"] == "pretrain"]
+    assert pretrain["trial_id"].nunique() == 1 and set(pretrain["phase"]) == {"source"} and set(pretrain["backend"]) == {"torch"}
+    targets = frame[frame["strategy"] == "feature_extraction"]
+    hashes = {json.loads(d)["backbone"] for d in targets["details_json"]}
+    assert len(hashes) == 1 and set(targets["backend"]) == {"torch", "tensorflow"}
+    assert (tmp_path / "_cache" / "backbones" / f"{hashes.pop()}.npz").is_file()
+    assert set(frame["status"]) == {"ok"}
+    assert json.loads((outcome.run_dir / "run.json").read_text())["pretrain_trials"][0]["strategy"] == "pretrain"
+    assert sorted(p.name for p in (tmp_path / "_ray").iterdir()) == ["shared-pretrain", "shared-trials"]
