@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from harness.backbone import recipe_for
-from harness.strategies.reuse import _start
+from harness.strategies.reuse import start_from_backbone
 from harness.training import EpochRecord
 
 if TYPE_CHECKING:
@@ -46,7 +46,7 @@ def _pool(features: np.ndarray, how: str) -> np.ndarray:
 
 def run(ctx: "StrategyContext") -> str:
     cfg, t = ctx.config, ctx.config.transfer
-    data, spec, details = _start(ctx, always_new_head=False)
+    data, spec, details = start_from_backbone(ctx, always_new_head=False)
     layer = t.feature_layer or spec.inputs_of(len(spec.layers) - 1)[0]
     task_key = hashlib.sha256(json.dumps(cfg.task.__dict__ if cfg.task else {}, sort_keys=True, default=str).encode()).hexdigest()[:8]
     cache = Path(cfg.cache_dir) / "features" / f"{recipe_for(cfg).key}-{layer}-{t.feature_pool}-{task_key}-{cfg.backend}.npz"

@@ -86,7 +86,8 @@ def _with_details(ctx: "StrategyContext", details: dict[str, Any]):
     return sink
 
 
-def _start(ctx: "StrategyContext", always_new_head: bool):
+def start_from_backbone(ctx: "StrategyContext", always_new_head: bool):
+    """Load the shared backbone, fit a head for the target task, build it in the backend and hand over the data."""
     cfg = ctx.config
     data = derive(ctx.dataset, cfg.task)
     spec, weights, meta = load_backbone(ctx)
@@ -105,7 +106,7 @@ def _layers_of_groups(spec: ModelSpec, groups: list[str]) -> list[str]:
 
 def run_feature_extraction(ctx: "StrategyContext") -> str:
     cfg = ctx.config
-    data, spec, details = _start(ctx, always_new_head=True)
+    data, spec, details = start_from_backbone(ctx, always_new_head=True)
     head = head_layer(spec).name
     ctx.backend.set_trainable([l.name for l in spec.layers if l.name != head])
     ctx.backend.set_optimizer(cfg.optimizer, cfg.regularization)
@@ -115,7 +116,7 @@ def run_feature_extraction(ctx: "StrategyContext") -> str:
 
 def run_fine_tune(ctx: "StrategyContext") -> str:
     cfg = ctx.config
-    data, spec, details = _start(ctx, always_new_head=True)
+    data, spec, details = start_from_backbone(ctx, always_new_head=True)
     head = head_layer(spec).name
     multiplier = cfg.transfer.backbone_lr_multiplier
     ctx.backend.set_trainable([])
@@ -127,7 +128,7 @@ def run_fine_tune(ctx: "StrategyContext") -> str:
 
 def run_freeze_early(ctx: "StrategyContext") -> str:
     cfg = ctx.config
-    data, spec, details = _start(ctx, always_new_head=True)
+    data, spec, details = start_from_backbone(ctx, always_new_head=True)
     groups = list(spec.groups())
     k = cfg.transfer.freeze_groups
     if k >= len(groups):
@@ -141,7 +142,7 @@ def run_freeze_early(ctx: "StrategyContext") -> str:
 
 def run_transfer(ctx: "StrategyContext") -> str:
     cfg = ctx.config
-    data, spec, details = _start(ctx, always_new_head=False)
+    data, spec, details = start_from_backbone(ctx, always_new_head=False)
     frozen_epochs = cfg.epochs if cfg.transfer.frozen_epochs is None else min(cfg.transfer.frozen_epochs, cfg.epochs)
     sink = _with_details(ctx, details)
     finals = lambda b: final_metrics(ctx, b)  # noqa: E731
