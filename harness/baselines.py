@@ -19,7 +19,7 @@ import pandas as pd
 from harness.config import case_label
 from harness.provenance import cpu_model, utc_now
 from harness.results import read_results
-from harness.summary import final_rows
+from harness.summary import final_rows, steady_rows
 
 BASELINES = "baselines"
 
@@ -162,7 +162,7 @@ def history(results_dir: Path, metric: str, case_filter: str | None = None, last
                 finals = final_rows(group)
                 values[(case, backend)] = float(finals[finals["status"] == "ok"]["test_acc"].mean())
             else:
-                steady = group[(group["warmup"] == False) & (group["status"] == "ok")]  # noqa: E712
+                steady = steady_rows(group)
                 values[(case, backend)] = float(steady[metric].median()) if len(steady) else float("nan")
         columns[path.name] = values
     table = pd.DataFrame(columns)

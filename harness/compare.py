@@ -23,7 +23,7 @@ import pandas as pd
 from scipy.stats import mannwhitneyu
 
 from harness.config import case_label
-from harness.summary import final_rows
+from harness.summary import final_rows, steady_rows
 
 CASE_COLUMNS = ["suite", "strategy", "model", "variant", "dataset", "backend"]
 
@@ -65,8 +65,7 @@ class CaseComparison:
 
 
 def steady_epoch_times(frame: pd.DataFrame) -> np.ndarray:
-    steady = frame[(frame["warmup"] == False) & (frame["status"] == "ok")]  # noqa: E712 (nullable booleans)
-    return steady["epoch_time_s"].astype(float).dropna().to_numpy()
+    return steady_rows(frame)["epoch_time_s"].astype(float).dropna().to_numpy()
 
 
 def final_accuracies(frame: pd.DataFrame) -> np.ndarray:

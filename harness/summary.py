@@ -25,6 +25,11 @@ def final_rows(frame: pd.DataFrame) -> pd.DataFrame:
     return ordered.sort_values(["trial_id", "_order"]).groupby("trial_id", as_index=False).tail(1).drop(columns="_order")
 
 
+def steady_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    """Rows that count for steady-state speed: not a phase's warm-up epoch, and status ok."""
+    return frame[(frame["warmup"] == False) & (frame["status"] == "ok")]  # noqa: E712 (nullable booleans)
+
+
 def summarize(frame: pd.DataFrame) -> Summary:
     rows = []
     finals = final_rows(frame)
@@ -32,7 +37,7 @@ def summarize(frame: pd.DataFrame) -> Summary:
         trial_finals = finals[finals["trial_id"].isin(group["trial_id"].unique())]
         ok = trial_finals[trial_finals["status"] == "ok"]
         accs = ok["test_acc"].astype(float).dropna().to_numpy()
-        steady = group[(group["warmup"] == False) & (group["status"] == "ok")]  # noqa: E712 (nullable booleans)
+        steady = steady_rows(group)
         timing = steady if len(steady) else group[group["status"] == "ok"]
         rows.append({
             **dict(zip(CASE_KEYS + ["backend"], keys)),
