@@ -8,17 +8,19 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import os
 import sys
 from pathlib import Path
 from typing import Any, Sequence
 
 from harness.backend import BACKENDS
-from harness.config import OPTIMIZERS, OptimizerConfig, RuntimeOptions, TrialConfig
+from harness.config import OPTIMIZERS, SHIP_POLICIES, OptimizerConfig, RuntimeOptions, TrialConfig
 from harness.data.tasks import TaskSpec
 from harness.schedules import SCHEDULES, ScheduleConfig
 from harness.data.registry import DATASETS
 from harness.models import MODELS
+from harness.search import SEARCH_ALGORITHMS
 from harness.strategies import describe_strategies
 from harness.suites import SUITES, case_trials, suite
 from harness.weights import INITIALIZERS
@@ -37,6 +39,16 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a whole number, received {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a number >= 1, received {value}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, received {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, received {value}")
     return value
 
 
@@ -76,20 +88,16 @@ def _hidden(text: str) -> tuple[int, ...]:
     return sizes
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="xfbench", description="Compare PyTorch and TensorFlow on identical training strategies.")
-    commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("list", help="suites, strategies, models, datasets, backends, optimizers, initializers")
-
-    run = commands.add_parser("run", help="run a suite or one strategy/model/dataset case on one or both backends")
-    what = run.add_argument_group("what to run")
+def _add_case_arguments(parser: argparse.ArgumentParser) -> None:
+    """What to run and how: shared by run and tune."""
+    what = parser.add_argument_group("what to run")
     what.add_argument("--suite", help=f"one of {sorted(SUITES)}")
     what.add_argument("--strategy", help="strategy name (with --model and --dataset)")
     what.add_argument("--model")
     what.add_argument("--dataset")
     what.add_argument("--backend", action="append", dest="backends", metavar="NAME",
                       help="torch or tensorflow; repeat for both (default: both)")
-    hp = run.add_argument_group("hyperparameters (override the suite's)")
+    hp = parser.add_argument_group("hyperparameters (override the suite's)")
     hp.add_argument("--epochs", type=_positive_int)
     hp.add_argument("--seeds", type=_positive_int, help="number of seeds (0..K-1), paired across backends")
     hp.add_argument("--batch-size", type=_positive_int)
@@ -100,7 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     hp.add_argument("--decoupled-weight-decay", action="store_true", help="decay weights w <- w(1 - lr*wd) instead of coupled L2")
     hp.add_argument("--init", help=f"initializer, one of {sorted(INITIALIZERS)}")
     hp.add_argument("--hidden", type=_hidden, help="mlp hidden sizes, e.g. 300,100")
-    tech = run.add_argument_group("techniques (S5)")
+    tech = parser.add_argument_group("techniques (S5)")
     tech.add_argument("--schedule", help=f"learning-rate schedule, one of {list(SCHEDULES)} (per step)")
     tech.add_argument("--schedule-steps", type=_positive_float, help="s of power/exponential schedules")
     tech.add_argument("--schedule-power", type=_positive_float, help="c of the power schedule")
@@ -118,7 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     tech.add_argument("--dropout", type=_non_negative_float, help="dropout rate (overrides the model's; mlp: after each hidden layer)")
     tech.add_argument("--alpha-dropout", action="store_true", help="use alpha dropout (for SELU) instead of dropout")
     tech.add_argument("--mc-dropout", type=_positive_int, help="after training, this many MC-dropout passes over the test set")
-    tr = run.add_argument_group("tasks and transfer (S2-S4)")
+    tr = parser.add_argument_group("tasks and transfer (S2-S4)")
     tr.add_argument("--classes", type=_int_list, help="target task: keep these classes, relabelled 0..k-1 (e.g. 0,1,2,3,4)")
     tr.add_argument("--binary-positive", type=int, help="with two --classes: a binary task with one sigmoid output, this class = 1")
     tr.add_argument("--train-limit", type=_positive_int, help="target task: only the first N training samples")
@@ -131,7 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--sklearn-head", help="deep_features: linear_svc, random_forest, rbf_svc or logistic_regression")
     tr.add_argument("--feature-layer", help="deep_features: layer whose output is the feature (default: the head's input)")
     tr.add_argument("--feature-pool", choices=("flatten", "avg"), help="deep_features: flatten or average feature maps")
-    rt = run.add_argument_group("execution")
+    rt = parser.add_argument_group("execution")
     rt.add_argument("--cpus-per-trial", type=_positive_int, default=1, help="CPUs (and threads) per trial (default 1)")
     rt.add_argument("--gpus-per-trial", type=_non_negative_float, default=0.0, help="GPUs per trial, fractional allowed")
     rt.add_argument("--max-concurrent", type=_positive_int, help="at most this many trials at once")
@@ -143,6 +151,33 @@ def build_parser() -> argparse.ArgumentParser:
     rt.add_argument("--no-download", action="store_true", help="never download missing data")
     rt.add_argument("--run-id", help="name of the run directory (default: timestamp + label)")
     rt.add_argument("-v", "--verbose", action="store_true", help="show Ray and worker logs")
+    rt.add_argument("--max-failures", type=_non_negative_int, default=0, help="retry a trial that raised or whose worker died up to N times (default 0)")
+    rt.add_argument("--ship-data", choices=SHIP_POLICIES, default="auto",
+                    help="send datasets to workers through Ray's object store: auto (on a cluster, when <= 256 MB), always, never")
+    rt.add_argument("--resume", metavar="RUN_ID", help="finish an interrupted run under --results-dir: finished trials are not re-run")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="xfbench", description="Compare PyTorch and TensorFlow on identical training strategies.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("list", help="suites, strategies, models, datasets, backends, optimizers, initializers")
+
+    run = commands.add_parser("run", help="run a suite or one strategy/model/dataset case on one or both backends")
+    _add_case_arguments(run)
+    tune = commands.add_parser("tune", help="search hyperparameters per backend with Ray Tune, then re-run each backend's best with K seeds")
+    _add_case_arguments(tune)
+    search = tune.add_argument_group("search")
+    search.add_argument("--space", action="append", default=[], metavar="PATH=KIND:ARGS",
+                        help="an option and its domain: lr=loguniform:1e-4,1e-1, batch_size=choice:32,64, epochs=int:2,6, "
+                             "dropout=uniform:0,0.5, hidden=choice:64,128/64 (repeat; adds to or replaces the suite's)")
+    search.add_argument("--search", default="random", help=f"search algorithm: {list(SEARCH_ALGORITHMS)} (optuna needs the optuna extra)")
+    search.add_argument("--search-seed", type=_non_negative_int, default=0, help="seed of the sampler: the same seed samples the same configs")
+    search.add_argument("--num-samples", type=_positive_int, help="random/optuna: trials per backend; grid: samples per grid point (default: suite's, else 8)")
+    search.add_argument("--metric", default="val_acc", help="val_acc (maximised) or val_loss (minimised), read at each epoch")
+    search.add_argument("--asha", action="store_true", help="stop poor trials early with ASHA, separately per backend")
+    search.add_argument("--grace-period", type=_positive_int, default=1, help="ASHA: epochs before a trial can be stopped (default 1)")
+    search.add_argument("--reduction-factor", type=_positive_int, default=3, help="ASHA: keep the best 1/N at each rung (default 3)")
+    search.add_argument("--final-seeds", type=_positive_int, default=3, help="seeds for re-running each backend's best config (default 3)")
 
     cmp = commands.add_parser("compare", help="regressions and improvements between two runs or baselines")
     cmp.add_argument("base", help="run directory, run id under --results-dir, or baseline name")
@@ -323,9 +358,14 @@ class RichProgress:
         self._progress.start()
         self._task = self._progress.add_task("starting Ray…", total=total_trials)
 
+    def extend(self, more_trials: int) -> None:
+        self._progress.update(self._task, total=(self._progress.tasks[0].total or 0) + more_trials)
+
     def row(self, row: dict[str, Any]) -> None:
         if row["status"] == "failed":
             self.console.print(f"[red]trial {row['trial_id']} failed:[/red] {row['error']}")
+            return
+        if row.get("val_acc") is None or row.get("epoch_time_s") is None:
             return
         desc = f"{row['trial_id']} epoch {row['epoch']}: val_acc {row['val_acc']:.3f}, {row['epoch_time_s']:.2f}s"
         self._progress.update(self._task, description=desc)
@@ -360,30 +400,117 @@ def print_summary(outcome: Any) -> None:
     console.print(f"results: {outcome.run_dir}  (results.parquet, results.csv, run.json, summary.md); wall time {outcome.wall_time_s:.1f}s")
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    from harness.runner import execute, new_run_id, preflight
+def _settings(args: argparse.Namespace, results_dir: Path) -> Any:
     from harness.scheduler import SchedulerSettings
 
-    trials, label = trials_from_args(args)
     if args.address is None and args.cpus_per_trial > (os.cpu_count() or 1):
         raise InputError(f"Expected --cpus-per-trial <= this machine's {os.cpu_count()} CPUs. Received: {args.cpus_per_trial}.")
+    return SchedulerSettings(
+        storage_dir=results_dir / "_ray", cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
+        address=args.address, max_concurrent=args.max_concurrent, max_failures=args.max_failures, verbose=args.verbose,
+    )
+
+
+def _resume(args: argparse.Namespace, kind: str) -> int:
+    """``--resume RUN_ID``: the run's own recorded trials and settings; only execution options may change."""
+    from harness.runner import resume
+
+    given = [f"--{name.replace('_', '-')}" for name in ("suite", "strategy", "model", "dataset", "run_id") if getattr(args, name, None)]
+    if given or getattr(args, "space", None):
+        raise InputError(f"Expected --resume with execution options only (the run keeps its recorded trials). Received: {given or ['--space']}.")
+    results_dir = Path(args.results_dir).expanduser().resolve()
+    info_path = results_dir / args.resume / "run.json"
+    if not info_path.is_file():
+        raise InputError(f"Expected a run to resume in {results_dir}. Received: {args.resume!r}, which has no run.json there. Check --results-dir.")
+    recorded = json.loads(info_path.read_text())
+    if recorded.get("kind", "run") != kind:
+        raise InputError(f"Expected a {kind} run for `xfbench {kind} --resume`. Received: {args.resume!r} is a {recorded.get('kind')} run; use `xfbench {recorded.get('kind')} --resume`.")
+    if recorded.get("status") == "finished":
+        raise InputError(f"Expected an interrupted run. Received: {args.resume!r} finished at {recorded.get('finished')}; nothing to resume.")
+    scheduler = recorded["scheduler"]
+    settings = _settings(args, results_dir)
+    settings = dataclasses.replace(
+        settings, cpus_per_trial=scheduler["cpus_per_trial"], gpus_per_trial=scheduler["gpus_per_trial"],
+        address=args.address or scheduler["address"], max_concurrent=args.max_concurrent or scheduler["max_concurrent"],
+        max_failures=args.max_failures or scheduler.get("max_failures", 0),
+    )
+    outcome = resume(results_dir, args.resume, settings=settings, progress=RichProgress(), ship_policy=args.ship_data)
+    return _finish(outcome, kind)
+
+
+def _finish(outcome: Any, kind: str) -> int:
+    print_summary(outcome)
+    if outcome.status == "interrupted":
+        print(f"interrupted: finish it with `xfbench {kind} --resume {outcome.run_id} --results-dir {outcome.run_dir.parent}`", file=sys.stderr)
+        return 130
+    return 0 if outcome.all_ok else 1
+
+
+def _prepare(args: argparse.Namespace, trials: list[TrialConfig], label: str) -> tuple[Path, str, dict, dict]:
+    """Everything that can fail on bad input, before Ray: run id, data present, what ships to the workers."""
+    from harness.runner import datasets_to_ship, new_run_id, preflight
+
     results_dir = Path(args.results_dir).expanduser().resolve()
     run_id = args.run_id or new_run_id(label)
     if (results_dir / run_id).exists():
         raise InputError(f"Expected a new --run-id. Received: {run_id!r}, which already exists in {results_dir}. Pick another name.")
     try:
-        data_provenance = preflight(trials, args.data_dir, download=not args.no_download)
+        provenance = preflight(trials, args.data_dir, download=not args.no_download)
+        ship = datasets_to_ship(trials, args.ship_data, args.address)
     except (ValueError, FileNotFoundError) as exc:
         raise InputError(str(exc)) from None
-    settings = SchedulerSettings(
-        storage_dir=results_dir / "_ray", cpus_per_trial=args.cpus_per_trial,
-        gpus_per_trial=args.gpus_per_trial, address=args.address, max_concurrent=args.max_concurrent, verbose=args.verbose,
-    )
-    outcome = execute(trials, results_dir=results_dir, run_id=run_id,
-                      settings=settings, progress=RichProgress(), command=["xfbench", *sys.argv[1:]],
-                      data_provenance=data_provenance)
-    print_summary(outcome)
-    return 0 if outcome.all_ok else 1
+    return results_dir, run_id, provenance, ship
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from harness.runner import execute
+
+    if args.resume:
+        return _resume(args, "run")
+    trials, label = trials_from_args(args)
+    results_dir, run_id, provenance, ship = _prepare(args, trials, label)
+    settings = _settings(args, results_dir)
+    outcome = execute(trials, results_dir=results_dir, run_id=run_id, settings=settings, progress=RichProgress(),
+                      command=["xfbench", *sys.argv[1:]], data_provenance=provenance, ship=ship)
+    return _finish(outcome, "run")
+
+
+def tune_plan_from_args(args: argparse.Namespace) -> tuple[Any, str]:
+    """The search plan and a run label; raises InputError on bad input."""
+    from harness.scheduler import AshaSettings
+    from harness.search import SearchSpace, parse_space
+    from harness.tuning import TunePlan, check_plan, search_base
+
+    trials, label = trials_from_args(args)
+    bases = tuple(dict.fromkeys(search_base(dataclasses.replace(t, seed=0)) for t in trials))
+    try:
+        space = suite(args.suite).search if args.suite else SearchSpace()
+        space = space.merged(parse_space(args.space))
+        num_samples = args.num_samples or (suite(args.suite).search_samples if args.suite else 8)
+        plan = TunePlan(bases=bases, space=space, algorithm=args.search, sampling_seed=args.search_seed, num_samples=num_samples,
+                        metric=args.metric, final_seeds=args.final_seeds,
+                        asha=AshaSettings(args.grace_period, args.reduction_factor) if args.asha else None)
+        check_plan(plan)
+        if plan.algorithm == "optuna":
+            from harness.scheduler import search_algorithm
+
+            search_algorithm(plan.experiments()[0])
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+    return plan, f"tune-{label}"
+
+
+def cmd_tune(args: argparse.Namespace) -> int:
+    from harness.runner import execute
+
+    if args.resume:
+        return _resume(args, "tune")
+    plan, label = tune_plan_from_args(args)
+    results_dir, run_id, provenance, ship = _prepare(args, list(plan.bases), label)
+    outcome = execute([], results_dir=results_dir, run_id=run_id, settings=_settings(args, results_dir), progress=RichProgress(),
+                      command=["xfbench", *sys.argv[1:]], data_provenance=provenance, ship=ship, plan=plan,
+                      title="xfbench tune: each backend at its best config")
+    return _finish(outcome, "tune")
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
@@ -486,6 +613,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_baseline(args)
         if args.command == "history":
             return cmd_history(args)
+        if args.command == "tune":
+            return cmd_tune(args)
         return cmd_run(args)
     except InputError as exc:
         print(f"xfbench: error: {exc}", file=sys.stderr)

@@ -16,6 +16,10 @@ from harness.data.tasks import TaskSpec
 from harness.models import ModelOptions
 from harness.schedules import ScheduleConfig
 
+# How datasets reach Ray workers: "auto" ships them through the object store on a cluster when they are small.
+SHIP_POLICIES = ("auto", "always", "never")
+SHIP_LIMIT_MB = 256.0
+
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "adadelta", "rmsprop", "adam", "adamw")
 
 # The resolved defaults follow PyTorch's, the documented semantics both backends implement.
@@ -138,8 +142,14 @@ class RuntimeOptions:
     precision: str = "float32"
     # Test-only: seconds added to every training step inside the timed region, to simulate a regression.
     inject_step_delay_s: float = 0.0
+    # Test-only: "raise@epoch2", "kill@start", "raise-once@epoch1:/abs/marker" (see harness.scheduler._apply_fault).
+    inject_fault: str = ""
 
     def __post_init__(self) -> None:
+        if self.inject_fault:
+            action, _, when = self.inject_fault.partition("@")
+            if action not in ("raise", "kill", "raise-once") or not (when.startswith("epoch") or when == "start"):
+                raise ValueError(f"Expected inject_fault ACTION@MOMENT (raise|kill|raise-once @ start|epochN). Received: {self.inject_fault!r}.")
         if self.inject_step_delay_s < 0:
             raise ValueError(f"Expected inject_step_delay_s >= 0. Received: {self.inject_step_delay_s}.")
         if self.threads < 1:

@@ -21,6 +21,8 @@ import pandas as pd
 SCHEMA: tuple[tuple[str, str, str], ...] = (
     ("run_id", "string", "identifier of the run (directory name under results/)"),
     ("trial_id", "string", "suite-strategy-model-dataset-backend-seed"),
+    ("stage", "string", "scheduling stage: pretrain (shared backbones), trials (a run), search (a tune search), final (a tune's best configs re-run)"),
+    ("attempt", "Int64", "0 for a trial's first attempt, n for its n-th retry under --max-failures; tables use each trial's last attempt"),
     ("suite", "string", "suite name, or 'adhoc' for a single --strategy/--model/--dataset run"),
     ("strategy", "string", "strategy name (scratch, ...)"),
     ("model", "string", "model name from the neutral zoo"),
@@ -52,6 +54,7 @@ SCHEMA: tuple[tuple[str, str, str], ...] = (
     ("config_json", "string", "the full resolved TrialConfig as JSON"),
     ("git_commit", "string", "commit of the harness that produced the row (+dirty if modified)"),
     ("host", "string", "hostname of the worker that ran the trial"),
+    ("node", "string", "Ray node id of the worker that ran the trial (tells the nodes of one host apart)"),
     ("cpu", "string", "CPU model of that worker"),
     ("gpu", "string", "device name when the trial ran on a GPU, else empty"),
     ("device", "string", "cpu | gpu"),
@@ -116,6 +119,22 @@ class ResultsWriter:
         frame = read_parts(self.run_dir)
         frame.to_parquet(self.run_dir / "results.parquet", index=False)
         return frame
+
+
+def rewrite_csv(run_dir: Path, frame: pd.DataFrame) -> int:
+    """results.csv as exactly ``frame`` (a resumed run drops interrupted trials' partial rows); returns how many
+    rows the old CSV had beyond it."""
+    path = run_dir / "results.csv"
+    before = 0
+    if path.is_file():
+        with path.open(newline="") as handle:
+            before = max(0, sum(1 for _ in csv.reader(handle)) - 1)
+    with path.open("w", newline="") as handle:
+        out = csv.writer(handle)
+        out.writerow(COLUMNS)
+        for row in frame.to_dict("records"):
+            out.writerow(["" if _is_missing(row[c]) or row[c] is pd.NA else row[c] for c in COLUMNS])
+    return max(0, before - len(frame))
 
 
 def read_parts(run_dir: Path) -> pd.DataFrame:

@@ -7,6 +7,8 @@ starts.
 
 from __future__ import annotations
 
+import json
+import math
 import sys
 import time
 from dataclasses import dataclass, replace
@@ -16,18 +18,20 @@ from typing import Any, Callable
 
 import pandas as pd
 
-from harness.config import TrialConfig
+from harness.config import SHIP_LIMIT_MB, SHIP_POLICIES, TrialConfig
 from harness.backbone import pretrain_trials
 from harness.data.registry import Dataset, check_data_dir, load_dataset
 from harness.data.tasks import derive
 from harness.models import build_model
 from harness.provenance import MachineInfo, git_commit, utc_now
-from harness.results import ResultsWriter, write_run_json
-from harness.scheduler import SchedulerSettings, run_trials
+from harness.results import ResultsWriter, read_parts, rewrite_csv, write_run_json
+from harness.scheduler import Delivery, RunInterrupted, SchedulerSettings, ray_session, run_search, run_trials
 from harness.strategies import get_strategy
-from harness.summary import Summary, summarize, to_markdown
+from harness.summary import Summary, final_rows, last_attempts, summarize, to_markdown
+from harness.tuning import TunePlan, final_trials, tune_markdown
 from harness.trial import RunInfo
 from harness.weights import initializer
+
 
 
 @dataclass(frozen=True)
@@ -38,16 +42,19 @@ class RunOutcome:
     summary: Summary
     summary_markdown: str
     wall_time_s: float
+    status: str = "finished"  # or "interrupted": resume with --resume RUN_ID
 
     @property
     def all_ok(self) -> bool:
-        return bool(len(self.frame)) and set(self.frame["status"].dropna()) <= {"ok"}
+        return self.status == "finished" and bool(len(self.frame)) and set(final_rows(self.frame)["status"].dropna()) <= {"ok"}
 
 
 class Progress:
     """What a run tells its caller as it goes (the CLI draws it; tests may record it)."""
 
     def start(self, total_trials: int) -> None: ...
+
+    def extend(self, more_trials: int) -> None: ...
 
     def row(self, row: dict[str, Any]) -> None: ...
 
@@ -89,6 +96,69 @@ def preflight(trials: list[TrialConfig], data_dir: str | None, download: bool = 
     return provenance
 
 
+@dataclass
+class _RunContext:
+    """A run while it executes: where rows go and how stages are named."""
+
+    run: RunInfo
+    run_dir: Path
+    settings: SchedulerSettings
+    writer: ResultsWriter
+    progress: Progress
+    delivery: Delivery
+    suffix: str = ""  # "-resume<n>" when resuming: every Tune experiment of a run has its own name
+
+    def events(self) -> Any:
+        writer, progress = self.writer, self.progress
+
+        class Events:
+            def on_row(self, row: dict[str, Any]) -> None:
+                writer.add_row(row)
+                progress.row(row)
+
+            def on_trial_end(self, trial_id: str) -> None:
+                writer.finish_trial(trial_id)
+                progress.trial_done(trial_id)
+
+        return Events()
+
+    def schedule(self, trials: list[TrialConfig], stage: str, schedule: Callable[..., None], label: str | None = None) -> None:
+        """One Tune experiment, ``<run_id>-<label or stage>[-resume<n>]``, whose rows carry ``stage``."""
+        if trials:
+            self.progress.extend(len(trials))
+            schedule(trials, self.run, self.settings, self.events(), stage=stage, delivery=self.delivery,
+                     experiment=f"{self.run.run_id}-{label or stage}{self.suffix}")
+
+    def pretrain_then(self, trials: list[TrialConfig], stage: str, schedule: Callable[..., None], finished: set[str]) -> None:
+        """Missing shared backbones first (trained once), then the trials that start from them."""
+        label = "pretrain" if stage == "trials" else f"pretrain-{stage}"
+        self.schedule([t for t in pretrain_trials(trials) if t.trial_id not in finished], "pretrain", schedule, label)
+        self.schedule([t for t in trials if t.trial_id not in finished], stage, schedule)
+
+
+def datasets_to_ship(trials: list[TrialConfig], policy: str, address: str | None, limit_mb: float = SHIP_LIMIT_MB) -> dict[str, Dataset]:
+    """Datasets that travel through Ray's object store: ``always``, ``never``, or ``auto`` (on a cluster, when
+    the arrays are at most ``limit_mb``; larger ones are read on each node from a path valid there)."""
+    if policy not in SHIP_POLICIES:
+        raise ValueError(f"Expected --ship-data in {list(SHIP_POLICIES)}. Received: {policy!r}.")
+    if policy == "never" or (policy == "auto" and not address):
+        return {}
+    shipped: dict[str, Dataset] = {}
+    for trial in trials:
+        if trial.dataset in shipped:
+            continue
+        dataset = load_dataset(trial.dataset, trial.data_dir, download=False)
+        if policy == "always" or dataset.nbytes <= limit_mb * 2**20:
+            shipped[trial.dataset] = dataset
+    return shipped
+
+
+def _cache_dir(trials: list[TrialConfig], results_dir: Path) -> list[TrialConfig]:
+    # Shared backbones and features live in one cache beside the runs, so later runs reuse them too.
+    cache_dir = str((results_dir / "_cache").resolve())
+    return [t if t.cache_dir else replace(t, cache_dir=cache_dir) for t in trials]
+
+
 def execute(
     trials: list[TrialConfig],
     *,
@@ -100,12 +170,13 @@ def execute(
     command: list[str] | None = None,
     data_provenance: dict[str, dict[str, str]] | None = None,
     schedule: Callable[..., None] = run_trials,
+    ship: dict[str, Dataset] | None = None,
+    plan: TunePlan | None = None,
 ) -> RunOutcome:
-    progress = progress or Progress()
-    # Shared backbones and features live in one cache beside the runs, so later runs reuse them too.
-    cache_dir = str((results_dir / "_cache").resolve())
-    trials = [t if t.cache_dir else replace(t, cache_dir=cache_dir) for t in trials]
-    pretrain = pretrain_trials(trials)
+    """Run ``trials`` (or, with ``plan``, a search per case and backend and then each backend's best config)."""
+    trials = _cache_dir(trials, results_dir)
+    if plan is not None:
+        plan = replace(plan, bases=tuple(_cache_dir(list(plan.bases), results_dir)))
     run_dir = (results_dir / run_id).resolve()
     if run_dir.exists() and any(run_dir.iterdir()):
         raise ValueError(f"Expected a new run id. Received: {run_id!r}, whose directory {run_dir} already holds results.")
@@ -113,40 +184,104 @@ def execute(
     run = RunInfo(run_id=run_id, git_commit=git_commit())
     machine = MachineInfo.current()
     info: dict[str, Any] = {
-        "run_id": run_id, "status": "running", "started": utc_now(), "command": command or sys.argv,
-        "git_commit": run.git_commit, "driver_host": machine.host, "driver_cpu": machine.cpu,
+        "run_id": run_id, "kind": "tune" if plan else "run", "status": "running", "started": utc_now(), "command": command or sys.argv,
+        "title": title, "git_commit": run.git_commit, "driver_host": machine.host, "driver_cpu": machine.cpu,
         "python_version": machine.python_version, "datasets": data_provenance or {},
-        "trials": [t.to_dict() for t in trials], "pretrain_trials": [t.to_dict() for t in pretrain],
+        "data_delivery": {name: "object store" for name in (ship or {})},
+        "trials": [t.to_dict() for t in trials], "pretrain_trials": [t.to_dict() for t in pretrain_trials(trials)],
+        "tune": plan.to_dict() if plan else None,
         "scheduler": {"cpus_per_trial": settings.cpus_per_trial, "gpus_per_trial": settings.gpus_per_trial,
-                      "address": settings.address, "max_concurrent": settings.max_concurrent},
+                      "address": settings.address, "max_concurrent": settings.max_concurrent, "max_failures": settings.max_failures},
     }
     write_run_json(run_dir, info)
-    writer = ResultsWriter(run_dir)
+    ctx = _RunContext(run, run_dir, settings, ResultsWriter(run_dir), progress or Progress(), Delivery(datasets=dict(ship or {})))
+    return _carry_out(ctx, info, trials, plan, schedule, title, finished=set())
 
-    class Events:
-        def on_row(self, row: dict[str, Any]) -> None:
-            writer.add_row(row)
-            progress.row(row)
 
-        def on_trial_end(self, trial_id: str) -> None:
-            writer.finish_trial(trial_id)
-            progress.trial_done(trial_id)
-
-    start = time.perf_counter()
-    progress.start(len(pretrain) + len(trials))
-    try:
-        if pretrain:  # first every missing backbone, trained once, then the trials that start from them
-            schedule(pretrain, run, settings, Events(), stage="pretrain")
-        schedule(trials, run, settings, Events(), stage="trials")
-    finally:
-        progress.stop()
-        frame = writer.finalize()
-    wall = time.perf_counter() - start
-    summary = summarize(frame)
-    markdown = to_markdown(summary, f"{title} — run {run_id}")
-    (run_dir / "summary.md").write_text(markdown)
-    versions = frame.groupby("backend")["framework_version"].first().to_dict() if len(frame) else {}
-    info.update(status="finished", finished=utc_now(), wall_time_s=round(wall, 3), framework_versions=versions,
-                rows=len(frame), trial_status=frame.groupby("status")["trial_id"].nunique().to_dict() if len(frame) else {})
+def resume(results_dir: Path, run_id: str, settings: SchedulerSettings | None = None, progress: Progress | None = None,
+           schedule: Callable[..., None] = run_trials, ship_policy: str = "auto") -> RunOutcome:
+    """Finish an interrupted run: trials whose rows are complete are kept (not re-run); a search replays them to
+    its searcher and scheduler; interrupted trials lose their partial rows and run again."""
+    run_dir = (results_dir / run_id).resolve()
+    info_path = run_dir / "run.json"
+    if not info_path.is_file():
+        raise ValueError(f"Expected a run directory with run.json to resume. Received: {run_dir} has none. Check --results-dir and the run id.")
+    info = json.loads(info_path.read_text())
+    if info.get("status") == "finished":
+        raise ValueError(f"Expected an interrupted run. Received: {run_id!r} finished at {info.get('finished')}. Nothing to resume.")
+    recorded = info["scheduler"]
+    settings = settings or SchedulerSettings(storage_dir=(results_dir / "_ray").resolve(), cpus_per_trial=recorded["cpus_per_trial"],
+                                             gpus_per_trial=recorded["gpus_per_trial"], address=recorded["address"],
+                                             max_concurrent=recorded["max_concurrent"], max_failures=recorded.get("max_failures", 0))
+    trials = [TrialConfig.from_dict(t) for t in info["trials"]]
+    plan = TunePlan.from_dict(info["tune"]) if info.get("tune") else None
+    kept = read_parts(run_dir)
+    discarded = rewrite_csv(run_dir, kept)
+    finished = set(kept["trial_id"].unique()) if len(kept) else set()
+    resumes = info.setdefault("resumes", [])
+    resumes.append({"at": utc_now(), "finished_trials_kept": len(finished), "partial_rows_discarded": discarded, "command": sys.argv})
+    info["status"] = "running"
     write_run_json(run_dir, info)
-    return RunOutcome(run_id, run_dir, frame, summary, markdown, wall)
+    run = RunInfo(run_id=run_id, git_commit=git_commit())
+    ship = datasets_to_ship(trials + list(plan.bases if plan else ()), ship_policy, settings.address)
+    ctx = _RunContext(run, run_dir, settings, ResultsWriter(run_dir), progress or Progress(), Delivery(datasets=ship),
+                      suffix=f"-resume{len(resumes)}")
+    return _carry_out(ctx, info, trials, plan, schedule, info.get("title", "xfbench comparison"), finished=finished, kept=kept)
+
+
+def _carry_out(ctx: _RunContext, info: dict[str, Any], trials: list[TrialConfig], plan: TunePlan | None,
+               schedule: Callable[..., None], title: str, finished: set[str], kept: pd.DataFrame | None = None) -> RunOutcome:
+    start = time.perf_counter()
+    ctx.progress.start(0)
+    status = "finished"
+    try:
+        with ray_session(ctx.settings):
+            if plan is None:
+                ctx.pretrain_then(trials, "trials", schedule, finished)
+            else:
+                _tune_stages(ctx, plan, finished, kept)
+    except (KeyboardInterrupt, RunInterrupted):
+        status = "interrupted"
+    finally:
+        ctx.progress.stop()
+        frame = ctx.writer.finalize()
+    wall = time.perf_counter() - start
+    final_stage = frame[frame["stage"] == "final"] if plan is not None else frame
+    summary = summarize(final_stage)
+    markdown = to_markdown(summary, f"{title} — run {ctx.run.run_id}")
+    if plan is not None:
+        markdown += "\n" + tune_markdown(frame, plan)
+    (ctx.run_dir / "summary.md").write_text(markdown)
+    versions = frame.groupby("backend")["framework_version"].first().to_dict() if len(frame) else {}
+    info.update(status=status, finished=utc_now() if status == "finished" else None, wall_time_s=round(wall, 3),
+                framework_versions=versions, rows=len(frame),
+                trial_status=final_rows(frame).groupby("status")["trial_id"].nunique().to_dict() if len(frame) else {})
+    write_run_json(ctx.run_dir, info)
+    return RunOutcome(ctx.run.run_id, ctx.run_dir, frame, summary, markdown, wall, status)
+
+
+def _tune_stages(ctx: _RunContext, plan: TunePlan, finished: set[str], kept: pd.DataFrame | None) -> None:
+    """Backbones, then one search experiment per (case, backend), then every backend's best config with K seeds."""
+    ctx.schedule([t for t in pretrain_trials(list(plan.bases)) if t.trial_id not in finished], "pretrain", run_trials)
+    replay = _rows_by_trial(kept[kept["stage"] == "search"]) if kept is not None and len(kept) else {}
+    for index, experiment in enumerate(plan.experiments()):
+        ctx.progress.extend(plan.trials_per_experiment)
+        delivery = replace(ctx.delivery, replay=replay)
+        run_search(experiment, ctx.run, ctx.settings, ctx.events(), stage="search", delivery=delivery,
+                   experiment_name=f"{ctx.run.run_id}-search-{index}-{experiment.base.backend}{ctx.suffix}")
+    finals = final_trials(read_parts(ctx.run_dir), plan)
+    ctx.pretrain_then(finals, "final", run_trials, finished)
+
+
+def _rows_by_trial(frame: pd.DataFrame) -> dict[str, list[dict[str, Any]]]:
+    """The recorded rows of each finished trial (last attempt), as the worker reported them, for replay."""
+    rows: dict[str, list[dict[str, Any]]] = {}
+    for record in last_attempts(frame).to_dict("records"):
+        clean = {k: (None if v is pd.NA or (isinstance(v, float) and math.isnan(v)) else v) for k, v in record.items()}
+        rows.setdefault(record["trial_id"], []).append(_plain(clean))
+    return rows
+
+
+def _plain(row: dict[str, Any]) -> dict[str, Any]:
+    """numpy scalars to Python ones: replayed rows travel as JSON."""
+    return {k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()}

@@ -3,7 +3,12 @@
 Every trial runs as its own Tune trial in a fresh Ray worker process
 (``reuse_actors=False``), so each process imports exactly one framework.
 Rows travel back to the driver through ``tune.report`` and are handed to the
-caller's :class:`TrialEvents` as they arrive.
+caller's :class:`TrialEvents` as they arrive, stamped with the stage and the
+attempt (retries under ``max_failures``).
+
+Two kinds of experiment: a fixed list of trials (:func:`run_trials`) and a
+search over one base trial (:func:`run_search`, one experiment per backend so
+no scheduler ever compares one framework's trials with the other's).
 """
 
 from __future__ import annotations
@@ -12,14 +17,19 @@ import contextlib
 import json
 import logging
 import os
-from dataclasses import asdict, dataclass
+import signal
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterator, Protocol
 
 from harness.config import TrialConfig
+from harness.data.registry import Dataset
+from harness.search import Choice, IntRange, LogUniform, SearchSpace, Uniform, apply_point
 from harness.trial import RunInfo, failure_row, format_exception, run_trial
 
 ROW_KEY = "xfbench_row_json"
+REPLAYED_KEY = "xfbench_replayed"
+EPOCH_INDEX = "epoch_index"  # epochs reported so far in the trial, across phases: ASHA's time axis
 
 
 class TrialEvents(Protocol):
@@ -35,42 +45,149 @@ class SchedulerSettings:
     gpus_per_trial: float = 0.0
     address: str | None = None
     max_concurrent: int | None = None
+    max_failures: int = 0  # retries of a trial that raised or whose worker died
     verbose: bool = False
 
     def __post_init__(self) -> None:
         if not self.storage_dir.is_absolute():
             raise ValueError(f"Expected an absolute storage_dir. Received: {self.storage_dir}.")
+        if self.max_failures < 0:
+            raise ValueError(f"Expected max_failures >= 0. Received: {self.max_failures}.")
 
 
-def _trainable(config: dict[str, Any]) -> None:
+@dataclass(frozen=True)
+class AshaSettings:
+    grace_period: int = 1  # epochs every trial gets before it can be stopped
+    reduction_factor: int = 3  # keep the best 1/reduction_factor at each rung
+
+    def __post_init__(self) -> None:
+        if self.grace_period < 1 or self.reduction_factor < 2:
+            raise ValueError(f"Expected grace_period >= 1 and reduction_factor >= 2. Received: {self}.")
+
+
+@dataclass(frozen=True)
+class SearchExperiment:
+    """One backend's search: samples of ``space`` applied to ``base``."""
+
+    base: TrialConfig
+    space: SearchSpace
+    algorithm: str = "random"  # random | grid | optuna
+    sampling_seed: int = 0
+    num_samples: int = 8  # random/optuna: trials in all; grid: samples per grid point
+    metric: str = "val_acc"
+    asha: AshaSettings | None = None
+
+    @property
+    def mode(self) -> str:
+        return "min" if self.metric.endswith("loss") else "max"
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """What travels to the workers through Ray's object store instead of each node's disk."""
+
+    datasets: dict[str, Dataset] = field(default_factory=dict)  # shipped datasets, by name
+    replay: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # finished trials' rows, by trial id
+
+
+def search_trial(base: TrialConfig, point: dict[str, Any], index: int) -> TrialConfig:
+    """The trial for the ``index``-th sample; its variant names the sample so ids never collide."""
+    label = f"search{index:03d}"
+    return replace(apply_point(base, point), variant=f"{base.variant}.{label}" if base.variant else label)
+
+
+def _sample_index(tune_trial_id: str) -> int:
+    return int(tune_trial_id.rsplit("_", 1)[1])  # Tune numbers an experiment's trials <experiment>_<00000>
+
+
+def _trial_config(config: dict[str, Any], tune_trial_id: str) -> TrialConfig:
+    job = config["job"]
+    if "trial" in job:
+        return TrialConfig.from_dict(job["trial"])
+    return search_trial(TrialConfig.from_dict(job["base"]), config.get("point", {}), _sample_index(tune_trial_id))
+
+
+def _trainable(config: dict[str, Any], delivery: Delivery | None = None) -> None:
+    import ray
     from ray import tune
 
-    trial = TrialConfig.from_dict(config["job"]["trial"])
+    delivery = delivery or Delivery()
+    trial = _trial_config(config, tune.get_context().get_trial_id())
+    # Threads follow the CPUs Ray granted this trial, so concurrent trials never oversubscribe the cores.
+    granted = ray.get_runtime_context().get_assigned_resources().get("CPU")
+    if granted:
+        trial = replace(trial, runtime=replace(trial.runtime, threads=max(1, int(granted))))
     run = RunInfo(**config["run"])
+    node = ray.get_runtime_context().get_node_id()
+    progress = {EPOCH_INDEX: 0, "val_acc": 0.0, "val_loss": float("inf")}
 
-    def report(row: dict[str, Any]) -> None:
-        tune.report({ROW_KEY: json.dumps(row), "epoch": row["epoch"] or 0, "val_acc": row.get("val_acc")})
+    def report(row: dict[str, Any], replayed: bool = False) -> None:
+        if row.get("epoch") is not None and row.get("status") != "failed":
+            progress[EPOCH_INDEX] += 1
+        for metric in ("val_acc", "val_loss"):  # schedulers need a number in every result: keep the latest finite one
+            value = row.get(metric)
+            if isinstance(value, (int, float)) and value == value and abs(value) != float("inf"):
+                progress[metric] = float(value)
+        tune.report({ROW_KEY: json.dumps(row), REPLAYED_KEY: replayed, **progress})
 
+    recorded = delivery.replay.get(trial.trial_id)
+    if recorded and json.loads(recorded[0]["config_json"]) == json.loads(trial.to_json()):
+        for row in recorded:  # finished before an interruption: its searcher and scheduler see it again, it is not re-run
+            report(row, replayed=True)
+        return
     try:
-        run_trial(trial, run, report)
+        _apply_fault(trial, "start")
+        run_trial(trial, run, lambda row: _after_row(trial, report, {**row, "node": node}),
+                  dataset=delivery.datasets.get(trial.dataset))
     except Exception as exc:
         # Record the error text as a row before Tune marks the trial failed.
-        report(failure_row(trial, run, format_exception(exc)))
+        report({**failure_row(trial, run, format_exception(exc)), "node": node})
         raise
 
 
-def _make_callback(events: TrialEvents, configs: dict[str, TrialConfig], run: RunInfo):
+def _after_row(trial: TrialConfig, report: Any, row: dict[str, Any]) -> None:
+    report(row)
+    if row.get("epoch") is not None:
+        _apply_fault(trial, f"epoch{row['epoch']}")
+
+
+def _apply_fault(trial: TrialConfig, moment: str) -> None:
+    """Test-only fault injection (``RuntimeOptions.inject_fault``): raise, or SIGKILL this worker, at a moment.
+
+    ``raise@epoch2`` raises after the second epoch's row; ``kill@start`` kills the worker before training;
+    ``raise-once@epoch1:/abs/marker`` raises only while the marker file does not exist (it creates it), so the
+    retry succeeds.
+    """
+    spec = trial.runtime.inject_fault
+    if not spec:
+        return
+    action, _, rest = spec.partition("@")
+    when, _, marker = rest.partition(":")
+    if when != moment:
+        return
+    if action == "raise-once":
+        if Path(marker).exists():
+            return
+        Path(marker).touch()
+        action = "raise"
+    if action == "kill":
+        os.kill(os.getpid(), signal.SIGKILL)
+    raise RuntimeError(f"injected fault {spec!r} at {moment}")
+
+
+def _make_callback(events: TrialEvents, run: RunInfo, stage: str):
     from ray import tune
 
     class RowForwarder(tune.Callback):
-        """Forwards each reported row to the driver's sinks. The sinks are instance state, not closure
-        variables, because Tune pickles its callbacks into the experiment state; they stay behind."""
+        """Forwards each reported row to the driver's sinks, stamped with stage and attempt. The sinks are
+        instance state, not closure variables, because Tune pickles its callbacks into the experiment state."""
 
-        def __init__(self, sinks: TrialEvents, trial_configs: dict[str, TrialConfig], run_info: RunInfo) -> None:
+        def __init__(self, sinks: TrialEvents) -> None:
             self.sinks: TrialEvents | None = sinks
-            self.configs = trial_configs
-            self.run_info = run_info
-            self.failed_with_row: set[str] = set()
+            self.failed_with_row: set[tuple[str, int]] = set()
+            self.attempts: dict[str, int] = {}
+            self.replayed: set[str] = set()
+            self.ended: set[str] = set()
 
         def __getstate__(self) -> dict[str, Any]:
             return {**self.__dict__, "sinks": None}
@@ -79,34 +196,60 @@ def _make_callback(events: TrialEvents, configs: dict[str, TrialConfig], run: Ru
             assert self.sinks is not None, "callback restored without its event sink"
             return self.sinks
 
+        def _config(self, trial: Any) -> TrialConfig:
+            return _trial_config(trial.config, trial.trial_id)
+
+        def _record_death(self, trial: Any, config: TrialConfig) -> None:
+            """A worker that died (SIGKILL, lost node) sent no failure row: record one from Tune's error."""
+            attempt = self.attempts.get(config.trial_id, 0)
+            if (config.trial_id, attempt) in self.failed_with_row:
+                return
+            message = str(getattr(trial, "error_message", None) or "").strip()
+            summary = message.splitlines()[-1] if message else "trial process died without reporting an error"
+            self._events().on_row({**failure_row(config, run, summary), "stage": stage, "attempt": attempt})
+
         def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
             row = json.loads(result[ROW_KEY])
+            if result.get(REPLAYED_KEY):
+                self.replayed.add(row["trial_id"])
+                return
+            attempt = self.attempts.get(row["trial_id"], 0)
             if row["status"] == "failed":
-                self.failed_with_row.add(row["trial_id"])
-            self._events().on_row(row)
+                self.failed_with_row.add((row["trial_id"], attempt))
+            self._events().on_row({**row, "stage": stage, "attempt": attempt})
+
+        def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+            config = self._config(trial)
+            self._record_death(trial, config)
+            self.attempts[config.trial_id] = self.attempts.get(config.trial_id, 0) + 1
 
         def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-            self._events().on_trial_end(trial.config["job"]["trial_id"])
+            trial_id = self._config(trial).trial_id
+            self.ended.add(trial_id)
+            if trial_id not in self.replayed:
+                self._events().on_trial_end(trial_id)
 
         def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-            trial_id = trial.config["job"]["trial_id"]
-            if trial_id not in self.failed_with_row:  # killed process: no row reached us, record one here
-                message = str(getattr(trial, "error_message", None) or "").strip()
-                summary = message.splitlines()[-1] if message else "trial process died without reporting an error"
-                self._events().on_row(failure_row(self.configs[trial_id], self.run_info, summary))
-            self._events().on_trial_end(trial_id)
+            config = self._config(trial)
+            self._record_death(trial, config)
+            self.ended.add(config.trial_id)
+            self._events().on_trial_end(config.trial_id)
 
-    return RowForwarder(events, configs, run)
+    return RowForwarder(events)
+
+
+class RunInterrupted(RuntimeError):
+    """The experiment stopped before every trial ended (Ctrl-C): the run can be resumed."""
 
 
 @contextlib.contextmanager
 def _tune_environment(verbose: bool) -> Iterator[None]:
     """Scoped env for Tune in the driver: no CSV/JSON/TensorBoard loggers, quiet unless verbose."""
-    saved = {k: os.environ.get(k) for k in ("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "RAY_AIR_NEW_OUTPUT", "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S")}
-    os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"
-    os.environ["TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S"] = "0"
+    wanted = {"TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1", "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0"}
     if not verbose:
-        os.environ["RAY_AIR_NEW_OUTPUT"] = "0"
+        wanted["RAY_AIR_NEW_OUTPUT"] = "0"
+    saved = {k: os.environ.get(k) for k in wanted}
+    os.environ.update(wanted)
     try:
         yield
     finally:
@@ -117,46 +260,138 @@ def _tune_environment(verbose: bool) -> Iterator[None]:
                 os.environ[key] = value
 
 
-def run_trials(trials: list[TrialConfig], run: RunInfo, settings: SchedulerSettings, events: TrialEvents, stage: str = "trials") -> None:
-    """Run every trial through one Ray Tune experiment (named ``<run_id>-<stage>``); returns when all have finished or failed."""
+@contextlib.contextmanager
+def ray_session(settings: SchedulerSettings) -> Iterator[None]:
+    """Ray for the stages of one run: joins ``settings.address`` or starts a local instance on 127.0.0.1
+    without a dashboard; shuts down on exit (Ctrl-C included) only what it started."""
     import ray
+
+    if ray.is_initialized():
+        yield
+        return
+    worker_env = {"TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONWARNINGS": "ignore::DeprecationWarning"}
+    init_args: dict[str, Any] = dict(
+        include_dashboard=False, log_to_driver=settings.verbose, configure_logging=True,
+        logging_level=logging.INFO if settings.verbose else logging.ERROR,
+        runtime_env={"env_vars": worker_env},
+    )
+    if settings.address:
+        ray.init(address=settings.address, **init_args)
+    else:
+        ray.init(num_cpus=os.cpu_count(), _node_ip_address="127.0.0.1", **init_args)
+    try:
+        yield
+    finally:
+        ray.shutdown()
+
+
+def cluster_nodes() -> list[dict[str, Any]]:
+    """The live nodes of the connected cluster: id, address and CPUs (for run.json)."""
+    import ray
+
+    return [{"node": n["NodeID"], "address": n["NodeManagerAddress"], "cpus": n["Resources"].get("CPU", 0),
+             "gpus": n["Resources"].get("GPU", 0)} for n in ray.nodes() if n.get("Alive")]
+
+
+def _fit(trainable: Any, param_space: dict[str, Any], tune_config: Any, name: str, settings: SchedulerSettings,
+         events: TrialEvents, run: RunInfo, stage: str, expected: int | None = None) -> None:
     from ray import tune
 
-    configs = {t.trial_id: t for t in trials}
-    if len(configs) != len(trials):
-        raise ValueError("Expected unique trial ids. Received duplicates: check suites for repeated (model, dataset, backend, seed).")
-    started_here = not ray.is_initialized()
-    if started_here:
-        worker_env = {"TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONWARNINGS": "ignore::DeprecationWarning"}
-        init_args: dict[str, Any] = dict(
-            include_dashboard=False, log_to_driver=settings.verbose, configure_logging=True,
-            logging_level=logging.INFO if settings.verbose else logging.ERROR,
-            runtime_env={"env_vars": worker_env},
+    callback = _make_callback(events, run, stage)
+    resources = {"cpu": settings.cpus_per_trial, "gpu": settings.gpus_per_trial}
+    with ray_session(settings), _tune_environment(settings.verbose):
+        tuner = tune.Tuner(
+            tune.with_resources(trainable, resources), param_space=param_space, tune_config=tune_config,
+            run_config=tune.RunConfig(
+                name=name, storage_path=str(settings.storage_dir), callbacks=[callback],
+                verbose=1 if settings.verbose else 0, failure_config=tune.FailureConfig(max_failures=settings.max_failures),
+            ),
         )
-        if settings.address:
-            ray.init(address=settings.address, **init_args)
-        else:
-            ray.init(num_cpus=os.cpu_count(), _node_ip_address="127.0.0.1", **init_args)
-    try:
-        resources = {"cpu": settings.cpus_per_trial, "gpu": settings.gpus_per_trial}
-        param_space = {
-            "job": tune.grid_search([{"trial": t.to_dict(), "trial_id": t.trial_id} for t in trials]),
-            "run": asdict(run),
-        }
-        with _tune_environment(settings.verbose):
-            tuner = tune.Tuner(
-                tune.with_resources(_trainable, resources),
-                param_space=param_space,
-                tune_config=tune.TuneConfig(max_concurrent_trials=settings.max_concurrent, reuse_actors=False,
-                                            trial_name_creator=lambda t: t.config["job"]["trial_id"],
-                                            trial_dirname_creator=lambda t: t.config["job"]["trial_id"]),
-                run_config=tune.RunConfig(
-                    name=f"{run.run_id}-{stage}", storage_path=str(settings.storage_dir),
-                    callbacks=[_make_callback(events, configs, run)], verbose=1 if settings.verbose else 0,
-                    failure_config=tune.FailureConfig(max_failures=0),
-                ),
-            )
-            tuner.fit()
-    finally:
-        if started_here:
-            ray.shutdown()
+        grid = tuner.fit()
+    ended = grid.num_terminated + grid.num_errors
+    if ended < len(grid) or (expected is not None and len(grid) < expected):
+        raise RunInterrupted(f"{name}: {ended} of {max(len(grid), expected or 0)} trials ended")
+
+
+def _delivered(delivery: Delivery | None):
+    from ray import tune
+
+    if delivery and (delivery.datasets or delivery.replay):
+        # with_parameters puts the objects in Ray's object store once; every worker fetches them from there.
+        return tune.with_parameters(_trainable, delivery=delivery)
+    return _trainable
+
+
+def run_trials(trials: list[TrialConfig], run: RunInfo, settings: SchedulerSettings, events: TrialEvents,
+               stage: str = "trials", delivery: Delivery | None = None, experiment: str | None = None) -> None:
+    """Run every trial through one Tune experiment (``<run_id>-<stage>``); returns when all have ended.
+
+    Raises :class:`RunInterrupted` when the experiment stopped early (Ctrl-C)."""
+    from ray import tune
+
+    ids = [t.trial_id for t in trials]
+    if len(set(ids)) != len(ids):
+        raise ValueError("Expected unique trial ids. Received duplicates: check suites for repeated (model, dataset, backend, seed).")
+    param_space = {"job": tune.grid_search([{"trial": t.to_dict()} for t in trials]), "run": asdict(run)}
+    tune_config = tune.TuneConfig(max_concurrent_trials=settings.max_concurrent, reuse_actors=False,
+                                  trial_name_creator=lambda t: _trial_config(t.config, t.trial_id).trial_id,
+                                  trial_dirname_creator=lambda t: _trial_config(t.config, t.trial_id).trial_id)
+    _fit(_delivered(delivery), param_space, tune_config, experiment or f"{run.run_id}-{stage}", settings, events, run, stage,
+         expected=len(trials))
+
+
+def tune_domain(domain: Any, grid: bool) -> Any:
+    """A neutral domain as Ray Tune's: choices become grid axes under the grid algorithm."""
+    from ray import tune
+
+    if isinstance(domain, Choice):
+        values = list(domain.values)
+        return tune.grid_search(values) if grid else tune.choice(values)
+    if isinstance(domain, Uniform):
+        return tune.uniform(domain.low, domain.high)
+    if isinstance(domain, LogUniform):
+        return tune.loguniform(domain.low, domain.high)
+    if isinstance(domain, IntRange):
+        return tune.randint(domain.low, domain.high + 1)  # Tune's upper bound is exclusive
+    raise TypeError(f"Expected a search domain. Received: {domain!r}.")
+
+
+def search_algorithm(experiment: SearchExperiment) -> Any:
+    """Tune's searcher for the experiment, seeded so a fixed seed samples the same points."""
+    if experiment.algorithm in ("random", "grid"):
+        from ray.tune.search.basic_variant import BasicVariantGenerator
+
+        return BasicVariantGenerator(random_state=experiment.sampling_seed)
+    if experiment.algorithm == "optuna":
+        try:
+            from ray.tune.search.optuna import OptunaSearch
+            import optuna  # noqa: F401  (the optional extra)
+        except ImportError:
+            raise ValueError("Expected Optuna for --search optuna. Received: it is not installed. Run: pip install 'xfbench[optuna]'.") from None
+        import optuna
+
+        return OptunaSearch(sampler=optuna.samplers.TPESampler(seed=experiment.sampling_seed))
+    raise ValueError(f"Expected a search algorithm in random, grid, optuna. Received: {experiment.algorithm!r}.")
+
+
+def run_search(experiment: SearchExperiment, run: RunInfo, settings: SchedulerSettings, events: TrialEvents,
+               stage: str, delivery: Delivery | None = None, experiment_name: str | None = None) -> None:
+    """One backend's search as its own Tune experiment, with its own searcher and (optionally) its own ASHA."""
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+
+    grid = experiment.algorithm == "grid"
+    point = {path: tune_domain(domain, grid) for path, domain in experiment.space.params}
+    param_space = {"job": {"base": experiment.base.to_dict()}, "point": point, "run": asdict(run)}
+    if experiment.asha:
+        scheduler = ASHAScheduler(time_attr=EPOCH_INDEX, max_t=experiment.base.epochs, grace_period=experiment.asha.grace_period,
+                                  reduction_factor=experiment.asha.reduction_factor)
+    else:
+        scheduler = FIFOScheduler()
+    tune_config = tune.TuneConfig(
+        metric=experiment.metric, mode=experiment.mode, num_samples=experiment.num_samples, search_alg=search_algorithm(experiment),
+        scheduler=scheduler, max_concurrent_trials=settings.max_concurrent, reuse_actors=False,
+        trial_name_creator=lambda t: _trial_config(t.config, t.trial_id).trial_id,
+        trial_dirname_creator=lambda t: _trial_config(t.config, t.trial_id).trial_id,
+    )
+    _fit(_delivered(delivery), param_space, tune_config, experiment_name or f"{run.run_id}-{stage}", settings, events, run, stage)

@@ -13,6 +13,7 @@ from harness.config import OptimizerConfig, RegularizationConfig, TransferOption
 from harness.data.tasks import TaskSpec
 from harness.schedules import ScheduleConfig
 from harness.models import ModelOptions
+from harness.search import Choice, LogUniform, SearchSpace, space_from_mapping
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,8 @@ class Suite:
     description: str
     cases: tuple[SuiteCase, ...]
     seeds: int = 1
+    search: SearchSpace = field(default_factory=SearchSpace)  # what `xfbench tune --suite` searches
+    search_samples: int = 8  # its default --num-samples
 
 
 _DIGITS_MLP = ModelOptions(hidden=(256,))
@@ -237,6 +240,23 @@ SUITES.update({
               ab_cases("fashion_mnist", bar=0.95, bar_source=_MEASURED_AB)),
     )
 })
+
+# Hyperparameter searches (`xfbench tune --suite NAME`): each backend searches the same space separately.
+SUITES.update({
+    s.name: s
+    for s in (
+        Suite("tune_smoke", "tune: small MLP on digits, learning rate and optimizer, 4 samples per backend (CI)",
+              (SuiteCase("scratch", "mlp", "digits", epochs=3, model_options=ModelOptions(hidden=(32,))),),
+              search=space_from_mapping({"lr": LogUniform(1e-3, 0.3), "optimizer": Choice(("momentum", "adam"))}),
+              search_samples=4),
+        Suite("tune_quick", "tune: convnet3 on digits, learning rate, batch size and optimizer, 12 samples per backend",
+              (SuiteCase("scratch", "convnet3", "digits", epochs=5),),
+              search=space_from_mapping({"lr": LogUniform(1e-3, 0.3), "batch_size": Choice((32, 64, 128)),
+                                         "optimizer": Choice(("momentum", "nesterov", "adam"))}),
+              search_samples=12),
+    )
+})
+
 
 def suite(name: str) -> Suite:
     if name not in SUITES:

@@ -17,8 +17,17 @@ class Summary:
     comparison: pd.DataFrame  # one row per case present in both backends
 
 
+def last_attempts(frame: pd.DataFrame) -> pd.DataFrame:
+    """Each trial's rows from its last attempt only: a retried trial's earlier attempts stay in the table as history."""
+    if frame.empty or "attempt" not in frame.columns:
+        return frame
+    attempt = frame["attempt"].astype("Int64").fillna(0)
+    return frame[attempt == attempt.groupby(frame["trial_id"]).transform("max")]
+
+
 def final_rows(frame: pd.DataFrame) -> pd.DataFrame:
-    """The last row of each trial (carries test_acc and the final status)."""
+    """The last row of each trial's last attempt (carries test_acc and the final status)."""
+    frame = last_attempts(frame)
     if frame.empty:
         return frame
     ordered = frame.assign(_order=np.arange(len(frame)))
@@ -26,7 +35,8 @@ def final_rows(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def steady_rows(frame: pd.DataFrame) -> pd.DataFrame:
-    """Rows that count for steady-state speed: not a phase's warm-up epoch, and status ok."""
+    """Rows that count for steady-state speed: the last attempt, not a phase's warm-up epoch, and status ok."""
+    frame = last_attempts(frame)
     return frame[(frame["warmup"] == False) & (frame["status"] == "ok")]  # noqa: E712 (nullable booleans)
 
 

@@ -13,7 +13,7 @@ from typing import Any, Callable
 
 from harness.backend import load_backend
 from harness.config import TrialConfig
-from harness.data.registry import load_dataset
+from harness.data.registry import Dataset, load_dataset
 from harness.provenance import MachineInfo, utc_now
 from harness.strategies import StrategyContext, get_strategy
 from harness.training import EpochRecord
@@ -45,10 +45,14 @@ def failure_row(config: TrialConfig, run: RunInfo, error: str, status: str = "fa
     return row
 
 
-def run_trial(config: TrialConfig, run: RunInfo, sink: RowSink) -> str:
-    """Run one trial; every epoch record becomes a row sent to ``sink``. Returns the final status."""
+def run_trial(config: TrialConfig, run: RunInfo, sink: RowSink, dataset: Dataset | None = None) -> str:
+    """Run one trial; every epoch record becomes a row sent to ``sink``. Returns the final status.
+
+    ``dataset``: the data shipped with the trial (Ray's object store); None reads it from this node's files.
+    """
     common = base_row(config, run, MachineInfo.current())
-    dataset = load_dataset(config.dataset, config.data_dir, download=False)
+    if dataset is None:
+        dataset = load_dataset(config.dataset, config.data_dir, download=False)
     backend = load_backend(config.backend, config.runtime)
     common["framework_version"] = backend.framework_version()
     common["gpu"] = backend.device_name() if config.runtime.device == "gpu" else ""

@@ -34,6 +34,11 @@ class Dataset:
     provenance: dict[str, str] = field(default_factory=dict)
 
     @property
+    def nbytes(self) -> int:
+        """Memory of the arrays: decides whether the dataset may travel through Ray's object store."""
+        return sum(a.nbytes for a in (self.x_train, self.y_train, self.x_val, self.y_val, self.x_test, self.y_test))
+
+    @property
     def input_shape(self) -> tuple[int, ...]:
         return tuple(self.x_train.shape[1:])
 

@@ -1,0 +1,263 @@
+"""Search spaces, framework- and Ray-free: which trial options vary, over which values.
+
+A space maps option paths into :class:`TrialConfig` (``optimizer.lr``,
+``batch_size``, ``model_options.activation``, ``transfer.backbone_lr_multiplier``
+...) to a domain. The scheduler maps domains onto Ray Tune's; a sampled point
+(path -> value) is applied to a base trial with :func:`apply_point`, in the
+worker and in the driver alike, so both agree on every trial's configuration.
+
+Command-line spelling (``--space PATH=DOMAIN``)::
+
+    optimizer.lr=loguniform:1e-4,1e-1     uniform:LO,HI     int:LO,HI (both ends included)
+    batch_size=choice:32,64,128           hidden=choice:64,128/64   (a tuple's elements joined by '/')
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any, Union
+
+from harness.config import TrialConfig
+
+DOMAIN_KINDS = ("choice", "uniform", "loguniform", "int")
+SEARCH_ALGORITHMS = ("random", "grid", "optuna")
+
+# Short names for the options people search most; the full dotted path always works too.
+ALIASES = {
+    "lr": "optimizer.lr", "optimizer": "optimizer.name", "momentum": "optimizer.momentum",
+    "weight_decay": "optimizer.weight_decay", "clip_norm": "optimizer.clip_norm", "clip_value": "optimizer.clip_value",
+    "beta1": "optimizer.beta1", "beta2": "optimizer.beta2",
+    "activation": "model_options.activation", "dropout": "model_options.dropout", "batchnorm": "model_options.batchnorm",
+    "hidden": "model_options.hidden", "l1": "regularization.l1", "l2": "regularization.l2", "max_norm": "regularization.max_norm",
+    "schedule": "schedule.name", "backbone_lr_multiplier": "transfer.backbone_lr_multiplier",
+    "freeze_groups": "transfer.freeze_groups", "frozen_epochs": "transfer.frozen_epochs", "sklearn_head": "transfer.sklearn_head",
+}
+# Options a search may vary: top-level scalars and the fields of these nested configs.
+SEARCHABLE_SCALARS = ("epochs", "batch_size", "init", "mc_dropout_passes")
+SEARCHABLE_GROUPS = ("optimizer", "schedule", "regularization", "model_options", "transfer")
+
+
+@dataclass(frozen=True)
+class Choice:
+    values: tuple[Any, ...]
+
+
+@dataclass(frozen=True)
+class Uniform:
+    low: float
+    high: float
+
+
+@dataclass(frozen=True)
+class LogUniform:
+    low: float
+    high: float
+
+
+@dataclass(frozen=True)
+class IntRange:
+    low: int
+    high: int  # included
+
+
+Domain = Union[Choice, Uniform, LogUniform, IntRange]
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    params: tuple[tuple[str, Domain], ...] = ()
+
+    def __post_init__(self) -> None:
+        paths = [p for p, _ in self.params]
+        if len(set(paths)) != len(paths):
+            raise ValueError(f"Expected each option once in a search space. Received: {paths}.")
+
+    @property
+    def paths(self) -> tuple[str, ...]:
+        return tuple(p for p, _ in self.params)
+
+    def merged(self, other: "SearchSpace") -> "SearchSpace":
+        """This space with ``other``'s domains added, replacing any for the same option."""
+        mine = dict(self.params)
+        mine.update(dict(other.params))
+        return SearchSpace(tuple(mine.items()))
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        return {path: {"kind": _kind(d), **dataclasses.asdict(d)} for path, d in self.params}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, dict[str, Any]]) -> "SearchSpace":
+        kinds = {"choice": Choice, "uniform": Uniform, "loguniform": LogUniform, "int": IntRange}
+        params = []
+        for path, spec in data.items():
+            spec = dict(spec)
+            domain_cls = kinds[spec.pop("kind")]
+            if domain_cls is Choice:
+                spec["values"] = tuple(tuple(v) if isinstance(v, list) else v for v in spec["values"])
+            params.append((path, domain_cls(**spec)))
+        return cls(tuple(params))
+
+
+def _kind(domain: Domain) -> str:
+    return {Choice: "choice", Uniform: "uniform", LogUniform: "loguniform", IntRange: "int"}[type(domain)]
+
+
+def canonical_path(path: str) -> str:
+    return ALIASES.get(path, path)
+
+
+def _field_annotation(path: str) -> str:
+    """The type annotation (as written) of the option at ``path``; ValueError if it may not be searched."""
+    parts = path.split(".")
+    top = {f.name: f for f in dataclasses.fields(TrialConfig)}
+    valid = sorted(SEARCHABLE_SCALARS) + [f"{g}.<field>" for g in SEARCHABLE_GROUPS] + sorted(ALIASES)
+    if len(parts) == 1 and parts[0] in SEARCHABLE_SCALARS:
+        return str(top[parts[0]].type)
+    if len(parts) == 2 and parts[0] in SEARCHABLE_GROUPS:
+        group = top[parts[0]].default_factory()  # type: ignore[misc]
+        fields = {f.name: f for f in dataclasses.fields(group)}
+        if parts[1] in fields:
+            return str(fields[parts[1]].type)
+        raise ValueError(f"Expected a field of {parts[0]}. Received: {path!r}. Valid fields: {sorted(fields)}.")
+    raise ValueError(f"Expected a searchable option. Received: {path!r}. Valid: {valid}.")
+
+
+def _is_int_field(annotation: str) -> bool:
+    return annotation.replace(" ", "") in ("int", "int|None")
+
+
+def _is_numeric_field(annotation: str) -> bool:
+    return any(annotation.replace(" ", "").startswith(t) for t in ("int", "float"))
+
+
+def _parse_value(text: str, annotation: str) -> Any:
+    compact = annotation.replace(" ", "")
+    if text.lower() == "none" and "None" in compact:
+        return None
+    if compact.startswith("tuple[int"):
+        return tuple(int(part) for part in text.split("/"))
+    if compact.startswith("tuple[float"):
+        return tuple(float(part) for part in text.split("/"))
+    if compact.startswith("bool"):
+        if text.lower() not in ("true", "false"):
+            raise ValueError(f"expected true or false, received {text!r}")
+        return text.lower() == "true"
+    if compact.startswith("int"):
+        return int(text)
+    if compact.startswith("float"):
+        return float(text)
+    return text
+
+
+def parse_param(text: str) -> tuple[str, Domain]:
+    """``PATH=KIND:ARGS`` -> (canonical path, domain); ValueError with the expected spelling otherwise."""
+    usage = "PATH=KIND:ARGS such as lr=loguniform:1e-4,1e-1, batch_size=choice:32,64 or hidden=choice:64,128/64"
+    if "=" not in text or ":" not in text.split("=", 1)[1]:
+        raise ValueError(f"Expected --space {usage}. Received: {text!r}.")
+    raw_path, spec = text.split("=", 1)
+    path = canonical_path(raw_path.strip())
+    annotation = _field_annotation(path)
+    kind, args = spec.split(":", 1)
+    kind = kind.strip().lower()
+    parts = [a.strip() for a in args.split(",") if a.strip()]
+    try:
+        if kind == "choice":
+            if not parts:
+                raise ValueError("no values")
+            return path, Choice(tuple(_parse_value(p, annotation) for p in parts))
+        if kind not in DOMAIN_KINDS:
+            raise ValueError(f"unknown kind {kind!r}; valid kinds: {list(DOMAIN_KINDS)}")
+        if len(parts) != 2:
+            raise ValueError(f"{kind} takes two bounds LO,HI")
+        if not _is_numeric_field(annotation):
+            raise ValueError(f"{path} is {annotation}, not a number: use choice")
+        if kind == "int":
+            if not _is_int_field(annotation):
+                raise ValueError(f"{path} is {annotation}: use uniform or loguniform")
+            domain: Domain = IntRange(int(parts[0]), int(parts[1]))
+        else:
+            domain = (Uniform if kind == "uniform" else LogUniform)(float(parts[0]), float(parts[1]))
+    except ValueError as exc:
+        raise ValueError(f"Expected --space {usage}. Received: {text!r} ({exc}).") from None
+    _check_bounds(path, domain)
+    return path, domain
+
+
+def _check_bounds(path: str, domain: Domain) -> None:
+    if isinstance(domain, (Uniform, LogUniform, IntRange)) and not domain.low < domain.high:
+        raise ValueError(f"Expected LO < HI for {path}. Received: {domain.low}, {domain.high}.")
+    if isinstance(domain, LogUniform) and not domain.low > 0:
+        raise ValueError(f"Expected loguniform bounds > 0 for {path}. Received: {domain.low}, {domain.high}.")
+
+
+def parse_space(texts: list[str]) -> SearchSpace:
+    return SearchSpace(tuple(parse_param(t) for t in texts))
+
+
+def space_from_mapping(mapping: dict[str, Domain]) -> SearchSpace:
+    """For suites written in Python: paths may be aliases; every path is checked."""
+    params = []
+    for raw, domain in mapping.items():
+        path = canonical_path(raw)
+        _field_annotation(path)
+        _check_bounds(path, domain)
+        params.append((path, domain))
+    return SearchSpace(tuple(params))
+
+
+def apply_point(base: TrialConfig, point: dict[str, Any]) -> TrialConfig:
+    """``base`` with each sampled value set; ValueError (from the configs' own checks) on invalid values.
+
+    Choosing another optimizer starts that optimizer from its own defaults (its momentum, epsilon, ...) with
+    the base's learning rate and clipping, exactly as ``--optimizer`` does; other sampled optimizer fields follow.
+    """
+    groups: dict[str, dict[str, Any]] = {}
+    top: dict[str, Any] = {}
+    for raw, value in point.items():
+        path = canonical_path(raw)
+        annotation = _field_annotation(path)
+        value = _coerce(value, annotation)
+        if "." in path:
+            group, name = path.split(".")
+            groups.setdefault(group, {})[name] = value
+        else:
+            top[path] = value
+    for group, changes in groups.items():
+        current = getattr(base, group)
+        if group == "optimizer" and "name" in changes and changes["name"] != current.name:
+            current = type(current)(name=changes["name"], lr=current.lr, clip_value=current.clip_value, clip_norm=current.clip_norm)
+        top[group] = dataclasses.replace(current, **changes)
+    return dataclasses.replace(base, **top)
+
+
+def _coerce(value: Any, annotation: str) -> Any:
+    """Tune hands back numpy scalars and lists; the configs hold plain ints, floats and tuples."""
+    if value is None:
+        return None
+    if isinstance(value, list):
+        return tuple(value)
+    if _is_int_field(annotation) and isinstance(value, float) and value.is_integer():
+        return int(value)
+    if hasattr(value, "item") and not isinstance(value, tuple):
+        return value.item()
+    return value
+
+
+def validate_space(base: TrialConfig, space: SearchSpace) -> None:
+    """Every choice and both ends of every range give a valid trial config; ValueError naming the option otherwise."""
+    for path, domain in space.params:
+        probes = domain.values if isinstance(domain, Choice) else (domain.low, domain.high)
+        for value in probes:
+            if isinstance(domain, IntRange):
+                value = int(value)
+            try:
+                apply_point(base, {path: value})
+            except (ValueError, TypeError) as exc:
+                raise ValueError(f"Expected every value of {path} to be valid. Received: {value!r}, which fails: {exc}") from None
+
+
+def grid_size(space: SearchSpace) -> int:
+    """How many grid points the choices span (ranges are sampled, not gridded)."""
+    return math.prod(len(d.values) for _, d in space.params if isinstance(d, Choice)) if space.params else 1
