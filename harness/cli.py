@@ -172,7 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
                              "dropout=uniform:0,0.5, hidden=choice:64,128/64 (repeat; adds to or replaces the suite's)")
     search.add_argument("--search", default="random", help=f"search algorithm: {list(SEARCH_ALGORITHMS)} (optuna needs the optuna extra)")
     search.add_argument("--search-seed", type=_non_negative_int, default=0, help="seed of the sampler: the same seed samples the same configs")
-    search.add_argument("--num-samples", type=_positive_int, help="random/optuna: trials per backend; grid: samples per grid point (default: suite's, else 8)")
+    search.add_argument("--num-samples", type=_positive_int, help="random/optuna: trials per backend (default: the suite's, else 8); grid: samples per grid point (default 1)")
     search.add_argument("--metric", default="val_acc", help="val_acc (maximised) or val_loss (minimised), read at each epoch")
     search.add_argument("--asha", action="store_true", help="stop poor trials early with ASHA, separately per backend")
     search.add_argument("--grace-period", type=_positive_int, default=1, help="ASHA: epochs before a trial can be stopped (default 1)")
@@ -486,7 +486,8 @@ def tune_plan_from_args(args: argparse.Namespace) -> tuple[Any, str]:
     try:
         space = suite(args.suite).search if args.suite else SearchSpace()
         space = space.merged(parse_space(args.space))
-        num_samples = args.num_samples or (suite(args.suite).search_samples if args.suite else 8)
+        # a grid is exhaustive: one sample per point unless asked; a random search samples the suite's number (or 8)
+        num_samples = args.num_samples or (1 if args.search == "grid" else suite(args.suite).search_samples if args.suite else 8)
         plan = TunePlan(bases=bases, space=space, algorithm=args.search, sampling_seed=args.search_seed, num_samples=num_samples,
                         metric=args.metric, final_seeds=args.final_seeds,
                         asha=AshaSettings(args.grace_period, args.reduction_factor) if args.asha else None)

@@ -142,7 +142,7 @@ def read_parts(run_dir: Path) -> pd.DataFrame:
     if not parts:
         return to_frame([])
     frame = with_current_columns(pd.concat([pd.read_parquet(p) for p in parts], ignore_index=True))
-    return frame.sort_values(["trial_id", "epoch"], kind="stable", na_position="last").reset_index(drop=True)
+    return frame.sort_values(["trial_id", "attempt", "epoch"], kind="stable", na_position="last").reset_index(drop=True)
 
 
 def read_results(run_dir: Path) -> pd.DataFrame:

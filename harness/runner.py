@@ -25,7 +25,7 @@ from harness.data.tasks import derive
 from harness.models import build_model
 from harness.provenance import MachineInfo, git_commit, utc_now
 from harness.results import ResultsWriter, read_parts, rewrite_csv, write_run_json
-from harness.scheduler import Delivery, RunInterrupted, SchedulerSettings, ray_session, run_search, run_trials
+from harness.scheduler import Delivery, RunInterrupted, SchedulerSettings, cluster_nodes, ray_session, run_search, run_trials
 from harness.strategies import get_strategy
 from harness.summary import Summary, final_rows, last_attempts, summarize, to_markdown
 from harness.tuning import TunePlan, final_trials, tune_markdown
@@ -236,6 +236,8 @@ def _carry_out(ctx: _RunContext, info: dict[str, Any], trials: list[TrialConfig]
     status = "finished"
     try:
         with ray_session(ctx.settings):
+            info["ray_nodes"] = cluster_nodes()
+            write_run_json(ctx.run_dir, info)
             if plan is None:
                 ctx.pretrain_then(trials, "trials", schedule, finished)
             else:

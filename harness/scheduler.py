@@ -250,9 +250,15 @@ def _tune_environment(verbose: bool) -> Iterator[None]:
         wanted["RAY_AIR_NEW_OUTPUT"] = "0"
     saved = {k: os.environ.get(k) for k in wanted}
     os.environ.update(wanted)
+    # Tune logs every trial failure with its traceback; the run records the error text and the CLI prints one line.
+    tune_logger = logging.getLogger("ray.tune")
+    saved_level = tune_logger.level
+    if not verbose:
+        tune_logger.setLevel(logging.CRITICAL)
     try:
         yield
     finally:
+        tune_logger.setLevel(saved_level)
         for key, value in saved.items():
             if value is None:
                 os.environ.pop(key, None)

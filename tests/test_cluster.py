@@ -1,0 +1,97 @@
+"""A real two-node Ray cluster on this machine: `ray start --head` plus a second `ray start --address` node."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from harness.results import read_results
+
+pytestmark = pytest.mark.ray
+
+BIN = Path(sys.executable).parent
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _alive_nodes(address: str) -> int:
+    probe = ("import ray; ray.init(address=%r, logging_level='ERROR', log_to_driver=False); "
+             "print(sum(1 for n in ray.nodes() if n['Alive']))" % address)
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    return int(out.stdout.strip().splitlines()[-1]) if out.returncode == 0 and out.stdout.strip() else 0
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """`ray start --block` and every process it started share one session: end them together."""
+    for sig, wait in ((signal.SIGTERM, 5), (signal.SIGKILL, 10)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(timeout=wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+@pytest.fixture
+def two_node_cluster(tmp_path: Path) -> Iterator[str]:
+    import ray._private.services as services
+
+    ip = services.get_node_ip_address()  # Ray advertises this address even when told 127.0.0.1 (loopback is resolved)
+    port = _free_port()
+    address = f"{ip}:{port}"
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    logs = [open(tmp_path / name, "w") for name in ("head.log", "worker.log")]
+    head = subprocess.Popen([str(BIN / "ray"), "start", "--head", f"--port={port}", "--num-cpus=1", "--node-ip-address=127.0.0.1",
+                             "--include-dashboard=false", "--disable-usage-stats", "--block"],
+                            stdout=logs[0], stderr=subprocess.STDOUT, start_new_session=True, env=env)
+    worker = None
+    try:
+        deadline = time.monotonic() + 120
+        while _alive_nodes(address) < 1:
+            assert head.poll() is None and time.monotonic() < deadline, (tmp_path / "head.log").read_text()[-2000:]
+            time.sleep(1)
+        worker = subprocess.Popen([str(BIN / "ray"), "start", f"--address={address}", "--num-cpus=1", "--disable-usage-stats", "--block"],
+                                  stdout=logs[1], stderr=subprocess.STDOUT, start_new_session=True, env=env)
+        while _alive_nodes(address) < 2:
+            assert worker.poll() is None and time.monotonic() < deadline, (tmp_path / "worker.log").read_text()[-2000:]
+            time.sleep(1)
+        yield address
+    finally:
+        for proc in (worker, head):
+            if proc is not None:
+                _stop(proc)
+        for log in logs:
+            log.close()
+
+
+def test_a_suite_runs_across_two_nodes_and_every_row_comes_back_to_the_driver(two_node_cluster, tmp_path):
+    results = tmp_path / "results"
+    cmd = [str(BIN / "xfbench"), "run", "--strategy", "scratch", "--model", "mlp", "--dataset", "digits", "--hidden", "16",
+           "--epochs", "2", "--seeds", "2", "--address", two_node_cluster, "--results-dir", str(results), "--run-id", "cluster"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=tmp_path, env={**os.environ, "COLUMNS": "200"})
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    frame = read_results(results / "cluster")
+    assert frame["trial_id"].nunique() == 4 and len(frame) == 8 and set(frame["status"]) == {"ok"}
+    info = json.loads((results / "cluster" / "run.json").read_text())
+    cluster_nodes = {n["node"] for n in info["ray_nodes"]}
+    assert len(cluster_nodes) == 2 and all(n["cpus"] == 1 for n in info["ray_nodes"])
+    # one CPU per node and one per trial: trials ran on both nodes, and every node id is one of the cluster's
+    assert set(frame["node"]) == cluster_nodes
+    assert info["scheduler"]["address"] == two_node_cluster
+    assert info["data_delivery"] == {"digits": "object store"}  # small data travels through the object store on a cluster

@@ -1,0 +1,191 @@
+"""Real Ray Tune on tiny data: searches with ASHA per backend, retries, failures, killed workers, resume, shipped data."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from harness.config import OptimizerConfig, RuntimeOptions, TrialConfig
+from harness.models import ModelOptions
+from harness.results import read_results
+from harness.runner import datasets_to_ship, execute
+from harness.scheduler import SchedulerSettings
+from harness.summary import final_rows
+
+pytestmark = pytest.mark.ray
+
+XFBENCH = str(Path(sys.executable).with_name("xfbench"))
+TINY = ["--strategy", "scratch", "--model", "mlp", "--dataset", "digits", "--hidden", "16"]
+
+
+def _cli(args: list[str], cwd: Path, timeout: int = 600) -> subprocess.CompletedProcess:
+    proc = subprocess.run([XFBENCH, *args], capture_output=True, text=True, timeout=timeout, cwd=cwd, env={**os.environ, "COLUMNS": "200"})
+    return proc
+
+
+def _experiment_trials(path: Path) -> list[dict]:
+    """The trial configs Tune itself recorded for one experiment."""
+    from ray.tune import ExperimentAnalysis
+
+    return [t.config for t in ExperimentAnalysis(str(path)).trials]
+
+
+def test_tune_searches_each_backend_in_its_own_experiment_with_asha_and_reruns_each_best(tmp_path):
+    proc = _cli(["tune", *TINY, "--epochs", "3", "--space", "lr=choice:0.3,0.003,0.0003", "--search", "grid", "--num-samples", "1",
+                 "--asha", "--grace-period", "1", "--reduction-factor", "2", "--final-seeds", "2",
+                 "--results-dir", str(tmp_path), "--run-id", "tune-e2e"], tmp_path)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    frame = read_results(tmp_path / "tune-e2e")
+    search = frame[frame["stage"] == "search"]
+    assert search.groupby("backend")["trial_id"].nunique().to_dict() == {"tensorflow": 3, "torch": 3}
+
+    # One Tune experiment per backend, holding only that backend's trials: no scheduler saw the other framework.
+    experiments = sorted(p.name for p in (tmp_path / "_ray").iterdir())
+    assert experiments == ["tune-e2e-final", "tune-e2e-search-0-torch", "tune-e2e-search-1-tensorflow"]
+    for name, backend in (("tune-e2e-search-0-torch", "torch"), ("tune-e2e-search-1-tensorflow", "tensorflow")):
+        configs = _experiment_trials(tmp_path / "_ray" / name)
+        assert len(configs) == 3 and {c["job"]["base"]["backend"] for c in configs} == {backend}
+
+    # The same grid (and seed) gives both backends the same sampled learning rates per sample index.
+    lrs = search.assign(lr_cfg=search["config_json"].map(lambda c: json.loads(c)["optimizer"]["lr"]),
+                        sample=search["variant"]).groupby(["backend", "sample"])["lr_cfg"].first().unstack(0)
+    assert (lrs["torch"] == lrs["tensorflow"]).all() and sorted(set(lrs["torch"])) == [0.0003, 0.003, 0.3]
+
+    # ASHA stopped trials, each only below a same-backend trial that reached its epoch first.
+    epochs = search.dropna(subset=["epoch"]).groupby("trial_id")["epoch"].max()
+    stopped = epochs[epochs < 3]
+    assert len(stopped) >= 1, epochs.to_dict()
+    for trial_id, last_epoch in stopped.items():
+        own = search[search["trial_id"] == trial_id]
+        peers = search[(search["backend"] == own["backend"].iloc[0]) & (search["epoch"] == last_epoch) & (search["trial_id"] != trial_id)]
+        assert own[own["epoch"] == last_epoch]["val_acc"].iloc[0] < peers["val_acc"].max()
+
+    finals = frame[frame["stage"] == "final"]
+    assert finals.groupby("backend")["seed"].unique().map(sorted).to_dict() == {"tensorflow": [0, 1], "torch": [0, 1]}
+    assert set(finals["variant"]) == {"tuned"}
+    picked = {json.loads(c)["optimizer"]["lr"] for c in finals["config_json"]}
+    assert picked == {0.3}  # far the best on digits for 3 epochs of SGD momentum
+    summary = (tmp_path / "tune-e2e" / "summary.md").read_text()
+    assert "## Search" in summary and "| scratch | mlp+tuned | digits |" in summary and "**best**" in summary
+    info = json.loads((tmp_path / "tune-e2e" / "run.json").read_text())
+    assert info["kind"] == "tune" and info["tune"]["algorithm"] == "grid" and info["status"] == "finished"
+
+
+def test_failed_diverged_killed_and_retried_trials_are_recorded_while_the_others_finish(tmp_path):
+    base = TrialConfig(strategy="scratch", model="mlp", dataset="digits", backend="torch", seed=0, epochs=2,
+                       model_options=ModelOptions(hidden=(16,)), suite="faults")
+    marker = tmp_path / "raised-once"
+    trials = [
+        base,
+        replace(base, seed=1, runtime=RuntimeOptions(inject_fault=f"raise-once@epoch1:{marker}")),
+        replace(base, seed=2, runtime=RuntimeOptions(inject_fault="kill@epoch1")),
+        replace(base, seed=3, optimizer=OptimizerConfig("sgd", lr=1e30)),
+    ]
+    settings = SchedulerSettings(storage_dir=tmp_path / "_ray", cpus_per_trial=1, max_failures=1)
+    outcome = execute(trials, results_dir=tmp_path, run_id="faults", settings=settings)
+    frame = outcome.frame
+    by_trial = {t: g for t, g in frame.groupby("trial_id")}
+    ok, retried, killed, diverged = (by_trial[t.trial_id] for t in trials)
+
+    assert ok["status"].tolist() == ["ok", "ok"] and ok["attempt"].tolist() == [0, 0]
+    # raised once, then the retry finished: the failed attempt stays as history, the tables use the retry
+    assert retried[retried["attempt"] == 0]["status"].tolist() == ["ok", "failed"]
+    assert "injected fault" in retried[retried["status"] == "failed"]["error"].iloc[0]
+    assert retried[retried["attempt"] == 1]["status"].tolist() == ["ok", "ok"]
+    # SIGKILLed after its first epoch, twice (one retry): the epoch it reported survives, each death is recorded
+    assert killed["attempt"].tolist() == [0, 0, 1, 1] and killed["status"].tolist() == ["ok", "failed", "ok", "failed"]
+    assert killed[killed["status"] == "failed"]["error"].str.len().min() > 0
+    assert diverged["status"].tolist() == ["diverged"] and diverged["epoch"].tolist() == [1]
+    finals = final_rows(frame).set_index("trial_id")["status"].to_dict()
+    assert finals == {trials[0].trial_id: "ok", trials[1].trial_id: "ok", trials[2].trial_id: "failed", trials[3].trial_id: "diverged"}
+    row = outcome.summary.per_backend.iloc[0]
+    assert (row["trials"], row["ok"], row["failed"], row["diverged"]) == (4, 2, 1, 1)
+    assert not outcome.all_ok
+
+
+def _kill_when(proc: subprocess.Popen, parts: Path, finished: int, timeout: float = 300) -> None:
+    deadline = time.monotonic() + timeout
+    while len(list(parts.glob("*.parquet"))) < finished:
+        assert proc.poll() is None, "the run ended before it could be interrupted"
+        assert time.monotonic() < deadline, "no trial finished in time"
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)  # the driver and the Ray processes it started, as a dead terminal would
+    proc.wait(timeout=60)
+
+
+def _interrupted_then_resumed(tmp_path: Path, command: str, args: list[str], run_id: str, finished: int) -> tuple[dict, pd.DataFrame]:
+    """Start ``xfbench <command>``, SIGKILL it once ``finished`` trials have ended, resume it; the parts kept before the resume."""
+    results = tmp_path / "interrupted"
+    proc = subprocess.Popen([XFBENCH, command, *args, "--max-concurrent", "1", "--results-dir", str(results), "--run-id", run_id],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True, cwd=tmp_path)
+    _kill_when(proc, results / run_id / "parts", finished)
+    assert json.loads((results / run_id / "run.json").read_text())["status"] == "running"
+    before = {p.name: p.read_bytes() for p in (results / run_id / "parts").glob("*.parquet")}
+    resumed = _cli([command, "--resume", run_id, "--results-dir", str(results)], tmp_path)
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    return before, read_results(results / run_id)
+
+
+def test_a_run_resumed_after_its_driver_was_killed_matches_an_uninterrupted_run_without_rerunning(tmp_path):
+    args = [*TINY, "--epochs", "3", "--seeds", "2"]
+    before, frame = _interrupted_then_resumed(tmp_path, "run", args, "killed", finished=2)
+    run_dir = tmp_path / "interrupted" / "killed"
+    # finished trials were neither re-run nor rewritten
+    assert len(before) >= 2 and all((run_dir / "parts" / name).read_bytes() == data for name, data in before.items())
+    assert frame.groupby("trial_id")["epoch"].apply(list).tolist() == [[1, 2, 3]] * 4  # no trial twice, none missing
+    assert set(frame["attempt"]) == {0} and set(frame["status"]) == {"ok"}
+    info = json.loads((run_dir / "run.json").read_text())
+    assert info["status"] == "finished" and info["resumes"][0]["finished_trials_kept"] == len(before)
+    resumed_experiment = _experiment_trials(tmp_path / "interrupted" / "_ray" / "killed-trials-resume1")
+    assert len(resumed_experiment) == 4 - len(before)
+
+    reference = _cli(["run", *args, "--results-dir", str(tmp_path / "reference"), "--run-id", "whole"], tmp_path)
+    assert reference.returncode == 0, reference.stderr[-3000:]
+    whole = read_results(tmp_path / "reference" / "whole")
+    accuracy = lambda f: final_rows(f).set_index("trial_id")["test_acc"].sort_index()  # noqa: E731
+    pd.testing.assert_series_equal(accuracy(frame), accuracy(whole))
+    table = lambda d: (d / "summary.md").read_text().split("## Per backend")[1].split("## torch vs tensorflow")[0]  # noqa: E731
+    strip_times = lambda text: [line.split("|")[1:7] for line in text.splitlines() if line.startswith("| scratch")]  # noqa: E731
+    assert strip_times(table(run_dir)) == strip_times(table(tmp_path / "reference" / "whole"))
+
+
+def test_a_tune_resumed_after_its_driver_was_killed_replays_finished_samples_instead_of_rerunning_them(tmp_path):
+    args = [*TINY, "--backend", "torch", "--epochs", "2", "--space", "lr=choice:0.3,0.1,0.03,0.01", "--search", "grid", "--final-seeds", "1"]
+    before, frame = _interrupted_then_resumed(tmp_path, "tune", args, "tune-killed", finished=2)
+    run_dir = tmp_path / "interrupted" / "tune-killed"
+    assert all((run_dir / "parts" / name).read_bytes() == data for name, data in before.items())
+    search = frame[frame["stage"] == "search"]
+    assert search.groupby("trial_id")["epoch"].apply(list).tolist() == [[1, 2]] * 4
+    assert sorted(json.loads(c)["optimizer"]["lr"] for c in search.groupby("trial_id")["config_json"].first()) == [0.01, 0.03, 0.1, 0.3]
+    # the resumed search experiment saw all four samples (two replayed from the records), and trained only the others
+    resumed = _experiment_trials(tmp_path / "interrupted" / "_ray" / "tune-killed-search-0-torch-resume1")
+    assert len(resumed) == 4
+    finals = frame[frame["stage"] == "final"]
+    assert finals["trial_id"].nunique() == 1 and finals["status"].eq("ok").all()
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "finished"
+
+
+def test_shipped_data_reaches_workers_that_cannot_read_the_files(tmp_path):
+    from tests.test_data import write_mnist_like
+
+    data_dir = tmp_path / "mnist"
+    write_mnist_like(data_dir, n_train=5200, n_test=200)
+    trial = TrialConfig(strategy="scratch", model="mlp", dataset="mnist", backend="torch", seed=0, epochs=1,
+                        model_options=ModelOptions(hidden=(8,)), data_dir=str(data_dir), suite="ship")
+    ship = datasets_to_ship([trial], "always", address=None)
+    assert datasets_to_ship([trial], "auto", address=None) == {}  # locally every worker reads the files itself
+    shutil.rmtree(data_dir)  # a node without the files: only the object store copy can serve the trial
+    settings = SchedulerSettings(storage_dir=tmp_path / "_ray", cpus_per_trial=1)
+    outcome = execute([trial], results_dir=tmp_path, run_id="shipped", settings=settings, ship=ship)
+    assert outcome.frame["status"].tolist() == ["ok"], outcome.frame["error"].tolist()
+    assert json.loads((outcome.run_dir / "run.json").read_text())["data_delivery"] == {"mnist": "object store"}
