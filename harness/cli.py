@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib.util
 import json
 import os
 import sys
@@ -32,24 +33,23 @@ class InputError(ValueError):
     """Bad command-line input: reported on one line, exit status 2."""
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, received {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a number >= 1, received {value}")
-    return value
+def _int_at_least(minimum: int):
+    """An argparse type for whole numbers >= minimum."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, received {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected a number >= {minimum}, received {value}")
+        return value
+
+    return parse
 
 
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, received {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, received {value}")
-    return value
+_positive_int = _int_at_least(1)
+_non_negative_int = _int_at_least(0)
 
 
 def _float_above(minimum: float, inclusive: bool):
@@ -492,12 +492,10 @@ def tune_plan_from_args(args: argparse.Namespace) -> tuple[Any, str]:
                         metric=args.metric, final_seeds=args.final_seeds,
                         asha=AshaSettings(args.grace_period, args.reduction_factor) if args.asha else None)
         check_plan(plan)
-        if plan.algorithm == "optuna":
-            from harness.scheduler import search_algorithm
-
-            search_algorithm(plan.experiments()[0])
     except ValueError as exc:
         raise InputError(str(exc)) from None
+    if plan.algorithm == "optuna" and importlib.util.find_spec("optuna") is None:
+        raise InputError("Expected Optuna for --search optuna. Received: it is not installed. Run: pip install 'xfbench[optuna]'.")
     return plan, f"tune-{label}"
 
 

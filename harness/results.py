@@ -111,7 +111,7 @@ class ResultsWriter:
     def finish_trial(self, trial_id: str) -> None:
         rows = self._pending.pop(trial_id, [])
         if rows:
-            to_frame(rows).to_parquet(self.parts_dir / f"{_safe(trial_id)}.parquet", index=False)
+            to_frame(rows).to_parquet(self.parts_dir / f"{safe_name(trial_id)}.parquet", index=False)
 
     def finalize(self) -> pd.DataFrame:
         for trial_id in list(self._pending):
@@ -175,5 +175,5 @@ def _is_missing(value: Any) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 
-def _safe(name: str) -> str:
+def safe_name(name: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)

@@ -24,7 +24,7 @@ from harness.data.registry import Dataset, check_data_dir, load_dataset
 from harness.data.tasks import derive
 from harness.models import build_model
 from harness.provenance import MachineInfo, git_commit, utc_now
-from harness.results import ResultsWriter, read_parts, rewrite_csv, write_run_json
+from harness.results import ResultsWriter, read_parts, rewrite_csv, safe_name, write_run_json
 from harness.scheduler import Delivery, RunInterrupted, SchedulerSettings, cluster_nodes, ray_session, run_search, run_trials
 from harness.strategies import get_strategy
 from harness.summary import Summary, final_rows, last_attempts, summarize, to_markdown
@@ -216,10 +216,16 @@ def resume(results_dir: Path, run_id: str, settings: SchedulerSettings | None = 
     trials = [TrialConfig.from_dict(t) for t in info["trials"]]
     plan = TunePlan.from_dict(info["tune"]) if info.get("tune") else None
     kept = read_parts(run_dir)
+    # Failed trials run again: Ctrl-C reaches the workers too, so a failure may be the interruption itself.
+    failed = sorted(final_rows(kept).query("status == 'failed'")["trial_id"]) if len(kept) else []
+    for trial_id in failed:
+        (run_dir / "parts" / f"{safe_name(trial_id)}.parquet").unlink(missing_ok=True)
+    kept = kept[~kept["trial_id"].isin(failed)]
     discarded = rewrite_csv(run_dir, kept)
     finished = set(kept["trial_id"].unique()) if len(kept) else set()
     resumes = info.setdefault("resumes", [])
-    resumes.append({"at": utc_now(), "finished_trials_kept": len(finished), "partial_rows_discarded": discarded, "command": sys.argv})
+    resumes.append({"at": utc_now(), "finished_trials_kept": len(finished), "failed_trials_rerun": failed,
+                    "partial_rows_discarded": discarded, "command": sys.argv})
     info["status"] = "running"
     write_run_json(run_dir, info)
     run = RunInfo(run_id=run_id, git_commit=git_commit())

@@ -17,6 +17,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import signal
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -96,15 +97,28 @@ def search_trial(base: TrialConfig, point: dict[str, Any], index: int) -> TrialC
     return replace(apply_point(base, point), variant=f"{base.variant}.{label}" if base.variant else label)
 
 
-def _sample_index(tune_trial_id: str) -> int:
-    return int(tune_trial_id.rsplit("_", 1)[1])  # Tune numbers an experiment's trials <experiment>_<00000>
+def _sample_index(tune_trial: Any) -> int:
+    """The sample's number in its experiment, from the tag Tune's searchers give each trial: ``<n>_<values>``
+    (the variant generator counts from 0, other searchers from 1). Same seed, same numbering."""
+    number = int(tune_trial.experiment_tag.split("_", 1)[0])
+    return number - 1 if tune_trial.config["job"].get("algorithm") == "optuna" else number
 
 
-def _trial_config(config: dict[str, Any], tune_trial_id: str) -> TrialConfig:
+def _trial_config(tune_trial: Any) -> TrialConfig:
+    """Driver side: the TrialConfig a Tune trial runs."""
+    job = tune_trial.config["job"]
+    if "trial" in job:
+        return TrialConfig.from_dict(job["trial"])
+    return search_trial(TrialConfig.from_dict(job["base"]), tune_trial.config.get("point", {}), _sample_index(tune_trial))
+
+
+def _worker_trial_config(config: dict[str, Any], trial_name: str) -> TrialConfig:
+    """Worker side: the same TrialConfig, the sample number read back from the name the driver gave the trial."""
     job = config["job"]
     if "trial" in job:
         return TrialConfig.from_dict(job["trial"])
-    return search_trial(TrialConfig.from_dict(job["base"]), config.get("point", {}), _sample_index(tune_trial_id))
+    index = int(re.findall(r"search(\d+)", trial_name)[-1])
+    return search_trial(TrialConfig.from_dict(job["base"]), config.get("point", {}), index)
 
 
 def _trainable(config: dict[str, Any], delivery: Delivery | None = None) -> None:
@@ -112,7 +126,7 @@ def _trainable(config: dict[str, Any], delivery: Delivery | None = None) -> None
     from ray import tune
 
     delivery = delivery or Delivery()
-    trial = _trial_config(config, tune.get_context().get_trial_id())
+    trial = _worker_trial_config(config, tune.get_context().get_trial_name())
     # Threads follow the CPUs Ray granted this trial, so concurrent trials never oversubscribe the cores.
     granted = ray.get_runtime_context().get_assigned_resources().get("CPU")
     if granted:
@@ -197,7 +211,7 @@ def _make_callback(events: TrialEvents, run: RunInfo, stage: str):
             return self.sinks
 
         def _config(self, trial: Any) -> TrialConfig:
-            return _trial_config(trial.config, trial.trial_id)
+            return _trial_config(trial)
 
         def _record_death(self, trial: Any, config: TrialConfig) -> None:
             """A worker that died (SIGKILL, lost node) sent no failure row: record one from Tune's error."""
@@ -284,7 +298,8 @@ def ray_session(settings: SchedulerSettings) -> Iterator[None]:
     if settings.address:
         ray.init(address=settings.address, **init_args)
     else:
-        ray.init(num_cpus=os.cpu_count(), _node_ip_address="127.0.0.1", **init_args)
+        # address="local": always a fresh instance of our own, never a cluster some `ray start` left running.
+        ray.init(address="local", num_cpus=os.cpu_count(), _node_ip_address="127.0.0.1", **init_args)
     try:
         yield
     finally:
@@ -340,8 +355,8 @@ def run_trials(trials: list[TrialConfig], run: RunInfo, settings: SchedulerSetti
         raise ValueError("Expected unique trial ids. Received duplicates: check suites for repeated (model, dataset, backend, seed).")
     param_space = {"job": tune.grid_search([{"trial": t.to_dict()} for t in trials]), "run": asdict(run)}
     tune_config = tune.TuneConfig(max_concurrent_trials=settings.max_concurrent, reuse_actors=False,
-                                  trial_name_creator=lambda t: _trial_config(t.config, t.trial_id).trial_id,
-                                  trial_dirname_creator=lambda t: _trial_config(t.config, t.trial_id).trial_id)
+                                  trial_name_creator=lambda t: _trial_config(t).trial_id,
+                                  trial_dirname_creator=lambda t: _trial_config(t).trial_id)
     _fit(_delivered(delivery), param_space, tune_config, experiment or f"{run.run_id}-{stage}", settings, events, run, stage,
          expected=len(trials))
 
@@ -370,11 +385,10 @@ def search_algorithm(experiment: SearchExperiment) -> Any:
         return BasicVariantGenerator(random_state=experiment.sampling_seed)
     if experiment.algorithm == "optuna":
         try:
+            import optuna  # the optional extra
             from ray.tune.search.optuna import OptunaSearch
-            import optuna  # noqa: F401  (the optional extra)
         except ImportError:
             raise ValueError("Expected Optuna for --search optuna. Received: it is not installed. Run: pip install 'xfbench[optuna]'.") from None
-        import optuna
 
         return OptunaSearch(sampler=optuna.samplers.TPESampler(seed=experiment.sampling_seed))
     raise ValueError(f"Expected a search algorithm in random, grid, optuna. Received: {experiment.algorithm!r}.")
@@ -388,7 +402,7 @@ def run_search(experiment: SearchExperiment, run: RunInfo, settings: SchedulerSe
 
     grid = experiment.algorithm == "grid"
     point = {path: tune_domain(domain, grid) for path, domain in experiment.space.params}
-    param_space = {"job": {"base": experiment.base.to_dict()}, "point": point, "run": asdict(run)}
+    param_space = {"job": {"base": experiment.base.to_dict(), "algorithm": experiment.algorithm}, "point": point, "run": asdict(run)}
     if experiment.asha:
         scheduler = ASHAScheduler(time_attr=EPOCH_INDEX, max_t=experiment.base.epochs, grace_period=experiment.asha.grace_period,
                                   reduction_factor=experiment.asha.reduction_factor)
@@ -397,7 +411,7 @@ def run_search(experiment: SearchExperiment, run: RunInfo, settings: SchedulerSe
     tune_config = tune.TuneConfig(
         metric=experiment.metric, mode=experiment.mode, num_samples=experiment.num_samples, search_alg=search_algorithm(experiment),
         scheduler=scheduler, max_concurrent_trials=settings.max_concurrent, reuse_actors=False,
-        trial_name_creator=lambda t: _trial_config(t.config, t.trial_id).trial_id,
-        trial_dirname_creator=lambda t: _trial_config(t.config, t.trial_id).trial_id,
+        trial_name_creator=lambda t: _trial_config(t).trial_id,
+        trial_dirname_creator=lambda t: _trial_config(t).trial_id,
     )
     _fit(_delivered(delivery), param_space, tune_config, experiment_name or f"{run.run_id}-{stage}", settings, events, run, stage)

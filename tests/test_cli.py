@@ -33,6 +33,17 @@ BAD_INPUTS = {
     "bad binary task": (["run", "--strategy", "scratch", "--model", "mlp", "--dataset", "digits", "--classes", "1,2,3", "--binary-positive", "2"], "Expected binary_positive to be one of exactly two classes"),
     "empty task": (["run", "--strategy", "scratch", "--model", "mlp", "--dataset", "digits", "--classes", "20,21"], "Expected training samples in task"),
     "bad plateau factor": (["run", "--suite", "smoke", "--schedule", "plateau", "--plateau-factor", "2"], "Expected 0 < factor < 1"),
+    "tune without a space": (["tune", "--strategy", "scratch", "--model", "mlp", "--dataset", "digits"], "Expected a search space"),
+    "space bounds reversed": (["tune", "--suite", "tune_smoke", "--space", "lr=uniform:1,0.1"], "Expected LO < HI for optimizer.lr"),
+    "unknown search option": (["tune", "--suite", "tune_smoke", "--space", "learning_rate=uniform:0.1,1"], "Expected a searchable option"),
+    "invalid choice": (["tune", "--suite", "tune_smoke", "--space", "optimizer=choice:adam,lion"], "Expected every value of optimizer.name"),
+    "unknown search algorithm": (["tune", "--suite", "tune_smoke", "--search", "bayes"], "Expected --search in ['random', 'grid', 'optuna']"),
+    "unknown metric": (["tune", "--suite", "tune_smoke", "--metric", "test_acc"], "Expected --metric in ['val_acc', 'val_loss']"),
+    "negative max failures": (["run", "--suite", "smoke", "--max-failures", "-1"], "expected a number >= 0, received -1"),
+    "resume an unknown run": (["run", "--resume", "no-such-run"], "which has no run.json there"),
+    "resume with a suite": (["run", "--resume", "finished-run", "--suite", "smoke"], "Expected --resume with execution options only"),
+    "resume a finished run": (["run", "--resume", "finished-run"], "Expected an interrupted run. Received: 'finished-run' finished"),
+    "resume a tune as a run": (["run", "--resume", "a-tune"], "is a tune run; use `xfbench tune --resume`"),
 }
 
 _SCRIPT = """
@@ -57,7 +68,12 @@ def bad_input_results(tmp_path_factory):
     empty = tmp_path_factory.mktemp("empty")
     cases = {name: argv for name, (argv, _) in BAD_INPUTS.items()}
     cases["missing data"] = ["run", "--strategy", "scratch", "--model", "convnet3", "--dataset", "mnist", "--data-dir", str(empty), "--no-download"]
-    proc = subprocess.run([sys.executable, "-c", _SCRIPT, json.dumps(cases)], capture_output=True, text=True, cwd=tmp_path_factory.mktemp("cwd"), timeout=300)
+    cwd = tmp_path_factory.mktemp("cwd")
+    for run_id, info in (("finished-run", {"kind": "run", "status": "finished", "finished": "2026-11-23T00:00:00Z"}),
+                         ("a-tune", {"kind": "tune", "status": "interrupted"})):
+        (cwd / "results" / run_id).mkdir(parents=True)
+        (cwd / "results" / run_id / "run.json").write_text(json.dumps(info))
+    proc = subprocess.run([sys.executable, "-c", _SCRIPT, json.dumps(cases)], capture_output=True, text=True, cwd=cwd, timeout=300)
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout.strip().splitlines()[-1])
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import os
 import signal
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Iterator
@@ -56,9 +58,11 @@ def two_node_cluster(tmp_path: Path) -> Iterator[str]:
     port = _free_port()
     address = f"{ip}:{port}"
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    # Its own short temp dir (socket paths have a length limit): the cluster's address file never outlives the test.
+    temp_dir = Path(tempfile.mkdtemp(prefix="xfray-", dir="/tmp"))
     logs = [open(tmp_path / name, "w") for name in ("head.log", "worker.log")]
     head = subprocess.Popen([str(BIN / "ray"), "start", "--head", f"--port={port}", "--num-cpus=1", "--node-ip-address=127.0.0.1",
-                             "--include-dashboard=false", "--disable-usage-stats", "--block"],
+                             "--include-dashboard=false", "--disable-usage-stats", f"--temp-dir={temp_dir}", "--block"],
                             stdout=logs[0], stderr=subprocess.STDOUT, start_new_session=True, env=env)
     worker = None
     try:
@@ -78,6 +82,7 @@ def two_node_cluster(tmp_path: Path) -> Iterator[str]:
                 _stop(proc)
         for log in logs:
             log.close()
+        shutil.rmtree(temp_dir, ignore_errors=True)
 
 
 def test_a_suite_runs_across_two_nodes_and_every_row_comes_back_to_the_driver(two_node_cluster, tmp_path):

@@ -189,3 +189,16 @@ def test_shipped_data_reaches_workers_that_cannot_read_the_files(tmp_path):
     outcome = execute([trial], results_dir=tmp_path, run_id="shipped", settings=settings, ship=ship)
     assert outcome.frame["status"].tolist() == ["ok"], outcome.frame["error"].tolist()
     assert json.loads((outcome.run_dir / "run.json").read_text())["data_delivery"] == {"mnist": "object store"}
+
+
+def test_optuna_searches_through_tunes_integration_with_a_seeded_sampler(tmp_path):
+    pytest.importorskip("optuna")
+    proc = _cli(["tune", *TINY, "--backend", "torch", "--epochs", "1", "--space", "lr=loguniform:1e-3,0.5", "--space", "optimizer=choice:momentum,adam",
+                 "--search", "optuna", "--num-samples", "3", "--final-seeds", "1", "--results-dir", str(tmp_path), "--run-id", "optuna"], tmp_path)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    frame = read_results(tmp_path / "optuna")
+    search = frame[frame["stage"] == "search"]
+    configs = [json.loads(c) for c in search.groupby("variant")["config_json"].first()]
+    assert sorted(search["variant"].unique()) == ["search000", "search001", "search002"]
+    assert all(1e-3 <= c["optimizer"]["lr"] <= 0.5 and c["optimizer"]["name"] in ("momentum", "adam") for c in configs)
+    assert frame[frame["stage"] == "final"]["status"].eq("ok").all()
