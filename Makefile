@@ -8,7 +8,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: quick test install fashion-mnist benchmark clean
+.PHONY: quick test install fashion-mnist benchmark benchmark-scheduling clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -35,6 +35,10 @@ test: $(STAMP) fashion-mnist
 
 benchmark: $(STAMP)
 	$(BIN)/python benchmarks/harness_overhead.py
+
+# Ray Tune's per-trial overhead (100 trivial trials) and 1 -> 2 concurrency scaling; about 10 minutes here.
+benchmark-scheduling: $(STAMP)
+	$(BIN)/python benchmarks/scheduling.py
 
 clean:
 	rm -rf $(VENV) results/ci results/_ray

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import signal
-import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Iterator
@@ -29,10 +28,10 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _alive_nodes(address: str) -> int:
+def _alive_nodes(address: str, env: dict[str, str]) -> int:
     probe = ("import ray; ray.init(address=%r, logging_level='ERROR', log_to_driver=False); "
              "print(sum(1 for n in ray.nodes() if n['Alive']))" % address)
-    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, env=env)
     return int(out.stdout.strip().splitlines()[-1]) if out.returncode == 0 and out.stdout.strip() else 0
 
 
@@ -51,45 +50,49 @@ def _stop(proc: subprocess.Popen) -> None:
 
 
 @pytest.fixture
-def two_node_cluster(tmp_path: Path) -> Iterator[str]:
+def two_node_cluster(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
     import ray._private.services as services
 
     ip = services.get_node_ip_address()  # Ray advertises this address even when told 127.0.0.1 (loopback is resolved)
     port = _free_port()
     address = f"{ip}:{port}"
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
-    # Its own short temp dir (socket paths have a length limit): the cluster's address file never outlives the test.
-    temp_dir = Path(tempfile.mkdtemp(prefix="xfray-", dir="/tmp"))
+    # The cluster's own token, given to every process that joins it: nothing depends on ~/.ray/auth_token.
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
     logs = [open(tmp_path / name, "w") for name in ("head.log", "worker.log")]
     head = subprocess.Popen([str(BIN / "ray"), "start", "--head", f"--port={port}", "--num-cpus=1", "--node-ip-address=127.0.0.1",
-                             "--include-dashboard=false", "--disable-usage-stats", f"--temp-dir={temp_dir}", "--block"],
+                             "--include-dashboard=false", "--disable-usage-stats", "--block"],
                             stdout=logs[0], stderr=subprocess.STDOUT, start_new_session=True, env=env)
     worker = None
     try:
         deadline = time.monotonic() + 120
-        while _alive_nodes(address) < 1:
+        while _alive_nodes(address, env) < 1:
             assert head.poll() is None and time.monotonic() < deadline, (tmp_path / "head.log").read_text()[-2000:]
             time.sleep(1)
         worker = subprocess.Popen([str(BIN / "ray"), "start", f"--address={address}", "--num-cpus=1", "--disable-usage-stats", "--block"],
                                   stdout=logs[1], stderr=subprocess.STDOUT, start_new_session=True, env=env)
-        while _alive_nodes(address) < 2:
+        while _alive_nodes(address, env) < 2:
             assert worker.poll() is None and time.monotonic() < deadline, (tmp_path / "worker.log").read_text()[-2000:]
             time.sleep(1)
-        yield address
+        yield address, env
     finally:
         for proc in (worker, head):
             if proc is not None:
                 _stop(proc)
         for log in logs:
             log.close()
-        shutil.rmtree(temp_dir, ignore_errors=True)
+        # `ray start` leaves its address for later ray.init() calls to find; xfbench never follows it
+        # (address="local"), but nothing else should either once the cluster is gone.
+        current = Path("/tmp/ray/ray_current_cluster")
+        if current.is_file() and current.read_text().strip() == address:
+            current.unlink()
 
 
 def test_a_suite_runs_across_two_nodes_and_every_row_comes_back_to_the_driver(two_node_cluster, tmp_path):
+    address, env = two_node_cluster
     results = tmp_path / "results"
     cmd = [str(BIN / "xfbench"), "run", "--strategy", "scratch", "--model", "mlp", "--dataset", "digits", "--hidden", "16",
-           "--epochs", "2", "--seeds", "2", "--address", two_node_cluster, "--results-dir", str(results), "--run-id", "cluster"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=tmp_path, env={**os.environ, "COLUMNS": "200"})
+           "--epochs", "2", "--seeds", "2", "--address", address, "--results-dir", str(results), "--run-id", "cluster"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=tmp_path, env={**env, "COLUMNS": "200"})
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     frame = read_results(results / "cluster")
     assert frame["trial_id"].nunique() == 4 and len(frame) == 8 and set(frame["status"]) == {"ok"}
@@ -98,5 +101,5 @@ def test_a_suite_runs_across_two_nodes_and_every_row_comes_back_to_the_driver(tw
     assert len(cluster_nodes) == 2 and all(n["cpus"] == 1 for n in info["ray_nodes"])
     # one CPU per node and one per trial: trials ran on both nodes, and every node id is one of the cluster's
     assert set(frame["node"]) == cluster_nodes
-    assert info["scheduler"]["address"] == two_node_cluster
+    assert info["scheduler"]["address"] == address
     assert info["data_delivery"] == {"digits": "object store"}  # small data travels through the object store on a cluster

@@ -137,17 +137,17 @@ def _interrupted_then_resumed(tmp_path: Path, command: str, args: list[str], run
 
 
 def test_a_run_resumed_after_its_driver_was_killed_matches_an_uninterrupted_run_without_rerunning(tmp_path):
-    args = [*TINY, "--epochs", "3", "--seeds", "2"]
-    before, frame = _interrupted_then_resumed(tmp_path, "run", args, "killed", finished=2)
+    args = [*TINY, "--backend", "torch", "--epochs", "3", "--seeds", "3"]
+    before, frame = _interrupted_then_resumed(tmp_path, "run", args, "killed", finished=1)
     run_dir = tmp_path / "interrupted" / "killed"
     # finished trials were neither re-run nor rewritten
-    assert len(before) >= 2 and all((run_dir / "parts" / name).read_bytes() == data for name, data in before.items())
-    assert frame.groupby("trial_id")["epoch"].apply(list).tolist() == [[1, 2, 3]] * 4  # no trial twice, none missing
+    assert 1 <= len(before) < 3 and all((run_dir / "parts" / name).read_bytes() == data for name, data in before.items())
+    assert frame.groupby("trial_id")["epoch"].apply(list).tolist() == [[1, 2, 3]] * 3  # no trial twice, none missing
     assert set(frame["attempt"]) == {0} and set(frame["status"]) == {"ok"}
     info = json.loads((run_dir / "run.json").read_text())
     assert info["status"] == "finished" and info["resumes"][0]["finished_trials_kept"] == len(before)
     resumed_experiment = _experiment_trials(tmp_path / "interrupted" / "_ray" / "killed-trials-resume1")
-    assert len(resumed_experiment) == 4 - len(before)
+    assert len(resumed_experiment) == 3 - len(before)
 
     reference = _cli(["run", *args, "--results-dir", str(tmp_path / "reference"), "--run-id", "whole"], tmp_path)
     assert reference.returncode == 0, reference.stderr[-3000:]
