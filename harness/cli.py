@@ -481,6 +481,8 @@ def tune_plan_from_args(args: argparse.Namespace) -> tuple[Any, str]:
     from harness.search import SearchSpace, parse_space
     from harness.tuning import TunePlan, check_plan, search_base
 
+    if args.seeds:
+        raise InputError(f"Expected --final-seeds K with tune (search trials all start from seed 0). Received: --seeds {args.seeds}.")
     trials, label = trials_from_args(args)
     bases = tuple(dict.fromkeys(search_base(dataclasses.replace(t, seed=0)) for t in trials))
     try:

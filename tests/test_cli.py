@@ -39,6 +39,7 @@ BAD_INPUTS = {
     "invalid choice": (["tune", "--suite", "tune_smoke", "--space", "optimizer=choice:adam,lion"], "Expected every value of optimizer.name"),
     "unknown search algorithm": (["tune", "--suite", "tune_smoke", "--search", "bayes"], "Expected --search in ['random', 'grid', 'optuna']"),
     "unknown metric": (["tune", "--suite", "tune_smoke", "--metric", "test_acc"], "Expected --metric in ['val_acc', 'val_loss']"),
+    "seeds in a tune": (["tune", "--suite", "tune_smoke", "--seeds", "3"], "Expected --final-seeds K with tune"),
     "negative max failures": (["run", "--suite", "smoke", "--max-failures", "-1"], "expected a number >= 0, received -1"),
     "resume an unknown run": (["run", "--resume", "no-such-run"], "which has no run.json there"),
     "resume with a suite": (["run", "--resume", "finished-run", "--suite", "smoke"], "Expected --resume with execution options only"),
