@@ -455,8 +455,9 @@ def _prepare(args: argparse.Namespace, trials: list[TrialConfig], label: str) ->
     if (results_dir / run_id).exists():
         raise InputError(f"Expected a new --run-id. Received: {run_id!r}, which already exists in {results_dir}. Pick another name.")
     try:
-        provenance = preflight(trials, args.data_dir, download=not args.no_download)
-        ship = datasets_to_ship(trials, args.ship_data, args.address)
+        loaded: dict = {}
+        provenance = preflight(trials, args.data_dir, download=not args.no_download, loaded=loaded)
+        ship = datasets_to_ship(trials, args.ship_data, args.address, loaded=loaded)
     except (ValueError, FileNotFoundError) as exc:
         raise InputError(str(exc)) from None
     return results_dir, run_id, provenance, ship

@@ -105,7 +105,7 @@ class ResultsWriter:
     def add_row(self, row: dict[str, Any]) -> None:
         row = normalise_row(row)
         with self.csv_path.open("a", newline="") as handle:
-            csv.writer(handle).writerow(["" if _is_missing(row[c]) else row[c] for c in COLUMNS])
+            csv.writer(handle).writerow(_csv_cells(row))
         self._pending.setdefault(row["trial_id"], []).append(row)
 
     def finish_trial(self, trial_id: str) -> None:
@@ -133,7 +133,7 @@ def rewrite_csv(run_dir: Path, frame: pd.DataFrame) -> int:
         out = csv.writer(handle)
         out.writerow(COLUMNS)
         for row in frame.to_dict("records"):
-            out.writerow(["" if _is_missing(row[c]) or row[c] is pd.NA else row[c] for c in COLUMNS])
+            out.writerow(_csv_cells(row))
     return max(0, before - len(frame))
 
 
@@ -172,7 +172,11 @@ def schema_markdown() -> str:
 
 
 def _is_missing(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value))
+    return value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value))
+
+
+def _csv_cells(row: dict[str, Any]) -> list[Any]:
+    return ["" if _is_missing(row[c]) else row[c] for c in COLUMNS]
 
 
 def safe_name(name: str) -> str:

@@ -68,7 +68,8 @@ def new_run_id(label: str) -> str:
     return f"{stamp}-{label}"
 
 
-def preflight(trials: list[TrialConfig], data_dir: str | None, download: bool = True) -> dict[str, dict[str, str]]:
+def preflight(trials: list[TrialConfig], data_dir: str | None, download: bool = True,
+              loaded: dict[str, Dataset] | None = None) -> dict[str, dict[str, str]]:
     """Validate every trial and make sure its data is present (downloading if allowed).
 
     Returns each dataset's provenance (where its files were found, how they were verified) for run.json;
@@ -77,7 +78,7 @@ def preflight(trials: list[TrialConfig], data_dir: str | None, download: bool = 
     if not trials:
         raise ValueError("Expected at least one trial. Received none: pick a suite or --strategy/--model/--dataset.")
     check_data_dir(data_dir)
-    datasets: dict[str, Dataset] = {}
+    datasets: dict[str, Dataset] = loaded if loaded is not None else {}
     provenance: dict[str, dict[str, str]] = {}
     for trial in trials:
         get_strategy(trial.strategy)
@@ -136,9 +137,11 @@ class _RunContext:
         self.schedule([t for t in trials if t.trial_id not in finished], stage, schedule)
 
 
-def datasets_to_ship(trials: list[TrialConfig], policy: str, address: str | None, limit_mb: float = SHIP_LIMIT_MB) -> dict[str, Dataset]:
+def datasets_to_ship(trials: list[TrialConfig], policy: str, address: str | None, limit_mb: float = SHIP_LIMIT_MB,
+                     loaded: dict[str, Dataset] | None = None) -> dict[str, Dataset]:
     """Datasets that travel through Ray's object store: ``always``, ``never``, or ``auto`` (on a cluster, when
-    the arrays are at most ``limit_mb``; larger ones are read on each node from a path valid there)."""
+    the arrays are at most ``limit_mb``; larger ones are read on each node from a path valid there).
+    ``loaded``: datasets the caller already holds (preflight's), so nothing is read twice."""
     if policy not in SHIP_POLICIES:
         raise ValueError(f"Expected --ship-data in {list(SHIP_POLICIES)}. Received: {policy!r}.")
     if policy == "never" or (policy == "auto" and not address):
@@ -147,7 +150,7 @@ def datasets_to_ship(trials: list[TrialConfig], policy: str, address: str | None
     for trial in trials:
         if trial.dataset in shipped:
             continue
-        dataset = load_dataset(trial.dataset, trial.data_dir, download=False)
+        dataset = (loaded or {}).get(trial.dataset) or load_dataset(trial.dataset, trial.data_dir, download=False)
         if policy == "always" or dataset.nbytes <= limit_mb * 2**20:
             shipped[trial.dataset] = dataset
     return shipped

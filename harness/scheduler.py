@@ -201,7 +201,6 @@ def _make_callback(events: TrialEvents, run: RunInfo, stage: str):
             self.failed_with_row: set[tuple[str, int]] = set()
             self.attempts: dict[str, int] = {}
             self.replayed: set[str] = set()
-            self.ended: set[str] = set()
 
         def __getstate__(self) -> dict[str, Any]:
             return {**self.__dict__, "sinks": None}
@@ -239,14 +238,12 @@ def _make_callback(events: TrialEvents, run: RunInfo, stage: str):
 
         def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
             trial_id = self._config(trial).trial_id
-            self.ended.add(trial_id)
             if trial_id not in self.replayed:
                 self._events().on_trial_end(trial_id)
 
         def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
             config = self._config(trial)
             self._record_death(trial, config)
-            self.ended.add(config.trial_id)
             self._events().on_trial_end(config.trial_id)
 
     return RowForwarder(events)

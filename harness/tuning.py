@@ -117,8 +117,12 @@ def search_table(frame: pd.DataFrame, plan: TunePlan) -> pd.DataFrame:
 
 
 def _base_case(config: TrialConfig) -> str:
-    variant = config.variant.rsplit(".search", 1)[0] if ".search" in config.variant else ""
-    return replace(config, variant=variant).case_id
+    return replace(config, variant=_base_variant(config.variant)).case_id
+
+
+def _base_variant(variant: str) -> str:
+    """The case's own variant under a search label: 'act_elu.search003' -> 'act_elu', 'search003' -> ''."""
+    return variant.rsplit(".search", 1)[0] if ".search" in variant else ""
 
 
 def _sampled(config: TrialConfig, path: str) -> Any:
@@ -151,10 +155,6 @@ def final_trials(frame: pd.DataFrame, plan: TunePlan) -> list[TrialConfig]:
         variant = _base_variant(config.variant)
         out += [replace(config, seed=s, variant=f"{variant}.{TUNED}" if variant else TUNED) for s in range(plan.final_seeds)]
     return out
-
-
-def _base_variant(variant: str) -> str:
-    return variant.rsplit(".search", 1)[0] if ".search" in variant else ""
 
 
 def tune_markdown(frame: pd.DataFrame, plan: TunePlan) -> str:
