@@ -20,6 +20,8 @@ from harness.schedules import ScheduleConfig
 SHIP_POLICIES = ("auto", "always", "never")
 SHIP_LIMIT_MB = 256.0
 
+DROPOUT_RNGS = ("shared", "framework")
+
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "adadelta", "rmsprop", "adam", "adamw")
 
 # The resolved defaults follow PyTorch's, the documented semantics both backends implement.
@@ -140,6 +142,9 @@ class RuntimeOptions:
     deterministic: bool = False
     cudnn_benchmark: bool = False
     precision: str = "float32"
+    # Dropout masks: "shared" draws them from harness.dropout_rng's counter-based generator, identically in every
+    # backend; "framework" uses each framework's own generator (masks then differ between backends).
+    dropout_rng: str = "shared"
     # Test-only: seconds added to every training step inside the timed region, to simulate a regression.
     inject_step_delay_s: float = 0.0
     # Test-only: "raise@epoch2", "kill@start", "raise-once@epoch1:/abs/marker" (see harness.scheduler._apply_fault).
@@ -156,6 +161,8 @@ class RuntimeOptions:
             raise ValueError(f"Expected threads >= 1. Received: threads={self.threads}.")
         if self.device not in ("cpu", "gpu"):
             raise ValueError(f"Expected device 'cpu' or 'gpu'. Received: device={self.device!r}.")
+        if self.dropout_rng not in DROPOUT_RNGS:
+            raise ValueError(f"Expected dropout_rng in {list(DROPOUT_RNGS)}. Received: {self.dropout_rng!r}.")
         if self.precision != "float32":
             raise ValueError(f"Expected precision 'float32' (the only one implemented). Received: {self.precision!r}.")
 

@@ -8,7 +8,7 @@ from typing import Callable
 
 from harness.shapes import infer_shapes
 from harness.spec import (
-    ACTIVATIONS, Activation, BatchNorm, Conv2D, Dense, Dropout, Flatten, Layer, MaxPool2D, ModelSpec, same_padding,
+    ACTIVATIONS, BN_RUNNING_VARIANCES, Activation, BatchNorm, Conv2D, Dense, Dropout, Flatten, Layer, MaxPool2D, ModelSpec, same_padding,
 )
 
 
@@ -25,10 +25,17 @@ class ModelOptions:
     batchnorm: str = "none"  # "none" | "before" (conv/dense, BN, activation; no bias) | "after" (activation, then BN)
     bn_decay: float = 0.9
     bn_epsilon: float = 1e-5
+    # Which variance BatchNorm's running estimate tracks: "unbiased" (PyTorch's, the default in both backends)
+    # or "biased" (Keras'); the batch itself is always normalised with the biased variance.
+    bn_running_variance: str = "unbiased"
 
     def __post_init__(self) -> None:
         if self.batchnorm not in ("none", "before", "after"):
             raise ValueError(f"Expected batchnorm 'none', 'before' or 'after'. Received: {self.batchnorm!r}.")
+        if self.bn_running_variance not in BN_RUNNING_VARIANCES:
+            raise ValueError(
+                f"Expected bn_running_variance in {list(BN_RUNNING_VARIANCES)}. Received: {self.bn_running_variance!r}."
+            )
         if self.dropout_kind not in ("standard", "alpha"):
             raise ValueError(f"Expected dropout_kind 'standard' or 'alpha'. Received: {self.dropout_kind!r}.")
         if self.dropout is not None and not 0 <= self.dropout < 1:
@@ -49,7 +56,8 @@ def _unit(o: ModelOptions, weight_layer: Conv2D | Dense, act_name: str, group: s
     act = Activation(name=act_name, group=group, kind=o.activation, alpha=o.activation_alpha)
     if o.batchnorm == "none":
         return [weight_layer, act]
-    bn = BatchNorm(name=f"{weight_layer.name}_bn", group=group, decay=o.bn_decay, epsilon=o.bn_epsilon)
+    bn = BatchNorm(name=f"{weight_layer.name}_bn", group=group, decay=o.bn_decay, epsilon=o.bn_epsilon,
+                   running_variance=o.bn_running_variance)
     if o.batchnorm == "before":
         return [replace(weight_layer, use_bias=False), bn, act]
     return [weight_layer, act, bn]

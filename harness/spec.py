@@ -20,6 +20,7 @@ Pair = tuple[int, int]
 Padding2D = tuple[Pair, Pair]  # ((top, bottom), (left, right))
 
 ACTIVATIONS = ("relu", "leaky_relu", "prelu", "elu", "selu", "tanh", "sigmoid", "linear")
+BN_RUNNING_VARIANCES = ("unbiased", "biased")
 PRELU_INIT = 0.25  # PyTorch's default slope; Keras' default is 0, so it is always set explicitly
 
 
@@ -90,6 +91,7 @@ class BatchNorm(Layer):
 
     decay: float = 0.9
     epsilon: float = 1e-5
+    running_variance: str = "unbiased"  # "unbiased" (PyTorch's) or "biased" (Keras'): what the running estimate tracks
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -32,11 +32,11 @@ def train(
     name: str, spec: ModelSpec, weights: NeutralWeights, optimizer: OptimizerConfig,
     x: np.ndarray, y: np.ndarray, batches: list[np.ndarray],
     lrs: np.ndarray | None = None, momenta: np.ndarray | None = None,
-    regularization: RegularizationConfig = RegularizationConfig(),
+    regularization: RegularizationConfig = RegularizationConfig(), multipliers: dict[str, float] | None = None,
 ) -> tuple[NeutralWeights, StepStats, list[float]]:
     """Train on ``batches``; returns the weights, the epoch's stats and the learning rate each step used."""
     backend = _backend(name, spec, weights)
-    backend.set_optimizer(optimizer.resolved(), regularization)
+    backend.set_optimizer(optimizer.resolved(), regularization, multipliers)
     backend.set_data("train", x, y)
     backend.record_lr_trace = True
     if lrs is None:
@@ -79,17 +79,39 @@ def torch_plateau_scales(name: str, val_losses: list[float], factor: float, pati
     return scales
 
 
-def dropout_outputs(name: str, rate: float, kind: str, x: np.ndarray, passes: int) -> np.ndarray:
-    """Outputs of a bare dropout layer in training mode: Flatten -> Dropout -> identity Dense, via MC passes."""
+def dropout_outputs(name: str, rate: float, kind: str, x: np.ndarray, passes: int, before_flatten: bool = False,
+                    dropout_rng: str = "shared", batch_size: int = 4096) -> np.ndarray:
+    """Outputs of a bare dropout layer in training mode, via MC passes (seed 3): Flatten -> Dropout -> identity
+    Dense, or with ``before_flatten`` Dropout on the feature map -> Flatten -> identity Dense."""
     from harness.spec import Dense, Dropout, Flatten
 
     width = int(np.prod(x.shape[1:]))
+    flat, drop = Flatten(name="flat", group="f"), Dropout(name="drop", group="f", rate=rate, kind=kind)
     spec = ModelSpec("dropout_probe", tuple(x.shape[1:]), width, (
-        Flatten(name="flat", group="f"), Dropout(name="drop", group="f", rate=rate, kind=kind),
-        Dense(name="logits", group="c", units=width),
+        *((drop, flat) if before_flatten else (flat, drop)), Dense(name="logits", group="c", units=width),
     ))
     weights = {"logits/kernel": np.eye(width, dtype=np.float32), "logits/bias": np.zeros(width, np.float32)}
-    return _backend(name, spec, weights).predict_mc(x, passes, seed=3, batch_size=4096)
+    backend = load_backend(name, RuntimeOptions(threads=1, dropout_rng=dropout_rng))
+    backend.build(spec, weights, seed=0)
+    return backend.predict_mc(x, passes, seed=3, batch_size=batch_size)
+
+
+def features(name: str, spec: ModelSpec, weights: NeutralWeights, x: np.ndarray, layer: str) -> np.ndarray:
+    return _backend(name, spec, weights).extract_features(x, layer, batch_size=100)
+
+
+def backbone_features(name: str, config_dict: dict) -> np.ndarray:
+    """The deep features a deep_features trial extracts (training images), before any pooling."""
+    from harness.config import TrialConfig
+    from harness.data.registry import load_dataset
+    from harness.strategies import StrategyContext
+    from harness.strategies.reuse import start_from_backbone
+
+    config = TrialConfig.from_dict(config_dict)
+    ctx = StrategyContext(config=config, backend=load_backend(name, config.runtime), dataset=load_dataset(config.dataset),
+                          sink=lambda record: None)
+    data, spec, _ = start_from_backbone(ctx, always_new_head=False)
+    return ctx.backend.extract_features(data.x_train, config.transfer.feature_layer or spec.layers[-2].name, 500)
 
 
 def run_strategy(name: str, config_dict: dict) -> tuple[list[dict], NeutralWeights]:

@@ -2,22 +2,31 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
 import backend_probes as probes
 from conftest import max_abs_diff
-from harness.config import OPTIMIZERS, OptimizerConfig
+from harness.config import OPTIMIZERS, OptimizerConfig, RegularizationConfig
 from harness.data.batching import epoch_batches
 from harness.models import MODELS, ModelOptions, build_model
 from harness.spec import (
-    Activation, Add, AvgPool2D, BatchNorm, Concat, Conv2D, Dense, Flatten, GlobalAvgPool2D, MaxPool2D, ModelSpec,
+    BN_RUNNING_VARIANCES, Activation, Add, AvgPool2D, BatchNorm, Concat, Conv2D, Dense, Flatten, GlobalAvgPool2D, MaxPool2D, ModelSpec,
 )
 from harness.weights import initial_weights
 
-LOGIT_TOLERANCE = 1e-4
-TRAIN_TOLERANCE = 1e-3
+# What fp32 allows: logits agree to 1e-5 of their magnitude, parameters after 20 steps to 1e-5 (measured gaps are
+# around 1e-7 to 1e-6; a real difference in what the backends compute shows up orders of magnitude above).
+LOGIT_TOLERANCE = 1e-5
+TRAIN_TOLERANCE = 1e-5
 STEPS = 20
+
+
+def logit_gap(a: np.ndarray, b: np.ndarray) -> float:
+    """max |a - b| relative to the logits' magnitude where it exceeds 1."""
+    return float(np.max(np.abs(a - b))) / max(1.0, float(np.max(np.abs(a))))
 
 
 def branching_spec(input_shape: tuple[int, ...], num_classes: int) -> ModelSpec:
@@ -78,8 +87,8 @@ def test_logits_agree_in_eval_mode(workers, digits, spec_name):
     torch_logits = workers["torch"](probes.logits, spec, weights, x)
     tf_logits = workers["tensorflow"](probes.logits, spec, weights, x)
     assert torch_logits.shape == tf_logits.shape == (128, digits.num_classes)
-    diff = float(np.max(np.abs(torch_logits - tf_logits)))
-    assert diff <= LOGIT_TOLERANCE, f"{spec_name}: max |logit diff| {diff:.2e} > {LOGIT_TOLERANCE}"
+    diff = logit_gap(torch_logits, tf_logits)
+    assert diff <= LOGIT_TOLERANCE, f"{spec_name}: max |logit diff| {diff:.2e} > {LOGIT_TOLERANCE} (scaled)"
     assert np.std(torch_logits) > 1e-3  # not a degenerate all-equal output
 
 
@@ -94,41 +103,87 @@ def test_weights_round_trip_exactly(workers, digits, spec_name, backend):
         assert np.array_equal(exported[key], weights[key]), f"{backend} changed {key} on the way in and out"
 
 
-def _train_both(workers, digits, spec: ModelSpec, optimizer: OptimizerConfig, seed: int = 0):
+def _train_both(workers, digits, spec: ModelSpec, optimizer: OptimizerConfig, seed: int = 0, multipliers=None):
     weights = initial_weights(spec, "he_normal", seed)
     batches = epoch_batches(len(digits.y_train), 32, seed, 1)[:STEPS]
     assert len(batches) == STEPS
-    args = (spec, weights, optimizer, digits.x_train, digits.y_train, batches)
+    args = (spec, weights, optimizer, digits.x_train, digits.y_train, batches, None, None, RegularizationConfig(), multipliers)
     (w_torch, s_torch, _), (w_tf, s_tf, _) = (workers[b](probes.train, *args) for b in ("torch", "tensorflow"))
     moved = max_abs_diff(w_torch, weights)
     return weights, w_torch, w_tf, s_torch, s_tf, moved
 
 
-# Batch norm in training mode is left out here: PyTorch updates the running variance with the
-# unbiased batch variance and Keras with the biased one (docs/fairness.md), so BN models are
-# compared in eval mode above and their trainable weights in the dedicated test below.
-@pytest.mark.parametrize("spec_name", [n for n in SPEC_NAMES if n != "branching"])
+# Every model trains alike, dropout (shared masks) and BatchNorm (one running-variance definition) included.
+@pytest.mark.parametrize("spec_name", SPEC_NAMES)
 def test_parameters_agree_after_20_sgd_steps(workers, digits, spec_name):
-    # Dropout masks come from each framework's own generator, so training parity is checked without them.
-    spec = specs(digits)[spec_name].with_dropout_rate(0.0)
+    spec = specs(digits)[spec_name]
     _, w_torch, w_tf, s_torch, s_tf, moved = _train_both(workers, digits, spec, OptimizerConfig("momentum", lr=0.01))
     diff = max_abs_diff(w_torch, w_tf)
     assert moved > 1e-3, "training did not move the weights; the comparison would be vacuous"
     assert diff <= TRAIN_TOLERANCE, f"{spec_name}: parameters differ by {diff:.2e} after {STEPS} steps"
     assert s_torch.count == s_tf.count == STEPS * 32
-    assert abs(s_torch.loss - s_tf.loss) < 1e-4 and s_torch.correct == s_tf.correct
+    assert abs(s_torch.loss - s_tf.loss) < 1e-5 and s_torch.correct == s_tf.correct
 
 
-def test_batchnorm_model_trains_alike_apart_from_running_variance(workers, digits):
-    spec = specs(digits)["branching"]
+@pytest.mark.parametrize("definition", BN_RUNNING_VARIANCES)
+def test_batchnorm_running_variance_follows_one_definition_in_both_backends(workers, digits, definition):
+    spec = branching_spec(digits.input_shape, digits.num_classes)
+    spec = dataclasses.replace(spec, layers=tuple(
+        dataclasses.replace(l, running_variance=definition) if isinstance(l, BatchNorm) else l for l in spec.layers))
     weights, w_torch, w_tf, *_ = _train_both(workers, digits, spec, OptimizerConfig("momentum", lr=0.01))
-    trainable = {k: v for k, v in w_torch.items() if not k.endswith("moving_variance")}
-    diff = max_abs_diff(trainable, {k: w_tf[k] for k in trainable})
-    assert diff <= TRAIN_TOLERANCE, f"BN model: parameters (and running means) differ by {diff:.2e}"
-    var_diff = float(np.max(np.abs(w_torch["stem_bn/moving_variance"] - w_tf["stem_bn/moving_variance"])))
-    # Unbiased vs biased variance: torch's running variance is larger by about n/(n-1) per update.
-    assert var_diff > 0
-    assert np.all(w_torch["stem_bn/moving_variance"] >= w_tf["stem_bn/moving_variance"] - 1e-6)
+    assert max_abs_diff(w_torch, w_tf) <= TRAIN_TOLERANCE
+    # The running variance after one update from 1 is decay + (1 - decay) * var; check which var it tracked.
+    one = initial_weights(spec, "he_normal", 0)
+    one_step = {b: workers[b](probes.train, spec, one, OptimizerConfig("sgd", lr=1e-12), digits.x_train, digits.y_train,
+                              [np.arange(32)])[0] for b in ("torch", "tensorflow")}
+    x = digits.x_train[:32]
+    stem = _conv_same(x, one["stem/kernel"])
+    var = stem.reshape(-1, 8).var(axis=0, ddof=1 if definition == "unbiased" else 0)
+    expected = 0.9 * one["stem_bn/moving_variance"] + 0.1 * var
+    for backend, w in one_step.items():
+        assert np.allclose(w["stem_bn/moving_variance"], expected, rtol=1e-5), backend
+
+
+def _conv_same(x: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+    """3x3 stride-1 convolution with zero padding 1, in numpy (the BN test's independent reference)."""
+    padded = np.pad(x.astype(np.float64), ((0, 0), (1, 1), (1, 1), (0, 0)))
+    out = np.zeros(x.shape[:3] + (kernel.shape[-1],))
+    for i in range(3):
+        for j in range(3):
+            out += np.einsum("nhwc,co->nhwo", padded[:, i:i + x.shape[1], j:j + x.shape[2]], kernel[i, j])
+    return out
+
+
+def test_decoupled_weight_decay_uses_each_groups_own_learning_rate(workers, digits):
+    spec = build_model("cnn_small", digits.input_shape, digits.num_classes)
+    backbone = {l.name: 0.1 for l in spec.layers if l.name != "logits"}
+    config = OptimizerConfig("momentum", lr=0.05, weight_decay=0.5, decoupled=True)
+    weights, w_torch, w_tf, *_ = _train_both(workers, digits, spec, config, multipliers=backbone)
+    diff = max_abs_diff(w_torch, w_tf)
+    assert diff <= TRAIN_TOLERANCE, f"decoupled decay under per-group rates: parameters differ by {diff:.2e}"
+    # With a learning rate near zero only the decay moves the weights: w (1 - lr_g wd)^steps, group by group.
+    tiny = OptimizerConfig("sgd", lr=1e-3, weight_decay=50.0, decoupled=True)
+    batches = [np.arange(8)]
+    for backend in ("torch", "tensorflow"):
+        w = workers[backend](probes.train, spec, weights, tiny, digits.x_train, digits.y_train, batches, None, None,
+                             RegularizationConfig(), backbone)[0]
+        conv_shrink = np.median(w["conv1/kernel"] / weights["conv1/kernel"])
+        head_shrink = np.median(w["logits/kernel"] / weights["logits/kernel"])
+        assert conv_shrink == pytest.approx(1 - 1e-4 * 50, abs=2e-4), backend
+        assert head_shrink == pytest.approx(1 - 1e-3 * 50, abs=2e-3), backend
+
+
+@pytest.mark.parametrize("layer", ["flatten", "act2", "logits"])
+def test_features_of_every_layer_come_back_in_the_neutral_layout(workers, digits, layer):
+    spec = build_model("convnet3", digits.input_shape, digits.num_classes)
+    weights = initial_weights(spec, "he_normal", 2)
+    x = digits.x_test[:50]
+    got = {b: workers[b](probes.features, spec, weights, x, layer) for b in ("torch", "tensorflow")}
+    assert got["torch"].shape == got["tensorflow"].shape
+    assert logit_gap(got["torch"], got["tensorflow"]) <= LOGIT_TOLERANCE, layer
+    if layer == "flatten":  # H, W, C order: the flattened map equals the neutral (NHWC) map reshaped
+        maps = workers["torch"](probes.features, spec, weights, x, "act2")
+        assert np.array_equal(got["torch"], maps.reshape(len(x), -1))
 
 
 @pytest.mark.parametrize("optimizer", OPTIMIZERS)
@@ -139,7 +194,7 @@ def test_every_optimizer_gives_the_same_parameters(workers, digits, optimizer):
     _, w_torch, w_tf, _, _, moved = _train_both(workers, digits, spec, config)
     diff = max_abs_diff(w_torch, w_tf)
     assert moved > 1e-4
-    assert diff <= 1e-4, f"{optimizer}: parameters differ by {diff:.2e} after {STEPS} steps"
+    assert diff <= TRAIN_TOLERANCE, f"{optimizer}: parameters differ by {diff:.2e} after {STEPS} steps"
 
 
 def test_evaluation_agrees(workers, digits):

@@ -15,6 +15,7 @@ from harness.checkpoints import load_checkpoint, save_checkpoint
 from harness.config import OptimizerConfig, TransferOptions, TrialConfig
 from harness.data.tasks import TaskSpec
 from harness.models import ModelOptions, build_model
+from conftest import max_abs_diff
 from harness.weights import count_parameters, initial_weights
 
 BACKENDS = ("torch", "tensorflow")
@@ -139,3 +140,43 @@ def test_transfer_has_frozen_then_unfrozen_phases(workers, cache):
     assert rows[0]["warmup"] and rows[1]["warmup"] and not rows[2]["warmup"]
     assert rows[0]["frozen_params"] > 0 and rows[1]["frozen_params"] == 0
     assert not json.loads(rows[0]["details_json"])["new_head"]  # 5 classes to 5 classes: the head is reused
+
+
+def _both(workers, trial: TrialConfig) -> dict[str, tuple[list[dict], dict[str, np.ndarray]]]:
+    _pretrain(workers, trial)
+    return {b: workers[b](probes.run_strategy, dataclasses.replace(trial, backend=b).to_dict()) for b in BACKENDS}
+
+
+def _assert_same_training(results, label: str) -> None:
+    (rows_t, w_t), (rows_f, w_f) = results["torch"], results["tensorflow"]
+    diff = max_abs_diff(w_t, w_f)
+    assert diff <= 1e-5, f"{label}: weights differ by {diff:.2e} across backends"
+    assert [r["phase"] for r in rows_t] == [r["phase"] for r in rows_f]
+    assert np.allclose([r["train_loss"] for r in rows_t], [r["train_loss"] for r in rows_f], rtol=1e-5, atol=1e-6)
+    assert [r["test_acc"] for r in rows_t][-1] == [r["test_acc"] for r in rows_f][-1]
+
+
+@pytest.mark.parametrize("strategy", ["feature_extraction", "fine_tune", "freeze_early"])
+def test_each_strategy_leaves_the_same_weights_in_both_backends(workers, cache, strategy):
+    # cnn_small with BatchNorm and both dropout layers: frozen BN, per-group rates and shared masks all at once
+    _assert_same_training(_both(workers, _target(cache, strategy)), strategy)
+
+
+@pytest.mark.parametrize("epochs", [1, 3], ids=["frozen_phase", "both_phases"])
+def test_each_transfer_phase_leaves_the_same_weights_in_both_backends(workers, cache, epochs):
+    trial = _target(cache, "transfer", epochs=epochs, transfer=TransferOptions(source_task=HIGH, source_epochs=3, frozen_epochs=1))
+    _assert_same_training(_both(workers, trial), f"transfer, {epochs} epoch(s)")
+
+
+def test_deep_features_and_a_random_forest_on_them_agree_across_backends(workers, cache):
+    trial = TrialConfig(strategy="deep_features", model="convnet3", dataset="digits", backend="torch", seed=0, epochs=1,
+                        cache_dir=str(cache), transfer=TransferOptions(source_epochs=2, feature_layer="flatten",
+                                                                       sklearn_head="random_forest"))
+    _pretrain(workers, trial)
+    features = {b: workers[b](probes.backbone_features, dataclasses.replace(trial, backend=b).to_dict()) for b in BACKENDS}
+    assert features["torch"].shape == features["tensorflow"].shape == (len(features["torch"]), 8 * 8 * 16)
+    scale = max(1.0, float(np.abs(features["torch"]).max()))
+    assert np.abs(features["torch"] - features["tensorflow"]).max() <= 1e-5 * scale
+    accuracy = {b: workers[b](probes.run_strategy, dataclasses.replace(trial, backend=b).to_dict())[0][-1]["test_acc"]
+                for b in BACKENDS}
+    assert accuracy["torch"] == accuracy["tensorflow"] > 0.8, accuracy

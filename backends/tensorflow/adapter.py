@@ -8,11 +8,13 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from backends.tensorflow.dropout import DropoutKeys
 from backends.tensorflow.model import build_model, export_weights, load_weights
 from backends.tensorflow.optimizers import TorchSemanticsOptimizer
 from harness.backend import StepStats
 from harness.config import OptimizerConfig, RegularizationConfig, RuntimeOptions
-from harness.spec import ModelSpec
+from harness.dropout_rng import STREAM_MC, STREAM_TRAIN, step_key
+from harness.spec import Dropout, ModelSpec
 from harness.weights import NeutralWeights
 
 def loss_and_hits(logits: tf.Tensor, y: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
@@ -75,8 +77,11 @@ class TensorFlowBackend:
         return "cpu"
 
     def build(self, spec: ModelSpec, weights: NeutralWeights, seed: int = 0) -> None:
-        self._seed = seed
-        self.model = build_model(spec, seed)
+        self._seed, self._steps_done = seed, 0
+        self._dropout_indices = [i for i, layer in enumerate(spec.layers) if isinstance(layer, Dropout)]
+        shared = self.runtime.dropout_rng == "shared"
+        self._dropout_keys = DropoutKeys(len(self._dropout_indices)) if shared else None
+        self.model = build_model(spec, seed, keys=self._dropout_keys)
         load_weights(self.model, spec, weights)
         self._spec = spec
         self._compile_steps()
@@ -153,7 +158,12 @@ class TensorFlowBackend:
                     total += reg.l2 * tf.reduce_sum(tf.square(w))
             return total
 
-        def train_step(x_all: tf.Tensor, y_all: tf.Tensor, idx: tf.Tensor, lr: tf.Tensor, momentum: tf.Tensor) -> None:
+        dropout_keys = self._dropout_keys
+
+        def train_step(x_all: tf.Tensor, y_all: tf.Tensor, idx: tf.Tensor, lr: tf.Tensor, momentum: tf.Tensor,
+                       keys: tf.Tensor) -> None:
+            if dropout_keys is not None:
+                dropout_keys.assign(keys)
             optimizer.lr.assign(lr)
             (optimizer.beta1 if cycles_beta1 else optimizer.momentum).assign(momentum)
             xb, yb = tf.gather(x_all, idx), tf.gather(y_all, idx)
@@ -203,11 +213,19 @@ class TensorFlowBackend:
             momenta = np.full(len(batches), config.beta1 if config.name in ("adam", "adamw") else (config.momentum or 0.0), np.float32)
         count = 0
         for step, batch in enumerate(batches):
-            self._train_step(x, y, tf.constant(batch, dtype=tf.int32), tf.constant(lrs[step], tf.float32), tf.constant(momenta[step], tf.float32))
+            keys = self._step_keys(STREAM_TRAIN, self._seed, self._steps_done)
+            self._steps_done += 1
+            self._train_step(x, y, tf.constant(batch, dtype=tf.int32), tf.constant(lrs[step], tf.float32),
+                             tf.constant(momenta[step], tf.float32), keys)
             if self.record_lr_trace:
                 self.lr_trace.append(float(self._optimizer.lr.numpy()))
             count += len(batch)
         return StepStats(float(self._loss_sum.numpy()), int(self._correct.numpy()), count, float(self._reg_sum.numpy()))
+
+    def _step_keys(self, stream: int, seed: int, step: int) -> tf.Tensor:
+        """One key per dropout layer (a few integers per step: the masks themselves are drawn in the graph)."""
+        keys = [step_key(seed, stream, step, i) for i in self._dropout_indices]
+        return tf.constant(np.array(keys or [0], np.int64))
 
     def evaluate(self, split: str, batch_size: int) -> StepStats:
         x, y = self._data[split]
@@ -222,10 +240,23 @@ class TensorFlowBackend:
     def predict_mc(self, x: np.ndarray, passes: int, seed: int, batch_size: int = 1000) -> np.ndarray:
         assert self._spec is not None, "build() first"
         # A twin model whose dropout stays on, seeded afresh per call: the same seed gives the same passes.
-        twin = build_model(self._spec, seed, mc=True)
+        keys = self._dropout_keys
+        twin = build_model(self._spec, seed, mc=True, keys=keys)
         twin.set_weights(self.model.get_weights())
-        predict = tf.function(lambda xb: twin(xb, training=False), reduce_retracing=True)
         xt = tf.constant(x.astype(np.float32, copy=False))
+        if keys is not None:  # shared masks: pass p of sample i is drawn at (seed, MC stream, p, i)
+
+            @tf.function(reduce_retracing=True)
+            def shared_pass(xb: tf.Tensor, step_keys: tf.Tensor, offset: tf.Tensor) -> tf.Tensor:
+                keys.assign(step_keys, offset)
+                return twin(xb, training=False)
+
+            return np.stack([
+                np.concatenate([shared_pass(xt[s:s + batch_size], self._step_keys(STREAM_MC, seed, p), tf.constant(s, tf.int64)).numpy()
+                                for s in range(0, len(x), batch_size)])
+                for p in range(passes)
+            ])
+        predict = tf.function(lambda xb: twin(xb, training=False), reduce_retracing=True)
         return np.stack([
             np.concatenate([predict(xt[s:s + batch_size]).numpy() for s in range(0, len(x), batch_size)])
             for _ in range(passes)

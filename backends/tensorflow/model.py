@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import keras
 import numpy as np
+import tensorflow as tf
 
+from backends.tensorflow.dropout import DropoutKeys, SharedDropout
+from harness.dropout_rng import layout_hashes
+from harness.shapes import infer_shapes
 from harness.spec import (
     PRELU_INIT, Activation, Add, AvgPool2D, BatchNorm, Concat, Conv2D, Dense, Dropout, Flatten, GlobalAvgPool2D, Layer,
     MaxPool2D, ModelSpec,
 )
 from harness.weights import NeutralWeights, check_weights
+
+SharedDropoutPlan = tuple[DropoutKeys, int, np.ndarray]  # the keys, the layer's slot, its element hashes
 
 _PARAM_ORDER = {
     "Conv2D": ("kernel", "bias"),
@@ -75,7 +81,31 @@ class MCAlphaDropout(keras.layers.AlphaDropout):
         return super().call(inputs, training=True)
 
 
-def _dropout(layer: Dropout, seed: int, mc: bool) -> keras.layers.Layer:
+class TorchBatchNorm(keras.layers.BatchNormalization):
+    """BatchNorm whose running variance tracks the unbiased batch variance, as PyTorch's does (the default).
+
+    The batch is normalised with the biased variance either way; only the running estimate differs."""
+
+    def __init__(self, unbiased_running_variance: bool, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.unbiased_running_variance = unbiased_running_variance
+
+    def call(self, inputs, training=None, mask=None):
+        if not (training and self.trainable and self.unbiased_running_variance) or mask is not None:
+            return super().call(inputs, training=training, mask=mask)
+        mean, variance = self._moments(inputs, None)
+        count = tf.cast(tf.size(inputs) // tf.shape(inputs)[-1], inputs.dtype)
+        self.moving_mean.assign(self.moving_mean * self.momentum + mean * (1.0 - self.momentum))
+        unbiased = variance * (count / (count - 1.0))
+        self.moving_variance.assign(self.moving_variance * self.momentum + unbiased * (1.0 - self.momentum))
+        return keras.ops.batch_normalization(inputs, mean, variance, axis=-1, offset=self.beta, scale=self.gamma,
+                                             epsilon=self.epsilon)
+
+
+def _dropout(layer: Dropout, seed: int, mc: bool, shared: SharedDropoutPlan | None) -> keras.layers.Layer:
+    if shared is not None:
+        keys, slot, hashed = shared
+        return SharedDropout(layer.rate, layer.kind, slot, hashed, keys, always_on=mc, name=layer.name)
     if layer.kind == "alpha":
         cls = MCAlphaDropout if mc else keras.layers.AlphaDropout
     else:
@@ -83,7 +113,7 @@ def _dropout(layer: Dropout, seed: int, mc: bool) -> keras.layers.Layer:
     return cls(layer.rate, seed=seed, name=layer.name)
 
 
-def _apply(layer: Layer, inputs: list, seed: int, mc: bool = False):
+def _apply(layer: Layer, inputs: list, seed: int, mc: bool = False, shared: SharedDropoutPlan | None = None):
     if isinstance(layer, Conv2D):
         return _conv(layer, inputs[0])
     if isinstance(layer, Add):
@@ -104,20 +134,30 @@ def _apply(layer: Layer, inputs: list, seed: int, mc: bool = False):
     if isinstance(layer, Flatten):
         return keras.layers.Flatten(name=layer.name)(x)
     if isinstance(layer, Dropout):
-        return _dropout(layer, seed, mc)(x)
+        return _dropout(layer, seed, mc, shared)(x)
     if isinstance(layer, BatchNorm):
         # Keras' momentum is the decay of the running statistics (torch's momentum = 1 - decay).
-        return keras.layers.BatchNormalization(momentum=layer.decay, epsilon=layer.epsilon, name=layer.name)(x)
+        return TorchBatchNorm(layer.running_variance == "unbiased", momentum=layer.decay, epsilon=layer.epsilon,
+                              name=layer.name)(x)
     raise ValueError(f"Expected a layer type the tensorflow backend knows. Received: {type(layer).__name__}.")
 
 
-def build_model(spec: ModelSpec, seed: int, mc: bool = False) -> keras.Model:
-    """The Keras model of ``spec``; ``mc=True`` builds the MC-dropout twin whose dropout never switches off."""
+def build_model(spec: ModelSpec, seed: int, mc: bool = False, keys: DropoutKeys | None = None) -> keras.Model:
+    """The Keras model of ``spec``; ``mc=True`` builds the MC-dropout twin whose dropout never switches off.
+
+    With ``keys``, dropout draws shared masks (harness.dropout_rng); without, Keras' own seeded generator."""
     inputs = keras.Input(shape=spec.input_shape, name="input")
     values = {"input": inputs}
+    infos = infer_shapes(spec)
+    slot = 0
     for index, layer in enumerate(spec.layers):
-        # Each dropout layer gets its own seed derived from the trial seed: reproducible, never global.
-        values[layer.name] = _apply(layer, [values[s] for s in spec.inputs_of(index)], seed * 1000 + index, mc)
+        shared = None
+        if keys is not None and isinstance(layer, Dropout):
+            info = infos[spec.inputs_of(index)[0]]
+            shared = (keys, slot, layout_hashes(info.shape, info.flattened_from, channels_first=False))
+            slot += 1
+        # Native dropout layers get their own seed derived from the trial seed: reproducible, never global.
+        values[layer.name] = _apply(layer, [values[s] for s in spec.inputs_of(index)], seed * 1000 + index, mc, shared)
     return keras.Model(inputs, values[spec.output_name], name=spec.name)
 
 

@@ -8,11 +8,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from backends.torch.dropout import DropoutKeys, SharedDropout
 from backends.torch.layout import images_to_torch
 from backends.torch.model import build_module, export_weights, layer_module, load_weights
 from harness.backend import StepStats
 from harness.config import OptimizerConfig, RegularizationConfig, RuntimeOptions
-from harness.spec import ModelSpec
+from harness.dropout_rng import STREAM_MC, STREAM_TRAIN, step_key
+from harness.shapes import infer_shapes
+from harness.spec import Dropout, ModelSpec
 from harness.weights import NeutralWeights
 
 
@@ -80,9 +83,13 @@ class TorchBackend:
         return "cpu"
 
     def build(self, spec: ModelSpec, weights: NeutralWeights, seed: int = 0) -> None:
-        # Dropout draws from the global generator in torch; seeding it here keeps trials reproducible.
+        # Native dropout (--dropout-rng framework) draws from torch's global generator: seeded for reproducibility.
         torch.manual_seed(seed)
-        model = build_module(spec)
+        self._seed, self._steps_done = seed, 0
+        self._dropout_indices = [i for i, layer in enumerate(spec.layers) if isinstance(layer, Dropout)]
+        shared = self.runtime.dropout_rng == "shared"
+        self.dropout_keys = DropoutKeys(self.device, len(self._dropout_indices)) if shared else None
+        model = build_module(spec, self.dropout_keys)
         load_weights(model, spec, weights)
         self.frozen_bn = []
         self.module = model.to(self.device)
@@ -129,7 +136,13 @@ class TorchBackend:
         finally:
             handle.remove()
         out = torch.cat(captured).cpu().numpy()
-        return np.ascontiguousarray(out.transpose(0, 2, 3, 1)) if out.ndim == 4 else out  # NCHW -> neutral NHWC
+        if out.ndim == 4:
+            return np.ascontiguousarray(out.transpose(0, 2, 3, 1))  # NCHW -> neutral NHWC
+        origin = infer_shapes(self._spec)[layer].flattened_from if self._spec is not None else None
+        if origin is not None and out.ndim == 2:  # a flattened map: C,H,W order -> the neutral H,W,C
+            h, w, c = origin
+            return np.ascontiguousarray(out.reshape(len(out), c, h, w).transpose(0, 2, 3, 1).reshape(len(out), -1))
+        return out
 
     def set_optimizer(self, config: OptimizerConfig, regularization: RegularizationConfig = RegularizationConfig(),
                       lr_multipliers=None) -> None:
@@ -174,6 +187,18 @@ class TorchBackend:
                 elif "momentum" in group:
                     group["momentum"] = momentum
 
+    @torch.no_grad()
+    def _decay_weights(self, weight_decay: float) -> None:
+        """Decoupled decay w <- w (1 - lr wd) with each group's own rate, as torch.optim.AdamW does."""
+        for group in self.optimizer.param_groups:
+            for p in group["params"]:
+                if p.grad is not None:
+                    p.mul_(1.0 - group["lr"] * weight_decay)
+
+    def _set_dropout_keys(self, stream: int, seed: int, step: int, offset: int = 0) -> None:
+        if self.dropout_keys is not None:
+            self.dropout_keys.set([step_key(seed, stream, step, i) for i in self._dropout_indices], offset)
+
     def set_data(self, split: str, x: np.ndarray, y: np.ndarray) -> None:
         self._data[split] = (
             torch.from_numpy(images_to_torch(x.astype(np.float32, copy=False))).to(self.device),
@@ -192,6 +217,8 @@ class TorchBackend:
         count = 0
         for step, batch in enumerate(batches):
             self._set_step_hyperparameters(float(lrs[step]), None if momenta is None else float(momenta[step]))
+            self._set_dropout_keys(STREAM_TRAIN, self._seed, self._steps_done)
+            self._steps_done += 1
             idx = torch.from_numpy(batch).to(self.device, non_blocking=True)
             xb, yb = x[idx], y[idx]  # advanced indexing: measured ~20 % faster per step than index_select on CPU
             logits = self.model(xb)
@@ -208,9 +235,7 @@ class TorchBackend:
             if cfg.clip_norm is not None:
                 torch.nn.utils.clip_grad_norm_(self.params, cfg.clip_norm)  # scale = min(1, c / (norm + 1e-6))
             if cfg.decoupled and cfg.name != "adamw" and cfg.weight_decay:
-                with torch.no_grad():  # w <- w (1 - lr wd), as torch.optim.AdamW does for Adam
-                    for p in self.params:
-                        p.mul_(1.0 - float(lrs[step]) * cfg.weight_decay)
+                self._decay_weights(cfg.weight_decay)
             self.optimizer.step()
             if reg.max_norm is not None:
                 self._apply_max_norm(reg.max_norm)
@@ -237,10 +262,16 @@ class TorchBackend:
     @torch.no_grad()
     def predict_mc(self, x: np.ndarray, passes: int, seed: int, batch_size: int = 1000) -> np.ndarray:
         self.model.eval()
-        dropouts = [m for m in self.module.modules() if isinstance(m, (torch.nn.Dropout, torch.nn.AlphaDropout))]
+        dropouts = [m for m in self.module.modules() if isinstance(m, (torch.nn.Dropout, torch.nn.AlphaDropout, SharedDropout))]
         for m in dropouts:
             m.train()  # dropout on, BatchNorm still in inference mode
         xt = torch.from_numpy(images_to_torch(x.astype(np.float32, copy=False))).to(self.device)
+        if self.dropout_keys is not None:  # shared masks: pass p of sample i is drawn at (seed, MC stream, p, i)
+            try:
+                return np.stack([self._mc_pass(xt, seed, p, batch_size) for p in range(passes)])
+            finally:
+                for m in dropouts:
+                    m.eval()
         try:
             # A forked generator state: the passes are reproducible and the trial's own stream is untouched.
             with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
@@ -252,6 +283,13 @@ class TorchBackend:
         finally:
             for m in dropouts:
                 m.eval()
+
+    def _mc_pass(self, xt: torch.Tensor, seed: int, index: int, batch_size: int) -> np.ndarray:
+        outs = []
+        for s in range(0, len(xt), batch_size):
+            self._set_dropout_keys(STREAM_MC, seed, index, offset=s)
+            outs.append(self.model(xt[s:s + batch_size]))
+        return torch.cat(outs).cpu().numpy()
 
     @torch.no_grad()
     def predict_logits(self, x: np.ndarray, batch_size: int = 1000) -> np.ndarray:

@@ -6,11 +6,14 @@ from collections import OrderedDict
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
+from backends.torch.dropout import DropoutKeys, SharedDropout
 from backends.torch.layout import (
     conv_kernel_from_torch, conv_kernel_to_torch, dense_kernel_from_torch, dense_kernel_to_torch,
 )
+from harness.dropout_rng import layout_hashes
 from harness.shapes import TensorInfo, infer_shapes
 from harness.spec import (
     Activation, Add, AvgPool2D, BatchNorm, Concat, Conv2D, Dense, Dropout, Flatten, GlobalAvgPool2D, Layer,
@@ -69,7 +72,48 @@ def _activation(layer: Activation, channels: int) -> nn.Module:
     raise ValueError(f"Expected a known activation. Received: {kind!r}.")
 
 
-def _module(layer: Layer, in_info: TensorInfo) -> nn.Module | None:
+class BiasedBatchNorm2d(nn.BatchNorm2d):
+    """BatchNorm whose running variance tracks the biased batch variance (Keras' definition, an option)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training:
+            return super().forward(x)
+        dims = [0, 2, 3] if x.dim() == 4 else [0]
+        with torch.no_grad():
+            mean, var = x.mean(dims), x.var(dims, unbiased=False)
+            self.running_mean.mul_(1.0 - self.momentum).add_(mean, alpha=self.momentum)
+            self.running_var.mul_(1.0 - self.momentum).add_(var, alpha=self.momentum)
+        return F.batch_norm(x, None, None, self.weight, self.bias, True, 0.0, self.eps)
+
+
+class BiasedBatchNorm1d(BiasedBatchNorm2d):
+    def _check_input_dim(self, input: torch.Tensor) -> None:
+        if input.dim() != 2:
+            raise ValueError(f"Expected a 2-D input. Received: {input.dim()}-D.")
+
+
+def _batchnorm(layer: BatchNorm, in_info: TensorInfo) -> nn.Module:
+    if len(in_info.shape) == 1 and in_info.flattened_from is not None:
+        raise ValueError(
+            f"Layer {layer.name!r}: BatchNorm directly on a flattened feature map is not supported by the torch "
+            "backend (its feature order differs). Expected BatchNorm before the Flatten or after a Dense layer."
+        )
+    spatial = len(in_info.shape) == 3
+    if layer.running_variance == "biased":
+        cls: type[nn.Module] = BiasedBatchNorm2d if spatial else BiasedBatchNorm1d
+    else:  # torch's own: the running variance tracks the unbiased batch variance
+        cls = nn.BatchNorm2d if spatial else nn.BatchNorm1d
+    return cls(in_info.shape[-1], eps=layer.epsilon, momentum=1.0 - layer.decay)
+
+
+def _dropout(layer: Dropout, in_info: TensorInfo, keys: DropoutKeys | None, slot: int) -> nn.Module:
+    if keys is None:  # the framework's own generator (--dropout-rng framework)
+        return nn.AlphaDropout(layer.rate) if layer.kind == "alpha" else nn.Dropout(layer.rate)
+    hashed = layout_hashes(in_info.shape, in_info.flattened_from, channels_first=True)
+    return SharedDropout(layer.rate, layer.kind, slot, hashed, keys)
+
+
+def _module(layer: Layer, in_info: TensorInfo, keys: DropoutKeys | None = None, slot: int = 0) -> nn.Module | None:
     """The module for one layer; None for Add/Concat, which GraphModule computes itself."""
     if isinstance(layer, Conv2D):
         (pt, pb), (pl, pr) = layer.padding
@@ -93,25 +137,26 @@ def _module(layer: Layer, in_info: TensorInfo) -> nn.Module | None:
     if isinstance(layer, Flatten):
         return nn.Flatten()
     if isinstance(layer, Dropout):
-        return nn.AlphaDropout(layer.rate) if layer.kind == "alpha" else nn.Dropout(layer.rate)
+        return _dropout(layer, in_info, keys, slot)
     if isinstance(layer, BatchNorm):
-        if len(in_info.shape) == 1 and in_info.flattened_from is not None:
-            raise ValueError(
-                f"Layer {layer.name!r}: BatchNorm directly on a flattened feature map is not supported by the torch "
-                "backend (its feature order differs). Expected BatchNorm before the Flatten or after a Dense layer."
-            )
-        cls = nn.BatchNorm2d if len(in_info.shape) == 3 else nn.BatchNorm1d
-        return cls(in_info.shape[-1], eps=layer.epsilon, momentum=1.0 - layer.decay)
+        return _batchnorm(layer, in_info)
     if isinstance(layer, (Add, Concat)):
         return None
     raise ValueError(f"Expected a layer type the torch backend knows. Received: {type(layer).__name__}.")
 
 
-def build_module(spec: ModelSpec) -> nn.Module:
+def dropout_layers(spec: ModelSpec) -> list[str]:
+    """Dropout layer names in spec order: a layer's position here is its slot in DropoutKeys."""
+    return [layer.name for layer in spec.layers if isinstance(layer, Dropout)]
+
+
+def build_module(spec: ModelSpec, keys: DropoutKeys | None = None) -> nn.Module:
+    """The module of ``spec``; with ``keys``, dropout draws shared masks (else torch's own generator)."""
     infos = infer_shapes(spec)
+    slots = {name: i for i, name in enumerate(dropout_layers(spec))}
     modules: dict[str, nn.Module] = {}
     for index, layer in enumerate(spec.layers):
-        module = _module(layer, infos[spec.inputs_of(index)[0]])
+        module = _module(layer, infos[spec.inputs_of(index)[0]], keys, slots.get(layer.name, 0))
         if module is not None:
             modules[layer.name] = module
     if spec.is_chain():

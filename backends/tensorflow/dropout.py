@@ -1,0 +1,57 @@
+"""Dropout whose masks come from harness.dropout_rng: the same units dropped as in every other backend."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from harness.dropout_rng import SELU_ALPHA_PRIME, alpha_coefficients, drop_threshold, keep_mask, standard_scale
+
+
+def _shift(x: tf.Tensor, bits: int) -> tf.Tensor:
+    return tf.bitwise.right_shift(x, tf.constant(bits, tf.int64))  # TensorFlow's tensors have no >> operator
+
+
+class DropoutKeys:
+    """This step's key per dropout layer, in variables the compiled steps assign before calling the model.
+
+    A plain object on purpose: Keras does not track it, so the keys never appear among the model's weights."""
+
+    def __init__(self, slots: int) -> None:
+        self.slots = slots
+        self.keys = tf.Variable(tf.zeros([max(slots, 1)], tf.int64), trainable=False, name="dropout_keys")
+        self.offset = tf.Variable(tf.constant(0, tf.int64), trainable=False, name="dropout_offset")
+
+    def assign(self, keys: tf.Tensor, offset: tf.Tensor | int = 0) -> None:
+        """Inside a tf.function: automatic control dependencies order these before the model's reads."""
+        if self.slots:
+            self.keys.assign(keys)
+        self.offset.assign(tf.cast(offset, tf.int64))
+
+
+class SharedDropout(keras.layers.Layer):
+    """Standard or alpha dropout in training (or always, ``always_on``: MC dropout), masks from the keys."""
+
+    def __init__(self, rate: float, kind: str, slot: int, hashed: np.ndarray, keys: DropoutKeys,
+                 always_on: bool = False, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.rate, self.kind, self.slot, self.always_on = rate, kind, slot, always_on
+        self.threshold = drop_threshold(rate)
+        self._hashed = hashed
+        self._keys = keys
+
+    def call(self, inputs, training=None):
+        if not (training or self.always_on) or self.rate == 0:
+            return inputs
+        samples = tf.range(tf.shape(inputs, out_type=tf.int64)[0], dtype=tf.int64) + self._keys.offset
+        samples = tf.reshape(samples, [-1] + [1] * (len(inputs.shape) - 1))
+        keep = keep_mask(self._keys.keys[self.slot], samples, tf.constant(self._hashed), self.threshold, _shift)
+        kept = tf.cast(keep, inputs.dtype)
+        if self.kind == "alpha":
+            a, b = alpha_coefficients(self.rate)
+            return a * (inputs * kept + SELU_ALPHA_PRIME * (1.0 - kept)) + b
+        return inputs * kept * standard_scale(self.rate)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape

@@ -1,0 +1,144 @@
+"""Dropout masks from one counter-based generator, so every backend drops the same units at every step.
+
+A unit's fate is a pure function of (trial seed, stream, step, layer, sample, element): nothing is drawn from a
+framework's random state and no mask travels from the host. The hash is written once here, over whatever integer
+tensors the caller passes (numpy here and in the tests, torch and TensorFlow inside their backends); each backend
+supplies only a right shift, since TensorFlow's tensors have no ``>>`` operator.
+
+Integer arithmetic stays inside int64 without overflow: every value is below 2**32, and a product with a 32-bit
+constant is split into 16-bit halves, so no intermediate exceeds 2**49. Both frameworks compute exactly these
+integers, so the masks are identical bit for bit.
+
+How the counter is laid out (each ``mix`` hashes the xor of its two arguments, the second already hashed):
+
+    step_key   = mix(mix(mix(hash(seed), stream), step), layer)     # a Python int, once per step and layer
+    sample_key = mix(step_key, offset + sample index in the batch)  # one per sample
+    u          = hash(sample_key ^ hash(element))                   # one per element, in the neutral layout
+
+``element`` is the unit's index in the neutral layout (NHWC, H,W,C flatten order), whatever layout the framework
+computes in, so a feature map's unit keeps its fate across backends. A unit is dropped when the top 24 bits of
+``u`` fall below ``round(rate * 2**24)``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+
+MASK32 = 0xFFFFFFFF
+UNIFORM_BITS = 24  # the top 24 of 32 bits decide; float32 could represent them exactly, but integers compare
+_C1, _C2 = 0x7FEB352D, 0x846CA68B  # lowbias32 (C. Wellons' hash-prospector): a well-mixing 32-bit integer hash
+
+# Streams keep the randomness of different uses apart (a seed offset named once, here).
+STREAM_TRAIN = 0
+STREAM_MC = 1
+
+Shift = Callable[[Any, int], Any]
+
+
+def numpy_shift(x: Any, bits: int) -> Any:
+    return x >> bits
+
+
+def _mul32(x: Any, constant: int) -> Any:
+    """x * constant mod 2**32 for 0 <= x < 2**32, with no int64 intermediate above 2**49."""
+    low, high = constant & 0xFFFF, constant >> 16
+    return (x * low + ((x * high) & 0xFFFF) * 0x10000) & MASK32
+
+
+def hash32(x: Any, shift: Shift = numpy_shift) -> Any:
+    """lowbias32 on int64 values in [0, 2**32); works element-wise on numpy, torch and TensorFlow tensors."""
+    x = x ^ shift(x, 16)
+    x = _mul32(x, _C1)
+    x = x ^ shift(x, 15)
+    x = _mul32(x, _C2)
+    return x ^ shift(x, 16)
+
+
+def mix(key: Any, value: Any, shift: Shift = numpy_shift) -> Any:
+    return hash32(key ^ hash32(value, shift), shift)
+
+
+def _int_hash(value: int) -> int:
+    return int(hash32(value & MASK32))  # plain Python integers: exact, and fast enough for once per step
+
+
+def step_key(seed: int, stream: int, step: int, layer: int) -> int:
+    """The key of one dropout layer at one step (host-side: plain integers, microseconds)."""
+    key = _int_hash(seed)
+    for value in (stream, step, layer):
+        key = _int_hash(key ^ _int_hash(value))
+    return key
+
+
+def drop_threshold(rate: float) -> int:
+    """A unit is dropped when its top 24 bits are below this: P(drop) = threshold / 2**24."""
+    if not 0 <= rate < 1:
+        raise ValueError(f"Expected a dropout rate in [0, 1). Received: rate={rate}.")
+    return int(round(rate * 2**UNIFORM_BITS))
+
+
+def element_hashes(neutral_shape: tuple[int, ...], framework_order: tuple[int, ...] | None = None) -> np.ndarray:
+    """hash(element index) for one sample, laid out as the framework holds it.
+
+    ``neutral_shape`` is the per-sample shape in the neutral layout (e.g. (H, W, C)); ``framework_order`` the
+    axis permutation that gives the framework's layout (torch: (2, 0, 1) for C, H, W), None when identical.
+    """
+    index = np.arange(int(np.prod(neutral_shape)), dtype=np.int64).reshape(neutral_shape)
+    if framework_order is not None:
+        index = index.transpose(framework_order)
+    return hash32(np.ascontiguousarray(index))
+
+
+def keep_mask(key: Any, sample_indices: Any, hashed_elements: Any, threshold: int, shift: Shift = numpy_shift) -> Any:
+    """Boolean keep mask of shape (n, *element shape).
+
+    ``sample_indices``: int64, shape (n, 1, ..., 1) with one axis per element axis, so it broadcasts against
+    ``hashed_elements`` (from :func:`element_hashes`); ``key`` from :func:`step_key`.
+    """
+    u = hash32(mix(key, sample_indices, shift) ^ hashed_elements, shift)
+    return shift(u, 32 - UNIFORM_BITS) >= threshold
+
+
+# The two dropout kinds, as PyTorch and Keras both define them, in one arithmetic form for every backend.
+SELU_ALPHA_PRIME = -1.7580993408473766  # -scale * alpha of SELU: the value alpha dropout drops units to
+
+
+def standard_scale(rate: float) -> float:
+    return 1.0 / (1.0 - rate)
+
+
+def alpha_coefficients(rate: float) -> tuple[float, float]:
+    """(a, b) of alpha dropout: out = a * (kept ? x : alpha') + b keeps SELU's zero mean and unit variance."""
+    a = ((1.0 - rate) * (1.0 + rate * SELU_ALPHA_PRIME**2)) ** -0.5
+    return a, -a * SELU_ALPHA_PRIME * rate
+
+
+def reference_dropout(x: np.ndarray, key: int, rate: float, kind: str, offset: int = 0) -> np.ndarray:
+    """What every backend must compute for a batch ``x`` in the neutral layout (the tests' reference)."""
+    x = np.asarray(x, np.float32)
+    hashed = element_hashes(x.shape[1:])
+    samples = np.arange(offset, offset + len(x), dtype=np.int64).reshape((-1,) + (1,) * (x.ndim - 1))
+    keep = keep_mask(key, samples, hashed, drop_threshold(rate))
+    return apply_mask(x, keep, rate, kind)
+
+
+def apply_mask(x: np.ndarray, keep: np.ndarray, rate: float, kind: str) -> np.ndarray:
+    kept = keep.astype(np.float32)
+    if kind == "alpha":
+        a, b = alpha_coefficients(rate)
+        return np.float32(a) * (x * kept + np.float32(SELU_ALPHA_PRIME) * (np.float32(1) - kept)) + np.float32(b)
+    return x * kept * np.float32(standard_scale(rate))
+
+
+def layout_hashes(shape: tuple[int, ...], flattened_from: tuple[int, int, int] | None, channels_first: bool) -> np.ndarray:
+    """:func:`element_hashes` for a tensor as a backend holds it: ``shape`` is the neutral per-sample shape;
+    channels-first backends hold feature maps as (C, H, W) and vectors flattened from a map in C,H,W order."""
+    if not channels_first:
+        return element_hashes(shape)
+    if len(shape) == 3:
+        return element_hashes(shape, (2, 0, 1))
+    if len(shape) == 1 and flattened_from is not None:
+        return element_hashes(flattened_from, (2, 0, 1)).reshape(-1)
+    return element_hashes(shape)
