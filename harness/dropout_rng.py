@@ -5,9 +5,10 @@ framework's random state and no mask travels from the host. The hash is written 
 tensors the caller passes (numpy here and in the tests, torch and TensorFlow inside their backends); each backend
 supplies only a right shift, since TensorFlow's tensors have no ``>>`` operator.
 
-Integer arithmetic stays inside int64 without overflow: every value is below 2**32, and a product with a 32-bit
-constant is split into 16-bit halves, so no intermediate exceeds 2**49. Both frameworks compute exactly these
-integers, so the masks are identical bit for bit.
+Integer arithmetic stays inside int64 without overflow: every value is below 2**32, and a multiplier above 2**31 is
+used as its negative twin (c - 2**32, the same residue mod 2**32), so every product lies strictly between -2**63 and
+2**63; masking with 2**32 - 1 in two's complement then gives the product mod 2**32. Both frameworks compute exactly
+these integers, so the masks are identical bit for bit.
 
 How the counter is laid out (each ``mix`` hashes the xor of its two arguments, the second already hashed):
 
@@ -42,9 +43,9 @@ def numpy_shift(x: Any, bits: int) -> Any:
 
 
 def _mul32(x: Any, constant: int) -> Any:
-    """x * constant mod 2**32 for 0 <= x < 2**32, with no int64 intermediate above 2**49."""
-    low, high = constant & 0xFFFF, constant >> 16
-    return (x * low + ((x * high) & 0xFFFF) * 0x10000) & MASK32
+    """x * constant mod 2**32 for 0 <= x < 2**32: |x * c| < 2**63 with c in [-2**31, 2**31), so int64 never wraps."""
+    signed = constant - 2**32 if constant >= 2**31 else constant
+    return (x * signed) & MASK32
 
 
 def hash32(x: Any, shift: Shift = numpy_shift) -> Any:
@@ -101,7 +102,7 @@ def keep_mask(key: Any, sample_indices: Any, hashed_elements: Any, threshold: in
     return shift(u, 32 - UNIFORM_BITS) >= threshold
 
 
-# The two dropout kinds, as PyTorch and Keras both define them, in one arithmetic form for every backend.
+# The two dropout kinds as PyTorch and Keras both define them; every backend computes them as mask_factors does.
 SELU_ALPHA_PRIME = -1.7580993408473766  # -scale * alpha of SELU: the value alpha dropout drops units to
 
 
@@ -124,12 +125,23 @@ def reference_dropout(x: np.ndarray, key: int, rate: float, kind: str, offset: i
     return apply_mask(x, keep, rate, kind)
 
 
-def apply_mask(x: np.ndarray, keep: np.ndarray, rate: float, kind: str) -> np.ndarray:
-    kept = keep.astype(np.float32)
+def mask_factors(kept: Any, rate: float, kind: str) -> tuple[Any, Any]:
+    """(factor, offset): dropout's output is x * factor (+ offset, alpha dropout only; None for standard dropout).
+
+    ``kept`` is the mask as 0.0 / 1.0 floats.
+
+    Computed from the mask alone, so autograd sees one multiply and one add. Kept units give x·scale (standard)
+    or x·a + b (alpha); dropped ones 0, or alpha dropout's constant a·alpha' + b (rounded once to float32).
+    """
     if kind == "alpha":
         a, b = alpha_coefficients(rate)
-        return np.float32(a) * (x * kept + np.float32(SELU_ALPHA_PRIME) * (np.float32(1) - kept)) + np.float32(b)
-    return x * kept * np.float32(standard_scale(rate))
+        return kept * a, (1.0 - kept) * (a * SELU_ALPHA_PRIME + b) + kept * b
+    return kept * standard_scale(rate), None
+
+
+def apply_mask(x: np.ndarray, keep: np.ndarray, rate: float, kind: str) -> np.ndarray:
+    factor, offset = mask_factors(keep.astype(np.float32), rate, kind)
+    return x * factor if offset is None else x * factor + offset
 
 
 def layout_hashes(shape: tuple[int, ...], flattened_from: tuple[int, int, int] | None, channels_first: bool) -> np.ndarray:

@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from harness.dropout_rng import SELU_ALPHA_PRIME, alpha_coefficients, drop_threshold, keep_mask, standard_scale
+from harness.dropout_rng import drop_threshold, keep_mask, mask_factors
 
 
 def _shift(x: tf.Tensor, bits: int) -> tf.Tensor:
@@ -47,11 +47,8 @@ class SharedDropout(keras.layers.Layer):
         samples = tf.range(tf.shape(inputs, out_type=tf.int64)[0], dtype=tf.int64) + self._keys.offset
         samples = tf.reshape(samples, [-1] + [1] * (len(inputs.shape) - 1))
         keep = keep_mask(self._keys.keys[self.slot], samples, tf.constant(self._hashed), self.threshold, _shift)
-        kept = tf.cast(keep, inputs.dtype)
-        if self.kind == "alpha":
-            a, b = alpha_coefficients(self.rate)
-            return a * (inputs * kept + SELU_ALPHA_PRIME * (1.0 - kept)) + b
-        return inputs * kept * standard_scale(self.rate)
+        factor, offset = mask_factors(tf.cast(keep, inputs.dtype), self.rate, self.kind)
+        return inputs * factor if offset is None else inputs * factor + offset
 
     def compute_output_shape(self, input_shape):
         return input_shape

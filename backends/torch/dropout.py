@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from harness.dropout_rng import SELU_ALPHA_PRIME, alpha_coefficients, drop_threshold, keep_mask, standard_scale
+from harness.dropout_rng import drop_threshold, keep_mask, mask_factors
 
 
 def _shift(x: torch.Tensor, bits: int) -> torch.Tensor:
@@ -47,7 +47,5 @@ class SharedDropout(nn.Module):
         samples = torch.arange(offset, offset + x.shape[0], dtype=torch.int64, device=x.device)
         samples = samples.view((-1,) + (1,) * (x.dim() - 1))
         kept = keep_mask(self.keys.keys[self.slot], samples, self.hashed, self.threshold, _shift).to(x.dtype)
-        if self.kind == "alpha":
-            a, b = alpha_coefficients(self.rate)
-            return a * (x * kept + SELU_ALPHA_PRIME * (1.0 - kept)) + b
-        return x * kept * standard_scale(self.rate)
+        factor, offset = mask_factors(kept, self.rate, self.kind)
+        return x * factor if offset is None else x * factor + offset

@@ -1,0 +1,79 @@
+"""Cost of shared dropout masks (harness.dropout_rng, the default) against each framework's own dropout.
+
+    .venv/bin/python benchmarks/dropout_masks.py [--epochs 5] [--repeats 4] [--threads 1]
+
+For each backend (its own subprocess: one framework per process) and each workload — cnn_small on digits
+(dropout 0.25 on the pooled map, 0.5 after the dense layer) and the two-layer FC (4000 hidden units) with
+dropout 0.5 — whole trials alternate between ``--dropout-rng shared`` and ``framework`` (ABBA order, so drift
+hits both alike). The figure per setting is the median over repeats of the median steady (non-first) epoch time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+
+WORKLOADS = {
+    "cnn_small": {"model": "cnn_small", "hidden": None},
+    "mlp_dropout0.5": {"model": "mlp", "hidden": (4000,)},
+}
+
+
+def _epoch_time(backend: str, workload: str, dropout_rng: str, epochs: int, threads: int, seed: int) -> float:
+    from harness.config import RuntimeOptions, TrialConfig
+    from harness.models import ModelOptions
+    from harness.trial import RunInfo, run_trial
+
+    spec = WORKLOADS[workload]
+    options = ModelOptions(hidden=spec["hidden"], dropout=0.5) if spec["hidden"] else ModelOptions()
+    config = TrialConfig(strategy="scratch", model=spec["model"], dataset="digits", backend=backend, seed=seed,
+                         epochs=epochs, model_options=options,
+                         runtime=RuntimeOptions(threads=threads, dropout_rng=dropout_rng))
+    rows: list[dict] = []
+    run_trial(config, RunInfo("dropout-benchmark", "n/a"), rows.append)
+    return statistics.median(r["epoch_time_s"] for r in rows if not r["warmup"])
+
+
+def worker(args: argparse.Namespace) -> list[dict]:
+    results = []
+    for workload in WORKLOADS:
+        times: dict[str, list[float]] = {"shared": [], "framework": []}
+        for repeat in range(args.repeats):
+            order = ("shared", "framework") if repeat % 2 == 0 else ("framework", "shared")
+            for setting in order:
+                times[setting].append(_epoch_time(args.worker, workload, setting, args.epochs, args.threads, repeat))
+        shared, native = statistics.median(times["shared"]), statistics.median(times["framework"])
+        results.append({"backend": args.worker, "workload": workload, "shared_epoch_s": shared,
+                        "framework_epoch_s": native, "ratio": shared / native, "runs": times})
+    return results
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--backend", action="append", dest="backends", choices=("torch", "tensorflow"))
+    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=4)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        print(json.dumps(worker(args)))
+        return 0
+    rows = []
+    for backend in args.backends or ("torch", "tensorflow"):
+        command = [sys.executable, __file__, "--worker", backend, "--epochs", str(args.epochs),
+                   "--repeats", str(args.repeats), "--threads", str(args.threads)]
+        done = subprocess.run(command, check=True, capture_output=True, text=True)
+        rows += json.loads(done.stdout.strip().splitlines()[-1])
+    print(f"{'backend':<11} {'workload':<15} {'shared s/epoch':>15} {'framework s/epoch':>18} {'ratio':>7}")
+    for r in rows:
+        print(f"{r['backend']:<11} {r['workload']:<15} {r['shared_epoch_s']:>15.4f} {r['framework_epoch_s']:>18.4f} "
+              f"{r['ratio']:>7.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
