@@ -30,7 +30,9 @@ fashion-mnist:
 	  && echo "Fashion-MNIST: installed dataset-fashion-mnist" || echo "Fashion-MNIST: could not install; its tests will be skipped"; \
 	else echo "Fashion-MNIST: not installed and not root; its tests will be skipped"; fi
 
+# results/ci (and its shared-backbone cache) starts empty: every CI run trains and measures with this code.
 test: $(STAMP) fashion-mnist
+	rm -rf results/ci
 	$(BIN)/python -m pytest tests suites --scale smoke --results-dir results/ci
 
 benchmark: $(STAMP)

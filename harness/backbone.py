@@ -1,8 +1,10 @@
 """Shared source models: one backbone per recipe, trained once, cached by content hash.
 
 A recipe is everything that determines a backbone's weights (model, source task, initializer, optimizer,
-epochs, batch size, seed, and the framework that trains it). Every target trial whose recipe hashes the same
-starts from the same checkpoint file, whichever backend it runs on.
+epochs, batch size, seed, and the framework that trains it). Its key also holds the xfbench version, a digest of
+the harness and backend source and the training framework's version (``harness.cachekeys``), so a cache written
+by other code is never reused. Every target trial whose recipe hashes the same starts from the same checkpoint
+file, whichever backend it runs on.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ import json
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
+from harness import cachekeys
+from harness.backend import honoured_runtime
 from harness.config import OptimizerConfig, TrialConfig
 from harness.data.tasks import TaskSpec
 from harness.models import ModelOptions
@@ -35,8 +39,14 @@ class BackboneRecipe:
 
     @property
     def key(self) -> str:
-        canonical = json.dumps(asdict(self), sort_keys=True, default=str)
-        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+        """Recipe plus the code and framework version that train it: a change to either is another backbone."""
+        content = {"recipe": asdict(self), "code": cachekeys.code_versions(self.backend)}
+        return hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+    def features_file(self, layer: str, pool: str, task_key: str, extractor: str) -> str:
+        """Name of the cached features of this backbone at ``layer`` as backend ``extractor`` computes them:
+        keyed by the backbone and by the code and framework version of the extractor too."""
+        return f"{self.key}-{layer}-{pool}-{task_key}-{extractor}-{cachekeys.code_tag(extractor)}.npz"
 
     def describe(self) -> str:
         task = self.source_task.label if self.source_task else "all classes"
@@ -62,18 +72,25 @@ def checkpoint_path(trial: TrialConfig) -> Path:
 
 
 def pretrain_trial(target: TrialConfig) -> TrialConfig:
-    """The trial that trains ``target``'s backbone; its variant names the recipe so ids never collide."""
+    """The trial that trains ``target``'s backbone; its variant names the recipe so ids never collide. It runs on
+    the source backend, with the speed options that backend honours (recorded as applied)."""
     recipe = recipe_for(target)
     return replace(
         target, strategy=PRETRAIN, backend=recipe.backend, task=recipe.source_task, epochs=recipe.epochs,
         optimizer=recipe.optimizer, variant=f"backbone-{recipe.key[:10]}", mc_dropout_passes=0,
+        runtime=honoured_runtime(target.runtime, recipe.backend),
     )
 
 
 def pretrain_trials(trials: list[TrialConfig]) -> list[TrialConfig]:
-    """One pretrain trial per distinct backbone the targets need and the cache does not hold yet."""
-    jobs: dict[str, TrialConfig] = {}
+    """One pretrain trial per distinct backbone the targets need and the cache does not hold yet; its runtime
+    options are those of a target on the source backend when there is one (as that backend's trials run)."""
+    templates: dict[str, TrialConfig] = {}
     for trial in trials:
         if trial.strategy in NEEDS_BACKBONE and not checkpoint_path(trial).is_file():
-            jobs.setdefault(recipe_for(trial).key, pretrain_trial(trial))
-    return list(jobs.values())
+            key = recipe_for(trial).key
+            chosen = templates.setdefault(key, trial)
+            source = trial.transfer.source_backend
+            if chosen.backend != source and trial.backend == source:
+                templates[key] = trial
+    return [pretrain_trial(trial) for trial in templates.values()]

@@ -1,15 +1,19 @@
-"""The small protocol every framework adapter implements, and how one is loaded.
+"""The small protocol every framework adapter implements, how one is loaded, and what each can do.
 
-Adapters live in ``backends/<name>/`` and are imported only inside the
+Adapters live in ``backends/<name>/adapter.py`` and are imported only inside the
 process that runs a trial (``load_backend``), so the harness itself never
-imports a framework.
+imports a framework. What a backend can do is declared, framework-free, in
+``backends/<name>/capabilities.py``; the driver reads it before Ray starts
+(:func:`fit_to_capabilities`, :func:`check_capabilities`).
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
-from dataclasses import dataclass
-from typing import Collection, Mapping, Protocol, Sequence
+import importlib.metadata
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Collection, Mapping, Protocol, Sequence
 
 import numpy as np
 
@@ -17,7 +21,25 @@ from harness.config import OptimizerConfig, RegularizationConfig, RuntimeOptions
 from harness.spec import ModelSpec
 from harness.weights import NeutralWeights
 
+if TYPE_CHECKING:
+    from harness.config import TrialConfig
+
 BACKENDS = ("torch", "tensorflow")
+
+# Speed options a backend honours only with a capability: (RuntimeOptions field, capability, command-line option).
+# On a backend without the capability the option is turned off for that backend's trials, so each row's
+# config_json records what its process applied; an option that applies to no selected backend is an error.
+OPTIONAL_RUNTIME = (
+    ("jit_compile", "jit_compile", "--jit-compile"),
+    ("torch_compile", "torch_compile", "--torch-compile"),
+)
+# What a strategy cannot run without: a trial whose backend lacks one is an error, never a silent difference.
+STRATEGY_NEEDS: dict[str, tuple[str, ...]] = {
+    "feature_extraction": ("freeze",),
+    "freeze_early": ("freeze",),
+    "transfer": ("freeze",),
+    "fine_tune": ("per_group_lr",),
+}
 
 
 @dataclass(frozen=True)
@@ -90,9 +112,82 @@ class Backend(Protocol):
         the same seed gives the same passes."""
 
 
-def load_backend(name: str, runtime: RuntimeOptions) -> Backend:
-    """Import ``backends.<name>`` (and so its framework) and create its adapter."""
+def _check_name(name: str) -> None:
     if name not in BACKENDS:
         raise ValueError(f"Expected a backend name. Received: backend={name!r}. Valid choices: {list(BACKENDS)}")
-    module = importlib.import_module(f"backends.{name}")
+
+
+def load_backend(name: str, runtime: RuntimeOptions) -> Backend:
+    """Import ``backends.<name>.adapter`` (and so its framework) and create its adapter."""
+    _check_name(name)
+    module = importlib.import_module(f"backends.{name}.adapter")
     return module.create_backend(runtime)
+
+
+@functools.cache
+def backend_capabilities(name: str) -> frozenset[str]:
+    """What backend ``name`` declares it can do, read from ``backends/<name>/capabilities.py`` (no framework import)."""
+    _check_name(name)
+    return frozenset(importlib.import_module(f"backends.{name}.capabilities").CAPABILITIES)
+
+
+@functools.cache
+def installed_framework_version(name: str) -> str:
+    """The installed version of backend ``name``'s framework, from package metadata: the driver never imports it."""
+    _check_name(name)
+    distribution = importlib.import_module(f"backends.{name}.capabilities").DISTRIBUTION
+    try:
+        return f"{distribution} {importlib.metadata.version(distribution)}"
+    except importlib.metadata.PackageNotFoundError:
+        return f"{distribution} not installed"
+
+
+def honoured_runtime(runtime: RuntimeOptions, backend: str) -> RuntimeOptions:
+    """``runtime`` with the speed options ``backend`` cannot honour turned off."""
+    able = backend_capabilities(backend)
+    off = {f: False for f, capability, _ in OPTIONAL_RUNTIME if getattr(runtime, f) and capability not in able}
+    return replace(runtime, **off)
+
+
+def _needs(trial: "TrialConfig") -> dict[str, str]:
+    """Capability -> the setting of this trial that needs it."""
+    needs = {capability: f"strategy {trial.strategy}" for capability in STRATEGY_NEEDS.get(trial.strategy, ())}
+    if trial.runtime.device == "gpu":
+        needs["gpu"] = "device gpu (--gpus-per-trial > 0)"
+    if trial.runtime.dropout_rng == "shared":
+        needs["shared_dropout"] = "--dropout-rng shared"
+    for f, capability, flag in OPTIONAL_RUNTIME:
+        if getattr(trial.runtime, f):
+            needs[capability] = flag
+    return needs
+
+
+def check_capabilities(trials: Sequence["TrialConfig"]) -> None:
+    """Raise ValueError for the first trial that asks its backend for something it does not declare it can do."""
+    for trial in trials:
+        able = backend_capabilities(trial.backend)
+        missing = {capability: why for capability, why in _needs(trial).items() if capability not in able}
+        if missing:
+            raise ValueError(
+                f"Expected every trial to need only what its backend can do. Received: trial {trial.trial_id} needs "
+                f"{sorted(missing)} (for {', '.join(missing.values())}); {trial.backend} declares {sorted(able)} "
+                f"(backends/{trial.backend}/capabilities.py). Run it on another backend or drop the option; "
+                "harness.backend.fit_to_capabilities turns off speed options a backend cannot honour."
+            )
+
+
+def fit_to_capabilities(trials: Sequence["TrialConfig"]) -> list["TrialConfig"]:
+    """The trials with each speed option their backend cannot honour turned off (``--jit-compile`` on a torch trial,
+    ``--torch-compile`` on a TensorFlow one), so config_json records what each process applies. Raises ValueError
+    when an option applies to no selected backend, or a trial needs a capability its backend lacks."""
+    fitted = [replace(t, runtime=honoured_runtime(t.runtime, t.backend)) for t in trials]
+    selected = sorted({t.backend for t in trials})
+    for f, capability, flag in OPTIONAL_RUNTIME:
+        if any(getattr(t.runtime, f) for t in trials) and not any(getattr(t.runtime, f) for t in fitted):
+            able = [b for b in BACKENDS if capability in backend_capabilities(b)]
+            raise ValueError(
+                f"Expected {flag} to apply to a selected backend (only {able} can honour it). Received: backends="
+                f"{selected}. Add --backend {able[0] if able else '...'} or drop {flag}."
+            )
+    check_capabilities(fitted)
+    return fitted

@@ -15,18 +15,22 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-from harness.backend import BACKENDS
-from harness.config import OPTIMIZERS, SHIP_POLICIES, OptimizerConfig, RuntimeOptions, TrialConfig
+from harness.backend import BACKENDS, fit_to_capabilities
+from harness.config import DROPOUT_RNGS, OPTIMIZERS, SHIP_POLICIES, OptimizerConfig, TrialConfig
 from harness.data.tasks import TaskSpec
 from harness.schedules import SCHEDULES, ScheduleConfig
 from harness.data.registry import DATASETS
 from harness.models import MODELS
+from harness.spec import BN_RUNNING_VARIANCES
 from harness.search import SEARCH_ALGORITHMS
 from harness.strategies import describe_strategies
 from harness.suites import SUITES, case_trials, suite
 from harness.weights import INITIALIZERS
 
 EXIT_BAD_INPUT = 2
+DEFAULT_SUITE = "quick"  # what `xfbench run` runs when nothing is selected: the main job
+# Execution defaults; the parser's defaults are None so `--resume` can tell a given option from a default one.
+DEFAULT_CPUS_PER_TRIAL, DEFAULT_GPUS_PER_TRIAL, DEFAULT_MAX_FAILURES = 1, 0.0, 0
 
 
 class InputError(ValueError):
@@ -91,7 +95,7 @@ def _hidden(text: str) -> tuple[int, ...]:
 def _add_case_arguments(parser: argparse.ArgumentParser) -> None:
     """What to run and how: shared by run and tune."""
     what = parser.add_argument_group("what to run")
-    what.add_argument("--suite", help=f"one of {sorted(SUITES)}")
+    what.add_argument("--suite", help=f"one of {sorted(SUITES)} (run with no selection: {DEFAULT_SUITE})")
     what.add_argument("--strategy", help="strategy name (with --model and --dataset)")
     what.add_argument("--model")
     what.add_argument("--dataset")
@@ -126,6 +130,10 @@ def _add_case_arguments(parser: argparse.ArgumentParser) -> None:
     tech.add_argument("--dropout", type=_non_negative_float, help="dropout rate (overrides the model's; mlp: after each hidden layer)")
     tech.add_argument("--alpha-dropout", action="store_true", help="use alpha dropout (for SELU) instead of dropout")
     tech.add_argument("--mc-dropout", type=_positive_int, help="after training, this many MC-dropout passes over the test set")
+    tech.add_argument("--dropout-rng", choices=DROPOUT_RNGS,
+                      help="dropout masks: shared (one generator, identical in every backend; default) or framework")
+    tech.add_argument("--bn-variance", choices=BN_RUNNING_VARIANCES,
+                      help="what BatchNorm's running variance tracks: unbiased (PyTorch's; default) or biased (Keras')")
     tr = parser.add_argument_group("tasks and transfer (S2-S4)")
     tr.add_argument("--classes", type=_int_list, help="target task: keep these classes, relabelled 0..k-1 (e.g. 0,1,2,3,4)")
     tr.add_argument("--binary-positive", type=int, help="with two --classes: a binary task with one sigmoid output, this class = 1")
@@ -140,18 +148,24 @@ def _add_case_arguments(parser: argparse.ArgumentParser) -> None:
     tr.add_argument("--feature-layer", help="deep_features: layer whose output is the feature (default: the head's input)")
     tr.add_argument("--feature-pool", choices=("flatten", "avg"), help="deep_features: flatten or average feature maps")
     rt = parser.add_argument_group("execution")
-    rt.add_argument("--cpus-per-trial", type=_positive_int, default=1, help="CPUs (and threads) per trial (default 1)")
-    rt.add_argument("--gpus-per-trial", type=_non_negative_float, default=0.0, help="GPUs per trial, fractional allowed")
+    rt.add_argument("--cpus-per-trial", type=_positive_int,
+                    help=f"CPUs (and threads) per trial (default {DEFAULT_CPUS_PER_TRIAL}; resume: as recorded)")
+    rt.add_argument("--gpus-per-trial", type=_non_negative_float,
+                    help="GPUs per trial, fractional allowed (default 0; resume: as recorded)")
     rt.add_argument("--max-concurrent", type=_positive_int, help="at most this many trials at once")
     rt.add_argument("--address", help="join an existing Ray cluster (e.g. 127.0.0.1:6379)")
-    rt.add_argument("--jit-compile", action="store_true", help="TensorFlow: XLA-compile the train step")
-    rt.add_argument("--torch-compile", action="store_true", help="PyTorch: torch.compile the model")
+    rt.add_argument("--jit-compile", action="store_true",
+                    help="TensorFlow: XLA-compile the train step (off, and recorded off, on other backends)")
+    rt.add_argument("--torch-compile", action="store_true",
+                    help="PyTorch: torch.compile the model (off, and recorded off, on other backends)")
     rt.add_argument("--results-dir", default="results", help="where run directories go (default ./results)")
     rt.add_argument("--data-dir", help="directory with dataset files (also $XFBENCH_DATA, user cache, /usr/share/datasets)")
     rt.add_argument("--no-download", action="store_true", help="never download missing data")
     rt.add_argument("--run-id", help="name of the run directory (default: timestamp + label)")
     rt.add_argument("-v", "--verbose", action="store_true", help="show Ray and worker logs")
-    rt.add_argument("--max-failures", type=_non_negative_int, default=0, help="retry a trial that raised or whose worker died up to N times (default 0)")
+    rt.add_argument("--max-failures", type=_non_negative_int,
+                    help="retry a trial that raised or whose worker died up to N times "
+                         "(default 0; resume: as recorded)")
     rt.add_argument("--ship-data", choices=SHIP_POLICIES, default="auto",
                     help="send datasets to workers through Ray's object store: auto (on a cluster, when <= 256 MB), always, never")
     rt.add_argument("--resume", metavar="RUN_ID", help="finish an interrupted run under --results-dir: finished trials are not re-run")
@@ -223,9 +237,10 @@ def trials_from_args(args: argparse.Namespace) -> tuple[list[TrialConfig], str]:
     single = (args.strategy, args.model, args.dataset)
     if args.suite and any(single):
         raise InputError("Expected either --suite or --strategy/--model/--dataset. Received both.")
-    if args.suite:
-        _choice("suite", args.suite, list(SUITES))
-        chosen = suite(args.suite)
+    chosen_suite = args.suite or (DEFAULT_SUITE if args.command == "run" and not any(single) else None)
+    if chosen_suite:
+        _choice("suite", chosen_suite, list(SUITES))
+        chosen = suite(chosen_suite)
         seeds = args.seeds or chosen.seeds
         trials = [t for case in chosen.cases for t in case_trials(case, chosen.name, backends, seeds)]
         label = chosen.name
@@ -241,7 +256,11 @@ def trials_from_args(args: argparse.Namespace) -> tuple[list[TrialConfig], str]:
             for b in backends for s in range(seeds)
         ]
         label = f"{args.strategy}-{args.model}-{args.dataset}"
-    return [_apply_overrides(t, args) for t in trials], label
+    try:
+        # one backend's speed option (--jit-compile, --torch-compile) is off, and recorded off, on the other's trials
+        return fit_to_capabilities([_apply_overrides(t, args) for t in trials]), label
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
 
 
 def _apply_overrides(trial: TrialConfig, args: argparse.Namespace) -> TrialConfig:
@@ -260,7 +279,8 @@ def _apply_overrides(trial: TrialConfig, args: argparse.Namespace) -> TrialConfi
     if args.decoupled_weight_decay:
         opt_changes["decoupled"] = True
     model_changes = {k: v for k, v in (("hidden", args.hidden), ("activation", args.activation), ("activation_alpha", args.activation_alpha),
-                                       ("batchnorm", args.batchnorm), ("dropout", args.dropout)) if v is not None}
+                                       ("batchnorm", args.batchnorm), ("dropout", args.dropout),
+                                       ("bn_running_variance", args.bn_variance)) if v is not None}
     if args.alpha_dropout:
         model_changes["dropout_kind"] = "alpha"
     reg_changes = {k: v for k, v in (("l1", args.l1), ("l2", args.l2), ("max_norm", args.max_norm)) if v is not None}
@@ -286,9 +306,11 @@ def _apply_overrides(trial: TrialConfig, args: argparse.Namespace) -> TrialConfi
             raise InputError(f"Expected --source-backend to be one of {list(BACKENDS)}. Received: {args.source_backend!r}.")
         if transfer_changes:
             changes["transfer"] = dataclasses.replace(trial.transfer, **transfer_changes)
-        changes["runtime"] = RuntimeOptions(
-            threads=args.cpus_per_trial, device="gpu" if args.gpus_per_trial > 0 else "cpu",
+        gpus = DEFAULT_GPUS_PER_TRIAL if args.gpus_per_trial is None else args.gpus_per_trial
+        changes["runtime"] = dataclasses.replace(
+            trial.runtime, threads=args.cpus_per_trial or DEFAULT_CPUS_PER_TRIAL, device="gpu" if gpus > 0 else "cpu",
             jit_compile=args.jit_compile, torch_compile=args.torch_compile,
+            **({"dropout_rng": args.dropout_rng} if args.dropout_rng else {}),
         )
         changes["data_dir"] = str(Path(args.data_dir).expanduser().resolve()) if args.data_dir else None
         return dataclasses.replace(trial, **changes)
@@ -400,20 +422,30 @@ def print_summary(outcome: Any) -> None:
     console.print(f"results: {outcome.run_dir}  (results.parquet, results.csv, run.json, summary.md); wall time {outcome.wall_time_s:.1f}s")
 
 
-def _settings(args: argparse.Namespace, results_dir: Path) -> Any:
-    from harness.scheduler import SchedulerSettings
+def _given_execution(args: argparse.Namespace) -> dict[str, Any]:
+    """The execution options given on the command line (None: not given)."""
+    return {"cpus_per_trial": args.cpus_per_trial, "gpus_per_trial": args.gpus_per_trial, "address": args.address,
+            "max_concurrent": args.max_concurrent, "max_failures": args.max_failures}
 
-    if args.address is None and args.cpus_per_trial > (os.cpu_count() or 1):
-        raise InputError(f"Expected --cpus-per-trial <= this machine's {os.cpu_count()} CPUs. Received: {args.cpus_per_trial}.")
-    return SchedulerSettings(
-        storage_dir=results_dir / "_ray", cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
-        address=args.address, max_concurrent=args.max_concurrent, max_failures=args.max_failures, verbose=args.verbose,
-    )
+
+def _checked(settings: Any) -> Any:
+    if settings.address is None and settings.cpus_per_trial > (os.cpu_count() or 1):
+        raise InputError(f"Expected --cpus-per-trial <= this machine's {os.cpu_count()} CPUs. "
+                         f"Received: {settings.cpus_per_trial}. Pass a smaller --cpus-per-trial.")
+    return settings
+
+
+def _settings(args: argparse.Namespace, results_dir: Path) -> Any:
+    from harness.runner import execution_settings
+
+    defaults = {"cpus_per_trial": DEFAULT_CPUS_PER_TRIAL, "gpus_per_trial": DEFAULT_GPUS_PER_TRIAL, "address": None,
+                "max_concurrent": None, "max_failures": DEFAULT_MAX_FAILURES}
+    return _checked(execution_settings(results_dir, defaults, _given_execution(args), verbose=args.verbose))
 
 
 def _resume(args: argparse.Namespace, kind: str) -> int:
     """``--resume RUN_ID``: the run's own recorded trials and settings; only execution options may change."""
-    from harness.runner import resume
+    from harness.runner import execution_settings, resume
 
     given = [f"--{name.replace('_', '-')}" for name in ("suite", "strategy", "model", "dataset", "run_id") if getattr(args, name, None)]
     if given or getattr(args, "space", None):
@@ -427,13 +459,14 @@ def _resume(args: argparse.Namespace, kind: str) -> int:
         raise InputError(f"Expected a {kind} run for `xfbench {kind} --resume`. Received: {args.resume!r} is a {recorded.get('kind')} run; use `xfbench {recorded.get('kind')} --resume`.")
     if recorded.get("status") == "finished":
         raise InputError(f"Expected an interrupted run. Received: {args.resume!r} finished at {recorded.get('finished')}; nothing to resume.")
-    scheduler = recorded["scheduler"]
-    settings = _settings(args, results_dir)
-    settings = dataclasses.replace(
-        settings, cpus_per_trial=scheduler["cpus_per_trial"], gpus_per_trial=scheduler["gpus_per_trial"],
-        address=args.address or scheduler["address"], max_concurrent=args.max_concurrent or scheduler["max_concurrent"],
-        max_failures=args.max_failures or scheduler.get("max_failures", 0),
-    )
+    recorded_gpus = recorded["scheduler"].get("gpus_per_trial") or 0
+    if args.gpus_per_trial is not None and (args.gpus_per_trial > 0) != (recorded_gpus > 0):
+        raise InputError(f"Expected --gpus-per-trial to keep the recorded device ({'gpu' if recorded_gpus else 'cpu'}: "
+                         f"the run's trials are configured for it). Received: {args.gpus_per_trial}. "
+                         f"Leave --gpus-per-trial out, or start a new run.")
+    # What is given now wins (--max-failures 0 included); the rest is as the run recorded it.
+    execution = _given_execution(args)
+    settings = _checked(execution_settings(results_dir, recorded["scheduler"], execution, verbose=args.verbose))
     outcome = resume(results_dir, args.resume, settings=settings, progress=RichProgress(), ship_policy=args.ship_data)
     return _finish(outcome, kind)
 

@@ -4,8 +4,13 @@ A suite module marks itself with ``pytest.mark.xfbench(suites={scale: suite_name
 and defines tests taking the ``xfbench_case`` fixture. The plugin parametrizes
 them over (backend, case) for the chosen ``--scale``; at the first such test it
 runs *every* collected trial in one Ray Tune session, keeps the outcome in
-``config.stash`` and lets each test check its own bar. The comparison table
-ends the session.
+``config.stash`` and lets each test check its own bar and its agreement with
+the other backends. The comparison table ends the session.
+
+Before Ray starts, the trials go through the CLI's checks
+(:func:`harness.backend.fit_to_capabilities` at collection,
+:func:`harness.runner.preflight` before the run): bad input fails every case
+with the reason, and no run starts.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from harness.backend import BACKENDS
+from harness.backend import BACKENDS, fit_to_capabilities
 from harness.config import RuntimeOptions, TrialConfig
 from harness.suites import Suite, SuiteCase, case_trials, suite
 
@@ -30,6 +35,7 @@ class SessionState:
 
     wanted: dict[str, TrialConfig] = field(default_factory=dict)  # trial_id -> config, from collection
     missing_data: dict[str, str] = field(default_factory=dict)  # dataset -> reason ("" when present)
+    loaded: dict[str, Any] = field(default_factory=dict)  # dataset -> Dataset, read once for presence and preflight
     data_provenance: dict[str, dict[str, str]] = field(default_factory=dict)
     outcome: Any = None
     error: str | None = None
@@ -60,11 +66,24 @@ class CaseHandle:
         return float(finals["test_acc"].mean()) if len(finals) else math.nan
 
     def check_bar(self) -> float:
+        """Fail unless every trial of this case finished ok with a test accuracy, the mean is at least the case's
+        bar, and every seed agrees with the other backends' within the case's ``max_backend_gap``."""
+        where = f"[{self.backend}] {self.case.case_id}"
+        outcome = self.state.outcome
+        if outcome.status != "finished":
+            pytest.fail(f"{where}: the run was {outcome.status}, so its results are partial; finish it with "
+                        f"`xfbench run --resume {outcome.run_id}` or run the session again", pytrace=False)
         rows = self.rows()
         bad = rows[rows["status"] != "ok"]
         if len(bad):
-            pytest.fail(f"[{self.backend}] {self.case.case_id}: trials not ok: "
+            pytest.fail(f"{where}: trials not ok: "
                         + "; ".join(f"{r.trial_id}: {r.status} {r.error}" for r in bad.itertuples()), pytrace=False)
+        measured_trials = set(rows.dropna(subset=["test_acc"])["trial_id"])
+        unmeasured = [t for t in self.trial_ids if t not in measured_trials]
+        if unmeasured:
+            pytest.fail(f"{where}: measured nothing: no ok row with a test accuracy for {', '.join(unmeasured)}",
+                        pytrace=False)
+        self.check_agreement()
         measured = self.test_accuracy()
         bar = self.case.min_test_acc
         if bar is not None and not measured >= bar:
@@ -72,6 +91,36 @@ class CaseHandle:
                 f"[{self.backend}] {self.case.case_id}: test accuracy {measured:.4f} is below the bar {bar:.4f} "
                 f"({self.case.bar_source}); mean over {rows['trial_id'].nunique()} seed(s)", pytrace=False)
         return measured
+
+    def seed_accuracies(self, frame: Any) -> dict[str, dict[int, float]]:
+        """backend -> seed -> final test accuracy, for every backend's trials of this case in ``frame``."""
+        from harness.summary import final_rows
+
+        c = self.case
+        finals = final_rows(frame)
+        same_case = finals[(finals["suite"] == self.suite_name) & (finals["strategy"] == c.strategy)
+                           & (finals["model"] == c.model) & (finals["dataset"] == c.dataset)
+                           & (finals["variant"].fillna("") == c.variant) & (finals["status"] == "ok")]
+        out: dict[str, dict[int, float]] = {}
+        for r in same_case.dropna(subset=["test_acc"]).itertuples():
+            out.setdefault(str(r.backend), {})[int(r.seed)] = float(r.test_acc)
+        return out
+
+    def check_agreement(self) -> None:
+        """Fail when, on some seed, another backend's test accuracy differs from this one's by more than the
+        case's ``max_backend_gap`` (0: exact agreement). Backends or seeds absent from the run are not compared."""
+        by_backend = self.seed_accuracies(self.state.outcome.frame)
+        mine = by_backend.get(self.backend, {})
+        gap = self.case.max_backend_gap
+        apart: dict[int, str] = {}
+        for seed, acc in sorted(mine.items()):
+            others = {b: accs[seed] for b, accs in sorted(by_backend.items()) if b != self.backend and seed in accs}
+            if any(abs(acc - other) > gap + 1e-9 for other in others.values()):  # 1e-9: float noise in a - b
+                apart[seed] = ", ".join(f"{b} {a:.4f}" for b, a in {self.backend: acc, **others}.items())
+        if apart:
+            pytest.fail(f"[{self.backend}] {self.case.case_id}: backends disagree by more than max_backend_gap "
+                        f"{gap:.4f} on seed(s) {sorted(apart)}: "
+                        + "; ".join(f"seed {seed}: {values}" for seed, values in apart.items()), pytrace=False)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -125,6 +174,10 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
                 replace(t, runtime=runtime, data_dir=str(Path(data_dir).resolve()) if data_dir else None)
                 for t in case_trials(case, chosen.name, (backend,), seeds)
             ]
+            try:
+                trials = fit_to_capabilities(trials)
+            except ValueError as exc:
+                raise pytest.UsageError(f"{metafunc.definition.nodeid} [{backend}-{case.case_id}]: {exc}") from None
             reason = _data_missing(state, case.dataset, data_dir)
             marks = [pytest.mark.skip(reason=reason)] if reason else []
             if not reason:
@@ -139,9 +192,8 @@ def _data_missing(state: SessionState, dataset: str, data_dir: str | None) -> st
         from harness.data.registry import load_dataset
 
         try:
-            loaded = load_dataset(dataset, data_dir, download=False)
+            state.loaded[dataset] = load_dataset(dataset, data_dir, download=False)
             state.missing_data[dataset] = ""
-            state.data_provenance[dataset] = {**loaded.provenance, "normalization": loaded.normalization}
         except FileNotFoundError as exc:
             state.missing_data[dataset] = f"data for {dataset} not found: {str(exc).splitlines()[0][:300]}"
     return state.missing_data[dataset] or None
@@ -154,7 +206,7 @@ def xfbench_case(request: pytest.FixtureRequest) -> CaseHandle:
     if state.outcome is None and state.error is None:
         _run_all(request.config, state)
     if state.error is not None:
-        pytest.fail(f"the xfbench run failed before this case could be measured: {state.error}", pytrace=False)
+        pytest.fail(f"[{handle.backend}] {handle.case.case_id}: {state.error}", pytrace=False)
     try:
         benchmark = request.getfixturevalue("benchmark")
     except pytest.FixtureLookupError:
@@ -186,21 +238,28 @@ def _record_benchmark(benchmark: Any, handle: CaseHandle) -> None:
 
 
 def _run_all(config: pytest.Config, state: SessionState) -> None:
-    from harness.runner import execute, new_run_id
+    from harness.runner import execute, new_run_id, preflight
     from harness.scheduler import SchedulerSettings
 
+    trials = list(state.wanted.values())
+    try:  # the CLI's checks: whatever would fail inside a worker fails here, before Ray starts
+        state.data_provenance = preflight(trials, config.getoption("xfbench_data_dir"), download=False,
+                                          loaded=state.loaded)
+    except (ValueError, FileNotFoundError) as exc:
+        state.error = f"bad input, nothing was run: {exc}"
+        return
     results_dir = Path(config.getoption("xfbench_results_dir")).resolve()
     settings = SchedulerSettings(
         storage_dir=results_dir / "_ray", cpus_per_trial=config.getoption("xfbench_cpus"),
         gpus_per_trial=config.getoption("xfbench_gpus"), address=config.getoption("xfbench_ray_address"),
     )
     try:
-        state.outcome = execute(list(state.wanted.values()), results_dir=results_dir,
+        state.outcome = execute(trials, results_dir=results_dir,
                                 run_id=new_run_id(f"pytest-{config.getoption('xfbench_scale')}"), settings=settings,
                                 title="xfbench suites (pytest)", command=["pytest", *config.invocation_params.args],
                                 data_provenance=state.data_provenance)
     except Exception as exc:  # recorded once; every case then fails with this text instead of re-running
-        state.error = f"{type(exc).__name__}: {exc}"
+        state.error = f"the xfbench run failed before this case could be measured: {type(exc).__name__}: {exc}"
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

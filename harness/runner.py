@@ -18,13 +18,15 @@ from typing import Any, Callable
 
 import pandas as pd
 
+from harness.backend import check_capabilities
 from harness.config import SHIP_LIMIT_MB, SHIP_POLICIES, TrialConfig
-from harness.backbone import pretrain_trials
+from harness.backbone import NEEDS_BACKBONE, pretrain_trials
 from harness.data.registry import Dataset, check_data_dir, load_dataset
-from harness.data.tasks import derive
+from harness.data.tasks import TaskSpec, derive
 from harness.models import build_model
 from harness.provenance import MachineInfo, git_commit, utc_now
 from harness.results import ResultsWriter, read_parts, rewrite_csv, safe_name, write_run_json
+from harness.spec import Dense, Dropout, ModelSpec
 from harness.scheduler import Delivery, RunInterrupted, SchedulerSettings, cluster_nodes, ray_session, run_search, run_trials
 from harness.strategies import get_strategy
 from harness.summary import Summary, final_rows, last_attempts, summarize, to_markdown
@@ -70,7 +72,8 @@ def new_run_id(label: str) -> str:
 
 def preflight(trials: list[TrialConfig], data_dir: str | None, download: bool = True,
               loaded: dict[str, Dataset] | None = None) -> dict[str, dict[str, str]]:
-    """Validate every trial and make sure its data is present (downloading if allowed).
+    """Validate every trial and make sure its data is present (downloading if allowed): whatever would fail
+    inside a worker fails here, before Ray starts. The CLI and the pytest plugin both call it.
 
     Returns each dataset's provenance (where its files were found, how they were verified) for run.json;
     raises ValueError / FileNotFoundError on bad input.
@@ -78,6 +81,7 @@ def preflight(trials: list[TrialConfig], data_dir: str | None, download: bool = 
     if not trials:
         raise ValueError("Expected at least one trial. Received none: pick a suite or --strategy/--model/--dataset.")
     check_data_dir(data_dir)
+    check_capabilities(trials)
     datasets: dict[str, Dataset] = loaded if loaded is not None else {}
     provenance: dict[str, dict[str, str]] = {}
     for trial in trials:
@@ -93,8 +97,42 @@ def preflight(trials: list[TrialConfig], data_dir: str | None, download: bool = 
             derived = derive(datasets[trial.dataset], task)
             if len(derived.y_train) == 0:
                 raise ValueError(f"Expected training samples in task {task.label if task else 'all'} of {trial.dataset}. Received: none.")
-            build_model(trial.model, derived.input_shape, derived.num_classes, trial.model_options)
+            _check_classes(task, datasets[trial.dataset])
+            spec = build_model(trial.model, derived.input_shape, derived.num_classes, trial.model_options)
+            if task is trial.task:
+                _check_against_model(trial, spec)
     return provenance
+
+
+def _check_classes(task: TaskSpec | None, dataset: Dataset) -> None:
+    if task is not None and task.classes is not None and not set(task.classes) <= set(range(dataset.num_classes)):
+        raise ValueError(f"Expected classes among 0..{dataset.num_classes - 1} of {dataset.name}. Received: "
+                         f"classes={task.classes}. Pick --classes / --source-classes from that range.")
+
+
+def _check_against_model(trial: TrialConfig, spec: ModelSpec) -> None:
+    """What the strategies would only find out in a worker: options that do not fit the model of the target task."""
+    t = trial.transfer
+    if trial.strategy in NEEDS_BACKBONE and not isinstance(spec.layers[-1], Dense):
+        raise ValueError(f"Expected {trial.model}'s last layer to be a Dense head for strategy {trial.strategy}. "
+                         f"Received: {type(spec.layers[-1]).__name__} {spec.layers[-1].name!r}. Use a model whose "
+                         "output layer is Dense, or the scratch strategy.")
+    groups = list(spec.groups())
+    if trial.strategy == "freeze_early" and t.freeze_groups >= len(groups):
+        raise ValueError(f"Expected --freeze-groups < {len(groups)} for {trial.model} (its layer groups are {groups}). "
+                         f"Received: freeze_groups={t.freeze_groups}, which would leave nothing to train.")
+    names = [layer.name for layer in spec.layers]
+    if trial.strategy == "deep_features" and t.feature_layer is not None and t.feature_layer not in names:
+        raise ValueError(f"Expected --feature-layer to be a layer of {trial.model}. Received: feature_layer="
+                         f"{t.feature_layer!r}. Valid names: {names}")
+    if trial.mc_dropout_passes:
+        if not any(isinstance(layer, Dropout) and layer.rate > 0 for layer in spec.layers):
+            raise ValueError(f"Expected a model with dropout for --mc-dropout. Received: {trial.model} has no dropout "
+                             "layer with a rate > 0. Add --dropout RATE, or use a model with dropout (cnn_small).")
+        if spec.num_classes < 2:
+            raise ValueError("Expected a multi-class task for --mc-dropout (its metrics average softmax "
+                             f"probabilities). Received: a binary task ({trial.task.label if trial.task else ''}). "
+                             "Drop --binary-positive or --mc-dropout.")
 
 
 @dataclass
@@ -156,6 +194,20 @@ def datasets_to_ship(trials: list[TrialConfig], policy: str, address: str | None
     return shipped
 
 
+def execution_settings(results_dir: Path, recorded: dict[str, Any], given: dict[str, Any],
+                       verbose: bool = False) -> SchedulerSettings:
+    """Scheduler settings from the options ``given`` (None: not given), else the ``recorded`` ones (a run's
+    run.json ``scheduler``, or the defaults of a new run): a resumed run honours what is given, 0 included."""
+    def pick(name: str, fallback: Any = None) -> Any:
+        return given[name] if given.get(name) is not None else recorded.get(name, fallback)
+
+    return SchedulerSettings(
+        storage_dir=(results_dir / "_ray").resolve(), cpus_per_trial=pick("cpus_per_trial", 1),
+        gpus_per_trial=pick("gpus_per_trial", 0.0), address=pick("address"), max_concurrent=pick("max_concurrent"),
+        max_failures=pick("max_failures", 0), verbose=verbose,
+    )
+
+
 def _cache_dir(trials: list[TrialConfig], results_dir: Path) -> list[TrialConfig]:
     # Shared backbones and features live in one cache beside the runs, so later runs reuse them too.
     cache_dir = str((results_dir / "_cache").resolve())
@@ -212,10 +264,7 @@ def resume(results_dir: Path, run_id: str, settings: SchedulerSettings | None = 
     info = json.loads(info_path.read_text())
     if info.get("status") == "finished":
         raise ValueError(f"Expected an interrupted run. Received: {run_id!r} finished at {info.get('finished')}. Nothing to resume.")
-    recorded = info["scheduler"]
-    settings = settings or SchedulerSettings(storage_dir=(results_dir / "_ray").resolve(), cpus_per_trial=recorded["cpus_per_trial"],
-                                             gpus_per_trial=recorded["gpus_per_trial"], address=recorded["address"],
-                                             max_concurrent=recorded["max_concurrent"], max_failures=recorded.get("max_failures", 0))
+    settings = settings or execution_settings(results_dir, info["scheduler"], {})
     trials = [TrialConfig.from_dict(t) for t in info["trials"]]
     plan = TunePlan.from_dict(info["tune"]) if info.get("tune") else None
     kept = read_parts(run_dir)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -45,6 +46,33 @@ BAD_INPUTS = {
     "resume with a suite": (["run", "--resume", "finished-run", "--suite", "smoke"], "Expected --resume with execution options only"),
     "resume a finished run": (["run", "--resume", "finished-run"], "Expected an interrupted run. Received: 'finished-run' finished"),
     "resume a tune as a run": (["run", "--resume", "a-tune"], "is a tune run; use `xfbench tune --resume`"),
+    "resume onto a gpu": (["run", "--resume", "interrupted-run", "--gpus-per-trial", "1"],
+                          "Expected --gpus-per-trial to keep the recorded device (cpu"),
+    # options a backend cannot honour, when no selected backend can
+    "jit-compile on torch only": (["run", "--suite", "smoke", "--backend", "torch", "--jit-compile"],
+                                  "Expected --jit-compile to apply to a selected backend (only ['tensorflow']"),
+    "torch-compile on tensorflow only": (["run", "--suite", "smoke", "--backend", "tensorflow", "--torch-compile"],
+                                         "Expected --torch-compile to apply to a selected backend (only ['torch']"),
+    # input that used to fail only inside a worker
+    "freeze every group": (["run", "--strategy", "freeze_early", "--model", "cnn_small", "--dataset", "digits",
+                            "--freeze-groups", "2"], "Expected --freeze-groups < 2"),
+    "unknown feature layer": (["run", "--strategy", "deep_features", "--model", "cnn_small", "--dataset", "digits",
+                               "--feature-layer", "conv9"], "Expected --feature-layer to be a layer of cnn_small"),
+    "class out of range": (["run", "--strategy", "scratch", "--model", "mlp", "--dataset", "digits",
+                            "--classes", "3,10"],
+                           "Expected classes among 0..9 of digits. Received: classes=(3, 10)"),
+    "source class out of range": (["run", "--strategy", "fine_tune", "--model", "cnn_small", "--dataset", "digits",
+                                   "--classes", "0,1,2,3,4", "--source-classes", "5,6,7,8,12"],
+                                  "Expected classes among 0..9 of digits. Received: classes=(5, 6, 7, 8, 12)"),
+    "negative frozen epochs": (["run", "--strategy", "transfer", "--model", "cnn_small", "--dataset", "digits",
+                                "--frozen-epochs", "-1"], "frozen_epochs >= 0"),
+    "mc dropout without dropout": (["run", "--strategy", "scratch", "--model", "mlp", "--dataset", "digits",
+                                    "--mc-dropout", "5"], "Expected a model with dropout for --mc-dropout"),
+    "mc dropout on a binary task": (["run", "--strategy", "scratch", "--model", "cnn_small", "--dataset", "digits",
+                                     "--classes", "1,2", "--binary-positive", "2", "--mc-dropout", "5"],
+                                    "Expected a multi-class task for --mc-dropout"),
+    "bad dropout rng": (["run", "--suite", "smoke", "--dropout-rng", "numpy"], "invalid choice: 'numpy'"),
+    "bad bn variance": (["run", "--suite", "smoke", "--bn-variance", "sample"], "invalid choice: 'sample'"),
 }
 
 _SCRIPT = """
@@ -71,7 +99,9 @@ def bad_input_results(tmp_path_factory):
     cases["missing data"] = ["run", "--strategy", "scratch", "--model", "convnet3", "--dataset", "mnist", "--data-dir", str(empty), "--no-download"]
     cwd = tmp_path_factory.mktemp("cwd")
     for run_id, info in (("finished-run", {"kind": "run", "status": "finished", "finished": "2026-11-23T00:00:00Z"}),
-                         ("a-tune", {"kind": "tune", "status": "interrupted"})):
+                         ("a-tune", {"kind": "tune", "status": "interrupted"}),
+                         ("interrupted-run", {"kind": "run", "status": "interrupted",
+                                              "scheduler": {"gpus_per_trial": 0.0}})):
         (cwd / "results" / run_id).mkdir(parents=True)
         (cwd / "results" / run_id / "run.json").write_text(json.dumps(info))
     proc = subprocess.run([sys.executable, "-c", _SCRIPT, json.dumps(cases)], capture_output=True, text=True, cwd=cwd, timeout=300)
@@ -90,7 +120,8 @@ def test_bad_input_exits_2_with_expected_and_received(bad_input_results, case):
 def test_missing_data_exits_2_naming_where_it_looked(bad_input_results):
     code, stderr = bad_input_results["missing data"]
     assert code == 2
-    assert "train-images-idx3-ubyte" in stderr and "/usr/share/datasets" in stderr and "--data-dir" in stderr
+    assert "train-images-idx3-ubyte" in stderr and "--data-dir" in stderr
+    assert os.environ["XFBENCH_SYSTEM_DATA"] in stderr  # the system root, isolated by tests/conftest.py
 
 
 def test_no_bad_input_reached_ray_or_a_framework(bad_input_results):
@@ -136,3 +167,102 @@ def test_transfer_options_reach_the_trial_config():
     t = trials[0]
     assert t.task.classes == (0, 1, 2, 3, 4) and t.transfer.source_task.classes == (5, 6, 7, 8, 9)
     assert (t.transfer.source_epochs, t.transfer.source_backend, t.transfer.backbone_lr_multiplier) == (3, "tensorflow", 0.2)
+
+
+def _trials(*argv: str):
+    from harness.cli import build_parser, trials_from_args
+
+    return trials_from_args(build_parser().parse_args(list(argv)))
+
+
+def test_speed_options_are_recorded_only_on_the_backends_that_apply_them():
+    trials, _ = _trials("run", "--strategy", "scratch", "--model", "mlp", "--dataset", "digits", "--jit-compile",
+                        "--torch-compile")
+    applied = {t.backend: json.loads(t.to_json())["runtime"] for t in trials}
+    assert (applied["torch"]["jit_compile"], applied["torch"]["torch_compile"]) == (False, True)
+    assert (applied["tensorflow"]["jit_compile"], applied["tensorflow"]["torch_compile"]) == (True, False)
+
+
+def test_dropout_rng_and_bn_variance_reach_every_trial_config():
+    trials, _ = _trials("run", "--suite", "smoke", "--dropout-rng", "framework", "--bn-variance", "biased")
+    assert {t.runtime.dropout_rng for t in trials} == {"framework"}
+    assert {t.model_options.bn_running_variance for t in trials} == {"biased"}
+    defaults, _ = _trials("run", "--suite", "smoke")
+    assert {(t.runtime.dropout_rng, t.model_options.bn_running_variance) for t in defaults} == {("shared", "unbiased")}
+
+
+def test_run_without_a_selection_runs_the_quick_suite():
+    from harness.suites import case_trials, suite
+
+    trials, label = _trials("run")
+    quick = suite("quick")
+    assert label == "quick"
+    assert [t.trial_id for t in trials] == [
+        t.trial_id for case in quick.cases for t in case_trials(case, "quick", ("torch", "tensorflow"), quick.seeds)]
+
+
+def test_tune_without_a_selection_is_still_an_error():
+    from harness.cli import InputError
+
+    with pytest.raises(InputError, match="Expected --strategy, --model and --dataset together"):
+        _trials("tune")
+
+
+def _resume_settings(tmp_path, monkeypatch, *options: str):
+    """The scheduler settings `xfbench run --resume` hands to the runner (which is replaced: no Ray)."""
+    import harness.runner
+    from harness.cli import main
+
+    run_dir = tmp_path / "results" / "r1"
+    run_dir.mkdir(parents=True)
+    recorded = {"cpus_per_trial": 1, "gpus_per_trial": 0.0, "address": None, "max_concurrent": 3, "max_failures": 2}
+    (run_dir / "run.json").write_text(json.dumps({"kind": "run", "status": "interrupted", "scheduler": recorded}))
+    seen = {}
+
+    def resume(results_dir, run_id, settings, **_):
+        seen["settings"] = settings
+        raise KeyboardInterrupt  # stop here: the test is about the settings only
+
+    monkeypatch.setattr(harness.runner, "resume", resume)
+    with pytest.raises(KeyboardInterrupt):
+        main(["run", "--resume", "r1", "--results-dir", str(tmp_path / "results"), *options])
+    return seen["settings"]
+
+
+def test_resume_honours_given_execution_options_and_keeps_recorded_ones_otherwise(tmp_path, monkeypatch):
+    given = _resume_settings(tmp_path, monkeypatch, "--cpus-per-trial", "2", "--max-failures", "0",
+                             "--max-concurrent", "1")
+    assert (given.cpus_per_trial, given.max_failures, given.max_concurrent, given.gpus_per_trial) == (2, 0, 1, 0.0)
+    kept = _resume_settings(tmp_path / "again", monkeypatch)
+    assert (kept.cpus_per_trial, kept.max_failures, kept.max_concurrent, kept.gpus_per_trial) == (1, 2, 3, 0.0)
+
+
+def test_execution_options_default_to_none_so_resume_can_tell_given_from_default():
+    from harness.cli import build_parser
+
+    args = build_parser().parse_args(["run"])
+    assert (args.cpus_per_trial, args.gpus_per_trial, args.max_failures) == (None, None, None)
+
+
+def test_a_backbone_trains_with_the_speed_options_its_own_backend_honours(tmp_path):
+    from dataclasses import replace
+
+    from harness.backbone import pretrain_trials
+
+    trials, _ = _trials("run", "--strategy", "fine_tune", "--model", "cnn_small", "--dataset", "digits",
+                        "--jit-compile", "--torch-compile", "--source-backend", "tensorflow")
+    (pretrain,) = pretrain_trials([replace(t, cache_dir=str(tmp_path)) for t in trials])
+    assert pretrain.backend == "tensorflow"
+    assert (pretrain.runtime.jit_compile, pretrain.runtime.torch_compile) == (True, False)
+
+
+def test_execution_settings_take_what_is_given_zero_included_else_what_was_recorded(tmp_path):
+    from harness.runner import execution_settings
+
+    recorded = {"cpus_per_trial": 2, "gpus_per_trial": 0.5, "address": "10.0.0.5:6379", "max_concurrent": 4,
+                "max_failures": 3}
+    given = {"cpus_per_trial": None, "gpus_per_trial": 0.25, "address": None, "max_concurrent": None, "max_failures": 0}
+    s = execution_settings(tmp_path, recorded, given)
+    assert (s.cpus_per_trial, s.gpus_per_trial, s.address, s.max_concurrent, s.max_failures) == (
+        2, 0.25, "10.0.0.5:6379", 4, 0)
+    assert s.storage_dir == (tmp_path / "_ray").resolve()

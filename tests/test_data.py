@@ -5,6 +5,9 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
+import os
+import subprocess
+import sys
 import tarfile
 from pathlib import Path
 
@@ -13,8 +16,10 @@ import pytest
 
 from harness.data import ChecksumError, DataFileError, epoch_batches, load_dataset
 from harness.data.formats import CIFAR_RECORD_BYTES, parse_idx, read_bytes, write_idx
-from harness.data.locate import DatasetFiles, PublishedFile, download_file, locate
+from harness.data.locate import DatasetFiles, PublishedFile, data_roots, download_file, locate
 from harness.data.registry import FASHION_MNIST_FILES
+
+ROOT = Path(__file__).resolve().parents[1]
 
 IDX_NAMES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 
@@ -108,7 +113,7 @@ def test_missing_files_name_every_place_searched_and_how_to_get_them(tmp_path, m
     with pytest.raises(FileNotFoundError) as info:
         load_dataset("mnist", tmp_path / "cli", download=False)
     message = str(info.value)
-    for where in ("cli", "env", "cache", "/usr/share/datasets"):
+    for where in ("cli", "env", "cache", os.environ["XFBENCH_SYSTEM_DATA"]):
         assert where in message
     assert "--data-dir" in message
 
@@ -217,7 +222,7 @@ def test_batches_cover_each_sample_once_and_depend_only_on_seed_and_epoch():
 
 
 @pytest.mark.skipif(not Path("/usr/share/datasets/fashion-mnist").is_dir(), reason="Debian's dataset-fashion-mnist is not installed")
-def test_real_fashion_mnist_from_debian_is_found_and_verified(monkeypatch, tmp_path):
+def test_real_fashion_mnist_from_debian_is_found_and_verified(system_datasets, monkeypatch, tmp_path):
     monkeypatch.delenv("XFBENCH_DATA", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     found = locate(FASHION_MNIST_FILES, None, download=False)
@@ -225,3 +230,38 @@ def test_real_fashion_mnist_from_debian_is_found_and_verified(monkeypatch, tmp_p
     ds = load_dataset("fashion_mnist", download=False)
     assert ds.x_train.shape == (55000, 28, 28, 1) and ds.x_val.shape == (5000, 28, 28, 1) and ds.x_test.shape == (10000, 28, 28, 1)
     assert set(np.unique(ds.y_test)) == set(range(10)) and 0.0 <= ds.x_train.min() and ds.x_train.max() <= 1.0
+
+
+def test_the_system_root_is_debians_unless_overridden(tmp_path):
+    assert data_roots(None, env={"HOME": str(tmp_path)})[-1] == Path("/usr/share/datasets")
+    assert data_roots(None, env={"XFBENCH_SYSTEM_DATA": str(tmp_path)})[-1] == tmp_path
+
+
+def test_every_data_search_path_of_a_test_is_a_temporary_directory():
+    temporary = Path(os.environ["XFBENCH_TEST_DATA_ROOT"])
+    roots = data_roots(None)
+    assert len(roots) == 3  # $XFBENCH_DATA, the user cache, the system root
+    assert all(temporary in root.parents for root in roots), roots
+    assert not any(root.exists() and any(root.iterdir()) for root in roots)
+
+
+# Tests that need MNIST to be absent; each looks somewhere else (a module, a pytester session, a CLI subprocess).
+NEEDS_MNIST_MISSING = (
+    "tests/test_data.py::test_missing_files_name_every_place_searched_and_how_to_get_them",
+    "tests/test_pytest_plugin.py::test_a_case_whose_data_is_missing_is_skipped_with_the_reason",
+    "tests/test_cli.py::test_missing_data_exits_2_naming_where_it_looked",
+)
+
+
+def test_mnist_on_this_machine_does_not_reach_the_tests(tmp_path):
+    """As after `xfbench run --dataset mnist`: MNIST in ~/.cache/xfbench, in $XFBENCH_DATA and in the system root.
+    The tests that need it missing still pass (and none of them starts Ray)."""
+    home = tmp_path / "home"
+    for root in (home / ".cache" / "xfbench", tmp_path / "env", tmp_path / "system"):
+        write_mnist_like(root / "mnist")
+    env = {k: v for k, v in os.environ.items() if k not in ("XDG_CACHE_HOME", "XFBENCH_TEST_DATA_ROOT")}
+    env.update(HOME=str(home), XFBENCH_DATA=str(tmp_path / "env"), XFBENCH_SYSTEM_DATA=str(tmp_path / "system"))
+    proc = subprocess.run([sys.executable, "-m", "pytest", *NEEDS_MNIST_MISSING, "-x", "-q", "-p", "no:cacheprovider"],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    assert "3 passed" in proc.stdout

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -48,3 +49,27 @@ def test_each_backend_imports_only_its_own_framework():
         for path in (ROOT / "backends" / backend).rglob("*.py"):
             foreign = (_imported_roots(path) & set(FRAMEWORKS)) - allowed
             assert not foreign, f"{path} imports {foreign}"
+
+
+def test_backend_capabilities_are_read_without_importing_a_framework():
+    code = (
+        "import json, sys\n"
+        "from harness.backend import BACKENDS, backend_capabilities\n"
+        "caps = {b: sorted(backend_capabilities(b)) for b in BACKENDS}\n"
+        f"print(json.dumps([caps, sorted(m for m in {FRAMEWORKS!r} if m in sys.modules)]))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    caps, imported = json.loads(out.stdout)
+    assert imported == []
+    assert "torch_compile" in caps["torch"] and "jit_compile" not in caps["torch"]
+    assert "jit_compile" in caps["tensorflow"] and "torch_compile" not in caps["tensorflow"]
+    for name in ("per_group_lr", "freeze", "shared_dropout", "gpu"):
+        assert name in caps["torch"] and name in caps["tensorflow"]
+
+
+def test_backend_packages_and_capability_declarations_import_no_framework():
+    for backend in ("torch", "tensorflow"):
+        for module in ("__init__.py", "capabilities.py"):
+            path = ROOT / "backends" / backend / module
+            assert not _imported_roots(path) & set(FRAMEWORKS), f"{path} imports a framework"
+            assert not _imported_roots(path) & {"backends"}, f"{path} imports the adapter (and so the framework)"

@@ -90,3 +90,116 @@ def test_a_failing_bar_reports_measured_value_bar_and_backend_and_state_lives_in
         "*[[]torch[]] scratch-mlp-digits: test accuracy 0.* is below the bar 1.0100 (test bar); mean over 1 seed(s)*",
         "*xfbench comparison*",
     ])
+
+
+# A stand-in for the Ray run, for checks that are about what the plugin does with an outcome: after collection it
+# stores an outcome built from the collected trials, with the accuracy given per (backend, seed); a trial with no
+# entry recorded no row. The plugin then never starts a run of its own.
+RECORDED_RUN_CONFTEST = """
+import pytest
+from harness.provenance import MachineInfo
+from harness.pytest_plugin import STATE_KEY
+from harness.results import to_frame
+from harness.runner import RunOutcome
+from harness.summary import summarize
+from harness.trial import RunInfo, base_row
+
+ACCURACY = {accuracy!r}
+STATUS = {status!r}
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_finish(session):
+    state = session.config.stash[STATE_KEY]
+    rows = []
+    for trial in state.wanted.values():
+        if (trial.backend, trial.seed) in ACCURACY:
+            row = base_row(trial, RunInfo("recorded", "c"), MachineInfo.current())
+            row.update(stage="trials", phase="train", epoch=1, test_acc=ACCURACY[(trial.backend, trial.seed)],
+                       status="ok", warmup=True, epoch_time_s=1.0, samples_per_s=1.0, timestamp="t")
+            rows.append(row)
+    frame = to_frame(rows)
+    state.outcome = RunOutcome("recorded", session.config.rootpath, frame, summarize(frame), "", 0.0, STATUS)
+"""
+
+TWO_SEED_SUITE = """
+import pytest
+from harness.models import ModelOptions
+from harness.suites import Suite, SuiteCase
+
+SUITE = Suite("pair", "one case, two seeds", cases=(
+    SuiteCase("scratch", "mlp", "digits", epochs=1, model_options=ModelOptions(hidden=(16,)){gap}),
+), seeds=2)
+pytestmark = pytest.mark.xfbench(suites={{"smoke": SUITE}})
+
+def test_case(xfbench_case):
+    xfbench_case.check_bar()
+"""
+
+
+def _recorded_run(pytester, accuracy, status="finished", gap=""):
+    pytester.makeconftest(RECORDED_RUN_CONFTEST.format(accuracy=accuracy, status=status))
+    pytester.makepyfile(test_suite=TWO_SEED_SUITE.format(gap=gap))
+    return pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:benchmark")
+
+
+def test_a_case_that_measured_nothing_fails_with_the_reason(pytester):
+    result = _recorded_run(pytester, {("torch", 0): 0.9, ("torch", 1): 0.9})
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*[[]tensorflow[]] scratch-mlp-digits: measured nothing: no ok row with a test accuracy for "
+                                 "pair-scratch-mlp-digits-tensorflow-s0, pair-scratch-mlp-digits-tensorflow-s1*"])
+
+
+def test_a_case_of_an_interrupted_run_fails(pytester):
+    both = {(b, s): 0.9 for b in ("torch", "tensorflow") for s in (0, 1)}
+    result = _recorded_run(pytester, both, status="interrupted")
+    result.assert_outcomes(failed=2)
+    result.stdout.fnmatch_lines(["*[[]torch[]] scratch-mlp-digits*: the run was interrupted*--resume recorded*"])
+
+
+def test_backends_that_disagree_beyond_the_case_gap_fail_naming_seeds_and_values(pytester):
+    accuracy = {("torch", 0): 0.9, ("tensorflow", 0): 0.9, ("torch", 1): 0.8, ("tensorflow", 1): 0.75}
+    result = _recorded_run(pytester, accuracy)
+    result.assert_outcomes(failed=2)
+    result.stdout.fnmatch_lines([
+        "*[[]torch[]] scratch-mlp-digits*: backends disagree by more than max_backend_gap 0.0000 on seed(s) [[]1[]]: "
+        "seed 1: torch 0.8000, tensorflow 0.7500*",
+    ])
+    assert "seed 0:" not in result.stdout.str()
+
+
+def test_backends_that_agree_within_the_case_gap_pass(pytester):
+    same = {(b, s): acc for b in ("torch", "tensorflow") for s, acc in ((0, 0.9), (1, 0.8))}
+    _recorded_run(pytester, same).assert_outcomes(passed=2)
+    pytester.path.joinpath("conftest.py").unlink()
+    within = {("torch", 0): 0.9, ("tensorflow", 0): 0.9, ("torch", 1): 0.8, ("tensorflow", 1): 0.75}
+    _recorded_run(pytester, within, gap=", max_backend_gap=0.05").assert_outcomes(passed=2)
+
+
+def test_bad_input_fails_every_case_before_ray_or_a_framework_starts(pytester, tmp_path):
+    pytester.makepyfile(test_suite="""
+import sys
+import pytest
+from harness.config import TransferOptions
+from harness.suites import Suite, SuiteCase
+
+SUITE = Suite("bad", "a case no worker could run, and a good one", cases=(
+    SuiteCase("freeze_early", "cnn_small", "digits", epochs=1,
+              transfer=TransferOptions(freeze_groups=2, source_epochs=1)),
+    SuiteCase("scratch", "mlp", "digits", epochs=1),
+))
+pytestmark = pytest.mark.xfbench(suites={"smoke": SUITE})
+
+def test_case(xfbench_case):
+    xfbench_case.check_bar()
+
+def test_zz_nothing_started():
+    assert sorted(m for m in ("ray", "torch", "tensorflow") if m in sys.modules) == []
+""")
+    results = tmp_path / "results"
+    result = pytester.runpytest_subprocess("--backend", "torch", "--results-dir", str(results),
+                                           "-p", "no:cacheprovider")
+    result.assert_outcomes(errors=2, passed=1)  # each case's fixture fails with the reason
+    result.stdout.fnmatch_lines(
+        ["*[[]torch[]] scratch-mlp-digits: bad input, nothing was run: Expected --freeze-groups < 2*"])
+    assert not results.exists() or not [p for p in results.iterdir() if p.name != "_cache"]

@@ -1,5 +1,5 @@
-"""TensorFlow/Keras adapter for the xfbench backend protocol."""
+"""TensorFlow/Keras adapter for the xfbench backend protocol.
 
-from backends.tensorflow.adapter import TensorFlowBackend, create_backend
-
-__all__ = ["TensorFlowBackend", "create_backend"]
+Importing this package imports no framework: ``capabilities`` is read by the driver, ``adapter`` (which imports
+TensorFlow) only inside a worker, by ``harness.backend.load_backend``.
+"""

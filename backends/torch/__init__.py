@@ -1,5 +1,5 @@
-"""PyTorch adapter for the xfbench backend protocol."""
+"""PyTorch adapter for the xfbench backend protocol.
 
-from backends.torch.adapter import TorchBackend, create_backend
-
-__all__ = ["TorchBackend", "create_backend"]
+Importing this package imports no framework: ``capabilities`` is read by the driver, ``adapter`` (which imports
+torch) only inside a worker, by ``harness.backend.load_backend``.
+"""

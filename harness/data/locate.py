@@ -1,7 +1,9 @@
 """Finding dataset files, verifying them, and downloading them when absent.
 
 Search order: ``--data-dir``, ``$XFBENCH_DATA``, the user cache
-(``$XDG_CACHE_HOME/xfbench`` or ``~/.cache/xfbench``), ``/usr/share/datasets``.
+(``$XDG_CACHE_HOME/xfbench`` or ``~/.cache/xfbench``), the system root
+``/usr/share/datasets`` (``$XFBENCH_SYSTEM_DATA`` replaces it: tests point
+every root at temporary directories).
 In each root the files may sit in ``<root>/<name>/``, ``<root>/<alias>/`` (e.g.
 Debian's ``fashion-mnist``) or directly in ``<root>``.
 
@@ -29,7 +31,8 @@ from typing import Mapping
 
 from harness.data.formats import ChecksumError, read_bytes
 
-SYSTEM_DATA_ROOT = Path("/usr/share/datasets")
+SYSTEM_DATA_ROOT = Path("/usr/share/datasets")  # where Debian's dataset packages install
+SYSTEM_DATA_ENV = "XFBENCH_SYSTEM_DATA"  # replaces SYSTEM_DATA_ROOT when set
 MANIFEST = "SHA256SUMS"
 
 
@@ -66,8 +69,13 @@ def data_roots(data_dir: str | os.PathLike[str] | None, env: Mapping[str, str] |
     if env.get("XFBENCH_DATA"):
         roots.append(Path(env["XFBENCH_DATA"]).expanduser())
     roots.append(user_cache_dir(env))
-    roots.append(SYSTEM_DATA_ROOT)
+    roots.append(system_data_root(env))
     return roots
+
+
+def system_data_root(env: Mapping[str, str] | None = None) -> Path:
+    env = os.environ if env is None else env
+    return Path(env[SYSTEM_DATA_ENV]).expanduser() if env.get(SYSTEM_DATA_ENV) else SYSTEM_DATA_ROOT
 
 
 def user_cache_dir(env: Mapping[str, str] | None = None) -> Path:

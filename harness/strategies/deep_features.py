@@ -49,7 +49,8 @@ def run(ctx: "StrategyContext") -> str:
     data, spec, details = start_from_backbone(ctx, always_new_head=False)
     layer = t.feature_layer or spec.inputs_of(len(spec.layers) - 1)[0]
     task_key = hashlib.sha256(json.dumps(cfg.task.__dict__ if cfg.task else {}, sort_keys=True, default=str).encode()).hexdigest()[:8]
-    cache = Path(cfg.cache_dir) / "features" / f"{recipe_for(cfg).key}-{layer}-{t.feature_pool}-{task_key}-{cfg.backend}.npz"
+    features_file = recipe_for(cfg).features_file(layer, t.feature_pool, task_key, cfg.backend)  # code versions too
+    cache = Path(cfg.cache_dir) / "features" / features_file
     start = time.perf_counter()
     if cache.is_file():
         with np.load(cache, allow_pickle=False) as stored:

@@ -1,0 +1,40 @@
+"""What a cache key holds besides a recipe: the code and the framework that produced the cached artefact.
+
+A shared backbone or a feature file made by another xfbench version, by other harness/ or backends/ source, or
+by another framework version is not reused: all three are part of its key. They are computed on first use and
+once per process (no import side effects), and the framework's version comes from package metadata, so the
+driver never imports a framework to compute a key.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+from pathlib import Path
+
+import harness
+from harness.backend import installed_framework_version
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+SOURCE_DIRS = ("harness", "backends")  # the code that decides what a backbone or a feature file holds
+
+
+@functools.cache
+def source_digest(root: Path = PROJECT_ROOT) -> str:
+    """sha256 (16 hex digits) over the paths and bytes of every .py file under ``root``'s harness/ and backends/."""
+    digest = hashlib.sha256()
+    for folder in SOURCE_DIRS:
+        for path in sorted((root / folder).rglob("*.py")):
+            digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
+
+
+def code_versions(backend: str) -> dict[str, str]:
+    """The versions a cached artefact made by ``backend`` depends on: xfbench's, its source's, the framework's."""
+    framework = installed_framework_version(backend)
+    return {"xfbench": harness.__version__, "source": source_digest(), "framework": framework}
+
+
+def code_tag(backend: str) -> str:
+    """A short hash of :func:`code_versions`, for file names."""
+    return hashlib.sha256(repr(sorted(code_versions(backend).items())).encode()).hexdigest()[:10]

@@ -1,0 +1,86 @@
+"""Cached backbones and features are keyed by the code and framework that made them, not only by their recipe."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import harness
+import harness.cachekeys as cachekeys
+from harness.backbone import recipe_for
+from harness.config import TransferOptions, TrialConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _target(source_backend: str = "torch") -> TrialConfig:
+    return TrialConfig("fine_tune", "cnn_small", "digits", "tensorflow", seed=0, epochs=1,
+                       transfer=TransferOptions(source_backend=source_backend), cache_dir="/tmp/cache")
+
+
+def test_backbone_key_changes_with_xfbench_version_source_and_framework_version(monkeypatch):
+    recipe = recipe_for(_target())
+    key = recipe.key
+    assert recipe_for(_target()).key == key  # stable within a process
+    monkeypatch.setattr(harness, "__version__", "999.0")
+    assert recipe.key != key
+    monkeypatch.undo()
+    monkeypatch.setattr(cachekeys, "source_digest", lambda: "edited")
+    assert recipe.key != key
+    monkeypatch.undo()
+    monkeypatch.setattr(cachekeys, "installed_framework_version", lambda backend: f"{backend} 0.0")
+    assert recipe.key != key
+    monkeypatch.undo()
+    assert recipe.key == key
+
+
+def test_feature_file_name_is_keyed_by_the_extracting_backend_code_and_framework(monkeypatch):
+    recipe = recipe_for(_target())
+    by_torch = recipe.features_file("flatten", "flatten", "task", "torch")
+    by_tf = recipe.features_file("flatten", "flatten", "task", "tensorflow")
+    assert by_torch.startswith(recipe.key) and by_torch.endswith(".npz") and "-torch-" in by_torch and by_tf != by_torch
+    monkeypatch.setattr(cachekeys, "installed_framework_version", lambda backend: f"{backend} 0.0")
+    assert recipe.features_file("flatten", "flatten", "task", "torch") != by_torch
+
+
+def _copy_sources(target: Path) -> None:
+    for folder in cachekeys.SOURCE_DIRS:
+        shutil.copytree(ROOT / folder, target / folder, ignore=shutil.ignore_patterns("__pycache__"))
+
+
+def test_source_digest_covers_every_harness_and_backend_source_file(tmp_path):
+    _copy_sources(tmp_path / "copy")
+    assert cachekeys.source_digest(tmp_path / "copy") == cachekeys.source_digest(ROOT)
+    _copy_sources(tmp_path / "edited")
+    adapter = tmp_path / "edited" / "backends" / "torch" / "adapter.py"
+    adapter.write_text(adapter.read_text() + "\n# a change\n")
+    assert cachekeys.source_digest(tmp_path / "edited") != cachekeys.source_digest(ROOT)
+
+
+def test_keys_read_framework_versions_from_package_metadata_without_importing_a_framework():
+    code = (
+        "import json, sys\n"
+        "from harness.cachekeys import code_versions\n"
+        "print(json.dumps({'versions': {b: code_versions(b) for b in ('torch', 'tensorflow')},\n"
+        "                  'imported': sorted(m for m in ('torch', 'tensorflow', 'ray') if m in sys.modules)}))\n"
+    )
+    out = json.loads(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                                    cwd=ROOT).stdout)
+    assert out["imported"] == []
+    for backend in ("torch", "tensorflow"):
+        versions = out["versions"][backend]
+        assert versions["framework"] == f"{backend} {importlib.metadata.version(backend)}"
+        assert versions["xfbench"] == harness.__version__ and re.fullmatch(r"[0-9a-f]{16}", versions["source"])
+
+
+def test_make_test_starts_from_an_empty_cache():
+    makefile = (ROOT / "Makefile").read_text()
+    recipe = makefile.split("\ntest:")[1].split("\n\n")[0]
+    lines = [line.strip() for line in recipe.splitlines()[1:]]
+    pytest_line = next(i for i, line in enumerate(lines) if "pytest" in line)
+    assert any(line.startswith("rm -rf results/ci") for line in lines[:pytest_line]), recipe
