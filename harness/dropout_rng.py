@@ -144,7 +144,9 @@ def apply_mask(x: np.ndarray, keep: np.ndarray, rate: float, kind: str) -> np.nd
     return x * factor if offset is None else x * factor + offset
 
 
-def layout_hashes(shape: tuple[int, ...], flattened_from: tuple[int, int, int] | None, channels_first: bool) -> np.ndarray:
+def layout_hashes(
+    shape: tuple[int, ...], flattened_from: tuple[int, int, int] | None, channels_first: bool
+) -> np.ndarray:
     """:func:`element_hashes` for a tensor as a backend holds it: ``shape`` is the neutral per-sample shape;
     channels-first backends hold feature maps as (C, H, W) and vectors flattened from a map in C,H,W order."""
     if not channels_first:

@@ -13,7 +13,8 @@ from harness.config import OPTIMIZERS, OptimizerConfig, RegularizationConfig
 from harness.data.batching import epoch_batches
 from harness.models import MODELS, ModelOptions, build_model
 from harness.spec import (
-    BN_RUNNING_VARIANCES, Activation, Add, AvgPool2D, BatchNorm, Concat, Conv2D, Dense, Flatten, GlobalAvgPool2D, MaxPool2D, ModelSpec,
+    BN_RUNNING_VARIANCES, Activation, Add, AvgPool2D, BatchNorm, Concat, Conv2D, Dense, Flatten, GlobalAvgPool2D,
+    MaxPool2D, ModelSpec,
 )
 from harness.weights import initial_weights
 
@@ -107,7 +108,8 @@ def _train_both(workers, digits, spec: ModelSpec, optimizer: OptimizerConfig, se
     weights = initial_weights(spec, "he_normal", seed)
     batches = epoch_batches(len(digits.y_train), 32, seed, 1)[:STEPS]
     assert len(batches) == STEPS
-    args = (spec, weights, optimizer, digits.x_train, digits.y_train, batches, None, None, RegularizationConfig(), multipliers)
+    args = (spec, weights, optimizer, digits.x_train, digits.y_train, batches, None, None, RegularizationConfig(),
+            multipliers)
     (w_torch, s_torch, _), (w_tf, s_tf, _) = (workers[b](probes.train, *args) for b in ("torch", "tensorflow"))
     moved = max_abs_diff(w_torch, weights)
     return weights, w_torch, w_tf, s_torch, s_tf, moved

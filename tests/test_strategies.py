@@ -164,7 +164,8 @@ def test_each_strategy_leaves_the_same_weights_in_both_backends(workers, cache, 
 
 @pytest.mark.parametrize("epochs", [1, 3], ids=["frozen_phase", "both_phases"])
 def test_each_transfer_phase_leaves_the_same_weights_in_both_backends(workers, cache, epochs):
-    trial = _target(cache, "transfer", epochs=epochs, transfer=TransferOptions(source_task=HIGH, source_epochs=3, frozen_epochs=1))
+    transfer = TransferOptions(source_task=HIGH, source_epochs=3, frozen_epochs=1)
+    trial = _target(cache, "transfer", epochs=epochs, transfer=transfer)
     _assert_same_training(_both(workers, trial), f"transfer, {epochs} epoch(s)")
 
 
@@ -173,7 +174,8 @@ def test_deep_features_and_a_random_forest_on_them_agree_across_backends(workers
                         cache_dir=str(cache), transfer=TransferOptions(source_epochs=2, feature_layer="flatten",
                                                                        sklearn_head="random_forest"))
     _pretrain(workers, trial)
-    features = {b: workers[b](probes.backbone_features, dataclasses.replace(trial, backend=b).to_dict()) for b in BACKENDS}
+    features = {b: workers[b](probes.backbone_features, dataclasses.replace(trial, backend=b).to_dict())
+                for b in BACKENDS}
     assert features["torch"].shape == features["tensorflow"].shape == (len(features["torch"]), 8 * 8 * 16)
     scale = max(1.0, float(np.abs(features["torch"]).max()))
     assert np.abs(features["torch"] - features["tensorflow"]).max() <= 1e-5 * scale

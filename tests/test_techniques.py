@@ -150,7 +150,8 @@ def test_each_activation_trains_alike(workers, digits, activation):
 
 @pytest.mark.parametrize("variance", ["unbiased", "biased"])
 @pytest.mark.parametrize("placement", ["before", "after"])
-def test_batchnorm_placement_trains_and_evaluates_alike_running_statistics_included(workers, digits, placement, variance):
+def test_batchnorm_placement_trains_and_evaluates_alike_running_statistics_included(workers, digits, placement,
+                                                                                     variance):
     options = ModelOptions(batchnorm=placement, bn_decay=0.9, bn_epsilon=1e-3, bn_running_variance=variance)
     spec = build_model("convnet3", digits.input_shape, digits.num_classes, options)
     if placement == "before":
@@ -217,7 +218,8 @@ def test_shared_dropout_masks_are_the_reference_generators_in_both_backends(work
     rng = np.random.default_rng(1)
     x = rng.normal(size=(300, 4, 5, 3)).astype(np.float32)
     # batch_size 128: three batches per pass, so the sample offset of the later batches is exercised too
-    got = {b: workers[b](probes.dropout_outputs, 0.3, kind, x, 2, before_flatten, "shared", 128) for b in ("torch", "tensorflow")}
+    got = {b: workers[b](probes.dropout_outputs, 0.3, kind, x, 2, before_flatten, "shared", 128)
+           for b in ("torch", "tensorflow")}
     # The probe's dropout layer sits at spec index 0 (on the map) or 1 (after the flatten); MC passes use seed 3.
     layer = 0 if before_flatten else 1
     for p in range(2):
@@ -275,10 +277,12 @@ def test_mc_dropout_passes_agree_across_backends(workers, digits, kind):
 def test_a_whole_trial_with_dropout_gives_the_same_rows_in_both_backends(workers):
     config = TrialConfig(strategy="scratch", model="cnn_small", dataset="digits", backend="torch", seed=1, epochs=2,
                          mc_dropout_passes=3)
-    rows = {b: workers[b](probes.trial_rows, dataclasses.replace(config, backend=b).to_dict(), "drop") for b in ("torch", "tensorflow")}
+    rows = {b: workers[b](probes.trial_rows, dataclasses.replace(config, backend=b).to_dict(), "drop")
+            for b in ("torch", "tensorflow")}
     for column in ("train_loss", "val_loss", "mc_pred_std"):
         t = [r[column] for r in rows["torch"] if column in r]
         f = [r[column] for r in rows["tensorflow"] if column in r]
         assert np.allclose(t, f, rtol=1e-5, atol=1e-6), column
     for column in ("train_acc", "val_acc", "test_acc", "mc_test_acc"):
-        assert [r.get(column) for r in rows["torch"]] == pytest.approx([r.get(column) for r in rows["tensorflow"]], nan_ok=True)
+        torch_values = [r.get(column) for r in rows["torch"]]
+        assert torch_values == pytest.approx([r.get(column) for r in rows["tensorflow"]], nan_ok=True)

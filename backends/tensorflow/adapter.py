@@ -251,11 +251,12 @@ class TensorFlowBackend:
                 keys.assign(step_keys, offset)
                 return twin(xb, training=False)
 
-            return np.stack([
-                np.concatenate([shared_pass(xt[s:s + batch_size], self._step_keys(STREAM_MC, seed, p), tf.constant(s, tf.int64)).numpy()
-                                for s in range(0, len(x), batch_size)])
-                for p in range(passes)
-            ])
+            def one_pass(p: int) -> np.ndarray:
+                keys_p = self._step_keys(STREAM_MC, seed, p)
+                return np.concatenate([shared_pass(xt[s:s + batch_size], keys_p, tf.constant(s, tf.int64)).numpy()
+                                       for s in range(0, len(x), batch_size)])
+
+            return np.stack([one_pass(p) for p in range(passes)])
         predict = tf.function(lambda xb: twin(xb, training=False), reduce_retracing=True)
         return np.stack([
             np.concatenate([predict(xt[s:s + batch_size]).numpy() for s in range(0, len(x), batch_size)])

@@ -262,7 +262,8 @@ class TorchBackend:
     @torch.no_grad()
     def predict_mc(self, x: np.ndarray, passes: int, seed: int, batch_size: int = 1000) -> np.ndarray:
         self.model.eval()
-        dropouts = [m for m in self.module.modules() if isinstance(m, (torch.nn.Dropout, torch.nn.AlphaDropout, SharedDropout))]
+        kinds = (torch.nn.Dropout, torch.nn.AlphaDropout, SharedDropout)
+        dropouts = [m for m in self.module.modules() if isinstance(m, kinds)]
         for m in dropouts:
             m.train()  # dropout on, BatchNorm still in inference mode
         xt = torch.from_numpy(images_to_torch(x.astype(np.float32, copy=False))).to(self.device)
