@@ -106,6 +106,23 @@ class CaseHandle:
             out.setdefault(str(r.backend), {})[int(r.seed)] = float(r.test_acc)
         return out
 
+    def _where_trajectories_part(self, seed: int, others: list[str]) -> str:
+        """The first epoch whose training loss differs between the backends by more than fp32 rounding explains:
+        from the first epoch on, a difference in what they compute; later, a rounding-level gap that grew."""
+        frame = self.state.outcome.frame
+        c = self.case
+        rows = frame[(frame["suite"] == self.suite_name) & (frame["strategy"] == c.strategy) & (frame["model"] == c.model)
+                     & (frame["dataset"] == c.dataset) & (frame["variant"].fillna("") == c.variant)
+                     & (frame["seed"] == seed) & (frame["status"] == "ok")]
+        losses = {b: dict(zip(g["epoch"], g["train_loss"])) for b, g in rows.groupby("backend")}
+        mine = losses.get(self.backend, {})
+        for epoch in sorted(mine):
+            for other in others:
+                theirs = losses.get(other, {}).get(epoch)
+                if theirs is not None and abs(mine[epoch] - theirs) > 1e-5 * max(1.0, abs(theirs)):
+                    return f" (training losses part at epoch {epoch}: {mine[epoch]:.6g} vs {other} {theirs:.6g})"
+        return " (training losses agree at every epoch)"
+
     def check_agreement(self) -> None:
         """Fail when, on some seed, another backend's test accuracy differs from this one's by more than the
         case's ``max_backend_gap`` (0: exact agreement). Backends or seeds absent from the run are not compared."""
@@ -117,6 +134,7 @@ class CaseHandle:
             others = {b: accs[seed] for b, accs in sorted(by_backend.items()) if b != self.backend and seed in accs}
             if any(abs(acc - other) > gap + 1e-9 for other in others.values()):  # 1e-9: float noise in a - b
                 apart[seed] = ", ".join(f"{b} {a:.4f}" for b, a in {self.backend: acc, **others}.items())
+                apart[seed] += self._where_trajectories_part(seed, list(others))
         if apart:
             pytest.fail(f"[{self.backend}] {self.case.case_id}: backends disagree by more than max_backend_gap "
                         f"{gap:.4f} on seed(s) {sorted(apart)}: "

@@ -212,6 +212,15 @@ def _deep_feature_cases(dataset: str, source_epochs: int, heads: tuple[str, ...]
     )
 
 
+def _flatten_feature_case(dataset: str, source_epochs: int, bar: float | None, bar_source: str) -> SuiteCase:
+    """Deep features taken at convnet3's Flatten (a feature map flattened in the neutral H,W,C order in every
+    backend) and a RandomForest on them: column order matters to the forest, so both backends must agree exactly."""
+    return SuiteCase("deep_features", "convnet3", dataset, epochs=1, variant="random_forest@flatten",
+                     transfer=TransferOptions(source_epochs=source_epochs, sklearn_head="random_forest",
+                                              feature_layer="flatten"),
+                     min_test_acc=bar, bar_source=bar_source)
+
+
 def ab_cases(dataset: str, epochs: int = 20, frozen_epochs: int = 4, bar: float | None = None, bar_source: str = "") -> tuple[SuiteCase, ...]:
     """S4b, Fashion-MNIST A -> B: A = the 8 classes but sandal (5) and shirt (6); B = sandal vs shirt, shirt = 1, 200 images.
 
@@ -242,6 +251,7 @@ SUITES.update({
               _reuse_cases("digits", 5, 5, {"feature_extraction": 0.88, "fine_tune": 0.89, "freeze_early": 0.90}, _MEASURED)
               + _split_transfer_cases("digits", 5, 5, (0.90, 0.87), _MEASURED)
               + _deep_feature_cases("digits", 8, ("linear_svc", "random_forest", "rbf_svc", "logistic_regression"), 0.90)
+              + (_flatten_feature_case("digits", 5, 0.93, _MEASURED),)
               + ab_cases("digits", bar=0.93, bar_source=_MEASURED)),
         Suite("transfer_full", "S4 as in the notebooks: MNIST 5-9 -> 0-4 and back, Fashion-MNIST A -> B",
               _split_transfer_cases("mnist", 5, 5, (None, None), "") + ab_cases("fashion_mnist", bar=0.95, bar_source=_MEASURED_AB)),

@@ -11,6 +11,7 @@ import tensorflow as tf
 from backends.tensorflow.dropout import DropoutKeys
 from backends.tensorflow.model import build_model, export_weights, load_weights
 from backends.tensorflow.optimizers import TorchSemanticsOptimizer
+from backends.tensorflow.capabilities import CAPABILITIES
 from harness.backend import StepStats
 from harness.config import OptimizerConfig, RegularizationConfig, RuntimeOptions
 from harness.dropout_rng import STREAM_MC, STREAM_TRAIN, step_key
@@ -58,7 +59,8 @@ class TensorFlowBackend:
     def __init__(self, runtime: RuntimeOptions) -> None:
         configure_runtime(runtime)
         self.runtime = runtime
-        self.capabilities = frozenset({"jit_compile", "per_group_lr", "freeze"} | ({"gpu"} if tf.config.list_physical_devices("GPU") else set()))
+        # What this process can do: the declaration, less a GPU this machine does not have.
+        self.capabilities = CAPABILITIES if tf.config.list_physical_devices("GPU") else CAPABILITIES - {"gpu"}
         self._data: dict[str, tuple[tf.Tensor, tf.Tensor]] = {}
         self._spec: ModelSpec | None = None
         self._optimizer: TorchSemanticsOptimizer | None = None

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from backends.torch.dropout import DropoutKeys, SharedDropout
 from backends.torch.layout import images_to_torch
 from backends.torch.model import build_module, export_weights, layer_module, load_weights
+from backends.torch.capabilities import CAPABILITIES
 from harness.backend import StepStats
 from harness.config import OptimizerConfig, RegularizationConfig, RuntimeOptions
 from harness.dropout_rng import STREAM_MC, STREAM_TRAIN, step_key
@@ -67,7 +68,8 @@ class TorchBackend:
             self.device = torch.device("cpu")
         if runtime.deterministic:
             torch.use_deterministic_algorithms(True)
-        self.capabilities = frozenset({"torch_compile", "per_group_lr", "freeze"} | ({"gpu"} if torch.cuda.is_available() else set()))
+        # What this process can do: the declaration, less a GPU this machine does not have.
+        self.capabilities = CAPABILITIES if torch.cuda.is_available() else CAPABILITIES - {"gpu"}
         self._data: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         self._spec: ModelSpec | None = None
         self.record_lr_trace = False  # tests: keep the learning rate each step actually used
