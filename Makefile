@@ -8,7 +8,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: quick test install fashion-mnist benchmark benchmark-scheduling clean
+.PHONY: quick test install fashion-mnist benchmark benchmark-scheduling benchmark-dropout clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -41,6 +41,10 @@ benchmark: $(STAMP)
 # Ray Tune's per-trial overhead (100 trivial trials) and 1 -> 2 concurrency scaling; about 10 minutes here.
 benchmark-scheduling: $(STAMP)
 	$(BIN)/python benchmarks/scheduling.py
+
+# Shared dropout masks against each framework's own dropout, per backend; about 4 minutes here.
+benchmark-dropout: $(STAMP)
+	$(BIN)/python benchmarks/dropout_masks.py
 
 clean:
 	rm -rf $(VENV) results/ci results/_ray
