@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from harness.spec import (
-    Activation, Add, AvgPool2D, BatchNorm, Concat, Conv2D, Dense, Dropout, Flatten,
-    GlobalAvgPool2D, Layer, MaxPool2D, ModelSpec,
+    Activation, AdaptiveAvgPool2D, Add, AvgPool2D, BatchNorm, Concat, Conv2D, Dense, Dropout, Flatten,
+    GlobalAvgPool2D, Layer, MaxPool2D, ModelSpec, ZeroPad2D,
 )
 
 
@@ -30,6 +30,16 @@ def _spec_error(spec: ModelSpec, layer: Layer, expected: str, received: object) 
 
 def _pool_out(size: int, pool: int, stride: int) -> int:
     return (size - pool) // stride + 1
+
+
+def adaptive_windows(size: int, out: int) -> list[tuple[int, int]]:
+    """[start, end) of each output cell's window along one axis: PyTorch's AdaptiveAvgPool rule."""
+    return [((i * size) // out, -((-(i + 1) * size) // out)) for i in range(out)]  # floor, ceil in integers
+
+
+def adaptive_is_uniform(size: int, out: int) -> bool:
+    """True when the windows along this axis are a plain pool: equal, adjacent, pool = stride = size / out."""
+    return size % out == 0
 
 
 def infer_shapes(spec: ModelSpec) -> dict[str, TensorInfo]:
@@ -64,6 +74,9 @@ def _infer_one(spec: ModelSpec, layer: Layer, ins: list[TensorInfo]) -> TensorIn
     if isinstance(layer, Conv2D):
         if len(shape) != 3:
             raise _spec_error(spec, layer, "an (H, W, C) input", shape)
+        if shape[2] % layer.groups:
+            raise _spec_error(spec, layer, f"input channels divisible by groups={layer.groups}",
+                              f"{shape[2]} input channels (depthwise: set groups to the input channels)")
         (pt, pb), (pl, pr) = layer.padding
         (kh, kw), (sh, sw) = layer.kernel_size, layer.strides
         h = (shape[0] + pt + pb - kh) // sh + 1
@@ -75,8 +88,9 @@ def _infer_one(spec: ModelSpec, layer: Layer, ins: list[TensorInfo]) -> TensorIn
         if len(shape) != 3:
             raise _spec_error(spec, layer, "an (H, W, C) input", shape)
         strides = layer.strides or layer.pool_size
-        h = _pool_out(shape[0], layer.pool_size[0], strides[0])
-        w = _pool_out(shape[1], layer.pool_size[1], strides[1])
+        (pt, pb), (pl, pr) = layer.padding if isinstance(layer, MaxPool2D) else ((0, 0), (0, 0))
+        h = _pool_out(shape[0] + pt + pb, layer.pool_size[0], strides[0])
+        w = _pool_out(shape[1] + pl + pr, layer.pool_size[1], strides[1])
         if h < 1 or w < 1:
             raise _spec_error(spec, layer, "a pool window that fits the input", shape)
         return TensorInfo((h, w, shape[2]))
@@ -84,6 +98,15 @@ def _infer_one(spec: ModelSpec, layer: Layer, ins: list[TensorInfo]) -> TensorIn
         if len(shape) != 3:
             raise _spec_error(spec, layer, "an (H, W, C) input", shape)
         return TensorInfo((shape[2],))
+    if isinstance(layer, AdaptiveAvgPool2D):
+        if len(shape) != 3:
+            raise _spec_error(spec, layer, "an (H, W, C) input; pool before the Flatten", shape)
+        return TensorInfo((*layer.output_size, shape[2]))
+    if isinstance(layer, ZeroPad2D):
+        if len(shape) != 3:
+            raise _spec_error(spec, layer, "an (H, W, C) input; pad before the Flatten", shape)
+        (pt, pb), (pl, pr) = layer.padding
+        return TensorInfo((shape[0] + pt + pb, shape[1] + pl + pr, shape[2]))
     if isinstance(layer, Flatten):
         size = 1
         for d in shape:

@@ -6,20 +6,24 @@ layer), so plain chains stay short to write while residual and branching
 networks (``Add``, ``Concat``) need no redesign.
 
 Layouts are fixed here once so both backends convert to them:
-images are NHWC, conv kernels are (kh, kw, in, out), dense kernels are
-(in, out) and a ``Flatten`` of an (H, W, C) tensor orders features as H, W, C.
+images are NHWC, conv kernels are (kh, kw, in / groups, out) (plain convs:
+groups = 1), dense kernels are (in, out) and a ``Flatten`` of an (H, W, C)
+tensor orders features as H, W, C.
+
+Padding is always explicit, per side: ``((top, bottom), (left, right))``.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import numbers
 from dataclasses import dataclass, field
 from typing import Mapping
 
 Pair = tuple[int, int]
 Padding2D = tuple[Pair, Pair]  # ((top, bottom), (left, right))
 
-ACTIVATIONS = ("relu", "leaky_relu", "prelu", "elu", "selu", "tanh", "sigmoid", "linear")
+ACTIVATIONS = ("relu", "relu6", "leaky_relu", "prelu", "elu", "selu", "tanh", "sigmoid", "linear")
 BN_RUNNING_VARIANCES = ("unbiased", "biased")
 PRELU_INIT = 0.25  # PyTorch's default slope; Keras' default is 0, so it is always set explicitly
 
@@ -31,13 +35,56 @@ class Layer:
     inputs: tuple[str, ...] = ()
 
 
+def _is_int_pair(value: object, minimum: int) -> bool:
+    return isinstance(value, (tuple, list)) and len(value) == 2 and all(
+        isinstance(v, numbers.Integral) and v >= minimum for v in value)
+
+
+def _check_padding(layer: Layer, padding: Padding2D, limit: Pair | None = None) -> None:
+    """Per-side padding: two (before, after) pairs of ints >= 0, each below ``limit`` on its axis when given."""
+    if not (isinstance(padding, (tuple, list)) and len(padding) == 2 and all(_is_int_pair(p, 0) for p in padding)):
+        raise ValueError(
+            f"Expected padding ((top, bottom), (left, right)) of ints >= 0 in layer {layer.name!r} "
+            f"({type(layer).__name__}). Received: padding={padding!r}. Write it per side, e.g. ((1, 1), (1, 1))."
+        )
+    if limit is not None and any(p >= size for pair, size in zip(padding, limit) for p in pair):
+        raise ValueError(
+            f"Expected each side's padding below the pool size {limit} in layer {layer.name!r} "
+            f"({type(layer).__name__}), so every window holds at least one input element. "
+            f"Received: padding={padding!r}. Pad less, or add a ZeroPad2D layer before the pool if zeros are meant."
+        )
+
+
 @dataclass(frozen=True, kw_only=True)
 class Conv2D(Layer):
+    """2-D convolution; zero padding per side is part of the layer.
+
+    ``groups`` (PyTorch's ``groups``; not the layer *group* above) splits the input channels and the filters
+    into that many equal groups, each convolved on its own: output channel o belongs to group
+    g = o // (filters / groups) and reads input channels [g·in/groups, (g+1)·in/groups). Both the input
+    channels and ``filters`` must be divisible by ``groups``. Depthwise convolution is groups = input channels;
+    filters = groups·k gives a channel multiplier k, with output channel c·k + m the m-th filter on input
+    channel c (the order of both PyTorch's grouped conv and tf.nn.depthwise_conv2d).
+
+    The kernel is (kh, kw, in / groups, filters) for every ``groups``, so fan-in is (in / groups)·kh·kw, as in
+    PyTorch and Keras' Conv2D(groups=...); Keras' DepthwiseConv2D stores (kh, kw, in, k) and counts fan-in as
+    in·kh·kw, which only matters to framework-side initializers (the harness generates the weights).
+    """
+
     filters: int
     kernel_size: Pair
     strides: Pair = (1, 1)
     padding: Padding2D = ((0, 0), (0, 0))
     use_bias: bool = True
+    groups: int = 1
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.groups, numbers.Integral) or self.groups < 1 or self.filters % self.groups:
+            raise ValueError(
+                f"Expected groups >= 1 dividing filters in layer {self.name!r} (Conv2D). "
+                f"Received: groups={self.groups!r}, filters={self.filters}. "
+                "Choose filters as a multiple of groups (depthwise: filters = input channels × multiplier)."
+            )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -54,8 +101,15 @@ class Activation(Layer):
 
 @dataclass(frozen=True, kw_only=True)
 class MaxPool2D(Layer):
+    """Max pooling; ``padding`` pads with -inf, PyTorch's MaxPool2d(padding=...) meaning: padded cells never
+    win a window. Each side's padding must be below the pool size, so every window holds an input element."""
+
     pool_size: Pair
     strides: Pair | None = None  # None: same as pool_size
+    padding: Padding2D = ((0, 0), (0, 0))
+
+    def __post_init__(self) -> None:
+        _check_padding(self, self.padding, self.pool_size)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -67,6 +121,35 @@ class AvgPool2D(Layer):
 @dataclass(frozen=True, kw_only=True)
 class GlobalAvgPool2D(Layer):
     pass
+
+
+@dataclass(frozen=True, kw_only=True)
+class AdaptiveAvgPool2D(Layer):
+    """Average pooling to a fixed (out_h, out_w), exactly PyTorch's AdaptiveAvgPool2d: output row i averages
+    input rows floor(i·H/out_h) .. ceil((i+1)·H/out_h) − 1, and likewise for columns
+    (:func:`harness.shapes.adaptive_windows`). Where H and W are multiples of the output size the windows are
+    those of AvgPool2D(pool = stride = H/out_h, W/out_w): (1, 1) is the global average, an input already of
+    the output size passes unchanged (VGG's (7, 7) at 224 px). Other sizes give windows of unequal size that
+    may overlap (an output larger than the input repeats cells); both backends compute those too."""
+
+    output_size: Pair
+
+    def __post_init__(self) -> None:
+        if not _is_int_pair(self.output_size, 1):
+            raise ValueError(
+                f"Expected output_size (out_h, out_w) of ints >= 1 in layer {self.name!r} (AdaptiveAvgPool2D). "
+                f"Received: output_size={self.output_size!r}. Use e.g. (1, 1) for the global average."
+            )
+
+
+@dataclass(frozen=True, kw_only=True)
+class ZeroPad2D(Layer):
+    """Zero padding on its own, ((top, bottom), (left, right)), as models put before strided convs and pools."""
+
+    padding: Padding2D
+
+    def __post_init__(self) -> None:
+        _check_padding(self, self.padding)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -105,7 +188,7 @@ class Concat(Layer):
 
 
 LAYER_TYPES: tuple[type[Layer], ...] = (
-    Conv2D, Dense, Activation, MaxPool2D, AvgPool2D, GlobalAvgPool2D,
+    Conv2D, Dense, Activation, MaxPool2D, AvgPool2D, GlobalAvgPool2D, AdaptiveAvgPool2D, ZeroPad2D,
     Flatten, Dropout, BatchNorm, Add, Concat,
 )
 
@@ -183,7 +266,7 @@ def same_padding(kernel: Pair) -> Padding2D:
     return ((kh // 2, kh // 2), (kw // 2, kw // 2))
 
 
-_TUPLE_FIELDS = ("inputs", "kernel_size", "strides", "padding", "pool_size")
+_TUPLE_FIELDS = ("inputs", "kernel_size", "strides", "padding", "pool_size", "output_size")
 
 
 def _as_tuple(value: object) -> object:

@@ -66,7 +66,9 @@ def initializer(name: str) -> Initializer:
 
 
 def fans(shape: tuple[int, ...]) -> tuple[int, int]:
-    """(fan_in, fan_out) the way both frameworks compute them for (kh, kw, in, out) or (in, out)."""
+    """(fan_in, fan_out) the way both frameworks compute them for (kh, kw, in, out) or (in, out).
+
+    For a grouped conv's (kh, kw, in / groups, out) this is PyTorch's rule: fan_in = (in / groups)·kh·kw."""
     if len(shape) == 2:
         return shape[0], shape[1]
     receptive = int(np.prod(shape[:-2]))
@@ -111,7 +113,8 @@ def parameter_shapes(spec: ModelSpec) -> dict[str, tuple[int, ...]]:
     for index, layer in enumerate(spec.layers):
         in_shape = infos[spec.inputs_of(index)[0]].shape
         if isinstance(layer, Conv2D):
-            shapes[f"{layer.name}/kernel"] = (*layer.kernel_size, in_shape[-1], layer.filters)
+            # Grouped convs: each filter sees its group's in/groups channels (the neutral layout, spec.Conv2D).
+            shapes[f"{layer.name}/kernel"] = (*layer.kernel_size, in_shape[-1] // layer.groups, layer.filters)
             if layer.use_bias:
                 shapes[f"{layer.name}/bias"] = (layer.filters,)
         elif isinstance(layer, Dense):

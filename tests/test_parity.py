@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import backend_probes as probes
+from cnn_specs import CNN_SPECS
 from conftest import max_abs_diff
 from harness.config import OPTIMIZERS, OptimizerConfig, RegularizationConfig
 from harness.data.batching import epoch_batches
@@ -62,10 +63,11 @@ def specs(digits) -> dict[str, ModelSpec]:
     out = {name: build_model(name, digits.input_shape, digits.num_classes) for name in MODELS}
     out["mlp_tanh_nobias"] = build_model("mlp", digits.input_shape, digits.num_classes, ModelOptions(hidden=(64, 32), activation="tanh", use_bias=False))
     out["branching"] = branching_spec(digits.input_shape, digits.num_classes)
+    out.update({name: build(digits.input_shape, digits.num_classes) for name, build in CNN_SPECS.items()})
     return out
 
 
-SPEC_NAMES = [*MODELS, "mlp_tanh_nobias", "branching"]
+SPEC_NAMES = [*MODELS, "mlp_tanh_nobias", "branching", *CNN_SPECS]
 
 
 def _weights_with_bn_statistics(spec: ModelSpec, seed: int) -> dict[str, np.ndarray]:

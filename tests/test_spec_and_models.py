@@ -1,10 +1,16 @@
 from __future__ import annotations
 
+import json
+
 import pytest
 
+from cnn_specs import CNN_SPECS, P1
 from harness.models import MODELS, ModelOptions, build_model
-from harness.shapes import infer_shapes, output_shape
-from harness.spec import Add, Conv2D, Dense, Dropout, Flatten, ModelSpec, same_padding
+from harness.shapes import adaptive_is_uniform, adaptive_windows, infer_shapes, output_shape
+from harness.spec import (
+    AdaptiveAvgPool2D, Add, Conv2D, Dense, Dropout, Flatten, MaxPool2D, ModelSpec, ZeroPad2D, same_padding,
+    spec_from_dict, spec_to_dict,
+)
 
 
 def test_convnet3_matches_the_notebook_layers():
@@ -77,3 +83,64 @@ def test_same_padding_requires_odd_kernels():
     assert same_padding((5, 3)) == ((2, 2), (1, 1))
     with pytest.raises(ValueError, match="odd"):
         same_padding((2, 2))
+
+
+@pytest.mark.parametrize("name", CNN_SPECS)
+def test_specs_with_the_cnn_layers_survive_a_json_round_trip(name):
+    spec = CNN_SPECS[name]((8, 8, 1), 10)
+    back = spec_from_dict(json.loads(json.dumps(spec_to_dict(spec))))
+    assert back == spec  # tuples (padding pairs, output_size) come back as tuples, groups as an int
+    assert back.layer("pool").padding == spec.layer("pool").padding
+
+
+def test_cnn_layer_shapes():
+    infos = infer_shapes(CNN_SPECS["mobile_block"]((8, 8, 1), 10))
+    assert infos["pad"].shape == (11, 11, 1)
+    assert infos["stem"].shape == (5, 5, 8)
+    assert infos["dw"].shape == (5, 5, 16)
+    assert infos["pool"].shape == (3, 3, 12)  # (5 + 1 + 1 - 3) // 2 + 1
+    assert infos["adapt"].shape == (2, 2, 12)
+    assert infos["flatten"].flattened_from == (2, 2, 12)
+    assert infer_shapes(CNN_SPECS["pooled_branches"]((8, 8, 1), 10))["gap"].shape == (1, 1, 12)
+
+
+def test_adaptive_windows_follow_pytorchs_floor_and_ceil():
+    assert adaptive_windows(6, 3) == [(0, 2), (2, 4), (4, 6)]  # divisible: a plain 2x2 pool
+    assert adaptive_windows(5, 3) == [(0, 2), (1, 4), (3, 5)]  # unequal, overlapping
+    assert adaptive_windows(7, 7) == [(i, i + 1) for i in range(7)]  # identity (VGG at 224 px)
+    assert adaptive_windows(2, 3) == [(0, 1), (0, 2), (1, 2)]  # larger than the input: cells repeat
+    assert adaptive_is_uniform(224, 7) and not adaptive_is_uniform(5, 3)
+
+
+def _one_layer(layer, input_shape=(8, 8, 4)):
+    return ModelSpec("m", input_shape, 2, (layer, Flatten(name="flat", group="f"), Dense(name="d", group="c", units=2)))
+
+
+def test_cnn_layer_errors_say_what_was_expected_and_received():
+    with pytest.raises(ValueError, match=r"Expected groups >= 1 dividing filters.*Received: groups=3, filters=8"):
+        Conv2D(name="c", group="f", filters=8, kernel_size=(3, 3), groups=3)
+    with pytest.raises(ValueError, match=r"Expected groups >= 1.*Received: groups=0"):
+        Conv2D(name="c", group="f", filters=8, kernel_size=(3, 3), groups=0)
+    with pytest.raises(ValueError, match=r"expected input channels divisible by groups=3\. Received: 4 input"):
+        infer_shapes(_one_layer(Conv2D(name="c", group="f", filters=6, kernel_size=(3, 3), groups=3)))
+    with pytest.raises(ValueError, match=r"Expected each side's padding below the pool size \(3, 3\).*Received: pad"):
+        MaxPool2D(name="p", group="f", pool_size=(3, 3), padding=((3, 0), (0, 0)))
+    pattern = r"Expected padding \(\(top, bottom\), \(left, right\)\).*Received: padding=\(1, 1\)"
+    with pytest.raises(ValueError, match=pattern):
+        ZeroPad2D(name="z", group="f", padding=(1, 1))
+    with pytest.raises(ValueError, match=r"ints >= 0.*Received: padding=\(\(-1, 0\), \(0, 0\)\)"):
+        ZeroPad2D(name="z", group="f", padding=((-1, 0), (0, 0)))
+    pattern = r"Expected output_size \(out_h, out_w\) of ints >= 1.*Received: output_size=\(0, 2\)"
+    with pytest.raises(ValueError, match=pattern):
+        AdaptiveAvgPool2D(name="a", group="f", output_size=(0, 2))
+    flat_first = ModelSpec("m", (8, 8, 4), 2, (Flatten(name="flat", group="f"),
+                                               AdaptiveAvgPool2D(name="a", group="f", output_size=(1, 1))))
+    pattern = r"expected an \(H, W, C\) input; pool before the Flatten\. Received: \(256,\)"
+    with pytest.raises(ValueError, match=pattern):
+        infer_shapes(flat_first)
+    pad = ZeroPad2D(name="z", group="f", padding=P1)
+    flat_pad = ModelSpec("m", (8, 8, 4), 2, (Flatten(name="flat", group="f"), pad))
+    with pytest.raises(ValueError, match=r"pad before the Flatten"):
+        infer_shapes(flat_pad)
+    with pytest.raises(ValueError, match=r"stored spec.*Known: \[.*'AdaptiveAvgPool2D'.*'ZeroPad2D'"):
+        spec_from_dict({"name": "m", "input_shape": [8, 8, 1], "num_classes": 2, "layers": [{"type": "Upsample"}]})

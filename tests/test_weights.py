@@ -5,6 +5,7 @@ import math
 import numpy as np
 import pytest
 
+from cnn_specs import mobile_block_spec
 from harness.models import ModelOptions, build_model
 from harness.weights import (
     INITIALIZERS, check_weights, count_parameters, fans, initial_weights, parameter_shapes, sample_kernel, initializer,
@@ -75,3 +76,18 @@ def test_parameter_counts_per_group():
     assert count_parameters(spec, ("features",)) == feats
     assert count_parameters(spec, ("classifier",)) == head
     assert count_parameters(spec) == feats + head
+
+
+def test_grouped_and_depthwise_kernels_have_per_group_shapes_fans_and_counts():
+    spec = mobile_block_spec((8, 8, 1), 10)
+    shapes = parameter_shapes(spec)
+    assert shapes["dw/kernel"] == (3, 3, 1, 16)  # depthwise, multiplier 2: one input channel per filter
+    assert shapes["grouped/kernel"] == (3, 3, 6, 12)  # 12 input channels in 2 groups
+    assert fans(shapes["grouped/kernel"]) == (6 * 9, 12 * 9)  # PyTorch's fans for a grouped conv's weight
+    weights = initial_weights(spec, "he_normal", 0)
+    # he_normal: variance 2 / fan_in with fan_in = in/groups · kh · kw = 9 (not 8 · 9)
+    assert np.std(weights["dw/kernel"]) == pytest.approx(math.sqrt(2 / 9), rel=0.3)
+    kernels = 3 * 3 * 1 * 8 + 3 * 3 * 1 * 16 + 1 * 1 * 16 * 12 + 12 + 3 * 3 * 6 * 12 + 12
+    bn = 2 * 8 + 2 * 16
+    assert count_parameters(spec, ("features",)) == kernels + bn
+    assert count_parameters(spec, ("classifier",)) == 2 * 2 * 12 * 10 + 10

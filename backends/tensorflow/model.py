@@ -8,10 +8,10 @@ import tensorflow as tf
 
 from backends.tensorflow.dropout import DropoutKeys, SharedDropout
 from harness.dropout_rng import layout_hashes
-from harness.shapes import infer_shapes
+from harness.shapes import adaptive_is_uniform, adaptive_windows, infer_shapes
 from harness.spec import (
-    PRELU_INIT, Activation, Add, AvgPool2D, BatchNorm, Concat, Conv2D, Dense, Dropout, Flatten, GlobalAvgPool2D, Layer,
-    MaxPool2D, ModelSpec,
+    PRELU_INIT, Activation, AdaptiveAvgPool2D, Add, AvgPool2D, BatchNorm, Concat, Conv2D, Dense, Dropout, Flatten,
+    GlobalAvgPool2D, Layer, MaxPool2D, ModelSpec, ZeroPad2D,
 )
 from harness.weights import NeutralWeights, check_weights
 
@@ -55,6 +55,27 @@ def _activation(layer: Activation, spatial: bool) -> keras.layers.Layer:
     return keras.layers.Activation(layer.kind, name=layer.name)
 
 
+class GroupedConv2D(keras.layers.Conv2D):
+    """Keras' Conv2D(groups=...) with the same kernel, (kh, kw, in / groups, filters), computed without XLA.
+
+    Keras 3 runs every grouped convolution through a tf.function(jit_compile=True) (its TensorFlow backend's
+    conv(): "grouped convolutions are broken on CPU without XLA"); on CPU that measured 9 to 38 times slower
+    than this layer (docs/design.md). So: depthwise (groups = input channels) is tf.nn.depthwise_conv2d, the op
+    of Keras' DepthwiseConv2D, on the kernel reshaped (no transpose) to its (kh, kw, in, multiplier): both put
+    output channel c·k + m after input channel c. Other groups are one plain convolution per group,
+    concatenated. Being a Conv2D, the layer keeps one kernel layout for loading, penalties and max-norm."""
+
+    def convolution_op(self, inputs, kernel):
+        channels = inputs.shape[-1]
+        kh, kw = self.kernel_size
+        if self.groups == channels:
+            depthwise = keras.ops.reshape(kernel, (kh, kw, channels, self.filters // channels))
+            return keras.ops.depthwise_conv(inputs, depthwise, strides=self.strides, padding=self.padding)
+        parts = zip(keras.ops.split(inputs, self.groups, axis=-1), keras.ops.split(kernel, self.groups, axis=-1))
+        return keras.ops.concatenate(
+            [keras.ops.conv(x, k, strides=self.strides, padding=self.padding) for x, k in parts], axis=-1)
+
+
 def _conv(layer: Conv2D, x):
     (pt, pb), (pl, pr) = layer.padding
     kh, kw = layer.kernel_size
@@ -65,8 +86,68 @@ def _conv(layer: Conv2D, x):
     elif any((pt, pb, pl, pr)):
         # TF's "same" pads asymmetrically at stride > 1; explicit zero padding keeps the neutral meaning.
         x = keras.layers.ZeroPadding2D(((pt, pb), (pl, pr)), name=f"{layer.name}__pad")(x)
-    return keras.layers.Conv2D(layer.filters, layer.kernel_size, strides=layer.strides, padding=padding,
-                               use_bias=layer.use_bias, name=layer.name)(x)
+    cls = GroupedConv2D if layer.groups > 1 else keras.layers.Conv2D
+    return cls(layer.filters, layer.kernel_size, strides=layer.strides, padding=padding, use_bias=layer.use_bias,
+               groups=layer.groups, name=layer.name)(x)
+
+
+class MinusInfPadding2D(keras.layers.Layer):
+    """Pads H and W with -inf: before a valid max pool, PyTorch's MaxPool2d(padding=...) (padded cells never win).
+    Keras' own pools offer only TF's "same", which pads by the stride's arithmetic, not by a chosen amount."""
+
+    def __init__(self, padding, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.padding = tuple(tuple(p) for p in padding)
+
+    def call(self, inputs):
+        return keras.ops.pad(inputs, ((0, 0), *self.padding, (0, 0)), constant_values=float("-inf"))
+
+    def compute_output_shape(self, input_shape):
+        (pt, pb), (pl, pr) = self.padding
+        n, h, w, c = input_shape
+        return (n, None if h is None else h + pt + pb, None if w is None else w + pl + pr, c)
+
+
+def _max_pool(layer: MaxPool2D, x):
+    if any(p for pair in layer.padding for p in pair):
+        x = MinusInfPadding2D(layer.padding, name=f"{layer.name}__pad")(x)
+    return keras.layers.MaxPooling2D(layer.pool_size, strides=layer.strides or layer.pool_size, padding="valid",
+                                     name=layer.name)(x)
+
+
+class TorchAdaptiveAvgPool2D(keras.layers.Layer):
+    """PyTorch's AdaptiveAvgPool2d where the windows are not a plain pool (unequal, overlapping or repeated cells).
+
+    Averaging over a window of rows × a window of columns is separable: out = R · x · Cᵀ per channel, where row i
+    of R holds 1/len over input rows [start_i, end_i) (harness.shapes.adaptive_windows). Exact, gradients
+    included; the constant matrices are not weights. Keras' own AdaptiveAveragePooling2D computes the same windows
+    (checked) but arrived in Keras 3.13, and TensorFlow 2.21 accepts Keras 3.12."""
+
+    def __init__(self, input_hw: tuple[int, int], output_size: tuple[int, int], **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.input_hw, self.output_size = tuple(input_hw), tuple(output_size)
+        self._rows, self._cols = (_window_means(size, out) for size, out in zip(self.input_hw, self.output_size))
+
+    def call(self, inputs):
+        x = keras.ops.einsum("ih,nhwc->niwc", self._rows, inputs)
+        return keras.ops.einsum("jw,niwc->nijc", self._cols, x)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], *self.output_size, input_shape[-1])
+
+
+def _window_means(size: int, out: int) -> np.ndarray:
+    matrix = np.zeros((out, size), np.float32)
+    for i, (start, end) in enumerate(adaptive_windows(size, out)):
+        matrix[i, start:end] = 1.0 / (end - start)
+    return matrix
+
+
+def _adaptive_avg_pool(layer: AdaptiveAvgPool2D, x):
+    (h, w), (oh, ow) = x.shape[1:3], layer.output_size
+    if adaptive_is_uniform(h, oh) and adaptive_is_uniform(w, ow):  # equal adjacent windows: a plain pool
+        return keras.layers.AveragePooling2D((h // oh, w // ow), padding="valid", name=layer.name)(x)
+    return TorchAdaptiveAvgPool2D((h, w), layer.output_size, name=layer.name)(x)
 
 
 class MCDropout(keras.layers.Dropout):
@@ -126,7 +207,11 @@ def _apply(layer: Layer, inputs: list, seed: int, mc: bool = False, shared: Shar
     if isinstance(layer, Activation):
         return _activation(layer, spatial=len(x.shape) == 4)(x)
     if isinstance(layer, MaxPool2D):
-        return keras.layers.MaxPooling2D(layer.pool_size, strides=layer.strides or layer.pool_size, padding="valid", name=layer.name)(x)
+        return _max_pool(layer, x)
+    if isinstance(layer, AdaptiveAvgPool2D):
+        return _adaptive_avg_pool(layer, x)
+    if isinstance(layer, ZeroPad2D):
+        return keras.layers.ZeroPadding2D(layer.padding, name=layer.name)(x)
     if isinstance(layer, AvgPool2D):
         return keras.layers.AveragePooling2D(layer.pool_size, strides=layer.strides or layer.pool_size, padding="valid", name=layer.name)(x)
     if isinstance(layer, GlobalAvgPool2D):

@@ -16,8 +16,8 @@ from backends.torch.layout import (
 from harness.dropout_rng import layout_hashes
 from harness.shapes import TensorInfo, infer_shapes
 from harness.spec import (
-    Activation, Add, AvgPool2D, BatchNorm, Concat, Conv2D, Dense, Dropout, Flatten, GlobalAvgPool2D, Layer,
-    MaxPool2D, ModelSpec,
+    Activation, AdaptiveAvgPool2D, Add, AvgPool2D, BatchNorm, Concat, Conv2D, Dense, Dropout, Flatten,
+    GlobalAvgPool2D, Layer, MaxPool2D, ModelSpec, ZeroPad2D,
 )
 from harness.weights import NeutralWeights, check_weights
 
@@ -57,6 +57,8 @@ def _activation(layer: Activation, channels: int) -> nn.Module:
         return nn.PReLU(num_parameters=channels)  # slopes are loaded from the neutral weights
     if kind == "relu":
         return nn.ReLU()
+    if kind == "relu6":
+        return nn.ReLU6()
     if kind == "leaky_relu":
         return nn.LeakyReLU(negative_slope=layer.alpha if layer.alpha is not None else 0.01)
     if kind == "elu":
@@ -113,23 +115,38 @@ def _dropout(layer: Dropout, in_info: TensorInfo, keys: DropoutKeys | None, slot
     return SharedDropout(layer.rate, layer.kind, slot, hashed, keys)
 
 
+def _max_pool(layer: MaxPool2D) -> nn.Module:
+    (pt, pb), (pl, pr) = layer.padding
+    (kh, kw), strides = layer.pool_size, layer.strides or layer.pool_size
+    if pt == pb and pl == pr and pt <= kh // 2 and pl <= kw // 2:  # what MaxPool2d's own (-inf) padding accepts
+        return nn.MaxPool2d(layer.pool_size, strides, padding=(pt, pl))
+    # Asymmetric or wider padding: pad with -inf explicitly, the same meaning (padded cells never win).
+    return nn.Sequential(nn.ConstantPad2d((pl, pr, pt, pb), float("-inf")), nn.MaxPool2d(layer.pool_size, strides))
+
+
 def _module(layer: Layer, in_info: TensorInfo, keys: DropoutKeys | None = None, slot: int = 0) -> nn.Module | None:
     """The module for one layer; None for Add/Concat, which GraphModule computes itself."""
     if isinstance(layer, Conv2D):
         (pt, pb), (pl, pr) = layer.padding
         in_ch = in_info.shape[-1]
         if pt == pb and pl == pr:
-            return nn.Conv2d(in_ch, layer.filters, layer.kernel_size, layer.strides, padding=(pt, pl), bias=layer.use_bias)
+            return nn.Conv2d(in_ch, layer.filters, layer.kernel_size, layer.strides, padding=(pt, pl),
+                             bias=layer.use_bias, groups=layer.groups)
         return nn.Sequential(
             nn.ZeroPad2d((pl, pr, pt, pb)),
-            nn.Conv2d(in_ch, layer.filters, layer.kernel_size, layer.strides, bias=layer.use_bias),
+            nn.Conv2d(in_ch, layer.filters, layer.kernel_size, layer.strides, bias=layer.use_bias, groups=layer.groups),
         )
     if isinstance(layer, Dense):
         return nn.Linear(in_info.shape[-1], layer.units, bias=layer.use_bias)
     if isinstance(layer, Activation):
         return _activation(layer, in_info.shape[-1])
     if isinstance(layer, MaxPool2D):
-        return nn.MaxPool2d(layer.pool_size, layer.strides or layer.pool_size)
+        return _max_pool(layer)
+    if isinstance(layer, AdaptiveAvgPool2D):
+        return nn.AdaptiveAvgPool2d(layer.output_size)  # the reference the neutral definition is written from
+    if isinstance(layer, ZeroPad2D):
+        (pt, pb), (pl, pr) = layer.padding
+        return nn.ZeroPad2d((pl, pr, pt, pb))
     if isinstance(layer, AvgPool2D):
         return nn.AvgPool2d(layer.pool_size, layer.strides or layer.pool_size)
     if isinstance(layer, GlobalAvgPool2D):
@@ -166,7 +183,7 @@ def build_module(spec: ModelSpec, keys: DropoutKeys | None = None) -> nn.Module:
 
 def layer_module(model: nn.Module, name: str) -> nn.Module:
     module = model.layers[name] if isinstance(model, GraphModule) else getattr(model, name)
-    if isinstance(module, nn.Sequential):  # asymmetric padding + conv
+    if isinstance(module, nn.Sequential):  # explicit padding + the conv or pool that owns the layer's output
         return module[1]
     return module
 
