@@ -165,3 +165,20 @@ def test_penalties_and_max_norm_treat_grouped_kernels_alike(workers, digits):
     for key in ("dw/kernel", "grouped/kernel"):
         assert unit_norms(weights[key]).min() > 0.5, f"{key}: max-norm would have nothing to do"
         assert unit_norms(w_t[key]).max() <= 0.5 + 1e-5, key
+
+
+def test_torch_refuses_to_merge_flattened_feature_maps_instead_of_computing_something_else(workers):
+    from harness.spec import Concat, Conv2D, Dense, Flatten, ModelSpec
+
+    spec = ModelSpec("merge_flat", (4, 4, 1), 3, (
+        Conv2D(name="conv", group="f", filters=2, kernel_size=(1, 1)),
+        Flatten(name="flat_a", group="f"),
+        Flatten(name="flat_b", group="f", inputs=("conv",)),
+        Concat(name="merge", group="f", inputs=("flat_a", "flat_b")),
+        Dense(name="logits", group="c", units=3),
+    ))
+    weights = initial_weights(spec, "he_normal", 0)
+    x = np.zeros((2, 4, 4, 1), np.float32)
+    with pytest.raises(ValueError, match="cannot merge a flattened feature map"):
+        workers["torch"](probes.logits, spec, weights, x)
+    assert workers["tensorflow"](probes.logits, spec, weights, x).shape == (2, 3)

@@ -173,12 +173,30 @@ def build_module(spec: ModelSpec, keys: DropoutKeys | None = None) -> nn.Module:
     slots = {name: i for i, name in enumerate(dropout_layers(spec))}
     modules: dict[str, nn.Module] = {}
     for index, layer in enumerate(spec.layers):
+        if isinstance(layer, (Add, Concat)):
+            _check_merge_inputs(layer, [infos[s] for s in spec.inputs_of(index)])
         module = _module(layer, infos[spec.inputs_of(index)[0]], keys, slots.get(layer.name, 0))
         if module is not None:
             modules[layer.name] = module
     if spec.is_chain():
         return nn.Sequential(OrderedDict(modules))  # named children: export/load find layers by name
     return GraphModule(spec, modules)
+
+
+def _check_merge_inputs(layer: Layer, inputs: list[TensorInfo]) -> None:
+    """PyTorch flattens in C,H,W order; a merge of such vectors loses where they came from, so the layers after it
+    could not be converted to the neutral H,W,C order. Refuse it rather than compute something else."""
+    if any(info.flattened_from is not None and _origin_reorders(info.flattened_from) for info in inputs):
+        raise ValueError(
+            f"Layer {layer.name!r} ({type(layer).__name__}): the torch backend cannot merge a flattened feature map "
+            f"(its features are in C,H,W order). Received inputs flattened from {[i.flattened_from for i in inputs]}. "
+            "Expected the merge before the Flatten, or a Dense layer between the Flatten and the merge."
+        )
+
+
+def _origin_reorders(origin: tuple[int, int, int]) -> bool:
+    """Only a map with both spatial extent and several channels has a different flatten order."""
+    return origin[0] * origin[1] != 1 and origin[2] != 1
 
 
 def layer_module(model: nn.Module, name: str) -> nn.Module:
@@ -190,10 +208,7 @@ def layer_module(model: nn.Module, name: str) -> nn.Module:
 
 def _dense_origin(spec: ModelSpec, infos: dict[str, TensorInfo], index: int) -> tuple[int, int, int] | None:
     origin = infos[spec.inputs_of(index)[0]].flattened_from
-    # Only a feature map with both spatial extent and several channels has a different flatten order.
-    if origin is None or origin[0] * origin[1] == 1 or origin[2] == 1:
-        return None
-    return origin
+    return origin if origin is not None and _origin_reorders(origin) else None
 
 
 @torch.no_grad()
