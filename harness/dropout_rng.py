@@ -27,6 +27,8 @@ from typing import Any, Callable
 
 import numpy as np
 
+from harness.spec import Dropout, ModelSpec
+
 MASK32 = 0xFFFFFFFF
 UNIFORM_BITS = 24  # the top 24 of 32 bits decide; float32 could represent them exactly, but integers compare
 _C1, _C2 = 0x7FEB352D, 0x846CA68B  # lowbias32 (C. Wellons' hash-prospector): a well-mixing 32-bit integer hash
@@ -71,6 +73,16 @@ def step_key(seed: int, stream: int, step: int, layer: int) -> int:
     for value in (stream, step, layer):
         key = _int_hash(key ^ _int_hash(value))
     return key
+
+
+def dropout_layer_indices(spec: ModelSpec) -> list[int]:
+    """Spec indices of the dropout layers, in spec order: a layer's position in this list is its key slot."""
+    return [i for i, layer in enumerate(spec.layers) if isinstance(layer, Dropout)]
+
+
+def step_keys(seed: int, stream: int, step: int, layers: list[int]) -> list[int]:
+    """One key per dropout layer (spec indices ``layers``) for one step: all a backend needs from the host."""
+    return [step_key(seed, stream, step, layer) for layer in layers]
 
 
 def drop_threshold(rate: float) -> int:

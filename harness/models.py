@@ -8,7 +8,8 @@ from typing import Callable
 
 from harness.shapes import infer_shapes
 from harness.spec import (
-    ACTIVATIONS, BN_RUNNING_VARIANCES, Activation, BatchNorm, Conv2D, Dense, Dropout, Flatten, Layer, MaxPool2D, ModelSpec, same_padding,
+    ACTIVATIONS, BN_RUNNING_VARIANCES, Activation, BatchNorm, Conv2D, Dense, Dropout, Flatten, Layer, MaxPool2D,
+    ModelSpec, same_padding,
 )
 
 

@@ -92,15 +92,18 @@ class CaseHandle:
                 f"({self.case.bar_source}); mean over {rows['trial_id'].nunique()} seed(s)", pytrace=False)
         return measured
 
+    def _ok_rows_of_case(self, frame: Any) -> Any:
+        """Every backend's ok rows of this case in ``frame``."""
+        c = self.case
+        return frame[(frame["suite"] == self.suite_name) & (frame["strategy"] == c.strategy)
+                     & (frame["model"] == c.model) & (frame["dataset"] == c.dataset)
+                     & (frame["variant"].fillna("") == c.variant) & (frame["status"] == "ok")]
+
     def seed_accuracies(self, frame: Any) -> dict[str, dict[int, float]]:
         """backend -> seed -> final test accuracy, for every backend's trials of this case in ``frame``."""
         from harness.summary import final_rows
 
-        c = self.case
-        finals = final_rows(frame)
-        same_case = finals[(finals["suite"] == self.suite_name) & (finals["strategy"] == c.strategy)
-                           & (finals["model"] == c.model) & (finals["dataset"] == c.dataset)
-                           & (finals["variant"].fillna("") == c.variant) & (finals["status"] == "ok")]
+        same_case = self._ok_rows_of_case(final_rows(frame))
         out: dict[str, dict[int, float]] = {}
         for r in same_case.dropna(subset=["test_acc"]).itertuples():
             out.setdefault(str(r.backend), {})[int(r.seed)] = float(r.test_acc)
@@ -109,11 +112,8 @@ class CaseHandle:
     def _where_trajectories_part(self, seed: int, others: list[str]) -> str:
         """The first epoch whose training loss differs between the backends by more than fp32 rounding explains:
         from the first epoch on, a difference in what they compute; later, a rounding-level gap that grew."""
-        frame = self.state.outcome.frame
-        c = self.case
-        rows = frame[(frame["suite"] == self.suite_name) & (frame["strategy"] == c.strategy) & (frame["model"] == c.model)
-                     & (frame["dataset"] == c.dataset) & (frame["variant"].fillna("") == c.variant)
-                     & (frame["seed"] == seed) & (frame["status"] == "ok")]
+        rows = self._ok_rows_of_case(self.state.outcome.frame)
+        rows = rows[rows["seed"] == seed]
         losses = {b: dict(zip(g["epoch"], g["train_loss"])) for b, g in rows.groupby("backend")}
         mine = losses.get(self.backend, {})
         for epoch in sorted(mine):

@@ -109,7 +109,8 @@ def backbone_features(name: str, config_dict: dict) -> np.ndarray:
 
     config = TrialConfig.from_dict(config_dict)
     backend = load_backend(name, config.runtime)
-    ctx = StrategyContext(config=config, backend=backend, dataset=load_dataset(config.dataset), sink=lambda record: None)
+    dataset = load_dataset(config.dataset)
+    ctx = StrategyContext(config=config, backend=backend, dataset=dataset, sink=lambda record: None)
     data, spec, _ = start_from_backbone(ctx, always_new_head=False)
     return ctx.backend.extract_features(data.x_train, config.transfer.feature_layer or spec.layers[-2].name, 500)
 

@@ -147,8 +147,9 @@ def _recorded_run(pytester, accuracy, status="finished", gap=""):
 def test_a_case_that_measured_nothing_fails_with_the_reason(pytester):
     result = _recorded_run(pytester, {("torch", 0): 0.9, ("torch", 1): 0.9})
     result.assert_outcomes(passed=1, failed=1)
-    result.stdout.fnmatch_lines(["*[[]tensorflow[]] scratch-mlp-digits: measured nothing: no ok row with a test accuracy for "
-                                 "pair-scratch-mlp-digits-tensorflow-s0, pair-scratch-mlp-digits-tensorflow-s1*"])
+    result.stdout.fnmatch_lines(["*[[]tensorflow[]] scratch-mlp-digits: measured nothing: no ok row with a test "
+                                 "accuracy for pair-scratch-mlp-digits-tensorflow-s0, "
+                                 "pair-scratch-mlp-digits-tensorflow-s1*"])
 
 
 def test_a_case_of_an_interrupted_run_fails(pytester):

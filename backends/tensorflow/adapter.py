@@ -14,8 +14,8 @@ from backends.tensorflow.optimizers import TorchSemanticsOptimizer
 from backends.tensorflow.capabilities import CAPABILITIES
 from harness.backend import StepStats
 from harness.config import OptimizerConfig, RegularizationConfig, RuntimeOptions
-from harness.dropout_rng import STREAM_MC, STREAM_TRAIN, step_key
-from harness.spec import Dropout, ModelSpec
+from harness.dropout_rng import STREAM_MC, STREAM_TRAIN, dropout_layer_indices, step_keys
+from harness.spec import ModelSpec
 from harness.weights import NeutralWeights
 
 def loss_and_hits(logits: tf.Tensor, y: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
@@ -80,7 +80,7 @@ class TensorFlowBackend:
 
     def build(self, spec: ModelSpec, weights: NeutralWeights, seed: int = 0) -> None:
         self._seed, self._steps_done = seed, 0
-        self._dropout_indices = [i for i, layer in enumerate(spec.layers) if isinstance(layer, Dropout)]
+        self._dropout_indices = dropout_layer_indices(spec)
         shared = self.runtime.dropout_rng == "shared"
         self._dropout_keys = DropoutKeys(len(self._dropout_indices)) if shared else None
         self.model = build_model(spec, seed, keys=self._dropout_keys)
@@ -226,7 +226,7 @@ class TensorFlowBackend:
 
     def _step_keys(self, stream: int, seed: int, step: int) -> tf.Tensor:
         """One key per dropout layer (a few integers per step: the masks themselves are drawn in the graph)."""
-        keys = [step_key(seed, stream, step, i) for i in self._dropout_indices]
+        keys = step_keys(seed, stream, step, self._dropout_indices)
         return tf.constant(np.array(keys or [0], np.int64))
 
     def evaluate(self, split: str, batch_size: int) -> StepStats:

@@ -14,9 +14,9 @@ from backends.torch.model import build_module, export_weights, layer_module, loa
 from backends.torch.capabilities import CAPABILITIES
 from harness.backend import StepStats
 from harness.config import OptimizerConfig, RegularizationConfig, RuntimeOptions
-from harness.dropout_rng import STREAM_MC, STREAM_TRAIN, step_key
+from harness.dropout_rng import STREAM_MC, STREAM_TRAIN, dropout_layer_indices, step_keys
 from harness.shapes import infer_shapes
-from harness.spec import Dropout, ModelSpec
+from harness.spec import ModelSpec
 from harness.weights import NeutralWeights
 
 
@@ -88,7 +88,7 @@ class TorchBackend:
         # Native dropout (--dropout-rng framework) draws from torch's global generator: seeded for reproducibility.
         torch.manual_seed(seed)
         self._seed, self._steps_done = seed, 0
-        self._dropout_indices = [i for i, layer in enumerate(spec.layers) if isinstance(layer, Dropout)]
+        self._dropout_indices = dropout_layer_indices(spec)
         shared = self.runtime.dropout_rng == "shared"
         self.dropout_keys = DropoutKeys(self.device, len(self._dropout_indices)) if shared else None
         model = build_module(spec, self.dropout_keys)
@@ -199,7 +199,7 @@ class TorchBackend:
 
     def _set_dropout_keys(self, stream: int, seed: int, step: int, offset: int = 0) -> None:
         if self.dropout_keys is not None:
-            self.dropout_keys.set([step_key(seed, stream, step, i) for i in self._dropout_indices], offset)
+            self.dropout_keys.set(step_keys(seed, stream, step, self._dropout_indices), offset)
 
     def set_data(self, split: str, x: np.ndarray, y: np.ndarray) -> None:
         self._data[split] = (

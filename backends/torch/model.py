@@ -13,7 +13,7 @@ from backends.torch.dropout import DropoutKeys, SharedDropout
 from backends.torch.layout import (
     conv_kernel_from_torch, conv_kernel_to_torch, dense_kernel_from_torch, dense_kernel_to_torch,
 )
-from harness.dropout_rng import layout_hashes
+from harness.dropout_rng import dropout_layer_indices, layout_hashes
 from harness.shapes import TensorInfo, infer_shapes
 from harness.spec import (
     Activation, AdaptiveAvgPool2D, Add, AvgPool2D, BatchNorm, Concat, Conv2D, Dense, Dropout, Flatten,
@@ -162,15 +162,10 @@ def _module(layer: Layer, in_info: TensorInfo, keys: DropoutKeys | None = None, 
     raise ValueError(f"Expected a layer type the torch backend knows. Received: {type(layer).__name__}.")
 
 
-def dropout_layers(spec: ModelSpec) -> list[str]:
-    """Dropout layer names in spec order: a layer's position here is its slot in DropoutKeys."""
-    return [layer.name for layer in spec.layers if isinstance(layer, Dropout)]
-
-
 def build_module(spec: ModelSpec, keys: DropoutKeys | None = None) -> nn.Module:
     """The module of ``spec``; with ``keys``, dropout draws shared masks (else torch's own generator)."""
     infos = infer_shapes(spec)
-    slots = {name: i for i, name in enumerate(dropout_layers(spec))}
+    slots = {spec.layers[index].name: slot for slot, index in enumerate(dropout_layer_indices(spec))}
     modules: dict[str, nn.Module] = {}
     for index, layer in enumerate(spec.layers):
         if isinstance(layer, (Add, Concat)):
