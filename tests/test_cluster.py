@@ -36,17 +36,21 @@ def _alive_nodes(address: str, env: dict[str, str]) -> int:
 
 
 def _stop(proc: subprocess.Popen) -> None:
-    """`ray start --block` and every process it started share one session: end them together."""
-    for sig, wait in ((signal.SIGTERM, 5), (signal.SIGKILL, 10)):
+    """`ray start --block` and every process it started share one session: end them together, and wait until the
+    whole group is gone (not only its leader), so no raylet or GCS still winding down competes with later tests."""
+    for sig, wait in ((signal.SIGTERM, 10), (signal.SIGKILL, 10)):
         try:
             os.killpg(proc.pid, sig)
         except ProcessLookupError:
             return
-        try:
-            proc.wait(timeout=wait)
-            return
-        except subprocess.TimeoutExpired:
-            continue
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            proc.poll()  # reap the leader; the others are reparented and reaped by init
+            try:
+                os.killpg(proc.pid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.2)
 
 
 @pytest.fixture
