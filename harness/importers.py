@@ -1,0 +1,56 @@
+"""What every framework importer provides, and the one error an import raises.
+
+A framework model (a torchvision or user ``nn.Module``, a ``keras.applications`` or user Keras model) enters
+xfbench as a neutral :class:`~harness.spec.ModelSpec` plus neutral weights, converted inside a process of the
+source framework only (one framework per process). Each backend that can import ships
+``backends/<name>/importer.py`` implementing :class:`FrameworkImporter` as module-level functions; the harness
+finds it by backend name and never imports the framework itself.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, Sequence
+
+import numpy as np
+
+from harness.spec import ModelSpec
+from harness.weights import NeutralWeights
+
+
+class UnsupportedModelError(ValueError):
+    """A framework model uses a layer or op the neutral spec cannot express (or an option of one it cannot)."""
+
+    def __init__(self, source: str, op: str, location: str, supported: Sequence[str], hint: str = "") -> None:
+        self.source = source
+        self.op = op
+        self.location = location
+        self.supported = tuple(supported)
+        super().__init__(
+            f"Expected a {source} model built from layers xfbench's neutral spec supports. "
+            f"Received: {op} at {location!r}. Supported: {', '.join(self.supported)}."
+            + (f" {hint}" if hint else " Replace that layer, or express it with the supported ones.")
+        )
+
+
+class FrameworkImporter(Protocol):
+    """Module-level functions of ``backends/<name>/importer.py``."""
+
+    #: The prefix of ``--model PREFIX:NAME`` references this importer loads (``torchvision``, ``keras``).
+    PREFIX: str
+
+    def load_reference(self, name: str, input_shape: tuple[int, int, int], num_classes: int, seed: int) -> object:
+        """The framework's own model NAME with random weights drawn from ``seed``, for (H, W, C) inputs and
+        ``num_classes`` outputs (logits: no final softmax)."""
+        ...
+
+    def is_native_model(self, obj: object) -> bool:
+        """True when ``obj`` is a model of this framework (what a ``python:`` factory returned)."""
+        ...
+
+    def convert(self, model: object, input_shape: tuple[int, int, int], name: str) -> tuple[ModelSpec, NeutralWeights]:
+        """The neutral spec and weights of ``model`` for (H, W, C) inputs; raises UnsupportedModelError."""
+        ...
+
+    def reference_logits(self, model: object, x: np.ndarray) -> np.ndarray:
+        """The framework's own inference forward (eval mode) on NHWC float32 ``x``: logits, float32."""
+        ...
