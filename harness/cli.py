@@ -112,6 +112,8 @@ def _add_case_arguments(parser: argparse.ArgumentParser) -> None:
     hp.add_argument("--decoupled-weight-decay", action="store_true", help="decay weights w <- w(1 - lr*wd) instead of coupled L2")
     hp.add_argument("--init", help=f"initializer, one of {sorted(INITIALIZERS)}")
     hp.add_argument("--hidden", type=_hidden, help="mlp hidden sizes, e.g. 300,100")
+    hp.add_argument("--width-multiplier", type=_positive_float,
+                    help="zoo models: scale every channel count and hidden width (e.g. 0.25 for a CPU)")
     tech = parser.add_argument_group("techniques (S5)")
     tech.add_argument("--schedule", help=f"learning-rate schedule, one of {list(SCHEDULES)} (per step)")
     tech.add_argument("--schedule-steps", type=_positive_float, help="s of power/exponential schedules")
@@ -280,7 +282,8 @@ def _apply_overrides(trial: TrialConfig, args: argparse.Namespace) -> TrialConfi
         opt_changes["decoupled"] = True
     model_changes = {k: v for k, v in (("hidden", args.hidden), ("activation", args.activation), ("activation_alpha", args.activation_alpha),
                                        ("batchnorm", args.batchnorm), ("dropout", args.dropout),
-                                       ("bn_running_variance", args.bn_variance)) if v is not None}
+                                       ("bn_running_variance", args.bn_variance),
+                                       ("width_multiplier", args.width_multiplier)) if v is not None}
     if args.alpha_dropout:
         model_changes["dropout_kind"] = "alpha"
     reg_changes = {k: v for k, v in (("l1", args.l1), ("l2", args.l2), ("max_norm", args.max_norm)) if v is not None}
@@ -350,8 +353,8 @@ def cmd_list() -> int:
         table.add_row("suite", name, f"{s.description} [{len(s.cases)} cases × {s.seeds} seeds]")
     for name, desc in describe_strategies().items():
         table.add_row("strategy", name, desc)
-    for name, (_, desc) in MODELS.items():
-        table.add_row("model", name, desc)
+    for name, entry in MODELS.items():
+        table.add_row("model", name, entry.description)
     for name, (_, desc) in DATASETS.items():
         table.add_row("dataset", name, desc)
     for name in BACKENDS:

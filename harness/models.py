@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Callable
 
 from harness.shapes import infer_shapes
@@ -11,6 +11,8 @@ from harness.spec import (
     ACTIVATIONS, BN_RUNNING_VARIANCES, Activation, BatchNorm, Conv2D, Dense, Dropout, Flatten, Layer, MaxPool2D,
     ModelSpec, same_padding,
 )
+from harness.zoo import ZOO, ZooModel
+from harness.zoo.graph import GraphBuilder
 
 
 @dataclass(frozen=True)
@@ -29,8 +31,12 @@ class ModelOptions:
     # Which variance BatchNorm's running estimate tracks: "unbiased" (PyTorch's, the default in both backends)
     # or "biased" (Keras'); the batch itself is always normalised with the biased variance.
     bn_running_variance: str = "unbiased"
+    # The zoo's families scale their channel counts and hidden dense widths by this (harness.zoo.graph.scaled).
+    width_multiplier: float = 1.0
 
     def __post_init__(self) -> None:
+        if not self.width_multiplier > 0:
+            raise ValueError(f"Expected width_multiplier > 0. Received: {self.width_multiplier!r}.")
         if self.batchnorm not in ("none", "before", "after"):
             raise ValueError(f"Expected batchnorm 'none', 'before' or 'after'. Received: {self.batchnorm!r}.")
         if self.bn_running_variance not in BN_RUNNING_VARIANCES:
@@ -102,26 +108,75 @@ def _cnn_small(input_shape: tuple[int, ...], num_classes: int, o: ModelOptions) 
 
 Builder = Callable[[tuple[int, ...], int, ModelOptions], list[Layer]]
 
-MODELS: dict[str, tuple[Builder, str]] = {
-    "mlp": (_mlp, "flatten -> dense(hidden...) + activation -> dense(classes); default hidden (4000,)"),
-    "convnet3": (_convnet3, "ThreeLayerConvNet: conv32 5x5 p2, ReLU, conv16 3x3 p1, ReLU, dense"),
-    "cnn_small": (_cnn_small, "conv32 3x3, ReLU, conv32 3x3, ReLU, maxpool2, dropout .25 | dense128, ReLU, dropout .5, dense"),
+
+@dataclass(frozen=True)
+class ModelEntry:
+    build: Builder
+    description: str
+    natural_input: tuple[int, ...]  # the input shape ``xfbench model`` shows it at by default
+    options: frozenset[str]  # the ModelOptions fields it honours; build_model rejects others set to non-defaults
+
+
+_ALL_OPTIONS = frozenset(f.name for f in fields(ModelOptions))
+_SMALL = _ALL_OPTIONS - {"width_multiplier"}
+DIGITS_SHAPE = (8, 8, 1)
+
+
+def _zoo_builder(model: ZooModel) -> Builder:
+    def build(input_shape: tuple[int, ...], num_classes: int, o: ModelOptions) -> list[Layer]:
+        graph = GraphBuilder(bn_decay=o.bn_decay, bn_epsilon=o.bn_epsilon, bn_running_variance=o.bn_running_variance)
+        return model.build(graph, num_classes, o.width_multiplier, o.dropout_kind)
+
+    return build
+
+
+# The three small models of the notebooks, sized for the embedded digits; they honour every option but the width.
+CORE_MODELS = ("mlp", "convnet3", "cnn_small")
+
+MODELS: dict[str, ModelEntry] = {
+    "mlp": ModelEntry(_mlp, "flatten -> dense(hidden...) + activation -> dense(classes); default hidden (4000,)",
+                      DIGITS_SHAPE, _SMALL),
+    "convnet3": ModelEntry(_convnet3, "ThreeLayerConvNet: conv32 5x5 p2, ReLU, conv16 3x3 p1, ReLU, dense",
+                           DIGITS_SHAPE, _SMALL),
+    "cnn_small": ModelEntry(
+        _cnn_small, "conv32 3x3, ReLU, conv32 3x3, ReLU, maxpool2, dropout .25 | dense128, ReLU, dropout .5, dense",
+        DIGITS_SHAPE, _SMALL),
+    **{name: ModelEntry(_zoo_builder(z), z.description, z.natural_input, z.options) for name, z in ZOO.items()},
 }
+
+
+def check_options_apply(name: str, options: ModelOptions) -> None:
+    """Raise when an option is set that model ``name`` would ignore: a result must not claim what did not happen."""
+    honoured = MODELS[name].options
+    defaults = ModelOptions()
+    ignored = {f.name: getattr(options, f.name) for f in fields(options)
+               if f.name not in honoured and getattr(options, f.name) != getattr(defaults, f.name)}
+    if ignored:
+        raise ValueError(
+            f"Expected only options that model {name!r} uses ({', '.join(sorted(honoured))}). "
+            f"Received: {', '.join(f'{k}={v!r}' for k, v in ignored.items())}. "
+            f"Drop them, or pick a model they apply to."
+        )
 
 
 def build_model(name: str, input_shape: tuple[int, ...], num_classes: int, options: ModelOptions | None = None) -> ModelSpec:
     if name not in MODELS:
         raise ValueError(f"Expected a model name. Received: model={name!r}. Valid choices: {sorted(MODELS)}")
     opts = options or ModelOptions()
-    builder, _ = MODELS[name]
+    check_options_apply(name, opts)
     spec = ModelSpec(
         name=name,
         input_shape=tuple(input_shape),
         num_classes=num_classes,
-        layers=tuple(builder(tuple(input_shape), num_classes, opts)),
+        layers=tuple(MODELS[name].build(tuple(input_shape), num_classes, opts)),
         options=json.loads(json.dumps(asdict(opts))),  # JSON-shaped, so a checkpoint's stored spec compares equal
     )
     if opts.dropout is not None:
         spec = spec.with_dropout_rate(opts.dropout)
-    infer_shapes(spec)  # fail here, with the layer named, if the input is too small for the model
+    try:
+        infer_shapes(spec)  # fail here, with the layer named, if the input is too small for the model
+    except ValueError as exc:
+        natural = MODELS[name].natural_input
+        raise ValueError(f"{exc} Model {name!r} is designed for {natural[0]}x{natural[1]} inputs; "
+                         "resize the images (--input-size) or pick a model for small inputs.") from None
     return spec

@@ -290,3 +290,17 @@ def spec_from_dict(data: dict) -> ModelSpec:
         layers.append(types[kind](**{k: _as_tuple(v) if k in _TUPLE_FIELDS and v is not None else v for k, v in fields.items()}))
     return ModelSpec(name=data["name"], input_shape=tuple(data["input_shape"]), num_classes=int(data["num_classes"]),
                      layers=tuple(layers), options=dict(data.get("options", {})))
+
+
+def canonical_form(spec: ModelSpec) -> tuple[object, ...]:
+    """The spec's structure with layer names and groups left out: each layer as its type, its fields, and its
+    inputs as producer positions (-1 the model input). Two specs with equal forms compute the same function of
+    the same weights listed in the same order, whatever their layers are called (an imported model against the
+    zoo builder of the same network)."""
+    position = {"input": -1, **{layer.name: index for index, layer in enumerate(spec.layers)}}
+    layers = []
+    for index, layer in enumerate(spec.layers):
+        fields = {k: v for k, v in dataclasses.asdict(layer).items() if k not in ("name", "group", "inputs")}
+        sources = tuple(position[name] for name in spec.inputs_of(index))
+        layers.append((type(layer).__name__, tuple(sorted(fields.items())), sources))
+    return (tuple(spec.input_shape), spec.num_classes, tuple(layers))

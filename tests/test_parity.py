@@ -12,7 +12,7 @@ from cnn_specs import CNN_SPECS
 from conftest import max_abs_diff
 from harness.config import OPTIMIZERS, OptimizerConfig, RegularizationConfig
 from harness.data.batching import epoch_batches
-from harness.models import MODELS, ModelOptions, build_model
+from harness.models import CORE_MODELS, ModelOptions, build_model
 from harness.spec import (
     BN_RUNNING_VARIANCES, Activation, Add, AvgPool2D, BatchNorm, Concat, Conv2D, Dense, Flatten, GlobalAvgPool2D,
     MaxPool2D, ModelSpec,
@@ -60,14 +60,14 @@ def branching_spec(input_shape: tuple[int, ...], num_classes: int) -> ModelSpec:
 
 
 def specs(digits) -> dict[str, ModelSpec]:
-    out = {name: build_model(name, digits.input_shape, digits.num_classes) for name in MODELS}
+    out = {name: build_model(name, digits.input_shape, digits.num_classes) for name in CORE_MODELS}
     out["mlp_tanh_nobias"] = build_model("mlp", digits.input_shape, digits.num_classes, ModelOptions(hidden=(64, 32), activation="tanh", use_bias=False))
     out["branching"] = branching_spec(digits.input_shape, digits.num_classes)
     out.update({name: build(digits.input_shape, digits.num_classes) for name, build in CNN_SPECS.items()})
     return out
 
 
-SPEC_NAMES = [*MODELS, "mlp_tanh_nobias", "branching", *CNN_SPECS]
+SPEC_NAMES = [*CORE_MODELS, "mlp_tanh_nobias", "branching", *CNN_SPECS]
 
 
 def _weights_with_bn_statistics(spec: ModelSpec, seed: int) -> dict[str, np.ndarray]:

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from cnn_specs import CNN_SPECS, P1
-from harness.models import MODELS, ModelOptions, build_model
+from harness.models import CORE_MODELS, ModelOptions, build_model
 from harness.shapes import adaptive_is_uniform, adaptive_windows, infer_shapes, output_shape
 from harness.spec import (
     AdaptiveAvgPool2D, Add, Conv2D, Dense, Dropout, Flatten, MaxPool2D, ModelSpec, ZeroPad2D, same_padding,
@@ -45,7 +45,7 @@ def test_mlp_hidden_sizes_activation_and_bias_are_options():
 
 
 def test_every_model_builds_for_every_embedded_input_shape():
-    for name in MODELS:
+    for name in CORE_MODELS:
         for shape in ((8, 8, 1), (28, 28, 1), (32, 32, 3)):
             assert output_shape(build_model(name, shape, 10)) == (10,)
 

@@ -4,8 +4,9 @@
 - ``feature_extraction``: freeze the whole backbone, new head for the target classes, train the head only.
 - ``fine_tune``: new head, everything trainable, backbone learning rate = multiplier x head rate.
 - ``freeze_early``: new head, the first k layer groups frozen, the rest fine-tuned.
-- ``transfer``: reuse the backbone (a new head only if the class count differs), train with the ``features``
-  group frozen for ``frozen_epochs``, then unfrozen for the remaining epochs (phases ``frozen``, ``unfrozen``).
+- ``transfer``: reuse the backbone (a new head only if the class count differs), train with every group but the
+  ``classifier`` frozen for ``frozen_epochs``, then unfrozen for the remaining epochs (phases ``frozen``,
+  ``unfrozen``). For the small models that is their ``features`` group; for the zoo, stem and stages.
 """
 
 from __future__ import annotations
@@ -148,7 +149,7 @@ def run_transfer(ctx: "StrategyContext") -> str:
     finals = lambda b: final_metrics(ctx, b)  # noqa: E731
     status = "ok"
     if frozen_epochs:
-        ctx.backend.set_trainable(_layers_of_groups(spec, ["features"]))
+        ctx.backend.set_trainable(_layers_of_groups(spec, [g for g in spec.groups() if g != "classifier"]))
         ctx.backend.set_optimizer(cfg.optimizer, cfg.regularization)
         status = train_phase(ctx.backend, len(data.y_train), _plan(ctx, "frozen", frozen_epochs), sink,
                              final_metrics=finals if frozen_epochs == cfg.epochs else None)

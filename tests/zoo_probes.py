@@ -1,0 +1,37 @@
+"""Probes for tests/test_zoo.py that need PyTorch itself (run in the torch worker process only)."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+
+from harness.backend import load_backend
+from harness.config import RuntimeOptions
+from harness.spec import ModelSpec
+from harness.weights import NeutralWeights
+
+
+def torch_kernel_gradients(name: str, spec: ModelSpec, weights: NeutralWeights, x: np.ndarray,
+                           y: np.ndarray) -> dict[str, dict[str, np.ndarray]]:
+    """Gradients of the mean cross-entropy on one training-mode batch with respect to every kernel, in the
+    neutral layout, computed by the torch backend's module in float32 and in float64 (the near-exact reference
+    the float32 results of both backends are measured against). The model must hold no dropout."""
+    import torch
+
+    from backends.torch.model import export_weights
+
+    assert name == "torch"
+    backend = load_backend("torch", RuntimeOptions(threads=1))
+    backend.build(spec, weights, seed=0)
+    out = {}
+    for dtype in (torch.float32, torch.float64):
+        module = copy.deepcopy(backend.module).to(dtype).train()
+        logits = module(torch.tensor(x.transpose(0, 3, 1, 2), dtype=dtype))
+        torch.nn.functional.cross_entropy(logits, torch.tensor(y)).backward()
+        with torch.no_grad():
+            for param in module.parameters():
+                param.copy_(param.grad)  # exporting the gradients puts them in the neutral layout
+        exported = export_weights(module, spec)  # (as float32: 6e-8 relative, far below what is compared)
+        out[str(dtype).split(".")[1]] = {k: v.astype(np.float64) for k, v in exported.items() if k.endswith("/kernel")}
+    return out
