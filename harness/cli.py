@@ -20,7 +20,8 @@ from harness.config import DROPOUT_RNGS, OPTIMIZERS, SHIP_POLICIES, OptimizerCon
 from harness.data.tasks import TaskSpec
 from harness.schedules import SCHEDULES, ScheduleConfig
 from harness.data.registry import DATASETS
-from harness.models import MODELS
+from harness.model_table import ModelRequest, describe_model
+from harness.models import MODELS, ModelOptions
 from harness.spec import BN_RUNNING_VARIANCES
 from harness.search import SEARCH_ALGORITHMS
 from harness.strategies import describe_strategies
@@ -215,6 +216,15 @@ def build_parser() -> argparse.ArgumentParser:
     save.add_argument("--results-dir", default="results")
     lst = base_cmds.add_parser("list", help="list saved baselines")
     lst.add_argument("--results-dir", default="results")
+
+    mdl = commands.add_parser("model", help="a model's per-layer table: output shapes, parameters, MACs, totals")
+    mdl.add_argument("name", help="a model name (xfbench list)")
+    mdl.add_argument("--input-size", type=_positive_int, help="square input side (default: the model's natural size)")
+    mdl.add_argument("--channels", type=_positive_int, help="input channels (default: the natural input's)")
+    mdl.add_argument("--classes", type=_positive_int, default=1000, help="output classes (default 1000)")
+    mdl.add_argument("--width-multiplier", type=_positive_float, default=1.0, help="zoo models: channel scale")
+    mdl.add_argument("--json", action="store_true", help="totals as top-level params / forward_macs, rows as layers")
+    mdl.add_argument("--export-spec", type=Path, metavar="FILE", help="also write the neutral spec as JSON")
 
     hist = commands.add_parser("history", help="runs so far and a metric's trend per case")
     hist.add_argument("--results-dir", default="results")
@@ -639,6 +649,16 @@ def cmd_history(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_model(args: argparse.Namespace) -> int:
+    request = ModelRequest(args.name, args.input_size, args.channels, args.classes,
+                           ModelOptions(width_multiplier=args.width_multiplier))
+    try:
+        print(describe_model(request, args.json, args.export_spec))
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -651,6 +671,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_baseline(args)
         if args.command == "history":
             return cmd_history(args)
+        if args.command == "model":
+            return cmd_model(args)
         if args.command == "tune":
             return cmd_tune(args)
         return cmd_run(args)

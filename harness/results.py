@@ -26,6 +26,8 @@ SCHEMA: tuple[tuple[str, str, str], ...] = (
     ("suite", "string", "suite name, or 'adhoc' for a single --strategy/--model/--dataset run"),
     ("strategy", "string", "strategy name (scratch, ...)"),
     ("model", "string", "model name from the neutral zoo"),
+    ("params", "Int64", "trainable parameters of the model the trial trains (from its spec; frozen ones included)"),
+    ("forward_macs", "Int64", "forward multiply-accumulates per sample, convolutions and dense layers (harness.model_cost)"),
     ("dataset", "string", "dataset name"),
     ("variant", "string", "label of a technique/option variant of the case ('' for the plain case); part of the case's identity"),
     ("backend", "string", "torch | tensorflow"),

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from harness.model_cost import training_gflops
+
 CASE_KEYS = ["strategy", "model", "variant", "dataset"]
 
 
@@ -49,6 +51,8 @@ def summarize(frame: pd.DataFrame) -> Summary:
         accs = ok["test_acc"].astype(float).dropna().to_numpy()
         steady = steady_rows(group)
         timing = steady if len(steady) else group[group["status"] == "ok"]
+        samples_per_s = float(timing["samples_per_s"].median()) if len(timing) else math.nan
+        macs = _first(group, "forward_macs")
         rows.append({
             **dict(zip(CASE_KEYS + ["backend"], keys)),
             "trials": int(trial_finals["trial_id"].nunique()),
@@ -58,11 +62,20 @@ def summarize(frame: pd.DataFrame) -> Summary:
             "test_acc_mean": float(accs.mean()) if len(accs) else math.nan,
             "test_acc_std": float(accs.std(ddof=1)) if len(accs) > 1 else (0.0 if len(accs) else math.nan),
             "epoch_time_s_median": float(timing["epoch_time_s"].median()) if len(timing) else math.nan,
-            "samples_per_s_median": float(timing["samples_per_s"].median()) if len(timing) else math.nan,
+            "samples_per_s_median": samples_per_s,
+            "params": _first(group, "params"),
+            "forward_macs": macs,
+            "train_gflops": training_gflops(macs, samples_per_s),
             "timing_basis": "steady" if len(steady) else ("warm-up only" if len(timing) else "none"),
         })
     per_backend = pd.DataFrame(rows)
     return Summary(per_backend=per_backend, comparison=_compare(per_backend))
+
+
+def _first(group: pd.DataFrame, column: str) -> float:
+    """The case's value of a per-model column (the same in every row that has it), NaN when no row has it."""
+    values = group[column].dropna() if column in group.columns else pd.Series(dtype=float)
+    return float(values.iloc[0]) if len(values) else math.nan
 
 
 def _compare(per_backend: pd.DataFrame) -> pd.DataFrame:
@@ -92,14 +105,18 @@ def per_backend_cells(row: pd.Series) -> list[str]:
     acc = f"{_fmt(row['test_acc_mean'], '.4f')} ± {_fmt(row['test_acc_std'], '.4f')}"
     time_cell = _fmt(row["epoch_time_s_median"], ".3f") + (" (warm-up)" if row["timing_basis"] == "warm-up only" else "")
     status = f"{row['ok']}/{row['trials']} ok" + (f", {row['failed']} failed" if row["failed"] else "") + (f", {row['diverged']} diverged" if row["diverged"] else "")
-    return [row["strategy"], _model_cell(row), row["dataset"], row["backend"], status, acc, time_cell, _fmt(row["samples_per_s_median"], ",.0f")]
+    return [row["strategy"], _model_cell(row), row["dataset"], row["backend"], status, acc, time_cell,
+            _fmt(row["samples_per_s_median"], ",.0f"), _fmt(row["params"], ",.0f"), _fmt(row["forward_macs"] / 1e6, ",.2f"),
+            _fmt(row["train_gflops"], ".2f")]
 
 
 def _model_cell(row: pd.Series) -> str:
     return row["model"] + (f"+{row['variant']}" if row["variant"] else "")
 
 
-PER_BACKEND_HEADER = ["strategy", "model", "dataset", "backend", "trials", "test acc (mean ± std over seeds)", "epoch time s (median)", "samples/s (median)"]
+PER_BACKEND_HEADER = ["strategy", "model", "dataset", "backend", "trials", "test acc (mean ± std over seeds)",
+                      "epoch time s (median)", "samples/s (median)", "params", "forward MMACs / sample",
+                      "training GFLOP/s"]
 COMPARISON_HEADER = ["strategy", "model", "dataset", "test acc torch − tensorflow (pp)", "epoch time torch / tensorflow", "samples/s torch / tensorflow"]
 
 
@@ -128,7 +145,8 @@ def to_markdown(summary: Summary, title: str) -> str:
         "",
         "Epoch time and samples/s are medians over steady-state epochs (the first epoch of each phase is warm-up and "
         "excluded; '(warm-up)' marks cases that had no other epoch). Ratios above 1 mean torch takes longer "
-        "(epoch time) or processes more samples per second (samples/s).",
+        "(epoch time) or processes more samples per second (samples/s). Training GFLOP/s = 3 × 2 × forward MACs per "
+        "sample × samples/s (forward and two backward passes; convolutions and dense layers only).",
         "",
     ]
     return "\n".join(parts)

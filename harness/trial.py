@@ -14,7 +14,9 @@ from typing import Any, Callable
 from harness.backend import load_backend
 from harness.config import TrialConfig
 from harness.data.registry import Dataset, load_dataset
+from harness.model_cost import model_cost
 from harness.provenance import MachineInfo, utc_now
+from harness.spec import ModelSpec
 from harness.strategies import StrategyContext, get_strategy
 from harness.training import EpochRecord
 
@@ -62,8 +64,12 @@ def run_trial(config: TrialConfig, run: RunInfo, sink: RowSink, dataset: Dataset
         extra = fields.pop("extra")
         sink({**common, **fields, **extra, "timestamp": utc_now()})
 
+    def on_model(spec: ModelSpec) -> None:
+        cost = model_cost(spec)
+        common.update(params=cost.params, forward_macs=cost.forward_macs)
+
     strategy = get_strategy(config.strategy)
-    return strategy(StrategyContext(config=config, backend=backend, dataset=dataset, sink=emit))
+    return strategy(StrategyContext(config=config, backend=backend, dataset=dataset, sink=emit, on_model=on_model))
 
 
 def format_exception(exc: BaseException) -> str:

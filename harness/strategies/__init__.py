@@ -12,7 +12,13 @@ from typing import Callable
 from harness.backend import Backend
 from harness.config import TrialConfig
 from harness.data.registry import Dataset
+from harness.spec import ModelSpec
 from harness.training import EpochSink
+from harness.weights import NeutralWeights
+
+
+def _ignore(spec: ModelSpec) -> None:
+    pass
 
 
 @dataclass(frozen=True)
@@ -21,6 +27,12 @@ class StrategyContext:
     backend: Backend
     dataset: Dataset
     sink: EpochSink
+    on_model: Callable[[ModelSpec], None] = _ignore  # told the model a strategy trains (the rows' cost columns)
+
+    def build(self, spec: ModelSpec, weights: NeutralWeights) -> None:
+        """Build ``spec`` with ``weights`` in the backend, seeded by the trial."""
+        self.backend.build(spec, weights, seed=self.config.seed)
+        self.on_model(spec)
 
 
 Strategy = Callable[[StrategyContext], str]

@@ -93,7 +93,7 @@ def start_from_backbone(ctx: "StrategyContext", always_new_head: bool):
     data = derive(ctx.dataset, cfg.task)
     spec, weights, meta = load_backbone(ctx)
     spec, weights, new_head = with_target_head(ctx, spec, weights, data.num_classes, always_new_head)
-    ctx.backend.build(spec, weights, seed=cfg.seed)
+    ctx.build(spec, weights)
     prepare_data(ctx.backend, data)
     details = {"backbone": meta["key"], "backbone_recipe": meta["recipe"], "backbone_trained_by": meta["trained_by"],
                "source_task": meta["source_task"], "target_task": cfg.task.label if cfg.task else "all", "new_head": new_head}

@@ -24,7 +24,7 @@ def start_from_scratch(ctx: "StrategyContext") -> tuple[Dataset, ModelSpec]:
     cfg = ctx.config
     data = derive(ctx.dataset, cfg.task)
     spec = build_model(cfg.model, data.input_shape, data.num_classes, cfg.model_options)
-    ctx.backend.build(spec, initial_weights(spec, cfg.init, cfg.seed), seed=cfg.seed)
+    ctx.build(spec, initial_weights(spec, cfg.init, cfg.seed))
     ctx.backend.set_optimizer(cfg.optimizer, cfg.regularization)
     prepare_data(ctx.backend, data)
     return data, spec

@@ -1,0 +1,71 @@
+"""What a model costs, from its spec alone: parameters and forward multiply-accumulates per layer and in total.
+
+MACs follow the convention of torchvision's published figures (the weights' ``_ops`` meta, called GFLOPS there)
+and fvcore: the multiply-accumulates of convolutions and dense layers, per sample. A conv output element costs
+(in_channels / groups) x kh x kw MACs, a dense output in_features. BatchNorm, activations, pooling, adds and
+concatenations are left out: they are memory-bound, and well under 1 % of the conv MACs of the zoo's networks.
+Training costs about three forward passes (the backward pass computes gradients for inputs and for weights),
+so achieved training FLOP/s = 3 x 2 x forward_macs x samples/s (:func:`training_gflops`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from harness.shapes import infer_shapes
+from harness.spec import Conv2D, Dense, ModelSpec
+from harness.weights import is_trainable_param, parameter_shapes
+
+FLOPS_PER_MAC = 2
+TRAINING_PASSES = 3  # forward + backward with respect to inputs + backward with respect to weights
+
+
+@dataclass(frozen=True)
+class LayerCost:
+    name: str
+    kind: str  # the spec layer type
+    group: str
+    output_shape: tuple[int, ...]  # without the batch axis
+    params: int  # trainable parameters
+    macs: int  # forward multiply-accumulates per sample
+
+
+@dataclass(frozen=True)
+class ModelCost:
+    layers: tuple[LayerCost, ...]
+
+    @property
+    def params(self) -> int:
+        return sum(layer.params for layer in self.layers)
+
+    @property
+    def forward_macs(self) -> int:
+        return sum(layer.macs for layer in self.layers)
+
+
+def model_cost(spec: ModelSpec) -> ModelCost:
+    infos = infer_shapes(spec)
+    params: dict[str, int] = {}
+    for key, shape in parameter_shapes(spec).items():
+        if is_trainable_param(key):
+            layer = key.split("/")[0]
+            params[layer] = params.get(layer, 0) + int(np.prod(shape))
+    rows = []
+    for index, layer in enumerate(spec.layers):
+        out = infos[layer.name].shape
+        in_channels = infos[spec.inputs_of(index)[0]].shape[-1]
+        macs = 0
+        if isinstance(layer, Conv2D):
+            macs = math.prod(out) * (in_channels // layer.groups) * math.prod(layer.kernel_size)
+        elif isinstance(layer, Dense):
+            macs = in_channels * layer.units
+        rows.append(LayerCost(layer.name, type(layer).__name__, layer.group, tuple(out), params.get(layer.name, 0), macs))
+    return ModelCost(tuple(rows))
+
+
+def training_gflops(forward_macs: float, samples_per_s: float) -> float:
+    """Achieved training GFLOP/s: three forward passes' worth of FLOPs per sample."""
+    return TRAINING_PASSES * FLOPS_PER_MAC * forward_macs * samples_per_s / 1e9

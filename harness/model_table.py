@@ -1,0 +1,73 @@
+"""``xfbench model``: a model's per-layer table (output shape, parameters, MACs) with totals, from its spec alone,
+like torchinfo.summary in the PyTorch lesson but framework-free; as text or JSON, and the spec exported."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.model_cost import ModelCost, model_cost
+from harness.models import MODELS, ModelOptions, build_model
+from harness.spec import ModelSpec, spec_to_dict
+
+
+@dataclass(frozen=True)
+class ModelRequest:
+    name: str
+    input_size: int | None = None  # square side; None: the model's natural input
+    channels: int | None = None  # None: the natural input's channels
+    classes: int = 1000
+    options: ModelOptions = ModelOptions()
+
+    def input_shape(self) -> tuple[int, ...]:
+        if self.name not in MODELS:
+            raise ValueError(f"Expected a model name. Received: model={self.name!r}. Valid choices: {sorted(MODELS)}")
+        natural = MODELS[self.name].natural_input
+        if len(natural) == 1:
+            return natural
+        side = self.input_size or natural[0]
+        return (side, side, self.channels or natural[-1])
+
+
+def model_spec(request: ModelRequest) -> ModelSpec:
+    return build_model(request.name, request.input_shape(), request.classes, request.options)
+
+
+def _shape(shape: tuple[int, ...]) -> str:
+    return "×".join(str(s) for s in shape)
+
+
+def as_text(spec: ModelSpec, cost: ModelCost) -> str:
+    header = ("layer", "type", "group", "output", "params", "MACs")
+    rows = [(c.name, c.kind, c.group, _shape(c.output_shape), f"{c.params:,}" if c.params else "",
+             f"{c.macs:,}" if c.macs else "") for c in cost.layers]
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
+    right = {4, 5}
+
+    def line(cells: tuple[str, ...]) -> str:
+        return "  ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+
+    out = [f"{spec.name}: input {_shape(spec.input_shape)}, {spec.num_classes} classes", line(header),
+           "  ".join("-" * w for w in widths), *(line(r) for r in rows), "  ".join("-" * w for w in widths),
+           f"total parameters: {cost.params:,}",
+           f"forward MACs per sample: {cost.forward_macs:,} ({cost.forward_macs / 1e9:.3f} G; convolutions and dense "
+           "layers, torchvision's convention)"]
+    return "\n".join(out)
+
+
+def as_json(spec: ModelSpec, cost: ModelCost) -> str:
+    return json.dumps({
+        "model": spec.name, "input_shape": list(spec.input_shape), "num_classes": spec.num_classes,
+        "params": cost.params, "forward_macs": cost.forward_macs,
+        "layers": [{"name": c.name, "type": c.kind, "group": c.group, "output_shape": list(c.output_shape),
+                    "params": c.params, "macs": c.macs} for c in cost.layers],
+    }, indent=2)
+
+
+def describe_model(request: ModelRequest, as_json_output: bool, export_spec: Path | None) -> str:
+    spec = model_spec(request)
+    if export_spec is not None:
+        export_spec.write_text(json.dumps(spec_to_dict(spec), indent=2) + "\n")
+    cost = model_cost(spec)
+    return as_json(spec, cost) if as_json_output else as_text(spec, cost)
