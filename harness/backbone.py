@@ -18,6 +18,7 @@ from harness import cachekeys
 from harness.backend import honoured_runtime
 from harness.config import OptimizerConfig, TrialConfig
 from harness.data.tasks import TaskSpec
+from harness.input_pipeline import InputConfig
 from harness.models import ModelOptions
 
 PRETRAIN = "pretrain"
@@ -36,6 +37,7 @@ class BackboneRecipe:
     batch_size: int
     seed: int
     backend: str
+    input: InputConfig = InputConfig()  # the pipeline in front of the model is part of the backbone
 
     @property
     def key(self) -> str:
@@ -57,12 +59,12 @@ def recipe_for(trial: TrialConfig) -> BackboneRecipe:
     """The backbone a target trial needs (or, for a pretrain trial, the one it produces)."""
     if trial.strategy == PRETRAIN:
         return BackboneRecipe(trial.model, trial.model_options, trial.dataset, trial.task, trial.init, trial.optimizer,
-                              trial.epochs, trial.batch_size, trial.seed, trial.backend)
+                              trial.epochs, trial.batch_size, trial.seed, trial.backend, trial.input)
     t = trial.transfer
     source_task = t.source_task if t.source_task is not None else trial.task
     return BackboneRecipe(trial.model, trial.model_options, trial.dataset, source_task, trial.init,
                           (t.source_optimizer or trial.optimizer).resolved(), t.source_epochs, trial.batch_size, trial.seed,
-                          t.source_backend)
+                          t.source_backend, trial.input)
 
 
 def checkpoint_path(trial: TrialConfig) -> Path:

@@ -20,6 +20,7 @@ from harness.config import DROPOUT_RNGS, OPTIMIZERS, SHIP_POLICIES, OptimizerCon
 from harness.data.tasks import TaskSpec
 from harness.schedules import SCHEDULES, ScheduleConfig
 from harness.data.registry import DATASETS
+from harness.input_pipeline import NORMALIZATIONS
 from harness.model_table import ModelRequest, describe_model
 from harness.models import MODELS, ModelOptions
 from harness.spec import BN_RUNNING_VARIANCES
@@ -113,6 +114,10 @@ def _add_case_arguments(parser: argparse.ArgumentParser) -> None:
     hp.add_argument("--decoupled-weight-decay", action="store_true", help="decay weights w <- w(1 - lr*wd) instead of coupled L2")
     hp.add_argument("--init", help=f"initializer, one of {sorted(INITIALIZERS)}")
     hp.add_argument("--hidden", type=_hidden, help="mlp hidden sizes, e.g. 300,100")
+    hp.add_argument("--input-size", type=_positive_int, help="resize images to N x N per batch (bilinear)")
+    hp.add_argument("--input-channels", type=_positive_int, help="3: replicate grayscale images to RGB")
+    hp.add_argument("--normalize", choices=tuple(NORMALIZATIONS),
+                    help="per-channel normalisation after resizing: none (the dataset's own) or imagenet")
     hp.add_argument("--width-multiplier", type=_positive_float,
                     help="zoo models: scale every channel count and hidden width (e.g. 0.25 for a CPU)")
     tech = parser.add_argument_group("techniques (S5)")
@@ -301,6 +306,10 @@ def _apply_overrides(trial: TrialConfig, args: argparse.Namespace) -> TrialConfi
         changes["optimizer"] = dataclasses.replace(opt, **opt_changes)
         if model_changes:
             changes["model_options"] = dataclasses.replace(trial.model_options, **model_changes)
+        input_changes = {k: v for k, v in (("size", args.input_size), ("channels", args.input_channels),
+                                           ("normalize", args.normalize)) if v is not None}
+        if input_changes:
+            changes["input"] = dataclasses.replace(trial.input, **input_changes)
         if reg_changes:
             changes["regularization"] = dataclasses.replace(trial.regularization, **reg_changes)
         if args.schedule or args.piecewise:

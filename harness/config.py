@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from harness.data.tasks import TaskSpec
+from harness.input_pipeline import InputConfig
 from harness.models import ModelOptions
 from harness.schedules import ScheduleConfig
 
@@ -184,6 +185,7 @@ class TrialConfig:
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     regularization: RegularizationConfig = field(default_factory=RegularizationConfig)
     model_options: ModelOptions = field(default_factory=ModelOptions)
+    input: InputConfig = field(default_factory=InputConfig)  # resize / channels / normalisation before the model
     runtime: RuntimeOptions = field(default_factory=RuntimeOptions)
     mc_dropout_passes: int = 0  # > 0: after training, N stochastic passes over the test set (MC dropout)
     task: TaskSpec | None = None  # the target task carved out of the dataset (None: the whole dataset)
@@ -235,6 +237,7 @@ class TrialConfig:
         options["hidden"] = tuple(options["hidden"])
         data["model_options"] = ModelOptions(**options)
         data["runtime"] = RuntimeOptions(**data["runtime"])
+        data["input"] = InputConfig(**(data.get("input") or {}))
         return cls(**data)
 
 

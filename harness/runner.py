@@ -23,6 +23,7 @@ from harness.config import SHIP_LIMIT_MB, SHIP_POLICIES, TrialConfig
 from harness.backbone import NEEDS_BACKBONE, pretrain_trials
 from harness.data.registry import Dataset, check_data_dir, load_dataset
 from harness.data.tasks import TaskSpec, derive
+from harness.input_pipeline import check_input, transformed_shape
 from harness.models import build_model
 from harness.provenance import MachineInfo, git_commit, utc_now
 from harness.results import ResultsWriter, read_parts, rewrite_csv, safe_name, write_run_json
@@ -98,7 +99,9 @@ def preflight(trials: list[TrialConfig], data_dir: str | None, download: bool = 
             if len(derived.y_train) == 0:
                 raise ValueError(f"Expected training samples in task {task.label if task else 'all'} of {trial.dataset}. Received: none.")
             _check_classes(task, datasets[trial.dataset])
-            spec = build_model(trial.model, derived.input_shape, derived.num_classes, trial.model_options)
+            check_input(trial.input, derived.input_shape, datasets[trial.dataset].normalization)
+            spec = build_model(trial.model, transformed_shape(trial.input, derived.input_shape), derived.num_classes,
+                               trial.model_options)
             if task is trial.task:
                 _check_against_model(trial, spec)
     return provenance

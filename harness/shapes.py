@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from harness.spec import (
     Activation, AdaptiveAvgPool2D, Add, AvgPool2D, BatchNorm, Concat, Conv2D, Dense, Dropout, Flatten,
-    GlobalAvgPool2D, Layer, MaxPool2D, ModelSpec, ZeroPad2D,
+    GlobalAvgPool2D, Layer, MaxPool2D, ModelSpec, Normalize, RepeatChannels, Resize2D, ZeroPad2D,
 )
 
 
@@ -107,6 +107,16 @@ def _infer_one(spec: ModelSpec, layer: Layer, ins: list[TensorInfo]) -> TensorIn
             raise _spec_error(spec, layer, "an (H, W, C) input; pad before the Flatten", shape)
         (pt, pb), (pl, pr) = layer.padding
         return TensorInfo((shape[0] + pt + pb, shape[1] + pl + pr, shape[2]))
+    if isinstance(layer, (Resize2D, RepeatChannels, Normalize)):
+        if len(shape) != 3:
+            raise _spec_error(spec, layer, "an (H, W, C) image input", shape)
+        if isinstance(layer, Resize2D):
+            return TensorInfo((*layer.output_size, shape[2]))
+        if isinstance(layer, RepeatChannels):
+            return TensorInfo((shape[0], shape[1], shape[2] * layer.repeats))
+        if len(layer.mean) != shape[2]:
+            raise _spec_error(spec, layer, f"{len(layer.mean)} channels (one mean/std each)", shape)
+        return info
     if isinstance(layer, Flatten):
         size = 1
         for d in shape:

@@ -153,6 +153,44 @@ class ZeroPad2D(Layer):
 
 
 @dataclass(frozen=True, kw_only=True)
+class Resize2D(Layer):
+    """Bilinear resize to ``output_size`` (out_h, out_w) with half-pixel centres and no antialiasing: PyTorch's
+    F.interpolate(mode="bilinear", align_corners=False) and tf.image.resize(method="bilinear", antialias=False).
+    Its arithmetic is written once (harness.input_pipeline.bilinear_taps): per axis, two gathered neighbours
+    and their weights, combined by elementwise multiply-adds in a fixed order, so every backend computes the same
+    float32 pixels. Part of the input pipeline: applied to each batch on the device, never to the whole set."""
+
+    output_size: Pair
+
+    def __post_init__(self) -> None:
+        if not _is_int_pair(self.output_size, 1):
+            raise ValueError(f"Expected output_size (out_h, out_w) of ints >= 1 in layer {self.name!r} (Resize2D). "
+                             f"Received: output_size={self.output_size!r}.")
+
+
+@dataclass(frozen=True, kw_only=True)
+class RepeatChannels(Layer):
+    """The channels repeated ``repeats`` times (grayscale -> 3 channels for models that want RGB)."""
+
+    repeats: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class Normalize(Layer):
+    """(x - mean) / std per channel (e.g. ImageNet's mean and std), computed as (x - mean) * inv_std with
+    inv_std = 1 / std rounded once to float32 (:func:`normalize_factors`): TensorFlow rewrites a division by a
+    constant into that multiplication, so every backend multiplies, and the pixels stay identical."""
+
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+    def __post_init__(self) -> None:
+        if len(self.mean) != len(self.std) or not self.mean or any(s <= 0 for s in self.std):
+            raise ValueError(f"Expected one mean and one std > 0 per channel in layer {self.name!r} (Normalize). "
+                             f"Received: mean={self.mean!r}, std={self.std!r}.")
+
+
+@dataclass(frozen=True, kw_only=True)
 class Flatten(Layer):
     pass
 
@@ -189,7 +227,7 @@ class Concat(Layer):
 
 LAYER_TYPES: tuple[type[Layer], ...] = (
     Conv2D, Dense, Activation, MaxPool2D, AvgPool2D, GlobalAvgPool2D, AdaptiveAvgPool2D, ZeroPad2D,
-    Flatten, Dropout, BatchNorm, Add, Concat,
+    Flatten, Dropout, BatchNorm, Add, Concat, Resize2D, RepeatChannels, Normalize,
 )
 
 
@@ -266,7 +304,15 @@ def same_padding(kernel: Pair) -> Padding2D:
     return ((kh // 2, kh // 2), (kw // 2, kw // 2))
 
 
-_TUPLE_FIELDS = ("inputs", "kernel_size", "strides", "padding", "pool_size", "output_size")
+def normalize_factors(layer: Normalize) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """(mean, 1 / std) as float32 values: the constants every backend's Normalize uses."""
+    import numpy as np
+
+    return (tuple(float(v) for v in np.float32(layer.mean)),
+            tuple(float(v) for v in np.float32(1.0) / np.float32(layer.std)))
+
+
+_TUPLE_FIELDS = ("inputs", "kernel_size", "strides", "padding", "pool_size", "output_size", "mean", "std")
 
 
 def _as_tuple(value: object) -> object:

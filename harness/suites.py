@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from harness.config import OptimizerConfig, RegularizationConfig, TransferOptions, TrialConfig, case_label
 from harness.data.tasks import TaskSpec
 from harness.schedules import ScheduleConfig
+from harness.input_pipeline import InputConfig
 from harness.models import ModelOptions
 from harness.search import Choice, LogUniform, SearchSpace, space_from_mapping
 
@@ -26,6 +27,7 @@ class SuiteCase:
     init: str = "he_normal"
     optimizer: OptimizerConfig = field(default_factory=lambda: OptimizerConfig("momentum", lr=0.01))
     model_options: ModelOptions = field(default_factory=ModelOptions)
+    input: InputConfig = field(default_factory=InputConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     regularization: RegularizationConfig = field(default_factory=RegularizationConfig)
     mc_dropout_passes: int = 0
@@ -289,7 +291,7 @@ def case_trials(case: SuiteCase, suite_name: str, backends: tuple[str, ...], see
         TrialConfig(
             strategy=case.strategy, model=case.model, dataset=case.dataset, backend=backend, seed=seed,
             epochs=case.epochs, batch_size=case.batch_size, init=case.init, optimizer=case.optimizer,
-            model_options=case.model_options, schedule=case.schedule, regularization=case.regularization,
+            model_options=case.model_options, input=case.input, schedule=case.schedule, regularization=case.regularization,
             mc_dropout_passes=case.mc_dropout_passes, variant=case.variant, suite=suite_name,
             task=case.task, transfer=case.transfer,
         )

@@ -6,12 +6,13 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from backends.tensorflow import input_layers
 from backends.tensorflow.dropout import DropoutKeys, SharedDropout
 from harness.dropout_rng import layout_hashes
 from harness.shapes import adaptive_is_uniform, adaptive_windows, infer_shapes
 from harness.spec import (
     PRELU_INIT, Activation, AdaptiveAvgPool2D, Add, AvgPool2D, BatchNorm, Concat, Conv2D, Dense, Dropout, Flatten,
-    GlobalAvgPool2D, Layer, MaxPool2D, ModelSpec, ZeroPad2D,
+    GlobalAvgPool2D, Layer, MaxPool2D, ModelSpec, Normalize, RepeatChannels, Resize2D, ZeroPad2D, normalize_factors,
 )
 from harness.weights import NeutralWeights, check_weights
 
@@ -218,6 +219,12 @@ def _apply(layer: Layer, inputs: list, seed: int, mc: bool = False, shared: Shar
         return keras.layers.GlobalAveragePooling2D(name=layer.name)(x)
     if isinstance(layer, Flatten):
         return keras.layers.Flatten(name=layer.name)(x)
+    if isinstance(layer, Resize2D):
+        return input_layers.Resize(tuple(x.shape[1:3]), layer.output_size, name=layer.name)(x)
+    if isinstance(layer, RepeatChannels):
+        return input_layers.RepeatChannels(layer.repeats, name=layer.name)(x)
+    if isinstance(layer, Normalize):
+        return input_layers.Normalize(*normalize_factors(layer), name=layer.name)(x)
     if isinstance(layer, Dropout):
         return _dropout(layer, seed, mc, shared)(x)
     if isinstance(layer, BatchNorm):

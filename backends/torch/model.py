@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from backends.torch import input_layers
 from backends.torch.dropout import DropoutKeys, SharedDropout
 from backends.torch.layout import (
     conv_kernel_from_torch, conv_kernel_to_torch, dense_kernel_from_torch, dense_kernel_to_torch,
@@ -17,7 +18,7 @@ from harness.dropout_rng import dropout_layer_indices, layout_hashes
 from harness.shapes import TensorInfo, infer_shapes
 from harness.spec import (
     Activation, AdaptiveAvgPool2D, Add, AvgPool2D, BatchNorm, Concat, Conv2D, Dense, Dropout, Flatten,
-    GlobalAvgPool2D, Layer, MaxPool2D, ModelSpec, ZeroPad2D,
+    GlobalAvgPool2D, Layer, MaxPool2D, ModelSpec, Normalize, RepeatChannels, Resize2D, ZeroPad2D, normalize_factors,
 )
 from harness.weights import NeutralWeights, check_weights
 
@@ -157,6 +158,12 @@ def _module(layer: Layer, in_info: TensorInfo, keys: DropoutKeys | None = None, 
         return _dropout(layer, in_info, keys, slot)
     if isinstance(layer, BatchNorm):
         return _batchnorm(layer, in_info)
+    if isinstance(layer, Resize2D):
+        return input_layers.Resize(in_info.shape[:2], layer.output_size)
+    if isinstance(layer, RepeatChannels):
+        return input_layers.RepeatChannels(layer.repeats)
+    if isinstance(layer, Normalize):
+        return input_layers.Normalize(*normalize_factors(layer))
     if isinstance(layer, (Add, Concat)):
         return None
     raise ValueError(f"Expected a layer type the torch backend knows. Received: {type(layer).__name__}.")

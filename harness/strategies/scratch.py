@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from harness.config import TrialConfig
 from harness.data.registry import Dataset
 from harness.data.tasks import derive
+from harness.input_pipeline import transformed_shape, with_input_pipeline
 from harness.mc_dropout import mc_dropout_metrics
 from harness.models import build_model
 from harness.spec import ModelSpec
@@ -23,8 +24,10 @@ def start_from_scratch(ctx: "StrategyContext") -> tuple[Dataset, ModelSpec]:
     """Build the trial's model on its task from the harness's initial weights, with a fresh optimizer and the data."""
     cfg = ctx.config
     data = derive(ctx.dataset, cfg.task)
-    spec = build_model(cfg.model, data.input_shape, data.num_classes, cfg.model_options)
-    ctx.build(spec, initial_weights(spec, cfg.init, cfg.seed))
+    spec = build_model(cfg.model, transformed_shape(cfg.input, data.input_shape), data.num_classes, cfg.model_options)
+    weights = initial_weights(spec, cfg.init, cfg.seed)  # the model's own, whatever pipeline feeds it
+    spec = with_input_pipeline(spec, cfg.input, data.input_shape)
+    ctx.build(spec, weights)
     ctx.backend.set_optimizer(cfg.optimizer, cfg.regularization)
     prepare_data(ctx.backend, data)
     return data, spec

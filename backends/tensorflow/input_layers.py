@@ -1,0 +1,40 @@
+"""The input pipeline's layers (harness.input_pipeline) in Keras/TensorFlow, on NHWC batches."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from harness.input_pipeline import bilinear_taps
+
+
+class Resize(keras.layers.Layer):
+    """Bilinear resize with the harness's taps: rows, then columns, each x[low] * w_low + x[high] * w_high."""
+
+    def __init__(self, in_hw: tuple[int, int], out_hw: tuple[int, int], **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.taps = [tuple(np.asarray(t) for t in bilinear_taps(i, o)) for i, o in zip(in_hw, out_hw)]
+
+    def call(self, x):
+        (hl, hh, hwl, hwh), (wl, wh, wwl, wwh) = self.taps
+        rows = tf.gather(x, hl, axis=1) * hwl[None, :, None, None] + tf.gather(x, hh, axis=1) * hwh[None, :, None, None]
+        return tf.gather(rows, wl, axis=2) * wwl[None, None, :, None] + tf.gather(rows, wh, axis=2) * wwh[None, None, :, None]
+
+
+class RepeatChannels(keras.layers.Layer):
+    def __init__(self, repeats: int, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.repeats = repeats
+
+    def call(self, x):
+        return tf.tile(x, [1, 1, 1, self.repeats])
+
+
+class Normalize(keras.layers.Layer):
+    def __init__(self, mean: tuple[float, ...], inv_std: tuple[float, ...], **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.mean, self.inv_std = np.asarray(mean, np.float32), np.asarray(inv_std, np.float32)
+
+    def call(self, x):
+        return (x - self.mean) * self.inv_std

@@ -1,0 +1,129 @@
+"""The inputs a network needs, from the images a dataset has: resize, grayscale -> 3 channels, normalisation.
+
+One implementation for every backend: the pipeline is a prefix of neutral layers (Resize2D, RepeatChannels,
+Normalize) put in front of the model's spec, so each batch is transformed on the device inside the same step
+that trains or evaluates it (the dataset stays at its stored size: CIFAR-10 at 227x227 in float32 would be
+31 GB), and the resize arithmetic is fixed here, in :func:`bilinear_taps`, so the backends produce identical
+pixels. The model itself is built and initialised for the transformed shape, so its weights do not depend on
+whether a pipeline runs in front of it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import numpy as np
+
+from harness.spec import Layer, ModelSpec, Normalize, RepeatChannels, Resize2D
+
+# Per-channel statistics of ImageNet's training images (pixels in [0, 1]): what torchvision's and Keras'
+# "torch"-mode pretrained weights expect.
+NORMALIZATIONS: dict[str, tuple[tuple[float, ...], tuple[float, ...]] | None] = {
+    "none": None,
+    "imagenet": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
+}
+UNIT_RANGE_DATASETS = ("pixels / 255", "pixels / 16")  # dataset normalisations that leave pixels in [0, 1]
+
+
+@dataclass(frozen=True)
+class InputConfig:
+    size: int | None = None  # square side the images are resized to; None keeps the dataset's
+    channels: int | None = None  # 3 replicates a grayscale image; None keeps the dataset's channels
+    normalize: str = "none"  # a key of NORMALIZATIONS, applied after resizing and channel replication
+
+    def __post_init__(self) -> None:
+        if self.size is not None and self.size < 1:
+            raise ValueError(f"Expected an input size >= 1. Received: size={self.size}.")
+        if self.channels is not None and self.channels < 1:
+            raise ValueError(f"Expected input channels >= 1. Received: channels={self.channels}.")
+        if self.normalize not in NORMALIZATIONS:
+            raise ValueError(f"Expected normalize in {list(NORMALIZATIONS)}. Received: normalize={self.normalize!r}.")
+
+    @property
+    def is_identity(self) -> bool:
+        return self.size is None and self.channels is None and self.normalize == "none"
+
+
+def bilinear_taps(in_size: int, out_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per output index along one axis: the two input neighbours (low, high) and their float32 weights.
+
+    Half-pixel centres, PyTorch's rule: source = (i + 0.5) * in / out - 0.5, clamped below at 0; low = floor,
+    high = min(low + 1, in - 1), weight_high = source - low. Out = x[low] * w_low + x[high] * w_high, in that order.
+    """
+    scale = np.float32(in_size) / np.float32(out_size)
+    source = np.maximum((np.arange(out_size, dtype=np.float32) + np.float32(0.5)) * scale - np.float32(0.5),
+                        np.float32(0.0))
+    low = np.minimum(np.floor(source).astype(np.int64), in_size - 1)
+    high = np.minimum(low + 1, in_size - 1)
+    w_high = (source - low.astype(np.float32)).astype(np.float32)
+    return low, high, (np.float32(1.0) - w_high).astype(np.float32), w_high
+
+
+def resize_reference(x: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """The Resize2D layer in numpy (NHWC, float32): what every backend must reproduce bit for bit."""
+    lo, hi, wl, wh = bilinear_taps(x.shape[1], size[0])
+    rows = x[:, lo] * wl[None, :, None, None] + x[:, hi] * wh[None, :, None, None]
+    lo, hi, wl, wh = bilinear_taps(x.shape[2], size[1])
+    return rows[:, :, lo] * wl[None, None, :, None] + rows[:, :, hi] * wh[None, None, :, None]
+
+
+def transformed_shape(config: InputConfig, data_shape: tuple[int, ...]) -> tuple[int, ...]:
+    """The input shape the model is built for."""
+    if config.is_identity:
+        return tuple(data_shape)
+    if len(data_shape) != 3:
+        raise ValueError(f"Expected image data (H, W, C) for --input-size/--input-channels/--normalize. "
+                         f"Received: data of shape {tuple(data_shape)}.")
+    h, w, c = data_shape
+    side = config.size
+    return (side or h, side or w, config.channels or c)
+
+
+def check_input(config: InputConfig, data_shape: tuple[int, ...], dataset_normalization: str) -> None:
+    """Preflight: the pipeline fits the data (raises ValueError saying what was expected)."""
+    shape = transformed_shape(config, data_shape)
+    if config.channels is not None and config.channels != data_shape[-1] and (
+            data_shape[-1] != 1 or config.channels % data_shape[-1]):
+        raise ValueError(f"Expected --input-channels equal to the data's {data_shape[-1]}, or a multiple of 1 "
+                         f"for grayscale data. Received: {config.channels}.")
+    stats = NORMALIZATIONS[config.normalize]
+    if stats is not None:
+        if len(stats[0]) != shape[-1]:
+            raise ValueError(f"Expected {len(stats[0])}-channel inputs for --normalize {config.normalize}. Received: "
+                             f"{shape[-1]} channels; add --input-channels {len(stats[0])} for grayscale data.")
+        if dataset_normalization not in UNIT_RANGE_DATASETS:
+            raise ValueError(f"Expected pixels in [0, 1] for --normalize {config.normalize}. Received: a dataset "
+                             f"normalised by {dataset_normalization!r}; use --normalize none.")
+
+
+def input_layers(config: InputConfig, data_shape: tuple[int, ...], group: str) -> tuple[Layer, ...]:
+    """The prefix that turns data of ``data_shape`` into the model's input (empty when nothing changes)."""
+    if config.is_identity:
+        return ()
+    h, w, c = data_shape
+    out_h, out_w, out_c = transformed_shape(config, data_shape)
+    layers: list[Layer] = []
+    if (out_h, out_w) != (h, w):
+        layers.append(Resize2D(name="input_resize", group=group, output_size=(out_h, out_w)))
+    if out_c != c:
+        layers.append(RepeatChannels(name="input_channels", group=group, repeats=out_c // c))
+    stats = NORMALIZATIONS[config.normalize]
+    if stats is not None:
+        layers.append(Normalize(name="input_normalize", group=group, mean=stats[0], std=stats[1]))
+    return tuple(layers)
+
+
+def with_input_pipeline(spec: ModelSpec, config: InputConfig, data_shape: tuple[int, ...]) -> ModelSpec:
+    """``spec`` fed by the pipeline: the prefix layers in the model's first group, and every layer that read the
+    model input reading the prefix's output instead (the first layer does so implicitly, as the next in line);
+    the input shape becomes the data's."""
+    prefix = input_layers(config, data_shape, spec.layers[0].group)
+    if not prefix:
+        return spec
+    fed = prefix[-1].name
+    layers = tuple(
+        dataclasses.replace(l, inputs=tuple(fed if s == "input" else s for s in l.inputs)) if "input" in l.inputs else l
+        for l in spec.layers
+    )
+    return dataclasses.replace(spec, input_shape=tuple(data_shape), layers=prefix + layers)
