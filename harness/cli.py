@@ -21,6 +21,7 @@ from harness.data.tasks import TaskSpec
 from harness.schedules import SCHEDULES, ScheduleConfig
 from harness.data.registry import DATASETS
 from harness.input_pipeline import NORMALIZATIONS
+from harness.model_import import parse_model_ref
 from harness.model_table import ModelRequest, describe_model
 from harness.models import MODELS, ModelOptions
 from harness.spec import BN_RUNNING_VARIANCES
@@ -265,7 +266,10 @@ def trials_from_args(args: argparse.Namespace) -> tuple[list[TrialConfig], str]:
         if not all(single):
             raise InputError(f"Expected --strategy, --model and --dataset together (or --suite). Received: strategy={args.strategy!r}, model={args.model!r}, dataset={args.dataset!r}.")
         _choice("strategy", args.strategy, list(describe_strategies()))
-        _choice("model", args.model, list(MODELS))
+        try:
+            parse_model_ref(args.model)
+        except ValueError as exc:
+            raise InputError(str(exc)) from None
         _choice("dataset", args.dataset, list(DATASETS))
         seeds = args.seeds or 1
         trials = [
@@ -511,7 +515,8 @@ def _prepare(args: argparse.Namespace, trials: list[TrialConfig], label: str) ->
         raise InputError(f"Expected a new --run-id. Received: {run_id!r}, which already exists in {results_dir}. Pick another name.")
     try:
         loaded: dict = {}
-        provenance = preflight(trials, args.data_dir, download=not args.no_download, loaded=loaded)
+        provenance = preflight(trials, args.data_dir, download=not args.no_download, loaded=loaded,
+                               cache_dir=results_dir / "_cache")
         ship = datasets_to_ship(trials, args.ship_data, args.address, loaded=loaded)
     except (ValueError, FileNotFoundError) as exc:
         raise InputError(str(exc)) from None

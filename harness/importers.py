@@ -25,6 +25,7 @@ class UnsupportedModelError(ValueError):
         self.op = op
         self.location = location
         self.supported = tuple(supported)
+        self.hint = hint
         super().__init__(
             f"Expected a {source} model built from layers xfbench's neutral spec supports. "
             f"Received: {op} at {location!r}. Supported: {', '.join(self.supported)}."

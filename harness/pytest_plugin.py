@@ -260,13 +260,13 @@ def _run_all(config: pytest.Config, state: SessionState) -> None:
     from harness.scheduler import SchedulerSettings
 
     trials = list(state.wanted.values())
+    results_dir = Path(config.getoption("xfbench_results_dir")).resolve()
     try:  # the CLI's checks: whatever would fail inside a worker fails here, before Ray starts
         state.data_provenance = preflight(trials, config.getoption("xfbench_data_dir"), download=False,
-                                          loaded=state.loaded)
+                                          loaded=state.loaded, cache_dir=results_dir / "_cache")
     except (ValueError, FileNotFoundError) as exc:
         state.error = f"bad input, nothing was run: {exc}"
         return
-    results_dir = Path(config.getoption("xfbench_results_dir")).resolve()
     settings = SchedulerSettings(
         storage_dir=results_dir / "_ray", cpus_per_trial=config.getoption("xfbench_cpus"),
         gpus_per_trial=config.getoption("xfbench_gpus"), address=config.getoption("xfbench_ray_address"),

@@ -24,7 +24,7 @@ from harness.backbone import NEEDS_BACKBONE, pretrain_trials
 from harness.data.registry import Dataset, check_data_dir, load_dataset
 from harness.data.tasks import TaskSpec, derive
 from harness.input_pipeline import check_input, transformed_shape
-from harness.models import build_model
+from harness.model_import import model_spec, share_python_path
 from harness.provenance import MachineInfo, git_commit, utc_now
 from harness.results import ResultsWriter, read_parts, rewrite_csv, safe_name, write_run_json
 from harness.spec import Dense, Dropout, ModelSpec
@@ -72,7 +72,7 @@ def new_run_id(label: str) -> str:
 
 
 def preflight(trials: list[TrialConfig], data_dir: str | None, download: bool = True,
-              loaded: dict[str, Dataset] | None = None) -> dict[str, dict[str, str]]:
+              loaded: dict[str, Dataset] | None = None, cache_dir: Path | None = None) -> dict[str, dict[str, str]]:
     """Validate every trial and make sure its data is present (downloading if allowed): whatever would fail
     inside a worker fails here, before Ray starts. The CLI and the pytest plugin both call it.
 
@@ -82,6 +82,7 @@ def preflight(trials: list[TrialConfig], data_dir: str | None, download: bool = 
     if not trials:
         raise ValueError("Expected at least one trial. Received none: pick a suite or --strategy/--model/--dataset.")
     check_data_dir(data_dir)
+    share_python_path([t.model for t in trials])
     check_capabilities(trials)
     datasets: dict[str, Dataset] = loaded if loaded is not None else {}
     provenance: dict[str, dict[str, str]] = {}
@@ -100,8 +101,10 @@ def preflight(trials: list[TrialConfig], data_dir: str | None, download: bool = 
                 raise ValueError(f"Expected training samples in task {task.label if task else 'all'} of {trial.dataset}. Received: none.")
             _check_classes(task, datasets[trial.dataset])
             check_input(trial.input, derived.input_shape, datasets[trial.dataset].normalization)
-            spec = build_model(trial.model, transformed_shape(trial.input, derived.input_shape), derived.num_classes,
-                               trial.model_options)
+            # Converts framework and user models here (cached for the trials): an unsupported op stops the run
+            # before Ray starts.
+            spec = model_spec(trial.model, transformed_shape(trial.input, derived.input_shape), derived.num_classes,
+                              trial.model_options, trial.cache_dir or cache_dir)
             if task is trial.task:
                 _check_against_model(trial, spec)
     return provenance

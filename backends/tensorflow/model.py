@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -250,7 +252,8 @@ def build_model(spec: ModelSpec, seed: int, mc: bool = False, keys: DropoutKeys 
             slot += 1
         # Native dropout layers get their own seed derived from the trial seed: reproducible, never global.
         values[layer.name] = _apply(layer, [values[s] for s in spec.inputs_of(index)], seed * 1000 + index, mc, shared)
-    return keras.Model(inputs, values[spec.output_name], name=spec.name)
+    # Keras model names are TF name scopes: imported specs ("torchvision:resnet18", file paths) are made to fit.
+    return keras.Model(inputs, values[spec.output_name], name=re.sub(r"[^A-Za-z0-9_.-]", "_", spec.name))
 
 
 def load_weights(model: keras.Model, spec: ModelSpec, weights: NeutralWeights) -> None:

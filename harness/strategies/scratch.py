@@ -9,7 +9,7 @@ from harness.data.registry import Dataset
 from harness.data.tasks import derive
 from harness.input_pipeline import transformed_shape, with_input_pipeline
 from harness.mc_dropout import mc_dropout_metrics
-from harness.models import build_model
+from harness.model_import import model_spec
 from harness.spec import ModelSpec
 from harness.training import PhasePlan, prepare_data, test_accuracy, train_phase
 from harness.weights import initial_weights
@@ -24,7 +24,8 @@ def start_from_scratch(ctx: "StrategyContext") -> tuple[Dataset, ModelSpec]:
     """Build the trial's model on its task from the harness's initial weights, with a fresh optimizer and the data."""
     cfg = ctx.config
     data = derive(ctx.dataset, cfg.task)
-    spec = build_model(cfg.model, transformed_shape(cfg.input, data.input_shape), data.num_classes, cfg.model_options)
+    spec = model_spec(cfg.model, transformed_shape(cfg.input, data.input_shape), data.num_classes, cfg.model_options,
+                      cfg.cache_dir)
     weights = initial_weights(spec, cfg.init, cfg.seed)  # the model's own, whatever pipeline feeds it
     spec = with_input_pipeline(spec, cfg.input, data.input_shape)
     ctx.build(spec, weights)

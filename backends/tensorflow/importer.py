@@ -1,0 +1,249 @@
+"""Keras models (keras.applications or a user's functional / Sequential model) as neutral specs and weights.
+
+Implements harness.importers.FrameworkImporter from the model's config (layers and their inbound tensors) and the
+layers' weights. Keras' layouts are the neutral ones (NHWC, HWIO, (in, out), H,W,C flattening), so kernels move
+unchanged but for depthwise kernels; "same" padding becomes TensorFlow's explicit per-side padding; a layer's
+``activation`` becomes its own Activation layer; a final softmax is dropped (the spec outputs logits).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+from typing import Any
+
+import keras
+import numpy as np
+
+from harness.importers import UnsupportedModelError
+from harness.spec import (
+    Activation, Add, AvgPool2D, BatchNorm, Concat, Conv2D, Dense, Dropout, Flatten, GlobalAvgPool2D, Layer, MaxPool2D,
+    ModelSpec, ZeroPad2D,
+)
+from harness.weights import NeutralWeights, check_weights
+
+PREFIX = "keras"
+SUPPORTED = (
+    "InputLayer", "Conv2D (dilation 1)", "DepthwiseConv2D", "Dense", "BatchNormalization (last axis)", "ReLU",
+    "LeakyReLU", "ELU", "PReLU (one slope per channel)", "Activation", "MaxPooling2D", "AveragePooling2D (valid)",
+    "GlobalAveragePooling2D", "ZeroPadding2D", "Flatten", "Dropout", "Add", "Concatenate (last axis)",
+    "a final softmax",
+)
+_ACTIVATIONS = {"relu": "relu", "relu6": "relu6", "elu": "elu", "selu": "selu", "tanh": "tanh", "sigmoid": "sigmoid",
+                "leaky_relu": "leaky_relu", "linear": "linear"}
+
+
+def load_reference(name: str, input_shape: tuple[int, int, int], num_classes: int, seed: int) -> keras.Model:
+    factory = getattr(keras.applications, name, None)
+    if not callable(factory):
+        raise ValueError(f"Expected a keras.applications model name. Received: {name!r}. "
+                         f"Valid choices include: ResNet50, MobileNetV2, DenseNet121, VGG16.")
+    keras.utils.set_random_seed(seed)  # the applications draw their initial weights from Keras' global seed
+    return factory(weights=None, input_shape=tuple(input_shape), classes=num_classes, classifier_activation=None)
+
+
+def is_native_model(obj: object) -> bool:
+    return isinstance(obj, keras.Model)
+
+
+def reference_logits(model: keras.Model, x: np.ndarray) -> np.ndarray:
+    return np.asarray(model(x, training=False), dtype=np.float32)
+
+
+def _same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
+    """TensorFlow's SAME: output ceil(size / stride), the odd pixel of padding at the end."""
+    out = -(-size // stride)
+    total = max((out - 1) * stride + kernel - size, 0)
+    return total // 2, total - total // 2
+
+
+def _padding(layer: keras.layers.Layer, kernel: tuple[int, int], strides: tuple[int, int]) -> tuple:
+    if layer.padding == "valid":
+        return ((0, 0), (0, 0))
+    if layer.padding != "same":
+        raise _unsupported(f"padding {layer.padding!r}", layer)
+    h, w = layer.input.shape[1:3]
+    return (_same_padding(h, kernel[0], strides[0]), _same_padding(w, kernel[1], strides[1]))
+
+
+def _unsupported(op: str, layer: keras.layers.Layer, hint: str = "") -> UnsupportedModelError:
+    return UnsupportedModelError("Keras", op, layer.name, SUPPORTED, hint)
+
+
+def _group(name: str) -> str:
+    found = re.match(r"(conv\d+|block_?\d+|pool\d+|stage\d+)", name)
+    return found.group(1) if found else "features"
+
+
+def _activation(name: str, group: str, kind: str, layer: keras.layers.Layer) -> Activation | None:
+    if kind == "linear":
+        return None
+    if kind not in _ACTIVATIONS:
+        raise _unsupported(f"activation {kind!r}", layer)
+    return Activation(name=name, group=group, kind=_ACTIVATIONS[kind])
+
+
+def _layers_of(layer: keras.layers.Layer, group: str, last: bool) -> list[Layer]:
+    """The spec layers one Keras layer becomes (none for an identity, two for a layer with an activation)."""
+    name, kind = layer.name, type(layer).__name__
+    activation = getattr(layer, "activation", None)
+    act_name = getattr(activation, "__name__", "linear") if activation is not None else "linear"
+    if last and act_name == "softmax":
+        act_name = "linear"  # the spec outputs logits; the softmax is part of the loss
+    if kind in ("Conv2D", "DepthwiseConv2D"):
+        if tuple(layer.dilation_rate) != (1, 1):
+            raise _unsupported(f"{kind} with dilation {layer.dilation_rate}", layer)
+        kernel, strides = tuple(layer.kernel_size), tuple(layer.strides)
+        channels = layer.input.shape[-1]
+        filters = channels * layer.depth_multiplier if kind == "DepthwiseConv2D" else layer.filters
+        groups = channels if kind == "DepthwiseConv2D" else layer.groups
+        main: Layer = Conv2D(name=name, group=group, filters=filters, kernel_size=kernel, strides=strides,
+                             padding=_padding(layer, kernel, strides), use_bias=layer.use_bias, groups=groups)
+    elif kind == "Dense":
+        main = Dense(name=name, group=group, units=layer.units, use_bias=layer.use_bias)
+    elif kind == "BatchNormalization":
+        if layer.axis not in (-1, 3, [3], [-1]) or not (layer.center and layer.scale):
+            raise _unsupported("BatchNormalization off the last axis or without center/scale", layer)
+        return [BatchNorm(name=name, group=group, decay=float(layer.momentum), epsilon=float(layer.epsilon),
+                          running_variance="biased")]
+    elif kind == "ReLU":
+        if float(layer.threshold or 0) != 0:
+            raise _unsupported("ReLU with a threshold", layer)
+        if layer.max_value is not None and float(layer.max_value) != 6.0:
+            raise _unsupported(f"ReLU capped at {layer.max_value}", layer)
+        slope = float(layer.negative_slope or 0)
+        if slope and layer.max_value is not None:
+            raise _unsupported("ReLU with both a cap and a negative slope", layer)
+        kind_name = "relu6" if layer.max_value is not None else ("leaky_relu" if slope else "relu")
+        return [Activation(name=name, group=group, kind=kind_name, alpha=slope or None)]
+    elif kind == "LeakyReLU":
+        return [Activation(name=name, group=group, kind="leaky_relu", alpha=float(layer.negative_slope))]
+    elif kind == "ELU":
+        return [Activation(name=name, group=group, kind="elu", alpha=float(layer.alpha))]
+    elif kind == "PReLU":
+        if len(layer.input.shape) == 4 and list(layer.shared_axes or []) != [1, 2]:
+            raise _unsupported("PReLU with other than one slope per channel", layer, "Use shared_axes=[1, 2].")
+        return [Activation(name=name, group=group, kind="prelu")]
+    elif kind == "Activation":
+        act = _activation(name, group, act_name, layer)
+        return [act] if act is not None else []
+    else:
+        return _shape_layers(layer, name, kind, group)
+    act = _activation(f"{name}_activation", group, act_name, layer)
+    return [main] + ([act] if act is not None else [])
+
+
+def _shape_layers(layer: keras.layers.Layer, name: str, kind: str, group: str) -> list[Layer]:
+    if kind in ("MaxPooling2D", "AveragePooling2D"):
+        pool, strides = tuple(layer.pool_size), tuple(layer.strides or layer.pool_size)
+        if kind == "AveragePooling2D":
+            if layer.padding != "valid":
+                raise _unsupported("AveragePooling2D with 'same' padding", layer)
+            return [AvgPool2D(name=name, group=group, pool_size=pool, strides=strides)]
+        return [MaxPool2D(name=name, group=group, pool_size=pool, strides=strides,
+                          padding=_padding(layer, pool, strides))]
+    if kind == "GlobalAveragePooling2D":
+        if layer.keepdims:
+            raise _unsupported("GlobalAveragePooling2D(keepdims=True)", layer)
+        return [GlobalAvgPool2D(name=name, group=group)]
+    if kind == "ZeroPadding2D":
+        return [ZeroPad2D(name=name, group=group, padding=tuple(tuple(int(p) for p in side) for side in layer.padding))]
+    if kind == "Flatten":
+        return [Flatten(name=name, group=group)]
+    if kind == "Dropout":
+        return [Dropout(name=name, group=group, rate=float(layer.rate))]
+    if kind == "Add":
+        return [Add(name=name, group=group)]
+    if kind == "Concatenate":
+        if layer.axis not in (-1, 3):
+            raise _unsupported(f"Concatenate along axis {layer.axis}", layer)
+        return [Concat(name=name, group=group)]
+    raise _unsupported(kind, layer)
+
+
+def _inbound(model: keras.Model) -> dict[str, list[str]]:
+    """Layer name -> the names of the layers whose outputs it reads (from the functional config)."""
+    config = model.get_config()
+    out: dict[str, list[str]] = {}
+    for entry in config["layers"]:
+        sources: list[str] = []
+
+        def collect(value: Any) -> None:
+            if isinstance(value, dict) and value.get("class_name") == "__keras_tensor__":
+                sources.append(value["config"]["keras_history"][0])
+            elif isinstance(value, (list, tuple)):
+                for item in value:
+                    collect(item)
+
+        for node in entry.get("inbound_nodes", []):
+            collect(node.get("args", []))
+        out[entry["name"]] = sources
+    return out
+
+
+def _weights(model: keras.Model, spec: ModelSpec) -> NeutralWeights:
+    out: NeutralWeights = {}
+    for layer in spec.layers:
+        if not isinstance(layer, (Conv2D, Dense, BatchNorm, Activation)) or layer.name not in _names(model):
+            continue
+        source = model.get_layer(layer.name)
+        arrays = [np.asarray(a, np.float32) for a in source.get_weights()]
+        if isinstance(layer, BatchNorm):
+            for param, array in zip(("gamma", "beta", "moving_mean", "moving_variance"), arrays):
+                out[f"{layer.name}/{param}"] = array.copy()
+        elif isinstance(layer, Activation) and layer.kind == "prelu":
+            out[f"{layer.name}/alpha"] = arrays[0].reshape(-1).copy()
+        elif isinstance(layer, (Conv2D, Dense)):
+            kernel = arrays[0]
+            if type(source).__name__ == "DepthwiseConv2D":  # (kh, kw, in, k) -> (kh, kw, 1, in·k): channel c·k + m
+                kernel = kernel.reshape(*kernel.shape[:2], 1, -1)
+            out[f"{layer.name}/kernel"] = kernel.copy()
+            if layer.use_bias:
+                out[f"{layer.name}/bias"] = arrays[1].copy()
+    return out
+
+
+def _names(model: keras.Model) -> set[str]:
+    return {layer.name for layer in model.layers}
+
+
+def convert(model: keras.Model, input_shape: tuple[int, int, int], name: str) -> tuple[ModelSpec, NeutralWeights]:
+    if isinstance(model, keras.Sequential):
+        model = keras.Model(model.inputs, model.outputs)  # a built Sequential is a chain: same graph, named inputs
+    inbound = _inbound(model)
+    produced: dict[str, str] = {}  # Keras layer -> the spec layer holding its output
+    layers: list[Layer] = []
+    final = model.layers[-1].name
+    for keras_layer in model.layers:
+        if type(keras_layer).__name__ == "InputLayer":
+            produced[keras_layer.name] = "input"
+            continue
+        sources = tuple(produced[s] for s in inbound[keras_layer.name])
+        converted = _layers_of(keras_layer, _group(keras_layer.name), keras_layer.name == final)
+        if not converted:  # linear activation: an identity
+            produced[keras_layer.name] = sources[0]
+            continue
+        previous = layers[-1].name if layers else "input"
+        first = converted[0]
+        if sources != (previous,):
+            converted[0] = replace(first, inputs=sources)
+        layers.extend(converted)
+        produced[keras_layer.name] = converted[-1].name
+    if not layers or not isinstance(layers[-1], Dense):
+        raise UnsupportedModelError("Keras", "a model not ending in a Dense layer", name, SUPPORTED,
+                                    "xfbench trains classifiers: end the model with Dense(classes).")
+    spec = ModelSpec(name=name, input_shape=tuple(input_shape), num_classes=layers[-1].units,
+                     layers=tuple(_with_classifier_group(layers)))
+    weights = _weights(model, spec)
+    check_weights(spec, weights)
+    return spec, weights
+
+
+def _with_classifier_group(layers: list[Layer]) -> list[Layer]:
+    """The final Dense and the pooling/flatten/dropout layers right before it form the ``classifier`` group."""
+    out = list(layers)
+    index = len(out) - 1
+    while index >= 0 and (index == len(out) - 1 or isinstance(out[index], (GlobalAvgPool2D, Flatten, Dropout))):
+        out[index] = replace(out[index], group="classifier")
+        index -= 1
+    return out

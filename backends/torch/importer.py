@@ -1,0 +1,260 @@
+"""PyTorch modules (torchvision's or a user's) as neutral specs and weights, through a torch.fx trace.
+
+Implements harness.importers.FrameworkImporter. Layer names are the module paths ('.' written '_'; a module used
+twice gets '_1', as torch.fx names it), functional ops are named by the module they run in (``layer1_0_add``), so
+torchvision's models import with the zoo's names. Groups are the top-level children; the group of the final
+dense layer is called ``classifier``, as the strategies expect.
+"""
+
+from __future__ import annotations
+
+import operator
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+import torch
+import torch.fx as fx
+import torch.nn.functional as F
+from torch import nn
+
+from backends.torch.layout import conv_kernel_from_torch, dense_kernel_from_torch
+from harness.importers import UnsupportedModelError
+from harness.shapes import infer_shapes
+from harness.spec import (
+    Activation, AdaptiveAvgPool2D, Add, AvgPool2D, BatchNorm, Concat, Conv2D, Dense, Dropout, Flatten, Layer,
+    MaxPool2D, ModelSpec,
+)
+from harness.weights import NeutralWeights, check_weights
+
+PREFIX = "torchvision"
+SUPPORTED = (
+    "Conv2d (zero padding, dilation 1)", "Linear", "BatchNorm1d/2d (affine, running statistics)", "ReLU", "ReLU6",
+    "LeakyReLU", "ELU", "SELU", "Tanh", "Sigmoid", "PReLU", "MaxPool2d", "AvgPool2d (no padding)",
+    "AdaptiveAvgPool2d", "Flatten / torch.flatten(x, 1)", "Dropout", "Identity", "+ / torch.add", "torch.cat(dim=1)",
+    "F.relu / F.relu6 / F.adaptive_avg_pool2d / F.dropout",
+)
+_ACTIVATIONS: dict[type, str] = {nn.ReLU: "relu", nn.ReLU6: "relu6", nn.SELU: "selu", nn.Tanh: "tanh",
+                                 nn.Sigmoid: "sigmoid", nn.LeakyReLU: "leaky_relu", nn.ELU: "elu", nn.PReLU: "prelu"}
+_FUNCTION_ACTIVATIONS = {F.relu: "relu", torch.relu: "relu", F.relu6: "relu6", torch.sigmoid: "sigmoid",
+                         torch.tanh: "tanh", F.selu: "selu"}
+
+
+def load_reference(name: str, input_shape: tuple[int, int, int], num_classes: int, seed: int) -> nn.Module:
+    import torchvision
+
+    if name not in torchvision.models.list_models(module=torchvision.models):
+        raise ValueError(f"Expected a torchvision classification model name. Received: {name!r}. "
+                         f"Valid choices include: {sorted(torchvision.models.list_models(module=torchvision.models))}")
+    torch.manual_seed(seed)  # torchvision's builders draw their initial weights from the global generator
+    return torchvision.models.get_model(name, weights=None, num_classes=num_classes).eval()
+
+
+def is_native_model(obj: object) -> bool:
+    return isinstance(obj, nn.Module)
+
+
+def reference_logits(model: nn.Module, x: np.ndarray) -> np.ndarray:
+    with torch.no_grad():
+        return model.eval()(torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))).numpy()
+
+
+def _pair(value: Any) -> tuple[int, int]:
+    return (value, value) if isinstance(value, int) else (int(value[0]), int(value[1]))
+
+
+class _Converter:
+    def __init__(self, model: nn.Module, name: str) -> None:
+        self.name = name
+        self.modules = dict(model.named_modules())
+        self.layers: list[Layer] = []
+        self.sources: dict[str, nn.Module] = {}  # spec layer -> the module holding its weights
+        self.produced: dict[fx.Node, str] = {}  # fx node -> the spec layer (or "input") whose output it is
+
+    def unsupported(self, op: str, node: fx.Node, hint: str = "") -> UnsupportedModelError:
+        where = node.target if node.op == "call_module" else f"{_scope(node) or self.name} ({node.name})"
+        return UnsupportedModelError("PyTorch", op, str(where), SUPPORTED, hint)
+
+    def add(self, node: fx.Node, layer: Layer, inputs: list[fx.Node], source: nn.Module | None = None) -> None:
+        names = tuple(self.produced[i] for i in inputs)
+        previous = self.layers[-1].name if self.layers else "input"
+        layer = replace(layer, inputs=() if names == (previous,) else names)
+        self.layers.append(layer)
+        self.produced[node] = layer.name
+        if source is not None:
+            self.sources[layer.name] = source
+
+    def alias(self, node: fx.Node, source: fx.Node) -> None:
+        self.produced[node] = self.produced[source]
+
+    def tensor_args(self, node: fx.Node) -> list[fx.Node]:
+        return [a for a in node.args if isinstance(a, fx.Node)]
+
+
+def _scope(node: fx.Node) -> str:
+    stack = node.meta.get("nn_module_stack") or {}
+    return list(stack.values())[-1][0] if stack else ""
+
+
+def _function_name(node: fx.Node, taken: set[str]) -> str:
+    base = getattr(node.target, "__name__", str(node.target)).strip("_")
+    scope = _scope(node).replace(".", "_")
+    name = f"{scope}_{base}" if scope else base
+    candidate, count = name, 1
+    while candidate in taken:
+        candidate, count = f"{name}_{count}", count + 1
+    return candidate
+
+
+def _module_layer(c: _Converter, node: fx.Node, module: nn.Module, name: str, group: str) -> Layer | None:
+    if isinstance(module, nn.Conv2d):
+        if _pair(module.dilation) != (1, 1) or module.padding_mode != "zeros" or isinstance(module.padding, str):
+            raise c.unsupported("Conv2d with dilation, non-zero padding mode or string padding", node)
+        ph, pw = _pair(module.padding)
+        return Conv2D(name=name, group=group, filters=module.out_channels, kernel_size=_pair(module.kernel_size),
+                      strides=_pair(module.stride), padding=((ph, ph), (pw, pw)), use_bias=module.bias is not None,
+                      groups=module.groups)
+    if isinstance(module, nn.Linear):
+        return Dense(name=name, group=group, units=module.out_features, use_bias=module.bias is not None)
+    if isinstance(module, (nn.BatchNorm2d, nn.BatchNorm1d)):
+        if not (module.affine and module.track_running_stats) or module.momentum is None:
+            raise c.unsupported("BatchNorm without affine parameters, running statistics or a momentum", node)
+        return BatchNorm(name=name, group=group, decay=1.0 - module.momentum, epsilon=module.eps)
+    if type(module) in _ACTIVATIONS:
+        alpha = getattr(module, "negative_slope", None) if isinstance(module, nn.LeakyReLU) else getattr(module, "alpha", None)
+        return Activation(name=name, group=group, kind=_ACTIVATIONS[type(module)],
+                          alpha=float(alpha) if alpha is not None and not isinstance(module, nn.PReLU) else None)
+    if isinstance(module, nn.MaxPool2d):
+        if module.ceil_mode or _pair(module.dilation) != (1, 1):
+            raise c.unsupported("MaxPool2d with ceil_mode or dilation", node)
+        ph, pw = _pair(module.padding)
+        return MaxPool2D(name=name, group=group, pool_size=_pair(module.kernel_size), strides=_pair(module.stride),
+                         padding=((ph, ph), (pw, pw)))
+    if isinstance(module, nn.AvgPool2d):
+        if module.ceil_mode or _pair(module.padding) != (0, 0):
+            raise c.unsupported("AvgPool2d with padding or ceil_mode", node)
+        return AvgPool2D(name=name, group=group, pool_size=_pair(module.kernel_size), strides=_pair(module.stride))
+    if isinstance(module, nn.AdaptiveAvgPool2d):
+        return AdaptiveAvgPool2D(name=name, group=group, output_size=_pair(module.output_size))
+    if isinstance(module, nn.Flatten):
+        if module.start_dim != 1 or module.end_dim != -1:
+            raise c.unsupported("Flatten other than from dimension 1 to the end", node)
+        return Flatten(name=name, group=group)
+    if isinstance(module, nn.Dropout):
+        return Dropout(name=name, group=group, rate=float(module.p))
+    if isinstance(module, nn.Identity):
+        return None
+    raise c.unsupported(type(module).__name__, node)
+
+
+def _function_layer(c: _Converter, node: fx.Node, name: str, group: str) -> Layer | None:
+    target, args = node.target, node.args
+    if target in (operator.add, operator.iadd, torch.add):
+        if len(c.tensor_args(node)) != 2 or node.kwargs:
+            raise c.unsupported("addition of a constant", node)
+        return Add(name=name, group=group)
+    if target is torch.cat:
+        dim = args[1] if len(args) > 1 else node.kwargs.get("dim", 0)
+        if dim not in (1, -3):
+            raise c.unsupported(f"torch.cat along dimension {dim}", node, "Only channel concatenation (dim=1) maps.")
+        return Concat(name=name, group=group)
+    if target is torch.flatten or (node.op == "call_method" and target == "flatten"):
+        if (args[1] if len(args) > 1 else node.kwargs.get("start_dim", 0)) != 1:
+            raise c.unsupported("flatten from a dimension other than 1", node)
+        return Flatten(name=name, group=group)
+    if target in _FUNCTION_ACTIVATIONS or (node.op == "call_method" and target == "relu"):
+        return Activation(name=name, group=group, kind=_FUNCTION_ACTIVATIONS.get(target, "relu"))
+    if target is F.adaptive_avg_pool2d:
+        return AdaptiveAvgPool2D(name=name, group=group, output_size=_pair(args[1]))
+    if target is F.dropout:
+        return Dropout(name=name, group=group, rate=float(args[1] if len(args) > 1 else node.kwargs.get("p", 0.5)))
+    raise c.unsupported(getattr(target, "__name__", str(target)), node)
+
+
+def _convert_graph(c: _Converter, graph: fx.Graph) -> None:
+    taken: set[str] = set()
+    for node in graph.nodes:
+        if node.op == "placeholder":
+            if c.produced:
+                raise c.unsupported("a second model input", node)
+            c.produced[node] = "input"
+        elif node.op == "output":
+            if not isinstance(node.args[0], fx.Node):
+                raise c.unsupported("several model outputs", node)
+        elif node.op == "call_module":
+            module = c.modules[node.target]
+            layer = _module_layer(c, node, module, node.name, node.target.split(".")[0])
+            inputs = c.tensor_args(node)
+            if layer is None:
+                c.alias(node, inputs[0])
+            else:
+                c.add(node, layer, inputs[:1], module)
+            taken.add(node.name)
+        elif node.op in ("call_function", "call_method"):
+            _convert_call(c, node, taken)
+        else:
+            raise c.unsupported(f"{node.op} {node.target}", node)
+
+
+def _convert_call(c: _Converter, node: fx.Node, taken: set[str]) -> None:
+    if node.target is torch.cat:
+        parts = node.args[0]
+        if isinstance(parts, fx.Node) or len(parts) == 1:  # torchvision's DenseNet concatenates a lone input
+            c.alias(node, parts if isinstance(parts, fx.Node) else parts[0])
+            return
+        inputs = list(parts)
+    else:
+        inputs = c.tensor_args(node)[:2] if node.target in (operator.add, operator.iadd, torch.add) else \
+            c.tensor_args(node)[:1]
+    name = _function_name(node, taken)
+    group = _scope(node).split(".")[0] or (c.layers[-1].group if c.layers else "features")
+    layer = _function_layer(c, node, name, group)
+    taken.add(name)
+    c.add(node, layer, inputs)
+
+
+def _weights(c: _Converter, spec: ModelSpec) -> NeutralWeights:
+    infos = infer_shapes(spec)
+    out: NeutralWeights = {}
+
+    def host(t: torch.Tensor) -> np.ndarray:
+        return t.detach().cpu().numpy().astype(np.float32, copy=True)
+
+    for index, layer in enumerate(spec.layers):
+        module = c.sources.get(layer.name)
+        if isinstance(layer, Conv2D):
+            out[f"{layer.name}/kernel"] = conv_kernel_from_torch(host(module.weight))
+        elif isinstance(layer, Dense):
+            origin = infos[spec.inputs_of(index)[0]].flattened_from
+            out[f"{layer.name}/kernel"] = dense_kernel_from_torch(host(module.weight), origin)
+        elif isinstance(layer, BatchNorm):
+            for param, tensor in (("gamma", module.weight), ("beta", module.bias), ("moving_mean", module.running_mean),
+                                  ("moving_variance", module.running_var)):
+                out[f"{layer.name}/{param}"] = host(tensor)
+        elif isinstance(layer, Activation) and layer.kind == "prelu" and module is not None:
+            channels = infos[layer.name].shape[-1]
+            out[f"{layer.name}/alpha"] = np.broadcast_to(host(module.weight), (channels,)).copy()
+        if isinstance(layer, (Conv2D, Dense)) and layer.use_bias:
+            out[f"{layer.name}/bias"] = host(module.bias)
+    return out
+
+
+def convert(model: nn.Module, input_shape: tuple[int, int, int], name: str) -> tuple[ModelSpec, NeutralWeights]:
+    model = model.eval()
+    try:
+        graph = fx.symbolic_trace(model).graph
+    except Exception as exc:  # data-dependent control flow and the like: fx says what it could not trace
+        raise UnsupportedModelError("PyTorch", f"code torch.fx cannot trace ({type(exc).__name__}: {exc})", name,
+                                    SUPPORTED, "Write the forward without data-dependent Python control flow.") from None
+    c = _Converter(model, name)
+    _convert_graph(c, graph)
+    if not c.layers or not isinstance(c.layers[-1], Dense):
+        found = type(c.layers[-1]).__name__ if c.layers else "nothing"
+        raise UnsupportedModelError("PyTorch", f"a model ending in {found}", name, SUPPORTED,
+                                    "xfbench trains classifiers: end the model with a Linear layer giving the logits.")
+    head_group = c.layers[-1].group
+    layers = tuple(replace(l, group="classifier") if l.group == head_group else l for l in c.layers)
+    spec = ModelSpec(name=name, input_shape=tuple(input_shape), num_classes=layers[-1].units, layers=layers)
+    weights = _weights(c, spec)
+    check_weights(spec, weights)
+    return spec, weights

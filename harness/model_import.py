@@ -1,0 +1,159 @@
+"""Every form ``--model`` takes, resolved to a neutral spec: zoo names, framework models, a user's, a spec file.
+
+- ``resnet18`` (a zoo name, harness.models)
+- ``torchvision:NAME`` / ``keras:NAME`` (the framework's own architecture, random weights from a seed)
+- ``python:package.module:function`` (a user's factory returning an ``nn.Module`` or a Keras model; called with
+  ``num_classes=K`` when its signature takes that argument)
+- ``path/to/spec.json`` (a neutral spec, as ``xfbench model NAME --export-spec`` writes it)
+
+Framework models are converted in a fresh process that imports only the source framework (``python -m
+harness.import_worker``), checked there, and cached as a neutral checkpoint keyed by a content hash of the
+request, the xfbench and framework versions, and for ``python:`` references the user module's source. Trials
+then read the checkpoint in any backend. Training from scratch starts every backend from the harness's shared
+initial weights; the converted weights are what a strategy that wants them (pretrained backbones) starts from.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.machinery
+import json
+import os
+import subprocess
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from harness import cachekeys
+from harness.checkpoints import load_checkpoint
+from harness.importers import UnsupportedModelError
+from harness.models import MODELS, ModelOptions, build_model
+from harness.spec import ModelSpec, spec_from_dict
+from harness.weights import NeutralWeights
+
+# prefix -> the backend whose importer converts it (backends/<name>/importer.py)
+FRAMEWORK_PREFIXES = {"torchvision": "torch", "keras": "tensorflow"}
+FORMS = "a zoo name (xfbench list), torchvision:NAME, keras:NAME, python:package.module:function, or a .json spec"
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    kind: str  # "zoo" | "torchvision" | "keras" | "python" | "spec"
+    name: str  # zoo or framework model name, "package.module:function", or the spec file's absolute path
+
+    @property
+    def label(self) -> str:
+        return self.name if self.kind in ("zoo", "spec") else f"{self.kind}:{self.name}"
+
+
+def parse_model_ref(text: str) -> ModelRef:
+    if text in MODELS:
+        return ModelRef("zoo", text)
+    prefix, _, rest = text.partition(":")
+    if prefix in FRAMEWORK_PREFIXES and rest:
+        return ModelRef(prefix, rest)
+    if prefix == "python" and rest.count(":") == 1 and all(rest.split(":")):
+        return ModelRef("python", rest)
+    if text.endswith(".json"):
+        path = Path(text).expanduser().resolve()
+        if not path.is_file():
+            raise ValueError(f"Expected a spec file. Received: model={text!r}, which does not exist. Write one with "
+                             "`xfbench model NAME --export-spec FILE`.")
+        return ModelRef("spec", str(path))
+    raise ValueError(f"Expected --model as {FORMS}. Received: model={text!r}. Zoo names: {sorted(MODELS)}")
+
+
+def share_python_path(models: list[str]) -> None:
+    """Let trial processes import the modules of ``python:`` references as this process can: Ray starts its
+    workers in other directories, so the current directory goes on the PYTHONPATH they inherit."""
+    if any(m.startswith("python:") for m in models):
+        here = os.getcwd()
+        paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+        if here not in paths:
+            os.environ["PYTHONPATH"] = os.pathsep.join([here, *paths])
+
+
+def wanted_channels(ref: ModelRef) -> int | None:
+    """Input channels a reference fixes before conversion (the frameworks' ImageNet models want RGB)."""
+    return 3 if ref.kind in FRAMEWORK_PREFIXES else None
+
+
+def _module_file(module: str) -> Path | None:
+    """Where ``module`` would be imported from (the current directory first, as for ``python -m``), without
+    importing it: the driver must not import a framework."""
+    search: list[str] = [os.getcwd(), *sys.path]
+    found = None
+    for part in module.split("."):
+        found = importlib.machinery.PathFinder.find_spec(part, search)
+        if found is None:
+            return None
+        search = list(found.submodule_search_locations or [])
+    return Path(found.origin) if found is not None and found.origin else None
+
+
+def _python_source_digest(name: str) -> str:
+    module = name.split(":")[0]
+    path = _module_file(module)
+    if path is None or not path.is_file():
+        raise ValueError(f"Expected an importable module for --model python:{name}. Received: no module {module!r} "
+                         "in the current directory or on the Python path. Run from the directory holding it.")
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+
+
+def _request(ref: ModelRef, input_shape: tuple[int, ...], num_classes: int, seed: int) -> dict[str, object]:
+    # A user's factory may build either framework's model: its key holds both framework versions.
+    backends = [FRAMEWORK_PREFIXES[ref.kind]] if ref.kind in FRAMEWORK_PREFIXES else sorted(FRAMEWORK_PREFIXES.values())
+    return {"ref": asdict(ref), "input_shape": list(input_shape), "num_classes": num_classes, "seed": seed,
+            "code": {b: cachekeys.code_versions(b) for b in backends},
+            "source": _python_source_digest(ref.name) if ref.kind == "python" else ""}
+
+
+def imported_model(ref: ModelRef, input_shape: tuple[int, ...], num_classes: int, cache_dir: Path,
+                   seed: int = 0) -> tuple[ModelSpec, NeutralWeights]:
+    """The converted spec and weights of a framework or user model, from the cache or a conversion process."""
+    request = _request(ref, input_shape, num_classes, seed)
+    key = hashlib.sha256(json.dumps(request, sort_keys=True).encode()).hexdigest()[:16]
+    path = Path(cache_dir) / "imports" / f"{key}.npz"
+    if not path.is_file():
+        _convert_in_worker(request, path)
+    spec, weights, _ = load_checkpoint(path)
+    return spec, weights
+
+
+def _convert_in_worker(request: dict[str, object], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    error = path.with_suffix(".error.json")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([os.getcwd(), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.run([sys.executable, "-m", "harness.import_worker", json.dumps(request), str(path)],
+                          capture_output=True, text=True, env=env)
+    if error.is_file():
+        details = json.loads(error.read_text())
+        error.unlink()
+        raise UnsupportedModelError(details["source"], details["op"], details["location"], details["supported"],
+                                    details["hint"])
+    if proc.returncode != 0 or not path.is_file():
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["(no output)"]
+        raise ValueError(f"Expected the model {request['ref']} to convert. Received: the conversion process failed "
+                         f"with {tail[0]}")
+
+
+def model_spec(model: str, input_shape: tuple[int, ...], num_classes: int, options: ModelOptions,
+               cache_dir: str | Path | None) -> ModelSpec:
+    """The spec a trial trains for ``--model``, whatever its form."""
+    ref = parse_model_ref(model)
+    if ref.kind == "zoo":
+        return build_model(model, input_shape, num_classes, options)
+    if options != ModelOptions():
+        raise ValueError(f"Expected no model options with --model {model} (they apply to zoo models). "
+                         f"Received: {options}. Change the model's own definition instead.")
+    if ref.kind == "spec":
+        spec = spec_from_dict(json.loads(Path(ref.name).read_text()))
+    else:
+        if cache_dir is None:
+            raise ValueError(f"Expected a cache directory to convert --model {model} into. Received: none.")
+        spec, _ = imported_model(ref, input_shape, num_classes, Path(cache_dir))
+    if tuple(spec.input_shape) != tuple(input_shape) or spec.num_classes != num_classes:
+        raise ValueError(f"Expected model {model} for inputs {tuple(input_shape)} and {num_classes} classes. "
+                         f"Received: a spec for {tuple(spec.input_shape)} and {spec.num_classes} classes. "
+                         "Resize with --input-size / --input-channels, or export the spec for this task.")
+    return spec

@@ -1,0 +1,170 @@
+"""--model torchvision:NAME / python:module:function / spec.json: converted in the source framework's process,
+the same logits in every backend as the source framework's own forward, unsupported ops refused before training."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import backend_probes as probes
+import import_probes
+from harness.importers import UnsupportedModelError
+from harness.model_import import ModelRef, imported_model, model_spec, parse_model_ref
+from harness.models import ModelOptions, build_model
+from harness.spec import canonical_form, spec_to_dict
+from harness.weights import count_parameters
+
+XFBENCH = str(Path(sys.executable).with_name("xfbench"))
+
+
+def test_every_reference_form_parses_and_a_bad_one_lists_them(tmp_path):
+    spec_file = tmp_path / "m.json"
+    spec_file.write_text(json.dumps(spec_to_dict(build_model("convnet3", (8, 8, 1), 10))))
+    assert parse_model_ref("resnet18") == ModelRef("zoo", "resnet18")
+    assert parse_model_ref("torchvision:resnet18") == ModelRef("torchvision", "resnet18")
+    assert parse_model_ref("keras:ResNet50") == ModelRef("keras", "ResNet50")
+    assert parse_model_ref("python:pkg.mod:make") == ModelRef("python", "pkg.mod:make")
+    assert parse_model_ref(str(spec_file)) == ModelRef("spec", str(spec_file.resolve()))
+    with pytest.raises(ValueError, match="torchvision:NAME, keras:NAME, python:package.module:function"):
+        parse_model_ref("python:nomodule")
+    with pytest.raises(ValueError, match="does not exist"):
+        parse_model_ref(str(tmp_path / "missing.json"))
+
+
+@pytest.mark.parametrize("name, zoo", [("resnet18", "resnet18"), ("mobilenet_v2", "mobilenet_v2"),
+                                       ("alexnet", "alexnet_tv")])
+def test_torchvision_models_convert_to_the_zoos_spec_and_run_alike_in_both_backends(workers, tmp_path, name, zoo):
+    shape = (64, 64, 3)
+    spec, weights = imported_model(ModelRef("torchvision", name), shape, 10, tmp_path)
+    assert canonical_form(spec) == canonical_form(build_model(zoo, shape, 10))
+    assert count_parameters(spec) == count_parameters(build_model(zoo, shape, 10))
+    x = np.random.default_rng(0).normal(size=(2, *shape)).astype(np.float32)
+    reference = workers["torch"](import_probes.reference_logits, name, shape, 10, 0, x)
+    bound = 1e-4 * max(1.0, float(np.max(np.abs(reference))))
+    for backend in ("torch", "tensorflow"):
+        logits = workers[backend](probes.logits, spec, weights, x)
+        assert float(np.max(np.abs(logits - reference))) <= bound, backend
+
+
+def _write_user_module(directory: Path) -> None:
+    (directory / "user_nets.py").write_text(textwrap.dedent('''
+        import torch
+        from torch import nn
+
+
+        class Residual(nn.Module):
+            def __init__(self, num_classes):
+                super().__init__()
+                self.conv = nn.Conv2d(1, 8, 3, padding=1)
+                self.bn = nn.BatchNorm2d(8)
+                self.conv2 = nn.Conv2d(8, 8, 3, padding=1, bias=False)
+                self.pool = nn.MaxPool2d(2)
+                self.fc = nn.Linear(8 * 4 * 4, num_classes)
+
+            def forward(self, x):
+                x = torch.relu(self.bn(self.conv(x)))
+                x = x + self.conv2(x)
+                return self.fc(torch.flatten(self.pool(x), 1))
+
+
+        class Recurrent(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.lstm = nn.LSTM(8, 8)
+                self.fc = nn.Linear(8, 10)
+
+            def forward(self, x):
+                return self.fc(self.lstm(x)[0])
+
+
+        def residual(num_classes):
+            return Residual(num_classes)
+
+
+        def recurrent():
+            return Recurrent()
+    '''))
+
+
+def test_an_unsupported_op_is_named_with_where_it_sits(tmp_path, monkeypatch):
+    _write_user_module(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(UnsupportedModelError, match="LSTM at 'lstm'"):
+        model_spec("python:user_nets:recurrent", (8, 8, 1), 10, ModelOptions(), tmp_path / "cache")
+
+
+def test_a_users_module_runs_on_digits_with_both_backends_agreeing_and_an_lstm_exits_2(tmp_path):
+    _write_user_module(tmp_path)
+    env = {**os.environ, "COLUMNS": "200"}
+    bad = subprocess.run([XFBENCH, "run", "--strategy", "scratch", "--model", "python:user_nets:recurrent",
+                          "--dataset", "digits", "--results-dir", str(tmp_path / "r")], capture_output=True, text=True,
+                         cwd=tmp_path, env=env, timeout=300)
+    assert bad.returncode == 2 and "LSTM at 'lstm'" in bad.stderr
+    assert [p.name for p in (tmp_path / "r").iterdir()] == ["_cache"]  # converted (and refused) before any run
+    run = subprocess.run([XFBENCH, "run", "--strategy", "scratch", "--model", "python:user_nets:residual",
+                          "--dataset", "digits", "--epochs", "2", "--seeds", "2", "--results-dir", str(tmp_path / "r"),
+                          "--run-id", "user"], capture_output=True, text=True, cwd=tmp_path, env=env, timeout=600)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    from harness.results import read_results
+    from harness.summary import final_rows
+
+    finals = final_rows(read_results(tmp_path / "r" / "user"))
+    accuracy = finals.pivot(index="seed", columns="backend", values="test_acc")
+    assert (accuracy["torch"] == accuracy["tensorflow"]).all() and (accuracy["torch"] > 0.8).all()
+    assert set(finals["params"]) == {8 * 9 + 8 + 16 + 8 * 8 * 9 + 128 * 10 + 10}
+
+
+def test_a_spec_file_written_by_xfbench_model_trains_like_the_zoo_model(tmp_path, capsys):
+    from harness.cli import main
+
+    path = tmp_path / "convnet3.json"
+    assert main(["model", "convnet3", "--classes", "10", "--export-spec", str(path)]) == 0
+    assert model_spec(str(path), (8, 8, 1), 10, ModelOptions(), None) == build_model("convnet3", (8, 8, 1), 10)
+    with pytest.raises(ValueError, match="inputs"):
+        model_spec(str(path), (28, 28, 1), 10, ModelOptions(), None)
+
+
+@pytest.mark.parametrize("name", ["MobileNetV2"])
+def test_keras_applications_convert_and_run_alike_in_both_backends(workers, tmp_path, name):
+    shape = (32, 32, 3)
+    spec, weights = imported_model(ModelRef("keras", name), shape, 10, tmp_path)
+    x = np.random.default_rng(0).normal(size=(2, *shape)).astype(np.float32)
+    reference = workers["tensorflow"](import_probes.reference_logits, name, shape, 10, 0, x)
+    bound = 1e-4 * max(1.0, float(np.max(np.abs(reference))))
+    for backend in ("torch", "tensorflow"):
+        logits = workers[backend](probes.logits, spec, weights, x)
+        assert float(np.max(np.abs(logits - reference))) <= bound, backend
+
+
+def test_a_users_keras_model_runs_on_digits_with_both_backends_agreeing(tmp_path):
+    (tmp_path / "keras_nets.py").write_text(textwrap.dedent('''
+        import keras
+
+
+        def small(num_classes):
+            inputs = keras.Input((8, 8, 1))
+            x = keras.layers.Conv2D(8, 3, padding="same", activation="relu")(inputs)
+            y = keras.layers.DepthwiseConv2D(3, padding="same", depth_multiplier=1)(x)
+            y = keras.layers.BatchNormalization()(y)
+            x = keras.layers.Add()([x, keras.layers.ReLU()(y)])
+            x = keras.layers.MaxPooling2D(2)(x)
+            x = keras.layers.Flatten()(x)
+            return keras.Model(inputs, keras.layers.Dense(num_classes, activation="softmax")(x))
+    '''))
+    run = subprocess.run([XFBENCH, "run", "--strategy", "scratch", "--model", "python:keras_nets:small",
+                          "--dataset", "digits", "--epochs", "2", "--results-dir", str(tmp_path / "r"),
+                          "--run-id", "keras"], capture_output=True, text=True, cwd=tmp_path,
+                         env={**os.environ, "COLUMNS": "200"}, timeout=600)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    from harness.results import read_results
+    from harness.summary import final_rows
+
+    finals = final_rows(read_results(tmp_path / "r" / "keras")).set_index("backend")
+    assert finals.loc["torch", "test_acc"] == finals.loc["tensorflow", "test_acc"] > 0.5  # chance: 0.1
