@@ -10,6 +10,7 @@ the parts and the CSV).
 from __future__ import annotations
 
 import csv
+import os
 import json
 import math
 from pathlib import Path
@@ -113,14 +114,22 @@ class ResultsWriter:
     def finish_trial(self, trial_id: str) -> None:
         rows = self._pending.pop(trial_id, [])
         if rows:
-            to_frame(rows).to_parquet(self.parts_dir / f"{safe_name(trial_id)}.parquet", index=False)
+            _write_atomically(to_frame(rows), self.parts_dir / f"{safe_name(trial_id)}.parquet")
 
     def finalize(self) -> pd.DataFrame:
         for trial_id in list(self._pending):
             self.finish_trial(trial_id)
         frame = read_parts(self.run_dir)
-        frame.to_parquet(self.run_dir / "results.parquet", index=False)
+        _write_atomically(frame, self.run_dir / "results.parquet")
         return frame
+
+
+def _write_atomically(frame: pd.DataFrame, path: Path) -> None:
+    """Write beside the target, then rename: a driver killed mid-write leaves the old file or none, never a
+    truncated Parquet file that a resume could not read (parts/*.parquet is what a resume keeps)."""
+    partial = path.with_name(path.name + ".partial")
+    frame.to_parquet(partial, index=False)
+    os.replace(partial, path)
 
 
 def rewrite_csv(run_dir: Path, frame: pd.DataFrame) -> int:

@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 BAD_INPUTS = {
     "unknown backend": (["run", "--suite", "smoke", "--backend", "mxnet"], "Expected --backend to be one of ['tensorflow', 'torch']. Received: 'mxnet'"),
-    "unknown model": (["run", "--strategy", "scratch", "--model", "resnet0", "--dataset", "digits"], "Expected --model to be one of"),
+    "unknown model": (["run", "--strategy", "scratch", "--model", "resnet0", "--dataset", "digits"], "Expected --model as a zoo name"),
     "unknown dataset": (["run", "--strategy", "scratch", "--model", "mlp", "--dataset", "imagenet"], "Received: 'imagenet'"),
     "unknown strategy": (["run", "--strategy", "magic", "--model", "mlp", "--dataset", "digits"], "Expected --strategy to be one of ['deep_features', 'feature_extraction', 'fine_tune', 'freeze_early', 'pretrain', 'scratch', 'transfer']"),
     "unknown suite": (["run", "--suite", "nightly"], "Expected --suite to be one of"),

@@ -38,6 +38,18 @@ def test_every_reference_form_parses_and_a_bad_one_lists_them(tmp_path):
         parse_model_ref(str(tmp_path / "missing.json"))
 
 
+def _assert_every_backend_matches_the_source(workers, source: str, name: str, spec, weights) -> None:
+    """Eval logits of the converted spec in every backend within 1e-4 x max(1, max |logit|) of the source
+    framework's own forward of the same model (random weights, seed 0), on 2 images."""
+    shape = spec.input_shape
+    x = np.random.default_rng(0).normal(size=(2, *shape)).astype(np.float32)
+    reference = workers[source](import_probes.reference_logits, name, shape, spec.num_classes, 0, x)
+    bound = 1e-4 * max(1.0, float(np.max(np.abs(reference))))
+    for backend in ("torch", "tensorflow"):
+        logits = workers[backend](probes.logits, spec, weights, x)
+        assert float(np.max(np.abs(logits - reference))) <= bound, backend
+
+
 @pytest.mark.parametrize("name, zoo", [("resnet18", "resnet18"), ("mobilenet_v2", "mobilenet_v2"),
                                        ("alexnet", "alexnet_tv")])
 def test_torchvision_models_convert_to_the_zoos_spec_and_run_alike_in_both_backends(workers, tmp_path, name, zoo):
@@ -45,12 +57,7 @@ def test_torchvision_models_convert_to_the_zoos_spec_and_run_alike_in_both_backe
     spec, weights = imported_model(ModelRef("torchvision", name), shape, 10, tmp_path)
     assert canonical_form(spec) == canonical_form(build_model(zoo, shape, 10))
     assert count_parameters(spec) == count_parameters(build_model(zoo, shape, 10))
-    x = np.random.default_rng(0).normal(size=(2, *shape)).astype(np.float32)
-    reference = workers["torch"](import_probes.reference_logits, name, shape, 10, 0, x)
-    bound = 1e-4 * max(1.0, float(np.max(np.abs(reference))))
-    for backend in ("torch", "tensorflow"):
-        logits = workers[backend](probes.logits, spec, weights, x)
-        assert float(np.max(np.abs(logits - reference))) <= bound, backend
+    _assert_every_backend_matches_the_source(workers, "torch", name, spec, weights)
 
 
 def _write_user_module(directory: Path) -> None:
@@ -135,12 +142,7 @@ def test_a_spec_file_written_by_xfbench_model_trains_like_the_zoo_model(tmp_path
 def test_keras_applications_convert_and_run_alike_in_both_backends(workers, tmp_path, name):
     shape = (32, 32, 3)
     spec, weights = imported_model(ModelRef("keras", name), shape, 10, tmp_path)
-    x = np.random.default_rng(0).normal(size=(2, *shape)).astype(np.float32)
-    reference = workers["tensorflow"](import_probes.reference_logits, name, shape, 10, 0, x)
-    bound = 1e-4 * max(1.0, float(np.max(np.abs(reference))))
-    for backend in ("torch", "tensorflow"):
-        logits = workers[backend](probes.logits, spec, weights, x)
-        assert float(np.max(np.abs(logits - reference))) <= bound, backend
+    _assert_every_backend_matches_the_source(workers, "tensorflow", name, spec, weights)
 
 
 def test_a_users_keras_model_runs_on_digits_with_both_backends_agreeing(tmp_path):

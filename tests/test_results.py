@@ -76,3 +76,15 @@ def test_summary_statistics_and_ratio():
     assert cmp["epoch_time_ratio"] == pytest.approx(2.1 / 1.1)
     text = to_markdown(summary, "t")
     assert "0.9100 ± 0.0141" in text and "1.909" in text and "2/3 ok, 1 failed" in text
+
+
+def test_parts_are_written_whole_so_a_kill_mid_write_cannot_leave_an_unreadable_part(tmp_path):
+    from harness.results import ResultsWriter, read_parts
+
+    writer = ResultsWriter(tmp_path)
+    writer.add_row(_row("t1", "torch", 0, 1, 0.9, 1.0, last=True))
+    writer.finish_trial("t1")
+    # what a driver killed while writing the next part leaves behind: a half-written file beside the parts
+    (tmp_path / "parts" / "t2.parquet.partial").write_bytes(b"PAR1 truncated")
+    assert [p.name for p in (tmp_path / "parts").iterdir() if p.suffix == ".parquet"] == ["t1.parquet"]
+    assert read_parts(tmp_path)["trial_id"].tolist() == ["t1"]
