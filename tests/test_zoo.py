@@ -129,7 +129,8 @@ def _momentum_steps(workers, spec, batch: int, steps: int = 5):
     x = rng.normal(size=(batch * steps, *spec.input_shape)).astype(np.float32)
     y = rng.integers(0, 10, size=batch * steps)
     batches = [np.arange(i * batch, (i + 1) * batch) for i in range(steps)]
-    args = (spec, weights, OptimizerConfig("momentum", lr=0.01), x, y, batches, None, None, RegularizationConfig(), None)
+    optimizer = OptimizerConfig("momentum", lr=0.01)
+    args = (spec, weights, optimizer, x, y, batches, None, None, RegularizationConfig(), None)
     (w_torch, s_torch, _), (w_tf, s_tf, _) = (workers[b](probes.train, *args) for b in ("torch", "tensorflow"))
     return weights, w_torch, w_tf, s_torch, s_tf
 

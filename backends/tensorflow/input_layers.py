@@ -19,7 +19,8 @@ class Resize(keras.layers.Layer):
     def call(self, x):
         (hl, hh, hwl, hwh), (wl, wh, wwl, wwh) = self.taps
         rows = tf.gather(x, hl, axis=1) * hwl[None, :, None, None] + tf.gather(x, hh, axis=1) * hwh[None, :, None, None]
-        return tf.gather(rows, wl, axis=2) * wwl[None, None, :, None] + tf.gather(rows, wh, axis=2) * wwh[None, None, :, None]
+        cols_low, cols_high = tf.gather(rows, wl, axis=2), tf.gather(rows, wh, axis=2)
+        return cols_low * wwl[None, None, :, None] + cols_high * wwh[None, None, :, None]
 
 
 class RepeatChannels(keras.layers.Layer):

@@ -121,7 +121,8 @@ def _module_layer(c: _Converter, node: fx.Node, module: nn.Module, name: str, gr
             raise c.unsupported("BatchNorm without affine parameters, running statistics or a momentum", node)
         return BatchNorm(name=name, group=group, decay=1.0 - module.momentum, epsilon=module.eps)
     if type(module) in _ACTIVATIONS:
-        alpha = getattr(module, "negative_slope", None) if isinstance(module, nn.LeakyReLU) else getattr(module, "alpha", None)
+        slope = "negative_slope" if isinstance(module, nn.LeakyReLU) else "alpha"
+        alpha = getattr(module, slope, None)
         return Activation(name=name, group=group, kind=_ACTIVATIONS[type(module)],
                           alpha=float(alpha) if alpha is not None and not isinstance(module, nn.PReLU) else None)
     if isinstance(module, nn.MaxPool2d):
@@ -244,8 +245,9 @@ def convert(model: nn.Module, input_shape: tuple[int, int, int], name: str) -> t
     try:
         graph = fx.symbolic_trace(model).graph
     except Exception as exc:  # data-dependent control flow and the like: fx says what it could not trace
+        hint = "Write the forward without data-dependent Python control flow."
         raise UnsupportedModelError("PyTorch", f"code torch.fx cannot trace ({type(exc).__name__}: {exc})", name,
-                                    SUPPORTED, "Write the forward without data-dependent Python control flow.") from None
+                                    SUPPORTED, hint) from None
     c = _Converter(model, name)
     _convert_graph(c, graph)
     if not c.layers or not isinstance(c.layers[-1], Dense):

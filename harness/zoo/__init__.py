@@ -45,7 +45,8 @@ ZOO: dict[str, ZooModel] = {
     **{
         f"{config}{'_bn' if bn else ''}": ZooModel(
             partial(classic.vgg, config=config, batchnorm=bn),
-            f"torchvision's VGG-{config[3:]}{' with BatchNorm' if bn else ''}", IMAGENET, _DROP | (_BN if bn else _DROP))
+            f"torchvision's VGG-{config[3:]}{' with BatchNorm' if bn else ''}", IMAGENET,
+            (_BN | _DROP) if bn else _DROP)
         for config in classic.VGG_CONFIGS for bn in (False, True)
     },
     **{

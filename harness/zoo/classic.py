@@ -60,7 +60,8 @@ VGG_CONFIGS: dict[str, tuple[int | str, ...]] = {
 }
 
 
-def vgg(g: GraphBuilder, num_classes: int, width: float, dropout_kind: str, config: str, batchnorm: bool) -> list[Layer]:
+def vgg(g: GraphBuilder, num_classes: int, width: float, dropout_kind: str, config: str,
+        batchnorm: bool) -> list[Layer]:
     """torchvision's VGG: 3x3 convs padded 1 (with bias, also before BatchNorm, as torchvision has them),
     max pools 2/2, adaptive (7, 7) pool, dense 4096 x 2 with dropout 0.5 after each ReLU."""
     index = 0
