@@ -13,7 +13,9 @@ import time
 import numpy as np
 
 
-def torch_convnet3(x: np.ndarray, y: np.ndarray, num_classes: int, epochs: int, batch_size: int, lr: float, threads: int) -> list[float]:
+def torch_convnet3(
+    x: np.ndarray, y: np.ndarray, num_classes: int, epochs: int, batch_size: int, lr: float, threads: int
+) -> list[float]:
     """Per-epoch training seconds of convnet3 with SGD momentum 0.9 in plain PyTorch."""
     import torch
     import torch.nn.functional as F
@@ -23,8 +25,12 @@ def torch_convnet3(x: np.ndarray, y: np.ndarray, num_classes: int, epochs: int, 
     torch.manual_seed(0)
     h, w, c = x.shape[1:]
     model = nn.Sequential(
-        nn.Conv2d(c, 32, 5, padding=2), nn.ReLU(), nn.Conv2d(32, 16, 3, padding=1), nn.ReLU(),
-        nn.Flatten(), nn.Linear(16 * h * w, num_classes),
+        nn.Conv2d(c, 32, 5, padding=2),
+        nn.ReLU(),
+        nn.Conv2d(32, 16, 3, padding=1),
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(16 * h * w, num_classes),
     )
     optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
     xt = torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
@@ -36,7 +42,7 @@ def torch_convnet3(x: np.ndarray, y: np.ndarray, num_classes: int, epochs: int, 
         start = time.perf_counter()
         loss_sum, correct = torch.zeros(()), torch.zeros((), dtype=torch.int64)
         for i in range(0, len(yt), batch_size):
-            idx = perm[i:i + batch_size]
+            idx = perm[i : i + batch_size]
             xb, yb = xt[idx], yt[idx]
             logits = model(xb)
             loss = F.cross_entropy(logits, yb)
@@ -50,20 +56,24 @@ def torch_convnet3(x: np.ndarray, y: np.ndarray, num_classes: int, epochs: int, 
     return times
 
 
-def tensorflow_convnet3(x: np.ndarray, y: np.ndarray, num_classes: int, epochs: int, batch_size: int, lr: float, threads: int) -> list[float]:
+def tensorflow_convnet3(
+    x: np.ndarray, y: np.ndarray, num_classes: int, epochs: int, batch_size: int, lr: float, threads: int
+) -> list[float]:
     """Per-epoch training seconds of convnet3 with Keras' SGD momentum 0.9 in a tf.function train step."""
     import tensorflow as tf
 
     tf.config.threading.set_intra_op_parallelism_threads(threads)
     tf.config.threading.set_inter_op_parallelism_threads(1)
     keras = tf.keras
-    model = keras.Sequential([
-        keras.Input(shape=x.shape[1:]),
-        keras.layers.Conv2D(32, 5, padding="same", activation="relu"),
-        keras.layers.Conv2D(16, 3, padding="same", activation="relu"),
-        keras.layers.Flatten(),
-        keras.layers.Dense(num_classes),
-    ])
+    model = keras.Sequential(
+        [
+            keras.Input(shape=x.shape[1:]),
+            keras.layers.Conv2D(32, 5, padding="same", activation="relu"),
+            keras.layers.Conv2D(16, 3, padding="same", activation="relu"),
+            keras.layers.Flatten(),
+            keras.layers.Dense(num_classes),
+        ]
+    )
     optimizer = keras.optimizers.SGD(learning_rate=lr, momentum=0.9)
     loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     xt, yt = tf.constant(x), tf.constant(y)
@@ -91,7 +101,7 @@ def tensorflow_convnet3(x: np.ndarray, y: np.ndarray, num_classes: int, epochs: 
         loss_sum.assign(0.0)
         correct.assign(0)
         for i in range(0, len(y), batch_size):
-            train_step(perm[i:i + batch_size])
+            train_step(perm[i : i + batch_size])
         float(loss_sum.numpy()), int(correct.numpy())
         times.append(time.perf_counter() - start)
     return times

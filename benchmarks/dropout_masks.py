@@ -29,9 +29,16 @@ def _epoch_time(backend: str, workload: str, dropout_rng: str, epochs: int, thre
 
     spec = WORKLOADS[workload]
     options = ModelOptions(hidden=spec["hidden"], dropout=0.5) if spec["hidden"] else ModelOptions()
-    config = TrialConfig(strategy="scratch", model=spec["model"], dataset="digits", backend=backend, seed=seed,
-                         epochs=epochs, model_options=options,
-                         runtime=RuntimeOptions(threads=threads, dropout_rng=dropout_rng))
+    config = TrialConfig(
+        strategy="scratch",
+        model=spec["model"],
+        dataset="digits",
+        backend=backend,
+        seed=seed,
+        epochs=epochs,
+        model_options=options,
+        runtime=RuntimeOptions(threads=threads, dropout_rng=dropout_rng),
+    )
     rows: list[dict] = []
     run_trial(config, RunInfo("dropout-benchmark", "n/a"), rows.append)
     return statistics.median(r["epoch_time_s"] for r in rows if not r["warmup"])
@@ -46,8 +53,16 @@ def worker(args: argparse.Namespace) -> list[dict]:
             for setting in order:
                 times[setting].append(_epoch_time(args.worker, workload, setting, args.epochs, args.threads, repeat))
         shared, native = statistics.median(times["shared"]), statistics.median(times["framework"])
-        results.append({"backend": args.worker, "workload": workload, "shared_epoch_s": shared,
-                        "framework_epoch_s": native, "ratio": shared / native, "runs": times})
+        results.append(
+            {
+                "backend": args.worker,
+                "workload": workload,
+                "shared_epoch_s": shared,
+                "framework_epoch_s": native,
+                "ratio": shared / native,
+                "runs": times,
+            }
+        )
     return results
 
 
@@ -64,14 +79,26 @@ def main() -> int:
         return 0
     rows = []
     for backend in args.backends or ("torch", "tensorflow"):
-        command = [sys.executable, __file__, "--worker", backend, "--epochs", str(args.epochs),
-                   "--repeats", str(args.repeats), "--threads", str(args.threads)]
+        command = [
+            sys.executable,
+            __file__,
+            "--worker",
+            backend,
+            "--epochs",
+            str(args.epochs),
+            "--repeats",
+            str(args.repeats),
+            "--threads",
+            str(args.threads),
+        ]
         done = subprocess.run(command, check=True, capture_output=True, text=True)
         rows += json.loads(done.stdout.strip().splitlines()[-1])
     print(f"{'backend':<11} {'workload':<15} {'shared s/epoch':>15} {'framework s/epoch':>18} {'ratio':>7}")
     for r in rows:
-        print(f"{r['backend']:<11} {r['workload']:<15} {r['shared_epoch_s']:>15.4f} {r['framework_epoch_s']:>18.4f} "
-              f"{r['ratio']:>7.3f}")
+        print(
+            f"{r['backend']:<11} {r['workload']:<15} {r['shared_epoch_s']:>15.4f} {r['framework_epoch_s']:>18.4f} "
+            f"{r['ratio']:>7.3f}"
+        )
     return 0
 
 

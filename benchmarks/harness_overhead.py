@@ -33,14 +33,25 @@ def worker(args: argparse.Namespace) -> dict:
 
     def harness_once(seed: int) -> float:
         rows: list[dict] = []
-        config = TrialConfig(strategy="scratch", model="convnet3", dataset=args.dataset, backend=args.worker, seed=seed,
-                             epochs=args.epochs, batch_size=args.batch_size, optimizer=OptimizerConfig("momentum", lr=args.lr),
-                             runtime=RuntimeOptions(threads=args.threads), data_dir=args.data_dir)
+        config = TrialConfig(
+            strategy="scratch",
+            model="convnet3",
+            dataset=args.dataset,
+            backend=args.worker,
+            seed=seed,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            optimizer=OptimizerConfig("momentum", lr=args.lr),
+            runtime=RuntimeOptions(threads=args.threads),
+            data_dir=args.data_dir,
+        )
         run_trial(config, RunInfo("overhead-benchmark", "n/a"), rows.append)
         return statistics.median(r["samples_per_s"] for r in rows if not r["warmup"])
 
     def bare_once() -> float:
-        times = BARE_LOOPS[args.worker](data.x_train, data.y_train, data.num_classes, args.epochs, args.batch_size, args.lr, args.threads)
+        times = BARE_LOOPS[args.worker](
+            data.x_train, data.y_train, data.num_classes, args.epochs, args.batch_size, args.lr, args.threads
+        )
         return statistics.median(len(data.y_train) / t for t in times[1:])
 
     for repeat in range(args.repeats):
@@ -51,8 +62,15 @@ def worker(args: argparse.Namespace) -> dict:
             bare_runs.append(bare_once())
             harness_runs.append(harness_once(repeat))
     harness_sps, bare_sps = statistics.median(harness_runs), statistics.median(bare_runs)
-    return {"backend": args.worker, "dataset": args.dataset, "harness_samples_per_s": harness_sps, "bare_samples_per_s": bare_sps,
-            "ratio": harness_sps / bare_sps, "harness_runs": harness_runs, "bare_runs": bare_runs}
+    return {
+        "backend": args.worker,
+        "dataset": args.dataset,
+        "harness_samples_per_s": harness_sps,
+        "bare_samples_per_s": bare_sps,
+        "ratio": harness_sps / bare_sps,
+        "harness_runs": harness_runs,
+        "bare_runs": bare_runs,
+    }
 
 
 def main() -> int:
@@ -74,16 +92,22 @@ def main() -> int:
     results = []
     for backend in args.backends or ("torch", "tensorflow"):
         cmd = [sys.executable, __file__, "--worker", backend, *sys.argv[1:]]
-        proc = subprocess.run(cmd, capture_output=True, text=True, env={**__import__("os").environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+        proc = subprocess.run(
+            cmd, capture_output=True, text=True, env={**__import__("os").environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+        )
         if proc.returncode:
             print(proc.stderr, file=sys.stderr)
             return proc.returncode
         results.append(json.loads(proc.stdout.strip().splitlines()[-1]))
-    print(f"convnet3 on {args.dataset}, batch {args.batch_size}, SGD momentum, {args.threads} thread(s), "
-          f"{args.epochs} epochs x {args.repeats} repeats")
+    print(
+        f"convnet3 on {args.dataset}, batch {args.batch_size}, SGD momentum, {args.threads} thread(s), "
+        f"{args.epochs} epochs x {args.repeats} repeats"
+    )
     print(f"{'backend':<11} {'harness samples/s':>18} {'bare samples/s':>15} {'ratio':>7}")
     for r in results:
-        print(f"{r['backend']:<11} {r['harness_samples_per_s']:>18,.0f} {r['bare_samples_per_s']:>15,.0f} {r['ratio']:>7.3f}")
+        print(
+            f"{r['backend']:<11} {r['harness_samples_per_s']:>18,.0f} {r['bare_samples_per_s']:>15,.0f} {r['ratio']:>7.3f}"
+        )
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
     return 0

@@ -25,14 +25,24 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 import backend_probes  # noqa: E402
 import import_probes  # noqa: E402
+
 from harness.model_import import imported_model, parse_model_ref  # noqa: E402
 from harness.models import MODELS, build_model  # noqa: E402
 from harness.spec import canonical_form  # noqa: E402
 from harness.weights import count_parameters  # noqa: E402
 
-DEFAULT = ["torchvision:alexnet", "torchvision:vgg11_bn", "torchvision:resnet18", "torchvision:resnet50",
-           "torchvision:mobilenet_v2", "torchvision:densenet121", "keras:ResNet50", "keras:MobileNetV2",
-           "keras:DenseNet121", "keras:VGG16"]
+DEFAULT = [
+    "torchvision:alexnet",
+    "torchvision:vgg11_bn",
+    "torchvision:resnet18",
+    "torchvision:resnet50",
+    "torchvision:mobilenet_v2",
+    "torchvision:densenet121",
+    "keras:ResNet50",
+    "keras:MobileNetV2",
+    "keras:DenseNet121",
+    "keras:VGG16",
+]
 ZOO_NAMES = {"alexnet": "alexnet_tv"}
 SOURCE_BACKEND = {"torchvision": "torch", "keras": "tensorflow"}
 
@@ -58,15 +68,20 @@ def main() -> None:
             spec, weights = imported_model(ref, shape, 1000, Path(cache))
             reference = _in(SOURCE_BACKEND[ref.kind], import_probes.reference_logits, ref.name, shape, 1000, 0, x)
             scale = max(1.0, float(np.max(np.abs(reference))))
-            gaps = [float(np.max(np.abs(_in(b, backend_probes.logits, spec, weights, x) - reference))) / scale
-                    for b in ("torch", "tensorflow")]
+            gaps = [
+                float(np.max(np.abs(_in(b, backend_probes.logits, spec, weights, x) - reference))) / scale
+                for b in ("torch", "tensorflow")
+            ]
             zoo = ZOO_NAMES.get(ref.name, ref.name)
             same = ""
             if ref.kind == "torchvision" and zoo in MODELS:
                 same = "same" if canonical_form(spec) == canonical_form(build_model(zoo, shape, 1000)) else "DIFFERS"
             total = sum(int(np.prod(w.shape)) for w in weights.values())
-            print(f"| {text} | {count_parameters(spec):,} | {total:,} | {same} | {scale:.2f} | {gaps[0]:.1e} | "
-                  f"{gaps[1]:.1e} | {time.perf_counter() - start:.0f} |", flush=True)
+            print(
+                f"| {text} | {count_parameters(spec):,} | {total:,} | {same} | {scale:.2f} | {gaps[0]:.1e} | "
+                f"{gaps[1]:.1e} | {time.perf_counter() - start:.0f} |",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -51,15 +51,37 @@ def main() -> None:
     report: dict[str, object] = {"cpus": cpus, "backend": args.backend}
     with tempfile.TemporaryDirectory(prefix="xfbench-sched-") as tmp:
         root = Path(tmp)
-        trivial = TrialConfig(strategy="scratch", model="mlp", dataset="digits", backend=args.backend, seed=0, epochs=1,
-                              model_options=ModelOptions(hidden=(4,)), task=TaskSpec(train_limit=64), suite="bench")
+        trivial = TrialConfig(
+            strategy="scratch",
+            model="mlp",
+            dataset="digits",
+            backend=args.backend,
+            seed=0,
+            epochs=1,
+            model_options=ModelOptions(hidden=(4,)),
+            task=TaskSpec(train_limit=64),
+            suite="bench",
+        )
         trials = [replace(trivial, seed=s) for s in range(args.trials)]
         wall, compute = _run(trials, root, "trivial", max_concurrent=cpus)
         per_trial = wall / args.trials
-        report["trivial"] = {"trials": args.trials, "concurrent": cpus, "wall_s": round(wall, 1),
-                             "wall_s_per_trial": round(per_trial, 3), "compute_s_per_trial": round(compute / args.trials, 3),
-                             "overhead_s_per_trial_slot": round(per_trial * cpus - compute / args.trials, 3)}
-        small = TrialConfig(strategy="scratch", model="convnet3", dataset="digits", backend=args.backend, seed=0, epochs=3, suite="bench")
+        report["trivial"] = {
+            "trials": args.trials,
+            "concurrent": cpus,
+            "wall_s": round(wall, 1),
+            "wall_s_per_trial": round(per_trial, 3),
+            "compute_s_per_trial": round(compute / args.trials, 3),
+            "overhead_s_per_trial_slot": round(per_trial * cpus - compute / args.trials, 3),
+        }
+        small = TrialConfig(
+            strategy="scratch",
+            model="convnet3",
+            dataset="digits",
+            backend=args.backend,
+            seed=0,
+            epochs=3,
+            suite="bench",
+        )
         scaling = {}
         for concurrent in (1, 2):
             batch = [replace(small, seed=s) for s in range(args.scaling_trials)]

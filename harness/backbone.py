@@ -58,13 +58,34 @@ class BackboneRecipe:
 def recipe_for(trial: TrialConfig) -> BackboneRecipe:
     """The backbone a target trial needs (or, for a pretrain trial, the one it produces)."""
     if trial.strategy == PRETRAIN:
-        return BackboneRecipe(trial.model, trial.model_options, trial.dataset, trial.task, trial.init, trial.optimizer,
-                              trial.epochs, trial.batch_size, trial.seed, trial.backend, trial.input)
+        return BackboneRecipe(
+            trial.model,
+            trial.model_options,
+            trial.dataset,
+            trial.task,
+            trial.init,
+            trial.optimizer,
+            trial.epochs,
+            trial.batch_size,
+            trial.seed,
+            trial.backend,
+            trial.input,
+        )
     t = trial.transfer
     source_task = t.source_task if t.source_task is not None else trial.task
-    return BackboneRecipe(trial.model, trial.model_options, trial.dataset, source_task, trial.init,
-                          (t.source_optimizer or trial.optimizer).resolved(), t.source_epochs, trial.batch_size, trial.seed,
-                          t.source_backend, trial.input)
+    return BackboneRecipe(
+        trial.model,
+        trial.model_options,
+        trial.dataset,
+        source_task,
+        trial.init,
+        (t.source_optimizer or trial.optimizer).resolved(),
+        t.source_epochs,
+        trial.batch_size,
+        trial.seed,
+        t.source_backend,
+        trial.input,
+    )
 
 
 def checkpoint_path(trial: TrialConfig) -> Path:
@@ -78,8 +99,14 @@ def pretrain_trial(target: TrialConfig) -> TrialConfig:
     the source backend, with the speed options that backend honours (recorded as applied)."""
     recipe = recipe_for(target)
     return replace(
-        target, strategy=PRETRAIN, backend=recipe.backend, task=recipe.source_task, epochs=recipe.epochs,
-        optimizer=recipe.optimizer, variant=f"backbone-{recipe.key[:10]}", mc_dropout_passes=0,
+        target,
+        strategy=PRETRAIN,
+        backend=recipe.backend,
+        task=recipe.source_task,
+        epochs=recipe.epochs,
+        optimizer=recipe.optimizer,
+        variant=f"backbone-{recipe.key[:10]}",
+        mc_dropout_passes=0,
         runtime=honoured_runtime(target.runtime, recipe.backend),
     )
 

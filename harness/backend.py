@@ -12,8 +12,9 @@ from __future__ import annotations
 import functools
 import importlib
 import importlib.metadata
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Collection, Mapping, Protocol, Sequence
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
@@ -88,8 +89,12 @@ class Backend(Protocol):
     def extract_features(self, x: np.ndarray, layer: str, batch_size: int) -> np.ndarray:
         """Output of ``layer`` in inference mode, in the neutral layout (feature maps NHWC)."""
 
-    def set_optimizer(self, config: OptimizerConfig, regularization: RegularizationConfig = RegularizationConfig(),
-                      lr_multipliers: Mapping[str, float] | None = None) -> None:
+    def set_optimizer(
+        self,
+        config: OptimizerConfig,
+        regularization: RegularizationConfig = RegularizationConfig(),
+        lr_multipliers: Mapping[str, float] | None = None,
+    ) -> None:
         """Create a fresh optimizer (state zeroed) from a resolved config, with gradient clipping from the config
         and the kernel penalties / max-norm constraint of ``regularization``. ``lr_multipliers`` maps layer names
         to a factor on the learning rate (per-group learning rates; layers not named use 1)."""
@@ -97,7 +102,9 @@ class Backend(Protocol):
     def set_data(self, split: str, x: np.ndarray, y: np.ndarray) -> None:
         """Hold a split on the device so batches are gathered without copies from numpy."""
 
-    def train_epoch(self, split: str, batches: Sequence[np.ndarray], lrs: np.ndarray, momenta: np.ndarray | None = None) -> StepStats:
+    def train_epoch(
+        self, split: str, batches: Sequence[np.ndarray], lrs: np.ndarray, momenta: np.ndarray | None = None
+    ) -> StepStats:
         """One optimizer step per index array, in the given order, step i with learning rate ``lrs[i]`` (and
         momentum — Adam's beta1 — ``momenta[i]`` when given); returns after the device is idle."""
 
@@ -149,7 +156,7 @@ def honoured_runtime(runtime: RuntimeOptions, backend: str) -> RuntimeOptions:
     return replace(runtime, **off)
 
 
-def _needs(trial: "TrialConfig") -> dict[str, str]:
+def _needs(trial: TrialConfig) -> dict[str, str]:
     """Capability -> the setting of this trial that needs it."""
     needs = {capability: f"strategy {trial.strategy}" for capability in STRATEGY_NEEDS.get(trial.strategy, ())}
     if trial.runtime.device == "gpu":
@@ -162,7 +169,7 @@ def _needs(trial: "TrialConfig") -> dict[str, str]:
     return needs
 
 
-def check_capabilities(trials: Sequence["TrialConfig"]) -> None:
+def check_capabilities(trials: Sequence[TrialConfig]) -> None:
     """Raise ValueError for the first trial that asks its backend for something it does not declare it can do."""
     for trial in trials:
         able = backend_capabilities(trial.backend)
@@ -176,7 +183,7 @@ def check_capabilities(trials: Sequence["TrialConfig"]) -> None:
             )
 
 
-def fit_to_capabilities(trials: Sequence["TrialConfig"]) -> list["TrialConfig"]:
+def fit_to_capabilities(trials: Sequence[TrialConfig]) -> list[TrialConfig]:
     """The trials with each speed option their backend cannot honour turned off (``--jit-compile`` on a torch trial,
     ``--torch-compile`` on a TensorFlow one), so config_json records what each process applies. Raises ValueError
     when an option applies to no selected backend, or a trial needs a capability its backend lacks."""

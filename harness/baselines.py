@@ -37,11 +37,16 @@ class Environment:
         return "-".join(_slug(p) for p in parts)
 
     @classmethod
-    def of(cls, frame: pd.DataFrame) -> "Environment":
+    def of(cls, frame: pd.DataFrame) -> Environment:
         ok = frame[frame["status"] != "failed"] if len(frame) else frame
         pick = lambda col: ",".join(sorted({str(v) for v in ok[col].dropna() if str(v)})) if len(ok) else ""  # noqa: E731
         versions = ok.groupby("backend")["framework_version"].first().to_dict() if len(ok) else {}
-        return cls(cpu=pick("cpu"), gpu=pick("gpu"), threads=pick("threads"), framework_versions={k: str(v) for k, v in versions.items()})
+        return cls(
+            cpu=pick("cpu"),
+            gpu=pick("gpu"),
+            threads=pick("threads"),
+            framework_versions={k: str(v) for k, v in versions.items()},
+        )
 
 
 @dataclass(frozen=True)
@@ -86,12 +91,16 @@ def load_run(reference: str, results_dir: Path) -> LoadedRun:
 def environment_warnings(base: Environment, new: Environment) -> list[str]:
     warnings = []
     if (base.cpu, base.gpu) != (new.cpu, new.gpu):
-        warnings.append(f"different machines: base ran on {base.cpu!r} {base.gpu or 'no GPU'}, new on {new.cpu!r} {new.gpu or 'no GPU'}; epoch times are not comparable")
+        warnings.append(
+            f"different machines: base ran on {base.cpu!r} {base.gpu or 'no GPU'}, new on {new.cpu!r} {new.gpu or 'no GPU'}; epoch times are not comparable"
+        )
     if base.threads != new.threads:
         warnings.append(f"different thread counts: base {base.threads}, new {new.threads}")
     for backend in sorted(set(base.framework_versions) & set(new.framework_versions)):
         if base.framework_versions[backend] != new.framework_versions[backend]:
-            warnings.append(f"different {backend} versions: base {base.framework_versions[backend]}, new {new.framework_versions[backend]}")
+            warnings.append(
+                f"different {backend} versions: base {base.framework_versions[backend]}, new {new.framework_versions[backend]}"
+            )
     return warnings
 
 
@@ -110,11 +119,23 @@ def save_baseline(run_dir: Path, name: str, results_dir: Path) -> Path:
     for extra in ("run.json", "summary.md"):
         if (run_dir / extra).is_file():
             shutil.copy2(run_dir / extra, target / extra)
-    (target / "baseline.json").write_text(json.dumps({
-        "name": name, "saved": utc_now(), "source_run": str(run_dir), "machine_key": env.machine_key, "cpu": env.cpu,
-        "gpu": env.gpu, "threads": env.threads, "framework_versions": env.framework_versions,
-        "git_commit": sorted(frame["git_commit"].dropna().unique().tolist()),
-    }, indent=2) + "\n")
+    (target / "baseline.json").write_text(
+        json.dumps(
+            {
+                "name": name,
+                "saved": utc_now(),
+                "source_run": str(run_dir),
+                "machine_key": env.machine_key,
+                "cpu": env.cpu,
+                "gpu": env.gpu,
+                "threads": env.threads,
+                "framework_versions": env.framework_versions,
+                "git_commit": sorted(frame["git_commit"].dropna().unique().tolist()),
+            },
+            indent=2,
+        )
+        + "\n"
+    )
     return target
 
 
@@ -138,7 +159,9 @@ def run_directories(results_dir: Path) -> list[Path]:
     return [p for _, _, p in sorted(runs)]
 
 
-def history(results_dir: Path, metric: str, case_filter: str | None = None, last: int = 10) -> tuple[list[dict], pd.DataFrame]:
+def history(
+    results_dir: Path, metric: str, case_filter: str | None = None, last: int = 10
+) -> tuple[list[dict], pd.DataFrame]:
     """Run list (newest last) and a table: one row per (case, backend), one column per run, the metric's value.
 
     ``epoch_time_s`` / ``samples_per_s`` are steady-state medians; ``test_acc`` is the mean over seeds.
@@ -149,11 +172,20 @@ def history(results_dir: Path, metric: str, case_filter: str | None = None, last
     for path in run_directories(results_dir)[-last:]:
         info = json.loads((path / "run.json").read_text()) if (path / "run.json").is_file() else {}
         frame = read_results(path)
-        runs.append({"run_id": path.name, "started": info.get("started", ""), "git_commit": str(info.get("git_commit", ""))[:12],
-                     "status": info.get("status", "unknown"), "trials": frame["trial_id"].nunique() if len(frame) else 0})
+        runs.append(
+            {
+                "run_id": path.name,
+                "started": info.get("started", ""),
+                "git_commit": str(info.get("git_commit", ""))[:12],
+                "status": info.get("status", "unknown"),
+                "trials": frame["trial_id"].nunique() if len(frame) else 0,
+            }
+        )
         if frame.empty:
             continue
-        frame = frame.assign(case=[f"{r.suite}:{case_label(r.strategy, r.model, r.variant, r.dataset)}" for r in frame.itertuples()])
+        frame = frame.assign(
+            case=[f"{r.suite}:{case_label(r.strategy, r.model, r.variant, r.dataset)}" for r in frame.itertuples()]
+        )
         if case_filter:
             frame = frame[frame["case"].str.contains(case_filter, regex=False)]
         values = {}

@@ -8,7 +8,8 @@ statistics (min, median, IQR, ...) are those of the real epochs and ``--benchmar
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 
 class EpochReplayClock:

@@ -38,6 +38,10 @@ def load_checkpoint(path: Path) -> tuple[ModelSpec, NeutralWeights, dict[str, An
     with np.load(path, allow_pickle=False) as data:
         spec = spec_from_dict(json.loads(str(data["__spec__"])))
         meta = json.loads(str(data["__meta__"]))
-        weights = {k[len(_WEIGHT_PREFIX):].replace("::", "/"): data[k].copy() for k in data.files if k.startswith(_WEIGHT_PREFIX)}
+        weights = {
+            k[len(_WEIGHT_PREFIX) :].replace("::", "/"): data[k].copy()
+            for k in data.files
+            if k.startswith(_WEIGHT_PREFIX)
+        }
     check_weights(spec, weights)
     return spec, weights, meta

@@ -96,7 +96,9 @@ def _time_verdict(base: np.ndarray, new: np.ndarray, t: Thresholds) -> tuple[flo
     return base_med, new_med, ratio, min(slower_p, faster_p), "unchanged"
 
 
-def _accuracy_verdict(base: np.ndarray, new: np.ndarray, t: Thresholds) -> tuple[float, float, float, tuple[float, float], str, str]:
+def _accuracy_verdict(
+    base: np.ndarray, new: np.ndarray, t: Thresholds
+) -> tuple[float, float, float, tuple[float, float], str, str]:
     if len(base) == 0 or len(new) == 0:
         return math.nan, math.nan, math.nan, (math.nan, math.nan), "n/a", ""
     diff_pp = 100.0 * (new.mean() - base.mean())
@@ -115,22 +117,55 @@ def _accuracy_verdict(base: np.ndarray, new: np.ndarray, t: Thresholds) -> tuple
 def compare_frames(base: pd.DataFrame, new: pd.DataFrame, thresholds: Thresholds | None = None) -> list[CaseComparison]:
     t = thresholds or Thresholds()
     out: list[CaseComparison] = []
-    keys = sorted(set(map(tuple, base[CASE_COLUMNS].drop_duplicates().to_numpy())) | set(map(tuple, new[CASE_COLUMNS].drop_duplicates().to_numpy())))
+    keys = sorted(
+        set(map(tuple, base[CASE_COLUMNS].drop_duplicates().to_numpy()))
+        | set(map(tuple, new[CASE_COLUMNS].drop_duplicates().to_numpy()))
+    )
     for key in keys:
         select = lambda f: f[(f[CASE_COLUMNS] == pd.Series(key, index=CASE_COLUMNS)).all(axis=1)]  # noqa: E731
         b, n = select(base), select(new)
         case = f"{key[0]}:{case_label(key[1], key[2], key[3], key[4])}"
         if b.empty or n.empty:
-            out.append(CaseComparison(case, key[5], math.nan, math.nan, math.nan, math.nan, "n/a", math.nan, math.nan,
-                                      math.nan, (math.nan, math.nan), "n/a", "only in " + ("new" if b.empty else "base")))
+            out.append(
+                CaseComparison(
+                    case,
+                    key[5],
+                    math.nan,
+                    math.nan,
+                    math.nan,
+                    math.nan,
+                    "n/a",
+                    math.nan,
+                    math.nan,
+                    math.nan,
+                    (math.nan, math.nan),
+                    "n/a",
+                    "only in " + ("new" if b.empty else "base"),
+                )
+            )
             continue
         base_t, new_t, ratio, p, time_verdict = _time_verdict(steady_epoch_times(b), steady_epoch_times(n), t)
         base_a, new_a, diff, ci, acc_verdict, note = _accuracy_verdict(final_accuracies(b), final_accuracies(n), t)
-        out.append(CaseComparison(case, key[5], base_t, new_t, ratio, p, time_verdict, base_a, new_a, diff, ci, acc_verdict, note))
+        out.append(
+            CaseComparison(
+                case, key[5], base_t, new_t, ratio, p, time_verdict, base_a, new_a, diff, ci, acc_verdict, note
+            )
+        )
     return out
 
 
-HEADER = ["case", "backend", "epoch s base → new", "ratio", "p (MWU)", "time", "test acc base → new", "Δ pp [95 % CI]", "accuracy", "note"]
+HEADER = [
+    "case",
+    "backend",
+    "epoch s base → new",
+    "ratio",
+    "p (MWU)",
+    "time",
+    "test acc base → new",
+    "Δ pp [95 % CI]",
+    "accuracy",
+    "note",
+]
 
 
 def _f(value: float, spec: str) -> str:
@@ -139,9 +174,16 @@ def _f(value: float, spec: str) -> str:
 
 def cells(c: CaseComparison) -> list[str]:
     return [
-        c.case, c.backend, f"{_f(c.base_time_s, '.4f')} → {_f(c.new_time_s, '.4f')}", _f(c.time_ratio, ".3f"), _f(c.time_p, ".2g"),
-        c.time_verdict, f"{_f(c.base_acc, '.4f')} → {_f(c.new_acc, '.4f')}",
-        f"{_f(c.acc_diff_pp, '+.2f')} [{_f(c.acc_ci_pp[0], '+.2f')}, {_f(c.acc_ci_pp[1], '+.2f')}]", c.acc_verdict, c.note,
+        c.case,
+        c.backend,
+        f"{_f(c.base_time_s, '.4f')} → {_f(c.new_time_s, '.4f')}",
+        _f(c.time_ratio, ".3f"),
+        _f(c.time_p, ".2g"),
+        c.time_verdict,
+        f"{_f(c.base_acc, '.4f')} → {_f(c.new_acc, '.4f')}",
+        f"{_f(c.acc_diff_pp, '+.2f')} [{_f(c.acc_ci_pp[0], '+.2f')}, {_f(c.acc_ci_pp[1], '+.2f')}]",
+        c.acc_verdict,
+        c.note,
     ]
 
 

@@ -57,7 +57,9 @@ class OptimizerConfig:
             if value is not None and not value > 0:
                 raise ValueError(f"Expected {name} > 0 (or unset). Received: {name}={value}.")
         if self.name not in OPTIMIZERS:
-            raise ValueError(f"Expected an optimizer name. Received: optimizer={self.name!r}. Valid choices: {list(OPTIMIZERS)}")
+            raise ValueError(
+                f"Expected an optimizer name. Received: optimizer={self.name!r}. Valid choices: {list(OPTIMIZERS)}"
+            )
         if not self.lr > 0:
             raise ValueError(f"Expected a learning rate > 0. Received: lr={self.lr}.")
         if self.momentum is not None and not 0 <= self.momentum < 1:
@@ -65,16 +67,20 @@ class OptimizerConfig:
         if self.weight_decay is not None and self.weight_decay < 0:
             raise ValueError(f"Expected weight_decay >= 0. Received: weight_decay={self.weight_decay}.")
         if self.name == "adamw" and self.decoupled is False:
-            raise ValueError("Expected decoupled weight decay for adamw. Received: decoupled=False. Use --optimizer adam for coupled L2.")
+            raise ValueError(
+                "Expected decoupled weight decay for adamw. Received: decoupled=False. Use --optimizer adam for coupled L2."
+            )
         if self.name == "nesterov" and self.momentum == 0:
             raise ValueError("Expected momentum > 0 for nesterov. Received: momentum=0. Use --optimizer sgd instead.")
 
-    def resolved(self) -> "OptimizerConfig":
+    def resolved(self) -> OptimizerConfig:
         """A copy with every optional field filled with its documented default."""
         return dataclasses.replace(
             self,
             momentum=self.momentum if self.momentum is not None else _DEFAULT_MOMENTUM.get(self.name, 0.0),
-            weight_decay=self.weight_decay if self.weight_decay is not None else _DEFAULT_WEIGHT_DECAY.get(self.name, 0.0),
+            weight_decay=self.weight_decay
+            if self.weight_decay is not None
+            else _DEFAULT_WEIGHT_DECAY.get(self.name, 0.0),
             eps=self.eps if self.eps is not None else _DEFAULT_EPS.get(self.name, 1e-8),
             rho=self.rho if self.rho is not None else _DEFAULT_RHO.get(self.name, 0.9),
             decoupled=self.decoupled if self.decoupled is not None else self.name == "adamw",
@@ -96,7 +102,9 @@ class RegularizationConfig:
 
     def __post_init__(self) -> None:
         if self.l1 < 0 or self.l2 < 0 or (self.max_norm is not None and not self.max_norm > 0):
-            raise ValueError(f"Expected l1 >= 0, l2 >= 0 and max_norm > 0. Received: l1={self.l1}, l2={self.l2}, max_norm={self.max_norm}.")
+            raise ValueError(
+                f"Expected l1 >= 0, l2 >= 0 and max_norm > 0. Received: l1={self.l1}, l2={self.l2}, max_norm={self.max_norm}."
+            )
 
     @property
     def active(self) -> bool:
@@ -122,12 +130,18 @@ class TransferOptions:
     sklearn_head: str = "linear_svc"
 
     def __post_init__(self) -> None:
-        if self.source_epochs < 1 or self.freeze_groups < 0 or (self.frozen_epochs is not None and self.frozen_epochs < 0):
+        if (
+            self.source_epochs < 1
+            or self.freeze_groups < 0
+            or (self.frozen_epochs is not None and self.frozen_epochs < 0)
+        ):
             raise ValueError(f"Expected source_epochs >= 1, freeze_groups >= 0, frozen_epochs >= 0. Received: {self}.")
         if self.feature_pool not in ("flatten", "avg"):
             raise ValueError(f"Expected feature_pool 'flatten' or 'avg'. Received: {self.feature_pool!r}.")
         if self.sklearn_head not in SKLEARN_HEADS:
-            raise ValueError(f"Expected a scikit-learn head. Received: {self.sklearn_head!r}. Valid choices: {list(SKLEARN_HEADS)}")
+            raise ValueError(
+                f"Expected a scikit-learn head. Received: {self.sklearn_head!r}. Valid choices: {list(SKLEARN_HEADS)}"
+            )
         if not self.backbone_lr_multiplier > 0:
             raise ValueError(f"Expected backbone_lr_multiplier > 0. Received: {self.backbone_lr_multiplier}.")
 
@@ -155,7 +169,9 @@ class RuntimeOptions:
         if self.inject_fault:
             action, _, when = self.inject_fault.partition("@")
             if action not in ("raise", "kill", "raise-once") or not (when.startswith("epoch") or when == "start"):
-                raise ValueError(f"Expected inject_fault ACTION@MOMENT (raise|kill|raise-once @ start|epochN). Received: {self.inject_fault!r}.")
+                raise ValueError(
+                    f"Expected inject_fault ACTION@MOMENT (raise|kill|raise-once @ start|epochN). Received: {self.inject_fault!r}."
+                )
         if self.inject_step_delay_s < 0:
             raise ValueError(f"Expected inject_step_delay_s >= 0. Received: {self.inject_step_delay_s}.")
         if self.threads < 1:
@@ -199,7 +215,9 @@ class TrialConfig:
         if self.mc_dropout_passes < 0:
             raise ValueError(f"Expected mc_dropout_passes >= 0. Received: {self.mc_dropout_passes}.")
         if self.batch_size < 1 or self.eval_batch_size < 1:
-            raise ValueError(f"Expected batch sizes >= 1. Received: batch_size={self.batch_size}, eval_batch_size={self.eval_batch_size}.")
+            raise ValueError(
+                f"Expected batch sizes >= 1. Received: batch_size={self.batch_size}, eval_batch_size={self.eval_batch_size}."
+            )
         # Resolve optimizer defaults here so every recorded config states each value actually used.
         object.__setattr__(self, "optimizer", self.optimizer.resolved())
 
@@ -219,7 +237,7 @@ class TrialConfig:
         return json.dumps(self.to_dict(), sort_keys=True)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "TrialConfig":
+    def from_dict(cls, data: dict[str, Any]) -> TrialConfig:
         data = dict(data)
         data["optimizer"] = OptimizerConfig(**data["optimizer"])
         schedule = dict(data["schedule"])

@@ -23,7 +23,8 @@ computes in, so a feature map's unit keeps its fate across backends. A unit is d
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 

@@ -24,8 +24,9 @@ def _user_model(name: str, num_classes: int) -> object:
     module_name, function = name.split(":")
     factory = getattr(importlib.import_module(module_name), function, None)
     if not callable(factory):
-        raise ValueError(f"Expected a function {function!r} in module {module_name!r}. Received: "
-                         f"{type(factory).__name__}.")
+        raise ValueError(
+            f"Expected a function {function!r} in module {module_name!r}. Received: {type(factory).__name__}."
+        )
     takes_classes = "num_classes" in inspect.signature(factory).parameters
     return factory(num_classes=num_classes) if takes_classes else factory()
 
@@ -36,8 +37,10 @@ def _importer_for(model: object) -> object:
         package = FRAMEWORK_PACKAGES.get(cls.__module__.split(".")[0], package)
     backend = FRAMEWORK_PACKAGES.get(package)
     if backend is None:
-        raise ValueError(f"Expected the factory to return a torch.nn.Module or a Keras model. Received: "
-                         f"{type(model).__module__}.{type(model).__name__}.")
+        raise ValueError(
+            f"Expected the factory to return a torch.nn.Module or a Keras model. Received: "
+            f"{type(model).__module__}.{type(model).__name__}."
+        )
     return importlib.import_module(f"backends.{backend}.importer")
 
 
@@ -61,9 +64,17 @@ def main(argv: list[str]) -> int:
     try:
         convert(request, out)
     except UnsupportedModelError as exc:
-        out.with_suffix(".error.json").write_text(json.dumps(
-            {"source": exc.source, "op": exc.op, "location": exc.location, "supported": list(exc.supported),
-             "hint": exc.hint}))
+        out.with_suffix(".error.json").write_text(
+            json.dumps(
+                {
+                    "source": exc.source,
+                    "op": exc.op,
+                    "location": exc.location,
+                    "supported": list(exc.supported),
+                    "hint": exc.hint,
+                }
+            )
+        )
         return 3
     return 0
 

@@ -9,7 +9,8 @@ finds it by backend name and never imports the framework itself.
 
 from __future__ import annotations
 
-from typing import Protocol, Sequence
+from collections.abc import Sequence
+from typing import Protocol
 
 import numpy as np
 

@@ -52,8 +52,9 @@ def bilinear_taps(in_size: int, out_size: int) -> tuple[np.ndarray, np.ndarray, 
     high = min(low + 1, in - 1), weight_high = source - low. Out = x[low] * w_low + x[high] * w_high, in that order.
     """
     scale = np.float32(in_size) / np.float32(out_size)
-    source = np.maximum((np.arange(out_size, dtype=np.float32) + np.float32(0.5)) * scale - np.float32(0.5),
-                        np.float32(0.0))
+    source = np.maximum(
+        (np.arange(out_size, dtype=np.float32) + np.float32(0.5)) * scale - np.float32(0.5), np.float32(0.0)
+    )
     low = np.minimum(np.floor(source).astype(np.int64), in_size - 1)
     high = np.minimum(low + 1, in_size - 1)
     w_high = (source - low.astype(np.float32)).astype(np.float32)
@@ -73,8 +74,10 @@ def transformed_shape(config: InputConfig, data_shape: tuple[int, ...]) -> tuple
     if config.is_identity:
         return tuple(data_shape)
     if len(data_shape) != 3:
-        raise ValueError(f"Expected image data (H, W, C) for --input-size/--input-channels/--normalize. "
-                         f"Received: data of shape {tuple(data_shape)}.")
+        raise ValueError(
+            f"Expected image data (H, W, C) for --input-size/--input-channels/--normalize. "
+            f"Received: data of shape {tuple(data_shape)}."
+        )
     h, w, c = data_shape
     side = config.size
     return (side or h, side or w, config.channels or c)
@@ -83,18 +86,27 @@ def transformed_shape(config: InputConfig, data_shape: tuple[int, ...]) -> tuple
 def check_input(config: InputConfig, data_shape: tuple[int, ...], dataset_normalization: str) -> None:
     """Preflight: the pipeline fits the data (raises ValueError saying what was expected)."""
     shape = transformed_shape(config, data_shape)
-    if config.channels is not None and config.channels != data_shape[-1] and (
-            data_shape[-1] != 1 or config.channels % data_shape[-1]):
-        raise ValueError(f"Expected --input-channels equal to the data's {data_shape[-1]}, or a multiple of 1 "
-                         f"for grayscale data. Received: {config.channels}.")
+    if (
+        config.channels is not None
+        and config.channels != data_shape[-1]
+        and (data_shape[-1] != 1 or config.channels % data_shape[-1])
+    ):
+        raise ValueError(
+            f"Expected --input-channels equal to the data's {data_shape[-1]}, or a multiple of 1 "
+            f"for grayscale data. Received: {config.channels}."
+        )
     stats = NORMALIZATIONS[config.normalize]
     if stats is not None:
         if len(stats[0]) != shape[-1]:
-            raise ValueError(f"Expected {len(stats[0])}-channel inputs for --normalize {config.normalize}. Received: "
-                             f"{shape[-1]} channels; add --input-channels {len(stats[0])} for grayscale data.")
+            raise ValueError(
+                f"Expected {len(stats[0])}-channel inputs for --normalize {config.normalize}. Received: "
+                f"{shape[-1]} channels; add --input-channels {len(stats[0])} for grayscale data."
+            )
         if dataset_normalization not in UNIT_RANGE_DATASETS:
-            raise ValueError(f"Expected pixels in [0, 1] for --normalize {config.normalize}. Received: a dataset "
-                             f"normalised by {dataset_normalization!r}; use --normalize none.")
+            raise ValueError(
+                f"Expected pixels in [0, 1] for --normalize {config.normalize}. Received: a dataset "
+                f"normalised by {dataset_normalization!r}; use --normalize none."
+            )
 
 
 def input_layers(config: InputConfig, data_shape: tuple[int, ...], group: str) -> tuple[Layer, ...]:

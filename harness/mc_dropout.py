@@ -13,7 +13,9 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return exp / exp.sum(axis=-1, keepdims=True)
 
 
-def mc_dropout_metrics(backend: Backend, x: np.ndarray, y: np.ndarray, passes: int, seed: int, batch_size: int) -> dict[str, float]:
+def mc_dropout_metrics(
+    backend: Backend, x: np.ndarray, y: np.ndarray, passes: int, seed: int, batch_size: int
+) -> dict[str, float]:
     return mc_metrics_from_logits(backend.predict_mc(x, passes, seed, batch_size), y)
 
 

@@ -62,8 +62,9 @@ def model_cost(spec: ModelSpec) -> ModelCost:
             macs = math.prod(out) * (in_channels // layer.groups) * math.prod(layer.kernel_size)
         elif isinstance(layer, Dense):
             macs = in_channels * layer.units
-        rows.append(LayerCost(layer.name, type(layer).__name__, layer.group, tuple(out), params.get(layer.name, 0),
-                              macs))
+        rows.append(
+            LayerCost(layer.name, type(layer).__name__, layer.group, tuple(out), params.get(layer.name, 0), macs)
+        )
     return ModelCost(tuple(rows))
 
 

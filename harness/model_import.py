@@ -57,8 +57,10 @@ def parse_model_ref(text: str) -> ModelRef:
     if text.endswith(".json"):
         path = Path(text).expanduser().resolve()
         if not path.is_file():
-            raise ValueError(f"Expected a spec file. Received: model={text!r}, which does not exist. Write one with "
-                             "`xfbench model NAME --export-spec FILE`.")
+            raise ValueError(
+                f"Expected a spec file. Received: model={text!r}, which does not exist. Write one with "
+                "`xfbench model NAME --export-spec FILE`."
+            )
         return ModelRef("spec", str(path))
     raise ValueError(f"Expected --model as {FORMS}. Received: model={text!r}. Zoo names: {sorted(MODELS)}")
 
@@ -95,21 +97,29 @@ def _python_source_digest(name: str) -> str:
     module = name.split(":")[0]
     path = _module_file(module)
     if path is None or not path.is_file():
-        raise ValueError(f"Expected an importable module for --model python:{name}. Received: no module {module!r} "
-                         "in the current directory or on the Python path. Run from the directory holding it.")
+        raise ValueError(
+            f"Expected an importable module for --model python:{name}. Received: no module {module!r} "
+            "in the current directory or on the Python path. Run from the directory holding it."
+        )
     return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
 
 
 def _request(ref: ModelRef, input_shape: tuple[int, ...], num_classes: int, seed: int) -> dict[str, object]:
     # A user's factory may build either framework's model: its key holds both framework versions.
     backends = [FRAMEWORK_PREFIXES[ref.kind]] if ref.kind in FRAMEWORK_PREFIXES else sorted(FRAMEWORK_PREFIXES.values())
-    return {"ref": asdict(ref), "input_shape": list(input_shape), "num_classes": num_classes, "seed": seed,
-            "code": {b: cachekeys.code_versions(b) for b in backends},
-            "source": _python_source_digest(ref.name) if ref.kind == "python" else ""}
+    return {
+        "ref": asdict(ref),
+        "input_shape": list(input_shape),
+        "num_classes": num_classes,
+        "seed": seed,
+        "code": {b: cachekeys.code_versions(b) for b in backends},
+        "source": _python_source_digest(ref.name) if ref.kind == "python" else "",
+    }
 
 
-def imported_model(ref: ModelRef, input_shape: tuple[int, ...], num_classes: int, cache_dir: Path,
-                   seed: int = 0) -> tuple[ModelSpec, NeutralWeights]:
+def imported_model(
+    ref: ModelRef, input_shape: tuple[int, ...], num_classes: int, cache_dir: Path, seed: int = 0
+) -> tuple[ModelSpec, NeutralWeights]:
     """The converted spec and weights of a framework or user model, from the cache or a conversion process."""
     request = _request(ref, input_shape, num_classes, seed)
     key = hashlib.sha256(json.dumps(request, sort_keys=True).encode()).hexdigest()[:16]
@@ -124,28 +134,37 @@ def _convert_in_worker(request: dict[str, object], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     error = path.with_suffix(".error.json")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([os.getcwd(), os.environ.get("PYTHONPATH", "")])}
-    proc = subprocess.run([sys.executable, "-m", "harness.import_worker", json.dumps(request), str(path)],
-                          capture_output=True, text=True, env=env)
+    proc = subprocess.run(
+        [sys.executable, "-m", "harness.import_worker", json.dumps(request), str(path)],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     if error.is_file():
         details = json.loads(error.read_text())
         error.unlink()
-        raise UnsupportedModelError(details["source"], details["op"], details["location"], details["supported"],
-                                    details["hint"])
+        raise UnsupportedModelError(
+            details["source"], details["op"], details["location"], details["supported"], details["hint"]
+        )
     if proc.returncode != 0 or not path.is_file():
         tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["(no output)"]
-        raise ValueError(f"Expected the model {request['ref']} to convert. Received: the conversion process failed "
-                         f"with {tail[0]}")
+        raise ValueError(
+            f"Expected the model {request['ref']} to convert. Received: the conversion process failed with {tail[0]}"
+        )
 
 
-def model_spec(model: str, input_shape: tuple[int, ...], num_classes: int, options: ModelOptions,
-               cache_dir: str | Path | None) -> ModelSpec:
+def model_spec(
+    model: str, input_shape: tuple[int, ...], num_classes: int, options: ModelOptions, cache_dir: str | Path | None
+) -> ModelSpec:
     """The spec a trial trains for ``--model``, whatever its form."""
     ref = parse_model_ref(model)
     if ref.kind == "zoo":
         return build_model(model, input_shape, num_classes, options)
     if options != ModelOptions():
-        raise ValueError(f"Expected no model options with --model {model} (they apply to zoo models). "
-                         f"Received: {options}. Change the model's own definition instead.")
+        raise ValueError(
+            f"Expected no model options with --model {model} (they apply to zoo models). "
+            f"Received: {options}. Change the model's own definition instead."
+        )
     if ref.kind == "spec":
         spec = spec_from_dict(json.loads(Path(ref.name).read_text()))
     else:
@@ -153,7 +172,9 @@ def model_spec(model: str, input_shape: tuple[int, ...], num_classes: int, optio
             raise ValueError(f"Expected a cache directory to convert --model {model} into. Received: none.")
         spec, _ = imported_model(ref, input_shape, num_classes, Path(cache_dir))
     if tuple(spec.input_shape) != tuple(input_shape) or spec.num_classes != num_classes:
-        raise ValueError(f"Expected model {model} for inputs {tuple(input_shape)} and {num_classes} classes. "
-                         f"Received: a spec for {tuple(spec.input_shape)} and {spec.num_classes} classes. "
-                         "Resize with --input-size / --input-channels, or export the spec for this task.")
+        raise ValueError(
+            f"Expected model {model} for inputs {tuple(input_shape)} and {num_classes} classes. "
+            f"Received: a spec for {tuple(spec.input_shape)} and {spec.num_classes} classes. "
+            "Resize with --input-size / --input-channels, or export the spec for this task."
+        )
     return spec

@@ -40,29 +40,58 @@ def _shape(shape: tuple[int, ...]) -> str:
 
 def as_text(spec: ModelSpec, cost: ModelCost) -> str:
     header = ("layer", "type", "group", "output", "params", "MACs")
-    rows = [(c.name, c.kind, c.group, _shape(c.output_shape), f"{c.params:,}" if c.params else "",
-             f"{c.macs:,}" if c.macs else "") for c in cost.layers]
+    rows = [
+        (
+            c.name,
+            c.kind,
+            c.group,
+            _shape(c.output_shape),
+            f"{c.params:,}" if c.params else "",
+            f"{c.macs:,}" if c.macs else "",
+        )
+        for c in cost.layers
+    ]
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
     right = {4, 5}
 
     def line(cells: tuple[str, ...]) -> str:
         return "  ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths)))
 
-    out = [f"{spec.name}: input {_shape(spec.input_shape)}, {spec.num_classes} classes", line(header),
-           "  ".join("-" * w for w in widths), *(line(r) for r in rows), "  ".join("-" * w for w in widths),
-           f"total parameters: {cost.params:,}",
-           f"forward MACs per sample: {cost.forward_macs:,} ({cost.forward_macs / 1e9:.3f} G; convolutions and dense "
-           "layers, torchvision's convention)"]
+    out = [
+        f"{spec.name}: input {_shape(spec.input_shape)}, {spec.num_classes} classes",
+        line(header),
+        "  ".join("-" * w for w in widths),
+        *(line(r) for r in rows),
+        "  ".join("-" * w for w in widths),
+        f"total parameters: {cost.params:,}",
+        f"forward MACs per sample: {cost.forward_macs:,} ({cost.forward_macs / 1e9:.3f} G; convolutions and dense "
+        "layers, torchvision's convention)",
+    ]
     return "\n".join(out)
 
 
 def as_json(spec: ModelSpec, cost: ModelCost) -> str:
-    return json.dumps({
-        "model": spec.name, "input_shape": list(spec.input_shape), "num_classes": spec.num_classes,
-        "params": cost.params, "forward_macs": cost.forward_macs,
-        "layers": [{"name": c.name, "type": c.kind, "group": c.group, "output_shape": list(c.output_shape),
-                    "params": c.params, "macs": c.macs} for c in cost.layers],
-    }, indent=2)
+    return json.dumps(
+        {
+            "model": spec.name,
+            "input_shape": list(spec.input_shape),
+            "num_classes": spec.num_classes,
+            "params": cost.params,
+            "forward_macs": cost.forward_macs,
+            "layers": [
+                {
+                    "name": c.name,
+                    "type": c.kind,
+                    "group": c.group,
+                    "output_shape": list(c.output_shape),
+                    "params": c.params,
+                    "macs": c.macs,
+                }
+                for c in cost.layers
+            ],
+        },
+        indent=2,
+    )
 
 
 def describe_model(request: ModelRequest, as_json_output: bool, export_spec: Path | None) -> str:

@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields, replace
-from typing import Callable
 
 from harness.shapes import infer_shapes
 from harness.spec import (
-    ACTIVATIONS, BN_RUNNING_VARIANCES, Activation, BatchNorm, Conv2D, Dense, Dropout, Flatten, Layer, MaxPool2D,
-    ModelSpec, same_padding,
+    ACTIVATIONS,
+    BN_RUNNING_VARIANCES,
+    Activation,
+    BatchNorm,
+    Conv2D,
+    Dense,
+    Dropout,
+    Flatten,
+    Layer,
+    MaxPool2D,
+    ModelSpec,
+    same_padding,
 )
 from harness.zoo import ZOO, ZooModel
 from harness.zoo.graph import GraphBuilder
@@ -63,8 +73,13 @@ def _unit(o: ModelOptions, weight_layer: Conv2D | Dense, act_name: str, group: s
     act = Activation(name=act_name, group=group, kind=o.activation, alpha=o.activation_alpha)
     if o.batchnorm == "none":
         return [weight_layer, act]
-    bn = BatchNorm(name=f"{weight_layer.name}_bn", group=group, decay=o.bn_decay, epsilon=o.bn_epsilon,
-                   running_variance=o.bn_running_variance)
+    bn = BatchNorm(
+        name=f"{weight_layer.name}_bn",
+        group=group,
+        decay=o.bn_decay,
+        epsilon=o.bn_epsilon,
+        running_variance=o.bn_running_variance,
+    )
     if o.batchnorm == "before":
         return [replace(weight_layer, use_bias=False), bn, act]
     return [weight_layer, act, bn]
@@ -75,7 +90,9 @@ def _mlp(input_shape: tuple[int, ...], num_classes: int, o: ModelOptions) -> lis
     if len(input_shape) > 1:
         layers.append(Flatten(name="flatten", group="features"))
     for i, units in enumerate(o.hidden, start=1):
-        layers += _unit(o, Dense(name=f"fc{i}", group="features", units=units, use_bias=o.use_bias), f"act{i}", "features")
+        layers += _unit(
+            o, Dense(name=f"fc{i}", group="features", units=units, use_bias=o.use_bias), f"act{i}", "features"
+        )
         if o.dropout:
             layers.append(Dropout(name=f"drop{i}", group="features", rate=o.dropout, kind=o.dropout_kind))
     layers.append(Dense(name="logits", group="classifier", units=num_classes))
@@ -85,8 +102,32 @@ def _mlp(input_shape: tuple[int, ...], num_classes: int, o: ModelOptions) -> lis
 def _convnet3(input_shape: tuple[int, ...], num_classes: int, o: ModelOptions) -> list[Layer]:
     # The notebooks' ThreeLayerConvNet: conv 32 5x5 pad 2, ReLU, conv 16 3x3 pad 1, ReLU, dense.
     return [
-        *_unit(o, Conv2D(name="conv1", group="features", filters=32, kernel_size=(5, 5), padding=same_padding((5, 5)), use_bias=o.use_bias), "act1", "features"),
-        *_unit(o, Conv2D(name="conv2", group="features", filters=16, kernel_size=(3, 3), padding=same_padding((3, 3)), use_bias=o.use_bias), "act2", "features"),
+        *_unit(
+            o,
+            Conv2D(
+                name="conv1",
+                group="features",
+                filters=32,
+                kernel_size=(5, 5),
+                padding=same_padding((5, 5)),
+                use_bias=o.use_bias,
+            ),
+            "act1",
+            "features",
+        ),
+        *_unit(
+            o,
+            Conv2D(
+                name="conv2",
+                group="features",
+                filters=16,
+                kernel_size=(3, 3),
+                padding=same_padding((3, 3)),
+                use_bias=o.use_bias,
+            ),
+            "act2",
+            "features",
+        ),
         Flatten(name="flatten", group="features"),
         Dense(name="logits", group="classifier", units=num_classes),
     ]
@@ -95,8 +136,18 @@ def _convnet3(input_shape: tuple[int, ...], num_classes: int, o: ModelOptions) -
 def _cnn_small(input_shape: tuple[int, ...], num_classes: int, o: ModelOptions) -> list[Layer]:
     # The Keras transfer example: "feature" layers | "classification" layers.
     return [
-        *_unit(o, Conv2D(name="conv1", group="features", filters=32, kernel_size=(3, 3), use_bias=o.use_bias), "act1", "features"),
-        *_unit(o, Conv2D(name="conv2", group="features", filters=32, kernel_size=(3, 3), use_bias=o.use_bias), "act2", "features"),
+        *_unit(
+            o,
+            Conv2D(name="conv1", group="features", filters=32, kernel_size=(3, 3), use_bias=o.use_bias),
+            "act1",
+            "features",
+        ),
+        *_unit(
+            o,
+            Conv2D(name="conv2", group="features", filters=32, kernel_size=(3, 3), use_bias=o.use_bias),
+            "act2",
+            "features",
+        ),
         MaxPool2D(name="pool", group="features", pool_size=(2, 2)),
         Dropout(name="drop1", group="features", rate=0.25, kind=o.dropout_kind),
         Flatten(name="flatten", group="features"),
@@ -134,13 +185,18 @@ def _zoo_builder(model: ZooModel) -> Builder:
 CORE_MODELS = ("mlp", "convnet3", "cnn_small")
 
 MODELS: dict[str, ModelEntry] = {
-    "mlp": ModelEntry(_mlp, "flatten -> dense(hidden...) + activation -> dense(classes); default hidden (4000,)",
-                      DIGITS_SHAPE, _SMALL),
-    "convnet3": ModelEntry(_convnet3, "ThreeLayerConvNet: conv32 5x5 p2, ReLU, conv16 3x3 p1, ReLU, dense",
-                           DIGITS_SHAPE, _SMALL),
+    "mlp": ModelEntry(
+        _mlp, "flatten -> dense(hidden...) + activation -> dense(classes); default hidden (4000,)", DIGITS_SHAPE, _SMALL
+    ),
+    "convnet3": ModelEntry(
+        _convnet3, "ThreeLayerConvNet: conv32 5x5 p2, ReLU, conv16 3x3 p1, ReLU, dense", DIGITS_SHAPE, _SMALL
+    ),
     "cnn_small": ModelEntry(
-        _cnn_small, "conv32 3x3, ReLU, conv32 3x3, ReLU, maxpool2, dropout .25 | dense128, ReLU, dropout .5, dense",
-        DIGITS_SHAPE, _SMALL),
+        _cnn_small,
+        "conv32 3x3, ReLU, conv32 3x3, ReLU, maxpool2, dropout .25 | dense128, ReLU, dropout .5, dense",
+        DIGITS_SHAPE,
+        _SMALL,
+    ),
     **{name: ModelEntry(_zoo_builder(z), z.description, z.natural_input, z.options) for name, z in ZOO.items()},
 }
 
@@ -149,8 +205,11 @@ def check_options_apply(name: str, options: ModelOptions) -> None:
     """Raise when an option is set that model ``name`` would ignore: a result must not claim what did not happen."""
     honoured = MODELS[name].options
     defaults = ModelOptions()
-    ignored = {f.name: getattr(options, f.name) for f in fields(options)
-               if f.name not in honoured and getattr(options, f.name) != getattr(defaults, f.name)}
+    ignored = {
+        f.name: getattr(options, f.name)
+        for f in fields(options)
+        if f.name not in honoured and getattr(options, f.name) != getattr(defaults, f.name)
+    }
     if ignored:
         raise ValueError(
             f"Expected only options that model {name!r} uses ({', '.join(sorted(honoured))}). "
@@ -159,7 +218,9 @@ def check_options_apply(name: str, options: ModelOptions) -> None:
         )
 
 
-def build_model(name: str, input_shape: tuple[int, ...], num_classes: int, options: ModelOptions | None = None) -> ModelSpec:
+def build_model(
+    name: str, input_shape: tuple[int, ...], num_classes: int, options: ModelOptions | None = None
+) -> ModelSpec:
     if name not in MODELS:
         raise ValueError(f"Expected a model name. Received: model={name!r}. Valid choices: {sorted(MODELS)}")
     opts = options or ModelOptions()
@@ -177,6 +238,8 @@ def build_model(name: str, input_shape: tuple[int, ...], num_classes: int, optio
         infer_shapes(spec)  # fail here, with the layer named, if the input is too small for the model
     except ValueError as exc:
         natural = MODELS[name].natural_input
-        raise ValueError(f"{exc} Model {name!r} is designed for {natural[0]}x{natural[1]} inputs; "
-                         "resize the images (--input-size) or pick a model for small inputs.") from None
+        raise ValueError(
+            f"{exc} Model {name!r} is designed for {natural[0]}x{natural[1]} inputs; "
+            "resize the images (--input-size) or pick a model for small inputs."
+        ) from None
     return spec

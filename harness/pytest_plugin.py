@@ -71,33 +71,47 @@ class CaseHandle:
         where = f"[{self.backend}] {self.case.case_id}"
         outcome = self.state.outcome
         if outcome.status != "finished":
-            pytest.fail(f"{where}: the run was {outcome.status}, so its results are partial; finish it with "
-                        f"`xfbench run --resume {outcome.run_id}` or run the session again", pytrace=False)
+            pytest.fail(
+                f"{where}: the run was {outcome.status}, so its results are partial; finish it with "
+                f"`xfbench run --resume {outcome.run_id}` or run the session again",
+                pytrace=False,
+            )
         rows = self.rows()
         bad = rows[rows["status"] != "ok"]
         if len(bad):
-            pytest.fail(f"{where}: trials not ok: "
-                        + "; ".join(f"{r.trial_id}: {r.status} {r.error}" for r in bad.itertuples()), pytrace=False)
+            pytest.fail(
+                f"{where}: trials not ok: "
+                + "; ".join(f"{r.trial_id}: {r.status} {r.error}" for r in bad.itertuples()),
+                pytrace=False,
+            )
         measured_trials = set(rows.dropna(subset=["test_acc"])["trial_id"])
         unmeasured = [t for t in self.trial_ids if t not in measured_trials]
         if unmeasured:
-            pytest.fail(f"{where}: measured nothing: no ok row with a test accuracy for {', '.join(unmeasured)}",
-                        pytrace=False)
+            pytest.fail(
+                f"{where}: measured nothing: no ok row with a test accuracy for {', '.join(unmeasured)}", pytrace=False
+            )
         self.check_agreement()
         measured = self.test_accuracy()
         bar = self.case.min_test_acc
         if bar is not None and not measured >= bar:
             pytest.fail(
                 f"[{self.backend}] {self.case.case_id}: test accuracy {measured:.4f} is below the bar {bar:.4f} "
-                f"({self.case.bar_source}); mean over {rows['trial_id'].nunique()} seed(s)", pytrace=False)
+                f"({self.case.bar_source}); mean over {rows['trial_id'].nunique()} seed(s)",
+                pytrace=False,
+            )
         return measured
 
     def _ok_rows_of_case(self, frame: Any) -> Any:
         """Every backend's ok rows of this case in ``frame``."""
         c = self.case
-        return frame[(frame["suite"] == self.suite_name) & (frame["strategy"] == c.strategy)
-                     & (frame["model"] == c.model) & (frame["dataset"] == c.dataset)
-                     & (frame["variant"].fillna("") == c.variant) & (frame["status"] == "ok")]
+        return frame[
+            (frame["suite"] == self.suite_name)
+            & (frame["strategy"] == c.strategy)
+            & (frame["model"] == c.model)
+            & (frame["dataset"] == c.dataset)
+            & (frame["variant"].fillna("") == c.variant)
+            & (frame["status"] == "ok")
+        ]
 
     def seed_accuracies(self, frame: Any) -> dict[str, dict[int, float]]:
         """backend -> seed -> final test accuracy, for every backend's trials of this case in ``frame``."""
@@ -136,27 +150,44 @@ class CaseHandle:
                 apart[seed] = ", ".join(f"{b} {a:.4f}" for b, a in {self.backend: acc, **others}.items())
                 apart[seed] += self._where_trajectories_part(seed, list(others))
         if apart:
-            pytest.fail(f"[{self.backend}] {self.case.case_id}: backends disagree by more than max_backend_gap "
-                        f"{gap:.4f} on seed(s) {sorted(apart)}: "
-                        + "; ".join(f"seed {seed}: {values}" for seed, values in apart.items()), pytrace=False)
+            pytest.fail(
+                f"[{self.backend}] {self.case.case_id}: backends disagree by more than max_backend_gap "
+                f"{gap:.4f} on seed(s) {sorted(apart)}: "
+                + "; ".join(f"seed {seed}: {values}" for seed, values in apart.items()),
+                pytrace=False,
+            )
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("xfbench", "xfbench suites")
-    group.addoption("--backend", action="append", dest="xfbench_backends", choices=BACKENDS, help="backend to run (repeat; default both)")
+    group.addoption(
+        "--backend",
+        action="append",
+        dest="xfbench_backends",
+        choices=BACKENDS,
+        help="backend to run (repeat; default both)",
+    )
     group.addoption("--scale", dest="xfbench_scale", choices=SCALES, default="smoke", help="suite size (default smoke)")
-    group.addoption("--seeds", dest="xfbench_seeds", type=int, default=None, help="seeds per case (default: the suite's)")
+    group.addoption(
+        "--seeds", dest="xfbench_seeds", type=int, default=None, help="seeds per case (default: the suite's)"
+    )
     group.addoption("--ray-address", dest="xfbench_ray_address", default=None, help="existing Ray cluster to use")
     group.addoption("--cpus-per-trial", dest="xfbench_cpus", type=int, default=1)
     group.addoption("--gpus-per-trial", dest="xfbench_gpus", type=float, default=0.0)
     group.addoption("--results-dir", dest="xfbench_results_dir", default="results")
     group.addoption("--data-dir", dest="xfbench_data_dir", default=None)
-    group.addoption("--baseline", dest="xfbench_baseline", default=None,
-                    help="run directory or saved baseline name to compare with; a regression fails the session")
+    group.addoption(
+        "--baseline",
+        dest="xfbench_baseline",
+        default=None,
+        help="run directory or saved baseline name to compare with; a regression fails the session",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "xfbench(suites): an xfbench suite module; suites maps --scale to a suite name or Suite")
+    config.addinivalue_line(
+        "markers", "xfbench(suites): an xfbench suite module; suites maps --scale to a suite name or Suite"
+    )
     config.stash[STATE_KEY] = SessionState()
     seeds = config.getoption("xfbench_seeds")
     if seeds is not None and seeds < 1:
@@ -167,7 +198,9 @@ def _suite_for(metafunc: pytest.Metafunc) -> Suite | None:
     """The module's suite for --scale: the marker maps each scale to a suite name or a Suite object."""
     marker = metafunc.definition.get_closest_marker("xfbench")
     if marker is None:
-        raise pytest.UsageError(f"{metafunc.definition.nodeid} uses xfbench_case but has no pytest.mark.xfbench(suites={{...}}) marker.")
+        raise pytest.UsageError(
+            f"{metafunc.definition.nodeid} uses xfbench_case but has no pytest.mark.xfbench(suites={{...}}) marker."
+        )
     chosen = marker.kwargs["suites"].get(metafunc.config.getoption("xfbench_scale"))
     return suite(chosen) if isinstance(chosen, str) else chosen
 
@@ -179,11 +212,22 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     state = config.stash[STATE_KEY]
     chosen = _suite_for(metafunc)
     if chosen is None:
-        metafunc.parametrize("xfbench_case", [pytest.param(None, marks=pytest.mark.skip(reason=f"no suite at scale {config.getoption('xfbench_scale')}"))], ids=["none"], indirect=True)
+        metafunc.parametrize(
+            "xfbench_case",
+            [
+                pytest.param(
+                    None, marks=pytest.mark.skip(reason=f"no suite at scale {config.getoption('xfbench_scale')}")
+                )
+            ],
+            ids=["none"],
+            indirect=True,
+        )
         return
     backends = tuple(dict.fromkeys(config.getoption("xfbench_backends") or BACKENDS))
     seeds = config.getoption("xfbench_seeds") or chosen.seeds
-    runtime = RuntimeOptions(threads=config.getoption("xfbench_cpus"), device="gpu" if config.getoption("xfbench_gpus") > 0 else "cpu")
+    runtime = RuntimeOptions(
+        threads=config.getoption("xfbench_cpus"), device="gpu" if config.getoption("xfbench_gpus") > 0 else "cpu"
+    )
     data_dir = config.getoption("xfbench_data_dir")
     params = []
     for backend in backends:
@@ -245,14 +289,24 @@ def _record_benchmark(benchmark: Any, handle: CaseHandle) -> None:
         ok = rows[rows["status"] == "ok"]
         times, basis = ok["epoch_time_s"].astype(float).dropna().to_numpy(), "warm-up only"
     accs = final_accuracies(rows)
-    record_epochs(benchmark, [float(t) for t in times], group=f"{handle.suite_name}:{handle.case.case_id}", extra_info={
-        "backend": handle.backend, "suite": handle.suite_name, "case": handle.case.case_id, "timing_basis": basis,
-        "epochs_recorded": int(len(times)), "warmup_epoch_time_s": [float(t) for t in rows[rows["warmup"] == True]["epoch_time_s"]],  # noqa: E712
-        "test_acc_mean": float(accs.mean()) if len(accs) else None, "test_acc_per_seed": [float(a) for a in accs],
-        "samples_per_s_median": float(rows["samples_per_s"].median()) if len(rows) else None,
-        "framework_version": str(rows["framework_version"].iloc[0]) if len(rows) else "",
-        "run_id": handle.state.outcome.run_id,
-    })
+    record_epochs(
+        benchmark,
+        [float(t) for t in times],
+        group=f"{handle.suite_name}:{handle.case.case_id}",
+        extra_info={
+            "backend": handle.backend,
+            "suite": handle.suite_name,
+            "case": handle.case.case_id,
+            "timing_basis": basis,
+            "epochs_recorded": int(len(times)),
+            "warmup_epoch_time_s": [float(t) for t in rows[rows["warmup"] == True]["epoch_time_s"]],  # noqa: E712
+            "test_acc_mean": float(accs.mean()) if len(accs) else None,
+            "test_acc_per_seed": [float(a) for a in accs],
+            "samples_per_s_median": float(rows["samples_per_s"].median()) if len(rows) else None,
+            "framework_version": str(rows["framework_version"].iloc[0]) if len(rows) else "",
+            "run_id": handle.state.outcome.run_id,
+        },
+    )
 
 
 def _run_all(config: pytest.Config, state: SessionState) -> None:
@@ -262,20 +316,32 @@ def _run_all(config: pytest.Config, state: SessionState) -> None:
     trials = list(state.wanted.values())
     results_dir = Path(config.getoption("xfbench_results_dir")).resolve()
     try:  # the CLI's checks: whatever would fail inside a worker fails here, before Ray starts
-        state.data_provenance = preflight(trials, config.getoption("xfbench_data_dir"), download=False,
-                                          loaded=state.loaded, cache_dir=results_dir / "_cache")
+        state.data_provenance = preflight(
+            trials,
+            config.getoption("xfbench_data_dir"),
+            download=False,
+            loaded=state.loaded,
+            cache_dir=results_dir / "_cache",
+        )
     except (ValueError, FileNotFoundError) as exc:
         state.error = f"bad input, nothing was run: {exc}"
         return
     settings = SchedulerSettings(
-        storage_dir=results_dir / "_ray", cpus_per_trial=config.getoption("xfbench_cpus"),
-        gpus_per_trial=config.getoption("xfbench_gpus"), address=config.getoption("xfbench_ray_address"),
+        storage_dir=results_dir / "_ray",
+        cpus_per_trial=config.getoption("xfbench_cpus"),
+        gpus_per_trial=config.getoption("xfbench_gpus"),
+        address=config.getoption("xfbench_ray_address"),
     )
     try:
-        state.outcome = execute(trials, results_dir=results_dir,
-                                run_id=new_run_id(f"pytest-{config.getoption('xfbench_scale')}"), settings=settings,
-                                title="xfbench suites (pytest)", command=["pytest", *config.invocation_params.args],
-                                data_provenance=state.data_provenance)
+        state.outcome = execute(
+            trials,
+            results_dir=results_dir,
+            run_id=new_run_id(f"pytest-{config.getoption('xfbench_scale')}"),
+            settings=settings,
+            title="xfbench suites (pytest)",
+            command=["pytest", *config.invocation_params.args],
+            data_provenance=state.data_provenance,
+        )
     except Exception as exc:  # recorded once; every case then fails with this text instead of re-running
         state.error = f"the xfbench run failed before this case could be measured: {type(exc).__name__}: {exc}"
 

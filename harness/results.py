@@ -10,11 +10,12 @@ the parts and the CSV).
 from __future__ import annotations
 
 import csv
-import os
 import json
 import math
+import os
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import pandas as pd
 
@@ -22,15 +23,31 @@ import pandas as pd
 SCHEMA: tuple[tuple[str, str, str], ...] = (
     ("run_id", "string", "identifier of the run (directory name under results/)"),
     ("trial_id", "string", "suite-strategy-model-dataset-backend-seed"),
-    ("stage", "string", "scheduling stage: pretrain (shared backbones), trials (a run), search (a tune search), final (a tune's best configs re-run)"),
-    ("attempt", "Int64", "0 for a trial's first attempt, n for its n-th retry under --max-failures; tables use each trial's last attempt"),
+    (
+        "stage",
+        "string",
+        "scheduling stage: pretrain (shared backbones), trials (a run), search (a tune search), final (a tune's best configs re-run)",
+    ),
+    (
+        "attempt",
+        "Int64",
+        "0 for a trial's first attempt, n for its n-th retry under --max-failures; tables use each trial's last attempt",
+    ),
     ("suite", "string", "suite name, or 'adhoc' for a single --strategy/--model/--dataset run"),
     ("strategy", "string", "strategy name (scratch, ...)"),
     ("model", "string", "model name from the neutral zoo"),
     ("params", "Int64", "trainable parameters of the model the trial trains (from its spec; frozen ones included)"),
-    ("forward_macs", "Int64", "forward multiply-accumulates per sample, convolutions and dense layers (harness.model_cost)"),
+    (
+        "forward_macs",
+        "Int64",
+        "forward multiply-accumulates per sample, convolutions and dense layers (harness.model_cost)",
+    ),
     ("dataset", "string", "dataset name"),
-    ("variant", "string", "label of a technique/option variant of the case ('' for the plain case); part of the case's identity"),
+    (
+        "variant",
+        "string",
+        "label of a technique/option variant of the case ('' for the plain case); part of the case's identity",
+    ),
     ("backend", "string", "torch | tensorflow"),
     ("framework_version", "string", "torch.__version__ or tf.__version__ in the worker"),
     ("seed", "Int64", "trial seed: initial weights, batch order, dropout"),
@@ -44,14 +61,22 @@ SCHEMA: tuple[tuple[str, str, str], ...] = (
     ("train_reg_loss", "float64", "mean L1/L2 kernel penalty over the epoch's steps (not included in train_loss)"),
     ("lr", "float64", "learning rate of the epoch's last step (schedules are evaluated per step)"),
     ("mc_test_acc", "float64", "MC dropout: test accuracy of the mean probability over the passes (last row only)"),
-    ("mc_pred_std", "float64", "MC dropout: mean over test samples of the std, across passes, of the predicted class's probability"),
+    (
+        "mc_pred_std",
+        "float64",
+        "MC dropout: mean over test samples of the std, across passes, of the predicted class's probability",
+    ),
     ("epoch_time_s", "float64", "wall time of the epoch's training steps only (device synchronised; no evaluation)"),
     ("samples_per_s", "float64", "training samples / epoch_time_s"),
     ("eval_time_s", "float64", "wall time of the evaluation after the epoch"),
     ("warmup", "boolean", "first epoch of a phase (tracing, compilation, caches); excluded from steady-state figures"),
     ("trainable_params", "Int64", "trainable parameters as the backend counts them (strategies that freeze layers)"),
     ("frozen_params", "Int64", "frozen parameters (BatchNorm running statistics excluded)"),
-    ("details_json", "string", "strategy facts: backbone hash, recipe and trainer, source/target task, head, feature size, ..."),
+    (
+        "details_json",
+        "string",
+        "strategy facts: backbone hash, recipe and trainer, source/target task, head, feature size, ...",
+    ),
     ("status", "string", "ok | failed | diverged | skipped"),
     ("error", "string", "error text for failed/skipped trials, else empty"),
     ("config_json", "string", "the full resolved TrialConfig as JSON"),
@@ -168,7 +193,11 @@ def with_current_columns(frame: pd.DataFrame) -> pd.DataFrame:
     """Tables written before a column existed (saved baselines) gain it, empty, so old and new compare."""
     for column in COLUMNS:
         if column not in frame.columns:
-            frame[column] = "" if column == "variant" else pd.Series([pd.NA] * len(frame), dtype=DTYPES[column] if DTYPES[column] != "float64" else "float64")
+            frame[column] = (
+                ""
+                if column == "variant"
+                else pd.Series([pd.NA] * len(frame), dtype=DTYPES[column] if DTYPES[column] != "float64" else "float64")
+            )
     return frame[list(COLUMNS)]
 
 

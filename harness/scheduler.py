@@ -19,9 +19,10 @@ import logging
 import os
 import re
 import signal
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Iterator, Protocol
+from typing import Any, Protocol
 
 from harness.config import TrialConfig
 from harness.data.registry import Dataset
@@ -109,7 +110,9 @@ def _trial_config(tune_trial: Any) -> TrialConfig:
     job = tune_trial.config["job"]
     if "trial" in job:
         return TrialConfig.from_dict(job["trial"])
-    return search_trial(TrialConfig.from_dict(job["base"]), tune_trial.config.get("point", {}), _sample_index(tune_trial))
+    return search_trial(
+        TrialConfig.from_dict(job["base"]), tune_trial.config.get("point", {}), _sample_index(tune_trial)
+    )
 
 
 def _worker_trial_config(config: dict[str, Any], trial_name: str) -> TrialConfig:
@@ -146,13 +149,19 @@ def _trainable(config: dict[str, Any], delivery: Delivery | None = None) -> None
 
     recorded = delivery.replay.get(trial.trial_id)
     if recorded and json.loads(recorded[0]["config_json"]) == json.loads(trial.to_json()):
-        for row in recorded:  # finished before an interruption: its searcher and scheduler see it again, it is not re-run
+        for (
+            row
+        ) in recorded:  # finished before an interruption: its searcher and scheduler see it again, it is not re-run
             report(row, replayed=True)
         return
     try:
         _apply_fault(trial, "start")
-        run_trial(trial, run, lambda row: _after_row(trial, report, {**row, "node": node}),
-                  dataset=delivery.datasets.get(trial.dataset))
+        run_trial(
+            trial,
+            run,
+            lambda row: _after_row(trial, report, {**row, "node": node}),
+            dataset=delivery.datasets.get(trial.dataset),
+        )
     except Exception as exc:
         # Record the error text as a row before Tune marks the trial failed.
         report({**failure_row(trial, run, format_exception(exc)), "node": node})
@@ -256,7 +265,10 @@ class RunInterrupted(RuntimeError):
 @contextlib.contextmanager
 def _tune_environment(verbose: bool) -> Iterator[None]:
     """Scoped env for Tune in the driver: no CSV/JSON/TensorBoard loggers, quiet unless verbose."""
-    wanted = {"TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1", "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0"}
+    wanted = {
+        "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1",
+        "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0",
+    }
     if not verbose:
         wanted["RAY_AIR_NEW_OUTPUT"] = "0"
     saved = {k: os.environ.get(k) for k in wanted}
@@ -288,7 +300,9 @@ def ray_session(settings: SchedulerSettings) -> Iterator[None]:
         return
     worker_env = {"TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONWARNINGS": "ignore::DeprecationWarning"}
     init_args: dict[str, Any] = dict(
-        include_dashboard=False, log_to_driver=settings.verbose, configure_logging=True,
+        include_dashboard=False,
+        log_to_driver=settings.verbose,
+        configure_logging=True,
         logging_level=logging.INFO if settings.verbose else logging.ERROR,
         runtime_env={"env_vars": worker_env},
     )
@@ -307,22 +321,44 @@ def cluster_nodes() -> list[dict[str, Any]]:
     """The live nodes of the connected cluster: id, address and CPUs (for run.json)."""
     import ray
 
-    return [{"node": n["NodeID"], "address": n["NodeManagerAddress"], "cpus": n["Resources"].get("CPU", 0),
-             "gpus": n["Resources"].get("GPU", 0)} for n in ray.nodes() if n.get("Alive")]
+    return [
+        {
+            "node": n["NodeID"],
+            "address": n["NodeManagerAddress"],
+            "cpus": n["Resources"].get("CPU", 0),
+            "gpus": n["Resources"].get("GPU", 0),
+        }
+        for n in ray.nodes()
+        if n.get("Alive")
+    ]
 
 
-def _fit(trainable: Any, param_space: dict[str, Any], tune_config: Any, name: str, settings: SchedulerSettings,
-         events: TrialEvents, run: RunInfo, stage: str, expected: int | None = None) -> None:
+def _fit(
+    trainable: Any,
+    param_space: dict[str, Any],
+    tune_config: Any,
+    name: str,
+    settings: SchedulerSettings,
+    events: TrialEvents,
+    run: RunInfo,
+    stage: str,
+    expected: int | None = None,
+) -> None:
     from ray import tune
 
     callback = _make_callback(events, run, stage)
     resources = {"cpu": settings.cpus_per_trial, "gpu": settings.gpus_per_trial}
     with ray_session(settings), _tune_environment(settings.verbose):
         tuner = tune.Tuner(
-            tune.with_resources(trainable, resources), param_space=param_space, tune_config=tune_config,
+            tune.with_resources(trainable, resources),
+            param_space=param_space,
+            tune_config=tune_config,
             run_config=tune.RunConfig(
-                name=name, storage_path=str(settings.storage_dir), callbacks=[callback],
-                verbose=1 if settings.verbose else 0, failure_config=tune.FailureConfig(max_failures=settings.max_failures),
+                name=name,
+                storage_path=str(settings.storage_dir),
+                callbacks=[callback],
+                verbose=1 if settings.verbose else 0,
+                failure_config=tune.FailureConfig(max_failures=settings.max_failures),
             ),
         )
         grid = tuner.fit()
@@ -340,8 +376,15 @@ def _delivered(delivery: Delivery | None):
     return _trainable
 
 
-def run_trials(trials: list[TrialConfig], run: RunInfo, settings: SchedulerSettings, events: TrialEvents,
-               stage: str = "trials", delivery: Delivery | None = None, experiment: str | None = None) -> None:
+def run_trials(
+    trials: list[TrialConfig],
+    run: RunInfo,
+    settings: SchedulerSettings,
+    events: TrialEvents,
+    stage: str = "trials",
+    delivery: Delivery | None = None,
+    experiment: str | None = None,
+) -> None:
     """Run every trial through one Tune experiment (``<run_id>-<stage>``); returns when all have ended.
 
     Raises :class:`RunInterrupted` when the experiment stopped early (Ctrl-C)."""
@@ -349,13 +392,27 @@ def run_trials(trials: list[TrialConfig], run: RunInfo, settings: SchedulerSetti
 
     ids = [t.trial_id for t in trials]
     if len(set(ids)) != len(ids):
-        raise ValueError("Expected unique trial ids. Received duplicates: check suites for repeated (model, dataset, backend, seed).")
+        raise ValueError(
+            "Expected unique trial ids. Received duplicates: check suites for repeated (model, dataset, backend, seed)."
+        )
     param_space = {"job": tune.grid_search([{"trial": t.to_dict()} for t in trials]), "run": asdict(run)}
-    tune_config = tune.TuneConfig(max_concurrent_trials=settings.max_concurrent, reuse_actors=False,
-                                  trial_name_creator=lambda t: _trial_config(t).trial_id,
-                                  trial_dirname_creator=lambda t: _trial_config(t).trial_id)
-    _fit(_delivered(delivery), param_space, tune_config, experiment or f"{run.run_id}-{stage}", settings, events, run, stage,
-         expected=len(trials))
+    tune_config = tune.TuneConfig(
+        max_concurrent_trials=settings.max_concurrent,
+        reuse_actors=False,
+        trial_name_creator=lambda t: _trial_config(t).trial_id,
+        trial_dirname_creator=lambda t: _trial_config(t).trial_id,
+    )
+    _fit(
+        _delivered(delivery),
+        param_space,
+        tune_config,
+        experiment or f"{run.run_id}-{stage}",
+        settings,
+        events,
+        run,
+        stage,
+        expected=len(trials),
+    )
 
 
 def tune_domain(domain: Any, grid: bool) -> Any:
@@ -385,30 +442,61 @@ def search_algorithm(experiment: SearchExperiment) -> Any:
             import optuna  # the optional extra
             from ray.tune.search.optuna import OptunaSearch
         except ImportError:
-            raise ValueError("Expected Optuna for --search optuna. Received: it is not installed. Run: pip install 'xfbench[optuna]'.") from None
+            raise ValueError(
+                "Expected Optuna for --search optuna. Received: it is not installed. Run: pip install 'xfbench[optuna]'."
+            ) from None
 
         return OptunaSearch(sampler=optuna.samplers.TPESampler(seed=experiment.sampling_seed))
     raise ValueError(f"Expected a search algorithm in random, grid, optuna. Received: {experiment.algorithm!r}.")
 
 
-def run_search(experiment: SearchExperiment, run: RunInfo, settings: SchedulerSettings, events: TrialEvents,
-               stage: str, delivery: Delivery | None = None, experiment_name: str | None = None) -> None:
+def run_search(
+    experiment: SearchExperiment,
+    run: RunInfo,
+    settings: SchedulerSettings,
+    events: TrialEvents,
+    stage: str,
+    delivery: Delivery | None = None,
+    experiment_name: str | None = None,
+) -> None:
     """One backend's search as its own Tune experiment, with its own searcher and (optionally) its own ASHA."""
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
     grid = experiment.algorithm == "grid"
     point = {path: tune_domain(domain, grid) for path, domain in experiment.space.params}
-    param_space = {"job": {"base": experiment.base.to_dict(), "algorithm": experiment.algorithm}, "point": point, "run": asdict(run)}
+    param_space = {
+        "job": {"base": experiment.base.to_dict(), "algorithm": experiment.algorithm},
+        "point": point,
+        "run": asdict(run),
+    }
     if experiment.asha:
-        scheduler = ASHAScheduler(time_attr=EPOCH_INDEX, max_t=experiment.base.epochs, grace_period=experiment.asha.grace_period,
-                                  reduction_factor=experiment.asha.reduction_factor)
+        scheduler = ASHAScheduler(
+            time_attr=EPOCH_INDEX,
+            max_t=experiment.base.epochs,
+            grace_period=experiment.asha.grace_period,
+            reduction_factor=experiment.asha.reduction_factor,
+        )
     else:
         scheduler = FIFOScheduler()
     tune_config = tune.TuneConfig(
-        metric=experiment.metric, mode=experiment.mode, num_samples=experiment.num_samples, search_alg=search_algorithm(experiment),
-        scheduler=scheduler, max_concurrent_trials=settings.max_concurrent, reuse_actors=False,
+        metric=experiment.metric,
+        mode=experiment.mode,
+        num_samples=experiment.num_samples,
+        search_alg=search_algorithm(experiment),
+        scheduler=scheduler,
+        max_concurrent_trials=settings.max_concurrent,
+        reuse_actors=False,
         trial_name_creator=lambda t: _trial_config(t).trial_id,
         trial_dirname_creator=lambda t: _trial_config(t).trial_id,
     )
-    _fit(_delivered(delivery), param_space, tune_config, experiment_name or f"{run.run_id}-{stage}", settings, events, run, stage)
+    _fit(
+        _delivered(delivery),
+        param_space,
+        tune_config,
+        experiment_name or f"{run.run_id}-{stage}",
+        settings,
+        events,
+        run,
+        stage,
+    )

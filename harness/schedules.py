@@ -38,7 +38,9 @@ class ScheduleConfig:
 
     def __post_init__(self) -> None:
         if self.name not in SCHEDULES:
-            raise ValueError(f"Expected a schedule name. Received: schedule={self.name!r}. Valid choices: {list(SCHEDULES)}")
+            raise ValueError(
+                f"Expected a schedule name. Received: schedule={self.name!r}. Valid choices: {list(SCHEDULES)}"
+            )
         if self.steps <= 0:
             raise ValueError(f"Expected schedule steps > 0. Received: {self.steps}.")
         if self.name == "piecewise" and len(self.values) != len(self.boundaries) + 1:
@@ -54,7 +56,9 @@ class ScheduleConfig:
         return self.name == "onecycle"
 
 
-def lr_at(schedule: ScheduleConfig, base_lr: float, step: np.ndarray, total_steps: int, plateau_scale: float = 1.0) -> np.ndarray:
+def lr_at(
+    schedule: ScheduleConfig, base_lr: float, step: np.ndarray, total_steps: int, plateau_scale: float = 1.0
+) -> np.ndarray:
     """Learning rate for each 0-based step index in ``step``."""
     t = np.asarray(step, dtype=np.float64)
     s = schedule
@@ -81,7 +85,8 @@ def momentum_at(schedule: ScheduleConfig, step: np.ndarray, total_steps: int) ->
     hi, lo = schedule.max_momentum, schedule.min_momentum
     up_end, down_end = 0.45 * total_steps, 0.9 * total_steps
     return np.where(
-        t < up_end, hi - (hi - lo) * t / up_end,
+        t < up_end,
+        hi - (hi - lo) * t / up_end,
         np.where(t < down_end, lo + (hi - lo) * (t - up_end) / (down_end - up_end), hi),
     )
 
@@ -92,7 +97,8 @@ def _onecycle(t: np.ndarray, max_lr: float, total: int) -> np.ndarray:
     last = max(total - 1, 1)
     tail = start + (end - start) * (t - down_end) / max(last - down_end, 1e-12)
     return np.where(
-        t < up_end, start + (max_lr - start) * t / up_end,
+        t < up_end,
+        start + (max_lr - start) * t / up_end,
         np.where(t < down_end, max_lr - (max_lr - start) * (t - up_end) / (down_end - up_end), tail),
     )
 

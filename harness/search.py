@@ -26,13 +26,26 @@ SEARCH_ALGORITHMS = ("random", "grid", "optuna")
 
 # Short names for the options people search most; the full dotted path always works too.
 ALIASES = {
-    "lr": "optimizer.lr", "optimizer": "optimizer.name", "momentum": "optimizer.momentum",
-    "weight_decay": "optimizer.weight_decay", "clip_norm": "optimizer.clip_norm", "clip_value": "optimizer.clip_value",
-    "beta1": "optimizer.beta1", "beta2": "optimizer.beta2",
-    "activation": "model_options.activation", "dropout": "model_options.dropout", "batchnorm": "model_options.batchnorm",
-    "hidden": "model_options.hidden", "l1": "regularization.l1", "l2": "regularization.l2", "max_norm": "regularization.max_norm",
-    "schedule": "schedule.name", "backbone_lr_multiplier": "transfer.backbone_lr_multiplier",
-    "freeze_groups": "transfer.freeze_groups", "frozen_epochs": "transfer.frozen_epochs", "sklearn_head": "transfer.sklearn_head",
+    "lr": "optimizer.lr",
+    "optimizer": "optimizer.name",
+    "momentum": "optimizer.momentum",
+    "weight_decay": "optimizer.weight_decay",
+    "clip_norm": "optimizer.clip_norm",
+    "clip_value": "optimizer.clip_value",
+    "beta1": "optimizer.beta1",
+    "beta2": "optimizer.beta2",
+    "activation": "model_options.activation",
+    "dropout": "model_options.dropout",
+    "batchnorm": "model_options.batchnorm",
+    "hidden": "model_options.hidden",
+    "l1": "regularization.l1",
+    "l2": "regularization.l2",
+    "max_norm": "regularization.max_norm",
+    "schedule": "schedule.name",
+    "backbone_lr_multiplier": "transfer.backbone_lr_multiplier",
+    "freeze_groups": "transfer.freeze_groups",
+    "frozen_epochs": "transfer.frozen_epochs",
+    "sklearn_head": "transfer.sklearn_head",
 }
 # Options a search may vary: top-level scalars and the fields of these nested configs.
 SEARCHABLE_SCALARS = ("epochs", "batch_size", "init", "mc_dropout_passes")
@@ -78,7 +91,7 @@ class SearchSpace:
     def paths(self) -> tuple[str, ...]:
         return tuple(p for p, _ in self.params)
 
-    def merged(self, other: "SearchSpace") -> "SearchSpace":
+    def merged(self, other: SearchSpace) -> SearchSpace:
         """This space with ``other``'s domains added, replacing any for the same option."""
         mine = dict(self.params)
         mine.update(dict(other.params))
@@ -88,7 +101,7 @@ class SearchSpace:
         return {path: {"kind": _kind(d), **dataclasses.asdict(d)} for path, d in self.params}
 
     @classmethod
-    def from_dict(cls, data: dict[str, dict[str, Any]]) -> "SearchSpace":
+    def from_dict(cls, data: dict[str, dict[str, Any]]) -> SearchSpace:
         kinds = {"choice": Choice, "uniform": Uniform, "loguniform": LogUniform, "int": IntRange}
         params = []
         for path, spec in data.items():
@@ -227,7 +240,9 @@ def apply_point(base: TrialConfig, point: dict[str, Any]) -> TrialConfig:
     for group, changes in groups.items():
         current = getattr(base, group)
         if group == "optimizer" and "name" in changes and changes["name"] != current.name:
-            current = type(current)(name=changes["name"], lr=current.lr, clip_value=current.clip_value, clip_norm=current.clip_norm)
+            current = type(current)(
+                name=changes["name"], lr=current.lr, clip_value=current.clip_value, clip_norm=current.clip_norm
+            )
         top[group] = dataclasses.replace(current, **changes)
     return dataclasses.replace(base, **top)
 
@@ -255,7 +270,9 @@ def validate_space(base: TrialConfig, space: SearchSpace) -> None:
             try:
                 apply_point(base, {path: value})
             except (ValueError, TypeError) as exc:
-                raise ValueError(f"Expected every value of {path} to be valid. Received: {value!r}, which fails: {exc}") from None
+                raise ValueError(
+                    f"Expected every value of {path} to be valid. Received: {value!r}, which fails: {exc}"
+                ) from None
 
 
 def grid_size(space: SearchSpace) -> int:

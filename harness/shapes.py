@@ -10,8 +10,24 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from harness.spec import (
-    Activation, AdaptiveAvgPool2D, Add, AvgPool2D, BatchNorm, Concat, Conv2D, Dense, Dropout, Flatten,
-    GlobalAvgPool2D, Layer, MaxPool2D, ModelSpec, Normalize, RepeatChannels, Resize2D, ZeroPad2D,
+    Activation,
+    AdaptiveAvgPool2D,
+    Add,
+    AvgPool2D,
+    BatchNorm,
+    Concat,
+    Conv2D,
+    Dense,
+    Dropout,
+    Flatten,
+    GlobalAvgPool2D,
+    Layer,
+    MaxPool2D,
+    ModelSpec,
+    Normalize,
+    RepeatChannels,
+    Resize2D,
+    ZeroPad2D,
 )
 
 
@@ -75,14 +91,20 @@ def _infer_one(spec: ModelSpec, layer: Layer, ins: list[TensorInfo]) -> TensorIn
         if len(shape) != 3:
             raise _spec_error(spec, layer, "an (H, W, C) input", shape)
         if shape[2] % layer.groups:
-            raise _spec_error(spec, layer, f"input channels divisible by groups={layer.groups}",
-                              f"{shape[2]} input channels (depthwise: set groups to the input channels)")
+            raise _spec_error(
+                spec,
+                layer,
+                f"input channels divisible by groups={layer.groups}",
+                f"{shape[2]} input channels (depthwise: set groups to the input channels)",
+            )
         (pt, pb), (pl, pr) = layer.padding
         (kh, kw), (sh, sw) = layer.kernel_size, layer.strides
         h = (shape[0] + pt + pb - kh) // sh + 1
         w = (shape[1] + pl + pr - kw) // sw + 1
         if h < 1 or w < 1:
-            raise _spec_error(spec, layer, "a kernel that fits the padded input", f"input {shape}, kernel {layer.kernel_size}")
+            raise _spec_error(
+                spec, layer, "a kernel that fits the padded input", f"input {shape}, kernel {layer.kernel_size}"
+            )
         return TensorInfo((h, w, layer.filters))
     if isinstance(layer, (MaxPool2D, AvgPool2D)):
         if len(shape) != 3:

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import dataclasses
 import numbers
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping
 
 Pair = tuple[int, int]
 Padding2D = tuple[Pair, Pair]  # ((top, bottom), (left, right))
@@ -36,8 +36,11 @@ class Layer:
 
 
 def _is_int_pair(value: object, minimum: int) -> bool:
-    return isinstance(value, (tuple, list)) and len(value) == 2 and all(
-        isinstance(v, numbers.Integral) and v >= minimum for v in value)
+    return (
+        isinstance(value, (tuple, list))
+        and len(value) == 2
+        and all(isinstance(v, numbers.Integral) and v >= minimum for v in value)
+    )
 
 
 def _check_padding(layer: Layer, padding: Padding2D, limit: Pair | None = None) -> None:
@@ -164,8 +167,10 @@ class Resize2D(Layer):
 
     def __post_init__(self) -> None:
         if not _is_int_pair(self.output_size, 1):
-            raise ValueError(f"Expected output_size (out_h, out_w) of ints >= 1 in layer {self.name!r} (Resize2D). "
-                             f"Received: output_size={self.output_size!r}.")
+            raise ValueError(
+                f"Expected output_size (out_h, out_w) of ints >= 1 in layer {self.name!r} (Resize2D). "
+                f"Received: output_size={self.output_size!r}."
+            )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -186,8 +191,10 @@ class Normalize(Layer):
 
     def __post_init__(self) -> None:
         if len(self.mean) != len(self.std) or not self.mean or any(s <= 0 for s in self.std):
-            raise ValueError(f"Expected one mean and one std > 0 per channel in layer {self.name!r} (Normalize). "
-                             f"Received: mean={self.mean!r}, std={self.std!r}.")
+            raise ValueError(
+                f"Expected one mean and one std > 0 per channel in layer {self.name!r} (Normalize). "
+                f"Received: mean={self.mean!r}, std={self.std!r}."
+            )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -226,8 +233,22 @@ class Concat(Layer):
 
 
 LAYER_TYPES: tuple[type[Layer], ...] = (
-    Conv2D, Dense, Activation, MaxPool2D, AvgPool2D, GlobalAvgPool2D, AdaptiveAvgPool2D, ZeroPad2D,
-    Flatten, Dropout, BatchNorm, Add, Concat, Resize2D, RepeatChannels, Normalize,
+    Conv2D,
+    Dense,
+    Activation,
+    MaxPool2D,
+    AvgPool2D,
+    GlobalAvgPool2D,
+    AdaptiveAvgPool2D,
+    ZeroPad2D,
+    Flatten,
+    Dropout,
+    BatchNorm,
+    Add,
+    Concat,
+    Resize2D,
+    RepeatChannels,
+    Normalize,
 )
 
 
@@ -273,8 +294,7 @@ class ModelSpec:
     def is_chain(self) -> bool:
         """True when every layer consumes exactly the previous layer's output."""
         return all(
-            self.inputs_of(i) == (("input",) if i == 0 else (self.layers[i - 1].name,))
-            for i in range(len(self.layers))
+            self.inputs_of(i) == (("input",) if i == 0 else (self.layers[i - 1].name,)) for i in range(len(self.layers))
         )
 
     def groups(self) -> dict[str, tuple[str, ...]]:
@@ -284,11 +304,9 @@ class ModelSpec:
             out.setdefault(layer.group, []).append(layer.name)
         return {k: tuple(v) for k, v in out.items()}
 
-    def with_dropout_rate(self, rate: float) -> "ModelSpec":
+    def with_dropout_rate(self, rate: float) -> ModelSpec:
         """Same model with every dropout rate replaced (rate 0 makes training deterministic)."""
-        layers = tuple(
-            dataclasses.replace(l, rate=rate) if isinstance(l, Dropout) else l for l in self.layers
-        )
+        layers = tuple(dataclasses.replace(l, rate=rate) if isinstance(l, Dropout) else l for l in self.layers)
         return dataclasses.replace(self, layers=layers)
 
     def describe(self) -> list[dict[str, object]]:
@@ -308,8 +326,10 @@ def normalize_factors(layer: Normalize) -> tuple[tuple[float, ...], tuple[float,
     """(mean, 1 / std) as float32 values: the constants every backend's Normalize uses."""
     import numpy as np
 
-    return (tuple(float(v) for v in np.float32(layer.mean)),
-            tuple(float(v) for v in np.float32(1.0) / np.float32(layer.std)))
+    return (
+        tuple(float(v) for v in np.float32(layer.mean)),
+        tuple(float(v) for v in np.float32(1.0) / np.float32(layer.std)),
+    )
 
 
 _TUPLE_FIELDS = ("inputs", "kernel_size", "strides", "padding", "pool_size", "output_size", "mean", "std")
@@ -321,8 +341,13 @@ def _as_tuple(value: object) -> object:
 
 def spec_to_dict(spec: ModelSpec) -> dict[str, object]:
     """JSON-friendly form of a spec (checkpoints store it beside the weights)."""
-    return {"name": spec.name, "input_shape": list(spec.input_shape), "num_classes": spec.num_classes,
-            "layers": spec.describe(), "options": dict(spec.options)}
+    return {
+        "name": spec.name,
+        "input_shape": list(spec.input_shape),
+        "num_classes": spec.num_classes,
+        "layers": spec.describe(),
+        "options": dict(spec.options),
+    }
 
 
 def spec_from_dict(data: dict) -> ModelSpec:
@@ -332,10 +357,19 @@ def spec_from_dict(data: dict) -> ModelSpec:
         fields = dict(entry)
         kind = fields.pop("type")
         if kind not in types:
-            raise ValueError(f"Expected a known layer type in a stored spec. Received: {kind!r}. Known: {sorted(types)}")
-        layers.append(types[kind](**{k: _as_tuple(v) if k in _TUPLE_FIELDS and v is not None else v for k, v in fields.items()}))
-    return ModelSpec(name=data["name"], input_shape=tuple(data["input_shape"]), num_classes=int(data["num_classes"]),
-                     layers=tuple(layers), options=dict(data.get("options", {})))
+            raise ValueError(
+                f"Expected a known layer type in a stored spec. Received: {kind!r}. Known: {sorted(types)}"
+            )
+        layers.append(
+            types[kind](**{k: _as_tuple(v) if k in _TUPLE_FIELDS and v is not None else v for k, v in fields.items()})
+        )
+    return ModelSpec(
+        name=data["name"],
+        input_shape=tuple(data["input_shape"]),
+        num_classes=int(data["num_classes"]),
+        layers=tuple(layers),
+        options=dict(data.get("options", {})),
+    )
 
 
 def canonical_form(spec: ModelSpec) -> tuple[object, ...]:

@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 
 from harness.config import OptimizerConfig, RegularizationConfig, TransferOptions, TrialConfig, case_label
 from harness.data.tasks import TaskSpec
-from harness.schedules import ScheduleConfig
 from harness.input_pipeline import InputConfig
 from harness.models import ModelOptions
+from harness.schedules import ScheduleConfig
 from harness.search import Choice, LogUniform, SearchSpace, space_from_mapping
 
 
@@ -43,8 +43,10 @@ class SuiteCase:
 
     def __post_init__(self) -> None:
         if not 0 <= self.max_backend_gap <= 1:
-            raise ValueError(f"Expected 0 <= max_backend_gap <= 1 (a test accuracy difference). "
-                             f"Received: max_backend_gap={self.max_backend_gap}.")
+            raise ValueError(
+                f"Expected 0 <= max_backend_gap <= 1 (a test accuracy difference). "
+                f"Received: max_backend_gap={self.max_backend_gap}."
+            )
 
     @property
     def case_id(self) -> str:
@@ -67,51 +69,128 @@ SUITES: dict[str, Suite] = {
     s.name: s
     for s in (
         Suite(
-            "smoke", "every scratch model on digits, 2 epochs, 1 seed (seconds per case; CI)",
+            "smoke",
+            "every scratch model on digits, 2 epochs, 1 seed (seconds per case; CI)",
             cases=tuple(
-                SuiteCase("scratch", m, "digits", epochs=2, model_options=_DIGITS_MLP if m == "mlp" else ModelOptions(),
-                          min_test_acc=0.5, bar_source="smoke floor: far above chance (0.1), far below the quick suite's results")
+                SuiteCase(
+                    "scratch",
+                    m,
+                    "digits",
+                    epochs=2,
+                    model_options=_DIGITS_MLP if m == "mlp" else ModelOptions(),
+                    min_test_acc=0.5,
+                    bar_source="smoke floor: far above chance (0.1), far below the quick suite's results",
+                )
                 for m in ("mlp", "convnet3", "cnn_small")
             ),
             seeds=1,
         ),
         Suite(
-            "quick", "the main job: every scratch model on the embedded digits data, 5 epochs, 2 seeds",
+            "quick",
+            "the main job: every scratch model on the embedded digits data, 5 epochs, 2 seeds",
             cases=(
-                SuiteCase("scratch", "mlp", "digits", epochs=5, model_options=_DIGITS_MLP, min_test_acc=0.88,
-                          bar_source="measured 0.926 on digits (docs/measurements.md); bar leaves seed noise room"),
-                SuiteCase("scratch", "convnet3", "digits", epochs=5, min_test_acc=0.92,
-                          bar_source="measured 0.950 on digits (docs/measurements.md)"),
-                SuiteCase("scratch", "cnn_small", "digits", epochs=5, min_test_acc=0.85,
-                          bar_source="measured 0.907-0.915 on digits (docs/measurements.md); dropout makes it noisier"),
+                SuiteCase(
+                    "scratch",
+                    "mlp",
+                    "digits",
+                    epochs=5,
+                    model_options=_DIGITS_MLP,
+                    min_test_acc=0.88,
+                    bar_source="measured 0.926 on digits (docs/measurements.md); bar leaves seed noise room",
+                ),
+                SuiteCase(
+                    "scratch",
+                    "convnet3",
+                    "digits",
+                    epochs=5,
+                    min_test_acc=0.92,
+                    bar_source="measured 0.950 on digits (docs/measurements.md)",
+                ),
+                SuiteCase(
+                    "scratch",
+                    "cnn_small",
+                    "digits",
+                    epochs=5,
+                    min_test_acc=0.85,
+                    bar_source="measured 0.907-0.915 on digits (docs/measurements.md); dropout makes it noisier",
+                ),
             ),
             seeds=2,
         ),
         Suite(
-            "paired_accuracy", "convnet3 on digits, 10 epochs, 3 seeds, SGD momentum: the backends' accuracy must agree",
-            cases=(SuiteCase("scratch", "convnet3", "digits", epochs=10, min_test_acc=0.93,
-                             bar_source="measured 0.957 ± 0.010 over 3 seeds (docs/measurements.md)"),),
+            "paired_accuracy",
+            "convnet3 on digits, 10 epochs, 3 seeds, SGD momentum: the backends' accuracy must agree",
+            cases=(
+                SuiteCase(
+                    "scratch",
+                    "convnet3",
+                    "digits",
+                    epochs=10,
+                    min_test_acc=0.93,
+                    bar_source="measured 0.957 ± 0.010 over 3 seeds (docs/measurements.md)",
+                ),
+            ),
             seeds=3,
         ),
         Suite(
-            "fashion_quick", "convnet3 and the two-layer FC on real Fashion-MNIST, 2 epochs",
+            "fashion_quick",
+            "convnet3 and the two-layer FC on real Fashion-MNIST, 2 epochs",
             cases=(
-                SuiteCase("scratch", "convnet3", "fashion_mnist", epochs=2, min_test_acc=0.85, bar_source="measured 0.883 / 0.882 (docs/measurements.md)"),
-                SuiteCase("scratch", "mlp", "fashion_mnist", epochs=2, optimizer=OptimizerConfig("sgd", lr=0.01),
-                          min_test_acc=0.75, bar_source="not measured yet: a floor well below what a 4000-unit MLP reaches on Fashion-MNIST"),
+                SuiteCase(
+                    "scratch",
+                    "convnet3",
+                    "fashion_mnist",
+                    epochs=2,
+                    min_test_acc=0.85,
+                    bar_source="measured 0.883 / 0.882 (docs/measurements.md)",
+                ),
+                SuiteCase(
+                    "scratch",
+                    "mlp",
+                    "fashion_mnist",
+                    epochs=2,
+                    optimizer=OptimizerConfig("sgd", lr=0.01),
+                    min_test_acc=0.75,
+                    bar_source="not measured yet: a floor well below what a 4000-unit MLP reaches on Fashion-MNIST",
+                ),
             ),
             seeds=1,
         ),
         Suite(
-            "s1_cifar10", "SUITES.md S1 on CIFAR-10 with the notebooks' hyperparameters and bars (1 epoch)",
+            "s1_cifar10",
+            "SUITES.md S1 on CIFAR-10 with the notebooks' hyperparameters and bars (1 epoch)",
             cases=(
-                SuiteCase("scratch", "mlp", "cifar10", epochs=1, init="he_normal", optimizer=OptimizerConfig("sgd", lr=1e-2),
-                          model_options=ModelOptions(hidden=(4000,), use_bias=False), min_test_acc=0.40,
-                          bar_source="notebook: TwoLayerFC val > 40 %"),
-                SuiteCase("scratch", "convnet3", "cifar10", epochs=1, init="he_normal", optimizer=OptimizerConfig("sgd", lr=3e-3),
-                          min_test_acc=0.43, bar_source="notebook: ThreeLayerConvNet, plain SGD, val > 43 %"),
-                SuiteCase("scratch", "convnet3", "cifar10", epochs=1, init="he_normal", optimizer=OptimizerConfig("nesterov", lr=3e-3),
-                          min_test_acc=0.50, bar_source="notebook: ThreeLayerConvNet, Nesterov, val > 50 %"),
+                SuiteCase(
+                    "scratch",
+                    "mlp",
+                    "cifar10",
+                    epochs=1,
+                    init="he_normal",
+                    optimizer=OptimizerConfig("sgd", lr=1e-2),
+                    model_options=ModelOptions(hidden=(4000,), use_bias=False),
+                    min_test_acc=0.40,
+                    bar_source="notebook: TwoLayerFC val > 40 %",
+                ),
+                SuiteCase(
+                    "scratch",
+                    "convnet3",
+                    "cifar10",
+                    epochs=1,
+                    init="he_normal",
+                    optimizer=OptimizerConfig("sgd", lr=3e-3),
+                    min_test_acc=0.43,
+                    bar_source="notebook: ThreeLayerConvNet, plain SGD, val > 43 %",
+                ),
+                SuiteCase(
+                    "scratch",
+                    "convnet3",
+                    "cifar10",
+                    epochs=1,
+                    init="he_normal",
+                    optimizer=OptimizerConfig("nesterov", lr=3e-3),
+                    min_test_acc=0.50,
+                    bar_source="notebook: ThreeLayerConvNet, Nesterov, val > 50 %",
+                ),
             ),
             seeds=1,
         ),
@@ -135,12 +214,28 @@ def _technique_cases(dataset: str, epochs: int, smoke: bool = False) -> tuple[Su
         "onecycle": ScheduleConfig("onecycle"),
     }
     for name, schedule in schedules.items():
-        cases.append((f"sched_{name}", "mlp", {"schedule": schedule, "optimizer": OptimizerConfig("momentum", lr=0.05)}))
-    for init in ("he_normal", "he_uniform", "glorot_uniform", "glorot_normal", "lecun_normal", "torch_default", "keras_default"):
+        cases.append(
+            (f"sched_{name}", "mlp", {"schedule": schedule, "optimizer": OptimizerConfig("momentum", lr=0.05)})
+        )
+    for init in (
+        "he_normal",
+        "he_uniform",
+        "glorot_uniform",
+        "glorot_normal",
+        "lecun_normal",
+        "torch_default",
+        "keras_default",
+    ):
         cases.append((f"init_{init}", "mlp", {"init": init}))
     for act in ("relu", "leaky_relu", "prelu", "elu", "selu", "tanh", "sigmoid"):
         lr = 0.05 if act == "sigmoid" else 0.01
-        cases.append((f"act_{act}", "convnet3", {"model_options": ModelOptions(activation=act), "optimizer": OptimizerConfig("momentum", lr=lr)}))
+        cases.append(
+            (
+                f"act_{act}",
+                "convnet3",
+                {"model_options": ModelOptions(activation=act), "optimizer": OptimizerConfig("momentum", lr=lr)},
+            )
+        )
     for placement in ("before", "after"):
         cases.append((f"bn_{placement}", "convnet3", {"model_options": ModelOptions(batchnorm=placement)}))
     cases += [
@@ -151,12 +246,28 @@ def _technique_cases(dataset: str, epochs: int, smoke: bool = False) -> tuple[Su
         ("l1_l2", "mlp", {"regularization": RegularizationConfig(l1=1e-5, l2=1e-4)}),
         ("max_norm", "mlp", {"regularization": RegularizationConfig(max_norm=2.0)}),
         ("dropout", "mlp", {"model_options": ModelOptions(hidden=(64,), dropout=0.2)}),
-        ("alpha_dropout_selu", "mlp", {"model_options": ModelOptions(hidden=(64,), activation="selu", dropout=0.1, dropout_kind="alpha"),
-                                       "init": "lecun_normal"}),
+        (
+            "alpha_dropout_selu",
+            "mlp",
+            {
+                "model_options": ModelOptions(hidden=(64,), activation="selu", dropout=0.1, dropout_kind="alpha"),
+                "init": "lecun_normal",
+            },
+        ),
         ("mc_dropout", "cnn_small", {"mc_dropout_passes": 10}),
     ]
     if smoke:  # one of each kind of technique
-        keep = {"opt_adam", "sched_onecycle", "sched_plateau", "act_prelu", "bn_before", "clip_norm", "l1_l2", "max_norm", "mc_dropout"}
+        keep = {
+            "opt_adam",
+            "sched_onecycle",
+            "sched_plateau",
+            "act_prelu",
+            "bn_before",
+            "clip_norm",
+            "l1_l2",
+            "max_norm",
+            "mc_dropout",
+        }
         cases = [c for c in cases if c[0] in keep]
     out = []
     for variant, model, overrides in cases:
@@ -167,15 +278,24 @@ def _technique_cases(dataset: str, epochs: int, smoke: bool = False) -> tuple[Su
 
 # Techniques cases assert that every trial completes (no failure, no divergence); their accuracy and time
 # are reported side by side per backend, with no accuracy bar until one has been measured for each setting.
-SUITES.update({
-    s.name: s
-    for s in (
-        Suite("techniques_smoke", "one case per kind of S5 technique on digits, 2 epochs (CI)", _technique_cases("digits", 2, smoke=True)),
-        Suite("techniques", "every S5 technique setting on digits, 5 epochs", _technique_cases("digits", 5)),
-        Suite("techniques_full", "every S5 technique setting on digits and Fashion-MNIST, 5 epochs",
-              _technique_cases("digits", 5) + _technique_cases("fashion_mnist", 5)),
-    )
-})
+SUITES.update(
+    {
+        s.name: s
+        for s in (
+            Suite(
+                "techniques_smoke",
+                "one case per kind of S5 technique on digits, 2 epochs (CI)",
+                _technique_cases("digits", 2, smoke=True),
+            ),
+            Suite("techniques", "every S5 technique setting on digits, 5 epochs", _technique_cases("digits", 5)),
+            Suite(
+                "techniques_full",
+                "every S5 technique setting on digits and Fashion-MNIST, 5 epochs",
+                _technique_cases("digits", 5) + _technique_cases("fashion_mnist", 5),
+            ),
+        )
+    }
+)
 
 LOW_DIGITS, HIGH_DIGITS = TaskSpec(classes=(0, 1, 2, 3, 4)), TaskSpec(classes=(5, 6, 7, 8, 9))
 _SMOKE_FLOOR = "smoke floor: well above chance (0.2) for 5 classes"
@@ -183,33 +303,71 @@ _MEASURED = "measured on digits, about 5 pp below the lower backend (docs/measur
 _MEASURED_AB = "measured 0.972 (B) and 0.995 (B-on-A) in both backends (docs/measurements.md)"
 
 
-def _split_transfer_cases(dataset: str, source_epochs: int, epochs: int, bars: tuple[float | None, float | None],
-                          bar_source: str) -> tuple[SuiteCase, ...]:
+def _split_transfer_cases(
+    dataset: str, source_epochs: int, epochs: int, bars: tuple[float | None, float | None], bar_source: str
+) -> tuple[SuiteCase, ...]:
     """S4a, the Keras example: cnn_small on 5-9 (Adadelta, batch 128), then features frozen on 0-4; and the reverse."""
     adadelta = OptimizerConfig("adadelta", lr=1.0)
     return tuple(
-        SuiteCase("transfer", "cnn_small", dataset, epochs=epochs, batch_size=128, optimizer=adadelta, task=target, variant=label,
-                  transfer=TransferOptions(source_task=source, source_epochs=source_epochs), min_test_acc=bar, bar_source=bar_source)
-        for (label, source, target), bar in zip((("5-9to0-4", HIGH_DIGITS, LOW_DIGITS), ("0-4to5-9", LOW_DIGITS, HIGH_DIGITS)), bars)
+        SuiteCase(
+            "transfer",
+            "cnn_small",
+            dataset,
+            epochs=epochs,
+            batch_size=128,
+            optimizer=adadelta,
+            task=target,
+            variant=label,
+            transfer=TransferOptions(source_task=source, source_epochs=source_epochs),
+            min_test_acc=bar,
+            bar_source=bar_source,
+        )
+        for (label, source, target), bar in zip(
+            (("5-9to0-4", HIGH_DIGITS, LOW_DIGITS), ("0-4to5-9", LOW_DIGITS, HIGH_DIGITS)), bars
+        )
     )
 
 
-def _reuse_cases(dataset: str, source_epochs: int, epochs: int, bars: dict[str, float | None], bar_source: str) -> tuple[SuiteCase, ...]:
+def _reuse_cases(
+    dataset: str, source_epochs: int, epochs: int, bars: dict[str, float | None], bar_source: str
+) -> tuple[SuiteCase, ...]:
     """S2/S3 on a class split: a backbone from 5-9, a new head for 0-4 (momentum SGD, the lessons' 1e-3 x 10 for small data)."""
     opt = OptimizerConfig("momentum", lr=0.01, weight_decay=1e-4)
-    transfer = TransferOptions(source_task=HIGH_DIGITS, source_epochs=source_epochs, source_optimizer=OptimizerConfig("adadelta", lr=1.0))
+    transfer = TransferOptions(
+        source_task=HIGH_DIGITS, source_epochs=source_epochs, source_optimizer=OptimizerConfig("adadelta", lr=1.0)
+    )
     return tuple(
-        SuiteCase(strategy, "cnn_small", dataset, epochs=epochs, optimizer=opt, task=LOW_DIGITS, variant="5-9to0-4",
-                  transfer=transfer, min_test_acc=bars.get(strategy), bar_source=bar_source)
+        SuiteCase(
+            strategy,
+            "cnn_small",
+            dataset,
+            epochs=epochs,
+            optimizer=opt,
+            task=LOW_DIGITS,
+            variant="5-9to0-4",
+            transfer=transfer,
+            min_test_acc=bars.get(strategy),
+            bar_source=bar_source,
+        )
         for strategy in ("feature_extraction", "fine_tune", "freeze_early")
     )
 
 
-def _deep_feature_cases(dataset: str, source_epochs: int, heads: tuple[str, ...], bar: float | None) -> tuple[SuiteCase, ...]:
+def _deep_feature_cases(
+    dataset: str, source_epochs: int, heads: tuple[str, ...], bar: float | None
+) -> tuple[SuiteCase, ...]:
     return tuple(
-        SuiteCase("deep_features", "cnn_small", dataset, epochs=1, variant=head, optimizer=OptimizerConfig("adadelta", lr=1.0),
-                  transfer=TransferOptions(source_epochs=source_epochs, sklearn_head=head), min_test_acc=bar,
-                  bar_source="issue acceptance: >= 0.90 on digits from a cnn_small backbone trained on the same task")
+        SuiteCase(
+            "deep_features",
+            "cnn_small",
+            dataset,
+            epochs=1,
+            variant=head,
+            optimizer=OptimizerConfig("adadelta", lr=1.0),
+            transfer=TransferOptions(source_epochs=source_epochs, sklearn_head=head),
+            min_test_acc=bar,
+            bar_source="issue acceptance: >= 0.90 on digits from a cnn_small backbone trained on the same task",
+        )
         for head in heads
     )
 
@@ -217,13 +375,21 @@ def _deep_feature_cases(dataset: str, source_epochs: int, heads: tuple[str, ...]
 def _flatten_feature_case(dataset: str, source_epochs: int, bar: float | None, bar_source: str) -> SuiteCase:
     """Deep features taken at convnet3's Flatten (a feature map flattened in the neutral H,W,C order in every
     backend) and a RandomForest on them: column order matters to the forest, so both backends must agree exactly."""
-    return SuiteCase("deep_features", "convnet3", dataset, epochs=1, variant="random_forest@flatten",
-                     transfer=TransferOptions(source_epochs=source_epochs, sklearn_head="random_forest",
-                                              feature_layer="flatten"),
-                     min_test_acc=bar, bar_source=bar_source)
+    return SuiteCase(
+        "deep_features",
+        "convnet3",
+        dataset,
+        epochs=1,
+        variant="random_forest@flatten",
+        transfer=TransferOptions(source_epochs=source_epochs, sklearn_head="random_forest", feature_layer="flatten"),
+        min_test_acc=bar,
+        bar_source=bar_source,
+    )
 
 
-def ab_cases(dataset: str, epochs: int = 20, frozen_epochs: int = 4, bar: float | None = None, bar_source: str = "") -> tuple[SuiteCase, ...]:
+def ab_cases(
+    dataset: str, epochs: int = 20, frozen_epochs: int = 4, bar: float | None = None, bar_source: str = ""
+) -> tuple[SuiteCase, ...]:
     """S4b, Fashion-MNIST A -> B: A = the 8 classes but sandal (5) and shirt (6); B = sandal vs shirt, shirt = 1, 200 images.
 
     B from scratch against B-on-A: A's hidden layers reused with a new sigmoid output, 4 epochs frozen, then 16
@@ -233,34 +399,74 @@ def ab_cases(dataset: str, epochs: int = 20, frozen_epochs: int = 4, bar: float 
     sgd = OptimizerConfig("sgd", lr=1e-3)
     task_a = TaskSpec(classes=(0, 1, 2, 3, 4, 7, 8, 9))
     task_b = TaskSpec(classes=(5, 6), binary_positive=6, train_limit=200)
-    common = dict(batch_size=32, init="lecun_normal", optimizer=sgd, model_options=mlp, task=task_b, min_test_acc=bar, bar_source=bar_source)
+    common = dict(
+        batch_size=32,
+        init="lecun_normal",
+        optimizer=sgd,
+        model_options=mlp,
+        task=task_b,
+        min_test_acc=bar,
+        bar_source=bar_source,
+    )
     return (
         SuiteCase("scratch", "mlp", dataset, epochs=epochs, variant="B_scratch", **common),
-        SuiteCase("transfer", "mlp", dataset, epochs=epochs, variant="B_on_A",
-                  transfer=TransferOptions(source_task=task_a, source_epochs=epochs, frozen_epochs=frozen_epochs), **common),
+        SuiteCase(
+            "transfer",
+            "mlp",
+            dataset,
+            epochs=epochs,
+            variant="B_on_A",
+            transfer=TransferOptions(source_task=task_a, source_epochs=epochs, frozen_epochs=frozen_epochs),
+            **common,
+        ),
     )
 
 
-SUITES.update({
-    s.name: s
-    for s in (
-        Suite("transfer_smoke", "S2-S4 on digits, few epochs (CI)",
-              _reuse_cases("digits", 2, 2, dict.fromkeys(("feature_extraction", "fine_tune", "freeze_early"), 0.35), _SMOKE_FLOOR)
-              + _split_transfer_cases("digits", 2, 2, (0.35, 0.35), _SMOKE_FLOOR)[:1]
-              + _deep_feature_cases("digits", 4, ("linear_svc",), 0.8)
-              + ab_cases("digits", epochs=2, frozen_epochs=1)),
-        Suite("transfer", "S2-S4 on digits: class-split transfer both ways, new heads, deep features with every head, A -> B",
-              _reuse_cases("digits", 5, 5, {"feature_extraction": 0.88, "fine_tune": 0.89, "freeze_early": 0.90}, _MEASURED)
-              + _split_transfer_cases("digits", 5, 5, (0.90, 0.87), _MEASURED)
-              + _deep_feature_cases("digits", 8, ("linear_svc", "random_forest", "rbf_svc", "logistic_regression"), 0.90)
-              + (_flatten_feature_case("digits", 5, 0.93, _MEASURED),)
-              + ab_cases("digits", bar=0.93, bar_source=_MEASURED)),
-        Suite("transfer_full", "S4 as in the notebooks: MNIST 5-9 -> 0-4 and back, Fashion-MNIST A -> B",
-              _split_transfer_cases("mnist", 5, 5, (None, None), "") + ab_cases("fashion_mnist", bar=0.95, bar_source=_MEASURED_AB)),
-        Suite("fashion_ab", "S4b alone: Fashion-MNIST A -> B, B from scratch vs B-on-A",
-              ab_cases("fashion_mnist", bar=0.95, bar_source=_MEASURED_AB)),
-    )
-})
+SUITES.update(
+    {
+        s.name: s
+        for s in (
+            Suite(
+                "transfer_smoke",
+                "S2-S4 on digits, few epochs (CI)",
+                _reuse_cases(
+                    "digits",
+                    2,
+                    2,
+                    dict.fromkeys(("feature_extraction", "fine_tune", "freeze_early"), 0.35),
+                    _SMOKE_FLOOR,
+                )
+                + _split_transfer_cases("digits", 2, 2, (0.35, 0.35), _SMOKE_FLOOR)[:1]
+                + _deep_feature_cases("digits", 4, ("linear_svc",), 0.8)
+                + ab_cases("digits", epochs=2, frozen_epochs=1),
+            ),
+            Suite(
+                "transfer",
+                "S2-S4 on digits: class-split transfer both ways, new heads, deep features with every head, A -> B",
+                _reuse_cases(
+                    "digits", 5, 5, {"feature_extraction": 0.88, "fine_tune": 0.89, "freeze_early": 0.90}, _MEASURED
+                )
+                + _split_transfer_cases("digits", 5, 5, (0.90, 0.87), _MEASURED)
+                + _deep_feature_cases(
+                    "digits", 8, ("linear_svc", "random_forest", "rbf_svc", "logistic_regression"), 0.90
+                )
+                + (_flatten_feature_case("digits", 5, 0.93, _MEASURED),)
+                + ab_cases("digits", bar=0.93, bar_source=_MEASURED),
+            ),
+            Suite(
+                "transfer_full",
+                "S4 as in the notebooks: MNIST 5-9 -> 0-4 and back, Fashion-MNIST A -> B",
+                _split_transfer_cases("mnist", 5, 5, (None, None), "")
+                + ab_cases("fashion_mnist", bar=0.95, bar_source=_MEASURED_AB),
+            ),
+            Suite(
+                "fashion_ab",
+                "S4b alone: Fashion-MNIST A -> B, B from scratch vs B-on-A",
+                ab_cases("fashion_mnist", bar=0.95, bar_source=_MEASURED_AB),
+            ),
+        )
+    }
+)
 
 _ADAM = OptimizerConfig("adam", lr=1e-3)
 
@@ -271,63 +477,139 @@ _ADAM = OptimizerConfig("adam", lr=1e-3)
 ZOO_BACKEND_GAP = 0.085
 
 
-def _zoo_case(model: str, dataset: str, epochs: int, width: float, size: int | None, bar: float | None, source: str,
-              train_limit: int | None = None) -> SuiteCase:
+def _zoo_case(
+    model: str,
+    dataset: str,
+    epochs: int,
+    width: float,
+    size: int | None,
+    bar: float | None,
+    source: str,
+    train_limit: int | None = None,
+) -> SuiteCase:
     """A narrow zoo network trained from scratch (Adam 1e-3, the lessons' default for a new ConvNet), its images
     resized per batch when the architecture needs more pixels than the dataset has."""
-    return SuiteCase("scratch", model, dataset, epochs=epochs, optimizer=_ADAM,
-                     model_options=ModelOptions(width_multiplier=width), input=InputConfig(size=size),
-                     task=TaskSpec(train_limit=train_limit) if train_limit else None,
-                     min_test_acc=bar, bar_source=source, max_backend_gap=ZOO_BACKEND_GAP)
+    return SuiteCase(
+        "scratch",
+        model,
+        dataset,
+        epochs=epochs,
+        optimizer=_ADAM,
+        model_options=ModelOptions(width_multiplier=width),
+        input=InputConfig(size=size),
+        task=TaskSpec(train_limit=train_limit) if train_limit else None,
+        min_test_acc=bar,
+        bar_source=source,
+        max_backend_gap=ZOO_BACKEND_GAP,
+    )
 
 
 _ZOO_SMOKE_FLOOR = "smoke floor: measured 0.83-0.93 after 4 epochs (docs/zoo.md); far above chance (0.1)"
-_MOBILENET_FLOOR = ("smoke floor: above chance (0.1); MobileNetV2 learns slowly on 1,437 images resized from 8x8 "
-                    "(measured 0.22-0.32 after 4 epochs, docs/zoo.md)")
+_MOBILENET_FLOOR = (
+    "smoke floor: above chance (0.1); MobileNetV2 learns slowly on 1,437 images resized from 8x8 "
+    "(measured 0.22-0.32 after 4 epochs, docs/zoo.md)"
+)
 
-SUITES.update({
-    s.name: s
-    for s in (
-        Suite("zoo_smoke", "a narrow residual (resnet20), depthwise (mobilenet_v2) and dense-connect (densenet121) "
-              "network on digits, 4 epochs (CI)",
-              # resnet20 at width 0.5: at 0.25 (4-channel stage 1) on digits, torch 2.14.1's oneDNN convolution
-              # backward corrupts the heap (free(): invalid size; docs/zoo.md), with torch.backends.mkldnn off it runs.
-              (_zoo_case("resnet20", "digits", 4, 0.5, None, 0.5, _ZOO_SMOKE_FLOOR),
-               _zoo_case("mobilenet_v2", "digits", 4, 0.25, 32, 0.17, _MOBILENET_FLOOR),
-               _zoo_case("densenet121", "digits", 4, 0.125, 32, 0.5, _ZOO_SMOKE_FLOOR))),
-        Suite("zoo_quick", "every zoo family, narrow, on Fashion-MNIST (5,000 training images, resized where the "
-              "architecture needs it), 2 epochs (the second is steady-state timing)",
-              tuple(_zoo_case(model, "fashion_mnist", 2, width, size, None, "", train_limit=5_000)
+SUITES.update(
+    {
+        s.name: s
+        for s in (
+            Suite(
+                "zoo_smoke",
+                "a narrow residual (resnet20), depthwise (mobilenet_v2) and dense-connect (densenet121) "
+                "network on digits, 4 epochs (CI)",
+                # resnet20 at width 0.5: at 0.25 (4-channel stage 1) on digits, torch 2.14.1's oneDNN convolution
+                # backward corrupts the heap (free(): invalid size; docs/zoo.md), with torch.backends.mkldnn off it runs.
+                (
+                    _zoo_case("resnet20", "digits", 4, 0.5, None, 0.5, _ZOO_SMOKE_FLOOR),
+                    _zoo_case("mobilenet_v2", "digits", 4, 0.25, 32, 0.17, _MOBILENET_FLOOR),
+                    _zoo_case("densenet121", "digits", 4, 0.125, 32, 0.5, _ZOO_SMOKE_FLOOR),
+                ),
+            ),
+            Suite(
+                "zoo_quick",
+                "every zoo family, narrow, on Fashion-MNIST (5,000 training images, resized where the "
+                "architecture needs it), 2 epochs (the second is steady-state timing)",
+                tuple(
+                    _zoo_case(model, "fashion_mnist", 2, width, size, None, "", train_limit=5_000)
                     for model, width, size in (
-                        ("alexnet", 0.25, 96), ("alexnet_tv", 0.25, 96), ("vgg11_bn", 0.25, 32), ("resnet18", 0.25, 32),
-                        ("resnet50", 0.25, 32), ("mobilenet_v2", 0.5, 32), ("densenet121", 0.25, 32),
-                        ("resnet20", 0.5, None)))),
-        Suite("s1_alexnet_gpu", "S1 AlexNet from scratch on CIFAR-10 resized to 227x227 (PyTorch lesson: SGD momentum "
-              "0.9, weight decay 1e-4, batch 100, lr 0.01, 20 epochs); GPU only",
-              (SuiteCase("scratch", "alexnet", "cifar10", epochs=20, batch_size=100, init="he_normal",
-                         optimizer=OptimizerConfig("momentum", lr=0.01, weight_decay=1e-4), input=InputConfig(size=227)),)),
-        Suite("s1_free_convnet_gpu", "S1 free challenge: ResNet-20 on CIFAR-10, Adam 1e-3, 10 epochs, >= 70 % test "
-              "accuracy; GPU (a CPU takes hours)",
-              (SuiteCase("scratch", "resnet20", "cifar10", epochs=10, batch_size=128, optimizer=_ADAM,
-                         min_test_acc=0.70, bar_source="notebook: the free ConvNet challenge, >= 70 % within 10 epochs"),)),
-    )
-})
+                        ("alexnet", 0.25, 96),
+                        ("alexnet_tv", 0.25, 96),
+                        ("vgg11_bn", 0.25, 32),
+                        ("resnet18", 0.25, 32),
+                        ("resnet50", 0.25, 32),
+                        ("mobilenet_v2", 0.5, 32),
+                        ("densenet121", 0.25, 32),
+                        ("resnet20", 0.5, None),
+                    )
+                ),
+            ),
+            Suite(
+                "s1_alexnet_gpu",
+                "S1 AlexNet from scratch on CIFAR-10 resized to 227x227 (PyTorch lesson: SGD momentum "
+                "0.9, weight decay 1e-4, batch 100, lr 0.01, 20 epochs); GPU only",
+                (
+                    SuiteCase(
+                        "scratch",
+                        "alexnet",
+                        "cifar10",
+                        epochs=20,
+                        batch_size=100,
+                        init="he_normal",
+                        optimizer=OptimizerConfig("momentum", lr=0.01, weight_decay=1e-4),
+                        input=InputConfig(size=227),
+                    ),
+                ),
+            ),
+            Suite(
+                "s1_free_convnet_gpu",
+                "S1 free challenge: ResNet-20 on CIFAR-10, Adam 1e-3, 10 epochs, >= 70 % test "
+                "accuracy; GPU (a CPU takes hours)",
+                (
+                    SuiteCase(
+                        "scratch",
+                        "resnet20",
+                        "cifar10",
+                        epochs=10,
+                        batch_size=128,
+                        optimizer=_ADAM,
+                        min_test_acc=0.70,
+                        bar_source="notebook: the free ConvNet challenge, >= 70 % within 10 epochs",
+                    ),
+                ),
+            ),
+        )
+    }
+)
 
 # Hyperparameter searches (`xfbench tune --suite NAME`): each backend searches the same space separately.
-SUITES.update({
-    s.name: s
-    for s in (
-        Suite("tune_smoke", "tune: small MLP on digits, learning rate and optimizer, 4 samples per backend (CI)",
-              (SuiteCase("scratch", "mlp", "digits", epochs=3, model_options=ModelOptions(hidden=(32,))),),
-              search=space_from_mapping({"lr": LogUniform(1e-3, 0.3), "optimizer": Choice(("momentum", "adam"))}),
-              search_samples=4),
-        Suite("tune_quick", "tune: convnet3 on digits, learning rate, batch size and optimizer, 12 samples per backend",
-              (SuiteCase("scratch", "convnet3", "digits", epochs=5),),
-              search=space_from_mapping({"lr": LogUniform(1e-3, 0.3), "batch_size": Choice((32, 64, 128)),
-                                         "optimizer": Choice(("momentum", "nesterov", "adam"))}),
-              search_samples=12),
-    )
-})
+SUITES.update(
+    {
+        s.name: s
+        for s in (
+            Suite(
+                "tune_smoke",
+                "tune: small MLP on digits, learning rate and optimizer, 4 samples per backend (CI)",
+                (SuiteCase("scratch", "mlp", "digits", epochs=3, model_options=ModelOptions(hidden=(32,))),),
+                search=space_from_mapping({"lr": LogUniform(1e-3, 0.3), "optimizer": Choice(("momentum", "adam"))}),
+                search_samples=4,
+            ),
+            Suite(
+                "tune_quick",
+                "tune: convnet3 on digits, learning rate, batch size and optimizer, 12 samples per backend",
+                (SuiteCase("scratch", "convnet3", "digits", epochs=5),),
+                search=space_from_mapping(
+                    {
+                        "lr": LogUniform(1e-3, 0.3),
+                        "batch_size": Choice((32, 64, 128)),
+                        "optimizer": Choice(("momentum", "nesterov", "adam")),
+                    }
+                ),
+                search_samples=12,
+            ),
+        )
+    }
+)
 
 
 def suite(name: str) -> Suite:
@@ -340,11 +622,24 @@ def case_trials(case: SuiteCase, suite_name: str, backends: tuple[str, ...], see
     """One TrialConfig per (backend, seed) of a case; seeds are 0..seeds-1 so both backends pair up."""
     return [
         TrialConfig(
-            strategy=case.strategy, model=case.model, dataset=case.dataset, backend=backend, seed=seed,
-            epochs=case.epochs, batch_size=case.batch_size, init=case.init, optimizer=case.optimizer,
-            model_options=case.model_options, input=case.input, schedule=case.schedule, regularization=case.regularization,
-            mc_dropout_passes=case.mc_dropout_passes, variant=case.variant, suite=suite_name,
-            task=case.task, transfer=case.transfer,
+            strategy=case.strategy,
+            model=case.model,
+            dataset=case.dataset,
+            backend=backend,
+            seed=seed,
+            epochs=case.epochs,
+            batch_size=case.batch_size,
+            init=case.init,
+            optimizer=case.optimizer,
+            model_options=case.model_options,
+            input=case.input,
+            schedule=case.schedule,
+            regularization=case.regularization,
+            mc_dropout_passes=case.mc_dropout_passes,
+            variant=case.variant,
+            suite=suite_name,
+            task=case.task,
+            transfer=case.transfer,
         )
         for backend in backends
         for seed in range(seeds)

@@ -33,7 +33,9 @@ def final_rows(frame: pd.DataFrame) -> pd.DataFrame:
     if frame.empty:
         return frame
     ordered = frame.assign(_order=np.arange(len(frame)))
-    return ordered.sort_values(["trial_id", "_order"]).groupby("trial_id", as_index=False).tail(1).drop(columns="_order")
+    return (
+        ordered.sort_values(["trial_id", "_order"]).groupby("trial_id", as_index=False).tail(1).drop(columns="_order")
+    )
 
 
 def steady_rows(frame: pd.DataFrame) -> pd.DataFrame:
@@ -53,21 +55,23 @@ def summarize(frame: pd.DataFrame) -> Summary:
         timing = steady if len(steady) else group[group["status"] == "ok"]
         samples_per_s = float(timing["samples_per_s"].median()) if len(timing) else math.nan
         macs = _first(group, "forward_macs")
-        rows.append({
-            **dict(zip(CASE_KEYS + ["backend"], keys)),
-            "trials": int(trial_finals["trial_id"].nunique()),
-            "ok": int(len(ok)),
-            "failed": int((trial_finals["status"] == "failed").sum()),
-            "diverged": int((trial_finals["status"] == "diverged").sum()),
-            "test_acc_mean": float(accs.mean()) if len(accs) else math.nan,
-            "test_acc_std": float(accs.std(ddof=1)) if len(accs) > 1 else (0.0 if len(accs) else math.nan),
-            "epoch_time_s_median": float(timing["epoch_time_s"].median()) if len(timing) else math.nan,
-            "samples_per_s_median": samples_per_s,
-            "params": _first(group, "params"),
-            "forward_macs": macs,
-            "train_gflops": training_gflops(macs, samples_per_s),
-            "timing_basis": "steady" if len(steady) else ("warm-up only" if len(timing) else "none"),
-        })
+        rows.append(
+            {
+                **dict(zip(CASE_KEYS + ["backend"], keys)),
+                "trials": int(trial_finals["trial_id"].nunique()),
+                "ok": int(len(ok)),
+                "failed": int((trial_finals["status"] == "failed").sum()),
+                "diverged": int((trial_finals["status"] == "diverged").sum()),
+                "test_acc_mean": float(accs.mean()) if len(accs) else math.nan,
+                "test_acc_std": float(accs.std(ddof=1)) if len(accs) > 1 else (0.0 if len(accs) else math.nan),
+                "epoch_time_s_median": float(timing["epoch_time_s"].median()) if len(timing) else math.nan,
+                "samples_per_s_median": samples_per_s,
+                "params": _first(group, "params"),
+                "forward_macs": macs,
+                "train_gflops": training_gflops(macs, samples_per_s),
+                "timing_basis": "steady" if len(steady) else ("warm-up only" if len(timing) else "none"),
+            }
+        )
     per_backend = pd.DataFrame(rows)
     return Summary(per_backend=per_backend, comparison=_compare(per_backend))
 
@@ -87,12 +91,14 @@ def _compare(per_backend: pd.DataFrame) -> pd.DataFrame:
         if "torch" not in by_backend or "tensorflow" not in by_backend:
             continue
         t, f = by_backend["torch"], by_backend["tensorflow"]
-        out.append({
-            **dict(zip(CASE_KEYS, keys)),
-            "acc_diff_pp": 100.0 * (t["test_acc_mean"] - f["test_acc_mean"]),
-            "epoch_time_ratio": t["epoch_time_s_median"] / f["epoch_time_s_median"],
-            "samples_per_s_ratio": t["samples_per_s_median"] / f["samples_per_s_median"],
-        })
+        out.append(
+            {
+                **dict(zip(CASE_KEYS, keys)),
+                "acc_diff_pp": 100.0 * (t["test_acc_mean"] - f["test_acc_mean"]),
+                "epoch_time_ratio": t["epoch_time_s_median"] / f["epoch_time_s_median"],
+                "samples_per_s_ratio": t["samples_per_s_median"] / f["samples_per_s_median"],
+            }
+        )
     return pd.DataFrame(out)
 
 
@@ -103,25 +109,65 @@ def _fmt(value: float, spec: str) -> str:
 def per_backend_cells(row: pd.Series) -> list[str]:
     """Display cells shared by the markdown and terminal tables."""
     acc = f"{_fmt(row['test_acc_mean'], '.4f')} ± {_fmt(row['test_acc_std'], '.4f')}"
-    time_cell = _fmt(row["epoch_time_s_median"], ".3f") + (" (warm-up)" if row["timing_basis"] == "warm-up only" else "")
-    status = f"{row['ok']}/{row['trials']} ok" + (f", {row['failed']} failed" if row["failed"] else "") + (f", {row['diverged']} diverged" if row["diverged"] else "")
-    return [row["strategy"], _model_cell(row), row["dataset"], row["backend"], status, acc, time_cell,
-            _fmt(row["samples_per_s_median"], ",.0f"), _fmt(row["params"], ",.0f"), _fmt(row["forward_macs"] / 1e6, ",.2f"),
-            _fmt(row["train_gflops"], ".2f")]
+    time_cell = _fmt(row["epoch_time_s_median"], ".3f") + (
+        " (warm-up)" if row["timing_basis"] == "warm-up only" else ""
+    )
+    status = (
+        f"{row['ok']}/{row['trials']} ok"
+        + (f", {row['failed']} failed" if row["failed"] else "")
+        + (f", {row['diverged']} diverged" if row["diverged"] else "")
+    )
+    return [
+        row["strategy"],
+        _model_cell(row),
+        row["dataset"],
+        row["backend"],
+        status,
+        acc,
+        time_cell,
+        _fmt(row["samples_per_s_median"], ",.0f"),
+        _fmt(row["params"], ",.0f"),
+        _fmt(row["forward_macs"] / 1e6, ",.2f"),
+        _fmt(row["train_gflops"], ".2f"),
+    ]
 
 
 def _model_cell(row: pd.Series) -> str:
     return row["model"] + (f"+{row['variant']}" if row["variant"] else "")
 
 
-PER_BACKEND_HEADER = ["strategy", "model", "dataset", "backend", "trials", "test acc (mean ± std over seeds)",
-                      "epoch time s (median)", "samples/s (median)", "params", "forward MMACs / sample",
-                      "training GFLOP/s"]
-COMPARISON_HEADER = ["strategy", "model", "dataset", "test acc torch − tensorflow (pp)", "epoch time torch / tensorflow", "samples/s torch / tensorflow"]
+PER_BACKEND_HEADER = [
+    "strategy",
+    "model",
+    "dataset",
+    "backend",
+    "trials",
+    "test acc (mean ± std over seeds)",
+    "epoch time s (median)",
+    "samples/s (median)",
+    "params",
+    "forward MMACs / sample",
+    "training GFLOP/s",
+]
+COMPARISON_HEADER = [
+    "strategy",
+    "model",
+    "dataset",
+    "test acc torch − tensorflow (pp)",
+    "epoch time torch / tensorflow",
+    "samples/s torch / tensorflow",
+]
 
 
 def comparison_cells(row: pd.Series) -> list[str]:
-    return [row["strategy"], _model_cell(row), row["dataset"], _fmt(row["acc_diff_pp"], "+.2f"), _fmt(row["epoch_time_ratio"], ".3f"), _fmt(row["samples_per_s_ratio"], ".3f")]
+    return [
+        row["strategy"],
+        _model_cell(row),
+        row["dataset"],
+        _fmt(row["acc_diff_pp"], "+.2f"),
+        _fmt(row["epoch_time_ratio"], ".3f"),
+        _fmt(row["samples_per_s_ratio"], ".3f"),
+    ]
 
 
 def _markdown_table(header: list[str], rows: list[list[str]]) -> str:
@@ -137,7 +183,9 @@ def to_markdown(summary: Summary, title: str) -> str:
     if summary.comparison.empty:
         parts.append("(no case ran on both backends)")
     else:
-        parts.append(_markdown_table(COMPARISON_HEADER, [comparison_cells(r) for _, r in summary.comparison.iterrows()]))
+        parts.append(
+            _markdown_table(COMPARISON_HEADER, [comparison_cells(r) for _, r in summary.comparison.iterrows()])
+        )
     ab = ab_report(summary.per_backend)
     if ab:
         parts += ["", "## Transfer A → B (S4b)", "", ab]
@@ -164,4 +212,6 @@ def ab_report(per_backend: pd.DataFrame) -> str:
         acc_b, acc_ba = by_variant["B_scratch"]["test_acc_mean"], by_variant["B_on_A"]["test_acc_mean"]
         factor = (1 - acc_b) / (1 - acc_ba) if acc_ba < 1 else math.inf
         rows.append([dataset, backend, _fmt(acc_b, ".4f"), _fmt(acc_ba, ".4f"), _fmt(factor, ".2f")])
-    return _markdown_table(["dataset", "backend", "B test acc", "B-on-A test acc", "error reduction (error_B / error_BonA)"], rows)
+    return _markdown_table(
+        ["dataset", "backend", "B test acc", "B-on-A test acc", "error reduction (error_B / error_BonA)"], rows
+    )

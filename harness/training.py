@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 
@@ -62,7 +62,9 @@ def test_accuracy(backend: Backend, eval_batch_size: int) -> dict[str, float]:
     return {"test_acc": backend.evaluate("test", eval_batch_size).accuracy}
 
 
-def train_phase(backend: Backend, num_train: int, plan: PhasePlan, sink: EpochSink, final_metrics: FinalMetrics | None = None) -> str:
+def train_phase(
+    backend: Backend, num_train: int, plan: PhasePlan, sink: EpochSink, final_metrics: FinalMetrics | None = None
+) -> str:
     """Train ``plan.epochs`` epochs; send one record per epoch to ``sink``; return the final status.
 
     The first epoch of a phase carries tracing/compilation and cache warm-up, so it is marked ``warmup`` and
@@ -91,13 +93,25 @@ def train_phase(backend: Backend, num_train: int, plan: PhasePlan, sink: EpochSi
         eval_elapsed = time.perf_counter() - eval_start
         if plateau:
             plateau.step(val.loss)
-        sink(EpochRecord(
-            phase=plan.phase, epoch=epoch, train_loss=train.loss, train_acc=train.accuracy,
-            val_loss=val.loss, val_acc=val.accuracy, epoch_time_s=elapsed,
-            samples_per_s=train.count / elapsed if elapsed > 0 else math.nan,
-            eval_time_s=eval_elapsed, warmup=local_epoch == 1, lr=float(lrs[-1]), train_reg_loss=train.reg_loss,
-            status="diverged" if diverged else "ok", test_acc=final.pop("test_acc", math.nan), extra=final,
-        ))
+        sink(
+            EpochRecord(
+                phase=plan.phase,
+                epoch=epoch,
+                train_loss=train.loss,
+                train_acc=train.accuracy,
+                val_loss=val.loss,
+                val_acc=val.accuracy,
+                epoch_time_s=elapsed,
+                samples_per_s=train.count / elapsed if elapsed > 0 else math.nan,
+                eval_time_s=eval_elapsed,
+                warmup=local_epoch == 1,
+                lr=float(lrs[-1]),
+                train_reg_loss=train.reg_loss,
+                status="diverged" if diverged else "ok",
+                test_acc=final.pop("test_acc", math.nan),
+                extra=final,
+            )
+        )
         if diverged:
             return "diverged"
     return "ok"

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import math
 import traceback
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Any, Callable
+from typing import Any
 
 from harness.backend import load_backend
 from harness.config import TrialConfig
@@ -32,11 +33,25 @@ class RunInfo:
 def base_row(config: TrialConfig, run: RunInfo, machine: MachineInfo) -> dict[str, Any]:
     """The columns every row of a trial shares (framework fields are filled once the backend exists)."""
     return {
-        "run_id": run.run_id, "trial_id": config.trial_id, "suite": config.suite, "strategy": config.strategy,
-        "model": config.model, "dataset": config.dataset, "variant": config.variant, "backend": config.backend, "framework_version": "",
-        "seed": config.seed, "config_json": config.to_json(), "git_commit": run.git_commit,
-        "host": machine.host, "cpu": machine.cpu, "gpu": "", "device": config.runtime.device,
-        "threads": config.runtime.threads, "python_version": machine.python_version, "error": "",
+        "run_id": run.run_id,
+        "trial_id": config.trial_id,
+        "suite": config.suite,
+        "strategy": config.strategy,
+        "model": config.model,
+        "dataset": config.dataset,
+        "variant": config.variant,
+        "backend": config.backend,
+        "framework_version": "",
+        "seed": config.seed,
+        "config_json": config.to_json(),
+        "git_commit": run.git_commit,
+        "host": machine.host,
+        "cpu": machine.cpu,
+        "gpu": "",
+        "device": config.runtime.device,
+        "threads": config.runtime.threads,
+        "python_version": machine.python_version,
+        "error": "",
     }
 
 

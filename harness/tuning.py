@@ -43,32 +43,68 @@ class TunePlan:
         if self.metric not in METRICS:
             raise ValueError(f"Expected --metric in {list(METRICS)}. Received: {self.metric!r}.")
         if not self.space.params:
-            raise ValueError("Expected a search space. Received: none. Add --space PATH=KIND:ARGS or pick a suite that declares one.")
-        if self.algorithm == "grid" and not all(isinstance(d, Choice) for _, d in self.space.params) and self.num_samples < 1:
+            raise ValueError(
+                "Expected a search space. Received: none. Add --space PATH=KIND:ARGS or pick a suite that declares one."
+            )
+        if (
+            self.algorithm == "grid"
+            and not all(isinstance(d, Choice) for _, d in self.space.params)
+            and self.num_samples < 1
+        ):
             raise ValueError("Expected --num-samples >= 1 for ranges under grid search.")
-        if self.algorithm == "optuna" and any(isinstance(d, Choice) and any(isinstance(v, tuple) for v in d.values) for _, d in self.space.params):
-            raise ValueError("Expected scalar choices with --search optuna. Received: a tuple-valued choice (e.g. hidden). Use random or grid.")
+        if self.algorithm == "optuna" and any(
+            isinstance(d, Choice) and any(isinstance(v, tuple) for v in d.values) for _, d in self.space.params
+        ):
+            raise ValueError(
+                "Expected scalar choices with --search optuna. Received: a tuple-valued choice (e.g. hidden). Use random or grid."
+            )
         if self.num_samples < 1 or self.final_seeds < 1:
-            raise ValueError(f"Expected --num-samples >= 1 and --final-seeds >= 1. Received: {self.num_samples}, {self.final_seeds}.")
+            raise ValueError(
+                f"Expected --num-samples >= 1 and --final-seeds >= 1. Received: {self.num_samples}, {self.final_seeds}."
+            )
 
     @property
     def trials_per_experiment(self) -> int:
         return self.num_samples * (grid_size(self.space) if self.algorithm == "grid" else 1)
 
     def experiments(self) -> list[SearchExperiment]:
-        return [SearchExperiment(base=b, space=self.space, algorithm=self.algorithm, sampling_seed=self.sampling_seed,
-                                 num_samples=self.num_samples, metric=self.metric, asha=self.asha) for b in self.bases]
+        return [
+            SearchExperiment(
+                base=b,
+                space=self.space,
+                algorithm=self.algorithm,
+                sampling_seed=self.sampling_seed,
+                num_samples=self.num_samples,
+                metric=self.metric,
+                asha=self.asha,
+            )
+            for b in self.bases
+        ]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"bases": [b.to_dict() for b in self.bases], "space": self.space.to_dict(), "algorithm": self.algorithm,
-                "sampling_seed": self.sampling_seed, "num_samples": self.num_samples, "metric": self.metric,
-                "asha": asdict(self.asha) if self.asha else None, "final_seeds": self.final_seeds}
+        return {
+            "bases": [b.to_dict() for b in self.bases],
+            "space": self.space.to_dict(),
+            "algorithm": self.algorithm,
+            "sampling_seed": self.sampling_seed,
+            "num_samples": self.num_samples,
+            "metric": self.metric,
+            "asha": asdict(self.asha) if self.asha else None,
+            "final_seeds": self.final_seeds,
+        }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "TunePlan":
-        return cls(bases=tuple(TrialConfig.from_dict(b) for b in data["bases"]), space=SearchSpace.from_dict(data["space"]),
-                   algorithm=data["algorithm"], sampling_seed=data["sampling_seed"], num_samples=data["num_samples"],
-                   metric=data["metric"], asha=AshaSettings(**data["asha"]) if data["asha"] else None, final_seeds=data["final_seeds"])
+    def from_dict(cls, data: dict[str, Any]) -> TunePlan:
+        return cls(
+            bases=tuple(TrialConfig.from_dict(b) for b in data["bases"]),
+            space=SearchSpace.from_dict(data["space"]),
+            algorithm=data["algorithm"],
+            sampling_seed=data["sampling_seed"],
+            num_samples=data["num_samples"],
+            metric=data["metric"],
+            asha=AshaSettings(**data["asha"]) if data["asha"] else None,
+            final_seeds=data["final_seeds"],
+        )
 
 
 def search_base(trial: TrialConfig) -> TrialConfig:
@@ -89,8 +125,10 @@ def check_plan(plan: TunePlan) -> None:
         for path, domain in plan.space.params:
             for value in domain.values if isinstance(domain, Choice) else (domain.low, domain.high):
                 if recipe_for(apply_point(base, {path: value})).key != key:
-                    raise ValueError(f"Expected a search space that leaves the shared backbone unchanged. Received: {path}={value!r} "
-                                     f"changes the backbone recipe of {base.case_id}. Search it with the scratch strategy, or fix it.")
+                    raise ValueError(
+                        f"Expected a search space that leaves the shared backbone unchanged. Received: {path}={value!r} "
+                        f"changes the backbone recipe of {base.case_id}. Search it with the scratch strategy, or fix it."
+                    )
 
 
 def _metric_at_end(trial_rows: pd.DataFrame, metric: str) -> float:
@@ -107,12 +145,19 @@ def search_table(frame: pd.DataFrame, plan: TunePlan) -> pd.DataFrame:
     for trial_id, group in search.groupby("trial_id", sort=True):
         config = TrialConfig.from_dict(json.loads(group["config_json"].iloc[0]))
         epochs = int(group["epoch"].dropna().nunique()) if group["epoch"].notna().any() else 0
-        rows.append({
-            "case": _base_case(config), "backend": config.backend, "sample": config.variant.rsplit("search", 1)[-1],
-            "trial_id": trial_id, **{p: _sampled(config, p) for p in plan.space.paths},
-            "epochs": epochs, "stopped_early": finals.loc[trial_id, "status"] == "ok" and epochs < config.epochs,
-            plan.metric: _metric_at_end(group, plan.metric), "status": finals.loc[trial_id, "status"],
-        })
+        rows.append(
+            {
+                "case": _base_case(config),
+                "backend": config.backend,
+                "sample": config.variant.rsplit("search", 1)[-1],
+                "trial_id": trial_id,
+                **{p: _sampled(config, p) for p in plan.space.paths},
+                "epochs": epochs,
+                "stopped_early": finals.loc[trial_id, "status"] == "ok" and epochs < config.epochs,
+                plan.metric: _metric_at_end(group, plan.metric),
+                "status": finals.loc[trial_id, "status"],
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -148,12 +193,16 @@ def best_trials(table: pd.DataFrame, plan: TunePlan) -> dict[tuple[str, str], st
 def final_trials(frame: pd.DataFrame, plan: TunePlan) -> list[TrialConfig]:
     """Each backend's best config, re-run with seeds 0..K-1 under the variant ``tuned``."""
     table = search_table(frame, plan)
-    configs = {tid: TrialConfig.from_dict(json.loads(c)) for tid, c in frame.groupby("trial_id")["config_json"].first().items()}
+    configs = {
+        tid: TrialConfig.from_dict(json.loads(c)) for tid, c in frame.groupby("trial_id")["config_json"].first().items()
+    }
     out = []
     for (_, _), trial_id in sorted(best_trials(table, plan).items()):
         config = configs[trial_id]
         variant = _base_variant(config.variant)
-        out += [replace(config, seed=s, variant=f"{variant}.{TUNED}" if variant else TUNED) for s in range(plan.final_seeds)]
+        out += [
+            replace(config, seed=s, variant=f"{variant}.{TUNED}" if variant else TUNED) for s in range(plan.final_seeds)
+        ]
     return out
 
 
@@ -161,19 +210,35 @@ def tune_markdown(frame: pd.DataFrame, plan: TunePlan) -> str:
     """The search section of summary.md: every sampled config per backend, and each backend's pick."""
     table = search_table(frame, plan)
     best = set(best_trials(table, plan).values())
-    asha = f"ASHA (grace {plan.asha.grace_period}, reduction {plan.asha.reduction_factor}) per backend" if plan.asha else "no early stopping"
-    lines = ["## Search", "",
-             f"{plan.algorithm} search, sampling seed {plan.sampling_seed}, {plan.trials_per_experiment} trials per backend and case, "
-             f"metric {plan.metric} at each trial's last epoch, {asha}. Each backend's search is its own Tune experiment; "
-             f"its best config is re-run with {plan.final_seeds} seeds (variant `{TUNED}`, tables above).", ""]
+    asha = (
+        f"ASHA (grace {plan.asha.grace_period}, reduction {plan.asha.reduction_factor}) per backend"
+        if plan.asha
+        else "no early stopping"
+    )
+    lines = [
+        "## Search",
+        "",
+        f"{plan.algorithm} search, sampling seed {plan.sampling_seed}, {plan.trials_per_experiment} trials per backend and case, "
+        f"metric {plan.metric} at each trial's last epoch, {asha}. Each backend's search is its own Tune experiment; "
+        f"its best config is re-run with {plan.final_seeds} seeds (variant `{TUNED}`, tables above).",
+        "",
+    ]
     if table.empty:
         return "\n".join(lines + ["No search trial finished.", ""])
     header = ["case", "backend", "sample", *plan.space.paths, "epochs", plan.metric, "status", "best"]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for _, r in table.sort_values(["case", "backend", "sample"]).iterrows():
         status = f"{r['status']} (stopped early)" if r["stopped_early"] else r["status"]
-        cells = [r["case"], r["backend"], r["sample"], *[_cell(r[p]) for p in plan.space.paths], str(r["epochs"]),
-                 _cell(r[plan.metric]), status, "**best**" if r["trial_id"] in best else ""]
+        cells = [
+            r["case"],
+            r["backend"],
+            r["sample"],
+            *[_cell(r[p]) for p in plan.space.paths],
+            str(r["epochs"]),
+            _cell(r[plan.metric]),
+            status,
+            "**best**" if r["trial_id"] in best else "",
+        ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines + [""])
 
@@ -184,4 +249,3 @@ def _cell(value: Any) -> str:
     if isinstance(value, tuple):
         return "/".join(str(v) for v in value)
     return str(value)
-

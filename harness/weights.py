@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+
 import numpy as np
 
 from harness.shapes import infer_shapes
@@ -36,19 +37,52 @@ class Initializer:
 INITIALIZERS: dict[str, Initializer] = {
     i.name: i
     for i in (
-        Initializer("he_normal", 2.0, "fan_in", "normal", description="N(0, 2/fan_in), as torch.nn.init.kaiming_normal_"),
+        Initializer(
+            "he_normal", 2.0, "fan_in", "normal", description="N(0, 2/fan_in), as torch.nn.init.kaiming_normal_"
+        ),
         Initializer("he_uniform", 2.0, "fan_in", "uniform", description="U(±sqrt(6/fan_in))"),
         Initializer("he_avg_normal", 2.0, "fan_avg", "normal", description="N(0, 2/fan_avg)"),
         Initializer("he_avg_uniform", 2.0, "fan_avg", "uniform", description="U(±sqrt(6/fan_avg))"),
-        Initializer("he_truncated_normal", 2.0, "fan_in", "truncated_normal", description="Keras' HeNormal: truncated at 2 sd, variance 2/fan_in"),
+        Initializer(
+            "he_truncated_normal",
+            2.0,
+            "fan_in",
+            "truncated_normal",
+            description="Keras' HeNormal: truncated at 2 sd, variance 2/fan_in",
+        ),
         Initializer("glorot_uniform", 1.0, "fan_avg", "uniform", description="U(±sqrt(6/(fan_in+fan_out)))"),
-        Initializer("glorot_normal", 1.0, "fan_avg", "truncated_normal", description="Keras' GlorotNormal: truncated, variance 2/(fan_in+fan_out)"),
-        Initializer("lecun_normal", 1.0, "fan_in", "truncated_normal", description="Keras' LecunNormal: truncated, variance 1/fan_in"),
-        Initializer("torch_default", 1.0 / 3.0, "fan_in", "uniform", bias="fan_in_uniform",
-                    description="PyTorch's Linear/Conv default: kaiming_uniform(a=sqrt(5)) = U(±1/sqrt(fan_in)); bias U(±1/sqrt(fan_in))"),
-        Initializer("keras_default", 1.0, "fan_avg", "uniform",
-                    description="Keras' Dense/Conv default: glorot_uniform kernel, zero bias"),
-        Initializer("normal_0.01", 0.0, "fan_in", "normal", description="N(0, 0.01^2), the MXNet AlexNet lesson's init"),
+        Initializer(
+            "glorot_normal",
+            1.0,
+            "fan_avg",
+            "truncated_normal",
+            description="Keras' GlorotNormal: truncated, variance 2/(fan_in+fan_out)",
+        ),
+        Initializer(
+            "lecun_normal",
+            1.0,
+            "fan_in",
+            "truncated_normal",
+            description="Keras' LecunNormal: truncated, variance 1/fan_in",
+        ),
+        Initializer(
+            "torch_default",
+            1.0 / 3.0,
+            "fan_in",
+            "uniform",
+            bias="fan_in_uniform",
+            description="PyTorch's Linear/Conv default: kaiming_uniform(a=sqrt(5)) = U(±1/sqrt(fan_in)); bias U(±1/sqrt(fan_in))",
+        ),
+        Initializer(
+            "keras_default",
+            1.0,
+            "fan_avg",
+            "uniform",
+            description="Keras' Dense/Conv default: glorot_uniform kernel, zero bias",
+        ),
+        Initializer(
+            "normal_0.01", 0.0, "fan_in", "normal", description="N(0, 0.01^2), the MXNet AlexNet lesson's init"
+        ),
     )
 }
 
@@ -185,4 +219,3 @@ def count_parameters(spec: ModelSpec, groups: tuple[str, ...] | None = None) -> 
             continue
         total += int(np.prod(shape))
     return total
-

@@ -1,8 +1,8 @@
 """S1, training from scratch: each case must reach its bar on every backend.
 
-    pytest suites/ --scale smoke      # digits, seconds per case (CI)
-    pytest suites/ --scale quick      # digits, the main job's cases
-    pytest suites/ --scale full       # CIFAR-10 with the notebooks' hyperparameters and bars
+pytest suites/ --scale smoke      # digits, seconds per case (CI)
+pytest suites/ --scale quick      # digits, the main job's cases
+pytest suites/ --scale full       # CIFAR-10 with the notebooks' hyperparameters and bars
 """
 
 import pytest

@@ -29,10 +29,17 @@ def roundtrip(name: str, spec: ModelSpec, weights: NeutralWeights) -> NeutralWei
 
 
 def train(
-    name: str, spec: ModelSpec, weights: NeutralWeights, optimizer: OptimizerConfig,
-    x: np.ndarray, y: np.ndarray, batches: list[np.ndarray],
-    lrs: np.ndarray | None = None, momenta: np.ndarray | None = None,
-    regularization: RegularizationConfig = RegularizationConfig(), multipliers: dict[str, float] | None = None,
+    name: str,
+    spec: ModelSpec,
+    weights: NeutralWeights,
+    optimizer: OptimizerConfig,
+    x: np.ndarray,
+    y: np.ndarray,
+    batches: list[np.ndarray],
+    lrs: np.ndarray | None = None,
+    momenta: np.ndarray | None = None,
+    regularization: RegularizationConfig = RegularizationConfig(),
+    multipliers: dict[str, float] | None = None,
 ) -> tuple[NeutralWeights, StepStats, list[float]]:
     """Train on ``batches``; returns the weights, the epoch's stats and the learning rate each step used."""
     backend = _backend(name, spec, weights)
@@ -79,17 +86,31 @@ def torch_plateau_scales(name: str, val_losses: list[float], factor: float, pati
     return scales
 
 
-def dropout_outputs(name: str, rate: float, kind: str, x: np.ndarray, passes: int, before_flatten: bool = False,
-                    dropout_rng: str = "shared", batch_size: int = 4096) -> np.ndarray:
+def dropout_outputs(
+    name: str,
+    rate: float,
+    kind: str,
+    x: np.ndarray,
+    passes: int,
+    before_flatten: bool = False,
+    dropout_rng: str = "shared",
+    batch_size: int = 4096,
+) -> np.ndarray:
     """Outputs of a bare dropout layer in training mode, via MC passes (seed 3): Flatten -> Dropout -> identity
     Dense, or with ``before_flatten`` Dropout on the feature map -> Flatten -> identity Dense."""
     from harness.spec import Dense, Dropout, Flatten
 
     width = int(np.prod(x.shape[1:]))
     flat, drop = Flatten(name="flat", group="f"), Dropout(name="drop", group="f", rate=rate, kind=kind)
-    spec = ModelSpec("dropout_probe", tuple(x.shape[1:]), width, (
-        *((drop, flat) if before_flatten else (flat, drop)), Dense(name="logits", group="c", units=width),
-    ))
+    spec = ModelSpec(
+        "dropout_probe",
+        tuple(x.shape[1:]),
+        width,
+        (
+            *((drop, flat) if before_flatten else (flat, drop)),
+            Dense(name="logits", group="c", units=width),
+        ),
+    )
     weights = {"logits/kernel": np.eye(width, dtype=np.float32), "logits/bias": np.zeros(width, np.float32)}
     backend = load_backend(name, RuntimeOptions(threads=1, dropout_rng=dropout_rng))
     backend.build(spec, weights, seed=0)
@@ -119,14 +140,15 @@ def run_strategy(name: str, config_dict: dict) -> tuple[list[dict], NeutralWeigh
     """Run one strategy exactly as a trial does, then return its rows and the trained weights."""
     from harness.config import TrialConfig
     from harness.data.registry import load_dataset
+    from harness.provenance import MachineInfo
     from harness.strategies import StrategyContext, get_strategy
     from harness.trial import RunInfo, base_row
-    from harness.provenance import MachineInfo
 
     config = TrialConfig.from_dict(config_dict)
     backend = load_backend(name, config.runtime)
     rows: list[dict] = []
     common = base_row(config, RunInfo("probe", "test"), MachineInfo.current())
+
     def sink(record) -> None:
         fields = dict(record.__dict__)
         rows.append({**common, **fields, **fields.pop("extra")})
@@ -136,8 +158,16 @@ def run_strategy(name: str, config_dict: dict) -> tuple[list[dict], NeutralWeigh
     return rows, backend.export_weights()
 
 
-def one_step_with_multipliers(name: str, spec: ModelSpec, weights: NeutralWeights, optimizer: OptimizerConfig,
-                              x: np.ndarray, y: np.ndarray, batch: np.ndarray, multipliers: dict[str, float]) -> NeutralWeights:
+def one_step_with_multipliers(
+    name: str,
+    spec: ModelSpec,
+    weights: NeutralWeights,
+    optimizer: OptimizerConfig,
+    x: np.ndarray,
+    y: np.ndarray,
+    batch: np.ndarray,
+    multipliers: dict[str, float],
+) -> NeutralWeights:
     backend = _backend(name, spec, weights)
     backend.set_optimizer(optimizer.resolved(), RegularizationConfig(), multipliers)
     backend.set_data("train", x, y)

@@ -4,7 +4,16 @@ pooling, adaptive average pooling, BatchNorm with per-layer settings), for the p
 from __future__ import annotations
 
 from harness.spec import (
-    Activation, AdaptiveAvgPool2D, BatchNorm, Concat, Conv2D, Dense, Flatten, MaxPool2D, ModelSpec, ZeroPad2D,
+    Activation,
+    AdaptiveAvgPool2D,
+    BatchNorm,
+    Concat,
+    Conv2D,
+    Dense,
+    Flatten,
+    MaxPool2D,
+    ModelSpec,
+    ZeroPad2D,
 )
 
 P1 = ((1, 1), (1, 1))
@@ -15,7 +24,9 @@ def mobile_block_spec(input_shape: tuple[int, ...], num_classes: int) -> ModelSp
     2, padding 1: PyTorch's own padded MaxPool2d); the adaptive pool then has unequal, overlapping windows
     (3 -> 2: rows 0-1 and 1-2); the two BatchNorms differ in decay and epsilon."""
     return ModelSpec(
-        name="mobile_block", input_shape=input_shape, num_classes=num_classes,
+        name="mobile_block",
+        input_shape=input_shape,
+        num_classes=num_classes,
         layers=(
             ZeroPad2D(name="pad", group="features", padding=((1, 2), (1, 2))),  # 11x11x1
             Conv2D(name="stem", group="features", filters=8, kernel_size=(3, 3), strides=(2, 2), use_bias=False),  # 5x5
@@ -39,12 +50,21 @@ def pooled_branches_spec(input_shape: tuple[int, ...], num_classes: int) -> Mode
     """The other paths: a strided depthwise conv with asymmetric padding, max pooling with asymmetric padding
     (explicit -inf padding in PyTorch), adaptive pooling whose windows are a plain pool, and the global (1, 1)."""
     return ModelSpec(
-        name="pooled_branches", input_shape=input_shape, num_classes=num_classes,
+        name="pooled_branches",
+        input_shape=input_shape,
+        num_classes=num_classes,
         layers=(
             Conv2D(name="stem", group="features", filters=6, kernel_size=(3, 3), padding=P1),  # 8x8x6
             Activation(name="stem_act", group="features", kind="relu6"),
-            Conv2D(name="dw", group="features", filters=12, kernel_size=(3, 3), strides=(2, 2),
-                   padding=((0, 1), (0, 1)), groups=6),  # 4x4x12
+            Conv2D(
+                name="dw",
+                group="features",
+                filters=12,
+                kernel_size=(3, 3),
+                strides=(2, 2),
+                padding=((0, 1), (0, 1)),
+                groups=6,
+            ),  # 4x4x12
             Activation(name="dw_act", group="features", kind="relu6"),
             MaxPool2D(name="pool", group="features", pool_size=(2, 2), strides=(1, 1), padding=((0, 1), (0, 1))),  # 4x4
             AdaptiveAvgPool2D(name="adapt", group="features", output_size=(2, 2)),  # 2x2x12: AvgPool 2x2

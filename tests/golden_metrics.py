@@ -9,9 +9,26 @@ import pandas as pd
 GOLDEN_DIR = Path(__file__).with_name("golden")
 KEY = ["trial_id", "stage", "phase", "epoch"]
 # Everything a trial computes, without timing or provenance: identical for fixed seeds on the same machine.
-METRICS = ["backend", "model", "seed", "params", "forward_macs", "trainable_params", "frozen_params", "lr", "train_loss",
-           "train_acc", "train_reg_loss", "val_loss", "val_acc", "test_acc", "mc_test_acc", "mc_pred_std", "warmup",
-           "status"]
+METRICS = [
+    "backend",
+    "model",
+    "seed",
+    "params",
+    "forward_macs",
+    "trainable_params",
+    "frozen_params",
+    "lr",
+    "train_loss",
+    "train_acc",
+    "train_reg_loss",
+    "val_loss",
+    "val_acc",
+    "test_acc",
+    "mc_test_acc",
+    "mc_pred_std",
+    "warmup",
+    "status",
+]
 
 
 def metric_table(frame: pd.DataFrame) -> pd.DataFrame:

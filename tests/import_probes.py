@@ -9,8 +9,9 @@ import numpy as np
 IMPORTERS = {"torch": "torchvision", "tensorflow": "keras"}
 
 
-def reference_logits(name: str, model: str, input_shape: tuple[int, int, int], num_classes: int, seed: int,
-                     x: np.ndarray) -> np.ndarray:
+def reference_logits(
+    name: str, model: str, input_shape: tuple[int, int, int], num_classes: int, seed: int, x: np.ndarray
+) -> np.ndarray:
     """The source framework's own eval forward of model NAME built with random weights from ``seed``."""
     importer = importlib.import_module(f"backends.{name}.importer")
     return importer.reference_logits(importer.load_reference(model, input_shape, num_classes, seed), x)

@@ -11,8 +11,9 @@ def framework_resize(name: str, x: np.ndarray, size: tuple[int, int]) -> np.ndar
         import torch
         import torch.nn.functional as F
 
-        out = F.interpolate(torch.from_numpy(x).permute(0, 3, 1, 2), size=size, mode="bilinear", align_corners=False,
-                            antialias=False)
+        out = F.interpolate(
+            torch.from_numpy(x).permute(0, 3, 1, 2), size=size, mode="bilinear", align_corners=False, antialias=False
+        )
         return out.permute(0, 2, 3, 1).numpy()
     import tensorflow as tf
 

@@ -19,8 +19,16 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _target(source_backend: str = "torch") -> TrialConfig:
-    return TrialConfig("fine_tune", "cnn_small", "digits", "tensorflow", seed=0, epochs=1,
-                       transfer=TransferOptions(source_backend=source_backend), cache_dir="/tmp/cache")
+    return TrialConfig(
+        "fine_tune",
+        "cnn_small",
+        "digits",
+        "tensorflow",
+        seed=0,
+        epochs=1,
+        transfer=TransferOptions(source_backend=source_backend),
+        cache_dir="/tmp/cache",
+    )
 
 
 def test_backbone_key_changes_with_xfbench_version_source_and_framework_version(monkeypatch):
@@ -69,8 +77,9 @@ def test_keys_read_framework_versions_from_package_metadata_without_importing_a_
         "print(json.dumps({'versions': {b: code_versions(b) for b in ('torch', 'tensorflow')},\n"
         "                  'imported': sorted(m for m in ('torch', 'tensorflow', 'ray') if m in sys.modules)}))\n"
     )
-    out = json.loads(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                                    cwd=ROOT).stdout)
+    out = json.loads(
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT).stdout
+    )
     assert out["imported"] == []
     for backend in ("torch", "tensorflow"):
         versions = out["versions"][backend]

@@ -13,64 +13,192 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 BAD_INPUTS = {
-    "unknown backend": (["run", "--suite", "smoke", "--backend", "mxnet"], "Expected --backend to be one of ['tensorflow', 'torch']. Received: 'mxnet'"),
-    "unknown model": (["run", "--strategy", "scratch", "--model", "resnet0", "--dataset", "digits"], "Expected --model as a zoo name"),
-    "unknown dataset": (["run", "--strategy", "scratch", "--model", "mlp", "--dataset", "imagenet"], "Received: 'imagenet'"),
-    "unknown strategy": (["run", "--strategy", "magic", "--model", "mlp", "--dataset", "digits"], "Expected --strategy to be one of ['deep_features', 'feature_extraction', 'fine_tune', 'freeze_early', 'pretrain', 'scratch', 'transfer']"),
+    "unknown backend": (
+        ["run", "--suite", "smoke", "--backend", "mxnet"],
+        "Expected --backend to be one of ['tensorflow', 'torch']. Received: 'mxnet'",
+    ),
+    "unknown model": (
+        ["run", "--strategy", "scratch", "--model", "resnet0", "--dataset", "digits"],
+        "Expected --model as a zoo name",
+    ),
+    "unknown dataset": (
+        ["run", "--strategy", "scratch", "--model", "mlp", "--dataset", "imagenet"],
+        "Received: 'imagenet'",
+    ),
+    "unknown strategy": (
+        ["run", "--strategy", "magic", "--model", "mlp", "--dataset", "digits"],
+        "Expected --strategy to be one of ['deep_features', 'feature_extraction', 'fine_tune', 'freeze_early', 'pretrain', 'scratch', 'transfer']",
+    ),
     "unknown suite": (["run", "--suite", "nightly"], "Expected --suite to be one of"),
     "unknown optimizer": (["run", "--suite", "smoke", "--optimizer", "lion"], "Expected --optimizer to be one of"),
     "epochs < 1": (["run", "--suite", "smoke", "--epochs", "0"], "expected a number >= 1, received 0"),
     "seeds < 1": (["run", "--suite", "smoke", "--seeds", "-2"], "expected a number >= 1, received -2"),
     "epochs not a number": (["run", "--suite", "smoke", "--epochs", "ten"], "expected a whole number, received 'ten'"),
     "negative lr": (["run", "--suite", "smoke", "--lr", "-0.1"], "expected a number > 0"),
-    "unreadable data dir": (["run", "--suite", "smoke", "--data-dir", "/nonexistent/xfbench"], "Expected --data-dir to be a readable directory"),
-    "suite and case": (["run", "--suite", "smoke", "--model", "mlp"], "Expected either --suite or --strategy/--model/--dataset"),
-    "incomplete case": (["run", "--strategy", "scratch", "--model", "mlp"], "Expected --strategy, --model and --dataset together"),
+    "unreadable data dir": (
+        ["run", "--suite", "smoke", "--data-dir", "/nonexistent/xfbench"],
+        "Expected --data-dir to be a readable directory",
+    ),
+    "suite and case": (
+        ["run", "--suite", "smoke", "--model", "mlp"],
+        "Expected either --suite or --strategy/--model/--dataset",
+    ),
+    "incomplete case": (
+        ["run", "--strategy", "scratch", "--model", "mlp"],
+        "Expected --strategy, --model and --dataset together",
+    ),
     "too many cpus": (["run", "--suite", "smoke", "--cpus-per-trial", "512"], "Expected --cpus-per-trial <="),
     "unknown schedule": (["run", "--suite", "smoke", "--schedule", "cosine"], "Expected --schedule to be one of"),
-    "bad piecewise": (["run", "--suite", "smoke", "--piecewise", "10,20:0.1"], "Expected len(values) == len(boundaries) + 1"),
+    "bad piecewise": (
+        ["run", "--suite", "smoke", "--piecewise", "10,20:0.1"],
+        "Expected len(values) == len(boundaries) + 1",
+    ),
     "bad activation": (["run", "--suite", "smoke", "--activation", "swish"], "Expected an activation name"),
-    "bad sklearn head": (["run", "--strategy", "deep_features", "--model", "cnn_small", "--dataset", "digits", "--sklearn-head", "knn"], "Expected a scikit-learn head"),
-    "bad binary task": (["run", "--strategy", "scratch", "--model", "mlp", "--dataset", "digits", "--classes", "1,2,3", "--binary-positive", "2"], "Expected binary_positive to be one of exactly two classes"),
-    "empty task": (["run", "--strategy", "scratch", "--model", "mlp", "--dataset", "digits", "--classes", "20,21"], "Expected training samples in task"),
-    "bad plateau factor": (["run", "--suite", "smoke", "--schedule", "plateau", "--plateau-factor", "2"], "Expected 0 < factor < 1"),
-    "tune without a space": (["tune", "--strategy", "scratch", "--model", "mlp", "--dataset", "digits"], "Expected a search space"),
-    "space bounds reversed": (["tune", "--suite", "tune_smoke", "--space", "lr=uniform:1,0.1"], "Expected LO < HI for optimizer.lr"),
-    "unknown search option": (["tune", "--suite", "tune_smoke", "--space", "learning_rate=uniform:0.1,1"], "Expected a searchable option"),
-    "invalid choice": (["tune", "--suite", "tune_smoke", "--space", "optimizer=choice:adam,lion"], "Expected every value of optimizer.name"),
-    "unknown search algorithm": (["tune", "--suite", "tune_smoke", "--search", "bayes"], "Expected --search in ['random', 'grid', 'optuna']"),
-    "unknown metric": (["tune", "--suite", "tune_smoke", "--metric", "test_acc"], "Expected --metric in ['val_acc', 'val_loss']"),
+    "bad sklearn head": (
+        ["run", "--strategy", "deep_features", "--model", "cnn_small", "--dataset", "digits", "--sklearn-head", "knn"],
+        "Expected a scikit-learn head",
+    ),
+    "bad binary task": (
+        [
+            "run",
+            "--strategy",
+            "scratch",
+            "--model",
+            "mlp",
+            "--dataset",
+            "digits",
+            "--classes",
+            "1,2,3",
+            "--binary-positive",
+            "2",
+        ],
+        "Expected binary_positive to be one of exactly two classes",
+    ),
+    "empty task": (
+        ["run", "--strategy", "scratch", "--model", "mlp", "--dataset", "digits", "--classes", "20,21"],
+        "Expected training samples in task",
+    ),
+    "bad plateau factor": (
+        ["run", "--suite", "smoke", "--schedule", "plateau", "--plateau-factor", "2"],
+        "Expected 0 < factor < 1",
+    ),
+    "tune without a space": (
+        ["tune", "--strategy", "scratch", "--model", "mlp", "--dataset", "digits"],
+        "Expected a search space",
+    ),
+    "space bounds reversed": (
+        ["tune", "--suite", "tune_smoke", "--space", "lr=uniform:1,0.1"],
+        "Expected LO < HI for optimizer.lr",
+    ),
+    "unknown search option": (
+        ["tune", "--suite", "tune_smoke", "--space", "learning_rate=uniform:0.1,1"],
+        "Expected a searchable option",
+    ),
+    "invalid choice": (
+        ["tune", "--suite", "tune_smoke", "--space", "optimizer=choice:adam,lion"],
+        "Expected every value of optimizer.name",
+    ),
+    "unknown search algorithm": (
+        ["tune", "--suite", "tune_smoke", "--search", "bayes"],
+        "Expected --search in ['random', 'grid', 'optuna']",
+    ),
+    "unknown metric": (
+        ["tune", "--suite", "tune_smoke", "--metric", "test_acc"],
+        "Expected --metric in ['val_acc', 'val_loss']",
+    ),
     "seeds in a tune": (["tune", "--suite", "tune_smoke", "--seeds", "3"], "Expected --final-seeds K with tune"),
-    "negative max failures": (["run", "--suite", "smoke", "--max-failures", "-1"], "expected a number >= 0, received -1"),
+    "negative max failures": (
+        ["run", "--suite", "smoke", "--max-failures", "-1"],
+        "expected a number >= 0, received -1",
+    ),
     "resume an unknown run": (["run", "--resume", "no-such-run"], "which has no run.json there"),
-    "resume with a suite": (["run", "--resume", "finished-run", "--suite", "smoke"], "Expected --resume with execution options only"),
-    "resume a finished run": (["run", "--resume", "finished-run"], "Expected an interrupted run. Received: 'finished-run' finished"),
+    "resume with a suite": (
+        ["run", "--resume", "finished-run", "--suite", "smoke"],
+        "Expected --resume with execution options only",
+    ),
+    "resume a finished run": (
+        ["run", "--resume", "finished-run"],
+        "Expected an interrupted run. Received: 'finished-run' finished",
+    ),
     "resume a tune as a run": (["run", "--resume", "a-tune"], "is a tune run; use `xfbench tune --resume`"),
-    "resume onto a gpu": (["run", "--resume", "interrupted-run", "--gpus-per-trial", "1"],
-                          "Expected --gpus-per-trial to keep the recorded device (cpu"),
+    "resume onto a gpu": (
+        ["run", "--resume", "interrupted-run", "--gpus-per-trial", "1"],
+        "Expected --gpus-per-trial to keep the recorded device (cpu",
+    ),
     # options a backend cannot honour, when no selected backend can
-    "jit-compile on torch only": (["run", "--suite", "smoke", "--backend", "torch", "--jit-compile"],
-                                  "Expected --jit-compile to apply to a selected backend (only ['tensorflow']"),
-    "torch-compile on tensorflow only": (["run", "--suite", "smoke", "--backend", "tensorflow", "--torch-compile"],
-                                         "Expected --torch-compile to apply to a selected backend (only ['torch']"),
+    "jit-compile on torch only": (
+        ["run", "--suite", "smoke", "--backend", "torch", "--jit-compile"],
+        "Expected --jit-compile to apply to a selected backend (only ['tensorflow']",
+    ),
+    "torch-compile on tensorflow only": (
+        ["run", "--suite", "smoke", "--backend", "tensorflow", "--torch-compile"],
+        "Expected --torch-compile to apply to a selected backend (only ['torch']",
+    ),
     # input that used to fail only inside a worker
-    "freeze every group": (["run", "--strategy", "freeze_early", "--model", "cnn_small", "--dataset", "digits",
-                            "--freeze-groups", "2"], "Expected --freeze-groups < 2"),
-    "unknown feature layer": (["run", "--strategy", "deep_features", "--model", "cnn_small", "--dataset", "digits",
-                               "--feature-layer", "conv9"], "Expected --feature-layer to be a layer of cnn_small"),
-    "class out of range": (["run", "--strategy", "scratch", "--model", "mlp", "--dataset", "digits",
-                            "--classes", "3,10"],
-                           "Expected classes among 0..9 of digits. Received: classes=(3, 10)"),
-    "source class out of range": (["run", "--strategy", "fine_tune", "--model", "cnn_small", "--dataset", "digits",
-                                   "--classes", "0,1,2,3,4", "--source-classes", "5,6,7,8,12"],
-                                  "Expected classes among 0..9 of digits. Received: classes=(5, 6, 7, 8, 12)"),
-    "negative frozen epochs": (["run", "--strategy", "transfer", "--model", "cnn_small", "--dataset", "digits",
-                                "--frozen-epochs", "-1"], "frozen_epochs >= 0"),
-    "mc dropout without dropout": (["run", "--strategy", "scratch", "--model", "mlp", "--dataset", "digits",
-                                    "--mc-dropout", "5"], "Expected a model with dropout for --mc-dropout"),
-    "mc dropout on a binary task": (["run", "--strategy", "scratch", "--model", "cnn_small", "--dataset", "digits",
-                                     "--classes", "1,2", "--binary-positive", "2", "--mc-dropout", "5"],
-                                    "Expected a multi-class task for --mc-dropout"),
+    "freeze every group": (
+        ["run", "--strategy", "freeze_early", "--model", "cnn_small", "--dataset", "digits", "--freeze-groups", "2"],
+        "Expected --freeze-groups < 2",
+    ),
+    "unknown feature layer": (
+        [
+            "run",
+            "--strategy",
+            "deep_features",
+            "--model",
+            "cnn_small",
+            "--dataset",
+            "digits",
+            "--feature-layer",
+            "conv9",
+        ],
+        "Expected --feature-layer to be a layer of cnn_small",
+    ),
+    "class out of range": (
+        ["run", "--strategy", "scratch", "--model", "mlp", "--dataset", "digits", "--classes", "3,10"],
+        "Expected classes among 0..9 of digits. Received: classes=(3, 10)",
+    ),
+    "source class out of range": (
+        [
+            "run",
+            "--strategy",
+            "fine_tune",
+            "--model",
+            "cnn_small",
+            "--dataset",
+            "digits",
+            "--classes",
+            "0,1,2,3,4",
+            "--source-classes",
+            "5,6,7,8,12",
+        ],
+        "Expected classes among 0..9 of digits. Received: classes=(5, 6, 7, 8, 12)",
+    ),
+    "negative frozen epochs": (
+        ["run", "--strategy", "transfer", "--model", "cnn_small", "--dataset", "digits", "--frozen-epochs", "-1"],
+        "frozen_epochs >= 0",
+    ),
+    "mc dropout without dropout": (
+        ["run", "--strategy", "scratch", "--model", "mlp", "--dataset", "digits", "--mc-dropout", "5"],
+        "Expected a model with dropout for --mc-dropout",
+    ),
+    "mc dropout on a binary task": (
+        [
+            "run",
+            "--strategy",
+            "scratch",
+            "--model",
+            "cnn_small",
+            "--dataset",
+            "digits",
+            "--classes",
+            "1,2",
+            "--binary-positive",
+            "2",
+            "--mc-dropout",
+            "5",
+        ],
+        "Expected a multi-class task for --mc-dropout",
+    ),
     "bad dropout rng": (["run", "--suite", "smoke", "--dropout-rng", "numpy"], "invalid choice: 'numpy'"),
     "bad bn variance": (["run", "--suite", "smoke", "--bn-variance", "sample"], "invalid choice: 'sample'"),
 }
@@ -96,15 +224,29 @@ print(json.dumps(out))
 def bad_input_results(tmp_path_factory):
     empty = tmp_path_factory.mktemp("empty")
     cases = {name: argv for name, (argv, _) in BAD_INPUTS.items()}
-    cases["missing data"] = ["run", "--strategy", "scratch", "--model", "convnet3", "--dataset", "mnist", "--data-dir", str(empty), "--no-download"]
+    cases["missing data"] = [
+        "run",
+        "--strategy",
+        "scratch",
+        "--model",
+        "convnet3",
+        "--dataset",
+        "mnist",
+        "--data-dir",
+        str(empty),
+        "--no-download",
+    ]
     cwd = tmp_path_factory.mktemp("cwd")
-    for run_id, info in (("finished-run", {"kind": "run", "status": "finished", "finished": "2026-11-23T00:00:00Z"}),
-                         ("a-tune", {"kind": "tune", "status": "interrupted"}),
-                         ("interrupted-run", {"kind": "run", "status": "interrupted",
-                                              "scheduler": {"gpus_per_trial": 0.0}})):
+    for run_id, info in (
+        ("finished-run", {"kind": "run", "status": "finished", "finished": "2026-11-23T00:00:00Z"}),
+        ("a-tune", {"kind": "tune", "status": "interrupted"}),
+        ("interrupted-run", {"kind": "run", "status": "interrupted", "scheduler": {"gpus_per_trial": 0.0}}),
+    ):
         (cwd / "results" / run_id).mkdir(parents=True)
         (cwd / "results" / run_id / "run.json").write_text(json.dumps(info))
-    proc = subprocess.run([sys.executable, "-c", _SCRIPT, json.dumps(cases)], capture_output=True, text=True, cwd=cwd, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", _SCRIPT, json.dumps(cases)], capture_output=True, text=True, cwd=cwd, timeout=300
+    )
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
@@ -129,44 +271,130 @@ def test_no_bad_input_reached_ray_or_a_framework(bad_input_results):
 
 
 def test_list_names_every_choice():
-    proc = subprocess.run([sys.executable, "-m", "harness.cli", "list"], capture_output=True, text=True, cwd=ROOT, timeout=120,
-                          env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"})
+    proc = subprocess.run(
+        [sys.executable, "-m", "harness.cli", "list"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+        env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"},
+    )
     assert proc.returncode == 0, proc.stderr
-    for name in ("quick", "smoke", "scratch", "convnet3", "cnn_small", "mlp", "digits", "fashion_mnist", "cifar10", "torch",
-                 "tensorflow", "nesterov", "adamw", "he_normal", "torch_default", "keras_default"):
+    for name in (
+        "quick",
+        "smoke",
+        "scratch",
+        "convnet3",
+        "cnn_small",
+        "mlp",
+        "digits",
+        "fashion_mnist",
+        "cifar10",
+        "torch",
+        "tensorflow",
+        "nesterov",
+        "adamw",
+        "he_normal",
+        "torch_default",
+        "keras_default",
+    ):
         assert name in proc.stdout
 
 
 def test_technique_options_reach_every_trial_config():
     from harness.cli import build_parser, trials_from_args
 
-    args = build_parser().parse_args([
-        "run", "--strategy", "scratch", "--model", "mlp", "--dataset", "digits", "--seeds", "2", "--optimizer", "adam",
-        "--lr", "0.002", "--schedule", "onecycle", "--clip-norm", "1.5", "--l1", "1e-5", "--l2", "1e-4", "--max-norm", "3",
-        "--activation", "selu", "--dropout", "0.1", "--alpha-dropout", "--batchnorm", "after", "--mc-dropout", "7",
-    ])
+    args = build_parser().parse_args(
+        [
+            "run",
+            "--strategy",
+            "scratch",
+            "--model",
+            "mlp",
+            "--dataset",
+            "digits",
+            "--seeds",
+            "2",
+            "--optimizer",
+            "adam",
+            "--lr",
+            "0.002",
+            "--schedule",
+            "onecycle",
+            "--clip-norm",
+            "1.5",
+            "--l1",
+            "1e-5",
+            "--l2",
+            "1e-4",
+            "--max-norm",
+            "3",
+            "--activation",
+            "selu",
+            "--dropout",
+            "0.1",
+            "--alpha-dropout",
+            "--batchnorm",
+            "after",
+            "--mc-dropout",
+            "7",
+        ]
+    )
     trials, _ = trials_from_args(args)
     assert len(trials) == 4  # two backends x two seeds
     t = trials[0]
     assert (t.optimizer.name, t.optimizer.lr, t.optimizer.clip_norm, t.optimizer.eps) == ("adam", 0.002, 1.5, 1e-8)
-    assert t.schedule.name == "onecycle" and (t.regularization.l1, t.regularization.l2, t.regularization.max_norm) == (1e-5, 1e-4, 3)
-    assert (t.model_options.activation, t.model_options.dropout, t.model_options.dropout_kind, t.model_options.batchnorm) == ("selu", 0.1, "alpha", "after")
+    assert t.schedule.name == "onecycle" and (t.regularization.l1, t.regularization.l2, t.regularization.max_norm) == (
+        1e-5,
+        1e-4,
+        3,
+    )
+    assert (
+        t.model_options.activation,
+        t.model_options.dropout,
+        t.model_options.dropout_kind,
+        t.model_options.batchnorm,
+    ) == ("selu", 0.1, "alpha", "after")
     assert t.mc_dropout_passes == 7
-    piecewise, _ = trials_from_args(build_parser().parse_args(
-        ["run", "--suite", "smoke", "--piecewise", "10,20:0.1,0.01,0.001"]))
+    piecewise, _ = trials_from_args(
+        build_parser().parse_args(["run", "--suite", "smoke", "--piecewise", "10,20:0.1,0.01,0.001"])
+    )
     assert piecewise[0].schedule.boundaries == (10, 20) and piecewise[0].schedule.values == (0.1, 0.01, 0.001)
 
 
 def test_transfer_options_reach_the_trial_config():
     from harness.cli import build_parser, trials_from_args
 
-    trials, _ = trials_from_args(build_parser().parse_args([
-        "run", "--strategy", "fine_tune", "--model", "cnn_small", "--dataset", "digits", "--classes", "0,1,2,3,4",
-        "--source-classes", "5,6,7,8,9", "--source-epochs", "3", "--source-backend", "tensorflow", "--backbone-lr-multiplier", "0.2",
-    ]))
+    trials, _ = trials_from_args(
+        build_parser().parse_args(
+            [
+                "run",
+                "--strategy",
+                "fine_tune",
+                "--model",
+                "cnn_small",
+                "--dataset",
+                "digits",
+                "--classes",
+                "0,1,2,3,4",
+                "--source-classes",
+                "5,6,7,8,9",
+                "--source-epochs",
+                "3",
+                "--source-backend",
+                "tensorflow",
+                "--backbone-lr-multiplier",
+                "0.2",
+            ]
+        )
+    )
     t = trials[0]
     assert t.task.classes == (0, 1, 2, 3, 4) and t.transfer.source_task.classes == (5, 6, 7, 8, 9)
-    assert (t.transfer.source_epochs, t.transfer.source_backend, t.transfer.backbone_lr_multiplier) == (3, "tensorflow", 0.2)
+    assert (t.transfer.source_epochs, t.transfer.source_backend, t.transfer.backbone_lr_multiplier) == (
+        3,
+        "tensorflow",
+        0.2,
+    )
 
 
 def _trials(*argv: str):
@@ -176,8 +404,9 @@ def _trials(*argv: str):
 
 
 def test_speed_options_are_recorded_only_on_the_backends_that_apply_them():
-    trials, _ = _trials("run", "--strategy", "scratch", "--model", "mlp", "--dataset", "digits", "--jit-compile",
-                        "--torch-compile")
+    trials, _ = _trials(
+        "run", "--strategy", "scratch", "--model", "mlp", "--dataset", "digits", "--jit-compile", "--torch-compile"
+    )
     applied = {t.backend: json.loads(t.to_json())["runtime"] for t in trials}
     assert (applied["torch"]["jit_compile"], applied["torch"]["torch_compile"]) == (False, True)
     assert (applied["tensorflow"]["jit_compile"], applied["tensorflow"]["torch_compile"]) == (True, False)
@@ -198,7 +427,8 @@ def test_run_without_a_selection_runs_the_quick_suite():
     quick = suite("quick")
     assert label == "quick"
     assert [t.trial_id for t in trials] == [
-        t.trial_id for case in quick.cases for t in case_trials(case, "quick", ("torch", "tensorflow"), quick.seeds)]
+        t.trial_id for case in quick.cases for t in case_trials(case, "quick", ("torch", "tensorflow"), quick.seeds)
+    ]
 
 
 def test_tune_without_a_selection_is_still_an_error():
@@ -230,8 +460,9 @@ def _resume_settings(tmp_path, monkeypatch, *options: str):
 
 
 def test_resume_honours_given_execution_options_and_keeps_recorded_ones_otherwise(tmp_path, monkeypatch):
-    given = _resume_settings(tmp_path, monkeypatch, "--cpus-per-trial", "2", "--max-failures", "0",
-                             "--max-concurrent", "1")
+    given = _resume_settings(
+        tmp_path, monkeypatch, "--cpus-per-trial", "2", "--max-failures", "0", "--max-concurrent", "1"
+    )
     assert (given.cpus_per_trial, given.max_failures, given.max_concurrent, given.gpus_per_trial) == (2, 0, 1, 0.0)
     kept = _resume_settings(tmp_path / "again", monkeypatch)
     assert (kept.cpus_per_trial, kept.max_failures, kept.max_concurrent, kept.gpus_per_trial) == (1, 2, 3, 0.0)
@@ -249,8 +480,19 @@ def test_a_backbone_trains_with_the_speed_options_its_own_backend_honours(tmp_pa
 
     from harness.backbone import pretrain_trials
 
-    trials, _ = _trials("run", "--strategy", "fine_tune", "--model", "cnn_small", "--dataset", "digits",
-                        "--jit-compile", "--torch-compile", "--source-backend", "tensorflow")
+    trials, _ = _trials(
+        "run",
+        "--strategy",
+        "fine_tune",
+        "--model",
+        "cnn_small",
+        "--dataset",
+        "digits",
+        "--jit-compile",
+        "--torch-compile",
+        "--source-backend",
+        "tensorflow",
+    )
     (pretrain,) = pretrain_trials([replace(t, cache_dir=str(tmp_path)) for t in trials])
     assert pretrain.backend == "tensorflow"
     assert (pretrain.runtime.jit_compile, pretrain.runtime.torch_compile) == (True, False)
@@ -259,10 +501,20 @@ def test_a_backbone_trains_with_the_speed_options_its_own_backend_honours(tmp_pa
 def test_execution_settings_take_what_is_given_zero_included_else_what_was_recorded(tmp_path):
     from harness.runner import execution_settings
 
-    recorded = {"cpus_per_trial": 2, "gpus_per_trial": 0.5, "address": "10.0.0.5:6379", "max_concurrent": 4,
-                "max_failures": 3}
+    recorded = {
+        "cpus_per_trial": 2,
+        "gpus_per_trial": 0.5,
+        "address": "10.0.0.5:6379",
+        "max_concurrent": 4,
+        "max_failures": 3,
+    }
     given = {"cpus_per_trial": None, "gpus_per_trial": 0.25, "address": None, "max_concurrent": None, "max_failures": 0}
     s = execution_settings(tmp_path, recorded, given)
     assert (s.cpus_per_trial, s.gpus_per_trial, s.address, s.max_concurrent, s.max_failures) == (
-        2, 0.25, "10.0.0.5:6379", 4, 0)
+        2,
+        0.25,
+        "10.0.0.5:6379",
+        4,
+        0,
+    )
     assert s.storage_dir == (tmp_path / "_ray").resolve()

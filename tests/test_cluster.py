@@ -10,8 +10,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -29,8 +29,10 @@ def _free_port() -> int:
 
 
 def _alive_nodes(address: str, env: dict[str, str]) -> int:
-    probe = ("import ray; ray.init(address=%r, logging_level='ERROR', log_to_driver=False); "
-             "print(sum(1 for n in ray.nodes() if n['Alive']))" % address)
+    probe = (
+        "import ray; ray.init(address=%r, logging_level='ERROR', log_to_driver=False); "
+        "print(sum(1 for n in ray.nodes() if n['Alive']))" % address
+    )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, env=env)
     return int(out.stdout.strip().splitlines()[-1]) if out.returncode == 0 and out.stdout.strip() else 0
 
@@ -61,19 +63,43 @@ def two_node_cluster(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
     port = _free_port()
     address = f"{ip}:{port}"
     # The cluster's own token, given to every process that joins it: nothing depends on ~/.ray/auth_token.
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
+    env = {
+        **os.environ,
+        "RAY_USAGE_STATS_ENABLED": "0",
+        "RAY_AUTH_MODE": "token",
+        "RAY_AUTH_TOKEN": secrets.token_hex(32),
+    }
     logs = [open(tmp_path / name, "w") for name in ("head.log", "worker.log")]
-    head = subprocess.Popen([str(BIN / "ray"), "start", "--head", f"--port={port}", "--num-cpus=1", "--node-ip-address=127.0.0.1",
-                             "--include-dashboard=false", "--disable-usage-stats", "--block"],
-                            stdout=logs[0], stderr=subprocess.STDOUT, start_new_session=True, env=env)
+    head = subprocess.Popen(
+        [
+            str(BIN / "ray"),
+            "start",
+            "--head",
+            f"--port={port}",
+            "--num-cpus=1",
+            "--node-ip-address=127.0.0.1",
+            "--include-dashboard=false",
+            "--disable-usage-stats",
+            "--block",
+        ],
+        stdout=logs[0],
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        env=env,
+    )
     worker = None
     try:
         deadline = time.monotonic() + 120
         while _alive_nodes(address, env) < 1:
             assert head.poll() is None and time.monotonic() < deadline, (tmp_path / "head.log").read_text()[-2000:]
             time.sleep(1)
-        worker = subprocess.Popen([str(BIN / "ray"), "start", f"--address={address}", "--num-cpus=1", "--disable-usage-stats", "--block"],
-                                  stdout=logs[1], stderr=subprocess.STDOUT, start_new_session=True, env=env)
+        worker = subprocess.Popen(
+            [str(BIN / "ray"), "start", f"--address={address}", "--num-cpus=1", "--disable-usage-stats", "--block"],
+            stdout=logs[1],
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env=env,
+        )
         while _alive_nodes(address, env) < 2:
             assert worker.poll() is None and time.monotonic() < deadline, (tmp_path / "worker.log").read_text()[-2000:]
             time.sleep(1)
@@ -94,8 +120,28 @@ def two_node_cluster(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
 def test_a_suite_runs_across_two_nodes_and_every_row_comes_back_to_the_driver(two_node_cluster, tmp_path):
     address, env = two_node_cluster
     results = tmp_path / "results"
-    cmd = [str(BIN / "xfbench"), "run", "--strategy", "scratch", "--model", "mlp", "--dataset", "digits", "--hidden", "16",
-           "--epochs", "2", "--seeds", "2", "--address", address, "--results-dir", str(results), "--run-id", "cluster"]
+    cmd = [
+        str(BIN / "xfbench"),
+        "run",
+        "--strategy",
+        "scratch",
+        "--model",
+        "mlp",
+        "--dataset",
+        "digits",
+        "--hidden",
+        "16",
+        "--epochs",
+        "2",
+        "--seeds",
+        "2",
+        "--address",
+        address,
+        "--results-dir",
+        str(results),
+        "--run-id",
+        "cluster",
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=tmp_path, env={**env, "COLUMNS": "200"})
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     frame = read_results(results / "cluster")
@@ -106,4 +152,6 @@ def test_a_suite_runs_across_two_nodes_and_every_row_comes_back_to_the_driver(tw
     # one CPU per node and one per trial: trials ran on both nodes, and every node id is one of the cluster's
     assert set(frame["node"]) == cluster_nodes
     assert info["scheduler"]["address"] == address
-    assert info["data_delivery"] == {"digits": "object store"}  # small data travels through the object store on a cluster
+    assert info["data_delivery"] == {
+        "digits": "object store"
+    }  # small data travels through the object store on a cluster

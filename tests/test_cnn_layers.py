@@ -5,17 +5,27 @@ them is in test_parity.py (tests/cnn_specs.py)."""
 
 from __future__ import annotations
 
+import backend_probes as probes
 import numpy as np
 import pytest
-
-import backend_probes as probes
 from cnn_specs import mobile_block_spec
 from conftest import max_abs_diff
+
 from harness.config import OptimizerConfig, RegularizationConfig
 from harness.data.batching import epoch_batches
 from harness.shapes import adaptive_windows
 from harness.spec import (
-    Activation, AdaptiveAvgPool2D, Add, BatchNorm, Conv2D, Dense, Flatten, Layer, MaxPool2D, ModelSpec, ZeroPad2D,
+    Activation,
+    AdaptiveAvgPool2D,
+    Add,
+    BatchNorm,
+    Conv2D,
+    Dense,
+    Flatten,
+    Layer,
+    MaxPool2D,
+    ModelSpec,
+    ZeroPad2D,
 )
 from harness.weights import initial_weights
 
@@ -32,12 +42,12 @@ def np_conv(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None, layer: C
     in_per_group, out_per_group = kernel.shape[2], layer.filters // layer.groups
     out = np.zeros((len(x), oh, ow, layer.filters))
     for g in range(layer.groups):
-        xs = xp[..., g * in_per_group:(g + 1) * in_per_group]
-        ks = kernel[..., g * out_per_group:(g + 1) * out_per_group]
+        xs = xp[..., g * in_per_group : (g + 1) * in_per_group]
+        ks = kernel[..., g * out_per_group : (g + 1) * out_per_group]
         for i in range(kh):
             for j in range(kw):
-                window = xs[:, i:i + sh * (oh - 1) + 1:sh, j:j + sw * (ow - 1) + 1:sw]
-                out[..., g * out_per_group:(g + 1) * out_per_group] += np.einsum("nhwc,co->nhwo", window, ks[i, j])
+                window = xs[:, i : i + sh * (oh - 1) + 1 : sh, j : j + sw * (ow - 1) + 1 : sw]
+                out[..., g * out_per_group : (g + 1) * out_per_group] += np.einsum("nhwc,co->nhwo", window, ks[i, j])
     return out + (0.0 if bias is None else bias)
 
 
@@ -46,19 +56,23 @@ def np_max_pool(x: np.ndarray, layer: MaxPool2D) -> np.ndarray:
     xp = np.pad(x, ((0, 0), (pt, pb), (pl, pr), (0, 0)), constant_values=-np.inf)
     (kh, kw), (sh, sw) = layer.pool_size, layer.strides or layer.pool_size
     oh, ow = (xp.shape[1] - kh) // sh + 1, (xp.shape[2] - kw) // sw + 1
-    windows = [xp[:, i:i + sh * (oh - 1) + 1:sh, j:j + sw * (ow - 1) + 1:sw] for i in range(kh) for j in range(kw)]
+    windows = [
+        xp[:, i : i + sh * (oh - 1) + 1 : sh, j : j + sw * (ow - 1) + 1 : sw] for i in range(kh) for j in range(kw)
+    ]
     return np.max(windows, axis=0)
 
 
 def np_adaptive_avg_pool(x: np.ndarray, layer: AdaptiveAvgPool2D) -> np.ndarray:
     rows, cols = (adaptive_windows(size, out) for size, out in zip(x.shape[1:3], layer.output_size))
-    return np.stack([np.stack([x[:, r0:r1, c0:c1].mean(axis=(1, 2)) for c0, c1 in cols], axis=1)
-                     for r0, r1 in rows], axis=1)
+    return np.stack(
+        [np.stack([x[:, r0:r1, c0:c1].mean(axis=(1, 2)) for c0, c1 in cols], axis=1) for r0, r1 in rows], axis=1
+    )
 
 
 def _probe_spec(layer: Layer, channels: int) -> ModelSpec:
-    return ModelSpec("probe", (8, 8, channels), 3, (layer, Flatten(name="flat", group="f"),
-                                                     Dense(name="logits", group="c", units=3)))
+    return ModelSpec(
+        "probe", (8, 8, channels), 3, (layer, Flatten(name="flat", group="f"), Dense(name="logits", group="c", units=3))
+    )
 
 
 def _reference(layer: Layer, x: np.ndarray, weights: dict[str, np.ndarray]) -> np.ndarray:
@@ -77,16 +91,27 @@ def _reference(layer: Layer, x: np.ndarray, weights: dict[str, np.ndarray]) -> n
 P1 = ((1, 1), (1, 1))
 LAYERS = {
     "grouped_g2": Conv2D(name="x", group="f", filters=6, kernel_size=(3, 3), padding=P1, groups=2),
-    "grouped_g2_strided_asymmetric": Conv2D(name="x", group="f", filters=4, kernel_size=(2, 3), strides=(2, 1),
-                                            padding=((1, 0), (0, 2)), groups=2, use_bias=False),
+    "grouped_g2_strided_asymmetric": Conv2D(
+        name="x",
+        group="f",
+        filters=4,
+        kernel_size=(2, 3),
+        strides=(2, 1),
+        padding=((1, 0), (0, 2)),
+        groups=2,
+        use_bias=False,
+    ),
     "depthwise": Conv2D(name="x", group="f", filters=4, kernel_size=(3, 3), padding=P1, groups=4),
-    "depthwise_multiplier3_strided": Conv2D(name="x", group="f", filters=12, kernel_size=(3, 3), strides=(2, 2),
-                                            padding=((0, 1), (0, 1)), groups=4),
+    "depthwise_multiplier3_strided": Conv2D(
+        name="x", group="f", filters=12, kernel_size=(3, 3), strides=(2, 2), padding=((0, 1), (0, 1)), groups=4
+    ),
     "maxpool_resnet_stem": MaxPool2D(name="x", group="f", pool_size=(3, 3), strides=(2, 2), padding=P1),
     "maxpool_asymmetric": MaxPool2D(name="x", group="f", pool_size=(2, 2), padding=((0, 1), (1, 0))),
     "maxpool_wide_padding": MaxPool2D(name="x", group="f", pool_size=(3, 3), strides=(1, 1), padding=((2, 2), (0, 0))),
-    **{f"adaptive_{h}x{w}": AdaptiveAvgPool2D(name="x", group="f", output_size=(h, w))
-       for h, w in ((1, 1), (2, 2), (8, 8), (3, 3), (3, 5), (11, 11))},
+    **{
+        f"adaptive_{h}x{w}": AdaptiveAvgPool2D(name="x", group="f", output_size=(h, w))
+        for h, w in ((1, 1), (2, 2), (8, 8), (3, 3), (3, 5), (11, 11))
+    },
     "zeropad": ZeroPad2D(name="x", group="f", padding=((2, 0), (1, 3))),
     "relu6": Activation(name="x", group="f", kind="relu6"),
 }
@@ -109,14 +134,19 @@ def test_layer_matches_the_neutral_definition_in_both_backends(workers, case):
 
 def _two_batchnorms(decays: tuple[float, float], epsilons: tuple[float, float]) -> ModelSpec:
     """Two BatchNorms reading the same conv output, so each one's statistics are known from that output."""
-    return ModelSpec("two_bn", (8, 8, 1), 10, (
-        Conv2D(name="conv", group="f", filters=4, kernel_size=(3, 3), padding=P1),
-        BatchNorm(name="bn_a", group="f", decay=decays[0], epsilon=epsilons[0]),
-        BatchNorm(name="bn_b", group="f", decay=decays[1], epsilon=epsilons[1], inputs=("conv",)),
-        Add(name="sum", group="f", inputs=("bn_a", "bn_b")),
-        Flatten(name="flat", group="f"),
-        Dense(name="logits", group="c", units=10),
-    ))
+    return ModelSpec(
+        "two_bn",
+        (8, 8, 1),
+        10,
+        (
+            Conv2D(name="conv", group="f", filters=4, kernel_size=(3, 3), padding=P1),
+            BatchNorm(name="bn_a", group="f", decay=decays[0], epsilon=epsilons[0]),
+            BatchNorm(name="bn_b", group="f", decay=decays[1], epsilon=epsilons[1], inputs=("conv",)),
+            Add(name="sum", group="f", inputs=("bn_a", "bn_b")),
+            Flatten(name="flat", group="f"),
+            Dense(name="logits", group="c", units=10),
+        ),
+    )
 
 
 def test_batchnorm_decay_and_epsilon_are_honoured_per_layer(workers, digits):
@@ -137,8 +167,15 @@ def test_batchnorm_decay_and_epsilon_are_honoured_per_layer(workers, digits):
             got = workers[backend](probes.features, spec, weights, x, name)
             assert np.allclose(got, expected, rtol=1e-5, atol=1e-5), f"{backend} {name}: epsilon {eps} not used"
         # Training: one update from the loaded statistics keeps this layer's decay of them.
-        trained = workers[backend](probes.train, spec, weights, OptimizerConfig("sgd", lr=1e-12), digits.x_train,
-                                   digits.y_train, [np.arange(32)])[0]
+        trained = workers[backend](
+            probes.train,
+            spec,
+            weights,
+            OptimizerConfig("sgd", lr=1e-12),
+            digits.x_train,
+            digits.y_train,
+            [np.arange(32)],
+        )[0]
         batch = conv.reshape(-1, 4)
         for name, decay in (("bn_a", 0.9), ("bn_b", 0.6)):
             mean = decay * weights[f"{name}/moving_mean"] + (1 - decay) * batch.mean(axis=0)
@@ -154,13 +191,23 @@ def test_penalties_and_max_norm_treat_grouped_kernels_alike(workers, digits):
     weights = initial_weights(spec, "he_normal", 0)
     reg = RegularizationConfig(l1=1e-3, l2=1e-2, max_norm=0.5)
     batches = epoch_batches(len(digits.y_train), 32, 0, 1)[:10]
-    args = (spec, weights, OptimizerConfig("momentum", lr=0.01), digits.x_train, digits.y_train, batches, None, None,
-            reg)
+    args = (
+        spec,
+        weights,
+        OptimizerConfig("momentum", lr=0.01),
+        digits.x_train,
+        digits.y_train,
+        batches,
+        None,
+        None,
+        reg,
+    )
     (w_t, s_t, _), (w_f, s_f, _) = (workers[b](probes.train, *args) for b in BACKENDS)
     assert max_abs_diff(w_t, w_f) <= TOLERANCE
     assert s_t.reg_loss > 0 and s_t.reg_loss == pytest.approx(s_f.reg_loss, rel=1e-5)
+
     def unit_norms(kernel: np.ndarray) -> np.ndarray:
-        return np.sqrt((kernel ** 2).reshape(-1, kernel.shape[-1]).sum(axis=0))
+        return np.sqrt((kernel**2).reshape(-1, kernel.shape[-1]).sum(axis=0))
 
     for key in ("dw/kernel", "grouped/kernel"):
         assert unit_norms(weights[key]).min() > 0.5, f"{key}: max-norm would have nothing to do"
@@ -170,13 +217,18 @@ def test_penalties_and_max_norm_treat_grouped_kernels_alike(workers, digits):
 def test_torch_refuses_to_merge_flattened_feature_maps_instead_of_computing_something_else(workers):
     from harness.spec import Concat, Conv2D, Dense, Flatten, ModelSpec
 
-    spec = ModelSpec("merge_flat", (4, 4, 1), 3, (
-        Conv2D(name="conv", group="f", filters=2, kernel_size=(1, 1)),
-        Flatten(name="flat_a", group="f"),
-        Flatten(name="flat_b", group="f", inputs=("conv",)),
-        Concat(name="merge", group="f", inputs=("flat_a", "flat_b")),
-        Dense(name="logits", group="c", units=3),
-    ))
+    spec = ModelSpec(
+        "merge_flat",
+        (4, 4, 1),
+        3,
+        (
+            Conv2D(name="conv", group="f", filters=2, kernel_size=(1, 1)),
+            Flatten(name="flat_a", group="f"),
+            Flatten(name="flat_b", group="f", inputs=("conv",)),
+            Concat(name="merge", group="f", inputs=("flat_a", "flat_b")),
+            Dense(name="logits", group="c", units=3),
+        ),
+    )
     weights = initial_weights(spec, "he_normal", 0)
     x = np.zeros((2, 4, 4, 1), np.float32)
     with pytest.raises(ValueError, match="cannot merge a flattened feature map"):

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import backend_probes as probes
 import numpy as np
 import pytest
 
-import backend_probes as probes
 from harness.cli import main
 from harness.compare import Thresholds, bootstrap_diff_ci, compare_frames
 from harness.config import RuntimeOptions, TrialConfig
@@ -19,13 +19,23 @@ SEEDS = (0, 1)
 
 
 def _config(backend: str, seed: int, delay: float = 0.0) -> TrialConfig:
-    return TrialConfig(strategy="scratch", model="convnet3", dataset="digits", backend=backend, seed=seed, epochs=EPOCHS,
-                       suite="cmp", runtime=RuntimeOptions(threads=1, inject_step_delay_s=delay))
+    return TrialConfig(
+        strategy="scratch",
+        model="convnet3",
+        dataset="digits",
+        backend=backend,
+        seed=seed,
+        epochs=EPOCHS,
+        suite="cmp",
+        runtime=RuntimeOptions(threads=1, inject_step_delay_s=delay),
+    )
 
 
 def _finish(writer: ResultsWriter, run_dir: Path) -> Path:
     writer.finalize()
-    (run_dir / "run.json").write_text(json.dumps({"run_id": run_dir.name, "started": run_dir.name, "status": "finished", "git_commit": "test"}))
+    (run_dir / "run.json").write_text(
+        json.dumps({"run_id": run_dir.name, "started": run_dir.name, "status": "finished", "git_commit": "test"})
+    )
     return run_dir
 
 
@@ -56,7 +66,9 @@ def test_an_artificially_slower_run_is_a_regression_naming_the_case(workers, run
         for row in workers["torch"](probes.trial_rows, _config("torch", seed, delay=0.005).to_dict(), "c-slow"):
             writer.add_row(row)
     _finish(writer, root / "c-slow")
-    code = main(["compare", str(honest_a), str(root / "c-slow"), "--fail-on-regression", "--markdown", str(root / "cmp.md")])
+    code = main(
+        ["compare", str(honest_a), str(root / "c-slow"), "--fail-on-regression", "--markdown", str(root / "cmp.md")]
+    )
     out = capsys.readouterr().out
     assert code == 1
     assert "regression: cmp:scratch-convnet3-digits [torch] time regression" in out
@@ -107,9 +119,25 @@ def _frame(accs: list[float], times: list[float]):
     rows = []
     for seed, acc in enumerate(accs):
         for epoch, t in enumerate([1.0] + times, start=1):
-            rows.append({"run_id": "r", "trial_id": f"t{seed}", "suite": "s", "strategy": "scratch", "model": "m", "dataset": "d",
-                         "backend": "torch", "seed": seed, "phase": "train", "epoch": epoch, "epoch_time_s": t, "samples_per_s": 1 / t,
-                         "warmup": epoch == 1, "status": "ok", "test_acc": acc if epoch == len(times) + 1 else float("nan")})
+            rows.append(
+                {
+                    "run_id": "r",
+                    "trial_id": f"t{seed}",
+                    "suite": "s",
+                    "strategy": "scratch",
+                    "model": "m",
+                    "dataset": "d",
+                    "backend": "torch",
+                    "seed": seed,
+                    "phase": "train",
+                    "epoch": epoch,
+                    "epoch_time_s": t,
+                    "samples_per_s": 1 / t,
+                    "warmup": epoch == 1,
+                    "status": "ok",
+                    "test_acc": acc if epoch == len(times) + 1 else float("nan"),
+                }
+            )
     return to_frame(rows)
 
 

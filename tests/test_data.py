@@ -25,11 +25,17 @@ IDX_NAMES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-
 
 
 def write_manifest(directory: Path) -> None:
-    lines = [f"{hashlib.sha256(p.read_bytes()).hexdigest()}  {p.name}" for p in sorted(directory.iterdir()) if p.name != "SHA256SUMS" and p.is_file()]
+    lines = [
+        f"{hashlib.sha256(p.read_bytes()).hexdigest()}  {p.name}"
+        for p in sorted(directory.iterdir())
+        if p.name != "SHA256SUMS" and p.is_file()
+    ]
     (directory / "SHA256SUMS").write_text("\n".join(lines) + "\n")
 
 
-def write_mnist_like(directory: Path, n_train: int = 5200, n_test: int = 300, gz: bool = True, manifest: bool = True) -> dict[str, np.ndarray]:
+def write_mnist_like(
+    directory: Path, n_train: int = 5200, n_test: int = 300, gz: bool = True, manifest: bool = True
+) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(0)
     arrays = {
         "train-images-idx3-ubyte": rng.integers(0, 256, (n_train, 28, 28), dtype=np.uint8),
@@ -146,7 +152,9 @@ def write_cifar_folder(root: Path, per_batch: int = 60) -> dict[str, bytes]:
 def test_cifar10_binary_folder_layout_and_train_only_standardisation(tmp_path):
     files = write_cifar_folder(tmp_path / "cifar10")
     ds = load_dataset("cifar10", tmp_path, download=False)
-    assert ds.x_train.shape == (294, 32, 32, 3) and ds.x_val.shape == (6, 32, 32, 3) and ds.x_test.shape == (40, 32, 32, 3)
+    assert (
+        ds.x_train.shape == (294, 32, 32, 3) and ds.x_val.shape == (6, 32, 32, 3) and ds.x_test.shape == (40, 32, 32, 3)
+    )
     assert np.allclose(ds.x_train.mean(axis=(0, 1, 2)), 0, atol=1e-4)
     assert np.allclose(ds.x_train.std(axis=(0, 1, 2)), 1, atol=1e-3)
     # The record layout: label byte, then 1024 red, 1024 green, 1024 blue bytes (CHW).
@@ -221,14 +229,20 @@ def test_batches_cover_each_sample_once_and_depend_only_on_seed_and_epoch():
     assert not np.array_equal(np.concatenate(batches), np.concatenate(epoch_batches(103, 10, seed=5, epoch=2)))
 
 
-@pytest.mark.skipif(not Path("/usr/share/datasets/fashion-mnist").is_dir(), reason="Debian's dataset-fashion-mnist is not installed")
+@pytest.mark.skipif(
+    not Path("/usr/share/datasets/fashion-mnist").is_dir(), reason="Debian's dataset-fashion-mnist is not installed"
+)
 def test_real_fashion_mnist_from_debian_is_found_and_verified(system_datasets, monkeypatch, tmp_path):
     monkeypatch.delenv("XFBENCH_DATA", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     found = locate(FASHION_MNIST_FILES, None, download=False)
     assert all(f.verified and f.path.parent == Path("/usr/share/datasets/fashion-mnist") for f in found.values())
     ds = load_dataset("fashion_mnist", download=False)
-    assert ds.x_train.shape == (55000, 28, 28, 1) and ds.x_val.shape == (5000, 28, 28, 1) and ds.x_test.shape == (10000, 28, 28, 1)
+    assert (
+        ds.x_train.shape == (55000, 28, 28, 1)
+        and ds.x_val.shape == (5000, 28, 28, 1)
+        and ds.x_test.shape == (10000, 28, 28, 1)
+    )
     assert set(np.unique(ds.y_test)) == set(range(10)) and 0.0 <= ds.x_train.min() and ds.x_train.max() <= 1.0
 
 
@@ -261,7 +275,13 @@ def test_mnist_on_this_machine_does_not_reach_the_tests(tmp_path):
         write_mnist_like(root / "mnist")
     env = {k: v for k, v in os.environ.items() if k not in ("XDG_CACHE_HOME", "XFBENCH_TEST_DATA_ROOT")}
     env.update(HOME=str(home), XFBENCH_DATA=str(tmp_path / "env"), XFBENCH_SYSTEM_DATA=str(tmp_path / "system"))
-    proc = subprocess.run([sys.executable, "-m", "pytest", *NEEDS_MNIST_MISSING, "-x", "-q", "-p", "no:cacheprovider"],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", *NEEDS_MNIST_MISSING, "-x", "-q", "-p", "no:cacheprovider"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
     assert "3 passed" in proc.stdout

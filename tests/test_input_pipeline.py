@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import backend_probes as probes
+import input_probes
 import numpy as np
 import pytest
 
-import backend_probes as probes
-import input_probes
 from harness.config import TrialConfig
 from harness.input_pipeline import (
-    InputConfig, bilinear_taps, check_input, resize_reference, transformed_shape, with_input_pipeline,
+    InputConfig,
+    bilinear_taps,
+    check_input,
+    resize_reference,
+    transformed_shape,
+    with_input_pipeline,
 )
 from harness.spec import Dense, Flatten, ModelSpec, Normalize, RepeatChannels, Resize2D, spec_from_dict, spec_to_dict
 from harness.weights import initial_weights
@@ -36,8 +41,12 @@ def test_taps_clamp_at_the_borders_and_weights_sum_to_one():
 
 
 def _pipeline_spec(data_shape: tuple[int, ...]) -> ModelSpec:
-    model = ModelSpec("probe", transformed_shape(IMAGENET, data_shape), 2,
-                      (Flatten(name="flat", group="f"), Dense(name="out", group="c", units=2)))
+    model = ModelSpec(
+        "probe",
+        transformed_shape(IMAGENET, data_shape),
+        2,
+        (Flatten(name="flat", group="f"), Dense(name="out", group="c", units=2)),
+    )
     return with_input_pipeline(model, IMAGENET, data_shape)
 
 
@@ -60,10 +69,13 @@ def test_every_backend_computes_the_same_pixels_bit_for_bit(workers):
 
 
 def test_a_resized_trial_gives_the_same_rows_in_both_backends(workers):
-    base = dict(strategy="scratch", model="convnet3", dataset="digits", seed=0, epochs=2,
-                input=InputConfig(size=16, channels=3))
-    rows = {b: workers[b](probes.trial_rows, TrialConfig(backend=b, **base).to_dict(), "resized")
-            for b in ("torch", "tensorflow")}
+    base = dict(
+        strategy="scratch", model="convnet3", dataset="digits", seed=0, epochs=2, input=InputConfig(size=16, channels=3)
+    )
+    rows = {
+        b: workers[b](probes.trial_rows, TrialConfig(backend=b, **base).to_dict(), "resized")
+        for b in ("torch", "tensorflow")
+    }
     last = {b: r[-1] for b, r in rows.items()}
     assert last["torch"]["test_acc"] == last["tensorflow"]["test_acc"] > 0.8
     # The first epoch's loss agrees to float32 rounding; later epochs drift apart by the chaotic amplification of

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 
+import backend_probes as probes
 import pandas as pd
 import pytest
 
-import backend_probes as probes
 from harness.cli import main
 from harness.config import TrialConfig
 from harness.model_cost import model_cost, training_gflops
@@ -17,8 +17,14 @@ from harness.summary import summarize
 from harness.weights import count_parameters
 
 # torchvision's published forward GMACs ("GFLOPS" in its weights' meta) at 224x224, 1000 classes
-PUBLISHED_GMACS = {"resnet18": 1.81, "resnet50": 4.09, "mobilenet_v2": 0.30, "vgg16": 15.47, "alexnet_tv": 0.71,
-                   "densenet121": 2.83}
+PUBLISHED_GMACS = {
+    "resnet18": 1.81,
+    "resnet50": 4.09,
+    "mobilenet_v2": 0.30,
+    "vgg16": 15.47,
+    "alexnet_tv": 0.71,
+    "densenet121": 2.83,
+}
 
 
 @pytest.mark.parametrize("name", sorted(PUBLISHED_GMACS))
@@ -36,9 +42,16 @@ def test_convnet3_on_digits_by_hand():
 
 
 def test_grouped_convolutions_count_only_their_groups_inputs():
-    spec = ModelSpec("dw", (6, 6, 8), 2, (
-        Conv2D(name="dw", group="f", filters=16, kernel_size=(3, 3), padding=((1, 1), (1, 1)), groups=8),
-        Flatten(name="flat", group="f"), Dense(name="out", group="c", units=2)))
+    spec = ModelSpec(
+        "dw",
+        (6, 6, 8),
+        2,
+        (
+            Conv2D(name="dw", group="f", filters=16, kernel_size=(3, 3), padding=((1, 1), (1, 1)), groups=8),
+            Flatten(name="flat", group="f"),
+            Dense(name="out", group="c", units=2),
+        ),
+    )
     macs = {c.name: c.macs for c in model_cost(spec).layers}
     assert macs["dw"] == 6 * 6 * 16 * 1 * 9 and macs["out"] == 6 * 6 * 16 * 2
 
@@ -55,8 +68,10 @@ def test_model_command_prints_the_table_and_totals(capsys):
 
 def test_model_command_json_and_exported_spec(capsys, tmp_path):
     out = tmp_path / "spec.json"
-    assert main(["model", "resnet20", "--width-multiplier", "0.5", "--classes", "10", "--json",
-                 "--export-spec", str(out)]) == 0
+    assert (
+        main(["model", "resnet20", "--width-multiplier", "0.5", "--classes", "10", "--json", "--export-spec", str(out)])
+        == 0
+    )
     data = json.loads(capsys.readouterr().out)
     spec = build_model("resnet20", (32, 32, 3), 10, ModelOptions(width_multiplier=0.5))
     assert data["params"] == count_parameters(spec) and data["forward_macs"] == model_cost(spec).forward_macs
@@ -64,10 +79,13 @@ def test_model_command_json_and_exported_spec(capsys, tmp_path):
     assert spec_from_dict(json.loads(out.read_text())) == spec
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["model", "resnet9000"], "Valid choices"),
-    (["model", "alexnet", "--input-size", "32"], "designed for 227x227"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["model", "resnet9000"], "Valid choices"),
+        (["model", "alexnet", "--input-size", "32"], "designed for 227x227"),
+    ],
+)
 def test_model_command_bad_input_exits_2(capsys, argv, message):
     assert main(argv) == 2
     assert message in capsys.readouterr().err
@@ -78,14 +96,32 @@ def test_every_row_of_a_trial_carries_its_models_cost(workers, digits):
     rows = workers["torch"](probes.trial_rows, config.to_dict(), "cost")
     spec = build_model("convnet3", digits.input_shape, digits.num_classes)
     assert rows and {(r["params"], r["forward_macs"]) for r in rows} == {
-        (count_parameters(spec), model_cost(spec).forward_macs)}
+        (count_parameters(spec), model_cost(spec).forward_macs)
+    }
 
 
 def test_summary_reports_achieved_training_gflops_per_backend():
-    rows = [{"trial_id": f"t-{b}", "strategy": "scratch", "model": "m", "variant": "", "dataset": "d", "backend": b,
-             "status": "ok", "warmup": epoch == 1, "epoch": epoch, "epoch_time_s": 1.0, "samples_per_s": sps,
-             "test_acc": 0.9, "params": 100, "forward_macs": 2_000_000, "attempt": 0}
-            for b, sps in (("torch", 1000.0), ("tensorflow", 500.0)) for epoch in (1, 2)]
+    rows = [
+        {
+            "trial_id": f"t-{b}",
+            "strategy": "scratch",
+            "model": "m",
+            "variant": "",
+            "dataset": "d",
+            "backend": b,
+            "status": "ok",
+            "warmup": epoch == 1,
+            "epoch": epoch,
+            "epoch_time_s": 1.0,
+            "samples_per_s": sps,
+            "test_acc": 0.9,
+            "params": 100,
+            "forward_macs": 2_000_000,
+            "attempt": 0,
+        }
+        for b, sps in (("torch", 1000.0), ("tensorflow", 500.0))
+        for epoch in (1, 2)
+    ]
     per_backend = summarize(pd.DataFrame(rows)).per_backend.set_index("backend")
     assert per_backend.loc["torch", "train_gflops"] == pytest.approx(6 * 2e6 * 1000 / 1e9)
     assert per_backend.loc["tensorflow", "train_gflops"] == pytest.approx(6 * 2e6 * 500 / 1e9)

@@ -10,11 +10,11 @@ import sys
 import textwrap
 from pathlib import Path
 
+import backend_probes as probes
+import import_probes
 import numpy as np
 import pytest
 
-import backend_probes as probes
-import import_probes
 from harness.importers import UnsupportedModelError
 from harness.model_import import ModelRef, imported_model, model_spec, parse_model_ref
 from harness.models import ModelOptions, build_model
@@ -50,8 +50,9 @@ def _assert_every_backend_matches_the_source(workers, source: str, name: str, sp
         assert float(np.max(np.abs(logits - reference))) <= bound, backend
 
 
-@pytest.mark.parametrize("name, zoo", [("resnet18", "resnet18"), ("mobilenet_v2", "mobilenet_v2"),
-                                       ("alexnet", "alexnet_tv")])
+@pytest.mark.parametrize(
+    "name, zoo", [("resnet18", "resnet18"), ("mobilenet_v2", "mobilenet_v2"), ("alexnet", "alexnet_tv")]
+)
 def test_torchvision_models_convert_to_the_zoos_spec_and_run_alike_in_both_backends(workers, tmp_path, name, zoo):
     shape = (64, 64, 3)
     spec, weights = imported_model(ModelRef("torchvision", name), shape, 10, tmp_path)
@@ -61,7 +62,8 @@ def test_torchvision_models_convert_to_the_zoos_spec_and_run_alike_in_both_backe
 
 
 def _write_user_module(directory: Path) -> None:
-    (directory / "user_nets.py").write_text(textwrap.dedent('''
+    (directory / "user_nets.py").write_text(
+        textwrap.dedent("""
         import torch
         from torch import nn
 
@@ -97,7 +99,8 @@ def _write_user_module(directory: Path) -> None:
 
         def recurrent():
             return Recurrent()
-    '''))
+    """)
+    )
 
 
 def test_an_unsupported_op_is_named_with_where_it_sits(tmp_path, monkeypatch):
@@ -110,14 +113,52 @@ def test_an_unsupported_op_is_named_with_where_it_sits(tmp_path, monkeypatch):
 def test_a_users_module_runs_on_digits_with_both_backends_agreeing_and_an_lstm_exits_2(tmp_path):
     _write_user_module(tmp_path)
     env = {**os.environ, "COLUMNS": "200"}
-    bad = subprocess.run([XFBENCH, "run", "--strategy", "scratch", "--model", "python:user_nets:recurrent",
-                          "--dataset", "digits", "--results-dir", str(tmp_path / "r")], capture_output=True, text=True,
-                         cwd=tmp_path, env=env, timeout=300)
+    bad = subprocess.run(
+        [
+            XFBENCH,
+            "run",
+            "--strategy",
+            "scratch",
+            "--model",
+            "python:user_nets:recurrent",
+            "--dataset",
+            "digits",
+            "--results-dir",
+            str(tmp_path / "r"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=300,
+    )
     assert bad.returncode == 2 and "LSTM at 'lstm'" in bad.stderr
     assert [p.name for p in (tmp_path / "r").iterdir()] == ["_cache"]  # converted (and refused) before any run
-    run = subprocess.run([XFBENCH, "run", "--strategy", "scratch", "--model", "python:user_nets:residual",
-                          "--dataset", "digits", "--epochs", "2", "--seeds", "2", "--results-dir", str(tmp_path / "r"),
-                          "--run-id", "user"], capture_output=True, text=True, cwd=tmp_path, env=env, timeout=600)
+    run = subprocess.run(
+        [
+            XFBENCH,
+            "run",
+            "--strategy",
+            "scratch",
+            "--model",
+            "python:user_nets:residual",
+            "--dataset",
+            "digits",
+            "--epochs",
+            "2",
+            "--seeds",
+            "2",
+            "--results-dir",
+            str(tmp_path / "r"),
+            "--run-id",
+            "user",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=600,
+    )
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
     from harness.results import read_results
     from harness.summary import final_rows
@@ -146,7 +187,8 @@ def test_keras_applications_convert_and_run_alike_in_both_backends(workers, tmp_
 
 
 def test_a_users_keras_model_runs_on_digits_with_both_backends_agreeing(tmp_path):
-    (tmp_path / "keras_nets.py").write_text(textwrap.dedent('''
+    (tmp_path / "keras_nets.py").write_text(
+        textwrap.dedent("""
         import keras
 
 
@@ -159,11 +201,31 @@ def test_a_users_keras_model_runs_on_digits_with_both_backends_agreeing(tmp_path
             x = keras.layers.MaxPooling2D(2)(x)
             x = keras.layers.Flatten()(x)
             return keras.Model(inputs, keras.layers.Dense(num_classes, activation="softmax")(x))
-    '''))
-    run = subprocess.run([XFBENCH, "run", "--strategy", "scratch", "--model", "python:keras_nets:small",
-                          "--dataset", "digits", "--epochs", "2", "--results-dir", str(tmp_path / "r"),
-                          "--run-id", "keras"], capture_output=True, text=True, cwd=tmp_path,
-                         env={**os.environ, "COLUMNS": "200"}, timeout=600)
+    """)
+    )
+    run = subprocess.run(
+        [
+            XFBENCH,
+            "run",
+            "--strategy",
+            "scratch",
+            "--model",
+            "python:keras_nets:small",
+            "--dataset",
+            "digits",
+            "--epochs",
+            "2",
+            "--results-dir",
+            str(tmp_path / "r"),
+            "--run-id",
+            "keras",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "COLUMNS": "200"},
+        timeout=600,
+    )
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
     from harness.results import read_results
     from harness.summary import final_rows

@@ -4,18 +4,28 @@ from __future__ import annotations
 
 import dataclasses
 
+import backend_probes as probes
 import numpy as np
 import pytest
-
-import backend_probes as probes
 from cnn_specs import CNN_SPECS
 from conftest import max_abs_diff
+
 from harness.config import OPTIMIZERS, OptimizerConfig, RegularizationConfig
 from harness.data.batching import epoch_batches
 from harness.models import CORE_MODELS, ModelOptions, build_model
 from harness.spec import (
-    BN_RUNNING_VARIANCES, Activation, Add, AvgPool2D, BatchNorm, Concat, Conv2D, Dense, Flatten, GlobalAvgPool2D,
-    MaxPool2D, ModelSpec,
+    BN_RUNNING_VARIANCES,
+    Activation,
+    Add,
+    AvgPool2D,
+    BatchNorm,
+    Concat,
+    Conv2D,
+    Dense,
+    Flatten,
+    GlobalAvgPool2D,
+    MaxPool2D,
+    ModelSpec,
 )
 from harness.weights import initial_weights
 
@@ -34,18 +44,31 @@ def logit_gap(a: np.ndarray, b: np.ndarray) -> float:
 def branching_spec(input_shape: tuple[int, ...], num_classes: int) -> ModelSpec:
     """Every layer type at once: strided and asymmetrically padded conv, BN, residual Add, Concat, pools."""
     return ModelSpec(
-        name="branching", input_shape=input_shape, num_classes=num_classes,
+        name="branching",
+        input_shape=input_shape,
+        num_classes=num_classes,
         layers=(
-            Conv2D(name="stem", group="features", filters=8, kernel_size=(3, 3), padding=((1, 1), (1, 1)), use_bias=False),
+            Conv2D(
+                name="stem", group="features", filters=8, kernel_size=(3, 3), padding=((1, 1), (1, 1)), use_bias=False
+            ),
             BatchNorm(name="stem_bn", group="features", decay=0.9, epsilon=1e-3),
             Activation(name="stem_act", group="features", kind="relu"),
             Conv2D(name="branch_a", group="features", filters=8, kernel_size=(3, 3), padding=((1, 1), (1, 1))),
             Activation(name="branch_a_act", group="features", kind="elu"),
             Add(name="residual", group="features", inputs=("stem_act", "branch_a_act")),
-            Conv2D(name="branch_b", group="features", filters=4, kernel_size=(2, 2), strides=(1, 1),
-                   padding=((0, 1), (0, 1)), inputs=("stem_act",)),
+            Conv2D(
+                name="branch_b",
+                group="features",
+                filters=4,
+                kernel_size=(2, 2),
+                strides=(1, 1),
+                padding=((0, 1), (0, 1)),
+                inputs=("stem_act",),
+            ),
             Concat(name="merge", group="features", inputs=("residual", "branch_b")),
-            Conv2D(name="down", group="features", filters=6, kernel_size=(3, 3), strides=(2, 2), padding=((1, 1), (1, 1))),
+            Conv2D(
+                name="down", group="features", filters=6, kernel_size=(3, 3), strides=(2, 2), padding=((1, 1), (1, 1))
+            ),
             Activation(name="down_act", group="features", kind="leaky_relu", alpha=0.1),
             AvgPool2D(name="avg", group="features", pool_size=(2, 2), inputs=("merge",)),
             MaxPool2D(name="max", group="features", pool_size=(2, 2), inputs=("down_act",)),
@@ -61,7 +84,9 @@ def branching_spec(input_shape: tuple[int, ...], num_classes: int) -> ModelSpec:
 
 def specs(digits) -> dict[str, ModelSpec]:
     out = {name: build_model(name, digits.input_shape, digits.num_classes) for name in CORE_MODELS}
-    out["mlp_tanh_nobias"] = build_model("mlp", digits.input_shape, digits.num_classes, ModelOptions(hidden=(64, 32), activation="tanh", use_bias=False))
+    out["mlp_tanh_nobias"] = build_model(
+        "mlp", digits.input_shape, digits.num_classes, ModelOptions(hidden=(64, 32), activation="tanh", use_bias=False)
+    )
     out["branching"] = branching_spec(digits.input_shape, digits.num_classes)
     out.update({name: build(digits.input_shape, digits.num_classes) for name, build in CNN_SPECS.items()})
     return out
@@ -110,8 +135,18 @@ def _train_both(workers, digits, spec: ModelSpec, optimizer: OptimizerConfig, se
     weights = initial_weights(spec, "he_normal", seed)
     batches = epoch_batches(len(digits.y_train), 32, seed, 1)[:STEPS]
     assert len(batches) == STEPS
-    args = (spec, weights, optimizer, digits.x_train, digits.y_train, batches, None, None, RegularizationConfig(),
-            multipliers)
+    args = (
+        spec,
+        weights,
+        optimizer,
+        digits.x_train,
+        digits.y_train,
+        batches,
+        None,
+        None,
+        RegularizationConfig(),
+        multipliers,
+    )
     (w_torch, s_torch, _), (w_tf, s_tf, _) = (workers[b](probes.train, *args) for b in ("torch", "tensorflow"))
     moved = max_abs_diff(w_torch, weights)
     return weights, w_torch, w_tf, s_torch, s_tf, moved
@@ -132,14 +167,22 @@ def test_parameters_agree_after_20_sgd_steps(workers, digits, spec_name):
 @pytest.mark.parametrize("definition", BN_RUNNING_VARIANCES)
 def test_batchnorm_running_variance_follows_one_definition_in_both_backends(workers, digits, definition):
     spec = branching_spec(digits.input_shape, digits.num_classes)
-    spec = dataclasses.replace(spec, layers=tuple(
-        dataclasses.replace(l, running_variance=definition) if isinstance(l, BatchNorm) else l for l in spec.layers))
+    spec = dataclasses.replace(
+        spec,
+        layers=tuple(
+            dataclasses.replace(l, running_variance=definition) if isinstance(l, BatchNorm) else l for l in spec.layers
+        ),
+    )
     weights, w_torch, w_tf, *_ = _train_both(workers, digits, spec, OptimizerConfig("momentum", lr=0.01))
     assert max_abs_diff(w_torch, w_tf) <= TRAIN_TOLERANCE
     # The running variance after one update from 1 is decay + (1 - decay) * var; check which var it tracked.
     one = initial_weights(spec, "he_normal", 0)
-    one_step = {b: workers[b](probes.train, spec, one, OptimizerConfig("sgd", lr=1e-12), digits.x_train, digits.y_train,
-                              [np.arange(32)])[0] for b in ("torch", "tensorflow")}
+    one_step = {
+        b: workers[b](
+            probes.train, spec, one, OptimizerConfig("sgd", lr=1e-12), digits.x_train, digits.y_train, [np.arange(32)]
+        )[0]
+        for b in ("torch", "tensorflow")
+    }
     x = digits.x_train[:32]
     stem = _conv_same(x, one["stem/kernel"])
     var = stem.reshape(-1, 8).var(axis=0, ddof=1 if definition == "unbiased" else 0)
@@ -154,7 +197,7 @@ def _conv_same(x: np.ndarray, kernel: np.ndarray) -> np.ndarray:
     out = np.zeros(x.shape[:3] + (kernel.shape[-1],))
     for i in range(3):
         for j in range(3):
-            out += np.einsum("nhwc,co->nhwo", padded[:, i:i + x.shape[1], j:j + x.shape[2]], kernel[i, j])
+            out += np.einsum("nhwc,co->nhwo", padded[:, i : i + x.shape[1], j : j + x.shape[2]], kernel[i, j])
     return out
 
 
@@ -169,8 +212,19 @@ def test_decoupled_weight_decay_uses_each_groups_own_learning_rate(workers, digi
     tiny = OptimizerConfig("sgd", lr=1e-3, weight_decay=50.0, decoupled=True)
     batches = [np.arange(8)]
     for backend in ("torch", "tensorflow"):
-        w = workers[backend](probes.train, spec, weights, tiny, digits.x_train, digits.y_train, batches, None, None,
-                             RegularizationConfig(), backbone)[0]
+        w = workers[backend](
+            probes.train,
+            spec,
+            weights,
+            tiny,
+            digits.x_train,
+            digits.y_train,
+            batches,
+            None,
+            None,
+            RegularizationConfig(),
+            backbone,
+        )[0]
         conv_shrink = np.median(w["conv1/kernel"] / weights["conv1/kernel"])
         head_shrink = np.median(w["logits/kernel"] / weights["logits/kernel"])
         assert conv_shrink == pytest.approx(1 - 1e-4 * 50, abs=2e-4), backend

@@ -37,8 +37,20 @@ def test_zz_state(request):
 
 def test_options_are_registered_in_their_own_group(pytester):
     result = pytester.runpytest("--help")
-    result.stdout.fnmatch_lines(["xfbench suites:", "*--backend*", "*--scale*", "*--seeds*", "*--ray-address*",
-                                 "*--cpus-per-trial*", "*--gpus-per-trial*", "*--results-dir*", "*--data-dir*", "*--baseline*"])
+    result.stdout.fnmatch_lines(
+        [
+            "xfbench suites:",
+            "*--backend*",
+            "*--scale*",
+            "*--seeds*",
+            "*--ray-address*",
+            "*--cpus-per-trial*",
+            "*--gpus-per-trial*",
+            "*--results-dir*",
+            "*--data-dir*",
+            "*--baseline*",
+        ]
+    )
 
 
 def test_bad_option_values_are_usage_errors(pytester):
@@ -53,27 +65,31 @@ def test_bad_option_values_are_usage_errors(pytester):
 def test_cases_are_parametrized_over_backends_with_readable_ids(pytester):
     pytester.makepyfile(test_suite=SUITE_BY_NAME)
     result = pytester.runpytest_subprocess("--collect-only", "-q")
-    result.stdout.fnmatch_lines([
-        "test_suite.py::test_case[[]torch-scratch-mlp-digits[]]",
-        "test_suite.py::test_case[[]torch-scratch-convnet3-digits[]]",
-        "test_suite.py::test_case[[]torch-scratch-cnn_small-digits[]]",
-        "test_suite.py::test_case[[]tensorflow-scratch-mlp-digits[]]",
-        "*6 tests collected*",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "test_suite.py::test_case[[]torch-scratch-mlp-digits[]]",
+            "test_suite.py::test_case[[]torch-scratch-convnet3-digits[]]",
+            "test_suite.py::test_case[[]torch-scratch-cnn_small-digits[]]",
+            "test_suite.py::test_case[[]tensorflow-scratch-mlp-digits[]]",
+            "*6 tests collected*",
+        ]
+    )
     only_torch = pytester.runpytest_subprocess("--collect-only", "-q", "--backend", "torch", "--scale", "quick")
     only_torch.stdout.fnmatch_lines(["*3 tests collected*"])
     assert "tensorflow" not in only_torch.stdout.str()
 
 
 def test_a_case_whose_data_is_missing_is_skipped_with_the_reason(pytester, tmp_path):
-    pytester.makepyfile(test_suite="""
+    pytester.makepyfile(
+        test_suite="""
 import pytest
 from harness.suites import Suite, SuiteCase
 pytestmark = pytest.mark.xfbench(suites={"smoke": Suite("m", "mnist", cases=(SuiteCase("scratch", "mlp", "mnist", epochs=1),))})
 
 def test_case(xfbench_case):
     xfbench_case.check_bar()
-""")
+"""
+    )
     empty = tmp_path / "empty"
     empty.mkdir()
     result = pytester.runpytest_subprocess("-rs", "--data-dir", str(empty), "--backend", "torch")
@@ -84,12 +100,16 @@ def test_case(xfbench_case):
 @pytest.mark.ray
 def test_a_failing_bar_reports_measured_value_bar_and_backend_and_state_lives_in_the_stash(pytester, tmp_path):
     pytester.makepyfile(test_suite=TINY_SUITE.format(bar=1.01))
-    result = pytester.runpytest_subprocess("--backend", "torch", "--results-dir", str(tmp_path / "results"), "-p", "no:cacheprovider", timeout=600)
+    result = pytester.runpytest_subprocess(
+        "--backend", "torch", "--results-dir", str(tmp_path / "results"), "-p", "no:cacheprovider", timeout=600
+    )
     result.assert_outcomes(failed=1, passed=1)
-    result.stdout.fnmatch_lines([
-        "*[[]torch[]] scratch-mlp-digits: test accuracy 0.* is below the bar 1.0100 (test bar); mean over 1 seed(s)*",
-        "*xfbench comparison*",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "*[[]torch[]] scratch-mlp-digits: test accuracy 0.* is below the bar 1.0100 (test bar); mean over 1 seed(s)*",
+            "*xfbench comparison*",
+        ]
+    )
 
 
 # A stand-in for the Ray run, for checks that are about what the plugin does with an outcome: after collection it
@@ -147,9 +167,13 @@ def _recorded_run(pytester, accuracy, status="finished", gap=""):
 def test_a_case_that_measured_nothing_fails_with_the_reason(pytester):
     result = _recorded_run(pytester, {("torch", 0): 0.9, ("torch", 1): 0.9})
     result.assert_outcomes(passed=1, failed=1)
-    result.stdout.fnmatch_lines(["*[[]tensorflow[]] scratch-mlp-digits: measured nothing: no ok row with a test "
-                                 "accuracy for pair-scratch-mlp-digits-tensorflow-s0, "
-                                 "pair-scratch-mlp-digits-tensorflow-s1*"])
+    result.stdout.fnmatch_lines(
+        [
+            "*[[]tensorflow[]] scratch-mlp-digits: measured nothing: no ok row with a test "
+            "accuracy for pair-scratch-mlp-digits-tensorflow-s0, "
+            "pair-scratch-mlp-digits-tensorflow-s1*"
+        ]
+    )
 
 
 def test_a_case_of_an_interrupted_run_fails(pytester):
@@ -163,10 +187,12 @@ def test_backends_that_disagree_beyond_the_case_gap_fail_naming_seeds_and_values
     accuracy = {("torch", 0): 0.9, ("tensorflow", 0): 0.9, ("torch", 1): 0.8, ("tensorflow", 1): 0.75}
     result = _recorded_run(pytester, accuracy)
     result.assert_outcomes(failed=2)
-    result.stdout.fnmatch_lines([
-        "*[[]torch[]] scratch-mlp-digits*: backends disagree by more than max_backend_gap 0.0000 on seed(s) [[]1[]]: "
-        "seed 1: torch 0.8000, tensorflow 0.7500 (training losses part at epoch 1: 0.2 vs tensorflow 0.25)*",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "*[[]torch[]] scratch-mlp-digits*: backends disagree by more than max_backend_gap 0.0000 on seed(s) [[]1[]]: "
+            "seed 1: torch 0.8000, tensorflow 0.7500 (training losses part at epoch 1: 0.2 vs tensorflow 0.25)*",
+        ]
+    )
     assert "seed 0:" not in result.stdout.str()
 
 
@@ -179,7 +205,8 @@ def test_backends_that_agree_within_the_case_gap_pass(pytester):
 
 
 def test_bad_input_fails_every_case_before_ray_or_a_framework_starts(pytester, tmp_path):
-    pytester.makepyfile(test_suite="""
+    pytester.makepyfile(
+        test_suite="""
 import sys
 import pytest
 from harness.config import TransferOptions
@@ -197,11 +224,14 @@ def test_case(xfbench_case):
 
 def test_zz_nothing_started():
     assert sorted(m for m in ("ray", "torch", "tensorflow") if m in sys.modules) == []
-""")
+"""
+    )
     results = tmp_path / "results"
-    result = pytester.runpytest_subprocess("--backend", "torch", "--results-dir", str(results),
-                                           "-p", "no:cacheprovider")
+    result = pytester.runpytest_subprocess(
+        "--backend", "torch", "--results-dir", str(results), "-p", "no:cacheprovider"
+    )
     result.assert_outcomes(errors=2, passed=1)  # each case's fixture fails with the reason
     result.stdout.fnmatch_lines(
-        ["*[[]torch[]] scratch-mlp-digits: bad input, nothing was run: Expected --freeze-groups < 2*"])
+        ["*[[]torch[]] scratch-mlp-digits: bad input, nothing was run: Expected --freeze-groups < 2*"]
+    )
     assert not results.exists() or not [p for p in results.iterdir() if p.name != "_cache"]

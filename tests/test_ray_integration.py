@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
 from golden_metrics import metric_table, read_golden
 
 from harness.config import TrialConfig
@@ -27,8 +26,17 @@ def test_the_main_job_runs_the_quick_suite_and_matches_the_golden_metrics(tmp_pa
     """`xfbench run` with no selection, as `make quick` runs it: every metric column equals the golden file
     recorded before the orchestration refactor (commit 02a3d3c), so reshaping the layers around the core
     changed no number it computes."""
-    cmd = [str(Path(sys.executable).with_name("xfbench")), "run", "--results-dir", str(tmp_path), "--run-id", "main-job"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=tmp_path, env={**os.environ, "COLUMNS": "200"})
+    cmd = [
+        str(Path(sys.executable).with_name("xfbench")),
+        "run",
+        "--results-dir",
+        str(tmp_path),
+        "--run-id",
+        "main-job",
+    ]
+    proc = subprocess.run(
+        cmd, capture_output=True, text=True, timeout=600, cwd=tmp_path, env={**os.environ, "COLUMNS": "200"}
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "torch vs tensorflow" in proc.stdout and "cnn_small" in proc.stdout
     run_dir = tmp_path / "main-job"
@@ -45,8 +53,16 @@ def test_the_main_job_runs_the_quick_suite_and_matches_the_golden_metrics(tmp_pa
 
 
 def test_a_trial_that_raises_is_recorded_as_failed_and_the_others_finish(tmp_path):
-    good = TrialConfig(strategy="scratch", model="mlp", dataset="digits", backend="torch", seed=0, epochs=2,
-                       model_options=ModelOptions(hidden=(16,)), suite="it")
+    good = TrialConfig(
+        strategy="scratch",
+        model="mlp",
+        dataset="digits",
+        backend="torch",
+        seed=0,
+        epochs=2,
+        model_options=ModelOptions(hidden=(16,)),
+        suite="it",
+    )
     broken = replace(good, dataset="mnist", backend="tensorflow", data_dir=str(tmp_path / "no-such-data"))
     settings = SchedulerSettings(storage_dir=tmp_path / "_ray", cpus_per_trial=1)
     outcome = execute([good, broken], results_dir=tmp_path, run_id="with-failure", settings=settings)
@@ -64,15 +80,27 @@ def test_backbones_are_trained_once_in_a_pretrain_stage_and_shared_by_both_backe
     from harness.config import TransferOptions
     from harness.data.tasks import TaskSpec
 
-    target = TrialConfig(strategy="feature_extraction", model="cnn_small", dataset="digits", backend="torch", seed=0, epochs=1,
-                         suite="it", task=TaskSpec(classes=(0, 1, 2, 3, 4)),
-                         transfer=TransferOptions(source_task=TaskSpec(classes=(5, 6, 7, 8, 9)), source_epochs=1))
+    target = TrialConfig(
+        strategy="feature_extraction",
+        model="cnn_small",
+        dataset="digits",
+        backend="torch",
+        seed=0,
+        epochs=1,
+        suite="it",
+        task=TaskSpec(classes=(0, 1, 2, 3, 4)),
+        transfer=TransferOptions(source_task=TaskSpec(classes=(5, 6, 7, 8, 9)), source_epochs=1),
+    )
     trials = [target, replace(target, backend="tensorflow")]
     settings = SchedulerSettings(storage_dir=tmp_path / "_ray", cpus_per_trial=1)
     outcome = execute(trials, results_dir=tmp_path, run_id="shared", settings=settings)
     frame = outcome.frame
     pretrain = frame[frame["strategy"] == "pretrain"]
-    assert pretrain["trial_id"].nunique() == 1 and set(pretrain["phase"]) == {"source"} and set(pretrain["backend"]) == {"torch"}
+    assert (
+        pretrain["trial_id"].nunique() == 1
+        and set(pretrain["phase"]) == {"source"}
+        and set(pretrain["backend"]) == {"torch"}
+    )
     targets = frame[frame["strategy"] == "feature_extraction"]
     hashes = {json.loads(d)["backbone"] for d in targets["details_json"]}
     assert len(hashes) == 1 and set(targets["backend"]) == {"torch", "tensorflow"}

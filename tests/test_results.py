@@ -27,14 +27,41 @@ def test_schema_document_matches_the_code():
     assert between == schema_markdown()
 
 
-def _row(trial: str, backend: str, seed: int, epoch: int, acc: float, time_s: float, status: str = "ok", last: bool = False) -> dict:
+def _row(
+    trial: str, backend: str, seed: int, epoch: int, acc: float, time_s: float, status: str = "ok", last: bool = False
+) -> dict:
     return {
-        "run_id": "r", "trial_id": trial, "suite": "s", "strategy": "scratch", "model": "m", "dataset": "d", "backend": backend,
-        "framework_version": "1", "seed": seed, "phase": "train", "epoch": epoch, "train_loss": 1.0, "train_acc": 0.5,
-        "val_loss": 1.0, "val_acc": 0.5, "test_acc": acc if last else math.nan, "epoch_time_s": time_s,
-        "samples_per_s": 100 / time_s, "eval_time_s": 0.1, "warmup": epoch == 1, "status": status, "error": "",
-        "config_json": "{}", "git_commit": "c", "host": "h", "cpu": "c", "gpu": "", "device": "cpu", "threads": 1,
-        "python_version": "3.11", "timestamp": "t",
+        "run_id": "r",
+        "trial_id": trial,
+        "suite": "s",
+        "strategy": "scratch",
+        "model": "m",
+        "dataset": "d",
+        "backend": backend,
+        "framework_version": "1",
+        "seed": seed,
+        "phase": "train",
+        "epoch": epoch,
+        "train_loss": 1.0,
+        "train_acc": 0.5,
+        "val_loss": 1.0,
+        "val_acc": 0.5,
+        "test_acc": acc if last else math.nan,
+        "epoch_time_s": time_s,
+        "samples_per_s": 100 / time_s,
+        "eval_time_s": 0.1,
+        "warmup": epoch == 1,
+        "status": status,
+        "error": "",
+        "config_json": "{}",
+        "git_commit": "c",
+        "host": "h",
+        "cpu": "c",
+        "gpu": "",
+        "device": "cpu",
+        "threads": 1,
+        "python_version": "3.11",
+        "timestamp": "t",
     }
 
 
@@ -59,7 +86,10 @@ def test_writer_keeps_rows_of_unfinished_trials_and_rejects_unknown_columns(tmp_
 
 def test_summary_statistics_and_ratio():
     rows = []
-    for backend, accs, times in (("torch", (0.90, 0.92), (1.0, 2.0, 2.2)), ("tensorflow", (0.91, 0.95), (3.0, 1.0, 1.2))):
+    for backend, accs, times in (
+        ("torch", (0.90, 0.92), (1.0, 2.0, 2.2)),
+        ("tensorflow", (0.91, 0.95), (3.0, 1.0, 1.2)),
+    ):
         for seed, acc in enumerate(accs):
             trial = f"{backend}-{seed}"
             for epoch, t in enumerate(times, start=1):

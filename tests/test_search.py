@@ -8,43 +8,67 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from harness.config import OptimizerConfig, TrialConfig, TransferOptions
+from harness.config import OptimizerConfig, TransferOptions, TrialConfig
 from harness.data.tasks import TaskSpec
 from harness.models import ModelOptions
 from harness.scheduler import AshaSettings, SearchExperiment, search_algorithm, search_trial, tune_domain
-from harness.search import Choice, IntRange, LogUniform, SearchSpace, Uniform, apply_point, parse_param, parse_space, validate_space
+from harness.search import (
+    Choice,
+    IntRange,
+    LogUniform,
+    SearchSpace,
+    Uniform,
+    apply_point,
+    parse_param,
+    parse_space,
+    validate_space,
+)
 from harness.tuning import TunePlan, best_trials, check_plan, final_trials, search_base, search_table
 
-BASE = TrialConfig(strategy="scratch", model="mlp", dataset="digits", backend="torch", seed=0, epochs=3,
-                   model_options=ModelOptions(hidden=(32,)), suite="t")
+BASE = TrialConfig(
+    strategy="scratch",
+    model="mlp",
+    dataset="digits",
+    backend="torch",
+    seed=0,
+    epochs=3,
+    model_options=ModelOptions(hidden=(32,)),
+    suite="t",
+)
 
 
-@pytest.mark.parametrize("text, path, domain", [
-    ("lr=loguniform:1e-4,1e-1", "optimizer.lr", LogUniform(1e-4, 1e-1)),
-    ("optimizer.lr=uniform:0.01,0.1", "optimizer.lr", Uniform(0.01, 0.1)),
-    ("batch_size=choice:32,64,128", "batch_size", Choice((32, 64, 128))),
-    ("epochs=int:2,6", "epochs", IntRange(2, 6)),
-    ("optimizer=choice:sgd,adam", "optimizer.name", Choice(("sgd", "adam"))),
-    ("hidden=choice:64,128/64", "model_options.hidden", Choice(((64,), (128, 64)))),
-    ("dropout=choice:none,0.2", "model_options.dropout", Choice((None, 0.2))),
-    ("transfer.freeze_groups=int:0,2", "transfer.freeze_groups", IntRange(0, 2)),
-])
+@pytest.mark.parametrize(
+    "text, path, domain",
+    [
+        ("lr=loguniform:1e-4,1e-1", "optimizer.lr", LogUniform(1e-4, 1e-1)),
+        ("optimizer.lr=uniform:0.01,0.1", "optimizer.lr", Uniform(0.01, 0.1)),
+        ("batch_size=choice:32,64,128", "batch_size", Choice((32, 64, 128))),
+        ("epochs=int:2,6", "epochs", IntRange(2, 6)),
+        ("optimizer=choice:sgd,adam", "optimizer.name", Choice(("sgd", "adam"))),
+        ("hidden=choice:64,128/64", "model_options.hidden", Choice(((64,), (128, 64)))),
+        ("dropout=choice:none,0.2", "model_options.dropout", Choice((None, 0.2))),
+        ("transfer.freeze_groups=int:0,2", "transfer.freeze_groups", IntRange(0, 2)),
+    ],
+)
 def test_parse_param_spells_every_domain_kind(text, path, domain):
     assert parse_param(text) == (path, domain)
 
 
-@pytest.mark.parametrize("text, fragment", [
-    ("lr", "PATH=KIND:ARGS"),
-    ("learning_rate=uniform:0,1", "Expected a searchable option"),
-    ("backend=choice:torch", "Expected a searchable option"),
-    ("optimizer.colour=choice:red", "Expected a field of optimizer"),
-    ("lr=normal:0,1", "unknown kind"),
-    ("lr=uniform:0.1,0.01", "LO < HI"),
-    ("lr=loguniform:0,1", "loguniform bounds > 0"),
-    ("lr=int:1,3", "use uniform or loguniform"),
-    ("optimizer=uniform:0,1", "not a number"),
-    ("batch_size=choice:many", "invalid literal"),
-])
+@pytest.mark.parametrize(
+    "text, fragment",
+    [
+        ("lr", "PATH=KIND:ARGS"),
+        ("learning_rate=uniform:0,1", "Expected a searchable option"),
+        ("backend=choice:torch", "Expected a searchable option"),
+        ("optimizer.colour=choice:red", "Expected a field of optimizer"),
+        ("lr=normal:0,1", "unknown kind"),
+        ("lr=uniform:0.1,0.01", "LO < HI"),
+        ("lr=loguniform:0,1", "loguniform bounds > 0"),
+        ("lr=int:1,3", "use uniform or loguniform"),
+        ("optimizer=uniform:0,1", "not a number"),
+        ("batch_size=choice:many", "invalid literal"),
+    ],
+)
 def test_bad_parameters_say_what_was_expected(text, fragment):
     with pytest.raises(ValueError, match="Expected") as info:
         parse_param(text)
@@ -60,8 +84,15 @@ def test_invalid_values_are_found_before_any_trial_runs():
 
 
 def test_applying_a_point_coerces_tune_values_and_restarts_a_changed_optimizer_from_its_defaults():
-    trial = apply_point(BASE, {"optimizer.name": "sgd", "optimizer.lr": np.float64(0.05), "batch_size": np.int64(32),
-                               "model_options.hidden": [64, 32]})
+    trial = apply_point(
+        BASE,
+        {
+            "optimizer.name": "sgd",
+            "optimizer.lr": np.float64(0.05),
+            "batch_size": np.int64(32),
+            "model_options.hidden": [64, 32],
+        },
+    )
     assert trial.optimizer.name == "sgd" and trial.optimizer.momentum == 0.0  # not the 0.9 of the base's "momentum"
     assert trial.optimizer.lr == 0.05 and type(trial.optimizer.lr) is float
     assert trial.batch_size == 32 and type(trial.batch_size) is int and trial.model_options.hidden == (64, 32)
@@ -73,7 +104,9 @@ def test_applying_a_point_coerces_tune_values_and_restarts_a_changed_optimizer_f
 def test_search_trials_are_named_by_their_sample():
     trial = search_trial(BASE, {"optimizer.lr": 0.1}, 7)
     assert trial.variant == "search007" and trial.trial_id == "t-scratch-mlp+search007-digits-torch-s0"
-    assert search_trial(trial.__class__(**{**BASE.__dict__, "variant": "act_elu"}), {}, 2).variant == "act_elu.search002"
+    assert (
+        search_trial(trial.__class__(**{**BASE.__dict__, "variant": "act_elu"}), {}, 2).variant == "act_elu.search002"
+    )
 
 
 def test_spaces_merge_and_round_trip_through_json():
@@ -88,7 +121,11 @@ def test_neutral_domains_map_onto_ray_tune_domains():
     from ray.tune.search.sample import Categorical, Float, Integer
 
     lr = tune_domain(LogUniform(1e-4, 1e-1), grid=False)
-    assert isinstance(lr, Float) and (lr.lower, lr.upper) == (1e-4, 1e-1) and type(lr.get_sampler()).__name__ == "_LogUniform"
+    assert (
+        isinstance(lr, Float)
+        and (lr.lower, lr.upper) == (1e-4, 1e-1)
+        and type(lr.get_sampler()).__name__ == "_LogUniform"
+    )
     uniform = tune_domain(Uniform(0.0, 0.5), grid=False)
     assert isinstance(uniform, Float) and type(uniform.get_sampler()).__name__ == "_Uniform"
     ints = tune_domain(IntRange(2, 4), grid=False)
@@ -141,15 +178,36 @@ def test_a_fixed_sampling_seed_proposes_the_same_points_and_another_seed_does_no
 def _search_frame() -> pd.DataFrame:
     """Rows as the search stage writes them: three torch samples, one stopped early, one failed."""
     rows = []
-    for index, (lr, accs, status) in enumerate([(0.01, [0.5, 0.7, 0.8], "ok"), (0.1, [0.6, 0.9, 0.95], "ok"),
-                                                 (0.001, [0.2], "ok"), (1.0, [], "failed")]):
+    for index, (lr, accs, status) in enumerate(
+        [(0.01, [0.5, 0.7, 0.8], "ok"), (0.1, [0.6, 0.9, 0.95], "ok"), (0.001, [0.2], "ok"), (1.0, [], "failed")]
+    ):
         trial = search_trial(BASE, {"optimizer.lr": lr}, index)
         for epoch, acc in enumerate(accs, start=1):
-            rows.append({"trial_id": trial.trial_id, "stage": "search", "attempt": 0, "epoch": epoch, "val_acc": acc,
-                         "status": status, "config_json": trial.to_json(), "backend": "torch"})
+            rows.append(
+                {
+                    "trial_id": trial.trial_id,
+                    "stage": "search",
+                    "attempt": 0,
+                    "epoch": epoch,
+                    "val_acc": acc,
+                    "status": status,
+                    "config_json": trial.to_json(),
+                    "backend": "torch",
+                }
+            )
         if not accs:
-            rows.append({"trial_id": trial.trial_id, "stage": "search", "attempt": 0, "epoch": None, "val_acc": None,
-                         "status": "failed", "config_json": trial.to_json(), "backend": "torch"})
+            rows.append(
+                {
+                    "trial_id": trial.trial_id,
+                    "stage": "search",
+                    "attempt": 0,
+                    "epoch": None,
+                    "val_acc": None,
+                    "status": "failed",
+                    "config_json": trial.to_json(),
+                    "backend": "torch",
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -157,13 +215,24 @@ def test_each_backend_picks_its_best_ok_trial_and_reruns_it_with_k_seeds():
     plan = TunePlan(bases=(BASE,), space=parse_space(["lr=loguniform:1e-3,1"]), final_seeds=3)
     frame = _search_frame()
     table = search_table(frame, plan)
-    assert table.set_index("sample")["stopped_early"].to_dict() == {"000": False, "001": False, "002": True, "003": False}
+    assert table.set_index("sample")["stopped_early"].to_dict() == {
+        "000": False,
+        "001": False,
+        "002": True,
+        "003": False,
+    }
     assert best_trials(table, plan) == {("scratch-mlp-digits", "torch"): "t-scratch-mlp+search001-digits-torch-s0"}
     finals = final_trials(frame, plan)
-    assert [(t.seed, t.variant, t.optimizer.lr) for t in finals] == [(0, "tuned", 0.1), (1, "tuned", 0.1), (2, "tuned", 0.1)]
+    assert [(t.seed, t.variant, t.optimizer.lr) for t in finals] == [
+        (0, "tuned", 0.1),
+        (1, "tuned", 0.1),
+        (2, "tuned", 0.1),
+    ]
     loss_plan = TunePlan(bases=(BASE,), space=plan.space, metric="val_loss")
     losses = frame.assign(val_loss=1 - frame["val_acc"].astype(float))
-    assert best_trials(search_table(losses, loss_plan), loss_plan)[("scratch-mlp-digits", "torch")].endswith("search001-digits-torch-s0")
+    assert best_trials(search_table(losses, loss_plan), loss_plan)[("scratch-mlp-digits", "torch")].endswith(
+        "search001-digits-torch-s0"
+    )
 
 
 def test_plans_check_their_inputs_and_round_trip():
@@ -171,17 +240,32 @@ def test_plans_check_their_inputs_and_round_trip():
         TunePlan(bases=(BASE,), space=SearchSpace())
     with pytest.raises(ValueError, match="--metric"):
         TunePlan(bases=(BASE,), space=parse_space(["lr=uniform:0.01,0.1"]), metric="test_acc")
-    plan = TunePlan(bases=(BASE,), space=parse_space(["lr=uniform:0.01,0.1", "batch_size=choice:8,16"]), algorithm="grid",
-                    num_samples=2, asha=AshaSettings(1, 2))
+    plan = TunePlan(
+        bases=(BASE,),
+        space=parse_space(["lr=uniform:0.01,0.1", "batch_size=choice:8,16"]),
+        algorithm="grid",
+        num_samples=2,
+        asha=AshaSettings(1, 2),
+    )
     assert plan.trials_per_experiment == 4
     assert TunePlan.from_dict(json.loads(json.dumps(plan.to_dict()))) == plan
 
 
 def test_a_search_may_not_change_the_shared_backbone():
-    target = TrialConfig(strategy="fine_tune", model="cnn_small", dataset="digits", backend="torch", seed=0, epochs=2,
-                         task=TaskSpec(classes=(0, 1, 2, 3, 4)), transfer=TransferOptions(source_task=TaskSpec(classes=(5, 6, 7, 8, 9))),
-                         optimizer=OptimizerConfig("momentum", lr=0.01))
+    target = TrialConfig(
+        strategy="fine_tune",
+        model="cnn_small",
+        dataset="digits",
+        backend="torch",
+        seed=0,
+        epochs=2,
+        task=TaskSpec(classes=(0, 1, 2, 3, 4)),
+        transfer=TransferOptions(source_task=TaskSpec(classes=(5, 6, 7, 8, 9))),
+        optimizer=OptimizerConfig("momentum", lr=0.01),
+    )
     base = search_base(target)
-    check_plan(TunePlan(bases=(base,), space=parse_space(["lr=loguniform:1e-3,1e-1", "backbone_lr_multiplier=uniform:0.01,1"])))
+    check_plan(
+        TunePlan(bases=(base,), space=parse_space(["lr=loguniform:1e-3,1e-1", "backbone_lr_multiplier=uniform:0.01,1"]))
+    )
     with pytest.raises(ValueError, match="batch_size=16 changes the backbone"):
         check_plan(TunePlan(bases=(base,), space=parse_space(["batch_size=choice:16,64"])))

@@ -3,13 +3,23 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from cnn_specs import CNN_SPECS, P1
+
 from harness.models import CORE_MODELS, ModelOptions, build_model
 from harness.shapes import adaptive_is_uniform, adaptive_windows, infer_shapes, output_shape
 from harness.spec import (
-    AdaptiveAvgPool2D, Add, Conv2D, Dense, Dropout, Flatten, MaxPool2D, ModelSpec, ZeroPad2D, same_padding,
-    spec_from_dict, spec_to_dict,
+    AdaptiveAvgPool2D,
+    Add,
+    Conv2D,
+    Dense,
+    Dropout,
+    Flatten,
+    MaxPool2D,
+    ModelSpec,
+    ZeroPad2D,
+    same_padding,
+    spec_from_dict,
+    spec_to_dict,
 )
 
 
@@ -133,8 +143,9 @@ def test_cnn_layer_errors_say_what_was_expected_and_received():
     pattern = r"Expected output_size \(out_h, out_w\) of ints >= 1.*Received: output_size=\(0, 2\)"
     with pytest.raises(ValueError, match=pattern):
         AdaptiveAvgPool2D(name="a", group="f", output_size=(0, 2))
-    flat_first = ModelSpec("m", (8, 8, 4), 2, (Flatten(name="flat", group="f"),
-                                               AdaptiveAvgPool2D(name="a", group="f", output_size=(1, 1))))
+    flat_first = ModelSpec(
+        "m", (8, 8, 4), 2, (Flatten(name="flat", group="f"), AdaptiveAvgPool2D(name="a", group="f", output_size=(1, 1)))
+    )
     pattern = r"expected an \(H, W, C\) input; pool before the Flatten\. Received: \(256,\)"
     with pytest.raises(ValueError, match=pattern):
         infer_shapes(flat_first)

@@ -6,16 +6,16 @@ import dataclasses
 import json
 from pathlib import Path
 
+import backend_probes as probes
 import numpy as np
 import pytest
+from conftest import max_abs_diff
 
-import backend_probes as probes
 from harness.backbone import checkpoint_path, pretrain_trials, recipe_for
 from harness.checkpoints import load_checkpoint, save_checkpoint
 from harness.config import OptimizerConfig, TransferOptions, TrialConfig
 from harness.data.tasks import TaskSpec
 from harness.models import ModelOptions, build_model
-from conftest import max_abs_diff
 from harness.weights import count_parameters, initial_weights
 
 BACKENDS = ("torch", "tensorflow")
@@ -23,9 +23,18 @@ LOW, HIGH = TaskSpec(classes=(0, 1, 2, 3, 4)), TaskSpec(classes=(5, 6, 7, 8, 9))
 
 
 def _target(cache: Path, strategy: str, **changes) -> TrialConfig:
-    base = TrialConfig(strategy=strategy, model="cnn_small", dataset="digits", backend="torch", seed=0, epochs=2,
-                       cache_dir=str(cache), task=LOW, model_options=ModelOptions(batchnorm="before"),
-                       transfer=TransferOptions(source_task=HIGH, source_epochs=3))
+    base = TrialConfig(
+        strategy=strategy,
+        model="cnn_small",
+        dataset="digits",
+        backend="torch",
+        seed=0,
+        epochs=2,
+        cache_dir=str(cache),
+        task=LOW,
+        model_options=ModelOptions(batchnorm="before"),
+        transfer=TransferOptions(source_task=HIGH, source_epochs=3),
+    )
     return dataclasses.replace(base, **changes)
 
 
@@ -63,7 +72,9 @@ def test_feature_extraction_freezes_the_backbone_bit_for_bit(workers, cache, bac
             continue
         # Frozen means frozen: kernels, biases, BN gamma/beta and BN running statistics all untouched.
         assert np.array_equal(trained[key], value), f"{backend} changed frozen {key}"
-    fresh_head = initial_weights(build_model("cnn_small", (8, 8, 1), 5, ModelOptions(batchnorm="before")), "he_normal", 7919)
+    fresh_head = initial_weights(
+        build_model("cnn_small", (8, 8, 1), 5, ModelOptions(batchnorm="before")), "he_normal", 7919
+    )
     assert not np.array_equal(trained["logits/kernel"], fresh_head["logits/kernel"]), "the head did not train"
     assert rows[-1]["trainable_params"] == 128 * 5 + 5
     details = json.loads(rows[-1]["details_json"])
@@ -80,7 +91,10 @@ def test_trainable_and_frozen_counts_match_across_backends_and_the_spec(workers,
             counts[(strategy, backend)] = (rows[-1]["trainable_params"], rows[-1]["frozen_params"])
         assert counts[(strategy, "torch")] == counts[(strategy, "tensorflow")], strategy
     spec = build_model("cnn_small", (8, 8, 1), 5, ModelOptions(batchnorm="before"))
-    assert counts[("freeze_early", "torch")] == (count_parameters(spec, ("classifier",)), count_parameters(spec, ("features",)))
+    assert counts[("freeze_early", "torch")] == (
+        count_parameters(spec, ("classifier",)),
+        count_parameters(spec, ("features",)),
+    )
     assert counts[("fine_tune", "torch")] == (count_parameters(spec), 0)
 
 
@@ -93,8 +107,12 @@ def test_per_group_learning_rates_move_parameters_alike(workers, digits, optimiz
     backbone = {l.name: 0.1 for l in spec.layers if l.name != "logits"}
     moves = {}
     for backend in BACKENDS:
-        scaled = workers[backend](probes.one_step_with_multipliers, spec, weights, config, digits.x_train, digits.y_train, batch, backbone)
-        plain = workers[backend](probes.one_step_with_multipliers, spec, weights, config, digits.x_train, digits.y_train, batch, {})
+        scaled = workers[backend](
+            probes.one_step_with_multipliers, spec, weights, config, digits.x_train, digits.y_train, batch, backbone
+        )
+        plain = workers[backend](
+            probes.one_step_with_multipliers, spec, weights, config, digits.x_train, digits.y_train, batch, {}
+        )
         moves[backend] = ({k: scaled[k] - weights[k] for k in weights}, {k: plain[k] - weights[k] for k in weights})
     for key in weights:
         assert np.abs(moves["torch"][0][key] - moves["tensorflow"][0][key]).max() <= 1e-5, key
@@ -108,7 +126,12 @@ def test_per_group_learning_rates_move_parameters_alike(workers, digits, optimiz
 
 @pytest.mark.parametrize("trainer,tuner", [("torch", "tensorflow"), ("tensorflow", "torch")])
 def test_a_backbone_trained_in_one_framework_fine_tunes_in_the_other(workers, cache, trainer, tuner):
-    trial = _target(cache, "fine_tune", backend=tuner, transfer=TransferOptions(source_task=HIGH, source_epochs=2, source_backend=trainer))
+    trial = _target(
+        cache,
+        "fine_tune",
+        backend=tuner,
+        transfer=TransferOptions(source_task=HIGH, source_epochs=2, source_backend=trainer),
+    )
     _pretrain(workers, trial)
     rows, _ = workers[tuner](probes.run_strategy, trial.to_dict())
     details = json.loads(rows[-1]["details_json"])
@@ -120,8 +143,16 @@ def test_a_backbone_trained_in_one_framework_fine_tunes_in_the_other(workers, ca
 def test_deep_features_with_scikit_learn_heads_reach_090(workers, cache, backend):
     accs = {}
     for head in ("linear_svc", "random_forest", "rbf_svc"):
-        trial = TrialConfig(strategy="deep_features", model="cnn_small", dataset="digits", backend=backend, seed=0, epochs=1,
-                            cache_dir=str(cache), transfer=TransferOptions(source_epochs=8, sklearn_head=head))
+        trial = TrialConfig(
+            strategy="deep_features",
+            model="cnn_small",
+            dataset="digits",
+            backend=backend,
+            seed=0,
+            epochs=1,
+            cache_dir=str(cache),
+            transfer=TransferOptions(source_epochs=8, sklearn_head=head),
+        )
         _pretrain(workers, trial)
         rows, _ = workers[backend](probes.run_strategy, trial.to_dict())
         details = json.loads(rows[-1]["details_json"])
@@ -132,7 +163,9 @@ def test_deep_features_with_scikit_learn_heads_reach_090(workers, cache, backend
 
 
 def test_transfer_has_frozen_then_unfrozen_phases(workers, cache):
-    trial = _target(cache, "transfer", epochs=3, transfer=TransferOptions(source_task=HIGH, source_epochs=3, frozen_epochs=1))
+    trial = _target(
+        cache, "transfer", epochs=3, transfer=TransferOptions(source_task=HIGH, source_epochs=3, frozen_epochs=1)
+    )
     _pretrain(workers, trial)
     rows, _ = workers["torch"](probes.run_strategy, trial.to_dict())
     assert [r["phase"] for r in rows] == ["frozen", "unfrozen", "unfrozen"]
@@ -170,15 +203,25 @@ def test_each_transfer_phase_leaves_the_same_weights_in_both_backends(workers, c
 
 
 def test_deep_features_and_a_random_forest_on_them_agree_across_backends(workers, cache):
-    trial = TrialConfig(strategy="deep_features", model="convnet3", dataset="digits", backend="torch", seed=0, epochs=1,
-                        cache_dir=str(cache), transfer=TransferOptions(source_epochs=2, feature_layer="flatten",
-                                                                       sklearn_head="random_forest"))
+    trial = TrialConfig(
+        strategy="deep_features",
+        model="convnet3",
+        dataset="digits",
+        backend="torch",
+        seed=0,
+        epochs=1,
+        cache_dir=str(cache),
+        transfer=TransferOptions(source_epochs=2, feature_layer="flatten", sklearn_head="random_forest"),
+    )
     _pretrain(workers, trial)
-    features = {b: workers[b](probes.backbone_features, dataclasses.replace(trial, backend=b).to_dict())
-                for b in BACKENDS}
+    features = {
+        b: workers[b](probes.backbone_features, dataclasses.replace(trial, backend=b).to_dict()) for b in BACKENDS
+    }
     assert features["torch"].shape == features["tensorflow"].shape == (len(features["torch"]), 8 * 8 * 16)
     scale = max(1.0, float(np.abs(features["torch"]).max()))
     assert np.abs(features["torch"] - features["tensorflow"]).max() <= 1e-5 * scale
-    accuracy = {b: workers[b](probes.run_strategy, dataclasses.replace(trial, backend=b).to_dict())[0][-1]["test_acc"]
-                for b in BACKENDS}
+    accuracy = {
+        b: workers[b](probes.run_strategy, dataclasses.replace(trial, backend=b).to_dict())[0][-1]["test_acc"]
+        for b in BACKENDS
+    }
     assert accuracy["torch"] == accuracy["tensorflow"] > 0.8, accuracy

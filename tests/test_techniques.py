@@ -5,15 +5,22 @@ from __future__ import annotations
 import dataclasses
 import math
 
+import backend_probes as probes
 import numpy as np
 import pytest
-
-import backend_probes as probes
 from conftest import max_abs_diff
+
 from harness.config import OptimizerConfig, RegularizationConfig, TrialConfig
 from harness.data.batching import epoch_batches
 from harness.dropout_rng import (
-    STREAM_MC, STREAM_TRAIN, drop_threshold, element_hashes, hash32, keep_mask, reference_dropout, step_key,
+    STREAM_MC,
+    STREAM_TRAIN,
+    drop_threshold,
+    element_hashes,
+    hash32,
+    keep_mask,
+    reference_dropout,
+    step_key,
 )
 from harness.mc_dropout import mc_metrics_from_logits
 from harness.models import ModelOptions, build_model
@@ -57,7 +64,9 @@ def _mlp(digits, **options):
     return build_model("mlp", digits.input_shape, digits.num_classes, ModelOptions(hidden=(32,), **options))
 
 
-def _train_both(workers, digits, spec, optimizer, lrs=None, momenta=None, regularization=RegularizationConfig(), seed=0):
+def _train_both(
+    workers, digits, spec, optimizer, lrs=None, momenta=None, regularization=RegularizationConfig(), seed=0
+):
     weights = initial_weights(spec, "he_normal", seed)
     batches = epoch_batches(len(digits.y_train), 32, seed, 1)[:STEPS]
     args = (spec, weights, optimizer, digits.x_train, digits.y_train, batches, lrs, momenta, regularization)
@@ -75,8 +84,14 @@ def test_schedules_apply_the_closed_form_learning_rate_at_every_step_in_both_bac
     momenta = momentum_at(schedule, steps, STEPS)
     expected = [_closed_form(name, t, lr0, STEPS) for t in range(STEPS)]
     assert np.allclose(lrs, expected, rtol=1e-6)
-    _, results = _train_both(workers, digits, _mlp(digits), OptimizerConfig(optimizer, lr=lr0), lrs,
-                             None if momenta is None else momenta.astype(np.float32))
+    _, results = _train_both(
+        workers,
+        digits,
+        _mlp(digits),
+        OptimizerConfig(optimizer, lr=lr0),
+        lrs,
+        None if momenta is None else momenta.astype(np.float32),
+    )
     for backend, (_, _, trace) in results.items():
         assert np.allclose(trace, expected, rtol=1e-6), f"{backend} applied other learning rates"
     diff = max_abs_diff(results["torch"][0], results["tensorflow"][0])
@@ -98,10 +113,21 @@ def test_plateau_tracker_matches_pytorchs_reduce_lr_on_plateau(workers):
 
 
 def test_plateau_schedule_in_whole_trials_gives_the_same_rows_in_both_backends(workers):
-    config = TrialConfig(strategy="scratch", model="mlp", dataset="digits", backend="torch", seed=0, epochs=6,
-                         model_options=ModelOptions(hidden=(16,)), optimizer=OptimizerConfig("momentum", lr=0.5),
-                         schedule=ScheduleConfig("plateau", factor=0.5, patience=0))
-    rows = {b: workers[b](probes.trial_rows, dataclasses.replace(config, backend=b).to_dict(), "plateau") for b in ("torch", "tensorflow")}
+    config = TrialConfig(
+        strategy="scratch",
+        model="mlp",
+        dataset="digits",
+        backend="torch",
+        seed=0,
+        epochs=6,
+        model_options=ModelOptions(hidden=(16,)),
+        optimizer=OptimizerConfig("momentum", lr=0.5),
+        schedule=ScheduleConfig("plateau", factor=0.5, patience=0),
+    )
+    rows = {
+        b: workers[b](probes.trial_rows, dataclasses.replace(config, backend=b).to_dict(), "plateau")
+        for b in ("torch", "tensorflow")
+    }
     lrs = {b: [r["lr"] for r in rs] for b, rs in rows.items()}
     assert lrs["torch"] == lrs["tensorflow"] and min(lrs["torch"]) < 0.5  # the plateau did reduce the rate
     assert np.allclose([r["val_loss"] for r in rows["torch"]], [r["val_loss"] for r in rows["tensorflow"]], atol=1e-4)
@@ -113,12 +139,22 @@ def test_gradient_clipping_agrees_and_bites(workers, digits, clip):
     _, clipped = _train_both(workers, digits, spec, OptimizerConfig("momentum", lr=0.1, **clip))
     _, free = _train_both(workers, digits, spec, OptimizerConfig("momentum", lr=0.1))
     assert max_abs_diff(clipped["torch"][0], clipped["tensorflow"][0]) <= TOLERANCE
-    assert max_abs_diff(clipped["torch"][0], free["torch"][0]) > 1e-3, "clipping changed nothing: the test would be vacuous"
+    assert max_abs_diff(clipped["torch"][0], free["torch"][0]) > 1e-3, (
+        "clipping changed nothing: the test would be vacuous"
+    )
 
 
 @pytest.mark.parametrize("model", ["mlp", "convnet3"])
-@pytest.mark.parametrize("reg", [RegularizationConfig(l1=1e-3), RegularizationConfig(l2=1e-2), RegularizationConfig(l1=5e-4, l2=5e-3),
-                                 RegularizationConfig(max_norm=0.5)], ids=["l1", "l2", "l1_l2", "max_norm"])
+@pytest.mark.parametrize(
+    "reg",
+    [
+        RegularizationConfig(l1=1e-3),
+        RegularizationConfig(l2=1e-2),
+        RegularizationConfig(l1=5e-4, l2=5e-3),
+        RegularizationConfig(max_norm=0.5),
+    ],
+    ids=["l1", "l2", "l1_l2", "max_norm"],
+)
 def test_regularisers_agree_and_report_the_penalty_separately(workers, digits, reg, model):
     spec = _mlp(digits) if model == "mlp" else build_model("convnet3", digits.input_shape, digits.num_classes)
     _, results = _train_both(workers, digits, spec, OptimizerConfig("momentum", lr=0.05), regularization=reg)
@@ -132,26 +168,34 @@ def test_regularisers_agree_and_report_the_penalty_separately(workers, digits, r
     else:  # each output unit's incoming weights (all axes but the last, conv kernels included) within the norm
         for key, kernel in w_t.items():
             if key.endswith("kernel"):
-                norms = np.sqrt((kernel ** 2).reshape(-1, kernel.shape[-1]).sum(axis=0))
+                norms = np.sqrt((kernel**2).reshape(-1, kernel.shape[-1]).sum(axis=0))
                 assert norms.max() <= 0.5 + 1e-5, key
 
 
 @pytest.mark.parametrize("activation", ACTIVATIONS)
 def test_each_activation_trains_alike(workers, digits, activation):
     alpha = {"leaky_relu": 0.2, "elu": 0.7}.get(activation)
-    spec = build_model("convnet3", digits.input_shape, digits.num_classes, ModelOptions(activation=activation, activation_alpha=alpha))
+    spec = build_model(
+        "convnet3", digits.input_shape, digits.num_classes, ModelOptions(activation=activation, activation_alpha=alpha)
+    )
     weights, results = _train_both(workers, digits, spec, OptimizerConfig("momentum", lr=0.01))
     diff = max_abs_diff(results["torch"][0], results["tensorflow"][0])
     assert diff <= TOLERANCE, f"{activation}: parameters differ by {diff:.2e}"
     if activation == "prelu":
-        assert max_abs_diff({k: v for k, v in results["torch"][0].items() if k.endswith("alpha")},
-                            {k: v for k, v in weights.items() if k.endswith("alpha")}) > 0, "PReLU slopes did not learn"
+        assert (
+            max_abs_diff(
+                {k: v for k, v in results["torch"][0].items() if k.endswith("alpha")},
+                {k: v for k, v in weights.items() if k.endswith("alpha")},
+            )
+            > 0
+        ), "PReLU slopes did not learn"
 
 
 @pytest.mark.parametrize("variance", ["unbiased", "biased"])
 @pytest.mark.parametrize("placement", ["before", "after"])
-def test_batchnorm_placement_trains_and_evaluates_alike_running_statistics_included(workers, digits, placement,
-                                                                                     variance):
+def test_batchnorm_placement_trains_and_evaluates_alike_running_statistics_included(
+    workers, digits, placement, variance
+):
     options = ModelOptions(batchnorm=placement, bn_decay=0.9, bn_epsilon=1e-3, bn_running_variance=variance)
     spec = build_model("convnet3", digits.input_shape, digits.num_classes, options)
     if placement == "before":
@@ -170,7 +214,9 @@ def test_every_initializer_loads_identically(workers, digits, init):
     spec = build_model("cnn_small", digits.input_shape, digits.num_classes)
     weights = initial_weights(spec, init, 4)
     x = digits.x_test[:32]
-    diff = np.abs(workers["torch"](probes.logits, spec, weights, x) - workers["tensorflow"](probes.logits, spec, weights, x)).max()
+    diff = np.abs(
+        workers["torch"](probes.logits, spec, weights, x) - workers["tensorflow"](probes.logits, spec, weights, x)
+    ).max()
     assert diff <= TOLERANCE
 
 
@@ -195,7 +241,9 @@ def test_mc_dropout_is_deterministic_under_a_seed_and_uncertain_with_dropout(wor
 
 
 def test_mc_dropout_metrics_in_a_trial_row(workers):
-    config = TrialConfig(strategy="scratch", model="cnn_small", dataset="digits", backend="torch", seed=0, epochs=2, mc_dropout_passes=5)
+    config = TrialConfig(
+        strategy="scratch", model="cnn_small", dataset="digits", backend="torch", seed=0, epochs=2, mc_dropout_passes=5
+    )
     rows = workers["torch"](probes.trial_rows, config.to_dict(), "mc")
     assert "mc_test_acc" not in rows[0]  # final metrics sit on the last row only
     assert rows[-1]["mc_pred_std"] > 0 and 0.1 < rows[-1]["mc_test_acc"] <= 1
@@ -206,7 +254,9 @@ def test_mc_dropout_metrics_in_a_trial_row(workers):
 def test_decoupled_weight_decay_agrees_and_differs_from_coupled(workers, digits, optimizer):
     spec = _mlp(digits)
     lr = 0.05 if optimizer == "momentum" else 0.01
-    _, decoupled = _train_both(workers, digits, spec, OptimizerConfig(optimizer, lr=lr, weight_decay=0.05, decoupled=True))
+    _, decoupled = _train_both(
+        workers, digits, spec, OptimizerConfig(optimizer, lr=lr, weight_decay=0.05, decoupled=True)
+    )
     _, coupled = _train_both(workers, digits, spec, OptimizerConfig(optimizer, lr=lr, weight_decay=0.05))
     assert max_abs_diff(decoupled["torch"][0], decoupled["tensorflow"][0]) <= TOLERANCE
     assert max_abs_diff(decoupled["torch"][0], coupled["torch"][0]) > 1e-4
@@ -218,8 +268,10 @@ def test_shared_dropout_masks_are_the_reference_generators_in_both_backends(work
     rng = np.random.default_rng(1)
     x = rng.normal(size=(300, 4, 5, 3)).astype(np.float32)
     # batch_size 128: three batches per pass, so the sample offset of the later batches is exercised too
-    got = {b: workers[b](probes.dropout_outputs, 0.3, kind, x, 2, before_flatten, "shared", 128)
-           for b in ("torch", "tensorflow")}
+    got = {
+        b: workers[b](probes.dropout_outputs, 0.3, kind, x, 2, before_flatten, "shared", 128)
+        for b in ("torch", "tensorflow")
+    }
     # The probe's dropout layer sits at spec index 0 (on the map) or 1 (after the flatten); MC passes use seed 3.
     layer = 0 if before_flatten else 1
     for p in range(2):
@@ -232,8 +284,9 @@ def test_shared_dropout_masks_are_the_reference_generators_in_both_backends(work
 def test_the_shared_generator_drops_at_the_rate_independently_of_position_and_step():
     hashed = element_hashes((6, 6, 8))
     samples = np.arange(500, dtype=np.int64).reshape(-1, 1, 1, 1)
-    masks = np.stack([keep_mask(step_key(7, STREAM_TRAIN, step, 2), samples, hashed, drop_threshold(0.3))
-                      for step in range(8)])
+    masks = np.stack(
+        [keep_mask(step_key(7, STREAM_TRAIN, step, 2), samples, hashed, drop_threshold(0.3)) for step in range(8)]
+    )
     dropped = ~masks
     n = dropped.size
     assert dropped.mean() == pytest.approx(0.3, abs=4 * np.sqrt(0.21 / n))
@@ -275,10 +328,13 @@ def test_mc_dropout_passes_agree_across_backends(workers, digits, kind):
 
 
 def test_a_whole_trial_with_dropout_gives_the_same_rows_in_both_backends(workers):
-    config = TrialConfig(strategy="scratch", model="cnn_small", dataset="digits", backend="torch", seed=1, epochs=2,
-                         mc_dropout_passes=3)
-    rows = {b: workers[b](probes.trial_rows, dataclasses.replace(config, backend=b).to_dict(), "drop")
-            for b in ("torch", "tensorflow")}
+    config = TrialConfig(
+        strategy="scratch", model="cnn_small", dataset="digits", backend="torch", seed=1, epochs=2, mc_dropout_passes=3
+    )
+    rows = {
+        b: workers[b](probes.trial_rows, dataclasses.replace(config, backend=b).to_dict(), "drop")
+        for b in ("torch", "tensorflow")
+    }
     for column in ("train_loss", "val_loss", "mc_pred_std"):
         t = [r[column] for r in rows["torch"] if column in r]
         f = [r[column] for r in rows["tensorflow"] if column in r]

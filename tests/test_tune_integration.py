@@ -29,7 +29,9 @@ TINY = ["--strategy", "scratch", "--model", "mlp", "--dataset", "digits", "--hid
 
 
 def _cli(args: list[str], cwd: Path, timeout: int = 600) -> subprocess.CompletedProcess:
-    proc = subprocess.run([XFBENCH, *args], capture_output=True, text=True, timeout=timeout, cwd=cwd, env={**os.environ, "COLUMNS": "200"})
+    proc = subprocess.run(
+        [XFBENCH, *args], capture_output=True, text=True, timeout=timeout, cwd=cwd, env={**os.environ, "COLUMNS": "200"}
+    )
     return proc
 
 
@@ -41,9 +43,32 @@ def _experiment_trials(path: Path) -> list[dict]:
 
 
 def test_tune_searches_each_backend_in_its_own_experiment_with_asha_and_reruns_each_best(tmp_path):
-    proc = _cli(["tune", *TINY, "--epochs", "3", "--space", "lr=choice:0.3,0.003,0.0003", "--search", "grid", "--num-samples", "1",
-                 "--asha", "--grace-period", "1", "--reduction-factor", "2", "--final-seeds", "2",
-                 "--results-dir", str(tmp_path), "--run-id", "tune-e2e"], tmp_path)
+    proc = _cli(
+        [
+            "tune",
+            *TINY,
+            "--epochs",
+            "3",
+            "--space",
+            "lr=choice:0.3,0.003,0.0003",
+            "--search",
+            "grid",
+            "--num-samples",
+            "1",
+            "--asha",
+            "--grace-period",
+            "1",
+            "--reduction-factor",
+            "2",
+            "--final-seeds",
+            "2",
+            "--results-dir",
+            str(tmp_path),
+            "--run-id",
+            "tune-e2e",
+        ],
+        tmp_path,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     frame = read_results(tmp_path / "tune-e2e")
     search = frame[frame["stage"] == "search"]
@@ -57,8 +82,14 @@ def test_tune_searches_each_backend_in_its_own_experiment_with_asha_and_reruns_e
         assert len(configs) == 3 and {c["job"]["base"]["backend"] for c in configs} == {backend}
 
     # The same grid (and seed) gives both backends the same sampled learning rates per sample index.
-    lrs = search.assign(lr_cfg=search["config_json"].map(lambda c: json.loads(c)["optimizer"]["lr"]),
-                        sample=search["variant"]).groupby(["backend", "sample"])["lr_cfg"].first().unstack(0)
+    lrs = (
+        search.assign(
+            lr_cfg=search["config_json"].map(lambda c: json.loads(c)["optimizer"]["lr"]), sample=search["variant"]
+        )
+        .groupby(["backend", "sample"])["lr_cfg"]
+        .first()
+        .unstack(0)
+    )
     assert (lrs["torch"] == lrs["tensorflow"]).all() and sorted(set(lrs["torch"])) == [0.0003, 0.003, 0.3]
 
     # ASHA stopped trials, each only below a same-backend trial that reached its epoch first.
@@ -67,7 +98,11 @@ def test_tune_searches_each_backend_in_its_own_experiment_with_asha_and_reruns_e
     assert len(stopped) >= 1, epochs.to_dict()
     for trial_id, last_epoch in stopped.items():
         own = search[search["trial_id"] == trial_id]
-        peers = search[(search["backend"] == own["backend"].iloc[0]) & (search["epoch"] == last_epoch) & (search["trial_id"] != trial_id)]
+        peers = search[
+            (search["backend"] == own["backend"].iloc[0])
+            & (search["epoch"] == last_epoch)
+            & (search["trial_id"] != trial_id)
+        ]
         assert own[own["epoch"] == last_epoch]["val_acc"].iloc[0] < peers["val_acc"].max()
 
     finals = frame[frame["stage"] == "final"]
@@ -82,8 +117,16 @@ def test_tune_searches_each_backend_in_its_own_experiment_with_asha_and_reruns_e
 
 
 def test_failed_diverged_killed_and_retried_trials_are_recorded_while_the_others_finish(tmp_path):
-    base = TrialConfig(strategy="scratch", model="mlp", dataset="digits", backend="torch", seed=0, epochs=2,
-                       model_options=ModelOptions(hidden=(16,)), suite="faults")
+    base = TrialConfig(
+        strategy="scratch",
+        model="mlp",
+        dataset="digits",
+        backend="torch",
+        seed=0,
+        epochs=2,
+        model_options=ModelOptions(hidden=(16,)),
+        suite="faults",
+    )
     marker = tmp_path / "raised-once"
     trials = [
         base,
@@ -107,7 +150,12 @@ def test_failed_diverged_killed_and_retried_trials_are_recorded_while_the_others
     assert killed[killed["status"] == "failed"]["error"].str.len().min() > 0
     assert diverged["status"].tolist() == ["diverged"] and diverged["epoch"].tolist() == [1]
     finals = final_rows(frame).set_index("trial_id")["status"].to_dict()
-    assert finals == {trials[0].trial_id: "ok", trials[1].trial_id: "ok", trials[2].trial_id: "failed", trials[3].trial_id: "diverged"}
+    assert finals == {
+        trials[0].trial_id: "ok",
+        trials[1].trial_id: "ok",
+        trials[2].trial_id: "failed",
+        trials[3].trial_id: "diverged",
+    }
     row = outcome.summary.per_backend.iloc[0]
     assert (row["trials"], row["ok"], row["failed"], row["diverged"]) == (4, 2, 1, 1)
     assert not outcome.all_ok
@@ -123,11 +171,18 @@ def _kill_when(proc: subprocess.Popen, parts: Path, finished: int, timeout: floa
     proc.wait(timeout=60)
 
 
-def _interrupted_then_resumed(tmp_path: Path, command: str, args: list[str], run_id: str, finished: int) -> tuple[dict, pd.DataFrame]:
+def _interrupted_then_resumed(
+    tmp_path: Path, command: str, args: list[str], run_id: str, finished: int
+) -> tuple[dict, pd.DataFrame]:
     """Start ``xfbench <command>``, SIGKILL it once ``finished`` trials have ended, resume it; the parts kept before the resume."""
     results = tmp_path / "interrupted"
-    proc = subprocess.Popen([XFBENCH, command, *args, "--max-concurrent", "1", "--results-dir", str(results), "--run-id", run_id],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True, cwd=tmp_path)
+    proc = subprocess.Popen(
+        [XFBENCH, command, *args, "--max-concurrent", "1", "--results-dir", str(results), "--run-id", run_id],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+        cwd=tmp_path,
+    )
     _kill_when(proc, results / run_id / "parts", finished)
     assert json.loads((results / run_id / "run.json").read_text())["status"] == "running"
     before = {p.name: p.read_bytes() for p in (results / run_id / "parts").glob("*.parquet")}
@@ -141,7 +196,9 @@ def test_a_run_resumed_after_its_driver_was_killed_matches_an_uninterrupted_run_
     before, frame = _interrupted_then_resumed(tmp_path, "run", args, "killed", finished=1)
     run_dir = tmp_path / "interrupted" / "killed"
     # finished trials were neither re-run nor rewritten
-    assert 1 <= len(before) < 3 and all((run_dir / "parts" / name).read_bytes() == data for name, data in before.items())
+    assert 1 <= len(before) < 3 and all(
+        (run_dir / "parts" / name).read_bytes() == data for name, data in before.items()
+    )
     assert frame.groupby("trial_id")["epoch"].apply(list).tolist() == [[1, 2, 3]] * 3  # no trial twice, none missing
     assert set(frame["attempt"]) == {0} and set(frame["status"]) == {"ok"}
     info = json.loads((run_dir / "run.json").read_text())
@@ -160,13 +217,30 @@ def test_a_run_resumed_after_its_driver_was_killed_matches_an_uninterrupted_run_
 
 
 def test_a_tune_resumed_after_its_driver_was_killed_replays_finished_samples_instead_of_rerunning_them(tmp_path):
-    args = [*TINY, "--backend", "torch", "--epochs", "2", "--space", "lr=choice:0.3,0.1,0.03,0.01", "--search", "grid", "--final-seeds", "1"]
+    args = [
+        *TINY,
+        "--backend",
+        "torch",
+        "--epochs",
+        "2",
+        "--space",
+        "lr=choice:0.3,0.1,0.03,0.01",
+        "--search",
+        "grid",
+        "--final-seeds",
+        "1",
+    ]
     before, frame = _interrupted_then_resumed(tmp_path, "tune", args, "tune-killed", finished=2)
     run_dir = tmp_path / "interrupted" / "tune-killed"
     assert all((run_dir / "parts" / name).read_bytes() == data for name, data in before.items())
     search = frame[frame["stage"] == "search"]
     assert search.groupby("trial_id")["epoch"].apply(list).tolist() == [[1, 2]] * 4
-    assert sorted(json.loads(c)["optimizer"]["lr"] for c in search.groupby("trial_id")["config_json"].first()) == [0.01, 0.03, 0.1, 0.3]
+    assert sorted(json.loads(c)["optimizer"]["lr"] for c in search.groupby("trial_id")["config_json"].first()) == [
+        0.01,
+        0.03,
+        0.1,
+        0.3,
+    ]
     # the resumed search experiment saw all four samples (two replayed from the records), and trained only the others
     resumed = _experiment_trials(tmp_path / "interrupted" / "_ray" / "tune-killed-search-0-torch-resume1")
     assert len(resumed) == 4
@@ -180,8 +254,17 @@ def test_shipped_data_reaches_workers_that_cannot_read_the_files(tmp_path):
 
     data_dir = tmp_path / "mnist"
     write_mnist_like(data_dir, n_train=5200, n_test=200)
-    trial = TrialConfig(strategy="scratch", model="mlp", dataset="mnist", backend="torch", seed=0, epochs=1,
-                        model_options=ModelOptions(hidden=(8,)), data_dir=str(data_dir), suite="ship")
+    trial = TrialConfig(
+        strategy="scratch",
+        model="mlp",
+        dataset="mnist",
+        backend="torch",
+        seed=0,
+        epochs=1,
+        model_options=ModelOptions(hidden=(8,)),
+        data_dir=str(data_dir),
+        suite="ship",
+    )
     ship = datasets_to_ship([trial], "always", address=None)
     assert datasets_to_ship([trial], "auto", address=None) == {}  # locally every worker reads the files itself
     shutil.rmtree(data_dir)  # a node without the files: only the object store copy can serve the trial
@@ -193,8 +276,31 @@ def test_shipped_data_reaches_workers_that_cannot_read_the_files(tmp_path):
 
 def test_optuna_searches_through_tunes_integration_with_a_seeded_sampler(tmp_path):
     pytest.importorskip("optuna")
-    proc = _cli(["tune", *TINY, "--backend", "torch", "--epochs", "1", "--space", "lr=loguniform:1e-3,0.5", "--space", "optimizer=choice:momentum,adam",
-                 "--search", "optuna", "--num-samples", "3", "--final-seeds", "1", "--results-dir", str(tmp_path), "--run-id", "optuna"], tmp_path)
+    proc = _cli(
+        [
+            "tune",
+            *TINY,
+            "--backend",
+            "torch",
+            "--epochs",
+            "1",
+            "--space",
+            "lr=loguniform:1e-3,0.5",
+            "--space",
+            "optimizer=choice:momentum,adam",
+            "--search",
+            "optuna",
+            "--num-samples",
+            "3",
+            "--final-seeds",
+            "1",
+            "--results-dir",
+            str(tmp_path),
+            "--run-id",
+            "optuna",
+        ],
+        tmp_path,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     frame = read_results(tmp_path / "optuna")
     search = frame[frame["stage"] == "search"]

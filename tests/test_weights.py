@@ -4,11 +4,18 @@ import math
 
 import numpy as np
 import pytest
-
 from cnn_specs import mobile_block_spec
+
 from harness.models import ModelOptions, build_model
 from harness.weights import (
-    INITIALIZERS, check_weights, count_parameters, fans, initial_weights, parameter_shapes, sample_kernel, initializer,
+    INITIALIZERS,
+    check_weights,
+    count_parameters,
+    fans,
+    initial_weights,
+    initializer,
+    parameter_shapes,
+    sample_kernel,
 )
 
 
@@ -25,7 +32,10 @@ def test_initial_weights_are_a_pure_function_of_spec_initializer_and_seed():
 def test_adding_a_layer_leaves_earlier_layers_weights_unchanged():
     small = build_model("mlp", (8, 8, 1), 10, ModelOptions(hidden=(16,)))
     big = build_model("mlp", (8, 8, 1), 10, ModelOptions(hidden=(16, 8)))
-    assert np.array_equal(initial_weights(small, "glorot_uniform", 0)["fc1/kernel"], initial_weights(big, "glorot_uniform", 0)["fc1/kernel"])
+    assert np.array_equal(
+        initial_weights(small, "glorot_uniform", 0)["fc1/kernel"],
+        initial_weights(big, "glorot_uniform", 0)["fc1/kernel"],
+    )
 
 
 @pytest.mark.parametrize("name", sorted(INITIALIZERS))

@@ -4,24 +4,31 @@ from __future__ import annotations
 
 import dataclasses
 
+import backend_probes as probes
 import numpy as np
 import pytest
-
-import backend_probes as probes
 from conftest import max_abs_diff
+from test_parity import LOGIT_TOLERANCE, TRAIN_TOLERANCE, _weights_with_bn_statistics, logit_gap
+
 from harness.config import OptimizerConfig, RegularizationConfig
 from harness.models import MODELS, ModelOptions, build_model
 from harness.shapes import infer_shapes
 from harness.spec import BatchNorm, Conv2D, Dense, canonical_form
 from harness.weights import count_parameters, initial_weights, parameter_shapes
 from harness.zoo import ZOO
-from test_parity import LOGIT_TOLERANCE, TRAIN_TOLERANCE, _weights_with_bn_statistics, logit_gap
 
 # torchvision 0.29's published counts (weights enums' meta "num_params"; AlexNet, VGG-11 and VGG-16 without BN too)
 TORCHVISION_PARAMS = {
-    "alexnet_tv": 61_100_840, "vgg11": 132_863_336, "vgg11_bn": 132_868_840, "vgg16": 138_357_544,
-    "vgg16_bn": 138_365_992, "resnet18": 11_689_512, "resnet34": 21_797_672, "resnet50": 25_557_032,
-    "mobilenet_v2": 3_504_872, "densenet121": 7_978_856,
+    "alexnet_tv": 61_100_840,
+    "vgg11": 132_863_336,
+    "vgg11_bn": 132_868_840,
+    "vgg16": 138_357_544,
+    "vgg16_bn": 138_365_992,
+    "resnet18": 11_689_512,
+    "resnet34": 21_797_672,
+    "resnet50": 25_557_032,
+    "mobilenet_v2": 3_504_872,
+    "densenet121": 7_978_856,
 }
 
 
@@ -68,10 +75,22 @@ def test_mobilenet_rounds_widths_as_torchvision_does():
 
 def test_groups_name_stages_so_freezing_and_per_group_rates_can_address_them():
     assert list(build_model("resnet18", (224, 224, 3), 10).groups()) == [
-        "stem", "stage1", "stage2", "stage3", "stage4", "classifier"]
+        "stem",
+        "stage1",
+        "stage2",
+        "stage3",
+        "stage4",
+        "classifier",
+    ]
     assert list(build_model("vgg16_bn", (224, 224, 3), 10).groups()) == ["features", "classifier"]
     assert list(build_model("densenet121", (224, 224, 3), 10).groups()) == [
-        "stem", "block1", "block2", "block3", "block4", "classifier"]
+        "stem",
+        "block1",
+        "block2",
+        "block3",
+        "block4",
+        "classifier",
+    ]
     assert list(build_model("mobilenet_v2", (224, 224, 3), 10).groups())[-2:] == ["final_conv", "classifier"]
 
 
@@ -102,9 +121,13 @@ def test_too_small_inputs_name_the_layer_and_the_models_design_size():
 def test_canonical_form_ignores_names_and_groups_but_not_structure():
     spec = build_model("resnet20", (32, 32, 3), 10, ModelOptions(width_multiplier=0.5))
     renamed = {l.name: f"x{i}" for i, l in enumerate(spec.layers)}
-    other = dataclasses.replace(spec, layers=tuple(
-        dataclasses.replace(l, name=renamed[l.name], group="g", inputs=tuple(renamed[i] for i in l.inputs))
-        for l in spec.layers))
+    other = dataclasses.replace(
+        spec,
+        layers=tuple(
+            dataclasses.replace(l, name=renamed[l.name], group="g", inputs=tuple(renamed[i] for i in l.inputs))
+            for l in spec.layers
+        ),
+    )
     assert canonical_form(other) == canonical_form(spec)
     assert canonical_form(build_model("resnet20", (32, 32, 3), 10)) != canonical_form(spec)
 
@@ -161,8 +184,19 @@ def test_mobilenet_v2_gradients_are_as_close_to_float64_in_tensorflow_as_in_pyto
     reference = workers["torch"](zoo_probes.torch_kernel_gradients, spec, weights, x, y)
     exact, torch32 = reference["float64"], reference["float32"]
     # One SGD step at lr 1 leaves w - g: TensorFlow's gradient, without reaching into its internals.
-    stepped, _, _ = workers["tensorflow"](probes.train, spec, weights, OptimizerConfig("sgd", lr=1.0), x, y,
-                                          [np.arange(8)], None, None, RegularizationConfig(), None)
+    stepped, _, _ = workers["tensorflow"](
+        probes.train,
+        spec,
+        weights,
+        OptimizerConfig("sgd", lr=1.0),
+        x,
+        y,
+        [np.arange(8)],
+        None,
+        None,
+        RegularizationConfig(),
+        None,
+    )
     for key, g in exact.items():
         scale = float(np.max(np.abs(g)))
         tf_error = float(np.max(np.abs(weights[key] - stepped[key] - g))) / scale

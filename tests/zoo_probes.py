@@ -12,8 +12,9 @@ from harness.spec import ModelSpec
 from harness.weights import NeutralWeights
 
 
-def torch_kernel_gradients(name: str, spec: ModelSpec, weights: NeutralWeights, x: np.ndarray,
-                           y: np.ndarray) -> dict[str, dict[str, np.ndarray]]:
+def torch_kernel_gradients(
+    name: str, spec: ModelSpec, weights: NeutralWeights, x: np.ndarray, y: np.ndarray
+) -> dict[str, dict[str, np.ndarray]]:
     """Gradients of the mean cross-entropy on one training-mode batch with respect to every kernel, in the
     neutral layout, computed by the torch backend's module in float32 and in float64 (the near-exact reference
     the float32 results of both backends are measured against). The model must hold no dropout."""

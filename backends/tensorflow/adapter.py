@@ -2,21 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import keras
 import numpy as np
 import tensorflow as tf
 
+from backends.tensorflow.capabilities import CAPABILITIES
 from backends.tensorflow.dropout import DropoutKeys
 from backends.tensorflow.model import build_model, export_weights, load_weights
 from backends.tensorflow.optimizers import TorchSemanticsOptimizer
-from backends.tensorflow.capabilities import CAPABILITIES
 from harness.backend import StepStats
 from harness.config import OptimizerConfig, RegularizationConfig, RuntimeOptions
 from harness.dropout_rng import STREAM_MC, STREAM_TRAIN, dropout_layer_indices, step_keys
 from harness.spec import ModelSpec
 from harness.weights import NeutralWeights
+
 
 def loss_and_hits(logits: tf.Tensor, y: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     """Per-sample softmax cross-entropy, or binary cross-entropy on one sigmoid output; and the hit count."""
@@ -38,7 +39,9 @@ def configure_runtime(runtime: RuntimeOptions) -> None:
     gpus = tf.config.list_physical_devices("GPU")
     if runtime.device == "gpu":
         if not gpus:
-            raise RuntimeError("Expected a GPU for device='gpu'. Received: TensorFlow sees none. Run with --gpus-per-trial 0.")
+            raise RuntimeError(
+                "Expected a GPU for device='gpu'. Received: TensorFlow sees none. Run with --gpus-per-trial 0."
+            )
         for gpu in gpus:
             try:
                 tf.config.experimental.set_memory_growth(gpu, True)
@@ -106,8 +109,11 @@ class TensorFlowBackend:
     def parameter_counts(self) -> tuple[int, int]:
         trainable = frozen = 0
         for layer in self._keras_layers().values():
-            size = sum(int(np.prod(w.shape)) for w in layer.weights
-                       if not any(s in w.path for s in ("moving_mean", "moving_variance", "seed_generator")))
+            size = sum(
+                int(np.prod(w.shape))
+                for w in layer.weights
+                if not any(s in w.path for s in ("moving_mean", "moving_variance", "seed_generator"))
+            )
             if layer.trainable:
                 trainable += size
             else:
@@ -118,10 +124,16 @@ class TensorFlowBackend:
         submodel = keras.Model(self.model.inputs, self.model.get_layer(layer).output)
         run = tf.function(lambda xb: submodel(xb, training=False), reduce_retracing=True)
         xt = tf.constant(x.astype(np.float32, copy=False))
-        return np.concatenate([run(xt[s:s + batch_size]).numpy() for s in range(0, len(x), batch_size)])  # NHWC already
+        return np.concatenate(
+            [run(xt[s : s + batch_size]).numpy() for s in range(0, len(x), batch_size)]
+        )  # NHWC already
 
-    def set_optimizer(self, config: OptimizerConfig, regularization: RegularizationConfig = RegularizationConfig(),
-                      lr_multipliers=None) -> None:
+    def set_optimizer(
+        self,
+        config: OptimizerConfig,
+        regularization: RegularizationConfig = RegularizationConfig(),
+        lr_multipliers=None,
+    ) -> None:
         multipliers = dict(lr_multipliers or {})
         variables, factors = [], []
         for name, layer in self._keras_layers().items():
@@ -147,8 +159,11 @@ class TensorFlowBackend:
         reg = self._regularization
         config = optimizer.config if optimizer else None
         # Conv/Dense kernels carry the penalties and the max-norm constraint; biases, BN and PReLU slopes do not.
-        kernels = [layer.kernel for layer in model.layers
-                   if isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense)) and layer.trainable]
+        kernels = [
+            layer.kernel
+            for layer in model.layers
+            if isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense)) and layer.trainable
+        ]
         cycles_beta1 = config is not None and config.name in ("adam", "adamw")
 
         def penalty() -> tf.Tensor:
@@ -162,8 +177,9 @@ class TensorFlowBackend:
 
         dropout_keys = self._dropout_keys
 
-        def train_step(x_all: tf.Tensor, y_all: tf.Tensor, idx: tf.Tensor, lr: tf.Tensor, momentum: tf.Tensor,
-                       keys: tf.Tensor) -> None:
+        def train_step(
+            x_all: tf.Tensor, y_all: tf.Tensor, idx: tf.Tensor, lr: tf.Tensor, momentum: tf.Tensor, keys: tf.Tensor
+        ) -> None:
             if dropout_keys is not None:
                 dropout_keys.assign(keys)
             optimizer.lr.assign(lr)
@@ -178,7 +194,9 @@ class TensorFlowBackend:
                 objective = loss + pen
             grads = tape.gradient(objective, variables)
             if config.clip_value is not None:
-                grads = [None if g is None else tf.clip_by_value(g, -config.clip_value, config.clip_value) for g in grads]
+                grads = [
+                    None if g is None else tf.clip_by_value(g, -config.clip_value, config.clip_value) for g in grads
+                ]
             if config.clip_norm is not None:
                 # PyTorch's clip_grad_norm_: scale = min(1, c / (global norm + 1e-6)).
                 norm = tf.sqrt(tf.add_n([tf.reduce_sum(tf.square(g)) for g in grads if g is not None]))
@@ -203,7 +221,9 @@ class TensorFlowBackend:
         self._eval_step = tf.function(eval_step, jit_compile=jit, reduce_retracing=True)
         self._predict = tf.function(lambda xb: model(xb, training=False), jit_compile=jit, reduce_retracing=True)
 
-    def train_epoch(self, split: str, batches: Sequence[np.ndarray], lrs: np.ndarray, momenta: np.ndarray | None = None) -> StepStats:
+    def train_epoch(
+        self, split: str, batches: Sequence[np.ndarray], lrs: np.ndarray, momenta: np.ndarray | None = None
+    ) -> StepStats:
         if self._train_step is None or self._optimizer is None:
             raise RuntimeError("Expected set_optimizer() before train_epoch(). Received: no optimizer.")
         x, y = self._data[split]
@@ -212,13 +232,21 @@ class TensorFlowBackend:
         self._correct.assign(0)
         config = self._optimizer.config
         if momenta is None:  # hold the configured value (Adam: beta1)
-            momenta = np.full(len(batches), config.beta1 if config.name in ("adam", "adamw") else (config.momentum or 0.0), np.float32)
+            momenta = np.full(
+                len(batches), config.beta1 if config.name in ("adam", "adamw") else (config.momentum or 0.0), np.float32
+            )
         count = 0
         for step, batch in enumerate(batches):
             keys = self._step_keys(STREAM_TRAIN, self._seed, self._steps_done)
             self._steps_done += 1
-            self._train_step(x, y, tf.constant(batch, dtype=tf.int32), tf.constant(lrs[step], tf.float32),
-                             tf.constant(momenta[step], tf.float32), keys)
+            self._train_step(
+                x,
+                y,
+                tf.constant(batch, dtype=tf.int32),
+                tf.constant(lrs[step], tf.float32),
+                tf.constant(momenta[step], tf.float32),
+                keys,
+            )
             if self.record_lr_trace:
                 self.lr_trace.append(float(self._optimizer.lr.numpy()))
             count += len(batch)
@@ -234,7 +262,7 @@ class TensorFlowBackend:
         n = int(y.shape[0])
         loss_sum, correct = 0.0, 0
         for start in range(0, n, batch_size):
-            l, c = self._eval_step(x[start:start + batch_size], y[start:start + batch_size])
+            l, c = self._eval_step(x[start : start + batch_size], y[start : start + batch_size])
             loss_sum += float(l)
             correct += int(c)
         return StepStats(loss_sum, correct, n)
@@ -255,19 +283,25 @@ class TensorFlowBackend:
 
             def one_pass(p: int) -> np.ndarray:
                 keys_p = self._step_keys(STREAM_MC, seed, p)
-                return np.concatenate([shared_pass(xt[s:s + batch_size], keys_p, tf.constant(s, tf.int64)).numpy()
-                                       for s in range(0, len(x), batch_size)])
+                return np.concatenate(
+                    [
+                        shared_pass(xt[s : s + batch_size], keys_p, tf.constant(s, tf.int64)).numpy()
+                        for s in range(0, len(x), batch_size)
+                    ]
+                )
 
             return np.stack([one_pass(p) for p in range(passes)])
         predict = tf.function(lambda xb: twin(xb, training=False), reduce_retracing=True)
-        return np.stack([
-            np.concatenate([predict(xt[s:s + batch_size]).numpy() for s in range(0, len(x), batch_size)])
-            for _ in range(passes)
-        ])
+        return np.stack(
+            [
+                np.concatenate([predict(xt[s : s + batch_size]).numpy() for s in range(0, len(x), batch_size)])
+                for _ in range(passes)
+            ]
+        )
 
     def predict_logits(self, x: np.ndarray, batch_size: int = 1000) -> np.ndarray:
         xt = tf.constant(x.astype(np.float32, copy=False))
-        return np.concatenate([self._predict(xt[s:s + batch_size]).numpy() for s in range(0, len(x), batch_size)])
+        return np.concatenate([self._predict(xt[s : s + batch_size]).numpy() for s in range(0, len(x), batch_size)])
 
 
 def create_backend(runtime: RuntimeOptions) -> TensorFlowBackend:

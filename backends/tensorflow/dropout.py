@@ -33,8 +33,16 @@ class DropoutKeys:
 class SharedDropout(keras.layers.Layer):
     """Standard or alpha dropout in training (or always, ``always_on``: MC dropout), masks from the keys."""
 
-    def __init__(self, rate: float, kind: str, slot: int, hashed: np.ndarray, keys: DropoutKeys,
-                 always_on: bool = False, **kwargs) -> None:
+    def __init__(
+        self,
+        rate: float,
+        kind: str,
+        slot: int,
+        hashed: np.ndarray,
+        keys: DropoutKeys,
+        always_on: bool = False,
+        **kwargs,
+    ) -> None:
         super().__init__(**kwargs)
         self.rate, self.kind, self.slot, self.always_on = rate, kind, slot, always_on
         self.threshold = drop_threshold(rate)

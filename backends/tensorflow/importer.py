@@ -17,27 +17,64 @@ import numpy as np
 
 from harness.importers import UnsupportedModelError
 from harness.spec import (
-    Activation, Add, AvgPool2D, BatchNorm, Concat, Conv2D, Dense, Dropout, Flatten, GlobalAvgPool2D, Layer, MaxPool2D,
-    ModelSpec, ZeroPad2D,
+    Activation,
+    Add,
+    AvgPool2D,
+    BatchNorm,
+    Concat,
+    Conv2D,
+    Dense,
+    Dropout,
+    Flatten,
+    GlobalAvgPool2D,
+    Layer,
+    MaxPool2D,
+    ModelSpec,
+    ZeroPad2D,
 )
 from harness.weights import NeutralWeights, check_weights
 
 PREFIX = "keras"
 SUPPORTED = (
-    "InputLayer", "Conv2D (dilation 1)", "DepthwiseConv2D", "Dense", "BatchNormalization (last axis)", "ReLU",
-    "LeakyReLU", "ELU", "PReLU (one slope per channel)", "Activation", "MaxPooling2D", "AveragePooling2D (valid)",
-    "GlobalAveragePooling2D", "ZeroPadding2D", "Flatten", "Dropout", "Add", "Concatenate (last axis)",
+    "InputLayer",
+    "Conv2D (dilation 1)",
+    "DepthwiseConv2D",
+    "Dense",
+    "BatchNormalization (last axis)",
+    "ReLU",
+    "LeakyReLU",
+    "ELU",
+    "PReLU (one slope per channel)",
+    "Activation",
+    "MaxPooling2D",
+    "AveragePooling2D (valid)",
+    "GlobalAveragePooling2D",
+    "ZeroPadding2D",
+    "Flatten",
+    "Dropout",
+    "Add",
+    "Concatenate (last axis)",
     "a final softmax",
 )
-_ACTIVATIONS = {"relu": "relu", "relu6": "relu6", "elu": "elu", "selu": "selu", "tanh": "tanh", "sigmoid": "sigmoid",
-                "leaky_relu": "leaky_relu", "linear": "linear"}
+_ACTIVATIONS = {
+    "relu": "relu",
+    "relu6": "relu6",
+    "elu": "elu",
+    "selu": "selu",
+    "tanh": "tanh",
+    "sigmoid": "sigmoid",
+    "leaky_relu": "leaky_relu",
+    "linear": "linear",
+}
 
 
 def load_reference(name: str, input_shape: tuple[int, int, int], num_classes: int, seed: int) -> keras.Model:
     factory = getattr(keras.applications, name, None)
     if not callable(factory):
-        raise ValueError(f"Expected a keras.applications model name. Received: {name!r}. "
-                         f"Valid choices include: ResNet50, MobileNetV2, DenseNet121, VGG16.")
+        raise ValueError(
+            f"Expected a keras.applications model name. Received: {name!r}. "
+            f"Valid choices include: ResNet50, MobileNetV2, DenseNet121, VGG16."
+        )
     keras.utils.set_random_seed(seed)  # the applications draw their initial weights from Keras' global seed
     return factory(weights=None, input_shape=tuple(input_shape), classes=num_classes, classifier_activation=None)
 
@@ -97,15 +134,30 @@ def _layers_of(layer: keras.layers.Layer, group: str, last: bool) -> list[Layer]
         channels = layer.input.shape[-1]
         filters = channels * layer.depth_multiplier if kind == "DepthwiseConv2D" else layer.filters
         groups = channels if kind == "DepthwiseConv2D" else layer.groups
-        main: Layer = Conv2D(name=name, group=group, filters=filters, kernel_size=kernel, strides=strides,
-                             padding=_padding(layer, kernel, strides), use_bias=layer.use_bias, groups=groups)
+        main: Layer = Conv2D(
+            name=name,
+            group=group,
+            filters=filters,
+            kernel_size=kernel,
+            strides=strides,
+            padding=_padding(layer, kernel, strides),
+            use_bias=layer.use_bias,
+            groups=groups,
+        )
     elif kind == "Dense":
         main = Dense(name=name, group=group, units=layer.units, use_bias=layer.use_bias)
     elif kind == "BatchNormalization":
         if layer.axis not in (-1, 3, [3], [-1]) or not (layer.center and layer.scale):
             raise _unsupported("BatchNormalization off the last axis or without center/scale", layer)
-        return [BatchNorm(name=name, group=group, decay=float(layer.momentum), epsilon=float(layer.epsilon),
-                          running_variance="biased")]
+        return [
+            BatchNorm(
+                name=name,
+                group=group,
+                decay=float(layer.momentum),
+                epsilon=float(layer.epsilon),
+                running_variance="biased",
+            )
+        ]
     elif kind == "ReLU":
         if float(layer.threshold or 0) != 0:
             raise _unsupported("ReLU with a threshold", layer)
@@ -140,8 +192,9 @@ def _shape_layers(layer: keras.layers.Layer, name: str, kind: str, group: str) -
             if layer.padding != "valid":
                 raise _unsupported("AveragePooling2D with 'same' padding", layer)
             return [AvgPool2D(name=name, group=group, pool_size=pool, strides=strides)]
-        return [MaxPool2D(name=name, group=group, pool_size=pool, strides=strides,
-                          padding=_padding(layer, pool, strides))]
+        return [
+            MaxPool2D(name=name, group=group, pool_size=pool, strides=strides, padding=_padding(layer, pool, strides))
+        ]
     if kind == "GlobalAveragePooling2D":
         if layer.keepdims:
             raise _unsupported("GlobalAveragePooling2D(keepdims=True)", layer)
@@ -230,10 +283,19 @@ def convert(model: keras.Model, input_shape: tuple[int, int, int], name: str) ->
         layers.extend(converted)
         produced[keras_layer.name] = converted[-1].name
     if not layers or not isinstance(layers[-1], Dense):
-        raise UnsupportedModelError("Keras", "a model not ending in a Dense layer", name, SUPPORTED,
-                                    "xfbench trains classifiers: end the model with Dense(classes).")
-    spec = ModelSpec(name=name, input_shape=tuple(input_shape), num_classes=layers[-1].units,
-                     layers=tuple(_with_classifier_group(layers)))
+        raise UnsupportedModelError(
+            "Keras",
+            "a model not ending in a Dense layer",
+            name,
+            SUPPORTED,
+            "xfbench trains classifiers: end the model with Dense(classes).",
+        )
+    spec = ModelSpec(
+        name=name,
+        input_shape=tuple(input_shape),
+        num_classes=layers[-1].units,
+        layers=tuple(_with_classifier_group(layers)),
+    )
     weights = _weights(model, spec)
     check_weights(spec, weights)
     return spec, weights

@@ -13,8 +13,26 @@ from backends.tensorflow.dropout import DropoutKeys, SharedDropout
 from harness.dropout_rng import layout_hashes
 from harness.shapes import adaptive_is_uniform, adaptive_windows, infer_shapes
 from harness.spec import (
-    PRELU_INIT, Activation, AdaptiveAvgPool2D, Add, AvgPool2D, BatchNorm, Concat, Conv2D, Dense, Dropout, Flatten,
-    GlobalAvgPool2D, Layer, MaxPool2D, ModelSpec, Normalize, RepeatChannels, Resize2D, ZeroPad2D, normalize_factors,
+    PRELU_INIT,
+    Activation,
+    AdaptiveAvgPool2D,
+    Add,
+    AvgPool2D,
+    BatchNorm,
+    Concat,
+    Conv2D,
+    Dense,
+    Dropout,
+    Flatten,
+    GlobalAvgPool2D,
+    Layer,
+    MaxPool2D,
+    ModelSpec,
+    Normalize,
+    RepeatChannels,
+    Resize2D,
+    ZeroPad2D,
+    normalize_factors,
 )
 from harness.weights import NeutralWeights, check_weights
 
@@ -49,8 +67,11 @@ def _activation(layer: Activation, spatial: bool) -> keras.layers.Layer:
         return keras.layers.Activation(_torch_selu, name=layer.name)
     if layer.kind == "prelu":
         # One slope per channel: shared over H and W for feature maps, as PyTorch's PReLU(num_parameters=C).
-        return TorchPReLU(alpha_initializer=keras.initializers.Constant(PRELU_INIT),
-                                  shared_axes=[1, 2] if spatial else None, name=layer.name)
+        return TorchPReLU(
+            alpha_initializer=keras.initializers.Constant(PRELU_INIT),
+            shared_axes=[1, 2] if spatial else None,
+            name=layer.name,
+        )
     if layer.kind == "leaky_relu":
         return keras.layers.LeakyReLU(negative_slope=layer.alpha if layer.alpha is not None else 0.01, name=layer.name)
     if layer.kind == "elu":
@@ -76,13 +97,20 @@ class GroupedConv2D(keras.layers.Conv2D):
             return keras.ops.depthwise_conv(inputs, depthwise, strides=self.strides, padding=self.padding)
         parts = zip(keras.ops.split(inputs, self.groups, axis=-1), keras.ops.split(kernel, self.groups, axis=-1))
         return keras.ops.concatenate(
-            [keras.ops.conv(x, k, strides=self.strides, padding=self.padding) for x, k in parts], axis=-1)
+            [keras.ops.conv(x, k, strides=self.strides, padding=self.padding) for x, k in parts], axis=-1
+        )
 
 
 def _conv(layer: Conv2D, x):
     (pt, pb), (pl, pr) = layer.padding
     kh, kw = layer.kernel_size
-    symmetric_same = layer.strides == (1, 1) and (pt, pb) == (kh // 2, kh // 2) and (pl, pr) == (kw // 2, kw // 2) and kh % 2 and kw % 2
+    symmetric_same = (
+        layer.strides == (1, 1)
+        and (pt, pb) == (kh // 2, kh // 2)
+        and (pl, pr) == (kw // 2, kw // 2)
+        and kh % 2
+        and kw % 2
+    )
     padding = "valid"
     if symmetric_same:
         padding = "same"  # identical to explicit symmetric padding at stride 1 with odd kernels
@@ -90,8 +118,15 @@ def _conv(layer: Conv2D, x):
         # TF's "same" pads asymmetrically at stride > 1; explicit zero padding keeps the neutral meaning.
         x = keras.layers.ZeroPadding2D(((pt, pb), (pl, pr)), name=f"{layer.name}__pad")(x)
     cls = GroupedConv2D if layer.groups > 1 else keras.layers.Conv2D
-    return cls(layer.filters, layer.kernel_size, strides=layer.strides, padding=padding, use_bias=layer.use_bias,
-               groups=layer.groups, name=layer.name)(x)
+    return cls(
+        layer.filters,
+        layer.kernel_size,
+        strides=layer.strides,
+        padding=padding,
+        use_bias=layer.use_bias,
+        groups=layer.groups,
+        name=layer.name,
+    )(x)
 
 
 class MinusInfPadding2D(keras.layers.Layer):
@@ -114,8 +149,9 @@ class MinusInfPadding2D(keras.layers.Layer):
 def _max_pool(layer: MaxPool2D, x):
     if any(p for pair in layer.padding for p in pair):
         x = MinusInfPadding2D(layer.padding, name=f"{layer.name}__pad")(x)
-    return keras.layers.MaxPooling2D(layer.pool_size, strides=layer.strides or layer.pool_size, padding="valid",
-                                     name=layer.name)(x)
+    return keras.layers.MaxPooling2D(
+        layer.pool_size, strides=layer.strides or layer.pool_size, padding="valid", name=layer.name
+    )(x)
 
 
 class TorchAdaptiveAvgPool2D(keras.layers.Layer):
@@ -182,8 +218,9 @@ class TorchBatchNorm(keras.layers.BatchNormalization):
         self.moving_mean.assign(self.moving_mean * self.momentum + mean * (1.0 - self.momentum))
         unbiased = variance * (count / (count - 1.0))
         self.moving_variance.assign(self.moving_variance * self.momentum + unbiased * (1.0 - self.momentum))
-        return keras.ops.batch_normalization(inputs, mean, variance, axis=-1, offset=self.beta, scale=self.gamma,
-                                             epsilon=self.epsilon)
+        return keras.ops.batch_normalization(
+            inputs, mean, variance, axis=-1, offset=self.beta, scale=self.gamma, epsilon=self.epsilon
+        )
 
 
 def _dropout(layer: Dropout, seed: int, mc: bool, shared: SharedDropoutPlan | None) -> keras.layers.Layer:
@@ -216,7 +253,9 @@ def _apply(layer: Layer, inputs: list, seed: int, mc: bool = False, shared: Shar
     if isinstance(layer, ZeroPad2D):
         return keras.layers.ZeroPadding2D(layer.padding, name=layer.name)(x)
     if isinstance(layer, AvgPool2D):
-        return keras.layers.AveragePooling2D(layer.pool_size, strides=layer.strides or layer.pool_size, padding="valid", name=layer.name)(x)
+        return keras.layers.AveragePooling2D(
+            layer.pool_size, strides=layer.strides or layer.pool_size, padding="valid", name=layer.name
+        )(x)
     if isinstance(layer, GlobalAvgPool2D):
         return keras.layers.GlobalAveragePooling2D(name=layer.name)(x)
     if isinstance(layer, Flatten):
@@ -231,8 +270,9 @@ def _apply(layer: Layer, inputs: list, seed: int, mc: bool = False, shared: Shar
         return _dropout(layer, seed, mc, shared)(x)
     if isinstance(layer, BatchNorm):
         # Keras' momentum is the decay of the running statistics (torch's momentum = 1 - decay).
-        return TorchBatchNorm(layer.running_variance == "unbiased", momentum=layer.decay, epsilon=layer.epsilon,
-                              name=layer.name)(x)
+        return TorchBatchNorm(
+            layer.running_variance == "unbiased", momentum=layer.decay, epsilon=layer.epsilon, name=layer.name
+        )(x)
     raise ValueError(f"Expected a layer type the tensorflow backend knows. Received: {type(layer).__name__}.")
 
 
@@ -275,7 +315,9 @@ def export_weights(model: keras.Model, spec: ModelSpec) -> NeutralWeights:
     for layer in spec.layers:
         kind = type(layer).__name__
         if isinstance(layer, Activation) and layer.kind == "prelu":
-            out[f"{layer.name}/alpha"] = np.asarray(model.get_layer(layer.name).get_weights()[0], np.float32).reshape(-1).copy()
+            out[f"{layer.name}/alpha"] = (
+                np.asarray(model.get_layer(layer.name).get_weights()[0], np.float32).reshape(-1).copy()
+            )
             continue
         if kind not in _PARAM_ORDER:
             continue

@@ -17,7 +17,9 @@ from harness.config import OptimizerConfig
 class TorchSemanticsOptimizer:
     """Apply one update per call of :meth:`apply`; call it inside the compiled train step."""
 
-    def __init__(self, config: OptimizerConfig, variables: list[tf.Variable], lr_multipliers: list[float] | None = None) -> None:
+    def __init__(
+        self, config: OptimizerConfig, variables: list[tf.Variable], lr_multipliers: list[float] | None = None
+    ) -> None:
         self.config = config
         self.variables = list(variables)
         # Per-variable learning-rate factors (per-group learning rates): the rate is scaled, never the gradient,
@@ -29,13 +31,24 @@ class TorchSemanticsOptimizer:
         self.beta1 = tf.Variable(config.beta1, dtype=tf.float32, trainable=False, name="beta1")
         self.step = tf.Variable(0.0, dtype=tf.float32, trainable=False, name="step")
         slot_names = {
-            "sgd": ("buf",), "momentum": ("buf",), "nesterov": ("buf",),
-            "adam": ("m", "v"), "adamw": ("m", "v"),
-            "rmsprop": ("sq", "buf"), "adagrad": ("sum",), "adadelta": ("sq", "acc_delta"),
+            "sgd": ("buf",),
+            "momentum": ("buf",),
+            "nesterov": ("buf",),
+            "adam": ("m", "v"),
+            "adamw": ("m", "v"),
+            "rmsprop": ("sq", "buf"),
+            "adagrad": ("sum",),
+            "adadelta": ("sq", "acc_delta"),
         }[config.name]
         self._update = {
-            "sgd": self._sgd, "momentum": self._sgd, "nesterov": self._sgd, "adam": self._adam, "adamw": self._adamw,
-            "rmsprop": self._rmsprop, "adagrad": self._adagrad, "adadelta": self._adadelta,
+            "sgd": self._sgd,
+            "momentum": self._sgd,
+            "nesterov": self._sgd,
+            "adam": self._adam,
+            "adamw": self._adamw,
+            "rmsprop": self._rmsprop,
+            "adagrad": self._adagrad,
+            "adadelta": self._adadelta,
         }[config.name]
         self.slots = [
             {s: tf.Variable(tf.zeros(v.shape, dtype=tf.float32), trainable=False) for s in slot_names}

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from backends.torch.capabilities import CAPABILITIES
 from backends.torch.dropout import DropoutKeys, SharedDropout
 from backends.torch.layout import images_to_torch
 from backends.torch.model import build_module, export_weights, layer_module, load_weights
-from backends.torch.capabilities import CAPABILITIES
 from harness.backend import StepStats
 from harness.config import OptimizerConfig, RegularizationConfig, RuntimeOptions
 from harness.dropout_rng import STREAM_MC, STREAM_TRAIN, dropout_layer_indices, step_keys
@@ -26,8 +26,9 @@ def make_optimizer(params, config: OptimizerConfig) -> torch.optim.Optimizer:
     # Decoupled decay (other than AdamW's own) is applied by the adapter before each step, so the optimizer gets 0.
     wd = 0.0 if (c.decoupled and c.name != "adamw") else float(c.weight_decay or 0.0)
     if c.name in ("sgd", "momentum", "nesterov"):
-        return torch.optim.SGD(params, lr=c.lr, momentum=c.momentum or 0.0, nesterov=c.name == "nesterov",
-                               weight_decay=wd, dampening=0.0)
+        return torch.optim.SGD(
+            params, lr=c.lr, momentum=c.momentum or 0.0, nesterov=c.name == "nesterov", weight_decay=wd, dampening=0.0
+        )
     if c.name == "adam":
         return torch.optim.Adam(params, lr=c.lr, betas=(c.beta1, c.beta2), eps=c.eps, weight_decay=wd)
     if c.name == "adamw":
@@ -35,7 +36,9 @@ def make_optimizer(params, config: OptimizerConfig) -> torch.optim.Optimizer:
     if c.name == "rmsprop":
         return torch.optim.RMSprop(params, lr=c.lr, alpha=c.rho, eps=c.eps, momentum=c.momentum or 0.0, weight_decay=wd)
     if c.name == "adagrad":
-        return torch.optim.Adagrad(params, lr=c.lr, eps=c.eps, weight_decay=wd, initial_accumulator_value=0.0, lr_decay=0.0)
+        return torch.optim.Adagrad(
+            params, lr=c.lr, eps=c.eps, weight_decay=wd, initial_accumulator_value=0.0, lr_decay=0.0
+        )
     if c.name == "adadelta":
         return torch.optim.Adadelta(params, lr=c.lr, rho=c.rho, eps=c.eps, weight_decay=wd)
     raise ValueError(f"Expected a known optimizer. Received: {c.name!r}.")
@@ -61,7 +64,9 @@ class TorchBackend:
             pass  # already fixed by earlier parallel work in this process; intra-op threads still apply
         if runtime.device == "gpu":
             if not torch.cuda.is_available():
-                raise RuntimeError("Expected a CUDA GPU for device='gpu'. Received: torch sees none. Run with --gpus-per-trial 0.")
+                raise RuntimeError(
+                    "Expected a CUDA GPU for device='gpu'. Received: torch sees none. Run with --gpus-per-trial 0."
+                )
             self.device = torch.device("cuda")
             torch.backends.cudnn.benchmark = runtime.cudnn_benchmark
         else:
@@ -118,8 +123,11 @@ class TorchBackend:
             for p in params:
                 p.requires_grad_(name not in frozen)
         # torch's train() switches every BatchNorm to batch statistics; frozen ones are put back after each train().
-        self.frozen_bn = [layer_module(self.module, n) for n in frozen
-                          if isinstance(layer_module(self.module, n), torch.nn.modules.batchnorm._BatchNorm)]
+        self.frozen_bn = [
+            layer_module(self.module, n)
+            for n in frozen
+            if isinstance(layer_module(self.module, n), torch.nn.modules.batchnorm._BatchNorm)
+        ]
 
     def parameter_counts(self) -> tuple[int, int]:
         params = list(self.module.parameters())
@@ -134,7 +142,7 @@ class TorchBackend:
         try:
             xt = torch.from_numpy(images_to_torch(x.astype(np.float32, copy=False))).to(self.device)
             for s in range(0, len(xt), batch_size):
-                self.model(xt[s:s + batch_size])
+                self.model(xt[s : s + batch_size])
         finally:
             handle.remove()
         out = torch.cat(captured).cpu().numpy()
@@ -146,8 +154,12 @@ class TorchBackend:
             return np.ascontiguousarray(out.reshape(len(out), c, h, w).transpose(0, 2, 3, 1).reshape(len(out), -1))
         return out
 
-    def set_optimizer(self, config: OptimizerConfig, regularization: RegularizationConfig = RegularizationConfig(),
-                      lr_multipliers=None) -> None:
+    def set_optimizer(
+        self,
+        config: OptimizerConfig,
+        regularization: RegularizationConfig = RegularizationConfig(),
+        lr_multipliers=None,
+    ) -> None:
         self.params = [p for p in self.module.parameters() if p.requires_grad]
         multipliers = dict(lr_multipliers or {})
         groups: dict[float, list[torch.nn.Parameter]] = {}
@@ -160,7 +172,11 @@ class TorchBackend:
         self.opt_config = config
         self.regularization = regularization
         # Kernels (Conv/Dense weights) carry the penalties and the max-norm constraint; biases, BN, PReLU do not.
-        self.kernels = [m.weight for m in self.module.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)) and m.weight.requires_grad]
+        self.kernels = [
+            m.weight
+            for m in self.module.modules()
+            if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)) and m.weight.requires_grad
+        ]
         self.lr_trace: list[float] = []
 
     def _penalty(self) -> torch.Tensor:
@@ -207,7 +223,9 @@ class TorchBackend:
             torch.from_numpy(y.astype(np.int64, copy=False)).to(self.device),
         )
 
-    def train_epoch(self, split: str, batches: Sequence[np.ndarray], lrs: np.ndarray, momenta: np.ndarray | None = None) -> StepStats:
+    def train_epoch(
+        self, split: str, batches: Sequence[np.ndarray], lrs: np.ndarray, momenta: np.ndarray | None = None
+    ) -> StepStats:
         x, y = self._data[split]
         self.model.train()
         for bn in self.frozen_bn:
@@ -242,7 +260,9 @@ class TorchBackend:
             if reg.max_norm is not None:
                 self._apply_max_norm(reg.max_norm)
             if self.record_lr_trace:
-                self.lr_trace.append(self.optimizer.param_groups[0]["lr"] / self.optimizer.param_groups[0]["lr_multiplier"])
+                self.lr_trace.append(
+                    self.optimizer.param_groups[0]["lr"] / self.optimizer.param_groups[0]["lr_multiplier"]
+                )
             # Accumulate on the device: no per-step host sync.
             loss_sum += loss.detach() * len(batch)
             correct += hits
@@ -256,7 +276,9 @@ class TorchBackend:
         loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
         correct = torch.zeros((), dtype=torch.int64, device=self.device)
         for start in range(0, len(y), batch_size):
-            loss, hits = loss_and_hits(self.model(x[start:start + batch_size]), y[start:start + batch_size], reduction="sum")
+            loss, hits = loss_and_hits(
+                self.model(x[start : start + batch_size]), y[start : start + batch_size], reduction="sum"
+            )
             loss_sum += loss.double()
             correct += hits
         return StepStats(float(loss_sum.item()), int(correct.item()), len(y))
@@ -279,10 +301,14 @@ class TorchBackend:
             # A forked generator state: the passes are reproducible and the trial's own stream is untouched.
             with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
                 torch.manual_seed(seed)
-                return np.stack([
-                    torch.cat([self.model(xt[s:s + batch_size]) for s in range(0, len(xt), batch_size)]).cpu().numpy()
-                    for _ in range(passes)
-                ])
+                return np.stack(
+                    [
+                        torch.cat([self.model(xt[s : s + batch_size]) for s in range(0, len(xt), batch_size)])
+                        .cpu()
+                        .numpy()
+                        for _ in range(passes)
+                    ]
+                )
         finally:
             for m in dropouts:
                 m.eval()
@@ -291,14 +317,14 @@ class TorchBackend:
         outs = []
         for s in range(0, len(xt), batch_size):
             self._set_dropout_keys(STREAM_MC, seed, index, offset=s)
-            outs.append(self.model(xt[s:s + batch_size]))
+            outs.append(self.model(xt[s : s + batch_size]))
         return torch.cat(outs).cpu().numpy()
 
     @torch.no_grad()
     def predict_logits(self, x: np.ndarray, batch_size: int = 1000) -> np.ndarray:
         self.model.eval()
         xt = torch.from_numpy(images_to_torch(x.astype(np.float32, copy=False))).to(self.device)
-        return torch.cat([self.model(xt[s:s + batch_size]) for s in range(0, len(xt), batch_size)]).cpu().numpy()
+        return torch.cat([self.model(xt[s : s + batch_size]) for s in range(0, len(xt), batch_size)]).cpu().numpy()
 
 
 def create_backend(runtime: RuntimeOptions) -> TorchBackend:

@@ -7,10 +7,12 @@ torch trial can honour; the adapter in this package is only imported inside a wo
 # The distribution whose version keys caches of what this backend produced (read with importlib.metadata).
 DISTRIBUTION = "torch"
 
-CAPABILITIES = frozenset({
-    "torch_compile",  # RuntimeOptions.torch_compile: torch.compile the model
-    "per_group_lr",  # set_optimizer honours per-layer learning-rate multipliers (fine_tune)
-    "freeze",  # set_trainable freezes layers, BatchNorm among them in inference mode (transfer strategies)
-    "shared_dropout",  # RuntimeOptions.dropout_rng="shared": masks from harness.dropout_rng
-    "gpu",  # RuntimeOptions.device="gpu" (CUDA), when the worker's machine has one
-})
+CAPABILITIES = frozenset(
+    {
+        "torch_compile",  # RuntimeOptions.torch_compile: torch.compile the model
+        "per_group_lr",  # set_optimizer honours per-layer learning-rate multipliers (fine_tune)
+        "freeze",  # set_trainable freezes layers, BatchNorm among them in inference mode (transfer strategies)
+        "shared_dropout",  # RuntimeOptions.dropout_rng="shared": masks from harness.dropout_rng
+        "gpu",  # RuntimeOptions.device="gpu" (CUDA), when the worker's machine has one
+    }
+)

@@ -22,30 +22,73 @@ from backends.torch.layout import conv_kernel_from_torch, dense_kernel_from_torc
 from harness.importers import UnsupportedModelError
 from harness.shapes import infer_shapes
 from harness.spec import (
-    Activation, AdaptiveAvgPool2D, Add, AvgPool2D, BatchNorm, Concat, Conv2D, Dense, Dropout, Flatten, Layer,
-    MaxPool2D, ModelSpec,
+    Activation,
+    AdaptiveAvgPool2D,
+    Add,
+    AvgPool2D,
+    BatchNorm,
+    Concat,
+    Conv2D,
+    Dense,
+    Dropout,
+    Flatten,
+    Layer,
+    MaxPool2D,
+    ModelSpec,
 )
 from harness.weights import NeutralWeights, check_weights
 
 PREFIX = "torchvision"
 SUPPORTED = (
-    "Conv2d (zero padding, dilation 1)", "Linear", "BatchNorm1d/2d (affine, running statistics)", "ReLU", "ReLU6",
-    "LeakyReLU", "ELU", "SELU", "Tanh", "Sigmoid", "PReLU", "MaxPool2d", "AvgPool2d (no padding)",
-    "AdaptiveAvgPool2d", "Flatten / torch.flatten(x, 1)", "Dropout", "Identity", "+ / torch.add", "torch.cat(dim=1)",
+    "Conv2d (zero padding, dilation 1)",
+    "Linear",
+    "BatchNorm1d/2d (affine, running statistics)",
+    "ReLU",
+    "ReLU6",
+    "LeakyReLU",
+    "ELU",
+    "SELU",
+    "Tanh",
+    "Sigmoid",
+    "PReLU",
+    "MaxPool2d",
+    "AvgPool2d (no padding)",
+    "AdaptiveAvgPool2d",
+    "Flatten / torch.flatten(x, 1)",
+    "Dropout",
+    "Identity",
+    "+ / torch.add",
+    "torch.cat(dim=1)",
     "F.relu / F.relu6 / F.adaptive_avg_pool2d / F.dropout",
 )
-_ACTIVATIONS: dict[type, str] = {nn.ReLU: "relu", nn.ReLU6: "relu6", nn.SELU: "selu", nn.Tanh: "tanh",
-                                 nn.Sigmoid: "sigmoid", nn.LeakyReLU: "leaky_relu", nn.ELU: "elu", nn.PReLU: "prelu"}
-_FUNCTION_ACTIVATIONS = {F.relu: "relu", torch.relu: "relu", F.relu6: "relu6", torch.sigmoid: "sigmoid",
-                         torch.tanh: "tanh", F.selu: "selu"}
+_ACTIVATIONS: dict[type, str] = {
+    nn.ReLU: "relu",
+    nn.ReLU6: "relu6",
+    nn.SELU: "selu",
+    nn.Tanh: "tanh",
+    nn.Sigmoid: "sigmoid",
+    nn.LeakyReLU: "leaky_relu",
+    nn.ELU: "elu",
+    nn.PReLU: "prelu",
+}
+_FUNCTION_ACTIVATIONS = {
+    F.relu: "relu",
+    torch.relu: "relu",
+    F.relu6: "relu6",
+    torch.sigmoid: "sigmoid",
+    torch.tanh: "tanh",
+    F.selu: "selu",
+}
 
 
 def load_reference(name: str, input_shape: tuple[int, int, int], num_classes: int, seed: int) -> nn.Module:
     import torchvision
 
     if name not in torchvision.models.list_models(module=torchvision.models):
-        raise ValueError(f"Expected a torchvision classification model name. Received: {name!r}. "
-                         f"Valid choices include: {sorted(torchvision.models.list_models(module=torchvision.models))}")
+        raise ValueError(
+            f"Expected a torchvision classification model name. Received: {name!r}. "
+            f"Valid choices include: {sorted(torchvision.models.list_models(module=torchvision.models))}"
+        )
     torch.manual_seed(seed)  # torchvision's builders draw their initial weights from the global generator
     return torchvision.models.get_model(name, weights=None, num_classes=num_classes).eval()
 
@@ -111,9 +154,16 @@ def _module_layer(c: _Converter, node: fx.Node, module: nn.Module, name: str, gr
         if _pair(module.dilation) != (1, 1) or module.padding_mode != "zeros" or isinstance(module.padding, str):
             raise c.unsupported("Conv2d with dilation, non-zero padding mode or string padding", node)
         ph, pw = _pair(module.padding)
-        return Conv2D(name=name, group=group, filters=module.out_channels, kernel_size=_pair(module.kernel_size),
-                      strides=_pair(module.stride), padding=((ph, ph), (pw, pw)), use_bias=module.bias is not None,
-                      groups=module.groups)
+        return Conv2D(
+            name=name,
+            group=group,
+            filters=module.out_channels,
+            kernel_size=_pair(module.kernel_size),
+            strides=_pair(module.stride),
+            padding=((ph, ph), (pw, pw)),
+            use_bias=module.bias is not None,
+            groups=module.groups,
+        )
     if isinstance(module, nn.Linear):
         return Dense(name=name, group=group, units=module.out_features, use_bias=module.bias is not None)
     if isinstance(module, (nn.BatchNorm2d, nn.BatchNorm1d)):
@@ -123,14 +173,23 @@ def _module_layer(c: _Converter, node: fx.Node, module: nn.Module, name: str, gr
     if type(module) in _ACTIVATIONS:
         slope = "negative_slope" if isinstance(module, nn.LeakyReLU) else "alpha"
         alpha = getattr(module, slope, None)
-        return Activation(name=name, group=group, kind=_ACTIVATIONS[type(module)],
-                          alpha=float(alpha) if alpha is not None and not isinstance(module, nn.PReLU) else None)
+        return Activation(
+            name=name,
+            group=group,
+            kind=_ACTIVATIONS[type(module)],
+            alpha=float(alpha) if alpha is not None and not isinstance(module, nn.PReLU) else None,
+        )
     if isinstance(module, nn.MaxPool2d):
         if module.ceil_mode or _pair(module.dilation) != (1, 1):
             raise c.unsupported("MaxPool2d with ceil_mode or dilation", node)
         ph, pw = _pair(module.padding)
-        return MaxPool2D(name=name, group=group, pool_size=_pair(module.kernel_size), strides=_pair(module.stride),
-                         padding=((ph, ph), (pw, pw)))
+        return MaxPool2D(
+            name=name,
+            group=group,
+            pool_size=_pair(module.kernel_size),
+            strides=_pair(module.stride),
+            padding=((ph, ph), (pw, pw)),
+        )
     if isinstance(module, nn.AvgPool2d):
         if module.ceil_mode or _pair(module.padding) != (0, 0):
             raise c.unsupported("AvgPool2d with padding or ceil_mode", node)
@@ -205,8 +264,11 @@ def _convert_call(c: _Converter, node: fx.Node, taken: set[str]) -> None:
             return
         inputs = list(parts)
     else:
-        inputs = c.tensor_args(node)[:2] if node.target in (operator.add, operator.iadd, torch.add) else \
-            c.tensor_args(node)[:1]
+        inputs = (
+            c.tensor_args(node)[:2]
+            if node.target in (operator.add, operator.iadd, torch.add)
+            else c.tensor_args(node)[:1]
+        )
     name = _function_name(node, taken)
     group = _scope(node).split(".")[0] or (c.layers[-1].group if c.layers else "features")
     layer = _function_layer(c, node, name, group)
@@ -229,8 +291,12 @@ def _weights(c: _Converter, spec: ModelSpec) -> NeutralWeights:
             origin = infos[spec.inputs_of(index)[0]].flattened_from
             out[f"{layer.name}/kernel"] = dense_kernel_from_torch(host(module.weight), origin)
         elif isinstance(layer, BatchNorm):
-            for param, tensor in (("gamma", module.weight), ("beta", module.bias), ("moving_mean", module.running_mean),
-                                  ("moving_variance", module.running_var)):
+            for param, tensor in (
+                ("gamma", module.weight),
+                ("beta", module.bias),
+                ("moving_mean", module.running_mean),
+                ("moving_variance", module.running_var),
+            ):
                 out[f"{layer.name}/{param}"] = host(tensor)
         elif isinstance(layer, Activation) and layer.kind == "prelu" and module is not None:
             channels = infos[layer.name].shape[-1]
@@ -246,14 +312,20 @@ def convert(model: nn.Module, input_shape: tuple[int, int, int], name: str) -> t
         graph = fx.symbolic_trace(model).graph
     except Exception as exc:  # data-dependent control flow and the like: fx says what it could not trace
         hint = "Write the forward without data-dependent Python control flow."
-        raise UnsupportedModelError("PyTorch", f"code torch.fx cannot trace ({type(exc).__name__}: {exc})", name,
-                                    SUPPORTED, hint) from None
+        raise UnsupportedModelError(
+            "PyTorch", f"code torch.fx cannot trace ({type(exc).__name__}: {exc})", name, SUPPORTED, hint
+        ) from None
     c = _Converter(model, name)
     _convert_graph(c, graph)
     if not c.layers or not isinstance(c.layers[-1], Dense):
         found = type(c.layers[-1]).__name__ if c.layers else "nothing"
-        raise UnsupportedModelError("PyTorch", f"a model ending in {found}", name, SUPPORTED,
-                                    "xfbench trains classifiers: end the model with a Linear layer giving the logits.")
+        raise UnsupportedModelError(
+            "PyTorch",
+            f"a model ending in {found}",
+            name,
+            SUPPORTED,
+            "xfbench trains classifiers: end the model with a Linear layer giving the logits.",
+        )
     head_group = c.layers[-1].group
     layers = tuple(replace(l, group="classifier") if l.group == head_group else l for l in c.layers)
     spec = ModelSpec(name=name, input_shape=tuple(input_shape), num_classes=layers[-1].units, layers=layers)

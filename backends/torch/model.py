@@ -12,13 +12,33 @@ from torch import nn
 from backends.torch import input_layers
 from backends.torch.dropout import DropoutKeys, SharedDropout
 from backends.torch.layout import (
-    conv_kernel_from_torch, conv_kernel_to_torch, dense_kernel_from_torch, dense_kernel_to_torch,
+    conv_kernel_from_torch,
+    conv_kernel_to_torch,
+    dense_kernel_from_torch,
+    dense_kernel_to_torch,
 )
 from harness.dropout_rng import dropout_layer_indices, layout_hashes
 from harness.shapes import TensorInfo, infer_shapes
 from harness.spec import (
-    Activation, AdaptiveAvgPool2D, Add, AvgPool2D, BatchNorm, Concat, Conv2D, Dense, Dropout, Flatten,
-    GlobalAvgPool2D, Layer, MaxPool2D, ModelSpec, Normalize, RepeatChannels, Resize2D, ZeroPad2D, normalize_factors,
+    Activation,
+    AdaptiveAvgPool2D,
+    Add,
+    AvgPool2D,
+    BatchNorm,
+    Concat,
+    Conv2D,
+    Dense,
+    Dropout,
+    Flatten,
+    GlobalAvgPool2D,
+    Layer,
+    MaxPool2D,
+    ModelSpec,
+    Normalize,
+    RepeatChannels,
+    Resize2D,
+    ZeroPad2D,
+    normalize_factors,
 )
 from harness.weights import NeutralWeights, check_weights
 
@@ -131,8 +151,15 @@ def _module(layer: Layer, in_info: TensorInfo, keys: DropoutKeys | None = None, 
         (pt, pb), (pl, pr) = layer.padding
         in_ch = in_info.shape[-1]
         if pt == pb and pl == pr:
-            return nn.Conv2d(in_ch, layer.filters, layer.kernel_size, layer.strides, padding=(pt, pl),
-                             bias=layer.use_bias, groups=layer.groups)
+            return nn.Conv2d(
+                in_ch,
+                layer.filters,
+                layer.kernel_size,
+                layer.strides,
+                padding=(pt, pl),
+                bias=layer.use_bias,
+                groups=layer.groups,
+            )
         return nn.Sequential(
             nn.ZeroPad2d((pl, pr, pt, pb)),
             nn.Conv2d(in_ch, layer.filters, layer.kernel_size, layer.strides, bias=layer.use_bias, groups=layer.groups),
@@ -257,7 +284,9 @@ def export_weights(model: nn.Module, spec: ModelSpec) -> NeutralWeights:
         if isinstance(layer, Conv2D):
             out[f"{layer.name}/kernel"] = conv_kernel_from_torch(host(module.weight))
         elif isinstance(layer, Dense):
-            out[f"{layer.name}/kernel"] = dense_kernel_from_torch(host(module.weight), _dense_origin(spec, infos, index))
+            out[f"{layer.name}/kernel"] = dense_kernel_from_torch(
+                host(module.weight), _dense_origin(spec, infos, index)
+            )
         else:
             out[f"{layer.name}/gamma"] = host(module.weight)
             out[f"{layer.name}/beta"] = host(module.bias)

@@ -15,4 +15,4 @@ def epoch_batches(num_samples: int, batch_size: int, seed: int, epoch: int) -> l
     if batch_size < 1:
         raise ValueError(f"Expected batch_size >= 1. Received: batch_size={batch_size}.")
     order = epoch_order(num_samples, seed, epoch)
-    return [order[start:start + batch_size] for start in range(0, num_samples, batch_size)]
+    return [order[start : start + batch_size] for start in range(0, num_samples, batch_size)]

@@ -15,7 +15,14 @@ from pathlib import Path
 
 import numpy as np
 
-IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: np.dtype(">i2"), 0x0C: np.dtype(">i4"), 0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
+IDX_DTYPES = {
+    0x08: np.uint8,
+    0x09: np.int8,
+    0x0B: np.dtype(">i2"),
+    0x0C: np.dtype(">i4"),
+    0x0D: np.dtype(">f4"),
+    0x0E: np.dtype(">f8"),
+}
 
 CIFAR_RECORD_BYTES = 1 + 32 * 32 * 3
 CIFAR_TRAIN_FILES = tuple(f"data_batch_{i}.bin" for i in range(1, 6))
@@ -47,7 +54,9 @@ def read_bytes(path: Path) -> bytes:
 
 def parse_idx(payload: bytes, source: Path) -> np.ndarray:
     if len(payload) < 4 or payload[0] != 0 or payload[1] != 0 or payload[2] not in IDX_DTYPES:
-        raise DataFileError(f"Expected an IDX file (magic 0x0000TTNN). Received: {source} with header {payload[:4].hex()}.")
+        raise DataFileError(
+            f"Expected an IDX file (magic 0x0000TTNN). Received: {source} with header {payload[:4].hex()}."
+        )
     dtype = np.dtype(IDX_DTYPES[payload[2]])
     ndim = payload[3]
     header = 4 + 4 * ndim
@@ -97,8 +106,10 @@ def read_cifar_archive(archive: bytes, source: Path) -> dict[str, bytes]:
                     assert handle is not None
                     out[member.name.rsplit("/", 1)[1]] = handle.read()
     except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:
-        raise ChecksumError(f"Expected a readable tar.gz archive. Received: {source} ({exc}). Download it again.") from None
-    missing = sorted({w.rsplit('/', 1)[1] for w in wanted} - set(out))
+        raise ChecksumError(
+            f"Expected a readable tar.gz archive. Received: {source} ({exc}). Download it again."
+        ) from None
+    missing = sorted({w.rsplit("/", 1)[1] for w in wanted} - set(out))
     if missing:
         raise DataFileError(f"Expected the CIFAR-10 batch files in {source}. Missing: {missing}.")
     return out

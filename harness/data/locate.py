@@ -25,9 +25,9 @@ import os
 import shutil
 import tempfile
 import urllib.request
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
 
 from harness.data.formats import ChecksumError, read_bytes
 
@@ -146,7 +146,9 @@ def find_file(files: DatasetFiles, published: PublishedFile, dirs: list[Path]) -
     return None
 
 
-def locate(files: DatasetFiles, data_dir: str | os.PathLike[str] | None, download: bool = True) -> dict[str, LocatedFile]:
+def locate(
+    files: DatasetFiles, data_dir: str | os.PathLike[str] | None, download: bool = True
+) -> dict[str, LocatedFile]:
     """Find (or download) and verify every file of a dataset; raise FileNotFoundError saying where we looked."""
     roots = data_roots(data_dir)
     dirs = candidate_dirs(files, roots)

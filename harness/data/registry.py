@@ -8,14 +8,19 @@ order only.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
 from harness.data.formats import (
-    CIFAR_ARCHIVE_DIR, CIFAR_TEST_FILE, CIFAR_TRAIN_FILES, parse_cifar_records, parse_idx, read_cifar_archive,
+    CIFAR_ARCHIVE_DIR,
+    CIFAR_TEST_FILE,
+    CIFAR_TRAIN_FILES,
+    parse_cifar_records,
+    parse_idx,
+    read_cifar_archive,
 )
 from harness.data.locate import DatasetFiles, PublishedFile, candidate_dirs, data_roots, locate, verify_file
 
@@ -43,10 +48,16 @@ class Dataset:
         return tuple(self.x_train.shape[1:])
 
     def split(self, name: str) -> tuple[np.ndarray, np.ndarray]:
-        return {"train": (self.x_train, self.y_train), "val": (self.x_val, self.y_val), "test": (self.x_test, self.y_test)}[name]
+        return {
+            "train": (self.x_train, self.y_train),
+            "val": (self.x_val, self.y_val),
+            "test": (self.x_test, self.y_test),
+        }[name]
 
 
-def _idx_files(name: str, alias: str, published: dict[str, tuple[str | None, str | None]], base: str | None, how: str) -> DatasetFiles:
+def _idx_files(
+    name: str, alias: str, published: dict[str, tuple[str | None, str | None]], base: str | None, how: str
+) -> DatasetFiles:
     return DatasetFiles(
         name=name,
         aliases=(alias,),
@@ -57,19 +68,33 @@ def _idx_files(name: str, alias: str, published: dict[str, tuple[str | None, str
 
 
 FASHION_MNIST_FILES = _idx_files(
-    "fashion_mnist", "fashion-mnist",
+    "fashion_mnist",
+    "fashion-mnist",
     {
-        "train-images-idx3-ubyte": ("8d4fb7e6c68d591d4c3dfef9ec88bf0d", "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888"),
-        "train-labels-idx1-ubyte": ("25c81989df183df01b3e8a0aad5dffbe", "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9"),
-        "t10k-images-idx3-ubyte": ("bef4ecab320f06d8554ea6380940ec79", "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b"),
-        "t10k-labels-idx1-ubyte": ("bb300cfdad3c16e7a12a480ee83cd310", "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34"),
+        "train-images-idx3-ubyte": (
+            "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
+            "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
+        ),
+        "train-labels-idx1-ubyte": (
+            "25c81989df183df01b3e8a0aad5dffbe",
+            "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
+        ),
+        "t10k-images-idx3-ubyte": (
+            "bef4ecab320f06d8554ea6380940ec79",
+            "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
+        ),
+        "t10k-labels-idx1-ubyte": (
+            "bb300cfdad3c16e7a12a480ee83cd310",
+            "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
+        ),
     },
     "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
     "On Debian: apt-get install dataset-fashion-mnist (installs /usr/share/datasets/fashion-mnist/).",
 )
 
 MNIST_FILES = _idx_files(
-    "mnist", "MNIST",
+    "mnist",
+    "MNIST",
     {
         "train-images-idx3-ubyte": ("f68b3c2dcbeaaa9fbdd348bbdeb94873", None),
         "train-labels-idx1-ubyte": ("d53e105ee54ea40749a09fcbcd1e9432", None),
@@ -105,8 +130,16 @@ def _load_digits(data_dir: str | None, download: bool) -> Dataset:
     order = np.random.default_rng(20240611).permutation(len(y))  # fixed split, independent of trial seeds
     test, val, train = order[:360], order[360:540], order[540:]
     return Dataset(
-        name="digits", x_train=x[train], y_train=y[train], x_val=x[val], y_val=y[val], x_test=x[test], y_test=y[test],
-        num_classes=10, normalization="pixels / 16", provenance={"source": "sklearn.datasets.load_digits", "verified": "bundled"},
+        name="digits",
+        x_train=x[train],
+        y_train=y[train],
+        x_val=x[val],
+        y_val=y[val],
+        x_test=x[test],
+        y_test=y[test],
+        num_classes=10,
+        normalization="pixels / 16",
+        provenance={"source": "sklearn.datasets.load_digits", "verified": "bundled"},
     )
 
 
@@ -120,8 +153,15 @@ def _load_idx_dataset(files: DatasetFiles, data_dir: str | None, download: bool)
     _check_pairs(files.name, x_all, y_all, x_test, y_test)
     # Validation = the first 5,000 training images, as in the notebooks.
     return Dataset(
-        name=files.name, x_train=x_all[5000:], y_train=y_all[5000:], x_val=x_all[:5000], y_val=y_all[:5000],
-        x_test=x_test, y_test=y_test, num_classes=10, normalization="pixels / 255",
+        name=files.name,
+        x_train=x_all[5000:],
+        y_train=y_all[5000:],
+        x_val=x_all[:5000],
+        y_val=y_all[:5000],
+        x_test=x_test,
+        y_test=y_test,
+        num_classes=10,
+        normalization="pixels / 255",
         provenance=_provenance(found),
     )
 
@@ -137,8 +177,15 @@ def _load_cifar10(data_dir: str | None, download: bool) -> Dataset:
     n_train = len(y_all) - min(1000, len(y_all) // 50)
     x_train, x_val, x_test = _standardize(x_all[:n_train], x_all[n_train:], x_test_u8.astype(np.float32))
     return Dataset(
-        name="cifar10", x_train=x_train, y_train=y_all[:n_train], x_val=x_val, y_val=y_all[n_train:],
-        x_test=x_test, y_test=y_test, num_classes=10, normalization="per-channel standardisation (train mean/std)",
+        name="cifar10",
+        x_train=x_train,
+        y_train=y_all[:n_train],
+        x_val=x_val,
+        y_val=y_all[n_train:],
+        x_test=x_test,
+        y_test=y_test,
+        num_classes=10,
+        normalization="per-channel standardisation (train mean/std)",
         provenance={"source": files.source, "verified": files.verified},
     )
 
@@ -191,7 +238,10 @@ Loader = Callable[[str | None, bool], Dataset]
 DATASETS: dict[str, tuple[Loader, str]] = {
     "digits": (_load_digits, "scikit-learn's bundled 8x8 digits (embedded, no download); 1257/180/360 split"),
     "mnist": (lambda d, dl: _load_idx_dataset(MNIST_FILES, d, dl), "MNIST, IDX files; 55000/5000/10000"),
-    "fashion_mnist": (lambda d, dl: _load_idx_dataset(FASHION_MNIST_FILES, d, dl), "Fashion-MNIST, IDX files; 55000/5000/10000"),
+    "fashion_mnist": (
+        lambda d, dl: _load_idx_dataset(FASHION_MNIST_FILES, d, dl),
+        "Fashion-MNIST, IDX files; 55000/5000/10000",
+    ),
     "cifar10": (_load_cifar10, "CIFAR-10, binary version; 49000/1000/10000, standardised per channel"),
 }
 

@@ -25,9 +25,13 @@ class TaskSpec:
     def __post_init__(self) -> None:
         if self.classes is not None and len(set(self.classes)) < 2:
             raise ValueError(f"Expected at least two distinct classes in a task. Received: classes={self.classes}.")
-        if self.binary_positive is not None and (self.classes is None or len(self.classes) != 2 or self.binary_positive not in self.classes):
-            raise ValueError(f"Expected binary_positive to be one of exactly two classes. Received: classes={self.classes}, "
-                             f"binary_positive={self.binary_positive}.")
+        if self.binary_positive is not None and (
+            self.classes is None or len(self.classes) != 2 or self.binary_positive not in self.classes
+        ):
+            raise ValueError(
+                f"Expected binary_positive to be one of exactly two classes. Received: classes={self.classes}, "
+                f"binary_positive={self.binary_positive}."
+            )
         if self.train_limit is not None and self.train_limit < 1:
             raise ValueError(f"Expected train_limit >= 1. Received: {self.train_limit}.")
 
@@ -60,9 +64,17 @@ def derive(dataset: Dataset, task: TaskSpec | None) -> Dataset:
         if split == "train" and task.train_limit is not None:
             x, y = x[: task.train_limit], y[: task.train_limit]
         splits[split] = (x, y)
-    num_classes = 1 if task.binary_positive is not None else (len(task.classes) if task.classes else dataset.num_classes)
+    num_classes = (
+        1 if task.binary_positive is not None else (len(task.classes) if task.classes else dataset.num_classes)
+    )
     return replace(
-        dataset, x_train=splits["train"][0], y_train=splits["train"][1], x_val=splits["val"][0], y_val=splits["val"][1],
-        x_test=splits["test"][0], y_test=splits["test"][1], num_classes=num_classes,
+        dataset,
+        x_train=splits["train"][0],
+        y_train=splits["train"][1],
+        x_val=splits["val"][0],
+        y_val=splits["val"][1],
+        x_test=splits["test"][0],
+        y_test=splits["test"][1],
+        num_classes=num_classes,
         provenance={**dataset.provenance, "task": task.label},
     )

@@ -6,8 +6,8 @@ one or more training phases, sending every epoch record to ``ctx.sink``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from harness.backend import Backend
 from harness.config import TrialConfig
@@ -43,9 +43,15 @@ def _registry() -> dict[str, tuple[Strategy, str]]:
 
     return {
         "scratch": (scratch.run, scratch.DESCRIPTION),
-        "pretrain": (reuse.run_pretrain, "train a backbone on its source task and cache it as a neutral checkpoint (scheduled automatically)"),
+        "pretrain": (
+            reuse.run_pretrain,
+            "train a backbone on its source task and cache it as a neutral checkpoint (scheduled automatically)",
+        ),
         "feature_extraction": (reuse.run_feature_extraction, "S2: frozen backbone, new head trained alone"),
-        "deep_features": (deep_features.run, "S2: backbone features + a scikit-learn classifier (linear_svc, random_forest, rbf_svc, logistic_regression)"),
+        "deep_features": (
+            deep_features.run,
+            "S2: backbone features + a scikit-learn classifier (linear_svc, random_forest, rbf_svc, logistic_regression)",
+        ),
         "fine_tune": (reuse.run_fine_tune, "S3: new head, whole network trained, backbone lr = 0.1 x head lr"),
         "freeze_early": (reuse.run_freeze_early, "S3: new head, first k layer groups frozen, the rest fine-tuned"),
         "transfer": (reuse.run_transfer, "S4: reuse the backbone, features frozen for some epochs, then unfrozen"),

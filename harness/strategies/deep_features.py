@@ -33,8 +33,11 @@ def make_head(name: str, seed: int, threads: int):
 
     if name == "random_forest":
         return RandomForestClassifier(n_estimators=200, random_state=seed, n_jobs=threads)
-    model = {"linear_svc": LinearSVC(C=1.0, max_iter=5000, random_state=seed), "rbf_svc": SVC(kernel="rbf", C=1.0),
-             "logistic_regression": LogisticRegression(max_iter=2000)}[name]
+    model = {
+        "linear_svc": LinearSVC(C=1.0, max_iter=5000, random_state=seed),
+        "rbf_svc": SVC(kernel="rbf", C=1.0),
+        "logistic_regression": LogisticRegression(max_iter=2000),
+    }[name]
     return make_pipeline(StandardScaler(), model)
 
 
@@ -44,11 +47,13 @@ def _pool(features: np.ndarray, how: str) -> np.ndarray:
     return features.reshape(len(features), -1)
 
 
-def run(ctx: "StrategyContext") -> str:
+def run(ctx: StrategyContext) -> str:
     cfg, t = ctx.config, ctx.config.transfer
     data, spec, details = start_from_backbone(ctx, always_new_head=False)
     layer = t.feature_layer or spec.inputs_of(len(spec.layers) - 1)[0]
-    task_key = hashlib.sha256(json.dumps(cfg.task.__dict__ if cfg.task else {}, sort_keys=True, default=str).encode()).hexdigest()[:8]
+    task_key = hashlib.sha256(
+        json.dumps(cfg.task.__dict__ if cfg.task else {}, sort_keys=True, default=str).encode()
+    ).hexdigest()[:8]
     features_file = recipe_for(cfg).features_file(layer, t.feature_pool, task_key, cfg.backend)  # code versions too
     cache = Path(cfg.cache_dir) / "features" / features_file
     start = time.perf_counter()
@@ -70,14 +75,35 @@ def run(ctx: "StrategyContext") -> str:
     head.fit(train_f, data.y_train)
     fit_s = time.perf_counter() - fit_start
     accuracy = float((head.predict(test_f) == data.y_test).mean())
-    details.update(layer=layer, pool=t.feature_pool, feature_dim=int(train_f.shape[1]), head=t.sklearn_head,
-                   fit_time_s=fit_s, features_cached=cached,
-                   columns="epoch_time_s = head fit time; samples_per_s = feature extraction throughput")
+    details.update(
+        layer=layer,
+        pool=t.feature_pool,
+        feature_dim=int(train_f.shape[1]),
+        head=t.sklearn_head,
+        fit_time_s=fit_s,
+        features_cached=cached,
+        columns="epoch_time_s = head fit time; samples_per_s = feature extraction throughput",
+    )
     trainable, frozen = ctx.backend.parameter_counts()  # everything is frozen: the network only extracts
-    ctx.sink(EpochRecord(
-        phase="sklearn", epoch=1, train_loss=float("nan"), train_acc=float((head.predict(train_f) == data.y_train).mean()),
-        val_loss=float("nan"), val_acc=float("nan"), epoch_time_s=fit_s, samples_per_s=extract_sps, eval_time_s=0.0,
-        warmup=False, lr=float("nan"), test_acc=accuracy,
-        extra={"trainable_params": 0, "frozen_params": trainable + frozen, "details_json": json.dumps(details, sort_keys=True)},
-    ))
+    ctx.sink(
+        EpochRecord(
+            phase="sklearn",
+            epoch=1,
+            train_loss=float("nan"),
+            train_acc=float((head.predict(train_f) == data.y_train).mean()),
+            val_loss=float("nan"),
+            val_acc=float("nan"),
+            epoch_time_s=fit_s,
+            samples_per_s=extract_sps,
+            eval_time_s=0.0,
+            warmup=False,
+            lr=float("nan"),
+            test_acc=accuracy,
+            extra={
+                "trainable_params": 0,
+                "frozen_params": trainable + frozen,
+                "details_json": json.dumps(details, sort_keys=True),
+            },
+        )
+    )
     return "ok"

@@ -27,25 +27,39 @@ if TYPE_CHECKING:
     from harness.strategies import StrategyContext
 
 
-def _plan(ctx: "StrategyContext", phase: str, epochs: int, offset: int = 0) -> PhasePlan:
+def _plan(ctx: StrategyContext, phase: str, epochs: int, offset: int = 0) -> PhasePlan:
     return phase_plan(ctx.config, phase, epochs, offset)
 
 
-def run_pretrain(ctx: "StrategyContext") -> str:
+def run_pretrain(ctx: StrategyContext) -> str:
     cfg = ctx.config
     data, spec = start_from_scratch(ctx)
     recipe = recipe_for(cfg)
     details = {"backbone": recipe.key, "backbone_recipe": recipe.describe()}
-    status = train_phase(ctx.backend, len(data.y_train), _plan(ctx, "source", cfg.epochs), _with_details(ctx, details),
-                         final_metrics=lambda b: {"test_acc": b.evaluate("test", cfg.eval_batch_size).accuracy})
+    status = train_phase(
+        ctx.backend,
+        len(data.y_train),
+        _plan(ctx, "source", cfg.epochs),
+        _with_details(ctx, details),
+        final_metrics=lambda b: {"test_acc": b.evaluate("test", cfg.eval_batch_size).accuracy},
+    )
     if status == "ok":
-        save_checkpoint(checkpoint_path(cfg), spec, ctx.backend.export_weights(),
-                        {"recipe": recipe.describe(), "key": recipe.key, "trained_by": cfg.backend,
-                         "framework_version": ctx.backend.framework_version(), "source_task": cfg.task.label if cfg.task else "all"})
+        save_checkpoint(
+            checkpoint_path(cfg),
+            spec,
+            ctx.backend.export_weights(),
+            {
+                "recipe": recipe.describe(),
+                "key": recipe.key,
+                "trained_by": cfg.backend,
+                "framework_version": ctx.backend.framework_version(),
+                "source_task": cfg.task.label if cfg.task else "all",
+            },
+        )
     return status
 
 
-def load_backbone(ctx: "StrategyContext") -> tuple[ModelSpec, NeutralWeights, dict[str, Any]]:
+def load_backbone(ctx: StrategyContext) -> tuple[ModelSpec, NeutralWeights, dict[str, Any]]:
     path = checkpoint_path(ctx.config)
     if not path.is_file():
         raise FileNotFoundError(
@@ -58,12 +72,15 @@ def load_backbone(ctx: "StrategyContext") -> tuple[ModelSpec, NeutralWeights, di
 def head_layer(spec: ModelSpec) -> Dense:
     head = spec.layers[-1]
     if not isinstance(head, Dense):
-        raise ValueError(f"Expected the model's last layer to be the Dense head. Received: {type(head).__name__} {head.name!r}.")
+        raise ValueError(
+            f"Expected the model's last layer to be the Dense head. Received: {type(head).__name__} {head.name!r}."
+        )
     return head
 
 
-def with_target_head(ctx: "StrategyContext", spec: ModelSpec, weights: NeutralWeights, num_classes: int,
-                     always_new: bool) -> tuple[ModelSpec, NeutralWeights, bool]:
+def with_target_head(
+    ctx: StrategyContext, spec: ModelSpec, weights: NeutralWeights, num_classes: int, always_new: bool
+) -> tuple[ModelSpec, NeutralWeights, bool]:
     """The backbone with a head for ``num_classes``: a fresh one (harness-initialised) when the class count
     differs or ``always_new``; otherwise the backbone's own."""
     head = head_layer(spec)
@@ -76,18 +93,27 @@ def with_target_head(ctx: "StrategyContext", spec: ModelSpec, weights: NeutralWe
     return target, merged, True
 
 
-def _with_details(ctx: "StrategyContext", details: dict[str, Any]):
+def _with_details(ctx: StrategyContext, details: dict[str, Any]):
     """A sink that adds the parameter counts and the strategy's facts to every record."""
 
     def sink(record: EpochRecord) -> None:
         trainable, frozen = ctx.backend.parameter_counts()
-        ctx.sink(replace(record, extra={**record.extra, "trainable_params": trainable, "frozen_params": frozen,
-                                        "details_json": json.dumps(details, sort_keys=True)}))
+        ctx.sink(
+            replace(
+                record,
+                extra={
+                    **record.extra,
+                    "trainable_params": trainable,
+                    "frozen_params": frozen,
+                    "details_json": json.dumps(details, sort_keys=True),
+                },
+            )
+        )
 
     return sink
 
 
-def start_from_backbone(ctx: "StrategyContext", always_new_head: bool):
+def start_from_backbone(ctx: StrategyContext, always_new_head: bool):
     """Load the shared backbone, fit a head for the target task, build it in the backend and hand over the data."""
     cfg = ctx.config
     data = derive(ctx.dataset, cfg.task)
@@ -95,8 +121,14 @@ def start_from_backbone(ctx: "StrategyContext", always_new_head: bool):
     spec, weights, new_head = with_target_head(ctx, spec, weights, data.num_classes, always_new_head)
     ctx.build(spec, weights)
     prepare_data(ctx.backend, data)
-    details = {"backbone": meta["key"], "backbone_recipe": meta["recipe"], "backbone_trained_by": meta["trained_by"],
-               "source_task": meta["source_task"], "target_task": cfg.task.label if cfg.task else "all", "new_head": new_head}
+    details = {
+        "backbone": meta["key"],
+        "backbone_recipe": meta["recipe"],
+        "backbone_trained_by": meta["trained_by"],
+        "source_task": meta["source_task"],
+        "target_task": cfg.task.label if cfg.task else "all",
+        "new_head": new_head,
+    }
     return data, spec, details
 
 
@@ -105,43 +137,62 @@ def _layers_of_groups(spec: ModelSpec, groups: list[str]) -> list[str]:
     return [l.name for l in spec.layers if l.group in wanted]
 
 
-def run_feature_extraction(ctx: "StrategyContext") -> str:
+def run_feature_extraction(ctx: StrategyContext) -> str:
     cfg = ctx.config
     data, spec, details = start_from_backbone(ctx, always_new_head=True)
     head = head_layer(spec).name
     ctx.backend.set_trainable([l.name for l in spec.layers if l.name != head])
     ctx.backend.set_optimizer(cfg.optimizer, cfg.regularization)
-    return train_phase(ctx.backend, len(data.y_train), _plan(ctx, "frozen", cfg.epochs), _with_details(ctx, details),
-                       final_metrics=lambda b: final_metrics(ctx, b))
+    return train_phase(
+        ctx.backend,
+        len(data.y_train),
+        _plan(ctx, "frozen", cfg.epochs),
+        _with_details(ctx, details),
+        final_metrics=lambda b: final_metrics(ctx, b),
+    )
 
 
-def run_fine_tune(ctx: "StrategyContext") -> str:
+def run_fine_tune(ctx: StrategyContext) -> str:
     cfg = ctx.config
     data, spec, details = start_from_backbone(ctx, always_new_head=True)
     head = head_layer(spec).name
     multiplier = cfg.transfer.backbone_lr_multiplier
     ctx.backend.set_trainable([])
-    ctx.backend.set_optimizer(cfg.optimizer, cfg.regularization, {l.name: multiplier for l in spec.layers if l.name != head})
+    ctx.backend.set_optimizer(
+        cfg.optimizer, cfg.regularization, {l.name: multiplier for l in spec.layers if l.name != head}
+    )
     details["backbone_lr_multiplier"] = multiplier
-    return train_phase(ctx.backend, len(data.y_train), _plan(ctx, "fine_tune", cfg.epochs), _with_details(ctx, details),
-                       final_metrics=lambda b: final_metrics(ctx, b))
+    return train_phase(
+        ctx.backend,
+        len(data.y_train),
+        _plan(ctx, "fine_tune", cfg.epochs),
+        _with_details(ctx, details),
+        final_metrics=lambda b: final_metrics(ctx, b),
+    )
 
 
-def run_freeze_early(ctx: "StrategyContext") -> str:
+def run_freeze_early(ctx: StrategyContext) -> str:
     cfg = ctx.config
     data, spec, details = start_from_backbone(ctx, always_new_head=True)
     groups = list(spec.groups())
     k = cfg.transfer.freeze_groups
     if k >= len(groups):
-        raise ValueError(f"Expected freeze_groups < {len(groups)} (the groups are {groups}). Received: {k}: nothing would train.")
+        raise ValueError(
+            f"Expected freeze_groups < {len(groups)} (the groups are {groups}). Received: {k}: nothing would train."
+        )
     ctx.backend.set_trainable(_layers_of_groups(spec, groups[:k]))
     ctx.backend.set_optimizer(cfg.optimizer, cfg.regularization)
     details["frozen_groups"] = groups[:k]
-    return train_phase(ctx.backend, len(data.y_train), _plan(ctx, "freeze_early", cfg.epochs), _with_details(ctx, details),
-                       final_metrics=lambda b: final_metrics(ctx, b))
+    return train_phase(
+        ctx.backend,
+        len(data.y_train),
+        _plan(ctx, "freeze_early", cfg.epochs),
+        _with_details(ctx, details),
+        final_metrics=lambda b: final_metrics(ctx, b),
+    )
 
 
-def run_transfer(ctx: "StrategyContext") -> str:
+def run_transfer(ctx: StrategyContext) -> str:
     cfg = ctx.config
     data, spec, details = start_from_backbone(ctx, always_new_head=False)
     frozen_epochs = cfg.epochs if cfg.transfer.frozen_epochs is None else min(cfg.transfer.frozen_epochs, cfg.epochs)
@@ -151,12 +202,22 @@ def run_transfer(ctx: "StrategyContext") -> str:
     if frozen_epochs:
         ctx.backend.set_trainable(_layers_of_groups(spec, [g for g in spec.groups() if g != "classifier"]))
         ctx.backend.set_optimizer(cfg.optimizer, cfg.regularization)
-        status = train_phase(ctx.backend, len(data.y_train), _plan(ctx, "frozen", frozen_epochs), sink,
-                             final_metrics=finals if frozen_epochs == cfg.epochs else None)
+        status = train_phase(
+            ctx.backend,
+            len(data.y_train),
+            _plan(ctx, "frozen", frozen_epochs),
+            sink,
+            final_metrics=finals if frozen_epochs == cfg.epochs else None,
+        )
     if status == "ok" and cfg.epochs > frozen_epochs:
         # Unfreezing starts a fresh optimizer, as recompiling does in Keras.
         ctx.backend.set_trainable([])
         ctx.backend.set_optimizer(cfg.optimizer, cfg.regularization)
-        status = train_phase(ctx.backend, len(data.y_train), _plan(ctx, "unfrozen", cfg.epochs - frozen_epochs, offset=frozen_epochs),
-                             sink, final_metrics=finals)
+        status = train_phase(
+            ctx.backend,
+            len(data.y_train),
+            _plan(ctx, "unfrozen", cfg.epochs - frozen_epochs, offset=frozen_epochs),
+            sink,
+            final_metrics=finals,
+        )
     return status

@@ -20,12 +20,13 @@ if TYPE_CHECKING:
 DESCRIPTION = "train from random init (shared initial weights); test accuracy at the end"
 
 
-def start_from_scratch(ctx: "StrategyContext") -> tuple[Dataset, ModelSpec]:
+def start_from_scratch(ctx: StrategyContext) -> tuple[Dataset, ModelSpec]:
     """Build the trial's model on its task from the harness's initial weights, with a fresh optimizer and the data."""
     cfg = ctx.config
     data = derive(ctx.dataset, cfg.task)
-    spec = model_spec(cfg.model, transformed_shape(cfg.input, data.input_shape), data.num_classes, cfg.model_options,
-                      cfg.cache_dir)
+    spec = model_spec(
+        cfg.model, transformed_shape(cfg.input, data.input_shape), data.num_classes, cfg.model_options, cfg.cache_dir
+    )
     weights = initial_weights(spec, cfg.init, cfg.seed)  # the model's own, whatever pipeline feeds it
     spec = with_input_pipeline(spec, cfg.input, data.input_shape)
     ctx.build(spec, weights)
@@ -35,22 +36,37 @@ def start_from_scratch(ctx: "StrategyContext") -> tuple[Dataset, ModelSpec]:
 
 
 def phase_plan(cfg: TrialConfig, phase: str, epochs: int, offset: int = 0) -> PhasePlan:
-    return PhasePlan(phase=phase, epochs=epochs, batch_size=cfg.batch_size, eval_batch_size=cfg.eval_batch_size, seed=cfg.seed,
-                     base_lr=cfg.optimizer.lr, schedule=cfg.schedule, epoch_offset=offset,
-                     inject_step_delay_s=cfg.runtime.inject_step_delay_s)
+    return PhasePlan(
+        phase=phase,
+        epochs=epochs,
+        batch_size=cfg.batch_size,
+        eval_batch_size=cfg.eval_batch_size,
+        seed=cfg.seed,
+        base_lr=cfg.optimizer.lr,
+        schedule=cfg.schedule,
+        epoch_offset=offset,
+        inject_step_delay_s=cfg.runtime.inject_step_delay_s,
+    )
 
 
-def run(ctx: "StrategyContext") -> str:
+def run(ctx: StrategyContext) -> str:
     data, _ = start_from_scratch(ctx)
-    return train_phase(ctx.backend, len(data.y_train), phase_plan(ctx.config, "train", ctx.config.epochs), ctx.sink,
-                       final_metrics=lambda b: final_metrics(ctx, b, data))
+    return train_phase(
+        ctx.backend,
+        len(data.y_train),
+        phase_plan(ctx.config, "train", ctx.config.epochs),
+        ctx.sink,
+        final_metrics=lambda b: final_metrics(ctx, b, data),
+    )
 
 
-def final_metrics(ctx: "StrategyContext", backend, data: Dataset | None = None) -> dict[str, float]:
+def final_metrics(ctx: StrategyContext, backend, data: Dataset | None = None) -> dict[str, float]:
     """Test accuracy, and MC-dropout metrics when the trial asks for passes."""
     cfg = ctx.config
     data = data if data is not None else derive(ctx.dataset, cfg.task)
     out = test_accuracy(backend, cfg.eval_batch_size)
     if cfg.mc_dropout_passes:
-        out.update(mc_dropout_metrics(backend, data.x_test, data.y_test, cfg.mc_dropout_passes, cfg.seed, cfg.eval_batch_size))
+        out.update(
+            mc_dropout_metrics(backend, data.x_test, data.y_test, cfg.mc_dropout_passes, cfg.seed, cfg.eval_batch_size)
+        )
     return out

@@ -9,9 +9,9 @@ torchvision-named models are torchvision's architectures exactly, with torchvisi
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import Callable
 
 from harness.spec import Layer
 from harness.zoo import classic, densenet, mobilenet, resnet
@@ -38,27 +38,41 @@ _DROP = ZOO_OPTIONS_ALWAYS | ZOO_OPTIONS_WITH_DROPOUT
 IMAGENET = (224, 224, 3)
 
 ZOO: dict[str, ZooModel] = {
-    "alexnet": ZooModel(classic.alexnet, "the lessons' AlexNet: conv96 11x11/4 ... dense 4096 x2, dropout .5 (227 px)",
-                        (227, 227, 3), _DROP),
-    "alexnet_tv": ZooModel(classic.alexnet_tv, "torchvision's AlexNet (64-192-384-256-256, adaptive 6x6 pool)",
-                           IMAGENET, _DROP),
+    "alexnet": ZooModel(
+        classic.alexnet,
+        "the lessons' AlexNet: conv96 11x11/4 ... dense 4096 x2, dropout .5 (227 px)",
+        (227, 227, 3),
+        _DROP,
+    ),
+    "alexnet_tv": ZooModel(
+        classic.alexnet_tv, "torchvision's AlexNet (64-192-384-256-256, adaptive 6x6 pool)", IMAGENET, _DROP
+    ),
     **{
         f"{config}{'_bn' if bn else ''}": ZooModel(
             partial(classic.vgg, config=config, batchnorm=bn),
-            f"torchvision's VGG-{config[3:]}{' with BatchNorm' if bn else ''}", IMAGENET,
-            (_BN | _DROP) if bn else _DROP)
-        for config in classic.VGG_CONFIGS for bn in (False, True)
+            f"torchvision's VGG-{config[3:]}{' with BatchNorm' if bn else ''}",
+            IMAGENET,
+            (_BN | _DROP) if bn else _DROP,
+        )
+        for config in classic.VGG_CONFIGS
+        for bn in (False, True)
     },
     **{
-        depth: ZooModel(_no_dropout(partial(resnet.resnet, depth=depth)),
-                        f"torchvision's ResNet-{depth[6:]} ({resnet.IMAGENET_RESNETS[depth][0]} blocks, V1.5)",
-                        IMAGENET, _BN)
+        depth: ZooModel(
+            _no_dropout(partial(resnet.resnet, depth=depth)),
+            f"torchvision's ResNet-{depth[6:]} ({resnet.IMAGENET_RESNETS[depth][0]} blocks, V1.5)",
+            IMAGENET,
+            _BN,
+        )
         for depth in resnet.IMAGENET_RESNETS
     },
-    "resnet20": ZooModel(_no_dropout(resnet.resnet20), "the CIFAR ResNet-20 (He et al. 2016; 1x1 projection shortcuts)",
-                         (32, 32, 3), _BN),
-    "mobilenet_v2": ZooModel(mobilenet.mobilenet_v2, "torchvision's MobileNetV2 (inverted residuals, ReLU6)",
-                             IMAGENET, _BN | _DROP),
-    "densenet121": ZooModel(_no_dropout(densenet.densenet121), "torchvision's DenseNet-121 (growth 32, 6-12-24-16)",
-                            IMAGENET, _BN),
+    "resnet20": ZooModel(
+        _no_dropout(resnet.resnet20), "the CIFAR ResNet-20 (He et al. 2016; 1x1 projection shortcuts)", (32, 32, 3), _BN
+    ),
+    "mobilenet_v2": ZooModel(
+        mobilenet.mobilenet_v2, "torchvision's MobileNetV2 (inverted residuals, ReLU6)", IMAGENET, _BN | _DROP
+    ),
+    "densenet121": ZooModel(
+        _no_dropout(densenet.densenet121), "torchvision's DenseNet-121 (growth 32, 6-12-24-16)", IMAGENET, _BN
+    ),
 }

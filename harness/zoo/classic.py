@@ -6,8 +6,9 @@ from harness.spec import AdaptiveAvgPool2D, Dense, Dropout, Flatten, Layer, MaxP
 from harness.zoo.graph import GraphBuilder, scaled
 
 
-def _dense_head(g: GraphBuilder, hidden: int, num_classes: int, dropout: float, kind: str, dropout_first: bool,
-                names: list[str]) -> None:
+def _dense_head(
+    g: GraphBuilder, hidden: int, num_classes: int, dropout: float, kind: str, dropout_first: bool, names: list[str]
+) -> None:
     """Two hidden dense layers with ReLU and dropout, then the logits; ``names`` are the layer names in order.
     torchvision's AlexNet drops out *before* each hidden dense layer, VGG and the lessons' AlexNet after its ReLU."""
     it = iter(names)
@@ -31,8 +32,15 @@ def alexnet(g: GraphBuilder, num_classes: int, width: float, dropout_kind: str) 
         if i in (1, 2, 5):
             g.add(MaxPool2D(name=f"pool{i}", group="features", pool_size=(3, 3), strides=(2, 2)))
     g.add(Flatten(name="flatten", group="features"))
-    _dense_head(g, scaled(4096, width), num_classes, 0.5, dropout_kind, dropout_first=False,
-                names=["fc6", "relu6", "drop6", "fc7", "relu7", "drop7", "fc8"])
+    _dense_head(
+        g,
+        scaled(4096, width),
+        num_classes,
+        0.5,
+        dropout_kind,
+        dropout_first=False,
+        names=["fc6", "relu6", "drop6", "fc7", "relu7", "drop7", "fc8"],
+    )
     return g.layers
 
 
@@ -49,8 +57,15 @@ def alexnet_tv(g: GraphBuilder, num_classes: int, width: float, dropout_kind: st
             index += 1
     g.add(AdaptiveAvgPool2D(name="avgpool", group="features", output_size=(6, 6)))
     g.add(Flatten(name="flatten", group="features"))
-    _dense_head(g, scaled(4096, width), num_classes, 0.5, dropout_kind, dropout_first=True,
-                names=[f"classifier_{i}" for i in range(7)])
+    _dense_head(
+        g,
+        scaled(4096, width),
+        num_classes,
+        0.5,
+        dropout_kind,
+        dropout_first=True,
+        names=[f"classifier_{i}" for i in range(7)],
+    )
     return g.layers
 
 
@@ -60,8 +75,9 @@ VGG_CONFIGS: dict[str, tuple[int | str, ...]] = {
 }
 
 
-def vgg(g: GraphBuilder, num_classes: int, width: float, dropout_kind: str, config: str,
-        batchnorm: bool) -> list[Layer]:
+def vgg(
+    g: GraphBuilder, num_classes: int, width: float, dropout_kind: str, config: str, batchnorm: bool
+) -> list[Layer]:
     """torchvision's VGG: 3x3 convs padded 1 (with bias, also before BatchNorm, as torchvision has them),
     max pools 2/2, adaptive (7, 7) pool, dense 4096 x 2 with dropout 0.5 after each ReLU."""
     index = 0
@@ -77,6 +93,13 @@ def vgg(g: GraphBuilder, num_classes: int, width: float, dropout_kind: str, conf
         index += 2 + batchnorm
     g.add(AdaptiveAvgPool2D(name="avgpool", group="features", output_size=(7, 7)))
     g.add(Flatten(name="flatten", group="features"))
-    _dense_head(g, scaled(4096, width), num_classes, 0.5, dropout_kind, dropout_first=False,
-                names=[f"classifier_{i}" for i in range(7)])
+    _dense_head(
+        g,
+        scaled(4096, width),
+        num_classes,
+        0.5,
+        dropout_kind,
+        dropout_first=False,
+        names=[f"classifier_{i}" for i in range(7)],
+    )
     return g.layers

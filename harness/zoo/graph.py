@@ -46,16 +46,39 @@ class GraphBuilder:
         self.layers.append(layer)
         return layer.name
 
-    def conv(self, name: str, group: str, filters: int, kernel: int, stride: int = 1, pad: int | None = None,
-             groups: int = 1, bias: bool = False, src: str | None = None) -> str:
+    def conv(
+        self,
+        name: str,
+        group: str,
+        filters: int,
+        kernel: int,
+        stride: int = 1,
+        pad: int | None = None,
+        groups: int = 1,
+        bias: bool = False,
+        src: str | None = None,
+    ) -> str:
         """A square conv, zero-padded by ``pad`` (default kernel // 2) on every side."""
-        layer = Conv2D(name=name, group=group, filters=filters, kernel_size=(kernel, kernel), strides=(stride, stride),
-                       padding=symmetric(kernel // 2 if pad is None else pad), use_bias=bias, groups=groups)
+        layer = Conv2D(
+            name=name,
+            group=group,
+            filters=filters,
+            kernel_size=(kernel, kernel),
+            strides=(stride, stride),
+            padding=symmetric(kernel // 2 if pad is None else pad),
+            use_bias=bias,
+            groups=groups,
+        )
         return self.add(layer, *((src,) if src else ()))
 
     def bn(self, name: str, group: str, src: str | None = None) -> str:
-        layer = BatchNorm(name=name, group=group, decay=self.bn_decay, epsilon=self.bn_epsilon,
-                          running_variance=self.bn_running_variance)
+        layer = BatchNorm(
+            name=name,
+            group=group,
+            decay=self.bn_decay,
+            epsilon=self.bn_epsilon,
+            running_variance=self.bn_running_variance,
+        )
         return self.add(layer, *((src,) if src else ()))
 
     def act(self, name: str, group: str, kind: str = "relu", src: str | None = None) -> str:

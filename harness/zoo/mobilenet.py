@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from harness.spec import Add, AdaptiveAvgPool2D, Dense, Dropout, Flatten, Layer
+from harness.spec import AdaptiveAvgPool2D, Add, Dense, Dropout, Flatten, Layer
 from harness.zoo.graph import GraphBuilder
 
 # (expansion t, output channels c, repeats n, first stride s), the paper's Table 2
@@ -16,8 +16,9 @@ def make_divisible(value: float, divisor: int = 8) -> int:
     return rounded + divisor if rounded < 0.9 * value else rounded
 
 
-def _conv_bn_relu6(g: GraphBuilder, prefix: str, group: str, filters: int, kernel: int, stride: int = 1,
-                   groups: int = 1) -> None:
+def _conv_bn_relu6(
+    g: GraphBuilder, prefix: str, group: str, filters: int, kernel: int, stride: int = 1, groups: int = 1
+) -> None:
     """torchvision's Conv2dNormActivation: conv (no bias), BN, ReLU6, as submodules 0, 1, 2."""
     g.conv(f"{prefix}_0", group, filters, kernel, stride, groups=groups)
     g.bn(f"{prefix}_1", group)

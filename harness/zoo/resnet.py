@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from harness.spec import Add, AdaptiveAvgPool2D, Dense, Flatten, Layer, MaxPool2D
+from harness.spec import AdaptiveAvgPool2D, Add, Dense, Flatten, Layer, MaxPool2D
 from harness.zoo.graph import GraphBuilder, scaled
 
 # (block kind, blocks per stage) of the ImageNet ResNets; stage widths 64, 128, 256, 512 (x4 out for bottlenecks)
@@ -14,8 +14,9 @@ IMAGENET_RESNETS: dict[str, tuple[str, tuple[int, ...]]] = {
 EXPANSION = {"basic": 1, "bottleneck": 4}
 
 
-def _block(g: GraphBuilder, prefix: str, group: str, kind: str, planes: int, out: int, stride: int,
-           project: bool) -> None:
+def _block(
+    g: GraphBuilder, prefix: str, group: str, kind: str, planes: int, out: int, stride: int, project: bool
+) -> None:
     """One block in torchvision's execution order: the residual branch, then the projection shortcut (1x1 conv
     + BN, where the shape changes), the add, the ReLU. Bottlenecks stride in the 3x3 conv (V1.5)."""
     block_input = g.last
@@ -48,8 +49,16 @@ def _stages(g: GraphBuilder, kind: str, blocks: tuple[int, ...], widths: tuple[i
         out = planes * EXPANSION[kind]
         for index in range(count):
             stride = 2 if stage > 1 and index == 0 else 1
-            _block(g, f"layer{stage}_{index}", f"stage{stage}", kind, planes, out, stride,
-                   project=stride != 1 or channels != out)
+            _block(
+                g,
+                f"layer{stage}_{index}",
+                f"stage{stage}",
+                kind,
+                planes,
+                out,
+                stride,
+                project=stride != 1 or channels != out,
+            )
             channels = out
 
 
