@@ -25,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from harness.config import TrialConfig  # noqa: E402
 from harness.data.tasks import TaskSpec  # noqa: E402
 from harness.models import ModelOptions  # noqa: E402
+from harness.plan import RunPlan  # noqa: E402
 from harness.runner import execute  # noqa: E402
 from harness.scheduler import SchedulerSettings  # noqa: E402
 
@@ -33,7 +34,7 @@ def _run(trials: list[TrialConfig], root: Path, run_id: str, max_concurrent: int
     """Wall seconds of the run and total in-trial compute seconds (training + evaluation) from its rows."""
     settings = SchedulerSettings(storage_dir=root / "_ray", cpus_per_trial=1, max_concurrent=max_concurrent)
     start = time.perf_counter()
-    outcome = execute(trials, results_dir=root, run_id=run_id, settings=settings)
+    outcome = execute(RunPlan.of_trials(trials), results_dir=root, run_id=run_id, settings=settings)
     wall = time.perf_counter() - start
     if not outcome.all_ok:
         raise SystemExit(f"{run_id}: not every trial finished ok: {outcome.frame['status'].value_counts().to_dict()}")

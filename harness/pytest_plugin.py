@@ -8,23 +8,24 @@ runs *every* collected trial in one Ray Tune session, keeps the outcome in
 the other backends. The comparison table ends the session.
 
 Before Ray starts, the trials go through the CLI's checks
-(:func:`harness.backend.fit_to_capabilities` at collection,
-:func:`harness.runner.preflight` before the run): bad input fails every case
+(the planner's overrides and capability fit at collection,
+:func:`harness.preflight.preflight` before the run): bad input fails every case
 with the reason, and no run starts.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from harness.backend import BACKENDS, fit_to_capabilities
-from harness.config import RuntimeOptions, TrialConfig
-from harness.suites import Suite, SuiteCase, case_trials, suite
+from harness.backend import BACKENDS
+from harness.config import TrialConfig
+from harness.planner import suite_case_trials
+from harness.suites import Suite, SuiteCase, suite
 
 SCALES = ("smoke", "quick", "full")
 
@@ -225,19 +226,18 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         return
     backends = tuple(dict.fromkeys(config.getoption("xfbench_backends") or BACKENDS))
     seeds = config.getoption("xfbench_seeds") or chosen.seeds
-    runtime = RuntimeOptions(
-        threads=config.getoption("xfbench_cpus"), device="gpu" if config.getoption("xfbench_gpus") > 0 else "cpu"
-    )
     data_dir = config.getoption("xfbench_data_dir")
+    # The CLI's override paths: threads and device from the execution options, the data directory.
+    overrides: dict[str, Any] = {
+        "runtime.threads": config.getoption("xfbench_cpus"),
+        "runtime.device": "gpu" if config.getoption("xfbench_gpus") > 0 else "cpu",
+        "data_dir": str(Path(data_dir).resolve()) if data_dir else None,
+    }
     params = []
     for backend in backends:
         for case in chosen.cases:
-            trials = [
-                replace(t, runtime=runtime, data_dir=str(Path(data_dir).resolve()) if data_dir else None)
-                for t in case_trials(case, chosen.name, (backend,), seeds)
-            ]
             try:
-                trials = fit_to_capabilities(trials)
+                trials = suite_case_trials(chosen, case, (backend,), seeds, overrides)
             except ValueError as exc:
                 raise pytest.UsageError(f"{metafunc.definition.nodeid} [{backend}-{case.case_id}]: {exc}") from None
             reason = _data_missing(state, case.dataset, data_dir)
@@ -310,7 +310,9 @@ def _record_benchmark(benchmark: Any, handle: CaseHandle) -> None:
 
 
 def _run_all(config: pytest.Config, state: SessionState) -> None:
-    from harness.runner import execute, new_run_id, preflight
+    from harness.plan import RunPlan
+    from harness.preflight import preflight
+    from harness.runner import execute, new_run_id
     from harness.scheduler import SchedulerSettings
 
     trials = list(state.wanted.values())
@@ -333,12 +335,12 @@ def _run_all(config: pytest.Config, state: SessionState) -> None:
         address=config.getoption("xfbench_ray_address"),
     )
     try:
+        scale = config.getoption("xfbench_scale")
         state.outcome = execute(
-            trials,
+            RunPlan.of_trials(trials, label=f"pytest-{scale}", title="xfbench suites (pytest)"),
             results_dir=results_dir,
-            run_id=new_run_id(f"pytest-{config.getoption('xfbench_scale')}"),
+            run_id=new_run_id(f"pytest-{scale}"),
             settings=settings,
-            title="xfbench suites (pytest)",
             command=["pytest", *config.invocation_params.args],
             data_provenance=state.data_provenance,
         )

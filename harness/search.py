@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Union
 
 from harness.config import TrialConfig
+from harness.overrides import apply_overrides
 
 DOMAIN_KINDS = ("choice", "uniform", "loguniform", "int")
 SEARCH_ALGORITHMS = ("random", "grid", "optuna")
@@ -221,43 +222,14 @@ def space_from_mapping(mapping: dict[str, Domain]) -> SearchSpace:
 
 
 def apply_point(base: TrialConfig, point: dict[str, Any]) -> TrialConfig:
-    """``base`` with each sampled value set; ValueError (from the configs' own checks) on invalid values.
-
-    Choosing another optimizer starts that optimizer from its own defaults (its momentum, epsilon, ...) with
-    the base's learning rate and clipping, exactly as ``--optimizer`` does; other sampled optimizer fields follow.
-    """
-    groups: dict[str, dict[str, Any]] = {}
-    top: dict[str, Any] = {}
+    """``base`` with each sampled value set, by the one override rule (:mod:`harness.overrides`: another
+    optimizer starts from its own defaults with the base's learning rate and clipping); ValueError on bad values."""
+    changes = {}
     for raw, value in point.items():
         path = canonical_path(raw)
-        annotation = _field_annotation(path)
-        value = _coerce(value, annotation)
-        if "." in path:
-            group, name = path.split(".")
-            groups.setdefault(group, {})[name] = value
-        else:
-            top[path] = value
-    for group, changes in groups.items():
-        current = getattr(base, group)
-        if group == "optimizer" and "name" in changes and changes["name"] != current.name:
-            current = type(current)(
-                name=changes["name"], lr=current.lr, clip_value=current.clip_value, clip_norm=current.clip_norm
-            )
-        top[group] = dataclasses.replace(current, **changes)
-    return dataclasses.replace(base, **top)
-
-
-def _coerce(value: Any, annotation: str) -> Any:
-    """Tune hands back numpy scalars and lists; the configs hold plain ints, floats and tuples."""
-    if value is None:
-        return None
-    if isinstance(value, list):
-        return tuple(value)
-    if _is_int_field(annotation) and isinstance(value, float) and value.is_integer():
-        return int(value)
-    if hasattr(value, "item") and not isinstance(value, tuple):
-        return value.item()
-    return value
+        _field_annotation(path)  # searchable only
+        changes[path] = value
+    return apply_overrides(base, changes)
 
 
 def validate_space(base: TrialConfig, space: SearchSpace) -> None:

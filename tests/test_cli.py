@@ -237,13 +237,12 @@ def bad_input_results(tmp_path_factory):
         "--no-download",
     ]
     cwd = tmp_path_factory.mktemp("cwd")
-    for run_id, info in (
-        ("finished-run", {"kind": "run", "status": "finished", "finished": "2026-11-23T00:00:00Z"}),
-        ("a-tune", {"kind": "tune", "status": "interrupted"}),
-        ("interrupted-run", {"kind": "run", "status": "interrupted", "scheduler": {"gpus_per_trial": 0.0}}),
+    for run_id, kind, status in (
+        ("finished-run", "run", "finished"),
+        ("a-tune", "tune", "interrupted"),
+        ("interrupted-run", "run", "interrupted"),
     ):
-        (cwd / "results" / run_id).mkdir(parents=True)
-        (cwd / "results" / run_id / "run.json").write_text(json.dumps(info))
+        _write_run_file(cwd / "results" / run_id, kind, status)
     proc = subprocess.run(
         [sys.executable, "-c", _SCRIPT, json.dumps(cases)], capture_output=True, text=True, cwd=cwd, timeout=300
     )
@@ -302,7 +301,7 @@ def test_list_names_every_choice():
 
 
 def test_technique_options_reach_every_trial_config():
-    from harness.cli import build_parser, trials_from_args
+    from harness.cli import build_parser, plan_from_args
 
     args = build_parser().parse_args(
         [
@@ -340,7 +339,7 @@ def test_technique_options_reach_every_trial_config():
             "7",
         ]
     )
-    trials, _ = trials_from_args(args)
+    trials = list(plan_from_args(args).trials)
     assert len(trials) == 4  # two backends x two seeds
     t = trials[0]
     assert (t.optimizer.name, t.optimizer.lr, t.optimizer.clip_norm, t.optimizer.eps) == ("adam", 0.002, 1.5, 1e-8)
@@ -356,16 +355,16 @@ def test_technique_options_reach_every_trial_config():
         t.model_options.batchnorm,
     ) == ("selu", 0.1, "alpha", "after")
     assert t.mc_dropout_passes == 7
-    piecewise, _ = trials_from_args(
+    piecewise = plan_from_args(
         build_parser().parse_args(["run", "--suite", "smoke", "--piecewise", "10,20:0.1,0.01,0.001"])
-    )
+    ).trials
     assert piecewise[0].schedule.boundaries == (10, 20) and piecewise[0].schedule.values == (0.1, 0.01, 0.001)
 
 
 def test_transfer_options_reach_the_trial_config():
-    from harness.cli import build_parser, trials_from_args
+    from harness.cli import build_parser, plan_from_args
 
-    trials, _ = trials_from_args(
+    trials = plan_from_args(
         build_parser().parse_args(
             [
                 "run",
@@ -387,7 +386,7 @@ def test_transfer_options_reach_the_trial_config():
                 "0.2",
             ]
         )
-    )
+    ).trials
     t = trials[0]
     assert t.task.classes == (0, 1, 2, 3, 4) and t.transfer.source_task.classes == (5, 6, 7, 8, 9)
     assert (t.transfer.source_epochs, t.transfer.source_backend, t.transfer.backbone_lr_multiplier) == (
@@ -398,9 +397,10 @@ def test_transfer_options_reach_the_trial_config():
 
 
 def _trials(*argv: str):
-    from harness.cli import build_parser, trials_from_args
+    from harness.cli import build_parser, plan_from_args
 
-    return trials_from_args(build_parser().parse_args(list(argv)))
+    plan = plan_from_args(build_parser().parse_args(list(argv)))
+    return list(plan.planned_trials), plan.label
 
 
 def test_speed_options_are_recorded_only_on_the_backends_that_apply_them():
@@ -432,21 +432,42 @@ def test_run_without_a_selection_runs_the_quick_suite():
 
 
 def test_tune_without_a_selection_is_still_an_error():
-    from harness.cli import InputError
-
-    with pytest.raises(InputError, match="Expected --strategy, --model and --dataset together"):
+    with pytest.raises(ValueError, match="Expected --strategy, --model and --dataset together"):
         _trials("tune")
+
+
+def _write_run_file(run_dir, kind: str, status: str, execution=None) -> None:
+    """A real run.json: a small plan of ``kind``, recorded as ``status``."""
+    from harness.plan import ExecutionOptions, RunFile, RunRecord, write_run_file
+    from harness.planner import SearchRequest, Selection, plan_run, plan_tune
+
+    if kind == "run":
+        plan = plan_run(Selection(strategy="scratch", model="mlp", dataset="digits"), {})
+    else:
+        plan = plan_tune(Selection(suite="tune_smoke"), {}, SearchRequest())
+    record = RunRecord(
+        run_id=run_dir.name,
+        started="2026-11-23T00:00:00Z",
+        command=("xfbench",),
+        git_commit="",
+        driver_host="",
+        driver_cpu="",
+        python_version="",
+        status=status,
+        finished="2026-11-23T00:00:00Z" if status == "finished" else None,
+    )
+    run_dir.mkdir(parents=True)
+    write_run_file(run_dir, RunFile(plan, execution or ExecutionOptions(), record))
 
 
 def _resume_settings(tmp_path, monkeypatch, *options: str):
     """The scheduler settings `xfbench run --resume` hands to the runner (which is replaced: no Ray)."""
     import harness.runner
     from harness.cli import main
+    from harness.plan import ExecutionOptions
 
-    run_dir = tmp_path / "results" / "r1"
-    run_dir.mkdir(parents=True)
-    recorded = {"cpus_per_trial": 1, "gpus_per_trial": 0.0, "address": None, "max_concurrent": 3, "max_failures": 2}
-    (run_dir / "run.json").write_text(json.dumps({"kind": "run", "status": "interrupted", "scheduler": recorded}))
+    recorded = ExecutionOptions(cpus_per_trial=1, gpus_per_trial=0.0, address=None, max_concurrent=3, max_failures=2)
+    _write_run_file(tmp_path / "results" / "r1", "run", "interrupted", recorded)
     seen = {}
 
     def resume(results_dir, run_id, settings, **_):
@@ -498,18 +519,15 @@ def test_a_backbone_trains_with_the_speed_options_its_own_backend_honours(tmp_pa
     assert (pretrain.runtime.jit_compile, pretrain.runtime.torch_compile) == (True, False)
 
 
-def test_execution_settings_take_what_is_given_zero_included_else_what_was_recorded(tmp_path):
-    from harness.runner import execution_settings
+def test_execution_options_take_what_is_given_zero_included_else_what_was_recorded(tmp_path):
+    from harness.plan import ExecutionOptions
+    from harness.runner import scheduler_settings
 
-    recorded = {
-        "cpus_per_trial": 2,
-        "gpus_per_trial": 0.5,
-        "address": "10.0.0.5:6379",
-        "max_concurrent": 4,
-        "max_failures": 3,
-    }
+    recorded = ExecutionOptions(
+        cpus_per_trial=2, gpus_per_trial=0.5, address="10.0.0.5:6379", max_concurrent=4, max_failures=3
+    )
     given = {"cpus_per_trial": None, "gpus_per_trial": 0.25, "address": None, "max_concurrent": None, "max_failures": 0}
-    s = execution_settings(tmp_path, recorded, given)
+    s = scheduler_settings(tmp_path, recorded.updated(given))
     assert (s.cpus_per_trial, s.gpus_per_trial, s.address, s.max_concurrent, s.max_failures) == (
         2,
         0.25,

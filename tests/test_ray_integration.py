@@ -15,6 +15,7 @@ from golden_metrics import metric_table, read_golden
 
 from harness.config import TrialConfig
 from harness.models import ModelOptions
+from harness.plan import RunPlan
 from harness.results import COLUMNS, read_results
 from harness.runner import execute
 from harness.scheduler import SchedulerSettings
@@ -65,7 +66,7 @@ def test_a_trial_that_raises_is_recorded_as_failed_and_the_others_finish(tmp_pat
     )
     broken = replace(good, dataset="mnist", backend="tensorflow", data_dir=str(tmp_path / "no-such-data"))
     settings = SchedulerSettings(storage_dir=tmp_path / "_ray", cpus_per_trial=1)
-    outcome = execute([good, broken], results_dir=tmp_path, run_id="with-failure", settings=settings)
+    outcome = execute(RunPlan.of_trials([good, broken]), results_dir=tmp_path, run_id="with-failure", settings=settings)
     frame = outcome.frame
     failed = frame[frame["status"] == "failed"]
     assert failed["trial_id"].tolist() == [broken.trial_id]
@@ -93,7 +94,7 @@ def test_backbones_are_trained_once_in_a_pretrain_stage_and_shared_by_both_backe
     )
     trials = [target, replace(target, backend="tensorflow")]
     settings = SchedulerSettings(storage_dir=tmp_path / "_ray", cpus_per_trial=1)
-    outcome = execute(trials, results_dir=tmp_path, run_id="shared", settings=settings)
+    outcome = execute(RunPlan.of_trials(trials), results_dir=tmp_path, run_id="shared", settings=settings)
     frame = outcome.frame
     pretrain = frame[frame["strategy"] == "pretrain"]
     assert (

@@ -17,8 +17,10 @@ import pytest
 
 from harness.config import OptimizerConfig, RuntimeOptions, TrialConfig
 from harness.models import ModelOptions
+from harness.plan import RunPlan
+from harness.preflight import datasets_to_ship
 from harness.results import read_results
-from harness.runner import datasets_to_ship, execute
+from harness.runner import execute
 from harness.scheduler import SchedulerSettings
 from harness.summary import final_rows
 
@@ -135,7 +137,7 @@ def test_failed_diverged_killed_and_retried_trials_are_recorded_while_the_others
         replace(base, seed=3, optimizer=OptimizerConfig("sgd", lr=1e30)),
     ]
     settings = SchedulerSettings(storage_dir=tmp_path / "_ray", cpus_per_trial=1, max_failures=1)
-    outcome = execute(trials, results_dir=tmp_path, run_id="faults", settings=settings)
+    outcome = execute(RunPlan.of_trials(trials), results_dir=tmp_path, run_id="faults", settings=settings)
     frame = outcome.frame
     by_trial = {t: g for t, g in frame.groupby("trial_id")}
     ok, retried, killed, diverged = (by_trial[t.trial_id] for t in trials)
@@ -269,7 +271,7 @@ def test_shipped_data_reaches_workers_that_cannot_read_the_files(tmp_path):
     assert datasets_to_ship([trial], "auto", address=None) == {}  # locally every worker reads the files itself
     shutil.rmtree(data_dir)  # a node without the files: only the object store copy can serve the trial
     settings = SchedulerSettings(storage_dir=tmp_path / "_ray", cpus_per_trial=1)
-    outcome = execute([trial], results_dir=tmp_path, run_id="shipped", settings=settings, ship=ship)
+    outcome = execute(RunPlan.of_trials([trial]), results_dir=tmp_path, run_id="shipped", settings=settings, ship=ship)
     assert outcome.frame["status"].tolist() == ["ok"], outcome.frame["error"].tolist()
     assert json.loads((outcome.run_dir / "run.json").read_text())["data_delivery"] == {"mnist": "object store"}
 

@@ -1,0 +1,493 @@
+"""The command line's options, and what each one means in the run plan.
+
+Every option that changes trial configs is declared once, in :data:`OVERRIDE_OPTIONS`, with the config path it
+sets (:mod:`harness.overrides`); the parser stores its value under that path, and :func:`overrides_from_args`
+hands the given ones to the planner. Execution options (:data:`EXECUTION_OPTIONS`) default to None, so
+``--resume`` can tell an option that was given from a default.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness.config import DROPOUT_RNGS, OPTIMIZERS, SHIP_POLICIES
+from harness.input_pipeline import NORMALIZATIONS
+from harness.plan import ExecutionOptions
+from harness.planner import DEFAULT_SUITE, SearchRequest, Selection
+from harness.scheduler import AshaSettings
+from harness.schedules import SCHEDULES
+from harness.search import SEARCH_ALGORITHMS, parse_space
+from harness.spec import BN_RUNNING_VARIANCES
+from harness.suites import SUITES
+from harness.weights import INITIALIZERS
+
+PATH_PREFIX = "set:"  # argparse dest of an override option: "set:" + its config path
+
+
+def int_at_least(minimum: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, received {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected a number >= {minimum}, received {value}")
+        return value
+
+    return parse
+
+
+def float_above(minimum: float, inclusive: bool) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, received {text!r}") from None
+        if not (value >= minimum if inclusive else value > minimum):
+            sign = ">=" if inclusive else ">"
+            raise argparse.ArgumentTypeError(f"expected a number {sign} {minimum:g}, received {value}")
+        return value
+
+    return parse
+
+
+positive_int, non_negative_int = int_at_least(1), int_at_least(0)
+positive_float, non_negative_float = float_above(0.0, inclusive=False), float_above(0.0, inclusive=True)
+
+
+def int_list(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated whole numbers such as 0,1,2, received {text!r}"
+        ) from None
+
+
+def layer_sizes(text: str) -> tuple[int, ...]:
+    sizes = int_list(text)
+    if not sizes or min(sizes) < 1:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated layer sizes >= 1 such as 300,100, received {text!r}"
+        )
+    return sizes
+
+
+def piecewise(text: str) -> tuple[tuple[int, ...], tuple[float, ...]]:
+    try:
+        bounds, values = text.split(":")
+        return tuple(int(b) for b in bounds.split(",")), tuple(float(v) for v in values.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected BOUNDARIES:VALUES such as 100,200:0.1,0.01,0.001, received {text!r}"
+        ) from None
+
+
+@dataclass(frozen=True)
+class Option:
+    flag: str
+    path: str  # the trial-config path it sets
+    help: str
+    type: Callable[[str], Any] | None = None
+    choices: tuple[str, ...] | None = None
+    const: Any = None  # a flag without a value that sets the path to this
+
+
+def _options(group: str, *options: Option) -> tuple[str, tuple[Option, ...]]:
+    return group, options
+
+
+OVERRIDE_OPTIONS: tuple[tuple[str, tuple[Option, ...]], ...] = (
+    _options(
+        "hyperparameters (override the suite's)",
+        Option("--epochs", "epochs", "epochs per trial", positive_int),
+        Option("--batch-size", "batch_size", "training batch size", positive_int),
+        Option(
+            "--optimizer",
+            "optimizer.name",
+            f"one of {list(OPTIMIZERS)}; another optimizer starts from its own "
+            "defaults, keeping the learning rate and clipping",
+        ),
+        Option("--lr", "optimizer.lr", "learning rate", positive_float),
+        Option(
+            "--momentum", "optimizer.momentum", "momentum (SGD family, RMSprop) or beta1 (Adam)", non_negative_float
+        ),
+        Option(
+            "--weight-decay",
+            "optimizer.weight_decay",
+            "coupled L2 for SGD-family/Adam; decoupled for adamw",
+            non_negative_float,
+        ),
+        Option(
+            "--decoupled-weight-decay",
+            "optimizer.decoupled",
+            "decay w <- w(1 - lr*wd) instead of coupled L2",
+            const=True,
+        ),
+        Option("--init", "init", f"initializer, one of {sorted(INITIALIZERS)}"),
+        Option("--hidden", "model_options.hidden", "mlp hidden sizes, e.g. 300,100", layer_sizes),
+        Option("--input-size", "input.size", "resize images to N x N per batch (bilinear)", positive_int),
+        Option("--input-channels", "input.channels", "3: replicate grayscale images to RGB", positive_int),
+        Option(
+            "--normalize",
+            "input.normalize",
+            "per-channel normalisation after resizing: none (the dataset's own) or imagenet",
+            choices=tuple(NORMALIZATIONS),
+        ),
+        Option(
+            "--width-multiplier",
+            "model_options.width_multiplier",
+            "zoo models: scale every channel count and hidden width (e.g. 0.25 for a CPU)",
+            positive_float,
+        ),
+    ),
+    _options(
+        "techniques (S5)",
+        Option("--schedule", "schedule.name", f"learning-rate schedule, one of {list(SCHEDULES)} (per step)"),
+        Option("--schedule-steps", "schedule.steps", "s of power/exponential schedules", positive_float),
+        Option("--schedule-power", "schedule.power", "c of the power schedule", positive_float),
+        Option(
+            "--piecewise",
+            "schedule.piecewise",
+            "piecewise schedule as BOUNDARIES:VALUES, e.g. 100,200:0.1,0.01,0.001",
+            piecewise,
+        ),
+        Option("--plateau-factor", "schedule.factor", "reduce-on-plateau factor (0..1)", positive_float),
+        Option("--plateau-patience", "schedule.patience", "reduce-on-plateau patience in epochs", positive_int),
+        Option("--clip-value", "optimizer.clip_value", "clip gradients element-wise to [-v, v]", positive_float),
+        Option("--clip-norm", "optimizer.clip_norm", "clip gradients to this global L2 norm", positive_float),
+        Option("--l1", "regularization.l1", "L1 penalty on kernels", non_negative_float),
+        Option("--l2", "regularization.l2", "L2 penalty on kernels (l2·Σw², Keras' convention)", non_negative_float),
+        Option(
+            "--max-norm",
+            "regularization.max_norm",
+            "max-norm constraint on each unit's incoming kernel weights",
+            positive_float,
+        ),
+        Option("--activation", "model_options.activation", "activation of the model's hidden layers"),
+        Option("--activation-alpha", "model_options.activation_alpha", "leaky_relu slope / elu alpha", positive_float),
+        Option(
+            "--batchnorm",
+            "model_options.batchnorm",
+            "BatchNorm before or after each activation",
+            choices=("none", "before", "after"),
+        ),
+        Option(
+            "--dropout",
+            "model_options.dropout",
+            "dropout rate (overrides the model's; mlp: after each hidden layer)",
+            non_negative_float,
+        ),
+        Option(
+            "--alpha-dropout",
+            "model_options.dropout_kind",
+            "use alpha dropout (for SELU) instead of dropout",
+            const="alpha",
+        ),
+        Option(
+            "--mc-dropout",
+            "mc_dropout_passes",
+            "after training, this many MC-dropout passes over the test set",
+            positive_int,
+        ),
+        Option(
+            "--dropout-rng",
+            "runtime.dropout_rng",
+            "dropout masks: shared (one generator, identical in every backend; default) or framework",
+            choices=DROPOUT_RNGS,
+        ),
+        Option(
+            "--bn-variance",
+            "model_options.bn_running_variance",
+            "what BatchNorm's running variance tracks: unbiased (PyTorch's; default) or biased (Keras')",
+            choices=BN_RUNNING_VARIANCES,
+        ),
+    ),
+    _options(
+        "tasks and transfer (S2-S4)",
+        Option(
+            "--classes", "task.classes", "target task: keep these classes, relabelled 0..k-1 (e.g. 0,1,2,3,4)", int_list
+        ),
+        Option(
+            "--binary-positive",
+            "task.binary_positive",
+            "with two --classes: a binary task with one sigmoid output, this class = 1",
+            int,
+        ),
+        Option("--train-limit", "task.train_limit", "target task: only the first N training samples", positive_int),
+        Option(
+            "--source-classes",
+            "transfer.source_task.classes",
+            "the backbone's source task classes (default: the target task)",
+            int_list,
+        ),
+        Option("--source-epochs", "transfer.source_epochs", "epochs of the shared backbone's training", positive_int),
+        Option("--source-backend", "transfer.source_backend", "backend that trains the shared backbone"),
+        Option(
+            "--frozen-epochs",
+            "transfer.frozen_epochs",
+            "transfer: epochs with the features frozen before unfreezing",
+            int,
+        ),
+        Option(
+            "--freeze-groups", "transfer.freeze_groups", "freeze_early: how many leading layer groups stay frozen", int
+        ),
+        Option(
+            "--backbone-lr-multiplier",
+            "transfer.backbone_lr_multiplier",
+            "fine_tune: backbone rate = this x head rate (0.1)",
+            positive_float,
+        ),
+        Option(
+            "--sklearn-head",
+            "transfer.sklearn_head",
+            "deep_features: linear_svc, random_forest, rbf_svc or logistic_regression",
+        ),
+        Option(
+            "--feature-layer",
+            "transfer.feature_layer",
+            "deep_features: layer whose output is the feature (default: the head's input)",
+        ),
+        Option(
+            "--feature-pool",
+            "transfer.feature_pool",
+            "deep_features: flatten or average feature maps",
+            choices=("flatten", "avg"),
+        ),
+        Option(
+            "--jit-compile",
+            "runtime.jit_compile",
+            "TensorFlow: XLA-compile the train step (off, and recorded off, on other backends)",
+            const=True,
+        ),
+        Option(
+            "--torch-compile",
+            "runtime.torch_compile",
+            "PyTorch: torch.compile the model (off, and recorded off, on other backends)",
+            const=True,
+        ),
+    ),
+)
+
+
+def _add_overrides(parser: argparse.ArgumentParser) -> None:
+    for title, options in OVERRIDE_OPTIONS:
+        group = parser.add_argument_group(title)
+        for o in options:
+            dest = PATH_PREFIX + o.path
+            if o.const is not None:
+                group.add_argument(o.flag, dest=dest, action="store_const", const=o.const, help=o.help)
+            else:
+                group.add_argument(o.flag, dest=dest, type=o.type or str, choices=o.choices, help=o.help)
+
+
+def _add_selection(parser: argparse.ArgumentParser) -> None:
+    what = parser.add_argument_group("what to run")
+    what.add_argument("--suite", help=f"one of {sorted(SUITES)} (run with no selection: {DEFAULT_SUITE})")
+    what.add_argument("--strategy", help="strategy name (with --model and --dataset)")
+    what.add_argument("--model", help="zoo name, torchvision:NAME, keras:NAME, python:module:function or spec.json")
+    what.add_argument("--dataset")
+    what.add_argument(
+        "--backend",
+        action="append",
+        dest="backends",
+        metavar="NAME",
+        help="a backend (xfbench list); repeat for several (default: all)",
+    )
+    what.add_argument("--seeds", type=positive_int, help="number of seeds (0..K-1), paired across backends")
+
+
+def _add_execution(parser: argparse.ArgumentParser) -> None:
+    rt = parser.add_argument_group("execution")
+    defaults = ExecutionOptions()
+    rt.add_argument(
+        "--cpus-per-trial",
+        type=positive_int,
+        help=f"CPUs (and threads) per trial (default {defaults.cpus_per_trial}; resume: as recorded)",
+    )
+    rt.add_argument(
+        "--gpus-per-trial",
+        type=non_negative_float,
+        help="GPUs per trial, fractional allowed (default 0; resume: as recorded)",
+    )
+    rt.add_argument("--max-concurrent", type=positive_int, help="at most this many trials at once")
+    rt.add_argument("--address", help="join an existing Ray cluster (e.g. 127.0.0.1:6379)")
+    rt.add_argument(
+        "--max-failures",
+        type=non_negative_int,
+        help="retry a trial that raised or whose worker died up to N times (default 0; resume: as recorded)",
+    )
+    rt.add_argument("--results-dir", default="results", help="where run directories go (default ./results)")
+    rt.add_argument(
+        "--data-dir", help="directory with dataset files (also $XFBENCH_DATA, user cache, /usr/share/datasets)"
+    )
+    rt.add_argument("--no-download", action="store_true", help="never download missing data")
+    rt.add_argument("--run-id", help="name of the run directory (default: timestamp + label)")
+    rt.add_argument("-v", "--verbose", action="store_true", help="show Ray and worker logs")
+    rt.add_argument(
+        "--ship-data",
+        choices=SHIP_POLICIES,
+        default="auto",
+        help="send datasets to workers through Ray's object store: auto (on a cluster, when <= 256 MB), always, never",
+    )
+    rt.add_argument(
+        "--resume",
+        metavar="RUN_ID",
+        help="finish an interrupted run under --results-dir: finished trials are not re-run",
+    )
+
+
+def add_case_arguments(parser: argparse.ArgumentParser) -> None:
+    """What to run and how: shared by run and tune."""
+    _add_selection(parser)
+    _add_overrides(parser)
+    _add_execution(parser)
+
+
+def add_search_arguments(parser: argparse.ArgumentParser) -> None:
+    search = parser.add_argument_group("search")
+    search.add_argument(
+        "--space",
+        action="append",
+        default=[],
+        metavar="PATH=KIND:ARGS",
+        help="an option and its domain: lr=loguniform:1e-4,1e-1, batch_size=choice:32,64, epochs=int:2,6, "
+        "dropout=uniform:0,0.5, hidden=choice:64,128/64 (repeat; adds to or replaces the suite's)",
+    )
+    search.add_argument(
+        "--search",
+        default="random",
+        help=f"search algorithm: {list(SEARCH_ALGORITHMS)} (optuna needs the optuna extra)",
+    )
+    search.add_argument(
+        "--search-seed",
+        type=non_negative_int,
+        default=0,
+        help="seed of the sampler: the same seed samples the same configs",
+    )
+    search.add_argument(
+        "--num-samples",
+        type=positive_int,
+        help="random/optuna: trials per backend (default: the suite's, else 8); "
+        "grid: samples per grid point (default 1)",
+    )
+    search.add_argument(
+        "--metric", default="val_acc", help="val_acc (maximised) or val_loss (minimised), read at each epoch"
+    )
+    search.add_argument("--asha", action="store_true", help="stop poor trials early with ASHA, separately per backend")
+    search.add_argument(
+        "--grace-period", type=positive_int, default=1, help="ASHA: epochs before a trial can be stopped (default 1)"
+    )
+    search.add_argument(
+        "--reduction-factor", type=positive_int, default=3, help="ASHA: keep the best 1/N at each rung (default 3)"
+    )
+    search.add_argument(
+        "--final-seeds",
+        type=positive_int,
+        default=3,
+        help="seeds for re-running each backend's best config (default 3)",
+    )
+
+
+def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    """The given override options as config paths; the execution options that trials also record (threads,
+    device) and the data directory join them."""
+    given = {k[len(PATH_PREFIX) :]: v for k, v in vars(args).items() if k.startswith(PATH_PREFIX) and v is not None}
+    if "schedule.piecewise" in given:
+        given["schedule.boundaries"], given["schedule.values"] = given.pop("schedule.piecewise")
+        given.setdefault("schedule.name", "piecewise")
+    if args.cpus_per_trial is not None:
+        given["runtime.threads"] = args.cpus_per_trial
+    if args.gpus_per_trial is not None:
+        given["runtime.device"] = "gpu" if args.gpus_per_trial > 0 else "cpu"
+    if args.data_dir:
+        given["data_dir"] = str(Path(args.data_dir).expanduser().resolve())
+    return given
+
+
+def selection_from_args(args: argparse.Namespace) -> Selection:
+    backends = tuple(dict.fromkeys(args.backends)) if args.backends else Selection().backends
+    return Selection(args.suite, args.strategy, args.model, args.dataset, backends, args.seeds)
+
+
+def search_request_from_args(args: argparse.Namespace) -> SearchRequest:
+    asha = AshaSettings(args.grace_period, args.reduction_factor) if args.asha else None
+    return SearchRequest(
+        parse_space(args.space), args.search, args.search_seed, args.num_samples, args.metric, args.final_seeds, asha
+    )
+
+
+def given_execution(args: argparse.Namespace) -> dict[str, Any]:
+    """The execution options given on the command line (None: not given)."""
+    names = ("cpus_per_trial", "gpus_per_trial", "address", "max_concurrent", "max_failures")
+    return {name: getattr(args, name) for name in names}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="xfbench", description="Compare PyTorch and TensorFlow on identical training strategies."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("list", help="suites, strategies, models, datasets, backends, optimizers, initializers")
+
+    run = commands.add_parser("run", help="run a suite or one strategy/model/dataset case on one or both backends")
+    add_case_arguments(run)
+    tune = commands.add_parser(
+        "tune", help="search hyperparameters per backend with Ray Tune, then re-run each backend's best with K seeds"
+    )
+    add_case_arguments(tune)
+    add_search_arguments(tune)
+
+    cmp = commands.add_parser("compare", help="regressions and improvements between two runs or baselines")
+    cmp.add_argument("base", help="run directory, run id under --results-dir, or baseline name")
+    cmp.add_argument("new", help="run directory, run id under --results-dir, or baseline name")
+    cmp.add_argument("--results-dir", default="results")
+    cmp.add_argument(
+        "--time-threshold",
+        type=float_above(1.0, inclusive=False),
+        default=1.10,
+        help="epoch-time ratio new/base above which a significant slowdown is a regression (default 1.10)",
+    )
+    cmp.add_argument(
+        "--accuracy-threshold",
+        type=positive_float,
+        default=1.0,
+        help="accuracy drop in percentage points beyond which a significant drop is a regression (default 1)",
+    )
+    cmp.add_argument(
+        "--alpha",
+        type=positive_float,
+        default=0.01,
+        help="significance level of the Mann-Whitney U test (default 0.01)",
+    )
+    cmp.add_argument("--markdown", help="also write the comparison as markdown to this file")
+    cmp.add_argument("--fail-on-regression", action="store_true", help="exit 1 if any case regressed")
+
+    base = commands.add_parser("baseline", help="save or list baselines (results/baselines/<machine>/<name>)")
+    base_cmds = base.add_subparsers(dest="baseline_command", required=True)
+    save = base_cmds.add_parser("save", help="store a run as a named baseline")
+    save.add_argument("name")
+    save.add_argument("--run", help="run directory or run id (default: the newest run)")
+    save.add_argument("--results-dir", default="results")
+    lst = base_cmds.add_parser("list", help="list saved baselines")
+    lst.add_argument("--results-dir", default="results")
+
+    mdl = commands.add_parser("model", help="a model's per-layer table: output shapes, parameters, MACs, totals")
+    mdl.add_argument("name", help="a model name (xfbench list)")
+    mdl.add_argument("--input-size", type=positive_int, help="square input side (default: the model's natural size)")
+    mdl.add_argument("--channels", type=positive_int, help="input channels (default: the natural input's)")
+    mdl.add_argument("--classes", type=positive_int, default=1000, help="output classes (default 1000)")
+    mdl.add_argument("--width-multiplier", type=positive_float, default=1.0, help="zoo models: channel scale")
+    mdl.add_argument("--json", action="store_true", help="totals as top-level params / forward_macs, rows as layers")
+    mdl.add_argument("--export-spec", type=Path, metavar="FILE", help="also write the neutral spec as JSON")
+
+    hist = commands.add_parser("history", help="runs so far and a metric's trend per case")
+    hist.add_argument("--results-dir", default="results")
+    hist.add_argument("--metric", default="epoch_time_s", help="epoch_time_s (default), samples_per_s or test_acc")
+    hist.add_argument("--case", help="only cases whose name contains this text")
+    hist.add_argument("--last", type=positive_int, default=10, help="how many recent runs (default 10)")
+    return parser

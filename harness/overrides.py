@@ -1,0 +1,108 @@
+"""The one way to change a trial's configuration: option paths (``optimizer.lr``, ``task.classes``, ...) and values.
+
+The command line, the suites' sweeps, the search spaces and the pytest plugin all change trial configs through
+:func:`apply_overrides`, so one rule decides what a change means everywhere:
+
+- A path names a field of :class:`~harness.config.TrialConfig`, or of a config nested in it, at any depth
+  (``transfer.source_task.classes``). An unset optional config (``task``, ``transfer.source_task``) starts from
+  its defaults.
+- Changing ``optimizer.name`` to another optimizer starts that optimizer from its own defaults (momentum, epsilon,
+  weight decay, ...) and keeps the learning rate and the gradient clipping, which are not the optimizer's
+  hyperparameters; other ``optimizer.*`` values given in the same set then apply.
+- Values arrive as Python or numpy values, lists or tuples (Ray Tune hands back numpy scalars and lists): they
+  are turned into the plain ints, floats and tuples the configs hold, and the configs' own checks reject bad
+  values with a ValueError.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from collections.abc import Mapping
+from typing import Any
+
+from harness.config import OptimizerConfig, TrialConfig
+
+# Fields the optimizer keeps when it is swapped for another: not the optimizer's own hyperparameters.
+KEPT_ON_OPTIMIZER_CHANGE = ("lr", "clip_value", "clip_norm")
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _config_class(hint: Any) -> type | None:
+    """The dataclass a field holds (``TaskSpec | None`` -> TaskSpec), or None for a plain value."""
+    for candidate in (hint, *typing.get_args(hint)):
+        if isinstance(candidate, type) and dataclasses.is_dataclass(candidate):
+            return candidate
+    return None
+
+
+def field_hint(path: str, root: type = TrialConfig) -> Any:
+    """The type of the option at ``path``; ValueError naming the valid fields where a part is unknown."""
+    cls: type | None = root
+    hint: Any = root
+    for depth, part in enumerate(path.split(".")):
+        if cls is None:
+            prefix = ".".join(path.split(".")[:depth])
+            raise ValueError(
+                f"Expected {prefix} to be a config with fields. Received: {path!r}, but {prefix} is a value."
+            )
+        hints = _hints(cls)
+        if part not in hints:
+            where = ".".join(path.split(".")[:depth]) or cls.__name__
+            raise ValueError(f"Expected a field of {where}. Received: {path!r}. Valid fields: {sorted(hints)}.")
+        hint = hints[part]
+        cls = _config_class(hint)
+    return hint
+
+
+def _nest(changes: Mapping[str, Any]) -> dict[str, Any]:
+    tree: dict[str, Any] = {}
+    for path, value in changes.items():
+        *parents, leaf = path.split(".")
+        node = tree
+        for part in parents:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ValueError(f"Expected {path!r} and its parent not both set. Received both.")
+        node[leaf] = value
+    return tree
+
+
+def coerce(value: Any, hint: Any) -> Any:
+    """numpy scalars to Python ones, lists to tuples, whole floats to ints for int fields."""
+    if value is None:
+        return None
+    if isinstance(value, list):
+        return tuple(value)
+    if hasattr(value, "item") and not isinstance(value, tuple):
+        value = value.item()
+    accepts_int = hint is int or int in typing.get_args(hint)
+    if accepts_int and isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def _apply(config: Any, tree: dict[str, Any]) -> Any:
+    hints = _hints(type(config))
+    updates: dict[str, Any] = {}
+    for name, value in tree.items():
+        nested = _config_class(hints[name])
+        if isinstance(value, dict) and nested is not None:
+            current = getattr(config, name)
+            updates[name] = _apply(current if current is not None else nested(), value)
+        else:
+            updates[name] = coerce(value, hints[name])
+    if isinstance(config, OptimizerConfig) and updates.get("name", config.name) != config.name:
+        kept = {f: getattr(config, f) for f in KEPT_ON_OPTIMIZER_CHANGE}
+        config = OptimizerConfig(name=updates["name"], **kept)
+    return dataclasses.replace(config, **updates)
+
+
+def apply_overrides(base: TrialConfig, changes: Mapping[str, Any]) -> TrialConfig:
+    """``base`` with each path set to its value (the rules in the module docstring); ValueError on bad input."""
+    for path in changes:
+        field_hint(path)
+    return _apply(base, _nest(changes))

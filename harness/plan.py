@@ -1,0 +1,211 @@
+"""A run as typed data: what it will run (:class:`RunPlan`), how (:class:`ExecutionOptions`), what happened
+(:class:`RunRecord`), and ``run.json``, which is the three of them (:class:`RunFile`).
+
+The planner (:mod:`harness.planner`) makes plans; the runner executes a plan's unfinished stages; ``--resume``
+reads the plan back from ``run.json`` with :func:`read_run_file`, the one place that file is parsed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from harness.backbone import pretrain_trials
+from harness.config import TrialConfig
+from harness.tuning import TunePlan
+
+KINDS = ("run", "tune")
+# A plan's stages, in the order they run; each stage's rows carry its name in the ``stage`` column.
+STAGE_PRETRAIN, STAGE_TRIALS, STAGE_SEARCH, STAGE_FINAL = "pretrain", "trials", "search", "final"
+RUN_STATUSES = ("running", "finished", "interrupted")
+RUN_TITLE, TUNE_TITLE = "xfbench comparison", "xfbench tune: each backend at its best config"
+
+
+@dataclass(frozen=True)
+class ExecutionOptions:
+    """How the trials are scheduled; a resumed run may change these (and only these)."""
+
+    cpus_per_trial: int = 1
+    gpus_per_trial: float = 0.0
+    address: str | None = None
+    max_concurrent: int | None = None
+    max_failures: int = 0
+
+    def updated(self, given: dict[str, Any]) -> ExecutionOptions:
+        """These options with every value that was ``given`` (None: not given; 0 counts as given)."""
+        return replace(self, **{k: v for k, v in given.items() if v is not None})
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ExecutionOptions:
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names and v is not None})
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """Fully resolved trial configs and the stages they run in.
+
+    ``run``: the shared backbones its trials need (stage ``pretrain``), then the trials (``trials``).
+    ``tune``: the backbones, one search per (case, backend) (``search``), then each backend's best config with
+    K seeds (``final``, resolved from the search's results when the search has finished).
+    """
+
+    kind: str
+    label: str
+    title: str
+    trials: tuple[TrialConfig, ...] = ()
+    search: TunePlan | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"Expected a plan kind in {list(KINDS)}. Received: {self.kind!r}.")
+        if (self.kind == "tune") != (self.search is not None) or (self.kind == "tune" and self.trials):
+            raise ValueError("Expected a run plan with trials and no search, or a tune plan with a search only.")
+        if not self.planned_trials:
+            raise ValueError(
+                "Expected at least one trial. Received none: pick a suite or --strategy/--model/--dataset."
+            )
+
+    @classmethod
+    def of_trials(cls, trials: Sequence[TrialConfig], label: str = "trials", title: str = RUN_TITLE) -> RunPlan:
+        return cls("run", label, title, trials=tuple(trials))
+
+    @property
+    def planned_trials(self) -> tuple[TrialConfig, ...]:
+        """The configs known before anything runs: a run's trials, or a search's bases."""
+        return self.search.bases if self.search is not None else self.trials
+
+    def pretrain(self) -> list[TrialConfig]:
+        return pretrain_trials(list(self.planned_trials))
+
+    def with_cache_dir(self, cache_dir: Path) -> RunPlan:
+        """Every trial without a cache directory gets ``cache_dir`` (shared backbones and features)."""
+
+        def fill(trials: tuple[TrialConfig, ...]) -> tuple[TrialConfig, ...]:
+            return tuple(t if t.cache_dir else replace(t, cache_dir=str(cache_dir.resolve())) for t in trials)
+
+        search = replace(self.search, bases=fill(self.search.bases)) if self.search is not None else None
+        return replace(self, trials=fill(self.trials), search=search)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "label": self.label,
+            "title": self.title,
+            "trials": [t.to_dict() for t in self.trials],
+            "tune": self.search.to_dict() if self.search is not None else None,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunPlan:
+        return cls(
+            kind=data["kind"],
+            label=data.get("label", data["kind"]),
+            title=data["title"],
+            trials=tuple(TrialConfig.from_dict(t) for t in data["trials"]),
+            search=TunePlan.from_dict(data["tune"]) if data.get("tune") else None,
+        )
+
+
+@dataclass(frozen=True)
+class ResumeRecord:
+    at: str
+    finished_trials_kept: int
+    failed_trials_rerun: tuple[str, ...]
+    partial_rows_discarded: int
+    command: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """What happened to a run: where and when it ran, its data, its resumes, how it ended."""
+
+    run_id: str
+    started: str
+    command: tuple[str, ...]
+    git_commit: str
+    driver_host: str
+    driver_cpu: str
+    python_version: str
+    status: str = "running"
+    datasets: dict[str, dict[str, str]] = field(default_factory=dict)  # provenance of each dataset
+    data_delivery: dict[str, str] = field(default_factory=dict)  # dataset -> "object store" when shipped
+    ray_nodes: tuple[dict[str, Any], ...] = ()
+    resumes: tuple[ResumeRecord, ...] = ()
+    finished: str | None = None
+    wall_time_s: float | None = None
+    framework_versions: dict[str, str] = field(default_factory=dict)
+    rows: int | None = None
+    trial_status: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.status not in RUN_STATUSES:
+            raise ValueError(f"Expected a run status in {list(RUN_STATUSES)}. Received: {self.status!r}.")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunRecord:
+        names = {f.name for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in data.items() if k in names}
+        values["command"] = tuple(values.get("command", ()))
+        values["ray_nodes"] = tuple(values.get("ray_nodes") or ())
+        values["resumes"] = tuple(
+            ResumeRecord(
+                **{**r, "failed_trials_rerun": tuple(r["failed_trials_rerun"]), "command": tuple(r["command"])}
+            )
+            for r in values.get("resumes", ())
+        )
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class RunFile:
+    """``run.json``: the plan, the execution options, and the record, as one flat JSON object."""
+
+    plan: RunPlan
+    execution: ExecutionOptions
+    record: RunRecord
+    # The shared backbones the cache lacked when the run started (the pretrain stage is resolved at run time).
+    pretrain: tuple[TrialConfig, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "pretrain_trials": [t.to_dict() for t in self.pretrain],
+            **dataclasses.asdict(self.record),
+            **self.plan.to_dict(),
+            "scheduler": dataclasses.asdict(self.execution),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunFile:
+        pretrain = tuple(TrialConfig.from_dict(t) for t in data.get("pretrain_trials", ()))
+        return cls(
+            RunPlan.from_dict(data), ExecutionOptions.from_dict(data["scheduler"]), RunRecord.from_dict(data), pretrain
+        )
+
+
+def write_run_file(run_dir: Path, run_file: RunFile) -> None:
+    """Beside the target, then renamed: a driver killed mid-write leaves the previous run.json whole."""
+    tmp = run_dir / "run.json.tmp"
+    tmp.write_text(json.dumps(run_file.to_dict(), indent=2, sort_keys=True, default=str) + "\n")
+    tmp.replace(run_dir / "run.json")
+
+
+def read_run_file(run_dir: Path) -> RunFile:
+    """The run in ``run_dir``; ValueError saying what is missing or unreadable."""
+    path = run_dir / "run.json"
+    if not path.is_file():
+        raise ValueError(
+            f"Expected a run directory with run.json. Received: {run_dir}, which has none. "
+            "Check --results-dir and the run id."
+        )
+    try:
+        return RunFile.from_dict(json.loads(path.read_text()))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(
+            f"Expected a run.json written by this version of xfbench. Received: {path}, which cannot be read "
+            f"({type(exc).__name__}: {exc}). Start a new run."
+        ) from None

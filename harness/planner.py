@@ -1,0 +1,157 @@
+"""From what the user asked for to a :class:`~harness.plan.RunPlan`: the one planner behind ``xfbench run``,
+``xfbench tune`` and the pytest plugin.
+
+A selection (a suite, or one strategy/model/dataset case) gives trial configs per (case, backend, seed); one set
+of option overrides (:mod:`harness.overrides`) is applied to every one; each backend's speed options are fitted to
+what it can do. Every check raises ValueError with what was expected and what was received.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from harness.backend import BACKENDS, fit_to_capabilities
+from harness.config import OPTIMIZERS, TrialConfig
+from harness.data.registry import DATASETS
+from harness.model_import import parse_model_ref
+from harness.overrides import apply_overrides
+from harness.plan import RUN_TITLE, TUNE_TITLE, RunPlan
+from harness.scheduler import AshaSettings
+from harness.schedules import SCHEDULES
+from harness.search import SearchSpace
+from harness.strategies import describe_strategies
+from harness.suites import SUITES, Suite, SuiteCase, case_trials, suite
+from harness.tuning import TunePlan, check_plan, search_base
+from harness.weights import INITIALIZERS
+
+DEFAULT_SUITE = "quick"  # what `xfbench run` runs when nothing is selected: the main job
+DEFAULT_CASE_EPOCHS, DEFAULT_SEARCH_SAMPLES = 5, 8
+
+
+@dataclass(frozen=True)
+class Selection:
+    """What to run: a suite, or one case; on which backends; with how many seeds (None: the suite's, else 1)."""
+
+    suite: str | None = None
+    strategy: str | None = None
+    model: str | None = None
+    dataset: str | None = None
+    backends: tuple[str, ...] = BACKENDS
+    seeds: int | None = None
+
+    @property
+    def names_a_case(self) -> bool:
+        return any((self.strategy, self.model, self.dataset))
+
+
+@dataclass(frozen=True)
+class SearchRequest:
+    """What a search varies and how: the command line's search options."""
+
+    space: SearchSpace = SearchSpace()
+    algorithm: str = "random"
+    sampling_seed: int = 0
+    num_samples: int | None = None  # None: 1 per grid point, else the suite's number, else 8
+    metric: str = "val_acc"
+    final_seeds: int = 3
+    asha: AshaSettings | None = None
+
+
+def _check_choice(kind: str, value: str | None, valid: Sequence[str]) -> None:
+    if value is not None and value not in valid:
+        raise ValueError(f"Expected --{kind} to be one of {sorted(valid)}. Received: {value!r}.")
+
+
+def _check_names(selection: Selection, overrides: Mapping[str, Any]) -> None:
+    for backend in selection.backends:
+        _check_choice("backend", backend, BACKENDS)
+    _check_choice("source-backend", overrides.get("transfer.source_backend"), BACKENDS)
+    if selection.suite and selection.names_a_case:
+        raise ValueError("Expected either --suite or --strategy/--model/--dataset. Received both.")
+    _check_choice("suite", selection.suite, list(SUITES))
+    _check_choice("optimizer", overrides.get("optimizer.name"), OPTIMIZERS)
+    _check_choice("init", overrides.get("init"), list(INITIALIZERS))
+    _check_choice("schedule", overrides.get("schedule.name"), list(SCHEDULES))
+
+
+def _case_trials(selection: Selection) -> tuple[list[TrialConfig], str]:
+    s = selection
+    if not (s.strategy and s.model and s.dataset):
+        raise ValueError(
+            "Expected --strategy, --model and --dataset together (or --suite). "
+            f"Received: strategy={s.strategy!r}, model={s.model!r}, dataset={s.dataset!r}."
+        )
+    _check_choice("strategy", s.strategy, list(describe_strategies()))
+    parse_model_ref(s.model)
+    _check_choice("dataset", s.dataset, list(DATASETS))
+    trials = [
+        TrialConfig(
+            strategy=s.strategy, model=s.model, dataset=s.dataset, backend=b, seed=seed, epochs=DEFAULT_CASE_EPOCHS
+        )
+        for b in s.backends
+        for seed in range(s.seeds or 1)
+    ]
+    return trials, f"{s.strategy}-{s.model}-{s.dataset}"
+
+
+def resolved(trials: list[TrialConfig], overrides: Mapping[str, Any]) -> list[TrialConfig]:
+    """The overrides applied to every trial, then each trial fitted to its backend: one backend's speed option
+    (--jit-compile, --torch-compile) is off, and recorded off, on the other's trials."""
+    return fit_to_capabilities([apply_overrides(t, overrides) for t in trials])
+
+
+def suite_case_trials(
+    chosen: Suite, case: SuiteCase, backends: tuple[str, ...], seeds: int | None, overrides: Mapping[str, Any]
+) -> list[TrialConfig]:
+    """A suite case's trials per (backend, seed), resolved: what the pytest plugin runs for one test."""
+    return resolved(case_trials(case, chosen.name, backends, seeds or chosen.seeds), overrides)
+
+
+def selected_trials(selection: Selection, overrides: Mapping[str, Any]) -> tuple[list[TrialConfig], str]:
+    """Every trial of the selection with the overrides applied and fitted to each backend; and a run label."""
+    _check_names(selection, overrides)
+    if not selection.suite:
+        trials, label = _case_trials(selection)
+        return resolved(trials, overrides), label
+    chosen = suite(selection.suite)
+    trials = [
+        t for c in chosen.cases for t in suite_case_trials(chosen, c, selection.backends, selection.seeds, overrides)
+    ]
+    return trials, chosen.name
+
+
+def plan_run(selection: Selection, overrides: Mapping[str, Any]) -> RunPlan:
+    """A run of the selection; with nothing selected, the quick suite (the main job)."""
+    if not selection.suite and not selection.names_a_case:
+        selection = replace(selection, suite=DEFAULT_SUITE)
+    trials, label = selected_trials(selection, overrides)
+    return RunPlan("run", label, RUN_TITLE, trials=tuple(trials))
+
+
+def plan_tune(selection: Selection, overrides: Mapping[str, Any], request: SearchRequest) -> RunPlan:
+    """A search per (case, backend) from seed 0, then each backend's best config with ``final_seeds`` seeds."""
+    if selection.seeds:
+        raise ValueError(
+            "Expected --final-seeds K with tune (search trials all start from seed 0). "
+            f"Received: --seeds {selection.seeds}."
+        )
+    trials, label = selected_trials(selection, overrides)
+    bases = tuple(dict.fromkeys(search_base(replace(t, seed=0)) for t in trials))
+    chosen = suite(selection.suite) if selection.suite else None
+    space = (chosen.search if chosen else SearchSpace()).merged(request.space)
+    # a grid is exhaustive: one sample per point unless asked; a random search samples the suite's number (or 8)
+    default_samples = 1 if request.algorithm == "grid" else chosen.search_samples if chosen else DEFAULT_SEARCH_SAMPLES
+    search = TunePlan(
+        bases=bases,
+        space=space,
+        algorithm=request.algorithm,
+        sampling_seed=request.sampling_seed,
+        num_samples=request.num_samples or default_samples,
+        metric=request.metric,
+        final_seeds=request.final_seeds,
+        asha=request.asha,
+    )
+    check_plan(search)
+    return RunPlan("tune", f"tune-{label}", TUNE_TITLE, search=search)

@@ -1,0 +1,155 @@
+"""Everything that can fail on bad input, checked before Ray starts: names, numbers, data, models, options that
+do not fit the model, and the machine's CPUs. ``xfbench run``, ``xfbench tune``, ``--resume`` and the pytest plugin
+all call :func:`preflight`; each check raises ValueError (or FileNotFoundError for data) with what was expected and
+what was received.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from harness.backbone import NEEDS_BACKBONE
+from harness.backend import check_capabilities
+from harness.config import SHIP_LIMIT_MB, SHIP_POLICIES, TrialConfig
+from harness.data.registry import Dataset, check_data_dir, load_dataset
+from harness.data.tasks import TaskSpec, derive
+from harness.input_pipeline import check_input, transformed_shape
+from harness.model_import import model_spec, share_python_path
+from harness.plan import ExecutionOptions
+from harness.spec import Dense, Dropout, ModelSpec
+from harness.strategies import get_strategy
+from harness.weights import initializer
+
+
+def preflight(
+    trials: list[TrialConfig],
+    data_dir: str | None,
+    download: bool = True,
+    loaded: dict[str, Dataset] | None = None,
+    cache_dir: Path | None = None,
+) -> dict[str, dict[str, str]]:
+    """Validate every trial and make sure its data is present (downloading if allowed): whatever would fail
+    inside a worker fails here, before Ray starts. The CLI and the pytest plugin both call it.
+
+    Returns each dataset's provenance (where its files were found, how they were verified) for run.json;
+    raises ValueError / FileNotFoundError on bad input.
+    """
+    if not trials:
+        raise ValueError("Expected at least one trial. Received none: pick a suite or --strategy/--model/--dataset.")
+    check_data_dir(data_dir)
+    share_python_path([t.model for t in trials])
+    check_capabilities(trials)
+    datasets: dict[str, Dataset] = loaded if loaded is not None else {}
+    provenance: dict[str, dict[str, str]] = {}
+    for trial in trials:
+        get_strategy(trial.strategy)
+        initializer(trial.init)
+        trial.optimizer.resolved()
+        if trial.dataset not in datasets:
+            dataset = load_dataset(trial.dataset, data_dir, download=download)
+            datasets[trial.dataset] = dataset
+            provenance[trial.dataset] = {
+                **dataset.provenance,
+                "normalization": dataset.normalization,
+                "sizes": f"{len(dataset.y_train)}/{len(dataset.y_val)}/{len(dataset.y_test)}",
+            }
+        for task in (trial.task, trial.transfer.source_task):
+            derived = derive(datasets[trial.dataset], task)
+            if len(derived.y_train) == 0:
+                raise ValueError(
+                    f"Expected training samples in task {task.label if task else 'all'} of {trial.dataset}. "
+                    "Received: none."
+                )
+            _check_classes(task, datasets[trial.dataset])
+            check_input(trial.input, derived.input_shape, datasets[trial.dataset].normalization)
+            # Converts framework and user models here (cached for the trials): an unsupported op stops the run
+            # before Ray starts.
+            spec = model_spec(
+                trial.model,
+                transformed_shape(trial.input, derived.input_shape),
+                derived.num_classes,
+                trial.model_options,
+                trial.cache_dir or cache_dir,
+            )
+            if task is trial.task:
+                _check_against_model(trial, spec)
+    return provenance
+
+
+def _check_classes(task: TaskSpec | None, dataset: Dataset) -> None:
+    if task is not None and task.classes is not None and not set(task.classes) <= set(range(dataset.num_classes)):
+        raise ValueError(
+            f"Expected classes among 0..{dataset.num_classes - 1} of {dataset.name}. Received: "
+            f"classes={task.classes}. Pick --classes / --source-classes from that range."
+        )
+
+
+def _check_against_model(trial: TrialConfig, spec: ModelSpec) -> None:
+    """What the strategies would only find out in a worker: options that do not fit the model of the target task."""
+    t = trial.transfer
+    if trial.strategy in NEEDS_BACKBONE and not isinstance(spec.layers[-1], Dense):
+        raise ValueError(
+            f"Expected {trial.model}'s last layer to be a Dense head for strategy {trial.strategy}. "
+            f"Received: {type(spec.layers[-1]).__name__} {spec.layers[-1].name!r}. Use a model whose "
+            "output layer is Dense, or the scratch strategy."
+        )
+    groups = list(spec.groups())
+    if trial.strategy == "freeze_early" and t.freeze_groups >= len(groups):
+        raise ValueError(
+            f"Expected --freeze-groups < {len(groups)} for {trial.model} (its layer groups are {groups}). "
+            f"Received: freeze_groups={t.freeze_groups}, which would leave nothing to train."
+        )
+    names = [layer.name for layer in spec.layers]
+    if trial.strategy == "deep_features" and t.feature_layer is not None and t.feature_layer not in names:
+        raise ValueError(
+            f"Expected --feature-layer to be a layer of {trial.model}. Received: feature_layer="
+            f"{t.feature_layer!r}. Valid names: {names}"
+        )
+    if trial.mc_dropout_passes:
+        if not any(isinstance(layer, Dropout) and layer.rate > 0 for layer in spec.layers):
+            raise ValueError(
+                f"Expected a model with dropout for --mc-dropout. Received: {trial.model} has no dropout "
+                "layer with a rate > 0. Add --dropout RATE, or use a model with dropout (cnn_small)."
+            )
+        if spec.num_classes < 2:
+            raise ValueError(
+                "Expected a multi-class task for --mc-dropout (its metrics average softmax "
+                f"probabilities). Received: a binary task ({trial.task.label if trial.task else ''}). "
+                "Drop --binary-positive or --mc-dropout."
+            )
+
+
+def datasets_to_ship(
+    trials: list[TrialConfig],
+    policy: str,
+    address: str | None,
+    limit_mb: float = SHIP_LIMIT_MB,
+    loaded: dict[str, Dataset] | None = None,
+) -> dict[str, Dataset]:
+    """Datasets that travel through Ray's object store: ``always``, ``never``, or ``auto`` (on a cluster, when
+    the arrays are at most ``limit_mb``; larger ones are read on each node from a path valid there).
+    ``loaded``: datasets the caller already holds (preflight's), so nothing is read twice."""
+    if policy not in SHIP_POLICIES:
+        raise ValueError(f"Expected --ship-data in {list(SHIP_POLICIES)}. Received: {policy!r}.")
+    if policy == "never" or (policy == "auto" and not address):
+        return {}
+    shipped: dict[str, Dataset] = {}
+    for trial in trials:
+        if trial.dataset in shipped:
+            continue
+        dataset = (loaded or {}).get(trial.dataset) or load_dataset(trial.dataset, trial.data_dir, download=False)
+        if policy == "always" or dataset.nbytes <= limit_mb * 2**20:
+            shipped[trial.dataset] = dataset
+    return shipped
+
+
+def check_execution(options: ExecutionOptions) -> ExecutionOptions:
+    """A local run cannot give a trial more CPUs than the machine has (a cluster may have bigger nodes)."""
+    cpus = os.cpu_count() or 1
+    if options.address is None and options.cpus_per_trial > cpus:
+        raise ValueError(
+            f"Expected --cpus-per-trial <= this machine's {cpus} CPUs. Received: {options.cpus_per_trial}. "
+            "Pass a smaller --cpus-per-trial."
+        )
+    return options
