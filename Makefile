@@ -8,11 +8,11 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: quick test install fashion-mnist benchmark benchmark-scheduling benchmark-dropout clean
+.PHONY: quick test lint install fashion-mnist benchmark benchmark-scheduling benchmark-dropout clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[optuna]' 
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[optuna,dev]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -31,9 +31,15 @@ fashion-mnist:
 	else echo "Fashion-MNIST: not installed and not root; its tests will be skipped"; fi
 
 # results/ci (and its shared-backbone cache) starts empty: every CI run trains and measures with this code.
-test: $(STAMP) fashion-mnist
+test: $(STAMP) fashion-mnist lint
 	rm -rf results/ci
 	$(BIN)/python -m pytest tests suites --scale smoke --results-dir results/ci
+
+# Formatting, lint and types: ruff (line length 120) on everything, mypy on harness/ and backends/ (pyproject.toml).
+lint: $(STAMP)
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 benchmark: $(STAMP)
 	$(BIN)/python benchmarks/harness_overhead.py

@@ -442,30 +442,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_case_arguments(tune)
     add_search_arguments(tune)
 
-    cmp = commands.add_parser("compare", help="regressions and improvements between two runs or baselines")
-    cmp.add_argument("base", help="run directory, run id under --results-dir, or baseline name")
-    cmp.add_argument("new", help="run directory, run id under --results-dir, or baseline name")
-    cmp.add_argument("--results-dir", default="results")
-    cmp.add_argument(
-        "--time-threshold",
-        type=float_above(1.0, inclusive=False),
-        default=1.10,
-        help="epoch-time ratio new/base above which a significant slowdown is a regression (default 1.10)",
-    )
-    cmp.add_argument(
-        "--accuracy-threshold",
-        type=positive_float,
-        default=1.0,
-        help="accuracy drop in percentage points beyond which a significant drop is a regression (default 1)",
-    )
-    cmp.add_argument(
-        "--alpha",
-        type=positive_float,
-        default=0.01,
-        help="significance level of the Mann-Whitney U test (default 0.01)",
-    )
-    cmp.add_argument("--markdown", help="also write the comparison as markdown to this file")
-    cmp.add_argument("--fail-on-regression", action="store_true", help="exit 1 if any case regressed")
+    _add_compare_parser(commands)
 
     base = commands.add_parser("baseline", help="save or list baselines (results/baselines/<machine>/<name>)")
     base_cmds = base.add_subparsers(dest="baseline_command", required=True)
@@ -491,3 +468,30 @@ def build_parser() -> argparse.ArgumentParser:
     hist.add_argument("--case", help="only cases whose name contains this text")
     hist.add_argument("--last", type=positive_int, default=10, help="how many recent runs (default 10)")
     return parser
+
+
+def _add_compare_parser(commands: Any) -> None:
+    cmp = commands.add_parser("compare", help="regressions and improvements between two runs or baselines")
+    cmp.add_argument("base", help="run directory, run id under --results-dir, or baseline name")
+    cmp.add_argument("new", help="run directory, run id under --results-dir, or baseline name")
+    cmp.add_argument("--results-dir", default="results")
+    cmp.add_argument(
+        "--time-threshold",
+        type=float_above(1.0, inclusive=False),
+        default=1.10,
+        help="epoch-time ratio new/base above which a significant slowdown is a regression (default 1.10)",
+    )
+    cmp.add_argument(
+        "--accuracy-threshold",
+        type=positive_float,
+        default=1.0,
+        help="accuracy drop in percentage points beyond which a significant drop is a regression (default 1)",
+    )
+    cmp.add_argument(
+        "--alpha",
+        type=positive_float,
+        default=0.01,
+        help="significance level of the Mann-Whitney U test (default 0.01)",
+    )
+    cmp.add_argument("--markdown", help="also write the comparison as markdown to this file")
+    cmp.add_argument("--fail-on-regression", action="store_true", help="exit 1 if any case regressed")

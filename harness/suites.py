@@ -198,11 +198,16 @@ SUITES: dict[str, Suite] = {
 }
 
 
-def _technique_cases(dataset: str, epochs: int, smoke: bool = False) -> tuple[SuiteCase, ...]:
-    """S5: one case per option setting; each is a variant of a small model so the sweep stays cheap."""
-    small = ModelOptions(hidden=(64,))
-    mom = OptimizerConfig("momentum", lr=0.01)
-    cases: list[tuple[str, str, dict]] = []  # (variant, model, SuiteCase overrides)
+Sweep = list[tuple[str, str, dict]]  # (variant, model, SuiteCase fields)
+# One of each kind of technique: the CI tier of the techniques sweep.
+_SMOKE_TECHNIQUES = frozenset(
+    ("opt_adam", "sched_onecycle", "sched_plateau", "act_prelu", "bn_before", "clip_norm", "l1_l2", "max_norm",
+     "mc_dropout")
+)  # fmt: skip
+
+
+def _optimizer_sweeps() -> Sweep:
+    cases: Sweep = []
     for name in ("sgd", "momentum", "nesterov", "adagrad", "adadelta", "rmsprop", "adam", "adamw"):
         lr = {"sgd": 0.05, "adadelta": 1.0, "adam": 1e-3, "adamw": 1e-3, "rmsprop": 1e-3}.get(name, 0.01)
         cases.append((f"opt_{name}", "mlp", {"optimizer": OptimizerConfig(name, lr=lr)}))
@@ -213,32 +218,27 @@ def _technique_cases(dataset: str, epochs: int, smoke: bool = False) -> tuple[Su
         "plateau": ScheduleConfig("plateau", factor=0.5, patience=1),
         "onecycle": ScheduleConfig("onecycle"),
     }
-    for name, schedule in schedules.items():
-        cases.append(
-            (f"sched_{name}", "mlp", {"schedule": schedule, "optimizer": OptimizerConfig("momentum", lr=0.05)})
-        )
-    for init in (
-        "he_normal",
-        "he_uniform",
-        "glorot_uniform",
-        "glorot_normal",
-        "lecun_normal",
-        "torch_default",
-        "keras_default",
-    ):
-        cases.append((f"init_{init}", "mlp", {"init": init}))
+    fast = OptimizerConfig("momentum", lr=0.05)
+    cases += [(f"sched_{name}", "mlp", {"schedule": sched, "optimizer": fast}) for name, sched in schedules.items()]
+    return cases
+
+
+def _model_sweeps() -> Sweep:
+    inits = ("he_normal", "he_uniform", "glorot_uniform", "glorot_normal", "lecun_normal", "torch_default",
+             "keras_default")  # fmt: skip
+    cases: Sweep = [(f"init_{init}", "mlp", {"init": init}) for init in inits]
     for act in ("relu", "leaky_relu", "prelu", "elu", "selu", "tanh", "sigmoid"):
-        lr = 0.05 if act == "sigmoid" else 0.01
+        optimizer = OptimizerConfig("momentum", lr=0.05 if act == "sigmoid" else 0.01)
         cases.append(
-            (
-                f"act_{act}",
-                "convnet3",
-                {"model_options": ModelOptions(activation=act), "optimizer": OptimizerConfig("momentum", lr=lr)},
-            )
+            (f"act_{act}", "convnet3", {"model_options": ModelOptions(activation=act), "optimizer": optimizer})
         )
-    for placement in ("before", "after"):
-        cases.append((f"bn_{placement}", "convnet3", {"model_options": ModelOptions(batchnorm=placement)}))
-    cases += [
+    cases += [(f"bn_{p}", "convnet3", {"model_options": ModelOptions(batchnorm=p)}) for p in ("before", "after")]
+    return cases
+
+
+def _regularization_sweeps() -> Sweep:
+    selu = ModelOptions(hidden=(64,), activation="selu", dropout=0.1, dropout_kind="alpha")
+    return [
         ("clip_value", "mlp", {"optimizer": OptimizerConfig("momentum", lr=0.05, clip_value=0.05)}),
         ("clip_norm", "mlp", {"optimizer": OptimizerConfig("momentum", lr=0.05, clip_norm=1.0)}),
         ("l1", "mlp", {"regularization": RegularizationConfig(l1=1e-5)}),
@@ -246,29 +246,18 @@ def _technique_cases(dataset: str, epochs: int, smoke: bool = False) -> tuple[Su
         ("l1_l2", "mlp", {"regularization": RegularizationConfig(l1=1e-5, l2=1e-4)}),
         ("max_norm", "mlp", {"regularization": RegularizationConfig(max_norm=2.0)}),
         ("dropout", "mlp", {"model_options": ModelOptions(hidden=(64,), dropout=0.2)}),
-        (
-            "alpha_dropout_selu",
-            "mlp",
-            {
-                "model_options": ModelOptions(hidden=(64,), activation="selu", dropout=0.1, dropout_kind="alpha"),
-                "init": "lecun_normal",
-            },
-        ),
+        ("alpha_dropout_selu", "mlp", {"model_options": selu, "init": "lecun_normal"}),
         ("mc_dropout", "cnn_small", {"mc_dropout_passes": 10}),
     ]
-    if smoke:  # one of each kind of technique
-        keep = {
-            "opt_adam",
-            "sched_onecycle",
-            "sched_plateau",
-            "act_prelu",
-            "bn_before",
-            "clip_norm",
-            "l1_l2",
-            "max_norm",
-            "mc_dropout",
-        }
-        cases = [c for c in cases if c[0] in keep]
+
+
+def _technique_cases(dataset: str, epochs: int, smoke: bool = False) -> tuple[SuiteCase, ...]:
+    """S5: one case per option setting; each is a variant of a small model so the sweep stays cheap."""
+    small = ModelOptions(hidden=(64,))
+    mom = OptimizerConfig("momentum", lr=0.01)
+    cases = _optimizer_sweeps() + _model_sweeps() + _regularization_sweeps()
+    if smoke:
+        cases = [c for c in cases if c[0] in _SMOKE_TECHNIQUES]
     out = []
     for variant, model, overrides in cases:
         fields = {"optimizer": mom, "model_options": small if model == "mlp" else ModelOptions(), **overrides}
@@ -323,7 +312,7 @@ def _split_transfer_cases(
             bar_source=bar_source,
         )
         for (label, source, target), bar in zip(
-            (("5-9to0-4", HIGH_DIGITS, LOW_DIGITS), ("0-4to5-9", LOW_DIGITS, HIGH_DIGITS)), bars
+            (("5-9to0-4", HIGH_DIGITS, LOW_DIGITS), ("0-4to5-9", LOW_DIGITS, HIGH_DIGITS)), bars, strict=True
         )
     )
 
@@ -331,7 +320,8 @@ def _split_transfer_cases(
 def _reuse_cases(
     dataset: str, source_epochs: int, epochs: int, bars: dict[str, float | None], bar_source: str
 ) -> tuple[SuiteCase, ...]:
-    """S2/S3 on a class split: a backbone from 5-9, a new head for 0-4 (momentum SGD, the lessons' 1e-3 x 10 for small data)."""
+    """S2/S3 on a class split: a backbone from 5-9, a new head for 0-4 (momentum SGD, the lessons' 1e-3 x 10 for
+    small data)."""
     opt = OptimizerConfig("momentum", lr=0.01, weight_decay=1e-4)
     transfer = TransferOptions(
         source_task=HIGH_DIGITS, source_epochs=source_epochs, source_optimizer=OptimizerConfig("adadelta", lr=1.0)
@@ -390,7 +380,8 @@ def _flatten_feature_case(dataset: str, source_epochs: int, bar: float | None, b
 def ab_cases(
     dataset: str, epochs: int = 20, frozen_epochs: int = 4, bar: float | None = None, bar_source: str = ""
 ) -> tuple[SuiteCase, ...]:
-    """S4b, Fashion-MNIST A -> B: A = the 8 classes but sandal (5) and shirt (6); B = sandal vs shirt, shirt = 1, 200 images.
+    """S4b, Fashion-MNIST A -> B: A = the 8 classes but sandal (5) and shirt (6); B = sandal vs shirt, shirt = 1,
+    200 images.
 
     B from scratch against B-on-A: A's hidden layers reused with a new sigmoid output, 4 epochs frozen, then 16
     unfrozen; SELU MLP 300-100-50-50-50, LeCun-normal init, SGD lr 1e-3 throughout.
@@ -519,7 +510,8 @@ SUITES.update(
                 "a narrow residual (resnet20), depthwise (mobilenet_v2) and dense-connect (densenet121) "
                 "network on digits, 4 epochs (CI)",
                 # resnet20 at width 0.5: at 0.25 (4-channel stage 1) on digits, torch 2.14.1's oneDNN convolution
-                # backward corrupts the heap (free(): invalid size; docs/zoo.md), with torch.backends.mkldnn off it runs.
+                # backward corrupts the heap (free(): invalid size; docs/zoo.md); with torch.backends.mkldnn off it
+                # runs.
                 (
                     _zoo_case("resnet20", "digits", 4, 0.5, None, 0.5, _ZOO_SMOKE_FLOOR),
                     _zoo_case("mobilenet_v2", "digits", 4, 0.25, 32, 0.17, _MOBILENET_FLOOR),

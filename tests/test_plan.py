@@ -1,0 +1,75 @@
+"""The typed run plan, its run.json round trip, the planner and the one override mechanism."""
+
+from __future__ import annotations
+
+import pytest
+
+from harness.config import OptimizerConfig, TrialConfig
+from harness.data.tasks import TaskSpec
+from harness.overrides import apply_overrides, field_hint
+from harness.plan import ExecutionOptions, RunFile, RunPlan, RunRecord, read_run_file, write_run_file
+from harness.planner import SearchRequest, Selection, plan_run, plan_tune
+from harness.search import apply_point
+from harness.suites import suite
+
+BASE = TrialConfig(strategy="scratch", model="mlp", dataset="digits", backend="torch", seed=0, epochs=2)
+
+
+def test_paths_reach_nested_configs_and_unset_optional_ones_start_from_defaults():
+    trial = apply_overrides(
+        BASE, {"optimizer.lr": 0.5, "task.classes": [0, 1], "transfer.source_task.classes": (5, 6), "epochs": 3.0}
+    )
+    assert trial.optimizer.lr == 0.5 and trial.epochs == 3 and isinstance(trial.epochs, int)
+    assert trial.task == TaskSpec(classes=(0, 1)) and trial.transfer.source_task == TaskSpec(classes=(5, 6))
+
+
+def test_a_changed_optimizer_starts_from_its_defaults_keeping_rate_and_clipping():
+    clipped = TrialConfig(**{**BASE.__dict__, "optimizer": OptimizerConfig("momentum", lr=0.2, weight_decay=1e-3,
+                                                                           clip_norm=1.0, clip_value=0.5)})  # fmt: skip
+    swapped = apply_overrides(clipped, {"optimizer.name": "adamw"})
+    o = swapped.optimizer
+    assert (o.name, o.lr, o.clip_norm, o.clip_value) == ("adamw", 0.2, 1.0, 0.5)
+    assert (o.weight_decay, o.momentum, o.decoupled) == (0.01, 0.0, True)  # adamw's own defaults
+    # Other optimizer values in the same set apply after the swap; the search applies the same rule.
+    assert apply_overrides(clipped, {"optimizer.name": "adam", "optimizer.beta1": 0.8}).optimizer.beta1 == 0.8
+    assert apply_point(clipped, {"optimizer": "adamw"}) == swapped
+    # The same optimizer keeps every setting.
+    assert apply_overrides(clipped, {"optimizer.name": "momentum"}).optimizer.weight_decay == 1e-3
+
+
+def test_unknown_paths_and_bad_values_say_what_was_expected():
+    with pytest.raises(ValueError, match="Expected a field of optimizer. Received: 'optimizer.speed'"):
+        apply_overrides(BASE, {"optimizer.speed": 1})
+    with pytest.raises(ValueError, match="Expected a learning rate > 0"):
+        apply_overrides(BASE, {"optimizer.lr": -1.0})
+    with pytest.raises(ValueError, match="is a value"):
+        field_hint("epochs.count")
+
+
+def test_the_planner_gives_the_cli_and_the_plugin_the_same_resolved_trials():
+    plan = plan_run(Selection(suite="smoke", backends=("torch",)), {"runtime.threads": 2, "optimizer.lr": 0.05})
+    assert plan.kind == "run" and plan.label == "smoke" and len(plan.trials) == len(suite("smoke").cases)
+    assert {(t.runtime.threads, t.optimizer.lr) for t in plan.trials} == {(2, 0.05)}
+    assert plan_run(Selection(), {}).label == "quick"  # nothing selected: the main job
+
+
+def test_run_json_holds_the_plan_the_options_and_the_record_and_reads_back_equal(tmp_path):
+    plan = plan_tune(Selection(suite="tune_smoke"), {}, SearchRequest(num_samples=2, final_seeds=2))
+    record = RunRecord(run_id="r", started="t0", command=("xfbench", "tune"), git_commit="abc", driver_host="h",
+                       driver_cpu="c", python_version="3.11", status="interrupted")  # fmt: skip
+    run_file = RunFile(plan, ExecutionOptions(cpus_per_trial=1, max_failures=2), record)
+    write_run_file(tmp_path, run_file)
+    assert read_run_file(tmp_path) == run_file
+    assert plan.search is not None and plan.search.num_samples == 2 and plan.planned_trials == plan.search.bases
+
+
+def test_a_plan_is_either_trials_or_a_search():
+    with pytest.raises(ValueError, match="at least one trial"):
+        RunPlan.of_trials([])
+    with pytest.raises(ValueError, match="a tune plan with a search only"):
+        RunPlan("tune", "x", "t", trials=(BASE,))
+
+
+def test_execution_options_take_what_is_given_zero_included():
+    recorded = ExecutionOptions(cpus_per_trial=2, max_failures=3)
+    assert recorded.updated({"cpus_per_trial": None, "max_failures": 0}) == ExecutionOptions(2, max_failures=0)
