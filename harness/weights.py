@@ -71,7 +71,8 @@ INITIALIZERS: dict[str, Initializer] = {
             "fan_in",
             "uniform",
             bias="fan_in_uniform",
-            description="PyTorch's Linear/Conv default: kaiming_uniform(a=sqrt(5)) = U(±1/sqrt(fan_in)); bias U(±1/sqrt(fan_in))",
+            description="PyTorch's Linear/Conv default: kaiming_uniform(a=sqrt(5)) = U(±1/sqrt(fan_in)); "
+            "bias U(±1/sqrt(fan_in))",
         ),
         Initializer(
             "keras_default",

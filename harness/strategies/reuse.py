@@ -63,7 +63,8 @@ def load_backbone(ctx: StrategyContext) -> tuple[ModelSpec, NeutralWeights, dict
     path = checkpoint_path(ctx.config)
     if not path.is_file():
         raise FileNotFoundError(
-            f"Expected the shared backbone {path.name} ({recipe_for(ctx.config).describe()}). Received: no such checkpoint. "
+            f"Expected the shared backbone {path.name} ({recipe_for(ctx.config).describe()}). "
+            "Received: no such checkpoint. "
             "Its pretrain trial failed or did not run; see the run's pretrain rows."
         )
     return load_checkpoint(path)
