@@ -23,6 +23,7 @@ from harness.data.formats import (
     read_cifar_archive,
 )
 from harness.data.locate import DatasetFiles, PublishedFile, candidate_dirs, data_roots, locate, verify_file
+from harness.seeds import DIGITS_SPLIT_SEED
 
 
 @dataclass(frozen=True)
@@ -127,7 +128,7 @@ def _load_digits(data_dir: str | None, download: bool) -> Dataset:
     bunch = load_digits()
     x = (bunch.images.astype(np.float32) / 16.0)[..., None]
     y = bunch.target.astype(np.int64)
-    order = np.random.default_rng(20240611).permutation(len(y))  # fixed split, independent of trial seeds
+    order = np.random.default_rng(DIGITS_SPLIT_SEED).permutation(len(y))
     test, val, train = order[:360], order[360:540], order[540:]
     return Dataset(
         name="digits",
