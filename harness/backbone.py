@@ -52,7 +52,10 @@ class BackboneRecipe:
 
     def describe(self) -> str:
         task = self.source_task.label if self.source_task else "all classes"
-        return f"{self.model} on {self.dataset} ({task}), {self.epochs} epochs {self.optimizer.name}, seed {self.seed}, trained by {self.backend}"
+        return (
+            f"{self.model} on {self.dataset} ({task}), {self.epochs} epochs {self.optimizer.name}, "
+            f"seed {self.seed}, trained by {self.backend}"
+        )
 
 
 def recipe_for(trial: TrialConfig) -> BackboneRecipe:
@@ -88,10 +91,15 @@ def recipe_for(trial: TrialConfig) -> BackboneRecipe:
     )
 
 
-def checkpoint_path(trial: TrialConfig) -> Path:
+def cache_root(trial: TrialConfig) -> Path:
+    """The trial's shared cache directory (backbones, features); the runner always sets one."""
     if not trial.cache_dir:
         raise ValueError(f"Expected a cache_dir for trial {trial.trial_id} (the runner sets one). Received: none.")
-    return Path(trial.cache_dir) / "backbones" / f"{recipe_for(trial).key}.npz"
+    return Path(trial.cache_dir)
+
+
+def checkpoint_path(trial: TrialConfig) -> Path:
+    return cache_root(trial) / "backbones" / f"{recipe_for(trial).key}.npz"
 
 
 def pretrain_trial(target: TrialConfig) -> TrialConfig:

@@ -28,7 +28,7 @@ def save_checkpoint(path: Path, spec: ModelSpec, weights: NeutralWeights, metada
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".part.npz")  # ends in .npz: savez keeps the name as is
     os.close(fd)
-    np.savez(tmp, **arrays)
+    np.savez(tmp, allow_pickle=False, **arrays)  # load_checkpoint reads with allow_pickle=False too
     os.replace(tmp, path)
 
 

@@ -28,15 +28,16 @@ from typing import Any
 
 import numpy as np
 
+from harness.seeds import DROPOUT_STREAM_MC, DROPOUT_STREAM_TRAIN
 from harness.spec import Dropout, ModelSpec
 
 MASK32 = 0xFFFFFFFF
 UNIFORM_BITS = 24  # the top 24 of 32 bits decide; float32 could represent them exactly, but integers compare
 _C1, _C2 = 0x7FEB352D, 0x846CA68B  # lowbias32 (C. Wellons' hash-prospector): a well-mixing 32-bit integer hash
 
-# Streams keep the randomness of different uses apart (a seed offset named once, here).
-STREAM_TRAIN = 0
-STREAM_MC = 1
+# Streams keep the randomness of different uses apart (named with the other seed offsets in harness.seeds).
+STREAM_TRAIN = DROPOUT_STREAM_TRAIN
+STREAM_MC = DROPOUT_STREAM_MC
 
 Shift = Callable[[Any, int], Any]
 

@@ -51,8 +51,8 @@ def model_cost(spec: ModelSpec) -> ModelCost:
     params: dict[str, int] = {}
     for key, shape in parameter_shapes(spec).items():
         if is_trainable_param(key):
-            layer = key.split("/")[0]
-            params[layer] = params.get(layer, 0) + int(np.prod(shape))
+            layer_name = key.split("/")[0]
+            params[layer_name] = params.get(layer_name, 0) + int(np.prod(shape))
     rows = []
     for index, layer in enumerate(spec.layers):
         out = infos[layer.name].shape

@@ -55,7 +55,9 @@ def as_text(spec: ModelSpec, cost: ModelCost) -> str:
     right = {4, 5}
 
     def line(cells: tuple[str, ...]) -> str:
-        return "  ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+        return "  ".join(
+            c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+        )
 
     out = [
         f"{spec.name}: input {_shape(spec.input_shape)}, {spec.num_classes} classes",

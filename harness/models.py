@@ -59,7 +59,8 @@ class ModelOptions:
             raise ValueError(f"Expected 0 <= dropout < 1. Received: {self.dropout}.")
         if self.activation not in ACTIVATIONS:
             raise ValueError(
-                f"Expected an activation name. Received: activation={self.activation!r}. Valid choices: {list(ACTIVATIONS)}"
+                f"Expected an activation name. Received: activation={self.activation!r}. "
+                f"Valid choices: {list(ACTIVATIONS)}"
             )
         if not self.hidden or any(h < 1 for h in self.hidden):
             raise ValueError(f"Expected positive hidden sizes. Received: hidden={self.hidden}.")

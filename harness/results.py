@@ -13,7 +13,7 @@ import csv
 import json
 import math
 import os
-from collections.abc import Iterable
+from collections.abc import Hashable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -26,12 +26,14 @@ SCHEMA: tuple[tuple[str, str, str], ...] = (
     (
         "stage",
         "string",
-        "scheduling stage: pretrain (shared backbones), trials (a run), search (a tune search), final (a tune's best configs re-run)",
+        "scheduling stage: pretrain (shared backbones), trials (a run), search (a tune search), "
+        "final (a tune's best configs re-run)",
     ),
     (
         "attempt",
         "Int64",
-        "0 for a trial's first attempt, n for its n-th retry under --max-failures; tables use each trial's last attempt",
+        "0 for a trial's first attempt, n for its n-th retry under --max-failures; "
+        "tables use each trial's last attempt",
     ),
     ("suite", "string", "suite name, or 'adhoc' for a single --strategy/--model/--dataset run"),
     ("strategy", "string", "strategy name (scratch, ...)"),
@@ -113,7 +115,7 @@ def to_frame(rows: Iterable[dict[str, Any]]) -> pd.DataFrame:
         if dtype == "float64":
             frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("float64")
         else:
-            frame[column] = frame[column].astype(dtype)
+            frame[column] = frame[column].astype(pd.api.types.pandas_dtype(dtype))  # as astype(name) does; typed
     return frame
 
 
@@ -215,7 +217,8 @@ def _is_missing(value: Any) -> bool:
     return value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value))
 
 
-def _csv_cells(row: dict[str, Any]) -> list[Any]:
+def _csv_cells(row: Mapping[str, Any] | Mapping[Hashable, Any]) -> list[Any]:
+    """One CSV line's cells; ``row`` is a normalised row or a frame's record (pandas types its keys Hashable)."""
     return ["" if _is_missing(row[c]) else row[c] for c in COLUMNS]
 
 

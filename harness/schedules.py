@@ -45,7 +45,8 @@ class ScheduleConfig:
             raise ValueError(f"Expected schedule steps > 0. Received: {self.steps}.")
         if self.name == "piecewise" and len(self.values) != len(self.boundaries) + 1:
             raise ValueError(
-                f"Expected len(values) == len(boundaries) + 1 for a piecewise schedule. Received: {len(self.values)} values, "
+                "Expected len(values) == len(boundaries) + 1 for a piecewise schedule. "
+                f"Received: {len(self.values)} values, "
                 f"{len(self.boundaries)} boundaries."
             )
         if self.name == "plateau" and not 0 < self.factor < 1:

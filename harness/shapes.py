@@ -73,85 +73,114 @@ def infer_shapes(spec: ModelSpec) -> dict[str, TensorInfo]:
 
 def _infer_one(spec: ModelSpec, layer: Layer, ins: list[TensorInfo]) -> TensorInfo:
     if isinstance(layer, (Add, Concat)):
-        if len(ins) < 2:
-            raise _spec_error(spec, layer, "at least two inputs", len(ins))
-        shapes = [i.shape for i in ins]
-        if isinstance(layer, Add):
-            if len(set(shapes)) != 1:
-                raise _spec_error(spec, layer, "inputs of equal shape", shapes)
-            return TensorInfo(shapes[0])
-        if len({s[:-1] for s in shapes}) != 1:
-            raise _spec_error(spec, layer, "inputs equal in all but the channel axis", shapes)
-        return TensorInfo(shapes[0][:-1] + (sum(s[-1] for s in shapes),))
+        return _infer_merge(spec, layer, ins)
     if len(ins) != 1:
         raise _spec_error(spec, layer, "exactly one input", len(ins))
     info = ins[0]
-    shape = info.shape
-    if isinstance(layer, Conv2D):
-        if len(shape) != 3:
-            raise _spec_error(spec, layer, "an (H, W, C) input", shape)
-        if shape[2] % layer.groups:
-            raise _spec_error(
-                spec,
-                layer,
-                f"input channels divisible by groups={layer.groups}",
-                f"{shape[2]} input channels (depthwise: set groups to the input channels)",
-            )
-        (pt, pb), (pl, pr) = layer.padding
-        (kh, kw), (sh, sw) = layer.kernel_size, layer.strides
-        h = (shape[0] + pt + pb - kh) // sh + 1
-        w = (shape[1] + pl + pr - kw) // sw + 1
-        if h < 1 or w < 1:
-            raise _spec_error(
-                spec, layer, "a kernel that fits the padded input", f"input {shape}, kernel {layer.kernel_size}"
-            )
-        return TensorInfo((h, w, layer.filters))
-    if isinstance(layer, (MaxPool2D, AvgPool2D)):
-        if len(shape) != 3:
-            raise _spec_error(spec, layer, "an (H, W, C) input", shape)
-        strides = layer.strides or layer.pool_size
-        (pt, pb), (pl, pr) = layer.padding if isinstance(layer, MaxPool2D) else ((0, 0), (0, 0))
-        h = _pool_out(shape[0] + pt + pb, layer.pool_size[0], strides[0])
-        w = _pool_out(shape[1] + pl + pr, layer.pool_size[1], strides[1])
-        if h < 1 or w < 1:
-            raise _spec_error(spec, layer, "a pool window that fits the input", shape)
-        return TensorInfo((h, w, shape[2]))
-    if isinstance(layer, GlobalAvgPool2D):
-        if len(shape) != 3:
-            raise _spec_error(spec, layer, "an (H, W, C) input", shape)
-        return TensorInfo((shape[2],))
-    if isinstance(layer, AdaptiveAvgPool2D):
-        if len(shape) != 3:
-            raise _spec_error(spec, layer, "an (H, W, C) input; pool before the Flatten", shape)
-        return TensorInfo((*layer.output_size, shape[2]))
-    if isinstance(layer, ZeroPad2D):
-        if len(shape) != 3:
-            raise _spec_error(spec, layer, "an (H, W, C) input; pad before the Flatten", shape)
-        (pt, pb), (pl, pr) = layer.padding
-        return TensorInfo((shape[0] + pt + pb, shape[1] + pl + pr, shape[2]))
-    if isinstance(layer, (Resize2D, RepeatChannels, Normalize)):
-        if len(shape) != 3:
-            raise _spec_error(spec, layer, "an (H, W, C) image input", shape)
-        if isinstance(layer, Resize2D):
-            return TensorInfo((*layer.output_size, shape[2]))
-        if isinstance(layer, RepeatChannels):
-            return TensorInfo((shape[0], shape[1], shape[2] * layer.repeats))
-        if len(layer.mean) != shape[2]:
-            raise _spec_error(spec, layer, f"{len(layer.mean)} channels (one mean/std each)", shape)
-        return info
     if isinstance(layer, Flatten):
+        shape = info.shape
         size = 1
         for d in shape:
             size *= d
-        origin = tuple(shape) if len(shape) == 3 else info.flattened_from
-        return TensorInfo((size,), origin)  # type: ignore[arg-type]
+        origin = (shape[0], shape[1], shape[2]) if len(shape) == 3 else info.flattened_from
+        return TensorInfo((size,), origin)
     if isinstance(layer, Dense):
-        if len(shape) != 1:
-            raise _spec_error(spec, layer, "a flat (D,) input; add a Flatten layer before it", shape)
+        if len(info.shape) != 1:
+            raise _spec_error(spec, layer, "a flat (D,) input; add a Flatten layer before it", info.shape)
         return TensorInfo((layer.units,))
     if isinstance(layer, (Activation, Dropout, BatchNorm)):
         return info  # shape-preserving; a flat vector keeps its origin
+    if isinstance(layer, _IMAGE_LAYERS):
+        return _infer_image(spec, layer, info)
     raise _spec_error(spec, layer, "a known layer type", type(layer).__name__)
+
+
+def _infer_merge(spec: ModelSpec, layer: Add | Concat, ins: list[TensorInfo]) -> TensorInfo:
+    if len(ins) < 2:
+        raise _spec_error(spec, layer, "at least two inputs", len(ins))
+    shapes = [i.shape for i in ins]
+    if isinstance(layer, Add):
+        if len(set(shapes)) != 1:
+            raise _spec_error(spec, layer, "inputs of equal shape", shapes)
+        return TensorInfo(shapes[0])
+    if len({s[:-1] for s in shapes}) != 1:
+        raise _spec_error(spec, layer, "inputs equal in all but the channel axis", shapes)
+    return TensorInfo(shapes[0][:-1] + (sum(s[-1] for s in shapes),))
+
+
+# Layers that take an (H, W, C) input; where a layer's error says more than that, the hint is here.
+_IMAGE_LAYERS = (
+    Conv2D,
+    MaxPool2D,
+    AvgPool2D,
+    GlobalAvgPool2D,
+    AdaptiveAvgPool2D,
+    ZeroPad2D,
+    Resize2D,
+    RepeatChannels,
+    Normalize,
+)
+_IMAGE_INPUT_EXPECTED: dict[type[Layer], str] = {
+    AdaptiveAvgPool2D: "an (H, W, C) input; pool before the Flatten",
+    ZeroPad2D: "an (H, W, C) input; pad before the Flatten",
+    Resize2D: "an (H, W, C) image input",
+    RepeatChannels: "an (H, W, C) image input",
+    Normalize: "an (H, W, C) image input",
+}
+
+
+def _infer_image(spec: ModelSpec, layer: Layer, info: TensorInfo) -> TensorInfo:
+    shape = info.shape
+    if len(shape) != 3:
+        raise _spec_error(spec, layer, _IMAGE_INPUT_EXPECTED.get(type(layer), "an (H, W, C) input"), shape)
+    channels = shape[2]
+    if isinstance(layer, Conv2D):
+        return _infer_conv(spec, layer, shape)
+    if isinstance(layer, (MaxPool2D, AvgPool2D)):
+        return _infer_pool(spec, layer, shape)
+    if isinstance(layer, GlobalAvgPool2D):
+        return TensorInfo((channels,))
+    if isinstance(layer, (AdaptiveAvgPool2D, Resize2D)):
+        return TensorInfo((*layer.output_size, channels))
+    if isinstance(layer, ZeroPad2D):
+        (pt, pb), (pl, pr) = layer.padding
+        return TensorInfo((shape[0] + pt + pb, shape[1] + pl + pr, channels))
+    if isinstance(layer, RepeatChannels):
+        return TensorInfo((shape[0], shape[1], channels * layer.repeats))
+    if isinstance(layer, Normalize):
+        if len(layer.mean) != channels:
+            raise _spec_error(spec, layer, f"{len(layer.mean)} channels (one mean/std each)", shape)
+        return info
+    raise _spec_error(spec, layer, "a known layer type", type(layer).__name__)
+
+
+def _infer_conv(spec: ModelSpec, layer: Conv2D, shape: tuple[int, ...]) -> TensorInfo:
+    if shape[2] % layer.groups:
+        raise _spec_error(
+            spec,
+            layer,
+            f"input channels divisible by groups={layer.groups}",
+            f"{shape[2]} input channels (depthwise: set groups to the input channels)",
+        )
+    (pt, pb), (pl, pr) = layer.padding
+    (kh, kw), (sh, sw) = layer.kernel_size, layer.strides
+    h = (shape[0] + pt + pb - kh) // sh + 1
+    w = (shape[1] + pl + pr - kw) // sw + 1
+    if h < 1 or w < 1:
+        raise _spec_error(
+            spec, layer, "a kernel that fits the padded input", f"input {shape}, kernel {layer.kernel_size}"
+        )
+    return TensorInfo((h, w, layer.filters))
+
+
+def _infer_pool(spec: ModelSpec, layer: MaxPool2D | AvgPool2D, shape: tuple[int, ...]) -> TensorInfo:
+    strides = layer.strides or layer.pool_size
+    (pt, pb), (pl, pr) = layer.padding if isinstance(layer, MaxPool2D) else ((0, 0), (0, 0))
+    h = _pool_out(shape[0] + pt + pb, layer.pool_size[0], strides[0])
+    w = _pool_out(shape[1] + pl + pr, layer.pool_size[1], strides[1])
+    if h < 1 or w < 1:
+        raise _spec_error(spec, layer, "a pool window that fits the input", shape)
+    return TensorInfo((h, w, shape[2]))
 
 
 def output_shape(spec: ModelSpec) -> tuple[int, ...]:

@@ -19,6 +19,7 @@ import dataclasses
 import numbers
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 Pair = tuple[int, int]
 Padding2D = tuple[Pair, Pair]  # ((top, bottom), (left, right))
@@ -39,7 +40,7 @@ def _is_int_pair(value: object, minimum: int) -> bool:
     return (
         isinstance(value, (tuple, list))
         and len(value) == 2
-        and all(isinstance(v, numbers.Integral) and v >= minimum for v in value)
+        and all(isinstance(v, numbers.Integral) and int(v) >= minimum for v in value)
     )
 
 
@@ -50,7 +51,7 @@ def _check_padding(layer: Layer, padding: Padding2D, limit: Pair | None = None) 
             f"Expected padding ((top, bottom), (left, right)) of ints >= 0 in layer {layer.name!r} "
             f"({type(layer).__name__}). Received: padding={padding!r}. Write it per side, e.g. ((1, 1), (1, 1))."
         )
-    if limit is not None and any(p >= size for pair, size in zip(padding, limit) for p in pair):
+    if limit is not None and any(p >= size for pair, size in zip(padding, limit, strict=True) for p in pair):
         raise ValueError(
             f"Expected each side's padding below the pool size {limit} in layer {layer.name!r} "
             f"({type(layer).__name__}), so every window holds at least one input element. "
@@ -327,8 +328,8 @@ def normalize_factors(layer: Normalize) -> tuple[tuple[float, ...], tuple[float,
     import numpy as np
 
     return (
-        tuple(float(v) for v in np.float32(layer.mean)),
-        tuple(float(v) for v in np.float32(1.0) / np.float32(layer.std)),
+        tuple(float(v) for v in np.asarray(layer.mean, dtype=np.float32)),
+        tuple(float(v) for v in np.float32(1.0) / np.asarray(layer.std, dtype=np.float32)),
     )
 
 
@@ -360,9 +361,10 @@ def spec_from_dict(data: dict) -> ModelSpec:
             raise ValueError(
                 f"Expected a known layer type in a stored spec. Received: {kind!r}. Known: {sorted(types)}"
             )
-        layers.append(
-            types[kind](**{k: _as_tuple(v) if k in _TUPLE_FIELDS and v is not None else v for k, v in fields.items()})
-        )
+        arguments: dict[str, Any] = {
+            k: _as_tuple(v) if k in _TUPLE_FIELDS and v is not None else v for k, v in fields.items()
+        }
+        layers.append(types[kind](**arguments))
     return ModelSpec(
         name=data["name"],
         input_shape=tuple(data["input_shape"]),

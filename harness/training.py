@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -31,7 +31,8 @@ class EpochRecord:
     train_reg_loss: float = 0.0
     status: str = "ok"
     test_acc: float = math.nan
-    extra: dict[str, float] = field(default_factory=dict)  # final metrics (e.g. MC dropout) on the last row
+    # final metrics (e.g. MC dropout) on the last row; strategies add their facts (counts, a details JSON string)
+    extra: Mapping[str, float | str] = field(default_factory=dict)
 
 
 EpochSink = Callable[[EpochRecord], None]

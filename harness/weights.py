@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from harness.seeds import INIT_STREAM
 from harness.shapes import infer_shapes
 from harness.spec import PRELU_INIT, Activation, BatchNorm, Conv2D, Dense, ModelSpec
 
@@ -71,7 +72,8 @@ INITIALIZERS: dict[str, Initializer] = {
             "fan_in",
             "uniform",
             bias="fan_in_uniform",
-            description="PyTorch's Linear/Conv default: kaiming_uniform(a=sqrt(5)) = U(±1/sqrt(fan_in)); bias U(±1/sqrt(fan_in))",
+            description="PyTorch's Linear/Conv default: kaiming_uniform(a=sqrt(5)) = U(±1/sqrt(fan_in)); "
+            "bias U(±1/sqrt(fan_in))",
         ),
         Initializer(
             "keras_default",
@@ -176,7 +178,7 @@ def initial_weights(spec: ModelSpec, init_name: str, seed: int) -> NeutralWeight
     shapes = parameter_shapes(spec)
     weights: NeutralWeights = {}
     for index, layer in enumerate(spec.layers):
-        rng = np.random.default_rng([seed, index, 0x5EED])
+        rng = np.random.default_rng([seed, index, INIT_STREAM])
         if isinstance(layer, (Conv2D, Dense)):
             kshape = shapes[f"{layer.name}/kernel"]
             weights[f"{layer.name}/kernel"] = sample_kernel(init, kshape, rng)

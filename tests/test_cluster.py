@@ -30,8 +30,8 @@ def _free_port() -> int:
 
 def _alive_nodes(address: str, env: dict[str, str]) -> int:
     probe = (
-        "import ray; ray.init(address=%r, logging_level='ERROR', log_to_driver=False); "
-        "print(sum(1 for n in ray.nodes() if n['Alive']))" % address
+        f"import ray; ray.init(address={address!r}, logging_level='ERROR', log_to_driver=False); "
+        "print(sum(1 for n in ray.nodes() if n['Alive']))"
     )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, env=env)
     return int(out.stdout.strip().splitlines()[-1]) if out.returncode == 0 and out.stdout.strip() else 0

@@ -1,4 +1,5 @@
-"""Dataset loaders on files the tests write in the real formats (IDX, CIFAR-10 binary), plus the real Fashion-MNIST when installed."""
+"""Dataset loaders on files the tests write in the real formats (IDX, CIFAR-10 binary), plus the real
+Fashion-MNIST when installed."""
 
 from __future__ import annotations
 
@@ -224,7 +225,7 @@ def test_batches_cover_each_sample_once_and_depend_only_on_seed_and_epoch():
     assert [len(b) for b in batches] == [10] * 10 + [3]
     assert sorted(np.concatenate(batches).tolist()) == list(range(103))
     again = epoch_batches(103, 10, seed=4, epoch=2)
-    assert all(np.array_equal(x, y) for x, y in zip(batches, again))
+    assert all(np.array_equal(x, y) for x, y in zip(batches, again, strict=True))
     assert not np.array_equal(np.concatenate(batches), np.concatenate(epoch_batches(103, 10, seed=4, epoch=3)))
     assert not np.array_equal(np.concatenate(batches), np.concatenate(epoch_batches(103, 10, seed=5, epoch=2)))
 

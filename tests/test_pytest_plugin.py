@@ -84,7 +84,9 @@ def test_a_case_whose_data_is_missing_is_skipped_with_the_reason(pytester, tmp_p
         test_suite="""
 import pytest
 from harness.suites import Suite, SuiteCase
-pytestmark = pytest.mark.xfbench(suites={"smoke": Suite("m", "mnist", cases=(SuiteCase("scratch", "mlp", "mnist", epochs=1),))})
+pytestmark = pytest.mark.xfbench(
+    suites={"smoke": Suite("m", "mnist", cases=(SuiteCase("scratch", "mlp", "mnist", epochs=1),))}
+)
 
 def test_case(xfbench_case):
     xfbench_case.check_bar()
@@ -106,7 +108,8 @@ def test_a_failing_bar_reports_measured_value_bar_and_backend_and_state_lives_in
     result.assert_outcomes(failed=1, passed=1)
     result.stdout.fnmatch_lines(
         [
-            "*[[]torch[]] scratch-mlp-digits: test accuracy 0.* is below the bar 1.0100 (test bar); mean over 1 seed(s)*",
+            "*[[]torch[]] scratch-mlp-digits: test accuracy 0.* is below the bar 1.0100 (test bar); "
+            "mean over 1 seed(s)*",
             "*xfbench comparison*",
         ]
     )
@@ -189,7 +192,8 @@ def test_backends_that_disagree_beyond_the_case_gap_fail_naming_seeds_and_values
     result.assert_outcomes(failed=2)
     result.stdout.fnmatch_lines(
         [
-            "*[[]torch[]] scratch-mlp-digits*: backends disagree by more than max_backend_gap 0.0000 on seed(s) [[]1[]]: "
+            "*[[]torch[]] scratch-mlp-digits*: backends disagree by more than max_backend_gap 0.0000 "
+            "on seed(s) [[]1[]]: "
             "seed 1: torch 0.8000, tensorflow 0.7500 (training losses part at epoch 1: 0.2 vs tensorflow 0.25)*",
         ]
     )

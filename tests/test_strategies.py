@@ -16,6 +16,7 @@ from harness.checkpoints import load_checkpoint, save_checkpoint
 from harness.config import OptimizerConfig, TransferOptions, TrialConfig
 from harness.data.tasks import TaskSpec
 from harness.models import ModelOptions, build_model
+from harness.seeds import FRESH_HEAD_SEED_OFFSET
 from harness.weights import count_parameters, initial_weights
 
 BACKENDS = ("torch", "tensorflow")
@@ -73,7 +74,9 @@ def test_feature_extraction_freezes_the_backbone_bit_for_bit(workers, cache, bac
         # Frozen means frozen: kernels, biases, BN gamma/beta and BN running statistics all untouched.
         assert np.array_equal(trained[key], value), f"{backend} changed frozen {key}"
     fresh_head = initial_weights(
-        build_model("cnn_small", (8, 8, 1), 5, ModelOptions(batchnorm="before")), "he_normal", 7919
+        build_model("cnn_small", (8, 8, 1), 5, ModelOptions(batchnorm="before")),
+        "he_normal",
+        trial.seed + FRESH_HEAD_SEED_OFFSET,
     )
     assert not np.array_equal(trained["logits/kernel"], fresh_head["logits/kernel"]), "the head did not train"
     assert rows[-1]["trainable_params"] == 128 * 5 + 5

@@ -1,4 +1,5 @@
-"""Real Ray Tune on tiny data: searches with ASHA per backend, retries, failures, killed workers, resume, shipped data."""
+"""Real Ray Tune on tiny data: searches with ASHA per backend, retries, failures, killed workers, resume,
+shipped data."""
 
 from __future__ import annotations
 
@@ -176,7 +177,8 @@ def _kill_when(proc: subprocess.Popen, parts: Path, finished: int, timeout: floa
 def _interrupted_then_resumed(
     tmp_path: Path, command: str, args: list[str], run_id: str, finished: int
 ) -> tuple[dict, pd.DataFrame]:
-    """Start ``xfbench <command>``, SIGKILL it once ``finished`` trials have ended, resume it; the parts kept before the resume."""
+    """Start ``xfbench <command>``, SIGKILL it once ``finished`` trials have ended, resume it; the parts kept
+    before the resume."""
     results = tmp_path / "interrupted"
     proc = subprocess.Popen(
         [XFBENCH, command, *args, "--max-concurrent", "1", "--results-dir", str(results), "--run-id", run_id],

@@ -55,7 +55,7 @@ def test_width_scales_every_conv_and_hidden_dense(name):
     # Narrow MobileNetV2 gains a residual add where torchvision's rule finds equal in/out channels (8 and 8).
     weighted = [[l for l in spec.layers if isinstance(l, (Conv2D, Dense))] for spec in (full, narrow)]
     assert len(weighted[0]) == len(weighted[1])
-    for a, b in zip(*weighted):
+    for a, b in zip(*weighted, strict=True):
         if isinstance(a, Conv2D):
             kept = a.filters <= 8 or (name == "mobilenet_v2" and a.filters == 1280)  # torchvision's floors
             assert b.filters < a.filters or kept, (a.name, a.filters, b.filters)

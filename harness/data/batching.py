@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from harness.seeds import EPOCH_ORDER_STREAM
+
 
 def epoch_order(num_samples: int, seed: int, epoch: int) -> np.ndarray:
     """The sample permutation of one epoch, a pure function of (seed, epoch)."""
-    return np.random.default_rng([seed, epoch, 0xBA7C4]).permutation(num_samples)
+    return np.random.default_rng([seed, epoch, EPOCH_ORDER_STREAM]).permutation(num_samples)
 
 
 def epoch_batches(num_samples: int, batch_size: int, seed: int, epoch: int) -> list[np.ndarray]:

@@ -15,9 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
-IDX_DTYPES = {
-    0x08: np.uint8,
-    0x09: np.int8,
+# IDX type byte -> element dtype; multi-byte types are big-endian on disk
+IDX_DTYPES: dict[int, np.dtype] = {
+    0x08: np.dtype(np.uint8),
+    0x09: np.dtype(np.int8),
     0x0B: np.dtype(">i2"),
     0x0C: np.dtype(">i4"),
     0x0D: np.dtype(">f4"),
@@ -57,7 +58,7 @@ def parse_idx(payload: bytes, source: Path) -> np.ndarray:
         raise DataFileError(
             f"Expected an IDX file (magic 0x0000TTNN). Received: {source} with header {payload[:4].hex()}."
         )
-    dtype = np.dtype(IDX_DTYPES[payload[2]])
+    dtype = IDX_DTYPES[payload[2]]
     ndim = payload[3]
     header = 4 + 4 * ndim
     dims = tuple(int(d) for d in np.frombuffer(payload, dtype=">u4", count=ndim, offset=4))

@@ -23,6 +23,7 @@ from harness.data.formats import (
     read_cifar_archive,
 )
 from harness.data.locate import DatasetFiles, PublishedFile, candidate_dirs, data_roots, locate, verify_file
+from harness.seeds import DIGITS_SPLIT_SEED
 
 
 @dataclass(frozen=True)
@@ -127,7 +128,7 @@ def _load_digits(data_dir: str | None, download: bool) -> Dataset:
     bunch = load_digits()
     x = (bunch.images.astype(np.float32) / 16.0)[..., None]
     y = bunch.target.astype(np.int64)
-    order = np.random.default_rng(20240611).permutation(len(y))  # fixed split, independent of trial seeds
+    order = np.random.default_rng(DIGITS_SPLIT_SEED).permutation(len(y))
     test, val, train = order[:360], order[360:540], order[540:]
     return Dataset(
         name="digits",
@@ -205,9 +206,9 @@ def _cifar_batch_files(data_dir: str | None, download: bool) -> _CifarBatchFiles
         if all((folder / n).is_file() for n in names):
             located = [verify_file(folder / n, PublishedFile(n)) for n in names]
             return _CifarBatchFiles(
-                members={n: (f.payload, str(f.path)) for n, f in zip(names, located)},
+                members={n: (f.payload, str(f.path)) for n, f in zip(names, located, strict=True)},
                 source=str(folder),
-                verified="; ".join(f"{n}: {f.how}" for n, f in zip(names, located)),
+                verified="; ".join(f"{n}: {f.how}" for n, f in zip(names, located, strict=True)),
             )
     archive = locate(CIFAR10_FILES, data_dir, download=download)["cifar-10-binary.tar"]
     members = read_cifar_archive(archive.payload, archive.path)
@@ -221,7 +222,8 @@ def _cifar_batch_files(data_dir: str | None, download: bool) -> _CifarBatchFiles
 def _check_pairs(name: str, x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_test: np.ndarray) -> None:
     if len(x_train) != len(y_train) or len(x_test) != len(y_test):
         raise ValueError(
-            f"Expected as many labels as images in {name}. Received: train {len(x_train)} images / {len(y_train)} labels, "
+            f"Expected as many labels as images in {name}. "
+            f"Received: train {len(x_train)} images / {len(y_train)} labels, "
             f"test {len(x_test)} / {len(y_test)}. The files come from different releases: replace them."
         )
 

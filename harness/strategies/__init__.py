@@ -50,7 +50,8 @@ def _registry() -> dict[str, tuple[Strategy, str]]:
         "feature_extraction": (reuse.run_feature_extraction, "S2: frozen backbone, new head trained alone"),
         "deep_features": (
             deep_features.run,
-            "S2: backbone features + a scikit-learn classifier (linear_svc, random_forest, rbf_svc, logistic_regression)",
+            "S2: backbone features + a scikit-learn classifier "
+            "(linear_svc, random_forest, rbf_svc, logistic_regression)",
         ),
         "fine_tune": (reuse.run_fine_tune, "S3: new head, whole network trained, backbone lr = 0.1 x head lr"),
         "freeze_early": (reuse.run_freeze_early, "S3: new head, first k layer groups frozen, the rest fine-tuned"),

@@ -10,12 +10,11 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from harness.backbone import recipe_for
+from harness.backbone import cache_root, recipe_for
 from harness.strategies.reuse import start_from_backbone
 from harness.training import EpochRecord
 
@@ -55,7 +54,7 @@ def run(ctx: StrategyContext) -> str:
         json.dumps(cfg.task.__dict__ if cfg.task else {}, sort_keys=True, default=str).encode()
     ).hexdigest()[:8]
     features_file = recipe_for(cfg).features_file(layer, t.feature_pool, task_key, cfg.backend)  # code versions too
-    cache = Path(cfg.cache_dir) / "features" / features_file
+    cache = cache_root(cfg) / "features" / features_file
     start = time.perf_counter()
     if cache.is_file():
         with np.load(cache, allow_pickle=False) as stored:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from harness.backbone import checkpoint_path, recipe_for
 from harness.checkpoints import load_checkpoint, save_checkpoint
 from harness.data.tasks import derive
+from harness.seeds import FRESH_HEAD_SEED_OFFSET
 from harness.spec import Dense, ModelSpec
 from harness.strategies.scratch import final_metrics, phase_plan, start_from_scratch
 from harness.training import EpochRecord, PhasePlan, prepare_data, train_phase
@@ -63,7 +64,8 @@ def load_backbone(ctx: StrategyContext) -> tuple[ModelSpec, NeutralWeights, dict
     path = checkpoint_path(ctx.config)
     if not path.is_file():
         raise FileNotFoundError(
-            f"Expected the shared backbone {path.name} ({recipe_for(ctx.config).describe()}). Received: no such checkpoint. "
+            f"Expected the shared backbone {path.name} ({recipe_for(ctx.config).describe()}). "
+            "Received: no such checkpoint. "
             "Its pretrain trial failed or did not run; see the run's pretrain rows."
         )
     return load_checkpoint(path)
@@ -87,7 +89,7 @@ def with_target_head(
     if not always_new and head.units == num_classes:
         return spec, weights, False
     target = replace(spec, num_classes=num_classes, layers=spec.layers[:-1] + (replace(head, units=num_classes),))
-    fresh = initial_weights(target, ctx.config.init, ctx.config.seed + 7919)  # a seed distinct from the backbone's
+    fresh = initial_weights(target, ctx.config.init, ctx.config.seed + FRESH_HEAD_SEED_OFFSET)
     merged = {k: v for k, v in weights.items() if not k.startswith(f"{head.name}/")}
     merged.update({k: v for k, v in fresh.items() if k.startswith(f"{head.name}/")})
     return target, merged, True

@@ -45,7 +45,7 @@ def _block(
 
 
 def _stages(g: GraphBuilder, kind: str, blocks: tuple[int, ...], widths: tuple[int, ...], channels: int) -> None:
-    for stage, (count, planes) in enumerate(zip(blocks, widths), start=1):
+    for stage, (count, planes) in enumerate(zip(blocks, widths, strict=True), start=1):
         out = planes * EXPANSION[kind]
         for index in range(count):
             stride = 2 if stage > 1 and index == 0 else 1
