@@ -89,7 +89,7 @@ def tensorflow_convnet3(
             logits = model(xb, training=True)
             loss = loss_fn(yb, logits)
         grads = tape.gradient(loss, model.trainable_variables)
-        optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
         loss_sum.assign_add(loss * tf.cast(tf.shape(yb)[0], tf.float32))
         correct.assign_add(tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, 1), yb), tf.int64)))
 

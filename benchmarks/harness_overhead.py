@@ -106,7 +106,8 @@ def main() -> int:
     print(f"{'backend':<11} {'harness samples/s':>18} {'bare samples/s':>15} {'ratio':>7}")
     for r in results:
         print(
-            f"{r['backend']:<11} {r['harness_samples_per_s']:>18,.0f} {r['bare_samples_per_s']:>15,.0f} {r['ratio']:>7.3f}"
+            f"{r['backend']:<11} {r['harness_samples_per_s']:>18,.0f} {r['bare_samples_per_s']:>15,.0f} "
+            f"{r['ratio']:>7.3f}"
         )
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2) + "\n")

@@ -68,7 +68,8 @@ class OptimizerConfig:
             raise ValueError(f"Expected weight_decay >= 0. Received: weight_decay={self.weight_decay}.")
         if self.name == "adamw" and self.decoupled is False:
             raise ValueError(
-                "Expected decoupled weight decay for adamw. Received: decoupled=False. Use --optimizer adam for coupled L2."
+                "Expected decoupled weight decay for adamw. "
+                "Received: decoupled=False. Use --optimizer adam for coupled L2."
             )
         if self.name == "nesterov" and self.momentum == 0:
             raise ValueError("Expected momentum > 0 for nesterov. Received: momentum=0. Use --optimizer sgd instead.")
@@ -103,7 +104,8 @@ class RegularizationConfig:
     def __post_init__(self) -> None:
         if self.l1 < 0 or self.l2 < 0 or (self.max_norm is not None and not self.max_norm > 0):
             raise ValueError(
-                f"Expected l1 >= 0, l2 >= 0 and max_norm > 0. Received: l1={self.l1}, l2={self.l2}, max_norm={self.max_norm}."
+                f"Expected l1 >= 0, l2 >= 0 and max_norm > 0. "
+                f"Received: l1={self.l1}, l2={self.l2}, max_norm={self.max_norm}."
             )
 
     @property
@@ -170,7 +172,8 @@ class RuntimeOptions:
             action, _, when = self.inject_fault.partition("@")
             if action not in ("raise", "kill", "raise-once") or not (when.startswith("epoch") or when == "start"):
                 raise ValueError(
-                    f"Expected inject_fault ACTION@MOMENT (raise|kill|raise-once @ start|epochN). Received: {self.inject_fault!r}."
+                    f"Expected inject_fault ACTION@MOMENT (raise|kill|raise-once @ start|epochN). "
+                    f"Received: {self.inject_fault!r}."
                 )
         if self.inject_step_delay_s < 0:
             raise ValueError(f"Expected inject_step_delay_s >= 0. Received: {self.inject_step_delay_s}.")
@@ -216,7 +219,8 @@ class TrialConfig:
             raise ValueError(f"Expected mc_dropout_passes >= 0. Received: {self.mc_dropout_passes}.")
         if self.batch_size < 1 or self.eval_batch_size < 1:
             raise ValueError(
-                f"Expected batch sizes >= 1. Received: batch_size={self.batch_size}, eval_batch_size={self.eval_batch_size}."
+                f"Expected batch sizes >= 1. "
+                f"Received: batch_size={self.batch_size}, eval_batch_size={self.eval_batch_size}."
             )
         # Resolve optimizer defaults here so every recorded config states each value actually used.
         object.__setattr__(self, "optimizer", self.optimizer.resolved())

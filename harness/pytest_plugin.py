@@ -129,7 +129,7 @@ class CaseHandle:
         from the first epoch on, a difference in what they compute; later, a rounding-level gap that grew."""
         rows = self._ok_rows_of_case(self.state.outcome.frame)
         rows = rows[rows["seed"] == seed]
-        losses = {b: dict(zip(g["epoch"], g["train_loss"])) for b, g in rows.groupby("backend")}
+        losses = {b: dict(zip(g["epoch"], g["train_loss"], strict=True)) for b, g in rows.groupby("backend")}
         mine = losses.get(self.backend, {})
         for epoch in sorted(mine):
             for other in others:

@@ -443,7 +443,8 @@ def search_algorithm(experiment: SearchExperiment) -> Any:
             from ray.tune.search.optuna import OptunaSearch
         except ImportError:
             raise ValueError(
-                "Expected Optuna for --search optuna. Received: it is not installed. Run: pip install 'xfbench[optuna]'."
+                "Expected Optuna for --search optuna. Received: it is not installed. "
+                "Run: pip install 'xfbench[optuna]'."
             ) from None
 
         return OptunaSearch(sampler=optuna.samplers.TPESampler(seed=experiment.sampling_seed))

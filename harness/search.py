@@ -17,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any
 
 from harness.config import TrialConfig
 from harness.overrides import apply_overrides
@@ -76,7 +76,7 @@ class IntRange:
     high: int  # included
 
 
-Domain = Union[Choice, Uniform, LogUniform, IntRange]
+Domain = Choice | Uniform | LogUniform | IntRange
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,8 @@ BAD_INPUTS = {
     ),
     "unknown strategy": (
         ["run", "--strategy", "magic", "--model", "mlp", "--dataset", "digits"],
-        "Expected --strategy to be one of ['deep_features', 'feature_extraction', 'fine_tune', 'freeze_early', 'pretrain', 'scratch', 'transfer']",
+        "Expected --strategy to be one of ['deep_features', 'feature_extraction', 'fine_tune', 'freeze_early', "
+        "'pretrain', 'scratch', 'transfer']",
     ),
     "unknown suite": (["run", "--suite", "nightly"], "Expected --suite to be one of"),
     "unknown optimizer": (["run", "--suite", "smoke", "--optimizer", "lion"], "Expected --optimizer to be one of"),
