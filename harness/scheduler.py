@@ -462,7 +462,7 @@ def run_search(
 ) -> None:
     """One backend's search as its own Tune experiment, with its own searcher and (optionally) its own ASHA."""
     from ray import tune
-    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
 
     grid = experiment.algorithm == "grid"
     point = {path: tune_domain(domain, grid) for path, domain in experiment.space.params}
@@ -471,6 +471,7 @@ def run_search(
         "point": point,
         "run": asdict(run),
     }
+    scheduler: TrialScheduler
     if experiment.asha:
         scheduler = ASHAScheduler(
             time_attr=EPOCH_INDEX,

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from harness.config import TrialConfig
-from harness.overrides import apply_overrides
+from harness.overrides import apply_overrides, field_hint
 
 DOMAIN_KINDS = ("choice", "uniform", "loguniform", "int")
 SEARCH_ALGORITHMS = ("random", "grid", "optuna")
@@ -130,8 +130,7 @@ def _field_annotation(path: str) -> str:
     if len(parts) == 1 and parts[0] in SEARCHABLE_SCALARS:
         return str(top[parts[0]].type)
     if len(parts) == 2 and parts[0] in SEARCHABLE_GROUPS:
-        group = top[parts[0]].default_factory()  # type: ignore[misc]
-        fields = {f.name: f for f in dataclasses.fields(group)}
+        fields = {f.name: f for f in dataclasses.fields(field_hint(parts[0]))}
         if parts[1] in fields:
             return str(fields[parts[1]].type)
         raise ValueError(f"Expected a field of {parts[0]}. Received: {path!r}. Valid fields: {sorted(fields)}.")

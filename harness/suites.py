@@ -8,6 +8,7 @@ assert; each comes from the notebooks or from measurements in docs/.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from harness.config import OptimizerConfig, RegularizationConfig, TransferOptions, TrialConfig, case_label
 from harness.data.tasks import TaskSpec
@@ -390,7 +391,7 @@ def ab_cases(
     sgd = OptimizerConfig("sgd", lr=1e-3)
     task_a = TaskSpec(classes=(0, 1, 2, 3, 4, 7, 8, 9))
     task_b = TaskSpec(classes=(5, 6), binary_positive=6, train_limit=200)
-    common = dict(
+    common: dict[str, Any] = dict(
         batch_size=32,
         init="lecun_normal",
         optimizer=sgd,
