@@ -36,6 +36,7 @@ class TorchSemanticsOptimizer:
         self.momentum = tf.Variable(config.momentum or 0.0, dtype=tf.float32, trainable=False, name="momentum")
         self.beta1 = tf.Variable(config.beta1, dtype=tf.float32, trainable=False, name="beta1")
         self.step = tf.Variable(0.0, dtype=tf.float32, trainable=False, name="step")
+        self.rho = config.rho if config.rho is not None else 0.0  # resolved configs set it for RMSprop, Adadelta
         slot_names = {
             "sgd": ("buf",),
             "momentum": ("buf",),
@@ -108,7 +109,7 @@ class TorchSemanticsOptimizer:
     def _rmsprop(self, grad, var, slots, lr) -> None:
         c = self.config
         sq = slots["sq"]
-        sq.assign(c.rho * sq + (1.0 - c.rho) * tf.square(grad))
+        sq.assign(self.rho * sq + (1.0 - self.rho) * tf.square(grad))
         avg = tf.sqrt(sq) + c.eps
         buf = slots["buf"]  # momentum 0: the buffer is just this step's scaled gradient
         buf.assign(self.momentum * buf + grad / avg)
@@ -122,9 +123,9 @@ class TorchSemanticsOptimizer:
     def _adadelta(self, grad, var, slots, lr) -> None:
         c = self.config
         sq, acc = slots["sq"], slots["acc_delta"]
-        sq.assign(c.rho * sq + (1.0 - c.rho) * tf.square(grad))
+        sq.assign(self.rho * sq + (1.0 - self.rho) * tf.square(grad))
         delta = tf.sqrt(acc + c.eps) / tf.sqrt(sq + c.eps) * grad
-        acc.assign(c.rho * acc + (1.0 - c.rho) * tf.square(delta))
+        acc.assign(self.rho * acc + (1.0 - self.rho) * tf.square(delta))
         var.assign_sub(lr * delta)
 
 
