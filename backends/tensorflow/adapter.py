@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 
 import keras
 import numpy as np
@@ -11,11 +11,13 @@ import tensorflow as tf
 from backends.tensorflow.capabilities import CAPABILITIES
 from backends.tensorflow.dropout import DropoutKeys
 from backends.tensorflow.model import build_model, export_weights, load_weights
-from backends.tensorflow.optimizers import TorchSemanticsOptimizer
+from backends.tensorflow.optimizers import TensorFlowUpdate, TorchSemanticsOptimizer
 from harness.backend import StepStats
 from harness.config import OptimizerConfig, RegularizationConfig, RuntimeOptions
 from harness.dropout_rng import STREAM_MC, STREAM_TRAIN, dropout_layer_indices, step_keys
+from harness.inference_batches import concat_batches, over_batches
 from harness.spec import ModelSpec
+from harness.update_pipeline import UpdateRule, update_step
 from harness.weights import NeutralWeights
 
 
@@ -99,7 +101,7 @@ class TensorFlowBackend:
         assert self._spec is not None, "build() first"
         return {l.name: self.model.get_layer(l.name) for l in self._spec.layers}
 
-    def set_trainable(self, frozen_layers) -> None:
+    def set_trainable(self, frozen_layers: Collection[str]) -> None:
         frozen = set(frozen_layers)
         for name, layer in self._keras_layers().items():
             # Keras 3 runs a non-trainable BatchNormalization in inference mode, also under training=True.
@@ -124,15 +126,13 @@ class TensorFlowBackend:
         submodel = keras.Model(self.model.inputs, self.model.get_layer(layer).output)
         run = tf.function(lambda xb: submodel(xb, training=False), reduce_retracing=True)
         xt = tf.constant(x.astype(np.float32, copy=False))
-        return np.concatenate(
-            [run(xt[s : s + batch_size]).numpy() for s in range(0, len(x), batch_size)]
-        )  # NHWC already
+        return concat_batches(len(x), batch_size, lambda s: run(xt[s]).numpy())  # NHWC already
 
     def set_optimizer(
         self,
         config: OptimizerConfig,
         regularization: RegularizationConfig = RegularizationConfig(),
-        lr_multipliers=None,
+        lr_multipliers: Mapping[str, float] | None = None,
     ) -> None:
         multipliers = dict(lr_multipliers or {})
         variables, factors = [], []
@@ -149,33 +149,36 @@ class TensorFlowBackend:
         self._data[split] = (tf.constant(x.astype(np.float32, copy=False)), tf.constant(y.astype(np.int64, copy=False)))
 
     def _compile_steps(self) -> None:
-        model, optimizer = self.model, self._optimizer
-        self._loss_sum = tf.Variable(0.0, dtype=tf.float32, trainable=False)
-        self._correct = tf.Variable(0, dtype=tf.int64, trainable=False)
-        loss_sum, correct = self._loss_sum, self._correct
-        self._reg_sum = tf.Variable(0.0, dtype=tf.float32, trainable=False)
-        reg_sum = self._reg_sum
-        jit = self.runtime.jit_compile
-        reg = self._regularization
-        config = optimizer.config if optimizer else None
+        """Trace the train, eval and predict steps afresh: they close over the model's trainable variables and the
+        optimizer's."""
+        model, jit = self.model, self.runtime.jit_compile
+
+        def eval_step(xb: tf.Tensor, yb: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+            losses, hits = loss_and_hits(model(xb, training=False), yb)
+            return tf.reduce_sum(tf.cast(losses, tf.float64)), hits
+
+        self._train_step = self._compile_train_step(self._optimizer) if self._optimizer else None
+        self._eval_step = tf.function(eval_step, jit_compile=jit, reduce_retracing=True)
+        self._predict = tf.function(lambda xb: model(xb, training=False), jit_compile=jit, reduce_retracing=True)
+
+    def _compile_train_step(self, optimizer: TorchSemanticsOptimizer) -> Callable[..., None]:
+        model, dropout_keys = self.model, self._dropout_keys
         # Conv/Dense kernels carry the penalties and the max-norm constraint; biases, BN and PReLU slopes do not.
         kernels = [
             layer.kernel
             for layer in model.layers
             if isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense)) and layer.trainable
         ]
-        cycles_beta1 = config is not None and config.name in ("adam", "adamw")
+        update, rule = TensorFlowUpdate(optimizer, kernels), UpdateRule.of(optimizer.config, self._regularization)
+        scheduled_momentum = optimizer.beta1 if optimizer.config.name in ("adam", "adamw") else optimizer.momentum
+        # The epoch's sums, accumulated in variables: no per-step host round trip.
+        self._loss_sum = loss_sum = tf.Variable(0.0, dtype=tf.float32, trainable=False)
+        self._reg_sum = reg_sum = tf.Variable(0.0, dtype=tf.float32, trainable=False)
+        self._correct = correct = tf.Variable(0, dtype=tf.int64, trainable=False)
 
-        def penalty() -> tf.Tensor:
-            total = tf.constant(0.0)
-            for w in kernels:
-                if reg.l1:
-                    total += reg.l1 * tf.reduce_sum(tf.abs(w))
-                if reg.l2:
-                    total += reg.l2 * tf.reduce_sum(tf.square(w))
-            return total
-
-        dropout_keys = self._dropout_keys
+        def batch_loss(xb: tf.Tensor, yb: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+            losses, hits = loss_and_hits(model(xb, training=True), yb)
+            return tf.reduce_mean(losses), hits
 
         def train_step(
             x_all: tf.Tensor, y_all: tf.Tensor, idx: tf.Tensor, lr: tf.Tensor, momentum: tf.Tensor, keys: tf.Tensor
@@ -183,43 +186,16 @@ class TensorFlowBackend:
             if dropout_keys is not None:
                 dropout_keys.assign(keys)
             optimizer.lr.assign(lr)
-            (optimizer.beta1 if cycles_beta1 else optimizer.momentum).assign(momentum)
+            scheduled_momentum.assign(momentum)
             xb, yb = tf.gather(x_all, idx), tf.gather(y_all, idx)
-            variables = optimizer.variables  # same order as the optimizer's slots and multipliers
-            with tf.GradientTape() as tape:
-                logits = model(xb, training=True)
-                losses, hits = loss_and_hits(logits, yb)
-                loss = tf.reduce_mean(losses)
-                pen = penalty() if reg.active else tf.constant(0.0)
-                objective = loss + pen
-            grads = tape.gradient(objective, variables)
-            if config.clip_value is not None:
-                grads = [
-                    None if g is None else tf.clip_by_value(g, -config.clip_value, config.clip_value) for g in grads
-                ]
-            if config.clip_norm is not None:
-                # PyTorch's clip_grad_norm_: scale = min(1, c / (global norm + 1e-6)).
-                norm = tf.sqrt(tf.add_n([tf.reduce_sum(tf.square(g)) for g in grads if g is not None]))
-                scale = tf.minimum(1.0, config.clip_norm / (norm + 1e-6))
-                grads = [None if g is None else g * scale for g in grads]
-            optimizer.apply(grads)
-            if reg.max_norm is not None:
-                for w in kernels:  # Keras' MaxNorm over every axis but the output one
-                    norms = tf.sqrt(tf.reduce_sum(tf.square(w), axis=list(range(len(w.shape) - 1)), keepdims=True))
-                    w.assign(w * (tf.clip_by_value(norms, 0.0, reg.max_norm) / (1e-7 + norms)))
-            # Accumulate in variables: no per-step host round trip.
+            out = update_step(update, rule, lambda: batch_loss(xb, yb))
             n = tf.cast(tf.shape(yb)[0], tf.float32)
-            loss_sum.assign_add(loss * n)
-            reg_sum.assign_add(pen * n)
-            correct.assign_add(hits)
+            loss_sum.assign_add(out.loss * n)
+            if out.penalty is not None:
+                reg_sum.assign_add(out.penalty * n)
+            correct.assign_add(out.hits)
 
-        def eval_step(xb: tf.Tensor, yb: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-            losses, hits = loss_and_hits(model(xb, training=False), yb)
-            return tf.reduce_sum(tf.cast(losses, tf.float64)), hits
-
-        self._train_step = tf.function(train_step, jit_compile=jit, reduce_retracing=True) if optimizer else None
-        self._eval_step = tf.function(eval_step, jit_compile=jit, reduce_retracing=True)
-        self._predict = tf.function(lambda xb: model(xb, training=False), jit_compile=jit, reduce_retracing=True)
+        return tf.function(train_step, jit_compile=self.runtime.jit_compile, reduce_retracing=True)
 
     def train_epoch(
         self, split: str, batches: Sequence[np.ndarray], lrs: np.ndarray, momenta: np.ndarray | None = None
@@ -260,12 +236,9 @@ class TensorFlowBackend:
     def evaluate(self, split: str, batch_size: int) -> StepStats:
         x, y = self._data[split]
         n = int(y.shape[0])
-        loss_sum, correct = 0.0, 0
-        for start in range(0, n, batch_size):
-            l, c = self._eval_step(x[start : start + batch_size], y[start : start + batch_size])
-            loss_sum += float(l)
-            correct += int(c)
-        return StepStats(loss_sum, correct, n)
+        sums = over_batches(n, batch_size, lambda s: self._eval_step(x[s], y[s]))
+        # Summed on the host in float64, in batch order.
+        return StepStats(sum((float(loss) for loss, _ in sums), 0.0), sum(int(hits) for _, hits in sums), n)
 
     def predict_mc(self, x: np.ndarray, passes: int, seed: int, batch_size: int = 1000) -> np.ndarray:
         assert self._spec is not None, "build() first"
@@ -283,25 +256,17 @@ class TensorFlowBackend:
 
             def one_pass(p: int) -> np.ndarray:
                 keys_p = self._step_keys(STREAM_MC, seed, p)
-                return np.concatenate(
-                    [
-                        shared_pass(xt[s : s + batch_size], keys_p, tf.constant(s, tf.int64)).numpy()
-                        for s in range(0, len(x), batch_size)
-                    ]
+                return concat_batches(
+                    len(x), batch_size, lambda s: shared_pass(xt[s], keys_p, tf.constant(s.start, tf.int64)).numpy()
                 )
 
             return np.stack([one_pass(p) for p in range(passes)])
         predict = tf.function(lambda xb: twin(xb, training=False), reduce_retracing=True)
-        return np.stack(
-            [
-                np.concatenate([predict(xt[s : s + batch_size]).numpy() for s in range(0, len(x), batch_size)])
-                for _ in range(passes)
-            ]
-        )
+        return np.stack([concat_batches(len(x), batch_size, lambda s: predict(xt[s]).numpy()) for _ in range(passes)])
 
     def predict_logits(self, x: np.ndarray, batch_size: int = 1000) -> np.ndarray:
         xt = tf.constant(x.astype(np.float32, copy=False))
-        return np.concatenate([self._predict(xt[s : s + batch_size]).numpy() for s in range(0, len(x), batch_size)])
+        return concat_batches(len(x), batch_size, lambda s: self._predict(xt[s]).numpy())
 
 
 def create_backend(runtime: RuntimeOptions) -> TensorFlowBackend:

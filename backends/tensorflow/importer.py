@@ -128,22 +128,7 @@ def _layers_of(layer: keras.layers.Layer, group: str, last: bool) -> list[Layer]
     if last and act_name == "softmax":
         act_name = "linear"  # the spec outputs logits; the softmax is part of the loss
     if kind in ("Conv2D", "DepthwiseConv2D"):
-        if tuple(layer.dilation_rate) != (1, 1):
-            raise _unsupported(f"{kind} with dilation {layer.dilation_rate}", layer)
-        kernel, strides = tuple(layer.kernel_size), tuple(layer.strides)
-        channels = layer.input.shape[-1]
-        filters = channels * layer.depth_multiplier if kind == "DepthwiseConv2D" else layer.filters
-        groups = channels if kind == "DepthwiseConv2D" else layer.groups
-        main: Layer = Conv2D(
-            name=name,
-            group=group,
-            filters=filters,
-            kernel_size=kernel,
-            strides=strides,
-            padding=_padding(layer, kernel, strides),
-            use_bias=layer.use_bias,
-            groups=groups,
-        )
+        main: Layer = _conv_layer(layer, name, kind, group)
     elif kind == "Dense":
         main = Dense(name=name, group=group, units=layer.units, use_bias=layer.use_bias)
     elif kind == "BatchNormalization":
@@ -158,7 +143,39 @@ def _layers_of(layer: keras.layers.Layer, group: str, last: bool) -> list[Layer]
                 running_variance="biased",
             )
         ]
-    elif kind == "ReLU":
+    elif kind in ("ReLU", "LeakyReLU", "ELU", "PReLU"):
+        return [_activation_layer(layer, name, kind, group)]
+    elif kind == "Activation":
+        act = _activation(name, group, act_name, layer)
+        return [act] if act is not None else []
+    else:
+        return _shape_layers(layer, name, kind, group)
+    act = _activation(f"{name}_activation", group, act_name, layer)
+    return [main] + ([act] if act is not None else [])
+
+
+def _conv_layer(layer: keras.layers.Layer, name: str, kind: str, group: str) -> Conv2D:
+    if tuple(layer.dilation_rate) != (1, 1):
+        raise _unsupported(f"{kind} with dilation {layer.dilation_rate}", layer)
+    kernel, strides = tuple(layer.kernel_size), tuple(layer.strides)
+    channels = layer.input.shape[-1]
+    filters = channels * layer.depth_multiplier if kind == "DepthwiseConv2D" else layer.filters
+    groups = channels if kind == "DepthwiseConv2D" else layer.groups
+    return Conv2D(
+        name=name,
+        group=group,
+        filters=filters,
+        kernel_size=kernel,
+        strides=strides,
+        padding=_padding(layer, kernel, strides),
+        use_bias=layer.use_bias,
+        groups=groups,
+    )
+
+
+def _activation_layer(layer: keras.layers.Layer, name: str, kind: str, group: str) -> Activation:
+    """The activation layers with parameters: ReLU (capped, leaky), LeakyReLU, ELU, PReLU."""
+    if kind == "ReLU":
         if float(layer.threshold or 0) != 0:
             raise _unsupported("ReLU with a threshold", layer)
         if layer.max_value is not None and float(layer.max_value) != 6.0:
@@ -167,22 +184,14 @@ def _layers_of(layer: keras.layers.Layer, group: str, last: bool) -> list[Layer]
         if slope and layer.max_value is not None:
             raise _unsupported("ReLU with both a cap and a negative slope", layer)
         kind_name = "relu6" if layer.max_value is not None else ("leaky_relu" if slope else "relu")
-        return [Activation(name=name, group=group, kind=kind_name, alpha=slope or None)]
-    elif kind == "LeakyReLU":
-        return [Activation(name=name, group=group, kind="leaky_relu", alpha=float(layer.negative_slope))]
-    elif kind == "ELU":
-        return [Activation(name=name, group=group, kind="elu", alpha=float(layer.alpha))]
-    elif kind == "PReLU":
-        if len(layer.input.shape) == 4 and list(layer.shared_axes or []) != [1, 2]:
-            raise _unsupported("PReLU with other than one slope per channel", layer, "Use shared_axes=[1, 2].")
-        return [Activation(name=name, group=group, kind="prelu")]
-    elif kind == "Activation":
-        act = _activation(name, group, act_name, layer)
-        return [act] if act is not None else []
-    else:
-        return _shape_layers(layer, name, kind, group)
-    act = _activation(f"{name}_activation", group, act_name, layer)
-    return [main] + ([act] if act is not None else [])
+        return Activation(name=name, group=group, kind=kind_name, alpha=slope or None)
+    if kind == "LeakyReLU":
+        return Activation(name=name, group=group, kind="leaky_relu", alpha=float(layer.negative_slope))
+    if kind == "ELU":
+        return Activation(name=name, group=group, kind="elu", alpha=float(layer.alpha))
+    if len(layer.input.shape) == 4 and list(layer.shared_axes or []) != [1, 2]:  # PReLU
+        raise _unsupported("PReLU with other than one slope per channel", layer, "Use shared_axes=[1, 2].")
+    return Activation(name=name, group=group, kind="prelu")
 
 
 def _shape_layers(layer: keras.layers.Layer, name: str, kind: str, group: str) -> list[Layer]:
@@ -200,7 +209,8 @@ def _shape_layers(layer: keras.layers.Layer, name: str, kind: str, group: str) -
             raise _unsupported("GlobalAveragePooling2D(keepdims=True)", layer)
         return [GlobalAvgPool2D(name=name, group=group)]
     if kind == "ZeroPadding2D":
-        return [ZeroPad2D(name=name, group=group, padding=tuple(tuple(int(p) for p in side) for side in layer.padding))]
+        (top, bottom), (left, right) = layer.padding
+        return [ZeroPad2D(name=name, group=group, padding=((int(top), int(bottom)), (int(left), int(right))))]
     if kind == "Flatten":
         return [Flatten(name=name, group=group)]
     if kind == "Dropout":
@@ -216,22 +226,19 @@ def _shape_layers(layer: keras.layers.Layer, name: str, kind: str, group: str) -
 
 def _inbound(model: keras.Model) -> dict[str, list[str]]:
     """Layer name -> the names of the layers whose outputs it reads (from the functional config)."""
-    config = model.get_config()
-    out: dict[str, list[str]] = {}
-    for entry in config["layers"]:
-        sources: list[str] = []
+    return {
+        entry["name"]: [name for node in entry.get("inbound_nodes", []) for name in _read_layers(node.get("args", []))]
+        for entry in model.get_config()["layers"]
+    }
 
-        def collect(value: Any) -> None:
-            if isinstance(value, dict) and value.get("class_name") == "__keras_tensor__":
-                sources.append(value["config"]["keras_history"][0])
-            elif isinstance(value, (list, tuple)):
-                for item in value:
-                    collect(item)
 
-        for node in entry.get("inbound_nodes", []):
-            collect(node.get("args", []))
-        out[entry["name"]] = sources
-    return out
+def _read_layers(value: Any) -> list[str]:
+    """The layers whose outputs a node's arguments (Keras tensors in nested lists) read, in order."""
+    if isinstance(value, dict) and value.get("class_name") == "__keras_tensor__":
+        return [value["config"]["keras_history"][0]]
+    if isinstance(value, (list, tuple)):
+        return [name for item in value for name in _read_layers(item)]
+    return []
 
 
 def _weights(model: keras.Model, spec: ModelSpec) -> NeutralWeights:
@@ -242,7 +249,7 @@ def _weights(model: keras.Model, spec: ModelSpec) -> NeutralWeights:
         source = model.get_layer(layer.name)
         arrays = [np.asarray(a, np.float32) for a in source.get_weights()]
         if isinstance(layer, BatchNorm):
-            for param, array in zip(("gamma", "beta", "moving_mean", "moving_variance"), arrays):
+            for param, array in zip(("gamma", "beta", "moving_mean", "moving_variance"), arrays, strict=True):
                 out[f"{layer.name}/{param}"] = array.copy()
         elif isinstance(layer, Activation) and layer.kind == "prelu":
             out[f"{layer.name}/alpha"] = arrays[0].reshape(-1).copy()

@@ -14,7 +14,7 @@ class Resize(keras.layers.Layer):
 
     def __init__(self, in_hw: tuple[int, int], out_hw: tuple[int, int], **kwargs) -> None:
         super().__init__(**kwargs)
-        self.taps = [tuple(np.asarray(t) for t in bilinear_taps(i, o)) for i, o in zip(in_hw, out_hw)]
+        self.taps = [tuple(np.asarray(t) for t in bilinear_taps(i, o)) for i, o in zip(in_hw, out_hw, strict=True)]
 
     def call(self, x):
         (hl, hh, hwl, hwh), (wl, wh, wwl, wwh) = self.taps

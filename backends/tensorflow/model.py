@@ -95,7 +95,9 @@ class GroupedConv2D(keras.layers.Conv2D):
         if self.groups == channels:
             depthwise = keras.ops.reshape(kernel, (kh, kw, channels, self.filters // channels))
             return keras.ops.depthwise_conv(inputs, depthwise, strides=self.strides, padding=self.padding)
-        parts = zip(keras.ops.split(inputs, self.groups, axis=-1), keras.ops.split(kernel, self.groups, axis=-1))
+        parts = zip(
+            keras.ops.split(inputs, self.groups, axis=-1), keras.ops.split(kernel, self.groups, axis=-1), strict=True
+        )
         return keras.ops.concatenate(
             [keras.ops.conv(x, k, strides=self.strides, padding=self.padding) for x, k in parts], axis=-1
         )
@@ -165,7 +167,9 @@ class TorchAdaptiveAvgPool2D(keras.layers.Layer):
     def __init__(self, input_hw: tuple[int, int], output_size: tuple[int, int], **kwargs) -> None:
         super().__init__(**kwargs)
         self.input_hw, self.output_size = tuple(input_hw), tuple(output_size)
-        self._rows, self._cols = (_window_means(size, out) for size, out in zip(self.input_hw, self.output_size))
+        self._rows, self._cols = (
+            _window_means(size, out) for size, out in zip(self.input_hw, self.output_size, strict=True)
+        )
 
     def call(self, inputs):
         x = keras.ops.einsum("ih,nhwc->niwc", self._rows, inputs)
@@ -323,6 +327,6 @@ def export_weights(model: keras.Model, spec: ModelSpec) -> NeutralWeights:
             continue
         arrays = model.get_layer(layer.name).get_weights()
         names = [p for p in _PARAM_ORDER[kind] if p != "bias" or getattr(layer, "use_bias", True)]
-        for name, array in zip(names, arrays):
+        for name, array in zip(names, arrays, strict=True):
             out[f"{layer.name}/{name}"] = np.asarray(array, dtype=np.float32).copy()
     return out

@@ -9,9 +9,15 @@ torch.optim, makes both backends compute the same update. See docs/fairness.md.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypeVar
+
 import tensorflow as tf
 
 from harness.config import OptimizerConfig
+
+A = TypeVar("A")
+Grads = list[tf.Tensor | None]
 
 
 class TorchSemanticsOptimizer:
@@ -30,6 +36,7 @@ class TorchSemanticsOptimizer:
         self.momentum = tf.Variable(config.momentum or 0.0, dtype=tf.float32, trainable=False, name="momentum")
         self.beta1 = tf.Variable(config.beta1, dtype=tf.float32, trainable=False, name="beta1")
         self.step = tf.Variable(0.0, dtype=tf.float32, trainable=False, name="step")
+        self.rho = config.rho if config.rho is not None else 0.0  # resolved configs set it for RMSprop, Adadelta
         slot_names = {
             "sgd": ("buf",),
             "momentum": ("buf",),
@@ -55,18 +62,25 @@ class TorchSemanticsOptimizer:
             for v in self.variables
         ]
 
-    def apply(self, grads: list[tf.Tensor]) -> None:
+    def _rate(self, multiplier: float) -> tf.Tensor:
+        return self.lr * multiplier if multiplier != 1.0 else self.lr
+
+    def decay(self, grads: Grads, rate: float) -> None:
+        """Decoupled decay w <- w (1 - lr_group * rate) of every variable with a gradient (the update pipeline's)."""
+        for grad, var, multiplier in zip(grads, self.variables, self.multipliers, strict=True):
+            if grad is not None:
+                var.assign(var * (1.0 - self._rate(multiplier) * rate))
+
+    def apply(self, grads: Grads) -> None:
+        """The update; decoupled decay (other than AdamW's own) is the update pipeline's step before this one."""
         c = self.config
         self.step.assign_add(1.0)
-        for grad, var, slots, multiplier in zip(grads, self.variables, self.slots, self.multipliers):
+        for grad, var, slots, multiplier in zip(grads, self.variables, self.slots, self.multipliers, strict=True):
             if grad is None:
                 continue
-            lr = self.lr * multiplier if multiplier != 1.0 else self.lr
-            if c.weight_decay and c.decoupled and c.name != "adamw":
-                var.assign(var * (1.0 - lr * c.weight_decay))  # decoupled: shrink first, then the plain update
-            elif c.weight_decay and not c.decoupled:
+            if c.weight_decay and not c.decoupled:
                 grad = grad + c.weight_decay * var  # coupled L2, as torch.optim's weight_decay
-            self._update(grad, var, slots, lr)
+            self._update(grad, var, slots, self._rate(multiplier))
 
     def _sgd(self, grad, var, slots, lr) -> None:
         # With momentum 0 the buffer equals the gradient, so plain SGD needs no branch (and 1cycle may raise it).
@@ -95,7 +109,7 @@ class TorchSemanticsOptimizer:
     def _rmsprop(self, grad, var, slots, lr) -> None:
         c = self.config
         sq = slots["sq"]
-        sq.assign(c.rho * sq + (1.0 - c.rho) * tf.square(grad))
+        sq.assign(self.rho * sq + (1.0 - self.rho) * tf.square(grad))
         avg = tf.sqrt(sq) + c.eps
         buf = slots["buf"]  # momentum 0: the buffer is just this step's scaled gradient
         buf.assign(self.momentum * buf + grad / avg)
@@ -109,7 +123,49 @@ class TorchSemanticsOptimizer:
     def _adadelta(self, grad, var, slots, lr) -> None:
         c = self.config
         sq, acc = slots["sq"], slots["acc_delta"]
-        sq.assign(c.rho * sq + (1.0 - c.rho) * tf.square(grad))
+        sq.assign(self.rho * sq + (1.0 - self.rho) * tf.square(grad))
         delta = tf.sqrt(acc + c.eps) / tf.sqrt(sq + c.eps) * grad
-        acc.assign(c.rho * acc + (1.0 - c.rho) * tf.square(delta))
+        acc.assign(self.rho * acc + (1.0 - self.rho) * tf.square(delta))
         var.assign_sub(lr * delta)
+
+
+class TensorFlowUpdate:
+    """The update pipeline's primitives over one optimizer, called while the compiled train step is traced."""
+
+    def __init__(self, optimizer: TorchSemanticsOptimizer, kernels: list[tf.Variable]) -> None:
+        self.optimizer = optimizer
+        self.kernels = kernels  # Conv/Dense kernels: they carry the penalties and the max-norm constraint
+
+    def penalty(self, l1: float, l2: float) -> tf.Tensor:
+        total = tf.constant(0.0)
+        for w in self.kernels:
+            if l1:
+                total += l1 * tf.reduce_sum(tf.abs(w))
+            if l2:
+                total += l2 * tf.reduce_sum(tf.square(w))
+        return total
+
+    def gradients(self, objective: Callable[[], tuple[tf.Tensor, A]]) -> tuple[Grads, A]:
+        with tf.GradientTape() as tape:
+            value, aux = objective()
+        return tape.gradient(value, self.optimizer.variables), aux  # same order as the optimizer's slots
+
+    def clip_by_value(self, grads: Grads, limit: float) -> Grads:
+        return [None if g is None else tf.clip_by_value(g, -limit, limit) for g in grads]
+
+    def clip_by_global_norm(self, grads: Grads, max_norm: float) -> Grads:
+        # PyTorch's clip_grad_norm_: scale = min(1, c / (global norm + 1e-6)).
+        norm = tf.sqrt(tf.add_n([tf.reduce_sum(tf.square(g)) for g in grads if g is not None]))
+        scale = tf.minimum(1.0, max_norm / (norm + 1e-6))
+        return [None if g is None else g * scale for g in grads]
+
+    def decay(self, grads: Grads, rate: float) -> None:
+        self.optimizer.decay(grads, rate)
+
+    def apply_update(self, grads: Grads) -> None:
+        self.optimizer.apply(grads)
+
+    def apply_max_norm(self, limit: float) -> None:
+        for w in self.kernels:  # Keras' MaxNorm over every axis but the output one
+            norms = tf.sqrt(tf.reduce_sum(tf.square(w), axis=list(range(len(w.shape) - 1)), keepdims=True))
+            w.assign(w * (tf.clip_by_value(norms, 0.0, limit) / (1e-7 + norms)))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import operator
 from dataclasses import replace
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from backends.torch.layout import conv_kernel_from_torch, dense_kernel_from_torch
+from backends.torch.model import module_tensor
 from harness.importers import UnsupportedModelError
 from harness.shapes import infer_shapes
 from harness.spec import (
@@ -71,7 +72,7 @@ _ACTIVATIONS: dict[type, str] = {
     nn.ELU: "elu",
     nn.PReLU: "prelu",
 }
-_FUNCTION_ACTIVATIONS = {
+_FUNCTION_ACTIVATIONS: dict[object, str] = {
     F.relu: "relu",
     torch.relu: "relu",
     F.relu6: "relu6",
@@ -100,6 +101,11 @@ def is_native_model(obj: object) -> bool:
 def reference_logits(model: nn.Module, x: np.ndarray) -> np.ndarray:
     with torch.no_grad():
         return model.eval()(torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))).numpy()
+
+
+def _arg(node: fx.Node, index: int, keyword: str, default: Any) -> Any:
+    """A call's argument, given by position or by keyword (an fx argument: a number here, typed loosely)."""
+    return node.args[index] if len(node.args) > index else node.kwargs.get(keyword, default)
 
 
 def _pair(value: Any) -> tuple[int, int]:
@@ -207,27 +213,27 @@ def _module_layer(c: _Converter, node: fx.Node, module: nn.Module, name: str, gr
     raise c.unsupported(type(module).__name__, node)
 
 
-def _function_layer(c: _Converter, node: fx.Node, name: str, group: str) -> Layer | None:
-    target, args = node.target, node.args
+def _function_layer(c: _Converter, node: fx.Node, name: str, group: str) -> Layer:
+    target = node.target
     if target in (operator.add, operator.iadd, torch.add):
         if len(c.tensor_args(node)) != 2 or node.kwargs:
             raise c.unsupported("addition of a constant", node)
         return Add(name=name, group=group)
     if target is torch.cat:
-        dim = args[1] if len(args) > 1 else node.kwargs.get("dim", 0)
+        dim = _arg(node, 1, "dim", 0)
         if dim not in (1, -3):
             raise c.unsupported(f"torch.cat along dimension {dim}", node, "Only channel concatenation (dim=1) maps.")
         return Concat(name=name, group=group)
     if target is torch.flatten or (node.op == "call_method" and target == "flatten"):
-        if (args[1] if len(args) > 1 else node.kwargs.get("start_dim", 0)) != 1:
+        if _arg(node, 1, "start_dim", 0) != 1:
             raise c.unsupported("flatten from a dimension other than 1", node)
         return Flatten(name=name, group=group)
     if target in _FUNCTION_ACTIVATIONS or (node.op == "call_method" and target == "relu"):
         return Activation(name=name, group=group, kind=_FUNCTION_ACTIVATIONS.get(target, "relu"))
     if target is F.adaptive_avg_pool2d:
-        return AdaptiveAvgPool2D(name=name, group=group, output_size=_pair(args[1]))
+        return AdaptiveAvgPool2D(name=name, group=group, output_size=_pair(node.args[1]))
     if target is F.dropout:
-        return Dropout(name=name, group=group, rate=float(args[1] if len(args) > 1 else node.kwargs.get("p", 0.5)))
+        return Dropout(name=name, group=group, rate=float(_arg(node, 1, "p", 0.5)))
     raise c.unsupported(getattr(target, "__name__", str(target)), node)
 
 
@@ -258,7 +264,7 @@ def _convert_graph(c: _Converter, graph: fx.Graph) -> None:
 
 def _convert_call(c: _Converter, node: fx.Node, taken: set[str]) -> None:
     if node.target is torch.cat:
-        parts = node.args[0]
+        parts = cast(Any, node.args[0])  # a Node, or a list of Nodes
         if isinstance(parts, fx.Node) or len(parts) == 1:  # torchvision's DenseNet concatenates a lone input
             c.alias(node, parts if isinstance(parts, fx.Node) else parts[0])
             return
@@ -285,24 +291,26 @@ def _weights(c: _Converter, spec: ModelSpec) -> NeutralWeights:
 
     for index, layer in enumerate(spec.layers):
         module = c.sources.get(layer.name)
+        if module is None:
+            continue  # a functional op (add, cat, F.relu, ...): no weights
         if isinstance(layer, Conv2D):
-            out[f"{layer.name}/kernel"] = conv_kernel_from_torch(host(module.weight))
+            out[f"{layer.name}/kernel"] = conv_kernel_from_torch(host(module_tensor(module, "weight")))
         elif isinstance(layer, Dense):
             origin = infos[spec.inputs_of(index)[0]].flattened_from
-            out[f"{layer.name}/kernel"] = dense_kernel_from_torch(host(module.weight), origin)
+            out[f"{layer.name}/kernel"] = dense_kernel_from_torch(host(module_tensor(module, "weight")), origin)
         elif isinstance(layer, BatchNorm):
-            for param, tensor in (
-                ("gamma", module.weight),
-                ("beta", module.bias),
-                ("moving_mean", module.running_mean),
-                ("moving_variance", module.running_var),
+            for param, attribute in (
+                ("gamma", "weight"),
+                ("beta", "bias"),
+                ("moving_mean", "running_mean"),
+                ("moving_variance", "running_var"),
             ):
-                out[f"{layer.name}/{param}"] = host(tensor)
-        elif isinstance(layer, Activation) and layer.kind == "prelu" and module is not None:
+                out[f"{layer.name}/{param}"] = host(module_tensor(module, attribute))
+        elif isinstance(layer, Activation) and layer.kind == "prelu":
             channels = infos[layer.name].shape[-1]
-            out[f"{layer.name}/alpha"] = np.broadcast_to(host(module.weight), (channels,)).copy()
+            out[f"{layer.name}/alpha"] = np.broadcast_to(host(module_tensor(module, "weight")), (channels,)).copy()
         if isinstance(layer, (Conv2D, Dense)) and layer.use_bias:
-            out[f"{layer.name}/bias"] = host(module.bias)
+            out[f"{layer.name}/bias"] = host(module_tensor(module, "bias"))
     return out
 
 
@@ -317,8 +325,9 @@ def convert(model: nn.Module, input_shape: tuple[int, int, int], name: str) -> t
         ) from None
     c = _Converter(model, name)
     _convert_graph(c, graph)
-    if not c.layers or not isinstance(c.layers[-1], Dense):
-        found = type(c.layers[-1]).__name__ if c.layers else "nothing"
+    head = c.layers[-1] if c.layers else None
+    if not isinstance(head, Dense):
+        found = type(head).__name__ if head is not None else "nothing"
         raise UnsupportedModelError(
             "PyTorch",
             f"a model ending in {found}",
@@ -326,9 +335,8 @@ def convert(model: nn.Module, input_shape: tuple[int, int, int], name: str) -> t
             SUPPORTED,
             "xfbench trains classifiers: end the model with a Linear layer giving the logits.",
         )
-    head_group = c.layers[-1].group
-    layers = tuple(replace(l, group="classifier") if l.group == head_group else l for l in c.layers)
-    spec = ModelSpec(name=name, input_shape=tuple(input_shape), num_classes=layers[-1].units, layers=layers)
+    layers = tuple(replace(l, group="classifier") if l.group == head.group else l for l in c.layers)
+    spec = ModelSpec(name=name, input_shape=tuple(input_shape), num_classes=head.units, layers=layers)
     weights = _weights(c, spec)
     check_weights(spec, weights)
     return spec, weights

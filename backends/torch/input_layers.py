@@ -11,9 +11,19 @@ from harness.input_pipeline import bilinear_taps
 class Resize(nn.Module):
     """Bilinear resize with the harness's taps: rows, then columns, each x[low] * w_low + x[high] * w_high."""
 
+    # Buffers, registered in __init__ (declared here for the type checker: a Module's attributes are untyped).
+    h_low: torch.Tensor
+    h_high: torch.Tensor
+    h_w_low: torch.Tensor
+    h_w_high: torch.Tensor
+    w_low: torch.Tensor
+    w_high: torch.Tensor
+    w_w_low: torch.Tensor
+    w_w_high: torch.Tensor
+
     def __init__(self, in_hw: tuple[int, int], out_hw: tuple[int, int]) -> None:
         super().__init__()
-        for axis, (size_in, size_out) in zip("hw", zip(in_hw, out_hw)):
+        for axis, (size_in, size_out) in zip("hw", zip(in_hw, out_hw, strict=True), strict=True):
             low, high, w_low, w_high = bilinear_taps(size_in, size_out)
             self.register_buffer(f"{axis}_low", torch.from_numpy(low), persistent=False)
             self.register_buffer(f"{axis}_high", torch.from_numpy(high), persistent=False)
@@ -37,6 +47,9 @@ class RepeatChannels(nn.Module):
 
 
 class Normalize(nn.Module):
+    mean: torch.Tensor  # buffers, registered in __init__
+    inv_std: torch.Tensor
+
     def __init__(self, mean: tuple[float, ...], inv_std: tuple[float, ...]) -> None:
         super().__init__()
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1), persistent=False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections import OrderedDict
 
 import numpy as np
@@ -102,10 +103,12 @@ class BiasedBatchNorm2d(nn.BatchNorm2d):
         if not self.training:
             return super().forward(x)
         dims = [0, 2, 3] if x.dim() == 4 else [0]
+        running_mean, running_var, momentum = self.running_mean, self.running_var, self.momentum
+        assert running_mean is not None and running_var is not None and momentum is not None  # built with them
         with torch.no_grad():
             mean, var = x.mean(dims), x.var(dims, unbiased=False)
-            self.running_mean.mul_(1.0 - self.momentum).add_(mean, alpha=self.momentum)
-            self.running_var.mul_(1.0 - self.momentum).add_(var, alpha=self.momentum)
+            running_mean.mul_(1.0 - momentum).add_(mean, alpha=momentum)
+            running_var.mul_(1.0 - momentum).add_(var, alpha=momentum)
         return F.batch_norm(x, None, None, self.weight, self.bias, True, 0.0, self.eps)
 
 
@@ -186,7 +189,7 @@ def _module(layer: Layer, in_info: TensorInfo, keys: DropoutKeys | None = None, 
     if isinstance(layer, BatchNorm):
         return _batchnorm(layer, in_info)
     if isinstance(layer, Resize2D):
-        return input_layers.Resize(in_info.shape[:2], layer.output_size)
+        return input_layers.Resize((in_info.shape[0], in_info.shape[1]), layer.output_size)
     if isinstance(layer, RepeatChannels):
         return input_layers.RepeatChannels(layer.repeats)
     if isinstance(layer, Normalize):
@@ -228,6 +231,18 @@ def _origin_reorders(origin: tuple[int, int, int]) -> bool:
     return origin[0] * origin[1] != 1 and origin[2] != 1
 
 
+def module_tensor(module: nn.Module, name: str) -> torch.Tensor:
+    """A parameter or buffer of ``module`` by name (typed: a Module's attributes are Tensor | Module)."""
+    tensor = getattr(module, name)
+    if not isinstance(tensor, torch.Tensor):
+        raise TypeError(f"Expected a tensor at {type(module).__name__}.{name}. Received: {type(tensor).__name__}.")
+    return tensor
+
+
+def _copy_into(module: nn.Module, attribute: str, array: np.ndarray) -> None:
+    module_tensor(module, attribute).copy_(torch.from_numpy(array))
+
+
 def layer_module(model: nn.Module, name: str) -> nn.Module:
     module = model.layers[name] if isinstance(model, GraphModule) else getattr(model, name)
     if isinstance(module, nn.Sequential):  # explicit padding + the conv or pool that owns the layer's output
@@ -249,21 +264,22 @@ def load_weights(model: nn.Module, spec: ModelSpec, weights: NeutralWeights) -> 
         if not w:
             continue
         module = layer_module(model, layer.name)
+        put = functools.partial(_copy_into, module)
         if isinstance(layer, Conv2D):
-            module.weight.copy_(torch.from_numpy(conv_kernel_to_torch(w["kernel"])))
+            put("weight", conv_kernel_to_torch(w["kernel"]))
         elif isinstance(layer, Dense):
-            module.weight.copy_(torch.from_numpy(dense_kernel_to_torch(w["kernel"], _dense_origin(spec, infos, index))))
+            put("weight", dense_kernel_to_torch(w["kernel"], _dense_origin(spec, infos, index)))
         elif isinstance(layer, Activation):  # prelu
-            module.weight.copy_(torch.from_numpy(w["alpha"]))
+            put("weight", w["alpha"])
             continue
         elif isinstance(layer, BatchNorm):
-            module.weight.copy_(torch.from_numpy(w["gamma"]))
-            module.bias.copy_(torch.from_numpy(w["beta"]))
-            module.running_mean.copy_(torch.from_numpy(w["moving_mean"]))
-            module.running_var.copy_(torch.from_numpy(w["moving_variance"]))
+            put("weight", w["gamma"])
+            put("bias", w["beta"])
+            put("running_mean", w["moving_mean"])
+            put("running_var", w["moving_variance"])
             continue
         if "bias" in w:
-            module.bias.copy_(torch.from_numpy(w["bias"]))
+            put("bias", w["bias"])
 
 
 @torch.no_grad()
@@ -271,28 +287,28 @@ def export_weights(model: nn.Module, spec: ModelSpec) -> NeutralWeights:
     infos = infer_shapes(spec)
     out: NeutralWeights = {}
 
-    def host(t: torch.Tensor) -> np.ndarray:
-        return t.detach().to("cpu").numpy().astype(np.float32, copy=True)
+    def host(module: nn.Module, attribute: str) -> np.ndarray:
+        return module_tensor(module, attribute).detach().to("cpu").numpy().astype(np.float32, copy=True)
 
     for index, layer in enumerate(spec.layers):
         if isinstance(layer, Activation) and layer.kind == "prelu":
-            out[f"{layer.name}/alpha"] = host(layer_module(model, layer.name).weight)
+            out[f"{layer.name}/alpha"] = host(layer_module(model, layer.name), "weight")
             continue
         if not isinstance(layer, (Conv2D, Dense, BatchNorm)):
             continue
         module = layer_module(model, layer.name)
         if isinstance(layer, Conv2D):
-            out[f"{layer.name}/kernel"] = conv_kernel_from_torch(host(module.weight))
+            out[f"{layer.name}/kernel"] = conv_kernel_from_torch(host(module, "weight"))
         elif isinstance(layer, Dense):
             out[f"{layer.name}/kernel"] = dense_kernel_from_torch(
-                host(module.weight), _dense_origin(spec, infos, index)
+                host(module, "weight"), _dense_origin(spec, infos, index)
             )
         else:
-            out[f"{layer.name}/gamma"] = host(module.weight)
-            out[f"{layer.name}/beta"] = host(module.bias)
-            out[f"{layer.name}/moving_mean"] = host(module.running_mean)
-            out[f"{layer.name}/moving_variance"] = host(module.running_var)
+            out[f"{layer.name}/gamma"] = host(module, "weight")
+            out[f"{layer.name}/beta"] = host(module, "bias")
+            out[f"{layer.name}/moving_mean"] = host(module, "running_mean")
+            out[f"{layer.name}/moving_variance"] = host(module, "running_var")
             continue
         if module.bias is not None:
-            out[f"{layer.name}/bias"] = host(module.bias)
+            out[f"{layer.name}/bias"] = host(module, "bias")
     return out
