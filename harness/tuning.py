@@ -207,45 +207,7 @@ def final_trials(frame: pd.DataFrame, plan: TunePlan) -> list[TrialConfig]:
 
 
 def tune_markdown(frame: pd.DataFrame, plan: TunePlan) -> str:
-    """The search section of summary.md: every sampled config per backend, and each backend's pick."""
-    table = search_table(frame, plan)
-    best = set(best_trials(table, plan).values())
-    asha = (
-        f"ASHA (grace {plan.asha.grace_period}, reduction {plan.asha.reduction_factor}) per backend"
-        if plan.asha
-        else "no early stopping"
-    )
-    lines = [
-        "## Search",
-        "",
-        f"{plan.algorithm} search, sampling seed {plan.sampling_seed}, {plan.trials_per_experiment} trials per backend and case, "
-        f"metric {plan.metric} at each trial's last epoch, {asha}. Each backend's search is its own Tune experiment; "
-        f"its best config is re-run with {plan.final_seeds} seeds (variant `{TUNED}`, tables above).",
-        "",
-    ]
-    if table.empty:
-        return "\n".join(lines + ["No search trial finished.", ""])
-    header = ["case", "backend", "sample", *plan.space.paths, "epochs", plan.metric, "status", "best"]
-    lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for _, r in table.sort_values(["case", "backend", "sample"]).iterrows():
-        status = f"{r['status']} (stopped early)" if r["stopped_early"] else r["status"]
-        cells = [
-            r["case"],
-            r["backend"],
-            r["sample"],
-            *[_cell(r[p]) for p in plan.space.paths],
-            str(r["epochs"]),
-            _cell(r[plan.metric]),
-            status,
-            "**best**" if r["trial_id"] in best else "",
-        ]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines + [""])
+    """Moved to harness.reporting.search_markdown; stays until runner.py calls that."""
+    from harness.reporting import search_markdown
 
-
-def _cell(value: Any) -> str:
-    if isinstance(value, float):
-        return "n/a" if math.isnan(value) else f"{value:.4g}"
-    if isinstance(value, tuple):
-        return "/".join(str(v) for v in value)
-    return str(value)
+    return search_markdown(frame, plan)
