@@ -128,10 +128,13 @@ _MOVED_TO_REPORTING = {
 
 
 def __getattr__(name: str) -> Any:
-    from harness import reporting
-
+    # Only the moved names import reporting: the import system probes modules for other names (__path__).
     if name == "COMPARISON_HEADER":  # the header of the first backend set against the reference
-        return reporting.pair_header(REFERENCE_BACKEND, _in_registry_order(set(BACKENDS) - {REFERENCE_BACKEND})[0])
+        from harness.reporting import pair_header
+
+        return pair_header(REFERENCE_BACKEND, _in_registry_order(set(BACKENDS) - {REFERENCE_BACKEND})[0])
     if name in _MOVED_TO_REPORTING:
+        from harness import reporting
+
         return getattr(reporting, _MOVED_TO_REPORTING[name])
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
