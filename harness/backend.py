@@ -1,9 +1,11 @@
-"""The small protocol every framework adapter implements, how one is loaded, and what each can do.
+"""The registry of backends, the small protocol every framework adapter implements, how one is loaded, and what
+each can do.
 
-Adapters live in ``backends/<name>/adapter.py`` and are imported only inside the
-process that runs a trial (``load_backend``), so the harness itself never
-imports a framework. What a backend can do is declared, framework-free, in
-``backends/<name>/capabilities.py``; the driver reads it before Ray starts
+:data:`REGISTRY` is the one place outside ``backends/`` that names a framework: every other module asks it (or
+:data:`BACKENDS`, :data:`REFERENCE_BACKEND`), so adding a backend is a package under ``backends/`` plus one entry
+here. Adapters live in ``backends/<name>/adapter.py`` and are imported only inside the process that runs a trial
+(``load_backend``), so the harness itself never imports a framework. What a backend can do is declared,
+framework-free, in ``backends/<name>/capabilities.py``; the driver reads it before Ray starts
 (:func:`fit_to_capabilities`, :func:`check_capabilities`).
 """
 
@@ -14,18 +16,49 @@ import importlib
 import importlib.metadata
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from harness.config import OptimizerConfig, RegularizationConfig, RuntimeOptions
 from harness.spec import ModelSpec
 from harness.weights import NeutralWeights
 
-if TYPE_CHECKING:
-    from harness.config import TrialConfig
+if TYPE_CHECKING:  # harness.config reads REFERENCE_BACKEND from here: importing it at run time would be a cycle
+    from harness.config import OptimizerConfig, RegularizationConfig, RuntimeOptions, TrialConfig
 
-BACKENDS = ("torch", "tensorflow")
+
+@dataclass(frozen=True)
+class BackendEntry:
+    """Where one backend's modules live and which framework models its importer converts."""
+
+    name: str  # what --backend, TrialConfig.backend and the results' backend column say
+    adapter_module: str  # imported only in a trial's worker (it imports the framework)
+    capabilities_module: str  # framework-free: CAPABILITIES and DISTRIBUTION, read by the driver
+    importer_module: str  # converts the framework's own models to a neutral spec (imported in a conversion process)
+    model_prefixes: tuple[str, ...]  # --model PREFIX:NAME forms this backend's importer converts
+    model_packages: tuple[str, ...]  # top-level packages whose model classes the importer converts (python: models)
+    model_kind: str  # what a user's factory returns for this backend, for error messages
+
+
+def _entry(name: str, prefixes: tuple[str, ...], packages: tuple[str, ...], model_kind: str) -> BackendEntry:
+    package = f"backends.{name}"
+    return BackendEntry(
+        name, f"{package}.adapter", f"{package}.capabilities", f"{package}.importer", prefixes, packages, model_kind
+    )
+
+
+# The one registry: name -> entry, in the order tables list backends.
+REGISTRY: dict[str, BackendEntry] = {
+    entry.name: entry
+    for entry in (
+        _entry("torch", ("torchvision",), ("torch", "torchvision"), "a torch.nn.Module"),
+        _entry("tensorflow", ("keras",), ("keras", "tensorflow"), "a Keras model"),
+    )
+}
+BACKENDS = tuple(REGISTRY)
+# The backend every other one is compared with (summary tables: differences and ratios against it), and the
+# default framework that trains a shared backbone.
+REFERENCE_BACKEND = "torch"
 
 # Speed options a backend honours only with a capability: (RuntimeOptions field, capability, command-line option).
 # On a backend without the capability the option is turned off for that backend's trials, so each row's
@@ -74,7 +107,8 @@ class Backend(Protocol):
     def device_name(self) -> str: ...
 
     def build(self, spec: ModelSpec, weights: NeutralWeights, seed: int = 0) -> None:
-        """Create the model for ``spec`` holding exactly ``weights``; ``seed`` drives framework-side randomness (dropout)."""
+        """Create the model for ``spec`` holding exactly ``weights``; ``seed`` drives framework-side randomness
+        (dropout)."""
 
     def export_weights(self) -> NeutralWeights:
         """The current weights in the neutral layout (round trip of ``build``)."""
@@ -92,7 +126,7 @@ class Backend(Protocol):
     def set_optimizer(
         self,
         config: OptimizerConfig,
-        regularization: RegularizationConfig = RegularizationConfig(),
+        regularization: RegularizationConfig = ...,  # the adapters default to RegularizationConfig()
         lr_multipliers: Mapping[str, float] | None = None,
     ) -> None:
         """Create a fresh optimizer (state zeroed) from a resolved config, with gradient clipping from the config
@@ -119,30 +153,39 @@ class Backend(Protocol):
         the same seed gives the same passes."""
 
 
-def _check_name(name: str) -> None:
-    if name not in BACKENDS:
+def backend_entry(name: str) -> BackendEntry:
+    """The registry entry of backend ``name``; ValueError naming the valid choices for any other name."""
+    if name not in REGISTRY:
         raise ValueError(f"Expected a backend name. Received: backend={name!r}. Valid choices: {list(BACKENDS)}")
+    return REGISTRY[name]
+
+
+def importer_backends() -> dict[str, str]:
+    """--model prefix -> the backend whose importer converts it (``torchvision`` -> its backend, ...)."""
+    return {prefix: entry.name for entry in REGISTRY.values() for prefix in entry.model_prefixes}
+
+
+def backend_of_package(package: str) -> str | None:
+    """The backend whose importer converts models whose classes come from top-level ``package``, if any."""
+    return next((entry.name for entry in REGISTRY.values() if package in entry.model_packages), None)
 
 
 def load_backend(name: str, runtime: RuntimeOptions) -> Backend:
-    """Import ``backends.<name>.adapter`` (and so its framework) and create its adapter."""
-    _check_name(name)
-    module = importlib.import_module(f"backends.{name}.adapter")
+    """Import the backend's adapter module (and so its framework) and create its adapter."""
+    module = importlib.import_module(backend_entry(name).adapter_module)
     return module.create_backend(runtime)
 
 
 @functools.cache
 def backend_capabilities(name: str) -> frozenset[str]:
     """What backend ``name`` declares it can do, read from ``backends/<name>/capabilities.py`` (no framework import)."""
-    _check_name(name)
-    return frozenset(importlib.import_module(f"backends.{name}.capabilities").CAPABILITIES)
+    return frozenset(importlib.import_module(backend_entry(name).capabilities_module).CAPABILITIES)
 
 
 @functools.cache
 def installed_framework_version(name: str) -> str:
     """The installed version of backend ``name``'s framework, from package metadata: the driver never imports it."""
-    _check_name(name)
-    distribution = importlib.import_module(f"backends.{name}.capabilities").DISTRIBUTION
+    distribution = importlib.import_module(backend_entry(name).capabilities_module).DISTRIBUTION
     try:
         return f"{distribution} {importlib.metadata.version(distribution)}"
     except importlib.metadata.PackageNotFoundError:
@@ -152,7 +195,9 @@ def installed_framework_version(name: str) -> str:
 def honoured_runtime(runtime: RuntimeOptions, backend: str) -> RuntimeOptions:
     """``runtime`` with the speed options ``backend`` cannot honour turned off."""
     able = backend_capabilities(backend)
-    off = {f: False for f, capability, _ in OPTIONAL_RUNTIME if getattr(runtime, f) and capability not in able}
+    off: dict[str, Any] = {
+        f: False for f, capability, _ in OPTIONAL_RUNTIME if getattr(runtime, f) and capability not in able
+    }
     return replace(runtime, **off)
 
 

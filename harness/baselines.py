@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,7 +46,7 @@ class Environment:
             cpu=pick("cpu"),
             gpu=pick("gpu"),
             threads=pick("threads"),
-            framework_versions={k: str(v) for k, v in versions.items()},
+            framework_versions={str(k): str(v) for k, v in versions.items()},
         )
 
 
@@ -92,14 +93,16 @@ def environment_warnings(base: Environment, new: Environment) -> list[str]:
     warnings = []
     if (base.cpu, base.gpu) != (new.cpu, new.gpu):
         warnings.append(
-            f"different machines: base ran on {base.cpu!r} {base.gpu or 'no GPU'}, new on {new.cpu!r} {new.gpu or 'no GPU'}; epoch times are not comparable"
+            f"different machines: base ran on {base.cpu!r} {base.gpu or 'no GPU'}, new on {new.cpu!r} "
+            f"{new.gpu or 'no GPU'}; epoch times are not comparable"
         )
     if base.threads != new.threads:
         warnings.append(f"different thread counts: base {base.threads}, new {new.threads}")
     for backend in sorted(set(base.framework_versions) & set(new.framework_versions)):
         if base.framework_versions[backend] != new.framework_versions[backend]:
             warnings.append(
-                f"different {backend} versions: base {base.framework_versions[backend]}, new {new.framework_versions[backend]}"
+                f"different {backend} versions: base {base.framework_versions[backend]}, "
+                f"new {new.framework_versions[backend]}"
             )
     return warnings
 
@@ -183,25 +186,37 @@ def history(
         )
         if frame.empty:
             continue
-        frame = frame.assign(
-            case=[f"{r.suite}:{case_label(r.strategy, r.model, r.variant, r.dataset)}" for r in frame.itertuples()]
-        )
-        if case_filter:
-            frame = frame[frame["case"].str.contains(case_filter, regex=False)]
-        values = {}
-        for (case, backend), group in frame.groupby(["case", "backend"]):
-            if metric == "test_acc":
-                finals = final_rows(group)
-                values[(case, backend)] = float(finals[finals["status"] == "ok"]["test_acc"].mean())
-            else:
-                steady = steady_rows(group)
-                values[(case, backend)] = float(steady[metric].median()) if len(steady) else float("nan")
-        columns[path.name] = values
+        columns[path.name] = _metric_per_case(frame, metric, case_filter)
     table = pd.DataFrame(columns)
     if not table.empty:
         table.index = pd.MultiIndex.from_tuples(table.index, names=["case", "backend"])
         table = table.sort_index()
     return runs, table
+
+
+def _case_names(frame: pd.DataFrame) -> list[str]:
+    """suite:case label of every row."""
+    keys = ("suite", "strategy", "model", "variant", "dataset")
+    rows: Iterable[tuple[str, ...]] = zip(*(frame[k].tolist() for k in keys), strict=True)
+    return [
+        f"{suite}:{case_label(strategy, model, variant, dataset)}" for suite, strategy, model, variant, dataset in rows
+    ]
+
+
+def _metric_per_case(frame: pd.DataFrame, metric: str, case_filter: str | None) -> dict[tuple[str, str], float]:
+    """(case, backend) -> the metric over one run: steady-state median of a time, mean final test accuracy."""
+    frame = frame.assign(case=_case_names(frame))
+    if case_filter:
+        frame = frame[frame["case"].str.contains(case_filter, regex=False)]
+    values = {}
+    for (case, backend), group in frame.groupby(["case", "backend"]):
+        if metric == "test_acc":
+            finals = final_rows(group)
+            values[(str(case), str(backend))] = float(finals[finals["status"] == "ok"]["test_acc"].mean())
+        else:
+            steady = steady_rows(group)
+            values[(str(case), str(backend))] = float(steady[metric].median()) if len(steady) else float("nan")
+    return values
 
 
 def _slug(text: str) -> str:

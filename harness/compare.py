@@ -114,6 +114,10 @@ def _accuracy_verdict(
     return float(base.mean()), float(new.mean()), diff_pp, ci, verdict, note
 
 
+def _case_rows(frame: pd.DataFrame, key: tuple) -> pd.DataFrame:
+    return frame[(frame[CASE_COLUMNS] == pd.Series(key, index=CASE_COLUMNS)).all(axis=1)]
+
+
 def compare_frames(base: pd.DataFrame, new: pd.DataFrame, thresholds: Thresholds | None = None) -> list[CaseComparison]:
     t = thresholds or Thresholds()
     out: list[CaseComparison] = []
@@ -122,8 +126,7 @@ def compare_frames(base: pd.DataFrame, new: pd.DataFrame, thresholds: Thresholds
         | set(map(tuple, new[CASE_COLUMNS].drop_duplicates().to_numpy()))
     )
     for key in keys:
-        select = lambda f: f[(f[CASE_COLUMNS] == pd.Series(key, index=CASE_COLUMNS)).all(axis=1)]  # noqa: E731
-        b, n = select(base), select(new)
+        b, n = _case_rows(base, key), _case_rows(new, key)
         case = f"{key[0]}:{case_label(key[1], key[2], key[3], key[4])}"
         if b.empty or n.empty:
             out.append(
@@ -152,55 +155,3 @@ def compare_frames(base: pd.DataFrame, new: pd.DataFrame, thresholds: Thresholds
             )
         )
     return out
-
-
-HEADER = [
-    "case",
-    "backend",
-    "epoch s base → new",
-    "ratio",
-    "p (MWU)",
-    "time",
-    "test acc base → new",
-    "Δ pp [95 % CI]",
-    "accuracy",
-    "note",
-]
-
-
-def _f(value: float, spec: str) -> str:
-    return "n/a" if value is None or math.isnan(value) else format(value, spec)
-
-
-def cells(c: CaseComparison) -> list[str]:
-    return [
-        c.case,
-        c.backend,
-        f"{_f(c.base_time_s, '.4f')} → {_f(c.new_time_s, '.4f')}",
-        _f(c.time_ratio, ".3f"),
-        _f(c.time_p, ".2g"),
-        c.time_verdict,
-        f"{_f(c.base_acc, '.4f')} → {_f(c.new_acc, '.4f')}",
-        f"{_f(c.acc_diff_pp, '+.2f')} [{_f(c.acc_ci_pp[0], '+.2f')}, {_f(c.acc_ci_pp[1], '+.2f')}]",
-        c.acc_verdict,
-        c.note,
-    ]
-
-
-def to_markdown(rows: list[CaseComparison], base_label: str, new_label: str, warnings: list[str], t: Thresholds) -> str:
-    lines = [f"# xfbench compare: {base_label} → {new_label}", ""]
-    lines += [f"> **WARNING:** {w}" for w in warnings]
-    if warnings:
-        lines.append("")
-    lines += ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
-    lines += ["| " + " | ".join(cells(r)) + " |" for r in rows]
-    regressions = [f"{r.case} [{r.backend}]" for r in rows if r.regressed]
-    lines += [
-        "",
-        f"Regression rules: epoch time ratio > {t.time_ratio:g} with one-sided Mann-Whitney U p < {t.alpha:g} over steady-state "
-        f"epochs; accuracy drop > {t.accuracy_pp:g} pp with the bootstrap 95 % interval of the difference below zero.",
-        "",
-        f"**{len(regressions)} regression(s)**" + (": " + ", ".join(regressions) if regressions else "."),
-        "",
-    ]
-    return "\n".join(lines)

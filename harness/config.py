@@ -12,6 +12,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from harness.backend import REFERENCE_BACKEND
 from harness.data.tasks import TaskSpec
 from harness.input_pipeline import InputConfig
 from harness.models import ModelOptions
@@ -123,7 +124,7 @@ class TransferOptions:
     source_task: TaskSpec | None = None  # the backbone's task on the trial's dataset; None: the target task itself
     source_epochs: int = 5
     source_optimizer: OptimizerConfig | None = None  # None: the trial's optimizer
-    source_backend: str = "torch"  # which framework trains the shared backbone (recorded with every trial)
+    source_backend: str = REFERENCE_BACKEND  # which framework trains the shared backbone (recorded with every trial)
     backbone_lr_multiplier: float = 0.1  # fine_tune: backbone rate = multiplier x head rate
     freeze_groups: int = 1  # freeze_early: the first k layer groups stay frozen
     frozen_epochs: int | None = None  # transfer: epochs with the reused layers frozen before unfreezing (None: all)

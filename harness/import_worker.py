@@ -12,12 +12,11 @@ import inspect
 import json
 import sys
 from pathlib import Path
+from types import ModuleType
 
+from harness.backend import REGISTRY, backend_entry, backend_of_package, importer_backends
 from harness.checkpoints import save_checkpoint
 from harness.importers import UnsupportedModelError
-
-# the top-level package of a model's class -> the backend that converts it
-FRAMEWORK_PACKAGES = {"torch": "torch", "torchvision": "torch", "keras": "tensorflow", "tensorflow": "tensorflow"}
 
 
 def _user_model(name: str, num_classes: int) -> object:
@@ -31,17 +30,22 @@ def _user_model(name: str, num_classes: int) -> object:
     return factory(num_classes=num_classes) if takes_classes else factory()
 
 
-def _importer_for(model: object) -> object:
-    package = type(model).__module__.split(".")[0]
+def _importer(backend: str) -> ModuleType:
+    return importlib.import_module(backend_entry(backend).importer_module)
+
+
+def _importer_for(model: object) -> ModuleType:
+    """The importer of the backend whose framework the model's class (or a base class: a user's subclass of a
+    framework model lives in the user's package) comes from."""
+    backend = backend_of_package(type(model).__module__.split(".")[0])
     for cls in type(model).__mro__:
-        package = FRAMEWORK_PACKAGES.get(cls.__module__.split(".")[0], package)
-    backend = FRAMEWORK_PACKAGES.get(package)
+        backend = backend_of_package(cls.__module__.split(".")[0]) or backend
     if backend is None:
+        kinds = " or ".join(entry.model_kind for entry in REGISTRY.values() if entry.model_packages)
         raise ValueError(
-            f"Expected the factory to return a torch.nn.Module or a Keras model. Received: "
-            f"{type(model).__module__}.{type(model).__name__}."
+            f"Expected the factory to return {kinds}. Received: {type(model).__module__}.{type(model).__name__}."
         )
-    return importlib.import_module(f"backends.{backend}.importer")
+    return _importer(backend)
 
 
 def convert(request: dict, out: Path) -> None:
@@ -51,8 +55,7 @@ def convert(request: dict, out: Path) -> None:
         model = _user_model(ref["name"], classes)
         importer = _importer_for(model)
     else:
-        backend = {"torchvision": "torch", "keras": "tensorflow"}[ref["kind"]]
-        importer = importlib.import_module(f"backends.{backend}.importer")
+        importer = _importer(importer_backends()[ref["kind"]])
         model = importer.load_reference(ref["name"], shape, classes, seed)
     label = ref["name"] if ref["kind"] == "python" else f"{ref['kind']}:{ref['name']}"
     spec, weights = importer.convert(model, shape, label)

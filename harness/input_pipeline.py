@@ -17,8 +17,8 @@ import numpy as np
 
 from harness.spec import Layer, ModelSpec, Normalize, RepeatChannels, Resize2D
 
-# Per-channel statistics of ImageNet's training images (pixels in [0, 1]): what torchvision's and Keras'
-# "torch"-mode pretrained weights expect.
+# Per-channel statistics of ImageNet's training images (pixels in [0, 1]): what torchvision's pretrained weights
+# expect, and Keras' applications in their matching preprocessing mode.
 NORMALIZATIONS: dict[str, tuple[tuple[float, ...], tuple[float, ...]] | None] = {
     "none": None,
     "imagenet": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),

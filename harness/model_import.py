@@ -1,7 +1,8 @@
 """Every form ``--model`` takes, resolved to a neutral spec: zoo names, framework models, a user's, a spec file.
 
 - ``resnet18`` (a zoo name, harness.models)
-- ``torchvision:NAME`` / ``keras:NAME`` (the framework's own architecture, random weights from a seed)
+- ``PREFIX:NAME`` such as ``torchvision:NAME`` / ``keras:NAME`` (a framework's own architecture, random weights
+  from a seed; the prefixes are the backends' ``model_prefixes`` in harness.backend's registry)
 - ``python:package.module:function`` (a user's factory returning an ``nn.Module`` or a Keras model; called with
   ``num_classes=K`` when its signature takes that argument)
 - ``path/to/spec.json`` (a neutral spec, as ``xfbench model NAME --export-spec`` writes it)
@@ -25,6 +26,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from harness import cachekeys
+from harness.backend import REGISTRY, importer_backends
 from harness.checkpoints import load_checkpoint
 from harness.importers import UnsupportedModelError
 from harness.models import MODELS, ModelOptions, build_model
@@ -32,13 +34,16 @@ from harness.spec import ModelSpec, spec_from_dict
 from harness.weights import NeutralWeights
 
 # prefix -> the backend whose importer converts it (backends/<name>/importer.py)
-FRAMEWORK_PREFIXES = {"torchvision": "torch", "keras": "tensorflow"}
-FORMS = "a zoo name (xfbench list), torchvision:NAME, keras:NAME, python:package.module:function, or a .json spec"
+FRAMEWORK_PREFIXES = importer_backends()
+FORMS = (
+    f"a zoo name (xfbench list), {', '.join(f'{prefix}:NAME' for prefix in FRAMEWORK_PREFIXES)}, "
+    "python:package.module:function, or a .json spec"
+)
 
 
 @dataclass(frozen=True)
 class ModelRef:
-    kind: str  # "zoo" | "torchvision" | "keras" | "python" | "spec"
+    kind: str  # "zoo" | a key of FRAMEWORK_PREFIXES ("torchvision", ...) | "python" | "spec"
     name: str  # zoo or framework model name, "package.module:function", or the spec file's absolute path
 
     @property
@@ -105,8 +110,9 @@ def _python_source_digest(name: str) -> str:
 
 
 def _request(ref: ModelRef, input_shape: tuple[int, ...], num_classes: int, seed: int) -> dict[str, object]:
-    # A user's factory may build either framework's model: its key holds both framework versions.
-    backends = [FRAMEWORK_PREFIXES[ref.kind]] if ref.kind in FRAMEWORK_PREFIXES else sorted(FRAMEWORK_PREFIXES.values())
+    # A user's factory may build any importing backend's model: its key holds all their framework versions.
+    importing = sorted(name for name, entry in REGISTRY.items() if entry.model_prefixes)
+    backends = [FRAMEWORK_PREFIXES[ref.kind]] if ref.kind in FRAMEWORK_PREFIXES else importing
     return {
         "ref": asdict(ref),
         "input_shape": list(input_shape),

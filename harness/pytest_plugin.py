@@ -354,7 +354,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if state is None or state.outcome is None or not reference:
         return
     from harness.baselines import Environment, environment_warnings, load_run
-    from harness.compare import Thresholds, compare_frames, to_markdown
+    from harness.compare import Thresholds, compare_frames
+    from harness.reporting import comparison_markdown
 
     results_dir = Path(session.config.getoption("xfbench_results_dir")).resolve()
     try:
@@ -365,7 +366,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         return
     rows = compare_frames(base.frame, state.outcome.frame)
     warnings = environment_warnings(base.environment, Environment.of(state.outcome.frame))
-    state.baseline_report = to_markdown(rows, reference, state.outcome.run_id, warnings, Thresholds())
+    state.baseline_report = comparison_markdown(rows, reference, state.outcome.run_id, warnings, Thresholds())
     state.regressions = [f"{r.case} [{r.backend}]" for r in rows if r.regressed]
     if state.regressions and session.exitstatus == pytest.ExitCode.OK:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED

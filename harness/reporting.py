@@ -1,47 +1,382 @@
-"""Every table xfbench shows: the terminal (rich) renderers of runs, comparisons, history and the catalogue."""
+"""Every table xfbench shows, in one place: rich tables for the terminal, markdown tables for files.
+
+The numbers come from elsewhere (:mod:`harness.summary` summarises a run, :mod:`harness.compare` compares two,
+:mod:`harness.baselines` lists history, :mod:`harness.tuning` tabulates a search); this module only turns them
+into cells, so the terminal and summary.md show the same cells. Rich is imported inside the terminal
+functions: writing a summary.md must not need it, and ``xfbench --help`` should not pay for it.
+
+A run's comparison sets every backend against the reference backend (``harness.backend.REFERENCE_BACKEND``):
+one table per other backend, accuracy differences reference − backend, time ratios reference / backend.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import math
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
 
 from harness.backend import BACKENDS
-from harness.compare import to_markdown as comparison_markdown  # noqa: F401  (until the reporting merge)
-from harness.config import OPTIMIZERS
-from harness.data.registry import DATASETS
-from harness.models import MODELS
-from harness.strategies import describe_strategies
-from harness.suites import SUITES
-from harness.weights import INITIALIZERS
+from harness.compare import CaseComparison, Thresholds
+from harness.summary import Summary
+from harness.tuning import TUNED, TunePlan, best_trials, search_table
+
+if TYPE_CHECKING:
+    from harness.baselines import LoadedRun
+    from harness.runner import RunOutcome
+
+PER_BACKEND_HEADER = [
+    "strategy",
+    "model",
+    "dataset",
+    "backend",
+    "trials",
+    "test acc (mean ± std over seeds)",
+    "epoch time s (median)",
+    "samples/s (median)",
+    "params",
+    "forward MMACs / sample",
+    "training GFLOP/s",
+]
+REGRESSION_HEADER = [
+    "case",
+    "backend",
+    "epoch s base → new",
+    "ratio",
+    "p (MWU)",
+    "time",
+    "test acc base → new",
+    "Δ pp [95 % CI]",
+    "accuracy",
+    "note",
+]
+HISTORY_RUNS_HEADER = ["run_id", "started", "git_commit", "status", "trials"]
+TRANSFER_HEADER = ["dataset", "backend", "B test acc", "B-on-A test acc", "error reduction (error_B / error_BonA)"]
+RUN_NOTE = (
+    "Epoch time and samples/s are medians over steady-state epochs (the first epoch of each phase is warm-up and "
+    "excluded; '(warm-up)' marks cases that had no other epoch). Each comparison sets a backend against the "
+    "reference backend, {reference}: accuracy differences are {reference} − backend, ratios {reference} / backend, "
+    "so ratios above 1 mean {reference} takes longer (epoch time) or processes more samples per second "
+    "(samples/s). Training GFLOP/s = 3 × 2 × forward MACs per sample × samples/s (forward and two backward "
+    "passes; convolutions and dense layers only)."
+)
 
 
-def print_catalogue() -> None:
+# ---------------------------------------------------------------------------------------------------- cells
+
+
+def fmt(value: Any, spec: str) -> str:
+    """A number formatted with ``spec``; missing (None, NaN) as ``n/a``."""
+    return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else format(value, spec)
+
+
+def markdown_table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def _model_cell(row: pd.Series) -> str:
+    return str(row["model"]) + (f"+{row['variant']}" if row["variant"] else "")
+
+
+def per_backend_cells(row: pd.Series) -> list[str]:
+    """One row of ``Summary.per_backend``, as the terminal and summary.md show it."""
+    acc = f"{fmt(row['test_acc_mean'], '.4f')} ± {fmt(row['test_acc_std'], '.4f')}"
+    time_cell = fmt(row["epoch_time_s_median"], ".3f") + (" (warm-up)" if row["timing_basis"] == "warm-up only" else "")
+    status = (
+        f"{row['ok']}/{row['trials']} ok"
+        + (f", {row['failed']} failed" if row["failed"] else "")
+        + (f", {row['diverged']} diverged" if row["diverged"] else "")
+    )
+    return [
+        str(row["strategy"]),
+        _model_cell(row),
+        str(row["dataset"]),
+        str(row["backend"]),
+        status,
+        acc,
+        time_cell,
+        fmt(row["samples_per_s_median"], ",.0f"),
+        fmt(row["params"], ",.0f"),
+        fmt(row["forward_macs"] / 1e6, ",.2f"),
+        fmt(row["train_gflops"], ".2f"),
+    ]
+
+
+def pair_header(reference: str, backend: str) -> list[str]:
+    """Header of the table that sets ``backend`` against ``reference``."""
+    return [
+        "strategy",
+        "model",
+        "dataset",
+        f"test acc {reference} − {backend} (pp)",
+        f"epoch time {reference} / {backend}",
+        f"samples/s {reference} / {backend}",
+    ]
+
+
+def pair_cells(row: pd.Series) -> list[str]:
+    """One row of ``Summary.comparison`` (a case, a backend against the reference)."""
+    return [
+        str(row["strategy"]),
+        _model_cell(row),
+        str(row["dataset"]),
+        fmt(row["acc_diff_pp"], "+.2f"),
+        fmt(row["epoch_time_ratio"], ".3f"),
+        fmt(row["samples_per_s_ratio"], ".3f"),
+    ]
+
+
+def regression_cells(c: CaseComparison) -> list[str]:
+    """One case of a base → new comparison (``xfbench compare``)."""
+    return [
+        c.case,
+        c.backend,
+        f"{fmt(c.base_time_s, '.4f')} → {fmt(c.new_time_s, '.4f')}",
+        fmt(c.time_ratio, ".3f"),
+        fmt(c.time_p, ".2g"),
+        c.time_verdict,
+        f"{fmt(c.base_acc, '.4f')} → {fmt(c.new_acc, '.4f')}",
+        f"{fmt(c.acc_diff_pp, '+.2f')} [{fmt(c.acc_ci_pp[0], '+.2f')}, {fmt(c.acc_ci_pp[1], '+.2f')}]",
+        c.acc_verdict,
+        c.note,
+    ]
+
+
+def compared_backends(summary: Summary) -> list[str]:
+    """The backends set against the reference: registry order, then any other name alphabetically."""
+    present = set(summary.per_backend["backend"]) if len(summary.per_backend) else set()
+    present.discard(summary.reference)
+    return [b for b in BACKENDS if b in present] + sorted(present - set(BACKENDS))
+
+
+def _pair_rows(summary: Summary, backend: str) -> pd.DataFrame:
+    comparison = summary.comparison
+    return comparison[comparison["backend"] == backend] if len(comparison) else comparison
+
+
+# ---------------------------------------------------------------------------------------------------- markdown
+
+
+def run_markdown(summary: Summary, title: str) -> str:
+    """A run's summary.md: the per-backend table, one table per backend against the reference, transfer A → B."""
+    reference = summary.reference
+    parts = [f"# {title}", "", "## Per backend", ""]
+    parts.append(markdown_table(PER_BACKEND_HEADER, [per_backend_cells(r) for _, r in summary.per_backend.iterrows()]))
+    others = compared_backends(summary)
+    if not others:
+        parts += ["", f"## Against the reference backend ({reference})", "", "(no other backend ran)"]
+    for backend in others:
+        rows = _pair_rows(summary, backend)
+        parts += ["", f"## {reference} vs {backend}", ""]
+        if rows.empty:
+            parts.append("(no case ran on both backends)")
+        else:
+            parts.append(markdown_table(pair_header(reference, backend), [pair_cells(r) for _, r in rows.iterrows()]))
+    transfer = transfer_markdown(summary.per_backend)
+    if transfer:
+        parts += ["", "## Transfer A → B (S4b)", "", transfer]
+    parts += ["", RUN_NOTE.format(reference=reference), ""]
+    return "\n".join(parts)
+
+
+def transfer_markdown(per_backend: pd.DataFrame) -> str:
+    """B from scratch vs B-on-A per (dataset, backend), with the error-rate reduction factor error_B / error_BonA."""
+    if per_backend.empty or not {"B_scratch", "B_on_A"} <= set(per_backend["variant"]):
+        return ""
+    rows = []
+    for (dataset, backend), group in per_backend.groupby(["dataset", "backend"], sort=True):
+        by_variant = {r["variant"]: r for _, r in group.iterrows()}
+        if "B_scratch" not in by_variant or "B_on_A" not in by_variant:
+            continue
+        acc_b, acc_ba = by_variant["B_scratch"]["test_acc_mean"], by_variant["B_on_A"]["test_acc_mean"]
+        factor = (1 - acc_b) / (1 - acc_ba) if acc_ba < 1 else math.inf
+        rows.append([str(dataset), str(backend), fmt(acc_b, ".4f"), fmt(acc_ba, ".4f"), fmt(factor, ".2f")])
+    return markdown_table(TRANSFER_HEADER, rows)
+
+
+def regressions(rows: Sequence[CaseComparison]) -> list[CaseComparison]:
+    return [r for r in rows if r.regressed]
+
+
+def comparison_markdown(
+    rows: list[CaseComparison], base_label: str, new_label: str, warnings: list[str], thresholds: Thresholds
+) -> str:
+    """``xfbench compare --markdown`` (and the pytest plugin's baseline report): verdicts per case and backend."""
+    t = thresholds
+    lines = [f"# xfbench compare: {base_label} → {new_label}", ""]
+    lines += [f"> **WARNING:** {w}" for w in warnings]
+    if warnings:
+        lines.append("")
+    lines.append(markdown_table(REGRESSION_HEADER, [regression_cells(r) for r in rows]))
+    regressed = [f"{r.case} [{r.backend}]" for r in regressions(rows)]
+    lines += [
+        "",
+        f"Regression rules: epoch time ratio > {t.time_ratio:g} with one-sided Mann-Whitney U p < {t.alpha:g} over "
+        f"steady-state epochs; accuracy drop > {t.accuracy_pp:g} pp with the bootstrap 95 % interval of the "
+        "difference below zero.",
+        "",
+        f"**{len(regressed)} regression(s)**" + (": " + ", ".join(regressed) if regressed else "."),
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def search_markdown(frame: pd.DataFrame, plan: TunePlan) -> str:
+    """The search section of summary.md: every sampled config per backend, and each backend's pick."""
+    table = search_table(frame, plan)
+    asha = (
+        f"ASHA (grace {plan.asha.grace_period}, reduction {plan.asha.reduction_factor}) per backend"
+        if plan.asha
+        else "no early stopping"
+    )
+    lines = [
+        "## Search",
+        "",
+        f"{plan.algorithm} search, sampling seed {plan.sampling_seed}, {plan.trials_per_experiment} trials per "
+        f"backend and case, metric {plan.metric} at each trial's last epoch, {asha}. Each backend's search is its "
+        f"own Tune experiment; its best config is re-run with {plan.final_seeds} seeds (variant `{TUNED}`, tables "
+        "above).",
+        "",
+    ]
+    if table.empty:
+        return "\n".join(lines + ["No search trial finished.", ""])
+    best = set(best_trials(table, plan).values())
+    header = ["case", "backend", "sample", *plan.space.paths, "epochs", plan.metric, "status", "best"]
+    rows = [_search_cells(r, plan, best) for _, r in table.sort_values(["case", "backend", "sample"]).iterrows()]
+    return "\n".join([*lines, markdown_table(header, rows), ""])
+
+
+def _search_cells(r: pd.Series, plan: TunePlan, best: set[str]) -> list[str]:
+    status = f"{r['status']} (stopped early)" if r["stopped_early"] else str(r["status"])
+    return [
+        str(r["case"]),
+        str(r["backend"]),
+        str(r["sample"]),
+        *[search_cell(r[p]) for p in plan.space.paths],
+        str(r["epochs"]),
+        search_cell(r[plan.metric]),
+        status,
+        "**best**" if r["trial_id"] in best else "",
+    ]
+
+
+def search_cell(value: Any) -> str:
+    """A sampled value or metric: floats to 4 significant digits, tuples (hidden sizes) as 64/32."""
+    if isinstance(value, float):
+        return "n/a" if math.isnan(value) else f"{value:.4g}"
+    if isinstance(value, tuple):
+        return "/".join(str(v) for v in value)
+    return str(value)
+
+
+# ---------------------------------------------------------------------------------------------------- terminal
+
+
+def _rich_table(title: str, header: Sequence[str], rows: Iterable[Sequence[str]]) -> Any:
+    from rich.table import Table
+
+    table = Table(title=title)
+    for h in header:
+        table.add_column(h)
+    for row in rows:
+        table.add_row(*row)
+    return table
+
+
+def print_run_summary(outcome: RunOutcome) -> None:
+    """The per-backend table, one table per backend against the reference, and where the results are."""
+    from rich.console import Console
+
+    summary = outcome.summary
+    console = Console()
+    rows = [per_backend_cells(r) for _, r in summary.per_backend.iterrows()]
+    console.print(_rich_table(f"xfbench — run {outcome.run_id}", PER_BACKEND_HEADER, rows))
+    for backend in compared_backends(summary):
+        pairs = _pair_rows(summary, backend)
+        if not pairs.empty:
+            header = pair_header(summary.reference, backend)
+            cells = [pair_cells(r) for _, r in pairs.iterrows()]
+            console.print(_rich_table(f"{summary.reference} vs {backend}", header, cells))
+    console.print(
+        f"results: {outcome.run_dir}  (results.parquet, results.csv, run.json, summary.md); "
+        f"wall time {outcome.wall_time_s:.1f}s"
+    )
+
+
+def print_comparison(base: LoadedRun, new: LoadedRun, rows: list[CaseComparison], warnings: list[str]) -> None:
+    """``xfbench compare``: warnings first, the verdict table (regressions red, improvements green), then each
+    regression on its own line and the count."""
     from rich.console import Console
     from rich.table import Table
 
     console = Console()
-    table = Table(title="xfbench catalogue", show_lines=False)
-    table.add_column("kind")
-    table.add_column("name")
-    table.add_column("description")
-    for name, s in SUITES.items():
-        table.add_row("suite", name, f"{s.description} [{len(s.cases)} cases × {s.seeds} seeds]")
-    for name, desc in describe_strategies().items():
-        table.add_row("strategy", name, desc)
-    for name, entry in MODELS.items():
-        table.add_row("model", name, entry.description)
-    for name, (_, desc) in DATASETS.items():
-        table.add_row("dataset", name, desc)
-    for name in BACKENDS:
-        table.add_row("backend", name, "adapter in backends/" + name)
-    for name in OPTIMIZERS:
-        table.add_row("optimizer", name, "")
-    for name, init in INITIALIZERS.items():
-        table.add_row("initializer", name, init.description)
+    for warning in warnings:
+        console.print(f"[bold red]WARNING:[/bold red] {warning}", soft_wrap=True)
+    table = Table(title=f"{base.label} → {new.label}")
+    for h in REGRESSION_HEADER:
+        table.add_column(h)
+    for row in rows:
+        style = "red" if row.regressed else ("green" if "improvement" in (row.time_verdict, row.acc_verdict) else None)
+        table.add_row(*regression_cells(row), style=style)
     console.print(table)
+    for r in regressions(rows):
+        console.print(
+            f"[red]regression:[/red] {r.case} \\[{r.backend}] time {r.time_verdict} (x{r.time_ratio:.3f}, "
+            f"p={r.time_p:.2g}), accuracy {r.acc_verdict} ({r.acc_diff_pp:+.2f} pp)",
+            soft_wrap=True,
+        )
+    console.print(f"{len(regressions(rows))} regression(s) in {len(rows)} case(s)", soft_wrap=True)
+
+
+def print_history(runs: list[dict], table: pd.DataFrame, metric: str, results_dir: str | Path) -> None:
+    """``xfbench history``: the runs, then the metric per (case, backend), one column per run."""
+    from rich.console import Console
+
+    console = Console()
+    listing = [[r["run_id"], r["started"], r["git_commit"], r["status"], str(r["trials"])] for r in runs]
+    console.print(_rich_table(f"runs in {results_dir}", HISTORY_RUNS_HEADER, listing))
+    if not table.empty:
+        header = ["case", "backend", *[str(c) for c in table.columns]]
+        # the index is (case, backend); a metric missing in a run (NaN) is an empty cell
+        trend = [
+            [str(case), str(backend), *["" if v != v else f"{v:.4g}" for v in values]]
+            for (case, backend), values in zip(table.index, table.to_numpy().tolist(), strict=True)
+        ]
+        console.print(_rich_table(f"{metric} per case (oldest → newest)", header, trend))
+
+
+def catalogue_rows() -> list[list[str]]:
+    """(kind, name, description) of everything ``xfbench list`` shows."""
+    from harness.config import OPTIMIZERS
+    from harness.data.registry import DATASETS
+    from harness.models import MODELS
+    from harness.strategies import describe_strategies
+    from harness.suites import SUITES
+    from harness.weights import INITIALIZERS
+
+    rows = [["suite", n, f"{s.description} [{len(s.cases)} cases × {s.seeds} seeds]"] for n, s in SUITES.items()]
+    rows += [["strategy", n, d] for n, d in describe_strategies().items()]
+    rows += [["model", n, entry.description] for n, entry in MODELS.items()]
+    rows += [["dataset", n, d] for n, (_, d) in DATASETS.items()]
+    rows += [["backend", n, "adapter in backends/" + n] for n in BACKENDS]
+    rows += [["optimizer", n, ""] for n in OPTIMIZERS]
+    rows += [["initializer", n, init.description] for n, init in INITIALIZERS.items()]
+    return rows
+
+
+def print_catalogue() -> None:
+    """``xfbench list``: suites, strategies, models, datasets, backends, optimizers, initializers."""
+    from rich.console import Console
+
+    Console().print(_rich_table("xfbench catalogue", ["kind", "name", "description"], catalogue_rows()))
 
 
 class RichProgress:
-    """Live display: trials done / total, elapsed time, the latest epoch seen."""
+    """Live display (harness.runner.Progress): trials done / total, elapsed time, the latest epoch seen."""
 
     def __init__(self) -> None:
         from rich.console import Console
@@ -57,7 +392,7 @@ class RichProgress:
             console=self.console,
             transient=False,
         )
-        self._task = None
+        self._task: Any = None  # rich's TaskID, once started
 
     def start(self, total_trials: int) -> None:
         self._progress.start()
@@ -80,79 +415,3 @@ class RichProgress:
 
     def stop(self) -> None:
         self._progress.stop()
-
-
-def print_run_summary(outcome: Any) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    from harness.summary import COMPARISON_HEADER, PER_BACKEND_HEADER, comparison_cells, per_backend_cells
-
-    console = Console()
-    table = Table(title=f"xfbench — run {outcome.run_id}")
-    for h in PER_BACKEND_HEADER:
-        table.add_column(h)
-    for _, r in outcome.summary.per_backend.iterrows():
-        table.add_row(*per_backend_cells(r))
-    console.print(table)
-    if not outcome.summary.comparison.empty:
-        cmp_table = Table(title="torch vs tensorflow")
-        for h in COMPARISON_HEADER:
-            cmp_table.add_column(h)
-        for _, r in outcome.summary.comparison.iterrows():
-            cmp_table.add_row(*comparison_cells(r))
-        console.print(cmp_table)
-    console.print(
-        f"results: {outcome.run_dir}  (results.parquet, results.csv, run.json, summary.md); "
-        f"wall time {outcome.wall_time_s:.1f}s"
-    )
-
-
-def print_comparison(base: Any, new: Any, rows: list[Any], warnings: list[str]) -> None:
-    """``xfbench compare``: warnings about the environments, the table, each regression, and the count."""
-    from rich.console import Console
-    from rich.table import Table
-
-    from harness.compare import HEADER, cells
-
-    console = Console()
-    for warning in warnings:
-        console.print(f"[bold red]WARNING:[/bold red] {warning}", soft_wrap=True)
-    table = Table(title=f"{base.label} → {new.label}")
-    for h in HEADER:
-        table.add_column(h)
-    for row in rows:
-        style = "red" if row.regressed else ("green" if "improvement" in (row.time_verdict, row.acc_verdict) else None)
-        table.add_row(*cells(row), style=style)
-    console.print(table)
-    regressions = [r for r in rows if r.regressed]
-    for r in regressions:
-        console.print(
-            f"[red]regression:[/red] {r.case} \\[{r.backend}] time {r.time_verdict} (x{r.time_ratio:.3f}, "
-            f"p={r.time_p:.2g}), accuracy {r.acc_verdict} ({r.acc_diff_pp:+.2f} pp)",
-            soft_wrap=True,
-        )
-    console.print(f"{len(regressions)} regression(s) in {len(rows)} case(s)", soft_wrap=True)
-
-
-def print_history(runs: list[dict[str, Any]], table: Any, metric: str, results_dir: str) -> None:
-    """``xfbench history``: the runs, then the metric's trend per case and backend."""
-    from rich.console import Console
-    from rich.table import Table
-
-    console = Console()
-    listing = Table(title=f"runs in {results_dir}")
-    for h in ("run_id", "started", "git_commit", "status", "trials"):
-        listing.add_column(h)
-    for run in runs:
-        listing.add_row(run["run_id"], run["started"], run["git_commit"], run["status"], str(run["trials"]))
-    console.print(listing)
-    if not table.empty:
-        trend = Table(title=f"{metric} per case (oldest → newest)")
-        trend.add_column("case")
-        trend.add_column("backend")
-        for column in table.columns:
-            trend.add_column(str(column))
-        for (case, backend), values in table.iterrows():
-            trend.add_row(case, backend, *["" if v != v else f"{v:.4g}" for v in values])
-        console.print(trend)

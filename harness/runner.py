@@ -33,6 +33,7 @@ from harness.plan import (
 )
 from harness.preflight import datasets_to_ship
 from harness.provenance import MachineInfo, git_commit, utc_now
+from harness.reporting import run_markdown, search_markdown
 from harness.results import ResultsWriter, read_parts, rewrite_csv, safe_name
 from harness.scheduler import (
     Delivery,
@@ -43,9 +44,9 @@ from harness.scheduler import (
     run_search,
     run_trials,
 )
-from harness.summary import Summary, final_rows, last_attempts, summarize, to_markdown
+from harness.summary import Summary, final_rows, last_attempts, summarize
 from harness.trial import RunInfo
-from harness.tuning import TunePlan, final_trials, tune_markdown
+from harness.tuning import TunePlan, final_trials
 
 Schedule = Callable[..., None]
 
@@ -312,9 +313,9 @@ def _summary(ctx: _RunContext, frame: pd.DataFrame) -> tuple[Summary, str]:
     """A run's table; a search's from its final stage only, followed by the search section."""
     plan = ctx.run_file.plan
     summary = summarize(frame if plan.search is None else frame[frame["stage"] == STAGE_FINAL])
-    markdown = to_markdown(summary, f"{plan.title} — run {ctx.run.run_id}")
+    markdown = run_markdown(summary, f"{plan.title} — run {ctx.run.run_id}")
     if plan.search is not None:
-        markdown += "\n" + tune_markdown(frame, plan.search)
+        markdown += "\n" + search_markdown(frame, plan.search)
     return summary, markdown
 
 

@@ -56,7 +56,8 @@ class TunePlan:
             isinstance(d, Choice) and any(isinstance(v, tuple) for v in d.values) for _, d in self.space.params
         ):
             raise ValueError(
-                "Expected scalar choices with --search optuna. Received: a tuple-valued choice (e.g. hidden). Use random or grid."
+                "Expected scalar choices with --search optuna. Received: a tuple-valued choice (e.g. hidden). "
+                "Use random or grid."
             )
         if self.num_samples < 1 or self.final_seeds < 1:
             raise ValueError(
@@ -126,8 +127,9 @@ def check_plan(plan: TunePlan) -> None:
             for value in domain.values if isinstance(domain, Choice) else (domain.low, domain.high):
                 if recipe_for(apply_point(base, {path: value})).key != key:
                     raise ValueError(
-                        f"Expected a search space that leaves the shared backbone unchanged. Received: {path}={value!r} "
-                        f"changes the backbone recipe of {base.case_id}. Search it with the scratch strategy, or fix it."
+                        "Expected a search space that leaves the shared backbone unchanged. Received: "
+                        f"{path}={value!r} changes the backbone recipe of {base.case_id}. Search it with the scratch "
+                        "strategy, or fix it."
                     )
 
 
@@ -140,7 +142,7 @@ def _metric_at_end(trial_rows: pd.DataFrame, metric: str) -> float:
 def search_table(frame: pd.DataFrame, plan: TunePlan) -> pd.DataFrame:
     """One row per search trial: case, backend, sample, the sampled values, epochs run, final metric, status."""
     search = last_attempts(frame[frame["stage"] == "search"])
-    finals = final_rows(search).set_index("trial_id")
+    statuses = {str(k): str(v) for k, v in final_rows(search).set_index("trial_id")["status"].items()}
     rows = []
     for trial_id, group in search.groupby("trial_id", sort=True):
         config = TrialConfig.from_dict(json.loads(group["config_json"].iloc[0]))
@@ -153,9 +155,9 @@ def search_table(frame: pd.DataFrame, plan: TunePlan) -> pd.DataFrame:
                 "trial_id": trial_id,
                 **{p: _sampled(config, p) for p in plan.space.paths},
                 "epochs": epochs,
-                "stopped_early": finals.loc[trial_id, "status"] == "ok" and epochs < config.epochs,
+                "stopped_early": statuses[str(trial_id)] == "ok" and epochs < config.epochs,
                 plan.metric: _metric_at_end(group, plan.metric),
-                "status": finals.loc[trial_id, "status"],
+                "status": statuses[str(trial_id)],
             }
         )
     return pd.DataFrame(rows)
@@ -186,7 +188,7 @@ def best_trials(table: pd.DataFrame, plan: TunePlan) -> dict[tuple[str, str], st
     ascending = plan.metric.endswith("loss")
     for (case, backend), group in ok.groupby(["case", "backend"], sort=True):
         ranked = group.sort_values([plan.metric, "sample"], ascending=[ascending, True], kind="stable")
-        best[(case, backend)] = ranked["trial_id"].iloc[0]
+        best[(str(case), str(backend))] = str(ranked["trial_id"].iloc[0])
     return best
 
 
@@ -204,48 +206,3 @@ def final_trials(frame: pd.DataFrame, plan: TunePlan) -> list[TrialConfig]:
             replace(config, seed=s, variant=f"{variant}.{TUNED}" if variant else TUNED) for s in range(plan.final_seeds)
         ]
     return out
-
-
-def tune_markdown(frame: pd.DataFrame, plan: TunePlan) -> str:
-    """The search section of summary.md: every sampled config per backend, and each backend's pick."""
-    table = search_table(frame, plan)
-    best = set(best_trials(table, plan).values())
-    asha = (
-        f"ASHA (grace {plan.asha.grace_period}, reduction {plan.asha.reduction_factor}) per backend"
-        if plan.asha
-        else "no early stopping"
-    )
-    lines = [
-        "## Search",
-        "",
-        f"{plan.algorithm} search, sampling seed {plan.sampling_seed}, {plan.trials_per_experiment} trials per backend and case, "
-        f"metric {plan.metric} at each trial's last epoch, {asha}. Each backend's search is its own Tune experiment; "
-        f"its best config is re-run with {plan.final_seeds} seeds (variant `{TUNED}`, tables above).",
-        "",
-    ]
-    if table.empty:
-        return "\n".join(lines + ["No search trial finished.", ""])
-    header = ["case", "backend", "sample", *plan.space.paths, "epochs", plan.metric, "status", "best"]
-    lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for _, r in table.sort_values(["case", "backend", "sample"]).iterrows():
-        status = f"{r['status']} (stopped early)" if r["stopped_early"] else r["status"]
-        cells = [
-            r["case"],
-            r["backend"],
-            r["sample"],
-            *[_cell(r[p]) for p in plan.space.paths],
-            str(r["epochs"]),
-            _cell(r[plan.metric]),
-            status,
-            "**best**" if r["trial_id"] in best else "",
-        ]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines + [""])
-
-
-def _cell(value: Any) -> str:
-    if isinstance(value, float):
-        return "n/a" if math.isnan(value) else f"{value:.4g}"
-    if isinstance(value, tuple):
-        return "/".join(str(v) for v in value)
-    return str(value)

@@ -63,7 +63,7 @@ def np_max_pool(x: np.ndarray, layer: MaxPool2D) -> np.ndarray:
 
 
 def np_adaptive_avg_pool(x: np.ndarray, layer: AdaptiveAvgPool2D) -> np.ndarray:
-    rows, cols = (adaptive_windows(size, out) for size, out in zip(x.shape[1:3], layer.output_size))
+    rows, cols = (adaptive_windows(size, out) for size, out in zip(x.shape[1:3], layer.output_size, strict=True))
     return np.stack(
         [np.stack([x[:, r0:r1, c0:c1].mean(axis=(1, 2)) for c0, c1 in cols], axis=1) for r0, r1 in rows], axis=1
     )

@@ -49,7 +49,7 @@ def runs(workers, tmp_path_factory):
     writers = {name: ResultsWriter(path) for name, path in dirs.items()}
     for backend in ("torch", "tensorflow"):
         workers[backend](probes.trial_rows, _config(backend, 99).to_dict(), "warm-up")
-        for seed, order in zip(SEEDS, (("a-honest", "b-honest"), ("b-honest", "a-honest"))):
+        for seed, order in zip(SEEDS, (("a-honest", "b-honest"), ("b-honest", "a-honest")), strict=True):
             for name in order:
                 config = _config(backend, seed)
                 for row in workers[backend](probes.trial_rows, config.to_dict(), name):

@@ -6,8 +6,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from harness.reporting import run_markdown
 from harness.results import COLUMNS, ResultsWriter, read_results, schema_markdown, to_frame
-from harness.summary import summarize, to_markdown
+from harness.summary import summarize
 
 ROOT = Path(__file__).resolve().parents[1]
 REQUIRED = (
@@ -102,10 +103,12 @@ def test_summary_statistics_and_ratio():
     assert t["epoch_time_s_median"] == pytest.approx(2.1)  # warm-up epochs (1.0) excluded
     assert f["epoch_time_s_median"] == pytest.approx(1.1) and f["failed"] == 1 and f["ok"] == 2
     cmp = summary.comparison.iloc[0]
+    assert (cmp["backend"], cmp["reference"]) == ("tensorflow", "torch")
     assert cmp["acc_diff_pp"] == pytest.approx(-2.0)
     assert cmp["epoch_time_ratio"] == pytest.approx(2.1 / 1.1)
-    text = to_markdown(summary, "t")
+    text = run_markdown(summary, "t")
     assert "0.9100 ± 0.0141" in text and "1.909" in text and "2/3 ok, 1 failed" in text
+    assert "## torch vs tensorflow" in text and "epoch time torch / tensorflow" in text
 
 
 def test_parts_are_written_whole_so_a_kill_mid_write_cannot_leave_an_unreadable_part(tmp_path):

@@ -1,0 +1,213 @@
+"""The backend registry, the summary's comparison of every backend with the reference, and the table renderers.
+
+Pure pandas and rich: fake result rows stand in for trials, so a third backend needs no framework.
+"""
+
+from __future__ import annotations
+
+import ast
+import math
+from pathlib import Path
+from types import SimpleNamespace
+
+import pandas as pd
+import pytest
+
+from harness import reporting
+from harness.backend import BACKENDS, REFERENCE_BACKEND, REGISTRY, backend_entry, backend_of_package, importer_backends
+from harness.compare import CaseComparison, Thresholds
+from harness.config import TransferOptions
+from harness.results import to_frame
+from harness.summary import summarize
+
+ROOT = Path(__file__).resolve().parents[1]
+THIRD = "jax"  # a backend the registry does not know: the summary must compare it like any other
+
+
+def _rows(backend: str, case_model: str, acc: float, epoch_time_s: float, seeds: int = 2) -> list[dict]:
+    """One fake trial per seed: three epochs (the first warm-up) and a final test accuracy ``acc``."""
+    rows = []
+    for seed in range(seeds):
+        for epoch in (1, 2, 3):
+            rows.append(
+                {
+                    "run_id": "r",
+                    "trial_id": f"{case_model}-{backend}-{seed}",
+                    "suite": "s",
+                    "strategy": "scratch",
+                    "model": case_model,
+                    "dataset": "digits",
+                    "backend": backend,
+                    "seed": seed,
+                    "phase": "train",
+                    "epoch": epoch,
+                    "test_acc": acc if epoch == 3 else math.nan,
+                    "epoch_time_s": 10.0 if epoch == 1 else epoch_time_s,
+                    "samples_per_s": 1000.0 / epoch_time_s,
+                    "warmup": epoch == 1,
+                    "status": "ok",
+                    "config_json": "{}",
+                }
+            )
+    return rows
+
+
+# (backend, accuracy, steady epoch time) of one case on three backends
+THREE = ((REFERENCE_BACKEND, 0.90, 2.0), ("tensorflow", 0.95, 1.0), (THIRD, 0.80, 4.0))
+
+
+def _three_backend_frame() -> pd.DataFrame:
+    rows = [r for backend, acc, time_s in THREE for r in _rows(backend, "mlp", acc, time_s)]
+    rows += _rows("tensorflow", "cnn", 0.5, 1.0)  # a case the reference never ran: nothing to compare
+    return to_frame(rows)
+
+
+def test_registry_names_every_backend_once_and_the_reference_is_one_of_them():
+    assert BACKENDS == tuple(REGISTRY) and REFERENCE_BACKEND in BACKENDS
+    assert TransferOptions().source_backend == REFERENCE_BACKEND
+    for name in BACKENDS:
+        entry = backend_entry(name)
+        assert entry.adapter_module == f"backends.{name}.adapter"
+        assert entry.capabilities_module == f"backends.{name}.capabilities"
+        for package in entry.model_packages:
+            assert backend_of_package(package) == name
+    assert set(importer_backends().values()) <= set(BACKENDS)
+    assert backend_of_package("sklearn") is None
+    with pytest.raises(ValueError, match="Valid choices"):
+        backend_entry(THIRD)
+
+
+def test_no_harness_module_but_the_registry_spells_a_backend_name():
+    """Issue 16, item 5: a string constant equal to a backend's name appears only in harness/backend.py."""
+    offenders = []
+    for path in sorted((ROOT / "harness").rglob("*.py")):
+        if path.name == "backend.py" and path.parent.name == "harness":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Constant) and node.value in BACKENDS:
+                offenders.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.value!r}")
+    assert not offenders, offenders
+
+
+def test_three_backends_each_non_reference_backend_is_compared_with_the_reference():
+    summary = summarize(_three_backend_frame())
+    assert summary.reference == REFERENCE_BACKEND
+    assert len(summary.per_backend) == 4  # mlp on three backends, cnn on one
+    cmp = summary.comparison.set_index("backend")
+    assert sorted(cmp.index) == sorted(["tensorflow", THIRD])  # the reference is not compared with itself
+    assert set(cmp["model"]) == {"mlp"} and set(cmp["reference"]) == {REFERENCE_BACKEND}
+    ref_acc, ref_time = THREE[0][1], THREE[0][2]
+    for backend, acc, time_s in THREE[1:]:
+        assert cmp.loc[backend, "acc_diff_pp"] == pytest.approx(100 * (ref_acc - acc))
+        assert cmp.loc[backend, "epoch_time_ratio"] == pytest.approx(ref_time / time_s)
+        assert cmp.loc[backend, "samples_per_s_ratio"] == pytest.approx(time_s / ref_time)
+    # registry order first, then backends it does not know
+    assert summary.comparison["backend"].tolist() == ["tensorflow", THIRD]
+
+
+def test_another_reference_backend_is_compared_with_every_other():
+    summary = summarize(_three_backend_frame(), reference="tensorflow")
+    cmp = summary.comparison.set_index(["model", "backend"])
+    assert sorted(cmp.index) == sorted([("mlp", REFERENCE_BACKEND), ("mlp", THIRD)])
+    assert cmp.loc[("mlp", THIRD), "epoch_time_ratio"] == pytest.approx(1.0 / 4.0)
+
+
+def test_run_markdown_has_one_table_per_backend_against_the_reference():
+    text = reporting.run_markdown(summarize(_three_backend_frame()), "three")
+    ref = REFERENCE_BACKEND
+    assert text.startswith("# three\n\n## Per backend")
+    for backend in ("tensorflow", THIRD):
+        section = text.split(f"## {ref} vs {backend}\n")[1].split("\n## ")[0]
+        assert f"epoch time {ref} / {backend}" in section and "| scratch | mlp | digits |" in section
+        assert "| cnn |" not in section
+    assert f"| scratch | mlp | digits | {100 * (0.90 - 0.80):+.2f} | 0.500 | 2.000 |" in text
+    assert f"reference backend, {ref}" in text
+
+
+def test_a_run_on_the_reference_alone_says_no_other_backend_ran():
+    text = reporting.run_markdown(summarize(to_frame(_rows(REFERENCE_BACKEND, "mlp", 0.9, 1.0))), "alone")
+    assert f"## Against the reference backend ({REFERENCE_BACKEND})\n\n(no other backend ran)" in text
+
+
+def test_a_backend_without_a_shared_case_gets_an_empty_section():
+    frame = to_frame(_rows(REFERENCE_BACKEND, "mlp", 0.9, 1.0) + _rows(THIRD, "cnn", 0.9, 1.0))
+    text = reporting.run_markdown(summarize(frame), "apart")
+    assert f"## {REFERENCE_BACKEND} vs {THIRD}\n\n(no case ran on both backends)" in text
+
+
+def test_terminal_summary_prints_one_comparison_table_per_other_backend(capsys, monkeypatch, tmp_path):
+    monkeypatch.setenv("COLUMNS", "250")
+    summary = summarize(_three_backend_frame())
+    reporting.print_run_summary(SimpleNamespace(run_id="r3", run_dir=tmp_path, summary=summary, wall_time_s=1.5))
+    out = capsys.readouterr().out
+    assert (
+        "xfbench — run r3" in out
+        and f"{REFERENCE_BACKEND} vs tensorflow" in out
+        and f"{REFERENCE_BACKEND} vs {THIRD}" in out
+    )
+    assert f"samples/s {REFERENCE_BACKEND} / {THIRD}" in out and "wall time 1.5s" in out
+
+
+def _case(case: str, verdict: str) -> CaseComparison:
+    diff = -5.0 if verdict == "regression" else 0.0
+    return CaseComparison(case, "tensorflow", 1.0, 1.2, 1.2, 0.001, verdict, 0.9, 0.85, diff, (-6.0, -4.0), verdict, "")
+
+
+def test_comparison_renderers_agree_on_the_regressions(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "250")
+    rows = [_case("s:a", "regression"), _case("s:b", "unchanged")]
+    text = reporting.comparison_markdown(rows, "base", "new", ["different machines"], Thresholds())
+    assert text.startswith("# xfbench compare: base → new\n\n> **WARNING:** different machines\n")
+    assert "**1 regression(s)**: s:a [tensorflow]" in text and "| s:b | tensorflow |" in text
+    run = SimpleNamespace(label="base"), SimpleNamespace(label="new")
+    reporting.print_comparison(run[0], run[1], rows, ["different machines"])
+    out = capsys.readouterr().out
+    assert "WARNING: different machines" in out and "regression: s:a [tensorflow]" in out
+    assert out.rstrip().endswith("1 regression(s) in 2 case(s)")
+
+
+def test_history_and_catalogue_tables(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "250")
+    runs = [{"run_id": "r1", "started": "t", "git_commit": "abc", "status": "finished", "trials": 2}]
+    index = pd.MultiIndex.from_tuples([("s:case", "tensorflow")], names=["case", "backend"])
+    reporting.print_history(runs, pd.DataFrame({"r1": [0.123456], "r2": [math.nan]}, index=index), "test_acc", "res")
+    out = capsys.readouterr().out
+    assert "runs in res" in out and "test_acc per case" in out and "0.1235" in out
+    reporting.print_catalogue()
+    out = capsys.readouterr().out
+    assert all(f"backends/{name}" in out for name in BACKENDS) and "xfbench catalogue" in out
+
+
+def test_search_markdown_lists_every_sample_and_marks_each_backends_pick(monkeypatch):
+    table = pd.DataFrame(
+        {
+            "case": ["c", "c", "c"],
+            "backend": [REFERENCE_BACKEND, REFERENCE_BACKEND, THIRD],
+            "sample": ["000", "001", "000"],
+            "trial_id": ["t0", "t1", "t2"],
+            "optimizer.lr": [0.01, 0.123456, 0.5],
+            "hidden": [(64, 32), (64,), (8,)],
+            "epochs": [3, 1, 3],
+            "stopped_early": [False, True, False],
+            "val_acc": [0.8, 0.5, math.nan],
+            "status": ["ok", "ok", "failed"],
+        }
+    )
+    monkeypatch.setattr(reporting, "search_table", lambda frame, plan: table)
+    plan = SimpleNamespace(
+        algorithm="random",
+        sampling_seed=7,
+        trials_per_experiment=2,
+        metric="val_acc",
+        asha=None,
+        final_seeds=3,
+        space=SimpleNamespace(paths=("optimizer.lr", "hidden")),
+    )
+    text = reporting.search_markdown(pd.DataFrame(), plan)
+    assert text.startswith("## Search\n\nrandom search, sampling seed 7, 2 trials per backend and case")
+    assert "no early stopping" in text and "re-run with 3 seeds (variant `tuned`" in text
+    assert f"| c | {REFERENCE_BACKEND} | 000 | 0.01 | 64/32 | 3 | 0.8 | ok | **best** |" in text
+    assert f"| c | {REFERENCE_BACKEND} | 001 | 0.1235 | 64 | 1 | 0.5 | ok (stopped early) |  |" in text
+    assert f"| c | {THIRD} | 000 | 0.5 | 8 | 3 | n/a | failed |  |" in text
+    monkeypatch.setattr(reporting, "search_table", lambda frame, plan: table.iloc[0:0])
+    assert reporting.search_markdown(pd.DataFrame(), plan).endswith("No search trial finished.\n")
