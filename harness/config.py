@@ -210,6 +210,7 @@ class TrialConfig:
     mc_dropout_passes: int = 0  # > 0: after training, N stochastic passes over the test set (MC dropout)
     task: TaskSpec | None = None  # the target task carved out of the dataset (None: the whole dataset)
     transfer: TransferOptions = field(default_factory=TransferOptions)
+    sample: int | None = None  # a search trial's sample number in its experiment (None outside searches)
     cache_dir: str | None = None  # absolute: shared backbones and features (set by the runner)
     data_dir: str | None = None
 

@@ -17,7 +17,6 @@ import contextlib
 import json
 import logging
 import os
-import re
 import signal
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, replace
@@ -26,7 +25,7 @@ from typing import Any, Protocol
 
 from harness.config import TrialConfig
 from harness.data.registry import Dataset
-from harness.search import Choice, IntRange, LogUniform, SearchSpace, Uniform, apply_point
+from harness.search import Choice, IntRange, LogUniform, SearchSpace, Uniform, sample_points, search_trial
 from harness.trial import RunInfo, failure_row, format_exception, run_trial
 
 ROW_KEY = "xfbench_row_json"
@@ -92,36 +91,18 @@ class Delivery:
     replay: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # finished trials' rows, by trial id
 
 
-def search_trial(base: TrialConfig, point: dict[str, Any], index: int) -> TrialConfig:
-    """The trial for the ``index``-th sample; its variant names the sample so ids never collide."""
-    label = f"search{index:03d}"
-    return replace(apply_point(base, point), variant=f"{base.variant}.{label}" if base.variant else label)
-
-
-def _sample_index(tune_trial: Any) -> int:
-    """The sample's number in its experiment, from the tag Tune's searchers give each trial: ``<n>_<values>``
-    (the variant generator counts from 0, other searchers from 1). Same seed, same numbering."""
-    number = int(tune_trial.experiment_tag.split("_", 1)[0])
-    return number - 1 if tune_trial.config["job"].get("algorithm") == "optuna" else number
-
-
 def _trial_config(tune_trial: Any) -> TrialConfig:
     """Driver side: the TrialConfig a Tune trial runs."""
-    job = tune_trial.config["job"]
-    if "trial" in job:
-        return TrialConfig.from_dict(job["trial"])
-    return search_trial(
-        TrialConfig.from_dict(job["base"]), tune_trial.config.get("point", {}), _sample_index(tune_trial)
-    )
+    return _config_of(tune_trial.config)
 
 
-def _worker_trial_config(config: dict[str, Any], trial_name: str) -> TrialConfig:
-    """Worker side: the same TrialConfig, the sample number read back from the name the driver gave the trial."""
+def _config_of(config: dict[str, Any]) -> TrialConfig:
+    """The TrialConfig of a Tune trial's config, in the driver and in the worker alike: a run's trial as it is,
+    a search's base with the sampled point applied, the sample number read from the config's own field."""
     job = config["job"]
     if "trial" in job:
         return TrialConfig.from_dict(job["trial"])
-    index = int(re.findall(r"search(\d+)", trial_name)[-1])
-    return search_trial(TrialConfig.from_dict(job["base"]), config.get("point", {}), index)
+    return search_trial(TrialConfig.from_dict(job["base"]), config.get("point", {}), int(config["sample"]))
 
 
 def _trainable(config: dict[str, Any], delivery: Delivery | None = None) -> None:
@@ -129,7 +110,7 @@ def _trainable(config: dict[str, Any], delivery: Delivery | None = None) -> None
     from ray import tune
 
     delivery = delivery or Delivery()
-    trial = _worker_trial_config(config, tune.get_context().get_trial_name())
+    trial = _config_of(config)
     # Threads follow the CPUs Ray granted this trial, so concurrent trials never oversubscribe the cores.
     granted = ray.get_runtime_context().get_assigned_resources().get("CPU")
     if granted:
@@ -432,11 +413,10 @@ def tune_domain(domain: Any, grid: bool) -> Any:
 
 
 def search_algorithm(experiment: SearchExperiment) -> Any:
-    """Tune's searcher for the experiment, seeded so a fixed seed samples the same points."""
+    """Tune's adaptive searcher for the experiment, seeded so a fixed seed samples the same points, each
+    suggestion numbered in its config (``sample``); None for random and grid, whose points are drawn up front."""
     if experiment.algorithm in ("random", "grid"):
-        from ray.tune.search.basic_variant import BasicVariantGenerator
-
-        return BasicVariantGenerator(random_state=experiment.sampling_seed)
+        return None
     if experiment.algorithm == "optuna":
         try:
             import optuna  # the optional extra
@@ -447,8 +427,61 @@ def search_algorithm(experiment: SearchExperiment) -> Any:
                 "Run: pip install 'xfbench[optuna]'."
             ) from None
 
-        return OptunaSearch(sampler=optuna.samplers.TPESampler(seed=experiment.sampling_seed))
+        return _numbered(OptunaSearch(sampler=optuna.samplers.TPESampler(seed=experiment.sampling_seed)))
     raise ValueError(f"Expected a search algorithm in random, grid, optuna. Received: {experiment.algorithm!r}.")
+
+
+def _numbered(searcher: Any) -> Any:
+    """``searcher`` with each suggestion's number (0, 1, ...) added to its config as ``sample``."""
+    from ray.tune.search import Searcher
+
+    class NumberedSearcher(Searcher):
+        def __init__(self, inner: Searcher) -> None:
+            super().__init__(metric=inner.metric, mode=inner.mode)
+            self.inner, self.suggested = inner, 0
+
+        def set_search_properties(self, metric: str | None, mode: str | None, config: dict, **spec: Any) -> bool:
+            self._metric, self._mode = metric, mode
+            return bool(self.inner.set_search_properties(metric, mode, config, **spec))
+
+        def suggest(self, trial_id: str) -> dict | None:
+            config = self.inner.suggest(trial_id)
+            if config is None or config == Searcher.FINISHED:
+                return config
+            self.suggested += 1
+            return {**config, "sample": self.suggested - 1}
+
+        def on_trial_result(self, trial_id: str, result: dict) -> None:
+            self.inner.on_trial_result(trial_id, result)
+
+        def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+            self.inner.on_trial_complete(trial_id, result=result, error=error)
+
+        def get_state(self) -> dict:
+            return {"inner": self.inner.get_state(), "suggested": self.suggested}
+
+        def set_state(self, state: dict) -> None:
+            self.inner.set_state(state["inner"])
+            self.suggested = state["suggested"]
+
+    return NumberedSearcher(searcher)
+
+
+def search_param_space(experiment: SearchExperiment, run: RunInfo) -> dict[str, Any]:
+    """What Tune samples: every trial's config carries the base, its sample number and its point as fields."""
+    from ray import tune
+
+    job = {"base": experiment.base.to_dict(), "algorithm": experiment.algorithm}
+    if experiment.algorithm == "optuna":
+        point = {path: tune_domain(domain, grid=False) for path, domain in experiment.space.params}
+        return {"job": job, "point": point, "run": asdict(run)}
+    points = sample_points(experiment.space, experiment.algorithm, experiment.num_samples, experiment.sampling_seed)
+    return {
+        "job": job,
+        "sample": tune.grid_search(list(range(len(points)))),
+        "point": tune.sample_from(lambda spec: points[spec["config"]["sample"]]),
+        "run": asdict(run),
+    }
 
 
 def run_search(
@@ -464,13 +497,7 @@ def run_search(
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
 
-    grid = experiment.algorithm == "grid"
-    point = {path: tune_domain(domain, grid) for path, domain in experiment.space.params}
-    param_space = {
-        "job": {"base": experiment.base.to_dict(), "algorithm": experiment.algorithm},
-        "point": point,
-        "run": asdict(run),
-    }
+    param_space = search_param_space(experiment, run)
     scheduler: TrialScheduler
     if experiment.asha:
         scheduler = ASHAScheduler(
@@ -484,7 +511,7 @@ def run_search(
     tune_config = tune.TuneConfig(
         metric=experiment.metric,
         mode=experiment.mode,
-        num_samples=experiment.num_samples,
+        num_samples=experiment.num_samples if experiment.algorithm == "optuna" else 1,  # random/grid: drawn
         search_alg=search_algorithm(experiment),
         scheduler=scheduler,
         max_concurrent_trials=settings.max_concurrent,

@@ -15,9 +15,12 @@ Command-line spelling (``--space PATH=DOMAIN``)::
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
+
+import numpy as np
 
 from harness.config import TrialConfig
 from harness.overrides import apply_overrides, field_hint
@@ -244,6 +247,51 @@ def validate_space(base: TrialConfig, space: SearchSpace) -> None:
                 raise ValueError(
                     f"Expected every value of {path} to be valid. Received: {value!r}, which fails: {exc}"
                 ) from None
+
+
+def sample_label(index: int) -> str:
+    """How a search sample is named in its trial's variant (and so its id): ``search003``."""
+    return f"search{index:03d}"
+
+
+def search_trial(base: TrialConfig, point: dict[str, Any], index: int) -> TrialConfig:
+    """The trial for the ``index``-th sample: the point applied, the number kept as a field, and the variant
+    naming the sample so ids never collide (``act_elu.search003``)."""
+    label = sample_label(index)
+    variant = f"{base.variant}.{label}" if base.variant else label
+    return replace(apply_point(base, point), variant=variant, sample=index)
+
+
+def base_variant(trial: TrialConfig) -> str:
+    """The variant of the case a search trial samples: its own variant without the sample's label."""
+    if trial.sample is None:
+        return trial.variant
+    label = sample_label(trial.sample)
+    return trial.variant.removesuffix(f".{label}") if trial.variant != label else ""
+
+
+def _draw(domain: Domain, rng: np.random.Generator) -> Any:
+    if isinstance(domain, Choice):
+        return domain.values[int(rng.integers(len(domain.values)))]
+    if isinstance(domain, Uniform):
+        return float(rng.uniform(domain.low, domain.high))
+    if isinstance(domain, LogUniform):
+        return float(math.exp(rng.uniform(math.log(domain.low), math.log(domain.high))))
+    return int(rng.integers(domain.low, domain.high + 1))  # IntRange: both ends included
+
+
+def sample_points(space: SearchSpace, algorithm: str, num_samples: int, seed: int) -> list[dict[str, Any]]:
+    """The points of a random or grid search, in sample order, from one seeded generator: the same seed gives
+    the same points. Grid: every combination of the choices, ``num_samples`` times, ranges drawn per point."""
+    rng = np.random.default_rng(seed)
+    axes = [(p, d.values) for p, d in space.params if isinstance(d, Choice)] if algorithm == "grid" else []
+    combinations = list(itertools.product(*(values for _, values in axes)))
+    points = []
+    for _ in range(num_samples):
+        for combination in combinations:
+            fixed = dict(zip((p for p, _ in axes), combination, strict=True))
+            points.append({p: fixed[p] if p in fixed else _draw(d, rng) for p, d in space.params})
+    return points
 
 
 def grid_size(space: SearchSpace) -> int:

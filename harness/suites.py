@@ -7,7 +7,7 @@ assert; each comes from the notebooks or from measurements in docs/.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from harness.config import OptimizerConfig, RegularizationConfig, TransferOptions, TrialConfig, case_label
@@ -52,6 +52,10 @@ class SuiteCase:
     @property
     def case_id(self) -> str:
         return case_label(self.strategy, self.model, self.variant, self.dataset)
+
+
+# What a case sets of a trial: every SuiteCase field that TrialConfig has.
+_TRIAL_FIELDS = tuple(f.name for f in fields(SuiteCase) if f.name in {t.name for t in fields(TrialConfig)})
 
 
 @dataclass(frozen=True)
@@ -612,28 +616,11 @@ def suite(name: str) -> Suite:
 
 
 def case_trials(case: SuiteCase, suite_name: str, backends: tuple[str, ...], seeds: int) -> list[TrialConfig]:
-    """One TrialConfig per (backend, seed) of a case; seeds are 0..seeds-1 so both backends pair up."""
+    """One TrialConfig per (backend, seed) of a case; seeds are 0..seeds-1 so both backends pair up. Every field a
+    case shares with TrialConfig is passed through by name (the bars and the gap are the suite's own)."""
+    shared = {name: getattr(case, name) for name in _TRIAL_FIELDS}
     return [
-        TrialConfig(
-            strategy=case.strategy,
-            model=case.model,
-            dataset=case.dataset,
-            backend=backend,
-            seed=seed,
-            epochs=case.epochs,
-            batch_size=case.batch_size,
-            init=case.init,
-            optimizer=case.optimizer,
-            model_options=case.model_options,
-            input=case.input,
-            schedule=case.schedule,
-            regularization=case.regularization,
-            mc_dropout_passes=case.mc_dropout_passes,
-            variant=case.variant,
-            suite=suite_name,
-            task=case.task,
-            transfer=case.transfer,
-        )
+        TrialConfig(**shared, backend=backend, seed=seed, suite=suite_name)
         for backend in backends
         for seed in range(seeds)
     ]

@@ -19,7 +19,15 @@ import pandas as pd
 from harness.backbone import NEEDS_BACKBONE, recipe_for
 from harness.config import TrialConfig
 from harness.scheduler import AshaSettings, SearchExperiment
-from harness.search import SEARCH_ALGORITHMS, Choice, SearchSpace, apply_point, grid_size, validate_space
+from harness.search import (
+    SEARCH_ALGORITHMS,
+    Choice,
+    SearchSpace,
+    apply_point,
+    base_variant,
+    grid_size,
+    validate_space,
+)
 from harness.summary import final_rows, last_attempts
 
 METRICS = ("val_acc", "val_loss")
@@ -151,7 +159,7 @@ def search_table(frame: pd.DataFrame, plan: TunePlan) -> pd.DataFrame:
             {
                 "case": _base_case(config),
                 "backend": config.backend,
-                "sample": config.variant.rsplit("search", 1)[-1],
+                "sample": config.sample,
                 "trial_id": trial_id,
                 **{p: _sampled(config, p) for p in plan.space.paths},
                 "epochs": epochs,
@@ -164,12 +172,7 @@ def search_table(frame: pd.DataFrame, plan: TunePlan) -> pd.DataFrame:
 
 
 def _base_case(config: TrialConfig) -> str:
-    return replace(config, variant=_base_variant(config.variant)).case_id
-
-
-def _base_variant(variant: str) -> str:
-    """The case's own variant under a search label: 'act_elu.search003' -> 'act_elu', 'search003' -> ''."""
-    return variant.rsplit(".search", 1)[0] if ".search" in variant else ""
+    return replace(config, variant=base_variant(config), sample=None).case_id
 
 
 def _sampled(config: TrialConfig, path: str) -> Any:
@@ -201,8 +204,9 @@ def final_trials(frame: pd.DataFrame, plan: TunePlan) -> list[TrialConfig]:
     out = []
     for (_, _), trial_id in sorted(best_trials(table, plan).items()):
         config = configs[trial_id]
-        variant = _base_variant(config.variant)
+        variant = base_variant(config)
         out += [
-            replace(config, seed=s, variant=f"{variant}.{TUNED}" if variant else TUNED) for s in range(plan.final_seeds)
+            replace(config, seed=s, variant=f"{variant}.{TUNED}" if variant else TUNED, sample=None)
+            for s in range(plan.final_seeds)
         ]
     return out

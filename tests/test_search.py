@@ -11,7 +11,7 @@ import pytest
 from harness.config import OptimizerConfig, TransferOptions, TrialConfig
 from harness.data.tasks import TaskSpec
 from harness.models import ModelOptions
-from harness.scheduler import AshaSettings, SearchExperiment, search_algorithm, search_trial, tune_domain
+from harness.scheduler import AshaSettings, SearchExperiment, search_algorithm, tune_domain
 from harness.search import (
     Choice,
     IntRange,
@@ -19,8 +19,12 @@ from harness.search import (
     SearchSpace,
     Uniform,
     apply_point,
+    base_variant,
+    grid_size,
     parse_param,
     parse_space,
+    sample_points,
+    search_trial,
     validate_space,
 )
 from harness.tuning import TunePlan, best_trials, check_plan, final_trials, search_base, search_table
@@ -147,21 +151,18 @@ def _never_run(config: dict) -> None:
 
 
 def _sampled_points(algorithm: str, seed: int, n: int) -> list[dict]:
-    """The points Tune's own searcher proposes for the neutral space, in order (no trials are run)."""
-    from ray.tune.search.basic_variant import BasicVariantGenerator
-
+    """The points a search proposes for the neutral space, in sample order (no trials are run): drawn up front
+    for random search, suggested by Tune's Optuna searcher (each numbered in its config) for optuna."""
     space = parse_space(["lr=loguniform:1e-4,1e-1", "optimizer=choice:sgd,adam,momentum", "batch_size=int:16,128"])
+    if algorithm == "random":
+        return sample_points(space, "random", n, seed)
     experiment = SearchExperiment(base=BASE, space=space, algorithm=algorithm, sampling_seed=seed, num_samples=n)
     searcher = search_algorithm(experiment)
     point = {path: tune_domain(d, grid=False) for path, d in space.params}
-    if isinstance(searcher, BasicVariantGenerator):
-        searcher.add_configurations({"exp": {"run": _never_run, "config": {"point": point}, "num_samples": n}})
-        points = []
-        while (trial := searcher.next_trial()) is not None:
-            points.append(trial.config["point"])
-        return points
     searcher.set_search_properties("val_acc", "max", {"point": point})
-    return [searcher.suggest(f"t{i}")["point"] for i in range(n)]
+    suggestions = [searcher.suggest(f"t{i}") for i in range(n)]
+    assert [s["sample"] for s in suggestions] == list(range(n))  # the sample number is a field of the config
+    return [s["point"] for s in suggestions]
 
 
 @pytest.mark.parametrize("algorithm", ["random", "optuna"])
@@ -173,6 +174,21 @@ def test_a_fixed_sampling_seed_proposes_the_same_points_and_another_seed_does_no
     assert first != other
     assert all(16 <= p["batch_size"] <= 128 and 1e-4 <= p["optimizer.lr"] <= 1e-1 for p in first)
     assert len({p["optimizer.lr"] for p in first}) == 6
+
+
+def test_a_grid_covers_every_choice_combination_num_samples_times():
+    space = parse_space(["optimizer=choice:sgd,adam", "batch_size=choice:32,64", "lr=loguniform:1e-3,1e-1"])
+    points = sample_points(space, "grid", 2, seed=0)
+    combos = [(p["optimizer.name"], p["batch_size"]) for p in points]
+    assert len(points) == 8 == 2 * grid_size(space) and sorted(set(combos)) == sorted(set(combos[:4]))
+    assert len(set(combos)) == 4 and all(1e-3 <= p["optimizer.lr"] <= 1e-1 for p in points)
+
+
+def test_a_search_trial_carries_its_sample_number_and_base_variant():
+    trial = search_trial(BASE.__class__(**{**BASE.__dict__, "variant": "act_elu"}), {"optimizer.lr": 0.1}, 3)
+    assert (trial.sample, trial.variant, base_variant(trial)) == (3, "act_elu.search003", "act_elu")
+    plain = search_trial(BASE, {}, 12)
+    assert (plain.variant, base_variant(plain)) == ("search012", "")
 
 
 def _search_frame() -> pd.DataFrame:
@@ -215,12 +231,7 @@ def test_each_backend_picks_its_best_ok_trial_and_reruns_it_with_k_seeds():
     plan = TunePlan(bases=(BASE,), space=parse_space(["lr=loguniform:1e-3,1"]), final_seeds=3)
     frame = _search_frame()
     table = search_table(frame, plan)
-    assert table.set_index("sample")["stopped_early"].to_dict() == {
-        "000": False,
-        "001": False,
-        "002": True,
-        "003": False,
-    }
+    assert table.set_index("sample")["stopped_early"].to_dict() == {0: False, 1: False, 2: True, 3: False}
     assert best_trials(table, plan) == {("scratch-mlp-digits", "torch"): "t-scratch-mlp+search001-digits-torch-s0"}
     finals = final_trials(frame, plan)
     assert [(t.seed, t.variant, t.optimizer.lr) for t in finals] == [
