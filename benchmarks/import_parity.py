@@ -27,7 +27,7 @@ import backend_probes  # noqa: E402
 import import_probes  # noqa: E402
 
 from harness.model_import import imported_model, parse_model_ref  # noqa: E402
-from harness.models import MODELS, build_model  # noqa: E402
+from harness.models import MODELS, build_spec  # noqa: E402
 from harness.spec import canonical_form  # noqa: E402
 from harness.weights import count_parameters  # noqa: E402
 
@@ -75,7 +75,7 @@ def main() -> None:
             zoo = ZOO_NAMES.get(ref.name, ref.name)
             same = ""
             if ref.kind == "torchvision" and zoo in MODELS:
-                same = "same" if canonical_form(spec) == canonical_form(build_model(zoo, shape, 1000)) else "DIFFERS"
+                same = "same" if canonical_form(spec) == canonical_form(build_spec(zoo, shape, 1000)) else "DIFFERS"
             total = sum(int(np.prod(w.shape)) for w in weights.values())
             print(
                 f"| {text} | {count_parameters(spec):,} | {total:,} | {same} | {scale:.2f} | {gaps[0]:.1e} | "

@@ -113,7 +113,7 @@ class Backend(Protocol):
     def export_weights(self) -> NeutralWeights:
         """The current weights in the neutral layout (round trip of ``build``)."""
 
-    def set_trainable(self, frozen_layers: Collection[str]) -> None:
+    def freeze_layers(self, frozen_layers: Collection[str]) -> None:
         """Freeze exactly these layers (all others trainable): no gradient, and BatchNorm among them in inference
         mode even while training. Call set_optimizer afterwards."""
 

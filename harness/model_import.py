@@ -29,7 +29,7 @@ from harness import cachekeys
 from harness.backend import REGISTRY, importer_backends
 from harness.checkpoints import load_checkpoint
 from harness.importers import UnsupportedModelError
-from harness.models import MODELS, ModelOptions, build_model
+from harness.models import MODELS, ModelOptions, build_spec
 from harness.spec import ModelSpec, spec_from_dict
 from harness.weights import NeutralWeights
 
@@ -165,7 +165,7 @@ def model_spec(
     """The spec a trial trains for ``--model``, whatever its form."""
     ref = parse_model_ref(model)
     if ref.kind == "zoo":
-        return build_model(model, input_shape, num_classes, options)
+        return build_spec(model, input_shape, num_classes, options)
     if options != ModelOptions():
         raise ValueError(
             f"Expected no model options with --model {model} (they apply to zoo models). "

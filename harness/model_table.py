@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.model_cost import ModelCost, model_cost
-from harness.models import MODELS, ModelOptions, build_model
+from harness.models import MODELS, ModelOptions, build_spec
 from harness.spec import ModelSpec, spec_to_dict
 
 
@@ -31,7 +31,7 @@ class ModelRequest:
 
 
 def model_spec(request: ModelRequest) -> ModelSpec:
-    return build_model(request.name, request.input_shape(), request.classes, request.options)
+    return build_spec(request.name, request.input_shape(), request.classes, request.options)
 
 
 def _shape(shape: tuple[int, ...]) -> str:

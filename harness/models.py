@@ -166,7 +166,7 @@ class ModelEntry:
     build: Builder
     description: str
     natural_input: tuple[int, ...]  # the input shape ``xfbench model`` shows it at by default
-    options: frozenset[str]  # the ModelOptions fields it honours; build_model rejects others set to non-defaults
+    options: frozenset[str]  # the ModelOptions fields it honours; build_spec rejects others set to non-defaults
 
 
 _ALL_OPTIONS = frozenset(f.name for f in fields(ModelOptions))
@@ -219,7 +219,7 @@ def check_options_apply(name: str, options: ModelOptions) -> None:
         )
 
 
-def build_model(
+def build_spec(
     name: str, input_shape: tuple[int, ...], num_classes: int, options: ModelOptions | None = None
 ) -> ModelSpec:
     if name not in MODELS:

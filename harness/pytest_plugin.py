@@ -61,7 +61,7 @@ class CaseHandle:
         frame = self.state.outcome.frame
         return frame[frame["trial_id"].isin(self.trial_ids)]
 
-    def test_accuracy(self) -> float:
+    def mean_test_accuracy(self) -> float:
         rows = self.rows()
         finals = rows.dropna(subset=["test_acc"])
         return float(finals["test_acc"].mean()) if len(finals) else math.nan
@@ -92,7 +92,7 @@ class CaseHandle:
                 f"{where}: measured nothing: no ok row with a test accuracy for {', '.join(unmeasured)}", pytrace=False
             )
         self.check_agreement()
-        measured = self.test_accuracy()
+        measured = self.mean_test_accuracy()
         bar = self.case.min_test_acc
         if bar is not None and not measured >= bar:
             pytest.fail(

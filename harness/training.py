@@ -59,7 +59,7 @@ def prepare_data(backend: Backend, dataset: Dataset) -> None:
         backend.set_data(split, *dataset.split(split))
 
 
-def test_accuracy(backend: Backend, eval_batch_size: int) -> dict[str, float]:
+def accuracy_on_test_split(backend: Backend, eval_batch_size: int) -> dict[str, float]:
     return {"test_acc": backend.evaluate("test", eval_batch_size).accuracy}
 
 

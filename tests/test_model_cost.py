@@ -11,7 +11,7 @@ import pytest
 from harness.cli import main
 from harness.config import TrialConfig
 from harness.model_cost import model_cost, training_gflops
-from harness.models import ModelOptions, build_model
+from harness.models import ModelOptions, build_spec
 from harness.spec import Conv2D, Dense, Flatten, ModelSpec, spec_from_dict
 from harness.summary import summarize
 from harness.weights import count_parameters
@@ -29,16 +29,16 @@ PUBLISHED_GMACS = {
 
 @pytest.mark.parametrize("name", sorted(PUBLISHED_GMACS))
 def test_forward_macs_are_within_two_percent_of_torchvisions_figures(name):
-    cost = model_cost(build_model(name, (224, 224, 3), 1000))
+    cost = model_cost(build_spec(name, (224, 224, 3), 1000))
     assert abs(cost.forward_macs / 1e9 / PUBLISHED_GMACS[name] - 1) < 0.02
 
 
 def test_convnet3_on_digits_by_hand():
-    cost = model_cost(build_model("convnet3", (8, 8, 1), 10))
+    cost = model_cost(build_spec("convnet3", (8, 8, 1), 10))
     macs = {c.name: c.macs for c in cost.layers if c.macs}
     assert macs == {"conv1": 8 * 8 * 32 * 25, "conv2": 8 * 8 * 16 * 32 * 9, "logits": 8 * 8 * 16 * 10}
     assert cost.params == (25 * 32 + 32) + (9 * 32 * 16 + 16) + (1024 * 10 + 10) == 15_706
-    assert cost.params == count_parameters(build_model("convnet3", (8, 8, 1), 10))
+    assert cost.params == count_parameters(build_spec("convnet3", (8, 8, 1), 10))
 
 
 def test_grouped_convolutions_count_only_their_groups_inputs():
@@ -73,7 +73,7 @@ def test_model_command_json_and_exported_spec(capsys, tmp_path):
         == 0
     )
     data = json.loads(capsys.readouterr().out)
-    spec = build_model("resnet20", (32, 32, 3), 10, ModelOptions(width_multiplier=0.5))
+    spec = build_spec("resnet20", (32, 32, 3), 10, ModelOptions(width_multiplier=0.5))
     assert data["params"] == count_parameters(spec) and data["forward_macs"] == model_cost(spec).forward_macs
     assert [row["name"] for row in data["layers"]] == [layer.name for layer in spec.layers]
     assert spec_from_dict(json.loads(out.read_text())) == spec
@@ -94,7 +94,7 @@ def test_model_command_bad_input_exits_2(capsys, argv, message):
 def test_every_row_of_a_trial_carries_its_models_cost(workers, digits):
     config = TrialConfig(strategy="scratch", model="convnet3", dataset="digits", backend="torch", seed=0, epochs=1)
     rows = workers["torch"](probes.trial_rows, config.to_dict(), "cost")
-    spec = build_model("convnet3", digits.input_shape, digits.num_classes)
+    spec = build_spec("convnet3", digits.input_shape, digits.num_classes)
     assert rows and {(r["params"], r["forward_macs"]) for r in rows} == {
         (count_parameters(spec), model_cost(spec).forward_macs)
     }

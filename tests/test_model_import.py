@@ -17,7 +17,7 @@ import pytest
 
 from harness.importers import UnsupportedModelError
 from harness.model_import import ModelRef, imported_model, model_spec, parse_model_ref
-from harness.models import ModelOptions, build_model
+from harness.models import ModelOptions, build_spec
 from harness.spec import canonical_form, spec_to_dict
 from harness.weights import count_parameters
 
@@ -26,7 +26,7 @@ XFBENCH = str(Path(sys.executable).with_name("xfbench"))
 
 def test_every_reference_form_parses_and_a_bad_one_lists_them(tmp_path):
     spec_file = tmp_path / "m.json"
-    spec_file.write_text(json.dumps(spec_to_dict(build_model("convnet3", (8, 8, 1), 10))))
+    spec_file.write_text(json.dumps(spec_to_dict(build_spec("convnet3", (8, 8, 1), 10))))
     assert parse_model_ref("resnet18") == ModelRef("zoo", "resnet18")
     assert parse_model_ref("torchvision:resnet18") == ModelRef("torchvision", "resnet18")
     assert parse_model_ref("keras:ResNet50") == ModelRef("keras", "ResNet50")
@@ -56,8 +56,8 @@ def _assert_every_backend_matches_the_source(workers, source: str, name: str, sp
 def test_torchvision_models_convert_to_the_zoos_spec_and_run_alike_in_both_backends(workers, tmp_path, name, zoo):
     shape = (64, 64, 3)
     spec, weights = imported_model(ModelRef("torchvision", name), shape, 10, tmp_path)
-    assert canonical_form(spec) == canonical_form(build_model(zoo, shape, 10))
-    assert count_parameters(spec) == count_parameters(build_model(zoo, shape, 10))
+    assert canonical_form(spec) == canonical_form(build_spec(zoo, shape, 10))
+    assert count_parameters(spec) == count_parameters(build_spec(zoo, shape, 10))
     _assert_every_backend_matches_the_source(workers, "torch", name, spec, weights)
 
 
@@ -174,7 +174,7 @@ def test_a_spec_file_written_by_xfbench_model_trains_like_the_zoo_model(tmp_path
 
     path = tmp_path / "convnet3.json"
     assert main(["model", "convnet3", "--classes", "10", "--export-spec", str(path)]) == 0
-    assert model_spec(str(path), (8, 8, 1), 10, ModelOptions(), None) == build_model("convnet3", (8, 8, 1), 10)
+    assert model_spec(str(path), (8, 8, 1), 10, ModelOptions(), None) == build_spec("convnet3", (8, 8, 1), 10)
     with pytest.raises(ValueError, match="inputs"):
         model_spec(str(path), (28, 28, 1), 10, ModelOptions(), None)
 

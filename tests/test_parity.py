@@ -12,7 +12,7 @@ from conftest import max_abs_diff
 
 from harness.config import OPTIMIZERS, OptimizerConfig, RegularizationConfig
 from harness.data.batching import epoch_batches
-from harness.models import CORE_MODELS, ModelOptions, build_model
+from harness.models import CORE_MODELS, ModelOptions, build_spec
 from harness.spec import (
     BN_RUNNING_VARIANCES,
     Activation,
@@ -83,8 +83,8 @@ def branching_spec(input_shape: tuple[int, ...], num_classes: int) -> ModelSpec:
 
 
 def specs(digits) -> dict[str, ModelSpec]:
-    out = {name: build_model(name, digits.input_shape, digits.num_classes) for name in CORE_MODELS}
-    out["mlp_tanh_nobias"] = build_model(
+    out = {name: build_spec(name, digits.input_shape, digits.num_classes) for name in CORE_MODELS}
+    out["mlp_tanh_nobias"] = build_spec(
         "mlp", digits.input_shape, digits.num_classes, ModelOptions(hidden=(64, 32), activation="tanh", use_bias=False)
     )
     out["branching"] = branching_spec(digits.input_shape, digits.num_classes)
@@ -202,7 +202,7 @@ def _conv_same(x: np.ndarray, kernel: np.ndarray) -> np.ndarray:
 
 
 def test_decoupled_weight_decay_uses_each_groups_own_learning_rate(workers, digits):
-    spec = build_model("cnn_small", digits.input_shape, digits.num_classes)
+    spec = build_spec("cnn_small", digits.input_shape, digits.num_classes)
     backbone = {l.name: 0.1 for l in spec.layers if l.name != "logits"}
     config = OptimizerConfig("momentum", lr=0.05, weight_decay=0.5, decoupled=True)
     weights, w_torch, w_tf, *_ = _train_both(workers, digits, spec, config, multipliers=backbone)
@@ -233,7 +233,7 @@ def test_decoupled_weight_decay_uses_each_groups_own_learning_rate(workers, digi
 
 @pytest.mark.parametrize("layer", ["flatten", "act2", "logits"])
 def test_features_of_every_layer_come_back_in_the_neutral_layout(workers, digits, layer):
-    spec = build_model("convnet3", digits.input_shape, digits.num_classes)
+    spec = build_spec("convnet3", digits.input_shape, digits.num_classes)
     weights = initial_weights(spec, "he_normal", 2)
     x = digits.x_test[:50]
     got = {b: workers[b](probes.features, spec, weights, x, layer) for b in ("torch", "tensorflow")}
@@ -246,7 +246,7 @@ def test_features_of_every_layer_come_back_in_the_neutral_layout(workers, digits
 
 @pytest.mark.parametrize("optimizer", OPTIMIZERS)
 def test_every_optimizer_gives_the_same_parameters(workers, digits, optimizer):
-    spec = build_model("mlp", digits.input_shape, digits.num_classes, ModelOptions(hidden=(32,)))
+    spec = build_spec("mlp", digits.input_shape, digits.num_classes, ModelOptions(hidden=(32,)))
     lr = {"adadelta": 1.0, "sgd": 0.05}.get(optimizer, 0.01)
     config = OptimizerConfig(optimizer, lr=lr, weight_decay=1e-3)
     _, w_torch, w_tf, _, _, moved = _train_both(workers, digits, spec, config)

@@ -5,7 +5,7 @@ import json
 import pytest
 from cnn_specs import CNN_SPECS, P1
 
-from harness.models import CORE_MODELS, ModelOptions, build_model
+from harness.models import CORE_MODELS, ModelOptions, build_spec
 from harness.shapes import adaptive_is_uniform, adaptive_windows, infer_shapes, output_shape
 from harness.spec import (
     AdaptiveAvgPool2D,
@@ -24,7 +24,7 @@ from harness.spec import (
 
 
 def test_convnet3_matches_the_notebook_layers():
-    spec = build_model("convnet3", (32, 32, 3), 10)
+    spec = build_spec("convnet3", (32, 32, 3), 10)
     conv1, _, conv2, _, _, dense = spec.layers
     assert (conv1.filters, conv1.kernel_size, conv1.padding) == (32, (5, 5), ((2, 2), (2, 2)))
     assert (conv2.filters, conv2.kernel_size, conv2.padding) == (16, (3, 3), ((1, 1), (1, 1)))
@@ -36,7 +36,7 @@ def test_convnet3_matches_the_notebook_layers():
 
 
 def test_cnn_small_groups_and_shapes_on_mnist_sized_input():
-    spec = build_model("cnn_small", (28, 28, 1), 5)
+    spec = build_spec("cnn_small", (28, 28, 1), 5)
     infos = infer_shapes(spec)
     assert infos["pool"].shape == (12, 12, 32)
     assert infos["flatten"].shape == (12 * 12 * 32,)
@@ -47,7 +47,7 @@ def test_cnn_small_groups_and_shapes_on_mnist_sized_input():
 
 
 def test_mlp_hidden_sizes_activation_and_bias_are_options():
-    spec = build_model("mlp", (32, 32, 3), 10, ModelOptions(hidden=(300, 100), activation="selu", use_bias=False))
+    spec = build_spec("mlp", (32, 32, 3), 10, ModelOptions(hidden=(300, 100), activation="selu", use_bias=False))
     dense = [l for l in spec.layers if isinstance(l, Dense)]
     assert [d.units for d in dense] == [300, 100, 10]
     assert [d.use_bias for d in dense] == [False, False, True]
@@ -57,12 +57,12 @@ def test_mlp_hidden_sizes_activation_and_bias_are_options():
 def test_every_model_builds_for_every_embedded_input_shape():
     for name in CORE_MODELS:
         for shape in ((8, 8, 1), (28, 28, 1), (32, 32, 3)):
-            assert output_shape(build_model(name, shape, 10)) == (10,)
+            assert output_shape(build_spec(name, shape, 10)) == (10,)
 
 
 def test_bad_names_and_sizes_are_reported_with_choices():
     with pytest.raises(ValueError, match="Valid choices"):
-        build_model("resnet9000", (8, 8, 1), 10)
+        build_spec("resnet9000", (8, 8, 1), 10)
     with pytest.raises(ValueError, match="activation"):
         ModelOptions(activation="swishy")
     too_small = ModelSpec("tiny", (2, 2, 1), 2, (Conv2D(name="c", group="f", filters=1, kernel_size=(3, 3)),))

@@ -15,7 +15,7 @@ from harness.backbone import checkpoint_path, pretrain_trials, recipe_for
 from harness.checkpoints import load_checkpoint, save_checkpoint
 from harness.config import OptimizerConfig, TransferOptions, TrialConfig
 from harness.data.tasks import TaskSpec
-from harness.models import ModelOptions, build_model
+from harness.models import ModelOptions, build_spec
 from harness.seeds import FRESH_HEAD_SEED_OFFSET
 from harness.weights import count_parameters, initial_weights
 
@@ -51,7 +51,7 @@ def cache(tmp_path_factory) -> Path:
 
 
 def test_checkpoints_round_trip_spec_and_weights_without_pickle(tmp_path):
-    spec = build_model("cnn_small", (8, 8, 1), 5, ModelOptions(batchnorm="after", activation="prelu"))
+    spec = build_spec("cnn_small", (8, 8, 1), 5, ModelOptions(batchnorm="after", activation="prelu"))
     weights = initial_weights(spec, "glorot_uniform", 3)
     save_checkpoint(tmp_path / "b.npz", spec, weights, {"note": "x"})
     loaded_spec, loaded, meta = load_checkpoint(tmp_path / "b.npz")
@@ -74,7 +74,7 @@ def test_feature_extraction_freezes_the_backbone_bit_for_bit(workers, cache, bac
         # Frozen means frozen: kernels, biases, BN gamma/beta and BN running statistics all untouched.
         assert np.array_equal(trained[key], value), f"{backend} changed frozen {key}"
     fresh_head = initial_weights(
-        build_model("cnn_small", (8, 8, 1), 5, ModelOptions(batchnorm="before")),
+        build_spec("cnn_small", (8, 8, 1), 5, ModelOptions(batchnorm="before")),
         "he_normal",
         trial.seed + FRESH_HEAD_SEED_OFFSET,
     )
@@ -93,7 +93,7 @@ def test_trainable_and_frozen_counts_match_across_backends_and_the_spec(workers,
             rows, _ = workers[backend](probes.run_strategy, trial.to_dict())
             counts[(strategy, backend)] = (rows[-1]["trainable_params"], rows[-1]["frozen_params"])
         assert counts[(strategy, "torch")] == counts[(strategy, "tensorflow")], strategy
-    spec = build_model("cnn_small", (8, 8, 1), 5, ModelOptions(batchnorm="before"))
+    spec = build_spec("cnn_small", (8, 8, 1), 5, ModelOptions(batchnorm="before"))
     assert counts[("freeze_early", "torch")] == (
         count_parameters(spec, ("classifier",)),
         count_parameters(spec, ("features",)),
@@ -103,7 +103,7 @@ def test_trainable_and_frozen_counts_match_across_backends_and_the_spec(workers,
 
 @pytest.mark.parametrize("optimizer", ["momentum", "adam"])
 def test_per_group_learning_rates_move_parameters_alike(workers, digits, optimizer):
-    spec = build_model("cnn_small", digits.input_shape, digits.num_classes, ModelOptions()).with_dropout_rate(0.0)
+    spec = build_spec("cnn_small", digits.input_shape, digits.num_classes, ModelOptions()).with_dropout_rate(0.0)
     weights = initial_weights(spec, "he_normal", 0)
     config = OptimizerConfig(optimizer, lr=0.01)
     batch = np.arange(64)

@@ -23,7 +23,7 @@ from harness.dropout_rng import (
     step_key,
 )
 from harness.mc_dropout import mc_metrics_from_logits
-from harness.models import ModelOptions, build_model
+from harness.models import ModelOptions, build_spec
 from harness.schedules import PlateauTracker, ScheduleConfig, lr_at, momentum_at
 from harness.spec import ACTIVATIONS
 from harness.weights import INITIALIZERS, initial_weights
@@ -61,7 +61,7 @@ SCHEDULE_CONFIGS = {
 
 
 def _mlp(digits, **options):
-    return build_model("mlp", digits.input_shape, digits.num_classes, ModelOptions(hidden=(32,), **options))
+    return build_spec("mlp", digits.input_shape, digits.num_classes, ModelOptions(hidden=(32,), **options))
 
 
 def _train_both(
@@ -156,7 +156,7 @@ def test_gradient_clipping_agrees_and_bites(workers, digits, clip):
     ids=["l1", "l2", "l1_l2", "max_norm"],
 )
 def test_regularisers_agree_and_report_the_penalty_separately(workers, digits, reg, model):
-    spec = _mlp(digits) if model == "mlp" else build_model("convnet3", digits.input_shape, digits.num_classes)
+    spec = _mlp(digits) if model == "mlp" else build_spec("convnet3", digits.input_shape, digits.num_classes)
     _, results = _train_both(workers, digits, spec, OptimizerConfig("momentum", lr=0.05), regularization=reg)
     _, plain = _train_both(workers, digits, spec, OptimizerConfig("momentum", lr=0.05))
     (w_t, s_t, _), (w_f, s_f, _) = results["torch"], results["tensorflow"]
@@ -175,7 +175,7 @@ def test_regularisers_agree_and_report_the_penalty_separately(workers, digits, r
 @pytest.mark.parametrize("activation", ACTIVATIONS)
 def test_each_activation_trains_alike(workers, digits, activation):
     alpha = {"leaky_relu": 0.2, "elu": 0.7}.get(activation)
-    spec = build_model(
+    spec = build_spec(
         "convnet3", digits.input_shape, digits.num_classes, ModelOptions(activation=activation, activation_alpha=alpha)
     )
     weights, results = _train_both(workers, digits, spec, OptimizerConfig("momentum", lr=0.01))
@@ -197,7 +197,7 @@ def test_batchnorm_placement_trains_and_evaluates_alike_running_statistics_inclu
     workers, digits, placement, variance
 ):
     options = ModelOptions(batchnorm=placement, bn_decay=0.9, bn_epsilon=1e-3, bn_running_variance=variance)
-    spec = build_model("convnet3", digits.input_shape, digits.num_classes, options)
+    spec = build_spec("convnet3", digits.input_shape, digits.num_classes, options)
     if placement == "before":
         assert "conv1/bias" not in initial_weights(spec, "he_normal", 0)  # BN's beta replaces the bias
     _, results = _train_both(workers, digits, spec, OptimizerConfig("momentum", lr=0.01))
@@ -211,7 +211,7 @@ def test_batchnorm_placement_trains_and_evaluates_alike_running_statistics_inclu
 
 @pytest.mark.parametrize("init", sorted(INITIALIZERS))
 def test_every_initializer_loads_identically(workers, digits, init):
-    spec = build_model("cnn_small", digits.input_shape, digits.num_classes)
+    spec = build_spec("cnn_small", digits.input_shape, digits.num_classes)
     weights = initial_weights(spec, init, 4)
     x = digits.x_test[:32]
     diff = np.abs(

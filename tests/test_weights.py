@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from cnn_specs import mobile_block_spec
 
-from harness.models import ModelOptions, build_model
+from harness.models import ModelOptions, build_spec
 from harness.weights import (
     INITIALIZERS,
     check_weights,
@@ -20,7 +20,7 @@ from harness.weights import (
 
 
 def test_initial_weights_are_a_pure_function_of_spec_initializer_and_seed():
-    spec = build_model("convnet3", (8, 8, 1), 10)
+    spec = build_spec("convnet3", (8, 8, 1), 10)
     a, b = initial_weights(spec, "he_normal", 7), initial_weights(spec, "he_normal", 7)
     assert all(np.array_equal(a[k], b[k]) for k in a)
     c = initial_weights(spec, "he_normal", 8)
@@ -30,8 +30,8 @@ def test_initial_weights_are_a_pure_function_of_spec_initializer_and_seed():
 
 
 def test_adding_a_layer_leaves_earlier_layers_weights_unchanged():
-    small = build_model("mlp", (8, 8, 1), 10, ModelOptions(hidden=(16,)))
-    big = build_model("mlp", (8, 8, 1), 10, ModelOptions(hidden=(16, 8)))
+    small = build_spec("mlp", (8, 8, 1), 10, ModelOptions(hidden=(16,)))
+    big = build_spec("mlp", (8, 8, 1), 10, ModelOptions(hidden=(16, 8)))
     assert np.array_equal(
         initial_weights(small, "glorot_uniform", 0)["fc1/kernel"],
         initial_weights(big, "glorot_uniform", 0)["fc1/kernel"],
@@ -58,7 +58,7 @@ def test_sampled_kernels_have_the_documented_variance(name):
 
 
 def test_torch_default_matches_pytorch_bounds_and_keras_default_zero_bias():
-    spec = build_model("mlp", (8, 8, 1), 10)
+    spec = build_spec("mlp", (8, 8, 1), 10)
     w = initial_weights(spec, "torch_default", 0)
     bound = 1 / math.sqrt(64)
     assert np.abs(w["fc1/kernel"]).max() <= bound and np.abs(w["fc1/kernel"]).max() > 0.95 * bound
@@ -69,7 +69,7 @@ def test_torch_default_matches_pytorch_bounds_and_keras_default_zero_bias():
 
 
 def test_check_weights_names_missing_and_misshapen_arrays():
-    spec = build_model("convnet3", (8, 8, 1), 10)
+    spec = build_spec("convnet3", (8, 8, 1), 10)
     w = initial_weights(spec, "he_normal", 0)
     del w["conv1/bias"]
     w["logits/kernel"] = w["logits/kernel"][:10]
@@ -80,7 +80,7 @@ def test_check_weights_names_missing_and_misshapen_arrays():
 
 
 def test_parameter_counts_per_group():
-    spec = build_model("cnn_small", (8, 8, 1), 10)
+    spec = build_spec("cnn_small", (8, 8, 1), 10)
     feats = 3 * 3 * 1 * 32 + 32 + 3 * 3 * 32 * 32 + 32
     head = (2 * 2 * 32) * 128 + 128 + 128 * 10 + 10
     assert count_parameters(spec, ("features",)) == feats

@@ -11,7 +11,7 @@ from conftest import max_abs_diff
 from test_parity import LOGIT_TOLERANCE, TRAIN_TOLERANCE, _weights_with_bn_statistics, logit_gap
 
 from harness.config import OptimizerConfig, RegularizationConfig
-from harness.models import MODELS, ModelOptions, build_model
+from harness.models import MODELS, ModelOptions, build_spec
 from harness.shapes import infer_shapes
 from harness.spec import BatchNorm, Conv2D, Dense, canonical_form
 from harness.weights import count_parameters, initial_weights, parameter_shapes
@@ -34,24 +34,24 @@ TORCHVISION_PARAMS = {
 
 @pytest.mark.parametrize("name", sorted(TORCHVISION_PARAMS))
 def test_full_width_models_have_torchvisions_parameter_counts(name):
-    assert count_parameters(build_model(name, (224, 224, 3), 1000)) == TORCHVISION_PARAMS[name]
+    assert count_parameters(build_spec(name, (224, 224, 3), 1000)) == TORCHVISION_PARAMS[name]
 
 
 def test_the_lessons_alexnet_and_resnet20_have_their_papers_sizes():
-    alexnet = build_model("alexnet", (227, 227, 3), 10)
+    alexnet = build_spec("alexnet", (227, 227, 3), 10)
     assert infer_shapes(alexnet)["flatten"].shape == (6 * 6 * 256,)  # 227 -> 55 -> 27 -> 13 -> 6
     shapes = parameter_shapes(alexnet)
     assert int(np.prod(shapes["fc8/kernel"])) + int(np.prod(shapes["fc8/bias"])) == 40_970  # S2's trainable head
-    assert count_parameters(build_model("alexnet", (227, 227, 3), 1000)) == 62_378_344  # Krizhevsky's, one tower
+    assert count_parameters(build_spec("alexnet", (227, 227, 3), 1000)) == 62_378_344  # Krizhevsky's, one tower
     # option A (zero-padded identity) has 269,722; the two 1x1 projections and their BN add 2,752
-    assert count_parameters(build_model("resnet20", (32, 32, 3), 10)) == 269_722 + 16 * 32 + 32 * 64 + 2 * (32 + 64)
+    assert count_parameters(build_spec("resnet20", (32, 32, 3), 10)) == 269_722 + 16 * 32 + 32 * 64 + 2 * (32 + 64)
 
 
 @pytest.mark.parametrize("name", sorted(ZOO))
 def test_width_scales_every_conv_and_hidden_dense(name):
     natural = MODELS[name].natural_input
-    full = build_model(name, natural, 10)
-    narrow = build_model(name, natural, 10, ModelOptions(width_multiplier=0.25))
+    full = build_spec(name, natural, 10)
+    narrow = build_spec(name, natural, 10, ModelOptions(width_multiplier=0.25))
     # Narrow MobileNetV2 gains a residual add where torchvision's rule finds equal in/out channels (8 and 8).
     weighted = [[l for l in spec.layers if isinstance(l, (Conv2D, Dense))] for spec in (full, narrow)]
     assert len(weighted[0]) == len(weighted[1])
@@ -67,14 +67,14 @@ def test_width_scales_every_conv_and_hidden_dense(name):
 
 
 def test_mobilenet_rounds_widths_as_torchvision_does():
-    spec = build_model("mobilenet_v2", (224, 224, 3), 10, ModelOptions(width_multiplier=0.25))
+    spec = build_spec("mobilenet_v2", (224, 224, 3), 10, ModelOptions(width_multiplier=0.25))
     convs = [l for l in spec.layers if isinstance(l, Conv2D)]
     assert convs[0].filters == 8 and all(c.filters % 8 == 0 for c in convs)
     assert convs[-1].filters == 1280  # torchvision never narrows the last conv below 1280
 
 
 def test_groups_name_stages_so_freezing_and_per_group_rates_can_address_them():
-    assert list(build_model("resnet18", (224, 224, 3), 10).groups()) == [
+    assert list(build_spec("resnet18", (224, 224, 3), 10).groups()) == [
         "stem",
         "stage1",
         "stage2",
@@ -82,8 +82,8 @@ def test_groups_name_stages_so_freezing_and_per_group_rates_can_address_them():
         "stage4",
         "classifier",
     ]
-    assert list(build_model("vgg16_bn", (224, 224, 3), 10).groups()) == ["features", "classifier"]
-    assert list(build_model("densenet121", (224, 224, 3), 10).groups()) == [
+    assert list(build_spec("vgg16_bn", (224, 224, 3), 10).groups()) == ["features", "classifier"]
+    assert list(build_spec("densenet121", (224, 224, 3), 10).groups()) == [
         "stem",
         "block1",
         "block2",
@@ -91,11 +91,11 @@ def test_groups_name_stages_so_freezing_and_per_group_rates_can_address_them():
         "block4",
         "classifier",
     ]
-    assert list(build_model("mobilenet_v2", (224, 224, 3), 10).groups())[-2:] == ["final_conv", "classifier"]
+    assert list(build_spec("mobilenet_v2", (224, 224, 3), 10).groups())[-2:] == ["final_conv", "classifier"]
 
 
 def test_zoo_layer_names_are_torchvisions_module_paths_and_batchnorm_is_torchvisions():
-    spec = build_model("resnet50", (224, 224, 3), 10)
+    spec = build_spec("resnet50", (224, 224, 3), 10)
     names = {l.name for l in spec.layers}
     assert {"conv1", "bn1", "layer1_0_downsample_0", "layer4_2_conv3", "fc"} <= names
     assert all(l.decay == 0.9 and l.epsilon == 1e-5 for l in spec.layers if isinstance(l, BatchNorm))
@@ -105,21 +105,21 @@ def test_zoo_layer_names_are_torchvisions_module_paths_and_batchnorm_is_torchvis
 
 def test_options_a_zoo_model_would_ignore_are_refused():
     with pytest.raises(ValueError, match="hidden"):
-        build_model("resnet18", (32, 32, 3), 10, ModelOptions(hidden=(64,)))
+        build_spec("resnet18", (32, 32, 3), 10, ModelOptions(hidden=(64,)))
     with pytest.raises(ValueError, match="dropout"):
-        build_model("resnet18", (32, 32, 3), 10, ModelOptions(dropout=0.1))  # ResNet has no dropout
+        build_spec("resnet18", (32, 32, 3), 10, ModelOptions(dropout=0.1))  # ResNet has no dropout
     with pytest.raises(ValueError, match="width_multiplier"):
-        build_model("mlp", (8, 8, 1), 10, ModelOptions(width_multiplier=0.5))
-    assert build_model("mobilenet_v2", (32, 32, 3), 10, ModelOptions(dropout=0.1)).layer("classifier_0").rate == 0.1
+        build_spec("mlp", (8, 8, 1), 10, ModelOptions(width_multiplier=0.5))
+    assert build_spec("mobilenet_v2", (32, 32, 3), 10, ModelOptions(dropout=0.1)).layer("classifier_0").rate == 0.1
 
 
 def test_too_small_inputs_name_the_layer_and_the_models_design_size():
     with pytest.raises(ValueError, match="designed for 227x227"):
-        build_model("alexnet", (32, 32, 3), 10)
+        build_spec("alexnet", (32, 32, 3), 10)
 
 
 def test_canonical_form_ignores_names_and_groups_but_not_structure():
-    spec = build_model("resnet20", (32, 32, 3), 10, ModelOptions(width_multiplier=0.5))
+    spec = build_spec("resnet20", (32, 32, 3), 10, ModelOptions(width_multiplier=0.5))
     renamed = {l.name: f"x{i}" for i, l in enumerate(spec.layers)}
     other = dataclasses.replace(
         spec,
@@ -129,7 +129,7 @@ def test_canonical_form_ignores_names_and_groups_but_not_structure():
         ),
     )
     assert canonical_form(other) == canonical_form(spec)
-    assert canonical_form(build_model("resnet20", (32, 32, 3), 10)) != canonical_form(spec)
+    assert canonical_form(build_spec("resnet20", (32, 32, 3), 10)) != canonical_form(spec)
 
 
 # Narrow versions at small inputs: every family builds in both backends and computes the same logits.
@@ -138,7 +138,7 @@ SMALL = {"alexnet": (67, 67, 3), "alexnet_tv": (63, 63, 3)}
 
 @pytest.mark.parametrize("name", sorted(ZOO))
 def test_every_family_gives_the_same_logits_in_both_backends(workers, name):
-    spec = build_model(name, SMALL.get(name, (32, 32, 3)), 10, ModelOptions(width_multiplier=0.125))
+    spec = build_spec(name, SMALL.get(name, (32, 32, 3)), 10, ModelOptions(width_multiplier=0.125))
     weights = _weights_with_bn_statistics(spec, seed=2)
     x = np.random.default_rng(0).normal(size=(4, *spec.input_shape)).astype(np.float32)
     logits = {b: workers[b](probes.logits, spec, weights, x) for b in ("torch", "tensorflow")}
@@ -160,7 +160,7 @@ def _momentum_steps(workers, spec, batch: int, steps: int = 5):
 
 def test_resnet18_five_momentum_steps_leave_the_same_parameters_and_batchnorm_statistics(workers):
     """Issue acceptance: width 0.25, 32x32 inputs, 5 SGD-momentum steps (batch 32); weights and running statistics."""
-    spec = build_model("resnet18", (32, 32, 3), 10, ModelOptions(width_multiplier=0.25))
+    spec = build_spec("resnet18", (32, 32, 3), 10, ModelOptions(width_multiplier=0.25))
     weights, w_torch, w_tf, s_torch, s_tf = _momentum_steps(workers, spec, batch=32)
     stats = [k for k in weights if k.endswith(("moving_mean", "moving_variance"))]
     assert max_abs_diff({k: w_torch[k] for k in stats}, {k: weights[k] for k in stats}) > 1e-3  # BN stats moved
@@ -176,7 +176,7 @@ def test_mobilenet_v2_gradients_are_as_close_to_float64_in_tensorflow_as_in_pyto
     be held: TensorFlow's float32 gradients are as close to the float64 ones as PyTorch's float32 gradients."""
     import zoo_probes
 
-    spec = build_model("mobilenet_v2", (32, 32, 3), 10, ModelOptions(width_multiplier=0.25, dropout=0.0))
+    spec = build_spec("mobilenet_v2", (32, 32, 3), 10, ModelOptions(width_multiplier=0.25, dropout=0.0))
     weights = initial_weights(spec, "he_normal", 0)
     rng = np.random.default_rng(1)
     x = rng.normal(size=(8, 32, 32, 3)).astype(np.float32)

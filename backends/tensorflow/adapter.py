@@ -10,7 +10,7 @@ import tensorflow as tf
 
 from backends.tensorflow.capabilities import CAPABILITIES
 from backends.tensorflow.dropout import DropoutKeys
-from backends.tensorflow.model import build_model, export_weights, load_weights
+from backends.tensorflow.model import build_keras_model, export_weights, load_weights
 from backends.tensorflow.optimizers import TensorFlowUpdate, TorchSemanticsOptimizer
 from harness.backend import StepStats
 from harness.config import OptimizerConfig, RegularizationConfig, RuntimeOptions
@@ -88,7 +88,7 @@ class TensorFlowBackend:
         self._dropout_indices = dropout_layer_indices(spec)
         shared = self.runtime.dropout_rng == "shared"
         self._dropout_keys = DropoutKeys(len(self._dropout_indices)) if shared else None
-        self.model = build_model(spec, seed, keys=self._dropout_keys)
+        self.model = build_keras_model(spec, seed, keys=self._dropout_keys)
         load_weights(self.model, spec, weights)
         self._spec = spec
         self._compile_steps()
@@ -101,7 +101,7 @@ class TensorFlowBackend:
         assert self._spec is not None, "build() first"
         return {l.name: self.model.get_layer(l.name) for l in self._spec.layers}
 
-    def set_trainable(self, frozen_layers: Collection[str]) -> None:
+    def freeze_layers(self, frozen_layers: Collection[str]) -> None:
         frozen = set(frozen_layers)
         for name, layer in self._keras_layers().items():
             # Keras 3 runs a non-trainable BatchNormalization in inference mode, also under training=True.
@@ -244,7 +244,7 @@ class TensorFlowBackend:
         assert self._spec is not None, "build() first"
         # A twin model whose dropout stays on, seeded afresh per call: the same seed gives the same passes.
         keys = self._dropout_keys
-        twin = build_model(self._spec, seed, mc=True, keys=keys)
+        twin = build_keras_model(self._spec, seed, mc=True, keys=keys)
         twin.set_weights(self.model.get_weights())
         xt = tf.constant(x.astype(np.float32, copy=False))
         if keys is not None:  # shared masks: pass p of sample i is drawn at (seed, MC stream, p, i)

@@ -280,7 +280,7 @@ def _apply(layer: Layer, inputs: list, seed: int, mc: bool = False, shared: Shar
     raise ValueError(f"Expected a layer type the tensorflow backend knows. Received: {type(layer).__name__}.")
 
 
-def build_model(spec: ModelSpec, seed: int, mc: bool = False, keys: DropoutKeys | None = None) -> keras.Model:
+def build_keras_model(spec: ModelSpec, seed: int, mc: bool = False, keys: DropoutKeys | None = None) -> keras.Model:
     """The Keras model of ``spec``; ``mc=True`` builds the MC-dropout twin whose dropout never switches off.
 
     With ``keys``, dropout draws shared masks (harness.dropout_rng); without, Keras' own seeded generator."""

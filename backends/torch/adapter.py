@@ -98,7 +98,7 @@ class TorchBackend:
                 continue  # Add / Concat: computed by the graph module, no parameters
         return out
 
-    def set_trainable(self, frozen_layers: Collection[str]) -> None:
+    def freeze_layers(self, frozen_layers: Collection[str]) -> None:
         frozen = set(frozen_layers)
         for name, params in self._layer_params().items():
             for p in params:

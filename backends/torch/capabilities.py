@@ -11,7 +11,7 @@ CAPABILITIES = frozenset(
     {
         "torch_compile",  # RuntimeOptions.torch_compile: torch.compile the model
         "per_group_lr",  # set_optimizer honours per-layer learning-rate multipliers (fine_tune)
-        "freeze",  # set_trainable freezes layers, BatchNorm among them in inference mode (transfer strategies)
+        "freeze",  # freeze_layers freezes layers, BatchNorm among them in inference mode (transfer strategies)
         "shared_dropout",  # RuntimeOptions.dropout_rng="shared": masks from harness.dropout_rng
         "gpu",  # RuntimeOptions.device="gpu" (CUDA), when the worker's machine has one
     }

@@ -143,7 +143,7 @@ def run_feature_extraction(ctx: StrategyContext) -> str:
     cfg = ctx.config
     data, spec, details = start_from_backbone(ctx, always_new_head=True)
     head = head_layer(spec).name
-    ctx.backend.set_trainable([l.name for l in spec.layers if l.name != head])
+    ctx.backend.freeze_layers([l.name for l in spec.layers if l.name != head])
     ctx.backend.set_optimizer(cfg.optimizer, cfg.regularization)
     return train_phase(
         ctx.backend,
@@ -159,7 +159,7 @@ def run_fine_tune(ctx: StrategyContext) -> str:
     data, spec, details = start_from_backbone(ctx, always_new_head=True)
     head = head_layer(spec).name
     multiplier = cfg.transfer.backbone_lr_multiplier
-    ctx.backend.set_trainable([])
+    ctx.backend.freeze_layers([])
     ctx.backend.set_optimizer(
         cfg.optimizer, cfg.regularization, {l.name: multiplier for l in spec.layers if l.name != head}
     )
@@ -182,7 +182,7 @@ def run_freeze_early(ctx: StrategyContext) -> str:
         raise ValueError(
             f"Expected freeze_groups < {len(groups)} (the groups are {groups}). Received: {k}: nothing would train."
         )
-    ctx.backend.set_trainable(_layers_of_groups(spec, groups[:k]))
+    ctx.backend.freeze_layers(_layers_of_groups(spec, groups[:k]))
     ctx.backend.set_optimizer(cfg.optimizer, cfg.regularization)
     details["frozen_groups"] = groups[:k]
     return train_phase(
@@ -202,7 +202,7 @@ def run_transfer(ctx: StrategyContext) -> str:
     finals = lambda b: final_metrics(ctx, b)  # noqa: E731
     status = "ok"
     if frozen_epochs:
-        ctx.backend.set_trainable(_layers_of_groups(spec, [g for g in spec.groups() if g != "classifier"]))
+        ctx.backend.freeze_layers(_layers_of_groups(spec, [g for g in spec.groups() if g != "classifier"]))
         ctx.backend.set_optimizer(cfg.optimizer, cfg.regularization)
         status = train_phase(
             ctx.backend,
@@ -213,7 +213,7 @@ def run_transfer(ctx: StrategyContext) -> str:
         )
     if status == "ok" and cfg.epochs > frozen_epochs:
         # Unfreezing starts a fresh optimizer, as recompiling does in Keras.
-        ctx.backend.set_trainable([])
+        ctx.backend.freeze_layers([])
         ctx.backend.set_optimizer(cfg.optimizer, cfg.regularization)
         status = train_phase(
             ctx.backend,

@@ -11,7 +11,7 @@ from harness.input_pipeline import transformed_shape, with_input_pipeline
 from harness.mc_dropout import mc_dropout_metrics
 from harness.model_import import model_spec
 from harness.spec import ModelSpec
-from harness.training import PhasePlan, prepare_data, test_accuracy, train_phase
+from harness.training import PhasePlan, accuracy_on_test_split, prepare_data, train_phase
 from harness.weights import initial_weights
 
 if TYPE_CHECKING:
@@ -64,7 +64,7 @@ def final_metrics(ctx: StrategyContext, backend, data: Dataset | None = None) ->
     """Test accuracy, and MC-dropout metrics when the trial asks for passes."""
     cfg = ctx.config
     data = data if data is not None else derive(ctx.dataset, cfg.task)
-    out = test_accuracy(backend, cfg.eval_batch_size)
+    out = accuracy_on_test_split(backend, cfg.eval_batch_size)
     if cfg.mc_dropout_passes:
         out.update(
             mc_dropout_metrics(backend, data.x_test, data.y_test, cfg.mc_dropout_passes, cfg.seed, cfg.eval_batch_size)

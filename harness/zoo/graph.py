@@ -6,7 +6,7 @@ from dataclasses import dataclass, field, replace
 
 from harness.spec import Activation, BatchNorm, Conv2D, Layer, Padding2D
 
-# What a ModelOptions field means for the zoo; build_model rejects a non-default value of any other field.
+# What a ModelOptions field means for the zoo; build_spec rejects a non-default value of any other field.
 ZOO_OPTIONS_ALWAYS = frozenset({"width_multiplier"})
 ZOO_OPTIONS_WITH_BN = frozenset({"bn_decay", "bn_epsilon", "bn_running_variance"})
 ZOO_OPTIONS_WITH_DROPOUT = frozenset({"dropout", "dropout_kind"})
