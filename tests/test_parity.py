@@ -8,7 +8,7 @@ import backend_probes as probes
 import numpy as np
 import pytest
 from cnn_specs import CNN_SPECS
-from conftest import max_abs_diff
+from conftest import assert_parameters_agree, max_abs_diff
 
 from harness.config import OPTIMIZERS, OptimizerConfig, RegularizationConfig
 from harness.data.batching import epoch_batches
@@ -149,17 +149,18 @@ def _train_both(workers, digits, spec: ModelSpec, optimizer: OptimizerConfig, se
     )
     (w_torch, s_torch, _), (w_tf, s_tf, _) = (workers[b](probes.train, *args) for b in ("torch", "tensorflow"))
     moved = max_abs_diff(w_torch, weights)
-    return weights, w_torch, w_tf, s_torch, s_tf, moved
+    return weights, w_torch, w_tf, s_torch, s_tf, moved, args
 
 
 # Every model trains alike, dropout (shared masks) and BatchNorm (one running-variance definition) included.
 @pytest.mark.parametrize("spec_name", SPEC_NAMES)
-def test_parameters_agree_after_20_sgd_steps(workers, digits, spec_name):
+def test_parameters_agree_after_20_sgd_steps(request, workers, digits, spec_name):
     spec = specs(digits)[spec_name]
-    _, w_torch, w_tf, s_torch, s_tf, moved = _train_both(workers, digits, spec, OptimizerConfig("momentum", lr=0.01))
-    diff = max_abs_diff(w_torch, w_tf)
+    _, w_torch, w_tf, s_torch, s_tf, moved, args = _train_both(
+        workers, digits, spec, OptimizerConfig("momentum", lr=0.01)
+    )
     assert moved > 1e-3, "training did not move the weights; the comparison would be vacuous"
-    assert diff <= TRAIN_TOLERANCE, f"{spec_name}: parameters differ by {diff:.2e} after {STEPS} steps"
+    assert_parameters_agree(request, args, {"torch": w_torch, "tensorflow": w_tf}, TRAIN_TOLERANCE)
     assert s_torch.count == s_tf.count == STEPS * 32
     assert abs(s_torch.loss - s_tf.loss) < 1e-5 and s_torch.correct == s_tf.correct
 
@@ -249,7 +250,7 @@ def test_every_optimizer_gives_the_same_parameters(workers, digits, optimizer):
     spec = build_spec("mlp", digits.input_shape, digits.num_classes, ModelOptions(hidden=(32,)))
     lr = {"adadelta": 1.0, "sgd": 0.05}.get(optimizer, 0.01)
     config = OptimizerConfig(optimizer, lr=lr, weight_decay=1e-3)
-    _, w_torch, w_tf, _, _, moved = _train_both(workers, digits, spec, config)
+    _, w_torch, w_tf, _, _, moved, _ = _train_both(workers, digits, spec, config)
     diff = max_abs_diff(w_torch, w_tf)
     assert moved > 1e-4
     assert diff <= TRAIN_TOLERANCE, f"{optimizer}: parameters differ by {diff:.2e} after {STEPS} steps"

@@ -8,7 +8,7 @@ import math
 import backend_probes as probes
 import numpy as np
 import pytest
-from conftest import max_abs_diff
+from conftest import assert_parameters_agree, max_abs_diff
 
 from harness.config import OptimizerConfig, RegularizationConfig, TrialConfig
 from harness.data.batching import epoch_batches
@@ -194,18 +194,21 @@ def test_each_activation_trains_alike(workers, digits, activation):
 @pytest.mark.parametrize("variance", ["unbiased", "biased"])
 @pytest.mark.parametrize("placement", ["before", "after"])
 def test_batchnorm_placement_trains_and_evaluates_alike_running_statistics_included(
-    workers, digits, placement, variance
+    request, workers, digits, placement, variance
 ):
     options = ModelOptions(batchnorm=placement, bn_decay=0.9, bn_epsilon=1e-3, bn_running_variance=variance)
     spec = build_spec("convnet3", digits.input_shape, digits.num_classes, options)
     if placement == "before":
         assert "conv1/bias" not in initial_weights(spec, "he_normal", 0)  # BN's beta replaces the bias
-    _, results = _train_both(workers, digits, spec, OptimizerConfig("momentum", lr=0.01))
+    weights, results = _train_both(workers, digits, spec, OptimizerConfig("momentum", lr=0.01))
     w_t, w_f = results["torch"][0], results["tensorflow"][0]
-    assert max_abs_diff(w_t, w_f) <= TOLERANCE  # kernels, gamma, beta and both running statistics
-    # In eval mode, from the trained weights, the logits agree.
+    batches = epoch_batches(len(digits.y_train), 32, 0, 1)[:STEPS]
+    args = (spec, weights, OptimizerConfig("momentum", lr=0.01), digits.x_train, digits.y_train, batches, None, None)
+    # kernels, gamma, beta and both running statistics
+    assert_parameters_agree(request, args, {"torch": w_t, "tensorflow": w_f}, TOLERANCE)
+    # In eval mode, from the same trained weights (running statistics included), the logits agree.
     x = digits.x_test[:64]
-    a, b = workers["torch"](probes.logits, spec, w_t, x), workers["tensorflow"](probes.logits, spec, w_f, x)
+    a, b = workers["torch"](probes.logits, spec, w_t, x), workers["tensorflow"](probes.logits, spec, w_t, x)
     assert np.abs(a - b).max() <= TOLERANCE * max(1.0, float(np.abs(a).max()))
 
 

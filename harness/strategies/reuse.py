@@ -139,19 +139,24 @@ def _layers_of_groups(spec: ModelSpec, groups: list[str]) -> list[str]:
     return [l.name for l in spec.layers if l.group in wanted]
 
 
+def _train_to_the_end(ctx: StrategyContext, num_train: int, phase: str, details: dict[str, Any]) -> str:
+    """One phase of all the trial's epochs, ending with the final metrics: how every new-head strategy trains."""
+    return train_phase(
+        ctx.backend,
+        num_train,
+        _plan(ctx, phase, ctx.config.epochs),
+        _with_details(ctx, details),
+        final_metrics=lambda b: final_metrics(ctx, b),
+    )
+
+
 def run_feature_extraction(ctx: StrategyContext) -> str:
     cfg = ctx.config
     data, spec, details = start_from_backbone(ctx, always_new_head=True)
     head = head_layer(spec).name
     ctx.backend.freeze_layers([l.name for l in spec.layers if l.name != head])
     ctx.backend.set_optimizer(cfg.optimizer, cfg.regularization)
-    return train_phase(
-        ctx.backend,
-        len(data.y_train),
-        _plan(ctx, "frozen", cfg.epochs),
-        _with_details(ctx, details),
-        final_metrics=lambda b: final_metrics(ctx, b),
-    )
+    return _train_to_the_end(ctx, len(data.y_train), "frozen", details)
 
 
 def run_fine_tune(ctx: StrategyContext) -> str:
@@ -164,13 +169,7 @@ def run_fine_tune(ctx: StrategyContext) -> str:
         cfg.optimizer, cfg.regularization, {l.name: multiplier for l in spec.layers if l.name != head}
     )
     details["backbone_lr_multiplier"] = multiplier
-    return train_phase(
-        ctx.backend,
-        len(data.y_train),
-        _plan(ctx, "fine_tune", cfg.epochs),
-        _with_details(ctx, details),
-        final_metrics=lambda b: final_metrics(ctx, b),
-    )
+    return _train_to_the_end(ctx, len(data.y_train), "fine_tune", details)
 
 
 def run_freeze_early(ctx: StrategyContext) -> str:
@@ -185,13 +184,7 @@ def run_freeze_early(ctx: StrategyContext) -> str:
     ctx.backend.freeze_layers(_layers_of_groups(spec, groups[:k]))
     ctx.backend.set_optimizer(cfg.optimizer, cfg.regularization)
     details["frozen_groups"] = groups[:k]
-    return train_phase(
-        ctx.backend,
-        len(data.y_train),
-        _plan(ctx, "freeze_early", cfg.epochs),
-        _with_details(ctx, details),
-        final_metrics=lambda b: final_metrics(ctx, b),
-    )
+    return _train_to_the_end(ctx, len(data.y_train), "freeze_early", details)
 
 
 def run_transfer(ctx: StrategyContext) -> str:
