@@ -1,12 +1,17 @@
 """Ray Tune scheduling costs on this machine (a benchmark, not a test; figures go to docs/measurements.md).
 
+For each backend:
 1. Per-trial overhead: N trivial trials (a 4-unit MLP, 64 digits samples, one epoch) through the real path
-   (runner -> Tune -> a fresh worker process per trial -> framework import -> rows back to the driver).
-   Reported: wall seconds per trial, the seconds per trial spent training and evaluating (from the rows), and
-   the rest, which is the scheduling overhead (process start, imports, data load, reporting).
-2. Concurrency scaling: the same M small real trials with at most 1, then at most 2, concurrent trials.
+   (runner -> Tune -> the backend's warm worker processes -> rows back to the driver), 2 at a time: wall seconds
+   per trial, and the same with ``fresh_workers`` (a new process, so a framework import, per trial) on fewer trials.
+2. Worker memory: M trivial trials one at a time, so one warm worker runs them all: its resident set size
+   (/proc/<pid>/status VmRSS) when the first and the last trial report, and the growth between.
+And once:
+3. Driver start-up: importing the CLI, planning and preflight of the quick suite, starting Ray, and the time from
+   the run's start to its first row (scheduling plus the first worker's start and import).
+4. The quick suite (the main job, `xfbench run --suite quick`), wall time of the whole command.
 
-    .venv/bin/python benchmarks/scheduling.py [--trials 100] [--backend torch] [--scaling-trials 8]
+    .venv/bin/python benchmarks/scheduling.py [--trials 100] [--fresh-trials 10] [--memory-trials 200]
 """
 
 from __future__ import annotations
@@ -14,11 +19,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 import sys
 import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -29,67 +36,123 @@ from harness.plan import RunPlan  # noqa: E402
 from harness.runner import execute  # noqa: E402
 from harness.scheduler import SchedulerSettings  # noqa: E402
 
+ROOT = Path(__file__).resolve().parents[1]
 
-def _run(trials: list[TrialConfig], root: Path, run_id: str, max_concurrent: int) -> tuple[float, float]:
-    """Wall seconds of the run and total in-trial compute seconds (training + evaluation) from its rows."""
-    settings = SchedulerSettings(storage_dir=root / "_ray", cpus_per_trial=1, max_concurrent=max_concurrent)
-    start = time.perf_counter()
-    outcome = execute(RunPlan.of_trials(trials), results_dir=root, run_id=run_id, settings=settings)
-    wall = time.perf_counter() - start
+
+def _rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+class RowClock:
+    """A runner progress sink: when the first row arrived, and each worker's RSS at each trial's first row."""
+
+    def __init__(self) -> None:
+        self.start = time.perf_counter()
+        self.first_row_s: float | None = None
+        self.rss: list[tuple[str, int, float]] = []  # (trial id, worker pid, RSS MB) at each trial's first row
+        self._seen: set[str] = set()
+
+    def row(self, row: dict[str, Any]) -> None:
+        if self.first_row_s is None:
+            self.first_row_s = time.perf_counter() - self.start
+        pid = row.get("worker_pid")
+        if pid and row["trial_id"] not in self._seen and Path(f"/proc/{pid}").exists():
+            self._seen.add(row["trial_id"])
+            self.rss.append((row["trial_id"], int(pid), _rss_mb(int(pid))))
+
+    def start(self, total_trials: int) -> None: ...
+
+    def extend(self, more_trials: int) -> None: ...
+
+    def trial_done(self, trial_id: str) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+def _trivial(backend: str, n: int) -> list[TrialConfig]:
+    tiny = ModelOptions(hidden=(4,))
+    base = TrialConfig(strategy="scratch", model="mlp", dataset="digits", backend=backend, seed=0, epochs=1,
+                       model_options=tiny, task=TaskSpec(train_limit=64), suite="bench")  # fmt: skip
+    return [replace(base, seed=s) for s in range(n)]
+
+
+def _run(trials: list[TrialConfig], root: Path, run_id: str, concurrent: int, fresh: bool) -> tuple[float, RowClock]:
+    settings = SchedulerSettings(storage_dir=root / "_ray", cpus_per_trial=1, max_concurrent=concurrent,
+                                 fresh_workers=fresh)  # fmt: skip
+    clock = RowClock()
+    outcome = execute(RunPlan.of_trials(trials), results_dir=root, run_id=run_id, settings=settings, progress=clock)
+    wall = time.perf_counter() - clock.start
     if not outcome.all_ok:
         raise SystemExit(f"{run_id}: not every trial finished ok: {outcome.frame['status'].value_counts().to_dict()}")
-    compute = float(outcome.frame["epoch_time_s"].sum() + outcome.frame["eval_time_s"].sum())
-    return wall, compute
+    return wall, clock
+
+
+def per_backend(backend: str, root: Path, args: argparse.Namespace) -> dict[str, Any]:
+    concurrent = min(2, os.cpu_count() or 1)
+    warm, _ = _run(_trivial(backend, args.trials), root, f"warm-{backend}", concurrent, fresh=False)
+    fresh, _ = _run(_trivial(backend, args.fresh_trials), root, f"fresh-{backend}", concurrent, fresh=True)
+    _, clock = _run(_trivial(backend, args.memory_trials), root, f"memory-{backend}", 1, fresh=False)
+    pids = {pid for _, pid, _ in clock.rss}
+    first, last = clock.rss[0][2], clock.rss[-1][2]
+    return {
+        "warm_s_per_trial": round(warm / args.trials, 3),
+        "fresh_s_per_trial": round(fresh / args.fresh_trials, 3),
+        "memory_trials": args.memory_trials,
+        "memory_worker_processes": len(pids),
+        "worker_rss_mb_first_trial": round(first, 1),
+        "worker_rss_mb_last_trial": round(last, 1),
+        "worker_rss_growth_mb": round(last - first, 1),
+    }
+
+
+def driver_startup(root: Path) -> dict[str, float]:
+    python = sys.executable
+    t = time.perf_counter()
+    subprocess.run([python, "-c", "import harness.cli"], check=True, cwd=ROOT)
+    import_s = time.perf_counter() - t
+    code = (
+        "import time, sys; t = time.perf_counter(); from harness.cli import build_parser, plan_from_args; "
+        "from harness.preflight import preflight; p = plan_from_args(build_parser().parse_args(['run'])); "
+        "preflight(list(p.planned_trials), None, download=False); print(time.perf_counter() - t)"
+    )
+    plan_s = float(subprocess.run([python, "-c", code], check=True, cwd=ROOT, capture_output=True, text=True).stdout)
+    code = (
+        "import time, ray; t = time.perf_counter(); ray.init(address='local', include_dashboard=False); "
+        "print(time.perf_counter() - t)"
+    )
+    ray_s = float(
+        subprocess.run([python, "-c", code], check=True, cwd=ROOT, capture_output=True, text=True).stdout.split()[-1]
+    )
+    _, clock = _run(_trivial("torch", 1), root, "first-row", 1, fresh=False)
+    return {"import_cli_s": round(import_s, 2), "plan_and_preflight_quick_s": round(plan_s, 2),
+            "ray_init_s": round(ray_s, 2), "run_start_to_first_row_s": round(clock.first_row_s or 0.0, 2)}  # fmt: skip
+
+
+def quick_suite(root: Path) -> float:
+    cmd = [str(Path(sys.executable).with_name("xfbench")), "run", "--results-dir", str(root), "--run-id", "quick"]
+    t = time.perf_counter()
+    subprocess.run(cmd, check=True, cwd=ROOT, capture_output=True)
+    return round(time.perf_counter() - t, 1)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=100)
-    parser.add_argument("--backend", default="torch")
-    parser.add_argument("--scaling-trials", type=int, default=8)
+    parser.add_argument("--fresh-trials", type=int, default=10)
+    parser.add_argument("--memory-trials", type=int, default=200)
+    parser.add_argument("--backend", action="append", dest="backends")
     args = parser.parse_args()
-    cpus = os.cpu_count() or 1
-    report: dict[str, object] = {"cpus": cpus, "backend": args.backend}
+    report: dict[str, Any] = {"cpus": os.cpu_count()}
     with tempfile.TemporaryDirectory(prefix="xfbench-sched-") as tmp:
         root = Path(tmp)
-        trivial = TrialConfig(
-            strategy="scratch",
-            model="mlp",
-            dataset="digits",
-            backend=args.backend,
-            seed=0,
-            epochs=1,
-            model_options=ModelOptions(hidden=(4,)),
-            task=TaskSpec(train_limit=64),
-            suite="bench",
-        )
-        trials = [replace(trivial, seed=s) for s in range(args.trials)]
-        wall, compute = _run(trials, root, "trivial", max_concurrent=cpus)
-        per_trial = wall / args.trials
-        report["trivial"] = {
-            "trials": args.trials,
-            "concurrent": cpus,
-            "wall_s": round(wall, 1),
-            "wall_s_per_trial": round(per_trial, 3),
-            "compute_s_per_trial": round(compute / args.trials, 3),
-            "overhead_s_per_trial_slot": round(per_trial * cpus - compute / args.trials, 3),
-        }
-        small = TrialConfig(
-            strategy="scratch",
-            model="convnet3",
-            dataset="digits",
-            backend=args.backend,
-            seed=0,
-            epochs=3,
-            suite="bench",
-        )
-        scaling = {}
-        for concurrent in (1, 2):
-            batch = [replace(small, seed=s) for s in range(args.scaling_trials)]
-            wall, compute = _run(batch, root, f"scaling-{concurrent}", max_concurrent=concurrent)
-            scaling[concurrent] = {"wall_s": round(wall, 1), "compute_s": round(compute, 1)}
-        scaling["speedup_2_over_1"] = round(scaling[1]["wall_s"] / scaling[2]["wall_s"], 2)
-        report["scaling"] = {"trials": args.scaling_trials, **{str(k): v for k, v in scaling.items()}}
+        for backend in args.backends or ("torch", "tensorflow"):
+            report[backend] = per_backend(backend, root, args)
+            print(json.dumps({backend: report[backend]}), flush=True)
+        report["driver"] = driver_startup(root)
+        report["quick_suite_wall_s"] = quick_suite(root)
     print(json.dumps(report, indent=2))
 
 

@@ -321,6 +321,11 @@ def _add_execution(parser: argparse.ArgumentParser) -> None:
         type=non_negative_int,
         help="retry a trial that raised or whose worker died up to N times (default 0; resume: as recorded)",
     )
+    rt.add_argument(
+        "--fresh-workers",
+        action="store_true",
+        help="start a new worker process for every trial (default: reuse each backend's warm workers)",
+    )
     rt.add_argument("--results-dir", default="results", help="where run directories go (default ./results)")
     rt.add_argument(
         "--data-dir", help="directory with dataset files (also $XFBENCH_DATA, user cache, /usr/share/datasets)"
@@ -424,7 +429,8 @@ def search_request_from_args(args: argparse.Namespace) -> SearchRequest:
 def given_execution(args: argparse.Namespace) -> dict[str, Any]:
     """The execution options given on the command line (None: not given)."""
     names = ("cpus_per_trial", "gpus_per_trial", "address", "max_concurrent", "max_failures")
-    return {name: getattr(args, name) for name in names}
+    given = {name: getattr(args, name) for name in names}
+    return {**given, "fresh_workers": True if args.fresh_workers else None}
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -34,6 +34,7 @@ class ExecutionOptions:
     address: str | None = None
     max_concurrent: int | None = None
     max_failures: int = 0
+    fresh_workers: bool = False  # a new worker process per trial (the pre-warm-worker behaviour)
 
     def updated(self, given: dict[str, Any]) -> ExecutionOptions:
         """These options with every value that was ``given`` (None: not given; 0 counts as given)."""

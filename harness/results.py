@@ -89,6 +89,8 @@ SCHEMA: tuple[tuple[str, str, str], ...] = (
     ("gpu", "string", "device name when the trial ran on a GPU, else empty"),
     ("device", "string", "cpu | gpu"),
     ("threads", "Int64", "intra-op threads of the trial (from its CPU allocation)"),
+    ("worker_pid", "Int64", "process id of the worker that ran the trial (a warm worker runs many trials)"),
+    ("worker_frameworks", "string", "backends whose framework that process had imported (one, by design)"),
     ("python_version", "string", "worker's Python version"),
     ("timestamp", "string", "UTC time the row was produced (ISO 8601)"),
 )

@@ -105,7 +105,7 @@ def scheduler_settings(results_dir: Path, options: ExecutionOptions, verbose: bo
 
 
 def _recorded_options(settings: SchedulerSettings) -> ExecutionOptions:
-    names = ("cpus_per_trial", "gpus_per_trial", "address", "max_concurrent", "max_failures")
+    names = ("cpus_per_trial", "gpus_per_trial", "address", "max_concurrent", "max_failures", "fresh_workers")
     return ExecutionOptions(**{n: getattr(settings, n) for n in names})
 
 

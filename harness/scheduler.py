@@ -1,7 +1,9 @@
 """Ray Tune scheduling: the only harness module that imports Ray.
 
-Every trial runs as its own Tune trial in a fresh Ray worker process
-(``reuse_actors=False``), so each process imports exactly one framework.
+Every trial runs as its own Tune trial. Each experiment holds the trials of one backend only, so Tune can hand a
+finished trial's worker process to the next trial (``reuse_actors``: warm workers, no second import of the
+framework) and each process still imports exactly one framework; ``fresh_workers`` starts a new process per
+trial instead. A trial that raised or whose process died never hands its process on (Tune does not cache it).
 Rows travel back to the driver through ``tune.report`` and are handed to the
 caller's :class:`TrialEvents` as they arrive, stamped with the stage and the
 attempt (retries under ``max_failures``).
@@ -47,6 +49,7 @@ class SchedulerSettings:
     address: str | None = None
     max_concurrent: int | None = None
     max_failures: int = 0  # retries of a trial that raised or whose worker died
+    fresh_workers: bool = False  # a new worker process per trial instead of reusing the backend's warm ones
     verbose: bool = False
 
     def __post_init__(self) -> None:
@@ -102,7 +105,8 @@ def _config_of(config: dict[str, Any]) -> TrialConfig:
     job = config["job"]
     if "trial" in job:
         return TrialConfig.from_dict(job["trial"])
-    return search_trial(TrialConfig.from_dict(job["base"]), config.get("point", {}), int(config["sample"]))
+    point = job["point"] if "point" in job else config.get("point", {})  # drawn up front, or Optuna's suggestion
+    return search_trial(TrialConfig.from_dict(job["base"]), point, int(job["sample"]))
 
 
 def _trainable(config: dict[str, Any], delivery: Delivery | None = None) -> None:
@@ -366,34 +370,39 @@ def run_trials(
     delivery: Delivery | None = None,
     experiment: str | None = None,
 ) -> None:
-    """Run every trial through one Tune experiment (``<run_id>-<stage>``); returns when all have ended.
-
-    Raises :class:`RunInterrupted` when the experiment stopped early (Ctrl-C)."""
-    from ray import tune
-
+    """Run every trial, one Tune experiment per backend (``<run_id>-<stage>-<backend>``) so warm workers never
+    cross frameworks; returns when all have ended. Raises :class:`RunInterrupted` when an experiment stopped
+    early (Ctrl-C)."""
     ids = [t.trial_id for t in trials]
     if len(set(ids)) != len(ids):
         raise ValueError(
             "Expected unique trial ids. Received duplicates: check suites for repeated (model, dataset, backend, seed)."
         )
+    name = experiment or f"{run.run_id}-{stage}"
+    for backend in dict.fromkeys(t.backend for t in trials):
+        same = [t for t in trials if t.backend == backend]
+        _run_backend_trials(same, run, settings, events, stage, delivery, f"{name}-{backend}")
+
+
+def _run_backend_trials(
+    trials: list[TrialConfig],
+    run: RunInfo,
+    settings: SchedulerSettings,
+    events: TrialEvents,
+    stage: str,
+    delivery: Delivery | None,
+    name: str,
+) -> None:
+    from ray import tune
+
     param_space = {"job": tune.grid_search([{"trial": t.to_dict()} for t in trials]), "run": asdict(run)}
     tune_config = tune.TuneConfig(
         max_concurrent_trials=settings.max_concurrent,
-        reuse_actors=False,
+        reuse_actors=not settings.fresh_workers,
         trial_name_creator=lambda t: _trial_config(t).trial_id,
         trial_dirname_creator=lambda t: _trial_config(t).trial_id,
     )
-    _fit(
-        _delivered(delivery),
-        param_space,
-        tune_config,
-        experiment or f"{run.run_id}-{stage}",
-        settings,
-        events,
-        run,
-        stage,
-        expected=len(trials),
-    )
+    _fit(_delivered(delivery), param_space, tune_config, name, settings, events, run, stage, expected=len(trials))
 
 
 def tune_domain(domain: Any, grid: bool) -> Any:
@@ -449,7 +458,7 @@ def _numbered(searcher: Any) -> Any:
             if config is None or config == Searcher.FINISHED:
                 return config
             self.suggested += 1
-            return {**config, "sample": self.suggested - 1}
+            return {**config, "job": {"sample": self.suggested - 1}}  # merged into the trial's job
 
         def on_trial_result(self, trial_id: str, result: dict) -> None:
             self.inner.on_trial_result(trial_id, result)
@@ -468,7 +477,8 @@ def _numbered(searcher: Any) -> Any:
 
 
 def search_param_space(experiment: SearchExperiment, run: RunInfo) -> dict[str, Any]:
-    """What Tune samples: every trial's config carries the base, its sample number and its point as fields."""
+    """What Tune samples: every trial's job carries the base and its sample number as fields, and its point
+    (random and grid: drawn up front, one trial per point; optuna: Tune's ``point`` domains)."""
     from ray import tune
 
     job = {"base": experiment.base.to_dict(), "algorithm": experiment.algorithm}
@@ -476,12 +486,8 @@ def search_param_space(experiment: SearchExperiment, run: RunInfo) -> dict[str, 
         point = {path: tune_domain(domain, grid=False) for path, domain in experiment.space.params}
         return {"job": job, "point": point, "run": asdict(run)}
     points = sample_points(experiment.space, experiment.algorithm, experiment.num_samples, experiment.sampling_seed)
-    return {
-        "job": job,
-        "sample": tune.grid_search(list(range(len(points)))),
-        "point": tune.sample_from(lambda spec: points[spec["config"]["sample"]]),
-        "run": asdict(run),
-    }
+    jobs = [{**job, "sample": index, "point": point} for index, point in enumerate(points)]
+    return {"job": tune.grid_search(jobs), "run": asdict(run)}
 
 
 def run_search(
@@ -515,7 +521,7 @@ def run_search(
         search_alg=search_algorithm(experiment),
         scheduler=scheduler,
         max_concurrent_trials=settings.max_concurrent,
-        reuse_actors=False,
+        reuse_actors=not settings.fresh_workers,  # a search's experiment holds one backend's trials
         trial_name_creator=lambda t: _trial_config(t).trial_id,
         trial_dirname_creator=lambda t: _trial_config(t).trial_id,
     )

@@ -7,12 +7,13 @@ directly); the backend's framework is imported here, one per process.
 from __future__ import annotations
 
 import math
+import os
 import traceback
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from harness.backend import load_backend
+from harness.backend import frameworks_imported, load_backend
 from harness.config import TrialConfig
 from harness.data.registry import Dataset, load_dataset
 from harness.model_cost import model_cost
@@ -71,6 +72,8 @@ def run_trial(config: TrialConfig, run: RunInfo, sink: RowSink, dataset: Dataset
     if dataset is None:
         dataset = load_dataset(config.dataset, config.data_dir, download=False)
     backend = load_backend(config.backend, config.runtime)
+    # Which process ran the trial, and what it had imported: a warm worker runs many trials of one backend.
+    common.update(worker_pid=os.getpid(), worker_frameworks=",".join(frameworks_imported()))
     common["framework_version"] = backend.framework_version()
     common["gpu"] = backend.device_name() if config.runtime.device == "gpu" else ""
 

@@ -108,4 +108,8 @@ def test_backbones_are_trained_once_in_a_pretrain_stage_and_shared_by_both_backe
     assert (tmp_path / "_cache" / "backbones" / f"{hashes.pop()}.npz").is_file()
     assert set(frame["status"]) == {"ok"}
     assert json.loads((outcome.run_dir / "run.json").read_text())["pretrain_trials"][0]["strategy"] == "pretrain"
-    assert sorted(p.name for p in (tmp_path / "_ray").iterdir()) == ["shared-pretrain", "shared-trials"]
+    assert sorted(p.name for p in (tmp_path / "_ray").iterdir()) == [
+        "shared-pretrain-torch",
+        "shared-trials-tensorflow",
+        "shared-trials-torch",
+    ]

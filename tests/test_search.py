@@ -161,7 +161,7 @@ def _sampled_points(algorithm: str, seed: int, n: int) -> list[dict]:
     point = {path: tune_domain(d, grid=False) for path, d in space.params}
     searcher.set_search_properties("val_acc", "max", {"point": point})
     suggestions = [searcher.suggest(f"t{i}") for i in range(n)]
-    assert [s["sample"] for s in suggestions] == list(range(n))  # the sample number is a field of the config
+    assert [s["job"]["sample"] for s in suggestions] == list(range(n))  # the sample number is a field of the job
     return [s["point"] for s in suggestions]
 
 

@@ -79,7 +79,12 @@ def test_tune_searches_each_backend_in_its_own_experiment_with_asha_and_reruns_e
 
     # One Tune experiment per backend, holding only that backend's trials: no scheduler saw the other framework.
     experiments = sorted(p.name for p in (tmp_path / "_ray").iterdir())
-    assert experiments == ["tune-e2e-final", "tune-e2e-search-0-torch", "tune-e2e-search-1-tensorflow"]
+    assert experiments == [
+        "tune-e2e-final-tensorflow",
+        "tune-e2e-final-torch",
+        "tune-e2e-search-0-torch",
+        "tune-e2e-search-1-tensorflow",
+    ]
     for name, backend in (("tune-e2e-search-0-torch", "torch"), ("tune-e2e-search-1-tensorflow", "tensorflow")):
         configs = _experiment_trials(tmp_path / "_ray" / name)
         assert len(configs) == 3 and {c["job"]["base"]["backend"] for c in configs} == {backend}
@@ -207,7 +212,7 @@ def test_a_run_resumed_after_its_driver_was_killed_matches_an_uninterrupted_run_
     assert set(frame["attempt"]) == {0} and set(frame["status"]) == {"ok"}
     info = json.loads((run_dir / "run.json").read_text())
     assert info["status"] == "finished" and info["resumes"][0]["finished_trials_kept"] == len(before)
-    resumed_experiment = _experiment_trials(tmp_path / "interrupted" / "_ray" / "killed-trials-resume1")
+    resumed_experiment = _experiment_trials(tmp_path / "interrupted" / "_ray" / "killed-trials-resume1-torch")
     assert len(resumed_experiment) == 3 - len(before)
 
     reference = _cli(["run", *args, "--results-dir", str(tmp_path / "reference"), "--run-id", "whole"], tmp_path)

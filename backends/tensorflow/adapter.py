@@ -63,6 +63,7 @@ class TensorFlowBackend:
 
     def __init__(self, runtime: RuntimeOptions) -> None:
         configure_runtime(runtime)
+        keras.backend.clear_session()  # a warm worker's earlier trials leave no Keras or graph state behind
         self.runtime = runtime
         # What this process can do: the declaration, less a GPU this machine does not have.
         self.capabilities = CAPABILITIES if tf.config.list_physical_devices("GPU") else CAPABILITIES - {"gpu"}
