@@ -50,14 +50,14 @@ class RowClock:
     """A runner progress sink: when the first row arrived, and each worker's RSS at each trial's first row."""
 
     def __init__(self) -> None:
-        self.start = time.perf_counter()
+        self.started = time.perf_counter()
         self.first_row_s: float | None = None
         self.rss: list[tuple[str, int, float]] = []  # (trial id, worker pid, RSS MB) at each trial's first row
         self._seen: set[str] = set()
 
     def row(self, row: dict[str, Any]) -> None:
         if self.first_row_s is None:
-            self.first_row_s = time.perf_counter() - self.start
+            self.first_row_s = time.perf_counter() - self.started
         pid = row.get("worker_pid")
         if pid and row["trial_id"] not in self._seen and Path(f"/proc/{pid}").exists():
             self._seen.add(row["trial_id"])
@@ -84,7 +84,7 @@ def _run(trials: list[TrialConfig], root: Path, run_id: str, concurrent: int, fr
                                  fresh_workers=fresh)  # fmt: skip
     clock = RowClock()
     outcome = execute(RunPlan.of_trials(trials), results_dir=root, run_id=run_id, settings=settings, progress=clock)
-    wall = time.perf_counter() - clock.start
+    wall = time.perf_counter() - clock.started
     if not outcome.all_ok:
         raise SystemExit(f"{run_id}: not every trial finished ok: {outcome.frame['status'].value_counts().to_dict()}")
     return wall, clock

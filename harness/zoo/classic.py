@@ -44,6 +44,18 @@ def alexnet(g: GraphBuilder, num_classes: int, width: float, dropout_kind: str) 
     return g.layers
 
 
+def _torchvision_head(
+    g: GraphBuilder, pool: tuple[int, int], num_classes: int, width: float, dropout_kind: str, dropout_first: bool
+) -> list[Layer]:
+    """torchvision's AlexNet / VGG tail: adaptive average pool, flatten, dense 4096 x 2 with dropout 0.5 (before
+    each dense in AlexNet, after each ReLU in VGG), named classifier_0 ... classifier_6 as torchvision has them."""
+    g.add(AdaptiveAvgPool2D(name="avgpool", group="features", output_size=pool))
+    g.add(Flatten(name="flatten", group="features"))
+    names = [f"classifier_{i}" for i in range(7)]
+    _dense_head(g, scaled(4096, width), num_classes, 0.5, dropout_kind, dropout_first=dropout_first, names=names)
+    return g.layers
+
+
 def alexnet_tv(g: GraphBuilder, num_classes: int, width: float, dropout_kind: str) -> list[Layer]:
     """torchvision's AlexNet (one-GPU variant: 64-192-384-256-256 filters, adaptive (6, 6) pool)."""
     convs = ((64, 11, 4, 2), (192, 5, 1, 2), (384, 3, 1, 1), (256, 3, 1, 1), (256, 3, 1, 1))
@@ -55,18 +67,7 @@ def alexnet_tv(g: GraphBuilder, num_classes: int, width: float, dropout_kind: st
         if i in (1, 2, 5):
             g.add(MaxPool2D(name=f"features_{index}", group="features", pool_size=(3, 3), strides=(2, 2)))
             index += 1
-    g.add(AdaptiveAvgPool2D(name="avgpool", group="features", output_size=(6, 6)))
-    g.add(Flatten(name="flatten", group="features"))
-    _dense_head(
-        g,
-        scaled(4096, width),
-        num_classes,
-        0.5,
-        dropout_kind,
-        dropout_first=True,
-        names=[f"classifier_{i}" for i in range(7)],
-    )
-    return g.layers
+    return _torchvision_head(g, (6, 6), num_classes, width, dropout_kind, dropout_first=True)
 
 
 VGG_CONFIGS: dict[str, tuple[int | str, ...]] = {
@@ -91,15 +92,4 @@ def vgg(
             g.bn(f"features_{index + 1}", "features")
         g.act(f"features_{index + 1 + batchnorm}", "features")
         index += 2 + batchnorm
-    g.add(AdaptiveAvgPool2D(name="avgpool", group="features", output_size=(7, 7)))
-    g.add(Flatten(name="flatten", group="features"))
-    _dense_head(
-        g,
-        scaled(4096, width),
-        num_classes,
-        0.5,
-        dropout_kind,
-        dropout_first=False,
-        names=[f"classifier_{i}" for i in range(7)],
-    )
-    return g.layers
+    return _torchvision_head(g, (7, 7), num_classes, width, dropout_kind, dropout_first=False)
