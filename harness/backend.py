@@ -62,6 +62,8 @@ BACKENDS = tuple(REGISTRY)
 def frameworks_imported() -> tuple[str, ...]:
     """The backends whose framework this process has imported: one in a trial's worker, none in the driver."""
     return tuple(name for name, entry in REGISTRY.items() if any(p in sys.modules for p in entry.model_packages))
+
+
 # The backend every other one is compared with (summary tables: differences and ratios against it), and the
 # default framework that trains a shared backbone.
 REFERENCE_BACKEND = "torch"
