@@ -127,8 +127,10 @@ def accuracy_vs_time(frame: pd.DataFrame) -> list[Plot]:
     )
     axes = np.atleast_1d(axes).ravel()
     for ax, (keys, case) in zip(axes, cases, strict=False):
-        for trial_id, trial in case.groupby("trial_id"):
-            wall = (trial["epoch_time_s"].astype(float).fillna(0) + trial["eval_time_s"].astype(float).fillna(0)).cumsum()
+        for _, trial in case.groupby("trial_id"):
+            wall = (
+                trial["epoch_time_s"].astype(float).fillna(0) + trial["eval_time_s"].astype(float).fillna(0)
+            ).cumsum()
             backend = str(trial["backend"].iloc[0])
             ax.plot(wall, trial["val_acc"].astype(float), color=_colour(backend, backends), marker=".", alpha=0.8)
         ax.set_title(_case(keys), fontsize=8)
@@ -179,7 +181,11 @@ def search_points(frame: pd.DataFrame, table: pd.DataFrame, paths: Sequence[str]
             full = [not s for s in group["stopped_early"]]
             colour = _colour(str(backend), backends)
             ax.scatter(
-                values, group[metric], edgecolors=colour, facecolors=[colour if f else "none" for f in full], label=backend
+                values,
+                group[metric],
+                edgecolors=colour,
+                facecolors=[colour if f else "none" for f in full],
+                label=backend,
             )
         if path.endswith("lr"):
             ax.set_xscale("log")
@@ -187,11 +193,11 @@ def search_points(frame: pd.DataFrame, table: pd.DataFrame, paths: Sequence[str]
         ax.set_ylabel(metric)
         ax.grid(alpha=0.3)
     search = _ok_rows(frame[frame["stage"] == "search"])
-    for trial_id, trial in search.groupby("trial_id"):
+    for _, trial in search.groupby("trial_id"):
         backend = str(trial["backend"].iloc[0])
-        values = trial[metric].astype(float).to_numpy()
-        axes[-1].plot(np.arange(1, len(values) + 1), values, color=_colour(backend, backends), alpha=0.6)
-        axes[-1].scatter([len(values)], [values[-1]], color=_colour(backend, backends), marker="x")
+        curve = trial[metric].astype(float).to_numpy()
+        axes[-1].plot(np.arange(1, len(curve) + 1), curve, color=_colour(backend, backends), alpha=0.6)
+        axes[-1].scatter([len(curve)], [curve[-1]], color=_colour(backend, backends), marker="x")
     axes[-1].set_xlabel("epoch (x: where the trial ended)")
     axes[-1].set_ylabel(metric)
     axes[0].legend(fontsize=8)
@@ -207,7 +213,8 @@ def history(series: pd.DataFrame, flagged: set[tuple[str, str, str]], metric: st
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(9, 3.6))
     runs = [str(c) for c in series.columns]
-    for (case, backend), values in series.iterrows():
+    for key, values in series.iterrows():
+        case, backend = key if isinstance(key, tuple) else (key, "")
         line = ax.plot(range(len(runs)), values.to_numpy(dtype=float), marker="o", label=f"{case} · {backend}")
         for i, run in enumerate(runs):
             if (str(case), str(backend), run) in flagged:
