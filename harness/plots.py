@@ -102,7 +102,7 @@ def epoch_times(frame: pd.DataFrame) -> list[Plot]:
             times = case[case["backend"] == backend]["epoch_time_s"].astype(float).dropna().to_numpy()
             if len(times):
                 colour = _colour(backend, backends)
-                ax.boxplot(times, positions=[position], vert=False, widths=0.6, showfliers=False)
+                ax.boxplot(times, positions=[position], orientation="horizontal", widths=0.6, showfliers=False)
                 jitter = np.random.default_rng(position).uniform(-0.15, 0.15, len(times))
                 ax.scatter(times, position + jitter, s=8, color=colour, alpha=0.7)
                 labels.append((position, f"{_case(keys)} · {backend}"))

@@ -339,6 +339,7 @@ def print_run_summary(
         print(render_tables(tables, output_format))
         return
     width = width or shutil.get_terminal_size().columns
+    print("\n".join(textwrap.wrap(f"xfbench — run {outcome.run_id}", width)) + "\n")
     print("\n\n".join(render_text(t, width) for t in tables))
     files = "results.parquet, results.csv, run.json, summary.md, report.html"
     where = f"results: {outcome.run_dir} ({files}); wall time {outcome.wall_time_s:.1f}s"

@@ -191,7 +191,8 @@ def test_a_history_of_three_runs_flags_the_regression(tmp_path):
 
 def test_a_report_that_fails_loses_nothing(tmp_path, capsys):
     run_dir = tmp_path / "broken"
-    (run_dir / "parts").mkdir(parents=True)  # a run directory without rows: the report cannot be drawn
+    run_dir.mkdir()
+    (run_dir / "results.parquet").write_text("not parquet")  # unreadable rows: the report cannot be drawn
     (run_dir / "summary.md").write_text("kept")
     assert write_report(run_dir) is None
     assert "warning: no report.html" in capsys.readouterr().err and (run_dir / "summary.md").read_text() == "kept"
