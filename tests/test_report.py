@@ -252,3 +252,18 @@ def test_the_report_opens_in_headless_chromium(tmp_path):
     assert set(figures) == set(report.plots) and len(report.plots) >= 6
     assert shot.stat().st_size > 50_000  # kept in tmp_path: a picture of the page as a browser draws it
     print(f"screenshot: {shot}")
+
+
+def test_run_and_tune_take_format_and_reference(capsys, tmp_path):
+    from types import SimpleNamespace
+
+    from harness.cli_options import build_parser
+
+    args = build_parser().parse_args(["run", "--suite", "quick", "--format", "json", "--reference", "tensorflow"])
+    assert (args.format, args.reference) == ("json", "tensorflow")
+    frame = _frame(torch_slowdown=1.5)
+    outcome = SimpleNamespace(run_id="r", run_dir=tmp_path, summary=summarize(frame), wall_time_s=1.0)
+    reporting.print_run_summary(outcome, args.format, summary=summarize(frame, args.reference))
+    tables = json.loads(capsys.readouterr().out)
+    assert [t["name"] for t in tables] == ["per_backend", "tensorflow_vs_torch", "statistics"]
+    assert {row[1] for row in tables[2]["rows"]} == {"torch"}
