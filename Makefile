@@ -8,11 +8,11 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: quick test lint install fashion-mnist benchmark benchmark-scheduling benchmark-dropout clean
+.PHONY: quick test lint install fashion-mnist chromium benchmark benchmark-scheduling benchmark-dropout clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[optuna,dev]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[optuna,dev,report,mlflow]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -30,8 +30,18 @@ fashion-mnist:
 	  && echo "Fashion-MNIST: installed dataset-fashion-mnist" || echo "Fashion-MNIST: could not install; its tests will be skipped"; \
 	else echo "Fashion-MNIST: not installed and not root; its tests will be skipped"; fi
 
+# The report's browser test opens report.html in Debian's headless Chromium when we may install it (root with apt,
+# as in CI); otherwise that test is skipped with the reason.
+chromium:
+	@if command -v chromium >/dev/null; then echo "Chromium: $$(command -v chromium)"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  (apt-get install -y -qq chromium >/dev/null 2>&1 || \
+	   (apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq chromium >/dev/null 2>&1)) \
+	  && echo "Chromium: installed chromium" || echo "Chromium: could not install; the browser test will be skipped"; \
+	else echo "Chromium: not installed and not root; the browser test will be skipped"; fi
+
 # results/ci (and its shared-backbone cache) starts empty: every CI run trains and measures with this code.
-test: $(STAMP) fashion-mnist lint
+test: $(STAMP) fashion-mnist chromium lint
 	rm -rf results/ci
 	$(BIN)/python -m pytest tests suites --scale smoke --results-dir results/ci
 

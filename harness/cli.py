@@ -101,7 +101,7 @@ def _start(args: argparse.Namespace) -> int:
         data_provenance=p.provenance,
         ship=p.ship,
     )
-    return _finish(outcome, args.command)
+    return _finish(outcome, args)
 
 
 def _input_checked(check: Callable[[argparse.Namespace], Any], args: argparse.Namespace) -> Any:
@@ -141,13 +141,19 @@ def _resume(args: argparse.Namespace) -> int:
     settings = _input_checked(_resume_settings, args)
     results_dir = Path(args.results_dir).expanduser().resolve()
     outcome = resume(results_dir, args.resume, settings=settings, progress=RichProgress(), ship_policy=args.ship_data)
-    return _finish(outcome, args.command)
+    return _finish(outcome, args)
 
 
-def _finish(outcome: Any, kind: str) -> int:
+def _finish(outcome: Any, args: argparse.Namespace) -> int:
     from harness.reporting import print_run_summary
 
-    print_run_summary(outcome)
+    kind = args.command
+    summary = outcome.summary
+    if args.reference != summary.reference:  # summary.md and report.html keep the default reference
+        from harness.summary import summarize
+
+        summary = summarize(outcome.frame, args.reference)
+    print_run_summary(outcome, args.format, summary=summary)
     if outcome.status == "interrupted":
         print(
             f"interrupted: finish it with `xfbench {kind} --resume {outcome.run_id} --results-dir "
@@ -214,6 +220,35 @@ def cmd_history(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from harness.baselines import resolve
+    from harness.report_html import build_report
+
+    results_dir = Path(args.results_dir).expanduser()
+    paths = [Path(r) if Path(r).is_dir() else resolve(r, results_dir) for r in args.runs]
+    single_run = len(paths) == 1 and (paths[0] / "run.json").is_file()
+    out = args.output or (paths[0] / "report.html" if single_run else Path("report.html"))
+    report = build_report(paths, out, args.reference, args.metric)
+    print(
+        f"wrote {report.path} ({report.size_bytes / 1024:,.0f} KiB, {len(report.plots)} plots; PNG and SVG in "
+        f"{report.plot_dir})"
+    )
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from harness.baselines import resolve
+    from harness.mlflow_export import export_run
+
+    run_dir = resolve(args.run, Path(args.results_dir).expanduser())
+    exported = export_run(run_dir, args.mlflow, args.experiment)
+    print(
+        f"exported {len(exported.trial_runs)} trials of {run_dir.name} to {args.mlflow} "
+        f"(experiment {args.experiment!r}, parent run {exported.parent_run_id})"
+    )
+    return 0
+
+
 def cmd_model(args: argparse.Namespace) -> int:
     options = ModelOptions(width_multiplier=args.width_multiplier)
     print(
@@ -231,6 +266,8 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "baseline": cmd_baseline,
     "history": cmd_history,
     "model": cmd_model,
+    "report": cmd_report,
+    "export": cmd_export,
 }
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from harness.backend import REFERENCE_BACKEND
 from harness.config import DROPOUT_RNGS, OPTIMIZERS, SHIP_POLICIES
 from harness.input_pipeline import NORMALIZATIONS
 from harness.plan import ExecutionOptions
@@ -351,6 +352,47 @@ def add_case_arguments(parser: argparse.ArgumentParser) -> None:
     _add_selection(parser)
     _add_overrides(parser)
     _add_execution(parser)
+    _add_output(parser)
+
+
+OUTPUT_FORMATS = ("table", "md", "csv", "json")
+
+
+def _add_reference(parser: Any) -> None:
+    parser.add_argument(
+        "--reference",
+        default=REFERENCE_BACKEND,
+        help=f"the backend every other one is compared with (default {REFERENCE_BACKEND})",
+    )
+
+
+def _add_output(parser: argparse.ArgumentParser) -> None:
+    out = parser.add_argument_group("output")
+    out.add_argument(
+        "--format",
+        choices=OUTPUT_FORMATS,
+        default="table",
+        help="end-of-run tables: table (fits the terminal's width), md, csv or json (for machines)",
+    )
+    _add_reference(out)
+
+
+def _add_report_parsers(commands: Any) -> None:
+    rep = commands.add_parser("report", help="one self-contained HTML page (plots also as PNG and SVG) of runs")
+    rep.add_argument("runs", nargs="+", metavar="RUN_OR_DIR", help="run directories or ids, or a results directory")
+    rep.add_argument(
+        "-o", "--output", type=Path, help="the HTML file (default: report.html in the run, else ./report.html)"
+    )
+    rep.add_argument("--results-dir", default="results", help="where run ids are looked up (default ./results)")
+    rep.add_argument("--metric", default="epoch_time_s", help="the history plot's metric (as xfbench history)")
+    _add_reference(rep)
+    exp = commands.add_parser("export", help="log a run's trials to MLflow (needs the mlflow extra)")
+    exp.add_argument("run", help="run directory or run id under --results-dir")
+    exp.add_argument(
+        "--mlflow", required=True, metavar="URI", help="tracking URI, e.g. file:./mlruns or sqlite:///m.db"
+    )
+    exp.add_argument("--experiment", default="xfbench", help="MLflow experiment name (default xfbench)")
+    exp.add_argument("--results-dir", default="results")
 
 
 def add_search_arguments(parser: argparse.ArgumentParser) -> None:
@@ -449,6 +491,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_search_arguments(tune)
 
     _add_compare_parser(commands)
+    _add_report_parsers(commands)
 
     base = commands.add_parser("baseline", help="save or list baselines (results/baselines/<machine>/<name>)")
     base_cmds = base.add_subparsers(dest="baseline_command", required=True)

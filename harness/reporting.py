@@ -11,8 +11,14 @@ one table per other backend, accuracy differences reference − backend, time ra
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 import math
+import shutil
+import textwrap
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +26,8 @@ import pandas as pd
 
 from harness.backend import BACKENDS
 from harness.compare import CaseComparison, Thresholds
+from harness.config import case_label
+from harness.statistics import SIGNIFICANT_MARK
 from harness.summary import Summary
 from harness.tuning import TUNED, TunePlan, best_trials, search_table
 
@@ -61,6 +69,13 @@ RUN_NOTE = (
     "so ratios above 1 mean {reference} takes longer (epoch time) or processes more samples per second "
     "(samples/s). Training GFLOP/s = 3 × 2 × forward MACs per sample × samples/s (forward and two backward "
     "passes; convolutions and dense layers only)."
+)
+STATS_HEADER = ["case", "backend", "seeds", "Δ acc pp [95 % CI]", "time ratio [95 % CI]", "note"]
+STATS_NOTE = (
+    "Per case, {reference} against each backend: the paired difference of final test accuracy over seeds "
+    "({reference} − backend, percentage points, mean with a 95 % Student-t interval) and the steady epoch-time "
+    "ratio ({reference} / backend, medians, 95 % bootstrap interval). `*` marks an interval that excludes no "
+    "difference (0 pp, ratio 1)."
 )
 
 
@@ -146,6 +161,30 @@ def regression_cells(c: CaseComparison) -> list[str]:
     ]
 
 
+def case_name(row: pd.Series) -> str:
+    """strategy-model[+variant]-dataset, as in trial ids."""
+    return case_label(str(row["strategy"]), str(row["model"]), str(row["variant"] or ""), str(row["dataset"]))
+
+
+def _interval(value: float, low: float, high: float, spec: str, significant: bool) -> str:
+    mark = SIGNIFICANT_MARK if significant else ""
+    if math.isnan(low):
+        return fmt(value, spec) + mark
+    return f"{fmt(value, spec)}{mark} [{fmt(low, spec)}, {fmt(high, spec)}]"
+
+
+def stats_cells(row: pd.Series) -> list[str]:
+    """One row of ``Summary.statistics``: the accuracy difference and the time ratio with their intervals."""
+    return [
+        case_name(row),
+        str(row["backend"]),
+        str(row["paired_seeds"]),
+        _interval(row["acc_diff_pp"], row["acc_ci_low_pp"], row["acc_ci_high_pp"], "+.2f", row["acc_significant"]),
+        _interval(row["time_ratio"], row["time_ci_low"], row["time_ci_high"], ".3f", row["time_significant"]),
+        str(row["note"]),
+    ]
+
+
 def compared_backends(summary: Summary) -> list[str]:
     """The backends set against the reference: registry order, then any other name alphabetically."""
     present = set(summary.per_backend["backend"]) if len(summary.per_backend) else set()
@@ -176,6 +215,9 @@ def run_markdown(summary: Summary, title: str) -> str:
             parts.append("(no case ran on both backends)")
         else:
             parts.append(markdown_table(pair_header(reference, backend), [pair_cells(r) for _, r in rows.iterrows()]))
+    if len(summary.statistics):
+        parts += ["", "## Statistics", "", STATS_NOTE.format(reference=reference), ""]
+        parts.append(markdown_table(STATS_HEADER, [stats_cells(r) for _, r in summary.statistics.iterrows()]))
     transfer = transfer_markdown(summary.per_backend)
     if transfer:
         parts += ["", "## Transfer A → B (S4b)", "", transfer]
@@ -287,24 +329,21 @@ def _rich_table(title: str, header: Sequence[str], rows: Iterable[Sequence[str]]
     return table
 
 
-def print_run_summary(outcome: RunOutcome) -> None:
-    """The per-backend table, one table per backend against the reference, and where the results are."""
-    from rich.console import Console
-
-    summary = outcome.summary
-    console = Console()
-    rows = [per_backend_cells(r) for _, r in summary.per_backend.iterrows()]
-    console.print(_rich_table(f"xfbench — run {outcome.run_id}", PER_BACKEND_HEADER, rows))
-    for backend in compared_backends(summary):
-        pairs = _pair_rows(summary, backend)
-        if not pairs.empty:
-            header = pair_header(summary.reference, backend)
-            cells = [pair_cells(r) for _, r in pairs.iterrows()]
-            console.print(_rich_table(f"{summary.reference} vs {backend}", header, cells))
-    console.print(
-        f"results: {outcome.run_dir}  (results.parquet, results.csv, run.json, summary.md); "
-        f"wall time {outcome.wall_time_s:.1f}s"
-    )
+def print_run_summary(
+    outcome: RunOutcome, output_format: str = "table", width: int | None = None, summary: Summary | None = None
+) -> None:
+    """The per-backend table, the comparisons against the reference and their statistics, then where the
+    results are: as text that fits ``width`` columns (default: the terminal's), or markdown / CSV / JSON."""
+    tables = run_tables(summary or outcome.summary)
+    if output_format != "table":
+        print(render_tables(tables, output_format))
+        return
+    width = width or shutil.get_terminal_size().columns
+    print("\n".join(textwrap.wrap(f"xfbench — run {outcome.run_id}", width)) + "\n")
+    print("\n\n".join(render_text(t, width) for t in tables))
+    files = "results.parquet, results.csv, run.json, summary.md, report.html"
+    where = f"results: {outcome.run_dir} ({files}); wall time {outcome.wall_time_s:.1f}s"
+    print("\n".join(textwrap.wrap(where, width, break_on_hyphens=False)))
 
 
 def print_comparison(base: LoadedRun, new: LoadedRun, rows: list[CaseComparison], warnings: list[str]) -> None:
@@ -415,3 +454,94 @@ class RichProgress:
 
     def stop(self) -> None:
         self._progress.stop()
+
+
+# ---------------------------------------------------------------------------------------------------- text tables
+
+
+@dataclass(frozen=True)
+class TableData:
+    """A table as cells: the terminal draws it to fit, ``--format md|csv|json`` prints it for machines."""
+
+    name: str  # a short key (json, csv section)
+    title: str  # units go here, so headers stay short
+    header: tuple[str, ...]
+    rows: tuple[tuple[str, ...], ...]
+    key_columns: int = 2  # the columns that name a row (the heading of a row in the stacked layout)
+
+
+def _per_backend_short(row: pd.Series) -> tuple[str, ...]:
+    cells = per_backend_cells(row)
+    acc, std = cells[5].split(" ± ") if " ± " in cells[5] else (cells[5], "")
+    trials = cells[4].replace(" ok", "")
+    return (case_name(row), cells[3], trials, acc, std, cells[6], cells[7], cells[9], cells[10])
+
+
+def run_tables(summary: Summary) -> list[TableData]:
+    """Every end-of-run table with short headers and the units in the titles."""
+    reference = summary.reference
+    tables = [
+        TableData(
+            "per_backend",
+            "Per backend: test acc mean ± std over seeds; epoch time s and samples/s medians over steady epochs",
+            ("case", "backend", "ok", "acc", "±", "epoch s", "samples/s", "MMAC", "GFLOP/s"),
+            tuple(_per_backend_short(r) for _, r in summary.per_backend.iterrows()),
+        )
+    ]
+    for backend in compared_backends(summary):
+        pairs = _pair_rows(summary, backend)
+        if not pairs.empty:
+            rows = tuple((case_name(r), *pair_cells(r)[3:]) for _, r in pairs.iterrows())
+            title = (
+                f"{reference} vs {backend}: acc difference pp ({reference} − {backend}); ratios {reference} / {backend}"
+            )
+            tables.append(
+                TableData(f"{reference}_vs_{backend}", title, ("case", "Δ acc pp", "time", "samples/s"), rows, 1)
+            )
+    if len(summary.statistics):
+        rows = tuple(tuple(stats_cells(r)) for _, r in summary.statistics.iterrows())
+        title = (
+            f"Statistics vs {reference}: paired acc difference pp and epoch-time ratio with 95 % intervals "
+            f"({SIGNIFICANT_MARK}: excludes no difference)"
+        )
+        tables.append(
+            TableData("statistics", title, ("case", "backend", "seeds", "Δ acc pp", "time ratio", "note"), rows)
+        )
+    return tables
+
+
+def render_text(table: TableData, width: int) -> str:
+    """Aligned columns when they fit ``width``; otherwise each row stacked as ``header value`` pairs under its
+    name, wrapped to ``width``. No line is longer than ``width`` either way (long words are folded)."""
+    title = textwrap.wrap(table.title, width) or [""]
+    widths = [max([len(h), *(len(r[i]) for r in table.rows)]) for i, h in enumerate(table.header)]
+    if sum(widths) + 2 * (len(widths) - 1) <= width:
+        line = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip()  # noqa: E731
+        body = [line(table.header), "  ".join("-" * w for w in widths)] + [line(r) for r in table.rows]
+        return "\n".join(title + body)
+    lines = list(title)
+    for row in table.rows:
+        lines += textwrap.wrap(" · ".join(row[: table.key_columns]), width, break_on_hyphens=False)
+        pairs = [
+            f"{h} {c}" for h, c in zip(table.header[table.key_columns :], row[table.key_columns :], strict=True) if c
+        ]
+        lines += textwrap.wrap("   ".join(pairs), width, initial_indent="  ", subsequent_indent="  ")
+    return "\n".join(lines)
+
+
+def render_tables(tables: Sequence[TableData], output_format: str) -> str:
+    """``md``: markdown tables under their titles; ``csv``: one block per table, a ``# name: title`` line first;
+    ``json``: a list of {name, title, header, rows}."""
+    if output_format == "json":
+        return json.dumps([{"name": t.name, "title": t.title, "header": t.header, "rows": t.rows} for t in tables])
+    blocks = []
+    for t in tables:
+        if output_format == "md":
+            blocks.append(f"## {t.title}\n\n" + markdown_table(t.header, t.rows))
+        else:
+            buffer = io.StringIO()
+            writer = csv.writer(buffer, lineterminator="\n")
+            writer.writerow([f"# {t.name}: {t.title}"])
+            writer.writerows([t.header, *t.rows])
+            blocks.append(buffer.getvalue().rstrip("\n"))
+    return "\n\n".join(blocks)

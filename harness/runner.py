@@ -306,7 +306,20 @@ def _carry_out(ctx: _RunContext, schedule: Schedule) -> RunOutcome:
         rows=len(frame),
         trial_status=trial_status,
     )
+    write_report(ctx.run_dir)
     return RunOutcome(ctx.run.run_id, ctx.run_dir, frame, summary, markdown, wall, status)
+
+
+def write_report(run_dir: Path) -> Path | None:
+    """report.html beside summary.md. A report that cannot be drawn (matplotlib missing, a plot failing) is a
+    warning: the run's results are already written and must not be lost to it."""
+    from harness.report_html import build_report
+
+    try:
+        return build_report([run_dir], run_dir / "report.html").path
+    except Exception as exc:  # any failure of the report leaves the run's results as they are
+        print(f"xfbench: warning: no report.html ({type(exc).__name__}: {exc})", file=sys.stderr)
+        return None
 
 
 def _summary(ctx: _RunContext, frame: pd.DataFrame) -> tuple[Summary, str]:

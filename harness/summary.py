@@ -4,7 +4,7 @@ backend against the reference backend. Tables are drawn by :mod:`harness.reporti
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -20,6 +20,8 @@ class Summary:
     per_backend: pd.DataFrame  # one row per (case, backend)
     comparison: pd.DataFrame  # one row per (case, backend other than the reference) where both ran
     reference: str = REFERENCE_BACKEND  # the backend every other one is compared with
+    # per (case, backend other than the reference): paired accuracy difference and time ratio with intervals
+    statistics: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def last_attempts(frame: pd.DataFrame) -> pd.DataFrame:
@@ -76,7 +78,10 @@ def summarize(frame: pd.DataFrame, reference: str = REFERENCE_BACKEND) -> Summar
             }
         )
     per_backend = pd.DataFrame(rows)
-    return Summary(per_backend=per_backend, comparison=_compare(per_backend, reference), reference=reference)
+    from harness.statistics import case_statistics  # it reads rows with this module's helpers: import when used
+
+    comparison = _compare(per_backend, reference)
+    return Summary(per_backend, comparison, reference, case_statistics(frame, reference))
 
 
 def _first(group: pd.DataFrame, column: str) -> float:

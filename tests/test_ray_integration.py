@@ -36,10 +36,11 @@ def test_the_main_job_runs_the_quick_suite_and_matches_the_golden_metrics(tmp_pa
         "main-job",
     ]
     proc = subprocess.run(
-        cmd, capture_output=True, text=True, timeout=600, cwd=tmp_path, env={**os.environ, "COLUMNS": "200"}
+        cmd, capture_output=True, text=True, timeout=600, cwd=tmp_path, env={**os.environ, "COLUMNS": "80"}
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "torch vs tensorflow" in proc.stdout and "cnn_small" in proc.stdout
+    assert max(len(line) for line in proc.stdout.splitlines()) <= 80  # the tables fit an 80-column terminal
     run_dir = tmp_path / "main-job"
     frame = read_results(run_dir)
     assert list(frame.columns) == list(COLUMNS)
@@ -49,6 +50,10 @@ def test_the_main_job_runs_the_quick_suite_and_matches_the_golden_metrics(tmp_pa
     info = json.loads((run_dir / "run.json").read_text())
     assert info["status"] == "finished" and set(info["framework_versions"]) == {"torch", "tensorflow"}
     assert "torch / tensorflow" in (run_dir / "summary.md").read_text()
+    # the report beside summary.md, unless matplotlib (the report extra) is missing: then a warning only
+    report = run_dir / "report.html"
+    assert report.is_file() or "no report.html" in proc.stderr
+    assert not report.is_file() or (run_dir / "report_plots" / "epoch-times.png").is_file()
     config = json.loads(frame["config_json"].iloc[0])
     assert config["optimizer"]["momentum"] == 0.9 and config["runtime"]["jit_compile"] is False
 

@@ -1,0 +1,114 @@
+"""``xfbench export RUN --mlflow URI``: a run's trials as MLflow runs, through MLflow's own client.
+
+One parent MLflow run per xfbench run (its provenance as tags, summary.md and report.html as artefacts) and one
+nested MLflow run per trial: its config flattened into parameters (``optimizer.lr``, ...), its per-epoch metrics
+with step = the epoch's position in the trial (phases follow each other, so a second phase does not overwrite
+the first's epochs), and its final test accuracy. MLflow is an optional extra (``pip install 'xfbench[mlflow]'``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from harness.results import read_results
+from harness.summary import last_attempts
+
+EPOCH_METRICS = ("train_loss", "train_acc", "val_loss", "val_acc", "lr", "epoch_time_s", "samples_per_s", "eval_time_s")
+FINAL_METRICS = ("test_acc", "mc_test_acc")
+TRIAL_TAGS = ("trial_id", "stage", "suite", "strategy", "model", "variant", "dataset", "backend", "framework_version")
+PARAM_LIMIT = 6000  # MLflow's longest parameter value
+
+
+@dataclass(frozen=True)
+class Exported:
+    experiment_id: str
+    parent_run_id: str
+    trial_runs: dict[str, str]  # trial id -> MLflow run id
+
+
+def _client(uri: str) -> Any:
+    try:
+        from mlflow.tracking import MlflowClient
+    except ImportError:
+        raise ImportError(
+            "Expected MLflow for `xfbench export --mlflow`. Received: it is not installed. "
+            "Run: pip install 'xfbench[mlflow]'."
+        ) from None
+    return MlflowClient(tracking_uri=uri)
+
+
+def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, str]:
+    """Nested config dict -> {"optimizer.lr": "0.01", ...}; lists as JSON."""
+    out: dict[str, str] = {}
+    for key, value in config.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(flatten(value, path + "."))
+        else:
+            out[path] = (json.dumps(value) if isinstance(value, list | tuple) else str(value))[:PARAM_LIMIT]
+    return out
+
+
+def _metrics(trial: pd.DataFrame) -> list[Any]:
+    from mlflow.entities import Metric
+
+    metrics = []
+    for step, (_, row) in enumerate(trial.iterrows(), start=1):
+        for name in EPOCH_METRICS:
+            value = row.get(name)
+            if value is not None and not pd.isna(value) and math.isfinite(float(value)):
+                metrics.append(Metric(name, float(value), 0, step))
+    final = trial.iloc[-1]
+    for name in FINAL_METRICS:
+        if name in final and not pd.isna(final[name]):
+            metrics.append(Metric(name, float(final[name]), 0, len(trial)))
+    return metrics
+
+
+def _experiment(client: Any, name: str, uri: str) -> str:
+    existing = client.get_experiment_by_name(name)
+    if existing:
+        return str(existing.experiment_id)
+    # MLflow's default artefact root is ./mlruns under the current directory; beside a SQLite store is kinder
+    location = None
+    if uri.startswith("sqlite:///"):
+        location = (Path(uri[len("sqlite:///") :]).resolve().parent / "mlartifacts").as_uri()
+    return str(client.create_experiment(name, artifact_location=location))
+
+
+def export_run(run_dir: Path, uri: str, experiment: str = "xfbench") -> Exported:
+    """Log ``run_dir``'s trials (each trial's last attempt) under ``experiment`` at tracking ``uri``."""
+    client = _client(uri)
+    frame = last_attempts(read_results(run_dir))
+    info = json.loads((run_dir / "run.json").read_text()) if (run_dir / "run.json").is_file() else {}
+    experiment_id = _experiment(client, experiment, uri)
+    run_id = str(info.get("run_id", run_dir.name))
+    tags = {"xfbench.run_id": run_id, "git_commit": str(info.get("git_commit", ""))}
+    parent = client.create_run(experiment_id, run_name=run_id, tags=tags).info.run_id
+    for name in ("summary.md", "report.html", "run.json"):
+        if (run_dir / name).is_file():
+            client.log_artifact(parent, str(run_dir / name))
+    client.set_terminated(parent, "FINISHED")
+    trial_runs = {}
+    for trial_id, trial in frame.groupby("trial_id", sort=True):
+        first = trial.iloc[0]
+        trial_tags = {f"xfbench.{k}": str(first[k]) for k in TRIAL_TAGS if k in trial and not pd.isna(first[k])}
+        child = client.create_run(
+            experiment_id,
+            run_name=str(trial_id),
+            tags={**trial_tags, "mlflow.parentRunId": parent, "xfbench.run_id": run_id},
+        ).info.run_id
+        params = flatten(json.loads(first["config_json"])) if isinstance(first["config_json"], str) else {}
+        from mlflow.entities import Param
+
+        client.log_batch(child, metrics=_metrics(trial), params=[Param(k, v) for k, v in params.items()])
+        status = str(trial.iloc[-1]["status"])
+        client.set_terminated(child, "FINISHED" if status == "ok" else "FAILED")
+        trial_runs[str(trial_id)] = child
+    return Exported(experiment_id, parent, trial_runs)

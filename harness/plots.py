@@ -1,0 +1,244 @@
+"""The report's pictures, drawn with matplotlib (Agg: no display): each function takes result rows (or the
+statistics) and returns ``(name, title, figure)`` entries, or none when the run has nothing to draw.
+
+matplotlib is an optional extra (``pip install 'xfbench[report]'``) imported inside each function, so
+``import harness`` and a run without the extra do not need it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from harness.config import case_label
+from harness.summary import CASE_KEYS, last_attempts, steady_rows
+
+COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b")
+
+
+@dataclass(frozen=True)
+class Plot:
+    name: str  # file stem of the PNG and SVG beside the report
+    title: str
+    figure: Any  # a matplotlib Figure
+
+
+def _pyplot() -> Any:
+    try:
+        import matplotlib
+    except ImportError:
+        raise ImportError(
+            "Expected matplotlib for the report's plots. Received: it is not installed. "
+            "Run: pip install 'xfbench[report]'."
+        ) from None
+    matplotlib.use("Agg")
+    matplotlib.rcParams.update({"svg.fonttype": "none", "svg.hashsalt": "xfbench", "figure.dpi": 100})
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _colour(backend: str, backends: Sequence[str]) -> str:
+    return COLOURS[list(backends).index(backend) % len(COLOURS)]
+
+
+def _case(keys: tuple) -> str:
+    strategy, model, variant, dataset = (str(k) if isinstance(k, str) else "" for k in keys)
+    return case_label(strategy, model, variant, dataset)
+
+
+def _ok_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    rows = last_attempts(frame)
+    return rows[rows["status"] == "ok"]
+
+
+def learning_curves(frame: pd.DataFrame) -> list[Plot]:
+    """Per case: validation accuracy and loss per epoch, per backend the mean over seeds with a ±1 std band."""
+    plt, rows = _pyplot(), _ok_rows(frame)
+    backends = sorted(rows["backend"].dropna().unique())
+    plots = []
+    for keys, case in rows.groupby(CASE_KEYS, sort=True, dropna=False):
+        fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
+        for backend, group in case.groupby("backend"):
+            # the step is the row's position within its trial: phases follow each other on one axis
+            steps = group.assign(step=group.groupby("trial_id").cumcount() + 1)
+            for ax, metric in zip(axes, ("val_acc", "val_loss"), strict=True):
+                stats = steps.groupby("step")[metric].agg(["mean", "std"]).astype(float).fillna(0.0)
+                colour = _colour(str(backend), backends)
+                ax.plot(stats.index, stats["mean"], color=colour, label=f"{backend}", marker="o", markersize=3)
+                ax.fill_between(
+                    stats.index, stats["mean"] - stats["std"], stats["mean"] + stats["std"], color=colour, alpha=0.2
+                )
+        for ax, label in zip(axes, ("val accuracy", "val loss"), strict=True):
+            ax.xaxis.get_major_locator().set_params(integer=True)
+            ax.set_xlabel("epoch")
+            ax.set_ylabel(label)
+            ax.grid(alpha=0.3)
+        axes[0].legend()
+        name = _case(keys)
+        fig.suptitle(f"{name}: mean over seeds, band ±1 std")
+        fig.tight_layout()
+        plots.append(Plot(f"curves-{name}", f"Learning curves: {name}", fig))
+    return plots
+
+
+def epoch_times(frame: pd.DataFrame) -> list[Plot]:
+    """Steady-state epoch times per case and backend as box plots with every epoch drawn as a point."""
+    plt, steady = _pyplot(), steady_rows(frame)
+    if steady.empty:
+        return []
+    backends = sorted(steady["backend"].dropna().unique())
+    cases = list(steady.groupby(CASE_KEYS, sort=True, dropna=False))
+    fig, ax = plt.subplots(figsize=(9, 0.9 + 0.45 * len(cases) * len(backends)))
+    labels, position = [], 0
+    for keys, case in cases:
+        for backend in backends:
+            times = case[case["backend"] == backend]["epoch_time_s"].astype(float).dropna().to_numpy()
+            if len(times):
+                colour = _colour(backend, backends)
+                ax.boxplot(times, positions=[position], orientation="horizontal", widths=0.6, showfliers=False)
+                jitter = np.random.default_rng(position).uniform(-0.15, 0.15, len(times))
+                ax.scatter(times, position + jitter, s=8, color=colour, alpha=0.7)
+                labels.append((position, f"{_case(keys)} · {backend}"))
+                position += 1
+    ax.set_yticks([p for p, _ in labels], [label for _, label in labels], fontsize=8)
+    ax.set_xlabel("steady epoch time (s)")
+    ax.grid(alpha=0.3, axis="x")
+    fig.tight_layout()
+    return [Plot("epoch-times", "Steady epoch time per case and backend (every epoch a point)", fig)]
+
+
+def accuracy_vs_time(frame: pd.DataFrame) -> list[Plot]:
+    """Per case, validation accuracy against cumulative wall time (training and evaluation), one line a trial."""
+    plt, rows = _pyplot(), _ok_rows(frame)
+    cases = list(rows.groupby(CASE_KEYS, sort=True, dropna=False))
+    if not cases:
+        return []
+    backends = sorted(rows["backend"].dropna().unique())
+    columns = min(3, len(cases))
+    fig, axes = plt.subplots(
+        math.ceil(len(cases) / columns), columns, figsize=(3.3 * columns + 1.3, 2.8 * math.ceil(len(cases) / columns))
+    )
+    axes = np.atleast_1d(axes).ravel()
+    for ax, (keys, case) in zip(axes, cases, strict=False):
+        for _, trial in case.groupby("trial_id"):
+            wall = (
+                trial["epoch_time_s"].astype(float).fillna(0) + trial["eval_time_s"].astype(float).fillna(0)
+            ).cumsum()
+            backend = str(trial["backend"].iloc[0])
+            ax.plot(wall, trial["val_acc"].astype(float), color=_colour(backend, backends), marker=".", alpha=0.8)
+        ax.set_title(_case(keys), fontsize=8)
+        ax.set_xlabel("wall time (s)")
+        ax.set_ylabel("val accuracy")
+        ax.grid(alpha=0.3)
+    for ax in axes[len(cases) :]:
+        ax.axis("off")
+    handles = [plt.Line2D([], [], color=_colour(b, backends), label=b) for b in backends]
+    # the legend goes in a right margin 1.3 inches wide, clear of the curves
+    fig.tight_layout(rect=(0, 0, 1 - 1.3 / fig.get_figwidth(), 1))
+    fig.legend(handles=handles, loc="center right")
+    return [Plot("accuracy-vs-time", "Validation accuracy against wall time (one line per trial)", fig)]
+
+
+def time_ratios(statistics: pd.DataFrame) -> list[Plot]:
+    """The epoch-time ratio (reference / backend) per case with its bootstrap 95 % interval; 1 = equally fast."""
+    if statistics.empty:
+        return []
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(9, 0.9 + 0.45 * len(statistics)))
+    labels = []
+    for position, (_, row) in enumerate(statistics.iterrows()):
+        ratio, low, high = (float(row[c]) for c in ("time_ratio", "time_ci_low", "time_ci_high"))
+        err = [[ratio - low], [high - ratio]] if not math.isnan(low) else None
+        colour = "#d62728" if row["time_significant"] else "#1f77b4"
+        ax.errorbar([ratio], [position], xerr=err, fmt="o", color=colour, capsize=4)
+        labels.append(f"{_case(tuple(row[k] for k in CASE_KEYS))} · {row['reference']} / {row['backend']}")
+    ax.axvline(1.0, color="grey", linestyle="--")
+    ax.set_yticks(range(len(labels)), labels, fontsize=8)
+    ax.set_xlabel("epoch-time ratio (red: 95 % interval excludes 1)")
+    ax.grid(alpha=0.3, axis="x")
+    fig.tight_layout()
+    return [Plot("time-ratios", "Epoch-time ratio per case with its 95 % bootstrap interval", fig)]
+
+
+def search_points(frame: pd.DataFrame, table: pd.DataFrame, paths: Sequence[str], metric: str) -> list[Plot]:
+    """A search: each sampled value against the metric (hollow: stopped early by ASHA), and every search trial's
+    metric per epoch, ending where it stopped."""
+    if table.empty:
+        return []
+    plt = _pyplot()
+    backends = sorted(table["backend"].unique())
+    fig, axes = plt.subplots(1, len(paths) + 1, figsize=(3.6 * (len(paths) + 1), 3.2))
+    axes = np.atleast_1d(axes)
+    for ax, path in zip(axes, paths, strict=False):
+        for backend, group in table.groupby("backend"):
+            values = [v if isinstance(v, int | float) else str(v) for v in group[path]]
+            full = [not s for s in group["stopped_early"]]
+            colour = _colour(str(backend), backends)
+            ax.scatter(
+                values,
+                group[metric],
+                edgecolors=colour,
+                facecolors=[colour if f else "none" for f in full],
+                label=backend,
+            )
+        if path.endswith("lr"):
+            ax.set_xscale("log")
+        ax.set_xlabel(path)
+        ax.set_ylabel(metric)
+        ax.grid(alpha=0.3)
+    search = _ok_rows(frame[frame["stage"] == "search"])
+    for _, trial in search.groupby("trial_id"):
+        backend = str(trial["backend"].iloc[0])
+        curve = trial[metric].astype(float).to_numpy()
+        axes[-1].plot(np.arange(1, len(curve) + 1), curve, color=_colour(backend, backends), alpha=0.6)
+        axes[-1].scatter([len(curve)], [curve[-1]], color=_colour(backend, backends), marker="x")
+    axes[-1].set_xlabel("epoch (x: where the trial ended)")
+    axes[-1].set_ylabel(metric)
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    return [Plot("search", "Search: sampled values against the metric (hollow: stopped early)", fig)]
+
+
+def history(series: pd.DataFrame, flagged: set[tuple[str, str, str]], metric: str) -> list[Plot]:
+    """The metric over runs per (case, backend): ``series`` has index (case, backend) and one column per run;
+    ``flagged`` holds (case, backend, run) where ``xfbench compare`` flags a regression against the run before."""
+    if series.empty:
+        return []
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(9, 3.6))
+    runs = [str(c) for c in series.columns]
+    for key, values in series.iterrows():
+        case, backend = key if isinstance(key, tuple) else (key, "")
+        line = ax.plot(range(len(runs)), values.to_numpy(dtype=float), marker="o", label=f"{case} · {backend}")
+        for i, run in enumerate(runs):
+            if (str(case), str(backend), run) in flagged:
+                ax.scatter([i], [values.iloc[i]], s=160, facecolors="none", edgecolors="red", linewidths=2)
+        line[0].set_alpha(0.8)
+    ax.set_xticks(range(len(runs)), runs, rotation=20, fontsize=7, ha="right")
+    ax.set_ylabel(metric)
+    ax.legend(fontsize=7, loc="best")
+    ax.grid(alpha=0.3)
+    ax.set_title("red circle: regression flagged by xfbench compare against the previous run", fontsize=8)
+    fig.tight_layout()
+    return [Plot("history", f"History: {metric} over runs per case", fig)]
+
+
+def save(plot: Plot, directory: Path) -> str:
+    """Write ``<name>.png`` and ``<name>.svg`` into ``directory``; return the SVG text (for inlining)."""
+    import io
+
+    directory.mkdir(parents=True, exist_ok=True)
+    plot.figure.savefig(directory / f"{plot.name}.png", dpi=110)
+    buffer = io.StringIO()
+    plot.figure.savefig(buffer, format="svg", metadata={"Date": None})
+    svg = buffer.getvalue()
+    (directory / f"{plot.name}.svg").write_text(svg)
+    _pyplot().close(plot.figure)
+    return svg

@@ -1,0 +1,223 @@
+"""``xfbench report``: one self-contained HTML page per run or history of runs, offline by construction.
+
+The page holds the run's provenance (run.json), the end-of-run tables (:func:`harness.reporting.run_tables`, the
+same cells as the terminal and summary.md), and the plots of :mod:`harness.plots` inlined as SVG: no script, no
+style sheet, font or image is fetched, so it opens from a CI artefact or an e-mail. Each plot is also written as
+PNG and SVG into ``<report stem>_plots/`` beside the page. Given several runs (or a results directory), the page
+shows the newest run in full and the history of all of them, with the regressions ``xfbench compare`` flags
+between consecutive runs circled.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from harness.backend import REFERENCE_BACKEND
+from harness.reporting import TableData, run_tables
+from harness.results import read_results
+from harness.summary import summarize
+
+STYLE = """
+body { font-family: sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }
+table { border-collapse: collapse; margin: 0.5em 0 1.5em; font-size: 0.85em; }
+th, td { border: 1px solid #ccc; padding: 0.2em 0.5em; text-align: left; }
+th { background: #f0f0f0; }
+figure { margin: 1em 0 2em; }
+figure svg { max-width: 100%; height: auto; }
+figcaption { font-weight: bold; margin-bottom: 0.3em; }
+.note { color: #555; font-size: 0.85em; }
+"""
+PROVENANCE_KEYS = (
+    "run_id",
+    "kind",
+    "title",
+    "status",
+    "started",
+    "finished",
+    "wall_time_s",
+    "git_commit",
+    "command",
+    "driver_host",
+    "driver_cpu",
+    "python_version",
+    "framework_versions",
+    "scheduler",
+    "datasets",
+    "trial_status",
+)
+
+
+@dataclass(frozen=True)
+class LoadedRunDir:
+    path: Path
+    frame: pd.DataFrame
+    info: dict[str, Any]  # run.json as written (empty when the directory has none)
+
+    @property
+    def run_id(self) -> str:
+        return str(self.info.get("run_id", self.path.name))
+
+
+@dataclass(frozen=True)
+class Report:
+    path: Path
+    size_bytes: int
+    plots: tuple[str, ...]  # names of the plots drawn (each also NAME.png and NAME.svg in plot_dir)
+    plot_dir: Path
+
+
+def run_dirs(paths: list[Path]) -> list[Path]:
+    """The run directories named by ``paths`` (a run directory, or a directory of runs), oldest first."""
+    from harness.baselines import _is_run_dir, run_directories
+
+    found: list[Path] = []
+    for path in paths:
+        runs = [path] if _is_run_dir(path) else run_directories(path)
+        if not runs:
+            raise ValueError(
+                f"Expected a run directory (results.parquet or parts/) or a directory of runs. Received: {path}. "
+                "Pass results/<run_id> or the results directory."
+            )
+        found += [r.resolve() for r in runs if r.resolve() not in found]
+    started = {r: _info(r).get("started", "") for r in found}
+    return sorted(found, key=lambda r: (started[r], r.name))
+
+
+def _info(run_dir: Path) -> dict[str, Any]:
+    path = run_dir / "run.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def load(run_dir: Path) -> LoadedRunDir:
+    return LoadedRunDir(run_dir, read_results(run_dir), _info(run_dir))
+
+
+def _table_html(table: TableData) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in table.header)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in table.rows)
+    return f"<h3>{html.escape(table.title)}</h3>\n<table><tr>{head}</tr>{body}</table>"
+
+
+def _provenance_html(info: dict[str, Any]) -> str:
+    rows = []
+    for key in PROVENANCE_KEYS:
+        if key in info and info[key] not in (None, "", {}, []):
+            value = info[key]
+            text = " ".join(value) if key == "command" else value if isinstance(value, str) else json.dumps(value)
+            rows.append(f"<tr><th>{html.escape(key)}</th><td>{html.escape(str(text))}</td></tr>")
+    nodes = info.get("ray_nodes") or []
+    if nodes:
+        rows.append(f"<tr><th>ray_nodes</th><td>{html.escape(json.dumps(nodes))}</td></tr>")
+    return "<table>" + "".join(rows) + "</table>"
+
+
+def _inline_svg(svg: str, prefix: str) -> str:
+    """The SVG without its XML prolog, its ids prefixed: several inlined figures must not share clip-path ids."""
+    svg = svg[svg.index("<svg") :]
+    svg = re.sub(r'id="([^"]+)"', rf'id="{prefix}-\1"', svg)
+    svg = re.sub(r"url\(#([^)]+)\)", rf"url(#{prefix}-\1)", svg)
+    return re.sub(r'href="#([^"]+)"', rf'href="#{prefix}-\1"', svg)
+
+
+def _search_plots(run: LoadedRunDir) -> list[Any]:
+    from harness import plots
+    from harness.plan import read_run_file
+    from harness.tuning import search_table
+
+    if run.info.get("tune") is None or "stage" not in run.frame or not (run.frame["stage"] == "search").any():
+        return []
+    plan = read_run_file(run.path).plan.search
+    if plan is None:
+        return []
+    table = search_table(run.frame, plan)
+    return plots.search_points(run.frame, table, list(plan.space.paths), plan.metric)
+
+
+def _run_section(run: LoadedRunDir, reference: str) -> tuple[str, list[Any]]:
+    """Provenance, tables and the run's plots (not yet drawn to files)."""
+    from harness import plots
+
+    frame = run.frame
+    stage_final = frame[frame["stage"] == "final"] if "stage" in frame and run.info.get("tune") else frame
+    summary = summarize(stage_final, reference)
+    parts = [f"<h2>Run {html.escape(run.run_id)}</h2>", "<h3>Provenance</h3>", _provenance_html(run.info)]
+    parts += [_table_html(t) for t in run_tables(summary)]
+    drawn = plots.learning_curves(stage_final) + plots.epoch_times(stage_final)
+    drawn += plots.accuracy_vs_time(stage_final) + plots.time_ratios(summary.statistics) + _search_plots(run)
+    return "\n".join(parts), drawn
+
+
+def _history_section(runs: list[LoadedRunDir], metric: str) -> tuple[str, list[Any]]:
+    """The metric per (case, backend) over the runs; regressions against the previous run flagged."""
+    from harness import plots
+    from harness.baselines import _metric_per_case
+    from harness.compare import compare_frames
+
+    columns = {run.run_id: _metric_per_case(run.frame, metric, None) for run in runs if len(run.frame)}
+    series = pd.DataFrame(columns)
+    flagged: set[tuple[str, str, str]] = set()
+    for before, after in zip(runs, runs[1:], strict=False):
+        for c in compare_frames(before.frame, after.frame):
+            if c.regressed:
+                flagged.add((c.case, c.backend, after.run_id))
+    listing = TableData(
+        "runs",
+        f"{len(runs)} runs, oldest first",
+        ("run", "started", "commit", "status", "regressions vs previous"),
+        tuple(
+            (
+                r.run_id,
+                str(r.info.get("started", "")),
+                str(r.info.get("git_commit", ""))[:12],
+                str(r.info.get("status", "")),
+                ", ".join(f"{c} [{b}]" for c, b, run_id in sorted(flagged) if run_id == r.run_id),
+            )
+            for r in runs
+        ),
+    )
+    return "<h2>History</h2>\n" + _table_html(listing), plots.history(series, flagged, metric)
+
+
+def _page(title: str, body: str) -> str:
+    return (
+        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
+        f"<style>{STYLE}</style></head><body>\n<h1>{html.escape(title)}</h1>\n{body}\n</body></html>\n"
+    )
+
+
+def build_report(
+    paths: list[Path], out: Path, reference: str = REFERENCE_BACKEND, metric: str = "epoch_time_s"
+) -> Report:
+    """Write ``out`` (and its plots' PNG and SVG files) from the runs ``paths`` name; return what was written."""
+    from harness import plots
+
+    runs = [load(r) for r in run_dirs(paths)]
+    newest = runs[-1]
+    sections, drawn = [], []
+    if len(runs) > 1:
+        text, figures = _history_section(runs, metric)
+        sections.append(text)
+        drawn += figures
+    text, figures = _run_section(newest, reference)
+    sections.append(text)
+    drawn += figures
+    plot_dir = out.parent / f"{out.stem}_plots"
+    rendered = []
+    for index, plot in enumerate(drawn):
+        svg = _inline_svg(plots.save(plot, plot_dir), f"fig{index}")
+        caption = f"{html.escape(plot.title)} <span class='note'>({plot.name}.png, {plot.name}.svg)</span>"
+        rendered.append(f'<figure id="plot-{html.escape(plot.name)}"><figcaption>{caption}</figcaption>{svg}</figure>')
+    body = "\n".join([*sections, "<h2>Plots</h2>", *rendered, "<p class='note'>page size: PAGE_SIZE</p>"])
+    page = _page(f"xfbench report: {newest.run_id}" + (f" and {len(runs) - 1} earlier" if len(runs) > 1 else ""), body)
+    size = len(page.encode())
+    page = page.replace("PAGE_SIZE", f"{size / 1024:,.0f} KiB, self-contained (no script, nothing fetched)")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(page)
+    return Report(out, out.stat().st_size, tuple(p.name for p in drawn), plot_dir)

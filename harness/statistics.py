@@ -1,0 +1,131 @@
+"""Statistics on every comparison of a backend with the reference backend, per case.
+
+- accuracy: the paired difference of final test accuracy over seeds (reference − backend, seeds paired: the
+  same seed gives both backends the same data order and initial weights by design), its mean and 95 % Student-t
+  interval; significant when the interval excludes 0. One paired seed gives no interval: the row says so.
+- epoch time: the ratio of steady-state medians (reference / backend) with a 95 % bootstrap interval (each
+  backend's steady epochs resampled with replacement); significant when the interval excludes 1.
+
+Numbers only; :mod:`harness.reporting` turns them into cells and :mod:`harness.plots` into pictures.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy.stats import t as student_t
+
+from harness.backend import BACKENDS, REFERENCE_BACKEND
+from harness.summary import CASE_KEYS, final_rows, steady_rows
+
+SIGNIFICANT_MARK = "*"  # beside a figure whose 95 % interval excludes "no difference"
+TOO_FEW_SEEDS = "1 seed: too few to say"
+
+
+@dataclass(frozen=True)
+class StatsSettings:
+    bootstrap_samples: int = 2000
+    bootstrap_seed: int = 0  # fixed: the same run always gives the same interval
+    confidence: float = 0.95
+
+
+STATS_COLUMNS = [
+    *CASE_KEYS,
+    "backend",
+    "reference",
+    "paired_seeds",
+    "acc_diff_pp",
+    "acc_ci_low_pp",
+    "acc_ci_high_pp",
+    "acc_significant",
+    "time_ratio",
+    "time_ci_low",
+    "time_ci_high",
+    "time_significant",
+    "note",
+]
+
+
+def paired_accuracy(ref: pd.Series, other: pd.Series, confidence: float) -> tuple[int, float, float, float]:
+    """(paired seeds, mean difference in pp, interval low, high) of ref − other, both indexed by seed."""
+    diffs = 100.0 * (ref - other).dropna().to_numpy(dtype=float)
+    n = len(diffs)
+    if n == 0:
+        return 0, math.nan, math.nan, math.nan
+    mean = float(diffs.mean())
+    if n < 2:
+        return n, mean, math.nan, math.nan
+    half = float(student_t.ppf(0.5 + confidence / 2, n - 1) * diffs.std(ddof=1) / math.sqrt(n))
+    return n, mean, mean - half, mean + half
+
+
+def ratio_interval(ref: np.ndarray, other: np.ndarray, settings: StatsSettings) -> tuple[float, float, float]:
+    """(median(ref) / median(other), bootstrap interval low, high); NaN interval with under two epochs a side."""
+    if len(ref) == 0 or len(other) == 0:
+        return math.nan, math.nan, math.nan
+    ratio = float(np.median(ref) / np.median(other))
+    if min(len(ref), len(other)) < 2:
+        return ratio, math.nan, math.nan
+    rng = np.random.default_rng(settings.bootstrap_seed)
+    r = np.median(rng.choice(ref, size=(settings.bootstrap_samples, len(ref))), axis=1)
+    o = np.median(rng.choice(other, size=(settings.bootstrap_samples, len(other))), axis=1)
+    tail = 100 * (1 - settings.confidence) / 2
+    low, high = np.percentile(r / o, [tail, 100 - tail])
+    return ratio, float(low), float(high)
+
+
+def _excludes(low: float, high: float, value: float) -> bool:
+    return not (math.isnan(low) or math.isnan(high)) and (low > value or high < value)
+
+
+def _accuracy_by_seed(finals: pd.DataFrame) -> pd.Series:
+    ok = finals[finals["status"] == "ok"]
+    return ok.groupby("seed")["test_acc"].mean().astype(float)
+
+
+def case_statistics(
+    frame: pd.DataFrame, reference: str = REFERENCE_BACKEND, settings: StatsSettings | None = None
+) -> pd.DataFrame:
+    """One row per (case, backend other than the reference) where both ran (columns :data:`STATS_COLUMNS`)."""
+    settings = settings or StatsSettings()
+    if frame.empty:
+        return pd.DataFrame(columns=STATS_COLUMNS)
+    finals, steady = final_rows(frame), steady_rows(frame)
+    out = []
+    for keys, case in frame.groupby(CASE_KEYS, sort=True, dropna=False):
+        backends = set(case["backend"].dropna())
+        if reference not in backends:
+            continue
+        ids = set(case["trial_id"])
+        case_finals, case_steady = finals[finals["trial_id"].isin(ids)], steady[steady["trial_id"].isin(ids)]
+        times = {b: case_steady[case_steady["backend"] == b]["epoch_time_s"].astype(float).dropna() for b in backends}
+        accs = {b: _accuracy_by_seed(case_finals[case_finals["backend"] == b]) for b in backends}
+        for backend in [b for b in BACKENDS if b in backends] + sorted(backends - set(BACKENDS)):
+            if backend == reference:
+                continue
+            n, diff, low, high = paired_accuracy(accs[reference], accs[backend], settings.confidence)
+            ratio, t_low, t_high = ratio_interval(times[reference].to_numpy(), times[backend].to_numpy(), settings)
+            notes = [TOO_FEW_SEEDS] if n < 2 else []
+            if math.isnan(t_low) and not math.isnan(ratio):
+                notes.append("under 2 steady epochs: no time interval")
+            out.append(
+                {
+                    **dict(zip(CASE_KEYS, keys, strict=True)),
+                    "backend": backend,
+                    "reference": reference,
+                    "paired_seeds": n,
+                    "acc_diff_pp": diff,
+                    "acc_ci_low_pp": low,
+                    "acc_ci_high_pp": high,
+                    "acc_significant": _excludes(low, high, 0.0),
+                    "time_ratio": ratio,
+                    "time_ci_low": t_low,
+                    "time_ci_high": t_high,
+                    "time_significant": _excludes(t_low, t_high, 1.0),
+                    "note": "; ".join(notes),
+                }
+            )
+    return pd.DataFrame(out, columns=STATS_COLUMNS)

@@ -1,0 +1,269 @@
+"""Results people look at: statistics on every comparison, tables that fit 80 columns or print for machines, the
+offline HTML report with its plots, the MLflow export, and the report in a real browser.
+
+Result rows are written by the tests (no Ray, no framework): two cases on two backends, three seeds, four epochs,
+with a backend slowed on demand, so each check runs in seconds.
+"""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import io
+import json
+import math
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from harness import reporting
+from harness.cli import main
+from harness.report_html import build_report
+from harness.results import to_frame
+from harness.runner import write_report
+from harness.statistics import TOO_FEW_SEEDS, case_statistics, paired_accuracy
+from harness.summary import summarize
+
+EPOCHS, SEEDS, MODELS = 4, 3, ("mlp", "convnet3")
+needs_matplotlib = pytest.mark.skipif(importlib.util.find_spec("matplotlib") is None, reason="needs xfbench[report]")
+
+
+def _trial_rows(run_id: str, backend: str, model: str, seed: int, epoch_time_s: float, noise: int) -> list[dict]:
+    rng = np.random.default_rng([noise, seed, len(backend), len(model)])
+    rows = []
+    for epoch in range(1, EPOCHS + 1):
+        rows.append(
+            {
+                "run_id": run_id,
+                "trial_id": f"t-scratch-{model}-digits-{backend}-{seed}",
+                "suite": "t",
+                "stage": "trials",
+                "strategy": "scratch",
+                "model": model,
+                "dataset": "digits",
+                "variant": "",
+                "backend": backend,
+                "framework_version": "1.0",
+                "seed": seed,
+                "phase": "train",
+                "epoch": epoch,
+                "train_loss": 1.0 / epoch,
+                "train_acc": 0.9,
+                "val_loss": 1.1 / epoch,
+                "val_acc": 0.95 - 0.1 / epoch + rng.normal(0, 0.005),
+                "test_acc": 0.95 + rng.normal(0, 0.003) if epoch == EPOCHS else math.nan,
+                "epoch_time_s": 3 * epoch_time_s if epoch == 1 else epoch_time_s * (1 + rng.normal(0, 0.02)),
+                "eval_time_s": 0.01,
+                "samples_per_s": 1000 / epoch_time_s,
+                "warmup": epoch == 1,
+                "status": "ok",
+                "params": 1000,
+                "forward_macs": 10**6,
+                "config_json": json.dumps({"epochs": EPOCHS, "optimizer": {"lr": 0.01, "name": "momentum"}}),
+            }
+        )
+    return rows
+
+
+def _frame(run_id: str = "r", torch_slowdown: float = 1.0, seeds: int = SEEDS, noise: int = 0) -> pd.DataFrame:
+    rows = []
+    for model in MODELS:
+        for seed in range(seeds):
+            rows += _trial_rows(run_id, "torch", model, seed, 0.2 * torch_slowdown, noise)
+            rows += _trial_rows(run_id, "tensorflow", model, seed, 0.2, noise + 1)
+    return to_frame(rows)
+
+
+def _write_run(root: Path, run_id: str, started: str, **frame_options: float) -> Path:
+    run_dir = root / run_id
+    run_dir.mkdir(parents=True)
+    _frame(run_id, **frame_options).to_parquet(run_dir / "results.parquet")  # type: ignore[arg-type]
+    info = {"run_id": run_id, "started": started, "status": "finished", "git_commit": "abc", "command": ["xfbench"]}
+    (run_dir / "run.json").write_text(json.dumps(info))
+    return run_dir
+
+
+# ---------------------------------------------------------------------------------------------------- statistics
+
+
+def test_a_slowed_backend_has_a_ratio_interval_excluding_one_and_the_mark():
+    stats = case_statistics(_frame(torch_slowdown=1.5))
+    assert len(stats) == len(MODELS) and set(stats["backend"]) == {"tensorflow"}
+    assert (stats["time_ci_low"] > 1.3).all() and stats["time_significant"].all()
+    cells = reporting.stats_cells(stats.iloc[0])
+    assert cells[4].startswith("1.") and "*" in cells[4]
+
+
+def test_equal_backends_are_not_marked():
+    stats = case_statistics(_frame(torch_slowdown=1.0))
+    assert ((stats["time_ci_low"] < 1) & (stats["time_ci_high"] > 1)).all()
+    assert not stats["time_significant"].any() and not stats["acc_significant"].any()
+
+
+def test_the_paired_accuracy_interval_is_students_t_over_seed_differences():
+    ref, other = pd.Series([0.90, 0.92, 0.94]), pd.Series([0.89, 0.90, 0.91])
+    n, mean, low, high = paired_accuracy(ref, other, 0.95)
+    diffs = np.array([1.0, 2.0, 3.0])  # pp
+    half = 4.302652729911275 * diffs.std(ddof=1) / math.sqrt(3)  # t(0.975, 2)
+    assert n == 3 and mean == pytest.approx(2.0) and (low, high) == pytest.approx((2.0 - half, 2.0 + half))
+
+
+def test_one_seed_says_too_few_to_say():
+    stats = case_statistics(_frame(seeds=1))
+    assert (stats["paired_seeds"] == 1).all() and stats["note"].str.contains(TOO_FEW_SEEDS).all()
+    assert stats["acc_ci_low_pp"].isna().all() and not stats["acc_significant"].any()
+
+
+def test_summary_markdown_has_the_statistics():
+    markdown = reporting.run_markdown(summarize(_frame(torch_slowdown=1.5)), "t")
+    assert "## Statistics" in markdown and "1.5" in markdown and "*" in markdown
+
+
+# ---------------------------------------------------------------------------------------------------- tables
+
+
+@pytest.mark.parametrize("width", [60, 80, 100])
+def test_terminal_tables_fit_the_width(width):
+    tables = reporting.run_tables(summarize(_frame(torch_slowdown=1.5)))
+    text = "\n".join(reporting.render_text(t, width) for t in tables)
+    assert max(len(line) for line in text.splitlines()) <= width
+    assert "0.9" in text and "tensorflow" in text
+
+
+def test_a_wide_terminal_gets_aligned_columns():
+    table = reporting.run_tables(summarize(_frame()))[1]
+    lines = reporting.render_text(table, 200).splitlines()
+    widths = [len(dash) for dash in lines[2].split("  ")]
+    assert [lines[1][sum(widths[:i]) + 2 * i :][: widths[i]].strip() for i in range(len(widths))] == list(table.header)
+    assert set(lines[2]) <= {"-", " "} and len(widths) == len(table.header)
+
+
+def test_machine_formats_carry_the_same_cells():
+    tables = reporting.run_tables(summarize(_frame(torch_slowdown=1.5)))
+    as_json = json.loads(reporting.render_tables(tables, "json"))
+    assert [t["name"] for t in as_json] == [t.name for t in tables]
+    assert as_json[0]["rows"][0] == list(tables[0].rows[0])
+    rows = list(csv.reader(io.StringIO(reporting.render_tables(tables, "csv"))))
+    assert rows[1] == list(tables[0].header) and rows[2] == list(tables[0].rows[0])
+    markdown = reporting.render_tables(tables, "md")
+    assert markdown.count("## ") == len(tables) and "| case |" in markdown
+
+
+# ---------------------------------------------------------------------------------------------------- report
+
+
+def _offline(page: str) -> bool:
+    """Nothing the page would fetch: no src/href to another place (SVG namespace URIs are names, not fetched)."""
+    return not re.search(r"""(src|href)\s*=\s*["'](https?:)?//""", page) and "<script" not in page
+
+
+@needs_matplotlib
+def test_the_report_of_a_run_is_one_offline_page_with_its_plots(tmp_path):
+    run_dir = _write_run(tmp_path, "run-a", "2026-01-01", torch_slowdown=1.5)
+    report = build_report([run_dir], run_dir / "report.html")
+    page = report.path.read_text()
+    assert report.size_bytes < 5 * 1024 * 1024 and _offline(page)
+    assert "Provenance" in page and "git_commit" in page and "Statistics vs torch" in page
+    expected = {"curves-scratch-mlp-digits", "curves-scratch-convnet3-digits", "epoch-times", "accuracy-vs-time"}
+    assert expected | {"time-ratios"} == set(report.plots)
+    assert page.count("<svg") == len(report.plots)
+    for name in report.plots:
+        assert (report.plot_dir / f"{name}.png").stat().st_size > 1000
+        assert (report.plot_dir / f"{name}.svg").read_text().lstrip().startswith("<?xml")
+
+
+@needs_matplotlib
+def test_a_history_of_three_runs_flags_the_regression(tmp_path):
+    for index, slowdown in enumerate((1.0, 1.0, 1.6)):
+        _write_run(tmp_path, f"run-{index}", f"2026-01-0{index + 1}", torch_slowdown=slowdown, noise=index)
+    out = tmp_path / "history.html"
+    assert main(["report", str(tmp_path), "-o", str(out)]) == 0
+    page = out.read_text()
+    assert "History" in page and "run-2 and 2 earlier" in page and _offline(page)
+    assert "t:scratch-mlp-digits [torch]" in page  # the slowed run's regression, listed against it
+    assert (tmp_path / "history_plots" / "history.png").is_file()
+
+
+def test_a_report_that_fails_loses_nothing(tmp_path, capsys):
+    run_dir = tmp_path / "broken"
+    run_dir.mkdir()
+    (run_dir / "results.parquet").write_text("not parquet")  # unreadable rows: the report cannot be drawn
+    (run_dir / "summary.md").write_text("kept")
+    assert write_report(run_dir) is None
+    assert "warning: no report.html" in capsys.readouterr().err and (run_dir / "summary.md").read_text() == "kept"
+
+
+# ---------------------------------------------------------------------------------------------------- mlflow
+
+
+@pytest.mark.skipif(importlib.util.find_spec("mlflow") is None, reason="needs xfbench[mlflow]")
+def test_mlflow_reads_back_every_trial_with_its_epochs(tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    run_dir = _write_run(tmp_path, "run-m", "2026-01-01")
+    (run_dir / "summary.md").write_text("# summary")
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    assert main(["export", str(run_dir), "--mlflow", uri, "--experiment", "t"]) == 0
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name("t")
+    runs = client.search_runs([experiment.experiment_id], "tags.`xfbench.trial_id` != ''")
+    frame = _frame("run-m")
+    assert {r.data.tags["xfbench.trial_id"] for r in runs} == set(frame["trial_id"])
+    for run in runs:
+        history = client.get_metric_history(run.info.run_id, "val_acc")
+        trial = frame[frame["trial_id"] == run.data.tags["xfbench.trial_id"]]
+        assert [m.step for m in history] == list(range(1, EPOCHS + 1))
+        assert [m.value for m in history] == pytest.approx(trial["val_acc"].tolist())
+        assert run.data.params["optimizer.lr"] == "0.01" and "test_acc" in run.data.metrics
+    parent = client.search_runs([experiment.experiment_id], "tags.`xfbench.trial_id` = ''") or [
+        r for r in client.search_runs([experiment.experiment_id]) if "xfbench.trial_id" not in r.data.tags
+    ]
+    assert {a.path for a in client.list_artifacts(parent[0].info.run_id)} >= {"summary.md", "run.json"}
+
+
+# ---------------------------------------------------------------------------------------------------- browser
+
+
+def _chromium() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@needs_matplotlib
+@pytest.mark.skipif(_chromium() is None, reason="Chromium is not installed (make chromium installs it as root)")
+def test_the_report_opens_in_headless_chromium(tmp_path):
+    for index, slowdown in enumerate((1.0, 1.0, 1.6)):
+        _write_run(tmp_path, f"run-{index}", f"2026-01-0{index + 1}", torch_slowdown=slowdown, noise=index)
+    report = build_report([tmp_path], tmp_path / "report.html")
+    shot = tmp_path / "report.png"
+    # offline: every host name resolves to nothing, so a fetch would fail and log to the console
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--host-resolver-rules=MAP * ~NOTFOUND"]
+    flags += ["--enable-logging=stderr", "--v=0", "--window-size=1200,4000"]
+    url = report.path.as_uri()
+    dom = subprocess.run([_chromium(), *flags, "--dump-dom", url], capture_output=True, text=True, timeout=120)
+    subprocess.run([_chromium(), *flags, f"--screenshot={shot}", url], capture_output=True, timeout=120, check=True)
+    console = [line for line in dom.stderr.splitlines() if ":CONSOLE" in line]
+    assert not console, console
+    figures = re.findall(r'<figure id="plot-([^"]+)">.*?<svg', dom.stdout, flags=re.S)
+    assert set(figures) == set(report.plots) and len(report.plots) >= 6
+    assert shot.stat().st_size > 50_000  # kept in tmp_path: a picture of the page as a browser draws it
+    print(f"screenshot: {shot}")
+
+
+def test_run_and_tune_take_format_and_reference(capsys, tmp_path):
+    from types import SimpleNamespace
+
+    from harness.cli_options import build_parser
+
+    args = build_parser().parse_args(["run", "--suite", "quick", "--format", "json", "--reference", "tensorflow"])
+    assert (args.format, args.reference) == ("json", "tensorflow")
+    frame = _frame(torch_slowdown=1.5)
+    outcome = SimpleNamespace(run_id="r", run_dir=tmp_path, summary=summarize(frame), wall_time_s=1.0)
+    reporting.print_run_summary(outcome, args.format, summary=summarize(frame, args.reference))
+    tables = json.loads(capsys.readouterr().out)
+    assert [t["name"] for t in tables] == ["per_backend", "tensorflow_vs_torch", "statistics"]
+    assert {row[1] for row in tables[2]["rows"]} == {"torch"}
