@@ -12,6 +12,7 @@ from backends.tensorflow import input_layers
 from backends.tensorflow.dropout import DropoutKeys, SharedDropout
 from harness.dropout_rng import layout_hashes
 from harness.shapes import adaptive_is_uniform, adaptive_windows, infer_shapes
+from harness.seeds import native_dropout_seed
 from harness.spec import (
     PRELU_INIT,
     Activation,
@@ -295,7 +296,9 @@ def build_keras_model(spec: ModelSpec, seed: int, mc: bool = False, keys: Dropou
             shared = (keys, slot, layout_hashes(info.shape, info.flattened_from, channels_first=False))
             slot += 1
         # Native dropout layers get their own seed derived from the trial seed: reproducible, never global.
-        values[layer.name] = _apply(layer, [values[s] for s in spec.inputs_of(index)], seed * 1000 + index, mc, shared)
+        values[layer.name] = _apply(
+            layer, [values[s] for s in spec.inputs_of(index)], native_dropout_seed(seed, index), mc, shared
+        )
     # Keras model names are TF name scopes: imported specs ("torchvision:resnet18", file paths) are made to fit.
     return keras.Model(inputs, values[spec.output_name], name=re.sub(r"[^A-Za-z0-9_.-]", "_", spec.name))
 
