@@ -11,8 +11,8 @@ import tensorflow as tf
 from backends.tensorflow import input_layers
 from backends.tensorflow.dropout import DropoutKeys, SharedDropout
 from harness.dropout_rng import layout_hashes
-from harness.shapes import adaptive_is_uniform, adaptive_windows, infer_shapes
 from harness.seeds import native_dropout_seed
+from harness.shapes import adaptive_is_uniform, adaptive_windows, infer_shapes
 from harness.spec import (
     PRELU_INIT,
     Activation,
