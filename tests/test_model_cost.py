@@ -109,6 +109,7 @@ def test_summary_reports_achieved_training_gflops_per_backend():
             "variant": "",
             "dataset": "d",
             "backend": b,
+            "seed": 0,
             "status": "ok",
             "warmup": epoch == 1,
             "epoch": epoch,
