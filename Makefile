@@ -43,7 +43,7 @@ chromium:
 # results/ci (and its shared-backbone cache) starts empty: every CI run trains and measures with this code.
 test: $(STAMP) fashion-mnist chromium lint
 	rm -rf results/ci
-	$(BIN)/python -m pytest tests suites --scale smoke --results-dir results/ci
+	$(BIN)/python -m pytest tests suites --scale smoke --results-dir results/ci --durations=25
 
 # Formatting, lint and types: ruff (line length 120) on everything, mypy on harness/ and backends/ (pyproject.toml).
 lint: $(STAMP)
