@@ -115,7 +115,9 @@ def _assert_only_rounding_apart(request, backend: str, runtimes: tuple, args: tu
 @pytest.mark.parametrize("backend", ["torch", "tensorflow"])
 @pytest.mark.parametrize("model", ["mlp", "cnn_small"])
 def test_mixed_bfloat16_learns_within_one_point_of_float32(workers, digits, backend, model):
-    spec = build_spec(model, digits.input_shape, digits.num_classes, ModelOptions(hidden=(256,)))
+    # cnn_small with BatchNorm: its statistics stay float32 under the bf16 policy
+    options = ModelOptions(hidden=(256,)) if model == "mlp" else CNN
+    spec = build_spec(model, digits.input_shape, digits.num_classes, options)
     weights = initial_weights(spec, "he_normal", 0)
     epochs = [epoch_batches(len(digits.y_train), 64, 0, e) for e in range(1, BF16_EPOCHS + 1)]
     data = (digits.x_train, digits.y_train, digits.x_test, digits.y_test)
