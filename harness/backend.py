@@ -11,6 +11,7 @@ framework-free, in ``backends/<name>/capabilities.py``; the driver reads it befo
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import importlib
 import importlib.metadata
@@ -69,11 +70,16 @@ def frameworks_imported() -> tuple[str, ...]:
 REFERENCE_BACKEND = "torch"
 
 # Speed options a backend honours only with a capability: (RuntimeOptions field, capability, command-line option).
-# On a backend without the capability the option is turned off for that backend's trials, so each row's
-# config_json records what its process applied; an option that applies to no selected backend is an error.
+# An option is on when its field differs from RuntimeOptions' default; a flag needs the capability itself, a
+# choice needs "CAPABILITY:VALUE" (--tf-mode fit: "tf_mode:fit"). On a backend without it the option is turned
+# off (back to the default) for that backend's trials, so each row's config_json records what its process applied;
+# an option that applies to no selected backend is an error.
 OPTIONAL_RUNTIME = (
     ("jit_compile", "jit_compile", "--jit-compile"),
     ("torch_compile", "torch_compile", "--torch-compile"),
+    ("channels_last", "channels_last", "--channels-last"),
+    ("tf_mode", "tf_mode", "--tf-mode"),  # any mode but the default needs "tf_mode:MODE" (e.g. "tf_mode:fit")
+    ("precision", "precision", "--precision"),  # any precision but float32 needs "precision:NAME"
 )
 # What a strategy cannot run without: a trial whose backend lacks one is an error, never a silent difference.
 STRATEGY_NEEDS: dict[str, tuple[str, ...]] = {
@@ -200,13 +206,31 @@ def installed_framework_version(name: str) -> str:
         return f"{distribution} not installed"
 
 
+def _runtime_defaults(runtime: RuntimeOptions) -> dict[str, Any]:
+    return {f.name: f.default for f in dataclasses.fields(runtime)}
+
+
+def _set_options(runtime: RuntimeOptions) -> list[tuple[str, str, str]]:
+    """(field, capability it needs, how the command line says it) for each optional speed option ``runtime`` sets."""
+    defaults, out = _runtime_defaults(runtime), []
+    for f, capability, flag in OPTIONAL_RUNTIME:
+        value = getattr(runtime, f)
+        if value != defaults[f]:
+            out.append(
+                (f, capability, flag) if isinstance(value, bool) else (f, f"{capability}:{value}", f"{flag} {value}")
+            )
+    return out
+
+
+def runtime_option_needs(runtime: RuntimeOptions) -> dict[str, str]:
+    """Capability -> the command-line option of ``runtime`` that needs it, for each optional speed option set."""
+    return {capability: flag for _, capability, flag in _set_options(runtime)}
+
+
 def honoured_runtime(runtime: RuntimeOptions, backend: str) -> RuntimeOptions:
-    """``runtime`` with the speed options ``backend`` cannot honour turned off."""
-    able = backend_capabilities(backend)
-    off: dict[str, Any] = {
-        f: False for f, capability, _ in OPTIONAL_RUNTIME if getattr(runtime, f) and capability not in able
-    }
-    return replace(runtime, **off)
+    """``runtime`` with the speed options ``backend`` cannot honour turned off (back to their defaults)."""
+    able, defaults = backend_capabilities(backend), _runtime_defaults(runtime)
+    return replace(runtime, **{f: defaults[f] for f, capability, _ in _set_options(runtime) if capability not in able})
 
 
 def _needs(trial: TrialConfig) -> dict[str, str]:
@@ -216,9 +240,7 @@ def _needs(trial: TrialConfig) -> dict[str, str]:
         needs["gpu"] = "device gpu (--gpus-per-trial > 0)"
     if trial.runtime.dropout_rng == "shared":
         needs["shared_dropout"] = "--dropout-rng shared"
-    for f, capability, flag in OPTIONAL_RUNTIME:
-        if getattr(trial.runtime, f):
-            needs[capability] = flag
+    needs.update(runtime_option_needs(trial.runtime))
     return needs
 
 
@@ -242,12 +264,14 @@ def fit_to_capabilities(trials: Sequence[TrialConfig]) -> list[TrialConfig]:
     when an option applies to no selected backend, or a trial needs a capability its backend lacks."""
     fitted = [replace(t, runtime=honoured_runtime(t.runtime, t.backend)) for t in trials]
     selected = sorted({t.backend for t in trials})
-    for f, capability, flag in OPTIONAL_RUNTIME:
-        if any(getattr(t.runtime, f) for t in trials) and not any(getattr(t.runtime, f) for t in fitted):
+    asked = {c: flag for t in trials for c, flag in runtime_option_needs(t.runtime).items()}
+    kept = {c for t in fitted for c in runtime_option_needs(t.runtime)}
+    for capability, flag in asked.items():
+        if capability not in kept:
             able = [b for b in BACKENDS if capability in backend_capabilities(b)]
             raise ValueError(
                 f"Expected {flag} to apply to a selected backend (only {able} can honour it). Received: backends="
-                f"{selected}. Add --backend {able[0] if able else '...'} or drop {flag}."
+                f"{selected}. Add --backend {able[0] if able else '...'} or drop {flag.split()[0]}."
             )
     check_capabilities(fitted)
     return fitted

@@ -24,6 +24,13 @@ SHIP_LIMIT_MB = 256.0
 
 DROPOUT_RNGS = ("shared", "framework")
 
+# How a TensorFlow trial runs its steps: "custom" a compiled tf.function step (the default), "fit" Keras Model.fit
+# over a tf.data pipeline of the harness's batches, "eager" GradientTape without tf.function. Every mode runs the
+# same harness.update_pipeline step, so all of them compute the same updates.
+TF_MODES = ("custom", "fit", "eager")
+# float32 everywhere, or bfloat16 compute with float32 variables, optimizer state and loss ("mixed_bfloat16").
+PRECISIONS = ("float32", "mixed_bfloat16")
+
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "adadelta", "rmsprop", "adam", "adamw")
 
 # The resolved defaults follow PyTorch's, the documented semantics both backends implement.
@@ -159,7 +166,9 @@ class RuntimeOptions:
     torch_compile: bool = False
     deterministic: bool = False
     cudnn_benchmark: bool = False
-    precision: str = "float32"
+    precision: str = "float32"  # one of PRECISIONS
+    tf_mode: str = "custom"  # one of TF_MODES (TensorFlow only; recorded "custom" on other backends)
+    channels_last: bool = False  # PyTorch: channels_last memory format for the model and the images
     # Dropout masks: "shared" draws them from harness.dropout_rng's counter-based generator, identically in every
     # backend; "framework" uses each framework's own generator (masks then differ between backends).
     dropout_rng: str = "shared"
@@ -184,8 +193,15 @@ class RuntimeOptions:
             raise ValueError(f"Expected device 'cpu' or 'gpu'. Received: device={self.device!r}.")
         if self.dropout_rng not in DROPOUT_RNGS:
             raise ValueError(f"Expected dropout_rng in {list(DROPOUT_RNGS)}. Received: {self.dropout_rng!r}.")
-        if self.precision != "float32":
-            raise ValueError(f"Expected precision 'float32' (the only one implemented). Received: {self.precision!r}.")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"Expected precision in {list(PRECISIONS)}. Received: precision={self.precision!r}.")
+        if self.tf_mode not in TF_MODES:
+            raise ValueError(f"Expected tf_mode in {list(TF_MODES)}. Received: tf_mode={self.tf_mode!r}.")
+        if self.tf_mode == "eager" and self.jit_compile:
+            raise ValueError(
+                "Expected --jit-compile only with a compiled TensorFlow mode (custom, fit). Received: tf_mode='eager' "
+                "with jit_compile=True. Drop --jit-compile or pick --tf-mode custom|fit."
+            )
 
 
 @dataclass(frozen=True)

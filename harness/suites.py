@@ -7,10 +7,17 @@ assert; each comes from the notebooks or from measurements in docs/.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
-from harness.config import OptimizerConfig, RegularizationConfig, TransferOptions, TrialConfig, case_label
+from harness.config import (
+    OptimizerConfig,
+    RegularizationConfig,
+    RuntimeOptions,
+    TransferOptions,
+    TrialConfig,
+    case_label,
+)
 from harness.data.tasks import TaskSpec
 from harness.input_pipeline import InputConfig
 from harness.models import ModelOptions
@@ -41,6 +48,9 @@ class SuiteCase:
     # agreement, which identical weights, batches and dropout masks give; a case where exactness is impossible by
     # design sets a documented non-zero gap.
     max_backend_gap: float = 0.0
+    # A speed variant: RuntimeOptions fields it sets ((name, value) pairs), and the backends it runs on (empty: all).
+    runtime_settings: tuple[tuple[str, Any], ...] = ()
+    only_backends: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not 0 <= self.max_backend_gap <= 1:
@@ -619,8 +629,54 @@ def case_trials(case: SuiteCase, suite_name: str, backends: tuple[str, ...], see
     """One TrialConfig per (backend, seed) of a case; seeds are 0..seeds-1 so both backends pair up. Every field a
     case shares with TrialConfig is passed through by name (the bars and the gap are the suite's own)."""
     shared = {name: getattr(case, name) for name in _TRIAL_FIELDS}
+    runtime = replace(RuntimeOptions(), **dict(case.runtime_settings))
     return [
-        TrialConfig(**shared, backend=backend, seed=seed, suite=suite_name)
+        TrialConfig(**shared, backend=backend, seed=seed, suite=suite_name, runtime=runtime)
         for backend in backends
+        if not case.only_backends or backend in case.only_backends
         for seed in range(seeds)
     ]
+
+
+# The speed matrix: each framework as people run it and as fast as it can be made, on identical batches. Each
+# variant: (label, the backend it runs on, RuntimeOptions settings). One seed; the first epoch is warm-up (tracing,
+# compiling), reported apart; samples/s is the median of the later epochs.
+SPEED_VARIANTS: tuple[tuple[str, str, tuple[tuple[str, Any], ...]], ...] = (
+    ("torch-eager", "torch", ()),
+    ("torch-channels_last", "torch", (("channels_last", True),)),
+    ("torch-compile", "torch", (("torch_compile", True),)),
+    ("torch-bf16", "torch", (("precision", "mixed_bfloat16"),)),
+    ("tf-custom", "tensorflow", ()),
+    ("tf-xla", "tensorflow", (("jit_compile", True),)),
+    ("tf-fit", "tensorflow", (("tf_mode", "fit"),)),
+    ("tf-fit-xla", "tensorflow", (("tf_mode", "fit"), ("jit_compile", True))),
+    ("tf-eager", "tensorflow", (("tf_mode", "eager"),)),
+    ("tf-bf16", "tensorflow", (("precision", "mixed_bfloat16"),)),
+)
+_SPEED_MODELS = (
+    ("mlp", ModelOptions(hidden=(256,))),
+    ("convnet3", ModelOptions()),
+    ("cnn_small", ModelOptions()),
+    ("resnet20", ModelOptions(width_multiplier=0.5)),
+)
+
+SUITES["speed_matrix"] = Suite(
+    "speed_matrix",
+    "every mode of both frameworks (eager, channels_last, torch.compile, bf16; custom, XLA, Keras fit, eager, bf16) "
+    "on mlp, convnet3, cnn_small and resnet20, digits, 3 epochs (the first is warm-up), 1 seed",
+    tuple(
+        SuiteCase(
+            "scratch",
+            model,
+            "digits",
+            epochs=3,
+            optimizer=OptimizerConfig("nesterov", lr=0.01),
+            model_options=options,
+            variant=label,
+            runtime_settings=settings,
+            only_backends=(backend,),
+        )
+        for model, options in _SPEED_MODELS
+        for label, backend, settings in SPEED_VARIANTS
+    ),
+)

@@ -1,4 +1,5 @@
-"""The TensorFlow backend: a compiled custom train step (tf.function, optional XLA) over a Keras model."""
+"""The TensorFlow backend: a custom train step over a Keras model, run as RuntimeOptions.tf_mode says (modes.py):
+compiled (tf.function, optional XLA), eager, or by Keras Model.fit."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ import tensorflow as tf
 
 from backends.tensorflow.capabilities import CAPABILITIES
 from backends.tensorflow.dropout import DropoutKeys
-from backends.tensorflow.model import build_keras_model, export_weights, load_weights
+from backends.tensorflow.model import export_weights, load_weights
+from backends.tensorflow.modes import FitRunner, build_model, compile_step
 from backends.tensorflow.optimizers import TensorFlowUpdate, TorchSemanticsOptimizer
 from harness.backend import StepStats
 from harness.config import OptimizerConfig, RegularizationConfig, RuntimeOptions
@@ -70,6 +72,7 @@ class TensorFlowBackend:
         self._data: dict[str, tuple[tf.Tensor, tf.Tensor]] = {}
         self._spec: ModelSpec | None = None
         self._optimizer: TorchSemanticsOptimizer | None = None
+        self._fit: FitRunner | None = None  # tf_mode "fit": Model.fit runs the epochs
         self._regularization = RegularizationConfig()
         self._seed = 0
         self.record_lr_trace = False  # tests: keep the learning rate each step actually used
@@ -89,7 +92,7 @@ class TensorFlowBackend:
         self._dropout_indices = dropout_layer_indices(spec)
         shared = self.runtime.dropout_rng == "shared"
         self._dropout_keys = DropoutKeys(len(self._dropout_indices)) if shared else None
-        self.model = build_keras_model(spec, seed, keys=self._dropout_keys)
+        self.model = build_model(spec, seed, self.runtime.precision, keys=self._dropout_keys)
         load_weights(self.model, spec, weights)
         self._spec = spec
         self._compile_steps()
@@ -125,7 +128,7 @@ class TensorFlowBackend:
 
     def extract_features(self, x: np.ndarray, layer: str, batch_size: int = 1000) -> np.ndarray:
         submodel = keras.Model(self.model.inputs, self.model.get_layer(layer).output)
-        run = tf.function(lambda xb: submodel(xb, training=False), reduce_retracing=True)
+        run = tf.function(lambda xb: tf.cast(submodel(xb, training=False), tf.float32), reduce_retracing=True)
         xt = tf.constant(x.astype(np.float32, copy=False))
         return concat_batches(len(x), batch_size, lambda s: run(xt[s]).numpy())  # NHWC already
 
@@ -181,14 +184,11 @@ class TensorFlowBackend:
             losses, hits = loss_and_hits(model(xb, training=True), yb)
             return tf.reduce_mean(losses), hits
 
-        def train_step(
-            x_all: tf.Tensor, y_all: tf.Tensor, idx: tf.Tensor, lr: tf.Tensor, momentum: tf.Tensor, keys: tf.Tensor
-        ) -> None:
+        def batch_step(xb: tf.Tensor, yb: tf.Tensor, lr: tf.Tensor, momentum: tf.Tensor, keys: tf.Tensor) -> None:
             if dropout_keys is not None:
                 dropout_keys.assign(keys)
             optimizer.lr.assign(lr)
             scheduled_momentum.assign(momentum)
-            xb, yb = tf.gather(x_all, idx), tf.gather(y_all, idx)
             out = update_step(update, rule, lambda: batch_loss(xb, yb))
             n = tf.cast(tf.shape(yb)[0], tf.float32)
             loss_sum.assign_add(out.loss * n)
@@ -196,7 +196,14 @@ class TensorFlowBackend:
                 reg_sum.assign_add(out.penalty * n)
             correct.assign_add(out.hits)
 
-        return tf.function(train_step, jit_compile=self.runtime.jit_compile, reduce_retracing=True)
+        def train_step(
+            x_all: tf.Tensor, y_all: tf.Tensor, idx: tf.Tensor, lr: tf.Tensor, momentum: tf.Tensor, keys: tf.Tensor
+        ) -> None:
+            batch_step(tf.gather(x_all, idx), tf.gather(y_all, idx), lr, momentum, keys)
+
+        # Model.fit compiles the batch step itself (the gather runs in its tf.data pipeline).
+        self._fit = FitRunner(model, batch_step, self.runtime.jit_compile) if self.runtime.tf_mode == "fit" else None
+        return compile_step(train_step, self.runtime)
 
     def train_epoch(
         self, split: str, batches: Sequence[np.ndarray], lrs: np.ndarray, momenta: np.ndarray | None = None
@@ -212,6 +219,8 @@ class TensorFlowBackend:
             momenta = np.full(
                 len(batches), config.beta1 if config.name in ("adam", "adamw") else (config.momentum or 0.0), np.float32
             )
+        if self._fit is not None:
+            return self._fit_epoch(x, y, batches, lrs, momenta)
         count = 0
         for step, batch in enumerate(batches):
             keys = self._step_keys(STREAM_TRAIN, self._seed, self._steps_done)
@@ -227,6 +236,20 @@ class TensorFlowBackend:
             if self.record_lr_trace:
                 self.lr_trace.append(float(self._optimizer.lr.numpy()))
             count += len(batch)
+        return StepStats(float(self._loss_sum.numpy()), int(self._correct.numpy()), count, float(self._reg_sum.numpy()))
+
+    def _fit_epoch(
+        self, x: tf.Tensor, y: tf.Tensor, batches: Sequence[np.ndarray], lrs: np.ndarray, momenta: np.ndarray
+    ) -> StepStats:
+        """One Model.fit epoch over the batches: the same per-step learning rates, momenta and dropout keys."""
+        assert self._fit is not None and self._optimizer is not None
+        first = self._steps_done
+        keys = np.stack([self._step_keys(STREAM_TRAIN, self._seed, first + i).numpy() for i in range(len(batches))])
+        self._steps_done += len(batches)
+        per_step = (np.asarray(lrs, np.float32), np.asarray(momenta, np.float32), keys)
+        trace = (self._optimizer.lr, self.lr_trace) if self.record_lr_trace else None
+        self._fit.run(x, y, batches, per_step, trace)
+        count = sum(len(b) for b in batches)
         return StepStats(float(self._loss_sum.numpy()), int(self._correct.numpy()), count, float(self._reg_sum.numpy()))
 
     def _step_keys(self, stream: int, seed: int, step: int) -> tf.Tensor:
@@ -245,7 +268,7 @@ class TensorFlowBackend:
         assert self._spec is not None, "build() first"
         # A twin model whose dropout stays on, seeded afresh per call: the same seed gives the same passes.
         keys = self._dropout_keys
-        twin = build_keras_model(self._spec, seed, mc=True, keys=keys)
+        twin = build_model(self._spec, seed, self.runtime.precision, mc=True, keys=keys)
         twin.set_weights(self.model.get_weights())
         xt = tf.constant(x.astype(np.float32, copy=False))
         if keys is not None:  # shared masks: pass p of sample i is drawn at (seed, MC stream, p, i)

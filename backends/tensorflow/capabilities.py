@@ -9,7 +9,10 @@ DISTRIBUTION = "tensorflow"
 
 CAPABILITIES = frozenset(
     {
-        "jit_compile",  # RuntimeOptions.jit_compile: XLA-compile the train step
+        "jit_compile",  # RuntimeOptions.jit_compile: XLA-compile the train step (modes custom and fit)
+        "tf_mode:fit",  # RuntimeOptions.tf_mode="fit": Keras Model.fit over the harness's batches (modes.py)
+        "tf_mode:eager",  # RuntimeOptions.tf_mode="eager": GradientTape without tf.function
+        "precision:mixed_bfloat16",  # Keras' mixed_bfloat16 policy: bf16 compute, float32 variables and loss
         "per_group_lr",  # set_optimizer honours per-layer learning-rate multipliers (fine_tune)
         "freeze",  # freeze_layers freezes layers, BatchNorm among them in inference mode (transfer strategies)
         "shared_dropout",  # RuntimeOptions.dropout_rng="shared": masks from harness.dropout_rng

@@ -218,14 +218,17 @@ class TorchBatchNorm(keras.layers.BatchNormalization):
     def call(self, inputs, training=None, mask=None):
         if not (training and self.trainable and self.unbiased_running_variance) or mask is not None:
             return super().call(inputs, training=training, mask=mask)
+        # Statistics and normalisation in the variables' float32, as Keras' own BatchNorm does under mixed precision.
+        compute_dtype, inputs = inputs.dtype, tf.cast(inputs, self.moving_mean.dtype)
         mean, variance = self._moments(inputs, None)
         count = tf.cast(tf.size(inputs) // tf.shape(inputs)[-1], inputs.dtype)
         self.moving_mean.assign(self.moving_mean * self.momentum + mean * (1.0 - self.momentum))
         unbiased = variance * (count / (count - 1.0))
         self.moving_variance.assign(self.moving_variance * self.momentum + unbiased * (1.0 - self.momentum))
-        return keras.ops.batch_normalization(
+        outputs = keras.ops.batch_normalization(
             inputs, mean, variance, axis=-1, offset=self.beta, scale=self.gamma, epsilon=self.epsilon
         )
+        return tf.cast(outputs, compute_dtype)
 
 
 def _dropout(layer: Dropout, seed: int, mc: bool, shared: SharedDropoutPlan | None) -> keras.layers.Layer:

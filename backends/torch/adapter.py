@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping, Sequence
-from typing import cast
 
 import numpy as np
 import torch
@@ -13,6 +12,7 @@ from backends.torch.capabilities import CAPABILITIES
 from backends.torch.dropout import DropoutKeys, SharedDropout
 from backends.torch.layout import images_to_torch
 from backends.torch.model import build_module, export_weights, layer_module, load_weights
+from backends.torch.modes import memory_format, prepare_model
 from backends.torch.optimizers import TorchUpdate, make_optimizer
 from harness.backend import StepStats
 from harness.config import OptimizerConfig, RegularizationConfig, RuntimeOptions
@@ -80,8 +80,7 @@ class TorchBackend:
         load_weights(model, spec, weights)
         self.frozen_bn = []
         self.module = model.to(self.device)
-        # torch.compile wraps the module in an OptimizedModule: still a Module (train/eval reach the original).
-        self.model = cast(torch.nn.Module, torch.compile(self.module)) if self.runtime.torch_compile else self.module
+        self.model = prepare_model(self.module, self.runtime, self.device)  # memory format, precision, compile
         self._spec = spec
 
     def export_weights(self) -> NeutralWeights:
@@ -116,13 +115,16 @@ class TorchBackend:
         return trainable, sum(p.numel() for p in params) - trainable
 
     def _images(self, x: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(images_to_torch(x.astype(np.float32, copy=False))).to(self.device)
+        images = torch.from_numpy(images_to_torch(x.astype(np.float32, copy=False))).to(self.device)
+        return memory_format(images, self.runtime)
 
     @torch.no_grad()
     def extract_features(self, x: np.ndarray, layer: str, batch_size: int = 1000) -> np.ndarray:
         self.model.eval()
         captured: list[torch.Tensor] = []
-        handle = layer_module(self.module, layer).register_forward_hook(lambda m, i, o: captured.append(o.detach()))
+        handle = layer_module(self.module, layer).register_forward_hook(
+            lambda m, i, o: captured.append(o.detach().float())
+        )
         try:
             xt = self._images(x)
             over_batches(len(xt), batch_size, lambda s: self.model(xt[s]))

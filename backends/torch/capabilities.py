@@ -10,6 +10,8 @@ DISTRIBUTION = "torch"
 CAPABILITIES = frozenset(
     {
         "torch_compile",  # RuntimeOptions.torch_compile: torch.compile the model
+        "channels_last",  # RuntimeOptions.channels_last: model and images in channels_last memory format
+        "precision:mixed_bfloat16",  # torch.autocast to bfloat16: bf16 compute, float32 parameters and loss
         "per_group_lr",  # set_optimizer honours per-layer learning-rate multipliers (fine_tune)
         "freeze",  # freeze_layers freezes layers, BatchNorm among them in inference mode (transfer strategies)
         "shared_dropout",  # RuntimeOptions.dropout_rng="shared": masks from harness.dropout_rng

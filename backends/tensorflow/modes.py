@@ -1,0 +1,110 @@
+"""How a TensorFlow trial runs its steps (RuntimeOptions.tf_mode) and in which precision it computes.
+
+Every mode runs the one train step the adapter traces from harness.update_pipeline, so they compute the same
+updates: ``custom`` calls it as a tf.function (XLA with --jit-compile), ``eager`` calls the Python function itself
+(GradientTape op by op, the TensorFlow lesson's low level), and ``fit`` hands it to Keras as a model's
+``train_step`` and runs ``Model.fit`` over a tf.data pipeline of the harness's batches, in the harness's order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from backends.tensorflow.dropout import DropoutKeys
+from backends.tensorflow.model import build_keras_model
+from harness.config import RuntimeOptions
+from harness.spec import ModelSpec
+
+# The adapter's step on one batch: (x batch, y batch, lr, momentum, dropout keys).
+BatchStep = Callable[[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor], None]
+# The step the custom and eager loops call: (x split, y split, index batch, lr, momentum, dropout keys).
+TrainStep = Callable[[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor], None]
+
+
+def build_model(
+    spec: ModelSpec, seed: int, precision: str, mc: bool = False, keys: DropoutKeys | None = None
+) -> keras.Model:
+    """The Keras model of ``spec`` under ``precision``'s dtype policy. Mixed bfloat16 computes in bf16 with float32
+    variables; its logits are cast back to float32 (a float32 linear layer, as Keras' guide advises) so the loss,
+    the metrics and every prediction stay float32."""
+    if precision == "float32":
+        return build_keras_model(spec, seed, mc=mc, keys=keys)
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(precision)  # read by every layer as it is created; restored at once
+    try:
+        model = build_keras_model(spec, seed, mc=mc, keys=keys)
+    finally:
+        keras.config.set_dtype_policy(previous)
+    logits = keras.layers.Activation("linear", dtype="float32", name="logits_float32")(model.outputs[0])
+    return keras.Model(model.inputs, logits, name=model.name)
+
+
+def compile_step(step: TrainStep, runtime: RuntimeOptions) -> TrainStep:
+    """The step as the mode calls it: traced once (custom), or run op by op (eager)."""
+    if runtime.tf_mode == "custom":
+        return tf.function(step, jit_compile=runtime.jit_compile, reduce_retracing=True)
+    return step
+
+
+class _StepModel(keras.Model):
+    """A Keras model whose train_step is the harness's step: Model.fit drives it, Keras compiles it (jit_compile
+    from the trial's runtime), and the wrapped model's layers are its layers."""
+
+    def __init__(self, inner: keras.Model, step: BatchStep) -> None:
+        super().__init__(name=f"{inner.name}_fit")
+        self.inner = inner
+        self._step = step
+        self.built = True  # the inner model is built: nothing for fit's symbolic build to trace
+
+    def call(self, inputs: tf.Tensor, training: bool = False) -> tf.Tensor:
+        return self.inner(inputs, training=training)
+
+    def train_step(self, data: tuple[tf.Tensor, ...]) -> dict[str, tf.Tensor]:
+        xb, yb, lr, momentum, keys = data
+        self._step(xb, yb, lr, momentum, keys)
+        # The epoch's sums live in the adapter's variables; Keras needs one output per step (the learning rate).
+        return {"lr": lr}
+
+
+class _LrTrace(keras.callbacks.Callback):
+    """Tests: the learning rate each step used, read after the step as the custom loop reads it."""
+
+    def __init__(self, lr: tf.Variable, trace: list[float]) -> None:
+        super().__init__()
+        self.lr, self.trace = lr, trace
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        self.trace.append(float(self.lr.numpy()))
+
+
+class FitRunner:
+    """Model.fit over one epoch of the harness's batches: a tf.data pipeline gathers each index batch from the
+    split held on the device and zips in the step's learning rate, momentum and dropout keys."""
+
+    def __init__(self, model: keras.Model, step: BatchStep, jit_compile: bool) -> None:
+        self.model = _StepModel(model, step)
+        # Keras builds the compiled optimizer's variables: plain SGD has no slots. The harness's own optimizer,
+        # called inside the step, does the update.
+        self.model.compile(optimizer=keras.optimizers.SGD(), jit_compile=jit_compile)
+
+    def run(
+        self,
+        x: tf.Tensor,
+        y: tf.Tensor,
+        batches: Sequence[np.ndarray],
+        per_step: tuple[np.ndarray, np.ndarray, np.ndarray],
+        lr_trace: tuple[tf.Variable, list[float]] | None = None,
+    ) -> None:
+        lengths = [len(b) for b in batches]
+        indices = tf.RaggedTensor.from_row_lengths(np.concatenate(batches).astype(np.int32), lengths)
+        dataset = (
+            tf.data.Dataset.from_tensor_slices((indices, *per_step))
+            .map(lambda idx, lr, momentum, keys: (tf.gather(x, idx), tf.gather(y, idx), lr, momentum, keys))
+            .prefetch(2)
+        )
+        callbacks = [_LrTrace(*lr_trace)] if lr_trace is not None else []
+        self.model.fit(dataset, epochs=1, shuffle=False, verbose=0, callbacks=callbacks)

@@ -1,0 +1,41 @@
+"""How a PyTorch trial's model runs: memory format (RuntimeOptions.channels_last), precision (mixed bfloat16 through
+torch.autocast) and torch.compile, wrapped around the module that holds the parameters."""
+
+from __future__ import annotations
+
+from typing import cast
+
+import torch
+
+from harness.config import RuntimeOptions
+
+
+class Autocast(torch.nn.Module):
+    """The wrapped module's forward under torch.autocast: matmuls and convolutions in the autocast dtype, parameters
+    and optimizer state float32; the logits come back float32, so the loss and the metrics are float32."""
+
+    def __init__(self, inner: torch.nn.Module, device_type: str, dtype: torch.dtype) -> None:
+        super().__init__()
+        self.inner, self.device_type, self.dtype = inner, device_type, dtype
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(self.device_type, dtype=self.dtype):
+            out = self.inner(x)
+        return out.float()
+
+
+def prepare_model(module: torch.nn.Module, runtime: RuntimeOptions, device: torch.device) -> torch.nn.Module:
+    """What a step calls: ``module`` (which keeps the parameters, in place) in the runtime's memory format and
+    precision, compiled with --torch-compile. train()/eval() reach ``module`` through the wrappers."""
+    if runtime.channels_last:
+        module.to(memory_format=torch.channels_last)  # 4-d parameters (conv kernels) only; in place
+    model = module
+    if runtime.precision == "mixed_bfloat16":
+        model = Autocast(model, device.type, torch.bfloat16)
+    # torch.compile wraps the module in an OptimizedModule: still a Module (train/eval reach the original).
+    return cast(torch.nn.Module, torch.compile(model)) if runtime.torch_compile else model
+
+
+def memory_format(x: torch.Tensor, runtime: RuntimeOptions) -> torch.Tensor:
+    """Images (N, C, H, W) in the runtime's memory format: with channels_last, stored N, H, W, C."""
+    return x.contiguous(memory_format=torch.channels_last) if runtime.channels_last and x.ndim == 4 else x
