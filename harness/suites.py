@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
+from harness.backend import BACKENDS, backend_capabilities, runtime_option_needs
 from harness.config import (
     OptimizerConfig,
     RegularizationConfig,
@@ -639,20 +640,26 @@ def case_trials(case: SuiteCase, suite_name: str, backends: tuple[str, ...], see
 
 
 # The speed matrix: each framework as people run it and as fast as it can be made, on identical batches. Each
-# variant: (label, the backend it runs on, RuntimeOptions settings). One seed; the first epoch is warm-up (tracing,
-# compiling), reported apart; samples/s is the median of the later epochs.
-SPEED_VARIANTS: tuple[tuple[str, str, tuple[tuple[str, Any], ...]], ...] = (
-    ("torch-eager", "torch", ()),
-    ("torch-channels_last", "torch", (("channels_last", True),)),
-    ("torch-compile", "torch", (("torch_compile", True),)),
-    ("torch-bf16", "torch", (("precision", "mixed_bfloat16"),)),
-    ("tf-custom", "tensorflow", ()),
-    ("tf-xla", "tensorflow", (("jit_compile", True),)),
-    ("tf-fit", "tensorflow", (("tf_mode", "fit"),)),
-    ("tf-fit-xla", "tensorflow", (("tf_mode", "fit"), ("jit_compile", True))),
-    ("tf-eager", "tensorflow", (("tf_mode", "eager"),)),
-    ("tf-bf16", "tensorflow", (("precision", "mixed_bfloat16"),)),
+# variant: (label, RuntimeOptions settings); it runs on every backend that declares what its settings need (the
+# default mode on all of them). One seed; the first epoch is warm-up (tracing, compiling), reported apart;
+# samples/s is the median of the later epochs.
+SPEED_VARIANTS: tuple[tuple[str, tuple[tuple[str, Any], ...]], ...] = (
+    ("default", ()),
+    ("channels_last", (("channels_last", True),)),
+    ("compile", (("torch_compile", True),)),
+    ("xla", (("jit_compile", True),)),
+    ("fit", (("tf_mode", "fit"),)),
+    ("fit-xla", (("tf_mode", "fit"), ("jit_compile", True))),
+    ("eager", (("tf_mode", "eager"),)),
+    ("bf16", (("precision", "mixed_bfloat16"),)),
 )
+
+
+def _backends_for(settings: tuple[tuple[str, Any], ...]) -> tuple[str, ...]:
+    needs = runtime_option_needs(replace(RuntimeOptions(), **dict(settings)))
+    return tuple(b for b in BACKENDS if set(needs) <= backend_capabilities(b))
+
+
 _SPEED_MODELS = (
     ("mlp", ModelOptions(hidden=(256,))),
     ("convnet3", ModelOptions()),
@@ -674,9 +681,9 @@ SUITES["speed_matrix"] = Suite(
             model_options=options,
             variant=label,
             runtime_settings=settings,
-            only_backends=(backend,),
+            only_backends=_backends_for(settings),
         )
         for model, options in _SPEED_MODELS
-        for label, backend, settings in SPEED_VARIANTS
+        for label, settings in SPEED_VARIANTS
     ),
 )
