@@ -31,7 +31,7 @@ from harness.plan import (
     read_run_file,
     write_run_file,
 )
-from harness.preflight import datasets_to_ship
+from harness.preflight import datasets_to_ship, preflight
 from harness.provenance import MachineInfo, git_commit, utc_now
 from harness.reporting import run_markdown, search_markdown
 from harness.results import ResultsWriter, read_parts, rewrite_csv, safe_name
@@ -203,7 +203,8 @@ def execute(
 
 def resumable(results_dir: Path, run_id: str, kind: str, given: dict[str, Any]) -> ExecutionOptions:
     """The execution options a resume of ``run_id`` runs with (what is given now wins, 0 included; the rest as
-    recorded); ValueError when the run cannot be resumed that way."""
+    recorded); ValueError (FileNotFoundError for data) when the run cannot be resumed that way, checked before
+    Ray starts as for a new run."""
     run_file = read_run_file((results_dir / run_id).resolve())
     plan, record = run_file.plan, run_file.record
     if plan.kind != kind:
@@ -222,6 +223,9 @@ def resumable(results_dir: Path, run_id: str, kind: str, given: dict[str, Any]) 
             f"trials are configured for it). Received: {given['gpus_per_trial']}. Leave --gpus-per-trial out, "
             "or start a new run."
         )
+    # The same preflight as a new run: the recorded trials' data must still be there, their models convertible.
+    trials = list(plan.planned_trials)
+    preflight(trials, trials[0].data_dir, download=False, cache_dir=results_dir / "_cache")
     return run_file.execution.updated(given)
 
 

@@ -22,6 +22,7 @@ from harness.config import (
 from harness.data.tasks import TaskSpec
 from harness.input_pipeline import InputConfig
 from harness.models import ModelOptions
+from harness.overrides import apply_overrides
 from harness.schedules import ScheduleConfig
 from harness.search import Choice, LogUniform, SearchSpace, space_from_mapping
 
@@ -49,8 +50,9 @@ class SuiteCase:
     # agreement, which identical weights, batches and dropout masks give; a case where exactness is impossible by
     # design sets a documented non-zero gap.
     max_backend_gap: float = 0.0
-    # A speed variant: RuntimeOptions fields it sets ((name, value) pairs), and the backends it runs on (empty: all).
-    runtime_settings: tuple[tuple[str, Any], ...] = ()
+    # Option paths set on each of the case's trials by the one override mechanism (harness.overrides), e.g.
+    # (("runtime.tf_mode", "fit"),); and the backends the case runs on (empty: all).
+    overrides: tuple[tuple[str, Any], ...] = ()
     only_backends: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
@@ -275,8 +277,8 @@ def _technique_cases(dataset: str, epochs: int, smoke: bool = False) -> tuple[Su
     if smoke:
         cases = [c for c in cases if c[0] in _SMOKE_TECHNIQUES]
     out = []
-    for variant, model, overrides in cases:
-        fields = {"optimizer": mom, "model_options": small if model == "mlp" else ModelOptions(), **overrides}
+    for variant, model, case_fields in cases:
+        fields = {"optimizer": mom, "model_options": small if model == "mlp" else ModelOptions(), **case_fields}
         out.append(SuiteCase("scratch", model, dataset, epochs=epochs, variant=variant, **fields))
     return tuple(out)
 
@@ -630,9 +632,8 @@ def case_trials(case: SuiteCase, suite_name: str, backends: tuple[str, ...], see
     """One TrialConfig per (backend, seed) of a case; seeds are 0..seeds-1 so both backends pair up. Every field a
     case shares with TrialConfig is passed through by name (the bars and the gap are the suite's own)."""
     shared = {name: getattr(case, name) for name in _TRIAL_FIELDS}
-    runtime = replace(RuntimeOptions(), **dict(case.runtime_settings))
     return [
-        TrialConfig(**shared, backend=backend, seed=seed, suite=suite_name, runtime=runtime)
+        apply_overrides(TrialConfig(**shared, backend=backend, seed=seed, suite=suite_name), dict(case.overrides))
         for backend in backends
         if not case.only_backends or backend in case.only_backends
         for seed in range(seeds)
@@ -640,23 +641,24 @@ def case_trials(case: SuiteCase, suite_name: str, backends: tuple[str, ...], see
 
 
 # The speed matrix: each framework as people run it and as fast as it can be made, on identical batches. Each
-# variant: (label, RuntimeOptions settings); it runs on every backend that declares what its settings need (the
+# variant: (label, runtime option paths and values); it runs on every backend that declares what its settings need (the
 # default mode on all of them). One seed; the first epoch is warm-up (tracing, compiling), reported apart;
 # samples/s is the median of the later epochs.
 SPEED_VARIANTS: tuple[tuple[str, tuple[tuple[str, Any], ...]], ...] = (
     ("default", ()),
-    ("channels_last", (("channels_last", True),)),
-    ("compile", (("torch_compile", True),)),
-    ("xla", (("jit_compile", True),)),
-    ("fit", (("tf_mode", "fit"),)),
-    ("fit-xla", (("tf_mode", "fit"), ("jit_compile", True))),
-    ("eager", (("tf_mode", "eager"),)),
-    ("bf16", (("precision", "mixed_bfloat16"),)),
+    ("channels_last", (("runtime.channels_last", True),)),
+    ("compile", (("runtime.torch_compile", True),)),
+    ("xla", (("runtime.jit_compile", True),)),
+    ("fit", (("runtime.tf_mode", "fit"),)),
+    ("fit-xla", (("runtime.tf_mode", "fit"), ("runtime.jit_compile", True))),
+    ("eager", (("runtime.tf_mode", "eager"),)),
+    ("bf16", (("runtime.precision", "mixed_bfloat16"),)),
 )
 
 
 def _backends_for(settings: tuple[tuple[str, Any], ...]) -> tuple[str, ...]:
-    needs = runtime_option_needs(replace(RuntimeOptions(), **dict(settings)))
+    runtime = replace(RuntimeOptions(), **{path.removeprefix("runtime."): value for path, value in settings})
+    needs = runtime_option_needs(runtime)
     return tuple(b for b in BACKENDS if set(needs) <= backend_capabilities(b))
 
 
@@ -680,7 +682,7 @@ SUITES["speed_matrix"] = Suite(
             optimizer=OptimizerConfig("nesterov", lr=0.01),
             model_options=options,
             variant=label,
-            runtime_settings=settings,
+            overrides=settings,
             only_backends=_backends_for(settings),
         )
         for model, options in _SPEED_MODELS
