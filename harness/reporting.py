@@ -492,9 +492,8 @@ def run_tables(summary: Summary) -> list[TableData]:
         pairs = _pair_rows(summary, backend)
         if not pairs.empty:
             rows = tuple((case_name(r), *pair_cells(r)[3:]) for _, r in pairs.iterrows())
-            title = (
-                f"{reference} vs {backend}: acc difference pp ({reference} − {backend}); ratios {reference} / {backend}"
-            )
+            difference = f"{reference} − {backend}"
+            title = f"{reference} vs {backend}: acc difference pp ({difference}); ratios {reference} / {backend}"
             tables.append(
                 TableData(f"{reference}_vs_{backend}", title, ("case", "Δ acc pp", "time", "samples/s"), rows, 1)
             )
