@@ -3,7 +3,9 @@
 Every trial runs as its own Tune trial. Each experiment holds the trials of one backend only, so Tune can hand a
 finished trial's worker process to the next trial (``reuse_actors``: warm workers, no second import of the
 framework) and each process still imports exactly one framework; ``fresh_workers`` starts a new process per
-trial instead. A trial that raised or whose process died never hands its process on (Tune does not cache it).
+trial instead. A trial that raised or whose process died never hands its process on (Tune does not cache it);
+nor does one that diverged: Tune has no per-trial veto on reuse, so its worker raises :class:`WorkerRetired` after
+the diverged trial's rows are reported, and the driver records the trial as diverged (not failed, never retried).
 Rows travel back to the driver through ``tune.report`` and are handed to the
 caller's :class:`TrialEvents` as they arrive, stamped with the stage and the
 attempt (retries under ``max_failures``).
@@ -94,6 +96,16 @@ class Delivery:
     replay: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # finished trials' rows, by trial id
 
 
+RETIRED_MARK = "xfbench worker retired"
+
+
+class WorkerRetired(RuntimeError):
+    """Raised by a worker after a diverged trial has reported every row. Tune caches the process of any trial that
+    ends without an error for the next trial and offers no veto, so ending with this error is how a diverged
+    trial's process is kept from the next trial. The driver recognises it: the trial stays ``diverged``, is not
+    recorded as failed and is not retried."""
+
+
 def _trial_config(tune_trial: Any) -> TrialConfig:
     """Driver side: the TrialConfig a Tune trial runs."""
     return _config_of(tune_trial.config)
@@ -122,8 +134,10 @@ def _trainable(config: dict[str, Any], delivery: Delivery | None = None) -> None
     run = RunInfo(**config["run"])
     node = ray.get_runtime_context().get_node_id()
     progress = {EPOCH_INDEX: 0, "val_acc": 0.0, "val_loss": float("inf")}
+    diverged = [False]  # set by report(): a diverged trial retires its worker process
 
     def report(row: dict[str, Any], replayed: bool = False) -> None:
+        diverged[0] = diverged[0] or (row.get("status") == "diverged" and not replayed)
         if row.get("epoch") is not None and row.get("status") != "failed":
             progress[EPOCH_INDEX] += 1
         for metric in ("val_acc", "val_loss"):  # schedulers need a number in every result: keep the latest finite one
@@ -151,6 +165,8 @@ def _trainable(config: dict[str, Any], delivery: Delivery | None = None) -> None
         # Record the error text as a row before Tune marks the trial failed.
         report({**failure_row(trial, run, format_exception(exc)), "node": node})
         raise
+    if diverged[0]:
+        raise WorkerRetired(f"{RETIRED_MARK}: trial {trial.trial_id} diverged; its worker process is not reused")
 
 
 def _after_row(trial: TrialConfig, report: Any, row: dict[str, Any]) -> None:
@@ -192,7 +208,7 @@ def _make_callback(events: TrialEvents, run: RunInfo, stage: str):
 
         def __init__(self, sinks: TrialEvents) -> None:
             self.sinks: TrialEvents | None = sinks
-            self.failed_with_row: set[tuple[str, int]] = set()
+            self.ended_with_row: set[tuple[str, int]] = set()
             self.attempts: dict[str, int] = {}
             self.replayed: set[str] = set()
 
@@ -209,7 +225,7 @@ def _make_callback(events: TrialEvents, run: RunInfo, stage: str):
         def _record_death(self, trial: Any, config: TrialConfig) -> None:
             """A worker that died (SIGKILL, lost node) sent no failure row: record one from Tune's error."""
             attempt = self.attempts.get(config.trial_id, 0)
-            if (config.trial_id, attempt) in self.failed_with_row:
+            if (config.trial_id, attempt) in self.ended_with_row:
                 return
             message = str(getattr(trial, "error_message", None) or "").strip()
             summary = message.splitlines()[-1] if message else "trial process died without reporting an error"
@@ -222,7 +238,12 @@ def _make_callback(events: TrialEvents, run: RunInfo, stage: str):
                 return
             attempt = self.attempts.get(row["trial_id"], 0)
             if row["status"] == "failed":
-                self.failed_with_row.add((row["trial_id"], attempt))
+                self.ended_with_row.add((row["trial_id"], attempt))
+            if row["status"] == "diverged":
+                # Its worker ends it with WorkerRetired: rerunning a deterministic divergence would only repeat it.
+                # Tune reads a trial's retry budget from this attribute when the error arrives.
+                self.ended_with_row.add((row["trial_id"], attempt))
+                trial.max_failures = 0
             self._events().on_row({**row, "stage": stage, "attempt": attempt})
 
         def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:

@@ -9,11 +9,12 @@ import pandas as pd
 import pytest
 from golden_metrics import metric_table
 
-from harness.config import RuntimeOptions, TrialConfig
+from harness.config import OptimizerConfig, RuntimeOptions, TrialConfig
 from harness.models import ModelOptions
 from harness.plan import RunPlan
 from harness.runner import execute
 from harness.scheduler import SchedulerSettings
+from harness.summary import final_rows
 
 pytestmark = pytest.mark.ray
 
@@ -31,21 +32,39 @@ def _run(tmp_path, name: str, trials: list[TrialConfig], fresh: bool) -> pd.Data
     return execute(RunPlan.of_trials(trials), results_dir=tmp_path, run_id=name, settings=settings).frame
 
 
+def _not_handed_on(warm: pd.DataFrame, spoiled: TrialConfig) -> None:
+    """The process that ran ``spoiled`` ran no later trial of its backend."""
+    pids = set(warm.loc[warm["trial_id"] == spoiled.trial_id, "worker_pid"].dropna())
+    later = warm[(warm["backend"] == spoiled.backend) & (warm["trial_id"] != spoiled.trial_id)]
+    assert pids, f"{spoiled.trial_id} reported no row"
+    assert not pids & set(later["worker_pid"]), f"the worker of {spoiled.trial_id} ran another trial"
+
+
 def test_warm_workers_keep_one_framework_each_and_change_no_number(tmp_path):
-    # A torch trial that raises comes first: its process must not run the next trial.
-    failing = replace(BASE, seed=9, runtime=RuntimeOptions(inject_fault="raise@epoch1"))
-    warm = _run(tmp_path, "warm", [failing, *_trials()], fresh=False)
-    fresh = _run(tmp_path, "fresh", _trials(), fresh=True)
+    # Spoiled trials come first, in both frameworks: one that raises, one whose worker is killed, one that
+    # diverges. None of their processes may run the next trial.
+    raised = replace(BASE, seed=7, runtime=RuntimeOptions(inject_fault="raise@epoch1"))
+    killed = replace(BASE, backend="tensorflow", seed=8, runtime=RuntimeOptions(inject_fault="kill@epoch1"))
+    # An mlp at this rate reaches a non-finite loss in its first epoch in both frameworks.
+    exploding = replace(
+        BASE, model="mlp", model_options=ModelOptions(hidden=(16,)), optimizer=OptimizerConfig("sgd", lr=1e30)
+    )
+    diverged = [replace(exploding, backend=b, seed=9) for b in ("torch", "tensorflow")]
+    spoiled = [raised, diverged[0], killed, diverged[1]]
+    trials = _trials()
+    warm = _run(tmp_path, "warm", [*spoiled[:2], *trials[:2], *spoiled[2:], *trials[2:]], fresh=False)
+    fresh = _run(tmp_path, "fresh", trials, fresh=True)
 
     trials_per_pid = warm.groupby("worker_pid")["trial_id"].nunique()
     assert trials_per_pid.max() >= 2, "no worker was reused"
     for pid, rows in warm.groupby("worker_pid"):
         assert rows["backend"].nunique() == 1, f"process {pid} ran trials of {sorted(rows['backend'].unique())}"
         assert set(rows["worker_frameworks"]) == {rows["backend"].iloc[0]}, f"process {pid} imported two frameworks"
-    failed_pids = set(warm.loc[warm["trial_id"] == failing.trial_id, "worker_pid"].dropna())
-    later_torch = warm[(warm["backend"] == "torch") & (warm["trial_id"] != failing.trial_id)]
-    assert failed_pids and not failed_pids & set(later_torch["worker_pid"]), "a failed worker ran another trial"
+    for trial in spoiled:
+        _not_handed_on(warm, trial)
+    finals = final_rows(warm).set_index("trial_id")["status"]
+    assert [finals[t.trial_id] for t in spoiled] == ["failed", "diverged", "failed", "diverged"]
     assert fresh.groupby("worker_pid")["trial_id"].nunique().max() == 1, "--fresh-workers reused a process"
 
-    ok = warm[warm["trial_id"] != failing.trial_id]
+    ok = warm[~warm["trial_id"].isin([t.trial_id for t in spoiled])]
     pd.testing.assert_frame_equal(metric_table(ok), metric_table(fresh), check_exact=True)
