@@ -14,6 +14,7 @@ from backends.tensorflow.dropout import DropoutKeys
 from backends.tensorflow.model import export_weights, load_weights
 from backends.tensorflow.modes import FitRunner, build_model, compile_step
 from backends.tensorflow.optimizers import TensorFlowUpdate, TorchSemanticsOptimizer
+from backends.tensorflow.tracing import INDEX_BATCH, SCALAR_F32, any_batch, exactly, trace_for_any_batch
 from harness.backend import StepStats
 from harness.config import OptimizerConfig, RegularizationConfig, RuntimeOptions
 from harness.dropout_rng import STREAM_MC, STREAM_TRAIN, dropout_layer_indices, step_keys
@@ -130,6 +131,7 @@ class TensorFlowBackend:
         submodel = keras.Model(self.model.inputs, self.model.get_layer(layer).output)
         run = tf.function(lambda xb: tf.cast(submodel(xb, training=False), tf.float32), reduce_retracing=True)
         xt = tf.constant(x.astype(np.float32, copy=False))
+        trace_for_any_batch(run, any_batch(xt))
         return concat_batches(len(x), batch_size, lambda s: run(xt[s]).numpy())  # NHWC already
 
     def set_optimizer(
@@ -221,6 +223,8 @@ class TensorFlowBackend:
             )
         if self._fit is not None:
             return self._fit_epoch(x, y, batches, lrs, momenta)
+        keys_spec = exactly(self._step_keys(STREAM_TRAIN, self._seed, self._steps_done))
+        trace_for_any_batch(self._train_step, exactly(x), exactly(y), INDEX_BATCH, SCALAR_F32, SCALAR_F32, keys_spec)
         count = 0
         for step, batch in enumerate(batches):
             keys = self._step_keys(STREAM_TRAIN, self._seed, self._steps_done)
@@ -260,6 +264,7 @@ class TensorFlowBackend:
     def evaluate(self, split: str, batch_size: int) -> StepStats:
         x, y = self._data[split]
         n = int(y.shape[0])
+        trace_for_any_batch(self._eval_step, any_batch(x), any_batch(y))
         sums = over_batches(n, batch_size, lambda s: self._eval_step(x[s], y[s]))
         # Summed on the host in float64, in batch order.
         return StepStats(sum((float(loss) for loss, _ in sums), 0.0), sum(int(hits) for _, hits in sums), n)
@@ -278,6 +283,9 @@ class TensorFlowBackend:
                 keys.assign(step_keys, offset)
                 return twin(xb, training=False)
 
+            probe_keys = self._step_keys(STREAM_MC, seed, 0)
+            trace_for_any_batch(shared_pass, any_batch(xt), exactly(probe_keys), tf.TensorSpec([], tf.int64))
+
             def one_pass(p: int) -> np.ndarray:
                 keys_p = self._step_keys(STREAM_MC, seed, p)
                 return concat_batches(
@@ -286,10 +294,12 @@ class TensorFlowBackend:
 
             return np.stack([one_pass(p) for p in range(passes)])
         predict = tf.function(lambda xb: twin(xb, training=False), reduce_retracing=True)
+        trace_for_any_batch(predict, any_batch(xt))
         return np.stack([concat_batches(len(x), batch_size, lambda s: predict(xt[s]).numpy()) for _ in range(passes)])
 
     def predict_logits(self, x: np.ndarray, batch_size: int = 1000) -> np.ndarray:
         xt = tf.constant(x.astype(np.float32, copy=False))
+        trace_for_any_batch(self._predict, any_batch(xt))
         return concat_batches(len(x), batch_size, lambda s: self._predict(xt[s]).numpy())
 
 
