@@ -219,9 +219,6 @@ def _make_callback(events: TrialEvents, run: RunInfo, stage: str):
             assert self.sinks is not None, "callback restored without its event sink"
             return self.sinks
 
-        def _config(self, trial: Any) -> TrialConfig:
-            return _trial_config(trial)
-
         def _record_death(self, trial: Any, config: TrialConfig) -> None:
             """A worker that died (SIGKILL, lost node) sent no failure row: record one from Tune's error."""
             attempt = self.attempts.get(config.trial_id, 0)
@@ -237,27 +234,24 @@ def _make_callback(events: TrialEvents, run: RunInfo, stage: str):
                 self.replayed.add(row["trial_id"])
                 return
             attempt = self.attempts.get(row["trial_id"], 0)
-            if row["status"] == "failed":
+            if row["status"] in ("failed", "diverged"):
                 self.ended_with_row.add((row["trial_id"], attempt))
-            if row["status"] == "diverged":
-                # Its worker ends it with WorkerRetired: rerunning a deterministic divergence would only repeat it.
-                # Tune reads a trial's retry budget from this attribute when the error arrives.
-                self.ended_with_row.add((row["trial_id"], attempt))
-                trial.max_failures = 0
+            if row["status"] == "diverged":  # its worker ends it with WorkerRetired: a divergence would only repeat
+                trial.max_failures = 0  # Tune reads the retry budget from this attribute when the error arrives
             self._events().on_row({**row, "stage": stage, "attempt": attempt})
 
         def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-            config = self._config(trial)
+            config = _trial_config(trial)
             self._record_death(trial, config)
             self.attempts[config.trial_id] = self.attempts.get(config.trial_id, 0) + 1
 
         def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-            trial_id = self._config(trial).trial_id
+            trial_id = _trial_config(trial).trial_id
             if trial_id not in self.replayed:
                 self._events().on_trial_end(trial_id)
 
         def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-            config = self._config(trial)
+            config = _trial_config(trial)
             self._record_death(trial, config)
             self._events().on_trial_end(config.trial_id)
 
