@@ -194,9 +194,8 @@ def _history_section(runs: list[LoadedRunDir], metric: str) -> tuple[str, list[A
         tuple(ratios),
     )
     text = "<h2>History</h2>\n" + _table_html(listing) + "\n" + _table_html(ratio_table)
-    return text + f"\n<p class='note'>{html.escape(comparison_rules(Thresholds()))}</p>", plots.history(
-        series, flagged, metric
-    )
+    rules = comparison_rules(Thresholds()).replace("`", "")  # markdown code marks: plain text in the page
+    return text + f"\n<p class='note'>{html.escape(rules)}</p>", plots.history(series, flagged, metric)
 
 
 def _page(title: str, body: str) -> str:
