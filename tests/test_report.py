@@ -203,6 +203,11 @@ def test_a_history_of_three_runs_flags_the_regression(tmp_path):
     page = out.read_text()
     assert "History" in page and "run-2 and 2 earlier" in page and _offline(page)
     assert "t:scratch-mlp-digits [torch]" in page  # the slowed run's regression, listed against it
+    # the ratio against the previous run with its interval: marked for the slowed backend only
+    rows = re.findall(r"<tr><td>(run-\d)</td><td>[^<]+</td><td>(\w+)</td><td>([^<]+)</td>", page)
+    ratios = [(run, backend, cell) for run, backend, cell in rows if " [" in cell]  # not the runs listing
+    marked = {(run, backend) for run, backend, cell in ratios if "*" in cell}
+    assert len(ratios) == 8 and marked == {("run-2", "torch")}  # 2 runs after the first × 2 cases × 2 backends
     assert (tmp_path / "history_plots" / "history.png").is_file()
 
 
