@@ -100,6 +100,7 @@ def _start(args: argparse.Namespace) -> int:
         command=["xfbench", *sys.argv[1:]],
         data_provenance=p.provenance,
         ship=p.ship,
+        reference=args.reference,
     )
     return _finish(outcome, args)
 
@@ -140,7 +141,14 @@ def _resume(args: argparse.Namespace) -> int:
 
     settings = _input_checked(_resume_settings, args)
     results_dir = Path(args.results_dir).expanduser().resolve()
-    outcome = resume(results_dir, args.resume, settings=settings, progress=RichProgress(), ship_policy=args.ship_data)
+    outcome = resume(
+        results_dir,
+        args.resume,
+        settings=settings,
+        progress=RichProgress(),
+        ship_policy=args.ship_data,
+        reference=args.reference,
+    )
     return _finish(outcome, args)
 
 
@@ -148,12 +156,7 @@ def _finish(outcome: Any, args: argparse.Namespace) -> int:
     from harness.reporting import print_run_summary
 
     kind = args.command
-    summary = outcome.summary
-    if args.reference != summary.reference:  # summary.md and report.html keep the default reference
-        from harness.summary import summarize
-
-        summary = summarize(outcome.frame, args.reference)
-    print_run_summary(outcome, args.format, summary=summary)
+    print_run_summary(outcome, args.format)  # the run's summary: compared with --reference, as summary.md
     if outcome.status == "interrupted":
         print(
             f"interrupted: finish it with `xfbench {kind} --resume {outcome.run_id} --results-dir "
@@ -181,7 +184,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     base, new = load_run(args.base, results_dir), load_run(args.new, results_dir)
     warnings = environment_warnings(base.environment, new.environment)
     rows = compare_frames(base.frame, new.frame, thresholds)
-    print_comparison(base, new, rows, warnings)
+    print_comparison(base, new, rows, warnings, thresholds)
     if args.markdown:
         Path(args.markdown).write_text(comparison_markdown(rows, base.label, new.label, warnings, thresholds))
     regressed = any(r.regressed for r in rows)

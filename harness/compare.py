@@ -2,9 +2,14 @@
 
 Per (suite, strategy, model, dataset, backend):
 
-- epoch time: ratio of steady-state medians new/base; a regression when the ratio exceeds the threshold
-  (default 1.10) **and** a one-sided Mann-Whitney U test over the per-epoch times says new > base with
-  p < alpha (default 0.01); an improvement symmetrically (ratio below 1/threshold, new < base, p < alpha);
+- epoch time: ratio of steady-state medians new/base with a 95 % hierarchical bootstrap interval (each run's
+  trials resampled, then each drawn trial's epochs: :func:`harness.statistics.ratio_interval`); a regression
+  when the whole interval lies above the threshold (default 1.10) **and** a one-sided Mann-Whitney U test over
+  the per-epoch times says new > base with p < alpha (default 0.01); an improvement symmetrically (interval below
+  1/threshold, new < base, p < alpha). Either is *marked* (:data:`harness.statistics.SIGNIFICANT_MARK`).
+  Why a band and not 1: the interval sees the noise within each run (epochs, seeds, drift over the run) but
+  not the offset between two runs (another load on the machine, another turbo state), which two runs alone
+  cannot measure; the band (measured in docs/measurements.md) is the allowance for it;
 - accuracy: difference of the mean final test accuracy over seeds; a regression when it drops by more
   than the threshold (default 1 percentage point) **and** the bootstrap 95 % interval of the difference
   (seeds resampled within each run) lies entirely below zero; an improvement symmetrically.
@@ -16,13 +21,14 @@ row says ``noise unknown``.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
 from scipy.stats import mannwhitneyu
 
 from harness.config import case_label
+from harness.statistics import StatsSettings, epochs_by_trial, ratio_interval
 from harness.summary import final_rows, steady_rows
 
 CASE_COLUMNS = ["suite", "strategy", "model", "variant", "dataset", "backend"]
@@ -58,10 +64,16 @@ class CaseComparison:
     acc_ci_pp: tuple[float, float]
     acc_verdict: str
     note: str
+    time_ci: tuple[float, float] = (math.nan, math.nan)  # 95 % hierarchical bootstrap interval of time_ratio
 
     @property
     def regressed(self) -> bool:
         return "regression" in (self.time_verdict, self.acc_verdict)
+
+    @property
+    def time_marked(self) -> bool:
+        """The epoch-time change is significant (interval beyond the band, Mann-Whitney agreeing)."""
+        return self.time_verdict in ("regression", "improvement")
 
 
 def steady_epoch_times(frame: pd.DataFrame) -> np.ndarray:
@@ -82,18 +94,32 @@ def bootstrap_diff_ci(base: np.ndarray, new: np.ndarray, samples: int, seed: int
     return float(low), float(high)
 
 
-def _time_verdict(base: np.ndarray, new: np.ndarray, t: Thresholds) -> tuple[float, float, float, float, str]:
-    if len(base) == 0 or len(new) == 0:
-        return math.nan, math.nan, math.nan, math.nan, "n/a"
-    base_med, new_med = float(np.median(base)), float(np.median(new))
-    ratio = new_med / base_med
-    slower_p = float(mannwhitneyu(new, base, alternative="greater").pvalue)
-    faster_p = float(mannwhitneyu(new, base, alternative="less").pvalue)
-    if ratio > t.time_ratio and slower_p < t.alpha:
-        return base_med, new_med, ratio, slower_p, "regression"
-    if ratio < 1.0 / t.time_ratio and faster_p < t.alpha:
-        return base_med, new_med, ratio, faster_p, "improvement"
-    return base_med, new_med, ratio, min(slower_p, faster_p), "unchanged"
+@dataclass(frozen=True)
+class TimeChange:
+    base_s: float
+    new_s: float
+    ratio: float
+    ci: tuple[float, float]
+    p: float
+    verdict: str
+
+
+def _time_verdict(base: pd.DataFrame, new: pd.DataFrame, t: Thresholds) -> TimeChange:
+    """Steady epochs of the two runs (rows of :func:`steady_rows`), per trial for the interval."""
+    base_times, new_times = epochs_by_trial(base), epochs_by_trial(new)
+    if not base_times or not new_times:
+        return TimeChange(math.nan, math.nan, math.nan, (math.nan, math.nan), math.nan, "n/a")
+    b, n = np.concatenate(base_times), np.concatenate(new_times)
+    ratio, low, high = ratio_interval(new_times, base_times, StatsSettings(t.bootstrap_samples, t.bootstrap_seed))
+    slower_p = float(mannwhitneyu(n, b, alternative="greater").pvalue)
+    faster_p = float(mannwhitneyu(n, b, alternative="less").pvalue)
+    change = TimeChange(float(np.median(b)), float(np.median(n)), ratio, (low, high), min(slower_p, faster_p), "")
+    # NaN bounds (under two epochs a side) compare False: never significant
+    if low > t.time_ratio and slower_p < t.alpha:
+        return replace(change, p=slower_p, verdict="regression")
+    if high < 1.0 / t.time_ratio and faster_p < t.alpha:
+        return replace(change, p=faster_p, verdict="improvement")
+    return replace(change, verdict="unchanged")
 
 
 def _accuracy_verdict(
@@ -147,11 +173,24 @@ def compare_frames(base: pd.DataFrame, new: pd.DataFrame, thresholds: Thresholds
                 )
             )
             continue
-        base_t, new_t, ratio, p, time_verdict = _time_verdict(steady_epoch_times(b), steady_epoch_times(n), t)
+        tc = _time_verdict(steady_rows(b), steady_rows(n), t)
         base_a, new_a, diff, ci, acc_verdict, note = _accuracy_verdict(final_accuracies(b), final_accuracies(n), t)
         out.append(
             CaseComparison(
-                case, key[5], base_t, new_t, ratio, p, time_verdict, base_a, new_a, diff, ci, acc_verdict, note
+                case,
+                key[5],
+                tc.base_s,
+                tc.new_s,
+                tc.ratio,
+                tc.p,
+                tc.verdict,
+                base_a,
+                new_a,
+                diff,
+                ci,
+                acc_verdict,
+                note,
+                tc.ci,
             )
         )
     return out

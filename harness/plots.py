@@ -147,7 +147,8 @@ def accuracy_vs_time(frame: pd.DataFrame) -> list[Plot]:
 
 
 def time_ratios(statistics: pd.DataFrame) -> list[Plot]:
-    """The epoch-time ratio (reference / backend) per case with its bootstrap 95 % interval; 1 = equally fast."""
+    """The epoch-time ratio (reference / backend) per case with its hierarchical bootstrap 95 % interval (trials,
+    then their epochs); 1 = equally fast."""
     if statistics.empty:
         return []
     plt = _pyplot()
@@ -164,7 +165,7 @@ def time_ratios(statistics: pd.DataFrame) -> list[Plot]:
     ax.set_xlabel("epoch-time ratio (red: 95 % interval excludes 1)")
     ax.grid(alpha=0.3, axis="x")
     fig.tight_layout()
-    return [Plot("time-ratios", "Epoch-time ratio per case with its 95 % bootstrap interval", fig)]
+    return [Plot("time-ratios", "Epoch-time ratio per case with its 95 % hierarchical bootstrap interval", fig)]
 
 
 def search_points(frame: pd.DataFrame, table: pd.DataFrame, paths: Sequence[str], metric: str) -> list[Plot]:

@@ -20,8 +20,10 @@ from typing import Any
 import pandas as pd
 
 from harness.backend import REFERENCE_BACKEND
-from harness.reporting import TableData, run_tables
+from harness.compare import Thresholds, compare_frames
+from harness.reporting import TableData, comparison_rules, regression_cells, run_tables
 from harness.results import read_results
+from harness.statistics import SIGNIFICANT_MARK
 from harness.summary import summarize
 
 STYLE = """
@@ -158,15 +160,17 @@ def _history_section(runs: list[LoadedRunDir], metric: str) -> tuple[str, list[A
     """The metric per (case, backend) over the runs; regressions against the previous run flagged."""
     from harness import plots
     from harness.baselines import _metric_per_case
-    from harness.compare import compare_frames
 
     columns = {run.run_id: _metric_per_case(run.frame, metric, None) for run in runs if len(run.frame)}
     series = pd.DataFrame(columns)
     flagged: set[tuple[str, str, str]] = set()
+    ratios = []
     for before, after in zip(runs, runs[1:], strict=False):
         for c in compare_frames(before.frame, after.frame):
             if c.regressed:
                 flagged.add((c.case, c.backend, after.run_id))
+            if c.time_verdict != "n/a":
+                ratios.append((after.run_id, c.case, c.backend, *regression_cells(c)[3:6]))
     listing = TableData(
         "runs",
         f"{len(runs)} runs, oldest first",
@@ -182,7 +186,16 @@ def _history_section(runs: list[LoadedRunDir], metric: str) -> tuple[str, list[A
             for r in runs
         ),
     )
-    return "<h2>History</h2>\n" + _table_html(listing), plots.history(series, flagged, metric)
+    ratio_table = TableData(
+        "ratios",
+        f"Epoch time against the previous run: ratio new/previous of steady medians [95 % CI] "
+        f"({SIGNIFICANT_MARK}: the change is real, as xfbench compare decides)",
+        ("run", "case", "backend", "ratio [95 % CI]", "p (MWU)", "time"),
+        tuple(ratios),
+    )
+    text = "<h2>History</h2>\n" + _table_html(listing) + "\n" + _table_html(ratio_table)
+    rules = comparison_rules(Thresholds()).replace("`", "")  # markdown code marks: plain text in the page
+    return text + f"\n<p class='note'>{html.escape(rules)}</p>", plots.history(series, flagged, metric)
 
 
 def _page(title: str, body: str) -> str:

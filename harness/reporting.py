@@ -52,7 +52,7 @@ REGRESSION_HEADER = [
     "case",
     "backend",
     "epoch s base → new",
-    "ratio",
+    "ratio new/base [95 % CI]",
     "p (MWU)",
     "time",
     "test acc base → new",
@@ -60,6 +60,8 @@ REGRESSION_HEADER = [
     "accuracy",
     "note",
 ]
+# the same columns in the terminal, where the title carries the units
+REGRESSION_SHORT_HEADER = ("case", "backend", "epoch s", "ratio", "p", "time", "test acc", "Δ pp", "accuracy", "note")
 HISTORY_RUNS_HEADER = ["run_id", "started", "git_commit", "status", "trials"]
 TRANSFER_HEADER = ["dataset", "backend", "B test acc", "B-on-A test acc", "error reduction (error_B / error_BonA)"]
 RUN_NOTE = (
@@ -70,12 +72,13 @@ RUN_NOTE = (
     "(samples/s). Training GFLOP/s = 3 × 2 × forward MACs per sample × samples/s (forward and two backward "
     "passes; convolutions and dense layers only)."
 )
+MARKED_VERDICTS = ("regression", "improvement")
 STATS_HEADER = ["case", "backend", "seeds", "Δ acc pp [95 % CI]", "time ratio [95 % CI]", "note"]
 STATS_NOTE = (
     "Per case, {reference} against each backend: the paired difference of final test accuracy over seeds "
     "({reference} − backend, percentage points, mean with a 95 % Student-t interval) and the steady epoch-time "
-    "ratio ({reference} / backend, medians, 95 % bootstrap interval). `*` marks an interval that excludes no "
-    "difference (0 pp, ratio 1)."
+    "ratio ({reference} / backend, medians, 95 % hierarchical bootstrap interval: trials, then their epochs). `*` "
+    "marks an interval that excludes no difference (0 pp, ratio 1)."
 )
 
 
@@ -146,16 +149,16 @@ def pair_cells(row: pd.Series) -> list[str]:
 
 
 def regression_cells(c: CaseComparison) -> list[str]:
-    """One case of a base → new comparison (``xfbench compare``)."""
+    """One case of a base → new comparison (``xfbench compare``); the ratio marked when its change is real."""
     return [
         c.case,
         c.backend,
         f"{fmt(c.base_time_s, '.4f')} → {fmt(c.new_time_s, '.4f')}",
-        fmt(c.time_ratio, ".3f"),
+        _interval(c.time_ratio, c.time_ci[0], c.time_ci[1], ".3f", c.time_marked),
         fmt(c.time_p, ".2g"),
         c.time_verdict,
         f"{fmt(c.base_acc, '.4f')} → {fmt(c.new_acc, '.4f')}",
-        f"{fmt(c.acc_diff_pp, '+.2f')} [{fmt(c.acc_ci_pp[0], '+.2f')}, {fmt(c.acc_ci_pp[1], '+.2f')}]",
+        _interval(c.acc_diff_pp, c.acc_ci_pp[0], c.acc_ci_pp[1], "+.2f", c.acc_verdict in MARKED_VERDICTS),
         c.acc_verdict,
         c.note,
     ]
@@ -257,14 +260,25 @@ def comparison_markdown(
     regressed = [f"{r.case} [{r.backend}]" for r in regressions(rows)]
     lines += [
         "",
-        f"Regression rules: epoch time ratio > {t.time_ratio:g} with one-sided Mann-Whitney U p < {t.alpha:g} over "
-        f"steady-state epochs; accuracy drop > {t.accuracy_pp:g} pp with the bootstrap 95 % interval of the "
-        "difference below zero.",
+        comparison_rules(t),
         "",
         f"**{len(regressed)} regression(s)**" + (": " + ", ".join(regressed) if regressed else "."),
         "",
     ]
     return "\n".join(lines)
+
+
+def comparison_rules(t: Thresholds) -> str:
+    """How ``xfbench compare`` decides, in one paragraph (markdown, and the report's history)."""
+    return (
+        "Epoch time: ratio of the steady-epoch medians new/base with a 95 % hierarchical bootstrap interval (each "
+        "run's trials resampled, then their epochs). A regression when the whole interval lies above "
+        f"{t.time_ratio:g} and a one-sided Mann-Whitney U test over the epochs agrees (p < {t.alpha:g}); an "
+        f"improvement when it lies below 1/{t.time_ratio:g}; either is marked `{SIGNIFICANT_MARK}`. The band "
+        "around 1 allows for the drift between two runs, which no interval from two runs can see "
+        f"(docs/regressions.md). Accuracy: a drop of more than {t.accuracy_pp:g} pp with the bootstrap 95 % "
+        "interval of the difference below zero (seeds resampled within each run)."
+    )
 
 
 def search_markdown(frame: pd.DataFrame, plan: TunePlan) -> str:
@@ -346,46 +360,75 @@ def print_run_summary(
     print("\n".join(textwrap.wrap(where, width, break_on_hyphens=False)))
 
 
-def print_comparison(base: LoadedRun, new: LoadedRun, rows: list[CaseComparison], warnings: list[str]) -> None:
-    """``xfbench compare``: warnings first, the verdict table (regressions red, improvements green), then each
-    regression on its own line and the count."""
-    from rich.console import Console
-    from rich.table import Table
+def comparison_table(rows: Sequence[CaseComparison], base_label: str, new_label: str, t: Thresholds) -> TableData:
+    """``xfbench compare`` as a table with short headers (the units and the rule in the title)."""
+    title = (
+        f"{base_label} → {new_label}: epoch s medians base → new; ratio new/base [95 % CI] "
+        f"({SIGNIFICANT_MARK}: beyond {1 / t.time_ratio:.3g}–{t.time_ratio:g}); p one-sided Mann-Whitney; "
+        "test acc means base → new; Δ pp new − base [95 % CI]"
+    )
+    return TableData("compare", title, REGRESSION_SHORT_HEADER, tuple(tuple(regression_cells(r)) for r in rows))
 
-    console = Console()
+
+def _wrap(text: str, width: int) -> list[str]:
+    return textwrap.wrap(text, width, break_on_hyphens=False, break_long_words=True) or [""]
+
+
+def print_comparison(
+    base: LoadedRun,
+    new: LoadedRun,
+    rows: list[CaseComparison],
+    warnings: list[str],
+    thresholds: Thresholds | None = None,
+    width: int | None = None,
+) -> None:
+    """``xfbench compare``: warnings first, the verdict table fitted to ``width`` columns (default: the
+    terminal's; regressions red, improvements green), then each regression on its own line and the count."""
+    from rich.console import Console
+    from rich.text import Text
+
+    width = width or shutil.get_terminal_size().columns
+    console = Console(width=max(width, 1), highlight=False, soft_wrap=True)
     for warning in warnings:
-        console.print(f"[bold red]WARNING:[/bold red] {warning}", soft_wrap=True)
-    table = Table(title=f"{base.label} → {new.label}")
-    for h in REGRESSION_HEADER:
-        table.add_column(h)
-    for row in rows:
-        style = "red" if row.regressed else ("green" if "improvement" in (row.time_verdict, row.acc_verdict) else None)
-        table.add_row(*regression_cells(row), style=style)
-    console.print(table)
+        for index, line in enumerate(_wrap(f"WARNING: {warning}", width)):
+            console.print(Text(line, style="bold red" if index == 0 else "red"))
+    styles = [
+        "red" if r.regressed else ("green" if "improvement" in (r.time_verdict, r.acc_verdict) else None) for r in rows
+    ]
+    table = comparison_table(rows, base.label, new.label, thresholds or Thresholds())
+    for line, row in render_lines(table, width):
+        console.print(Text(line, style=(styles[row] if row is not None else None) or ""))
     for r in regressions(rows):
-        console.print(
-            f"[red]regression:[/red] {r.case} \\[{r.backend}] time {r.time_verdict} (x{r.time_ratio:.3f}, "
-            f"p={r.time_p:.2g}), accuracy {r.acc_verdict} ({r.acc_diff_pp:+.2f} pp)",
-            soft_wrap=True,
+        message = (
+            f"regression: {r.case} [{r.backend}] time {r.time_verdict} (x{r.time_ratio:.3f}, p={r.time_p:.2g}), "
+            f"accuracy {r.acc_verdict} ({r.acc_diff_pp:+.2f} pp)"
         )
-    console.print(f"{len(regressions(rows))} regression(s) in {len(rows)} case(s)", soft_wrap=True)
+        for line in _wrap(message, width):
+            console.print(Text(line, style="red"))
+    console.print(Text(f"{len(regressions(rows))} regression(s) in {len(rows)} case(s)"))
 
 
-def print_history(runs: list[dict], table: pd.DataFrame, metric: str, results_dir: str | Path) -> None:
-    """``xfbench history``: the runs, then the metric per (case, backend), one column per run."""
-    from rich.console import Console
-
-    console = Console()
-    listing = [[r["run_id"], r["started"], r["git_commit"], r["status"], str(r["trials"])] for r in runs]
-    console.print(_rich_table(f"runs in {results_dir}", HISTORY_RUNS_HEADER, listing))
+def history_tables(runs: list[dict], table: pd.DataFrame, metric: str, results_dir: str | Path) -> list[TableData]:
+    """``xfbench history`` as tables: the runs, then the metric per (case, backend), one column per run."""
+    listing = tuple((r["run_id"], r["started"], r["git_commit"], r["status"], str(r["trials"])) for r in runs)
+    tables = [TableData("runs", f"runs in {results_dir}", tuple(HISTORY_RUNS_HEADER), listing, 1)]
     if not table.empty:
-        header = ["case", "backend", *[str(c) for c in table.columns]]
+        header = ("case", "backend", *[str(c) for c in table.columns])
         # the index is (case, backend); a metric missing in a run (NaN) is an empty cell
-        trend = [
-            [str(case), str(backend), *["" if v != v else f"{v:.4g}" for v in values]]
+        trend = tuple(
+            (str(case), str(backend), *["" if v != v else f"{v:.4g}" for v in values])
             for (case, backend), values in zip(table.index, table.to_numpy().tolist(), strict=True)
-        ]
-        console.print(_rich_table(f"{metric} per case (oldest → newest)", header, trend))
+        )
+        tables.append(TableData("trend", f"{metric} per case (oldest → newest)", header, trend))
+    return tables
+
+
+def print_history(
+    runs: list[dict], table: pd.DataFrame, metric: str, results_dir: str | Path, width: int | None = None
+) -> None:
+    """``xfbench history``: the runs, then the metric per (case, backend), fitted to ``width`` columns."""
+    width = width or shutil.get_terminal_size().columns
+    print("\n\n".join(render_text(t, width) for t in history_tables(runs, table, metric, results_dir)))
 
 
 def catalogue_rows() -> list[list[str]]:
@@ -512,20 +555,25 @@ def run_tables(summary: Summary) -> list[TableData]:
 def render_text(table: TableData, width: int) -> str:
     """Aligned columns when they fit ``width``; otherwise each row stacked as ``header value`` pairs under its
     name, wrapped to ``width``. No line is longer than ``width`` either way (long words are folded)."""
-    title = textwrap.wrap(table.title, width) or [""]
+    return "\n".join(line for line, _ in render_lines(table, width))
+
+
+def render_lines(table: TableData, width: int) -> list[tuple[str, int | None]]:
+    """:func:`render_text` line by line, each with the index of the row it shows (None: title, header)."""
+    lines: list[tuple[str, int | None]] = [(line, None) for line in _wrap(table.title, width)]
     widths = [max([len(h), *(len(r[i]) for r in table.rows)]) for i, h in enumerate(table.header)]
     if sum(widths) + 2 * (len(widths) - 1) <= width:
         line = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip()  # noqa: E731
-        body = [line(table.header), "  ".join("-" * w for w in widths)] + [line(r) for r in table.rows]
-        return "\n".join(title + body)
-    lines = list(title)
-    for row in table.rows:
-        lines += textwrap.wrap(" · ".join(row[: table.key_columns]), width, break_on_hyphens=False)
+        lines += [(line(table.header), None), ("  ".join("-" * w for w in widths), None)]
+        return lines + [(line(r), index) for index, r in enumerate(table.rows)]
+    for index, row in enumerate(table.rows):
+        name = _wrap(" · ".join(row[: table.key_columns]), width)
         pairs = [
             f"{h} {c}" for h, c in zip(table.header[table.key_columns :], row[table.key_columns :], strict=True) if c
         ]
-        lines += textwrap.wrap("   ".join(pairs), width, initial_indent="  ", subsequent_indent="  ")
-    return "\n".join(lines)
+        body = textwrap.wrap("   ".join(pairs), width, initial_indent="  ", subsequent_indent="  ")
+        lines += [(text, index) for text in name + body]
+    return lines
 
 
 def render_tables(tables: Sequence[TableData], output_format: str) -> str:

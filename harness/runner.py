@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 import pandas as pd
 
+from harness.backend import REFERENCE_BACKEND
 from harness.config import TrialConfig
 from harness.data.registry import Dataset
 from harness.plan import (
@@ -121,6 +122,7 @@ class _RunContext:
     delivery: Delivery
     finished: set[str]  # trials whose rows are complete (resume): not run again
     suffix: str = ""  # "-resume<n>" when resuming: every Tune experiment of a run has its own name
+    reference: str = REFERENCE_BACKEND  # summary.md and report.html compare every backend with it (--reference)
 
     @property
     def run(self) -> RunInfo:
@@ -174,8 +176,10 @@ def execute(
     data_provenance: dict[str, dict[str, str]] | None = None,
     schedule: Schedule = run_trials,
     ship: dict[str, Dataset] | None = None,
+    reference: str = REFERENCE_BACKEND,
 ) -> RunOutcome:
-    """Run every stage of ``plan`` in a new run directory ``results_dir/run_id``."""
+    """Run every stage of ``plan`` in a new run directory ``results_dir/run_id``; its summary.md and report.html
+    compare every backend with ``reference``."""
     plan = plan.with_cache_dir(results_dir / "_cache")  # backbones and features beside the runs: later runs reuse
     run_dir = (results_dir / run_id).resolve()
     if run_dir.exists() and any(run_dir.iterdir()):
@@ -197,7 +201,9 @@ def execute(
     write_run_file(run_dir, run_file)
     writer = ResultsWriter(run_dir)
     delivery = Delivery(datasets=dict(ship or {}))
-    ctx = _RunContext(run_file, run_dir, settings, writer, progress or SilentProgress(), delivery, finished=set())
+    ctx = _RunContext(
+        run_file, run_dir, settings, writer, progress or SilentProgress(), delivery, finished=set(), reference=reference
+    )
     return _carry_out(ctx, schedule)
 
 
@@ -236,6 +242,7 @@ def resume(
     progress: Progress | None = None,
     schedule: Schedule = run_trials,
     ship_policy: str = "auto",
+    reference: str = REFERENCE_BACKEND,
 ) -> RunOutcome:
     """Finish an interrupted run: trials whose rows are complete are kept (not re-run); a search replays them to
     its searcher and scheduler; interrupted trials lose their partial rows and run again."""
@@ -261,6 +268,7 @@ def resume(
         Delivery(datasets=ship, replay=replay),
         finished,
         suffix=f"-resume{len(record.resumes)}",
+        reference=reference,
     )
     return _carry_out(ctx, schedule)
 
@@ -310,17 +318,17 @@ def _carry_out(ctx: _RunContext, schedule: Schedule) -> RunOutcome:
         rows=len(frame),
         trial_status=trial_status,
     )
-    write_report(ctx.run_dir)
+    write_report(ctx.run_dir, ctx.reference)
     return RunOutcome(ctx.run.run_id, ctx.run_dir, frame, summary, markdown, wall, status)
 
 
-def write_report(run_dir: Path) -> Path | None:
+def write_report(run_dir: Path, reference: str = REFERENCE_BACKEND) -> Path | None:
     """report.html beside summary.md. A report that cannot be drawn (matplotlib missing, a plot failing) is a
     warning: the run's results are already written and must not be lost to it."""
     from harness.report_html import build_report
 
     try:
-        return build_report([run_dir], run_dir / "report.html").path
+        return build_report([run_dir], run_dir / "report.html", reference).path
     except Exception as exc:  # any failure of the report leaves the run's results as they are
         print(f"xfbench: warning: no report.html ({type(exc).__name__}: {exc})", file=sys.stderr)
         return None
@@ -329,7 +337,7 @@ def write_report(run_dir: Path) -> Path | None:
 def _summary(ctx: _RunContext, frame: pd.DataFrame) -> tuple[Summary, str]:
     """A run's table; a search's from its final stage only, followed by the search section."""
     plan = ctx.run_file.plan
-    summary = summarize(frame if plan.search is None else frame[frame["stage"] == STAGE_FINAL])
+    summary = summarize(frame if plan.search is None else frame[frame["stage"] == STAGE_FINAL], ctx.reference)
     markdown = run_markdown(summary, f"{plan.title} — run {ctx.run.run_id}")
     if plan.search is not None:
         markdown += "\n" + search_markdown(frame, plan.search)

@@ -3,8 +3,10 @@
 - accuracy: the paired difference of final test accuracy over seeds (reference − backend, seeds paired: the
   same seed gives both backends the same data order and initial weights by design), its mean and 95 % Student-t
   interval; significant when the interval excludes 0. One paired seed gives no interval: the row says so.
-- epoch time: the ratio of steady-state medians (reference / backend) with a 95 % bootstrap interval (each
-  backend's steady epochs resampled with replacement); significant when the interval excludes 1.
+- epoch time: the ratio of steady-state medians (reference / backend) with a 95 % hierarchical bootstrap interval
+  (:func:`ratio_interval`: each backend's trials resampled, then each drawn trial's steady epochs); significant
+  when the interval excludes 1. Within one run the backends' trials interleave on the same machine, so drift
+  falls on both sides; between two runs it does not, and :mod:`harness.compare` adds a practical band.
 
 Numbers only; :mod:`harness.reporting` turns them into cells and :mod:`harness.plots` into pictures.
 """
@@ -12,6 +14,7 @@ Numbers only; :mod:`harness.reporting` turns them into cells and :mod:`harness.p
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -62,19 +65,47 @@ def paired_accuracy(ref: pd.Series, other: pd.Series, confidence: float) -> tupl
     return n, mean, mean - half, mean + half
 
 
-def ratio_interval(ref: np.ndarray, other: np.ndarray, settings: StatsSettings) -> tuple[float, float, float]:
-    """(median(ref) / median(other), bootstrap interval low, high); NaN interval with under two epochs a side."""
-    if len(ref) == 0 or len(other) == 0:
+def _resampled_medians(groups: Sequence[np.ndarray], samples: int, rng: np.random.Generator) -> np.ndarray:
+    """``samples`` bootstrap medians of the pooled epochs of ``groups`` (one array of epoch times per trial):
+    draw as many trials as there are, with replacement, then each drawn trial's epochs with replacement."""
+    longest = max(len(g) for g in groups)
+    # per trial, ``samples`` resamples of its own epochs, padded with NaN to the longest trial
+    resampled = np.full((len(groups), samples, longest), np.nan)
+    for index, group in enumerate(groups):
+        resampled[index, :, : len(group)] = rng.choice(group, size=(samples, len(group)))
+    drawn = rng.integers(0, len(groups), size=(samples, len(groups)))
+    pooled = resampled[drawn, np.arange(samples)[:, None]].reshape(samples, -1)
+    return np.nanmedian(pooled, axis=1)
+
+
+def ratio_interval(
+    num: Sequence[np.ndarray], den: Sequence[np.ndarray], settings: StatsSettings
+) -> tuple[float, float, float]:
+    """(median(num) / median(den) over pooled epochs, hierarchical bootstrap interval low, high).
+
+    ``num`` and ``den`` hold one array of steady epoch times per trial (seed). Resampling trials first, then
+    epochs within each drawn trial, carries the variation between trials (seeds, and the machine's drift over
+    the minutes between them) into the interval, which resampling pooled epochs alone hides. NaN interval when a
+    side has fewer than two epochs."""
+    num, den = [g for g in num if len(g)], [g for g in den if len(g)]
+    if not num or not den:
         return math.nan, math.nan, math.nan
-    ratio = float(np.median(ref) / np.median(other))
-    if min(len(ref), len(other)) < 2:
+    ratio = float(np.median(np.concatenate(num)) / np.median(np.concatenate(den)))
+    if min(sum(map(len, num)), sum(map(len, den))) < 2:
         return ratio, math.nan, math.nan
     rng = np.random.default_rng(settings.bootstrap_seed)
-    r = np.median(rng.choice(ref, size=(settings.bootstrap_samples, len(ref))), axis=1)
-    o = np.median(rng.choice(other, size=(settings.bootstrap_samples, len(other))), axis=1)
+    ratios = _resampled_medians(num, settings.bootstrap_samples, rng) / _resampled_medians(
+        den, settings.bootstrap_samples, rng
+    )
     tail = 100 * (1 - settings.confidence) / 2
-    low, high = np.percentile(r / o, [tail, 100 - tail])
+    low, high = np.percentile(ratios, [tail, 100 - tail])
     return ratio, float(low), float(high)
+
+
+def epochs_by_trial(steady: pd.DataFrame) -> list[np.ndarray]:
+    """The steady epoch times of each trial in ``steady`` (rows of :func:`harness.summary.steady_rows`)."""
+    times = steady.assign(_t=steady["epoch_time_s"].astype(float)).dropna(subset=["_t"])
+    return [group["_t"].to_numpy() for _, group in times.groupby("trial_id", sort=True)]
 
 
 def _excludes(low: float, high: float, value: float) -> bool:
@@ -101,13 +132,13 @@ def case_statistics(
             continue
         ids = set(case["trial_id"])
         case_finals, case_steady = finals[finals["trial_id"].isin(ids)], steady[steady["trial_id"].isin(ids)]
-        times = {b: case_steady[case_steady["backend"] == b]["epoch_time_s"].astype(float).dropna() for b in backends}
+        times = {b: epochs_by_trial(case_steady[case_steady["backend"] == b]) for b in backends}
         accs = {b: _accuracy_by_seed(case_finals[case_finals["backend"] == b]) for b in backends}
         for backend in [b for b in BACKENDS if b in backends] + sorted(backends - set(BACKENDS)):
             if backend == reference:
                 continue
             n, diff, low, high = paired_accuracy(accs[reference], accs[backend], settings.confidence)
-            ratio, t_low, t_high = ratio_interval(times[reference].to_numpy(), times[backend].to_numpy(), settings)
+            ratio, t_low, t_high = ratio_interval(times[reference], times[backend], settings)
             notes = [TOO_FEW_SEEDS] if n < 2 else []
             if math.isnan(t_low) and not math.isnan(ratio):
                 notes.append("under 2 steady epochs: no time interval")

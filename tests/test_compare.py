@@ -12,7 +12,8 @@ import pytest
 from harness.cli import main
 from harness.compare import Thresholds, bootstrap_diff_ci, compare_frames
 from harness.config import RuntimeOptions, TrialConfig
-from harness.results import ResultsWriter, to_frame
+from harness.reporting import regression_cells
+from harness.results import ResultsWriter, read_results, to_frame
 
 EPOCHS = 5  # with 2 seeds: eight steady epochs per run, enough for a one-sided Mann-Whitney p < 0.01
 SEEDS = (0, 1)
@@ -58,7 +59,12 @@ def runs(workers, tmp_path_factory):
     return root, _finish(writers["a-honest"], dirs["a-honest"]), _finish(writers["b-honest"], dirs["b-honest"])
 
 
-def test_an_artificially_slower_run_is_a_regression_naming_the_case(workers, runs, capsys):
+def _widest(text: str) -> int:
+    return max(len(line) for line in text.splitlines())
+
+
+def test_an_artificially_slower_run_is_a_regression_naming_the_case(workers, runs, capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")
     root, honest_a, _ = runs
     # Slowed by 5 ms per step (20 steps: +0.1 s on an epoch of ~0.2 s), torch only.
     writer = ResultsWriter(root / "c-slow")
@@ -75,6 +81,13 @@ def test_an_artificially_slower_run_is_a_regression_naming_the_case(workers, run
     markdown = (root / "cmp.md").read_text()
     assert "**1 regression(s)**: cmp:scratch-convnet3-digits [torch]" in markdown
     assert "only in base" in markdown  # the slow run has no tensorflow trial: reported, not a regression
+    # the ratio's hierarchical interval excludes 1 (and the 10 % band) and carries the mark, in every rendering
+    rows = compare_frames(read_results(honest_a), read_results(root / "c-slow"))
+    torch = next(c for c in rows if c.backend == "torch")
+    assert torch.backend == "torch" and torch.time_ci[0] > 1.10 and torch.time_marked
+    cell = regression_cells(torch)[3]
+    assert cell.startswith(f"{torch.time_ratio:.3f}* [") and cell in markdown and cell in out.replace("\n  ", " ")
+    assert _widest(out) <= 80
 
 
 def test_two_honest_runs_are_not_flagged(runs, capsys):
@@ -82,9 +95,13 @@ def test_two_honest_runs_are_not_flagged(runs, capsys):
     assert main(["compare", str(honest_a), str(honest_b), "--fail-on-regression"]) == 0
     out = capsys.readouterr().out
     assert "0 regression(s) in 2 case(s)" in out
+    rows = compare_frames(read_results(honest_a), read_results(honest_b))
+    assert len(rows) == 2 and not any(c.time_marked for c in rows)
+    assert all("*" not in regression_cells(c)[3] and "[" in regression_cells(c)[3] for c in rows)
 
 
-def test_baseline_save_compare_by_name_and_history(runs, capsys):
+def test_baseline_save_compare_by_name_and_history(runs, capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")
     root, honest_a, honest_b = runs
     assert main(["baseline", "save", "nightly", "--run", str(honest_a), "--results-dir", str(root)]) == 0
     saved = list((root / "baselines").glob("*/nightly/baseline.json"))
@@ -92,12 +109,15 @@ def test_baseline_save_compare_by_name_and_history(runs, capsys):
     meta = json.loads(saved[0].read_text())
     assert meta["threads"] == "1" and set(meta["framework_versions"]) == {"torch", "tensorflow"}
     assert meta["machine_key"] in str(saved[0])
+    capsys.readouterr()  # the "saved baseline" line names long paths: not a table
     assert main(["compare", "nightly", "b-honest", "--results-dir", str(root), "--fail-on-regression"]) == 0
+    assert _widest(capsys.readouterr().out) <= 80
     assert main(["baseline", "list", "--results-dir", str(root)]) == 0
     assert "nightly" in capsys.readouterr().out
     assert main(["history", "--results-dir", str(root), "--metric", "test_acc", "--case", "convnet3"]) == 0
     out = capsys.readouterr().out
     assert "a-honest" in out and "b-honest" in out and "cmp:scratch-convnet3-digits" in out
+    assert _widest(out) <= 80
 
 
 def test_different_framework_versions_and_machines_warn_loudly(runs, capsys):

@@ -26,7 +26,7 @@ from harness.cli import main
 from harness.report_html import build_report
 from harness.results import to_frame
 from harness.runner import write_report
-from harness.statistics import TOO_FEW_SEEDS, case_statistics, paired_accuracy
+from harness.statistics import TOO_FEW_SEEDS, StatsSettings, case_statistics, paired_accuracy, ratio_interval
 from harness.summary import summarize
 
 EPOCHS, SEEDS, MODELS = 4, 3, ("mlp", "convnet3")
@@ -103,6 +103,23 @@ def test_equal_backends_are_not_marked():
     stats = case_statistics(_frame(torch_slowdown=1.0))
     assert ((stats["time_ci_low"] < 1) & (stats["time_ci_high"] > 1)).all()
     assert not stats["time_significant"].any() and not stats["acc_significant"].any()
+
+
+def test_the_time_interval_resamples_trials_then_epochs():
+    """Two of three trials 40 % slower, one not (a burst of load, or a seed that differs): resampling the pooled
+    epochs alone gives a tight interval far above 1; drawing trials first lets the unslowed trial pull the low
+    end back to 1, as a third run could."""
+    rng = np.random.default_rng(0)
+    epochs = lambda level: level * (1 + rng.normal(0, 0.01, 30))  # noqa: E731
+    base = [epochs(1.0) for _ in range(3)]
+    new = [epochs(1.4), epochs(1.4), epochs(1.0)]
+    settings = StatsSettings()
+    ratio, low, high = ratio_interval(new, base, settings)
+    _, pooled_low, _ = ratio_interval([np.concatenate(new)], [np.concatenate(base)], settings)
+    assert ratio == pytest.approx(1.4, rel=0.02) and pooled_low > 1.3
+    assert low < 1.05 and high == pytest.approx(1.4, rel=0.03)
+    assert (ratio, low, high) == ratio_interval(new, base, settings)  # a fixed bootstrap seed: reproducible
+    assert np.isnan(ratio_interval([np.array([1.0])], base, settings)[1])  # one epoch: no interval
 
 
 def test_the_paired_accuracy_interval_is_students_t_over_seed_differences():
@@ -186,6 +203,11 @@ def test_a_history_of_three_runs_flags_the_regression(tmp_path):
     page = out.read_text()
     assert "History" in page and "run-2 and 2 earlier" in page and _offline(page)
     assert "t:scratch-mlp-digits [torch]" in page  # the slowed run's regression, listed against it
+    # the ratio against the previous run with its interval: marked for the slowed backend only
+    rows = re.findall(r"<tr><td>(run-\d)</td><td>[^<]+</td><td>(\w+)</td><td>([^<]+)</td>", page)
+    ratios = [(run, backend, cell) for run, backend, cell in rows if " [" in cell]  # not the runs listing
+    marked = {(run, backend) for run, backend, cell in ratios if "*" in cell}
+    assert len(ratios) == 8 and marked == {("run-2", "torch")}  # 2 runs after the first × 2 cases × 2 backends
     assert (tmp_path / "history_plots" / "history.png").is_file()
 
 
@@ -252,6 +274,13 @@ def test_the_report_opens_in_headless_chromium(tmp_path):
     assert set(figures) == set(report.plots) and len(report.plots) >= 6
     assert shot.stat().st_size > 50_000  # kept in tmp_path: a picture of the page as a browser draws it
     print(f"screenshot: {shot}")
+
+
+@needs_matplotlib
+def test_the_reference_reaches_the_report_beside_summary_md(tmp_path):
+    run_dir = _write_run(tmp_path, "run-r", "2026-01-01", torch_slowdown=1.5)
+    page = write_report(run_dir, "tensorflow").read_text()  # type: ignore[union-attr]
+    assert "Statistics vs tensorflow" in page and "tensorflow vs torch" in page and "Statistics vs torch" not in page
 
 
 def test_run_and_tune_take_format_and_reference(capsys, tmp_path):

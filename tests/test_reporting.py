@@ -151,7 +151,10 @@ def test_terminal_summary_prints_one_comparison_table_per_other_backend(capsys, 
 
 def _case(case: str, verdict: str) -> CaseComparison:
     diff = -5.0 if verdict == "regression" else 0.0
-    return CaseComparison(case, "tensorflow", 1.0, 1.2, 1.2, 0.001, verdict, 0.9, 0.85, diff, (-6.0, -4.0), verdict, "")
+    interval = (1.15, 1.25)
+    return CaseComparison(
+        case, "tensorflow", 1.0, 1.2, 1.2, 0.001, verdict, 0.9, 0.85, diff, (-6.0, -4.0), verdict, "", interval
+    )
 
 
 def test_comparison_renderers_agree_on_the_regressions(capsys, monkeypatch):
@@ -165,6 +168,28 @@ def test_comparison_renderers_agree_on_the_regressions(capsys, monkeypatch):
     out = capsys.readouterr().out
     assert "WARNING: different machines" in out and "regression: s:a [tensorflow]" in out
     assert out.rstrip().endswith("1 regression(s) in 2 case(s)")
+
+
+def test_compare_and_history_fit_80_columns(capsys, monkeypatch):
+    """Issue 15: like `run`, `compare` and `history` print no line over the terminal's 80 columns."""
+    monkeypatch.setenv("COLUMNS", "80")
+    long_case = "quick:transfer_freeze-alexnet_tv+B_on_A-fashion_mnist"
+    rows = [_case(long_case, "regression"), _case("s:b", "unchanged"), _case("s:c", "improvement")]
+    run = SimpleNamespace(label="20261130T054004-quick-suite"), SimpleNamespace(label="nightly-baseline")
+    reporting.print_comparison(run[0], run[1], rows, ["different machines: " + "Some CPU model name, " * 6])
+    out = capsys.readouterr().out
+    assert max(len(line) for line in out.splitlines()) <= 80
+    assert "1.200* [1.150, 1.250]" in out and f"regression: {long_case} [tensorflow]" in out.replace("\n", " ")
+    runs = [
+        {"run_id": f"2026113{i}T054004-quick", "started": "2026-11-30T05:40:04", "git_commit": "285087c1a2b3"}
+        | {"status": "finished", "trials": 12}
+        for i in range(10)
+    ]
+    index = pd.MultiIndex.from_tuples([(long_case, "tensorflow"), ("s:b", "torch")], names=["case", "backend"])
+    table = pd.DataFrame({r["run_id"]: [0.0512345, 0.1] for r in runs}, index=index)
+    reporting.print_history(runs, table, "epoch_time_s", "/a/rather/long/results/directory/on/this/machine")
+    out = capsys.readouterr().out
+    assert max(len(line) for line in out.splitlines()) <= 80 and out.count("0.05123") == 10
 
 
 def test_history_and_catalogue_tables(capsys, monkeypatch):

@@ -65,6 +65,8 @@ def test_tune_searches_each_backend_in_its_own_experiment_with_asha_and_reruns_e
             "2",
             "--final-seeds",
             "2",
+            "--reference",
+            "tensorflow",
             "--results-dir",
             str(tmp_path),
             "--run-id",
@@ -120,6 +122,10 @@ def test_tune_searches_each_backend_in_its_own_experiment_with_asha_and_reruns_e
     assert picked == {0.3}  # far the best on digits for 3 epochs of SGD momentum
     summary = (tmp_path / "tune-e2e" / "summary.md").read_text()
     assert "## Search" in summary and "| scratch | mlp+tuned | digits |" in summary and "**best**" in summary
+    # --reference reaches the files, not only the terminal
+    assert "## tensorflow vs torch" in summary and "Statistics vs tensorflow" in proc.stdout
+    report = tmp_path / "tune-e2e" / "report.html"
+    assert not report.is_file() or "Statistics vs tensorflow" in report.read_text()
     info = json.loads((tmp_path / "tune-e2e" / "run.json").read_text())
     assert info["kind"] == "tune" and info["tune"]["algorithm"] == "grid" and info["status"] == "finished"
 

@@ -1,0 +1,66 @@
+"""The epoch-time rules of `xfbench compare` side by side on real runs: why the interval resamples trials and
+why the mark needs the band (docs/regressions.md, figures in docs/measurements.md).
+
+    .venv/bin/python benchmarks/compare_rules.py RESULTS_DIR BASE NEW [BASE NEW ...]
+
+Per pair and (case, backend): the ratio new/base of steady medians; the old rule (ratio > 1.10 and one-sided
+Mann-Whitney p < 0.01, pooled epochs); a 95 % bootstrap interval over pooled epochs alone and whether it
+excludes 1; the hierarchical interval (trials, then epochs) and whether it excludes 1; and the verdict
+`xfbench compare` gives (hierarchical interval beyond the 1.10 band and Mann-Whitney agreeing).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+from scipy.stats import mannwhitneyu
+
+from harness.compare import CASE_COLUMNS, Thresholds, _case_rows, compare_frames
+from harness.results import read_results
+from harness.statistics import StatsSettings, epochs_by_trial, ratio_interval
+from harness.summary import steady_rows
+
+
+def _outside(low: float, high: float, value: float) -> str:
+    return "yes" if low > value or high < value else "no"
+
+
+def compare_pair(results: Path, base_id: str, new_id: str) -> None:
+    base, new = read_results(results / base_id), read_results(results / new_id)
+    t, settings = Thresholds(), StatsSettings()
+    verdicts = compare_frames(base, new, t)
+    print(f"\n{base_id} -> {new_id}")
+    print("case · backend | ratio | old rule | epochs-only CI (excl. 1) | hierarchical CI (excl. 1) | compare")
+    # the order compare_frames gives its rows in
+    keys = sorted(
+        set(map(tuple, base[CASE_COLUMNS].drop_duplicates().to_numpy()))
+        | set(map(tuple, new[CASE_COLUMNS].drop_duplicates().to_numpy()))
+    )
+    for key, verdict in zip(keys, verdicts, strict=True):
+        b, n = epochs_by_trial(steady_rows(_case_rows(base, key))), epochs_by_trial(steady_rows(_case_rows(new, key)))
+        if not b or not n:
+            continue
+        pooled_b, pooled_n = np.concatenate(b), np.concatenate(n)
+        ratio, flat_low, flat_high = ratio_interval([pooled_n], [pooled_b], settings)
+        _, low, high = ratio_interval(n, b, settings)
+        slower = mannwhitneyu(pooled_n, pooled_b, alternative="greater").pvalue
+        faster = mannwhitneyu(pooled_n, pooled_b, alternative="less").pvalue
+        old = (ratio > t.time_ratio and slower < t.alpha) or (ratio < 1 / t.time_ratio and faster < t.alpha)
+        print(
+            f"{verdict.case} · {verdict.backend} | {ratio:.3f} | {'flagged' if old else '-'} | "
+            f"[{flat_low:.3f}, {flat_high:.3f}] ({_outside(flat_low, flat_high, 1.0)}) | "
+            f"[{low:.3f}, {high:.3f}] ({_outside(low, high, 1.0)}) | {verdict.time_verdict}"
+        )
+
+
+def main(argv: list[str]) -> int:
+    results, pairs = Path(argv[0]), argv[1:]
+    for base_id, new_id in zip(pairs[::2], pairs[1::2], strict=True):
+        compare_pair(results, base_id, new_id)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
