@@ -101,6 +101,7 @@ def _start(args: argparse.Namespace) -> int:
         data_provenance=p.provenance,
         ship=p.ship,
         reference=args.reference,
+        html_report=args.html_report,
     )
     return _finish(outcome, args)
 
@@ -148,6 +149,7 @@ def _resume(args: argparse.Namespace) -> int:
         progress=RichProgress(),
         ship_policy=args.ship_data,
         reference=args.reference,
+        html_report=args.html_report,
     )
     return _finish(outcome, args)
 

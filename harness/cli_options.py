@@ -377,6 +377,13 @@ def _add_output(parser: argparse.ArgumentParser) -> None:
         default="table",
         help="end-of-run tables: table (fits the terminal's width), md, csv or json (for machines)",
     )
+    out.add_argument(
+        "--no-report",
+        dest="html_report",
+        action="store_false",
+        help="no report.html beside summary.md (its plots take a fraction of a second per case; "
+        "xfbench report RUN draws it later)",
+    )
     _add_reference(out)
 
 

@@ -8,7 +8,7 @@ matplotlib is an optional extra (``pip install 'xfbench[report]'``) imported ins
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -58,11 +58,11 @@ def _ok_rows(frame: pd.DataFrame) -> pd.DataFrame:
     return rows[rows["status"] == "ok"]
 
 
-def learning_curves(frame: pd.DataFrame) -> list[Plot]:
-    """Per case: validation accuracy and loss per epoch, per backend the mean over seeds with a ±1 std band."""
+def learning_curves(frame: pd.DataFrame) -> Iterator[Plot]:
+    """Per case: validation accuracy and loss per epoch, per backend the mean over seeds with a ±1 std band. One
+    figure at a time: the caller saves and closes each before the next is drawn (a run may have hundreds)."""
     plt, rows = _pyplot(), _ok_rows(frame)
     backends = sorted(rows["backend"].dropna().unique())
-    plots = []
     for keys, case in rows.groupby(CASE_KEYS, sort=True, dropna=False):
         fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
         for backend, group in case.groupby("backend"):
@@ -84,8 +84,7 @@ def learning_curves(frame: pd.DataFrame) -> list[Plot]:
         name = _case(keys)
         fig.suptitle(f"{name}: mean over seeds, band ±1 std")
         fig.tight_layout()
-        plots.append(Plot(f"curves-{name}", f"Learning curves: {name}", fig))
-    return plots
+        yield Plot(f"curves-{name}", f"Learning curves: {name}", fig)
 
 
 def epoch_times(frame: pd.DataFrame) -> list[Plot]:

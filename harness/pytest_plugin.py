@@ -178,6 +178,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--results-dir", dest="xfbench_results_dir", default="results")
     group.addoption("--data-dir", dest="xfbench_data_dir", default=None)
     group.addoption(
+        "--xfbench-report",
+        dest="xfbench_report",
+        action="store_true",
+        help="write report.html beside the session run's summary.md (off: xfbench report RUN draws it later)",
+    )
+    group.addoption(
         "--baseline",
         dest="xfbench_baseline",
         default=None,
@@ -343,6 +349,7 @@ def _run_all(config: pytest.Config, state: SessionState) -> None:
             settings=settings,
             command=["pytest", *config.invocation_params.args],
             data_provenance=state.data_provenance,
+            html_report=config.getoption("xfbench_report"),
         )
     except Exception as exc:  # recorded once; every case then fails with this text instead of re-running
         state.error = f"the xfbench run failed before this case could be measured: {type(exc).__name__}: {exc}"

@@ -11,8 +11,10 @@ between consecutive runs circled.
 from __future__ import annotations
 
 import html
+import itertools
 import json
 import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -142,7 +144,7 @@ def _search_plots(run: LoadedRunDir) -> list[Any]:
     return plots.search_points(run.frame, table, list(plan.space.paths), plan.metric)
 
 
-def _run_section(run: LoadedRunDir, reference: str) -> tuple[str, list[Any]]:
+def _run_section(run: LoadedRunDir, reference: str) -> tuple[str, Iterator[Any]]:
     """Provenance, tables and the run's plots (not yet drawn to files)."""
     from harness import plots
 
@@ -151,8 +153,13 @@ def _run_section(run: LoadedRunDir, reference: str) -> tuple[str, list[Any]]:
     summary = summarize(stage_final, reference)
     parts = [f"<h2>Run {html.escape(run.run_id)}</h2>", "<h3>Provenance</h3>", _provenance_html(run.info)]
     parts += [_table_html(t) for t in run_tables(summary)]
-    drawn = plots.learning_curves(stage_final) + plots.epoch_times(stage_final)
-    drawn += plots.accuracy_vs_time(stage_final) + plots.time_ratios(summary.statistics) + _search_plots(run)
+    drawn = itertools.chain(
+        plots.learning_curves(stage_final),
+        plots.epoch_times(stage_final),
+        plots.accuracy_vs_time(stage_final),
+        plots.time_ratios(summary.statistics),
+        _search_plots(run),
+    )
     return "\n".join(parts), drawn
 
 
@@ -213,17 +220,19 @@ def build_report(
 
     runs = [load(r) for r in run_dirs(paths)]
     newest = runs[-1]
-    sections, drawn = [], []
+    sections: list[str] = []
+    drawn: list[Iterable[Any]] = []
     if len(runs) > 1:
         text, figures = _history_section(runs, metric)
         sections.append(text)
-        drawn += figures
-    text, figures = _run_section(newest, reference)
+        drawn.append(figures)
+    text, run_figures = _run_section(newest, reference)
     sections.append(text)
-    drawn += figures
+    drawn.append(run_figures)
     plot_dir = out.parent / f"{out.stem}_plots"
-    rendered = []
-    for index, plot in enumerate(drawn):
+    rendered, names = [], []
+    for index, plot in enumerate(itertools.chain.from_iterable(drawn)):  # drawn, saved and closed one by one
+        names.append(plot.name)
         svg = _inline_svg(plots.save(plot, plot_dir), f"fig{index}")
         caption = f"{html.escape(plot.title)} <span class='note'>({plot.name}.png, {plot.name}.svg)</span>"
         rendered.append(f'<figure id="plot-{html.escape(plot.name)}"><figcaption>{caption}</figcaption>{svg}</figure>')
@@ -233,4 +242,4 @@ def build_report(
     page = page.replace("PAGE_SIZE", f"{size / 1024:,.0f} KiB, self-contained (no script, nothing fetched)")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(page)
-    return Report(out, out.stat().st_size, tuple(p.name for p in drawn), plot_dir)
+    return Report(out, out.stat().st_size, tuple(names), plot_dir)
