@@ -8,12 +8,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from backends.torch.augment import crop_flip
 from backends.torch.capabilities import CAPABILITIES
 from backends.torch.dropout import DropoutKeys, SharedDropout
 from backends.torch.layout import images_to_torch
 from backends.torch.model import build_module, export_weights, layer_module, load_weights
 from backends.torch.modes import memory_format, prepare_model
 from backends.torch.optimizers import TorchUpdate, make_optimizer
+from harness.augment import EpochAugment
 from harness.backend import StepStats
 from harness.config import OptimizerConfig, RegularizationConfig, RuntimeOptions
 from harness.dropout_rng import STREAM_MC, STREAM_TRAIN, dropout_layer_indices, step_keys
@@ -184,7 +186,12 @@ class TorchBackend:
         return update_step(self.update, self.update_rule, lambda: loss_and_hits(self.model(xb), yb))
 
     def train_epoch(
-        self, split: str, batches: Sequence[np.ndarray], lrs: np.ndarray, momenta: np.ndarray | None = None
+        self,
+        split: str,
+        batches: Sequence[np.ndarray],
+        lrs: np.ndarray,
+        momenta: np.ndarray | None = None,
+        augment: EpochAugment | None = None,
     ) -> StepStats:
         x, y = self._data[split]
         self.model.train()
@@ -200,7 +207,10 @@ class TorchBackend:
             self._steps_done += 1
             idx = torch.from_numpy(batch).to(self.device, non_blocking=True)
             # Advanced indexing: measured ~20 % faster per step than index_select on CPU.
-            out = self._train_step(x[idx], y[idx])
+            xb = x[idx]
+            if augment is not None:
+                xb = memory_format(crop_flip(xb, augment.view(batch, *x.shape[2:])), self.runtime)
+            out = self._train_step(xb, y[idx])
             if out.penalty is not None:
                 reg_sum += out.penalty.detach() * len(batch)
             if self.record_lr_trace:
