@@ -101,15 +101,13 @@ class TorchBackend:
 
     def freeze_layers(self, frozen_layers: Collection[str]) -> None:
         frozen = set(frozen_layers)
-        for name, params in self._layer_params().items():
+        layers = self._layer_params()  # the layers with a module: a graph's Add and Concat have none
+        for name, params in layers.items():
             for p in params:
                 p.requires_grad_(name not in frozen)
         # torch's train() switches every BatchNorm to batch statistics; frozen ones are put back after each train().
-        self.frozen_bn = [
-            layer_module(self.module, n)
-            for n in frozen
-            if isinstance(layer_module(self.module, n), torch.nn.modules.batchnorm._BatchNorm)
-        ]
+        modules = [layer_module(self.module, n) for n in frozen if n in layers]
+        self.frozen_bn = [m for m in modules if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
 
     def parameter_counts(self) -> tuple[int, int]:
         params = list(self.module.parameters())
