@@ -137,3 +137,40 @@ def test_every_tensorflow_mode_trains_on_the_same_augmented_batches(workers, dig
     )
     plain = workers["tensorflow"](probes.train_augmented, RuntimeOptions(threads=1), *args, None)
     assert max_abs_diff(custom, mode) < 1e-5 < max_abs_diff(custom, plain)
+
+
+@pytest.mark.parametrize("name", ["imagenet_transfer_smoke", "imagenet_transfer_quick", "imagenet_transfer"])
+def test_imagenet_transfer_tiers_share_a_backbone_per_model_and_augment_only_training(name):
+    from harness.backbone import recipe_for
+    from harness.suites import case_trials, suite
+
+    chosen = suite(name)
+    trials = [t for case in chosen.cases for t in case_trials(case, name, ("torch", "tensorflow"), 1)]
+    recipes = {recipe_for(t).key for t in trials}
+    assert len(recipes) == len({t.model for t in trials})  # every strategy of a backbone reuses one checkpoint
+    assert all(t.augment.active == (t.strategy != "deep_features") for t in trials)
+    assert all((t.input.channels, t.input.normalize) == (3, "imagenet") for t in trials)
+    lessons = [t for t in trials if t.strategy != "deep_features"]
+    assert {(t.optimizer.name, t.optimizer.momentum, t.optimizer.weight_decay) for t in lessons} == {
+        ("momentum", 0.9, 1e-4)
+    }
+    assert {t.transfer.backbone_lr_multiplier for t in lessons} == {0.1}
+    if name == "imagenet_transfer":  # the lessons' values as written, at 224x224 on CIFAR-10
+        assert {(t.optimizer.lr, t.epochs, t.input.size, t.dataset) for t in lessons} == {(1e-3, 20, 224, "cifar10")}
+        assert {t.transfer.sklearn_head for t in trials if t.strategy == "deep_features"} == {
+            "linear_svc", "random_forest", "rbf_svc"
+        }  # fmt: skip
+
+
+def test_s1_alexnet_is_the_lessons_alexnet_with_crop_and_flip():
+    from harness.suites import suite
+
+    (case,) = suite("s1_alexnet").cases
+    assert (case.model, case.dataset, case.input.size, case.batch_size, case.epochs) == (
+        "alexnet",
+        "cifar10",
+        227,
+        100,
+        20,
+    )
+    assert (case.optimizer.lr, case.optimizer.weight_decay, case.augment) == (0.01, 1e-4, AugmentConfig(4, True))
