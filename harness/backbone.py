@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from harness import cachekeys
+from harness.augment import AugmentConfig
 from harness.backend import honoured_runtime
 from harness.config import OptimizerConfig, TrialConfig
 from harness.data.tasks import TaskSpec
@@ -104,7 +105,8 @@ def checkpoint_path(trial: TrialConfig) -> Path:
 
 def pretrain_trial(target: TrialConfig) -> TrialConfig:
     """The trial that trains ``target``'s backbone; its variant names the recipe so ids never collide. It runs on
-    the source backend, with the speed options that backend honours (recorded as applied)."""
+    the source backend, with the speed options that backend honours (recorded as applied), and without the
+    target's augmentation: the recipe, which keys the shared checkpoint, does not hold it."""
     recipe = recipe_for(target)
     return replace(
         target,
@@ -115,6 +117,7 @@ def pretrain_trial(target: TrialConfig) -> TrialConfig:
         optimizer=recipe.optimizer,
         variant=f"backbone-{recipe.key[:10]}",
         mc_dropout_passes=0,
+        augment=AugmentConfig(),
         runtime=honoured_runtime(target.runtime, recipe.backend),
     )
 

@@ -26,6 +26,7 @@ from harness.spec import ModelSpec
 from harness.weights import NeutralWeights
 
 if TYPE_CHECKING:  # harness.config reads REFERENCE_BACKEND from here: importing it at run time would be a cycle
+    from harness.augment import EpochAugment
     from harness.config import OptimizerConfig, RegularizationConfig, RuntimeOptions, TrialConfig
 
 
@@ -151,10 +152,16 @@ class Backend(Protocol):
         """Hold a split on the device so batches are gathered without copies from numpy."""
 
     def train_epoch(
-        self, split: str, batches: Sequence[np.ndarray], lrs: np.ndarray, momenta: np.ndarray | None = None
+        self,
+        split: str,
+        batches: Sequence[np.ndarray],
+        lrs: np.ndarray,
+        momenta: np.ndarray | None = None,
+        augment: EpochAugment | None = None,
     ) -> StepStats:
         """One optimizer step per index array, in the given order, step i with learning rate ``lrs[i]`` (and
-        momentum — Adam's beta1 — ``momenta[i]`` when given); returns after the device is idle."""
+        momentum — Adam's beta1 — ``momenta[i]`` when given); each batch cropped and flipped as ``augment``'s
+        view of it says (harness.augment), when given; returns after the device is idle."""
 
     def evaluate(self, split: str, batch_size: int) -> StepStats:
         """Loss and accuracy of a split in inference mode."""

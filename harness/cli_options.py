@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from harness.augment import parse_augment
 from harness.backend import REFERENCE_BACKEND
 from harness.config import DROPOUT_RNGS, OPTIMIZERS, PRECISIONS, SHIP_POLICIES, TF_MODES
 from harness.input_pipeline import NORMALIZATIONS
@@ -88,6 +89,13 @@ def piecewise(text: str) -> tuple[tuple[int, ...], tuple[float, ...]]:
         ) from None
 
 
+def augment_option(text: str) -> dict[str, int | bool]:
+    try:
+        return parse_augment(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 @dataclass(frozen=True)
 class Option:
     flag: str
@@ -138,6 +146,12 @@ OVERRIDE_OPTIONS: tuple[tuple[str, tuple[Option, ...]], ...] = (
             "input.normalize",
             "per-channel normalisation after resizing: none (the dataset's own) or imagenet",
             choices=tuple(NORMALIZATIONS),
+        ),
+        Option(
+            "--augment",
+            "augment",
+            "training batches: crop (zero padding 4, random crop back), crop:N, flip, none; e.g. crop,flip",
+            augment_option,
         ),
         Option(
             "--width-multiplier",

@@ -12,6 +12,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from harness.augment import AugmentConfig
 from harness.backend import REFERENCE_BACKEND
 from harness.data.tasks import TaskSpec
 from harness.input_pipeline import InputConfig
@@ -222,6 +223,7 @@ class TrialConfig:
     regularization: RegularizationConfig = field(default_factory=RegularizationConfig)
     model_options: ModelOptions = field(default_factory=ModelOptions)
     input: InputConfig = field(default_factory=InputConfig)  # resize / channels / normalisation before the model
+    augment: AugmentConfig = field(default_factory=AugmentConfig)  # random crop / flip of training batches (off)
     runtime: RuntimeOptions = field(default_factory=RuntimeOptions)
     mc_dropout_passes: int = 0  # > 0: after training, N stochastic passes over the test set (MC dropout)
     task: TaskSpec | None = None  # the target task carved out of the dataset (None: the whole dataset)
@@ -278,6 +280,7 @@ class TrialConfig:
         data["model_options"] = ModelOptions(**options)
         data["runtime"] = RuntimeOptions(**data["runtime"])
         data["input"] = InputConfig(**(data.get("input") or {}))
+        data["augment"] = AugmentConfig(**(data.get("augment") or {}))  # absent in rows written before augmentation
         return cls(**data)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from harness.augment import check_augment
 from harness.backbone import NEEDS_BACKBONE
 from harness.backend import check_capabilities
 from harness.config import SHIP_LIMIT_MB, SHIP_POLICIES, TrialConfig
@@ -63,6 +64,7 @@ def preflight(
                 )
             _check_classes(task, datasets[trial.dataset])
             check_input(trial.input, derived.input_shape, datasets[trial.dataset].normalization)
+            check_augment(trial.augment, derived.input_shape)
             # Converts framework and user models here (cached for the trials): an unsupported op stops the run
             # before Ray starts.
             spec = model_spec(

@@ -25,6 +25,11 @@ FRESH_HEAD_SEED_OFFSET = 7919  # a prime, far from the small seeds (0, 1, 2, ...
 DROPOUT_STREAM_TRAIN = 0
 DROPOUT_STREAM_MC = 1
 
+# Mixed into [seed, epoch, STREAM]: each epoch's random crop offsets and horizontal flips, one per training sample
+# (harness.augment), in two streams so turning crops or flips on or off leaves the other's draws unchanged.
+AUGMENT_CROP_STREAM = 0xC409
+AUGMENT_FLIP_STREAM = 0xF11B
+
 # The fixed train/val/test split of the embedded digits dataset (harness.data.registry): independent of trial
 # seeds, so every trial of every run sees the same split.
 DIGITS_SPLIT_SEED = 20240611

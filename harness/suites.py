@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
+from harness.augment import AugmentConfig
 from harness.backend import BACKENDS, backend_capabilities, runtime_option_needs
 from harness.config import (
     OptimizerConfig,
@@ -38,6 +39,7 @@ class SuiteCase:
     optimizer: OptimizerConfig = field(default_factory=lambda: OptimizerConfig("momentum", lr=0.01))
     model_options: ModelOptions = field(default_factory=ModelOptions)
     input: InputConfig = field(default_factory=InputConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)  # training batches only (off by default)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     regularization: RegularizationConfig = field(default_factory=RegularizationConfig)
     mc_dropout_passes: int = 0
@@ -587,6 +589,193 @@ SUITES.update(
                         bar_source="notebook: the free ConvNet challenge, >= 70 % within 10 epochs",
                     ),
                 ),
+            ),
+        )
+    }
+)
+
+# The lessons' ImageNet transfer (SUITES.md S2/S3): a pretrained backbone as a frozen feature extractor with a new
+# head (SGD momentum 0.9, lr 1e-3, weight decay 1e-4, 20 epochs), fine-tuned with the backbone at a tenth of the
+# head's rate, and its deep features fed to scikit-learn heads. Training batches are cropped and flipped as the
+# lessons' CIFAR training does; features never are. The CPU tiers use narrow zoo backbones that xfbench pretrains
+# itself on a source task and transfers to a target task; on small data they use the lessons' rate x 10 (as the
+# transfer suites do), since 1e-3 barely moves a head in a few dozen steps.
+_LESSON_SGD = OptimizerConfig("momentum", lr=1e-3, weight_decay=1e-4)
+_SMALL_DATA_SGD = OptimizerConfig("momentum", lr=1e-2, weight_decay=1e-4)
+_LESSON_HEADS = ("linear_svc", "random_forest", "rbf_svc")
+LESSON_AUGMENT = AugmentConfig(crop_padding=4, flip=True)  # RandomCrop(32, padding=4) + RandomHorizontalFlip
+# Fashion-MNIST's tasks of S4b: A = the 8 classes but sandal and shirt (its first 5,000 training images, so the
+# pretrain stage fits a CPU), B = sandal vs shirt (shirt = 1) from 200 training images.
+FASHION_A = TaskSpec(classes=(0, 1, 2, 3, 4, 7, 8, 9), train_limit=5_000)
+FASHION_B = TaskSpec(classes=(5, 6), binary_positive=6, train_limit=200)
+
+
+@dataclass(frozen=True)
+class TransferTier:
+    """What an imagenet_transfer tier varies: data, tasks, backbones (model, width, input side), lengths, rates."""
+
+    dataset: str
+    source: TaskSpec | None  # None: the backbone is pretrained on the target task itself
+    target: TaskSpec | None
+    backbones: tuple[tuple[str, float, int], ...]
+    source_epochs: int
+    epochs: int
+    optimizer: OptimizerConfig
+    augment: AugmentConfig
+    heads: tuple[str, ...] = _LESSON_HEADS
+    strategies: tuple[str, ...] = ("feature_extraction", "fine_tune")
+    bar: float | None = None
+    bar_source: str = ""
+
+
+def _imagenet_transfer_cases(tier: TransferTier) -> tuple[SuiteCase, ...]:
+    """Per backbone: feature extraction and fine-tuning (augmented), deep features with each scikit-learn head. All
+    of a backbone's cases share one pretrained checkpoint (same model, input, batch size, seed and source recipe)."""
+    cases: list[SuiteCase] = []
+    for model, width, size in tier.backbones:
+        transfer = TransferOptions(source_task=tier.source, source_epochs=tier.source_epochs, source_optimizer=_ADAM)
+        common: dict[str, Any] = dict(
+            model_options=ModelOptions(width_multiplier=width),
+            input=InputConfig(size=size, channels=3, normalize="imagenet"),
+            task=tier.target,
+            min_test_acc=tier.bar,
+            bar_source=tier.bar_source,
+            max_backend_gap=ZOO_BACKEND_GAP,  # BatchNorm backbones agree per seed only within float32's envelope
+        )
+        for strategy in tier.strategies:
+            cases.append(
+                SuiteCase(
+                    strategy,
+                    model,
+                    tier.dataset,
+                    epochs=tier.epochs,
+                    optimizer=tier.optimizer,
+                    augment=tier.augment,
+                    transfer=transfer,
+                    **common,
+                )
+            )
+        for head in tier.heads:
+            features = replace(transfer, sklearn_head=head)
+            cases.append(SuiteCase("deep_features", model, tier.dataset, 1, variant=head, transfer=features, **common))
+    return tuple(cases)
+
+
+_TRANSFER_SMOKE_FLOOR = "smoke floor: above chance (0.2) for 5 classes; 2 source and 2 target epochs on digits"
+_ALEXNET = "the lessons' AlexNet from scratch: SGD momentum 0.9, lr 0.01, weight decay 1e-4, batch 100"
+
+
+def _alexnet_case(dataset: str, epochs: int, width: float, size: int, task: TaskSpec | None, bar: float | None,
+                  bar_source: str = _ALEXNET) -> SuiteCase:  # fmt: skip
+    return SuiteCase(
+        "scratch",
+        "alexnet",
+        dataset,
+        epochs=epochs,
+        batch_size=100,
+        optimizer=OptimizerConfig("momentum", lr=0.01, weight_decay=1e-4),
+        model_options=ModelOptions(width_multiplier=width),
+        input=InputConfig(size=size, channels=3),
+        augment=LESSON_AUGMENT,
+        task=task,
+        min_test_acc=bar,
+        bar_source=bar_source,
+        max_backend_gap=ZOO_BACKEND_GAP,
+    )
+
+
+_FULL_BACKBONES = tuple((m, 1.0, 224) for m in ("alexnet_tv", "resnet18", "mobilenet_v2", "vgg11_bn", "densenet121"))
+_QUICK_BACKBONES = (
+    ("alexnet_tv", 0.25, 64),
+    ("resnet18", 0.25, 32),
+    ("mobilenet_v2", 0.5, 32),
+    ("vgg11_bn", 0.25, 32),
+    ("densenet121", 0.25, 32),
+)
+
+SUITES.update(
+    {
+        s.name: s
+        for s in (
+            Suite(
+                "imagenet_transfer_smoke",
+                "S2/S3 as the lessons' ImageNet transfer, CI tier: narrow resnet18 and alexnet_tv (32x32 and 64x64, "
+                "3 channels) pretrained on digits 5-9, transferred to 0-4 (augmented), 2 epochs",
+                _imagenet_transfer_cases(
+                    TransferTier(
+                        "digits",
+                        HIGH_DIGITS,
+                        LOW_DIGITS,
+                        (("resnet18", 0.25, 32),),
+                        2,
+                        2,
+                        _SMALL_DATA_SGD,
+                        AugmentConfig(crop_padding=1, flip=True),
+                        heads=("linear_svc",),
+                        bar=0.25,
+                        bar_source=_TRANSFER_SMOKE_FLOOR,
+                    )
+                )
+                + _imagenet_transfer_cases(
+                    TransferTier(
+                        "digits",
+                        HIGH_DIGITS,
+                        LOW_DIGITS,
+                        (("alexnet_tv", 0.25, 64),),
+                        2,
+                        2,
+                        _SMALL_DATA_SGD,
+                        AugmentConfig(crop_padding=1, flip=True),
+                        heads=(),
+                        strategies=("feature_extraction",),
+                        bar=0.25,
+                        bar_source=_TRANSFER_SMOKE_FLOOR,
+                    )
+                ),
+            ),
+            Suite(
+                "imagenet_transfer_quick",
+                "S2/S3 as the lessons' ImageNet transfer on this CPU: five narrow zoo backbones pretrained on "
+                "Fashion-MNIST task A (5,000 images, 3 epochs), transferred to task B (sandal vs shirt, 200 images; "
+                "crop 4 + flip), 5 epochs; deep features with LinearSVC, RandomForest, RBF-SVC",
+                _imagenet_transfer_cases(
+                    TransferTier(
+                        "fashion_mnist", FASHION_A, FASHION_B, _QUICK_BACKBONES, 3, 5, _SMALL_DATA_SGD, LESSON_AUGMENT
+                    )  # fmt: skip
+                ),
+            ),
+            Suite(
+                "imagenet_transfer",
+                "S2/S3 as the lessons' ImageNet transfer on CIFAR-10 at 224x224 (ImageNet normalisation): "
+                "alexnet_tv, resnet18, mobilenet_v2, vgg11_bn, densenet121; SGD momentum 0.9, lr 1e-3, weight decay "
+                "1e-4, 20 epochs (fine-tune: backbone 1e-4), crop 4 + flip; deep features with LinearSVC, "
+                "RandomForest, RBF-SVC; GPU only",
+                _imagenet_transfer_cases(
+                    TransferTier("cifar10", None, None, _FULL_BACKBONES, 10, 20, _LESSON_SGD, LESSON_AUGMENT)
+                ),
+            ),
+            Suite(
+                "s1_alexnet_smoke",
+                "S1 AlexNet from scratch, CI tier: width 0.125 on digits resized to 67x67 (the least its pools "
+                "fit), 2 epochs, crop 1 + flip",
+                (
+                    replace(
+                        _alexnet_case("digits", 2, 0.125, 67, None, None),
+                        augment=AugmentConfig(crop_padding=1, flip=True),
+                    ),
+                ),
+            ),
+            Suite(
+                "s1_alexnet_quick",
+                "S1 AlexNet from scratch on this CPU: width 0.25 on Fashion-MNIST (5,000 images) resized to 96x96, "
+                "2 epochs, the lessons' SGD and batch 100, crop 4 + flip",
+                (_alexnet_case("fashion_mnist", 2, 0.25, 96, TaskSpec(train_limit=5_000), None),),
+            ),
+            Suite(
+                "s1_alexnet",
+                "S1 AlexNet from scratch on CIFAR-10 resized to 227x227 (PyTorch lesson: SGD momentum 0.9, weight "
+                "decay 1e-4, batch 100, lr 0.01, 20 epochs), crop 4 + flip; GPU only",
+                (_alexnet_case("cifar10", 20, 1.0, 227, None, None),),
             ),
         )
     }

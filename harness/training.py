@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from harness.augment import AugmentConfig, epoch_draws
 from harness.backend import Backend
 from harness.data.batching import epoch_batches
 from harness.data.registry import Dataset
@@ -52,6 +53,7 @@ class PhasePlan:
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     epoch_offset: int = 0
     inject_step_delay_s: float = 0.0  # test-only slowdown (RuntimeOptions.inject_step_delay_s)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)  # training batches only
 
 
 def prepare_data(backend: Backend, dataset: Dataset) -> None:
@@ -82,8 +84,11 @@ def train_phase(
         steps = np.arange((local_epoch - 1) * steps_per_epoch, (local_epoch - 1) * steps_per_epoch + len(batches))
         lrs = lr_at(s, plan.base_lr, steps, total_steps, plateau.scale if plateau else 1.0).astype(np.float32)
         momenta = momentum_at(s, steps, total_steps)
+        # Drawn before the timer starts, like the batch order: the host's share of augmentation is not step time.
+        augment = epoch_draws(plan.augment, plan.seed, epoch, num_train)
         start = time.perf_counter()
-        train = backend.train_epoch("train", batches, lrs, None if momenta is None else momenta.astype(np.float32))
+        momenta32 = None if momenta is None else momenta.astype(np.float32)
+        train = backend.train_epoch("train", batches, lrs, momenta32, augment=augment)
         if plan.inject_step_delay_s:
             time.sleep(plan.inject_step_delay_s * len(batches))
         elapsed = time.perf_counter() - start

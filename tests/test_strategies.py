@@ -84,6 +84,22 @@ def test_feature_extraction_freezes_the_backbone_bit_for_bit(workers, cache, bac
     assert details["backbone"] == recipe_for(trial).key and details["backbone_trained_by"] == "torch"
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_feature_extraction_freezes_a_residual_graph(workers, cache, backend):
+    # A graph's Add layers have no module in torch: freezing them once raised KeyError (imagenet_transfer, resnet18).
+    trial = _target(
+        cache,
+        "feature_extraction",
+        backend=backend,
+        epochs=1,
+        model="resnet20",
+        model_options=ModelOptions(width_multiplier=0.5),
+    )
+    _pretrain(workers, trial)
+    rows, _ = workers[backend](probes.run_strategy, trial.to_dict())
+    assert rows[-1]["status"] == "ok" and rows[-1]["trainable_params"] == 32 * 5 + 5
+
+
 def test_trainable_and_frozen_counts_match_across_backends_and_the_spec(workers, cache):
     counts = {}
     for strategy in ("feature_extraction", "freeze_early", "fine_tune"):

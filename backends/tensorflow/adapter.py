@@ -9,12 +9,14 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from backends.tensorflow.augment import crop_flip
 from backends.tensorflow.capabilities import CAPABILITIES
 from backends.tensorflow.dropout import DropoutKeys
 from backends.tensorflow.model import export_weights, load_weights
 from backends.tensorflow.modes import FitRunner, build_model, compile_step
 from backends.tensorflow.optimizers import TensorFlowUpdate, TorchSemanticsOptimizer
 from backends.tensorflow.tracing import INDEX_BATCH, SCALAR_F32, any_batch, exactly, trace_for_any_batch
+from harness.augment import CropFlip, EpochAugment
 from harness.backend import StepStats
 from harness.config import OptimizerConfig, RegularizationConfig, RuntimeOptions
 from harness.dropout_rng import STREAM_MC, STREAM_TRAIN, dropout_layer_indices, step_keys
@@ -203,12 +205,22 @@ class TensorFlowBackend:
         ) -> None:
             batch_step(tf.gather(x_all, idx), tf.gather(y_all, idx), lr, momentum, keys)
 
+        def augmented_step(*args: tf.Tensor, rows: tf.Tensor, cols: tf.Tensor, padding: int) -> None:
+            x_all, y_all, idx, lr, momentum, keys = args
+            batch_step(crop_flip(tf.gather(x_all, idx), rows, cols, padding), tf.gather(y_all, idx), lr, momentum, keys)
+
+        self._augmented_step = compile_step(augmented_step, self.runtime)
         # Model.fit compiles the batch step itself (the gather runs in its tf.data pipeline).
         self._fit = FitRunner(model, batch_step, self.runtime.jit_compile) if self.runtime.tf_mode == "fit" else None
         return compile_step(train_step, self.runtime)
 
     def train_epoch(
-        self, split: str, batches: Sequence[np.ndarray], lrs: np.ndarray, momenta: np.ndarray | None = None
+        self,
+        split: str,
+        batches: Sequence[np.ndarray],
+        lrs: np.ndarray,
+        momenta: np.ndarray | None = None,
+        augment: EpochAugment | None = None,
     ) -> StepStats:
         if self._train_step is None or self._optimizer is None:
             raise RuntimeError("Expected set_optimizer() before train_epoch(). Received: no optimizer.")
@@ -221,29 +233,38 @@ class TensorFlowBackend:
             momenta = np.full(
                 len(batches), config.beta1 if config.name in ("adam", "adamw") else (config.momentum or 0.0), np.float32
             )
+        views = augment.views(batches, int(x.shape[1]), int(x.shape[2])) if augment is not None else None
         if self._fit is not None:
-            return self._fit_epoch(x, y, batches, lrs, momenta)
-        keys_spec = exactly(self._step_keys(STREAM_TRAIN, self._seed, self._steps_done))
-        trace_for_any_batch(self._train_step, exactly(x), exactly(y), INDEX_BATCH, SCALAR_F32, SCALAR_F32, keys_spec)
+            return self._fit_epoch(x, y, batches, lrs, momenta, views)
+        if views is None:
+            keys_spec = exactly(self._step_keys(STREAM_TRAIN, self._seed, self._steps_done))
+            trace_for_any_batch(
+                self._train_step, exactly(x), exactly(y), INDEX_BATCH, SCALAR_F32, SCALAR_F32, keys_spec
+            )
         count = 0
         for step, batch in enumerate(batches):
             keys = self._step_keys(STREAM_TRAIN, self._seed, self._steps_done)
             self._steps_done += 1
-            self._train_step(
-                x,
-                y,
-                tf.constant(batch, dtype=tf.int32),
-                tf.constant(lrs[step], tf.float32),
-                tf.constant(momenta[step], tf.float32),
-                keys,
-            )
+            lr, momentum = tf.constant(lrs[step], tf.float32), tf.constant(momenta[step], tf.float32)
+            args = (x, y, tf.constant(batch, tf.int32), lr, momentum, keys)
+            if views is None:
+                self._train_step(*args)
+            else:  # the crop's and flip's index arrays, gathered in the same compiled step
+                view = views[step]
+                self._augmented_step(*args, rows=view.rows, cols=view.cols, padding=view.padding)
             if self.record_lr_trace:
                 self.lr_trace.append(float(self._optimizer.lr.numpy()))
             count += len(batch)
         return StepStats(float(self._loss_sum.numpy()), int(self._correct.numpy()), count, float(self._reg_sum.numpy()))
 
     def _fit_epoch(
-        self, x: tf.Tensor, y: tf.Tensor, batches: Sequence[np.ndarray], lrs: np.ndarray, momenta: np.ndarray
+        self,
+        x: tf.Tensor,
+        y: tf.Tensor,
+        batches: Sequence[np.ndarray],
+        lrs: np.ndarray,
+        momenta: np.ndarray,
+        views: list[CropFlip] | None,
     ) -> StepStats:
         """One Model.fit epoch over the batches: the same per-step learning rates, momenta and dropout keys."""
         assert self._fit is not None and self._optimizer is not None
@@ -252,7 +273,7 @@ class TensorFlowBackend:
         self._steps_done += len(batches)
         per_step = (np.asarray(lrs, np.float32), np.asarray(momenta, np.float32), keys)
         trace = (self._optimizer.lr, self.lr_trace) if self.record_lr_trace else None
-        self._fit.run(x, y, batches, per_step, trace)
+        self._fit.run(x, y, batches, per_step, trace, views)
         count = sum(len(b) for b in batches)
         return StepStats(float(self._loss_sum.numpy()), int(self._correct.numpy()), count, float(self._reg_sum.numpy()))
 

@@ -9,13 +9,16 @@ updates: ``custom`` calls it as a tf.function (XLA with --jit-compile), ``eager`
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 import keras
 import numpy as np
 import tensorflow as tf
 
+from backends.tensorflow.augment import crop_flip
 from backends.tensorflow.dropout import DropoutKeys
 from backends.tensorflow.model import build_keras_model
+from harness.augment import CropFlip
 from harness.config import RuntimeOptions
 from harness.spec import ModelSpec
 
@@ -23,6 +26,7 @@ from harness.spec import ModelSpec
 BatchStep = Callable[[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor], None]
 # The step the custom and eager loops call: (x split, y split, index batch, lr, momentum, dropout keys).
 TrainStep = Callable[[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor], None]
+Step = TypeVar("Step", bound=Callable[..., None])  # TrainStep, or the augmented step (the same plus crop/flip)
 
 
 def build_model(
@@ -43,7 +47,7 @@ def build_model(
     return keras.Model(model.inputs, logits, name=model.name)
 
 
-def compile_step(step: TrainStep, runtime: RuntimeOptions) -> TrainStep:
+def compile_step(step: Step, runtime: RuntimeOptions) -> Step:
     """The step as the mode calls it: traced once (custom), or run op by op (eager)."""
     if runtime.tf_mode == "custom":
         return tf.function(step, jit_compile=runtime.jit_compile, reduce_retracing=True)
@@ -98,12 +102,26 @@ class FitRunner:
         batches: Sequence[np.ndarray],
         per_step: tuple[np.ndarray, np.ndarray, np.ndarray],
         lr_trace: tuple[tf.Variable, list[float]] | None = None,
+        views: Sequence[CropFlip] | None = None,
     ) -> None:
         lengths = [len(b) for b in batches]
-        indices = tf.RaggedTensor.from_row_lengths(np.concatenate(batches).astype(np.int32), lengths)
+
+        def ragged(parts: Sequence[np.ndarray]) -> tf.RaggedTensor:
+            return tf.RaggedTensor.from_row_lengths(np.concatenate(parts), lengths)
+
+        def gather(idx: tf.Tensor, *rest: tf.Tensor) -> tuple[tf.Tensor, ...]:
+            return (tf.gather(x, idx), tf.gather(y, idx), *rest)
+
+        def augmented(idx: tf.Tensor, rows: tf.Tensor, cols: tf.Tensor, *rest: tf.Tensor) -> tuple[tf.Tensor, ...]:
+            return (crop_flip(tf.gather(x, idx), rows, cols, padding), tf.gather(y, idx), *rest)
+
+        slices: tuple = (ragged([b.astype(np.int32) for b in batches]),)
+        if views is not None:  # each step's crop/flip index arrays travel with its index batch
+            padding = views[0].padding
+            slices += (ragged([v.rows for v in views]), ragged([v.cols for v in views]))
         dataset = (
-            tf.data.Dataset.from_tensor_slices((indices, *per_step))
-            .map(lambda idx, lr, momentum, keys: (tf.gather(x, idx), tf.gather(y, idx), lr, momentum, keys))
+            tf.data.Dataset.from_tensor_slices((*slices, *per_step))
+            .map(gather if views is None else augmented)
             .prefetch(2)
         )
         callbacks = [_LrTrace(*lr_trace)] if lr_trace is not None else []

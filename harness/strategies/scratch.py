@@ -46,6 +46,7 @@ def phase_plan(cfg: TrialConfig, phase: str, epochs: int, offset: int = 0) -> Ph
         schedule=cfg.schedule,
         epoch_offset=offset,
         inject_step_delay_s=cfg.runtime.inject_step_delay_s,
+        augment=cfg.augment,
     )
 
 

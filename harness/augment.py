@@ -1,0 +1,129 @@
+"""Training-batch augmentation as the lessons' CIFAR training uses it: a random crop of the image padded with zeros,
+and a random horizontal flip (torchvision's ``RandomCrop(size, padding=p)`` then ``RandomHorizontalFlip()``).
+
+The harness draws every random choice, in numpy, from the trial seed: one crop offset and one flip per training
+sample per epoch (:func:`epoch_draws`), so a sample's augmentation does not depend on the batch it lands in. Each
+batch's choices become two index arrays (:class:`CropFlip`): the rows and the columns of the zero-padded image that
+make up the output, a flipped sample's columns in reverse. Every backend applies them the same way, by zero padding
+and two gathers (no arithmetic), so the augmented pixels are identical bit for bit; :func:`augment_reference` is
+that computation in numpy, the tests' reference.
+
+Augmentation is applied to the images as the dataset stores them (before the input pipeline's resize, channel
+replication and normalisation, as torchvision's transforms run on the stored image before ``Normalize``), to
+training batches only: evaluation, prediction and feature extraction see the images unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from harness.seeds import AUGMENT_CROP_STREAM, AUGMENT_FLIP_STREAM
+
+DEFAULT_CROP_PADDING = 4  # the lessons' CIFAR-10 value (32x32 images)
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    crop_padding: int = 0  # > 0: pad each side with this many zero pixels, crop back to the size at a random offset
+    flip: bool = False  # mirror left-right with probability 1/2
+
+    def __post_init__(self) -> None:
+        if self.crop_padding < 0:
+            raise ValueError(
+                f"Expected a crop padding >= 0 (0: no random crop). Received: crop_padding={self.crop_padding}."
+            )
+
+    @property
+    def active(self) -> bool:
+        return self.crop_padding > 0 or self.flip
+
+    def describe(self) -> str:
+        parts = ([f"crop:{self.crop_padding}"] if self.crop_padding else []) + (["flip"] if self.flip else [])
+        return ",".join(parts) or "none"
+
+
+def parse_augment(text: str) -> dict[str, int | bool]:
+    """``--augment`` as the AugmentConfig fields it sets: ``crop`` (padding 4), ``crop:N``, ``flip``, ``none``,
+    comma-separated (``crop,flip``); every field is set, so the option replaces a suite's augmentation whole."""
+    fields: dict[str, int | bool] = {"crop_padding": 0, "flip": False}
+    for part in (p.strip() for p in text.split(",")):
+        name, _, value = part.partition(":")
+        if name == "crop" and (not value or value.isdigit()):
+            fields["crop_padding"] = int(value) if value else DEFAULT_CROP_PADDING
+        elif part == "flip":
+            fields["flip"] = True
+        elif part != "none":
+            raise ValueError(
+                f"Expected --augment as comma-separated crop, crop:PADDING, flip or none (e.g. crop,flip). "
+                f"Received: {text!r}."
+            )
+    return fields
+
+
+def check_augment(config: AugmentConfig, data_shape: tuple[int, ...]) -> None:
+    """Preflight: augmentation needs images (H, W, C) at least as large as the padding (ValueError otherwise)."""
+    if not config.active:
+        return
+    if len(data_shape) != 3:
+        raise ValueError(
+            f"Expected image data (H, W, C) for --augment {config.describe()}. Received: data of shape "
+            f"{tuple(data_shape)}; use an image dataset or drop --augment."
+        )
+    if config.crop_padding > min(data_shape[:2]):
+        raise ValueError(
+            f"Expected a crop padding at most the image side {min(data_shape[:2])}. Received: "
+            f"crop_padding={config.crop_padding}; pick a smaller crop:N."
+        )
+
+
+@dataclass(frozen=True)
+class CropFlip:
+    """One batch's augmentation as index arrays into its zero-padded images (int64: torch's gather needs them)."""
+
+    padding: int
+    rows: np.ndarray  # (n, H): output row i of sample k is row rows[k, i] of the padded image
+    cols: np.ndarray  # (n, W): output column j of sample k is column cols[k, j] (reversed when flipped)
+
+
+@dataclass(frozen=True)
+class EpochAugment:
+    """One epoch's draws for every training sample; backends ask for each batch's :class:`CropFlip`."""
+
+    padding: int
+    offsets: np.ndarray  # (N, 2) int64: the crop's top-left corner in the padded image, per sample
+    flips: np.ndarray  # (N,) bool
+
+    def view(self, batch: np.ndarray, height: int, width: int) -> CropFlip:
+        offsets, flips = self.offsets[batch], self.flips[batch]
+        rows = offsets[:, :1] + np.arange(height, dtype=np.int64)[None, :]
+        columns = np.where(flips[:, None], np.arange(width - 1, -1, -1), np.arange(width)[None, :])
+        return CropFlip(self.padding, rows, offsets[:, 1:] + columns.astype(np.int64))
+
+    def views(self, batches: Sequence[np.ndarray], height: int, width: int) -> list[CropFlip]:
+        return [self.view(b, height, width) for b in batches]
+
+
+def epoch_draws(config: AugmentConfig, seed: int, epoch: int, num_samples: int) -> EpochAugment | None:
+    """The crop offsets and flips of one epoch, a pure function of (seed, epoch, sample index); None when off.
+
+    Crops and flips come from separate streams, so turning one on or off leaves the other's draws unchanged."""
+    if not config.active:
+        return None
+    span = 2 * config.crop_padding + 1
+    offsets = np.random.default_rng([seed, epoch, AUGMENT_CROP_STREAM]).integers(0, span, size=(num_samples, 2))
+    if config.flip:
+        flips = np.random.default_rng([seed, epoch, AUGMENT_FLIP_STREAM]).random(num_samples) < 0.5
+    else:
+        flips = np.zeros(num_samples, dtype=bool)
+    return EpochAugment(config.crop_padding, offsets.astype(np.int64), flips)
+
+
+def augment_reference(x: np.ndarray, view: CropFlip) -> np.ndarray:
+    """A batch ``x`` (NHWC) augmented as every backend must do it: zero padding, then gathering rows and columns."""
+    p = view.padding
+    padded = np.pad(x, ((0, 0), (p, p), (p, p), (0, 0)))
+    samples = np.arange(len(x))[:, None, None]
+    return padded[samples, view.rows[:, :, None], view.cols[:, None, :]]

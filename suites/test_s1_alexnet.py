@@ -1,0 +1,12 @@
+"""S1's AlexNet from scratch with the lessons' SGD, batch 100 and crop + flip augmentation: narrow and small on the
+CPU tiers, 227x227 on CIFAR-10 in the full tier (GPU)."""
+
+import pytest
+
+pytestmark = pytest.mark.xfbench(
+    suites={"smoke": "s1_alexnet_smoke", "quick": "s1_alexnet_quick", "full": "s1_alexnet"}
+)
+
+
+def test_alexnet_trains(xfbench_case):
+    xfbench_case.check_bar()
