@@ -58,7 +58,7 @@ def test_the_main_job_runs_the_quick_suite_and_matches_the_golden_metrics(tmp_pa
     assert config["optimizer"]["momentum"] == 0.9 and config["runtime"]["jit_compile"] is False
 
 
-def test_a_trial_that_raises_is_recorded_as_failed_and_the_others_finish(tmp_path):
+def test_a_trial_that_raises_is_recorded_as_failed_and_the_others_finish(tmp_path, shared_ray):
     good = TrialConfig(
         strategy="scratch",
         model="mlp",
@@ -82,7 +82,7 @@ def test_a_trial_that_raises_is_recorded_as_failed_and_the_others_finish(tmp_pat
     assert "1 failed" in outcome.summary_markdown
 
 
-def test_backbones_are_trained_once_in_a_pretrain_stage_and_shared_by_both_backends(tmp_path):
+def test_backbones_are_trained_once_in_a_pretrain_stage_and_shared_by_both_backends(tmp_path, shared_ray):
     from harness.config import TransferOptions
     from harness.data.tasks import TaskSpec
 

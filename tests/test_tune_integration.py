@@ -130,7 +130,7 @@ def test_tune_searches_each_backend_in_its_own_experiment_with_asha_and_reruns_e
     assert info["kind"] == "tune" and info["tune"]["algorithm"] == "grid" and info["status"] == "finished"
 
 
-def test_failed_diverged_killed_and_retried_trials_are_recorded_while_the_others_finish(tmp_path):
+def test_failed_diverged_killed_and_retried_trials_are_recorded_while_the_others_finish(tmp_path, shared_ray):
     base = TrialConfig(
         strategy="scratch",
         model="mlp",
@@ -266,7 +266,7 @@ def test_a_tune_resumed_after_its_driver_was_killed_replays_finished_samples_ins
     assert json.loads((run_dir / "run.json").read_text())["status"] == "finished"
 
 
-def test_shipped_data_reaches_workers_that_cannot_read_the_files(tmp_path):
+def test_shipped_data_reaches_workers_that_cannot_read_the_files(tmp_path, shared_ray):
     from tests.test_data import write_mnist_like
 
     data_dir = tmp_path / "mnist"
