@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from harness.backbone import cache_root, recipe_for
-from harness.strategies.reuse import start_from_backbone
+from harness.backbone import cache_root
+from harness.backbone import features_file as backbone_features_file
+from harness.strategies.reuse import start_from_backbone, weights_columns
 from harness.training import EpochRecord
 
 if TYPE_CHECKING:
@@ -53,7 +54,8 @@ def run(ctx: StrategyContext) -> str:
     task_key = hashlib.sha256(
         json.dumps(cfg.task.__dict__ if cfg.task else {}, sort_keys=True, default=str).encode()
     ).hexdigest()[:8]
-    features_file = recipe_for(cfg).features_file(layer, t.feature_pool, task_key, cfg.backend)  # code versions too
+    # keyed by the backbone checkpoint (a recipe's hash or the pretrained weights' content key) and code versions
+    features_file = backbone_features_file(details["backbone"], layer, t.feature_pool, task_key, cfg.backend)
     cache = cache_root(cfg) / "features" / features_file
     start = time.perf_counter()
     if cache.is_file():
@@ -102,6 +104,7 @@ def run(ctx: StrategyContext) -> str:
                 "trainable_params": 0,
                 "frozen_params": trainable + frozen,
                 "details_json": json.dumps(details, sort_keys=True),
+                **weights_columns(details),
             },
         )
     )
