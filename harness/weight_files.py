@@ -102,10 +102,10 @@ def _safetensors_tensor(name: str, entry: dict, body: memoryview, path: str | Pa
         )
     raw = bytes(body[start:end])
     if entry["dtype"] == "BF16":  # numpy has no bfloat16: its 16 bits are the top half of a float32
-        return (np.frombuffer(raw, np.uint16).astype(np.uint32) << 16).view(np.float32).reshape(shape)
+        return np.ndarray(shape, np.float32, buffer=(np.frombuffer(raw, np.uint16).astype(np.uint32) << 16).tobytes())
     if entry["dtype"] not in _SAFETENSORS_DTYPES:
         raise BadWeightsError(f"Expected a numeric dtype for tensor {name!r}. Received: {entry['dtype']}.")
-    return np.frombuffer(raw, _SAFETENSORS_DTYPES[entry["dtype"]]).reshape(shape).copy()
+    return np.ndarray(shape, _SAFETENSORS_DTYPES[entry["dtype"]], buffer=raw).copy()  # shape () stays a scalar
 
 
 def write_safetensors(path: str | Path, tensors: Mapping[str, np.ndarray]) -> None:

@@ -1,11 +1,14 @@
-"""Probes for tests/test_pretrained.py that write a framework's model as a weight file (in that framework's worker)."""
+"""Probes for tests/test_pretrained.py that write a framework's model as a weight file (in that framework's worker;
+the first argument is the worker's backend name)."""
 
 from __future__ import annotations
 
 import numpy as np
 
 
-def write_torchvision(name: str, path: str, num_classes: int, seed: int = 0, width: float = 1.0) -> dict[str, tuple]:
+def write_torchvision(
+    _backend: str, name: str, path: str, num_classes: int, seed: int = 0, width: float = 1.0
+) -> dict[str, tuple]:
     """torchvision's NAME with random weights (BatchNorm statistics too) saved as .pth/.pt or .safetensors."""
     import torch
     import torchvision
@@ -28,19 +31,21 @@ def write_torchvision(name: str, path: str, num_classes: int, seed: int = 0, wid
     return {k: tuple(v.shape) for k, v in state.items()}
 
 
-def write_torch_state(path: str, tensors: dict[str, np.ndarray]) -> None:
+def write_torch_state(_backend: str, path: str, tensors: dict[str, np.ndarray]) -> None:
     import torch
 
     torch.save({k: torch.from_numpy(v) for k, v in tensors.items()}, path)
 
 
-def read_torch_state(path: str) -> dict[str, np.ndarray]:
+def read_torch_state(_backend: str, path: str) -> dict[str, np.ndarray]:
     import torch
 
     return {k: v.numpy() for k, v in torch.load(path, weights_only=True).items()}
 
 
-def write_keras(name: str, path: str, shape: tuple[int, int, int], num_classes: int, seed: int = 0) -> None:
+def write_keras(
+    _backend: str, name: str, path: str, shape: tuple[int, int, int], num_classes: int, seed: int = 0
+) -> None:
     """keras.applications' NAME with random weights saved as .weights.h5."""
     import keras
 
@@ -49,3 +54,10 @@ def write_keras(name: str, path: str, shape: tuple[int, int, int], num_classes: 
         weights=None, input_shape=shape, classes=num_classes, classifier_activation=None
     )
     model.save_weights(path)
+
+
+def write_torch_module(_backend: str, path: str) -> None:
+    """A whole pickled module, not a state dict: what torch.load(weights_only=True) must refuse to unpickle."""
+    import torch
+
+    torch.save(torch.nn.Linear(2, 2), path)

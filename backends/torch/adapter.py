@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from backends.torch.capabilities import CAPABILITIES
 from backends.torch.dropout import DropoutKeys, SharedDropout
 from backends.torch.layout import images_to_torch
-from backends.torch.model import build_module, export_weights, layer_module, load_weights
+from backends.torch.model import build_module, export_weights, has_layer_module, layer_module, load_weights
 from backends.torch.modes import memory_format, prepare_model
 from backends.torch.optimizers import TorchUpdate, make_optimizer
 from harness.backend import StepStats
@@ -103,11 +103,8 @@ class TorchBackend:
             for p in params:
                 p.requires_grad_(name not in frozen)
         # torch's train() switches every BatchNorm to batch statistics; frozen ones are put back after each train().
-        self.frozen_bn = [
-            layer_module(self.module, n)
-            for n in frozen
-            if isinstance(layer_module(self.module, n), torch.nn.modules.batchnorm._BatchNorm)
-        ]
+        held = (layer_module(self.module, n) for n in frozen if has_layer_module(self.module, n))  # not adds, cats
+        self.frozen_bn = [m for m in held if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
 
     def parameter_counts(self) -> tuple[int, int]:
         params = list(self.module.parameters())
