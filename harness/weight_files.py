@@ -114,7 +114,7 @@ def write_safetensors(path: str | Path, tensors: Mapping[str, np.ndarray]) -> No
     header: dict[str, object] = {}
     chunks, offset = [], 0
     for name, array in tensors.items():
-        array = np.ascontiguousarray(array)
+        array = np.asarray(array, order="C")  # not ascontiguousarray: it makes a scalar 1-d
         raw = array.tobytes()
         header[name] = {
             "dtype": names[array.dtype],
