@@ -305,3 +305,21 @@ def test_feature_extraction_trains_only_the_new_head(files, workers, tmp_path):
         "32",
     )
     assert dict(zip(rows["backend"], rows["trainable_params"], strict=True)) == {"torch": 5_130, "tensorflow": 5_130}
+
+
+def test_weights_fetch_checks_every_name_before_downloading_and_list_shows_the_home(tmp_path, weights_home):
+    bad = _cli("weights", "fetch", "torchvision:resnet18", "resnet18", cwd=tmp_path)
+    assert bad.returncode == 2 and "Expected --pretrained torchvision:NAME[:WEIGHTS]" in bad.stderr
+    listed = _cli("weights", "list", cwd=tmp_path)
+    assert listed.returncode == 0 and str(weights_home) in listed.stdout and "no weights cached" in listed.stdout
+
+
+def test_a_neutral_checkpoint_loads_as_weights(files, tmp_path):
+    converted = prepare_weights(_trial("resnet18", files["resnet18.pth"]), SHAPE, tmp_path / "cache", ())
+    neutral = tmp_path / "resnet18-neutral.npz"
+    neutral.write_bytes(converted.read_bytes())
+    checkpoint = prepare_weights(_trial("resnet18", neutral), SHAPE, tmp_path / "cache", BOTH)
+    from harness.checkpoints import load_checkpoint
+
+    assert load_checkpoint(checkpoint)[2]["trained_by"] == "xfbench"
+    assert len(list(checkpoint.parent.glob(f"{checkpoint.stem}.verified-*.json"))) == 2
