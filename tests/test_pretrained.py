@@ -323,3 +323,16 @@ def test_a_neutral_checkpoint_loads_as_weights(files, tmp_path):
 
     assert load_checkpoint(checkpoint)[2]["trained_by"] == "xfbench"
     assert len(list(checkpoint.parent.glob(f"{checkpoint.stem}.verified-*.json"))) == 2
+
+
+def test_caffe_convention_weights_take_rgb_after_conversion(workers, tmp_path):
+    """Keras' ResNet50 reads BGR minus ImageNet's means: the source's logits on BGR images are reproduced by the
+    converted network on RGB images (the order folded into the first convolution's kernel)."""
+    path = tmp_path / "ResNet50.weights.h5"
+    workers["tensorflow"](probes.write_keras, "ResNet50", str(path), SHAPE, 10)
+    trial = with_weight_preprocessing(_trial("keras:ResNet50", path))
+    assert trial.input.normalize == "caffe"
+    checkpoint = prepare_weights(trial, SHAPE, tmp_path / "cache", BOTH)
+    for marker in checkpoint.parent.glob(f"{checkpoint.stem}.verified-*.json"):
+        result = json.loads(marker.read_text())
+        assert result["gap"] <= result["bound"], (marker.name, result)
