@@ -47,9 +47,7 @@ class BackboneRecipe:
         return hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
     def features_file(self, layer: str, pool: str, task_key: str, extractor: str) -> str:
-        """Name of the cached features of this backbone at ``layer`` as backend ``extractor`` computes them:
-        keyed by the backbone and by the code and framework version of the extractor too."""
-        return f"{self.key}-{layer}-{pool}-{task_key}-{extractor}-{cachekeys.code_tag(extractor)}.npz"
+        return features_file(self.key, layer, pool, task_key, extractor)
 
     def describe(self) -> str:
         task = self.source_task.label if self.source_task else "all classes"
@@ -57,6 +55,17 @@ class BackboneRecipe:
             f"{self.model} on {self.dataset} ({task}), {self.epochs} epochs {self.optimizer.name}, "
             f"seed {self.seed}, trained by {self.backend}"
         )
+
+
+def features_file(backbone_key: str, layer: str, pool: str, task_key: str, extractor: str) -> str:
+    """Name of the cached features of a backbone (a recipe's key, or pretrained weights' content key) at ``layer``
+    as backend ``extractor`` computes them: keyed by the code and framework version of the extractor too."""
+    return f"{backbone_key}-{layer}-{pool}-{task_key}-{extractor}-{cachekeys.code_tag(extractor)}.npz"
+
+
+def uses_pretrained(trial: TrialConfig) -> bool:
+    """The trial starts from --pretrained / --weights (harness.pretrained), not from a backbone trained here."""
+    return bool(trial.transfer.pretrained or trial.transfer.weights_file)
 
 
 def recipe_for(trial: TrialConfig) -> BackboneRecipe:
@@ -127,7 +136,7 @@ def pretrain_trials(trials: list[TrialConfig]) -> list[TrialConfig]:
     options are those of a target on the source backend when there is one (as that backend's trials run)."""
     templates: dict[str, TrialConfig] = {}
     for trial in trials:
-        if trial.strategy in NEEDS_BACKBONE and not checkpoint_path(trial).is_file():
+        if trial.strategy in NEEDS_BACKBONE and not uses_pretrained(trial) and not checkpoint_path(trial).is_file():
             key = recipe_for(trial).key
             chosen = templates.setdefault(key, trial)
             source = trial.transfer.source_backend

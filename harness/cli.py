@@ -264,6 +264,24 @@ def cmd_model(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_weights(args: argparse.Namespace) -> int:
+    from harness.pretrained import cached_weights, fetch_weights, weights_home
+
+    if args.weights_command == "fetch":
+        for label, path in fetch_weights(args.names):
+            print(f"{label}: {path}")
+        return 0
+    cached = cached_weights()
+    print(f"weights home: {weights_home()} (set $XFBENCH_WEIGHTS to move it)")
+    for entry in cached:
+        print(
+            f"{entry.label or '(copied in)':<36} {entry.framework:<6} {entry.size_bytes / 2**20:8.1f} MiB  {entry.path}"
+        )
+    if not cached:
+        print("no weights cached: `xfbench weights fetch torchvision:resnet18 keras:MobileNetV2` fetches some")
+    return 0
+
+
 # Commands that only read and write what they are given: any ValueError is bad input (exit 2).
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "list": cmd_list,
@@ -273,6 +291,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "model": cmd_model,
     "report": cmd_report,
     "export": cmd_export,
+    "weights": cmd_weights,
 }
 
 

@@ -70,6 +70,10 @@ def int_list(text: str) -> tuple[int, ...]:
         ) from None
 
 
+def absolute_path(text: str) -> str:
+    return str(Path(text).expanduser().resolve())
+
+
 def layer_sizes(text: str) -> tuple[int, ...]:
     sizes = int_list(text)
     if not sizes or min(sizes) < 1:
@@ -239,6 +243,17 @@ OVERRIDE_OPTIONS: tuple[tuple[str, tuple[Option, ...]], ...] = (
             "transfer.source_task.classes",
             "the backbone's source task classes (default: the target task)",
             int_list,
+        ),
+        Option(
+            "--pretrained",
+            "transfer.pretrained",
+            "start backbone strategies from a zoo's weights: torchvision:NAME[:WEIGHTS] or keras:NAME[:imagenet]",
+        ),
+        Option(
+            "--weights",
+            "transfer.weights_file",
+            "start backbone strategies from a file: .pth/.pt, .safetensors, Keras .weights.h5 or neutral .npz",
+            absolute_path,
         ),
         Option("--source-epochs", "transfer.source_epochs", "epochs of the shared backbone's training", positive_int),
         Option("--source-backend", "transfer.source_backend", "backend that trains the shared backbone"),
@@ -534,6 +549,12 @@ def build_parser() -> argparse.ArgumentParser:
     mdl.add_argument("--width-multiplier", type=positive_float, default=1.0, help="zoo models: channel scale")
     mdl.add_argument("--json", action="store_true", help="totals as top-level params / forward_macs, rows as layers")
     mdl.add_argument("--export-spec", type=Path, metavar="FILE", help="also write the neutral spec as JSON")
+
+    wts = commands.add_parser("weights", help="pretrained weights: fetch a zoo's sets into the cache, list the cache")
+    wts_cmds = wts.add_subparsers(dest="weights_command", required=True)
+    fetch = wts_cmds.add_parser("fetch", help="download through the framework's own mechanism ($XFBENCH_WEIGHTS)")
+    fetch.add_argument("names", nargs="+", metavar="NAME", help="torchvision:NAME[:WEIGHTS] or keras:NAME[:imagenet]")
+    wts_cmds.add_parser("list", help="weight files in the cache, with the set each was fetched as")
 
     hist = commands.add_parser("history", help="runs so far and a metric's trend per case")
     hist.add_argument("--results-dir", default="results")

@@ -139,6 +139,10 @@ class TransferOptions:
     feature_layer: str | None = None  # deep_features: layer whose output is the feature (None: the head's input)
     feature_pool: str = "flatten"  # deep_features: "flatten" or "avg" (global average over H, W) for feature maps
     sklearn_head: str = "linear_svc"
+    # Pretrained weights instead of a backbone xfbench trains (harness.pretrained): a framework zoo's set
+    # ("torchvision:resnet18", "keras:MobileNetV2") or a user's file (absolute path); at most one of the two.
+    pretrained: str | None = None
+    weights_file: str | None = None
 
     def __post_init__(self) -> None:
         if (

@@ -22,6 +22,10 @@ from harness.spec import Layer, ModelSpec, Normalize, RepeatChannels, Resize2D
 NORMALIZATIONS: dict[str, tuple[tuple[float, ...], tuple[float, ...]] | None] = {
     "none": None,
     "imagenet": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
+    # keras.applications' preprocess_input modes: "tf" scales to [-1, 1]; "caffe" subtracts ImageNet's means on
+    # 0..255 (RGB order here: the converted Caffe-convention weights take RGB, harness.pretrained); "torch" is imagenet
+    "tf": ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
+    "caffe": ((123.68 / 255, 116.779 / 255, 103.939 / 255), (1 / 255, 1 / 255, 1 / 255)),
 }
 UNIT_RANGE_DATASETS = ("pixels / 255", "pixels / 16")  # dataset normalisations that leave pixels in [0, 1]
 

@@ -18,6 +18,7 @@ from harness.data.registry import DATASETS
 from harness.model_import import parse_model_ref
 from harness.overrides import apply_overrides
 from harness.plan import RUN_TITLE, TUNE_TITLE, RunPlan
+from harness.pretrained import with_weight_preprocessing
 from harness.scheduler import AshaSettings
 from harness.schedules import SCHEDULES
 from harness.search import SearchSpace
@@ -99,7 +100,7 @@ def _case_trials(selection: Selection) -> tuple[list[TrialConfig], str]:
 def resolved(trials: list[TrialConfig], overrides: Mapping[str, Any]) -> list[TrialConfig]:
     """The overrides applied to every trial, then each trial fitted to its backend: one backend's speed option
     (--jit-compile, --torch-compile) is off, and recorded off, on the other's trials."""
-    return fit_to_capabilities([apply_overrides(t, overrides) for t in trials])
+    return [with_weight_preprocessing(t) for t in fit_to_capabilities([apply_overrides(t, overrides) for t in trials])]
 
 
 def suite_case_trials(

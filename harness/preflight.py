@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 
 from harness.augment import check_augment
-from harness.backbone import NEEDS_BACKBONE
+from harness.backbone import NEEDS_BACKBONE, uses_pretrained
 from harness.backend import check_capabilities
 from harness.config import SHIP_LIMIT_MB, SHIP_POLICIES, TrialConfig
 from harness.data.registry import Dataset, check_data_dir, load_dataset
@@ -18,6 +18,7 @@ from harness.data.tasks import TaskSpec, derive
 from harness.input_pipeline import check_input, transformed_shape
 from harness.model_import import model_spec, share_python_path
 from harness.plan import ExecutionOptions
+from harness.pretrained import prepare_weights
 from harness.spec import Dense, Dropout, ModelSpec
 from harness.strategies import get_strategy
 from harness.weights import initializer
@@ -76,7 +77,31 @@ def preflight(
             )
             if task is trial.task:
                 _check_against_model(trial, spec)
+    _prepare_pretrained(trials, datasets, cache_dir)
     return provenance
+
+
+def _prepare_pretrained(trials: list[TrialConfig], datasets: dict[str, Dataset], cache_dir: Path | None) -> None:
+    """Pretrained weights found, converted and verified in every backend of the run (harness.pretrained), once
+    per weights reference, architecture and input shape."""
+    backends = tuple(sorted({t.backend for t in trials}))
+    done: set[tuple[str, ...]] = set()
+    for trial in trials:
+        if not uses_pretrained(trial):
+            continue
+        if trial.strategy not in NEEDS_BACKBONE:
+            raise ValueError(
+                f"Expected a strategy that starts from a backbone ({', '.join(NEEDS_BACKBONE)}) with --pretrained or "
+                f"--weights. Received: strategy={trial.strategy!r}, which trains from the initial weights."
+            )
+        shape = transformed_shape(trial.input, derive(datasets[trial.dataset], trial.task).input_shape)
+        cache = trial.cache_dir or cache_dir
+        if cache is None:
+            raise ValueError(f"Expected a cache directory for the weights of {trial.trial_id}. Received: none.")
+        key = (str(trial.transfer.pretrained), str(trial.transfer.weights_file), trial.model, str(shape), str(cache))
+        if key not in done:
+            prepare_weights(trial, shape, Path(cache), backends)
+            done.add(key)
 
 
 def _check_classes(task: TaskSpec | None, dataset: Dataset) -> None:

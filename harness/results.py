@@ -79,6 +79,13 @@ SCHEMA: tuple[tuple[str, str, str], ...] = (
         "string",
         "strategy facts: backbone hash, recipe and trainer, source/target task, head, feature size, ...",
     ),
+    (
+        "weights",
+        "string",
+        "pretrained weights the backbone started from (torchvision:NAME[:SET], keras:NAME:imagenet, or the --weights "
+        "file's name); empty for a backbone xfbench trained",
+    ),
+    ("weights_sha256", "string", "sha256 of that weights file (what the converted checkpoint is keyed by)"),
     ("status", "string", "ok | failed | diverged | skipped"),
     ("error", "string", "error text for failed/skipped trials, else empty"),
     ("config_json", "string", "the full resolved TrialConfig as JSON"),

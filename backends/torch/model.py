@@ -243,6 +243,11 @@ def _copy_into(module: nn.Module, attribute: str, array: np.ndarray) -> None:
     module_tensor(module, attribute).copy_(torch.from_numpy(array))
 
 
+def has_layer_module(model: nn.Module, name: str) -> bool:
+    """Whether layer ``name`` has a module of its own (functional layers such as a graph's adds may not)."""
+    return name in model.layers if isinstance(model, GraphModule) else hasattr(model, name)
+
+
 def layer_module(model: nn.Module, name: str) -> nn.Module:
     module = model.layers[name] if isinstance(model, GraphModule) else getattr(model, name)
     if isinstance(module, nn.Sequential):  # explicit padding + the conv or pool that owns the layer's output

@@ -10,12 +10,14 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from harness.backbone import cache_root, recipe_for
-from harness.strategies.reuse import start_from_backbone
+from harness.backbone import cache_root
+from harness.backbone import features_file as backbone_features_file
+from harness.strategies.reuse import start_from_backbone, weights_columns
 from harness.training import EpochRecord
 
 if TYPE_CHECKING:
@@ -46,15 +48,22 @@ def _pool(features: np.ndarray, how: str) -> np.ndarray:
     return features.reshape(len(features), -1)
 
 
+def _features_cache(ctx: StrategyContext, backbone_key: str, layer: str) -> Path:
+    """Keyed by the backbone checkpoint (a recipe's hash or pretrained weights' content key), the layer, pooling,
+    task and the extractor's code versions."""
+    cfg = ctx.config
+    task_key = hashlib.sha256(
+        json.dumps(cfg.task.__dict__ if cfg.task else {}, sort_keys=True, default=str).encode()
+    ).hexdigest()[:8]
+    name = backbone_features_file(backbone_key, layer, cfg.transfer.feature_pool, task_key, cfg.backend)
+    return cache_root(cfg) / "features" / name
+
+
 def run(ctx: StrategyContext) -> str:
     cfg, t = ctx.config, ctx.config.transfer
     data, spec, details = start_from_backbone(ctx, always_new_head=False)
     layer = t.feature_layer or spec.inputs_of(len(spec.layers) - 1)[0]
-    task_key = hashlib.sha256(
-        json.dumps(cfg.task.__dict__ if cfg.task else {}, sort_keys=True, default=str).encode()
-    ).hexdigest()[:8]
-    features_file = recipe_for(cfg).features_file(layer, t.feature_pool, task_key, cfg.backend)  # code versions too
-    cache = cache_root(cfg) / "features" / features_file
+    cache = _features_cache(ctx, details["backbone"], layer)
     start = time.perf_counter()
     if cache.is_file():
         with np.load(cache, allow_pickle=False) as stored:
@@ -102,6 +111,7 @@ def run(ctx: StrategyContext) -> str:
                 "trainable_params": 0,
                 "frozen_params": trainable + frozen,
                 "details_json": json.dumps(details, sort_keys=True),
+                **weights_columns(details),
             },
         )
     )

@@ -15,9 +15,11 @@ import json
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from harness.backbone import checkpoint_path, recipe_for
+from harness.backbone import cache_root, checkpoint_path, recipe_for, uses_pretrained
 from harness.checkpoints import load_checkpoint, save_checkpoint
 from harness.data.tasks import derive
+from harness.input_pipeline import transformed_shape, with_input_pipeline
+from harness.pretrained import checkpoint_for
 from harness.seeds import FRESH_HEAD_SEED_OFFSET
 from harness.spec import Dense, ModelSpec
 from harness.strategies.scratch import final_metrics, phase_plan, start_from_scratch
@@ -108,6 +110,7 @@ def _with_details(ctx: StrategyContext, details: dict[str, Any]):
                     "trainable_params": trainable,
                     "frozen_params": frozen,
                     "details_json": json.dumps(details, sort_keys=True),
+                    **weights_columns(details),
                 },
             )
         )
@@ -115,11 +118,28 @@ def _with_details(ctx: StrategyContext, details: dict[str, Any]):
     return sink
 
 
+def weights_columns(details: dict[str, Any]) -> dict[str, str]:
+    """The rows' ``weights`` / ``weights_sha256``: which pretrained weights the backbone came from ("" if none)."""
+    return {"weights": details.get("weights", ""), "weights_sha256": details.get("weights_sha256", "")}
+
+
+def _pretrained_backbone(ctx: StrategyContext, data_shape: tuple[int, ...]):
+    """The converted --pretrained / --weights checkpoint this run's preflight prepared, fed by the input pipeline
+    the weights expect (the converted network starts at the model input)."""
+    cfg = ctx.config
+    path = checkpoint_for(cfg, transformed_shape(cfg.input, data_shape), cache_root(cfg))
+    spec, weights, meta = load_checkpoint(path)
+    return with_input_pipeline(spec, cfg.input, data_shape), weights, meta
+
+
 def start_from_backbone(ctx: StrategyContext, always_new_head: bool):
     """Load the shared backbone, fit a head for the target task, build it in the backend and hand over the data."""
     cfg = ctx.config
     data = derive(ctx.dataset, cfg.task)
-    spec, weights, meta = load_backbone(ctx)
+    if uses_pretrained(cfg):
+        spec, weights, meta = _pretrained_backbone(ctx, data.input_shape)
+    else:
+        spec, weights, meta = load_backbone(ctx)
     spec, weights, new_head = with_target_head(ctx, spec, weights, data.num_classes, always_new_head)
     ctx.build(spec, weights)
     prepare_data(ctx.backend, data)
@@ -131,6 +151,8 @@ def start_from_backbone(ctx: StrategyContext, always_new_head: bool):
         "target_task": cfg.task.label if cfg.task else "all",
         "new_head": new_head,
     }
+    if uses_pretrained(cfg):
+        details.update(weights=meta["weights"], weights_sha256=meta["sha256"])
     return data, spec, details
 
 

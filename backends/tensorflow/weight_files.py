@@ -1,0 +1,190 @@
+"""Keras weight files in a weights worker (harness.weights_worker): keras.applications' ImageNet weights found and
+fetched through ``keras.utils.get_file`` (as the applications call it), a user's ``.weights.h5`` checked tensor by
+tensor against the architecture, then converted to neutral weights (backends/tensorflow/importer.py).
+
+The applications download ``<cache_dir>/models/<fname>``; xfbench passes ``cache_dir=<weights home>/keras``.
+Models whose ``preprocess_input`` is Caffe's (BGR) take RGB after conversion: the channel order is folded into
+the first convolution's kernel, so the input pipeline's per-channel normalisation is all that runs in front.
+"""
+
+from __future__ import annotations
+
+import re
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import h5py
+import keras
+import numpy as np
+from keras.src.utils import file_utils
+
+from backends.tensorflow import importer
+from harness.pretrained import KERAS_SIZES
+from harness.spec import Conv2D, ModelSpec, ZeroPad2D
+from harness.weight_files import BadWeightsError, check_tensor_shapes
+
+SOURCE = "keras.applications"
+_GET_FILE = file_utils.get_file  # the real one, kept before resolve() looks at the applications' calls
+
+
+class _Asked(Exception):
+    """Raised by the stand-in get_file once an application has said which file it wants."""
+
+    def __init__(self, kwargs: dict[str, Any]) -> None:
+        super().__init__("asked")
+        self.kwargs = kwargs
+
+
+def _factory(name: str) -> Any:
+    factory = getattr(keras.applications, name, None)
+    if not callable(factory):
+        raise ValueError(
+            f"Expected a keras.applications model name. Received: {name!r}. "
+            "Valid choices include: MobileNetV2, ResNet50, DenseNet121, VGG16."
+        )
+    return factory
+
+
+def _asked(name: str) -> dict[str, Any]:
+    """The get_file arguments keras.applications.NAME(weights='imagenet') uses, without downloading."""
+
+    def stand_in(fname: str | None = None, origin: str | None = None, **kwargs: Any) -> str:
+        raise _Asked({"fname": fname, "origin": origin, **kwargs})
+
+    size = KERAS_SIZES.get(name, 224)
+    file_utils.get_file = stand_in
+    try:
+        _factory(name)(weights="imagenet", input_shape=(size, size, 3))
+    except _Asked as asked:
+        return asked.kwargs
+    finally:
+        file_utils.get_file = _GET_FILE
+    raise ValueError(f"Expected keras.applications.{name} to download its weights. Received: it asked for none.")
+
+
+def resolve(ref: dict[str, str], home: Path) -> dict[str, Any]:
+    asked = _asked(ref["name"])
+    folder = home / "keras" / asked.get("cache_subdir", "datasets")
+    return {"file": str(folder / asked["fname"]), "url": asked["origin"], "weight_set": "imagenet", "classes": 1000}
+
+
+def fetch(ref: dict[str, str], home: Path) -> dict[str, Any]:
+    """Download through Keras' own get_file, with the arguments (and hash, when given) the application uses."""
+    asked = _asked(ref["name"])
+    _GET_FILE(**{**asked, "cache_dir": str(home / "keras")})
+    return resolve(ref, home)
+
+
+def _snake(name: str) -> str:
+    """keras.src.utils.naming.to_snake_case: how .weights.h5 names a layer of a model's layer list."""
+    name = re.sub(r"\W+", "", name)
+    name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
+
+
+def _tensor_names(model: keras.Model) -> dict[str, str]:
+    """.weights.h5 path ("layers/conv2d_3/vars/0") -> the variable's own path ("Conv1/kernel")."""
+    used: dict[str, int] = {}
+    names: dict[str, str] = {}
+    for layer in model.layers:
+        base = _snake(type(layer).__name__)
+        used[base] = used.get(base, -1) + 1
+        key = base if used[base] == 0 else f"{base}_{used[base]}"
+        for index, variable in enumerate(layer.weights):
+            names[f"layers/{key}/vars/{index}"] = variable.path
+    return names
+
+
+def _datasets(path: Path) -> dict[str, tuple[int, ...]]:
+    found: dict[str, tuple[int, ...]] = {}
+    try:
+        with h5py.File(path, "r") as handle:
+            handle.visititems(
+                lambda n, o: found.__setitem__(n, tuple(o.shape)) if isinstance(o, h5py.Dataset) else None
+            )
+    except OSError as exc:
+        raise BadWeightsError(
+            f"Expected a Keras .weights.h5 (HDF5) file in {path.name}. Received: {str(exc)[:200]} (truncated or "
+            "not HDF5). Save it with model.save_weights('name.weights.h5')."
+        ) from None
+    return found
+
+
+def _expected(model: keras.Model) -> dict[str, tuple[int, ...]]:
+    """The architecture's tensors as Keras itself writes them (saved to a scratch file, then read back)."""
+    with tempfile.TemporaryDirectory() as scratch:
+        path = Path(scratch) / "expected.weights.h5"
+        model.save_weights(path)
+        return _datasets(path)
+
+
+def _build(name: str, shape: tuple[int, ...], classes: int) -> keras.Model:
+    return _factory(name)(weights=None, input_shape=tuple(shape), classes=classes, classifier_activation=None)
+
+
+def load_into_architecture(request: dict[str, Any], path: Path) -> keras.Model:
+    kind, _, name = request["model"].partition(":")
+    if kind != "keras" or not name:
+        raise ValueError(f"Expected --model keras:NAME for a Keras weight file. Received: --model {request['model']}.")
+    shape = tuple(request["input_shape"])
+    model = _build(name, shape, 1000)
+    if not path.name.endswith(".weights.h5"):  # a legacy full .h5 (the applications' downloads): Keras checks it
+        return _load_legacy(model, path)
+    received = _datasets(path)
+    names = _tensor_names(model)
+    head = [key for key, var in names.items() if var.endswith("/kernel")][-1]
+    if head in received and len(received[head]) == 2 and received[head][1] != 1000:
+        model = _build(name, shape, received[head][1])
+    expected = _expected(model)
+    names = _tensor_names(model)
+    label = {key: f"{names[key]} ({key})" if key in names else key for key in set(expected) | set(received)}
+    check_tensor_shapes(
+        {label[k]: v for k, v in expected.items()}, {label[k]: v for k, v in received.items()}, path.name, name
+    )
+    model.load_weights(path)
+    return model
+
+
+def _load_legacy(model: keras.Model, path: Path) -> keras.Model:
+    try:
+        model.load_weights(path)
+    except Exception as exc:  # Keras names the layer whose weights do not fit
+        raise BadWeightsError(f"Expected weights that fit {model.name} in {path.name}. Received: {exc}") from None
+    return model
+
+
+def _fold_bgr(spec: ModelSpec, weights: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Caffe-convention weights read BGR: reverse the first convolution's input channels so the network reads RGB."""
+    for layer in spec.layers:
+        if isinstance(layer, Conv2D):
+            kernel = weights[f"{layer.name}/kernel"]
+            return {**weights, f"{layer.name}/kernel": np.ascontiguousarray(kernel[:, :, ::-1, :])}
+        if not isinstance(layer, ZeroPad2D):
+            break
+    raise ValueError(f"Expected {spec.name} to start with a convolution (to fold BGR into). Received: {spec.layers[0]}")
+
+
+def layer_outputs(model: keras.Model, x: np.ndarray, spec: ModelSpec) -> dict[str, np.ndarray]:
+    """Each Keras layer's output under the spec layer holding it (a layer's activation is its own spec layer)."""
+    names = {layer.name for layer in spec.layers}
+    chosen = [(f"{l.name}_activation" if f"{l.name}_activation" in names else l.name, l) for l in model.layers[1:]]
+    chosen = [(spec_name, l) for spec_name, l in chosen if spec_name in names]
+    tap = keras.Model(model.inputs, [l.output for _, l in chosen])
+    values = tap(x, training=False)
+    return {name: np.asarray(v, np.float32) for (name, _), v in zip(chosen, values, strict=True)}
+
+
+def convert(request: dict[str, Any], x: np.ndarray) -> tuple[ModelSpec, dict[str, np.ndarray], dict[str, Any]]:
+    model = load_into_architecture(request, Path(request["file"]))
+    spec, weights = importer.convert(model, tuple(request["input_shape"]), request["meta"]["weights"])
+    source_x = x[..., ::-1].copy() if request["normalize"] == "caffe" else x
+    if request["normalize"] == "caffe":
+        weights = _fold_bgr(spec, weights)
+    probe = {
+        "x": x,
+        "logits": importer.reference_logits(model, source_x),
+        "layers": layer_outputs(model, source_x, spec),
+    }
+    return replace(spec), weights, probe

@@ -1,0 +1,185 @@
+"""PyTorch weight files in a weights worker (harness.weights_worker): torchvision's zoo weights found and fetched
+through torch hub, a user's state dict (.pth/.pt with ``weights_only=True``, or .safetensors) loaded into the
+architecture tensor by tensor, then converted to neutral weights (backends/torch/importer.py).
+
+torchvision keeps downloads in ``torch.hub.get_dir()/checkpoints/<basename of the enum's url>``
+(``torch.hub.load_state_dict_from_url``); xfbench points the hub directory at ``<weights home>/torch/hub``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import numpy as np
+import torch
+import torch.fx as fx
+from torch import nn
+
+from backends.torch import importer
+from harness.pretrained import TORCHVISION_SIZES
+from harness.weight_files import BadWeightsError, check_tensor_shapes, read_safetensors
+
+SOURCE = "torchvision"
+ZOO_TO_TORCHVISION = {"alexnet_tv": "alexnet"}  # zoo names that differ from torchvision's
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+
+
+def _weight_enum(name: str, weight_set: str) -> Any:
+    import torchvision
+
+    try:
+        enum = torchvision.models.get_model_weights(name)
+    except (ValueError, KeyError):
+        raise ValueError(
+            f"Expected a torchvision model with pretrained weights. Received: {name!r}. Valid choices include: "
+            f"{sorted(torchvision.models.list_models(module=torchvision.models))[:12]} ..."
+        ) from None
+    if not weight_set or weight_set == "DEFAULT":
+        return enum.DEFAULT
+    if weight_set not in enum.__members__:
+        raise ValueError(
+            f"Expected a weight set of torchvision's {name}. Received: {weight_set!r}. "
+            f"Valid choices: {list(enum.__members__)}"
+        )
+    return enum[weight_set]
+
+
+def _hub_dir(home: Path) -> Path:
+    return home / "torch" / "hub"
+
+
+def resolve(ref: dict[str, str], home: Path) -> dict[str, Any]:
+    """Where torch hub keeps the weights (it names the file after the url's basename), and what they expect."""
+    weights = _weight_enum(ref["name"], ref["weight_set"])
+    transforms = weights.transforms()
+    size, mean, std = int(transforms.crop_size[0]), tuple(transforms.mean), tuple(transforms.std)
+    if size != TORCHVISION_SIZES.get(ref["name"], 224) or mean != IMAGENET_MEAN or std != IMAGENET_STD:
+        raise ValueError(
+            f"Expected {ref['name']}'s weights to want {TORCHVISION_SIZES.get(ref['name'], 224)} px ImageNet "
+            f"mean/std inputs (xfbench's table). Received: {size} px, mean {mean}, std {std}. "
+            "Add the model to harness.pretrained.TORCHVISION_SIZES."
+        )
+    filename = Path(urlparse(weights.url).path).name
+    return {
+        "file": str(_hub_dir(home) / "checkpoints" / filename),
+        "url": weights.url,
+        "weight_set": f"{type(weights).__name__}.{weights.name}",
+        "size": size,
+        "classes": len(weights.meta["categories"]),
+    }
+
+
+def fetch(ref: dict[str, str], home: Path) -> dict[str, Any]:
+    """Download through torchvision's own mechanism (hash checked: the file name carries its sha256 prefix)."""
+    weights = _weight_enum(ref["name"], ref["weight_set"])
+    torch.hub.set_dir(str(_hub_dir(home)))
+    weights.get_state_dict(progress=True, check_hash=True)
+    return resolve(ref, home)
+
+
+def read_state_dict(path: Path, fmt: str) -> dict[str, torch.Tensor]:
+    """A state dict from a file, never unpickling beyond ``weights_only``; a damaged file is a BadWeightsError."""
+    if fmt == "safetensors":
+        return {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in read_safetensors(path).items()}
+    try:
+        loaded = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # truncated zip, not a torch file, a pickle weights_only refuses
+        raise BadWeightsError(
+            f"Expected a torch state dict readable with torch.load(weights_only=True) in {path.name}. Received: "
+            f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}. The file is truncated or not a state dict; "
+            "save it with torch.save(model.state_dict(), path)."
+        ) from None
+    if isinstance(loaded, Mapping) and isinstance(loaded.get("state_dict"), Mapping):
+        loaded = loaded["state_dict"]  # a training checkpoint that wraps the state dict
+    if not isinstance(loaded, Mapping) or not all(isinstance(v, torch.Tensor) for v in loaded.values()):
+        raise BadWeightsError(
+            f"Expected a state dict (tensor names -> tensors) in {path.name}. Received: {type(loaded).__name__}. "
+            "Save it with torch.save(model.state_dict(), path)."
+        )
+    return dict(loaded)
+
+
+def _torchvision_model(name: str, width: float, classes: int) -> nn.Module:
+    import torchvision
+
+    kwargs: dict[str, Any] = {"weights": None, "num_classes": classes}
+    if width != 1.0:
+        if name != "mobilenet_v2":
+            raise ValueError(
+                f"Expected width 1 for torchvision's {name} (only mobilenet_v2 has a width). Received: {width}."
+            )
+        kwargs["width_mult"] = width
+    return torchvision.models.get_model(name, **kwargs).eval()
+
+
+def architecture(model: str, options: dict[str, Any], classes: int) -> nn.Module:
+    """The nn.Module --model names, for ``classes`` outputs: torchvision's, a zoo name's torchvision twin, or a
+    user's factory."""
+    import torchvision
+
+    kind, _, rest = model.partition(":")
+    if kind == "python":
+        module, function = rest.split(":")
+        factory = getattr(importlib.import_module(module), function)
+        takes = "num_classes" in inspect.signature(factory).parameters
+        return (factory(num_classes=classes) if takes else factory()).eval()
+    name = rest if kind == "torchvision" else ZOO_TO_TORCHVISION.get(model, model)
+    if name not in torchvision.models.list_models(module=torchvision.models):
+        raise ValueError(
+            f"Expected --model torchvision:NAME, a zoo name with a torchvision twin or python:module:function for "
+            f"torch weights. Received: --model {model}."
+        )
+    return _torchvision_model(name, float(options.get("width_multiplier", 1.0)), classes)
+
+
+def _head_classes(model: nn.Module, state: Mapping[str, torch.Tensor]) -> int | None:
+    """The file's class count: rows of the architecture's last Linear weight in the file."""
+    linears = [name for name, m in model.named_modules() if isinstance(m, nn.Linear)]
+    tensor = state.get(f"{linears[-1]}.weight") if linears else None
+    return int(tensor.shape[0]) if tensor is not None and tensor.ndim == 2 else None
+
+
+def load_into_architecture(request: dict[str, Any], path: Path) -> nn.Module:
+    state = read_state_dict(path, request["format"])
+    model = architecture(request["model"], request["model_options"], 1000)
+    classes = _head_classes(model, state)
+    if classes is not None and classes != 1000:
+        model = architecture(request["model"], request["model_options"], classes)
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items() if not k.endswith("num_batches_tracked")}
+    received = {k: tuple(v.shape) for k, v in state.items() if not k.endswith("num_batches_tracked")}
+    check_tensor_shapes(expected, received, path.name, request["model"])
+    model.load_state_dict(state, strict=False)  # every tensor checked above; num_batches_tracked does not matter
+    return model.eval()
+
+
+def layer_outputs(model: nn.Module, x: np.ndarray, names: set[str]) -> dict[str, np.ndarray]:
+    """Every module call's output whose fx node is a spec layer (the importer names layers after the nodes)."""
+    graph = fx.symbolic_trace(model)
+    outputs: dict[str, np.ndarray] = {}
+
+    class Recorder(fx.Interpreter):
+        def run_node(self, n: fx.Node) -> Any:
+            result = super().run_node(n)
+            if n.name in names and isinstance(result, torch.Tensor):
+                value = result.detach().numpy()
+                outputs[n.name] = value.transpose(0, 2, 3, 1).copy() if value.ndim == 4 else value.copy()
+            return result
+
+    with torch.no_grad():
+        Recorder(graph).run(torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2))))
+    return outputs
+
+
+def convert(request: dict[str, Any], x: np.ndarray) -> tuple[Any, dict[str, np.ndarray], dict[str, Any]]:
+    """The file in the architecture, as a neutral spec and weights, with the source's outputs on ``x``."""
+    model = load_into_architecture(request, Path(request["file"]))
+    shape = tuple(request["input_shape"])
+    spec, weights = importer.convert(model, shape, request["meta"]["weights"])
+    names = {layer.name for layer in spec.layers}
+    probe = {"x": x, "logits": importer.reference_logits(model, x), "layers": layer_outputs(model, x, names)}
+    return spec, weights, probe

@@ -1,0 +1,350 @@
+"""Pretrained backbones from a framework's model zoo or a user's file, in place of a self-trained backbone.
+
+``--pretrained torchvision:resnet18[:IMAGENET1K_V1]`` (torchvision's weights enum; its DEFAULT when no set is
+named), ``--pretrained keras:MobileNetV2[:imagenet]``, or ``--weights FILE`` (a torch state dict, .safetensors, a
+Keras .weights.h5 or xfbench's neutral .npz). The architecture is ``--model``'s: a zoo name whose layer names are
+torchvision's, ``torchvision:NAME`` / ``keras:NAME``, or a user's ``python:`` factory.
+
+What happens before Ray starts (:func:`prepare_weights`, called by the preflight):
+
+1. the weights file is found: the user's, or the one the framework's own download mechanism keeps in xfbench's
+   weights home (:func:`weights_home`; ``xfbench weights fetch`` fills it). Missing: exit 2 naming the file,
+   where to put it and the fetch command;
+2. the file is converted in a process of its source framework (``python -m harness.weights_worker``) to a neutral
+   checkpoint cached by the file's content hash (sha256), with a probe batch and the source framework's own
+   logits and per-layer outputs on it;
+3. every backend of the run rebuilds the network from the neutral weights and must reproduce those logits within
+   1e-4 x max(1, max |logit|), or the run stops with the gap and the first layer where the outputs part.
+
+Trials find the checkpoint through a small index keyed by their weights reference (:func:`checkpoint_for`); the
+row's ``weights`` and ``weights_sha256`` columns say which weights they started from. Preprocessing follows the
+weights (:func:`with_weight_preprocessing`): input size and normalisation come from the weight set.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from harness import cachekeys
+from harness.backend import backend_entry
+from harness.checkpoints import load_checkpoint, save_checkpoint
+from harness.config import TrialConfig
+from harness.weight_files import BadWeightsError, file_sha256, weights_format
+
+HUBS = {"torchvision": "torch", "keras": "tensorflow"}  # --pretrained prefix -> the backend whose framework reads it
+WEIGHTS_ENV = "XFBENCH_WEIGHTS"  # where downloaded weight files live (default: the user cache)
+
+# keras.applications' preprocess_input convention per model (keras/src/applications/*.py, Keras 3.15): "tf" scales
+# to [-1, 1], "torch" is ImageNet mean/std, "caffe" is BGR with ImageNet's means subtracted on 0..255.
+KERAS_PREPROCESS = {
+    **dict.fromkeys(("MobileNet", "MobileNetV2", "Xception", "InceptionV3", "InceptionResNetV2"), "tf"),
+    **dict.fromkeys(("NASNetMobile", "NASNetLarge", "ResNet50V2", "ResNet101V2", "ResNet152V2"), "tf"),
+    **dict.fromkeys(("ResNet50", "ResNet101", "ResNet152", "VGG16", "VGG19"), "caffe"),
+    **dict.fromkeys(("DenseNet121", "DenseNet169", "DenseNet201"), "torch"),
+}
+KERAS_SIZES = {"Xception": 299, "InceptionV3": 299, "InceptionResNetV2": 299, "NASNetLarge": 331}
+# torchvision's ImageNet weights: crop size from each enum's transforms (the worker checks it), mean/std ImageNet's
+TORCHVISION_SIZES = {"inception_v3": 299}
+
+
+@dataclass(frozen=True)
+class WeightsRef:
+    kind: str  # "torchvision" | "keras" (a framework's zoo) | "file"
+    name: str  # the zoo's model name, or the file's absolute path
+    weight_set: str = ""  # torchvision: an enum member ("" = DEFAULT); keras: "imagenet"
+
+    @property
+    def label(self) -> str:
+        if self.kind == "file":
+            return Path(self.name).name
+        return f"{self.kind}:{self.name}:{self.weight_set}" if self.weight_set else f"{self.kind}:{self.name}"
+
+    @property
+    def source_backend(self) -> str:
+        if self.kind == "file":
+            return weights_format(self.name)[1]
+        return HUBS[self.kind]
+
+    @property
+    def fetch_command(self) -> str:
+        return f"xfbench weights fetch {self.label}"
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    size: int | None  # the square input side the weights were trained at (None: the data's)
+    normalize: str  # a key of harness.input_pipeline.NORMALIZATIONS
+
+
+def parse_pretrained(text: str) -> WeightsRef:
+    kind, _, rest = text.partition(":")
+    name, _, weight_set = rest.partition(":")
+    if kind not in HUBS or not name:
+        raise ValueError(
+            f"Expected --pretrained torchvision:NAME[:WEIGHTS] or keras:NAME[:imagenet]. Received: {text!r}. "
+            "For a file of your own, pass --weights FILE."
+        )
+    if kind == "keras" and weight_set not in ("", "imagenet"):
+        raise ValueError(f"Expected keras:{name} or keras:{name}:imagenet. Received: {text!r}.")
+    return WeightsRef(kind, name, weight_set or ("imagenet" if kind == "keras" else ""))
+
+
+def weights_ref(trial: TrialConfig) -> WeightsRef | None:
+    """The trial's pretrained weights, or None for a backbone xfbench trains itself."""
+    t = trial.transfer
+    if t.pretrained and t.weights_file:
+        raise ValueError(
+            f"Expected --pretrained or --weights, not both. Received: pretrained={t.pretrained!r}, "
+            f"weights={t.weights_file!r}."
+        )
+    if t.pretrained:
+        return parse_pretrained(t.pretrained)
+    if t.weights_file:
+        path = Path(t.weights_file)
+        weights_format(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"Expected a weights file. Received: --weights {path}, which does not exist.")
+        return WeightsRef("file", str(path.resolve()))
+    return None
+
+
+def preprocessing(ref: WeightsRef, model: str) -> Preprocessing:
+    """The input size and normalisation a weight set was trained with (a user's file: its framework's zoo's)."""
+    fmt = weights_format(ref.name)[0] if ref.kind == "file" else ref.kind
+    if fmt == "npz":
+        return Preprocessing(None, "none")  # xfbench's own checkpoints were trained on the data as it is
+    keras_name = ref.name if ref.kind == "keras" else model.partition(":")[2] if model.startswith("keras:") else ""
+    if fmt in ("keras",) or keras_name:
+        mode = KERAS_PREPROCESS.get(keras_name, "tf")
+        return Preprocessing(KERAS_SIZES.get(keras_name, 224), "imagenet" if mode == "torch" else mode)
+    name = ref.name if ref.kind == "torchvision" else model.partition(":")[2] or model
+    return Preprocessing(TORCHVISION_SIZES.get(name, 224), "imagenet")
+
+
+def with_weight_preprocessing(trial: TrialConfig) -> TrialConfig:
+    """The trial fed as its weights expect: their input size and normalisation unless given (--input-size,
+    --normalize), three channels; a trial without pretrained weights is returned unchanged."""
+    ref = weights_ref(trial)
+    if ref is None:
+        return trial
+    wanted = preprocessing(ref, trial.model)
+    current = trial.input
+    if wanted.normalize == "none" and wanted.size is None:
+        return trial
+    chosen = replace(
+        current,
+        size=current.size or wanted.size,
+        channels=current.channels or 3,
+        normalize=wanted.normalize if current.normalize == "none" else current.normalize,
+    )
+    return replace(trial, input=chosen)
+
+
+def weights_home() -> Path:
+    """Where downloaded weight files live: $XFBENCH_WEIGHTS, else the user cache (torch hub's and Keras' own
+    layouts below it: torch/hub/checkpoints/, keras/models/)."""
+    if os.environ.get(WEIGHTS_ENV):
+        return Path(os.environ[WEIGHTS_ENV]).expanduser().resolve()
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "xfbench" / "weights"
+
+
+def run_worker(backend: str, mode: str, request: dict[str, Any], out: Path) -> dict[str, Any]:
+    """``python -m harness.weights_worker`` in a fresh process that imports only ``backend``'s framework; its
+    answer (OUT.json), or its error raised here as ValueError (bad input: exit 2)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    answer, error = out.with_suffix(".answer.json"), out.with_suffix(".error.json")
+    for stale in (answer, error):
+        stale.unlink(missing_ok=True)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([os.getcwd(), os.environ.get("PYTHONPATH", "")])}
+    command = [sys.executable, "-m", "harness.weights_worker", backend, mode, json.dumps(request), str(out)]
+    proc = subprocess.run(command, capture_output=True, text=True, env=env)
+    if error.is_file():
+        message = json.loads(error.read_text())["message"]
+        error.unlink()
+        raise BadWeightsError(message)
+    if proc.returncode != 0 or not answer.is_file():
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["(no output)"]
+        raise ValueError(f"Expected the {backend} weights worker ({mode}) to finish. Received: {tail[0]}")
+    result: dict[str, Any] = json.loads(answer.read_text())
+    answer.unlink()
+    return result
+
+
+def _resolved_file(ref: WeightsRef, scratch: Path) -> Path:
+    """The file holding ``ref``'s weights; for a zoo's weights, where the framework's download keeps it (asked
+    of a worker of that framework); missing: ValueError naming it, where to put it and the fetch command."""
+    if ref.kind == "file":
+        return Path(ref.name)
+    home = weights_home()
+    found = run_worker(ref.source_backend, "resolve", {"ref": asdict(ref), "home": str(home)}, scratch)
+    path = Path(found["file"])
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"Expected the weights {ref.label} ({found['weight_set']}) in {path.parent}. Received: no file "
+            f"{path.name} there, and runs never download. Run `{ref.fetch_command}` on a machine with network "
+            f"(set ${WEIGHTS_ENV} to choose the folder), or copy {path.name} from {found['url']} into {path.parent}."
+        )
+    return path
+
+
+def _ref_key(trial: TrialConfig, input_shape: tuple[int, ...]) -> str:
+    """What a trial knows about its weights without reading them: reference, architecture, input shape."""
+    t = trial.transfer
+    content = {
+        "pretrained": t.pretrained,
+        "weights_file": t.weights_file,
+        "model": trial.model,
+        "model_options": asdict(trial.model_options),
+        "input_shape": list(input_shape),
+    }
+    return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _index_path(cache_dir: Path, trial: TrialConfig, input_shape: tuple[int, ...]) -> Path:
+    return Path(cache_dir) / "pretrained" / f"index-{_ref_key(trial, input_shape)}.json"
+
+
+def checkpoint_for(trial: TrialConfig, input_shape: tuple[int, ...], cache_dir: Path) -> Path:
+    """The neutral checkpoint of the trial's pretrained weights, as the preflight of this run prepared it."""
+    index = _index_path(cache_dir, trial, input_shape)
+    if not index.is_file():
+        raise FileNotFoundError(
+            f"Expected the converted weights of {trial.transfer.pretrained or trial.transfer.weights_file} "
+            f"(index {index.name}). Received: none: the run's preflight prepares them; run through xfbench."
+        )
+    return index.parent / json.loads(index.read_text())["checkpoint"]
+
+
+def prepare_weights(
+    trial: TrialConfig, input_shape: tuple[int, ...], cache_dir: Path, backends: tuple[str, ...]
+) -> Path:
+    """Find, convert (cached by content hash) and verify in every backend the trial's weights; returns the
+    neutral checkpoint. Raises ValueError / FileNotFoundError (exit 2) on missing or bad weights."""
+    ref = weights_ref(trial)
+    if ref is None:
+        raise ValueError(f"Expected --pretrained or --weights for trial {trial.trial_id}. Received: neither.")
+    folder = Path(cache_dir) / "pretrained"
+    path = _resolved_file(ref, folder / "work" / "resolve")
+    sha = file_sha256(path)
+    content = {
+        "sha256": sha,
+        "ref": asdict(replace(ref, name=Path(ref.name).name)) if ref.kind == "file" else asdict(ref),
+        "model": trial.model,
+        "model_options": asdict(trial.model_options),
+        "input_shape": list(input_shape),
+        "code": cachekeys.code_versions(ref.source_backend or trial.backend),
+    }
+    key = hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:16]
+    checkpoint = folder / f"{key}.npz"
+    if not checkpoint.is_file():
+        _convert(ref, trial, path, sha, input_shape, checkpoint)
+    for backend in backends:
+        verify(checkpoint, backend)
+    index = _index_path(cache_dir, trial, input_shape)
+    index.write_text(json.dumps({"checkpoint": checkpoint.name, "weights": ref.label, "sha256": sha}))
+    return checkpoint
+
+
+def _convert(
+    ref: WeightsRef, trial: TrialConfig, path: Path, sha: str, input_shape: tuple[int, ...], checkpoint: Path
+) -> None:
+    fmt, reader = weights_format(path)
+    request = {
+        "ref": asdict(ref),
+        "file": str(path),
+        "format": fmt,
+        "model": trial.model,
+        "model_options": asdict(trial.model_options),
+        "input_shape": list(input_shape),
+        "normalize": with_weight_preprocessing(trial).input.normalize,
+        "meta": {"weights": ref.label, "sha256": sha, "key": checkpoint.stem},
+    }
+    run_worker(reader or "torch", "convert", request, checkpoint)
+
+
+def verify(checkpoint: Path, backend: str) -> None:
+    """``backend``'s network from the neutral checkpoint reproduces the source framework's logits on the probe
+    batch (once per checkpoint, backend and code version: a marker file remembers a pass)."""
+    marker = checkpoint.with_name(f"{checkpoint.stem}.verified-{backend}-{cachekeys.code_tag(backend)}.json")
+    if marker.is_file():
+        return
+    result = run_worker(backend, "probe", {"checkpoint": str(checkpoint)}, checkpoint.with_suffix(f".{backend}"))
+    if result["gap"] > result["bound"]:
+        raise BadWeightsError(
+            f"Expected {backend}'s network from the converted weights to reproduce the source framework's logits "
+            f"within {result['bound']:.3g} (1e-4 x max(1, max |logit|)). Received: a gap of {result['gap']:.3g}; "
+            f"the outputs first part at layer {result['first_layer']!r} (gap {result['layer_gap']:.3g}). "
+            "Report it with the file; the conversion of that layer differs between the frameworks."
+        )
+    marker.write_text(json.dumps(result))
+
+
+def checkpoint_meta(checkpoint: Path) -> dict[str, Any]:
+    return load_checkpoint(checkpoint)[2]
+
+
+def write_converted(
+    path: Path, spec: Any, weights: dict[str, Any], meta: dict[str, Any], probe: dict[str, Any]
+) -> None:
+    """The worker's output: the neutral checkpoint and, beside it, the probe batch with the source's outputs."""
+    import numpy as np
+
+    save_checkpoint(path, spec, weights, meta)
+    arrays = {"x": probe["x"], "logits": probe["logits"]}
+    arrays.update({f"layer::{name}": value for name, value in probe["layers"].items()})
+    np.savez(path.with_suffix(".probe.npz"), allow_pickle=False, **arrays)
+
+
+def backend_weights_module(backend: str) -> str:
+    """``backends/<name>/weight_files.py``: reads the framework's weight files (imported in a worker only)."""
+    return backend_entry(backend).importer_module.rsplit(".", 1)[0] + ".weight_files"
+
+
+def _sets_file(home: Path) -> Path:
+    return home / "sets.json"
+
+
+def fetch_weights(names: list[str], home: Path | None = None) -> list[tuple[str, Path]]:
+    """Download each zoo weight set through its framework's own mechanism into the weights home (the step that
+    prepares a machine without network); returns (label, file) pairs and records them for ``weights list``."""
+    home = home or weights_home()
+    refs = [parse_pretrained(name) for name in names]  # every name checked before any download
+    fetched = []
+    for ref in refs:
+        found = run_worker(
+            ref.source_backend, "fetch", {"ref": asdict(ref), "home": str(home)}, home / "work" / "fetch"
+        )
+        fetched.append((ref.label, Path(found["file"])))
+    sets = json.loads(_sets_file(home).read_text()) if _sets_file(home).is_file() else {}
+    sets.update({label: str(path) for label, path in fetched})
+    _sets_file(home).write_text(json.dumps(sets, indent=1, sort_keys=True))
+    return fetched
+
+
+@dataclass(frozen=True)
+class CachedWeights:
+    label: str  # the set it was fetched as ("" for a file put there by hand)
+    framework: str  # "torch" | "keras"
+    path: Path
+    size_bytes: int
+
+
+def cached_weights(home: Path | None = None) -> list[CachedWeights]:
+    """Weight files in the weights home, in torch hub's and Keras' folders, with the set each was fetched as."""
+    home = home or weights_home()
+    sets = json.loads(_sets_file(home).read_text()) if _sets_file(home).is_file() else {}
+    labels = {Path(path): label for label, path in sets.items()}
+    found = []
+    for framework, folder in (("torch", home / "torch" / "hub" / "checkpoints"), ("keras", home / "keras" / "models")):
+        for path in sorted(folder.glob("*")) if folder.is_dir() else []:
+            if path.is_file():
+                found.append(CachedWeights(labels.get(path, ""), framework, path, path.stat().st_size))
+    return found

@@ -1,0 +1,155 @@
+"""Weight files a user brings (``--weights FILE``): their formats, content hashes, and the checks that name a bad
+tensor. Framework-free: the source framework's worker (backends/<name>/weight_files.py) reads torch and Keras
+files; ``.safetensors`` is read here with numpy, so no file is ever unpickled.
+
+Formats: a torch state dict (``.pth`` / ``.pt``, read with ``torch.load(weights_only=True)``), ``.safetensors``
+(torch names and layouts), a Keras ``.weights.h5`` (or a legacy Keras ``.h5``), xfbench's neutral ``.npz``
+(a checkpoint as :mod:`harness.checkpoints` writes it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import struct
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+
+# suffix -> (format, the backend whose framework reads it; "" for the harness itself)
+FORMATS: dict[str, tuple[str, str]] = {
+    ".pth": ("torch", "torch"),
+    ".pt": ("torch", "torch"),
+    ".safetensors": ("safetensors", "torch"),
+    ".weights.h5": ("keras", "tensorflow"),
+    ".h5": ("keras", "tensorflow"),
+    ".npz": ("npz", ""),
+}
+
+# safetensors dtype names -> numpy dtypes (bfloat16 is widened by the reader)
+_SAFETENSORS_DTYPES = {
+    "F64": np.float64,
+    "F32": np.float32,
+    "F16": np.float16,
+    "I64": np.int64,
+    "I32": np.int32,
+    "I16": np.int16,
+    "I8": np.int8,
+    "U8": np.uint8,
+    "BOOL": np.bool_,
+}
+_HEADER_LIMIT = 100 * 2**20  # the format's own limit on the JSON header
+
+
+class BadWeightsError(ValueError):
+    """A weight file that does not fit the architecture or is damaged: names the tensor when there is one."""
+
+
+def weights_format(path: str | Path) -> tuple[str, str]:
+    """(format, reading backend) of a weight file by its name; raises ValueError listing the known suffixes."""
+    name = Path(path).name.lower()
+    for suffix in sorted(FORMATS, key=len, reverse=True):
+        if name.endswith(suffix):
+            return FORMATS[suffix]
+    raise ValueError(
+        f"Expected a weight file ending in one of {list(FORMATS)}. Received: {Path(path).name!r}. "
+        "Save a torch state dict (.pth), .safetensors, Keras .weights.h5 or xfbench's neutral .npz."
+    )
+
+
+def file_sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(2**20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def read_safetensors(path: str | Path) -> dict[str, np.ndarray]:
+    """Every tensor of a .safetensors file as numpy (the format: u64 header length, JSON header, raw data).
+
+    A file cut short names the first tensor whose bytes are missing, with the bytes expected and present."""
+    data = Path(path).read_bytes()
+    if len(data) < 8:
+        raise BadWeightsError(f"Expected a .safetensors file. Received: {path} has {len(data)} bytes (truncated).")
+    (length,) = struct.unpack("<Q", data[:8])
+    if length > _HEADER_LIMIT or 8 + length > len(data):
+        raise BadWeightsError(
+            f"Expected a .safetensors header of {length} bytes. Received: {path} has {len(data) - 8} bytes after "
+            "the length (truncated or not a .safetensors file). Write the file again."
+        )
+    try:
+        header = json.loads(data[8 : 8 + length])
+    except ValueError as exc:
+        raise BadWeightsError(f"Expected a JSON .safetensors header. Received: {exc} in {path}.") from None
+    body = memoryview(data)[8 + length :]
+    tensors: dict[str, np.ndarray] = {}
+    for name, entry in header.items():
+        if name == "__metadata__":
+            continue
+        tensors[name] = _safetensors_tensor(name, entry, body, path)
+    return tensors
+
+
+def _safetensors_tensor(name: str, entry: dict, body: memoryview, path: str | Path) -> np.ndarray:
+    start, end = (int(v) for v in entry["data_offsets"])
+    shape = tuple(int(v) for v in entry["shape"])
+    if end > len(body):
+        raise BadWeightsError(
+            f"Expected tensor {name!r} {shape} in bytes {start}..{end} of {path}'s data. Received: only "
+            f"{len(body)} bytes (the file is truncated). Write the file again."
+        )
+    raw = bytes(body[start:end])
+    if entry["dtype"] == "BF16":  # numpy has no bfloat16: its 16 bits are the top half of a float32
+        return np.ndarray(shape, np.float32, buffer=(np.frombuffer(raw, np.uint16).astype(np.uint32) << 16).tobytes())
+    if entry["dtype"] not in _SAFETENSORS_DTYPES:
+        raise BadWeightsError(f"Expected a numeric dtype for tensor {name!r}. Received: {entry['dtype']}.")
+    return np.ndarray(shape, _SAFETENSORS_DTYPES[entry["dtype"]], buffer=raw).copy()  # shape () stays a scalar
+
+
+def write_safetensors(path: str | Path, tensors: Mapping[str, np.ndarray]) -> None:
+    """Write float32/int64 numpy arrays as .safetensors (what the tests write, and what a user can convert to)."""
+    names = {np.dtype(v): k for k, v in _SAFETENSORS_DTYPES.items()}
+    header: dict[str, object] = {}
+    chunks, offset = [], 0
+    for name, array in tensors.items():
+        array = np.asarray(array, order="C")  # not ascontiguousarray: it makes a scalar 1-d
+        raw = array.tobytes()
+        header[name] = {
+            "dtype": names[array.dtype],
+            "shape": list(array.shape),
+            "data_offsets": [offset, offset + len(raw)],
+        }
+        chunks.append(raw)
+        offset += len(raw)
+    encoded = json.dumps(header).encode()
+    encoded += b" " * (-len(encoded) % 8)  # the format aligns the data to 8 bytes
+    Path(path).write_bytes(struct.pack("<Q", len(encoded)) + encoded + b"".join(chunks))
+
+
+def check_tensor_shapes(
+    expected: Mapping[str, tuple[int, ...]], received: Mapping[str, tuple[int, ...]], source: str, architecture: str
+) -> None:
+    """Raise BadWeightsError naming the first tensor that is missing, unexpected or of another shape.
+
+    ``expected``: the architecture's tensors and shapes; ``received``: the file's."""
+    for name, shape in expected.items():
+        if name not in received:
+            raise BadWeightsError(
+                f"Expected tensor {name!r} of shape {tuple(shape)} in {source} for {architecture}. Received: no such "
+                f"tensor ({len(set(expected) - set(received))} missing). Is the file for another architecture? "
+                "Pass the matching --model, or save the model's full state."
+            )
+        if tuple(received[name]) != tuple(shape):
+            raise BadWeightsError(
+                f"Expected tensor {name!r} of shape {tuple(shape)} in {source} for {architecture}. Received: shape "
+                f"{tuple(received[name])}. Pass the matching --model (and its options), or the matching file."
+            )
+    extra = [name for name in received if name not in expected]
+    if extra:
+        raise BadWeightsError(
+            f"Expected only {architecture}'s tensors in {source}. Received: unexpected tensor {extra[0]!r} of shape "
+            f"{tuple(received[extra[0]])} ({len(extra)} unexpected). Pass the matching --model, or drop those "
+            "tensors from the file."
+        )

@@ -1,0 +1,130 @@
+"""The weights process: ``python -m harness.weights_worker BACKEND MODE REQUEST_JSON OUT``.
+
+It imports exactly one framework, ``BACKEND``'s, as the import worker does (harness.import_worker):
+
+- ``resolve`` / ``fetch``: where the framework's own download mechanism keeps a zoo's weights (fetch downloads them);
+- ``convert``: a weight file read by its source framework into the architecture, checked tensor by tensor, then
+  converted to a neutral checkpoint with a probe batch and the source's logits and per-layer outputs;
+- ``probe``: this backend's network from a neutral checkpoint on the probe batch: the logit gap, and where the
+  outputs first part when they do.
+
+The answer goes to OUT.answer.json; bad input (a bad or missing file) to OUT.error.json with the message, exit 3.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from harness.backend import load_backend
+from harness.checkpoints import load_checkpoint
+from harness.config import RuntimeOptions
+from harness.models import ModelOptions
+from harness.pretrained import backend_weights_module, write_converted
+from harness.weight_files import BadWeightsError
+
+PROBE_SEED, PROBE_BATCH = 0, 2  # the probe images: standard normal, like inputs after normalisation
+
+
+def probe_batch(input_shape: tuple[int, ...]) -> np.ndarray:
+    return np.random.default_rng(PROBE_SEED).normal(size=(PROBE_BATCH, *input_shape)).astype(np.float32)
+
+
+def tolerance(reference: np.ndarray) -> float:
+    return 1e-4 * max(1.0, float(np.max(np.abs(reference))))
+
+
+def probe(backend_name: str, checkpoint: Path) -> dict[str, Any]:
+    """Logit gap of ``backend_name``'s network against the source's; on a miss, the first layer (in model order)
+    whose output is off by more than the tolerance on that layer's own scale."""
+    spec, weights, _ = load_checkpoint(checkpoint)
+    with np.load(checkpoint.with_suffix(".probe.npz"), allow_pickle=False) as stored:
+        x, reference = stored["x"], stored["logits"]
+        layers = {k.split("::", 1)[1]: stored[k] for k in stored.files if k.startswith("layer::")}
+    backend = load_backend(backend_name, RuntimeOptions(threads=1))
+    backend.build(spec, weights, seed=0)
+    gap = float(np.max(np.abs(backend.predict_logits(x, 256) - reference)))
+    result: dict[str, Any] = {"gap": gap, "bound": tolerance(reference), "first_layer": "", "layer_gap": 0.0}
+    if gap <= result["bound"]:
+        return result
+    for layer in spec.layers:
+        if layer.name in layers:
+            source = layers[layer.name]
+            ours = backend.extract_features(x, layer.name, 256).reshape(source.shape)
+            layer_gap = float(np.max(np.abs(ours - source)))
+            if layer_gap > tolerance(source):
+                return {**result, "first_layer": layer.name, "layer_gap": layer_gap}
+    return {**result, "first_layer": spec.layers[-1].name, "layer_gap": gap}
+
+
+def convert_npz(request: dict[str, Any], out: Path) -> None:
+    """xfbench's own neutral checkpoint: checked against --model's spec; its reference is the torch backend."""
+    from harness.model_import import model_spec
+    from harness.weight_files import check_tensor_shapes
+    from harness.weights import parameter_shapes
+
+    shape = tuple(request["input_shape"])
+    spec, weights, _ = load_checkpoint(Path(request["file"]))
+    expected = model_spec(
+        request["model"], shape, spec.num_classes, ModelOptions(**_options(request)), out.parent / "imports"
+    )
+    received = {k: tuple(v.shape) for k, v in weights.items()}
+    check_tensor_shapes(parameter_shapes(expected), received, Path(request["file"]).name, request["model"])
+    x = probe_batch(shape)
+    backend = load_backend("torch", RuntimeOptions(threads=1))
+    backend.build(expected, weights, seed=0)
+    probe_data = {"x": x, "logits": backend.predict_logits(x, 256), "layers": {}}
+    write_converted(out, expected, weights, _meta(request, "xfbench"), probe_data)
+
+
+def _options(request: dict[str, Any]) -> dict[str, Any]:
+    options = dict(request["model_options"])
+    options["hidden"] = tuple(options["hidden"])
+    return options
+
+
+def _meta(request: dict[str, Any], source: str) -> dict[str, Any]:
+    meta = dict(request["meta"])
+    return {
+        **meta,
+        "recipe": f"{meta['weights']} (sha256 {meta['sha256'][:12]}) as {request['model']}",
+        "trained_by": source,
+        "source_task": "pretrained",
+    }
+
+
+def run(backend: str, mode: str, request: dict[str, Any], out: Path) -> dict[str, Any]:
+    if mode == "probe":
+        return probe(backend, Path(request["checkpoint"]))
+    if mode == "convert" and request["format"] == "npz":
+        convert_npz(request, out)
+        return {"checkpoint": str(out)}
+    module = importlib.import_module(backend_weights_module(backend))
+    if mode in ("resolve", "fetch"):
+        answer: dict[str, Any] = getattr(module, mode)(request["ref"], Path(request["home"]))
+        return answer
+    if mode == "convert":
+        spec, weights, probe_data = module.convert(request, probe_batch(tuple(request["input_shape"])))
+        write_converted(out, spec, weights, _meta(request, module.SOURCE), probe_data)
+        return {"checkpoint": str(out)}
+    raise ValueError(f"Expected a mode resolve, fetch, convert or probe. Received: {mode!r}.")
+
+
+def main(argv: list[str]) -> int:
+    backend, mode, request, out = argv[0], argv[1], json.loads(argv[2]), Path(argv[3])
+    try:
+        answer = run(backend, mode, request, out)
+    except (BadWeightsError, ValueError, FileNotFoundError) as exc:
+        out.with_suffix(".error.json").write_text(json.dumps({"message": str(exc)}))
+        return 3
+    out.with_suffix(".answer.json").write_text(json.dumps(answer))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

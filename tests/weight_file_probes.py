@@ -1,0 +1,63 @@
+"""Probes for tests/test_pretrained.py that write a framework's model as a weight file (in that framework's worker;
+the first argument is the worker's backend name)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def write_torchvision(
+    _backend: str, name: str, path: str, num_classes: int, seed: int = 0, width: float = 1.0
+) -> dict[str, tuple]:
+    """torchvision's NAME with random weights (BatchNorm statistics too) saved as .pth/.pt or .safetensors."""
+    import torch
+    import torchvision
+
+    from harness.weight_files import write_safetensors
+
+    torch.manual_seed(seed)
+    kwargs = {"width_mult": width} if width != 1.0 else {}
+    model = torchvision.models.get_model(name, weights=None, num_classes=num_classes, **kwargs)
+    rng = np.random.default_rng(seed)
+    for module in model.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):  # statistics a trained network would have, not 0 and 1
+            module.running_mean.copy_(torch.from_numpy(rng.normal(0, 0.1, module.num_features).astype(np.float32)))
+            module.running_var.copy_(torch.from_numpy(rng.uniform(0.5, 2.0, module.num_features).astype(np.float32)))
+    state = model.state_dict()
+    if path.endswith(".safetensors"):
+        write_safetensors(path, {k: v.numpy() for k, v in state.items()})
+    else:
+        torch.save(state, path)
+    return {k: tuple(v.shape) for k, v in state.items()}
+
+
+def write_torch_state(_backend: str, path: str, tensors: dict[str, np.ndarray]) -> None:
+    import torch
+
+    torch.save({k: torch.from_numpy(v) for k, v in tensors.items()}, path)
+
+
+def read_torch_state(_backend: str, path: str) -> dict[str, np.ndarray]:
+    import torch
+
+    return {k: v.numpy() for k, v in torch.load(path, weights_only=True).items()}
+
+
+def write_keras(
+    _backend: str, name: str, path: str, shape: tuple[int, int, int], num_classes: int, seed: int = 0
+) -> None:
+    """keras.applications' NAME with random weights saved as .weights.h5."""
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    model = getattr(keras.applications, name)(
+        weights=None, input_shape=shape, classes=num_classes, classifier_activation=None
+    )
+    model.save_weights(path)
+
+
+def write_torch_module(_backend: str, path: str) -> None:
+    """A whole pickled module, not a state dict: what torch.load(weights_only=True) must refuse to unpickle."""
+    import torch
+
+    torch.save(torch.nn.Linear(2, 2), path)
