@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -66,6 +67,13 @@ def files(tmp_path_factory, workers) -> dict[str, Path]:
     return paths
 
 
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory) -> Path:
+    """One conversion cache for the module: a file converted and verified once serves every test that reads it (each
+    conversion or verification starts a framework's process)."""
+    return tmp_path_factory.mktemp("conversions")
+
+
 def _trial(model: str, weights: Path | None = None, pretrained: str | None = None, **kw) -> TrialConfig:
     transfer = TransferOptions(weights_file=str(weights) if weights else None, pretrained=pretrained)
     return TrialConfig("fine_tune", model, "digits", "torch", 0, 1, transfer=transfer, **kw)
@@ -88,8 +96,8 @@ def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
         ("keras:MobileNetV2", "MobileNetV2.weights.h5"),
     ],
 )
-def test_a_weight_file_reproduces_the_source_logits_in_both_backends(files, tmp_path, model, key):
-    checkpoint = prepare_weights(_trial(model, files[key]), SHAPE, tmp_path / "cache", BOTH)
+def test_a_weight_file_reproduces_the_source_logits_in_both_backends(files, cache, model, key):
+    checkpoint = prepare_weights(_trial(model, files[key]), SHAPE, cache, BOTH)
     for backend in BOTH:
         [marker] = checkpoint.parent.glob(f"{checkpoint.stem}.verified-{backend}-*.json")
         result = json.loads(marker.read_text())
@@ -103,17 +111,19 @@ def test_a_weight_file_reproduces_the_source_logits_in_both_backends(files, tmp_
         assert meta["weights"] == key and len(meta["sha256"]) == 64
 
 
-def test_the_same_file_content_converts_once(files, tmp_path):
-    cache = tmp_path / "cache"
+def test_the_same_file_content_converts_once(files, cache):
     first = prepare_weights(_trial("resnet18", files["resnet18.pth"]), SHAPE, cache, ("torch",))
     stamp = first.stat().st_mtime_ns
     again = prepare_weights(_trial("resnet18", files["resnet18.pth"]), SHAPE, cache, ("torch",))
     assert again == first and first.stat().st_mtime_ns == stamp
 
 
-def test_outputs_that_part_name_the_first_layer(files, tmp_path):
-    checkpoint = prepare_weights(_trial("resnet18", files["resnet18.pth"]), SHAPE, tmp_path / "cache", ())
+def test_outputs_that_part_name_the_first_layer(files, cache, tmp_path):
+    converted = prepare_weights(_trial("resnet18", files["resnet18.pth"]), SHAPE, cache, ())
+    checkpoint = tmp_path / converted.name  # a copy to tamper with: the module's cache stays as converted
+    shutil.copy(converted, checkpoint)
     probe = checkpoint.with_suffix(".probe.npz")
+    shutil.copy(converted.with_suffix(".probe.npz"), probe)
     with np.load(probe) as stored:
         arrays = {k: stored[k] for k in stored.files}
     arrays["layer::layer2_0_conv1"] = arrays["layer::layer2_0_conv1"] + 1.0  # as if that layer converted wrongly
@@ -314,8 +324,8 @@ def test_weights_fetch_checks_every_name_before_downloading_and_list_shows_the_h
     assert listed.returncode == 0 and str(weights_home) in listed.stdout and "no weights cached" in listed.stdout
 
 
-def test_a_neutral_checkpoint_loads_as_weights(files, tmp_path):
-    converted = prepare_weights(_trial("resnet18", files["resnet18.pth"]), SHAPE, tmp_path / "cache", ())
+def test_a_neutral_checkpoint_loads_as_weights(files, cache, tmp_path):
+    converted = prepare_weights(_trial("resnet18", files["resnet18.pth"]), SHAPE, cache, ())
     neutral = tmp_path / "resnet18-neutral.npz"
     neutral.write_bytes(converted.read_bytes())
     checkpoint = prepare_weights(_trial("resnet18", neutral), SHAPE, tmp_path / "cache", BOTH)
