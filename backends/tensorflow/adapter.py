@@ -12,7 +12,7 @@ import tensorflow as tf
 from backends.tensorflow.capabilities import CAPABILITIES
 from backends.tensorflow.dropout import DropoutKeys
 from backends.tensorflow.model import export_weights, load_weights
-from backends.tensorflow.modes import FitRunner, build_model, compile_step
+from backends.tensorflow.modes import EpochInputs, FitRunner, build_model, compile_step
 from backends.tensorflow.optimizers import TensorFlowUpdate, TorchSemanticsOptimizer
 from harness.backend import StepStats
 from harness.config import OptimizerConfig, RegularizationConfig, RuntimeOptions
@@ -151,6 +151,16 @@ class TensorFlowBackend:
 
     def set_data(self, split: str, x: np.ndarray, y: np.ndarray) -> None:
         self._data[split] = (tf.constant(x.astype(np.float32, copy=False)), tf.constant(y.astype(np.int64, copy=False)))
+        self._split_steps.pop(split, None)  # its step captured the old tensors
+
+    def _split_step(self, split: str) -> Callable[[], None]:
+        """The train step on ``split``, called without arguments: the split's tensors are captured, the step's
+        inputs read from the epoch's variables (modes.EpochInputs)."""
+        if split not in self._split_steps:
+            assert self._train_step is not None
+            step, (x, y) = self._train_step, self._data[split]
+            self._split_steps[split] = compile_step(lambda: step(x, y), self.runtime)
+        return self._split_steps[split]
 
     def _compile_steps(self) -> None:
         """Trace the train, eval and predict steps afresh: they close over the model's trainable variables and the
@@ -162,6 +172,7 @@ class TensorFlowBackend:
             return tf.reduce_sum(tf.cast(losses, tf.float64)), hits
 
         self._train_step = self._compile_train_step(self._optimizer) if self._optimizer else None
+        self._split_steps: dict[str, Callable[[], None]] = {}  # the step compiled per split, its data captured
         self._eval_step = tf.function(eval_step, jit_compile=jit, reduce_retracing=True)
         self._predict = tf.function(lambda xb: model(xb, training=False), jit_compile=jit, reduce_retracing=True)
 
@@ -196,14 +207,15 @@ class TensorFlowBackend:
                 reg_sum.assign_add(out.penalty * n)
             correct.assign_add(out.hits)
 
-        def train_step(
-            x_all: tf.Tensor, y_all: tf.Tensor, idx: tf.Tensor, lr: tf.Tensor, momentum: tf.Tensor, keys: tf.Tensor
-        ) -> None:
+        self._epoch = epoch = EpochInputs(max(len(self._dropout_indices), 1))
+
+        def train_step(x_all: tf.Tensor, y_all: tf.Tensor) -> None:
+            idx, lr, momentum, keys = epoch.next()
             batch_step(tf.gather(x_all, idx), tf.gather(y_all, idx), lr, momentum, keys)
 
         # Model.fit compiles the batch step itself (the gather runs in its tf.data pipeline).
         self._fit = FitRunner(model, batch_step, self.runtime.jit_compile) if self.runtime.tf_mode == "fit" else None
-        return compile_step(train_step, self.runtime)
+        return train_step
 
     def train_epoch(
         self, split: str, batches: Sequence[np.ndarray], lrs: np.ndarray, momenta: np.ndarray | None = None
@@ -219,38 +231,40 @@ class TensorFlowBackend:
             momenta = np.full(
                 len(batches), config.beta1 if config.name in ("adam", "adamw") else (config.momentum or 0.0), np.float32
             )
+        keys = self._epoch_keys(len(batches))
         if self._fit is not None:
-            return self._fit_epoch(x, y, batches, lrs, momenta)
-        count = 0
-        for step, batch in enumerate(batches):
-            keys = self._step_keys(STREAM_TRAIN, self._seed, self._steps_done)
-            self._steps_done += 1
-            self._train_step(
-                x,
-                y,
-                tf.constant(batch, dtype=tf.int32),
-                tf.constant(lrs[step], tf.float32),
-                tf.constant(momenta[step], tf.float32),
-                keys,
-            )
+            return self._fit_epoch(x, y, batches, lrs, momenta, keys)
+        self._epoch.load(batches, lrs, momenta, keys)
+        step = self._split_step(split)
+        for _ in batches:
+            step()
             if self.record_lr_trace:
                 self.lr_trace.append(float(self._optimizer.lr.numpy()))
-            count += len(batch)
+        count = sum(len(b) for b in batches)
         return StepStats(float(self._loss_sum.numpy()), int(self._correct.numpy()), count, float(self._reg_sum.numpy()))
 
     def _fit_epoch(
-        self, x: tf.Tensor, y: tf.Tensor, batches: Sequence[np.ndarray], lrs: np.ndarray, momenta: np.ndarray
+        self,
+        x: tf.Tensor,
+        y: tf.Tensor,
+        batches: Sequence[np.ndarray],
+        lrs: np.ndarray,
+        momenta: np.ndarray,
+        keys: np.ndarray,
     ) -> StepStats:
         """One Model.fit epoch over the batches: the same per-step learning rates, momenta and dropout keys."""
         assert self._fit is not None and self._optimizer is not None
-        first = self._steps_done
-        keys = np.stack([self._step_keys(STREAM_TRAIN, self._seed, first + i).numpy() for i in range(len(batches))])
-        self._steps_done += len(batches)
         per_step = (np.asarray(lrs, np.float32), np.asarray(momenta, np.float32), keys)
         trace = (self._optimizer.lr, self.lr_trace) if self.record_lr_trace else None
         self._fit.run(x, y, batches, per_step, trace)
         count = sum(len(b) for b in batches)
         return StepStats(float(self._loss_sum.numpy()), int(self._correct.numpy()), count, float(self._reg_sum.numpy()))
+
+    def _epoch_keys(self, steps: int) -> np.ndarray:
+        """The next ``steps`` training steps' dropout keys, one row per step."""
+        first, self._steps_done = self._steps_done, self._steps_done + steps
+        keys = [step_keys(self._seed, STREAM_TRAIN, first + i, self._dropout_indices) or [0] for i in range(steps)]
+        return np.array(keys, np.int64).reshape(steps, max(len(self._dropout_indices), 1))
 
     def _step_keys(self, stream: int, seed: int, step: int) -> tf.Tensor:
         """One key per dropout layer (a few integers per step: the masks themselves are drawn in the graph)."""
