@@ -4,6 +4,7 @@ compiled (tf.function, optional XLA), eager, or by Keras Model.fit."""
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping, Sequence
+from typing import Any
 
 import keras
 import numpy as np
@@ -12,7 +13,7 @@ import tensorflow as tf
 from backends.tensorflow.capabilities import CAPABILITIES
 from backends.tensorflow.dropout import DropoutKeys
 from backends.tensorflow.model import export_weights, load_weights
-from backends.tensorflow.modes import EpochInputs, FitRunner, build_model, compile_step
+from backends.tensorflow.modes import EpochInputs, FitRunner, build_model, compile_epoch, compile_step
 from backends.tensorflow.optimizers import TensorFlowUpdate, TorchSemanticsOptimizer
 from harness.backend import StepStats
 from harness.config import OptimizerConfig, RegularizationConfig, RuntimeOptions
@@ -153,13 +154,17 @@ class TensorFlowBackend:
         self._data[split] = (tf.constant(x.astype(np.float32, copy=False)), tf.constant(y.astype(np.int64, copy=False)))
         self._split_steps.pop(split, None)  # its step captured the old tensors
 
-    def _split_step(self, split: str) -> Callable[[], None]:
+    def _split_step(self, split: str) -> Callable[..., Any]:
         """The train step on ``split``, called without arguments: the split's tensors are captured, the step's
         inputs read from the epoch's variables (modes.EpochInputs)."""
         if split not in self._split_steps:
             assert self._train_step is not None
             step, (x, y) = self._train_step, self._data[split]
-            self._split_steps[split] = compile_step(lambda: step(x, y), self.runtime)
+            if self.runtime.epoch_loop == "compiled":
+                assert self._optimizer is not None
+                self._split_steps[split] = compile_epoch(lambda: step(x, y), self._optimizer.lr, self.runtime)
+            else:
+                self._split_steps[split] = compile_step(lambda: step(x, y), self.runtime)
         return self._split_steps[split]
 
     def _compile_steps(self) -> None:
@@ -172,7 +177,7 @@ class TensorFlowBackend:
             return tf.reduce_sum(tf.cast(losses, tf.float64)), hits
 
         self._train_step = self._compile_train_step(self._optimizer) if self._optimizer else None
-        self._split_steps: dict[str, Callable[[], None]] = {}  # the step compiled per split, its data captured
+        self._split_steps: dict[str, Callable[..., Any]] = {}  # the step compiled per split, its data captured
         self._eval_step = tf.function(eval_step, jit_compile=jit, reduce_retracing=True)
         self._predict = tf.function(lambda xb: model(xb, training=False), jit_compile=jit, reduce_retracing=True)
 
@@ -236,10 +241,15 @@ class TensorFlowBackend:
             return self._fit_epoch(x, y, batches, lrs, momenta, keys)
         self._epoch.load(batches, lrs, momenta, keys)
         step = self._split_step(split)
-        for _ in batches:
-            step()
+        if self.runtime.epoch_loop == "compiled":  # one call runs the epoch; it returns the rates the steps used
+            trace = step(tf.constant(len(batches), tf.int32))
             if self.record_lr_trace:
-                self.lr_trace.append(float(self._optimizer.lr.numpy()))
+                self.lr_trace.extend(float(lr) for lr in trace.numpy())
+        else:
+            for _ in batches:
+                step()
+                if self.record_lr_trace:
+                    self.lr_trace.append(float(self._optimizer.lr.numpy()))
         count = sum(len(b) for b in batches)
         return StepStats(float(self._loss_sum.numpy()), int(self._correct.numpy()), count, float(self._reg_sum.numpy()))
 

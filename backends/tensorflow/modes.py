@@ -87,6 +87,25 @@ def compile_step(step: Callable[[], None], runtime: RuntimeOptions) -> Callable[
     return step
 
 
+def compile_epoch(
+    step: Callable[[], None], lr: tf.Variable, runtime: RuntimeOptions
+) -> Callable[[tf.Tensor], tf.Tensor]:
+    """``steps`` calls of the step inside one tf.function (--epoch-loop compiled): a tf.while_loop, one iteration
+    after the other (parallel_iterations=1: each step reads the variables the previous one wrote). Returns the
+    learning rate each step used (read after it, as the per-step loop's trace reads it)."""
+
+    def epoch(steps: tf.Tensor) -> tf.Tensor:
+        def body(i: tf.Tensor, trace: tf.TensorArray) -> tuple[tf.Tensor, tf.TensorArray]:
+            step()
+            return i + 1, trace.write(i, lr.read_value())
+
+        start = (tf.constant(0), tf.TensorArray(tf.float32, size=steps))
+        _, trace = tf.while_loop(lambda i, _: i < steps, body, start, parallel_iterations=1)
+        return trace.stack()
+
+    return tf.function(epoch, jit_compile=runtime.jit_compile)
+
+
 class _StepModel(keras.Model):
     """A Keras model whose train_step is the harness's step: Model.fit drives it, Keras compiles it (jit_compile
     from the trial's runtime), and the wrapped model's layers are its layers."""
