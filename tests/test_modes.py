@@ -157,3 +157,44 @@ def test_the_speed_matrix_runs_every_mode_on_its_own_backend_only():
     assert {t.runtime.epoch_loop for t in trials if t.variant.startswith("epoch-loop")} == {"compiled"}
     torch_only = _trials("run", "--suite", "speed_matrix", "--backend", "torch")
     assert {t.variant for t in torch_only} == {"default", "channels_last", "compile", "bf16"}
+
+
+def test_the_summary_of_a_speed_matrix_lists_each_mode_against_the_fastest_with_warm_up_apart():
+    from harness import reporting
+    from harness.results import to_frame
+    from harness.summary import summarize
+
+    # (backend, variant, steady samples/s, warm-up seconds)
+    modes = (("torch", "default", 2000.0, 0.1), ("torch", "compile", 1000.0, 20.0), ("tensorflow", "fit", 500.0, 3.0))
+    rows = [
+        {
+            "run_id": "r",
+            "trial_id": f"{backend}-{variant}",
+            "suite": "speed_matrix",
+            "strategy": "scratch",
+            "model": "convnet3",
+            "variant": variant,
+            "dataset": "digits",
+            "backend": backend,
+            "seed": 0,
+            "phase": "train",
+            "epoch": epoch,
+            "test_acc": 0.9 if epoch == 3 else float("nan"),
+            "epoch_time_s": warm if epoch == 1 else 1000.0 / sps,
+            "samples_per_s": 1000.0 / warm if epoch == 1 else sps,
+            "warmup": epoch == 1,
+            "status": "ok",
+            "config_json": "{}",
+        }
+        for backend, variant, sps, warm in modes
+        for epoch in (1, 2, 3)
+    ]
+    summary = summarize(to_frame(rows))
+    table = {r[1]: r[2:] for r in reporting.speed_mode_rows(summary.per_backend)}
+    assert table == {
+        "torch default": ("2,000", "1.00", "0.10"),
+        "torch compile": ("1,000", "0.50", "20.00"),
+        "tensorflow fit": ("500", "0.25", "3.00"),
+    }
+    assert "## Speed modes" in reporting.run_markdown(summary, "speed")
+    assert "speed_modes" in [t.name for t in reporting.run_tables(summary)]
