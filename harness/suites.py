@@ -653,7 +653,6 @@ SPEED_VARIANTS: tuple[tuple[str, tuple[tuple[str, Any], ...]], ...] = (
     ("fit-xla", (("runtime.tf_mode", "fit"), ("runtime.jit_compile", True))),
     ("eager", (("runtime.tf_mode", "eager"),)),
     ("epoch-loop", (("runtime.epoch_loop", "compiled"),)),
-    ("epoch-loop-xla", (("runtime.epoch_loop", "compiled"), ("runtime.jit_compile", True))),
     ("bf16", (("runtime.precision", "mixed_bfloat16"),)),
 )
 
