@@ -52,7 +52,7 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 benchmark: $(STAMP)
-	$(BIN)/python benchmarks/harness_overhead.py
+	$(BIN)/python benchmarks/harness_overhead.py --workload both
 
 # Ray Tune's per-trial overhead (100 trivial trials) and 1 -> 2 concurrency scaling; about 10 minutes here.
 benchmark-scheduling: $(STAMP)

@@ -14,7 +14,14 @@ import numpy as np
 
 
 def torch_convnet3(
-    x: np.ndarray, y: np.ndarray, num_classes: int, epochs: int, batch_size: int, lr: float, threads: int
+    x: np.ndarray,
+    y: np.ndarray,
+    num_classes: int,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    threads: int,
+    nesterov: bool = False,
 ) -> list[float]:
     """Per-epoch training seconds of convnet3 with SGD momentum 0.9 in plain PyTorch."""
     import torch
@@ -32,7 +39,7 @@ def torch_convnet3(
         nn.Flatten(),
         nn.Linear(16 * h * w, num_classes),
     )
-    optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, nesterov=nesterov)
     xt = torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
     yt = torch.from_numpy(y)
     times = []
@@ -57,7 +64,14 @@ def torch_convnet3(
 
 
 def tensorflow_convnet3(
-    x: np.ndarray, y: np.ndarray, num_classes: int, epochs: int, batch_size: int, lr: float, threads: int
+    x: np.ndarray,
+    y: np.ndarray,
+    num_classes: int,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    threads: int,
+    nesterov: bool = False,
 ) -> list[float]:
     """Per-epoch training seconds of convnet3 with Keras' SGD momentum 0.9 in a tf.function train step."""
     import tensorflow as tf
@@ -74,7 +88,7 @@ def tensorflow_convnet3(
             keras.layers.Dense(num_classes),
         ]
     )
-    optimizer = keras.optimizers.SGD(learning_rate=lr, momentum=0.9)
+    optimizer = keras.optimizers.SGD(learning_rate=lr, momentum=0.9, nesterov=nesterov)
     loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     xt, yt = tf.constant(x), tf.constant(y)
 

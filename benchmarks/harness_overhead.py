@@ -2,6 +2,12 @@
 through a bare hand-written loop in the same framework, per backend; prints harness ÷ bare samples/s.
 
     .venv/bin/python benchmarks/harness_overhead.py [--dataset digits] [--epochs 6] [--repeats 3]
+    .venv/bin/python benchmarks/harness_overhead.py --dataset fashion_mnist --optimizer nesterov --threads 2 \
+        --train-limit 6400 --epochs 3
+
+``--workload both`` runs the two workloads the acceptance names one after the other: convnet3 on digits with SGD
+momentum and one thread, and convnet3 on real Fashion-MNIST (28x28 images) with SGD Nesterov and two threads (its
+training split cut to ``--train-limit`` images so a run stays short; the step is the same).
 
 Each backend runs in its own subprocess (one framework per process). Within it the two paths alternate
 (harness, bare, bare, harness, ...) so slow drift on a shared machine hits both alike. Both paths time
@@ -12,7 +18,9 @@ median steady-state (non-first) epoch.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -29,6 +37,17 @@ def worker(args: argparse.Namespace) -> dict:
     from harness.trial import RunInfo, run_trial
 
     data = load_dataset(args.dataset, args.data_dir, download=False)
+    if args.train_limit:  # the same images, fewer of them: the step costs what it costs on the whole split
+        n = args.train_limit
+        data = dataclasses.replace(
+            data,
+            x_train=data.x_train[:n],
+            y_train=data.y_train[:n],
+            x_val=data.x_val[:1000],
+            y_val=data.y_val[:1000],
+            x_test=data.x_test[:1000],
+            y_test=data.y_test[:1000],
+        )
     harness_runs, bare_runs = [], []
 
     def harness_once(seed: int) -> float:
@@ -41,16 +60,23 @@ def worker(args: argparse.Namespace) -> dict:
             seed=seed,
             epochs=args.epochs,
             batch_size=args.batch_size,
-            optimizer=OptimizerConfig("momentum", lr=args.lr),
+            optimizer=OptimizerConfig(args.optimizer, lr=args.lr),
             runtime=RuntimeOptions(threads=args.threads),
             data_dir=args.data_dir,
         )
-        run_trial(config, RunInfo("overhead-benchmark", "n/a"), rows.append)
+        run_trial(config, RunInfo("overhead-benchmark", "n/a"), rows.append, dataset=data)
         return statistics.median(r["samples_per_s"] for r in rows if not r["warmup"])
 
     def bare_once() -> float:
         times = BARE_LOOPS[args.worker](
-            data.x_train, data.y_train, data.num_classes, args.epochs, args.batch_size, args.lr, args.threads
+            data.x_train,
+            data.y_train,
+            data.num_classes,
+            args.epochs,
+            args.batch_size,
+            args.lr,
+            args.threads,
+            nesterov=args.optimizer == "nesterov",
         )
         return statistics.median(len(data.y_train) / t for t in times[1:])
 
@@ -65,6 +91,10 @@ def worker(args: argparse.Namespace) -> dict:
     return {
         "backend": args.worker,
         "dataset": args.dataset,
+        "train_images": len(data.y_train),
+        "optimizer": args.optimizer,
+        "threads": args.threads,
+        "epochs": args.epochs,
         "harness_samples_per_s": harness_sps,
         "bare_samples_per_s": bare_sps,
         "ratio": harness_sps / bare_sps,
@@ -73,35 +103,27 @@ def worker(args: argparse.Namespace) -> dict:
     }
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--backend", action="append", dest="backends", choices=("torch", "tensorflow"))
-    parser.add_argument("--dataset", default="digits")
-    parser.add_argument("--data-dir")
-    parser.add_argument("--epochs", type=int, default=6)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--lr", type=float, default=0.01)
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--json", help="also write the results to this file")
-    parser.add_argument("--worker", help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.worker:
-        print(json.dumps(worker(args)))
-        return 0
+# The two workloads the acceptance names: (dataset, optimizer, threads, train_limit, epochs).
+WORKLOADS = {
+    "digits": ("digits", "momentum", 1, 0, 20),  # 20 epochs: a digits epoch lasts only 40-60 ms
+    "fashion_mnist": ("fashion_mnist", "nesterov", 2, 6400, 3),
+}
+
+
+def run_workload(args: argparse.Namespace, worker_args: list[str]) -> list[dict] | None:
+    """Each backend in its own subprocess; None if one failed (its stderr is printed)."""
     results = []
     for backend in args.backends or ("torch", "tensorflow"):
-        cmd = [sys.executable, __file__, "--worker", backend, *sys.argv[1:]]
-        proc = subprocess.run(
-            cmd, capture_output=True, text=True, env={**__import__("os").environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-        )
+        cmd = [sys.executable, __file__, "--worker", backend, *worker_args]
+        proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
         if proc.returncode:
             print(proc.stderr, file=sys.stderr)
-            return proc.returncode
+            return None
         results.append(json.loads(proc.stdout.strip().splitlines()[-1]))
     print(
-        f"convnet3 on {args.dataset}, batch {args.batch_size}, SGD momentum, {args.threads} thread(s), "
-        f"{args.epochs} epochs x {args.repeats} repeats"
+        f"convnet3 on {results[0]['dataset']} ({results[0]['train_images']} training images), batch "
+        f"{args.batch_size}, SGD {results[0]['optimizer']}, {results[0]['threads']} thread(s), "
+        f"{results[0]['epochs']} epochs x {args.repeats} repeats"
     )
     print(f"{'backend':<11} {'harness samples/s':>18} {'bare samples/s':>15} {'ratio':>7}")
     for r in results:
@@ -109,6 +131,47 @@ def main() -> int:
             f"{r['backend']:<11} {r['harness_samples_per_s']:>18,.0f} {r['bare_samples_per_s']:>15,.0f} "
             f"{r['ratio']:>7.3f}"
         )
+    return results
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--backend", action="append", dest="backends", choices=("torch", "tensorflow"))
+    parser.add_argument(
+        "--workload", choices=(*WORKLOADS, "both"), help="a named workload's settings (overrides the flags below)"
+    )
+    parser.add_argument("--dataset", default="digits")
+    parser.add_argument("--data-dir")
+    parser.add_argument("--epochs", type=int, default=6)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--lr", type=float, default=0.01)
+    parser.add_argument("--optimizer", default="momentum", choices=("momentum", "nesterov"))
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--train-limit", type=int, default=0, help="use the first N training images (0: all)")
+    parser.add_argument("--json", help="also write the results to this file")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        print(json.dumps(worker(args)))
+        return 0
+    common = ["--repeats", str(args.repeats), "--batch-size", str(args.batch_size), "--lr", str(args.lr)]
+    common += ["--data-dir", args.data_dir] if args.data_dir else []
+    if args.workload is None:
+        runs = [[*common, "--dataset", args.dataset, "--epochs", str(args.epochs), "--optimizer", args.optimizer]]
+        runs[0] += ["--threads", str(args.threads), "--train-limit", str(args.train_limit)]
+    else:
+        names = list(WORKLOADS) if args.workload == "both" else [args.workload]
+        runs = []
+        for dataset, optimizer, threads, limit, epochs in (WORKLOADS[n] for n in names):
+            runs.append([*common, "--dataset", dataset, "--optimizer", optimizer, "--threads", str(threads)])
+            runs[-1] += ["--train-limit", str(limit), "--epochs", str(epochs)]
+    results: list[dict] = []
+    for worker_args in runs:
+        got = run_workload(args, worker_args)
+        if got is None:
+            return 1
+        results += got
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
     return 0

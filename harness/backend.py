@@ -81,6 +81,7 @@ OPTIONAL_RUNTIME = (
     ("channels_last", "channels_last", "--channels-last"),
     ("tf_mode", "tf_mode", "--tf-mode"),  # any mode but the default needs "tf_mode:MODE" (e.g. "tf_mode:fit")
     ("precision", "precision", "--precision"),  # any precision but float32 needs "precision:NAME"
+    ("epoch_loop", "epoch_loop", "--epoch-loop"),  # "compiled" needs "epoch_loop:compiled"
 )
 # What a strategy cannot run without: a trial whose backend lacks one is an error, never a silent difference.
 STRATEGY_NEEDS: dict[str, tuple[str, ...]] = {

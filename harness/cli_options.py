@@ -16,7 +16,7 @@ from typing import Any
 
 from harness.augment import parse_augment
 from harness.backend import REFERENCE_BACKEND
-from harness.config import DROPOUT_RNGS, OPTIMIZERS, PRECISIONS, SHIP_POLICIES, TF_MODES
+from harness.config import DROPOUT_RNGS, EPOCH_LOOPS, OPTIMIZERS, PRECISIONS, SHIP_POLICIES, TF_MODES
 from harness.input_pipeline import NORMALIZATIONS
 from harness.plan import ExecutionOptions
 from harness.planner import DEFAULT_SUITE, SearchRequest, Selection
@@ -301,6 +301,12 @@ OVERRIDE_OPTIONS: tuple[tuple[str, tuple[Option, ...]], ...] = (
             const=True,
         ),
         Option("--tf-mode", "runtime.tf_mode", "TensorFlow: custom (compiled step), fit or eager", choices=TF_MODES),
+        Option(
+            "--epoch-loop",
+            "runtime.epoch_loop",
+            "TensorFlow: python (a call per step) or compiled (each epoch in one compiled loop)",
+            choices=EPOCH_LOOPS,
+        ),
         Option("--channels-last", "runtime.channels_last", "PyTorch: channels_last memory format", const=True),
         Option("--precision", "runtime.precision", "float32 or mixed_bfloat16 (both backends)", choices=PRECISIONS),
     ),

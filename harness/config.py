@@ -29,6 +29,9 @@ DROPOUT_RNGS = ("shared", "framework")
 # over a tf.data pipeline of the harness's batches, "eager" GradientTape without tf.function. Every mode runs the
 # same harness.update_pipeline step, so all of them compute the same updates.
 TF_MODES = ("custom", "fit", "eager")
+# Who loops over an epoch's steps: "python" calls the compiled step once per batch; "compiled" runs the whole epoch
+# in one compiled loop (TensorFlow: a tf.while_loop inside one tf.function), the same step inside.
+EPOCH_LOOPS = ("python", "compiled")
 # float32 everywhere, or bfloat16 compute with float32 variables, optimizer state and loss ("mixed_bfloat16").
 PRECISIONS = ("float32", "mixed_bfloat16")
 
@@ -173,6 +176,7 @@ class RuntimeOptions:
     cudnn_benchmark: bool = False
     precision: str = "float32"  # one of PRECISIONS
     tf_mode: str = "custom"  # one of TF_MODES (TensorFlow only; recorded "custom" on other backends)
+    epoch_loop: str = "python"  # one of EPOCH_LOOPS (TensorFlow's custom mode; recorded "python" elsewhere)
     channels_last: bool = False  # PyTorch: channels_last memory format for the model and the images
     # Dropout masks: "shared" draws them from harness.dropout_rng's counter-based generator, identically in every
     # backend; "framework" uses each framework's own generator (masks then differ between backends).
@@ -202,6 +206,13 @@ class RuntimeOptions:
             raise ValueError(f"Expected precision in {list(PRECISIONS)}. Received: precision={self.precision!r}.")
         if self.tf_mode not in TF_MODES:
             raise ValueError(f"Expected tf_mode in {list(TF_MODES)}. Received: tf_mode={self.tf_mode!r}.")
+        if self.epoch_loop not in EPOCH_LOOPS:
+            raise ValueError(f"Expected epoch_loop in {list(EPOCH_LOOPS)}. Received: epoch_loop={self.epoch_loop!r}.")
+        if self.epoch_loop == "compiled" and self.tf_mode != "custom":
+            raise ValueError(
+                f"Expected --epoch-loop compiled only with --tf-mode custom. Received: tf_mode={self.tf_mode!r}. "
+                "Drop --epoch-loop or use --tf-mode custom."
+            )
         if self.tf_mode == "eager" and self.jit_compile:
             raise ValueError(
                 "Expected --jit-compile only with a compiled TensorFlow mode (custom, fit). Received: tf_mode='eager' "
@@ -245,6 +256,11 @@ class TrialConfig:
             raise ValueError(
                 f"Expected batch sizes >= 1. "
                 f"Received: batch_size={self.batch_size}, eval_batch_size={self.eval_batch_size}."
+            )
+        if self.augment.active and self.runtime.epoch_loop == "compiled":
+            raise ValueError(
+                "Expected --epoch-loop python with --augment: the compiled epoch loop runs the steps without each "
+                f"step's crop and flip. Received: --epoch-loop compiled and --augment {self.augment.describe()}."
             )
         # Resolve optimizer defaults here so every recorded config states each value actually used.
         object.__setattr__(self, "optimizer", self.optimizer.resolved())

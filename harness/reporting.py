@@ -28,6 +28,7 @@ from harness.backend import BACKENDS
 from harness.compare import CaseComparison, Thresholds
 from harness.config import case_label
 from harness.statistics import SIGNIFICANT_MARK
+from harness.suites import SPEED_VARIANTS
 from harness.summary import Summary
 from harness.tuning import TUNED, TunePlan, best_trials, search_table
 
@@ -83,6 +84,13 @@ STATS_NOTE = (
 
 
 # ---------------------------------------------------------------------------------------------------- cells
+
+
+SPEED_NOTE = (
+    "Each mode of the speed_matrix suite (harness/suites.py SPEED_VARIANTS): samples/s is the median over steady "
+    "epochs, ÷ fastest its ratio to the model's fastest mode, and warm-up s the first epoch's training seconds "
+    "(tracing, compiling), kept out of samples/s."
+)
 
 
 def fmt(value: Any, spec: str) -> str:
@@ -221,6 +229,10 @@ def run_markdown(summary: Summary, title: str) -> str:
     if len(summary.statistics):
         parts += ["", "## Statistics", "", STATS_NOTE.format(reference=reference), ""]
         parts.append(markdown_table(STATS_HEADER, [stats_cells(r) for _, r in summary.statistics.iterrows()]))
+    speed = speed_mode_rows(summary.per_backend)
+    if speed:
+        parts += ["", "## Speed modes", "", SPEED_NOTE, ""]
+        parts.append(markdown_table(("model", "backend mode", "samples/s", "÷ fastest", "warm-up s"), speed))
     transfer = transfer_markdown(summary.per_backend)
     if transfer:
         parts += ["", "## Transfer A → B (S4b)", "", transfer]
@@ -540,6 +552,11 @@ def run_tables(summary: Summary) -> list[TableData]:
             tables.append(
                 TableData(f"{reference}_vs_{backend}", title, ("case", "Δ acc pp", "time", "samples/s"), rows, 1)
             )
+    speed = speed_mode_rows(summary.per_backend)
+    if speed:
+        title = "Speed modes: steady samples/s (median), ratio to the model's fastest mode, warm-up epoch s apart"
+        header = ("model", "backend mode", "samples/s", "÷ fastest", "warm-up s")
+        tables.append(TableData("speed_modes", title, header, speed))
     if len(summary.statistics):
         rows = tuple(tuple(stats_cells(r)) for _, r in summary.statistics.iterrows())
         title = (
@@ -550,6 +567,35 @@ def run_tables(summary: Summary) -> list[TableData]:
             TableData("statistics", title, ("case", "backend", "seeds", "Δ acc pp", "time ratio", "note"), rows)
         )
     return tables
+
+
+SPEED_MODES = tuple(label for label, _ in SPEED_VARIANTS)
+
+
+def speed_mode_rows(per_backend: pd.DataFrame) -> tuple[tuple[str, ...], ...]:
+    """The speed matrix (variants named as the speed_matrix suite's modes): per model, each backend's mode with its
+    steady samples/s, the ratio to the fastest mode of that model, and the warm-up epoch's seconds apart."""
+    if per_backend.empty or "warmup_time_s" not in per_backend.columns:
+        return ()
+    modes = per_backend[per_backend["variant"].isin(SPEED_MODES)]
+    if modes["variant"].nunique() < 2:
+        return ()
+    rows = []
+    for (model, dataset), group in modes.groupby(["model", "dataset"], sort=True):
+        fastest = group["samples_per_s_median"].max()
+        ordered = group.sort_values("samples_per_s_median", ascending=False)
+        for _, r in ordered.iterrows():
+            sps = r["samples_per_s_median"]
+            rows.append(
+                (
+                    f"{model} · {dataset}",
+                    f"{r['backend']} {r['variant']}",
+                    fmt(sps, ",.0f"),
+                    fmt(sps / fastest, ".2f"),
+                    fmt(r["warmup_time_s"], ".2f"),
+                )
+            )
+    return tuple(rows)
 
 
 def render_text(table: TableData, width: int) -> str:

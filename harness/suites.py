@@ -841,6 +841,7 @@ SPEED_VARIANTS: tuple[tuple[str, tuple[tuple[str, Any], ...]], ...] = (
     ("fit", (("runtime.tf_mode", "fit"),)),
     ("fit-xla", (("runtime.tf_mode", "fit"), ("runtime.jit_compile", True))),
     ("eager", (("runtime.tf_mode", "eager"),)),
+    ("epoch-loop", (("runtime.epoch_loop", "compiled"),)),
     ("bf16", (("runtime.precision", "mixed_bfloat16"),)),
 )
 

@@ -75,6 +75,7 @@ def summarize(frame: pd.DataFrame, reference: str = REFERENCE_BACKEND) -> Summar
                 "forward_macs": macs,
                 "train_gflops": training_gflops(macs, samples_per_s),
                 "timing_basis": "steady" if len(steady) else ("warm-up only" if len(timing) else "none"),
+                "warmup_time_s": _warmup_seconds(group),
             }
         )
     per_backend = pd.DataFrame(rows)
@@ -82,6 +83,13 @@ def summarize(frame: pd.DataFrame, reference: str = REFERENCE_BACKEND) -> Summar
 
     comparison = _compare(per_backend, reference)
     return Summary(per_backend, comparison, reference, case_statistics(frame, reference))
+
+
+def _warmup_seconds(group: pd.DataFrame) -> float:
+    """Median training seconds of the case's warm-up epochs (tracing, compiling, caches), NaN when none ran."""
+    warm = last_attempts(group)
+    warm = warm[(warm["warmup"] == True) & (warm["status"] == "ok")]  # noqa: E712 (nullable booleans)
+    return float(warm["epoch_time_s"].median()) if len(warm) else math.nan
 
 
 def _first(group: pd.DataFrame, column: str) -> float:

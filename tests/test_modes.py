@@ -31,7 +31,9 @@ MODES = {
     "tf-eager": ("tensorflow", BASE, dataclasses.replace(BASE, tf_mode="eager")),
     "tf-xla": ("tensorflow", BASE, dataclasses.replace(BASE, jit_compile=True)),
     "tf-fit-xla": ("tensorflow", BASE, dataclasses.replace(BASE, tf_mode="fit", jit_compile=True)),
+    "tf-epoch-loop": ("tensorflow", BASE, dataclasses.replace(BASE, epoch_loop="compiled")),
     "torch-channels-last": ("torch", BASE, dataclasses.replace(BASE, channels_last=True)),
+    "torch-compile": ("torch", BASE, dataclasses.replace(BASE, torch_compile=True)),
 }
 # A convnet with BatchNorm (before the activations) and dropout (shared masks: the keys travel with each step).
 CNN = ModelOptions(batchnorm="before")
@@ -50,6 +52,10 @@ def test_modes_and_precision_are_recorded_only_on_the_backends_that_apply_them()
     applied = {t.backend: json.loads(t.to_json())["runtime"] for t in trials}
     assert (applied["tensorflow"]["tf_mode"], applied["tensorflow"]["channels_last"]) == ("fit", False)
     assert (applied["torch"]["tf_mode"], applied["torch"]["channels_last"]) == ("custom", True)
+    looped = _trials(
+        "run", "--strategy", "scratch", "--model", "mlp", "--dataset", "digits", "--epoch-loop", "compiled"
+    )
+    assert {t.backend: t.runtime.epoch_loop for t in looped} == {"tensorflow": "compiled", "torch": "python"}
     bf16 = _trials(
         "run", "--strategy", "scratch", "--model", "mlp", "--dataset", "digits", "--precision", "mixed_bfloat16"
     )
@@ -62,6 +68,8 @@ def test_modes_and_precision_are_recorded_only_on_the_backends_that_apply_them()
         (["--backend", "torch", "--tf-mode", "eager"], "Expected --tf-mode eager to apply to a selected backend"),
         (["--backend", "tensorflow", "--channels-last"], "Expected --channels-last to apply to a selected backend"),
         (["--tf-mode", "eager", "--jit-compile"], "Expected --jit-compile only with a compiled TensorFlow mode"),
+        (["--backend", "torch", "--epoch-loop", "compiled"], "Expected --epoch-loop compiled to apply to a selected"),
+        (["--tf-mode", "fit", "--epoch-loop", "compiled"], "Expected --epoch-loop compiled only with --tf-mode custom"),
     ],
 )
 def test_a_mode_no_selected_backend_can_run_is_an_error(argv, message):
@@ -70,7 +78,7 @@ def test_a_mode_no_selected_backend_can_run_is_an_error(argv, message):
 
 
 def test_runtime_options_reject_unknown_modes_and_precisions():
-    for bad in ({"tf_mode": "graph"}, {"precision": "float16"}):
+    for bad in ({"tf_mode": "graph"}, {"precision": "float16"}, {"epoch_loop": "graph"}):
         with pytest.raises(ValueError, match="Expected"):
             RuntimeOptions(**bad)
 
@@ -141,9 +149,52 @@ def test_the_speed_matrix_runs_every_mode_on_its_own_backend_only():
     assert ("tensorflow", "fit", True, False, False) in modes and ("torch", "custom", False, True, False) in modes
     assert ("torch", "custom", False, False, True) in modes and ("tensorflow", "eager", False, False, False) in modes
     assert {t.model for t in trials} == {"mlp", "convnet3", "cnn_small", "resnet20"}
-    # per model: default and bf16 on both backends, channels_last and compile on torch, xla, fit, fit-xla and eager
-    # on TensorFlow: each variant runs where a backend declares what it needs
-    assert len(trials) == 4 * (2 * 2 + 2 + 4)
-    assert {t.backend for t in trials if t.variant in ("xla", "fit", "fit-xla", "eager")} == {"tensorflow"}
+    # per model: default and bf16 on both backends, channels_last and compile on torch, xla, fit, fit-xla, eager and
+    # epoch-loop on TensorFlow: each variant runs where a backend declares what it needs
+    assert len(trials) == 4 * (2 * 2 + 2 + 5)
+    tf_only = ("xla", "fit", "fit-xla", "eager", "epoch-loop")
+    assert {t.backend for t in trials if t.variant in tf_only} == {"tensorflow"}
+    assert {t.runtime.epoch_loop for t in trials if t.variant.startswith("epoch-loop")} == {"compiled"}
     torch_only = _trials("run", "--suite", "speed_matrix", "--backend", "torch")
     assert {t.variant for t in torch_only} == {"default", "channels_last", "compile", "bf16"}
+
+
+def test_the_summary_of_a_speed_matrix_lists_each_mode_against_the_fastest_with_warm_up_apart():
+    from harness import reporting
+    from harness.results import to_frame
+    from harness.summary import summarize
+
+    # (backend, variant, steady samples/s, warm-up seconds)
+    modes = (("torch", "default", 2000.0, 0.1), ("torch", "compile", 1000.0, 20.0), ("tensorflow", "fit", 500.0, 3.0))
+    rows = [
+        {
+            "run_id": "r",
+            "trial_id": f"{backend}-{variant}",
+            "suite": "speed_matrix",
+            "strategy": "scratch",
+            "model": "convnet3",
+            "variant": variant,
+            "dataset": "digits",
+            "backend": backend,
+            "seed": 0,
+            "phase": "train",
+            "epoch": epoch,
+            "test_acc": 0.9 if epoch == 3 else float("nan"),
+            "epoch_time_s": warm if epoch == 1 else 1000.0 / sps,
+            "samples_per_s": 1000.0 / warm if epoch == 1 else sps,
+            "warmup": epoch == 1,
+            "status": "ok",
+            "config_json": "{}",
+        }
+        for backend, variant, sps, warm in modes
+        for epoch in (1, 2, 3)
+    ]
+    summary = summarize(to_frame(rows))
+    table = {r[1]: r[2:] for r in reporting.speed_mode_rows(summary.per_backend)}
+    assert table == {
+        "torch default": ("2,000", "1.00", "0.10"),
+        "torch compile": ("1,000", "0.50", "20.00"),
+        "tensorflow fit": ("500", "0.25", "3.00"),
+    }
+    assert "## Speed modes" in reporting.run_markdown(summary, "speed")
+    assert "speed_modes" in [t.name for t in reporting.run_tables(summary)]

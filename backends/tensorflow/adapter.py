@@ -4,6 +4,7 @@ compiled (tf.function, optional XLA), eager, or by Keras Model.fit."""
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping, Sequence
+from typing import Any
 
 import keras
 import numpy as np
@@ -13,9 +14,9 @@ from backends.tensorflow.augment import crop_flip
 from backends.tensorflow.capabilities import CAPABILITIES
 from backends.tensorflow.dropout import DropoutKeys
 from backends.tensorflow.model import export_weights, load_weights
-from backends.tensorflow.modes import FitRunner, build_model, compile_step
+from backends.tensorflow.modes import EpochInputs, FitRunner, build_model, compile_epoch, compile_step
 from backends.tensorflow.optimizers import TensorFlowUpdate, TorchSemanticsOptimizer
-from backends.tensorflow.tracing import INDEX_BATCH, SCALAR_F32, any_batch, exactly, trace_for_any_batch
+from backends.tensorflow.tracing import any_batch, exactly, trace_for_any_batch
 from harness.augment import CropFlip, EpochAugment
 from harness.backend import StepStats
 from harness.config import OptimizerConfig, RegularizationConfig, RuntimeOptions
@@ -155,6 +156,20 @@ class TensorFlowBackend:
 
     def set_data(self, split: str, x: np.ndarray, y: np.ndarray) -> None:
         self._data[split] = (tf.constant(x.astype(np.float32, copy=False)), tf.constant(y.astype(np.int64, copy=False)))
+        self._split_steps.pop(split, None)  # its step captured the old tensors
+
+    def _split_step(self, split: str) -> Callable[..., Any]:
+        """The train step on ``split``, called without arguments: the split's tensors are captured, the step's
+        inputs read from the epoch's variables (modes.EpochInputs)."""
+        if split not in self._split_steps:
+            assert self._train_step is not None
+            step, (x, y) = self._train_step, self._data[split]
+            if self.runtime.epoch_loop == "compiled":
+                assert self._optimizer is not None
+                self._split_steps[split] = compile_epoch(lambda: step(x, y), self._optimizer.lr, self.runtime)
+            else:
+                self._split_steps[split] = compile_step(lambda: step(x, y), self.runtime)
+        return self._split_steps[split]
 
     def _compile_steps(self) -> None:
         """Trace the train, eval and predict steps afresh: they close over the model's trainable variables and the
@@ -166,6 +181,7 @@ class TensorFlowBackend:
             return tf.reduce_sum(tf.cast(losses, tf.float64)), hits
 
         self._train_step = self._compile_train_step(self._optimizer) if self._optimizer else None
+        self._split_steps: dict[str, Callable[..., Any]] = {}  # the step compiled per split, its data captured
         self._eval_step = tf.function(eval_step, jit_compile=jit, reduce_retracing=True)
         self._predict = tf.function(lambda xb: model(xb, training=False), jit_compile=jit, reduce_retracing=True)
 
@@ -200,19 +216,20 @@ class TensorFlowBackend:
                 reg_sum.assign_add(out.penalty * n)
             correct.assign_add(out.hits)
 
-        def train_step(
-            x_all: tf.Tensor, y_all: tf.Tensor, idx: tf.Tensor, lr: tf.Tensor, momentum: tf.Tensor, keys: tf.Tensor
-        ) -> None:
+        self._epoch = epoch = EpochInputs(max(len(self._dropout_indices), 1))
+
+        def train_step(x_all: tf.Tensor, y_all: tf.Tensor) -> None:
+            idx, lr, momentum, keys = epoch.next()
             batch_step(tf.gather(x_all, idx), tf.gather(y_all, idx), lr, momentum, keys)
 
-        def augmented_step(*args: tf.Tensor, rows: tf.Tensor, cols: tf.Tensor, padding: int) -> None:
-            x_all, y_all, idx, lr, momentum, keys = args
+        def augmented_step(x_all: tf.Tensor, y_all: tf.Tensor, rows: tf.Tensor, cols: tf.Tensor, padding: int) -> None:
+            idx, lr, momentum, keys = epoch.next()
             batch_step(crop_flip(tf.gather(x_all, idx), rows, cols, padding), tf.gather(y_all, idx), lr, momentum, keys)
 
         self._augmented_step = compile_step(augmented_step, self.runtime)
         # Model.fit compiles the batch step itself (the gather runs in its tf.data pipeline).
         self._fit = FitRunner(model, batch_step, self.runtime.jit_compile) if self.runtime.tf_mode == "fit" else None
-        return compile_step(train_step, self.runtime)
+        return train_step
 
     def train_epoch(
         self,
@@ -233,28 +250,26 @@ class TensorFlowBackend:
             momenta = np.full(
                 len(batches), config.beta1 if config.name in ("adam", "adamw") else (config.momentum or 0.0), np.float32
             )
+        keys = self._epoch_keys(len(batches))
         views = augment.views(batches, int(x.shape[1]), int(x.shape[2])) if augment is not None else None
         if self._fit is not None:
-            return self._fit_epoch(x, y, batches, lrs, momenta, views)
-        if views is None:
-            keys_spec = exactly(self._step_keys(STREAM_TRAIN, self._seed, self._steps_done))
-            trace_for_any_batch(
-                self._train_step, exactly(x), exactly(y), INDEX_BATCH, SCALAR_F32, SCALAR_F32, keys_spec
-            )
-        count = 0
-        for step, batch in enumerate(batches):
-            keys = self._step_keys(STREAM_TRAIN, self._seed, self._steps_done)
-            self._steps_done += 1
-            lr, momentum = tf.constant(lrs[step], tf.float32), tf.constant(momenta[step], tf.float32)
-            args = (x, y, tf.constant(batch, tf.int32), lr, momentum, keys)
-            if views is None:
-                self._train_step(*args)
-            else:  # the crop's and flip's index arrays, gathered in the same compiled step
-                view = views[step]
-                self._augmented_step(*args, rows=view.rows, cols=view.cols, padding=view.padding)
+            return self._fit_epoch(x, y, batches, lrs, momenta, keys, views)
+        self._epoch.load(batches, lrs, momenta, keys)
+        step = self._split_step(split)
+        if self.runtime.epoch_loop == "compiled" and views is None:  # one call runs the epoch; returns its rates
+            trace = step(tf.constant(len(batches), tf.int32))
             if self.record_lr_trace:
-                self.lr_trace.append(float(self._optimizer.lr.numpy()))
-            count += len(batch)
+                self.lr_trace.extend(float(lr) for lr in trace.numpy())
+        else:
+            each: Sequence[CropFlip | None] = views if views is not None else [None] * len(batches)
+            for view in each:
+                if view is None:
+                    step()
+                else:  # the crop's and flip's index arrays, gathered in the same compiled step
+                    self._augmented_step(x, y, view.rows, view.cols, view.padding)
+                if self.record_lr_trace:
+                    self.lr_trace.append(float(self._optimizer.lr.numpy()))
+        count = sum(len(b) for b in batches)
         return StepStats(float(self._loss_sum.numpy()), int(self._correct.numpy()), count, float(self._reg_sum.numpy()))
 
     def _fit_epoch(
@@ -264,18 +279,22 @@ class TensorFlowBackend:
         batches: Sequence[np.ndarray],
         lrs: np.ndarray,
         momenta: np.ndarray,
+        keys: np.ndarray,
         views: list[CropFlip] | None,
     ) -> StepStats:
         """One Model.fit epoch over the batches: the same per-step learning rates, momenta and dropout keys."""
         assert self._fit is not None and self._optimizer is not None
-        first = self._steps_done
-        keys = np.stack([self._step_keys(STREAM_TRAIN, self._seed, first + i).numpy() for i in range(len(batches))])
-        self._steps_done += len(batches)
         per_step = (np.asarray(lrs, np.float32), np.asarray(momenta, np.float32), keys)
         trace = (self._optimizer.lr, self.lr_trace) if self.record_lr_trace else None
         self._fit.run(x, y, batches, per_step, trace, views)
         count = sum(len(b) for b in batches)
         return StepStats(float(self._loss_sum.numpy()), int(self._correct.numpy()), count, float(self._reg_sum.numpy()))
+
+    def _epoch_keys(self, steps: int) -> np.ndarray:
+        """The next ``steps`` training steps' dropout keys, one row per step."""
+        first, self._steps_done = self._steps_done, self._steps_done + steps
+        keys = [step_keys(self._seed, STREAM_TRAIN, first + i, self._dropout_indices) or [0] for i in range(steps)]
+        return np.array(keys, np.int64).reshape(steps, max(len(self._dropout_indices), 1))
 
     def _step_keys(self, stream: int, seed: int, step: int) -> tf.Tensor:
         """One key per dropout layer (a few integers per step: the masks themselves are drawn in the graph)."""

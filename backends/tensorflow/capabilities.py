@@ -12,6 +12,7 @@ CAPABILITIES = frozenset(
         "jit_compile",  # RuntimeOptions.jit_compile: XLA-compile the train step (modes custom and fit)
         "tf_mode:fit",  # RuntimeOptions.tf_mode="fit": Keras Model.fit over the harness's batches (modes.py)
         "tf_mode:eager",  # RuntimeOptions.tf_mode="eager": GradientTape without tf.function
+        "epoch_loop:compiled",  # RuntimeOptions.epoch_loop="compiled": each epoch's steps in one tf.while_loop
         "precision:mixed_bfloat16",  # Keras' mixed_bfloat16 policy: bf16 compute, float32 variables and loss
         "per_group_lr",  # set_optimizer honours per-layer learning-rate multipliers (fine_tune)
         "freeze",  # freeze_layers freezes layers, BatchNorm among them in inference mode (transfer strategies)

@@ -24,9 +24,10 @@ from harness.spec import ModelSpec
 
 # The adapter's step on one batch: (x batch, y batch, lr, momentum, dropout keys).
 BatchStep = Callable[[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor], None]
-# The step the custom and eager loops call: (x split, y split, index batch, lr, momentum, dropout keys).
-TrainStep = Callable[[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor], None]
-Step = TypeVar("Step", bound=Callable[..., None])  # TrainStep, or the augmented step (the same plus crop/flip)
+# The step the custom and eager loops call, on one split (x, y): its batch, lr, momentum and keys come from
+# EpochInputs.
+TrainStep = Callable[[tf.Tensor, tf.Tensor], None]
+Step = TypeVar("Step", bound=Callable[..., None])  # a train step: on one split, or with crop/flip
 
 
 def build_model(
@@ -47,11 +48,66 @@ def build_model(
     return keras.Model(model.inputs, logits, name=model.name)
 
 
+class EpochInputs:
+    """One epoch's per-step inputs, uploaded once per epoch into variables; each step reads its own by a counter.
+
+    Why: a tf.function call costs about 0.2 ms on this CPU with no arguments and 0.5 ms with the six tensors the
+    step used to take (index batch, lr, momentum, dropout keys, and the split), converted from NumPy on every
+    step; on convnet3 that was 3-4 % of a Fashion-MNIST step (docs/measurements.md, "Harness overhead"). The
+    values are the same: only where the step finds them changed."""
+
+    def __init__(self, key_count: int) -> None:
+        def var(value: np.ndarray, shape: list[int | None]) -> tf.Variable:
+            return tf.Variable(value, shape=tf.TensorShape(shape), trainable=False)
+
+        self.indices = var(np.zeros(0, np.int32), [None])  # the epoch's batches, concatenated
+        self.offsets = var(np.zeros(1, np.int32), [None])  # batch s is indices[offsets[s]:offsets[s + 1]]
+        self.lrs = var(np.zeros(0, np.float32), [None])
+        self.momenta = var(np.zeros(0, np.float32), [None])
+        self.keys = var(np.zeros((0, key_count), np.int64), [None, key_count])
+        self.step = tf.Variable(0, dtype=tf.int32, trainable=False)  # the next step of the epoch
+
+    def load(self, batches: Sequence[np.ndarray], lrs: np.ndarray, momenta: np.ndarray, keys: np.ndarray) -> None:
+        lengths = np.array([len(b) for b in batches], np.int32)
+        self.indices.assign(np.concatenate(batches).astype(np.int32, copy=False))
+        self.offsets.assign(np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32))
+        self.lrs.assign(np.asarray(lrs, np.float32))
+        self.momenta.assign(np.asarray(momenta, np.float32))
+        self.keys.assign(keys)
+        self.step.assign(0)
+
+    def next(self) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]:
+        """The current step's (index batch, lr, momentum, keys); advances the counter."""
+        s = self.step.read_value()
+        self.step.assign_add(1)
+        idx = self.indices[self.offsets[s] : self.offsets[s + 1]]
+        return idx, self.lrs[s], self.momenta[s], self.keys[s]
+
+
 def compile_step(step: Step, runtime: RuntimeOptions) -> Step:
     """The step as the mode calls it: traced once (custom), or run op by op (eager)."""
     if runtime.tf_mode == "custom":
         return tf.function(step, jit_compile=runtime.jit_compile, reduce_retracing=True)
     return step
+
+
+def compile_epoch(
+    step: Callable[[], None], lr: tf.Variable, runtime: RuntimeOptions
+) -> Callable[[tf.Tensor], tf.Tensor]:
+    """``steps`` calls of the step inside one tf.function (--epoch-loop compiled): a tf.while_loop, one iteration
+    after the other (parallel_iterations=1: each step reads the variables the previous one wrote). Returns the
+    learning rate each step used (read after it, as the per-step loop's trace reads it)."""
+
+    def epoch(steps: tf.Tensor) -> tf.Tensor:
+        def body(i: tf.Tensor, trace: tf.TensorArray) -> tuple[tf.Tensor, tf.TensorArray]:
+            step()
+            return i + 1, trace.write(i, lr.read_value())
+
+        start = (tf.constant(0), tf.TensorArray(tf.float32, size=steps))
+        _, trace = tf.while_loop(lambda i, _: i < steps, body, start, parallel_iterations=1)
+        return trace.stack()
+
+    return tf.function(epoch, jit_compile=runtime.jit_compile)
 
 
 class _StepModel(keras.Model):

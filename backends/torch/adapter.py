@@ -198,27 +198,30 @@ class TorchBackend:
         loss_sum = torch.zeros((), device=self.device)
         reg_sum = torch.zeros((), device=self.device)
         correct = torch.zeros((), dtype=torch.int64, device=self.device)
-        count = 0
-        for step, batch in enumerate(batches):
-            self._set_step_hyperparameters(float(lrs[step]), None if momenta is None else float(momenta[step]))
+        # The epoch's index batches moved to the device in one copy, and its rates as Python floats: the per-step
+        # work outside the step itself is what the harness adds to a hand-written loop (benchmarks/harness_overhead).
+        sizes = [len(b) for b in batches]
+        indices = torch.from_numpy(np.concatenate(batches)).to(self.device).split(sizes)
+        rates = np.asarray(lrs, np.float64).tolist()
+        moments = [None] * len(sizes) if momenta is None else np.asarray(momenta, np.float64).tolist()
+        for batch, idx, size, lr, momentum in zip(batches, indices, sizes, rates, moments, strict=True):
+            self._set_step_hyperparameters(lr, momentum)
             self._set_dropout_keys(STREAM_TRAIN, self._seed, self._steps_done)
             self._steps_done += 1
-            idx = torch.from_numpy(batch).to(self.device, non_blocking=True)
             # Advanced indexing: measured ~20 % faster per step than index_select on CPU.
             xb = x[idx]
             if augment is not None:
                 xb = memory_format(crop_flip(xb, augment.view(batch, *x.shape[2:])), self.runtime)
             out = self._train_step(xb, y[idx])
             if out.penalty is not None:
-                reg_sum += out.penalty.detach() * len(batch)
+                reg_sum += out.penalty.detach() * size
             if self.record_lr_trace:
                 group = self.optimizer.param_groups[0]
                 self.lr_trace.append(group["lr"] / group["lr_multiplier"])
             # Accumulate on the device: no per-step host sync.
-            loss_sum += out.loss.detach() * len(batch)
+            loss_sum += out.loss.detach() * size
             correct += out.hits
-            count += len(batch)
-        return StepStats(float(loss_sum.item()), int(correct.item()), count, float(reg_sum.item()))
+        return StepStats(float(loss_sum.item()), int(correct.item()), sum(sizes), float(reg_sum.item()))
 
     @torch.no_grad()
     def evaluate(self, split: str, batch_size: int) -> StepStats:

@@ -1,0 +1,66 @@
+"""The speed matrix's modes measured in one process per backend, without Ray: each variant of the speed_matrix
+suite (harness/suites.py SPEED_VARIANTS) that the backend declares, configured as the suite configures it.
+
+    PYTHONPATH=. .venv/bin/python benchmarks/speed_modes.py --backend tensorflow [--model convnet3] [--epochs 4]
+
+Prints per model and variant the median samples/s of the steady epochs (2..N), the warm-up epoch's seconds and the
+ratio to the default mode. Trials run one after the other in this process (configure_runtime's thread settings
+hold from the first).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import statistics
+
+from harness.backend import backend_capabilities, runtime_option_needs
+from harness.config import OptimizerConfig, RuntimeOptions, TrialConfig
+from harness.data import load_dataset
+from harness.models import ModelOptions
+from harness.suites import SPEED_VARIANTS
+from harness.trial import RunInfo, run_trial
+
+MODELS = {"mlp": ModelOptions(hidden=(256,)), "convnet3": ModelOptions(), "cnn_small": ModelOptions()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--backend", required=True, choices=("torch", "tensorflow"))
+    parser.add_argument("--model", action="append", choices=tuple(MODELS))
+    parser.add_argument("--variant", action="append", help="only these SPEED_VARIANTS labels")
+    parser.add_argument("--epochs", type=int, default=4)
+    args = parser.parse_args()
+    data = load_dataset("digits", None, download=False)
+    able = backend_capabilities(args.backend)
+    for model in args.model or MODELS:
+        results = {}
+        for label, settings in SPEED_VARIANTS:
+            runtime = dataclasses.replace(RuntimeOptions(), **{p.removeprefix("runtime."): v for p, v in settings})
+            if not set(runtime_option_needs(runtime)) <= able or (args.variant and label not in args.variant):
+                continue
+            config = TrialConfig(
+                strategy="scratch",
+                model=model,
+                dataset="digits",
+                backend=args.backend,
+                seed=0,
+                epochs=args.epochs,
+                optimizer=OptimizerConfig("nesterov", lr=0.01),
+                model_options=MODELS[model],
+                runtime=runtime,
+            )
+            rows: list[dict] = []
+            run_trial(config, RunInfo("speed-modes", "n/a"), rows.append, dataset=data)
+            steady = statistics.median(r["samples_per_s"] for r in rows if not r["warmup"])
+            results[label] = (steady, rows[0]["epoch_time_s"])
+        base = results.get("default", (float("nan"), 0.0))[0]
+        for label, (sps, warm) in results.items():
+            print(
+                f"{args.backend} {model:9s} {label:14s} {sps:10,.0f} samples/s  warm-up {warm:6.2f} s  "
+                f"{sps / base:5.2f}x"
+            )
+
+
+if __name__ == "__main__":
+    main()
