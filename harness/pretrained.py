@@ -33,12 +33,12 @@ from pathlib import Path
 from typing import Any
 
 from harness import cachekeys
-from harness.backend import backend_entry
+from harness.backend import REFERENCE_BACKEND, backend_entry, importer_backends
 from harness.checkpoints import load_checkpoint, save_checkpoint
 from harness.config import TrialConfig
 from harness.weight_files import BadWeightsError, file_sha256, weights_format
 
-HUBS = {"torchvision": "torch", "keras": "tensorflow"}  # --pretrained prefix -> the backend whose framework reads it
+HUBS = importer_backends()  # --pretrained prefix (torchvision, keras) -> the backend whose framework reads it
 WEIGHTS_ENV = "XFBENCH_WEIGHTS"  # where downloaded weight files live (default: the user cache)
 
 # keras.applications' preprocess_input convention per model (keras/src/applications/*.py, Keras 3.15): "tf" scales
@@ -47,7 +47,7 @@ KERAS_PREPROCESS = {
     **dict.fromkeys(("MobileNet", "MobileNetV2", "Xception", "InceptionV3", "InceptionResNetV2"), "tf"),
     **dict.fromkeys(("NASNetMobile", "NASNetLarge", "ResNet50V2", "ResNet101V2", "ResNet152V2"), "tf"),
     **dict.fromkeys(("ResNet50", "ResNet101", "ResNet152", "VGG16", "VGG19"), "caffe"),
-    **dict.fromkeys(("DenseNet121", "DenseNet169", "DenseNet201"), "torch"),
+    **dict.fromkeys(("DenseNet121", "DenseNet169", "DenseNet201"), "imagenet"),  # Keras' "torch" mode
 }
 KERAS_SIZES = {"Xception": 299, "InceptionV3": 299, "InceptionResNetV2": 299, "NASNetLarge": 331}
 # torchvision's ImageNet weights: crop size from each enum's transforms (the worker checks it), mean/std ImageNet's
@@ -123,7 +123,7 @@ def preprocessing(ref: WeightsRef, model: str) -> Preprocessing:
     keras_name = ref.name if ref.kind == "keras" else model.partition(":")[2] if model.startswith("keras:") else ""
     if fmt in ("keras",) or keras_name:
         mode = KERAS_PREPROCESS.get(keras_name, "tf")
-        return Preprocessing(KERAS_SIZES.get(keras_name, 224), "imagenet" if mode == "torch" else mode)
+        return Preprocessing(KERAS_SIZES.get(keras_name, 224), mode)
     name = ref.name if ref.kind == "torchvision" else model.partition(":")[2] or model
     return Preprocessing(TORCHVISION_SIZES.get(name, 224), "imagenet")
 
@@ -267,7 +267,7 @@ def _convert(
         "normalize": with_weight_preprocessing(trial).input.normalize,
         "meta": {"weights": ref.label, "sha256": sha, "key": checkpoint.stem},
     }
-    run_worker(reader or "torch", "convert", request, checkpoint)
+    run_worker(reader or REFERENCE_BACKEND, "convert", request, checkpoint)  # .npz: any backend reads numpy
 
 
 def verify(checkpoint: Path, backend: str) -> None:
@@ -332,7 +332,7 @@ def fetch_weights(names: list[str], home: Path | None = None) -> list[tuple[str,
 @dataclass(frozen=True)
 class CachedWeights:
     label: str  # the set it was fetched as ("" for a file put there by hand)
-    framework: str  # "torch" | "keras"
+    framework: str  # "torchvision" (torch hub's folder) | "keras"
     path: Path
     size_bytes: int
 
@@ -343,7 +343,7 @@ def cached_weights(home: Path | None = None) -> list[CachedWeights]:
     sets = json.loads(_sets_file(home).read_text()) if _sets_file(home).is_file() else {}
     labels = {Path(path): label for label, path in sets.items()}
     found = []
-    for framework, folder in (("torch", home / "torch" / "hub" / "checkpoints"), ("keras", home / "keras" / "models")):
+    for framework, folder in (("torchvision", home / "torch/hub/checkpoints"), ("keras", home / "keras/models")):
         for path in sorted(folder.glob("*")) if folder.is_dir() else []:
             if path.is_file():
                 found.append(CachedWeights(labels.get(path, ""), framework, path, path.stat().st_size))

@@ -17,13 +17,16 @@ from pathlib import Path
 
 import numpy as np
 
+from harness.backend import importer_backends
+
 # suffix -> (format, the backend whose framework reads it; "" for the harness itself)
+# suffix -> (format, the --model prefix whose importer's backend reads it; "" for xfbench's own checkpoints)
 FORMATS: dict[str, tuple[str, str]] = {
-    ".pth": ("torch", "torch"),
-    ".pt": ("torch", "torch"),
-    ".safetensors": ("safetensors", "torch"),
-    ".weights.h5": ("keras", "tensorflow"),
-    ".h5": ("keras", "tensorflow"),
+    ".pth": ("state_dict", "torchvision"),
+    ".pt": ("state_dict", "torchvision"),
+    ".safetensors": ("safetensors", "torchvision"),
+    ".weights.h5": ("keras", "keras"),
+    ".h5": ("keras", "keras"),
     ".npz": ("npz", ""),
 }
 
@@ -51,7 +54,8 @@ def weights_format(path: str | Path) -> tuple[str, str]:
     name = Path(path).name.lower()
     for suffix in sorted(FORMATS, key=len, reverse=True):
         if name.endswith(suffix):
-            return FORMATS[suffix]
+            fmt, prefix = FORMATS[suffix]
+            return fmt, importer_backends().get(prefix, "")
     raise ValueError(
         f"Expected a weight file ending in one of {list(FORMATS)}. Received: {Path(path).name!r}. "
         "Save a torch state dict (.pth), .safetensors, Keras .weights.h5 or xfbench's neutral .npz."

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.backend import load_backend
+from harness.backend import REFERENCE_BACKEND, load_backend
 from harness.checkpoints import load_checkpoint
 from harness.config import RuntimeOptions
 from harness.models import ModelOptions
@@ -76,7 +76,7 @@ def convert_npz(request: dict[str, Any], out: Path) -> None:
     received = {k: tuple(v.shape) for k, v in weights.items()}
     check_tensor_shapes(parameter_shapes(expected), received, Path(request["file"]).name, request["model"])
     x = probe_batch(shape)
-    backend = load_backend("torch", RuntimeOptions(threads=1))
+    backend = load_backend(REFERENCE_BACKEND, RuntimeOptions(threads=1))  # the process run_worker started
     backend.build(expected, weights, seed=0)
     probe_data = {"x": x, "logits": backend.predict_logits(x, 256), "layers": {}}
     write_converted(out, expected, weights, _meta(request, "xfbench"), probe_data)

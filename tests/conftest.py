@@ -3,6 +3,7 @@ for the parity tests."""
 
 from __future__ import annotations
 
+import functools
 import multiprocessing
 import os
 from collections.abc import Callable, Iterator
@@ -68,15 +69,24 @@ class BackendWorker:
         self._pool.shutdown(cancel_futures=True)
 
 
-@pytest.fixture(scope="session")
-def workers() -> Iterator[dict[str, BackendWorker]]:
-    pool = {name: BackendWorker(name) for name in ("torch", "tensorflow")}
-    yield pool
-    for worker in pool.values():
-        worker.close()
+def _one_thread(name: str) -> None:
+    """Pin the probe process to one thread before anything else runs in it. TensorFlow fixes its thread pools at
+    its first op, so without this the first probe of the session (say a bare crop in test_augment) decided the
+    thread count, and with it the summation order, of every later test in that process: resnet18's five BatchNorm
+    steps then parted by 5.7e-3 after test_augment and test_modes had run, and by under 1e-5 alone."""
+    if name == "torch":
+        import torch
+
+        torch.set_num_threads(1)
+    else:
+        import tensorflow as tf
+
+        tf.config.threading.set_intra_op_parallelism_threads(1)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
 
 
 def _torch_without_onednn() -> None:
+    _one_thread("torch")
     import torch  # in the spawned probe process only
 
     torch.backends.mkldnn.enabled = False
@@ -84,6 +94,15 @@ def _torch_without_onednn() -> None:
 
 def _tensorflow_onednn_flipped() -> None:
     os.environ["TF_ENABLE_ONEDNN_OPTS"] = "0" if os.environ.get("TF_ENABLE_ONEDNN_OPTS", "1") != "0" else "1"
+    _one_thread("tensorflow")
+
+
+@pytest.fixture(scope="session")
+def workers() -> Iterator[dict[str, BackendWorker]]:
+    pool = {name: BackendWorker(name, setup=functools.partial(_one_thread, name)) for name in ("torch", "tensorflow")}
+    yield pool
+    for worker in pool.values():
+        worker.close()
 
 
 @pytest.fixture(scope="session")

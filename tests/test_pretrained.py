@@ -259,7 +259,7 @@ def test_safetensors_round_trip_and_list(tmp_path, weights_home):
     folder = weights_home / "torch" / "hub" / "checkpoints"
     folder.mkdir(parents=True)
     (folder / "resnet18-f37072fd.pth").write_bytes(b"x")
-    assert [(c.framework, c.path.name) for c in cached_weights()] == [("torch", "resnet18-f37072fd.pth")]
+    assert [(c.framework, c.path.name) for c in cached_weights()] == [("torchvision", "resnet18-f37072fd.pth")]
 
 
 def _final_rows(run_dir: Path):
