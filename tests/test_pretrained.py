@@ -290,11 +290,55 @@ def test_fine_tune_from_a_weight_file_gives_each_seed_the_same_result_in_both_ba
     assert set(rows["weights"]) == {key} and rows["weights_sha256"].str.len().eq(64).all()
     by_seed = rows.pivot(index="seed", columns="backend", values="test_acc")
     assert (by_seed["torch"] == by_seed["tensorflow"]).all(), by_seed
-    # The first step's loss agrees to float32 rounding; the rounding then grows over the epoch's steps from random
-    # (untrained) weights through BatchNorm in training mode on 1x1 maps (32 px inputs): the epoch's mean loss
-    # agreed within 1 % (torchvision's narrow mobilenet_v2) and 1.6 % (Keras' MobileNetV2, epsilon 1e-3).
-    losses = rows.pivot(index="seed", columns="backend", values="train_loss")
-    assert np.allclose(losses["torch"], losses["tensorflow"], rtol=3e-2), losses
+    # The epoch's losses are not compared here: what float32 allows for them is only measurable in-process (next
+    # test), where each framework is also run with its kernels reordered.
+
+
+def _fine_tune_trial(tmp_path: Path, model: str, key: str, weights: Path, train_limit: int) -> TrialConfig:
+    """The trial the CLI test runs (seed 0), with its weights converted into ``tmp_path``'s cache."""
+    from dataclasses import replace
+
+    from harness.cli import plan_from_args
+    from harness.cli_options import build_parser
+
+    width = ["--width-multiplier", "0.25"] if "narrow" in key else []
+    args = build_parser().parse_args(
+        [
+            *("run", "--strategy", "fine_tune", "--model", model, "--dataset", "digits", "--weights", str(weights)),
+            *("--input-size", "32", "--train-limit", str(train_limit), "--lr", "0.001", "--epochs", "1", *width),
+        ]
+    )
+    trial = next(t for t in plan_from_args(args).trials if t.strategy == "fine_tune")
+    trial = replace(trial, cache_dir=str(tmp_path / "cache"))
+    prepare_weights(trial, SHAPE, tmp_path / "cache", ())
+    return trial
+
+
+@pytest.mark.parametrize(
+    "model, key",
+    [("mobilenet_v2", "mobilenet_v2_narrow.pth"), ("keras:MobileNetV2", "MobileNetV2.weights.h5")],
+)
+def test_fine_tune_from_a_weight_file_parts_across_backends_only_as_far_as_float32_rounding(
+    files, workers, reordered, tmp_path, model, key
+):
+    """Both backends compute the same fine_tune step (per-group rates, BatchNorm in training mode, the imported
+    dropout): the first step's loss agrees to float32 rounding, and after the epoch (4 steps) every parameter
+    agrees as far as each framework moves from itself when only its kernels change (oneDNN on or off). The epoch's
+    loss is not held tighter: this network's gradients (random weights, BatchNorm in training mode down to 1x1
+    maps) change by 1-4 % in most layers from reordering float32 sums alone, so the loss after 2-4 steps moves by
+    0.5-5 % within one framework (docs/pretrained.md, "Loss gap")."""
+    import backend_probes
+    from conftest import max_abs_diff
+
+    one_step = _fine_tune_trial(tmp_path, model, key, files[key], 64).to_dict()
+    rows = {b: workers[b](backend_probes.run_strategy, one_step)[0] for b in BOTH}
+    first = {b: next(r["train_loss"] for r in rows[b] if r.get("epoch") == 1) for b in BOTH}
+    assert abs(first["torch"] - first["tensorflow"]) <= 3e-5 * first["torch"], first
+    epoch = _fine_tune_trial(tmp_path, model, key, files[key], 256).to_dict()
+    trained = {b: workers[b](backend_probes.run_strategy, epoch)[1] for b in BOTH}
+    gap = max_abs_diff(trained["torch"], trained["tensorflow"])
+    envelope = sum(max_abs_diff(trained[b], reordered[b](backend_probes.run_strategy, epoch)[1]) for b in BOTH)
+    assert gap <= 1e-5 + envelope, f"parameters differ by {gap:.2e}; each framework moves {envelope:.2e} from itself"
 
 
 @pytest.mark.ray
