@@ -262,6 +262,9 @@ class TensorFlowBackend:
                 self.lr_trace.extend(float(lr) for lr in trace.numpy())
         else:
             each: Sequence[CropFlip | None] = views if views is not None else [None] * len(batches)
+            if views:
+                crop = (any_batch(views[0].rows), any_batch(views[0].cols), views[0].padding)
+                trace_for_any_batch(self._augmented_step, exactly(x), exactly(y), *crop)
             for view in each:
                 if view is None:
                     step()

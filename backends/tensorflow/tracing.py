@@ -2,19 +2,22 @@
 
 A ``tf.function`` traces again for every new input shape; ``reduce_retracing`` only relaxes the shape on the
 second trace. An epoch whose last batch is smaller (1,437 digits in batches of 64 end with 29) therefore traced
-and graph-optimised every step twice, and evaluation twice more: for a 121-layer DenseNet that was half of a
-trial's warm-up. Tracing first with the batch dimension left open gives one graph that every later call reuses
-(the dispatcher picks the traced signature that matches), with the same ops, so the same numbers.
+and graph-optimised a step twice, and evaluation twice more: for a 121-layer DenseNet that was half of a trial's
+warm-up. Tracing first with the batch dimension left open gives one graph that every later call reuses (the
+dispatcher picks the traced signature that matches), with the same ops, so the same numbers. The plain train step
+reads its batch from the epoch's variables (modes.EpochInputs) and has no batch shape to trace for; the augmented
+step, evaluation, prediction and feature extraction do.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import tensorflow as tf
 
 
-def any_batch(tensor: tf.Tensor) -> tf.TensorSpec:
+def any_batch(tensor: tf.Tensor | np.ndarray) -> tf.TensorSpec:
     """``tensor``'s spec with its first (batch) dimension open."""
     return tf.TensorSpec([None, *tensor.shape[1:]], tensor.dtype)
 
@@ -23,12 +26,9 @@ def exactly(tensor: tf.Tensor) -> tf.TensorSpec:
     return tf.TensorSpec(tensor.shape, tensor.dtype)
 
 
-SCALAR_F32 = tf.TensorSpec([], tf.float32)
-INDEX_BATCH = tf.TensorSpec([None], tf.int32)
-
-
-def trace_for_any_batch(function: Any, *specs: tf.TensorSpec) -> None:
+def trace_for_any_batch(function: Any, *specs: tf.TensorSpec | int) -> None:
     """Trace ``function`` (a ``tf.function``; a plain Python function, as eager mode runs, is left alone) for
-    ``specs`` unless a trace for them exists already."""
+    ``specs`` (Python values, such as a crop's padding, as they will be passed) unless a trace for them exists
+    already."""
     if hasattr(function, "get_concrete_function"):
         function.get_concrete_function(*specs)
