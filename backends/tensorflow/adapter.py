@@ -6,13 +6,12 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
-import keras
 import numpy as np
-import tensorflow as tf
 
 from backends.tensorflow.augment import crop_flip
 from backends.tensorflow.capabilities import CAPABILITIES
 from backends.tensorflow.dropout import DropoutKeys
+from backends.tensorflow.framework import keras, tf
 from backends.tensorflow.model import export_weights, load_weights
 from backends.tensorflow.modes import EpochInputs, FitRunner, build_model, compile_epoch, compile_step
 from backends.tensorflow.optimizers import TensorFlowUpdate, TorchSemanticsOptimizer

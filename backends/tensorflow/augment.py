@@ -3,7 +3,7 @@ so the pixels are the harness's reference bit for bit."""
 
 from __future__ import annotations
 
-import tensorflow as tf
+from backends.tensorflow.framework import tf
 
 
 def crop_flip(xb: tf.Tensor, rows: tf.Tensor, cols: tf.Tensor, padding: int) -> tf.Tensor:

@@ -12,9 +12,9 @@ import re
 from dataclasses import replace
 from typing import Any
 
-import keras
 import numpy as np
 
+from backends.tensorflow.framework import keras
 from harness.importers import UnsupportedModelError
 from harness.spec import (
     Activation,

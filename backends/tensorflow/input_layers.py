@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import keras
 import numpy as np
-import tensorflow as tf
 
+from backends.tensorflow.framework import keras, tf
 from harness.input_pipeline import bilinear_taps
 
 

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import re
 
-import keras
 import numpy as np
-import tensorflow as tf
 
 from backends.tensorflow import input_layers
 from backends.tensorflow.dropout import DropoutKeys, SharedDropout
+from backends.tensorflow.framework import keras, tf
 from harness.dropout_rng import layout_hashes
 from harness.seeds import native_dropout_seed
 from harness.shapes import adaptive_is_uniform, adaptive_windows, infer_shapes

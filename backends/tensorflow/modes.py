@@ -11,12 +11,11 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
-import keras
 import numpy as np
-import tensorflow as tf
 
 from backends.tensorflow.augment import crop_flip
 from backends.tensorflow.dropout import DropoutKeys
+from backends.tensorflow.framework import keras, tf
 from backends.tensorflow.model import build_keras_model
 from harness.augment import CropFlip
 from harness.config import RuntimeOptions

@@ -12,8 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TypeVar
 
-import tensorflow as tf
-
+from backends.tensorflow.framework import tf
 from harness.config import OptimizerConfig
 
 A = TypeVar("A")

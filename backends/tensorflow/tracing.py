@@ -14,7 +14,8 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import tensorflow as tf
+
+from backends.tensorflow.framework import tf
 
 
 def any_batch(tensor: tf.Tensor | np.ndarray) -> tf.TensorSpec:

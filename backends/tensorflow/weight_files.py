@@ -9,6 +9,7 @@ the first convolution's kernel, so the input pipeline's per-channel normalisatio
 
 from __future__ import annotations
 
+import importlib
 import re
 import tempfile
 from dataclasses import replace
@@ -16,16 +17,17 @@ from pathlib import Path
 from typing import Any
 
 import h5py
-import keras
 import numpy as np
-from keras.src.utils import file_utils
 
 from backends.tensorflow import importer
+from backends.tensorflow.framework import keras
 from harness.pretrained import KERAS_SIZES
 from harness.spec import Conv2D, ModelSpec, ZeroPad2D
 from harness.weight_files import BadWeightsError, check_tensor_shapes
 
 SOURCE = "keras.applications"
+# Keras' downloader; imported after framework.py has imported Keras (its first import in a worker).
+file_utils: Any = importlib.import_module("keras.src.utils.file_utils")
 _GET_FILE = file_utils.get_file  # the real one, kept before resolve() looks at the applications' calls
 
 
