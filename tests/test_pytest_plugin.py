@@ -54,17 +54,18 @@ def test_options_are_registered_in_their_own_group(pytester):
 
 
 def test_bad_option_values_are_usage_errors(pytester):
+    # In this process (pytester.runpytest): option parsing and collection start no run, so no new interpreter needed.
     pytester.makepyfile(test_suite=SUITE_BY_NAME)
-    assert pytester.runpytest_subprocess("--scale", "huge").ret == pytest.ExitCode.USAGE_ERROR
-    assert pytester.runpytest_subprocess("--backend", "mxnet").ret == pytest.ExitCode.USAGE_ERROR
-    result = pytester.runpytest_subprocess("--seeds", "0")
+    assert pytester.runpytest("--scale", "huge").ret == pytest.ExitCode.USAGE_ERROR
+    assert pytester.runpytest("--backend", "mxnet").ret == pytest.ExitCode.USAGE_ERROR
+    result = pytester.runpytest("--seeds", "0")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*Expected --seeds >= 1. Received: 0*"])
 
 
 def test_cases_are_parametrized_over_backends_with_readable_ids(pytester):
     pytester.makepyfile(test_suite=SUITE_BY_NAME)
-    result = pytester.runpytest_subprocess("--collect-only", "-q")
+    result = pytester.runpytest("--collect-only", "-q")
     result.stdout.fnmatch_lines(
         [
             "test_suite.py::test_case[[]torch-scratch-mlp-digits[]]",
@@ -74,7 +75,7 @@ def test_cases_are_parametrized_over_backends_with_readable_ids(pytester):
             "*6 tests collected*",
         ]
     )
-    only_torch = pytester.runpytest_subprocess("--collect-only", "-q", "--backend", "torch", "--scale", "quick")
+    only_torch = pytester.runpytest("--collect-only", "-q", "--backend", "torch", "--scale", "quick")
     only_torch.stdout.fnmatch_lines(["*3 tests collected*"])
     assert "tensorflow" not in only_torch.stdout.str()
 

@@ -38,6 +38,17 @@ def _cli(args: list[str], cwd: Path, timeout: int = 600) -> subprocess.Completed
     return proc
 
 
+def _in_process(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    """``xfbench ARGS`` in this process, joining the session's Ray (the ``shared_ray`` fixture) instead of starting
+    its own: the process boundary is not what these tests are about (the killed-driver tests start real drivers).
+    Returns the exit code and what it printed."""
+    from harness.cli import main
+
+    capsys.readouterr()
+    code = main(args)
+    return code, capsys.readouterr().out
+
+
 def _experiment_trials(path: Path) -> list[dict]:
     """The trial configs Tune itself recorded for one experiment."""
     from ray.tune import ExperimentAnalysis
@@ -45,8 +56,11 @@ def _experiment_trials(path: Path) -> list[dict]:
     return [t.config for t in ExperimentAnalysis(str(path)).trials]
 
 
-def test_tune_searches_each_backend_in_its_own_experiment_with_asha_and_reruns_each_best(tmp_path):
-    proc = _cli(
+def test_tune_searches_each_backend_in_its_own_experiment_with_asha_and_reruns_each_best(
+    tmp_path, shared_ray, capsys, monkeypatch
+):
+    monkeypatch.setenv("COLUMNS", "200")
+    code, stdout = _in_process(
         [
             "tune",
             *TINY,
@@ -72,9 +86,9 @@ def test_tune_searches_each_backend_in_its_own_experiment_with_asha_and_reruns_e
             "--run-id",
             "tune-e2e",
         ],
-        tmp_path,
+        capsys,
     )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert code == 0, stdout[-3000:]
     frame = read_results(tmp_path / "tune-e2e")
     search = frame[frame["stage"] == "search"]
     assert search.groupby("backend")["trial_id"].nunique().to_dict() == {"tensorflow": 3, "torch": 3}
@@ -123,7 +137,7 @@ def test_tune_searches_each_backend_in_its_own_experiment_with_asha_and_reruns_e
     summary = (tmp_path / "tune-e2e" / "summary.md").read_text()
     assert "## Search" in summary and "| scratch | mlp+tuned | digits |" in summary and "**best**" in summary
     # --reference reaches the files, not only the terminal
-    assert "## tensorflow vs torch" in summary and "Statistics vs tensorflow" in proc.stdout
+    assert "## tensorflow vs torch" in summary and "Statistics vs tensorflow" in stdout
     report = tmp_path / "tune-e2e" / "report.html"
     assert not report.is_file() or "Statistics vs tensorflow" in report.read_text()
     info = json.loads((tmp_path / "tune-e2e" / "run.json").read_text())
@@ -206,7 +220,9 @@ def _interrupted_then_resumed(
     return before, read_results(results / run_id)
 
 
-def test_a_run_resumed_after_its_driver_was_killed_matches_an_uninterrupted_run_without_rerunning(tmp_path):
+def test_a_run_resumed_after_its_driver_was_killed_matches_an_uninterrupted_run_without_rerunning(
+    tmp_path, shared_ray, capsys
+):
     # Trials long enough (about a second each in a warm worker) that the kill lands while some are still to run.
     args = [*TINY, "--hidden", "256,256", "--backend", "torch", "--epochs", "20", "--seeds", "3"]
     before, frame = _interrupted_then_resumed(tmp_path, "run", args, "killed", finished=1)
@@ -223,8 +239,8 @@ def test_a_run_resumed_after_its_driver_was_killed_matches_an_uninterrupted_run_
     resumed_experiment = _experiment_trials(tmp_path / "interrupted" / "_ray" / "killed-trials-resume1-torch")
     assert len(resumed_experiment) == 3 - len(before)
 
-    reference = _cli(["run", *args, "--results-dir", str(tmp_path / "reference"), "--run-id", "whole"], tmp_path)
-    assert reference.returncode == 0, reference.stderr[-3000:]
+    code, out = _in_process(["run", *args, "--results-dir", str(tmp_path / "reference"), "--run-id", "whole"], capsys)
+    assert code == 0, out[-3000:]
     whole = read_results(tmp_path / "reference" / "whole")
     accuracy = lambda f: final_rows(f).set_index("trial_id")["test_acc"].sort_index()  # noqa: E731
     pd.testing.assert_series_equal(accuracy(frame), accuracy(whole))
@@ -291,9 +307,9 @@ def test_shipped_data_reaches_workers_that_cannot_read_the_files(tmp_path, share
     assert json.loads((outcome.run_dir / "run.json").read_text())["data_delivery"] == {"mnist": "object store"}
 
 
-def test_optuna_searches_through_tunes_integration_with_a_seeded_sampler(tmp_path):
+def test_optuna_searches_through_tunes_integration_with_a_seeded_sampler(tmp_path, shared_ray, capsys):
     pytest.importorskip("optuna")
-    proc = _cli(
+    code, stdout = _in_process(
         [
             "tune",
             *TINY,
@@ -316,9 +332,9 @@ def test_optuna_searches_through_tunes_integration_with_a_seeded_sampler(tmp_pat
             "--run-id",
             "optuna",
         ],
-        tmp_path,
+        capsys,
     )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert code == 0, stdout[-3000:]
     frame = read_results(tmp_path / "optuna")
     search = frame[frame["stage"] == "search"]
     configs = [json.loads(c) for c in search.groupby("variant")["config_json"].first()]
