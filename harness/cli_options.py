@@ -17,7 +17,7 @@ from typing import Any
 from harness.augment import parse_augment
 from harness.backend import REFERENCE_BACKEND
 from harness.config import DROPOUT_RNGS, EPOCH_LOOPS, OPTIMIZERS, PRECISIONS, SHIP_POLICIES, TF_MODES
-from harness.input_pipeline import NORMALIZATIONS
+from harness.input_pipeline import NORMALIZATIONS, RESIZE_MODES
 from harness.plan import ExecutionOptions
 from harness.planner import DEFAULT_SUITE, SearchRequest, Selection
 from harness.scheduler import AshaSettings
@@ -148,8 +148,16 @@ OVERRIDE_OPTIONS: tuple[tuple[str, tuple[Option, ...]], ...] = (
         Option(
             "--normalize",
             "input.normalize",
-            "per-channel normalisation after resizing: none (the dataset's own) or imagenet",
-            choices=tuple(NORMALIZATIONS),
+            "per-channel normalisation after resizing: none (the dataset's own), imagenet, tf, caffe, or weights (the "
+            "pretrained weight set's, the default with --pretrained/--weights; given, any other overrides them)",
+            choices=(*NORMALIZATIONS, "weights"),
+        ),
+        Option(
+            "--resize-mode",
+            "input.resize_mode",
+            "how images reach --input-size: stretch, or resize-crop (shorter side to size/0.875, or the weight "
+            "set's side, then the centred crop: torchvision's evaluation); default: the weight set's, else stretch",
+            choices=RESIZE_MODES,
         ),
         Option(
             "--augment",
@@ -496,6 +504,8 @@ def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
         given["runtime.threads"] = args.cpus_per_trial
     if args.gpus_per_trial is not None:
         given["runtime.device"] = "gpu" if args.gpus_per_trial > 0 else "cpu"
+    if given.get("input.normalize") == "weights":  # the weight set decides (harness.pretrained), as by default
+        del given["input.normalize"]
     if args.data_dir:
         given["data_dir"] = str(Path(args.data_dir).expanduser().resolve())
     return given

@@ -28,6 +28,11 @@ NORMALIZATIONS: dict[str, tuple[tuple[float, ...], tuple[float, ...]] | None] = 
     "caffe": ((123.68 / 255, 116.779 / 255, 103.939 / 255), (1 / 255, 1 / 255, 1 / 255)),
 }
 UNIT_RANGE_DATASETS = ("pixels / 255", "pixels / 16")  # dataset normalisations that leave pixels in [0, 1]
+# How images reach --input-size: "stretch" resizes them to it; "resize-crop" resizes the shorter side to
+# ``resize_side`` and keeps the centred square (torchvision's Resize(256) + CenterCrop(224), how its ImageNet
+# weights are evaluated).
+RESIZE_MODES = ("stretch", "resize-crop")
+CROP_RATIO = 224 / 256  # torchvision's usual crop of the resized image, for a resize-crop without a weight set's side
 
 
 @dataclass(frozen=True)
@@ -35,8 +40,17 @@ class InputConfig:
     size: int | None = None  # square side the images are resized to; None keeps the dataset's
     channels: int | None = None  # 3 replicates a grayscale image; None keeps the dataset's channels
     normalize: str = "none"  # a key of NORMALIZATIONS, applied after resizing and channel replication
+    resize_mode: str = "stretch"  # one of RESIZE_MODES
+    resize_side: int | None = None  # resize-crop: the shorter side before the crop (None: size / CROP_RATIO)
 
     def __post_init__(self) -> None:
+        if self.resize_mode not in RESIZE_MODES:
+            raise ValueError(f"Expected resize_mode in {list(RESIZE_MODES)}. Received: {self.resize_mode!r}.")
+        if self.resize_side is not None and self.size is not None and self.resize_side < self.size:
+            raise ValueError(
+                f"Expected resize_side >= size (the crop is taken from the resized image). Received: "
+                f"resize_side={self.resize_side}, size={self.size}."
+            )
         if self.size is not None and self.size < 1:
             raise ValueError(f"Expected an input size >= 1. Received: size={self.size}.")
         if self.channels is not None and self.channels < 1:
@@ -49,27 +63,32 @@ class InputConfig:
         return self.size is None and self.channels is None and self.normalize == "none"
 
 
-def bilinear_taps(in_size: int, out_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def bilinear_taps(
+    in_size: int, out_size: int, resized: int | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Per output index along one axis: the two input neighbours (low, high) and their float32 weights.
 
     Half-pixel centres, PyTorch's rule: source = (i + 0.5) * in / out - 0.5, clamped below at 0; low = floor,
     high = min(low + 1, in - 1), weight_high = source - low. Out = x[low] * w_low + x[high] * w_high, in that order.
+    ``resized``: the taps of a resize to ``resized``, of which the centred ``out_size`` are kept (torchvision's
+    CenterCrop offset, round((resized - out) / 2)): resize-and-crop is the same gather as a plain resize.
     """
-    scale = np.float32(in_size) / np.float32(out_size)
-    source = np.maximum(
-        (np.arange(out_size, dtype=np.float32) + np.float32(0.5)) * scale - np.float32(0.5), np.float32(0.0)
-    )
+    full = out_size if resized is None else resized
+    scale = np.float32(in_size) / np.float32(full)
+    offset = 0 if resized is None else int(round((resized - out_size) / 2.0))
+    index = np.arange(offset, offset + out_size, dtype=np.float32)
+    source = np.maximum((index + np.float32(0.5)) * scale - np.float32(0.5), np.float32(0.0))
     low = np.minimum(np.floor(source).astype(np.int64), in_size - 1)
     high = np.minimum(low + 1, in_size - 1)
     w_high = (source - low.astype(np.float32)).astype(np.float32)
     return low, high, (np.float32(1.0) - w_high).astype(np.float32), w_high
 
 
-def resize_reference(x: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+def resize_reference(x: np.ndarray, size: tuple[int, int], resized: tuple[int, int] | None = None) -> np.ndarray:
     """The Resize2D layer in numpy (NHWC, float32): what every backend must reproduce bit for bit."""
-    lo, hi, wl, wh = bilinear_taps(x.shape[1], size[0])
+    lo, hi, wl, wh = bilinear_taps(x.shape[1], size[0], resized[0] if resized else None)
     rows = x[:, lo] * wl[None, :, None, None] + x[:, hi] * wh[None, :, None, None]
-    lo, hi, wl, wh = bilinear_taps(x.shape[2], size[1])
+    lo, hi, wl, wh = bilinear_taps(x.shape[2], size[1], resized[1] if resized else None)
     return rows[:, :, lo] * wl[None, None, :, None] + rows[:, :, hi] * wh[None, None, :, None]
 
 
@@ -113,6 +132,16 @@ def check_input(config: InputConfig, data_shape: tuple[int, ...], dataset_normal
             )
 
 
+def resized_size(config: InputConfig, hw: tuple[int, int]) -> tuple[int, int] | None:
+    """resize-crop: the size the image is resized to before its centred (size x size) crop, the shorter side
+    becoming ``resize_side`` (torchvision's Resize(int): the longer one int(side * long / short)); else None."""
+    if config.resize_mode != "resize-crop" or config.size is None:
+        return None
+    side = config.resize_side or int(round(config.size / CROP_RATIO))
+    h, w = hw
+    return (side, int(side * w / h)) if h <= w else (int(side * h / w), side)
+
+
 def input_layers(config: InputConfig, data_shape: tuple[int, ...], group: str) -> tuple[Layer, ...]:
     """The prefix that turns data of ``data_shape`` into the model's input (empty when nothing changes)."""
     if config.is_identity:
@@ -120,8 +149,9 @@ def input_layers(config: InputConfig, data_shape: tuple[int, ...], group: str) -
     h, w, c = data_shape
     out_h, out_w, out_c = transformed_shape(config, data_shape)
     layers: list[Layer] = []
-    if (out_h, out_w) != (h, w):
-        layers.append(Resize2D(name="input_resize", group=group, output_size=(out_h, out_w)))
+    resized = resized_size(config, (h, w))
+    if (out_h, out_w) != (h, w) or resized is not None:
+        layers.append(Resize2D(name="input_resize", group=group, output_size=(out_h, out_w), resized=resized))
     if out_c != c:
         layers.append(RepeatChannels(name="input_channels", group=group, repeats=out_c // c))
     stats = NORMALIZATIONS[config.normalize]

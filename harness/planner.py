@@ -100,7 +100,8 @@ def _case_trials(selection: Selection) -> tuple[list[TrialConfig], str]:
 def resolved(trials: list[TrialConfig], overrides: Mapping[str, Any]) -> list[TrialConfig]:
     """The overrides applied to every trial, then each trial fitted to its backend: one backend's speed option
     (--jit-compile, --torch-compile) is off, and recorded off, on the other's trials."""
-    return [with_weight_preprocessing(t) for t in fit_to_capabilities([apply_overrides(t, overrides) for t in trials])]
+    fitted = fit_to_capabilities([apply_overrides(t, overrides) for t in trials])
+    return [with_weight_preprocessing(t, overrides.keys()) for t in fitted]
 
 
 def suite_case_trials(

@@ -7,6 +7,7 @@ what was received.
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 from harness.augment import check_augment
@@ -18,7 +19,7 @@ from harness.data.tasks import TaskSpec, derive
 from harness.input_pipeline import check_input, transformed_shape
 from harness.model_import import model_spec, share_python_path
 from harness.plan import ExecutionOptions
-from harness.pretrained import prepare_weights
+from harness.pretrained import check_zoo_weights_cached, prepare_weights, weights_ref
 from harness.spec import Dense, Dropout, ModelSpec
 from harness.strategies import get_strategy
 from harness.weights import initializer
@@ -42,6 +43,7 @@ def preflight(
     check_data_dir(data_dir)
     share_python_path([t.model for t in trials])
     check_capabilities(trials)
+    _check_weights_cached(trials)
     datasets: dict[str, Dataset] = loaded if loaded is not None else {}
     provenance: dict[str, dict[str, str]] = {}
     for trial in trials:
@@ -79,6 +81,15 @@ def preflight(
                 _check_against_model(trial, spec)
     _prepare_pretrained(trials, datasets, cache_dir)
     return provenance
+
+
+def _check_weights_cached(trials: list[TrialConfig]) -> None:
+    """Zoo weights the run needs and the weights home lacks stop it first (before any data is read), with one fetch
+    command for all of them."""
+    refs = [ref for ref in (weights_ref(t) for t in trials if uses_pretrained(t)) if ref is not None]
+    if any(ref.kind != "file" for ref in refs):
+        with tempfile.TemporaryDirectory(prefix="xfbench-weights-") as scratch:
+            check_zoo_weights_cached(refs, Path(scratch))
 
 
 def _prepare_pretrained(trials: list[TrialConfig], datasets: dict[str, Dataset], cache_dir: Path | None) -> None:

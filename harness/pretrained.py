@@ -28,6 +28,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Collection
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,7 @@ from harness import cachekeys
 from harness.backend import REFERENCE_BACKEND, backend_entry, importer_backends
 from harness.checkpoints import load_checkpoint, save_checkpoint
 from harness.config import TrialConfig
+from harness.truncated_weights import check_complete
 from harness.weight_files import BadWeightsError, file_sha256, weights_format
 
 HUBS = importer_backends()  # --pretrained prefix (torchvision, keras) -> the backend whose framework reads it
@@ -52,6 +54,30 @@ KERAS_PREPROCESS = {
 KERAS_SIZES = {"Xception": 299, "InceptionV3": 299, "InceptionResNetV2": 299, "NASNetLarge": 331}
 # torchvision's ImageNet weights: crop size from each enum's transforms (the worker checks it), mean/std ImageNet's
 TORCHVISION_SIZES = {"inception_v3": 299}
+# ... and they are evaluated at Resize(side) + CenterCrop(size): side 256 unless listed here, by "name" (its DEFAULT
+# set, also a user's file of that architecture) or "name:SET" (the worker checks each enum's transforms against it)
+_V2_232 = (  # their IMAGENET1K_V2 sets (each their DEFAULT) evaluate at 232
+    "mobilenet_v2", "mobilenet_v3_large", "resnet50", "resnet101", "resnet152", "resnext50_32x4d", "resnext101_32x8d",
+    "wide_resnet50_2", "wide_resnet101_2", "regnet_x_400mf", "regnet_x_800mf", "regnet_x_1_6gf", "regnet_x_3_2gf",
+    "regnet_x_8gf", "regnet_x_16gf", "regnet_x_32gf", "regnet_y_400mf", "regnet_y_800mf", "regnet_y_1_6gf",
+    "regnet_y_3_2gf", "regnet_y_8gf", "regnet_y_16gf", "regnet_y_32gf",
+)  # fmt: skip
+_V1_SIDES = {  # their only ImageNet sets
+    **dict.fromkeys(("mnasnet0_75", "mnasnet1_3", "shufflenet_v2_x1_5", "shufflenet_v2_x2_0"), 232),
+    **dict.fromkeys(("resnext101_64x4d", "convnext_base", "convnext_large"), 232),
+    "convnext_small": 230, "convnext_tiny": 236, "vit_l_16": 242, "inception_v3": 342,
+}  # fmt: skip
+TORCHVISION_RESIZE = {
+    **_V1_SIDES,
+    **{f"{name}:IMAGENET1K_V1": side for name, side in _V1_SIDES.items()},
+    **dict.fromkeys(_V2_232, 232),
+    **dict.fromkeys((f"{name}:IMAGENET1K_V2" for name in _V2_232), 232),
+}
+
+
+def torchvision_resize_side(name: str, weight_set: str) -> int:
+    key = f"{name}:{weight_set}" if weight_set and weight_set != "DEFAULT" else name
+    return TORCHVISION_RESIZE.get(key, 256)
 
 
 @dataclass(frozen=True)
@@ -81,6 +107,8 @@ class WeightsRef:
 class Preprocessing:
     size: int | None  # the square input side the weights were trained at (None: the data's)
     normalize: str  # a key of harness.input_pipeline.NORMALIZATIONS
+    resize_mode: str = "stretch"  # how images reach ``size`` (harness.input_pipeline.RESIZE_MODES)
+    resize_side: int | None = None  # resize-crop: the shorter side before the centred crop of ``size``
 
 
 def parse_pretrained(text: str) -> WeightsRef:
@@ -125,12 +153,15 @@ def preprocessing(ref: WeightsRef, model: str) -> Preprocessing:
         mode = KERAS_PREPROCESS.get(keras_name, "tf")
         return Preprocessing(KERAS_SIZES.get(keras_name, 224), mode)
     name = ref.name if ref.kind == "torchvision" else model.partition(":")[2] or model
-    return Preprocessing(TORCHVISION_SIZES.get(name, 224), "imagenet")
+    side = torchvision_resize_side(name, ref.weight_set if ref.kind == "torchvision" else "")
+    return Preprocessing(TORCHVISION_SIZES.get(name, 224), "imagenet", "resize-crop", side)
 
 
-def with_weight_preprocessing(trial: TrialConfig) -> TrialConfig:
-    """The trial fed as its weights expect: their input size and normalisation unless given (--input-size,
-    --normalize), three channels; a trial without pretrained weights is returned unchanged."""
+def with_weight_preprocessing(trial: TrialConfig, given: Collection[str] = ()) -> TrialConfig:
+    """The trial fed as its weights expect: their input size, normalisation and resize mode unless the trial sets
+    its own (--input-size; --normalize and --resize-mode when ``given``, the option paths set on the command line,
+    holds them, so ``--normalize none`` overrides the weights'), three channels; a resize-crop keeps the weight
+    set's ratio of resize side to crop at any input size. A trial without pretrained weights is unchanged."""
     ref = weights_ref(trial)
     if ref is None:
         return trial
@@ -138,11 +169,20 @@ def with_weight_preprocessing(trial: TrialConfig) -> TrialConfig:
     current = trial.input
     if wanted.normalize == "none" and wanted.size is None:
         return trial
+    size = current.size or wanted.size
+    own_normalize = "input.normalize" in given or current.normalize != "none"
+    own_mode = "input.resize_mode" in given or current.resize_mode != "stretch"
+    mode = current.resize_mode if own_mode else wanted.resize_mode
+    side = current.resize_side
+    if side is None and mode == "resize-crop" and wanted.resize_side and wanted.size and size:
+        side = max(size, int(round(size * wanted.resize_side / wanted.size)))
     chosen = replace(
         current,
-        size=current.size or wanted.size,
+        size=size,
         channels=current.channels or 3,
-        normalize=wanted.normalize if current.normalize == "none" else current.normalize,
+        normalize=current.normalize if own_normalize else wanted.normalize,
+        resize_mode=mode,
+        resize_side=side,
     )
     return replace(trial, input=chosen)
 
@@ -195,6 +235,37 @@ def _resolved_file(ref: WeightsRef, scratch: Path) -> Path:
     return path
 
 
+def refetch_hint(ref: WeightsRef) -> str:
+    """What to do about a damaged weight file: a zoo's is fetched again, a user's written or copied again."""
+    if ref.kind == "file":
+        return "copy or save it again"
+    return f"download it again: delete it and run `{ref.fetch_command}`"
+
+
+def check_zoo_weights_cached(refs: list[WeightsRef], scratch: Path) -> None:
+    """Every zoo weight set in the weights home, or FileNotFoundError listing each missing file and where it goes,
+    with one fetch command for all of them (one worker per framework resolves the file names; nothing downloads)."""
+    zoo = sorted({ref for ref in refs if ref.kind != "file"}, key=lambda ref: ref.label)
+    missing: list[str] = []
+    home = weights_home()
+    for backend in sorted({ref.source_backend for ref in zoo}):
+        group = [ref for ref in zoo if ref.source_backend == backend]
+        request = {"refs": [asdict(ref) for ref in group], "home": str(home)}
+        found = run_worker(backend, "resolve_all", request, scratch / f"resolve-{backend}")["found"]
+        missing += [
+            f"{ref.label} -> {Path(f['file']).relative_to(home)} ({f['url']})"
+            for ref, f in zip(group, found, strict=True)
+            if not Path(f["file"]).is_file()
+        ]
+    if missing:
+        labels = " ".join(item.split(" -> ")[0] for item in missing)
+        raise FileNotFoundError(
+            f"Expected the zoo weights of this run in the weights home {home}. Received: {len(missing)} of "
+            f"{len(zoo)} sets missing: {'; '.join(missing)}. Runs never download: run `xfbench weights fetch "
+            f"{labels}` on a machine with network (set ${WEIGHTS_ENV} to choose the folder) and copy the folder here."
+        )
+
+
 def _ref_key(trial: TrialConfig, input_shape: tuple[int, ...]) -> str:
     """What a trial knows about its weights without reading them: reference, architecture, input shape."""
     t = trial.transfer
@@ -245,6 +316,7 @@ def prepare_weights(
     key = hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:16]
     checkpoint = folder / f"{key}.npz"
     if not checkpoint.is_file():
+        check_complete(path, weights_format(path)[0], refetch_hint(ref))  # names the tensor a cut file lost
         _convert(ref, trial, path, sha, input_shape, checkpoint)
     for backend in backends:
         verify(checkpoint, backend)

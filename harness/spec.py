@@ -162,15 +162,26 @@ class Resize2D(Layer):
     F.interpolate(mode="bilinear", align_corners=False) and tf.image.resize(method="bilinear", antialias=False).
     Its arithmetic is written once (harness.input_pipeline.bilinear_taps): per axis, two gathered neighbours
     and their weights, combined by elementwise multiply-adds in a fixed order, so every backend computes the same
-    float32 pixels. Part of the input pipeline: applied to each batch on the device, never to the whole set."""
+    float32 pixels. Part of the input pipeline: applied to each batch on the device, never to the whole set.
+
+    ``resized``: resize to this size first and keep the centred ``output_size`` window of it (torchvision's
+    Resize + CenterCrop, how its ImageNet weights evaluate); the crop is folded into the same taps."""
 
     output_size: Pair
+    resized: Pair | None = None
 
     def __post_init__(self) -> None:
         if not _is_int_pair(self.output_size, 1):
             raise ValueError(
                 f"Expected output_size (out_h, out_w) of ints >= 1 in layer {self.name!r} (Resize2D). "
                 f"Received: output_size={self.output_size!r}."
+            )
+        if self.resized is not None and not (
+            _is_int_pair(self.resized, 1) and all(r >= o for r, o in zip(self.resized, self.output_size, strict=True))
+        ):
+            raise ValueError(
+                f"Expected resized (h, w) >= output_size {self.output_size} in layer {self.name!r} (Resize2D). "
+                f"Received: resized={self.resized!r}."
             )
 
 
@@ -333,7 +344,7 @@ def normalize_factors(layer: Normalize) -> tuple[tuple[float, ...], tuple[float,
     )
 
 
-_TUPLE_FIELDS = ("inputs", "kernel_size", "strides", "padding", "pool_size", "output_size", "mean", "std")
+_TUPLE_FIELDS = ("inputs", "kernel_size", "strides", "padding", "pool_size", "output_size", "resized", "mean", "std")
 
 
 def _as_tuple(value: object) -> object:

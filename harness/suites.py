@@ -617,7 +617,9 @@ class TransferTier:
     dataset: str
     source: TaskSpec | None  # None: the backbone is pretrained on the target task itself
     target: TaskSpec | None
-    backbones: tuple[tuple[str, float, int], ...]
+    # (model, width, input side, weights source): "torchvision:NAME" starts the backbone from that zoo's ImageNet
+    # weights (the case's transfer.pretrained), "" from a backbone xfbench pretrains on ``source``
+    backbones: tuple[tuple[str, float, int, str], ...]
     source_epochs: int
     epochs: int
     optimizer: OptimizerConfig
@@ -632,8 +634,13 @@ def _imagenet_transfer_cases(tier: TransferTier) -> tuple[SuiteCase, ...]:
     """Per backbone: feature extraction and fine-tuning (augmented), deep features with each scikit-learn head. All
     of a backbone's cases share one pretrained checkpoint (same model, input, batch size, seed and source recipe)."""
     cases: list[SuiteCase] = []
-    for model, width, size in tier.backbones:
-        transfer = TransferOptions(source_task=tier.source, source_epochs=tier.source_epochs, source_optimizer=_ADAM)
+    for model, width, size, weights in tier.backbones:
+        transfer = TransferOptions(
+            source_task=tier.source,
+            source_epochs=tier.source_epochs,
+            source_optimizer=_ADAM,
+            pretrained=weights or None,
+        )
         common: dict[str, Any] = dict(
             model_options=ModelOptions(width_multiplier=width),
             input=InputConfig(size=size, channels=3, normalize="imagenet"),
@@ -684,13 +691,21 @@ def _alexnet_case(dataset: str, epochs: int, width: float, size: int, task: Task
     )
 
 
-_FULL_BACKBONES = tuple((m, 1.0, 224) for m in ("alexnet_tv", "resnet18", "mobilenet_v2", "vgg11_bn", "densenet121"))
+# The GPU tier starts from torchvision's ImageNet weights, as the lessons do (`xfbench weights fetch` caches them);
+# the CPU tiers from narrow backbones xfbench pretrains itself (no zoo has weights for a narrow network).
+_FULL_BACKBONES = (
+    ("alexnet_tv", 1.0, 224, "torchvision:alexnet"),
+    ("resnet18", 1.0, 224, "torchvision:resnet18"),
+    ("mobilenet_v2", 1.0, 224, "torchvision:mobilenet_v2"),
+    ("vgg11_bn", 1.0, 224, "torchvision:vgg11_bn"),
+    ("densenet121", 1.0, 224, "torchvision:densenet121"),
+)
 _QUICK_BACKBONES = (
-    ("alexnet_tv", 0.25, 64),
-    ("resnet18", 0.25, 32),
-    ("mobilenet_v2", 0.5, 32),
-    ("vgg11_bn", 0.25, 32),
-    ("densenet121", 0.25, 32),
+    ("alexnet_tv", 0.25, 64, ""),
+    ("resnet18", 0.25, 32, ""),
+    ("mobilenet_v2", 0.5, 32, ""),
+    ("vgg11_bn", 0.25, 32, ""),
+    ("densenet121", 0.25, 32, ""),
 )
 
 SUITES.update(
@@ -706,7 +721,7 @@ SUITES.update(
                         "digits",
                         HIGH_DIGITS,
                         LOW_DIGITS,
-                        (("resnet18", 0.25, 32),),
+                        (("resnet18", 0.25, 32, ""),),
                         2,
                         2,
                         _SMALL_DATA_SGD,
@@ -721,7 +736,7 @@ SUITES.update(
                         "digits",
                         HIGH_DIGITS,
                         LOW_DIGITS,
-                        (("alexnet_tv", 0.25, 64),),
+                        (("alexnet_tv", 0.25, 64, ""),),
                         2,
                         2,
                         _SMALL_DATA_SGD,
@@ -746,8 +761,9 @@ SUITES.update(
             ),
             Suite(
                 "imagenet_transfer",
-                "S2/S3 as the lessons' ImageNet transfer on CIFAR-10 at 224x224 (ImageNet normalisation): "
-                "alexnet_tv, resnet18, mobilenet_v2, vgg11_bn, densenet121; SGD momentum 0.9, lr 1e-3, weight decay "
+                "S2/S3 as the lessons' ImageNet transfer on CIFAR-10 at 224x224 (ImageNet normalisation) from "
+                "torchvision's ImageNet weights (xfbench weights fetch): alexnet_tv, resnet18, mobilenet_v2, vgg11_bn, "
+                "densenet121; SGD momentum 0.9, lr 1e-3, weight decay "
                 "1e-4, 20 epochs (fine-tune: backbone 1e-4), crop 4 + flip; deep features with LinearSVC, "
                 "RandomForest, RBF-SVC; GPU only",
                 _imagenet_transfer_cases(

@@ -3,6 +3,7 @@
 It imports exactly one framework, ``BACKEND``'s, as the import worker does (harness.import_worker):
 
 - ``resolve`` / ``fetch``: where the framework's own download mechanism keeps a zoo's weights (fetch downloads them);
+  ``resolve_all``: the same for a list of weight sets (the preflight's check that a run's zoo weights are cached);
 - ``convert``: a weight file read by its source framework into the architecture, checked tensor by tensor, then
   converted to a neutral checkpoint with a probe batch and the source's logits and per-layer outputs;
 - ``probe``: this backend's network from a neutral checkpoint on the probe batch: the logit gap, and where the
@@ -105,6 +106,8 @@ def run(backend: str, mode: str, request: dict[str, Any], out: Path) -> dict[str
         convert_npz(request, out)
         return {"checkpoint": str(out)}
     module = importlib.import_module(backend_weights_module(backend))
+    if mode == "resolve_all":
+        return {"found": [module.resolve(ref, Path(request["home"])) for ref in request["refs"]]}
     if mode in ("resolve", "fetch"):
         answer: dict[str, Any] = getattr(module, mode)(request["ref"], Path(request["home"]))
         return answer

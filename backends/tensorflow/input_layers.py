@@ -11,9 +11,14 @@ from harness.input_pipeline import bilinear_taps
 class Resize(keras.layers.Layer):
     """Bilinear resize with the harness's taps: rows, then columns, each x[low] * w_low + x[high] * w_high."""
 
-    def __init__(self, in_hw: tuple[int, int], out_hw: tuple[int, int], **kwargs) -> None:
+    def __init__(
+        self, in_hw: tuple[int, int], out_hw: tuple[int, int], resized: tuple[int, int] | None = None, **kwargs
+    ) -> None:
         super().__init__(**kwargs)
-        self.taps = [tuple(np.asarray(t) for t in bilinear_taps(i, o)) for i, o in zip(in_hw, out_hw, strict=True)]
+        sides = resized or (None, None)
+        self.taps = [
+            tuple(np.asarray(t) for t in bilinear_taps(i, o, r)) for i, o, r in zip(in_hw, out_hw, sides, strict=True)
+        ]
 
     def call(self, x):
         (hl, hh, hwl, hwh), (wl, wh, wwl, wwh) = self.taps

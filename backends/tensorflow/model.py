@@ -268,7 +268,7 @@ def _apply(layer: Layer, inputs: list, seed: int, mc: bool = False, shared: Shar
     if isinstance(layer, Flatten):
         return keras.layers.Flatten(name=layer.name)(x)
     if isinstance(layer, Resize2D):
-        return input_layers.Resize(tuple(x.shape[1:3]), layer.output_size, name=layer.name)(x)
+        return input_layers.Resize(tuple(x.shape[1:3]), layer.output_size, layer.resized, name=layer.name)(x)
     if isinstance(layer, RepeatChannels):
         return input_layers.RepeatChannels(layer.repeats, name=layer.name)(x)
     if isinstance(layer, Normalize):

@@ -21,8 +21,9 @@ import numpy as np
 
 from backends.tensorflow import importer
 from backends.tensorflow.framework import keras
-from harness.pretrained import KERAS_SIZES
+from harness.pretrained import KERAS_SIZES, WeightsRef, refetch_hint
 from harness.spec import Conv2D, ModelSpec, ZeroPad2D
+from harness.truncated_weights import check_hdf5, hdf5_end_of_file
 from harness.weight_files import BadWeightsError, check_tensor_shapes
 
 SOURCE = "keras.applications"
@@ -122,6 +123,20 @@ def _expected(model: keras.Model) -> dict[str, tuple[int, ...]]:
         return _datasets(path)
 
 
+def _check_cut(path: Path, model: keras.Model, fix: str) -> None:
+    """A file shorter than its HDF5 superblock says: named by the tensor whose bytes are missing, found in the
+    architecture's own .weights.h5 (Keras lays out the same architecture the same way; legacy .h5: unnamed)."""
+    with open(path, "rb") as handle:
+        end = hdf5_end_of_file(handle.read(128))
+    if end is None or path.stat().st_size >= end:
+        return
+    labels = {key: f"{variable} ({key})" for key, variable in _tensor_names(model).items()}
+    with tempfile.TemporaryDirectory() as scratch:
+        reference = Path(scratch) / "expected.weights.h5"
+        model.save_weights(reference)
+        check_hdf5(path, fix, reference if path.name.endswith(".weights.h5") else None, labels)
+
+
 def _build(name: str, shape: tuple[int, ...], classes: int) -> keras.Model:
     return _factory(name)(weights=None, input_shape=tuple(shape), classes=classes, classifier_activation=None)
 
@@ -132,6 +147,7 @@ def load_into_architecture(request: dict[str, Any], path: Path) -> keras.Model:
         raise ValueError(f"Expected --model keras:NAME for a Keras weight file. Received: --model {request['model']}.")
     shape = tuple(request["input_shape"])
     model = _build(name, shape, 1000)
+    _check_cut(path, model, refetch_hint(WeightsRef(**request["ref"])))
     if not path.name.endswith(".weights.h5"):  # a legacy full .h5 (the applications' downloads): Keras checks it
         return _load_legacy(model, path)
     received = _datasets(path)

@@ -21,10 +21,10 @@ class Resize(nn.Module):
     w_w_low: torch.Tensor
     w_w_high: torch.Tensor
 
-    def __init__(self, in_hw: tuple[int, int], out_hw: tuple[int, int]) -> None:
+    def __init__(self, in_hw: tuple[int, int], out_hw: tuple[int, int], resized: tuple[int, int] | None = None) -> None:
         super().__init__()
-        for axis, (size_in, size_out) in zip("hw", zip(in_hw, out_hw, strict=True), strict=True):
-            low, high, w_low, w_high = bilinear_taps(size_in, size_out)
+        for index, (axis, size_in, size_out) in enumerate(zip("hw", in_hw, out_hw, strict=True)):
+            low, high, w_low, w_high = bilinear_taps(size_in, size_out, resized[index] if resized else None)
             self.register_buffer(f"{axis}_low", torch.from_numpy(low), persistent=False)
             self.register_buffer(f"{axis}_high", torch.from_numpy(high), persistent=False)
             self.register_buffer(f"{axis}_w_low", torch.from_numpy(w_low), persistent=False)

@@ -189,7 +189,7 @@ def _module(layer: Layer, in_info: TensorInfo, keys: DropoutKeys | None = None, 
     if isinstance(layer, BatchNorm):
         return _batchnorm(layer, in_info)
     if isinstance(layer, Resize2D):
-        return input_layers.Resize((in_info.shape[0], in_info.shape[1]), layer.output_size)
+        return input_layers.Resize((in_info.shape[0], in_info.shape[1]), layer.output_size, layer.resized)
     if isinstance(layer, RepeatChannels):
         return input_layers.RepeatChannels(layer.repeats)
     if isinstance(layer, Normalize):

@@ -21,7 +21,8 @@ import torch.fx as fx
 from torch import nn
 
 from backends.torch import importer
-from harness.pretrained import TORCHVISION_SIZES
+from harness.pretrained import TORCHVISION_SIZES, WeightsRef, refetch_hint, torchvision_resize_side
+from harness.truncated_weights import check_complete
 from harness.weight_files import BadWeightsError, check_tensor_shapes, read_safetensors
 
 SOURCE = "torchvision"
@@ -58,11 +59,13 @@ def resolve(ref: dict[str, str], home: Path) -> dict[str, Any]:
     weights = _weight_enum(ref["name"], ref["weight_set"])
     transforms = weights.transforms()
     size, mean, std = int(transforms.crop_size[0]), tuple(transforms.mean), tuple(transforms.std)
-    if size != TORCHVISION_SIZES.get(ref["name"], 224) or mean != IMAGENET_MEAN or std != IMAGENET_STD:
+    side = int(transforms.resize_size[0])
+    wanted = (TORCHVISION_SIZES.get(ref["name"], 224), torchvision_resize_side(ref["name"], ref["weight_set"]))
+    if (size, side) != wanted or mean != IMAGENET_MEAN or std != IMAGENET_STD:
         raise ValueError(
-            f"Expected {ref['name']}'s weights to want {TORCHVISION_SIZES.get(ref['name'], 224)} px ImageNet "
-            f"mean/std inputs (xfbench's table). Received: {size} px, mean {mean}, std {std}. "
-            "Add the model to harness.pretrained.TORCHVISION_SIZES."
+            f"Expected {ref['name']}'s weights to want {wanted[0]} px crops of images resized to {wanted[1]} px, "
+            f"ImageNet mean/std (xfbench's table). Received: crop {size} px of {side} px, mean {mean}, std {std}. "
+            "Add the model to harness.pretrained.TORCHVISION_SIZES / TORCHVISION_RESIZE."
         )
     filename = Path(urlparse(weights.url).path).name
     return {
@@ -82,13 +85,16 @@ def fetch(ref: dict[str, str], home: Path) -> dict[str, Any]:
     return resolve(ref, home)
 
 
-def read_state_dict(path: Path, fmt: str) -> dict[str, torch.Tensor]:
-    """A state dict from a file, never unpickling beyond ``weights_only``; a damaged file is a BadWeightsError."""
+def read_state_dict(path: Path, fmt: str, fix: str = "save it again") -> dict[str, torch.Tensor]:
+    """A state dict from a file, never unpickling beyond ``weights_only``; a damaged file is a BadWeightsError
+    (a file cut short names the first tensor whose bytes are missing)."""
     if fmt == "safetensors":
+        check_complete(path, fmt, fix)
         return {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in read_safetensors(path).items()}
     try:
         loaded = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # truncated zip, not a torch file, a pickle weights_only refuses
+        check_complete(path, fmt, fix)
         raise BadWeightsError(
             f"Expected a torch state dict readable with torch.load(weights_only=True) in {path.name}. Received: "
             f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}. The file is truncated or not a state dict; "
@@ -145,7 +151,7 @@ def _head_classes(model: nn.Module, state: Mapping[str, torch.Tensor]) -> int | 
 
 
 def load_into_architecture(request: dict[str, Any], path: Path) -> nn.Module:
-    state = read_state_dict(path, request["format"])
+    state = read_state_dict(path, request["format"], refetch_hint(WeightsRef(**request["ref"])))
     model = architecture(request["model"], request["model_options"], 1000)
     classes = _head_classes(model, state)
     if classes is not None and classes != 1000:

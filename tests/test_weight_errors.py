@@ -1,0 +1,201 @@
+"""Weight files cut short (harness.truncated_weights): each format names the first tensor whose bytes are missing,
+with the bytes expected and received and where the file ends, before any framework reads the file; the run exits 2.
+torch's files are written by torch (in its probe worker), Keras' by Keras; nothing in a damaged file is executed."""
+
+from __future__ import annotations
+
+import pickle
+import struct
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import weight_file_probes as probes
+
+from harness import cli
+from harness.config import TransferOptions, TrialConfig
+from harness.pretrained import prepare_weights
+from harness.truncated_weights import check_complete, check_hdf5, hdf5_end_of_file
+from harness.weight_files import BadWeightsError, write_safetensors
+
+# A state dict with torchvision's names, small enough to write in milliseconds; each tensor's byte count is unique,
+# so its zip record is found by size.
+TENSORS = {
+    "conv1.weight": (16, 3, 3, 3),
+    "bn1.running_mean": (16,),
+    "layer3.0.conv1.weight": (64, 32, 3, 3),
+    "layer3.0.bn1.weight": (64,),
+    "fc.weight": (10, 640),
+}
+FIX = "download it again"
+
+
+@pytest.fixture(scope="module")
+def state_file(workers, tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("pth") / "small.pth"
+    rng = np.random.default_rng(0)
+    tensors = {name: rng.normal(size=shape).astype(np.float32) for name, shape in TENSORS.items()}
+    workers["torch"](probes.write_torch_state, str(path), tensors)
+    return path
+
+
+def _record(path: Path, nbytes: int) -> tuple[zipfile.ZipInfo, zipfile.ZipInfo]:
+    """The zip record of ``nbytes`` bytes and the record after it."""
+    with zipfile.ZipFile(path) as archive:
+        records = sorted(archive.infolist(), key=lambda info: info.header_offset)
+    index = next(i for i, info in enumerate(records) if info.file_size == nbytes)
+    return records[index], records[index + 1]
+
+
+def _cut(path: Path, at: int, folder: Path, name: str = "cut.pth") -> Path:
+    cut = folder / name
+    cut.write_bytes(path.read_bytes()[:at])
+    return cut
+
+
+def test_a_pth_cut_short_names_the_tensor_with_the_bytes_expected_and_received(state_file, tmp_path):
+    nbytes = 64 * 32 * 9 * 4
+    record, following = _record(state_file, nbytes)
+    key = record.filename.rsplit("/", 1)[1]
+    at = following.header_offset - 100  # 16 of them are the record's data descriptor
+    with pytest.raises(BadWeightsError) as error:
+        check_complete(_cut(state_file, at, tmp_path), "state_dict", FIX)
+    message = str(error.value)
+    assert f"tensor 'layer3.0.conv1.weight' (storage data/{key}): expected {nbytes} bytes, received {nbytes - 84}" in (
+        message
+    )
+    estimate = int(message.split(" of ~")[1].split(" ")[0])
+    assert f"the file is cut short at byte {at} of ~" in message and message.endswith(f"; {FIX}.")
+    assert abs(estimate - state_file.stat().st_size) < 0.01 * state_file.stat().st_size, message  # ~Y: close
+
+
+def test_a_pth_cut_between_records_names_the_first_missing_tensor(state_file, tmp_path):
+    _, following = _record(state_file, 64 * 32 * 9 * 4)  # the cut falls right before the next tensor's header
+    with pytest.raises(BadWeightsError, match=r"tensor 'layer3.0.bn1.weight' \(storage data/\d+\): expected 256 bytes"):
+        check_complete(_cut(state_file, following.header_offset, tmp_path), "state_dict", FIX)
+
+
+def test_a_pth_cut_in_its_index_or_its_directory_says_so(state_file, tmp_path):
+    with pytest.raises(BadWeightsError, match=r"index \(data.pkl\) cut short .* no tensor can be named"):
+        check_complete(_cut(state_file, 200, tmp_path, "index.pth"), "state_dict", FIX)
+    size = state_file.stat().st_size
+    with pytest.raises(BadWeightsError, match=r"every tensor's bytes, but the file's end .* cut at byte"):
+        check_complete(_cut(state_file, size - 30, tmp_path, "directory.pth"), "state_dict", FIX)
+    check_complete(state_file, "state_dict", FIX)  # a whole file passes
+
+
+class _Payload:
+    """A pickle that would create a file when unpickled by a reader that resolves any global."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (str(self.marker), "w"))
+
+
+def test_a_cut_pth_whose_pickle_calls_anything_else_is_never_executed(tmp_path):
+    marker = tmp_path / "executed"
+    path = tmp_path / "evil.pth"
+    with zipfile.ZipFile(path, "w") as archive:  # stored, like torch's: the local headers walk as torch's do
+        archive.writestr("evil/data.pkl", pickle.dumps({"conv1.weight": _Payload(marker)}, protocol=2))
+        archive.writestr("evil/data/0", b"\0" * 4096)
+    with pytest.raises(BadWeightsError, match=r"no tensor can be named"):
+        check_complete(_cut(path, path.stat().st_size - 2000, tmp_path, "evil-cut.pth"), "state_dict", FIX)
+    assert not marker.exists()
+
+
+def test_a_safetensors_cut_short_names_the_first_tensor_in_file_order(tmp_path):
+    path = tmp_path / "w.safetensors"
+    # written in this order, so the data of "z.weight" comes first whatever order a reader lists names in
+    write_safetensors(path, {"z.weight": np.ones((64, 64), np.float32), "a.weight": np.ones((64, 64), np.float32)})
+    length = struct.unpack("<Q", path.read_bytes()[:8])[0]
+    at = 8 + length + 10_000
+    with pytest.raises(BadWeightsError) as error:
+        check_complete(_cut(path, at, tmp_path, "cut.safetensors"), "safetensors", FIX)
+    assert "tensor 'z.weight' (bytes 0..16384 of the data): expected 16384 bytes, received 10000" in str(error.value)
+    assert f"cut short at byte {at} of {path.stat().st_size}" in str(error.value)
+    with pytest.raises(BadWeightsError, match=r"inside its header .* no tensor can be named"):
+        check_complete(_cut(path, 40, tmp_path, "header.safetensors"), "safetensors", FIX)
+
+
+def test_an_hdf5_file_cut_short_names_the_tensor_from_the_architectures_own_layout(tmp_path):
+    import h5py  # Keras' own writer; no framework
+
+    path = tmp_path / "w.weights.h5"
+    with h5py.File(path, "w") as handle:  # the layout Keras' save_weights writes: layers/<layer>/vars/<index>
+        for index, layer in enumerate(("conv2d", "dense")):
+            handle.create_dataset(f"layers/{layer}/vars/0", data=np.full((32, 64), index, np.float32))
+    data = path.read_bytes()
+    assert hdf5_end_of_file(data[:128]) == len(data)
+    with h5py.File(path, "r") as handle:
+        start = handle["layers/dense/vars/0"].id.get_offset()
+    cut = _cut(path, start + 1000, tmp_path, "cut.weights.h5")
+    with pytest.raises(BadWeightsError) as error:
+        check_hdf5(cut, FIX, reference=path, labels={"layers/dense/vars/0": "dense/kernel (layers/dense/vars/0)"})
+    assert "tensor 'dense/kernel (layers/dense/vars/0)': expected 8192 bytes, received 1000" in str(error.value)
+    assert f"cut short at byte {start + 1000} of {len(data)}" in str(error.value)
+    with pytest.raises(BadWeightsError, match=r"no tensor can be named"):
+        check_hdf5(cut, FIX)  # without the architecture's layout: where it ends, not which tensor
+
+
+def test_a_keras_weights_file_cut_short_is_named_by_its_variable(workers, tmp_path):
+    path = tmp_path / "MobileNetV2.weights.h5"
+    workers["tensorflow"](probes.write_keras, "MobileNetV2", str(path), (32, 32, 3), 10)
+    cut = _cut(path, 2_000_000, tmp_path, "cut.weights.h5")
+    trial = _trial("keras:MobileNetV2", cut)
+    with pytest.raises(BadWeightsError, match=r"tensor '[\w/]+/kernel \(layers/conv2d_\d+/vars/0\)': expected \d+ "):
+        prepare_weights(trial, (32, 32, 3), tmp_path / "cache", ())
+
+
+def _trial(model: str, weights: Path) -> TrialConfig:
+    return TrialConfig("fine_tune", model, "digits", "torch", 0, 1, transfer=TransferOptions(weights_file=str(weights)))
+
+
+def test_preflight_refuses_a_cut_file_before_any_framework_reads_it(state_file, tmp_path):
+    _, following = _record(state_file, 64 * 32 * 9 * 4)
+    cut = _cut(state_file, following.header_offset - 100, tmp_path)
+    with pytest.raises(BadWeightsError, match=r"tensor 'layer3.0.conv1.weight'"):
+        prepare_weights(_trial("resnet18", cut), (32, 32, 3), tmp_path / "cache", ("torch", "tensorflow"))
+    assert not list((tmp_path / "cache").rglob("*.npz"))  # no conversion started
+
+
+def test_a_cut_file_exits_2_naming_the_tensor(state_file, tmp_path, capsys):
+    _, following = _record(state_file, 64 * 32 * 9 * 4)
+    cut = _cut(state_file, following.header_offset - 100, tmp_path)
+    args = ["run", "--strategy", "fine_tune", "--model", "resnet18", "--dataset", "digits", "--weights", str(cut)]
+    assert cli.main([*args, "--input-size", "32", "--results-dir", str(tmp_path / "r")]) == 2
+    assert "tensor 'layer3.0.conv1.weight' (storage data/" in capsys.readouterr().err
+    assert not any((tmp_path / "r").glob("2*"))  # no run directory: nothing started
+
+
+FULL_TIER_WEIGHTS = {
+    "torchvision:alexnet": "alexnet-owt-7be5be79.pth",
+    "torchvision:densenet121": "densenet121-a639ec97.pth",
+    "torchvision:mobilenet_v2": "mobilenet_v2-7ebf99e0.pth",
+    "torchvision:resnet18": "resnet18-f37072fd.pth",
+    "torchvision:vgg11_bn": "vgg11_bn-6002323d.pth",
+}
+
+
+def test_the_gpu_tier_of_imagenet_transfer_starts_from_torchvisions_weights_and_the_cpu_tiers_do_not():
+    from harness.suites import case_trials, suite
+
+    def weights(name: str) -> set:
+        chosen = suite(name)
+        return {t.transfer.pretrained for c in chosen.cases for t in case_trials(c, name, ("torch", "tensorflow"), 1)}
+
+    assert weights("imagenet_transfer") == set(FULL_TIER_WEIGHTS)
+    assert weights("imagenet_transfer_quick") == weights("imagenet_transfer_smoke") == {None}
+
+
+def test_a_run_whose_zoo_weights_are_not_cached_exits_2_with_one_fetch_command(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("XFBENCH_WEIGHTS", str(tmp_path / "empty-home"))
+    args = ["run", "--suite", "imagenet_transfer", "--results-dir", str(tmp_path / "r")]
+    assert cli.main(args) == 2  # before the data (CIFAR-10 is not on this machine) and before Ray
+    err = capsys.readouterr().err
+    assert f"`xfbench weights fetch {' '.join(sorted(FULL_TIER_WEIGHTS))}`" in err, err
+    assert all(f"torch/hub/checkpoints/{name}" in err for name in FULL_TIER_WEIGHTS.values()), err
+    assert "5 of 5 sets missing" in err and str(tmp_path / "empty-home") in err
+    assert not any((tmp_path / "r").glob("2*"))
