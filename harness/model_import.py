@@ -22,6 +22,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -123,37 +124,49 @@ def _request(ref: ModelRef, input_shape: tuple[int, ...], num_classes: int, seed
     }
 
 
+# Runs ``harness.import_worker.main``'s argv in a process of the source framework: (exit status, output).
+ConvertCall = Callable[[list[str]], tuple[int, str]]
+
+
 def imported_model(
-    ref: ModelRef, input_shape: tuple[int, ...], num_classes: int, cache_dir: Path, seed: int = 0
+    ref: ModelRef,
+    input_shape: tuple[int, ...],
+    num_classes: int,
+    cache_dir: Path,
+    seed: int = 0,
+    call: ConvertCall | None = None,
 ) -> tuple[ModelSpec, NeutralWeights]:
-    """The converted spec and weights of a framework or user model, from the cache or a conversion process."""
+    """The converted spec and weights of a framework or user model, from the cache or a conversion process
+    (a fresh one; ``call`` runs the worker's ``main`` elsewhere, as the tests' long-lived framework processes do)."""
     request = _request(ref, input_shape, num_classes, seed)
     key = hashlib.sha256(json.dumps(request, sort_keys=True).encode()).hexdigest()[:16]
     path = Path(cache_dir) / "imports" / f"{key}.npz"
     if not path.is_file():
-        _convert_in_worker(request, path)
+        _convert_in_worker(request, path, call)
     spec, weights, _ = load_checkpoint(path)
     return spec, weights
 
 
-def _convert_in_worker(request: dict[str, object], path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    error = path.with_suffix(".error.json")
+def _fresh_process(argv: list[str]) -> tuple[int, str]:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([os.getcwd(), os.environ.get("PYTHONPATH", "")])}
     proc = subprocess.run(
-        [sys.executable, "-m", "harness.import_worker", json.dumps(request), str(path)],
-        capture_output=True,
-        text=True,
-        env=env,
+        [sys.executable, "-m", "harness.import_worker", *argv], capture_output=True, text=True, env=env
     )
+    return proc.returncode, proc.stderr or proc.stdout
+
+
+def _convert_in_worker(request: dict[str, object], path: Path, call: ConvertCall | None = None) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    error = path.with_suffix(".error.json")
+    returncode, output = (call or _fresh_process)([json.dumps(request), str(path)])
     if error.is_file():
         details = json.loads(error.read_text())
         error.unlink()
         raise UnsupportedModelError(
             details["source"], details["op"], details["location"], details["supported"], details["hint"]
         )
-    if proc.returncode != 0 or not path.is_file():
-        tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["(no output)"]
+    if returncode != 0 or not path.is_file():
+        tail = output.strip().splitlines()[-1:] or ["(no output)"]
         raise ValueError(
             f"Expected the model {request['ref']} to convert. Received: the conversion process failed with {tail[0]}"
         )

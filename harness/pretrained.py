@@ -14,7 +14,11 @@ What happens before Ray starts (:func:`prepare_weights`, called by the preflight
    checkpoint cached by the file's content hash (sha256), with a probe batch and the source framework's own
    logits and per-layer outputs on it;
 3. every backend of the run rebuilds the network from the neutral weights and must reproduce those logits within
-   1e-4 x max(1, max |logit|), or the run stops with the gap and the first layer where the outputs part.
+   1e-4 x max(1, max |logit|), or the run stops with the gap and the first layer where the outputs part. The
+   backends verify at once, one process each (:func:`verify_all`): each mostly imports its framework.
+
+Each framework's step goes through a :data:`WorkerRunner` (default :func:`run_worker`, a fresh process per step);
+the tests pass one that runs the same worker code in their long-lived one-framework processes.
 
 Trials find the checkpoint through a small index keyed by their weights reference (:func:`checkpoint_for`); the
 row's ``weights`` and ``weights_sha256`` columns say which weights they started from. Preprocessing follows the
@@ -28,7 +32,8 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Collection
+from collections.abc import Callable, Collection
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -196,35 +201,50 @@ def weights_home() -> Path:
     return base / "xfbench" / "weights"
 
 
-def run_worker(backend: str, mode: str, request: dict[str, Any], out: Path) -> dict[str, Any]:
+# How a weights request reaches a process of one framework: (backend, mode, request, OUT) -> the answer.
+WorkerRunner = Callable[[str, str, dict[str, Any], Path], dict[str, Any]]
+# Runs ``harness.weights_worker.main``'s argv in some process of argv[0]'s framework: (exit status, output).
+WorkerCall = Callable[[list[str]], tuple[int, str]]
+
+
+def _fresh_process(argv: list[str]) -> tuple[int, str]:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([os.getcwd(), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.run(
+        [sys.executable, "-m", "harness.weights_worker", *argv], capture_output=True, text=True, env=env
+    )
+    return proc.returncode, proc.stderr or proc.stdout
+
+
+def run_worker(
+    backend: str, mode: str, request: dict[str, Any], out: Path, call: WorkerCall | None = None
+) -> dict[str, Any]:
     """``python -m harness.weights_worker`` in a fresh process that imports only ``backend``'s framework; its
-    answer (OUT.json), or its error raised here as ValueError (bad input: exit 2)."""
+    answer (OUT.json), or its error raised here as ValueError (bad input: exit 2). ``call`` runs the worker's
+    ``main`` elsewhere instead (the tests' long-lived one-framework processes); the files carry the answer alike."""
     out.parent.mkdir(parents=True, exist_ok=True)
     answer, error = out.with_suffix(".answer.json"), out.with_suffix(".error.json")
     for stale in (answer, error):
         stale.unlink(missing_ok=True)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([os.getcwd(), os.environ.get("PYTHONPATH", "")])}
-    command = [sys.executable, "-m", "harness.weights_worker", backend, mode, json.dumps(request), str(out)]
-    proc = subprocess.run(command, capture_output=True, text=True, env=env)
+    returncode, output = (call or _fresh_process)([backend, mode, json.dumps(request), str(out)])
     if error.is_file():
         message = json.loads(error.read_text())["message"]
         error.unlink()
         raise BadWeightsError(message)
-    if proc.returncode != 0 or not answer.is_file():
-        tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["(no output)"]
+    if returncode != 0 or not answer.is_file():
+        tail = output.strip().splitlines()[-1:] or ["(no output)"]
         raise ValueError(f"Expected the {backend} weights worker ({mode}) to finish. Received: {tail[0]}")
     result: dict[str, Any] = json.loads(answer.read_text())
     answer.unlink()
     return result
 
 
-def _resolved_file(ref: WeightsRef, scratch: Path) -> Path:
+def _resolved_file(ref: WeightsRef, scratch: Path, runner: WorkerRunner = run_worker) -> Path:
     """The file holding ``ref``'s weights; for a zoo's weights, where the framework's download keeps it (asked
     of a worker of that framework); missing: ValueError naming it, where to put it and the fetch command."""
     if ref.kind == "file":
         return Path(ref.name)
     home = weights_home()
-    found = run_worker(ref.source_backend, "resolve", {"ref": asdict(ref), "home": str(home)}, scratch)
+    found = runner(ref.source_backend, "resolve", {"ref": asdict(ref), "home": str(home)}, scratch)
     path = Path(found["file"])
     if not path.is_file():
         raise FileNotFoundError(
@@ -295,15 +315,20 @@ def checkpoint_for(trial: TrialConfig, input_shape: tuple[int, ...], cache_dir: 
 
 
 def prepare_weights(
-    trial: TrialConfig, input_shape: tuple[int, ...], cache_dir: Path, backends: tuple[str, ...]
+    trial: TrialConfig,
+    input_shape: tuple[int, ...],
+    cache_dir: Path,
+    backends: tuple[str, ...],
+    runner: WorkerRunner = run_worker,
 ) -> Path:
     """Find, convert (cached by content hash) and verify in every backend the trial's weights; returns the
-    neutral checkpoint. Raises ValueError / FileNotFoundError (exit 2) on missing or bad weights."""
+    neutral checkpoint. Raises ValueError / FileNotFoundError (exit 2) on missing or bad weights. ``runner``: where
+    each framework's step runs (default: a fresh process per step)."""
     ref = weights_ref(trial)
     if ref is None:
         raise ValueError(f"Expected --pretrained or --weights for trial {trial.trial_id}. Received: neither.")
     folder = Path(cache_dir) / "pretrained"
-    path = _resolved_file(ref, folder / "work" / "resolve")
+    path = _resolved_file(ref, folder / "work" / "resolve", runner)
     sha = file_sha256(path)
     content = {
         "sha256": sha,
@@ -317,16 +342,21 @@ def prepare_weights(
     checkpoint = folder / f"{key}.npz"
     if not checkpoint.is_file():
         check_complete(path, weights_format(path)[0], refetch_hint(ref))  # names the tensor a cut file lost
-        _convert(ref, trial, path, sha, input_shape, checkpoint)
-    for backend in backends:
-        verify(checkpoint, backend)
+        _convert(ref, trial, path, sha, input_shape, checkpoint, runner)
+    verify_all(checkpoint, backends, runner)
     index = _index_path(cache_dir, trial, input_shape)
     index.write_text(json.dumps({"checkpoint": checkpoint.name, "weights": ref.label, "sha256": sha}))
     return checkpoint
 
 
 def _convert(
-    ref: WeightsRef, trial: TrialConfig, path: Path, sha: str, input_shape: tuple[int, ...], checkpoint: Path
+    ref: WeightsRef,
+    trial: TrialConfig,
+    path: Path,
+    sha: str,
+    input_shape: tuple[int, ...],
+    checkpoint: Path,
+    runner: WorkerRunner,
 ) -> None:
     fmt, reader = weights_format(path)
     request = {
@@ -339,16 +369,29 @@ def _convert(
         "normalize": with_weight_preprocessing(trial).input.normalize,
         "meta": {"weights": ref.label, "sha256": sha, "key": checkpoint.stem},
     }
-    run_worker(reader or REFERENCE_BACKEND, "convert", request, checkpoint)  # .npz: any backend reads numpy
+    runner(reader or REFERENCE_BACKEND, "convert", request, checkpoint)  # .npz: any backend reads numpy
 
 
-def verify(checkpoint: Path, backend: str) -> None:
+def verify_all(checkpoint: Path, backends: tuple[str, ...], runner: WorkerRunner = run_worker) -> None:
+    """:func:`verify` in every backend at once, one process each started together (each mostly imports its
+    framework, so they overlap); the first failure in ``backends``' order is raised after all have finished."""
+    if len(backends) <= 1:
+        for backend in backends:
+            verify(checkpoint, backend, runner)
+        return
+    with ThreadPoolExecutor(max_workers=len(backends)) as pool:
+        futures = [pool.submit(verify, checkpoint, backend, runner) for backend in backends]
+    for future in futures:
+        future.result()
+
+
+def verify(checkpoint: Path, backend: str, runner: WorkerRunner = run_worker) -> None:
     """``backend``'s network from the neutral checkpoint reproduces the source framework's logits on the probe
     batch (once per checkpoint, backend and code version: a marker file remembers a pass)."""
     marker = checkpoint.with_name(f"{checkpoint.stem}.verified-{backend}-{cachekeys.code_tag(backend)}.json")
     if marker.is_file():
         return
-    result = run_worker(backend, "probe", {"checkpoint": str(checkpoint)}, checkpoint.with_suffix(f".{backend}"))
+    result = runner(backend, "probe", {"checkpoint": str(checkpoint)}, checkpoint.with_suffix(f".{backend}"))
     if result["gap"] > result["bound"]:
         raise BadWeightsError(
             f"Expected {backend}'s network from the converted weights to reproduce the source framework's logits "

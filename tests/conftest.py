@@ -7,7 +7,7 @@ import functools
 import multiprocessing
 import os
 from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -63,7 +63,11 @@ class BackendWorker:
         )
 
     def __call__(self, probe: Callable[..., Any], *args: Any) -> Any:
-        return self._pool.submit(probe, self.name, *args).result(timeout=600)
+        return self.submit(probe, *args).result(timeout=600)
+
+    def submit(self, probe: Callable[..., Any], *args: Any) -> Future:
+        """Start ``probe`` without waiting: workers of different backends then run at the same time."""
+        return self._pool.submit(probe, self.name, *args)
 
     def close(self) -> None:
         self._pool.shutdown(cancel_futures=True)
@@ -116,6 +120,12 @@ def reordered() -> Iterator[dict[str, BackendWorker]]:
     yield pool
     for worker in pool.values():
         worker.close()
+
+
+def on_each(pool: dict[str, BackendWorker], probe: Callable[..., Any], *args: Any) -> dict[str, Any]:
+    """``probe(*args)`` in every worker of ``pool`` at once (one process per backend): name -> its result."""
+    futures = {name: worker.submit(probe, *args) for name, worker in pool.items()}
+    return {name: future.result(timeout=600) for name, future in futures.items()}
 
 
 @pytest.fixture(scope="session")

@@ -15,3 +15,21 @@ def reference_logits(
     """The source framework's own eval forward of model NAME built with random weights from ``seed``."""
     importer = importlib.import_module(f"backends.{name}.importer")
     return importer.reference_logits(importer.load_reference(model, input_shape, num_classes, seed), x)
+
+
+def import_main(name: str, argv: list[str]) -> tuple[int, str]:
+    """``python -m harness.import_worker ARGV`` inside this long-lived worker instead of a fresh process: its exit
+    status and, on a crash, the traceback. Keras' global state (layer auto-names) is cleared first, as a fresh
+    process would start."""
+    import traceback
+
+    if name == "tensorflow":
+        import keras
+
+        keras.backend.clear_session()
+    from harness.import_worker import main
+
+    try:
+        return main(argv), ""
+    except Exception:  # a fresh process would die with this traceback; the parent reports its last line
+        return 1, traceback.format_exc()

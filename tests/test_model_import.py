@@ -1,5 +1,9 @@
 """--model torchvision:NAME / python:module:function / spec.json: converted in the source framework's process,
-the same logits in every backend as the source framework's own forward, unsupported ops refused before training."""
+the same logits in every backend as the source framework's own forward, unsupported ops refused before training.
+
+The tests of what a conversion computes run the conversion worker's code in the session's long-lived process of
+the source framework (``import_call``); the runs of a user's module start a fresh conversion process, as a
+user's run does."""
 
 from __future__ import annotations
 
@@ -14,6 +18,8 @@ import backend_probes as probes
 import import_probes
 import numpy as np
 import pytest
+from conftest import on_each
+from weight_file_probes import import_call
 
 from harness.importers import UnsupportedModelError
 from harness.model_import import ModelRef, imported_model, model_spec, parse_model_ref
@@ -43,10 +49,11 @@ def _assert_every_backend_matches_the_source(workers, source: str, name: str, sp
     framework's own forward of the same model (random weights, seed 0), on 2 images."""
     shape = spec.input_shape
     x = np.random.default_rng(0).normal(size=(2, *shape)).astype(np.float32)
-    reference = workers[source](import_probes.reference_logits, name, shape, spec.num_classes, 0, x)
+    source_run = workers[source].submit(import_probes.reference_logits, name, shape, spec.num_classes, 0, x)
+    ours = on_each(workers, probes.logits, spec, weights, x)  # each backend's process at once with the source's
+    reference = source_run.result(timeout=600)
     bound = 1e-4 * max(1.0, float(np.max(np.abs(reference))))
-    for backend in ("torch", "tensorflow"):
-        logits = workers[backend](probes.logits, spec, weights, x)
+    for backend, logits in ours.items():
         assert float(np.max(np.abs(logits - reference))) <= bound, backend
 
 
@@ -55,7 +62,7 @@ def _assert_every_backend_matches_the_source(workers, source: str, name: str, sp
 )
 def test_torchvision_models_convert_to_the_zoos_spec_and_run_alike_in_both_backends(workers, tmp_path, name, zoo):
     shape = (64, 64, 3)
-    spec, weights = imported_model(ModelRef("torchvision", name), shape, 10, tmp_path)
+    spec, weights = imported_model(ModelRef("torchvision", name), shape, 10, tmp_path, call=import_call(workers))
     assert canonical_form(spec) == canonical_form(build_spec(zoo, shape, 10))
     assert count_parameters(spec) == count_parameters(build_spec(zoo, shape, 10))
     _assert_every_backend_matches_the_source(workers, "torch", name, spec, weights)
@@ -110,30 +117,21 @@ def test_an_unsupported_op_is_named_with_where_it_sits(tmp_path, monkeypatch):
         model_spec("python:user_nets:recurrent", (8, 8, 1), 10, ModelOptions(), tmp_path / "cache")
 
 
-def test_a_users_module_runs_on_digits_with_both_backends_agreeing_and_an_lstm_exits_2(tmp_path):
+def test_a_users_module_runs_on_digits_with_both_backends_agreeing_and_an_lstm_exits_2(tmp_path, monkeypatch, capsys):
+    from harness.cli import main
+
     _write_user_module(tmp_path)
     env = {**os.environ, "COLUMNS": "200"}
-    bad = subprocess.run(
-        [
-            XFBENCH,
-            "run",
-            "--strategy",
-            "scratch",
-            "--model",
-            "python:user_nets:recurrent",
-            "--dataset",
-            "digits",
-            "--results-dir",
-            str(tmp_path / "r"),
-        ],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        env=env,
-        timeout=300,
-    )
-    assert bad.returncode == 2 and "LSTM at 'lstm'" in bad.stderr
+    # The refused module through main in this process (run from the module's folder, as a user does; the fresh
+    # conversion process finds the module there); main puts that folder on $PYTHONPATH, restored afterwards.
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PYTHONPATH", os.environ.get("PYTHONPATH", ""))
+    args = ["run", "--strategy", "scratch", "--model", "python:user_nets:recurrent", "--dataset", "digits"]
+    assert main([*args, "--results-dir", str(tmp_path / "r")]) == 2
+    assert "LSTM at 'lstm'" in capsys.readouterr().err
     assert [p.name for p in (tmp_path / "r").iterdir()] == ["_cache"]  # converted (and refused) before any run
+    # The run itself in a fresh process that starts its own Ray: its workers find the module only because xfbench
+    # hands the current folder on (harness.model_import.share_python_path).
     run = subprocess.run(
         [
             XFBENCH,
@@ -182,7 +180,7 @@ def test_a_spec_file_written_by_xfbench_model_trains_like_the_zoo_model(tmp_path
 @pytest.mark.parametrize("name", ["MobileNetV2"])
 def test_keras_applications_convert_and_run_alike_in_both_backends(workers, tmp_path, name):
     shape = (32, 32, 3)
-    spec, weights = imported_model(ModelRef("keras", name), shape, 10, tmp_path)
+    spec, weights = imported_model(ModelRef("keras", name), shape, 10, tmp_path, call=import_call(workers))
     _assert_every_backend_matches_the_source(workers, "tensorflow", name, spec, weights)
 
 

@@ -1,21 +1,24 @@
 """Pretrained weights (harness.pretrained): files written by the real frameworks (random weights), converted in the
 source framework's process, reproducing its logits in both backends, then trained; bad files name the tensor; a
 zoo's weights missing from an empty cache stop the run before Ray with the fetch command. No network: the
-weights home is a temporary folder."""
+weights home is a temporary folder.
+
+Where a test checks what a conversion or verification computes, each framework's step runs in the session's
+long-lived probe worker of that framework (``runner``: the same worker code and answer files as a fresh process);
+the runs through ``xfbench``'s ``main`` (in this process, on the session's Ray) start a fresh process per step, as
+a user's run does."""
 
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import h5py
 import numpy as np
 import pytest
 import weight_file_probes as probes
+from conftest import on_each
 
 from harness.config import TransferOptions, TrialConfig
 from harness.input_pipeline import InputConfig
@@ -33,7 +36,6 @@ from harness.results import read_results
 from harness.spec import canonical_form
 from harness.weight_files import BadWeightsError, read_safetensors, write_safetensors
 
-ROOT = Path(__file__).resolve().parents[1]
 SHAPE = (32, 32, 3)
 BOTH = ("torch", "tensorflow")
 
@@ -57,21 +59,35 @@ def files(tmp_path_factory, workers) -> dict[str, Path]:
         "mobilenet_v2_narrow.pth": folder / "mobilenet_v2_narrow.pth",
         "MobileNetV2.weights.h5": folder / "MobileNetV2.weights.h5",
     }
-    for key, path in paths.items():
-        if key.endswith(".weights.h5"):
-            workers["tensorflow"](probes.write_keras, "MobileNetV2", str(path), SHAPE, 1000)
-        else:
+    keras = workers["tensorflow"].submit(
+        probes.write_keras, "MobileNetV2", str(paths["MobileNetV2.weights.h5"]), SHAPE, 1000
+    )
+    for key, path in paths.items():  # in the torch process meanwhile
+        if not key.endswith(".weights.h5"):
             name = key.split(".")[0].removesuffix("_narrow")
             width = 0.25 if "narrow" in key else 1.0
             workers["torch"](probes.write_torchvision, name, str(path), 1000, 0, width)
+    keras.result(timeout=600)
     return paths
 
 
 @pytest.fixture(scope="module")
-def cache(tmp_path_factory) -> Path:
-    """One conversion cache for the module: a file converted and verified once serves every test that reads it (each
-    conversion or verification starts a framework's process)."""
-    return tmp_path_factory.mktemp("conversions")
+def results(tmp_path_factory) -> Path:
+    """The module's results folder: the runs through ``main`` write here (each its own run id) and share its cache."""
+    return tmp_path_factory.mktemp("results")
+
+
+@pytest.fixture(scope="module")
+def cache(results) -> Path:
+    """One conversion cache for the module, the runs' own (RESULTS/_cache): a file converted and verified once
+    serves every test and run that reads it (each conversion or verification is a framework's step)."""
+    return results / "_cache"
+
+
+@pytest.fixture(scope="module")
+def runner(workers):
+    """Each framework's conversion / verification step in the session's probe worker of that framework."""
+    return probes.probe_runner(workers)
 
 
 def _trial(model: str, weights: Path | None = None, pretrained: str | None = None, **kw) -> TrialConfig:
@@ -79,11 +95,14 @@ def _trial(model: str, weights: Path | None = None, pretrained: str | None = Non
     return TrialConfig("fine_tune", model, "digits", "torch", 0, 1, transfer=transfer, **kw)
 
 
-def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]), "COLUMNS": "200"}
-    return subprocess.run(
-        [sys.executable, "-m", "harness.cli", *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=600
-    )
+def _cli(capsys, *args: str) -> tuple[int, str, str]:
+    """``xfbench ARGS`` in this process: exit status, stdout, stderr."""
+    from harness.cli import main
+
+    capsys.readouterr()
+    code = main(list(args))
+    out = capsys.readouterr()
+    return code, out.out, out.err
 
 
 @pytest.mark.parametrize(
@@ -96,8 +115,8 @@ def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
         ("keras:MobileNetV2", "MobileNetV2.weights.h5"),
     ],
 )
-def test_a_weight_file_reproduces_the_source_logits_in_both_backends(files, cache, model, key):
-    checkpoint = prepare_weights(_trial(model, files[key]), SHAPE, cache, BOTH)
+def test_a_weight_file_reproduces_the_source_logits_in_both_backends(files, cache, runner, model, key):
+    checkpoint = prepare_weights(_trial(model, files[key]), SHAPE, cache, BOTH, runner)
     for backend in BOTH:
         [marker] = checkpoint.parent.glob(f"{checkpoint.stem}.verified-{backend}-*.json")
         result = json.loads(marker.read_text())
@@ -111,15 +130,15 @@ def test_a_weight_file_reproduces_the_source_logits_in_both_backends(files, cach
         assert meta["weights"] == key and len(meta["sha256"]) == 64
 
 
-def test_the_same_file_content_converts_once(files, cache):
-    first = prepare_weights(_trial("resnet18", files["resnet18.pth"]), SHAPE, cache, ("torch",))
+def test_the_same_file_content_converts_once(files, cache, runner):
+    first = prepare_weights(_trial("resnet18", files["resnet18.pth"]), SHAPE, cache, ("torch",), runner)
     stamp = first.stat().st_mtime_ns
-    again = prepare_weights(_trial("resnet18", files["resnet18.pth"]), SHAPE, cache, ("torch",))
+    again = prepare_weights(_trial("resnet18", files["resnet18.pth"]), SHAPE, cache, ("torch",), runner)
     assert again == first and first.stat().st_mtime_ns == stamp
 
 
-def test_outputs_that_part_name_the_first_layer(files, cache, tmp_path):
-    converted = prepare_weights(_trial("resnet18", files["resnet18.pth"]), SHAPE, cache, ())
+def test_outputs_that_part_name_the_first_layer(files, cache, runner, tmp_path):
+    converted = prepare_weights(_trial("resnet18", files["resnet18.pth"]), SHAPE, cache, (), runner)
     checkpoint = tmp_path / converted.name  # a copy to tamper with: the module's cache stays as converted
     shutil.copy(converted, checkpoint)
     probe = checkpoint.with_suffix(".probe.npz")
@@ -130,7 +149,7 @@ def test_outputs_that_part_name_the_first_layer(files, cache, tmp_path):
     arrays["logits"] = arrays["logits"] + 1.0
     np.savez(probe, **arrays)
     with pytest.raises(BadWeightsError, match=r"first part at layer 'layer2_0_conv1'"):
-        verify(checkpoint, "torch")
+        verify(checkpoint, "torch", runner)
 
 
 def _state(workers, path: Path) -> dict[str, np.ndarray]:
@@ -196,19 +215,21 @@ def bad_files(files, workers, tmp_path_factory):
 
 
 @pytest.mark.parametrize("case", BAD_CASES)
-def test_a_bad_weight_file_is_refused_naming_the_tensor(bad_files, tmp_path, case):
+def test_a_bad_weight_file_is_refused_naming_the_tensor(bad_files, runner, tmp_path, case):
     path, model, says = bad_files[case]
     with pytest.raises(BadWeightsError, match=says):
-        prepare_weights(_trial(model, path), SHAPE, tmp_path / "cache", BOTH)
+        prepare_weights(_trial(model, path), SHAPE, tmp_path / "cache", BOTH, runner)
 
 
-def test_a_bad_weight_file_exits_2_before_ray(bad_files, tmp_path):
+def test_a_bad_weight_file_exits_2_before_ray(bad_files, tmp_path, capsys):
+    """Through ``main`` with its own fresh conversion process: the worker's error file crosses the process boundary
+    and becomes exit 2 before any run starts."""
     path, _, _ = bad_files["wrong shape"]
     args = ["run", "--strategy", "fine_tune", "--model", "resnet18", "--dataset", "digits", "--weights", str(path)]
-    run = _cli(*args, "--input-size", "32", "--results-dir", str(tmp_path / "r"), cwd=tmp_path)
-    assert run.returncode == 2, run.stderr[-2000:]
-    assert "'layer3.0.conv2.weight' of shape (256, 256, 3, 3)" in run.stderr and "(256, 256, 1, 1)" in run.stderr
-    assert not any((tmp_path / "r").glob("2*"))  # no run directory: nothing started
+    code, out, err = _cli(capsys, *args, "--input-size", "32", "--results-dir", str(tmp_path / "r"))
+    assert code == 2, err[-2000:]
+    assert "'layer3.0.conv2.weight' of shape (256, 256, 3, 3)" in err and "(256, 256, 1, 1)" in err
+    assert not any((tmp_path / "r").glob("2*")) and "trials" not in out  # no run directory: nothing started
 
 
 @pytest.mark.parametrize(
@@ -218,14 +239,25 @@ def test_a_bad_weight_file_exits_2_before_ray(bad_files, tmp_path):
         ("keras:MobileNetV2", "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224.h5"),
     ],
 )
-def test_a_zoos_weights_missing_from_an_empty_cache_exit_2_with_the_fetch_command(tmp_path, weights_home, ref, wanted):
+def test_a_zoos_weights_missing_from_an_empty_cache_exit_2_with_the_fetch_command(
+    tmp_path, weights_home, capsys, workers, ref, wanted
+):
+    """The file is looked up by a fresh process of the zoo's framework (its own download mechanism's layout). Keras'
+    architecture, which the preflight converts before it looks for weights, is converted beforehand in the probe
+    worker (at the weights' 224 px) into the run's cache."""
     model = "resnet18" if ref.startswith("torchvision") else "keras:MobileNetV2"
+    if model.startswith("keras:"):
+        from harness.model_import import imported_model, parse_model_ref
+
+        imported_model(
+            parse_model_ref(model), (224, 224, 3), 10, tmp_path / "r" / "_cache", call=probes.import_call(workers)
+        )
     args = ["run", "--strategy", "feature_extraction", "--model", model, "--dataset", "digits", "--pretrained", ref]
-    run = _cli(*args, "--results-dir", str(tmp_path / "r"), cwd=tmp_path)
-    assert run.returncode == 2, run.stderr[-2000:]
-    assert f"`xfbench weights fetch {ref}" in run.stderr and wanted in run.stderr
-    assert str(weights_home) in run.stderr  # where to put it
-    assert not any((tmp_path / "r").glob("2*")) and "trials" not in run.stdout  # before Ray: no run, no progress
+    code, out, err = _cli(capsys, *args, "--results-dir", str(tmp_path / "r"))
+    assert code == 2, err[-2000:]
+    assert f"`xfbench weights fetch {ref}" in err and wanted in err
+    assert str(weights_home) in err  # where to put it
+    assert not any((tmp_path / "r").glob("2*")) and "trials" not in out  # before Ray: no run, no progress
 
 
 def test_preprocessing_follows_the_weights():
@@ -267,11 +299,28 @@ def _final_rows(run_dir: Path):
     return frame[frame["test_acc"].notna()].sort_values(["backend", "seed"])
 
 
-def _run(tmp_path: Path, *args: str):
-    tmp_path.mkdir(parents=True, exist_ok=True)
-    run = _cli("run", *args, "--epochs", "1", "--results-dir", str(tmp_path / "r"), "--run-id", "w", cwd=tmp_path)
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-    return _final_rows(tmp_path / "r" / "w")
+def _converted_beforehand(cache: Path, runner, workers, *args: str) -> None:
+    """What the preflight of ``xfbench run ARGS`` converts and verifies, done in the probe workers into the module's
+    cache: the run then finds it there (the tests that leave it to fresh processes: a bad file's exit 2, a zoo's
+    missing file, the resnet18 feature-extraction run)."""
+    from harness.cli import plan_from_args
+    from harness.cli_options import build_parser
+    from harness.model_import import FRAMEWORK_PREFIXES, imported_model, parse_model_ref
+
+    trial = plan_from_args(build_parser().parse_args(["run", *args])).trials[0]
+    shape = (trial.input.size, trial.input.size, 3)
+    ref = parse_model_ref(trial.model)
+    if ref.kind in FRAMEWORK_PREFIXES:  # the architecture the preflight converts to check the model
+        imported_model(ref, shape, 10, cache, call=probes.import_call(workers))
+    prepare_weights(trial, shape, cache, BOTH, runner)
+
+
+def _run(capsys, results: Path, run_id: str, *args: str):
+    """``xfbench run ARGS --epochs 1`` in this process on the session's Ray, into the module's results folder (its
+    cache: a file another test converted is not converted again; one no test did is, in a fresh process)."""
+    code, out, err = _cli(capsys, "run", *args, "--epochs", "1", "--results-dir", str(results), "--run-id", run_id)
+    assert code == 0, out[-3000:] + err[-3000:]
+    return _final_rows(results / run_id)
 
 
 @pytest.mark.ray
@@ -279,13 +328,16 @@ def _run(tmp_path: Path, *args: str):
     "model, key",
     [("mobilenet_v2", "mobilenet_v2_narrow.pth"), ("keras:MobileNetV2", "MobileNetV2.weights.h5")],
 )
-def test_fine_tune_from_a_weight_file_gives_each_seed_the_same_result_in_both_backends(files, tmp_path, model, key):
+def test_fine_tune_from_a_weight_file_gives_each_seed_the_same_result_in_both_backends(
+    files, results, cache, runner, workers, shared_ray, capsys, model, key
+):
     width = ["--width-multiplier", "0.25"] if "narrow" in key else []
-    rows = _run(
-        tmp_path,
+    args = (
         *("--strategy", "fine_tune", "--model", model, "--dataset", "digits", "--weights", str(files[key])),
         *("--input-size", "32", "--train-limit", "256", "--seeds", "2", "--lr", "0.001", *width),
     )
+    _converted_beforehand(cache, runner, workers, *args)
+    rows = _run(capsys, results, f"fine-tune-{key}", *args)
     assert (rows["status"] == "ok").all() and len(rows) == 4
     assert set(rows["weights"]) == {key} and rows["weights_sha256"].str.len().eq(64).all()
     by_seed = rows.pivot(index="seed", columns="backend", values="test_acc")
@@ -294,8 +346,8 @@ def test_fine_tune_from_a_weight_file_gives_each_seed_the_same_result_in_both_ba
     # test), where each framework is also run with its kernels reordered.
 
 
-def _fine_tune_trial(tmp_path: Path, model: str, key: str, weights: Path, train_limit: int) -> TrialConfig:
-    """The trial the CLI test runs (seed 0), with its weights converted into ``tmp_path``'s cache."""
+def _fine_tune_trial(cache: Path, runner, model: str, key: str, weights: Path, train_limit: int) -> TrialConfig:
+    """The trial the CLI test runs (seed 0), with its weights converted into ``cache``."""
     from dataclasses import replace
 
     from harness.cli import plan_from_args
@@ -309,8 +361,8 @@ def _fine_tune_trial(tmp_path: Path, model: str, key: str, weights: Path, train_
         ]
     )
     trial = next(t for t in plan_from_args(args).trials if t.strategy == "fine_tune")
-    trial = replace(trial, cache_dir=str(tmp_path / "cache"))
-    prepare_weights(trial, SHAPE, tmp_path / "cache", ())
+    trial = replace(trial, cache_dir=str(cache))
+    prepare_weights(trial, SHAPE, cache, (), runner)
     return trial
 
 
@@ -319,7 +371,7 @@ def _fine_tune_trial(tmp_path: Path, model: str, key: str, weights: Path, train_
     [("mobilenet_v2", "mobilenet_v2_narrow.pth"), ("keras:MobileNetV2", "MobileNetV2.weights.h5")],
 )
 def test_fine_tune_from_a_weight_file_parts_across_backends_only_as_far_as_float32_rounding(
-    files, workers, reordered, tmp_path, model, key
+    files, workers, reordered, cache, runner, model, key
 ):
     """Both backends compute the same fine_tune step (per-group rates, BatchNorm in training mode, the imported
     dropout): the first step's loss agrees to float32 rounding, and after the epoch (4 steps) every parameter
@@ -330,26 +382,34 @@ def test_fine_tune_from_a_weight_file_parts_across_backends_only_as_far_as_float
     import backend_probes
     from conftest import max_abs_diff
 
-    one_step = _fine_tune_trial(tmp_path, model, key, files[key], 64).to_dict()
-    rows = {b: workers[b](backend_probes.run_strategy, one_step)[0] for b in BOTH}
+    one_step = _fine_tune_trial(cache, runner, model, key, files[key], 64).to_dict()
+    rows = {b: result[0] for b, result in on_each(workers, backend_probes.run_strategy, one_step).items()}
     first = {b: next(r["train_loss"] for r in rows[b] if r.get("epoch") == 1) for b in BOTH}
     assert abs(first["torch"] - first["tensorflow"]) <= 3e-5 * first["torch"], first
-    epoch = _fine_tune_trial(tmp_path, model, key, files[key], 256).to_dict()
-    trained = {b: workers[b](backend_probes.run_strategy, epoch)[1] for b in BOTH}
+    epoch = _fine_tune_trial(cache, runner, model, key, files[key], 256).to_dict()
+    # the four processes at once: each backend as it is and with its kernels reordered
+    four = {**workers, **{f"reordered {b}": reordered[b] for b in BOTH}}
+    trained = {b: result[1] for b, result in on_each(four, backend_probes.run_strategy, epoch).items()}
     gap = max_abs_diff(trained["torch"], trained["tensorflow"])
-    envelope = sum(max_abs_diff(trained[b], reordered[b](backend_probes.run_strategy, epoch)[1]) for b in BOTH)
+    envelope = sum(max_abs_diff(trained[b], trained[f"reordered {b}"]) for b in BOTH)
     assert gap <= 1e-5 + envelope, f"parameters differ by {gap:.2e}; each framework moves {envelope:.2e} from itself"
 
 
 @pytest.mark.ray
-def test_feature_extraction_trains_only_the_new_head(files, workers, tmp_path):
+def test_feature_extraction_trains_only_the_new_head(
+    files, workers, results, cache, runner, shared_ray, capsys, tmp_path
+):
     alexnet = tmp_path / "alexnet.pth"
     workers["torch"](probes.write_torchvision, "alexnet", str(alexnet), 10)
     common = ("--strategy", "feature_extraction", "--dataset", "digits", "--train-limit", "128")
-    rows = _run(tmp_path / "a", *common, "--model", "alexnet_tv", "--weights", str(alexnet), "--input-size", "64")
+    args = (*common, "--model", "alexnet_tv", "--weights", str(alexnet), "--input-size", "64")
+    _converted_beforehand(cache, runner, workers, *args)  # the resnet18 run converts and verifies in fresh processes
+    rows = _run(capsys, results, "fe-alexnet", *args)
     assert dict(zip(rows["backend"], rows["trainable_params"], strict=True)) == {"torch": 40_970, "tensorflow": 40_970}
     rows = _run(
-        tmp_path / "r",
+        capsys,
+        results,
+        "fe-resnet18",
         *common,
         "--model",
         "resnet18",
@@ -361,32 +421,32 @@ def test_feature_extraction_trains_only_the_new_head(files, workers, tmp_path):
     assert dict(zip(rows["backend"], rows["trainable_params"], strict=True)) == {"torch": 5_130, "tensorflow": 5_130}
 
 
-def test_weights_fetch_checks_every_name_before_downloading_and_list_shows_the_home(tmp_path, weights_home):
-    bad = _cli("weights", "fetch", "torchvision:resnet18", "resnet18", cwd=tmp_path)
-    assert bad.returncode == 2 and "Expected --pretrained torchvision:NAME[:WEIGHTS]" in bad.stderr
-    listed = _cli("weights", "list", cwd=tmp_path)
-    assert listed.returncode == 0 and str(weights_home) in listed.stdout and "no weights cached" in listed.stdout
+def test_weights_fetch_checks_every_name_before_downloading_and_list_shows_the_home(weights_home, capsys):
+    code, _, err = _cli(capsys, "weights", "fetch", "torchvision:resnet18", "resnet18")
+    assert code == 2 and "Expected --pretrained torchvision:NAME[:WEIGHTS]" in err
+    code, out, _ = _cli(capsys, "weights", "list")
+    assert code == 0 and str(weights_home) in out and "no weights cached" in out
 
 
-def test_a_neutral_checkpoint_loads_as_weights(files, cache, tmp_path):
-    converted = prepare_weights(_trial("resnet18", files["resnet18.pth"]), SHAPE, cache, ())
+def test_a_neutral_checkpoint_loads_as_weights(files, cache, runner, tmp_path):
+    converted = prepare_weights(_trial("resnet18", files["resnet18.pth"]), SHAPE, cache, (), runner)
     neutral = tmp_path / "resnet18-neutral.npz"
     neutral.write_bytes(converted.read_bytes())
-    checkpoint = prepare_weights(_trial("resnet18", neutral), SHAPE, tmp_path / "cache", BOTH)
+    checkpoint = prepare_weights(_trial("resnet18", neutral), SHAPE, tmp_path / "cache", BOTH, runner)
     from harness.checkpoints import load_checkpoint
 
     assert load_checkpoint(checkpoint)[2]["trained_by"] == "xfbench"
     assert len(list(checkpoint.parent.glob(f"{checkpoint.stem}.verified-*.json"))) == 2
 
 
-def test_caffe_convention_weights_take_rgb_after_conversion(workers, tmp_path):
+def test_caffe_convention_weights_take_rgb_after_conversion(workers, runner, tmp_path):
     """Keras' ResNet50 reads BGR minus ImageNet's means: the source's logits on BGR images are reproduced by the
     converted network on RGB images (the order folded into the first convolution's kernel)."""
     path = tmp_path / "ResNet50.weights.h5"
     workers["tensorflow"](probes.write_keras, "ResNet50", str(path), SHAPE, 10)
     trial = with_weight_preprocessing(_trial("keras:ResNet50", path))
     assert trial.input.normalize == "caffe"
-    checkpoint = prepare_weights(trial, SHAPE, tmp_path / "cache", BOTH)
+    checkpoint = prepare_weights(trial, SHAPE, tmp_path / "cache", BOTH, runner)
     for marker in checkpoint.parent.glob(f"{checkpoint.stem}.verified-*.json"):
         result = json.loads(marker.read_text())
         assert result["gap"] <= result["bound"], (marker.name, result)
