@@ -33,7 +33,6 @@ MODES = {
     "tf-xla": ("tensorflow", BASE, dataclasses.replace(BASE, jit_compile=True)),
     "tf-fit-xla": ("tensorflow", BASE, dataclasses.replace(BASE, tf_mode="fit", jit_compile=True)),
     "tf-epoch-loop": ("tensorflow", BASE, dataclasses.replace(BASE, epoch_loop="compiled")),
-    "tf-epoch-loop-xla": ("tensorflow", BASE, dataclasses.replace(BASE, epoch_loop="compiled", jit_compile=True)),
     "torch-channels-last": ("torch", BASE, dataclasses.replace(BASE, channels_last=True)),
     "torch-compile": ("torch", BASE, dataclasses.replace(BASE, torch_compile=True)),
 }
@@ -72,6 +71,7 @@ def test_modes_and_precision_are_recorded_only_on_the_backends_that_apply_them()
         (["--tf-mode", "eager", "--jit-compile"], "Expected --jit-compile only with a compiled TensorFlow mode"),
         (["--backend", "torch", "--epoch-loop", "compiled"], "Expected --epoch-loop compiled to apply to a selected"),
         (["--tf-mode", "fit", "--epoch-loop", "compiled"], "Expected --epoch-loop compiled only with --tf-mode custom"),
+        (["--epoch-loop", "compiled", "--jit-compile"], "Expected --epoch-loop compiled without --jit-compile"),
     ],
 )
 def test_a_mode_no_selected_backend_can_run_is_an_error(argv, message):
@@ -124,7 +124,7 @@ def _assert_only_rounding_apart(request, backend: str, runtimes: tuple, args: tu
 
 def test_xla_compiles_one_step_per_batch_length_and_learns_what_custom_learns_over_a_ragged_epoch(workers, digits):
     """An epoch of 64s ending in a shorter batch: XLA's step slices each batch at a static length (one trace per
-    length, not one XLA compilation per step: modes.EpochInputs.next), per step and inside the compiled epoch loop."""
+    length, not one XLA compilation per step: modes.EpochInputs.next)."""
     spec = build_spec("mlp", digits.input_shape, digits.num_classes, ModelOptions(hidden=(128,)))
     weights = initial_weights(spec, "he_normal", 0)
     batches = epoch_batches(len(digits.y_train), 64, 0, 1)
@@ -132,9 +132,8 @@ def test_xla_compiles_one_step_per_batch_length_and_learns_what_custom_learns_ov
     args = (spec, weights, OptimizerConfig("nesterov", lr=0.02), digits.x_train, digits.y_train, batches)
     w_ref, s_ref, lr_ref = workers["tensorflow"](probes.train, BASE, *args)
     xla = dataclasses.replace(BASE, jit_compile=True)
-    for runtime in (xla, dataclasses.replace(xla, epoch_loop="compiled")):
-        w, s, lrs = workers["tensorflow"](probes.train, runtime, *args)
-        assert max_abs_diff(w_ref, w) <= TOLERANCE and s.count == s_ref.count and np.allclose(lrs, lr_ref, atol=1e-9)
+    w, s, lrs = workers["tensorflow"](probes.train, xla, *args)
+    assert max_abs_diff(w_ref, w) <= TOLERANCE and s.count == s_ref.count and np.allclose(lrs, lr_ref, atol=1e-9)
     epochs = [epoch_batches(len(digits.y_train), 64, 0, e) for e in (1, 2)]
     assert workers["tensorflow"](probes.step_traces, xla, *args[:-1], epochs) == 2
 
