@@ -17,11 +17,10 @@ import statistics
 from harness.backend import backend_capabilities, runtime_option_needs
 from harness.config import OptimizerConfig, RuntimeOptions, TrialConfig
 from harness.data import load_dataset
-from harness.models import ModelOptions
-from harness.suites import SPEED_VARIANTS
+from harness.suites import SPEED_MODELS, SPEED_VARIANTS
 from harness.trial import RunInfo, run_trial
 
-MODELS = {"mlp": ModelOptions(hidden=(256,)), "convnet3": ModelOptions(), "cnn_small": ModelOptions()}
+MODELS = dict(SPEED_MODELS)  # mlp (256), convnet3, cnn_small, resnet20 (width 0.5): as the suite configures them
 
 
 def main() -> None:

@@ -93,6 +93,12 @@ def piecewise(text: str) -> tuple[tuple[int, ...], tuple[float, ...]]:
         ) from None
 
 
+def on_off(text: str) -> bool:
+    if text not in ("on", "off"):
+        raise argparse.ArgumentTypeError(f"expected on or off, received {text!r}")
+    return text == "on"
+
+
 def augment_option(text: str) -> dict[str, int | bool]:
     try:
         return parse_augment(text)
@@ -316,7 +322,19 @@ OVERRIDE_OPTIONS: tuple[tuple[str, tuple[Option, ...]], ...] = (
             choices=EPOCH_LOOPS,
         ),
         Option("--channels-last", "runtime.channels_last", "PyTorch: channels_last memory format", const=True),
-        Option("--precision", "runtime.precision", "float32 or mixed_bfloat16 (both backends)", choices=PRECISIONS),
+        Option(
+            "--precision",
+            "runtime.precision",
+            "float32, mixed_bfloat16 or mixed_float16 (loss-scaled; GPU-targeted) (both backends)",
+            choices=PRECISIONS,
+        ),
+        Option(
+            "--tf32",
+            "runtime.tf32",
+            "on|off: TF32 matmuls/convolutions on NVIDIA GPUs, set explicitly in both backends (default off: strict "
+            "float32; no effect on a CPU)",
+            on_off,
+        ),
     ),
 )
 

@@ -32,8 +32,10 @@ TF_MODES = ("custom", "fit", "eager")
 # Who loops over an epoch's steps: "python" calls the compiled step once per batch; "compiled" runs the whole epoch
 # in one compiled loop (TensorFlow: a tf.while_loop inside one tf.function), the same step inside.
 EPOCH_LOOPS = ("python", "compiled")
-# float32 everywhere, or bfloat16 compute with float32 variables, optimizer state and loss ("mixed_bfloat16").
-PRECISIONS = ("float32", "mixed_bfloat16")
+# float32 everywhere, or bfloat16 compute with float32 variables, optimizer state and loss ("mixed_bfloat16"), or
+# float16 compute the same way with dynamic loss scaling (harness.update_pipeline.LossScaleRule): GPU-targeted, it
+# runs (slowly) on a CPU too.
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "adadelta", "rmsprop", "adam", "adamw")
 
@@ -178,6 +180,9 @@ class RuntimeOptions:
     tf_mode: str = "custom"  # one of TF_MODES (TensorFlow only; recorded "custom" on other backends)
     epoch_loop: str = "python"  # one of EPOCH_LOOPS (TensorFlow's custom mode; recorded "python" elsewhere)
     channels_last: bool = False  # PyTorch: channels_last memory format for the model and the images
+    # TF32 matmuls and convolutions on NVIDIA GPUs (--tf32 on): set explicitly in both backends at trial start,
+    # because their defaults differ (TensorFlow on; torch off for matmuls, on for cuDNN). No effect on a CPU.
+    tf32: bool = False
     # Dropout masks: "shared" draws them from harness.dropout_rng's counter-based generator, identically in every
     # backend; "framework" uses each framework's own generator (masks then differ between backends).
     dropout_rng: str = "shared"
@@ -212,6 +217,12 @@ class RuntimeOptions:
             raise ValueError(
                 f"Expected --epoch-loop compiled only with --tf-mode custom. Received: tf_mode={self.tf_mode!r}. "
                 "Drop --epoch-loop or use --tf-mode custom."
+            )
+        if self.epoch_loop == "compiled" and self.jit_compile:
+            raise ValueError(
+                "Expected --epoch-loop compiled without --jit-compile: XLA's CPU code for the compiled epoch loop ran "
+                "1,321 samples/s on convnet3 against 9,286 for XLA's per-step loop (docs/measurements.md). Received: "
+                "epoch_loop='compiled' with jit_compile=True. Drop one of them."
             )
         if self.tf_mode == "eager" and self.jit_compile:
             raise ValueError(

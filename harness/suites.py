@@ -868,7 +868,8 @@ def _backends_for(settings: tuple[tuple[str, Any], ...]) -> tuple[str, ...]:
     return tuple(b for b in BACKENDS if set(needs) <= backend_capabilities(b))
 
 
-_SPEED_MODELS = (
+# The speed matrix's models and their options (benchmarks/speed_modes.py measures the same ones in-process).
+SPEED_MODELS = (
     ("mlp", ModelOptions(hidden=(256,))),
     ("convnet3", ModelOptions()),
     ("cnn_small", ModelOptions()),
@@ -891,7 +892,7 @@ SUITES["speed_matrix"] = Suite(
             overrides=settings,
             only_backends=_backends_for(settings),
         )
-        for model, options in _SPEED_MODELS
+        for model, options in SPEED_MODELS
         for label, settings in SPEED_VARIANTS
     ),
 )

@@ -3,10 +3,12 @@ only the backend protocol, with the RuntimeOptions under test."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import numpy as np
 
+from harness import update_pipeline
 from harness.backend import StepStats, load_backend
 from harness.config import OptimizerConfig, RuntimeOptions
 from harness.spec import ModelSpec
@@ -56,3 +58,64 @@ def test_accuracy(
         backend.train_epoch("train", batches, np.full(len(batches), optimizer.lr, np.float32))
     seconds = time.perf_counter() - start
     return backend.evaluate("test", batch_size=500).accuracy, seconds
+
+
+def loss_scale_after(
+    name: str,
+    runtime: RuntimeOptions,
+    spec: ModelSpec,
+    weights: NeutralWeights,
+    optimizer: OptimizerConfig,
+    x: np.ndarray,
+    y: np.ndarray,
+    batches: list[np.ndarray],
+    initial_scale: float,
+) -> tuple[float, int]:
+    """``batches`` as one epoch under mixed_float16, the loss scale starting at ``initial_scale``; the (scale, finite
+    steps in a row) after it. The rule is swapped for this probe only (the worker process serves later tests)."""
+    saved = update_pipeline.FLOAT16_LOSS_SCALE
+    update_pipeline.FLOAT16_LOSS_SCALE = dataclasses.replace(saved, initial_scale=initial_scale)
+    try:
+        backend = load_backend(name, dataclasses.replace(runtime, precision="mixed_float16"))
+        backend.build(spec, weights, seed=0)
+        backend.set_optimizer(optimizer.resolved())
+    finally:
+        update_pipeline.FLOAT16_LOSS_SCALE = saved
+    backend.set_data("train", x, y)
+    backend.train_epoch("train", batches, np.full(len(batches), optimizer.lr, np.float32))
+    if name == "torch":  # the state lives in the adapter's update primitives (torch) or optimizer (TensorFlow)
+        scale, good = backend.update.loss_scale()
+        return float(scale.item()), int(good.item())
+    return float(backend._optimizer.loss_scale.numpy()), int(backend._optimizer.good_steps.numpy())
+
+
+def tf32_policy(name: str, runtime: RuntimeOptions) -> tuple[bool, ...]:
+    """The framework's TF32 switches after a backend for ``runtime`` was created."""
+    load_backend(name, runtime)
+    if name == "torch":
+        import torch
+
+        return torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    import tensorflow as tf
+
+    return (tf.config.experimental.tensor_float_32_execution_enabled(),)
+
+
+def step_traces(
+    name: str,
+    runtime: RuntimeOptions,
+    spec: ModelSpec,
+    weights: NeutralWeights,
+    optimizer: OptimizerConfig,
+    x: np.ndarray,
+    y: np.ndarray,
+    epochs: list[list[np.ndarray]],
+) -> int:
+    """How often the per-step train step was traced over ``epochs`` (TensorFlow: tf.function's own count)."""
+    backend = load_backend(name, runtime)
+    backend.build(spec, weights, seed=0)
+    backend.set_optimizer(optimizer.resolved())
+    backend.set_data("train", x, y)
+    for batches in epochs:
+        backend.train_epoch("train", batches, np.full(len(batches), optimizer.lr, np.float32))
+    return backend._split_steps["train"].experimental_get_tracing_count()

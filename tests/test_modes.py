@@ -3,7 +3,8 @@
 TensorFlow's ``fit`` (Keras Model.fit), ``eager`` (no tf.function) and XLA (--jit-compile) run the one
 harness.update_pipeline step the compiled ``custom`` mode runs, so after 20 steps their parameters agree with
 custom's to float32 rounding; PyTorch's channels_last computes what the default memory format computes. Mixed
-bfloat16 learns as well as float32 on digits in both backends.
+bfloat16 and mixed float16 (loss-scaled) learn as well as float32 on digits in both backends, and float16's dynamic
+loss scale skips the same steps in both; the TF32 policy is set in both as recorded.
 """
 
 from __future__ import annotations
@@ -70,6 +71,7 @@ def test_modes_and_precision_are_recorded_only_on_the_backends_that_apply_them()
         (["--tf-mode", "eager", "--jit-compile"], "Expected --jit-compile only with a compiled TensorFlow mode"),
         (["--backend", "torch", "--epoch-loop", "compiled"], "Expected --epoch-loop compiled to apply to a selected"),
         (["--tf-mode", "fit", "--epoch-loop", "compiled"], "Expected --epoch-loop compiled only with --tf-mode custom"),
+        (["--epoch-loop", "compiled", "--jit-compile"], "Expected --epoch-loop compiled without --jit-compile"),
     ],
 )
 def test_a_mode_no_selected_backend_can_run_is_an_error(argv, message):
@@ -120,24 +122,87 @@ def _assert_only_rounding_apart(request, backend: str, runtimes: tuple, args: tu
     assert gap <= TOLERANCE + envelope, f"parameters differ by {gap:.2e}, beyond float32 rounding ({envelope:.2e})"
 
 
+def test_xla_compiles_one_step_per_batch_length_and_learns_what_custom_learns_over_a_ragged_epoch(workers, digits):
+    """An epoch of 64s ending in a shorter batch: XLA's step slices each batch at a static length (one trace per
+    length, not one XLA compilation per step: modes.EpochInputs.next)."""
+    spec = build_spec("mlp", digits.input_shape, digits.num_classes, ModelOptions(hidden=(128,)))
+    weights = initial_weights(spec, "he_normal", 0)
+    batches = epoch_batches(len(digits.y_train), 64, 0, 1)
+    assert len({len(b) for b in batches}) == 2, "the epoch must end in a shorter batch"
+    args = (spec, weights, OptimizerConfig("nesterov", lr=0.02), digits.x_train, digits.y_train, batches)
+    w_ref, s_ref, lr_ref = workers["tensorflow"](probes.train, BASE, *args)
+    xla = dataclasses.replace(BASE, jit_compile=True)
+    w, s, lrs = workers["tensorflow"](probes.train, xla, *args)
+    assert max_abs_diff(w_ref, w) <= TOLERANCE and s.count == s_ref.count and np.allclose(lrs, lr_ref, atol=1e-9)
+    epochs = [epoch_batches(len(digits.y_train), 64, 0, e) for e in (1, 2)]
+    assert workers["tensorflow"](probes.step_traces, xla, *args[:-1], epochs) == 2
+
+
+_FLOAT32_ACCURACY: dict[tuple[str, str], float] = {}  # (backend, model): trained once for both precisions
+
+
+# float16 convolutions run slowly on a CPU (cnn_small: 34 s in TensorFlow, 23 s in torch; both within the bar when
+# measured), so float16 is held to the bar on the mlp here; it is GPU-targeted.
+@pytest.mark.parametrize(
+    "model, precision",
+    [("mlp", "mixed_bfloat16"), ("cnn_small", "mixed_bfloat16"), ("mlp", "mixed_float16")],
+)
 @pytest.mark.parametrize("backend", ["torch", "tensorflow"])
-@pytest.mark.parametrize("model", ["mlp", "cnn_small"])
-def test_mixed_bfloat16_learns_within_one_point_of_float32(workers, digits, backend, model):
-    # cnn_small with BatchNorm: its statistics stay float32 under the bf16 policy
+def test_mixed_precision_learns_within_one_point_of_float32(workers, digits, backend, model, precision):
+    # cnn_small with BatchNorm: its statistics stay float32 under the mixed policies
     options = ModelOptions(hidden=(256,)) if model == "mlp" else CNN
     spec = build_spec(model, digits.input_shape, digits.num_classes, options)
     weights = initial_weights(spec, "he_normal", 0)
     epochs = [epoch_batches(len(digits.y_train), 64, 0, e) for e in range(1, BF16_EPOCHS + 1)]
     data = (digits.x_train, digits.y_train, digits.x_test, digits.y_test)
     optimizer = OptimizerConfig("nesterov", lr=0.05)
-    (fp32, _), (bf16, _) = (
-        workers[backend](
-            probes.test_accuracy, dataclasses.replace(BASE, precision=p), spec, weights, optimizer, data, epochs
-        )
-        for p in ("float32", "mixed_bfloat16")
-    )
+
+    def accuracy(p: str) -> float:
+        runtime = dataclasses.replace(BASE, precision=p)
+        return workers[backend](probes.test_accuracy, runtime, spec, weights, optimizer, data, epochs)[0]
+
+    if (backend, model) not in _FLOAT32_ACCURACY:
+        _FLOAT32_ACCURACY[backend, model] = accuracy("float32")
+    fp32, mixed = _FLOAT32_ACCURACY[backend, model], accuracy(precision)
     assert fp32 > 0.9, f"float32 reached only {fp32:.3f}: the comparison would say nothing"
-    assert abs(bf16 - fp32) <= 0.01, f"{backend} {model}: bf16 {bf16:.4f} vs float32 {fp32:.4f}"
+    assert abs(mixed - fp32) <= 0.01, f"{backend} {model}: {precision} {mixed:.4f} vs float32 {fp32:.4f}"
+
+
+def test_float16_loss_scaling_skips_the_same_steps_in_both_backends_and_every_tensorflow_mode(workers, digits):
+    """Started at 2**24 the scale overflows float16 gradients for the first steps: each such step is skipped and
+    halves the scale (harness.update_pipeline.LossScaleRule), in every backend and mode alike."""
+    spec = build_spec("mlp", digits.input_shape, digits.num_classes, ModelOptions(hidden=(128,)))
+    weights = initial_weights(spec, "he_normal", 0)
+    batches = epoch_batches(len(digits.y_train), 32, 0, 1)[:STEPS]
+    args = (spec, weights, OptimizerConfig("nesterov", lr=0.02), digits.x_train, digits.y_train, batches, 2.0**24)
+    runs = {
+        "torch": ("torch", BASE),
+        "tf-custom": ("tensorflow", BASE),
+        "tf-eager": ("tensorflow", dataclasses.replace(BASE, tf_mode="eager")),
+        "tf-fit": ("tensorflow", dataclasses.replace(BASE, tf_mode="fit")),
+        "tf-xla": ("tensorflow", dataclasses.replace(BASE, jit_compile=True)),
+    }
+    states = {
+        label: workers[backend](probes.loss_scale_after, runtime, *args) for label, (backend, runtime) in runs.items()
+    }
+    scale, good = states["torch"]
+    assert scale < 2.0**24 and 0 < good < STEPS, f"expected some skipped steps, then finite ones; got {states}"
+    assert all(state == (scale, good) for state in states.values()), states
+
+
+def test_the_tf32_policy_is_set_explicitly_in_both_backends_and_recorded(workers):
+    argv = ("run", "--strategy", "scratch", "--model", "mlp", "--dataset", "digits")
+    assert {t.runtime.tf32 for t in _trials(*argv)} == {False}  # off by default: strict float32
+    on = _trials(*argv, "--tf32", "on")
+    assert {t.backend: json.loads(t.to_json())["runtime"]["tf32"] for t in on} == {"torch": True, "tensorflow": True}
+    with pytest.raises(SystemExit):
+        _trials(*argv, "--tf32", "yes")
+    for tf32 in (True, False):  # False last: the worker processes serve later tests
+        runtime = dataclasses.replace(BASE, tf32=tf32)
+        assert {b: workers[b](probes.tf32_policy, runtime) for b in workers} == {
+            "torch": (tf32, tf32),
+            "tensorflow": (tf32,),
+        }
 
 
 def test_the_speed_matrix_runs_every_mode_on_its_own_backend_only():

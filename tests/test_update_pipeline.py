@@ -9,7 +9,7 @@ import pytest
 
 from harness.config import OptimizerConfig, RegularizationConfig
 from harness.inference_batches import batch_slices, concat_batches, over_batches
-from harness.update_pipeline import UpdateRule, pipeline_decay, update_step
+from harness.update_pipeline import LossScaleRule, UpdateRule, loss_scale_rule, pipeline_decay, update_step
 
 
 class RecordingPrimitives:
@@ -46,6 +46,27 @@ class RecordingPrimitives:
 
     def apply_max_norm(self, limit: float) -> None:
         self.calls.append(f"max_norm {limit}")
+
+    # Loss scaling: the state is two floats; ``overflow`` makes the next unscale report a non-finite gradient.
+    scale, good_steps, overflow = 8.0, 0, False
+
+    def loss_scale(self) -> tuple[float, int]:
+        return self.scale, self.good_steps
+
+    def unscale(self, grads: list[float], scale: float) -> tuple[list[float], bool]:
+        self.calls.append(f"unscale {scale}")
+        return [g / scale for g in grads], not self.overflow
+
+    def when_finite(self, finite: bool, apply: Callable[[], None]) -> None:
+        if finite:
+            apply()
+
+    def select(self, condition: bool, if_true: float, if_false: float) -> float:
+        return if_true if condition else if_false
+
+    def set_loss_scale(self, scale: float, good_steps: int) -> None:
+        self.calls.append(f"scale {scale} {good_steps}")
+        self.scale, self.good_steps = scale, good_steps
 
 
 def batch_loss(ops: RecordingPrimitives) -> Callable[[], tuple[float, int]]:
@@ -92,6 +113,29 @@ def test_the_rule_of_a_config_and_who_applies_decoupled_decay():
     assert pipeline_decay(OptimizerConfig("adam", lr=0.1, weight_decay=0.3).resolved()) == 0.0
     assert pipeline_decay(OptimizerConfig("adam", lr=0.1, weight_decay=0.3, decoupled=True).resolved()) == 0.3
     assert pipeline_decay(OptimizerConfig("momentum", lr=0.1, decoupled=True).resolved()) == 0.0
+
+
+def test_a_loss_scaled_step_scales_the_objective_unscales_the_gradients_and_skips_a_step_that_overflows():
+    ops = RecordingPrimitives()
+    rule = UpdateRule(clip_value=0.5, max_norm=3.0, loss_scale=LossScaleRule(initial_scale=8.0, growth_interval=2))
+    out = update_step(ops, rule, batch_loss(ops))
+    assert ops.objective == 16.0 and out.loss == 2.0  # the scaled objective is differentiated; the loss reported
+    assert ops.calls[3:] == ["unscale 8.0", "clip_value", "update [0.5, -0.5]", "max_norm 3.0", "scale 8.0 1"]
+    ops.calls, ops.overflow = [], True
+    update_step(ops, rule, batch_loss(ops))
+    assert ops.calls[3:] == ["unscale 8.0", "scale 4.0 0"]  # nothing applied, the scale halved
+
+
+def test_the_loss_scale_halves_on_overflow_and_doubles_after_growth_interval_finite_steps_as_grad_scaler():
+    rule = LossScaleRule(initial_scale=2.0**16, growth_interval=3)
+    scale, good, trace = rule.initial_scale, 0, []
+    for finite in (True, True, False, True, True, True, True, False, False):
+        scale, good = rule.next(scale, good, finite, lambda c, a, b: a if c else b)
+        trace.append((scale, good))
+    k = 2.0**16
+    assert trace == [(k, 1), (k, 2), (k / 2, 0), (k / 2, 1), (k / 2, 2), (k, 0), (k, 1), (k / 2, 0), (k / 4, 0)]
+    assert loss_scale_rule("mixed_float16") == LossScaleRule() and loss_scale_rule("mixed_bfloat16") is None
+    assert UpdateRule.of(OptimizerConfig().resolved(), RegularizationConfig()).loss_scale is None
 
 
 def test_inference_batches_cover_every_sample_in_order_the_last_keeping_the_remainder():

@@ -13,7 +13,15 @@ from backends.tensorflow.capabilities import CAPABILITIES
 from backends.tensorflow.dropout import DropoutKeys
 from backends.tensorflow.framework import keras, tf
 from backends.tensorflow.model import export_weights, load_weights
-from backends.tensorflow.modes import EpochInputs, FitRunner, build_model, compile_epoch, compile_step
+from backends.tensorflow.modes import (
+    EpochInputs,
+    FitRunner,
+    batch_sizes,
+    build_model,
+    compile_epoch,
+    compile_step,
+    configure_runtime,
+)
 from backends.tensorflow.optimizers import TensorFlowUpdate, TorchSemanticsOptimizer
 from backends.tensorflow.tracing import any_batch, exactly, trace_for_any_batch
 from harness.augment import CropFlip, EpochAugment
@@ -22,7 +30,7 @@ from harness.config import OptimizerConfig, RegularizationConfig, RuntimeOptions
 from harness.dropout_rng import STREAM_MC, STREAM_TRAIN, dropout_layer_indices, step_keys
 from harness.inference_batches import concat_batches, over_batches
 from harness.spec import ModelSpec
-from harness.update_pipeline import UpdateRule, update_step
+from harness.update_pipeline import UpdateRule, loss_scale_rule, update_step
 from harness.weights import NeutralWeights
 
 
@@ -34,33 +42,6 @@ def loss_and_hits(logits: tf.Tensor, y: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor
         return losses, tf.reduce_sum(tf.cast(tf.equal(tf.cast(z > 0, tf.int64), y), tf.int64))
     losses = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits)
     return losses, tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, axis=1), y), tf.int64))
-
-
-def configure_runtime(runtime: RuntimeOptions) -> None:
-    """Threads and devices must be set before TensorFlow's runtime starts; a second call is a no-op."""
-    try:
-        tf.config.threading.set_intra_op_parallelism_threads(runtime.threads)
-        tf.config.threading.set_inter_op_parallelism_threads(1)
-    except RuntimeError:
-        pass  # runtime already initialised in this process: the first trial's settings hold
-    gpus = tf.config.list_physical_devices("GPU")
-    if runtime.device == "gpu":
-        if not gpus:
-            raise RuntimeError(
-                "Expected a GPU for device='gpu'. Received: TensorFlow sees none. Run with --gpus-per-trial 0."
-            )
-        for gpu in gpus:
-            try:
-                tf.config.experimental.set_memory_growth(gpu, True)
-            except RuntimeError:
-                pass
-    elif gpus:
-        try:
-            tf.config.set_visible_devices([], "GPU")
-        except RuntimeError:
-            pass
-    if runtime.deterministic:
-        tf.config.experimental.enable_op_determinism()
 
 
 class TensorFlowBackend:
@@ -148,7 +129,8 @@ class TensorFlowBackend:
             for v in layer.trainable_variables:
                 variables.append(v)
                 factors.append(float(multipliers.get(name, 1.0)))
-        self._optimizer = TorchSemanticsOptimizer(config, variables, factors)
+        scaling = loss_scale_rule(self.runtime.precision)
+        self._optimizer = TorchSemanticsOptimizer(config, variables, factors, scaling)
         self._regularization = regularization
         self.lr_trace = []
         self._compile_steps()  # the step closes over the optimizer's variables
@@ -165,9 +147,9 @@ class TensorFlowBackend:
             step, (x, y) = self._train_step, self._data[split]
             if self.runtime.epoch_loop == "compiled":
                 assert self._optimizer is not None
-                self._split_steps[split] = compile_epoch(lambda: step(x, y), self._optimizer.lr, self.runtime)
+                self._split_steps[split] = compile_epoch(lambda n: step(x, y, n), self._optimizer.lr, self.runtime)
             else:
-                self._split_steps[split] = compile_step(lambda: step(x, y), self.runtime)
+                self._split_steps[split] = compile_step(lambda n=None: step(x, y, n), self.runtime)
         return self._split_steps[split]
 
     def _compile_steps(self) -> None:
@@ -192,7 +174,8 @@ class TensorFlowBackend:
             for layer in model.layers
             if isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense)) and layer.trainable
         ]
-        update, rule = TensorFlowUpdate(optimizer, kernels), UpdateRule.of(optimizer.config, self._regularization)
+        update = TensorFlowUpdate(optimizer, kernels)
+        rule = UpdateRule.of(optimizer.config, self._regularization, optimizer.loss_scale_rule)
         scheduled_momentum = optimizer.beta1 if optimizer.config.name in ("adam", "adamw") else optimizer.momentum
         # The epoch's sums, accumulated in variables: no per-step host round trip.
         self._loss_sum = loss_sum = tf.Variable(0.0, dtype=tf.float32, trainable=False)
@@ -217,12 +200,14 @@ class TensorFlowBackend:
 
         self._epoch = epoch = EpochInputs(max(len(self._dropout_indices), 1))
 
-        def train_step(x_all: tf.Tensor, y_all: tf.Tensor) -> None:
-            idx, lr, momentum, keys = epoch.next()
+        def train_step(x_all: tf.Tensor, y_all: tf.Tensor, size: int | None = None) -> None:
+            idx, lr, momentum, keys = epoch.next(size)
             batch_step(tf.gather(x_all, idx), tf.gather(y_all, idx), lr, momentum, keys)
 
-        def augmented_step(x_all: tf.Tensor, y_all: tf.Tensor, rows: tf.Tensor, cols: tf.Tensor, padding: int) -> None:
-            idx, lr, momentum, keys = epoch.next()
+        def augmented_step(
+            x_all: tf.Tensor, y_all: tf.Tensor, rows: tf.Tensor, cols: tf.Tensor, padding: int, size: int | None = None
+        ) -> None:
+            idx, lr, momentum, keys = epoch.next(size)
             batch_step(crop_flip(tf.gather(x_all, idx), rows, cols, padding), tf.gather(y_all, idx), lr, momentum, keys)
 
         self._augmented_step = compile_step(augmented_step, self.runtime)
@@ -254,21 +239,21 @@ class TensorFlowBackend:
         if self._fit is not None:
             return self._fit_epoch(x, y, batches, lrs, momenta, keys, views)
         self._epoch.load(batches, lrs, momenta, keys)
-        step = self._split_step(split)
+        step, sizes = self._split_step(split), batch_sizes(batches, self.runtime)  # sizes: None but under XLA
         if self.runtime.epoch_loop == "compiled" and views is None:  # one call runs the epoch; returns its rates
-            trace = step(tf.constant(len(batches), tf.int32))
+            trace = step(sizes)
             if self.record_lr_trace:
                 self.lr_trace.extend(float(lr) for lr in trace.numpy())
         else:
             each: Sequence[CropFlip | None] = views if views is not None else [None] * len(batches)
-            if views:
+            if views and not self.runtime.jit_compile:  # XLA compiles one step per batch length instead
                 crop = (any_batch(views[0].rows), any_batch(views[0].cols), views[0].padding)
                 trace_for_any_batch(self._augmented_step, exactly(x), exactly(y), *crop)
-            for view in each:
+            for view, size in zip(each, sizes, strict=True):
                 if view is None:
-                    step()
+                    step(size)
                 else:  # the crop's and flip's index arrays, gathered in the same compiled step
-                    self._augmented_step(x, y, view.rows, view.cols, view.padding)
+                    self._augmented_step(x, y, view.rows, view.cols, view.padding, size)
                 if self.record_lr_trace:
                     self.lr_trace.append(float(self._optimizer.lr.numpy()))
         count = sum(len(b) for b in batches)

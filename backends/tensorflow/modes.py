@@ -1,4 +1,5 @@
-"""How a TensorFlow trial runs its steps (RuntimeOptions.tf_mode) and in which precision it computes.
+"""How a TensorFlow trial runs its steps (RuntimeOptions.tf_mode), in which precision it computes, and the runtime's
+threads, devices and TF32 policy.
 
 Every mode runs the one train step the adapter traces from harness.update_pipeline, so they compute the same
 updates: ``custom`` calls it as a tf.function (XLA with --jit-compile), ``eager`` calls the Python function itself
@@ -8,6 +9,7 @@ updates: ``custom`` calls it as a tf.function (XLA with --jit-compile), ``eager`
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
@@ -27,6 +29,36 @@ BatchStep = Callable[[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor], No
 # EpochInputs.
 TrainStep = Callable[[tf.Tensor, tf.Tensor], None]
 Step = TypeVar("Step", bound=Callable[..., None])  # a train step: on one split, or with crop/flip
+
+
+def configure_runtime(runtime: RuntimeOptions) -> None:
+    """Threads and devices must be set before TensorFlow's runtime starts (a second call keeps the first's); the TF32
+    policy is set on every call, explicitly."""
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(runtime.threads)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    except RuntimeError:
+        pass  # runtime already initialised in this process: the first trial's settings hold
+    gpus = tf.config.list_physical_devices("GPU")
+    if runtime.device == "gpu":
+        if not gpus:
+            raise RuntimeError(
+                "Expected a GPU for device='gpu'. Received: TensorFlow sees none. Run with --gpus-per-trial 0."
+            )
+        for gpu in gpus:
+            try:
+                tf.config.experimental.set_memory_growth(gpu, True)
+            except RuntimeError:
+                pass
+    elif gpus:
+        try:
+            tf.config.set_visible_devices([], "GPU")
+        except RuntimeError:
+            pass
+    if runtime.deterministic:
+        tf.config.experimental.enable_op_determinism()
+    # TensorFlow enables TF32 on Ampere+ GPUs by default, torch does not for matmuls: set, never inherited.
+    tf.config.experimental.enable_tensor_float_32_execution(runtime.tf32)
 
 
 def build_model(
@@ -75,12 +107,28 @@ class EpochInputs:
         self.keys.assign(keys)
         self.step.assign(0)
 
-    def next(self) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]:
-        """The current step's (index batch, lr, momentum, keys); advances the counter."""
+    def next(self, size: int | None = None) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]:
+        """The current step's (index batch, lr, momentum, keys); advances the counter.
+
+        ``size`` (XLA): the batch's length as a constant. Without it the slice's length comes from the offsets, so
+        one trace serves any batch; but XLA must know every shape when it compiles, and TensorFlow's bridge then
+        made the step counter a compile-time constant: one XLA compilation per step of the epoch (20 on digits,
+        the 26 s warm-up), a cache lookup on the counter's value every later step, and inside --epoch-loop
+        compiled's while loop, where the counter cannot be constant, 11-23 samples/s. With ``size`` the slice has
+        a static shape at a position read at run time: one compilation per batch length."""
         s = self.step.read_value()
         self.step.assign_add(1)
-        idx = self.indices[self.offsets[s] : self.offsets[s + 1]]
-        return idx, self.lrs[s], self.momenta[s], self.keys[s]
+        if size is None:
+            idx = self.indices[self.offsets[s] : self.offsets[s + 1]]
+            return idx, self.lrs[s], self.momenta[s], self.keys[s]
+        # A gather, not a slice: XLA's Slice and StridedSlice want their start as a compile-time constant too.
+        idx = tf.gather(self.indices, tf.gather(self.offsets, s) + tf.range(size))
+        return idx, tf.gather(self.lrs, s), tf.gather(self.momenta, s), tf.gather(self.keys, s)
+
+
+def batch_sizes(batches: Sequence[np.ndarray], runtime: RuntimeOptions) -> list[int | None]:
+    """What each step passes to EpochInputs.next: its batch's length under XLA, else None (one trace for all)."""
+    return [len(b) if runtime.jit_compile else None for b in batches]
 
 
 def compile_step(step: Step, runtime: RuntimeOptions) -> Step:
@@ -91,22 +139,39 @@ def compile_step(step: Step, runtime: RuntimeOptions) -> Step:
 
 
 def compile_epoch(
-    step: Callable[[], None], lr: tf.Variable, runtime: RuntimeOptions
-) -> Callable[[tf.Tensor], tf.Tensor]:
-    """``steps`` calls of the step inside one tf.function (--epoch-loop compiled): a tf.while_loop, one iteration
-    after the other (parallel_iterations=1: each step reads the variables the previous one wrote). Returns the
-    learning rate each step used (read after it, as the per-step loop's trace reads it)."""
+    step: Callable[[int | None], None], lr: tf.Variable, runtime: RuntimeOptions
+) -> Callable[[Sequence[int | None]], tf.Tensor]:
+    """An epoch's calls of the step inside one tf.function (--epoch-loop compiled), called with the steps'
+    ``batch_sizes``: a tf.while_loop, one iteration after the other (parallel_iterations=1: each step reads the
+    variables the previous one wrote); under XLA one loop per run of equal batch lengths, each step's slice of a
+    static length (EpochInputs.next). Returns the learning rate each step used (read after it, as the per-step
+    loop's trace reads it)."""
 
-    def epoch(steps: tf.Tensor) -> tf.Tensor:
+    def loop(
+        size: int | None, steps: tf.Tensor | int, start: tf.Tensor, trace: tf.TensorArray
+    ) -> tuple[tf.Tensor, tf.TensorArray]:
         def body(i: tf.Tensor, trace: tf.TensorArray) -> tuple[tf.Tensor, tf.TensorArray]:
-            step()
+            step(size)
             return i + 1, trace.write(i, lr.read_value())
 
-        start = (tf.constant(0), tf.TensorArray(tf.float32, size=steps))
-        _, trace = tf.while_loop(lambda i, _: i < steps, body, start, parallel_iterations=1)
+        end = start + steps
+        return tf.while_loop(lambda i, _: i < end, body, (start, trace), parallel_iterations=1)
+
+    def epoch(runs: tuple[tuple[int | None, int], ...], steps: tf.Tensor | int) -> tf.Tensor:
+        i, trace = tf.constant(0), tf.TensorArray(tf.float32, size=steps)
+        for size, count in runs:
+            i, trace = loop(size, steps if size is None else count, i, trace)
         return trace.stack()
 
-    return tf.function(epoch, jit_compile=runtime.jit_compile)
+    compiled = tf.function(epoch, jit_compile=runtime.jit_compile)
+
+    def run(sizes: Sequence[int | None]) -> tf.Tensor:
+        if runtime.jit_compile:  # (length, steps) of each run of equal lengths, all constants: one trace per pattern
+            runs = tuple((size, len(list(group))) for size, group in itertools.groupby(sizes))
+            return compiled(runs, len(sizes))
+        return compiled(((None, 0),), tf.constant(len(sizes), tf.int32))  # one loop, any lengths: one trace
+
+    return run
 
 
 class _StepModel(keras.Model):

@@ -14,6 +14,7 @@ from typing import TypeVar
 
 from backends.tensorflow.framework import tf
 from harness.config import OptimizerConfig
+from harness.update_pipeline import LossScaleRule
 
 A = TypeVar("A")
 Grads = list[tf.Tensor | None]
@@ -23,7 +24,11 @@ class TorchSemanticsOptimizer:
     """Apply one update per call of :meth:`apply`; call it inside the compiled train step."""
 
     def __init__(
-        self, config: OptimizerConfig, variables: list[tf.Variable], lr_multipliers: list[float] | None = None
+        self,
+        config: OptimizerConfig,
+        variables: list[tf.Variable],
+        lr_multipliers: list[float] | None = None,
+        loss_scale: LossScaleRule | None = None,
     ) -> None:
         self.config = config
         self.variables = list(variables)
@@ -36,6 +41,11 @@ class TorchSemanticsOptimizer:
         self.beta1 = tf.Variable(config.beta1, dtype=tf.float32, trainable=False, name="beta1")
         self.step = tf.Variable(0.0, dtype=tf.float32, trainable=False, name="step")
         self.rho = config.rho if config.rho is not None else 0.0  # resolved configs set it for RMSprop, Adadelta
+        # Dynamic loss scaling (mixed_float16): its state lives as long as the optimizer, as a GradScaler's would.
+        self.loss_scale_rule = loss_scale
+        initial = loss_scale.initial_scale if loss_scale is not None else 1.0
+        self.loss_scale = tf.Variable(initial, dtype=tf.float32, trainable=False, name="loss_scale")
+        self.good_steps = tf.Variable(0, dtype=tf.int64, trainable=False, name="good_steps")
         slot_names = {
             "sgd": ("buf",),
             "momentum": ("buf",),
@@ -168,3 +178,26 @@ class TensorFlowUpdate:
         for w in self.kernels:  # Keras' MaxNorm over every axis but the output one
             norms = tf.sqrt(tf.reduce_sum(tf.square(w), axis=list(range(len(w.shape) - 1)), keepdims=True))
             w.assign(w * (tf.clip_by_value(norms, 0.0, limit) / (1e-7 + norms)))
+
+    def loss_scale(self) -> tuple[tf.Tensor, tf.Tensor]:
+        return self.optimizer.loss_scale.read_value(), self.optimizer.good_steps.read_value()
+
+    def unscale(self, grads: Grads, scale: tf.Tensor) -> tuple[Grads, tf.Tensor]:
+        inverse = 1.0 / scale  # as GradScaler and Keras' LossScaleOptimizer: multiply by the reciprocal
+        grads = [None if g is None else g * inverse for g in grads]
+        finite = tf.reduce_all(tf.stack([tf.reduce_all(tf.math.is_finite(g)) for g in grads if g is not None]))
+        return grads, finite
+
+    def when_finite(self, finite: tf.Tensor, apply: Callable[[], None]) -> None:
+        def run() -> tf.Tensor:
+            apply()
+            return tf.constant(True)
+
+        tf.cond(finite, run, lambda: tf.constant(False))
+
+    def select(self, condition: tf.Tensor, if_true: tf.Tensor, if_false: tf.Tensor) -> tf.Tensor:
+        return tf.where(condition, if_true, if_false)
+
+    def set_loss_scale(self, scale: tf.Tensor, good_steps: tf.Tensor) -> None:
+        self.optimizer.loss_scale.assign(scale)
+        self.optimizer.good_steps.assign(good_steps)

@@ -22,7 +22,7 @@ from harness.dropout_rng import STREAM_MC, STREAM_TRAIN, dropout_layer_indices, 
 from harness.inference_batches import over_batches
 from harness.shapes import infer_shapes
 from harness.spec import ModelSpec
-from harness.update_pipeline import StepOutputs, UpdateRule, update_step
+from harness.update_pipeline import StepOutputs, UpdateRule, loss_scale_rule, update_step
 from harness.weights import NeutralWeights
 
 
@@ -55,6 +55,9 @@ class TorchBackend:
             self.device = torch.device("cpu")
         if runtime.deterministic:
             torch.use_deterministic_algorithms(True)
+        # torch allows TF32 in cuDNN convolutions by default but not in matmuls, TensorFlow in both: set, not inherited.
+        torch.backends.cuda.matmul.allow_tf32 = runtime.tf32
+        torch.backends.cudnn.allow_tf32 = runtime.tf32
         # What this process can do: the declaration, less a GPU this machine does not have.
         self.capabilities = CAPABILITIES if torch.cuda.is_available() else CAPABILITIES - {"gpu"}
         self._data: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
@@ -160,8 +163,9 @@ class TorchBackend:
             if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)) and m.weight.requires_grad
         ]
         params = [p for p in self.module.parameters() if p.requires_grad]
-        self.update = TorchUpdate(self.optimizer, params, kernels, self.device)
-        self.update_rule = UpdateRule.of(config, regularization)
+        scaling = loss_scale_rule(self.runtime.precision)
+        self.update = TorchUpdate(self.optimizer, params, kernels, self.device, scaling)
+        self.update_rule = UpdateRule.of(config, regularization, scaling)
         self.lr_trace = []
 
     def _set_step_hyperparameters(self, lr: float, momentum: float | None) -> None:

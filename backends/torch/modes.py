@@ -1,5 +1,5 @@
-"""How a PyTorch trial's model runs: memory format (RuntimeOptions.channels_last), precision (mixed bfloat16 through
-torch.autocast) and torch.compile, wrapped around the module that holds the parameters."""
+"""How a PyTorch trial's model runs: memory format (RuntimeOptions.channels_last), precision (mixed bfloat16 or float16
+through torch.autocast) and torch.compile, wrapped around the module that holds the parameters."""
 
 from __future__ import annotations
 
@@ -8,6 +8,9 @@ from typing import cast
 import torch
 
 from harness.config import RuntimeOptions
+
+# The compute dtype of each mixed precision; float16's loss scaling is the update pipeline's (LossScaleRule).
+AUTOCAST = {"mixed_bfloat16": torch.bfloat16, "mixed_float16": torch.float16}
 
 
 class Autocast(torch.nn.Module):
@@ -30,8 +33,8 @@ def prepare_model(module: torch.nn.Module, runtime: RuntimeOptions, device: torc
     if runtime.channels_last:
         module.to(memory_format=torch.channels_last)  # 4-d parameters (conv kernels) only; in place
     model = module
-    if runtime.precision == "mixed_bfloat16":
-        model = Autocast(model, device.type, torch.bfloat16)
+    if runtime.precision in AUTOCAST:
+        model = Autocast(model, device.type, AUTOCAST[runtime.precision])
     # torch.compile wraps the module in an OptimizedModule: still a Module (train/eval reach the original).
     return cast(torch.nn.Module, torch.compile(model)) if runtime.torch_compile else model
 

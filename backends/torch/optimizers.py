@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 import torch
 
 from harness.config import OptimizerConfig
-from harness.update_pipeline import pipeline_decay
+from harness.update_pipeline import LossScaleRule, pipeline_decay
 
 A = TypeVar("A")
 Grads = list[torch.Tensor | None]
@@ -48,11 +48,16 @@ class TorchUpdate:
         params: list[torch.nn.Parameter],
         kernels: list[torch.Tensor],
         device: torch.device,
+        loss_scale: LossScaleRule | None = None,
     ) -> None:
         self.optimizer = optimizer
         self.params = params
         self.kernels = kernels  # Conv/Dense weights: they carry the penalties and the max-norm constraint
         self.device = device
+        # Dynamic loss scaling (mixed_float16): the state a GradScaler keeps, on the device, for this optimizer.
+        initial = loss_scale.initial_scale if loss_scale is not None else 1.0
+        self.scale = torch.tensor(initial, dtype=torch.float32, device=device)
+        self.good_steps = torch.zeros((), dtype=torch.int64, device=device)
 
     def penalty(self, l1: float, l2: float) -> torch.Tensor:
         total = torch.zeros((), device=self.device)
@@ -94,3 +99,22 @@ class TorchUpdate:
         for w in self.kernels:
             norms = w.square().sum(dim=tuple(range(1, w.dim())), keepdim=True).sqrt()
             w.mul_(norms.clamp(0, limit) / (1e-7 + norms))  # Keras' MaxNorm formula, epsilon 1e-7
+
+    def loss_scale(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.scale, self.good_steps
+
+    @torch.no_grad()
+    def unscale(self, grads: Grads, scale: torch.Tensor) -> tuple[Grads, torch.Tensor]:
+        present = [g for g in grads if g is not None]
+        torch._foreach_mul_(present, 1.0 / scale)  # in place: p.grad is what optimizer.step() reads
+        return grads, torch.stack([g.isfinite().all() for g in present]).all()
+
+    def when_finite(self, finite: torch.Tensor, apply: Callable[[], None]) -> None:
+        if bool(finite):  # a host sync per step, as GradScaler.step's check of found_inf
+            apply()
+
+    def select(self, condition: torch.Tensor, if_true: torch.Tensor, if_false: torch.Tensor) -> torch.Tensor:
+        return torch.where(condition, if_true, if_false)
+
+    def set_loss_scale(self, scale: torch.Tensor, good_steps: torch.Tensor) -> None:
+        self.scale, self.good_steps = scale, good_steps
