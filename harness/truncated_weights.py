@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import mmap
 import pickle
+import re
 import struct
 import zipfile
 from collections import OrderedDict
@@ -75,14 +76,19 @@ _ALLOWED: dict[tuple[str, str], Callable[..., Any]] = {
 }
 
 
+# The typed storages a state dict's tensors point at (torch.FloatStorage, torch.HalfStorage, ...), by qualified name.
+_STORAGE_CLASS = re.compile(r"torch\.(\w+Storage)")
+
+
 class _IndexUnpickler(pickle.Unpickler):
     """Reads torch's data.pkl into names and storage records; any other global is refused, so nothing runs."""
 
     def find_class(self, module: str, name: str) -> Any:
         if (module, name) in _ALLOWED:
             return _ALLOWED[(module, name)]
-        if module == "torch" and name.endswith("Storage"):
-            return _StorageType(name)
+        storage = _STORAGE_CLASS.fullmatch(f"{module}.{name}")
+        if storage:
+            return _StorageType(storage.group(1))
         raise pickle.UnpicklingError(f"{module}.{name} is not part of a state dict")
 
     def persistent_load(self, pid: Any) -> _Storage:
