@@ -17,19 +17,22 @@ def reference_logits(
     return importer.reference_logits(importer.load_reference(model, input_shape, num_classes, seed), x)
 
 
-def import_main(name: str, argv: list[str]) -> tuple[int, str]:
-    """``python -m harness.import_worker ARGV`` inside this long-lived worker instead of a fresh process: its exit
-    status and, on a crash, the traceback. Keras' global state (layer auto-names) is cleared first, as a fresh
-    process would start."""
+def worker_main(name: str, module: str, argv: list[str]) -> tuple[int, str]:
+    """``python -m MODULE ARGV`` (a worker entry point of harness/) inside this long-lived worker instead of a fresh
+    process: its exit status and, on a crash, the traceback. Keras' global state (layer auto-names, the graph) is
+    cleared first, as a fresh process would start."""
     import traceback
 
     if name == "tensorflow":
         import keras
 
         keras.backend.clear_session()
-    from harness.import_worker import main
-
     try:
-        return main(argv), ""
+        return importlib.import_module(module).main(argv), ""
     except Exception:  # a fresh process would die with this traceback; the parent reports its last line
         return 1, traceback.format_exc()
+
+
+def import_main(name: str, argv: list[str]) -> tuple[int, str]:
+    """``python -m harness.import_worker ARGV`` in this worker (``worker_main``)."""
+    return worker_main(name, "harness.import_worker", argv)

@@ -15,6 +15,21 @@ from harness.spec import ModelSpec
 from harness.weights import NeutralWeights
 
 
+def _backend(
+    name: str,
+    runtime: RuntimeOptions,
+    spec: ModelSpec,
+    weights: NeutralWeights,
+    optimizer: OptimizerConfig,
+    seed: int = 0,
+):
+    """A backend for ``runtime`` built from ``weights`` with ``optimizer``."""
+    backend = load_backend(name, runtime)
+    backend.build(spec, weights, seed=seed)
+    backend.set_optimizer(optimizer.resolved())
+    return backend
+
+
 def train(
     name: str,
     runtime: RuntimeOptions,
@@ -27,9 +42,7 @@ def train(
     seed: int = 0,
 ) -> tuple[NeutralWeights, StepStats, list[float]]:
     """``batches`` as one epoch at the optimizer's learning rate; the weights, the epoch's stats, the lr trace."""
-    backend = load_backend(name, runtime)
-    backend.build(spec, weights, seed=seed)
-    backend.set_optimizer(optimizer.resolved())
+    backend = _backend(name, runtime, spec, weights, optimizer, seed)
     backend.set_data("train", x, y)
     backend.record_lr_trace = True
     lrs = np.linspace(optimizer.lr, optimizer.lr / 2, len(batches)).astype(np.float32)  # a schedule, per step
@@ -48,9 +61,7 @@ def test_accuracy(
 ) -> tuple[float, float]:
     """Train epoch by epoch, then the test accuracy; and the training seconds."""
     x_train, y_train, x_test, y_test = data
-    backend = load_backend(name, runtime)
-    backend.build(spec, weights, seed=0)
-    backend.set_optimizer(optimizer.resolved())
+    backend = _backend(name, runtime, spec, weights, optimizer)
     backend.set_data("train", x_train, y_train)
     backend.set_data("test", x_test, y_test)
     start = time.perf_counter()
@@ -76,9 +87,7 @@ def loss_scale_after(
     saved = update_pipeline.FLOAT16_LOSS_SCALE
     update_pipeline.FLOAT16_LOSS_SCALE = dataclasses.replace(saved, initial_scale=initial_scale)
     try:
-        backend = load_backend(name, dataclasses.replace(runtime, precision="mixed_float16"))
-        backend.build(spec, weights, seed=0)
-        backend.set_optimizer(optimizer.resolved())
+        backend = _backend(name, dataclasses.replace(runtime, precision="mixed_float16"), spec, weights, optimizer)
     finally:
         update_pipeline.FLOAT16_LOSS_SCALE = saved
     backend.set_data("train", x, y)
@@ -112,9 +121,7 @@ def step_traces(
     epochs: list[list[np.ndarray]],
 ) -> int:
     """How often the per-step train step was traced over ``epochs`` (TensorFlow: tf.function's own count)."""
-    backend = load_backend(name, runtime)
-    backend.build(spec, weights, seed=0)
-    backend.set_optimizer(optimizer.resolved())
+    backend = _backend(name, runtime, spec, weights, optimizer)
     backend.set_data("train", x, y)
     for batches in epochs:
         backend.train_epoch("train", batches, np.full(len(batches), optimizer.lr, np.float32))

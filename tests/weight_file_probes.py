@@ -64,21 +64,10 @@ def write_torch_module(_backend: str, path: str) -> None:
 
 
 def weights_main(backend: str, argv: list[str]) -> tuple[int, str]:
-    """``python -m harness.weights_worker ARGV`` run inside this long-lived worker instead of a fresh process:
-    its exit status and, on a crash, the traceback's last lines. Keras' global state (layer auto-names, the
-    graph) is cleared first, so a request sees what a fresh process would."""
-    import traceback
+    """``python -m harness.weights_worker ARGV`` in this worker (``import_probes.worker_main``)."""
+    import import_probes
 
-    if backend == "tensorflow":
-        import keras
-
-        keras.backend.clear_session()
-    from harness.weights_worker import main
-
-    try:
-        return main(argv), ""
-    except Exception:  # a fresh process would die with this traceback; the parent reports its last line
-        return 1, traceback.format_exc()
+    return import_probes.worker_main(backend, "harness.weights_worker", argv)
 
 
 def probe_runner(workers: dict) -> object:
