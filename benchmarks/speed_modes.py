@@ -2,10 +2,13 @@
 suite (harness/suites.py SPEED_VARIANTS) that the backend declares, configured as the suite configures it.
 
     PYTHONPATH=. .venv/bin/python benchmarks/speed_modes.py --backend tensorflow [--model convnet3] [--epochs 4]
+        [--variant default --variant fit ...] [--repeats 3]
 
 Prints per model and variant the median samples/s of the steady epochs (2..N), the warm-up epoch's seconds and the
 ratio to the default mode. Trials run one after the other in this process (configure_runtime's thread settings
-hold from the first).
+hold from the first). With --repeats N every variant runs N times, the variants alternating within each round, and
+each figure is the median over the rounds (the machine's noise moves single trials by 10-20 %); the spread printed
+is the lowest and highest round.
 """
 
 from __future__ import annotations
@@ -29,35 +32,43 @@ def main() -> None:
     parser.add_argument("--model", action="append", choices=tuple(MODELS))
     parser.add_argument("--variant", action="append", help="only these SPEED_VARIANTS labels")
     parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--repeats", type=int, default=1, help="rounds of every variant, alternating")
     args = parser.parse_args()
     data = load_dataset("digits", None, download=False)
     able = backend_capabilities(args.backend)
     for model in args.model or MODELS:
-        results = {}
+        variants = {}
         for label, settings in SPEED_VARIANTS:
             runtime = dataclasses.replace(RuntimeOptions(), **{p.removeprefix("runtime."): v for p, v in settings})
-            if not set(runtime_option_needs(runtime)) <= able or (args.variant and label not in args.variant):
-                continue
-            config = TrialConfig(
-                strategy="scratch",
-                model=model,
-                dataset="digits",
-                backend=args.backend,
-                seed=0,
-                epochs=args.epochs,
-                optimizer=OptimizerConfig("nesterov", lr=0.01),
-                model_options=MODELS[model],
-                runtime=runtime,
-            )
-            rows: list[dict] = []
-            run_trial(config, RunInfo("speed-modes", "n/a"), rows.append, dataset=data)
-            steady = statistics.median(r["samples_per_s"] for r in rows if not r["warmup"])
-            results[label] = (steady, rows[0]["epoch_time_s"])
-        base = results.get("default", (float("nan"), 0.0))[0]
-        for label, (sps, warm) in results.items():
+            if set(runtime_option_needs(runtime)) <= able and (not args.variant or label in args.variant):
+                variants[label] = runtime
+        rounds: dict[str, list[tuple[float, float]]] = {label: [] for label in variants}
+        for _ in range(args.repeats):
+            for label, runtime in variants.items():
+                config = TrialConfig(
+                    strategy="scratch",
+                    model=model,
+                    dataset="digits",
+                    backend=args.backend,
+                    seed=0,
+                    epochs=args.epochs,
+                    optimizer=OptimizerConfig("nesterov", lr=0.01),
+                    model_options=MODELS[model],
+                    runtime=runtime,
+                )
+                rows: list[dict] = []
+                run_trial(config, RunInfo("speed-modes", "n/a"), rows.append, dataset=data)
+                steady = statistics.median(r["samples_per_s"] for r in rows if not r["warmup"])
+                rounds[label].append((steady, rows[0]["epoch_time_s"]))
+                if args.repeats > 1:
+                    print(f"  round {len(rounds[label])} {label}: {steady:,.0f} samples/s", flush=True)
+        base = statistics.median(s for s, _ in rounds["default"]) if "default" in rounds else float("nan")
+        for label, measured in rounds.items():
+            speeds = [s for s, _ in measured]
+            sps, warm = statistics.median(speeds), statistics.median(w for _, w in measured)
             print(
-                f"{args.backend} {model:9s} {label:14s} {sps:10,.0f} samples/s  warm-up {warm:6.2f} s  "
-                f"{sps / base:5.2f}x"
+                f"{args.backend} {model:9s} {label:14s} {sps:10,.0f} samples/s ({min(speeds):,.0f}-{max(speeds):,.0f})"
+                f"  warm-up {warm:6.2f} s  {sps / base:5.2f}x"
             )
 
 

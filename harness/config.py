@@ -230,6 +230,20 @@ class RuntimeOptions:
                 "with jit_compile=True. Drop --jit-compile or pick --tf-mode custom|fit."
             )
 
+    def process_settings(self) -> tuple[str, ...]:
+        """The settings, among those not at their default, whose effect outlives a trial in its worker process:
+        a warm worker hands its process on only to trials with the same ones (harness.scheduler).
+
+        Why each: XLA leaves its thread pools and compiled code behind (a default-mode resnet20 trial ran 15-30 %
+        slower after an XLA trial in the same TensorFlow process, docs/measurements.md); TensorFlow's op
+        determinism cannot be switched off once on; torch.compile keeps dynamo's caches and inductor's compile
+        workers; TensorFlow fixes its visible devices when its runtime starts."""
+        return tuple(name for name in PROCESS_WIDE_SETTINGS if getattr(self, name) != _RUNTIME_DEFAULTS[name])
+
+
+PROCESS_WIDE_SETTINGS = ("device", "deterministic", "jit_compile", "torch_compile")
+_RUNTIME_DEFAULTS = {name: getattr(RuntimeOptions(), name) for name in PROCESS_WIDE_SETTINGS}
+
 
 @dataclass(frozen=True)
 class TrialConfig:

@@ -1,11 +1,13 @@
 """Ray Tune scheduling: the only harness module that imports Ray.
 
-Every trial runs as its own Tune trial. Each experiment holds the trials of one backend only, so Tune can hand a
+Every trial runs as its own Tune trial. Each experiment holds the trials of one backend only, and of one set of
+process-wide settings (XLA, torch.compile, determinism, device: :func:`worker_groups`), so Tune can hand a
 finished trial's worker process to the next trial (``reuse_actors``: warm workers, no second import of the
-framework) and each process still imports exactly one framework; ``fresh_workers`` starts a new process per
-trial instead. A trial that raised or whose process died never hands its process on (Tune does not cache it);
-nor does one that diverged: Tune has no per-trial veto on reuse, so its worker raises :class:`WorkerRetired` after
-the diverged trial's rows are reported, and the driver records the trial as diverged (not failed, never retried).
+framework), each process still imports exactly one framework, and no trial runs in a process that an earlier
+trial's XLA pools or determinism switch changed; ``fresh_workers`` starts a new process per trial instead. A
+trial that raised or whose process died never hands its process on (Tune does not cache it); nor does one that
+diverged: Tune has no per-trial veto on reuse, so its worker raises :class:`WorkerRetired` after the diverged
+trial's rows are reported, and the driver records the trial as diverged (not failed, never retried).
 Rows travel back to the driver through ``tune.report`` and are handed to the
 caller's :class:`TrialEvents` as they arrive, stamped with the stage and the
 attempt (retries under ``max_failures``).
@@ -385,18 +387,28 @@ def run_trials(
     delivery: Delivery | None = None,
     experiment: str | None = None,
 ) -> None:
-    """Run every trial, one Tune experiment per backend (``<run_id>-<stage>-<backend>``) so warm workers never
-    cross frameworks; returns when all have ended. Raises :class:`RunInterrupted` when an experiment stopped
-    early (Ctrl-C)."""
+    """Run every trial, one Tune experiment per worker group (:func:`worker_groups`) so warm workers never cross
+    frameworks or process-wide settings; returns when all have ended. Raises :class:`RunInterrupted` when an
+    experiment stopped early (Ctrl-C)."""
     ids = [t.trial_id for t in trials]
     if len(set(ids)) != len(ids):
         raise ValueError(
             "Expected unique trial ids. Received duplicates: check suites for repeated (model, dataset, backend, seed)."
         )
     name = experiment or f"{run.run_id}-{stage}"
-    for backend in dict.fromkeys(t.backend for t in trials):
-        same = [t for t in trials if t.backend == backend]
-        _run_backend_trials(same, run, settings, events, stage, delivery, f"{name}-{backend}")
+    for suffix, group in worker_groups(trials).items():
+        _run_backend_trials(group, run, settings, events, stage, delivery, f"{name}-{suffix}")
+
+
+def worker_groups(trials: list[TrialConfig]) -> dict[str, list[TrialConfig]]:
+    """The trials in the groups whose trials may share a warm worker process, in the order they first appear, each
+    under its experiment name's suffix: the backend (``torch``), then the process-wide settings that are not at
+    their default (``tensorflow-jit_compile``; RuntimeOptions.process_settings)."""
+    groups: dict[str, list[TrialConfig]] = {}
+    for trial in trials:
+        suffix = "-".join((trial.backend, *trial.runtime.process_settings()))
+        groups.setdefault(suffix, []).append(trial)
+    return groups
 
 
 def _run_backend_trials(

@@ -12,8 +12,9 @@ from golden_metrics import metric_table
 from harness.config import OptimizerConfig, RuntimeOptions, TrialConfig
 from harness.models import ModelOptions
 from harness.plan import RunPlan
+from harness.planner import Selection, plan_run
 from harness.runner import execute
-from harness.scheduler import SchedulerSettings
+from harness.scheduler import SchedulerSettings, worker_groups
 from harness.summary import final_rows
 
 pytestmark = pytest.mark.ray
@@ -57,8 +58,10 @@ def test_warm_workers_keep_one_framework_each_and_change_no_number(tmp_path, sha
     exploding = OptimizerConfig("sgd", lr=1e30)
     diverged = replace(BASE, model="mlp", model_options=ModelOptions(hidden=(16,)), optimizer=exploding, seed=9)
     spoiled = [raised, diverged, killed]
+    # A process-wide setting (torch's deterministic algorithms): its trial gets a worker group of its own.
+    deterministic = replace(BASE, seed=2, runtime=RuntimeOptions(deterministic=True))
     trials = _trials()
-    warm = _run(tmp_path, "warm", [raised, diverged, *trials[:2], killed, *trials[2:]], fresh=False)
+    warm = _run(tmp_path, "warm", [raised, diverged, *trials[:2], deterministic, killed, *trials[2:]], fresh=False)
     # The trials that ran in a process another trial had used must not change with a fresh process each; both torch
     # trials run again too, to show that --fresh-workers gives every trial its own process.
     reused_ids = _ran_after_another(warm)
@@ -73,9 +76,29 @@ def test_warm_workers_keep_one_framework_each_and_change_no_number(tmp_path, sha
         assert set(rows["worker_frameworks"]) == {rows["backend"].iloc[0]}, f"process {pid} imported two frameworks"
     for trial in spoiled:
         _not_handed_on(warm, trial)
+    apart = set(warm.loc[warm["trial_id"] == deterministic.trial_id, "worker_pid"])
+    assert apart and not apart & set(warm.loc[warm["trial_id"] != deterministic.trial_id, "worker_pid"])
     finals = final_rows(warm).set_index("trial_id")["status"]
     assert [finals[t.trial_id] for t in spoiled] == ["failed", "diverged", "failed"]
     assert fresh.groupby("worker_pid")["trial_id"].nunique().max() == 1, "--fresh-workers reused a process"
 
     reused = warm[warm["trial_id"].isin(fresh["trial_id"])]
     pd.testing.assert_frame_equal(metric_table(reused), metric_table(fresh), check_exact=True)
+
+
+def test_trials_share_a_worker_only_with_the_same_backend_and_process_wide_settings():
+    trials = list(plan_run(Selection(suite="speed_matrix"), {}).trials)
+    groups = worker_groups(trials)
+    assert sorted(t.trial_id for g in groups.values() for t in g) == sorted(t.trial_id for t in trials)
+    for suffix, group in groups.items():
+        assert {(t.backend, t.runtime.process_settings()) for t in group} == {
+            (group[0].backend, group[0].runtime.process_settings())
+        }
+        assert suffix == "-".join((group[0].backend, *group[0].runtime.process_settings()))
+    # The default mode, bf16, fit and the epoch loop share TensorFlow's warm workers; XLA's trials have their own.
+    tensorflow = {t.runtime.tf_mode for t in groups["tensorflow"]}
+    assert tensorflow >= {"custom", "fit", "eager"} and not any(t.runtime.jit_compile for t in groups["tensorflow"])
+    assert {t.runtime.tf_mode for t in groups["tensorflow-jit_compile"]} == {"custom", "fit"}
+    assert all(t.runtime.torch_compile for t in groups["torch-torch_compile"])
+    first_seen = [next(i for i, t in enumerate(trials) if t in group) for group in groups.values()]
+    assert first_seen == sorted(first_seen)  # the groups run in the order their trials first appear

@@ -53,8 +53,8 @@ class TorchBackend:
             torch.backends.cudnn.benchmark = runtime.cudnn_benchmark
         else:
             self.device = torch.device("cpu")
-        if runtime.deterministic:
-            torch.use_deterministic_algorithms(True)
+        # Set either way: a warm worker's earlier trial may have switched it on.
+        torch.use_deterministic_algorithms(runtime.deterministic)
         # torch allows TF32 in cuDNN convolutions by default but not in matmuls, TensorFlow in both: set, not inherited.
         torch.backends.cuda.matmul.allow_tf32 = runtime.tf32
         torch.backends.cudnn.allow_tf32 = runtime.tf32
