@@ -30,6 +30,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Callable, Collection
@@ -231,11 +232,24 @@ def run_worker(
         error.unlink()
         raise BadWeightsError(message)
     if returncode != 0 or not answer.is_file():
-        tail = output.strip().splitlines()[-1:] or ["(no output)"]
-        raise ValueError(f"Expected the {backend} weights worker ({mode}) to finish. Received: {tail[0]}")
+        raise ValueError(
+            f"Expected the {backend} weights worker ({mode}) to finish with an answer. Received: "
+            f"{_how_it_ended(returncode)}; its last output: {' | '.join(output.strip().splitlines()[-3:]) or '(none)'}"
+        )
     result: dict[str, Any] = json.loads(answer.read_text())
     answer.unlink()
     return result
+
+
+def _how_it_ended(returncode: int) -> str:
+    """A worker's exit status in words: a process killed by a signal (the kernel's OOM killer, a crash) leaves no
+    traceback, so its signal is the only clue."""
+    if returncode < 0:
+        try:
+            return f"killed by {signal.Signals(-returncode).name}"
+        except ValueError:
+            return f"killed by signal {-returncode}"
+    return f"exit status {returncode}" if returncode else "exit status 0 without an answer file"
 
 
 def _resolved_file(ref: WeightsRef, scratch: Path, runner: WorkerRunner = run_worker) -> Path:

@@ -15,7 +15,7 @@ import weight_file_probes as probes
 
 from harness import cli
 from harness.config import TransferOptions, TrialConfig
-from harness.pretrained import prepare_weights
+from harness.pretrained import prepare_weights, run_worker
 from harness.truncated_weights import check_complete, check_hdf5, hdf5_end_of_file
 from harness.weight_files import BadWeightsError, write_safetensors
 
@@ -199,3 +199,16 @@ def test_a_run_whose_zoo_weights_are_not_cached_exits_2_with_one_fetch_command(t
     assert all(f"torch/hub/checkpoints/{name}" in err for name in FULL_TIER_WEIGHTS.values()), err
     assert "5 of 5 sets missing" in err and str(tmp_path / "empty-home") in err
     assert not any((tmp_path / "r").glob("2*"))
+
+
+@pytest.mark.parametrize(
+    ("ended", "expected"),
+    [(-9, "killed by SIGKILL"), (1, "exit status 1"), (0, "exit status 0 without an answer file")],
+)
+def test_a_weights_worker_that_dies_without_an_answer_is_reported_with_how_it_ended(tmp_path, ended, expected):
+    def died(argv: list[str]) -> tuple[int, str]:
+        return ended, "I0000 cudart_stub.cc:31] Could not find cuda drivers\nloading\nconverting layer 3"
+
+    with pytest.raises(ValueError, match="Expected the tensorflow weights worker") as error:
+        run_worker("tensorflow", "probe", {}, tmp_path / "out", call=died)
+    assert expected in str(error.value) and "loading | converting layer 3" in str(error.value)
