@@ -8,7 +8,9 @@ Prints per model and variant the median samples/s of the steady epochs (2..N), t
 ratio to the default mode. Trials run one after the other in this process (configure_runtime's thread settings
 hold from the first). With --repeats N every variant runs N times, the variants alternating within each round, and
 each figure is the median over the rounds (the machine's noise moves single trials by 10-20 %); the spread printed
-is the lowest and highest round.
+is the lowest and highest round. All variants share this one process, so from the second round every variant runs
+after an XLA (or torch.compile) trial, which slowed later default-mode trials by 11-35 % (docs/measurements.md,
+"Worker groups"): compare XLA-free variants with --variant, or one process per variant.
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=1, help="rounds of every variant, alternating")
     args = parser.parse_args()
+    if args.repeats < 1:
+        parser.error(f"Expected --repeats >= 1. Received: {args.repeats}.")
     data = load_dataset("digits", None, download=False)
     able = backend_capabilities(args.backend)
     for model in args.model or MODELS:

@@ -234,8 +234,8 @@ class RuntimeOptions:
         """The settings, among those not at their default, whose effect outlives a trial in its worker process:
         a warm worker hands its process on only to trials with the same ones (harness.scheduler).
 
-        Why each: XLA leaves its thread pools and compiled code behind (a default-mode resnet20 trial ran 11-35 %
-        slower after an XLA trial in the same TensorFlow process, docs/measurements.md); TensorFlow's op
+        Why each: a default-mode resnet20 trial ran 11-35 % slower after an XLA trial in the same TensorFlow
+        process, which kept XLA's thread pools (the cause is not pinned down, docs/measurements.md); TensorFlow's op
         determinism cannot be switched off once on; torch.compile keeps dynamo's caches and inductor's compile
         workers; TensorFlow fixes its visible devices when its runtime starts."""
         return tuple(name for name in PROCESS_WIDE_SETTINGS if getattr(self, name) != _RUNTIME_DEFAULTS[name])

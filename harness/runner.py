@@ -148,7 +148,8 @@ class _RunContext:
         return Events()
 
     def schedule(self, trials: list[TrialConfig], stage: str, schedule: Schedule, label: str | None = None) -> None:
-        """The unfinished ``trials`` as one Tune experiment ``<run_id>-<label or stage>[-resume<n>]``."""
+        """The unfinished ``trials`` as Tune experiments ``<run_id>-<label or stage>[-resume<n>]-<worker group>``
+        (scheduler.worker_groups)."""
         todo = [t for t in trials if t.trial_id not in self.finished]
         if todo:
             self.progress.extend(len(todo))
