@@ -23,7 +23,7 @@ from backends.tensorflow.modes import (
     configure_runtime,
 )
 from backends.tensorflow.optimizers import TensorFlowUpdate, TorchSemanticsOptimizer
-from backends.tensorflow.tracing import any_batch, exactly, trace_for_any_batch
+from backends.tensorflow.tracing import any_batch, exactly, trace_for_any_batch, traced
 from harness.augment import CropFlip, EpochAugment
 from harness.backend import StepStats
 from harness.config import OptimizerConfig, RegularizationConfig, RuntimeOptions
@@ -112,9 +112,7 @@ class TensorFlowBackend:
 
     def extract_features(self, x: np.ndarray, layer: str, batch_size: int = 1000) -> np.ndarray:
         submodel = keras.Model(self.model.inputs, self.model.get_layer(layer).output)
-        run = tf.function(
-            lambda xb: tf.cast(submodel(xb, training=False), tf.float32), reduce_retracing=True, autograph=False
-        )
+        run = traced(lambda xb: tf.cast(submodel(xb, training=False), tf.float32))
         xt = tf.constant(x.astype(np.float32, copy=False))
         trace_for_any_batch(run, any_batch(xt))
         return concat_batches(len(x), batch_size, lambda s: run(xt[s]).numpy())  # NHWC already
@@ -165,10 +163,8 @@ class TensorFlowBackend:
 
         self._train_step = self._compile_train_step(self._optimizer) if self._optimizer else None
         self._split_steps: dict[str, Callable[..., Any]] = {}  # the step compiled per split, its data captured
-        self._eval_step = tf.function(eval_step, jit_compile=jit, reduce_retracing=True, autograph=False)
-        self._predict = tf.function(
-            lambda xb: model(xb, training=False), jit_compile=jit, reduce_retracing=True, autograph=False
-        )
+        self._eval_step = traced(eval_step, jit_compile=jit)
+        self._predict = traced(lambda xb: model(xb, training=False), jit_compile=jit)
 
     def _compile_train_step(self, optimizer: TorchSemanticsOptimizer) -> Callable[..., None]:
         model, dropout_keys = self.model, self._dropout_keys
@@ -309,7 +305,7 @@ class TensorFlowBackend:
         xt = tf.constant(x.astype(np.float32, copy=False))
         if keys is not None:  # shared masks: pass p of sample i is drawn at (seed, MC stream, p, i)
 
-            @tf.function(reduce_retracing=True, autograph=False)
+            @traced
             def shared_pass(xb: tf.Tensor, step_keys: tf.Tensor, offset: tf.Tensor) -> tf.Tensor:
                 keys.assign(step_keys, offset)
                 return twin(xb, training=False)
@@ -324,7 +320,7 @@ class TensorFlowBackend:
                 )
 
             return np.stack([one_pass(p) for p in range(passes)])
-        predict = tf.function(lambda xb: twin(xb, training=False), reduce_retracing=True, autograph=False)
+        predict = traced(lambda xb: twin(xb, training=False))
         trace_for_any_batch(predict, any_batch(xt))
         return np.stack([concat_batches(len(x), batch_size, lambda s: predict(xt[s]).numpy()) for _ in range(passes)])
 

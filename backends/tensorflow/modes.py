@@ -19,6 +19,7 @@ from backends.tensorflow.augment import crop_flip
 from backends.tensorflow.dropout import DropoutKeys
 from backends.tensorflow.framework import keras, tf
 from backends.tensorflow.model import build_keras_model
+from backends.tensorflow.tracing import traced
 from harness.augment import CropFlip
 from harness.config import RuntimeOptions
 from harness.spec import ModelSpec
@@ -132,13 +133,9 @@ def batch_sizes(batches: Sequence[np.ndarray], runtime: RuntimeOptions) -> list[
 
 
 def compile_step(step: Step, runtime: RuntimeOptions) -> Step:
-    """The step as the mode calls it: traced once (custom), or run op by op (eager).
-
-    Every tf.function of this backend is traced with autograph off: the steps' control flow on tensors is explicit
-    (tf.cond, tf.while_loop), so autograph had nothing to convert, but converting the harness's and Keras' Python
-    on the first trace of a process cost about 0.8 s of its first warm-up (cnn_small 1.41 -> 0.58 s, same losses)."""
+    """The step as the mode calls it: traced once (custom), or run op by op (eager)."""
     if runtime.tf_mode == "custom":
-        return tf.function(step, jit_compile=runtime.jit_compile, reduce_retracing=True, autograph=False)
+        return traced(step, jit_compile=runtime.jit_compile)
     return step
 
 
@@ -167,7 +164,7 @@ def compile_epoch(
             i, trace = loop(size, steps if size is None else count, i, trace)
         return trace.stack()
 
-    compiled = tf.function(epoch, jit_compile=runtime.jit_compile, autograph=False)
+    compiled = traced(epoch, jit_compile=runtime.jit_compile, reduce_retracing=False)
 
     def run(sizes: Sequence[int | None]) -> tf.Tensor:
         if runtime.jit_compile:  # (length, steps) of each run of equal lengths, all constants: one trace per pattern

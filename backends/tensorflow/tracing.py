@@ -11,11 +11,21 @@ step, evaluation, prediction and feature extraction do.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from backends.tensorflow.framework import tf
+
+
+def traced(function: Callable[..., Any], jit_compile: bool = False, reduce_retracing: bool = True) -> Any:
+    """``function`` as a tf.function, as this backend compiles every function it traces.
+
+    Autograph off: the traced code's control flow on tensors is explicit (tf.cond, tf.while_loop, tf.where), so
+    autograph had nothing to convert, but converting the harness's and Keras' Python on a process's first trace cost
+    about 0.8 s of its first warm-up (cnn_small 1.41 -> 0.58 s, same losses; docs/measurements.md)."""
+    return tf.function(function, jit_compile=jit_compile, reduce_retracing=reduce_retracing, autograph=False)
 
 
 def any_batch(tensor: tf.Tensor | np.ndarray) -> tf.TensorSpec:
