@@ -223,7 +223,7 @@ def run_worker(
     answer (OUT.json), or its error raised here as ValueError (bad input: exit 2). ``call`` runs the worker's
     ``main`` elsewhere instead (the tests' long-lived one-framework processes); the files carry the answer alike."""
     out.parent.mkdir(parents=True, exist_ok=True)
-    answer, error = out.with_suffix(".answer.json"), out.with_suffix(".error.json")
+    answer, error = worker_reply(out, "answer"), worker_reply(out, "error")
     for stale in (answer, error):
         stale.unlink(missing_ok=True)
     returncode, output = (call or _fresh_process)([backend, mode, json.dumps(request), str(out)])
@@ -239,6 +239,14 @@ def run_worker(
     result: dict[str, Any] = json.loads(answer.read_text())
     answer.unlink()
     return result
+
+
+def worker_reply(out: Path, kind: str) -> Path:
+    """Where a weights worker told OUT leaves its ``answer`` or ``error``: OUT's name with ``.<kind>.json``
+    appended. Appended, not a replaced suffix: the verification runs each backend's worker at once on
+    ``<checkpoint>.torch`` and ``<checkpoint>.tensorflow``, which a replaced suffix made one file, so one backend
+    could read or delete the other's answer (a fresh-clone test failed so, now and then)."""
+    return out.with_name(f"{out.name}.{kind}.json")
 
 
 def _how_it_ended(returncode: int) -> str:

@@ -26,7 +26,7 @@ from harness.backend import REFERENCE_BACKEND, load_backend
 from harness.checkpoints import load_checkpoint
 from harness.config import RuntimeOptions
 from harness.models import ModelOptions
-from harness.pretrained import backend_weights_module, write_converted
+from harness.pretrained import backend_weights_module, worker_reply, write_converted
 from harness.weight_files import BadWeightsError
 
 PROBE_SEED, PROBE_BATCH = 0, 2  # the probe images: standard normal, like inputs after normalisation
@@ -123,9 +123,9 @@ def main(argv: list[str]) -> int:
     try:
         answer = run(backend, mode, request, out)
     except (BadWeightsError, ValueError, FileNotFoundError) as exc:
-        out.with_suffix(".error.json").write_text(json.dumps({"message": str(exc)}))
+        worker_reply(out, "error").write_text(json.dumps({"message": str(exc)}))
         return 3
-    out.with_suffix(".answer.json").write_text(json.dumps(answer))
+    worker_reply(out, "answer").write_text(json.dumps(answer))
     return 0
 
 

@@ -4,6 +4,7 @@ torch's files are written by torch (in its probe worker), Keras' by Keras; nothi
 
 from __future__ import annotations
 
+import json
 import pickle
 import struct
 import zipfile
@@ -14,8 +15,9 @@ import pytest
 import weight_file_probes as probes
 
 from harness import cli
+from harness.backend import BACKENDS
 from harness.config import TransferOptions, TrialConfig
-from harness.pretrained import prepare_weights, run_worker
+from harness.pretrained import prepare_weights, run_worker, worker_reply
 from harness.truncated_weights import check_complete, check_hdf5, hdf5_end_of_file
 from harness.weight_files import BadWeightsError, write_safetensors
 
@@ -212,3 +214,16 @@ def test_a_weights_worker_that_dies_without_an_answer_is_reported_with_how_it_en
     with pytest.raises(ValueError, match="Expected the tensorflow weights worker") as error:
         run_worker("tensorflow", "probe", {}, tmp_path / "out", call=died)
     assert expected in str(error.value) and "loading | converting layer 3" in str(error.value)
+
+
+def test_the_backends_verified_at_once_answer_in_files_of_their_own(tmp_path):
+    checkpoint = tmp_path / "resnet18.npz"
+    outs = [checkpoint.with_suffix(f".{backend}") for backend in BACKENDS]  # as verify() names them
+    assert len({worker_reply(out, kind) for out in outs for kind in ("answer", "error")}) == 4
+
+    def answers(argv: list[str]) -> tuple[int, str]:
+        worker_reply(Path(argv[3]), "answer").write_text(json.dumps({"backend": argv[0]}))
+        return 0, ""
+
+    replies = [run_worker(backend, "probe", {}, out, call=answers) for backend, out in zip(BACKENDS, outs, strict=True)]
+    assert [reply["backend"] for reply in replies] == list(BACKENDS)
