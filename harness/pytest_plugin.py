@@ -7,6 +7,10 @@ runs *every* collected trial in one Ray Tune session, keeps the outcome in
 ``config.stash`` and lets each test check its own bar and its agreement with
 the other backends. The comparison table ends the session.
 
+Under pytest-xdist (``-n N --dist loadgroup``) every case carries one ``xdist_group``, so one worker runs them all in
+one Ray run while the other workers take the remaining tests; that worker sends its comparison (and any baseline
+regressions) to the controller, which prints it and fails the session on a regression as without xdist.
+
 Before Ray starts, the trials go through the CLI's checks
 (the planner's overrides and capability fit at collection,
 :func:`harness.preflight.preflight` before the run): bad input fails every case
@@ -16,7 +20,7 @@ with the reason, and no run starts.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -41,10 +45,34 @@ class SessionState:
     outcome: Any = None
     error: str | None = None
     baseline_report: str | None = None
+    baseline_usable: bool = True
     regressions: list[str] = field(default_factory=list)
+    reports: list[SessionReport] = field(default_factory=list)  # how the run ended (an xdist controller: its workers')
+
+
+@dataclass(frozen=True)
+class SessionReport:
+    """How the session's run ends, for the terminal: built where the run ran, sent by an xdist worker to the
+    controller as plain values (``as_message``: what execnet carries)."""
+
+    summary_markdown: str
+    run_dir: str
+    baseline_report: str | None
+    baseline_usable: bool
+    regressions: tuple[str, ...]
+
+    def as_message(self) -> dict[str, Any]:
+        return {**asdict(self), "regressions": list(self.regressions)}
+
+    @classmethod
+    def from_message(cls, message: dict[str, Any]) -> SessionReport:
+        return cls(**{**message, "regressions": tuple(message["regressions"])})
 
 
 STATE_KEY = pytest.StashKey[SessionState]()
+# Every case of a session in one pytest-xdist group: the first case runs every trial, so they belong to one worker.
+XDIST_GROUP = "xfbench-suites"
+WORKER_OUTPUT_KEY = "xfbench_session_report"
 
 
 @dataclass(frozen=True)
@@ -195,6 +223,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "xfbench(suites): an xfbench suite module; suites maps --scale to a suite name or Suite"
     )
+    config.addinivalue_line("markers", "xdist_group(name): pytest-xdist runs a group's tests in one worker")
     config.stash[STATE_KEY] = SessionState()
     seeds = config.getoption("xfbench_seeds")
     if seeds is not None and seeds < 1:
@@ -247,7 +276,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
             except ValueError as exc:
                 raise pytest.UsageError(f"{metafunc.definition.nodeid} [{backend}-{case.case_id}]: {exc}") from None
             reason = _data_missing(state, case.dataset, data_dir)
-            marks = [pytest.mark.skip(reason=reason)] if reason else []
+            marks = [pytest.mark.xdist_group(XDIST_GROUP), *([pytest.mark.skip(reason=reason)] if reason else [])]
             if not reason:
                 state.wanted.update({t.trial_id: t for t in trials})
             handle = CaseHandle(case, chosen.name, backend, tuple(t.trial_id for t in trials), state)
@@ -321,8 +350,19 @@ def _run_all(config: pytest.Config, state: SessionState) -> None:
     from harness.runner import execute, new_run_id
     from harness.scheduler import SchedulerSettings
 
+    if not _xdist_groups_kept(config):
+        state.error = (
+            f"Expected --dist loadgroup with pytest-xdist: one worker runs every case of the session in one Ray run "
+            f"(each case is in xdist group {XDIST_GROUP!r}); spread over the workers, each would run every trial. "
+            "Received: -n with another --dist (load unless given). Add --dist loadgroup to the command."
+        )
+        return
     trials = list(state.wanted.values())
     results_dir = Path(config.getoption("xfbench_results_dir")).resolve()
+    if _xdist_worker(config):
+        state.error = _claim_the_suites(config, results_dir)
+        if state.error:
+            return
     try:  # the CLI's checks: whatever would fail inside a worker fails here, before Ray starts
         state.data_provenance = preflight(
             trials,
@@ -355,11 +395,83 @@ def _run_all(config: pytest.Config, state: SessionState) -> None:
         state.error = f"the xfbench run failed before this case could be measured: {type(exc).__name__}: {exc}"
 
 
+def _xdist_worker(config: pytest.Config) -> bool:
+    return hasattr(config, "workerinput")
+
+
+def _xdist_groups_kept(config: pytest.Config) -> bool:
+    """Whether this process's cases arrive as pytest-xdist groups (--dist loadgroup) or one by one: true outside
+    xdist. A worker sees the controller's choice only as the ``loadgroup`` option (xdist resets its --dist)."""
+    return not _xdist_worker(config) or bool(config.getoption("loadgroup", False))
+
+
+def _suites_claim(config: pytest.Config, results_dir: Path) -> Path:
+    """The file by which the one xdist worker that runs this session's suites says so (the run is one per session)."""
+    return results_dir / f".xdist-suites-{config.workerinput['testrunuid']}"  # type: ignore[attr-defined]
+
+
+def _claim_the_suites(config: pytest.Config, results_dir: Path) -> str | None:
+    """None when this worker is the first of its session to run the suites; otherwise why it must not. The group
+    mark alone does not guarantee it: with pytest 9.2, pytest-xdist 3.8's --dist loadgroup drops every
+    ``xdist_group`` (pytest-xdist issue 1386) and spreads the cases, and each worker would run every trial."""
+    claim = _suites_claim(config, results_dir)
+    me = config.workerinput["workerid"]  # type: ignore[attr-defined]
+    results_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        with claim.open("x") as handle:
+            handle.write(me)
+        return None
+    except FileExistsError:
+        other = claim.read_text() or "another worker"
+    return (
+        f"Expected every xfbench case in one pytest-xdist worker (group {XDIST_GROUP!r}). Received: a case in {me} "
+        f"while {other} runs the suites: pytest-xdist did not keep the group together (with pytest 9.2, pytest-xdist "
+        "3.8's --dist loadgroup loses every xdist_group: pytest-xdist issue 1386). Run the suites without -n, or "
+        "schedule them as one unit with pytest_xdist_make_scheduler (xfbench's docs/regressions.md, With pytest-xdist)."
+    )
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     state = session.config.stash.get(STATE_KEY, None)
-    reference = session.config.getoption("xfbench_baseline")
-    if state is None or state.outcome is None or not reference:
+    if state is None:
         return
+    if state.outcome is not None:
+        if session.config.getoption("xfbench_baseline"):
+            _compare_with_baseline(session, state)
+        outcome = state.outcome
+        report = SessionReport(
+            outcome.summary_markdown,
+            str(outcome.run_dir),
+            state.baseline_report,
+            state.baseline_usable,
+            tuple(state.regressions),
+        )
+        state.reports.append(report)
+    if _xdist_worker(session.config):  # the controller prints it (xdist sends workeroutput after this hook)
+        claim = _suites_claim(session.config, Path(session.config.getoption("xfbench_results_dir")).resolve())
+        if claim.is_file() and claim.read_text() == session.config.workerinput["workerid"]:  # type: ignore[attr-defined]
+            claim.unlink()
+        output = session.config.workeroutput  # type: ignore[attr-defined]
+        output[WORKER_OUTPUT_KEY] = [r.as_message() for r in state.reports]
+        return
+    for report in state.reports:
+        if not report.baseline_usable:
+            session.exitstatus = pytest.ExitCode.USAGE_ERROR
+        elif report.regressions and session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: object | None) -> None:
+    """pytest-xdist's controller: keep what the worker that ran the suites reported."""
+    state = node.config.stash.get(STATE_KEY, None)
+    messages = getattr(node, "workeroutput", {}).get(WORKER_OUTPUT_KEY, [])
+    if state is not None:
+        state.reports.extend(SessionReport.from_message(m) for m in messages)
+
+
+def _compare_with_baseline(session: pytest.Session, state: SessionState) -> None:
+    reference = session.config.getoption("xfbench_baseline")
     from harness.baselines import Environment, environment_warnings, load_run
     from harness.compare import Thresholds, compare_frames
     from harness.reporting import comparison_markdown
@@ -369,23 +481,20 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         base = load_run(reference, results_dir)
     except ValueError as exc:
         state.baseline_report = f"baseline not usable: {exc}"
-        session.exitstatus = pytest.ExitCode.USAGE_ERROR
+        state.baseline_usable = False
         return
     rows = compare_frames(base.frame, state.outcome.frame)
     warnings = environment_warnings(base.environment, Environment.of(state.outcome.frame))
     state.baseline_report = comparison_markdown(rows, reference, state.outcome.run_id, warnings, Thresholds())
     state.regressions = [f"{r.case} [{r.backend}]" for r in rows if r.regressed]
-    if state.regressions and session.exitstatus == pytest.ExitCode.OK:
-        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
     state = config.stash.get(STATE_KEY, None)
-    if state is None or state.outcome is None:
-        return
-    terminalreporter.section("xfbench comparison")
-    terminalreporter.write_line(state.outcome.summary_markdown)
-    terminalreporter.write_line(f"results: {state.outcome.run_dir}")
-    if state.baseline_report:
-        terminalreporter.section("xfbench regressions against the baseline", red=bool(state.regressions))
-        terminalreporter.write_line(state.baseline_report)
+    for report in state.reports if state is not None else []:
+        terminalreporter.section("xfbench comparison")
+        terminalreporter.write_line(report.summary_markdown)
+        terminalreporter.write_line(f"results: {report.run_dir}")
+        if report.baseline_report:
+            terminalreporter.section("xfbench regressions against the baseline", red=bool(report.regressions))
+            terminalreporter.write_line(report.baseline_report)
