@@ -232,13 +232,19 @@ class RuntimeOptions:
 
     def process_settings(self) -> tuple[str, ...]:
         """The settings, among those not at their default, whose effect outlives a trial in its worker process:
-        a warm worker hands its process on only to trials with the same ones (harness.scheduler).
+        a warm worker hands its process on only to trials with the same ones (harness.scheduler). Each as a label
+        for the worker group's name: a switch by its name (``jit_compile``), the device by its value (``gpu``).
 
         Why each: a default-mode resnet20 trial ran 11-35 % slower after an XLA trial in the same TensorFlow
         process, which kept XLA's thread pools (the cause is not pinned down, docs/measurements.md); TensorFlow's op
         determinism cannot be switched off once on; torch.compile keeps dynamo's caches and inductor's compile
         workers; TensorFlow fixes its visible devices when its runtime starts."""
-        return tuple(name for name in PROCESS_WIDE_SETTINGS if getattr(self, name) != _RUNTIME_DEFAULTS[name])
+        changed = {name: getattr(self, name) for name in PROCESS_WIDE_SETTINGS}
+        return tuple(
+            name if isinstance(value, bool) else str(value)
+            for name, value in changed.items()
+            if value != _RUNTIME_DEFAULTS[name]
+        )
 
 
 PROCESS_WIDE_SETTINGS = ("device", "deterministic", "jit_compile", "torch_compile")

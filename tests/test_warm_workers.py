@@ -102,3 +102,5 @@ def test_trials_share_a_worker_only_with_the_same_backend_and_process_wide_setti
     assert all(t.runtime.torch_compile for t in groups["torch-torch_compile"])
     first_seen = [next(i for i, t in enumerate(trials) if t in group) for group in groups.values()]
     assert first_seen == sorted(first_seen)  # the groups run in the order their trials first appear
+    on_gpu = replace(BASE, runtime=RuntimeOptions(device="gpu", deterministic=True))
+    assert list(worker_groups([BASE, on_gpu])) == ["torch", "torch-gpu-deterministic"]
