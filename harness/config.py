@@ -239,10 +239,10 @@ class RuntimeOptions:
         process, which kept XLA's thread pools (the cause is not pinned down, docs/measurements.md); TensorFlow's op
         determinism cannot be switched off once on; torch.compile keeps dynamo's caches and inductor's compile
         workers; TensorFlow fixes its visible devices when its runtime starts."""
-        changed = {name: getattr(self, name) for name in PROCESS_WIDE_SETTINGS}
+        values = {name: getattr(self, name) for name in PROCESS_WIDE_SETTINGS}
         return tuple(
             name if isinstance(value, bool) else str(value)
-            for name, value in changed.items()
+            for name, value in values.items()
             if value != _RUNTIME_DEFAULTS[name]
         )
 

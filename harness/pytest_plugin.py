@@ -223,7 +223,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "xfbench(suites): an xfbench suite module; suites maps --scale to a suite name or Suite"
     )
-    config.addinivalue_line("markers", "xdist_group(name): pytest-xdist runs a group's tests in one worker")
+    if not config.pluginmanager.hasplugin("xdist"):  # the cases carry its mark; --strict-markers must know it
+        config.addinivalue_line("markers", "xdist_group(name): pytest-xdist runs a group's tests in one worker")
     config.stash[STATE_KEY] = SessionState()
     seeds = config.getoption("xfbench_seeds")
     if seeds is not None and seeds < 1:
@@ -301,7 +302,7 @@ def xfbench_case(request: pytest.FixtureRequest) -> CaseHandle:
     handle: CaseHandle = request.param
     state = request.config.stash[STATE_KEY]
     if state.outcome is None and state.error is None:
-        _run_all(request.config, state)
+        _run_all(request.config, state, request.getfixturevalue("tmp_path_factory"))
     if state.error is not None:
         pytest.fail(f"[{handle.backend}] {handle.case.case_id}: {state.error}", pytrace=False)
     try:
@@ -344,7 +345,7 @@ def _record_benchmark(benchmark: Any, handle: CaseHandle) -> None:
     )
 
 
-def _run_all(config: pytest.Config, state: SessionState) -> None:
+def _run_all(config: pytest.Config, state: SessionState, temp: pytest.TempPathFactory) -> None:
     from harness.plan import RunPlan
     from harness.preflight import preflight
     from harness.runner import execute, new_run_id
@@ -354,15 +355,16 @@ def _run_all(config: pytest.Config, state: SessionState) -> None:
         state.error = (
             f"Expected --dist loadgroup with pytest-xdist: one worker runs every case of the session in one Ray run "
             f"(each case is in xdist group {XDIST_GROUP!r}); spread over the workers, each would run every trial. "
-            "Received: -n with another --dist (load unless given). Add --dist loadgroup to the command."
+            f"Received: -n with --dist {_dist_given(config)}. Add --dist loadgroup to the command."
         )
         return
-    trials = list(state.wanted.values())
-    results_dir = Path(config.getoption("xfbench_results_dir")).resolve()
     if _xdist_worker(config):
-        state.error = _claim_the_suites(config, results_dir)
+        # pytest's base temporary folder of the session, which xdist's workers share (theirs lie inside it).
+        state.error = _claim_the_suites(config, temp.getbasetemp().parent)
         if state.error:
             return
+    trials = list(state.wanted.values())
+    results_dir = Path(config.getoption("xfbench_results_dir")).resolve()
     try:  # the CLI's checks: whatever would fail inside a worker fails here, before Ray starts
         state.data_provenance = preflight(
             trials,
@@ -405,18 +407,25 @@ def _xdist_groups_kept(config: pytest.Config) -> bool:
     return not _xdist_worker(config) or bool(config.getoption("loadgroup", False))
 
 
-def _suites_claim(config: pytest.Config, results_dir: Path) -> Path:
-    """The file by which the one xdist worker that runs this session's suites says so (the run is one per session)."""
-    return results_dir / f".xdist-suites-{config.workerinput['testrunuid']}"  # type: ignore[attr-defined]
+def _dist_given(config: pytest.Config) -> str:
+    """The --dist of the controller's command line (a worker's own option is reset by xdist): "load" if none."""
+    argv = [str(a) for a in config.workerinput["mainargv"]]  # type: ignore[attr-defined]
+    for i, arg in enumerate(argv):
+        if arg.startswith("--dist="):
+            return arg.split("=", 1)[1]
+        if arg == "--dist" and i + 1 < len(argv):
+            return argv[i + 1]
+    return "load"
 
 
-def _claim_the_suites(config: pytest.Config, results_dir: Path) -> str | None:
+def _claim_the_suites(config: pytest.Config, shared: Path) -> str | None:
     """None when this worker is the first of its session to run the suites; otherwise why it must not. The group
     mark alone does not guarantee it: with pytest 9.2, pytest-xdist 3.8's --dist loadgroup drops every
-    ``xdist_group`` (pytest-xdist issue 1386) and spreads the cases, and each worker would run every trial."""
-    claim = _suites_claim(config, results_dir)
+    ``xdist_group`` (pytest-xdist issue 1386) and spreads the cases, and each worker would run every trial. The claim
+    lives in a folder only this session's workers share, and stays there: a worker that finishes early must not
+    free the suites for another one."""
+    claim = shared / "xfbench-suites.claim"
     me = config.workerinput["workerid"]  # type: ignore[attr-defined]
-    results_dir.mkdir(parents=True, exist_ok=True)
     try:
         with claim.open("x") as handle:
             handle.write(me)
@@ -427,7 +436,8 @@ def _claim_the_suites(config: pytest.Config, results_dir: Path) -> str | None:
         f"Expected every xfbench case in one pytest-xdist worker (group {XDIST_GROUP!r}). Received: a case in {me} "
         f"while {other} runs the suites: pytest-xdist did not keep the group together (with pytest 9.2, pytest-xdist "
         "3.8's --dist loadgroup loses every xdist_group: pytest-xdist issue 1386). Run the suites without -n, or "
-        "schedule them as one unit with pytest_xdist_make_scheduler (xfbench's docs/regressions.md, With pytest-xdist)."
+        "schedule them as one unit with pytest_xdist_make_scheduler, as xfbench's conftest.py does for "
+        "`pytest suites -n N --dist loadgroup` in its checkout (docs/regressions.md, With pytest-xdist)."
     )
 
 
@@ -448,9 +458,6 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         )
         state.reports.append(report)
     if _xdist_worker(session.config):  # the controller prints it (xdist sends workeroutput after this hook)
-        claim = _suites_claim(session.config, Path(session.config.getoption("xfbench_results_dir")).resolve())
-        if claim.is_file() and claim.read_text() == session.config.workerinput["workerid"]:  # type: ignore[attr-defined]
-            claim.unlink()
         output = session.config.workeroutput  # type: ignore[attr-defined]
         output[WORKER_OUTPUT_KEY] = [r.as_message() for r in state.reports]
         return

@@ -278,7 +278,10 @@ def test_under_xdist_one_worker_runs_every_case_in_one_run_and_the_controller_re
     """Two suite modules and a plain one over two pytest-xdist workers, the suites scheduled as one unit: every case
     runs in one Ray run (one run directory), the controller prints that run's comparison once and turns what the
     worker found (here a baseline that does not exist) into the session's exit status. Without --dist loadgroup
-    every case fails with the fix, before any run."""
+    every case fails with the fix, before any run. With plain --dist loadgroup, whose groups pytest-xdist 3.8 loses
+    under pytest 9.2 (its issue 1386), the cases may land on both workers: still one run, and a case that reached
+    the other worker fails saying why."""
+    pytest.importorskip("xdist")
     pytester.makepyfile(
         test_suite_a=TINY_SUITE.format(bar=0.3).split("def test_zz_state")[0],
         test_suite_b=TINY_SUITE.format(bar=0.3).split("def test_zz_state")[0].replace('"tiny"', '"tiny_b"'),
@@ -302,5 +305,11 @@ def test_under_xdist_one_worker_runs_every_case_in_one_run_and_the_controller_re
     pytester.path.joinpath("conftest.py").unlink()
     spread = pytester.runpytest_subprocess(*common, timeout=600)
     spread.assert_outcomes(passed=1, errors=2)
-    spread.stdout.fnmatch_lines(["*Expected --dist loadgroup with pytest-xdist*Received: -n with another --dist*"])
+    spread.stdout.fnmatch_lines(["*Expected --dist loadgroup with pytest-xdist*Received: -n with --dist load.*"])
     assert [p for p in results.iterdir() if p.name.endswith("pytest-smoke")] == [run_dir]
+    others = tmp_path / "plain-loadgroup"
+    plain = pytester.runpytest_subprocess(*common[:2], "--results-dir", str(others), *common[4:], "--dist", "loadgroup")
+    outcomes = plain.parseoutcomes()
+    assert outcomes.get("passed", 0) >= 2 and outcomes.get("passed", 0) + outcomes.get("errors", 0) == 3, outcomes
+    assert plain.stdout.str().count("pytest-xdist issue 1386") == outcomes.get("errors", 0)
+    assert len([p for p in others.iterdir() if p.name.endswith("pytest-smoke")]) == 1
