@@ -436,8 +436,8 @@ def _claim_the_suites(config: pytest.Config, shared: Path) -> str | None:
         f"Expected every xfbench case in one pytest-xdist worker (group {XDIST_GROUP!r}). Received: a case in {me} "
         f"while {other} runs the suites: pytest-xdist did not keep the group together (with pytest 9.2, pytest-xdist "
         "3.8's --dist loadgroup loses every xdist_group: pytest-xdist issue 1386). Run the suites without -n, or "
-        "schedule them as one unit with pytest_xdist_make_scheduler, as xfbench's conftest.py does for "
-        "`pytest suites -n N --dist loadgroup` in its checkout (docs/regressions.md, With pytest-xdist)."
+        "schedule them as one unit with pytest_xdist_make_scheduler, as xfbench's tests/conftest.py does for "
+        "`pytest tests suites -n N --dist loadgroup` in its checkout (docs/regressions.md, With pytest-xdist)."
     )
 
 

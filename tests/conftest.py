@@ -17,6 +17,28 @@ from harness.data import load_dataset
 from harness.data.registry import Dataset
 
 
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """The checkout's pytest-xdist schedule, for ``pytest tests suites -n N --dist loadgroup``: each test module goes
+    to one worker as a whole, so its module fixtures (weight files the frameworks write, checkpoints converted once)
+    are built once, and every suite case goes to one worker, which runs them all in one Ray run. Decided here by
+    path because, with pytest 9.2, pytest-xdist 3.8's loadgroup drops the ``xdist_group`` marks the xfbench plugin
+    gives the cases before they reach its scheduler (pytest-xdist issue 1386). Here, not in a conftest.py of the
+    root or of suites/: those would be imported as a second module ``conftest``, which the tests import from this
+    one. ``make test`` runs without xdist: on this 2-core machine two workers gained about nothing
+    (docs/measurements.md, "Test suite")."""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ModulesAndSuites(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::")[0]
+            return "suites" if path.startswith("suites/") else path
+
+    return ModulesAndSuites(config, log)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def isolated_data_paths(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """Every data search path of the session in empty temporary directories: $XFBENCH_DATA, the user cache
