@@ -44,9 +44,6 @@ class SessionState:
     data_provenance: dict[str, dict[str, str]] = field(default_factory=dict)
     outcome: Any = None
     error: str | None = None
-    baseline_report: str | None = None
-    baseline_usable: bool = True
-    regressions: list[str] = field(default_factory=list)
     reports: list[SessionReport] = field(default_factory=list)  # how the run ended (an xdist controller: its workers')
 
 
@@ -446,17 +443,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if state is None:
         return
     if state.outcome is not None:
-        if session.config.getoption("xfbench_baseline"):
-            _compare_with_baseline(session, state)
-        outcome = state.outcome
-        report = SessionReport(
-            outcome.summary_markdown,
-            str(outcome.run_dir),
-            state.baseline_report,
-            state.baseline_usable,
-            tuple(state.regressions),
-        )
-        state.reports.append(report)
+        reference = session.config.getoption("xfbench_baseline")
+        verdict = _against_baseline(session.config, state.outcome, reference) if reference else (None, True, ())
+        state.reports.append(SessionReport(state.outcome.summary_markdown, str(state.outcome.run_dir), *verdict))
     if _xdist_worker(session.config):  # the controller prints it (xdist sends workeroutput after this hook)
         output = session.config.workeroutput  # type: ignore[attr-defined]
         output[WORKER_OUTPUT_KEY] = [r.as_message() for r in state.reports]
@@ -477,23 +466,21 @@ def pytest_testnodedown(node: Any, error: object | None) -> None:
         state.reports.extend(SessionReport.from_message(m) for m in messages)
 
 
-def _compare_with_baseline(session: pytest.Session, state: SessionState) -> None:
-    reference = session.config.getoption("xfbench_baseline")
+def _against_baseline(config: pytest.Config, outcome: Any, reference: str) -> tuple[str, bool, tuple[str, ...]]:
+    """The session's run against ``reference``: the comparison's markdown, whether the baseline could be used, and
+    the cases that regressed (SessionReport's last three fields)."""
     from harness.baselines import Environment, environment_warnings, load_run
     from harness.compare import Thresholds, compare_frames
     from harness.reporting import comparison_markdown
 
-    results_dir = Path(session.config.getoption("xfbench_results_dir")).resolve()
     try:
-        base = load_run(reference, results_dir)
+        base = load_run(reference, Path(config.getoption("xfbench_results_dir")).resolve())
     except ValueError as exc:
-        state.baseline_report = f"baseline not usable: {exc}"
-        state.baseline_usable = False
-        return
-    rows = compare_frames(base.frame, state.outcome.frame)
-    warnings = environment_warnings(base.environment, Environment.of(state.outcome.frame))
-    state.baseline_report = comparison_markdown(rows, reference, state.outcome.run_id, warnings, Thresholds())
-    state.regressions = [f"{r.case} [{r.backend}]" for r in rows if r.regressed]
+        return f"baseline not usable: {exc}", False, ()
+    rows = compare_frames(base.frame, outcome.frame)
+    warnings = environment_warnings(base.environment, Environment.of(outcome.frame))
+    markdown = comparison_markdown(rows, reference, outcome.run_id, warnings, Thresholds())
+    return markdown, True, tuple(f"{r.case} [{r.backend}]" for r in rows if r.regressed)
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
