@@ -58,6 +58,15 @@ def convert(request: dict, out: Path) -> None:
         importer = _importer(importer_backends()[ref["kind"]])
         model = importer.load_reference(ref["name"], shape, classes, seed)
     label = ref["name"] if ref["kind"] == "python" else f"{ref['kind']}:{ref['name']}"
+    channels = importer.input_channels(model)
+    if channels is not None and len(shape) == 3 and channels != shape[-1]:
+        fix = f"build the model for {shape[-1]}"
+        if shape[-1] == 1:
+            fix = f"add --input-channels {channels} (the grayscale channel is replicated), or {fix}"
+        raise ValueError(
+            f"Expected inputs with the {channels} channels that model {label} takes. Received: inputs with "
+            f"{shape[-1]}. To fix, {fix}."
+        )
     spec, weights = importer.convert(model, shape, label)
     save_checkpoint(out, spec, weights, {"converted_from": label, "request": request})
 

@@ -49,6 +49,11 @@ class FrameworkImporter(Protocol):
         """True when ``obj`` is a model of this framework (what a ``python:`` factory returned)."""
         ...
 
+    def input_channels(self, model: object) -> int | None:
+        """The image channels ``model`` takes, or None where its input is not an image (checked before converting,
+        so a mismatch is named as such rather than as a weight of the wrong shape)."""
+        ...
+
     def convert(self, model: object, input_shape: tuple[int, int, int], name: str) -> tuple[ModelSpec, NeutralWeights]:
         """The neutral spec and weights of ``model`` for (H, W, C) inputs; raises UnsupportedModelError."""
         ...

@@ -16,6 +16,7 @@ initial weights; the converted weights are what a strategy that wants them (pret
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import importlib.machinery
 import json
@@ -29,6 +30,7 @@ from pathlib import Path
 from harness import cachekeys
 from harness.backend import REGISTRY, importer_backends
 from harness.checkpoints import load_checkpoint
+from harness.config import TrialConfig
 from harness.importers import UnsupportedModelError
 from harness.models import MODELS, ModelOptions, build_spec
 from harness.spec import ModelSpec, spec_from_dict
@@ -84,6 +86,16 @@ def share_python_path(models: list[str]) -> None:
 def wanted_channels(ref: ModelRef) -> int | None:
     """Input channels a reference fixes before conversion (the frameworks' ImageNet models want RGB)."""
     return 3 if ref.kind in FRAMEWORK_PREFIXES else None
+
+
+def with_wanted_channels(trial: TrialConfig) -> TrialConfig:
+    """The trial fed the channels its model wants when the user did not say (--input-channels): a torchvision or
+    keras.applications model is the published RGB architecture, so grayscale data is replicated to three
+    channels (identically in both backends: the input pipeline's RepeatChannels)."""
+    wanted = wanted_channels(parse_model_ref(trial.model))
+    if wanted is None or trial.input.channels is not None:
+        return trial
+    return dataclasses.replace(trial, input=dataclasses.replace(trial.input, channels=wanted))
 
 
 def _module_file(module: str) -> Path | None:
@@ -166,10 +178,11 @@ def _convert_in_worker(request: dict[str, object], path: Path, call: ConvertCall
             details["source"], details["op"], details["location"], details["supported"], details["hint"]
         )
     if returncode != 0 or not path.is_file():
-        tail = output.strip().splitlines()[-1:] or ["(no output)"]
-        raise ValueError(
-            f"Expected the model {request['ref']} to convert. Received: the conversion process failed with {tail[0]}"
-        )
+        tail = (output.strip().splitlines()[-1:] or ["(no output)"])[0]
+        if tail.startswith("ValueError: Expected"):  # the worker's own account of bad input, already in our form
+            raise ValueError(tail.removeprefix("ValueError: "))
+        label = ModelRef(**request["ref"]).label  # type: ignore[arg-type]  # request["ref"] is asdict(ModelRef)
+        raise ValueError(f"Expected the model {label} to convert. Received: the conversion process failed with {tail}")
 
 
 def model_spec(

@@ -167,6 +167,41 @@ def test_a_users_module_runs_on_digits_with_both_backends_agreeing_and_an_lstm_e
     assert set(finals["params"]) == {8 * 9 + 8 + 16 + 8 * 8 * 9 + 128 * 10 + 10}
 
 
+def test_imagenet_architectures_take_grayscale_replicated_and_a_users_channel_mismatch_is_named(tmp_path, monkeypatch):
+    """A torchvision or keras.applications model is the published RGB network: grayscale data is fed as three
+    identical channels unless --input-channels says otherwise; zoo models are built for the data's channels. A
+    user's module that takes other channels than its inputs have is refused naming both counts and the fix."""
+    from harness.cli import plan_from_args
+    from harness.cli_options import build_parser
+
+    def channels(*args: str) -> set[int | None]:
+        argv = ["run", "--strategy", "scratch", "--dataset", "digits", "--input-size", "32", *args]
+        return {t.input.channels for t in plan_from_args(build_parser().parse_args(argv)).trials}
+
+    assert channels("--model", "torchvision:resnet18") == {3}
+    assert channels("--model", "keras:MobileNetV2") == {3}
+    assert channels("--model", "torchvision:resnet18", "--input-channels", "1") == {1}
+    assert channels("--model", "resnet18") == {None}
+    (tmp_path / "rgb_nets.py").write_text(
+        textwrap.dedent("""
+        from torch import nn
+
+
+        def rgb(num_classes):
+            return nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, num_classes))
+        """)
+    )
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError) as refused:
+        model_spec("python:rgb_nets:rgb", (8, 8, 1), 10, ModelOptions(), tmp_path / "cache")
+    assert str(refused.value) == (
+        "Expected inputs with the 3 channels that model rgb_nets:rgb takes. Received: inputs with 1. To fix, add "
+        "--input-channels 3 (the grayscale channel is replicated), or build the model for 1."
+    )
+    spec = model_spec("python:rgb_nets:rgb", (8, 8, 3), 10, ModelOptions(), tmp_path / "cache")
+    assert spec.input_shape == (8, 8, 3)
+
+
 def test_a_spec_file_written_by_xfbench_model_trains_like_the_zoo_model(tmp_path, capsys):
     from harness.cli import main
 

@@ -83,6 +83,12 @@ def is_native_model(obj: object) -> bool:
     return isinstance(obj, keras.Model)
 
 
+def input_channels(model: keras.Model) -> int | None:
+    """The channels of the model's image input (None for an input that is not an image)."""
+    shape = tuple(model.inputs[0].shape) if model.inputs else ()
+    return int(shape[-1]) if len(shape) == 4 and shape[-1] is not None else None
+
+
 def reference_logits(model: keras.Model, x: np.ndarray) -> np.ndarray:
     return np.asarray(model(x, training=False), dtype=np.float32)
 

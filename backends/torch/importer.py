@@ -98,6 +98,12 @@ def is_native_model(obj: object) -> bool:
     return isinstance(obj, nn.Module)
 
 
+def input_channels(model: nn.Module) -> int | None:
+    """The channels the model's first convolution takes (None without one: a flat model takes any input)."""
+    first = next((m for m in model.modules() if isinstance(m, nn.Conv2d)), None)
+    return None if first is None else int(first.in_channels)
+
+
 def reference_logits(model: nn.Module, x: np.ndarray) -> np.ndarray:
     with torch.no_grad():
         return model.eval()(torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))).numpy()
