@@ -147,7 +147,7 @@ class TensorFlowBackend:
             step, (x, y) = self._train_step, self._data[split]
             if self.runtime.epoch_loop == "compiled":
                 assert self._optimizer is not None
-                self._split_steps[split] = compile_epoch(lambda n: step(x, y, n), self._optimizer.lr, self.runtime)
+                self._split_steps[split] = compile_epoch(lambda n: step(x, y, n), self._optimizer.lr)
             else:
                 self._split_steps[split] = compile_step(lambda n=None: step(x, y, n), self.runtime)
         return self._split_steps[split]
@@ -241,7 +241,7 @@ class TensorFlowBackend:
         self._epoch.load(batches, lrs, momenta, keys)
         step, sizes = self._split_step(split), batch_sizes(batches, self.runtime)  # sizes: None but under XLA
         if self.runtime.epoch_loop == "compiled" and views is None:  # one call runs the epoch; returns its rates
-            trace = step(sizes)
+            trace = step(len(batches))
             if self.record_lr_trace:
                 self.lr_trace.extend(float(lr) for lr in trace.numpy())
         else:

@@ -9,7 +9,6 @@ updates: ``custom`` calls it as a tf.function (XLA with --jit-compile), ``eager`
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
@@ -139,40 +138,25 @@ def compile_step(step: Step, runtime: RuntimeOptions) -> Step:
     return step
 
 
-def compile_epoch(
-    step: Callable[[int | None], None], lr: tf.Variable, runtime: RuntimeOptions
-) -> Callable[[Sequence[int | None]], tf.Tensor]:
-    """An epoch's calls of the step inside one tf.function (--epoch-loop compiled), called with the steps'
-    ``batch_sizes``: a tf.while_loop, one iteration after the other (parallel_iterations=1: each step reads the
-    variables the previous one wrote); under XLA one loop per run of equal batch lengths, each step's slice of a
-    static length (EpochInputs.next). Returns the learning rate each step used (read after it, as the per-step
+def compile_epoch(step: Callable[[None], None], lr: tf.Variable) -> Callable[[int], tf.Tensor]:
+    """An epoch's calls of the step inside one tf.function (--epoch-loop compiled), called with the number of
+    steps: a tf.while_loop, one iteration after the other (parallel_iterations=1: each step reads the variables the
+    previous one wrote), each step reading its batch, of any length, from the epoch's inputs (EpochInputs.next).
+    Never under XLA: RuntimeOptions refuses --epoch-loop compiled with --jit-compile (XLA:CPU ran this loop at a
+    seventh of its per-step speed). Returns the learning rate each step used (read after it, as the per-step
     loop's trace reads it)."""
 
-    def loop(
-        size: int | None, steps: tf.Tensor | int, start: tf.Tensor, trace: tf.TensorArray
-    ) -> tuple[tf.Tensor, tf.TensorArray]:
+    def epoch(steps: tf.Tensor) -> tf.Tensor:
         def body(i: tf.Tensor, trace: tf.TensorArray) -> tuple[tf.Tensor, tf.TensorArray]:
-            step(size)
+            step(None)
             return i + 1, trace.write(i, lr.read_value())
 
-        end = start + steps
-        return tf.while_loop(lambda i, _: i < end, body, (start, trace), parallel_iterations=1)
-
-    def epoch(runs: tuple[tuple[int | None, int], ...], steps: tf.Tensor | int) -> tf.Tensor:
-        i, trace = tf.constant(0), tf.TensorArray(tf.float32, size=steps)
-        for size, count in runs:
-            i, trace = loop(size, steps if size is None else count, i, trace)
+        start = (tf.constant(0), tf.TensorArray(tf.float32, size=steps))
+        _, trace = tf.while_loop(lambda i, _: i < steps, body, start, parallel_iterations=1)
         return trace.stack()
 
-    compiled = traced(epoch, jit_compile=runtime.jit_compile, reduce_retracing=False)
-
-    def run(sizes: Sequence[int | None]) -> tf.Tensor:
-        if runtime.jit_compile:  # (length, steps) of each run of equal lengths, all constants: one trace per pattern
-            runs = tuple((size, len(list(group))) for size, group in itertools.groupby(sizes))
-            return compiled(runs, len(sizes))
-        return compiled(((None, 0),), tf.constant(len(sizes), tf.int32))  # one loop, any lengths: one trace
-
-    return run
+    compiled = traced(epoch, reduce_retracing=False)
+    return lambda steps: compiled(tf.constant(steps, tf.int32))  # a tensor: one trace for every epoch length
 
 
 class _StepModel(keras.Model):
