@@ -17,8 +17,6 @@ from harness.runner import execute
 from harness.scheduler import SchedulerSettings, worker_groups
 from harness.summary import final_rows
 
-pytestmark = pytest.mark.ray
-
 BASE = TrialConfig(strategy="scratch", model="cnn_small", dataset="digits", backend="torch", seed=0, epochs=2,
                    suite="warm", model_options=ModelOptions())  # fmt: skip
 
@@ -48,6 +46,7 @@ def _ran_after_another(frame: pd.DataFrame) -> set[str]:
     return set(starts.index) - firsts
 
 
+@pytest.mark.ray
 def test_warm_workers_keep_one_framework_each_and_change_no_number(tmp_path, shared_ray):
     # Spoiled trials come first: a torch trial that raises, one that diverges, a TensorFlow trial whose worker is
     # killed. None of their processes may run the next trial. (Retiring and not caching a process is Tune's and
