@@ -18,6 +18,7 @@ from typing import Any
 from harness.cli_options import (
     build_parser,
     given_execution,
+    new_run_execution,
     overrides_from_args,
     search_request_from_args,
     selection_from_args,
@@ -80,7 +81,7 @@ def _prepare(args: argparse.Namespace) -> _Prepared:
         trials, args.data_dir, download=not args.no_download, loaded=loaded, cache_dir=results_dir / "_cache"
     )
     ship = datasets_to_ship(trials, args.ship_data, args.address, loaded=loaded)
-    options = _checked_execution(ExecutionOptions().updated(given_execution(args)))
+    options = _checked_execution(new_run_execution(args))
     settings = scheduler_settings(results_dir, options, verbose=args.verbose)
     return _Prepared(plan, run_id, results_dir, provenance, ship, settings)
 

@@ -379,7 +379,11 @@ def _add_execution(parser: argparse.ArgumentParser) -> None:
         type=non_negative_float,
         help="GPUs per trial, fractional allowed (default 0; resume: as recorded)",
     )
-    rt.add_argument("--max-concurrent", type=positive_int, help="at most this many trials at once")
+    rt.add_argument(
+        "--max-concurrent",
+        type=positive_int,
+        help="at most this many trials at once (default: as the cores allow; speed_matrix: 1)",
+    )
     rt.add_argument("--address", help="join an existing Ray cluster (e.g. 127.0.0.1:6379)")
     rt.add_argument(
         "--max-failures",
@@ -539,6 +543,14 @@ def search_request_from_args(args: argparse.Namespace) -> SearchRequest:
     return SearchRequest(
         parse_space(args.space), args.search, args.search_seed, args.num_samples, args.metric, args.final_seeds, asha
     )
+
+
+def new_run_execution(args: argparse.Namespace) -> ExecutionOptions:
+    """How a new run is scheduled: the options given, over its suite's own defaults (a speed suite runs one trial at
+    a time: Suite.max_concurrent), over ExecutionOptions' defaults."""
+    chosen = SUITES.get(args.suite) if args.suite else None
+    defaults = ExecutionOptions(max_concurrent=chosen.max_concurrent if chosen else None)
+    return defaults.updated(given_execution(args))
 
 
 def given_execution(args: argparse.Namespace) -> dict[str, Any]:

@@ -81,6 +81,9 @@ class Suite:
     seeds: int = 1
     search: SearchSpace = field(default_factory=SearchSpace)  # what `xfbench tune --suite` searches
     search_samples: int = 8  # its default --num-samples
+    # Its default --max-concurrent: 1 for a suite that measures speed, whose trials would otherwise share the cores,
+    # caches and memory bandwidth, and meet each other's compilation (XLA's uses more than its trial's threads).
+    max_concurrent: int | None = None
 
 
 _DIGITS_MLP = ModelOptions(hidden=(256,))
@@ -879,7 +882,7 @@ SPEED_MODELS = (
 SUITES["speed_matrix"] = Suite(
     "speed_matrix",
     "every mode of both frameworks (eager, channels_last, torch.compile, bf16; custom, XLA, Keras fit, eager, bf16) "
-    "on mlp, convnet3, cnn_small and resnet20, digits, 3 epochs (the first is warm-up), 1 seed",
+    "on mlp, convnet3, cnn_small and resnet20, digits, 3 epochs (the first is warm-up), 1 seed, one trial at a time",
     tuple(
         SuiteCase(
             "scratch",
@@ -895,4 +898,5 @@ SUITES["speed_matrix"] = Suite(
         for model, options in SPEED_MODELS
         for label, settings in SPEED_VARIANTS
     ),
+    max_concurrent=1,
 )
