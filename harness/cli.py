@@ -256,12 +256,10 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_model(args: argparse.Namespace) -> int:
-    options = ModelOptions(width_multiplier=args.width_multiplier)
-    print(
-        describe_model(
-            ModelRequest(args.name, args.input_size, args.channels, args.classes, options), args.json, args.export_spec
-        )
-    )
+    options = ModelOptions(width_multiplier=args.width_multiplier) if args.width_multiplier else ModelOptions()
+    cache = Path(args.results_dir).expanduser().resolve() / "_cache"
+    request = ModelRequest(args.name, args.input_size, args.channels, args.classes, options, cache)
+    print(describe_model(request, args.json, args.export_spec))
     return 0
 
 

@@ -588,11 +588,16 @@ def build_parser() -> argparse.ArgumentParser:
     lst.add_argument("--results-dir", default="results")
 
     mdl = commands.add_parser("model", help="a model's per-layer table: output shapes, parameters, MACs, totals")
-    mdl.add_argument("name", help="a model name (xfbench list)")
+    mdl.add_argument(
+        "name", help="a zoo model (xfbench list), torchvision:NAME, keras:NAME, python:module:function or a spec .json"
+    )
     mdl.add_argument("--input-size", type=positive_int, help="square input side (default: the model's natural size)")
     mdl.add_argument("--channels", type=positive_int, help="input channels (default: the natural input's)")
-    mdl.add_argument("--classes", type=positive_int, default=1000, help="output classes (default 1000)")
-    mdl.add_argument("--width-multiplier", type=positive_float, default=1.0, help="zoo models: channel scale")
+    mdl.add_argument("--classes", type=positive_int, help="output classes (default 1000; a spec file: its own)")
+    mdl.add_argument("--width-multiplier", type=positive_float, help="zoo models: channel scale (default 1)")
+    mdl.add_argument(
+        "--results-dir", default="results", help="an imported model's conversion is cached in its _cache (as a run's)"
+    )
     mdl.add_argument("--json", action="store_true", help="totals as top-level params / forward_macs, rows as layers")
     mdl.add_argument("--export-spec", type=Path, metavar="FILE", help="also write the neutral spec as JSON")
 

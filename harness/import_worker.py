@@ -62,7 +62,8 @@ def convert(request: dict, out: Path) -> None:
     if channels is not None and len(shape) == 3 and channels != shape[-1]:
         fix = f"build the model for {shape[-1]}"
         if shape[-1] == 1:
-            fix = f"add --input-channels {channels} (the grayscale channel is replicated), or {fix}"
+            replicate = f"xfbench run --input-channels {channels} replicates the grayscale channel"
+            fix = f"feed it {channels} ({replicate}), or {fix}"
         raise ValueError(
             f"Expected inputs with the {channels} channels that model {label} takes. Received: inputs with "
             f"{shape[-1]}. To fix, {fix}."

@@ -8,22 +8,33 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.model_cost import ModelCost, model_cost
-from harness.models import MODELS, ModelOptions, build_spec
-from harness.spec import ModelSpec, spec_to_dict
+from harness.model_import import model_spec as imported_spec
+from harness.model_import import parse_model_ref
+from harness.models import MODELS, ModelOptions
+from harness.spec import ModelSpec, spec_from_dict, spec_to_dict
+
+IMAGENET_INPUT = (224, 224, 3)  # what a torchvision: or keras: model is shown at by default
 
 
 @dataclass(frozen=True)
 class ModelRequest:
-    name: str
+    name: str  # any --model form: a zoo name, torchvision:NAME, keras:NAME, python:module:function, a spec .json
     input_size: int | None = None  # square side; None: the model's natural input
     channels: int | None = None  # None: the natural input's channels
-    classes: int = 1000
+    classes: int | None = None  # None: 1000 (a spec file: its own)
     options: ModelOptions = ModelOptions()
+    cache_dir: Path | None = None  # where an imported model's conversion is cached (a run's <results-dir>/_cache)
 
     def input_shape(self) -> tuple[int, ...]:
-        if self.name not in MODELS:
-            raise ValueError(f"Expected a model name. Received: model={self.name!r}. Valid choices: {sorted(MODELS)}")
-        natural = MODELS[self.name].natural_input
+        """The input the model is shown at: the size and channels asked for, else its natural input (ImageNet's
+        for a framework's model); a user's factory has none, so it needs both."""
+        ref = parse_model_ref(self.name)
+        if ref.kind == "python" and (self.input_size is None or self.channels is None):
+            raise ValueError(
+                f"Expected --input-size and --channels for {self.name}: xfbench cannot tell which input a user's "
+                f"model takes. Received: input_size={self.input_size}, channels={self.channels}."
+            )
+        natural = MODELS[self.name].natural_input if ref.kind == "zoo" else IMAGENET_INPUT
         if len(natural) == 1:
             return natural
         side = self.input_size or natural[0]
@@ -31,7 +42,22 @@ class ModelRequest:
 
 
 def model_spec(request: ModelRequest) -> ModelSpec:
-    return build_spec(request.name, request.input_shape(), request.classes, request.options)
+    """The spec of any --model form, at the requested input and classes; an imported model is converted in a
+    process of its framework (cached under ``request.cache_dir``), as a run's preflight converts it."""
+    ref = parse_model_ref(request.name)
+    if ref.kind == "spec":
+        asked = {"--input-size": request.input_size, "--channels": request.channels, "--classes": request.classes}
+        given = {flag: value for flag, value in asked.items() if value is not None}
+        if given:
+            raise ValueError(
+                f"Expected no {', '.join(given)} with a spec file: it fixes its own input shape and classes. "
+                f"Received: {given}. Drop them, or export a spec for the shape you want."
+            )
+        spec = spec_from_dict(json.loads(Path(ref.name).read_text()))
+        return imported_spec(request.name, spec.input_shape, spec.num_classes, request.options, request.cache_dir)
+    return imported_spec(
+        request.name, request.input_shape(), request.classes or 1000, request.options, request.cache_dir
+    )
 
 
 def _shape(shape: tuple[int, ...]) -> str:

@@ -79,10 +79,30 @@ def test_model_command_json_and_exported_spec(capsys, tmp_path):
     assert spec_from_dict(json.loads(out.read_text())) == spec
 
 
+def test_model_command_shows_an_imported_model_and_a_spec_file(capsys, tmp_path):
+    """Any --model form: a torchvision model converted in a torch process (cached in the results folder's _cache,
+    as a run's), and a spec file at its own shape."""
+    cache = ["--results-dir", str(tmp_path)]
+    assert main(["model", "torchvision:resnet18", "--input-size", "64", "--classes", "10", "--json", *cache]) == 0
+    imported = json.loads(capsys.readouterr().out)
+    zoo = build_spec("resnet18", (64, 64, 3), 10)
+    assert imported["params"] == count_parameters(zoo) and imported["forward_macs"] == model_cost(zoo).forward_macs
+    assert list((tmp_path / "_cache" / "imports").glob("*.npz"))
+    path = tmp_path / "convnet3.json"
+    assert main(["model", "convnet3", "--classes", "10", "--export-spec", str(path)]) == 0
+    capsys.readouterr()
+    assert main(["model", str(path), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["params"] == count_parameters(build_spec("convnet3", (8, 8, 1), 10))
+    assert main(["model", str(path), "--input-size", "32"]) == 2
+    assert "Expected no --input-size with a spec file" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["model", "resnet9000"], "Valid choices"),
+        (["model", "resnet9000"], "Expected --model"),
+        (["model", "python:nets:make"], "Expected --input-size and --channels for python:nets:make"),
+        (["model", "torchvision:resnet18", "--width-multiplier", "0.5"], "they apply to zoo models"),
         (["model", "alexnet", "--input-size", "32"], "designed for 227x227"),
     ],
 )

@@ -195,8 +195,8 @@ def test_imagenet_architectures_take_grayscale_replicated_and_a_users_channel_mi
     with pytest.raises(ValueError) as refused:
         model_spec("python:rgb_nets:rgb", (8, 8, 1), 10, ModelOptions(), tmp_path / "cache")
     assert str(refused.value) == (
-        "Expected inputs with the 3 channels that model rgb_nets:rgb takes. Received: inputs with 1. To fix, add "
-        "--input-channels 3 (the grayscale channel is replicated), or build the model for 1."
+        "Expected inputs with the 3 channels that model rgb_nets:rgb takes. Received: inputs with 1. To fix, feed it "
+        "3 (xfbench run --input-channels 3 replicates the grayscale channel), or build the model for 1."
     )
     spec = model_spec("python:rgb_nets:rgb", (8, 8, 3), 10, ModelOptions(), tmp_path / "cache")
     assert spec.input_shape == (8, 8, 3)
