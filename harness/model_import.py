@@ -26,6 +26,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import cast
 
 from harness import cachekeys
 from harness.backend import REGISTRY, importer_backends
@@ -70,7 +71,7 @@ def parse_model_ref(text: str) -> ModelRef:
                 "`xfbench model NAME --export-spec FILE`."
             )
         return ModelRef("spec", str(path))
-    raise ValueError(f"Expected --model as {FORMS}. Received: model={text!r}. Zoo names: {sorted(MODELS)}")
+    raise ValueError(f"Expected a model as {FORMS}. Received: model={text!r}. Zoo names: {sorted(MODELS)}")
 
 
 def share_python_path(models: list[str]) -> None:
@@ -182,7 +183,13 @@ def _convert_in_worker(request: dict[str, object], path: Path, call: ConvertCall
         if tail.startswith("ValueError: Expected"):  # the worker's own account of bad input, already in our form
             raise ValueError(tail.removeprefix("ValueError: "))
         label = ModelRef(**request["ref"]).label  # type: ignore[arg-type]  # request["ref"] is asdict(ModelRef)
-        raise ValueError(f"Expected the model {label} to convert. Received: the conversion process failed with {tail}")
+        shape = "x".join(str(n) for n in cast(list[int], request["input_shape"]))
+        raise ValueError(
+            f"Expected the model {label} to build and convert for input {shape} and {request['num_classes']} "
+            f"classes. Received: the conversion process failed with {tail.rstrip('.')}. "
+            "To fix, choose an input size, channel count and class count the model accepts "
+            "(xfbench run: --input-size, --input-channels; xfbench model: --input-size, --channels, --classes)."
+        )
 
 
 def model_spec(

@@ -19,7 +19,7 @@ BAD_INPUTS = {
     ),
     "unknown model": (
         ["run", "--strategy", "scratch", "--model", "resnet0", "--dataset", "digits"],
-        "Expected --model as a zoo name",
+        "Expected a model as a zoo name",
     ),
     "unknown dataset": (
         ["run", "--strategy", "scratch", "--model", "mlp", "--dataset", "imagenet"],

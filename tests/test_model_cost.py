@@ -100,10 +100,11 @@ def test_model_command_shows_an_imported_model_and_a_spec_file(capsys, tmp_path)
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["model", "resnet9000"], "Expected --model"),
+        (["model", "resnet9000"], "Expected a model as"),
         (["model", "python:nets:make"], "Expected --input-size and --channels for python:nets:make"),
         (["model", "torchvision:resnet18", "--width-multiplier", "0.5"], "they apply to zoo models"),
         (["model", "alexnet", "--input-size", "32"], "designed for 227x227"),
+        (["model", "keras:ResNet50", "--input-size", "8"], "for input 8x8x3 and 1000 classes. Received: the"),
     ],
 )
 def test_model_command_bad_input_exits_2(capsys, argv, message):
