@@ -54,7 +54,10 @@ def inputs(args: argparse.Namespace) -> tuple[ModelSpec, np.ndarray, np.ndarray]
     data = load_dataset(args.dataset, None, download=False)
     count = args.steps * args.batch_size
     if count > len(data.x_train):
-        raise SystemExit(f"Expected at most {len(data.x_train)} samples. Received: {args.steps} steps of {count}.")
+        raise SystemExit(
+            f"Expected at most {len(data.x_train)} training samples in {args.dataset}. Received: {args.steps} steps "
+            f"of {args.batch_size} = {count} samples. To fix, lower --steps or --batch-size."
+        )
     x = data.x_train[:count].astype(np.float32)
     if args.input_size:
         x = resize_reference(x, (args.input_size, args.input_size))
@@ -100,7 +103,7 @@ def main() -> None:
             names = [k for k in torch_w.files if k.startswith(f"{step}/")]
             gap, name = max((scaled_gap(torch_w[k], tf_w[k]), k) for k in names)
             print(f"{step:>4}  {gap:>18.3e}  {name.split('/', 1)[1]}")
-            if parted is None and previous and gap > JUMP * previous:
+            if parted is None and previous is not None and gap > JUMP * previous and gap > 0:
                 parted = step
             previous = gap
         print(f"first jump by more than {JUMP:.0f}x in one step: " + (f"step {parted}" if parted else "none"))

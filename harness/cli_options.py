@@ -24,7 +24,7 @@ from harness.scheduler import AshaSettings
 from harness.schedules import SCHEDULES
 from harness.search import SEARCH_ALGORITHMS, parse_space
 from harness.spec import BN_RUNNING_VARIANCES
-from harness.suites import SUITES
+from harness.suites import SUITES, suites_max_concurrent
 from harness.weights import INITIALIZERS
 
 PATH_PREFIX = "set:"  # argparse dest of an override option: "set:" + its config path
@@ -548,8 +548,7 @@ def search_request_from_args(args: argparse.Namespace) -> SearchRequest:
 def new_run_execution(args: argparse.Namespace) -> ExecutionOptions:
     """How a new run is scheduled: the options given, over its suite's own defaults (a speed suite runs one trial at
     a time: Suite.max_concurrent), over ExecutionOptions' defaults."""
-    chosen = SUITES.get(args.suite) if args.suite else None
-    defaults = ExecutionOptions(max_concurrent=chosen.max_concurrent if chosen else None)
+    defaults = ExecutionOptions(max_concurrent=suites_max_concurrent({args.suite} if args.suite else set()))
     return defaults.updated(given_execution(args))
 
 

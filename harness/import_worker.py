@@ -2,7 +2,8 @@
 
 It imports only the source framework: the backend named by the reference's prefix, or, for a user's factory, the
 backend whose framework the returned model belongs to (told by the model's class, before any importer loads).
-On an unsupported layer it writes OUT.error.json with the details and exits 3; the parent raises them.
+On an unsupported layer it writes OUT.error.json with the details and exits 3; on a request the model cannot take
+(ModelInputError) OUT.input-error.json with the message, and exits 4; the parent raises either.
 """
 
 from __future__ import annotations
@@ -16,15 +17,16 @@ from types import ModuleType
 
 from harness.backend import REGISTRY, backend_entry, backend_of_package, importer_backends
 from harness.checkpoints import save_checkpoint
-from harness.importers import UnsupportedModelError
+from harness.importers import ModelInputError, UnsupportedModelError
 
 
 def _user_model(name: str, num_classes: int) -> object:
     module_name, function = name.split(":")
     factory = getattr(importlib.import_module(module_name), function, None)
     if not callable(factory):
-        raise ValueError(
-            f"Expected a function {function!r} in module {module_name!r}. Received: {type(factory).__name__}."
+        raise ModelInputError(
+            f"Expected a function {function!r} in module {module_name!r}. Received: {type(factory).__name__}. "
+            f"To fix, name the function that returns the model: python:{module_name}:FUNCTION."
         )
     takes_classes = "num_classes" in inspect.signature(factory).parameters
     return factory(num_classes=num_classes) if takes_classes else factory()
@@ -42,10 +44,24 @@ def _importer_for(model: object) -> ModuleType:
         backend = backend_of_package(cls.__module__.split(".")[0]) or backend
     if backend is None:
         kinds = " or ".join(entry.model_kind for entry in REGISTRY.values() if entry.model_packages)
-        raise ValueError(
+        raise ModelInputError(
             f"Expected the factory to return {kinds}. Received: {type(model).__module__}.{type(model).__name__}."
         )
     return _importer(backend)
+
+
+def _channel_fix(kind: str, wanted: int, given: int) -> str:
+    fixes = []
+    if given == 1:
+        fixes.append(
+            f"feed it {wanted} (--input-channels {wanted} for xfbench run, --channels {wanted} for xfbench model: "
+            "grayscale images are replicated)"
+        )
+    else:
+        fixes.append(f"use data with {wanted} channels")
+    # a user's factory can be changed; a published architecture (torchvision:, keras:) cannot
+    fixes.append(f"build the model for {given}" if kind == "python" else f"choose a model built for {given}")
+    return ", or ".join(fixes)
 
 
 def convert(request: dict, out: Path) -> None:
@@ -60,13 +76,9 @@ def convert(request: dict, out: Path) -> None:
     label = ref["name"] if ref["kind"] == "python" else f"{ref['kind']}:{ref['name']}"
     channels = importer.input_channels(model)
     if channels is not None and len(shape) == 3 and channels != shape[-1]:
-        fix = f"build the model for {shape[-1]}"
-        if shape[-1] == 1:
-            replicate = f"xfbench run --input-channels {channels} replicates the grayscale channel"
-            fix = f"feed it {channels} ({replicate}), or {fix}"
-        raise ValueError(
+        raise ModelInputError(
             f"Expected inputs with the {channels} channels that model {label} takes. Received: inputs with "
-            f"{shape[-1]}. To fix, {fix}."
+            f"{shape[-1]}. To fix, {_channel_fix(ref['kind'], channels, shape[-1])}."
         )
     spec, weights = importer.convert(model, shape, label)
     save_checkpoint(out, spec, weights, {"converted_from": label, "request": request})
@@ -89,6 +101,9 @@ def main(argv: list[str]) -> int:
             )
         )
         return 3
+    except ModelInputError as exc:
+        out.with_suffix(".input-error.json").write_text(json.dumps({"message": str(exc)}))
+        return 4
     return 0
 
 

@@ -34,6 +34,12 @@ class UnsupportedModelError(ValueError):
         )
 
 
+class ModelInputError(ValueError):
+    """The conversion process's own account of a request the model cannot take (its channels, a factory that is
+    not one): passed to the user as it is, where any other failure in that process is wrapped with the model, the
+    input and the classes it was built for."""
+
+
 class FrameworkImporter(Protocol):
     """Module-level functions of ``backends/<name>/importer.py``."""
 

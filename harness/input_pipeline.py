@@ -115,8 +115,9 @@ def check_input(config: InputConfig, data_shape: tuple[int, ...], dataset_normal
         and (data_shape[-1] != 1 or config.channels % data_shape[-1])
     ):
         raise ValueError(
-            f"Expected --input-channels equal to the data's {data_shape[-1]}, or a multiple of 1 "
-            f"for grayscale data. Received: {config.channels}."
+            f"Expected --input-channels equal to the data's {data_shape[-1]} (grayscale data may be replicated to "
+            f"any count). Received: {config.channels}, from --input-channels or, for a torchvision: or keras: "
+            "model, the RGB input it takes. To fix, drop --input-channels, or use data the model's channels fit."
         )
     stats = NORMALIZATIONS[config.normalize]
     if stats is not None:

@@ -117,7 +117,7 @@ def _python_source_digest(name: str) -> str:
     path = _module_file(module)
     if path is None or not path.is_file():
         raise ValueError(
-            f"Expected an importable module for --model python:{name}. Received: no module {module!r} "
+            f"Expected an importable module for model python:{name}. Received: no module {module!r} "
             "in the current directory or on the Python path. Run from the directory holding it."
         )
     return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
@@ -178,10 +178,13 @@ def _convert_in_worker(request: dict[str, object], path: Path, call: ConvertCall
         raise UnsupportedModelError(
             details["source"], details["op"], details["location"], details["supported"], details["hint"]
         )
+    input_error = path.with_suffix(".input-error.json")
+    if input_error.is_file():  # the worker's own account of a request the model cannot take, already in our form
+        message = json.loads(input_error.read_text())["message"]
+        input_error.unlink()
+        raise ValueError(message)
     if returncode != 0 or not path.is_file():
         tail = (output.strip().splitlines()[-1:] or ["(no output)"])[0]
-        if tail.startswith("ValueError: Expected"):  # the worker's own account of bad input, already in our form
-            raise ValueError(tail.removeprefix("ValueError: "))
         label = ModelRef(**request["ref"]).label  # type: ignore[arg-type]  # request["ref"] is asdict(ModelRef)
         shape = "x".join(str(n) for n in cast(list[int], request["input_shape"]))
         raise ValueError(
@@ -190,6 +193,11 @@ def _convert_in_worker(request: dict[str, object], path: Path, call: ConvertCall
             "To fix, choose an input size, channel count and class count the model accepts "
             "(xfbench run: --input-size, --input-channels; xfbench model: --input-size, --channels, --classes)."
         )
+
+
+def read_spec_file(ref: ModelRef) -> ModelSpec:
+    """The spec a ``.json`` reference names (parse_model_ref has checked the file exists)."""
+    return spec_from_dict(json.loads(Path(ref.name).read_text()))
 
 
 def model_spec(
@@ -201,14 +209,15 @@ def model_spec(
         return build_spec(model, input_shape, num_classes, options)
     if options != ModelOptions():
         raise ValueError(
-            f"Expected no model options with --model {model} (they apply to zoo models). "
+            f"Expected no model options (--width-multiplier and the like) with model {model}: they apply to zoo "
+            "models. "
             f"Received: {options}. Change the model's own definition instead."
         )
     if ref.kind == "spec":
-        spec = spec_from_dict(json.loads(Path(ref.name).read_text()))
+        spec = read_spec_file(ref)
     else:
         if cache_dir is None:
-            raise ValueError(f"Expected a cache directory to convert --model {model} into. Received: none.")
+            raise ValueError(f"Expected a cache directory to convert model {model} into. Received: none.")
         spec, _ = imported_model(ref, input_shape, num_classes, Path(cache_dir))
     if tuple(spec.input_shape) != tuple(input_shape) or spec.num_classes != num_classes:
         raise ValueError(

@@ -9,9 +9,9 @@ from pathlib import Path
 
 from harness.model_cost import ModelCost, model_cost
 from harness.model_import import model_spec as imported_spec
-from harness.model_import import parse_model_ref
+from harness.model_import import parse_model_ref, read_spec_file
 from harness.models import MODELS, ModelOptions
-from harness.spec import ModelSpec, spec_from_dict, spec_to_dict
+from harness.spec import ModelSpec, spec_to_dict
 
 IMAGENET_INPUT = (224, 224, 3)  # what a torchvision: or keras: model is shown at by default
 
@@ -32,7 +32,8 @@ class ModelRequest:
         if ref.kind == "python" and (self.input_size is None or self.channels is None):
             raise ValueError(
                 f"Expected --input-size and --channels for {self.name}: xfbench cannot tell which input a user's "
-                f"model takes. Received: input_size={self.input_size}, channels={self.channels}."
+                f"model takes. Received: input_size={self.input_size}, channels={self.channels}. To fix, add "
+                "--input-size N --channels C for the input the model is built for."
             )
         natural = MODELS[self.name].natural_input if ref.kind == "zoo" else IMAGENET_INPUT
         if len(natural) == 1:
@@ -53,7 +54,7 @@ def model_spec(request: ModelRequest) -> ModelSpec:
                 f"Expected no {', '.join(given)} with a spec file: it fixes its own input shape and classes. "
                 f"Received: {given}. Drop them, or export a spec for the shape you want."
             )
-        spec = spec_from_dict(json.loads(Path(ref.name).read_text()))
+        spec = read_spec_file(ref)
         return imported_spec(request.name, spec.input_shape, spec.num_classes, request.options, request.cache_dir)
     return imported_spec(
         request.name, request.input_shape(), request.classes or 1000, request.options, request.cache_dir

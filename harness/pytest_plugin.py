@@ -29,7 +29,7 @@ import pytest
 from harness.backend import BACKENDS
 from harness.config import TrialConfig
 from harness.planner import suite_case_trials
-from harness.suites import Suite, SuiteCase, suite
+from harness.suites import Suite, SuiteCase, suite, suites_max_concurrent
 
 SCALES = ("smoke", "quick", "full")
 
@@ -378,6 +378,7 @@ def _run_all(config: pytest.Config, state: SessionState, temp: pytest.TempPathFa
         cpus_per_trial=config.getoption("xfbench_cpus"),
         gpus_per_trial=config.getoption("xfbench_gpus"),
         address=config.getoption("xfbench_ray_address"),
+        max_concurrent=suites_max_concurrent({t.suite for t in trials}),  # as the CLI: a speed suite's own limit
     )
     try:
         scale = config.getoption("xfbench_scale")

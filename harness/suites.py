@@ -836,6 +836,13 @@ def suite(name: str) -> Suite:
     return SUITES[name]
 
 
+def suites_max_concurrent(names: set[str]) -> int | None:
+    """The default --max-concurrent of a run holding trials of these suites: the strictest any of them sets (a
+    speed suite's trials are timed one at a time even beside other suites' trials); None when none sets one."""
+    limits = [limit for n in names if n in SUITES and (limit := SUITES[n].max_concurrent) is not None]
+    return min(limits, default=None)
+
+
 def case_trials(case: SuiteCase, suite_name: str, backends: tuple[str, ...], seeds: int) -> list[TrialConfig]:
     """One TrialConfig per (backend, seed) of a case; seeds are 0..seeds-1 so both backends pair up. Every field a
     case shares with TrialConfig is passed through by name (the bars and the gap are the suite's own)."""

@@ -196,10 +196,40 @@ def test_imagenet_architectures_take_grayscale_replicated_and_a_users_channel_mi
         model_spec("python:rgb_nets:rgb", (8, 8, 1), 10, ModelOptions(), tmp_path / "cache")
     assert str(refused.value) == (
         "Expected inputs with the 3 channels that model rgb_nets:rgb takes. Received: inputs with 1. To fix, feed it "
-        "3 (xfbench run --input-channels 3 replicates the grayscale channel), or build the model for 1."
+        "3 (--input-channels 3 for xfbench run, --channels 3 for xfbench model: grayscale images are replicated), or "
+        "build the model for 1."
     )
     spec = model_spec("python:rgb_nets:rgb", (8, 8, 3), 10, ModelOptions(), tmp_path / "cache")
     assert spec.input_shape == (8, 8, 3)
+    # the channels are the first *applied* convolution's: this module registers its 8-channel head first
+    (tmp_path / "head_first.py").write_text(
+        textwrap.dedent("""
+        from torch import nn
+
+
+        class Net(nn.Module):
+            def __init__(self, num_classes):
+                super().__init__()
+                self.head = nn.Conv2d(4, 4, 1)
+                self.stem = nn.Conv2d(1, 4, 3)
+                self.fc = nn.Linear(4 * 6 * 6, num_classes)
+
+            def forward(self, x):
+                return self.fc(self.head(self.stem(x)).flatten(1))
+
+
+        def make(num_classes):
+            return Net(num_classes)
+        """)
+    )
+    assert model_spec("python:head_first:make", (8, 8, 1), 10, ModelOptions(), tmp_path / "cache").input_shape[-1] == 1
+    # a published architecture cannot be rebuilt for other channels; a factory that is not one is named as such
+    with pytest.raises(ValueError) as refused:
+        model_spec("torchvision:resnet18", (32, 32, 1), 10, ModelOptions(), tmp_path / "cache")
+    assert str(refused.value).endswith("grayscale images are replicated), or choose a model built for 1.")
+    with pytest.raises(ValueError) as refused:
+        model_spec("python:rgb_nets:missing", (8, 8, 3), 10, ModelOptions(), tmp_path / "cache")
+    assert str(refused.value).startswith("Expected a function 'missing' in module 'rgb_nets'. Received: NoneType.")
 
 
 def test_a_spec_file_written_by_xfbench_model_trains_like_the_zoo_model(tmp_path, capsys):

@@ -228,6 +228,7 @@ def test_the_speed_matrix_runs_one_trial_at_a_time_unless_told_otherwise():
     """Its trials time themselves: two at once share the cores and meet each other's compilation (an XLA trial's
     first epoch used 1.3 cores on a one-thread allowance), so the suite's default concurrency is 1."""
     from harness.cli_options import build_parser, new_run_execution
+    from harness.suites import suites_max_concurrent
 
     def concurrency(*args: str) -> int | None:
         return new_run_execution(build_parser().parse_args(["run", *args])).max_concurrent
@@ -236,6 +237,8 @@ def test_the_speed_matrix_runs_one_trial_at_a_time_unless_told_otherwise():
     assert concurrency("--suite", "speed_matrix", "--max-concurrent", "2") == 2
     assert concurrency("--suite", "quick") is None and concurrency() is None
     assert concurrency("--strategy", "scratch", "--model", "mlp", "--dataset", "digits") is None
+    # the pytest plugin's session-wide run holds several suites' trials: a speed suite's limit holds for them all
+    assert suites_max_concurrent({"quick", "speed_matrix"}) == 1 and suites_max_concurrent({"quick", "adhoc"}) is None
 
 
 def test_the_summary_of_a_speed_matrix_lists_each_mode_against_the_fastest_with_warm_up_apart():

@@ -239,7 +239,7 @@ class TensorFlowBackend:
         if self._fit is not None:
             return self._fit_epoch(x, y, batches, lrs, momenta, keys, views)
         self._epoch.load(batches, lrs, momenta, keys)
-        step, sizes = self._split_step(split), batch_sizes(batches, self.runtime)  # sizes: None but under XLA
+        step = self._split_step(split)
         if self.runtime.epoch_loop == "compiled" and views is None:  # one call runs the epoch; returns its rates
             trace = step(len(batches))
             if self.record_lr_trace:
@@ -249,6 +249,7 @@ class TensorFlowBackend:
             if views and not self.runtime.jit_compile:  # XLA compiles one step per batch length instead
                 crop = (any_batch(views[0].rows), any_batch(views[0].cols), views[0].padding)
                 trace_for_any_batch(self._augmented_step, exactly(x), exactly(y), *crop)
+            sizes = batch_sizes(batches, self.runtime)  # None but under XLA
             for view, size in zip(each, sizes, strict=True):
                 if view is None:
                     step(size)

@@ -138,7 +138,7 @@ def compile_step(step: Step, runtime: RuntimeOptions) -> Step:
     return step
 
 
-def compile_epoch(step: Callable[[None], None], lr: tf.Variable) -> Callable[[int], tf.Tensor]:
+def compile_epoch(step: Callable[[int | None], None], lr: tf.Variable) -> Callable[[int], tf.Tensor]:
     """An epoch's calls of the step inside one tf.function (--epoch-loop compiled), called with the number of
     steps: a tf.while_loop, one iteration after the other (parallel_iterations=1: each step reads the variables the
     previous one wrote), each step reading its batch, of any length, from the epoch's inputs (EpochInputs.next).

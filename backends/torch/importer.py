@@ -99,8 +99,16 @@ def is_native_model(obj: object) -> bool:
 
 
 def input_channels(model: nn.Module) -> int | None:
-    """The channels the model's first convolution takes (None without one: a flat model takes any input)."""
-    first = next((m for m in model.modules() if isinstance(m, nn.Conv2d)), None)
+    """The channels the model's first applied convolution takes (None without one: a flat model takes any input;
+    None too when fx cannot trace the model: convert says why). First applied, not first registered: a module may
+    register its head before its stem."""
+    try:
+        graph = fx.symbolic_trace(model).graph
+    except Exception:  # convert reports what fx could not trace, with the supported ops
+        return None
+    modules = dict(model.named_modules())
+    convs = (modules[str(n.target)] for n in graph.nodes if n.op == "call_module")
+    first = next((m for m in convs if isinstance(m, nn.Conv2d)), None)
     return None if first is None else int(first.in_channels)
 
 
