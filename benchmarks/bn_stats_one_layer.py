@@ -1,8 +1,8 @@
 """One training-mode BatchNorm in isolation, both frameworks, identical float32 input, against float64: does the
 error come from the batch statistics or from the normalisation formula? (docs/pretrained.md, "Which backend is off")
 
-    .venv/bin/python benchmarks/bn_stats_one_layer.py torch
-    .venv/bin/python benchmarks/bn_stats_one_layer.py tensorflow
+    PYTHONPATH=. .venv/bin/python benchmarks/bn_stats_one_layer.py torch
+    PYTHONPATH=. .venv/bin/python benchmarks/bn_stats_one_layer.py tensorflow
 
 Input: 64 x 16 x 16 x 16 (the first BatchNorm's shape in mobilenet_v2 x0.25 at 32 px), channel means 0.3 x scale,
 scales 0.5-3; eps 1e-5. Errors: max |err| / max |float64 output|.
@@ -32,6 +32,13 @@ def _torch() -> None:
         bn.bias.copy_(torch.tensor(beta, dtype=torch.float32))
         out = bn(torch.from_numpy(x64.astype(np.float32).transpose(0, 3, 1, 2).copy())).numpy().transpose(0, 2, 3, 1)
     print(f"torch BatchNorm2d, training mode: {np.abs(out - ref).max() / scale:.3g}")
+    from backends.torch.model import Float64BatchNorm2d
+
+    bn64 = Float64BatchNorm2d(16, eps=1e-5).train()
+    with torch.no_grad():
+        bn64.weight.copy_(bn.weight), bn64.bias.copy_(bn.bias)
+        out = bn64(torch.from_numpy(x64.astype(np.float32).transpose(0, 3, 1, 2).copy())).numpy().transpose(0, 2, 3, 1)
+    print(f"the backend's BatchNorm, --bn-statistics float64: {np.abs(out - ref).max() / scale:.3g}")
 
 
 def _tensorflow() -> None:
@@ -47,6 +54,14 @@ def _tensorflow() -> None:
     print(f"tf.nn.moments + tf.nn.batch_normalization: {np.abs(out.numpy() - ref).max() / scale:.3g}")
     exact = tf.nn.batch_normalization(x, tf.constant(m, tf.float32), tf.constant(v, tf.float32), b, g, 1e-5)
     print(f"tf.nn.batch_normalization with float64 statistics: {np.abs(exact.numpy() - ref).max() / scale:.3g}")
+    from backends.tensorflow.model import TorchBatchNorm
+
+    for dtype in ("float32", "float64"):  # --bn-statistics
+        bn = TorchBatchNorm(True, dtype, momentum=0.9, epsilon=1e-5)
+        bn.build(x.shape)
+        bn.gamma.assign(g), bn.beta.assign(b)
+        out = bn(x, training=True)
+        print(f"the backend's BatchNorm, --bn-statistics {dtype}: {np.abs(out.numpy() - ref).max() / scale:.3g}")
 
 
 if __name__ == "__main__":

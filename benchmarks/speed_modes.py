@@ -2,7 +2,7 @@
 suite (harness/suites.py SPEED_VARIANTS) that the backend declares, configured as the suite configures it.
 
     PYTHONPATH=. .venv/bin/python benchmarks/speed_modes.py --backend tensorflow [--model convnet3] [--epochs 4]
-        [--variant default --variant fit ...] [--repeats 3]
+        [--variant default --variant fit ...] [--repeats 3] [--bn-statistics float64]
 
 Prints per model and variant the median samples/s of the steady epochs (2..N), the warm-up epoch's seconds and the
 ratio to the default mode. Trials run one after the other in this process (configure_runtime's thread settings
@@ -20,7 +20,7 @@ import dataclasses
 import statistics
 
 from harness.backend import backend_capabilities, runtime_option_needs
-from harness.config import OptimizerConfig, RuntimeOptions, TrialConfig
+from harness.config import BN_STATISTICS, OptimizerConfig, RuntimeOptions, TrialConfig
 from harness.data import load_dataset
 from harness.suites import SPEED_MODELS, SPEED_VARIANTS
 from harness.trial import RunInfo, run_trial
@@ -35,6 +35,7 @@ def main() -> None:
     parser.add_argument("--variant", action="append", help="only these SPEED_VARIANTS labels")
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=1, help="rounds of every variant, alternating")
+    parser.add_argument("--bn-statistics", choices=BN_STATISTICS, default="float32", help="as xfbench run's")
     args = parser.parse_args()
     if args.repeats < 1:
         parser.error(f"Expected --repeats >= 1. Received: {args.repeats}.")
@@ -43,7 +44,8 @@ def main() -> None:
     for model in args.model or MODELS:
         variants = {}
         for label, settings in SPEED_VARIANTS:
-            runtime = dataclasses.replace(RuntimeOptions(), **{p.removeprefix("runtime."): v for p, v in settings})
+            base = RuntimeOptions(bn_statistics=args.bn_statistics)
+            runtime = dataclasses.replace(base, **{p.removeprefix("runtime."): v for p, v in settings})
             if set(runtime_option_needs(runtime)) <= able and (not args.variant or label in args.variant):
                 variants[label] = runtime
         rounds: dict[str, list[tuple[float, float]]] = {label: [] for label in variants}

@@ -16,7 +16,15 @@ from typing import Any
 
 from harness.augment import parse_augment
 from harness.backend import REFERENCE_BACKEND
-from harness.config import DROPOUT_RNGS, EPOCH_LOOPS, OPTIMIZERS, PRECISIONS, SHIP_POLICIES, TF_MODES
+from harness.config import (
+    BN_STATISTICS,
+    DROPOUT_RNGS,
+    EPOCH_LOOPS,
+    OPTIMIZERS,
+    PRECISIONS,
+    SHIP_POLICIES,
+    TF_MODES,
+)
 from harness.input_pipeline import NORMALIZATIONS, RESIZE_MODES
 from harness.plan import ExecutionOptions
 from harness.planner import DEFAULT_SUITE, SearchRequest, Selection
@@ -238,6 +246,13 @@ OVERRIDE_OPTIONS: tuple[tuple[str, tuple[Option, ...]], ...] = (
             "model_options.bn_running_variance",
             "what BatchNorm's running variance tracks: unbiased (PyTorch's; default) or biased (Keras')",
             choices=BN_RUNNING_VARIANCES,
+        ),
+        Option(
+            "--bn-statistics",
+            "runtime.bn_statistics",
+            "training-mode BatchNorm in float32 (each framework's own kernel; default) or float64 (both backends: "
+            "they round BatchNorm alike and part far later; slower)",
+            choices=BN_STATISTICS,
         ),
     ),
     _options(

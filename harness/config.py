@@ -36,6 +36,12 @@ EPOCH_LOOPS = ("python", "compiled")
 # float16 compute the same way with dynamic loss scaling (harness.update_pipeline.LossScaleRule): GPU-targeted, it
 # runs (slowly) on a CPU too.
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+# What training-mode BatchNorm (its batch statistics, the normalisation, and their backward pass) computes in:
+# "float32", each framework's own kernel (PyTorch's accumulates the statistics in double on a CPU, TensorFlow's
+# reduces in float32, as Keras does), or "float64" in every backend, the output cast back: the two frameworks then
+# round BatchNorm alike, the backends part far later, at a speed cost (docs/fairness.md). Inference uses the running
+# statistics either way.
+BN_STATISTICS = ("float32", "float64")
 
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "adadelta", "rmsprop", "adam", "adamw")
 
@@ -186,6 +192,7 @@ class RuntimeOptions:
     # Dropout masks: "shared" draws them from harness.dropout_rng's counter-based generator, identically in every
     # backend; "framework" uses each framework's own generator (masks then differ between backends).
     dropout_rng: str = "shared"
+    bn_statistics: str = "float32"  # one of BN_STATISTICS: what training-mode BatchNorm computes in, every backend
     # Test-only: seconds added to every training step inside the timed region, to simulate a regression.
     inject_step_delay_s: float = 0.0
     # Test-only: "raise@epoch2", "kill@start", "raise-once@epoch1:/abs/marker" (see harness.scheduler._apply_fault).
@@ -209,6 +216,10 @@ class RuntimeOptions:
             raise ValueError(f"Expected dropout_rng in {list(DROPOUT_RNGS)}. Received: {self.dropout_rng!r}.")
         if self.precision not in PRECISIONS:
             raise ValueError(f"Expected precision in {list(PRECISIONS)}. Received: precision={self.precision!r}.")
+        if self.bn_statistics not in BN_STATISTICS:
+            raise ValueError(
+                f"Expected bn_statistics in {list(BN_STATISTICS)}. Received: bn_statistics={self.bn_statistics!r}."
+            )
         if self.tf_mode not in TF_MODES:
             raise ValueError(f"Expected tf_mode in {list(TF_MODES)}. Received: tf_mode={self.tf_mode!r}.")
         if self.epoch_loop not in EPOCH_LOOPS:

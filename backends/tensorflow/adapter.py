@@ -76,7 +76,7 @@ class TensorFlowBackend:
         self._dropout_indices = dropout_layer_indices(spec)
         shared = self.runtime.dropout_rng == "shared"
         self._dropout_keys = DropoutKeys(len(self._dropout_indices)) if shared else None
-        self.model = build_model(spec, seed, self.runtime.precision, keys=self._dropout_keys)
+        self.model = build_model(spec, seed, self.runtime, keys=self._dropout_keys)
         load_weights(self.model, spec, weights)
         self._spec = spec
         self._compile_steps()
@@ -301,7 +301,7 @@ class TensorFlowBackend:
         assert self._spec is not None, "build() first"
         # A twin model whose dropout stays on, seeded afresh per call: the same seed gives the same passes.
         keys = self._dropout_keys
-        twin = build_model(self._spec, seed, self.runtime.precision, mc=True, keys=keys)
+        twin = build_model(self._spec, seed, self.runtime, mc=True, keys=keys)
         twin.set_weights(self.model.get_weights())
         xt = tf.constant(x.astype(np.float32, copy=False))
         if keys is not None:  # shared masks: pass p of sample i is drawn at (seed, MC stream, p, i)

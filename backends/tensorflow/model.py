@@ -206,27 +206,33 @@ class MCAlphaDropout(keras.layers.AlphaDropout):
 
 
 class TorchBatchNorm(keras.layers.BatchNormalization):
-    """BatchNorm whose running variance tracks the unbiased batch variance, as PyTorch's does (the default).
+    """BatchNorm as PyTorch defines it in training mode: the running variance tracks the unbiased batch variance
+    (the default; Keras' biased one with ``unbiased_running_variance=False``); the batch is normalised with the
+    biased variance either way. The training path computes in ``statistics_dtype``: float32 (TensorFlow's own
+    reductions, as Keras' BatchNorm) or float64 (RuntimeOptions.bn_statistics, the same in every backend).
+    Inference uses the running statistics, as Keras does."""
 
-    The batch is normalised with the biased variance either way; only the running estimate differs."""
-
-    def __init__(self, unbiased_running_variance: bool, **kwargs) -> None:
+    def __init__(self, unbiased_running_variance: bool, statistics_dtype: str = "float32", **kwargs) -> None:
         super().__init__(**kwargs)
         self.unbiased_running_variance = unbiased_running_variance
+        self.statistics_dtype = tf.as_dtype(statistics_dtype)
 
     def call(self, inputs, training=None, mask=None):
-        if not (training and self.trainable and self.unbiased_running_variance) or mask is not None:
+        if not (training and self.trainable) or mask is not None:
             return super().call(inputs, training=training, mask=mask)
-        # Statistics and normalisation in the variables' float32, as Keras' own BatchNorm does under mixed precision.
-        compute_dtype, inputs = inputs.dtype, tf.cast(inputs, self.moving_mean.dtype)
-        mean, variance = self._moments(inputs, None)
-        count = tf.cast(tf.size(inputs) // tf.shape(inputs)[-1], inputs.dtype)
-        self.moving_mean.assign(self.moving_mean * self.momentum + mean * (1.0 - self.momentum))
-        unbiased = variance * (count / (count - 1.0))
-        self.moving_variance.assign(self.moving_variance * self.momentum + unbiased * (1.0 - self.momentum))
-        outputs = keras.ops.batch_normalization(
-            inputs, mean, variance, axis=-1, offset=self.beta, scale=self.gamma, epsilon=self.epsilon
-        )
+        # float32 at least, as Keras' own BatchNorm computes under mixed precision
+        compute_dtype, dtype = inputs.dtype, self.statistics_dtype
+        x = tf.cast(inputs, dtype)
+        mean, variance = tf.nn.moments(x, self._reduction_axes)  # two-pass, as ATen's
+        estimate = variance
+        if self.unbiased_running_variance:
+            count = tf.cast(tf.size(x) // tf.shape(x)[-1], dtype)
+            estimate = variance * (count / (count - 1.0))
+        for moving, batch in ((self.moving_mean, mean), (self.moving_variance, estimate)):
+            updated = tf.cast(moving, dtype) * self.momentum + tf.stop_gradient(batch) * (1.0 - self.momentum)
+            moving.assign(tf.cast(updated, moving.dtype))
+        beta, gamma = tf.cast(self.beta, dtype), tf.cast(self.gamma, dtype)
+        outputs = tf.nn.batch_normalization(x, mean, variance, beta, gamma, self.epsilon)
         return tf.cast(outputs, compute_dtype)
 
 
@@ -241,7 +247,14 @@ def _dropout(layer: Dropout, seed: int, mc: bool, shared: SharedDropoutPlan | No
     return cls(layer.rate, seed=seed, name=layer.name)
 
 
-def _apply(layer: Layer, inputs: list, seed: int, mc: bool = False, shared: SharedDropoutPlan | None = None):
+def _apply(
+    layer: Layer,
+    inputs: list,
+    seed: int,
+    mc: bool = False,
+    shared: SharedDropoutPlan | None = None,
+    bn_statistics: str = "float32",
+):
     if isinstance(layer, Conv2D):
         return _conv(layer, inputs[0])
     if isinstance(layer, Add):
@@ -278,15 +291,22 @@ def _apply(layer: Layer, inputs: list, seed: int, mc: bool = False, shared: Shar
     if isinstance(layer, BatchNorm):
         # Keras' momentum is the decay of the running statistics (torch's momentum = 1 - decay).
         return TorchBatchNorm(
-            layer.running_variance == "unbiased", momentum=layer.decay, epsilon=layer.epsilon, name=layer.name
+            layer.running_variance == "unbiased",
+            bn_statistics,
+            momentum=layer.decay,
+            epsilon=layer.epsilon,
+            name=layer.name,
         )(x)
     raise ValueError(f"Expected a layer type the tensorflow backend knows. Received: {type(layer).__name__}.")
 
 
-def build_keras_model(spec: ModelSpec, seed: int, mc: bool = False, keys: DropoutKeys | None = None) -> keras.Model:
+def build_keras_model(
+    spec: ModelSpec, seed: int, mc: bool = False, keys: DropoutKeys | None = None, bn_statistics: str = "float32"
+) -> keras.Model:
     """The Keras model of ``spec``; ``mc=True`` builds the MC-dropout twin whose dropout never switches off.
 
-    With ``keys``, dropout draws shared masks (harness.dropout_rng); without, Keras' own seeded generator."""
+    With ``keys``, dropout draws shared masks (harness.dropout_rng); without, Keras' own seeded generator.
+    ``bn_statistics``: the float type BatchNorm's batch statistics accumulate in (RuntimeOptions.bn_statistics)."""
     inputs = keras.Input(shape=spec.input_shape, name="input")
     values = {"input": inputs}
     infos = infer_shapes(spec)
@@ -298,9 +318,8 @@ def build_keras_model(spec: ModelSpec, seed: int, mc: bool = False, keys: Dropou
             shared = (keys, slot, layout_hashes(info.shape, info.flattened_from, channels_first=False))
             slot += 1
         # Native dropout layers get their own seed derived from the trial seed: reproducible, never global.
-        values[layer.name] = _apply(
-            layer, [values[s] for s in spec.inputs_of(index)], native_dropout_seed(seed, index), mc, shared
-        )
+        inputs_of = [values[s] for s in spec.inputs_of(index)]
+        values[layer.name] = _apply(layer, inputs_of, native_dropout_seed(seed, index), mc, shared, bn_statistics)
     # Keras model names are TF name scopes: imported specs ("torchvision:resnet18", file paths) are made to fit.
     return keras.Model(inputs, values[spec.output_name], name=re.sub(r"[^A-Za-z0-9_.-]", "_", spec.name))
 

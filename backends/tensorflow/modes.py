@@ -62,17 +62,18 @@ def configure_runtime(runtime: RuntimeOptions) -> None:
 
 
 def build_model(
-    spec: ModelSpec, seed: int, precision: str, mc: bool = False, keys: DropoutKeys | None = None
+    spec: ModelSpec, seed: int, runtime: RuntimeOptions, mc: bool = False, keys: DropoutKeys | None = None
 ) -> keras.Model:
-    """The Keras model of ``spec`` under ``precision``'s dtype policy. Mixed bfloat16 computes in bf16 with float32
-    variables; its logits are cast back to float32 (a float32 linear layer, as Keras' guide advises) so the loss,
-    the metrics and every prediction stay float32."""
+    """The Keras model of ``spec`` under the runtime's precision (its dtype policy) and BatchNorm statistics. Mixed
+    bfloat16 computes in bf16 with float32 variables; its logits are cast back to float32 (a float32 linear layer,
+    as Keras' guide advises) so the loss, the metrics and every prediction stay float32."""
+    precision, bn_statistics = runtime.precision, runtime.bn_statistics
     if precision == "float32":
-        return build_keras_model(spec, seed, mc=mc, keys=keys)
+        return build_keras_model(spec, seed, mc=mc, keys=keys, bn_statistics=bn_statistics)
     previous = keras.config.dtype_policy()
     keras.config.set_dtype_policy(precision)  # read by every layer as it is created; restored at once
     try:
-        model = build_keras_model(spec, seed, mc=mc, keys=keys)
+        model = build_keras_model(spec, seed, mc=mc, keys=keys, bn_statistics=bn_statistics)
     finally:
         keras.config.set_dtype_policy(previous)
     logits = keras.layers.Activation("linear", dtype="float32", name="logits_float32")(model.outputs[0])

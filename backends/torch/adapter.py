@@ -81,7 +81,7 @@ class TorchBackend:
         self._dropout_indices = dropout_layer_indices(spec)
         shared = self.runtime.dropout_rng == "shared"
         self.dropout_keys = DropoutKeys(self.device, len(self._dropout_indices)) if shared else None
-        model = build_module(spec, self.dropout_keys)
+        model = build_module(spec, self.dropout_keys, self.runtime.bn_statistics)
         load_weights(model, spec, weights)
         self.frozen_bn = []
         self.module = model.to(self.device)

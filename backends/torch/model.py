@@ -118,13 +118,46 @@ class BiasedBatchNorm1d(BiasedBatchNorm2d):
             raise ValueError(f"Expected a 2-D input. Received: {input.dim()}-D.")
 
 
-def _batchnorm(layer: BatchNorm, in_info: TensorInfo) -> nn.Module:
+class Float64BatchNorm2d(nn.BatchNorm2d):
+    """BatchNorm whose training-mode statistics, normalisation and backward pass compute in float64, the output cast
+    back (RuntimeOptions.bn_statistics="float64", as the TensorFlow backend's); inference is torch's own."""
+
+    def __init__(self, *args, unbiased_running_variance: bool = True, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.unbiased_running_variance = unbiased_running_variance
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training:
+            return super().forward(x)
+        self._check_input_dim(x)
+        running_mean, running_var, momentum = self.running_mean, self.running_var, self.momentum
+        assert running_mean is not None and running_var is not None and momentum is not None  # built with them
+        x64, dims = x.double(), [0, 2, 3] if x.dim() == 4 else [0]
+        with torch.no_grad():  # the running statistics, updated in float64 and stored in their own dtype
+            mean, var = x64.mean(dims), x64.var(dims, unbiased=self.unbiased_running_variance)
+            running_mean.copy_(running_mean.double() * (1.0 - momentum) + mean * momentum)
+            running_var.copy_(running_var.double() * (1.0 - momentum) + var * momentum)
+        out = F.batch_norm(x64, None, None, self.weight.double(), self.bias.double(), True, 0.0, self.eps)
+        return out.to(x.dtype)
+
+
+class Float64BatchNorm1d(Float64BatchNorm2d):
+    def _check_input_dim(self, input: torch.Tensor) -> None:
+        if input.dim() != 2:
+            raise ValueError(f"Expected a 2-D input. Received: {input.dim()}-D.")
+
+
+def _batchnorm(layer: BatchNorm, in_info: TensorInfo, statistics: str = "float32") -> nn.Module:
     if len(in_info.shape) == 1 and in_info.flattened_from is not None:
         raise ValueError(
             f"Layer {layer.name!r}: BatchNorm directly on a flattened feature map is not supported by the torch "
             "backend (its feature order differs). Expected BatchNorm before the Flatten or after a Dense layer."
         )
     spatial = len(in_info.shape) == 3
+    if statistics == "float64":
+        unbiased = layer.running_variance == "unbiased"
+        f64 = Float64BatchNorm2d if spatial else Float64BatchNorm1d
+        return f64(in_info.shape[-1], eps=layer.epsilon, momentum=1.0 - layer.decay, unbiased_running_variance=unbiased)
     if layer.running_variance == "biased":
         cls: type[nn.Module] = BiasedBatchNorm2d if spatial else BiasedBatchNorm1d
     else:  # torch's own: the running variance tracks the unbiased batch variance
@@ -148,7 +181,9 @@ def _max_pool(layer: MaxPool2D) -> nn.Module:
     return nn.Sequential(nn.ConstantPad2d((pl, pr, pt, pb), float("-inf")), nn.MaxPool2d(layer.pool_size, strides))
 
 
-def _module(layer: Layer, in_info: TensorInfo, keys: DropoutKeys | None = None, slot: int = 0) -> nn.Module | None:
+def _module(
+    layer: Layer, in_info: TensorInfo, keys: DropoutKeys | None = None, slot: int = 0, bn_statistics: str = "float32"
+) -> nn.Module | None:
     """The module for one layer; None for Add/Concat, which GraphModule computes itself."""
     if isinstance(layer, Conv2D):
         (pt, pb), (pl, pr) = layer.padding
@@ -187,7 +222,7 @@ def _module(layer: Layer, in_info: TensorInfo, keys: DropoutKeys | None = None, 
     if isinstance(layer, Dropout):
         return _dropout(layer, in_info, keys, slot)
     if isinstance(layer, BatchNorm):
-        return _batchnorm(layer, in_info)
+        return _batchnorm(layer, in_info, bn_statistics)
     if isinstance(layer, Resize2D):
         return input_layers.Resize((in_info.shape[0], in_info.shape[1]), layer.output_size, layer.resized)
     if isinstance(layer, RepeatChannels):
@@ -199,15 +234,16 @@ def _module(layer: Layer, in_info: TensorInfo, keys: DropoutKeys | None = None, 
     raise ValueError(f"Expected a layer type the torch backend knows. Received: {type(layer).__name__}.")
 
 
-def build_module(spec: ModelSpec, keys: DropoutKeys | None = None) -> nn.Module:
-    """The module of ``spec``; with ``keys``, dropout draws shared masks (else torch's own generator)."""
+def build_module(spec: ModelSpec, keys: DropoutKeys | None = None, bn_statistics: str = "float32") -> nn.Module:
+    """The module of ``spec``; with ``keys``, dropout draws shared masks (else torch's own generator);
+    ``bn_statistics``: what training-mode BatchNorm computes in (RuntimeOptions.bn_statistics)."""
     infos = infer_shapes(spec)
     slots = {spec.layers[index].name: slot for slot, index in enumerate(dropout_layer_indices(spec))}
     modules: dict[str, nn.Module] = {}
     for index, layer in enumerate(spec.layers):
         if isinstance(layer, (Add, Concat)):
             _check_merge_inputs(layer, [infos[s] for s in spec.inputs_of(index)])
-        module = _module(layer, infos[spec.inputs_of(index)[0]], keys, slots.get(layer.name, 0))
+        module = _module(layer, infos[spec.inputs_of(index)[0]], keys, slots.get(layer.name, 0), bn_statistics)
         if module is not None:
             modules[layer.name] = module
     if spec.is_chain():
