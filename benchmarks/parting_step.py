@@ -3,7 +3,8 @@ on the same batches (and the same shared dropout masks) in each backend, one pro
 parameters are exported after every step and compared.
 
     PYTHONPATH=. .venv/bin/python benchmarks/parting_step.py --model alexnet_tv --width-multiplier 0.25 \
-        --input-size 96 --dataset fashion_mnist --steps 20 [--optimizer momentum] [--lr 0.01] [--batch-size 32]
+        --input-size 96 --dataset fashion_mnist --steps 20 [--optimizer momentum] [--lr 0.01] [--batch-size 32] \
+        [--bn-statistics float64]
 
 Prints per step the largest parameter difference between the backends (scaled by the parameter's magnitude where
 that exceeds 1, as the parity tests' tolerance) and the parameter that holds it, and the first step where that
@@ -23,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from harness.backend import load_backend
-from harness.config import OptimizerConfig, RegularizationConfig, RuntimeOptions
+from harness.config import BN_STATISTICS, OptimizerConfig, RegularizationConfig, RuntimeOptions
 from harness.data import load_dataset
 from harness.input_pipeline import resize_reference
 from harness.models import ModelOptions, build_spec
@@ -45,6 +46,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--optimizer", default="momentum")
     p.add_argument("--lr", type=float, default=0.01)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--bn-statistics", choices=BN_STATISTICS, default="float32", help="as xfbench run's")
     p.add_argument("--worker", choices=BACKENDS, help=argparse.SUPPRESS)  # internal: train in this backend
     p.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     return p
@@ -68,7 +70,7 @@ def inputs(args: argparse.Namespace) -> tuple[ModelSpec, np.ndarray, np.ndarray]
 def train_steps(args: argparse.Namespace) -> None:
     """Worker: train in ``args.worker``, one batch per call, and save the parameters after every step."""
     spec, x, y = inputs(args)
-    backend = load_backend(args.worker, RuntimeOptions(threads=1))
+    backend = load_backend(args.worker, RuntimeOptions(threads=1, bn_statistics=args.bn_statistics))
     backend.build(spec, initial_weights(spec, "he_normal", args.seed), seed=args.seed)
     backend.set_optimizer(OptimizerConfig(args.optimizer, lr=args.lr).resolved(), RegularizationConfig(), None)
     backend.set_data("train", x, y)
