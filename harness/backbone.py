@@ -17,7 +17,7 @@ from pathlib import Path
 from harness import cachekeys
 from harness.augment import AugmentConfig
 from harness.backend import honoured_runtime
-from harness.config import OptimizerConfig, TrialConfig
+from harness.config import OptimizerConfig, RuntimeOptions, TrialConfig
 from harness.data.tasks import TaskSpec
 from harness.input_pipeline import InputConfig
 from harness.models import ModelOptions
@@ -39,6 +39,11 @@ class BackboneRecipe:
     seed: int
     backend: str
     input: InputConfig = InputConfig()  # the pipeline in front of the model is part of the backbone
+    # What the source backend computes in and draws from: another precision, dropout generator or BatchNorm
+    # arithmetic trains other weights (as the source backend applies them: its honoured runtime options).
+    precision: str = "float32"
+    dropout_rng: str = "shared"
+    bn_statistics: str = "float32"
 
     @property
     def key(self) -> str:
@@ -83,6 +88,7 @@ def recipe_for(trial: TrialConfig) -> BackboneRecipe:
             trial.seed,
             trial.backend,
             trial.input,
+            **_numerics(trial.runtime, trial.backend),
         )
     t = trial.transfer
     source_task = t.source_task if t.source_task is not None else trial.task
@@ -98,7 +104,13 @@ def recipe_for(trial: TrialConfig) -> BackboneRecipe:
         trial.seed,
         t.source_backend,
         trial.input,
+        **_numerics(trial.runtime, t.source_backend),
     )
+
+
+def _numerics(runtime: RuntimeOptions, backend: str) -> dict[str, str]:
+    applied = honoured_runtime(runtime, backend)
+    return {"precision": applied.precision, "dropout_rng": applied.dropout_rng, "bn_statistics": applied.bn_statistics}
 
 
 def cache_root(trial: TrialConfig) -> Path:

@@ -47,6 +47,23 @@ def test_backbone_key_changes_with_xfbench_version_source_and_framework_version(
     assert recipe.key == key
 
 
+def test_backbone_key_changes_with_what_the_source_backend_computes_in():
+    """Another precision, dropout generator or BatchNorm arithmetic trains other weights: another backbone. The
+    pretrain trial, run with the target's runtime on the source backend, keys the checkpoint it writes alike."""
+    from dataclasses import replace
+
+    from harness.backbone import pretrain_trial
+    from harness.config import RuntimeOptions
+
+    base = _target()
+    keys = {recipe_for(base).key}
+    for setting in ({"precision": "mixed_bfloat16"}, {"dropout_rng": "framework"}, {"bn_statistics": "float64"}):
+        target = replace(base, runtime=RuntimeOptions(**setting))
+        keys.add(recipe_for(target).key)
+        assert recipe_for(pretrain_trial(target)).key == recipe_for(target).key, setting
+    assert len(keys) == 4
+
+
 def test_feature_file_name_is_keyed_by_the_extracting_backend_code_and_framework(monkeypatch):
     recipe = recipe_for(_target())
     by_torch = recipe.features_file("flatten", "flatten", "task", "torch")

@@ -105,11 +105,14 @@ class BiasedBatchNorm2d(nn.BatchNorm2d):
         dims = [0, 2, 3] if x.dim() == 4 else [0]
         running_mean, running_var, momentum = self.running_mean, self.running_var, self.momentum
         assert running_mean is not None and running_var is not None and momentum is not None  # built with them
+        out = F.batch_norm(x, None, None, self.weight, self.bias, True, 0.0, self.eps)  # refuses 1 value per channel
         with torch.no_grad():
             mean, var = x.mean(dims), x.var(dims, unbiased=False)
             running_mean.mul_(1.0 - momentum).add_(mean, alpha=momentum)
             running_var.mul_(1.0 - momentum).add_(var, alpha=momentum)
-        return F.batch_norm(x, None, None, self.weight, self.bias, True, 0.0, self.eps)
+            if self.num_batches_tracked is not None:
+                self.num_batches_tracked.add_(1)
+        return out
 
 
 class BiasedBatchNorm1d(BiasedBatchNorm2d):
@@ -131,13 +134,22 @@ class Float64BatchNorm2d(nn.BatchNorm2d):
             return super().forward(x)
         self._check_input_dim(x)
         running_mean, running_var, momentum = self.running_mean, self.running_var, self.momentum
-        assert running_mean is not None and running_var is not None and momentum is not None  # built with them
-        x64, dims = x.double(), [0, 2, 3] if x.dim() == 4 else [0]
-        with torch.no_grad():  # the running statistics, updated in float64 and stored in their own dtype
-            mean, var = x64.mean(dims), x64.var(dims, unbiased=self.unbiased_running_variance)
-            running_mean.copy_(running_mean.double() * (1.0 - momentum) + mean * momentum)
-            running_var.copy_(running_var.double() * (1.0 - momentum) + var * momentum)
-        out = F.batch_norm(x64, None, None, self.weight.double(), self.bias.double(), True, 0.0, self.eps)
+        tracked = self.num_batches_tracked
+        assert running_mean is not None and running_var is not None and momentum is not None and tracked is not None
+        x64, weight, bias = x.double(), self.weight.double(), self.bias.double()
+        if self.unbiased_running_variance:  # torch's own update, on float64 copies of the running statistics
+            mean64, var64 = running_mean.double(), running_var.double()
+            out = F.batch_norm(x64, mean64, var64, weight, bias, True, momentum, self.eps)
+        else:  # Keras' definition: the running variance tracks the biased batch variance
+            out = F.batch_norm(x64, None, None, weight, bias, True, 0.0, self.eps)
+            with torch.no_grad():
+                dims = [0, 2, 3] if x.dim() == 4 else [0]
+                mean64 = running_mean.double() * (1.0 - momentum) + x64.mean(dims) * momentum
+                var64 = running_var.double() * (1.0 - momentum) + x64.var(dims, unbiased=False) * momentum
+        with torch.no_grad():  # stored in the buffers' own float32, as torch's kernel stores them
+            running_mean.copy_(mean64)
+            running_var.copy_(var64)
+            tracked.add_(1)
         return out.to(x.dtype)
 
 
