@@ -15,11 +15,12 @@ Per (suite, strategy, model, dataset, backend):
   (seeds resampled within each run) lies entirely below zero; an improvement symmetrically.
 
 With a single seed on a side, the interval has no width: the verdict then rests on the size alone and the
-row says ``noise unknown``.
+row says ``noise unknown``. A case whose runtime options differ between the runs says which (:func:`runtime_change`).
 """
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, replace
 
@@ -140,6 +141,33 @@ def _accuracy_verdict(
     return float(base.mean()), float(new.mean()), diff_pp, ci, verdict, note
 
 
+# Runtime settings that are the run's own circumstances, not what the case computes (thread counts are compared
+# run-wide by harness.baselines.environment_warnings).
+_RUN_CIRCUMSTANCES = frozenset({"threads"})
+
+
+def _runtime_settings(frame: pd.DataFrame) -> dict[str, set[str]]:
+    """Each runtime option (config_json's "runtime") -> the values the case's rows ran with."""
+    settings: dict[str, set[str]] = {}
+    for text in frame["config_json"].dropna().unique() if "config_json" in frame else ():
+        for name, value in json.loads(text).get("runtime", {}).items():
+            if name not in _RUN_CIRCUMSTANCES:
+                settings.setdefault(name, set()).add(str(value))
+    return settings
+
+
+def runtime_change(base: pd.DataFrame, new: pd.DataFrame) -> str:
+    """The runtime options (speed and arithmetic: --bn-statistics, --jit-compile, …) that differ between the two
+    runs of a case, as "name base→new": a time or accuracy change may be theirs, not the code's."""
+    b, n = _runtime_settings(base), _runtime_settings(new)
+    changed = [
+        f"{name} {'/'.join(sorted(b.get(name, {'-'})))}→{'/'.join(sorted(n.get(name, {'-'})))}"
+        for name in sorted(set(b) | set(n))
+        if b.get(name) != n.get(name)
+    ]
+    return "runtime differs: " + ", ".join(changed) if changed else ""
+
+
 def _case_rows(frame: pd.DataFrame, key: tuple) -> pd.DataFrame:
     return frame[(frame[CASE_COLUMNS] == pd.Series(key, index=CASE_COLUMNS)).all(axis=1)]
 
@@ -175,6 +203,7 @@ def compare_frames(base: pd.DataFrame, new: pd.DataFrame, thresholds: Thresholds
             continue
         tc = _time_verdict(steady_rows(b), steady_rows(n), t)
         base_a, new_a, diff, ci, acc_verdict, note = _accuracy_verdict(final_accuracies(b), final_accuracies(n), t)
+        note = "; ".join(part for part in (runtime_change(b, n), note) if part)
         out.append(
             CaseComparison(
                 case,

@@ -187,6 +187,24 @@ def test_time_regression_needs_size_and_significance():
     assert verdict(_frame(accs, [0.8, 0.81, 0.79, 0.8, 0.8, 0.82])) == "improvement"
 
 
+def test_a_case_whose_runtime_options_changed_says_which():
+    """A slower case may be slower because of its options (--bn-statistics float64, --jit-compile), not the code:
+    the comparison's note names every runtime option that differs; thread counts are warned about run-wide."""
+    accs, times = [0.9], [1.0, 1.0, 1.0]
+
+    def with_runtime(**settings):
+        frame = _frame(accs, times)
+        frame["config_json"] = json.dumps({"runtime": {**RuntimeOptions().__dict__, **settings}})
+        return frame
+
+    base = with_runtime()
+    note = lambda new: compare_frames(base, new, Thresholds())[0].note  # noqa: E731
+    assert note(with_runtime(bn_statistics="float64", threads=2)).startswith(
+        "runtime differs: bn_statistics float32→float64;"
+    )
+    assert "runtime differs" not in note(with_runtime(threads=2)) and "runtime" not in note(with_runtime())
+
+
 def test_bootstrap_interval_is_reproducible_and_contains_the_difference():
     base, new = np.array([0.9, 0.91, 0.92]), np.array([0.8, 0.82, 0.81])
     low, high = bootstrap_diff_ci(base, new, 2000, 0)
