@@ -226,7 +226,7 @@ class TorchBatchNorm(keras.layers.BatchNormalization):
         mean, variance = tf.nn.moments(x, self._reduction_axes)  # two-pass, as ATen's
         estimate = variance
         if self.unbiased_running_variance:
-            count = tf.cast(tf.size(x) // tf.shape(x)[-1], dtype)
+            count = tf.cast(tf.reduce_prod(tf.shape(x, out_type=tf.int64)[:-1]), dtype)  # int64: no overflow
             estimate = variance * (count / (count - 1.0))
         for moving, batch in ((self.moving_mean, mean), (self.moving_variance, estimate)):
             updated = tf.cast(moving, dtype) * self.momentum + tf.stop_gradient(batch) * (1.0 - self.momentum)
