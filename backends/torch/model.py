@@ -96,29 +96,49 @@ def _activation(layer: Activation, channels: int) -> nn.Module:
     raise ValueError(f"Expected a known activation. Received: {kind!r}.")
 
 
+def _biased_running_statistics(bn: nn.BatchNorm2d, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The running mean and variance after batch ``x``, the variance tracking the biased batch variance (Keras'
+    definition), computed in ``x``'s dtype."""
+    dims = [0, 2, 3] if x.dim() == 4 else [0]
+    running_mean, running_var, momentum = bn.running_mean, bn.running_var, bn.momentum
+    assert running_mean is not None and running_var is not None and momentum is not None  # built with them
+    with torch.no_grad():
+        mean = running_mean.to(x.dtype).mul(1.0 - momentum).add(x.mean(dims), alpha=momentum)
+        var = running_var.to(x.dtype).mul(1.0 - momentum).add(x.var(dims, unbiased=False), alpha=momentum)
+    return mean, var
+
+
+def _store_running_statistics(bn: nn.BatchNorm2d, mean: torch.Tensor, var: torch.Tensor) -> None:
+    """Into the buffers, in their own dtype (as torch's kernel stores them), counting the batch as it does."""
+    assert bn.running_mean is not None and bn.running_var is not None and bn.num_batches_tracked is not None
+    with torch.no_grad():
+        bn.running_mean.copy_(mean)
+        bn.running_var.copy_(var)
+        bn.num_batches_tracked.add_(1)
+
+
+class _FlatInput:
+    """The 1-d variant of a BatchNorm2d subclass: (batch, features) inputs only."""
+
+    def _check_input_dim(self, input: torch.Tensor) -> None:
+        if input.dim() != 2:
+            raise ValueError(f"Expected a 2-D input. Received: {input.dim()}-D.")
+
+
 class BiasedBatchNorm2d(nn.BatchNorm2d):
     """BatchNorm whose running variance tracks the biased batch variance (Keras' definition, an option)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training:
             return super().forward(x)
-        dims = [0, 2, 3] if x.dim() == 4 else [0]
-        running_mean, running_var, momentum = self.running_mean, self.running_var, self.momentum
-        assert running_mean is not None and running_var is not None and momentum is not None  # built with them
+        self._check_input_dim(x)
         out = F.batch_norm(x, None, None, self.weight, self.bias, True, 0.0, self.eps)  # refuses 1 value per channel
-        with torch.no_grad():
-            mean, var = x.mean(dims), x.var(dims, unbiased=False)
-            running_mean.mul_(1.0 - momentum).add_(mean, alpha=momentum)
-            running_var.mul_(1.0 - momentum).add_(var, alpha=momentum)
-            if self.num_batches_tracked is not None:
-                self.num_batches_tracked.add_(1)
+        _store_running_statistics(self, *_biased_running_statistics(self, x))
         return out
 
 
-class BiasedBatchNorm1d(BiasedBatchNorm2d):
-    def _check_input_dim(self, input: torch.Tensor) -> None:
-        if input.dim() != 2:
-            raise ValueError(f"Expected a 2-D input. Received: {input.dim()}-D.")
+class BiasedBatchNorm1d(_FlatInput, BiasedBatchNorm2d):
+    pass
 
 
 class Float64BatchNorm2d(nn.BatchNorm2d):
@@ -134,29 +154,20 @@ class Float64BatchNorm2d(nn.BatchNorm2d):
             return super().forward(x)
         self._check_input_dim(x)
         running_mean, running_var, momentum = self.running_mean, self.running_var, self.momentum
-        tracked = self.num_batches_tracked
-        assert running_mean is not None and running_var is not None and momentum is not None and tracked is not None
+        assert running_mean is not None and running_var is not None and momentum is not None  # built with them
         x64, weight, bias = x.double(), self.weight.double(), self.bias.double()
         if self.unbiased_running_variance:  # torch's own update, on float64 copies of the running statistics
             mean64, var64 = running_mean.double(), running_var.double()
             out = F.batch_norm(x64, mean64, var64, weight, bias, True, momentum, self.eps)
         else:  # Keras' definition: the running variance tracks the biased batch variance
             out = F.batch_norm(x64, None, None, weight, bias, True, 0.0, self.eps)
-            with torch.no_grad():
-                dims = [0, 2, 3] if x.dim() == 4 else [0]
-                mean64 = running_mean.double() * (1.0 - momentum) + x64.mean(dims) * momentum
-                var64 = running_var.double() * (1.0 - momentum) + x64.var(dims, unbiased=False) * momentum
-        with torch.no_grad():  # stored in the buffers' own float32, as torch's kernel stores them
-            running_mean.copy_(mean64)
-            running_var.copy_(var64)
-            tracked.add_(1)
+            mean64, var64 = _biased_running_statistics(self, x64)
+        _store_running_statistics(self, mean64, var64)
         return out.to(x.dtype)
 
 
-class Float64BatchNorm1d(Float64BatchNorm2d):
-    def _check_input_dim(self, input: torch.Tensor) -> None:
-        if input.dim() != 2:
-            raise ValueError(f"Expected a 2-D input. Received: {input.dim()}-D.")
+class Float64BatchNorm1d(_FlatInput, Float64BatchNorm2d):
+    pass
 
 
 def _batchnorm(layer: BatchNorm, in_info: TensorInfo, statistics: str = "float32") -> nn.Module:
