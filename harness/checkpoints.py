@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from harness.spec import ModelSpec, spec_from_dict, spec_to_dict
-from harness.weights import NeutralWeights, check_weights
+from harness.weights import NeutralWeights, check_weights, host_array
 
 _WEIGHT_PREFIX = "w::"
 
@@ -22,7 +22,7 @@ _WEIGHT_PREFIX = "w::"
 def save_checkpoint(path: Path, spec: ModelSpec, weights: NeutralWeights, metadata: dict[str, Any]) -> None:
     """Write atomically (temporary file, then rename), so a concurrent reader never sees half a file."""
     check_weights(spec, weights)
-    arrays = {_WEIGHT_PREFIX + k.replace("/", "::"): np.asarray(v, np.float32) for k, v in weights.items()}
+    arrays = {_WEIGHT_PREFIX + k.replace("/", "::"): host_array(v) for k, v in weights.items()}
     arrays["__spec__"] = np.array(json.dumps(spec_to_dict(spec)))
     arrays["__meta__"] = np.array(json.dumps(metadata, sort_keys=True, default=str))
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -34,8 +34,11 @@ TF_MODES = ("custom", "fit", "eager")
 EPOCH_LOOPS = ("python", "compiled")
 # float32 everywhere, or bfloat16 compute with float32 variables, optimizer state and loss ("mixed_bfloat16"), or
 # float16 compute the same way with dynamic loss scaling (harness.update_pipeline.LossScaleRule): GPU-targeted, it
-# runs (slowly) on a CPU too.
-PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+# runs (slowly) on a CPU too. Or "float64" everywhere (parameters, activations, optimizer state, loss): the reference
+# arithmetic, in which the two frameworks' different summation orders round about 10^9 times less than in float32,
+# so networks whose float32 training is chaotic (BatchNorm over a few values, ReLUs at zero) stay together across
+# backends (docs/fairness.md); slower, and not what a float32 benchmark measures.
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16", "float64")
 # What training-mode BatchNorm (its batch statistics, the normalisation, and their backward pass) computes in:
 # "float32", each framework's own kernel (PyTorch's accumulates the statistics in double on a CPU, TensorFlow's
 # reduces in float32, as Keras does), or "float64" in every backend, the output cast back: the two frameworks then

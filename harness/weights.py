@@ -1,7 +1,8 @@
 """Initial weights, generated once by the harness and loaded into any backend.
 
 Neutral weights are an ordered ``dict`` mapping ``"<layer>/<param>"`` to a
-float32 numpy array in the neutral layouts of :mod:`harness.spec`.  Parameter
+float32 numpy array in the neutral layouts of :mod:`harness.spec` (float64 for a
+model trained with ``--precision float64``: see :func:`host_array`).  Parameter
 names: ``kernel``, ``bias`` (Conv2D, Dense), ``gamma``, ``beta``,
 ``moving_mean``, ``moving_variance`` (BatchNorm).
 
@@ -90,6 +91,13 @@ INITIALIZERS: dict[str, Initializer] = {
 
 # Keras' truncated normal keeps |z| <= 2 and rescales so the variance is exact.
 _TRUNCATED_STD_CORRECTION = 0.87962566103423978
+
+
+def host_array(value: object) -> np.ndarray:
+    """A parameter as a neutral array: float64 stays float64 (a ``--precision float64`` model's, so its checkpoints
+    and exported weights keep every bit), anything else becomes float32."""
+    array = np.asarray(value)
+    return array.astype(np.float64 if array.dtype == np.float64 else np.float32, copy=True)
 
 
 def initializer(name: str) -> Initializer:

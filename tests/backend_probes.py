@@ -14,8 +14,10 @@ from harness.spec import ModelSpec
 from harness.weights import NeutralWeights
 
 
-def _backend(name: str, spec: ModelSpec, weights: NeutralWeights, seed: int = 0):
-    backend = load_backend(name, RuntimeOptions(threads=1))
+def _backend(
+    name: str, spec: ModelSpec, weights: NeutralWeights, seed: int = 0, runtime: RuntimeOptions = RuntimeOptions()
+):
+    backend = load_backend(name, runtime)
     backend.build(spec, weights, seed=seed)
     return backend
 
@@ -40,9 +42,10 @@ def train(
     momenta: np.ndarray | None = None,
     regularization: RegularizationConfig = RegularizationConfig(),
     multipliers: dict[str, float] | None = None,
+    runtime: RuntimeOptions = RuntimeOptions(),
 ) -> tuple[NeutralWeights, StepStats, list[float]]:
     """Train on ``batches``; returns the weights, the epoch's stats and the learning rate each step used."""
-    backend = _backend(name, spec, weights)
+    backend = _backend(name, spec, weights, runtime=runtime)
     backend.set_optimizer(optimizer.resolved(), regularization, multipliers)
     backend.set_data("train", x, y)
     backend.record_lr_trace = True

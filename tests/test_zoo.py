@@ -10,7 +10,7 @@ import pytest
 from conftest import max_abs_diff
 from test_parity import LOGIT_TOLERANCE, TRAIN_TOLERANCE, _weights_with_bn_statistics, logit_gap
 
-from harness.config import OptimizerConfig, RegularizationConfig
+from harness.config import OptimizerConfig, RegularizationConfig, RuntimeOptions
 from harness.models import MODELS, ModelOptions, build_spec
 from harness.shapes import infer_shapes
 from harness.spec import BatchNorm, Conv2D, Dense, canonical_form
@@ -146,14 +146,14 @@ def test_every_family_gives_the_same_logits_in_both_backends(workers, name):
     assert logit_gap(logits["torch"], logits["tensorflow"]) <= LOGIT_TOLERANCE
 
 
-def _momentum_steps(workers, spec, batch: int, steps: int = 5):
+def _momentum_steps(workers, spec, batch: int, steps: int = 5, runtime: RuntimeOptions = RuntimeOptions()):
     weights = initial_weights(spec, "he_normal", 0)
     rng = np.random.default_rng(1)
     x = rng.normal(size=(batch * steps, *spec.input_shape)).astype(np.float32)
     y = rng.integers(0, 10, size=batch * steps)
     batches = [np.arange(i * batch, (i + 1) * batch) for i in range(steps)]
     optimizer = OptimizerConfig("momentum", lr=0.01)
-    args = (spec, weights, optimizer, x, y, batches, None, None, RegularizationConfig(), None)
+    args = (spec, weights, optimizer, x, y, batches, None, None, RegularizationConfig(), None, runtime)
     (w_torch, s_torch, _), (w_tf, s_tf, _) = (workers[b](probes.train, *args) for b in ("torch", "tensorflow"))
     return weights, w_torch, w_tf, s_torch, s_tf
 
@@ -167,6 +167,21 @@ def test_resnet18_five_momentum_steps_leave_the_same_parameters_and_batchnorm_st
     assert max_abs_diff(w_torch, weights) > 1e-3
     assert max_abs_diff(w_torch, w_tf) <= TRAIN_TOLERANCE
     assert abs(s_torch.loss - s_tf.loss) < 1e-5
+
+
+def test_mobilenet_v2_five_momentum_steps_in_float64_leave_the_same_parameters_and_batchnorm_statistics(workers):
+    """Issue acceptance for the network float32 cannot hold together (next test): width 0.25, 32x32 inputs, 5
+    SGD-momentum steps (batch 32, its classifier dropout on shared masks) with ``--precision float64`` in both
+    backends. Measured 2.0e-9 (float32: 0.9)."""
+    spec = build_spec("mobilenet_v2", (32, 32, 3), 10, ModelOptions(width_multiplier=0.25))
+    runtime = RuntimeOptions(precision="float64")
+    weights, w_torch, w_tf, s_torch, s_tf = _momentum_steps(workers, spec, batch=32, runtime=runtime)
+    assert all(w.dtype == np.float64 for w in (*w_torch.values(), *w_tf.values()))
+    stats = [k for k in weights if k.endswith(("moving_mean", "moving_variance"))]
+    assert max_abs_diff({k: w_torch[k] for k in stats}, {k: weights[k] for k in stats}) > 1e-3  # BN stats moved
+    assert max_abs_diff(w_torch, weights) > 1e-3
+    assert max_abs_diff(w_torch, w_tf) <= TRAIN_TOLERANCE
+    assert abs(s_torch.loss - s_tf.loss) <= 1e-9 * s_torch.loss
 
 
 def test_mobilenet_v2_gradients_are_as_close_to_float64_in_tensorflow_as_in_pytorch(workers):

@@ -130,10 +130,15 @@ class TensorFlowBackend:
                 variables.append(v)
                 factors.append(float(multipliers.get(name, 1.0)))
         scaling = loss_scale_rule(self.runtime.precision)
-        self._optimizer = TorchSemanticsOptimizer(config, variables, factors, scaling)
+        self._optimizer = TorchSemanticsOptimizer(config, variables, factors, scaling, self._hyper_dtype())
         self._regularization = regularization
         self.lr_trace = []
         self._compile_steps()  # the step closes over the optimizer's variables
+
+    def _hyper_dtype(self) -> tf.DType:
+        """What learning rates, momenta and the step count are held in: float64 under --precision float64 (torch
+        applies the configured values in double there), else float32."""
+        return tf.float64 if self.runtime.precision == "float64" else tf.float32
 
     def set_data(self, split: str, x: np.ndarray, y: np.ndarray) -> None:
         self._data[split] = (tf.constant(x.astype(np.float32, copy=False)), tf.constant(y.astype(np.int64, copy=False)))
@@ -178,8 +183,10 @@ class TensorFlowBackend:
         rule = UpdateRule.of(optimizer.config, self._regularization, optimizer.loss_scale_rule)
         scheduled_momentum = optimizer.beta1 if optimizer.config.name in ("adam", "adamw") else optimizer.momentum
         # The epoch's sums, accumulated in variables: no per-step host round trip.
-        self._loss_sum = loss_sum = tf.Variable(0.0, dtype=tf.float32, trainable=False)
-        self._reg_sum = reg_sum = tf.Variable(0.0, dtype=tf.float32, trainable=False)
+        # The epoch's sums in the loss's float type: float64 under --precision float64, else float32.
+        sums = tf.float64 if self.runtime.precision == "float64" else tf.float32
+        self._loss_sum = loss_sum = tf.Variable(0.0, dtype=sums, trainable=False)
+        self._reg_sum = reg_sum = tf.Variable(0.0, dtype=sums, trainable=False)
         self._correct = correct = tf.Variable(0, dtype=tf.int64, trainable=False)
 
         def batch_loss(xb: tf.Tensor, yb: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
@@ -192,13 +199,13 @@ class TensorFlowBackend:
             optimizer.lr.assign(lr)
             scheduled_momentum.assign(momentum)
             out = update_step(update, rule, lambda: batch_loss(xb, yb))
-            n = tf.cast(tf.shape(yb)[0], tf.float32)
+            n = tf.cast(tf.shape(yb)[0], sums)
             loss_sum.assign_add(out.loss * n)
             if out.penalty is not None:
                 reg_sum.assign_add(out.penalty * n)
             correct.assign_add(out.hits)
 
-        self._epoch = epoch = EpochInputs(max(len(self._dropout_indices), 1))
+        self._epoch = epoch = EpochInputs(max(len(self._dropout_indices), 1), self._hyper_dtype())
 
         def train_step(x_all: tf.Tensor, y_all: tf.Tensor, size: int | None = None) -> None:
             idx, lr, momentum, keys = epoch.next(size)
@@ -231,9 +238,8 @@ class TensorFlowBackend:
         self._correct.assign(0)
         config = self._optimizer.config
         if momenta is None:  # hold the configured value (Adam: beta1)
-            momenta = np.full(
-                len(batches), config.beta1 if config.name in ("adam", "adamw") else (config.momentum or 0.0), np.float32
-            )
+            held = config.beta1 if config.name in ("adam", "adamw") else (config.momentum or 0.0)
+            momenta = np.full(len(batches), held, self._hyper_dtype().as_numpy_dtype)
         keys = self._epoch_keys(len(batches))
         views = augment.views(batches, int(x.shape[1]), int(x.shape[2])) if augment is not None else None
         if self._fit is not None:
@@ -272,7 +278,8 @@ class TensorFlowBackend:
     ) -> StepStats:
         """One Model.fit epoch over the batches: the same per-step learning rates, momenta and dropout keys."""
         assert self._fit is not None and self._optimizer is not None
-        per_step = (np.asarray(lrs, np.float32), np.asarray(momenta, np.float32), keys)
+        hyper = self._hyper_dtype().as_numpy_dtype
+        per_step = (np.asarray(lrs, hyper), np.asarray(momenta, hyper), keys)
         trace = (self._optimizer.lr, self.lr_trace) if self.record_lr_trace else None
         self._fit.run(x, y, batches, per_step, trace, views)
         count = sum(len(b) for b in batches)

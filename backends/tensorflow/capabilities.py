@@ -15,6 +15,7 @@ CAPABILITIES = frozenset(
         "epoch_loop:compiled",  # RuntimeOptions.epoch_loop="compiled": each epoch's steps in one tf.while_loop
         "precision:mixed_bfloat16",  # Keras' mixed_bfloat16 policy: bf16 compute, float32 variables and loss
         "precision:mixed_float16",  # Keras' mixed_float16 policy, the update pipeline's dynamic loss scaling
+        "precision:float64",  # Keras' float64 policy: variables, activations, optimizer state and loss
         "per_group_lr",  # set_optimizer honours per-layer learning-rate multipliers (fine_tune)
         "freeze",  # freeze_layers freezes layers, BatchNorm among them in inference mode (transfer strategies)
         "shared_dropout",  # RuntimeOptions.dropout_rng="shared": masks from harness.dropout_rng

@@ -22,6 +22,7 @@ class Resize(keras.layers.Layer):
 
     def call(self, x):
         (hl, hh, hwl, hwh), (wl, wh, wwl, wwh) = self.taps
+        hwl, hwh, wwl, wwh = (tf.cast(w, x.dtype) for w in (hwl, hwh, wwl, wwh))  # float32 taps, exact in float64
         rows = tf.gather(x, hl, axis=1) * hwl[None, :, None, None] + tf.gather(x, hh, axis=1) * hwh[None, :, None, None]
         cols_low, cols_high = tf.gather(rows, wl, axis=2), tf.gather(rows, wh, axis=2)
         return cols_low * wwl[None, None, :, None] + cols_high * wwh[None, None, :, None]
@@ -42,4 +43,4 @@ class Normalize(keras.layers.Layer):
         self.mean, self.inv_std = np.asarray(mean, np.float32), np.asarray(inv_std, np.float32)
 
     def call(self, x):
-        return (x - self.mean) * self.inv_std
+        return (x - tf.cast(self.mean, x.dtype)) * tf.cast(self.inv_std, x.dtype)

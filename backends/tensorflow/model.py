@@ -34,7 +34,7 @@ from harness.spec import (
     ZeroPad2D,
     normalize_factors,
 )
-from harness.weights import NeutralWeights, check_weights
+from harness.weights import NeutralWeights, check_weights, host_array
 
 SharedDropoutPlan = tuple[DropoutKeys, int, np.ndarray]  # the keys, the layer's slot, its element hashes
 
@@ -172,8 +172,9 @@ class TorchAdaptiveAvgPool2D(keras.layers.Layer):
         )
 
     def call(self, inputs):
-        x = keras.ops.einsum("ih,nhwc->niwc", self._rows, inputs)
-        return keras.ops.einsum("jw,niwc->nijc", self._cols, x)
+        rows, cols = (keras.ops.cast(m, inputs.dtype) for m in (self._rows, self._cols))
+        x = keras.ops.einsum("ih,nhwc->niwc", rows, inputs)
+        return keras.ops.einsum("jw,niwc->nijc", cols, x)
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], *self.output_size, input_shape[-1])
@@ -220,8 +221,9 @@ class TorchBatchNorm(keras.layers.BatchNormalization):
     def call(self, inputs, training=None, mask=None):
         if not (training and self.trainable) or mask is not None:
             return super().call(inputs, training=training, mask=mask)
-        # float32 at least, as Keras' own BatchNorm computes under mixed precision
-        compute_dtype, dtype = inputs.dtype, self.statistics_dtype
+        # float32 at least, as Keras' own BatchNorm computes under mixed precision; float64 in a float64 model
+        compute_dtype = inputs.dtype
+        dtype = compute_dtype if compute_dtype.size > self.statistics_dtype.size else self.statistics_dtype
         x = tf.cast(inputs, dtype)
         mean, variance = tf.nn.moments(x, self._reduction_axes)  # two-pass, as ATen's
         estimate = variance
@@ -343,14 +345,12 @@ def export_weights(model: keras.Model, spec: ModelSpec) -> NeutralWeights:
     for layer in spec.layers:
         kind = type(layer).__name__
         if isinstance(layer, Activation) and layer.kind == "prelu":
-            out[f"{layer.name}/alpha"] = (
-                np.asarray(model.get_layer(layer.name).get_weights()[0], np.float32).reshape(-1).copy()
-            )
+            out[f"{layer.name}/alpha"] = host_array(model.get_layer(layer.name).get_weights()[0]).reshape(-1)
             continue
         if kind not in _PARAM_ORDER:
             continue
         arrays = model.get_layer(layer.name).get_weights()
         names = [p for p in _PARAM_ORDER[kind] if p != "bias" or getattr(layer, "use_bias", True)]
         for name, array in zip(names, arrays, strict=True):
-            out[f"{layer.name}/{name}"] = np.asarray(array, dtype=np.float32).copy()
+            out[f"{layer.name}/{name}"] = host_array(array)
     return out

@@ -66,7 +66,8 @@ def build_model(
 ) -> keras.Model:
     """The Keras model of ``spec`` under the runtime's precision (its dtype policy) and BatchNorm statistics. Mixed
     bfloat16 computes in bf16 with float32 variables; its logits are cast back to float32 (a float32 linear layer,
-    as Keras' guide advises) so the loss, the metrics and every prediction stay float32."""
+    as Keras' guide advises) so the loss, the metrics and every prediction stay float32. float64 builds every layer
+    in float64 (variables and compute); each layer casts its float32 input up, exactly."""
     precision, bn_statistics = runtime.precision, runtime.bn_statistics
     if precision == "float32":
         return build_keras_model(spec, seed, mc=mc, keys=keys, bn_statistics=bn_statistics)
@@ -76,6 +77,8 @@ def build_model(
         model = build_keras_model(spec, seed, mc=mc, keys=keys, bn_statistics=bn_statistics)
     finally:
         keras.config.set_dtype_policy(previous)
+    if precision == "float64":
+        return model
     logits = keras.layers.Activation("linear", dtype="float32", name="logits_float32")(model.outputs[0])
     return keras.Model(model.inputs, logits, name=model.name)
 
@@ -88,14 +91,15 @@ class EpochInputs:
     step; on convnet3 that was 3-4 % of a Fashion-MNIST step (docs/measurements.md, "Harness overhead"). The
     values are the same: only where the step finds them changed."""
 
-    def __init__(self, key_count: int) -> None:
+    def __init__(self, key_count: int, hyper_dtype: tf.DType = tf.float32) -> None:
         def var(value: np.ndarray, shape: list[int | None]) -> tf.Variable:
             return tf.Variable(value, shape=tf.TensorShape(shape), trainable=False)
 
         self.indices = var(np.zeros(0, np.int32), [None])  # the epoch's batches, concatenated
         self.offsets = var(np.zeros(1, np.int32), [None])  # batch s is indices[offsets[s]:offsets[s + 1]]
-        self.lrs = var(np.zeros(0, np.float32), [None])
-        self.momenta = var(np.zeros(0, np.float32), [None])
+        self.hyper = hyper_dtype.as_numpy_dtype  # the optimizer's (float64 under --precision float64)
+        self.lrs = var(np.zeros(0, self.hyper), [None])
+        self.momenta = var(np.zeros(0, self.hyper), [None])
         self.keys = var(np.zeros((0, key_count), np.int64), [None, key_count])
         self.step = tf.Variable(0, dtype=tf.int32, trainable=False)  # the next step of the epoch
 
@@ -103,8 +107,8 @@ class EpochInputs:
         lengths = np.array([len(b) for b in batches], np.int32)
         self.indices.assign(np.concatenate(batches).astype(np.int32, copy=False))
         self.offsets.assign(np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32))
-        self.lrs.assign(np.asarray(lrs, np.float32))
-        self.momenta.assign(np.asarray(momenta, np.float32))
+        self.lrs.assign(np.asarray(lrs, self.hyper))
+        self.momenta.assign(np.asarray(momenta, self.hyper))
         self.keys.assign(keys)
         self.step.assign(0)
 
@@ -152,7 +156,7 @@ def compile_epoch(step: Callable[[int | None], None], lr: tf.Variable) -> Callab
             step(None)
             return i + 1, trace.write(i, lr.read_value())
 
-        start = (tf.constant(0), tf.TensorArray(tf.float32, size=steps))
+        start = (tf.constant(0), tf.TensorArray(lr.dtype, size=steps))
         _, trace = tf.while_loop(lambda i, _: i < steps, body, start, parallel_iterations=1)
         return trace.stack()
 

@@ -29,17 +29,19 @@ class TorchSemanticsOptimizer:
         variables: list[tf.Variable],
         lr_multipliers: list[float] | None = None,
         loss_scale: LossScaleRule | None = None,
+        hyper_dtype: tf.DType = tf.float32,
     ) -> None:
         self.config = config
         self.variables = list(variables)
         # Per-variable learning-rate factors (per-group learning rates): the rate is scaled, never the gradient,
         # which is what makes groups correct under Adam, where scaling the gradient would cancel out.
         self.multipliers = list(lr_multipliers) if lr_multipliers is not None else [1.0] * len(self.variables)
-        self.lr = tf.Variable(config.lr, dtype=tf.float32, trainable=False, name="lr")
+        # float32, or float64 under --precision float64: torch then applies the configured values in double too.
+        self.lr = tf.Variable(config.lr, dtype=hyper_dtype, trainable=False, name="lr")
         # Momentum (SGD family, RMSprop) and Adam's beta1 are variables so schedules (1cycle) can move them per step.
-        self.momentum = tf.Variable(config.momentum or 0.0, dtype=tf.float32, trainable=False, name="momentum")
-        self.beta1 = tf.Variable(config.beta1, dtype=tf.float32, trainable=False, name="beta1")
-        self.step = tf.Variable(0.0, dtype=tf.float32, trainable=False, name="step")
+        self.momentum = tf.Variable(config.momentum or 0.0, dtype=hyper_dtype, trainable=False, name="momentum")
+        self.beta1 = tf.Variable(config.beta1, dtype=hyper_dtype, trainable=False, name="beta1")
+        self.step = tf.Variable(0.0, dtype=hyper_dtype, trainable=False, name="step")
         self.rho = config.rho if config.rho is not None else 0.0  # resolved configs set it for RMSprop, Adadelta
         # Dynamic loss scaling (mixed_float16): its state lives as long as the optimizer, as a GradScaler's would.
         self.loss_scale_rule = loss_scale
@@ -67,18 +69,21 @@ class TorchSemanticsOptimizer:
             "adadelta": self._adadelta,
         }[config.name]
         self.slots = [
-            {s: tf.Variable(tf.zeros(v.shape, dtype=tf.float32), trainable=False) for s in slot_names}
+            {s: tf.Variable(tf.zeros(v.shape, dtype=v.dtype), trainable=False) for s in slot_names}
             for v in self.variables
         ]
 
-    def _rate(self, multiplier: float) -> tf.Tensor:
-        return self.lr * multiplier if multiplier != 1.0 else self.lr
+    def _rate(self, multiplier: float, dtype: tf.DType = tf.float32) -> tf.Tensor:
+        """The group's rate in ``dtype``, its variable's (float64 under --precision float64, where the rate is
+        multiplied in float64 as torch multiplies it in Python; a float32 variable's cast is the variable itself)."""
+        lr = _in(self.lr, dtype)
+        return lr * multiplier if multiplier != 1.0 else lr
 
     def decay(self, grads: Grads, rate: float) -> None:
         """Decoupled decay w <- w (1 - lr_group * rate) of every variable with a gradient (the update pipeline's)."""
         for grad, var, multiplier in zip(grads, self.variables, self.multipliers, strict=True):
             if grad is not None:
-                var.assign(var * (1.0 - self._rate(multiplier) * rate))
+                var.assign(var * (1.0 - self._rate(multiplier, var.dtype) * rate))
 
     def apply(self, grads: Grads) -> None:
         """The update; decoupled decay (other than AdamW's own) is the update pipeline's step before this one."""
@@ -89,11 +94,11 @@ class TorchSemanticsOptimizer:
                 continue
             if c.weight_decay and not c.decoupled:
                 grad = grad + c.weight_decay * var  # coupled L2, as torch.optim's weight_decay
-            self._update(grad, var, slots, self._rate(multiplier))
+            self._update(grad, var, slots, self._rate(multiplier, var.dtype))
 
     def _sgd(self, grad, var, slots, lr) -> None:
         # With momentum 0 the buffer equals the gradient, so plain SGD needs no branch (and 1cycle may raise it).
-        m = self.momentum
+        m = _in(self.momentum, var.dtype)
         buf = slots["buf"]
         buf.assign(m * buf + grad)
         grad = grad + m * buf if self.config.name == "nesterov" else tf.identity(buf)
@@ -102,11 +107,11 @@ class TorchSemanticsOptimizer:
     def _adam(self, grad, var, slots, lr) -> None:
         c = self.config
         m, v = slots["m"], slots["v"]
-        beta1 = self.beta1
+        beta1, step = _in(self.beta1, var.dtype), _in(self.step, var.dtype)
         m.assign(beta1 * m + (1.0 - beta1) * grad)
         v.assign(c.beta2 * v + (1.0 - c.beta2) * tf.square(grad))
-        bias1 = 1.0 - tf.pow(beta1, self.step)
-        bias2 = 1.0 - tf.pow(c.beta2, self.step)
+        bias1 = 1.0 - tf.pow(beta1, step)
+        bias2 = 1.0 - tf.pow(tf.constant(c.beta2, var.dtype), step)
         denom = tf.sqrt(v) / tf.sqrt(bias2) + c.eps  # epsilon outside the corrected root, as torch
         var.assign_sub((lr / bias1) * m / denom)
 
@@ -121,7 +126,7 @@ class TorchSemanticsOptimizer:
         sq.assign(self.rho * sq + (1.0 - self.rho) * tf.square(grad))
         avg = tf.sqrt(sq) + c.eps
         buf = slots["buf"]  # momentum 0: the buffer is just this step's scaled gradient
-        buf.assign(self.momentum * buf + grad / avg)
+        buf.assign(_in(self.momentum, var.dtype) * buf + grad / avg)
         var.assign_sub(lr * buf)
 
     def _adagrad(self, grad, var, slots, lr) -> None:
@@ -146,7 +151,7 @@ class TensorFlowUpdate:
         self.kernels = kernels  # Conv/Dense kernels: they carry the penalties and the max-norm constraint
 
     def penalty(self, l1: float, l2: float) -> tf.Tensor:
-        total = tf.constant(0.0)
+        total = tf.constant(0.0, self.kernels[0].dtype if self.kernels else tf.float32)  # float64 models: float64
         for w in self.kernels:
             if l1:
                 total += l1 * tf.reduce_sum(tf.abs(w))
@@ -201,3 +206,9 @@ class TensorFlowUpdate:
     def set_loss_scale(self, scale: tf.Tensor, good_steps: tf.Tensor) -> None:
         self.optimizer.loss_scale.assign(scale)
         self.optimizer.good_steps.assign(good_steps)
+
+
+def _in(value: tf.Variable, dtype: tf.DType) -> tf.Tensor:
+    """A hyperparameter in a variable's float type: itself when the types agree (float32 for float32 models, float64
+    for float64 ones), so each precision's step is the graph it would be without the cast."""
+    return value if value.dtype == dtype else tf.cast(value, dtype)

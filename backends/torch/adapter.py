@@ -199,8 +199,10 @@ class TorchBackend:
         self.model.train()
         for bn in self.frozen_bn:
             bn.eval()
-        loss_sum = torch.zeros((), device=self.device)
-        reg_sum = torch.zeros((), device=self.device)
+        # The epoch's sums in the loss's float type: float64 under --precision float64, else float32.
+        dtype = torch.float64 if self.runtime.precision == "float64" else torch.float32
+        loss_sum = torch.zeros((), dtype=dtype, device=self.device)
+        reg_sum = torch.zeros((), dtype=dtype, device=self.device)
         correct = torch.zeros((), dtype=torch.int64, device=self.device)
         # The epoch's index batches moved to the device in one copy, and its rates as Python floats: the per-step
         # work outside the step itself is what the harness adds to a hand-written loop (benchmarks/harness_overhead).

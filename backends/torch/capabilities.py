@@ -13,6 +13,7 @@ CAPABILITIES = frozenset(
         "channels_last",  # RuntimeOptions.channels_last: model and images in channels_last memory format
         "precision:mixed_bfloat16",  # torch.autocast to bfloat16: bf16 compute, float32 parameters and loss
         "precision:mixed_float16",  # torch.autocast to float16, the update pipeline's dynamic loss scaling
+        "precision:float64",  # the module and the images in double; optimizer state follows the parameters
         "per_group_lr",  # set_optimizer honours per-layer learning-rate multipliers (fine_tune)
         "freeze",  # freeze_layers freezes layers, BatchNorm among them in inference mode (transfer strategies)
         "shared_dropout",  # RuntimeOptions.dropout_rng="shared": masks from harness.dropout_rng

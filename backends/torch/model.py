@@ -41,7 +41,7 @@ from harness.spec import (
     ZeroPad2D,
     normalize_factors,
 )
-from harness.weights import NeutralWeights, check_weights
+from harness.weights import NeutralWeights, check_weights, host_array
 
 
 class GlobalAvgPool(nn.Module):
@@ -352,7 +352,7 @@ def export_weights(model: nn.Module, spec: ModelSpec) -> NeutralWeights:
     out: NeutralWeights = {}
 
     def host(module: nn.Module, attribute: str) -> np.ndarray:
-        return module_tensor(module, attribute).detach().to("cpu").numpy().astype(np.float32, copy=True)
+        return host_array(module_tensor(module, attribute).detach().to("cpu").numpy())
 
     for index, layer in enumerate(spec.layers):
         if isinstance(layer, Activation) and layer.kind == "prelu":

@@ -1,5 +1,6 @@
 """How a PyTorch trial's model runs: memory format (RuntimeOptions.channels_last), precision (mixed bfloat16 or float16
-through torch.autocast) and torch.compile, wrapped around the module that holds the parameters."""
+through torch.autocast, or the module in float64) and torch.compile, wrapped around the module that holds the
+parameters."""
 
 from __future__ import annotations
 
@@ -30,6 +31,8 @@ class Autocast(torch.nn.Module):
 def prepare_model(module: torch.nn.Module, runtime: RuntimeOptions, device: torch.device) -> torch.nn.Module:
     """What a step calls: ``module`` (which keeps the parameters, in place) in the runtime's memory format and
     precision, compiled with --torch-compile. train()/eval() reach ``module`` through the wrappers."""
+    if runtime.precision == "float64":
+        module.to(torch.float64)  # parameters and floating buffers (BatchNorm statistics); in place
     if runtime.channels_last:
         module.to(memory_format=torch.channels_last)  # 4-d parameters (conv kernels) only; in place
     model = module
@@ -40,5 +43,7 @@ def prepare_model(module: torch.nn.Module, runtime: RuntimeOptions, device: torc
 
 
 def memory_format(x: torch.Tensor, runtime: RuntimeOptions) -> torch.Tensor:
-    """Images (N, C, H, W) in the runtime's memory format: with channels_last, stored N, H, W, C."""
+    """Images (N, C, H, W) in the runtime's precision (float64 or float32: autocast casts on its own) and memory
+    format: with channels_last, stored N, H, W, C."""
+    x = x.to(torch.float64) if runtime.precision == "float64" else x
     return x.contiguous(memory_format=torch.channels_last) if runtime.channels_last and x.ndim == 4 else x

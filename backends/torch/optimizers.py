@@ -60,7 +60,8 @@ class TorchUpdate:
         self.good_steps = torch.zeros((), dtype=torch.int64, device=device)
 
     def penalty(self, l1: float, l2: float) -> torch.Tensor:
-        total = torch.zeros((), device=self.device)
+        dtype = self.kernels[0].dtype if self.kernels else torch.float32  # float64 models: float64
+        total = torch.zeros((), dtype=dtype, device=self.device)
         for w in self.kernels:
             if l1:
                 total = total + l1 * w.abs().sum()
