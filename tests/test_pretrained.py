@@ -368,8 +368,8 @@ def test_fine_tune_from_a_weight_file_computes_the_same_in_both_backends(files, 
     be held, since this network's gradients (random weights, BatchNorm in training mode down to 1x1 maps) change by
     1-4 % in most layers from reordering float32 sums alone (docs/pretrained.md, "Loss gap"), and how far the
     backends then part depends on the CPU's kernels. With ``--precision float64`` the whole epoch is held: every
-    parameter within 1e-5 and the epoch's loss to 1e-9 relative (measured: parameters 9.4e-11 / 1.6e-11, losses 3.5e-12 / 5.3e-11
-    relative, torchvision / Keras MobileNetV2)."""
+    parameter within 1e-5 and the epoch's loss to 1e-9 relative (measured, torchvision / Keras MobileNetV2:
+    parameters 9.4e-11 / 1.6e-11 apart, losses 3.5e-12 / 5.3e-11 relative)."""
     import backend_probes
     from conftest import max_abs_diff
 
