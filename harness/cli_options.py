@@ -340,7 +340,8 @@ OVERRIDE_OPTIONS: tuple[tuple[str, tuple[Option, ...]], ...] = (
         Option(
             "--precision",
             "runtime.precision",
-            "float32, mixed_bfloat16 or mixed_float16 (loss-scaled; GPU-targeted) (both backends)",
+            "float32, mixed_bfloat16, mixed_float16 (loss-scaled; GPU-targeted) or float64 (everything in double: the "
+            "reference arithmetic, slow) (both backends)",
             choices=PRECISIONS,
         ),
         Option(

@@ -35,7 +35,7 @@ EPOCH_LOOPS = ("python", "compiled")
 # float32 everywhere, or bfloat16 compute with float32 variables, optimizer state and loss ("mixed_bfloat16"), or
 # float16 compute the same way with dynamic loss scaling (harness.update_pipeline.LossScaleRule): GPU-targeted, it
 # runs (slowly) on a CPU too. Or "float64" everywhere (parameters, activations, optimizer state, loss): the reference
-# arithmetic, in which the two frameworks' different summation orders round about 10^9 times less than in float32,
+# arithmetic, in which the two frameworks' different summation orders round about 5*10^8 times less than in float32,
 # so networks whose float32 training is chaotic (BatchNorm over a few values, ReLUs at zero) stay together across
 # backends (docs/fairness.md); slower, and not what a float32 benchmark measures.
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16", "float64")
@@ -200,6 +200,12 @@ class RuntimeOptions:
     inject_step_delay_s: float = 0.0
     # Test-only: "raise@epoch2", "kill@start", "raise-once@epoch1:/abs/marker" (see harness.scheduler._apply_fault).
     inject_fault: str = ""
+
+    @property
+    def variable_dtype(self) -> str:
+        """What parameters, optimizer state, hyperparameters and the loss's sums are held in: float64 under
+        --precision float64, float32 otherwise (the mixed precisions keep float32 variables and loss)."""
+        return "float64" if self.precision == "float64" else "float32"
 
     def __post_init__(self) -> None:
         if self.inject_fault:

@@ -6,7 +6,9 @@ the CPU (oneDNN and MKL block and order their sums by instruction set), and such
 suite's numbers: recorded on a Xeon with AVX-512, they differed on an AMD EPYC with AVX2 in the sixth digit of
 some losses and, where a pre-activation lay within rounding of zero at step 61, by one test image of cnn_small
 seed 0 (docs/measurements.md, "The main job"). So the golden run caps every kernel library at AVX2
-(``PINNED_KERNELS``), which any x86-64 CPU since 2013 has, and the file is recorded under the same cap.
+(``PINNED_KERNELS``), which x86-64 CPUs since 2013 have, and the file is recorded under the same cap. The cap takes
+the instruction set out; the libraries still size their blocks by the CPU's caches, and the capped record has been
+checked on one CPU (an AMD EPYC): another family may need its own record.
 
 Re-record (only when a change is meant to alter numbers, and say so in the commit):
 ``python tests/golden_metrics.py RUN_DIR`` on the results of ``xfbench run`` run with ``PINNED_KERNELS`` set.

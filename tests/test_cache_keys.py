@@ -8,12 +8,13 @@ import re
 import shutil
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import harness
 import harness.cachekeys as cachekeys
 from harness.backbone import recipe_for
-from harness.config import TransferOptions, TrialConfig
+from harness.config import PRECISIONS, RuntimeOptions, TransferOptions, TrialConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -50,10 +51,7 @@ def test_backbone_key_changes_with_xfbench_version_source_and_framework_version(
 def test_backbone_key_changes_with_what_the_source_backend_computes_in():
     """Another precision, dropout generator or BatchNorm arithmetic trains other weights: another backbone. The
     pretrain trial, run with the target's runtime on the source backend, keys the checkpoint it writes alike."""
-    from dataclasses import replace
-
     from harness.backbone import pretrain_trial
-    from harness.config import RuntimeOptions
 
     base = _target()
     keys = {recipe_for(base).key}
@@ -71,6 +69,14 @@ def test_feature_file_name_is_keyed_by_the_extracting_backend_code_and_framework
     assert by_torch.startswith(recipe.key) and by_torch.endswith(".npz") and "-torch-" in by_torch and by_tf != by_torch
     monkeypatch.setattr(cachekeys, "installed_framework_version", lambda backend: f"{backend} 0.0")
     assert recipe.features_file("flatten", "flatten", "task", "torch") != by_torch
+
+
+def test_features_are_keyed_by_the_precision_they_were_extracted_in():
+    from harness.strategies.deep_features import features_task_key
+
+    keys = {features_task_key(replace(_target(), runtime=RuntimeOptions(precision=p))) for p in PRECISIONS}
+    assert len(keys) == len(PRECISIONS)
+    assert features_task_key(_target()) == features_task_key(replace(_target(), seed=1))  # the seed is not in it
 
 
 def _copy_sources(target: Path) -> None:

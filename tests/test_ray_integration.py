@@ -25,8 +25,8 @@ pytestmark = pytest.mark.ray
 def test_the_main_job_runs_the_quick_suite_and_matches_the_golden_metrics(tmp_path):
     """`xfbench run` with no selection, as `make quick` runs it: every metric column equals the golden file, so a
     change that was not meant to alter a computed number did not. Run and recorded with the kernel libraries capped
-    at AVX2 (tests/golden_metrics.py says why); the numbers are those the orchestration refactor kept (commit
-    02a3d3c), re-recorded under the cap on 2026-12-01."""
+    at AVX2 (tests/golden_metrics.py says why); recorded first before the orchestration refactor (commit 02a3d3c),
+    which changed none of them, and again under the cap on 2026-12-01 (063d3a5), with no change of code."""
     if not pinned_kernels_available():
         pytest.skip(f"the golden numbers are computed with {PINNED_KERNELS}: this CPU lacks AVX2 or FMA")
     cmd = [

@@ -136,9 +136,9 @@ class TensorFlowBackend:
         self._compile_steps()  # the step closes over the optimizer's variables
 
     def _hyper_dtype(self) -> tf.DType:
-        """What learning rates, momenta and the step count are held in: float64 under --precision float64 (torch
-        applies the configured values in double there), else float32."""
-        return tf.float64 if self.runtime.precision == "float64" else tf.float32
+        """What learning rates, momenta and the step count are held in (RuntimeOptions.variable_dtype): in float64
+        the configured momentum stays exact, as torch applies it in double."""
+        return tf.as_dtype(self.runtime.variable_dtype)
 
     def set_data(self, split: str, x: np.ndarray, y: np.ndarray) -> None:
         self._data[split] = (tf.constant(x.astype(np.float32, copy=False)), tf.constant(y.astype(np.int64, copy=False)))
@@ -182,9 +182,8 @@ class TensorFlowBackend:
         update = TensorFlowUpdate(optimizer, kernels)
         rule = UpdateRule.of(optimizer.config, self._regularization, optimizer.loss_scale_rule)
         scheduled_momentum = optimizer.beta1 if optimizer.config.name in ("adam", "adamw") else optimizer.momentum
-        # The epoch's sums, accumulated in variables: no per-step host round trip.
-        # The epoch's sums in the loss's float type: float64 under --precision float64, else float32.
-        sums = tf.float64 if self.runtime.precision == "float64" else tf.float32
+        # The epoch's sums, accumulated in variables (no per-step host round trip), in the loss's float type.
+        sums = self._hyper_dtype()
         self._loss_sum = loss_sum = tf.Variable(0.0, dtype=sums, trainable=False)
         self._reg_sum = reg_sum = tf.Variable(0.0, dtype=sums, trainable=False)
         self._correct = correct = tf.Variable(0, dtype=tf.int64, trainable=False)

@@ -172,7 +172,9 @@ class TorchAdaptiveAvgPool2D(keras.layers.Layer):
         )
 
     def call(self, inputs):
-        rows, cols = (keras.ops.cast(m, inputs.dtype) for m in (self._rows, self._cols))
+        # float64 inputs average in float64; float32 and the mixed types in float32, as einsum promotes them
+        dtype = "float64" if inputs.dtype == "float64" else "float32"
+        rows, cols = (keras.ops.cast(m, dtype) for m in (self._rows, self._cols))
         x = keras.ops.einsum("ih,nhwc->niwc", rows, inputs)
         return keras.ops.einsum("jw,niwc->nijc", cols, x)
 
@@ -181,7 +183,7 @@ class TorchAdaptiveAvgPool2D(keras.layers.Layer):
 
 
 def _window_means(size: int, out: int) -> np.ndarray:
-    matrix = np.zeros((out, size), np.float32)
+    matrix = np.zeros((out, size), np.float64)  # rounded to float32 when cast for a float32 model
     for i, (start, end) in enumerate(adaptive_windows(size, out)):
         matrix[i, start:end] = 1.0 / (end - start)
     return matrix

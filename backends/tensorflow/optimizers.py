@@ -73,7 +73,7 @@ class TorchSemanticsOptimizer:
             for v in self.variables
         ]
 
-    def _rate(self, multiplier: float, dtype: tf.DType = tf.float32) -> tf.Tensor:
+    def _rate(self, multiplier: float, dtype: tf.DType) -> tf.Tensor:
         """The group's rate in ``dtype``, its variable's (float64 under --precision float64, where the rate is
         multiplied in float64 as torch multiplies it in Python; a float32 variable's cast is the variable itself)."""
         lr = _in(self.lr, dtype)
@@ -151,7 +151,7 @@ class TensorFlowUpdate:
         self.kernels = kernels  # Conv/Dense kernels: they carry the penalties and the max-norm constraint
 
     def penalty(self, l1: float, l2: float) -> tf.Tensor:
-        total = tf.constant(0.0, self.kernels[0].dtype if self.kernels else tf.float32)  # float64 models: float64
+        total = tf.constant(0.0, self.optimizer.lr.dtype)  # the variables' float type (float64 models: float64)
         for w in self.kernels:
             if l1:
                 total += l1 * tf.reduce_sum(tf.abs(w))

@@ -42,8 +42,8 @@ def prepare_model(module: torch.nn.Module, runtime: RuntimeOptions, device: torc
     return cast(torch.nn.Module, torch.compile(model)) if runtime.torch_compile else model
 
 
-def memory_format(x: torch.Tensor, runtime: RuntimeOptions) -> torch.Tensor:
+def model_input(x: torch.Tensor, runtime: RuntimeOptions) -> torch.Tensor:
     """Images (N, C, H, W) in the runtime's precision (float64 or float32: autocast casts on its own) and memory
     format: with channels_last, stored N, H, W, C."""
-    x = x.to(torch.float64) if runtime.precision == "float64" else x
+    x = x.to(torch.float64) if runtime.variable_dtype == "float64" else x
     return x.contiguous(memory_format=torch.channels_last) if runtime.channels_last and x.ndim == 4 else x

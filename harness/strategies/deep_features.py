@@ -21,6 +21,7 @@ from harness.strategies.reuse import start_from_backbone, weights_columns
 from harness.training import EpochRecord
 
 if TYPE_CHECKING:
+    from harness.config import TrialConfig
     from harness.strategies import StrategyContext
 
 
@@ -48,14 +49,18 @@ def _pool(features: np.ndarray, how: str) -> np.ndarray:
     return features.reshape(len(features), -1)
 
 
+def features_task_key(cfg: TrialConfig) -> str:
+    """What the features depend on besides the backbone, layer, pooling and extractor: the task, and the precision
+    the extractor computed in (float32, mixed or float64 features differ, so they never share a file)."""
+    what = {"task": cfg.task.__dict__ if cfg.task else {}, "precision": cfg.runtime.precision}
+    return hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()[:8]
+
+
 def _features_cache(ctx: StrategyContext, backbone_key: str, layer: str) -> Path:
     """Keyed by the backbone checkpoint (a recipe's hash or pretrained weights' content key), the layer, pooling,
-    task and the extractor's code versions."""
+    task, precision and the extractor's code versions."""
     cfg = ctx.config
-    task_key = hashlib.sha256(
-        json.dumps(cfg.task.__dict__ if cfg.task else {}, sort_keys=True, default=str).encode()
-    ).hexdigest()[:8]
-    name = backbone_features_file(backbone_key, layer, cfg.transfer.feature_pool, task_key, cfg.backend)
+    name = backbone_features_file(backbone_key, layer, cfg.transfer.feature_pool, features_task_key(cfg), cfg.backend)
     return cache_root(cfg) / "features" / name
 
 
