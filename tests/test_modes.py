@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from dataclasses import replace
 
 import mode_probes as probes
 import numpy as np
@@ -168,6 +169,17 @@ def test_mixed_precision_learns_within_one_point_of_float32(workers, digits, bac
     assert abs(mixed - fp32) <= 0.01, f"{backend} {model}: {precision} {mixed:.4f} vs float32 {fp32:.4f}"
 
 
+def _torch_and_every_tensorflow_mode(runtime: RuntimeOptions) -> dict[str, tuple[str, RuntimeOptions]]:
+    """``runtime`` on torch and in TensorFlow's custom, eager, fit and XLA modes: label -> (backend, runtime)."""
+    return {
+        "torch": ("torch", runtime),
+        "tf-custom": ("tensorflow", runtime),
+        "tf-eager": ("tensorflow", replace(runtime, tf_mode="eager")),
+        "tf-fit": ("tensorflow", replace(runtime, tf_mode="fit")),
+        "tf-xla": ("tensorflow", replace(runtime, jit_compile=True)),
+    }
+
+
 def test_float16_loss_scaling_skips_the_same_steps_in_both_backends_and_every_tensorflow_mode(workers, digits):
     """Started at 2**24 the scale overflows float16 gradients for the first steps: each such step is skipped and
     halves the scale (harness.update_pipeline.LossScaleRule), in every backend and mode alike."""
@@ -175,13 +187,7 @@ def test_float16_loss_scaling_skips_the_same_steps_in_both_backends_and_every_te
     weights = initial_weights(spec, "he_normal", 0)
     batches = epoch_batches(len(digits.y_train), 32, 0, 1)[:STEPS]
     args = (spec, weights, OptimizerConfig("nesterov", lr=0.02), digits.x_train, digits.y_train, batches, 2.0**24)
-    runs = {
-        "torch": ("torch", BASE),
-        "tf-custom": ("tensorflow", BASE),
-        "tf-eager": ("tensorflow", dataclasses.replace(BASE, tf_mode="eager")),
-        "tf-fit": ("tensorflow", dataclasses.replace(BASE, tf_mode="fit")),
-        "tf-xla": ("tensorflow", dataclasses.replace(BASE, jit_compile=True)),
-    }
+    runs = _torch_and_every_tensorflow_mode(BASE)
     states = {
         label: workers[backend](probes.loss_scale_after, runtime, *args) for label, (backend, runtime) in runs.items()
     }
@@ -208,12 +214,8 @@ def test_float64_gives_the_same_parameters_in_torch_and_in_every_tensorflow_mode
     )
     f64 = dataclasses.replace(BASE, precision="float64")
     runs = {
-        "torch": ("torch", f64),
-        "tf-custom": ("tensorflow", f64),
-        "tf-fit": ("tensorflow", dataclasses.replace(f64, tf_mode="fit")),
-        "tf-eager": ("tensorflow", dataclasses.replace(f64, tf_mode="eager")),
-        "tf-xla": ("tensorflow", dataclasses.replace(f64, jit_compile=True)),
-        "tf-epoch-loop": ("tensorflow", dataclasses.replace(f64, epoch_loop="compiled")),
+        **_torch_and_every_tensorflow_mode(f64),
+        "tf-epoch-loop": ("tensorflow", replace(f64, epoch_loop="compiled")),
     }
     trained = {label: workers[backend](probes.train, runtime, *args) for label, (backend, runtime) in runs.items()}
     w_torch, s_torch, lr_torch = trained["torch"]
