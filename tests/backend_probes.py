@@ -26,8 +26,10 @@ def logits(name: str, spec: ModelSpec, weights: NeutralWeights, x: np.ndarray) -
     return _backend(name, spec, weights).predict_logits(x, batch_size=256)
 
 
-def roundtrip(name: str, spec: ModelSpec, weights: NeutralWeights) -> NeutralWeights:
-    return _backend(name, spec, weights).export_weights()
+def roundtrip(
+    name: str, spec: ModelSpec, weights: NeutralWeights, runtime: RuntimeOptions = RuntimeOptions()
+) -> NeutralWeights:
+    return _backend(name, spec, weights, runtime=runtime).export_weights()
 
 
 def train(

@@ -10,7 +10,7 @@ import pytest
 from cnn_specs import CNN_SPECS
 from conftest import assert_parameters_agree, max_abs_diff
 
-from harness.config import OPTIMIZERS, OptimizerConfig, RegularizationConfig
+from harness.config import OPTIMIZERS, OptimizerConfig, RegularizationConfig, RuntimeOptions
 from harness.data.batching import epoch_batches
 from harness.models import CORE_MODELS, ModelOptions, build_spec
 from harness.spec import (
@@ -120,14 +120,21 @@ def test_logits_agree_in_eval_mode(workers, digits, spec_name):
     assert np.std(torch_logits) > 1e-3  # not a degenerate all-equal output
 
 
+@pytest.mark.parametrize("precision", ["float32", "float64"])
 @pytest.mark.parametrize("spec_name", SPEC_NAMES)
 @pytest.mark.parametrize("backend", ["torch", "tensorflow"])
-def test_weights_round_trip_exactly(workers, digits, spec_name, backend):
+def test_weights_round_trip_exactly(workers, digits, spec_name, backend, precision):
+    """Weights go in and come out bit for bit; in a float64 run, float64 weights that float32 cannot hold (a float64
+    run's checkpoint or backbone) too: torch once loaded them into its float32 module before casting it to float64,
+    rounding every weight to float32 (a float64 backbone's features then parted across backends by 1.1e-7)."""
     spec = specs(digits)[spec_name]
     weights = _weights_with_bn_statistics(spec, seed=1)
-    exported = workers[backend](probes.roundtrip, spec, weights)
+    if precision == "float64":  # one part in 2**40 more: not a float32 number
+        weights = {key: value.astype(np.float64) * (1 + 2.0**-40) for key, value in weights.items()}
+    exported = workers[backend](probes.roundtrip, spec, weights, RuntimeOptions(precision=precision))
     assert exported.keys() == weights.keys()
     for key in weights:
+        assert exported[key].dtype == weights[key].dtype, f"{backend} returned {key} as {exported[key].dtype}"
         assert np.array_equal(exported[key], weights[key]), f"{backend} changed {key} on the way in and out"
 
 

@@ -13,7 +13,7 @@ from conftest import max_abs_diff
 
 from harness.backbone import checkpoint_path, pretrain_trials, recipe_for
 from harness.checkpoints import load_checkpoint, save_checkpoint
-from harness.config import OptimizerConfig, TransferOptions, TrialConfig
+from harness.config import OptimizerConfig, RuntimeOptions, TransferOptions, TrialConfig
 from harness.data.tasks import TaskSpec
 from harness.models import ModelOptions, build_spec
 from harness.seeds import FRESH_HEAD_SEED_OFFSET
@@ -221,7 +221,11 @@ def test_each_transfer_phase_leaves_the_same_weights_in_both_backends(workers, c
     _assert_same_training(_both(workers, trial), f"transfer, {epochs} epoch(s)")
 
 
-def test_deep_features_and_a_random_forest_on_them_agree_across_backends(workers, cache):
+@pytest.mark.parametrize("precision, tolerance", [("float32", 1e-5), ("float64", 1e-12)])
+def test_deep_features_and_a_random_forest_on_them_agree_across_backends(workers, cache, precision, tolerance):
+    """The features of a backbone xfbench pretrained (in both backends from the same recipe) agree to the precision's
+    rounding and come in the run's variable type (float64 features for a float64 run); a random forest on them
+    reaches the same accuracy."""
     trial = TrialConfig(
         strategy="deep_features",
         model="convnet3",
@@ -231,14 +235,16 @@ def test_deep_features_and_a_random_forest_on_them_agree_across_backends(workers
         epochs=1,
         cache_dir=str(cache),
         transfer=TransferOptions(source_epochs=2, feature_layer="flatten", sklearn_head="random_forest"),
+        runtime=RuntimeOptions(precision=precision),
     )
     _pretrain(workers, trial)
     features = {
         b: workers[b](probes.backbone_features, dataclasses.replace(trial, backend=b).to_dict()) for b in BACKENDS
     }
     assert features["torch"].shape == features["tensorflow"].shape == (len(features["torch"]), 8 * 8 * 16)
+    assert features["torch"].dtype == features["tensorflow"].dtype == np.dtype(precision)
     scale = max(1.0, float(np.abs(features["torch"]).max()))
-    assert np.abs(features["torch"] - features["tensorflow"]).max() <= 1e-5 * scale
+    assert np.abs(features["torch"] - features["tensorflow"]).max() <= tolerance * scale
     accuracy = {
         b: workers[b](probes.run_strategy, dataclasses.replace(trial, backend=b).to_dict())[0][-1]["test_acc"]
         for b in BACKENDS

@@ -112,7 +112,9 @@ class TensorFlowBackend:
 
     def extract_features(self, x: np.ndarray, layer: str, batch_size: int = 1000) -> np.ndarray:
         submodel = keras.Model(self.model.inputs, self.model.get_layer(layer).output)
-        run = traced(lambda xb: tf.cast(submodel(xb, training=False), tf.float32))
+        # Features in the variables' type: float32 for float32 and mixed runs, float64 for a float64 run.
+        dtype = tf.as_dtype(self.runtime.variable_dtype)
+        run = traced(lambda xb: tf.cast(submodel(xb, training=False), dtype))
         xt = tf.constant(x.astype(np.float32, copy=False))
         trace_for_any_batch(run, any_batch(xt))
         return concat_batches(len(x), batch_size, lambda s: run(xt[s]).numpy())  # NHWC already

@@ -82,6 +82,9 @@ class TorchBackend:
         shared = self.runtime.dropout_rng == "shared"
         self.dropout_keys = DropoutKeys(self.device, len(self._dropout_indices)) if shared else None
         model = build_module(spec, self.dropout_keys, self.runtime.bn_statistics)
+        # In the variables' type before the weights go in: float64 weights (a float64 run's checkpoint, backbone or
+        # weight file) into a float32 module would be rounded to float32 on the way.
+        model.to(getattr(torch, self.runtime.variable_dtype))
         load_weights(model, spec, weights)
         self.frozen_bn = []
         self.module = model.to(self.device)
@@ -125,8 +128,9 @@ class TorchBackend:
     def extract_features(self, x: np.ndarray, layer: str, batch_size: int = 1000) -> np.ndarray:
         self.model.eval()
         captured: list[torch.Tensor] = []
+        dtype = getattr(torch, self.runtime.variable_dtype)  # float32 for float32 and mixed runs, float64 for float64
         handle = layer_module(self.module, layer).register_forward_hook(
-            lambda m, i, o: captured.append(o.detach().float())
+            lambda m, i, o: captured.append(o.detach().to(dtype))
         )
         try:
             xt = self._images(x)

@@ -1,6 +1,6 @@
-"""How a PyTorch trial's model runs: memory format (RuntimeOptions.channels_last), precision (mixed bfloat16 or float16
-through torch.autocast, or the module in float64) and torch.compile, wrapped around the module that holds the
-parameters."""
+"""How a PyTorch trial's model runs: memory format (RuntimeOptions.channels_last), mixed precision (bfloat16 or
+float16 through torch.autocast; a float64 module is cast by the adapter before its weights go in) and torch.compile,
+wrapped around the module that holds the parameters."""
 
 from __future__ import annotations
 
@@ -29,10 +29,9 @@ class Autocast(torch.nn.Module):
 
 
 def prepare_model(module: torch.nn.Module, runtime: RuntimeOptions, device: torch.device) -> torch.nn.Module:
-    """What a step calls: ``module`` (which keeps the parameters, in place) in the runtime's memory format and
-    precision, compiled with --torch-compile. train()/eval() reach ``module`` through the wrappers."""
-    if runtime.precision == "float64":
-        module.to(torch.float64)  # parameters and floating buffers (BatchNorm statistics); in place
+    """What a step calls: ``module`` (which keeps the parameters, in place, already in the runtime's variable type:
+    the adapter's build) in the runtime's memory format, under autocast for a mixed precision, compiled with
+    --torch-compile. train()/eval() reach ``module`` through the wrappers."""
     if runtime.channels_last:
         module.to(memory_format=torch.channels_last)  # 4-d parameters (conv kernels) only; in place
     model = module
