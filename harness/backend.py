@@ -137,7 +137,8 @@ class Backend(Protocol):
         """(trainable, frozen) parameter counts as the framework sees them (BN running statistics excluded)."""
 
     def extract_features(self, x: np.ndarray, layer: str, batch_size: int) -> np.ndarray:
-        """Output of ``layer`` in inference mode, in the neutral layout (feature maps NHWC)."""
+        """Output of ``layer`` in inference mode, in the neutral layout (feature maps NHWC), in the runtime's variable
+        type (float64 under ``--precision float64``, float32 otherwise)."""
 
     def set_optimizer(
         self,

@@ -7,8 +7,10 @@ recorded on the EPYC with every kernel library capped at AVX2 failed on a Xeon u
 parts at epoch 4 on both CPUs, on opposite backends; docs/measurements.md, "The main job"). In float64 the same
 kernels' rounding differences are about 1e-16: on that Xeon the quick suite capped at AVX2 and uncapped
 (AVX-512) gave the same accuracies and losses within 3.7e-16 (relative), and both backends the same accuracies.
-So the sums are compared at ``SUM_RTOL`` 1e-10, a thousand times below float32's rounding (1.2e-7), so that a
-change which computes any of them differently, or in float32, still fails; every count, accuracy and status exactly.
+So the loss sums are compared at ``SUM_RTOL`` 1e-12 (2,700 times that gap; a change that computes any of them
+differently, or in float32, fails) and every count, accuracy and status exactly. Checked so on that Xeon only.
+The float32 path is held by the parity tests (each backend against the other, and against float64), at float32's
+tolerances, not by a golden file.
 
 Re-record (only when a change is meant to alter numbers, and say so in the commit):
 ``python tests/golden_metrics.py RUN_DIR`` on the results of ``xfbench run --precision float64``.
@@ -22,12 +24,12 @@ from pathlib import Path
 import pandas as pd
 
 GOLDEN_DIR = Path(__file__).with_name("golden")
-# The main job as `make quick` runs it, in float64.
+# `xfbench run` with no selection (the quick suite on digits, both backends: what `make quick` runs), in float64.
 GOLDEN_ARGS = ("--precision", "float64")
 # The columns that are sums of float64 terms, and so carry the kernels' summation order; the rest are counts
 # (accuracies are correct predictions over a set size), settings and labels.
-SUMS = ["train_loss", "train_reg_loss", "val_loss", "mc_pred_std"]
-SUM_RTOL = 1e-10
+SUMS = ["train_loss", "train_reg_loss", "val_loss"]
+SUM_RTOL = 1e-12
 KEY = ["trial_id", "stage", "phase", "epoch"]
 # Everything a trial computes, without timing or provenance: identical for fixed seeds on the same machine.
 METRICS = [

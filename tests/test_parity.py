@@ -131,6 +131,7 @@ def test_weights_round_trip_exactly(workers, digits, spec_name, backend, precisi
     weights = _weights_with_bn_statistics(spec, seed=1)
     if precision == "float64":  # one part in 2**40 more: not a float32 number
         weights = {key: value.astype(np.float64) * (1 + 2.0**-40) for key, value in weights.items()}
+        assert all(np.any(v != v.astype(np.float32)) for v in weights.values() if np.any(v != 0))
     exported = workers[backend](probes.roundtrip, spec, weights, RuntimeOptions(precision=precision))
     assert exported.keys() == weights.keys()
     for key in weights:

@@ -342,6 +342,7 @@ def test_fine_tune_from_a_weight_file_gives_each_seed_the_same_result_in_both_ba
     rows = _run(capsys, results, f"fine-tune-{key}", *args)
     assert (rows["status"] == "ok").all() and len(rows) == 4
     assert set(rows["weights"]) == {key} and rows["weights_sha256"].str.len().eq(64).all()
+    assert {json.loads(c)["runtime"]["precision"] for c in rows["config_json"]} == {"float64"}
     by_seed = rows.pivot(index="seed", columns="backend", values="test_acc")
     assert (by_seed["torch"] == by_seed["tensorflow"]).all(), by_seed
     frame = read_results(results / f"fine-tune-{key}")
