@@ -4,7 +4,7 @@ parameters are exported after every step and compared.
 
     PYTHONPATH=. .venv/bin/python benchmarks/parting_step.py --model alexnet_tv --width-multiplier 0.25 \
         --input-size 96 --dataset fashion_mnist --steps 20 [--optimizer momentum] [--lr 0.01] [--batch-size 32] \
-        [--bn-statistics float64]
+        [--bn-statistics float64] [--precision float64] [--every N]
 
 Prints per step the largest parameter difference between the backends (scaled by the parameter's magnitude where
 that exceeds 1, as the parity tests' tolerance) and the parameter that holds it, and the first step where that
@@ -47,6 +47,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=0.01)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--bn-statistics", choices=BN_STATISTICS, default="float32", help="as xfbench run's")
+    p.add_argument("--precision", choices=("float32", "float64"), default="float32", help="as xfbench run's")
+    p.add_argument("--every", type=int, default=1, help="compare the parameters after every N-th step only")
     p.add_argument("--worker", choices=BACKENDS, help=argparse.SUPPRESS)  # internal: train in this backend
     p.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     return p
@@ -70,7 +72,8 @@ def inputs(args: argparse.Namespace) -> tuple[ModelSpec, np.ndarray, np.ndarray]
 def train_steps(args: argparse.Namespace) -> None:
     """Worker: train in ``args.worker``, one batch per call, and save the parameters after every step."""
     spec, x, y = inputs(args)
-    backend = load_backend(args.worker, RuntimeOptions(threads=1, bn_statistics=args.bn_statistics))
+    runtime = RuntimeOptions(threads=1, bn_statistics=args.bn_statistics, precision=args.precision)
+    backend = load_backend(args.worker, runtime)
     backend.build(spec, initial_weights(spec, "he_normal", args.seed), seed=args.seed)
     backend.set_optimizer(OptimizerConfig(args.optimizer, lr=args.lr).resolved(), RegularizationConfig(), None)
     backend.set_data("train", x, y)
@@ -78,7 +81,8 @@ def train_steps(args: argparse.Namespace) -> None:
     for step in range(args.steps):
         batch = np.arange(step * args.batch_size, (step + 1) * args.batch_size)
         backend.train_epoch("train", [batch], np.full(1, args.lr, np.float32), None)
-        saved.update({f"{step + 1}/{name}": value for name, value in backend.export_weights().items()})
+        if (step + 1) % args.every == 0:
+            saved.update({f"{step + 1}/{name}": value for name, value in backend.export_weights().items()})
     np.savez(args.out, **saved)
 
 
@@ -101,7 +105,7 @@ def main() -> None:
         torch_w, tf_w = (np.load(files[b]) for b in BACKENDS)
         previous, parted = None, None
         print(f"{'step':>4}  {'largest scaled gap':>18}  parameter")
-        for step in range(1, args.steps + 1):
+        for step in range(args.every, args.steps + 1, args.every):
             names = [k for k in torch_w.files if k.startswith(f"{step}/")]
             gap, name = max((scaled_gap(torch_w[k], tf_w[k]), k) for k in names)
             print(f"{step:>4}  {gap:>18.3e}  {name.split('/', 1)[1]}")
