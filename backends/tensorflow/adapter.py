@@ -112,8 +112,7 @@ class TensorFlowBackend:
 
     def extract_features(self, x: np.ndarray, layer: str, batch_size: int = 1000) -> np.ndarray:
         submodel = keras.Model(self.model.inputs, self.model.get_layer(layer).output)
-        # Features in the variables' type: float32 for float32 and mixed runs, float64 for a float64 run.
-        dtype = tf.as_dtype(self.runtime.variable_dtype)
+        dtype = self._variable_dtype()  # float32 for float32 and mixed runs, float64 for a float64 run
         run = traced(lambda xb: tf.cast(submodel(xb, training=False), dtype))
         xt = tf.constant(x.astype(np.float32, copy=False))
         trace_for_any_batch(run, any_batch(xt))
@@ -132,14 +131,15 @@ class TensorFlowBackend:
                 variables.append(v)
                 factors.append(float(multipliers.get(name, 1.0)))
         scaling = loss_scale_rule(self.runtime.precision)
-        self._optimizer = TorchSemanticsOptimizer(config, variables, factors, scaling, self._hyper_dtype())
+        self._optimizer = TorchSemanticsOptimizer(config, variables, factors, scaling, self._variable_dtype())
         self._regularization = regularization
         self.lr_trace = []
         self._compile_steps()  # the step closes over the optimizer's variables
 
-    def _hyper_dtype(self) -> tf.DType:
-        """What learning rates, momenta and the step count are held in (RuntimeOptions.variable_dtype): in float64
-        the configured momentum stays exact, as torch applies it in double."""
+    def _variable_dtype(self) -> tf.DType:
+        """RuntimeOptions.variable_dtype: what learning rates, momenta, the step count, the epoch's sums and
+        extracted features are held in (in float64 the configured momentum stays exact, as torch applies it in
+        double)."""
         return tf.as_dtype(self.runtime.variable_dtype)
 
     def set_data(self, split: str, x: np.ndarray, y: np.ndarray) -> None:
@@ -185,7 +185,7 @@ class TensorFlowBackend:
         rule = UpdateRule.of(optimizer.config, self._regularization, optimizer.loss_scale_rule)
         scheduled_momentum = optimizer.beta1 if optimizer.config.name in ("adam", "adamw") else optimizer.momentum
         # The epoch's sums, accumulated in variables (no per-step host round trip), in the loss's float type.
-        sums = self._hyper_dtype()
+        sums = self._variable_dtype()
         self._loss_sum = loss_sum = tf.Variable(0.0, dtype=sums, trainable=False)
         self._reg_sum = reg_sum = tf.Variable(0.0, dtype=sums, trainable=False)
         self._correct = correct = tf.Variable(0, dtype=tf.int64, trainable=False)
@@ -206,7 +206,7 @@ class TensorFlowBackend:
                 reg_sum.assign_add(out.penalty * n)
             correct.assign_add(out.hits)
 
-        self._epoch = epoch = EpochInputs(max(len(self._dropout_indices), 1), self._hyper_dtype())
+        self._epoch = epoch = EpochInputs(max(len(self._dropout_indices), 1), self._variable_dtype())
 
         def train_step(x_all: tf.Tensor, y_all: tf.Tensor, size: int | None = None) -> None:
             idx, lr, momentum, keys = epoch.next(size)
@@ -240,7 +240,7 @@ class TensorFlowBackend:
         config = self._optimizer.config
         if momenta is None:  # hold the configured value (Adam: beta1)
             held = config.beta1 if config.name in ("adam", "adamw") else (config.momentum or 0.0)
-            momenta = np.full(len(batches), held, self._hyper_dtype().as_numpy_dtype)
+            momenta = np.full(len(batches), held, self._variable_dtype().as_numpy_dtype)
         keys = self._epoch_keys(len(batches))
         views = augment.views(batches, int(x.shape[1]), int(x.shape[2])) if augment is not None else None
         if self._fit is not None:
@@ -279,7 +279,7 @@ class TensorFlowBackend:
     ) -> StepStats:
         """One Model.fit epoch over the batches: the same per-step learning rates, momenta and dropout keys."""
         assert self._fit is not None and self._optimizer is not None
-        hyper = self._hyper_dtype().as_numpy_dtype
+        hyper = self._variable_dtype().as_numpy_dtype
         per_step = (np.asarray(lrs, hyper), np.asarray(momenta, hyper), keys)
         trace = (self._optimizer.lr, self.lr_trace) if self.record_lr_trace else None
         self._fit.run(x, y, batches, per_step, trace, views)

@@ -84,12 +84,16 @@ class TorchBackend:
         model = build_module(spec, self.dropout_keys, self.runtime.bn_statistics)
         # In the variables' type before the weights go in: float64 weights (a float64 run's checkpoint, backbone or
         # weight file) into a float32 module would be rounded to float32 on the way.
-        model.to(getattr(torch, self.runtime.variable_dtype))
+        model.to(self._variable_dtype())
         load_weights(model, spec, weights)
         self.frozen_bn = []
         self.module = model.to(self.device)
         self.model = prepare_model(self.module, self.runtime, self.device)  # memory format, precision, compile
         self._spec = spec
+
+    def _variable_dtype(self) -> torch.dtype:
+        """RuntimeOptions.variable_dtype: what the parameters, the epoch's sums and extracted features are held in."""
+        return getattr(torch, self.runtime.variable_dtype)
 
     def export_weights(self) -> NeutralWeights:
         assert self._spec is not None, "build() first"
@@ -128,7 +132,7 @@ class TorchBackend:
     def extract_features(self, x: np.ndarray, layer: str, batch_size: int = 1000) -> np.ndarray:
         self.model.eval()
         captured: list[torch.Tensor] = []
-        dtype = getattr(torch, self.runtime.variable_dtype)  # float32 for float32 and mixed runs, float64 for float64
+        dtype = self._variable_dtype()  # float32 for float32 and mixed runs, float64 for float64
         handle = layer_module(self.module, layer).register_forward_hook(
             lambda m, i, o: captured.append(o.detach().to(dtype))
         )
@@ -203,7 +207,7 @@ class TorchBackend:
         self.model.train()
         for bn in self.frozen_bn:
             bn.eval()
-        dtype = getattr(torch, self.runtime.variable_dtype)  # the epoch's sums in the loss's float type
+        dtype = self._variable_dtype()  # the epoch's sums in the loss's float type
         loss_sum = torch.zeros((), dtype=dtype, device=self.device)
         reg_sum = torch.zeros((), dtype=dtype, device=self.device)
         correct = torch.zeros((), dtype=torch.int64, device=self.device)
