@@ -10,7 +10,10 @@ torch.optim, makes both backends compute the same update. See docs/fairness.md.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TypeVar
+
+import numpy as np
 
 from backends.tensorflow.framework import tf
 from harness.config import OptimizerConfig
@@ -18,6 +21,7 @@ from harness.update_pipeline import LossScaleRule
 
 A = TypeVar("A")
 Grads = list[tf.Tensor | None]
+Update = tuple[tf.Tensor, dict[str, tf.Tensor]]
 
 
 class TorchSemanticsOptimizer:
@@ -68,9 +72,10 @@ class TorchSemanticsOptimizer:
             "adagrad": self._adagrad,
             "adadelta": self._adadelta,
         }[config.name]
+        self.groups = _flat_groups(self.variables)
         self.slots = [
-            {s: tf.Variable(tf.zeros(v.shape, dtype=v.dtype), trainable=False) for s in slot_names}
-            for v in self.variables
+            {s: tf.Variable(tf.zeros([sum(g.sizes)], dtype=g.dtype), trainable=False) for s in slot_names}
+            for g in self.groups
         ]
 
     def _rate(self, multiplier: float, dtype: tf.DType) -> tf.Tensor:
@@ -79,6 +84,19 @@ class TorchSemanticsOptimizer:
         lr = _in(self.lr, dtype)
         return lr * multiplier if multiplier != 1.0 else lr
 
+    def _flat_rate(self, group: FlatGroup) -> tf.Tensor:
+        """Each element's rate: one scalar when the group's variables share a multiplier, else a vector of each
+        variable's scalar rate (:meth:`_rate`), filled over its elements, one fill per run of equal multipliers."""
+        runs: list[tuple[float, int]] = []
+        for i, size in zip(group.indices, group.sizes, strict=True):
+            if runs and runs[-1][0] == self.multipliers[i]:
+                runs[-1] = (runs[-1][0], runs[-1][1] + size)
+            else:
+                runs.append((self.multipliers[i], size))
+        if len(runs) == 1:
+            return self._rate(runs[0][0], group.dtype)
+        return tf.concat([tf.fill([size], self._rate(m, group.dtype)) for m, size in runs], axis=0)
+
     def decay(self, grads: Grads, rate: float) -> None:
         """Decoupled decay w <- w (1 - lr_group * rate) of every variable with a gradient (the update pipeline's)."""
         for grad, var, multiplier in zip(grads, self.variables, self.multipliers, strict=True):
@@ -86,61 +104,97 @@ class TorchSemanticsOptimizer:
                 var.assign(var * (1.0 - self._rate(multiplier, var.dtype) * rate))
 
     def apply(self, grads: Grads) -> None:
-        """The update; decoupled decay (other than AdamW's own) is the update pipeline's step before this one."""
+        """The update; decoupled decay (other than AdamW's own) is the update pipeline's step before this one.
+
+        Each float type's variables are updated as one flat vector: the rules are elementwise, so every element
+        gets the float operations it would get alone, while the traced graph holds a few ops per variable (read,
+        split, assign) instead of the rule's twenty-odd; for densenet121's 364 variables that was most of the
+        train step's tracing (docs/measurements.md, "Warm-up"). A variable without a gradient keeps its value and
+        its slots, as torch.optim skips a parameter whose grad is None."""
         c = self.config
         self.step.assign_add(1.0)
-        for grad, var, slots, multiplier in zip(grads, self.variables, self.slots, self.multipliers, strict=True):
-            if grad is None:
+        for group, slots in zip(self.groups, self.slots, strict=True):
+            variables = [self.variables[i] for i in group.indices]
+            present = [grads[i] is not None for i in group.indices]
+            if not any(present):
                 continue
+            grad = _flat([g if g is not None else tf.zeros_like(v) for g, v in zip(grads, variables, strict=True)])
+            var = _flat(variables)
             if c.weight_decay and not c.decoupled:
                 grad = grad + c.weight_decay * var  # coupled L2, as torch.optim's weight_decay
-            self._update(grad, var, slots, self._rate(multiplier, var.dtype))
+            new_var, new_slots = self._update(grad, var, slots, self._flat_rate(group))
+            keep = None if all(present) else tf.constant(np.repeat(present, group.sizes))
+            for name, value in new_slots.items():
+                slots[name].assign(value if keep is None else tf.where(keep, value, slots[name]))
+            for variable, piece, has_grad in zip(variables, tf.split(new_var, group.sizes), present, strict=True):
+                if has_grad:
+                    variable.assign(tf.reshape(piece, variable.shape))
 
-    def _sgd(self, grad, var, slots, lr) -> None:
+    # The rules: (gradient, variable, slots, rate) -> (new variable, new slots), elementwise, in torch.optim's form.
+
+    def _sgd(self, grad, var, slots, lr) -> Update:
         # With momentum 0 the buffer equals the gradient, so plain SGD needs no branch (and 1cycle may raise it).
         m = _in(self.momentum, var.dtype)
-        buf = slots["buf"]
-        buf.assign(m * buf + grad)
-        grad = grad + m * buf if self.config.name == "nesterov" else tf.identity(buf)
-        var.assign_sub(lr * grad)
+        buf = m * slots["buf"] + grad
+        step = grad + m * buf if self.config.name == "nesterov" else buf
+        return var - lr * step, {"buf": buf}
 
-    def _adam(self, grad, var, slots, lr) -> None:
+    def _adam(self, grad, var, slots, lr) -> Update:
         c = self.config
-        m, v = slots["m"], slots["v"]
         beta1, step = _in(self.beta1, var.dtype), _in(self.step, var.dtype)
-        m.assign(beta1 * m + (1.0 - beta1) * grad)
-        v.assign(c.beta2 * v + (1.0 - c.beta2) * tf.square(grad))
+        m = beta1 * slots["m"] + (1.0 - beta1) * grad
+        v = c.beta2 * slots["v"] + (1.0 - c.beta2) * tf.square(grad)
         bias1 = 1.0 - tf.pow(beta1, step)
         bias2 = 1.0 - tf.pow(tf.constant(c.beta2, var.dtype), step)
         denom = tf.sqrt(v) / tf.sqrt(bias2) + c.eps  # epsilon outside the corrected root, as torch
-        var.assign_sub((lr / bias1) * m / denom)
+        return var - (lr / bias1) * m / denom, {"m": m, "v": v}
 
-    def _adamw(self, grad, var, slots, lr) -> None:
+    def _adamw(self, grad, var, slots, lr) -> Update:
         if self.config.decoupled:
-            var.assign(var * (1.0 - lr * self.config.weight_decay))  # decoupled decay first, as torch.optim.AdamW
-        self._adam(grad, var, slots, lr)
+            var = var * (1.0 - lr * self.config.weight_decay)  # decoupled decay first, as torch.optim.AdamW
+        return self._adam(grad, var, slots, lr)
 
-    def _rmsprop(self, grad, var, slots, lr) -> None:
+    def _rmsprop(self, grad, var, slots, lr) -> Update:
         c = self.config
-        sq = slots["sq"]
-        sq.assign(self.rho * sq + (1.0 - self.rho) * tf.square(grad))
+        sq = self.rho * slots["sq"] + (1.0 - self.rho) * tf.square(grad)
         avg = tf.sqrt(sq) + c.eps
-        buf = slots["buf"]  # momentum 0: the buffer is just this step's scaled gradient
-        buf.assign(_in(self.momentum, var.dtype) * buf + grad / avg)
-        var.assign_sub(lr * buf)
+        # momentum 0: the buffer is just this step's scaled gradient
+        buf = _in(self.momentum, var.dtype) * slots["buf"] + grad / avg
+        return var - lr * buf, {"sq": sq, "buf": buf}
 
-    def _adagrad(self, grad, var, slots, lr) -> None:
-        total = slots["sum"]
-        total.assign_add(tf.square(grad))
-        var.assign_sub(lr * grad / (tf.sqrt(total) + self.config.eps))
+    def _adagrad(self, grad, var, slots, lr) -> Update:
+        total = slots["sum"] + tf.square(grad)
+        return var - lr * grad / (tf.sqrt(total) + self.config.eps), {"sum": total}
 
-    def _adadelta(self, grad, var, slots, lr) -> None:
+    def _adadelta(self, grad, var, slots, lr) -> Update:
         c = self.config
-        sq, acc = slots["sq"], slots["acc_delta"]
-        sq.assign(self.rho * sq + (1.0 - self.rho) * tf.square(grad))
-        delta = tf.sqrt(acc + c.eps) / tf.sqrt(sq + c.eps) * grad
-        acc.assign(self.rho * acc + (1.0 - self.rho) * tf.square(delta))
-        var.assign_sub(lr * delta)
+        sq = self.rho * slots["sq"] + (1.0 - self.rho) * tf.square(grad)
+        delta = tf.sqrt(slots["acc_delta"] + c.eps) / tf.sqrt(sq + c.eps) * grad
+        acc = self.rho * slots["acc_delta"] + (1.0 - self.rho) * tf.square(delta)
+        return var - lr * delta, {"sq": sq, "acc_delta": acc}
+
+
+@dataclass(frozen=True)
+class FlatGroup:
+    """The optimizer's variables of one float type, as one flat vector: their positions in its list and sizes."""
+
+    dtype: tf.DType
+    indices: tuple[int, ...]
+    sizes: tuple[int, ...]
+
+
+def _flat_groups(variables: list[tf.Variable]) -> list[FlatGroup]:
+    members: dict[tf.DType, list[int]] = {}
+    for i, v in enumerate(variables):
+        members.setdefault(v.dtype, []).append(i)
+    return [
+        FlatGroup(dtype, tuple(ix), tuple(int(np.prod(variables[i].shape)) for i in ix))
+        for dtype, ix in members.items()
+    ]
+
+
+def _flat(tensors: list) -> tf.Tensor:
+    return tf.concat([tf.reshape(t, [-1]) for t in tensors], axis=0)
 
 
 class TensorFlowUpdate:
