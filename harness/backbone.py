@@ -17,10 +17,11 @@ from pathlib import Path
 from harness import cachekeys
 from harness.augment import AugmentConfig
 from harness.backend import honoured_runtime
-from harness.config import OptimizerConfig, RuntimeOptions, TrialConfig
+from harness.config import OptimizerConfig, RegularizationConfig, RuntimeOptions, TrialConfig
 from harness.data.tasks import TaskSpec
 from harness.input_pipeline import InputConfig
 from harness.models import ModelOptions
+from harness.schedules import ScheduleConfig
 
 PRETRAIN = "pretrain"
 NEEDS_BACKBONE = ("feature_extraction", "fine_tune", "freeze_early", "deep_features", "transfer")
@@ -127,7 +128,8 @@ def checkpoint_path(trial: TrialConfig) -> Path:
 def pretrain_trial(target: TrialConfig) -> TrialConfig:
     """The trial that trains ``target``'s backbone; its variant names the recipe so ids never collide. It runs on
     the source backend, with the speed options that backend honours (recorded as applied), and without the
-    target's augmentation: the recipe, which keys the shared checkpoint, does not hold it."""
+    target's augmentation, learning-rate schedule and regularisation (penalties, max-norm): the recipe, which keys
+    the shared checkpoint, holds none of them, so a backbone is trained as its key says whichever target asked."""
     recipe = recipe_for(target)
     return replace(
         target,
@@ -139,6 +141,8 @@ def pretrain_trial(target: TrialConfig) -> TrialConfig:
         variant=f"backbone-{recipe.key[:10]}",
         mc_dropout_passes=0,
         augment=AugmentConfig(),
+        schedule=ScheduleConfig(),
+        regularization=RegularizationConfig(),
         runtime=honoured_runtime(target.runtime, recipe.backend),
     )
 

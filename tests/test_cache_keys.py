@@ -14,7 +14,9 @@ from pathlib import Path
 import harness
 import harness.cachekeys as cachekeys
 from harness.backbone import recipe_for
-from harness.config import PRECISIONS, RuntimeOptions, TransferOptions, TrialConfig
+from harness.config import PRECISIONS, RegularizationConfig, RuntimeOptions, TransferOptions, TrialConfig
+from harness.input_pipeline import InputConfig
+from harness.schedules import ScheduleConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -62,6 +64,21 @@ def test_backbone_key_changes_with_what_the_source_backend_computes_in():
     assert len(keys) == 4
 
 
+def test_a_backbone_is_trained_without_the_targets_schedule_and_regularisation_which_its_key_does_not_hold():
+    """Two targets that differ only in what the recipe leaves out share one checkpoint, so its pretrain trial must
+    train the same weights for both: with neither target's schedule, penalties or max-norm."""
+    from harness.backbone import pretrain_trial
+
+    plain = _target()
+    tuned = replace(
+        plain, schedule=ScheduleConfig("onecycle"), regularization=RegularizationConfig(l2=0.01, max_norm=1)
+    )
+    assert recipe_for(tuned).key == recipe_for(plain).key
+    assert pretrain_trial(tuned) == pretrain_trial(plain)
+    assert pretrain_trial(tuned).schedule == ScheduleConfig()
+    assert pretrain_trial(tuned).regularization == RegularizationConfig()
+
+
 def test_feature_file_name_is_keyed_by_the_extracting_backend_code_and_framework(monkeypatch):
     recipe = recipe_for(_target())
     by_torch = recipe.features_file("flatten", "flatten", "task", "torch")
@@ -77,6 +94,21 @@ def test_features_are_keyed_by_the_precision_they_were_extracted_in():
     keys = {features_task_key(replace(_target(), runtime=RuntimeOptions(precision=p))) for p in PRECISIONS}
     assert len(keys) == len(PRECISIONS)
     assert features_task_key(_target()) == features_task_key(replace(_target(), seed=1))  # the seed is not in it
+
+
+def test_features_are_keyed_by_the_input_pipeline_in_front_of_the_network():
+    """Pretrained weights' checkpoint key holds the input shape only: features made with ImageNet normalisation or
+    another resize mode are other features."""
+    from harness.strategies.deep_features import features_task_key
+
+    base = replace(_target(), input=InputConfig(size=32, channels=3))
+    others = [
+        replace(base.input, normalize="imagenet"),
+        replace(base.input, resize_mode="resize-crop"),
+        replace(base.input, resize_mode="resize-crop", resize_side=40),
+    ]
+    keys = {features_task_key(base), *(features_task_key(replace(base, input=i)) for i in others)}
+    assert len(keys) == 1 + len(others)
 
 
 def _copy_sources(target: Path) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -50,9 +51,15 @@ def _pool(features: np.ndarray, how: str) -> np.ndarray:
 
 
 def features_task_key(cfg: TrialConfig) -> str:
-    """What the features depend on besides the backbone, layer, pooling and extractor: the task, and the precision
-    the extractor computed in (float32, mixed or float64 features differ, so they never share a file)."""
-    what = {"task": cfg.task.__dict__ if cfg.task else {}, "precision": cfg.runtime.precision}
+    """What the features depend on besides the backbone, layer, pooling and extractor: the task, the precision
+    the extractor computed in (float32, mixed or float64 features differ, so they never share a file) and the input
+    pipeline in front of the network (resize, channels, normalisation: pretrained weights' checkpoint key holds
+    only the input shape, so ``--normalize none`` or another resize mode must not read features made without)."""
+    what = {
+        "task": cfg.task.__dict__ if cfg.task else {},
+        "precision": cfg.runtime.precision,
+        "input": asdict(cfg.input),
+    }
     return hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()[:8]
 
 
