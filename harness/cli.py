@@ -75,13 +75,14 @@ def _prepare(args: argparse.Namespace) -> _Prepared:
         raise ValueError(
             f"Expected a new --run-id. Received: {run_id!r}, which already exists in {results_dir}. Pick another name."
         )
+    # The execution options first: they need no data, and preflight may download or convert for minutes.
+    options = _checked_execution(new_run_execution(args))
     loaded: dict[str, Any] = {}
     trials = list(plan.planned_trials)
     provenance = preflight(
         trials, args.data_dir, download=not args.no_download, loaded=loaded, cache_dir=results_dir / "_cache"
     )
     ship = datasets_to_ship(trials, args.ship_data, args.address, loaded=loaded)
-    options = _checked_execution(new_run_execution(args))
     settings = scheduler_settings(results_dir, options, verbose=args.verbose)
     return _Prepared(plan, run_id, results_dir, provenance, ship, settings)
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.augment import parse_augment
-from harness.backend import REFERENCE_BACKEND
+from harness.backend import BACKENDS, REFERENCE_BACKEND
 from harness.config import (
     BN_STATISTICS,
     DROPOUT_RNGS,
@@ -140,9 +140,9 @@ OVERRIDE_OPTIONS: tuple[tuple[str, tuple[Option, ...]], ...] = (
             "defaults, keeping the learning rate and clipping",
         ),
         Option("--lr", "optimizer.lr", "learning rate", positive_float),
-        Option(
-            "--momentum", "optimizer.momentum", "momentum (SGD family, RMSprop) or beta1 (Adam)", non_negative_float
-        ),
+        Option("--momentum", "optimizer.momentum", "momentum (SGD family, RMSprop)", non_negative_float),
+        Option("--beta1", "optimizer.beta1", "Adam's first-moment decay (default 0.9)", non_negative_float),
+        Option("--beta2", "optimizer.beta2", "Adam's second-moment decay (default 0.999)", non_negative_float),
         Option(
             "--weight-decay",
             "optimizer.weight_decay",
@@ -446,6 +446,7 @@ def _add_reference(parser: Any) -> None:
     parser.add_argument(
         "--reference",
         default=REFERENCE_BACKEND,
+        choices=BACKENDS,
         help=f"the backend every other one is compared with (default {REFERENCE_BACKEND})",
     )
 

@@ -50,6 +50,7 @@ OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "adadelta", "rmsprop", "
 
 # The resolved defaults follow PyTorch's, the documented semantics both backends implement.
 _DEFAULT_MOMENTUM = {"momentum": 0.9, "nesterov": 0.9}
+_WITHOUT_MOMENTUM = ("adam", "adamw", "adagrad", "adadelta")  # their updates read no momentum
 _DEFAULT_EPS = {"adam": 1e-8, "adamw": 1e-8, "rmsprop": 1e-8, "adagrad": 1e-10, "adadelta": 1e-6}
 _DEFAULT_RHO = {"rmsprop": 0.99, "adadelta": 0.9}
 _DEFAULT_WEIGHT_DECAY = {"adamw": 0.01}
@@ -87,6 +88,16 @@ class OptimizerConfig:
             raise ValueError(f"Expected a learning rate > 0. Received: lr={self.lr}.")
         if self.momentum is not None and not 0 <= self.momentum < 1:
             raise ValueError(f"Expected 0 <= momentum < 1. Received: momentum={self.momentum}.")
+        if self.momentum and self.name in _WITHOUT_MOMENTUM:
+            hint = " Adam's first-moment decay is --beta1." if self.name in ("adam", "adamw") else ""
+            raise ValueError(
+                f"Expected no momentum with optimizer {self.name}: it has none, so the value would be recorded but "
+                f"never applied. Received: momentum={self.momentum}. Drop --momentum, or choose one of "
+                f"{[n for n in OPTIMIZERS if n not in _WITHOUT_MOMENTUM]}.{hint}"
+            )
+        for name in ("beta1", "beta2"):
+            if not 0 <= getattr(self, name) < 1:
+                raise ValueError(f"Expected 0 <= {name} < 1. Received: {name}={getattr(self, name)}.")
         if self.weight_decay is not None and self.weight_decay < 0:
             raise ValueError(f"Expected weight_decay >= 0. Received: weight_decay={self.weight_decay}.")
         if self.name == "adamw" and self.decoupled is False:

@@ -25,6 +25,7 @@ from harness.search import (
     SearchSpace,
     apply_point,
     base_variant,
+    canonical_path,
     grid_size,
     validate_space,
 )
@@ -66,6 +67,12 @@ class TunePlan:
             raise ValueError(
                 "Expected scalar choices with --search optuna. Received: a tuple-valued choice (e.g. hidden). "
                 "Use random or grid."
+            )
+        if self.asha is not None and any(canonical_path(path) == "epochs" for path, _ in self.space.params):
+            raise ValueError(
+                "Expected no epochs in the search space with --asha: ASHA stops every trial at the base's epoch "
+                "count and ranks them there, so sampled longer runs would be cut short and compared as shorter. "
+                "Received: epochs in --space. Search epochs without --asha, or drop it from the space."
             )
         if self.num_samples < 1 or self.final_seeds < 1:
             raise ValueError(

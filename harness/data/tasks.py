@@ -25,6 +25,11 @@ class TaskSpec:
     def __post_init__(self) -> None:
         if self.classes is not None and len(set(self.classes)) < 2:
             raise ValueError(f"Expected at least two distinct classes in a task. Received: classes={self.classes}.")
+        if self.classes is not None and len(set(self.classes)) != len(self.classes):
+            raise ValueError(
+                f"Expected each class once in a task (the head has one output per listed class). Received: "
+                f"classes={self.classes}. List each class once."
+            )
         if self.binary_positive is not None and (
             self.classes is None or len(self.classes) != 2 or self.binary_positive not in self.classes
         ):
