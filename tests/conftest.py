@@ -42,12 +42,18 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
 @pytest.fixture(scope="session", autouse=True)
 def isolated_data_paths(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """Every data search path of the session in empty temporary directories: $XFBENCH_DATA, the user cache
-    ($XDG_CACHE_HOME/xfbench, so ~/.cache/xfbench is never read) and the system root ($XFBENCH_SYSTEM_DATA
-    instead of /usr/share/datasets), so data on the machine cannot change what a test sees. Session-scoped and in
+    ($XDG_CACHE_HOME/xfbench, so ~/.cache/xfbench is never read), the system root ($XFBENCH_SYSTEM_DATA
+    instead of /usr/share/datasets) and Keras' home ($KERAS_HOME, whose keras.json Keras reads), so files on the
+    machine cannot change what a test sees. Session-scoped and in
     os.environ, so it holds before module fixtures run and reaches subprocesses, pytester sessions and Ray workers.
     A test that needs the machine's system data asks for ``system_datasets``."""
     root = tmp_path_factory.mktemp("data-paths")
-    paths = {"XFBENCH_DATA": root / "env", "XDG_CACHE_HOME": root / "cache", "XFBENCH_SYSTEM_DATA": root / "system"}
+    paths = {
+        "XFBENCH_DATA": root / "env",
+        "XDG_CACHE_HOME": root / "cache",
+        "XFBENCH_SYSTEM_DATA": root / "system",
+        "KERAS_HOME": root / "keras",  # not the machine's ~/.keras/keras.json (backends/tensorflow/framework.py)
+    }
     for path in paths.values():
         path.mkdir()
     with pytest.MonkeyPatch.context() as patch:

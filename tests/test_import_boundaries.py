@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -73,3 +74,30 @@ def test_backend_packages_and_capability_declarations_import_no_framework():
             path = ROOT / "backends" / backend / module
             assert not _imported_roots(path) & set(FRAMEWORKS), f"{path} imports a framework"
             assert not _imported_roots(path) & {"backends"}, f"{path} imports the adapter (and so the framework)"
+
+
+def test_the_tensorflow_backend_ignores_a_users_keras_json(tmp_path):
+    """Keras reads $KERAS_HOME/keras.json when imported; the TensorFlow backend's layers are built for Keras'
+    defaults, so a file naming JAX, float64, another epsilon and channels first changes nothing it builds, and the
+    caller's KERAS_BACKEND is left as it was."""
+    home = tmp_path / "keras-home"
+    home.mkdir()
+    hostile = {"backend": "jax", "floatx": "float64", "epsilon": 0.1, "image_data_format": "channels_first"}
+    (home / "keras.json").write_text(json.dumps(hostile))
+    code = (
+        "import json, os\n"
+        "from backends.tensorflow.framework import keras\n"
+        "from backends.tensorflow.modes import build_model\n"
+        "from harness.config import RuntimeOptions\n"
+        "from harness.models import ModelOptions, build_spec\n"
+        "model = build_model(build_spec('cnn_small', (8, 8, 1), 10, ModelOptions()), 0, RuntimeOptions())\n"
+        "print(json.dumps([keras.backend.backend(), keras.config.floatx(), keras.config.epsilon(),\n"
+        "    keras.config.image_data_format(), sorted({w.dtype for w in model.weights}), list(model.output_shape),\n"
+        "    os.environ.get('KERAS_BACKEND')]))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"} | {"KERAS_HOME": str(home)}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT)
+    assert out.returncode == 0, out.stderr[-3000:]
+    seen = json.loads(out.stdout.strip().splitlines()[-1])
+    assert seen == ["tensorflow", "float32", 1e-7, "channels_last", ["float32"], [None, 10], None]
+    assert json.loads((home / "keras.json").read_text()) == hostile  # read, never rewritten
