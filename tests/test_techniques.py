@@ -145,6 +145,34 @@ def test_gradient_clipping_agrees_and_bites(workers, digits, clip):
     )
 
 
+def test_the_penalty_is_l1_l2_over_the_kernels_only_and_stays_out_of_the_training_loss(workers, digits):
+    """One step from the initial weights (lr 1e-12, so the weights barely move): each backend reports as the
+    penalty l1·Σ|W| + l2·ΣW² over the Conv/Dense kernels (not the biases), computed here in numpy, and as the
+    training loss the data loss of the same step without the penalty."""
+    spec = build_spec("convnet3", digits.input_shape, digits.num_classes)
+    # biases of 0.5 (not the initializer's zeros), so a penalty that took them in would be off by about 1 %
+    weights = {
+        n: np.full_like(w, 0.5) if n.endswith("/bias") else w for n, w in initial_weights(spec, "he_normal", 0).items()
+    }
+    reg = RegularizationConfig(l1=5e-4, l2=5e-3)
+
+    def penalty(names):
+        return sum(
+            reg.l1 * np.abs(weights[n].astype(np.float64)).sum()
+            + reg.l2 * np.square(weights[n].astype(np.float64)).sum()
+            for n in names
+        )
+
+    expected = penalty([n for n in weights if n.endswith("/kernel")])
+    assert penalty(weights) > expected * (1 + 1e-3)
+    sgd = OptimizerConfig("sgd", lr=1e-12)
+    for backend, worker in workers.items():
+        args = (spec, weights, sgd, digits.x_train, digits.y_train, [np.arange(32)], None, None)
+        penalised, plain = worker(probes.train, *args, reg)[1], worker(probes.train, *args)[1]
+        assert penalised.reg_loss == pytest.approx(expected, rel=1e-5), backend
+        assert penalised.loss == pytest.approx(plain.loss, rel=1e-6), backend
+
+
 @pytest.mark.parametrize("model", ["mlp", "convnet3"])
 @pytest.mark.parametrize(
     "reg",

@@ -17,6 +17,9 @@ from harness.spec import BatchNorm, Conv2D, Dense, canonical_form
 from harness.weights import count_parameters, initial_weights, parameter_shapes
 from harness.zoo import ZOO
 
+# float64 runs: 50x the largest gap measured (2.0e-9, mobilenet_v2), 100x below a float32 rounding anywhere
+FLOAT64_TRAIN_TOLERANCE = 1e-7
+
 # torchvision 0.29's published counts (weights enums' meta "num_params"; AlexNet, VGG-11 and VGG-16 without BN too)
 TORCHVISION_PARAMS = {
     "alexnet_tv": 61_100_840,
@@ -172,7 +175,8 @@ def test_resnet18_five_momentum_steps_leave_the_same_parameters_and_batchnorm_st
 def test_mobilenet_v2_five_momentum_steps_in_float64_leave_the_same_parameters_and_batchnorm_statistics(workers):
     """Issue acceptance for the network float32 cannot hold together (next test): width 0.25, 32x32 inputs, 5
     SGD-momentum steps (batch 32, its classifier dropout on shared masks) with ``--precision float64`` in both
-    backends. Measured 2.0e-9 (float32: 0.9)."""
+    backends. Measured 2.0e-9 (float32: 0.9); held to 1e-7, not float32's 1e-5, so a float64 path that rounds
+    anything to float32 (as torch's weight loading once did: 1e-7 apart) fails here."""
     spec = build_spec("mobilenet_v2", (32, 32, 3), 10, ModelOptions(width_multiplier=0.25))
     runtime = RuntimeOptions(precision="float64")
     weights, w_torch, w_tf, s_torch, s_tf = _momentum_steps(workers, spec, batch=32, runtime=runtime)
@@ -180,7 +184,7 @@ def test_mobilenet_v2_five_momentum_steps_in_float64_leave_the_same_parameters_a
     stats = [k for k in weights if k.endswith(("moving_mean", "moving_variance"))]
     assert max_abs_diff({k: w_torch[k] for k in stats}, {k: weights[k] for k in stats}) > 1e-3  # BN stats moved
     assert max_abs_diff(w_torch, weights) > 1e-3
-    assert max_abs_diff(w_torch, w_tf) <= TRAIN_TOLERANCE
+    assert max_abs_diff(w_torch, w_tf) <= FLOAT64_TRAIN_TOLERANCE
     assert abs(s_torch.loss - s_tf.loss) <= 1e-9 * s_torch.loss
 
 
