@@ -258,6 +258,21 @@ def test_features_of_every_layer_come_back_in_the_neutral_layout(workers, digits
         assert np.array_equal(got["torch"], maps.reshape(len(x), -1))
 
 
+def test_features_at_a_residual_add_and_a_concat_agree_across_backends(workers, digits):
+    """A merge's output is a layer's output too (a MobileNetV2 block ends in its Add): both backends extract it,
+    in the neutral layout, with the values the branches sum or stack to."""
+    spec = branching_spec(digits.input_shape, digits.num_classes)
+    weights = initial_weights(spec, "he_normal", 0)
+    x = digits.x_test[:50]
+    for layer, parts in (("residual", ("stem_act", "branch_a_act")), ("merge", ("residual", "branch_b"))):
+        got = {b: workers[b](probes.features, spec, weights, x, layer) for b in ("torch", "tensorflow")}
+        assert got["torch"].shape == got["tensorflow"].shape
+        assert logit_gap(got["torch"], got["tensorflow"]) <= LOGIT_TOLERANCE, layer
+        inputs = [workers["torch"](probes.features, spec, weights, x, part) for part in parts]
+        expected = inputs[0] + inputs[1] if layer == "residual" else np.concatenate(inputs, axis=-1)
+        assert np.array_equal(got["torch"], expected), layer
+
+
 @pytest.mark.parametrize("optimizer", OPTIMIZERS)
 def test_every_optimizer_gives_the_same_parameters(workers, digits, optimizer):
     spec = build_spec("mlp", digits.input_shape, digits.num_classes, ModelOptions(hidden=(32,)))

@@ -101,17 +101,11 @@ class TorchBackend:
 
     def _layer_params(self) -> dict[str, list[torch.nn.Parameter]]:
         assert self._spec is not None, "build() first"
-        out: dict[str, list[torch.nn.Parameter]] = {}
-        for layer in self._spec.layers:
-            try:
-                out[layer.name] = list(layer_module(self.module, layer.name).parameters())
-            except (KeyError, AttributeError):
-                continue  # Add / Concat: computed by the graph module, no parameters
-        return out
+        return {layer.name: list(layer_module(self.module, layer.name).parameters()) for layer in self._spec.layers}
 
     def freeze_layers(self, frozen_layers: Collection[str]) -> None:
         frozen = set(frozen_layers)
-        layers = self._layer_params()  # the layers with a module: a graph's Add and Concat have none
+        layers = self._layer_params()
         for name, params in layers.items():
             for p in params:
                 p.requires_grad_(name not in frozen)

@@ -49,27 +49,37 @@ class GlobalAvgPool(nn.Module):
         return x.mean(dim=(2, 3))
 
 
+class MergeAdd(nn.Module):
+    """A graph's Add, as a module of its own (no parameters) so that a hook reads its output as at any layer
+    (features at a MobileNetV2 block's output are features at its Add). Sums in the spec's input order."""
+
+    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+        out = inputs[0]
+        for other in inputs[1:]:
+            out = out + other
+        return out
+
+
+class MergeConcat(nn.Module):
+    """A graph's Concat along channels (NCHW), as a module of its own, like :class:`MergeAdd`."""
+
+    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+        return torch.cat(inputs, dim=1)
+
+
 class GraphModule(nn.Module):
     """Runs a non-chain spec (residual, branching) in spec order."""
 
     def __init__(self, spec: ModelSpec, layers: dict[str, nn.Module]) -> None:
         super().__init__()
         self.layers = nn.ModuleDict(layers)
-        self.plan = [(l.name, spec.inputs_of(i), type(l).__name__) for i, l in enumerate(spec.layers)]
+        self.plan = [(l.name, spec.inputs_of(i)) for i, l in enumerate(spec.layers)]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         values: dict[str, torch.Tensor] = {"input": x}
         out = x
-        for name, sources, kind in self.plan:
-            if kind == "Add":
-                out = values[sources[0]]
-                for s in sources[1:]:
-                    out = out + values[s]
-            elif kind == "Concat":
-                out = torch.cat([values[s] for s in sources], dim=1)
-            else:
-                out = self.layers[name](values[sources[0]])
-            values[name] = out
+        for name, sources in self.plan:
+            out = values[name] = self.layers[name](*(values[s] for s in sources))
         return out
 
 
@@ -206,8 +216,8 @@ def _max_pool(layer: MaxPool2D) -> nn.Module:
 
 def _module(
     layer: Layer, in_info: TensorInfo, keys: DropoutKeys | None = None, slot: int = 0, bn_statistics: str = "float32"
-) -> nn.Module | None:
-    """The module for one layer; None for Add/Concat, which GraphModule computes itself."""
+) -> nn.Module:
+    """The module for one layer."""
     if isinstance(layer, Conv2D):
         (pt, pb), (pl, pr) = layer.padding
         in_ch = in_info.shape[-1]
@@ -252,8 +262,10 @@ def _module(
         return input_layers.RepeatChannels(layer.repeats)
     if isinstance(layer, Normalize):
         return input_layers.Normalize(*normalize_factors(layer))
-    if isinstance(layer, (Add, Concat)):
-        return None
+    if isinstance(layer, Add):
+        return MergeAdd()
+    if isinstance(layer, Concat):
+        return MergeConcat()
     raise ValueError(f"Expected a layer type the torch backend knows. Received: {type(layer).__name__}.")
 
 
@@ -266,9 +278,9 @@ def build_module(spec: ModelSpec, keys: DropoutKeys | None = None, bn_statistics
     for index, layer in enumerate(spec.layers):
         if isinstance(layer, (Add, Concat)):
             _check_merge_inputs(layer, [infos[s] for s in spec.inputs_of(index)])
-        module = _module(layer, infos[spec.inputs_of(index)[0]], keys, slots.get(layer.name, 0), bn_statistics)
-        if module is not None:
-            modules[layer.name] = module
+        modules[layer.name] = _module(
+            layer, infos[spec.inputs_of(index)[0]], keys, slots.get(layer.name, 0), bn_statistics
+        )
     if spec.is_chain():
         return nn.Sequential(OrderedDict(modules))  # named children: export/load find layers by name
     return GraphModule(spec, modules)
@@ -300,11 +312,6 @@ def module_tensor(module: nn.Module, name: str) -> torch.Tensor:
 
 def _copy_into(module: nn.Module, attribute: str, array: np.ndarray) -> None:
     module_tensor(module, attribute).copy_(torch.from_numpy(array))
-
-
-def has_layer_module(model: nn.Module, name: str) -> bool:
-    """Whether layer ``name`` has a module of its own (functional layers such as a graph's adds may not)."""
-    return name in model.layers if isinstance(model, GraphModule) else hasattr(model, name)
 
 
 def layer_module(model: nn.Module, name: str) -> nn.Module:
