@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from harness.config import case_label
-from harness.summary import CASE_KEYS, last_attempts, steady_rows
+from harness.summary import CASE_KEYS, case_title, last_attempts, shown_suite, steady_rows, with_suite
 
 COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b")
 
@@ -48,13 +48,15 @@ def _colour(backend: str, backends: Sequence[str]) -> str:
     return COLOURS[list(backends).index(backend) % len(COLOURS)]
 
 
-def _case(keys: tuple) -> str:
-    strategy, model, variant, dataset = (str(k) if isinstance(k, str) else "" for k in keys)
-    return case_label(strategy, model, variant, dataset)
+def _case(keys: tuple, rows: pd.DataFrame) -> str:
+    """A case's label (its CASE_KEYS ``keys``), after its suite where ``rows`` hold several suites."""
+    suite, strategy, model, variant, dataset = (str(k) if isinstance(k, str) else "" for k in keys)
+    shown = shown_suite(rows, suite)
+    return (f"{shown}:" if shown else "") + case_label(strategy, model, variant, dataset)
 
 
 def _ok_rows(frame: pd.DataFrame) -> pd.DataFrame:
-    rows = last_attempts(frame)
+    rows = last_attempts(with_suite(frame))
     return rows[rows["status"] == "ok"]
 
 
@@ -81,7 +83,7 @@ def learning_curves(frame: pd.DataFrame) -> Iterator[Plot]:
             ax.set_ylabel(label)
             ax.grid(alpha=0.3)
         axes[0].legend()
-        name = _case(keys)
+        name = _case(keys, rows)
         fig.suptitle(f"{name}: mean over seeds, band ±1 std")
         fig.tight_layout()
         yield Plot(f"curves-{name}", f"Learning curves: {name}", fig)
@@ -89,7 +91,7 @@ def learning_curves(frame: pd.DataFrame) -> Iterator[Plot]:
 
 def epoch_times(frame: pd.DataFrame) -> list[Plot]:
     """Steady-state epoch times per case and backend as box plots with every epoch drawn as a point."""
-    plt, steady = _pyplot(), steady_rows(frame)
+    plt, steady = _pyplot(), steady_rows(with_suite(frame))
     if steady.empty:
         return []
     backends = sorted(steady["backend"].dropna().unique())
@@ -104,7 +106,7 @@ def epoch_times(frame: pd.DataFrame) -> list[Plot]:
                 ax.boxplot(times, positions=[position], orientation="horizontal", widths=0.6, showfliers=False)
                 jitter = np.random.default_rng(position).uniform(-0.15, 0.15, len(times))
                 ax.scatter(times, position + jitter, s=8, color=colour, alpha=0.7)
-                labels.append((position, f"{_case(keys)} · {backend}"))
+                labels.append((position, f"{_case(keys, steady)} · {backend}"))
                 position += 1
     ax.set_yticks([p for p, _ in labels], [label for _, label in labels], fontsize=8)
     ax.set_xlabel("steady epoch time (s)")
@@ -132,7 +134,7 @@ def accuracy_vs_time(frame: pd.DataFrame) -> list[Plot]:
             ).cumsum()
             backend = str(trial["backend"].iloc[0])
             ax.plot(wall, trial["val_acc"].astype(float), color=_colour(backend, backends), marker=".", alpha=0.8)
-        ax.set_title(_case(keys), fontsize=8)
+        ax.set_title(_case(keys, rows), fontsize=8)
         ax.set_xlabel("wall time (s)")
         ax.set_ylabel("val accuracy")
         ax.grid(alpha=0.3)
@@ -158,7 +160,7 @@ def time_ratios(statistics: pd.DataFrame) -> list[Plot]:
         err = [[ratio - low], [high - ratio]] if not math.isnan(low) else None
         colour = "#d62728" if row["time_significant"] else "#1f77b4"
         ax.errorbar([ratio], [position], xerr=err, fmt="o", color=colour, capsize=4)
-        labels.append(f"{_case(tuple(row[k] for k in CASE_KEYS))} · {row['reference']} / {row['backend']}")
+        labels.append(f"{case_title(row)} · {row['reference']} / {row['backend']}")
     ax.axvline(1.0, color="grey", linestyle="--")
     ax.set_yticks(range(len(labels)), labels, fontsize=8)
     ax.set_xlabel("epoch-time ratio (red: 95 % interval excludes 1)")

@@ -26,10 +26,9 @@ import pandas as pd
 
 from harness.backend import BACKENDS
 from harness.compare import CaseComparison, Thresholds
-from harness.config import case_label
 from harness.statistics import SIGNIFICANT_MARK
 from harness.suites import SPEED_VARIANTS
-from harness.summary import Summary
+from harness.summary import Summary, case_title
 from harness.tuning import TUNED, TunePlan, best_trials, search_table
 
 if TYPE_CHECKING:
@@ -104,6 +103,12 @@ def markdown_table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
     return "\n".join(lines)
 
 
+def _strategy_cell(row: pd.Series) -> str:
+    """The strategy, after the case's suite where a run holds several (``Summary`` rows' ``suite_shown``)."""
+    shown = row.get("suite_shown")
+    return f"{shown}: {row['strategy']}" if isinstance(shown, str) and shown else str(row["strategy"])
+
+
 def _model_cell(row: pd.Series) -> str:
     return str(row["model"]) + (f"+{row['variant']}" if row["variant"] else "")
 
@@ -118,7 +123,7 @@ def per_backend_cells(row: pd.Series) -> list[str]:
         + (f", {row['diverged']} diverged" if row["diverged"] else "")
     )
     return [
-        str(row["strategy"]),
+        _strategy_cell(row),
         _model_cell(row),
         str(row["dataset"]),
         str(row["backend"]),
@@ -147,7 +152,7 @@ def pair_header(reference: str, backend: str) -> list[str]:
 def pair_cells(row: pd.Series) -> list[str]:
     """One row of ``Summary.comparison`` (a case, a backend against the reference)."""
     return [
-        str(row["strategy"]),
+        _strategy_cell(row),
         _model_cell(row),
         str(row["dataset"]),
         fmt(row["acc_diff_pp"], "+.2f"),
@@ -173,8 +178,8 @@ def regression_cells(c: CaseComparison) -> list[str]:
 
 
 def case_name(row: pd.Series) -> str:
-    """strategy-model[+variant]-dataset, as in trial ids."""
-    return case_label(str(row["strategy"]), str(row["model"]), str(row["variant"] or ""), str(row["dataset"]))
+    """strategy-model[+variant]-dataset, as in trial ids; ``suite:`` before it where a run holds several suites."""
+    return case_title(row)
 
 
 def _interval(value: float, low: float, high: float, spec: str, significant: bool) -> str:

@@ -10,9 +10,30 @@ import numpy as np
 import pandas as pd
 
 from harness.backend import BACKENDS, REFERENCE_BACKEND
+from harness.config import case_label
 from harness.model_cost import training_gflops
 
-CASE_KEYS = ["strategy", "model", "variant", "dataset"]
+# A case is a suite's: two suites of one run may name the same (strategy, model, variant, dataset) with other
+# settings (s1_alexnet_quick and zoo_quick both train scratch-alexnet-fashion_mnist), and must not be pooled.
+CASE_KEYS = ["suite", "strategy", "model", "variant", "dataset"]
+
+
+def with_suite(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with a suite column (rows written without one belong to no suite)."""
+    return frame if "suite" in frame.columns else frame.assign(suite="")
+
+
+def shown_suite(frame: pd.DataFrame, suite: object) -> str:
+    """The suite as tables name a case: only where the rows hold more than one suite, else ''."""
+    return str(suite) if frame["suite"].nunique(dropna=False) > 1 else ""
+
+
+def case_title(row: pd.Series) -> str:
+    """A summary row's case as tables and plots name it: strategy-model[+variant]-dataset, as in trial ids, after
+    ``suite:`` where the run holds several suites (the row's ``suite_shown``)."""
+    label = case_label(str(row["strategy"]), str(row["model"]), str(row["variant"] or ""), str(row["dataset"]))
+    shown = row.get("suite_shown")
+    return f"{shown}:{label}" if isinstance(shown, str) and shown else label
 
 
 @dataclass(frozen=True)
@@ -51,6 +72,7 @@ def steady_rows(frame: pd.DataFrame) -> pd.DataFrame:
 
 def summarize(frame: pd.DataFrame, reference: str = REFERENCE_BACKEND) -> Summary:
     rows = []
+    frame = with_suite(frame)
     finals = final_rows(frame)
     for keys, group in frame.groupby(CASE_KEYS + ["backend"], sort=True, dropna=False):
         trial_finals = finals[finals["trial_id"].isin(group["trial_id"].unique())]
@@ -63,6 +85,7 @@ def summarize(frame: pd.DataFrame, reference: str = REFERENCE_BACKEND) -> Summar
         rows.append(
             {
                 **dict(zip(CASE_KEYS + ["backend"], keys, strict=True)),
+                "suite_shown": shown_suite(frame, keys[0]),
                 "trials": int(trial_finals["trial_id"].nunique()),
                 "ok": int(len(ok)),
                 "failed": int((trial_finals["status"] == "failed").sum()),
@@ -114,6 +137,7 @@ def _compare(per_backend: pd.DataFrame, reference: str) -> pd.DataFrame:
             out.append(
                 {
                     **dict(zip(CASE_KEYS, keys, strict=True)),
+                    "suite_shown": ref["suite_shown"],
                     "backend": backend,
                     "reference": reference,
                     "acc_diff_pp": 100.0 * (ref["test_acc_mean"] - other["test_acc_mean"]),

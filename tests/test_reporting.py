@@ -105,6 +105,33 @@ def test_three_backends_each_non_reference_backend_is_compared_with_the_referenc
     assert summary.comparison["backend"].tolist() == ["tensorflow", THIRD]
 
 
+def test_two_suites_that_name_the_same_case_are_never_pooled_and_tables_name_the_suite():
+    """s1_alexnet_quick and zoo_quick both train scratch-alexnet-fashion_mnist, with other settings: one run's
+    summary keeps them apart, with the suite before the case wherever the run holds several suites."""
+    rows = []
+    for suite, acc, time_s in (("s1", 0.9, 2.0), ("zoo", 0.5, 4.0)):
+        for backend in (REFERENCE_BACKEND, "tensorflow"):
+            rows += [
+                r | {"suite": suite, "trial_id": f"{suite}-{r['trial_id']}"} for r in _rows(backend, "mlp", acc, time_s)
+            ]
+    summary = summarize(to_frame(rows))
+    per_backend = summary.per_backend.set_index(["suite", "backend"])
+    assert len(per_backend) == 4
+    for suite, acc, time_s in (("s1", 0.9, 2.0), ("zoo", 0.5, 4.0)):
+        assert per_backend.loc[(suite, "tensorflow"), "test_acc_mean"] == pytest.approx(acc)
+        assert per_backend.loc[(suite, "tensorflow"), "epoch_time_s_median"] == pytest.approx(time_s)
+    assert sorted(summary.statistics["suite"]) == ["s1", "zoo"]
+    text = reporting.run_markdown(summary, "t")
+    assert "| s1: scratch | mlp |" in text and "| zoo: scratch | mlp |" in text
+    assert {reporting.case_name(r) for _, r in summary.comparison.iterrows()} == {
+        "s1:scratch-mlp-digits",
+        "zoo:scratch-mlp-digits",
+    }
+    single = summarize(to_frame([r for r in rows if r["suite"] == "s1"]))
+    assert reporting.case_name(single.per_backend.iloc[0]) == "scratch-mlp-digits"  # one suite: no prefix
+    assert "| scratch | mlp |" in reporting.run_markdown(single, "t")
+
+
 def test_another_reference_backend_is_compared_with_every_other():
     summary = summarize(_three_backend_frame(), reference="tensorflow")
     cmp = summary.comparison.set_index(["model", "backend"])
