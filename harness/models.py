@@ -170,7 +170,10 @@ class ModelEntry:
 
 
 _ALL_OPTIONS = frozenset(f.name for f in fields(ModelOptions))
-_SMALL = _ALL_OPTIONS - {"width_multiplier"}
+_MLP = _ALL_OPTIONS - {"width_multiplier"}
+_CNN_SMALL = _MLP - {"hidden"}  # its dense layer is 128 wide (--dropout sets both rates: build_spec)
+_CONVNET3 = _CNN_SMALL - {"dropout", "dropout_kind"}  # no dense hidden layer, no dropout
+_ALPHA_ACTIVATIONS = ("leaky_relu", "elu")  # the activations activation_alpha parameterises
 DIGITS_SHAPE = (8, 8, 1)
 
 
@@ -182,29 +185,34 @@ def _zoo_builder(model: ZooModel) -> Builder:
     return build
 
 
-# The three small models of the notebooks, sized for the embedded digits; they honour every option but the width.
+# The three small models of the notebooks, sized for the embedded digits; they honour the options their layers have.
 CORE_MODELS = ("mlp", "convnet3", "cnn_small")
 
 MODELS: dict[str, ModelEntry] = {
     "mlp": ModelEntry(
-        _mlp, "flatten -> dense(hidden...) + activation -> dense(classes); default hidden (4000,)", DIGITS_SHAPE, _SMALL
+        _mlp, "flatten -> dense(hidden...) + activation -> dense(classes); default hidden (4000,)", DIGITS_SHAPE, _MLP
     ),
     "convnet3": ModelEntry(
-        _convnet3, "ThreeLayerConvNet: conv32 5x5 p2, ReLU, conv16 3x3 p1, ReLU, dense", DIGITS_SHAPE, _SMALL
+        _convnet3, "ThreeLayerConvNet: conv32 5x5 p2, ReLU, conv16 3x3 p1, ReLU, dense", DIGITS_SHAPE, _CONVNET3
     ),
     "cnn_small": ModelEntry(
         _cnn_small,
         "conv32 3x3, ReLU, conv32 3x3, ReLU, maxpool2, dropout .25 | dense128, ReLU, dropout .5, dense",
         DIGITS_SHAPE,
-        _SMALL,
+        _CNN_SMALL,
     ),
     **{name: ModelEntry(_zoo_builder(z), z.description, z.natural_input, z.options) for name, z in ZOO.items()},
 }
 
 
 def check_options_apply(name: str, options: ModelOptions) -> None:
-    """Raise when an option is set that model ``name`` would ignore: a result must not claim what did not happen."""
-    honoured = MODELS[name].options
+    """Raise when an option is set that model ``name`` would ignore: a result must not claim what did not happen.
+    The activation's alpha applies to leaky_relu and elu only. BatchNorm's settings and the dropout kind are
+    definitions for whatever BatchNorm or dropout a model has (a run sets them for a whole suite), so a model
+    that has such layers accepts them whether or not these settings add any."""
+    honoured = set(MODELS[name].options)
+    if options.activation not in _ALPHA_ACTIVATIONS:
+        honoured.discard("activation_alpha")
     defaults = ModelOptions()
     ignored = {
         f.name: getattr(options, f.name)
@@ -213,9 +221,10 @@ def check_options_apply(name: str, options: ModelOptions) -> None:
     }
     if ignored:
         raise ValueError(
-            f"Expected only options that model {name!r} uses ({', '.join(sorted(honoured))}). "
+            f"Expected only options that model {name!r} uses ({', '.join(sorted(honoured))}; "
+            "--activation-alpha with leaky_relu or elu only). "
             f"Received: {', '.join(f'{k}={v!r}' for k, v in ignored.items())}. "
-            f"Drop them, or pick a model they apply to."
+            "Drop them, or pick a model or setting they apply to."
         )
 
 

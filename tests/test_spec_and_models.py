@@ -155,3 +155,30 @@ def test_cnn_layer_errors_say_what_was_expected_and_received():
         infer_shapes(flat_pad)
     with pytest.raises(ValueError, match=r"stored spec.*Known: \[.*'AdaptiveAvgPool2D'.*'ZeroPad2D'"):
         spec_from_dict({"name": "m", "input_shape": [8, 8, 1], "num_classes": 2, "layers": [{"type": "Upsample"}]})
+
+
+@pytest.mark.parametrize(
+    ("model", "options", "named"),
+    [
+        ("convnet3", ModelOptions(hidden=(64,)), "hidden"),  # no hidden dense layer
+        ("cnn_small", ModelOptions(hidden=(64,)), "hidden"),  # its dense layer is 128 wide
+        ("convnet3", ModelOptions(dropout=0.3), "dropout"),  # no dropout layer
+        ("convnet3", ModelOptions(dropout_kind="alpha"), "dropout_kind"),
+        ("mlp", ModelOptions(activation="relu", activation_alpha=0.2), "activation_alpha"),
+    ],
+)
+def test_an_option_the_model_would_not_apply_with_these_settings_is_refused(model, options, named):
+    """A result must not record a setting that changed nothing: each is refused, named. (BatchNorm's settings and
+    the dropout kind are definitions a run sets for a whole suite: accepted by a model with no such layer.)"""
+    with pytest.raises(ValueError, match=f"Received: {named}="):
+        build_spec(model, (8, 8, 1), 10, options)
+
+
+def test_the_options_that_do_apply_change_the_spec():
+    assert build_spec("cnn_small", (8, 8, 1), 10, ModelOptions(dropout=0.3)).layer("drop2").rate == 0.3
+    alpha = build_spec("mlp", (8, 8, 1), 10, ModelOptions(dropout=0.2, dropout_kind="alpha")).layer("drop1")
+    assert alpha.kind == "alpha"
+    bn = build_spec("convnet3", (8, 8, 1), 10, ModelOptions(batchnorm="before", bn_epsilon=1e-3)).layer("conv1_bn")
+    assert bn.epsilon == 1e-3
+    leaky = build_spec("convnet3", (8, 8, 1), 10, ModelOptions(activation="leaky_relu", activation_alpha=0.2))
+    assert leaky.layer("act1").alpha == 0.2
