@@ -8,7 +8,8 @@ The command line, the suites' sweeps, the search spaces and the pytest plugin al
   its defaults.
 - Changing ``optimizer.name`` to another optimizer starts that optimizer from its own defaults (momentum, epsilon,
   weight decay, ...) and keeps the learning rate and the gradient clipping, which are not the optimizer's
-  hyperparameters; other ``optimizer.*`` values given in the same set then apply.
+  hyperparameters; other ``optimizer.*`` values given in the same set then apply. Changing ``schedule.name``
+  likewise starts that schedule from its defaults (a plateau's factor means nothing to a constant rate).
 - Values arrive as Python or numpy values, lists or tuples (Ray Tune hands back numpy scalars and lists): they
   are turned into the plain ints, floats and tuples the configs hold, and the configs' own checks reject bad
   values with a ValueError.
@@ -22,6 +23,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from harness.config import OptimizerConfig, TrialConfig
+from harness.schedules import ScheduleConfig
 
 # Fields the optimizer keeps when it is swapped for another: not the optimizer's own hyperparameters.
 KEPT_ON_OPTIMIZER_CHANGE = ("lr", "clip_value", "clip_norm")
@@ -98,6 +100,8 @@ def _apply(config: Any, tree: dict[str, Any]) -> Any:
     if isinstance(config, OptimizerConfig) and updates.get("name", config.name) != config.name:
         kept = {f: getattr(config, f) for f in KEPT_ON_OPTIMIZER_CHANGE}
         config = OptimizerConfig(name=updates["name"], **kept)
+    if isinstance(config, ScheduleConfig) and updates.get("name", config.name) != config.name:
+        return ScheduleConfig(**updates)  # the new schedule's defaults, then what was given with it
     return dataclasses.replace(config, **updates)
 
 

@@ -21,6 +21,16 @@ from dataclasses import dataclass, field
 import numpy as np
 
 SCHEDULES = ("constant", "power", "exponential", "piecewise", "plateau", "onecycle")
+# The settings each schedule reads; a setting another schedule reads, given to this one, would be recorded unused.
+_SETTINGS_OF: dict[str, frozenset[str]] = {
+    "constant": frozenset(),
+    "power": frozenset({"steps", "power"}),
+    "exponential": frozenset({"steps"}),
+    "piecewise": frozenset({"boundaries", "values"}),
+    "plateau": frozenset({"factor", "patience", "threshold"}),
+    "onecycle": frozenset({"max_momentum", "min_momentum"}),
+}
+_SETTINGS = frozenset().union(*_SETTINGS_OF.values())
 
 
 @dataclass(frozen=True)
@@ -51,6 +61,26 @@ class ScheduleConfig:
             )
         if self.name == "plateau" and not 0 < self.factor < 1:
             raise ValueError(f"Expected 0 < factor < 1 for reduce-on-plateau. Received: {self.factor}.")
+        if self.name == "piecewise" and any(
+            b <= a for a, b in zip((-1, *self.boundaries[:-1]), self.boundaries, strict=True)
+        ):
+            raise ValueError(
+                "Expected piecewise boundaries as increasing step indices >= 0 (each starts the next value). "
+                f"Received: boundaries={self.boundaries}. List them in order, each once."
+            )
+        defaults = ScheduleConfig.__dataclass_fields__
+        unused = {
+            name: getattr(self, name)
+            for name in _SETTINGS
+            if name not in _SETTINGS_OF[self.name] and getattr(self, name) != defaults[name].default
+        }
+        if unused:
+            raise ValueError(
+                f"Expected only the settings the {self.name} schedule uses "
+                f"({sorted(_SETTINGS_OF[self.name]) or 'none'}). "
+                f"Received: {', '.join(f'{k}={v!r}' for k, v in unused.items())}, which it would ignore. Drop them, "
+                "or pick the schedule they belong to."
+            )
 
     @property
     def cycles_momentum(self) -> bool:

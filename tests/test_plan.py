@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from harness.config import OptimizerConfig, TrialConfig
@@ -9,6 +11,7 @@ from harness.data.tasks import TaskSpec
 from harness.overrides import apply_overrides, field_hint
 from harness.plan import ExecutionOptions, RunFile, RunPlan, RunRecord, read_run_file, write_run_file
 from harness.planner import SearchRequest, Selection, plan_run, plan_tune
+from harness.schedules import ScheduleConfig
 from harness.search import apply_point
 from harness.suites import suite
 
@@ -35,6 +38,22 @@ def test_a_changed_optimizer_starts_from_its_defaults_keeping_rate_and_clipping(
     assert apply_point(clipped, {"optimizer": "adamw"}) == swapped
     # The same optimizer keeps every setting.
     assert apply_overrides(clipped, {"optimizer.name": "momentum"}).optimizer.weight_decay == 1e-3
+
+
+def test_a_changed_schedule_starts_from_its_defaults_and_settings_it_would_ignore_are_refused():
+    plateau = dataclasses.replace(BASE, schedule=ScheduleConfig("plateau", factor=0.3, patience=4))
+    assert apply_overrides(plateau, {"schedule.name": "constant"}).schedule == ScheduleConfig()
+    piecewise = apply_overrides(
+        plateau, {"schedule.name": "piecewise", "schedule.boundaries": (3,), "schedule.values": (0.1, 0.01)}
+    )
+    assert piecewise.schedule == ScheduleConfig("piecewise", boundaries=(3,), values=(0.1, 0.01))
+    assert apply_overrides(plateau, {"schedule.patience": 5}).schedule.factor == 0.3  # the same schedule keeps all
+    with pytest.raises(ValueError, match="the constant schedule uses .none.. Received: factor=0.3"):
+        ScheduleConfig("constant", factor=0.3)
+    with pytest.raises(ValueError, match="Received: boundaries=.1,., values="):
+        ScheduleConfig("onecycle", boundaries=(1,), values=(0.1, 0.01))
+    with pytest.raises(ValueError, match="increasing step indices"):
+        ScheduleConfig("piecewise", boundaries=(5, 3), values=(0.1, 0.01, 0.001))
 
 
 def test_unknown_paths_and_bad_values_say_what_was_expected():
