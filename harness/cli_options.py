@@ -290,10 +290,13 @@ OVERRIDE_OPTIONS: tuple[tuple[str, tuple[Option, ...]], ...] = (
             "--frozen-epochs",
             "transfer.frozen_epochs",
             "transfer: epochs with the features frozen before unfreezing",
-            int,
+            non_negative_int,
         ),
         Option(
-            "--freeze-groups", "transfer.freeze_groups", "freeze_early: how many leading layer groups stay frozen", int
+            "--freeze-groups",
+            "transfer.freeze_groups",
+            "freeze_early: how many leading layer groups stay frozen",
+            non_negative_int,
         ),
         Option(
             "--backbone-lr-multiplier",

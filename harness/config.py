@@ -170,12 +170,13 @@ class TransferOptions:
     weights_file: str | None = None
 
     def __post_init__(self) -> None:
-        if (
-            self.source_epochs < 1
-            or self.freeze_groups < 0
-            or (self.frozen_epochs is not None and self.frozen_epochs < 0)
-        ):
-            raise ValueError(f"Expected source_epochs >= 1, freeze_groups >= 0, frozen_epochs >= 0. Received: {self}.")
+        for name, least in (("source_epochs", 1), ("freeze_groups", 0), ("frozen_epochs", 0)):
+            value = getattr(self, name)
+            if value is not None and value < least:
+                flag = "--" + name.replace("_", "-")
+                raise ValueError(
+                    f"Expected {flag} >= {least}. Received: {flag} {value}. Give a value of {least} or more."
+                )
         if self.feature_pool not in ("flatten", "avg"):
             raise ValueError(f"Expected feature_pool 'flatten' or 'avg'. Received: {self.feature_pool!r}.")
         if self.sklearn_head not in SKLEARN_HEADS:

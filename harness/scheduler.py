@@ -69,8 +69,14 @@ class AshaSettings:
     reduction_factor: int = 3  # keep the best 1/reduction_factor at each rung
 
     def __post_init__(self) -> None:
-        if self.grace_period < 1 or self.reduction_factor < 2:
-            raise ValueError(f"Expected grace_period >= 1 and reduction_factor >= 2. Received: {self}.")
+        for flag, value, least in (
+            ("--grace-period", self.grace_period, 1),
+            ("--reduction-factor", self.reduction_factor, 2),
+        ):
+            if value < least:
+                raise ValueError(
+                    f"Expected {flag} >= {least}. Received: {flag} {value}. Give a value of {least} or more."
+                )
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ by construction. ``t`` is the 0-based index of the step about to be taken.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 
@@ -68,11 +68,10 @@ class ScheduleConfig:
                 "Expected piecewise boundaries as increasing step indices >= 0 (each starts the next value). "
                 f"Received: boundaries={self.boundaries}. List them in order, each once."
             )
-        defaults = ScheduleConfig.__dataclass_fields__
         unused = {
-            name: getattr(self, name)
-            for name in _SETTINGS
-            if name not in _SETTINGS_OF[self.name] and getattr(self, name) != defaults[name].default
+            f.name: getattr(self, f.name)
+            for f in fields(self)  # in the dataclass's order, so the message reads the same every time
+            if f.name in _SETTINGS and f.name not in _SETTINGS_OF[self.name] and getattr(self, f.name) != f.default
         }
         if unused:
             raise ValueError(

@@ -234,7 +234,7 @@ BAD_INPUTS = {
     ),
     "negative frozen epochs": (
         ["run", "--strategy", "transfer", "--model", "cnn_small", "--dataset", "digits", "--frozen-epochs", "-1"],
-        "frozen_epochs >= 0",
+        "argument --frozen-epochs: expected a number >= 0, received -1",
     ),
     "mc dropout without dropout": (
         ["run", "--strategy", "scratch", "--model", "mlp", "--dataset", "digits", "--mc-dropout", "5"],
