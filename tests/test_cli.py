@@ -12,63 +12,25 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
+MLP_RUN = ["run", "--strategy", "scratch", "--model", "mlp", "--dataset", "digits"]
+
 BAD_INPUTS = {
     "momentum for adam": (
-        [
-            "run",
-            "--strategy",
-            "scratch",
-            "--model",
-            "mlp",
-            "--dataset",
-            "digits",
-            "--optimizer",
-            "adam",
-            "--momentum",
-            "0.5",
-        ],
+        [*MLP_RUN, "--optimizer", "adam", "--momentum", "0.5"],
         "Expected no momentum with optimizer adam: it has none, so the value would be recorded but never applied. "
         "Received: momentum=0.5",
     ),
     "beta1 out of range": (
-        [
-            "run",
-            "--strategy",
-            "scratch",
-            "--model",
-            "mlp",
-            "--dataset",
-            "digits",
-            "--optimizer",
-            "adam",
-            "--beta1",
-            "1",
-        ],
+        [*MLP_RUN, "--optimizer", "adam", "--beta1", "1"],
         "Expected 0 <= beta1 < 1. Received: beta1=1.0",
     ),
-    "a class listed twice": (
-        ["run", "--strategy", "scratch", "--model", "mlp", "--dataset", "digits", "--classes", "0,1,1"],
-        "Expected each class once in a task",
-    ),
+    "a class listed twice": ([*MLP_RUN, "--classes", "0,1,1"], "Expected each class once in a task"),
     "unknown reference": (
         ["run", "--suite", "quick", "--reference", "pytorch"],
         "argument --reference: invalid choice: 'pytorch'",
     ),
     "epochs searched under asha": (
-        [
-            "tune",
-            "--strategy",
-            "scratch",
-            "--model",
-            "mlp",
-            "--dataset",
-            "digits",
-            "--backend",
-            "torch",
-            "--space",
-            "epochs=choice:2,4",
-            "--asha",
-        ],
+        ["tune", *MLP_RUN[1:], "--backend", "torch", "--space", "epochs=choice:2,4", "--asha"],
         "Expected no epochs in the search space with --asha",
     ),
     "unknown backend": (
