@@ -68,6 +68,7 @@ def model_cost(spec: ModelSpec) -> ModelCost:
     return ModelCost(tuple(rows))
 
 
-def training_gflops(forward_macs: float, samples_per_s: float) -> float:
-    """Achieved training GFLOP/s: three forward passes' worth of FLOPs per sample."""
-    return TRAINING_PASSES * FLOPS_PER_MAC * forward_macs * samples_per_s / 1e9
+def training_gflops(forward_macs: float, samples_per_s: float, passes: int = TRAINING_PASSES) -> float:
+    """Achieved GFLOP/s: ``passes`` forward passes' worth of FLOPs per sample (three for training; one where the
+    samples/s is a forward-only extraction, as deep_features' is)."""
+    return passes * FLOPS_PER_MAC * forward_macs * samples_per_s / 1e9

@@ -70,7 +70,8 @@ RUN_NOTE = (
     "reference backend, {reference}: accuracy differences are {reference} − backend, ratios {reference} / backend, "
     "so ratios above 1 mean {reference} takes longer (epoch time) or processes more samples per second "
     "(samples/s). Training GFLOP/s = 3 × 2 × forward MACs per sample × samples/s (forward and two backward "
-    "passes; convolutions and dense layers only)."
+    "passes; convolutions and dense layers only; deep_features: 1 × 2 ×, its samples/s being the forward-only "
+    "feature extraction)."
 )
 MARKED_VERDICTS = ("regression", "improvement")
 STATS_HEADER = ["case", "backend", "seeds", "Δ acc pp [95 % CI]", "time ratio [95 % CI]", "note"]

@@ -11,7 +11,7 @@ import pandas as pd
 
 from harness.backend import BACKENDS, REFERENCE_BACKEND
 from harness.config import case_label
-from harness.model_cost import training_gflops
+from harness.model_cost import TRAINING_PASSES, training_gflops
 
 # A case is a suite's: two suites of one run may name the same (strategy, model, variant, dataset) with other
 # settings (s1_alexnet_quick and zoo_quick both train scratch-alexnet-fashion_mnist), and must not be pooled.
@@ -82,10 +82,13 @@ def summarize(frame: pd.DataFrame, reference: str = REFERENCE_BACKEND) -> Summar
         timing = steady if len(steady) else group[group["status"] == "ok"]
         samples_per_s = float(timing["samples_per_s"].median()) if len(timing) else math.nan
         macs = _first(group, "forward_macs")
+        case = dict(zip(CASE_KEYS + ["backend"], keys, strict=True))
+        # deep_features' samples/s is its feature extraction: one forward pass per sample, not a training step's three
+        passes = 1 if case["strategy"] == "deep_features" else TRAINING_PASSES
         rows.append(
             {
-                **dict(zip(CASE_KEYS + ["backend"], keys, strict=True)),
-                "suite_shown": shown_suite(frame, keys[0]),
+                **case,
+                "suite_shown": shown_suite(frame, case["suite"]),
                 "trials": int(trial_finals["trial_id"].nunique()),
                 "ok": int(len(ok)),
                 "failed": int((trial_finals["status"] == "failed").sum()),
@@ -96,7 +99,7 @@ def summarize(frame: pd.DataFrame, reference: str = REFERENCE_BACKEND) -> Summar
                 "samples_per_s_median": samples_per_s,
                 "params": _first(group, "params"),
                 "forward_macs": macs,
-                "train_gflops": training_gflops(macs, samples_per_s),
+                "train_gflops": training_gflops(macs, samples_per_s, passes),
                 "timing_basis": "steady" if len(steady) else ("warm-up only" if len(timing) else "none"),
                 "warmup_time_s": _warmup_seconds(group),
             }

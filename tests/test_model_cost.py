@@ -148,3 +148,6 @@ def test_summary_reports_achieved_training_gflops_per_backend():
     assert per_backend.loc["torch", "train_gflops"] == pytest.approx(6 * 2e6 * 1000 / 1e9)
     assert per_backend.loc["tensorflow", "train_gflops"] == pytest.approx(6 * 2e6 * 500 / 1e9)
     assert per_backend.loc["torch", "params"] == 100
+    # deep_features' samples/s is a forward-only extraction: one pass of two FLOPs per MAC
+    extraction = summarize(pd.DataFrame([r | {"strategy": "deep_features"} for r in rows])).per_backend
+    assert extraction.set_index("backend").loc["torch", "train_gflops"] == pytest.approx(2 * 2e6 * 1000 / 1e9)
