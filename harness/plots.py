@@ -16,8 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from harness.config import case_label
-from harness.summary import CASE_KEYS, case_title, last_attempts, shown_suite, steady_rows, with_suite
+from harness.summary import CASE_KEYS, case_title, last_attempts, several_suites, steady_rows, with_suite
 
 COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b")
 
@@ -50,9 +49,8 @@ def _colour(backend: str, backends: Sequence[str]) -> str:
 
 def _case(keys: tuple, rows: pd.DataFrame) -> str:
     """A case's label (its CASE_KEYS ``keys``), after its suite where ``rows`` hold several suites."""
-    suite, strategy, model, variant, dataset = (str(k) if isinstance(k, str) else "" for k in keys)
-    shown = shown_suite(rows, suite)
-    return (f"{shown}:" if shown else "") + case_label(strategy, model, variant, dataset)
+    case = dict(zip(CASE_KEYS, (str(k) if isinstance(k, str) else "" for k in keys), strict=True))
+    return case_title(case | {"suite_shown": case["suite"] if several_suites(rows) else ""})
 
 
 def _ok_rows(frame: pd.DataFrame) -> pd.DataFrame:

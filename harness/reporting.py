@@ -28,7 +28,7 @@ from harness.backend import BACKENDS
 from harness.compare import CaseComparison, Thresholds
 from harness.statistics import SIGNIFICANT_MARK
 from harness.suites import SPEED_VARIANTS
-from harness.summary import Summary, case_title
+from harness.summary import Summary, case_title, suite_shown
 from harness.tuning import TUNED, TunePlan, best_trials, search_table
 
 if TYPE_CHECKING:
@@ -106,8 +106,7 @@ def markdown_table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
 
 def _strategy_cell(row: pd.Series) -> str:
     """The strategy, after the case's suite where a run holds several (``Summary`` rows' ``suite_shown``)."""
-    shown = row.get("suite_shown")
-    return f"{shown}: {row['strategy']}" if isinstance(shown, str) and shown else str(row["strategy"])
+    return f"{suite_shown(row)}: {row['strategy']}" if suite_shown(row) else str(row["strategy"])
 
 
 def _model_cell(row: pd.Series) -> str:

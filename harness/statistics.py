@@ -22,7 +22,7 @@ import pandas as pd
 from scipy.stats import t as student_t
 
 from harness.backend import BACKENDS, REFERENCE_BACKEND
-from harness.summary import CASE_KEYS, final_rows, shown_suite, steady_rows, with_suite
+from harness.summary import CASE_KEYS, final_rows, several_suites, steady_rows, with_suite
 
 SIGNIFICANT_MARK = "*"  # beside a figure whose 95 % interval excludes "no difference"
 TOO_FEW_SEEDS = "1 seed: too few to say"
@@ -126,6 +126,7 @@ def case_statistics(
     if frame.empty:
         return pd.DataFrame(columns=STATS_COLUMNS)
     frame = with_suite(frame)
+    named = several_suites(frame)
     finals, steady = final_rows(frame), steady_rows(frame)
     out = []
     for keys, case in frame.groupby(CASE_KEYS, sort=True, dropna=False):
@@ -147,7 +148,7 @@ def case_statistics(
             out.append(
                 {
                     **dict(zip(CASE_KEYS, keys, strict=True)),
-                    "suite_shown": shown_suite(frame, keys[0]),
+                    "suite_shown": keys[0] if named else "",
                     "backend": backend,
                     "reference": reference,
                     "paired_seeds": n,

@@ -4,7 +4,9 @@ backend against the reference backend. Tables are drawn by :mod:`harness.reporti
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -23,17 +25,22 @@ def with_suite(frame: pd.DataFrame) -> pd.DataFrame:
     return frame if "suite" in frame.columns else frame.assign(suite="")
 
 
-def shown_suite(frame: pd.DataFrame, suite: object) -> str:
-    """The suite as tables name a case: only where the rows hold more than one suite, else ''."""
-    return str(suite) if frame["suite"].nunique(dropna=False) > 1 else ""
+def several_suites(frame: pd.DataFrame) -> bool:
+    """Whether ``frame``'s rows hold more than one suite: then tables and plots name each case's suite."""
+    return frame["suite"].nunique(dropna=False) > 1
 
 
-def case_title(row: pd.Series) -> str:
+def suite_shown(row: pd.Series | Mapping[str, Any]) -> str:
+    """A summary row's ``suite_shown``: its suite where the run holds several, else ''."""
+    shown = row.get("suite_shown")
+    return shown if isinstance(shown, str) else ""
+
+
+def case_title(row: pd.Series | Mapping[str, Any]) -> str:
     """A summary row's case as tables and plots name it: strategy-model[+variant]-dataset, as in trial ids, after
     ``suite:`` where the run holds several suites (the row's ``suite_shown``)."""
     label = case_label(str(row["strategy"]), str(row["model"]), str(row["variant"] or ""), str(row["dataset"]))
-    shown = row.get("suite_shown")
-    return f"{shown}:{label}" if isinstance(shown, str) and shown else label
+    return f"{suite_shown(row)}:{label}" if suite_shown(row) else label
 
 
 @dataclass(frozen=True)
@@ -73,6 +80,7 @@ def steady_rows(frame: pd.DataFrame) -> pd.DataFrame:
 def summarize(frame: pd.DataFrame, reference: str = REFERENCE_BACKEND) -> Summary:
     rows = []
     frame = with_suite(frame)
+    named = several_suites(frame)
     finals = final_rows(frame)
     for keys, group in frame.groupby(CASE_KEYS + ["backend"], sort=True, dropna=False):
         trial_finals = finals[finals["trial_id"].isin(group["trial_id"].unique())]
@@ -88,7 +96,7 @@ def summarize(frame: pd.DataFrame, reference: str = REFERENCE_BACKEND) -> Summar
         rows.append(
             {
                 **case,
-                "suite_shown": shown_suite(frame, case["suite"]),
+                "suite_shown": case["suite"] if named else "",
                 "trials": int(trial_finals["trial_id"].nunique()),
                 "ok": int(len(ok)),
                 "failed": int((trial_finals["status"] == "failed").sum()),

@@ -9,6 +9,7 @@ torch.optim, makes both backends compute the same update. See docs/fairness.md.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
@@ -87,12 +88,8 @@ class TorchSemanticsOptimizer:
     def _flat_rate(self, group: FlatGroup) -> tf.Tensor:
         """Each element's rate: one scalar when the group's variables share a multiplier, else a vector of each
         variable's scalar rate (:meth:`_rate`), filled over its elements, one fill per run of equal multipliers."""
-        runs: list[tuple[float, int]] = []
-        for i, size in zip(group.indices, group.sizes, strict=True):
-            if runs and runs[-1][0] == self.multipliers[i]:
-                runs[-1] = (runs[-1][0], runs[-1][1] + size)
-            else:
-                runs.append((self.multipliers[i], size))
+        sized = zip((self.multipliers[i] for i in group.indices), group.sizes, strict=True)
+        runs = [(m, sum(size for _, size in run)) for m, run in itertools.groupby(sized, key=lambda ms: ms[0])]
         if len(runs) == 1:
             return self._rate(runs[0][0], group.dtype)
         return tf.concat([tf.fill([size], self._rate(m, group.dtype)) for m, size in runs], axis=0)
