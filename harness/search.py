@@ -234,19 +234,51 @@ def apply_point(base: TrialConfig, point: dict[str, Any]) -> TrialConfig:
     return apply_overrides(base, changes)
 
 
+# Beyond this many combinations of the probed values, only single values and pairs are checked up front.
+MAX_CHECKED_COMBINATIONS = 4096
+
+
+def probe_values(domain: Domain) -> tuple[Any, ...]:
+    """The values that stand for a domain when checking a space: every choice, both ends of a range."""
+    if isinstance(domain, Choice):
+        return domain.values
+    if isinstance(domain, IntRange):
+        return (int(domain.low), int(domain.high))
+    return (domain.low, domain.high)
+
+
 def validate_space(base: TrialConfig, space: SearchSpace) -> None:
-    """Every choice and both ends of every range give a valid trial config; ValueError naming the option otherwise."""
-    for path, domain in space.params:
-        probes = domain.values if isinstance(domain, Choice) else (domain.low, domain.high)
-        for value in probes:
-            if isinstance(domain, IntRange):
-                value = int(value)
-            try:
-                apply_point(base, {path: value})
-            except (ValueError, TypeError) as exc:
-                raise ValueError(
-                    f"Expected every value of {path} to be valid. Received: {value!r}, which fails: {exc}"
-                ) from None
+    """Every choice and both ends of every range give a valid trial config, alone and together with the other
+    options' values (each pair, then every combination while there are at most :data:`MAX_CHECKED_COMBINATIONS`):
+    ValueError naming the fewest options that fail together. A sample that only some trials could take (Adam with a
+    momentum, nesterov with momentum 0) is found here, before any trial runs, instead of failing those trials."""
+    axes = [(path, probe_values(domain)) for path, domain in space.params]
+    for path, values in axes:
+        for value in values:
+            _check_point(base, {path: value})
+    for (path_a, values_a), (path_b, values_b) in itertools.combinations(axes, 2):
+        for a, b in itertools.product(values_a, values_b):
+            _check_point(base, {path_a: a, path_b: b})
+    if len(axes) > 2 and math.prod(len(values) for _, values in axes) <= MAX_CHECKED_COMBINATIONS:
+        for combination in itertools.product(*(values for _, values in axes)):
+            _check_point(base, dict(zip((path for path, _ in axes), combination, strict=True)))
+
+
+def _check_point(base: TrialConfig, point: dict[str, Any]) -> None:
+    try:
+        apply_point(base, point)
+    except (ValueError, TypeError) as exc:
+        if len(point) == 1:
+            [(path, value)] = point.items()
+            raise ValueError(
+                f"Expected every value of {path} to be valid. Received: {value!r}, which fails: {exc}"
+            ) from None
+        together = ", ".join(f"{path}={value!r}" for path, value in point.items())
+        raise ValueError(
+            f"Expected every combination of the searched values to be valid: a search may sample any of them "
+            f"together. Received: {together}, which fails: {exc} Search these options in separate runs (say one "
+            "tune per optimizer), or narrow their values so that every combination is valid."
+        ) from None
 
 
 def sample_label(index: int) -> str:

@@ -27,6 +27,7 @@ from harness.search import (
     base_variant,
     canonical_path,
     grid_size,
+    probe_values,
     validate_space,
 )
 from harness.summary import final_rows, last_attempts
@@ -139,7 +140,7 @@ def check_plan(plan: TunePlan) -> None:
             continue
         key = recipe_for(base).key
         for path, domain in plan.space.params:
-            for value in domain.values if isinstance(domain, Choice) else (domain.low, domain.high):
+            for value in probe_values(domain):
                 if recipe_for(apply_point(base, {path: value})).key != key:
                     raise ValueError(
                         "Expected a search space that leaves the shared backbone unchanged. Received: "

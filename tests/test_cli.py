@@ -119,6 +119,10 @@ BAD_INPUTS = {
         ["tune", "--suite", "tune_smoke", "--space", "optimizer=choice:adam,lion"],
         "Expected every value of optimizer.name",
     ),
+    "values valid only apart": (
+        ["tune", "--suite", "tune_smoke", "--space", "momentum=uniform:0.5,0.9"],  # the suite searches adam too
+        "Expected every combination of the searched values to be valid",
+    ),
     "unknown search algorithm": (
         ["tune", "--suite", "tune_smoke", "--search", "bayes"],
         "Expected --search in ['random', 'grid', 'optuna']",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -12,6 +13,7 @@ from harness.config import OptimizerConfig, TransferOptions, TrialConfig
 from harness.data.tasks import TaskSpec
 from harness.models import ModelOptions
 from harness.scheduler import AshaSettings, SearchExperiment, search_algorithm, tune_domain
+from harness.schedules import ScheduleConfig
 from harness.search import (
     Choice,
     IntRange,
@@ -85,6 +87,35 @@ def test_invalid_values_are_found_before_any_trial_runs():
     with pytest.raises(ValueError, match="model_options.dropout"):
         validate_space(BASE, parse_space(["dropout=uniform:0,1.5"]))
     validate_space(BASE, parse_space(["lr=loguniform:1e-4,1", "batch_size=int:8,128", "activation=choice:relu,elu"]))
+
+
+@pytest.mark.parametrize(
+    "space, named",
+    [
+        # Each value is valid alone; Adam with a momentum is not (it would be recorded and never applied).
+        (
+            ["optimizer=choice:momentum,adam", "momentum=uniform:0.5,0.95"],
+            "optimizer.name='adam', optimizer.momentum=0.5",
+        ),
+        # The learning rate is valid with everything: the message names the two options that fail together.
+        (
+            ["lr=loguniform:1e-3,1e-1", "momentum=uniform:0,0.9", "optimizer=choice:momentum,nesterov"],
+            "optimizer.momentum=0.0, optimizer.name='nesterov'",
+        ),
+        # From a plateau base, a patience is valid and so is the constant schedule, but not the two together.
+        (
+            ["schedule=choice:plateau,constant", "schedule.patience=int:1,3"],
+            "schedule.name='constant', schedule.patience=1",
+        ),
+    ],
+)
+def test_values_that_fail_only_together_are_found_before_any_trial_runs(space, named):
+    base = replace(BASE, schedule=ScheduleConfig("plateau"))
+    with pytest.raises(ValueError, match="Expected every combination of the searched values") as info:
+        validate_space(base, parse_space(space))
+    assert named in str(info.value) and "separate runs" in str(info.value)
+    with pytest.raises(ValueError, match="Expected every combination"):  # a tune's preflight runs the same check
+        check_plan(TunePlan(bases=(base,), space=parse_space(space)))
 
 
 def test_applying_a_point_coerces_tune_values_and_restarts_a_changed_optimizer_from_its_defaults():
