@@ -354,6 +354,13 @@ OVERRIDE_OPTIONS: tuple[tuple[str, tuple[Option, ...]], ...] = (
             "float32; no effect on a CPU)",
             on_off,
         ),
+        Option(
+            "--cudnn-autotune",
+            "runtime.cudnn_autotune",
+            "on|off: time cuDNN's convolution algorithms and keep the fastest, set explicitly in both backends "
+            "(default off: cuDNN's heuristics; TensorFlow's own default is on, torch's off; no effect on a CPU)",
+            on_off,
+        ),
     ),
 )
 

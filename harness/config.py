@@ -196,7 +196,10 @@ class RuntimeOptions:
     jit_compile: bool = False  # TensorFlow: XLA for the compiled train step
     torch_compile: bool = False
     deterministic: bool = False
-    cudnn_benchmark: bool = False
+    # cuDNN's autotuning of convolution algorithms on NVIDIA GPUs (--cudnn-autotune on): set explicitly in both
+    # backends at trial start, because their defaults differ (TensorFlow times the candidates, torch picks by
+    # heuristics unless cudnn.benchmark). No effect on a CPU.
+    cudnn_autotune: bool = False
     precision: str = "float32"  # one of PRECISIONS
     tf_mode: str = "custom"  # one of TF_MODES (TensorFlow only; recorded "custom" on other backends)
     epoch_loop: str = "python"  # one of EPOCH_LOOPS (TensorFlow's custom mode; recorded "python" elsewhere)
@@ -240,6 +243,11 @@ class RuntimeOptions:
         if self.bn_statistics not in BN_STATISTICS:
             raise ValueError(
                 f"Expected bn_statistics in {list(BN_STATISTICS)}. Received: bn_statistics={self.bn_statistics!r}."
+            )
+        if self.cudnn_autotune and self.deterministic:
+            raise ValueError(
+                "Expected --cudnn-autotune off with --deterministic: autotuning picks convolution algorithms by timing "
+                "them, so two runs may compute with different ones. Received: both on. Drop one of them."
             )
         if self.tf_mode not in TF_MODES:
             raise ValueError(f"Expected tf_mode in {list(TF_MODES)}. Received: tf_mode={self.tf_mode!r}.")
@@ -361,7 +369,10 @@ class TrialConfig:
         options = dict(data["model_options"])
         options["hidden"] = tuple(options["hidden"])
         data["model_options"] = ModelOptions(**options)
-        data["runtime"] = RuntimeOptions(**data["runtime"])
+        runtime = dict(data["runtime"])
+        if "cudnn_benchmark" in runtime:  # its name in rows written before 2026-12-01 (torch's name, torch only)
+            runtime["cudnn_autotune"] = runtime.pop("cudnn_benchmark")
+        data["runtime"] = RuntimeOptions(**runtime)
         data["input"] = InputConfig(**(data.get("input") or {}))
         data["augment"] = AugmentConfig(**(data.get("augment") or {}))  # absent in rows written before augmentation
         return cls(**data)

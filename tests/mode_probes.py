@@ -110,6 +110,19 @@ def tf32_policy(name: str, runtime: RuntimeOptions) -> tuple[bool, ...]:
     return (tf.config.experimental.tensor_float_32_execution_enabled(),)
 
 
+def cudnn_autotune_policy(name: str, runtime: RuntimeOptions) -> bool:
+    """Whether the framework will time cuDNN's convolution algorithms, after a backend for ``runtime`` was created:
+    torch's cudnn.benchmark, TensorFlow's TF_CUDNN_USE_AUTOTUNE as its convolution kernels read it (unset: on)."""
+    load_backend(name, runtime)
+    if name == "torch":
+        import torch
+
+        return bool(torch.backends.cudnn.benchmark)
+    import os
+
+    return os.environ.get("TF_CUDNN_USE_AUTOTUNE", "1") != "0"
+
+
 def step_traces(
     name: str,
     runtime: RuntimeOptions,

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from conftest import max_abs_diff
 
-from harness.config import OptimizerConfig, RuntimeOptions
+from harness.config import OptimizerConfig, RuntimeOptions, TrialConfig
 from harness.data.batching import epoch_batches
 from harness.models import ModelOptions, build_spec
 from harness.weights import initial_weights
@@ -241,6 +241,27 @@ def test_the_tf32_policy_is_set_explicitly_in_both_backends_and_recorded(workers
             "torch": (tf32, tf32),
             "tensorflow": (tf32,),
         }
+
+
+def test_cudnn_autotuning_is_set_explicitly_in_both_backends_and_recorded(workers):
+    """TensorFlow times cuDNN's convolution algorithms unless told not to, torch only when told to: off in both by
+    default, on in both with --cudnn-autotune on, whatever an earlier trial in the process chose; refused with
+    --deterministic (timed choices may differ between runs)."""
+    argv = ("run", "--strategy", "scratch", "--model", "convnet3", "--dataset", "digits")
+    assert {t.runtime.cudnn_autotune for t in _trials(*argv)} == {False}
+    on = _trials(*argv, "--cudnn-autotune", "on")
+    recorded = {t.backend: json.loads(t.to_json())["runtime"]["cudnn_autotune"] for t in on}
+    assert recorded == {"torch": True, "tensorflow": True}
+    with pytest.raises(ValueError, match="Expected --cudnn-autotune off with --deterministic"):
+        dataclasses.replace(BASE, cudnn_autotune=True, deterministic=True)
+    for autotune in (True, False):  # False last: the worker processes serve later tests
+        runtime = dataclasses.replace(BASE, cudnn_autotune=autotune)
+        assert {b: workers[b](probes.cudnn_autotune_policy, runtime) for b in workers} == dict.fromkeys(
+            workers, autotune
+        )
+    old = json.loads(on[0].to_json())
+    old["runtime"]["cudnn_benchmark"] = old["runtime"].pop("cudnn_autotune")  # as rows before the rename hold it
+    assert TrialConfig.from_dict(old).runtime.cudnn_autotune is True
 
 
 def test_the_speed_matrix_runs_every_mode_on_its_own_backend_only():

@@ -9,6 +9,7 @@ updates: ``custom`` calls it as a tf.function (XLA with --jit-compile), ``eager`
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
@@ -59,6 +60,11 @@ def configure_runtime(runtime: RuntimeOptions) -> None:
         tf.config.experimental.enable_op_determinism()
     # TensorFlow enables TF32 on Ampere+ GPUs by default, torch does not for matmuls: set, never inherited.
     tf.config.experimental.enable_tensor_float_32_execution(runtime.tf32)
+    # TensorFlow times cuDNN's convolution algorithms by default, torch does not: set, never inherited. Each
+    # convolution kernel reads the variable when it is built (tensorflow/core/util/use_cudnn.cc), and a trial's
+    # kernels are its own, so setting it here at trial start holds for the whole trial. XLA's own autotuning
+    # (--jit-compile on a GPU) follows XLA's flags instead.
+    os.environ["TF_CUDNN_USE_AUTOTUNE"] = "1" if runtime.cudnn_autotune else "0"
 
 
 def build_model(

@@ -50,9 +50,11 @@ class TorchBackend:
                     "Expected a CUDA GPU for device='gpu'. Received: torch sees none. Run with --gpus-per-trial 0."
                 )
             self.device = torch.device("cuda")
-            torch.backends.cudnn.benchmark = runtime.cudnn_benchmark
         else:
             self.device = torch.device("cpu")
+        # torch picks cuDNN's convolution algorithms by heuristics unless told to time them; TensorFlow times them
+        # unless told not to: set in both, never inherited from an earlier trial.
+        torch.backends.cudnn.benchmark = runtime.cudnn_autotune
         # Set either way: a warm worker's earlier trial may have switched it on.
         torch.use_deterministic_algorithms(runtime.deterministic)
         # torch allows TF32 in cuDNN convolutions by default but not in matmuls, TensorFlow in both: set, not inherited.
