@@ -246,8 +246,9 @@ class RuntimeOptions:
             )
         if self.cudnn_autotune and self.deterministic:
             raise ValueError(
-                "Expected --cudnn-autotune off with --deterministic: autotuning picks convolution algorithms by timing "
-                "them, so two runs may compute with different ones. Received: both on. Drop one of them."
+                "Expected cudnn_autotune off in a deterministic trial: autotuning picks convolution algorithms by "
+                "timing them, so two runs may compute with different ones. Received: cudnn_autotune=True with "
+                "deterministic=True. Drop --cudnn-autotune on, or the trial's determinism."
             )
         if self.tf_mode not in TF_MODES:
             raise ValueError(f"Expected tf_mode in {list(TF_MODES)}. Received: tf_mode={self.tf_mode!r}.")

@@ -245,14 +245,14 @@ def test_the_tf32_policy_is_set_explicitly_in_both_backends_and_recorded(workers
 
 def test_cudnn_autotuning_is_set_explicitly_in_both_backends_and_recorded(workers):
     """TensorFlow times cuDNN's convolution algorithms unless told not to, torch only when told to: off in both by
-    default, on in both with --cudnn-autotune on, whatever an earlier trial in the process chose; refused with
-    --deterministic (timed choices may differ between runs)."""
+    default, on in both with --cudnn-autotune on, whatever an earlier trial in the process chose; refused in a
+    deterministic trial (timed choices may differ between runs)."""
     argv = ("run", "--strategy", "scratch", "--model", "convnet3", "--dataset", "digits")
     assert {t.runtime.cudnn_autotune for t in _trials(*argv)} == {False}
     on = _trials(*argv, "--cudnn-autotune", "on")
     recorded = {t.backend: json.loads(t.to_json())["runtime"]["cudnn_autotune"] for t in on}
     assert recorded == {"torch": True, "tensorflow": True}
-    with pytest.raises(ValueError, match="Expected --cudnn-autotune off with --deterministic"):
+    with pytest.raises(ValueError, match="Expected cudnn_autotune off in a deterministic trial"):
         dataclasses.replace(BASE, cudnn_autotune=True, deterministic=True)
     for autotune in (True, False):  # False last: the worker processes serve later tests
         runtime = dataclasses.replace(BASE, cudnn_autotune=autotune)
