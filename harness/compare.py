@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import mannwhitneyu
 
-from harness.config import case_label
+from harness.config import case_label, recorded_runtime
 from harness.statistics import StatsSettings, epochs_by_trial, ratio_interval
 from harness.summary import final_rows, steady_rows
 
@@ -150,7 +150,8 @@ def _runtime_settings(frame: pd.DataFrame) -> dict[str, set[str]]:
     """Each runtime option (config_json's "runtime") -> the values the case's rows ran with."""
     settings: dict[str, set[str]] = {}
     for text in frame["config_json"].dropna().unique() if "config_json" in frame else ():
-        for name, value in json.loads(text).get("runtime", {}).items():
+        config = json.loads(text)
+        for name, value in recorded_runtime(config.get("runtime", {}), config.get("backend", "")).items():
             if name not in _RUN_CIRCUMSTANCES:
                 settings.setdefault(name, set()).add(str(value))
     return settings

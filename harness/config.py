@@ -248,7 +248,7 @@ class RuntimeOptions:
             raise ValueError(
                 "Expected cudnn_autotune off in a deterministic trial: autotuning picks convolution algorithms by "
                 "timing them, so two runs may compute with different ones. Received: cudnn_autotune=True with "
-                "deterministic=True. Drop --cudnn-autotune on, or the trial's determinism."
+                "deterministic=True. Drop --cudnn-autotune on for deterministic trials."
             )
         if self.tf_mode not in TF_MODES:
             raise ValueError(f"Expected tf_mode in {list(TF_MODES)}. Received: tf_mode={self.tf_mode!r}.")
@@ -279,7 +279,8 @@ class RuntimeOptions:
         Why each: a default-mode resnet20 trial ran 11-35 % slower after an XLA trial in the same TensorFlow
         process, which kept XLA's thread pools (the cause is not pinned down, docs/measurements.md); TensorFlow's op
         determinism cannot be switched off once on; torch.compile keeps dynamo's caches and inductor's compile
-        workers; TensorFlow fixes its visible devices when its runtime starts."""
+        workers; TensorFlow fixes its visible devices when its runtime starts; TensorFlow's eager mode caches each
+        op's kernel, built under the cuDNN autotuning setting of its time, for later trials in the process."""
         values = {name: getattr(self, name) for name in PROCESS_WIDE_SETTINGS}
         return tuple(
             name if isinstance(value, bool) else str(value)
@@ -288,8 +289,19 @@ class RuntimeOptions:
         )
 
 
-PROCESS_WIDE_SETTINGS = ("device", "deterministic", "jit_compile", "torch_compile")
+PROCESS_WIDE_SETTINGS = ("cudnn_autotune", "device", "deterministic", "jit_compile", "torch_compile")
 _RUNTIME_DEFAULTS = {name: getattr(RuntimeOptions(), name) for name in PROCESS_WIDE_SETTINGS}
+
+
+def recorded_runtime(runtime: dict[str, Any], backend: str) -> dict[str, Any]:
+    """A trial's recorded runtime options in today's names. Rows written before 2026-12-01 hold ``cudnn_benchmark``,
+    torch's switch (off by default), which the TensorFlow backend did not apply: TensorFlow trials then autotuned
+    cuDNN's convolutions, TensorFlow's own default, so they read as ``cudnn_autotune`` on."""
+    runtime = dict(runtime)
+    if "cudnn_benchmark" in runtime:
+        benchmark = runtime.pop("cudnn_benchmark")
+        runtime["cudnn_autotune"] = bool(benchmark) if backend == "torch" else True
+    return runtime
 
 
 @dataclass(frozen=True)
@@ -370,10 +382,7 @@ class TrialConfig:
         options = dict(data["model_options"])
         options["hidden"] = tuple(options["hidden"])
         data["model_options"] = ModelOptions(**options)
-        runtime = dict(data["runtime"])
-        if "cudnn_benchmark" in runtime:  # its name in rows written before 2026-12-01 (torch's name, torch only)
-            runtime["cudnn_autotune"] = runtime.pop("cudnn_benchmark")
-        data["runtime"] = RuntimeOptions(**runtime)
+        data["runtime"] = RuntimeOptions(**recorded_runtime(data["runtime"], data["backend"]))
         data["input"] = InputConfig(**(data.get("input") or {}))
         data["augment"] = AugmentConfig(**(data.get("augment") or {}))  # absent in rows written before augmentation
         return cls(**data)

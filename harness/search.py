@@ -250,8 +250,9 @@ def probe_values(domain: Domain) -> tuple[Any, ...]:
 def validate_space(base: TrialConfig, space: SearchSpace) -> None:
     """Every choice and both ends of every range give a valid trial config, alone and together with the other
     options' values (each pair, then every combination while there are at most :data:`MAX_CHECKED_COMBINATIONS`):
-    ValueError naming the fewest options that fail together. A sample that only some trials could take (Adam with a
-    momentum, nesterov with momentum 0) is found here, before any trial runs, instead of failing those trials."""
+    ValueError naming the value that fails alone, or else the pair that fails together, or else every option. A
+    sample that only some trials could take (Adam with a momentum, nesterov with momentum 0) is found here, before
+    any trial runs, instead of failing those trials."""
     axes = [(path, probe_values(domain)) for path, domain in space.params]
     for path, values in axes:
         for value in values:

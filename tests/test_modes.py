@@ -15,9 +15,11 @@ from dataclasses import replace
 
 import mode_probes as probes
 import numpy as np
+import pandas as pd
 import pytest
 from conftest import max_abs_diff
 
+from harness.compare import runtime_change
 from harness.config import OptimizerConfig, RuntimeOptions, TrialConfig
 from harness.data.batching import epoch_batches
 from harness.models import ModelOptions, build_spec
@@ -259,9 +261,17 @@ def test_cudnn_autotuning_is_set_explicitly_in_both_backends_and_recorded(worker
         assert {b: workers[b](probes.cudnn_autotune_policy, runtime) for b in workers} == dict.fromkeys(
             workers, autotune
         )
-    old = json.loads(on[0].to_json())
-    old["runtime"]["cudnn_benchmark"] = old["runtime"].pop("cudnn_autotune")  # as rows before the rename hold it
-    assert TrialConfig.from_dict(old).runtime.cudnn_autotune is True
+    # Autotuned trials get worker processes of their own: TensorFlow's eager mode keeps kernels built under it.
+    assert [t.runtime.process_settings() for t in on] == [("cudnn_autotune",)] * len(on)
+    # Rows written before the option hold torch's switch, off, which TensorFlow did not apply (it autotuned).
+    before = _trials(*argv)
+    for trial in before:
+        recorded = json.loads(trial.to_json())
+        recorded["runtime"]["cudnn_benchmark"] = recorded["runtime"].pop("cudnn_autotune")
+        assert TrialConfig.from_dict(recorded).runtime.cudnn_autotune is (trial.backend == "tensorflow")
+        old, new = (pd.DataFrame({"config_json": [json.dumps(c)]}) for c in (recorded, json.loads(trial.to_json())))
+        expected = "runtime differs: cudnn_autotune True→False" if trial.backend == "tensorflow" else ""
+        assert runtime_change(old, new) == expected, trial.backend
 
 
 def test_the_speed_matrix_runs_every_mode_on_its_own_backend_only():

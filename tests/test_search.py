@@ -118,6 +118,25 @@ def test_values_that_fail_only_together_are_found_before_any_trial_runs(space, n
         check_plan(TunePlan(bases=(base,), space=parse_space(space)))
 
 
+def test_every_combination_is_checked_up_to_the_cap_and_pairs_beyond_it(monkeypatch):
+    import harness.search as search
+
+    checked: list[dict] = []
+    monkeypatch.setattr(search, "apply_point", lambda base, point: checked.append(point) or base)
+    options = [  # two probes each (both ends of a range, or two choices): 2^12 = 4,096, at the cap
+        *("lr=loguniform:1e-3,1e-1", "batch_size=choice:32,64", "momentum=uniform:0.5,0.9", "l1=uniform:0,1e-4"),
+        *("weight_decay=uniform:0,1e-3", "clip_norm=uniform:1,5", "clip_value=uniform:1,5", "l2=uniform:0,1e-3"),
+        *("dropout=uniform:0,0.5", "epochs=int:2,3", "init=choice:he_normal,glorot_uniform", "beta1=uniform:0.8,0.9"),
+    ]
+    singles, pairs = 12 * 2, 66 * 4
+    validate_space(BASE, parse_space(options))
+    assert len(checked) == singles + pairs + 4096
+    checked.clear()
+    wide = [*options, "activation=choice:relu,elu"]  # 2^13 = 8,192: singles and pairs only
+    validate_space(BASE, parse_space(wide))
+    assert len(checked) == 13 * 2 + 78 * 4
+
+
 def test_applying_a_point_coerces_tune_values_and_restarts_a_changed_optimizer_from_its_defaults():
     trial = apply_point(
         BASE,

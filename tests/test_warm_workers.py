@@ -27,7 +27,12 @@ def _trials() -> list[TrialConfig]:
 
 
 def _run(tmp_path, name: str, trials: list[TrialConfig], fresh: bool) -> pd.DataFrame:
-    settings = SchedulerSettings(storage_dir=tmp_path / "_ray", cpus_per_trial=1, max_concurrent=1, fresh_workers=fresh)
+    # Warm: one trial at a time, so which trial follows which in a process is the plan's order. Fresh: every trial
+    # has a process of its own anyway, so two at a time (one thread each, the numbers do not change).
+    concurrent = None if fresh else 1
+    settings = SchedulerSettings(
+        storage_dir=tmp_path / "_ray", cpus_per_trial=1, max_concurrent=concurrent, fresh_workers=fresh
+    )
     return execute(RunPlan.of_trials(trials), results_dir=tmp_path, run_id=name, settings=settings).frame
 
 

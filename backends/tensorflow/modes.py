@@ -61,9 +61,9 @@ def configure_runtime(runtime: RuntimeOptions) -> None:
     # TensorFlow enables TF32 on Ampere+ GPUs by default, torch does not for matmuls: set, never inherited.
     tf.config.experimental.enable_tensor_float_32_execution(runtime.tf32)
     # TensorFlow times cuDNN's convolution algorithms by default, torch does not: set, never inherited. Each
-    # convolution kernel reads the variable when it is built (tensorflow/core/util/use_cudnn.cc), and a trial's
-    # kernels are its own, so setting it here at trial start holds for the whole trial. XLA's own autotuning
-    # (--jit-compile on a GPU) follows XLA's flags instead.
+    # convolution kernel reads the variable when it is built (tensorflow/core/util/use_cudnn.cc); eager mode keeps
+    # its kernels for later trials in the process, so trials with autotuning on get worker processes of their own
+    # (RuntimeOptions.process_settings). XLA's own autotuning (--jit-compile on a GPU) follows XLA's flags instead.
     os.environ["TF_CUDNN_USE_AUTOTUNE"] = "1" if runtime.cudnn_autotune else "0"
 
 
