@@ -202,6 +202,11 @@ def parse_param(text: str) -> tuple[str, Domain]:
 
 
 def _check_bounds(path: str, domain: Domain) -> None:
+    if isinstance(domain, IntRange) and not all(float(end).is_integer() for end in (domain.low, domain.high)):
+        raise ValueError(
+            f"Expected whole-number bounds for an int range of {path}. Received: {domain.low}, {domain.high}. "
+            "Round them, or use uniform."
+        )
     if isinstance(domain, (Uniform, LogUniform, IntRange)) and not domain.low < domain.high:
         raise ValueError(f"Expected LO < HI for {path}. Received: {domain.low}, {domain.high}.")
     if isinstance(domain, LogUniform) and not domain.low > 0:
@@ -242,8 +247,6 @@ def probe_values(domain: Domain) -> tuple[Any, ...]:
     """The values that stand for a domain when checking a space: every choice, both ends of a range."""
     if isinstance(domain, Choice):
         return domain.values
-    if isinstance(domain, IntRange):
-        return (int(domain.low), int(domain.high))
     return (domain.low, domain.high)
 
 

@@ -27,6 +27,7 @@ from harness.search import (
     parse_space,
     sample_points,
     search_trial,
+    space_from_mapping,
     validate_space,
 )
 from harness.tuning import TunePlan, best_trials, check_plan, final_trials, search_base, search_table
@@ -116,6 +117,11 @@ def test_values_that_fail_only_together_are_found_before_any_trial_runs(space, n
     assert named in str(info.value) and "separate runs" in str(info.value)
     with pytest.raises(ValueError, match="Expected every combination"):  # a tune's preflight runs the same check
         check_plan(TunePlan(bases=(base,), space=parse_space(space)))
+
+
+def test_an_int_range_needs_whole_number_bounds():
+    with pytest.raises(ValueError, match=r"Expected whole-number bounds for an int range of epochs\. Received: 1\.5"):
+        space_from_mapping({"epochs": IntRange(1.5, 3)})  # type: ignore[arg-type]  # as a suite in Python could
 
 
 def test_every_combination_is_checked_up_to_the_cap_and_pairs_beyond_it(monkeypatch):
