@@ -68,13 +68,14 @@ def main() -> None:
                 rounds[label].append((steady, rows[0]["epoch_time_s"]))
                 if args.repeats > 1:
                     print(f"  round {len(rounds[label])} {label}: {steady:,.0f} samples/s", flush=True)
-        base = statistics.median(s for s, _ in rounds["default"]) if "default" in rounds else float("nan")
+        base = statistics.median(s for s, _ in rounds["default"]) if "default" in rounds else None
         for label, measured in rounds.items():
             speeds = [s for s, _ in measured]
             sps, warm = statistics.median(speeds), statistics.median(w for _, w in measured)
+            ratio = f"{sps / base:5.2f}x" if base else "(no default measured)"  # --variant without default
             print(
                 f"{args.backend} {model:9s} {label:14s} {sps:10,.0f} samples/s ({min(speeds):,.0f}-{max(speeds):,.0f})"
-                f"  warm-up {warm:6.2f} s  {sps / base:5.2f}x"
+                f"  warm-up {warm:6.2f} s  {ratio}"
             )
 
 
