@@ -205,6 +205,12 @@ def backend_capabilities(name: str) -> frozenset[str]:
     return frozenset(importlib.import_module(backend_entry(name).capabilities_module).CAPABILITIES)
 
 
+def framework_default(name: str, setting: str) -> Any:
+    """What backend ``name``'s framework does for a RuntimeOptions ``setting`` when nothing sets it, from
+    ``backends/<name>/capabilities.py`` ``OWN_DEFAULTS`` (no framework import)."""
+    return importlib.import_module(backend_entry(name).capabilities_module).OWN_DEFAULTS[setting]
+
+
 @functools.cache
 def installed_framework_version(name: str) -> str:
     """The installed version of backend ``name``'s framework, from package metadata: the driver never imports it."""

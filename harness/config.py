@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from harness.augment import AugmentConfig
-from harness.backend import REFERENCE_BACKEND
+from harness.backend import REFERENCE_BACKEND, framework_default
 from harness.data.tasks import TaskSpec
 from harness.input_pipeline import InputConfig
 from harness.models import ModelOptions
@@ -294,13 +294,13 @@ _RUNTIME_DEFAULTS = {name: getattr(RuntimeOptions(), name) for name in PROCESS_W
 
 
 def recorded_runtime(runtime: dict[str, Any], backend: str) -> dict[str, Any]:
-    """A trial's recorded runtime options in today's names. Rows written before 2026-12-01 hold ``cudnn_benchmark``,
-    torch's switch (off by default), which the TensorFlow backend did not apply: TensorFlow trials then autotuned
-    cuDNN's convolutions, TensorFlow's own default, so they read as ``cudnn_autotune`` on."""
+    """A trial's recorded runtime options in today's names. Rows written before 2026-12-01 hold ``cudnn_benchmark``
+    (off unless set from Python), a switch only the PyTorch backend applied: each backend's trials then ran with
+    the switch if it was on, or else with their framework's own default (TensorFlow autotuned)."""
     runtime = dict(runtime)
     if "cudnn_benchmark" in runtime:
-        benchmark = runtime.pop("cudnn_benchmark")
-        runtime["cudnn_autotune"] = bool(benchmark) if backend == "torch" else True
+        switched_on = bool(runtime.pop("cudnn_benchmark"))
+        runtime["cudnn_autotune"] = switched_on or bool(framework_default(backend, "cudnn_autotune"))
     return runtime
 
 

@@ -20,3 +20,7 @@ CAPABILITIES = frozenset(
         "gpu",  # RuntimeOptions.device="gpu" (CUDA), when the worker's machine has one
     }
 )
+
+# What the framework does where xfbench sets nothing: trials recorded before xfbench set a setting ran with this
+# (harness.config.recorded_runtime reads old rows through it).
+OWN_DEFAULTS = {"cudnn_autotune": False}  # torch.backends.cudnn.benchmark off: torch picks them by cuDNN's heuristics
