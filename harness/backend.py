@@ -36,7 +36,7 @@ class BackendEntry:
 
     name: str  # what --backend, TrialConfig.backend and the results' backend column say
     adapter_module: str  # imported only in a trial's worker (it imports the framework)
-    capabilities_module: str  # framework-free: CAPABILITIES and DISTRIBUTION, read by the driver
+    capabilities_module: str  # framework-free: CAPABILITIES, DISTRIBUTION and OWN_DEFAULTS, read by the driver
     importer_module: str  # converts the framework's own models to a neutral spec (imported in a conversion process)
     model_prefixes: tuple[str, ...]  # --model PREFIX:NAME forms this backend's importer converts
     model_packages: tuple[str, ...]  # top-level packages whose model classes the importer converts (python: models)
