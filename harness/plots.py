@@ -47,10 +47,11 @@ def _colour(backend: str, backends: Sequence[str]) -> str:
     return COLOURS[list(backends).index(backend) % len(COLOURS)]
 
 
-def _case(keys: tuple, rows: pd.DataFrame) -> str:
-    """A case's label (its CASE_KEYS ``keys``), after its suite where ``rows`` hold several suites."""
+def _case(keys: tuple, named: bool) -> str:
+    """A case's label (its CASE_KEYS ``keys``), after its suite where ``named`` (the rows hold several suites:
+    ``several_suites``, decided once per plot)."""
     case = dict(zip(CASE_KEYS, (str(k) if isinstance(k, str) else "" for k in keys), strict=True))
-    return case_title(case | {"suite_shown": case["suite"] if several_suites(rows) else ""})
+    return case_title(case | {"suite_shown": case["suite"] if named else ""})
 
 
 def _ok_rows(frame: pd.DataFrame) -> pd.DataFrame:
@@ -62,7 +63,7 @@ def learning_curves(frame: pd.DataFrame) -> Iterator[Plot]:
     """Per case: validation accuracy and loss per epoch, per backend the mean over seeds with a ±1 std band. One
     figure at a time: the caller saves and closes each before the next is drawn (a run may have hundreds)."""
     plt, rows = _pyplot(), _ok_rows(frame)
-    backends = sorted(rows["backend"].dropna().unique())
+    backends, named = sorted(rows["backend"].dropna().unique()), several_suites(rows)
     for keys, case in rows.groupby(CASE_KEYS, sort=True, dropna=False):
         fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
         for backend, group in case.groupby("backend"):
@@ -81,7 +82,7 @@ def learning_curves(frame: pd.DataFrame) -> Iterator[Plot]:
             ax.set_ylabel(label)
             ax.grid(alpha=0.3)
         axes[0].legend()
-        name = _case(keys, rows)
+        name = _case(keys, named)
         fig.suptitle(f"{name}: mean over seeds, band ±1 std")
         fig.tight_layout()
         yield Plot(f"curves-{name}", f"Learning curves: {name}", fig)
@@ -92,7 +93,7 @@ def epoch_times(frame: pd.DataFrame) -> list[Plot]:
     plt, steady = _pyplot(), steady_rows(with_suite(frame))
     if steady.empty:
         return []
-    backends = sorted(steady["backend"].dropna().unique())
+    backends, named = sorted(steady["backend"].dropna().unique()), several_suites(steady)
     cases = list(steady.groupby(CASE_KEYS, sort=True, dropna=False))
     fig, ax = plt.subplots(figsize=(9, 0.9 + 0.45 * len(cases) * len(backends)))
     labels, position = [], 0
@@ -104,7 +105,7 @@ def epoch_times(frame: pd.DataFrame) -> list[Plot]:
                 ax.boxplot(times, positions=[position], orientation="horizontal", widths=0.6, showfliers=False)
                 jitter = np.random.default_rng(position).uniform(-0.15, 0.15, len(times))
                 ax.scatter(times, position + jitter, s=8, color=colour, alpha=0.7)
-                labels.append((position, f"{_case(keys, steady)} · {backend}"))
+                labels.append((position, f"{_case(keys, named)} · {backend}"))
                 position += 1
     ax.set_yticks([p for p, _ in labels], [label for _, label in labels], fontsize=8)
     ax.set_xlabel("steady epoch time (s)")
@@ -119,7 +120,7 @@ def accuracy_vs_time(frame: pd.DataFrame) -> list[Plot]:
     cases = list(rows.groupby(CASE_KEYS, sort=True, dropna=False))
     if not cases:
         return []
-    backends = sorted(rows["backend"].dropna().unique())
+    backends, named = sorted(rows["backend"].dropna().unique()), several_suites(rows)
     columns = min(3, len(cases))
     fig, axes = plt.subplots(
         math.ceil(len(cases) / columns), columns, figsize=(3.3 * columns + 1.3, 2.8 * math.ceil(len(cases) / columns))
@@ -132,7 +133,7 @@ def accuracy_vs_time(frame: pd.DataFrame) -> list[Plot]:
             ).cumsum()
             backend = str(trial["backend"].iloc[0])
             ax.plot(wall, trial["val_acc"].astype(float), color=_colour(backend, backends), marker=".", alpha=0.8)
-        ax.set_title(_case(keys, rows), fontsize=8)
+        ax.set_title(_case(keys, named), fontsize=8)
         ax.set_xlabel("wall time (s)")
         ax.set_ylabel("val accuracy")
         ax.grid(alpha=0.3)
