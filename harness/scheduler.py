@@ -154,11 +154,9 @@ def _trainable(config: dict[str, Any], delivery: Delivery | None = None) -> None
                 progress[metric] = float(value)
         tune.report({ROW_KEY: json.dumps(row), REPLAYED_KEY: replayed, **progress})
 
-    recorded = delivery.replay.get(trial.trial_id)
-    if recorded and json.loads(recorded[0]["config_json"]) == json.loads(trial.to_json()):
-        for (
-            row
-        ) in recorded:  # finished before an interruption: its searcher and scheduler see it again, it is not re-run
+    recorded = replayable_rows(trial, delivery.replay)
+    if recorded:  # finished before an interruption: its searcher and scheduler see it again, it is not re-run
+        for row in recorded:
             report(row, replayed=True)
         return
     try:
@@ -175,6 +173,17 @@ def _trainable(config: dict[str, Any], delivery: Delivery | None = None) -> None
         raise
     if diverged[0]:
         raise WorkerRetired(f"{RETIRED_MARK}: trial {trial.trial_id} diverged; its worker process is not reused")
+
+
+def replayable_rows(trial: TrialConfig, replay: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """The rows this very trial recorded before an interruption, or none if it must run. The recorded configuration
+    is read back through :meth:`TrialConfig.from_dict` and compared as a configuration, not as JSON text: rows
+    written before a field was added or renamed read as what they ran, as everywhere else, so a search resumed
+    across such a change still replays its finished samples instead of re-running them."""
+    recorded = replay.get(trial.trial_id, [])
+    if recorded and TrialConfig.from_dict(json.loads(recorded[0]["config_json"])) == trial:
+        return recorded
+    return []
 
 
 def _after_row(trial: TrialConfig, report: Any, row: dict[str, Any]) -> None:

@@ -12,7 +12,7 @@ import pytest
 from harness.config import OptimizerConfig, TransferOptions, TrialConfig
 from harness.data.tasks import TaskSpec
 from harness.models import ModelOptions
-from harness.scheduler import AshaSettings, SearchExperiment, search_algorithm, tune_domain
+from harness.scheduler import AshaSettings, SearchExperiment, replayable_rows, search_algorithm, tune_domain
 from harness.schedules import ScheduleConfig
 from harness.search import (
     Choice,
@@ -336,3 +336,25 @@ def test_a_search_may_not_change_the_shared_backbone():
     )
     with pytest.raises(ValueError, match="batch_size=16 changes the backbone"):
         check_plan(TunePlan(bases=(base,), space=parse_space(["batch_size=choice:16,64"])))
+
+
+@pytest.mark.parametrize("backend", ["torch", "tensorflow"])
+def test_a_resumed_search_replays_a_sample_recorded_under_an_older_config_layout(backend):
+    """A finished sample is replayed when its recorded configuration reads back as the trial's, whatever the JSON
+    spelling: rows written before 2026-12-01 name torch's cuDNN switch ``cudnn_benchmark``, and TensorFlow, which
+    autotuned by its own default then, ran a different configuration from today's default and runs again."""
+    trial = search_trial(replace(BASE, backend=backend), {"optimizer.lr": 0.05}, 3)
+    today = json.loads(trial.to_json())
+    before = json.loads(trial.to_json())
+    before["runtime"]["cudnn_benchmark"] = before["runtime"].pop("cudnn_autotune")
+    rows = {
+        "current layout": [{"trial_id": trial.trial_id, "config_json": json.dumps(today), "epoch": 1}],
+        "older layout": [{"trial_id": trial.trial_id, "config_json": json.dumps(before), "epoch": 1}],
+    }
+    assert replayable_rows(trial, {trial.trial_id: rows["current layout"]}) == rows["current layout"]
+    replayed = replayable_rows(trial, {trial.trial_id: rows["older layout"]})
+    assert replayed == ([] if backend == "tensorflow" else rows["older layout"])
+    other = search_trial(replace(BASE, backend=backend), {"optimizer.lr": 0.1}, 3)
+    assert other.trial_id == trial.trial_id  # named by the sample alone: the configuration tells them apart
+    assert replayable_rows(other, {trial.trial_id: rows["current layout"]}) == []
+    assert replayable_rows(trial, {}) == []
