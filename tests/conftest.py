@@ -193,7 +193,8 @@ def assert_parameters_agree(
 
 
 # float32 rounding through a converted network, relative to its largest logit: measured 1.0e-6 (resnet18), 1.6e-6
-# (torchvision's mobilenet_v2), 4.4e-7 (alexnet), 3.4e-6 (Keras' MobileNetV2), 32-64 px inputs (docs/zoo.md, "Models from elsewhere").
+# (torchvision's mobilenet_v2), 4.4e-7 (alexnet), 3.4e-6 (Keras' MobileNetV2), 32-64 px inputs (docs/zoo.md,
+# "Models from elsewhere").
 SOURCE_RELATIVE_GAP = 1e-5
 
 
