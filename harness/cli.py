@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.cli_options import (
+    add_search_arguments,
     build_parser,
     given_execution,
     new_run_execution,
@@ -119,13 +120,12 @@ def _input_checked(check: Callable[[argparse.Namespace], Any], args: argparse.Na
 def _resume_settings(args: argparse.Namespace) -> Any:
     from harness.runner import resumable, scheduler_settings
 
-    chosen = ("suite", "strategy", "model", "dataset", "run_id")
-    given = [f"--{name.replace('_', '-')}" for name in chosen if getattr(args, name, None)]
     changes_trials = overrides_from_args(args).keys() - {"runtime.threads", "runtime.device"}
-    if given or getattr(args, "space", None) or changes_trials:
+    given = _plan_options_given(args) + sorted(changes_trials)
+    if given:
         raise ValueError(
-            "Expected --resume with execution options only (the run keeps its recorded trials). "
-            f"Received: {given or sorted(changes_trials) or ['--space']}."
+            "Expected --resume with execution options only (the run keeps its recorded trials and search). "
+            f"Received: {given}. Leave them out to finish the run as planned, or start a new run with them."
         )
     results_dir = Path(args.results_dir).expanduser().resolve()
     if not (results_dir / args.resume / "run.json").is_file():
@@ -135,6 +135,20 @@ def _resume_settings(args: argparse.Namespace) -> Any:
         )
     options = _checked_execution(resumable(results_dir, args.resume, args.command, given_execution(args)))
     return scheduler_settings(results_dir, options, verbose=args.verbose)
+
+
+def _plan_options_given(args: argparse.Namespace) -> list[str]:
+    """The selection and search options given on the command line: a resumed run keeps its recorded ones, so each
+    is refused rather than silently ignored. The search options have defaults; given means other than those."""
+    selection = {"suite": "--suite", "strategy": "--strategy", "model": "--model", "dataset": "--dataset"}
+    selection |= {"run_id": "--run-id", "backends": "--backend", "seeds": "--seeds"}
+    given = [flag for name, flag in selection.items() if getattr(args, name, None)]
+    search = argparse.ArgumentParser(add_help=False)
+    add_search_arguments(search)
+    for name, default in vars(search.parse_args([])).items():
+        if hasattr(args, name) and getattr(args, name) != default:
+            given.append(f"--{name.replace('_', '-')}")
+    return given
 
 
 def _resume(args: argparse.Namespace) -> int:

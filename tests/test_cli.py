@@ -141,6 +141,14 @@ BAD_INPUTS = {
         ["run", "--resume", "finished-run", "--suite", "smoke"],
         "Expected --resume with execution options only",
     ),
+    "resume with a backend": (
+        ["run", "--resume", "finished-run", "--backend", "torch", "--seeds", "3"],
+        "Received: ['--backend', '--seeds']. Leave them out",
+    ),
+    "resume a tune with other search options": (
+        ["tune", "--resume", "a-tune", "--num-samples", "4", "--asha", "--final-seeds", "2"],
+        "Received: ['--num-samples', '--asha', '--final-seeds']",
+    ),
     "resume a finished run": (
         ["run", "--resume", "finished-run"],
         "Expected an interrupted run. Received: 'finished-run' finished",
