@@ -234,3 +234,46 @@ def test_torch_refuses_to_merge_flattened_feature_maps_instead_of_computing_some
     with pytest.raises(ValueError, match="cannot merge a flattened feature map"):
         workers["torch"](probes.logits, spec, weights, x)
     assert workers["tensorflow"](probes.logits, spec, weights, x).shape == (2, 3)
+
+
+def test_batchnorm_and_prelu_on_a_flattened_feature_map_keep_the_neutral_feature_order(workers):
+    """PyTorch flattens a feature map in C,H,W order, the spec in H,W,C: the per-feature vectors of a BatchNorm and
+    a PReLU on a flattened map are reordered on load and export (the torch backend refused such a BatchNorm before).
+    Every feature's values differ, so one out of place shows: eval logits against numpy's, the round trip exact,
+    and five training steps alike in both backends, running statistics included."""
+    spec = ModelSpec(
+        "flat_bn",
+        (3, 3, 2),
+        3,
+        (
+            Conv2D(name="conv", group="f", filters=2, kernel_size=(1, 1)),
+            Flatten(name="flat", group="f"),
+            BatchNorm(name="bn", group="f"),
+            Activation(name="act", group="f", kind="prelu"),
+            Dense(name="logits", group="c", units=3),
+        ),
+    )
+    rng = np.random.default_rng(0)
+    weights = initial_weights(spec, "he_normal", 0)
+    for key, low, high in (("bn/gamma", 0.5, 2), ("bn/beta", -1, 1), ("bn/moving_mean", -1, 1)):
+        weights[key] = rng.uniform(low, high, 18).astype(np.float32)
+    weights["bn/moving_variance"] = rng.uniform(0.5, 2, 18).astype(np.float32)
+    weights["act/alpha"] = rng.uniform(0, 0.5, 18).astype(np.float32)
+    x = rng.normal(size=(32, 3, 3, 2)).astype(np.float32)
+    y = rng.integers(0, 3, 32)
+    w = {k: v.astype(np.float64) for k, v in weights.items()}
+    flat = (x @ w["conv/kernel"][0, 0] + w["conv/bias"]).reshape(32, -1)  # H,W,C order
+    normed = (flat - w["bn/moving_mean"]) / np.sqrt(w["bn/moving_variance"] + 1e-5) * w["bn/gamma"] + w["bn/beta"]
+    expected = np.where(normed > 0, normed, w["act/alpha"] * normed) @ w["logits/kernel"] + w["logits/bias"]
+    batches = [np.arange(i * 8, (i + 1) * 8) % 32 for i in range(5)]
+    trained = {}
+    for backend in BACKENDS:
+        got = workers[backend](probes.logits, spec, weights, x)
+        assert np.max(np.abs(got - expected)) <= TOLERANCE * np.max(np.abs(expected)), backend
+        exported = workers[backend](probes.roundtrip, spec, weights)
+        assert all(np.array_equal(exported[k], weights[k]) for k in weights), backend
+        trained[backend] = workers[backend](probes.train, spec, weights, OptimizerConfig("sgd", lr=0.1), x, y, batches)[
+            0
+        ]
+    assert max_abs_diff(trained["torch"], trained["tensorflow"]) <= TOLERANCE
+    assert np.max(np.abs(trained["torch"]["bn/moving_mean"] - weights["bn/moving_mean"])) > 0.01  # statistics moved

@@ -18,7 +18,12 @@ import torch.fx as fx
 import torch.nn.functional as F
 from torch import nn
 
-from backends.torch.layout import conv_kernel_from_torch, dense_kernel_from_torch
+from backends.torch.layout import (
+    BATCHNORM_TENSORS,
+    conv_kernel_from_torch,
+    dense_kernel_from_torch,
+    flat_features_from_torch,
+)
 from backends.torch.model import module_tensor
 from harness.importers import UnsupportedModelError
 from harness.shapes import infer_shapes
@@ -312,17 +317,14 @@ def _weights(c: _Converter, spec: ModelSpec) -> NeutralWeights:
         elif isinstance(layer, Dense):
             origin = infos[spec.inputs_of(index)[0]].flattened_from
             out[f"{layer.name}/kernel"] = dense_kernel_from_torch(host(module_tensor(module, "weight")), origin)
-        elif isinstance(layer, BatchNorm):
-            for param, attribute in (
-                ("gamma", "weight"),
-                ("beta", "bias"),
-                ("moving_mean", "running_mean"),
-                ("moving_variance", "running_var"),
-            ):
-                out[f"{layer.name}/{param}"] = host(module_tensor(module, attribute))
+        elif isinstance(layer, BatchNorm):  # on a flattened map, its vectors come in PyTorch's C,H,W order
+            origin = infos[spec.inputs_of(index)[0]].flattened_from
+            for param, attribute in BATCHNORM_TENSORS:
+                out[f"{layer.name}/{param}"] = flat_features_from_torch(host(module_tensor(module, attribute)), origin)
         elif isinstance(layer, Activation) and layer.kind == "prelu":
             channels = infos[layer.name].shape[-1]
-            out[f"{layer.name}/alpha"] = np.broadcast_to(host(module_tensor(module, "weight")), (channels,)).copy()
+            alpha = np.broadcast_to(host(module_tensor(module, "weight")), (channels,)).copy()
+            out[f"{layer.name}/alpha"] = flat_features_from_torch(alpha, infos[spec.inputs_of(index)[0]].flattened_from)
         if isinstance(layer, (Conv2D, Dense)) and layer.use_bias:
             out[f"{layer.name}/bias"] = host(module_tensor(module, "bias"))
     return out

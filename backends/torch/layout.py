@@ -4,6 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 
+# A BatchNorm's neutral tensors and the nn.BatchNorm attributes that hold them.
+BATCHNORM_TENSORS = (
+    ("gamma", "weight"),
+    ("beta", "bias"),
+    ("moving_mean", "running_mean"),
+    ("moving_variance", "running_var"),
+)
+
 
 def conv_kernel_to_torch(kernel: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(kernel.transpose(3, 2, 0, 1))  # (kh, kw, in, out) -> (out, in, kh, kw)
@@ -27,6 +35,21 @@ def dense_kernel_from_torch(weight: np.ndarray, flattened_from: tuple[int, int, 
         h, w, c = flattened_from
         kernel = kernel.reshape(c, h, w, -1).transpose(1, 2, 0, 3).reshape(h * w * c, -1)
     return np.ascontiguousarray(kernel)
+
+
+def flat_features_to_torch(values: np.ndarray, flattened_from: tuple[int, int, int] | None) -> np.ndarray:
+    """A per-feature vector (BatchNorm's, PReLU's) on a flattened feature map: H,W,C order -> C,H,W."""
+    if flattened_from is None:
+        return values
+    h, w, c = flattened_from
+    return np.ascontiguousarray(values.reshape(h, w, c).transpose(2, 0, 1).reshape(-1))
+
+
+def flat_features_from_torch(values: np.ndarray, flattened_from: tuple[int, int, int] | None) -> np.ndarray:
+    if flattened_from is None:
+        return values
+    h, w, c = flattened_from
+    return np.ascontiguousarray(values.reshape(c, h, w).transpose(1, 2, 0).reshape(-1))
 
 
 def images_to_torch(x: np.ndarray) -> np.ndarray:

@@ -13,10 +13,13 @@ from torch import nn
 from backends.torch import input_layers
 from backends.torch.dropout import DropoutKeys, SharedDropout
 from backends.torch.layout import (
+    BATCHNORM_TENSORS,
     conv_kernel_from_torch,
     conv_kernel_to_torch,
     dense_kernel_from_torch,
     dense_kernel_to_torch,
+    flat_features_from_torch,
+    flat_features_to_torch,
 )
 from harness.dropout_rng import dropout_layer_indices, layout_hashes
 from harness.shapes import TensorInfo, infer_shapes
@@ -181,11 +184,7 @@ class Float64BatchNorm1d(_FlatInput, Float64BatchNorm2d):
 
 
 def _batchnorm(layer: BatchNorm, in_info: TensorInfo, statistics: str = "float32") -> nn.Module:
-    if len(in_info.shape) == 1 and in_info.flattened_from is not None:
-        raise ValueError(
-            f"Layer {layer.name!r}: BatchNorm directly on a flattened feature map is not supported by the torch "
-            "backend (its feature order differs). Expected BatchNorm before the Flatten or after a Dense layer."
-        )
+    # On a flattened feature map the features are in C,H,W order here: load/export reorder its vectors.
     spatial = len(in_info.shape) == 3
     if statistics == "float64":
         unbiased = layer.running_variance == "unbiased"
@@ -321,7 +320,9 @@ def layer_module(model: nn.Module, name: str) -> nn.Module:
     return module
 
 
-def _dense_origin(spec: ModelSpec, infos: dict[str, TensorInfo], index: int) -> tuple[int, int, int] | None:
+def _flat_origin(spec: ModelSpec, infos: dict[str, TensorInfo], index: int) -> tuple[int, int, int] | None:
+    """The (H, W, C) map a layer's flat input was flattened from, where PyTorch's C,H,W order differs: a Dense
+    kernel's rows and a BatchNorm's or PReLU's per-feature vectors are reordered between the layouts."""
     origin = infos[spec.inputs_of(index)[0]].flattened_from
     return origin if origin is not None and _origin_reorders(origin) else None
 
@@ -339,15 +340,14 @@ def load_weights(model: nn.Module, spec: ModelSpec, weights: NeutralWeights) -> 
         if isinstance(layer, Conv2D):
             put("weight", conv_kernel_to_torch(w["kernel"]))
         elif isinstance(layer, Dense):
-            put("weight", dense_kernel_to_torch(w["kernel"], _dense_origin(spec, infos, index)))
+            put("weight", dense_kernel_to_torch(w["kernel"], _flat_origin(spec, infos, index)))
         elif isinstance(layer, Activation):  # prelu
-            put("weight", w["alpha"])
+            put("weight", flat_features_to_torch(w["alpha"], _flat_origin(spec, infos, index)))
             continue
         elif isinstance(layer, BatchNorm):
-            put("weight", w["gamma"])
-            put("bias", w["beta"])
-            put("running_mean", w["moving_mean"])
-            put("running_var", w["moving_variance"])
+            origin = _flat_origin(spec, infos, index)
+            for param, attribute in BATCHNORM_TENSORS:
+                put(attribute, flat_features_to_torch(w[param], origin))
             continue
         if "bias" in w:
             put("bias", w["bias"])
@@ -363,7 +363,8 @@ def export_weights(model: nn.Module, spec: ModelSpec) -> NeutralWeights:
 
     for index, layer in enumerate(spec.layers):
         if isinstance(layer, Activation) and layer.kind == "prelu":
-            out[f"{layer.name}/alpha"] = host(layer_module(model, layer.name), "weight")
+            alpha = host(layer_module(model, layer.name), "weight")
+            out[f"{layer.name}/alpha"] = flat_features_from_torch(alpha, _flat_origin(spec, infos, index))
             continue
         if not isinstance(layer, (Conv2D, Dense, BatchNorm)):
             continue
@@ -372,13 +373,12 @@ def export_weights(model: nn.Module, spec: ModelSpec) -> NeutralWeights:
             out[f"{layer.name}/kernel"] = conv_kernel_from_torch(host(module, "weight"))
         elif isinstance(layer, Dense):
             out[f"{layer.name}/kernel"] = dense_kernel_from_torch(
-                host(module, "weight"), _dense_origin(spec, infos, index)
+                host(module, "weight"), _flat_origin(spec, infos, index)
             )
         else:
-            out[f"{layer.name}/gamma"] = host(module, "weight")
-            out[f"{layer.name}/beta"] = host(module, "bias")
-            out[f"{layer.name}/moving_mean"] = host(module, "running_mean")
-            out[f"{layer.name}/moving_variance"] = host(module, "running_var")
+            origin = _flat_origin(spec, infos, index)
+            for param, attribute in BATCHNORM_TENSORS:
+                out[f"{layer.name}/{param}"] = flat_features_from_torch(host(module, attribute), origin)
             continue
         if module.bias is not None:
             out[f"{layer.name}/bias"] = host(module, "bias")
