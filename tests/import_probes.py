@@ -36,3 +36,23 @@ def worker_main(name: str, module: str, argv: list[str]) -> tuple[int, str]:
 def import_main(name: str, argv: list[str]) -> tuple[int, str]:
     """``python -m harness.import_worker ARGV`` in this worker (``worker_main``)."""
     return worker_main(name, "harness.import_worker", argv)
+
+
+def torch_flat_batchnorm_module(_backend: str, x: np.ndarray) -> tuple:
+    """A torch module with BatchNorm1d and a per-feature PReLU right after a Flatten of a 3x3x2 map (statistics and
+    slopes all different), converted by the torch importer: the spec, the weights and torch's own eval logits."""
+    import torch
+    from torch import nn
+
+    from backends.torch.importer import convert, reference_logits
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(2, 2, 1), nn.Flatten(), nn.BatchNorm1d(18), nn.PReLU(18), nn.Linear(18, 3))
+    with torch.no_grad():
+        bn = model[2]
+        for tensor, low, high in ((bn.weight, 0.5, 2), (bn.bias, -1, 1), (bn.running_mean, -1, 1)):
+            tensor.uniform_(low, high)
+        bn.running_var.uniform_(0.5, 2)
+        model[3].weight.uniform_(0, 0.5)
+    spec, weights = convert(model, (3, 3, 2), "flat_bn")
+    return spec, weights, reference_logits(model, x)

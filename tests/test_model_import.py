@@ -65,6 +65,14 @@ def test_torchvision_models_convert_to_the_zoos_spec_and_run_alike_in_both_backe
     _assert_every_backend_matches_the_source(workers, "torch", name, spec, weights)
 
 
+def test_a_batchnorm_and_prelu_after_a_flatten_import_in_the_neutral_feature_order(workers):
+    """PyTorch's BatchNorm1d and PReLU after nn.Flatten hold their per-feature vectors in C,H,W order; the importer
+    reorders them to the spec's H,W,C, so both backends reproduce torch's own forward."""
+    x = np.random.default_rng(0).normal(size=(4, 3, 3, 2)).astype(np.float32)
+    spec, weights, reference = workers["torch"](import_probes.torch_flat_batchnorm_module, x)
+    assert_logits_match_source(on_each(workers, probes.logits, spec, weights, x), reference)
+
+
 def _write_user_module(directory: Path) -> None:
     (directory / "user_nets.py").write_text(
         textwrap.dedent("""
