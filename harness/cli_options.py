@@ -289,7 +289,7 @@ OVERRIDE_OPTIONS: tuple[tuple[str, tuple[Option, ...]], ...] = (
         Option(
             "--frozen-epochs",
             "transfer.frozen_epochs",
-            "transfer: epochs with the features frozen before unfreezing",
+            "transfer: epochs with every group but the classifier frozen before all train (default: every epoch)",
             non_negative_int,
         ),
         Option(

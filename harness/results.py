@@ -22,7 +22,7 @@ import pandas as pd
 # (column, pandas dtype, meaning) — docs/results-schema.md is generated from this list and a test pins both.
 SCHEMA: tuple[tuple[str, str, str], ...] = (
     ("run_id", "string", "identifier of the run (directory name under results/)"),
-    ("trial_id", "string", "suite-strategy-model-dataset-backend-seed"),
+    ("trial_id", "string", "{suite}-{strategy}-{model}[+{variant}]-{dataset}-{backend}-s{seed}"),
     (
         "stage",
         "string",
@@ -70,7 +70,12 @@ SCHEMA: tuple[tuple[str, str, str], ...] = (
     ),
     ("epoch_time_s", "float64", "wall time of the epoch's training steps only (device synchronised; no evaluation)"),
     ("samples_per_s", "float64", "training samples / epoch_time_s"),
-    ("eval_time_s", "float64", "wall time of the evaluation after the epoch"),
+    (
+        "eval_time_s",
+        "float64",
+        "wall time of the evaluation after the epoch; on the row that holds test_acc (a trial's last epoch, or the "
+        "one that diverged) it also covers the test evaluation and any MC-dropout passes",
+    ),
     ("warmup", "boolean", "first epoch of a phase (tracing, compilation, caches); excluded from steady-state figures"),
     ("trainable_params", "Int64", "trainable parameters as the backend counts them (strategies that freeze layers)"),
     ("frozen_params", "Int64", "frozen parameters (BatchNorm running statistics excluded)"),
