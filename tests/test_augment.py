@@ -115,7 +115,8 @@ def test_augmented_training_is_identical_per_seed_in_both_backends(workers):
     seeds = {seed: _rows(workers, seed, CROP_FLIP) for seed in (0, 1)}
     for rows in seeds.values():
         for t, f in zip(rows["torch"], rows["tensorflow"], strict=True):
-            assert t["val_acc"] == f["val_acc"] and abs(t["train_loss"] - f["train_loss"]) < 1e-4
+            # the epochs' losses apart by float32 rounding only: measured at most 8.4e-8 relative
+            assert t["val_acc"] == f["val_acc"] and t["train_loss"] == pytest.approx(f["train_loss"], rel=1e-5, abs=0)
         # No accuracy bar: crops of 2 pixels and mirrored digits on 8x8 images slow learning (measured 0.20 after
         # 2 epochs against 0.76 without); what matters here is that both backends learn the same.
         assert rows["torch"][-1]["test_acc"] == rows["tensorflow"][-1]["test_acc"]

@@ -106,7 +106,8 @@ def test_every_mode_learns_what_the_default_mode_learns(request, workers, digits
     if gap > TOLERANCE:  # only float32 rounding may separate them: see _assert_only_rounding_apart
         _assert_only_rounding_apart(request, backend, (reference, runtime), args, gap)
     assert np.allclose(lr_ref, lr_mode, rtol=0, atol=1e-9) and len(lr_mode) == STEPS
-    assert s_ref.count == s_mode.count and abs(s_ref.loss - s_mode.loss) < 1e-4
+    # the epoch's mean loss: measured at most 1.1e-7 relative between modes
+    assert s_ref.count == s_mode.count and s_ref.loss == pytest.approx(s_mode.loss, rel=1e-5, abs=0)
 
 
 def _assert_only_rounding_apart(request, backend: str, runtimes: tuple, args: tuple, gap: float) -> None:

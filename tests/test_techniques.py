@@ -131,7 +131,10 @@ def test_plateau_schedule_in_whole_trials_gives_the_same_rows_in_both_backends(w
     }
     lrs = {b: [r["lr"] for r in rs] for b, rs in rows.items()}
     assert lrs["torch"] == lrs["tensorflow"] and min(lrs["torch"]) < 0.5  # the plateau did reduce the rate
-    assert np.allclose([r["val_loss"] for r in rows["torch"]], [r["val_loss"] for r in rows["tensorflow"]], atol=1e-4)
+    # six epochs at lr 0.5 apart by float32 rounding only: measured at most 1.0e-6 relative
+    assert np.allclose(
+        [r["val_loss"] for r in rows["torch"]], [r["val_loss"] for r in rows["tensorflow"]], rtol=1e-5, atol=0
+    )
 
 
 @pytest.mark.parametrize("clip", [{"clip_value": 0.01}, {"clip_norm": 0.5}, {"clip_value": 0.05, "clip_norm": 0.3}])
@@ -193,7 +196,9 @@ def test_regularisers_agree_and_report_the_penalty_separately(workers, digits, r
     assert max_abs_diff(w_t, plain["torch"][0]) > 1e-4, "the regulariser changed nothing"
     if reg.active:
         assert s_t.reg_loss > 0 and s_t.reg_loss == pytest.approx(s_f.reg_loss, rel=1e-5)
-        assert abs(s_t.loss - s_f.loss) < 1e-4  # train_loss stays the data loss
+        # train_loss stays the data loss in both: the backends agree far closer (measured 1e-7 relative) than the
+        # penalty (0.35-1.1 here) that either would add
+        assert s_t.loss == pytest.approx(s_f.loss, rel=1e-5, abs=0)
     else:  # each output unit's incoming weights (all axes but the last, conv kernels included) within the norm
         for key, kernel in w_t.items():
             if key.endswith("kernel"):
@@ -316,10 +321,11 @@ def test_every_initializer_loads_identically(workers, digits, init):
     spec = build_spec("cnn_small", digits.input_shape, digits.num_classes)
     weights = initial_weights(spec, init, 4)
     x = digits.x_test[:32]
-    diff = np.abs(
-        workers["torch"](probes.logits, spec, weights, x) - workers["tensorflow"](probes.logits, spec, weights, x)
-    ).max()
-    assert diff <= TOLERANCE
+    logits = workers["torch"](probes.logits, spec, weights, x)
+    scale = float(np.abs(logits).max())  # normal_0.01 gives logits of about 5e-5: relative, not absolute
+    assert (
+        scale > 0 and np.abs(logits - workers["tensorflow"](probes.logits, spec, weights, x)).max() <= TOLERANCE * scale
+    )
 
 
 @pytest.mark.parametrize("kind", ["standard", "alpha"])
@@ -337,7 +343,10 @@ def test_mc_dropout_is_deterministic_under_a_seed_and_uncertain_with_dropout(wor
     assert not np.array_equal(a, c)
     assert not np.array_equal(a[0], a[1]), "dropout inactive during MC passes"
     metrics = mc_metrics_from_logits(a, y)
-    assert metrics["mc_pred_std"] > 0 and 0 <= metrics["mc_test_acc"] <= 1
+    mean_probability = np.exp(a.astype(np.float64) - a.max(axis=2, keepdims=True))
+    mean_probability = (mean_probability / mean_probability.sum(axis=2, keepdims=True)).mean(axis=0)
+    assert metrics["mc_pred_std"] > 0
+    assert metrics["mc_test_acc"] == float((mean_probability.argmax(axis=1) == y).mean())  # of the mean probability
     still = workers[backend](probes.mc_logits, _mlp(digits), initial_weights(_mlp(digits), "he_normal", 0), x, 3, 11)
     assert mc_metrics_from_logits(still, y)["mc_pred_std"] < 1e-12  # no dropout: no spread (float64 rounding aside)
 
