@@ -1,9 +1,11 @@
 """The registry of backends, the small protocol every framework adapter implements, how one is loaded, and what
 each can do.
 
-:data:`REGISTRY` is the one place outside ``backends/`` that names a framework: every other module asks it (or
-:data:`BACKENDS`, :data:`REFERENCE_BACKEND`), so adding a backend is a package under ``backends/`` plus one entry
-here. Adapters live in ``backends/<name>/adapter.py`` and are imported only inside the process that runs a trial
+:data:`REGISTRY` is the one place outside ``backends/`` that names a framework as a backend: every other module asks
+it (or :data:`BACKENDS`, :data:`REFERENCE_BACKEND`), so adding a backend is a package under ``backends/`` plus one
+entry here. Model hubs and weight-file formats are named by their own modules (``torchvision:`` / ``keras:`` refs
+and preprocessing in ``pretrained.py``, file suffixes in ``weight_files.py``), which map them to backends here.
+Adapters live in ``backends/<name>/adapter.py`` and are imported only inside the process that runs a trial
 (``load_backend``), so the harness itself never imports a framework. What a backend can do is declared,
 framework-free, in ``backends/<name>/capabilities.py``; the driver reads it before Ray starts
 (:func:`fit_to_capabilities`, :func:`check_capabilities`).

@@ -13,11 +13,11 @@ import inspect
 import json
 import sys
 from pathlib import Path
-from types import ModuleType
+from typing import cast
 
 from harness.backend import REGISTRY, backend_entry, backend_of_package, importer_backends
 from harness.checkpoints import save_checkpoint
-from harness.importers import ModelInputError, UnsupportedModelError
+from harness.importers import FrameworkImporter, ModelInputError, UnsupportedModelError
 
 
 def _user_model(name: str, num_classes: int) -> object:
@@ -32,11 +32,12 @@ def _user_model(name: str, num_classes: int) -> object:
     return factory(num_classes=num_classes) if takes_classes else factory()
 
 
-def _importer(backend: str) -> ModuleType:
-    return importlib.import_module(backend_entry(backend).importer_module)
+def _importer(backend: str) -> FrameworkImporter:
+    # A module is checked against the protocol only when mypy knows which module it is; this one is named at run time.
+    return cast(FrameworkImporter, importlib.import_module(backend_entry(backend).importer_module))
 
 
-def _importer_for(model: object) -> ModuleType:
+def _importer_for(model: object) -> FrameworkImporter:
     """The importer of the backend whose framework the model's class (or a base class: a user's subclass of a
     framework model lives in the user's package) comes from."""
     backend = backend_of_package(type(model).__module__.split(".")[0])

@@ -43,16 +43,9 @@ class ModelInputError(ValueError):
 class FrameworkImporter(Protocol):
     """Module-level functions of ``backends/<name>/importer.py``."""
 
-    #: The prefix of ``--model PREFIX:NAME`` references this importer loads (``torchvision``, ``keras``).
-    PREFIX: str
-
     def load_reference(self, name: str, input_shape: tuple[int, int, int], num_classes: int, seed: int) -> object:
         """The framework's own model NAME with random weights drawn from ``seed``, for (H, W, C) inputs and
         ``num_classes`` outputs (logits: no final softmax)."""
-        ...
-
-    def is_native_model(self, obj: object) -> bool:
-        """True when ``obj`` is a model of this framework (what a ``python:`` factory returned)."""
         ...
 
     def input_channels(self, model: object) -> int | None:

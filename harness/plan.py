@@ -65,7 +65,10 @@ class RunPlan:
         if self.kind not in KINDS:
             raise ValueError(f"Expected a plan kind in {list(KINDS)}. Received: {self.kind!r}.")
         if (self.kind == "tune") != (self.search is not None) or (self.kind == "tune" and self.trials):
-            raise ValueError("Expected a run plan with trials and no search, or a tune plan with a search only.")
+            raise ValueError(
+                "Expected a run plan with trials and no search, or a tune plan with a search only. Received: a "
+                f"{self.kind} plan with {len(self.trials)} trials and {'a' if self.search else 'no'} search."
+            )
         if not self.planned_trials:
             raise ValueError(
                 "Expected at least one trial. Received none: pick a suite or --strategy/--model/--dataset."

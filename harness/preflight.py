@@ -60,11 +60,7 @@ def preflight(
             }
         for task in (trial.task, trial.transfer.source_task):
             derived = derive(datasets[trial.dataset], task)
-            if len(derived.y_train) == 0:
-                raise ValueError(
-                    f"Expected training samples in task {task.label if task else 'all'} of {trial.dataset}. "
-                    "Received: none."
-                )
+            _check_training_samples(task, derived, datasets[trial.dataset])
             _check_classes(task, datasets[trial.dataset])
             check_input(trial.input, derived.input_shape, datasets[trial.dataset].normalization)
             check_augment(trial.augment, derived.input_shape)
@@ -113,6 +109,21 @@ def _prepare_pretrained(trials: list[TrialConfig], datasets: dict[str, Dataset],
         if key not in done:
             prepare_weights(trial, shape, Path(cache), backends)
             done.add(key)
+
+
+def _check_training_samples(task: TaskSpec | None, derived: Dataset, dataset: Dataset) -> None:
+    if len(derived.y_train) > 0:
+        return
+    # train_limit is at least 1, so an empty task comes from its classes or from the data itself
+    fix = (
+        f"pick --classes / --source-classes that {dataset.name}'s training split holds (0..{dataset.num_classes - 1})"
+        if task is not None and task.classes is not None
+        else f"delete {dataset.name}'s files so they download again, or point --data-dir at complete ones"
+    )
+    raise ValueError(
+        f"Expected training samples in task {task.label if task else 'all'} of {dataset.name}. "
+        f"Received: none. To fix, {fix}."
+    )
 
 
 def _check_classes(task: TaskSpec | None, dataset: Dataset) -> None:

@@ -41,7 +41,7 @@ from typing import Any
 
 from harness import cachekeys
 from harness.backend import REFERENCE_BACKEND, backend_entry, importer_backends
-from harness.checkpoints import load_checkpoint, save_checkpoint
+from harness.checkpoints import save_checkpoint
 from harness.config import TrialConfig
 from harness.truncated_weights import check_complete
 from harness.weight_files import BadWeightsError, file_sha256, weights_format
@@ -288,22 +288,23 @@ def check_zoo_weights_cached(refs: list[WeightsRef], scratch: Path) -> None:
     """Every zoo weight set in the weights home, or FileNotFoundError listing each missing file and where it goes,
     with one fetch command for all of them (one worker per framework resolves the file names; nothing downloads)."""
     zoo = sorted({ref for ref in refs if ref.kind != "file"}, key=lambda ref: ref.label)
-    missing: list[str] = []
+    missing: list[tuple[str, str]] = []  # (label, where the file goes and where it comes from)
     home = weights_home()
     for backend in sorted({ref.source_backend for ref in zoo}):
         group = [ref for ref in zoo if ref.source_backend == backend]
         request = {"refs": [asdict(ref) for ref in group], "home": str(home)}
         found = run_worker(backend, "resolve_all", request, scratch / f"resolve-{backend}")["found"]
         missing += [
-            f"{ref.label} -> {Path(f['file']).relative_to(home)} ({f['url']})"
+            (ref.label, f"{Path(f['file']).relative_to(home)} ({f['url']})")
             for ref, f in zip(group, found, strict=True)
             if not Path(f["file"]).is_file()
         ]
     if missing:
-        labels = " ".join(item.split(" -> ")[0] for item in missing)
+        listed = "; ".join(f"{label} -> {where}" for label, where in missing)
+        labels = " ".join(label for label, _ in missing)
         raise FileNotFoundError(
             f"Expected the zoo weights of this run in the weights home {home}. Received: {len(missing)} of "
-            f"{len(zoo)} sets missing: {'; '.join(missing)}. Runs never download: run `xfbench weights fetch "
+            f"{len(zoo)} sets missing: {listed}. Runs never download: run `xfbench weights fetch "
             f"{labels}` on a machine with network (set ${WEIGHTS_ENV} to choose the folder) and copy the folder here."
         )
 
@@ -422,10 +423,6 @@ def verify(checkpoint: Path, backend: str, runner: WorkerRunner = run_worker) ->
             "Report it with the file; the conversion of that layer differs between the frameworks."
         )
     marker.write_text(json.dumps(result))
-
-
-def checkpoint_meta(checkpoint: Path) -> dict[str, Any]:
-    return load_checkpoint(checkpoint)[2]
 
 
 def write_converted(

@@ -10,7 +10,6 @@ the parts and the CSV).
 from __future__ import annotations
 
 import csv
-import json
 import math
 import os
 from collections.abc import Hashable, Iterable, Mapping
@@ -215,10 +214,6 @@ def with_current_columns(frame: pd.DataFrame) -> pd.DataFrame:
                 else pd.Series([pd.NA] * len(frame), dtype=DTYPES[column] if DTYPES[column] != "float64" else "float64")
             )
     return frame[list(COLUMNS)]
-
-
-def write_run_json(run_dir: Path, info: dict[str, Any]) -> None:
-    (run_dir / "run.json").write_text(json.dumps(info, indent=2, sort_keys=True, default=str) + "\n")
 
 
 def schema_markdown() -> str:

@@ -24,6 +24,7 @@ import json
 import logging
 import os
 import signal
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -406,9 +407,11 @@ def run_trials(
     frameworks or process-wide settings; returns when all have ended. Raises :class:`RunInterrupted` when an
     experiment stopped early (Ctrl-C)."""
     ids = [t.trial_id for t in trials]
-    if len(set(ids)) != len(ids):
+    duplicates = sorted(i for i, n in Counter(ids).items() if n > 1)
+    if duplicates:
         raise ValueError(
-            "Expected unique trial ids. Received duplicates: check suites for repeated (model, dataset, backend, seed)."
+            f"Expected unique trial ids. Received duplicates: {duplicates}. To fix, remove the repeated "
+            "(model, dataset, backend, seed) combinations from the suites."
         )
     name = experiment or f"{run.run_id}-{stage}"
     for suffix, group in worker_groups(trials).items():
@@ -523,7 +526,7 @@ def search_param_space(experiment: SearchExperiment, run: RunInfo) -> dict[str, 
     (random and grid: drawn up front, one trial per point; optuna: Tune's ``point`` domains)."""
     from ray import tune
 
-    job = {"base": experiment.base.to_dict(), "algorithm": experiment.algorithm}
+    job = {"base": experiment.base.to_dict()}
     if experiment.algorithm == "optuna":
         point = {path: tune_domain(domain, grid=False) for path, domain in experiment.space.params}
         return {"job": job, "point": point, "run": asdict(run)}

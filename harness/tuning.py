@@ -61,7 +61,10 @@ class TunePlan:
             and not all(isinstance(d, Choice) for _, d in self.space.params)
             and self.num_samples < 1
         ):
-            raise ValueError("Expected --num-samples >= 1 for ranges under grid search.")
+            raise ValueError(
+                f"Expected --num-samples >= 1 for ranges under grid search. Received: {self.num_samples}. "
+                "To fix, pass --num-samples 1 or more: each repeat of the grid draws the ranges anew."
+            )
         if self.algorithm == "optuna" and any(
             isinstance(d, Choice) and any(isinstance(v, tuple) for v in d.values) for _, d in self.space.params
         ):

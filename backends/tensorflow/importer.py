@@ -34,7 +34,6 @@ from harness.spec import (
 )
 from harness.weights import NeutralWeights, check_weights
 
-PREFIX = "keras"
 SUPPORTED = (
     "InputLayer",
     "Conv2D (dilation 1)",
@@ -77,10 +76,6 @@ def load_reference(name: str, input_shape: tuple[int, int, int], num_classes: in
         )
     keras.utils.set_random_seed(seed)  # the applications draw their initial weights from Keras' global seed
     return factory(weights=None, input_shape=tuple(input_shape), classes=num_classes, classifier_activation=None)
-
-
-def is_native_model(obj: object) -> bool:
-    return isinstance(obj, keras.Model)
 
 
 def input_channels(model: keras.Model) -> int | None:

@@ -44,7 +44,6 @@ from harness.spec import (
 )
 from harness.weights import NeutralWeights, check_weights
 
-PREFIX = "torchvision"
 SUPPORTED = (
     "Conv2d (zero padding, dilation 1)",
     "Linear",
@@ -97,10 +96,6 @@ def load_reference(name: str, input_shape: tuple[int, int, int], num_classes: in
         )
     torch.manual_seed(seed)  # torchvision's builders draw their initial weights from the global generator
     return torchvision.models.get_model(name, weights=None, num_classes=num_classes).eval()
-
-
-def is_native_model(obj: object) -> bool:
-    return isinstance(obj, nn.Module)
 
 
 def input_channels(model: nn.Module) -> int | None:

@@ -112,5 +112,8 @@ def read_cifar_archive(archive: bytes, source: Path) -> dict[str, bytes]:
         ) from None
     missing = sorted({w.rsplit("/", 1)[1] for w in wanted} - set(out))
     if missing:
-        raise DataFileError(f"Expected the CIFAR-10 batch files in {source}. Missing: {missing}.")
+        raise DataFileError(
+            f"Expected the CIFAR-10 batch files in {source}. Received: an archive without {missing}. To fix, delete "
+            f"{source} and run again to download it, or point --data-dir at a complete cifar-10-binary.tar.gz."
+        )
     return out

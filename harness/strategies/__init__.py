@@ -53,7 +53,10 @@ def _registry() -> dict[str, tuple[Strategy, str]]:
             "S2: backbone features + a scikit-learn classifier "
             "(linear_svc, random_forest, rbf_svc, logistic_regression)",
         ),
-        "fine_tune": (reuse.run_fine_tune, "S3: new head, whole network trained, backbone lr = 0.1 x head lr"),
+        "fine_tune": (
+            reuse.run_fine_tune,
+            "S3: new head, whole network trained, backbone lr = --backbone-lr-multiplier (0.1) x head lr",
+        ),
         "freeze_early": (reuse.run_freeze_early, "S3: new head, first k layer groups frozen, the rest fine-tuned"),
         "transfer": (reuse.run_transfer, "S4: reuse the backbone, features frozen for some epochs, then unfrozen"),
     }
