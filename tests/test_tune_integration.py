@@ -3,6 +3,7 @@ shipped data."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -138,8 +139,9 @@ def test_tune_searches_each_backend_in_its_own_experiment_with_asha_and_reruns_e
     assert "## Search" in summary and "| scratch | mlp+tuned | digits |" in summary and "**best**" in summary
     # --reference reaches the files, not only the terminal
     assert "## tensorflow vs torch" in summary and "Statistics vs tensorflow" in stdout
-    report = tmp_path / "tune-e2e" / "report.html"
-    assert not report.is_file() or "Statistics vs tensorflow" in report.read_text()
+    report = tmp_path / "tune-e2e" / "report.html"  # drawn whenever matplotlib (the report extra) is installed
+    if importlib.util.find_spec("matplotlib") is not None:
+        assert "Statistics vs tensorflow" in report.read_text()
     info = json.loads((tmp_path / "tune-e2e" / "run.json").read_text())
     assert info["kind"] == "tune" and info["tune"]["algorithm"] == "grid" and info["status"] == "finished"
 
