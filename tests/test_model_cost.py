@@ -29,8 +29,11 @@ PUBLISHED_GMACS = {
 
 @pytest.mark.parametrize("name", sorted(PUBLISHED_GMACS))
 def test_forward_macs_are_within_two_percent_of_torchvisions_figures(name):
-    cost = model_cost(build_spec(name, (224, 224, 3), 1000))
-    assert abs(cost.forward_macs / 1e9 / PUBLISHED_GMACS[name] - 1) < 0.02
+    """Issue 11's bound, 2 %, and the tighter one the published figures allow: they are given to two decimals (in
+    GMACs), so a correct count lies within half a unit of the last digit, 0.005 G (0.03-1.7 % of these models)."""
+    gmacs = model_cost(build_spec(name, (224, 224, 3), 1000)).forward_macs / 1e9
+    assert abs(gmacs / PUBLISHED_GMACS[name] - 1) < 0.02
+    assert abs(gmacs - PUBLISHED_GMACS[name]) <= 0.005, f"{gmacs:.4f} G does not round to {PUBLISHED_GMACS[name]}"
 
 
 def test_convnet3_on_digits_by_hand():
