@@ -1,6 +1,6 @@
 # The two entry points a new machine needs (see README):
 #   make quick   the main job: quick suite on the embedded digits data, both backends
-#   make test    the project's tests plus the smoke tier of every suite
+#   make test    lint, then the project's tests plus the smoke tier of each suite module in suites/
 # Both create .venv and install the project from pyproject.toml first.
 
 PYTHON ?= python3.11
@@ -20,30 +20,33 @@ install: $(STAMP)
 quick: $(STAMP)
 	$(BIN)/xfbench run --suite quick --backend torch --backend tensorflow
 
-# Real Fashion-MNIST comes from Debian's dataset-fashion-mnist package when we may install it
-# (root with apt, as in CI); otherwise the tests that need it are skipped with the reason.
+# Real Fashion-MNIST comes from Debian's dataset-fashion-mnist package when we may install it (root with apt, as in
+# CI: there a failed install stops make test, so CI never passes with those tests skipped); otherwise the tests
+# that need it are skipped with the reason.
 fashion-mnist:
 	@if [ -d /usr/share/datasets/fashion-mnist ]; then echo "Fashion-MNIST: /usr/share/datasets/fashion-mnist"; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	  (apt-get install -y -qq dataset-fashion-mnist >/dev/null 2>&1 || \
 	   (apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq dataset-fashion-mnist >/dev/null 2>&1)) \
-	  && echo "Fashion-MNIST: installed dataset-fashion-mnist" || echo "Fashion-MNIST: could not install; its tests will be skipped"; \
+	  && echo "Fashion-MNIST: installed dataset-fashion-mnist" || \
+	  { echo "Fashion-MNIST: apt-get could not install dataset-fashion-mnist; install it, or run as a user who may not (its tests are then skipped)" >&2; exit 1; }; \
 	else echo "Fashion-MNIST: not installed and not root; its tests will be skipped"; fi
 
 # The report's browser test opens report.html in Debian's headless Chromium when we may install it (root with apt,
-# as in CI); otherwise that test is skipped with the reason.
+# as in CI, where a failed install stops make test); otherwise that test is skipped with the reason.
 chromium:
 	@if command -v chromium >/dev/null; then echo "Chromium: $$(command -v chromium)"; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	  (apt-get install -y -qq chromium >/dev/null 2>&1 || \
 	   (apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq chromium >/dev/null 2>&1)) \
-	  && echo "Chromium: installed chromium" || echo "Chromium: could not install; the browser test will be skipped"; \
+	  && echo "Chromium: installed chromium" || \
+	  { echo "Chromium: apt-get could not install chromium; install it, or run as a user who may not (its test is then skipped)" >&2; exit 1; }; \
 	else echo "Chromium: not installed and not root; the browser test will be skipped"; fi
 
 # results/ci (and its shared-backbone cache) starts empty: every CI run trains and measures with this code.
 test: $(STAMP) fashion-mnist chromium lint
 	rm -rf results/ci
-	$(BIN)/python -m pytest tests suites --scale smoke --results-dir results/ci --durations=25
+	$(BIN)/python -m pytest tests suites --scale smoke --results-dir results/ci --durations=25 -rs
 
 # Formatting, lint and types: ruff (line length 120) on everything, mypy on harness/ and backends/ (pyproject.toml).
 lint: $(STAMP)
