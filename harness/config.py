@@ -121,6 +121,20 @@ class OptimizerConfig:
             decoupled=self.decoupled if self.decoupled is not None else self.name == "adamw",
         )
 
+    @property
+    def scheduled_momentum(self) -> str | None:
+        """The hyperparameter a momentum schedule (1cycle's) drives, in both backends: Adam's first-moment decay
+        ``beta1``, the ``momentum`` of SGD and RMSprop; None for Adagrad and Adadelta, which have neither."""
+        if self.name in ("adam", "adamw"):
+            return "beta1"
+        return None if self.name in _WITHOUT_MOMENTUM else "momentum"
+
+    @property
+    def held_momentum(self) -> float:
+        """The value of :attr:`scheduled_momentum` when no schedule drives it (0 where there is none)."""
+        held = {"beta1": self.beta1, "momentum": self.momentum}.get(self.scheduled_momentum or "")
+        return float(held or 0.0)
+
 
 @dataclass(frozen=True)
 class RegularizationConfig:

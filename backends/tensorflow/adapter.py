@@ -183,7 +183,7 @@ class TensorFlowBackend:
         ]
         update = TensorFlowUpdate(optimizer, kernels)
         rule = UpdateRule.of(optimizer.config, self._regularization, optimizer.loss_scale_rule)
-        scheduled_momentum = optimizer.beta1 if optimizer.config.name in ("adam", "adamw") else optimizer.momentum
+        scheduled_momentum = optimizer.beta1 if optimizer.config.scheduled_momentum == "beta1" else optimizer.momentum
         # The epoch's sums, accumulated in variables (no per-step host round trip), in the loss's float type.
         sums = self._variable_dtype()
         self._loss_sum = loss_sum = tf.Variable(0.0, dtype=sums, trainable=False)
@@ -239,8 +239,7 @@ class TensorFlowBackend:
         self._correct.assign(0)
         config = self._optimizer.config
         if momenta is None:  # hold the configured value (Adam: beta1)
-            held = config.beta1 if config.name in ("adam", "adamw") else (config.momentum or 0.0)
-            momenta = np.full(len(batches), held, self._variable_dtype().as_numpy_dtype)
+            momenta = np.full(len(batches), config.held_momentum, self._variable_dtype().as_numpy_dtype)
         keys = self._epoch_keys(len(batches))
         views = augment.views(batches, int(x.shape[1]), int(x.shape[2])) if augment is not None else None
         if self._fit is not None:

@@ -160,6 +160,7 @@ class TorchBackend:
                     groups.setdefault(float(multipliers.get(name, 1.0)), []).append(p)
         # One param group per multiplier: the step's learning rate times the group's factor.
         self.optimizer = make_optimizer([{"params": ps, "lr_multiplier": m} for m, ps in groups.items()], config)
+        self._scheduled_momentum = config.scheduled_momentum
         # Kernels (Conv/Dense weights) carry the penalties and the max-norm constraint; biases, BN, PReLU do not.
         kernels = [
             m.weight
@@ -173,13 +174,13 @@ class TorchBackend:
         self.lr_trace = []
 
     def _set_step_hyperparameters(self, lr: float, momentum: float | None) -> None:
+        driven = self._scheduled_momentum if momentum is not None else None
         for group in self.optimizer.param_groups:
             group["lr"] = lr * group["lr_multiplier"]
-            if momentum is not None:
-                if "betas" in group:
-                    group["betas"] = (momentum, group["betas"][1])
-                elif "momentum" in group:
-                    group["momentum"] = momentum
+            if driven == "beta1":
+                group["betas"] = (momentum, group["betas"][1])
+            elif driven == "momentum":
+                group["momentum"] = momentum
 
     def _set_dropout_keys(self, stream: int, seed: int, step: int, offset: int = 0) -> None:
         if self.dropout_keys is not None:
