@@ -113,23 +113,28 @@ def _model_cell(row: pd.Series) -> str:
     return str(row["model"]) + (f"+{row['variant']}" if row["variant"] else "")
 
 
-def per_backend_cells(row: pd.Series) -> list[str]:
-    """One row of ``Summary.per_backend``, as the terminal and summary.md show it."""
-    acc = f"{fmt(row['test_acc_mean'], '.4f')} ± {fmt(row['test_acc_std'], '.4f')}"
-    time_cell = fmt(row["epoch_time_s_median"], ".3f") + (" (warm-up)" if row["timing_basis"] == "warm-up only" else "")
-    status = (
-        f"{row['ok']}/{row['trials']} ok"
+def _status_cell(row: pd.Series, ok_word: str = " ok") -> str:
+    return (
+        f"{row['ok']}/{row['trials']}{ok_word}"
         + (f", {row['failed']} failed" if row["failed"] else "")
         + (f", {row['diverged']} diverged" if row["diverged"] else "")
     )
+
+
+def _epoch_time_cell(row: pd.Series) -> str:
+    return fmt(row["epoch_time_s_median"], ".3f") + (" (warm-up)" if row["timing_basis"] == "warm-up only" else "")
+
+
+def per_backend_cells(row: pd.Series) -> list[str]:
+    """One row of ``Summary.per_backend``, as the terminal and summary.md show it."""
     return [
         _strategy_cell(row),
         _model_cell(row),
         str(row["dataset"]),
         str(row["backend"]),
-        status,
-        acc,
-        time_cell,
+        _status_cell(row),
+        f"{fmt(row['test_acc_mean'], '.4f')} ± {fmt(row['test_acc_std'], '.4f')}",
+        _epoch_time_cell(row),
         fmt(row["samples_per_s_median"], ",.0f"),
         fmt(row["params"], ",.0f"),
         fmt(row["forward_macs"] / 1e6, ",.2f"),
@@ -531,10 +536,18 @@ class TableData:
 
 
 def _per_backend_short(row: pd.Series) -> tuple[str, ...]:
-    cells = per_backend_cells(row)
-    acc, std = cells[5].split(" ± ") if " ± " in cells[5] else (cells[5], "")
-    trials = cells[4].replace(" ok", "")
-    return (case_name(row), cells[3], trials, acc, std, cells[6], cells[7], cells[9], cells[10])
+    """The terminal's per-backend row: the case in one cell, mean and std in two, no parameter count."""
+    return (
+        case_name(row),
+        str(row["backend"]),
+        _status_cell(row, ok_word=""),
+        fmt(row["test_acc_mean"], ".4f"),
+        fmt(row["test_acc_std"], ".4f"),
+        _epoch_time_cell(row),
+        fmt(row["samples_per_s_median"], ",.0f"),
+        fmt(row["forward_macs"] / 1e6, ",.2f"),
+        fmt(row["train_gflops"], ".2f"),
+    )
 
 
 def run_tables(summary: Summary) -> list[TableData]:
