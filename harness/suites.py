@@ -7,7 +7,9 @@ assert; each comes from the notebooks or from measurements in docs/.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
+from types import MappingProxyType
 from typing import Any
 
 from harness.augment import AugmentConfig
@@ -88,7 +90,7 @@ class Suite:
 
 _DIGITS_MLP = ModelOptions(hidden=(256,))
 
-SUITES: dict[str, Suite] = {
+_CATALOGUE: dict[str, Suite] = {  # built here, read through SUITES
     s.name: s
     for s in (
         Suite(
@@ -297,7 +299,7 @@ def _technique_cases(dataset: str, epochs: int, smoke: bool = False) -> tuple[Su
 
 # Techniques cases assert that every trial completes (no failure, no divergence); their accuracy and time
 # are reported side by side per backend, with no accuracy bar until one has been measured for each setting.
-SUITES.update(
+_CATALOGUE.update(
     {
         s.name: s
         for s in (
@@ -448,7 +450,7 @@ def ab_cases(
     )
 
 
-SUITES.update(
+_CATALOGUE.update(
     {
         s.name: s
         for s in (
@@ -536,7 +538,7 @@ _MOBILENET_FLOOR = (
     "(measured 0.22-0.32 after 4 epochs, docs/zoo.md)"
 )
 
-SUITES.update(
+_CATALOGUE.update(
     {
         s.name: s
         for s in (
@@ -723,7 +725,7 @@ _QUICK_BACKBONES = (
     ("densenet121", 0.25, 32, ""),
 )
 
-SUITES.update(
+_CATALOGUE.update(
     {
         s.name: s
         for s in (
@@ -824,7 +826,7 @@ SUITES.update(
 )
 
 # Hyperparameter searches (`xfbench tune --suite NAME`): each backend searches the same space separately.
-SUITES.update(
+_CATALOGUE.update(
     {
         s.name: s
         for s in (
@@ -909,7 +911,7 @@ SPEED_MODELS = (
     ("resnet20", ModelOptions(width_multiplier=0.5)),
 )
 
-SUITES["speed_matrix"] = Suite(
+_CATALOGUE["speed_matrix"] = Suite(
     "speed_matrix",
     "every mode of both frameworks (eager, channels_last, torch.compile, bf16; custom, XLA, Keras fit, eager, bf16) "
     "on mlp, convnet3, cnn_small and resnet20, digits, 3 epochs (the first is warm-up), 1 seed, one trial at a time",
@@ -930,3 +932,6 @@ SUITES["speed_matrix"] = Suite(
     ),
     max_concurrent=1,
 )
+
+# Every suite by name, read-only: the catalogue is complete once this module has loaded.
+SUITES: Mapping[str, Suite] = MappingProxyType(_CATALOGUE)
