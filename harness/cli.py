@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from harness.cli_options import (
-    add_search_arguments,
     build_parser,
     given_execution,
+    given_search_options,
     new_run_execution,
     overrides_from_args,
     search_request_from_args,
@@ -139,16 +139,10 @@ def _resume_settings(args: argparse.Namespace) -> Any:
 
 def _plan_options_given(args: argparse.Namespace) -> list[str]:
     """The selection and search options given on the command line: a resumed run keeps its recorded ones, so each
-    is refused rather than silently ignored. The search options have defaults; given means other than those."""
+    is refused rather than silently ignored."""
     selection = {"suite": "--suite", "strategy": "--strategy", "model": "--model", "dataset": "--dataset"}
     selection |= {"run_id": "--run-id", "backends": "--backend", "seeds": "--seeds"}
-    given = [flag for name, flag in selection.items() if getattr(args, name, None)]
-    search = argparse.ArgumentParser(add_help=False)
-    add_search_arguments(search)
-    for name, default in vars(search.parse_args([])).items():
-        if hasattr(args, name) and getattr(args, name) != default:
-            given.append(f"--{name.replace('_', '-')}")
-    return given
+    return [flag for name, flag in selection.items() if getattr(args, name, None)] + given_search_options(args)
 
 
 def _resume(args: argparse.Namespace) -> int:

@@ -498,6 +498,8 @@ def _add_report_parsers(commands: Any) -> None:
 
 
 def add_search_arguments(parser: argparse.ArgumentParser) -> None:
+    """The search options. Each defaults to None (or nothing), so ``--resume`` can tell a given option, even at its
+    default value, from one left out; SearchRequest and AshaSettings hold the defaults the help names."""
     search = parser.add_argument_group("search")
     search.add_argument(
         "--space",
@@ -509,14 +511,12 @@ def add_search_arguments(parser: argparse.ArgumentParser) -> None:
     )
     search.add_argument(
         "--search",
-        default="random",
-        help=f"search algorithm: {list(SEARCH_ALGORITHMS)} (optuna needs the optuna extra)",
+        help=f"search algorithm: {list(SEARCH_ALGORITHMS)} (default random; optuna needs the optuna extra)",
     )
     search.add_argument(
         "--search-seed",
         type=non_negative_int,
-        default=0,
-        help="seed of the sampler: the same seed samples the same configs",
+        help="seed of the sampler: the same seed samples the same configs (default 0)",
     )
     search.add_argument(
         "--num-samples",
@@ -524,22 +524,40 @@ def add_search_arguments(parser: argparse.ArgumentParser) -> None:
         help="random/optuna: trials per backend (default: the suite's, else 8); "
         "grid: samples per grid point (default 1)",
     )
-    search.add_argument(
-        "--metric", default="val_acc", help="val_acc (maximised) or val_loss (minimised), read at each epoch"
-    )
+    search.add_argument("--metric", help="val_acc (maximised, the default) or val_loss (minimised), read at each epoch")
     search.add_argument("--asha", action="store_true", help="stop poor trials early with ASHA, separately per backend")
     search.add_argument(
-        "--grace-period", type=positive_int, default=1, help="ASHA: epochs before a trial can be stopped (default 1)"
+        "--grace-period", type=positive_int, help="ASHA: epochs before a trial can be stopped (default 1)"
     )
     search.add_argument(
-        "--reduction-factor", type=positive_int, default=3, help="ASHA: keep the best 1/N at each rung (default 3)"
+        "--reduction-factor", type=positive_int, help="ASHA: keep the best 1/N at each rung (default 3)"
     )
     search.add_argument(
         "--final-seeds",
         type=positive_int,
-        default=3,
         help="seeds for re-running each backend's best config (default 3)",
     )
+
+
+# The search options' destinations and their flags, for the request and for --resume's refusal.
+SEARCH_OPTIONS = {
+    "space": "--space",
+    "search": "--search",
+    "search_seed": "--search-seed",
+    "num_samples": "--num-samples",
+    "metric": "--metric",
+    "asha": "--asha",
+    "grace_period": "--grace-period",
+    "reduction_factor": "--reduction-factor",
+    "final_seeds": "--final-seeds",
+}
+
+
+def given_search_options(args: argparse.Namespace) -> list[str]:
+    """The search options given on the command line (a value, even the default one; ``--space`` at least once)."""
+    values = {flag: getattr(args, name, None) for name, flag in SEARCH_OPTIONS.items()}
+    # left out: None, no --space, no --asha (False); a seed of 0 is given
+    return [flag for flag, value in values.items() if value is not None and value is not False and value != []]
 
 
 def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
@@ -566,10 +584,21 @@ def selection_from_args(args: argparse.Namespace) -> Selection:
 
 
 def search_request_from_args(args: argparse.Namespace) -> SearchRequest:
-    asha = AshaSettings(args.grace_period, args.reduction_factor) if args.asha else None
-    return SearchRequest(
-        parse_space(args.space), args.search, args.search_seed, args.num_samples, args.metric, args.final_seeds, asha
-    )
+    """The search the options ask for: each one left out takes SearchRequest's (or AshaSettings') default."""
+    rungs = {"grace_period": args.grace_period, "reduction_factor": args.reduction_factor}
+    given = {
+        field: value
+        for field, value in (
+            ("algorithm", args.search),
+            ("sampling_seed", args.search_seed),
+            ("num_samples", args.num_samples),
+            ("metric", args.metric),
+            ("final_seeds", args.final_seeds),
+        )
+        if value is not None
+    }
+    asha = AshaSettings(**{k: v for k, v in rungs.items() if v is not None}) if args.asha else None
+    return SearchRequest(parse_space(args.space), asha=asha, **given)
 
 
 def new_run_execution(args: argparse.Namespace) -> ExecutionOptions:

@@ -149,6 +149,10 @@ BAD_INPUTS = {
         ["tune", "--resume", "a-tune", "--num-samples", "4", "--asha", "--final-seeds", "2"],
         "Received: ['--num-samples', '--asha', '--final-seeds']",
     ),
+    "resume a tune with search options at their defaults": (
+        ["tune", "--resume", "a-tune", "--search", "random", "--metric", "val_acc", "--search-seed", "0"],
+        "Received: ['--search', '--search-seed', '--metric']",
+    ),
     "resume a finished run": (
         ["run", "--resume", "finished-run"],
         "Expected an interrupted run. Received: 'finished-run' finished",
