@@ -29,7 +29,8 @@ fashion-mnist:
 	  (apt-get install -y -qq dataset-fashion-mnist >/dev/null 2>&1 || \
 	   (apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq dataset-fashion-mnist >/dev/null 2>&1)) \
 	  && echo "Fashion-MNIST: installed dataset-fashion-mnist" || \
-	  { echo "Fashion-MNIST: apt-get could not install dataset-fashion-mnist; install it, or run as a user who may not (its tests are then skipped)" >&2; exit 1; }; \
+	  { echo "Fashion-MNIST: apt-get could not install dataset-fashion-mnist; install it, or run as a user" \
+	         "who may not (its tests are then skipped)" >&2; exit 1; }; \
 	else echo "Fashion-MNIST: not installed and not root; its tests will be skipped"; fi
 
 # The report's browser test opens report.html in Debian's headless Chromium when we may install it (root with apt,
@@ -40,7 +41,8 @@ chromium:
 	  (apt-get install -y -qq chromium >/dev/null 2>&1 || \
 	   (apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq chromium >/dev/null 2>&1)) \
 	  && echo "Chromium: installed chromium" || \
-	  { echo "Chromium: apt-get could not install chromium; install it, or run as a user who may not (its test is then skipped)" >&2; exit 1; }; \
+	  { echo "Chromium: apt-get could not install chromium; install it, or run as a user who may not" \
+	         "(its test is then skipped)" >&2; exit 1; }; \
 	else echo "Chromium: not installed and not root; the browser test will be skipped"; fi
 
 # results/ci (and its shared-backbone cache) starts empty: every CI run trains and measures with this code.

@@ -106,8 +106,10 @@ def test_every_mode_learns_what_the_default_mode_learns(request, workers, digits
     if gap > TOLERANCE:  # only float32 rounding may separate them: see _assert_only_rounding_apart
         _assert_only_rounding_apart(request, backend, (reference, runtime), args, gap)
     assert np.allclose(lr_ref, lr_mode, rtol=0, atol=1e-9) and len(lr_mode) == STEPS
-    # the epoch's mean loss: measured at most 1.1e-7 relative between modes
-    assert s_ref.count == s_mode.count and s_ref.loss == pytest.approx(s_mode.loss, rel=1e-5, abs=0)
+    # The epoch's mean loss: measured at most 1.1e-7 relative between modes. Where the parameters part within the
+    # kernels' rounding envelope instead (other CPUs), the loss is held to what that allows, 1e-4.
+    loss_gap = abs(s_ref.loss - s_mode.loss)
+    assert s_ref.count == s_mode.count and loss_gap <= (1e-5 * s_ref.loss if gap <= TOLERANCE else 1e-4)
 
 
 def _assert_only_rounding_apart(request, backend: str, runtimes: tuple, args: tuple, gap: float) -> None:

@@ -341,20 +341,24 @@ def test_a_search_may_not_change_the_shared_backbone():
 @pytest.mark.parametrize("backend", ["torch", "tensorflow"])
 def test_a_resumed_search_replays_a_sample_recorded_under_an_older_config_layout(backend):
     """A finished sample is replayed when its recorded configuration reads back as the trial's, whatever the JSON
-    spelling: rows written before 2026-12-01 name torch's cuDNN switch ``cudnn_benchmark``, and TensorFlow, which
-    autotuned by its own default then, ran a different configuration from today's default and runs again."""
-    trial = search_trial(replace(BASE, backend=backend), {"optimizer.lr": 0.05}, 3)
-    today = json.loads(trial.to_json())
-    before = json.loads(trial.to_json())
-    before["runtime"]["cudnn_benchmark"] = before["runtime"].pop("cudnn_autotune")
-    rows = {
-        "current layout": [{"trial_id": trial.trial_id, "config_json": json.dumps(today), "epoch": 1}],
-        "older layout": [{"trial_id": trial.trial_id, "config_json": json.dumps(before), "epoch": 1}],
-    }
-    assert replayable_rows(trial, {trial.trial_id: rows["current layout"]}) == rows["current layout"]
-    replayed = replayable_rows(trial, {trial.trial_id: rows["older layout"]})
-    assert replayed == ([] if backend == "tensorflow" else rows["older layout"])
-    other = search_trial(replace(BASE, backend=backend), {"optimizer.lr": 0.1}, 3)
-    assert other.trial_id == trial.trial_id  # named by the sample alone: the configuration tells them apart
-    assert replayable_rows(other, {trial.trial_id: rows["current layout"]}) == []
-    assert replayable_rows(trial, {}) == []
+    spelling: rows and run.json written before 2026-12-01 name torch's cuDNN switch ``cudnn_benchmark``. As in a
+    resume, the search's base is read from the old run.json too (TensorFlow's then as autotuned, its own default
+    of the time), so the samples match; a sample that ran another configuration runs again."""
+
+    def old_layout(trial: TrialConfig) -> dict:
+        data = json.loads(trial.to_json())
+        data["runtime"]["cudnn_benchmark"] = data["runtime"].pop("cudnn_autotune")
+        return data
+
+    # what the worker recorded then: the same switch, off, in every trial's runtime
+    sample = search_trial(replace(BASE, backend=backend), {"optimizer.lr": 0.05}, 3)
+    rows = [{"trial_id": sample.trial_id, "config_json": json.dumps(old_layout(sample)), "epoch": 1}]
+    recorded_base = old_layout(replace(BASE, backend=backend))
+    resumed = search_trial(TrialConfig.from_dict(recorded_base), {"optimizer.lr": 0.05}, 3)
+    assert resumed.runtime.cudnn_autotune is (backend == "tensorflow")
+    assert json.loads(rows[0]["config_json"]) != json.loads(resumed.to_json())  # the raw comparison would re-run
+    assert replayable_rows(resumed, {resumed.trial_id: rows}) == rows
+    other = search_trial(TrialConfig.from_dict(recorded_base), {"optimizer.lr": 0.1}, 3)
+    assert other.trial_id == resumed.trial_id  # named by the sample alone: the configuration tells them apart
+    assert replayable_rows(other, {other.trial_id: rows}) == []
+    assert replayable_rows(resumed, {}) == []

@@ -217,9 +217,9 @@ def test_mobilenet_v2_gradients_are_as_close_to_float64_in_tensorflow_as_in_pyto
         None,
     )
     # Measured on 2026-12-01 (Xeon), 53 kernels: TensorFlow's error is 0.66-1.02 times PyTorch's, which is 1e-4 to
-    # 0.9 % of the gradient's scale. Bound: 1.5 times, plus 1e-6 (the float32 rounding of w - g itself).
+    # 0.9 % of the gradient's scale. Bound: twice, for other CPUs' kernels, plus 1e-6 (the rounding of w - g itself).
     for key, g in exact.items():
         scale = float(np.max(np.abs(g)))
         tf_error = float(np.max(np.abs(weights[key] - stepped[key] - g))) / scale
         torch_error = float(np.max(np.abs(torch32[key] - g))) / scale
-        assert tf_error <= 1.5 * torch_error + 1e-6, f"{key}: TF {tf_error:.1e} vs PyTorch {torch_error:.1e} of float64"
+        assert tf_error <= 2 * torch_error + 1e-6, f"{key}: TF {tf_error:.1e} vs PyTorch {torch_error:.1e} of float64"
