@@ -125,11 +125,14 @@ def test_layer_matches_the_neutral_definition_in_both_backends(workers, case):
     spec = _probe_spec(layer, channels=4)
     weights = initial_weights(spec, "torch_default", 1)  # non-zero biases
     expected = _reference(layer, x, weights)
+    exact = isinstance(layer, (MaxPool2D, ZeroPad2D)) or (isinstance(layer, Activation) and layer.kind == "relu6")
     for backend in BACKENDS:
         got = workers[backend](probes.features, spec, weights, x, "x")
         assert got.shape == expected.shape, backend
         gap = float(np.max(np.abs(got - expected)))
-        assert gap <= TOLERANCE * max(1.0, float(np.abs(expected).max())), f"{case}, {backend}: {gap:.2e}"
+        # pooling by max, padding and relu6 select or clip float32 inputs: exact; sums round (1e-5 is ~25x that)
+        bound = 0.0 if exact else TOLERANCE * max(1.0, float(np.abs(expected).max()))
+        assert gap <= bound, f"{case}, {backend}: {gap:.2e}"
 
 
 def _two_batchnorms(decays: tuple[float, float], epsilons: tuple[float, float]) -> ModelSpec:

@@ -138,7 +138,9 @@ def test_one_seed_says_too_few_to_say():
 
 def test_summary_markdown_has_the_statistics():
     markdown = reporting.run_markdown(summarize(_frame(torch_slowdown=1.5)), "t")
-    assert "## Statistics" in markdown and "1.5" in markdown and "*" in markdown
+    statistics = markdown[markdown.index("## Statistics") :]
+    ratios = [float(r) for r in re.findall(r"\| (\d\.\d{3})\* \[", statistics)]  # time ratios marked significant
+    assert len(ratios) == 2 and all(1.4 < r < 1.6 for r in ratios), statistics  # torch made 1.5x slower
 
 
 # ---------------------------------------------------------------------------------------------------- tables

@@ -36,7 +36,7 @@ class RecordingPrimitives:
 
     def clip_by_global_norm(self, grads: list[float], max_norm: float) -> list[float]:
         self.calls.append("clip_norm")
-        return grads
+        return [g / 2 for g in grads]  # a mark of its own, so the update shows it received this stage's output
 
     def decay(self, grads: list[float], rate: float) -> None:
         self.calls.append(f"decay {rate}")
@@ -89,7 +89,7 @@ def test_every_stage_runs_once_in_the_stated_order():
         "clip_value",
         "clip_norm",
         "decay 0.5",
-        "update [2.5, -2.5]",  # the clipped gradients reach the update
+        "update [1.25, -1.25]",  # the value-clipped, then norm-clipped gradients reach the update
         "max_norm 3.0",
     ]
     assert ops.objective == pytest.approx(4.0)  # loss + penalty is what is differentiated

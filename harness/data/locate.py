@@ -36,6 +36,11 @@ SYSTEM_DATA_ENV = "XFBENCH_SYSTEM_DATA"  # replaces SYSTEM_DATA_ROOT when set
 MANIFEST = "SHA256SUMS"
 
 
+class DataNotFoundError(FileNotFoundError):
+    """A dataset's files are neither where we looked nor downloadable: data this machine lacks, not a bug (the
+    pytest plugin skips such a suite's cases; any other error fails them)."""
+
+
 @dataclass(frozen=True)
 class PublishedFile:
     name: str  # canonical name, without .gz
@@ -149,7 +154,7 @@ def find_file(files: DatasetFiles, published: PublishedFile, dirs: list[Path]) -
 def locate(
     files: DatasetFiles, data_dir: str | os.PathLike[str] | None, download: bool = True
 ) -> dict[str, LocatedFile]:
-    """Find (or download) and verify every file of a dataset; raise FileNotFoundError saying where we looked."""
+    """Find (or download) and verify every file of a dataset; raise DataNotFoundError saying where we looked."""
     roots = data_roots(data_dir)
     dirs = candidate_dirs(files, roots)
     found: dict[str, LocatedFile] = {}
@@ -171,9 +176,9 @@ def locate(
                 errors.append(f"{published.name}: {exc}")
         missing = [p for p in missing if p.name not in found]
         if missing:
-            raise FileNotFoundError(_not_found_message(files, missing, dirs, errors))
+            raise DataNotFoundError(_not_found_message(files, missing, dirs, errors))
     elif missing:
-        raise FileNotFoundError(_not_found_message(files, missing, dirs, []))
+        raise DataNotFoundError(_not_found_message(files, missing, dirs, []))
     return found
 
 
