@@ -74,7 +74,7 @@ def test_a_trial_that_raises_is_recorded_as_failed_and_the_others_finish(tmp_pat
     frame = outcome.frame
     failed = frame[frame["status"] == "failed"]
     assert failed["trial_id"].tolist() == [broken.trial_id]
-    assert "mnist" in failed["error"].iloc[0] and "FileNotFoundError" in failed["error"].iloc[0]
+    assert "mnist" in failed["error"].iloc[0] and "DataNotFoundError" in failed["error"].iloc[0]
     ok = frame[frame["trial_id"] == good.trial_id]
     assert ok["status"].tolist() == ["ok", "ok"] and ok["test_acc"].notna().sum() == 1
     assert not outcome.all_ok
