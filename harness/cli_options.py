@@ -539,23 +539,23 @@ def add_search_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-# The search options' destinations and their flags, for the request and for --resume's refusal.
-SEARCH_OPTIONS = {
-    "space": "--space",
-    "search": "--search",
-    "search_seed": "--search-seed",
-    "num_samples": "--num-samples",
-    "metric": "--metric",
-    "asha": "--asha",
-    "grace_period": "--grace-period",
-    "reduction_factor": "--reduction-factor",
-    "final_seeds": "--final-seeds",
-}
+# The destinations of add_search_arguments' options (each flag is its destination spelt --like-this).
+SEARCH_OPTIONS = (
+    "space",
+    "search",
+    "search_seed",
+    "num_samples",
+    "metric",
+    "asha",
+    "grace_period",
+    "reduction_factor",
+    "final_seeds",
+)
 
 
 def given_search_options(args: argparse.Namespace) -> list[str]:
     """The search options given on the command line (a value, even the default one; ``--space`` at least once)."""
-    values = {flag: getattr(args, name, None) for name, flag in SEARCH_OPTIONS.items()}
+    values = {f"--{name.replace('_', '-')}": getattr(args, name, None) for name in SEARCH_OPTIONS}
     # left out: None, no --space, no --asha (False); a seed of 0 is given
     return [flag for flag, value in values.items() if value is not None and value is not False and value != []]
 

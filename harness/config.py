@@ -132,8 +132,9 @@ class OptimizerConfig:
     @property
     def held_momentum(self) -> float:
         """The value of :attr:`scheduled_momentum` when no schedule drives it (0 where there is none)."""
-        held = {"beta1": self.beta1, "momentum": self.momentum}.get(self.scheduled_momentum or "")
-        return float(held or 0.0)
+        if self.scheduled_momentum == "beta1":
+            return self.beta1
+        return float(self.momentum or 0.0) if self.scheduled_momentum else 0.0
 
 
 @dataclass(frozen=True)

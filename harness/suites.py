@@ -705,9 +705,18 @@ def _imagenet_transfer_cases(tier: TransferTier) -> tuple[SuiteCase, ...]:
             )
         for head in tier.heads:
             features = replace(transfer, sklearn_head=head)
-            gap = tier.frozen_backbone_gap
-            case = SuiteCase("deep_features", model, tier.dataset, 1, variant=head, transfer=features, **common)
-            cases.append(replace(case, max_backend_gap=gap))
+            cases.append(
+                SuiteCase(
+                    "deep_features",
+                    model,
+                    tier.dataset,
+                    1,
+                    variant=head,
+                    transfer=features,
+                    max_backend_gap=tier.frozen_backbone_gap,
+                    **common,
+                )
+            )
     return tuple(cases)
 
 

@@ -24,7 +24,7 @@ from backends.torch.layout import (
     dense_kernel_from_torch,
     flat_features_from_torch,
 )
-from backends.torch.model import module_tensor
+from backends.torch.model import flat_origin, module_tensor
 from harness.importers import UnsupportedModelError
 from harness.shapes import infer_shapes
 from harness.spec import (
@@ -307,19 +307,18 @@ def _weights(c: _Converter, spec: ModelSpec) -> NeutralWeights:
         module = c.sources.get(layer.name)
         if module is None:
             continue  # a functional op (add, cat, F.relu, ...): no weights
+        origin = flat_origin(spec, infos, index)  # on a flattened map, PyTorch's vectors are in C,H,W order
         if isinstance(layer, Conv2D):
             out[f"{layer.name}/kernel"] = conv_kernel_from_torch(host(module_tensor(module, "weight")))
         elif isinstance(layer, Dense):
-            origin = infos[spec.inputs_of(index)[0]].flattened_from
             out[f"{layer.name}/kernel"] = dense_kernel_from_torch(host(module_tensor(module, "weight")), origin)
-        elif isinstance(layer, BatchNorm):  # on a flattened map, its vectors come in PyTorch's C,H,W order
-            origin = infos[spec.inputs_of(index)[0]].flattened_from
+        elif isinstance(layer, BatchNorm):
             for param, attribute in BATCHNORM_TENSORS:
                 out[f"{layer.name}/{param}"] = flat_features_from_torch(host(module_tensor(module, attribute)), origin)
         elif isinstance(layer, Activation) and layer.kind == "prelu":
             channels = infos[layer.name].shape[-1]
             alpha = np.broadcast_to(host(module_tensor(module, "weight")), (channels,)).copy()
-            out[f"{layer.name}/alpha"] = flat_features_from_torch(alpha, infos[spec.inputs_of(index)[0]].flattened_from)
+            out[f"{layer.name}/alpha"] = flat_features_from_torch(alpha, origin)
         if isinstance(layer, (Conv2D, Dense)) and layer.use_bias:
             out[f"{layer.name}/bias"] = host(module_tensor(module, "bias"))
     return out

@@ -320,7 +320,7 @@ def layer_module(model: nn.Module, name: str) -> nn.Module:
     return module
 
 
-def _flat_origin(spec: ModelSpec, infos: dict[str, TensorInfo], index: int) -> tuple[int, int, int] | None:
+def flat_origin(spec: ModelSpec, infos: dict[str, TensorInfo], index: int) -> tuple[int, int, int] | None:
     """The (H, W, C) map a layer's flat input was flattened from, where PyTorch's C,H,W order differs: a Dense
     kernel's rows and a BatchNorm's or PReLU's per-feature vectors are reordered between the layouts."""
     origin = infos[spec.inputs_of(index)[0]].flattened_from
@@ -340,12 +340,12 @@ def load_weights(model: nn.Module, spec: ModelSpec, weights: NeutralWeights) -> 
         if isinstance(layer, Conv2D):
             put("weight", conv_kernel_to_torch(w["kernel"]))
         elif isinstance(layer, Dense):
-            put("weight", dense_kernel_to_torch(w["kernel"], _flat_origin(spec, infos, index)))
+            put("weight", dense_kernel_to_torch(w["kernel"], flat_origin(spec, infos, index)))
         elif isinstance(layer, Activation):  # prelu
-            put("weight", flat_features_to_torch(w["alpha"], _flat_origin(spec, infos, index)))
+            put("weight", flat_features_to_torch(w["alpha"], flat_origin(spec, infos, index)))
             continue
         elif isinstance(layer, BatchNorm):
-            origin = _flat_origin(spec, infos, index)
+            origin = flat_origin(spec, infos, index)
             for param, attribute in BATCHNORM_TENSORS:
                 put(attribute, flat_features_to_torch(w[param], origin))
             continue
@@ -364,7 +364,7 @@ def export_weights(model: nn.Module, spec: ModelSpec) -> NeutralWeights:
     for index, layer in enumerate(spec.layers):
         if isinstance(layer, Activation) and layer.kind == "prelu":
             alpha = host(layer_module(model, layer.name), "weight")
-            out[f"{layer.name}/alpha"] = flat_features_from_torch(alpha, _flat_origin(spec, infos, index))
+            out[f"{layer.name}/alpha"] = flat_features_from_torch(alpha, flat_origin(spec, infos, index))
             continue
         if not isinstance(layer, (Conv2D, Dense, BatchNorm)):
             continue
@@ -373,10 +373,10 @@ def export_weights(model: nn.Module, spec: ModelSpec) -> NeutralWeights:
             out[f"{layer.name}/kernel"] = conv_kernel_from_torch(host(module, "weight"))
         elif isinstance(layer, Dense):
             out[f"{layer.name}/kernel"] = dense_kernel_from_torch(
-                host(module, "weight"), _flat_origin(spec, infos, index)
+                host(module, "weight"), flat_origin(spec, infos, index)
             )
         else:
-            origin = _flat_origin(spec, infos, index)
+            origin = flat_origin(spec, infos, index)
             for param, attribute in BATCHNORM_TENSORS:
                 out[f"{layer.name}/{param}"] = flat_features_from_torch(host(module, attribute), origin)
             continue
