@@ -19,10 +19,9 @@ import argparse
 import dataclasses
 import statistics
 
-from harness.backend import backend_capabilities, runtime_option_needs
-from harness.config import BN_STATISTICS, OptimizerConfig, RuntimeOptions, TrialConfig
+from harness.config import BN_STATISTICS, OptimizerConfig, TrialConfig
 from harness.data import load_dataset
-from harness.suites import SPEED_MODELS, SPEED_VARIANTS
+from harness.suites import SPEED_MODELS, SPEED_VARIANTS, backends_able
 from harness.trial import RunInfo, run_trial
 
 MODELS = dict(SPEED_MODELS)  # mlp (256), convnet3, cnn_small, resnet20 (width 0.5): as the suite configures them
@@ -40,13 +39,11 @@ def main() -> None:
     if args.repeats < 1:
         parser.error(f"Expected --repeats >= 1. Received: {args.repeats}.")
     data = load_dataset("digits", None, download=False)
-    able = backend_capabilities(args.backend)
     for model in args.model or MODELS:
         variants = {}
-        for label, settings in SPEED_VARIANTS:
-            base = RuntimeOptions(bn_statistics=args.bn_statistics)
-            runtime = dataclasses.replace(base, **{p.removeprefix("runtime."): v for p, v in settings})
-            if set(runtime_option_needs(runtime)) <= able and (not args.variant or label in args.variant):
+        for label, variant in SPEED_VARIANTS:
+            runtime = dataclasses.replace(variant, bn_statistics=args.bn_statistics)
+            if args.backend in backends_able(runtime) and (not args.variant or label in args.variant):
                 variants[label] = runtime
         rounds: dict[str, list[tuple[float, float]]] = {label: [] for label in variants}
         for _ in range(args.repeats):

@@ -202,6 +202,37 @@ class TransferOptions:
             raise ValueError(f"Expected backbone_lr_multiplier > 0. Received: {self.backbone_lr_multiplier}.")
 
 
+FAULT_ACTIONS = ("raise", "kill", "raise-once")
+
+
+@dataclass(frozen=True)
+class FaultInjection:
+    """Test-only: what a trial's worker does to itself, and when. ``raise`` raises an exception, ``kill`` sends
+    itself SIGKILL, ``raise-once`` raises only while ``marker`` (an absolute path: trials change directory) does not
+    exist, creating it, so the retry succeeds. ``epoch`` 0 is the trial's start, before training; N > 0 is after
+    epoch N's row."""
+
+    action: str
+    epoch: int = 0
+    marker: str = ""
+
+    def __post_init__(self) -> None:
+        if self.action not in FAULT_ACTIONS:
+            raise ValueError(f"Expected a fault action in {list(FAULT_ACTIONS)}. Received: {self.action!r}.")
+        if self.epoch < 0:
+            raise ValueError(f"Expected a fault's epoch >= 0 (0: at the start). Received: {self.epoch}.")
+        if (self.action == "raise-once") != bool(self.marker) or (self.marker and not self.marker.startswith("/")):
+            raise ValueError(
+                "Expected an absolute marker path with action 'raise-once' and none otherwise. "
+                f"Received: action={self.action!r}, marker={self.marker!r}."
+            )
+
+    @classmethod
+    def recorded(cls, value: dict[str, Any] | None) -> FaultInjection | None:
+        """From a recorded runtime: None, or the fields. Rows written before 2026-12-02 hold "" (no fault)."""
+        return cls(**value) if value else None
+
+
 @dataclass(frozen=True)
 class RuntimeOptions:
     """Settings that decide speed; every one is recorded with the results."""
@@ -228,8 +259,8 @@ class RuntimeOptions:
     bn_statistics: str = "float32"  # one of BN_STATISTICS: what training-mode BatchNorm computes in, every backend
     # Test-only: seconds added to every training step inside the timed region, to simulate a regression.
     inject_step_delay_s: float = 0.0
-    # Test-only: "raise@epoch2", "kill@start", "raise-once@epoch1:/abs/marker" (see harness.scheduler._apply_fault).
-    inject_fault: str = ""
+    # Test-only: a fault raised or a SIGKILL at a moment of the trial (harness.scheduler._apply_fault).
+    inject_fault: FaultInjection | None = None
 
     @property
     def variable_dtype(self) -> str:
@@ -238,13 +269,6 @@ class RuntimeOptions:
         return "float64" if self.precision == "float64" else "float32"
 
     def __post_init__(self) -> None:
-        if self.inject_fault:
-            action, _, when = self.inject_fault.partition("@")
-            if action not in ("raise", "kill", "raise-once") or not (when.startswith("epoch") or when == "start"):
-                raise ValueError(
-                    f"Expected inject_fault ACTION@MOMENT (raise|kill|raise-once @ start|epochN). "
-                    f"Received: {self.inject_fault!r}."
-                )
         if self.inject_step_delay_s < 0:
             raise ValueError(f"Expected inject_step_delay_s >= 0. Received: {self.inject_step_delay_s}.")
         if self.threads < 1:
@@ -313,6 +337,7 @@ def recorded_runtime(runtime: dict[str, Any], backend: str) -> dict[str, Any]:
     (off unless set from Python), a switch only the PyTorch backend applied: each backend's trials then ran with
     the switch if it was on, or else with their framework's own default (TensorFlow autotuned)."""
     runtime = dict(runtime)
+    runtime["inject_fault"] = FaultInjection.recorded(runtime.get("inject_fault"))
     if "cudnn_benchmark" in runtime:
         switched_on = bool(runtime.pop("cudnn_benchmark"))
         runtime["cudnn_autotune"] = switched_on or bool(framework_default(backend, "cudnn_autotune"))

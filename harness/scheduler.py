@@ -161,7 +161,7 @@ def _trainable(config: dict[str, Any], delivery: Delivery | None = None) -> None
             report(row, replayed=True)
         return
     try:
-        _apply_fault(trial, "start")
+        _apply_fault(trial, 0)
         run_trial(
             trial,
             run,
@@ -190,31 +190,23 @@ def replayable_rows(trial: TrialConfig, replay: dict[str, list[dict[str, Any]]])
 def _after_row(trial: TrialConfig, report: Any, row: dict[str, Any]) -> None:
     report(row)
     if row.get("epoch") is not None:
-        _apply_fault(trial, f"epoch{row['epoch']}")
+        _apply_fault(trial, row["epoch"])
 
 
-def _apply_fault(trial: TrialConfig, moment: str) -> None:
-    """Test-only fault injection (``RuntimeOptions.inject_fault``): raise, or SIGKILL this worker, at a moment.
-
-    ``raise@epoch2`` raises after the second epoch's row; ``kill@start`` kills the worker before training;
-    ``raise-once@epoch1:/abs/marker`` raises only while the marker file does not exist (it creates it), so the
-    retry succeeds.
-    """
-    spec = trial.runtime.inject_fault
-    if not spec:
+def _apply_fault(trial: TrialConfig, epoch: int) -> None:
+    """Test-only fault injection (``RuntimeOptions.inject_fault``): raise, or SIGKILL this worker, at the trial's
+    start (``epoch`` 0) or after epoch ``epoch``'s row."""
+    fault = trial.runtime.inject_fault
+    if fault is None or fault.epoch != epoch:
         return
-    action, _, rest = spec.partition("@")
-    when, _, marker = rest.partition(":")
-    if when != moment:
-        return
-    if action == "raise-once":
-        if Path(marker).exists():
+    if fault.action == "raise-once":
+        marker = Path(fault.marker)
+        if marker.exists():
             return
-        Path(marker).touch()
-        action = "raise"
-    if action == "kill":
+        marker.touch()
+    if fault.action == "kill":
         os.kill(os.getpid(), signal.SIGKILL)
-    raise RuntimeError(f"injected fault {spec!r} at {moment}")
+    raise RuntimeError(f"injected fault {fault.action!r} at epoch {epoch} ({'start' if epoch == 0 else 'its end'})")
 
 
 def _make_callback(events: TrialEvents, run: RunInfo, stage: str):

@@ -25,7 +25,6 @@ from harness.config import (
 from harness.data.tasks import TaskSpec
 from harness.input_pipeline import InputConfig
 from harness.models import ModelOptions
-from harness.overrides import apply_overrides
 from harness.schedules import ScheduleConfig
 from harness.search import Choice, LogUniform, SearchSpace, space_from_mapping
 
@@ -54,9 +53,9 @@ class SuiteCase:
     # agreement, which identical weights, batches and dropout masks give; a case where exactness is impossible by
     # design sets a documented non-zero gap.
     max_backend_gap: float = 0.0
-    # Option paths set on each of the case's trials by the one override mechanism (harness.overrides), e.g.
-    # (("runtime.tf_mode", "fit"),); and the backends the case runs on (empty: all).
-    overrides: tuple[tuple[str, Any], ...] = ()
+    # The speed and arithmetic settings of the case's trials (e.g. RuntimeOptions(tf_mode="fit")); and the
+    # backends the case runs on (empty: all).
+    runtime: RuntimeOptions = field(default_factory=RuntimeOptions)
     only_backends: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
@@ -260,9 +259,9 @@ def _model_sweeps() -> Sweep:
     # BatchNorm in float64 in both backends (--bn-statistics float64): this suite compares what each technique does
     # to accuracy, per seed; in float32 the frameworks' own BatchNorm kernels let bn_after's backends part
     # (docs/fairness.md). Their epoch times are then not the frameworks' own (docs/measurements.md).
-    float64_bn = (("runtime.bn_statistics", "float64"),)
+    float64_bn = RuntimeOptions(bn_statistics="float64")
     cases += [
-        (f"bn_{p}", "convnet3", {"model_options": ModelOptions(batchnorm=p), "overrides": float64_bn})
+        (f"bn_{p}", "convnet3", {"model_options": ModelOptions(batchnorm=p), "runtime": float64_bn})
         for p in ("before", "after")
     ]
     return cases
@@ -929,7 +928,7 @@ def case_trials(case: SuiteCase, suite_name: str, backends: tuple[str, ...], see
     case shares with TrialConfig is passed through by name (the bars and the gap are the suite's own)."""
     shared = {name: getattr(case, name) for name in _TRIAL_FIELDS}
     return [
-        apply_overrides(TrialConfig(**shared, backend=backend, seed=seed, suite=suite_name), dict(case.overrides))
+        TrialConfig(**shared, backend=backend, seed=seed, suite=suite_name)
         for backend in backends
         if not case.only_backends or backend in case.only_backends
         for seed in range(seeds)
@@ -937,24 +936,24 @@ def case_trials(case: SuiteCase, suite_name: str, backends: tuple[str, ...], see
 
 
 # The speed matrix: each framework as people run it and as fast as it can be made, on identical batches. Each
-# variant: (label, runtime option paths and values); it runs on every backend that declares what its settings need (the
+# variant: (label, its runtime options); it runs on every backend that declares what its settings need (the
 # default mode on all of them). One seed; the first epoch is warm-up (tracing, compiling), reported apart;
 # samples/s is the median of the later epochs.
-SPEED_VARIANTS: tuple[tuple[str, tuple[tuple[str, Any], ...]], ...] = (
-    ("default", ()),
-    ("channels_last", (("runtime.channels_last", True),)),
-    ("compile", (("runtime.torch_compile", True),)),
-    ("xla", (("runtime.jit_compile", True),)),
-    ("fit", (("runtime.tf_mode", "fit"),)),
-    ("fit-xla", (("runtime.tf_mode", "fit"), ("runtime.jit_compile", True))),
-    ("eager", (("runtime.tf_mode", "eager"),)),
-    ("epoch-loop", (("runtime.epoch_loop", "compiled"),)),
-    ("bf16", (("runtime.precision", "mixed_bfloat16"),)),
+SPEED_VARIANTS: tuple[tuple[str, RuntimeOptions], ...] = (
+    ("default", RuntimeOptions()),
+    ("channels_last", RuntimeOptions(channels_last=True)),
+    ("compile", RuntimeOptions(torch_compile=True)),
+    ("xla", RuntimeOptions(jit_compile=True)),
+    ("fit", RuntimeOptions(tf_mode="fit")),
+    ("fit-xla", RuntimeOptions(tf_mode="fit", jit_compile=True)),
+    ("eager", RuntimeOptions(tf_mode="eager")),
+    ("epoch-loop", RuntimeOptions(epoch_loop="compiled")),
+    ("bf16", RuntimeOptions(precision="mixed_bfloat16")),
 )
 
 
-def _backends_for(settings: tuple[tuple[str, Any], ...]) -> tuple[str, ...]:
-    runtime = replace(RuntimeOptions(), **{path.removeprefix("runtime."): value for path, value in settings})
+def backends_able(runtime: RuntimeOptions) -> tuple[str, ...]:
+    """The backends that declare every capability ``runtime``'s settings need."""
     needs = runtime_option_needs(runtime)
     return tuple(b for b in BACKENDS if set(needs) <= backend_capabilities(b))
 
@@ -980,11 +979,11 @@ _CATALOGUE["speed_matrix"] = Suite(
             optimizer=OptimizerConfig("nesterov", lr=0.01),
             model_options=options,
             variant=label,
-            overrides=settings,
-            only_backends=_backends_for(settings),
+            runtime=runtime,
+            only_backends=backends_able(runtime),
         )
         for model, options in SPEED_MODELS
-        for label, settings in SPEED_VARIANTS
+        for label, runtime in SPEED_VARIANTS
     ),
     max_concurrent=1,
 )

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import pytest
 
-from harness.config import OptimizerConfig, TrialConfig
+from harness.config import FaultInjection, OptimizerConfig, RuntimeOptions, TrialConfig
 from harness.data.tasks import TaskSpec
 from harness.overrides import apply_overrides, field_hint
 from harness.plan import ExecutionOptions, RunFile, RunPlan, RunRecord, read_run_file, write_run_file
@@ -80,6 +81,25 @@ def test_run_json_holds_the_plan_the_options_and_the_record_and_reads_back_equal
     write_run_file(tmp_path, run_file)
     assert read_run_file(tmp_path) == run_file
     assert plan.search is not None and plan.search.num_samples == 2 and plan.planned_trials == plan.search.bases
+
+
+def test_a_fault_to_inject_is_typed_checked_and_reads_back_from_a_recorded_config(tmp_path):
+    marker = str(tmp_path / "marker")
+    for fault in (FaultInjection("kill"), FaultInjection("raise", 2), FaultInjection("raise-once", 1, marker)):
+        trial = dataclasses.replace(BASE, runtime=RuntimeOptions(inject_fault=fault))
+        assert TrialConfig.from_dict(json.loads(trial.to_json())) == trial
+    for bad, says in (
+        (("explode", 1), "fault action in"),
+        (("raise", -1), "epoch >= 0"),
+        (("raise-once", 1), "absolute marker path"),
+        (("raise-once", 1, "relative/marker"), "absolute marker path"),
+        (("kill", 1, marker), "absolute marker path with action 'raise-once' and none otherwise"),
+    ):
+        with pytest.raises(ValueError, match=says):
+            FaultInjection(*bad)  # type: ignore[arg-type]
+    recorded = json.loads(BASE.to_json())
+    recorded["runtime"]["inject_fault"] = ""  # rows written before the fault was typed
+    assert TrialConfig.from_dict(recorded) == BASE
 
 
 def test_a_plan_is_either_trials_or_a_search():

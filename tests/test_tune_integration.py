@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from harness.config import OptimizerConfig, RuntimeOptions, TrialConfig
+from harness.config import FaultInjection, OptimizerConfig, RuntimeOptions, TrialConfig
 from harness.models import ModelOptions
 from harness.plan import RunPlan
 from harness.preflight import datasets_to_ship
@@ -160,8 +160,8 @@ def test_failed_diverged_killed_and_retried_trials_are_recorded_while_the_others
     marker = tmp_path / "raised-once"
     trials = [
         base,
-        replace(base, seed=1, runtime=RuntimeOptions(inject_fault=f"raise-once@epoch1:{marker}")),
-        replace(base, seed=2, runtime=RuntimeOptions(inject_fault="kill@epoch1")),
+        replace(base, seed=1, runtime=RuntimeOptions(inject_fault=FaultInjection("raise-once", 1, str(marker)))),
+        replace(base, seed=2, runtime=RuntimeOptions(inject_fault=FaultInjection("kill", 1))),
         replace(base, seed=3, optimizer=OptimizerConfig("sgd", lr=1e30)),
     ]
     settings = SchedulerSettings(storage_dir=tmp_path / "_ray", cpus_per_trial=1, max_failures=1)

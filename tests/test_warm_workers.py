@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from golden_metrics import metric_table
 
-from harness.config import OptimizerConfig, RuntimeOptions, TrialConfig
+from harness.config import FaultInjection, OptimizerConfig, RuntimeOptions, TrialConfig
 from harness.models import ModelOptions
 from harness.plan import RunPlan
 from harness.planner import Selection, plan_run
@@ -56,8 +56,8 @@ def test_warm_workers_keep_one_framework_each_and_change_no_number(tmp_path, sha
     # Spoiled trials come first: a torch trial that raises, one that diverges, a TensorFlow trial whose worker is
     # killed. None of their processes may run the next trial. (Retiring and not caching a process is Tune's and
     # xfbench's scheduler's doing, the same for every backend: one framework per kind of spoiling keeps the test short.)
-    raised = replace(BASE, seed=7, runtime=RuntimeOptions(inject_fault="raise@epoch1"))
-    killed = replace(BASE, backend="tensorflow", seed=8, runtime=RuntimeOptions(inject_fault="kill@epoch1"))
+    raised = replace(BASE, seed=7, runtime=RuntimeOptions(inject_fault=FaultInjection("raise", 1)))
+    killed = replace(BASE, backend="tensorflow", seed=8, runtime=RuntimeOptions(inject_fault=FaultInjection("kill", 1)))
     # An mlp at this rate reaches a non-finite loss in its first epoch (in both frameworks).
     exploding = OptimizerConfig("sgd", lr=1e30)
     diverged = replace(BASE, model="mlp", model_options=ModelOptions(hidden=(16,)), optimizer=exploding, seed=9)
