@@ -21,7 +21,6 @@ import hashlib
 import importlib.machinery
 import json
 import os
-import subprocess
 import sys
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -32,6 +31,7 @@ from harness import cachekeys
 from harness.backend import REGISTRY, importer_backends
 from harness.checkpoints import load_checkpoint
 from harness.config import TrialConfig
+from harness.fresh_process import run_worker_module
 from harness.importers import UnsupportedModelError
 from harness.models import MODELS, ModelOptions, build_spec
 from harness.spec import ModelSpec, spec_from_dict
@@ -161,11 +161,7 @@ def imported_model(
 
 
 def _fresh_process(argv: list[str]) -> tuple[int, str]:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([os.getcwd(), os.environ.get("PYTHONPATH", "")])}
-    proc = subprocess.run(
-        [sys.executable, "-m", "harness.import_worker", *argv], capture_output=True, text=True, env=env
-    )
-    return proc.returncode, proc.stderr or proc.stdout
+    return run_worker_module("harness.import_worker", argv)
 
 
 def _convert_in_worker(request: dict[str, object], path: Path, call: ConvertCall | None = None) -> None:

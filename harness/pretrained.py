@@ -31,8 +31,6 @@ import hashlib
 import json
 import os
 import signal
-import subprocess
-import sys
 from collections.abc import Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, replace
@@ -43,6 +41,7 @@ from harness import cachekeys
 from harness.backend import REFERENCE_BACKEND, backend_entry, importer_backends
 from harness.checkpoints import save_checkpoint
 from harness.config import TrialConfig
+from harness.fresh_process import run_worker_module
 from harness.truncated_weights import check_complete
 from harness.weight_files import BadWeightsError, file_sha256, weights_format
 
@@ -209,11 +208,7 @@ WorkerCall = Callable[[list[str]], tuple[int, str]]
 
 
 def _fresh_process(argv: list[str]) -> tuple[int, str]:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([os.getcwd(), os.environ.get("PYTHONPATH", "")])}
-    proc = subprocess.run(
-        [sys.executable, "-m", "harness.weights_worker", *argv], capture_output=True, text=True, env=env
-    )
-    return proc.returncode, proc.stderr or proc.stdout
+    return run_worker_module("harness.weights_worker", argv)
 
 
 def run_worker(
