@@ -89,6 +89,12 @@ class Suite:
 
 _DIGITS_MLP = ModelOptions(hidden=(256,))
 
+# convnet3's 1,876 float32 steps on Fashion-MNIST: the backends' convolutions sum in different orders, and over that
+# many steps the rounding moves a few test images across the decision boundary. Measured per seed 0.02 / 0.05 /
+# 0.02 pp (3 seeds); in float64 the same epoch's losses and accuracy are identical (docs/measurements.md,
+# "fashion_quick"). The gap is five times the largest measured.
+FASHION_CONVNET3_GAP = 0.0025
+
 _CATALOGUE: dict[str, Suite] = {  # built here, read through SUITES
     s.name: s
     for s in (
@@ -166,7 +172,8 @@ _CATALOGUE: dict[str, Suite] = {  # built here, read through SUITES
                     "fashion_mnist",
                     epochs=2,
                     min_test_acc=0.85,
-                    bar_source="measured 0.883 / 0.882 (docs/measurements.md)",
+                    bar_source="measured 0.882-0.891 over 3 seeds and both backends (docs/measurements.md)",
+                    max_backend_gap=FASHION_CONVNET3_GAP,
                 ),
                 SuiteCase(
                     "scratch",
@@ -175,7 +182,7 @@ _CATALOGUE: dict[str, Suite] = {  # built here, read through SUITES
                     epochs=2,
                     optimizer=OptimizerConfig("sgd", lr=0.01),
                     min_test_acc=0.75,
-                    bar_source="not measured yet: a floor well below what a 4000-unit MLP reaches on Fashion-MNIST",
+                    bar_source="measured 0.824-0.829 over 3 seeds, identical in both backends (docs/measurements.md)",
                 ),
             ),
             seeds=1,
