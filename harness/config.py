@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from harness.augment import AugmentConfig
@@ -57,8 +58,10 @@ _DEFAULT_WEIGHT_DECAY = {"adamw": 0.01}
 
 
 def case_label(strategy: str, model: str, variant: str, dataset: str) -> str:
-    """strategy-model[+variant]-dataset: the one spelling of a case used in ids, tables and comparisons."""
-    return f"{strategy}-{model}{'+' + variant if variant else ''}-{dataset}"
+    """strategy-model[+variant]-dataset: the one spelling of a case used in ids, tables and comparisons. A spec
+    file's model is named by its file name: trials carry its absolute path, Tune refuses a '/' in a trial's
+    directory name, and runs made in different directories stay comparable."""
+    return f"{strategy}-{Path(model).name}{'+' + variant if variant else ''}-{dataset}"
 
 
 @dataclass(frozen=True)

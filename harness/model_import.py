@@ -74,6 +74,13 @@ def parse_model_ref(text: str) -> ModelRef:
     raise ValueError(f"Expected a model as {FORMS}. Received: model={text!r}. Zoo names: {sorted(MODELS)}")
 
 
+def trial_model(model: str) -> str:
+    """``--model`` as a trial carries it: a spec file by its absolute path (trials run in directories of their own,
+    where a relative path names nothing), every other form as given."""
+    ref = parse_model_ref(model)
+    return ref.name if ref.kind == "spec" else model
+
+
 def share_python_path(models: list[str]) -> None:
     """Let trial processes import the modules of ``python:`` references as this process can: Ray starts its
     workers in other directories, so the current directory goes on the PYTHONPATH they inherit."""

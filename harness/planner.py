@@ -15,7 +15,7 @@ from typing import Any
 from harness.backend import BACKENDS, fit_to_capabilities
 from harness.config import OPTIMIZERS, TrialConfig
 from harness.data.registry import DATASETS
-from harness.model_import import parse_model_ref, with_wanted_channels
+from harness.model_import import parse_model_ref, trial_model, with_wanted_channels
 from harness.overrides import apply_overrides
 from harness.plan import RUN_TITLE, TUNE_TITLE, RunPlan
 from harness.pretrained import with_weight_preprocessing
@@ -100,7 +100,8 @@ def _case_trials(selection: Selection) -> tuple[list[TrialConfig], str]:
 def resolved(trials: list[TrialConfig], overrides: Mapping[str, Any]) -> list[TrialConfig]:
     """The overrides applied to every trial, then each trial fitted to its backend: one backend's speed option
     (--jit-compile, --torch-compile) is off, and recorded off, on the other's trials."""
-    fitted = fit_to_capabilities([apply_overrides(t, overrides) for t in trials])
+    given = [apply_overrides(t, overrides) for t in trials]
+    fitted = fit_to_capabilities([replace(t, model=trial_model(t.model)) for t in given])
     return [with_wanted_channels(with_weight_preprocessing(t, overrides.keys())) for t in fitted]
 
 

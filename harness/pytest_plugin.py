@@ -28,6 +28,7 @@ import pytest
 
 from harness.backend import BACKENDS
 from harness.config import TrialConfig
+from harness.model_import import trial_model
 from harness.planner import suite_case_trials
 from harness.suites import Suite, SuiteCase, suite, suites_max_concurrent
 
@@ -133,7 +134,7 @@ class CaseHandle:
         return frame[
             (frame["suite"] == self.suite_name)
             & (frame["strategy"] == c.strategy)
-            & (frame["model"] == c.model)
+            & (frame["model"] == trial_model(c.model))
             & (frame["dataset"] == c.dataset)
             & (frame["variant"].fillna("") == c.variant)
             & (frame["status"] == "ok")

@@ -237,14 +237,26 @@ def test_imagenet_architectures_take_grayscale_replicated_and_a_users_channel_mi
     assert str(refused.value).startswith("Expected a function 'missing' in module 'rgb_nets'. Received: NoneType.")
 
 
-def test_a_spec_file_written_by_xfbench_model_trains_like_the_zoo_model(tmp_path, capsys):
+@pytest.mark.ray
+def test_a_spec_file_written_by_xfbench_model_trains_like_the_zoo_model(tmp_path, capsys, monkeypatch, shared_ray):
+    """Given by a path relative to where xfbench runs: the trials, which Tune runs in directories of their own, get
+    the file's absolute path (before, every trial failed with 'which does not exist' after the preflight passed)."""
     from harness.cli import main
+    from harness.results import read_results
+    from harness.summary import final_rows
 
     path = tmp_path / "convnet3.json"
     assert main(["model", "convnet3", "--classes", "10", "--export-spec", str(path)]) == 0
     assert model_spec(str(path), (8, 8, 1), 10, ModelOptions(), None) == build_spec("convnet3", (8, 8, 1), 10)
     with pytest.raises(ValueError, match="inputs"):
         model_spec(str(path), (28, 28, 1), 10, ModelOptions(), None)
+    monkeypatch.chdir(tmp_path)
+    args = ["run", "--strategy", "scratch", "--model", "convnet3.json", "--dataset", "digits", "--epochs", "1"]
+    code = main([*args, "--train-limit", "256", "--results-dir", str(tmp_path / "r"), "--run-id", "spec"])
+    assert code == 0, capsys.readouterr().err[-2000:]
+    finals = final_rows(read_results(tmp_path / "r" / "spec"))
+    assert set(finals["model"]) == {str(path)} and (finals["status"] == "ok").all() and len(finals) == 2
+    assert set(finals["params"]) == {count_parameters(build_spec("convnet3", (8, 8, 1), 10))}
 
 
 @pytest.mark.parametrize("name", ["MobileNetV2"])

@@ -102,6 +102,17 @@ def test_a_fault_to_inject_is_typed_checked_and_reads_back_from_a_recorded_confi
     assert TrialConfig.from_dict(recorded) == BASE
 
 
+def test_trial_ids_are_distinct_in_every_suite_and_a_repeated_one_is_refused_before_anything_runs():
+    from harness.suites import SUITES
+
+    for name in SUITES:  # s1_cifar10 had two convnet3 cases under one id until they got variants
+        plan_run(Selection(suite=name), {})
+    with pytest.raises(ValueError, match="its own id. Received 1 repeated, e.g. adhoc-scratch-mlp-digits-torch-s0"):
+        RunPlan.of_trials([BASE, dataclasses.replace(BASE, epochs=3)])
+    spec_file = dataclasses.replace(BASE, model="/abs/nets/convnet3.json")
+    assert spec_file.case_id == "scratch-convnet3.json-digits"  # Tune refuses '/' in a trial's directory name
+
+
 def test_a_plan_is_either_trials_or_a_search():
     with pytest.raises(ValueError, match="at least one trial"):
         RunPlan.of_trials([])
