@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import dataclass, fields, replace
 
 from harness.shapes import infer_shapes
 from harness.spec import (
@@ -240,7 +239,6 @@ def build_spec(
         input_shape=tuple(input_shape),
         num_classes=num_classes,
         layers=tuple(MODELS[name].build(tuple(input_shape), num_classes, opts)),
-        options=json.loads(json.dumps(asdict(opts))),  # JSON-shaped, so a checkpoint's stored spec compares equal
     )
     if opts.dropout is not None:
         spec = spec.with_dropout_rate(opts.dropout)

@@ -17,8 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import numbers
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 Pair = tuple[int, int]
@@ -269,8 +268,7 @@ class ModelSpec:
     name: str
     input_shape: tuple[int, ...]  # without the batch axis: (H, W, C) or (D,)
     num_classes: int
-    layers: tuple[Layer, ...]
-    options: Mapping[str, object] = field(default_factory=dict)
+    layers: tuple[Layer, ...]  # every setting the network computes with (the builder's options baked in)
 
     def __post_init__(self) -> None:
         names = [layer.name for layer in self.layers]
@@ -358,7 +356,6 @@ def spec_to_dict(spec: ModelSpec) -> dict[str, object]:
         "input_shape": list(spec.input_shape),
         "num_classes": spec.num_classes,
         "layers": spec.describe(),
-        "options": dict(spec.options),
     }
 
 
@@ -380,8 +377,7 @@ def spec_from_dict(data: dict) -> ModelSpec:
         name=data["name"],
         input_shape=tuple(data["input_shape"]),
         num_classes=int(data["num_classes"]),
-        layers=tuple(layers),
-        options=dict(data.get("options", {})),
+        layers=tuple(layers),  # files written before 2026-12-02 also hold the builder's options: not needed
     )
 
 
