@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from scipy.stats import mannwhitneyu
 
-from harness.compare import CASE_COLUMNS, Thresholds, _case_rows, compare_frames
+from harness.compare import CASE_COLUMNS, Thresholds, _case_rows, comparable, compare_frames
 from harness.results import read_results
 from harness.statistics import StatsSettings, epochs_by_trial, ratio_interval
 from harness.summary import steady_rows
@@ -28,7 +28,7 @@ def _outside(low: float, high: float, value: float) -> str:
 
 
 def compare_pair(results: Path, base_id: str, new_id: str) -> None:
-    base, new = read_results(results / base_id), read_results(results / new_id)
+    base, new = comparable(read_results(results / base_id)), comparable(read_results(results / new_id))
     t, settings = Thresholds(), StatsSettings()
     verdicts = compare_frames(base, new, t)
     print(f"\n{base_id} -> {new_id}")

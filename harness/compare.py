@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import mannwhitneyu
 
-from harness.config import case_label, recorded_runtime
+from harness.config import case_label, model_label, recorded_runtime
 from harness.statistics import StatsSettings, epochs_by_trial, ratio_interval
 from harness.summary import final_rows, steady_rows
 
@@ -173,8 +173,15 @@ def _case_rows(frame: pd.DataFrame, key: tuple) -> pd.DataFrame:
     return frame[(frame[CASE_COLUMNS] == pd.Series(key, index=CASE_COLUMNS)).all(axis=1)]
 
 
+def comparable(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with each model named as cases are (:func:`harness.config.model_label`), so that the same spec
+    file run from two directories is one case."""
+    return frame.assign(model=frame["model"].map(model_label)) if "model" in frame else frame
+
+
 def compare_frames(base: pd.DataFrame, new: pd.DataFrame, thresholds: Thresholds | None = None) -> list[CaseComparison]:
     t = thresholds or Thresholds()
+    base, new = comparable(base), comparable(new)
     out: list[CaseComparison] = []
     keys = sorted(
         set(map(tuple, base[CASE_COLUMNS].drop_duplicates().to_numpy()))

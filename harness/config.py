@@ -57,11 +57,16 @@ _DEFAULT_RHO = {"rmsprop": 0.99, "adadelta": 0.9}
 _DEFAULT_WEIGHT_DECAY = {"adamw": 0.01}
 
 
+def model_label(model: str) -> str:
+    """How ids, tables and comparisons name a trial's model: a spec file by its file name (trials carry its absolute
+    path, Tune refuses a '/' in a trial's directory name, and runs made in different directories stay comparable),
+    every other form as given."""
+    return Path(model).name
+
+
 def case_label(strategy: str, model: str, variant: str, dataset: str) -> str:
-    """strategy-model[+variant]-dataset: the one spelling of a case used in ids, tables and comparisons. A spec
-    file's model is named by its file name: trials carry its absolute path, Tune refuses a '/' in a trial's
-    directory name, and runs made in different directories stay comparable."""
-    return f"{strategy}-{Path(model).name}{'+' + variant if variant else ''}-{dataset}"
+    """strategy-model[+variant]-dataset: the one spelling of a case used in ids, tables and comparisons."""
+    return f"{strategy}-{model_label(model)}{'+' + variant if variant else ''}-{dataset}"
 
 
 @dataclass(frozen=True)
@@ -231,9 +236,16 @@ class FaultInjection:
             )
 
     @classmethod
-    def recorded(cls, value: dict[str, Any] | None) -> FaultInjection | None:
-        """From a recorded runtime: None, or the fields. Rows written before 2026-12-02 hold "" (no fault)."""
-        return cls(**value) if value else None
+    def recorded(cls, value: dict[str, Any] | str | None) -> FaultInjection | None:
+        """From a recorded runtime: None, or the fields. Rows written before 2026-12-02 hold text: "" (no fault),
+        or "ACTION@start", "ACTION@epochN", with ":MARKER" after raise-once's."""
+        if not value:
+            return None
+        if isinstance(value, dict):
+            return cls(**value)
+        action, _, moment = value.partition("@")
+        when, _, marker = moment.partition(":")
+        return cls(action, 0 if when == "start" else int(when.removeprefix("epoch")), marker)
 
 
 @dataclass(frozen=True)

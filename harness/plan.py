@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -73,12 +72,6 @@ class RunPlan:
         if not self.planned_trials:
             raise ValueError(
                 "Expected at least one trial. Received none: pick a suite or --strategy/--model/--dataset."
-            )
-        repeated = sorted(i for i, n in Counter(t.trial_id for t in self.planned_trials).items() if n > 1)
-        if repeated:
-            raise ValueError(
-                f"Expected every trial to have its own id. Received {len(repeated)} repeated, e.g. {repeated[0]}. "
-                "Give the cases distinct variants, or spec files distinct file names."
             )
 
     @classmethod

@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from harness.backend import BACKENDS, fit_to_capabilities
-from harness.config import OPTIMIZERS, TrialConfig
+from harness.config import OPTIMIZERS, TrialConfig, case_label
 from harness.data.registry import DATASETS
 from harness.model_import import parse_model_ref, trial_model, with_wanted_channels
 from harness.overrides import apply_overrides
@@ -94,7 +94,7 @@ def _case_trials(selection: Selection) -> tuple[list[TrialConfig], str]:
         for b in s.backends
         for seed in range(s.seeds or 1)
     ]
-    return trials, f"{s.strategy}-{s.model}-{s.dataset}"
+    return trials, case_label(s.strategy, s.model, "", s.dataset)
 
 
 def resolved(trials: list[TrialConfig], overrides: Mapping[str, Any]) -> list[TrialConfig]:

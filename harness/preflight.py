@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections import Counter
 from pathlib import Path
 
 from harness.augment import check_augment
@@ -25,6 +26,17 @@ from harness.strategies import get_strategy
 from harness.weights import initializer
 
 
+def check_distinct_trial_ids(trials: list[TrialConfig]) -> None:
+    """Refuse two trials under one id: Tune would run them in one trial directory and the results could not tell
+    them apart."""
+    repeated = sorted(i for i, n in Counter(t.trial_id for t in trials).items() if n > 1)
+    if repeated:
+        raise ValueError(
+            f"Expected every trial to have its own id. Received {len(repeated)} repeated, e.g. {repeated[0]}. "
+            "Give the cases distinct variants, or spec files distinct file names."
+        )
+
+
 def preflight(
     trials: list[TrialConfig],
     data_dir: str | None,
@@ -40,6 +52,7 @@ def preflight(
     """
     if not trials:
         raise ValueError("Expected at least one trial. Received none: pick a suite or --strategy/--model/--dataset.")
+    check_distinct_trial_ids(trials)
     check_data_dir(data_dir)
     share_python_path([t.model for t in trials])
     check_capabilities(trials)

@@ -277,7 +277,13 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
             reason = _data_missing(state, case.dataset, data_dir)
             marks = [pytest.mark.xdist_group(XDIST_GROUP), *([pytest.mark.skip(reason=reason)] if reason else [])]
             if not reason:
-                state.wanted.update({t.trial_id: t for t in trials})
+                for trial in trials:  # the same case wanted by several tests runs once; another case's id must differ
+                    if state.wanted.setdefault(trial.trial_id, trial) != trial:
+                        raise pytest.UsageError(
+                            f"{metafunc.definition.nodeid} [{backend}-{case.case_id}]: Expected every trial to have "
+                            f"its own id. Received two different trials as {trial.trial_id}. Give the cases distinct "
+                            "variants, or spec files distinct file names."
+                        )
             handle = CaseHandle(case, chosen.name, backend, tuple(t.trial_id for t in trials), state)
             params.append(pytest.param(handle, id=f"{backend}-{case.case_id}", marks=marks))
     metafunc.parametrize("xfbench_case", params, indirect=True)

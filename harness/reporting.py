@@ -26,6 +26,7 @@ import pandas as pd
 
 from harness.backend import BACKENDS
 from harness.compare import CaseComparison, Thresholds
+from harness.config import model_label
 from harness.statistics import SIGNIFICANT_MARK
 from harness.suites import SPEED_VARIANTS
 from harness.summary import Summary, case_title, suite_shown
@@ -110,7 +111,7 @@ def _strategy_cell(row: pd.Series) -> str:
 
 
 def _model_cell(row: pd.Series) -> str:
-    return str(row["model"]) + (f"+{row['variant']}" if row["variant"] else "")
+    return model_label(str(row["model"])) + (f"+{row['variant']}" if row["variant"] else "")
 
 
 def _status_cell(row: pd.Series, ok_word: str = " ok") -> str:

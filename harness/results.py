@@ -21,7 +21,11 @@ import pandas as pd
 # (column, pandas dtype, meaning) — docs/results-schema.md is generated from this list and a test pins both.
 SCHEMA: tuple[tuple[str, str, str], ...] = (
     ("run_id", "string", "identifier of the run (directory name under results/)"),
-    ("trial_id", "string", "{suite}-{strategy}-{model}[+{variant}]-{dataset}-{backend}-s{seed}"),
+    (
+        "trial_id",
+        "string",
+        "{suite}-{strategy}-{model}[+{variant}]-{dataset}-{backend}-s{seed}; a spec file's model by its file name",
+    ),
     (
         "stage",
         "string",
@@ -36,7 +40,12 @@ SCHEMA: tuple[tuple[str, str, str], ...] = (
     ),
     ("suite", "string", "suite name, or 'adhoc' for a single --strategy/--model/--dataset run"),
     ("strategy", "string", "strategy name (scratch, ...)"),
-    ("model", "string", "model name from the neutral zoo"),
+    (
+        "model",
+        "string",
+        "--model as the trial ran it: a zoo name, a torchvision:/keras:/python: reference, or a spec file's "
+        "absolute path (tables name it by its file name)",
+    ),
     ("params", "Int64", "trainable parameters of the model the trial trains (from its spec; frozen ones included)"),
     (
         "forward_macs",

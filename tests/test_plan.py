@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 
+import pandas as pd
 import pytest
 
 from harness.config import FaultInjection, OptimizerConfig, RuntimeOptions, TrialConfig
@@ -98,19 +99,64 @@ def test_a_fault_to_inject_is_typed_checked_and_reads_back_from_a_recorded_confi
         with pytest.raises(ValueError, match=says):
             FaultInjection(*bad)  # type: ignore[arg-type]
     recorded = json.loads(BASE.to_json())
-    recorded["runtime"]["inject_fault"] = ""  # rows written before the fault was typed
-    assert TrialConfig.from_dict(recorded) == BASE
+    for text, fault in (
+        ("", None),  # rows written before the fault was typed
+        ("kill@start", FaultInjection("kill")),
+        ("raise@epoch2", FaultInjection("raise", 2)),
+        (f"raise-once@epoch1:{marker}", FaultInjection("raise-once", 1, marker)),
+    ):
+        recorded["runtime"]["inject_fault"] = text
+        assert TrialConfig.from_dict(recorded).runtime.inject_fault == fault, text
+
+
+def test_an_injected_fault_fires_at_its_epoch_only_and_raise_once_only_once(tmp_path):
+    from harness.scheduler import _apply_fault
+
+    def faulty(fault: FaultInjection) -> TrialConfig:
+        return dataclasses.replace(BASE, runtime=RuntimeOptions(inject_fault=fault))
+
+    at_start = faulty(FaultInjection("raise"))
+    with pytest.raises(RuntimeError, match="injected fault 'raise' at epoch 0"):
+        _apply_fault(at_start, 0)
+    _apply_fault(at_start, 1)  # later epochs pass
+    once = faulty(FaultInjection("raise-once", 2, str(tmp_path / "marker")))
+    _apply_fault(once, 1)
+    with pytest.raises(RuntimeError, match="at epoch 2"):
+        _apply_fault(once, 2)
+    _apply_fault(once, 2)  # the retry: the marker exists
+    assert (tmp_path / "marker").exists()
+    _apply_fault(BASE, 0)  # no fault
 
 
 def test_trial_ids_are_distinct_in_every_suite_and_a_repeated_one_is_refused_before_anything_runs():
+    from harness.preflight import check_distinct_trial_ids, preflight
     from harness.suites import SUITES
 
     for name in SUITES:  # s1_cifar10 had two convnet3 cases under one id until they got variants
-        plan_run(Selection(suite=name), {})
+        check_distinct_trial_ids(list(plan_run(Selection(suite=name), {}).trials))
     with pytest.raises(ValueError, match="its own id. Received 1 repeated, e.g. adhoc-scratch-mlp-digits-torch-s0"):
-        RunPlan.of_trials([BASE, dataclasses.replace(BASE, epochs=3)])
-    spec_file = dataclasses.replace(BASE, model="/abs/nets/convnet3.json")
-    assert spec_file.case_id == "scratch-convnet3.json-digits"  # Tune refuses '/' in a trial's directory name
+        preflight([BASE, dataclasses.replace(BASE, epochs=3)], None)
+
+
+def test_a_spec_file_is_carried_by_its_absolute_path_and_named_by_its_file_name(tmp_path, monkeypatch):
+    """Tune runs trials in directories of their own and refuses a '/' in their names; runs of one file made from
+    two directories compare as one case."""
+    from harness.compare import comparable
+    from harness.models import build_spec
+    from harness.spec import spec_to_dict
+
+    (tmp_path / "specs").mkdir()
+    (tmp_path / "specs" / "net.json").write_text(json.dumps(spec_to_dict(build_spec("convnet3", (8, 8, 1), 10))))
+    monkeypatch.chdir(tmp_path)
+    plan = plan_run(Selection(strategy="scratch", model="specs/net.json", dataset="digits"), {})
+    assert plan.label == "scratch-net.json-digits"  # the run id's tail: no nested folder
+    assert {t.model for t in plan.trials} == {str(tmp_path / "specs" / "net.json")}
+    assert {t.trial_id for t in plan.trials} == {
+        "adhoc-scratch-net.json-digits-torch-s0",
+        "adhoc-scratch-net.json-digits-tensorflow-s0",
+    }
+    frame = pd.DataFrame({"model": ["/a/net.json", "/b/net.json", "mlp", "python:nets:make"]})
+    assert list(comparable(frame)["model"]) == ["net.json", "net.json", "mlp", "python:nets:make"]
 
 
 def test_a_plan_is_either_trials_or_a_search():
