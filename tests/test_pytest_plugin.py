@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import re
 
+import pandas as pd
 import pytest
 
 
@@ -11,7 +13,10 @@ import pytest
 def _digits_loaded_here(digits):
     """In-process inner sessions (``pytester.runpytest``) load digits through scikit-learn, and pytester forgets the
     modules an inner session imported; numpy's FFT extension then fails to load a second time in this process. Loaded
-    here first, those modules outlive every inner session (the test module alone, or first in a worker, failed)."""
+    here first, those modules outlive every inner session (the test module alone, or first in a worker, failed).
+    Likewise pandas' parquet engine: imported again after an inner session, it registers its pyarrow extension types
+    a second time and fails, so a later test in this process that writes results failed when this module ran first."""
+    pd.DataFrame({"x": [0]}).to_parquet(io.BytesIO())
 
 
 SUITE_BY_NAME = """
