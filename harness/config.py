@@ -245,6 +245,11 @@ class FaultInjection:
             return cls(**value)
         action, _, moment = value.partition("@")
         when, _, marker = moment.partition(":")
+        if when != "start" and not (when.startswith("epoch") and when.removeprefix("epoch").isdigit()):
+            raise ValueError(
+                f"Expected a recorded inject_fault ACTION@start or ACTION@epochN[:MARKER]. Received: {value!r}. "
+                "Rerun the trial: the recording is damaged."
+            )
         return cls(action, 0 if when == "start" else int(when.removeprefix("epoch")), marker)
 
 

@@ -31,9 +31,10 @@ def check_distinct_trial_ids(trials: list[TrialConfig]) -> None:
     them apart."""
     repeated = sorted(i for i, n in Counter(t.trial_id for t in trials).items() if n > 1)
     if repeated:
+        models = sorted({t.model for t in trials if t.trial_id == repeated[0]})
         raise ValueError(
-            f"Expected every trial to have its own id. Received {len(repeated)} repeated, e.g. {repeated[0]}. "
-            "Give the cases distinct variants, or spec files distinct file names."
+            f"Expected every trial to have its own id. Received {len(repeated)} repeated ids, e.g. {repeated[0]} "
+            f"(model {' and '.join(models)}). Give the cases distinct variants, or spec files distinct file names."
         )
 
 

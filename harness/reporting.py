@@ -607,7 +607,7 @@ def speed_mode_rows(per_backend: pd.DataFrame) -> tuple[tuple[str, ...], ...]:
             sps = r["samples_per_s_median"]
             rows.append(
                 (
-                    f"{model} · {dataset}",
+                    f"{model_label(str(model))} · {dataset}",
                     f"{r['backend']} {r['variant']}",
                     fmt(sps, ",.0f"),
                     fmt(sps / fastest, ".2f"),

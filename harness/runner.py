@@ -32,7 +32,7 @@ from harness.plan import (
     read_run_file,
     write_run_file,
 )
-from harness.preflight import datasets_to_ship, preflight
+from harness.preflight import check_distinct_trial_ids, datasets_to_ship, preflight
 from harness.provenance import MachineInfo, git_commit, utc_now
 from harness.reporting import run_markdown, search_markdown
 from harness.results import ResultsWriter, read_parts, rewrite_csv, safe_name
@@ -242,6 +242,10 @@ def resumable(results_dir: Path, run_id: str, kind: str, given: dict[str, Any]) 
         )
     # The same preflight as a new run: the recorded trials' data must still be there, their models convertible.
     trials = list(plan.planned_trials)
+    try:
+        check_distinct_trial_ids(trials)
+    except ValueError as exc:
+        raise ValueError(f"{exc} This run was recorded so and cannot be resumed: start a new run instead.") from None
     preflight(trials, trials[0].data_dir, download=False, cache_dir=results_dir / "_cache")
     return run_file.execution.updated(given)
 

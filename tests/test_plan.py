@@ -107,6 +107,9 @@ def test_a_fault_to_inject_is_typed_checked_and_reads_back_from_a_recorded_confi
     ):
         recorded["runtime"]["inject_fault"] = text
         assert TrialConfig.from_dict(recorded).runtime.inject_fault == fault, text
+    recorded["runtime"]["inject_fault"] = "raise@epochX"
+    with pytest.raises(ValueError, match="Expected a recorded inject_fault ACTION@start or ACTION@epochN"):
+        TrialConfig.from_dict(recorded)
 
 
 def test_an_injected_fault_fires_at_its_epoch_only_and_raise_once_only_once(tmp_path):
@@ -134,8 +137,22 @@ def test_trial_ids_are_distinct_in_every_suite_and_a_repeated_one_is_refused_bef
 
     for name in SUITES:  # s1_cifar10 had two convnet3 cases under one id until they got variants
         check_distinct_trial_ids(list(plan_run(Selection(suite=name), {}).trials))
-    with pytest.raises(ValueError, match="its own id. Received 1 repeated, e.g. adhoc-scratch-mlp-digits-torch-s0"):
+    with pytest.raises(
+        ValueError, match=r"its own id. Received 1 repeated ids, e.g. adhoc-scratch-mlp-digits-torch-s0 \(model mlp\)"
+    ):
         preflight([BASE, dataclasses.replace(BASE, epochs=3)], None)
+
+
+def test_an_interrupted_run_recorded_with_repeated_trial_ids_is_not_resumed(tmp_path):
+    from harness.runner import resumable
+
+    record = RunRecord(run_id="old", started="t0", command=("xfbench", "run"), git_commit="abc", driver_host="h",
+                       driver_cpu="c", python_version="3.11", status="interrupted")  # fmt: skip
+    plan = RunPlan.of_trials([BASE, dataclasses.replace(BASE, epochs=3)])  # as s1_cifar10 recorded two cases
+    (tmp_path / "old").mkdir()
+    write_run_file(tmp_path / "old", RunFile(plan, ExecutionOptions(), record))
+    with pytest.raises(ValueError, match="repeated ids.*cannot be resumed: start a new run instead"):
+        resumable(tmp_path, "old", "run", {})
 
 
 def test_a_spec_file_is_carried_by_its_absolute_path_and_named_by_its_file_name(tmp_path, monkeypatch):
