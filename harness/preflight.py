@@ -25,6 +25,9 @@ from harness.spec import Dense, Dropout, ModelSpec
 from harness.strategies import get_strategy
 from harness.weights import initializer
 
+# How to mend two trials under one id (the preflight's check and the pytest plugin's at collection say it alike).
+DISTINCT_IDS_FIX = "Give the cases distinct variants, or spec files distinct file names."
+
 
 def check_distinct_trial_ids(trials: list[TrialConfig]) -> None:
     """Refuse two trials under one id: Tune would run them in one trial directory and the results could not tell
@@ -34,7 +37,7 @@ def check_distinct_trial_ids(trials: list[TrialConfig]) -> None:
         models = sorted({t.model for t in trials if t.trial_id == repeated[0]})
         raise ValueError(
             f"Expected every trial to have its own id. Received {len(repeated)} repeated ids, e.g. {repeated[0]} "
-            f"(model {' and '.join(models)}). Give the cases distinct variants, or spec files distinct file names."
+            f"(model {' and '.join(models)}). {DISTINCT_IDS_FIX}"
         )
 
 

@@ -279,10 +279,11 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
             if not reason:
                 for trial in trials:  # the same case wanted by several tests runs once; another case's id must differ
                     if state.wanted.setdefault(trial.trial_id, trial) != trial:
+                        from harness.preflight import DISTINCT_IDS_FIX
+
                         raise pytest.UsageError(
                             f"{metafunc.definition.nodeid} [{backend}-{case.case_id}]: Expected every trial to have "
-                            f"its own id. Received two different trials as {trial.trial_id}. Give the cases distinct "
-                            "variants, or spec files distinct file names."
+                            f"its own id. Received two different trials as {trial.trial_id}. {DISTINCT_IDS_FIX}"
                         )
             handle = CaseHandle(case, chosen.name, backend, tuple(t.trial_id for t in trials), state)
             params.append(pytest.param(handle, id=f"{backend}-{case.case_id}", marks=marks))
