@@ -22,7 +22,8 @@ import importlib.machinery
 import json
 import os
 import sys
-from collections.abc import Callable
+import sysconfig
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import cast
@@ -81,14 +82,27 @@ def trial_model(model: str) -> str:
     return ref.name if ref.kind == "spec" else model
 
 
-def share_python_path(models: list[str]) -> None:
-    """Let trial processes import the modules of ``python:`` references as this process can: Ray starts its
-    workers in other directories, so the current directory goes on the PYTHONPATH they inherit."""
-    if any(m.startswith("python:") for m in models):
-        here = os.getcwd()
-        paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
-        if here not in paths:
-            os.environ["PYTHONPATH"] = os.pathsep.join([here, *paths])
+def python_model_sources(models: Iterable[str]) -> tuple[Path, ...]:
+    """What Ray ships to every node for the ``python:`` references among ``models``: each module's file, or the
+    directory of its top-level package (a submodule imports its package first), found as the driver finds it.
+    Trial workers start in directories of their own, on nodes that may not hold the file: the shipped copy is
+    what they hash into the cache key and what a node without the run's cache converts. Modules installed in
+    the interpreter's environment are not shipped: a node's environment holds them as it holds xfbench."""
+    installed = {Path(sysconfig.get_paths()[k]).resolve() for k in ("stdlib", "platstdlib", "purelib", "platlib")}
+    sources: list[Path] = []
+    for model in models:
+        ref = parse_model_ref(model)
+        if ref.kind != "python":
+            continue
+        module = ref.name.split(":")[0]
+        top = module.split(".")[0]
+        found = _module_file(top)
+        if found is None:
+            continue  # preflight's conversion names the module that cannot be found
+        source = (found.parent if found.name == "__init__.py" else found).resolve()
+        if not any(source.is_relative_to(root) for root in installed) and source not in sources:
+            sources.append(source)
+    return tuple(sources)
 
 
 def wanted_channels(ref: ModelRef) -> int | None:

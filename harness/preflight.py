@@ -18,7 +18,7 @@ from harness.config import SHIP_LIMIT_MB, SHIP_POLICIES, TrialConfig
 from harness.data.registry import Dataset, check_data_dir, load_dataset
 from harness.data.tasks import TaskSpec, derive
 from harness.input_pipeline import check_input, transformed_shape
-from harness.model_import import model_spec, share_python_path
+from harness.model_import import model_spec
 from harness.plan import ExecutionOptions
 from harness.pretrained import check_zoo_weights_cached, prepare_weights, weights_ref
 from harness.spec import Dense, Dropout, ModelSpec
@@ -58,7 +58,6 @@ def preflight(
         raise ValueError("Expected at least one trial. Received none: pick a suite or --strategy/--model/--dataset.")
     check_distinct_trial_ids(trials)
     check_data_dir(data_dir)
-    share_python_path([t.model for t in trials])
     check_capabilities(trials)
     _check_weights_cached(trials)
     datasets: dict[str, Dataset] = loaded if loaded is not None else {}

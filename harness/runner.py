@@ -19,6 +19,7 @@ import pandas as pd
 from harness.backend import REFERENCE_BACKEND
 from harness.config import TrialConfig
 from harness.data.registry import Dataset
+from harness.model_import import python_model_sources
 from harness.plan import (
     STAGE_FINAL,
     STAGE_PRETRAIN,
@@ -314,7 +315,7 @@ def _carry_out(ctx: _RunContext, schedule: Schedule) -> RunOutcome:
     ctx.progress.start(0)
     status = "finished"
     try:
-        with ray_session(ctx.settings):
+        with ray_session(ctx.settings, python_model_sources(t.model for t in ctx.run_file.plan.planned_trials)):
             ctx.save(ray_nodes=tuple(cluster_nodes()))
             _run_stages(ctx, schedule)
     except (KeyboardInterrupt, RunInterrupted):

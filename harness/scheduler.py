@@ -300,21 +300,26 @@ def _tune_environment(verbose: bool) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def ray_session(settings: SchedulerSettings) -> Iterator[None]:
+def ray_session(settings: SchedulerSettings, py_modules: tuple[Path, ...] = ()) -> Iterator[None]:
     """Ray for the stages of one run: joins ``settings.address`` or starts a local instance on 127.0.0.1
-    without a dashboard; shuts down on exit (Ctrl-C included) only what it started."""
+    without a dashboard; shuts down on exit (Ctrl-C included) only what it started. ``py_modules`` (the files and
+    packages of users' ``python:`` models) go to every node's workers through the job's runtime environment; a Ray
+    the caller already started keeps the environment it was started with."""
     import ray
 
     if ray.is_initialized():
         yield
         return
     worker_env = {"TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONWARNINGS": "ignore::DeprecationWarning"}
+    runtime_env: dict[str, Any] = {"env_vars": worker_env}
+    if py_modules:
+        runtime_env["py_modules"] = [str(path) for path in py_modules]
     init_args: dict[str, Any] = dict(
         include_dashboard=False,
         log_to_driver=settings.verbose,
         configure_logging=True,
         logging_level=logging.INFO if settings.verbose else logging.ERROR,
-        runtime_env={"env_vars": worker_env},
+        runtime_env=runtime_env,
     )
     if settings.address:
         ray.init(address=settings.address, **init_args)

@@ -118,20 +118,33 @@ def two_node_cluster(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
             current.unlink()
 
 
-def test_a_suite_runs_across_two_nodes_and_every_row_comes_back_to_the_driver(two_node_cluster, tmp_path):
+# A user's model: the nodes were started without its folder on their path, as a cluster's nodes are, so its trials
+# find the module only because the run ships it to them (Ray's runtime environment, harness.scheduler.ray_session).
+USER_NET = """
+from torch import nn
+
+
+def make(num_classes):
+    return nn.Sequential(nn.Flatten(), nn.Linear(64, 16), nn.ReLU(), nn.Linear(16, num_classes))
+"""
+
+
+def test_a_users_model_runs_across_two_nodes_and_every_row_comes_back_to_the_driver(two_node_cluster, tmp_path):
     address, env = two_node_cluster
     results = tmp_path / "results"
+    code = tmp_path / "user_code"
+    code.mkdir()
+    (code / "cluster_net.py").write_text(USER_NET)
+    assert str(code) not in env.get("PYTHONPATH", "")
     cmd = [
         str(BIN / "xfbench"),
         "run",
         "--strategy",
         "scratch",
         "--model",
-        "mlp",
+        "python:cluster_net:make",
         "--dataset",
         "digits",
-        "--hidden",
-        "16",
         "--epochs",
         "2",
         "--seeds",
@@ -143,10 +156,12 @@ def test_a_suite_runs_across_two_nodes_and_every_row_comes_back_to_the_driver(tw
         "--run-id",
         "cluster",
     ]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=tmp_path, env={**env, "COLUMNS": "200"})
+    driver_env = {**env, "COLUMNS": "200", "PYTHONPATH": str(code)}  # the driver finds the module on its path
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=tmp_path, env=driver_env)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     frame = read_results(results / "cluster")
-    assert frame["trial_id"].nunique() == 4 and len(frame) == 8 and set(frame["status"]) == {"ok"}
+    assert frame["trial_id"].nunique() == 4 and len(frame) == 8 and set(frame["status"]) == {"ok"}, set(frame["error"])
+    assert set(frame["params"]) == {64 * 16 + 16 + 16 * 10 + 10}
     info = json.loads((results / "cluster" / "run.json").read_text())
     cluster_nodes = {n["node"] for n in info["ray_nodes"]}
     assert len(cluster_nodes) == 2 and all(n["cpus"] == 1 for n in info["ray_nodes"])

@@ -22,7 +22,7 @@ from conftest import assert_logits_match_source, on_each
 from weight_file_probes import import_call
 
 from harness.importers import UnsupportedModelError
-from harness.model_import import ModelRef, imported_model, model_spec, parse_model_ref
+from harness.model_import import ModelRef, imported_model, model_spec, parse_model_ref, python_model_sources
 from harness.models import ModelOptions, build_spec
 from harness.spec import canonical_form, spec_to_dict
 from harness.weights import count_parameters
@@ -122,21 +122,31 @@ def test_an_unsupported_op_is_named_with_where_it_sits(tmp_path, monkeypatch):
         model_spec("python:user_nets:recurrent", (8, 8, 1), 10, ModelOptions(), tmp_path / "cache")
 
 
+def test_the_run_ships_users_modules_and_packages_but_not_what_the_environment_installs(tmp_path, monkeypatch):
+    (tmp_path / "mine.py").write_text("def make(num_classes): ...\n")
+    (tmp_path / "pkg").mkdir()
+    for name in ("__init__.py", "nets.py"):
+        (tmp_path / "pkg" / name).write_text("")
+    monkeypatch.chdir(tmp_path)
+    models = ["python:mine:make", "python:pkg.nets:make", "resnet18", "python:mine:other", "python:json:loads"]
+    models += ["python:numpy.random:default_rng", "torchvision:resnet18"]
+    assert python_model_sources(models) == (tmp_path.resolve() / "mine.py", tmp_path.resolve() / "pkg")
+
+
 def test_a_users_module_runs_on_digits_with_both_backends_agreeing_and_an_lstm_exits_2(tmp_path, monkeypatch, capsys):
     from harness.cli import main
 
     _write_user_module(tmp_path)
     env = {**os.environ, "COLUMNS": "200"}
     # The refused module through main in this process (run from the module's folder, as a user does; the fresh
-    # conversion process finds the module there); main puts that folder on $PYTHONPATH, restored afterwards.
+    # conversion process finds the module there).
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("PYTHONPATH", os.environ.get("PYTHONPATH", ""))
     args = ["run", "--strategy", "scratch", "--model", "python:user_nets:recurrent", "--dataset", "digits"]
     assert main([*args, "--results-dir", str(tmp_path / "r")]) == 2
     assert "LSTM at 'lstm'" in capsys.readouterr().err
     assert [p.name for p in (tmp_path / "r").iterdir()] == ["_cache"]  # converted (and refused) before any run
-    # The run itself in a fresh process that starts its own Ray: its workers find the module only because xfbench
-    # hands the current folder on (harness.model_import.share_python_path).
+    # The run itself in a fresh process that starts its own Ray, which ships the module to its workers
+    # (harness.model_import.python_model_sources; tests/test_cluster.py runs one on nodes that lack it).
     run = subprocess.run(
         [
             XFBENCH,
