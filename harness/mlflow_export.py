@@ -1,7 +1,8 @@
 """``xfbench export RUN --mlflow URI``: a run's trials as MLflow runs, through MLflow's own client.
 
 One parent MLflow run per xfbench run (its provenance as tags, summary.md and report.html as artefacts) and one
-nested MLflow run per trial: its config flattened into parameters (``optimizer.lr``, ...), its per-epoch metrics
+nested MLflow run per trial, tagged with what identifies it (a spec-file model by its file name, as the tables
+name it): its config flattened into parameters (``optimizer.lr``, ...), its per-epoch metrics
 with step = the epoch's position in the trial (phases follow each other, so a second phase does not overwrite
 the first's epochs), and its final test accuracy. MLflow is an optional extra (``pip install 'xfbench[mlflow]'``).
 """
@@ -16,6 +17,7 @@ from typing import Any
 
 import pandas as pd
 
+from harness.config import model_label
 from harness.results import read_results
 from harness.summary import last_attempts
 
@@ -99,6 +101,8 @@ def export_run(run_dir: Path, uri: str, experiment: str = "xfbench") -> Exported
     for trial_id, trial in frame.groupby("trial_id", sort=True):
         first = trial.iloc[0]
         trial_tags = {f"xfbench.{k}": str(first[k]) for k in TRIAL_TAGS if k in trial and not pd.isna(first[k])}
+        if "xfbench.model" in trial_tags:  # a spec file by its name, as tables name it (the path is a parameter)
+            trial_tags["xfbench.model"] = model_label(trial_tags["xfbench.model"])
         child = client.create_run(
             experiment_id,
             run_name=str(trial_id),

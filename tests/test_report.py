@@ -231,6 +231,10 @@ def test_mlflow_reads_back_every_trial_with_its_epochs(tmp_path):
 
     run_dir = _write_run(tmp_path, "run-m", "2026-01-01")
     (run_dir / "summary.md").write_text("# summary")
+    spec_file = str(tmp_path / "specs" / "net.json")  # rows carry a spec file's absolute path; its tag, the name
+    rows = pd.read_parquet(run_dir / "results.parquet")
+    rows["model"] = rows["model"].replace(MODELS[0], spec_file)
+    rows.to_parquet(run_dir / "results.parquet")
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     assert main(["export", str(run_dir), "--mlflow", uri, "--experiment", "t"]) == 0
     client = MlflowClient(uri)
@@ -244,6 +248,8 @@ def test_mlflow_reads_back_every_trial_with_its_epochs(tmp_path):
         assert [m.step for m in history] == list(range(1, EPOCHS + 1))
         assert [m.value for m in history] == pytest.approx(trial["val_acc"].tolist())
         assert run.data.params["optimizer.lr"] == "0.01" and "test_acc" in run.data.metrics
+        expected_model = "net.json" if trial["model"].iloc[0] == MODELS[0] else trial["model"].iloc[0]
+        assert run.data.tags["xfbench.model"] == expected_model
     parent = client.search_runs([experiment.experiment_id], "tags.`xfbench.trial_id` = ''") or [
         r for r in client.search_runs([experiment.experiment_id]) if "xfbench.trial_id" not in r.data.tags
     ]
