@@ -64,6 +64,25 @@ def model_label(model: str) -> str:
     return Path(model).name
 
 
+TUNED = "tuned"  # how a tune run's re-runs of a backend's best config read in ids and tables
+
+
+def sample_label(index: int) -> str:
+    """How a search sample reads in its trial's ids and rows: ``search003``."""
+    return f"search{index:03d}"
+
+
+def variant_label(variant: str, sample: int | None = None, tuned: bool = False) -> str:
+    """A trial's variant as ids, rows and tables spell it: the case's variant, then the search sample
+    (``act_elu.search003``) or ``tuned`` for a re-run of a backend's best config (``act_elu.tuned``)."""
+    parts = [variant] if variant else []
+    if sample is not None:
+        parts.append(sample_label(sample))
+    if tuned:
+        parts.append(TUNED)
+    return ".".join(parts)
+
+
 def case_label(strategy: str, model: str, variant: str, dataset: str) -> str:
     """strategy-model[+variant]-dataset: the one spelling of a case used in ids, tables and comparisons."""
     return f"{strategy}-{model_label(model)}{'+' + variant if variant else ''}-{dataset}"
@@ -388,6 +407,7 @@ class TrialConfig:
     task: TaskSpec | None = None  # the target task carved out of the dataset (None: the whole dataset)
     transfer: TransferOptions = field(default_factory=TransferOptions)
     sample: int | None = None  # a search trial's sample number in its experiment (None outside searches)
+    tuned: bool = False  # a tune run's re-run of a backend's best config (its final stage)
     cache_dir: str | None = None  # absolute: shared backbones and features (set by the runner)
     data_dir: str | None = None
 
@@ -414,9 +434,14 @@ class TrialConfig:
         return f"{self.suite}-{self.case_id}-{self.backend}-s{self.seed}"
 
     @property
+    def variant_label(self) -> str:
+        """The variant as rows and ids spell it: the case's, with the search sample or ``tuned`` after it."""
+        return variant_label(self.variant, self.sample, self.tuned)
+
+    @property
     def case_id(self) -> str:
         """The comparison key shared by both backends' trials."""
-        return case_label(self.strategy, self.model, self.variant, self.dataset)
+        return case_label(self.strategy, self.model, self.variant_label, self.dataset)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -445,7 +470,20 @@ class TrialConfig:
         data["runtime"] = RuntimeOptions(**recorded_runtime(data["runtime"], data["backend"]))
         data["input"] = InputConfig(**(data.get("input") or {}))
         data["augment"] = AugmentConfig(**(data.get("augment") or {}))  # absent in rows written before augmentation
+        if "tuned" not in data:  # written when the variant spelled the sample and `tuned` itself (before 2026-12-02)
+            data["variant"], data["tuned"] = _legacy_variant(data["variant"], data.get("sample"))
         return cls(**data)
+
+
+def _legacy_variant(variant: str, sample: int | None) -> tuple[str, bool]:
+    """The case's variant and the tuned flag of a record whose variant holds the label as well."""
+    parts = variant.split(".") if variant else []
+    tuned = parts[-1:] == [TUNED]
+    if tuned:
+        parts.pop()
+    if sample is not None and parts[-1:] == [sample_label(sample)]:
+        parts.pop()
+    return ".".join(parts), tuned
 
 
 def _task_from_dict(data: dict | None) -> TaskSpec | None:

@@ -26,11 +26,11 @@ import pandas as pd
 
 from harness.backend import BACKENDS
 from harness.compare import CaseComparison, Thresholds
-from harness.config import model_label
+from harness.config import TUNED, model_label
 from harness.statistics import SIGNIFICANT_MARK
 from harness.suites import SPEED_VARIANTS
 from harness.summary import Summary, case_title, suite_shown
-from harness.tuning import TUNED, TunePlan, best_trials, search_table
+from harness.tuning import TunePlan, best_trials, search_table
 
 if TYPE_CHECKING:
     from harness.baselines import LoadedRun

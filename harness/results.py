@@ -56,7 +56,8 @@ SCHEMA: tuple[tuple[str, str, str], ...] = (
     (
         "variant",
         "string",
-        "label of a technique/option variant of the case ('' for the plain case); part of the case's identity",
+        "label of a technique/option variant of the case ('' for the plain case), then a search trial's sample "
+        "(`.search003`) or `.tuned` for a tune run's re-runs of the best config; part of the case's identity",
     ),
     ("backend", "string", "torch | tensorflow"),
     ("framework_version", "string", "torch.__version__ or tf.__version__ in the worker"),

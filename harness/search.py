@@ -285,25 +285,10 @@ def _check_point(base: TrialConfig, point: dict[str, Any]) -> None:
         ) from None
 
 
-def sample_label(index: int) -> str:
-    """How a search sample is named in its trial's variant (and so its id): ``search003``."""
-    return f"search{index:03d}"
-
-
 def search_trial(base: TrialConfig, point: dict[str, Any], index: int) -> TrialConfig:
-    """The trial for the ``index``-th sample: the point applied, the number kept as a field, and the variant
-    naming the sample so ids never collide (``act_elu.search003``)."""
-    label = sample_label(index)
-    variant = f"{base.variant}.{label}" if base.variant else label
-    return replace(apply_point(base, point), variant=variant, sample=index)
-
-
-def base_variant(trial: TrialConfig) -> str:
-    """The variant of the case a search trial samples: its own variant without the sample's label."""
-    if trial.sample is None:
-        return trial.variant
-    label = sample_label(trial.sample)
-    return trial.variant.removesuffix(f".{label}") if trial.variant != label else ""
+    """The trial for the ``index``-th sample: the point applied and the sample number kept, which its ids and
+    rows spell after the case's variant so they never collide (``act_elu.search003``; harness.config.variant_label)."""
+    return replace(apply_point(base, point), sample=index)
 
 
 def _draw(domain: Domain, rng: np.random.Generator) -> Any:

@@ -40,7 +40,7 @@ def base_row(config: TrialConfig, run: RunInfo, machine: MachineInfo) -> dict[st
         "strategy": config.strategy,
         "model": config.model,
         "dataset": config.dataset,
-        "variant": config.variant,
+        "variant": config.variant_label,  # the sample or `tuned` after the case's variant
         "backend": config.backend,
         "framework_version": "",
         "seed": config.seed,

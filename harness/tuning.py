@@ -24,7 +24,6 @@ from harness.search import (
     Choice,
     SearchSpace,
     apply_point,
-    base_variant,
     canonical_path,
     grid_size,
     probe_values,
@@ -33,7 +32,6 @@ from harness.search import (
 from harness.summary import final_rows, last_attempts
 
 METRICS = ("val_acc", "val_loss")
-TUNED = "tuned"
 
 
 @dataclass(frozen=True)
@@ -183,7 +181,7 @@ def search_table(frame: pd.DataFrame, plan: TunePlan) -> pd.DataFrame:
 
 
 def _base_case(config: TrialConfig) -> str:
-    return replace(config, variant=base_variant(config), sample=None).case_id
+    return replace(config, sample=None).case_id
 
 
 def _sampled(config: TrialConfig, path: str) -> Any:
@@ -215,9 +213,5 @@ def final_trials(frame: pd.DataFrame, plan: TunePlan) -> list[TrialConfig]:
     out = []
     for (_, _), trial_id in sorted(best_trials(table, plan).items()):
         config = configs[trial_id]
-        variant = base_variant(config)
-        out += [
-            replace(config, seed=s, variant=f"{variant}.{TUNED}" if variant else TUNED, sample=None)
-            for s in range(plan.final_seeds)
-        ]
+        out += [replace(config, seed=s, sample=None, tuned=True) for s in range(plan.final_seeds)]
     return out

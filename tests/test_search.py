@@ -21,7 +21,6 @@ from harness.search import (
     SearchSpace,
     Uniform,
     apply_point,
-    base_variant,
     grid_size,
     parse_param,
     parse_space,
@@ -163,10 +162,8 @@ def test_applying_a_point_coerces_tune_values_and_restarts_a_changed_optimizer_f
 
 def test_search_trials_are_named_by_their_sample():
     trial = search_trial(BASE, {"optimizer.lr": 0.1}, 7)
-    assert trial.variant == "search007" and trial.trial_id == "t-scratch-mlp+search007-digits-torch-s0"
-    assert (
-        search_trial(trial.__class__(**{**BASE.__dict__, "variant": "act_elu"}), {}, 2).variant == "act_elu.search002"
-    )
+    assert trial.variant_label == "search007" and trial.trial_id == "t-scratch-mlp+search007-digits-torch-s0"
+    assert search_trial(replace(BASE, variant="act_elu"), {}, 2).variant_label == "act_elu.search002"
 
 
 def test_spaces_merge_and_round_trip_through_json():
@@ -240,11 +237,32 @@ def test_a_grid_covers_every_choice_combination_num_samples_times():
     assert len(set(combos)) == 4 and all(1e-3 <= p["optimizer.lr"] <= 1e-1 for p in points)
 
 
-def test_a_search_trial_carries_its_sample_number_and_base_variant():
-    trial = search_trial(BASE.__class__(**{**BASE.__dict__, "variant": "act_elu"}), {"optimizer.lr": 0.1}, 3)
-    assert (trial.sample, trial.variant, base_variant(trial)) == (3, "act_elu.search003", "act_elu")
+def test_a_search_trial_keeps_its_cases_variant_and_carries_its_sample_number():
+    trial = search_trial(replace(BASE, variant="act_elu"), {"optimizer.lr": 0.1}, 3)
+    assert (trial.sample, trial.variant, trial.variant_label) == (3, "act_elu", "act_elu.search003")
     plain = search_trial(BASE, {}, 12)
-    assert (plain.variant, base_variant(plain)) == ("search012", "")
+    assert (plain.variant, plain.variant_label) == ("", "search012")
+    tuned = replace(trial, sample=None, tuned=True)
+    assert (tuned.variant, tuned.variant_label, tuned.case_id) == (
+        "act_elu",
+        "act_elu.tuned",
+        "scratch-mlp+act_elu.tuned-digits",
+    )
+
+
+@pytest.mark.parametrize(
+    "recorded, sample, variant, tuned",
+    [("act_elu.search003", 3, "act_elu", False), ("search012", 12, "", False), ("act_elu.tuned", None, "act_elu", True),
+     ("tuned", None, "", True), ("act_elu", None, "act_elu", False)],
+)  # fmt: skip
+def test_a_config_recorded_when_the_variant_spelled_the_sample_reads_back_as_its_case_and_sample(
+    recorded, sample, variant, tuned
+):
+    data = json.loads(replace(BASE, sample=sample).to_json())
+    del data["tuned"]
+    data["variant"] = recorded
+    config = TrialConfig.from_dict(data)
+    assert (config.variant, config.sample, config.tuned, config.variant_label) == (variant, sample, tuned, recorded)
 
 
 def _search_frame() -> pd.DataFrame:
@@ -290,7 +308,7 @@ def test_each_backend_picks_its_best_ok_trial_and_reruns_it_with_k_seeds():
     assert table.set_index("sample")["stopped_early"].to_dict() == {0: False, 1: False, 2: True, 3: False}
     assert best_trials(table, plan) == {("scratch-mlp-digits", "torch"): "t-scratch-mlp+search001-digits-torch-s0"}
     finals = final_trials(frame, plan)
-    assert [(t.seed, t.variant, t.optimizer.lr) for t in finals] == [
+    assert [(t.seed, t.variant_label, t.optimizer.lr) for t in finals] == [
         (0, "tuned", 0.1),
         (1, "tuned", 0.1),
         (2, "tuned", 0.1),
