@@ -20,13 +20,18 @@ def mc_dropout_metrics(
 
 
 def mc_metrics_from_logits(logits: np.ndarray, y: np.ndarray) -> dict[str, float]:
-    """Accuracy of the mean probability over the passes (axis 0) and the mean predictive std.
+    """What the lesson reports of N stochastic passes (axis 0), summarised over the test samples: the accuracy of
+    the mean probability, the mean probability of the class it predicts, and that probability's std over passes.
 
-    The predictive std is, per test sample, the standard deviation over passes of the probability given to
-    the class the mean predicts, averaged over samples: 0 when dropout changes nothing.
+    The std is, per test sample, the standard deviation over passes of the probability given to the class the mean
+    predicts, averaged over samples: 0 when dropout changes nothing.
     """
     probs = softmax(logits.astype(np.float64))  # (passes, n, classes)
     mean = probs.mean(axis=0)
     predicted = mean.argmax(axis=1)
     chosen = probs[:, np.arange(len(predicted)), predicted]  # (passes, n)
-    return {"mc_test_acc": float((predicted == y).mean()), "mc_pred_std": float(chosen.std(axis=0).mean())}
+    return {
+        "mc_test_acc": float((predicted == y).mean()),
+        "mc_mean_prob": float(chosen.mean(axis=0).mean()),
+        "mc_pred_std": float(chosen.std(axis=0).mean()),
+    }

@@ -22,7 +22,7 @@ from harness.results import read_results
 from harness.summary import last_attempts
 
 EPOCH_METRICS = ("train_loss", "train_acc", "val_loss", "val_acc", "lr", "epoch_time_s", "samples_per_s", "eval_time_s")
-FINAL_METRICS = ("test_acc", "mc_test_acc")
+FINAL_METRICS = ("test_acc", "mc_test_acc", "mc_mean_prob", "mc_pred_std")
 TRIAL_TAGS = ("trial_id", "stage", "suite", "strategy", "model", "variant", "dataset", "backend", "framework_version")
 PARAM_LIMIT = 6000  # MLflow's longest parameter value
 

@@ -65,6 +65,12 @@ REGRESSION_HEADER = [
 REGRESSION_SHORT_HEADER = ("case", "backend", "epoch s", "ratio", "p", "time", "test acc", "Δ pp", "accuracy", "note")
 HISTORY_RUNS_HEADER = ["run_id", "started", "git_commit", "status", "trials"]
 TRANSFER_HEADER = ["dataset", "backend", "B test acc", "B-on-A test acc", "error reduction (error_B / error_BonA)"]
+MC_HEADER = ("case", "backend", "test acc", "MC acc of the mean", "mean prob", "its std over passes")
+MC_NOTE = (
+    "Monte Carlo dropout: N stochastic passes over the test set with dropout active (BatchNorm in inference mode). "
+    "MC acc of the mean: accuracy of the mean probability over the passes; mean prob: the mean probability of the "
+    "class it predicts, and its std over passes, both averaged over test samples; each a mean over seeds."
+)
 RUN_NOTE = (
     "Epoch time and samples/s are medians over steady-state epochs (the first epoch of each phase is warm-up and "
     "excluded; '(warm-up)' marks cases that had no other epoch). Each comparison sets a backend against the "
@@ -244,11 +250,32 @@ def run_markdown(summary: Summary, title: str) -> str:
     if speed:
         parts += ["", "## Speed modes", "", SPEED_NOTE, ""]
         parts.append(markdown_table(("model", "backend mode", "samples/s", "÷ fastest", "warm-up s"), speed))
+    mc = mc_dropout_rows(summary.per_backend)
+    if mc:
+        parts += ["", "## MC dropout", "", MC_NOTE, "", markdown_table(MC_HEADER, mc)]
     transfer = transfer_markdown(summary.per_backend)
     if transfer:
         parts += ["", "## Transfer A → B (S4b)", "", transfer]
     parts += ["", RUN_NOTE.format(reference=reference), ""]
     return "\n".join(parts)
+
+
+def mc_dropout_rows(per_backend: pd.DataFrame) -> tuple[tuple[str, ...], ...]:
+    """Per case and backend that ran MC dropout passes: test accuracy beside the passes' figures."""
+    if per_backend.empty or "mc_test_acc_mean" not in per_backend.columns:
+        return ()
+    ran = per_backend[per_backend["mc_test_acc_mean"].notna()]
+    return tuple(
+        (
+            case_title(r),
+            str(r["backend"]),
+            fmt(r["test_acc_mean"], ".4f"),
+            fmt(r["mc_test_acc_mean"], ".4f"),
+            fmt(r["mc_mean_prob_mean"], ".4f"),
+            fmt(r["mc_pred_std_mean"], ".4f"),
+        )
+        for _, r in ran.iterrows()
+    )
 
 
 def transfer_markdown(per_backend: pd.DataFrame) -> str:
@@ -576,6 +603,10 @@ def run_tables(summary: Summary) -> list[TableData]:
         title = "Speed modes: steady samples/s (median), ratio to the model's fastest mode, warm-up epoch s apart"
         header = ("model", "backend mode", "samples/s", "÷ fastest", "warm-up s")
         tables.append(TableData("speed_modes", title, header, speed))
+    mc = mc_dropout_rows(summary.per_backend)
+    if mc:
+        title = "MC dropout: test acc, the passes' mean-probability acc, its predicted class's mean prob and std"
+        tables.append(TableData("mc_dropout", title, MC_HEADER, mc))
     if len(summary.statistics):
         rows = tuple(tuple(stats_cells(r)) for _, r in summary.statistics.iterrows())
         title = (

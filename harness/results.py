@@ -73,6 +73,11 @@ SCHEMA: tuple[tuple[str, str, str], ...] = (
     ("lr", "float64", "learning rate of the epoch's last step (schedules are evaluated per step)"),
     ("mc_test_acc", "float64", "MC dropout: test accuracy of the mean probability over the passes (last row only)"),
     (
+        "mc_mean_prob",
+        "float64",
+        "MC dropout: mean over test samples of the mean probability, over passes, of the class the mean predicts",
+    ),
+    (
         "mc_pred_std",
         "float64",
         "MC dropout: mean over test samples of the std, across passes, of the predicted class's probability",

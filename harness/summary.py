@@ -18,6 +18,8 @@ from harness.model_cost import TRAINING_PASSES, training_gflops
 # A case is a suite's: two suites of one run may name the same (strategy, model, variant, dataset) with other
 # settings (s1_alexnet_quick and zoo_quick both train scratch-alexnet-fashion_mnist), and must not be pooled.
 CASE_KEYS = ["suite", "strategy", "model", "variant", "dataset"]
+# MC dropout's final metrics (harness.mc_dropout), averaged over a case's seeds as ``<column>_mean``.
+MC_COLUMNS = ("mc_test_acc", "mc_mean_prob", "mc_pred_std")
 
 
 def with_suite(frame: pd.DataFrame) -> pd.DataFrame:
@@ -110,6 +112,7 @@ def summarize(frame: pd.DataFrame, reference: str = REFERENCE_BACKEND) -> Summar
                 "train_gflops": training_gflops(macs, samples_per_s, passes),
                 "timing_basis": "steady" if len(steady) else ("warm-up only" if len(timing) else "none"),
                 "warmup_time_s": _warmup_seconds(group),
+                **{f"{c}_mean": _mean(ok, c) for c in MC_COLUMNS},
             }
         )
     per_backend = pd.DataFrame(rows)
@@ -117,6 +120,12 @@ def summarize(frame: pd.DataFrame, reference: str = REFERENCE_BACKEND) -> Summar
 
     comparison = _compare(per_backend, reference)
     return Summary(per_backend, comparison, reference, case_statistics(frame, reference))
+
+
+def _mean(finals: pd.DataFrame, column: str) -> float:
+    """Mean over the trials' final rows of a final metric, NaN when none has it (a trial without MC passes)."""
+    values = finals[column].astype(float).dropna() if column in finals.columns else pd.Series(dtype=float)
+    return float(values.mean()) if len(values) else math.nan
 
 
 def _warmup_seconds(group: pd.DataFrame) -> float:

@@ -151,6 +151,24 @@ def test_run_markdown_has_one_table_per_backend_against_the_reference():
     assert f"reference backend, {ref}" in text
 
 
+def test_mc_dropout_cases_get_their_own_table_with_the_passes_figures_averaged_over_seeds():
+    rows = (
+        _rows(REFERENCE_BACKEND, "cnn", 0.9, 1.0) + _rows("tensorflow", "cnn", 0.9, 1.0) + _rows("jax", "mlp", 0.8, 1.0)
+    )
+    for row in rows:
+        if row["epoch"] == 3 and row["model"] == "cnn":  # the final row of each cnn trial: seed 0 and seed 1
+            row.update(mc_test_acc=0.90 + 0.02 * row["seed"], mc_mean_prob=0.80, mc_pred_std=0.05 + 0.01 * row["seed"])
+    summary = summarize(to_frame(rows))
+    text = reporting.run_markdown(summary, "mc")
+    section = text.split("## MC dropout\n")[1].split("\n## ")[0]
+    for backend in (REFERENCE_BACKEND, "tensorflow"):
+        assert f"| scratch-cnn-digits | {backend} | 0.9000 | 0.9100 | 0.8000 | 0.0550 |" in section
+    assert "mlp" not in section  # a case without passes has no MC figures
+    assert [t.name for t in reporting.run_tables(summary)].count("mc_dropout") == 1
+    plain = reporting.run_markdown(summarize(to_frame(_rows(REFERENCE_BACKEND, "mlp", 0.9, 1.0))), "plain")
+    assert "MC dropout" not in plain
+
+
 def test_a_run_on_the_reference_alone_says_no_other_backend_ran():
     text = reporting.run_markdown(summarize(to_frame(_rows(REFERENCE_BACKEND, "mlp", 0.9, 1.0))), "alone")
     assert f"## Against the reference backend ({REFERENCE_BACKEND})\n\n(no other backend ran)" in text

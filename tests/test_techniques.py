@@ -347,6 +347,8 @@ def test_mc_dropout_is_deterministic_under_a_seed_and_uncertain_with_dropout(wor
     mean_probability = (mean_probability / mean_probability.sum(axis=2, keepdims=True)).mean(axis=0)
     assert metrics["mc_pred_std"] > 0
     assert metrics["mc_test_acc"] == float((mean_probability.argmax(axis=1) == y).mean())  # of the mean probability
+    predicted_probability = mean_probability[np.arange(len(y)), mean_probability.argmax(axis=1)]
+    assert metrics["mc_mean_prob"] == pytest.approx(predicted_probability.mean(), rel=1e-12)
     still = workers[backend](probes.mc_logits, _mlp(digits), initial_weights(_mlp(digits), "he_normal", 0), x, 3, 11)
     assert mc_metrics_from_logits(still, y)["mc_pred_std"] < 1e-12  # no dropout: no spread (float64 rounding aside)
 
@@ -358,6 +360,7 @@ def test_mc_dropout_metrics_in_a_trial_row(workers):
     rows = workers["torch"](probes.trial_rows, config.to_dict(), "mc")
     assert "mc_test_acc" not in rows[0]  # final metrics sit on the last row only
     assert rows[-1]["mc_pred_std"] > 0 and 0.1 < rows[-1]["mc_test_acc"] <= 1
+    assert 0.1 < rows[-1]["mc_mean_prob"] <= 1  # the mean predicts its class with at least 1/10 of the mass
     assert not math.isnan(rows[-1]["test_acc"])
 
 
@@ -446,7 +449,7 @@ def test_a_whole_trial_with_dropout_gives_the_same_rows_in_both_backends(workers
         b: workers[b](probes.trial_rows, dataclasses.replace(config, backend=b).to_dict(), "drop")
         for b in ("torch", "tensorflow")
     }
-    for column in ("train_loss", "val_loss", "mc_pred_std"):
+    for column in ("train_loss", "val_loss", "mc_mean_prob", "mc_pred_std"):
         t = [r[column] for r in rows["torch"] if column in r]
         f = [r[column] for r in rows["tensorflow"] if column in r]
         assert np.allclose(t, f, rtol=1e-5, atol=1e-6), column
