@@ -25,6 +25,12 @@ def save_checkpoint(path: Path, spec: ModelSpec, weights: NeutralWeights, metada
     arrays = {_WEIGHT_PREFIX + k.replace("/", "::"): host_array(v) for k, v in weights.items()}
     arrays["__spec__"] = np.array(json.dumps(spec_to_dict(spec)))
     arrays["__meta__"] = np.array(json.dumps(metadata, sort_keys=True, default=str))
+    save_npz_atomically(path, arrays)
+
+
+def save_npz_atomically(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """``arrays`` as ``path`` (.npz), written under a name of its own and renamed: concurrent writers of one cache
+    entry (trials that share it) never interleave, and a reader sees a whole file or none."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".part.npz")  # ends in .npz: savez keeps the name as is
     os.close(fd)

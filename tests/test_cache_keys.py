@@ -11,9 +11,12 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
+
 import harness
 import harness.cachekeys as cachekeys
 from harness.backbone import recipe_for
+from harness.checkpoints import save_npz_atomically
 from harness.config import PRECISIONS, RegularizationConfig, RuntimeOptions, TransferOptions, TrialConfig
 from harness.input_pipeline import InputConfig
 from harness.schedules import ScheduleConfig
@@ -148,3 +151,27 @@ def test_make_test_starts_from_an_empty_cache():
     lines = [line.strip() for line in recipe.splitlines()[1:]]
     pytest_line = next(i for i, line in enumerate(lines) if "pytest" in line)
     assert any(line.startswith("rm -rf results/ci") for line in lines[:pytest_line]), recipe
+
+
+def _write_many(path: str, value: int) -> None:
+    for _ in range(30):
+        save_npz_atomically(Path(path), {"train": np.full((200, 64), value, np.float32)})
+
+
+def test_trials_that_write_one_cache_entry_at_once_leave_a_whole_file_and_no_parts(tmp_path):
+    """Head trials of one backbone share its features and may extract them at the same time: each writer's own
+    temporary name, then a rename, so the entry is always one writer's whole file."""
+    import multiprocessing
+
+    path = tmp_path / "features" / "entry.npz"
+    context = multiprocessing.get_context("fork")
+    writers = [context.Process(target=_write_many, args=(str(path), value)) for value in range(4)]
+    for writer in writers:
+        writer.start()
+    for writer in writers:
+        writer.join(timeout=120)
+    assert [w.exitcode for w in writers] == [0, 0, 0, 0]
+    with np.load(path, allow_pickle=False) as stored:
+        train = stored["train"]
+    assert train.shape == (200, 64) and len(np.unique(train)) == 1
+    assert [p.name for p in path.parent.iterdir()] == ["entry.npz"]

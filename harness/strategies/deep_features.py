@@ -18,6 +18,7 @@ import numpy as np
 
 from harness.backbone import cache_root
 from harness.backbone import features_file as backbone_features_file
+from harness.checkpoints import save_npz_atomically
 from harness.strategies.reuse import start_from_backbone, weights_columns
 from harness.training import EpochRecord
 
@@ -87,10 +88,7 @@ def run(ctx: StrategyContext) -> str:
         train_f = _pool(ctx.backend.extract_features(data.x_train, layer, cfg.eval_batch_size), t.feature_pool)
         test_f = _pool(ctx.backend.extract_features(data.x_test, layer, cfg.eval_batch_size), t.feature_pool)
         extract_sps = (len(train_f) + len(test_f)) / (time.perf_counter() - start)
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_suffix(".part.npz")
-        np.savez(tmp, train=train_f, test=test_f, samples_per_s=extract_sps)
-        tmp.replace(cache)
+        save_npz_atomically(cache, {"train": train_f, "test": test_f, "samples_per_s": np.asarray(extract_sps)})
         cached, cached_sps = False, float("nan")
     head = make_head(t.sklearn_head, cfg.seed, cfg.runtime.threads)
     fit_start = time.perf_counter()
