@@ -8,9 +8,10 @@ printing the table; an interrupted run exits 130; a clean run exits 0. The optio
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -94,18 +95,19 @@ def _start(args: argparse.Namespace) -> int:
     from harness.runner import execute
 
     p = _input_checked(_prepare, args)
-    outcome = execute(
-        p.plan,
-        results_dir=p.results_dir,
-        run_id=p.run_id,
-        settings=p.settings,
-        progress=RichProgress(),
-        command=["xfbench", *sys.argv[1:]],
-        data_provenance=p.provenance,
-        ship=p.ship,
-        reference=args.reference,
-        html_report=args.html_report,
-    )
+    with _refused_by_ray():
+        outcome = execute(
+            p.plan,
+            results_dir=p.results_dir,
+            run_id=p.run_id,
+            settings=p.settings,
+            progress=RichProgress(),
+            command=["xfbench", *sys.argv[1:]],
+            data_provenance=p.provenance,
+            ship=p.ship,
+            reference=args.reference,
+            html_report=args.html_report,
+        )
     return _finish(outcome, args)
 
 
@@ -114,6 +116,18 @@ def _input_checked(check: Callable[[argparse.Namespace], Any], args: argparse.Na
     try:
         return check(args)
     except (ValueError, FileNotFoundError) as exc:
+        raise InputError(str(exc)) from None
+
+
+@contextlib.contextmanager
+def _refused_by_ray() -> Iterator[None]:
+    """The one check only Ray can make, whether this machine offers a trial's CPUs and GPUs, is bad input too:
+    the run stops before any trial (exit 2)."""
+    from harness.scheduler import NoNodeFits
+
+    try:
+        yield
+    except NoNodeFits as exc:
         raise InputError(str(exc)) from None
 
 
@@ -152,15 +166,16 @@ def _resume(args: argparse.Namespace) -> int:
 
     settings = _input_checked(_resume_settings, args)
     results_dir = Path(args.results_dir).expanduser().resolve()
-    outcome = resume(
-        results_dir,
-        args.resume,
-        settings=settings,
-        progress=RichProgress(),
-        ship_policy=args.ship_data,
-        reference=args.reference,
-        html_report=args.html_report,
-    )
+    with _refused_by_ray():
+        outcome = resume(
+            results_dir,
+            args.resume,
+            settings=settings,
+            progress=RichProgress(),
+            ship_policy=args.ship_data,
+            reference=args.reference,
+            html_report=args.html_report,
+        )
     return _finish(outcome, args)
 
 

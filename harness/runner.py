@@ -6,6 +6,7 @@ directory, then the summary. Shared by the CLI and the pytest plugin; their inpu
 from __future__ import annotations
 
 import math
+import shutil
 import sys
 import time
 from collections.abc import Callable
@@ -39,6 +40,7 @@ from harness.reporting import run_markdown, search_markdown
 from harness.results import ResultsWriter, read_parts, rewrite_csv, safe_name
 from harness.scheduler import (
     Delivery,
+    NoNodeFits,
     RunInterrupted,
     SchedulerSettings,
     cluster_nodes,
@@ -216,7 +218,11 @@ def execute(
         reference=reference,
         html_report=html_report,
     )
-    return _carry_out(ctx, schedule)
+    try:
+        return _carry_out(ctx, schedule)
+    except NoNodeFits:
+        shutil.rmtree(run_dir)  # refused before any trial: bad input leaves no run behind
+        raise
 
 
 def resumable(results_dir: Path, run_id: str, kind: str, given: dict[str, Any]) -> ExecutionOptions:

@@ -24,6 +24,7 @@ import json
 import logging
 import os
 import signal
+import sys
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, replace
@@ -308,6 +309,7 @@ def ray_session(settings: SchedulerSettings, py_modules: tuple[Path, ...] = ()) 
     import ray
 
     if ray.is_initialized():
+        check_a_node_fits(settings)
         yield
         return
     worker_env = {"TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONWARNINGS": "ignore::DeprecationWarning"}
@@ -327,9 +329,36 @@ def ray_session(settings: SchedulerSettings, py_modules: tuple[Path, ...] = ()) 
         # address="local": always a fresh instance of our own, never a cluster some `ray start` left running.
         ray.init(address="local", num_cpus=os.cpu_count(), _node_ip_address="127.0.0.1", **init_args)
     try:
+        check_a_node_fits(settings)
         yield
     finally:
         ray.shutdown()
+
+
+class NoNodeFits(ValueError):
+    """No node of a local Ray offers what one trial asks for: Tune would wait for one forever, silently."""
+
+
+def check_a_node_fits(settings: SchedulerSettings) -> None:
+    """Some live node must offer a trial's CPUs and GPUs. Locally none ever will (NoNodeFits); a cluster may still
+    grow one (an autoscaler adds nodes for pending trials), so there the user is told what the trials wait for."""
+    nodes = cluster_nodes()
+    if any(n["cpus"] >= settings.cpus_per_trial and n["gpus"] >= settings.gpus_per_trial for n in nodes):
+        return
+    wanted = f"{settings.cpus_per_trial:g} CPU(s) and {settings.gpus_per_trial:g} GPU(s)"
+    offered = "; ".join(f"{n['address']}: {n['cpus']:g} CPUs, {n['gpus']:g} GPUs" for n in nodes) or "no live node"
+    if settings.address:
+        print(
+            f"xfbench: warning: no node of the cluster at {settings.address} offers {wanted} for a trial yet "
+            f"({offered}); the trials wait until one does (an autoscaler may add it).",
+            file=sys.stderr,
+        )
+        return
+    raise NoNodeFits(
+        f"Expected this machine to offer {wanted} for each trial (--cpus-per-trial, --gpus-per-trial). Received: "
+        f"Ray finds {offered}. Lower --gpus-per-trial / --cpus-per-trial, or run on a cluster with such nodes "
+        "(--address)."
+    )
 
 
 def cluster_nodes() -> list[dict[str, Any]]:

@@ -117,3 +117,17 @@ def test_backbones_are_trained_once_in_a_pretrain_stage_and_shared_by_both_backe
         "shared-trials-tensorflow",
         "shared-trials-torch",
     ]
+
+
+def test_a_trial_asking_for_gpus_this_machine_lacks_exits_2_and_leaves_no_run(tmp_path, shared_ray, capsys):
+    """Tune would wait forever, silently, for a node with the GPUs: the run stops before any trial instead."""
+    from harness.cli import main
+
+    args = ["run", "--strategy", "scratch", "--model", "mlp", "--dataset", "digits", "--epochs", "1"]
+    code = main([*args, "--gpus-per-trial", "64", "--results-dir", str(tmp_path), "--run-id", "gpus"])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert (
+        "Expected this machine to offer 1 CPU(s) and 64 GPU(s) for each trial" in err and "Received: Ray finds" in err
+    )
+    assert not (tmp_path / "gpus").exists()
