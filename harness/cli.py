@@ -68,11 +68,13 @@ class _Prepared:
 def _prepare(args: argparse.Namespace) -> _Prepared:
     """Everything that can fail on bad input, before Ray: plan, run id, data present, what ships to the workers."""
     from harness.preflight import datasets_to_ship, preflight
-    from harness.runner import new_run_id, scheduler_settings
+    from harness.runner import check_run_id, new_run_id, scheduler_settings
 
     plan = plan_from_args(args)
     results_dir = Path(args.results_dir).expanduser().resolve()
-    run_id = args.run_id or new_run_id(plan.label)
+    if args.run_id is not None:
+        check_run_id(args.run_id)
+    run_id = args.run_id or new_run_id(plan.label, results_dir)
     if (results_dir / run_id).exists():
         raise ValueError(
             f"Expected a new --run-id. Received: {run_id!r}, which already exists in {results_dir}. Pick another name."

@@ -12,7 +12,7 @@ import argparse
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from harness.augment import parse_augment
 from harness.backend import BACKENDS, REFERENCE_BACKEND
@@ -615,8 +615,16 @@ def given_execution(args: argparse.Namespace) -> dict[str, Any]:
     return {**given, "fresh_workers": True if args.fresh_workers else None}
 
 
+class OneLineErrorParser(argparse.ArgumentParser):
+    """An argument error is one line, as every other bad input's: what was expected and received, and where the
+    options are listed (argparse alone prints the whole usage block before it). Sub-commands inherit the class."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}. See `{self.prog} --help` for the options.\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineErrorParser(
         prog="xfbench", description="Compare PyTorch and TensorFlow on identical training strategies."
     )
     commands = parser.add_subparsers(dest="command", required=True)

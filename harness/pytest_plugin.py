@@ -394,7 +394,7 @@ def _run_all(config: pytest.Config, state: SessionState, temp: pytest.TempPathFa
         state.outcome = execute(
             RunPlan.of_trials(trials, label=f"pytest-{scale}", title="xfbench suites (pytest)"),
             results_dir=results_dir,
-            run_id=new_run_id(f"pytest-{scale}"),
+            run_id=new_run_id(f"pytest-{scale}", results_dir),
             settings=settings,
             command=["pytest", *config.invocation_params.args],
             data_provenance=state.data_provenance,

@@ -6,6 +6,7 @@ directory, then the summary. Shared by the CLI and the pytest plugin; their inpu
 from __future__ import annotations
 
 import math
+import re
 import shutil
 import sys
 import time
@@ -99,9 +100,28 @@ class SilentProgress:
     def stop(self) -> None: ...
 
 
-def new_run_id(label: str) -> str:
-    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-    return f"{stamp}-{label}"
+RUN_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
+
+
+def new_run_id(label: str, results_dir: Path) -> str:
+    """``<UTC time to the second>-<label>``, numbered ``-2``, ``-3``… when a run started in the same second (two CI
+    jobs, say) already holds the name in ``results_dir``."""
+    base = f"{datetime.now(UTC).strftime('%Y%m%d-%H%M%S')}-{label}"
+    candidate, number = base, 1
+    while (results_dir / candidate).exists():
+        number += 1
+        candidate = f"{base}-{number}"
+    return candidate
+
+
+def check_run_id(run_id: str) -> None:
+    """A run id names a directory directly under the results directory, which history, compare and baseline list:
+    letters, digits, '.', '_' and '-', not starting with '.' or '_' (the results directory's own entries)."""
+    if not RUN_ID_PATTERN.fullmatch(run_id):
+        raise ValueError(
+            f"Expected --run-id as letters, digits, '.', '_' and '-' (at most 200, starting with a letter or digit). "
+            f"Received: {run_id!r}. Pick a name such as 'baseline-2026-12' (the run's directory under --results-dir)."
+        )
 
 
 def scheduler_settings(results_dir: Path, options: ExecutionOptions, verbose: bool = False) -> SchedulerSettings:

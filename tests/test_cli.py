@@ -237,6 +237,12 @@ BAD_INPUTS = {
         "Expected a multi-class task for --mc-dropout",
     ),
     "bad dropout rng": (["run", "--suite", "smoke", "--dropout-rng", "numpy"], "invalid choice: 'numpy'"),
+    "run id outside the results directory": (
+        ["run", "--suite", "smoke", "--run-id", "../elsewhere"],
+        "Expected --run-id as letters, digits, '.', '_' and '-'",
+    ),
+    "run id of the results directory's own": (["run", "--suite", "smoke", "--run-id", "_ray"], "Received: '_ray'"),
+    "unknown option": (["run", "--suite", "smoke", "--bogus"], "unrecognized arguments: --bogus"),
     "bad bn variance": (["run", "--suite", "smoke", "--bn-variance", "sample"], "invalid choice: 'sample'"),
 }
 
@@ -292,7 +298,7 @@ def test_bad_input_exits_2_with_expected_and_received(bad_input_results, case):
     code, stderr = bad_input_results[case]
     assert code == 2
     assert BAD_INPUTS[case][1] in stderr
-    assert len([line for line in stderr.splitlines() if line.startswith("xfbench")]) == 1
+    assert len(stderr.splitlines()) == 1 and stderr.startswith("xfbench"), stderr  # one line, no usage block
 
 
 def test_missing_data_exits_2_naming_where_it_looked(bad_input_results):
@@ -573,3 +579,15 @@ def test_execution_options_take_what_is_given_zero_included_else_what_was_record
         0,
     )
     assert s.storage_dir == (tmp_path / "_ray").resolve()
+
+
+def test_a_default_run_id_taken_in_the_same_second_gets_a_number(tmp_path):
+    from harness.runner import new_run_id
+
+    first = new_run_id("quick", tmp_path)
+    (tmp_path / first).mkdir()
+    second = new_run_id("quick", tmp_path)
+    assert second == f"{first}-2" or second[:15] > first[:15]  # the same second, or a later one
+    (tmp_path / f"{first}-2").mkdir()
+    (tmp_path / f"{first}-3").mkdir()
+    assert new_run_id("quick", tmp_path) not in {first, f"{first}-2", f"{first}-3"}
