@@ -65,6 +65,11 @@ REGRESSION_HEADER = [
 REGRESSION_SHORT_HEADER = ("case", "backend", "epoch s", "ratio", "p", "time", "test acc", "Δ pp", "accuracy", "note")
 HISTORY_RUNS_HEADER = ["run_id", "started", "git_commit", "status", "trials"]
 TRANSFER_HEADER = ["dataset", "backend", "B test acc", "B-on-A test acc", "error reduction (error_B / error_BonA)"]
+INEXACT_NOTE = (
+    "These cases' backends compute something different by design, so their figures may part beyond float rounding "
+    "order (every row says why in its `inexact` column); every other case computes the same arithmetic in both, "
+    "up to the order of float rounding."
+)
 MC_HEADER = ("case", "backend", "test acc", "MC acc of the mean", "mean prob", "its std over passes")
 MC_NOTE = (
     "Monte Carlo dropout: N stochastic passes over the test set with dropout active (BatchNorm in inference mode). "
@@ -253,11 +258,25 @@ def run_markdown(summary: Summary, title: str) -> str:
     mc = mc_dropout_rows(summary.per_backend)
     if mc:
         parts += ["", "## MC dropout", "", MC_NOTE, "", markdown_table(MC_HEADER, mc)]
+    inexact = inexact_rows(summary.per_backend)
+    if inexact:
+        parts += ["", "## Not computed exactly alike", "", INEXACT_NOTE, "", markdown_table(("case", "why"), inexact)]
     transfer = transfer_markdown(summary.per_backend)
     if transfer:
         parts += ["", "## Transfer A → B (S4b)", "", transfer]
     parts += ["", RUN_NOTE.format(reference=reference), ""]
     return "\n".join(parts)
+
+
+def inexact_rows(per_backend: pd.DataFrame) -> tuple[tuple[str, str], ...]:
+    """Each case whose trials say their backends cannot compute exactly alike, with why (the ``inexact`` column)."""
+    if per_backend.empty or "inexact" not in per_backend.columns:
+        return ()
+    flagged = per_backend[per_backend["inexact"].fillna("") != ""]
+    seen: dict[str, str] = {}
+    for _, r in flagged.iterrows():
+        seen.setdefault(case_title(r), str(r["inexact"]))
+    return tuple(seen.items())
 
 
 def mc_dropout_rows(per_backend: pd.DataFrame) -> tuple[tuple[str, ...], ...]:

@@ -107,6 +107,12 @@ SCHEMA: tuple[tuple[str, str, str], ...] = (
     ("weights_sha256", "string", "sha256 of that weights file (what the converted checkpoint is keyed by)"),
     ("status", "string", "ok | failed | diverged | skipped"),
     ("error", "string", "error text for failed/skipped trials, else empty"),
+    (
+        "inexact",
+        "string",
+        "why this trial's backends cannot compute exactly alike beyond float rounding order ('; '-joined; empty: "
+        "they can; harness.exactness)",
+    ),
     ("config_json", "string", "the full resolved TrialConfig as JSON"),
     ("git_commit", "string", "commit of the harness that produced the row (+dirty if modified)"),
     ("host", "string", "hostname of the worker that ran the trial"),

@@ -113,6 +113,7 @@ def summarize(frame: pd.DataFrame, reference: str = REFERENCE_BACKEND) -> Summar
                 "timing_basis": "steady" if len(steady) else ("warm-up only" if len(timing) else "none"),
                 "warmup_time_s": _warmup_seconds(group),
                 **{f"{c}_mean": _mean(ok, c) for c in MC_COLUMNS},
+                "inexact": _text(group, "inexact"),
             }
         )
     per_backend = pd.DataFrame(rows)
@@ -126,6 +127,13 @@ def _mean(finals: pd.DataFrame, column: str) -> float:
     """Mean over the trials' final rows of a final metric, NaN when none has it (a trial without MC passes)."""
     values = finals[column].astype(float).dropna() if column in finals.columns else pd.Series(dtype=float)
     return float(values.mean()) if len(values) else math.nan
+
+
+def _text(group: pd.DataFrame, column: str) -> str:
+    """The case's value of a per-trial text column (the same in its rows that have it), '' when none has it."""
+    values = group[column].dropna() if column in group.columns else pd.Series(dtype=str)
+    values = values[values.astype(str) != ""]
+    return str(values.iloc[0]) if len(values) else ""
 
 
 def _warmup_seconds(group: pd.DataFrame) -> float:

@@ -16,6 +16,7 @@ from typing import Any
 from harness.backend import frameworks_imported, load_backend
 from harness.config import TrialConfig
 from harness.data.registry import Dataset, load_dataset
+from harness.exactness import inexact_text
 from harness.model_cost import model_cost
 from harness.provenance import MachineInfo, utc_now
 from harness.spec import ModelSpec
@@ -84,7 +85,7 @@ def run_trial(config: TrialConfig, run: RunInfo, sink: RowSink, dataset: Dataset
 
     def on_model(spec: ModelSpec) -> None:
         cost = model_cost(spec)
-        common.update(params=cost.params, forward_macs=cost.forward_macs)
+        common.update(params=cost.params, forward_macs=cost.forward_macs, inexact=inexact_text(config, spec))
 
     strategy = get_strategy(config.strategy)
     return strategy(StrategyContext(config=config, backend=backend, dataset=dataset, sink=emit, on_model=on_model))

@@ -169,6 +169,23 @@ def test_mc_dropout_cases_get_their_own_table_with_the_passes_figures_averaged_o
     assert "MC dropout" not in plain
 
 
+def test_cases_whose_backends_compute_differently_are_listed_with_why():
+    rows = _rows(REFERENCE_BACKEND, "cnn", 0.9, 1.0) + _rows("tensorflow", "cnn", 0.9, 1.0)
+    rows += _rows(REFERENCE_BACKEND, "mlp", 0.9, 1.0) + _rows("tensorflow", "mlp", 0.9, 1.0)
+    for row in rows:
+        row["inexact"] = "mixed_bfloat16: each framework chooses which ops run in reduced precision" * (
+            row["model"] == "cnn"
+        )
+    text = reporting.run_markdown(summarize(to_frame(rows)), "inexact")
+    section = text.split("## Not computed exactly alike\n")[1].split("\n## ")[0]
+    assert (
+        "| scratch-cnn-digits | mixed_bfloat16: each framework chooses which ops run in reduced precision |" in section
+    )
+    assert "mlp" not in section
+    plain = reporting.run_markdown(summarize(to_frame(_rows(REFERENCE_BACKEND, "mlp", 0.9, 1.0))), "plain")
+    assert "Not computed exactly alike" not in plain
+
+
 def test_a_run_on_the_reference_alone_says_no_other_backend_ran():
     text = reporting.run_markdown(summarize(to_frame(_rows(REFERENCE_BACKEND, "mlp", 0.9, 1.0))), "alone")
     assert f"## Against the reference backend ({REFERENCE_BACKEND})\n\n(no other backend ran)" in text

@@ -1,0 +1,40 @@
+"""Where a trial's backends cannot compute exactly the same thing, and why: the ``inexact`` column.
+
+Fairness by construction makes both backends start from the same weights, see the same batches and drop the same
+units; what is left between them is float rounding order, which every float32 trial has (and float64 all but
+removes). A few settings go further: the two frameworks then compute something different by design, and every row
+of such a trial says so, in words, instead of leaving a reader to find it in ``config_json``.
+"""
+
+from __future__ import annotations
+
+from harness.config import TrialConfig
+from harness.spec import BatchNorm, Dropout, ModelSpec
+
+# Strategies that run the network's BatchNorm layers in training mode: the others keep a frozen backbone in
+# inference mode (running statistics, the same arithmetic in both) or train no network at all.
+_TRAINS_BATCHNORM = ("scratch", "fine_tune", "freeze_early", "transfer", "pretrain")
+MIXED_PRECISIONS = ("mixed_bfloat16", "mixed_float16")
+
+
+def inexact_reasons(config: TrialConfig, spec: ModelSpec) -> tuple[str, ...]:
+    """Why ``config``'s backends cannot agree beyond rounding order, one phrase per reason; () when they can."""
+    runtime = config.runtime
+    reasons = []
+    if runtime.dropout_rng == "framework" and any(isinstance(layer, Dropout) for layer in spec.layers):
+        reasons.append("dropout masks from each framework's own generator (--dropout-rng framework)")
+    if runtime.precision in MIXED_PRECISIONS:
+        reasons.append(f"{runtime.precision}: each framework chooses which ops run in reduced precision")
+    trains_bn = config.strategy in _TRAINS_BATCHNORM and any(isinstance(layer, BatchNorm) for layer in spec.layers)
+    if trains_bn and runtime.bn_statistics == "float32":
+        reasons.append(
+            "training-mode BatchNorm in each framework's own float32 kernel, PyTorch's summing its statistics in "
+            "double on a CPU and TensorFlow's in float32 (--bn-statistics float64 makes it one computation)"
+        )
+    return tuple(reasons)
+
+
+def inexact_text(config: TrialConfig, spec: ModelSpec) -> str:
+    """The ``inexact`` column: the reasons joined by '; ' (no reason holds one), '' when the backends compute the
+    same thing."""
+    return "; ".join(inexact_reasons(config, spec))

@@ -1,0 +1,58 @@
+"""The ``inexact`` column: which settings make the backends compute something different by design."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from harness.config import RuntimeOptions, TrialConfig
+from harness.exactness import inexact_reasons, inexact_text
+from harness.models import ModelOptions, build_spec
+
+DIGITS = (8, 8, 1)
+
+
+def _trial(model: str, strategy: str = "scratch", **runtime: object) -> TrialConfig:
+    return TrialConfig(strategy, model, "digits", "torch", 0, 1, runtime=RuntimeOptions(**runtime))  # type: ignore[arg-type]
+
+
+def _spec(model: str, **options: object):
+    return build_spec(model, DIGITS if model != "resnet20" else (28, 28, 1), 10, ModelOptions(**options))  # type: ignore[arg-type]
+
+
+def test_shared_masks_and_float32_without_batchnorm_compute_alike():
+    assert inexact_reasons(_trial("cnn_small"), _spec("cnn_small")) == ()
+    assert inexact_text(_trial("mlp", dropout_rng="framework"), _spec("mlp")) == ""  # no dropout layer to differ
+
+
+def test_each_framework_drawing_its_own_masks_is_said():
+    (reason,) = inexact_reasons(_trial("cnn_small", dropout_rng="framework"), _spec("cnn_small"))
+    assert "each framework's own generator" in reason
+
+
+@pytest.mark.parametrize("precision", ["mixed_bfloat16", "mixed_float16"])
+def test_mixed_precision_is_said(precision):
+    (reason,) = inexact_reasons(_trial("mlp", precision=precision), _spec("mlp"))
+    assert reason.startswith(precision)
+
+
+def test_training_batchnorm_in_the_frameworks_float32_kernels_is_said_and_float64_statistics_are_one_computation():
+    spec = _spec("resnet20", width_multiplier=0.5)
+    (reason,) = inexact_reasons(_trial("resnet20"), spec)
+    assert "BatchNorm" in reason and "--bn-statistics float64" in reason
+    assert inexact_reasons(_trial("resnet20", bn_statistics="float64"), spec) == ()
+    # a frozen backbone keeps BatchNorm in inference mode: running statistics, the same arithmetic in both
+    assert inexact_reasons(replace(_trial("resnet20"), strategy="feature_extraction"), spec) == ()
+
+
+def test_reasons_join_into_one_cell():
+    spec = _spec("cnn_small", batchnorm="before")
+    text = inexact_text(_trial("cnn_small", dropout_rng="framework", precision="mixed_bfloat16"), spec)
+    assert text.count("; ") == 2
+
+
+def test_no_reason_holds_the_separator():
+    spec = _spec("cnn_small", batchnorm="before")
+    every = inexact_reasons(_trial("cnn_small", dropout_rng="framework", precision="mixed_float16"), spec)
+    assert len(every) == 3 and not any("; " in reason for reason in every)
