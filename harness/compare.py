@@ -29,6 +29,7 @@ import pandas as pd
 from scipy.stats import mannwhitneyu
 
 from harness.config import case_label, model_label, recorded_runtime
+from harness.seeds import BOOTSTRAP_SEED
 from harness.statistics import StatsSettings, epochs_by_trial, ratio_interval
 from harness.summary import final_rows, steady_rows
 
@@ -41,7 +42,7 @@ class Thresholds:
     accuracy_pp: float = 1.0
     alpha: float = 0.01
     bootstrap_samples: int = 2000
-    bootstrap_seed: int = 0
+    bootstrap_seed: int = BOOTSTRAP_SEED
 
     def __post_init__(self) -> None:
         if self.time_ratio <= 1.0:

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from harness.seeds import PLOT_JITTER_STREAM
 from harness.summary import CASE_KEYS, case_title, last_attempts, several_suites, steady_rows, with_suite
 
 COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b")
@@ -103,7 +104,7 @@ def epoch_times(frame: pd.DataFrame) -> list[Plot]:
             if len(times):
                 colour = _colour(backend, backends)
                 ax.boxplot(times, positions=[position], orientation="horizontal", widths=0.6, showfliers=False)
-                jitter = np.random.default_rng(position).uniform(-0.15, 0.15, len(times))
+                jitter = np.random.default_rng([PLOT_JITTER_STREAM, position]).uniform(-0.15, 0.15, len(times))
                 ax.scatter(times, position + jitter, s=8, color=colour, alpha=0.7)
                 labels.append((position, f"{_case(keys, named)} · {backend}"))
                 position += 1

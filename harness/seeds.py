@@ -34,6 +34,18 @@ AUGMENT_FLIP_STREAM = 0xF11B
 # seeds, so every trial of every run sees the same split.
 DIGITS_SPLIT_SEED = 20240611
 
+# The images a converted weight file is checked on (harness.weights_worker): standard normal, like inputs after
+# normalisation, the same for every conversion so a checkpoint's recorded agreement can be reproduced.
+WEIGHT_PROBE_SEED = 0
+
+# The bootstrap of the comparison's intervals (harness.statistics, harness.compare): fixed, so the same runs always
+# give the same interval and verdict.
+BOOTSTRAP_SEED = 0
+
+# Mixed into [PLOT_JITTER_STREAM, position]: the horizontal jitter of a strip plot's points (harness.plots), so a
+# report drawn twice from the same runs is the same picture.
+PLOT_JITTER_STREAM = 0x7177E2
+
 # Framework-native dropout (--dropout-rng framework): layer ``index`` of a trial seeded ``seed`` gets
 # seed * NATIVE_DROPOUT_SEEDS_PER_TRIAL + index, distinct per layer and per trial (for up to 1000 layers).
 NATIVE_DROPOUT_SEEDS_PER_TRIAL = 1000

@@ -22,6 +22,7 @@ import pandas as pd
 from scipy.stats import t as student_t
 
 from harness.backend import BACKENDS, REFERENCE_BACKEND
+from harness.seeds import BOOTSTRAP_SEED
 from harness.summary import CASE_KEYS, final_rows, several_suites, steady_rows, with_suite
 
 SIGNIFICANT_MARK = "*"  # beside a figure whose 95 % interval excludes "no difference"
@@ -31,7 +32,7 @@ TOO_FEW_SEEDS = "1 seed: too few to say"
 @dataclass(frozen=True)
 class StatsSettings:
     bootstrap_samples: int = 2000
-    bootstrap_seed: int = 0  # fixed: the same run always gives the same interval
+    bootstrap_seed: int = BOOTSTRAP_SEED  # fixed: the same run always gives the same interval
     confidence: float = 0.95
 
 

@@ -27,13 +27,14 @@ from harness.checkpoints import load_checkpoint
 from harness.config import RuntimeOptions
 from harness.models import ModelOptions
 from harness.pretrained import backend_weights_module, worker_reply, write_converted
+from harness.seeds import WEIGHT_PROBE_SEED
 from harness.weight_files import BadWeightsError
 
-PROBE_SEED, PROBE_BATCH = 0, 2  # the probe images: standard normal, like inputs after normalisation
+PROBE_BATCH = 2  # the probe images (harness.seeds.WEIGHT_PROBE_SEED)
 
 
 def probe_batch(input_shape: tuple[int, ...]) -> np.ndarray:
-    return np.random.default_rng(PROBE_SEED).normal(size=(PROBE_BATCH, *input_shape)).astype(np.float32)
+    return np.random.default_rng(WEIGHT_PROBE_SEED).normal(size=(PROBE_BATCH, *input_shape)).astype(np.float32)
 
 
 def tolerance(reference: np.ndarray) -> float:

@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 REQUIRED = (
     "run_id trial_id suite strategy model dataset backend framework_version seed phase epoch train_loss train_acc "
     "val_loss val_acc test_acc epoch_time_s samples_per_s warmup status config_json git_commit host cpu gpu threads "
-    "python_version timestamp"
+    "python_version timestamp params forward_macs"
 ).split()
 
 
