@@ -45,6 +45,13 @@ def pipeline_decay(config: OptimizerConfig) -> float:
     return 0.0
 
 
+def optimizer_weight_decay(config: OptimizerConfig) -> float:
+    """The weight decay the optimizer's own rule applies: AdamW's decoupled decay inside its update, any other
+    optimizer's coupled L2 term on the gradient (torch.optim's ``weight_decay``); 0 when the pipeline decays
+    (:func:`pipeline_decay`). Every backend's optimizer takes this figure."""
+    return 0.0 if pipeline_decay(config) else float(config.weight_decay or 0.0)
+
+
 @dataclass(frozen=True)
 class LossScaleRule:
     """Dynamic loss scaling for float16 compute: torch.amp.GradScaler's rule with its defaults. Keras'

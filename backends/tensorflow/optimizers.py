@@ -18,7 +18,7 @@ import numpy as np
 
 from backends.tensorflow.framework import tf
 from harness.config import OptimizerConfig
-from harness.update_pipeline import LossScaleRule
+from harness.update_pipeline import LossScaleRule, optimizer_weight_decay
 
 A = TypeVar("A")
 Grads = list[tf.Tensor | None]
@@ -48,6 +48,7 @@ class TorchSemanticsOptimizer:
         self.beta1 = tf.Variable(config.beta1, dtype=hyper_dtype, trainable=False, name="beta1")
         self.step = tf.Variable(0.0, dtype=hyper_dtype, trainable=False, name="step")
         self.rho = config.rho if config.rho is not None else 0.0  # resolved configs set it for RMSprop, Adadelta
+        self.weight_decay = optimizer_weight_decay(config)  # the rule's own: coupled L2, or AdamW's decoupled decay
         # Dynamic loss scaling (mixed_float16): its state lives as long as the optimizer, as a GradScaler's would.
         self.loss_scale_rule = loss_scale
         initial = loss_scale.initial_scale if loss_scale is not None else 1.0
@@ -117,8 +118,8 @@ class TorchSemanticsOptimizer:
                 continue
             grad = _flat([g if g is not None else tf.zeros_like(v) for g, v in zip(grads, variables, strict=True)])
             var = _flat(variables)
-            if c.weight_decay and not c.decoupled:
-                grad = grad + c.weight_decay * var  # coupled L2, as torch.optim's weight_decay
+            if self.weight_decay and c.name != "adamw":
+                grad = grad + self.weight_decay * var  # coupled L2, as torch.optim's weight_decay
             new_var, new_slots = self._update(grad, var, slots, self._flat_rate(group))
             keep = None if all(present) else tf.constant(np.repeat(present, group.sizes))
             for name, value in new_slots.items():
@@ -147,8 +148,8 @@ class TorchSemanticsOptimizer:
         return var - (lr / bias1) * m / denom, {"m": m, "v": v}
 
     def _adamw(self, grad, var, slots, lr) -> Update:
-        if self.config.decoupled:
-            var = var * (1.0 - lr * self.config.weight_decay)  # decoupled decay first, as torch.optim.AdamW
+        if self.weight_decay:
+            var = var * (1.0 - lr * self.weight_decay)  # decoupled decay first, as torch.optim.AdamW
         return self._adam(grad, var, slots, lr)
 
     def _rmsprop(self, grad, var, slots, lr) -> Update:

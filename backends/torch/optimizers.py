@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 import torch
 
 from harness.config import OptimizerConfig
-from harness.update_pipeline import LossScaleRule, pipeline_decay
+from harness.update_pipeline import LossScaleRule, optimizer_weight_decay
 
 A = TypeVar("A")
 Grads = list[torch.Tensor | None]
@@ -17,8 +17,7 @@ Grads = list[torch.Tensor | None]
 def make_optimizer(params: Iterable[dict[str, Any]], config: OptimizerConfig) -> torch.optim.Optimizer:
     """torch.optim with every hyperparameter passed explicitly (config must be resolved)."""
     c = config
-    # Decoupled decay (other than AdamW's own) is applied by the update pipeline, so the optimizer gets 0.
-    wd = 0.0 if pipeline_decay(c) else float(c.weight_decay or 0.0)
+    wd = optimizer_weight_decay(c)  # 0 when the update pipeline decays (decoupled, other than AdamW's own)
     eps, rho = float(c.eps or 0.0), float(c.rho or 0.0)  # resolved: set for the optimizers that read them
     if c.name in ("sgd", "momentum", "nesterov"):
         return torch.optim.SGD(
