@@ -20,6 +20,11 @@ class MachineInfo:
     def current(cls) -> MachineInfo:
         return cls(host=socket.gethostname(), cpu=cpu_model(), python_version=platform.python_version())
 
+    @classmethod
+    def unknown(cls) -> MachineInfo:
+        """For a row the driver writes about a worker that died: which machine ran it is not known there."""
+        return cls(host="", cpu="", python_version="")
+
 
 def cpu_model() -> str:
     cpuinfo = Path("/proc/cpuinfo")

@@ -33,6 +33,7 @@ from typing import Any, Protocol
 
 from harness.config import TrialConfig
 from harness.data.registry import Dataset
+from harness.provenance import MachineInfo
 from harness.search import Choice, IntRange, LogUniform, SearchSpace, Uniform, sample_points, search_trial
 from harness.trial import RunInfo, failure_row, format_exception, run_trial
 
@@ -237,7 +238,8 @@ def _make_callback(events: TrialEvents, run: RunInfo, stage: str):
                 return
             message = str(getattr(trial, "error_message", None) or "").strip()
             summary = message.splitlines()[-1] if message else "trial process died without reporting an error"
-            self._events().on_row({**failure_row(config, run, summary), "stage": stage, "attempt": attempt})
+            row = failure_row(config, run, summary, machine=MachineInfo.unknown())  # the driver's is not the worker's
+            self._events().on_row({**row, "stage": stage, "attempt": attempt})
 
         def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
             row = json.loads(result[ROW_KEY])

@@ -57,9 +57,12 @@ def base_row(config: TrialConfig, run: RunInfo, machine: MachineInfo) -> dict[st
     }
 
 
-def failure_row(config: TrialConfig, run: RunInfo, error: str, status: str = "failed") -> dict[str, Any]:
-    """A row recording a trial that produced no epochs (or stopped), with its error text."""
-    row = base_row(config, run, MachineInfo.current())
+def failure_row(
+    config: TrialConfig, run: RunInfo, error: str, status: str = "failed", machine: MachineInfo | None = None
+) -> dict[str, Any]:
+    """A row recording a trial that produced no epochs (or stopped), with its error text; written on the worker
+    (``machine`` None: this one) or by the driver for a worker that died (``MachineInfo.unknown()``)."""
+    row = base_row(config, run, machine or MachineInfo.current())
     row.update(status=status, error=error, phase="", epoch=None, warmup=False, timestamp=utc_now(), test_acc=math.nan)
     return row
 

@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -178,6 +179,9 @@ def test_failed_diverged_killed_and_retried_trials_are_recorded_while_the_others
     # SIGKILLed after its first epoch, twice (one retry): the epoch it reported survives, each death is recorded
     assert killed["attempt"].tolist() == [0, 0, 1, 1] and killed["status"].tolist() == ["ok", "failed", "ok", "failed"]
     assert killed[killed["status"] == "failed"]["error"].str.len().min() > 0
+    # the killed worker's rows come from the driver, which cannot know the worker's machine: left empty, not its own
+    assert set(killed[killed["status"] == "failed"]["host"].fillna("")) == {""}
+    assert set(killed[killed["status"] == "ok"]["host"]) == {socket.gethostname()}
     assert diverged["status"].tolist() == ["diverged"] and diverged["epoch"].tolist() == [1]
     finals = final_rows(frame).set_index("trial_id")["status"].to_dict()
     assert finals == {
