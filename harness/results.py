@@ -115,7 +115,7 @@ SCHEMA: tuple[tuple[str, str, str], ...] = (
     ),
     ("config_json", "string", "the full resolved TrialConfig as JSON"),
     ("git_commit", "string", "commit of the harness that produced the row (+dirty if modified)"),
-    ("host", "string", "hostname of the worker that ran the trial"),
+    ("host", "string", "hostname of the worker that ran the trial (empty on the row the driver writes for a dead one)"),
     ("node", "string", "Ray node id of the worker that ran the trial (tells the nodes of one host apart)"),
     ("cpu", "string", "CPU model of that worker"),
     ("gpu", "string", "device name when the trial ran on a GPU, else empty"),
