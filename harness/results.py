@@ -105,8 +105,8 @@ SCHEMA: tuple[tuple[str, str, str], ...] = (
         "file's name); empty for a backbone xfbench trained",
     ),
     ("weights_sha256", "string", "sha256 of that weights file (what the converted checkpoint is keyed by)"),
-    ("status", "string", "ok | failed | diverged | skipped"),
-    ("error", "string", "error text for failed/skipped trials, else empty"),
+    ("status", "string", "ok | failed | diverged (a trial ASHA stopped early is ok, with fewer epochs)"),
+    ("error", "string", "error text for failed trials, else empty"),
     (
         "inexact",
         "string",
@@ -129,7 +129,7 @@ SCHEMA: tuple[tuple[str, str, str], ...] = (
 
 COLUMNS = tuple(name for name, _, _ in SCHEMA)
 DTYPES = {name: dtype for name, dtype, _ in SCHEMA}
-STATUSES = ("ok", "failed", "diverged", "skipped")
+STATUSES = ("ok", "failed", "diverged")
 
 
 def normalise_row(row: dict[str, Any]) -> dict[str, Any]:
