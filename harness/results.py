@@ -16,6 +16,7 @@ from collections.abc import Hashable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 # (column, pandas dtype, meaning) — docs/results-schema.md is generated from this list and a test pins both.
@@ -229,11 +230,12 @@ def with_current_columns(frame: pd.DataFrame) -> pd.DataFrame:
     """Tables written before a column existed (saved baselines) gain it, empty, so old and new compare."""
     for column in COLUMNS:
         if column not in frame.columns:
-            frame[column] = (
-                ""
-                if column == "variant"
-                else pd.Series([pd.NA] * len(frame), dtype=DTYPES[column] if DTYPES[column] != "float64" else "float64")
-            )
+            if column == "variant":
+                frame[column] = ""
+            elif DTYPES[column] == "float64":  # numpy floats have no NA: missing is NaN
+                frame[column] = np.full(len(frame), np.nan)
+            else:
+                frame[column] = pd.Series([pd.NA] * len(frame), dtype=DTYPES[column], index=frame.index)
     return frame[list(COLUMNS)]
 
 

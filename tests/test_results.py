@@ -121,3 +121,16 @@ def test_parts_are_written_whole_so_a_kill_mid_write_cannot_leave_an_unreadable_
     (tmp_path / "parts" / "t2.parquet.partial").write_bytes(b"PAR1 truncated")
     assert [p.name for p in (tmp_path / "parts").iterdir() if p.suffix == ".parquet"] == ["t1.parquet"]
     assert read_parts(tmp_path)["trial_id"].tolist() == ["t1"]
+
+
+def test_a_table_written_before_columns_were_added_reads_with_them_empty(tmp_path):
+    """Saved baselines and older runs lack later columns (a float, an integer, a string): they read as NaN / NA."""
+    frame = to_frame([_row("a", "torch", 0, 1, 0.9, 1.0, last=True)])
+    old = frame.drop(columns=["mc_mean_prob", "params", "inexact", "variant"])
+    old.to_parquet(tmp_path / "results.parquet")
+    back = read_results(tmp_path)
+    assert list(back.columns) == list(COLUMNS)
+    assert back["mc_mean_prob"].isna().all() and back["mc_mean_prob"].dtype == "float64"
+    assert back["params"].isna().all() and str(back["params"].dtype) == "Int64"
+    assert back["inexact"].isna().all() and back["variant"].tolist() == [""]
+    assert back["test_acc"].tolist() == [0.9]
