@@ -554,8 +554,9 @@ _ADAM = OptimizerConfig("adam", lr=1e-3)
 # Deep BatchNorm networks amplify float32 rounding-order differences (BN over few values per channel at 1x1 or 2x2
 # maps; docs/zoo.md), so their backends agree per seed only within a gap: measured at most 4.2 pp (mobilenet_v2),
 # 2.8 pp (densenet121), 0.6 pp (resnet20) on digits over 2 seeds, 4 epochs; the gap leaves twice that. The
-# Fashion-MNIST quick tiers come closer to it: alexnet 7.96 pp in zoo_quick, mobilenet_v2's fine-tuning 7.45 pp in
-# imagenet_transfer_quick (one seed each, docs/measurements.md).
+# Fashion-MNIST quick tiers come closer to it: alexnet 7.96 pp in zoo_quick (one seed); mobilenet_v2's fine-tuning in
+# imagenet_transfer_quick exceeds it (11.25 pp on one of 3 seeds) and has a gap of its own there
+# (docs/measurements.md).
 ZOO_BACKEND_GAP = 0.085
 
 
@@ -712,6 +713,8 @@ class TransferTier:
     # How far the backends may part on a frozen backbone (feature_extraction, deep_features): measured identical per
     # seed on the CPU tiers (smoke and quick, docs/measurements.md), so 0; fine-tuning gets the zoo's gap.
     frozen_backbone_gap: float = 0.0
+    # (model, gap) for a fine-tuned backbone whose backends part further than the zoo's gap allows (default: that gap)
+    fine_tune_gaps: tuple[tuple[str, float], ...] = ()
 
 
 def _imagenet_transfer_cases(tier: TransferTier) -> tuple[SuiteCase, ...]:
@@ -734,7 +737,11 @@ def _imagenet_transfer_cases(tier: TransferTier) -> tuple[SuiteCase, ...]:
         bars = dict(tier.strategy_bars)
         for strategy in tier.strategies:
             # A trained BatchNorm backbone agrees per seed only within float32's envelope; a frozen one exactly.
-            gap = ZOO_BACKEND_GAP if strategy == "fine_tune" else tier.frozen_backbone_gap
+            gap = (
+                dict(tier.fine_tune_gaps).get(model, ZOO_BACKEND_GAP)
+                if strategy == "fine_tune"
+                else tier.frozen_backbone_gap
+            )
             cases.append(
                 SuiteCase(
                     strategy,
@@ -766,6 +773,21 @@ def _imagenet_transfer_cases(tier: TransferTier) -> tuple[SuiteCase, ...]:
             )
     return tuple(cases)
 
+
+_TRANSFER_QUICK_FLOOR = (
+    "quick floors on the mean over seeds, about 10 pp below the lowest mean measured over 3 seeds and both backends "
+    "(docs/measurements.md): fine_tune 0.75 (means 0.836-0.995; mobilenet_v2's TensorFlow seeds 0.724-0.947), "
+    "feature_extraction and deep_features 0.87 (means 0.967-0.995 and 0.966-0.997); chance 0.5 (two classes)"
+)
+# Frozen backbones over 3 seeds: feature extraction identical per seed in both backends (15 of 15), deep features 44
+# of 45, resnet18's LinearSVC on seed 2 one test image of 2,000 apart (0.05 pp: the features' float32 rounding moves
+# a point across the margin). The gap is five times that.
+_TRANSFER_QUICK_FROZEN_GAP = 0.0025
+# mobilenet_v2 fine-tuned on task B's 200 images in float32: its depthwise BatchNorm layers amplify the backends'
+# rounding differences until whole trajectories part. Measured per seed 7.45 / 0.90 / 11.25 pp (TensorFlow 0.8375 /
+# 0.9470 / 0.7235, torch 0.9120 / 0.9560 / 0.8360; the other four backbones within 0.4 pp). The gap leaves a third
+# more than the largest: a check that the two still learn the same task, not that they agree.
+_MOBILENET_FINE_TUNE_GAP = 0.15
 
 _TRANSFER_SMOKE_FLOOR = (
     "smoke floor, on the mean over seeds: above chance (0.2) for 5 classes; 2 source and 2 target epochs on digits. "
@@ -869,8 +891,10 @@ _CATALOGUE.update(
                         _SMALL_DATA_SGD,
                         LESSON_AUGMENT,
                         bar=0.75,
-                        bar_source="quick floor: lowest measured 0.8375 (mobilenet_v2 fine-tuned, TF; the rest "
-                        "0.912-0.9985, docs/measurements.md, seed 0); far above chance (0.5, two classes)",
+                        bar_source=_TRANSFER_QUICK_FLOOR,
+                        strategy_bars=(("feature_extraction", 0.87), ("deep_features", 0.87)),
+                        frozen_backbone_gap=_TRANSFER_QUICK_FROZEN_GAP,
+                        fine_tune_gaps=(("mobilenet_v2", _MOBILENET_FINE_TUNE_GAP),),
                     )  # fmt: skip
                 ),
             ),
