@@ -65,6 +65,13 @@ REGRESSION_HEADER = [
 REGRESSION_SHORT_HEADER = ("case", "backend", "epoch s", "ratio", "p", "time", "test acc", "Δ pp", "accuracy", "note")
 HISTORY_RUNS_HEADER = ["run_id", "started", "git_commit", "status", "trials"]
 TRANSFER_HEADER = ["dataset", "backend", "B test acc", "B-on-A test acc", "error reduction (error_B / error_BonA)"]
+PHASE_HEADER = ("case", "backend", "phase", "steady epochs", "epoch s", "samples/s")
+PHASE_NOTE = (
+    "Cases that train in more than one phase (S4: the reused layers frozen, then unfrozen), each phase apart: medians "
+    "over the seeds' steady epochs (each phase's first epoch is warm-up). The frozen phase is expected to be the "
+    "faster (no weight gradients for the frozen layers). A backbone pretrained in this run is its own case "
+    "(strategy `pretrain`, phase `source`)."
+)
 INEXACT_NOTE = (
     "These cases' backends compute something different by design, so their figures may part beyond float rounding "
     "order (every row says why in its `inexact` column); every other case computes the same arithmetic in both, "
@@ -255,6 +262,9 @@ def run_markdown(summary: Summary, title: str) -> str:
     if speed:
         parts += ["", "## Speed modes", "", SPEED_NOTE, ""]
         parts.append(markdown_table(("model", "backend mode", "samples/s", "÷ fastest", "warm-up s"), speed))
+    phases = phase_rows(summary.phases)
+    if phases:
+        parts += ["", "## Epoch time per phase", "", PHASE_NOTE, "", markdown_table(PHASE_HEADER, phases)]
     mc = mc_dropout_rows(summary.per_backend)
     if mc:
         parts += ["", "## MC dropout", "", MC_NOTE, "", markdown_table(MC_HEADER, mc)]
@@ -266,6 +276,21 @@ def run_markdown(summary: Summary, title: str) -> str:
         parts += ["", "## Transfer A → B (S4b)", "", transfer]
     parts += ["", RUN_NOTE.format(reference=reference), ""]
     return "\n".join(parts)
+
+
+def phase_rows(phases: pd.DataFrame) -> tuple[tuple[str, ...], ...]:
+    """The per-phase table's rows: case, backend, phase, steady epochs counted, median epoch s and samples/s."""
+    return tuple(
+        (
+            case_title(r),
+            str(r["backend"]),
+            str(r["phase"]),
+            str(r["epochs"]),
+            fmt(r["epoch_time_s_median"], ".3f"),
+            fmt(r["samples_per_s_median"], ",.0f"),
+        )
+        for _, r in phases.iterrows()
+    )
 
 
 def inexact_rows(per_backend: pd.DataFrame) -> tuple[tuple[str, str], ...]:
@@ -622,6 +647,10 @@ def run_tables(summary: Summary) -> list[TableData]:
         title = "Speed modes: steady samples/s (median), ratio to the model's fastest mode, warm-up epoch s apart"
         header = ("model", "backend mode", "samples/s", "÷ fastest", "warm-up s")
         tables.append(TableData("speed_modes", title, header, speed))
+    phases = phase_rows(summary.phases)
+    if phases:
+        title = "Epoch time per phase: medians over steady epochs, for cases that train in more than one phase"
+        tables.append(TableData("phases", title, PHASE_HEADER, phases))
     mc = mc_dropout_rows(summary.per_backend)
     if mc:
         title = "MC dropout: test acc, the passes' mean-probability acc, its predicted class's mean prob and std"

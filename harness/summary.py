@@ -52,6 +52,8 @@ class Summary:
     reference: str = REFERENCE_BACKEND  # the backend every other one is compared with
     # per (case, backend other than the reference): paired accuracy difference and time ratio with intervals
     statistics: pd.DataFrame = field(default_factory=pd.DataFrame)
+    # per (case, backend, phase) of the cases that train in more than one phase: steady epoch time and samples/s
+    phases: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def last_attempts(frame: pd.DataFrame) -> pd.DataFrame:
@@ -120,7 +122,34 @@ def summarize(frame: pd.DataFrame, reference: str = REFERENCE_BACKEND) -> Summar
     from harness.statistics import case_statistics  # it reads rows with this module's helpers: import when used
 
     comparison = _compare(per_backend, reference)
-    return Summary(per_backend, comparison, reference, case_statistics(frame, reference))
+    return Summary(per_backend, comparison, reference, case_statistics(frame, reference), phase_times(frame))
+
+
+def phase_times(frame: pd.DataFrame) -> pd.DataFrame:
+    """Steady epoch time and samples/s per phase (medians over the seeds' steady epochs) of every (case, backend)
+    that trains in more than one phase (S4's frozen then unfrozen layers): the table pools a trial's phases."""
+    frame = with_suite(frame)
+    steady = steady_rows(frame)
+    rows: list[dict[str, Any]] = []
+    if steady.empty or "phase" not in steady.columns:
+        return pd.DataFrame(rows)
+    named = several_suites(frame)
+    for keys, group in steady.groupby(CASE_KEYS + ["backend"], sort=True, dropna=False):
+        if group["phase"].nunique() < 2:
+            continue
+        case = dict(zip(CASE_KEYS + ["backend"], keys, strict=True))
+        for phase, epochs in group.groupby("phase", sort=False):  # in the order the trial ran them
+            rows.append(
+                {
+                    **case,
+                    "suite_shown": case["suite"] if named else "",
+                    "phase": phase,
+                    "epochs": int(len(epochs)),
+                    "epoch_time_s_median": float(epochs["epoch_time_s"].median()),
+                    "samples_per_s_median": float(epochs["samples_per_s"].median()),
+                }
+            )
+    return pd.DataFrame(rows)
 
 
 def _mean(finals: pd.DataFrame, column: str) -> float:

@@ -186,6 +186,30 @@ def test_cases_whose_backends_compute_differently_are_listed_with_why():
     assert "Not computed exactly alike" not in plain
 
 
+def test_cases_that_train_in_two_phases_get_each_phases_epoch_time():
+    """S4: B-on-A trains frozen, then unfrozen; the per-backend table pools the phases, this one keeps them apart."""
+    rows = []
+    for backend, frozen_s, unfrozen_s in ((REFERENCE_BACKEND, 0.5, 2.0), ("tensorflow", 0.4, 1.5)):
+        for seed in (0, 1):
+            for phase, seconds, epochs in (("frozen", frozen_s, (1, 2, 3)), ("unfrozen", unfrozen_s, (4, 5, 6, 7))):
+                for epoch in epochs:
+                    first = epoch == epochs[0]
+                    row = _rows(backend, "mlp", 0.9, seconds, seeds=1)[0]
+                    row.update(trial_id=f"ab-{backend}-{seed}", variant="B_on_A", seed=seed, phase=phase, epoch=epoch)
+                    row.update(warmup=first, epoch_time_s=10.0 if first else seconds, samples_per_s=100 / seconds)
+                    rows.append(row)
+    rows += _rows(REFERENCE_BACKEND, "cnn", 0.9, 1.0)  # one phase: not in the table
+    summary = summarize(to_frame(rows))
+    table = summary.phases.set_index(["backend", "phase"])
+    assert table.loc[(REFERENCE_BACKEND, "frozen"), "epoch_time_s_median"] == 0.5
+    assert table.loc[("tensorflow", "unfrozen"), "epoch_time_s_median"] == 1.5
+    assert table.loc[(REFERENCE_BACKEND, "unfrozen"), "epochs"] == 6  # 3 steady epochs x 2 seeds
+    text = reporting.run_markdown(summary, "phases")
+    section = text.split("## Epoch time per phase\n")[1].split("\n## ")[0]
+    assert f"| scratch-mlp+B_on_A-digits | {REFERENCE_BACKEND} | frozen | 4 | 0.500 | 200 |" in section
+    assert section.index("| frozen |") < section.index("| unfrozen |") and "cnn" not in section
+
+
 def test_a_run_on_the_reference_alone_says_no_other_backend_ran():
     text = reporting.run_markdown(summarize(to_frame(_rows(REFERENCE_BACKEND, "mlp", 0.9, 1.0))), "alone")
     assert f"## Against the reference backend ({REFERENCE_BACKEND})\n\n(no other backend ran)" in text
