@@ -431,7 +431,10 @@ _SMOKE_FLOOR = (
     "transfer 0.872-0.878 over 3 seeds, identical in both backends (docs/measurements.md); chance 0.2"
 )
 _MEASURED = "measured on digits, about 5 pp below the lower backend (docs/measurements.md)"
-_MEASURED_AB = "measured 0.972 (B) and 0.995 (B-on-A) in both backends (docs/measurements.md)"
+_MEASURED_AB = (
+    "measured B 0.9720-0.9835 and B-on-A 0.9920-0.9955 over 3 seeds, identical per seed in both backends "
+    "(docs/measurements.md); B-on-A's floor lies above every B measured, so it holds only while the transfer helps"
+)
 
 
 _SPLIT_DIRECTIONS = {"5-9to0-4": (HIGH_DIGITS, LOW_DIGITS), "0-4to5-9": (LOW_DIGITS, HIGH_DIGITS)}
@@ -525,10 +528,15 @@ def _flatten_feature_case(dataset: str, source_epochs: int, bar: float | None, b
 
 
 def ab_cases(
-    dataset: str, epochs: int = 20, frozen_epochs: int = 4, bar: float | None = None, bar_source: str = ""
+    dataset: str,
+    epochs: int = 20,
+    frozen_epochs: int = 4,
+    bar: float | None = None,
+    bar_source: str = "",
+    bar_on_a: float | None = None,
 ) -> tuple[SuiteCase, ...]:
     """S4b, Fashion-MNIST A -> B: A = the 8 classes but sandal (5) and shirt (6); B = sandal vs shirt, shirt = 1,
-    200 images.
+    200 images. ``bar`` is B's floor, and B-on-A's unless ``bar_on_a`` gives its own.
 
     B from scratch against B-on-A: A's hidden layers reused with a new sigmoid output, 4 epochs frozen, then 16
     unfrozen; SELU MLP 300-100-50-50-50, LeCun-normal init, SGD lr 1e-3 throughout.
@@ -555,7 +563,7 @@ def ab_cases(
             epochs=epochs,
             variant="B_on_A",
             transfer=TransferOptions(source_task=task_a, source_epochs=epochs, frozen_epochs=frozen_epochs),
-            **common,
+            **{**common, "min_test_acc": bar if bar_on_a is None else bar_on_a},
         ),
     )
 
@@ -605,12 +613,12 @@ _CATALOGUE.update(
                 "transfer_full",
                 "S4 as in the notebooks: MNIST 5-9 -> 0-4 and back, Fashion-MNIST A -> B",
                 _split_transfer_cases("mnist", 5, 5, {"5-9to0-4": None, "0-4to5-9": None}, "")
-                + ab_cases("fashion_mnist", bar=0.95, bar_source=_MEASURED_AB),
+                + ab_cases("fashion_mnist", bar=0.95, bar_source=_MEASURED_AB, bar_on_a=0.985),
             ),
             Suite(
                 "fashion_ab",
                 "S4b alone: Fashion-MNIST A -> B, B from scratch vs B-on-A",
-                ab_cases("fashion_mnist", bar=0.95, bar_source=_MEASURED_AB),
+                ab_cases("fashion_mnist", bar=0.95, bar_source=_MEASURED_AB, bar_on_a=0.985),
             ),
         )
     }
