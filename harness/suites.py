@@ -791,6 +791,9 @@ class TransferTier:
     frozen_backbone_gap: float = 0.0
     # (model, gap) for a fine-tuned backbone whose backends part further than the zoo's gap allows (default: that gap)
     fine_tune_gaps: tuple[tuple[str, float], ...] = ()
+    # (model, k): S3's variant, the backbone's first k layer groups frozen and the rest fine-tuned with the new head
+    # (strategy freeze_early), for each backbone named here
+    freeze_early: tuple[tuple[str, int], ...] = ()
 
 
 def _imagenet_transfer_cases(tier: TransferTier) -> tuple[SuiteCase, ...]:
@@ -811,13 +814,12 @@ def _imagenet_transfer_cases(tier: TransferTier) -> tuple[SuiteCase, ...]:
             bar_source=tier.bar_source,
         )
         bars = dict(tier.strategy_bars)
-        for strategy in tier.strategies:
+        frozen_groups = dict(tier.freeze_early)
+        for strategy in tier.strategies + (("freeze_early",) if model in frozen_groups else ()):
             # A trained BatchNorm backbone agrees per seed only within float32's envelope; a frozen one exactly.
-            gap = (
-                dict(tier.fine_tune_gaps).get(model, ZOO_BACKEND_GAP)
-                if strategy == "fine_tune"
-                else tier.frozen_backbone_gap
-            )
+            trained = strategy in ("fine_tune", "freeze_early")
+            gap = dict(tier.fine_tune_gaps).get(model, ZOO_BACKEND_GAP) if trained else tier.frozen_backbone_gap
+            options = replace(transfer, freeze_groups=frozen_groups[model]) if strategy == "freeze_early" else transfer
             cases.append(
                 SuiteCase(
                     strategy,
@@ -826,7 +828,7 @@ def _imagenet_transfer_cases(tier: TransferTier) -> tuple[SuiteCase, ...]:
                     epochs=tier.epochs,
                     optimizer=tier.optimizer,
                     augment=tier.augment,
-                    transfer=transfer,
+                    transfer=options,
                     max_backend_gap=gap,
                     min_test_acc=bars.get(strategy, tier.bar),
                     **common,
@@ -902,6 +904,10 @@ _FULL_BACKBONES = (
     ("vgg11_bn", 1.0, 224, "torchvision:vgg11_bn"),
     ("densenet121", 1.0, 224, "torchvision:densenet121"),
 )
+# S3's freeze-early variant per backbone: about the first half of its layer groups frozen (stem and the early stages
+# or blocks); alexnet_tv and vgg11_bn have two groups, so their convolutional features stay frozen and their whole
+# classifier (the new output layer with the dense layers before it) trains.
+_FREEZE_EARLY = (("alexnet_tv", 1), ("resnet18", 3), ("mobilenet_v2", 4), ("vgg11_bn", 1), ("densenet121", 3))
 _QUICK_BACKBONES = (
     ("alexnet_tv", 0.25, 64, ""),
     ("resnet18", 0.25, 32, ""),
@@ -971,6 +977,7 @@ _CATALOGUE.update(
                         strategy_bars=(("feature_extraction", 0.87), ("deep_features", 0.87)),
                         frozen_backbone_gap=_TRANSFER_QUICK_FROZEN_GAP,
                         fine_tune_gaps=(("mobilenet_v2", _MOBILENET_FINE_TUNE_GAP),),
+                        freeze_early=_FREEZE_EARLY,
                     )  # fmt: skip
                 ),
             ),
@@ -992,6 +999,7 @@ _CATALOGUE.update(
                         _LESSON_SGD,
                         LESSON_AUGMENT,
                         frozen_backbone_gap=ZOO_BACKEND_GAP,  # unmeasured on a GPU, whose kernels differ per framework
+                        freeze_early=_FREEZE_EARLY,
                     )
                 ),
             ),
