@@ -103,6 +103,23 @@ _SMOKE_SCRATCH_FLOOR = (
     "in both backends (docs/measurements.md)"
 )
 
+
+def _cifar_convnet3(variant: str, optimizer: OptimizerConfig, bar: float, notebook: str) -> SuiteCase:
+    """S1's ThreeLayerConvNet on CIFAR-10 for one epoch, with one of the notebook's optimizers and its bar."""
+    return SuiteCase(
+        "scratch",
+        "convnet3",
+        "cifar10",
+        epochs=1,
+        init="he_normal",
+        optimizer=optimizer,
+        variant=variant,
+        max_backend_gap=FASHION_CONVNET3_GAP,
+        min_test_acc=bar,
+        bar_source=f"notebook: ThreeLayerConvNet, {notebook}",
+    )
+
+
 _CATALOGUE: dict[str, Suite] = {  # built here, read through SUITES
     s.name: s
     for s in (
@@ -213,43 +230,15 @@ _CATALOGUE: dict[str, Suite] = {  # built here, read through SUITES
                     min_test_acc=0.40,
                     bar_source="notebook: TwoLayerFC val > 40 %",
                 ),
-                SuiteCase(
-                    "scratch",
-                    "convnet3",
-                    "cifar10",
-                    epochs=1,
-                    init="he_normal",
-                    optimizer=OptimizerConfig("sgd", lr=3e-3),
-                    variant="opt_sgd",
-                    max_backend_gap=FASHION_CONVNET3_GAP,
-                    min_test_acc=0.43,
-                    bar_source="notebook: ThreeLayerConvNet, plain SGD, val > 43 %",
-                ),
-                SuiteCase(
-                    "scratch",
-                    "convnet3",
-                    "cifar10",
-                    epochs=1,
-                    init="he_normal",
-                    optimizer=OptimizerConfig("nesterov", lr=3e-3),
-                    variant="opt_nesterov",
-                    max_backend_gap=FASHION_CONVNET3_GAP,
-                    min_test_acc=0.50,
-                    bar_source="notebook: ThreeLayerConvNet, Nesterov, val > 50 %",
-                ),
+                _cifar_convnet3("opt_sgd", OptimizerConfig("sgd", lr=3e-3), 0.43, "plain SGD, val > 43 %"),
+                _cifar_convnet3("opt_nesterov", OptimizerConfig("nesterov", lr=3e-3), 0.50, "Nesterov, val > 50 %"),
                 # The lesson's Keras `Sequential` version of the same network; Keras' own training loop is
                 # `--tf-mode fit`, which computes the same updates as the default step (tests/test_modes.py).
-                SuiteCase(
-                    "scratch",
-                    "convnet3",
-                    "cifar10",
-                    epochs=1,
-                    init="he_normal",
-                    optimizer=OptimizerConfig("nesterov", lr=5e-4),
-                    variant="sequential_nesterov",
-                    max_backend_gap=FASHION_CONVNET3_GAP,
-                    min_test_acc=0.45,
-                    bar_source="notebook: ThreeLayerConvNet, Sequential variant, Nesterov lr 5e-4, val > 45 %",
+                _cifar_convnet3(
+                    "sequential_nesterov",
+                    OptimizerConfig("nesterov", lr=5e-4),
+                    0.45,
+                    "Sequential variant, Nesterov lr 5e-4, val > 45 %",
                 ),
             ),
             seeds=1,
