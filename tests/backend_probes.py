@@ -126,6 +126,17 @@ def features(name: str, spec: ModelSpec, weights: NeutralWeights, x: np.ndarray,
     return _backend(name, spec, weights).extract_features(x, layer, batch_size=100)
 
 
+def extraction_traces(
+    name: str, spec: ModelSpec, weights: NeutralWeights, x: np.ndarray, layer: str
+) -> tuple[int, bool]:
+    """TensorFlow: how often the layer's extractor was traced over a warm-up call on a few images and a call on all
+    of them (batch 100), and whether the two calls gave the same features for the images they share."""
+    backend = _backend(name, spec, weights)
+    warm = backend.extract_features(x[:3], layer, batch_size=100)
+    full = backend.extract_features(x, layer, batch_size=100)
+    return backend._extractors[layer].experimental_get_tracing_count(), bool(np.array_equal(warm, full[:3]))
+
+
 def backbone_features(name: str, config_dict: dict) -> np.ndarray:
     """The deep features a deep_features trial extracts (training images), before any pooling."""
     from harness.config import TrialConfig

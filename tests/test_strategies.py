@@ -258,3 +258,13 @@ def test_deep_features_and_a_random_forest_on_them_agree_across_backends(workers
         for b in BACKENDS
     }
     assert accuracy["torch"] == accuracy["tensorflow"] > 0.8, accuracy
+
+
+def test_tensorflows_feature_extractor_is_traced_once_so_the_timed_extraction_runs_an_existing_trace(workers, digits):
+    """deep_features times its extraction after an untimed warm-up batch: that only helps if the timed call reuses
+    the warm-up's trace (TensorFlow traced a new extractor on every call before)."""
+    spec = build_spec("cnn_small", digits.input_shape, digits.num_classes)
+    weights = initial_weights(spec, "he_normal", 0)
+    layer = spec.inputs_of(len(spec.layers) - 1)[0]
+    traces, same = workers["tensorflow"](probes.extraction_traces, spec, weights, digits.x_test, layer)
+    assert traces == 1 and same

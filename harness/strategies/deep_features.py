@@ -73,8 +73,9 @@ def _features_cache(ctx: StrategyContext, backbone_key: str, layer: str) -> Path
 
 
 def _warm_extractor(ctx: StrategyContext, splits: tuple[np.ndarray, ...], layer: str) -> None:
-    """One batch of each size the extraction will see, untimed: a framework traces or compiles per batch shape,
-    and that one-off cost is warm-up, not the extraction throughput the row reports."""
+    """One batch of each size the extraction will see, untimed: a framework traces or compiles its extractor once
+    (TensorFlow for any batch size, a compiled torch model per shape), and that one-off cost is warm-up, not the
+    extraction throughput the row reports. The backends keep the extractor for the timed call."""
     size = ctx.config.eval_batch_size
     for x in splits:
         for batch in sorted({min(len(x), size), len(x) % size} - {0}):
