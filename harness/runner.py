@@ -5,12 +5,12 @@ directory, then the summary. Shared by the CLI and the pytest plugin; their inpu
 
 from __future__ import annotations
 
+import contextlib
 import math
 import re
-import shutil
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -41,9 +41,9 @@ from harness.reporting import run_markdown, search_markdown
 from harness.results import ResultsWriter, read_parts, rewrite_csv, safe_name
 from harness.scheduler import (
     Delivery,
-    NoNodeFits,
     RunInterrupted,
     SchedulerSettings,
+    check_a_node_fits,
     cluster_nodes,
     ray_session,
     run_search,
@@ -210,6 +210,24 @@ def execute(
     run_dir = (results_dir / run_id).resolve()
     if run_dir.exists() and any(run_dir.iterdir()):
         raise ValueError(f"Expected a new run id. Received: {run_id!r}, whose directory {run_dir} holds results.")
+    with _ray_for(plan, settings):
+        return _start_run(plan, run_dir, settings, progress, command, data_provenance, schedule, ship, reference,
+                          html_report)  # fmt: skip
+
+
+def _start_run(
+    plan: RunPlan,
+    run_dir: Path,
+    settings: SchedulerSettings,
+    progress: Progress | None,
+    command: list[str] | None,
+    data_provenance: dict[str, dict[str, str]] | None,
+    schedule: Schedule,
+    ship: dict[str, Dataset] | None,
+    reference: str,
+    html_report: bool,
+) -> RunOutcome:
+    run_id = run_dir.name
     run_dir.mkdir(parents=True, exist_ok=True)
     machine = MachineInfo.current()
     record = RunRecord(
@@ -238,11 +256,16 @@ def execute(
         reference=reference,
         html_report=html_report,
     )
-    try:
-        return _carry_out(ctx, schedule)
-    except NoNodeFits:
-        shutil.rmtree(run_dir)  # refused before any trial: bad input leaves no run behind
-        raise
+    return _carry_out(ctx, schedule)
+
+
+@contextlib.contextmanager
+def _ray_for(plan: RunPlan, settings: SchedulerSettings) -> Iterator[None]:
+    """Ray for a run's stages (users' ``python:`` modules shipped to its workers), and the check only a started Ray
+    can make, before anything of the run is written: some node offers a trial's CPUs and GPUs (NoNodeFits)."""
+    with ray_session(settings, python_model_sources(t.model for t in plan.planned_trials)):
+        check_a_node_fits(settings)
+        yield
 
 
 def resumable(results_dir: Path, run_id: str, kind: str, given: dict[str, Any]) -> ExecutionOptions:
@@ -294,6 +317,20 @@ def resume(
     if run_file.record.status == "finished":
         raise ValueError(f"Expected an interrupted run. Received: {run_id!r} finished. Nothing to resume.")
     settings = settings or scheduler_settings(results_dir, run_file.execution)
+    with _ray_for(run_file.plan, settings):
+        return _resume_run(run_dir, run_file, settings, progress, schedule, ship_policy, reference, html_report)
+
+
+def _resume_run(
+    run_dir: Path,
+    run_file: RunFile,
+    settings: SchedulerSettings,
+    progress: Progress | None,
+    schedule: Schedule,
+    ship_policy: str,
+    reference: str,
+    html_report: bool,
+) -> RunOutcome:
     kept, failed, discarded = _keep_finished_rows(run_dir)
     finished = set(kept["trial_id"].unique()) if len(kept) else set()
     resume_record = ResumeRecord(utc_now(), len(finished), tuple(failed), discarded, tuple(sys.argv))
@@ -341,9 +378,8 @@ def _carry_out(ctx: _RunContext, schedule: Schedule) -> RunOutcome:
     ctx.progress.start(0)
     status = "finished"
     try:
-        with ray_session(ctx.settings, python_model_sources(t.model for t in ctx.run_file.plan.planned_trials)):
-            ctx.save(ray_nodes=tuple(cluster_nodes()))
-            _run_stages(ctx, schedule)
+        ctx.save(ray_nodes=tuple(cluster_nodes()))  # inside the Ray session that execute / resume opened
+        _run_stages(ctx, schedule)
     except (KeyboardInterrupt, RunInterrupted):
         status = "interrupted"
     finally:

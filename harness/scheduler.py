@@ -311,7 +311,6 @@ def ray_session(settings: SchedulerSettings, py_modules: tuple[Path, ...] = ()) 
     import ray
 
     if ray.is_initialized():
-        check_a_node_fits(settings)
         yield
         return
     worker_env = {"TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONWARNINGS": "ignore::DeprecationWarning"}
@@ -331,7 +330,6 @@ def ray_session(settings: SchedulerSettings, py_modules: tuple[Path, ...] = ()) 
         # address="local": always a fresh instance of our own, never a cluster some `ray start` left running.
         ray.init(address="local", num_cpus=os.cpu_count(), _node_ip_address="127.0.0.1", **init_args)
     try:
-        check_a_node_fits(settings)
         yield
     finally:
         ray.shutdown()

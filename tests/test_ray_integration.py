@@ -131,3 +131,36 @@ def test_a_trial_asking_for_gpus_this_machine_lacks_exits_2_and_leaves_no_run(tm
         "Expected this machine to offer 1 CPU(s) and 64 GPU(s) for each trial" in err and "Received: Ray finds" in err
     )
     assert not (tmp_path / "gpus").exists()
+
+
+def test_a_resume_refused_for_want_of_gpus_leaves_the_run_as_it_was(tmp_path, shared_ray, capsys):
+    """The check comes before the resume touches anything: run.json keeps its status, options and resumes."""
+    from test_cli import _write_run_file
+
+    from harness.cli import main
+    from harness.plan import ExecutionOptions
+
+    run_dir = tmp_path / "gpu-run"
+    _write_run_file(run_dir, "run", "interrupted", ExecutionOptions(gpus_per_trial=64))
+    before = (run_dir / "run.json").read_text()
+    code = main(["run", "--resume", "gpu-run", "--results-dir", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 2 and "1 CPU(s) and 64 GPU(s)" in err, err
+    assert (run_dir / "run.json").read_text() == before and [p.name for p in run_dir.iterdir()] == ["run.json"]
+
+
+def test_on_a_cluster_without_a_fitting_node_the_trials_wait_with_a_warning(monkeypatch, capsys, tmp_path):
+    """An autoscaler may still add the node a trial wants, so a cluster run is warned, not refused; locally the same
+    shortage is refused. Fractional GPUs fit a node with one."""
+    import harness.scheduler as scheduler
+
+    nodes = [{"node": "n1", "address": "10.0.0.1", "cpus": 4.0, "gpus": 0.0}]
+    monkeypatch.setattr(scheduler, "cluster_nodes", lambda: nodes)
+    cluster = SchedulerSettings(storage_dir=tmp_path, gpus_per_trial=1, address="10.0.0.1:6379")
+    scheduler.check_a_node_fits(cluster)
+    assert "no node of the cluster at 10.0.0.1:6379 offers 1 CPU(s) and 1 GPU(s)" in capsys.readouterr().err
+    with pytest.raises(scheduler.NoNodeFits, match="Received: Ray finds 10.0.0.1: 4 CPUs, 0 GPUs"):
+        scheduler.check_a_node_fits(SchedulerSettings(storage_dir=tmp_path, gpus_per_trial=1))
+    nodes.append({"node": "n2", "address": "10.0.0.2", "cpus": 2.0, "gpus": 1.0})
+    scheduler.check_a_node_fits(SchedulerSettings(storage_dir=tmp_path, gpus_per_trial=0.5))
+    assert capsys.readouterr().err == ""
