@@ -139,6 +139,8 @@ def pretrain_trial(target: TrialConfig) -> TrialConfig:
         epochs=recipe.epochs,
         optimizer=recipe.optimizer,
         variant=f"backbone-{recipe.key[:10]}",
+        sample=None,  # one backbone for every search sample and tuned re-run that shares its recipe
+        tuned=False,
         mc_dropout_passes=0,
         augment=AugmentConfig(),
         schedule=ScheduleConfig(),

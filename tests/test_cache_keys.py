@@ -175,3 +175,13 @@ def test_trials_that_write_one_cache_entry_at_once_leave_a_whole_file_and_no_par
         train = stored["train"]
     assert train.shape == (200, 64) and len(np.unique(train)) == 1
     assert [p.name for p in path.parent.iterdir()] == ["entry.npz"]
+
+
+def test_a_search_sample_and_a_tuned_rerun_pretrain_the_same_backbone_trial_as_their_case():
+    """Search samples and a tune run's tuned re-runs share their case's backbone: one pretrain trial, one id."""
+    from harness.backbone import pretrain_trial
+
+    plain = _target()
+    for variant_of_the_case in (replace(plain, sample=3), replace(plain, tuned=True)):
+        assert pretrain_trial(variant_of_the_case) == pretrain_trial(plain)
+        assert ".search" not in pretrain_trial(variant_of_the_case).trial_id
