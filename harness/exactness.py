@@ -21,7 +21,9 @@ def inexact_reasons(config: TrialConfig, spec: ModelSpec) -> tuple[str, ...]:
     """Why ``config``'s backends cannot agree beyond rounding order, one phrase per reason; () when they can."""
     runtime = config.runtime
     reasons = []
-    if runtime.dropout_rng == "framework" and any(isinstance(layer, Dropout) for layer in spec.layers):
+    # deep_features only runs the network in inference mode, where dropout drops nothing (unless MC passes ask)
+    draws_masks = config.strategy != "deep_features" or config.mc_dropout_passes > 0
+    if runtime.dropout_rng == "framework" and draws_masks and any(isinstance(layer, Dropout) for layer in spec.layers):
         reasons.append("dropout masks from each framework's own generator (--dropout-rng framework)")
     if runtime.precision in MIXED_PRECISIONS:
         reasons.append(f"{runtime.precision}: each framework chooses which ops run in reduced precision")
