@@ -74,11 +74,11 @@ def _prepare(args: argparse.Namespace) -> _Prepared:
     results_dir = Path(args.results_dir).expanduser().resolve()
     if args.run_id is not None:
         check_run_id(args.run_id)
-    run_id = args.run_id or new_run_id(plan.label, results_dir)
-    if (results_dir / run_id).exists():
-        raise ValueError(
-            f"Expected a new --run-id. Received: {run_id!r}, which already exists in {results_dir}. Pick another name."
-        )
+        if (results_dir / args.run_id).exists():
+            raise ValueError(
+                f"Expected a new --run-id. Received: {args.run_id!r}, which already exists in {results_dir}. "
+                "Pick another name."
+            )
     # The execution options first: they need no data, and preflight may download or convert for minutes.
     options = _checked_execution(new_run_execution(args))
     loaded: dict[str, Any] = {}
@@ -88,6 +88,7 @@ def _prepare(args: argparse.Namespace) -> _Prepared:
     )
     ship = datasets_to_ship(trials, args.ship_data, args.address, loaded=loaded)
     settings = scheduler_settings(results_dir, options, verbose=args.verbose)
+    run_id = args.run_id or new_run_id(plan.label, results_dir)  # last: a default id claims its directory
     return _Prepared(plan, run_id, results_dir, provenance, ship, settings)
 
 

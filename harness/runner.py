@@ -41,6 +41,7 @@ from harness.reporting import run_markdown, search_markdown
 from harness.results import ResultsWriter, read_parts, rewrite_csv, safe_name
 from harness.scheduler import (
     Delivery,
+    NoNodeFits,
     RunInterrupted,
     SchedulerSettings,
     check_a_node_fits,
@@ -105,13 +106,18 @@ RUN_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
 
 def new_run_id(label: str, results_dir: Path) -> str:
     """``<UTC time to the second>-<label>``, numbered ``-2``, ``-3``… when a run started in the same second (two CI
-    jobs, say) already holds the name in ``results_dir``."""
+    jobs, say) holds the name in ``results_dir``. The name is claimed by creating its (empty) directory, so two
+    processes never get the same one."""
     base = f"{datetime.now(UTC).strftime('%Y%m%d-%H%M%S')}-{label}"
-    candidate, number = base, 1
-    while (results_dir / candidate).exists():
-        number += 1
-        candidate = f"{base}-{number}"
-    return candidate
+    results_dir.mkdir(parents=True, exist_ok=True)
+    number = 1
+    while True:
+        candidate = base if number == 1 else f"{base}-{number}"
+        try:
+            (results_dir / candidate).mkdir()
+            return candidate
+        except FileExistsError:
+            number += 1
 
 
 def check_run_id(run_id: str) -> None:
@@ -210,9 +216,14 @@ def execute(
     run_dir = (results_dir / run_id).resolve()
     if run_dir.exists() and any(run_dir.iterdir()):
         raise ValueError(f"Expected a new run id. Received: {run_id!r}, whose directory {run_dir} holds results.")
-    with _ray_for(plan, settings):
-        return _start_run(plan, run_dir, settings, progress, command, data_provenance, schedule, ship, reference,
-                          html_report)  # fmt: skip
+    try:
+        with _ray_for(plan, settings):
+            return _start_run(plan, run_dir, settings, progress, command, data_provenance, schedule, ship, reference,
+                              html_report)  # fmt: skip
+    except NoNodeFits:
+        if run_dir.is_dir() and not any(run_dir.iterdir()):
+            run_dir.rmdir()  # a default id's claimed, still empty directory: a refused run leaves nothing behind
+        raise
 
 
 def _start_run(

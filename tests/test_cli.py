@@ -581,13 +581,19 @@ def test_execution_options_take_what_is_given_zero_included_else_what_was_record
     assert s.storage_dir == (tmp_path / "_ray").resolve()
 
 
-def test_a_default_run_id_taken_in_the_same_second_gets_a_number(tmp_path):
-    from harness.runner import new_run_id
+def test_default_run_ids_started_in_the_same_second_are_numbered_and_claimed(tmp_path, monkeypatch):
+    """Two runs (two CI jobs) that start in one second get -2, -3...: each name is claimed by creating its directory,
+    so two processes never share one."""
+    import datetime as real
 
-    first = new_run_id("quick", tmp_path)
-    (tmp_path / first).mkdir()
-    second = new_run_id("quick", tmp_path)
-    assert second == f"{first}-2" or second[:15] > first[:15]  # the same second, or a later one
-    (tmp_path / f"{first}-2").mkdir()
-    (tmp_path / f"{first}-3").mkdir()
-    assert new_run_id("quick", tmp_path) not in {first, f"{first}-2", f"{first}-3"}
+    import harness.runner as runner
+
+    class FrozenClock(real.datetime):
+        @classmethod
+        def now(cls, tz=None):  # type: ignore[override]
+            return real.datetime(2026, 12, 2, 3, 4, 5, tzinfo=tz)
+
+    monkeypatch.setattr(runner, "datetime", FrozenClock)
+    ids = [runner.new_run_id("quick", tmp_path / "results") for _ in range(3)]
+    assert ids == ["20261202-030405-quick", "20261202-030405-quick-2", "20261202-030405-quick-3"]
+    assert sorted(p.name for p in (tmp_path / "results").iterdir()) == sorted(ids)

@@ -131,6 +131,9 @@ def test_a_trial_asking_for_gpus_this_machine_lacks_exits_2_and_leaves_no_run(tm
         "Expected this machine to offer 1 CPU(s) and 64 GPU(s) for each trial" in err and "Received: Ray finds" in err
     )
     assert not (tmp_path / "gpus").exists()
+    # with a default run id, whose directory is claimed before the run starts: removed again
+    assert main([*args, "--gpus-per-trial", "64", "--results-dir", str(tmp_path)]) == 2
+    assert [p.name for p in tmp_path.iterdir() if not p.name.startswith("_")] == []
 
 
 def test_a_resume_refused_for_want_of_gpus_leaves_the_run_as_it_was(tmp_path, shared_ray, capsys):
