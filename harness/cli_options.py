@@ -620,7 +620,7 @@ class OneLineErrorParser(argparse.ArgumentParser):
     options are listed (argparse alone prints the whole usage block before it). Sub-commands inherit the class."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message}. See `{self.prog} --help` for the options.\n")
+        self.exit(2, f"{self.prog}: error: {message.rstrip('.')}. See `{self.prog} --help` for the options.\n")
 
 
 def build_parser() -> argparse.ArgumentParser:

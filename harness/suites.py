@@ -308,8 +308,8 @@ def _regularization_sweeps() -> Sweep:
 
 
 # The `techniques` suite's test accuracy per setting on digits after 5 epochs: the lowest and highest over seeds 0-2
-# and both backends (`xfbench run --suite techniques --seeds 3`, 2026-12-02, docs/measurements.md; 239 of the 240
-# (setting, seed, backend) figures equal their other backend's). Each setting's floor sits 5 pp (18 of digits' 360
+# and both backends (`xfbench run --suite techniques --seeds 3`, 2026-12-02, docs/measurements.md; in 119 of the 120
+# (setting, seed) pairs the two backends' figures are equal). Each setting's floor sits 5 pp (18 of digits' 360
 # test images) below its lowest, rounded down to the percent.
 _TECHNIQUES_MEASURED: dict[str, tuple[float, float]] = {
     "act_elu": (0.9417, 0.9583),
