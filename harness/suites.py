@@ -951,7 +951,8 @@ _CATALOGUE.update(
                 "imagenet_transfer_quick",
                 "S2/S3 as the lessons' ImageNet transfer on this CPU: five narrow zoo backbones pretrained on "
                 "Fashion-MNIST task A (5,000 images, 3 epochs), transferred to task B (sandal vs shirt, 200 images; "
-                "crop 4 + flip), 5 epochs; deep features with LinearSVC, RandomForest, RBF-SVC",
+                "crop 4 + flip), 5 epochs: feature extraction, fine-tuning, early layers frozen; deep features with "
+                "LinearSVC, RandomForest, RBF-SVC",
                 _imagenet_transfer_cases(
                     TransferTier(
                         "fashion_mnist",
@@ -975,9 +976,9 @@ _CATALOGUE.update(
                 "imagenet_transfer",
                 "S2/S3 as the lessons' ImageNet transfer on CIFAR-10 at 224x224 (ImageNet normalisation) from "
                 "torchvision's ImageNet weights (xfbench weights fetch): alexnet_tv, resnet18, mobilenet_v2, vgg11_bn, "
-                "densenet121; SGD momentum 0.9, lr 1e-3, weight decay "
-                "1e-4, 20 epochs (fine-tune: backbone 1e-4), crop 4 + flip; deep features with LinearSVC, "
-                "RandomForest, RBF-SVC; GPU only",
+                "densenet121; SGD momentum 0.9, lr 1e-3, weight decay 1e-4, 20 epochs (fine-tune: backbone 1e-4; "
+                "also early layers frozen), crop 4 + flip; deep features with LinearSVC, RandomForest, RBF-SVC; "
+                "GPU only",
                 _imagenet_transfer_cases(
                     TransferTier(
                         "cifar10",
