@@ -180,9 +180,16 @@ class CaseHandle:
             pytest.fail(
                 f"[{self.backend}] {self.case.case_id}: backends disagree by more than max_backend_gap "
                 f"{gap:.4f} on seed(s) {sorted(apart)}: "
-                + "; ".join(f"seed {seed}: {values}" for seed, values in apart.items()),
+                + "; ".join(f"seed {seed}: {values}" for seed, values in apart.items())
+                + self._why_inexact(),
                 pytrace=False,
             )
+
+    def _why_inexact(self) -> str:
+        """What the case's rows say makes its backends compute differently by design (the ``inexact`` column)."""
+        rows = self._ok_rows_of_case(self.state.outcome.frame)
+        reasons = sorted({str(r) for r in rows["inexact"].dropna() if str(r)}) if "inexact" in rows else []
+        return f". Not computed exactly alike by design: {'; '.join(reasons)}" if reasons else ""
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -164,14 +164,20 @@ def test_imagenet_transfer_tiers_share_a_backbone_per_model_and_augment_only_tra
 
 
 def test_s1_alexnet_is_the_lessons_alexnet_with_crop_and_flip():
+    """Both lessons' recipes: PyTorch's (lr 0.01, He init) and MXNet's (lr 0.001, weights from N(0, 0.01^2))."""
     from harness.suites import suite
 
-    (case,) = suite("s1_alexnet").cases
-    assert (case.model, case.dataset, case.input.size, case.batch_size, case.epochs) == (
-        "alexnet",
-        "cifar10",
-        227,
-        100,
-        20,
-    )
-    assert (case.optimizer.lr, case.optimizer.weight_decay, case.augment) == (0.01, 1e-4, AugmentConfig(4, True))
+    pytorch, mxnet = suite("s1_alexnet").cases
+    for case in (pytorch, mxnet):
+        assert (case.model, case.dataset, case.input.size, case.batch_size, case.epochs) == (
+            "alexnet",
+            "cifar10",
+            227,
+            100,
+            20,
+        )
+        resolved = case.optimizer.resolved()
+        assert (resolved.name, resolved.momentum, resolved.weight_decay) == ("momentum", 0.9, 1e-4)
+        assert case.augment == AugmentConfig(4, True)
+    assert (pytorch.variant, pytorch.init, pytorch.optimizer.lr) == ("", "he_normal", 0.01)
+    assert (mxnet.variant, mxnet.init, mxnet.optimizer.lr) == ("mxnet", "normal_0.01", 1e-3)
