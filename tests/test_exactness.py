@@ -58,3 +58,12 @@ def test_no_reason_holds_the_separator():
     spec = _spec("cnn_small", batchnorm="before")
     every = inexact_reasons(_trial("cnn_small", dropout_rng="framework", precision="mixed_float16"), spec)
     assert len(every) == 3 and not any("; " in reason for reason in every)
+
+
+def test_every_strategy_is_placed_as_training_batchnorm_or_not():
+    """A new strategy must be sorted into the BatchNorm rule: every one trains its network's BatchNorm layers but
+    the two that keep a frozen backbone in inference mode."""
+    from harness.exactness import _TRAINS_BATCHNORM
+    from harness.strategies import _registry
+
+    assert set(_registry()) - set(_TRAINS_BATCHNORM) == {"feature_extraction", "deep_features"}
