@@ -14,11 +14,13 @@ DIGITS = (8, 8, 1)
 
 
 def _trial(model: str, strategy: str = "scratch", **runtime: object) -> TrialConfig:
-    return TrialConfig(strategy, model, "digits", "torch", 0, 1, runtime=RuntimeOptions(**runtime))  # type: ignore[arg-type]
+    options = RuntimeOptions(**runtime)  # type: ignore[arg-type]
+    return TrialConfig(strategy, model, "digits", "torch", 0, 1, runtime=options)
 
 
 def _spec(model: str, **options: object):
-    return build_spec(model, DIGITS if model != "resnet20" else (28, 28, 1), 10, ModelOptions(**options))  # type: ignore[arg-type]
+    model_options = ModelOptions(**options)  # type: ignore[arg-type]
+    return build_spec(model, DIGITS if model != "resnet20" else (28, 28, 1), 10, model_options)
 
 
 def test_shared_masks_and_float32_without_batchnorm_compute_alike():
