@@ -216,30 +216,6 @@ def execute(
     run_dir = (results_dir / run_id).resolve()
     if run_dir.exists() and any(run_dir.iterdir()):
         raise ValueError(f"Expected a new run id. Received: {run_id!r}, whose directory {run_dir} holds results.")
-    try:
-        with _ray_for(plan, settings):
-            return _start_run(plan, run_dir, settings, progress, command, data_provenance, schedule, ship, reference,
-                              html_report)  # fmt: skip
-    except NoNodeFits:
-        if run_dir.is_dir() and not any(run_dir.iterdir()):
-            run_dir.rmdir()  # a default id's claimed, still empty directory: a refused run leaves nothing behind
-        raise
-
-
-def _start_run(
-    plan: RunPlan,
-    run_dir: Path,
-    settings: SchedulerSettings,
-    progress: Progress | None,
-    command: list[str] | None,
-    data_provenance: dict[str, dict[str, str]] | None,
-    schedule: Schedule,
-    ship: dict[str, Dataset] | None,
-    reference: str,
-    html_report: bool,
-) -> RunOutcome:
-    run_id = run_dir.name
-    run_dir.mkdir(parents=True, exist_ok=True)
     machine = MachineInfo.current()
     record = RunRecord(
         run_id=run_id,
@@ -253,21 +229,26 @@ def _start_run(
         data_delivery={name: "object store" for name in (ship or {})},
     )
     run_file = RunFile(plan, _recorded_options(settings), record, tuple(plan.pretrain()))
-    write_run_file(run_dir, run_file)
-    writer = ResultsWriter(run_dir)
-    delivery = Delivery(datasets=dict(ship or {}))
-    ctx = _RunContext(
-        run_file,
-        run_dir,
-        settings,
-        writer,
-        progress or SilentProgress(),
-        delivery,
-        finished=set(),
-        reference=reference,
-        html_report=html_report,
-    )
-    return _carry_out(ctx, schedule)
+    try:
+        with _ray_for(plan, settings):
+            run_dir.mkdir(parents=True, exist_ok=True)
+            write_run_file(run_dir, run_file)
+            ctx = _RunContext(
+                run_file,
+                run_dir,
+                settings,
+                ResultsWriter(run_dir),
+                progress or SilentProgress(),
+                Delivery(datasets=dict(ship or {})),
+                finished=set(),
+                reference=reference,
+                html_report=html_report,
+            )
+            return _carry_out(ctx, schedule)
+    except NoNodeFits:
+        if run_dir.is_dir() and not any(run_dir.iterdir()):
+            run_dir.rmdir()  # a default id's claimed, still empty directory: a refused run leaves nothing behind
+        raise
 
 
 @contextlib.contextmanager
@@ -328,41 +309,28 @@ def resume(
     if run_file.record.status == "finished":
         raise ValueError(f"Expected an interrupted run. Received: {run_id!r} finished. Nothing to resume.")
     settings = settings or scheduler_settings(results_dir, run_file.execution)
-    with _ray_for(run_file.plan, settings):
-        return _resume_run(run_dir, run_file, settings, progress, schedule, ship_policy, reference, html_report)
-
-
-def _resume_run(
-    run_dir: Path,
-    run_file: RunFile,
-    settings: SchedulerSettings,
-    progress: Progress | None,
-    schedule: Schedule,
-    ship_policy: str,
-    reference: str,
-    html_report: bool,
-) -> RunOutcome:
-    kept, failed, discarded = _keep_finished_rows(run_dir)
-    finished = set(kept["trial_id"].unique()) if len(kept) else set()
-    resume_record = ResumeRecord(utc_now(), len(finished), tuple(failed), discarded, tuple(sys.argv))
-    record = replace(run_file.record, status="running", resumes=(*run_file.record.resumes, resume_record))
-    run_file = replace(run_file, execution=_recorded_options(settings), record=record)
-    write_run_file(run_dir, run_file)
-    ship = datasets_to_ship(list(run_file.plan.planned_trials), ship_policy, settings.address)
-    replay = _rows_by_trial(kept[kept["stage"] == STAGE_SEARCH]) if len(kept) else {}
-    ctx = _RunContext(
-        run_file,
-        run_dir,
-        settings,
-        ResultsWriter(run_dir),
-        progress or SilentProgress(),
-        Delivery(datasets=ship, replay=replay),
-        finished,
-        suffix=f"-resume{len(record.resumes)}",
-        reference=reference,
-        html_report=html_report,
-    )
-    return _carry_out(ctx, schedule)
+    with _ray_for(run_file.plan, settings):  # before anything of the run changes: a refused resume leaves it as is
+        kept, failed, discarded = _keep_finished_rows(run_dir)
+        finished = set(kept["trial_id"].unique()) if len(kept) else set()
+        resume_record = ResumeRecord(utc_now(), len(finished), tuple(failed), discarded, tuple(sys.argv))
+        record = replace(run_file.record, status="running", resumes=(*run_file.record.resumes, resume_record))
+        run_file = replace(run_file, execution=_recorded_options(settings), record=record)
+        write_run_file(run_dir, run_file)
+        ship = datasets_to_ship(list(run_file.plan.planned_trials), ship_policy, settings.address)
+        replay = _rows_by_trial(kept[kept["stage"] == STAGE_SEARCH]) if len(kept) else {}
+        ctx = _RunContext(
+            run_file,
+            run_dir,
+            settings,
+            ResultsWriter(run_dir),
+            progress or SilentProgress(),
+            Delivery(datasets=ship, replay=replay),
+            finished,
+            suffix=f"-resume{len(record.resumes)}",
+            reference=reference,
+            html_report=html_report,
+        )
+        return _carry_out(ctx, schedule)
 
 
 def _keep_finished_rows(run_dir: Path) -> tuple[pd.DataFrame, list[str], int]:
