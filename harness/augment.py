@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from harness.errors import InputError
 from harness.seeds import AUGMENT_CROP_STREAM, AUGMENT_FLIP_STREAM
 
 DEFAULT_CROP_PADDING = 4  # the lessons' CIFAR-10 value (32x32 images)
@@ -32,7 +33,7 @@ class AugmentConfig:
 
     def __post_init__(self) -> None:
         if self.crop_padding < 0:
-            raise ValueError(
+            raise InputError(
                 f"Expected a crop padding >= 0 (0: no random crop). Received: crop_padding={self.crop_padding}."
             )
 
@@ -56,7 +57,7 @@ def parse_augment(text: str) -> dict[str, int | bool]:
         elif part == "flip":
             fields["flip"] = True
         elif part != "none":
-            raise ValueError(
+            raise InputError(
                 f"Expected --augment as comma-separated crop, crop:PADDING, flip or none (e.g. crop,flip). "
                 f"Received: {text!r}."
             )
@@ -68,12 +69,12 @@ def check_augment(config: AugmentConfig, data_shape: tuple[int, ...]) -> None:
     if not config.active:
         return
     if len(data_shape) != 3:
-        raise ValueError(
+        raise InputError(
             f"Expected image data (H, W, C) for --augment {config.describe()}. Received: data of shape "
             f"{tuple(data_shape)}; use an image dataset or drop --augment."
         )
     if config.crop_padding > min(data_shape[:2]):
-        raise ValueError(
+        raise InputError(
             f"Expected a crop padding at most the image side {min(data_shape[:2])}. Received: "
             f"crop_padding={config.crop_padding}; pick a smaller crop:N."
         )

@@ -19,6 +19,7 @@ from harness.augment import AugmentConfig
 from harness.backend import honoured_runtime
 from harness.config import OptimizerConfig, RegularizationConfig, RuntimeOptions, TrialConfig
 from harness.data.tasks import TaskSpec
+from harness.errors import InputError
 from harness.input_pipeline import InputConfig
 from harness.models import ModelOptions
 from harness.schedules import ScheduleConfig
@@ -117,7 +118,7 @@ def _numerics(runtime: RuntimeOptions, backend: str) -> dict[str, str]:
 def cache_root(trial: TrialConfig) -> Path:
     """The trial's shared cache directory (backbones, features); the runner always sets one."""
     if not trial.cache_dir:
-        raise ValueError(f"Expected a cache_dir for trial {trial.trial_id} (the runner sets one). Received: none.")
+        raise InputError(f"Expected a cache_dir for trial {trial.trial_id} (the runner sets one). Received: none.")
     return Path(trial.cache_dir)
 
 

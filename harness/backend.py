@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
+from harness.errors import InputError
 from harness.spec import ModelSpec
 from harness.weights import NeutralWeights
 
@@ -181,7 +182,7 @@ class Backend(Protocol):
 def backend_entry(name: str) -> BackendEntry:
     """The registry entry of backend ``name``; ValueError naming the valid choices for any other name."""
     if name not in REGISTRY:
-        raise ValueError(f"Expected a backend name. Received: backend={name!r}. Valid choices: {list(BACKENDS)}")
+        raise InputError(f"Expected a backend name. Received: backend={name!r}. Valid choices: {list(BACKENDS)}")
     return REGISTRY[name]
 
 
@@ -267,7 +268,7 @@ def check_capabilities(trials: Sequence[TrialConfig]) -> None:
         able = backend_capabilities(trial.backend)
         missing = {capability: why for capability, why in _needs(trial).items() if capability not in able}
         if missing:
-            raise ValueError(
+            raise InputError(
                 f"Expected every trial to need only what its backend can do. Received: trial {trial.trial_id} needs "
                 f"{sorted(missing)} (for {', '.join(missing.values())}); {trial.backend} declares {sorted(able)} "
                 f"(backends/{trial.backend}/capabilities.py). Run it on another backend or drop the option; "
@@ -286,7 +287,7 @@ def fit_to_capabilities(trials: Sequence[TrialConfig]) -> list[TrialConfig]:
     for capability, flag in asked.items():
         if capability not in kept:
             able = [b for b in BACKENDS if capability in backend_capabilities(b)]
-            raise ValueError(
+            raise InputError(
                 f"Expected {flag} to apply to a selected backend (only {able} can honour it). Received: backends="
                 f"{selected}. Add --backend {able[0] if able else '...'} or drop {flag.split()[0]}."
             )

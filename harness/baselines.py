@@ -18,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from harness.config import case_label
+from harness.errors import InputError
 from harness.provenance import cpu_model, utc_now
 from harness.results import read_results
 from harness.summary import final_rows, steady_rows
@@ -75,7 +76,7 @@ def resolve(reference: str, results_dir: Path) -> Path:
         matches = here or matches
     if matches:
         return matches[0].resolve()
-    raise ValueError(
+    raise InputError(
         f"Expected a run directory, a run id in {results_dir} or a saved baseline name. Received: {reference!r}. "
         f"Runs: see `xfbench history`; baselines: `xfbench baseline list`."
     )
@@ -83,9 +84,15 @@ def resolve(reference: str, results_dir: Path) -> Path:
 
 def load_run(reference: str, results_dir: Path) -> LoadedRun:
     path = resolve(reference, results_dir)
-    frame = read_results(path)
+    try:
+        frame = read_results(path)
+    except (OSError, ValueError) as exc:  # a damaged table the user pointed at: name it, not a traceback
+        raise InputError(
+            f"Expected the results table of the run {reference!r} as xfbench writes it. Received: {path}, whose "
+            f"table cannot be read ({type(exc).__name__}: {exc}). Compare another run, or run it again."
+        ) from None
     if frame.empty:
-        raise ValueError(f"Expected results rows in {path}. Received: an empty table (did the run start any trial?).")
+        raise InputError(f"Expected results rows in {path}. Received: an empty table (did the run start any trial?).")
     return LoadedRun(reference, path, frame, Environment.of(frame))
 
 
@@ -109,10 +116,10 @@ def environment_warnings(base: Environment, new: Environment) -> list[str]:
 
 def save_baseline(run_dir: Path, name: str, results_dir: Path) -> Path:
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
-        raise ValueError(f"Expected a baseline name of letters, digits, '.', '_' or '-'. Received: {name!r}.")
+        raise InputError(f"Expected a baseline name of letters, digits, '.', '_' or '-'. Received: {name!r}.")
     frame = read_results(run_dir)
     if frame.empty:
-        raise ValueError(f"Expected a run with results. Received: {run_dir} has no rows.")
+        raise InputError(f"Expected a run with results. Received: {run_dir} has no rows.")
     env = Environment.of(frame)
     target = results_dir / BASELINES / env.machine_key / name
     if target.exists():
@@ -170,7 +177,7 @@ def history(
     ``epoch_time_s`` / ``samples_per_s`` are steady-state medians; ``test_acc`` is the mean over seeds.
     """
     if metric not in ("epoch_time_s", "samples_per_s", "test_acc"):
-        raise ValueError(f"Expected --metric epoch_time_s, samples_per_s or test_acc. Received: {metric!r}.")
+        raise InputError(f"Expected --metric epoch_time_s, samples_per_s or test_acc. Received: {metric!r}.")
     runs, columns = [], {}
     for path in run_directories(results_dir)[-last:]:
         info = json.loads((path / "run.json").read_text()) if (path / "run.json").is_file() else {}

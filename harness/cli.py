@@ -1,17 +1,17 @@
 """The ``xfbench`` command line: parse, hand to the planner / runner / reports, render, exit.
 
-Bad input exits with status 2 and a one-line message before Ray starts; a run whose trials failed exits 1 after
-printing the table; an interrupted run exits 130; a clean run exits 0. The options are declared in
-:mod:`harness.cli_options`, the tables drawn by :mod:`harness.reporting`.
+Bad input (:class:`harness.errors.InputError`) exits with status 2 and a one-line message before any trial runs;
+any other exception is a fault and keeps its traceback. A run whose trials failed exits 1 after printing the table;
+an interrupted run exits 130; a clean run exits 0. The options are declared in :mod:`harness.cli_options`, the
+tables drawn by :mod:`harness.reporting`.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import importlib.util
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,7 @@ from harness.cli_options import (
     search_request_from_args,
     selection_from_args,
 )
+from harness.errors import InputError
 from harness.model_table import ModelRequest, describe_model
 from harness.models import ModelOptions
 from harness.plan import ExecutionOptions, RunPlan
@@ -33,17 +34,13 @@ from harness.planner import plan_run, plan_tune
 EXIT_BAD_INPUT, EXIT_INTERRUPTED = 2, 130
 
 
-class InputError(ValueError):
-    """Bad command-line input: reported on one line, exit status 2."""
-
-
 def plan_from_args(args: argparse.Namespace) -> RunPlan:
     selection, overrides = selection_from_args(args), overrides_from_args(args)
     if args.command == "run":
         return plan_run(selection, overrides)
     request = search_request_from_args(args)
     if request.algorithm == "optuna" and importlib.util.find_spec("optuna") is None:
-        raise ValueError(
+        raise InputError(
             "Expected Optuna for --search optuna. Received: it is not installed. Run: pip install 'xfbench[optuna]'."
         )
     return plan_tune(selection, overrides, request)
@@ -75,7 +72,7 @@ def _prepare(args: argparse.Namespace) -> _Prepared:
     if args.run_id is not None:
         check_run_id(args.run_id)
         if (results_dir / args.run_id).exists():
-            raise ValueError(
+            raise InputError(
                 f"Expected a new --run-id. Received: {args.run_id!r}, which already exists in {results_dir}. "
                 "Pick another name."
             )
@@ -97,41 +94,20 @@ def _start(args: argparse.Namespace) -> int:
     from harness.reporting import RichProgress
     from harness.runner import execute
 
-    p = _input_checked(_prepare, args)
-    with _refused_by_ray():
-        outcome = execute(
-            p.plan,
-            results_dir=p.results_dir,
-            run_id=p.run_id,
-            settings=p.settings,
-            progress=RichProgress(),
-            command=["xfbench", *sys.argv[1:]],
-            data_provenance=p.provenance,
-            ship=p.ship,
-            reference=args.reference,
-            html_report=args.html_report,
-        )
+    p = _prepare(args)
+    outcome = execute(
+        p.plan,
+        results_dir=p.results_dir,
+        run_id=p.run_id,
+        settings=p.settings,
+        progress=RichProgress(),
+        command=["xfbench", *sys.argv[1:]],
+        data_provenance=p.provenance,
+        ship=p.ship,
+        reference=args.reference,
+        html_report=args.html_report,
+    )
     return _finish(outcome, args)
-
-
-def _input_checked(check: Callable[[argparse.Namespace], Any], args: argparse.Namespace) -> Any:
-    """``check(args)``, its ValueError / FileNotFoundError (bad input) turned into an InputError (exit 2)."""
-    try:
-        return check(args)
-    except (ValueError, FileNotFoundError) as exc:
-        raise InputError(str(exc)) from None
-
-
-@contextlib.contextmanager
-def _refused_by_ray() -> Iterator[None]:
-    """The one check only Ray can make, whether this machine offers a trial's CPUs and GPUs, is bad input too:
-    the run stops before any trial (exit 2)."""
-    from harness.scheduler import NoNodeFits
-
-    try:
-        yield
-    except NoNodeFits as exc:
-        raise InputError(str(exc)) from None
 
 
 def _resume_settings(args: argparse.Namespace) -> Any:
@@ -140,13 +116,13 @@ def _resume_settings(args: argparse.Namespace) -> Any:
     changes_trials = overrides_from_args(args).keys() - {"runtime.threads", "runtime.device"}
     given = _plan_options_given(args) + sorted(changes_trials)
     if given:
-        raise ValueError(
+        raise InputError(
             "Expected --resume with execution options only (the run keeps its recorded trials and search). "
             f"Received: {given}. Leave them out to finish the run as planned, or start a new run with them."
         )
     results_dir = Path(args.results_dir).expanduser().resolve()
     if not (results_dir / args.resume / "run.json").is_file():
-        raise ValueError(
+        raise InputError(
             f"Expected a run to resume in {results_dir}. Received: {args.resume!r}, which has no "
             "run.json there. Check --results-dir."
         )
@@ -167,18 +143,17 @@ def _resume(args: argparse.Namespace) -> int:
     from harness.reporting import RichProgress
     from harness.runner import resume
 
-    settings = _input_checked(_resume_settings, args)
+    settings = _resume_settings(args)
     results_dir = Path(args.results_dir).expanduser().resolve()
-    with _refused_by_ray():
-        outcome = resume(
-            results_dir,
-            args.resume,
-            settings=settings,
-            progress=RichProgress(),
-            ship_policy=args.ship_data,
-            reference=args.reference,
-            html_report=args.html_report,
-        )
+    outcome = resume(
+        results_dir,
+        args.resume,
+        settings=settings,
+        progress=RichProgress(),
+        ship_policy=args.ship_data,
+        reference=args.reference,
+        html_report=args.html_report,
+    )
     return _finish(outcome, args)
 
 
@@ -235,7 +210,7 @@ def cmd_baseline(args: argparse.Namespace) -> int:
     else:
         runs = run_directories(results_dir)
         if not runs:
-            raise ValueError(
+            raise InputError(
                 f"Expected a run to save. Received: no runs in {results_dir}. Run `xfbench run` first or pass --run."
             )
         run_dir = runs[-1]
@@ -308,7 +283,6 @@ def cmd_weights(args: argparse.Namespace) -> int:
     return 0
 
 
-# Commands that only read and write what they are given: any ValueError is bad input (exit 2).
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "list": cmd_list,
     "compare": cmd_compare,
@@ -326,8 +300,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command in ("run", "tune"):
             return _resume(args) if args.resume else _start(args)
-        return _input_checked(COMMANDS[args.command], args)
-    except InputError as exc:
+        return COMMANDS[args.command](args)
+    except InputError as exc:  # bad input, wherever it was found; any other exception keeps its traceback
         print(f"xfbench: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
 

@@ -29,6 +29,7 @@ import pandas as pd
 from scipy.stats import mannwhitneyu
 
 from harness.config import case_label, model_label, recorded_runtime
+from harness.errors import InputError
 from harness.seeds import BOOTSTRAP_SEED
 from harness.statistics import StatsSettings, epochs_by_trial, ratio_interval
 from harness.summary import final_rows, steady_rows
@@ -46,9 +47,9 @@ class Thresholds:
 
     def __post_init__(self) -> None:
         if self.time_ratio <= 1.0:
-            raise ValueError(f"Expected a time-ratio threshold > 1. Received: {self.time_ratio}.")
+            raise InputError(f"Expected a time-ratio threshold > 1. Received: {self.time_ratio}.")
         if self.accuracy_pp <= 0 or not 0 < self.alpha < 1:
-            raise ValueError(f"Expected accuracy_pp > 0 and 0 < alpha < 1. Received: {self.accuracy_pp}, {self.alpha}.")
+            raise InputError(f"Expected accuracy_pp > 0 and 0 < alpha < 1. Received: {self.accuracy_pp}, {self.alpha}.")
 
 
 @dataclass(frozen=True)

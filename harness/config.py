@@ -16,6 +16,7 @@ from typing import Any
 from harness.augment import AugmentConfig
 from harness.backend import REFERENCE_BACKEND, framework_default
 from harness.data.tasks import TaskSpec
+from harness.errors import InputError
 from harness.input_pipeline import InputConfig
 from harness.models import ModelOptions
 from harness.schedules import ScheduleConfig
@@ -106,34 +107,34 @@ class OptimizerConfig:
         for name in ("clip_value", "clip_norm"):
             value = getattr(self, name)
             if value is not None and not value > 0:
-                raise ValueError(f"Expected {name} > 0 (or unset). Received: {name}={value}.")
+                raise InputError(f"Expected {name} > 0 (or unset). Received: {name}={value}.")
         if self.name not in OPTIMIZERS:
-            raise ValueError(
+            raise InputError(
                 f"Expected an optimizer name. Received: optimizer={self.name!r}. Valid choices: {list(OPTIMIZERS)}"
             )
         if not self.lr > 0:
-            raise ValueError(f"Expected a learning rate > 0. Received: lr={self.lr}.")
+            raise InputError(f"Expected a learning rate > 0. Received: lr={self.lr}.")
         if self.momentum is not None and not 0 <= self.momentum < 1:
-            raise ValueError(f"Expected 0 <= momentum < 1. Received: momentum={self.momentum}.")
+            raise InputError(f"Expected 0 <= momentum < 1. Received: momentum={self.momentum}.")
         if self.momentum and self.name in _WITHOUT_MOMENTUM:
             hint = " Adam's first-moment decay is --beta1." if self.name in ("adam", "adamw") else ""
-            raise ValueError(
+            raise InputError(
                 f"Expected no momentum with optimizer {self.name}: it has none, so the value would be recorded but "
                 f"never applied. Received: momentum={self.momentum}. Drop --momentum, or choose one of "
                 f"{[n for n in OPTIMIZERS if n not in _WITHOUT_MOMENTUM]}.{hint}"
             )
         for name in ("beta1", "beta2"):
             if not 0 <= getattr(self, name) < 1:
-                raise ValueError(f"Expected 0 <= {name} < 1. Received: {name}={getattr(self, name)}.")
+                raise InputError(f"Expected 0 <= {name} < 1. Received: {name}={getattr(self, name)}.")
         if self.weight_decay is not None and self.weight_decay < 0:
-            raise ValueError(f"Expected weight_decay >= 0. Received: weight_decay={self.weight_decay}.")
+            raise InputError(f"Expected weight_decay >= 0. Received: weight_decay={self.weight_decay}.")
         if self.name == "adamw" and self.decoupled is False:
-            raise ValueError(
+            raise InputError(
                 "Expected decoupled weight decay for adamw. "
                 "Received: decoupled=False. Use --optimizer adam for coupled L2."
             )
         if self.name == "nesterov" and self.momentum == 0:
-            raise ValueError("Expected momentum > 0 for nesterov. Received: momentum=0. Use --optimizer sgd instead.")
+            raise InputError("Expected momentum > 0 for nesterov. Received: momentum=0. Use --optimizer sgd instead.")
 
     def resolved(self) -> OptimizerConfig:
         """A copy with every optional field filled with its documented default."""
@@ -179,7 +180,7 @@ class RegularizationConfig:
 
     def __post_init__(self) -> None:
         if self.l1 < 0 or self.l2 < 0 or (self.max_norm is not None and not self.max_norm > 0):
-            raise ValueError(
+            raise InputError(
                 f"Expected l1 >= 0, l2 >= 0 and max_norm > 0. "
                 f"Received: l1={self.l1}, l2={self.l2}, max_norm={self.max_norm}."
             )
@@ -216,17 +217,17 @@ class TransferOptions:
             value = getattr(self, name)
             if value is not None and value < least:
                 flag = "--" + name.replace("_", "-")
-                raise ValueError(
+                raise InputError(
                     f"Expected {flag} >= {least}. Received: {flag} {value}. Give a value of {least} or more."
                 )
         if self.feature_pool not in ("flatten", "avg"):
-            raise ValueError(f"Expected feature_pool 'flatten' or 'avg'. Received: {self.feature_pool!r}.")
+            raise InputError(f"Expected feature_pool 'flatten' or 'avg'. Received: {self.feature_pool!r}.")
         if self.sklearn_head not in SKLEARN_HEADS:
-            raise ValueError(
+            raise InputError(
                 f"Expected a scikit-learn head. Received: {self.sklearn_head!r}. Valid choices: {list(SKLEARN_HEADS)}"
             )
         if not self.backbone_lr_multiplier > 0:
-            raise ValueError(f"Expected backbone_lr_multiplier > 0. Received: {self.backbone_lr_multiplier}.")
+            raise InputError(f"Expected backbone_lr_multiplier > 0. Received: {self.backbone_lr_multiplier}.")
 
 
 FAULT_ACTIONS = ("raise", "kill", "raise-once")
@@ -245,11 +246,11 @@ class FaultInjection:
 
     def __post_init__(self) -> None:
         if self.action not in FAULT_ACTIONS:
-            raise ValueError(f"Expected a fault action in {list(FAULT_ACTIONS)}. Received: {self.action!r}.")
+            raise InputError(f"Expected a fault action in {list(FAULT_ACTIONS)}. Received: {self.action!r}.")
         if self.epoch < 0:
-            raise ValueError(f"Expected a fault's epoch >= 0 (0: at the start). Received: {self.epoch}.")
+            raise InputError(f"Expected a fault's epoch >= 0 (0: at the start). Received: {self.epoch}.")
         if (self.action == "raise-once") != bool(self.marker) or (self.marker and not self.marker.startswith("/")):
-            raise ValueError(
+            raise InputError(
                 "Expected an absolute marker path with action 'raise-once' and none otherwise. "
                 f"Received: action={self.action!r}, marker={self.marker!r}."
             )
@@ -265,7 +266,7 @@ class FaultInjection:
         action, _, moment = value.partition("@")
         when, _, marker = moment.partition(":")
         if when != "start" and not (when.startswith("epoch") and when.removeprefix("epoch").isdigit()):
-            raise ValueError(
+            raise InputError(
                 f"Expected a recorded inject_fault ACTION@start or ACTION@epochN[:MARKER]. Received: {value!r}. "
                 "Rerun the trial: the recording is damaged."
             )
@@ -309,42 +310,42 @@ class RuntimeOptions:
 
     def __post_init__(self) -> None:
         if self.inject_step_delay_s < 0:
-            raise ValueError(f"Expected inject_step_delay_s >= 0. Received: {self.inject_step_delay_s}.")
+            raise InputError(f"Expected inject_step_delay_s >= 0. Received: {self.inject_step_delay_s}.")
         if self.threads < 1:
-            raise ValueError(f"Expected threads >= 1. Received: threads={self.threads}.")
+            raise InputError(f"Expected threads >= 1. Received: threads={self.threads}.")
         if self.device not in ("cpu", "gpu"):
-            raise ValueError(f"Expected device 'cpu' or 'gpu'. Received: device={self.device!r}.")
+            raise InputError(f"Expected device 'cpu' or 'gpu'. Received: device={self.device!r}.")
         if self.dropout_rng not in DROPOUT_RNGS:
-            raise ValueError(f"Expected dropout_rng in {list(DROPOUT_RNGS)}. Received: {self.dropout_rng!r}.")
+            raise InputError(f"Expected dropout_rng in {list(DROPOUT_RNGS)}. Received: {self.dropout_rng!r}.")
         if self.precision not in PRECISIONS:
-            raise ValueError(f"Expected precision in {list(PRECISIONS)}. Received: precision={self.precision!r}.")
+            raise InputError(f"Expected precision in {list(PRECISIONS)}. Received: precision={self.precision!r}.")
         if self.bn_statistics not in BN_STATISTICS:
-            raise ValueError(
+            raise InputError(
                 f"Expected bn_statistics in {list(BN_STATISTICS)}. Received: bn_statistics={self.bn_statistics!r}."
             )
         if self.cudnn_autotune and self.deterministic:
-            raise ValueError(
+            raise InputError(
                 "Expected cudnn_autotune off in a deterministic trial: autotuning picks convolution algorithms by "
                 "timing them, so two runs may compute with different ones. Received: cudnn_autotune=True with "
                 "deterministic=True. Drop --cudnn-autotune on for deterministic trials."
             )
         if self.tf_mode not in TF_MODES:
-            raise ValueError(f"Expected tf_mode in {list(TF_MODES)}. Received: tf_mode={self.tf_mode!r}.")
+            raise InputError(f"Expected tf_mode in {list(TF_MODES)}. Received: tf_mode={self.tf_mode!r}.")
         if self.epoch_loop not in EPOCH_LOOPS:
-            raise ValueError(f"Expected epoch_loop in {list(EPOCH_LOOPS)}. Received: epoch_loop={self.epoch_loop!r}.")
+            raise InputError(f"Expected epoch_loop in {list(EPOCH_LOOPS)}. Received: epoch_loop={self.epoch_loop!r}.")
         if self.epoch_loop == "compiled" and self.tf_mode != "custom":
-            raise ValueError(
+            raise InputError(
                 f"Expected --epoch-loop compiled only with --tf-mode custom. Received: tf_mode={self.tf_mode!r}. "
                 "Drop --epoch-loop or use --tf-mode custom."
             )
         if self.epoch_loop == "compiled" and self.jit_compile:
-            raise ValueError(
+            raise InputError(
                 "Expected --epoch-loop compiled without --jit-compile: XLA's CPU code for the compiled epoch loop ran "
                 "1,321 samples/s on convnet3 against 9,286 for XLA's per-step loop (docs/measurements.md). Received: "
                 "epoch_loop='compiled' with jit_compile=True. Drop one of them."
             )
         if self.tf_mode == "eager" and self.jit_compile:
-            raise ValueError(
+            raise InputError(
                 "Expected --jit-compile only with a compiled TensorFlow mode (custom, fit). Received: tf_mode='eager' "
                 "with jit_compile=True. Drop --jit-compile or pick --tf-mode custom|fit."
             )
@@ -413,16 +414,16 @@ class TrialConfig:
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
-            raise ValueError(f"Expected epochs >= 1. Received: epochs={self.epochs}.")
+            raise InputError(f"Expected epochs >= 1. Received: epochs={self.epochs}.")
         if self.mc_dropout_passes < 0:
-            raise ValueError(f"Expected mc_dropout_passes >= 0. Received: {self.mc_dropout_passes}.")
+            raise InputError(f"Expected mc_dropout_passes >= 0. Received: {self.mc_dropout_passes}.")
         if self.batch_size < 1 or self.eval_batch_size < 1:
-            raise ValueError(
+            raise InputError(
                 f"Expected batch sizes >= 1. "
                 f"Received: batch_size={self.batch_size}, eval_batch_size={self.eval_batch_size}."
             )
         if self.augment.active and self.runtime.epoch_loop == "compiled":
-            raise ValueError(
+            raise InputError(
                 "Expected --epoch-loop python with --augment: the compiled epoch loop runs the steps without each "
                 f"step's crop and flip. Received: --epoch-loop compiled and --augment {self.augment.describe()}."
             )

@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from harness.errors import InputError
 from harness.seeds import DROPOUT_STREAM_MC, DROPOUT_STREAM_TRAIN
 from harness.spec import Dropout, ModelSpec
 
@@ -90,7 +91,7 @@ def step_keys(seed: int, stream: int, step: int, layers: list[int]) -> list[int]
 def drop_threshold(rate: float) -> int:
     """A unit is dropped when its top 24 bits are below this: P(drop) = threshold / 2**24."""
     if not 0 <= rate < 1:
-        raise ValueError(f"Expected a dropout rate in [0, 1). Received: rate={rate}.")
+        raise InputError(f"Expected a dropout rate in [0, 1). Received: rate={rate}.")
     return int(round(rate * 2**UNIFORM_BITS))
 
 

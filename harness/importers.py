@@ -14,11 +14,12 @@ from typing import Protocol
 
 import numpy as np
 
+from harness.errors import InputError
 from harness.spec import ModelSpec
 from harness.weights import NeutralWeights
 
 
-class UnsupportedModelError(ValueError):
+class UnsupportedModelError(InputError):
     """A framework model uses a layer or op the neutral spec cannot express (or an option of one it cannot)."""
 
     def __init__(self, source: str, op: str, location: str, supported: Sequence[str], hint: str = "") -> None:
@@ -34,7 +35,7 @@ class UnsupportedModelError(ValueError):
         )
 
 
-class ModelInputError(ValueError):
+class ModelInputError(InputError):
     """The conversion process's own account of a request the model cannot take (its channels, a factory that is
     not one): passed to the user as it is, where any other failure in that process is wrapped with the model, the
     input and the classes it was built for."""

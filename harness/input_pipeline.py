@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from harness.errors import InputError
 from harness.spec import Layer, ModelSpec, Normalize, RepeatChannels, Resize2D
 
 # Per-channel statistics of ImageNet's training images (pixels in [0, 1]): what torchvision's pretrained weights
@@ -45,18 +46,18 @@ class InputConfig:
 
     def __post_init__(self) -> None:
         if self.resize_mode not in RESIZE_MODES:
-            raise ValueError(f"Expected resize_mode in {list(RESIZE_MODES)}. Received: {self.resize_mode!r}.")
+            raise InputError(f"Expected resize_mode in {list(RESIZE_MODES)}. Received: {self.resize_mode!r}.")
         if self.resize_side is not None and self.size is not None and self.resize_side < self.size:
-            raise ValueError(
+            raise InputError(
                 f"Expected resize_side >= size (the crop is taken from the resized image). Received: "
                 f"resize_side={self.resize_side}, size={self.size}."
             )
         if self.size is not None and self.size < 1:
-            raise ValueError(f"Expected an input size >= 1. Received: size={self.size}.")
+            raise InputError(f"Expected an input size >= 1. Received: size={self.size}.")
         if self.channels is not None and self.channels < 1:
-            raise ValueError(f"Expected input channels >= 1. Received: channels={self.channels}.")
+            raise InputError(f"Expected input channels >= 1. Received: channels={self.channels}.")
         if self.normalize not in NORMALIZATIONS:
-            raise ValueError(f"Expected normalize in {list(NORMALIZATIONS)}. Received: normalize={self.normalize!r}.")
+            raise InputError(f"Expected normalize in {list(NORMALIZATIONS)}. Received: normalize={self.normalize!r}.")
 
     @property
     def is_identity(self) -> bool:
@@ -97,7 +98,7 @@ def transformed_shape(config: InputConfig, data_shape: tuple[int, ...]) -> tuple
     if config.is_identity:
         return tuple(data_shape)
     if len(data_shape) != 3:
-        raise ValueError(
+        raise InputError(
             f"Expected image data (H, W, C) for --input-size/--input-channels/--normalize. "
             f"Received: data of shape {tuple(data_shape)}."
         )
@@ -114,7 +115,7 @@ def check_input(config: InputConfig, data_shape: tuple[int, ...], dataset_normal
         and config.channels != data_shape[-1]
         and (data_shape[-1] != 1 or config.channels % data_shape[-1])
     ):
-        raise ValueError(
+        raise InputError(
             f"Expected --input-channels equal to the data's {data_shape[-1]} (grayscale data may be replicated to "
             f"any count). Received: {config.channels}, from --input-channels or, for a torchvision: or keras: "
             "model, the RGB input it takes. To fix, drop --input-channels, or use data the model's channels fit."
@@ -122,12 +123,12 @@ def check_input(config: InputConfig, data_shape: tuple[int, ...], dataset_normal
     stats = NORMALIZATIONS[config.normalize]
     if stats is not None:
         if len(stats[0]) != shape[-1]:
-            raise ValueError(
+            raise InputError(
                 f"Expected {len(stats[0])}-channel inputs for --normalize {config.normalize}. Received: "
                 f"{shape[-1]} channels; add --input-channels {len(stats[0])} for grayscale data."
             )
         if dataset_normalization not in UNIT_RANGE_DATASETS:
-            raise ValueError(
+            raise InputError(
                 f"Expected pixels in [0, 1] for --normalize {config.normalize}. Received: a dataset "
                 f"normalised by {dataset_normalization!r}; use --normalize none."
             )

@@ -32,6 +32,7 @@ from harness import cachekeys
 from harness.backend import REGISTRY, importer_backends
 from harness.checkpoints import load_checkpoint
 from harness.config import TrialConfig
+from harness.errors import InputError
 from harness.fresh_process import run_worker_module
 from harness.importers import UnsupportedModelError
 from harness.models import MODELS, ModelOptions, build_spec
@@ -67,12 +68,12 @@ def parse_model_ref(text: str) -> ModelRef:
     if text.endswith(".json"):
         path = Path(text).expanduser().resolve()
         if not path.is_file():
-            raise ValueError(
+            raise InputError(
                 f"Expected a spec file. Received: model={text!r}, which does not exist. Write one with "
                 "`xfbench model NAME --export-spec FILE`."
             )
         return ModelRef("spec", str(path))
-    raise ValueError(f"Expected a model as {FORMS}. Received: model={text!r}. Zoo names: {sorted(MODELS)}")
+    raise InputError(f"Expected a model as {FORMS}. Received: model={text!r}. Zoo names: {sorted(MODELS)}")
 
 
 def trial_model(model: str) -> str:
@@ -137,7 +138,7 @@ def _python_source_digest(name: str) -> str:
     module = name.split(":")[0]
     path = _module_file(module)
     if path is None or not path.is_file():
-        raise ValueError(
+        raise InputError(
             f"Expected an importable module for model python:{name}. Received: no module {module!r} "
             "in the current directory or on the Python path. Run from the directory holding it."
         )
@@ -199,12 +200,12 @@ def _convert_in_worker(request: dict[str, object], path: Path, call: ConvertCall
     if input_error.is_file():  # the worker's own account of a request the model cannot take, already in our form
         message = json.loads(input_error.read_text())["message"]
         input_error.unlink()
-        raise ValueError(message)
+        raise InputError(message)
     if returncode != 0 or not path.is_file():
         tail = (output.strip().splitlines()[-1:] or ["(no output)"])[0]
         label = ModelRef(**request["ref"]).label  # type: ignore[arg-type]  # request["ref"] is asdict(ModelRef)
         shape = "x".join(str(n) for n in cast(list[int], request["input_shape"]))
-        raise ValueError(
+        raise InputError(
             f"Expected the model {label} to build and convert for input {shape} and {request['num_classes']} "
             f"classes. Received: the conversion process failed with {tail.rstrip('.')}. "
             "To fix, choose an input size, channel count and class count the model accepts "
@@ -213,8 +214,18 @@ def _convert_in_worker(request: dict[str, object], path: Path, call: ConvertCall
 
 
 def read_spec_file(ref: ModelRef) -> ModelSpec:
-    """The spec a ``.json`` reference names (parse_model_ref has checked the file exists)."""
-    return spec_from_dict(json.loads(Path(ref.name).read_text()))
+    """The spec a ``.json`` reference names (parse_model_ref has checked the file exists); a file that is not a spec
+    is bad input, named with what is wrong in it."""
+    path = Path(ref.name)
+    try:
+        return spec_from_dict(json.loads(path.read_text()))
+    except InputError as exc:
+        raise InputError(f"{exc} (in the spec file {path})") from None
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise InputError(
+            f"Expected a model spec file as `xfbench model NAME --export-spec FILE` writes it. Received: {path}, "
+            f"which cannot be read as one ({type(exc).__name__}: {exc}). Export it again or fix the file."
+        ) from None
 
 
 def model_spec(
@@ -225,7 +236,7 @@ def model_spec(
     if ref.kind == "zoo":
         return build_spec(model, input_shape, num_classes, options)
     if options != ModelOptions():
-        raise ValueError(
+        raise InputError(
             f"Expected no model options (--width-multiplier and the like) with model {model}: they apply to zoo "
             "models. "
             f"Received: {options}. Change the model's own definition instead."
@@ -234,10 +245,10 @@ def model_spec(
         spec = read_spec_file(ref)
     else:
         if cache_dir is None:
-            raise ValueError(f"Expected a cache directory to convert model {model} into. Received: none.")
+            raise InputError(f"Expected a cache directory to convert model {model} into. Received: none.")
         spec, _ = imported_model(ref, input_shape, num_classes, Path(cache_dir))
     if tuple(spec.input_shape) != tuple(input_shape) or spec.num_classes != num_classes:
-        raise ValueError(
+        raise InputError(
             f"Expected model {model} for inputs {tuple(input_shape)} and {num_classes} classes. "
             f"Received: a spec for {tuple(spec.input_shape)} and {spec.num_classes} classes. "
             "Resize with --input-size / --input-channels, or export the spec for this task."

@@ -7,6 +7,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.errors import InputError
 from harness.model_cost import ModelCost, model_cost
 from harness.model_import import model_spec as imported_spec
 from harness.model_import import parse_model_ref, read_spec_file
@@ -30,7 +31,7 @@ class ModelRequest:
         for a framework's model); a user's factory has none, so it needs both."""
         ref = parse_model_ref(self.name)
         if ref.kind == "python" and (self.input_size is None or self.channels is None):
-            raise ValueError(
+            raise InputError(
                 f"Expected --input-size and --channels for {self.name}: xfbench cannot tell which input a user's "
                 f"model takes. Received: input_size={self.input_size}, channels={self.channels}. To fix, add "
                 "--input-size N --channels C for the input the model is built for."
@@ -50,7 +51,7 @@ def model_spec(request: ModelRequest) -> ModelSpec:
         asked = {"--input-size": request.input_size, "--channels": request.channels, "--classes": request.classes}
         given = {flag: value for flag, value in asked.items() if value is not None}
         if given:
-            raise ValueError(
+            raise InputError(
                 f"Expected no {', '.join(given)} with a spec file: it fixes its own input shape and classes. "
                 f"Received: {given}. Drop them, or export a spec for the shape you want."
             )

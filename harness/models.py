@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
 
+from harness.errors import InputError
 from harness.shapes import infer_shapes
 from harness.spec import (
     ACTIVATIONS,
@@ -45,24 +46,24 @@ class ModelOptions:
 
     def __post_init__(self) -> None:
         if not self.width_multiplier > 0:
-            raise ValueError(f"Expected width_multiplier > 0. Received: {self.width_multiplier!r}.")
+            raise InputError(f"Expected width_multiplier > 0. Received: {self.width_multiplier!r}.")
         if self.batchnorm not in ("none", "before", "after"):
-            raise ValueError(f"Expected batchnorm 'none', 'before' or 'after'. Received: {self.batchnorm!r}.")
+            raise InputError(f"Expected batchnorm 'none', 'before' or 'after'. Received: {self.batchnorm!r}.")
         if self.bn_running_variance not in BN_RUNNING_VARIANCES:
-            raise ValueError(
+            raise InputError(
                 f"Expected bn_running_variance in {list(BN_RUNNING_VARIANCES)}. Received: {self.bn_running_variance!r}."
             )
         if self.dropout_kind not in ("standard", "alpha"):
-            raise ValueError(f"Expected dropout_kind 'standard' or 'alpha'. Received: {self.dropout_kind!r}.")
+            raise InputError(f"Expected dropout_kind 'standard' or 'alpha'. Received: {self.dropout_kind!r}.")
         if self.dropout is not None and not 0 <= self.dropout < 1:
-            raise ValueError(f"Expected 0 <= dropout < 1. Received: {self.dropout}.")
+            raise InputError(f"Expected 0 <= dropout < 1. Received: {self.dropout}.")
         if self.activation not in ACTIVATIONS:
-            raise ValueError(
+            raise InputError(
                 f"Expected an activation name. Received: activation={self.activation!r}. "
                 f"Valid choices: {list(ACTIVATIONS)}"
             )
         if not self.hidden or any(h < 1 for h in self.hidden):
-            raise ValueError(f"Expected positive hidden sizes. Received: hidden={self.hidden}.")
+            raise InputError(f"Expected positive hidden sizes. Received: hidden={self.hidden}.")
 
 
 def _unit(o: ModelOptions, weight_layer: Conv2D | Dense, act_name: str, group: str) -> list[Layer]:
@@ -219,7 +220,7 @@ def check_options_apply(name: str, options: ModelOptions) -> None:
         if f.name not in honoured and getattr(options, f.name) != getattr(defaults, f.name)
     }
     if ignored:
-        raise ValueError(
+        raise InputError(
             f"Expected only options that model {name!r} uses ({', '.join(sorted(honoured))}; "
             "--activation-alpha with leaky_relu or elu only). "
             f"Received: {', '.join(f'{k}={v!r}' for k, v in ignored.items())}. "
@@ -231,7 +232,7 @@ def build_spec(
     name: str, input_shape: tuple[int, ...], num_classes: int, options: ModelOptions | None = None
 ) -> ModelSpec:
     if name not in MODELS:
-        raise ValueError(f"Expected a model name. Received: model={name!r}. Valid choices: {sorted(MODELS)}")
+        raise InputError(f"Expected a model name. Received: model={name!r}. Valid choices: {sorted(MODELS)}")
     opts = options or ModelOptions()
     check_options_apply(name, opts)
     spec = ModelSpec(
@@ -244,9 +245,9 @@ def build_spec(
         spec = spec.with_dropout_rate(opts.dropout)
     try:
         infer_shapes(spec)  # fail here, with the layer named, if the input is too small for the model
-    except ValueError as exc:
+    except InputError as exc:
         natural = MODELS[name].natural_input
-        raise ValueError(
+        raise InputError(
             f"{exc} Model {name!r} is designed for {natural[0]}x{natural[1]} inputs; "
             "resize the images (--input-size) or pick a model for small inputs."
         ) from None

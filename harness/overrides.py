@@ -24,6 +24,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from harness.config import OptimizerConfig, TrialConfig
+from harness.errors import InputError
 from harness.schedules import ScheduleConfig
 
 # Fields the optimizer keeps when it is swapped for another: not the optimizer's own hyperparameters.
@@ -52,13 +53,13 @@ def field_hint(path: str, root: type = TrialConfig) -> Any:
     for depth, part in enumerate(path.split(".")):
         if cls is None:
             prefix = ".".join(path.split(".")[:depth])
-            raise ValueError(
+            raise InputError(
                 f"Expected {prefix} to be a config with fields. Received: {path!r}, but {prefix} is a value."
             )
         hints = _hints(cls)
         if part not in hints:
             where = ".".join(path.split(".")[:depth]) or cls.__name__
-            raise ValueError(f"Expected a field of {where}. Received: {path!r}. Valid fields: {sorted(hints)}.")
+            raise InputError(f"Expected a field of {where}. Received: {path!r}. Valid fields: {sorted(hints)}.")
         hint = hints[part]
         cls = _config_class(hint)
     return hint
@@ -72,7 +73,7 @@ def _nest(changes: Mapping[str, Any]) -> dict[str, Any]:
         for part in parents:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
-                raise ValueError(f"Expected {path!r} and its parent not both set. Received both.")
+                raise InputError(f"Expected {path!r} and its parent not both set. Received both.")
         node[leaf] = value
     return tree
 

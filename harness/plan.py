@@ -16,6 +16,7 @@ from typing import Any
 
 from harness.backbone import pretrain_trials
 from harness.config import TrialConfig
+from harness.errors import InputError
 from harness.tuning import TunePlan
 
 KINDS = ("run", "tune")
@@ -63,14 +64,14 @@ class RunPlan:
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
-            raise ValueError(f"Expected a plan kind in {list(KINDS)}. Received: {self.kind!r}.")
+            raise InputError(f"Expected a plan kind in {list(KINDS)}. Received: {self.kind!r}.")
         if (self.kind == "tune") != (self.search is not None) or (self.kind == "tune" and self.trials):
-            raise ValueError(
+            raise InputError(
                 "Expected a run plan with trials and no search, or a tune plan with a search only. Received: a "
                 f"{self.kind} plan with {len(self.trials)} trials and {'a' if self.search else 'no'} search."
             )
         if not self.planned_trials:
-            raise ValueError(
+            raise InputError(
                 "Expected at least one trial. Received none: pick a suite or --strategy/--model/--dataset."
             )
 
@@ -148,7 +149,7 @@ class RunRecord:
 
     def __post_init__(self) -> None:
         if self.status not in RUN_STATUSES:
-            raise ValueError(f"Expected a run status in {list(RUN_STATUSES)}. Received: {self.status!r}.")
+            raise InputError(f"Expected a run status in {list(RUN_STATUSES)}. Received: {self.status!r}.")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunRecord:
@@ -202,14 +203,14 @@ def read_run_file(run_dir: Path) -> RunFile:
     """The run in ``run_dir``; ValueError saying what is missing or unreadable."""
     path = run_dir / "run.json"
     if not path.is_file():
-        raise ValueError(
+        raise InputError(
             f"Expected a run directory with run.json. Received: {run_dir}, which has none. "
             "Check --results-dir and the run id."
         )
     try:
         return RunFile.from_dict(json.loads(path.read_text()))
     except (KeyError, TypeError, ValueError) as exc:
-        raise ValueError(
+        raise InputError(
             f"Expected a run.json written by this version of xfbench. Received: {path}, which cannot be read "
             f"({type(exc).__name__}: {exc}). Start a new run."
         ) from None

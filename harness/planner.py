@@ -15,6 +15,7 @@ from typing import Any
 from harness.backend import BACKENDS, fit_to_capabilities
 from harness.config import OPTIMIZERS, TrialConfig, case_label
 from harness.data.registry import DATASETS
+from harness.errors import InputError
 from harness.model_import import parse_model_ref, trial_model, with_wanted_channels
 from harness.overrides import apply_overrides
 from harness.plan import RUN_TITLE, TUNE_TITLE, RunPlan
@@ -62,7 +63,7 @@ class SearchRequest:
 
 def _check_choice(kind: str, value: str | None, valid: Sequence[str]) -> None:
     if value is not None and value not in valid:
-        raise ValueError(f"Expected --{kind} to be one of {sorted(valid)}. Received: {value!r}.")
+        raise InputError(f"Expected --{kind} to be one of {sorted(valid)}. Received: {value!r}.")
 
 
 def _check_names(selection: Selection, overrides: Mapping[str, Any]) -> None:
@@ -70,7 +71,7 @@ def _check_names(selection: Selection, overrides: Mapping[str, Any]) -> None:
         _check_choice("backend", backend, BACKENDS)
     _check_choice("source-backend", overrides.get("transfer.source_backend"), BACKENDS)
     if selection.suite and selection.names_a_case:
-        raise ValueError("Expected either --suite or --strategy/--model/--dataset. Received both.")
+        raise InputError("Expected either --suite or --strategy/--model/--dataset. Received both.")
     _check_choice("suite", selection.suite, list(SUITES))
     _check_choice("optimizer", overrides.get("optimizer.name"), OPTIMIZERS)
     _check_choice("init", overrides.get("init"), list(INITIALIZERS))
@@ -80,7 +81,7 @@ def _check_names(selection: Selection, overrides: Mapping[str, Any]) -> None:
 def _case_trials(selection: Selection) -> tuple[list[TrialConfig], str]:
     s = selection
     if not (s.strategy and s.model and s.dataset):
-        raise ValueError(
+        raise InputError(
             "Expected --strategy, --model and --dataset together (or --suite). "
             f"Received: strategy={s.strategy!r}, model={s.model!r}, dataset={s.dataset!r}."
         )
@@ -136,7 +137,7 @@ def plan_run(selection: Selection, overrides: Mapping[str, Any]) -> RunPlan:
 def plan_tune(selection: Selection, overrides: Mapping[str, Any], request: SearchRequest) -> RunPlan:
     """A search per (case, backend) from seed 0, then each backend's best config with ``final_seeds`` seeds."""
     if selection.seeds:
-        raise ValueError(
+        raise InputError(
             "Expected --final-seeds K with tune (search trials all start from seed 0). "
             f"Received: --seeds {selection.seeds}."
         )

@@ -17,6 +17,7 @@ from harness.backend import check_capabilities
 from harness.config import SHIP_LIMIT_MB, SHIP_POLICIES, TrialConfig
 from harness.data.registry import Dataset, check_data_dir, load_dataset
 from harness.data.tasks import TaskSpec, derive
+from harness.errors import InputError
 from harness.input_pipeline import check_input, transformed_shape
 from harness.model_import import model_spec
 from harness.plan import ExecutionOptions
@@ -35,7 +36,7 @@ def check_distinct_trial_ids(trials: list[TrialConfig]) -> None:
     repeated = sorted(i for i, n in Counter(t.trial_id for t in trials).items() if n > 1)
     if repeated:
         models = sorted({t.model for t in trials if t.trial_id == repeated[0]})
-        raise ValueError(
+        raise InputError(
             f"Expected every trial to have its own id. Received {len(repeated)} repeated ids, e.g. {repeated[0]} "
             f"(model {' and '.join(models)}). {DISTINCT_IDS_FIX}"
         )
@@ -55,7 +56,7 @@ def preflight(
     raises ValueError / FileNotFoundError on bad input.
     """
     if not trials:
-        raise ValueError("Expected at least one trial. Received none: pick a suite or --strategy/--model/--dataset.")
+        raise InputError("Expected at least one trial. Received none: pick a suite or --strategy/--model/--dataset.")
     check_distinct_trial_ids(trials)
     check_data_dir(data_dir)
     check_capabilities(trials)
@@ -113,14 +114,14 @@ def _prepare_pretrained(trials: list[TrialConfig], datasets: dict[str, Dataset],
         if not uses_pretrained(trial):
             continue
         if trial.strategy not in NEEDS_BACKBONE:
-            raise ValueError(
+            raise InputError(
                 f"Expected a strategy that starts from a backbone ({', '.join(NEEDS_BACKBONE)}) with --pretrained or "
                 f"--weights. Received: strategy={trial.strategy!r}, which trains from the initial weights."
             )
         shape = transformed_shape(trial.input, derive(datasets[trial.dataset], trial.task).input_shape)
         cache = trial.cache_dir or cache_dir
         if cache is None:
-            raise ValueError(f"Expected a cache directory for the weights of {trial.trial_id}. Received: none.")
+            raise InputError(f"Expected a cache directory for the weights of {trial.trial_id}. Received: none.")
         key = (str(trial.transfer.pretrained), str(trial.transfer.weights_file), trial.model, str(shape), str(cache))
         if key not in done:
             prepare_weights(trial, shape, Path(cache), backends)
@@ -136,7 +137,7 @@ def _check_training_samples(task: TaskSpec | None, derived: Dataset, dataset: Da
         if task is not None and task.classes is not None
         else f"delete {dataset.name}'s files so they download again, or point --data-dir at complete ones"
     )
-    raise ValueError(
+    raise InputError(
         f"Expected training samples in task {task.label if task else 'all'} of {dataset.name}. "
         f"Received: none. To fix, {fix}."
     )
@@ -144,7 +145,7 @@ def _check_training_samples(task: TaskSpec | None, derived: Dataset, dataset: Da
 
 def _check_classes(task: TaskSpec | None, dataset: Dataset) -> None:
     if task is not None and task.classes is not None and not set(task.classes) <= set(range(dataset.num_classes)):
-        raise ValueError(
+        raise InputError(
             f"Expected classes among 0..{dataset.num_classes - 1} of {dataset.name}. Received: "
             f"classes={task.classes}. Pick --classes / --source-classes from that range."
         )
@@ -154,31 +155,31 @@ def _check_against_model(trial: TrialConfig, spec: ModelSpec) -> None:
     """What the strategies would only find out in a worker: options that do not fit the model of the target task."""
     t = trial.transfer
     if trial.strategy in NEEDS_BACKBONE and not isinstance(spec.layers[-1], Dense):
-        raise ValueError(
+        raise InputError(
             f"Expected {trial.model}'s last layer to be a Dense head for strategy {trial.strategy}. "
             f"Received: {type(spec.layers[-1]).__name__} {spec.layers[-1].name!r}. Use a model whose "
             "output layer is Dense, or the scratch strategy."
         )
     groups = list(spec.groups())
     if trial.strategy == "freeze_early" and t.freeze_groups >= len(groups):
-        raise ValueError(
+        raise InputError(
             f"Expected --freeze-groups < {len(groups)} for {trial.model} (its layer groups are {groups}). "
             f"Received: freeze_groups={t.freeze_groups}, which would leave nothing to train."
         )
     names = [layer.name for layer in spec.layers]
     if trial.strategy == "deep_features" and t.feature_layer is not None and t.feature_layer not in names:
-        raise ValueError(
+        raise InputError(
             f"Expected --feature-layer to be a layer of {trial.model}. Received: feature_layer="
             f"{t.feature_layer!r}. Valid names: {names}"
         )
     if trial.mc_dropout_passes:
         if not any(isinstance(layer, Dropout) and layer.rate > 0 for layer in spec.layers):
-            raise ValueError(
+            raise InputError(
                 f"Expected a model with dropout for --mc-dropout. Received: {trial.model} has no dropout "
                 "layer with a rate > 0. Add --dropout RATE, or use a model with dropout (cnn_small)."
             )
         if spec.num_classes < 2:
-            raise ValueError(
+            raise InputError(
                 "Expected a multi-class task for --mc-dropout (its metrics average softmax "
                 f"probabilities). Received: a binary task ({trial.task.label if trial.task else ''}). "
                 "Drop --binary-positive or --mc-dropout."
@@ -196,7 +197,7 @@ def datasets_to_ship(
     the arrays are at most ``limit_mb``; larger ones are read on each node from a path valid there).
     ``loaded``: datasets the caller already holds (preflight's), so nothing is read twice."""
     if policy not in SHIP_POLICIES:
-        raise ValueError(f"Expected --ship-data in {list(SHIP_POLICIES)}. Received: {policy!r}.")
+        raise InputError(f"Expected --ship-data in {list(SHIP_POLICIES)}. Received: {policy!r}.")
     if policy == "never" or (policy == "auto" and not address):
         return {}
     shipped: dict[str, Dataset] = {}
@@ -213,7 +214,7 @@ def check_execution(options: ExecutionOptions) -> ExecutionOptions:
     """A local run cannot give a trial more CPUs than the machine has (a cluster may have bigger nodes)."""
     cpus = os.cpu_count() or 1
     if options.address is None and options.cpus_per_trial > cpus:
-        raise ValueError(
+        raise InputError(
             f"Expected --cpus-per-trial <= this machine's {cpus} CPUs. Received: {options.cpus_per_trial}. "
             "Pass a smaller --cpus-per-trial."
         )

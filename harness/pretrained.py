@@ -41,6 +41,7 @@ from harness import cachekeys
 from harness.backend import REFERENCE_BACKEND, backend_entry, importer_backends
 from harness.checkpoints import save_checkpoint
 from harness.config import TrialConfig
+from harness.errors import InputError, MissingInputFile
 from harness.fresh_process import run_worker_module
 from harness.truncated_weights import check_complete
 from harness.weight_files import BadWeightsError, file_sha256, weights_format
@@ -120,12 +121,12 @@ def parse_pretrained(text: str) -> WeightsRef:
     kind, _, rest = text.partition(":")
     name, _, weight_set = rest.partition(":")
     if kind not in HUBS or not name:
-        raise ValueError(
+        raise InputError(
             f"Expected --pretrained torchvision:NAME[:WEIGHTS] or keras:NAME[:imagenet]. Received: {text!r}. "
             "For a file of your own, pass --weights FILE."
         )
     if kind == "keras" and weight_set not in ("", "imagenet"):
-        raise ValueError(f"Expected keras:{name} or keras:{name}:imagenet. Received: {text!r}.")
+        raise InputError(f"Expected keras:{name} or keras:{name}:imagenet. Received: {text!r}.")
     return WeightsRef(kind, name, weight_set or ("imagenet" if kind == "keras" else ""))
 
 
@@ -133,7 +134,7 @@ def weights_ref(trial: TrialConfig) -> WeightsRef | None:
     """The trial's pretrained weights, or None for a backbone xfbench trains itself."""
     t = trial.transfer
     if t.pretrained and t.weights_file:
-        raise ValueError(
+        raise InputError(
             f"Expected --pretrained or --weights, not both. Received: pretrained={t.pretrained!r}, "
             f"weights={t.weights_file!r}."
         )
@@ -143,7 +144,7 @@ def weights_ref(trial: TrialConfig) -> WeightsRef | None:
         path = Path(t.weights_file)
         weights_format(path)
         if not path.is_file():
-            raise FileNotFoundError(f"Expected a weights file. Received: --weights {path}, which does not exist.")
+            raise MissingInputFile(f"Expected a weights file. Received: --weights {path}, which does not exist.")
         return WeightsRef("file", str(path.resolve()))
     return None
 
@@ -215,7 +216,7 @@ def run_worker(
     backend: str, mode: str, request: dict[str, Any], out: Path, call: WorkerCall | None = None
 ) -> dict[str, Any]:
     """``python -m harness.weights_worker`` in a fresh process that imports only ``backend``'s framework; its
-    answer (OUT.json), or its error raised here as ValueError (bad input: exit 2). ``call`` runs the worker's
+    answer (OUT.json), or its error raised here as BadWeightsError (bad input: exit 2). ``call`` runs the worker's
     ``main`` elsewhere instead (the tests' long-lived one-framework processes); the files carry the answer alike."""
     out.parent.mkdir(parents=True, exist_ok=True)
     answer, error = worker_reply(out, "answer"), worker_reply(out, "error")
@@ -227,7 +228,7 @@ def run_worker(
         error.unlink()
         raise BadWeightsError(message)
     if returncode != 0 or not answer.is_file():
-        raise ValueError(
+        raise RuntimeError(
             f"Expected the {backend} weights worker ({mode}) to finish with an answer. Received: "
             f"{_how_it_ended(returncode)}; its last output: {' | '.join(output.strip().splitlines()[-3:]) or '(none)'}"
         )
@@ -257,14 +258,14 @@ def _how_it_ended(returncode: int) -> str:
 
 def _resolved_file(ref: WeightsRef, scratch: Path, runner: WorkerRunner = run_worker) -> Path:
     """The file holding ``ref``'s weights; for a zoo's weights, where the framework's download keeps it (asked
-    of a worker of that framework); missing: ValueError naming it, where to put it and the fetch command."""
+    of a worker of that framework); missing: MissingInputFile naming it, where to put it and the fetch command."""
     if ref.kind == "file":
         return Path(ref.name)
     home = weights_home()
     found = runner(ref.source_backend, "resolve", {"ref": asdict(ref), "home": str(home)}, scratch)
     path = Path(found["file"])
     if not path.is_file():
-        raise FileNotFoundError(
+        raise MissingInputFile(
             f"Expected the weights {ref.label} ({found['weight_set']}) in {path.parent}. Received: no file "
             f"{path.name} there, and runs never download. Run `{ref.fetch_command}` on a machine with network "
             f"(set ${WEIGHTS_ENV} to choose the folder), or copy {path.name} from {found['url']} into {path.parent}."
@@ -280,7 +281,7 @@ def refetch_hint(ref: WeightsRef) -> str:
 
 
 def check_zoo_weights_cached(refs: list[WeightsRef], scratch: Path) -> None:
-    """Every zoo weight set in the weights home, or FileNotFoundError listing each missing file and where it goes,
+    """Every zoo weight set in the weights home, or MissingInputFile listing each missing file and where it goes,
     with one fetch command for all of them (one worker per framework resolves the file names; nothing downloads)."""
     zoo = sorted({ref for ref in refs if ref.kind != "file"}, key=lambda ref: ref.label)
     missing: list[tuple[str, str]] = []  # (label, where the file goes and where it comes from)
@@ -297,7 +298,7 @@ def check_zoo_weights_cached(refs: list[WeightsRef], scratch: Path) -> None:
     if missing:
         listed = "; ".join(f"{label} -> {where}" for label, where in missing)
         labels = " ".join(label for label, _ in missing)
-        raise FileNotFoundError(
+        raise MissingInputFile(
             f"Expected the zoo weights of this run in the weights home {home}. Received: {len(missing)} of "
             f"{len(zoo)} sets missing: {listed}. Runs never download: run `xfbench weights fetch "
             f"{labels}` on a machine with network (set ${WEIGHTS_ENV} to choose the folder) and copy the folder here."
@@ -340,11 +341,11 @@ def prepare_weights(
     runner: WorkerRunner = run_worker,
 ) -> Path:
     """Find, convert (cached by content hash) and verify in every backend the trial's weights; returns the
-    neutral checkpoint. Raises ValueError / FileNotFoundError (exit 2) on missing or bad weights. ``runner``: where
+    neutral checkpoint. Raises InputError (exit 2) on missing or bad weights. ``runner``: where
     each framework's step runs (default: a fresh process per step)."""
     ref = weights_ref(trial)
     if ref is None:
-        raise ValueError(f"Expected --pretrained or --weights for trial {trial.trial_id}. Received: neither.")
+        raise InputError(f"Expected --pretrained or --weights for trial {trial.trial_id}. Received: neither.")
     folder = Path(cache_dir) / "pretrained"
     path = _resolved_file(ref, folder / "work" / "resolve", runner)
     sha = file_sha256(path)

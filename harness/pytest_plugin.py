@@ -28,6 +28,7 @@ import pytest
 
 from harness.backend import BACKENDS
 from harness.config import TrialConfig
+from harness.errors import InputError
 from harness.model_import import trial_model
 from harness.planner import suite_case_trials
 from harness.suites import Suite, SuiteCase, suite, suites_max_concurrent
@@ -279,7 +280,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         for case in chosen.cases:
             try:
                 trials = suite_case_trials(chosen, case, (backend,), seeds, overrides)
-            except ValueError as exc:
+            except InputError as exc:
                 raise pytest.UsageError(f"{metafunc.definition.nodeid} [{backend}-{case.case_id}]: {exc}") from None
             reason = _data_missing(state, case.dataset, data_dir)
             marks = [pytest.mark.xdist_group(XDIST_GROUP), *([pytest.mark.skip(reason=reason)] if reason else [])]
@@ -386,7 +387,7 @@ def _run_all(config: pytest.Config, state: SessionState, temp: pytest.TempPathFa
             loaded=state.loaded,
             cache_dir=results_dir / "_cache",
         )
-    except (ValueError, FileNotFoundError) as exc:
+    except InputError as exc:
         state.error = f"bad input, nothing was run: {exc}"
         return
     settings = SchedulerSettings(
@@ -492,7 +493,7 @@ def _against_baseline(config: pytest.Config, outcome: Any, reference: str) -> tu
 
     try:
         base = load_run(reference, Path(config.getoption("xfbench_results_dir")).resolve())
-    except ValueError as exc:
+    except InputError as exc:
         return f"baseline not usable: {exc}", False, ()
     rows = compare_frames(base.frame, outcome.frame)
     warnings = environment_warnings(base.environment, Environment.of(outcome.frame))

@@ -23,6 +23,7 @@ import pandas as pd
 
 from harness.backend import REFERENCE_BACKEND
 from harness.compare import Thresholds, compare_frames
+from harness.errors import InputError
 from harness.reporting import TableData, comparison_rules, regression_cells, run_tables
 from harness.results import read_results
 from harness.statistics import SIGNIFICANT_MARK
@@ -85,7 +86,7 @@ def run_dirs(paths: list[Path]) -> list[Path]:
     for path in paths:
         runs = [path] if _is_run_dir(path) else run_directories(path)
         if not runs:
-            raise ValueError(
+            raise InputError(
                 f"Expected a run directory (results.parquet or parts/) or a directory of runs. Received: {path}. "
                 "Pass results/<run_id> or the results directory."
             )

@@ -21,6 +21,7 @@ import pandas as pd
 from harness.backend import REFERENCE_BACKEND
 from harness.config import TrialConfig
 from harness.data.registry import Dataset
+from harness.errors import InputError
 from harness.model_import import python_model_sources
 from harness.plan import (
     STAGE_FINAL,
@@ -124,7 +125,7 @@ def check_run_id(run_id: str) -> None:
     """A run id names a directory directly under the results directory, which history, compare and baseline list:
     letters, digits, '.', '_' and '-', not starting with '.' or '_' (the results directory's own entries)."""
     if not RUN_ID_PATTERN.fullmatch(run_id):
-        raise ValueError(
+        raise InputError(
             f"Expected --run-id as letters, digits, '.', '_' and '-' (at most 200, starting with a letter or digit). "
             f"Received: {run_id!r}. Pick a name such as 'baseline-2026-12' (the run's directory under --results-dir)."
         )
@@ -215,7 +216,7 @@ def execute(
     plan = plan.with_cache_dir(results_dir / "_cache")  # backbones and features beside the runs: later runs reuse
     run_dir = (results_dir / run_id).resolve()
     if run_dir.exists() and any(run_dir.iterdir()):
-        raise ValueError(f"Expected a new run id. Received: {run_id!r}, whose directory {run_dir} holds results.")
+        raise InputError(f"Expected a new run id. Received: {run_id!r}, whose directory {run_dir} holds results.")
     machine = MachineInfo.current()
     record = RunRecord(
         run_id=run_id,
@@ -267,17 +268,17 @@ def resumable(results_dir: Path, run_id: str, kind: str, given: dict[str, Any]) 
     run_file = read_run_file((results_dir / run_id).resolve())
     plan, record = run_file.plan, run_file.record
     if plan.kind != kind:
-        raise ValueError(
+        raise InputError(
             f"Expected a {kind} run for `xfbench {kind} --resume`. Received: {run_id!r} is a {plan.kind} run; "
             f"use `xfbench {plan.kind} --resume`."
         )
     if record.status == "finished":
-        raise ValueError(
+        raise InputError(
             f"Expected an interrupted run. Received: {run_id!r} finished at {record.finished}; nothing to resume."
         )
     recorded_gpus = run_file.execution.gpus_per_trial
     if given.get("gpus_per_trial") is not None and (given["gpus_per_trial"] > 0) != (recorded_gpus > 0):
-        raise ValueError(
+        raise InputError(
             f"Expected --gpus-per-trial to keep the recorded device ({'gpu' if recorded_gpus else 'cpu'}: the run's "
             f"trials are configured for it). Received: {given['gpus_per_trial']}. Leave --gpus-per-trial out, "
             "or start a new run."
@@ -286,8 +287,8 @@ def resumable(results_dir: Path, run_id: str, kind: str, given: dict[str, Any]) 
     trials = list(plan.planned_trials)
     try:
         check_distinct_trial_ids(trials)
-    except ValueError as exc:
-        raise ValueError(f"{exc} This run was recorded so and cannot be resumed: start a new run instead.") from None
+    except InputError as exc:
+        raise InputError(f"{exc} This run was recorded so and cannot be resumed: start a new run instead.") from None
     preflight(trials, trials[0].data_dir, download=False, cache_dir=results_dir / "_cache")
     return run_file.execution.updated(given)
 
@@ -307,7 +308,7 @@ def resume(
     run_dir = (results_dir / run_id).resolve()
     run_file = read_run_file(run_dir)
     if run_file.record.status == "finished":
-        raise ValueError(f"Expected an interrupted run. Received: {run_id!r} finished. Nothing to resume.")
+        raise InputError(f"Expected an interrupted run. Received: {run_id!r} finished. Nothing to resume.")
     settings = settings or scheduler_settings(results_dir, run_file.execution)
     with _ray_for(run_file.plan, settings):  # before anything of the run changes: a refused resume leaves it as is
         kept, failed, discarded = _keep_finished_rows(run_dir)

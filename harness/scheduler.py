@@ -33,6 +33,7 @@ from typing import Any, Protocol
 
 from harness.config import TrialConfig
 from harness.data.registry import Dataset
+from harness.errors import InputError
 from harness.provenance import MachineInfo
 from harness.search import Choice, IntRange, LogUniform, SearchSpace, Uniform, sample_points, search_trial
 from harness.trial import RunInfo, failure_row, format_exception, run_trial
@@ -61,9 +62,9 @@ class SchedulerSettings:
 
     def __post_init__(self) -> None:
         if not self.storage_dir.is_absolute():
-            raise ValueError(f"Expected an absolute storage_dir. Received: {self.storage_dir}.")
+            raise InputError(f"Expected an absolute storage_dir. Received: {self.storage_dir}.")
         if self.max_failures < 0:
-            raise ValueError(f"Expected max_failures >= 0. Received: {self.max_failures}.")
+            raise InputError(f"Expected max_failures >= 0. Received: {self.max_failures}.")
 
 
 @dataclass(frozen=True)
@@ -77,7 +78,7 @@ class AshaSettings:
             ("--reduction-factor", self.reduction_factor, 2),
         ):
             if value < least:
-                raise ValueError(
+                raise InputError(
                     f"Expected {flag} >= {least}. Received: {flag} {value}. Give a value of {least} or more."
                 )
 
@@ -335,7 +336,7 @@ def ray_session(settings: SchedulerSettings, py_modules: tuple[Path, ...] = ()) 
         ray.shutdown()
 
 
-class NoNodeFits(ValueError):
+class NoNodeFits(InputError):
     """No node of a local Ray offers what one trial asks for: Tune would wait for one forever, silently."""
 
 
@@ -435,7 +436,7 @@ def run_trials(
     ids = [t.trial_id for t in trials]
     duplicates = sorted(i for i, n in Counter(ids).items() if n > 1)
     if duplicates:
-        raise ValueError(
+        raise InputError(
             f"Expected unique trial ids. Received duplicates: {duplicates}. To fix, remove the repeated "
             "(model, dataset, backend, seed) combinations from the suites."
         )
@@ -502,13 +503,13 @@ def search_algorithm(experiment: SearchExperiment) -> Any:
             import optuna  # the optional extra
             from ray.tune.search.optuna import OptunaSearch
         except ImportError:
-            raise ValueError(
+            raise InputError(
                 "Expected Optuna for --search optuna. Received: it is not installed. "
                 "Run: pip install 'xfbench[optuna]'."
             ) from None
 
         return _numbered(OptunaSearch(sampler=optuna.samplers.TPESampler(seed=experiment.sampling_seed)))
-    raise ValueError(f"Expected a search algorithm in random, grid, optuna. Received: {experiment.algorithm!r}.")
+    raise InputError(f"Expected a search algorithm in random, grid, optuna. Received: {experiment.algorithm!r}.")
 
 
 def _numbered(searcher: Any) -> Any:

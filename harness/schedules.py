@@ -20,6 +20,8 @@ from dataclasses import dataclass, field, fields
 
 import numpy as np
 
+from harness.errors import InputError
+
 SCHEDULES = ("constant", "power", "exponential", "piecewise", "plateau", "onecycle")
 # The settings each schedule reads; a setting another schedule reads, given to this one, would be recorded unused.
 _SETTINGS_OF: dict[str, frozenset[str]] = {
@@ -48,23 +50,23 @@ class ScheduleConfig:
 
     def __post_init__(self) -> None:
         if self.name not in SCHEDULES:
-            raise ValueError(
+            raise InputError(
                 f"Expected a schedule name. Received: schedule={self.name!r}. Valid choices: {list(SCHEDULES)}"
             )
         if self.steps <= 0:
-            raise ValueError(f"Expected schedule steps > 0. Received: {self.steps}.")
+            raise InputError(f"Expected schedule steps > 0. Received: {self.steps}.")
         if self.name == "piecewise" and len(self.values) != len(self.boundaries) + 1:
-            raise ValueError(
+            raise InputError(
                 "Expected len(values) == len(boundaries) + 1 for a piecewise schedule. "
                 f"Received: {len(self.values)} values, "
                 f"{len(self.boundaries)} boundaries."
             )
         if self.name == "plateau" and not 0 < self.factor < 1:
-            raise ValueError(f"Expected 0 < factor < 1 for reduce-on-plateau. Received: {self.factor}.")
+            raise InputError(f"Expected 0 < factor < 1 for reduce-on-plateau. Received: {self.factor}.")
         if self.name == "piecewise" and any(
             b <= a for a, b in zip((-1, *self.boundaries[:-1]), self.boundaries, strict=True)
         ):
-            raise ValueError(
+            raise InputError(
                 "Expected piecewise boundaries as increasing step indices >= 0 (each starts the next value). "
                 f"Received: boundaries={self.boundaries}. List them in order, each once."
             )
@@ -74,7 +76,7 @@ class ScheduleConfig:
             if f.name in _SETTINGS and f.name not in _SETTINGS_OF[self.name] and getattr(self, f.name) != f.default
         }
         if unused:
-            raise ValueError(
+            raise InputError(
                 f"Expected only the settings the {self.name} schedule uses "
                 f"({sorted(_SETTINGS_OF[self.name]) or 'none'}). "
                 f"Received: {', '.join(f'{k}={v!r}' for k, v in unused.items())}, which it would ignore. Drop them, "

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from harness.config import TrialConfig
+from harness.errors import InputError
 from harness.overrides import apply_overrides, field_hint
 
 DOMAIN_KINDS = ("choice", "uniform", "loguniform", "int")
@@ -89,7 +90,7 @@ class SearchSpace:
     def __post_init__(self) -> None:
         paths = [p for p, _ in self.params]
         if len(set(paths)) != len(paths):
-            raise ValueError(f"Expected each option once in a search space. Received: {paths}.")
+            raise InputError(f"Expected each option once in a search space. Received: {paths}.")
 
     @property
     def paths(self) -> tuple[str, ...]:
@@ -136,8 +137,8 @@ def _field_annotation(path: str) -> str:
         fields = {f.name: f for f in dataclasses.fields(field_hint(parts[0]))}
         if parts[1] in fields:
             return str(fields[parts[1]].type)
-        raise ValueError(f"Expected a field of {parts[0]}. Received: {path!r}. Valid fields: {sorted(fields)}.")
-    raise ValueError(f"Expected a searchable option. Received: {path!r}. Valid: {valid}.")
+        raise InputError(f"Expected a field of {parts[0]}. Received: {path!r}. Valid fields: {sorted(fields)}.")
+    raise InputError(f"Expected a searchable option. Received: {path!r}. Valid: {valid}.")
 
 
 def _is_int_field(annotation: str) -> bool:
@@ -158,7 +159,7 @@ def _parse_value(text: str, annotation: str) -> Any:
         return tuple(float(part) for part in text.split("/"))
     if compact.startswith("bool"):
         if text.lower() not in ("true", "false"):
-            raise ValueError(f"expected true or false, received {text!r}")
+            raise InputError(f"expected true or false, received {text!r}")
         return text.lower() == "true"
     if compact.startswith("int"):
         return int(text)
@@ -171,7 +172,7 @@ def parse_param(text: str) -> tuple[str, Domain]:
     """``PATH=KIND:ARGS`` -> (canonical path, domain); ValueError with the expected spelling otherwise."""
     usage = "PATH=KIND:ARGS such as lr=loguniform:1e-4,1e-1, batch_size=choice:32,64 or hidden=choice:64,128/64"
     if "=" not in text or ":" not in text.split("=", 1)[1]:
-        raise ValueError(f"Expected --space {usage}. Received: {text!r}.")
+        raise InputError(f"Expected --space {usage}. Received: {text!r}.")
     raw_path, spec = text.split("=", 1)
     path = canonical_path(raw_path.strip())
     annotation = _field_annotation(path)
@@ -181,36 +182,36 @@ def parse_param(text: str) -> tuple[str, Domain]:
     try:
         if kind == "choice":
             if not parts:
-                raise ValueError("no values")
+                raise InputError("no values")
             return path, Choice(tuple(_parse_value(p, annotation) for p in parts))
         if kind not in DOMAIN_KINDS:
-            raise ValueError(f"unknown kind {kind!r}; valid kinds: {list(DOMAIN_KINDS)}")
+            raise InputError(f"unknown kind {kind!r}; valid kinds: {list(DOMAIN_KINDS)}")
         if len(parts) != 2:
-            raise ValueError(f"{kind} takes two bounds LO,HI")
+            raise InputError(f"{kind} takes two bounds LO,HI")
         if not _is_numeric_field(annotation):
-            raise ValueError(f"{path} is {annotation}, not a number: use choice")
+            raise InputError(f"{path} is {annotation}, not a number: use choice")
         if kind == "int":
             if not _is_int_field(annotation):
-                raise ValueError(f"{path} is {annotation}: use uniform or loguniform")
+                raise InputError(f"{path} is {annotation}: use uniform or loguniform")
             domain: Domain = IntRange(int(parts[0]), int(parts[1]))
         else:
             domain = (Uniform if kind == "uniform" else LogUniform)(float(parts[0]), float(parts[1]))
     except ValueError as exc:
-        raise ValueError(f"Expected --space {usage}. Received: {text!r} ({exc}).") from None
+        raise InputError(f"Expected --space {usage}. Received: {text!r} ({exc}).") from None
     _check_bounds(path, domain)
     return path, domain
 
 
 def _check_bounds(path: str, domain: Domain) -> None:
     if isinstance(domain, IntRange) and not all(float(end).is_integer() for end in (domain.low, domain.high)):
-        raise ValueError(
+        raise InputError(
             f"Expected whole-number bounds for an int range of {path}. Received: {domain.low}, {domain.high}. "
             "Round them, or use uniform."
         )
     if isinstance(domain, (Uniform, LogUniform, IntRange)) and not domain.low < domain.high:
-        raise ValueError(f"Expected LO < HI for {path}. Received: {domain.low}, {domain.high}.")
+        raise InputError(f"Expected LO < HI for {path}. Received: {domain.low}, {domain.high}.")
     if isinstance(domain, LogUniform) and not domain.low > 0:
-        raise ValueError(f"Expected loguniform bounds > 0 for {path}. Received: {domain.low}, {domain.high}.")
+        raise InputError(f"Expected loguniform bounds > 0 for {path}. Received: {domain.low}, {domain.high}.")
 
 
 def parse_space(texts: list[str]) -> SearchSpace:
@@ -274,11 +275,11 @@ def _check_point(base: TrialConfig, point: dict[str, Any]) -> None:
     except (ValueError, TypeError) as exc:
         if len(point) == 1:
             [(path, value)] = point.items()
-            raise ValueError(
+            raise InputError(
                 f"Expected every value of {path} to be valid. Received: {value!r}, which fails: {exc}"
             ) from None
         together = ", ".join(f"{path}={value!r}" for path, value in point.items())
-        raise ValueError(
+        raise InputError(
             f"Expected every combination of the searched values to be valid: a search may sample any of them "
             f"together. Received: {together}, which fails: {exc} Search these options in separate runs (say one "
             "tune per optimizer), or narrow their values so that every combination is valid."

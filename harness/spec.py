@@ -20,6 +20,8 @@ import numbers
 from dataclasses import dataclass
 from typing import Any
 
+from harness.errors import InputError
+
 Pair = tuple[int, int]
 Padding2D = tuple[Pair, Pair]  # ((top, bottom), (left, right))
 
@@ -46,12 +48,12 @@ def _is_int_pair(value: object, minimum: int) -> bool:
 def _check_padding(layer: Layer, padding: Padding2D, limit: Pair | None = None) -> None:
     """Per-side padding: two (before, after) pairs of ints >= 0, each below ``limit`` on its axis when given."""
     if not (isinstance(padding, (tuple, list)) and len(padding) == 2 and all(_is_int_pair(p, 0) for p in padding)):
-        raise ValueError(
+        raise InputError(
             f"Expected padding ((top, bottom), (left, right)) of ints >= 0 in layer {layer.name!r} "
             f"({type(layer).__name__}). Received: padding={padding!r}. Write it per side, e.g. ((1, 1), (1, 1))."
         )
     if limit is not None and any(p >= size for pair, size in zip(padding, limit, strict=True) for p in pair):
-        raise ValueError(
+        raise InputError(
             f"Expected each side's padding below the pool size {limit} in layer {layer.name!r} "
             f"({type(layer).__name__}), so every window holds at least one input element. "
             f"Received: padding={padding!r}. Pad less, or add a ZeroPad2D layer before the pool if zeros are meant."
@@ -83,7 +85,7 @@ class Conv2D(Layer):
 
     def __post_init__(self) -> None:
         if not isinstance(self.groups, numbers.Integral) or self.groups < 1 or self.filters % self.groups:
-            raise ValueError(
+            raise InputError(
                 f"Expected groups >= 1 dividing filters in layer {self.name!r} (Conv2D). "
                 f"Received: groups={self.groups!r}, filters={self.filters}. "
                 "Choose filters as a multiple of groups (depthwise: filters = input channels × multiplier)."
@@ -139,7 +141,7 @@ class AdaptiveAvgPool2D(Layer):
 
     def __post_init__(self) -> None:
         if not _is_int_pair(self.output_size, 1):
-            raise ValueError(
+            raise InputError(
                 f"Expected output_size (out_h, out_w) of ints >= 1 in layer {self.name!r} (AdaptiveAvgPool2D). "
                 f"Received: output_size={self.output_size!r}. Use e.g. (1, 1) for the global average."
             )
@@ -171,14 +173,14 @@ class Resize2D(Layer):
 
     def __post_init__(self) -> None:
         if not _is_int_pair(self.output_size, 1):
-            raise ValueError(
+            raise InputError(
                 f"Expected output_size (out_h, out_w) of ints >= 1 in layer {self.name!r} (Resize2D). "
                 f"Received: output_size={self.output_size!r}."
             )
         if self.resized is not None and not (
             _is_int_pair(self.resized, 1) and all(r >= o for r, o in zip(self.resized, self.output_size, strict=True))
         ):
-            raise ValueError(
+            raise InputError(
                 f"Expected resized (h, w) >= output_size {self.output_size} in layer {self.name!r} (Resize2D). "
                 f"Received: resized={self.resized!r}."
             )
@@ -202,7 +204,7 @@ class Normalize(Layer):
 
     def __post_init__(self) -> None:
         if len(self.mean) != len(self.std) or not self.mean or any(s <= 0 for s in self.std):
-            raise ValueError(
+            raise InputError(
                 f"Expected one mean and one std > 0 per channel in layer {self.name!r} (Normalize). "
                 f"Received: mean={self.mean!r}, std={self.std!r}."
             )
@@ -274,12 +276,12 @@ class ModelSpec:
         names = [layer.name for layer in self.layers]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
-            raise ValueError(
+            raise InputError(
                 f"Expected unique layer names in model spec {self.name!r}. "
                 f"Received duplicates: {duplicates}. Rename the repeated layers."
             )
         if not self.layers:
-            raise ValueError(f"Expected at least one layer in model spec {self.name!r}. Received none.")
+            raise InputError(f"Expected at least one layer in model spec {self.name!r}. Received none.")
 
     def layer(self, name: str) -> Layer:
         for layer in self.layers:
@@ -328,7 +330,7 @@ def same_padding(kernel: Pair) -> Padding2D:
     """Symmetric zero padding that keeps H and W at stride 1 (odd kernels only)."""
     kh, kw = kernel
     if kh % 2 == 0 or kw % 2 == 0:
-        raise ValueError(f"Expected odd kernel sizes for symmetric 'same' padding. Received: kernel={kernel}.")
+        raise InputError(f"Expected odd kernel sizes for symmetric 'same' padding. Received: kernel={kernel}.")
     return ((kh // 2, kh // 2), (kw // 2, kw // 2))
 
 
@@ -366,7 +368,7 @@ def spec_from_dict(data: dict) -> ModelSpec:
         fields = dict(entry)
         kind = fields.pop("type")
         if kind not in types:
-            raise ValueError(
+            raise InputError(
                 f"Expected a known layer type in a stored spec. Received: {kind!r}. Known: {sorted(types)}"
             )
         arguments: dict[str, Any] = {

@@ -24,6 +24,7 @@ from harness.config import (
     case_label,
 )
 from harness.data.tasks import TaskSpec
+from harness.errors import InputError
 from harness.input_pipeline import InputConfig
 from harness.models import ModelOptions
 from harness.schedules import ScheduleConfig
@@ -61,7 +62,7 @@ class SuiteCase:
 
     def __post_init__(self) -> None:
         if not 0 <= self.max_backend_gap <= 1:
-            raise ValueError(
+            raise InputError(
                 f"Expected 0 <= max_backend_gap <= 1 (a test accuracy difference). "
                 f"Received: max_backend_gap={self.max_backend_gap}."
             )
@@ -1074,7 +1075,7 @@ _CATALOGUE.update(
 
 def suite(name: str) -> Suite:
     if name not in SUITES:
-        raise ValueError(f"Expected a suite name. Received: suite={name!r}. Valid choices: {sorted(SUITES)}")
+        raise InputError(f"Expected a suite name. Received: suite={name!r}. Valid choices: {sorted(SUITES)}")
     return SUITES[name]
 
 

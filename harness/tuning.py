@@ -18,6 +18,7 @@ import pandas as pd
 
 from harness.backbone import NEEDS_BACKBONE, recipe_for
 from harness.config import TrialConfig
+from harness.errors import InputError
 from harness.scheduler import AshaSettings, SearchExperiment
 from harness.search import (
     SEARCH_ALGORITHMS,
@@ -47,11 +48,11 @@ class TunePlan:
 
     def __post_init__(self) -> None:
         if self.algorithm not in SEARCH_ALGORITHMS:
-            raise ValueError(f"Expected --search in {list(SEARCH_ALGORITHMS)}. Received: {self.algorithm!r}.")
+            raise InputError(f"Expected --search in {list(SEARCH_ALGORITHMS)}. Received: {self.algorithm!r}.")
         if self.metric not in METRICS:
-            raise ValueError(f"Expected --metric in {list(METRICS)}. Received: {self.metric!r}.")
+            raise InputError(f"Expected --metric in {list(METRICS)}. Received: {self.metric!r}.")
         if not self.space.params:
-            raise ValueError(
+            raise InputError(
                 "Expected a search space. Received: none. Add --space PATH=KIND:ARGS or pick a suite that declares one."
             )
         if (
@@ -59,25 +60,25 @@ class TunePlan:
             and not all(isinstance(d, Choice) for _, d in self.space.params)
             and self.num_samples < 1
         ):
-            raise ValueError(
+            raise InputError(
                 f"Expected --num-samples >= 1 for ranges under grid search. Received: {self.num_samples}. "
                 "To fix, pass --num-samples 1 or more: each repeat of the grid draws the ranges anew."
             )
         if self.algorithm == "optuna" and any(
             isinstance(d, Choice) and any(isinstance(v, tuple) for v in d.values) for _, d in self.space.params
         ):
-            raise ValueError(
+            raise InputError(
                 "Expected scalar choices with --search optuna. Received: a tuple-valued choice (e.g. hidden). "
                 "Use random or grid."
             )
         if self.asha is not None and any(canonical_path(path) == "epochs" for path, _ in self.space.params):
-            raise ValueError(
+            raise InputError(
                 "Expected no epochs in the search space with --asha: ASHA stops every trial at the base's epoch "
                 "count and ranks them there, so sampled longer runs would be cut short and compared as shorter. "
                 "Received: epochs in --space. Search epochs without --asha, or drop it from the space."
             )
         if self.num_samples < 1 or self.final_seeds < 1:
-            raise ValueError(
+            raise InputError(
                 f"Expected --num-samples >= 1 and --final-seeds >= 1. Received: {self.num_samples}, {self.final_seeds}."
             )
 
@@ -143,7 +144,7 @@ def check_plan(plan: TunePlan) -> None:
         for path, domain in plan.space.params:
             for value in probe_values(domain):
                 if recipe_for(apply_point(base, {path: value})).key != key:
-                    raise ValueError(
+                    raise InputError(
                         "Expected a search space that leaves the shared backbone unchanged. Received: "
                         f"{path}={value!r} changes the backbone recipe of {base.case_id}. Search it with the scratch "
                         "strategy, or fix it."

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from harness.backend import importer_backends
+from harness.errors import InputError
 
 # suffix -> (format, the backend whose framework reads it; "" for the harness itself)
 # suffix -> (format, the --model prefix whose importer's backend reads it; "" for xfbench's own checkpoints)
@@ -45,7 +46,7 @@ _SAFETENSORS_DTYPES = {
 _HEADER_LIMIT = 100 * 2**20  # the format's own limit on the JSON header
 
 
-class BadWeightsError(ValueError):
+class BadWeightsError(InputError):
     """A weight file that does not fit the architecture or is damaged: names the tensor when there is one."""
 
 
@@ -56,7 +57,7 @@ def weights_format(path: str | Path) -> tuple[str, str]:
         if name.endswith(suffix):
             fmt, prefix = FORMATS[suffix]
             return fmt, importer_backends().get(prefix, "")
-    raise ValueError(
+    raise InputError(
         f"Expected a weight file ending in one of {list(FORMATS)}. Received: {Path(path).name!r}. "
         "Save a torch state dict (.pth), .safetensors, Keras .weights.h5 or xfbench's neutral .npz."
     )

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from harness.errors import InputError
 from harness.seeds import INIT_STREAM
 from harness.shapes import infer_shapes
 from harness.spec import PRELU_INIT, Activation, BatchNorm, Conv2D, Dense, ModelSpec
@@ -104,7 +105,7 @@ def initializer(name: str) -> Initializer:
     try:
         return INITIALIZERS[name]
     except KeyError:
-        raise ValueError(
+        raise InputError(
             f"Expected an initializer name. Received: init={name!r}. Valid choices: {sorted(INITIALIZERS)}"
         ) from None
 
@@ -211,7 +212,7 @@ def check_weights(spec: ModelSpec, weights: NeutralWeights) -> None:
         missing = sorted(set(expected) - set(received))
         extra = sorted(set(received) - set(expected))
         wrong = sorted(k for k in set(expected) & set(received) if expected[k] != received[k])
-        raise ValueError(
+        raise InputError(
             f"Expected neutral weights matching model {spec.name!r}. Received: missing={missing}, "
             f"unexpected={extra}, wrong shapes={[(k, received[k], expected[k]) for k in wrong]}. "
             "Generate them with harness.weights.initial_weights(spec, ...) for this exact spec."

@@ -25,6 +25,7 @@ import numpy as np
 from harness.backend import REFERENCE_BACKEND, load_backend
 from harness.checkpoints import load_checkpoint
 from harness.config import RuntimeOptions
+from harness.errors import InputError
 from harness.models import ModelOptions
 from harness.pretrained import backend_weights_module, worker_reply, write_converted
 from harness.seeds import WEIGHT_PROBE_SEED
@@ -116,7 +117,7 @@ def run(backend: str, mode: str, request: dict[str, Any], out: Path) -> dict[str
         spec, weights, probe_data = module.convert(request, probe_batch(tuple(request["input_shape"])))
         write_converted(out, spec, weights, _meta(request, module.SOURCE), probe_data)
         return {"checkpoint": str(out)}
-    raise ValueError(f"Expected a mode resolve, fetch, convert or probe. Received: {mode!r}.")
+    raise InputError(f"Expected a mode resolve, fetch, convert or probe. Received: {mode!r}.")
 
 
 def main(argv: list[str]) -> int:

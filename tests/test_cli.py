@@ -243,6 +243,10 @@ BAD_INPUTS = {
     ),
     "run id of the results directory's own": (["run", "--suite", "smoke", "--run-id", "_ray"], "Received: '_ray'"),
     "unknown option": (["run", "--suite", "smoke", "--bogus"], "unrecognized arguments: --bogus"),
+    # Commands other than run and tune: bad input is theirs to name too (the files are written by the fixture).
+    "a spec file that is not a spec": (["model", "not_a_spec.json"], "Expected a model spec file as `xfbench model"),
+    "compare with an unknown run": (["compare", "no-such-run", "finished-run"], "Expected a run directory, a run id"),
+    "compare with a damaged table": (["compare", "damaged-run", "finished-run"], "whose table cannot be read"),
     "bad bn variance": (["run", "--suite", "smoke", "--bn-variance", "sample"], "invalid choice: 'sample'"),
 }
 
@@ -286,6 +290,9 @@ def bad_input_results(tmp_path_factory):
         ("interrupted-run", "run", "interrupted"),
     ):
         _write_run_file(cwd / "results" / run_id, kind, status)
+    (cwd / "not_a_spec.json").write_text("{layers")
+    (cwd / "results" / "damaged-run").mkdir()
+    (cwd / "results" / "damaged-run" / "results.parquet").write_bytes(b"PAR1 cut short")
     proc = subprocess.run(
         [sys.executable, "-c", _SCRIPT, json.dumps(cases)], capture_output=True, text=True, cwd=cwd, timeout=300
     )
@@ -310,6 +317,18 @@ def test_missing_data_exits_2_naming_where_it_looked(bad_input_results):
 
 def test_no_bad_input_reached_ray_or_a_framework(bad_input_results):
     assert bad_input_results["_imported"] == []
+
+
+def test_a_fault_in_a_command_keeps_its_traceback_instead_of_reading_as_bad_input(monkeypatch, capsys):
+    from harness import cli
+
+    def faulty(args):
+        raise ValueError("an internal fault, not the user's input")
+
+    monkeypatch.setitem(cli.COMMANDS, "list", faulty)
+    with pytest.raises(ValueError, match="an internal fault"):
+        cli.main(["list"])
+    assert capsys.readouterr().err == ""  # not reported as "xfbench: error: ..." with exit 2
 
 
 def test_list_names_every_choice():

@@ -211,7 +211,7 @@ def test_a_weights_worker_that_dies_without_an_answer_is_reported_with_how_it_en
     def died(argv: list[str]) -> tuple[int, str]:
         return ended, "I0000 cudart_stub.cc:31] Could not find cuda drivers\nloading\nconverting layer 3"
 
-    with pytest.raises(ValueError, match="Expected the tensorflow weights worker") as error:
+    with pytest.raises(RuntimeError, match="Expected the tensorflow weights worker") as error:
         run_worker("tensorflow", "probe", {}, tmp_path / "out", call=died)
     assert expected in str(error.value) and "loading | converting layer 3" in str(error.value)
 

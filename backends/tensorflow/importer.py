@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from backends.tensorflow.framework import keras
+from harness.errors import InputError
 from harness.importers import UnsupportedModelError
 from harness.spec import (
     Activation,
@@ -70,7 +71,7 @@ _ACTIVATIONS = {
 def load_reference(name: str, input_shape: tuple[int, int, int], num_classes: int, seed: int) -> keras.Model:
     factory = getattr(keras.applications, name, None)
     if not callable(factory):
-        raise ValueError(
+        raise InputError(
             f"Expected a keras.applications model name. Received: {name!r}. "
             f"Valid choices include: ResNet50, MobileNetV2, DenseNet121, VGG16."
         )

@@ -21,6 +21,7 @@ import numpy as np
 
 from backends.tensorflow import importer
 from backends.tensorflow.framework import keras
+from harness.errors import InputError
 from harness.pretrained import KERAS_SIZES, WeightsRef, refetch_hint
 from harness.spec import Conv2D, ModelSpec, ZeroPad2D
 from harness.truncated_weights import check_hdf5, hdf5_end_of_file
@@ -43,7 +44,7 @@ class _Asked(Exception):
 def _factory(name: str) -> Any:
     factory = getattr(keras.applications, name, None)
     if not callable(factory):
-        raise ValueError(
+        raise InputError(
             f"Expected a keras.applications model name. Received: {name!r}. "
             "Valid choices include: MobileNetV2, ResNet50, DenseNet121, VGG16."
         )
@@ -64,7 +65,7 @@ def _asked(name: str) -> dict[str, Any]:
         return asked.kwargs
     finally:
         file_utils.get_file = _GET_FILE
-    raise ValueError(f"Expected keras.applications.{name} to download its weights. Received: it asked for none.")
+    raise InputError(f"Expected keras.applications.{name} to download its weights. Received: it asked for none.")
 
 
 def resolve(ref: dict[str, str], home: Path) -> dict[str, Any]:
@@ -144,7 +145,7 @@ def _build(name: str, shape: tuple[int, ...], classes: int) -> keras.Model:
 def load_into_architecture(request: dict[str, Any], path: Path) -> keras.Model:
     kind, _, name = request["model"].partition(":")
     if kind != "keras" or not name:
-        raise ValueError(f"Expected --model keras:NAME for a Keras weight file. Received: --model {request['model']}.")
+        raise InputError(f"Expected --model keras:NAME for a Keras weight file. Received: --model {request['model']}.")
     shape = tuple(request["input_shape"])
     model = _build(name, shape, 1000)
     _check_cut(path, model, refetch_hint(WeightsRef(**request["ref"])))
@@ -181,7 +182,7 @@ def _fold_bgr(spec: ModelSpec, weights: dict[str, np.ndarray]) -> dict[str, np.n
             return {**weights, f"{layer.name}/kernel": np.ascontiguousarray(kernel[:, :, ::-1, :])}
         if not isinstance(layer, ZeroPad2D):
             break
-    raise ValueError(f"Expected {spec.name} to start with a convolution (to fold BGR into). Received: {spec.layers[0]}")
+    raise InputError(f"Expected {spec.name} to start with a convolution (to fold BGR into). Received: {spec.layers[0]}")
 
 
 def layer_outputs(model: keras.Model, x: np.ndarray, spec: ModelSpec) -> dict[str, np.ndarray]:

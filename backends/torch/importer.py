@@ -25,6 +25,7 @@ from backends.torch.layout import (
     flat_features_from_torch,
 )
 from backends.torch.model import flat_origin, module_tensor
+from harness.errors import InputError
 from harness.importers import UnsupportedModelError
 from harness.shapes import infer_shapes
 from harness.spec import (
@@ -90,7 +91,7 @@ def load_reference(name: str, input_shape: tuple[int, int, int], num_classes: in
     import torchvision
 
     if name not in torchvision.models.list_models(module=torchvision.models):
-        raise ValueError(
+        raise InputError(
             f"Expected a torchvision classification model name. Received: {name!r}. "
             f"Valid choices include: {sorted(torchvision.models.list_models(module=torchvision.models))}"
         )

@@ -22,6 +22,7 @@ from backends.torch.layout import (
     flat_features_to_torch,
 )
 from harness.dropout_rng import dropout_layer_indices, layout_hashes
+from harness.errors import InputError
 from harness.shapes import TensorInfo, infer_shapes
 from harness.spec import (
     Activation,
@@ -106,7 +107,7 @@ def _activation(layer: Activation, channels: int) -> nn.Module:
         return nn.Sigmoid()
     if kind == "linear":
         return nn.Identity()
-    raise ValueError(f"Expected a known activation. Received: {kind!r}.")
+    raise InputError(f"Expected a known activation. Received: {kind!r}.")
 
 
 def _biased_running_statistics(bn: nn.BatchNorm2d, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -135,7 +136,7 @@ class _FlatInput:
 
     def _check_input_dim(self, input: torch.Tensor) -> None:
         if input.dim() != 2:
-            raise ValueError(f"Expected a 2-D input. Received: {input.dim()}-D.")
+            raise InputError(f"Expected a 2-D input. Received: {input.dim()}-D.")
 
 
 class BiasedBatchNorm2d(nn.BatchNorm2d):
@@ -265,7 +266,7 @@ def _module(
         return MergeAdd()
     if isinstance(layer, Concat):
         return MergeConcat()
-    raise ValueError(f"Expected a layer type the torch backend knows. Received: {type(layer).__name__}.")
+    raise InputError(f"Expected a layer type the torch backend knows. Received: {type(layer).__name__}.")
 
 
 def build_module(spec: ModelSpec, keys: DropoutKeys | None = None, bn_statistics: str = "float32") -> nn.Module:
@@ -289,7 +290,7 @@ def _check_merge_inputs(layer: Layer, inputs: list[TensorInfo]) -> None:
     """PyTorch flattens in C,H,W order; a merge of such vectors loses where they came from, so the layers after it
     could not be converted to the neutral H,W,C order. Refuse it rather than compute something else."""
     if any(info.flattened_from is not None and _origin_reorders(info.flattened_from) for info in inputs):
-        raise ValueError(
+        raise InputError(
             f"Layer {layer.name!r} ({type(layer).__name__}): the torch backend cannot merge a flattened feature map "
             f"(its features are in C,H,W order). Received inputs flattened from {[i.flattened_from for i in inputs]}. "
             "Expected the merge before the Flatten, or a Dense layer between the Flatten and the merge."

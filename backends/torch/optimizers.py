@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 import torch
 
 from harness.config import OptimizerConfig
+from harness.errors import InputError
 from harness.update_pipeline import LossScaleRule, optimizer_weight_decay
 
 A = TypeVar("A")
@@ -35,7 +36,7 @@ def make_optimizer(params: Iterable[dict[str, Any]], config: OptimizerConfig) ->
         )
     if c.name == "adadelta":
         return torch.optim.Adadelta(params, lr=c.lr, rho=rho, eps=eps, weight_decay=wd)
-    raise ValueError(f"Expected a known optimizer. Received: {c.name!r}.")
+    raise InputError(f"Expected a known optimizer. Received: {c.name!r}.")
 
 
 class TorchUpdate:

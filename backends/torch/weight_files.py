@@ -21,6 +21,7 @@ import torch.fx as fx
 from torch import nn
 
 from backends.torch import importer
+from harness.errors import InputError
 from harness.pretrained import TORCHVISION_SIZES, WeightsRef, refetch_hint, torchvision_resize_side
 from harness.truncated_weights import check_complete
 from harness.weight_files import BadWeightsError, check_tensor_shapes, read_safetensors
@@ -36,14 +37,14 @@ def _weight_enum(name: str, weight_set: str) -> Any:
     try:
         enum = torchvision.models.get_model_weights(name)
     except (ValueError, KeyError):
-        raise ValueError(
+        raise InputError(
             f"Expected a torchvision model with pretrained weights. Received: {name!r}. Valid choices include: "
             f"{sorted(torchvision.models.list_models(module=torchvision.models))[:12]} ..."
         ) from None
     if not weight_set or weight_set == "DEFAULT":
         return enum.DEFAULT
     if weight_set not in enum.__members__:
-        raise ValueError(
+        raise InputError(
             f"Expected a weight set of torchvision's {name}. Received: {weight_set!r}. "
             f"Valid choices: {list(enum.__members__)}"
         )
@@ -62,7 +63,7 @@ def resolve(ref: dict[str, str], home: Path) -> dict[str, Any]:
     side = int(transforms.resize_size[0])
     wanted = (TORCHVISION_SIZES.get(ref["name"], 224), torchvision_resize_side(ref["name"], ref["weight_set"]))
     if (size, side) != wanted or mean != IMAGENET_MEAN or std != IMAGENET_STD:
-        raise ValueError(
+        raise InputError(
             f"Expected {ref['name']}'s weights to want {wanted[0]} px crops of images resized to {wanted[1]} px, "
             f"ImageNet mean/std (xfbench's table). Received: crop {size} px of {side} px, mean {mean}, std {std}. "
             "Add the model to harness.pretrained.TORCHVISION_SIZES / TORCHVISION_RESIZE."
@@ -116,7 +117,7 @@ def _torchvision_model(name: str, width: float, classes: int) -> nn.Module:
     kwargs: dict[str, Any] = {"weights": None, "num_classes": classes}
     if width != 1.0:
         if name != "mobilenet_v2":
-            raise ValueError(
+            raise InputError(
                 f"Expected width 1 for torchvision's {name} (only mobilenet_v2 has a width). Received: {width}."
             )
         kwargs["width_mult"] = width
@@ -136,7 +137,7 @@ def architecture(model: str, options: dict[str, Any], classes: int) -> nn.Module
         return (factory(num_classes=classes) if takes else factory()).eval()
     name = rest if kind == "torchvision" else ZOO_TO_TORCHVISION.get(model, model)
     if name not in torchvision.models.list_models(module=torchvision.models):
-        raise ValueError(
+        raise InputError(
             f"Expected --model torchvision:NAME, a zoo name with a torchvision twin or python:module:function for "
             f"torch weights. Received: --model {model}."
         )

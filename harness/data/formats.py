@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from harness.errors import InputError
+
 # IDX type byte -> element dtype; multi-byte types are big-endian on disk
 IDX_DTYPES: dict[int, np.dtype] = {
     0x08: np.dtype(np.uint8),
@@ -31,7 +33,7 @@ CIFAR_TEST_FILE = "test_batch.bin"
 CIFAR_ARCHIVE_DIR = "cifar-10-batches-bin"
 
 
-class DataFileError(ValueError):
+class DataFileError(InputError):
     """A dataset file exists but cannot be used (corrupt, truncated, wrong checksum)."""
 
 

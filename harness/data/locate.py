@@ -30,13 +30,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.data.formats import ChecksumError, read_bytes
+from harness.errors import MissingInputFile
 
 SYSTEM_DATA_ROOT = Path("/usr/share/datasets")  # where Debian's dataset packages install
 SYSTEM_DATA_ENV = "XFBENCH_SYSTEM_DATA"  # replaces SYSTEM_DATA_ROOT when set
 MANIFEST = "SHA256SUMS"
 
 
-class DataNotFoundError(FileNotFoundError):
+class DataNotFoundError(MissingInputFile):
     """A dataset's files are neither where we looked nor downloadable: data this machine lacks, not a bug (the
     pytest plugin skips such a suite's cases; any other error fails them)."""
 

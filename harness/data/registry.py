@@ -23,6 +23,7 @@ from harness.data.formats import (
     read_cifar_archive,
 )
 from harness.data.locate import DatasetFiles, PublishedFile, candidate_dirs, data_roots, locate, verify_file
+from harness.errors import InputError
 from harness.seeds import DIGITS_SPLIT_SEED
 
 
@@ -221,7 +222,7 @@ def _cifar_batch_files(data_dir: str | None, download: bool) -> _CifarBatchFiles
 
 def _check_pairs(name: str, x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_test: np.ndarray) -> None:
     if len(x_train) != len(y_train) or len(x_test) != len(y_test):
-        raise ValueError(
+        raise InputError(
             f"Expected as many labels as images in {name}. "
             f"Received: train {len(x_train)} images / {len(y_train)} labels, "
             f"test {len(x_test)} / {len(y_test)}. The files come from different releases: replace them."
@@ -250,11 +251,11 @@ DATASETS: dict[str, tuple[Loader, str]] = {
 
 def load_dataset(name: str, data_dir: str | os.PathLike[str] | None = None, download: bool = True) -> Dataset:
     if name not in DATASETS:
-        raise ValueError(f"Expected a dataset name. Received: dataset={name!r}. Valid choices: {sorted(DATASETS)}")
+        raise InputError(f"Expected a dataset name. Received: dataset={name!r}. Valid choices: {sorted(DATASETS)}")
     loader, _ = DATASETS[name]
     return loader(str(data_dir) if data_dir else None, download)
 
 
 def check_data_dir(data_dir: str | None) -> None:
     if data_dir is not None and not Path(data_dir).expanduser().is_dir():
-        raise ValueError(f"Expected --data-dir to be a readable directory. Received: {data_dir!r} (not a directory).")
+        raise InputError(f"Expected --data-dir to be a readable directory. Received: {data_dir!r} (not a directory).")

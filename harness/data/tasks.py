@@ -7,6 +7,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from harness.data.registry import Dataset
+from harness.errors import InputError
 
 
 @dataclass(frozen=True)
@@ -24,21 +25,21 @@ class TaskSpec:
 
     def __post_init__(self) -> None:
         if self.classes is not None and len(set(self.classes)) < 2:
-            raise ValueError(f"Expected at least two distinct classes in a task. Received: classes={self.classes}.")
+            raise InputError(f"Expected at least two distinct classes in a task. Received: classes={self.classes}.")
         if self.classes is not None and len(set(self.classes)) != len(self.classes):
-            raise ValueError(
+            raise InputError(
                 f"Expected each class once in a task (the head has one output per listed class). Received: "
                 f"classes={self.classes}. List each class once."
             )
         if self.binary_positive is not None and (
             self.classes is None or len(self.classes) != 2 or self.binary_positive not in self.classes
         ):
-            raise ValueError(
+            raise InputError(
                 f"Expected binary_positive to be one of exactly two classes. Received: classes={self.classes}, "
                 f"binary_positive={self.binary_positive}."
             )
         if self.train_limit is not None and self.train_limit < 1:
-            raise ValueError(f"Expected train_limit >= 1. Received: {self.train_limit}.")
+            raise InputError(f"Expected train_limit >= 1. Received: {self.train_limit}.")
 
     @property
     def label(self) -> str:

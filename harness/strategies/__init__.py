@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from harness.backend import Backend
 from harness.config import TrialConfig
 from harness.data.registry import Dataset
+from harness.errors import InputError
 from harness.spec import ModelSpec
 from harness.training import EpochSink
 from harness.weights import NeutralWeights
@@ -65,7 +66,7 @@ def _registry() -> dict[str, tuple[Strategy, str]]:
 def get_strategy(name: str) -> Strategy:
     strategies = _registry()
     if name not in strategies:
-        raise ValueError(f"Expected a strategy name. Received: strategy={name!r}. Valid choices: {sorted(strategies)}")
+        raise InputError(f"Expected a strategy name. Received: strategy={name!r}. Valid choices: {sorted(strategies)}")
     return strategies[name][0]
 
 

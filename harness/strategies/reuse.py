@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from harness.backbone import cache_root, checkpoint_path, recipe_for, uses_pretrained
 from harness.checkpoints import load_checkpoint, save_checkpoint
 from harness.data.tasks import derive
+from harness.errors import InputError
 from harness.input_pipeline import transformed_shape, with_input_pipeline
 from harness.pretrained import checkpoint_for
 from harness.seeds import FRESH_HEAD_SEED_OFFSET
@@ -76,7 +77,7 @@ def load_backbone(ctx: StrategyContext) -> tuple[ModelSpec, NeutralWeights, dict
 def head_layer(spec: ModelSpec) -> Dense:
     head = spec.layers[-1]
     if not isinstance(head, Dense):
-        raise ValueError(
+        raise InputError(
             f"Expected the model's last layer to be the Dense head. Received: {type(head).__name__} {head.name!r}."
         )
     return head
@@ -200,7 +201,7 @@ def run_freeze_early(ctx: StrategyContext) -> str:
     groups = list(spec.groups())
     k = cfg.transfer.freeze_groups
     if k >= len(groups):
-        raise ValueError(
+        raise InputError(
             f"Expected freeze_groups < {len(groups)} (the groups are {groups}). Received: {k}: nothing would train."
         )
     ctx.backend.freeze_layers(_layers_of_groups(spec, groups[:k]))
