@@ -389,7 +389,11 @@ def _add_selection(parser: argparse.ArgumentParser) -> None:
         metavar="NAME",
         help="a backend (xfbench list); repeat for several (default: all)",
     )
-    what.add_argument("--seeds", type=positive_int, help="number of seeds (0..K-1), paired across backends")
+    what.add_argument(
+        "--seeds",
+        type=positive_int,
+        help="number of seeds (0..K-1), paired across backends (run only: tune takes --final-seeds)",
+    )
 
 
 def _add_execution(parser: argparse.ArgumentParser) -> None:

@@ -449,8 +449,9 @@ def print_run_summary(
     width = width or shutil.get_terminal_size().columns
     print("\n".join(textwrap.wrap(f"xfbench — run {outcome.run_id}", width)) + "\n")
     print("\n\n".join(render_text(t, width) for t in tables))
-    files = "results.parquet, results.csv, run.json, summary.md, report.html"
-    where = f"results: {outcome.run_dir} ({files}); wall time {outcome.wall_time_s:.1f}s"
+    written = ("results.parquet", "results.csv", "run.json", "summary.md", "report.html")
+    files = ", ".join(name for name in written if (outcome.run_dir / name).is_file())  # --no-report: no report.html
+    where = f"results: {outcome.run_dir}{f' ({files})' if files else ''}; wall time {outcome.wall_time_s:.1f}s"
     print("\n".join(textwrap.wrap(where, width, break_on_hyphens=False)))
 
 

@@ -235,6 +235,17 @@ def test_terminal_summary_prints_one_comparison_table_per_other_backend(capsys, 
     assert f"ratios {REFERENCE_BACKEND} / {THIRD}" in out and "wall time 1.5s" in out
 
 
+def test_the_summary_names_only_the_files_the_run_wrote(capsys, monkeypatch, tmp_path):
+    monkeypatch.setenv("COLUMNS", "250")
+    for name in ("results.parquet", "results.csv", "run.json", "summary.md"):  # --no-report: no report.html
+        (tmp_path / name).write_text("")
+    summary = summarize(_three_backend_frame())
+    reporting.print_run_summary(SimpleNamespace(run_id="r4", run_dir=tmp_path, summary=summary, wall_time_s=1.0))
+    out = capsys.readouterr().out
+    assert f"({', '.join(('results.parquet', 'results.csv', 'run.json', 'summary.md'))})" in out
+    assert "report.html" not in out
+
+
 def _case(case: str, verdict: str) -> CaseComparison:
     diff = -5.0 if verdict == "regression" else 0.0
     interval = (1.15, 1.25)
