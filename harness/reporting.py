@@ -69,8 +69,9 @@ PHASE_HEADER = ("case", "backend", "phase", "steady epochs", "epoch s", "samples
 PHASE_NOTE = (
     "Cases that train in more than one phase (S4: the reused layers frozen, then unfrozen), each phase apart: medians "
     "over the seeds' steady epochs (each phase's first epoch is warm-up). The frozen phase is expected to be the "
-    "faster (no weight gradients for the frozen layers). A backbone pretrained in this run is its own case "
-    "(strategy `pretrain`, phase `source`)."
+    "faster (no weight gradients for the frozen layers). An S4 transfer case lists first the source phase that "
+    "trained its backbone in this run, in the framework named (`--source-backend`, torch unless given): one "
+    "backbone serves both backends. A backbone taken from the cache trained in an earlier run: no source row."
 )
 INEXACT_NOTE = (
     "These cases' backends compute something different by design, so their figures may part beyond float rounding "

@@ -3,6 +3,7 @@ backend against the reference backend. Tables are drawn by :mod:`harness.reporti
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -127,7 +128,9 @@ def summarize(frame: pd.DataFrame, reference: str = REFERENCE_BACKEND) -> Summar
 
 def phase_times(frame: pd.DataFrame) -> pd.DataFrame:
     """Steady epoch time and samples/s per phase (medians over the seeds' steady epochs) of every (case, backend)
-    that trains in more than one phase (S4's frozen then unfrozen layers): the table pools a trial's phases."""
+    that trains in more than one phase (S4's frozen then unfrozen layers): the table pools a trial's phases. An S4
+    case (strategy ``transfer``) whose backbone was trained in this run gets that source phase first, named with
+    the framework that trained it: one backbone serves both backends, so both rows show the same source epochs."""
     frame = with_suite(frame)
     steady = steady_rows(frame)
     rows: list[dict[str, Any]] = []
@@ -135,10 +138,14 @@ def phase_times(frame: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame(rows)
     named = several_suites(frame)
     for keys, group in steady.groupby(CASE_KEYS + ["backend"], sort=True, dropna=False):
-        if group["phase"].nunique() < 2:
+        phases = list(group.groupby("phase", sort=False))  # in the order the trial ran them
+        source = _source_phase(steady, group)
+        if source is not None:
+            phases.insert(0, source)
+        if len(phases) < 2:
             continue
         case = dict(zip(CASE_KEYS + ["backend"], keys, strict=True))
-        for phase, epochs in group.groupby("phase", sort=False):  # in the order the trial ran them
+        for phase, epochs in phases:
             rows.append(
                 {
                     **case,
@@ -150,6 +157,19 @@ def phase_times(frame: pd.DataFrame) -> pd.DataFrame:
                 }
             )
     return pd.DataFrame(rows)
+
+
+def _source_phase(steady: pd.DataFrame, group: pd.DataFrame) -> tuple[str, pd.DataFrame] | None:
+    """The steady epochs of the pretrain trials that trained an S4 case's backbones in this run (one per seed), as
+    phase ``source (trained by <backend>)``; None for other strategies and for backbones taken from the cache."""
+    if "details_json" not in group.columns or set(group["strategy"]) != {"transfer"}:
+        return None
+    keys = {json.loads(text).get("backbone", "") for text in group["details_json"].dropna() if text}
+    variants = {f"backbone-{key[:10]}" for key in keys if key}  # harness.backbone.pretrain_trial names them so
+    epochs = steady[(steady["strategy"] == "pretrain") & steady["variant"].isin(variants)]
+    if epochs.empty:
+        return None
+    return f"source (trained by {', '.join(sorted(epochs['backend'].unique()))})", epochs
 
 
 def _mean(finals: pd.DataFrame, column: str) -> float:

@@ -210,6 +210,29 @@ def test_cases_that_train_in_two_phases_get_each_phases_epoch_time():
     assert section.index("| frozen |") < section.index("| unfrozen |") and "cnn" not in section
 
 
+def test_an_s4_case_lists_the_source_phase_that_trained_its_backbone_in_this_run():
+    """S4a: the backbone trains on 5-9 in the pretrain stage (torch), each backend's case then trains frozen on 0-4:
+    both backends' rows show that source phase, named with who trained it; a cached backbone shows none."""
+
+    def trial(trial_id, strategy, variant, backend, phase, seconds, details=""):
+        rows = _rows(backend, "cnn_small", 0.9, seconds, seeds=1)
+        for row in rows:
+            row.update(trial_id=trial_id, strategy=strategy, variant=variant, phase=phase, details_json="")
+        rows[-1]["details_json"] = details
+        return rows
+
+    rows = trial("pre-s0", "pretrain", "backbone-0123456789", REFERENCE_BACKEND, "source", 0.8)
+    for backend, seconds in ((REFERENCE_BACKEND, 0.2), ("tensorflow", 0.3)):
+        rows += trial(f"s4-{backend}", "transfer", "5-9to0-4", backend, "frozen", seconds, '{"backbone": "0123456789ab"}')
+        rows += trial(f"old-{backend}", "transfer", "0-4to5-9", backend, "frozen", seconds, '{"backbone": "feedbeef00"}')
+    table = summarize(to_frame(rows)).phases
+    assert set(table["variant"]) == {"5-9to0-4"}  # the cached backbone's case trains in one phase here: not listed
+    for backend, seconds in ((REFERENCE_BACKEND, 0.2), ("tensorflow", 0.3)):
+        own = table[table["backend"] == backend]
+        assert list(own["phase"]) == [f"source (trained by {REFERENCE_BACKEND})", "frozen"]
+        assert list(own["epoch_time_s_median"]) == [0.8, seconds] and list(own["epochs"]) == [2, 2]
+
+
 def test_a_run_on_the_reference_alone_says_no_other_backend_ran():
     text = reporting.run_markdown(summarize(to_frame(_rows(REFERENCE_BACKEND, "mlp", 0.9, 1.0))), "alone")
     assert f"## Against the reference backend ({REFERENCE_BACKEND})\n\n(no other backend ran)" in text
