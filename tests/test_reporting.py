@@ -223,8 +223,12 @@ def test_an_s4_case_lists_the_source_phase_that_trained_its_backbone_in_this_run
 
     rows = trial("pre-s0", "pretrain", "backbone-0123456789", REFERENCE_BACKEND, "source", 0.8)
     for backend, seconds in ((REFERENCE_BACKEND, 0.2), ("tensorflow", 0.3)):
-        rows += trial(f"s4-{backend}", "transfer", "5-9to0-4", backend, "frozen", seconds, '{"backbone": "0123456789ab"}')
-        rows += trial(f"old-{backend}", "transfer", "0-4to5-9", backend, "frozen", seconds, '{"backbone": "feedbeef00"}')
+        rows += trial(
+            f"s4-{backend}", "transfer", "5-9to0-4", backend, "frozen", seconds, '{"backbone": "0123456789ab"}'
+        )
+        rows += trial(
+            f"old-{backend}", "transfer", "0-4to5-9", backend, "frozen", seconds, '{"backbone": "feedbeef00"}'
+        )
     table = summarize(to_frame(rows)).phases
     assert set(table["variant"]) == {"5-9to0-4"}  # the cached backbone's case trains in one phase here: not listed
     for backend, seconds in ((REFERENCE_BACKEND, 0.2), ("tensorflow", 0.3)):
