@@ -20,8 +20,8 @@ import pandas as pd
 from harness.config import case_label
 from harness.errors import InputError
 from harness.provenance import cpu_model, utc_now
-from harness.results import read_results
 from harness.summary import final_rows, steady_rows
+from harness.user_files import read_json_object, read_run_table
 
 BASELINES = "baselines"
 
@@ -84,13 +84,7 @@ def resolve(reference: str, results_dir: Path) -> Path:
 
 def load_run(reference: str, results_dir: Path) -> LoadedRun:
     path = resolve(reference, results_dir)
-    try:
-        frame = read_results(path)
-    except (OSError, ValueError) as exc:  # a damaged table the user pointed at: name it, not a traceback
-        raise InputError(
-            f"Expected the results table of the run {reference!r} as xfbench writes it. Received: {path}, whose "
-            f"table cannot be read ({type(exc).__name__}: {exc}). Compare another run, or run it again."
-        ) from None
+    frame = read_run_table(path)
     if frame.empty:
         raise InputError(f"Expected results rows in {path}. Received: an empty table (did the run start any trial?).")
     return LoadedRun(reference, path, frame, Environment.of(frame))
@@ -114,10 +108,15 @@ def environment_warnings(base: Environment, new: Environment) -> list[str]:
     return warnings
 
 
+_RUN_FIX = "Repair or delete that run's folder."
+# What `history` and a report's history section can follow over runs (steady medians, mean test accuracy).
+HISTORY_METRICS = ("epoch_time_s", "samples_per_s", "test_acc")
+
+
 def save_baseline(run_dir: Path, name: str, results_dir: Path) -> Path:
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
         raise InputError(f"Expected a baseline name of letters, digits, '.', '_' or '-'. Received: {name!r}.")
-    frame = read_results(run_dir)
+    frame = read_run_table(run_dir)
     if frame.empty:
         raise InputError(f"Expected a run with results. Received: {run_dir} has no rows.")
     env = Environment.of(frame)
@@ -152,7 +151,8 @@ def save_baseline(run_dir: Path, name: str, results_dir: Path) -> Path:
 def list_baselines(results_dir: Path) -> list[dict]:
     out = []
     for meta in sorted((results_dir / BASELINES).glob("*/*/baseline.json")):
-        out.append(json.loads(meta.read_text()) | {"path": str(meta.parent)})
+        saved = read_json_object(meta, "Save the baseline again (`xfbench baseline save`) or delete its folder.")
+        out.append(saved | {"path": str(meta.parent)})
     return out
 
 
@@ -162,9 +162,7 @@ def run_directories(results_dir: Path) -> list[Path]:
     for path in results_dir.iterdir() if results_dir.is_dir() else []:
         if path.name in (BASELINES, "_ray") or not _is_run_dir(path):
             continue
-        started = ""
-        if (path / "run.json").is_file():
-            started = json.loads((path / "run.json").read_text()).get("started", "")
+        started = str(read_json_object(path / "run.json", _RUN_FIX).get("started", ""))
         runs.append((started, path.name, path))
     return [p for _, _, p in sorted(runs)]
 
@@ -176,12 +174,12 @@ def history(
 
     ``epoch_time_s`` / ``samples_per_s`` are steady-state medians; ``test_acc`` is the mean over seeds.
     """
-    if metric not in ("epoch_time_s", "samples_per_s", "test_acc"):
-        raise InputError(f"Expected --metric epoch_time_s, samples_per_s or test_acc. Received: {metric!r}.")
+    if metric not in HISTORY_METRICS:
+        raise InputError(f"Expected --metric to be one of {list(HISTORY_METRICS)}. Received: {metric!r}.")
     runs, columns = [], {}
     for path in run_directories(results_dir)[-last:]:
-        info = json.loads((path / "run.json").read_text()) if (path / "run.json").is_file() else {}
-        frame = read_results(path)
+        info = read_json_object(path / "run.json", _RUN_FIX)
+        frame = read_run_table(path)
         runs.append(
             {
                 "run_id": path.name,

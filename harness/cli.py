@@ -30,6 +30,7 @@ from harness.model_table import ModelRequest, describe_model
 from harness.models import ModelOptions
 from harness.plan import ExecutionOptions, RunPlan
 from harness.planner import plan_run, plan_tune
+from harness.user_files import check_output_file, writable_results_dir
 
 EXIT_BAD_INPUT, EXIT_INTERRUPTED = 2, 130
 
@@ -68,7 +69,7 @@ def _prepare(args: argparse.Namespace) -> _Prepared:
     from harness.runner import check_run_id, new_run_id, scheduler_settings
 
     plan = plan_from_args(args)
-    results_dir = Path(args.results_dir).expanduser().resolve()
+    results_dir = writable_results_dir(Path(args.results_dir).expanduser().resolve())
     if args.run_id is not None:
         check_run_id(args.run_id)
         if (results_dir / args.run_id).exists():
@@ -111,7 +112,7 @@ def _start(args: argparse.Namespace) -> int:
 
 
 def _resume_settings(args: argparse.Namespace) -> Any:
-    from harness.runner import resumable, scheduler_settings
+    from harness.runner import check_run_id, resumable, scheduler_settings
 
     changes_trials = overrides_from_args(args).keys() - {"runtime.threads", "runtime.device"}
     given = _plan_options_given(args) + sorted(changes_trials)
@@ -121,6 +122,7 @@ def _resume_settings(args: argparse.Namespace) -> Any:
             f"Received: {given}. Leave them out to finish the run as planned, or start a new run with them."
         )
     results_dir = Path(args.results_dir).expanduser().resolve()
+    check_run_id(args.resume, "--resume")
     if not (results_dir / args.resume / "run.json").is_file():
         raise InputError(
             f"Expected a run to resume in {results_dir}. Received: {args.resume!r}, which has no "
@@ -185,6 +187,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from harness.reporting import comparison_markdown, print_comparison
 
     results_dir = Path(args.results_dir).expanduser()
+    if args.markdown:
+        check_output_file(Path(args.markdown), "--markdown")
     thresholds = Thresholds(time_ratio=args.time_threshold, accuracy_pp=args.accuracy_threshold, alpha=args.alpha)
     base, new = load_run(args.base, results_dir), load_run(args.new, results_dir)
     warnings = environment_warnings(base.environment, new.environment)
@@ -235,7 +239,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     results_dir = Path(args.results_dir).expanduser()
     paths = [Path(r) if Path(r).is_dir() else resolve(r, results_dir) for r in args.runs]
     single_run = len(paths) == 1 and (paths[0] / "run.json").is_file()
-    out = args.output or (paths[0] / "report.html" if single_run else Path("report.html"))
+    default = paths[0] / "report.html" if single_run else Path("report.html")
+    out = check_output_file(args.output or default, "--output")
     report = build_report(paths, out, args.reference, args.metric)
     print(
         f"wrote {report.path} ({report.size_bytes / 1024:,.0f} KiB, {len(report.plots)} plots; PNG and SVG in "
@@ -261,6 +266,8 @@ def cmd_model(args: argparse.Namespace) -> int:
     options = ModelOptions(width_multiplier=args.width_multiplier) if args.width_multiplier else ModelOptions()
     cache = Path(args.results_dir).expanduser().resolve() / "_cache"
     request = ModelRequest(args.name, args.input_size, args.channels, args.classes, options, cache)
+    if args.export_spec:
+        check_output_file(Path(args.export_spec), "--export-spec")
     print(describe_model(request, args.json, args.export_spec))
     return 0
 
@@ -299,7 +306,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.command in ("run", "tune"):
-            return _resume(args) if args.resume else _start(args)
+            return _resume(args) if args.resume is not None else _start(args)
         return COMMANDS[args.command](args)
     except InputError as exc:  # bad input, wherever it was found; any other exception keeps its traceback
         print(f"xfbench: error: {exc}", file=sys.stderr)

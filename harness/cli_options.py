@@ -16,6 +16,7 @@ from typing import Any, NoReturn
 
 from harness.augment import parse_augment
 from harness.backend import BACKENDS, REFERENCE_BACKEND
+from harness.baselines import HISTORY_METRICS
 from harness.config import (
     BN_STATISTICS,
     DROPOUT_RNGS,
@@ -490,7 +491,12 @@ def _add_report_parsers(commands: Any) -> None:
         "-o", "--output", type=Path, help="the HTML file (default: report.html in the run, else ./report.html)"
     )
     rep.add_argument("--results-dir", default="results", help="where run ids are looked up (default ./results)")
-    rep.add_argument("--metric", default="epoch_time_s", help="the history plot's metric (as xfbench history)")
+    rep.add_argument(
+        "--metric",
+        default="epoch_time_s",
+        choices=HISTORY_METRICS,
+        help="the history plot's metric (as xfbench history)",
+    )
     _add_reference(rep)
     exp = commands.add_parser("export", help="log a run's trials to MLflow (needs the mlflow extra)")
     exp.add_argument("run", help="run directory or run id under --results-dir")
@@ -676,7 +682,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     hist = commands.add_parser("history", help="runs so far and a metric's trend per case")
     hist.add_argument("--results-dir", default="results")
-    hist.add_argument("--metric", default="epoch_time_s", help="epoch_time_s (default), samples_per_s or test_acc")
+    hist.add_argument(
+        "--metric",
+        default="epoch_time_s",
+        choices=HISTORY_METRICS,
+        help="epoch_time_s (default), samples_per_s or test_acc",
+    )
     hist.add_argument("--case", help="only cases whose name contains this text")
     hist.add_argument("--last", type=positive_int, default=10, help="how many recent runs (default 10)")
     return parser

@@ -18,8 +18,8 @@ from typing import Any
 import pandas as pd
 
 from harness.config import model_label
-from harness.results import read_results
 from harness.summary import last_attempts
+from harness.user_files import read_json_object, read_run_table
 
 EPOCH_METRICS = ("train_loss", "train_acc", "val_loss", "val_acc", "lr", "epoch_time_s", "samples_per_s", "eval_time_s")
 FINAL_METRICS = ("test_acc", "mc_test_acc", "mc_mean_prob", "mc_pred_std")
@@ -87,8 +87,8 @@ def _experiment(client: Any, name: str, uri: str) -> str:
 def export_run(run_dir: Path, uri: str, experiment: str = "xfbench") -> Exported:
     """Log ``run_dir``'s trials (each trial's last attempt) under ``experiment`` at tracking ``uri``."""
     client = _client(uri)
-    frame = last_attempts(read_results(run_dir))
-    info = json.loads((run_dir / "run.json").read_text()) if (run_dir / "run.json").is_file() else {}
+    frame = last_attempts(read_run_table(run_dir))
+    info = read_json_object(run_dir / "run.json", "Repair or delete that run's folder.")
     experiment_id = _experiment(client, experiment, uri)
     run_id = str(info.get("run_id", run_dir.name))
     tags = {"xfbench.run_id": run_id, "git_commit": str(info.get("git_commit", ""))}

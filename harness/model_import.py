@@ -35,6 +35,7 @@ from harness.config import TrialConfig
 from harness.errors import InputError
 from harness.fresh_process import run_worker_module
 from harness.importers import UnsupportedModelError
+from harness.model_cost import model_cost
 from harness.models import MODELS, ModelOptions, build_spec
 from harness.spec import ModelSpec, spec_from_dict
 from harness.weights import NeutralWeights
@@ -214,14 +215,17 @@ def _convert_in_worker(request: dict[str, object], path: Path, call: ConvertCall
 
 
 def read_spec_file(ref: ModelRef) -> ModelSpec:
-    """The spec a ``.json`` reference names (parse_model_ref has checked the file exists); a file that is not a spec
-    is bad input, named with what is wrong in it."""
+    """The spec a ``.json`` reference names (parse_model_ref has checked the file exists), its shapes and costs
+    computed once so that a spec no layer could run (a kernel larger than its input, a stride of 0, units that are
+    not a whole number) fails here, before Ray; a file that is not such a spec is bad input naming what is wrong."""
     path = Path(ref.name)
     try:
-        return spec_from_dict(json.loads(path.read_text()))
+        spec = spec_from_dict(json.loads(path.read_text()))
+        model_cost(spec)
+        return spec
     except InputError as exc:
         raise InputError(f"{exc} (in the spec file {path})") from None
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+    except (ValueError, KeyError, TypeError, AttributeError, ArithmeticError, RecursionError) as exc:
         raise InputError(
             f"Expected a model spec file as `xfbench model NAME --export-spec FILE` writes it. Received: {path}, "
             f"which cannot be read as one ({type(exc).__name__}: {exc}). Export it again or fix the file."

@@ -44,6 +44,7 @@ from harness.config import TrialConfig
 from harness.errors import InputError, MissingInputFile
 from harness.fresh_process import run_worker_module
 from harness.truncated_weights import check_complete
+from harness.user_files import read_json_object
 from harness.weight_files import BadWeightsError, file_sha256, weights_format
 
 HUBS = importer_backends()  # --pretrained prefix (torchvision, keras) -> the backend whose framework reads it
@@ -442,6 +443,10 @@ def _sets_file(home: Path) -> Path:
     return home / "sets.json"
 
 
+# What to do about a damaged index of the weights home (the file names of each fetched set).
+_SETS_FIX = "Delete it: `xfbench weights fetch` writes it again."
+
+
 def fetch_weights(names: list[str], home: Path | None = None) -> list[tuple[str, Path]]:
     """Download each zoo weight set through its framework's own mechanism into the weights home (the step that
     prepares a machine without network); returns (label, file) pairs and records them for ``weights list``."""
@@ -453,7 +458,7 @@ def fetch_weights(names: list[str], home: Path | None = None) -> list[tuple[str,
             ref.source_backend, "fetch", {"ref": asdict(ref), "home": str(home)}, home / "work" / "fetch"
         )
         fetched.append((ref.label, Path(found["file"])))
-    sets = json.loads(_sets_file(home).read_text()) if _sets_file(home).is_file() else {}
+    sets = read_json_object(_sets_file(home), _SETS_FIX)
     sets.update({label: str(path) for label, path in fetched})
     _sets_file(home).write_text(json.dumps(sets, indent=1, sort_keys=True))
     return fetched
@@ -470,7 +475,7 @@ class CachedWeights:
 def cached_weights(home: Path | None = None) -> list[CachedWeights]:
     """Weight files in the weights home, in torch hub's and Keras' folders, with the set each was fetched as."""
     home = home or weights_home()
-    sets = json.loads(_sets_file(home).read_text()) if _sets_file(home).is_file() else {}
+    sets = read_json_object(_sets_file(home), _SETS_FIX)
     labels = {Path(path): label for label, path in sets.items()}
     found = []
     for framework, folder in (("torchvision", home / "torch/hub/checkpoints"), ("keras", home / "keras/models")):

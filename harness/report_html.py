@@ -25,9 +25,9 @@ from harness.backend import REFERENCE_BACKEND
 from harness.compare import Thresholds, compare_frames
 from harness.errors import InputError
 from harness.reporting import TableData, comparison_rules, regression_cells, run_tables
-from harness.results import read_results
 from harness.statistics import SIGNIFICANT_MARK
 from harness.summary import summarize
+from harness.user_files import read_json_object, read_run_table
 
 STYLE = """
 body { font-family: sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }
@@ -96,12 +96,11 @@ def run_dirs(paths: list[Path]) -> list[Path]:
 
 
 def _info(run_dir: Path) -> dict[str, Any]:
-    path = run_dir / "run.json"
-    return json.loads(path.read_text()) if path.is_file() else {}
+    return read_json_object(run_dir / "run.json", "Repair or delete that run's folder.")
 
 
 def load(run_dir: Path) -> LoadedRunDir:
-    return LoadedRunDir(run_dir, read_results(run_dir), _info(run_dir))
+    return LoadedRunDir(run_dir, read_run_table(run_dir), _info(run_dir))
 
 
 def _table_html(table: TableData) -> str:

@@ -19,8 +19,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from harness.errors import InputError
-
 # (column, pandas dtype, meaning) — docs/results-schema.md is generated from this list and a test pins both.
 SCHEMA: tuple[tuple[str, str, str], ...] = (
     ("run_id", "string", "identifier of the run (directory name under results/)"),
@@ -139,9 +137,9 @@ def normalise_row(row: dict[str, Any]) -> dict[str, Any]:
     """Check a row has exactly the schema's columns; fill absent optional ones with empty values."""
     unknown = sorted(set(row) - set(COLUMNS))
     if unknown:
-        raise InputError(f"Expected only schema columns in a results row. Received unknown columns: {unknown}.")
+        raise ValueError(f"Expected only schema columns in a results row. Received unknown columns: {unknown}.")
     if row.get("status") not in STATUSES:
-        raise InputError(f"Expected status in {STATUSES}. Received: {row.get('status')!r}.")
+        raise ValueError(f"Expected status in {STATUSES}. Received: {row.get('status')!r}.")
     return {c: row.get(c) for c in COLUMNS}
 
 

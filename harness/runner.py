@@ -121,12 +121,12 @@ def new_run_id(label: str, results_dir: Path) -> str:
             number += 1
 
 
-def check_run_id(run_id: str) -> None:
+def check_run_id(run_id: str, flag: str = "--run-id") -> None:
     """A run id names a directory directly under the results directory, which history, compare and baseline list:
     letters, digits, '.', '_' and '-', not starting with '.' or '_' (the results directory's own entries)."""
     if not RUN_ID_PATTERN.fullmatch(run_id):
         raise InputError(
-            f"Expected --run-id as letters, digits, '.', '_' and '-' (at most 200, starting with a letter or digit). "
+            f"Expected {flag} as letters, digits, '.', '_' and '-' (at most 200, starting with a letter or digit). "
             f"Received: {run_id!r}. Pick a name such as 'baseline-2026-12' (the run's directory under --results-dir)."
         )
 

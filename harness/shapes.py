@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from harness.errors import InputError
 from harness.spec import (
     Activation,
     AdaptiveAvgPool2D,
@@ -37,8 +38,8 @@ class TensorInfo:
     flattened_from: tuple[int, int, int] | None = None  # (H, W, C) before a Flatten
 
 
-def _spec_error(spec: ModelSpec, layer: Layer, expected: str, received: object) -> ValueError:
-    return ValueError(
+def _spec_error(spec: ModelSpec, layer: Layer, expected: str, received: object) -> InputError:
+    return InputError(
         f"Model {spec.name!r}, layer {layer.name!r} ({type(layer).__name__}): expected {expected}. "
         f"Received: {received}. Fix the spec or choose an input shape that fits."
     )

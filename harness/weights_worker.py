@@ -127,6 +127,17 @@ def main(argv: list[str]) -> int:
     except (BadWeightsError, ValueError, FileNotFoundError) as exc:
         worker_reply(out, "error").write_text(json.dumps({"message": str(exc)}))
         return 3
+    except Exception as exc:  # noqa: BLE001 - a download fails in each framework's own way (URLError, Keras' Exception)
+        if mode != "fetch":
+            raise
+        ref = request["ref"]
+        message = (
+            f"Expected to download the weights {ref['kind']}:{ref['name']}. Received: "
+            f"{type(exc).__name__}: {exc}. Fetch them on a machine with network and copy the weights home "
+            "(`xfbench weights list` names it) here."
+        )
+        worker_reply(out, "error").write_text(json.dumps({"message": message}))
+        return 3
     worker_reply(out, "answer").write_text(json.dumps(answer))
     return 0
 

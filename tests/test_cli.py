@@ -246,7 +246,27 @@ BAD_INPUTS = {
     # Commands other than run and tune: bad input is theirs to name too (the files are written by the fixture).
     "a spec file that is not a spec": (["model", "not_a_spec.json"], "Expected a model spec file as `xfbench model"),
     "compare with an unknown run": (["compare", "no-such-run", "finished-run"], "Expected a run directory, a run id"),
-    "compare with a damaged table": (["compare", "damaged-run", "finished-run"], "whose table cannot be read"),
+    "compare with a damaged table": (["compare", "damaged-run", "finished-run"], "a table that cannot be read"),
+    "history over a damaged run.json": (
+        ["history", "--results-dir", "damaged-results"],
+        "run.json to hold a JSON object as xfbench writes it. Received: JSONDecodeError",
+    ),
+    "baseline list over a damaged baseline.json": (
+        ["baseline", "list", "--results-dir", "damaged-results"],
+        "baseline.json to hold a JSON object as xfbench writes it. Received: a JSON list",
+    ),
+    "compare into a missing folder": (
+        ["compare", "damaged-run", "damaged-run", "--markdown", "no-folder/cmp.md"],
+        "Expected --markdown in an existing folder",
+    ),
+    "report into a missing folder": (
+        ["report", "damaged-run", "-o", "no-folder/report.html"],
+        "Expected --output in an existing folder",
+    ),
+    "a spec file whose kernel does not fit": (["model", "big_kernel.json"], "expected a kernel that fits"),
+    "a zoo model too big for its input": (["model", "alexnet", "--input-size", "16"], "expected a pool window"),
+    "resume with an empty id": (["run", "--resume", ""], "Expected --resume as letters"),
+    "resume outside the results directory": (["run", "--resume", "../elsewhere"], "Expected --resume as letters"),
     "bad bn variance": (["run", "--suite", "smoke", "--bn-variance", "sample"], "invalid choice: 'sample'"),
 }
 
@@ -291,6 +311,17 @@ def bad_input_results(tmp_path_factory):
     ):
         _write_run_file(cwd / "results" / run_id, kind, status)
     (cwd / "not_a_spec.json").write_text("{layers")
+    from harness.models import build_spec
+    from harness.spec import spec_to_dict
+
+    big_kernel = spec_to_dict(build_spec("cnn_small", (28, 28, 1), 10))
+    next(layer for layer in big_kernel["layers"] if "kernel_size" in layer)["kernel_size"] = [99, 99]
+    (cwd / "big_kernel.json").write_text(json.dumps(big_kernel))
+    damaged = cwd / "damaged-results"
+    (damaged / "a-run" / "parts").mkdir(parents=True)
+    (damaged / "a-run" / "run.json").write_text('{"started": ')
+    (damaged / "baselines" / "machine" / "nightly").mkdir(parents=True)
+    (damaged / "baselines" / "machine" / "nightly" / "baseline.json").write_text("[]")
     (cwd / "results" / "damaged-run").mkdir()
     (cwd / "results" / "damaged-run" / "results.parquet").write_bytes(b"PAR1 cut short")
     proc = subprocess.run(
