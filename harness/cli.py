@@ -206,8 +206,9 @@ def cmd_baseline(args: argparse.Namespace) -> int:
     results_dir = Path(args.results_dir).expanduser()
     if args.baseline_command == "list":
         for meta in list_baselines(results_dir):
-            versions = ", ".join(f"{k} {v}" for k, v in sorted(meta["framework_versions"].items()))
-            print(f"{meta['name']:<24} {meta['machine_key']:<50} {versions}  saved {meta['saved']}")
+            versions = ", ".join(f"{k} {v}" for k, v in sorted(dict(meta.get("framework_versions") or {}).items()))
+            name, machine, saved = (meta.get(key, "?") for key in ("name", "machine_key", "saved"))
+            print(f"{name:<24} {machine:<50} {versions}  saved {saved}")
         return 0
     if args.run:
         run_dir = resolve(args.run, results_dir)

@@ -9,6 +9,7 @@ hands the given ones to the planner. Execution options (:data:`EXECUTION_OPTIONS
 from __future__ import annotations
 
 import argparse
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,6 +59,8 @@ def float_above(minimum: float, inclusive: bool) -> Callable[[str], float]:
             value = float(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected a number, received {text!r}") from None
+        if not math.isfinite(value):  # float() takes "inf": a rate or threshold of infinity is a typo
+            raise argparse.ArgumentTypeError(f"expected a finite number, received {text!r}")
         if not (value >= minimum if inclusive else value > minimum):
             sign = ">=" if inclusive else ">"
             raise argparse.ArgumentTypeError(f"expected a number {sign} {minimum:g}, received {value}")
@@ -501,7 +504,7 @@ def _add_report_parsers(commands: Any) -> None:
     exp = commands.add_parser("export", help="log a run's trials to MLflow (needs the mlflow extra)")
     exp.add_argument("run", help="run directory or run id under --results-dir")
     exp.add_argument(
-        "--mlflow", required=True, metavar="URI", help="tracking URI, e.g. file:./mlruns or sqlite:///m.db"
+        "--mlflow", required=True, metavar="URI", help="tracking URI, e.g. sqlite:///mlflow.db or http://host:5000"
     )
     exp.add_argument("--experiment", default="xfbench", help="MLflow experiment name (default xfbench)")
     exp.add_argument("--results-dir", default="results")

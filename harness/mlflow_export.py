@@ -18,6 +18,7 @@ from typing import Any
 import pandas as pd
 
 from harness.config import model_label
+from harness.errors import InputError
 from harness.summary import last_attempts
 from harness.user_files import read_json_object, read_run_table
 
@@ -38,11 +39,23 @@ def _client(uri: str) -> Any:
     try:
         from mlflow.tracking import MlflowClient
     except ImportError:
-        raise ImportError(
+        raise InputError(
             "Expected MLflow for `xfbench export --mlflow`. Received: it is not installed. "
             "Run: pip install 'xfbench[mlflow]'."
         ) from None
-    return MlflowClient(tracking_uri=uri)
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return MlflowClient(tracking_uri=uri)
+    except MlflowException as exc:
+        raise _unusable_uri(uri, exc) from None
+
+
+def _unusable_uri(uri: str, exc: Exception) -> InputError:
+    return InputError(
+        f"Expected an MLflow tracking URI it can use. Received: --mlflow {uri!r} ({str(exc).strip()}). "
+        "Give e.g. sqlite:///mlflow.db or the http:// address of a tracking server."
+    )
 
 
 def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, str]:
@@ -89,7 +102,12 @@ def export_run(run_dir: Path, uri: str, experiment: str = "xfbench") -> Exported
     client = _client(uri)
     frame = last_attempts(read_run_table(run_dir))
     info = read_json_object(run_dir / "run.json", "Repair or delete that run's folder.")
-    experiment_id = _experiment(client, experiment, uri)
+    from mlflow.exceptions import MlflowException
+
+    try:  # the first call that reaches the tracking store: a URI it cannot use fails here
+        experiment_id = _experiment(client, experiment, uri)
+    except MlflowException as exc:
+        raise _unusable_uri(uri, exc) from None
     run_id = str(info.get("run_id", run_dir.name))
     tags = {"xfbench.run_id": run_id, "git_commit": str(info.get("git_commit", ""))}
     parent = client.create_run(experiment_id, run_name=run_id, tags=tags).info.run_id

@@ -209,7 +209,7 @@ def read_run_file(run_dir: Path) -> RunFile:
         )
     try:
         return RunFile.from_dict(json.loads(path.read_text()))
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:  # AttributeError: a list where a dict belongs
         raise InputError(
             f"Expected a run.json written by this version of xfbench. Received: {path}, which cannot be read "
             f"({type(exc).__name__}: {exc}). Start a new run."

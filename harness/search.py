@@ -195,6 +195,8 @@ def parse_param(text: str) -> tuple[str, Domain]:
                 raise InputError(f"{path} is {annotation}: use uniform or loguniform")
             domain: Domain = IntRange(int(parts[0]), int(parts[1]))
         else:
+            if _is_int_field(annotation):  # a float sampled into a whole-number field would reach the trial as one
+                raise InputError(f"{path} is {annotation}: use int:LO,HI")
             domain = (Uniform if kind == "uniform" else LogUniform)(float(parts[0]), float(parts[1]))
     except ValueError as exc:
         raise InputError(f"Expected --space {usage}. Received: {text!r} ({exc}).") from None

@@ -60,6 +60,18 @@ def _check_padding(layer: Layer, padding: Padding2D, limit: Pair | None = None) 
         )
 
 
+def _check_sizes(layer: Layer, **sizes: object) -> None:
+    """Sizes a layer cannot run without: whole numbers >= 1, or pairs of them (``None``: the field's default rule).
+    A spec file or a user's model is checked here, when the spec is built, not inside a worker."""
+    for field_name, value in sizes.items():
+        if value is None or _is_int_pair(value, 1) or (isinstance(value, numbers.Integral) and int(value) >= 1):
+            continue
+        raise InputError(
+            f"Expected {field_name} as a whole number >= 1 (or a pair of them) in layer {layer.name!r} "
+            f"({type(layer).__name__}). Received: {field_name}={value!r}. Fix the model or the spec file."
+        )
+
+
 @dataclass(frozen=True, kw_only=True)
 class Conv2D(Layer):
     """2-D convolution; zero padding per side is part of the layer.
@@ -84,6 +96,8 @@ class Conv2D(Layer):
     groups: int = 1
 
     def __post_init__(self) -> None:
+        _check_sizes(self, filters=self.filters, kernel_size=self.kernel_size, strides=self.strides)
+        _check_padding(self, self.padding)
         if not isinstance(self.groups, numbers.Integral) or self.groups < 1 or self.filters % self.groups:
             raise InputError(
                 f"Expected groups >= 1 dividing filters in layer {self.name!r} (Conv2D). "
@@ -96,6 +110,9 @@ class Conv2D(Layer):
 class Dense(Layer):
     units: int
     use_bias: bool = True
+
+    def __post_init__(self) -> None:
+        _check_sizes(self, units=self.units)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -114,6 +131,7 @@ class MaxPool2D(Layer):
     padding: Padding2D = ((0, 0), (0, 0))
 
     def __post_init__(self) -> None:
+        _check_sizes(self, pool_size=self.pool_size, strides=self.strides)
         _check_padding(self, self.padding, self.pool_size)
 
 
@@ -121,6 +139,9 @@ class MaxPool2D(Layer):
 class AvgPool2D(Layer):
     pool_size: Pair
     strides: Pair | None = None
+
+    def __post_init__(self) -> None:
+        _check_sizes(self, pool_size=self.pool_size, strides=self.strides)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -219,6 +240,12 @@ class Flatten(Layer):
 class Dropout(Layer):
     rate: float
     kind: str = "standard"  # "standard" | "alpha" (alpha dropout keeps SELU's self-normalisation)
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.rate, numbers.Real) and 0 <= self.rate < 1):
+            raise InputError(
+                f"Expected a dropout rate in [0, 1) in layer {self.name!r} (Dropout). Received: rate={self.rate!r}."
+            )
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -6,6 +6,7 @@ traceback from the parser underneath.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -57,13 +58,15 @@ def check_output_file(path: Path, flag: str) -> Path:
 
 
 def writable_results_dir(results_dir: Path) -> Path:
-    """``--results-dir``, created if missing; one that cannot be (a file in the way, no permission) is bad input,
-    refused before the run's preflight."""
-    try:
-        results_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
+    """``--results-dir`` checked, not created (bad input leaves nothing behind): a folder, or a path whose nearest
+    existing folder this process may write into; anything else (a file in the way, no permission) is bad input."""
+    existing = results_dir
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        what = "not a folder" if not existing.is_dir() else "not writable"
         raise InputError(
-            f"Expected --results-dir to be a folder xfbench can write. Received: {results_dir} "
-            f"({type(exc).__name__}: {exc.strerror or exc}). Pick another folder."
-        ) from None
+            f"Expected --results-dir to be a folder xfbench can write. Received: {results_dir} ({existing} is {what}). "
+            "Pick another folder."
+        )
     return results_dir

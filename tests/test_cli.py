@@ -266,6 +266,15 @@ BAD_INPUTS = {
     "a spec file whose kernel does not fit": (["model", "big_kernel.json"], "expected a kernel that fits"),
     "a zoo model too big for its input": (["model", "alexnet", "--input-size", "16"], "expected a pool window"),
     "resume with an empty id": (["run", "--resume", ""], "Expected --resume as letters"),
+    "an infinite learning rate": (["run", "--suite", "smoke", "--lr", "inf"], "expected a finite number"),
+    "a float range for a whole-number field": (
+        ["tune", "--suite", "tune_smoke", "--space", "batch_size=uniform:16,64"],
+        "batch_size is int: use int:LO,HI",
+    ),
+    "export to a tracking URI MLflow cannot use": (
+        ["export", "damaged-run", "--mlflow", "bogus://x"],
+        "Expected an MLflow tracking URI it can use. Received: --mlflow 'bogus://x'",
+    ),
     "resume outside the results directory": (["run", "--resume", "../elsewhere"], "Expected --resume as letters"),
     "bad bn variance": (["run", "--suite", "smoke", "--bn-variance", "sample"], "invalid choice: 'sample'"),
 }

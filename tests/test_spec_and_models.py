@@ -1,10 +1,12 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from cnn_specs import CNN_SPECS, P1
 
+from harness.errors import InputError
 from harness.models import CORE_MODELS, ModelOptions, build_spec
 from harness.shapes import adaptive_is_uniform, adaptive_windows, infer_shapes, output_shape
 from harness.spec import (
@@ -155,6 +157,25 @@ def test_cnn_layer_errors_say_what_was_expected_and_received():
         infer_shapes(flat_pad)
     with pytest.raises(ValueError, match=r"stored spec.*Known: \[.*'AdaptiveAvgPool2D'.*'ZeroPad2D'"):
         spec_from_dict({"name": "m", "input_shape": [8, 8, 1], "num_classes": 2, "layers": [{"type": "Upsample"}]})
+
+
+@pytest.mark.parametrize(
+    ("build", "named"),
+    [
+        (lambda: Dense(name="d", group="c", units=0), "units=0"),
+        (lambda: Dense(name="d", group="c", units=10.5), "units=10.5"),
+        (lambda: Conv2D(name="c", group="f", filters=8, kernel_size=(3, 3), strides=(0, 0)), "strides=(0, 0)"),
+        (lambda: Conv2D(name="c", group="f", filters=8, kernel_size="3"), "kernel_size='3'"),
+        (lambda: Conv2D(name="c", group="f", filters=-1, kernel_size=(3, 3)), "filters=-1"),
+        (lambda: MaxPool2D(name="p", group="f", pool_size=(0, 2)), "pool_size=(0, 2)"),
+        (lambda: Dropout(name="x", group="c", rate=1.0), "rate=1.0"),
+    ],
+)
+def test_sizes_no_layer_could_run_with_are_refused_when_the_spec_is_built(build, named):
+    """A spec file or a user's model with such a layer fails before Ray (exit 2), naming the layer and the value,
+    not inside a worker with a division by zero."""
+    with pytest.raises(InputError, match=f"in layer .*Received: {re.escape(named)}"):
+        build()
 
 
 @pytest.mark.parametrize(
