@@ -65,7 +65,7 @@ def parse_augment(text: str) -> dict[str, int | bool]:
 
 
 def check_augment(config: AugmentConfig, data_shape: tuple[int, ...]) -> None:
-    """Preflight: augmentation needs images (H, W, C) at least as large as the padding (ValueError otherwise)."""
+    """Preflight: augmentation needs images (H, W, C) at least as large as the padding (InputError otherwise)."""
     if not config.active:
         return
     if len(data_shape) != 3:

@@ -19,7 +19,6 @@ from harness.augment import AugmentConfig
 from harness.backend import honoured_runtime
 from harness.config import OptimizerConfig, RegularizationConfig, RuntimeOptions, TrialConfig
 from harness.data.tasks import TaskSpec
-from harness.errors import InputError
 from harness.input_pipeline import InputConfig
 from harness.models import ModelOptions
 from harness.schedules import ScheduleConfig
@@ -118,12 +117,18 @@ def _numerics(runtime: RuntimeOptions, backend: str) -> dict[str, str]:
 def cache_root(trial: TrialConfig) -> Path:
     """The trial's shared cache directory (backbones, features); the runner always sets one."""
     if not trial.cache_dir:
-        raise InputError(f"Expected a cache_dir for trial {trial.trial_id} (the runner sets one). Received: none.")
+        raise ValueError(f"Expected a cache_dir for trial {trial.trial_id} (the runner sets one). Received: none.")
     return Path(trial.cache_dir)
 
 
 def checkpoint_path(trial: TrialConfig) -> Path:
     return cache_root(trial) / "backbones" / f"{recipe_for(trial).key}.npz"
+
+
+def backbone_variant(key: str) -> str:
+    """The variant of the pretrain trial that trains the backbone ``key`` (a recipe's key, or a prefix of it that a
+    target's details record): unique per recipe, so ids never collide, and short enough for a trial name."""
+    return f"backbone-{key[:10]}"
 
 
 def pretrain_trial(target: TrialConfig) -> TrialConfig:
@@ -139,7 +144,7 @@ def pretrain_trial(target: TrialConfig) -> TrialConfig:
         task=recipe.source_task,
         epochs=recipe.epochs,
         optimizer=recipe.optimizer,
-        variant=f"backbone-{recipe.key[:10]}",
+        variant=backbone_variant(recipe.key),
         sample=None,  # one backbone for every search sample and tuned re-run that shares its recipe
         tuned=False,
         mc_dropout_passes=0,

@@ -180,7 +180,7 @@ class Backend(Protocol):
 
 
 def backend_entry(name: str) -> BackendEntry:
-    """The registry entry of backend ``name``; ValueError naming the valid choices for any other name."""
+    """The registry entry of backend ``name``; InputError naming the valid choices for any other name."""
     if name not in REGISTRY:
         raise InputError(f"Expected a backend name. Received: backend={name!r}. Valid choices: {list(BACKENDS)}")
     return REGISTRY[name]
@@ -263,7 +263,7 @@ def _needs(trial: TrialConfig) -> dict[str, str]:
 
 
 def check_capabilities(trials: Sequence[TrialConfig]) -> None:
-    """Raise ValueError for the first trial that asks its backend for something it does not declare it can do."""
+    """Raise InputError for the first trial that asks its backend for something it does not declare it can do."""
     for trial in trials:
         able = backend_capabilities(trial.backend)
         missing = {capability: why for capability, why in _needs(trial).items() if capability not in able}
@@ -278,7 +278,7 @@ def check_capabilities(trials: Sequence[TrialConfig]) -> None:
 
 def fit_to_capabilities(trials: Sequence[TrialConfig]) -> list[TrialConfig]:
     """The trials with each speed option their backend cannot honour turned off (``--jit-compile`` on a torch trial,
-    ``--torch-compile`` on a TensorFlow one), so config_json records what each process applies. Raises ValueError
+    ``--torch-compile`` on a TensorFlow one), so config_json records what each process applies. Raises InputError
     when an option applies to no selected backend, or a trial needs a capability its backend lacks."""
     fitted = [replace(t, runtime=honoured_runtime(t.runtime, t.backend)) for t in trials]
     selected = sorted({t.backend for t in trials})

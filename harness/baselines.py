@@ -21,7 +21,7 @@ from harness.config import case_label
 from harness.errors import InputError
 from harness.provenance import cpu_model, utc_now
 from harness.summary import final_rows, steady_rows
-from harness.user_files import read_json_object, read_run_table
+from harness.user_files import read_json_object, read_run_json, read_run_table
 
 BASELINES = "baselines"
 
@@ -108,7 +108,6 @@ def environment_warnings(base: Environment, new: Environment) -> list[str]:
     return warnings
 
 
-_RUN_FIX = "Repair or delete that run's folder."
 # What `history` and a report's history section can follow over runs (steady medians, mean test accuracy).
 HISTORY_METRICS = ("epoch_time_s", "samples_per_s", "test_acc")
 
@@ -162,7 +161,7 @@ def run_directories(results_dir: Path) -> list[Path]:
     for path in results_dir.iterdir() if results_dir.is_dir() else []:
         if path.name in (BASELINES, "_ray") or not _is_run_dir(path):
             continue
-        started = str(read_json_object(path / "run.json", _RUN_FIX).get("started", ""))
+        started = str(read_run_json(path).get("started", ""))
         runs.append((started, path.name, path))
     return [p for _, _, p in sorted(runs)]
 
@@ -178,7 +177,7 @@ def history(
         raise InputError(f"Expected --metric to be one of {list(HISTORY_METRICS)}. Received: {metric!r}.")
     runs, columns = [], {}
     for path in run_directories(results_dir)[-last:]:
-        info = read_json_object(path / "run.json", _RUN_FIX)
+        info = read_run_json(path)
         frame = read_run_table(path)
         runs.append(
             {

@@ -207,7 +207,7 @@ def cmd_baseline(args: argparse.Namespace) -> int:
     if args.baseline_command == "list":
         for meta in list_baselines(results_dir):
             versions = ", ".join(f"{k} {v}" for k, v in sorted(dict(meta.get("framework_versions") or {}).items()))
-            name, machine, saved = (meta.get(key, "?") for key in ("name", "machine_key", "saved"))
+            name, machine, saved = (str(meta.get(key, "?")) for key in ("name", "machine_key", "saved"))
             print(f"{name:<24} {machine:<50} {versions}  saved {saved}")
         return 0
     if args.run:

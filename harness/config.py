@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -112,8 +113,8 @@ class OptimizerConfig:
             raise InputError(
                 f"Expected an optimizer name. Received: optimizer={self.name!r}. Valid choices: {list(OPTIMIZERS)}"
             )
-        if not self.lr > 0:
-            raise InputError(f"Expected a learning rate > 0. Received: lr={self.lr}.")
+        if not 0 < self.lr < math.inf:  # NaN fails too
+            raise InputError(f"Expected a finite learning rate > 0. Received: lr={self.lr}.")
         if self.momentum is not None and not 0 <= self.momentum < 1:
             raise InputError(f"Expected 0 <= momentum < 1. Received: momentum={self.momentum}.")
         if self.momentum and self.name in _WITHOUT_MOMENTUM:

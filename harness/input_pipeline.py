@@ -108,7 +108,7 @@ def transformed_shape(config: InputConfig, data_shape: tuple[int, ...]) -> tuple
 
 
 def check_input(config: InputConfig, data_shape: tuple[int, ...], dataset_normalization: str) -> None:
-    """Preflight: the pipeline fits the data (raises ValueError saying what was expected)."""
+    """Preflight: the pipeline fits the data (raises InputError saying what was expected)."""
     shape = transformed_shape(config, data_shape)
     if (
         config.channels is not None

@@ -20,7 +20,7 @@ import pandas as pd
 from harness.config import model_label
 from harness.errors import InputError
 from harness.summary import last_attempts
-from harness.user_files import read_json_object, read_run_table
+from harness.user_files import read_run_json, read_run_table
 
 EPOCH_METRICS = ("train_loss", "train_acc", "val_loss", "val_acc", "lr", "epoch_time_s", "samples_per_s", "eval_time_s")
 FINAL_METRICS = ("test_acc", "mc_test_acc", "mc_mean_prob", "mc_pred_std")
@@ -101,7 +101,7 @@ def export_run(run_dir: Path, uri: str, experiment: str = "xfbench") -> Exported
     """Log ``run_dir``'s trials (each trial's last attempt) under ``experiment`` at tracking ``uri``."""
     client = _client(uri)
     frame = last_attempts(read_run_table(run_dir))
-    info = read_json_object(run_dir / "run.json", "Repair or delete that run's folder.")
+    info = read_run_json(run_dir)
     from mlflow.exceptions import MlflowException
 
     try:  # the first call that reaches the tracking store: a URI it cannot use fails here

@@ -221,15 +221,15 @@ def read_spec_file(ref: ModelRef) -> ModelSpec:
     path = Path(ref.name)
     try:
         spec = spec_from_dict(json.loads(path.read_text()))
-        model_cost(spec)
-        return spec
+        model_cost(spec)  # the layers' own checks passed: their shapes must chain
     except InputError as exc:
         raise InputError(f"{exc} (in the spec file {path})") from None
-    except (ValueError, KeyError, TypeError, AttributeError, ArithmeticError, RecursionError) as exc:
-        raise InputError(
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, AttributeError, RecursionError) as exc:
+        raise InputError(  # not JSON, or JSON without a spec's fields: what the parser met, named
             f"Expected a model spec file as `xfbench model NAME --export-spec FILE` writes it. Received: {path}, "
             f"which cannot be read as one ({type(exc).__name__}: {exc}). Export it again or fix the file."
         ) from None
+    return spec
 
 
 def model_spec(
@@ -249,7 +249,7 @@ def model_spec(
         spec = read_spec_file(ref)
     else:
         if cache_dir is None:
-            raise InputError(f"Expected a cache directory to convert model {model} into. Received: none.")
+            raise ValueError(f"Expected a cache directory to convert model {model} into. Received: none.")
         spec, _ = imported_model(ref, input_shape, num_classes, Path(cache_dir))
     if tuple(spec.input_shape) != tuple(input_shape) or spec.num_classes != num_classes:
         raise InputError(

@@ -10,6 +10,7 @@ from harness.shapes import infer_shapes
 from harness.spec import (
     ACTIVATIONS,
     BN_RUNNING_VARIANCES,
+    DROPOUT_KINDS,
     Activation,
     BatchNorm,
     Conv2D,
@@ -53,7 +54,7 @@ class ModelOptions:
             raise InputError(
                 f"Expected bn_running_variance in {list(BN_RUNNING_VARIANCES)}. Received: {self.bn_running_variance!r}."
             )
-        if self.dropout_kind not in ("standard", "alpha"):
+        if self.dropout_kind not in DROPOUT_KINDS:
             raise InputError(f"Expected dropout_kind 'standard' or 'alpha'. Received: {self.dropout_kind!r}.")
         if self.dropout is not None and not 0 <= self.dropout < 1:
             raise InputError(f"Expected 0 <= dropout < 1. Received: {self.dropout}.")

@@ -12,7 +12,7 @@ The command line, the suites' sweeps, the search spaces and the pytest plugin al
   likewise starts that schedule from its defaults (a plateau's factor means nothing to a constant rate).
 - Values arrive as Python or numpy values, lists or tuples (Ray Tune hands back numpy scalars and lists): they
   are turned into the plain ints, floats and tuples the configs hold, and the configs' own checks reject bad
-  values with a ValueError.
+  values with an InputError.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ def _config_class(hint: Any) -> type | None:
 
 
 def field_hint(path: str, root: type = TrialConfig) -> Any:
-    """The type of the option at ``path``; ValueError naming the valid fields where a part is unknown."""
+    """The type of the option at ``path``; InputError naming the valid fields where a part is unknown."""
     cls: type | None = root
     hint: Any = root
     for depth, part in enumerate(path.split(".")):
@@ -111,7 +111,7 @@ def _apply(config: Any, tree: dict[str, Any]) -> Any:
 
 
 def apply_overrides(base: TrialConfig, changes: Mapping[str, Any]) -> TrialConfig:
-    """``base`` with each path set to its value (the rules in the module docstring); ValueError on bad input."""
+    """``base`` with each path set to its value (the rules in the module docstring); InputError on bad input."""
     for path in changes:
         field_hint(path)
     return _apply(base, _nest(changes))

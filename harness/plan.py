@@ -18,6 +18,7 @@ from harness.backbone import pretrain_trials
 from harness.config import TrialConfig
 from harness.errors import InputError
 from harness.tuning import TunePlan
+from harness.user_files import read_json_object
 
 KINDS = ("run", "tune")
 # A plan's stages, in the order they run; each stage's rows carry its name in the ``stage`` column.
@@ -64,7 +65,7 @@ class RunPlan:
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
-            raise InputError(f"Expected a plan kind in {list(KINDS)}. Received: {self.kind!r}.")
+            raise ValueError(f"Expected a plan kind in {list(KINDS)}. Received: {self.kind!r}.")
         if (self.kind == "tune") != (self.search is not None) or (self.kind == "tune" and self.trials):
             raise InputError(
                 "Expected a run plan with trials and no search, or a tune plan with a search only. Received: a "
@@ -149,7 +150,7 @@ class RunRecord:
 
     def __post_init__(self) -> None:
         if self.status not in RUN_STATUSES:
-            raise InputError(f"Expected a run status in {list(RUN_STATUSES)}. Received: {self.status!r}.")
+            raise ValueError(f"Expected a run status in {list(RUN_STATUSES)}. Received: {self.status!r}.")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunRecord:
@@ -200,16 +201,17 @@ def write_run_file(run_dir: Path, run_file: RunFile) -> None:
 
 
 def read_run_file(run_dir: Path) -> RunFile:
-    """The run in ``run_dir``; ValueError saying what is missing or unreadable."""
+    """The run in ``run_dir``; InputError saying what is missing or unreadable."""
     path = run_dir / "run.json"
     if not path.is_file():
         raise InputError(
             f"Expected a run directory with run.json. Received: {run_dir}, which has none. "
             "Check --results-dir and the run id."
         )
+    data = read_json_object(path, "Start a new run.")
     try:
-        return RunFile.from_dict(json.loads(path.read_text()))
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:  # AttributeError: a list where a dict belongs
+        return RunFile.from_dict(data)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:  # fields missing, or of another type
         raise InputError(
             f"Expected a run.json written by this version of xfbench. Received: {path}, which cannot be read "
             f"({type(exc).__name__}: {exc}). Start a new run."

@@ -3,7 +3,7 @@
 
 A selection (a suite, or one strategy/model/dataset case) gives trial configs per (case, backend, seed); one set
 of option overrides (:mod:`harness.overrides`) is applied to every one; each backend's speed options are fitted to
-what it can do. Every check raises ValueError with what was expected and what was received.
+what it can do. Every check raises InputError with what was expected and what was received.
 """
 
 from __future__ import annotations

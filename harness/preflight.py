@@ -1,6 +1,6 @@
 """Everything that can fail on bad input, checked before Ray starts: names, numbers, data, models, options that
 do not fit the model, and the machine's CPUs. ``xfbench run``, ``xfbench tune``, ``--resume`` and the pytest plugin
-all call :func:`preflight`; each check raises ValueError (or FileNotFoundError for data) with what was expected and
+all call :func:`preflight`; each check raises InputError (MissingInputFile for data) with what was expected and
 what was received.
 """
 
@@ -53,7 +53,7 @@ def preflight(
     inside a worker fails here, before Ray starts. The CLI and the pytest plugin both call it.
 
     Returns each dataset's provenance (where its files were found, how they were verified) for run.json;
-    raises ValueError / FileNotFoundError on bad input.
+    raises InputError on bad input.
     """
     if not trials:
         raise InputError("Expected at least one trial. Received none: pick a suite or --strategy/--model/--dataset.")
@@ -121,7 +121,7 @@ def _prepare_pretrained(trials: list[TrialConfig], datasets: dict[str, Dataset],
         shape = transformed_shape(trial.input, derive(datasets[trial.dataset], trial.task).input_shape)
         cache = trial.cache_dir or cache_dir
         if cache is None:
-            raise InputError(f"Expected a cache directory for the weights of {trial.trial_id}. Received: none.")
+            raise ValueError(f"Expected a cache directory for the weights of {trial.trial_id}. Received: none.")
         key = (str(trial.transfer.pretrained), str(trial.transfer.weights_file), trial.model, str(shape), str(cache))
         if key not in done:
             prepare_weights(trial, shape, Path(cache), backends)

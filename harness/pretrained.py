@@ -346,7 +346,7 @@ def prepare_weights(
     each framework's step runs (default: a fresh process per step)."""
     ref = weights_ref(trial)
     if ref is None:
-        raise InputError(f"Expected --pretrained or --weights for trial {trial.trial_id}. Received: neither.")
+        raise ValueError(f"Expected --pretrained or --weights for trial {trial.trial_id}. Received: neither.")
     folder = Path(cache_dir) / "pretrained"
     path = _resolved_file(ref, folder / "work" / "resolve", runner)
     sha = file_sha256(path)

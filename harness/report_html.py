@@ -27,7 +27,7 @@ from harness.errors import InputError
 from harness.reporting import TableData, comparison_rules, regression_cells, run_tables
 from harness.statistics import SIGNIFICANT_MARK
 from harness.summary import summarize
-from harness.user_files import read_json_object, read_run_table
+from harness.user_files import read_run_json, read_run_table
 
 STYLE = """
 body { font-family: sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }
@@ -96,7 +96,7 @@ def run_dirs(paths: list[Path]) -> list[Path]:
 
 
 def _info(run_dir: Path) -> dict[str, Any]:
-    return read_json_object(run_dir / "run.json", "Repair or delete that run's folder.")
+    return read_run_json(run_dir)
 
 
 def load(run_dir: Path) -> LoadedRunDir:

@@ -263,7 +263,7 @@ def _ray_for(plan: RunPlan, settings: SchedulerSettings) -> Iterator[None]:
 
 def resumable(results_dir: Path, run_id: str, kind: str, given: dict[str, Any]) -> ExecutionOptions:
     """The execution options a resume of ``run_id`` runs with (what is given now wins, 0 included; the rest as
-    recorded); ValueError (FileNotFoundError for data) when the run cannot be resumed that way, checked before
+    recorded); InputError (MissingInputFile for data) when the run cannot be resumed that way, checked before
     Ray starts as for a new run."""
     run_file = read_run_file((results_dir / run_id).resolve())
     plan, record = run_file.plan, run_file.record

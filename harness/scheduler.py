@@ -62,9 +62,9 @@ class SchedulerSettings:
 
     def __post_init__(self) -> None:
         if not self.storage_dir.is_absolute():
-            raise InputError(f"Expected an absolute storage_dir. Received: {self.storage_dir}.")
+            raise ValueError(f"Expected an absolute storage_dir. Received: {self.storage_dir}.")
         if self.max_failures < 0:
-            raise InputError(f"Expected max_failures >= 0. Received: {self.max_failures}.")
+            raise ValueError(f"Expected max_failures >= 0. Received: {self.max_failures}.")
 
 
 @dataclass(frozen=True)
@@ -436,7 +436,7 @@ def run_trials(
     ids = [t.trial_id for t in trials]
     duplicates = sorted(i for i, n in Counter(ids).items() if n > 1)
     if duplicates:
-        raise InputError(
+        raise ValueError(
             f"Expected unique trial ids. Received duplicates: {duplicates}. To fix, remove the repeated "
             "(model, dataset, backend, seed) combinations from the suites."
         )
@@ -509,7 +509,7 @@ def search_algorithm(experiment: SearchExperiment) -> Any:
             ) from None
 
         return _numbered(OptunaSearch(sampler=optuna.samplers.TPESampler(seed=experiment.sampling_seed)))
-    raise InputError(f"Expected a search algorithm in random, grid, optuna. Received: {experiment.algorithm!r}.")
+    raise ValueError(f"Expected a search algorithm in random, grid, optuna. Received: {experiment.algorithm!r}.")
 
 
 def _numbered(searcher: Any) -> Any:

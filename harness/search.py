@@ -127,7 +127,7 @@ def canonical_path(path: str) -> str:
 
 
 def _field_annotation(path: str) -> str:
-    """The type annotation (as written) of the option at ``path``; ValueError if it may not be searched."""
+    """The type annotation (as written) of the option at ``path``; InputError if it may not be searched."""
     parts = path.split(".")
     top = {f.name: f for f in dataclasses.fields(TrialConfig)}
     valid = sorted(SEARCHABLE_SCALARS) + [f"{g}.<field>" for g in SEARCHABLE_GROUPS] + sorted(ALIASES)
@@ -169,7 +169,7 @@ def _parse_value(text: str, annotation: str) -> Any:
 
 
 def parse_param(text: str) -> tuple[str, Domain]:
-    """``PATH=KIND:ARGS`` -> (canonical path, domain); ValueError with the expected spelling otherwise."""
+    """``PATH=KIND:ARGS`` -> (canonical path, domain); InputError with the expected spelling otherwise."""
     usage = "PATH=KIND:ARGS such as lr=loguniform:1e-4,1e-1, batch_size=choice:32,64 or hidden=choice:64,128/64"
     if "=" not in text or ":" not in text.split("=", 1)[1]:
         raise InputError(f"Expected --space {usage}. Received: {text!r}.")
@@ -210,6 +210,8 @@ def _check_bounds(path: str, domain: Domain) -> None:
             f"Expected whole-number bounds for an int range of {path}. Received: {domain.low}, {domain.high}. "
             "Round them, or use uniform."
         )
+    if isinstance(domain, (Uniform, LogUniform)) and not all(math.isfinite(end) for end in (domain.low, domain.high)):
+        raise InputError(f"Expected finite bounds for {path}. Received: {domain.low}, {domain.high}.")
     if isinstance(domain, (Uniform, LogUniform, IntRange)) and not domain.low < domain.high:
         raise InputError(f"Expected LO < HI for {path}. Received: {domain.low}, {domain.high}.")
     if isinstance(domain, LogUniform) and not domain.low > 0:
@@ -233,7 +235,7 @@ def space_from_mapping(mapping: dict[str, Domain]) -> SearchSpace:
 
 def apply_point(base: TrialConfig, point: dict[str, Any]) -> TrialConfig:
     """``base`` with each sampled value set, by the one override rule (:mod:`harness.overrides`: another
-    optimizer starts from its own defaults with the base's learning rate and clipping); ValueError on bad values."""
+    optimizer starts from its own defaults with the base's learning rate and clipping); InputError on bad values."""
     changes = {}
     for raw, value in point.items():
         path = canonical_path(raw)
@@ -256,7 +258,7 @@ def probe_values(domain: Domain) -> tuple[Any, ...]:
 def validate_space(base: TrialConfig, space: SearchSpace) -> None:
     """Every choice and both ends of every range give a valid trial config, alone and together with the other
     options' values (each pair, then every combination while there are at most :data:`MAX_CHECKED_COMBINATIONS`):
-    ValueError naming the value that fails alone, or else the pair that fails together, or else every option. A
+    InputError naming the value that fails alone, or else the pair that fails together, or else every option. A
     sample that only some trials could take (Adam with a momentum, nesterov with momentum 0) is found here, before
     any trial runs, instead of failing those trials."""
     axes = [(path, probe_values(domain)) for path, domain in space.params]

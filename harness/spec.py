@@ -27,6 +27,7 @@ Padding2D = tuple[Pair, Pair]  # ((top, bottom), (left, right))
 
 ACTIVATIONS = ("relu", "relu6", "leaky_relu", "prelu", "elu", "selu", "tanh", "sigmoid", "linear")
 BN_RUNNING_VARIANCES = ("unbiased", "biased")
+DROPOUT_KINDS = ("standard", "alpha")
 PRELU_INIT = 0.25  # PyTorch's default slope; Keras' default is 0, so it is always set explicitly
 
 
@@ -60,16 +61,26 @@ def _check_padding(layer: Layer, padding: Padding2D, limit: Pair | None = None) 
         )
 
 
-def _check_sizes(layer: Layer, **sizes: object) -> None:
-    """Sizes a layer cannot run without: whole numbers >= 1, or pairs of them (``None``: the field's default rule).
-    A spec file or a user's model is checked here, when the spec is built, not inside a worker."""
-    for field_name, value in sizes.items():
-        if value is None or _is_int_pair(value, 1) or (isinstance(value, numbers.Integral) and int(value) >= 1):
-            continue
+def _check_sizes(layer: Layer, counts: dict[str, object], pairs: dict[str, object]) -> None:
+    """Sizes a layer cannot run without: ``counts`` whole numbers >= 1, ``pairs`` (height, width) pairs of them
+    (``None``: the field's default). A spec file or a user's model is checked here, when the spec is built, not
+    inside a worker."""
+    wrong = [(name, value, "a whole number >= 1") for name, value in counts.items() if not _is_count(value)]
+    wrong += [
+        (name, value, "a pair of whole numbers >= 1")
+        for name, value in pairs.items()
+        if value is not None and not _is_int_pair(value, 1)
+    ]
+    if wrong:
+        name, value, expected = wrong[0]
         raise InputError(
-            f"Expected {field_name} as a whole number >= 1 (or a pair of them) in layer {layer.name!r} "
-            f"({type(layer).__name__}). Received: {field_name}={value!r}. Fix the model or the spec file."
+            f"Expected {name} as {expected} in layer {layer.name!r} ({type(layer).__name__}). "
+            f"Received: {name}={value!r}. Fix the model or the spec file."
         )
+
+
+def _is_count(value: object) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and int(value) >= 1
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -96,7 +107,7 @@ class Conv2D(Layer):
     groups: int = 1
 
     def __post_init__(self) -> None:
-        _check_sizes(self, filters=self.filters, kernel_size=self.kernel_size, strides=self.strides)
+        _check_sizes(self, {"filters": self.filters}, {"kernel_size": self.kernel_size, "strides": self.strides})
         _check_padding(self, self.padding)
         if not isinstance(self.groups, numbers.Integral) or self.groups < 1 or self.filters % self.groups:
             raise InputError(
@@ -112,13 +123,20 @@ class Dense(Layer):
     use_bias: bool = True
 
     def __post_init__(self) -> None:
-        _check_sizes(self, units=self.units)
+        _check_sizes(self, {"units": self.units}, {})
 
 
 @dataclass(frozen=True, kw_only=True)
 class Activation(Layer):
     kind: str
     alpha: float | None = None  # negative slope for leaky_relu, alpha for elu; prelu learns one slope per channel
+
+    def __post_init__(self) -> None:
+        if self.kind not in ACTIVATIONS:
+            raise InputError(
+                f"Expected an activation in {list(ACTIVATIONS)} in layer {self.name!r} (Activation). "
+                f"Received: kind={self.kind!r}."
+            )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -131,7 +149,7 @@ class MaxPool2D(Layer):
     padding: Padding2D = ((0, 0), (0, 0))
 
     def __post_init__(self) -> None:
-        _check_sizes(self, pool_size=self.pool_size, strides=self.strides)
+        _check_sizes(self, {}, {"pool_size": self.pool_size, "strides": self.strides})
         _check_padding(self, self.padding, self.pool_size)
 
 
@@ -141,7 +159,7 @@ class AvgPool2D(Layer):
     strides: Pair | None = None
 
     def __post_init__(self) -> None:
-        _check_sizes(self, pool_size=self.pool_size, strides=self.strides)
+        _check_sizes(self, {}, {"pool_size": self.pool_size, "strides": self.strides})
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -242,9 +260,10 @@ class Dropout(Layer):
     kind: str = "standard"  # "standard" | "alpha" (alpha dropout keeps SELU's self-normalisation)
 
     def __post_init__(self) -> None:
-        if not (isinstance(self.rate, numbers.Real) and 0 <= self.rate < 1):
+        if not (isinstance(self.rate, numbers.Real) and 0 <= self.rate < 1) or self.kind not in DROPOUT_KINDS:
             raise InputError(
-                f"Expected a dropout rate in [0, 1) in layer {self.name!r} (Dropout). Received: rate={self.rate!r}."
+                f"Expected a dropout rate in [0, 1) and a kind in {list(DROPOUT_KINDS)} in layer {self.name!r} "
+                f"(Dropout). Received: rate={self.rate!r}, kind={self.kind!r}."
             )
 
 

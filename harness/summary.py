@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from harness.backbone import backbone_variant
 from harness.backend import BACKENDS, REFERENCE_BACKEND
 from harness.config import case_label
 from harness.model_cost import TRAINING_PASSES, training_gflops
@@ -165,7 +166,7 @@ def _source_phase(steady: pd.DataFrame, group: pd.DataFrame) -> tuple[str, pd.Da
     if "details_json" not in group.columns or set(group["strategy"]) != {"transfer"}:
         return None
     keys = {json.loads(text).get("backbone", "") for text in group["details_json"].dropna() if text}
-    variants = {f"backbone-{key[:10]}" for key in keys if key}  # harness.backbone.pretrain_trial names them so
+    variants = {backbone_variant(key) for key in keys if key}
     epochs = steady[(steady["strategy"] == "pretrain") & steady["variant"].isin(variants)]
     if epochs.empty:
         return None

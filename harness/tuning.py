@@ -135,7 +135,7 @@ def search_base(trial: TrialConfig) -> TrialConfig:
 
 
 def check_plan(plan: TunePlan) -> None:
-    """Every sampled value yields a valid trial, and none changes a shared backbone; ValueError otherwise."""
+    """Every sampled value yields a valid trial, and none changes a shared backbone; InputError otherwise."""
     for base in plan.bases:
         validate_space(base, plan.space)
         if base.strategy not in NEEDS_BACKBONE:

@@ -1,6 +1,7 @@
 """Reading the files a user points xfbench at (a run's table and run.json, a baseline, the weights home's index)
-and the files it writes for them: a damaged or unreadable file is bad input naming the file and what to do, not a
-traceback from the parser underneath.
+and checking where it will write for them: a damaged or unreadable file is bad input naming the file and what to
+do, not a traceback from the parser underneath. pandas and pyarrow are imported only to read a table, so the
+processes that read JSON alone (the weights workers) stay light.
 """
 
 from __future__ import annotations
@@ -8,12 +9,14 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from harness.errors import InputError
-from harness.results import read_results
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+RUN_FIX = "Repair or delete that run's folder."
 
 
 def read_json_object(path: Path, fix: str) -> dict[str, Any]:
@@ -22,7 +25,7 @@ def read_json_object(path: Path, fix: str) -> dict[str, Any]:
         return {}
     try:
         data = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:  # unreadable, not UTF-8, not JSON
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise InputError(
             f"Expected {path} to hold a JSON object as xfbench writes it. Received: {type(exc).__name__}: {exc}. {fix}"
         ) from None
@@ -33,20 +36,41 @@ def read_json_object(path: Path, fix: str) -> dict[str, Any]:
     return data
 
 
+def read_run_json(run_dir: Path) -> dict[str, Any]:
+    """A run's run.json as the reports read it (what they show of it; ``plan.read_run_file`` reads the plan)."""
+    return read_json_object(run_dir / "run.json", RUN_FIX)
+
+
 def read_run_table(run_dir: Path) -> pd.DataFrame:
     """The run's results (:func:`harness.results.read_results`); a table that cannot be read is bad input."""
+    import pyarrow
+
+    from harness.results import read_results
+
     try:
         return read_results(run_dir)
-    except (OSError, ValueError, TypeError, KeyError) as exc:  # pyarrow's ArrowInvalid is a ValueError
+    except (OSError, pyarrow.ArrowException) as exc:  # a file cut short or not Parquet
         raise InputError(
             f"Expected the results table of the run in {run_dir} as xfbench writes it. Received: a table that cannot "
             f"be read ({type(exc).__name__}: {exc}). Pick another run, or run it again."
         ) from None
 
 
+def _writable_folder(folder: Path) -> str:
+    """Why xfbench could not write into ``folder`` or create it (its nearest existing ancestor decides), else ''."""
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"{existing} is not a folder"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f"{existing} is not writable"
+    return ""
+
+
 def check_output_file(path: Path, flag: str) -> Path:
-    """``path`` as a file xfbench may write: its folder exists and it is not a folder itself. Checked before the work
-    whose result it would hold."""
+    """``path`` as a file xfbench may write: its folder exists and can be written, and it is not a folder itself.
+    Checked before the work whose result it would hold."""
     if path.is_dir():
         raise InputError(f"Expected {flag} to name a file. Received: {path}, a folder. Add a file name.")
     if not path.parent.is_dir():
@@ -54,19 +78,19 @@ def check_output_file(path: Path, flag: str) -> Path:
             f"Expected {flag} in an existing folder. Received: {path}, whose folder {path.parent} does not exist. "
             "Create it first or pick another path."
         )
+    why = _writable_folder(path.parent)
+    if why:
+        raise InputError(f"Expected {flag} in a folder xfbench can write. Received: {path} ({why}). Pick another.")
     return path
 
 
 def writable_results_dir(results_dir: Path) -> Path:
     """``--results-dir`` checked, not created (bad input leaves nothing behind): a folder, or a path whose nearest
     existing folder this process may write into; anything else (a file in the way, no permission) is bad input."""
-    existing = results_dir
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
-        what = "not a folder" if not existing.is_dir() else "not writable"
+    why = _writable_folder(results_dir)
+    if why:
         raise InputError(
-            f"Expected --results-dir to be a folder xfbench can write. Received: {results_dir} ({existing} is {what}). "
+            f"Expected --results-dir to be a folder xfbench can write. Received: {results_dir} ({why}). "
             "Pick another folder."
         )
     return results_dir

@@ -51,7 +51,7 @@ class BadWeightsError(InputError):
 
 
 def weights_format(path: str | Path) -> tuple[str, str]:
-    """(format, reading backend) of a weight file by its name; raises ValueError listing the known suffixes."""
+    """(format, reading backend) of a weight file by its name; raises InputError listing the known suffixes."""
     name = Path(path).name.lower()
     for suffix in sorted(FORMATS, key=len, reverse=True):
         if name.endswith(suffix):

@@ -25,7 +25,6 @@ import numpy as np
 from harness.backend import REFERENCE_BACKEND, load_backend
 from harness.checkpoints import load_checkpoint
 from harness.config import RuntimeOptions
-from harness.errors import InputError
 from harness.models import ModelOptions
 from harness.pretrained import backend_weights_module, worker_reply, write_converted
 from harness.seeds import WEIGHT_PROBE_SEED
@@ -117,7 +116,7 @@ def run(backend: str, mode: str, request: dict[str, Any], out: Path) -> dict[str
         spec, weights, probe_data = module.convert(request, probe_batch(tuple(request["input_shape"])))
         write_converted(out, spec, weights, _meta(request, module.SOURCE), probe_data)
         return {"checkpoint": str(out)}
-    raise InputError(f"Expected a mode resolve, fetch, convert or probe. Received: {mode!r}.")
+    raise ValueError(f"Expected a mode resolve, fetch, convert or probe. Received: {mode!r}.")
 
 
 def main(argv: list[str]) -> int:
@@ -127,8 +126,10 @@ def main(argv: list[str]) -> int:
     except (BadWeightsError, ValueError, FileNotFoundError) as exc:
         worker_reply(out, "error").write_text(json.dumps({"message": str(exc)}))
         return 3
-    except Exception as exc:  # noqa: BLE001 - a download fails in each framework's own way (URLError, Keras' Exception)
-        if mode != "fetch":
+    except Exception as exc:
+        # A download fails in each framework's own way: torch.hub with urllib's URLError (an OSError), Keras'
+        # get_file with a bare Exception("URL fetch failure ..."). Anything else is a fault and keeps its traceback.
+        if mode != "fetch" or not (isinstance(exc, OSError) or type(exc) is Exception):
             raise
         ref = request["ref"]
         message = (

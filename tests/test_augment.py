@@ -16,6 +16,7 @@ from harness.augment import AugmentConfig, augment_reference, check_augment, epo
 from harness.backbone import pretrain_trial
 from harness.config import RuntimeOptions, TransferOptions, TrialConfig
 from harness.data.batching import epoch_batches
+from harness.errors import InputError
 from harness.models import build_spec
 from harness.weights import initial_weights
 
@@ -32,7 +33,7 @@ def test_the_option_names_crops_and_flips():
     assert parse_augment("crop,flip") == {"crop_padding": 4, "flip": True}
     assert parse_augment("crop:2") == {"crop_padding": 2, "flip": False}
     assert parse_augment("none") == {"crop_padding": 0, "flip": False}
-    with pytest.raises(ValueError, match="Expected --augment as comma-separated"):
+    with pytest.raises(InputError, match="Expected --augment as comma-separated"):
         parse_augment("crop:two,rotate")
 
 
@@ -55,9 +56,9 @@ def test_a_backbone_is_pretrained_without_the_targets_augmentation():
 def test_preflight_rejects_augmentation_of_data_that_is_not_images():
     check_augment(CROP_FLIP, (8, 8, 1))
     check_augment(AugmentConfig(), (64,))  # off: anything goes
-    with pytest.raises(ValueError, match="Expected image data"):
+    with pytest.raises(InputError, match="Expected image data"):
         check_augment(CROP_FLIP, (64,))
-    with pytest.raises(ValueError, match="Expected a crop padding at most the image side 8"):
+    with pytest.raises(InputError, match="Expected a crop padding at most the image side 8"):
         check_augment(AugmentConfig(crop_padding=9), (8, 8, 1))
 
 

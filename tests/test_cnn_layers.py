@@ -13,6 +13,7 @@ from conftest import max_abs_diff
 
 from harness.config import OptimizerConfig, RegularizationConfig
 from harness.data.batching import epoch_batches
+from harness.errors import InputError
 from harness.shapes import adaptive_windows
 from harness.spec import (
     Activation,
@@ -234,7 +235,7 @@ def test_torch_refuses_to_merge_flattened_feature_maps_instead_of_computing_some
     )
     weights = initial_weights(spec, "he_normal", 0)
     x = np.zeros((2, 4, 4, 1), np.float32)
-    with pytest.raises(ValueError, match="cannot merge a flattened feature map"):
+    with pytest.raises(InputError, match="cannot merge a flattened feature map"):
         workers["torch"](probes.logits, spec, weights, x)
     assert workers["tensorflow"](probes.logits, spec, weights, x).shape == (2, 3)
 

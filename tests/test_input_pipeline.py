@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from harness.config import TrialConfig
+from harness.errors import InputError
 from harness.input_pipeline import (
     InputConfig,
     bilinear_taps,
@@ -87,11 +88,11 @@ def test_a_resized_trial_gives_the_same_rows_in_both_backends(workers):
 
 def test_preflight_refuses_pipelines_that_do_not_fit_the_data():
     assert transformed_shape(InputConfig(size=32, channels=3), (28, 28, 1)) == (32, 32, 3)
-    with pytest.raises(ValueError, match="--input-channels 3"):
+    with pytest.raises(InputError, match="--input-channels 3"):
         check_input(InputConfig(normalize="imagenet"), (28, 28, 1), "pixels / 255")
-    with pytest.raises(ValueError, match=r"pixels in \[0, 1\]"):
+    with pytest.raises(InputError, match=r"pixels in \[0, 1\]"):
         check_input(InputConfig(normalize="imagenet"), (32, 32, 3), "per-channel standardisation (train mean/std)")
-    with pytest.raises(ValueError, match="input-channels"):
+    with pytest.raises(InputError, match="input-channels"):
         check_input(InputConfig(channels=2), (32, 32, 3), "pixels / 255")
-    with pytest.raises(ValueError, match="normalize"):
+    with pytest.raises(InputError, match="normalize"):
         InputConfig(normalize="zscore")

@@ -21,6 +21,7 @@ import pytest
 from conftest import assert_logits_match_source, on_each
 from weight_file_probes import import_call
 
+from harness.errors import InputError
 from harness.importers import UnsupportedModelError
 from harness.model_import import ModelRef, imported_model, model_spec, parse_model_ref, python_model_sources
 from harness.models import ModelOptions, build_spec
@@ -38,9 +39,9 @@ def test_every_reference_form_parses_and_a_bad_one_lists_them(tmp_path):
     assert parse_model_ref("keras:ResNet50") == ModelRef("keras", "ResNet50")
     assert parse_model_ref("python:pkg.mod:make") == ModelRef("python", "pkg.mod:make")
     assert parse_model_ref(str(spec_file)) == ModelRef("spec", str(spec_file.resolve()))
-    with pytest.raises(ValueError, match="torchvision:NAME, keras:NAME, python:package.module:function"):
+    with pytest.raises(InputError, match="torchvision:NAME, keras:NAME, python:package.module:function"):
         parse_model_ref("python:nomodule")
-    with pytest.raises(ValueError, match="does not exist"):
+    with pytest.raises(InputError, match="does not exist"):
         parse_model_ref(str(tmp_path / "missing.json"))
 
 
@@ -207,7 +208,7 @@ def test_imagenet_architectures_take_grayscale_replicated_and_a_users_channel_mi
         """)
     )
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(ValueError) as refused:
+    with pytest.raises(InputError) as refused:
         model_spec("python:rgb_nets:rgb", (8, 8, 1), 10, ModelOptions(), tmp_path / "cache")
     assert str(refused.value) == (
         "Expected inputs with the 3 channels that model rgb_nets:rgb takes. Received: inputs with 1. To fix, feed it "
@@ -239,10 +240,10 @@ def test_imagenet_architectures_take_grayscale_replicated_and_a_users_channel_mi
     )
     assert model_spec("python:head_first:make", (8, 8, 1), 10, ModelOptions(), tmp_path / "cache").input_shape[-1] == 1
     # a published architecture cannot be rebuilt for other channels; a factory that is not one is named as such
-    with pytest.raises(ValueError) as refused:
+    with pytest.raises(InputError) as refused:
         model_spec("torchvision:resnet18", (32, 32, 1), 10, ModelOptions(), tmp_path / "cache")
     assert str(refused.value).endswith("grayscale images are replicated), or choose a model built for 1.")
-    with pytest.raises(ValueError) as refused:
+    with pytest.raises(InputError) as refused:
         model_spec("python:rgb_nets:missing", (8, 8, 3), 10, ModelOptions(), tmp_path / "cache")
     assert str(refused.value).startswith("Expected a function 'missing' in module 'rgb_nets'. Received: NoneType.")
 
@@ -258,7 +259,7 @@ def test_a_spec_file_written_by_xfbench_model_trains_like_the_zoo_model(tmp_path
     path = tmp_path / "convnet3.json"
     assert main(["model", "convnet3", "--classes", "10", "--export-spec", str(path)]) == 0
     assert model_spec(str(path), (8, 8, 1), 10, ModelOptions(), None) == build_spec("convnet3", (8, 8, 1), 10)
-    with pytest.raises(ValueError, match="inputs"):
+    with pytest.raises(InputError, match="inputs"):
         model_spec(str(path), (28, 28, 1), 10, ModelOptions(), None)
     monkeypatch.chdir(tmp_path)
     args = ["run", "--strategy", "scratch", "--model", "convnet3.json", "--dataset", "digits", "--epochs", "1"]

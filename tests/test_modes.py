@@ -22,6 +22,7 @@ from conftest import max_abs_diff
 from harness.compare import runtime_change
 from harness.config import OptimizerConfig, RuntimeOptions, TrialConfig
 from harness.data.batching import epoch_batches
+from harness.errors import InputError
 from harness.models import ModelOptions, build_spec
 from harness.weights import initial_weights
 
@@ -78,13 +79,13 @@ def test_modes_and_precision_are_recorded_only_on_the_backends_that_apply_them()
     ],
 )
 def test_a_mode_no_selected_backend_can_run_is_an_error(argv, message):
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(InputError, match=message):
         _trials("run", "--strategy", "scratch", "--model", "mlp", "--dataset", "digits", *argv)
 
 
 def test_runtime_options_reject_unknown_modes_and_precisions():
     for bad in ({"tf_mode": "graph"}, {"precision": "float16"}, {"epoch_loop": "graph"}):
-        with pytest.raises(ValueError, match="Expected"):
+        with pytest.raises(InputError, match="Expected"):
             RuntimeOptions(**bad)
 
 
@@ -257,7 +258,7 @@ def test_cudnn_autotuning_is_set_explicitly_in_both_backends_and_recorded(worker
     on = _trials(*argv, "--cudnn-autotune", "on")
     recorded = {t.backend: json.loads(t.to_json())["runtime"]["cudnn_autotune"] for t in on}
     assert recorded == {"torch": True, "tensorflow": True}
-    with pytest.raises(ValueError, match="Expected cudnn_autotune off in a deterministic trial"):
+    with pytest.raises(InputError, match="Expected cudnn_autotune off in a deterministic trial"):
         dataclasses.replace(BASE, cudnn_autotune=True, deterministic=True)
     for autotune in (True, False):  # False last: the worker processes serve later tests
         runtime = dataclasses.replace(BASE, cudnn_autotune=autotune)

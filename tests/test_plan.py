@@ -10,6 +10,7 @@ import pytest
 
 from harness.config import FaultInjection, OptimizerConfig, RuntimeOptions, TrialConfig
 from harness.data.tasks import TaskSpec
+from harness.errors import InputError
 from harness.overrides import apply_overrides, field_hint
 from harness.plan import ExecutionOptions, RunFile, RunPlan, RunRecord, read_run_file, write_run_file
 from harness.planner import SearchRequest, Selection, plan_run, plan_tune
@@ -50,20 +51,20 @@ def test_a_changed_schedule_starts_from_its_defaults_and_settings_it_would_ignor
     )
     assert piecewise.schedule == ScheduleConfig("piecewise", boundaries=(3,), values=(0.1, 0.01))
     assert apply_overrides(plateau, {"schedule.patience": 5}).schedule.factor == 0.3  # the same schedule keeps all
-    with pytest.raises(ValueError, match="the constant schedule uses .none.. Received: factor=0.3"):
+    with pytest.raises(InputError, match="the constant schedule uses .none.. Received: factor=0.3"):
         ScheduleConfig("constant", factor=0.3)
-    with pytest.raises(ValueError, match="Received: boundaries=.1,., values="):
+    with pytest.raises(InputError, match="Received: boundaries=.1,., values="):
         ScheduleConfig("onecycle", boundaries=(1,), values=(0.1, 0.01))
-    with pytest.raises(ValueError, match="increasing step indices"):
+    with pytest.raises(InputError, match="increasing step indices"):
         ScheduleConfig("piecewise", boundaries=(5, 3), values=(0.1, 0.01, 0.001))
 
 
 def test_unknown_paths_and_bad_values_say_what_was_expected():
-    with pytest.raises(ValueError, match="Expected a field of optimizer. Received: 'optimizer.speed'"):
+    with pytest.raises(InputError, match="Expected a field of optimizer. Received: 'optimizer.speed'"):
         apply_overrides(BASE, {"optimizer.speed": 1})
-    with pytest.raises(ValueError, match="Expected a learning rate > 0"):
+    with pytest.raises(InputError, match="Expected a finite learning rate > 0"):
         apply_overrides(BASE, {"optimizer.lr": -1.0})
-    with pytest.raises(ValueError, match="is a value"):
+    with pytest.raises(InputError, match="is a value"):
         field_hint("epochs.count")
 
 
@@ -96,7 +97,7 @@ def test_a_fault_to_inject_is_typed_checked_and_reads_back_from_a_recorded_confi
         (("raise-once", 1, "relative/marker"), "absolute marker path"),
         (("kill", 1, marker), "absolute marker path with action 'raise-once' and none otherwise"),
     ):
-        with pytest.raises(ValueError, match=says):
+        with pytest.raises(InputError, match=says):
             FaultInjection(*bad)  # type: ignore[arg-type]
     recorded = json.loads(BASE.to_json())
     for text, fault in (
@@ -108,7 +109,7 @@ def test_a_fault_to_inject_is_typed_checked_and_reads_back_from_a_recorded_confi
         recorded["runtime"]["inject_fault"] = text
         assert TrialConfig.from_dict(recorded).runtime.inject_fault == fault, text
     recorded["runtime"]["inject_fault"] = "raise@epochX"
-    with pytest.raises(ValueError, match="Expected a recorded inject_fault ACTION@start or ACTION@epochN"):
+    with pytest.raises(InputError, match="Expected a recorded inject_fault ACTION@start or ACTION@epochN"):
         TrialConfig.from_dict(recorded)
 
 
@@ -151,7 +152,7 @@ def test_an_interrupted_run_recorded_with_repeated_trial_ids_is_not_resumed(tmp_
     plan = RunPlan.of_trials([BASE, dataclasses.replace(BASE, epochs=3)])  # as s1_cifar10 recorded two cases
     (tmp_path / "old").mkdir()
     write_run_file(tmp_path / "old", RunFile(plan, ExecutionOptions(), record))
-    with pytest.raises(ValueError, match="repeated ids.*cannot be resumed: start a new run instead"):
+    with pytest.raises(InputError, match="repeated ids.*cannot be resumed: start a new run instead"):
         resumable(tmp_path, "old", "run", {})
 
 
@@ -177,9 +178,9 @@ def test_a_spec_file_is_carried_by_its_absolute_path_and_named_by_its_file_name(
 
 
 def test_a_plan_is_either_trials_or_a_search():
-    with pytest.raises(ValueError, match="at least one trial"):
+    with pytest.raises(InputError, match="at least one trial"):
         RunPlan.of_trials([])
-    with pytest.raises(ValueError, match="a tune plan with a search only"):
+    with pytest.raises(InputError, match="a tune plan with a search only"):
         RunPlan("tune", "x", "t", trials=(BASE,))
 
 

@@ -17,6 +17,7 @@ from harness import reporting
 from harness.backend import BACKENDS, REFERENCE_BACKEND, REGISTRY, backend_entry, backend_of_package, importer_backends
 from harness.compare import CaseComparison, Thresholds
 from harness.config import TransferOptions
+from harness.errors import InputError
 from harness.results import to_frame
 from harness.summary import summarize
 
@@ -73,7 +74,7 @@ def test_registry_names_every_backend_once_and_the_reference_is_one_of_them():
             assert backend_of_package(package) == name
     assert set(importer_backends().values()) <= set(BACKENDS)
     assert backend_of_package("sklearn") is None
-    with pytest.raises(ValueError, match="Valid choices"):
+    with pytest.raises(InputError, match="Valid choices"):
         backend_entry(THIRD)
 
 

@@ -11,6 +11,7 @@ import resize_probes
 
 from harness.cli_options import build_parser, overrides_from_args
 from harness.config import TransferOptions, TrialConfig
+from harness.errors import InputError
 from harness.input_pipeline import InputConfig, resize_reference, resized_size, transformed_shape, with_input_pipeline
 from harness.pretrained import with_weight_preprocessing
 from harness.spec import Dense, Flatten, ModelSpec, Resize2D, spec_from_dict, spec_to_dict
@@ -31,7 +32,7 @@ def test_the_resized_side_follows_torchvisions_resize_of_the_shorter_side():
     assert resized_size(crop, (32, 48)) == (256, 384)  # Resize(256): the shorter side to 256, the other in ratio
     assert resized_size(InputConfig(size=224, resize_mode="resize-crop", resize_side=232), (32, 32)) == (232, 232)
     assert resized_size(InputConfig(size=224), (32, 32)) is None
-    with pytest.raises(ValueError, match="resize_mode"):
+    with pytest.raises(InputError, match="resize_mode"):
         InputConfig(size=224, resize_mode="crop")
 
 

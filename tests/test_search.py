@@ -11,6 +11,7 @@ import pytest
 
 from harness.config import OptimizerConfig, TransferOptions, TrialConfig
 from harness.data.tasks import TaskSpec
+from harness.errors import InputError
 from harness.models import ModelOptions
 from harness.scheduler import AshaSettings, SearchExperiment, replayable_rows, search_algorithm, tune_domain
 from harness.schedules import ScheduleConfig
@@ -76,15 +77,15 @@ def test_parse_param_spells_every_domain_kind(text, path, domain):
     ],
 )
 def test_bad_parameters_say_what_was_expected(text, fragment):
-    with pytest.raises(ValueError, match="Expected") as info:
+    with pytest.raises(InputError, match="Expected") as info:
         parse_param(text)
     assert fragment in str(info.value)
 
 
 def test_invalid_values_are_found_before_any_trial_runs():
-    with pytest.raises(ValueError, match="optimizer.name.*'adamax'"):
+    with pytest.raises(InputError, match="optimizer.name.*'adamax'"):
         validate_space(BASE, parse_space(["optimizer=choice:adam,adamax"]))
-    with pytest.raises(ValueError, match="model_options.dropout"):
+    with pytest.raises(InputError, match="model_options.dropout"):
         validate_space(BASE, parse_space(["dropout=uniform:0,1.5"]))
     validate_space(BASE, parse_space(["lr=loguniform:1e-4,1", "batch_size=int:8,128", "activation=choice:relu,elu"]))
 
@@ -111,15 +112,15 @@ def test_invalid_values_are_found_before_any_trial_runs():
 )
 def test_values_that_fail_only_together_are_found_before_any_trial_runs(space, named):
     base = replace(BASE, schedule=ScheduleConfig("plateau"))
-    with pytest.raises(ValueError, match="Expected every combination of the searched values") as info:
+    with pytest.raises(InputError, match="Expected every combination of the searched values") as info:
         validate_space(base, parse_space(space))
     assert named in str(info.value) and "separate runs" in str(info.value)
-    with pytest.raises(ValueError, match="Expected every combination"):  # a tune's preflight runs the same check
+    with pytest.raises(InputError, match="Expected every combination"):  # a tune's preflight runs the same check
         check_plan(TunePlan(bases=(base,), space=parse_space(space)))
 
 
 def test_an_int_range_needs_whole_number_bounds():
-    with pytest.raises(ValueError, match=r"Expected whole-number bounds for an int range of epochs\. Received: 1\.5"):
+    with pytest.raises(InputError, match=r"Expected whole-number bounds for an int range of epochs\. Received: 1\.5"):
         space_from_mapping({"epochs": IntRange(1.5, 3)})  # type: ignore[arg-type]  # as a suite in Python could
 
 
@@ -321,9 +322,9 @@ def test_each_backend_picks_its_best_ok_trial_and_reruns_it_with_k_seeds():
 
 
 def test_plans_check_their_inputs_and_round_trip():
-    with pytest.raises(ValueError, match="search space"):
+    with pytest.raises(InputError, match="search space"):
         TunePlan(bases=(BASE,), space=SearchSpace())
-    with pytest.raises(ValueError, match="--metric"):
+    with pytest.raises(InputError, match="--metric"):
         TunePlan(bases=(BASE,), space=parse_space(["lr=uniform:0.01,0.1"]), metric="test_acc")
     plan = TunePlan(
         bases=(BASE,),
@@ -352,7 +353,7 @@ def test_a_search_may_not_change_the_shared_backbone():
     check_plan(
         TunePlan(bases=(base,), space=parse_space(["lr=loguniform:1e-3,1e-1", "backbone_lr_multiplier=uniform:0.01,1"]))
     )
-    with pytest.raises(ValueError, match="batch_size=16 changes the backbone"):
+    with pytest.raises(InputError, match="batch_size=16 changes the backbone"):
         check_plan(TunePlan(bases=(base,), space=parse_space(["batch_size=choice:16,64"])))
 
 

@@ -10,6 +10,7 @@ from harness.errors import InputError
 from harness.models import CORE_MODELS, ModelOptions, build_spec
 from harness.shapes import adaptive_is_uniform, adaptive_windows, infer_shapes, output_shape
 from harness.spec import (
+    Activation,
     AdaptiveAvgPool2D,
     Add,
     Conv2D,
@@ -63,12 +64,12 @@ def test_every_model_builds_for_every_embedded_input_shape():
 
 
 def test_bad_names_and_sizes_are_reported_with_choices():
-    with pytest.raises(ValueError, match="Valid choices"):
+    with pytest.raises(InputError, match="Valid choices"):
         build_spec("resnet9000", (8, 8, 1), 10)
-    with pytest.raises(ValueError, match="activation"):
+    with pytest.raises(InputError, match="activation"):
         ModelOptions(activation="swishy")
     too_small = ModelSpec("tiny", (2, 2, 1), 2, (Conv2D(name="c", group="f", filters=1, kernel_size=(3, 3)),))
-    with pytest.raises(ValueError, match="fits the padded input"):
+    with pytest.raises(InputError, match="fits the padded input"):
         infer_shapes(too_small)
 
 
@@ -85,15 +86,15 @@ def test_graph_specs_resolve_named_inputs_and_check_them():
     assert spec.inputs_of(2) == ("flat",) and spec.inputs_of(4) == ("sum",)
     assert infer_shapes(spec)["sum"].shape == (4,)
     bad = ModelSpec("graph", (3, 3, 1), 2, layers[:3] + (Add(name="sum", group="f", inputs=("a", "missing")),))
-    with pytest.raises(ValueError, match="defined earlier"):
+    with pytest.raises(InputError, match="defined earlier"):
         infer_shapes(bad)
-    with pytest.raises(ValueError, match="unique layer names"):
+    with pytest.raises(InputError, match="unique layer names"):
         ModelSpec("dup", (3,), 2, (Dense(name="x", group="f", units=2), Dense(name="x", group="f", units=2)))
 
 
 def test_same_padding_requires_odd_kernels():
     assert same_padding((5, 3)) == ((2, 2), (1, 1))
-    with pytest.raises(ValueError, match="odd"):
+    with pytest.raises(InputError, match="odd"):
         same_padding((2, 2))
 
 
@@ -129,33 +130,33 @@ def _one_layer(layer, input_shape=(8, 8, 4)):
 
 
 def test_cnn_layer_errors_say_what_was_expected_and_received():
-    with pytest.raises(ValueError, match=r"Expected groups >= 1 dividing filters.*Received: groups=3, filters=8"):
+    with pytest.raises(InputError, match=r"Expected groups >= 1 dividing filters.*Received: groups=3, filters=8"):
         Conv2D(name="c", group="f", filters=8, kernel_size=(3, 3), groups=3)
-    with pytest.raises(ValueError, match=r"Expected groups >= 1.*Received: groups=0"):
+    with pytest.raises(InputError, match=r"Expected groups >= 1.*Received: groups=0"):
         Conv2D(name="c", group="f", filters=8, kernel_size=(3, 3), groups=0)
-    with pytest.raises(ValueError, match=r"expected input channels divisible by groups=3\. Received: 4 input"):
+    with pytest.raises(InputError, match=r"expected input channels divisible by groups=3\. Received: 4 input"):
         infer_shapes(_one_layer(Conv2D(name="c", group="f", filters=6, kernel_size=(3, 3), groups=3)))
-    with pytest.raises(ValueError, match=r"Expected each side's padding below the pool size \(3, 3\).*Received: pad"):
+    with pytest.raises(InputError, match=r"Expected each side's padding below the pool size \(3, 3\).*Received: pad"):
         MaxPool2D(name="p", group="f", pool_size=(3, 3), padding=((3, 0), (0, 0)))
     pattern = r"Expected padding \(\(top, bottom\), \(left, right\)\).*Received: padding=\(1, 1\)"
-    with pytest.raises(ValueError, match=pattern):
+    with pytest.raises(InputError, match=pattern):
         ZeroPad2D(name="z", group="f", padding=(1, 1))
-    with pytest.raises(ValueError, match=r"ints >= 0.*Received: padding=\(\(-1, 0\), \(0, 0\)\)"):
+    with pytest.raises(InputError, match=r"ints >= 0.*Received: padding=\(\(-1, 0\), \(0, 0\)\)"):
         ZeroPad2D(name="z", group="f", padding=((-1, 0), (0, 0)))
     pattern = r"Expected output_size \(out_h, out_w\) of ints >= 1.*Received: output_size=\(0, 2\)"
-    with pytest.raises(ValueError, match=pattern):
+    with pytest.raises(InputError, match=pattern):
         AdaptiveAvgPool2D(name="a", group="f", output_size=(0, 2))
     flat_first = ModelSpec(
         "m", (8, 8, 4), 2, (Flatten(name="flat", group="f"), AdaptiveAvgPool2D(name="a", group="f", output_size=(1, 1)))
     )
     pattern = r"expected an \(H, W, C\) input; pool before the Flatten\. Received: \(256,\)"
-    with pytest.raises(ValueError, match=pattern):
+    with pytest.raises(InputError, match=pattern):
         infer_shapes(flat_first)
     pad = ZeroPad2D(name="z", group="f", padding=P1)
     flat_pad = ModelSpec("m", (8, 8, 4), 2, (Flatten(name="flat", group="f"), pad))
-    with pytest.raises(ValueError, match=r"pad before the Flatten"):
+    with pytest.raises(InputError, match=r"pad before the Flatten"):
         infer_shapes(flat_pad)
-    with pytest.raises(ValueError, match=r"stored spec.*Known: \[.*'AdaptiveAvgPool2D'.*'ZeroPad2D'"):
+    with pytest.raises(InputError, match=r"stored spec.*Known: \[.*'AdaptiveAvgPool2D'.*'ZeroPad2D'"):
         spec_from_dict({"name": "m", "input_shape": [8, 8, 1], "num_classes": 2, "layers": [{"type": "Upsample"}]})
 
 
@@ -169,6 +170,10 @@ def test_cnn_layer_errors_say_what_was_expected_and_received():
         (lambda: Conv2D(name="c", group="f", filters=-1, kernel_size=(3, 3)), "filters=-1"),
         (lambda: MaxPool2D(name="p", group="f", pool_size=(0, 2)), "pool_size=(0, 2)"),
         (lambda: Dropout(name="x", group="c", rate=1.0), "rate=1.0"),
+        (lambda: Dropout(name="x", group="c", rate=0.5, kind="gaussian"), "rate=0.5, kind='gaussian'"),
+        (lambda: Activation(name="a", group="f", kind="swish"), "kind='swish'"),
+        (lambda: Dense(name="d", group="c", units=(3, 3)), "units=(3, 3)"),
+        (lambda: MaxPool2D(name="p", group="f", pool_size=2), "pool_size=2"),
     ],
 )
 def test_sizes_no_layer_could_run_with_are_refused_when_the_spec_is_built(build, named):
@@ -191,7 +196,7 @@ def test_sizes_no_layer_could_run_with_are_refused_when_the_spec_is_built(build,
 def test_an_option_the_model_would_not_apply_with_these_settings_is_refused(model, options, named):
     """A result must not record a setting that changed nothing: each is refused, named. (BatchNorm's settings and
     the dropout kind are definitions a run sets for a whole suite: accepted by a model with no such layer.)"""
-    with pytest.raises(ValueError, match=f"Received: {named}="):
+    with pytest.raises(InputError, match=f"Received: {named}="):
         build_spec(model, (8, 8, 1), 10, options)
 
 

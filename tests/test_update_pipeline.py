@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from harness.config import OptimizerConfig, RegularizationConfig
+from harness.errors import InputError
 from harness.inference_batches import batch_slices, concat_batches, over_batches
 from harness.update_pipeline import LossScaleRule, UpdateRule, loss_scale_rule, pipeline_decay, update_step
 
@@ -145,5 +146,5 @@ def test_inference_batches_cover_every_sample_in_order_the_last_keeping_the_rema
     x = np.arange(10)
     assert over_batches(len(x), 4, lambda s: int(x[s].sum())) == [6, 22, 17]
     assert np.array_equal(concat_batches(len(x), 3, lambda s: x[s] * 2), x * 2)
-    with pytest.raises(ValueError, match="batch_size >= 1"):
+    with pytest.raises(InputError, match="batch_size >= 1"):
         batch_slices(5, 0)

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from cnn_specs import mobile_block_spec
 
+from harness.errors import InputError
 from harness.models import ModelOptions, build_spec
 from harness.weights import (
     INITIALIZERS,
@@ -73,9 +74,9 @@ def test_check_weights_names_missing_and_misshapen_arrays():
     w = initial_weights(spec, "he_normal", 0)
     del w["conv1/bias"]
     w["logits/kernel"] = w["logits/kernel"][:10]
-    with pytest.raises(ValueError, match=r"missing=\['conv1/bias'\].*logits/kernel"):
+    with pytest.raises(InputError, match=r"missing=\['conv1/bias'\].*logits/kernel"):
         check_weights(spec, w)
-    with pytest.raises(ValueError, match="Valid choices"):
+    with pytest.raises(InputError, match="Valid choices"):
         initializer("zeros_please")
 
 

@@ -11,6 +11,7 @@ from conftest import max_abs_diff
 from test_parity import LOGIT_TOLERANCE, TRAIN_TOLERANCE, _weights_with_bn_statistics, logit_gap
 
 from harness.config import OptimizerConfig, RegularizationConfig, RuntimeOptions
+from harness.errors import InputError
 from harness.models import MODELS, ModelOptions, build_spec
 from harness.shapes import infer_shapes
 from harness.spec import BatchNorm, Conv2D, Dense, canonical_form
@@ -107,17 +108,17 @@ def test_zoo_layer_names_are_torchvisions_module_paths_and_batchnorm_is_torchvis
 
 
 def test_options_a_zoo_model_would_ignore_are_refused():
-    with pytest.raises(ValueError, match="hidden"):
+    with pytest.raises(InputError, match="hidden"):
         build_spec("resnet18", (32, 32, 3), 10, ModelOptions(hidden=(64,)))
-    with pytest.raises(ValueError, match="dropout"):
+    with pytest.raises(InputError, match="dropout"):
         build_spec("resnet18", (32, 32, 3), 10, ModelOptions(dropout=0.1))  # ResNet has no dropout
-    with pytest.raises(ValueError, match="width_multiplier"):
+    with pytest.raises(InputError, match="width_multiplier"):
         build_spec("mlp", (8, 8, 1), 10, ModelOptions(width_multiplier=0.5))
     assert build_spec("mobilenet_v2", (32, 32, 3), 10, ModelOptions(dropout=0.1)).layer("classifier_0").rate == 0.1
 
 
 def test_too_small_inputs_name_the_layer_and_the_models_design_size():
-    with pytest.raises(ValueError, match="designed for 227x227"):
+    with pytest.raises(InputError, match="designed for 227x227"):
         build_spec("alexnet", (32, 32, 3), 10)
 
 

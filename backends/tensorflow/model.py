@@ -10,7 +10,6 @@ from backends.tensorflow import input_layers
 from backends.tensorflow.dropout import DropoutKeys, SharedDropout
 from backends.tensorflow.framework import keras, tf
 from harness.dropout_rng import layout_hashes
-from harness.errors import InputError
 from harness.seeds import native_dropout_seed
 from harness.shapes import adaptive_is_uniform, adaptive_windows, infer_shapes
 from harness.spec import (
@@ -302,7 +301,7 @@ def _apply(
             epsilon=layer.epsilon,
             name=layer.name,
         )(x)
-    raise InputError(f"Expected a layer type the tensorflow backend knows. Received: {type(layer).__name__}.")
+    raise ValueError(f"Expected a layer type the tensorflow backend knows. Received: {type(layer).__name__}.")
 
 
 def build_keras_model(

@@ -107,7 +107,7 @@ def _activation(layer: Activation, channels: int) -> nn.Module:
         return nn.Sigmoid()
     if kind == "linear":
         return nn.Identity()
-    raise InputError(f"Expected a known activation. Received: {kind!r}.")
+    raise ValueError(f"Expected a known activation. Received: {kind!r}.")
 
 
 def _biased_running_statistics(bn: nn.BatchNorm2d, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -136,7 +136,7 @@ class _FlatInput:
 
     def _check_input_dim(self, input: torch.Tensor) -> None:
         if input.dim() != 2:
-            raise InputError(f"Expected a 2-D input. Received: {input.dim()}-D.")
+            raise ValueError(f"Expected a 2-D input. Received: {input.dim()}-D.")
 
 
 class BiasedBatchNorm2d(nn.BatchNorm2d):
@@ -266,7 +266,7 @@ def _module(
         return MergeAdd()
     if isinstance(layer, Concat):
         return MergeConcat()
-    raise InputError(f"Expected a layer type the torch backend knows. Received: {type(layer).__name__}.")
+    raise ValueError(f"Expected a layer type the torch backend knows. Received: {type(layer).__name__}.")
 
 
 def build_module(spec: ModelSpec, keys: DropoutKeys | None = None, bn_statistics: str = "float32") -> nn.Module:
