@@ -164,8 +164,9 @@ def test_a_backbone_trained_in_one_framework_fine_tunes_in_the_other(workers, ca
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_deep_features_with_scikit_learn_heads_reach_their_floor(workers, cache, backend):
-    """Seed 0 measured 0.9750 (random_forest) to 0.9861 (rbf_svc) in both backends (docs/measurements.md, the
-    `transfer` suite): the floor sits 5 pp below the lowest, as the suite's."""
+    """This backbone (cnn_small, 8 epochs of momentum SGD on all of digits, seed 0) measured 0.9556 (rbf_svc),
+    0.9667 (random_forest) and 0.9806 (linear_svc), identical in both backends (2026-12-02): the floor sits 5 pp
+    below the lowest, rounded down to the percent, as the suites' floors do."""
     accs, speeds = {}, {}
     for head in ("linear_svc", "random_forest", "rbf_svc"):
         trial = TrialConfig(
@@ -184,7 +185,7 @@ def test_deep_features_with_scikit_learn_heads_reach_their_floor(workers, cache,
         assert details["head"] == head and details["feature_dim"] == 128
         accs[head] = rows[-1]["test_acc"]
         speeds[head] = rows[-1]["samples_per_s"]
-    assert min(accs.values()) >= 0.92, accs
+    assert min(accs.values()) >= 0.90, accs
     assert details["features_cached"]  # the second and third heads reused the first extraction
     # only the extracting trial reports an extraction speed; the others' came from the cache, measured elsewhere
     assert speeds["linear_svc"] > 0 and math.isnan(speeds["random_forest"]) and math.isnan(speeds["rbf_svc"])
