@@ -99,6 +99,11 @@ def _experiment(client: Any, name: str, uri: str) -> str:
 
 def export_run(run_dir: Path, uri: str, experiment: str = "xfbench") -> Exported:
     """Log ``run_dir``'s trials (each trial's last attempt) under ``experiment`` at tracking ``uri``."""
+    if not uri.strip() or not experiment.strip():  # MLflow would take '' as ./mlflow.db, or refuse an empty name late
+        raise InputError(
+            f"Expected a tracking URI and an experiment name. Received: --mlflow {uri!r}, --experiment "
+            f"{experiment!r}. Give e.g. --mlflow sqlite:///mlflow.db."
+        )
     client = _client(uri)
     frame = last_attempts(read_run_table(run_dir))
     info = read_run_json(run_dir)

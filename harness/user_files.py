@@ -48,12 +48,20 @@ def read_run_table(run_dir: Path) -> pd.DataFrame:
     from harness.results import read_results
 
     try:
-        return read_results(run_dir)
+        frame = read_results(run_dir)
     except (OSError, pyarrow.ArrowException) as exc:  # a file cut short or not Parquet
         raise InputError(
             f"Expected the results table of the run in {run_dir} as xfbench writes it. Received: a table that cannot "
             f"be read ({type(exc).__name__}: {exc}). Pick another run, or run it again."
         ) from None
+    # Older tables gain the columns added since, empty; one without the identifying columns is not xfbench's.
+    unnamed = [c for c in ("trial_id", "backend", "model") if len(frame) and frame[c].isna().all()]
+    if unnamed:
+        raise InputError(
+            f"Expected the results table of the run in {run_dir} as xfbench writes it. Received: rows without "
+            f"{', '.join(unnamed)}, so its trials cannot be told apart. Pick another run, or run it again."
+        )
+    return frame
 
 
 def _writable_folder(folder: Path) -> str:

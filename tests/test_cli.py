@@ -276,6 +276,11 @@ BAD_INPUTS = {
         "Expected an MLflow tracking URI it can use. Received: --mlflow 'bogus://x'",
     ),
     "resume outside the results directory": (["run", "--resume", "../elsewhere"], "Expected --resume as letters"),
+    "export with an empty tracking URI": (["export", "damaged-run", "--mlflow", ""], "Expected a tracking URI"),
+    "compare with a table that is not xfbench's": (
+        ["compare", "foreign-run", "foreign-run"],
+        "Received: rows without trial_id, backend, model",
+    ),
     "bad bn variance": (["run", "--suite", "smoke", "--bn-variance", "sample"], "invalid choice: 'sample'"),
 }
 
@@ -333,6 +338,10 @@ def bad_input_results(tmp_path_factory):
     (damaged / "baselines" / "machine" / "nightly" / "baseline.json").write_text("[]")
     (cwd / "results" / "damaged-run").mkdir()
     (cwd / "results" / "damaged-run" / "results.parquet").write_bytes(b"PAR1 cut short")
+    (cwd / "results" / "foreign-run").mkdir()
+    import pandas as pd
+
+    pd.DataFrame({"loss": [0.5], "model_name": ["x"]}).to_parquet(cwd / "results" / "foreign-run" / "results.parquet")
     proc = subprocess.run(
         [sys.executable, "-c", _SCRIPT, json.dumps(cases)], capture_output=True, text=True, cwd=cwd, timeout=300
     )
