@@ -21,7 +21,7 @@ from harness.config import case_label
 from harness.errors import InputError
 from harness.provenance import cpu_model, utc_now
 from harness.summary import final_rows, steady_rows
-from harness.user_files import read_json_object, read_run_json, read_run_table
+from harness.user_files import read_json_object, read_run_json, read_run_rows, read_run_table
 
 BASELINES = "baselines"
 
@@ -84,9 +84,7 @@ def resolve(reference: str, results_dir: Path) -> Path:
 
 def load_run(reference: str, results_dir: Path) -> LoadedRun:
     path = resolve(reference, results_dir)
-    frame = read_run_table(path)
-    if frame.empty:
-        raise InputError(f"Expected results rows in {path}. Received: an empty table (did the run start any trial?).")
+    frame = read_run_rows(path)
     return LoadedRun(reference, path, frame, Environment.of(frame))
 
 
@@ -115,9 +113,7 @@ HISTORY_METRICS = ("epoch_time_s", "samples_per_s", "test_acc")
 def save_baseline(run_dir: Path, name: str, results_dir: Path) -> Path:
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
         raise InputError(f"Expected a baseline name of letters, digits, '.', '_' or '-'. Received: {name!r}.")
-    frame = read_run_table(run_dir)
-    if frame.empty:
-        raise InputError(f"Expected a run with results. Received: {run_dir} has no rows.")
+    frame = read_run_rows(run_dir)
     env = Environment.of(frame)
     target = results_dir / BASELINES / env.machine_key / name
     if target.exists():

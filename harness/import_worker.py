@@ -12,6 +12,7 @@ import importlib
 import inspect
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import cast
 
@@ -22,14 +23,40 @@ from harness.importers import FrameworkImporter, ModelInputError, UnsupportedMod
 
 def _user_model(name: str, num_classes: int) -> object:
     module_name, function = name.split(":")
-    factory = getattr(importlib.import_module(module_name), function, None)
-    if not callable(factory):
+    module = importlib.import_module(module_name)
+    if not hasattr(module, function):
         raise ModelInputError(
-            f"Expected a function {function!r} in module {module_name!r}. Received: {type(factory).__name__}. "
+            f"Expected a function {function!r} in module {module_name!r}. Received: the module has no {function!r}. "
             f"To fix, name the function that returns the model: python:{module_name}:FUNCTION."
         )
-    takes_classes = "num_classes" in inspect.signature(factory).parameters
+    factory = getattr(module, function)
+    if not callable(factory):
+        raise ModelInputError(
+            f"Expected a function {function!r} in module {module_name!r}. Received: {type(factory).__name__} "
+            f"{factory!r}. To fix, name the function that returns the model: python:{module_name}:FUNCTION."
+        )
+    parameters = _signature_parameters(factory)
+    required = [
+        p.name
+        for p in parameters
+        if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+    ]
+    extra = [p for p in required if p != "num_classes"]
+    if extra:
+        raise ModelInputError(
+            f"Expected python:{name} to be callable with no arguments or with num_classes only. Received: a "
+            f"function that also requires {', '.join(extra)}. To fix, give those parameters defaults or wrap the "
+            "factory in a function that takes at most num_classes."
+        )
+    takes_classes = any(p.name == "num_classes" for p in parameters)
     return factory(num_classes=num_classes) if takes_classes else factory()
+
+
+def _signature_parameters(factory: Callable[..., object]) -> tuple[inspect.Parameter, ...]:
+    try:
+        return tuple(inspect.signature(factory).parameters.values())
+    except (TypeError, ValueError):  # some builtins have no signature: call them as they are
+        return ()
 
 
 def _importer(backend: str) -> FrameworkImporter:

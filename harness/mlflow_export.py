@@ -20,7 +20,7 @@ import pandas as pd
 from harness.config import model_label
 from harness.errors import InputError
 from harness.summary import last_attempts
-from harness.user_files import read_run_json, read_run_table
+from harness.user_files import read_run_json, read_run_rows
 
 EPOCH_METRICS = ("train_loss", "train_acc", "val_loss", "val_acc", "lr", "epoch_time_s", "samples_per_s", "eval_time_s")
 FINAL_METRICS = ("test_acc", "mc_test_acc", "mc_mean_prob", "mc_pred_std")
@@ -105,7 +105,7 @@ def export_run(run_dir: Path, uri: str, experiment: str = "xfbench") -> Exported
             f"{experiment!r}. Give e.g. --mlflow sqlite:///mlflow.db."
         )
     client = _client(uri)
-    frame = last_attempts(read_run_table(run_dir))
+    frame = last_attempts(read_run_rows(run_dir))
     info = read_run_json(run_dir)
     from mlflow.exceptions import MlflowException
 

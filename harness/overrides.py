@@ -38,7 +38,7 @@ def _hints(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls)
 
 
-def _config_class(hint: Any) -> type | None:
+def config_class(hint: Any) -> type | None:
     """The dataclass a field holds (``TaskSpec | None`` -> TaskSpec), or None for a plain value."""
     for candidate in (hint, *typing.get_args(hint)):
         if isinstance(candidate, type) and dataclasses.is_dataclass(candidate):
@@ -61,7 +61,7 @@ def field_hint(path: str, root: type = TrialConfig) -> Any:
             where = ".".join(path.split(".")[:depth]) or cls.__name__
             raise InputError(f"Expected a field of {where}. Received: {path!r}. Valid fields: {sorted(hints)}.")
         hint = hints[part]
-        cls = _config_class(hint)
+        cls = config_class(hint)
     return hint
 
 
@@ -96,10 +96,15 @@ def _apply(config: Any, tree: dict[str, Any]) -> Any:
     hints = _hints(typing.cast(type, type(config)))
     updates: dict[str, Any] = {}
     for name, value in tree.items():
-        nested = _config_class(hints[name])
+        nested = config_class(hints[name])
         if isinstance(value, dict) and nested is not None:
             current = getattr(config, name)
             updates[name] = _apply(current if current is not None else nested(), value)
+        elif nested is not None and value is not None and not isinstance(value, nested):
+            raise InputError(
+                f"Expected {name} to be set through its fields (a {nested.__name__}). Received: {value!r}. "
+                f"Set {name}.<field> instead; its fields: {sorted(_hints(nested))}."
+            )
         else:
             updates[name] = coerce(value, hints[name])
     if isinstance(config, OptimizerConfig) and updates.get("name", config.name) != config.name:

@@ -7,6 +7,7 @@ what was received.
 from __future__ import annotations
 
 import os
+import socket
 import tempfile
 from collections import Counter
 from pathlib import Path
@@ -211,7 +212,10 @@ def datasets_to_ship(
 
 
 def check_execution(options: ExecutionOptions) -> ExecutionOptions:
-    """A local run cannot give a trial more CPUs than the machine has (a cluster may have bigger nodes)."""
+    """A local run cannot give a trial more CPUs than the machine has (a cluster may have bigger nodes); a cluster
+    must answer at its address."""
+    if options.address is not None:
+        check_cluster_address(options.address)
     cpus = os.cpu_count() or 1
     if options.address is None and options.cpus_per_trial > cpus:
         raise InputError(
@@ -219,3 +223,28 @@ def check_execution(options: ExecutionOptions) -> ExecutionOptions:
             "Pass a smaller --cpus-per-trial."
         )
     return options
+
+
+# How long the preflight waits for a cluster's head to accept a connection; Ray itself retries for minutes.
+ADDRESS_TIMEOUT_S = 5.0
+
+
+def check_cluster_address(address: str) -> None:
+    """``--address`` as HOST:PORT (or ray://HOST:PORT, or auto) whose host resolves and whose port accepts a
+    connection: otherwise Ray would retry for minutes before failing, after the run had started."""
+    if address == "auto":  # Ray finds the cluster this machine belongs to, or says it found none
+        return
+    usage = "HOST:PORT of the cluster's head node, as `ray start --head` prints it (e.g. 10.0.0.5:6379), or auto"
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    host = host.strip("[]")  # an IPv6 literal
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise InputError(f"Expected --address {usage}. Received: {address!r}.")
+    try:
+        with socket.create_connection((host, int(port)), timeout=ADDRESS_TIMEOUT_S):
+            pass
+    except OSError as exc:
+        why = "the host name does not resolve" if isinstance(exc, socket.gaierror) else str(exc) or type(exc).__name__
+        raise InputError(
+            f"Expected a Ray cluster answering at --address {address}. Received: no connection ({why}). Start the "
+            "head node (`ray start --head`), or pass the address it printed."
+        ) from None

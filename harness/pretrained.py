@@ -198,7 +198,18 @@ def weights_home() -> Path:
     """Where downloaded weight files live: $XFBENCH_WEIGHTS, else the user cache (torch hub's and Keras' own
     layouts below it: torch/hub/checkpoints/, keras/models/)."""
     if os.environ.get(WEIGHTS_ENV):
-        return Path(os.environ[WEIGHTS_ENV]).expanduser().resolve()
+        home = Path(os.environ[WEIGHTS_ENV]).expanduser().resolve()
+        existing = next(p for p in (home, *home.parents) if p.exists())
+        if not existing.is_dir():  # checked here, not when a worker's download or lookup trips over it
+            raise InputError(
+                f"Expected ${WEIGHTS_ENV} to name a folder (created on the first fetch). Received: {home}, and "
+                f"{existing} is a file. Point ${WEIGHTS_ENV} at a folder, or unset it for {_default_weights_home()}."
+            )
+        return home
+    return _default_weights_home()
+
+
+def _default_weights_home() -> Path:
     base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
     return base / "xfbench" / "weights"
 

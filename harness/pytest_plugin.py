@@ -27,6 +27,7 @@ from typing import Any
 import pytest
 
 from harness.backend import BACKENDS
+from harness.cli_options import non_negative_float, positive_int
 from harness.config import TrialConfig
 from harness.errors import InputError
 from harness.model_import import trial_model
@@ -204,11 +205,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption("--scale", dest="xfbench_scale", choices=SCALES, default="smoke", help="suite size (default smoke)")
     group.addoption(
-        "--seeds", dest="xfbench_seeds", type=int, default=None, help="seeds per case (default: the suite's)"
+        "--seeds", dest="xfbench_seeds", type=positive_int, default=None, help="seeds per case (default: the suite's)"
     )
     group.addoption("--ray-address", dest="xfbench_ray_address", default=None, help="existing Ray cluster to use")
-    group.addoption("--cpus-per-trial", dest="xfbench_cpus", type=int, default=1)
-    group.addoption("--gpus-per-trial", dest="xfbench_gpus", type=float, default=0.0)
+    # the CLI's option types: a count or share that is not one is refused when pytest parses its options
+    group.addoption("--cpus-per-trial", dest="xfbench_cpus", type=positive_int, default=1)
+    group.addoption("--gpus-per-trial", dest="xfbench_gpus", type=non_negative_float, default=0.0)
     group.addoption("--results-dir", dest="xfbench_results_dir", default="results")
     group.addoption("--data-dir", dest="xfbench_data_dir", default=None)
     group.addoption(
@@ -360,8 +362,8 @@ def _record_benchmark(benchmark: Any, handle: CaseHandle) -> None:
 
 
 def _run_all(config: pytest.Config, state: SessionState, temp: pytest.TempPathFactory) -> None:
-    from harness.plan import RunPlan
-    from harness.preflight import preflight
+    from harness.plan import ExecutionOptions, RunPlan
+    from harness.preflight import check_execution, preflight
     from harness.runner import execute, new_run_id
     from harness.scheduler import SchedulerSettings
 
@@ -386,6 +388,13 @@ def _run_all(config: pytest.Config, state: SessionState, temp: pytest.TempPathFa
             download=False,
             loaded=state.loaded,
             cache_dir=results_dir / "_cache",
+        )
+        check_execution(
+            ExecutionOptions(
+                cpus_per_trial=config.getoption("xfbench_cpus"),
+                gpus_per_trial=config.getoption("xfbench_gpus"),
+                address=config.getoption("xfbench_ray_address"),
+            )
         )
     except InputError as exc:
         state.error = f"bad input, nothing was run: {exc}"

@@ -27,7 +27,7 @@ from harness.errors import InputError
 from harness.reporting import TableData, comparison_rules, regression_cells, run_tables
 from harness.statistics import SIGNIFICANT_MARK
 from harness.summary import summarize
-from harness.user_files import read_run_json, read_run_table
+from harness.user_files import read_run_json, read_run_table, with_rows
 
 STYLE = """
 body { font-family: sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }
@@ -220,6 +220,7 @@ def build_report(
 
     runs = [load(r) for r in run_dirs(paths)]
     newest = runs[-1]
+    with_rows(newest.frame, newest.path)  # the page is about the newest run; empty earlier ones leave history gaps
     sections: list[str] = []
     drawn: list[Iterable[Any]] = []
     if len(runs) > 1:

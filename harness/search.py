@@ -24,7 +24,7 @@ import numpy as np
 
 from harness.config import TrialConfig
 from harness.errors import InputError
-from harness.overrides import apply_overrides, field_hint
+from harness.overrides import apply_overrides, config_class, field_hint
 
 DOMAIN_KINDS = ("choice", "uniform", "loguniform", "int")
 SEARCH_ALGORITHMS = ("random", "grid", "optuna")
@@ -135,6 +135,11 @@ def _field_annotation(path: str) -> str:
         return str(top[parts[0]].type)
     if len(parts) == 2 and parts[0] in SEARCHABLE_GROUPS:
         fields = {f.name: f for f in dataclasses.fields(field_hint(parts[0]))}
+        if parts[1] in fields and config_class(field_hint(path)) is not None:
+            raise InputError(
+                f"Expected a searchable value. Received: {path!r}, which holds a config, not a value. Search one of "
+                f"the valid options instead: {valid}."
+            )
         if parts[1] in fields:
             return str(fields[parts[1]].type)
         raise InputError(f"Expected a field of {parts[0]}. Received: {path!r}. Valid fields: {sorted(fields)}.")

@@ -64,6 +64,22 @@ def read_run_table(run_dir: Path) -> pd.DataFrame:
     return frame
 
 
+def read_run_rows(run_dir: Path) -> pd.DataFrame:
+    """:func:`read_run_table` for a command that needs rows to work on (compare, baseline, report, export)."""
+    return with_rows(read_run_table(run_dir), run_dir)
+
+
+def with_rows(frame: pd.DataFrame, run_dir: Path) -> pd.DataFrame:
+    """``frame``, the table of ``run_dir``, if it has rows: a run that finished no trial is bad input to a command
+    that works on rows, named with how to get some."""
+    if frame.empty:
+        raise InputError(
+            f"Expected a run with results rows. Received: {run_dir}, whose table has none (no trial of it finished). "
+            f"Pick another run, or finish this one: xfbench run --resume {run_dir.name}."
+        )
+    return frame
+
+
 def _writable_folder(folder: Path) -> str:
     """Why xfbench could not write into ``folder`` or create it (its nearest existing ancestor decides), else ''."""
     existing = folder

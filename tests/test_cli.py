@@ -281,6 +281,30 @@ BAD_INPUTS = {
         ["compare", "foreign-run", "foreign-run"],
         "Received: rows without trial_id, backend, model",
     ),
+    "compare a run that finished no trial": (
+        ["compare", "empty-run", "empty-run"],
+        "Expected a run with results rows. Received: ",
+    ),
+    "report on a run that finished no trial": (
+        ["report", "empty-run"],
+        "whose table has none (no trial of it finished). Pick another run, or finish this one: xfbench run --resume",
+    ),
+    "save a baseline from a run that finished no trial": (
+        ["baseline", "save", "nightly", "--run", "empty-run"],
+        "Expected a run with results rows",
+    ),
+    "search a config instead of a value": (
+        ["tune", "--suite", "tune_smoke", "--space", "transfer.source_task=choice:1"],
+        "Received: 'transfer.source_task', which holds a config, not a value",
+    ),
+    "a cluster address nothing answers at": (
+        ["run", "--suite", "smoke", "--address", "127.0.0.1:1"],
+        "Expected a Ray cluster answering at --address 127.0.0.1:1. Received: no connection",
+    ),
+    "a cluster address that is not HOST:PORT": (
+        ["run", "--suite", "smoke", "--address", "head-node"],
+        "Expected --address HOST:PORT of the cluster's head node",
+    ),
     "bad bn variance": (["run", "--suite", "smoke", "--bn-variance", "sample"], "invalid choice: 'sample'"),
 }
 
@@ -322,8 +346,10 @@ def bad_input_results(tmp_path_factory):
         ("finished-run", "run", "finished"),
         ("a-tune", "tune", "interrupted"),
         ("interrupted-run", "run", "interrupted"),
+        ("empty-run", "run", "interrupted"),  # stopped before any trial finished: parts/ holds nothing
     ):
         _write_run_file(cwd / "results" / run_id, kind, status)
+    (cwd / "results" / "empty-run" / "parts").mkdir()
     (cwd / "not_a_spec.json").write_text("{layers")
     from harness.models import build_spec
     from harness.spec import spec_to_dict

@@ -205,6 +205,13 @@ def test_imagenet_architectures_take_grayscale_replicated_and_a_users_channel_mi
 
         def rgb(num_classes):
             return nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, num_classes))
+
+
+        def wide(num_classes, width):
+            return rgb(num_classes)
+
+
+        NOT_A_FACTORY = 3
         """)
     )
     monkeypatch.chdir(tmp_path)
@@ -245,7 +252,14 @@ def test_imagenet_architectures_take_grayscale_replicated_and_a_users_channel_mi
     assert str(refused.value).endswith("grayscale images are replicated), or choose a model built for 1.")
     with pytest.raises(InputError) as refused:
         model_spec("python:rgb_nets:missing", (8, 8, 3), 10, ModelOptions(), tmp_path / "cache")
-    assert str(refused.value).startswith("Expected a function 'missing' in module 'rgb_nets'. Received: NoneType.")
+    assert str(refused.value).startswith("Expected a function 'missing' in module 'rgb_nets'. Received: the module has")
+    with pytest.raises(InputError) as refused:
+        model_spec("python:rgb_nets:NOT_A_FACTORY", (8, 8, 3), 10, ModelOptions(), tmp_path / "cache")
+    assert "Received: int 3." in str(refused.value)
+    # a factory needing more than num_classes is named before it is called (it used to read as a bad input size)
+    with pytest.raises(InputError) as refused:
+        model_spec("python:rgb_nets:wide", (8, 8, 3), 10, ModelOptions(), tmp_path / "cache")
+    assert "Received: a function that also requires width." in str(refused.value)
 
 
 @pytest.mark.ray

@@ -66,6 +66,10 @@ def test_unknown_paths_and_bad_values_say_what_was_expected():
         apply_overrides(BASE, {"optimizer.lr": -1.0})
     with pytest.raises(InputError, match="is a value"):
         field_hint("epochs.count")
+    # a nested config is set through its fields: a plain value for it would reach the trial and fail there
+    with pytest.raises(InputError, match=r"Expected source_task to be set through its fields \(a TaskSpec\)"):
+        apply_overrides(BASE, {"transfer.source_task": "1"})
+    assert apply_overrides(BASE, {"transfer.source_task": None}).transfer.source_task is None
 
 
 def test_the_planner_gives_the_cli_and_the_plugin_the_same_resolved_trials():

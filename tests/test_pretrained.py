@@ -443,6 +443,12 @@ def test_weights_fetch_checks_every_name_before_downloading_and_list_shows_the_h
     assert code == 2 and "Expected --pretrained torchvision:NAME[:WEIGHTS]" in err
     code, out, _ = _cli(capsys, "weights", "list")
     assert code == 0 and str(weights_home) in out and "no weights cached" in out
+    # a file where the folder should be is named before any worker tries to read or download into it
+    weights_home.parent.mkdir(parents=True, exist_ok=True)
+    weights_home.write_text("not a folder")
+    for argv in (("weights", "list"), ("weights", "fetch", "torchvision:resnet18")):
+        code, _, err = _cli(capsys, *argv)
+        assert code == 2 and f"Received: {weights_home}, and {weights_home} is a file." in err
 
 
 def test_a_neutral_checkpoint_loads_as_weights(files, cache, runner, tmp_path):

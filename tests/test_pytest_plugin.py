@@ -263,6 +263,16 @@ def test_zz_nothing_started():
         ["*[[]torch[]] scratch-mlp-digits: bad input, nothing was run: Expected --freeze-groups < 2*"]
     )
     assert not results.exists() or not [p for p in results.iterdir() if p.name != "_cache"]
+    # the CLI's execution checks too: a cluster address nothing answers at (Ray would retry for minutes)
+    good_only = pytester.path.joinpath("test_suite.py")
+    good_only.write_text(good_only.read_text().replace("freeze_groups=2", "freeze_groups=1"))
+    result = pytester.runpytest_subprocess(
+        "--backend", "torch", "--results-dir", str(results), "-p", "no:cacheprovider", "--ray-address", "127.0.0.1:1"
+    )
+    result.assert_outcomes(errors=2, passed=1)
+    result.stdout.fnmatch_lines(
+        ["*bad input, nothing was run: Expected a Ray cluster answering at --address 127.0.0.1:1*"]
+    )
 
 
 PLAIN_TESTS = """

@@ -289,7 +289,7 @@ def test_a_tune_resumed_after_its_driver_was_killed_replays_finished_samples_ins
 
 
 def test_shipped_data_reaches_workers_that_cannot_read_the_files(tmp_path, shared_ray):
-    from tests.test_data import write_mnist_like
+    from test_data import write_mnist_like
 
     data_dir = tmp_path / "mnist"
     write_mnist_like(data_dir, n_train=5200, n_test=200)
