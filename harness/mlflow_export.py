@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ import pandas as pd
 
 from harness.config import model_label
 from harness.errors import InputError
+from harness.reachable import connection_problem
 from harness.summary import last_attempts
 from harness.user_files import read_run_json, read_run_rows
 
@@ -49,6 +51,23 @@ def _client(uri: str) -> Any:
         return MlflowClient(tracking_uri=uri)
     except MlflowException as exc:
         raise _unusable_uri(uri, exc) from None
+
+
+def _check_server(uri: str) -> None:
+    """A tracking server's URI must answer before the client is made: MLflow retries a request for minutes."""
+    parts = urllib.parse.urlsplit(uri)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:  # a port that is not a number, or out of range
+        raise InputError(f"Expected --mlflow http://HOST[:PORT]. Received: {uri!r}.") from None
+    why = connection_problem(parts.hostname, port)
+    if why:
+        raise InputError(
+            f"Expected an MLflow tracking server answering at --mlflow {uri}. Received: no connection ({why}). "
+            "Start it (`mlflow server`), or give its address, or a file store such as sqlite:///mlflow.db."
+        )
 
 
 def _unusable_uri(uri: str, exc: Exception) -> InputError:
@@ -104,6 +123,7 @@ def export_run(run_dir: Path, uri: str, experiment: str = "xfbench") -> Exported
             f"Expected a tracking URI and an experiment name. Received: --mlflow {uri!r}, --experiment "
             f"{experiment!r}. Give e.g. --mlflow sqlite:///mlflow.db."
         )
+    _check_server(uri)
     client = _client(uri)
     frame = last_attempts(read_run_rows(run_dir))
     info = read_run_json(run_dir)

@@ -7,7 +7,6 @@ what was received.
 from __future__ import annotations
 
 import os
-import socket
 import tempfile
 from collections import Counter
 from pathlib import Path
@@ -23,6 +22,7 @@ from harness.input_pipeline import check_input, transformed_shape
 from harness.model_import import model_spec
 from harness.plan import ExecutionOptions
 from harness.pretrained import check_zoo_weights_cached, prepare_weights, weights_ref
+from harness.reachable import connection_problem
 from harness.spec import Dense, Dropout, ModelSpec
 from harness.strategies import get_strategy
 from harness.weights import initializer
@@ -225,10 +225,6 @@ def check_execution(options: ExecutionOptions) -> ExecutionOptions:
     return options
 
 
-# How long the preflight waits for a cluster's head to accept a connection; Ray itself retries for minutes.
-ADDRESS_TIMEOUT_S = 5.0
-
-
 def check_cluster_address(address: str) -> None:
     """``--address`` as HOST:PORT (or ray://HOST:PORT, or auto) whose host resolves and whose port accepts a
     connection: otherwise Ray would retry for minutes before failing, after the run had started."""
@@ -239,12 +235,9 @@ def check_cluster_address(address: str) -> None:
     host = host.strip("[]")  # an IPv6 literal
     if not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise InputError(f"Expected --address {usage}. Received: {address!r}.")
-    try:
-        with socket.create_connection((host, int(port)), timeout=ADDRESS_TIMEOUT_S):
-            pass
-    except OSError as exc:
-        why = "the host name does not resolve" if isinstance(exc, socket.gaierror) else str(exc) or type(exc).__name__
+    why = connection_problem(host, int(port))
+    if why:
         raise InputError(
             f"Expected a Ray cluster answering at --address {address}. Received: no connection ({why}). Start the "
             "head node (`ray start --head`), or pass the address it printed."
-        ) from None
+        )

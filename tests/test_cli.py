@@ -305,6 +305,10 @@ BAD_INPUTS = {
         ["run", "--suite", "smoke", "--address", "head-node"],
         "Expected --address HOST:PORT of the cluster's head node",
     ),
+    "export to a tracking server nothing answers at": (
+        ["export", "damaged-run", "--mlflow", "http://127.0.0.1:1"],
+        "Expected an MLflow tracking server answering at --mlflow http://127.0.0.1:1. Received: no connection",
+    ),
     "bad bn variance": (["run", "--suite", "smoke", "--bn-variance", "sample"], "invalid choice: 'sample'"),
 }
 
