@@ -218,9 +218,11 @@ def build_report(
     """Write ``out`` (and its plots' PNG and SVG files) from the runs ``paths`` name; return what was written."""
     from harness import plots
 
-    runs = [load(r) for r in run_dirs(paths)]
+    loaded = [load(r) for r in run_dirs(paths)]
+    # A run that finished no trial has nothing to draw: left out, unless it is all there is.
+    runs = [run for run in loaded if not run.frame.empty] or [loaded[-1]]
     newest = runs[-1]
-    with_rows(newest.frame, newest.path)  # the page is about the newest run; empty earlier ones leave history gaps
+    with_rows(newest.frame, newest.path)
     sections: list[str] = []
     drawn: list[Iterable[Any]] = []
     if len(runs) > 1:

@@ -200,6 +200,9 @@ def test_the_report_of_a_run_is_one_offline_page_with_its_plots(tmp_path):
 def test_a_history_of_three_runs_flags_the_regression(tmp_path):
     for index, slowdown in enumerate((1.0, 1.0, 1.6)):
         _write_run(tmp_path, f"run-{index}", f"2026-01-0{index + 1}", torch_slowdown=slowdown, noise=index)
+    # the newest run stopped before a trial finished: nothing to draw, so the page is about run-2
+    (tmp_path / "run-3" / "parts").mkdir(parents=True)
+    (tmp_path / "run-3" / "run.json").write_text(json.dumps({"run_id": "run-3", "started": "2026-01-04"}))
     out = tmp_path / "history.html"
     assert main(["report", str(tmp_path), "-o", str(out)]) == 0
     page = out.read_text()
