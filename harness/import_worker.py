@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import json
+import reprlib
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -24,16 +25,17 @@ from harness.importers import FrameworkImporter, ModelInputError, UnsupportedMod
 def _user_model(name: str, num_classes: int) -> object:
     module_name, function = name.split(":")
     module = importlib.import_module(module_name)
+    fix = f"To fix, name the function (or class) that returns the model: python:{module_name}:FUNCTION."
     if not hasattr(module, function):
         raise ModelInputError(
-            f"Expected a function {function!r} in module {module_name!r}. Received: the module has no {function!r}. "
-            f"To fix, name the function that returns the model: python:{module_name}:FUNCTION."
+            f"Expected a function {function!r} in module {module_name!r}. Received: the module has no "
+            f"{function!r}. {fix}"
         )
     factory = getattr(module, function)
     if not callable(factory):
         raise ModelInputError(
             f"Expected a function {function!r} in module {module_name!r}. Received: {type(factory).__name__} "
-            f"{factory!r}. To fix, name the function that returns the model: python:{module_name}:FUNCTION."
+            f"{reprlib.repr(factory)}. {fix}"
         )
     parameters = _signature_parameters(factory)
     required = [
@@ -45,11 +47,15 @@ def _user_model(name: str, num_classes: int) -> object:
     if extra:
         raise ModelInputError(
             f"Expected python:{name} to be callable with no arguments or with num_classes only. Received: a "
-            f"function that also requires {', '.join(extra)}. To fix, give those parameters defaults or wrap the "
-            "factory in a function that takes at most num_classes."
+            f"callable that also requires {', '.join(extra)}. To fix, give those parameters defaults or wrap it "
+            "in a function that takes at most num_classes."
         )
-    takes_classes = any(p.name == "num_classes" for p in parameters)
-    return factory(num_classes=num_classes) if takes_classes else factory()
+    classes = next((p for p in parameters if p.name == "num_classes"), None)
+    if classes is None:
+        return factory()
+    if classes.kind is inspect.Parameter.POSITIONAL_ONLY:
+        return factory(num_classes)
+    return factory(num_classes=num_classes)
 
 
 def _signature_parameters(factory: Callable[..., object]) -> tuple[inspect.Parameter, ...]:

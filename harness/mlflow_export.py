@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import urllib.parse
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -58,6 +59,8 @@ def _check_server(uri: str) -> None:
     parts = urllib.parse.urlsplit(uri)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         return
+    if parts.scheme in urllib.request.getproxies() and not urllib.request.proxy_bypass(parts.hostname):
+        return  # MLflow's requests go through the proxy, which may reach what this machine cannot
     try:
         port = parts.port or (443 if parts.scheme == "https" else 80)
     except ValueError:  # a port that is not a number, or out of range
@@ -123,9 +126,9 @@ def export_run(run_dir: Path, uri: str, experiment: str = "xfbench") -> Exported
             f"Expected a tracking URI and an experiment name. Received: --mlflow {uri!r}, --experiment "
             f"{experiment!r}. Give e.g. --mlflow sqlite:///mlflow.db."
         )
+    frame = last_attempts(read_run_rows(run_dir))  # the local checks first: the server's can take seconds
     _check_server(uri)
     client = _client(uri)
-    frame = last_attempts(read_run_rows(run_dir))
     info = read_run_json(run_dir)
     from mlflow.exceptions import MlflowException
 

@@ -92,18 +92,19 @@ def coerce(value: Any, hint: Any) -> Any:
     return value
 
 
-def _apply(config: Any, tree: dict[str, Any]) -> Any:
+def _apply(config: Any, tree: dict[str, Any], prefix: str = "") -> Any:
     hints = _hints(typing.cast(type, type(config)))
     updates: dict[str, Any] = {}
     for name, value in tree.items():
         nested = config_class(hints[name])
         if isinstance(value, dict) and nested is not None:
             current = getattr(config, name)
-            updates[name] = _apply(current if current is not None else nested(), value)
+            updates[name] = _apply(current if current is not None else nested(), value, f"{prefix}{name}.")
         elif nested is not None and value is not None and not isinstance(value, nested):
             raise InputError(
-                f"Expected {name} to be set through its fields (a {nested.__name__}). Received: {value!r}. "
-                f"Set {name}.<field> instead; its fields: {sorted(_hints(nested))}."
+                f"Expected {prefix}{name} to be set through its fields: it holds a config ({nested.__name__}), not "
+                f"a value. Received: {value!r}. Set {prefix}{name}.FIELD instead; its fields: "
+                f"{sorted(_hints(nested))}."
             )
         else:
             updates[name] = coerce(value, hints[name])

@@ -7,6 +7,7 @@ what was received.
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from collections import Counter
 from pathlib import Path
@@ -226,14 +227,20 @@ def check_execution(options: ExecutionOptions) -> ExecutionOptions:
 
 
 def check_cluster_address(address: str) -> None:
-    """``--address`` as HOST:PORT (or ray://HOST:PORT, or auto) whose host resolves and whose port accepts a
-    connection: otherwise Ray would retry for minutes before failing, after the run had started."""
-    if address == "auto":  # Ray finds the cluster this machine belongs to, or says it found none
+    """``--address`` as HOST:PORT (or ray://HOST:PORT; ``auto`` and ``local`` go to Ray as they are) whose host
+    resolves and whose port accepts a connection: otherwise Ray would retry for minutes, after the run started."""
+    if address in ("auto", "local"):  # Ray finds the cluster this machine belongs to / starts one of its own
         return
     usage = "HOST:PORT of the cluster's head node, as `ray start --head` prints it (e.g. 10.0.0.5:6379), or auto"
-    host, _, port = address.removeprefix("ray://").rpartition(":")
+    scheme, _, rest = address.rpartition("://")
+    if scheme not in ("", "ray"):
+        raise InputError(
+            f"Expected --address {usage}, or ray://HOST:PORT for Ray Client. Received: {address!r}, a {scheme}:// "
+            "URL (the dashboard's http:// address is not the cluster's). Pass the head's HOST:PORT."
+        )
+    host, _, port = rest.rpartition(":")
     host = host.strip("[]")  # an IPv6 literal
-    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+    if not host or not re.fullmatch(r"[0-9]{1,5}", port) or not 0 < int(port) < 65536:
         raise InputError(f"Expected --address {usage}. Received: {address!r}.")
     why = connection_problem(host, int(port))
     if why:

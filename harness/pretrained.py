@@ -203,7 +203,8 @@ def weights_home() -> Path:
         if not existing.is_dir():  # checked here, not when a worker's download or lookup trips over it
             raise InputError(
                 f"Expected ${WEIGHTS_ENV} to name a folder (created on the first fetch). Received: {home}, and "
-                f"{existing} is a file. Point ${WEIGHTS_ENV} at a folder, or unset it for {_default_weights_home()}."
+                f"{existing} is not a folder. Point ${WEIGHTS_ENV} at a folder, or unset it for "
+                f"{_default_weights_home()}."
             )
         return home
     return _default_weights_home()

@@ -234,9 +234,6 @@ def pytest_configure(config: pytest.Config) -> None:
     if not config.pluginmanager.hasplugin("xdist"):  # the cases carry its mark; --strict-markers must know it
         config.addinivalue_line("markers", "xdist_group(name): pytest-xdist runs a group's tests in one worker")
     config.stash[STATE_KEY] = SessionState()
-    seeds = config.getoption("xfbench_seeds")
-    if seeds is not None and seeds < 1:
-        raise pytest.UsageError(f"Expected --seeds >= 1. Received: {seeds}.")
 
 
 def _suite_for(metafunc: pytest.Metafunc) -> Suite | None:
@@ -364,8 +361,7 @@ def _record_benchmark(benchmark: Any, handle: CaseHandle) -> None:
 def _run_all(config: pytest.Config, state: SessionState, temp: pytest.TempPathFactory) -> None:
     from harness.plan import ExecutionOptions, RunPlan
     from harness.preflight import check_execution, preflight
-    from harness.runner import execute, new_run_id
-    from harness.scheduler import SchedulerSettings
+    from harness.runner import execute, new_run_id, scheduler_settings
 
     if not _xdist_groups_kept(config):
         state.error = (
@@ -381,7 +377,14 @@ def _run_all(config: pytest.Config, state: SessionState, temp: pytest.TempPathFa
             return
     trials = list(state.wanted.values())
     results_dir = Path(config.getoption("xfbench_results_dir")).resolve()
+    options = ExecutionOptions(
+        cpus_per_trial=config.getoption("xfbench_cpus"),
+        gpus_per_trial=config.getoption("xfbench_gpus"),
+        address=config.getoption("xfbench_ray_address"),
+        max_concurrent=suites_max_concurrent({t.suite for t in trials}),  # as the CLI: a speed suite's own limit
+    )
     try:  # the CLI's checks: whatever would fail inside a worker fails here, before Ray starts
+        check_execution(options)  # first, as in the CLI: the preflight may convert models for minutes
         state.data_provenance = preflight(
             trials,
             config.getoption("xfbench_data_dir"),
@@ -389,23 +392,10 @@ def _run_all(config: pytest.Config, state: SessionState, temp: pytest.TempPathFa
             loaded=state.loaded,
             cache_dir=results_dir / "_cache",
         )
-        check_execution(
-            ExecutionOptions(
-                cpus_per_trial=config.getoption("xfbench_cpus"),
-                gpus_per_trial=config.getoption("xfbench_gpus"),
-                address=config.getoption("xfbench_ray_address"),
-            )
-        )
     except InputError as exc:
         state.error = f"bad input, nothing was run: {exc}"
         return
-    settings = SchedulerSettings(
-        storage_dir=results_dir / "_ray",
-        cpus_per_trial=config.getoption("xfbench_cpus"),
-        gpus_per_trial=config.getoption("xfbench_gpus"),
-        address=config.getoption("xfbench_ray_address"),
-        max_concurrent=suites_max_concurrent({t.suite for t in trials}),  # as the CLI: a speed suite's own limit
-    )
+    settings = scheduler_settings(results_dir, options)
     try:
         scale = config.getoption("xfbench_scale")
         state.outcome = execute(

@@ -134,15 +134,17 @@ def _field_annotation(path: str) -> str:
     if len(parts) == 1 and parts[0] in SEARCHABLE_SCALARS:
         return str(top[parts[0]].type)
     if len(parts) == 2 and parts[0] in SEARCHABLE_GROUPS:
-        fields = {f.name: f for f in dataclasses.fields(field_hint(parts[0]))}
-        if parts[1] in fields and config_class(field_hint(path)) is not None:
-            raise InputError(
-                f"Expected a searchable value. Received: {path!r}, which holds a config, not a value. Search one of "
-                f"the valid options instead: {valid}."
-            )
+        # a field that holds a config of its own (transfer.source_task) is not a value a search can sample
+        fields = {
+            f.name: f
+            for f in dataclasses.fields(field_hint(parts[0]))
+            if config_class(field_hint(f"{parts[0]}.{f.name}")) is None
+        }
         if parts[1] in fields:
             return str(fields[parts[1]].type)
-        raise InputError(f"Expected a field of {parts[0]}. Received: {path!r}. Valid fields: {sorted(fields)}.")
+        raise InputError(
+            f"Expected a field of {parts[0]} that holds a value. Received: {path!r}. Valid fields: {sorted(fields)}."
+        )
     raise InputError(f"Expected a searchable option. Received: {path!r}. Valid: {valid}.")
 
 

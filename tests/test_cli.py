@@ -272,7 +272,7 @@ BAD_INPUTS = {
         "batch_size is int: use int:LO,HI",
     ),
     "export to a tracking URI MLflow cannot use": (
-        ["export", "damaged-run", "--mlflow", "bogus://x"],
+        ["export", "rows-run", "--mlflow", "bogus://x"],
         "Expected an MLflow tracking URI it can use. Received: --mlflow 'bogus://x'",
     ),
     "resume outside the results directory": (["run", "--resume", "../elsewhere"], "Expected --resume as letters"),
@@ -295,7 +295,7 @@ BAD_INPUTS = {
     ),
     "search a config instead of a value": (
         ["tune", "--suite", "tune_smoke", "--space", "transfer.source_task=choice:1"],
-        "Received: 'transfer.source_task', which holds a config, not a value",
+        "Expected a field of transfer that holds a value. Received: 'transfer.source_task'",
     ),
     "a cluster address nothing answers at": (
         ["run", "--suite", "smoke", "--address", "127.0.0.1:1"],
@@ -306,7 +306,7 @@ BAD_INPUTS = {
         "Expected --address HOST:PORT of the cluster's head node",
     ),
     "export to a tracking server nothing answers at": (
-        ["export", "damaged-run", "--mlflow", "http://127.0.0.1:1"],
+        ["export", "rows-run", "--mlflow", "http://127.0.0.1:1"],
         "Expected an MLflow tracking server answering at --mlflow http://127.0.0.1:1. Received: no connection",
     ),
     "bad bn variance": (["run", "--suite", "smoke", "--bn-variance", "sample"], "invalid choice: 'sample'"),
@@ -372,6 +372,10 @@ def bad_input_results(tmp_path_factory):
     import pandas as pd
 
     pd.DataFrame({"loss": [0.5], "model_name": ["x"]}).to_parquet(cwd / "results" / "foreign-run" / "results.parquet")
+    (cwd / "results" / "rows-run").mkdir()  # a table xfbench can read: the checks after reading it are reached
+    pd.DataFrame({"trial_id": ["t"], "backend": ["torch"], "model": ["mlp"]}).to_parquet(
+        cwd / "results" / "rows-run" / "results.parquet"
+    )
     proc = subprocess.run(
         [sys.executable, "-c", _SCRIPT, json.dumps(cases)], capture_output=True, text=True, cwd=cwd, timeout=300
     )

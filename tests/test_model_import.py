@@ -211,6 +211,10 @@ def test_imagenet_architectures_take_grayscale_replicated_and_a_users_channel_mi
             return rgb(num_classes)
 
 
+        def positional(num_classes, /, *layers, width=4, **options):  # called with the classes, nothing else
+            return rgb(num_classes)
+
+
         NOT_A_FACTORY = 3
         """)
     )
@@ -259,7 +263,8 @@ def test_imagenet_architectures_take_grayscale_replicated_and_a_users_channel_mi
     # a factory needing more than num_classes is named before it is called (it used to read as a bad input size)
     with pytest.raises(InputError) as refused:
         model_spec("python:rgb_nets:wide", (8, 8, 3), 10, ModelOptions(), tmp_path / "cache")
-    assert "Received: a function that also requires width." in str(refused.value)
+    assert "Received: a callable that also requires width." in str(refused.value)
+    assert model_spec("python:rgb_nets:positional", (8, 8, 3), 4, ModelOptions(), tmp_path / "cache").num_classes == 4
 
 
 @pytest.mark.ray

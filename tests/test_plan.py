@@ -67,7 +67,9 @@ def test_unknown_paths_and_bad_values_say_what_was_expected():
     with pytest.raises(InputError, match="is a value"):
         field_hint("epochs.count")
     # a nested config is set through its fields: a plain value for it would reach the trial and fail there
-    with pytest.raises(InputError, match=r"Expected source_task to be set through its fields \(a TaskSpec\)"):
+    with pytest.raises(
+        InputError, match=r"Expected transfer.source_task to be set through its fields: it holds a config \(TaskSpec\)"
+    ):
         apply_overrides(BASE, {"transfer.source_task": "1"})
     assert apply_overrides(BASE, {"transfer.source_task": None}).transfer.source_task is None
 

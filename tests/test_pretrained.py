@@ -438,7 +438,7 @@ def test_feature_extraction_trains_only_the_new_head(
     assert dict(zip(rows["backend"], rows["trainable_params"], strict=True)) == {"torch": 5_130, "tensorflow": 5_130}
 
 
-def test_weights_fetch_checks_every_name_before_downloading_and_list_shows_the_home(weights_home, capsys):
+def test_weights_fetch_checks_every_name_before_downloading_and_list_shows_the_home(weights_home, capsys, monkeypatch):
     code, _, err = _cli(capsys, "weights", "fetch", "torchvision:resnet18", "resnet18")
     assert code == 2 and "Expected --pretrained torchvision:NAME[:WEIGHTS]" in err
     code, out, _ = _cli(capsys, "weights", "list")
@@ -448,7 +448,10 @@ def test_weights_fetch_checks_every_name_before_downloading_and_list_shows_the_h
     weights_home.write_text("not a folder")
     for argv in (("weights", "list"), ("weights", "fetch", "torchvision:resnet18")):
         code, _, err = _cli(capsys, *argv)
-        assert code == 2 and f"Received: {weights_home}, and {weights_home} is a file." in err
+        assert code == 2 and f"Received: {weights_home}, and {weights_home} is not a folder." in err
+    monkeypatch.setenv("XFBENCH_WEIGHTS", str(weights_home / "below"))  # a folder that could never be made
+    code, _, err = _cli(capsys, "weights", "list")
+    assert code == 2 and f"Received: {weights_home / 'below'}, and {weights_home} is not a folder." in err
 
 
 def test_a_neutral_checkpoint_loads_as_weights(files, cache, runner, tmp_path):

@@ -75,7 +75,10 @@ def test_bad_option_values_are_usage_errors(pytester):
     assert pytester.runpytest("--backend", "mxnet").ret == pytest.ExitCode.USAGE_ERROR
     result = pytester.runpytest("--seeds", "0")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*Expected --seeds >= 1. Received: 0*"])
+    result.stderr.fnmatch_lines(["*argument --seeds: expected a number >= 1, received 0*"])  # the CLI's words
+    result = pytester.runpytest("--cpus-per-trial", "two")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*argument --cpus-per-trial: expected a whole number, received 'two'*"])
 
 
 def test_cases_are_parametrized_over_backends_with_readable_ids(pytester):
