@@ -65,7 +65,7 @@ class _Prepared:
 
 def _prepare(args: argparse.Namespace) -> _Prepared:
     """Everything that can fail on bad input, before Ray: plan, run id, data present, what ships to the workers."""
-    from harness.preflight import datasets_to_ship, preflight
+    from harness.preflight import datasets_to_ship, machine_memory_bytes, preflight
     from harness.runner import check_run_id, new_run_id, scheduler_settings
 
     plan = plan_from_args(args)
@@ -82,7 +82,12 @@ def _prepare(args: argparse.Namespace) -> _Prepared:
     loaded: dict[str, Any] = {}
     trials = list(plan.planned_trials)
     provenance = preflight(
-        trials, args.data_dir, download=not args.no_download, loaded=loaded, cache_dir=results_dir / "_cache"
+        trials,
+        args.data_dir,
+        download=not args.no_download,
+        loaded=loaded,
+        cache_dir=results_dir / "_cache",
+        memory_bytes=machine_memory_bytes() if options.address is None else None,
     )
     ship = datasets_to_ship(trials, args.ship_data, args.address, loaded=loaded)
     settings = scheduler_settings(results_dir, options, verbose=args.verbose)

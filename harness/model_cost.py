@@ -72,3 +72,13 @@ def training_gflops(forward_macs: float, samples_per_s: float, passes: int = TRA
     """Achieved GFLOP/s: ``passes`` forward passes' worth of FLOPs per sample (three for training; one where the
     samples/s is a forward-only extraction, as deep_features' is)."""
     return passes * FLOPS_PER_MAC * forward_macs * samples_per_s / 1e9
+
+
+def training_memory_floor(spec: ModelSpec, batch_size: int, variable_bytes: int, activation_bytes: int) -> int:
+    """Bytes below which no framework can train ``spec`` on batches of ``batch_size``: every parameter and buffer
+    once, and one batch's input and largest layer output. A floor, not an estimate: the frameworks also hold
+    gradients, optimizer state and the activations the backward pass needs, often ten times as much."""
+    infos = infer_shapes(spec)
+    variables = sum(math.prod(shape) for shape in parameter_shapes(spec).values())
+    largest = max(math.prod(infos[layer.name].shape) for layer in spec.layers)
+    return variable_bytes * variables + activation_bytes * batch_size * (math.prod(spec.input_shape) + largest)

@@ -20,6 +20,7 @@ from harness.data.registry import Dataset, check_data_dir, load_dataset
 from harness.data.tasks import TaskSpec, derive
 from harness.errors import InputError
 from harness.input_pipeline import check_input, transformed_shape
+from harness.model_cost import model_cost, training_memory_floor
 from harness.model_import import model_spec
 from harness.plan import ExecutionOptions
 from harness.pretrained import check_zoo_weights_cached, prepare_weights, weights_ref
@@ -50,9 +51,11 @@ def preflight(
     download: bool = True,
     loaded: dict[str, Dataset] | None = None,
     cache_dir: Path | None = None,
+    memory_bytes: int | None = None,
 ) -> dict[str, dict[str, str]]:
     """Validate every trial and make sure its data is present (downloading if allowed): whatever would fail
-    inside a worker fails here, before Ray starts. The CLI and the pytest plugin both call it.
+    inside a worker fails here, before Ray starts. The CLI and the pytest plugin both call it. ``memory_bytes``:
+    the memory of the machine the trials run on (a local run's; None on a cluster, whose nodes it cannot know).
 
     Returns each dataset's provenance (where its files were found, how they were verified) for run.json;
     raises InputError on bad input.
@@ -94,6 +97,8 @@ def preflight(
             )
             if task is trial.task:
                 _check_against_model(trial, spec)
+                if memory_bytes is not None:
+                    _check_memory(trial, spec, memory_bytes)
     _prepare_pretrained(trials, datasets, cache_dir)
     return provenance
 
@@ -186,6 +191,29 @@ def _check_against_model(trial: TrialConfig, spec: ModelSpec) -> None:
                 f"probabilities). Received: a binary task ({trial.task.label if trial.task else ''}). "
                 "Drop --binary-positive or --mc-dropout."
             )
+
+
+def machine_memory_bytes() -> int:
+    """This machine's physical memory: what a local run's trials share."""
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def _check_memory(trial: TrialConfig, spec: ModelSpec, memory_bytes: int) -> None:
+    """A trial whose model and one batch cannot fit in memory, however a framework trains it, fails here rather
+    than as an out-of-memory kill in a worker (an input size or width typed with a digit too many)."""
+    runtime = trial.runtime
+    variable_bytes = 8 if runtime.variable_dtype == "float64" else 4
+    activation_bytes = 2 if runtime.precision.startswith("mixed") else variable_bytes
+    floor = training_memory_floor(spec, trial.batch_size, variable_bytes, activation_bytes)
+    if floor > memory_bytes:
+        size = "x".join(map(str, spec.input_shape))
+        raise InputError(
+            f"Expected a trial that fits in this machine's memory ({memory_bytes / 2**30:.1f} GiB). Received: "
+            f"{trial.model} at {size} with batch size {trial.batch_size} needs at least {floor / 2**30:,.1f} GiB "
+            f"in {runtime.precision} (its {model_cost(spec).params:,} parameters and one batch's input and "
+            "largest layer output, before gradients, optimizer state and saved activations). Use a smaller "
+            "--input-size, --batch-size or --width-multiplier, or a cluster with bigger nodes (--address)."
+        )
 
 
 def datasets_to_ship(

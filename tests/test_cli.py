@@ -309,6 +309,10 @@ BAD_INPUTS = {
         ["export", "rows-run", "--mlflow", "http://127.0.0.1:1"],
         "Expected an MLflow tracking server answering at --mlflow http://127.0.0.1:1. Received: no connection",
     ),
+    "an input size that cannot fit in memory": (
+        ["run", "--strategy", "scratch", "--model", "cnn_small", "--dataset", "digits", "--input-size", "20000"],
+        "Expected a trial that fits in this machine's memory",
+    ),
     "bad bn variance": (["run", "--suite", "smoke", "--bn-variance", "sample"], "invalid choice: 'sample'"),
 }
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import backend_probes as probes
 import pandas as pd
@@ -10,7 +11,7 @@ import pytest
 
 from harness.cli import main
 from harness.config import TrialConfig
-from harness.model_cost import model_cost, training_gflops
+from harness.model_cost import model_cost, training_gflops, training_memory_floor
 from harness.models import ModelOptions, build_spec
 from harness.spec import Conv2D, Dense, Flatten, ModelSpec, spec_from_dict
 from harness.summary import summarize
@@ -61,6 +62,20 @@ def test_grouped_convolutions_count_only_their_groups_inputs():
 
 def test_training_gflops_counts_three_passes_of_two_flops_per_mac():
     assert training_gflops(1e9, 10.0) == pytest.approx(60.0)
+
+
+def test_the_memory_floor_is_the_parameters_and_one_batchs_input_and_largest_output_by_hand():
+    spec = build_spec("mlp", (8, 8, 1), 10)  # 64 -> 4000 -> 10: 64*4000+4000 + 4000*10+10 parameters
+    params = 64 * 4000 + 4000 + 4000 * 10 + 10
+    assert training_memory_floor(spec, 32, 4, 4) == 4 * params + 4 * 32 * (64 + 4000)
+    assert training_memory_floor(spec, 32, 8, 8) == 8 * params + 8 * 32 * (64 + 4000)  # float64
+    assert training_memory_floor(spec, 32, 4, 2) == 4 * params + 2 * 32 * (64 + 4000)  # mixed: float32 variables
+    # BatchNorm's running statistics are held too: a mean and a variance per channel (32, 32 and 128 here)
+    normed = build_spec("cnn_small", (28, 28, 1), 10, ModelOptions(batchnorm="after"))
+    variables = model_cost(normed).params + 2 * (32 + 32 + 128)
+    largest = max(math.prod(layer.output_shape) for layer in model_cost(normed).layers)  # conv1: 26 x 26 x 32
+    assert largest == 26 * 26 * 32
+    assert training_memory_floor(normed, 1, 4, 4) == 4 * variables + 4 * (28 * 28 + largest)
 
 
 def test_model_command_prints_the_table_and_totals(capsys):
