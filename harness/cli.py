@@ -17,10 +17,12 @@ from pathlib import Path
 from typing import Any
 
 from harness.cli_options import (
+    PATH_PREFIX,
     build_parser,
     given_execution,
     given_search_options,
     new_run_execution,
+    override_flags,
     overrides_from_args,
     search_request_from_args,
     selection_from_args,
@@ -120,7 +122,9 @@ def _resume_settings(args: argparse.Namespace) -> Any:
     from harness.runner import check_run_id, resumable, scheduler_settings
 
     changes_trials = overrides_from_args(args).keys() - {"runtime.threads", "runtime.device"}
-    given = _plan_options_given(args) + sorted(changes_trials)
+    if getattr(args, f"{PATH_PREFIX}schedule.name") is None:  # --piecewise alone implies it: not typed
+        changes_trials -= {"schedule.name"}
+    given = _plan_options_given(args) + override_flags(sorted(changes_trials))
     if given:
         raise InputError(
             "Expected --resume with execution options only (the run keeps its recorded trials and search). "

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
@@ -589,6 +589,15 @@ def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
     if args.data_dir:
         given["data_dir"] = str(Path(args.data_dir).expanduser().resolve())
     return given
+
+
+def override_flags(paths: Iterable[str]) -> list[str]:
+    """The command-line flags that set these config paths (what :func:`overrides_from_args` returned), each once,
+    in order: an error about given options names them as the user typed them."""
+    flags = {option.path: option.flag for _, options in OVERRIDE_OPTIONS for option in options}
+    flags |= {"schedule.boundaries": "--piecewise", "schedule.values": "--piecewise"}
+    flags |= {"data_dir": "--data-dir", "runtime.threads": "--cpus-per-trial", "runtime.device": "--gpus-per-trial"}
+    return list(dict.fromkeys(flags.get(path, path) for path in paths))
 
 
 def selection_from_args(args: argparse.Namespace) -> Selection:

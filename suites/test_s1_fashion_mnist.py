@@ -2,7 +2,7 @@
 
 import pytest
 
-pytestmark = pytest.mark.xfbench(suites={"quick": "fashion_quick", "full": "fashion_quick"})
+pytestmark = pytest.mark.xfbench(suites={"smoke": "fashion_smoke", "quick": "fashion_quick", "full": "fashion_quick"})
 
 
 def test_fashion_mnist_reaches_its_bar(xfbench_case):

@@ -145,6 +145,10 @@ BAD_INPUTS = {
         ["run", "--resume", "finished-run", "--backend", "torch", "--seeds", "3"],
         "Received: ['--backend', '--seeds']. Leave them out",
     ),
+    "resume with trial options, named by their flags": (
+        ["run", "--resume", "finished-run", "--lr", "0.1", "--piecewise", "2:0.1,0.01", "--data-dir", "."],
+        "Received: ['--data-dir', '--lr', '--piecewise']. Leave them out",
+    ),
     "resume a tune with other search options": (
         ["tune", "--resume", "a-tune", "--num-samples", "4", "--asha", "--final-seeds", "2"],
         "Received: ['--num-samples', '--asha', '--final-seeds']",
