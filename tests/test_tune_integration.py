@@ -134,8 +134,14 @@ def test_tune_searches_each_backend_in_its_own_experiment_with_asha_and_reruns_e
     finals = frame[frame["stage"] == "final"]
     assert finals.groupby("backend")["seed"].unique().map(sorted).to_dict() == {"tensorflow": [0, 1], "torch": [0, 1]}
     assert set(finals["variant"]) == {"tuned"}
-    picked = {json.loads(c)["optimizer"]["lr"] for c in finals["config_json"]}
-    assert picked == {0.3}  # far the best on digits for 3 epochs of SGD momentum
+    # each backend re-ran the learning rate of its search trial with the highest val_acc at its last epoch
+    last = search.dropna(subset=["val_acc"]).sort_values("epoch").groupby("trial_id").last()
+    last = last.assign(lr=last["config_json"].map(lambda c: json.loads(c)["optimizer"]["lr"]))
+    best = last.sort_values("val_acc", ascending=False, kind="stable").groupby("backend")["lr"].first().to_dict()
+    picked = {
+        b: json.loads(c)["optimizer"]["lr"] for b, c in zip(finals["backend"], finals["config_json"], strict=True)
+    }
+    assert picked == best, (picked, last[["backend", "lr", "epoch", "val_acc"]])
     summary = (tmp_path / "tune-e2e" / "summary.md").read_text()
     assert "## Search" in summary and "| scratch | mlp+tuned | digits |" in summary and "**best**" in summary
     # --reference reaches the files, not only the terminal
