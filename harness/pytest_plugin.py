@@ -29,6 +29,7 @@ import pytest
 from harness.backend import BACKENDS
 from harness.cli_options import non_negative_float, positive_int
 from harness.config import TrialConfig
+from harness.data.registry import found_in
 from harness.errors import InputError
 from harness.model_import import trial_model
 from harness.planner import suite_case_trials
@@ -277,11 +278,15 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     params = []
     for backend in backends:
         for case in chosen.cases:
+            reason = _data_missing(state, case.dataset, data_dir)
+            # The trials read the files found here, at collection, wherever the environment points later (a
+            # conftest that isolates the data paths for its tests, say): what was checked is what trains.
+            found = None if reason or data_dir else found_in(state.loaded[case.dataset])
+            case_overrides = {**overrides, "data_dir": found} if found else overrides
             try:
-                trials = suite_case_trials(chosen, case, (backend,), seeds, overrides)
+                trials = suite_case_trials(chosen, case, (backend,), seeds, case_overrides)
             except InputError as exc:
                 raise pytest.UsageError(f"{metafunc.definition.nodeid} [{backend}-{case.case_id}]: {exc}") from None
-            reason = _data_missing(state, case.dataset, data_dir)
             marks = [pytest.mark.xdist_group(XDIST_GROUP), *([pytest.mark.skip(reason=reason)] if reason else [])]
             if not reason:
                 for trial in trials:  # the same case wanted by several tests runs once; another case's id must differ

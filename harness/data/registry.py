@@ -229,6 +229,15 @@ def _check_pairs(name: str, x_train: np.ndarray, y_train: np.ndarray, x_test: np
         )
 
 
+def found_in(dataset: Dataset) -> str | None:
+    """The folder a file dataset was read from (its files, or its archive), to point a trial's data_dir at;
+    None for an embedded dataset."""
+    source = Path(dataset.provenance.get("source", ""))
+    if not source.is_absolute() or not source.exists():
+        return None
+    return str(source if source.is_dir() else source.parent)
+
+
 def _provenance(found: dict) -> dict[str, str]:
     return {
         "source": str(next(iter(found.values())).path.parent),
