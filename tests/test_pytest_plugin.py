@@ -119,6 +119,49 @@ def test_case(xfbench_case):
 
 
 @pytest.mark.ray
+def test_a_case_trains_on_the_files_found_at_collection_when_the_data_paths_move_before_the_run(
+    pytester, tmp_path, monkeypatch
+):
+    """As this checkout's tests/conftest.py does: a session fixture points $XFBENCH_DATA at an empty folder after
+    collection found the files there (a fresh clone of `make test` failed its Fashion-MNIST cases that way)."""
+    from test_data import write_mnist_like
+
+    write_mnist_like(tmp_path / "data" / "mnist", n_train=5200, n_test=200)
+    monkeypatch.setenv("XFBENCH_DATA", str(tmp_path / "data"))
+    (tmp_path / "moved").mkdir()
+    pytester.makeconftest(
+        f"""
+import pytest
+
+@pytest.fixture(scope="session", autouse=True)
+def moved_data_paths():
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XFBENCH_DATA", {str(tmp_path / "moved")!r})
+        yield
+"""
+    )
+    pytester.makepyfile(
+        test_suite="""
+import pytest
+from harness.data.tasks import TaskSpec
+from harness.suites import Suite, SuiteCase
+pytestmark = pytest.mark.xfbench(
+    suites={"smoke": Suite("m", "mnist", cases=(
+        SuiteCase("scratch", "mlp", "mnist", epochs=1, task=TaskSpec(train_limit=100)),
+    ))}
+)
+
+def test_case(xfbench_case):
+    xfbench_case.check_bar()
+"""
+    )
+    result = pytester.runpytest_subprocess(
+        "--backend", "torch", "--results-dir", str(tmp_path / "results"), "-p", "no:cacheprovider", timeout=600
+    )
+    result.assert_outcomes(passed=1)
+
+
+@pytest.mark.ray
 def test_a_failing_bar_reports_measured_value_bar_and_backend_and_state_lives_in_the_stash(pytester, tmp_path):
     pytester.makepyfile(test_suite=TINY_SUITE.format(bar=1.01))
     result = pytester.runpytest_subprocess(
