@@ -67,7 +67,7 @@ class _Prepared:
 
 def _prepare(args: argparse.Namespace) -> _Prepared:
     """Everything that can fail on bad input, before Ray: plan, run id, data present, what ships to the workers."""
-    from harness.preflight import datasets_to_ship, machine_memory_bytes, preflight
+    from harness.preflight import datasets_to_ship, local_memory_bytes, preflight
     from harness.runner import check_run_id, new_run_id, scheduler_settings
 
     plan = plan_from_args(args)
@@ -89,7 +89,7 @@ def _prepare(args: argparse.Namespace) -> _Prepared:
         download=not args.no_download,
         loaded=loaded,
         cache_dir=results_dir / "_cache",
-        memory_bytes=machine_memory_bytes() if options.address is None else None,
+        memory_bytes=local_memory_bytes(options),
     )
     ship = datasets_to_ship(trials, args.ship_data, args.address, loaded=loaded)
     settings = scheduler_settings(results_dir, options, verbose=args.verbose)

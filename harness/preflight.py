@@ -193,8 +193,11 @@ def _check_against_model(trial: TrialConfig, spec: ModelSpec) -> None:
             )
 
 
-def machine_memory_bytes() -> int:
-    """This machine's physical memory: what a local run's trials share."""
+def local_memory_bytes(options: ExecutionOptions) -> int | None:
+    """This machine's physical memory, which a local run's trials share; None for a run on a cluster (``--address``),
+    whose nodes the driver cannot know."""
+    if options.address is not None:
+        return None
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 

@@ -44,7 +44,7 @@ from harness.config import TrialConfig
 from harness.errors import InputError, MissingInputFile
 from harness.fresh_process import run_worker_module
 from harness.truncated_weights import check_complete
-from harness.user_files import read_json_object
+from harness.user_files import nearest_existing, read_json_object
 from harness.weight_files import BadWeightsError, file_sha256, weights_format
 
 HUBS = importer_backends()  # --pretrained prefix (torchvision, keras) -> the backend whose framework reads it
@@ -199,7 +199,7 @@ def weights_home() -> Path:
     layouts below it: torch/hub/checkpoints/, keras/models/)."""
     if os.environ.get(WEIGHTS_ENV):
         home = Path(os.environ[WEIGHTS_ENV]).expanduser().resolve()
-        existing = next(p for p in (home, *home.parents) if p.exists())
+        existing = nearest_existing(home)
         if not existing.is_dir():  # checked here, not when a worker's download or lookup trips over it
             raise InputError(
                 f"Expected ${WEIGHTS_ENV} to name a folder (created on the first fetch). Received: {home}, and "

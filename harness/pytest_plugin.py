@@ -365,7 +365,7 @@ def _record_benchmark(benchmark: Any, handle: CaseHandle) -> None:
 
 def _run_all(config: pytest.Config, state: SessionState, temp: pytest.TempPathFactory) -> None:
     from harness.plan import ExecutionOptions, RunPlan
-    from harness.preflight import check_execution, machine_memory_bytes, preflight
+    from harness.preflight import check_execution, local_memory_bytes, preflight
     from harness.runner import execute, new_run_id, scheduler_settings
 
     if not _xdist_groups_kept(config):
@@ -396,7 +396,7 @@ def _run_all(config: pytest.Config, state: SessionState, temp: pytest.TempPathFa
             download=False,
             loaded=state.loaded,
             cache_dir=results_dir / "_cache",
-            memory_bytes=machine_memory_bytes() if options.address is None else None,
+            memory_bytes=local_memory_bytes(options),
         )
     except InputError as exc:
         state.error = f"bad input, nothing was run: {exc}"

@@ -36,7 +36,7 @@ from harness.plan import (
     read_run_file,
     write_run_file,
 )
-from harness.preflight import check_distinct_trial_ids, datasets_to_ship, machine_memory_bytes, preflight
+from harness.preflight import check_distinct_trial_ids, datasets_to_ship, local_memory_bytes, preflight
 from harness.provenance import MachineInfo, git_commit, utc_now
 from harness.reporting import run_markdown, search_markdown
 from harness.results import ResultsWriter, read_parts, rewrite_csv, safe_name
@@ -290,8 +290,8 @@ def resumable(results_dir: Path, run_id: str, kind: str, given: dict[str, Any]) 
     except InputError as exc:
         raise InputError(f"{exc} This run was recorded so and cannot be resumed: start a new run instead.") from None
     options = run_file.execution.updated(given)
-    memory = machine_memory_bytes() if options.address is None else None
-    preflight(trials, trials[0].data_dir, download=False, cache_dir=results_dir / "_cache", memory_bytes=memory)
+    cache_dir = results_dir / "_cache"
+    preflight(trials, trials[0].data_dir, download=False, cache_dir=cache_dir, memory_bytes=local_memory_bytes(options))
     return options
 
 

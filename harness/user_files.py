@@ -82,11 +82,14 @@ def with_rows(frame: pd.DataFrame, run_dir: Path) -> pd.DataFrame:
     return frame
 
 
+def nearest_existing(path: Path) -> Path:
+    """``path`` itself if it exists, else its nearest existing ancestor: what decides whether it can be made."""
+    return next(p for p in (path, *path.parents) if p.exists())
+
+
 def _writable_folder(folder: Path) -> str:
     """Why xfbench could not write into ``folder`` or create it (its nearest existing ancestor decides), else ''."""
-    existing = folder
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
+    existing = nearest_existing(folder)
     if not existing.is_dir():
         return f"{existing} is not a folder"
     if not os.access(existing, os.W_OK | os.X_OK):
