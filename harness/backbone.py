@@ -155,12 +155,17 @@ def pretrain_trial(target: TrialConfig) -> TrialConfig:
     )
 
 
+def needs_trained_backbone(trial: TrialConfig) -> bool:
+    """The trial starts from a backbone a pretrain trial of the run trains (not from pretrained weights)."""
+    return trial.strategy in NEEDS_BACKBONE and not uses_pretrained(trial)
+
+
 def pretrain_trials(trials: list[TrialConfig]) -> list[TrialConfig]:
     """One pretrain trial per distinct backbone the targets need and the cache does not hold yet; its runtime
     options are those of a target on the source backend when there is one (as that backend's trials run)."""
     templates: dict[str, TrialConfig] = {}
     for trial in trials:
-        if trial.strategy in NEEDS_BACKBONE and not uses_pretrained(trial) and not checkpoint_path(trial).is_file():
+        if needs_trained_backbone(trial) and not checkpoint_path(trial).is_file():
             key = recipe_for(trial).key
             chosen = templates.setdefault(key, trial)
             source = trial.transfer.source_backend

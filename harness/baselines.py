@@ -40,7 +40,7 @@ class Environment:
 
     @classmethod
     def of(cls, frame: pd.DataFrame) -> Environment:
-        ok = frame[frame["status"] != "failed"] if len(frame) else frame
+        ok = frame[~frame["status"].isin(["failed", "skipped"])] if len(frame) else frame  # rows a worker wrote
         pick = lambda col: ",".join(sorted({str(v) for v in ok[col].dropna() if str(v)})) if len(ok) else ""  # noqa: E731
         versions = ok.groupby("backend")["framework_version"].first().to_dict() if len(ok) else {}
         return cls(

@@ -138,6 +138,7 @@ def _status_cell(row: pd.Series, ok_word: str = " ok") -> str:
         f"{row['ok']}/{row['trials']}{ok_word}"
         + (f", {row['failed']} failed" if row["failed"] else "")
         + (f", {row['diverged']} diverged" if row["diverged"] else "")
+        + (f", {row['skipped']} skipped" if row["skipped"] else "")
     )
 
 
@@ -403,11 +404,12 @@ def search_markdown(frame: pd.DataFrame, plan: TunePlan) -> str:
 
 def _search_cells(r: pd.Series, plan: TunePlan, best: set[str]) -> list[str]:
     status = f"{r['status']} (stopped early)" if r["stopped_early"] else str(r["status"])
+    sampled = not pd.isna(r["sample"])  # else a skipped experiment's base: nothing was sampled
     return [
         str(r["case"]),
         str(r["backend"]),
-        str(r["sample"]),
-        *[search_cell(r[p]) for p in plan.space.paths],
+        str(r["sample"]) if sampled else "none",
+        *[search_cell(r[p]) if sampled else "" for p in plan.space.paths],
         str(r["epochs"]),
         search_cell(r[plan.metric]),
         status,
@@ -580,8 +582,8 @@ class RichProgress:
         self._progress.update(self._task, total=(self._progress.tasks[0].total or 0) + more_trials)
 
     def row(self, row: dict[str, Any]) -> None:
-        if row["status"] == "failed":
-            self.console.print(f"[red]trial {row['trial_id']} failed:[/red] {row['error']}")
+        if row["status"] in ("failed", "skipped"):
+            self.console.print(f"[red]trial {row['trial_id']} {row['status']}:[/red] {row['error']}")
             return
         if row.get("val_acc") is None or row.get("epoch_time_s") is None:
             return

@@ -106,8 +106,13 @@ SCHEMA: tuple[tuple[str, str, str], ...] = (
         "file's name); empty for a backbone xfbench trained",
     ),
     ("weights_sha256", "string", "sha256 of that weights file (what the converted checkpoint is keyed by)"),
-    ("status", "string", "ok | failed | diverged (a trial ASHA stopped early is ok, with fewer epochs)"),
-    ("error", "string", "error text for failed trials, else empty"),
+    (
+        "status",
+        "string",
+        "ok | failed | diverged | skipped (not started: its backbone's pretrain trial did not end ok; the row's "
+        "error says which). A trial ASHA stopped early is ok, with fewer epochs",
+    ),
+    ("error", "string", "error text of a failed trial, the reason a trial was skipped, else empty"),
     (
         "inexact",
         "string",
@@ -116,7 +121,12 @@ SCHEMA: tuple[tuple[str, str, str], ...] = (
     ),
     ("config_json", "string", "the full resolved TrialConfig as JSON"),
     ("git_commit", "string", "commit of the harness that produced the row (+dirty if modified)"),
-    ("host", "string", "hostname of the worker that ran the trial (empty on the row the driver writes for a dead one)"),
+    (
+        "host",
+        "string",
+        "hostname of the worker that ran the trial (empty on the rows the driver writes: a dead worker's, a skipped "
+        "trial's)",
+    ),
     ("node", "string", "Ray node id of the worker that ran the trial (tells the nodes of one host apart)"),
     ("cpu", "string", "CPU model of that worker"),
     ("gpu", "string", "device name when the trial ran on a GPU, else empty"),
@@ -130,7 +140,7 @@ SCHEMA: tuple[tuple[str, str, str], ...] = (
 
 COLUMNS = tuple(name for name, _, _ in SCHEMA)
 DTYPES = {name: dtype for name, dtype, _ in SCHEMA}
-STATUSES = ("ok", "failed", "diverged")
+STATUSES = ("ok", "failed", "diverged", "skipped")
 
 
 def normalise_row(row: dict[str, Any]) -> dict[str, Any]:

@@ -52,7 +52,7 @@ from harness.scheduler import (
     run_trials,
 )
 from harness.summary import Summary, final_rows, last_attempts, summarize
-from harness.trial import RunInfo
+from harness.trial import RunInfo, skipped_row
 from harness.tuning import TunePlan, final_trials
 
 Schedule = Callable[..., None]
@@ -189,12 +189,52 @@ class _RunContext:
             )
 
     def pretrain_then(self, trials: list[TrialConfig], stage: str, schedule: Schedule) -> None:
-        """Missing shared backbones first (trained once), then the trials that start from them."""
+        """Missing shared backbones first (trained once), then the trials that start from them; a trial whose
+        backbone's pretrain trial did not end ok is recorded as skipped instead of started (it could only fail)."""
         from harness.backbone import pretrain_trials
 
         label = STAGE_PRETRAIN if stage == STAGE_TRIALS else f"{STAGE_PRETRAIN}-{stage}"
-        self.schedule(pretrain_trials(trials), STAGE_PRETRAIN, schedule, label)
-        self.schedule(trials, stage, schedule)
+        untrained = self.pretrain(pretrain_trials(trials), schedule, label)
+        skipped = {t.trial_id: untrained[p] for t in trials if (p := _pretrain_id(t)) in untrained}
+        self.skip([t for t in trials if t.trial_id in skipped], stage, skipped)
+        self.schedule([t for t in trials if t.trial_id not in skipped], stage, schedule)
+
+    def pretrain(self, pretrains: list[TrialConfig], schedule: Schedule, label: str = STAGE_PRETRAIN) -> dict[str, str]:
+        """Run the unfinished ``pretrains``; returns why each that left no backbone did (by trial id)."""
+        self.schedule(pretrains, STAGE_PRETRAIN, schedule, label)
+        return _untrained_backbones(pretrains, read_parts(self.run_dir)) if pretrains else {}
+
+    def skip(self, trials: list[TrialConfig], stage: str, reasons: dict[str, str]) -> None:
+        """One ``skipped`` row each for the unfinished ``trials``, written by the driver: no worker starts them."""
+        todo = [t for t in trials if t.trial_id not in self.finished]
+        self.progress.extend(len(todo))
+        events = self.events()
+        for trial in todo:
+            events.on_row({**skipped_row(trial, self.run, reasons[trial.trial_id]), "stage": stage, "attempt": 0})
+            events.on_trial_end(trial.trial_id)
+
+
+def _pretrain_id(trial: TrialConfig) -> str | None:
+    """The id of the pretrain trial that trains ``trial``'s backbone, or None when it starts from none."""
+    from harness.backbone import needs_trained_backbone, pretrain_trial
+
+    return pretrain_trial(trial).trial_id if needs_trained_backbone(trial) else None
+
+
+def _untrained_backbones(pretrains: list[TrialConfig], frame: pd.DataFrame) -> dict[str, str]:
+    """Why each of ``pretrains`` (by trial id) left no backbone: it ended failed or diverged (this run or, when
+    resumed, before), or recorded nothing. Pretrain trials that ended ok are absent."""
+    finals = final_rows(frame).set_index("trial_id") if len(frame) else pd.DataFrame()
+    reasons = {}
+    for trial in pretrains:
+        if trial.trial_id not in finals.index:
+            reasons[trial.trial_id] = f"its backbone's pretrain trial {trial.trial_id} recorded no rows"
+            continue
+        final = finals.loc[trial.trial_id]
+        if final["status"] != "ok":
+            error = f": {final['error']}" if isinstance(final["error"], str) and final["error"] else ""
+            reasons[trial.trial_id] = f"its backbone's pretrain trial {trial.trial_id} ended {final['status']}{error}"
+    return reasons
 
 
 def execute(
@@ -337,10 +377,12 @@ def resume(
 
 
 def _keep_finished_rows(run_dir: Path) -> tuple[pd.DataFrame, list[str], int]:
-    """The rows of finished trials; failed trials' parts are removed (Ctrl-C reaches the workers too, so a
-    failure may be the interruption itself): they run again. Returns (kept, failed ids, partial rows dropped)."""
+    """The rows of finished trials; failed and skipped trials' parts are removed (Ctrl-C reaches the workers too,
+    so a failure may be the interruption itself, and a skipped trial's backbone may train this time): they run
+    again. Returns (kept, failed or skipped ids, partial rows dropped)."""
     kept = read_parts(run_dir)
-    failed = sorted(final_rows(kept).query("status == 'failed'")["trial_id"]) if len(kept) else []
+    finals = final_rows(kept) if len(kept) else kept
+    failed = sorted(finals[finals["status"].isin(["failed", "skipped"])]["trial_id"]) if len(kept) else []
     for trial_id in failed:
         (run_dir / "parts" / f"{safe_name(trial_id)}.parquet").unlink(missing_ok=True)
     kept = kept[~kept["trial_id"].isin(failed)] if len(kept) else kept
@@ -408,9 +450,14 @@ def _summary(ctx: _RunContext, frame: pd.DataFrame) -> tuple[Summary, str]:
 
 
 def _tune_stages(ctx: _RunContext, search: TunePlan) -> None:
-    """Backbones, then one search experiment per (case, backend), then every backend's best config with K seeds."""
-    ctx.schedule(ctx.run_file.plan.pretrain(), STAGE_PRETRAIN, run_trials)
+    """Backbones, then one search experiment per (case, backend), then every backend's best config with K seeds. An
+    experiment whose backbone did not train is not run: its base gets one ``skipped`` row in the search stage."""
+    untrained = ctx.pretrain(ctx.run_file.plan.pretrain(), run_trials)
     for index, experiment in enumerate(search.experiments()):
+        base = experiment.base
+        if (reason := untrained.get(_pretrain_id(base) or "")) is not None:  # every sample could only fail
+            ctx.skip([base], STAGE_SEARCH, {base.trial_id: reason})
+            continue
         ctx.progress.extend(search.trials_per_experiment)
         name = f"{ctx.run.run_id}-{STAGE_SEARCH}-{index}-{experiment.base.backend}{ctx.suffix}"
         run_search(

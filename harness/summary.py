@@ -107,6 +107,7 @@ def summarize(frame: pd.DataFrame, reference: str = REFERENCE_BACKEND) -> Summar
                 "ok": int(len(ok)),
                 "failed": int((trial_finals["status"] == "failed").sum()),
                 "diverged": int((trial_finals["status"] == "diverged").sum()),
+                "skipped": int((trial_finals["status"] == "skipped").sum()),
                 "test_acc_mean": float(accs.mean()) if len(accs) else math.nan,
                 "test_acc_std": float(accs.std(ddof=1)) if len(accs) > 1 else (0.0 if len(accs) else math.nan),
                 "epoch_time_s_median": float(timing["epoch_time_s"].median()) if len(timing) else math.nan,

@@ -67,6 +67,12 @@ def failure_row(
     return row
 
 
+def skipped_row(config: TrialConfig, run: RunInfo, reason: str) -> dict[str, Any]:
+    """The one row of a trial the driver did not start because what it needs cannot exist (its backbone's pretrain
+    trial failed or diverged): no worker ran it, so no machine or framework version is known."""
+    return failure_row(config, run, reason, status="skipped", machine=MachineInfo.unknown())
+
+
 def run_trial(config: TrialConfig, run: RunInfo, sink: RowSink, dataset: Dataset | None = None) -> str:
     """Run one trial; every epoch record becomes a row sent to ``sink``. Returns the final status.
 

@@ -178,7 +178,10 @@ def search_table(frame: pd.DataFrame, plan: TunePlan) -> pd.DataFrame:
                 "status": statuses[str(trial_id)],
             }
         )
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    if len(table):  # a skipped experiment's base has no sample: whole numbers stay whole beside it
+        table["sample"] = table["sample"].astype("Int64")
+    return table
 
 
 def _base_case(config: TrialConfig) -> str:

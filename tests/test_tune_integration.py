@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from harness.config import FaultInjection, OptimizerConfig, RuntimeOptions, TrialConfig
+from harness.config import FaultInjection, OptimizerConfig, RuntimeOptions, TransferOptions, TrialConfig
 from harness.models import ModelOptions
 from harness.plan import RunPlan
 from harness.preflight import datasets_to_ship
@@ -199,6 +199,73 @@ def test_failed_diverged_killed_and_retried_trials_are_recorded_while_the_others
     row = outcome.summary.per_backend.iloc[0]
     assert (row["trials"], row["ok"], row["failed"], row["diverged"]) == (4, 2, 1, 1)
     assert not outcome.all_ok
+
+
+def test_trials_whose_backbone_did_not_train_are_recorded_skipped_without_starting_a_worker(tmp_path, shared_ray):
+    """The backbone's pretrain trial diverges (SGD at lr 1e30): the two trials that start from it get one
+    ``skipped`` row each from the driver, naming it, instead of each failing in a worker; the rest of the run
+    finishes; a resume runs the skipped trials again (their backbone may train then)."""
+    from harness.backbone import pretrain_trial
+    from harness.runner import _keep_finished_rows
+
+    fine_tune = TrialConfig(
+        strategy="fine_tune",
+        model="mlp",
+        dataset="digits",
+        backend="torch",
+        seed=0,
+        epochs=1,
+        model_options=ModelOptions(hidden=(16,)),
+        suite="skips",
+        transfer=TransferOptions(source_epochs=1, source_optimizer=OptimizerConfig("sgd", lr=1e30)),
+    )
+    trials = [fine_tune, replace(fine_tune, strategy="feature_extraction"), replace(fine_tune, strategy="scratch")]
+    pretrain_id = pretrain_trial(fine_tune).trial_id
+    settings = SchedulerSettings(storage_dir=tmp_path / "_ray", cpus_per_trial=1, max_failures=1)
+    outcome = execute(RunPlan.of_trials(trials), results_dir=tmp_path, run_id="skips", settings=settings)
+
+    finals = final_rows(outcome.frame).set_index("trial_id")
+    assert finals.loc[pretrain_id, "status"] == "diverged"
+    for target in trials[:2]:
+        rows = outcome.frame[outcome.frame["trial_id"] == target.trial_id]
+        assert rows["status"].tolist() == ["skipped"] and rows["stage"].tolist() == ["trials"]
+        assert rows["error"].iloc[0] == f"its backbone's pretrain trial {pretrain_id} ended diverged"
+        # written by the driver: no worker ran it, so no process, machine or framework version is known
+        assert rows["worker_pid"].isna().all() and set(rows["host"]) == {""} and set(rows["framework_version"]) == {""}
+    assert finals.loc[trials[2].trial_id, "status"] == "ok"
+    per_case = outcome.summary.per_backend.set_index("strategy")
+    assert per_case.loc["fine_tune", ["trials", "ok", "failed", "skipped"]].tolist() == [1, 0, 0, 1]
+    assert "0/1 ok, 1 skipped" in outcome.summary_markdown
+    assert not outcome.all_ok
+
+    kept, rerun, _ = _keep_finished_rows(outcome.run_dir)
+    assert rerun == sorted(t.trial_id for t in trials[:2])
+    assert set(kept["trial_id"]) == {pretrain_id, trials[2].trial_id}
+
+
+def test_a_search_whose_backbone_did_not_train_is_skipped_not_run(tmp_path, shared_ray, capsys, monkeypatch):
+    """A search pins the backbone's optimizer to the base's (lr 1e30: its pretrain trial diverges): the backend's
+    search experiment is not run, its base gets one ``skipped`` row, there is nothing to re-run, and tune exits 1."""
+    monkeypatch.setenv("COLUMNS", "200")
+    args = ["--strategy", "fine_tune", "--model", "mlp", "--dataset", "digits", "--hidden", "16", "--lr", "1e30"]
+    code, stdout = _in_process(
+        [
+            "tune",
+            *args,
+            *("--backend", "torch", "--epochs", "1", "--source-epochs", "1", "--space", "lr=choice:0.1,0.01"),
+            *("--search", "grid", "--final-seeds", "1", "--results-dir", str(tmp_path), "--run-id", "tune-skip"),
+        ],
+        capsys,
+    )
+    assert code == 1, stdout[-3000:]
+    frame = read_results(tmp_path / "tune-skip")
+    assert sorted(set(frame["stage"])) == ["pretrain", "search"]
+    assert final_rows(frame[frame["stage"] == "pretrain"])["status"].tolist() == ["diverged"]
+    search = frame[frame["stage"] == "search"]
+    assert search["status"].tolist() == ["skipped"] and search["error"].iloc[0].endswith("ended diverged")
+    assert sorted(p.name for p in (tmp_path / "_ray").iterdir()) == ["tune-skip-pretrain-torch"]
+    summary = (tmp_path / "tune-skip" / "summary.md").read_text()
+    assert "| fine_tune-mlp-digits | torch | none |  | 0 | n/a | skipped |  |" in summary
 
 
 def _kill_when(proc: subprocess.Popen, parts: Path, finished: int, timeout: float = 300) -> None:
