@@ -221,6 +221,7 @@ class TransferOptions:
                 raise InputError(
                     f"Expected {flag} >= {least}. Received: {flag} {value}. Give a value of {least} or more."
                 )
+        check_epochs("source_epochs", self.source_epochs)
         if self.feature_pool not in ("flatten", "avg"):
             raise InputError(f"Expected feature_pool 'flatten' or 'avg'. Received: {self.feature_pool!r}.")
         if self.sklearn_head not in SKLEARN_HEADS:
@@ -232,6 +233,18 @@ class TransferOptions:
 
 
 FAULT_ACTIONS = ("raise", "kill", "raise-once")
+
+# Each epoch is a results row that the driver holds until its trial ends (about 2.4 KB with the trial's config):
+# 100,000 epochs hold about 240 MB per running trial. A count above it is a typo, not a benchmark.
+MAX_EPOCHS = 100_000
+
+
+def check_epochs(name: str, value: int) -> None:
+    if value > MAX_EPOCHS:
+        raise InputError(
+            f"Expected {name} <= {MAX_EPOCHS:,} (each epoch is a row the driver keeps until its trial ends, about "
+            f"2.4 KB). Received: {name}={value}. Give a smaller count."
+        )
 
 
 @dataclass(frozen=True)
@@ -416,6 +429,7 @@ class TrialConfig:
     def __post_init__(self) -> None:
         if self.epochs < 1:
             raise InputError(f"Expected epochs >= 1. Received: epochs={self.epochs}.")
+        check_epochs("epochs", self.epochs)
         if self.mc_dropout_passes < 0:
             raise InputError(f"Expected mc_dropout_passes >= 0. Received: {self.mc_dropout_passes}.")
         if self.batch_size < 1 or self.eval_batch_size < 1:

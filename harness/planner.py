@@ -30,6 +30,9 @@ from harness.weights import INITIALIZERS
 
 DEFAULT_SUITE = "quick"  # what `xfbench run` runs when nothing is selected: the main job
 DEFAULT_CASE_EPOCHS, DEFAULT_SEARCH_SAMPLES = 5, 8
+# Tune keeps every trial in the driver's memory and its experiment state, and planning alone takes about 0.2 ms
+# per trial here; Ray's own scalability tests stop at 10,000 trials. Ten times that is a typo, not a run.
+MAX_TRIALS = 100_000
 
 
 @dataclass(frozen=True)
@@ -66,6 +69,15 @@ def _check_choice(kind: str, value: str | None, valid: Sequence[str]) -> None:
         raise InputError(f"Expected --{kind} to be one of {sorted(valid)}. Received: {value!r}.")
 
 
+def _check_trial_count(count: int, how: str) -> None:
+    """Refuse a run of more than MAX_TRIALS trials, counted before any trial is built."""
+    if count > MAX_TRIALS:
+        raise InputError(
+            f"Expected at most {MAX_TRIALS:,} trials in a run. Received: {how} = {count:,} trials. "
+            "Ask for fewer seeds, samples or backends."
+        )
+
+
 def _check_names(selection: Selection, overrides: Mapping[str, Any]) -> None:
     for backend in selection.backends:
         _check_choice("backend", backend, BACKENDS)
@@ -88,6 +100,8 @@ def _case_trials(selection: Selection) -> tuple[list[TrialConfig], str]:
     _check_choice("strategy", s.strategy, list(describe_strategies()))
     parse_model_ref(s.model)
     _check_choice("dataset", s.dataset, list(DATASETS))
+    seeds = s.seeds or 1
+    _check_trial_count(len(s.backends) * seeds, f"{len(s.backends)} backend(s) × {seeds} seed(s)")
     trials = [
         TrialConfig(
             strategy=s.strategy, model=s.model, dataset=s.dataset, backend=b, seed=seed, epochs=DEFAULT_CASE_EPOCHS
@@ -110,6 +124,8 @@ def suite_case_trials(
     chosen: Suite, case: SuiteCase, backends: tuple[str, ...], seeds: int | None, overrides: Mapping[str, Any]
 ) -> list[TrialConfig]:
     """A suite case's trials per (backend, seed), resolved: what the pytest plugin runs for one test."""
+    count = seeds or chosen.seeds
+    _check_trial_count(len(backends) * count, f"{len(backends)} backend(s) × {count} seed(s) of {case.case_id}")
     return resolved(case_trials(case, chosen.name, backends, seeds or chosen.seeds), overrides)
 
 
@@ -120,6 +136,10 @@ def selected_trials(selection: Selection, overrides: Mapping[str, Any]) -> tuple
         trials, label = _case_trials(selection)
         return resolved(trials, overrides), label
     chosen = suite(selection.suite)
+    seeds, backends = selection.seeds or chosen.seeds, len(selection.backends)
+    _check_trial_count(
+        len(chosen.cases) * backends * seeds, f"{len(chosen.cases)} case(s) × {backends} backend(s) × {seeds} seed(s)"
+    )
     trials = [
         t for c in chosen.cases for t in suite_case_trials(chosen, c, selection.backends, selection.seeds, overrides)
     ]
@@ -157,5 +177,8 @@ def plan_tune(selection: Selection, overrides: Mapping[str, Any], request: Searc
         final_seeds=request.final_seeds,
         asha=request.asha,
     )
+    samples, finals = search.trials_per_experiment, search.final_seeds
+    how = f"{len(bases)} search(es) × ({samples:,} sample(s) + {finals:,} final seed(s))"
+    _check_trial_count(len(bases) * (samples + finals), how)
     check_plan(search)
     return RunPlan("tune", f"tune-{label}", TUNE_TITLE, search=search)

@@ -15,6 +15,28 @@ ROOT = Path(__file__).resolve().parents[1]
 MLP_RUN = ["run", "--strategy", "scratch", "--model", "mlp", "--dataset", "digits"]
 
 BAD_INPUTS = {
+    "epochs beyond what the driver can hold": (
+        [*MLP_RUN, "--epochs", "100000000000000000000000"],
+        "Expected epochs <= 100,000 (each epoch is a row the driver keeps until its trial ends, about 2.4 KB). "
+        "Received: epochs=100000000000000000000000",
+    ),
+    "source epochs beyond what the driver can hold": (
+        ["run", "--strategy", "fine_tune", "--model", "mlp", "--dataset", "digits", "--source-epochs", "100001"],
+        "Expected source_epochs <= 100,000",
+    ),
+    # before the check, --seeds 10^11 spent minutes building trial configurations before anything was said
+    "a run of more trials than a driver can keep": (
+        [*MLP_RUN, "--seeds", "100000000000"],
+        "Expected at most 100,000 trials in a run. Received: 2 backend(s) × 100000000000 seed(s) = 200,000,000,000",
+    ),
+    "a suite of more trials than a driver can keep": (
+        ["run", "--suite", "quick", "--seeds", "20000"],
+        "Received: 3 case(s) × 2 backend(s) × 20000 seed(s) = 120,000 trials",
+    ),
+    "a search of more trials than a driver can keep": (
+        ["tune", *MLP_RUN[1:], "--num-samples", "100000000000", "--space", "lr=loguniform:0.001,0.1"],
+        "Received: 2 search(es) × (100,000,000,000 sample(s) + 3 final seed(s)) = 200,000,000,006 trials",
+    ),
     "momentum for adam": (
         [*MLP_RUN, "--optimizer", "adam", "--momentum", "0.5"],
         "Expected no momentum with optimizer adam: it has none, so the value would be recorded but never applied. "

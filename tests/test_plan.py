@@ -13,7 +13,7 @@ from harness.data.tasks import TaskSpec
 from harness.errors import InputError
 from harness.overrides import apply_overrides, field_hint
 from harness.plan import ExecutionOptions, RunFile, RunPlan, RunRecord, read_run_file, write_run_file
-from harness.planner import SearchRequest, Selection, plan_run, plan_tune
+from harness.planner import MAX_TRIALS, SearchRequest, Selection, plan_run, plan_tune, suite_case_trials
 from harness.schedules import ScheduleConfig
 from harness.search import apply_point
 from harness.suites import suite
@@ -193,3 +193,21 @@ def test_a_plan_is_either_trials_or_a_search():
 def test_execution_options_take_what_is_given_zero_included():
     recorded = ExecutionOptions(cpus_per_trial=2, max_failures=3)
     assert recorded.updated({"cpus_per_trial": None, "max_failures": 0}) == ExecutionOptions(2, max_failures=0)
+
+
+def test_a_suite_case_of_more_trials_than_a_driver_can_keep_is_refused_before_any_is_built():
+    """The pytest plugin plans case by case: its --seeds is counted there too (before: minutes of building)."""
+    smoke = suite("smoke")
+    case = smoke.cases[0]
+    assert len(suite_case_trials(smoke, case, ("torch", "tensorflow"), 2, {})) == 4
+    with pytest.raises(InputError, match=f"Expected at most {MAX_TRIALS:,} trials in a run. Received: 2 backend"):
+        suite_case_trials(smoke, case, ("torch", "tensorflow"), 10**11, {})
+
+
+def test_epoch_counts_beyond_what_the_driver_can_hold_are_refused():
+    base = TrialConfig(strategy="scratch", model="mlp", dataset="digits", backend="torch", seed=0, epochs=1)
+    assert dataclasses.replace(base, epochs=100_000).epochs == 100_000
+    with pytest.raises(InputError, match="Expected epochs <= 100,000"):
+        dataclasses.replace(base, epochs=100_001)
+    with pytest.raises(InputError, match="Expected source_epochs <= 100,000"):
+        apply_overrides(base, {"transfer.source_epochs": 100_001})
