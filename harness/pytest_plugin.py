@@ -95,9 +95,17 @@ class CaseHandle:
         finals = rows.dropna(subset=["test_acc"])
         return float(finals["test_acc"].mean()) if len(finals) else math.nan
 
+    def mean_final_validation_accuracy(self) -> float:
+        """The validation accuracy after each trial's last epoch (its final row), averaged over seeds."""
+        from harness.summary import final_rows
+
+        finals = final_rows(self.rows()).dropna(subset=["val_acc"])
+        return float(finals["val_acc"].mean()) if len(finals) else math.nan
+
     def check_bar(self) -> float:
-        """Fail unless every trial of this case finished ok with a test accuracy, the mean is at least the case's
-        bar, and every seed agrees with the other backends' within the case's ``max_backend_gap``."""
+        """Fail unless every trial of this case finished ok with a test accuracy, the means are at least the case's
+        bars (test and/or final validation accuracy), and every seed agrees with the other backends' within the
+        case's ``max_backend_gap``."""
         where = f"[{self.backend}] {self.case.case_id}"
         outcome = self.state.outcome
         if outcome.status != "finished":
@@ -122,13 +130,17 @@ class CaseHandle:
             )
         self.check_agreement()
         measured = self.mean_test_accuracy()
-        bar = self.case.min_test_acc
-        if bar is not None and not measured >= bar:
-            pytest.fail(
-                f"[{self.backend}] {self.case.case_id}: test accuracy {measured:.4f} is below the bar {bar:.4f} "
-                f"({self.case.bar_source}); mean over {rows['trial_id'].nunique()} seed(s)",
-                pytrace=False,
-            )
+        bars = (
+            ("test accuracy", measured, self.case.min_test_acc),
+            ("validation accuracy", self.mean_final_validation_accuracy(), self.case.min_val_acc),
+        )
+        for what, value, bar in bars:
+            if bar is not None and not value >= bar:
+                pytest.fail(
+                    f"[{self.backend}] {self.case.case_id}: {what} {value:.4f} is below the bar {bar:.4f} "
+                    f"({self.case.bar_source}); mean over {rows['trial_id'].nunique()} seed(s)",
+                    pytrace=False,
+                )
         return measured
 
     def _ok_rows_of_case(self, frame: Any) -> Any:

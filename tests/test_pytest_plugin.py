@@ -202,7 +202,8 @@ def pytest_collection_finish(session):
         if (trial.backend, trial.seed) in ACCURACY:
             row = base_row(trial, RunInfo("recorded", "c"), MachineInfo.current())
             acc = ACCURACY[(trial.backend, trial.seed)]
-            row.update(stage="trials", phase="train", epoch=1, test_acc=acc, train_loss=1.0 - acc,
+            # validation accuracy 0.1 below test accuracy: a bar on one is not a bar on the other
+            row.update(stage="trials", phase="train", epoch=1, test_acc=acc, val_acc=acc - 0.1, train_loss=1.0 - acc,
                        status="ok", warmup=True, epoch_time_s=1.0, samples_per_s=1.0, timestamp="t", inexact=INEXACT)
             rows.append(row)
     frame = to_frame(rows)
@@ -276,6 +277,21 @@ def test_backends_that_agree_within_the_case_gap_pass(pytester):
     pytester.path.joinpath("conftest.py").unlink()
     within = {("torch", 0): 0.9, ("tensorflow", 0): 0.9, ("torch", 1): 0.8, ("tensorflow", 1): 0.75}
     _recorded_run(pytester, within, gap=", max_backend_gap=0.05").assert_outcomes(passed=2)
+
+
+def test_a_validation_bar_is_held_to_the_final_validation_accuracy_not_the_test_accuracy(pytester):
+    both = {(b, s): acc for b in ("torch", "tensorflow") for s, acc in ((0, 0.9), (1, 0.8))}  # val 0.8 / 0.7
+    bars = ', min_test_acc=0.84, min_val_acc={}, bar_source="the notebook\'s val bar"'
+    _recorded_run(pytester, both, gap=bars.format(0.74)).assert_outcomes(passed=2)  # test 0.85, val 0.75: both held
+    pytester.path.joinpath("conftest.py").unlink()
+    result = _recorded_run(pytester, both, gap=bars.format(0.76))
+    result.assert_outcomes(failed=2)
+    result.stdout.fnmatch_lines(
+        [
+            "*[[]torch[]] scratch-mlp-digits: validation accuracy 0.7500 is below the bar 0.7600 "
+            "(the notebook's val bar); mean over 2 seed(s)*"
+        ]
+    )
 
 
 def test_bad_input_fails_every_case_before_ray_or_a_framework_starts(pytester, tmp_path):
