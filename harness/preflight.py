@@ -98,7 +98,7 @@ def preflight(
             if task is trial.task:
                 _check_against_model(trial, spec)
                 if memory_bytes is not None:
-                    _check_memory(trial, spec, memory_bytes)
+                    _check_memory(trial, spec, memory_bytes, _mc_dropout_bytes(trial, derived))
     _prepare_pretrained(trials, datasets, cache_dir)
     return provenance
 
@@ -201,21 +201,35 @@ def local_memory_bytes(options: ExecutionOptions) -> int | None:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
-def _check_memory(trial: TrialConfig, spec: ModelSpec, memory_bytes: int) -> None:
-    """A trial whose model and one batch cannot fit in memory, however a framework trains it, fails here rather
-    than as an out-of-memory kill in a worker (an input size or width typed with a digit too many)."""
+def _mc_dropout_bytes(trial: TrialConfig, derived: Dataset) -> int:
+    """MC dropout keeps every pass's test logits, then their float64 probabilities (harness.mc_dropout)."""
+    logit_bytes = 8 if trial.runtime.variable_dtype == "float64" else 4
+    return trial.mc_dropout_passes * len(derived.y_test) * derived.num_classes * (logit_bytes + 8)
+
+
+def _check_memory(trial: TrialConfig, spec: ModelSpec, memory_bytes: int, mc_dropout_bytes: int = 0) -> None:
+    """A trial whose model and one batch (and MC-dropout passes' outputs) cannot fit in memory, however a framework
+    trains it, fails here rather than as an out-of-memory kill in a worker (an input size, width or pass count
+    typed with a digit too many)."""
     runtime = trial.runtime
     variable_bytes = 8 if runtime.variable_dtype == "float64" else 4
     activation_bytes = 2 if runtime.precision.startswith("mixed") else variable_bytes
-    floor = training_memory_floor(spec, trial.batch_size, variable_bytes, activation_bytes)
+    floor = training_memory_floor(spec, trial.batch_size, variable_bytes, activation_bytes) + mc_dropout_bytes
     if floor > memory_bytes:
         size = "x".join(map(str, spec.input_shape))
+        passes = (
+            f"; and {trial.mc_dropout_passes:,} MC-dropout passes' test logits and probabilities, "
+            f"{mc_dropout_bytes / 2**30:,.1f} GiB of it"
+            if mc_dropout_bytes
+            else ""
+        )
         raise InputError(
             f"Expected a trial that fits in this machine's memory ({memory_bytes / 2**30:.1f} GiB). Received: "
             f"{trial.model} at {size} with batch size {trial.batch_size} needs at least {floor / 2**30:,.1f} GiB "
             f"in {runtime.precision} (its {model_cost(spec).params:,} parameters and one batch's input and "
-            "largest layer output, before gradients, optimizer state and saved activations). Use a smaller "
-            "--input-size, --batch-size or --width-multiplier, or a cluster with bigger nodes (--address)."
+            f"largest layer output, before gradients, optimizer state and saved activations{passes}). Use a "
+            "smaller --input-size, --batch-size, --width-multiplier or --mc-dropout, or a cluster with "
+            "bigger nodes (--address)."
         )
 
 

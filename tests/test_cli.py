@@ -24,6 +24,11 @@ BAD_INPUTS = {
         ["run", "--strategy", "fine_tune", "--model", "mlp", "--dataset", "digits", "--source-epochs", "100001"],
         "Expected source_epochs <= 100,000",
     ),
+    # 10^7 passes over digits' 360 test images keep 10^7 x 360 x 10 logits and float64 probabilities: 402 GiB
+    "MC-dropout passes beyond this machine's memory": (
+        ["run", "--strategy", "scratch", "--model", "cnn_small", "--dataset", "digits", "--mc-dropout", "10000000"],
+        "and 10,000,000 MC-dropout passes' test logits and probabilities, 402.3 GiB of it)",
+    ),
     # before the check, --seeds 10^11 spent minutes building trial configurations before anything was said
     "a run of more trials than a driver can keep": (
         [*MLP_RUN, "--seeds", "100000000000"],
