@@ -195,12 +195,12 @@ class _RunContext:
 
         label = STAGE_PRETRAIN if stage == STAGE_TRIALS else f"{STAGE_PRETRAIN}-{stage}"
         untrained = self.pretrain(pretrain_trials(trials), schedule, label)
-        skipped = {t.trial_id: untrained[p] for t in trials if (p := _pretrain_id(t)) in untrained}
+        skipped = {t.trial_id: untrained[k] for t in trials if (k := _backbone_key(t)) in untrained}
         self.skip([t for t in trials if t.trial_id in skipped], stage, skipped)
         self.schedule([t for t in trials if t.trial_id not in skipped], stage, schedule)
 
     def pretrain(self, pretrains: list[TrialConfig], schedule: Schedule, label: str = STAGE_PRETRAIN) -> dict[str, str]:
-        """Run the unfinished ``pretrains``; returns why each that left no backbone did (by trial id)."""
+        """Run the unfinished ``pretrains``; returns why each that left no backbone did (by the backbone's key)."""
         self.schedule(pretrains, STAGE_PRETRAIN, schedule, label)
         return _untrained_backbones(pretrains, read_parts(self.run_dir)) if pretrains else {}
 
@@ -214,26 +214,30 @@ class _RunContext:
             events.on_trial_end(trial.trial_id)
 
 
-def _pretrain_id(trial: TrialConfig) -> str | None:
-    """The id of the pretrain trial that trains ``trial``'s backbone, or None when it starts from none."""
-    from harness.backbone import needs_trained_backbone, pretrain_trial
+def _backbone_key(trial: TrialConfig) -> str | None:
+    """The key of the backbone a pretrain trial of the run trains for ``trial`` (targets of several suites or
+    searches share one pretrain trial per key), or None when it starts from none."""
+    from harness.backbone import needs_trained_backbone, recipe_for
 
-    return pretrain_trial(trial).trial_id if needs_trained_backbone(trial) else None
+    return recipe_for(trial).key if needs_trained_backbone(trial) else None
 
 
 def _untrained_backbones(pretrains: list[TrialConfig], frame: pd.DataFrame) -> dict[str, str]:
-    """Why each of ``pretrains`` (by trial id) left no backbone: it ended failed or diverged (this run or, when
-    resumed, before), or recorded nothing. Pretrain trials that ended ok are absent."""
+    """Why each of ``pretrains`` left no backbone, by the key of the backbone it trains: it ended failed or
+    diverged (in this run or, when resumed, before), or recorded nothing. Pretrain trials that ended ok are absent."""
+    from harness.backbone import recipe_for
+
     finals = final_rows(frame).set_index("trial_id") if len(frame) else pd.DataFrame()
     reasons = {}
     for trial in pretrains:
-        if trial.trial_id not in finals.index:
-            reasons[trial.trial_id] = f"its backbone's pretrain trial {trial.trial_id} recorded no rows"
+        key, trial_id = recipe_for(trial).key, trial.trial_id
+        if trial_id not in finals.index:
+            reasons[key] = f"its backbone's pretrain trial {trial_id} recorded no rows"
             continue
-        final = finals.loc[trial.trial_id]
+        final = finals.loc[trial_id]
         if final["status"] != "ok":
             error = f": {final['error']}" if isinstance(final["error"], str) and final["error"] else ""
-            reasons[trial.trial_id] = f"its backbone's pretrain trial {trial.trial_id} ended {final['status']}{error}"
+            reasons[key] = f"its backbone's pretrain trial {trial_id} ended {final['status']}{error}"
     return reasons
 
 
@@ -455,7 +459,7 @@ def _tune_stages(ctx: _RunContext, search: TunePlan) -> None:
     untrained = ctx.pretrain(ctx.run_file.plan.pretrain(), run_trials)
     for index, experiment in enumerate(search.experiments()):
         base = experiment.base
-        if (reason := untrained.get(_pretrain_id(base) or "")) is not None:  # every sample could only fail
+        if (reason := untrained.get(_backbone_key(base) or "")) is not None:  # every sample could only fail
             ctx.skip([base], STAGE_SEARCH, {base.trial_id: reason})
             continue
         ctx.progress.extend(search.trials_per_experiment)
