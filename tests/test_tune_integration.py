@@ -219,12 +219,15 @@ def test_trials_whose_backbone_did_not_train_are_recorded_skipped_without_starti
         suite="skips",
         transfer=TransferOptions(source_epochs=1, source_optimizer=OptimizerConfig("sgd", lr=1e30)),
     )
-    trials = [fine_tune, replace(fine_tune, strategy="feature_extraction"), replace(fine_tune, strategy="scratch")]
+    # the second target is another suite's: one pretrain trial (named after the first) trains both their backbone
+    other_suite = replace(fine_tune, strategy="feature_extraction", suite="skips_b")
+    trials = [fine_tune, other_suite, replace(fine_tune, strategy="scratch")]
     pretrain_id = pretrain_trial(fine_tune).trial_id
     settings = SchedulerSettings(storage_dir=tmp_path / "_ray", cpus_per_trial=1, max_failures=1)
     outcome = execute(RunPlan.of_trials(trials), results_dir=tmp_path, run_id="skips", settings=settings)
 
     finals = final_rows(outcome.frame).set_index("trial_id")
+    assert list(outcome.frame[outcome.frame["stage"] == "pretrain"]["trial_id"].unique()) == [pretrain_id]
     assert finals.loc[pretrain_id, "status"] == "diverged"
     for target in trials[:2]:
         rows = outcome.frame[outcome.frame["trial_id"] == target.trial_id]
@@ -234,8 +237,9 @@ def test_trials_whose_backbone_did_not_train_are_recorded_skipped_without_starti
         assert rows["worker_pid"].isna().all() and set(rows["host"]) == {""} and set(rows["framework_version"]) == {""}
     assert finals.loc[trials[2].trial_id, "status"] == "ok"
     per_case = outcome.summary.per_backend.set_index("strategy")
-    assert per_case.loc["fine_tune", ["trials", "ok", "failed", "skipped"]].tolist() == [1, 0, 0, 1]
-    assert "0/1 ok, 1 skipped" in outcome.summary_markdown
+    for strategy in ("fine_tune", "feature_extraction"):
+        assert per_case.loc[strategy, ["trials", "ok", "failed", "skipped"]].tolist() == [1, 0, 0, 1]
+    assert outcome.summary_markdown.count("0/1 ok, 1 skipped") == 2
     assert not outcome.all_ok
 
     kept, rerun, _ = _keep_finished_rows(outcome.run_dir)
