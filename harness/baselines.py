@@ -20,7 +20,7 @@ import pandas as pd
 from harness.config import case_label
 from harness.errors import InputError
 from harness.provenance import cpu_model, utc_now
-from harness.summary import final_rows, steady_rows
+from harness.summary import final_rows, framework_versions, steady_rows
 from harness.user_files import read_json_object, read_run_json, read_run_rows, read_run_table
 
 BASELINES = "baselines"
@@ -42,12 +42,11 @@ class Environment:
     def of(cls, frame: pd.DataFrame) -> Environment:
         ok = frame[~frame["status"].isin(["failed", "skipped"])] if len(frame) else frame  # rows a worker wrote
         pick = lambda col: ",".join(sorted({str(v) for v in ok[col].dropna() if str(v)})) if len(ok) else ""  # noqa: E731
-        versions = ok.groupby("backend")["framework_version"].first().to_dict() if len(ok) else {}
         return cls(
             cpu=pick("cpu"),
             gpu=pick("gpu"),
             threads=pick("threads"),
-            framework_versions={str(k): str(v) for k, v in versions.items()},
+            framework_versions=framework_versions(ok),
         )
 
 

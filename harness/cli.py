@@ -1,9 +1,9 @@
 """The ``xfbench`` command line: parse, hand to the planner / runner / reports, render, exit.
 
 Bad input (:class:`harness.errors.InputError`) exits with status 2 and a one-line message before any trial runs;
-any other exception is a fault and keeps its traceback. A run whose trials failed exits 1 after printing the table;
-an interrupted run exits 130; a clean run exits 0. The options are declared in :mod:`harness.cli_options`, the
-tables drawn by :mod:`harness.reporting`.
+any other exception is a fault and keeps its traceback. A run with a trial that did not end ok (failed, diverged,
+skipped) exits 1 after printing the table; an interrupted run exits 130; a clean run exits 0. The options are
+declared in :mod:`harness.cli_options`, the tables drawn by :mod:`harness.reporting`.
 """
 
 from __future__ import annotations

@@ -221,7 +221,7 @@ class TransferOptions:
                 raise InputError(
                     f"Expected {flag} >= {least}. Received: {flag} {value}. Give a value of {least} or more."
                 )
-        check_epochs("source_epochs", self.source_epochs)
+        check_epochs("--source-epochs", self.source_epochs)
         if self.feature_pool not in ("flatten", "avg"):
             raise InputError(f"Expected feature_pool 'flatten' or 'avg'. Received: {self.feature_pool!r}.")
         if self.sklearn_head not in SKLEARN_HEADS:

@@ -159,6 +159,7 @@ def export_run(run_dir: Path, uri: str, experiment: str = "xfbench") -> Exported
 
         client.log_batch(child, metrics=_metrics(trial), params=[Param(k, v) for k, v in params.items()])
         status = str(trial.iloc[-1]["status"])
-        client.set_terminated(child, "FINISHED" if status == "ok" else "FAILED")
+        ended = {"ok": "FINISHED", "skipped": "KILLED"}.get(status, "FAILED")  # KILLED: MLflow's "did not run"
+        client.set_terminated(child, ended)
         trial_runs[str(trial_id)] = child
     return Exported(experiment_id, parent, trial_runs)

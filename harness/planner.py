@@ -69,13 +69,21 @@ def _check_choice(kind: str, value: str | None, valid: Sequence[str]) -> None:
         raise InputError(f"Expected --{kind} to be one of {sorted(valid)}. Received: {value!r}.")
 
 
-def _check_trial_count(count: int, how: str) -> None:
+def check_trial_count(count: int, how: str) -> None:
     """Refuse a run of more than MAX_TRIALS trials, counted before any trial is built."""
     if count > MAX_TRIALS:
         raise InputError(
             f"Expected at most {MAX_TRIALS:,} trials in a run. Received: {how} = {count:,} trials. "
             "Ask for fewer seeds, samples or backends."
         )
+
+
+def check_suite_size(chosen: Suite, backends: Sequence[str], seeds: int) -> None:
+    """A suite's trials counted before any is built: each case on the backends it runs on, times the seeds."""
+    runs = sum(len([b for b in backends if not c.only_backends or b in c.only_backends]) for c in chosen.cases)
+    check_trial_count(
+        runs * seeds, f"{len(chosen.cases)} case(s) of {chosen.name} on their backends ({runs:,}) × {seeds} seed(s)"
+    )
 
 
 def _check_names(selection: Selection, overrides: Mapping[str, Any]) -> None:
@@ -101,7 +109,7 @@ def _case_trials(selection: Selection) -> tuple[list[TrialConfig], str]:
     parse_model_ref(s.model)
     _check_choice("dataset", s.dataset, list(DATASETS))
     seeds = s.seeds or 1
-    _check_trial_count(len(s.backends) * seeds, f"{len(s.backends)} backend(s) × {seeds} seed(s)")
+    check_trial_count(len(s.backends) * seeds, f"{len(s.backends)} backend(s) × {seeds} seed(s)")
     trials = [
         TrialConfig(
             strategy=s.strategy, model=s.model, dataset=s.dataset, backend=b, seed=seed, epochs=DEFAULT_CASE_EPOCHS
@@ -124,8 +132,6 @@ def suite_case_trials(
     chosen: Suite, case: SuiteCase, backends: tuple[str, ...], seeds: int | None, overrides: Mapping[str, Any]
 ) -> list[TrialConfig]:
     """A suite case's trials per (backend, seed), resolved: what the pytest plugin runs for one test."""
-    count = seeds or chosen.seeds
-    _check_trial_count(len(backends) * count, f"{len(backends)} backend(s) × {count} seed(s) of {case.case_id}")
     return resolved(case_trials(case, chosen.name, backends, seeds or chosen.seeds), overrides)
 
 
@@ -136,10 +142,7 @@ def selected_trials(selection: Selection, overrides: Mapping[str, Any]) -> tuple
         trials, label = _case_trials(selection)
         return resolved(trials, overrides), label
     chosen = suite(selection.suite)
-    seeds, backends = selection.seeds or chosen.seeds, len(selection.backends)
-    _check_trial_count(
-        len(chosen.cases) * backends * seeds, f"{len(chosen.cases)} case(s) × {backends} backend(s) × {seeds} seed(s)"
-    )
+    check_suite_size(chosen, selection.backends, selection.seeds or chosen.seeds)
     trials = [
         t for c in chosen.cases for t in suite_case_trials(chosen, c, selection.backends, selection.seeds, overrides)
     ]
@@ -179,6 +182,6 @@ def plan_tune(selection: Selection, overrides: Mapping[str, Any], request: Searc
     )
     samples, finals = search.trials_per_experiment, search.final_seeds
     how = f"{len(bases)} search(es) × ({samples:,} sample(s) + {finals:,} final seed(s))"
-    _check_trial_count(len(bases) * (samples + finals), how)
+    check_trial_count(len(bases) * (samples + finals), how)
     check_plan(search)
     return RunPlan("tune", f"tune-{label}", TUNE_TITLE, search=search)

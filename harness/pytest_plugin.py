@@ -32,7 +32,7 @@ from harness.config import TrialConfig
 from harness.data.registry import found_in
 from harness.errors import InputError
 from harness.model_import import trial_model
-from harness.planner import suite_case_trials
+from harness.planner import check_suite_size, check_trial_count, suite_case_trials
 from harness.suites import Suite, SuiteCase, suite, suites_max_concurrent
 
 SCALES = ("smoke", "quick", "full")
@@ -287,6 +287,10 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         "runtime.device": "gpu" if config.getoption("xfbench_gpus") > 0 else "cpu",
         "data_dir": str(Path(data_dir).resolve()) if data_dir else None,
     }
+    try:
+        check_suite_size(chosen, backends, seeds)  # before any trial is built: --seeds 10**11 would take hours
+    except InputError as exc:
+        raise pytest.UsageError(f"{metafunc.definition.nodeid}: {exc}") from None
     params = []
     for backend in backends:
         for case in chosen.cases:
@@ -401,6 +405,7 @@ def _run_all(config: pytest.Config, state: SessionState, temp: pytest.TempPathFa
         max_concurrent=suites_max_concurrent({t.suite for t in trials}),  # as the CLI: a speed suite's own limit
     )
     try:  # the CLI's checks: whatever would fail inside a worker fails here, before Ray starts
+        check_trial_count(len(trials), "the session's suites")  # each was counted alone at collection
         check_execution(options)  # first, as in the CLI: the preflight may convert models for minutes
         state.data_provenance = preflight(
             trials,

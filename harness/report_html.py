@@ -141,7 +141,8 @@ def _search_plots(run: LoadedRunDir) -> list[Any]:
     if plan is None:
         return []
     table = search_table(run.frame, plan)
-    return plots.search_points(run.frame, table, list(plan.space.paths), plan.metric)
+    sampled = table[table["sample"].notna()] if len(table) else table  # a skipped experiment's base sampled nothing
+    return plots.search_points(run.frame, sampled, list(plan.space.paths), plan.metric)
 
 
 def _run_section(run: LoadedRunDir, reference: str) -> tuple[str, Iterator[Any]]:

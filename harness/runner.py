@@ -51,7 +51,7 @@ from harness.scheduler import (
     run_search,
     run_trials,
 )
-from harness.summary import Summary, final_rows, last_attempts, summarize
+from harness.summary import Summary, final_rows, framework_versions, last_attempts, summarize
 from harness.trial import RunInfo, skipped_row
 from harness.tuning import TunePlan, final_trials
 
@@ -416,13 +416,12 @@ def _carry_out(ctx: _RunContext, schedule: Schedule) -> RunOutcome:
     wall = time.perf_counter() - start
     summary, markdown = _summary(ctx, frame)
     (ctx.run_dir / "summary.md").write_text(markdown)
-    by_backend = frame.groupby("backend")["framework_version"].first().to_dict() if len(frame) else {}
     trial_status = final_rows(frame).groupby("status")["trial_id"].nunique().to_dict() if len(frame) else {}
     ctx.save(
         status=status,
         finished=utc_now() if status == "finished" else None,
         wall_time_s=round(wall, 3),
-        framework_versions=by_backend,
+        framework_versions=framework_versions(frame),
         rows=len(frame),
         trial_status=trial_status,
     )

@@ -77,6 +77,15 @@ def final_rows(frame: pd.DataFrame) -> pd.DataFrame:
     )
 
 
+def framework_versions(frame: pd.DataFrame) -> dict[str, str]:
+    """backend -> the framework version its workers recorded. Rows the driver writes (a dead worker's failure, a
+    skipped trial) hold none and are left out, so they never stand for a backend's version."""
+    if not len(frame):
+        return {}
+    recorded = frame[frame["framework_version"].fillna("").astype(str) != ""]
+    return {str(k): str(v) for k, v in recorded.groupby("backend")["framework_version"].first().items()}
+
+
 def steady_rows(frame: pd.DataFrame) -> pd.DataFrame:
     """Rows that count for steady-state speed: the last attempt, not a phase's warm-up epoch, and status ok."""
     frame = last_attempts(frame)

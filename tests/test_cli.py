@@ -22,12 +22,12 @@ BAD_INPUTS = {
     ),
     "source epochs beyond what the driver can hold": (
         ["run", "--strategy", "fine_tune", "--model", "mlp", "--dataset", "digits", "--source-epochs", "100001"],
-        "Expected source_epochs <= 100,000",
+        "Expected --source-epochs <= 100,000",
     ),
-    # 10^7 passes over digits' 360 test images keep 10^7 x 360 x 10 logits and float64 probabilities: 402 GiB
+    # 10^9 passes over digits' 360 test images keep 10^9 x 360 x 10 logits and float64 probabilities: 40,233 GiB
     "MC-dropout passes beyond this machine's memory": (
-        ["run", "--strategy", "scratch", "--model", "cnn_small", "--dataset", "digits", "--mc-dropout", "10000000"],
-        "and 10,000,000 MC-dropout passes' test logits and probabilities, 402.3 GiB of it)",
+        ["run", "--strategy", "scratch", "--model", "cnn_small", "--dataset", "digits", "--mc-dropout", "1000000000"],
+        "and 1,000,000,000 MC-dropout passes' test logits and probabilities, 40,233.1 GiB of it)",
     ),
     # before the check, --seeds 10^11 spent minutes building trial configurations before anything was said
     "a run of more trials than a driver can keep": (
@@ -36,7 +36,7 @@ BAD_INPUTS = {
     ),
     "a suite of more trials than a driver can keep": (
         ["run", "--suite", "quick", "--seeds", "20000"],
-        "Received: 3 case(s) × 2 backend(s) × 20000 seed(s) = 120,000 trials",
+        "Received: 3 case(s) of quick on their backends (6) × 20000 seed(s) = 120,000 trials",
     ),
     "a search of more trials than a driver can keep": (
         ["tune", *MLP_RUN[1:], "--num-samples", "100000000000", "--space", "lr=loguniform:0.001,0.1"],

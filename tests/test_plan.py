@@ -13,7 +13,7 @@ from harness.data.tasks import TaskSpec
 from harness.errors import InputError
 from harness.overrides import apply_overrides, field_hint
 from harness.plan import ExecutionOptions, RunFile, RunPlan, RunRecord, read_run_file, write_run_file
-from harness.planner import MAX_TRIALS, SearchRequest, Selection, plan_run, plan_tune, suite_case_trials
+from harness.planner import MAX_TRIALS, SearchRequest, Selection, check_suite_size, plan_run, plan_tune
 from harness.schedules import ScheduleConfig
 from harness.search import apply_point
 from harness.suites import suite
@@ -195,13 +195,20 @@ def test_execution_options_take_what_is_given_zero_included():
     assert recorded.updated({"cpus_per_trial": None, "max_failures": 0}) == ExecutionOptions(2, max_failures=0)
 
 
-def test_a_suite_case_of_more_trials_than_a_driver_can_keep_is_refused_before_any_is_built():
-    """The pytest plugin plans case by case: its --seeds is counted there too (before: minutes of building)."""
-    smoke = suite("smoke")
-    case = smoke.cases[0]
-    assert len(suite_case_trials(smoke, case, ("torch", "tensorflow"), 2, {})) == 4
-    with pytest.raises(InputError, match=f"Expected at most {MAX_TRIALS:,} trials in a run. Received: 2 backend"):
-        suite_case_trials(smoke, case, ("torch", "tensorflow"), 10**11, {})
+def test_a_suite_of_more_trials_than_a_driver_can_keep_is_refused_before_any_is_built():
+    """Counted as the trials would be built: each case on the backends it runs on (the speed matrix's variants run on
+    some backends only), times the seeds. The CLI and the pytest plugin (per suite at collection) both call it."""
+    from harness.suites import case_trials
+
+    matrix, backends = suite("speed_matrix"), ("torch", "tensorflow")
+    per_seed = len([t for c in matrix.cases for t in case_trials(c, matrix.name, backends, 1)])
+    check_suite_size(matrix, backends, MAX_TRIALS // per_seed)
+    with pytest.raises(
+        InputError,
+        match=rf"Expected at most {MAX_TRIALS:,} trials in a run. Received: "
+        rf"{len(matrix.cases)} case\(s\) of speed_matrix on their backends \({per_seed}\)",
+    ):
+        check_suite_size(matrix, backends, MAX_TRIALS // per_seed + 1)
 
 
 def test_epoch_counts_beyond_what_the_driver_can_hold_are_refused():
@@ -209,5 +216,5 @@ def test_epoch_counts_beyond_what_the_driver_can_hold_are_refused():
     assert dataclasses.replace(base, epochs=100_000).epochs == 100_000
     with pytest.raises(InputError, match="Expected epochs <= 100,000"):
         dataclasses.replace(base, epochs=100_001)
-    with pytest.raises(InputError, match="Expected source_epochs <= 100,000"):
+    with pytest.raises(InputError, match="Expected --source-epochs <= 100,000"):
         apply_overrides(base, {"transfer.source_epochs": 100_001})

@@ -76,6 +76,12 @@ def test_bad_option_values_are_usage_errors(pytester):
     result = pytester.runpytest("--seeds", "0")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*argument --seeds: expected a number >= 1, received 0*"])  # the CLI's words
+    # a suite counted at collection, before any trial is built: pytest's collection error names the test
+    result = pytester.runpytest("--seeds", "100000000000")
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    result.stdout.fnmatch_lines(
+        ["*test_suite.py::test_case: Expected at most 100,000 trials in a run. Received: 3 case(s) of smoke*"]
+    )
     result = pytester.runpytest("--cpus-per-trial", "two")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*argument --cpus-per-trial: expected a whole number, received 'two'*"])
@@ -163,14 +169,14 @@ def test_case(xfbench_case):
 
 @pytest.mark.ray
 def test_a_failing_bar_reports_measured_value_bar_and_backend_and_state_lives_in_the_stash(pytester, tmp_path):
-    pytester.makepyfile(test_suite=TINY_SUITE.format(bar=1.01))
+    pytester.makepyfile(test_suite=TINY_SUITE.format(bar=1.0))
     result = pytester.runpytest_subprocess(
         "--backend", "torch", "--results-dir", str(tmp_path / "results"), "-p", "no:cacheprovider", timeout=600
     )
     result.assert_outcomes(failed=1, passed=1)
     result.stdout.fnmatch_lines(
         [
-            "*[[]torch[]] scratch-mlp-digits: test accuracy 0.* is below the bar 1.0100 (test bar); "
+            "*[[]torch[]] scratch-mlp-digits: test accuracy 0.* is below the bar 1.0000 (test bar); "
             "mean over 1 seed(s)*",
             "*xfbench comparison*",
         ]

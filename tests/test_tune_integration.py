@@ -204,9 +204,11 @@ def test_failed_diverged_killed_and_retried_trials_are_recorded_while_the_others
 def test_trials_whose_backbone_did_not_train_are_recorded_skipped_without_starting_a_worker(tmp_path, shared_ray):
     """The backbone's pretrain trial diverges (SGD at lr 1e30): the two trials that start from it get one
     ``skipped`` row each from the driver, naming it, instead of each failing in a worker; the rest of the run
-    finishes; a resume runs the skipped trials again (their backbone may train then)."""
+    finishes, and run.json holds the workers' framework version, not the skipped rows' empty one. A resume takes the
+    skipped trials up again (a failed pretrain trial would run again; this diverged one is kept: skipped again)."""
     from harness.backbone import pretrain_trial
-    from harness.runner import _keep_finished_rows
+    from harness.plan import read_run_file, write_run_file
+    from harness.runner import resume
 
     fine_tune = TrialConfig(
         strategy="fine_tune",
@@ -241,10 +243,24 @@ def test_trials_whose_backbone_did_not_train_are_recorded_skipped_without_starti
         assert per_case.loc[strategy, ["trials", "ok", "failed", "skipped"]].tolist() == [1, 0, 0, 1]
     assert outcome.summary_markdown.count("0/1 ok, 1 skipped") == 2
     assert not outcome.all_ok
+    recorded = json.loads((outcome.run_dir / "run.json").read_text())
+    assert recorded["trial_status"] == {"diverged": 1, "ok": 1, "skipped": 2}
+    # the skipped rows (first by trial id) hold no version: the one the workers recorded stands for torch
+    assert recorded["framework_versions"] == {"torch": outcome.frame["framework_version"].max()} != {"torch": ""}
 
-    kept, rerun, _ = _keep_finished_rows(outcome.run_dir)
-    assert rerun == sorted(t.trial_id for t in trials[:2])
-    assert set(kept["trial_id"]) == {pretrain_id, trials[2].trial_id}
+    # Resumed (as if interrupted): the skipped trials are up again; the diverged pretrain trial is kept, so they
+    # are skipped again, without a worker; the finished trials are not re-run.
+    run_file = read_run_file(outcome.run_dir)
+    write_run_file(outcome.run_dir, replace(run_file, record=replace(run_file.record, status="interrupted")))
+    resumed = resume(tmp_path, "skips", settings)
+    again = read_run_file(outcome.run_dir).record.resumes[-1]
+    assert sorted(again.failed_trials_rerun) == sorted(t.trial_id for t in trials[:2])
+    statuses = final_rows(resumed.frame).set_index("trial_id")["status"].to_dict()
+    assert statuses == final_rows(outcome.frame).set_index("trial_id")["status"].to_dict()
+    assert (resumed.frame["status"] == "skipped").sum() == 2
+    kept = outcome.frame["trial_id"].isin([pretrain_id, trials[2].trial_id])
+    kept_again = resumed.frame["trial_id"].isin([pretrain_id, trials[2].trial_id])
+    assert resumed.frame[kept_again]["timestamp"].tolist() == outcome.frame[kept]["timestamp"].tolist()  # not re-run
 
 
 def test_a_search_whose_backbone_did_not_train_is_skipped_not_run(tmp_path, shared_ray, capsys, monkeypatch):
