@@ -80,7 +80,7 @@ def train_steps(args: argparse.Namespace) -> None:
     saved = {}
     for step in range(args.steps):
         batch = np.arange(step * args.batch_size, (step + 1) * args.batch_size)
-        backend.train_epoch("train", [batch], np.full(1, args.lr, np.float32), None)
+        backend.train_epoch("train", [batch], np.full(1, args.lr, np.float32), None, first_step=step)
         if (step + 1) % args.every == 0:
             saved.update({f"{step + 1}/{name}": value for name, value in backend.export_weights().items()})
     np.savez(args.out, **saved)

@@ -51,7 +51,7 @@ class PhasePlan:
     seed: int
     base_lr: float
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
-    epoch_offset: int = 0
+    epoch_offset: int = 0  # epochs this model trained in earlier phases, on the same data: steps count on from them
     inject_step_delay_s: float = 0.0  # test-only slowdown (RuntimeOptions.inject_step_delay_s)
     augment: AugmentConfig = field(default_factory=AugmentConfig)  # training batches only
 
@@ -88,7 +88,8 @@ def train_phase(
         augment = epoch_draws(plan.augment, plan.seed, epoch, num_train)
         start = time.perf_counter()
         momenta32 = None if momenta is None else momenta.astype(np.float32)
-        train = backend.train_epoch("train", batches, lrs, momenta32, augment=augment)
+        first_step = (plan.epoch_offset + local_epoch - 1) * steps_per_epoch  # since the build: earlier phases too
+        train = backend.train_epoch("train", batches, lrs, momenta32, augment=augment, first_step=first_step)
         if plan.inject_step_delay_s:
             time.sleep(plan.inject_step_delay_s * len(batches))
         elapsed = time.perf_counter() - start

@@ -44,5 +44,7 @@ def train_augmented(
     optimizer = OptimizerConfig("momentum", lr=0.02)
     backend.set_optimizer(optimizer.resolved())
     backend.set_data("train", *data)
-    backend.train_epoch("train", batches, np.full(len(batches), optimizer.lr, np.float32), augment=augment)
+    backend.train_epoch(
+        "train", batches, np.full(len(batches), optimizer.lr, np.float32), augment=augment, first_step=0
+    )
     return backend.export_weights()

@@ -53,7 +53,7 @@ def train(
     backend.record_lr_trace = True
     if lrs is None:
         lrs = np.full(len(batches), optimizer.lr, np.float32)
-    stats = backend.train_epoch("train", batches, lrs, momenta)
+    stats = backend.train_epoch("train", batches, lrs, momenta, first_step=0)
     return backend.export_weights(), stats, list(backend.lr_trace)
 
 
@@ -128,13 +128,13 @@ def features(name: str, spec: ModelSpec, weights: NeutralWeights, x: np.ndarray,
 
 def extraction_traces(
     name: str, spec: ModelSpec, weights: NeutralWeights, x: np.ndarray, layer: str
-) -> tuple[int, bool]:
+) -> tuple[int, np.ndarray, np.ndarray]:
     """TensorFlow: how often the layer's extractor was traced over a warm-up call on a few images and a call on all
-    of them (batch 100), and whether the two calls gave the same features for the images they share."""
+    of them (batch 100); and the features the two calls gave for the images they share."""
     backend = _backend(name, spec, weights)
     warm = backend.extract_features(x[:3], layer, batch_size=100)
     full = backend.extract_features(x, layer, batch_size=100)
-    return backend._extractors[layer].experimental_get_tracing_count(), bool(np.array_equal(warm, full[:3]))
+    return backend._extractors[layer].experimental_get_tracing_count(), warm, full[:3]
 
 
 def backbone_features(name: str, config_dict: dict) -> np.ndarray:
@@ -187,5 +187,5 @@ def one_step_with_multipliers(
     backend = _backend(name, spec, weights)
     backend.set_optimizer(optimizer.resolved(), RegularizationConfig(), multipliers)
     backend.set_data("train", x, y)
-    backend.train_epoch("train", [batch], np.array([optimizer.lr], np.float32))
+    backend.train_epoch("train", [batch], np.array([optimizer.lr], np.float32), first_step=0)
     return backend.export_weights()

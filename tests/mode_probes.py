@@ -46,7 +46,7 @@ def train(
     backend.set_data("train", x, y)
     backend.record_lr_trace = True
     lrs = np.linspace(optimizer.lr, optimizer.lr / 2, len(batches)).astype(np.float32)  # a schedule, per step
-    stats = backend.train_epoch("train", batches, lrs)
+    stats = backend.train_epoch("train", batches, lrs, first_step=0)
     return backend.export_weights(), stats, list(backend.lr_trace)
 
 
@@ -65,8 +65,10 @@ def test_accuracy(
     backend.set_data("train", x_train, y_train)
     backend.set_data("test", x_test, y_test)
     start = time.perf_counter()
+    step = 0
     for batches in epochs:
-        backend.train_epoch("train", batches, np.full(len(batches), optimizer.lr, np.float32))
+        backend.train_epoch("train", batches, np.full(len(batches), optimizer.lr, np.float32), first_step=step)
+        step += len(batches)
     seconds = time.perf_counter() - start
     return backend.evaluate("test", batch_size=500).accuracy, seconds
 
@@ -91,7 +93,7 @@ def loss_scale_after(
     finally:
         update_pipeline.FLOAT16_LOSS_SCALE = saved
     backend.set_data("train", x, y)
-    backend.train_epoch("train", batches, np.full(len(batches), optimizer.lr, np.float32))
+    backend.train_epoch("train", batches, np.full(len(batches), optimizer.lr, np.float32), first_step=0)
     if name == "torch":  # the state lives in the adapter's update primitives (torch) or optimizer (TensorFlow)
         scale, good = backend.update.loss_scale()
         return float(scale.item()), int(good.item())
@@ -136,6 +138,8 @@ def step_traces(
     """How often the per-step train step was traced over ``epochs`` (TensorFlow: tf.function's own count)."""
     backend = _backend(name, runtime, spec, weights, optimizer)
     backend.set_data("train", x, y)
+    step = 0
     for batches in epochs:
-        backend.train_epoch("train", batches, np.full(len(batches), optimizer.lr, np.float32))
+        backend.train_epoch("train", batches, np.full(len(batches), optimizer.lr, np.float32), first_step=step)
+        step += len(batches)
     return backend._split_steps["train"].experimental_get_tracing_count()

@@ -269,5 +269,9 @@ def test_tensorflows_feature_extractor_is_traced_once_so_the_timed_extraction_ru
     spec = build_spec("cnn_small", digits.input_shape, digits.num_classes)
     weights = initial_weights(spec, "he_normal", 0)
     layer = spec.inputs_of(len(spec.layers) - 1)[0]
-    traces, same = workers["tensorflow"](probes.extraction_traces, spec, weights, digits.x_test, layer)
-    assert traces == 1 and same
+    traces, warm, full = workers["tensorflow"](probes.extraction_traces, spec, weights, digits.x_test, layer)
+    assert traces == 1
+    # The same trace on a batch of 3 and of 100: bit-identical on an AVX-512 Xeon; on an AMD EPYC (AVX2) oneDNN
+    # blocks the convolutions by batch size and sums in another order, 7.4e-7 apart at a scale of 3.35 (2 ulps).
+    ulps = 8 * float(np.finfo(np.float32).eps) * max(1.0, float(np.abs(full).max()))
+    assert np.abs(warm - full).max() <= ulps

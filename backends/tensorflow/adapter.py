@@ -73,7 +73,7 @@ class TensorFlowBackend:
         return "cpu"
 
     def build(self, spec: ModelSpec, weights: NeutralWeights, seed: int = 0) -> None:
-        self._seed, self._steps_done = seed, 0
+        self._seed = seed
         self._dropout_indices = dropout_layer_indices(spec)
         shared = self.runtime.dropout_rng == "shared"
         self._dropout_keys = DropoutKeys(len(self._dropout_indices)) if shared else None
@@ -236,6 +236,8 @@ class TensorFlowBackend:
         lrs: np.ndarray,
         momenta: np.ndarray | None = None,
         augment: EpochAugment | None = None,
+        *,
+        first_step: int,
     ) -> StepStats:
         if self._train_step is None or self._optimizer is None:
             raise RuntimeError("Expected set_optimizer() before train_epoch(). Received: no optimizer.")
@@ -246,7 +248,7 @@ class TensorFlowBackend:
         config = self._optimizer.config
         if momenta is None:  # hold the configured value (Adam: beta1)
             momenta = np.full(len(batches), config.held_momentum, self._variable_dtype().as_numpy_dtype)
-        keys = self._epoch_keys(len(batches))
+        keys = self._epoch_keys(first_step, len(batches))
         views = augment.views(batches, int(x.shape[1]), int(x.shape[2])) if augment is not None else None
         if self._fit is not None:
             return self._fit_epoch(x, y, batches, lrs, momenta, keys, views)
@@ -291,9 +293,8 @@ class TensorFlowBackend:
         count = sum(len(b) for b in batches)
         return StepStats(float(self._loss_sum.numpy()), int(self._correct.numpy()), count, float(self._reg_sum.numpy()))
 
-    def _epoch_keys(self, steps: int) -> np.ndarray:
-        """The next ``steps`` training steps' dropout keys, one row per step."""
-        first, self._steps_done = self._steps_done, self._steps_done + steps
+    def _epoch_keys(self, first: int, steps: int) -> np.ndarray:
+        """Training steps ``first`` to ``first + steps - 1``'s dropout keys, one row per step."""
         keys = [step_keys(self._seed, STREAM_TRAIN, first + i, self._dropout_indices) or [0] for i in range(steps)]
         return np.array(keys, np.int64).reshape(steps, max(len(self._dropout_indices), 1))
 
