@@ -98,7 +98,7 @@ def preflight(
             if task is trial.task:
                 _check_against_model(trial, spec)
                 if memory_bytes is not None:
-                    _check_memory(trial, spec, memory_bytes, _mc_dropout_bytes(trial, derived))
+                    _check_memory(trial, spec, memory_bytes, derived)
     _prepare_pretrained(trials, datasets, cache_dir)
     return provenance
 
@@ -201,19 +201,15 @@ def local_memory_bytes(options: ExecutionOptions) -> int | None:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
-def _mc_dropout_bytes(trial: TrialConfig, derived: Dataset) -> int:
-    """MC dropout keeps every pass's test logits, then their float64 probabilities (harness.mc_dropout)."""
-    logit_bytes = 8 if trial.runtime.variable_dtype == "float64" else 4
-    return trial.mc_dropout_passes * len(derived.y_test) * derived.num_classes * (logit_bytes + 8)
-
-
-def _check_memory(trial: TrialConfig, spec: ModelSpec, memory_bytes: int, mc_dropout_bytes: int = 0) -> None:
+def _check_memory(trial: TrialConfig, spec: ModelSpec, memory_bytes: int, data: Dataset) -> None:
     """A trial whose model and one batch (and MC-dropout passes' outputs) cannot fit in memory, however a framework
     trains it, fails here rather than as an out-of-memory kill in a worker (an input size, width or pass count
     typed with a digit too many)."""
     runtime = trial.runtime
     variable_bytes = 8 if runtime.variable_dtype == "float64" else 4
     activation_bytes = 2 if runtime.precision.startswith("mixed") else variable_bytes
+    # MC dropout keeps every pass's test logits, then their float64 probabilities (harness.mc_dropout).
+    mc_dropout_bytes = trial.mc_dropout_passes * len(data.y_test) * data.num_classes * (variable_bytes + 8)
     floor = training_memory_floor(spec, trial.batch_size, variable_bytes, activation_bytes) + mc_dropout_bytes
     if floor > memory_bytes:
         size = "x".join(map(str, spec.input_shape))

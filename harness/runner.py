@@ -385,8 +385,8 @@ def _keep_finished_rows(run_dir: Path) -> tuple[pd.DataFrame, list[str], int]:
     so a failure may be the interruption itself, and a skipped trial's backbone may train this time): they run
     again. Returns (kept, failed or skipped ids, partial rows dropped)."""
     kept = read_parts(run_dir)
-    finals = final_rows(kept) if len(kept) else kept
-    failed = sorted(finals[finals["status"].isin(["failed", "skipped"])]["trial_id"]) if len(kept) else []
+    finals = final_rows(kept)
+    failed = sorted(finals[finals["status"].isin(["failed", "skipped"])]["trial_id"]) if len(finals) else []
     for trial_id in failed:
         (run_dir / "parts" / f"{safe_name(trial_id)}.parquet").unlink(missing_ok=True)
     kept = kept[~kept["trial_id"].isin(failed)] if len(kept) else kept
@@ -458,8 +458,8 @@ def _tune_stages(ctx: _RunContext, search: TunePlan) -> None:
     untrained = ctx.pretrain(ctx.run_file.plan.pretrain(), run_trials)
     for index, experiment in enumerate(search.experiments()):
         base = experiment.base
-        if (reason := untrained.get(_backbone_key(base) or "")) is not None:  # every sample could only fail
-            ctx.skip([base], STAGE_SEARCH, {base.trial_id: reason})
+        if (key := _backbone_key(base)) in untrained:  # every sample could only fail
+            ctx.skip([base], STAGE_SEARCH, {base.trial_id: untrained[key]})
             continue
         ctx.progress.extend(search.trials_per_experiment)
         name = f"{ctx.run.run_id}-{STAGE_SEARCH}-{index}-{experiment.base.backend}{ctx.suffix}"
