@@ -90,6 +90,7 @@ def _prepare(args: argparse.Namespace) -> _Prepared:
         loaded=loaded,
         cache_dir=results_dir / "_cache",
         memory_bytes=local_memory_bytes(options),
+        search=plan.search,
     )
     ship = datasets_to_ship(trials, args.ship_data, args.address, loaded=loaded)
     settings = scheduler_settings(results_dir, options, verbose=args.verbose)

@@ -11,6 +11,7 @@ import re
 import tempfile
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 from harness.augment import check_augment
 from harness.backbone import NEEDS_BACKBONE, uses_pretrained
@@ -25,8 +26,10 @@ from harness.model_import import model_spec
 from harness.plan import ExecutionOptions
 from harness.pretrained import check_zoo_weights_cached, prepare_weights, weights_ref
 from harness.reachable import connection_problem
+from harness.search import apply_point, point_text, probe_points
 from harness.spec import Dense, Dropout, ModelSpec
 from harness.strategies import get_strategy
+from harness.tuning import TunePlan
 from harness.weights import initializer
 
 # How to mend two trials under one id (the preflight's check and the pytest plugin's at collection say it alike).
@@ -52,10 +55,13 @@ def preflight(
     loaded: dict[str, Dataset] | None = None,
     cache_dir: Path | None = None,
     memory_bytes: int | None = None,
+    search: TunePlan | None = None,
 ) -> dict[str, dict[str, str]]:
     """Validate every trial and make sure its data is present (downloading if allowed): whatever would fail
     inside a worker fails here, before Ray starts. The CLI and the pytest plugin both call it. ``memory_bytes``:
     the memory of the machine the trials run on (a local run's; None on a cluster, whose nodes it cannot know).
+    ``search``: a tune's search, whose bases are ``trials``; the points it may sample are checked against the model
+    and the memory as the bases are.
 
     Returns each dataset's provenance (where its files were found, how they were verified) for run.json;
     raises InputError on bad input.
@@ -99,8 +105,38 @@ def preflight(
                 _check_against_model(trial, spec)
                 if memory_bytes is not None:
                     _check_memory(trial, spec, memory_bytes, derived)
+    if search is not None:
+        _check_search_points(search, datasets, cache_dir, memory_bytes)
     _prepare_pretrained(trials, datasets, cache_dir)
     return provenance
+
+
+def _check_search_points(
+    search: TunePlan, datasets: dict[str, Dataset], cache_dir: Path | None, memory_bytes: int | None
+) -> None:
+    """The bases passed the model's and the memory's checks; a search may sample any point of its space, so the
+    points that stand for them (harness.search.probe_points: each value, each pair, every combination) must pass
+    them too, or a freeze_groups beyond the model's groups, a dropout of 0 under MC dropout, or a batch size or
+    width that cannot fit would fail its trials in the workers."""
+    specs: dict[tuple[Any, ...], ModelSpec] = {}
+    for base in search.bases:
+        derived = derive(datasets[base.dataset], base.task)
+        shape = transformed_shape(base.input, derived.input_shape)
+        for point in probe_points(search.space):
+            trial = apply_point(base, point)  # valid alone: the planner's check_plan applied every point
+            key = (trial.model, shape, derived.num_classes, trial.model_options)
+            try:
+                if key not in specs:
+                    cache = trial.cache_dir or cache_dir
+                    specs[key] = model_spec(trial.model, shape, derived.num_classes, trial.model_options, cache)
+                _check_against_model(trial, specs[key])
+                if memory_bytes is not None:
+                    _check_memory(trial, specs[key], memory_bytes, derived)
+            except InputError as exc:
+                raise InputError(
+                    f"Expected every value the search may sample to fit {base.case_id} on {base.backend}. Received: "
+                    f"{point_text(point)}, which fails: {exc} Narrow the search space so that every value fits."
+                ) from None
 
 
 def _check_weights_cached(trials: list[TrialConfig]) -> None:

@@ -335,7 +335,14 @@ def resumable(results_dir: Path, run_id: str, kind: str, given: dict[str, Any]) 
         raise InputError(f"{exc} This run was recorded so and cannot be resumed: start a new run instead.") from None
     options = run_file.execution.updated(given)
     cache_dir = results_dir / "_cache"
-    preflight(trials, trials[0].data_dir, download=False, cache_dir=cache_dir, memory_bytes=local_memory_bytes(options))
+    preflight(
+        trials,
+        trials[0].data_dir,
+        download=False,
+        cache_dir=cache_dir,
+        memory_bytes=local_memory_bytes(options),
+        search=plan.search,
+    )
     return options
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -262,22 +263,29 @@ def probe_values(domain: Domain) -> tuple[Any, ...]:
     return (domain.low, domain.high)
 
 
-def validate_space(base: TrialConfig, space: SearchSpace) -> None:
-    """Every choice and both ends of every range give a valid trial config, alone and together with the other
-    options' values (each pair, then every combination while there are at most :data:`MAX_CHECKED_COMBINATIONS`):
-    InputError naming the value that fails alone, or else the pair that fails together, or else every option. A
-    sample that only some trials could take (Adam with a momentum, nesterov with momentum 0) is found here, before
-    any trial runs, instead of failing those trials."""
+def probe_points(space: SearchSpace) -> Iterator[dict[str, Any]]:
+    """The points that stand for everything a search may sample: each probed value alone, every pair of two
+    options' probed values, then every combination while there are at most :data:`MAX_CHECKED_COMBINATIONS`."""
     axes = [(path, probe_values(domain)) for path, domain in space.params]
     for path, values in axes:
         for value in values:
-            _check_point(base, {path: value})
+            yield {path: value}
     for (path_a, values_a), (path_b, values_b) in itertools.combinations(axes, 2):
         for a, b in itertools.product(values_a, values_b):
-            _check_point(base, {path_a: a, path_b: b})
+            yield {path_a: a, path_b: b}
     if len(axes) > 2 and math.prod(len(values) for _, values in axes) <= MAX_CHECKED_COMBINATIONS:
         for combination in itertools.product(*(values for _, values in axes)):
-            _check_point(base, dict(zip((path for path, _ in axes), combination, strict=True)))
+            yield dict(zip((path for path, _ in axes), combination, strict=True))
+
+
+def validate_space(base: TrialConfig, space: SearchSpace) -> None:
+    """Every point of :func:`probe_points` gives a valid trial config: InputError naming the value that fails
+    alone, or else the pair that fails together, or else every option. A sample that only some trials could take
+    (Adam with a momentum, nesterov with momentum 0) is found here, before any trial runs, instead of failing those
+    trials. What depends on the model and the machine (a freeze_groups beyond the model's groups, a batch that
+    cannot fit) the preflight checks on the same points."""
+    for point in probe_points(space):
+        _check_point(base, point)
 
 
 def _check_point(base: TrialConfig, point: dict[str, Any]) -> None:
@@ -289,12 +297,16 @@ def _check_point(base: TrialConfig, point: dict[str, Any]) -> None:
             raise InputError(
                 f"Expected every value of {path} to be valid. Received: {value!r}, which fails: {exc}"
             ) from None
-        together = ", ".join(f"{path}={value!r}" for path, value in point.items())
+        together = point_text(point)
         raise InputError(
             f"Expected every combination of the searched values to be valid: a search may sample any of them "
             f"together. Received: {together}, which fails: {exc} Search these options in separate runs (say one "
             "tune per optimizer), or narrow their values so that every combination is valid."
         ) from None
+
+
+def point_text(point: dict[str, Any]) -> str:
+    return ", ".join(f"{path}={value!r}" for path, value in point.items())
 
 
 def search_trial(base: TrialConfig, point: dict[str, Any], index: int) -> TrialConfig:

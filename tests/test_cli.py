@@ -13,6 +13,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 MLP_RUN = ["run", "--strategy", "scratch", "--model", "mlp", "--dataset", "digits"]
+CNN_TUNE = ["tune", "--strategy", "scratch", "--model", "cnn_small", "--dataset", "digits"]
 
 BAD_INPUTS = {
     "epochs beyond what the driver can hold": (
@@ -41,6 +42,30 @@ BAD_INPUTS = {
     "a search of more trials than a driver can keep": (
         ["tune", *MLP_RUN[1:], "--num-samples", "100000000000", "--space", "lr=loguniform:0.001,0.1"],
         "Received: 2 search(es) × (100,000,000,000 sample(s) + 3 final seed(s)) = 200,000,000,006 trials",
+    ),
+    # a search's points meet the checks its base meets: the base (no MC dropout) fits, one sampled value does not
+    "searched MC-dropout passes beyond this machine's memory": (
+        [*CNN_TUNE, "--backend", "torch", "--space", "mc_dropout_passes=choice:0,1000000000"],
+        "Expected every value the search may sample to fit scratch-cnn_small-digits on torch. Received: "
+        "mc_dropout_passes=1000000000, which fails: Expected a trial that fits in this machine's memory",
+    ),
+    "a searched freeze_groups beyond the model's groups": (
+        [
+            "tune",
+            "--strategy",
+            "freeze_early",
+            "--model",
+            "cnn_small",
+            "--dataset",
+            "digits",
+            "--space",
+            "freeze_groups=int:1,2",
+        ],
+        "Received: transfer.freeze_groups=2, which fails: Expected --freeze-groups < 2 for cnn_small",
+    ),
+    "a searched dropout of 0 under MC dropout": (
+        [*CNN_TUNE, "--mc-dropout", "5", "--space", "dropout=choice:0.0,0.5"],
+        "Received: model_options.dropout=0.0, which fails: Expected a model with dropout for --mc-dropout",
     ),
     "momentum for adam": (
         [*MLP_RUN, "--optimizer", "adam", "--momentum", "0.5"],
