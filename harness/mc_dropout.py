@@ -7,10 +7,15 @@ import numpy as np
 from harness.backend import Backend
 
 
-def softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = logits - logits.max(axis=-1, keepdims=True)
-    exp = np.exp(shifted)
-    return exp / exp.sum(axis=-1, keepdims=True)
+def softmax_float64(logits: np.ndarray) -> np.ndarray:
+    """Softmax over the last axis in float64, computed in place in one float64 copy of ``logits``: the passes'
+    logits and that copy are the whole peak (12 bytes a float32 logit), which the preflight's memory floor counts
+    (harness.preflight); a temporary per step would triple it."""
+    probs = logits.astype(np.float64)
+    probs -= probs.max(axis=-1, keepdims=True)
+    np.exp(probs, out=probs)
+    probs /= probs.sum(axis=-1, keepdims=True)
+    return probs
 
 
 def mc_dropout_metrics(
@@ -26,7 +31,7 @@ def mc_metrics_from_logits(logits: np.ndarray, y: np.ndarray) -> dict[str, float
     The std is, per test sample, the standard deviation over passes of the probability given to the class the mean
     predicts, averaged over samples: 0 when dropout changes nothing.
     """
-    probs = softmax(logits.astype(np.float64))  # (passes, n, classes)
+    probs = softmax_float64(logits)  # (passes, n, classes)
     mean = probs.mean(axis=0)
     predicted = mean.argmax(axis=1)
     chosen = probs[:, np.arange(len(predicted)), predicted]  # (passes, n)

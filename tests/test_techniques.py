@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import tracemalloc
 
 import backend_probes as probes
 import numpy as np
@@ -351,6 +352,28 @@ def test_mc_dropout_is_deterministic_under_a_seed_and_uncertain_with_dropout(wor
     assert metrics["mc_mean_prob"] == pytest.approx(predicted_probability.mean(), rel=1e-12)
     still = workers[backend](probes.mc_logits, _mlp(digits), initial_weights(_mlp(digits), "he_normal", 0), x, 3, 11)
     assert mc_metrics_from_logits(still, y)["mc_pred_std"] < 1e-12  # no dropout: no spread (float64 rounding aside)
+
+
+def test_mc_metrics_hold_the_passes_logits_and_one_float64_copy_at_most():
+    """The preflight's memory floor for MC dropout counts 12 bytes a float32 logit (harness.preflight): the passes'
+    logits and one float64 copy, in which the softmax is computed in place (a temporary per step would hold four
+    copies). numpy reports its buffers to tracemalloc."""
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(20, 500, 100)).astype(np.float32)  # 100 classes: the (passes, n) arrays are 1 %
+    y = rng.integers(0, 100, 500)
+    kept = logits.copy()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        metrics = mc_metrics_from_logits(logits, y)
+        peak = tracemalloc.get_traced_memory()[1] - before
+    finally:
+        tracemalloc.stop()
+    assert peak <= 1.1 * 8 * logits.size, f"{peak / logits.size:.1f} bytes a logit beyond the logits themselves"
+    assert np.array_equal(logits, kept)  # the caller's logits untouched
+    probs = np.exp(logits.astype(np.float64))
+    probs /= probs.sum(axis=2, keepdims=True)
+    assert metrics["mc_test_acc"] == float((probs.mean(axis=0).argmax(axis=1) == y).mean())
 
 
 def test_mc_dropout_metrics_in_a_trial_row(workers):
