@@ -17,6 +17,7 @@ from __future__ import annotations
 import importlib
 import json
 import sys
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ import numpy as np
 from harness.backend import REFERENCE_BACKEND, load_backend
 from harness.checkpoints import load_checkpoint
 from harness.config import RuntimeOptions
+from harness.errors import InputError
 from harness.models import ModelOptions
 from harness.pretrained import backend_weights_module, worker_reply, write_converted
 from harness.seeds import WEIGHT_PROBE_SEED
@@ -71,7 +73,7 @@ def convert_npz(request: dict[str, Any], out: Path) -> None:
     from harness.weights import parameter_shapes
 
     shape = tuple(request["input_shape"])
-    spec, weights, _ = load_checkpoint(Path(request["file"]))
+    spec, weights = _read_checkpoint(Path(request["file"]))
     expected = model_spec(
         request["model"], shape, spec.num_classes, ModelOptions(**_options(request)), out.parent / "imports"
     )
@@ -82,6 +84,28 @@ def convert_npz(request: dict[str, Any], out: Path) -> None:
     backend.build(expected, weights, seed=0)
     probe_data = {"x": x, "logits": backend.predict_logits(x, 256), "layers": {}}
     write_converted(out, expected, weights, _meta(request, "xfbench"), probe_data)
+
+
+def _read_checkpoint(path: Path) -> tuple[Any, dict[str, np.ndarray]]:
+    """A --weights .npz read as xfbench's neutral checkpoint; anything else (not an archive, cut short, another
+    program's arrays, weights that do not fit their own spec) is a BadWeightsError saying what was found."""
+    try:
+        spec, weights, _ = load_checkpoint(path)
+    except InputError as exc:
+        raise BadWeightsError(str(exc)) from None
+    except (ValueError, KeyError, OSError, EOFError, zipfile.BadZipFile) as exc:
+        if isinstance(exc, KeyError):
+            found = f"an .npz archive without xfbench's entries ({exc.args[0] if exc.args else exc})"
+        elif isinstance(exc, zipfile.BadZipFile) or "pickle" in str(exc):  # numpy's last resort is a pickle
+            found = "not an .npz archive (cut short, or another kind of file)"
+        else:
+            found = f"{type(exc).__name__}: {str(exc)[:200]}"
+        raise BadWeightsError(
+            f"Expected xfbench's neutral checkpoint in {path.name} (an .npz with the model's spec and weights, as a "
+            f"run's _cache/backbones and _cache/pretrained hold them). Received: {found}. Use an .npz xfbench "
+            "wrote, or the framework's own file (.pth, .safetensors, .weights.h5)."
+        ) from None
+    return spec, weights
 
 
 def _options(request: dict[str, Any]) -> dict[str, Any]:
@@ -123,7 +147,7 @@ def main(argv: list[str]) -> int:
     backend, mode, request, out = argv[0], argv[1], json.loads(argv[2]), Path(argv[3])
     try:
         answer = run(backend, mode, request, out)
-    except (BadWeightsError, ValueError, FileNotFoundError) as exc:
+    except InputError as exc:  # a bad or missing file; any other ValueError is a fault and keeps its traceback
         worker_reply(out, "error").write_text(json.dumps({"message": str(exc)}))
         return 3
     except Exception as exc:

@@ -14,12 +14,15 @@ import numpy as np
 import pytest
 import weight_file_probes as probes
 
-from harness import cli
+from harness import cli, weights_worker
 from harness.backend import BACKENDS
+from harness.checkpoints import save_checkpoint
 from harness.config import TransferOptions, TrialConfig
+from harness.models import build_spec
 from harness.pretrained import prepare_weights, run_worker, worker_reply
 from harness.truncated_weights import check_complete, check_hdf5, hdf5_end_of_file
 from harness.weight_files import BadWeightsError, write_safetensors
+from harness.weights import initial_weights
 
 # A state dict with torchvision's names, small enough to write in milliseconds; each tensor's byte count is unique,
 # so its zip record is found by size.
@@ -227,3 +230,60 @@ def test_the_backends_verified_at_once_answer_in_files_of_their_own(tmp_path):
 
     replies = [run_worker(backend, "probe", {}, out, call=answers) for backend, out in zip(BACKENDS, outs, strict=True)]
     assert [reply["backend"] for reply in replies] == list(BACKENDS)
+
+
+def _npz_request(path: Path) -> dict[str, object]:
+    return {"format": "npz", "file": str(path), "model": "cnn_small", "input_shape": [8, 8, 1], "model_options": {}}
+
+
+def _in_this_process(argv: list[str]) -> tuple[int, str]:
+    return weights_worker.main(argv), ""  # a failed npz read stops before any framework is imported
+
+
+def _checkpoint_bytes(folder: Path) -> bytes:
+    spec = build_spec("cnn_small", (8, 8, 1), 10)
+    save_checkpoint(folder / "whole.npz", spec, initial_weights(spec, "he_normal", 0), {})
+    return (folder / "whole.npz").read_bytes()
+
+
+def _other_programs_arrays(folder: Path) -> bytes:
+    np.savez(folder / "arrays.npz", a=np.zeros(3))
+    return (folder / "arrays.npz").read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("write", "found"),
+    [
+        (lambda folder: b"not weights at all", "Received: not an .npz archive (cut short, or another kind of file)"),
+        (lambda folder: _checkpoint_bytes(folder)[:300], "Received: not an .npz archive"),
+        (
+            lambda folder: _other_programs_arrays(folder),
+            "Received: an .npz archive without xfbench's entries (__spec__ is not a file in the archive)",
+        ),
+    ],
+    ids=["another kind of file", "a checkpoint cut short", "another program's arrays"],
+)
+def test_an_npz_that_is_not_xfbenchs_checkpoint_is_bad_weights_saying_what_it_is(tmp_path, write, found):
+    """numpy's own errors differ by damage (a pickle refused, a KeyError, a BadZipFile): each is bad input (exit 2)
+    saying what the file is, never numpy's advice to unpickle it, nor a traceback."""
+    path = tmp_path / "weights.npz"
+    path.write_bytes(write(tmp_path))
+    with pytest.raises(BadWeightsError) as error:
+        run_worker("torch", "convert", _npz_request(path), tmp_path / "out", call=_in_this_process)
+    message = str(error.value)
+    assert message.startswith("Expected xfbench's neutral checkpoint in weights.npz") and found in message, message
+    assert "allow_pickle" not in message
+
+
+def test_a_fault_in_a_weights_worker_keeps_its_traceback_instead_of_reading_as_bad_weights(tmp_path, monkeypatch):
+    """Only InputError is the user's: a ValueError from the conversion's own code (a reshape gone wrong) propagates,
+    so the worker exits with its traceback and the driver reports a fault, not a bad file."""
+
+    def faulty(*args: object) -> None:
+        raise ValueError("cannot reshape array of size 6 into shape (4,)")
+
+    monkeypatch.setattr(weights_worker, "run", faulty)
+    out = tmp_path / "out"
+    with pytest.raises(ValueError, match="cannot reshape"):
+        weights_worker.main(["torch", "convert", json.dumps(_npz_request(tmp_path / "w.npz")), str(out)])
+    assert not worker_reply(out, "error").exists()
