@@ -19,6 +19,7 @@ from harness.data import ChecksumError, DataFileError, epoch_batches, load_datas
 from harness.data.formats import CIFAR_RECORD_BYTES, parse_idx, read_bytes, write_idx
 from harness.data.locate import DatasetFiles, PublishedFile, data_roots, download_file, locate
 from harness.data.registry import FASHION_MNIST_FILES
+from harness.seeds import DIGITS_SPLIT_SEED
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -297,3 +298,18 @@ def test_mnist_on_this_machine_does_not_reach_the_tests(tmp_path):
     )
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
     assert "3 passed" in proc.stdout
+
+
+def test_digits_are_read_from_scikit_learns_file_exactly_as_load_digits_reads_them():
+    """The loader parses the bundled digits.csv.gz without importing scikit-learn (2.4 s a worker; the import
+    boundary tests check that it stays unimported); the images and labels are load_digits' own, in its order, so
+    the fixed split is unchanged."""
+    from sklearn.datasets import load_digits
+
+    bunch, digits = load_digits(), load_dataset("digits")
+    x = np.concatenate([digits.x_train, digits.x_val, digits.x_test])[..., 0]
+    y = np.concatenate([digits.y_train, digits.y_val, digits.y_test])
+    order = np.random.default_rng(DIGITS_SPLIT_SEED).permutation(len(bunch.target))
+    split = np.concatenate([order[540:], order[360:540], order[:360]])  # train, val, test as the loader splits
+    assert np.array_equal(x, bunch.images[split].astype(np.float32) / 16.0)
+    assert np.array_equal(y, bunch.target[split]) and y.dtype == np.int64
