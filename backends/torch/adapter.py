@@ -55,12 +55,8 @@ class TorchBackend:
         # torch picks cuDNN's convolution algorithms by heuristics unless told to time them; TensorFlow times them
         # unless told not to: set in both, never inherited from an earlier trial.
         torch.backends.cudnn.benchmark = runtime.cudnn_autotune
-        # Set either way (a warm worker's earlier trial may have switched it on), but only when it changes: torch 2.14's
-        # setter imports torch._inductor to mirror the flag there, 2.7 s of every worker's first trial otherwise.
-        if torch.are_deterministic_algorithms_enabled() != runtime.deterministic or (
-            torch.is_deterministic_algorithms_warn_only_enabled()
-        ):
-            torch.use_deterministic_algorithms(runtime.deterministic)
+        # Set either way: a warm worker's earlier trial may have switched it on.
+        torch.use_deterministic_algorithms(runtime.deterministic)
         # torch allows TF32 in cuDNN convolutions by default but not in matmuls, TensorFlow in both: set, not inherited.
         torch.backends.cuda.matmul.allow_tf32 = runtime.tf32
         torch.backends.cudnn.allow_tf32 = runtime.tf32
