@@ -26,7 +26,7 @@ from harness.model_import import model_spec
 from harness.plan import ExecutionOptions
 from harness.pretrained import check_zoo_weights_cached, prepare_weights, weights_ref
 from harness.reachable import connection_problem
-from harness.search import apply_point, point_text, probe_points
+from harness.search import apply_point, point_text, sample_corners
 from harness.spec import Dense, Dropout, ModelSpec
 from harness.strategies import get_strategy
 from harness.tuning import TunePlan
@@ -101,41 +101,53 @@ def preflight(
                 trial.model_options,
                 trial.cache_dir or cache_dir,
             )
-            if task is trial.task:
-                _check_against_model(trial, spec)
-                if memory_bytes is not None:
-                    _check_memory(trial, spec, memory_bytes, derived)
+            if task is trial.task and search is None:  # a search's base never trains as it stands: its points do
+                _check_fits(trial, spec, memory_bytes, derived)
     if search is not None:
         _check_search_points(search, datasets, cache_dir, memory_bytes)
     _prepare_pretrained(trials, datasets, cache_dir)
     return provenance
 
 
+def _check_fits(trial: TrialConfig, spec: ModelSpec, memory_bytes: int | None, data: Dataset) -> None:
+    """The checks that need the model and the machine: options that do not fit the model, and its memory floor
+    (``memory_bytes`` None: a cluster's, unknown)."""
+    _check_against_model(trial, spec)
+    if memory_bytes is not None:
+        _check_memory(trial, spec, memory_bytes, data)
+
+
 def _check_search_points(
     search: TunePlan, datasets: dict[str, Dataset], cache_dir: Path | None, memory_bytes: int | None
 ) -> None:
-    """The bases passed the model's and the memory's checks; a search may sample any point of its space, so the
-    points that stand for them (harness.search.probe_points: each value, each pair, every combination) must pass
-    them too, or a freeze_groups beyond the model's groups, a dropout of 0 under MC dropout, or a batch size or
-    width that cannot fit would fail its trials in the workers."""
+    """A search trains its sampled points, never its bases as they stand, so the points that stand for them
+    (harness.search.sample_corners: complete points, every option set) must fit the model and the machine, or a
+    freeze_groups beyond the model's groups, a dropout of 0 under MC dropout, or a batch size or width that cannot
+    fit would fail its trials in the workers. Points that differ only in what these checks do not read are checked
+    once."""
     specs: dict[tuple[Any, ...], ModelSpec] = {}
+    checked: set[tuple[Any, ...]] = set()
     for base in search.bases:
         derived = derive(datasets[base.dataset], base.task)
         shape = transformed_shape(base.input, derived.input_shape)
-        for point in probe_points(search.space):
-            trial = apply_point(base, point)  # valid alone: the planner's check_plan applied every point
-            key = (trial.model, shape, derived.num_classes, trial.model_options)
+        for point in sample_corners(search.space):
             try:
+                trial = apply_point(base, point)  # a resumed run.json's space was not checked by this version
+                key = (trial.model, shape, derived.num_classes, trial.model_options)
+                t = trial.transfer  # what _check_against_model and _check_memory read of the trial
+                read: tuple[Any, ...] = (key, trial.strategy, t.freeze_groups, t.feature_layer, trial.batch_size)
+                read = (*read, trial.mc_dropout_passes, trial.runtime, base.dataset, str(base.task))
+                if read in checked:
+                    continue
                 if key not in specs:
                     cache = trial.cache_dir or cache_dir
                     specs[key] = model_spec(trial.model, shape, derived.num_classes, trial.model_options, cache)
-                _check_against_model(trial, specs[key])
-                if memory_bytes is not None:
-                    _check_memory(trial, specs[key], memory_bytes, derived)
-            except InputError as exc:
+                _check_fits(trial, specs[key], memory_bytes, derived)
+                checked.add(read)
+            except (ValueError, TypeError) as exc:  # InputError among them
                 raise InputError(
-                    f"Expected every value the search may sample to fit {base.case_id} on {base.backend}. Received: "
-                    f"{point_text(point)}, which fails: {exc} Narrow the search space so that every value fits."
+                    f"Expected every point the search may sample to fit {base.case_id} on {base.backend}. Received: "
+                    f"{point_text(point)}, which fails: {exc} Narrow the search space so that every point fits."
                 ) from None
 
 

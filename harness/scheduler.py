@@ -336,7 +336,8 @@ def ray_session(settings: SchedulerSettings, py_modules: tuple[Path, ...] = ()) 
     )
     shipped = {"py_modules": [str(path) for path in py_modules]} if py_modules else {}
     if settings.address:
-        # A cluster's workers belong to its nodes' raylets: the variables travel in the job's runtime environment.
+        # An instance at --address (a cluster, or one `ray start` left running) has raylets this process did not
+        # start: the variables travel in the job's runtime environment.
         ray.init(address=settings.address, runtime_env={"env_vars": WORKER_ENV, **shipped}, **init_args)
     else:
         # address="local": always a fresh instance of our own, never a cluster some `ray start` left running. Its

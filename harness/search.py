@@ -278,12 +278,30 @@ def probe_points(space: SearchSpace) -> Iterator[dict[str, Any]]:
             yield dict(zip((path for path, _ in axes), combination, strict=True))
 
 
+def sample_corners(space: SearchSpace) -> Iterator[dict[str, Any]]:
+    """Complete points, every option of the space set, that stand for what a search may sample: every combination
+    of the probed values while there are at most :data:`MAX_CHECKED_COMBINATIONS`, else each probed value with the
+    other options at their first. What depends on the model and the machine is checked on these (harness.preflight):
+    a value can fail with the base's other options yet never with the values the search gives them (MC-dropout
+    passes searched with a dropout rate, over a base without dropout)."""
+    axes = [(path, probe_values(domain)) for path, domain in space.params]
+    paths = [path for path, _ in axes]
+    if math.prod(len(values) for _, values in axes) <= MAX_CHECKED_COMBINATIONS:
+        for combination in itertools.product(*(values for _, values in axes)):
+            yield dict(zip(paths, combination, strict=True))
+        return
+    first = {path: values[0] for path, values in axes}
+    for path, values in axes:
+        for value in values:
+            yield {**first, path: value}
+
+
 def validate_space(base: TrialConfig, space: SearchSpace) -> None:
     """Every point of :func:`probe_points` gives a valid trial config: InputError naming the value that fails
     alone, or else the pair that fails together, or else every option. A sample that only some trials could take
     (Adam with a momentum, nesterov with momentum 0) is found here, before any trial runs, instead of failing those
     trials. What depends on the model and the machine (a freeze_groups beyond the model's groups, a batch that
-    cannot fit) the preflight checks on the same points."""
+    cannot fit) the preflight checks on complete points (:func:`sample_corners`)."""
     for point in probe_points(space):
         _check_point(base, point)
 
@@ -306,6 +324,7 @@ def _check_point(base: TrialConfig, point: dict[str, Any]) -> None:
 
 
 def point_text(point: dict[str, Any]) -> str:
+    """A point as the command line writes it: ``lr=0.1, optimizer='adam'``."""
     return ", ".join(f"{path}={value!r}" for path, value in point.items())
 
 

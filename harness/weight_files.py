@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import struct
 from collections.abc import Mapping
 from pathlib import Path
@@ -98,18 +99,31 @@ def read_safetensors(path: str | Path) -> dict[str, np.ndarray]:
 
 
 def _safetensors_tensor(name: str, entry: dict, body: memoryview, path: str | Path) -> np.ndarray:
-    start, end = (int(v) for v in entry["data_offsets"])
-    shape = tuple(int(v) for v in entry["shape"])
+    try:
+        start, end = (int(v) for v in entry["data_offsets"])
+        shape = tuple(int(v) for v in entry["shape"])
+    except (KeyError, TypeError, ValueError):
+        raise BadWeightsError(
+            f"Expected whole-number data_offsets (two) and shape for tensor {name!r} in {path}'s header. Received: "
+            f"{str(entry)[:200]}. Write the file again."
+        ) from None
     if end > len(body):
         raise BadWeightsError(
             f"Expected tensor {name!r} {shape} in bytes {start}..{end} of {path}'s data. Received: only "
             f"{len(body)} bytes (the file is truncated). Write the file again."
         )
     raw = bytes(body[start:end])
+    if entry["dtype"] != "BF16" and entry["dtype"] not in _SAFETENSORS_DTYPES:
+        raise BadWeightsError(f"Expected a numeric dtype for tensor {name!r}. Received: {entry['dtype']}.")
+    itemsize = 2 if entry["dtype"] == "BF16" else np.dtype(_SAFETENSORS_DTYPES[entry["dtype"]]).itemsize
+    if any(n < 0 for n in shape) or len(raw) != math.prod(shape) * itemsize:
+        raise BadWeightsError(
+            f"Expected tensor {name!r} of shape {shape} ({entry['dtype']}) to fill its {len(raw)} bytes "
+            f"{start}..{end} of {path}. Received: a header whose shape and byte range disagree (a damaged file). "
+            "Write the file again."
+        )
     if entry["dtype"] == "BF16":  # numpy has no bfloat16: its 16 bits are the top half of a float32
         return np.ndarray(shape, np.float32, buffer=(np.frombuffer(raw, np.uint16).astype(np.uint32) << 16).tobytes())
-    if entry["dtype"] not in _SAFETENSORS_DTYPES:
-        raise BadWeightsError(f"Expected a numeric dtype for tensor {name!r}. Received: {entry['dtype']}.")
     return np.ndarray(shape, _SAFETENSORS_DTYPES[entry["dtype"]], buffer=raw).copy()  # shape () stays a scalar
 
 

@@ -89,23 +89,27 @@ def convert_npz(request: dict[str, Any], out: Path) -> None:
 def _read_checkpoint(path: Path) -> tuple[Any, dict[str, np.ndarray]]:
     """A --weights .npz read as xfbench's neutral checkpoint; anything else (not an archive, cut short, another
     program's arrays, weights that do not fit their own spec) is a BadWeightsError saying what was found."""
-    try:
-        spec, weights, _ = load_checkpoint(path)
-    except InputError as exc:
-        raise BadWeightsError(str(exc)) from None
-    except (ValueError, KeyError, OSError, EOFError, zipfile.BadZipFile) as exc:
-        if isinstance(exc, KeyError):
-            found = f"an .npz archive without xfbench's entries ({exc.args[0] if exc.args else exc})"
-        elif isinstance(exc, zipfile.BadZipFile) or "pickle" in str(exc):  # numpy's last resort is a pickle
-            found = "not an .npz archive (cut short, or another kind of file)"
-        else:
-            found = f"{type(exc).__name__}: {str(exc)[:200]}"
-        raise BadWeightsError(
-            f"Expected xfbench's neutral checkpoint in {path.name} (an .npz with the model's spec and weights, as a "
-            f"run's _cache/backbones and _cache/pretrained hold them). Received: {found}. Use an .npz xfbench "
-            "wrote, or the framework's own file (.pth, .safetensors, .weights.h5)."
-        ) from None
-    return spec, weights
+    not_an_archive = "not an .npz archive (cut short, or another kind of file)"
+    if path.is_file() and not zipfile.is_zipfile(path):  # an .npy, an empty or a cut file: numpy errs in its own ways
+        found = not_an_archive
+    else:
+        try:
+            spec, weights, _ = load_checkpoint(path)
+            return spec, weights
+        except InputError as exc:
+            raise BadWeightsError(str(exc)) from None
+        except (ValueError, KeyError, OSError, EOFError, zipfile.BadZipFile) as exc:
+            if isinstance(exc, KeyError):
+                found = f"an .npz archive without xfbench's entries ({exc.args[0] if exc.args else exc})"
+            elif isinstance(exc, zipfile.BadZipFile):
+                found = not_an_archive
+            else:
+                found = f"{type(exc).__name__}: {str(exc)[:200]}"
+    raise BadWeightsError(
+        f"Expected xfbench's neutral checkpoint in {path.name} (an .npz with the model's spec and weights, as a "
+        f"run's _cache/backbones and _cache/pretrained hold them). Received: {found}. Use an .npz xfbench wrote, "
+        "or the framework's own file (.pth, .safetensors, .weights.h5)."
+    )
 
 
 def _options(request: dict[str, Any]) -> dict[str, Any]:

@@ -46,7 +46,7 @@ BAD_INPUTS = {
     # a search's points meet the checks its base meets: the base (no MC dropout) fits, one sampled value does not
     "searched MC-dropout passes beyond this machine's memory": (
         [*CNN_TUNE, "--backend", "torch", "--space", "mc_dropout_passes=choice:0,1000000000"],
-        "Expected every value the search may sample to fit scratch-cnn_small-digits on torch. Received: "
+        "Expected every point the search may sample to fit scratch-cnn_small-digits on torch. Received: "
         "mc_dropout_passes=1000000000, which fails: Expected a trial that fits in this machine's memory",
     ),
     "a searched freeze_groups beyond the model's groups": (

@@ -381,3 +381,39 @@ def test_a_resumed_search_replays_a_sample_recorded_under_an_older_config_layout
     assert other.trial_id == resumed.trial_id  # named by the sample alone: the configuration tells them apart
     assert replayable_rows(other, {other.trial_id: rows}) == []
     assert replayable_rows(resumed, {}) == []
+
+
+def _tune_preflight(tmp_path, *argv: str) -> None:
+    from harness.cli import plan_from_args
+    from harness.cli_options import build_parser
+    from harness.preflight import preflight
+
+    plan = plan_from_args(build_parser().parse_args(["tune", "--strategy", "scratch", "--dataset", "digits", *argv]))
+    trials = list(plan.planned_trials)
+    preflight(trials, None, download=False, cache_dir=tmp_path, memory_bytes=24 * 2**30, search=plan.search)
+
+
+def test_a_searchs_model_checks_hold_on_the_points_it_samples_not_on_its_base(tmp_path):
+    """Every sampled point sets every option of the space: MC-dropout passes searched with a dropout rate over a
+    base without dropout (mlp) never meet a point without dropout, so the search is valid; a rate of 0 among the
+    choices is not, and the point that fails is named."""
+    _tune_preflight(
+        tmp_path, "--model", "mlp", "--space", "mc_dropout_passes=choice:10,20", "--space", "dropout=choice:0.2,0.5"
+    )
+    _tune_preflight(tmp_path, "--model", "mlp", "--mc-dropout", "5", "--space", "dropout=choice:0.2,0.5")
+    with pytest.raises(InputError, match=r"Received: mc_dropout_passes=10, model_options.dropout=0.0, which fails: "):
+        _tune_preflight(
+            tmp_path, "--model", "mlp", "--space", "mc_dropout_passes=choice:10,20", "--space", "dropout=choice:0.0,0.5"
+        )
+
+
+def test_beyond_the_cap_each_probed_value_is_checked_in_a_complete_point(monkeypatch):
+    from harness import search
+
+    space = space_from_mapping({"lr": Choice((0.1, 0.2)), "batch_size": Choice((16, 32, 64))})
+    assert len(list(search.sample_corners(space))) == 6  # every combination, each complete
+    monkeypatch.setattr(search, "MAX_CHECKED_COMBINATIONS", 4)
+    corners = list(search.sample_corners(space))
+    lr, batch = space.paths
+    assert all(set(c) == {lr, batch} for c in corners) and len(corners) == 5  # each value once, the firsts shared
+    assert {c[lr] for c in corners} == {0.1, 0.2} and {c[batch] for c in corners} == {16, 32, 64}

@@ -246,6 +246,11 @@ def _checkpoint_bytes(folder: Path) -> bytes:
     return (folder / "whole.npz").read_bytes()
 
 
+def _one_array(folder: Path) -> bytes:
+    np.save(folder / "one.npy", np.zeros(3))
+    return (folder / "one.npy").read_bytes()
+
+
 def _other_programs_arrays(folder: Path) -> bytes:
     np.savez(folder / "arrays.npz", a=np.zeros(3))
     return (folder / "arrays.npz").read_bytes()
@@ -260,8 +265,10 @@ def _other_programs_arrays(folder: Path) -> bytes:
             lambda folder: _other_programs_arrays(folder),
             "Received: an .npz archive without xfbench's entries (__spec__ is not a file in the archive)",
         ),
+        (lambda folder: b"", "Received: not an .npz archive"),
+        (lambda folder: _one_array(folder), "Received: not an .npz archive"),
     ],
-    ids=["another kind of file", "a checkpoint cut short", "another program's arrays"],
+    ids=["another kind of file", "a checkpoint cut short", "another program's arrays", "empty", "an .npy"],
 )
 def test_an_npz_that_is_not_xfbenchs_checkpoint_is_bad_weights_saying_what_it_is(tmp_path, write, found):
     """numpy's own errors differ by damage (a pickle refused, a KeyError, a BadZipFile): each is bad input (exit 2)
@@ -287,3 +294,22 @@ def test_a_fault_in_a_weights_worker_keeps_its_traceback_instead_of_reading_as_b
     with pytest.raises(ValueError, match="cannot reshape"):
         weights_worker.main(["torch", "convert", json.dumps(_npz_request(tmp_path / "w.npz")), str(out)])
     assert not worker_reply(out, "error").exists()
+
+
+@pytest.mark.parametrize(
+    ("entry", "found"),
+    [
+        ({"dtype": "F32", "shape": [3, 2], "data_offsets": [0, 16]}, "shape and byte range disagree"),
+        ({"dtype": "F32", "shape": [-2, -2], "data_offsets": [0, 16]}, "shape and byte range disagree"),
+        ({"dtype": "F32", "shape": ["two"], "data_offsets": [0, 16]}, "Expected whole-number data_offsets"),
+    ],
+)
+def test_a_safetensors_header_whose_shape_and_bytes_disagree_is_bad_weights(tmp_path, entry, found):
+    """A damaged header is the file's fault (exit 2), not a numpy ValueError from the conversion's code."""
+    from harness.weight_files import read_safetensors
+
+    header = json.dumps({"w": entry}).encode()
+    path = tmp_path / "damaged.safetensors"
+    path.write_bytes(struct.pack("<Q", len(header)) + header + bytes(16))
+    with pytest.raises(BadWeightsError, match=found):
+        read_safetensors(path)

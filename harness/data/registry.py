@@ -125,25 +125,30 @@ def _standardize(train: np.ndarray, *others: np.ndarray) -> tuple[np.ndarray, ..
     return tuple(((a - mean) / std).astype(np.float32) for a in (train, *others))
 
 
-def digits_file() -> Path:
-    """scikit-learn's bundled digits (``sklearn/datasets/data/digits.csv.gz``, what ``load_digits`` reads), found
-    without importing scikit-learn: that import took 2.4 s of every process that loads digits, each trial worker of
-    a local run among them."""
+def _digits_table() -> np.ndarray:
+    """scikit-learn's bundled digits, one image a row (64 pixels 0..16, then the label), parsed as ``load_digits``
+    parses ``sklearn/datasets/data/digits.csv.gz``. The file is found without importing scikit-learn when it lies on
+    disk (that import took 2.4 s of every process that loads digits, each trial worker of a local run among them);
+    an install that keeps it elsewhere (an editable build's loader) is read through scikit-learn itself."""
     spec = importlib.util.find_spec("sklearn")  # a top-level package's spec: nothing of it is executed
     folders = list(spec.submodule_search_locations or ()) if spec is not None else []
     path = Path(folders[0]) / "datasets" / "data" / "digits.csv.gz" if folders else None
-    if path is None or not path.is_file():
+    if path is not None and path.is_file():
+        with gzip.open(path, mode="rt", encoding="utf-8") as rows:
+            return np.loadtxt(rows, delimiter=",")
+    try:
+        from sklearn.datasets import load_digits
+    except ImportError:
         raise InputError(
-            f"Expected scikit-learn's bundled digits.csv.gz. Received: {path or 'no scikit-learn'}. "
-            "Reinstall xfbench's dependencies: pip install -e ."
-        )
-    return path
+            "Expected scikit-learn, whose bundled digits are xfbench's embedded dataset. Received: it is not "
+            "installed. Reinstall xfbench's dependencies: pip install -e ."
+        ) from None
+    bunch = load_digits()
+    return np.column_stack([bunch.data, bunch.target])
 
 
 def _load_digits(data_dir: str | None, download: bool) -> Dataset:
-    # 64 pixel columns (0..16) and the label, one image a row, parsed as load_digits parses them
-    with gzip.open(digits_file(), mode="rt", encoding="utf-8") as rows:
-        table = np.loadtxt(rows, delimiter=",")
+    table = _digits_table()
     x = (table[:, :-1].reshape(-1, 8, 8).astype(np.float32) / 16.0)[..., None]
     y = table[:, -1].astype(np.int64)
     order = np.random.default_rng(DIGITS_SPLIT_SEED).permutation(len(y))
