@@ -263,19 +263,29 @@ def probe_values(domain: Domain) -> tuple[Any, ...]:
     return (domain.low, domain.high)
 
 
+def _probe_axes(space: SearchSpace) -> list[tuple[str, tuple[Any, ...]]]:
+    return [(path, probe_values(domain)) for path, domain in space.params]
+
+
+def _every_combination(axes: list[tuple[str, tuple[Any, ...]]]) -> Iterator[dict[str, Any]]:
+    """Each combination of the axes' values as a complete point, or nothing beyond :data:`MAX_CHECKED_COMBINATIONS`."""
+    if math.prod(len(values) for _, values in axes) <= MAX_CHECKED_COMBINATIONS:
+        for combination in itertools.product(*(values for _, values in axes)):
+            yield dict(zip((path for path, _ in axes), combination, strict=True))
+
+
 def probe_points(space: SearchSpace) -> Iterator[dict[str, Any]]:
     """The points that stand for everything a search may sample: each probed value alone, every pair of two
     options' probed values, then every combination while there are at most :data:`MAX_CHECKED_COMBINATIONS`."""
-    axes = [(path, probe_values(domain)) for path, domain in space.params]
+    axes = _probe_axes(space)
     for path, values in axes:
         for value in values:
             yield {path: value}
     for (path_a, values_a), (path_b, values_b) in itertools.combinations(axes, 2):
         for a, b in itertools.product(values_a, values_b):
             yield {path_a: a, path_b: b}
-    if len(axes) > 2 and math.prod(len(values) for _, values in axes) <= MAX_CHECKED_COMBINATIONS:
-        for combination in itertools.product(*(values for _, values in axes)):
-            yield dict(zip((path for path, _ in axes), combination, strict=True))
+    if len(axes) > 2:
+        yield from _every_combination(axes)
 
 
 def sample_corners(space: SearchSpace) -> Iterator[dict[str, Any]]:
@@ -284,11 +294,9 @@ def sample_corners(space: SearchSpace) -> Iterator[dict[str, Any]]:
     other options at their first. What depends on the model and the machine is checked on these (harness.preflight):
     a value can fail with the base's other options yet never with the values the search gives them (MC-dropout
     passes searched with a dropout rate, over a base without dropout)."""
-    axes = [(path, probe_values(domain)) for path, domain in space.params]
-    paths = [path for path, _ in axes]
+    axes = _probe_axes(space)
     if math.prod(len(values) for _, values in axes) <= MAX_CHECKED_COMBINATIONS:
-        for combination in itertools.product(*(values for _, values in axes)):
-            yield dict(zip(paths, combination, strict=True))
+        yield from _every_combination(axes)
         return
     first = {path: values[0] for path, values in axes}
     for path, values in axes:
