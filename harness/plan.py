@@ -24,6 +24,7 @@ KINDS = ("run", "tune")
 # A plan's stages, in the order they run; each stage's rows carry its name in the ``stage`` column.
 STAGE_PRETRAIN, STAGE_TRIALS, STAGE_SEARCH, STAGE_FINAL = "pretrain", "trials", "search", "final"
 RUN_STATUSES = ("running", "finished", "interrupted")
+LOCAL_ADDRESS = "local"  # Ray's spelling of a fresh instance of one's own, as --address
 RUN_TITLE, TUNE_TITLE = "xfbench comparison", "xfbench tune: each backend at its best config"
 
 
@@ -37,6 +38,12 @@ class ExecutionOptions:
     max_concurrent: int | None = None
     max_failures: int = 0
     fresh_workers: bool = False  # a new worker process per trial (the pre-warm-worker behaviour)
+
+    def __post_init__(self) -> None:
+        # Ray's address "local" starts an instance of this run's own: that is a local run (no address), with this
+        # machine's memory and CPU checks, its data read in place, and workers that inherit their environment.
+        if self.address == LOCAL_ADDRESS:
+            object.__setattr__(self, "address", None)
 
     def updated(self, given: dict[str, Any]) -> ExecutionOptions:
         """These options with every value that was ``given`` (None: not given; 0 counts as given)."""

@@ -316,9 +316,10 @@ def check_execution(options: ExecutionOptions) -> ExecutionOptions:
 
 
 def check_cluster_address(address: str) -> None:
-    """``--address`` as HOST:PORT (or ray://HOST:PORT; ``auto`` and ``local`` go to Ray as they are) whose host
-    resolves and whose port accepts a connection: otherwise Ray would retry for minutes, after the run started."""
-    if address in ("auto", "local"):  # Ray finds the cluster this machine belongs to / starts one of its own
+    """``--address`` as HOST:PORT (or ray://HOST:PORT; ``auto`` goes to Ray as it is, ``local`` never gets here:
+    ExecutionOptions reads it as a local run) whose host resolves and whose port accepts a connection: otherwise Ray
+    would retry for minutes, after the run started."""
+    if address == "auto":  # Ray finds the cluster this machine belongs to
         return
     usage = "HOST:PORT of the cluster's head node, as `ray start --head` prints it (e.g. 10.0.0.5:6379), or auto"
     scheme, _, rest = address.rpartition("://")

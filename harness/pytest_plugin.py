@@ -406,7 +406,7 @@ def _run_all(config: pytest.Config, state: SessionState, temp: pytest.TempPathFa
     )
     try:  # the CLI's checks: whatever would fail inside a worker fails here, before Ray starts
         check_trial_count(len(trials), "the session's suites")  # each was counted alone at collection
-        check_execution(options)  # first, as in the CLI: the preflight may convert models for minutes
+        options = check_execution(options)  # first, as in the CLI: the preflight may convert models for minutes
         state.data_provenance = preflight(
             trials,
             config.getoption("xfbench_data_dir"),

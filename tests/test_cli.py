@@ -369,6 +369,15 @@ BAD_INPUTS = {
         ["run", "--strategy", "scratch", "--model", "cnn_small", "--dataset", "digits", "--input-size", "20000"],
         "Expected a trial that fits in this machine's memory",
     ),
+    "Ray's own local address is a local run, held to this machine's memory": (
+        ["run", "--strategy", "scratch", "--model", "cnn_small", "--dataset", "digits", "--input-size", "20000"]
+        + ["--address", "local"],
+        "Expected a trial that fits in this machine's memory",
+    ),
+    "Ray's own local address is a local run, held to this machine's CPUs": (
+        ["run", "--suite", "smoke", "--address", "local", "--cpus-per-trial", "4096"],
+        "Expected --cpus-per-trial <= this machine's",
+    ),
     "bad bn variance": (["run", "--suite", "smoke", "--bn-variance", "sample"], "invalid choice: 'sample'"),
 }
 

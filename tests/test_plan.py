@@ -195,6 +195,16 @@ def test_execution_options_take_what_is_given_zero_included():
     assert recorded.updated({"cpus_per_trial": None, "max_failures": 0}) == ExecutionOptions(2, max_failures=0)
 
 
+def test_rays_local_address_is_a_local_run_new_or_resumed():
+    """``--address local`` starts an instance of the run's own, as no address does: read as no address, so the
+    local checks (memory, CPUs), data in place and the workers' inherited environment apply; a resume given it
+    leaves the cluster it was recorded on."""
+    assert ExecutionOptions(address="local") == ExecutionOptions()
+    on_a_cluster = ExecutionOptions(address="10.0.0.5:6379")
+    assert on_a_cluster.updated({"address": "local"}).address is None
+    assert ExecutionOptions.from_dict({"address": "local"}).address is None
+
+
 def test_a_suite_of_more_trials_than_a_driver_can_keep_is_refused_before_any_is_built():
     """Counted as the trials would be built: each case on the backends it runs on (the speed matrix's variants run on
     some backends only), times the seeds. The CLI and the pytest plugin (per suite at collection) both call it."""
