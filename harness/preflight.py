@@ -29,6 +29,7 @@ from harness.reachable import connection_problem
 from harness.search import apply_point, point_text, sample_corners
 from harness.spec import Dense, Dropout, ModelSpec
 from harness.strategies import get_strategy
+from harness.strategy_options import check_strategy_options
 from harness.tuning import TunePlan
 from harness.weights import initializer
 
@@ -76,6 +77,7 @@ def preflight(
     provenance: dict[str, dict[str, str]] = {}
     for trial in trials:
         get_strategy(trial.strategy)
+        check_strategy_options(trial)
         initializer(trial.init)
         trial.optimizer.resolved()
         if trial.dataset not in datasets:

@@ -26,6 +26,7 @@ import numpy as np
 from harness.config import TrialConfig
 from harness.errors import InputError
 from harness.overrides import apply_overrides, config_class, field_hint
+from harness.strategy_options import check_strategy_options
 
 DOMAIN_KINDS = ("choice", "uniform", "loguniform", "int")
 SEARCH_ALGORITHMS = ("random", "grid", "optuna")
@@ -316,7 +317,7 @@ def validate_space(base: TrialConfig, space: SearchSpace) -> None:
 
 def _check_point(base: TrialConfig, point: dict[str, Any]) -> None:
     try:
-        apply_point(base, point)
+        check_strategy_options(apply_point(base, point))
     except (ValueError, TypeError) as exc:
         if len(point) == 1:
             [(path, value)] = point.items()

@@ -868,11 +868,11 @@ def _imagenet_transfer_cases(tier: TransferTier) -> tuple[SuiteCase, ...]:
     of a backbone's cases share one pretrained checkpoint (same model, input, batch size, seed and source recipe)."""
     cases: list[SuiteCase] = []
     for model, width, size, weights in tier.backbones:
-        transfer = TransferOptions(
-            source_task=tier.source,
-            source_epochs=tier.source_epochs,
-            source_optimizer=_ADAM,
-            pretrained=weights or None,
+        # Pretrained weights replace the backbone xfbench would train: its source recipe does not apply to them.
+        transfer = (
+            TransferOptions(pretrained=weights)
+            if weights
+            else TransferOptions(source_task=tier.source, source_epochs=tier.source_epochs, source_optimizer=_ADAM)
         )
         common: dict[str, Any] = dict(
             model_options=ModelOptions(width_multiplier=width),

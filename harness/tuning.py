@@ -16,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-from harness.backbone import NEEDS_BACKBONE, recipe_for
+from harness.backbone import needs_trained_backbone, recipe_for
 from harness.config import TrialConfig
 from harness.errors import InputError
 from harness.scheduler import AshaSettings, SearchExperiment
@@ -129,7 +129,7 @@ class TunePlan:
 def search_base(trial: TrialConfig) -> TrialConfig:
     """The base a search starts from: a backbone strategy's source optimizer is pinned, so sampling the
     target's optimizer never changes which shared backbone the trials start from."""
-    if trial.strategy in NEEDS_BACKBONE and trial.transfer.source_optimizer is None:
+    if needs_trained_backbone(trial) and trial.transfer.source_optimizer is None:
         return replace(trial, transfer=replace(trial.transfer, source_optimizer=trial.optimizer))
     return trial
 
@@ -138,7 +138,7 @@ def check_plan(plan: TunePlan) -> None:
     """Every sampled value yields a valid trial, and none changes a shared backbone; InputError otherwise."""
     for base in plan.bases:
         validate_space(base, plan.space)
-        if base.strategy not in NEEDS_BACKBONE:
+        if not needs_trained_backbone(base):
             continue
         key = recipe_for(base).key
         for path, domain in plan.space.params:

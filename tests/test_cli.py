@@ -16,6 +16,16 @@ MLP_RUN = ["run", "--strategy", "scratch", "--model", "mlp", "--dataset", "digit
 CNN_TUNE = ["tune", "--strategy", "scratch", "--model", "cnn_small", "--dataset", "digits"]
 
 BAD_INPUTS = {
+    # before, scratch ran and config_json recorded the head as if a scikit-learn classifier had been fitted
+    "an option its strategy does not read": (
+        [*MLP_RUN, "--sklearn-head", "rbf_svc"],
+        "Expected only options that strategy scratch reads (scratch-mlp-digits). Received: --sklearn-head 'rbf_svc', "
+        "read by deep_features. Drop it,",
+    ),
+    "a search over an option its strategy does not read": (
+        [*CNN_TUNE, "--space", "sklearn_head=choice:linear_svc,rbf_svc"],
+        "Expected every value of transfer.sklearn_head to be valid. Received: 'rbf_svc', which fails: Expected only",
+    ),
     "epochs beyond what the driver can hold": (
         [*MLP_RUN, "--epochs", "100000000000000000000000"],
         "Expected epochs <= 100,000 (each epoch is a row the driver keeps until its trial ends, about 2.4 KB). "

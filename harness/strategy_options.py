@@ -1,0 +1,86 @@
+"""Options that a trial's strategy never reads, refused before any work: the row's config_json would record them
+(``--sklearn-head rbf_svc`` on a scratch run) while nothing they name happened, and a reader of the results would
+take the run for what its config says. An option is "set" when it differs from its default.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from harness.backbone import NEEDS_BACKBONE, PRETRAIN, uses_pretrained
+from harness.config import AugmentConfig, RegularizationConfig, ScheduleConfig, TransferOptions, TrialConfig
+from harness.errors import InputError
+
+_TRAINS_A_NETWORK = ("scratch", "feature_extraction", "fine_tune", "freeze_early", "transfer")
+_DEFAULT_TRANSFER = TransferOptions()
+
+
+@dataclass(frozen=True)
+class _StrategyOption:
+    flag: str  # how a user sets it
+    value: Callable[[TrialConfig], object]
+    default: object
+    read_by: tuple[str, ...]  # the strategies that read it
+    trained_backbone_only: bool = False  # read only where xfbench trains the backbone (no --pretrained / --weights)
+
+
+def _transfer(name: str, flag: str, read_by: tuple[str, ...], trained_backbone_only: bool = False) -> _StrategyOption:
+    return _StrategyOption(
+        flag, lambda t: getattr(t.transfer, name), getattr(_DEFAULT_TRANSFER, name), read_by, trained_backbone_only
+    )
+
+
+_OPTIONS = (
+    _transfer("source_task", "--source-classes", NEEDS_BACKBONE, trained_backbone_only=True),
+    _transfer("source_epochs", "--source-epochs", NEEDS_BACKBONE, trained_backbone_only=True),
+    _transfer("source_optimizer", "a source optimizer", NEEDS_BACKBONE, trained_backbone_only=True),
+    _transfer("source_backend", "--source-backend", NEEDS_BACKBONE, trained_backbone_only=True),
+    _transfer("backbone_lr_multiplier", "--backbone-lr-multiplier", ("fine_tune",)),
+    _transfer("freeze_groups", "--freeze-groups", ("freeze_early",)),
+    _transfer("frozen_epochs", "--frozen-epochs", ("transfer",)),
+    _transfer("sklearn_head", "--sklearn-head", ("deep_features",)),
+    _transfer("feature_layer", "--feature-layer", ("deep_features",)),
+    _transfer("feature_pool", "--feature-pool", ("deep_features",)),
+    # deep_features trains no network: a scikit-learn head on the backbone's features
+    _StrategyOption("--mc-dropout", lambda t: t.mc_dropout_passes, 0, _TRAINS_A_NETWORK),
+    _StrategyOption("--augment", lambda t: t.augment, AugmentConfig(), _TRAINS_A_NETWORK),
+    _StrategyOption("--schedule (and its options)", lambda t: t.schedule, ScheduleConfig(), _TRAINS_A_NETWORK),
+    _StrategyOption("--l1 / --l2 / --max-norm", lambda t: t.regularization, RegularizationConfig(), _TRAINS_A_NETWORK),
+)
+
+
+def _reads(trial: TrialConfig, option: _StrategyOption) -> bool:
+    if trial.strategy not in option.read_by:
+        return False
+    return not (option.trained_backbone_only and uses_pretrained(trial))
+
+
+def check_strategy_options(trial: TrialConfig) -> None:
+    """InputError naming every option ``trial`` sets that its strategy would not read, and who reads each."""
+    if trial.strategy == PRETRAIN:  # derived from a target by the planner: it carries the target's options
+        return
+    unread = [o for o in _OPTIONS if o.value(trial) != o.default and not _reads(trial, o)]
+    if not unread:
+        return
+    received = "; ".join(f"{o.flag} {_shown(o.value(trial))}, read by {_readers(o)}" for o in unread)
+    raise InputError(
+        f"Expected only options that strategy {trial.strategy} reads ({trial.case_id}). Received: {received}. Drop "
+        f"{'it' if len(unread) == 1 else 'them'}, or pick a strategy that reads {'it' if len(unread) == 1 else 'them'}"
+        ": set, an option is recorded with the results, yet it would change nothing."
+    )
+
+
+def _readers(option: _StrategyOption) -> str:
+    names = ", ".join(option.read_by)
+    return f"{names} without --pretrained / --weights" if option.trained_backbone_only else names
+
+
+def _shown(value: object) -> str:
+    if isinstance(value, (str, int, float)):
+        return repr(value)
+    for name in ("describe", "label", "name"):  # AugmentConfig.describe(), TaskSpec.label, an optimizer's name
+        shown = getattr(value, name, None)
+        if shown is not None:
+            return str(shown() if callable(shown) else shown)
+    return "set"

@@ -1,0 +1,74 @@
+"""Options a strategy never reads are refused before any work, not recorded in config_json as if they had acted."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from harness.augment import AugmentConfig
+from harness.config import OptimizerConfig, TransferOptions, TrialConfig
+from harness.data.tasks import TaskSpec
+from harness.errors import InputError
+from harness.planner import Selection, plan_run
+from harness.search import parse_space, validate_space
+from harness.strategy_options import check_strategy_options
+from harness.suites import SUITES
+
+SCRATCH = TrialConfig(strategy="scratch", model="cnn_small", dataset="digits", backend="torch", seed=0, epochs=2)
+
+
+def _with(strategy: str, **transfer) -> TrialConfig:
+    return replace(SCRATCH, strategy=strategy, transfer=TransferOptions(**transfer))
+
+
+@pytest.mark.parametrize(
+    ("trial", "fragment"),
+    [
+        (_with("scratch", sklearn_head="rbf_svc"), "--sklearn-head 'rbf_svc', read by deep_features"),
+        (_with("scratch", source_task=TaskSpec(classes=(0, 1))), "--source-classes classes 0,1, read by"),
+        (_with("fine_tune", freeze_groups=2), "--freeze-groups 2, read by freeze_early"),
+        (_with("freeze_early", backbone_lr_multiplier=0.5), "--backbone-lr-multiplier 0.5, read by fine_tune"),
+        (_with("fine_tune", frozen_epochs=1), "--frozen-epochs 1, read by transfer"),
+        (_with("transfer", feature_pool="avg"), "--feature-pool 'avg', read by deep_features"),
+        (replace(_with("deep_features"), mc_dropout_passes=5), "--mc-dropout 5, read by scratch, feature_extraction"),
+        (replace(_with("deep_features"), augment=AugmentConfig(flip=True)), "--augment flip, read by scratch"),
+        # pretrained weights replace the backbone xfbench would train, and its source recipe with it
+        (
+            _with("fine_tune", pretrained="torchvision:resnet18", source_epochs=3),
+            "--source-epochs 3, read by feature_extraction, fine_tune, freeze_early, deep_features, transfer "
+            "without --pretrained / --weights",
+        ),
+    ],
+)
+def test_an_option_the_strategy_does_not_read_is_refused_naming_who_reads_it(trial, fragment):
+    with pytest.raises(InputError, match=f"Expected only options that strategy {trial.strategy} reads") as caught:
+        check_strategy_options(trial)
+    assert fragment in str(caught.value)
+
+
+def test_the_options_each_strategy_reads_are_accepted():
+    for trial in (
+        SCRATCH,
+        replace(SCRATCH, mc_dropout_passes=5, augment=AugmentConfig(flip=True)),
+        _with("fine_tune", backbone_lr_multiplier=0.5, source_task=TaskSpec(classes=(0, 1)), source_epochs=3),
+        _with("freeze_early", freeze_groups=2, source_optimizer=OptimizerConfig("adam", lr=1e-3)),
+        _with("transfer", frozen_epochs=1, source_backend="tensorflow"),
+        _with("deep_features", sklearn_head="rbf_svc", feature_layer="flatten", feature_pool="avg"),
+        _with("feature_extraction", pretrained="torchvision:resnet18"),
+    ):
+        check_strategy_options(trial)
+
+
+def test_every_suite_case_sets_only_options_its_strategy_reads():
+    for name in SUITES:
+        for trial in plan_run(Selection(suite=name), {}).trials:
+            check_strategy_options(trial)
+
+
+def test_a_search_over_an_option_the_strategy_does_not_read_is_refused():
+    with pytest.raises(
+        InputError, match="Expected every value of transfer.sklearn_head to be valid. Received: 'rbf_svc'"
+    ):
+        validate_space(SCRATCH, parse_space(["sklearn_head=choice:linear_svc,rbf_svc"]))
+    validate_space(_with("deep_features"), parse_space(["sklearn_head=choice:linear_svc,rbf_svc"]))
