@@ -351,13 +351,14 @@ def xfbench_case(request: pytest.FixtureRequest) -> CaseHandle:
 def _record_benchmark(benchmark: Any, handle: CaseHandle) -> None:
     from harness.benchrecord import record_epochs
     from harness.compare import final_accuracies, steady_epoch_times
+    from harness.summary import WARMUP_ONLY
 
     rows = handle.rows()
     times = steady_epoch_times(rows)
     basis = "steady"
     if len(times) == 0:  # every phase had a single epoch: fall back to them, as summary.md does, and say so
         ok = rows[rows["status"] == "ok"]
-        times, basis = ok["epoch_time_s"].astype(float).dropna().to_numpy(), "warm-up only"
+        times, basis = ok["epoch_time_s"].astype(float).dropna().to_numpy(), WARMUP_ONLY
     accs = final_accuracies(rows)
     record_epochs(
         benchmark,

@@ -29,7 +29,7 @@ from harness.compare import CaseComparison, Thresholds
 from harness.config import TUNED, model_label
 from harness.statistics import SIGNIFICANT_MARK
 from harness.suites import SPEED_VARIANTS
-from harness.summary import Summary, case_title, suite_shown
+from harness.summary import WARMUP_ONLY, Summary, case_title, suite_shown
 from harness.tuning import TunePlan, best_trials, search_table
 
 if TYPE_CHECKING:
@@ -86,12 +86,12 @@ MC_NOTE = (
 )
 RUN_NOTE = (
     "Epoch time and samples/s are medians over steady-state epochs (the first epoch of each phase is warm-up and "
-    "excluded; '(warm-up)' marks cases that had no other epoch). Each comparison sets a backend against the "
-    "reference backend, {reference}: accuracy differences are {reference} − backend, ratios {reference} / backend, "
-    "so ratios above 1 mean {reference} takes longer (epoch time) or processes more samples per second "
-    "(samples/s). Training GFLOP/s = 3 × 2 × forward MACs per sample × samples/s (forward and two backward "
-    "passes; convolutions and dense layers only; deep_features: 1 × 2 ×, its samples/s being the forward-only "
-    "feature extraction)."
+    "excluded; '(warm-up)' marks cases that had no other epoch, and ratios with such a case on either side). Each "
+    "comparison sets a backend against the reference backend, {reference}: accuracy differences are {reference} − "
+    "backend, ratios {reference} / backend, so ratios above 1 mean {reference} takes longer (epoch time) or processes"
+    " more samples per second (samples/s). Training GFLOP/s = 3 × 2 × forward MACs per sample × samples/s (forward "
+    "and two backward passes; convolutions and dense layers only; deep_features: 1 × 2 ×, its samples/s being the "
+    "forward-only feature extraction)."
 )
 MARKED_VERDICTS = ("regression", "improvement")
 STATS_HEADER = ["case", "backend", "seeds", "Δ acc pp [95 % CI]", "time ratio [95 % CI]", "note"]
@@ -142,8 +142,12 @@ def _status_cell(row: pd.Series, ok_word: str = " ok") -> str:
     )
 
 
+def _warmup_mark(warmup_only: bool) -> str:
+    return " (warm-up)" if warmup_only else ""
+
+
 def _epoch_time_cell(row: pd.Series) -> str:
-    return fmt(row["epoch_time_s_median"], ".3f") + (" (warm-up)" if row["timing_basis"] == "warm-up only" else "")
+    return fmt(row["epoch_time_s_median"], ".3f") + _warmup_mark(row["timing_basis"] == WARMUP_ONLY)
 
 
 def per_backend_cells(row: pd.Series) -> list[str]:
@@ -182,8 +186,8 @@ def pair_cells(row: pd.Series) -> list[str]:
         _model_cell(row),
         str(row["dataset"]),
         fmt(row["acc_diff_pp"], "+.2f"),
-        fmt(row["epoch_time_ratio"], ".3f"),
-        fmt(row["samples_per_s_ratio"], ".3f"),
+        fmt(row["epoch_time_ratio"], ".3f") + _warmup_mark(row["warmup_only"]),
+        fmt(row["samples_per_s_ratio"], ".3f") + _warmup_mark(row["warmup_only"]),
     ]
 
 

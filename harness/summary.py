@@ -20,6 +20,7 @@ from harness.model_cost import TRAINING_PASSES, training_gflops
 # A case is a suite's: two suites of one run may name the same (strategy, model, variant, dataset) with other
 # settings (s1_alexnet_quick and zoo_quick both train scratch-alexnet-fashion_mnist), and must not be pooled.
 CASE_KEYS = ["suite", "strategy", "model", "variant", "dataset"]
+WARMUP_ONLY = "warm-up only"  # a case's timing_basis when no steady epoch ran: its figures time the warm-up
 # MC dropout's final metrics (harness.mc_dropout), averaged over a case's seeds as ``<column>_mean``.
 MC_COLUMNS = ("mc_test_acc", "mc_mean_prob", "mc_pred_std")
 
@@ -124,7 +125,7 @@ def summarize(frame: pd.DataFrame, reference: str = REFERENCE_BACKEND) -> Summar
                 "params": _first(group, "params"),
                 "forward_macs": macs,
                 "train_gflops": training_gflops(macs, samples_per_s, passes),
-                "timing_basis": "steady" if len(steady) else ("warm-up only" if len(timing) else "none"),
+                "timing_basis": "steady" if len(steady) else (WARMUP_ONLY if len(timing) else "none"),
                 "warmup_time_s": _warmup_seconds(group),
                 **{f"{c}_mean": _mean(ok, c) for c in MC_COLUMNS},
                 "inexact": _text(group, "inexact"),
@@ -231,6 +232,8 @@ def _compare(per_backend: pd.DataFrame, reference: str) -> pd.DataFrame:
                     "acc_diff_pp": 100.0 * (ref["test_acc_mean"] - other["test_acc_mean"]),
                     "epoch_time_ratio": ref["epoch_time_s_median"] / other["epoch_time_s_median"],
                     "samples_per_s_ratio": ref["samples_per_s_median"] / other["samples_per_s_median"],
+                    # a side timed only by its warm-up epoch (tracing, compiling) gives a ratio of warm-ups
+                    "warmup_only": WARMUP_ONLY in (ref["timing_basis"], other["timing_basis"]),
                 }
             )
     return pd.DataFrame(out)

@@ -152,6 +152,18 @@ def test_run_markdown_has_one_table_per_backend_against_the_reference():
     assert f"reference backend, {ref}" in text
 
 
+def test_a_ratio_timed_by_a_warm_up_epoch_is_marked_as_its_epoch_time_is():
+    """One epoch per trial: the only epoch time is the warm-up's (tracing, compiling), and so is the ratio."""
+    rows = [r for b, t in ((REFERENCE_BACKEND, 2.0), ("tensorflow", 1.0)) for r in _rows(b, "mlp", 0.9, t)]
+    frame = to_frame([r for r in rows if r["epoch"] == 1 or r["backend"] == REFERENCE_BACKEND])
+    frame.loc[frame["epoch"] == 1, "test_acc"] = 0.9  # the tensorflow trials end after their warm-up epoch
+    text = reporting.run_markdown(summarize(frame), "one epoch")
+    assert "| scratch | mlp | digits | +0.00 | 0.200 (warm-up) | 0.500 (warm-up) |" in text
+    assert "10.000 (warm-up)" in text  # the per-backend cell, as before
+    steady = reporting.run_markdown(summarize(_three_backend_frame()), "three")
+    assert "(warm-up)" not in steady.split("epoch time")[-1]
+
+
 def test_mc_dropout_cases_get_their_own_table_with_the_passes_figures_averaged_over_seeds():
     rows = (
         _rows(REFERENCE_BACKEND, "cnn", 0.9, 1.0) + _rows("tensorflow", "cnn", 0.9, 1.0) + _rows("jax", "mlp", 0.8, 1.0)
