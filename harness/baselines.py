@@ -170,7 +170,13 @@ def history(
     """
     if metric not in HISTORY_METRICS:
         raise InputError(f"Expected --metric to be one of {list(HISTORY_METRICS)}. Received: {metric!r}.")
-    runs, columns = [], {}
+    if not results_dir.is_dir():
+        raise InputError(
+            f"Expected --results-dir to be a directory that runs wrote into. Received: {results_dir}, which "
+            f"{'is not a directory' if results_dir.exists() else 'does not exist'}. Give the --results-dir the runs "
+            "used."
+        )
+    runs, columns, cases = [], {}, set()
     for path in run_directories(results_dir)[-last:]:
         info = read_run_json(path)
         frame = read_run_table(path)
@@ -185,7 +191,15 @@ def history(
         )
         if frame.empty:
             continue
+        cases.update(_case_names(frame))
         columns[path.name] = _metric_per_case(frame, metric, case_filter)
+    if case_filter and cases and not any(case_filter in case for case in cases):
+        shown = sorted(cases)
+        raise InputError(
+            f"Expected --case to be part of a case name in the runs shown. Received: {case_filter!r}, which is part "
+            f"of none of their {len(shown)} cases: {', '.join(shown[:8])}{', ...' if len(shown) > 8 else ''}. Give "
+            "part of one of them, or widen --last."
+        )
     table = pd.DataFrame(columns)
     if not table.empty:
         table.index = pd.MultiIndex.from_tuples(table.index, names=["case", "backend"])

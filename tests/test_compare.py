@@ -118,6 +118,13 @@ def test_baseline_save_compare_by_name_and_history(runs, capsys, monkeypatch):
     out = capsys.readouterr().out
     assert "a-honest" in out and "b-honest" in out and "cmp:scratch-convnet3-digits" in out
     assert _widest(out) <= 80
+    # before, a filter that matched nothing, or a directory that is not there, printed empty tables and exited 0
+    assert main(["history", "--results-dir", str(root), "--case", "resnet"]) == 2
+    assert "Received: 'resnet', which is part of none of their 1 cases: cmp:scratch-convnet3-digits." in (
+        capsys.readouterr().err
+    )
+    assert main(["history", "--results-dir", str(root / "missing")]) == 2
+    assert f"Received: {root / 'missing'}, which does not exist." in capsys.readouterr().err
 
 
 def test_different_framework_versions_and_machines_warn_loudly(runs, capsys):
