@@ -15,7 +15,8 @@ Per (suite, strategy, model, dataset, backend):
   (seeds resampled within each run) lies entirely below zero; an improvement symmetrically.
 
 With a single seed on a side, the interval has no width: the verdict then rests on the size alone and the
-row says ``noise unknown``. A case whose runtime options differ between the runs says which (:func:`runtime_change`).
+row says ``noise unknown``. A case whose settings or runtime options differ between the runs says which
+(:func:`config_change`, :func:`runtime_change`).
 """
 
 from __future__ import annotations
@@ -159,16 +160,66 @@ def _runtime_settings(frame: pd.DataFrame) -> dict[str, set[str]]:
     return settings
 
 
+def _differences(base: dict[str, set[str]], new: dict[str, set[str]], unset: str = "-") -> list[str]:
+    """Each setting whose values differ, as "name base→new" (``unset``: the run did not set it)."""
+    b, n = ({name: side.get(name, {unset}) for name in set(base) | set(new)} for side in (base, new))
+    return [
+        f"{name} {'/'.join(sorted(b[name]))}→{'/'.join(sorted(n[name]))}" for name in sorted(b) if b[name] != n[name]
+    ]
+
+
 def runtime_change(base: pd.DataFrame, new: pd.DataFrame) -> str:
     """The runtime options (speed and arithmetic: --bn-statistics, --jit-compile, …) that differ between the two
     runs of a case, as "name base→new": a time or accuracy change may be theirs, not the code's."""
-    b, n = _runtime_settings(base), _runtime_settings(new)
-    changed = [
-        f"{name} {'/'.join(sorted(b.get(name, {'-'})))}→{'/'.join(sorted(n.get(name, {'-'})))}"
-        for name in sorted(set(b) | set(n))
-        if b.get(name) != n.get(name)
-    ]
+    changed = _differences(_runtime_settings(base), _runtime_settings(new))
     return "runtime differs: " + ", ".join(changed) if changed else ""
+
+
+# Config fields that are not settings of what a case computes: the case's own keys, its seeds (the accuracy
+# verdict pairs them), where its data and caches lie, and the runtime options (runtime_change names those).
+_NOT_SETTINGS = frozenset(
+    {"suite", "strategy", "model", "variant", "dataset", "backend", "sample", "tuned", "seed", "cache_dir", "data_dir"}
+    | {"runtime"}
+)
+
+
+def _flat(config: dict, prefix: str = "") -> dict[str, str]:
+    """Dotted path -> the value as JSON, for every leaf of a config (an unset optional config is a leaf: null)."""
+    out: dict[str, str] = {}
+    for name, value in config.items():
+        if isinstance(value, dict):
+            out |= _flat(value, f"{prefix}{name}.")
+        else:
+            out[prefix + name] = json.dumps(value)
+    return out
+
+
+def _config_settings(frame: pd.DataFrame) -> dict[str, set[str]]:
+    settings: dict[str, set[str]] = {}
+    for text in frame["config_json"].dropna().unique() if "config_json" in frame else ():
+        config = {k: v for k, v in json.loads(text).items() if k not in _NOT_SETTINGS}
+        for path, value in _flat(config).items():
+            settings.setdefault(path, set()).add(value)
+    return settings
+
+
+def _in_schema_of(path: str, settings: dict[str, set[str]]) -> bool:
+    """``settings`` has ``path``, or a part of it that holds null (an unset config the other run set)."""
+    parts = path.split(".")
+    return any(".".join(parts[:end]) in settings for end in range(1, len(parts) + 1))
+
+
+def config_change(base: pd.DataFrame, new: pd.DataFrame) -> str:
+    """The settings of a case (epochs, batch size, optimizer, …) that differ between the two runs, as "name
+    base→new": the same case name with other settings is another experiment, and its change is not the code's. A
+    field one run's version of xfbench did not record yet (a newer option, at its default) is not a difference."""
+    b, n = _config_settings(base), _config_settings(new)
+    shared = {path for path in set(b) | set(n) if _in_schema_of(path, b) and _in_schema_of(path, n)}
+    # a field inside a config one run left unset (null) is unset there: "task.classes null→[0, 1]"
+    changed = _differences(
+        {p: v for p, v in b.items() if p in shared}, {p: v for p, v in n.items() if p in shared}, "null"
+    )
+    return "config differs: " + ", ".join(changed) if changed else ""
 
 
 def _case_rows(frame: pd.DataFrame, key: tuple) -> pd.DataFrame:
@@ -213,7 +264,7 @@ def compare_frames(base: pd.DataFrame, new: pd.DataFrame, thresholds: Thresholds
             continue
         tc = _time_verdict(steady_rows(b), steady_rows(n), t)
         base_a, new_a, diff, ci, acc_verdict, note = _accuracy_verdict(final_accuracies(b), final_accuracies(n), t)
-        note = "; ".join(part for part in (runtime_change(b, n), note) if part)
+        note = "; ".join(part for part in (config_change(b, n), runtime_change(b, n), note) if part)
         out.append(
             CaseComparison(
                 case,

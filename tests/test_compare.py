@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import backend_probes as probes
@@ -12,6 +13,7 @@ import pytest
 from harness.cli import main
 from harness.compare import Thresholds, bootstrap_diff_ci, compare_frames
 from harness.config import RuntimeOptions, TrialConfig
+from harness.data.tasks import TaskSpec
 from harness.reporting import regression_cells
 from harness.results import ResultsWriter, read_results, to_frame
 
@@ -210,6 +212,28 @@ def test_a_case_whose_runtime_options_changed_says_which():
         "runtime differs: bn_statistics float32→float64;"
     )
     assert "runtime differs" not in note(with_runtime(threads=2)) and "runtime" not in note(with_runtime())
+
+
+def test_a_case_whose_settings_changed_says_which_and_a_field_one_version_did_not_record_is_no_change():
+    """The same case name run with other epochs or another batch size is another experiment: before, a 13 pp drop
+    from 5 epochs to 2 read as an accuracy regression with nothing but "noise unknown" beside it."""
+    accs, times = [0.9], [1.0, 1.0, 1.0]
+
+    def with_config(**changes):
+        frame = _frame(accs, times)
+        config = replace(TrialConfig("scratch", "m", "d", "torch", 0, 5), **changes).to_dict()
+        frame["config_json"] = json.dumps(config)
+        return frame
+
+    base = with_config()
+    note = lambda new: compare_frames(base, new, Thresholds())[0].note  # noqa: E731
+    assert note(with_config(epochs=2, batch_size=128)).startswith("config differs: batch_size 64→128, epochs 5→2;")
+    changed_task = note(with_config(task=TaskSpec(classes=(0, 1))))  # an unset optional config, then set
+    assert changed_task.startswith("config differs: task.classes null→[0, 1];")
+    assert "config" not in note(with_config(seed=1, data_dir="/elsewhere", cache_dir="/tmp/c"))
+    older = _frame(accs, times)  # a run of a version that had no augment options yet, at their default now
+    older["config_json"] = json.dumps({k: v for k, v in json.loads(base["config_json"][0]).items() if k != "augment"})
+    assert "config" not in note(older)
 
 
 def test_bootstrap_interval_is_reproducible_and_contains_the_difference():
