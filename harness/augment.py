@@ -50,17 +50,24 @@ def parse_augment(text: str) -> dict[str, int | bool]:
     """``--augment`` as the AugmentConfig fields it sets: ``crop`` (padding 4), ``crop:N``, ``flip``, ``none``,
     comma-separated (``crop,flip``); every field is set, so the option replaces a suite's augmentation whole."""
     fields: dict[str, int | bool] = {"crop_padding": 0, "flip": False}
-    for part in (p.strip() for p in text.split(",")):
-        name, _, value = part.partition(":")
-        if name == "crop" and (not value or value.isdigit()):
+    parts = [p.strip() for p in text.split(",")]
+    names = [part.partition(":")[0] for part in parts]
+    for part, name in zip(parts, names, strict=True):
+        value = part.partition(":")[2]
+        if name == "crop" and (not value or (value.isdigit() and int(value) > 0)):
             fields["crop_padding"] = int(value) if value else DEFAULT_CROP_PADDING
         elif part == "flip":
             fields["flip"] = True
         elif part != "none":
             raise InputError(
-                f"Expected --augment as comma-separated crop, crop:PADDING, flip or none (e.g. crop,flip). "
-                f"Received: {text!r}."
+                f"Expected --augment as comma-separated crop, crop:PADDING (a padding >= 1), flip or none (e.g. "
+                f"crop,flip). Received: {text!r}."
             )
+    if len(set(names)) < len(names) or ("none" in names and len(names) > 1):
+        raise InputError(
+            f"Expected each of crop and flip at most once, or none alone. Received: --augment {text!r}. Give each "
+            "once (crop:4,flip), or none for no augmentation."
+        )
     return fields
 
 

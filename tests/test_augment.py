@@ -35,6 +35,15 @@ def test_the_option_names_crops_and_flips():
     assert parse_augment("none") == {"crop_padding": 0, "flip": False}
     with pytest.raises(InputError, match="Expected --augment as comma-separated"):
         parse_augment("crop:two,rotate")
+    # a crop of padding 0 is no crop, and a part given twice was taken silently before
+    with pytest.raises(InputError, match=r"crop:PADDING \(a padding >= 1\).*Received: 'crop:0'"):
+        parse_augment("crop:0")
+    for text in ("crop,crop:2", "flip,flip", "none,flip"):
+        with pytest.raises(
+            InputError,
+            match=f"Expected each of crop and flip at most once, or none alone. Received: --augment '{text}'",
+        ):
+            parse_augment(text)
 
 
 def test_augmentation_is_off_by_default_and_set_per_trial_from_the_command_line():
