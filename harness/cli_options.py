@@ -73,6 +73,13 @@ positive_int, non_negative_int = int_at_least(1), int_at_least(0)
 positive_float, non_negative_float = float_above(0.0, inclusive=False), float_above(0.0, inclusive=True)
 
 
+def significance_level(text: str) -> float:
+    value = positive_float(text)
+    if not value < 1:
+        raise argparse.ArgumentTypeError(f"expected a probability between 0 and 1 such as 0.01, received {value}")
+    return value
+
+
 def int_list(text: str) -> tuple[int, ...]:
     try:
         return tuple(int(part) for part in text.split(","))
@@ -87,7 +94,10 @@ def absolute_path(text: str) -> str:
 
 
 def layer_sizes(text: str) -> tuple[int, ...]:
-    sizes = int_list(text)
+    try:
+        sizes = int_list(text)
+    except argparse.ArgumentTypeError:  # its example (0,1,2) names classes, not sizes
+        sizes = ()
     if not sizes or min(sizes) < 1:
         raise argparse.ArgumentTypeError(
             f"expected comma-separated layer sizes >= 1 such as 300,100, received {text!r}"
@@ -724,7 +734,7 @@ def _add_compare_parser(commands: Any) -> None:
     )
     cmp.add_argument(
         "--alpha",
-        type=positive_float,
+        type=significance_level,
         default=0.01,
         help="significance level of the Mann-Whitney U test (default 0.01)",
     )

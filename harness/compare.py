@@ -49,8 +49,10 @@ class Thresholds:
     def __post_init__(self) -> None:
         if self.time_ratio <= 1.0:
             raise InputError(f"Expected a time-ratio threshold > 1. Received: {self.time_ratio}.")
-        if self.accuracy_pp <= 0 or not 0 < self.alpha < 1:
-            raise InputError(f"Expected accuracy_pp > 0 and 0 < alpha < 1. Received: {self.accuracy_pp}, {self.alpha}.")
+        if self.accuracy_pp <= 0:
+            raise InputError(f"Expected an accuracy threshold > 0 pp. Received: {self.accuracy_pp}.")
+        if not 0 < self.alpha < 1:
+            raise InputError(f"Expected a significance level between 0 and 1 (0.01). Received: {self.alpha}.")
 
 
 @dataclass(frozen=True)

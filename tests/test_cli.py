@@ -311,6 +311,14 @@ BAD_INPUTS = {
     "unknown option": (["run", "--suite", "smoke", "--bogus"], "unrecognized arguments: --bogus"),
     # Commands other than run and tune: bad input is theirs to name too (the files are written by the fixture).
     "a spec file that is not a spec": (["model", "not_a_spec.json"], "Expected a model spec file as `xfbench model"),
+    "no hidden layer sizes": (
+        [*MLP_RUN, "--hidden", ""],
+        "argument --hidden: expected comma-separated layer sizes >= 1",
+    ),
+    "compare at a significance level above 1": (
+        ["compare", "finished-run", "finished-run", "--alpha", "2"],
+        "argument --alpha: expected a probability between 0 and 1 such as 0.01, received 2.0",
+    ),
     "compare with an unknown run": (["compare", "no-such-run", "finished-run"], "Expected a run directory, a run id"),
     "compare with a damaged table": (["compare", "damaged-run", "finished-run"], "a table that cannot be read"),
     "history over a damaged run.json": (
