@@ -116,7 +116,10 @@ class OptimizerConfig:
         if not 0 < self.lr < math.inf:  # NaN fails too
             raise InputError(f"Expected a finite learning rate > 0. Received: lr={self.lr}.")
         if self.momentum is not None and not 0 <= self.momentum < 1:
-            raise InputError(f"Expected 0 <= momentum < 1. Received: momentum={self.momentum}.")
+            raise InputError(
+                f"Expected 0 <= momentum < 1 (--momentum). Received: momentum={self.momentum}. Give a momentum below "
+                "1, such as 0.9."
+            )
         if self.momentum and self.name in _WITHOUT_MOMENTUM:
             hint = " Adam's first-moment decay is --beta1." if self.name in ("adam", "adamw") else ""
             raise InputError(

@@ -57,7 +57,10 @@ class ModelOptions:
         if self.dropout_kind not in DROPOUT_KINDS:
             raise InputError(f"Expected dropout_kind 'standard' or 'alpha'. Received: {self.dropout_kind!r}.")
         if self.dropout is not None and not 0 <= self.dropout < 1:
-            raise InputError(f"Expected 0 <= dropout < 1. Received: {self.dropout}.")
+            raise InputError(
+                f"Expected 0 <= dropout < 1 (--dropout, a rate of units dropped). Received: {self.dropout}. Give a "
+                "rate below 1, such as 0.5."
+            )
         if self.activation not in ACTIVATIONS:
             raise InputError(
                 f"Expected an activation name. Received: activation={self.activation!r}. "

@@ -142,6 +142,10 @@ def _status_cell(row: pd.Series, ok_word: str = " ok") -> str:
     )
 
 
+def _counted(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
 def _warmup_mark(warmup_only: bool) -> str:
     return " (warm-up)" if warmup_only else ""
 
@@ -392,10 +396,10 @@ def search_markdown(frame: pd.DataFrame, plan: TunePlan) -> str:
     lines = [
         "## Search",
         "",
-        f"{plan.algorithm} search, sampling seed {plan.sampling_seed}, {plan.trials_per_experiment} trials per "
-        f"backend and case, metric {plan.metric} at each trial's last epoch, {asha}. Each backend's search is its "
-        f"own Tune experiment; its best config is re-run with {plan.final_seeds} seeds (variant `{TUNED}`, tables "
-        "above).",
+        f"{plan.algorithm} search, sampling seed {plan.sampling_seed}, {_counted(plan.trials_per_experiment, 'trial')}"
+        f" per backend and case, metric {plan.metric} at each trial's last epoch, {asha}. Each backend's search is "
+        f"its own Tune experiment; its best config is re-run with {_counted(plan.final_seeds, 'seed')} (variant "
+        f"`{TUNED}`, tables above).",
         "",
     ]
     if table.empty:
