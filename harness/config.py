@@ -117,8 +117,8 @@ class OptimizerConfig:
             raise InputError(f"Expected a finite learning rate > 0. Received: lr={self.lr}.")
         if self.momentum is not None and not 0 <= self.momentum < 1:
             raise InputError(
-                f"Expected 0 <= momentum < 1 (--momentum). Received: momentum={self.momentum}. Give a momentum below "
-                "1, such as 0.9."
+                f"Expected 0 <= momentum < 1 (--momentum). Received: momentum={self.momentum}. Give a momentum in "
+                "[0, 1), such as 0.9."
             )
         if self.momentum and self.name in _WITHOUT_MOMENTUM:
             hint = " Adam's first-moment decay is --beta1." if self.name in ("adam", "adamw") else ""

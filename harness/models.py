@@ -59,7 +59,7 @@ class ModelOptions:
         if self.dropout is not None and not 0 <= self.dropout < 1:
             raise InputError(
                 f"Expected 0 <= dropout < 1 (--dropout, a rate of units dropped). Received: {self.dropout}. Give a "
-                "rate below 1, such as 0.5."
+                "rate in [0, 1), such as 0.5."
             )
         if self.activation not in ACTIVATIONS:
             raise InputError(

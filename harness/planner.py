@@ -24,6 +24,7 @@ from harness.scheduler import AshaSettings
 from harness.schedules import SCHEDULES
 from harness.search import SearchSpace
 from harness.strategies import describe_strategies
+from harness.strategy_options import reads_path
 from harness.suites import SUITES, Suite, SuiteCase, case_trials, suite
 from harness.tuning import TunePlan, check_plan, search_base
 from harness.weights import INITIALIZERS
@@ -143,9 +144,17 @@ def selected_trials(selection: Selection, overrides: Mapping[str, Any]) -> tuple
         return resolved(trials, overrides), label
     chosen = suite(selection.suite)
     check_suite_size(chosen, selection.backends, selection.seeds or chosen.seeds)
-    trials = [
-        t for c in chosen.cases for t in suite_case_trials(chosen, c, selection.backends, selection.seeds, overrides)
-    ]
+    per_case = [suite_case_trials(chosen, c, selection.backends, selection.seeds, overrides) for c in chosen.cases]
+    # An option given for a whole suite goes to the cases whose strategy reads it (--source-backend to a transfer
+    # suite's backbone cases, not its scratch baseline); one that no case reads stays, for the preflight to refuse.
+    read = {path for path in overrides if any(reads_path(t, path) for trials in per_case for t in trials)}
+    trials = []
+    for case, group in zip(chosen.cases, per_case, strict=True):
+        unread = {path for path in read if not all(reads_path(t, path) for t in group)}
+        if unread:
+            kept = {path: value for path, value in overrides.items() if path not in unread}
+            group = suite_case_trials(chosen, case, selection.backends, selection.seeds, kept)
+        trials += group
     return trials, chosen.name
 
 

@@ -57,12 +57,14 @@ def preflight(
     cache_dir: Path | None = None,
     memory_bytes: int | None = None,
     search: TunePlan | None = None,
+    resumed: bool = False,
 ) -> dict[str, dict[str, str]]:
     """Validate every trial and make sure its data is present (downloading if allowed): whatever would fail
     inside a worker fails here, before Ray starts. The CLI and the pytest plugin both call it. ``memory_bytes``:
     the memory of the machine the trials run on (a local run's; None on a cluster, whose nodes it cannot know).
     ``search``: a tune's search, whose bases are ``trials``; the points it may sample are checked against the model
-    and the memory as the bases are.
+    and the memory as the bases are. ``resumed``: the trials of a recorded run, whose options are not judged again
+    (a version that did not refuse options a strategy never reads recorded them, and they ran as they stand).
 
     Returns each dataset's provenance (where its files were found, how they were verified) for run.json;
     raises InputError on bad input.
@@ -77,7 +79,8 @@ def preflight(
     provenance: dict[str, dict[str, str]] = {}
     for trial in trials:
         get_strategy(trial.strategy)
-        check_strategy_options(trial)
+        if not resumed:
+            check_strategy_options(trial)
         initializer(trial.init)
         trial.optimizer.resolved()
         if trial.dataset not in datasets:

@@ -150,6 +150,10 @@ def _warmup_mark(warmup_only: bool) -> str:
     return " (warm-up)" if warmup_only else ""
 
 
+def _ratio_cell(ratio: float, warmup_only: bool) -> str:
+    return fmt(ratio, ".3f") + _warmup_mark(warmup_only and ratio == ratio)  # no mark beside n/a (NaN)
+
+
 def _epoch_time_cell(row: pd.Series) -> str:
     return fmt(row["epoch_time_s_median"], ".3f") + _warmup_mark(row["timing_basis"] == WARMUP_ONLY)
 
@@ -190,8 +194,8 @@ def pair_cells(row: pd.Series) -> list[str]:
         _model_cell(row),
         str(row["dataset"]),
         fmt(row["acc_diff_pp"], "+.2f"),
-        fmt(row["epoch_time_ratio"], ".3f") + _warmup_mark(row["warmup_only"]),
-        fmt(row["samples_per_s_ratio"], ".3f") + _warmup_mark(row["warmup_only"]),
+        _ratio_cell(row["epoch_time_ratio"], row["warmup_only"]),
+        _ratio_cell(row["samples_per_s_ratio"], row["warmup_only"]),
     ]
 
 

@@ -342,6 +342,7 @@ def resumable(results_dir: Path, run_id: str, kind: str, given: dict[str, Any]) 
         cache_dir=cache_dir,
         memory_bytes=local_memory_bytes(options),
         search=plan.search,
+        resumed=True,
     )
     return options
 

@@ -64,7 +64,7 @@ class ScheduleConfig:
         if self.name == "plateau" and not 0 < self.factor < 1:
             raise InputError(
                 f"Expected 0 < factor < 1 for reduce-on-plateau (--plateau-factor, the rate's multiplier). Received: "
-                f"{self.factor}. Give a factor below 1, such as 0.5."
+                f"{self.factor}. Give a factor in (0, 1), such as 0.5."
             )
         if self.name == "piecewise" and any(
             b <= a for a, b in zip((-1, *self.boundaries[:-1]), self.boundaries, strict=True)

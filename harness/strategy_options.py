@@ -18,6 +18,7 @@ _DEFAULT_TRANSFER = TransferOptions()
 
 @dataclass(frozen=True)
 class _StrategyOption:
+    path: str  # the config path it sets (an override path at or under it belongs to it)
     flag: str  # how a user sets it
     value: Callable[[TrialConfig], object]
     default: object
@@ -27,7 +28,12 @@ class _StrategyOption:
 
 def _transfer(name: str, flag: str, read_by: tuple[str, ...], trained_backbone_only: bool = False) -> _StrategyOption:
     return _StrategyOption(
-        flag, lambda t: getattr(t.transfer, name), getattr(_DEFAULT_TRANSFER, name), read_by, trained_backbone_only
+        f"transfer.{name}",
+        flag,
+        lambda t: getattr(t.transfer, name),
+        getattr(_DEFAULT_TRANSFER, name),
+        read_by,
+        trained_backbone_only,
     )
 
 
@@ -43,10 +49,18 @@ _OPTIONS = (
     _transfer("feature_layer", "--feature-layer", ("deep_features",)),
     _transfer("feature_pool", "--feature-pool", ("deep_features",)),
     # deep_features trains no network: a scikit-learn head on the backbone's features
-    _StrategyOption("--mc-dropout", lambda t: t.mc_dropout_passes, 0, _TRAINS_A_NETWORK),
-    _StrategyOption("--augment", lambda t: t.augment, AugmentConfig(), _TRAINS_A_NETWORK),
-    _StrategyOption("--schedule (and its options)", lambda t: t.schedule, ScheduleConfig(), _TRAINS_A_NETWORK),
-    _StrategyOption("--l1 / --l2 / --max-norm", lambda t: t.regularization, RegularizationConfig(), _TRAINS_A_NETWORK),
+    _StrategyOption("mc_dropout_passes", "--mc-dropout", lambda t: t.mc_dropout_passes, 0, _TRAINS_A_NETWORK),
+    _StrategyOption("augment", "--augment", lambda t: t.augment, AugmentConfig(), _TRAINS_A_NETWORK),
+    _StrategyOption(
+        "schedule", "--schedule (and its options)", lambda t: t.schedule, ScheduleConfig(), _TRAINS_A_NETWORK
+    ),
+    _StrategyOption(
+        "regularization",
+        "--l1 / --l2 / --max-norm",
+        lambda t: t.regularization,
+        RegularizationConfig(),
+        _TRAINS_A_NETWORK,
+    ),
 )
 
 
@@ -54,6 +68,13 @@ def _reads(trial: TrialConfig, option: _StrategyOption) -> bool:
     if trial.strategy not in option.read_by:
         return False
     return not (option.trained_backbone_only and uses_pretrained(trial))
+
+
+def reads_path(trial: TrialConfig, path: str) -> bool:
+    """``trial``'s strategy reads the option at config ``path`` (an override's), or no strategy-specific option
+    governs that path (the model, the optimizer, the data: every strategy reads those)."""
+    option = next((o for o in _OPTIONS if path == o.path or path.startswith(o.path + ".")), None)
+    return option is None or trial.strategy == PRETRAIN or _reads(trial, option)
 
 
 def check_strategy_options(trial: TrialConfig) -> None:

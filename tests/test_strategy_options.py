@@ -72,3 +72,26 @@ def test_a_search_over_an_option_the_strategy_does_not_read_is_refused():
     ):
         validate_space(SCRATCH, parse_space(["sklearn_head=choice:linear_svc,rbf_svc"]))
     validate_space(_with("deep_features"), parse_space(["sklearn_head=choice:linear_svc,rbf_svc"]))
+
+
+def test_an_option_given_for_a_suite_goes_to_the_cases_that_read_it_and_is_refused_when_none_does():
+    """docs/strategies.md times S4's source phase in TensorFlow with `--suite transfer --source-backend tensorflow`:
+    the suite's scratch baseline does not read it, its backbone cases do."""
+    given = {"transfer.source_backend": "tensorflow", "mc_dropout_passes": 3}
+    trials = plan_run(Selection(suite="transfer"), given).trials
+    by_strategy = {(t.strategy, t.transfer.source_backend, t.mc_dropout_passes) for t in trials}
+    assert {("scratch", "torch", 3), ("transfer", "tensorflow", 3), ("deep_features", "tensorflow", 0)} <= by_strategy
+    for trial in trials:
+        check_strategy_options(trial)
+    quick = plan_run(Selection(suite="quick"), {"transfer.sklearn_head": "rbf_svc"}).trials  # scratch cases only
+    with pytest.raises(InputError, match="Received: --sklearn-head 'rbf_svc', read by deep_features"):
+        check_strategy_options(quick[0])
+
+
+def test_a_resumed_run_is_not_refused_for_options_an_older_version_recorded():
+    from harness.preflight import preflight
+
+    recorded = replace(SCRATCH, model="mlp", transfer=TransferOptions(sklearn_head="rbf_svc"))
+    with pytest.raises(InputError, match="Expected only options that strategy scratch reads"):
+        preflight([recorded], None, download=False)
+    preflight([recorded], None, download=False, resumed=True)
