@@ -29,10 +29,12 @@ import numpy as np
 import pandas as pd
 from scipy.stats import mannwhitneyu
 
-from harness.config import case_label, model_label, recorded_runtime
+from harness.backend import REFERENCE_BACKEND
+from harness.config import TrialConfig, case_label, model_label, recorded_runtime
 from harness.errors import InputError
 from harness.seeds import BOOTSTRAP_SEED
 from harness.statistics import StatsSettings, epochs_by_trial, ratio_interval
+from harness.strategy_options import unread_option_paths
 from harness.summary import final_rows, steady_rows
 
 CASE_COLUMNS = ["suite", "strategy", "model", "variant", "dataset", "backend"]
@@ -178,49 +180,58 @@ def runtime_change(base: pd.DataFrame, new: pd.DataFrame) -> str:
 
 
 # Config fields that are not settings of what a case computes: the case's own keys, its seeds (the accuracy
-# verdict pairs them), where its data and caches lie, and the runtime options (runtime_change names those).
+# verdict pairs them), where its data, caches and weight file lie (the rows carry the weights' hash), and the
+# runtime options (runtime_change names those).
 _NOT_SETTINGS = frozenset(
     {"suite", "strategy", "model", "variant", "dataset", "backend", "sample", "tuned", "seed", "cache_dir", "data_dir"}
-    | {"runtime"}
+    | {"runtime", "transfer.weights_file"}
 )
 
 
-def _flat(config: dict, prefix: str = "") -> dict[str, str]:
-    """Dotted path -> the value as JSON, for every leaf of a config (an unset optional config is a leaf: null)."""
+def _flat(config: dict, whole: frozenset[str] = frozenset(), prefix: str = "") -> dict[str, str]:
+    """Dotted path -> the value as JSON, for every leaf of a config; a config at a path in ``whole`` (an optional
+    one: unset is null) is one value, its unset fields left out: ``task`` null→{"classes": [0, 1]}."""
     out: dict[str, str] = {}
     for name, value in config.items():
-        if isinstance(value, dict):
-            out |= _flat(value, f"{prefix}{name}.")
+        path = prefix + name
+        if path in _NOT_SETTINGS:
+            continue
+        if isinstance(value, dict) and path not in whole:
+            out |= _flat(value, whole, f"{path}.")
         else:
-            out[prefix + name] = json.dumps(value)
+            shown = {k: v for k, v in value.items() if v is not None} if isinstance(value, dict) else value
+            out[path] = json.dumps(shown, sort_keys=True)
     return out
 
 
+def _default_settings() -> tuple[dict[str, str], frozenset[str]]:
+    """Every setting at its default (what a run of a version that did not record a field yet ran with), and the
+    paths of the optional configs (null by default)."""
+    defaults = _flat(TrialConfig("scratch", "m", "d", REFERENCE_BACKEND, 0, 1).to_dict())
+    return defaults, frozenset(path for path, value in defaults.items() if value == "null")
+
+
 def _config_settings(frame: pd.DataFrame) -> dict[str, set[str]]:
+    """Each setting the case's rows recorded -> its values, the settings its strategy does not read left out."""
+    defaults, optional = _default_settings()
     settings: dict[str, set[str]] = {}
     for text in frame["config_json"].dropna().unique() if "config_json" in frame else ():
-        config = {k: v for k, v in json.loads(text).items() if k not in _NOT_SETTINGS}
-        for path, value in _flat(config).items():
-            settings.setdefault(path, set()).add(value)
+        config = json.loads(text)
+        transfer = config.get("transfer") or {}
+        pretrained = bool(transfer.get("pretrained") or transfer.get("weights_file"))
+        unread = unread_option_paths(str(frame["strategy"].iloc[0]), pretrained)  # one case: one strategy
+        recorded = defaults | _flat(config, optional)
+        for path, value in recorded.items():
+            if not any(path == u or path.startswith(u + ".") for u in unread):
+                settings.setdefault(path, set()).add(value)
     return settings
-
-
-def _in_schema_of(path: str, settings: dict[str, set[str]]) -> bool:
-    """``settings`` has ``path``, or a part of it that holds null (an unset config the other run set)."""
-    parts = path.split(".")
-    return any(".".join(parts[:end]) in settings for end in range(1, len(parts) + 1))
 
 
 def config_change(base: pd.DataFrame, new: pd.DataFrame) -> str:
     """The settings of a case (epochs, batch size, optimizer, …) that differ between the two runs, as "name
     base→new": the same case name with other settings is another experiment, and its change is not the code's. A
-    field one run's version of xfbench did not record yet (a newer option, at its default) is not a difference."""
-    b, n = _config_settings(base), _config_settings(new)
-    shared = {path for path in set(b) | set(n) if _in_schema_of(path, b) and _in_schema_of(path, n)}
-    # a field inside a config one run left unset (null) is unset there: "task.classes null→[0, 1]"
-    changed = _differences(
-        {p: v for p, v in b.items() if p in shared}, {p: v for p, v in n.items() if p in shared}, "null"
-    )
+    field one run's version of xfbench did not record yet counts at its default, as that version ran it."""
+    changed = _differences(_config_settings(base), _config_settings(new))
     return "config differs: " + ", ".join(changed) if changed else ""
 
 

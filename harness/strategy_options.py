@@ -64,10 +64,20 @@ _OPTIONS = (
 )
 
 
+def _read_by(option: _StrategyOption, strategy: str, pretrained: bool) -> bool:
+    return strategy in option.read_by and not (option.trained_backbone_only and pretrained)
+
+
 def _reads(trial: TrialConfig, option: _StrategyOption) -> bool:
-    if trial.strategy not in option.read_by:
-        return False
-    return not (option.trained_backbone_only and uses_pretrained(trial))
+    return _read_by(option, trial.strategy, uses_pretrained(trial))
+
+
+def unread_option_paths(strategy: str, pretrained: bool) -> tuple[str, ...]:
+    """The config paths of the options ``strategy`` does not read (``pretrained``: it starts from --pretrained /
+    --weights), for readers of recorded configs (harness.compare) that hold no TrialConfig."""
+    if strategy == PRETRAIN:
+        return ()
+    return tuple(o.path for o in _OPTIONS if not _read_by(o, strategy, pretrained))
 
 
 def reads_path(trial: TrialConfig, path: str) -> bool:

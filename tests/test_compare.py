@@ -10,9 +10,10 @@ import backend_probes as probes
 import numpy as np
 import pytest
 
+from harness.augment import AugmentConfig
 from harness.cli import main
 from harness.compare import Thresholds, bootstrap_diff_ci, compare_frames
-from harness.config import RuntimeOptions, TrialConfig
+from harness.config import RuntimeOptions, TransferOptions, TrialConfig
 from harness.data.tasks import TaskSpec
 from harness.reporting import regression_cells
 from harness.results import ResultsWriter, read_results, to_frame
@@ -229,11 +230,22 @@ def test_a_case_whose_settings_changed_says_which_and_a_field_one_version_did_no
     note = lambda new: compare_frames(base, new, Thresholds())[0].note  # noqa: E731
     assert note(with_config(epochs=2, batch_size=128)).startswith("config differs: batch_size 64→128, epochs 5→2;")
     changed_task = note(with_config(task=TaskSpec(classes=(0, 1))))  # an unset optional config, then set
-    assert changed_task.startswith("config differs: task.classes null→[0, 1];")
+    assert changed_task.startswith('config differs: task null→{"classes": [0, 1]};')
     assert "config" not in note(with_config(seed=1, data_dir="/elsewhere", cache_dir="/tmp/c"))
-    older = _frame(accs, times)  # a run of a version that had no augment options yet, at their default now
+    # a run of a version that had no augment options yet ran without augmentation, their default
+    older = _frame(accs, times)
     older["config_json"] = json.dumps({k: v for k, v in json.loads(base["config_json"][0]).items() if k != "augment"})
     assert "config" not in note(older)
+    augmented = compare_frames(older, with_config(augment=AugmentConfig(flip=True)), Thresholds())[0].note
+    assert augmented.startswith("config differs: augment.flip false→true;")
+    # settings the strategy never reads (a source recipe beside pretrained weights) and where a weight file lies
+    from_weights = with_config(transfer=TransferOptions(pretrained="torchvision:resnet18"))
+    recipe = TransferOptions(pretrained="torchvision:resnet18", source_epochs=10, weights_file="/home/a/w.pt")
+    fine_tune = lambda frame: frame.assign(strategy="fine_tune")  # noqa: E731
+    same = compare_frames(fine_tune(from_weights), fine_tune(with_config(transfer=recipe)), Thresholds())[0].note
+    assert "config" not in same
+    trained = compare_frames(fine_tune(base), fine_tune(with_config(transfer=TransferOptions(source_epochs=10))))
+    assert trained[0].note.startswith("config differs: transfer.source_epochs 5→10;")  # a backbone xfbench trains
 
 
 def test_bootstrap_interval_is_reproducible_and_contains_the_difference():
