@@ -78,11 +78,7 @@ def preflight(
     datasets: dict[str, Dataset] = loaded if loaded is not None else {}
     provenance: dict[str, dict[str, str]] = {}
     for trial in trials:
-        get_strategy(trial.strategy)
-        if not resumed:
-            check_strategy_options(trial)
-        initializer(trial.init)
-        trial.optimizer.resolved()
+        _check_names_and_options(trial, resumed)
         if trial.dataset not in datasets:
             dataset = load_dataset(trial.dataset, data_dir, download=download)
             datasets[trial.dataset] = dataset
@@ -112,6 +108,14 @@ def preflight(
         _check_search_points(search, datasets, cache_dir, memory_bytes)
     _prepare_pretrained(trials, datasets, cache_dir)
     return provenance
+
+
+def _check_names_and_options(trial: TrialConfig, resumed: bool) -> None:
+    get_strategy(trial.strategy)
+    if not resumed:  # a recorded run ran as it stands
+        check_strategy_options(trial)
+    initializer(trial.init)
+    trial.optimizer.resolved()
 
 
 def _check_fits(trial: TrialConfig, spec: ModelSpec, memory_bytes: int | None, data: Dataset) -> None:

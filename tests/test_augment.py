@@ -152,13 +152,16 @@ def test_every_tensorflow_mode_trains_on_the_same_augmented_batches(workers, dig
 
 @pytest.mark.parametrize("name", ["imagenet_transfer_smoke", "imagenet_transfer_quick", "imagenet_transfer"])
 def test_imagenet_transfer_tiers_share_a_backbone_per_model_and_augment_only_training(name):
-    from harness.backbone import recipe_for
+    from harness.backbone import needs_trained_backbone, recipe_for
     from harness.suites import case_trials, suite
 
     chosen = suite(name)
     trials = [t for case in chosen.cases for t in case_trials(case, name, ("torch", "tensorflow"), 1)]
-    recipes = {recipe_for(t).key for t in trials}
-    assert len(recipes) == len({t.model for t in trials})  # every strategy of a backbone reuses one checkpoint
+    trained = [t for t in trials if needs_trained_backbone(t)]  # the others start from one zoo's weights per model
+    recipes = {recipe_for(t).key for t in trained}
+    assert len(recipes) == len({t.model for t in trained})  # every strategy of a backbone reuses one checkpoint
+    weights = {(t.model, t.transfer.pretrained) for t in trials if not needs_trained_backbone(t)}
+    assert len(weights) == len({model for model, _ in weights}) and len(trained) + len(weights) > 0
     assert all(t.augment.active == (t.strategy != "deep_features") for t in trials)
     assert all((t.input.channels, t.input.normalize) == (3, "imagenet") for t in trials)
     lessons = [t for t in trials if t.strategy != "deep_features"]
