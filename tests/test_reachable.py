@@ -19,8 +19,7 @@ def test_a_listening_port_answers_and_a_closed_or_unknown_one_is_named():
 @pytest.mark.parametrize(
     "address, message",
     [
-        ("auto", None),  # Ray's own forms pass as they are
-        ("local", None),
+        ("auto", None),  # Ray finds the cluster; "local" never reaches this check (a local run: test_plan.py)
         ("http://10.0.0.5:8265", "a http:// URL (the dashboard's http:// address is not the cluster's)"),
         ("head-node", "Expected --address HOST:PORT of the cluster's head node"),
         ("head-node:６３７９", "Expected --address HOST:PORT"),  # digits, but not ASCII ones
