@@ -387,7 +387,11 @@ def _add_overrides(parser: argparse.ArgumentParser) -> None:
             if o.const is not None:
                 group.add_argument(o.flag, dest=dest, action="store_const", const=o.const, help=o.help)
             else:
-                group.add_argument(o.flag, dest=dest, type=o.type or str, choices=o.choices, help=o.help)
+                # the flag's name as metavar: argparse would show the internal dest (SET:OPTIMIZER.LR)
+                metavar = None if o.choices else o.flag.removeprefix("--").replace("-", "_").upper()
+                group.add_argument(
+                    o.flag, dest=dest, type=o.type or str, choices=o.choices, metavar=metavar, help=o.help
+                )
 
 
 def _add_selection(parser: argparse.ArgumentParser) -> None:
@@ -652,7 +656,12 @@ class OneLineErrorParser(argparse.ArgumentParser):
     options are listed (argparse alone prints the whole usage block before it). Sub-commands inherit the class."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message.rstrip('.')}. See `{self.prog} --help` for the options.\n")
+        hint = ""
+        if message.endswith("expected one argument"):
+            # argparse reads a value such as -1,2 or -1e-3 as the next flag, so the option looks empty
+            flag = message.removeprefix("argument ").partition(":")[0].partition("/")[0]
+            hint = f" If its value starts with '-', write {flag}=VALUE."
+        self.exit(2, f"{self.prog}: error: {message.rstrip('.')}.{hint} See `{self.prog} --help` for the options.\n")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -309,6 +309,10 @@ BAD_INPUTS = {
     ),
     "run id of the results directory's own": (["run", "--suite", "smoke", "--run-id", "_ray"], "Received: '_ray'"),
     "unknown option": (["run", "--suite", "smoke", "--bogus"], "unrecognized arguments: --bogus"),
+    "a value read as a flag": (  # argparse takes -1,2 for an option; the message says how to pass it
+        ["run", "--suite", "smoke", "--classes", "-1,2"],
+        "argument --classes: expected one argument. If its value starts with '-', write --classes=VALUE.",
+    ),
     # Commands other than run and tune: bad input is theirs to name too (the files are written by the fixture).
     "a spec file that is not a spec": (["model", "not_a_spec.json"], "Expected a model spec file as `xfbench model"),
     "no hidden layer sizes": (
