@@ -109,13 +109,40 @@ def environment_warnings(base: Environment, new: Environment) -> list[str]:
 HISTORY_METRICS = ("epoch_time_s", "samples_per_s", "test_acc")
 
 
-def save_baseline(run_dir: Path, name: str, results_dir: Path) -> Path:
+@dataclass(frozen=True)
+class SavedBaseline:
+    """What ``baseline.json`` says of a saved baseline, as ``xfbench baseline list`` shows it."""
+
+    name: str
+    machine_key: str
+    saved: str
+    framework_versions: dict[str, str]
+    path: Path
+
+
+@dataclass(frozen=True)
+class SaveOutcome:
+    path: Path
+    replaced: bool  # a baseline of that name on this machine key was there before
+
+
+def save_baseline(run_dir: Path, name: str, results_dir: Path) -> SaveOutcome:
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
-        raise InputError(f"Expected a baseline name of letters, digits, '.', '_' or '-'. Received: {name!r}.")
+        raise InputError(
+            f"Expected a baseline name of letters, digits, '.', '_' or '-'. Received: {name!r}. Pick such a name, "
+            "e.g. main-2026-12-03."
+        )
     frame = read_run_rows(run_dir)
+    if not len(frame) or not frame["status"].eq("ok").any():
+        statuses = ", ".join(sorted({str(s) for s in frame["status"]})) if len(frame) else "no rows"
+        raise InputError(
+            f"Expected a run with at least one trial that ended ok to save as a baseline. Received: {run_dir}, with "
+            f"no ok trial ({statuses}). Save a run that finished, e.g. the newest: `xfbench baseline save NAME`."
+        )
     env = Environment.of(frame)
     target = results_dir / BASELINES / env.machine_key / name
-    if target.exists():
+    replaced = target.exists()
+    if replaced:
         shutil.rmtree(target)
     target.mkdir(parents=True)
     frame.to_parquet(target / "results.parquet", index=False)
@@ -139,15 +166,35 @@ def save_baseline(run_dir: Path, name: str, results_dir: Path) -> Path:
         )
         + "\n"
     )
-    return target
+    return SaveOutcome(target, replaced)
 
 
-def list_baselines(results_dir: Path) -> list[dict]:
-    out = []
-    for meta in sorted((results_dir / BASELINES).glob("*/*/baseline.json")):
-        saved = read_json_object(meta, "Save the baseline again (`xfbench baseline save`) or delete its folder.")
-        out.append(saved | {"path": str(meta.parent)})
-    return out
+def list_baselines(results_dir: Path) -> list[SavedBaseline]:
+    if not results_dir.is_dir():
+        raise InputError(
+            f"Expected --results-dir to be a directory that runs and baselines were saved into. Received: "
+            f"{results_dir}, which {'is not a directory' if results_dir.exists() else 'does not exist'}. Give the "
+            "--results-dir `xfbench baseline save` used."
+        )
+    return [_saved_baseline(meta) for meta in sorted((results_dir / BASELINES).glob("*/*/baseline.json"))]
+
+
+def _saved_baseline(meta: Path) -> SavedBaseline:
+    fix = "Save the baseline again (`xfbench baseline save`) or delete its folder."
+    saved = read_json_object(meta, fix)
+    texts = {key: saved.get(key, "?") for key in ("name", "machine_key", "saved")}
+    versions = saved.get("framework_versions") or {}
+    wrong = [f"{key}={value!r}" for key, value in texts.items() if not isinstance(value, str)]
+    if not isinstance(versions, dict) or not all(isinstance(v, str) for v in versions.values()):
+        wrong.append(f"framework_versions={versions!r}")
+    if wrong:
+        raise InputError(
+            f"Expected {meta} to hold name, machine_key and saved as text and framework_versions as an object of "
+            f"version strings, as `xfbench baseline save` writes them. Received: {', '.join(wrong)}. {fix}"
+        )
+    return SavedBaseline(
+        texts["name"], texts["machine_key"], texts["saved"], {str(k): v for k, v in versions.items()}, meta.parent
+    )
 
 
 def run_directories(results_dir: Path) -> list[Path]:

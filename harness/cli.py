@@ -215,11 +215,14 @@ def cmd_baseline(args: argparse.Namespace) -> int:
 
     results_dir = Path(args.results_dir).expanduser()
     if args.baseline_command == "list":
-        for meta in list_baselines(results_dir):
-            versions = ", ".join(f"{k} {v}" for k, v in sorted(dict(meta.get("framework_versions") or {}).items()))
-            name, machine, saved = (str(meta.get(key, "?")) for key in ("name", "machine_key", "saved"))
-            print(f"{name:<24} {machine:<50} {versions}  saved {saved}")
+        baselines = list_baselines(results_dir)
+        for saved in baselines:
+            versions = ", ".join(f"{k} {v}" for k, v in sorted(saved.framework_versions.items()))
+            print(f"{saved.name:<24} {saved.machine_key:<50} {versions}  saved {saved.saved}")
+        if not baselines:
+            print(f"no baselines saved in {results_dir}: `xfbench baseline save NAME` saves the newest run")
         return 0
+    writable_results_dir(results_dir.resolve())
     if args.run:
         run_dir = resolve(args.run, results_dir)
     else:
@@ -229,8 +232,9 @@ def cmd_baseline(args: argparse.Namespace) -> int:
                 f"Expected a run to save. Received: no runs in {results_dir}. Run `xfbench run` first or pass --run."
             )
         run_dir = runs[-1]
-    target = save_baseline(run_dir, args.name, results_dir)
-    print(f"saved baseline {args.name!r} from {run_dir} to {target}")
+    outcome = save_baseline(run_dir, args.name, results_dir)
+    verb = "replaced" if outcome.replaced else "saved"
+    print(f"{verb} baseline {args.name!r} from {run_dir} in {outcome.path}")
     return 0
 
 
@@ -275,7 +279,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_model(args: argparse.Namespace) -> int:
     options = ModelOptions(width_multiplier=args.width_multiplier) if args.width_multiplier else ModelOptions()
-    cache = Path(args.results_dir).expanduser().resolve() / "_cache"
+    cache = writable_results_dir(Path(args.results_dir).expanduser().resolve()) / "_cache"
     request = ModelRequest(args.name, args.input_size, args.channels, args.classes, options, cache)
     if args.export_spec:
         check_output_file(Path(args.export_spec), "--export-spec")

@@ -333,6 +333,26 @@ BAD_INPUTS = {
         ["baseline", "list", "--results-dir", "damaged-results"],
         "baseline.json to hold a JSON object as xfbench writes it. Received: a JSON list",
     ),
+    "baseline list over a baseline.json with fields of the wrong type": (
+        ["baseline", "list", "--results-dir", "mistyped-results"],
+        "Received: name=5, framework_versions='x'",
+    ),
+    "baseline list over a missing folder": (
+        ["baseline", "list", "--results-dir", "no-such-results"],
+        "Received: no-such-results, which does not exist",
+    ),
+    "baseline of a run with no ok trial": (
+        ["baseline", "save", "nightly", "--run", "failed-run"],
+        "Expected a run with at least one trial that ended ok to save as a baseline",
+    ),
+    "baseline saved into a file": (
+        ["baseline", "save", "nightly", "--run", "results/rows-run", "--results-dir", "not_a_spec.json"],
+        "Expected --results-dir to be a folder xfbench can write",
+    ),
+    "model with its cache in a file": (
+        ["model", "mlp", "--results-dir", "not_a_spec.json"],
+        "Expected --results-dir to be a folder xfbench can write",
+    ),
     "compare into a missing folder": (
         ["compare", "damaged-run", "damaged-run", "--markdown", "no-folder/cmp.md"],
         "Expected --markdown in an existing folder",
@@ -457,6 +477,9 @@ def bad_input_results(tmp_path_factory):
     (damaged / "a-run" / "run.json").write_text('{"started": ')
     (damaged / "baselines" / "machine" / "nightly").mkdir(parents=True)
     (damaged / "baselines" / "machine" / "nightly" / "baseline.json").write_text("[]")
+    mistyped = cwd / "mistyped-results" / "baselines" / "machine" / "nightly"
+    mistyped.mkdir(parents=True)
+    (mistyped / "baseline.json").write_text('{"name": 5, "framework_versions": "x"}')
     (cwd / "results" / "damaged-run").mkdir()
     (cwd / "results" / "damaged-run" / "results.parquet").write_bytes(b"PAR1 cut short")
     (cwd / "results" / "foreign-run").mkdir()
@@ -466,6 +489,10 @@ def bad_input_results(tmp_path_factory):
     (cwd / "results" / "rows-run").mkdir()  # a table xfbench can read: the checks after reading it are reached
     pd.DataFrame({"trial_id": ["t"], "backend": ["torch"], "model": ["mlp"]}).to_parquet(
         cwd / "results" / "rows-run" / "results.parquet"
+    )
+    (cwd / "results" / "failed-run").mkdir()
+    pd.DataFrame({"trial_id": ["t"], "backend": ["torch"], "model": ["mlp"], "status": ["failed"]}).to_parquet(
+        cwd / "results" / "failed-run" / "results.parquet"
     )
     proc = subprocess.run(
         [sys.executable, "-c", _SCRIPT, json.dumps(cases)], capture_output=True, text=True, cwd=cwd, timeout=300
