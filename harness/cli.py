@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from harness.backend import REFERENCE_BACKEND
 from harness.cli_options import (
     PATH_PREFIX,
     build_parser,
@@ -113,7 +114,7 @@ def _start(args: argparse.Namespace) -> int:
         command=["xfbench", *sys.argv[1:]],
         data_provenance=p.provenance,
         ship=p.ship,
-        reference=args.reference,
+        reference=args.reference or REFERENCE_BACKEND,
         html_report=args.html_report,
     )
     return _finish(outcome, args)

@@ -474,12 +474,9 @@ def add_case_arguments(parser: argparse.ArgumentParser) -> None:
 OUTPUT_FORMATS = ("table", "md", "csv", "json")
 
 
-def _add_reference(parser: Any) -> None:
+def _add_reference(parser: Any, default: str) -> None:
     parser.add_argument(
-        "--reference",
-        default=REFERENCE_BACKEND,
-        choices=BACKENDS,
-        help=f"the backend every other one is compared with (default {REFERENCE_BACKEND})",
+        "--reference", choices=BACKENDS, help=f"the backend every other one is compared with (default: {default})"
     )
 
 
@@ -498,7 +495,7 @@ def _add_output(parser: argparse.ArgumentParser) -> None:
         help="no report.html beside summary.md (its plots take a fraction of a second per case; "
         "xfbench report RUN draws it later)",
     )
-    _add_reference(out)
+    _add_reference(out, f"{REFERENCE_BACKEND}; with --resume, the run's own")
 
 
 def _add_report_parsers(commands: Any) -> None:
@@ -514,7 +511,7 @@ def _add_report_parsers(commands: Any) -> None:
         choices=HISTORY_METRICS,
         help="the history plot's metric (as xfbench history)",
     )
-    _add_reference(rep)
+    _add_reference(rep, f"the one the newest run compared with, {REFERENCE_BACKEND} for runs before it was recorded")
     exp = commands.add_parser("export", help="log a run's trials to MLflow (needs the mlflow extra)")
     exp.add_argument("run", help="run directory or run id under --results-dir")
     exp.add_argument(

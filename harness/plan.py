@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.backbone import pretrain_trials
+from harness.backend import REFERENCE_BACKEND
 from harness.config import TrialConfig
 from harness.errors import InputError
 from harness.tuning import TunePlan
@@ -154,6 +155,8 @@ class RunRecord:
     framework_versions: dict[str, str] = field(default_factory=dict)
     rows: int | None = None
     trial_status: dict[str, int] = field(default_factory=dict)
+    # the backend summary.md and report.html compare the others with (--reference); `xfbench report` reuses it
+    reference: str = REFERENCE_BACKEND
 
     def __post_init__(self) -> None:
         if self.status not in RUN_STATUSES:

@@ -21,7 +21,7 @@ from typing import Any
 
 import pandas as pd
 
-from harness.backend import REFERENCE_BACKEND
+from harness.backend import BACKENDS, REFERENCE_BACKEND
 from harness.compare import Thresholds, compare_frames
 from harness.errors import InputError
 from harness.reporting import TableData, comparison_rules, regression_cells, run_tables
@@ -97,6 +97,18 @@ def run_dirs(paths: list[Path]) -> list[Path]:
 
 def _info(run_dir: Path) -> dict[str, Any]:
     return read_run_json(run_dir)
+
+
+def _recorded_reference(run: LoadedRunDir) -> str:
+    """The backend the run's summary.md compared with (run.json's ``reference``; runs before it was recorded used
+    the default)."""
+    recorded = run.info.get("reference", REFERENCE_BACKEND)
+    if recorded not in BACKENDS:
+        raise InputError(
+            f"Expected run.json's reference to be one of {list(BACKENDS)}. Received: {recorded!r} in "
+            f"{run.path / 'run.json'}. Pass --reference, or correct the file."
+        )
+    return str(recorded)
 
 
 def load(run_dir: Path) -> LoadedRunDir:
@@ -213,10 +225,9 @@ def _page(title: str, body: str) -> str:
     )
 
 
-def build_report(
-    paths: list[Path], out: Path, reference: str = REFERENCE_BACKEND, metric: str = "epoch_time_s"
-) -> Report:
-    """Write ``out`` (and its plots' PNG and SVG files) from the runs ``paths`` name; return what was written."""
+def build_report(paths: list[Path], out: Path, reference: str | None = None, metric: str = "epoch_time_s") -> Report:
+    """Write ``out`` (and its plots' PNG and SVG files) from the runs ``paths`` name; return what was written. The
+    newest run's table compares with ``reference``, by default the backend that run compared with."""
     from harness import plots
 
     loaded = [load(r) for r in run_dirs(paths)]
@@ -230,7 +241,7 @@ def build_report(
         text, figures = _history_section(runs, metric)
         sections.append(text)
         drawn.append(figures)
-    text, run_figures = _run_section(newest, reference)
+    text, run_figures = _run_section(newest, reference or _recorded_reference(newest))
     sections.append(text)
     drawn.append(run_figures)
     plot_dir = out.parent / f"{out.stem}_plots"
@@ -240,6 +251,9 @@ def build_report(
         svg = _inline_svg(plots.save(plot, plot_dir), f"fig{index}")
         caption = f"{html.escape(plot.title)} <span class='note'>({plot.name}.png, {plot.name}.svg)</span>"
         rendered.append(f'<figure id="plot-{html.escape(plot.name)}"><figcaption>{caption}</figcaption>{svg}</figure>')
+    for stale in [*plot_dir.glob("*.png"), *plot_dir.glob("*.svg")]:  # an earlier report's into the same folder
+        if stale.stem not in names:
+            stale.unlink()
     body = "\n".join([*sections, "<h2>Plots</h2>", *rendered, "<p class='note'>page size: PAGE_SIZE</p>"])
     page = _page(f"xfbench report: {newest.run_id}" + (f" and {len(runs) - 1} earlier" if len(runs) > 1 else ""), body)
     size = len(page.encode())

@@ -272,6 +272,7 @@ def execute(
         python_version=machine.python_version,
         datasets=data_provenance or {},
         data_delivery={name: "object store" for name in (ship or {})},
+        reference=reference,
     )
     run_file = RunFile(plan, _recorded_options(settings), record, tuple(plan.pretrain()))
     try:
@@ -354,11 +355,12 @@ def resume(
     progress: Progress | None = None,
     schedule: Schedule = run_trials,
     ship_policy: str = "auto",
-    reference: str = REFERENCE_BACKEND,
+    reference: str | None = None,
     html_report: bool = True,
 ) -> RunOutcome:
     """Finish an interrupted run: trials whose rows are complete are kept (not re-run); a search replays them to
-    its searcher and scheduler; interrupted trials lose their partial rows and run again."""
+    its searcher and scheduler; interrupted trials lose their partial rows and run again. Its summary compares
+    with ``reference``, by default the backend the run was started with."""
     run_dir = (results_dir / run_id).resolve()
     run_file = read_run_file(run_dir)
     if run_file.record.status == "finished":
@@ -368,7 +370,12 @@ def resume(
         kept, failed, discarded = _keep_finished_rows(run_dir)
         finished = set(kept["trial_id"].unique()) if len(kept) else set()
         resume_record = ResumeRecord(utc_now(), len(finished), tuple(failed), discarded, tuple(sys.argv))
-        record = replace(run_file.record, status="running", resumes=(*run_file.record.resumes, resume_record))
+        record = replace(
+            run_file.record,
+            status="running",
+            resumes=(*run_file.record.resumes, resume_record),
+            reference=reference or run_file.record.reference,
+        )
         run_file = replace(run_file, execution=_recorded_options(settings), record=record)
         write_run_file(run_dir, run_file)
         ship = datasets_to_ship(list(run_file.plan.planned_trials), ship_policy, settings.address)
@@ -382,7 +389,7 @@ def resume(
             Delivery(datasets=ship, replay=replay),
             finished,
             suffix=f"-resume{len(record.resumes)}",
-            reference=reference,
+            reference=record.reference,
             html_report=html_report,
         )
         return _carry_out(ctx, schedule)

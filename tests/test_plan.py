@@ -84,10 +84,13 @@ def test_the_planner_gives_the_cli_and_the_plugin_the_same_resolved_trials():
 def test_run_json_holds_the_plan_the_options_and_the_record_and_reads_back_equal(tmp_path):
     plan = plan_tune(Selection(suite="tune_smoke"), {}, SearchRequest(num_samples=2, final_seeds=2))
     record = RunRecord(run_id="r", started="t0", command=("xfbench", "tune"), git_commit="abc", driver_host="h",
-                       driver_cpu="c", python_version="3.11", status="interrupted")  # fmt: skip
+                       driver_cpu="c", python_version="3.11", status="interrupted", reference="tensorflow")  # fmt: skip
     run_file = RunFile(plan, ExecutionOptions(cpus_per_trial=1, max_failures=2), record)
     write_run_file(tmp_path, run_file)
     assert read_run_file(tmp_path) == run_file
+    assert json.loads((tmp_path / "run.json").read_text())["reference"] == "tensorflow"  # what `xfbench report` reads
+    older = {k: v for k, v in run_file.to_dict().items() if k != "reference"}  # before the reference was recorded
+    assert RunFile.from_dict(older).record.reference == "torch"
     assert plan.search is not None and plan.search.num_samples == 2 and plan.planned_trials == plan.search.bases
 
 

@@ -294,6 +294,30 @@ def test_the_reference_reaches_the_report_beside_summary_md(tmp_path):
     assert "Statistics vs tensorflow" in page and "tensorflow vs torch" in page and "Statistics vs torch" not in page
 
 
+@needs_matplotlib
+def test_a_later_report_compares_with_the_runs_reference_and_keeps_only_its_own_plots(tmp_path, capsys):
+    run_dir = _write_run(tmp_path, "run-t", "2026-01-01", torch_slowdown=1.5)
+    info = json.loads((run_dir / "run.json").read_text())
+    (run_dir / "run.json").write_text(json.dumps(info | {"reference": "tensorflow"}))  # as `run --reference` records
+    out = tmp_path / "page.html"
+    assert main(["report", str(run_dir), "-o", str(out)]) == 0
+    assert "Statistics vs tensorflow" in out.read_text() and "Statistics vs torch" not in out.read_text()
+    assert main(["report", str(run_dir), "-o", str(out), "--reference", "torch"]) == 0  # the flag still wins
+    assert "Statistics vs torch" in out.read_text()
+    (tmp_path / "page_plots" / "epoch-times.png").rename(tmp_path / "page_plots" / "from-another-run.png")
+    (tmp_path / "page_plots" / "notes.txt").write_text("not a plot")
+    assert main(["report", str(run_dir), "-o", str(out)]) == 0
+    pngs = {p.stem for p in (tmp_path / "page_plots").glob("*.png")}
+    assert "from-another-run" not in pngs and "epoch-times" in pngs  # an earlier report's plot is not left beside
+    assert (tmp_path / "page_plots" / "notes.txt").is_file()  # files that are not plots are the user's
+    (run_dir / "run.json").write_text(json.dumps(info | {"reference": "jax"}))
+    capsys.readouterr()
+    assert main(["report", str(run_dir), "-o", str(out)]) == 2
+    assert (
+        "Expected run.json's reference to be one of ['torch', 'tensorflow']. Received: 'jax'" in capsys.readouterr().err
+    )
+
+
 def test_run_and_tune_take_format_and_reference(capsys, tmp_path):
     from types import SimpleNamespace
 
