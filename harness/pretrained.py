@@ -118,13 +118,14 @@ class Preprocessing:
     resize_side: int | None = None  # resize-crop: the shorter side before the centred crop of ``size``
 
 
-def parse_pretrained(text: str) -> WeightsRef:
+def parse_pretrained(text: str, given_as: str = "--pretrained") -> WeightsRef:
+    """``text`` as a zoo weight set; ``given_as`` names where it came from in an error."""
     kind, _, rest = text.partition(":")
     name, _, weight_set = rest.partition(":")
     if kind not in HUBS or not name:
+        own_file = " For a file of your own, pass --weights FILE." if given_as == "--pretrained" else ""
         raise InputError(
-            f"Expected --pretrained torchvision:NAME[:WEIGHTS] or keras:NAME[:imagenet]. Received: {text!r}. "
-            "For a file of your own, pass --weights FILE."
+            f"Expected {given_as} torchvision:NAME[:WEIGHTS] or keras:NAME[:imagenet]. Received: {text!r}.{own_file}"
         )
     if kind == "keras" and weight_set not in ("", "imagenet"):
         raise InputError(f"Expected keras:{name} or keras:{name}:imagenet. Received: {text!r}.")
@@ -297,17 +298,12 @@ def check_zoo_weights_cached(refs: list[WeightsRef], scratch: Path) -> None:
     """Every zoo weight set in the weights home, or MissingInputFile listing each missing file and where it goes,
     with one fetch command for all of them (one worker per framework resolves the file names; nothing downloads)."""
     zoo = sorted({ref for ref in refs if ref.kind != "file"}, key=lambda ref: ref.label)
-    missing: list[tuple[str, str]] = []  # (label, where the file goes and where it comes from)
     home = weights_home()
-    for backend in sorted({ref.source_backend for ref in zoo}):
-        group = [ref for ref in zoo if ref.source_backend == backend]
-        request = {"refs": [asdict(ref) for ref in group], "home": str(home)}
-        found = run_worker(backend, "resolve_all", request, scratch / f"resolve-{backend}")["found"]
-        missing += [
-            (ref.label, f"{Path(f['file']).relative_to(home)} ({f['url']})")
-            for ref, f in zip(group, found, strict=True)
-            if not Path(f["file"]).is_file()
-        ]
+    missing = [  # (label, where the file goes and where it comes from)
+        (ref.label, f"{Path(f['file']).relative_to(home)} ({f['url']})")
+        for ref, f in zip(zoo, _resolved(zoo, home, scratch), strict=True)
+        if not Path(f["file"]).is_file()
+    ]
     if missing:
         listed = "; ".join(f"{label} -> {where}" for label, where in missing)
         labels = " ".join(label for label, _ in missing)
@@ -459,21 +455,46 @@ def _sets_file(home: Path) -> Path:
 _SETS_FIX = "Delete it: `xfbench weights fetch` writes it again."
 
 
+def _resolved(refs: list[WeightsRef], home: Path, scratch: Path) -> list[dict[str, Any]]:
+    """Where each zoo set's file goes and comes from, in ``refs``' order: one worker per framework checks every
+    name and weight set against its zoo, downloading nothing."""
+    found: dict[WeightsRef, dict[str, Any]] = {}
+    for backend in sorted({ref.source_backend for ref in refs}):
+        group = [ref for ref in refs if ref.source_backend == backend]
+        request = {"refs": [asdict(ref) for ref in group], "home": str(home)}
+        answer = run_worker(backend, "resolve_all", request, scratch / f"resolve-{backend}")["found"]
+        found.update(zip(group, answer, strict=True))
+    return [found[ref] for ref in refs]
+
+
 def fetch_weights(names: list[str], home: Path | None = None) -> list[tuple[str, Path]]:
     """Download each zoo weight set through its framework's own mechanism into the weights home (the step that
-    prepares a machine without network); returns (label, file) pairs and records them for ``weights list``."""
+    prepares a machine without network); returns (label, file) pairs and records them for ``weights list``.
+    Every name is checked against its zoo before the first download, and each set is recorded once it is in."""
     home = home or weights_home()
-    refs = [parse_pretrained(name) for name in names]  # every name checked before any download
+    refs = [parse_pretrained(name, "each name of `xfbench weights fetch` as") for name in names]
+    _read_sets(home)  # a damaged index is named before anything downloads
+    _resolved(refs, home, home / "work" / "fetch")
     fetched = []
     for ref in refs:
         found = run_worker(
             ref.source_backend, "fetch", {"ref": asdict(ref), "home": str(home)}, home / "work" / "fetch"
         )
         fetched.append((ref.label, Path(found["file"])))
-    sets = read_json_object(_sets_file(home), _SETS_FIX)
-    sets.update({label: str(path) for label, path in fetched})
-    _sets_file(home).write_text(json.dumps(sets, indent=1, sort_keys=True))
+        _sets_file(home).write_text(json.dumps(_read_sets(home) | {ref.label: found["file"]}, indent=1, sort_keys=True))
     return fetched
+
+
+def _read_sets(home: Path) -> dict[str, str]:
+    """The weights home's index: each fetched set's label -> its file."""
+    sets = read_json_object(_sets_file(home), _SETS_FIX)
+    wrong = {label: path for label, path in sets.items() if not isinstance(path, str)}
+    if wrong:
+        raise InputError(
+            f"Expected {_sets_file(home)} to map each fetched weight set to its file's path. Received: "
+            f"{json.dumps(wrong)[:200]}. {_SETS_FIX}"
+        )
+    return sets
 
 
 @dataclass(frozen=True)
@@ -487,8 +508,7 @@ class CachedWeights:
 def cached_weights(home: Path | None = None) -> list[CachedWeights]:
     """Weight files in the weights home, in torch hub's and Keras' folders, with the set each was fetched as."""
     home = home or weights_home()
-    sets = read_json_object(_sets_file(home), _SETS_FIX)
-    labels = {Path(path): label for label, path in sets.items()}
+    labels = {Path(path): label for label, path in _read_sets(home).items()}
     found = []
     for framework, folder in (("torchvision", home / "torch/hub/checkpoints"), ("keras", home / "keras/models")):
         for path in sorted(folder.glob("*")) if folder.is_dir() else []:

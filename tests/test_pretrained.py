@@ -440,9 +440,20 @@ def test_feature_extraction_trains_only_the_new_head(
 
 def test_weights_fetch_checks_every_name_before_downloading_and_list_shows_the_home(weights_home, capsys, monkeypatch):
     code, _, err = _cli(capsys, "weights", "fetch", "torchvision:resnet18", "resnet18")
-    assert code == 2 and "Expected --pretrained torchvision:NAME[:WEIGHTS]" in err
+    assert code == 2 and "Expected each name of `xfbench weights fetch` as torchvision:NAME[:WEIGHTS]" in err
+    assert "--weights" not in err  # a flag of `run`, not of this command
+    # a name the zoo does not have is found by its framework before the first download (here offline: a download
+    # would fail with a network error instead)
+    code, _, err = _cli(capsys, "weights", "fetch", "torchvision:resnet18", "torchvision:resnet18:NO_SUCH_SET")
+    assert code == 2 and "Expected a weight set of torchvision's resnet18. Received: 'NO_SUCH_SET'" in err
     code, out, _ = _cli(capsys, "weights", "list")
     assert code == 0 and str(weights_home) in out and "no weights cached" in out
+    weights_home.mkdir(exist_ok=True)
+    (weights_home / "sets.json").write_text('{"torchvision:resnet18": 5}')  # an index damaged by hand
+    for argv in (("weights", "list"), ("weights", "fetch", "torchvision:resnet18")):
+        code, _, err = _cli(capsys, *argv)
+        assert code == 2 and "sets.json to map each fetched weight set to its file's path. Received: {\"torch" in err
+    shutil.rmtree(weights_home)
     # a file where the folder should be is named before any worker tries to read or download into it
     weights_home.parent.mkdir(parents=True, exist_ok=True)
     weights_home.write_text("not a folder")
