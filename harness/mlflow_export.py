@@ -23,7 +23,7 @@ from harness.config import model_label
 from harness.errors import InputError
 from harness.reachable import connection_problem
 from harness.summary import last_attempts
-from harness.user_files import read_run_json, read_run_rows
+from harness.user_files import read_run_json, read_run_rows, unwritable_reason
 
 EPOCH_METRICS = ("train_loss", "train_acc", "val_loss", "val_acc", "lr", "epoch_time_s", "samples_per_s", "eval_time_s")
 FINAL_METRICS = ("test_acc", "mc_test_acc", "mc_mean_prob", "mc_pred_std")
@@ -92,24 +92,61 @@ def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, str]:
     return out
 
 
+def _milliseconds(timestamp: Any) -> int:
+    """A row's ISO 8601 UTC time as MLflow's metric timestamp (ms since the epoch); 0 where the row has none."""
+    when = pd.to_datetime(timestamp, utc=True, errors="coerce") if isinstance(timestamp, str) else pd.NaT
+    return 0 if pd.isna(when) else int(when.timestamp() * 1000)
+
+
 def _metrics(trial: pd.DataFrame) -> list[Any]:
+    """Each epoch's metrics at step = its position in the trial, stamped with the time its row was written (so
+    MLflow's wall-time axis shows when the epochs ran)."""
     from mlflow.entities import Metric
 
     metrics = []
     for step, (_, row) in enumerate(trial.iterrows(), start=1):
+        stamp = _milliseconds(row.get("timestamp"))
         for name in EPOCH_METRICS:
             value = row.get(name)
             if value is not None and not pd.isna(value) and math.isfinite(float(value)):
-                metrics.append(Metric(name, float(value), 0, step))
+                metrics.append(Metric(name, float(value), stamp, step))
     final = trial.iloc[-1]
     for name in FINAL_METRICS:
         if name in final and not pd.isna(final[name]):
-            metrics.append(Metric(name, float(final[name]), 0, len(trial)))
+            metrics.append(Metric(name, float(final[name]), _milliseconds(final.get("timestamp")), len(trial)))
     return metrics
+
+
+def _check_sqlite_store(uri: str) -> None:
+    """A SQLite store's file must be one SQLite can open or create: MLflow retries a folder or an unwritable place
+    for about 100 s, and a file that is not a database fails with a traceback."""
+    if not uri.startswith("sqlite:///"):
+        return
+    path = Path(uri[len("sqlite:///") :]).resolve()  # sqlite:///x.db is relative to the working directory
+    fix = "Give a database file in a folder you can write, e.g. sqlite:///mlflow.db (sqlite:////abs/path.db)."
+    if path.is_dir():
+        raise InputError(f"Expected --mlflow {uri} to name a SQLite file. Received: {path} is a folder. {fix}")
+    if path.is_file():
+        with path.open("rb") as handle:
+            head = handle.read(16)
+        if head and head != b"SQLite format 3\x00":
+            raise InputError(
+                f"Expected --mlflow {uri} to name a SQLite database. Received: {path}, a file that is not one. {fix}"
+            )
+        return
+    why = unwritable_reason(path.parent) if path.parent.is_dir() else f"{path.parent} is not a folder that exists"
+    if why:  # SQLite creates the file, not the folders above it
+        raise InputError(f"Expected --mlflow {uri} to name a file SQLite can create. Received: {why}. {fix}")
 
 
 def _experiment(client: Any, name: str, uri: str) -> str:
     existing = client.get_experiment_by_name(name)
+    if existing and existing.lifecycle_stage == "deleted":
+        raise InputError(
+            f"Expected the MLflow experiment {name!r} at {uri} to be active. Received: it is deleted (id "
+            f"{existing.experiment_id}). Restore it (`mlflow experiments restore --experiment-id "
+            f"{existing.experiment_id}`, with MLFLOW_TRACKING_URI={uri}) or pass another --experiment."
+        )
     if existing:
         return str(existing.experiment_id)
     # MLflow's default artefact root is ./mlruns under the current directory; beside a SQLite store is kinder
@@ -128,6 +165,7 @@ def export_run(run_dir: Path, uri: str, experiment: str = "xfbench") -> Exported
         )
     frame = last_attempts(read_run_rows(run_dir))  # the local checks first: the server's can take seconds
     _check_server(uri)
+    _check_sqlite_store(uri)
     client = _client(uri)
     info = read_run_json(run_dir)
     from mlflow.exceptions import MlflowException

@@ -61,7 +61,38 @@ def read_run_table(run_dir: Path) -> pd.DataFrame:
             f"Expected the results table of the run in {run_dir} as xfbench writes it. Received: rows without "
             f"{', '.join(unnamed)}, so its trials cannot be told apart. Pick another run, or run it again."
         )
+    wrong = _mistyped_columns(frame)
+    if wrong:
+        raise InputError(
+            f"Expected the results table of the run in {run_dir} as xfbench writes it (docs/results-schema.md). "
+            f"Received: {'; '.join(wrong)}. Pick another run, or run it again."
+        )
     return frame
+
+
+def _mistyped_columns(frame: pd.DataFrame) -> list[str]:
+    """Columns whose values the readers could not use: text in a numeric column, config_json that is not a JSON
+    object (a table edited or written by something else; every report, comparison and export reads these)."""
+    import pandas as pd
+
+    from harness.results import DTYPES
+
+    wrong = [
+        f"column {name} holds {frame[name].dtype} values, not numbers"
+        for name, dtype in DTYPES.items()
+        if dtype in ("float64", "Int64")
+        and not pd.api.types.is_numeric_dtype(frame[name])
+        and frame[name].notna().any()
+    ]
+    for text in frame["config_json"].dropna().unique():
+        try:
+            config = json.loads(text) if isinstance(text, str) else None
+        except json.JSONDecodeError:
+            config = None
+        if not isinstance(config, dict):
+            wrong.append(f"a config_json that is not a JSON object ({str(text)[:60]!r})")
+            break
+    return wrong
 
 
 def read_run_rows(run_dir: Path) -> pd.DataFrame:
@@ -87,7 +118,7 @@ def nearest_existing(path: Path) -> Path:
     return next(p for p in (path, *path.parents) if p.exists())
 
 
-def _writable_folder(folder: Path) -> str:
+def unwritable_reason(folder: Path) -> str:
     """Why xfbench could not write into ``folder`` or create it (its nearest existing ancestor decides), else ''."""
     existing = nearest_existing(folder)
     if not existing.is_dir():
@@ -107,7 +138,7 @@ def check_output_file(path: Path, flag: str) -> Path:
             f"Expected {flag} in an existing folder. Received: {path}, whose folder {path.parent} does not exist. "
             "Create it first or pick another path."
         )
-    why = _writable_folder(path.parent)
+    why = unwritable_reason(path.parent)
     if why:
         raise InputError(f"Expected {flag} in a folder xfbench can write. Received: {path} ({why}). Pick another.")
     return path
@@ -116,7 +147,7 @@ def check_output_file(path: Path, flag: str) -> Path:
 def writable_results_dir(results_dir: Path) -> Path:
     """``--results-dir`` checked, not created (bad input leaves nothing behind): a folder, or a path whose nearest
     existing folder this process may write into; anything else (a file in the way, no permission) is bad input."""
-    why = _writable_folder(results_dir)
+    why = unwritable_reason(results_dir)
     if why:
         raise InputError(
             f"Expected --results-dir to be a folder xfbench can write. Received: {results_dir} ({why}). "

@@ -353,6 +353,26 @@ BAD_INPUTS = {
         ["model", "mlp", "--results-dir", "not_a_spec.json"],
         "Expected --results-dir to be a folder xfbench can write",
     ),
+    "export into a SQLite store that is a folder": (
+        ["export", "rows-run", "--mlflow", "sqlite:///results"],
+        "to name a SQLite file. Received:",
+    ),
+    "export into a file that is not a database": (
+        ["export", "rows-run", "--mlflow", "sqlite:///not_a_spec.json"],
+        "a file that is not one",
+    ),
+    "export into a folder that is not there": (
+        ["export", "rows-run", "--mlflow", "sqlite:///no-folder/mlflow.db"],
+        "no-folder is not a folder that exists",
+    ),
+    "report of a table with text in a numeric column": (
+        ["report", "mistyped-run", "-o", "mistyped.html"],
+        "Received: column epoch_time_s holds",
+    ),
+    "export of a table with a damaged config_json": (
+        ["export", "bad-config-run", "--mlflow", "sqlite:///never.db"],
+        "Received: a config_json that is not a JSON object ('{bad')",
+    ),
     "compare into a missing folder": (
         ["compare", "damaged-run", "damaged-run", "--markdown", "no-folder/cmp.md"],
         "Expected --markdown in an existing folder",
@@ -490,6 +510,10 @@ def bad_input_results(tmp_path_factory):
     pd.DataFrame({"trial_id": ["t"], "backend": ["torch"], "model": ["mlp"]}).to_parquet(
         cwd / "results" / "rows-run" / "results.parquet"
     )
+    for run_id, column, value in (("mistyped-run", "epoch_time_s", "x"), ("bad-config-run", "config_json", "{bad")):
+        (cwd / "results" / run_id).mkdir()  # a table edited by hand: the readers would fail on these values
+        table = {"trial_id": ["t"], "backend": ["torch"], "model": ["mlp"], "status": ["ok"], column: [value]}
+        pd.DataFrame(table).to_parquet(cwd / "results" / run_id / "results.parquet")
     (cwd / "results" / "failed-run").mkdir()
     pd.DataFrame({"trial_id": ["t"], "backend": ["torch"], "model": ["mlp"], "status": ["failed"]}).to_parquet(
         cwd / "results" / "failed-run" / "results.parquet"

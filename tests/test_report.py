@@ -65,6 +65,7 @@ def _trial_rows(run_id: str, backend: str, model: str, seed: int, epoch_time_s: 
                 "params": 1000,
                 "forward_macs": 10**6,
                 "config_json": json.dumps({"epochs": EPOCHS, "optimizer": {"lr": 0.01, "name": "momentum"}}),
+                "timestamp": f"2026-01-01T00:00:{epoch:02d}+00:00",
             }
         )
     return rows
@@ -229,7 +230,7 @@ def test_a_report_that_fails_loses_nothing(tmp_path, capsys):
 
 
 @pytest.mark.skipif(importlib.util.find_spec("mlflow") is None, reason="needs xfbench[mlflow]")
-def test_mlflow_reads_back_every_trial_with_its_epochs(tmp_path):
+def test_mlflow_reads_back_every_trial_with_its_epochs(tmp_path, capsys):
     from mlflow.tracking import MlflowClient
 
     run_dir = _write_run(tmp_path, "run-m", "2026-01-01")
@@ -249,6 +250,7 @@ def test_mlflow_reads_back_every_trial_with_its_epochs(tmp_path):
         history = client.get_metric_history(run.info.run_id, "val_acc")
         trial = frame[frame["trial_id"] == run.data.tags["xfbench.trial_id"]]
         assert [m.step for m in history] == list(range(1, EPOCHS + 1))
+        assert [m.timestamp for m in history] == [1767225600_000 + 1000 * e for e in range(1, EPOCHS + 1)]  # row times
         assert [m.value for m in history] == pytest.approx(trial["val_acc"].tolist())
         assert run.data.params["optimizer.lr"] == "0.01" and "test_acc" in run.data.metrics
         expected_model = "net.json" if trial["model"].iloc[0] == MODELS[0] else trial["model"].iloc[0]
@@ -257,6 +259,9 @@ def test_mlflow_reads_back_every_trial_with_its_epochs(tmp_path):
         r for r in client.search_runs([experiment.experiment_id]) if "xfbench.trial_id" not in r.data.tags
     ]
     assert {a.path for a in client.list_artifacts(parent[0].info.run_id)} >= {"summary.md", "run.json"}
+    client.delete_experiment(experiment.experiment_id)  # MLflow keeps a deleted experiment's name: not reused
+    assert main(["export", str(run_dir), "--mlflow", uri, "--experiment", "t"]) == 2
+    assert f"Received: it is deleted (id {experiment.experiment_id}). Restore it" in capsys.readouterr().err
 
 
 # ---------------------------------------------------------------------------------------------------- browser
