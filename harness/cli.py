@@ -248,12 +248,22 @@ def cmd_history(args: argparse.Namespace) -> int:
     return 0
 
 
+def _report_source(given: str, results_dir: Path, resolve: Callable[[str, Path], Path]) -> Path:
+    """A run (directory, id or baseline name, as compare and export look them up), else a folder of runs."""
+    try:
+        return resolve(given, results_dir)
+    except InputError:
+        if Path(given).is_dir():  # a results directory: its runs, newest last
+            return Path(given)
+        raise
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from harness.baselines import resolve
     from harness.report_html import build_report
 
     results_dir = Path(args.results_dir).expanduser()
-    paths = [Path(r) if Path(r).is_dir() else resolve(r, results_dir) for r in args.runs]
+    paths = [_report_source(r, results_dir, resolve) for r in args.runs]
     single_run = len(paths) == 1 and (paths[0] / "run.json").is_file()
     default = paths[0] / "report.html" if single_run else Path("report.html")
     out = check_output_file(args.output or default, "--output")

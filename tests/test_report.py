@@ -323,6 +323,17 @@ def test_a_later_report_compares_with_the_runs_reference_and_keeps_only_its_own_
     )
 
 
+@needs_matplotlib
+def test_report_finds_a_run_id_as_compare_does_even_beside_a_folder_of_that_name(tmp_path, monkeypatch):
+    _write_run(tmp_path / "results", "run-x", "2026-01-01")
+    (tmp_path / "elsewhere" / "run-x").mkdir(parents=True)  # an unrelated folder named like the run
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    out = tmp_path / "x.html"
+    assert main(["report", "run-x", "--results-dir", str(tmp_path / "results"), "-o", str(out)]) == 0
+    assert "xfbench report: run-x" in out.read_text()
+    assert main(["report", str(tmp_path / "results"), "-o", str(out)]) == 0  # a folder of runs is still one
+
+
 def test_run_and_tune_take_format_and_reference(capsys, tmp_path):
     from types import SimpleNamespace
 
