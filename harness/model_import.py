@@ -37,6 +37,7 @@ from harness.fresh_process import run_worker_module
 from harness.importers import UnsupportedModelError
 from harness.model_cost import model_cost
 from harness.models import MODELS, ModelOptions, build_spec
+from harness.shapes import output_shape
 from harness.spec import ModelSpec, spec_from_dict
 from harness.weights import NeutralWeights
 
@@ -222,6 +223,13 @@ def read_spec_file(ref: ModelRef) -> ModelSpec:
     try:
         spec = spec_from_dict(json.loads(path.read_text()))
         model_cost(spec)  # the layers' own checks passed: their shapes must chain
+        produced = output_shape(spec)
+        if produced != (spec.num_classes,):  # the tables, the loss and the task read num_classes
+            raise InputError(
+                f"Expected the spec's output layer {spec.output_name!r} to give one logit per class, "
+                f"({spec.num_classes},) for its num_classes {spec.num_classes}. Received: an output of shape "
+                f"{produced}. Make num_classes and the last layer's units agree"
+            )
     except InputError as exc:
         raise InputError(f"{exc} (in the spec file {path})") from None
     except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, AttributeError, RecursionError) as exc:

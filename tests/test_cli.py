@@ -382,6 +382,10 @@ BAD_INPUTS = {
         "Expected --output in an existing folder",
     ),
     "a spec file whose kernel does not fit": (["model", "big_kernel.json"], "expected a kernel that fits"),
+    "a spec file whose classes disagree with its output": (
+        ["model", "seven_classes.json"],
+        "to give one logit per class, (7,) for its num_classes 7. Received: an output of shape (10,)",
+    ),
     "a zoo model too big for its input": (["model", "alexnet", "--input-size", "16"], "expected a pool window"),
     "resume with an empty id": (["run", "--resume", ""], "Expected --resume as letters"),
     "an infinite learning rate": (["run", "--suite", "smoke", "--lr", "inf"], "expected a finite number"),
@@ -492,6 +496,8 @@ def bad_input_results(tmp_path_factory):
     big_kernel = spec_to_dict(build_spec("cnn_small", (28, 28, 1), 10))
     next(layer for layer in big_kernel["layers"] if "kernel_size" in layer)["kernel_size"] = [99, 99]
     (cwd / "big_kernel.json").write_text(json.dumps(big_kernel))
+    seven = spec_to_dict(build_spec("cnn_small", (28, 28, 1), 10)) | {"num_classes": 7}  # its last Dense gives 10
+    (cwd / "seven_classes.json").write_text(json.dumps(seven))
     damaged = cwd / "damaged-results"
     (damaged / "a-run" / "parts").mkdir(parents=True)
     (damaged / "a-run" / "run.json").write_text('{"started": ')
