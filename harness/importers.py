@@ -9,6 +9,7 @@ finds it by backend name and never imports the framework itself.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Sequence
 from typing import Protocol
 
@@ -39,6 +40,15 @@ class ModelInputError(InputError):
     """The conversion process's own account of a request the model cannot take (its channels, a factory that is
     not one): passed to the user as it is, where any other failure in that process is wrapped with the model, the
     input and the classes it was built for."""
+
+
+def closest_names(name: str, names: list[str]) -> str:
+    """The names nearest ``name`` (its case-insensitive twin first), for an error naming a model that is not there."""
+    twin = [n for n in names if n.lower() == name.lower()]
+    near = twin + [n for n in difflib.get_close_matches(name, names, n=4, cutoff=0.5) if n not in twin]
+    if near:
+        return f"Did you mean {', '.join(near[:4])}?"
+    return f"Valid choices include: {', '.join(names[:8])} ({len(names)} in all)."
 
 
 class FrameworkImporter(Protocol):

@@ -382,6 +382,10 @@ BAD_INPUTS = {
         "Expected --output in an existing folder",
     ),
     "a spec file whose kernel does not fit": (["model", "big_kernel.json"], "expected a kernel that fits"),
+    "a torchvision name it does not have": (  # the conversion process's own account, not a hint about input sizes
+        ["model", "torchvision:resnet1"],
+        "Expected a torchvision classification model name. Received: 'resnet1'. Did you mean resnet18,",
+    ),
     "a spec file whose classes disagree with its output": (
         ["model", "seven_classes.json"],
         "to give one logit per class, (7,) for its num_classes 7. Received: an output of shape (10,)",

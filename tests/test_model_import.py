@@ -342,3 +342,11 @@ def test_a_users_keras_model_runs_on_digits_with_both_backends_agreeing(tmp_path
 
     finals = final_rows(read_results(tmp_path / "r" / "keras")).set_index("backend")
     assert finals.loc["torch", "test_acc"] == finals.loc["tensorflow", "test_acc"] > 0.5  # chance: 0.1
+
+
+def test_a_model_name_that_is_not_there_is_answered_with_the_nearest_ones():
+    from harness.importers import closest_names
+
+    names = ["MobileNet", "MobileNetV2", "ResNet50", "VGG16"]
+    assert closest_names("mobilenetv2", names) == "Did you mean MobileNetV2, MobileNet?"  # its twin in case first
+    assert closest_names("Zzz", names) == "Valid choices include: MobileNet, MobileNetV2, ResNet50, VGG16 (4 in all)."

@@ -15,8 +15,7 @@ from typing import Any
 import numpy as np
 
 from backends.tensorflow.framework import keras
-from harness.errors import InputError
-from harness.importers import UnsupportedModelError
+from harness.importers import ModelInputError, UnsupportedModelError, closest_names
 from harness.spec import (
     Activation,
     Add,
@@ -71,9 +70,11 @@ _ACTIVATIONS = {
 def load_reference(name: str, input_shape: tuple[int, int, int], num_classes: int, seed: int) -> keras.Model:
     factory = getattr(keras.applications, name, None)
     if not callable(factory):
-        raise InputError(
-            f"Expected a keras.applications model name. Received: {name!r}. "
-            f"Valid choices include: ResNet50, MobileNetV2, DenseNet121, VGG16."
+        names = sorted(
+            n for n in dir(keras.applications) if n[:1].isupper() and callable(getattr(keras.applications, n))
+        )
+        raise ModelInputError(
+            f"Expected a keras.applications model name. Received: {name!r}. {closest_names(name, names)}"
         )
     keras.utils.set_random_seed(seed)  # the applications draw their initial weights from Keras' global seed
     return factory(weights=None, input_shape=tuple(input_shape), classes=num_classes, classifier_activation=None)

@@ -25,8 +25,7 @@ from backends.torch.layout import (
     flat_features_from_torch,
 )
 from backends.torch.model import flat_origin, module_tensor
-from harness.errors import InputError
-from harness.importers import UnsupportedModelError
+from harness.importers import ModelInputError, UnsupportedModelError, closest_names
 from harness.shapes import infer_shapes
 from harness.spec import (
     Activation,
@@ -90,10 +89,10 @@ _FUNCTION_ACTIVATIONS: dict[object, str] = {
 def load_reference(name: str, input_shape: tuple[int, int, int], num_classes: int, seed: int) -> nn.Module:
     import torchvision
 
-    if name not in torchvision.models.list_models(module=torchvision.models):
-        raise InputError(
-            f"Expected a torchvision classification model name. Received: {name!r}. "
-            f"Valid choices include: {sorted(torchvision.models.list_models(module=torchvision.models))}"
+    names = sorted(torchvision.models.list_models(module=torchvision.models))
+    if name not in names:
+        raise ModelInputError(
+            f"Expected a torchvision classification model name. Received: {name!r}. {closest_names(name, names)}"
         )
     torch.manual_seed(seed)  # torchvision's builders draw their initial weights from the global generator
     return torchvision.models.get_model(name, weights=None, num_classes=num_classes).eval()
