@@ -17,7 +17,7 @@ import numpy as np
 
 from harness.errors import InputError
 from harness.spec import ModelSpec
-from harness.weights import NeutralWeights
+from harness.weights import NeutralWeights, check_weights, parameter_shapes
 
 
 class UnsupportedModelError(InputError):
@@ -49,6 +49,24 @@ def closest_names(name: str, names: list[str]) -> str:
     if near:
         return f"Did you mean {', '.join(near[:4])}?"
     return f"Valid choices include: {', '.join(names[:8])} ({len(names)} in all)."
+
+
+def check_converted_weights(spec: ModelSpec, weights: NeutralWeights) -> None:
+    """A converted model's weights against the spec inferred for the requested input. A layer whose weights have
+    another shape was written for another input (a Linear(64, ...) after Flatten meets 9x9 images): that is the
+    user's input size, said in their terms; missing or extra names would be a converter fault (check_weights)."""
+    expected = parameter_shapes(spec)
+    wrong = [(k, tuple(v.shape), expected[k]) for k, v in weights.items() if k in expected and v.shape != expected[k]]
+    if wrong:
+        name, has, needs = wrong[0]
+        size = "x".join(str(n) for n in spec.input_shape)
+        raise ModelInputError(
+            f"Expected model {spec.name} to take inputs of {size}. Received: its layer {name.split('/')[0]!r} holds "
+            f"weights of shape {has} ({name}), where an input of {size} needs {needs}. To fix, give the input size "
+            "and channels the model was written for (xfbench run: --input-size, --input-channels; xfbench model: "
+            "--input-size, --channels)."
+        )
+    check_weights(spec, weights)
 
 
 class FrameworkImporter(Protocol):

@@ -386,6 +386,11 @@ BAD_INPUTS = {
         ["model", "torchvision:resnet1"],
         "Expected a torchvision classification model name. Received: 'resnet1'. Did you mean resnet18,",
     ),
+    "a user's model written for another input size": (  # said in the user's terms, not the converter's
+        ["model", "python:eight_by_eight:make", "--input-size", "9", "--channels", "1", "--classes", "10"],
+        "Expected model eight_by_eight:make to take inputs of 9x9x1. Received: its layer '_1' holds weights of "
+        "shape (64, 10) (_1/kernel), where an input of 9x9x1 needs (81, 10).",
+    ),
     "a spec file whose classes disagree with its output": (
         ["model", "seven_classes.json"],
         "to give one logit per class, (7,) for its num_classes 7. Received: an output of shape (10,)",
@@ -502,6 +507,10 @@ def bad_input_results(tmp_path_factory):
     (cwd / "big_kernel.json").write_text(json.dumps(big_kernel))
     seven = spec_to_dict(build_spec("cnn_small", (28, 28, 1), 10)) | {"num_classes": 7}  # its last Dense gives 10
     (cwd / "seven_classes.json").write_text(json.dumps(seven))
+    (cwd / "eight_by_eight.py").write_text(
+        "import torch.nn as nn\n\n\ndef make(num_classes=10):\n"
+        "    return nn.Sequential(nn.Flatten(), nn.Linear(64, num_classes))\n"
+    )
     damaged = cwd / "damaged-results"
     (damaged / "a-run" / "parts").mkdir(parents=True)
     (damaged / "a-run" / "run.json").write_text('{"started": ')

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from backends.tensorflow.framework import keras
-from harness.importers import ModelInputError, UnsupportedModelError, closest_names
+from harness.importers import ModelInputError, UnsupportedModelError, check_converted_weights, closest_names
 from harness.spec import (
     Activation,
     Add,
@@ -32,7 +32,7 @@ from harness.spec import (
     ModelSpec,
     ZeroPad2D,
 )
-from harness.weights import NeutralWeights, check_weights
+from harness.weights import NeutralWeights
 
 SUPPORTED = (
     "InputLayer",
@@ -307,7 +307,7 @@ def convert(model: keras.Model, input_shape: tuple[int, int, int], name: str) ->
         layers=tuple(_with_classifier_group(layers)),
     )
     weights = _weights(model, spec)
-    check_weights(spec, weights)
+    check_converted_weights(spec, weights)
     return spec, weights
 
 

@@ -25,7 +25,7 @@ from backends.torch.layout import (
     flat_features_from_torch,
 )
 from backends.torch.model import flat_origin, module_tensor
-from harness.importers import ModelInputError, UnsupportedModelError, closest_names
+from harness.importers import ModelInputError, UnsupportedModelError, check_converted_weights, closest_names
 from harness.shapes import infer_shapes
 from harness.spec import (
     Activation,
@@ -42,7 +42,7 @@ from harness.spec import (
     MaxPool2D,
     ModelSpec,
 )
-from harness.weights import NeutralWeights, check_weights
+from harness.weights import NeutralWeights
 
 SUPPORTED = (
     "Conv2d (zero padding, dilation 1)",
@@ -348,5 +348,5 @@ def convert(model: nn.Module, input_shape: tuple[int, int, int], name: str) -> t
     layers = tuple(replace(l, group="classifier") if l.group == head.group else l for l in c.layers)
     spec = ModelSpec(name=name, input_shape=tuple(input_shape), num_classes=head.units, layers=layers)
     weights = _weights(c, spec)
-    check_weights(spec, weights)
+    check_converted_weights(spec, weights)
     return spec, weights
