@@ -57,6 +57,17 @@ _WITHOUT_MOMENTUM = ("adam", "adamw", "adagrad", "adadelta")  # their updates re
 _DEFAULT_EPS = {"adam": 1e-8, "adamw": 1e-8, "rmsprop": 1e-8, "adagrad": 1e-10, "adadelta": 1e-6}
 _DEFAULT_RHO = {"rmsprop": 0.99, "adadelta": 0.9}
 _DEFAULT_WEIGHT_DECAY = {"adamw": 0.01}
+# What `xfbench list` says of each optimizer, its defaults from the tables above (PyTorch's semantics, both backends).
+OPTIMIZER_DESCRIPTIONS = {
+    "sgd": "plain SGD (--momentum adds heavy-ball momentum)",
+    "momentum": f"SGD with heavy-ball momentum (--momentum, default {_DEFAULT_MOMENTUM['momentum']})",
+    "nesterov": f"SGD with Nesterov momentum (--momentum, default {_DEFAULT_MOMENTUM['nesterov']})",
+    "adagrad": f"Adagrad (eps {_DEFAULT_EPS['adagrad']:g})",
+    "adadelta": f"Adadelta (rho {_DEFAULT_RHO['adadelta']}, eps {_DEFAULT_EPS['adadelta']:g})",
+    "rmsprop": f"RMSprop (rho {_DEFAULT_RHO['rmsprop']}, eps {_DEFAULT_EPS['rmsprop']:g}; --momentum adds momentum)",
+    "adam": f"Adam (--beta1, --beta2: 0.9, 0.999; eps {_DEFAULT_EPS['adam']:g})",
+    "adamw": f"Adam with decoupled weight decay (--weight-decay, default {_DEFAULT_WEIGHT_DECAY['adamw']})",
+}
 
 
 def model_label(model: str) -> str:

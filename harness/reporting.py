@@ -543,19 +543,22 @@ def print_history(
 
 def catalogue_rows() -> list[list[str]]:
     """(kind, name, description) of everything ``xfbench list`` shows."""
-    from harness.config import OPTIMIZERS
+    from harness.config import OPTIMIZER_DESCRIPTIONS, OPTIMIZERS
     from harness.data.registry import DATASETS
     from harness.models import MODELS
     from harness.strategies import describe_strategies
     from harness.suites import SUITES
     from harness.weights import INITIALIZERS
 
-    rows = [["suite", n, f"{s.description} [{len(s.cases)} cases × {s.seeds} seeds]"] for n, s in SUITES.items()]
+    rows = [
+        ["suite", n, f"{s.description} [{_counted(len(s.cases), 'case')} × {_counted(s.seeds, 'seed')}]"]
+        for n, s in SUITES.items()
+    ]
     rows += [["strategy", n, d] for n, d in describe_strategies().items()]
     rows += [["model", n, entry.description] for n, entry in MODELS.items()]
     rows += [["dataset", n, d] for n, (_, d) in DATASETS.items()]
     rows += [["backend", n, "adapter in backends/" + n] for n in BACKENDS]
-    rows += [["optimizer", n, ""] for n in OPTIMIZERS]
+    rows += [["optimizer", n, OPTIMIZER_DESCRIPTIONS[n]] for n in OPTIMIZERS]
     rows += [["initializer", n, init.description] for n, init in INITIALIZERS.items()]
     return rows
 

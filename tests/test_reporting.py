@@ -339,6 +339,8 @@ def test_history_and_catalogue_tables(capsys, monkeypatch):
     reporting.print_catalogue()
     out = capsys.readouterr().out
     assert all(f"backends/{name}" in out for name in BACKENDS) and "xfbench catalogue" in out
+    assert "[1 case × 3 seeds]" in out and "[3 cases × 2 seeds]" in out  # paired_accuracy, quick
+    assert "Adam with decoupled weight decay (--weight-decay, default 0.01)" in out  # every optimizer described
 
 
 def test_search_markdown_lists_every_sample_and_marks_each_backends_pick(monkeypatch):
