@@ -235,6 +235,13 @@ def build_report(paths: list[Path], out: Path, reference: str | None = None, met
     runs = [run for run in loaded if not run.frame.empty] or [loaded[-1]]
     newest = runs[-1]
     with_rows(newest.frame, newest.path)
+    ran = sorted(set(newest.frame["backend"].dropna()))
+    if reference is not None and reference not in ran:
+        raise InputError(
+            f"Expected --reference to be a backend of the run {newest.run_id}. Received: {reference!r}; it ran "
+            f"{ran}. Pass one of those, or leave --reference out (the run's own: "
+            f"{_recorded_reference(newest)})."
+        )
     sections: list[str] = []
     drawn: list[Iterable[Any]] = []
     if len(runs) > 1:

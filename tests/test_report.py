@@ -308,6 +308,12 @@ def test_a_later_report_compares_with_the_runs_reference_and_keeps_only_its_own_
     assert main(["report", str(run_dir), "-o", str(out)]) == 0
     assert "Statistics vs tensorflow" in out.read_text() and "Statistics vs torch" not in out.read_text()
     assert main(["report", str(run_dir), "-o", str(out), "--reference", "torch"]) == 0  # the flag still wins
+    torch_only = _write_run(tmp_path, "run-o", "2026-01-02")
+    rows = pd.read_parquet(torch_only / "results.parquet")
+    rows[rows["backend"] == "torch"].to_parquet(torch_only / "results.parquet")
+    capsys.readouterr()
+    assert main(["report", str(torch_only), "-o", str(out), "--reference", "tensorflow"]) == 2
+    assert "Received: 'tensorflow'; it ran ['torch']" in capsys.readouterr().err
     assert "Statistics vs torch" in out.read_text()
     (tmp_path / "page_plots" / "epoch-times.png").rename(tmp_path / "page_plots" / "from-another-run.png")
     (tmp_path / "page_plots" / "notes.txt").write_text("not a plot")
