@@ -190,7 +190,7 @@ def _history_section(runs: list[LoadedRunDir], metric: str) -> tuple[str, list[A
             if c.regressed:
                 flagged.add((c.case, c.backend, after.run_id))
             if c.time_verdict != "n/a":
-                ratios.append((after.run_id, c.case, c.backend, *regression_cells(c)[3:6]))
+                ratios.append((after.run_id, c.case, c.backend, *regression_cells(c)[3:6], c.note))
     listing = TableData(
         "runs",
         f"{len(runs)} runs, oldest first",
@@ -210,7 +210,7 @@ def _history_section(runs: list[LoadedRunDir], metric: str) -> tuple[str, list[A
         "ratios",
         f"Epoch time against the previous run: ratio new/previous of steady medians [95 % CI] "
         f"({SIGNIFICANT_MARK}: the change is real, as xfbench compare decides)",
-        ("run", "case", "backend", "ratio [95 % CI]", "p (MWU)", "time"),
+        ("run", "case", "backend", "ratio [95 % CI]", "p (MWU)", "time", "note (as xfbench compare prints it)"),
         tuple(ratios),
     )
     text = "<h2>History</h2>\n" + _table_html(listing) + "\n" + _table_html(ratio_table)

@@ -201,6 +201,9 @@ def test_the_report_of_a_run_is_one_offline_page_with_its_plots(tmp_path):
 def test_a_history_of_three_runs_flags_the_regression(tmp_path):
     for index, slowdown in enumerate((1.0, 1.0, 1.6)):
         _write_run(tmp_path, f"run-{index}", f"2026-01-0{index + 1}", torch_slowdown=slowdown, noise=index)
+    rows = pd.read_parquet(tmp_path / "run-1" / "results.parquet")  # run-1 trained with another batch size
+    rows["config_json"] = rows["config_json"].map(lambda c: json.dumps(json.loads(c) | {"batch_size": 128}))
+    rows.to_parquet(tmp_path / "run-1" / "results.parquet")
     # the newest run stopped before a trial finished: nothing to draw, so the page is about run-2
     (tmp_path / "run-3" / "parts").mkdir(parents=True)
     (tmp_path / "run-3" / "run.json").write_text(json.dumps({"run_id": "run-3", "started": "2026-01-04"}))
@@ -214,6 +217,7 @@ def test_a_history_of_three_runs_flags_the_regression(tmp_path):
     ratios = [(run, backend, cell) for run, backend, cell in rows if " [" in cell]  # not the runs listing
     marked = {(run, backend) for run, backend, cell in ratios if "*" in cell}
     assert len(ratios) == 8 and marked == {("run-2", "torch")}  # 2 runs after the first × 2 cases × 2 backends
+    assert page.count("config differs: batch_size 64→128") == 4  # compare's note, on run-1's rows
     assert (tmp_path / "history_plots" / "history.png").is_file()
 
 
