@@ -281,8 +281,11 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     run_dir = resolve(args.run, Path(args.results_dir).expanduser())
     exported = export_run(run_dir, args.mlflow, args.experiment)
+    store = args.mlflow
+    if store.startswith("sqlite:///"):  # sqlite:///x.db is relative to the working directory: say which file
+        store += f" ({Path(store.removeprefix('sqlite:///')).resolve()})"
     print(
-        f"exported {len(exported.trial_runs)} trials of {run_dir.name} to {args.mlflow} "
+        f"exported {len(exported.trial_runs)} trials of {run_dir.name} to {store} "
         f"(experiment {args.experiment!r}, parent run {exported.parent_run_id})"
     )
     return 0

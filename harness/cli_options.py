@@ -504,7 +504,9 @@ def _add_report_parsers(commands: Any) -> None:
     rep.add_argument(
         "-o", "--output", type=Path, help="the HTML file (default: report.html in the run, else ./report.html)"
     )
-    rep.add_argument("--results-dir", default="results", help="where run ids are looked up (default ./results)")
+    rep.add_argument(
+        "--results-dir", default="results", help="where run ids and baseline names are looked up (default ./results)"
+    )
     rep.add_argument(
         "--metric",
         default="epoch_time_s",
@@ -518,7 +520,9 @@ def _add_report_parsers(commands: Any) -> None:
         "--mlflow", required=True, metavar="URI", help="tracking URI, e.g. sqlite:///mlflow.db or http://host:5000"
     )
     exp.add_argument("--experiment", default="xfbench", help="MLflow experiment name (default xfbench)")
-    exp.add_argument("--results-dir", default="results")
+    exp.add_argument(
+        "--results-dir", default="results", help="where run ids and baseline names are looked up (default ./results)"
+    )
 
 
 def add_search_arguments(parser: argparse.ArgumentParser) -> None:
@@ -682,11 +686,11 @@ def build_parser() -> argparse.ArgumentParser:
     base = commands.add_parser("baseline", help="save or list baselines (results/baselines/<machine>/<name>)")
     base_cmds = base.add_subparsers(dest="baseline_command", required=True)
     save = base_cmds.add_parser("save", help="store a run as a named baseline")
-    save.add_argument("name")
+    save.add_argument("name", help="letters, digits, '.', '_' and '-'; a name saved before is replaced")
     save.add_argument("--run", help="run directory or run id (default: the newest run)")
-    save.add_argument("--results-dir", default="results")
+    save.add_argument("--results-dir", default="results", help="where runs are and baselines go (default ./results)")
     lst = base_cmds.add_parser("list", help="list saved baselines")
-    lst.add_argument("--results-dir", default="results")
+    lst.add_argument("--results-dir", default="results", help="where baselines were saved (default ./results)")
 
     mdl = commands.add_parser("model", help="a model's per-layer table: output shapes, parameters, MACs, totals")
     mdl.add_argument(
@@ -709,7 +713,7 @@ def build_parser() -> argparse.ArgumentParser:
     wts_cmds.add_parser("list", help="weight files in the cache, with the set each was fetched as")
 
     hist = commands.add_parser("history", help="runs so far and a metric's trend per case")
-    hist.add_argument("--results-dir", default="results")
+    hist.add_argument("--results-dir", default="results", help="the runs to list (default ./results)")
     hist.add_argument(
         "--metric",
         default="epoch_time_s",
@@ -725,7 +729,9 @@ def _add_compare_parser(commands: Any) -> None:
     cmp = commands.add_parser("compare", help="regressions and improvements between two runs or baselines")
     cmp.add_argument("base", help="run directory, run id under --results-dir, or baseline name")
     cmp.add_argument("new", help="run directory, run id under --results-dir, or baseline name")
-    cmp.add_argument("--results-dir", default="results")
+    cmp.add_argument(
+        "--results-dir", default="results", help="where run ids and baseline names are looked up (default ./results)"
+    )
     cmp.add_argument(
         "--time-threshold",
         type=float_above(1.0, inclusive=False),

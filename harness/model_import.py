@@ -240,6 +240,14 @@ def read_spec_file(ref: ModelRef) -> ModelSpec:
     return spec
 
 
+def _given_options(options: ModelOptions) -> str:
+    """The model options that differ from the defaults, as ``name=value`` (not the whole dataclass)."""
+    default = ModelOptions()
+    changed = [f"{f.name}={getattr(options, f.name)!r}" for f in dataclasses.fields(options)
+               if getattr(options, f.name) != getattr(default, f.name)]  # fmt: skip
+    return ", ".join(changed)
+
+
 def model_spec(
     model: str, input_shape: tuple[int, ...], num_classes: int, options: ModelOptions, cache_dir: str | Path | None
 ) -> ModelSpec:
@@ -250,8 +258,7 @@ def model_spec(
     if options != ModelOptions():
         raise InputError(
             f"Expected no model options (--width-multiplier and the like) with model {model}: they apply to zoo "
-            "models. "
-            f"Received: {options}. Change the model's own definition instead."
+            f"models. Received: {_given_options(options)}. Change the model's own definition instead."
         )
     if ref.kind == "spec":
         spec = read_spec_file(ref)
