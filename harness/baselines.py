@@ -134,13 +134,19 @@ def save_baseline(run_dir: Path, name: str, results_dir: Path) -> SaveOutcome:
         )
     frame = read_run_rows(run_dir)
     if not len(frame) or not frame["status"].eq("ok").any():
-        statuses = ", ".join(sorted({str(s) for s in frame["status"]})) if len(frame) else "no rows"
+        statuses = ", ".join(sorted({str(s) for s in frame["status"].dropna()})) or "no status recorded"
         raise InputError(
             f"Expected a run with at least one trial that ended ok to save as a baseline. Received: {run_dir}, with "
-            f"no ok trial ({statuses}). Save a run that finished, e.g. the newest: `xfbench baseline save NAME`."
+            f"no ok trial ({statuses}). Pick a run that finished (`xfbench history` lists them) and pass it: "
+            f"`xfbench baseline save {name} --run RUN_ID`."
         )
     env = Environment.of(frame)
     target = results_dir / BASELINES / env.machine_key / name
+    if target.resolve() == run_dir.resolve():
+        raise InputError(
+            f"Expected a run to save as baseline {name!r}. Received: --run {run_dir}, which is that baseline itself. "
+            "Pass the run to save with --run, or another name."
+        )
     replaced = target.exists()
     if replaced:
         shutil.rmtree(target)

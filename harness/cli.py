@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.backend import REFERENCE_BACKEND
 from harness.cli_options import (
     PATH_PREFIX,
     build_parser,
@@ -29,6 +28,7 @@ from harness.cli_options import (
     selection_from_args,
 )
 from harness.errors import InputError
+from harness.model_import import parse_model_ref
 from harness.model_table import ModelRequest, describe_model
 from harness.models import ModelOptions
 from harness.plan import ExecutionOptions, RunPlan
@@ -114,7 +114,7 @@ def _start(args: argparse.Namespace) -> int:
         command=["xfbench", *sys.argv[1:]],
         data_provenance=p.provenance,
         ship=p.ship,
-        reference=args.reference or REFERENCE_BACKEND,
+        reference=args.reference,
         html_report=args.html_report,
     )
     return _finish(outcome, args)
@@ -267,7 +267,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     single_run = len(paths) == 1 and (paths[0] / "run.json").is_file()
     default = paths[0] / "report.html" if single_run else Path("report.html")
     out = check_output_file(args.output or default, "--output")
-    report = build_report(paths, out, args.reference, args.metric)
+    report = build_report(paths, out, args.reference, args.metric, given_reference=args.reference is not None)
     print(
         f"wrote {report.path} ({report.size_bytes / 1024:,.0f} KiB, {len(report.plots)} plots; PNG and SVG in "
         f"{report.plot_dir})"
@@ -293,7 +293,10 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_model(args: argparse.Namespace) -> int:
     options = ModelOptions(width_multiplier=args.width_multiplier) if args.width_multiplier else ModelOptions()
-    cache = writable_results_dir(Path(args.results_dir).expanduser().resolve()) / "_cache"
+    results_dir = Path(args.results_dir).expanduser().resolve()
+    if parse_model_ref(args.name).kind not in ("zoo", "spec"):  # converted in a worker, cached under results_dir
+        writable_results_dir(results_dir)
+    cache = results_dir / "_cache"
     request = ModelRequest(args.name, args.input_size, args.channels, args.classes, options, cache)
     if args.export_spec:
         check_output_file(Path(args.export_spec), "--export-spec")

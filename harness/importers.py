@@ -16,7 +16,7 @@ from typing import Protocol
 import numpy as np
 
 from harness.errors import InputError
-from harness.spec import ModelSpec
+from harness.spec import Dense, ModelSpec
 from harness.weights import NeutralWeights, check_weights, parameter_shapes
 
 
@@ -52,13 +52,22 @@ def closest_names(name: str, names: list[str]) -> str:
 
 
 def check_converted_weights(spec: ModelSpec, weights: NeutralWeights) -> None:
-    """A converted model's weights against the spec inferred for the requested input. A layer whose weights have
-    another shape was written for another input (a Linear(64, ...) after Flatten meets 9x9 images): that is the
-    user's input size, said in their terms; missing or extra names would be a converter fault (check_weights)."""
+    """A converted model's weights against the spec inferred for the requested input. A Dense layer whose kernel
+    takes another number of inputs was written for another input size (a Linear(64, ...) after Flatten meets 9x9
+    images): that is the user's request, said in their terms. Any other mismatch would be a converter fault
+    (check_weights)."""
     expected = parameter_shapes(spec)
     wrong = [(k, tuple(v.shape), expected[k]) for k, v in weights.items() if k in expected and v.shape != expected[k]]
-    if wrong:
-        name, has, needs = wrong[0]
+    input_sized = [
+        (k, has, needs)
+        for k, has, needs in wrong
+        if k.endswith("/kernel")
+        and isinstance(spec.layer(k.split("/")[0]), Dense)
+        and len(has) == len(needs) == 2
+        and has[1] == needs[1]
+    ]
+    if input_sized:  # a Dense layer's inputs are the features the input size gives it: the user's request
+        name, has, needs = input_sized[0]
         size = "x".join(str(n) for n in spec.input_shape)
         raise ModelInputError(
             f"Expected model {spec.name} to take inputs of {size}. Received: its layer {name.split('/')[0]!r} holds "

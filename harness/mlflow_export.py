@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass
@@ -133,10 +134,12 @@ def _check_sqlite_store(uri: str) -> None:
             raise InputError(
                 f"Expected --mlflow {uri} to name a SQLite database. Received: {path}, a file that is not one. {fix}"
             )
-        return
+        if not os.access(path, os.W_OK):
+            raise InputError(f"Expected --mlflow {uri} to be a database xfbench can write. Received: {path} is "
+                             f"read-only. {fix}")  # fmt: skip
     why = unwritable_reason(path.parent) if path.parent.is_dir() else f"{path.parent} is not a folder that exists"
-    if why:  # SQLite creates the file, not the folders above it
-        raise InputError(f"Expected --mlflow {uri} to name a file SQLite can create. Received: {why}. {fix}")
+    if why:  # SQLite creates the file, not the folders above it, and writes its journal beside the file
+        raise InputError(f"Expected --mlflow {uri} in a folder SQLite can write. Received: {why}. {fix}")
 
 
 def _experiment(client: Any, name: str, uri: str) -> str:

@@ -228,7 +228,7 @@ def read_spec_file(ref: ModelRef) -> ModelSpec:
             raise InputError(
                 f"Expected the spec's output layer {spec.output_name!r} to give one logit per class, "
                 f"({spec.num_classes},) for its num_classes {spec.num_classes}. Received: an output of shape "
-                f"{produced}. Make num_classes and the last layer's units agree"
+                f"{produced}. Make num_classes and the output layer's size agree."
             )
     except InputError as exc:
         raise InputError(f"{exc} (in the spec file {path})") from None

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.backbone import pretrain_trials
-from harness.backend import REFERENCE_BACKEND
+from harness.backend import BACKENDS, REFERENCE_BACKEND
 from harness.config import TrialConfig
 from harness.errors import InputError
 from harness.tuning import TunePlan
@@ -161,6 +161,8 @@ class RunRecord:
     def __post_init__(self) -> None:
         if self.status not in RUN_STATUSES:
             raise ValueError(f"Expected a run status in {list(RUN_STATUSES)}. Received: {self.status!r}.")
+        if self.reference not in BACKENDS:  # read_run_file names the file and how to fix it
+            raise ValueError(f"Expected a reference backend in {list(BACKENDS)}. Received: {self.reference!r}.")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunRecord:

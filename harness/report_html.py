@@ -56,6 +56,7 @@ PROVENANCE_KEYS = (
     "scheduler",
     "datasets",
     "trial_status",
+    "reference",
 )
 
 
@@ -97,6 +98,27 @@ def run_dirs(paths: list[Path]) -> list[Path]:
 
 def _info(run_dir: Path) -> dict[str, Any]:
     return read_run_json(run_dir)
+
+
+PLOT_MANIFEST = ".xfbench-plots.json"  # in a report's plot folder: the plots xfbench drew there last
+
+
+def _forget_earlier_plots(plot_dir: Path, drawn: list[str]) -> None:
+    """Remove the plots an earlier report drew into ``plot_dir`` that this one did not (a report of another run
+    into the same folder left them beside the new ones), as its manifest lists them: nothing else in the folder
+    is touched. Then list this report's plots."""
+    manifest = plot_dir / PLOT_MANIFEST
+    try:
+        earlier = json.loads(manifest.read_text()) if manifest.is_file() else []
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        earlier = []  # a damaged manifest: leave the folder as it is
+    for name in earlier if isinstance(earlier, list) else []:
+        for suffix in (".png", ".svg"):
+            stale = plot_dir / f"{name}{suffix}"
+            if isinstance(name, str) and name not in drawn and stale.is_file() and stale.parent == plot_dir:
+                stale.unlink()
+    if plot_dir.is_dir():
+        manifest.write_text(json.dumps(sorted(set(drawn))))
 
 
 def _recorded_reference(run: LoadedRunDir) -> str:
@@ -225,9 +247,16 @@ def _page(title: str, body: str) -> str:
     )
 
 
-def build_report(paths: list[Path], out: Path, reference: str | None = None, metric: str = "epoch_time_s") -> Report:
+def build_report(
+    paths: list[Path],
+    out: Path,
+    reference: str | None = None,
+    metric: str = "epoch_time_s",
+    given_reference: bool = False,
+) -> Report:
     """Write ``out`` (and its plots' PNG and SVG files) from the runs ``paths`` name; return what was written. The
-    newest run's table compares with ``reference``, by default the backend that run compared with."""
+    newest run's table compares with ``reference``, by default the backend that run compared with; one the user
+    gave (``given_reference``) must be a backend the run ran."""
     from harness import plots
 
     loaded = [load(r) for r in run_dirs(paths)]
@@ -236,11 +265,11 @@ def build_report(paths: list[Path], out: Path, reference: str | None = None, met
     newest = runs[-1]
     with_rows(newest.frame, newest.path)
     ran = sorted(set(newest.frame["backend"].dropna()))
-    if reference is not None and reference not in ran:
+    if given_reference and reference not in ran:
         raise InputError(
             f"Expected --reference to be a backend of the run {newest.run_id}. Received: {reference!r}; it ran "
             f"{ran}. Pass one of those, or leave --reference out (the run's own: "
-            f"{_recorded_reference(newest)})."
+            f"{newest.info.get('reference', REFERENCE_BACKEND)})."
         )
     sections: list[str] = []
     drawn: list[Iterable[Any]] = []
@@ -258,9 +287,7 @@ def build_report(paths: list[Path], out: Path, reference: str | None = None, met
         svg = _inline_svg(plots.save(plot, plot_dir), f"fig{index}")
         caption = f"{html.escape(plot.title)} <span class='note'>({plot.name}.png, {plot.name}.svg)</span>"
         rendered.append(f'<figure id="plot-{html.escape(plot.name)}"><figcaption>{caption}</figcaption>{svg}</figure>')
-    for stale in [*plot_dir.glob("*.png"), *plot_dir.glob("*.svg")]:  # an earlier report's into the same folder
-        if stale.stem not in names:
-            stale.unlink()
+    _forget_earlier_plots(plot_dir, names)
     body = "\n".join([*sections, "<h2>Plots</h2>", *rendered, "<p class='note'>page size: PAGE_SIZE</p>"])
     page = _page(f"xfbench report: {newest.run_id}" + (f" and {len(runs) - 1} earlier" if len(runs) > 1 else ""), body)
     size = len(page.encode())

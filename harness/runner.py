@@ -252,7 +252,7 @@ def execute(
     data_provenance: dict[str, dict[str, str]] | None = None,
     schedule: Schedule = run_trials,
     ship: dict[str, Dataset] | None = None,
-    reference: str = REFERENCE_BACKEND,
+    reference: str | None = None,
     html_report: bool = True,
 ) -> RunOutcome:
     """Run every stage of ``plan`` in a new run directory ``results_dir/run_id``; its summary.md and report.html
@@ -272,7 +272,7 @@ def execute(
         python_version=machine.python_version,
         datasets=data_provenance or {},
         data_delivery={name: "object store" for name in (ship or {})},
-        reference=reference,
+        reference=reference or REFERENCE_BACKEND,
     )
     run_file = RunFile(plan, _recorded_options(settings), record, tuple(plan.pretrain()))
     try:
@@ -287,7 +287,7 @@ def execute(
                 progress or SilentProgress(),
                 Delivery(datasets=dict(ship or {})),
                 finished=set(),
-                reference=reference,
+                reference=record.reference,
                 html_report=html_report,
             )
             return _carry_out(ctx, schedule)

@@ -350,7 +350,7 @@ BAD_INPUTS = {
         "Expected --results-dir to be a folder xfbench can write",
     ),
     "model with its cache in a file": (
-        ["model", "mlp", "--results-dir", "not_a_spec.json"],
+        ["model", "python:eight_by_eight:make", "--results-dir", "not_a_spec.json"],  # a zoo model needs no cache
         "Expected --results-dir to be a folder xfbench can write",
     ),
     "export into a SQLite store that is a folder": (

@@ -117,6 +117,13 @@ def test_baseline_save_compare_by_name_and_history(runs, capsys, monkeypatch):
     assert _widest(capsys.readouterr().out) <= 80
     assert main(["baseline", "list", "--results-dir", str(root)]) == 0
     assert "nightly" in capsys.readouterr().out
+    assert main(["baseline", "save", "nightly", "--run", str(honest_b), "--results-dir", str(root)]) == 0
+    assert capsys.readouterr().out.startswith("replaced baseline 'nightly' from")  # said, not silent
+    # the baseline as its own source: removing the old one first would lose the run it copies from
+    assert main(["baseline", "save", "nightly", "--run", "nightly", "--results-dir", str(root)]) == 2
+    assert "which is that baseline itself" in capsys.readouterr().err
+    assert main(["compare", "nightly", "b-honest", "--results-dir", str(root)]) == 0  # still whole
+    capsys.readouterr()
     assert main(["history", "--results-dir", str(root), "--metric", "test_acc", "--case", "convnet3"]) == 0
     out = capsys.readouterr().out
     assert "a-honest" in out and "b-honest" in out and "cmp:scratch-convnet3-digits" in out

@@ -301,6 +301,9 @@ def test_the_reference_reaches_the_report_beside_summary_md(tmp_path):
     run_dir = _write_run(tmp_path, "run-r", "2026-01-01", torch_slowdown=1.5)
     page = write_report(run_dir, "tensorflow").read_text()  # type: ignore[union-attr]
     assert "Statistics vs tensorflow" in page and "tensorflow vs torch" in page and "Statistics vs torch" not in page
+    rows = pd.read_parquet(run_dir / "results.parquet")  # a TensorFlow-only run keeps the default reference, torch:
+    rows[rows["backend"] == "tensorflow"].to_parquet(run_dir / "results.parquet")  # nothing to compare, still drawn
+    assert write_report(run_dir) is not None
 
 
 @needs_matplotlib
@@ -319,12 +322,17 @@ def test_a_later_report_compares_with_the_runs_reference_and_keeps_only_its_own_
     assert main(["report", str(torch_only), "-o", str(out), "--reference", "tensorflow"]) == 2
     assert "Received: 'tensorflow'; it ran ['torch']" in capsys.readouterr().err
     assert "Statistics vs torch" in out.read_text()
-    (tmp_path / "page_plots" / "epoch-times.png").rename(tmp_path / "page_plots" / "from-another-run.png")
-    (tmp_path / "page_plots" / "notes.txt").write_text("not a plot")
-    assert main(["report", str(run_dir), "-o", str(out)]) == 0
-    pngs = {p.stem for p in (tmp_path / "page_plots").glob("*.png")}
-    assert "from-another-run" not in pngs and "epoch-times" in pngs  # an earlier report's plot is not left beside
-    assert (tmp_path / "page_plots" / "notes.txt").is_file()  # files that are not plots are the user's
+    plots = tmp_path / "page_plots"
+    two_backends = {p.name for p in plots.iterdir()}
+    (plots / "mine.png").write_bytes(b"a picture of the user's")  # not xfbench's: never touched
+    (plots / "epoch-times-marked.svg").write_text("<svg/>")
+    assert main(["report", str(torch_only), "-o", str(out)]) == 0  # another run into the same folder
+    left = {p.name for p in plots.iterdir()} - {"mine.png", "epoch-times-marked.svg"}
+    assert left == {f"{name}.{kind}" for name in build_report([torch_only], out).plots for kind in ("png", "svg")} | {
+        ".xfbench-plots.json"
+    }
+    assert "time-ratios.png" in two_backends and "time-ratios.png" not in left  # the first report's, removed
+    assert (plots / "mine.png").is_file() and (plots / "epoch-times-marked.svg").is_file()
     (run_dir / "run.json").write_text(json.dumps(info | {"reference": "jax"}))
     capsys.readouterr()
     assert main(["report", str(run_dir), "-o", str(out)]) == 2

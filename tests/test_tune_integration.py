@@ -335,6 +335,7 @@ def test_a_run_resumed_after_its_driver_was_killed_matches_an_uninterrupted_run_
     assert set(frame["attempt"]) == {0} and set(frame["status"]) == {"ok"}
     info = json.loads((run_dir / "run.json").read_text())
     assert info["status"] == "finished" and info["resumes"][0]["finished_trials_kept"] == len(before)
+    assert info["reference"] == "torch"  # recorded at the start (the default), kept by the resume
     resumed_experiment = _experiment_trials(tmp_path / "interrupted" / "_ray" / "killed-trials-resume1-torch")
     assert len(resumed_experiment) == 3 - len(before)
 
