@@ -72,6 +72,12 @@ def _prepare(args: argparse.Namespace) -> _Prepared:
     from harness.runner import check_run_id, new_run_id, scheduler_settings
 
     plan = plan_from_args(args)
+    planned = sorted({t.backend for t in plan.planned_trials})
+    if args.reference is not None and args.reference not in planned:  # its tables would compare nothing
+        raise InputError(
+            f"Expected --reference to be one of the backends this run trains, {planned}. Received: "
+            f"{args.reference!r}. Pass one of those, or add --backend {args.reference}."
+        )
     results_dir = writable_results_dir(Path(args.results_dir).expanduser().resolve())
     if args.run_id is not None:
         check_run_id(args.run_id)

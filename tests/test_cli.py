@@ -309,6 +309,10 @@ BAD_INPUTS = {
     ),
     "run id of the results directory's own": (["run", "--suite", "smoke", "--run-id", "_ray"], "Received: '_ray'"),
     "unknown option": (["run", "--suite", "smoke", "--bogus"], "unrecognized arguments: --bogus"),
+    "a reference backend the run does not train": (
+        ["run", "--suite", "smoke", "--backend", "torch", "--reference", "tensorflow"],
+        "Expected --reference to be one of the backends this run trains, ['torch']. Received: 'tensorflow'.",
+    ),
     "a value read as a flag": (  # argparse takes -1,2 for an option; the message says how to pass it
         ["run", "--suite", "smoke", "--classes", "-1,2"],
         "argument --classes: expected one argument. If its value starts with '-', write --classes=VALUE.",
