@@ -254,8 +254,10 @@ def cmd_history(args: argparse.Namespace) -> int:
     return 0
 
 
-def _report_source(given: str, results_dir: Path, resolve: Callable[[str, Path], Path]) -> Path:
+def _report_source(given: str, results_dir: Path) -> Path:
     """A run (directory, id or baseline name, as compare and export look them up), else a folder of runs."""
+    from harness.baselines import resolve
+
     try:
         return resolve(given, results_dir)
     except InputError:
@@ -265,15 +267,14 @@ def _report_source(given: str, results_dir: Path, resolve: Callable[[str, Path],
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from harness.baselines import resolve
     from harness.report_html import build_report
 
     results_dir = Path(args.results_dir).expanduser()
-    paths = [_report_source(r, results_dir, resolve) for r in args.runs]
+    paths = [_report_source(r, results_dir) for r in args.runs]
     single_run = len(paths) == 1 and (paths[0] / "run.json").is_file()
     default = paths[0] / "report.html" if single_run else Path("report.html")
     out = check_output_file(args.output or default, "--output")
-    report = build_report(paths, out, args.reference, args.metric, given_reference=args.reference is not None)
+    report = build_report(paths, out, args.reference, args.metric)
     print(
         f"wrote {report.path} ({report.size_bytes / 1024:,.0f} KiB, {len(report.plots)} plots; PNG and SVG in "
         f"{report.plot_dir})"
@@ -283,13 +284,12 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from harness.baselines import resolve
-    from harness.mlflow_export import export_run
+    from harness.mlflow_export import export_run, sqlite_file
 
     run_dir = resolve(args.run, Path(args.results_dir).expanduser())
     exported = export_run(run_dir, args.mlflow, args.experiment)
-    store = args.mlflow
-    if store.startswith("sqlite:///"):  # sqlite:///x.db is relative to the working directory: say which file
-        store += f" ({Path(store.removeprefix('sqlite:///')).resolve()})"
+    database = sqlite_file(args.mlflow)  # sqlite:///x.db is relative to the working directory: say which file
+    store = f"{args.mlflow} ({database})" if database else args.mlflow
     print(
         f"exported {len(exported.trial_runs)} trials of {run_dir.name} to {store} "
         f"(experiment {args.experiment!r}, parent run {exported.parent_run_id})"

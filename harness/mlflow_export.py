@@ -118,12 +118,18 @@ def _metrics(trial: pd.DataFrame) -> list[Any]:
     return metrics
 
 
+def sqlite_file(uri: str) -> Path | None:
+    """The database file of a ``sqlite:///`` tracking URI (``sqlite:///x.db`` is relative to the working directory,
+    ``sqlite:////abs/x.db`` absolute); None for any other store."""
+    return Path(uri.removeprefix("sqlite:///")).resolve() if uri.startswith("sqlite:///") else None
+
+
 def _check_sqlite_store(uri: str) -> None:
     """A SQLite store's file must be one SQLite can open or create: MLflow retries a folder or an unwritable place
     for about 100 s, and a file that is not a database fails with a traceback."""
-    if not uri.startswith("sqlite:///"):
+    path = sqlite_file(uri)
+    if path is None:
         return
-    path = Path(uri[len("sqlite:///") :]).resolve()  # sqlite:///x.db is relative to the working directory
     fix = "Give a database file in a folder you can write, e.g. sqlite:///mlflow.db (sqlite:////abs/path.db)."
     if path.is_dir():
         raise InputError(f"Expected --mlflow {uri} to name a SQLite file. Received: {path} is a folder. {fix}")
@@ -153,9 +159,8 @@ def _experiment(client: Any, name: str, uri: str) -> str:
     if existing:
         return str(existing.experiment_id)
     # MLflow's default artefact root is ./mlruns under the current directory; beside a SQLite store is kinder
-    location = None
-    if uri.startswith("sqlite:///"):
-        location = (Path(uri[len("sqlite:///") :]).resolve().parent / "mlartifacts").as_uri()
+    database = sqlite_file(uri)
+    location = (database.parent / "mlartifacts").as_uri() if database else None
     return str(client.create_experiment(name, artifact_location=location))
 
 

@@ -36,7 +36,7 @@ from harness.errors import InputError
 from harness.fresh_process import run_worker_module
 from harness.importers import UnsupportedModelError
 from harness.model_cost import model_cost
-from harness.models import MODELS, ModelOptions, build_spec
+from harness.models import MODELS, ModelOptions, build_spec, changed_options
 from harness.shapes import output_shape
 from harness.spec import ModelSpec, spec_from_dict
 from harness.weights import NeutralWeights
@@ -240,14 +240,6 @@ def read_spec_file(ref: ModelRef) -> ModelSpec:
     return spec
 
 
-def _given_options(options: ModelOptions) -> str:
-    """The model options that differ from the defaults, as ``name=value`` (not the whole dataclass)."""
-    default = ModelOptions()
-    changed = [f"{f.name}={getattr(options, f.name)!r}" for f in dataclasses.fields(options)
-               if getattr(options, f.name) != getattr(default, f.name)]  # fmt: skip
-    return ", ".join(changed)
-
-
 def model_spec(
     model: str, input_shape: tuple[int, ...], num_classes: int, options: ModelOptions, cache_dir: str | Path | None
 ) -> ModelSpec:
@@ -258,7 +250,8 @@ def model_spec(
     if options != ModelOptions():
         raise InputError(
             f"Expected no model options (--width-multiplier and the like) with model {model}: they apply to zoo "
-            f"models. Received: {_given_options(options)}. Change the model's own definition instead."
+            f"models. Received: {', '.join(f'{k}={v!r}' for k, v in changed_options(options).items())}. Change the "
+            "model's own definition instead."
         )
     if ref.kind == "spec":
         spec = read_spec_file(ref)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
+from typing import Any
 
 from harness.errors import InputError
 from harness.shapes import infer_shapes
@@ -209,6 +210,16 @@ MODELS: dict[str, ModelEntry] = {
 }
 
 
+def changed_options(options: ModelOptions) -> dict[str, Any]:
+    """The options set away from their defaults, by field name."""
+    defaults = ModelOptions()
+    return {
+        f.name: getattr(options, f.name)
+        for f in fields(options)
+        if getattr(options, f.name) != getattr(defaults, f.name)
+    }
+
+
 def check_options_apply(name: str, options: ModelOptions) -> None:
     """Raise when an option is set that model ``name`` would ignore: a result must not claim what did not happen.
     The activation's alpha applies to leaky_relu and elu only. BatchNorm's settings and the dropout kind are
@@ -217,12 +228,7 @@ def check_options_apply(name: str, options: ModelOptions) -> None:
     honoured = set(MODELS[name].options)
     if options.activation not in _ALPHA_ACTIVATIONS:
         honoured.discard("activation_alpha")
-    defaults = ModelOptions()
-    ignored = {
-        f.name: getattr(options, f.name)
-        for f in fields(options)
-        if f.name not in honoured and getattr(options, f.name) != getattr(defaults, f.name)
-    }
+    ignored = {k: v for k, v in changed_options(options).items() if k not in honoured}
     if ignored:
         raise InputError(
             f"Expected only options that model {name!r} uses ({', '.join(sorted(honoured))}; "

@@ -247,16 +247,10 @@ def _page(title: str, body: str) -> str:
     )
 
 
-def build_report(
-    paths: list[Path],
-    out: Path,
-    reference: str | None = None,
-    metric: str = "epoch_time_s",
-    given_reference: bool = False,
-) -> Report:
+def build_report(paths: list[Path], out: Path, reference: str | None = None, metric: str = "epoch_time_s") -> Report:
     """Write ``out`` (and its plots' PNG and SVG files) from the runs ``paths`` name; return what was written. The
-    newest run's table compares with ``reference``, by default the backend that run compared with; one the user
-    gave (``given_reference``) must be a backend the run ran."""
+    newest run's table compares with ``reference``, which must be a backend that run ran; None: the backend the
+    run itself compared with (run.json)."""
     from harness import plots
 
     loaded = [load(r) for r in run_dirs(paths)]
@@ -265,7 +259,7 @@ def build_report(
     newest = runs[-1]
     with_rows(newest.frame, newest.path)
     ran = sorted(set(newest.frame["backend"].dropna()))
-    if given_reference and reference not in ran:
+    if reference is not None and reference not in ran:
         raise InputError(
             f"Expected --reference to be a backend of the run {newest.run_id}. Received: {reference!r}; it ran "
             f"{ran}. Pass one of those, or leave --reference out (the run's own: "

@@ -441,13 +441,14 @@ def _carry_out(ctx: _RunContext, schedule: Schedule) -> RunOutcome:
         trial_status=trial_status,
     )
     if ctx.html_report:
-        write_report(ctx.run_dir, ctx.reference)
+        write_report(ctx.run_dir)  # compared with the reference run.json records: ctx.reference
     return RunOutcome(ctx.run.run_id, ctx.run_dir, frame, summary, markdown, wall, status)
 
 
-def write_report(run_dir: Path, reference: str = REFERENCE_BACKEND) -> Path | None:
-    """report.html beside summary.md. A report that cannot be drawn (matplotlib missing, a plot failing) is a
-    warning: the run's results are already written and must not be lost to it."""
+def write_report(run_dir: Path, reference: str | None = None) -> Path | None:
+    """report.html beside summary.md, compared with ``reference`` (None: the run's own). A report that cannot be
+    drawn (matplotlib missing, a plot failing) is a warning: the run's results are already written and must not be
+    lost to it."""
     from harness.report_html import build_report
 
     try:
