@@ -287,13 +287,16 @@ def cmd_export(args: argparse.Namespace) -> int:
     from harness.mlflow_export import export_run, sqlite_file
 
     run_dir = resolve(args.run, Path(args.results_dir).expanduser())
-    exported = export_run(run_dir, args.mlflow, args.experiment)
+    exported = export_run(run_dir, args.mlflow, args.experiment, args.replace)
     database = sqlite_file(args.mlflow)  # sqlite:///x.db is relative to the working directory: say which file
     store = f"{args.mlflow} ({database})" if database else args.mlflow
-    print(
-        f"exported {len(exported.trial_runs)} trials of {run_dir.name} to {store} "
-        f"(experiment {args.experiment!r}, parent run {exported.parent_run_id})"
-    )
+    where = f"{store} (experiment {args.experiment!r}, parent run {exported.parent_run_id})"
+    if exported.outcome == "unchanged":
+        print(f"{run_dir.name} is already in {where}, its {len(exported.trial_runs)} trials as they are now: "
+              "nothing written")  # fmt: skip
+    else:
+        verb = "replaced the earlier export with" if exported.outcome == "replaced" else "exported"
+        print(f"{verb} {len(exported.trial_runs)} trials of {run_dir.name} to {where}")
     return 0
 
 

@@ -521,6 +521,12 @@ def _add_report_parsers(commands: Any) -> None:
     )
     exp.add_argument("--experiment", default="xfbench", help="MLflow experiment name (default xfbench)")
     exp.add_argument(
+        "--replace",
+        action="store_true",
+        help="delete an earlier export of this run that differs from it (stopped, or the run resumed since) and "
+        "export again; an unchanged one is always left as it is",
+    )
+    exp.add_argument(
         "--results-dir", default="results", help="where run ids and baseline names are looked up (default ./results)"
     )
 

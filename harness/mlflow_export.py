@@ -9,6 +9,7 @@ the first's epochs), and its final test accuracy. MLflow is an optional extra (`
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -16,7 +17,7 @@ import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pandas as pd
 
@@ -37,6 +38,61 @@ class Exported:
     experiment_id: str
     parent_run_id: str
     trial_runs: dict[str, str]  # trial id -> MLflow run id
+    outcome: Literal["exported", "unchanged", "replaced"] = "exported"
+
+
+@dataclass(frozen=True)
+class EarlierExport:
+    """What the experiment already holds of this run: the MLflow runs tagged with its key, parent first."""
+
+    parent_run_id: str
+    run_ids: tuple[str, ...]  # the parent and every trial's run
+    trial_runs: dict[str, str]
+    complete: bool  # the parent was marked complete after its last trial was logged
+    rows_sha256: str
+
+
+def run_key(info: dict[str, Any], run_dir: Path) -> str:
+    """Which xfbench run an MLflow run came from: its id, when it started and on which host (two machines' nightly
+    runs may share an id). Hex only, so it can be searched for without quoting."""
+    identity = "\n".join(str(info.get(k, "")) for k in ("run_id", "started", "driver_host")) or run_dir.name
+    return hashlib.sha256(identity.encode()).hexdigest()[:20]
+
+
+def rows_fingerprint(frame: pd.DataFrame) -> str:
+    """What the export holds of the run's rows: a resumed run, with more rows, exports differently."""
+    return hashlib.sha256(frame.to_csv(index=False).encode()).hexdigest()
+
+
+def _earlier_export(client: Any, experiment_id: str, key: str) -> EarlierExport | None:
+    from mlflow.entities import ViewType
+
+    runs = client.search_runs(
+        [experiment_id], f"tags.`xfbench.run_key` = '{key}'", run_view_type=ViewType.ACTIVE_ONLY, max_results=50_000
+    )
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    if not parents:
+        return None
+    parent = parents[0]
+    trials = {r.data.tags.get("xfbench.trial_id", ""): r.info.run_id for r in runs if r not in parents}
+    return EarlierExport(
+        parent_run_id=parent.info.run_id,
+        run_ids=tuple(r.info.run_id for r in runs),
+        trial_runs=trials,
+        complete=parent.data.tags.get("xfbench.export") == "complete" and len(parents) == 1,
+        rows_sha256=parent.data.tags.get("xfbench.rows_sha256", ""),
+    )
+
+
+def _check_replaceable(earlier: EarlierExport, replace: bool, run_id: str, experiment: str, uri: str) -> None:
+    if replace:
+        return
+    why = "it is incomplete (an export that stopped)" if not earlier.complete else "the run's rows have changed since"
+    raise InputError(
+        f"Expected run {run_id} in MLflow experiment {experiment!r} at {uri} as it is now, or not at all. Received: "
+        f"an earlier export of it (parent run {earlier.parent_run_id}), and {why}. Pass --replace to delete that "
+        "export and write this one (MLflow keeps deleted runs until `mlflow gc`), or give another --experiment."
+    )
 
 
 def _client(uri: str) -> Any:
@@ -164,8 +220,9 @@ def _experiment(client: Any, name: str, uri: str) -> str:
     return str(client.create_experiment(name, artifact_location=location))
 
 
-def export_run(run_dir: Path, uri: str, experiment: str = "xfbench") -> Exported:
-    """Log ``run_dir``'s trials (each trial's last attempt) under ``experiment`` at tracking ``uri``."""
+def export_run(run_dir: Path, uri: str, experiment: str = "xfbench", replace: bool = False) -> Exported:
+    """Log ``run_dir``'s trials (each trial's last attempt) under ``experiment`` at tracking ``uri``, once: an
+    earlier complete export of the same rows is left as it is; one that differs is replaced only if ``replace``."""
     if not uri.strip() or not experiment.strip():  # MLflow would take '' as ./mlflow.db, or refuse an empty name late
         raise InputError(
             f"Expected a tracking URI and an experiment name. Received: --mlflow {uri!r}, --experiment "
@@ -183,7 +240,16 @@ def export_run(run_dir: Path, uri: str, experiment: str = "xfbench") -> Exported
     except MlflowException as exc:
         raise _unusable_uri(uri, exc) from None
     run_id = str(info.get("run_id", run_dir.name))
-    tags = {"xfbench.run_id": run_id, "git_commit": str(info.get("git_commit", ""))}
+    key, fingerprint = run_key(info, run_dir), rows_fingerprint(frame)
+    earlier = _earlier_export(client, experiment_id, key)
+    if earlier and earlier.complete and earlier.rows_sha256 == fingerprint:
+        return Exported(experiment_id, earlier.parent_run_id, earlier.trial_runs, "unchanged")
+    if earlier:
+        _check_replaceable(earlier, replace, run_id, experiment, uri)
+        for mlflow_run in earlier.run_ids:
+            client.delete_run(mlflow_run)
+    tags = {"xfbench.run_id": run_id, "xfbench.run_key": key, "git_commit": str(info.get("git_commit", ""))}
+    tags |= {"xfbench.rows_sha256": fingerprint, "xfbench.export": "incomplete"}
     parent = client.create_run(experiment_id, run_name=run_id, tags=tags).info.run_id
     for name in ("summary.md", "report.html", "run.json"):
         if (run_dir / name).is_file():
@@ -198,7 +264,7 @@ def export_run(run_dir: Path, uri: str, experiment: str = "xfbench") -> Exported
         child = client.create_run(
             experiment_id,
             run_name=str(trial_id),
-            tags={**trial_tags, "mlflow.parentRunId": parent, "xfbench.run_id": run_id},
+            tags={**trial_tags, "mlflow.parentRunId": parent, "xfbench.run_id": run_id, "xfbench.run_key": key},
         ).info.run_id
         params = flatten(json.loads(first["config_json"])) if isinstance(first["config_json"], str) else {}
         from mlflow.entities import Param
@@ -208,4 +274,5 @@ def export_run(run_dir: Path, uri: str, experiment: str = "xfbench") -> Exported
         ended = {"ok": "FINISHED", "skipped": "KILLED"}.get(status, "FAILED")  # KILLED: MLflow's "did not run"
         client.set_terminated(child, ended)
         trial_runs[str(trial_id)] = child
-    return Exported(experiment_id, parent, trial_runs)
+    client.set_tag(parent, "xfbench.export", "complete")  # last: an export that stopped before is not taken as done
+    return Exported(experiment_id, parent, trial_runs, "replaced" if earlier else "exported")

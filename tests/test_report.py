@@ -268,6 +268,47 @@ def test_mlflow_reads_back_every_trial_with_its_epochs(tmp_path, capsys):
     assert f"Received: it is deleted (id {experiment.experiment_id}). Restore it" in capsys.readouterr().err
 
 
+@pytest.mark.skipif(importlib.util.find_spec("mlflow") is None, reason="needs xfbench[mlflow]")
+def test_exporting_a_run_again_adds_nothing_and_a_changed_run_replaces_its_export_only_when_asked(tmp_path, capsys):
+    from mlflow.tracking import MlflowClient
+
+    run_dir = _write_run(tmp_path, "run-x", "2026-01-01")
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    export = ["export", str(run_dir), "--mlflow", uri, "--experiment", "t"]
+    assert main(export) == 0
+    client = MlflowClient(uri)
+    experiment_id = client.get_experiment_by_name("t").experiment_id
+
+    def active_runs() -> dict[str, str]:  # MLflow run id -> trial id ("" for the parent)
+        return {r.info.run_id: r.data.tags.get("xfbench.trial_id", "") for r in client.search_runs([experiment_id])}
+
+    first = active_runs()
+    trials = set(_frame("run-x")["trial_id"])
+    assert sorted(first.values()) == sorted({"", *trials})
+    capsys.readouterr()
+    assert main(export) == 0  # the same rows again: nothing written
+    assert active_runs() == first and "nothing written" in capsys.readouterr().out
+    rows = pd.read_parquet(run_dir / "results.parquet")
+    rows.loc[rows.index[-1], "test_acc"] = 0.5  # the run changed (as a resume would change it)
+    rows.to_parquet(run_dir / "results.parquet")
+    assert main(export) == 2
+    err = capsys.readouterr().err
+    assert "Received: an earlier export of it" in err and "the run's rows have changed since" in err, err
+    assert "Pass --replace" in err and active_runs() == first
+    assert main([*export, "--replace"]) == 0
+    second = active_runs()
+    assert "replaced the earlier export" in capsys.readouterr().out
+    assert sorted(second.values()) == sorted(first.values()) and not set(second) & set(first)
+    changed = client.get_run(next(r for r, t in second.items() if t == rows["trial_id"].iloc[-1]))
+    assert changed.data.metrics["test_acc"] == 0.5
+    parent = next(r for r, t in second.items() if t == "")
+    client.set_tag(parent, "xfbench.export", "incomplete")  # as an export that stopped half-way leaves it
+    assert main(export) == 2 and "it is incomplete" in capsys.readouterr().err
+    other = _write_run(tmp_path / "elsewhere", "run-x", "2026-01-02")  # another machine's run of the same id
+    assert main(["export", str(other), "--mlflow", uri, "--experiment", "t"]) == 0
+    assert len(active_runs()) == 2 * len(second)
+
+
 # ---------------------------------------------------------------------------------------------------- browser
 
 
