@@ -455,13 +455,20 @@ def _sets_file(home: Path) -> Path:
 _SETS_FIX = "Delete it: `xfbench weights fetch` writes it again."
 
 
-def _resolved(refs: list[WeightsRef], home: Path, scratch: Path) -> list[dict[str, Any]]:
+def _resolved(
+    refs: list[WeightsRef], home: Path, scratch: Path, check_architectures: bool = False
+) -> list[dict[str, Any]]:
     """Where each zoo set's file goes and comes from, in ``refs``' order: one worker per framework checks every
-    name and weight set against its zoo, downloading nothing."""
+    name and weight set against its zoo (and, before a fetch, that each architecture converts), downloading
+    nothing."""
     found: dict[WeightsRef, dict[str, Any]] = {}
     for backend in sorted({ref.source_backend for ref in refs}):
         group = [ref for ref in refs if ref.source_backend == backend]
-        request = {"refs": [asdict(ref) for ref in group], "home": str(home)}
+        request = {
+            "refs": [asdict(ref) for ref in group],
+            "home": str(home),
+            "check_architectures": check_architectures,
+        }
         answer = run_worker(backend, "resolve_all", request, scratch / f"resolve-{backend}")["found"]
         found.update(zip(group, answer, strict=True))
     return [found[ref] for ref in refs]
@@ -474,7 +481,7 @@ def fetch_weights(names: list[str], home: Path | None = None) -> list[tuple[str,
     home = home or weights_home()
     refs = [parse_pretrained(name, "each name of `xfbench weights fetch` as") for name in names]
     _read_sets(home)  # a damaged index is named before anything downloads
-    _resolved(refs, home, home / "work" / "fetch")
+    _resolved(refs, home, home / "work" / "fetch", check_architectures=True)
     fetched = []
     for ref in refs:
         found = run_worker(

@@ -77,13 +77,14 @@ def _mistyped_columns(frame: pd.DataFrame) -> list[str]:
 
     from harness.results import DTYPES
 
-    wrong = [
-        f"column {name} holds {frame[name].dtype} values, not numbers"
-        for name, dtype in DTYPES.items()
-        if dtype in ("float64", "Int64")
-        and not pd.api.types.is_numeric_dtype(frame[name])
-        and frame[name].notna().any()
-    ]
+    wrong = []
+    for name, dtype in DTYPES.items():
+        column = frame[name]
+        if dtype not in ("float64", "Int64") or pd.api.types.is_numeric_dtype(column) or column.isna().all():
+            continue
+        unread = (column.notna() & pd.to_numeric(column, errors="coerce").isna()).to_numpy().nonzero()[0]
+        first = f", the first {column.iloc[unread[0]]!r} in row {unread[0] + 1} of {len(column)}" if len(unread) else ""
+        wrong.append(f"column {name} holds {column.dtype} values, not numbers{first}")
     for text in frame["config_json"].dropna().unique():
         try:
             config = json.loads(text) if isinstance(text, str) else None

@@ -27,6 +27,7 @@ from harness.backend import REFERENCE_BACKEND, load_backend
 from harness.checkpoints import load_checkpoint
 from harness.config import RuntimeOptions
 from harness.errors import InputError
+from harness.importers import UnsupportedModelError
 from harness.models import ModelOptions
 from harness.pretrained import backend_weights_module, worker_reply, write_converted
 from harness.seeds import WEIGHT_PROBE_SEED
@@ -128,6 +129,13 @@ def _meta(request: dict[str, Any], source: str) -> dict[str, Any]:
     }
 
 
+def _check_convertible(module: Any, ref: dict[str, str]) -> None:
+    try:
+        module.check_convertible(ref)
+    except UnsupportedModelError as exc:
+        raise InputError(f"{exc} Nothing was downloaded: a run could not use {ref['kind']}:{ref['name']}.") from None
+
+
 def run(backend: str, mode: str, request: dict[str, Any], out: Path) -> dict[str, Any]:
     if mode == "probe":
         return probe(backend, Path(request["checkpoint"]))
@@ -136,7 +144,10 @@ def run(backend: str, mode: str, request: dict[str, Any], out: Path) -> dict[str
         return {"checkpoint": str(out)}
     module = importlib.import_module(backend_weights_module(backend))
     if mode == "resolve_all":
-        return {"found": [module.resolve(ref, Path(request["home"])) for ref in request["refs"]]}
+        found = [module.resolve(ref, Path(request["home"])) for ref in request["refs"]]
+        for ref in request["refs"] if request.get("check_architectures") else ():
+            _check_convertible(module, ref)
+        return {"found": found}
     if mode in ("resolve", "fetch"):
         answer: dict[str, Any] = getattr(module, mode)(request["ref"], Path(request["home"]))
         return answer

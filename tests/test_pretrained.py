@@ -10,6 +10,7 @@ a user's run does."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from dataclasses import replace
@@ -446,6 +447,10 @@ def test_weights_fetch_checks_every_name_before_downloading_and_list_shows_the_h
     # would fail with a network error instead)
     code, _, err = _cli(capsys, "weights", "fetch", "torchvision:resnet18", "torchvision:resnet18:NO_SUCH_SET")
     assert code == 2 and "Expected a weight set of torchvision's resnet18. Received: 'NO_SUCH_SET'" in err
+    # an architecture the converter cannot express is refused before its weights download
+    code, _, err = _cli(capsys, "weights", "fetch", "torchvision:vit_b_16")
+    assert code == 2 and "Nothing was downloaded: a run could not use torchvision:vit_b_16." in err, err
+    assert "Expected a PyTorch model built from layers xfbench's neutral spec supports" in err
     code, out, _ = _cli(capsys, "weights", "list")
     assert code == 0 and str(weights_home) in out and "no weights cached" in out
     weights_home.mkdir(exist_ok=True)
@@ -463,6 +468,21 @@ def test_weights_fetch_checks_every_name_before_downloading_and_list_shows_the_h
     monkeypatch.setenv("XFBENCH_WEIGHTS", str(weights_home / "below"))  # a folder that could never be made
     code, _, err = _cli(capsys, "weights", "list")
     assert code == 2 and f"Received: {weights_home / 'below'}, and {weights_home} is not a folder." in err
+
+
+def test_a_hub_file_whose_content_does_not_match_the_hash_in_its_name_is_dropped_before_a_fetch(workers, tmp_path):
+    """torch hub checks the sha256 prefix in a file's name only while downloading: a cut or replaced file already
+    there would be loaded as it is, so fetch drops it and downloads again."""
+    content = b"the weights"
+    good = tmp_path / f"net-{hashlib.sha256(content).hexdigest()[:8]}.pth"
+    bad = tmp_path / "net-0123abcd.pth"
+    for path in (good, bad):
+        path.write_bytes(content)
+    assert workers["torch"](probes.drop_damaged_download, str(good)) is False and good.is_file()
+    assert workers["torch"](probes.drop_damaged_download, str(bad)) is True and not bad.exists()
+    unnamed = tmp_path / "mine.pth"  # no hash in the name: nothing to check it against
+    unnamed.write_bytes(content)
+    assert workers["torch"](probes.drop_damaged_download, str(unnamed)) is False and unnamed.is_file()
 
 
 def test_a_neutral_checkpoint_loads_as_weights(files, cache, runner, tmp_path):

@@ -31,6 +31,14 @@ def write_torchvision(
     return {k: tuple(v.shape) for k, v in state.items()}
 
 
+def drop_damaged_download(_backend: str, path: str) -> bool:
+    from pathlib import Path
+
+    from backends.torch.weight_files import drop_damaged_download
+
+    return drop_damaged_download(Path(path))
+
+
 def write_torch_state(_backend: str, path: str, tensors: dict[str, np.ndarray]) -> None:
     import torch
 

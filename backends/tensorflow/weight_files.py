@@ -81,6 +81,12 @@ def fetch(ref: dict[str, str], home: Path) -> dict[str, Any]:
     return resolve(ref, home)
 
 
+def check_convertible(ref: dict[str, str]) -> None:
+    """The application converts to the neutral spec at its weights' size (checked before a download)."""
+    shape = (KERAS_SIZES.get(ref["name"], 224),) * 2 + (3,)
+    importer.convert(_build(ref["name"], shape, 1000), shape, ref["name"])
+
+
 def _snake(name: str) -> str:
     """keras.src.utils.naming.to_snake_case: how .weights.h5 names a layer of a model's layer list."""
     name = re.sub(r"\W+", "", name)

@@ -8,6 +8,7 @@ torchvision keeps downloads in ``torch.hub.get_dir()/checkpoints/<basename of th
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import inspect
 from collections.abc import Mapping
@@ -78,12 +79,38 @@ def resolve(ref: dict[str, str], home: Path) -> dict[str, Any]:
     }
 
 
+def drop_damaged_download(path: Path) -> bool:
+    """Remove a hub file whose content does not have the sha256 prefix its name carries (a download cut short, a
+    file replaced by hand): torch hub checks the hash only while downloading, and would load such a file as it
+    is. True if it was removed."""
+    named = torch.hub.HASH_REGEX.search(path.name)
+    if not path.is_file() or not named or not named.group(1):
+        return False
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    if digest.hexdigest().startswith(named.group(1)):
+        return False
+    path.unlink()
+    return True
+
+
 def fetch(ref: dict[str, str], home: Path) -> dict[str, Any]:
-    """Download through torchvision's own mechanism (hash checked: the file name carries its sha256 prefix)."""
+    """Download through torchvision's own mechanism (hash checked: the file name carries its sha256 prefix); a file
+    already there is checked the same way, and downloaded again if it fails."""
     weights = _weight_enum(ref["name"], ref["weight_set"])
     torch.hub.set_dir(str(_hub_dir(home)))
+    drop_damaged_download(Path(resolve(ref, home)["file"]))
     weights.get_state_dict(progress=True, check_hash=True)
     return resolve(ref, home)
+
+
+def check_convertible(ref: dict[str, str]) -> None:
+    """The zoo architecture converts to the neutral spec at its weights' size (checked before a download: a network
+    of layers xfbench cannot express, a vision transformer, is an UnsupportedModelError)."""
+    size = TORCHVISION_SIZES.get(ref["name"], 224)
+    importer.convert(_torchvision_model(ref["name"], 1.0, 1000), (size, size, 3), ref["name"])
 
 
 def read_state_dict(path: Path, fmt: str, fix: str = "save it again") -> dict[str, torch.Tensor]:
