@@ -84,7 +84,7 @@ def _mistyped_columns(frame: pd.DataFrame) -> list[str]:
             continue
         unread = (column.notna() & pd.to_numeric(column, errors="coerce").isna()).to_numpy().nonzero()[0]
         first = f", the first {column.iloc[unread[0]]!r} in row {unread[0] + 1} of {len(column)}" if len(unread) else ""
-        wrong.append(f"column {name} holds {column.dtype} values, not numbers{first}")
+        wrong.append(f"column {name} holds values that are not numbers{first}")
     for text in frame["config_json"].dropna().unique():
         try:
             config = json.loads(text) if isinstance(text, str) else None

@@ -371,7 +371,7 @@ BAD_INPUTS = {
     ),
     "report of a table with text in a numeric column": (
         ["report", "mistyped-run", "-o", "mistyped.html"],
-        "Received: column epoch_time_s holds object values, not numbers, the first 'x' in row 1 of 1",
+        "Received: column epoch_time_s holds values that are not numbers, the first 'x' in row 1 of 1",
     ),
     "export of a table with a damaged config_json": (
         ["export", "bad-config-run", "--mlflow", "sqlite:///never.db"],
