@@ -274,6 +274,11 @@ def cmd_report(args: argparse.Namespace) -> int:
     single_run = len(paths) == 1 and (paths[0] / "run.json").is_file()
     default = paths[0] / "report.html" if single_run else Path("report.html")
     out = check_output_file(args.output or default, "--output")
+    if out.suffix.lower() not in (".html", ".htm"):  # the page is HTML whatever its name; a .txt would mislead
+        raise InputError(
+            f"Expected --output to name an HTML file (.html). Received: {out}. Name it e.g. {out.with_suffix('.html')}"
+            " (summary.md beside each run is the text version)."
+        )
     report = build_report(paths, out, args.reference, args.metric)
     print(
         f"wrote {report.path} ({report.size_bytes / 1024:,.0f} KiB, {len(report.plots)} plots; PNG and SVG in "

@@ -369,6 +369,10 @@ BAD_INPUTS = {
         ["export", "rows-run", "--mlflow", "sqlite:///no-folder/mlflow.db"],
         "no-folder is not a folder that exists",
     ),
+    "report into a file that is not HTML": (
+        ["report", "rows-run", "-o", "report.txt"],
+        "Expected --output to name an HTML file (.html). Received: report.txt. Name it e.g. report.html",
+    ),
     "report of a table with text in a numeric column": (
         ["report", "mistyped-run", "-o", "mistyped.html"],
         "Received: column epoch_time_s holds values that are not numbers, the first 'x' in row 1 of 1",
