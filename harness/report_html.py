@@ -140,7 +140,8 @@ def load(run_dir: Path) -> LoadedRunDir:
 def _table_html(table: TableData) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in table.header)
     body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in table.rows)
-    return f"<h3>{html.escape(table.title)}</h3>\n<table><tr>{head}</tr>{body}</table>"
+    note = f"\n<p class='note'>{html.escape(table.note)}</p>" if table.note else ""
+    return f"<h3>{html.escape(table.title)}</h3>\n<table><tr>{head}</tr>{body}</table>{note}"
 
 
 def _provenance_html(info: dict[str, Any]) -> str:

@@ -624,6 +624,7 @@ class TableData:
     header: tuple[str, ...]
     rows: tuple[tuple[str, ...], ...]
     key_columns: int = 2  # the columns that name a row (the heading of a row in the stacked layout)
+    note: str = ""  # how to read it (summary.md's paragraph): under the table in the HTML report and ``--format md``
 
 
 def _per_backend_short(row: pd.Series) -> tuple[str, ...]:
@@ -650,6 +651,7 @@ def run_tables(summary: Summary) -> list[TableData]:
             "Per backend: test acc mean ± std over seeds; epoch time s and samples/s medians over steady epochs",
             ("case", "backend", "ok", "acc", "±", "epoch s", "samples/s", "MMAC", "GFLOP/s"),
             tuple(_per_backend_short(r) for _, r in summary.per_backend.iterrows()),
+            note=RUN_NOTE.format(reference=reference),
         )
     ]
     for backend in compared_backends(summary):
@@ -665,24 +667,23 @@ def run_tables(summary: Summary) -> list[TableData]:
     if speed:
         title = "Speed modes: steady samples/s (median), ratio to the model's fastest mode, warm-up epoch s apart"
         header = ("model", "backend mode", "samples/s", "÷ fastest", "warm-up s")
-        tables.append(TableData("speed_modes", title, header, speed))
+        tables.append(TableData("speed_modes", title, header, speed, note=SPEED_NOTE))
     phases = phase_rows(summary.phases)
     if phases:
         title = "Epoch time per phase: medians over steady epochs, for cases that train in more than one phase"
-        tables.append(TableData("phases", title, PHASE_HEADER, phases))
+        tables.append(TableData("phases", title, PHASE_HEADER, phases, note=PHASE_NOTE))
     mc = mc_dropout_rows(summary.per_backend)
     if mc:
         title = "MC dropout: test acc, the passes' mean-probability acc, its predicted class's mean prob and std"
-        tables.append(TableData("mc_dropout", title, MC_HEADER, mc))
+        tables.append(TableData("mc_dropout", title, MC_HEADER, mc, note=MC_NOTE))
     if len(summary.statistics):
         rows = tuple(tuple(stats_cells(r)) for _, r in summary.statistics.iterrows())
         title = (
             f"Statistics vs {reference}: paired acc difference pp and epoch-time ratio with 95 % intervals "
             f"({SIGNIFICANT_MARK}: excludes no difference)"
         )
-        tables.append(
-            TableData("statistics", title, ("case", "backend", "seeds", "Δ acc pp", "time ratio", "note"), rows)
-        )
+        columns = ("case", "backend", "seeds", "Δ acc pp", "time ratio", "note")
+        tables.append(TableData("statistics", title, columns, rows, note=STATS_NOTE.format(reference=reference)))
     return tables
 
 
@@ -747,7 +748,7 @@ def render_tables(tables: Sequence[TableData], output_format: str) -> str:
     blocks = []
     for t in tables:
         if output_format == "md":
-            blocks.append(f"## {t.title}\n\n" + markdown_table(t.header, t.rows))
+            blocks.append(f"## {t.title}\n\n" + markdown_table(t.header, t.rows) + (f"\n\n{t.note}" if t.note else ""))
         else:
             buffer = io.StringIO()
             writer = csv.writer(buffer, lineterminator="\n")

@@ -342,6 +342,9 @@ def test_the_reference_reaches_the_report_beside_summary_md(tmp_path):
     run_dir = _write_run(tmp_path, "run-r", "2026-01-01", torch_slowdown=1.5)
     page = write_report(run_dir, "tensorflow").read_text()  # type: ignore[union-attr]
     assert "Statistics vs tensorflow" in page and "tensorflow vs torch" in page and "Statistics vs torch" not in page
+    # how to read the tables, as summary.md says it: which way the differences and ratios go
+    assert "(tensorflow − backend, percentage points" in page and "ratio (tensorflow / backend" in page
+    assert "ratios tensorflow / backend, so ratios above 1 mean tensorflow takes longer" in page
     rows = pd.read_parquet(run_dir / "results.parquet")  # a TensorFlow-only run keeps the default reference, torch:
     rows[rows["backend"] == "tensorflow"].to_parquet(run_dir / "results.parquet")  # nothing to compare, still drawn
     assert write_report(run_dir) is not None
