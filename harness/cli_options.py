@@ -704,7 +704,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     mdl.add_argument("--input-size", type=positive_int, help="square input side (default: the model's natural size)")
     mdl.add_argument("--channels", type=positive_int, help="input channels (default: the natural input's)")
-    mdl.add_argument("--classes", type=positive_int, help="output classes (default 1000; a spec file: its own)")
+    mdl.add_argument(
+        "--classes",
+        type=positive_int,
+        help="output classes (default: the model's own task's: 10 for mlp, convnet3, cnn_small and resnet20, "
+        "1000 for the ImageNet networks and imports; a spec file: its own)",
+    )
     mdl.add_argument("--width-multiplier", type=positive_float, help="zoo models: channel scale (default 1)")
     mdl.add_argument(
         "--results-dir", default="results", help="an imported model's conversion is cached in its _cache (as a run's)"

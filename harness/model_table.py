@@ -22,7 +22,7 @@ class ModelRequest:
     name: str  # any --model form: a zoo name, torchvision:NAME, keras:NAME, python:module:function, a spec .json
     input_size: int | None = None  # square side; None: the model's natural input
     channels: int | None = None  # None: the natural input's channels
-    classes: int | None = None  # None: 1000 (a spec file: its own)
+    classes: int | None = None  # None: the model's own (a zoo entry's natural_classes, 1000 for an import)
     options: ModelOptions = ModelOptions()
     cache_dir: Path | None = None  # where an imported model's conversion is cached (a run's <results-dir>/_cache)
 
@@ -42,6 +42,11 @@ class ModelRequest:
         side = self.input_size or natural[0]
         return (side, side, self.channels or natural[-1])
 
+    def natural_classes(self) -> int:
+        """The classes the model is shown with unless --classes says: a zoo model's own task's (10 for the digits
+        models and resnet20), ImageNet's 1000 for a framework's or a user's model."""
+        return MODELS[self.name].natural_classes if parse_model_ref(self.name).kind == "zoo" else 1000
+
 
 def model_spec(request: ModelRequest) -> ModelSpec:
     """The spec of any --model form, at the requested input and classes; an imported model is converted in a
@@ -58,7 +63,11 @@ def model_spec(request: ModelRequest) -> ModelSpec:
         spec = read_spec_file(ref)
         return imported_spec(request.name, spec.input_shape, spec.num_classes, request.options, request.cache_dir)
     return imported_spec(
-        request.name, request.input_shape(), request.classes or 1000, request.options, request.cache_dir
+        request.name,
+        request.input_shape(),
+        request.classes or request.natural_classes(),
+        request.options,
+        request.cache_dir,
     )
 
 

@@ -172,6 +172,7 @@ class ModelEntry:
     description: str
     natural_input: tuple[int, ...]  # the input shape ``xfbench model`` shows it at by default
     options: frozenset[str]  # the ModelOptions fields it honours; build_spec rejects others set to non-defaults
+    natural_classes: int = 10  # the classes ``xfbench model`` shows it with by default (digits' for the small three)
 
 
 _ALL_OPTIONS = frozenset(f.name for f in fields(ModelOptions))
@@ -206,7 +207,10 @@ MODELS: dict[str, ModelEntry] = {
         DIGITS_SHAPE,
         _CNN_SMALL,
     ),
-    **{name: ModelEntry(_zoo_builder(z), z.description, z.natural_input, z.options) for name, z in ZOO.items()},
+    **{
+        name: ModelEntry(_zoo_builder(z), z.description, z.natural_input, z.options, z.natural_classes)
+        for name, z in ZOO.items()
+    },
 }
 
 

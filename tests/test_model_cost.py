@@ -84,6 +84,23 @@ def test_model_command_prints_the_table_and_totals(capsys):
     assert "layer4_1_conv2" in text and "total parameters: 11,689,512" in text and "1,814,073,344" in text
 
 
+@pytest.mark.parametrize(
+    "model, input_shape, classes",
+    [
+        ("mlp", (8, 8, 1), 10),
+        ("cnn_small", (8, 8, 1), 10),
+        ("resnet20", (32, 32, 3), 10),
+        ("alexnet", (227, 227, 3), 1000),
+    ],
+)
+def test_model_command_shows_a_zoo_model_with_its_own_tasks_classes(capsys, model, input_shape, classes):
+    """The digits models and the CIFAR ResNet-20 with 10 outputs, as they train; the ImageNet networks with 1000."""
+    assert main(["model", model, "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["num_classes"] == classes
+    assert data["params"] == count_parameters(build_spec(model, input_shape, classes, ModelOptions()))
+
+
 def test_model_command_json_and_exported_spec(capsys, tmp_path):
     out = tmp_path / "spec.json"
     assert (

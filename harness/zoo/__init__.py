@@ -27,6 +27,7 @@ class ZooModel:
     description: str
     natural_input: tuple[int, int, int]  # (H, W, C) the architecture was designed for
     options: frozenset[str]  # the ModelOptions fields it honours
+    natural_classes: int = 1000  # the classes of the task it was designed for (ImageNet's, unless said)
 
 
 def _no_dropout(build: Callable[..., list[Layer]]) -> FamilyBuilder:
@@ -67,7 +68,11 @@ ZOO: dict[str, ZooModel] = {
         for depth in resnet.IMAGENET_RESNETS
     },
     "resnet20": ZooModel(
-        _no_dropout(resnet.resnet20), "the CIFAR ResNet-20 (He et al. 2016; 1x1 projection shortcuts)", (32, 32, 3), _BN
+        _no_dropout(resnet.resnet20),
+        "the CIFAR ResNet-20 (He et al. 2016; 1x1 projection shortcuts)",
+        (32, 32, 3),
+        _BN,
+        natural_classes=10,  # CIFAR-10
     ),
     "mobilenet_v2": ZooModel(
         mobilenet.mobilenet_v2, "torchvision's MobileNetV2 (inverted residuals, ReLU6)", IMAGENET, _BN | _DROP
