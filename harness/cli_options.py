@@ -703,7 +703,13 @@ def build_parser() -> argparse.ArgumentParser:
         "name", help="a zoo model (xfbench list), torchvision:NAME, keras:NAME, python:module:function or a spec .json"
     )
     mdl.add_argument("--input-size", type=positive_int, help="square input side (default: the model's natural size)")
-    mdl.add_argument("--channels", type=positive_int, help="input channels (default: the natural input's)")
+    mdl.add_argument(
+        "--input-channels",
+        "--channels",  # its first name, kept
+        dest="channels",
+        type=positive_int,
+        help="input channels, as xfbench run takes them (default: the natural input's)",
+    )
     mdl.add_argument(
         "--classes",
         type=positive_int,

@@ -88,8 +88,8 @@ def _channel_fix(kind: str, wanted: int, given: int) -> str:
     fixes = []
     if given == 1:
         fixes.append(
-            f"feed it {wanted} (--input-channels {wanted} for xfbench run, --channels {wanted} for xfbench model: "
-            "grayscale images are replicated)"
+            f"feed it {wanted} (--input-channels {wanted}, for xfbench run and xfbench model: grayscale images are "
+            "replicated)"
         )
     else:
         fixes.append(f"use data with {wanted} channels")

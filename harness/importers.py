@@ -72,8 +72,7 @@ def check_converted_weights(spec: ModelSpec, weights: NeutralWeights) -> None:
         raise ModelInputError(
             f"Expected model {spec.name} to take inputs of {size}. Received: its layer {name.split('/')[0]!r} holds "
             f"weights of shape {has} ({name}), where an input of {size} needs {needs}. To fix, give the input size "
-            "and channels the model was written for (xfbench run: --input-size, --input-channels; xfbench model: "
-            "--input-size, --channels)."
+            "and channels the model was written for (--input-size, --input-channels)."
         )
     check_weights(spec, weights)
 

@@ -211,7 +211,7 @@ def _convert_in_worker(request: dict[str, object], path: Path, call: ConvertCall
             f"Expected the model {label} to build and convert for input {shape} and {request['num_classes']} "
             f"classes. Received: the conversion process failed with {tail.rstrip('.')}. "
             "To fix, choose an input size, channel count and class count the model accepts "
-            "(xfbench run: --input-size, --input-channels; xfbench model: --input-size, --channels, --classes)."
+            "(--input-size, --input-channels; xfbench model also --classes)."
         )
 
 

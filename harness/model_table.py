@@ -32,9 +32,9 @@ class ModelRequest:
         ref = parse_model_ref(self.name)
         if ref.kind == "python" and (self.input_size is None or self.channels is None):
             raise InputError(
-                f"Expected --input-size and --channels for {self.name}: xfbench cannot tell which input a user's "
+                f"Expected --input-size and --input-channels for {self.name}: xfbench cannot tell which input a user's "
                 f"model takes. Received: input_size={self.input_size}, channels={self.channels}. To fix, add "
-                "--input-size N --channels C for the input the model is built for."
+                "--input-size N --input-channels C for the input the model is built for."
             )
         natural = MODELS[self.name].natural_input if ref.kind == "zoo" else IMAGENET_INPUT
         if len(natural) == 1:
@@ -53,7 +53,7 @@ def model_spec(request: ModelRequest) -> ModelSpec:
     process of its framework (cached under ``request.cache_dir``), as a run's preflight converts it."""
     ref = parse_model_ref(request.name)
     if ref.kind == "spec":
-        asked = {"--input-size": request.input_size, "--channels": request.channels, "--classes": request.classes}
+        asked = {"--input-size": request.input_size, "--input-channels": request.channels, "--classes": request.classes}
         given = {flag: value for flag, value in asked.items() if value is not None}
         if given:
             raise InputError(

@@ -395,7 +395,7 @@ BAD_INPUTS = {
         "Expected a torchvision classification model name. Received: 'resnet1'. Did you mean resnet18,",
     ),
     "a user's model written for another input size": (  # said in the user's terms, not the converter's
-        ["model", "python:eight_by_eight:make", "--input-size", "9", "--channels", "1", "--classes", "10"],
+        ["model", "python:eight_by_eight:make", "--input-size", "9", "--input-channels", "1", "--classes", "10"],
         "Expected model eight_by_eight:make to take inputs of 9x9x1. Received: its layer '_1' holds weights of "
         "shape (64, 10) (_1/kernel), where an input of 9x9x1 needs (81, 10).",
     ),

@@ -136,7 +136,7 @@ def test_model_command_shows_an_imported_model_and_a_spec_file(capsys, tmp_path)
     "argv, message",
     [
         (["model", "resnet9000"], "Expected a model as"),
-        (["model", "python:nets:make"], "Expected --input-size and --channels for python:nets:make"),
+        (["model", "python:nets:make"], "Expected --input-size and --input-channels for python:nets:make"),
         (["model", "torchvision:resnet18", "--width-multiplier", "0.5"], "they apply to zoo models"),
         (["model", "alexnet", "--input-size", "32"], "designed for 227x227"),
         (["model", "keras:ResNet50", "--input-size", "8"], "for input 8x8x3 and 1000 classes. Received: the"),

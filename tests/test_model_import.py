@@ -223,7 +223,7 @@ def test_imagenet_architectures_take_grayscale_replicated_and_a_users_channel_mi
         model_spec("python:rgb_nets:rgb", (8, 8, 1), 10, ModelOptions(), tmp_path / "cache")
     assert str(refused.value) == (
         "Expected inputs with the 3 channels that model rgb_nets:rgb takes. Received: inputs with 1. To fix, feed it "
-        "3 (--input-channels 3 for xfbench run, --channels 3 for xfbench model: grayscale images are replicated), or "
+        "3 (--input-channels 3, for xfbench run and xfbench model: grayscale images are replicated), or "
         "build the model for 1."
     )
     spec = model_spec("python:rgb_nets:rgb", (8, 8, 3), 10, ModelOptions(), tmp_path / "cache")
