@@ -27,6 +27,7 @@ from harness.config import (
     SHIP_POLICIES,
     TF_MODES,
 )
+from harness.errors import InputError
 from harness.input_pipeline import NORMALIZATIONS, RESIZE_MODES
 from harness.plan import ExecutionOptions
 from harness.planner import DEFAULT_SUITE, SearchRequest, Selection
@@ -640,6 +641,12 @@ def search_request_from_args(args: argparse.Namespace) -> SearchRequest:
         )
         if value is not None
     }
+    unread = [f"--{k.replace('_', '-')} {v}" for k, v in rungs.items() if v is not None]
+    if unread and not args.asha:
+        raise InputError(
+            f"Expected --asha with {' and '.join(unread)}: the rungs are ASHA's, and without it every trial runs "
+            "all its epochs. Received: no --asha. Add --asha, or drop them."
+        )
     asha = AshaSettings(**{k: v for k, v in rungs.items() if v is not None}) if args.asha else None
     return SearchRequest(parse_space(args.space), asha=asha, **given)
 

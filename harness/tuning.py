@@ -17,7 +17,7 @@ from typing import Any
 import pandas as pd
 
 from harness.backbone import needs_trained_backbone, recipe_for
-from harness.config import TrialConfig
+from harness.config import TrialConfig, case_label
 from harness.errors import InputError
 from harness.scheduler import AshaSettings, SearchExperiment
 from harness.search import (
@@ -71,6 +71,15 @@ class TunePlan:
                 "Expected scalar choices with --search optuna. Received: a tuple-valued choice (e.g. hidden). "
                 "Use random or grid."
             )
+        if self.algorithm == "grid" and not any(isinstance(d, Choice) for _, d in self.space.params):
+            raise InputError(
+                "Expected a choice:... domain in the space with --search grid: the grid spans the choices, and "
+                "ranges are drawn at random at each point, so a space of ranges alone is one point. Received: "
+                f"{', '.join(path for path, _ in self.space.params)}, all ranges. Use --search random (or optuna), "
+                "or give one option as choice:A,B,..."
+            )
+        if self.asha is not None:
+            self._check_asha_rungs(self.asha)
         if self.asha is not None and any(canonical_path(path) == "epochs" for path, _ in self.space.params):
             raise InputError(
                 "Expected no epochs in the search space with --asha: ASHA stops every trial at the base's epoch "
@@ -80,6 +89,23 @@ class TunePlan:
         if self.num_samples < 1 or self.final_seeds < 1:
             raise InputError(
                 f"Expected --num-samples >= 1 and --final-seeds >= 1. Received: {self.num_samples}, {self.final_seeds}."
+            )
+
+    def _check_asha_rungs(self, asha: AshaSettings) -> None:
+        """ASHA stops a trial only at a rung before its last epoch (Tune refuses a grace period past it)."""
+        for base in self.bases:
+            if asha.grace_period < base.epochs:
+                continue
+            fix = (
+                f"give --grace-period {base.epochs - 1} or less, or more --epochs"
+                if base.epochs > 1
+                else "give more --epochs, or drop --asha (a one-epoch trial cannot be stopped early)"
+            )
+            raise InputError(
+                f"Expected --grace-period below the epochs of each searched case with --asha: ASHA can stop a "
+                f"trial only before its last epoch. Received: --grace-period {asha.grace_period} for "
+                f"{case_label(base.strategy, base.model, base.variant, base.dataset)} with {base.epochs} epoch(s). "
+                f"To fix, {fix}."
             )
 
     @property

@@ -95,6 +95,18 @@ BAD_INPUTS = {
         ["tune", *MLP_RUN[1:], "--backend", "torch", "--space", "epochs=choice:2,4", "--asha"],
         "Expected no epochs in the search space with --asha",
     ),
+    "an asha grace period as long as the trial": (  # Tune asserted grace_period <= max_t, a traceback mid-run
+        ["tune", *MLP_RUN[1:], "--epochs", "2", "--space", "lr=uniform:0.01,0.1", "--asha", "--grace-period", "5"],
+        "Received: --grace-period 5 for scratch-mlp-digits with 2 epoch(s). To fix, give --grace-period 1 or less",
+    ),
+    "asha rungs without asha": (
+        ["tune", *MLP_RUN[1:], "--space", "lr=uniform:0.01,0.1", "--grace-period", "2", "--reduction-factor", "4"],
+        "Expected --asha with --grace-period 2 and --reduction-factor 4",
+    ),
+    "a grid of ranges only": (
+        ["tune", *MLP_RUN[1:], "--space", "lr=uniform:0.01,0.1", "--search", "grid"],
+        "Expected a choice:... domain in the space with --search grid",
+    ),
     "unknown backend": (
         ["run", "--suite", "smoke", "--backend", "mxnet"],
         "Expected --backend to be one of ['tensorflow', 'torch']. Received: 'mxnet'",
