@@ -157,6 +157,7 @@ class RunRecord:
     trial_status: dict[str, int] = field(default_factory=dict)
     # the backend summary.md and report.html compare the others with (--reference); `xfbench report` reuses it
     reference: str = REFERENCE_BACKEND
+    error: str | None = None  # what stopped the driver, when a fault did (the run is then "interrupted")
 
     def __post_init__(self) -> None:
         if self.status not in RUN_STATUSES:

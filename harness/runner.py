@@ -373,6 +373,7 @@ def resume(
         record = replace(
             run_file.record,
             status="running",
+            error=None,
             resumes=(*run_file.record.resumes, resume_record),
             reference=reference or run_file.record.reference,
         )
@@ -425,6 +426,9 @@ def _carry_out(ctx: _RunContext, schedule: Schedule) -> RunOutcome:
         _run_stages(ctx, schedule)
     except (KeyboardInterrupt, RunInterrupted):
         status = "interrupted"
+    except Exception as exc:  # a fault of the driver: the run is left resumable, saying what stopped it
+        ctx.save(status="interrupted", error=f"{type(exc).__name__}: {str(exc)[:1000]}")
+        raise
     finally:
         ctx.progress.stop()
         frame = ctx.writer.finalize()

@@ -167,3 +167,21 @@ def test_on_a_cluster_without_a_fitting_node_the_trials_wait_with_a_warning(monk
     nodes.append({"node": "n2", "address": "10.0.0.2", "cpus": 2.0, "gpus": 1.0})
     scheduler.check_a_node_fits(SchedulerSettings(storage_dir=tmp_path, gpus_per_trial=0.5))
     assert capsys.readouterr().err == ""
+
+
+def test_a_fault_of_the_driver_leaves_the_run_interrupted_saying_what_stopped_it(tmp_path, shared_ray):
+    """Not left 'running' for ever: the run reads as interrupted (history, report and --resume say so) and run.json
+    holds the exception."""
+    from harness.user_files import read_run_json
+
+    def broken_scheduler(*_args, **_kwargs) -> None:
+        raise RuntimeError("the scheduler broke")
+
+    trial = TrialConfig(strategy="scratch", model="mlp", dataset="digits", backend="torch", seed=0, epochs=1)
+    settings = SchedulerSettings(storage_dir=tmp_path / "_ray", cpus_per_trial=1)
+    with pytest.raises(RuntimeError, match="the scheduler broke"):
+        execute(
+            RunPlan.of_trials([trial]), results_dir=tmp_path, run_id="r", settings=settings, schedule=broken_scheduler
+        )
+    info = read_run_json(tmp_path / "r")
+    assert info["status"] == "interrupted" and info["error"] == "RuntimeError: the scheduler broke"
