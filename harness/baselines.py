@@ -24,6 +24,7 @@ from harness.summary import final_rows, framework_versions, steady_rows
 from harness.user_files import read_json_object, read_run_json, read_run_rows, read_run_table
 
 BASELINES = "baselines"
+BASELINE_NAME = r"[A-Za-z0-9][A-Za-z0-9._-]*"
 
 
 @dataclass(frozen=True)
@@ -62,19 +63,28 @@ def _is_run_dir(path: Path) -> bool:
     return path.is_dir() and ((path / "results.parquet").is_file() or (path / "parts").is_dir())
 
 
+def saved_baseline_dir(name: str, results_dir: Path) -> Path | None:
+    """The baseline saved as ``name`` (this machine's when several machines saved one), or None."""
+    if not re.fullmatch(BASELINE_NAME, name):
+        return None
+    matches = [m for m in sorted((results_dir / BASELINES).glob(f"*/{name}")) if _is_run_dir(m)]
+    here = [m for m in matches if _slug(cpu_model()) in m.parent.name]
+    return next(iter(here or matches), None)
+
+
 def resolve(reference: str, results_dir: Path) -> Path:
-    """A run directory from a path, a run id under ``results_dir``, or a saved baseline name."""
-    candidates = [Path(reference), results_dir / reference]
-    for path in candidates:
-        if _is_run_dir(path):
-            return path.resolve()
-    matches = sorted((results_dir / BASELINES).glob(f"*/{reference}"))
-    matches = [m for m in matches if _is_run_dir(m)]
-    if len(matches) > 1:  # the same name on several machines: prefer this machine's
-        here = [m for m in matches if _slug(cpu_model()) in m.parent.name]
-        matches = here or matches
-    if matches:
-        return matches[0].resolve()
+    """A run directory from a path, a run id under ``results_dir``, or a saved baseline name; a bare name that is
+    both a run id and a baseline name is refused rather than guessed."""
+    run = next((p for p in (Path(reference), results_dir / reference) if _is_run_dir(p)), None)
+    baseline = saved_baseline_dir(reference, results_dir)
+    if run is not None and baseline is not None and run.resolve() != baseline.resolve():
+        raise InputError(
+            f"Expected {reference!r} to name one run. Received: the run {run} and the baseline {baseline} both go by "
+            "it. Pass the one you mean by its path, or save the baseline again under another name."
+        )
+    found = run or baseline
+    if found is not None:
+        return found.resolve()
     raise InputError(
         f"Expected a run directory, a run id in {results_dir} or a saved baseline name. Received: {reference!r}. "
         f"Runs: see `xfbench history`; baselines: `xfbench baseline list`."
@@ -127,10 +137,15 @@ class SaveOutcome:
 
 
 def save_baseline(run_dir: Path, name: str, results_dir: Path) -> SaveOutcome:
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
+    if not re.fullmatch(BASELINE_NAME, name):
         raise InputError(
             f"Expected a baseline name of letters, digits, '.', '_' or '-'. Received: {name!r}. Pick such a name, "
             "e.g. main-2026-12-03."
+        )
+    if _is_run_dir(results_dir / name):
+        raise InputError(
+            f"Expected a baseline name that no run in {results_dir} goes by: compare, report and export look both up "
+            f"by name. Received: {name!r}, the run {results_dir / name}. Pick another name."
         )
     frame = read_run_rows(run_dir)
     if not len(frame) or not frame["status"].eq("ok").any():

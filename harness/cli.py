@@ -68,6 +68,7 @@ class _Prepared:
 
 def _prepare(args: argparse.Namespace) -> _Prepared:
     """Everything that can fail on bad input, before Ray: plan, run id, data present, what ships to the workers."""
+    from harness.baselines import saved_baseline_dir
     from harness.preflight import datasets_to_ship, local_memory_bytes, preflight
     from harness.runner import check_run_id, new_run_id, scheduler_settings
 
@@ -85,6 +86,12 @@ def _prepare(args: argparse.Namespace) -> _Prepared:
             raise InputError(
                 f"Expected a new --run-id. Received: {args.run_id!r}, which already exists in {results_dir}. "
                 "Pick another name."
+            )
+        baseline = saved_baseline_dir(args.run_id, results_dir)
+        if baseline is not None:  # compare, report and export look both up by name
+            raise InputError(
+                f"Expected a --run-id that no saved baseline goes by. Received: {args.run_id!r}, the baseline "
+                f"{baseline}. Pick another name."
             )
     # The execution options first: they need no data, and preflight may download or convert for minutes.
     options = _checked_execution(new_run_execution(args))

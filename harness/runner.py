@@ -19,6 +19,7 @@ from typing import Any, Protocol
 import pandas as pd
 
 from harness.backend import REFERENCE_BACKEND
+from harness.baselines import BASELINES
 from harness.config import TrialConfig
 from harness.data.registry import Dataset
 from harness.errors import InputError
@@ -128,6 +129,11 @@ def check_run_id(run_id: str, flag: str = "--run-id") -> None:
         raise InputError(
             f"Expected {flag} as letters, digits, '.', '_' and '-' (at most 200, starting with a letter or digit). "
             f"Received: {run_id!r}. Pick a name such as 'baseline-2026-12' (the run's directory under --results-dir)."
+        )
+    if run_id == BASELINES:
+        raise InputError(
+            f"Expected {flag} other than {BASELINES!r}. Received: {run_id!r}, the folder of --results-dir that holds "
+            "the saved baselines (history, compare and report would not see the run). Pick another name."
         )
 
 

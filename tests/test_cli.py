@@ -107,6 +107,10 @@ BAD_INPUTS = {
         ["tune", *MLP_RUN[1:], "--space", "lr=uniform:0.01,0.1", "--search", "grid"],
         "Expected a choice:... domain in the space with --search grid",
     ),
+    "the baselines folder as a run id": (
+        [*MLP_RUN, "--run-id", "baselines"],
+        "Expected --run-id other than 'baselines'. Received: 'baselines', the folder of --results-dir that holds",
+    ),
     "unknown backend": (
         ["run", "--suite", "smoke", "--backend", "mxnet"],
         "Expected --backend to be one of ['tensorflow', 'torch']. Received: 'mxnet'",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import replace
 from pathlib import Path
 
@@ -123,6 +124,18 @@ def test_baseline_save_compare_by_name_and_history(runs, capsys, monkeypatch):
     assert main(["baseline", "save", "nightly", "--run", "nightly", "--results-dir", str(root)]) == 2
     assert "which is that baseline itself" in capsys.readouterr().err
     assert main(["compare", "nightly", "b-honest", "--results-dir", str(root)]) == 0  # still whole
+    capsys.readouterr()
+    # one name, one run: a baseline may not take a run's id, nor a new run a baseline's, and a clash made by hand is
+    # refused rather than resolved to the run (the baseline was silently bypassed)
+    assert main(["baseline", "save", "a-honest", "--run", str(honest_b), "--results-dir", str(root)]) == 2
+    assert "Expected a baseline name that no run in" in capsys.readouterr().err
+    assert main(["run", "--suite", "quick", "--run-id", "nightly", "--results-dir", str(root)]) == 2
+    assert "Expected a --run-id that no saved baseline goes by. Received: 'nightly'" in capsys.readouterr().err
+    shutil.copytree(honest_a, root / "nightly")
+    assert main(["compare", "nightly", "b-honest", "--results-dir", str(root)]) == 2
+    assert "Received: the run" in (err := capsys.readouterr().err) and "both go by it" in err, err
+    assert main(["compare", str(root / "nightly"), "b-honest", "--results-dir", str(root)]) == 0  # by its path
+    shutil.rmtree(root / "nightly")
     capsys.readouterr()
     assert main(["history", "--results-dir", str(root), "--metric", "test_acc", "--case", "convnet3"]) == 0
     out = capsys.readouterr().out
