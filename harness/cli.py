@@ -221,6 +221,13 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if args.markdown:
         Path(args.markdown).write_text(comparison_markdown(rows, base.label, new.label, warnings, thresholds))
     regressed = any(r.regressed for r in rows)
+    if not any(r.in_both for r in rows):  # a gate that compared nothing must not pass as "no regression"
+        print(
+            f"WARNING: no case ran in both {base.label} and {new.label}, so nothing was compared (another suite, "
+            "selection or backend?)" + (": --fail-on-regression fails" if args.fail_on_regression else ""),
+            file=sys.stderr,
+        )
+        return 1 if args.fail_on_regression else 0
     return 1 if regressed and args.fail_on_regression else 0
 
 

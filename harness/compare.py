@@ -73,6 +73,12 @@ class CaseComparison:
     acc_verdict: str
     note: str
     time_ci: tuple[float, float] = (math.nan, math.nan)  # 95 % hierarchical bootstrap interval of time_ratio
+    only_in: str = ""  # "base" | "new" for a case one run lacks (its verdicts n/a); "" when both ran it
+
+    @property
+    def in_both(self) -> bool:
+        """Both runs have the case (else its verdicts are n/a and only_in says which run has it)."""
+        return not self.only_in
 
     @property
     def regressed(self) -> bool:
@@ -245,6 +251,20 @@ def comparable(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.assign(model=frame["model"].map(model_label)) if "model" in frame else frame
 
 
+def _one_sided(case: str, backend: str, base: pd.DataFrame, new: pd.DataFrame) -> CaseComparison:
+    """A case only one run has: its figures on its side, nothing to compare them with."""
+    side = new if base.empty else base
+    times, accuracies = steady_epoch_times(side), final_accuracies(side)
+    time_s = float(np.median(times)) if len(times) else math.nan
+    acc = float(np.mean(accuracies)) if len(accuracies) else math.nan
+    base_t, new_t, base_a, new_a = (
+        (math.nan, time_s, math.nan, acc) if base.empty else (time_s, math.nan, acc, math.nan)
+    )
+    nan, where = math.nan, "new" if base.empty else "base"
+    return CaseComparison(case, backend, base_t, new_t, nan, nan, "n/a", base_a, new_a, nan, (nan, nan), "n/a",
+                          f"only in {where}", only_in=where)  # fmt: skip
+
+
 def compare_frames(base: pd.DataFrame, new: pd.DataFrame, thresholds: Thresholds | None = None) -> list[CaseComparison]:
     t = thresholds or Thresholds()
     base, new = comparable(base), comparable(new)
@@ -257,23 +277,7 @@ def compare_frames(base: pd.DataFrame, new: pd.DataFrame, thresholds: Thresholds
         b, n = _case_rows(base, key), _case_rows(new, key)
         case = f"{key[0]}:{case_label(key[1], key[2], key[3], key[4])}"
         if b.empty or n.empty:
-            out.append(
-                CaseComparison(
-                    case,
-                    key[5],
-                    math.nan,
-                    math.nan,
-                    math.nan,
-                    math.nan,
-                    "n/a",
-                    math.nan,
-                    math.nan,
-                    math.nan,
-                    (math.nan, math.nan),
-                    "n/a",
-                    "only in " + ("new" if b.empty else "base"),
-                )
-            )
+            out.append(_one_sided(case, key[5], b, n))
             continue
         tc = _time_verdict(steady_rows(b), steady_rows(n), t)
         base_a, new_a, diff, ci, acc_verdict, note = _accuracy_verdict(final_accuracies(b), final_accuracies(n), t)

@@ -519,6 +519,8 @@ def _against_baseline(config: pytest.Config, outcome: Any, reference: str) -> tu
     except InputError as exc:
         return f"baseline not usable: {exc}", False, ()
     rows = compare_frames(base.frame, outcome.frame)
+    if not any(r.in_both for r in rows):  # a gate that compared nothing must not pass as "no regression"
+        return f"baseline not usable: {reference} ran none of this session's cases, so nothing was compared", False, ()
     warnings = environment_warnings(base.environment, Environment.of(outcome.frame))
     markdown = comparison_markdown(rows, reference, outcome.run_id, warnings, Thresholds())
     return markdown, True, tuple(f"{r.case} [{r.backend}]" for r in rows if r.regressed)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import backend_probes as probes
 import numpy as np
+import pandas as pd
 import pytest
 
 from harness.augment import AugmentConfig
@@ -18,6 +19,7 @@ from harness.config import RuntimeOptions, TransferOptions, TrialConfig
 from harness.data.tasks import TaskSpec
 from harness.reporting import regression_cells
 from harness.results import ResultsWriter, read_results, to_frame
+from harness.summary import final_rows
 
 EPOCHS = 5  # with 2 seeds: eight steady epochs per run, enough for a one-sided Mann-Whitney p < 0.01
 SEEDS = (0, 1)
@@ -148,6 +150,33 @@ def test_baseline_save_compare_by_name_and_history(runs, capsys, monkeypatch):
     )
     assert main(["history", "--results-dir", str(root / "missing")]) == 2
     assert f"Received: {root / 'missing'}, which does not exist." in capsys.readouterr().err
+
+
+def test_runs_with_no_case_in_common_compare_nothing_and_a_gate_on_them_fails(runs, capsys, tmp_path):
+    """Another suite (or selection) than the baseline's: every case is only in one run. A regression gate must not
+    pass on that as "0 regressions"; each side's figures still show."""
+    from types import SimpleNamespace
+
+    from harness.pytest_plugin import _against_baseline
+
+    root, honest_a, _ = runs
+    renamed = tmp_path / "renamed"
+    shutil.copytree(honest_a, renamed)
+    frame = pd.read_parquet(renamed / "results.parquet")
+    frame["suite"] = "other"
+    frame.to_parquet(renamed / "results.parquet", index=False)
+    for flags, code in (([], 0), (["--fail-on-regression"], 1)):
+        assert main(["compare", str(honest_a), str(renamed), "--results-dir", str(root), *flags]) == code
+        out, err = capsys.readouterr()
+        assert "WARNING: no case ran in both" in err and ("fails" in err) == bool(flags)
+    rows = compare_frames(read_results(honest_a), frame)
+    assert {r.only_in for r in rows} == {"base", "new"} and not any(r.in_both for r in rows)
+    acc = final_rows(read_results(honest_a)).groupby("backend")["test_acc"].mean()
+    assert {r.backend: r.base_acc for r in rows if r.only_in == "base"} == pytest.approx(acc.to_dict())
+    config = SimpleNamespace(getoption=lambda name: str(root))  # the plugin's one read of the session's options
+    session = SimpleNamespace(frame=frame, run_id="renamed")
+    message, usable, regressed = _against_baseline(config, session, str(honest_a))  # type: ignore[arg-type]
+    assert not usable and "ran none of this session's cases, so nothing was compared" in message
 
 
 def test_different_framework_versions_and_machines_warn_loudly(runs, capsys):
