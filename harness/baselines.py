@@ -20,7 +20,7 @@ import pandas as pd
 from harness.config import case_label
 from harness.errors import InputError
 from harness.provenance import cpu_model, utc_now
-from harness.summary import final_rows, framework_versions, steady_rows
+from harness.summary import compared_rows, final_rows, framework_versions, steady_rows
 from harness.user_files import read_json_object, read_run_json, read_run_rows, read_run_table
 
 BASELINES = "baselines"
@@ -244,8 +244,19 @@ def history(
             f"{'is not a directory' if results_dir.exists() else 'does not exist'}. Give the --results-dir the runs "
             "used."
         )
+    if _is_run_dir(results_dir):
+        raise InputError(
+            f"Expected --results-dir to be the folder that holds the runs. Received: {results_dir}, a run itself. "
+            f"Give its folder: --results-dir {results_dir.parent}."
+        )
+    directories = run_directories(results_dir)
+    if not directories:
+        raise InputError(
+            f"Expected runs in --results-dir {results_dir}. Received: none there. Give the --results-dir the runs "
+            "used, or run one first (`xfbench run`)."
+        )
     runs, columns, cases = [], {}, set()
-    for path in run_directories(results_dir)[-last:]:
+    for path in directories[-last:]:
         info = read_run_json(path)
         frame = read_run_table(path)
         runs.append(
@@ -259,7 +270,7 @@ def history(
         )
         if frame.empty:
             continue
-        cases.update(_case_names(frame))
+        cases.update(_case_names(compared_rows(frame)))
         columns[path.name] = _metric_per_case(frame, metric, case_filter)
     if case_filter and cases and not any(case_filter in case for case in cases):
         shown = sorted(cases)
@@ -286,6 +297,7 @@ def _case_names(frame: pd.DataFrame) -> list[str]:
 
 def _metric_per_case(frame: pd.DataFrame, metric: str, case_filter: str | None) -> dict[tuple[str, str], float]:
     """(case, backend) -> the metric over one run: steady-state median of a time, mean final test accuracy."""
+    frame = compared_rows(frame)
     frame = frame.assign(case=_case_names(frame))
     if case_filter:
         frame = frame[frame["case"].str.contains(case_filter, regex=False)]

@@ -35,7 +35,7 @@ from harness.errors import InputError
 from harness.seeds import BOOTSTRAP_SEED
 from harness.statistics import StatsSettings, epochs_by_trial, ratio_interval
 from harness.strategy_options import unread_option_paths
-from harness.summary import final_rows, steady_rows
+from harness.summary import compared_rows, final_rows, steady_rows
 
 CASE_COLUMNS = ["suite", "strategy", "model", "variant", "dataset", "backend"]
 
@@ -246,8 +246,9 @@ def _case_rows(frame: pd.DataFrame, key: tuple) -> pd.DataFrame:
 
 
 def comparable(frame: pd.DataFrame) -> pd.DataFrame:
-    """``frame`` with each model named as cases are (:func:`harness.config.model_label`), so that the same spec
-    file run from two directories is one case."""
+    """``frame``'s compared rows (not a search's samples) with each model named as cases are
+    (:func:`harness.config.model_label`), so that the same spec file run from two directories is one case."""
+    frame = compared_rows(frame)
     return frame.assign(model=frame["model"].map(model_label)) if "model" in frame else frame
 
 

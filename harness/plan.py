@@ -22,8 +22,6 @@ from harness.tuning import TunePlan
 from harness.user_files import read_json_object
 
 KINDS = ("run", "tune")
-# A plan's stages, in the order they run; each stage's rows carry its name in the ``stage`` column.
-STAGE_PRETRAIN, STAGE_TRIALS, STAGE_SEARCH, STAGE_FINAL = "pretrain", "trials", "search", "final"
 RUN_STATUSES = ("running", "finished", "interrupted")
 LOCAL_ADDRESS = "local"  # Ray's spelling of a fresh instance of one's own, as --address
 RUN_TITLE, TUNE_TITLE = "xfbench comparison", "xfbench tune: each backend at its best config"

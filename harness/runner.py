@@ -25,10 +25,6 @@ from harness.data.registry import Dataset
 from harness.errors import InputError
 from harness.model_import import python_model_sources
 from harness.plan import (
-    STAGE_FINAL,
-    STAGE_PRETRAIN,
-    STAGE_SEARCH,
-    STAGE_TRIALS,
     ExecutionOptions,
     ResumeRecord,
     RunFile,
@@ -52,6 +48,7 @@ from harness.scheduler import (
     run_search,
     run_trials,
 )
+from harness.stages import STAGE_FINAL, STAGE_PRETRAIN, STAGE_SEARCH, STAGE_TRIALS
 from harness.summary import Summary, final_rows, framework_versions, last_attempts, summarize
 from harness.trial import RunInfo, skipped_row
 from harness.tuning import TunePlan, final_trials

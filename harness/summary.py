@@ -16,6 +16,7 @@ from harness.backbone import backbone_variant
 from harness.backend import BACKENDS, REFERENCE_BACKEND
 from harness.config import case_label
 from harness.model_cost import TRAINING_PASSES, training_gflops
+from harness.stages import STAGE_SEARCH
 
 # A case is a suite's: two suites of one run may name the same (strategy, model, variant, dataset) with other
 # settings (s1_alexnet_quick and zoo_quick both train scratch-alexnet-fashion_mnist), and must not be pooled.
@@ -57,6 +58,14 @@ class Summary:
     statistics: pd.DataFrame = field(default_factory=pd.DataFrame)
     # per (case, backend, phase) of the cases that train in more than one phase: steady epoch time and samples/s
     phases: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+
+def compared_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    """The rows two runs are compared and trended on: not a tune run's search samples, which would pair unrelated
+    configurations by their sample number (its final stage is each backend's best, the head-to-head)."""
+    if "stage" not in frame:
+        return frame
+    return frame[~frame["stage"].eq(STAGE_SEARCH).fillna(False).astype(bool)]  # rows without a stage are kept
 
 
 def last_attempts(frame: pd.DataFrame) -> pd.DataFrame:

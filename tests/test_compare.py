@@ -179,6 +179,29 @@ def test_runs_with_no_case_in_common_compare_nothing_and_a_gate_on_them_fails(ru
     assert not usable and "ran none of this session's cases, so nothing was compared" in message
 
 
+def test_a_tune_runs_search_samples_are_neither_compared_nor_trended(runs, capsys, tmp_path):
+    """Sample 0 of one search and sample 0 of another are unrelated configurations: history and compare use a tune
+    run's final stage (each backend's best, re-run over seeds) only."""
+    from harness.baselines import history
+
+    _, honest_a, _ = runs
+    root = tmp_path / "results"
+    tuned = root / "tuned"
+    shutil.copytree(honest_a, tuned)
+    frame = pd.read_parquet(tuned / "results.parquet")
+    search = frame.assign(stage="search", variant="search000", trial_id=frame["trial_id"] + "-search")
+    pd.concat([search, frame.assign(stage="final")]).to_parquet(tuned / "results.parquet", index=False)
+    _, table = history(root, "test_acc")
+    assert not any("search000" in case for case, _ in table.index) and len(table) == 2
+    assert all(r.in_both and "search" not in r.case for r in compare_frames(read_results(tuned), frame))
+    # and a folder with no runs, or a run given as the folder of runs, is said to be one (it printed empty tables)
+    assert main(["history", "--results-dir", str(tuned)]) == 2
+    assert f"Received: {tuned}, a run itself. Give its folder: --results-dir {root}." in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert main(["history", "--results-dir", str(tmp_path / "empty")]) == 2
+    assert "Received: none there." in capsys.readouterr().err
+
+
 def test_different_framework_versions_and_machines_warn_loudly(runs, capsys):
     _, honest_a, honest_b = runs
     import pandas as pd
