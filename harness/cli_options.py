@@ -487,7 +487,9 @@ def _add_output(parser: argparse.ArgumentParser) -> None:
         "--format",
         choices=OUTPUT_FORMATS,
         default="table",
-        help="end-of-run tables: table (fits the terminal's width), md, csv or json (for machines)",
+        help="end-of-run tables: table (fits the terminal's width), md (the tables as markdown), or for machines, "
+        "numbers as numbers: csv (one row per case and backend, its statistics against the reference beside it) or "
+        "json (the run and every summary table's rows)",
     )
     out.add_argument(
         "--no-report",

@@ -11,8 +11,6 @@ one table per other backend, accuracy differences reference − backend, time ra
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
 import shutil
@@ -457,9 +455,13 @@ def print_run_summary(
 ) -> None:
     """The per-backend table, the comparisons against the reference and their statistics, then where the
     results are: as text that fits ``width`` columns (default: the terminal's), or markdown / CSV / JSON."""
-    tables = run_tables(summary or outcome.summary)
-    if output_format != "table":
-        print(render_tables(tables, output_format))
+    summary = summary or outcome.summary
+    if output_format in ("json", "csv"):
+        print(machine_summary(summary, outcome, output_format))
+        return
+    tables = run_tables(summary)
+    if output_format == "md":
+        print(markdown_tables(tables))
         return
     width = width or shutil.get_terminal_size().columns
     print("\n".join(textwrap.wrap(f"xfbench — run {outcome.run_id}", width)) + "\n")
@@ -468,6 +470,27 @@ def print_run_summary(
     files = ", ".join(name for name in written if (outcome.run_dir / name).is_file())  # --no-report: no report.html
     where = f"results: {outcome.run_dir}{f' ({files})' if files else ''}; wall time {outcome.wall_time_s:.1f}s"
     print("\n".join(textwrap.wrap(where, width, break_on_hyphens=False)))
+
+
+MACHINE_TABLES = ("per_backend", "comparison", "statistics", "phases")
+CASE_KEYS = ["suite", "strategy", "model", "variant", "dataset", "backend"]
+
+
+def machine_summary(summary: Summary, outcome: RunOutcome, output_format: str) -> str:
+    """``--format json``: the run (id, folder, reference, wall time) and each summary table's rows, numbers as
+    numbers (NaN as null); ``--format csv``: one row per (case, backend), the per-backend figures with the
+    statistics against the reference beside them (empty for the reference), and the run's id and folder."""
+    frames = {name: getattr(summary, name).drop(columns=["suite_shown"], errors="ignore") for name in MACHINE_TABLES}
+    if output_format == "json":
+        run = {"run_id": outcome.run_id, "run_dir": str(outcome.run_dir), "reference": summary.reference,
+               "wall_time_s": outcome.wall_time_s}  # fmt: skip
+        tables = {name: json.loads(frame.to_json(orient="records")) for name, frame in frames.items()}
+        return json.dumps({**run, "tables": tables})
+    flat = frames["per_backend"]
+    if not frames["statistics"].empty:
+        flat = flat.merge(frames["statistics"], on=CASE_KEYS, how="left")
+    flat = flat.assign(run_id=outcome.run_id, run_dir=str(outcome.run_dir))
+    return flat.to_csv(index=False).rstrip("\n")
 
 
 def comparison_table(rows: Sequence[CaseComparison], base_label: str, new_label: str, t: Thresholds) -> TableData:
@@ -740,19 +763,8 @@ def render_lines(table: TableData, width: int) -> list[tuple[str, int | None]]:
     return lines
 
 
-def render_tables(tables: Sequence[TableData], output_format: str) -> str:
-    """``md``: markdown tables under their titles; ``csv``: one block per table, a ``# name: title`` line first;
-    ``json``: a list of {name, title, header, rows}."""
-    if output_format == "json":
-        return json.dumps([{"name": t.name, "title": t.title, "header": t.header, "rows": t.rows} for t in tables])
-    blocks = []
-    for t in tables:
-        if output_format == "md":
-            blocks.append(f"## {t.title}\n\n" + markdown_table(t.header, t.rows) + (f"\n\n{t.note}" if t.note else ""))
-        else:
-            buffer = io.StringIO()
-            writer = csv.writer(buffer, lineterminator="\n")
-            writer.writerow([f"# {t.name}: {t.title}"])
-            writer.writerows([t.header, *t.rows])
-            blocks.append(buffer.getvalue().rstrip("\n"))
-    return "\n\n".join(blocks)
+def markdown_tables(tables: Sequence[TableData]) -> str:
+    """``--format md``: each table under its title, the paragraph on how to read it below."""
+    return "\n\n".join(
+        f"## {t.title}\n\n" + markdown_table(t.header, t.rows) + (f"\n\n{t.note}" if t.note else "") for t in tables
+    )

@@ -7,7 +7,6 @@ with a backend slowed on demand, so each check runs in seconds.
 
 from __future__ import annotations
 
-import csv
 import importlib.util
 import io
 import json
@@ -163,15 +162,29 @@ def test_a_wide_terminal_gets_aligned_columns():
     assert set(lines[2]) <= {"-", " "} and len(widths) == len(table.header)
 
 
-def test_machine_formats_carry_the_same_cells():
-    tables = reporting.run_tables(summarize(_frame(torch_slowdown=1.5)))
-    as_json = json.loads(reporting.render_tables(tables, "json"))
-    assert [t["name"] for t in as_json] == [t.name for t in tables]
-    assert as_json[0]["rows"][0] == list(tables[0].rows[0])
-    rows = list(csv.reader(io.StringIO(reporting.render_tables(tables, "csv"))))
-    assert rows[1] == list(tables[0].header) and rows[2] == list(tables[0].rows[0])
-    markdown = reporting.render_tables(tables, "md")
-    assert markdown.count("## ") == len(tables) and "| case |" in markdown
+def test_machine_formats_carry_numbers_and_where_the_run_is(tmp_path, capsys):
+    """json and csv are read by programs: numbers as numbers (no thousands separators, intervals in their own
+    fields), and the run's folder, where results.parquet is; md is the tables people read."""
+    from types import SimpleNamespace
+
+    summary = summarize(_frame(torch_slowdown=1.5))
+    outcome = SimpleNamespace(run_id="r", run_dir=tmp_path, summary=summary, wall_time_s=1.0)
+    reporting.print_run_summary(outcome, "json")  # type: ignore[arg-type]
+    data = json.loads(capsys.readouterr().out)
+    assert (data["run_id"], data["run_dir"], data["reference"]) == ("r", str(tmp_path), "torch")
+    assert list(data["tables"]) == ["per_backend", "comparison", "statistics", "phases"]
+    per_backend = data["tables"]["per_backend"]
+    assert len(per_backend) == len(summary.per_backend) and isinstance(per_backend[0]["samples_per_s_median"], float)
+    stats = data["tables"]["statistics"][0]
+    assert stats["time_ci_low"] < stats["time_ratio"] < stats["time_ci_high"] and stats["time_ci_low"] > 1.3
+    reporting.print_run_summary(outcome, "csv")  # type: ignore[arg-type]
+    flat = pd.read_csv(io.StringIO(capsys.readouterr().out))
+    assert len(flat) == len(summary.per_backend) and set(flat["run_dir"]) == {str(tmp_path)}
+    assert flat["samples_per_s_median"].dtype == float and flat["time_ratio"].notna().sum() == len(summary.statistics)
+    assert flat.loc[flat["backend"] == "torch", "time_ratio"].isna().all()  # the reference has no ratio to itself
+    reporting.print_run_summary(outcome, "md")  # type: ignore[arg-type]
+    markdown = capsys.readouterr().out
+    assert markdown.count("## ") == len(reporting.run_tables(summary)) and "| case |" in markdown
 
 
 # ---------------------------------------------------------------------------------------------------- report
@@ -406,6 +419,6 @@ def test_run_and_tune_take_format_and_reference(capsys, tmp_path):
     frame = _frame(torch_slowdown=1.5)
     outcome = SimpleNamespace(run_id="r", run_dir=tmp_path, summary=summarize(frame), wall_time_s=1.0)
     reporting.print_run_summary(outcome, args.format, summary=summarize(frame, args.reference))
-    tables = json.loads(capsys.readouterr().out)
-    assert [t["name"] for t in tables] == ["per_backend", "tensorflow_vs_torch", "statistics"]
-    assert {row[1] for row in tables[2]["rows"]} == {"torch"}
+    data = json.loads(capsys.readouterr().out)
+    assert data["reference"] == "tensorflow"
+    assert {row["backend"] for row in data["tables"]["statistics"]} == {"torch"}
