@@ -139,8 +139,8 @@ class SaveOutcome:
 def save_baseline(run_dir: Path, name: str, results_dir: Path) -> SaveOutcome:
     if not re.fullmatch(BASELINE_NAME, name):
         raise InputError(
-            f"Expected a baseline name of letters, digits, '.', '_' or '-'. Received: {name!r}. Pick such a name, "
-            "e.g. main-2026-12-03."
+            f"Expected a baseline name of letters, digits, '.', '_' or '-', starting with a letter or digit. "
+            f"Received: {name!r}. Pick such a name, e.g. main-2026-12-03."
         )
     if _is_run_dir(results_dir / name):
         raise InputError(

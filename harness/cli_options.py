@@ -679,12 +679,23 @@ class OneLineErrorParser(argparse.ArgumentParser):
             hint = f" If its value starts with '-', write {flag}=VALUE."
         self.exit(2, f"{self.prog}: error: {message.rstrip('.')}.{hint} See `{self.prog} --help` for the options.\n")
 
+    def parse_args(self, args: Any = None, namespace: Any = None) -> Any:
+        """As argparse's, but words left over are named against the sub-command that was given (argparse names
+        them against the top level, so `xfbench list suites` pointed at `xfbench --help`)."""
+        parsed, extras = self.parse_known_args(args, namespace)
+        if extras:
+            words = [getattr(parsed, d, None) for d in ("command", "baseline_command", "weights_command")]
+            prog = " ".join([self.prog, *(w for w in words if w)])
+            self.exit(2, f"{prog}: error: unrecognized arguments: {' '.join(extras)}. See `{prog} --help` for the "
+                         "options.\n")  # fmt: skip
+        return parsed
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineErrorParser(
         prog="xfbench", description="Compare PyTorch and TensorFlow on identical training strategies."
     )
-    commands = parser.add_subparsers(dest="command", required=True)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     commands.add_parser("list", help="suites, strategies, models, datasets, backends, optimizers, initializers")
 
     run = commands.add_parser("run", help="run a suite or one strategy/model/dataset case on one or both backends")
@@ -699,9 +710,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_report_parsers(commands)
 
     base = commands.add_parser("baseline", help="save or list baselines (results/baselines/<machine>/<name>)")
-    base_cmds = base.add_subparsers(dest="baseline_command", required=True)
+    base_cmds = base.add_subparsers(dest="baseline_command", required=True, metavar="{save,list}")
     save = base_cmds.add_parser("save", help="store a run as a named baseline")
-    save.add_argument("name", help="letters, digits, '.', '_' and '-'; a name saved before is replaced")
+    save.add_argument(
+        "name",
+        help="letters, digits, '.', '_' and '-', starting with a letter or digit; a name saved before is replaced",
+    )
     save.add_argument("--run", help="run directory or run id (default: the newest run)")
     save.add_argument("--results-dir", default="results", help="where runs are and baselines go (default ./results)")
     lst = base_cmds.add_parser("list", help="list saved baselines")
@@ -733,7 +747,7 @@ def build_parser() -> argparse.ArgumentParser:
     mdl.add_argument("--export-spec", type=Path, metavar="FILE", help="also write the neutral spec as JSON")
 
     wts = commands.add_parser("weights", help="pretrained weights: fetch a zoo's sets into the cache, list the cache")
-    wts_cmds = wts.add_subparsers(dest="weights_command", required=True)
+    wts_cmds = wts.add_subparsers(dest="weights_command", required=True, metavar="{fetch,list}")
     fetch = wts_cmds.add_parser("fetch", help="download through the framework's own mechanism ($XFBENCH_WEIGHTS)")
     fetch.add_argument("names", nargs="+", metavar="NAME", help="torchvision:NAME[:WEIGHTS] or keras:NAME[:imagenet]")
     wts_cmds.add_parser("list", help="weight files in the cache, with the set each was fetched as")

@@ -325,6 +325,11 @@ BAD_INPUTS = {
     ),
     "run id of the results directory's own": (["run", "--suite", "smoke", "--run-id", "_ray"], "Received: '_ray'"),
     "unknown option": (["run", "--suite", "smoke", "--bogus"], "unrecognized arguments: --bogus"),
+    "a word a sub-command does not take": (  # named against `list`, not the top level
+        ["list", "suites"],
+        "xfbench list: error: unrecognized arguments: suites. See `xfbench list --help` for the options.",
+    ),
+    "baseline without what to do": (["baseline"], "the following arguments are required: {save,list}."),
     "a reference backend the run does not train": (
         ["run", "--suite", "smoke", "--backend", "torch", "--reference", "tensorflow"],
         "Expected --reference to be one of the backends this run trains, ['torch']. Received: 'tensorflow'.",
