@@ -258,7 +258,8 @@ _CATALOGUE: dict[str, Suite] = {  # built here, read through SUITES
         ),
         Suite(
             "s1_cifar10",
-            "SUITES.md S1 on CIFAR-10 with the notebooks' hyperparameters and bars (1 epoch)",
+            "S1 on CIFAR-10: the TensorFlow lesson's two-layer net and three-layer convnet (plain SGD, Nesterov, the "
+            "Sequential variant) with the notebooks' hyperparameters and validation bars, 1 epoch",
             # convnet3 in float32 sums its convolutions in another order per framework: the gap measured on
             # Fashion-MNIST (CIFAR-10 cannot be fetched on the machine these figures come from).
             cases=(
