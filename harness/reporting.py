@@ -156,6 +156,14 @@ def _epoch_time_cell(row: pd.Series) -> str:
     return fmt(row["epoch_time_s_median"], ".3f") + _warmup_mark(row["timing_basis"] == WARMUP_ONLY)
 
 
+def _accuracy_cell(row: pd.Series) -> str:
+    """Mean ± std over seeds; one seed has no spread to show (0 would claim one)."""
+    mean, std = row["test_acc_mean"], row["test_acc_std"]
+    if isinstance(std, float) and math.isnan(std) and not (isinstance(mean, float) and math.isnan(mean)):
+        return f"{fmt(mean, '.4f')} (1 seed)"
+    return f"{fmt(mean, '.4f')} ± {fmt(std, '.4f')}"
+
+
 def per_backend_cells(row: pd.Series) -> list[str]:
     """One row of ``Summary.per_backend``, as the terminal and summary.md show it."""
     return [
@@ -164,7 +172,7 @@ def per_backend_cells(row: pd.Series) -> list[str]:
         str(row["dataset"]),
         str(row["backend"]),
         _status_cell(row),
-        f"{fmt(row['test_acc_mean'], '.4f')} ± {fmt(row['test_acc_std'], '.4f')}",
+        _accuracy_cell(row),
         _epoch_time_cell(row),
         fmt(row["samples_per_s_median"], ",.0f"),
         fmt(row["params"], ",.0f"),

@@ -108,6 +108,9 @@ def test_summary_statistics_and_ratio():
     assert cmp["epoch_time_ratio"] == pytest.approx(2.1 / 1.1)
     text = run_markdown(summary, "t")
     assert "0.9100 ± 0.0141" in text and "1.909" in text and "2/3 ok, 1 failed" in text
+    one_seed = summarize(to_frame([r for r in rows if r["seed"] == 0]))  # no spread to show: not ± 0
+    assert one_seed.per_backend["test_acc_std"].isna().all()
+    assert "0.9000 (1 seed)" in run_markdown(one_seed, "t") and "± 0.0000" not in run_markdown(one_seed, "t")
     assert "## torch vs tensorflow" in text and "epoch time torch / tensorflow" in text
 
 
