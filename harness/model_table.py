@@ -103,10 +103,15 @@ def as_text(spec: ModelSpec, cost: ModelCost) -> str:
         *(line(r) for r in rows),
         "  ".join("-" * w for w in widths),
         f"total parameters: {cost.params:,}",
-        f"forward MACs per sample: {cost.forward_macs:,} ({cost.forward_macs / 1e9:.3f} G; convolutions and dense "
+        f"forward MACs per sample: {cost.forward_macs:,} ({_scaled(cost.forward_macs)}; convolutions and dense "
         "layers, torchvision's convention)",
     ]
     return "\n".join(out)
+
+
+def _scaled(count: int) -> str:
+    """A count in G, or in M below 0.1 G (convnet3's 356,352 read 0.000 G)."""
+    return f"{count / 1e9:.3f} G" if count >= 1e8 else f"{count / 1e6:.3f} M"
 
 
 def as_json(spec: ModelSpec, cost: ModelCost) -> str:

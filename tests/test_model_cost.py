@@ -81,7 +81,9 @@ def test_the_memory_floor_is_the_parameters_and_one_batchs_input_and_largest_out
 def test_model_command_prints_the_table_and_totals(capsys):
     assert main(["model", "resnet18"]) == 0
     text = capsys.readouterr().out
-    assert "layer4_1_conv2" in text and "total parameters: 11,689,512" in text and "1,814,073,344" in text
+    assert "layer4_1_conv2" in text and "total parameters: 11,689,512" in text and "1,814,073,344 (1.814 G;" in text
+    assert main(["model", "convnet3"]) == 0  # a small network's count in M, not 0.000 G
+    assert "forward MACs per sample: 356,352 (0.356 M;" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(
