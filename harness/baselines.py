@@ -72,6 +72,11 @@ def saved_baseline_dir(name: str, results_dir: Path) -> Path | None:
     return next(iter(here or matches), None)
 
 
+def is_baseline_dir(path: Path, results_dir: Path) -> bool:
+    """``path`` is a saved baseline's folder (results/baselines/<machine>/<name>)."""
+    return path.resolve().parent.parent == (results_dir / BASELINES).resolve()
+
+
 def resolve(reference: str, results_dir: Path) -> Path:
     """A run directory from a path, a run id under ``results_dir``, or a saved baseline name; a bare name that is
     both a run id and a baseline name is refused rather than guessed."""

@@ -281,12 +281,14 @@ def _report_source(given: str, results_dir: Path) -> Path:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    from harness.baselines import is_baseline_dir
     from harness.report_html import build_report
 
     results_dir = Path(args.results_dir).expanduser()
     paths = [_report_source(r, results_dir) for r in args.runs]
     single_run = len(paths) == 1 and (paths[0] / "run.json").is_file()
-    default = paths[0] / "report.html" if single_run else Path("report.html")
+    baseline = single_run and is_baseline_dir(paths[0], results_dir)  # git tracks baselines/: nothing drawn there
+    default = paths[0] / "report.html" if single_run and not baseline else Path("report.html")
     out = check_output_file(args.output or default, "--output")
     if out.suffix.lower() not in (".html", ".htm"):  # the page is HTML whatever its name; a .txt would mislead
         raise InputError(

@@ -505,7 +505,10 @@ def _add_report_parsers(commands: Any) -> None:
     rep = commands.add_parser("report", help="one self-contained HTML page (plots also as PNG and SVG) of runs")
     rep.add_argument("runs", nargs="+", metavar="RUN_OR_DIR", help="run directories or ids, or a results directory")
     rep.add_argument(
-        "-o", "--output", type=Path, help="the HTML file (default: report.html in the run, else ./report.html)"
+        "-o",
+        "--output",
+        type=Path,
+        help="the HTML file (default: report.html in the run; for several runs or a baseline, ./report.html)",
     )
     rep.add_argument(
         "--results-dir", default="results", help="where run ids and baseline names are looked up (default ./results)"

@@ -351,6 +351,20 @@ def test_the_report_opens_in_headless_chromium(tmp_path):
 
 
 @needs_matplotlib
+def test_a_report_of_a_baseline_is_written_in_the_working_directory_not_in_the_tracked_baselines(
+    tmp_path, monkeypatch, capsys
+):
+    results = tmp_path / "results"
+    _write_run(results, "run-b", "2026-01-01")
+    assert main(["baseline", "save", "keep", "--run", "run-b", "--results-dir", str(results)]) == 0
+    [saved] = (results / "baselines").glob("*/keep")
+    before = sorted(p.name for p in saved.iterdir())
+    monkeypatch.chdir(tmp_path)
+    assert main(["report", "keep", "--results-dir", str(results)]) == 0
+    assert (tmp_path / "report.html").is_file() and sorted(p.name for p in saved.iterdir()) == before
+
+
+@needs_matplotlib
 def test_the_reference_reaches_the_report_beside_summary_md(tmp_path):
     run_dir = _write_run(tmp_path, "run-r", "2026-01-01", torch_slowdown=1.5)
     page = write_report(run_dir, "tensorflow").read_text()  # type: ignore[union-attr]
