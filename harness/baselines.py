@@ -133,6 +133,7 @@ class SavedBaseline:
     saved: str
     framework_versions: dict[str, str]
     path: Path
+    source_run: str = ""  # the run it was saved from ("" when baseline.json does not say)
 
 
 @dataclass(frozen=True)
@@ -218,8 +219,14 @@ def _saved_baseline(meta: Path) -> SavedBaseline:
             f"Expected {meta} to hold name, machine_key and saved as text and framework_versions as an object of "
             f"version strings, as `xfbench baseline save` writes them. Received: {', '.join(wrong)}. {fix}"
         )
+    source = saved.get("source_run")
     return SavedBaseline(
-        texts["name"], texts["machine_key"], texts["saved"], {str(k): v for k, v in versions.items()}, meta.parent
+        texts["name"],
+        texts["machine_key"],
+        texts["saved"],
+        {str(k): v for k, v in versions.items()},
+        meta.parent,
+        Path(source).name if isinstance(source, str) else "",
     )
 
 

@@ -236,12 +236,9 @@ def cmd_baseline(args: argparse.Namespace) -> int:
 
     results_dir = Path(args.results_dir).expanduser()
     if args.baseline_command == "list":
-        baselines = list_baselines(results_dir)
-        for saved in baselines:
-            versions = ", ".join(f"{k} {v}" for k, v in sorted(saved.framework_versions.items()))
-            print(f"{saved.name:<24} {saved.machine_key:<50} {versions}  saved {saved.saved}")
-        if not baselines:
-            print(f"no baselines saved in {results_dir}: `xfbench baseline save NAME` saves the newest run")
+        from harness.reporting import print_baselines
+
+        print_baselines(list_baselines(results_dir), results_dir)
         return 0
     writable_results_dir(results_dir.resolve())
     if args.run:

@@ -31,7 +31,7 @@ from harness.summary import WARMUP_ONLY, Summary, case_title, suite_shown
 from harness.tuning import TunePlan, best_trials, search_table
 
 if TYPE_CHECKING:
-    from harness.baselines import LoadedRun
+    from harness.baselines import LoadedRun, SavedBaseline
     from harness.runner import RunOutcome
 
 PER_BACKEND_HEADER = [
@@ -547,6 +547,26 @@ def print_comparison(
         for line in _wrap(message, width):
             console.print(Text(line, style="red"))
     console.print(Text(f"{len(regressions(rows))} regression(s) in {len(rows)} case(s)"))
+
+
+def print_baselines(baselines: list[SavedBaseline], results_dir: Path) -> None:
+    """``xfbench baseline list``: one row per baseline, fitted to the terminal (stacked when narrow)."""
+    if not baselines:
+        print(f"no baselines saved in {results_dir}: `xfbench baseline save NAME` saves the newest run")
+        return
+    rows = tuple(
+        (
+            b.name,
+            b.machine_key,
+            b.saved,
+            b.source_run or "?",
+            ", ".join(f"{k} {v}" for k, v in sorted(b.framework_versions.items())),
+        )
+        for b in baselines
+    )
+    title = f"Baselines in {results_dir / 'baselines'} (machine: CPU, GPU, threads)"
+    table = TableData("baselines", title, ("name", "machine", "saved", "from run", "versions"), rows, 1)
+    print(render_text(table, shutil.get_terminal_size().columns))
 
 
 def history_tables(runs: list[dict], table: pd.DataFrame, metric: str, results_dir: str | Path) -> list[TableData]:

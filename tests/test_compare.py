@@ -119,7 +119,8 @@ def test_baseline_save_compare_by_name_and_history(runs, capsys, monkeypatch):
     assert main(["compare", "nightly", "b-honest", "--results-dir", str(root), "--fail-on-regression"]) == 0
     assert _widest(capsys.readouterr().out) <= 80
     assert main(["baseline", "list", "--results-dir", str(root)]) == 0
-    assert "nightly" in capsys.readouterr().out
+    listed = capsys.readouterr().out
+    assert "nightly" in listed and "from run a-honest" in listed and _widest(listed) <= 80  # stacked at 80 columns
     assert main(["baseline", "save", "nightly", "--run", str(honest_b), "--results-dir", str(root)]) == 0
     assert capsys.readouterr().out.startswith("replaced baseline 'nightly' from")  # said, not silent
     # the baseline as its own source: removing the old one first would lose the run it copies from
