@@ -767,6 +767,9 @@ def speed_mode_rows(per_backend: pd.DataFrame) -> tuple[tuple[str, ...], ...]:
     return tuple(rows)
 
 
+_GLUE = "\x00"  # a space textwrap does not break at (it breaks at ASCII whitespace only)
+
+
 def render_text(table: TableData, width: int) -> str:
     """Aligned columns when they fit ``width``; otherwise each row stacked as ``header value`` pairs under its
     name, wrapped to ``width``. No line is longer than ``width`` either way (long words are folded)."""
@@ -783,11 +786,16 @@ def render_lines(table: TableData, width: int) -> list[tuple[str, int | None]]:
         return lines + [(line(r), index) for index, r in enumerate(table.rows)]
     for index, row in enumerate(table.rows):
         name = _wrap(" · ".join(row[: table.key_columns]), width)
+        # a header stays on the line of its value's start, and a value (a run id) is not split at its hyphens
         pairs = [
-            f"{h} {c}" for h, c in zip(table.header[table.key_columns :], row[table.key_columns :], strict=True) if c
+            f"{h.replace(' ', _GLUE)}{_GLUE}{c}"
+            for h, c in zip(table.header[table.key_columns :], row[table.key_columns :], strict=True)
+            if c
         ]
-        body = textwrap.wrap("   ".join(pairs), width, initial_indent="  ", subsequent_indent="  ")
-        lines += [(text, index) for text in name + body]
+        body = textwrap.wrap(
+            "   ".join(pairs), width, initial_indent="  ", subsequent_indent="  ", break_on_hyphens=False
+        )
+        lines += [(text.replace(_GLUE, " "), index) for text in name + body]
     return lines
 
 

@@ -376,3 +376,14 @@ def test_search_markdown_lists_every_sample_and_marks_each_backends_pick(monkeyp
     assert f"| c | {THIRD} | 000 | 0.5 | 8 | 3 | n/a | failed |  |" in text
     monkeypatch.setattr(reporting, "search_table", lambda frame, plan: table.iloc[0:0])
     assert reporting.search_markdown(pd.DataFrame(), plan).endswith("No search trial finished.\n")
+
+
+def test_a_stacked_row_keeps_each_run_id_whole_and_beside_its_value():
+    """History's columns are run ids: stacked on a narrow terminal, neither a run id nor its value may be split
+    from the other or at a hyphen (which run a value belongs to was unclear)."""
+    runs = tuple(f"20261203-07124{i}-tune-scratch-mlp-digits" for i in range(4))
+    table = reporting.TableData("h", "t", ("case", "backend", *runs), (("c", "torch", "0.0381", "0.0402", "", "0.05"),))
+    lines = reporting.render_text(table, 60).splitlines()
+    assert max(len(line) for line in lines) <= 60
+    for run, value in zip(runs, ("0.0381", "0.0402", None, "0.05"), strict=True):
+        assert (f"{run} {value}" in "\n".join(lines)) if value else run not in "\n".join(lines)
