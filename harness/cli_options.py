@@ -694,6 +694,33 @@ class OneLineErrorParser(argparse.ArgumentParser):
         return parsed
 
 
+def _add_model_parser(commands: Any) -> None:
+    mdl = commands.add_parser("model", help="a model's per-layer table: output shapes, parameters, MACs, totals")
+    mdl.add_argument(
+        "name", help="a zoo model (xfbench list), torchvision:NAME, keras:NAME, python:module:function or a spec .json"
+    )
+    mdl.add_argument("--input-size", type=positive_int, help="square input side (default: the model's natural size)")
+    mdl.add_argument(
+        "--input-channels",
+        "--channels",  # its first name, kept
+        dest="channels",
+        type=positive_int,
+        help="input channels, as xfbench run takes them (default: the natural input's)",
+    )
+    mdl.add_argument(
+        "--classes",
+        type=positive_int,
+        help="output classes (default: the model's own task's: 10 for mlp, convnet3, cnn_small and resnet20, "
+        "1000 for the ImageNet networks and imports; a spec file: its own)",
+    )
+    mdl.add_argument("--width-multiplier", type=positive_float, help="zoo models: channel scale (default 1)")
+    mdl.add_argument(
+        "--results-dir", default="results", help="an imported model's conversion is cached in its _cache (as a run's)"
+    )
+    mdl.add_argument("--json", action="store_true", help="totals as top-level params / forward_macs, rows as layers")
+    mdl.add_argument("--export-spec", type=Path, metavar="FILE", help="also write the neutral spec as JSON")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineErrorParser(
         prog="xfbench", description="Compare PyTorch and TensorFlow on identical training strategies."
@@ -724,30 +751,7 @@ def build_parser() -> argparse.ArgumentParser:
     lst = base_cmds.add_parser("list", help="list saved baselines")
     lst.add_argument("--results-dir", default="results", help="where baselines were saved (default ./results)")
 
-    mdl = commands.add_parser("model", help="a model's per-layer table: output shapes, parameters, MACs, totals")
-    mdl.add_argument(
-        "name", help="a zoo model (xfbench list), torchvision:NAME, keras:NAME, python:module:function or a spec .json"
-    )
-    mdl.add_argument("--input-size", type=positive_int, help="square input side (default: the model's natural size)")
-    mdl.add_argument(
-        "--input-channels",
-        "--channels",  # its first name, kept
-        dest="channels",
-        type=positive_int,
-        help="input channels, as xfbench run takes them (default: the natural input's)",
-    )
-    mdl.add_argument(
-        "--classes",
-        type=positive_int,
-        help="output classes (default: the model's own task's: 10 for mlp, convnet3, cnn_small and resnet20, "
-        "1000 for the ImageNet networks and imports; a spec file: its own)",
-    )
-    mdl.add_argument("--width-multiplier", type=positive_float, help="zoo models: channel scale (default 1)")
-    mdl.add_argument(
-        "--results-dir", default="results", help="an imported model's conversion is cached in its _cache (as a run's)"
-    )
-    mdl.add_argument("--json", action="store_true", help="totals as top-level params / forward_macs, rows as layers")
-    mdl.add_argument("--export-spec", type=Path, metavar="FILE", help="also write the neutral spec as JSON")
+    _add_model_parser(commands)
 
     wts = commands.add_parser("weights", help="pretrained weights: fetch a zoo's sets into the cache, list the cache")
     wts_cmds = wts.add_subparsers(dest="weights_command", required=True, metavar="{fetch,list}")
