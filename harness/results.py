@@ -188,9 +188,15 @@ class ResultsWriter:
         if rows:
             _write_atomically(to_frame(rows), self.parts_dir / f"{safe_name(trial_id)}.parquet")
 
-    def finalize(self) -> pd.DataFrame:
+    def finalize(self, interrupted: bool = False) -> pd.DataFrame:
+        """results.parquet from the trials' parts. A trial still pending when the run was interrupted was cut
+        short: it gets no part (its rows stay in results.csv), so --resume runs it again and no table counts its
+        last epoch as its end."""
         for trial_id in list(self._pending):
-            self.finish_trial(trial_id)
+            if interrupted:
+                self._pending.pop(trial_id)
+            else:
+                self.finish_trial(trial_id)
         frame = read_parts(self.run_dir)
         _write_atomically(frame, self.run_dir / "results.parquet")
         return frame

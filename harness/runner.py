@@ -430,11 +430,12 @@ def _carry_out(ctx: _RunContext, schedule: Schedule) -> RunOutcome:
     except (KeyboardInterrupt, RunInterrupted):
         status = "interrupted"
     except Exception as exc:  # a fault of the driver: the run is left resumable, saying what stopped it
-        ctx.save(status="interrupted", error=f"{type(exc).__name__}: {str(exc)[:1000]}")
+        status = "interrupted"
+        ctx.save(status=status, error=f"{type(exc).__name__}: {str(exc)[:1000]}")
         raise
     finally:
         ctx.progress.stop()
-        frame = ctx.writer.finalize()
+        frame = ctx.writer.finalize(interrupted=status == "interrupted")
     wall = time.perf_counter() - start
     summary, markdown = _summary(ctx, frame)
     (ctx.run_dir / "summary.md").write_text(markdown)

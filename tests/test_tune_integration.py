@@ -288,21 +288,23 @@ def test_a_search_whose_backbone_did_not_train_is_skipped_not_run(tmp_path, shar
     assert "| fine_tune-mlp-digits | torch | none |  | 0 | n/a | skipped |  |" in summary
 
 
-def _kill_when(proc: subprocess.Popen, parts: Path, finished: int, timeout: float = 300) -> None:
+def _signal_when(proc: subprocess.Popen, parts: Path, finished: int, sig: int, timeout: float = 300) -> int:
+    """Send ``sig`` to the run's process group once ``finished`` trials have ended; its exit status."""
     deadline = time.monotonic() + timeout
     while len(list(parts.glob("*.parquet"))) < finished:
         assert proc.poll() is None, "the run ended before it could be interrupted"
         assert time.monotonic() < deadline, "no trial finished in time"
         time.sleep(0.05)
-    os.killpg(proc.pid, signal.SIGKILL)  # the driver and the Ray processes it started, as a dead terminal would
-    proc.wait(timeout=60)
+    os.killpg(proc.pid, sig)  # the driver and the Ray processes it started: a dead terminal, or a terminal's Ctrl-C
+    return proc.wait(timeout=60)
 
 
 def _interrupted_then_resumed(
-    tmp_path: Path, command: str, args: list[str], run_id: str, finished: int
+    tmp_path: Path, command: str, args: list[str], run_id: str, finished: int, sig: int = signal.SIGKILL
 ) -> tuple[dict, pd.DataFrame]:
-    """Start ``xfbench <command>``, SIGKILL it once ``finished`` trials have ended, resume it; the parts kept
-    before the resume."""
+    """Start ``xfbench <command>``, send ``sig`` once ``finished`` trials have ended (SIGKILL: the driver dies
+    mid-run, run.json still says running; SIGINT: Ctrl-C, the run ends interrupted, exit 130), resume it; the parts
+    kept before the resume."""
     results = tmp_path / "interrupted"
     proc = subprocess.Popen(
         [XFBENCH, command, *args, "--max-concurrent", "1", "--results-dir", str(results), "--run-id", run_id],
@@ -310,9 +312,11 @@ def _interrupted_then_resumed(
         stderr=subprocess.DEVNULL,
         start_new_session=True,
         cwd=tmp_path,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # as a terminal has it, even under nohup/&
     )
-    _kill_when(proc, results / run_id / "parts", finished)
-    assert json.loads((results / run_id / "run.json").read_text())["status"] == "running"
+    code = _signal_when(proc, results / run_id / "parts", finished, sig)
+    status = json.loads((results / run_id / "run.json").read_text())["status"]
+    assert (code, status) == ((-9, "running") if sig == signal.SIGKILL else (130, "interrupted"))
     before = {p.name: p.read_bytes() for p in (results / run_id / "parts").glob("*.parquet")}
     resumed = _cli([command, "--resume", run_id, "--results-dir", str(results)], tmp_path)
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
@@ -349,7 +353,12 @@ def test_a_run_resumed_after_its_driver_was_killed_matches_an_uninterrupted_run_
     assert strip_times(table(run_dir)) == strip_times(table(tmp_path / "reference" / "whole"))
 
 
-def test_a_tune_resumed_after_its_driver_was_killed_replays_finished_samples_instead_of_rerunning_them(tmp_path):
+def test_a_tune_stopped_by_ctrl_c_is_interrupted_and_its_resume_replays_finished_samples_instead_of_rerunning(
+    tmp_path,
+):
+    """Ctrl-C (SIGINT to the process group, as a terminal sends it): exit 130 and run.json interrupted, and a trial
+    it cut short is run again, not kept as finished. Tune's own SIGINT handler had ended the experiment
+    "gracefully": exit 0, the run finished, the cut trials counted ok, nothing to resume."""
     args = [
         *TINY,
         "--backend",
@@ -363,7 +372,7 @@ def test_a_tune_resumed_after_its_driver_was_killed_replays_finished_samples_ins
         "--final-seeds",
         "1",
     ]
-    before, frame = _interrupted_then_resumed(tmp_path, "tune", args, "tune-killed", finished=2)
+    before, frame = _interrupted_then_resumed(tmp_path, "tune", args, "tune-killed", finished=2, sig=signal.SIGINT)
     run_dir = tmp_path / "interrupted" / "tune-killed"
     assert all((run_dir / "parts" / name).read_bytes() == data for name, data in before.items())
     search = frame[frame["stage"] == "search"]
