@@ -55,15 +55,8 @@ class TunePlan:
             raise InputError(
                 "Expected a search space. Received: none. Add --space PATH=KIND:ARGS or pick a suite that declares one."
             )
-        if (
-            self.algorithm == "grid"
-            and not all(isinstance(d, Choice) for _, d in self.space.params)
-            and self.num_samples < 1
-        ):
-            raise InputError(
-                f"Expected --num-samples >= 1 for ranges under grid search. Received: {self.num_samples}. "
-                "To fix, pass --num-samples 1 or more: each repeat of the grid draws the ranges anew."
-            )
+        if self.algorithm == "grid":
+            self._check_grid()
         if self.algorithm == "optuna" and any(
             isinstance(d, Choice) and any(isinstance(v, tuple) for v in d.values) for _, d in self.space.params
         ):
@@ -71,24 +64,38 @@ class TunePlan:
                 "Expected scalar choices with --search optuna. Received: a tuple-valued choice (e.g. hidden). "
                 "Use random or grid."
             )
-        if self.algorithm == "grid" and not any(isinstance(d, Choice) for _, d in self.space.params):
-            raise InputError(
-                "Expected a choice:... domain in the space with --search grid: the grid spans the choices, and "
-                "ranges are drawn at random at each point, so a space of ranges alone is one point. Received: "
-                f"{', '.join(path for path, _ in self.space.params)}, all ranges. Use --search random (or optuna), "
-                "or give one option as choice:A,B,..."
-            )
-        if self.asha is not None:
-            self._check_asha_rungs(self.asha)
         if self.asha is not None and any(canonical_path(path) == "epochs" for path, _ in self.space.params):
             raise InputError(
                 "Expected no epochs in the search space with --asha: ASHA stops every trial at the base's epoch "
                 "count and ranks them there, so sampled longer runs would be cut short and compared as shorter. "
                 "Received: epochs in --space. Search epochs without --asha, or drop it from the space."
             )
+        if self.asha is not None:
+            self._check_asha_rungs(self.asha)
         if self.num_samples < 1 or self.final_seeds < 1:
             raise InputError(
                 f"Expected --num-samples >= 1 and --final-seeds >= 1. Received: {self.num_samples}, {self.final_seeds}."
+            )
+
+    def _check_grid(self) -> None:
+        """A grid spans the choices; its ranges are drawn anew at each point and repeat (--num-samples)."""
+        if not any(isinstance(d, Choice) for _, d in self.space.params):
+            raise InputError(
+                "Expected a choice:... domain in the space with --search grid: the grid spans the choices, and "
+                "ranges are drawn at random at each point, so a space of ranges alone is one point. Received: "
+                f"{', '.join(path for path, _ in self.space.params)}, all ranges. Use --search random (or optuna), "
+                "or give one option as choice:A,B,..."
+            )
+        if all(isinstance(d, Choice) for _, d in self.space.params) and self.num_samples > 1:
+            raise InputError(
+                f"Expected --num-samples 1 for a grid of choices only: every repeat trains the same points from the "
+                f"same seed, so the {self.num_samples} repeats would give the same numbers. Received: --num-samples "
+                f"{self.num_samples}. Drop it (or add a range to the space, which each repeat draws anew)."
+            )
+        if self.num_samples < 1:
+            raise InputError(
+                f"Expected --num-samples >= 1 for ranges under grid search. Received: {self.num_samples}. "
+                "To fix, pass --num-samples 1 or more: each repeat of the grid draws the ranges anew."
             )
 
     def _check_asha_rungs(self, asha: AshaSettings) -> None:

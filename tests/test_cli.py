@@ -103,6 +103,14 @@ BAD_INPUTS = {
         ["tune", *MLP_RUN[1:], "--space", "lr=uniform:0.01,0.1", "--grace-period", "2", "--reduction-factor", "4"],
         "Expected --asha with --grace-period 2 and --reduction-factor 4",
     ),
+    "a grid of choices repeated": (  # every repeat the same points from the same seed: the same numbers
+        ["tune", *MLP_RUN[1:], "--space", "lr=choice:0.1,0.01", "--search", "grid", "--num-samples", "3"],
+        "Expected --num-samples 1 for a grid of choices only",
+    ),
+    "epochs searched under asha with a long grace period": (  # the epochs are named, not the grace period
+        ["tune", *MLP_RUN[1:], "--epochs", "2", "--space", "epochs=int:1,5", "--asha", "--grace-period", "2"],
+        "Expected no epochs in the search space with --asha",
+    ),
     "a grid of ranges only": (
         ["tune", *MLP_RUN[1:], "--space", "lr=uniform:0.01,0.1", "--search", "grid"],
         "Expected a choice:... domain in the space with --search grid",
