@@ -67,7 +67,7 @@ class SearchRequest:
 
 def _check_choice(kind: str, value: str | None, valid: Sequence[str]) -> None:
     if value is not None and value not in valid:
-        raise InputError(f"Expected --{kind} to be one of {sorted(valid)}. Received: {value!r}.")
+        raise InputError(f"Expected --{kind} to be one of {sorted(valid)}. Received: {value!r}. Pick one of those.")
 
 
 def check_trial_count(count: int, how: str) -> None:
@@ -171,7 +171,7 @@ def plan_tune(selection: Selection, overrides: Mapping[str, Any], request: Searc
     if selection.seeds:
         raise InputError(
             "Expected --final-seeds K with tune (search trials all start from seed 0). "
-            f"Received: --seeds {selection.seeds}."
+            f"Received: --seeds {selection.seeds}. Give --final-seeds {selection.seeds} instead."
         )
     trials, label = selected_trials(selection, overrides)
     bases = tuple(dict.fromkeys(search_base(replace(t, seed=0)) for t in trials))

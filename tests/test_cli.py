@@ -179,7 +179,7 @@ BAD_INPUTS = {
             "--binary-positive",
             "2",
         ],
-        "Expected binary_positive to be one of exactly two classes",
+        "Expected --binary-positive to be one of exactly two --classes",
     ),
     "empty task": (
         ["run", "--strategy", "scratch", "--model", "mlp", "--dataset", "digits", "--classes", "20,21"],

@@ -25,7 +25,10 @@ class TaskSpec:
 
     def __post_init__(self) -> None:
         if self.classes is not None and len(set(self.classes)) < 2:
-            raise InputError(f"Expected at least two distinct classes in a task. Received: classes={self.classes}.")
+            raise InputError(
+                f"Expected at least two distinct classes in a task. Received: classes={self.classes}. List two or "
+                "more (--classes 0,1,2), or leave --classes out for all of the dataset's."
+            )
         if self.classes is not None and len(set(self.classes)) != len(self.classes):
             raise InputError(
                 f"Expected each class once in a task (the head has one output per listed class). Received: "
@@ -35,8 +38,9 @@ class TaskSpec:
             self.classes is None or len(self.classes) != 2 or self.binary_positive not in self.classes
         ):
             raise InputError(
-                f"Expected binary_positive to be one of exactly two classes. Received: classes={self.classes}, "
-                f"binary_positive={self.binary_positive}."
+                f"Expected --binary-positive to be one of exactly two --classes. Received: classes={self.classes}, "
+                f"binary_positive={self.binary_positive}. Give two classes and one of them, e.g. --classes 5,6 "
+                "--binary-positive 6."
             )
         if self.train_limit is not None and self.train_limit < 1:
             raise InputError(f"Expected train_limit >= 1. Received: {self.train_limit}.")
