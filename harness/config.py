@@ -141,6 +141,12 @@ class OptimizerConfig:
         for name in ("beta1", "beta2"):
             if not 0 <= getattr(self, name) < 1:
                 raise InputError(f"Expected 0 <= {name} < 1. Received: {name}={getattr(self, name)}.")
+        if self.name not in ("adam", "adamw") and (self.beta1, self.beta2) != (0.9, 0.999):
+            raise InputError(
+                f"Expected no --beta1 / --beta2 with optimizer {self.name}: only adam and adamw read them, so the "
+                f"values would be recorded but never applied. Received: beta1={self.beta1}, beta2={self.beta2}. "
+                "Drop them, or choose --optimizer adam or adamw."
+            )
         if self.weight_decay is not None and self.weight_decay < 0:
             raise InputError(f"Expected weight_decay >= 0. Received: weight_decay={self.weight_decay}.")
         if self.name == "adamw" and self.decoupled is False:

@@ -22,7 +22,7 @@ from harness.plan import RUN_TITLE, TUNE_TITLE, RunPlan
 from harness.pretrained import with_weight_preprocessing
 from harness.scheduler import AshaSettings
 from harness.schedules import SCHEDULES
-from harness.search import SearchSpace
+from harness.search import SearchSpace, canonical_path
 from harness.strategies import describe_strategies
 from harness.strategy_options import reads_path
 from harness.suites import SUITES, Suite, SuiteCase, case_trials, suite
@@ -177,6 +177,13 @@ def plan_tune(selection: Selection, overrides: Mapping[str, Any], request: Searc
     bases = tuple(dict.fromkeys(search_base(replace(t, seed=0)) for t in trials))
     chosen = suite(selection.suite) if selection.suite else None
     space = (chosen.search if chosen else SearchSpace()).merged(request.space)
+    both = [path for path, _ in space.params if canonical_path(path) in overrides]
+    if both:  # every trial takes the searched value: the given one would be recorded, never trained
+        raise InputError(
+            "Expected each option either given or searched. Received: "
+            + ", ".join(f"{p} in the search space and given as {overrides[canonical_path(p)]!r}" for p in both)
+            + ". Drop the option, or take it out of --space."
+        )
     # a grid is exhaustive: one sample per point unless asked; a random search samples the suite's number (or 8)
     default_samples = 1 if request.algorithm == "grid" else chosen.search_samples if chosen else DEFAULT_SEARCH_SAMPLES
     search = TunePlan(

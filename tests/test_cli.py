@@ -103,12 +103,20 @@ BAD_INPUTS = {
         ["tune", *MLP_RUN[1:], "--space", "lr=uniform:0.01,0.1", "--grace-period", "2", "--reduction-factor", "4"],
         "Expected --asha with --grace-period 2 and --reduction-factor 4",
     ),
+    "an option both given and searched": (  # every trial takes the searched value
+        ["tune", *MLP_RUN[1:], "--space", "lr=loguniform:0.001,0.1", "--lr", "0.05"],
+        "Expected each option either given or searched. Received: optimizer.lr in the search space and given as 0.05",
+    ),
+    "adam's betas on another optimizer": (
+        [*MLP_RUN, "--optimizer", "sgd", "--beta1", "0.5"],
+        "Expected no --beta1 / --beta2 with optimizer sgd: only adam and adamw read them",
+    ),
     "a grid of choices repeated": (  # every repeat the same points from the same seed: the same numbers
         ["tune", *MLP_RUN[1:], "--space", "lr=choice:0.1,0.01", "--search", "grid", "--num-samples", "3"],
         "Expected --num-samples 1 for a grid of choices only",
     ),
     "epochs searched under asha with a long grace period": (  # the epochs are named, not the grace period
-        ["tune", *MLP_RUN[1:], "--epochs", "2", "--space", "epochs=int:1,5", "--asha", "--grace-period", "2"],
+        ["tune", *MLP_RUN[1:], "--space", "epochs=int:1,5", "--asha", "--grace-period", "50"],
         "Expected no epochs in the search space with --asha",
     ),
     "a grid of ranges only": (
