@@ -174,6 +174,40 @@ def _metrics(trial: pd.DataFrame) -> list[Any]:
     return metrics
 
 
+def _span(rows: pd.DataFrame) -> tuple[int | None, int | None]:
+    """When the rows' training started and ended (ms since the epoch): a row is written as its epoch ends, so the
+    start is the first row's time less its epoch time. None where the rows carry no time (MLflow then takes now)."""
+    times = [_milliseconds(t) for t in rows.get("timestamp", pd.Series(dtype=object))]
+    stamped = [(t, i) for i, t in enumerate(times) if t]
+    if not stamped:
+        return None, None
+    first_time, first = stamped[0]
+    took = pd.to_numeric(rows["epoch_time_s"], errors="coerce").iloc[first] if "epoch_time_s" in rows else math.nan
+    start = first_time - (int(took * 1000) if math.isfinite(took) else 0)
+    return start, max(t for t, _ in stamped)
+
+
+def _log_trial(client: Any, experiment_id: str, trial_id: str, trial: pd.DataFrame, common: dict[str, str]) -> str:
+    """One trial as a nested MLflow run: its case as tags (and its final status), its config as parameters, its
+    epochs as metric steps, started and ended when it trained."""
+    from mlflow.entities import Param
+
+    first = trial.iloc[0]
+    tags = {f"xfbench.{k}": str(first[k]) for k in TRIAL_TAGS if k in trial and not pd.isna(first[k])}
+    if "xfbench.model" in tags:  # a spec file by its name, as tables name it (the path is a parameter)
+        tags["xfbench.model"] = model_label(tags["xfbench.model"])
+    status = str(trial.iloc[-1]["status"])
+    start, end = _span(trial)
+    child = client.create_run(
+        experiment_id, run_name=trial_id, tags={**tags, **common, "xfbench.status": status}, start_time=start
+    ).info.run_id
+    params = flatten(json.loads(first["config_json"])) if isinstance(first["config_json"], str) else {}
+    client.log_batch(child, metrics=_metrics(trial), params=[Param(k, v) for k, v in params.items()])
+    ended = {"ok": "FINISHED", "skipped": "KILLED"}.get(status, "FAILED")  # KILLED: MLflow's "did not run"
+    client.set_terminated(child, ended, end_time=end)
+    return str(child)
+
+
 def sqlite_file(uri: str) -> Path | None:
     """The database file of a ``sqlite:///`` tracking URI (``sqlite:///x.db`` is relative to the working directory,
     ``sqlite:////abs/x.db`` absolute); None for any other store."""
@@ -250,29 +284,16 @@ def export_run(run_dir: Path, uri: str, experiment: str = "xfbench", replace: bo
             client.delete_run(mlflow_run)
     tags = {"xfbench.run_id": run_id, "xfbench.run_key": key, "git_commit": str(info.get("git_commit", ""))}
     tags |= {"xfbench.rows_sha256": fingerprint, "xfbench.export": "incomplete"}
-    parent = client.create_run(experiment_id, run_name=run_id, tags=tags).info.run_id
+    start, end = _span(frame)
+    parent = client.create_run(experiment_id, run_name=run_id, tags=tags, start_time=start).info.run_id
     for name in ("summary.md", "report.html", "run.json"):
         if (run_dir / name).is_file():
             client.log_artifact(parent, str(run_dir / name))
-    client.set_terminated(parent, "FINISHED")
-    trial_runs = {}
-    for trial_id, trial in frame.groupby("trial_id", sort=True):
-        first = trial.iloc[0]
-        trial_tags = {f"xfbench.{k}": str(first[k]) for k in TRIAL_TAGS if k in trial and not pd.isna(first[k])}
-        if "xfbench.model" in trial_tags:  # a spec file by its name, as tables name it (the path is a parameter)
-            trial_tags["xfbench.model"] = model_label(trial_tags["xfbench.model"])
-        child = client.create_run(
-            experiment_id,
-            run_name=str(trial_id),
-            tags={**trial_tags, "mlflow.parentRunId": parent, "xfbench.run_id": run_id, "xfbench.run_key": key},
-        ).info.run_id
-        params = flatten(json.loads(first["config_json"])) if isinstance(first["config_json"], str) else {}
-        from mlflow.entities import Param
-
-        client.log_batch(child, metrics=_metrics(trial), params=[Param(k, v) for k, v in params.items()])
-        status = str(trial.iloc[-1]["status"])
-        ended = {"ok": "FINISHED", "skipped": "KILLED"}.get(status, "FAILED")  # KILLED: MLflow's "did not run"
-        client.set_terminated(child, ended)
-        trial_runs[str(trial_id)] = child
+    client.set_terminated(parent, "FINISHED", end_time=end)
+    common = {"mlflow.parentRunId": parent, "xfbench.run_id": run_id, "xfbench.run_key": key}
+    trial_runs = {
+        str(trial_id): _log_trial(client, experiment_id, str(trial_id), trial, common)
+        for trial_id, trial in frame.groupby("trial_id", sort=True)
+    }
     client.set_tag(parent, "xfbench.export", "complete")  # last: an export that stopped before is not taken as done
     return Exported(experiment_id, parent, trial_runs, "replaced" if earlier else "exported")

@@ -268,6 +268,10 @@ def test_mlflow_reads_back_every_trial_with_its_epochs(tmp_path, capsys):
         trial = frame[frame["trial_id"] == run.data.tags["xfbench.trial_id"]]
         assert [m.step for m in history] == list(range(1, EPOCHS + 1))
         assert [m.timestamp for m in history] == [1767225600_000 + 1000 * e for e in range(1, EPOCHS + 1)]  # row times
+        # the run spans its training (the first epoch's start to the last row), not the moment of the export
+        first_epoch_ms = round(1000 * float(trial["epoch_time_s"].iloc[0]))
+        assert abs(run.info.start_time - (history[0].timestamp - first_epoch_ms)) <= 1
+        assert run.info.end_time == history[-1].timestamp and run.data.tags["xfbench.status"] == "ok"
         assert [m.value for m in history] == pytest.approx(trial["val_acc"].tolist())
         assert run.data.params["optimizer.lr"] == "0.01" and "test_acc" in run.data.metrics
         expected_model = "net.json" if trial["model"].iloc[0] == MODELS[0] else trial["model"].iloc[0]
