@@ -66,7 +66,8 @@ TRANSFER_HEADER = ["dataset", "backend", "B test acc", "B-on-A test acc", "error
 PHASE_HEADER = ("case", "backend", "phase", "steady epochs", "epoch s", "samples/s")
 PHASE_NOTE = (
     "Cases that train in more than one phase (S4: the reused layers frozen, then unfrozen), each phase apart: medians "
-    "over the seeds' steady epochs (each phase's first epoch is warm-up). The frozen phase is expected to be the "
+    "over the seeds' steady epochs (each phase's first epoch is warm-up; '(warm-up)' marks a phase that had no "
+    "other, whose figures then time its warm-up). The frozen phase is expected to be the "
     "faster (no weight gradients for the frozen layers). An S4 transfer case lists first the source phase that "
     "trained its backbone in this run, in the framework named (`--source-backend`, torch unless given): one "
     "backbone serves both backends. A backbone taken from the cache trained in an earlier run: no source row."
@@ -305,7 +306,7 @@ def phase_rows(phases: pd.DataFrame) -> tuple[tuple[str, ...], ...]:
             case_title(r),
             str(r["backend"]),
             str(r["phase"]),
-            str(r["epochs"]),
+            str(r["epochs"]) + _warmup_mark(bool(r.get("warmup_only", False))),
             fmt(r["epoch_time_s_median"], ".3f"),
             fmt(r["samples_per_s_median"], ",.0f"),
         )

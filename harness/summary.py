@@ -158,15 +158,18 @@ def phase_times(frame: pd.DataFrame) -> pd.DataFrame:
     if steady.empty or "phase" not in steady.columns:
         return pd.DataFrame(rows)
     named = several_suites(frame)
-    for keys, group in steady.groupby(CASE_KEYS + ["backend"], sort=True, dropna=False):
-        phases = list(group.groupby("phase", sort=False))  # in the order the trial ran them
+    # every phase a trial trained, its warm-up-only ones too (a one-epoch frozen phase), in the order it ran them
+    trained = last_attempts(frame)
+    trained = trained[trained["status"].eq("ok").fillna(False).astype(bool) & trained["epoch"].notna()]
+    for keys, group in trained.groupby(CASE_KEYS + ["backend"], sort=True, dropna=False):
+        phases = [(phase, _phase_epochs(epochs)) for phase, epochs in group.groupby("phase", sort=False)]
         source = _source_phase(steady, group)
         if source is not None:
-            phases.insert(0, source)
+            phases.insert(0, (source[0], (source[1], False)))
         if len(phases) < 2:
             continue
         case = dict(zip(CASE_KEYS + ["backend"], keys, strict=True))
-        for phase, epochs in phases:
+        for phase, (epochs, warmup_only) in phases:
             rows.append(
                 {
                     **case,
@@ -175,9 +178,16 @@ def phase_times(frame: pd.DataFrame) -> pd.DataFrame:
                     "epochs": int(len(epochs)),
                     "epoch_time_s_median": float(epochs["epoch_time_s"].median()),
                     "samples_per_s_median": float(epochs["samples_per_s"].median()),
+                    "warmup_only": warmup_only,
                 }
             )
     return pd.DataFrame(rows)
+
+
+def _phase_epochs(epochs: pd.DataFrame) -> tuple[pd.DataFrame, bool]:
+    """A phase's steady epochs, or its warm-up epochs when it had no other (then True: its figures time warm-up)."""
+    steady = epochs[epochs["warmup"].eq(False).fillna(False).astype(bool)]
+    return (steady, False) if len(steady) else (epochs, True)
 
 
 def _source_phase(steady: pd.DataFrame, group: pd.DataFrame) -> tuple[str, pd.DataFrame] | None:

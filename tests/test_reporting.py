@@ -221,6 +221,17 @@ def test_cases_that_train_in_two_phases_get_each_phases_epoch_time():
     section = text.split("## Epoch time per phase\n")[1].split("\n## ")[0]
     assert f"| scratch-mlp+B_on_A-digits | {REFERENCE_BACKEND} | frozen | 4 | 0.500 | 200 |" in section
     assert section.index("| frozen |") < section.index("| unfrozen |") and "cnn" not in section
+    # a one-epoch frozen phase (its epoch warm-up) stays in the table, marked, instead of dropping out unsaid
+    short = [dict(r, trial_id=r["trial_id"] + "-short", variant="short") for r in rows if r["epoch"] in (1, 4, 5, 6)]
+    for row in short:
+        row["warmup"] = row["epoch"] in (1, 4)
+    table = summarize(to_frame(short)).phases.set_index(["backend", "phase"])
+    assert (
+        table.loc[(REFERENCE_BACKEND, "frozen"), "warmup_only"]
+        and table.loc[(REFERENCE_BACKEND, "frozen"), "epochs"] == 2
+    )
+    assert table.loc[(REFERENCE_BACKEND, "frozen"), "epoch_time_s_median"] == 10.0  # the warm-up epochs' time
+    assert "| frozen | 2 (warm-up) | 10.000 |" in reporting.run_markdown(summarize(to_frame(short)), "short")
 
 
 def test_an_s4_case_lists_the_source_phase_that_trained_its_backbone_in_this_run():
