@@ -459,16 +459,37 @@ def _rich_table(title: str, header: Sequence[str], rows: Iterable[Sequence[str]]
     return table
 
 
+def search_results_table(frame: pd.DataFrame, plan: TunePlan) -> TableData | None:
+    """A tune's search as a table: every sampled point per backend, its metric, and each backend's pick."""
+    table = search_table(frame, plan)
+    if table.empty:
+        return None
+    best = set(best_trials(table, plan).values())
+    rows = tuple(
+        tuple(c.replace("**", "") for c in _search_cells(r, plan, best))
+        for _, r in table.sort_values(["case", "backend", "sample"]).iterrows()
+    )
+    title = f"Search: {plan.metric} at each trial's last epoch; best: each backend's pick, re-run over seeds below"
+    header = ("case", "backend", "sample", *plan.space.paths, "epochs", plan.metric, "status", "best")
+    return TableData("search", title, header, rows)
+
+
 def print_run_summary(
-    outcome: RunOutcome, output_format: str = "table", width: int | None = None, summary: Summary | None = None
+    outcome: RunOutcome,
+    output_format: str = "table",
+    width: int | None = None,
+    summary: Summary | None = None,
+    search: TunePlan | None = None,
 ) -> None:
-    """The per-backend table, the comparisons against the reference and their statistics, then where the
-    results are: as text that fits ``width`` columns (default: the terminal's), or markdown / CSV / JSON."""
+    """A tune's search first (``search``: its plan), then the per-backend table, the comparisons against the
+    reference and their statistics, then where the results are: as text that fits ``width`` columns (default: the
+    terminal's), or markdown / CSV / JSON."""
     summary = summary or outcome.summary
     if output_format in ("json", "csv"):
         print(machine_summary(summary, outcome, output_format))
         return
-    tables = run_tables(summary)
+    searched = search_results_table(outcome.frame, search) if search is not None else None
+    tables = ([searched] if searched else []) + run_tables(summary)
     if output_format == "md":
         print(markdown_tables(tables))
         return

@@ -94,6 +94,11 @@ def test_tune_searches_each_backend_in_its_own_experiment_with_asha_and_reruns_e
     frame = read_results(tmp_path / "tune-e2e")
     search = frame[frame["stage"] == "search"]
     assert search.groupby("backend")["trial_id"].nunique().to_dict() == {"tensorflow": 3, "torch": 3}
+    # the terminal shows the search too: every sampled lr per backend, and which one each backend picked
+    searched = stdout.split("Search: val_acc")[1].split("Per backend")[0]
+    assert all(f" {lr} " in searched for lr in ("0.3", "0.003", "0.0003")), searched
+    picks = [line for line in searched.splitlines() if line.startswith("scratch") and line.rstrip().endswith("best")]
+    assert len(picks) == 2, searched
 
     # One Tune experiment per backend, holding only that backend's trials: no scheduler saw the other framework.
     experiments = sorted(p.name for p in (tmp_path / "_ray").iterdir())
