@@ -30,7 +30,7 @@ import pandas as pd
 from scipy.stats import mannwhitneyu
 
 from harness.backend import REFERENCE_BACKEND
-from harness.config import TrialConfig, case_label, model_label, recorded_runtime
+from harness.config import OptimizerConfig, TrialConfig, case_label, model_label, recorded_runtime
 from harness.errors import InputError
 from harness.seeds import BOOTSTRAP_SEED
 from harness.statistics import StatsSettings, epochs_by_trial, ratio_interval
@@ -239,6 +239,28 @@ def config_change(base: pd.DataFrame, new: pd.DataFrame) -> str:
     field one run's version of xfbench did not record yet counts at its default, as that version ran it."""
     changed = _differences(_config_settings(base), _config_settings(new))
     return "config differs: " + ", ".join(changed) if changed else ""
+
+
+def case_settings(frame: pd.DataFrame) -> str:
+    """What one (case, backend) ran with away from the defaults, settings then runtime options, as "name value"
+    (values as recorded, JSON): the case name alone does not say that a trial ran Keras fit, or in float16."""
+    recorded = [json.loads(t) for t in frame["config_json"].dropna().unique()] if "config_json" in frame else []
+    optimizer = str((recorded[0].get("optimizer") or {}).get("name", "momentum")) if recorded else "momentum"
+    # the defaults of the optimizer it ran (adam has no momentum: its recorded 0 is no choice of the user's)
+    default_config = TrialConfig("scratch", "m", "d", REFERENCE_BACKEND, 0, 1, optimizer=OptimizerConfig(optimizer))
+    defaults = _flat(default_config.to_dict()) | {"optimizer.name": json.dumps(OptimizerConfig().name)}
+    default_runtime = {k: {str(v)} for k, v in recorded_runtime(default_config.to_dict()["runtime"], "").items()}
+    changed = [
+        f"{path} {'/'.join(sorted(values))}"
+        for path, values in sorted(_config_settings(frame).items())
+        if values != {defaults.get(path)}
+    ]
+    changed += [
+        f"{name} {'/'.join(sorted(values))}"
+        for name, values in sorted(_runtime_settings(frame).items())
+        if values != default_runtime.get(name)
+    ]
+    return ", ".join(changed)
 
 
 def _case_rows(frame: pd.DataFrame, key: tuple) -> pd.DataFrame:

@@ -92,6 +92,11 @@ RUN_NOTE = (
     "and two backward passes; convolutions and dense layers only; deep_features: 1 × 2 ×, its samples/s being the "
     "forward-only feature extraction)."
 )
+SETTINGS_NOTE = (
+    "What each case ran with away from xfbench's defaults (`xfbench run --help` names them), runtime options last: "
+    "the case name alone does not say that a trial ran Keras fit, torch.compile or float16. Values as run.json and "
+    "config_json record them."
+)
 MARKED_VERDICTS = ("regression", "improvement")
 STATS_HEADER = ["case", "backend", "seeds", "Δ acc pp [95 % CI]", "time ratio [95 % CI]", "note"]
 STATS_NOTE = (
@@ -266,6 +271,9 @@ def run_markdown(summary: Summary, title: str) -> str:
     reference = summary.reference
     parts = [f"# {title}", "", "## Per backend", ""]
     parts.append(markdown_table(PER_BACKEND_HEADER, [per_backend_cells(r) for _, r in summary.per_backend.iterrows()]))
+    settings = settings_rows(summary.per_backend)
+    if settings:
+        parts += ["", "## Settings", "", SETTINGS_NOTE, "", markdown_table(("case", "backend", "settings"), settings)]
     others = compared_backends(summary)
     if not others:
         parts += ["", f"## Against the reference backend ({reference})", "", "(no other backend ran)"]
@@ -297,6 +305,15 @@ def run_markdown(summary: Summary, title: str) -> str:
         parts += ["", "## Transfer A → B (S4b)", "", transfer]
     parts += ["", RUN_NOTE.format(reference=reference), ""]
     return "\n".join(parts)
+
+
+def settings_rows(per_backend: pd.DataFrame) -> tuple[tuple[str, str, str], ...]:
+    """Each (case, backend) with what it ran with away from the defaults."""
+    if "settings" not in per_backend:
+        return ()
+    return tuple(
+        (case_title(r), str(r["backend"]), str(r["settings"]) or "defaults") for _, r in per_backend.iterrows()
+    )
 
 
 def phase_rows(phases: pd.DataFrame) -> tuple[tuple[str, ...], ...]:
@@ -727,6 +744,10 @@ def run_tables(summary: Summary) -> list[TableData]:
             note=RUN_NOTE.format(reference=reference),
         )
     ]
+    settings = settings_rows(summary.per_backend)
+    if settings:
+        title = "Settings: what each case ran with away from the defaults"
+        tables.append(TableData("settings", title, ("case", "backend", "settings"), settings, note=SETTINGS_NOTE))
     for backend in compared_backends(summary):
         pairs = _pair_rows(summary, backend)
         if not pairs.empty:

@@ -138,6 +138,7 @@ def summarize(frame: pd.DataFrame, reference: str = REFERENCE_BACKEND) -> Summar
                 "warmup_time_s": _warmup_seconds(group),
                 **{f"{c}_mean": _mean(ok, c) for c in MC_COLUMNS},
                 "inexact": _text(group, "inexact"),
+                "settings": case_settings(group),
             }
         )
     per_backend = pd.DataFrame(rows)
@@ -145,6 +146,13 @@ def summarize(frame: pd.DataFrame, reference: str = REFERENCE_BACKEND) -> Summar
 
     comparison = _compare(per_backend, reference)
     return Summary(per_backend, comparison, reference, case_statistics(frame, reference), phase_times(frame))
+
+
+def case_settings(group: pd.DataFrame) -> str:
+    """What a (case, backend) ran with away from the defaults (harness.compare.case_settings)."""
+    from harness.compare import case_settings as settings  # compare reads rows with this module's helpers
+
+    return settings(group)
 
 
 def phase_times(frame: pd.DataFrame) -> pd.DataFrame:

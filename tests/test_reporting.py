@@ -6,6 +6,7 @@ Pure pandas and rich: fake result rows stand in for trials, so a third backend n
 from __future__ import annotations
 
 import ast
+import dataclasses
 import math
 from pathlib import Path
 from types import SimpleNamespace
@@ -398,3 +399,27 @@ def test_a_stacked_row_keeps_each_run_id_whole_and_beside_its_value():
     assert max(len(line) for line in lines) <= 60
     for run, value in zip(runs, ("0.0381", "0.0402", None, "0.05"), strict=True):
         assert (f"{run} {value}" in "\n".join(lines)) if value else run not in "\n".join(lines)
+
+
+def test_each_case_says_what_it_ran_with_away_from_the_defaults():
+    """The case name does not say that a trial ran Keras fit, or another optimizer: the settings table does, in
+    summary.md, the report and the terminal."""
+    import json
+
+    from harness.config import OptimizerConfig, RuntimeOptions, TrialConfig
+
+    config = TrialConfig("scratch", "mlp", "digits", "tensorflow", 0, 3, optimizer=OptimizerConfig("adam", lr=1e-3))
+    fitted = dataclasses.replace(config, runtime=RuntimeOptions(tf_mode="fit"))
+    rows = _rows("tensorflow", "mlp", 0.9, 1.0) + _rows(REFERENCE_BACKEND, "mlp", 0.9, 1.0)
+    for row in rows:
+        chosen = fitted if row["backend"] == "tensorflow" else dataclasses.replace(config, backend=REFERENCE_BACKEND)
+        row["config_json"] = json.dumps(chosen.to_dict())
+    summary = summarize(to_frame(rows))
+    settings = dict(zip(summary.per_backend["backend"], summary.per_backend["settings"], strict=True))
+    assert settings[REFERENCE_BACKEND] == 'epochs 3, optimizer.lr 0.001, optimizer.name "adam"'
+    assert settings["tensorflow"] == settings[REFERENCE_BACKEND] + ", tf_mode fit"
+    text = reporting.run_markdown(summary, "settings")
+    assert (
+        '| scratch-mlp-digits | tensorflow | epochs 3, optimizer.lr 0.001, optimizer.name "adam", tf_mode fit |' in text
+    )
+    assert "settings" in [t.name for t in reporting.run_tables(summary)]

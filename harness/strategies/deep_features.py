@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import time
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -82,27 +83,33 @@ def _warm_extractor(ctx: StrategyContext, splits: tuple[np.ndarray, ...], layer:
             ctx.backend.extract_features(x[:batch], layer, size)
 
 
+def _features(ctx: StrategyContext, data: Any, layer: str, cache: Path) -> tuple[Any, Any, float, float, float]:
+    """Train and test features, the extraction's seconds and samples/s (NaN when read from the cache), and the
+    cached file's own samples/s (NaN when extracted now)."""
+    cfg, t = ctx.config, ctx.config.transfer
+    if cache.is_file():
+        with np.load(cache, allow_pickle=False) as stored:
+            # Not measured here: the file may come from another run, machine or load. The row's speed stays empty;
+            # the cached figure goes to details_json for whoever wants it.
+            return stored["train"], stored["test"], math.nan, math.nan, float(stored["samples_per_s"])
+    _warm_extractor(ctx, (data.x_train, data.x_test), layer)
+    start = time.perf_counter()
+    train_f = _pool(ctx.backend.extract_features(data.x_train, layer, cfg.eval_batch_size), t.feature_pool)
+    test_f = _pool(ctx.backend.extract_features(data.x_test, layer, cfg.eval_batch_size), t.feature_pool)
+    extract_s = time.perf_counter() - start
+    extract_sps = (len(train_f) + len(test_f)) / extract_s
+    save_npz_atomically(cache, {"train": train_f, "test": test_f, "samples_per_s": np.asarray(extract_sps)})
+    return train_f, test_f, extract_s, extract_sps, math.nan
+
+
 def run(ctx: StrategyContext) -> str:
     cfg, t = ctx.config, ctx.config.transfer
     data, spec, details = start_from_backbone(ctx, always_new_head=False)
     layer = t.feature_layer or spec.inputs_of(len(spec.layers) - 1)[0]
-    cache = _features_cache(ctx, details["backbone"], layer)
-    if not cache.is_file():
-        _warm_extractor(ctx, (data.x_train, data.x_test), layer)
-    start = time.perf_counter()
-    if cache.is_file():
-        with np.load(cache, allow_pickle=False) as stored:
-            train_f, test_f, cached_sps = stored["train"], stored["test"], float(stored["samples_per_s"])
-        # Not measured here: the file may come from another run, machine or load. The row's speed stays empty;
-        # the cached figure goes to details_json for whoever wants it.
-        extract_sps, extract_s, cached = float("nan"), float("nan"), True
-    else:
-        train_f = _pool(ctx.backend.extract_features(data.x_train, layer, cfg.eval_batch_size), t.feature_pool)
-        test_f = _pool(ctx.backend.extract_features(data.x_test, layer, cfg.eval_batch_size), t.feature_pool)
-        extract_s = time.perf_counter() - start
-        extract_sps = (len(train_f) + len(test_f)) / extract_s
-        save_npz_atomically(cache, {"train": train_f, "test": test_f, "samples_per_s": np.asarray(extract_sps)})
-        cached, cached_sps = False, float("nan")
+    train_f, test_f, extract_s, extract_sps, cached_sps = _features(
+        ctx, data, layer, _features_cache(ctx, details["backbone"], layer)
+    )
+    cached = math.isnan(extract_s)
     head = make_head(t.sklearn_head, cfg.seed, cfg.runtime.threads)
     fit_start = time.perf_counter()
     head.fit(train_f, data.y_train)
