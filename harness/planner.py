@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from harness.backbone import needs_trained_backbone
 from harness.backend import BACKENDS, fit_to_capabilities
 from harness.config import OPTIMIZERS, TrialConfig, case_label
 from harness.data.registry import DATASETS
@@ -177,7 +178,13 @@ def plan_tune(selection: Selection, overrides: Mapping[str, Any], request: Searc
     bases = tuple(dict.fromkeys(search_base(replace(t, seed=0)) for t in trials))
     chosen = suite(selection.suite) if selection.suite else None
     space = (chosen.search if chosen else SearchSpace()).merged(request.space)
-    both = [path for path, _ in space.params if canonical_path(path) in overrides]
+    # A backbone strategy's base optimizer is also its backbone's (search_base pins it): given, it is read there.
+    pinned = any(needs_trained_backbone(b) for b in bases)
+    both = [
+        path
+        for path, _ in space.params
+        if canonical_path(path) in overrides and not (pinned and canonical_path(path).startswith("optimizer."))
+    ]
     if both:  # every trial takes the searched value: the given one would be recorded, never trained
         raise InputError(
             "Expected each option either given or searched. Received: "

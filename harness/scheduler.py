@@ -25,6 +25,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, replace
@@ -272,6 +273,47 @@ def _make_callback(events: TrialEvents, run: RunInfo, stage: str):
     return RowForwarder(events)
 
 
+def _stop_on_ctrl_c(ctrl_c: threading.Event) -> Any:
+    """A Tune callback that ends the experiment at the next step of Tune's loop once Ctrl-C was noted."""
+    from ray import tune
+
+    class StopOnCtrlC(tune.Callback):
+        def __init__(self, noted: threading.Event | None) -> None:
+            self.noted = noted
+
+        def __getstate__(self) -> dict[str, Any]:  # Tune pickles its callbacks; an Event does not pickle
+            return {"noted": None}
+
+        def on_step_begin(self, iteration: int, trials: list, **info: Any) -> None:
+            if self.noted is not None and self.noted.is_set():  # its KeyboardInterrupt was lost: stop here
+                raise KeyboardInterrupt
+
+    return StopOnCtrlC(ctrl_c)
+
+
+@contextlib.contextmanager
+def _ctrl_c_noted() -> Iterator[threading.Event]:
+    """Ctrl-C during an experiment, raised as KeyboardInterrupt and noted: one raised while the main thread runs a
+    finalizer (Ray's object references have them) is printed and lost, and the experiment would go on to its end,
+    recorded finished. The note stops it at the next step of Tune's loop (RowForwarder.on_step_begin), and _fit
+    reports it. Ignored Ctrl-C (a background job's) stays ignored."""
+    noted = threading.Event()
+    previous = signal.getsignal(signal.SIGINT)
+    if threading.current_thread() is not threading.main_thread() or previous in (signal.SIG_IGN, None):
+        yield noted
+        return
+
+    def on_ctrl_c(signum: int, frame: Any) -> None:
+        noted.set()
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, on_ctrl_c)
+    try:
+        yield noted
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 class RunInterrupted(RuntimeError):
     """The experiment stopped before every trial ended (Ctrl-C): the run can be resumed."""
 
@@ -417,9 +459,9 @@ def _fit(
 ) -> None:
     from ray import tune
 
-    callback = _make_callback(events, run, stage)
     resources = {"cpu": settings.cpus_per_trial, "gpu": settings.gpus_per_trial}
-    with ray_session(settings), _tune_environment(settings.verbose):
+    with ray_session(settings), _tune_environment(settings.verbose), _ctrl_c_noted() as ctrl_c:
+        callbacks = [_make_callback(events, run, stage), _stop_on_ctrl_c(ctrl_c)]
         tuner = tune.Tuner(
             tune.with_resources(trainable, resources),
             param_space=param_space,
@@ -427,12 +469,14 @@ def _fit(
             run_config=tune.RunConfig(
                 name=name,
                 storage_path=str(settings.storage_dir),
-                callbacks=[callback],
+                callbacks=callbacks,
                 verbose=1 if settings.verbose else 0,
                 failure_config=tune.FailureConfig(max_failures=settings.max_failures),
             ),
         )
         grid = tuner.fit()
+    if ctrl_c.is_set():
+        raise RunInterrupted(f"{name}: Ctrl-C")
     ended = grid.num_terminated + grid.num_errors
     if ended < len(grid) or (expected is not None and len(grid) < expected):
         raise RunInterrupted(f"{name}: {ended} of {max(len(grid), expected or 0)} trials ended")

@@ -300,6 +300,7 @@ def _signal_when(proc: subprocess.Popen, parts: Path, finished: int, sig: int, t
         assert proc.poll() is None, "the run ended before it could be interrupted"
         assert time.monotonic() < deadline, "no trial finished in time"
         time.sleep(0.05)
+    assert proc.poll() is None, "the run ended before it could be interrupted (this poll was starved: rerun)"
     os.killpg(proc.pid, sig)  # the driver and the Ray processes it started: a dead terminal, or a terminal's Ctrl-C
     return proc.wait(timeout=60)
 
@@ -311,17 +312,19 @@ def _interrupted_then_resumed(
     mid-run, run.json still says running; SIGINT: Ctrl-C, the run ends interrupted, exit 130), resume it; the parts
     kept before the resume."""
     results = tmp_path / "interrupted"
-    proc = subprocess.Popen(
-        [XFBENCH, command, *args, "--max-concurrent", "1", "--results-dir", str(results), "--run-id", run_id],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-        cwd=tmp_path,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # as a terminal has it, even under nohup/&
-    )
-    code = _signal_when(proc, results / run_id / "parts", finished, sig)
+    with (tmp_path / "driver.err").open("w") as driver_err:
+        proc = subprocess.Popen(
+            [XFBENCH, command, *args, "--max-concurrent", "1", "--results-dir", str(results), "--run-id", run_id],
+            stdout=subprocess.DEVNULL,
+            stderr=driver_err,
+            start_new_session=True,
+            cwd=tmp_path,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # as a terminal has it, even under nohup
+        )
+        code = _signal_when(proc, results / run_id / "parts", finished, sig)
     status = json.loads((results / run_id / "run.json").read_text())["status"]
-    assert (code, status) == ((-9, "running") if sig == signal.SIGKILL else (130, "interrupted"))
+    expected = (-9, "running") if sig == signal.SIGKILL else (130, "interrupted")
+    assert (code, status) == expected, (tmp_path / "driver.err").read_text()[-3000:]
     before = {p.name: p.read_bytes() for p in (results / run_id / "parts").glob("*.parquet")}
     resumed = _cli([command, "--resume", run_id, "--results-dir", str(results)], tmp_path)
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
@@ -377,7 +380,7 @@ def test_a_tune_stopped_by_ctrl_c_is_interrupted_and_its_resume_replays_finished
         "--final-seeds",
         "1",
     ]
-    before, frame = _interrupted_then_resumed(tmp_path, "tune", args, "tune-killed", finished=2, sig=signal.SIGINT)
+    before, frame = _interrupted_then_resumed(tmp_path, "tune", args, "tune-killed", finished=1, sig=signal.SIGINT)
     run_dir = tmp_path / "interrupted" / "tune-killed"
     assert all((run_dir / "parts" / name).read_bytes() == data for name, data in before.items())
     search = frame[frame["stage"] == "search"]
