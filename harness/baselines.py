@@ -271,6 +271,7 @@ def history(
     for path in directories[-last:]:
         info = read_run_json(path)
         frame = read_run_table(path)
+        compared = compared_rows(frame)  # a tune's search samples are not trended (its final stage is)
         runs.append(
             {
                 "run_id": path.name,
@@ -282,8 +283,8 @@ def history(
         )
         if frame.empty:
             continue
-        cases.update(_case_names(compared_rows(frame)))
-        columns[path.name] = _metric_per_case(frame, metric, case_filter)
+        cases.update(_case_names(compared))
+        columns[path.name] = _metric_per_case(compared, metric, case_filter)
     if case_filter and cases and not any(case_filter in case for case in cases):
         shown = sorted(cases)
         raise InputError(
@@ -309,7 +310,6 @@ def _case_names(frame: pd.DataFrame) -> list[str]:
 
 def _metric_per_case(frame: pd.DataFrame, metric: str, case_filter: str | None) -> dict[tuple[str, str], float]:
     """(case, backend) -> the metric over one run: steady-state median of a time, mean final test accuracy."""
-    frame = compared_rows(frame)
     frame = frame.assign(case=_case_names(frame))
     if case_filter:
         frame = frame[frame["case"].str.contains(case_filter, regex=False)]

@@ -184,12 +184,10 @@ def _resume(args: argparse.Namespace) -> int:
 
 
 def _finish(outcome: Any, args: argparse.Namespace) -> int:
-    from harness.plan import read_run_file
     from harness.reporting import print_run_summary
 
     kind = args.command
-    search = read_run_file(outcome.run_dir).plan.search if kind == "tune" else None
-    print_run_summary(outcome, args.format, search=search)  # the run's summary: compared with --reference
+    print_run_summary(outcome, args.format, search=outcome.search)  # compared with --reference, as summary.md
     if outcome.status == "interrupted":
         print(
             f"interrupted: finish it with `xfbench {kind} --resume {outcome.run_id} --results-dir "

@@ -210,10 +210,14 @@ def _flat(config: dict, whole: frozenset[str] = frozenset(), prefix: str = "") -
     return out
 
 
+def _default_config(optimizer: str = OptimizerConfig().name) -> TrialConfig:
+    return TrialConfig("scratch", "m", "d", REFERENCE_BACKEND, 0, 1, optimizer=OptimizerConfig(optimizer))
+
+
 def _default_settings() -> tuple[dict[str, str], frozenset[str]]:
     """Every setting at its default (what a run of a version that did not record a field yet ran with), and the
     paths of the optional configs (null by default)."""
-    defaults = _flat(TrialConfig("scratch", "m", "d", REFERENCE_BACKEND, 0, 1).to_dict())
+    defaults = _flat(_default_config().to_dict())
     return defaults, frozenset(path for path, value in defaults.items() if value == "null")
 
 
@@ -247,9 +251,9 @@ def case_settings(frame: pd.DataFrame) -> str:
     recorded = [json.loads(t) for t in frame["config_json"].dropna().unique()] if "config_json" in frame else []
     optimizer = str((recorded[0].get("optimizer") or {}).get("name", "momentum")) if recorded else "momentum"
     # the defaults of the optimizer it ran (adam has no momentum: its recorded 0 is no choice of the user's)
-    default_config = TrialConfig("scratch", "m", "d", REFERENCE_BACKEND, 0, 1, optimizer=OptimizerConfig(optimizer))
-    defaults = _flat(default_config.to_dict()) | {"optimizer.name": json.dumps(OptimizerConfig().name)}
-    default_runtime = {k: {str(v)} for k, v in recorded_runtime(default_config.to_dict()["runtime"], "").items()}
+    default_config = _default_config(optimizer).to_dict()
+    defaults = _flat(default_config) | {"optimizer.name": json.dumps(OptimizerConfig().name)}
+    default_runtime = {k: {str(v)} for k, v in recorded_runtime(default_config["runtime"], "").items()}
     changed = [
         f"{path} {'/'.join(sorted(values))}"
         for path, values in sorted(_config_settings(frame).items())

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from harness.backend import BACKENDS
-from harness.compare import CaseComparison, Thresholds
+from harness.compare import CASE_COLUMNS, CaseComparison, Thresholds
 from harness.config import TUNED, model_label
 from harness.statistics import SIGNIFICANT_MARK
 from harness.suites import SPEED_VARIANTS
@@ -432,13 +432,19 @@ def search_markdown(frame: pd.DataFrame, plan: TunePlan) -> str:
     ]
     if table.empty:
         return "\n".join(lines + ["No search trial finished.", ""])
-    best = set(best_trials(table, plan).values())
-    header = ["case", "backend", "sample", *plan.space.paths, "epochs", plan.metric, "status", "best"]
-    rows = [_search_cells(r, plan, best) for _, r in table.sort_values(["case", "backend", "sample"]).iterrows()]
+    header, rows = _search_rows(table, plan, "**best**")
     return "\n".join([*lines, markdown_table(header, rows), ""])
 
 
-def _search_cells(r: pd.Series, plan: TunePlan, best: set[str]) -> list[str]:
+def _search_rows(table: pd.DataFrame, plan: TunePlan, best_mark: str) -> tuple[tuple[str, ...], list[list[str]]]:
+    """The search table's header and rows (case, backend, sample order); each backend's pick marked ``best_mark``."""
+    best = set(best_trials(table, plan).values())
+    header = ("case", "backend", "sample", *plan.space.paths, "epochs", plan.metric, "status", "best")
+    ordered = table.sort_values(["case", "backend", "sample"])
+    return header, [_search_cells(r, plan, best, best_mark) for _, r in ordered.iterrows()]
+
+
+def _search_cells(r: pd.Series, plan: TunePlan, best: set[str], best_mark: str) -> list[str]:
     status = f"{r['status']} (stopped early)" if r["stopped_early"] else str(r["status"])
     sampled = not pd.isna(r["sample"])  # else a skipped experiment's base: nothing was sampled
     return [
@@ -449,7 +455,7 @@ def _search_cells(r: pd.Series, plan: TunePlan, best: set[str]) -> list[str]:
         str(r["epochs"]),
         search_cell(r[plan.metric]),
         status,
-        "**best**" if r["trial_id"] in best else "",
+        best_mark if r["trial_id"] in best else "",
     ]
 
 
@@ -481,14 +487,9 @@ def search_results_table(frame: pd.DataFrame, plan: TunePlan) -> TableData | Non
     table = search_table(frame, plan)
     if table.empty:
         return None
-    best = set(best_trials(table, plan).values())
-    rows = tuple(
-        tuple(c.replace("**", "") for c in _search_cells(r, plan, best))
-        for _, r in table.sort_values(["case", "backend", "sample"]).iterrows()
-    )
+    header, rows = _search_rows(table, plan, "best")
     title = f"Search: {plan.metric} at each trial's last epoch; best: each backend's pick, re-run over seeds below"
-    header = ("case", "backend", "sample", *plan.space.paths, "epochs", plan.metric, "status", "best")
-    return TableData("search", title, header, rows)
+    return TableData("search", title, header, tuple(tuple(row) for row in rows))
 
 
 def print_run_summary(
@@ -520,7 +521,6 @@ def print_run_summary(
 
 
 MACHINE_TABLES = ("per_backend", "comparison", "statistics", "phases")
-CASE_KEYS = ["suite", "strategy", "model", "variant", "dataset", "backend"]
 
 
 def machine_summary(summary: Summary, outcome: RunOutcome, output_format: str) -> str:
@@ -535,7 +535,7 @@ def machine_summary(summary: Summary, outcome: RunOutcome, output_format: str) -
         return json.dumps({**run, "tables": tables})
     flat = frames["per_backend"]
     if not frames["statistics"].empty:
-        flat = flat.merge(frames["statistics"], on=CASE_KEYS, how="left")
+        flat = flat.merge(frames["statistics"], on=CASE_COLUMNS, how="left")
     flat = flat.assign(run_id=outcome.run_id, run_dir=str(outcome.run_dir))
     return flat.to_csv(index=False).rstrip("\n")
 

@@ -65,6 +65,7 @@ class RunOutcome:
     summary_markdown: str
     wall_time_s: float
     status: str = "finished"  # or "interrupted": resume with --resume RUN_ID
+    search: TunePlan | None = None  # a tune's search (its table leads the end-of-run output)
 
     @property
     def all_ok(self) -> bool:
@@ -450,7 +451,7 @@ def _carry_out(ctx: _RunContext, schedule: Schedule) -> RunOutcome:
     )
     if ctx.html_report:
         write_report(ctx.run_dir)  # compared with the reference run.json records: ctx.reference
-    return RunOutcome(ctx.run.run_id, ctx.run_dir, frame, summary, markdown, wall, status)
+    return RunOutcome(ctx.run.run_id, ctx.run_dir, frame, summary, markdown, wall, status, ctx.run_file.plan.search)
 
 
 def write_report(run_dir: Path, reference: str | None = None) -> Path | None:
