@@ -295,7 +295,7 @@ def _stop_on_ctrl_c(ctrl_c: threading.Event) -> Any:
 def _ctrl_c_noted() -> Iterator[threading.Event]:
     """Ctrl-C during an experiment, raised as KeyboardInterrupt and noted: one raised while the main thread runs a
     finalizer (Ray's object references have them) is printed and lost, and the experiment would go on to its end,
-    recorded finished. The note stops it at the next step of Tune's loop (RowForwarder.on_step_begin), and _fit
+    recorded finished. The note stops it at the next step of Tune's loop (_stop_on_ctrl_c's callback), and _fit
     reports it. Ignored Ctrl-C (a background job's) stays ignored."""
     noted = threading.Event()
     previous = signal.getsignal(signal.SIGINT)
