@@ -28,6 +28,27 @@ BASELINE_NAME = r"[A-Za-z0-9][A-Za-z0-9._-]*"
 
 
 @dataclass(frozen=True)
+class SettingsChange:
+    """A case whose settings or runtime options differ from the run before it in a history: its change in the
+    metric may be theirs, not the code's (as ``xfbench compare`` notes it)."""
+
+    run_id: str
+    case: str
+    backend: str
+    what: str  # "config differs: epochs 3→5; runtime differs: …"
+
+
+@dataclass(frozen=True)
+class History:
+    """``xfbench history``: the runs shown (newest last), the metric per (case, backend) with one column per run,
+    and each case whose settings changed from the previous run that ran it."""
+
+    runs: list[dict]
+    table: pd.DataFrame
+    changes: tuple[SettingsChange, ...] = ()
+
+
+@dataclass(frozen=True)
 class Environment:
     cpu: str
     gpu: str
@@ -241,10 +262,9 @@ def run_directories(results_dir: Path) -> list[Path]:
     return [p for _, _, p in sorted(runs)]
 
 
-def history(
-    results_dir: Path, metric: str, case_filter: str | None = None, last: int = 10
-) -> tuple[list[dict], pd.DataFrame]:
-    """Run list (newest last) and a table: one row per (case, backend), one column per run, the metric's value.
+def history(results_dir: Path, metric: str, case_filter: str | None = None, last: int = 10) -> History:
+    """Run list (newest last), a table: one row per (case, backend), one column per run, the metric's value, and
+    the cases whose settings changed between two runs that ran them.
 
     ``epoch_time_s`` / ``samples_per_s`` are steady-state medians; ``test_acc`` is the mean over seeds.
     """
@@ -267,7 +287,7 @@ def history(
             f"Expected runs in --results-dir {results_dir}. Received: none there. Give the --results-dir the runs "
             "used, or run one first (`xfbench run`)."
         )
-    runs, columns, cases = [], {}, set()
+    runs, columns, cases, labelled = [], {}, set(), {}
     for path in directories[-last:]:
         info = read_run_json(path)
         frame = read_run_table(path)
@@ -284,7 +304,8 @@ def history(
         if frame.empty:
             continue
         cases.update(_case_names(compared))
-        columns[path.name] = _metric_per_case(compared, metric, case_filter)
+        labelled[path.name] = _labelled(compared, case_filter)
+        columns[path.name] = _metric_per_case(labelled[path.name], metric)
     if case_filter and cases and not any(case_filter in case for case in cases):
         shown = sorted(cases)
         raise InputError(
@@ -296,7 +317,25 @@ def history(
     if not table.empty:
         table.index = pd.MultiIndex.from_tuples(table.index, names=["case", "backend"])
         table = table.sort_index()
-    return runs, table
+    return History(runs, table, settings_changes(labelled))
+
+
+def settings_changes(frames: dict[str, pd.DataFrame]) -> tuple[SettingsChange, ...]:
+    """Per (case, backend), each run (``frames``: run id -> its rows with a ``case`` column, oldest first) whose
+    settings or runtime options differ from the previous run that ran the case."""
+    from harness.compare import config_change, runtime_change  # compare reads rows with summary's helpers
+
+    last: dict[tuple[str, str], pd.DataFrame] = {}
+    changes = []
+    for run_id, frame in frames.items():
+        for (case, backend), rows in frame.groupby(["case", "backend"]):
+            key = (str(case), str(backend))
+            if key in last:
+                what = "; ".join(c for c in (config_change(last[key], rows), runtime_change(last[key], rows)) if c)
+                if what:
+                    changes.append(SettingsChange(run_id, *key, what))
+            last[key] = rows
+    return tuple(changes)
 
 
 def _case_names(frame: pd.DataFrame) -> list[str]:
@@ -308,11 +347,15 @@ def _case_names(frame: pd.DataFrame) -> list[str]:
     ]
 
 
-def _metric_per_case(frame: pd.DataFrame, metric: str, case_filter: str | None) -> dict[tuple[str, str], float]:
-    """(case, backend) -> the metric over one run: steady-state median of a time, mean final test accuracy."""
+def _labelled(frame: pd.DataFrame, case_filter: str | None) -> pd.DataFrame:
+    """``frame`` with each row's suite:case label in a ``case`` column, only the cases ``case_filter`` is part of."""
     frame = frame.assign(case=_case_names(frame))
-    if case_filter:
-        frame = frame[frame["case"].str.contains(case_filter, regex=False)]
+    return frame[frame["case"].str.contains(case_filter, regex=False)] if case_filter else frame
+
+
+def _metric_per_case(frame: pd.DataFrame, metric: str) -> dict[tuple[str, str], float]:
+    """(case, backend) -> the metric over one run (rows labelled by :func:`_labelled`): steady-state median of a
+    time, mean final test accuracy."""
     values = {}
     for (case, backend), group in frame.groupby(["case", "backend"]):
         if metric == "test_acc":

@@ -260,8 +260,8 @@ def cmd_history(args: argparse.Namespace) -> int:
     from harness.baselines import history
     from harness.reporting import print_history
 
-    runs, table = history(Path(args.results_dir).expanduser(), args.metric, args.case, args.last)
-    print_history(runs, table, args.metric, args.results_dir)
+    found = history(Path(args.results_dir).expanduser(), args.metric, args.case, args.last)
+    print_history(found, args.metric, args.results_dir)
     return 0
 
 

@@ -202,9 +202,9 @@ def _run_section(run: LoadedRunDir, reference: str) -> tuple[str, Iterator[Any]]
 def _history_section(runs: list[LoadedRunDir], metric: str) -> tuple[str, list[Any]]:
     """The metric per (case, backend) over the runs; regressions against the previous run flagged."""
     from harness import plots
-    from harness.baselines import _metric_per_case
+    from harness.baselines import _labelled, _metric_per_case
 
-    columns = {run.run_id: _metric_per_case(run.frame, metric, None) for run in runs if len(run.frame)}
+    columns = {run.run_id: _metric_per_case(_labelled(run.frame, None), metric) for run in runs if len(run.frame)}
     series = pd.DataFrame(columns)
     flagged: set[tuple[str, str, str]] = set()
     ratios = []

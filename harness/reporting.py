@@ -31,7 +31,7 @@ from harness.summary import WARMUP_ONLY, Summary, case_title, suite_shown
 from harness.tuning import TunePlan, best_trials, search_table
 
 if TYPE_CHECKING:
-    from harness.baselines import LoadedRun, SavedBaseline
+    from harness.baselines import History, LoadedRun, SavedBaseline
     from harness.runner import RunOutcome
 
 PER_BACKEND_HEADER = [
@@ -62,6 +62,7 @@ REGRESSION_HEADER = [
 # the same columns in the terminal, where the title carries the units
 REGRESSION_SHORT_HEADER = ("case", "backend", "epoch s", "ratio", "p", "time", "test acc", "Δ pp", "accuracy", "note")
 HISTORY_RUNS_HEADER = ["run_id", "started", "git_commit", "status", "trials"]
+SETTINGS_MARK = "†"  # history: the case's settings differ from the run before
 TRANSFER_HEADER = ["dataset", "backend", "B test acc", "B-on-A test acc", "error reduction (error_B / error_BonA)"]
 PHASE_HEADER = ("case", "backend", "phase", "steady epochs", "epoch s", "samples/s")
 PHASE_NOTE = (
@@ -608,27 +609,42 @@ def print_baselines(baselines: list[SavedBaseline], results_dir: Path) -> None:
     print(render_text(table, shutil.get_terminal_size().columns))
 
 
-def history_tables(runs: list[dict], table: pd.DataFrame, metric: str, results_dir: str | Path) -> list[TableData]:
-    """``xfbench history`` as tables: the runs, then the metric per (case, backend), one column per run."""
-    listing = tuple((r["run_id"], r["started"], r["git_commit"], r["status"], str(r["trials"])) for r in runs)
+def history_tables(history: History, metric: str, results_dir: str | Path) -> list[TableData]:
+    """``xfbench history`` as tables: the runs, the metric per (case, backend), one column per run, a value
+    marked where the case's settings changed from the run before, then what changed."""
+    listing = tuple((r["run_id"], r["started"], r["git_commit"], r["status"], str(r["trials"])) for r in history.runs)
     tables = [TableData("runs", f"runs in {results_dir}", tuple(HISTORY_RUNS_HEADER), listing, 1)]
+    table = history.table
     if not table.empty:
+        changed = {(c.case, c.backend, c.run_id) for c in history.changes}
         header = ("case", "backend", *[str(c) for c in table.columns])
         # the index is (case, backend); a metric missing in a run (NaN) is an empty cell
         trend = tuple(
-            (str(case), str(backend), *["" if v != v else f"{v:.4g}" for v in values])
+            (
+                str(case),
+                str(backend),
+                *[
+                    ("" if v != v else f"{v:.4g}") + (f" {SETTINGS_MARK}" if (case, backend, run) in changed else "")
+                    for run, v in zip(table.columns, values, strict=True)
+                ],
+            )
             for (case, backend), values in zip(table.index, table.to_numpy().tolist(), strict=True)
         )
-        tables.append(TableData("trend", f"{metric} per case (oldest → newest)", header, trend))
+        note = f"{SETTINGS_MARK}: the case ran with other settings than in the run before (listed below)"
+        tables.append(TableData("trend", f"{metric} per case (oldest → newest)", header, trend, note=note))
+    if history.changes:
+        rows = tuple((c.run_id, c.case, c.backend, c.what) for c in history.changes)
+        title = (
+            f"{SETTINGS_MARK} settings changed from the run before: the metric's change may be theirs, not the code's"
+        )
+        tables.append(TableData("settings_changes", title, ("run", "case", "backend", "what changed"), rows, 3))
     return tables
 
 
-def print_history(
-    runs: list[dict], table: pd.DataFrame, metric: str, results_dir: str | Path, width: int | None = None
-) -> None:
+def print_history(history: History, metric: str, results_dir: str | Path, width: int | None = None) -> None:
     """``xfbench history``: the runs, then the metric per (case, backend), fitted to ``width`` columns."""
     width = width or shutil.get_terminal_size().columns
-    print("\n\n".join(render_text(t, width) for t in history_tables(runs, table, metric, results_dir)))
+    print("\n\n".join(render_text(t, width) for t in history_tables(history, metric, results_dir)))
 
 
 def catalogue_rows() -> list[list[str]]:

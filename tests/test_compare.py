@@ -192,7 +192,7 @@ def test_a_tune_runs_search_samples_are_neither_compared_nor_trended(runs, capsy
     frame = pd.read_parquet(tuned / "results.parquet")
     search = frame.assign(stage="search", variant="search000", trial_id=frame["trial_id"] + "-search")
     pd.concat([search, frame.assign(stage="final")]).to_parquet(tuned / "results.parquet", index=False)
-    _, table = history(root, "test_acc")
+    table = history(root, "test_acc").table
     assert not any("search000" in case for case, _ in table.index) and len(table) == 2
     assert all(r.in_both and "search" not in r.case for r in compare_frames(read_results(tuned), frame))
     # and a folder with no runs, or a run given as the folder of runs, is said to be one (it printed empty tables)
@@ -201,6 +201,39 @@ def test_a_tune_runs_search_samples_are_neither_compared_nor_trended(runs, capsy
     (tmp_path / "empty").mkdir()
     assert main(["history", "--results-dir", str(tmp_path / "empty")]) == 2
     assert "Received: none there." in capsys.readouterr().err
+
+
+def test_history_marks_a_case_whose_settings_changed_from_the_run_before(runs, capsys, tmp_path, monkeypatch):
+    """The same case name with another batch size is another experiment: history marks its value and says what
+    changed, against the previous run that ran the case, for the backend whose settings changed only."""
+    monkeypatch.setenv("COLUMNS", "200")
+    _, honest_a, honest_b = runs
+    root = tmp_path / "results"
+    for name, source in (("1-a", honest_a), ("2-b", honest_b), ("3-c", honest_b)):
+        shutil.copytree(source, root / name)
+        info = json.loads((root / name / "run.json").read_text())
+        (root / name / "run.json").write_text(json.dumps({**info, "run_id": name, "started": name}))
+    frame = pd.read_parquet(root / "2-b" / "results.parquet")
+    torch = frame["backend"] == "torch"
+    frame.loc[torch, "config_json"] = [
+        json.dumps({**json.loads(t), "batch_size": 32}) for t in frame[torch]["config_json"]
+    ]
+    frame.to_parquet(root / "2-b" / "results.parquet", index=False)
+    from harness.baselines import history
+
+    found = history(root, "test_acc")
+    case = "cmp:scratch-convnet3-digits"
+    # 2-b changed torch's batch size from 1-a's, and 3-c changed it back; tensorflow never changed
+    assert [(c.run_id, c.case, c.backend, c.what) for c in found.changes] == [
+        ("2-b", case, "torch", "config differs: batch_size 64→32"),
+        ("3-c", case, "torch", "config differs: batch_size 32→64"),
+    ]
+    assert main(["history", "--results-dir", str(root), "--metric", "test_acc"]) == 0
+    out = capsys.readouterr().out
+    torch_row = next(line for line in out.splitlines() if "torch" in line and case in line)
+    tensorflow_row = next(line for line in out.splitlines() if "tensorflow" in line and case in line)
+    assert torch_row.count("†") == 2 and "†" not in tensorflow_row, out
+    assert "settings changed from the run before" in out and "config differs: batch_size 64→32" in out
 
 
 def test_different_framework_versions_and_machines_warn_loudly(runs, capsys):

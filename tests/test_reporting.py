@@ -16,6 +16,7 @@ import pytest
 
 from harness import reporting
 from harness.backend import BACKENDS, REFERENCE_BACKEND, REGISTRY, backend_entry, backend_of_package, importer_backends
+from harness.baselines import History, SettingsChange
 from harness.compare import CaseComparison, Thresholds
 from harness.config import TransferOptions
 from harness.errors import InputError
@@ -336,16 +337,20 @@ def test_compare_and_history_fit_80_columns(capsys, monkeypatch):
     ]
     index = pd.MultiIndex.from_tuples([(long_case, "tensorflow"), ("s:b", "torch")], names=["case", "backend"])
     table = pd.DataFrame({r["run_id"]: [0.0512345, 0.1] for r in runs}, index=index)
-    reporting.print_history(runs, table, "epoch_time_s", "/a/rather/long/results/directory/on/this/machine")
+    changes = (SettingsChange(runs[3]["run_id"], long_case, "tensorflow", "config differs: epochs 3→5"),)
+    history = History(runs, table, changes)
+    reporting.print_history(history, "epoch_time_s", "/a/rather/long/results/directory/on/this/machine")
     out = capsys.readouterr().out
     assert max(len(line) for line in out.splitlines()) <= 80 and out.count("0.05123") == 10
+    assert out.count("0.05123 †") == 1 and "config differs: epochs 3→5" in out
 
 
 def test_history_and_catalogue_tables(capsys, monkeypatch):
     monkeypatch.setenv("COLUMNS", "250")
     runs = [{"run_id": "r1", "started": "t", "git_commit": "abc", "status": "finished", "trials": 2}]
     index = pd.MultiIndex.from_tuples([("s:case", "tensorflow")], names=["case", "backend"])
-    reporting.print_history(runs, pd.DataFrame({"r1": [0.123456], "r2": [math.nan]}, index=index), "test_acc", "res")
+    table = pd.DataFrame({"r1": [0.123456], "r2": [math.nan]}, index=index)
+    reporting.print_history(History(runs, table), "test_acc", "res")
     out = capsys.readouterr().out
     assert "runs in res" in out and "test_acc per case" in out and "0.1235" in out
     reporting.print_catalogue()
