@@ -149,6 +149,12 @@ class OptimizerConfig:
             )
         if self.weight_decay is not None and self.weight_decay < 0:
             raise InputError(f"Expected weight_decay >= 0. Received: weight_decay={self.weight_decay}.")
+        if self.decoupled and self.weight_decay is None and self.name not in _DEFAULT_WEIGHT_DECAY:
+            raise InputError(
+                f"Expected a weight decay to decouple with --decoupled-weight-decay: {self.name} decays nothing by "
+                "default, so the flag would be recorded but never applied. Received: no --weight-decay. Give "
+                "--weight-decay RATE, or drop --decoupled-weight-decay."
+            )
         if self.name == "adamw" and self.decoupled is False:
             raise InputError(
                 "Expected decoupled weight decay for adamw. "

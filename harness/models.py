@@ -242,6 +242,21 @@ def check_options_apply(name: str, options: ModelOptions) -> None:
         )
 
 
+def inert_options(spec: ModelSpec, options: ModelOptions) -> set[str]:
+    """The options set away from their defaults that leave zoo model ``spec`` (built with ``options``) as it would
+    be without them: BatchNorm's settings on a network with no BatchNorm, the dropout kind on one without dropout."""
+    inert = set()
+    for name in changed_options(options):
+        unset = replace(options, **{name: getattr(ModelOptions(), name)})
+        try:
+            without = build_spec(spec.name, spec.input_shape, spec.num_classes, unset)
+        except InputError:  # another option needs it (an activation's alpha needs that activation): it applies
+            continue
+        if without == spec:
+            inert.add(name)
+    return inert
+
+
 def build_spec(
     name: str, input_shape: tuple[int, ...], num_classes: int, options: ModelOptions | None = None
 ) -> ModelSpec:

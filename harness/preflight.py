@@ -22,7 +22,8 @@ from harness.data.tasks import TaskSpec, derive
 from harness.errors import InputError
 from harness.input_pipeline import check_input, transformed_shape
 from harness.model_cost import model_cost, training_memory_floor
-from harness.model_import import model_spec
+from harness.model_import import model_spec, parse_model_ref
+from harness.models import changed_options, inert_options
 from harness.plan import ExecutionOptions
 from harness.pretrained import check_zoo_weights_cached, prepare_weights, weights_ref
 from harness.reachable import connection_problem
@@ -77,6 +78,7 @@ def preflight(
     _check_weights_cached(trials)
     datasets: dict[str, Dataset] = loaded if loaded is not None else {}
     provenance: dict[str, dict[str, str]] = {}
+    option_use = _ModelOptionUse()
     for trial in trials:
         _check_names_and_options(trial, resumed)
         if trial.dataset not in datasets:
@@ -102,12 +104,62 @@ def preflight(
                 trial.model_options,
                 trial.cache_dir or cache_dir,
             )
+            if task is trial.task:
+                option_use.note(trial, spec)
             if task is trial.task and search is None:  # a search's base never trains as it stands: its points do
                 _check_fits(trial, spec, memory_bytes, derived)
+    if not resumed:  # a recorded run ran as it stands
+        option_use.check()
     if search is not None:
         _check_search_points(search, datasets, cache_dir, memory_bytes)
     _prepare_pretrained(trials, datasets, cache_dir)
     return provenance
+
+
+class _ModelOptionUse:
+    """Whether each model option a run sets changes some network it trains. A run sets an option for all its
+    cases (``--bn-variance biased`` for a suite of which some models have BatchNorm), so one is refused only where
+    it changes none: set, it is recorded with the results, yet nothing it names happened."""
+
+    def __init__(self) -> None:
+        self._seen: set[tuple[Any, ...]] = set()
+        self._set: dict[str, tuple[Any, set[str]]] = {}  # option -> (a value it was set to, the models it was set on)
+        self._effective: set[str] = set()
+
+    def note(self, trial: TrialConfig, spec: ModelSpec) -> None:
+        key = (trial.model, spec.input_shape, spec.num_classes, trial.model_options)
+        if key in self._seen or parse_model_ref(trial.model).kind != "zoo":  # imported models take no options
+            return
+        self._seen.add(key)
+        inert = inert_options(spec, trial.model_options)
+        for name, value in changed_options(trial.model_options).items():
+            self._set.setdefault(name, (value, set()))[1].add(trial.model)
+            if name not in inert:
+                self._effective.add(name)
+
+    def check(self) -> None:
+        idle = [name for name in self._set if name not in self._effective]
+        if not idle:
+            return
+        received = "; ".join(
+            f"{name}={value!r} on {', '.join(sorted(models))}, which {_why_inert(name, len(models))}"
+            for name, (value, models) in ((n, self._set[n]) for n in idle)
+        )
+        it = "it" if len(idle) == 1 else "them"
+        raise InputError(
+            f"Expected each model option the run sets to change a network it trains. Received: {received}. Drop "
+            f"{it}, or add the layers {it} act{'s' if len(idle) == 1 else ''} on: set, an option is recorded with the "
+            "results, yet it would change nothing."
+        )
+
+
+def _why_inert(option: str, models: int) -> str:
+    have = "has" if models == 1 else "have"
+    if option.startswith("bn_"):
+        return f"{have} no BatchNorm layer (--batchnorm before|after adds them to mlp, convnet3 and cnn_small)"
+    if option.startswith("dropout"):
+        return f"{have} no dropout layer (--dropout RATE adds them to mlp)"
+    return f"{'it leaves' if models == 1 else 'they leave'} as {'it is' if models == 1 else 'they are'}"
 
 
 def _check_names_and_options(trial: TrialConfig, resumed: bool) -> None:

@@ -195,7 +195,8 @@ def test_sizes_no_layer_could_run_with_are_refused_when_the_spec_is_built(build,
 )
 def test_an_option_the_model_would_not_apply_with_these_settings_is_refused(model, options, named):
     """A result must not record a setting that changed nothing: each is refused, named. (BatchNorm's settings and
-    the dropout kind are definitions a run sets for a whole suite: accepted by a model with no such layer.)"""
+    the dropout kind are definitions a run sets for a whole suite: accepted here by a model with no such layer, and
+    refused by the preflight only where no network of the run has one: test_strategy_options.)"""
     with pytest.raises(InputError, match=f"Received: {named}="):
         build_spec(model, (8, 8, 1), 10, options)
 

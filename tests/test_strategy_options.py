@@ -95,3 +95,31 @@ def test_a_resumed_run_is_not_refused_for_options_an_older_version_recorded():
     with pytest.raises(InputError, match="Expected only options that strategy scratch reads"):
         preflight([recorded], None, download=False)
     preflight([recorded], None, download=False, resumed=True)
+
+
+def test_a_model_option_that_changes_no_network_of_the_run_is_refused_and_one_that_changes_some_is_not():
+    """BatchNorm's settings and the dropout kind are set for a whole run (a suite's models, some with BatchNorm,
+    some without): refused only where no network the run trains has the layers they set, and not for a recorded
+    run resumed (it ran as it stands)."""
+    from harness.models import ModelOptions
+    from harness.preflight import preflight
+
+    biased = ModelOptions(bn_running_variance="biased")
+    convnet3 = replace(SCRATCH, model="convnet3", model_options=biased)
+    with pytest.raises(InputError) as refused:
+        preflight([convnet3], None, download=False)
+    assert "Received: bn_running_variance='biased' on convnet3, which has no BatchNorm layer" in str(refused.value)
+    preflight([convnet3], None, download=False, resumed=True)
+    with_bn = replace(convnet3, model_options=replace(biased, batchnorm="before"))
+    preflight([convnet3, replace(with_bn, model="cnn_small")], None, download=False)  # cnn_small's BatchNorm reads it
+    alpha = replace(SCRATCH, model="mlp", model_options=ModelOptions(dropout_kind="alpha", hidden=(32,)))
+    with pytest.raises(InputError, match="dropout_kind='alpha' on mlp, which has no dropout layer"):
+        preflight([alpha], None, download=False)
+    preflight([replace(alpha, model_options=replace(alpha.model_options, dropout=0.2))], None, download=False)
+
+
+def test_decoupled_weight_decay_without_a_decay_to_decouple_is_refused():
+    with pytest.raises(InputError, match="momentum decays nothing by default"):
+        OptimizerConfig("momentum", decoupled=True)
+    OptimizerConfig("momentum", weight_decay=0.0, decoupled=True)  # a search's choice of 0 among decays
+    OptimizerConfig("adamw", decoupled=True)  # adamw decays by 0.01 unless told otherwise
