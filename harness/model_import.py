@@ -136,6 +136,11 @@ def _module_file(module: str) -> Path | None:
     return Path(found.origin) if found is not None and found.origin else None
 
 
+def check_python_module(ref: ModelRef) -> None:
+    """InputError when a python: model's module cannot be found from here (found without importing it)."""
+    _python_source_digest(ref.name)
+
+
 def _python_source_digest(name: str) -> str:
     module = name.split(":")[0]
     path = _module_file(module)

@@ -9,8 +9,8 @@ from pathlib import Path
 
 from harness.errors import InputError
 from harness.model_cost import ModelCost, model_cost
+from harness.model_import import check_python_module, parse_model_ref, read_spec_file
 from harness.model_import import model_spec as imported_spec
-from harness.model_import import parse_model_ref, read_spec_file
 from harness.models import MODELS, ModelOptions
 from harness.spec import ModelSpec, spec_to_dict
 
@@ -30,6 +30,8 @@ class ModelRequest:
         """The input the model is shown at: the size and channels asked for, else its natural input (ImageNet's
         for a framework's model); a user's factory has none, so it needs both."""
         ref = parse_model_ref(self.name)
+        if ref.kind == "python":
+            check_python_module(ref)  # a module that is not there is said first: no input size would fix it
         if ref.kind == "python" and (self.input_size is None or self.channels is None):
             raise InputError(
                 f"Expected --input-size and --input-channels for {self.name}: xfbench cannot tell which input a user's "

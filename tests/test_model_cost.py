@@ -139,12 +139,16 @@ def test_model_command_shows_an_imported_model_and_a_spec_file(capsys, tmp_path)
     [
         (["model", "resnet9000"], "Expected a model as"),
         (["model", "python:nets:make"], "Expected --input-size and --input-channels for python:nets:make"),
+        # a module that is not there is said first (before, the input size was asked for, then the module)
+        (["model", "python:nosuchmod:make"], "Expected an importable module for model python:nosuchmod:make."),
         (["model", "torchvision:resnet18", "--width-multiplier", "0.5"], "they apply to zoo models"),
         (["model", "alexnet", "--input-size", "32"], "designed for 227x227"),
         (["model", "keras:ResNet50", "--input-size", "8"], "for input 8x8x3 and 1000 classes. Received: the"),
     ],
 )
-def test_model_command_bad_input_exits_2(capsys, argv, message):
+def test_model_command_bad_input_exits_2(capsys, monkeypatch, tmp_path, argv, message):
+    (tmp_path / "nets.py").write_text("def make(input_shape, num_classes):\n    raise AssertionError('not built')\n")
+    monkeypatch.chdir(tmp_path)  # python:nets:make names a module here, found (never imported) from the directory
     assert main(argv) == 2
     assert message in capsys.readouterr().err
 
