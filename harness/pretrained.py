@@ -31,6 +31,7 @@ import hashlib
 import json
 import os
 import signal
+import tempfile
 from collections.abc import Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, replace
@@ -481,15 +482,32 @@ def fetch_weights(names: list[str], home: Path | None = None) -> list[tuple[str,
     home = home or weights_home()
     refs = [parse_pretrained(name, "each name of `xfbench weights fetch` as") for name in names]
     _read_sets(home)  # a damaged index is named before anything downloads
-    _resolved(refs, home, home / "work" / "fetch", check_architectures=True)
+    before = _folders(home)
     fetched = []
-    for ref in refs:
-        found = run_worker(
-            ref.source_backend, "fetch", {"ref": asdict(ref), "home": str(home)}, home / "work" / "fetch"
-        )
-        fetched.append((ref.label, Path(found["file"])))
-        _sets_file(home).write_text(json.dumps(_read_sets(home) | {ref.label: found["file"]}, indent=1, sort_keys=True))
+    try:
+        with tempfile.TemporaryDirectory(prefix="xfbench-fetch-") as scratch:  # the workers' replies
+            _resolved(refs, home, Path(scratch), check_architectures=True)
+            for ref in refs:
+                request = {"ref": asdict(ref), "home": str(home)}
+                found = run_worker(ref.source_backend, "fetch", request, Path(scratch) / ref.label.replace(":", "-"))
+                fetched.append((ref.label, Path(found["file"])))
+                sets = _read_sets(home) | {ref.label: found["file"]}
+                _sets_file(home).write_text(json.dumps(sets, indent=1, sort_keys=True))
+    finally:
+        _remove_new_empty_folders(home, before)
     return fetched
+
+
+def _folders(root: Path) -> set[Path]:
+    return {root, *(p for p in root.rglob("*") if p.is_dir())} if root.is_dir() else set()
+
+
+def _remove_new_empty_folders(root: Path, before: set[Path]) -> None:
+    """The folders a fetch made and left empty (a framework makes its download folder first, then fails offline),
+    deepest first, so the weights home does not look as if it held something."""
+    for folder in sorted(_folders(root) - before, key=lambda p: len(p.parts), reverse=True):
+        if not any(folder.iterdir()):
+            folder.rmdir()
 
 
 def _read_sets(home: Path) -> dict[str, str]:

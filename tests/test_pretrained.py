@@ -470,6 +470,30 @@ def test_weights_fetch_checks_every_name_before_downloading_and_list_shows_the_h
     assert code == 2 and f"Received: {weights_home / 'below'}, and {weights_home} is not a folder." in err
 
 
+def test_a_failed_fetch_leaves_no_folder_it_made_empty(tmp_path):
+    """torch hub and Keras make their download folder before downloading: offline, a fetch left torch/hub/checkpoints
+    (and a new weights home) empty, as if it held something. Folders that were there before stay, empty or not."""
+    from harness.pretrained import _folders, _remove_new_empty_folders
+
+    home = tmp_path / "weights"
+    (home / "mine").mkdir(parents=True)
+    before = _folders(home)
+    (home / "torch" / "hub" / "checkpoints").mkdir(parents=True)
+    (home / "keras" / "models").mkdir(parents=True)
+    (home / "keras" / "models" / "a.h5").write_bytes(b"weights")
+    _remove_new_empty_folders(home, before)
+    assert sorted(p.relative_to(home).as_posix() for p in home.rglob("*")) == [
+        "keras",
+        "keras/models",
+        "keras/models/a.h5",
+        "mine",
+    ]
+    fresh = tmp_path / "new-home"
+    (fresh / "torch" / "hub").mkdir(parents=True)
+    _remove_new_empty_folders(fresh, _folders(tmp_path / "absent"))
+    assert not fresh.exists()
+
+
 def test_a_hub_file_whose_content_does_not_match_the_hash_in_its_name_is_dropped_before_a_fetch(workers, tmp_path):
     """torch hub checks the sha256 prefix in a file's name only while downloading: a cut or replaced file already
     there would be loaded as it is, so fetch drops it and downloads again."""
