@@ -54,5 +54,7 @@ def git_commit(cwd: Path | None = None) -> str:
     return commit + ("+dirty" if dirty else "")
 
 
-def utc_now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
+def utc_now(timespec: str = "seconds") -> str:
+    """The UTC time in ISO 8601, to ``timespec`` (rows take milliseconds: epochs of a small model end within one
+    second, and MLflow orders a metric's points by their timestamps)."""
+    return datetime.now(UTC).isoformat(timespec=timespec)

@@ -135,7 +135,7 @@ SCHEMA: tuple[tuple[str, str, str], ...] = (
     ("worker_pid", "Int64", "process id of the worker that ran the trial (a warm worker runs many trials)"),
     ("worker_frameworks", "string", "backends whose framework that process had imported (one, by design)"),
     ("python_version", "string", "worker's Python version"),
-    ("timestamp", "string", "UTC time the row was produced (ISO 8601)"),
+    ("timestamp", "string", "UTC time the row was produced (ISO 8601, milliseconds)"),
 )
 
 COLUMNS = tuple(name for name, _, _ in SCHEMA)

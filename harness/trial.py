@@ -63,7 +63,15 @@ def failure_row(
     """A row recording a trial that produced no epochs (or stopped), with its error text; written on the worker
     (``machine`` None: this one) or by the driver for a worker that died (``MachineInfo.unknown()``)."""
     row = base_row(config, run, machine or MachineInfo.current())
-    row.update(status=status, error=error, phase="", epoch=None, warmup=False, timestamp=utc_now(), test_acc=math.nan)
+    row.update(
+        status=status,
+        error=error,
+        phase="",
+        epoch=None,
+        warmup=False,
+        timestamp=utc_now("milliseconds"),
+        test_acc=math.nan,
+    )
     return row
 
 
@@ -90,7 +98,7 @@ def run_trial(config: TrialConfig, run: RunInfo, sink: RowSink, dataset: Dataset
     def emit(record: EpochRecord) -> None:
         fields = asdict(record)
         extra = fields.pop("extra")
-        sink({**common, **fields, **extra, "timestamp": utc_now()})
+        sink({**common, **fields, **extra, "timestamp": utc_now("milliseconds")})
 
     def on_model(spec: ModelSpec) -> None:
         cost = model_cost(spec)
