@@ -147,9 +147,9 @@ class _ModelOptionUse:
         )
         it = "it" if len(idle) == 1 else "them"
         raise InputError(
-            f"Expected each model option the run sets to change a network it trains. Received: {received}. Drop "
-            f"{it}, or add the layers {it} act{'s' if len(idle) == 1 else ''} on: set, an option is recorded with the "
-            "results, yet it would change nothing."
+            "Expected each model option the run sets or searches to change a network it trains. Received: "
+            f"{received}. Drop {it}, or add the layers {it} act{'s' if len(idle) == 1 else ''} on: set, an option is "
+            "recorded with the results, yet it would change nothing."
         )
 
 
@@ -188,6 +188,7 @@ def _check_search_points(
     once."""
     specs: dict[tuple[Any, ...], ModelSpec] = {}
     checked: set[tuple[Any, ...]] = set()
+    option_use = _ModelOptionUse()  # a searched model option that changes no network makes every sample alike
     for base in search.bases:
         derived = derive(datasets[base.dataset], base.task)
         shape = transformed_shape(base.input, derived.input_shape)
@@ -204,12 +205,14 @@ def _check_search_points(
                     cache = trial.cache_dir or cache_dir
                     specs[key] = model_spec(trial.model, shape, derived.num_classes, trial.model_options, cache)
                 _check_fits(trial, specs[key], memory_bytes, derived)
+                option_use.note(trial, specs[key])
                 checked.add(read)
             except (ValueError, TypeError) as exc:  # InputError among them
                 raise InputError(
                     f"Expected every point the search may sample to fit {base.case_id} on {base.backend}. Received: "
                     f"{point_text(point)}, which fails: {exc} Narrow the search space so that every point fits."
                 ) from None
+    option_use.check()
 
 
 def _check_weights_cached(trials: list[TrialConfig]) -> None:

@@ -26,6 +26,11 @@ BAD_INPUTS = {
         [*CNN_TUNE, "--space", "sklearn_head=choice:linear_svc,rbf_svc"],
         "Expected every value of transfer.sklearn_head to be valid. Received: 'rbf_svc', which fails: Expected only",
     ),
+    # every sample would train the same network: a whole search spent on nothing
+    "a searched model option that changes no network": (
+        [*CNN_TUNE, "--model", "convnet3", "--space", "model_options.bn_decay=uniform:0.8,0.99"],
+        "Received: bn_decay=0.8 on convnet3, which has no BatchNorm layer (--batchnorm before|after adds them",
+    ),
     "epochs beyond what the driver can hold": (
         [*MLP_RUN, "--epochs", "100000000000000000000000"],
         "Expected epochs <= 100,000 (each epoch is a row the driver keeps until its trial ends, about 2.4 KB). "

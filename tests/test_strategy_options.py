@@ -109,6 +109,7 @@ def test_a_model_option_that_changes_no_network_of_the_run_is_refused_and_one_th
     with pytest.raises(InputError) as refused:
         preflight([convnet3], None, download=False)
     assert "Received: bn_running_variance='biased' on convnet3, which has no BatchNorm layer" in str(refused.value)
+    assert "Expected each model option the run sets or searches to change a network it trains." in str(refused.value)
     preflight([convnet3], None, download=False, resumed=True)
     with_bn = replace(convnet3, model_options=replace(biased, batchnorm="before"))
     preflight([convnet3, replace(with_bn, model="cnn_small")], None, download=False)  # cnn_small's BatchNorm reads it
