@@ -82,13 +82,8 @@ def preflight(
     for trial in trials:
         _check_names_and_options(trial, resumed)
         if trial.dataset not in datasets:
-            dataset = load_dataset(trial.dataset, data_dir, download=download)
-            datasets[trial.dataset] = dataset
-            provenance[trial.dataset] = {
-                **dataset.provenance,
-                "normalization": dataset.normalization,
-                "sizes": f"{len(dataset.y_train)}/{len(dataset.y_val)}/{len(dataset.y_test)}",
-            }
+            datasets[trial.dataset] = load_dataset(trial.dataset, data_dir, download=download)
+        provenance.setdefault(trial.dataset, _provenance(datasets[trial.dataset]))
         for task in (trial.task, trial.transfer.source_task):
             derived = derive(datasets[trial.dataset], task)
             _check_training_samples(task, derived, datasets[trial.dataset])
@@ -114,6 +109,12 @@ def preflight(
         _check_search_points(search, datasets, cache_dir, memory_bytes)
     _prepare_pretrained(trials, datasets, cache_dir)
     return provenance
+
+
+def _provenance(dataset: Dataset) -> dict[str, str]:
+    """Where a dataset's files were found and how they were verified, its normalisation and split sizes."""
+    sizes = f"{len(dataset.y_train)}/{len(dataset.y_val)}/{len(dataset.y_test)}"
+    return {**dataset.provenance, "normalization": dataset.normalization, "sizes": sizes}
 
 
 class _ModelOptionUse:
