@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import re
 
 import pandas as pd
@@ -165,6 +166,10 @@ def test_case(xfbench_case):
         "--backend", "torch", "--results-dir", str(tmp_path / "results"), "-p", "no:cacheprovider", timeout=600
     )
     result.assert_outcomes(passed=1)
+    # run.json says where the data came from: the files found at collection (it recorded no dataset before)
+    (run_json,) = (tmp_path / "results").glob("*/run.json")
+    recorded = json.loads(run_json.read_text())["datasets"]
+    assert list(recorded) == ["mnist"] and str(tmp_path / "data" / "mnist") in json.dumps(recorded["mnist"]), recorded
 
 
 @pytest.mark.ray
