@@ -99,10 +99,9 @@ def preflight(
                 trial.model_options,
                 trial.cache_dir or cache_dir,
             )
-            if task is trial.task:
-                option_use.note(trial, spec)
             if task is trial.task and search is None:  # a search's base never trains as it stands: its points do
                 _check_fits(trial, spec, memory_bytes, derived)
+                option_use.note(trial, spec)
     if not resumed:  # a recorded run ran as it stands
         option_use.check()
     if search is not None:

@@ -407,6 +407,21 @@ def test_a_searchs_model_checks_hold_on_the_points_it_samples_not_on_its_base(tm
         )
 
 
+def test_a_model_option_is_judged_on_the_networks_a_search_samples(tmp_path):
+    """The base of a search never trains: a BatchNorm setting over a base without BatchNorm is valid when the
+    search adds BatchNorm to every point, and refused when no point has any, as is a searched one that changes none
+    (every sample would train the same network)."""
+    _tune_preflight(
+        tmp_path, "--model", "convnet3", "--bn-variance", "biased", "--space", "batchnorm=choice:before,after"
+    )
+    for argv in (
+        ("--bn-variance", "biased", "--space", "lr=loguniform:0.01,0.1"),
+        ("--space", "model_options.bn_decay=uniform:0.8,0.99"),
+    ):
+        with pytest.raises(InputError, match=r"on convnet3, which has no BatchNorm layer"):
+            _tune_preflight(tmp_path, "--model", "convnet3", *argv)
+
+
 def test_beyond_the_cap_each_probed_value_is_checked_in_a_complete_point(monkeypatch):
     from harness import search
 
