@@ -141,6 +141,16 @@ def environment_warnings(base: Environment, new: Environment) -> list[str]:
     return warnings
 
 
+def run_state_warnings(base: LoadedRun, new: LoadedRun) -> list[str]:
+    """A run that did not finish (still running, or interrupted) has only the epochs and trials it got to."""
+    warnings = []
+    for side, run in (("base", base), ("new", new)):
+        status = read_run_json(run.path).get("status", "unknown") if (run.path / "run.json").is_file() else "unknown"
+        if status != "finished":
+            warnings.append(f"the {side} run {run.label} is {status}, not finished: its figures stop where it did")
+    return warnings
+
+
 # What `history` and a report's history section can follow over runs (steady medians, mean test accuracy).
 HISTORY_METRICS = ("epoch_time_s", "samples_per_s", "test_acc")
 

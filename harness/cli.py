@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import shutil
 import sys
+import textwrap
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -206,7 +208,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from harness.baselines import environment_warnings, load_run
+    from harness.baselines import environment_warnings, load_run, run_state_warnings
     from harness.compare import Thresholds, compare_frames
     from harness.reporting import comparison_markdown, print_comparison
 
@@ -215,18 +217,18 @@ def cmd_compare(args: argparse.Namespace) -> int:
         check_output_file(Path(args.markdown), "--markdown")
     thresholds = Thresholds(time_ratio=args.time_threshold, accuracy_pp=args.accuracy_threshold, alpha=args.alpha)
     base, new = load_run(args.base, results_dir), load_run(args.new, results_dir)
-    warnings = environment_warnings(base.environment, new.environment)
+    warnings = environment_warnings(base.environment, new.environment) + run_state_warnings(base, new)
     rows = compare_frames(base.frame, new.frame, thresholds)
     print_comparison(base, new, rows, warnings, thresholds)
     if args.markdown:
         Path(args.markdown).write_text(comparison_markdown(rows, base.label, new.label, warnings, thresholds))
     regressed = any(r.regressed for r in rows)
     if not any(r.in_both for r in rows):  # a gate that compared nothing must not pass as "no regression"
-        print(
+        warning = (
             f"WARNING: no case ran in both {base.label} and {new.label}, so nothing was compared (another suite, "
-            "selection or backend?)" + (": --fail-on-regression fails" if args.fail_on_regression else ""),
-            file=sys.stderr,
+            "selection or backend?)" + (": --fail-on-regression fails" if args.fail_on_regression else "")
         )
+        print(textwrap.fill(warning, shutil.get_terminal_size().columns, break_on_hyphens=False), file=sys.stderr)
         return 1 if args.fail_on_regression else 0
     return 1 if regressed and args.fail_on_regression else 0
 

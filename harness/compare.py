@@ -74,6 +74,7 @@ class CaseComparison:
     note: str
     time_ci: tuple[float, float] = (math.nan, math.nan)  # 95 % hierarchical bootstrap interval of time_ratio
     only_in: str = ""  # "base" | "new" for a case one run lacks (its verdicts n/a); "" when both ran it
+    trials_verdict: str = "unchanged"  # regression: a larger share of new's trials failed, diverged or was skipped
 
     @property
     def in_both(self) -> bool:
@@ -82,7 +83,7 @@ class CaseComparison:
 
     @property
     def regressed(self) -> bool:
-        return "regression" in (self.time_verdict, self.acc_verdict)
+        return "regression" in (self.time_verdict, self.acc_verdict, self.trials_verdict)
 
     @property
     def time_marked(self) -> bool:
@@ -95,8 +96,44 @@ def steady_epoch_times(frame: pd.DataFrame) -> np.ndarray:
 
 
 def final_accuracies(frame: pd.DataFrame) -> np.ndarray:
+    return np.array(list(_seed_accuracies(frame).values()), dtype=float)
+
+
+def _seed_accuracies(frame: pd.DataFrame) -> dict[int, float]:
+    """Seed -> the final test accuracy of the case's trial that ended ok with that seed."""
     finals = final_rows(frame)
-    return finals[finals["status"] == "ok"]["test_acc"].astype(float).dropna().to_numpy()
+    ok = finals[(finals["status"] == "ok") & finals["test_acc"].notna()] if len(finals) else finals
+    return {int(seed): float(acc) for seed, acc in zip(ok["seed"], ok["test_acc"], strict=True)} if len(ok) else {}
+
+
+def _common_seed_accuracies(base: pd.DataFrame, new: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, str]:
+    """Each side's final accuracies over the seeds both ended ok, when the sides' seeds differ but overlap (an
+    average over other seeds differs by which seeds were drawn, not by the code), and a note saying so."""
+    b, n = _seed_accuracies(base), _seed_accuracies(new)
+    common = sorted(set(b) & set(n))
+    if set(b) == set(n) or not common:
+        note = f"seeds differ: {_seeds(b)}→{_seeds(n)}" if b and n and not common else ""
+        return np.array(list(b.values())), np.array(list(n.values())), note
+    note = f"seeds differ: {_seeds(b)}→{_seeds(n)}, accuracy over the common {_seeds(dict.fromkeys(common))}"
+    return np.array([b[s] for s in common]), np.array([n[s] for s in common]), note
+
+
+def _seeds(by_seed: dict[int, float] | dict[int, None]) -> str:
+    return ",".join(str(s) for s in sorted(by_seed))
+
+
+def _trials_change(base: pd.DataFrame, new: pd.DataFrame) -> tuple[str, str]:
+    """The regression verdict on the trials that did not end ok (failed, diverged, skipped) and a note naming them
+    per side: a run whose trials diverged has no accuracy or time to compare, and that must not pass as no change."""
+    shares, parts = [], []
+    for side, frame in (("base", base), ("new", new)):
+        finals = final_rows(frame)
+        bad = finals[finals["status"] != "ok"]["status"].value_counts() if len(finals) else pd.Series(dtype=int)
+        shares.append(bad.sum() / max(len(finals), 1))
+        if len(bad):
+            counts = ", ".join(f"{n} {status}" for status, n in sorted(bad.items()))
+            parts.append(f"{side}: {counts} of {len(finals)} trials")
+    return ("regression" if shares[1] > shares[0] else "unchanged"), "; ".join(parts)
 
 
 def bootstrap_diff_ci(base: np.ndarray, new: np.ndarray, samples: int, seed: int) -> tuple[float, float]:
@@ -121,8 +158,9 @@ class TimeChange:
 def _time_verdict(base: pd.DataFrame, new: pd.DataFrame, t: Thresholds) -> TimeChange:
     """Steady epochs of the two runs (rows of :func:`steady_rows`), per trial for the interval."""
     base_times, new_times = epochs_by_trial(base), epochs_by_trial(new)
-    if not base_times or not new_times:
-        return TimeChange(math.nan, math.nan, math.nan, (math.nan, math.nan), math.nan, "n/a")
+    if not base_times or not new_times:  # the side that has steady epochs still shows its median
+        base_s, new_s = (float(np.median(np.concatenate(t))) if t else math.nan for t in (base_times, new_times))
+        return TimeChange(base_s, new_s, math.nan, (math.nan, math.nan), math.nan, "n/a")
     b, n = np.concatenate(base_times), np.concatenate(new_times)
     ratio, low, high = ratio_interval(new_times, base_times, StatsSettings(t.bootstrap_samples, t.bootstrap_seed))
     slower_p = float(mannwhitneyu(n, b, alternative="greater").pvalue)
@@ -139,8 +177,9 @@ def _time_verdict(base: pd.DataFrame, new: pd.DataFrame, t: Thresholds) -> TimeC
 def _accuracy_verdict(
     base: np.ndarray, new: np.ndarray, t: Thresholds
 ) -> tuple[float, float, float, tuple[float, float], str, str]:
-    if len(base) == 0 or len(new) == 0:
-        return math.nan, math.nan, math.nan, (math.nan, math.nan), "n/a", ""
+    if len(base) == 0 or len(new) == 0:  # the side that has accuracies still shows their mean
+        base_mean, new_mean = (float(side.mean()) if len(side) else math.nan for side in (base, new))
+        return base_mean, new_mean, math.nan, (math.nan, math.nan), "n/a", ""
     diff_pp = 100.0 * (new.mean() - base.mean())
     low, high = bootstrap_diff_ci(base, new, t.bootstrap_samples, t.bootstrap_seed)
     ci = (100.0 * low, 100.0 * high)
@@ -307,8 +346,11 @@ def compare_frames(base: pd.DataFrame, new: pd.DataFrame, thresholds: Thresholds
             out.append(_one_sided(case, key[5], b, n))
             continue
         tc = _time_verdict(steady_rows(b), steady_rows(n), t)
-        base_a, new_a, diff, ci, acc_verdict, note = _accuracy_verdict(final_accuracies(b), final_accuracies(n), t)
-        note = "; ".join(part for part in (config_change(b, n), runtime_change(b, n), note) if part)
+        base_accs, new_accs, seeds_note = _common_seed_accuracies(b, n)
+        base_a, new_a, diff, ci, acc_verdict, note = _accuracy_verdict(base_accs, new_accs, t)
+        trials_verdict, trials_note = _trials_change(b, n)
+        parts = (trials_note, config_change(b, n), runtime_change(b, n), seeds_note, note)
+        note = "; ".join(part for part in parts if part)
         out.append(
             CaseComparison(
                 case,
@@ -325,6 +367,7 @@ def compare_frames(base: pd.DataFrame, new: pd.DataFrame, thresholds: Thresholds
                 acc_verdict,
                 note,
                 tc.ci,
+                trials_verdict=trials_verdict,
             )
         )
     return out

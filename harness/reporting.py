@@ -104,7 +104,7 @@ STATS_NOTE = (
     "Per case, {reference} against each backend: the paired difference of final test accuracy over seeds "
     "({reference} − backend, percentage points, mean with a 95 % Student-t interval) and the steady epoch-time "
     "ratio ({reference} / backend, medians, 95 % hierarchical bootstrap interval: trials, then their epochs). `*` "
-    "marks an interval that excludes no difference (0 pp, ratio 1)."
+    "marks an interval that leaves out 0 pp or a ratio of 1: a difference the seeds' noise does not explain."
 )
 
 
@@ -410,7 +410,9 @@ def comparison_rules(t: Thresholds) -> str:
         f"improvement when it lies below 1/{t.time_ratio:g}; either is marked `{SIGNIFICANT_MARK}`. The band "
         "around 1 allows for the drift between two runs, which no interval from two runs can see "
         f"(docs/regressions.md). Accuracy: a drop of more than {t.accuracy_pp:g} pp with the bootstrap 95 % "
-        "interval of the difference below zero (seeds resampled within each run)."
+        "interval of the difference below zero (seeds resampled within each run; over the seeds both runs have "
+        "where their seeds differ). Trials: a regression when a larger share of new's trials failed, diverged or "
+        "was skipped than of base's."
     )
 
 
@@ -580,13 +582,29 @@ def print_comparison(
     for line, row in render_lines(table, width):
         console.print(Text(line, style=(styles[row] if row is not None else None) or ""))
     for r in regressions(rows):
-        message = (
-            f"regression: {r.case} [{r.backend}] time {r.time_verdict} (x{r.time_ratio:.3f}, p={r.time_p:.2g}), "
-            f"accuracy {r.acc_verdict} ({r.acc_diff_pp:+.2f} pp)"
-        )
-        for line in _wrap(message, width):
+        for line in _wrap(regression_line(r), width):
             console.print(Text(line, style="red"))
-    console.print(Text(f"{len(regressions(rows))} regression(s) in {len(rows)} case(s)"))
+    console.print(Text(comparison_count(rows)))
+
+
+def regression_line(r: CaseComparison) -> str:
+    """One regression in words: each verdict with its figures where it has any, then the case's note (the trials
+    that did not end ok, settings that differ: a reader of the line alone must see them too)."""
+    time = f"time {r.time_verdict}" + (
+        f" (x{r.time_ratio:.3f}, p={r.time_p:.2g})" if not math.isnan(r.time_ratio) else ""
+    )
+    accuracy = f"accuracy {r.acc_verdict}" + (f" ({r.acc_diff_pp:+.2f} pp)" if not math.isnan(r.acc_diff_pp) else "")
+    trials = ", trials regression" if r.trials_verdict == "regression" else ""
+    return f"regression: {r.case} [{r.backend}] {time}, {accuracy}{trials}" + (f"; {r.note}" if r.note else "")
+
+
+def comparison_count(rows: Sequence[CaseComparison]) -> str:
+    """The count line: regressions among the cases both runs ran, and how many cases only one run has."""
+    compared = sum(r.in_both for r in rows)
+    one_sided = len(rows) - compared
+    return f"{len(regressions(rows))} regression(s) in {compared} case(s) run by both" + (
+        f"; {one_sided} in one run only" if one_sided else ""
+    )
 
 
 def print_baselines(baselines: list[SavedBaseline], results_dir: Path) -> None:
@@ -790,7 +808,7 @@ def run_tables(summary: Summary) -> list[TableData]:
         rows = tuple(tuple(stats_cells(r)) for _, r in summary.statistics.iterrows())
         title = (
             f"Statistics vs {reference}: paired acc difference pp and epoch-time ratio with 95 % intervals "
-            f"({SIGNIFICANT_MARK}: excludes no difference)"
+            f"({SIGNIFICANT_MARK}: the interval leaves out 0 pp / ratio 1)"
         )
         columns = ("case", "backend", "seeds", "Δ acc pp", "time ratio", "note")
         tables.append(TableData("statistics", title, columns, rows, note=STATS_NOTE.format(reference=reference)))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import shutil
 from dataclasses import replace
 from pathlib import Path
@@ -100,7 +101,7 @@ def test_two_honest_runs_are_not_flagged(runs, capsys):
     _, honest_a, honest_b = runs
     assert main(["compare", str(honest_a), str(honest_b), "--fail-on-regression"]) == 0
     out = capsys.readouterr().out
-    assert "0 regression(s) in 2 case(s)" in out
+    assert "0 regression(s) in 2 case(s) run by both" in out
     rows = compare_frames(read_results(honest_a), read_results(honest_b))
     assert len(rows) == 2 and not any(c.time_marked for c in rows)
     assert all("*" not in regression_cells(c)[3] and "[" in regression_cells(c)[3] for c in rows)
@@ -201,6 +202,37 @@ def test_a_tune_runs_search_samples_are_neither_compared_nor_trended(runs, capsy
     (tmp_path / "empty").mkdir()
     assert main(["history", "--results-dir", str(tmp_path / "empty")]) == 2
     assert "Received: none there." in capsys.readouterr().err
+
+
+def test_diverged_trials_regress_a_gate_and_other_seeds_are_compared_on_those_both_have(runs, capsys, tmp_path):
+    """A new run whose trials diverged has no accuracy or epoch time to compare: it was `0 regression(s)`, exit 0
+    under --fail-on-regression, with the base's figures hidden too. And an average over seeds 0 and 1 against one
+    over seed 0 alone differs by the seeds drawn, not by the code: accuracy is compared over seed 0, said so."""
+    root, honest_a, honest_b = runs
+    diverged, one_seed = tmp_path / "diverged", tmp_path / "one-seed"
+    for path in (diverged, one_seed):
+        shutil.copytree(honest_b, path)
+    frame = pd.read_parquet(diverged / "results.parquet")
+    torch = frame["backend"] == "torch"
+    frame.loc[torch, "status"], frame.loc[torch, "test_acc"] = "diverged", np.nan
+    frame.to_parquet(diverged / "results.parquet", index=False)
+    info = json.loads((diverged / "run.json").read_text())
+    (diverged / "run.json").write_text(json.dumps({**info, "status": "interrupted"}))
+    assert main(["compare", str(honest_a), str(diverged), "--results-dir", str(root), "--fail-on-regression"]) == 1
+    out = capsys.readouterr().out.replace("\n", " ")
+    assert f"WARNING: the new run {diverged} is interrupted, not finished: its figures stop where it did" in out
+    assert "trials regression; new: 2 diverged of 2 trials" in out and "1 regression(s) in 2 case(s) run by both" in out
+    (row,) = [r for r in compare_frames(read_results(honest_a), frame) if r.backend == "torch"]
+    assert row.regressed and row.trials_verdict == "regression" and row.acc_verdict == "n/a"
+    base_acc = final_rows(read_results(honest_a)).query("backend == 'torch'")["test_acc"].mean()
+    assert row.base_acc == pytest.approx(base_acc) and math.isnan(row.new_acc)  # the base's figures still shown
+    assert row.base_time_s > 0 and math.isnan(row.new_time_s)
+    seed_0 = pd.read_parquet(one_seed / "results.parquet").query("seed == 0")
+    base_rows, new_rows = read_results(honest_a), seed_0
+    for r in compare_frames(base_rows, new_rows):
+        assert "seeds differ: 0,1→0, accuracy over the common 0" in r.note, r.note
+        finals = final_rows(base_rows).query(f"backend == '{r.backend}' and seed == 0")
+        assert r.base_acc == pytest.approx(float(finals["test_acc"].iloc[0]))
 
 
 def test_history_marks_a_case_whose_settings_changed_from_the_run_before(runs, capsys, tmp_path, monkeypatch):

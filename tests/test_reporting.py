@@ -317,7 +317,7 @@ def test_comparison_renderers_agree_on_the_regressions(capsys, monkeypatch):
     reporting.print_comparison(run[0], run[1], rows, ["different machines"])
     out = capsys.readouterr().out
     assert "WARNING: different machines" in out and "regression: s:a [tensorflow]" in out
-    assert out.rstrip().endswith("1 regression(s) in 2 case(s)")
+    assert out.rstrip().endswith("1 regression(s) in 2 case(s) run by both")
 
 
 def test_compare_and_history_fit_80_columns(capsys, monkeypatch):
