@@ -118,8 +118,7 @@ class CaseHandle:
         bad = rows[rows["status"] != "ok"]
         if len(bad):
             pytest.fail(
-                f"{where}: trials not ok: "
-                + "; ".join(f"{r.trial_id}: {r.status} {r.error}" for r in bad.itertuples()),
+                f"{where}: trials not ok: " + "; ".join(_not_ok(r) for r in bad.itertuples()),
                 pytrace=False,
             )
         measured_trials = set(rows.dropna(subset=["test_acc"])["trial_id"])
@@ -136,9 +135,10 @@ class CaseHandle:
         )
         for what, value, bar in bars:
             if bar is not None and not value >= bar:
+                source = f" ({self.case.bar_source})" if self.case.bar_source else ""
                 pytest.fail(
-                    f"[{self.backend}] {self.case.case_id}: {what} {value:.4f} is below the bar {bar:.4f} "
-                    f"({self.case.bar_source}); mean over {rows['trial_id'].nunique()} seed(s)",
+                    f"[{self.backend}] {self.case.case_id}: {what} {value:.4f} is below the bar {bar:.4f}{source}; "
+                    f"mean over {rows['trial_id'].nunique()} seed(s)",
                     pytrace=False,
                 )
         return measured
@@ -207,6 +207,14 @@ class CaseHandle:
         return f". Not computed exactly alike by design: {'; '.join(reasons)}" if reasons else ""
 
 
+def _not_ok(row: Any) -> str:
+    """A trial's row that is not ok, in words: its status, the epoch it stopped at and its error, where known."""
+    epoch = f" at epoch {int(row.epoch)}" if row.epoch is not None and row.epoch == row.epoch else ""  # NaN: none
+    loss = f" (training loss {row.train_loss})" if row.status == "diverged" else ""
+    error = f": {row.error}" if isinstance(row.error, str) and row.error else ""
+    return f"{row.trial_id}: {row.status}{epoch}{loss}{error}"
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("xfbench", "xfbench suites")
     group.addoption(
@@ -256,8 +264,27 @@ def _suite_for(metafunc: pytest.Metafunc) -> Suite | None:
         raise pytest.UsageError(
             f"{metafunc.definition.nodeid} uses xfbench_case but has no pytest.mark.xfbench(suites={{...}}) marker."
         )
-    chosen = marker.kwargs["suites"].get(metafunc.config.getoption("xfbench_scale"))
-    return suite(chosen) if isinstance(chosen, str) else chosen
+    suites = marker.kwargs.get("suites")
+    unknown = sorted(set(suites) - set(SCALES)) if isinstance(suites, dict) else []
+    if not isinstance(suites, dict) or unknown or marker.args:
+        shown = lambda v: f"Suite {v.name!r}" if isinstance(v, Suite) else repr(v)  # noqa: E731  (not its cases)
+        given = [*map(shown, marker.args)] + [
+            f"suites={{{', '.join(f'{k!r}: {shown(s)}' for k, s in v.items())}}}"
+            if k == "suites" and isinstance(v, dict)
+            else f"{k}={shown(v)}"
+            for k, v in marker.kwargs.items()
+        ]
+        raise pytest.UsageError(
+            f"{metafunc.definition.nodeid}: Expected pytest.mark.xfbench(suites={{scale: suite}}) with scales among "
+            f"{list(SCALES)} and each suite a name or a Suite. Received: pytest.mark.xfbench({', '.join(given)})"
+            + (f", whose scales {unknown} are none of those" if unknown else "")
+            + ". Write the marker so."
+        )
+    chosen = suites.get(metafunc.config.getoption("xfbench_scale"))
+    try:
+        return suite(chosen) if isinstance(chosen, str) else chosen
+    except InputError as exc:
+        raise pytest.UsageError(f"{metafunc.definition.nodeid}: {exc}") from None
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -294,7 +321,10 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     params = []
     for backend in backends:
         for case in chosen.cases:
-            reason = _data_missing(state, case.dataset, data_dir)
+            try:
+                reason = _data_missing(state, case.dataset, data_dir)
+            except InputError as exc:  # a dataset xfbench does not know
+                raise pytest.UsageError(f"{metafunc.definition.nodeid} [{backend}-{case.case_id}]: {exc}") from None
             # The trials read the files found here, at collection, wherever the environment points later (a
             # conftest that isolates the data paths for its tests, say): what was checked is what trains.
             found = None if reason or data_dir else found_in(state.loaded[case.dataset])
@@ -303,6 +333,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
                 trials = suite_case_trials(chosen, case, (backend,), seeds, case_overrides)
             except InputError as exc:
                 raise pytest.UsageError(f"{metafunc.definition.nodeid} [{backend}-{case.case_id}]: {exc}") from None
+            if not trials and not reason:  # a case for some backends only (SuiteCase.only_backends): none here
+                reason = f"{case.case_id} runs on {', '.join(case.only_backends) or 'other backends'} only"
             marks = [pytest.mark.xdist_group(XDIST_GROUP), *([pytest.mark.skip(reason=reason)] if reason else [])]
             if not reason:
                 for trial in trials:  # the same case wanted by several tests runs once; another case's id must differ
@@ -318,6 +350,43 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     metafunc.parametrize("xfbench_case", params, indirect=True)
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under --benchmark-only the cases still run: each records a benchmark, and pytest-benchmark (whose hook runs
+    after this one) skips the tests that do not ask for its fixture."""
+    if config.getoption("benchmark_only", default=False) and not config.getoption("benchmark_skip", default=False):
+        for item in items:
+            names = getattr(item, "fixturenames", [])
+            if "xfbench_case" in names and "benchmark" not in names:
+                names.append("benchmark")
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """The run trains the trials of the cases the session will run, no others: a node id, -k or -m that selects
+    one case, or a skip mark on a module, leaves the other cases untrained (all of them trained before)."""
+    state = session.config.stash[STATE_KEY]
+    kept: set[str] = set()
+    for item in session.items:
+        callspec = getattr(item, "callspec", None)
+        handle = callspec.params.get("xfbench_case") if callspec is not None else None
+        if isinstance(handle, CaseHandle) and not _skipped_by_mark(item):
+            kept.update(handle.trial_ids)
+    state.wanted = {trial_id: trial for trial_id, trial in state.wanted.items() if trial_id in kept}
+
+
+def _skipped_by_mark(item: pytest.Item) -> bool:
+    """Whether a skip or skipif mark skips ``item`` (pytest's own evaluation; a condition that fails to evaluate
+    counts as not skipped: pytest reports that error at the test)."""
+    try:
+        from _pytest.skipping import evaluate_skip_marks
+    except ImportError:  # pytest's internals moved: the plain skip mark still says it
+        return item.get_closest_marker("skip") is not None
+    try:
+        return evaluate_skip_marks(item) is not None
+    except Exception:
+        return False
+
+
 def _data_missing(state: SessionState, dataset: str, data_dir: str | None) -> str | None:
     if dataset not in state.missing_data:
         from harness.data.locate import DataNotFoundError
@@ -327,7 +396,7 @@ def _data_missing(state: SessionState, dataset: str, data_dir: str | None) -> st
             state.loaded[dataset] = load_dataset(dataset, data_dir, download=False)
             state.missing_data[dataset] = ""
         except DataNotFoundError as exc:  # only files this machine lacks; an embedded dataset failing is an error
-            state.missing_data[dataset] = f"data for {dataset} not found: {str(exc).splitlines()[0][:300]}"
+            state.missing_data[dataset] = f"data for {dataset} not found: {str(exc).splitlines()[0]}"
     return state.missing_data[dataset] or None
 
 
@@ -339,10 +408,12 @@ def xfbench_case(request: pytest.FixtureRequest) -> CaseHandle:
         _run_all(request.config, state, request.getfixturevalue("tmp_path_factory"))
     if state.error is not None:
         pytest.fail(f"[{handle.backend}] {handle.case.case_id}: {state.error}", pytrace=False)
-    try:
-        benchmark = request.getfixturevalue("benchmark")
-    except pytest.FixtureLookupError:
-        benchmark = None  # pytest-benchmark not installed or disabled with -p no:benchmark
+    benchmark = None  # pytest-benchmark not installed, disabled with -p no:benchmark, or --benchmark-skip
+    if not request.config.getoption("benchmark_skip", default=False):  # the case still trains and checks its bars
+        try:
+            benchmark = request.getfixturevalue("benchmark")
+        except pytest.FixtureLookupError:
+            pass
     if benchmark is not None:
         _record_benchmark(benchmark, handle)
     return handle
@@ -350,15 +421,15 @@ def xfbench_case(request: pytest.FixtureRequest) -> CaseHandle:
 
 def _record_benchmark(benchmark: Any, handle: CaseHandle) -> None:
     from harness.benchrecord import record_epochs
-    from harness.compare import final_accuracies, steady_epoch_times
-    from harness.summary import WARMUP_ONLY
+    from harness.compare import final_accuracies
+    from harness.summary import WARMUP_ONLY, steady_rows
 
     rows = handle.rows()
-    times = steady_epoch_times(rows)
+    timed = steady_rows(rows)
     basis = "steady"
-    if len(times) == 0:  # every phase had a single epoch: fall back to them, as summary.md does, and say so
-        ok = rows[rows["status"] == "ok"]
-        times, basis = ok["epoch_time_s"].astype(float).dropna().to_numpy(), WARMUP_ONLY
+    if timed.empty:  # every phase had a single epoch: fall back to them, as summary.md does, and say so
+        timed, basis = rows[rows["status"] == "ok"], WARMUP_ONLY
+    times = timed["epoch_time_s"].astype(float).dropna().to_numpy()
     accs = final_accuracies(rows)
     record_epochs(
         benchmark,
@@ -373,7 +444,7 @@ def _record_benchmark(benchmark: Any, handle: CaseHandle) -> None:
             "warmup_epoch_time_s": [float(t) for t in rows[rows["warmup"] == True]["epoch_time_s"]],  # noqa: E712
             "test_acc_mean": float(accs.mean()) if len(accs) else None,
             "test_acc_per_seed": [float(a) for a in accs],
-            "samples_per_s_median": float(rows["samples_per_s"].median()) if len(rows) else None,
+            "samples_per_s_median": float(timed["samples_per_s"].median()) if len(timed) else None,
             "framework_version": str(rows["framework_version"].iloc[0]) if len(rows) else "",
             "run_id": handle.state.outcome.run_id,
         },
@@ -381,9 +452,11 @@ def _record_benchmark(benchmark: Any, handle: CaseHandle) -> None:
 
 
 def _run_all(config: pytest.Config, state: SessionState, temp: pytest.TempPathFactory) -> None:
+    from harness.baselines import resolve
     from harness.plan import ExecutionOptions, RunPlan
     from harness.preflight import check_execution, local_memory_bytes, preflight
     from harness.runner import execute, new_run_id, scheduler_settings
+    from harness.user_files import writable_results_dir
 
     if not _xdist_groups_kept(config):
         state.error = (
@@ -406,6 +479,9 @@ def _run_all(config: pytest.Config, state: SessionState, temp: pytest.TempPathFa
         max_concurrent=suites_max_concurrent({t.suite for t in trials}),  # as the CLI: a speed suite's own limit
     )
     try:  # the CLI's checks: whatever would fail inside a worker fails here, before Ray starts
+        writable_results_dir(results_dir)
+        if config.getoption("xfbench_baseline"):  # named before the run, not after it
+            resolve(config.getoption("xfbench_baseline"), results_dir)
         check_trial_count(len(trials), "the session's suites")  # each was counted alone at collection
         options = check_execution(options)  # first, as in the CLI: the preflight may convert models for minutes
         state.data_provenance = preflight(

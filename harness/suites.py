@@ -64,6 +64,13 @@ class SuiteCase:
     only_backends: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        for name in ("min_test_acc", "min_val_acc", "max_backend_gap"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+                raise InputError(
+                    f"Expected {name} to be a number (an accuracy, such as 0.9). Received: {name}={value!r}, a "
+                    f"{type(value).__name__}. Write it without quotes."
+                )
         for name in ("min_test_acc", "min_val_acc"):
             bar = getattr(self, name)
             if bar is not None and not 0 <= bar <= 1:
@@ -94,6 +101,13 @@ class Suite:
     # Its default --max-concurrent: 1 for a suite that measures speed, whose trials would otherwise share the cores,
     # caches and memory bandwidth, and meet each other's compilation (XLA's uses more than its trial's threads).
     max_concurrent: int | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.seeds, bool) or not isinstance(self.seeds, int) or self.seeds < 1:
+            raise InputError(
+                f"Expected seeds >= 1 in suite {self.name!r} (the seeds each case runs). Received: "
+                f"seeds={self.seeds!r}."
+            )
 
 
 _DIGITS_MLP = ModelOptions(hidden=(256,))

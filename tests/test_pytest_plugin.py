@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 import json
 import re
+import shutil
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -354,13 +356,33 @@ def test_plain():
 """
 
 
+def _run_of_another_suite(results: Path) -> Path:
+    """A finished run with one trial of a suite no session here runs: a baseline that is there but not usable."""
+    from harness.config import TrialConfig
+    from harness.provenance import MachineInfo
+    from harness.results import ResultsWriter
+    from harness.trial import RunInfo, base_row
+
+    trial = TrialConfig("scratch", "mlp", "digits", "torch", 0, 1, suite="elsewhere")
+    row = base_row(trial, RunInfo("other-suite", "c"), MachineInfo.current())
+    row.update(stage="trials", phase="train", epoch=1, test_acc=0.5, val_acc=0.5, train_loss=0.5, status="ok",
+               warmup=True, epoch_time_s=1.0, samples_per_s=1.0, timestamp="t")  # fmt: skip
+    writer = ResultsWriter(results / "other-suite")
+    writer.add_row(row)
+    writer.finish_trial(trial.trial_id)
+    writer.finalize()
+    run = {"run_id": "other-suite", "started": "0", "status": "finished"}
+    (results / "other-suite" / "run.json").write_text(json.dumps(run))
+    return results / "other-suite"
+
+
 @pytest.mark.ray
 def test_under_xdist_one_worker_runs_every_case_in_one_run_and_the_controller_reports_it(pytester, tmp_path):
     """Two suite modules and a plain one over two pytest-xdist workers with --dist loadgroup: one Ray run (one run
     directory, both suites' trials), whose comparison the controller prints once and whose finding (here a baseline
-    that does not exist) becomes the session's exit status. pytest-xdist 3.8 loses the groups under pytest 9.2
-    (its issue 1386), so the cases may land on both workers: a case that reached the other one fails saying why,
-    and nothing runs twice. Without --dist loadgroup every case fails with the fix, before any run."""
+    that ran none of the session's cases) becomes the session's exit status. pytest-xdist 3.8 loses the groups
+    under pytest 9.2 (its issue 1386), so the cases may land on both workers: a case that reached the other one
+    fails saying why, and nothing runs twice. Without --dist loadgroup every case fails with the fix, before any run."""
     pytest.importorskip("xdist")
     pytester.makepyfile(
         test_suite_a=TINY_SUITE.format(bar=0.3).split("def test_zz_state")[0],
@@ -368,8 +390,9 @@ def test_under_xdist_one_worker_runs_every_case_in_one_run_and_the_controller_re
         test_plain=PLAIN_TESTS,
     )
     results = tmp_path / "results"
+    baseline = _run_of_another_suite(results)
     common = ("--backend", "torch", "--results-dir", str(results), "-p", "no:cacheprovider", "-n", "2")
-    result = pytester.runpytest_subprocess(*common, "--dist", "loadgroup", "--baseline", "no-such-run", timeout=600)
+    result = pytester.runpytest_subprocess(*common, "--dist", "loadgroup", "--baseline", str(baseline), timeout=600)
     outcomes = result.parseoutcomes()
     assert outcomes.get("passed", 0) >= 2 and outcomes.get("passed", 0) + outcomes.get("errors", 0) == 3, outcomes
     output = result.stdout.str()
@@ -390,3 +413,52 @@ def test_under_xdist_one_worker_runs_every_case_in_one_run_and_the_controller_re
     spread.assert_outcomes(passed=1, errors=2)
     spread.stdout.fnmatch_lines(["*Expected --dist loadgroup with pytest-xdist*Received: -n with --dist load.*"])
     assert [p for p in results.iterdir() if p.name.endswith("pytest-smoke")] == [run_dir]
+
+
+SELECTED_SUITE = """
+import pytest
+from harness.models import ModelOptions
+from harness.suites import Suite, SuiteCase
+
+TINY = ModelOptions(hidden=(16,))
+PICK = Suite("pick", "two cases, one for torch only", cases=(
+    SuiteCase("scratch", "mlp", "digits", epochs=1, model_options=TINY),
+    SuiteCase("scratch", "mlp", "digits", epochs=1, model_options=TINY, variant="torchonly", only_backends=("torch",)),
+))
+pytestmark = pytest.mark.xfbench(suites={"smoke": PICK})
+
+def test_case(xfbench_case):
+    xfbench_case.check_bar()
+"""
+
+
+@pytest.mark.ray
+def test_only_the_selected_cases_train_and_a_case_for_other_backends_is_skipped_saying_so(pytester, tmp_path):
+    """A node id or -k that selects one case trains that case alone (every collected case trained before); a case
+    for torch only is skipped on tensorflow with the reason (it passed, having measured nothing); --benchmark-skip
+    still runs the cases and checks them (they were all skipped, after training); a --baseline that is not there
+    fails every case before any run (it was found after the run); a marker with an unknown scale is a usage
+    error naming the scales (it was collected as `none` and skipped)."""
+    from harness.results import read_results
+
+    pytester.makepyfile(test_pick=SELECTED_SUITE)
+    results = tmp_path / "results"
+    common = ("--results-dir", str(results), "-p", "no:cacheprovider", "--benchmark-skip", "-rs")
+    picked = pytester.runpytest_subprocess(*common, "-k", "tensorflow-scratch-mlp-digits", timeout=600)
+    picked.assert_outcomes(passed=1, deselected=3)
+    (run_dir,) = [p for p in results.iterdir() if p.name.endswith("pytest-smoke")]
+    assert set(read_results(run_dir)["trial_id"]) == {"pick-scratch-mlp-digits-tensorflow-s0"}
+    shutil.rmtree(results)
+    other = pytester.runpytest_subprocess(*common, "--backend", "tensorflow", timeout=600)
+    other.assert_outcomes(passed=1, skipped=1)
+    other.stdout.fnmatch_lines(["*scratch-mlp+torchonly-digits runs on torch only*"])
+    ran = set(results.iterdir())
+    missing = pytester.runpytest_subprocess(*common, "--backend", "torch", "--baseline", "no-such-run")
+    missing.assert_outcomes(errors=2)
+    missing.stdout.fnmatch_lines(["*bad input, nothing was run: *'no-such-run'*"])
+    assert set(results.iterdir()) == ran  # nothing ran this time
+    pytester.makepyfile(test_pick=SELECTED_SUITE.replace('{"smoke": PICK}', '{"smok": PICK}'))
+    typo = pytester.runpytest_subprocess(*common)
+    assert typo.ret == pytest.ExitCode.INTERRUPTED  # a collection error, as every usage error found while collecting
+    said = " ".join(typo.stdout.str().split())
+    assert "Received: pytest.mark.xfbench(suites={'smok': Suite 'pick'}), whose scales ['smok'] are none" in said
