@@ -62,6 +62,8 @@ REGRESSION_HEADER = [
 # the same columns in the terminal, where the title carries the units
 REGRESSION_SHORT_HEADER = ("case", "backend", "epoch s", "ratio", "p", "time", "test acc", "Δ pp", "accuracy", "note")
 HISTORY_RUNS_HEADER = ["run_id", "started", "git_commit", "status", "trials"]
+# Whole numbers among the summary's columns, which a missing value (NaN) turns into floats.
+COUNT_COLUMNS = frozenset({"params", "forward_macs", "paired_seeds"})
 SETTINGS_MARK = "†"  # history: the case's settings differ from the run before
 TRANSFER_HEADER = ["dataset", "backend", "B test acc", "B-on-A test acc", "error reduction (error_B / error_BonA)"]
 PHASE_HEADER = ("case", "backend", "phase", "steady epochs", "epoch s", "samples/s")
@@ -540,6 +542,8 @@ def machine_summary(summary: Summary, outcome: RunOutcome, output_format: str) -
     if not frames["statistics"].empty:
         flat = flat.merge(frames["statistics"], on=CASE_COLUMNS, how="left")
     flat = flat.assign(run_id=outcome.run_id, run_dir=str(outcome.run_dir))
+    for column in COUNT_COLUMNS & set(flat.columns):  # counts held as floats beside NaN: 27370, not 27370.0
+        flat[column] = pd.to_numeric(flat[column]).round().astype("Int64")
     return flat.to_csv(index=False).rstrip("\n")
 
 

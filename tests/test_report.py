@@ -8,6 +8,7 @@ with a backend slowed on demand, so each check runs in seconds.
 from __future__ import annotations
 
 import importlib.util
+import csv
 import io
 import json
 import math
@@ -178,7 +179,11 @@ def test_machine_formats_carry_numbers_and_where_the_run_is(tmp_path, capsys):
     stats = data["tables"]["statistics"][0]
     assert stats["time_ci_low"] < stats["time_ratio"] < stats["time_ci_high"] and stats["time_ci_low"] > 1.3
     reporting.print_run_summary(outcome, "csv")  # type: ignore[arg-type]
-    flat = pd.read_csv(io.StringIO(capsys.readouterr().out))
+    text = capsys.readouterr().out
+    flat = pd.read_csv(io.StringIO(text))
+    header, first = list(csv.reader(io.StringIO(text)))[:2]
+    cells = dict(zip(header, first, strict=True))
+    assert cells["params"].isdigit() and cells["forward_macs"].isdigit(), cells  # whole numbers, not 27370.0
     assert len(flat) == len(summary.per_backend) and set(flat["run_dir"]) == {str(tmp_path)}
     assert flat["samples_per_s_median"].dtype == float and flat["time_ratio"].notna().sum() == len(summary.statistics)
     assert flat.loc[flat["backend"] == "torch", "time_ratio"].isna().all()  # the reference has no ratio to itself
