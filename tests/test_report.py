@@ -7,8 +7,8 @@ with a backend slowed on demand, so each check runs in seconds.
 
 from __future__ import annotations
 
-import importlib.util
 import csv
+import importlib.util
 import io
 import json
 import math
