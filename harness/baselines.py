@@ -142,11 +142,15 @@ def environment_warnings(base: Environment, new: Environment) -> list[str]:
 
 
 def run_state_warnings(base: LoadedRun, new: LoadedRun) -> list[str]:
-    """A run that did not finish (still running, or interrupted) has only the epochs and trials it got to."""
+    """A run that did not finish (still running, or interrupted) has only the epochs and trials it got to. A run
+    whose run.json is missing or unreadable says nothing of its state: no warning (compare needs only its rows)."""
     warnings = []
     for side, run in (("base", base), ("new", new)):
-        status = read_run_json(run.path).get("status", "unknown") if (run.path / "run.json").is_file() else "unknown"
-        if status != "finished":
+        try:
+            status = read_run_json(run.path).get("status")
+        except InputError:
+            continue
+        if status in ("running", "interrupted"):
             warnings.append(f"the {side} run {run.label} is {status}, not finished: its figures stop where it did")
     return warnings
 

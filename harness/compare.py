@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -107,19 +108,24 @@ def _seed_accuracies(frame: pd.DataFrame) -> dict[int, float]:
 
 
 def _common_seed_accuracies(base: pd.DataFrame, new: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, str]:
-    """Each side's final accuracies over the seeds both ended ok, when the sides' seeds differ but overlap (an
-    average over other seeds differs by which seeds were drawn, not by the code), and a note saying so."""
+    """Each side's final accuracies over the seeds that ended ok in both, where the two differ in the seeds they
+    ran or that ended ok (an average over other seeds differs by which seeds were drawn, not by the code), and a
+    note saying so. With no seed ok in both, each side's own seeds, noted too."""
+    ran = [{int(s) for s in final_rows(frame)["seed"].dropna()} if len(frame) else set() for frame in (base, new)]
     b, n = _seed_accuracies(base), _seed_accuracies(new)
-    common = sorted(set(b) & set(n))
-    if set(b) == set(n) or not common:
-        note = f"seeds differ: {_seeds(b)}→{_seeds(n)}" if b and n and not common else ""
-        return np.array(list(b.values())), np.array(list(n.values())), note
-    note = f"seeds differ: {_seeds(b)}→{_seeds(n)}, accuracy over the common {_seeds(dict.fromkeys(common))}"
-    return np.array([b[s] for s in common]), np.array([n[s] for s in common]), note
+    notes = [f"seeds differ: {_seeds(ran[0])}→{_seeds(ran[1])}"] if ran[0] != ran[1] else []
+    common = set(b) & set(n)
+    if set(b) == set(n) or not b or not n:
+        return np.array(list(b.values())), np.array(list(n.values())), "; ".join(notes)
+    if not common:
+        notes.append("no seed ended ok in both: accuracy over each run's own")
+        return np.array(list(b.values())), np.array(list(n.values())), "; ".join(notes)
+    notes.append(f"accuracy over the seeds ok in both, {_seeds(common)}")
+    return np.array([b[s] for s in sorted(common)]), np.array([n[s] for s in sorted(common)]), "; ".join(notes)
 
 
-def _seeds(by_seed: dict[int, float] | dict[int, None]) -> str:
-    return ",".join(str(s) for s in sorted(by_seed))
+def _seeds(seeds: Iterable[int]) -> str:
+    return ",".join(str(s) for s in sorted(seeds))
 
 
 def _trials_change(base: pd.DataFrame, new: pd.DataFrame) -> tuple[str, str]:

@@ -149,12 +149,6 @@ class OptimizerConfig:
             )
         if self.weight_decay is not None and self.weight_decay < 0:
             raise InputError(f"Expected weight_decay >= 0. Received: weight_decay={self.weight_decay}.")
-        if self.decoupled and self.weight_decay is None and self.name not in _DEFAULT_WEIGHT_DECAY:
-            raise InputError(
-                f"Expected a weight decay to decouple with --decoupled-weight-decay: {self.name} decays nothing by "
-                "default, so the flag would be recorded but never applied. Received: no --weight-decay. Give "
-                "--weight-decay RATE, or drop --decoupled-weight-decay."
-            )
         if self.name == "adamw" and self.decoupled is False:
             raise InputError(
                 "Expected decoupled weight decay for adamw. "
@@ -190,6 +184,19 @@ class OptimizerConfig:
         if self.scheduled_momentum == "beta1":
             return self.beta1
         return float(self.momentum or 0.0) if self.scheduled_momentum else 0.0
+
+
+def check_decay_to_decouple(optimizer: OptimizerConfig) -> None:
+    """``--decoupled-weight-decay`` with a weight decay of 0 (``optimizer`` resolved: the default of every optimizer
+    but adamw, whose decay is always decoupled) is refused: recorded, it would say that a decay was decoupled.
+    Checked where a trial trains (the preflight, on a search's points rather than its base), not when a config is
+    built: a search may sample the decay."""
+    if optimizer.decoupled and not optimizer.weight_decay and optimizer.name != "adamw":
+        raise InputError(
+            f"Expected a weight decay to decouple with --decoupled-weight-decay. Received: {optimizer.name} with a "
+            "weight decay of 0 (its default), so the flag would be recorded but never applied. Give --weight-decay "
+            "RATE (or search it), or drop --decoupled-weight-decay."
+        )
 
 
 @dataclass(frozen=True)

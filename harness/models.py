@@ -180,6 +180,14 @@ _MLP = _ALL_OPTIONS - {"width_multiplier"}
 _CNN_SMALL = _MLP - {"hidden"}  # its dense layer is 128 wide (--dropout sets both rates: build_spec)
 _CONVNET3 = _CNN_SMALL - {"dropout", "dropout_kind"}  # no dense hidden layer, no dropout
 _ALPHA_ACTIVATIONS = ("leaky_relu", "elu")  # the activations activation_alpha parameterises
+# Options that define a kind of layer a model may or may not have (what check_options_apply accepts for a whole
+# suite): the kind each acts on. The preflight refuses one that meets no such layer in any network of a run.
+LAYER_SETTINGS: dict[str, type[Layer]] = {
+    "bn_decay": BatchNorm,
+    "bn_epsilon": BatchNorm,
+    "bn_running_variance": BatchNorm,
+    "dropout_kind": Dropout,
+}
 DIGITS_SHAPE = (8, 8, 1)
 
 
@@ -240,21 +248,6 @@ def check_options_apply(name: str, options: ModelOptions) -> None:
             f"Received: {', '.join(f'{k}={v!r}' for k, v in ignored.items())}. "
             "Drop them, or pick a model or setting they apply to."
         )
-
-
-def inert_options(spec: ModelSpec, options: ModelOptions) -> set[str]:
-    """The options set away from their defaults that leave zoo model ``spec`` (built with ``options``) as it would
-    be without them: BatchNorm's settings on a network with no BatchNorm, the dropout kind on one without dropout."""
-    inert = set()
-    for name in changed_options(options):
-        unset = replace(options, **{name: getattr(ModelOptions(), name)})
-        try:
-            without = build_spec(spec.name, spec.input_shape, spec.num_classes, unset)
-        except InputError:  # another option needs it (an activation's alpha needs that activation): it applies
-            continue
-        if without == spec:
-            inert.add(name)
-    return inert
 
 
 def build_spec(

@@ -16,19 +16,19 @@ from typing import Any
 from harness.augment import check_augment
 from harness.backbone import NEEDS_BACKBONE, uses_pretrained
 from harness.backend import check_capabilities
-from harness.config import SHIP_LIMIT_MB, SHIP_POLICIES, TrialConfig
+from harness.config import SHIP_LIMIT_MB, SHIP_POLICIES, TrialConfig, check_decay_to_decouple
 from harness.data.registry import Dataset, check_data_dir, load_dataset
 from harness.data.tasks import TaskSpec, derive
 from harness.errors import InputError
 from harness.input_pipeline import check_input, transformed_shape
 from harness.model_cost import model_cost, training_memory_floor
 from harness.model_import import model_spec, parse_model_ref
-from harness.models import changed_options, inert_options
+from harness.models import LAYER_SETTINGS, changed_options
 from harness.plan import ExecutionOptions
 from harness.pretrained import check_zoo_weights_cached, prepare_weights, weights_ref
 from harness.reachable import connection_problem
 from harness.search import apply_point, point_text, sample_corners
-from harness.spec import Dense, Dropout, ModelSpec
+from harness.spec import BatchNorm, Dense, Dropout, ModelSpec
 from harness.strategies import get_strategy
 from harness.strategy_options import check_strategy_options
 from harness.tuning import TunePlan
@@ -80,7 +80,7 @@ def preflight(
     provenance: dict[str, dict[str, str]] = {}
     option_use = _ModelOptionUse()
     for trial in trials:
-        _check_names_and_options(trial, resumed)
+        _check_names_and_options(trial, resumed, search is not None)
         if trial.dataset not in datasets:
             datasets[trial.dataset] = load_dataset(trial.dataset, data_dir, download=download)
         provenance.setdefault(trial.dataset, _provenance(datasets[trial.dataset]))
@@ -105,7 +105,7 @@ def preflight(
     if not resumed:  # a recorded run ran as it stands
         option_use.check()
     if search is not None:
-        _check_search_points(search, datasets, cache_dir, memory_bytes)
+        _check_search_points(search, datasets, cache_dir, memory_bytes, resumed)
     _prepare_pretrained(trials, datasets, cache_dir)
     return provenance
 
@@ -117,55 +117,52 @@ def _provenance(dataset: Dataset) -> dict[str, str]:
 
 
 class _ModelOptionUse:
-    """Whether each model option a run sets changes some network it trains. A run sets an option for all its
-    cases (``--bn-variance biased`` for a suite of which some models have BatchNorm), so one is refused only where
-    it changes none: set, it is recorded with the results, yet nothing it names happened."""
+    """Whether each setting of a kind of layer that a run gives (BatchNorm's, the dropout kind) meets such a layer in
+    some network it trains. A run sets them for all its cases (``--bn-variance biased`` for a suite of which some
+    models have BatchNorm), so one is refused only where no network has the layers: set, it would be recorded with
+    the results, yet nothing it names happened."""
 
     def __init__(self) -> None:
-        self._seen: set[tuple[Any, ...]] = set()
         self._set: dict[str, tuple[Any, set[str]]] = {}  # option -> (a value it was set to, the models it was set on)
-        self._effective: set[str] = set()
+        self._layers: set[type] = set()  # the kinds of layer some network of the run has
 
     def note(self, trial: TrialConfig, spec: ModelSpec) -> None:
-        key = (trial.model, spec.input_shape, spec.num_classes, trial.model_options)
-        if key in self._seen or parse_model_ref(trial.model).kind != "zoo":  # imported models take no options
+        if parse_model_ref(trial.model).kind != "zoo":  # imported models take no options (model_spec refuses them)
             return
-        self._seen.add(key)
-        inert = inert_options(spec, trial.model_options)
+        self._layers.update(type(layer) for layer in spec.layers)
         for name, value in changed_options(trial.model_options).items():
-            self._set.setdefault(name, (value, set()))[1].add(trial.model)
-            if name not in inert:
-                self._effective.add(name)
+            if name in LAYER_SETTINGS:
+                self._set.setdefault(name, (value, set()))[1].add(trial.model)
 
     def check(self) -> None:
-        idle = [name for name in self._set if name not in self._effective]
+        idle = [name for name in self._set if LAYER_SETTINGS[name] not in self._layers]
         if not idle:
             return
         received = "; ".join(
-            f"{name}={value!r} on {', '.join(sorted(models))}, which {_why_inert(name, len(models))}"
+            f"{name}={value!r} on {', '.join(sorted(models))}, which {'has' if len(models) == 1 else 'have'} no "
+            f"{_LAYER_HINTS[LAYER_SETTINGS[name]]}"
             for name, (value, models) in ((n, self._set[n]) for n in idle)
         )
         it = "it" if len(idle) == 1 else "them"
         raise InputError(
-            "Expected each model option the run sets or searches to change a network it trains. Received: "
-            f"{received}. Drop {it}, or add the layers {it} act{'s' if len(idle) == 1 else ''} on: set, an option is "
-            "recorded with the results, yet it would change nothing."
+            "Expected each layer setting the run gives or searches to meet such a layer in a network it trains. "
+            f"Received: {received}. Drop {it}, or add the layers {it} set{'s' if len(idle) == 1 else ''}: given, a "
+            "setting is recorded with the results, yet it would change nothing."
         )
 
 
-def _why_inert(option: str, models: int) -> str:
-    have = "has" if models == 1 else "have"
-    if option.startswith("bn_"):
-        return f"{have} no BatchNorm layer (--batchnorm before|after adds them to mlp, convnet3 and cnn_small)"
-    if option.startswith("dropout"):
-        return f"{have} no dropout layer (--dropout RATE adds them to mlp)"
-    return f"{'it leaves' if models == 1 else 'they leave'} as {'it is' if models == 1 else 'they are'}"
+_LAYER_HINTS = {
+    BatchNorm: "BatchNorm layer (--batchnorm before|after adds them to mlp, convnet3 and cnn_small)",
+    Dropout: "dropout layer (--dropout RATE adds them to mlp)",
+}
 
 
-def _check_names_and_options(trial: TrialConfig, resumed: bool) -> None:
+def _check_names_and_options(trial: TrialConfig, resumed: bool, searched: bool) -> None:
     get_strategy(trial.strategy)
     if not resumed:  # a recorded run ran as it stands
         check_strategy_options(trial)
+    if not resumed and not searched:  # a search's base never trains: its points are checked
+        check_decay_to_decouple(trial.optimizer)
     initializer(trial.init)
     trial.optimizer.resolved()
 
@@ -179,7 +176,7 @@ def _check_fits(trial: TrialConfig, spec: ModelSpec, memory_bytes: int | None, d
 
 
 def _check_search_points(
-    search: TunePlan, datasets: dict[str, Dataset], cache_dir: Path | None, memory_bytes: int | None
+    search: TunePlan, datasets: dict[str, Dataset], cache_dir: Path | None, memory_bytes: int | None, resumed: bool
 ) -> None:
     """A search trains its sampled points, never its bases as they stand, so the points that stand for them
     (harness.search.sample_corners: complete points, every option set) must fit the model and the machine, or a
@@ -188,7 +185,7 @@ def _check_search_points(
     once."""
     specs: dict[tuple[Any, ...], ModelSpec] = {}
     checked: set[tuple[Any, ...]] = set()
-    option_use = _ModelOptionUse()  # a searched model option that changes no network makes every sample alike
+    option_use = _ModelOptionUse()  # a searched layer setting that meets no such layer makes every sample alike
     for base in search.bases:
         derived = derive(datasets[base.dataset], base.task)
         shape = transformed_shape(base.input, derived.input_shape)
@@ -205,6 +202,8 @@ def _check_search_points(
                     cache = trial.cache_dir or cache_dir
                     specs[key] = model_spec(trial.model, shape, derived.num_classes, trial.model_options, cache)
                 _check_fits(trial, specs[key], memory_bytes, derived)
+                if not resumed:
+                    check_decay_to_decouple(trial.optimizer)
                 option_use.note(trial, specs[key])
                 checked.add(read)
             except (ValueError, TypeError) as exc:  # InputError among them
@@ -212,7 +211,8 @@ def _check_search_points(
                     f"Expected every point the search may sample to fit {base.case_id} on {base.backend}. Received: "
                     f"{point_text(point)}, which fails: {exc} Narrow the search space so that every point fits."
                 ) from None
-    option_use.check()
+    if not resumed:  # a recorded run ran as it stands
+        option_use.check()
 
 
 def _check_weights_cached(trials: list[TrialConfig]) -> None:

@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 
 from harness.backend import BACKENDS
@@ -209,7 +210,7 @@ class CaseHandle:
 
 def _not_ok(row: Any) -> str:
     """A trial's row that is not ok, in words: its status, the epoch it stopped at and its error, where known."""
-    epoch = f" at epoch {int(row.epoch)}" if row.epoch is not None and row.epoch == row.epoch else ""  # NaN: none
+    epoch = f" at epoch {int(row.epoch)}" if pd.notna(row.epoch) else ""  # a trial that failed before its first: none
     loss = f" (training loss {row.train_loss})" if row.status == "diverged" else ""
     error = f": {row.error}" if isinstance(row.error, str) and row.error else ""
     return f"{row.trial_id}: {row.status}{epoch}{loss}{error}"
@@ -266,7 +267,8 @@ def _suite_for(metafunc: pytest.Metafunc) -> Suite | None:
         )
     suites = marker.kwargs.get("suites")
     unknown = sorted(set(suites) - set(SCALES)) if isinstance(suites, dict) else []
-    if not isinstance(suites, dict) or unknown or marker.args:
+    bad_value = isinstance(suites, dict) and not all(isinstance(s, (str, Suite)) for s in suites.values())
+    if not isinstance(suites, dict) or unknown or bad_value or marker.args:
         shown = lambda v: f"Suite {v.name!r}" if isinstance(v, Suite) else repr(v)  # noqa: E731  (not its cases)
         given = [*map(shown, marker.args)] + [
             f"suites={{{', '.join(f'{k!r}: {shown(s)}' for k, s in v.items())}}}"
@@ -291,7 +293,6 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "xfbench_case" not in metafunc.fixturenames:
         return
     config = metafunc.config
-    state = config.stash[STATE_KEY]
     chosen = _suite_for(metafunc)
     if chosen is None:
         metafunc.parametrize(
@@ -318,47 +319,61 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         check_suite_size(chosen, backends, seeds)  # before any trial is built: --seeds 10**11 would take hours
     except InputError as exc:
         raise pytest.UsageError(f"{metafunc.definition.nodeid}: {exc}") from None
-    params = []
-    for backend in backends:
-        for case in chosen.cases:
-            try:
-                reason = _data_missing(state, case.dataset, data_dir)
-            except InputError as exc:  # a dataset xfbench does not know
-                raise pytest.UsageError(f"{metafunc.definition.nodeid} [{backend}-{case.case_id}]: {exc}") from None
-            # The trials read the files found here, at collection, wherever the environment points later (a
-            # conftest that isolates the data paths for its tests, say): what was checked is what trains.
-            found = None if reason or data_dir else found_in(state.loaded[case.dataset])
-            case_overrides = {**overrides, "data_dir": found} if found else overrides
-            try:
-                trials = suite_case_trials(chosen, case, (backend,), seeds, case_overrides)
-            except InputError as exc:
-                raise pytest.UsageError(f"{metafunc.definition.nodeid} [{backend}-{case.case_id}]: {exc}") from None
-            if not trials and not reason:  # a case for some backends only (SuiteCase.only_backends): none here
-                reason = f"{case.case_id} runs on {', '.join(case.only_backends) or 'other backends'} only"
-            marks = [pytest.mark.xdist_group(XDIST_GROUP), *([pytest.mark.skip(reason=reason)] if reason else [])]
-            if not reason:
-                for trial in trials:  # the same case wanted by several tests runs once; another case's id must differ
-                    if state.wanted.setdefault(trial.trial_id, trial) != trial:
-                        from harness.preflight import DISTINCT_IDS_FIX
-
-                        raise pytest.UsageError(
-                            f"{metafunc.definition.nodeid} [{backend}-{case.case_id}]: Expected every trial to have "
-                            f"its own id. Received two different trials as {trial.trial_id}. {DISTINCT_IDS_FIX}"
-                        )
-            handle = CaseHandle(case, chosen.name, backend, tuple(t.trial_id for t in trials), state)
-            params.append(pytest.param(handle, id=f"{backend}-{case.case_id}", marks=marks))
+    params = [
+        _case_param(metafunc, chosen, case, backend, seeds, overrides) for backend in backends for case in chosen.cases
+    ]
     metafunc.parametrize("xfbench_case", params, indirect=True)
+
+
+def _case_param(
+    metafunc: pytest.Metafunc, chosen: Suite, case: SuiteCase, backend: str, seeds: int, overrides: dict[str, Any]
+) -> Any:
+    """One (backend, case) test: its trials wanted by the session's run, or a skip mark saying why none are."""
+    state, where = metafunc.config.stash[STATE_KEY], f"{metafunc.definition.nodeid} [{backend}-{case.case_id}]"
+    data_dir = metafunc.config.getoption("xfbench_data_dir")
+    try:
+        reason = _data_missing(state, case.dataset, data_dir)
+        # The trials read the files found here, at collection, wherever the environment points later (a conftest
+        # that isolates the data paths for its tests, say): what was checked is what trains.
+        found = None if reason or data_dir else found_in(state.loaded[case.dataset])
+        trials = suite_case_trials(
+            chosen, case, (backend,), seeds, {**overrides, "data_dir": found} if found else overrides
+        )
+    except InputError as exc:  # a dataset xfbench does not know, an override that does not fit the case
+        raise pytest.UsageError(f"{where}: {exc}") from None
+    if not trials and not reason:  # a case for some backends only (SuiteCase.only_backends): none here
+        reason = f"{case.case_id} runs on {', '.join(case.only_backends) or 'other backends'} only"
+    marks = [pytest.mark.xdist_group(XDIST_GROUP), *([pytest.mark.skip(reason=reason)] if reason else [])]
+    for trial in trials if not reason else ():  # the same case wanted by several tests runs once
+        if state.wanted.setdefault(trial.trial_id, trial) != trial:  # another case's id must differ
+            from harness.preflight import DISTINCT_IDS_FIX
+
+            raise pytest.UsageError(
+                f"{where}: Expected every trial to have its own id. Received two different trials as "
+                f"{trial.trial_id}. {DISTINCT_IDS_FIX}"
+            )
+    handle = CaseHandle(case, chosen.name, backend, tuple(t.trial_id for t in trials), state)
+    return pytest.param(handle, id=f"{backend}-{case.case_id}", marks=marks)
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Under --benchmark-only the cases still run: each records a benchmark, and pytest-benchmark (whose hook runs
     after this one) skips the tests that do not ask for its fixture."""
-    if config.getoption("benchmark_only", default=False) and not config.getoption("benchmark_skip", default=False):
+    if _benchmarks(config) == "only":
         for item in items:
             names = getattr(item, "fixturenames", [])
             if "xfbench_case" in names and "benchmark" not in names:
                 names.append("benchmark")
+
+
+def _benchmarks(config: pytest.Config) -> str:
+    """pytest-benchmark's mode as it resolved its options ("only", "skip" or ""): given both, --benchmark-only wins
+    there, so the raw options alone would mislead."""
+    session = getattr(config, "_benchmarksession", None)  # pytest-benchmark's own state; absent without it
+    if session is None:
+        return ""
+    return "only" if getattr(session, "only", False) else "skip" if getattr(session, "skip", False) else ""
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
@@ -383,7 +398,7 @@ def _skipped_by_mark(item: pytest.Item) -> bool:
         return item.get_closest_marker("skip") is not None
     try:
         return evaluate_skip_marks(item) is not None
-    except Exception:
+    except (Exception, pytest.fail.Exception):  # a bad condition fails through pytest.fail, a BaseException
         return False
 
 
@@ -409,7 +424,7 @@ def xfbench_case(request: pytest.FixtureRequest) -> CaseHandle:
     if state.error is not None:
         pytest.fail(f"[{handle.backend}] {handle.case.case_id}: {state.error}", pytrace=False)
     benchmark = None  # pytest-benchmark not installed, disabled with -p no:benchmark, or --benchmark-skip
-    if not request.config.getoption("benchmark_skip", default=False):  # the case still trains and checks its bars
+    if _benchmarks(request.config) != "skip":  # the case still trains and checks its bars
         try:
             benchmark = request.getfixturevalue("benchmark")
         except pytest.FixtureLookupError:

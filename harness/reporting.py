@@ -653,7 +653,9 @@ def history_tables(history: History, metric: str, results_dir: str | Path) -> li
             for (case, backend), values in zip(table.index, table.to_numpy().tolist(), strict=True)
         )
         note = f"{SETTINGS_MARK}: the case ran with other settings than in the run before (listed below)"
-        tables.append(TableData("trend", f"{metric} per case (oldest → newest)", header, trend, note=note))
+        tables.append(
+            TableData("trend", f"{metric} per case (oldest → newest)", header, trend, note=note if changed else "")
+        )
     if history.changes:
         rows = tuple((c.run_id, c.case, c.backend, c.what) for c in history.changes)
         title = (

@@ -8,6 +8,7 @@ assert; each comes from the notebooks or from measurements in docs/.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from types import MappingProxyType
@@ -66,7 +67,7 @@ class SuiteCase:
     def __post_init__(self) -> None:
         for name in ("min_test_acc", "min_val_acc", "max_backend_gap"):
             value = getattr(self, name)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Real)):
                 raise InputError(
                     f"Expected {name} to be a number (an accuracy, such as 0.9). Received: {name}={value!r}, a "
                     f"{type(value).__name__}. Write it without quotes."
@@ -103,10 +104,10 @@ class Suite:
     max_concurrent: int | None = None
 
     def __post_init__(self) -> None:
-        if isinstance(self.seeds, bool) or not isinstance(self.seeds, int) or self.seeds < 1:
+        if isinstance(self.seeds, bool) or not isinstance(self.seeds, numbers.Integral) or self.seeds < 1:
             raise InputError(
                 f"Expected seeds >= 1 in suite {self.name!r} (the seeds each case runs). Received: "
-                f"seeds={self.seeds!r}."
+                f"seeds={self.seeds!r}. Give seeds=1 or more."
             )
 
 

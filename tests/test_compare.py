@@ -227,10 +227,17 @@ def test_diverged_trials_regress_a_gate_and_other_seeds_are_compared_on_those_bo
     base_acc = final_rows(read_results(honest_a)).query("backend == 'torch'")["test_acc"].mean()
     assert row.base_acc == pytest.approx(base_acc) and math.isnan(row.new_acc)  # the base's figures still shown
     assert row.base_time_s > 0 and math.isnan(row.new_time_s)
+    # both ran seeds 0 and 1; new's seed 1 diverged on torch: accuracy over seed 0, and no "seeds differ"
+    partly = pd.read_parquet(one_seed / "results.parquet")
+    lost = (partly["backend"] == "torch") & (partly["seed"] == 1)
+    partly.loc[lost, "status"], partly.loc[lost, "test_acc"] = "diverged", np.nan
+    (row,) = [r for r in compare_frames(read_results(honest_a), partly) if r.backend == "torch"]
+    assert row.note.startswith("new: 1 diverged of 2 trials; accuracy over the seeds ok in both, 0"), row.note
+    assert row.trials_verdict == "regression" and "seeds differ" not in row.note
     seed_0 = pd.read_parquet(one_seed / "results.parquet").query("seed == 0")
     base_rows, new_rows = read_results(honest_a), seed_0
     for r in compare_frames(base_rows, new_rows):
-        assert "seeds differ: 0,1→0, accuracy over the common 0" in r.note, r.note
+        assert "seeds differ: 0,1→0; accuracy over the seeds ok in both, 0" in r.note, r.note
         finals = final_rows(base_rows).query(f"backend == '{r.backend}' and seed == 0")
         assert r.base_acc == pytest.approx(float(finals["test_acc"].iloc[0]))
 

@@ -356,6 +356,23 @@ def test_plain():
 """
 
 
+def test_a_trial_that_failed_before_its_first_epoch_is_named_with_its_error():
+    """Its row has no epoch (<NA> in the Int64 column): naming it raised TypeError, and the reason was lost."""
+    from harness.config import TrialConfig
+    from harness.provenance import MachineInfo
+    from harness.pytest_plugin import _not_ok
+    from harness.results import to_frame
+    from harness.trial import RunInfo, base_row, failure_row
+
+    trial = TrialConfig("scratch", "mlp", "digits", "torch", 0, 1, suite="s")
+    diverged = base_row(trial, RunInfo("r", "c"), MachineInfo.current())
+    diverged.update(status="diverged", epoch=2, train_loss=float("nan"), error="")
+    frame = to_frame([failure_row(trial, RunInfo("r", "c"), "RuntimeError: boom"), diverged])
+    failed, stopped = frame.itertuples()
+    assert _not_ok(failed) == f"{trial.trial_id}: failed: RuntimeError: boom"
+    assert _not_ok(stopped) == f"{trial.trial_id}: diverged at epoch 2 (training loss nan)"
+
+
 def _run_of_another_suite(results: Path) -> Path:
     """A finished run with one trial of a suite no session here runs: a baseline that is there but not usable."""
     from harness.config import TrialConfig
@@ -443,18 +460,29 @@ def test_only_the_selected_cases_train_and_a_case_for_other_backends_is_skipped_
 
     pytester.makepyfile(test_pick=SELECTED_SUITE)
     results = tmp_path / "results"
-    common = ("--results-dir", str(results), "-p", "no:cacheprovider", "--benchmark-skip", "-rs")
-    picked = pytester.runpytest_subprocess(*common, "-k", "tensorflow-scratch-mlp-digits", timeout=600)
+    common = ("--results-dir", str(results), "-p", "no:cacheprovider", "-rs")
+    # --benchmark-only keeps the cases: each is a benchmark (pytest-benchmark skipped them as non-benchmarks)
+    picked = pytester.runpytest_subprocess(*common, "--benchmark-only", "-k", "tensorflow-scratch-mlp-digits")
     picked.assert_outcomes(passed=1, deselected=3)
     (run_dir,) = [p for p in results.iterdir() if p.name.endswith("pytest-smoke")]
     assert set(read_results(run_dir)["trial_id"]) == {"pick-scratch-mlp-digits-tensorflow-s0"}
     shutil.rmtree(results)
+    skipped_module = SELECTED_SUITE.replace('"pick"', '"skipped"').replace(
+        'pytestmark = pytest.mark.xfbench(suites={"smoke": PICK})',
+        'pytestmark = [pytest.mark.xfbench(suites={"smoke": PICK}), pytest.mark.skipif("True", reason="off")]',
+    )
+    pytester.makepyfile(test_skipped=skipped_module)
+    common = (*common, "--benchmark-skip")
     other = pytester.runpytest_subprocess(*common, "--backend", "tensorflow", timeout=600)
-    other.assert_outcomes(passed=1, skipped=1)
+    other.assert_outcomes(passed=1, skipped=3)
     other.stdout.fnmatch_lines(["*scratch-mlp+torchonly-digits runs on torch only*"])
+    (run_dir,) = [p for p in results.iterdir() if p.name.endswith("pytest-smoke")]
+    assert set(read_results(run_dir)["trial_id"]) == {"pick-scratch-mlp-digits-tensorflow-s0"}  # not the skipped
+    Path(pytester.path / "test_skipped.py").unlink()
     ran = set(results.iterdir())
     missing = pytester.runpytest_subprocess(*common, "--backend", "torch", "--baseline", "no-such-run")
     missing.assert_outcomes(errors=2)
+    assert missing.ret == pytest.ExitCode.TESTS_FAILED
     missing.stdout.fnmatch_lines(["*bad input, nothing was run: *'no-such-run'*"])
     assert set(results.iterdir()) == ran  # nothing ran this time
     pytester.makepyfile(test_pick=SELECTED_SUITE.replace('{"smoke": PICK}', '{"smok": PICK}'))

@@ -420,6 +420,12 @@ def test_a_model_option_is_judged_on_the_networks_a_search_samples(tmp_path):
     ):
         with pytest.raises(InputError, match=r"on convnet3, which has no BatchNorm layer"):
             _tune_preflight(tmp_path, "--model", "convnet3", *argv)
+    # a decay to decouple may be searched: the base has none, every point has one
+    _tune_preflight(
+        tmp_path, "--model", "mlp", "--decoupled-weight-decay", "--space", "weight_decay=loguniform:1e-5,1e-3"
+    )
+    with pytest.raises(InputError, match=r"Received: optimizer.lr=.*which fails: Expected a weight decay to decouple"):
+        _tune_preflight(tmp_path, "--model", "mlp", "--decoupled-weight-decay", "--space", "lr=loguniform:0.01,0.1")
 
 
 def test_beyond_the_cap_each_probed_value_is_checked_in_a_complete_point(monkeypatch):

@@ -109,7 +109,7 @@ def test_a_model_option_that_changes_no_network_of_the_run_is_refused_and_one_th
     with pytest.raises(InputError) as refused:
         preflight([convnet3], None, download=False)
     assert "Received: bn_running_variance='biased' on convnet3, which has no BatchNorm layer" in str(refused.value)
-    assert "Expected each model option the run sets or searches to change a network it trains." in str(refused.value)
+    assert "Expected each layer setting the run gives or searches to meet such a layer" in str(refused.value)
     preflight([convnet3], None, download=False, resumed=True)
     with_bn = replace(convnet3, model_options=replace(biased, batchnorm="before"))
     preflight([convnet3, replace(with_bn, model="cnn_small")], None, download=False)  # cnn_small's BatchNorm reads it
@@ -120,7 +120,12 @@ def test_a_model_option_that_changes_no_network_of_the_run_is_refused_and_one_th
 
 
 def test_decoupled_weight_decay_without_a_decay_to_decouple_is_refused():
-    with pytest.raises(InputError, match="momentum decays nothing by default"):
-        OptimizerConfig("momentum", decoupled=True)
-    OptimizerConfig("momentum", weight_decay=0.0, decoupled=True)  # a search's choice of 0 among decays
-    OptimizerConfig("adamw", decoupled=True)  # adamw decays by 0.01 unless told otherwise
+    from harness.config import check_decay_to_decouple
+    from harness.preflight import preflight
+
+    decoupled = replace(SCRATCH, model="mlp", optimizer=OptimizerConfig("momentum", decoupled=True))
+    with pytest.raises(InputError, match="Received: momentum with a weight decay of 0 "):
+        preflight([decoupled], None, download=False)
+    preflight([decoupled], None, download=False, resumed=True)  # a recorded run ran as it stands
+    check_decay_to_decouple(OptimizerConfig("momentum", weight_decay=1e-4, decoupled=True).resolved())
+    check_decay_to_decouple(OptimizerConfig("adamw", weight_decay=0.0).resolved())  # adamw's decay is decoupled anyway
