@@ -65,6 +65,7 @@ HISTORY_RUNS_HEADER = ["run_id", "started", "git_commit", "status", "trials"]
 # Whole numbers among the summary's columns, which a missing value (NaN) turns into floats.
 COUNT_COLUMNS = frozenset({"params", "forward_macs", "paired_seeds"})
 SETTINGS_MARK = "†"  # history: the case's settings differ from the run before
+UNFINISHED = "unfinished"  # history: a run column whose run is still running or was interrupted
 TRANSFER_HEADER = ["dataset", "backend", "B test acc", "B-on-A test acc", "error reduction (error_B / error_BonA)"]
 PHASE_HEADER = ("case", "backend", "phase", "steady epochs", "epoch s", "samples/s")
 PHASE_NOTE = (
@@ -639,7 +640,9 @@ def history_tables(history: History, metric: str, results_dir: str | Path) -> li
     table = history.table
     if not table.empty:
         changed = {(c.case, c.backend, c.run_id) for c in history.changes}
-        header = ("case", "backend", *[str(c) for c in table.columns])
+        unfinished = {str(r["run_id"]) for r in history.runs if r["status"] in ("running", "interrupted")}
+        # a run that did not finish has the epochs and trials it got to: its column says so
+        header = ("case", "backend", *[f"{c} ({UNFINISHED})" if c in unfinished else str(c) for c in table.columns])
         # the index is (case, backend); a metric missing in a run (NaN) is an empty cell
         trend = tuple(
             (

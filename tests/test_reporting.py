@@ -350,9 +350,11 @@ def test_history_and_catalogue_tables(capsys, monkeypatch):
     runs = [{"run_id": "r1", "started": "t", "git_commit": "abc", "status": "finished", "trials": 2}]
     index = pd.MultiIndex.from_tuples([("s:case", "tensorflow")], names=["case", "backend"])
     table = pd.DataFrame({"r1": [0.123456], "r2": [math.nan]}, index=index)
+    runs.append({"run_id": "r2", "started": "u", "git_commit": "abc", "status": "interrupted", "trials": 1})
     reporting.print_history(History(runs, table), "test_acc", "res")
     out = capsys.readouterr().out
     assert "runs in res" in out and "test_acc per case" in out and "0.1235" in out
+    assert "r2 (unfinished)" in out and "r1 (unfinished)" not in out  # its figures stop where the run did
     reporting.print_catalogue()
     out = capsys.readouterr().out
     assert all(f"backends/{name}" in out for name in BACKENDS) and "xfbench catalogue" in out
