@@ -39,11 +39,22 @@ class SettingsChange:
 
 
 @dataclass(frozen=True)
+class HistoryRun:
+    """One run of a history, as its runs table lists it."""
+
+    run_id: str
+    started: str
+    git_commit: str  # the first 12 characters
+    status: str  # running | finished | interrupted | unknown (not recorded)
+    trials: int
+
+
+@dataclass(frozen=True)
 class History:
     """``xfbench history``: the runs shown (newest last), the metric per (case, backend) with one column per run,
     and each case whose settings changed from the previous run that ran it."""
 
-    runs: list[dict]
+    runs: tuple[HistoryRun, ...]
     table: pd.DataFrame
     changes: tuple[SettingsChange, ...] = ()
 
@@ -301,20 +312,15 @@ def history(results_dir: Path, metric: str, case_filter: str | None = None, last
             f"Expected runs in --results-dir {results_dir}. Received: none there. Give the --results-dir the runs "
             "used, or run one first (`xfbench run`)."
         )
-    runs, columns, cases, labelled = [], {}, set(), {}
+    runs: list[HistoryRun] = []
+    columns, cases, labelled = {}, set(), {}
     for path in directories[-last:]:
         info = read_run_json(path)
         frame = read_run_table(path)
         compared = compared_rows(frame)  # a tune's search samples are not trended (its final stage is)
-        runs.append(
-            {
-                "run_id": path.name,
-                "started": info.get("started", ""),
-                "git_commit": str(info.get("git_commit", ""))[:12],
-                "status": info.get("status", "unknown"),
-                "trials": frame["trial_id"].nunique() if len(frame) else 0,
-            }
-        )
+        trials = int(frame["trial_id"].nunique()) if len(frame) else 0
+        status, commit = str(info.get("status", "unknown")), str(info.get("git_commit", ""))[:12]
+        runs.append(HistoryRun(path.name, str(info.get("started", "")), commit, status, trials))
         if frame.empty:
             continue
         cases.update(_case_names(compared))
@@ -331,7 +337,7 @@ def history(results_dir: Path, metric: str, case_filter: str | None = None, last
     if not table.empty:
         table.index = pd.MultiIndex.from_tuples(table.index, names=["case", "backend"])
         table = table.sort_index()
-    return History(runs, table, settings_changes(labelled))
+    return History(tuple(runs), table, settings_changes(labelled))
 
 
 def settings_changes(frames: dict[str, pd.DataFrame]) -> tuple[SettingsChange, ...]:

@@ -635,12 +635,12 @@ def print_baselines(baselines: list[SavedBaseline], results_dir: Path) -> None:
 def history_tables(history: History, metric: str, results_dir: str | Path) -> list[TableData]:
     """``xfbench history`` as tables: the runs, the metric per (case, backend), one column per run, a value
     marked where the case's settings changed from the run before, then what changed."""
-    listing = tuple((r["run_id"], r["started"], r["git_commit"], r["status"], str(r["trials"])) for r in history.runs)
+    listing = tuple((r.run_id, r.started, r.git_commit, r.status, str(r.trials)) for r in history.runs)
     tables = [TableData("runs", f"runs in {results_dir}", tuple(HISTORY_RUNS_HEADER), listing, 1)]
     table = history.table
     if not table.empty:
         changed = {(c.case, c.backend, c.run_id) for c in history.changes}
-        unfinished = {str(r["run_id"]) for r in history.runs if r["status"] in ("running", "interrupted")}
+        unfinished = {r.run_id for r in history.runs if r.status in ("running", "interrupted")}
         # a run that did not finish has the epochs and trials it got to: its column says so
         header = ("case", "backend", *[f"{c} ({UNFINISHED})" if c in unfinished else str(c) for c in table.columns])
         # the index is (case, backend); a metric missing in a run (NaN) is an empty cell

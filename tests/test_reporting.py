@@ -16,7 +16,7 @@ import pytest
 
 from harness import reporting
 from harness.backend import BACKENDS, REFERENCE_BACKEND, REGISTRY, backend_entry, backend_of_package, importer_backends
-from harness.baselines import History, SettingsChange
+from harness.baselines import History, HistoryRun, SettingsChange
 from harness.compare import CaseComparison, Thresholds
 from harness.config import TransferOptions
 from harness.errors import InputError
@@ -330,14 +330,12 @@ def test_compare_and_history_fit_80_columns(capsys, monkeypatch):
     out = capsys.readouterr().out
     assert max(len(line) for line in out.splitlines()) <= 80
     assert "1.200* [1.150, 1.250]" in out and f"regression: {long_case} [tensorflow]" in out.replace("\n", " ")
-    runs = [
-        {"run_id": f"2026113{i}T054004-quick", "started": "2026-11-30T05:40:04", "git_commit": "285087c1a2b3"}
-        | {"status": "finished", "trials": 12}
-        for i in range(10)
-    ]
+    runs = tuple(
+        HistoryRun(f"2026113{i}T054004-quick", "2026-11-30T05:40:04", "285087c1a2b3", "finished", 12) for i in range(10)
+    )
     index = pd.MultiIndex.from_tuples([(long_case, "tensorflow"), ("s:b", "torch")], names=["case", "backend"])
-    table = pd.DataFrame({r["run_id"]: [0.0512345, 0.1] for r in runs}, index=index)
-    changes = (SettingsChange(runs[3]["run_id"], long_case, "tensorflow", "config differs: epochs 3→5"),)
+    table = pd.DataFrame({r.run_id: [0.0512345, 0.1] for r in runs}, index=index)
+    changes = (SettingsChange(runs[3].run_id, long_case, "tensorflow", "config differs: epochs 3→5"),)
     history = History(runs, table, changes)
     reporting.print_history(history, "epoch_time_s", "/a/rather/long/results/directory/on/this/machine")
     out = capsys.readouterr().out
@@ -347,10 +345,12 @@ def test_compare_and_history_fit_80_columns(capsys, monkeypatch):
 
 def test_history_and_catalogue_tables(capsys, monkeypatch):
     monkeypatch.setenv("COLUMNS", "250")
-    runs = [{"run_id": "r1", "started": "t", "git_commit": "abc", "status": "finished", "trials": 2}]
+    runs = (
+        HistoryRun("r1", "t", "abc", "finished", 2),
+        HistoryRun("r2", "u", "abc", "interrupted", 1),
+    )
     index = pd.MultiIndex.from_tuples([("s:case", "tensorflow")], names=["case", "backend"])
     table = pd.DataFrame({"r1": [0.123456], "r2": [math.nan]}, index=index)
-    runs.append({"run_id": "r2", "started": "u", "git_commit": "abc", "status": "interrupted", "trials": 1})
     reporting.print_history(History(runs, table), "test_acc", "res")
     out = capsys.readouterr().out
     assert "runs in res" in out and "test_acc per case" in out and "0.1235" in out
