@@ -57,6 +57,7 @@ class History:
     runs: tuple[HistoryRun, ...]
     table: pd.DataFrame
     changes: tuple[SettingsChange, ...] = ()
+    not_ok: frozenset[tuple[str, str, str]] = frozenset()  # (case, backend, run id) where no trial ended ok
 
 
 @dataclass(frozen=True)
@@ -337,7 +338,13 @@ def history(results_dir: Path, metric: str, case_filter: str | None = None, last
     if not table.empty:
         table.index = pd.MultiIndex.from_tuples(table.index, names=["case", "backend"])
         table = table.sort_index()
-    return History(tuple(runs), table, settings_changes(labelled))
+    not_ok = frozenset(
+        (str(case), str(backend), run_id)
+        for run_id, frame in labelled.items()
+        for (case, backend), group in frame.groupby(["case", "backend"])
+        if not (final_rows(group)["status"] == "ok").any()
+    )
+    return History(tuple(runs), table, settings_changes(labelled), not_ok)
 
 
 def settings_changes(frames: dict[str, pd.DataFrame]) -> tuple[SettingsChange, ...]:

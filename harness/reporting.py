@@ -649,7 +649,8 @@ def history_tables(history: History, metric: str, results_dir: str | Path) -> li
                 str(case),
                 str(backend),
                 *[
-                    ("" if v != v else f"{v:.4g}") + (f" {SETTINGS_MARK}" if (case, backend, run) in changed else "")
+                    _trend_cell(v, (case, backend, run) in history.not_ok)
+                    + (f" {SETTINGS_MARK}" if (case, backend, run) in changed else "")
                     for run, v in zip(table.columns, values, strict=True)
                 ],
             )
@@ -666,6 +667,14 @@ def history_tables(history: History, metric: str, results_dir: str | Path) -> li
         )
         tables.append(TableData("settings_changes", title, ("run", "case", "backend", "what changed"), rows, 3))
     return tables
+
+
+def _trend_cell(value: float, not_ok: bool) -> str:
+    """A history value; where the case has none, ``not ok`` if its trials ran and none ended ok (failed, diverged,
+    skipped), else empty (the run did not have the case)."""
+    if value == value:
+        return f"{value:.4g}"
+    return "not ok" if not_ok else ""
 
 
 def print_history(history: History, metric: str, results_dir: str | Path, width: int | None = None) -> None:

@@ -227,6 +227,16 @@ def test_diverged_trials_regress_a_gate_and_other_seeds_are_compared_on_those_bo
     base_acc = final_rows(read_results(honest_a)).query("backend == 'torch'")["test_acc"].mean()
     assert row.base_acc == pytest.approx(base_acc) and math.isnan(row.new_acc)  # the base's figures still shown
     assert row.base_time_s > 0 and math.isnan(row.new_time_s)
+    # history: the diverged case reads `not ok` (it was an empty cell, as for a case the run did not have), and the
+    # interrupted run is marked unfinished
+    trend = tmp_path / "trend"
+    shutil.copytree(honest_a, trend / "1-a")
+    shutil.copytree(diverged, trend / "2-diverged")
+    (trend / "2-diverged" / "run.json").write_text(json.dumps({**info, "status": "interrupted", "started": "z"}))
+    assert main(["history", "--results-dir", str(trend), "--metric", "test_acc"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert next(line for line in lines if "torch" in line and "convnet3" in line).rstrip().endswith("not ok"), lines
+    assert any("2-diverged (unfinished)" in line for line in lines)
     # both ran seeds 0 and 1; new's seed 1 diverged on torch: accuracy over seed 0, and no "seeds differ"
     partly = pd.read_parquet(one_seed / "results.parquet")
     lost = (partly["backend"] == "torch") & (partly["seed"] == 1)
@@ -262,6 +272,7 @@ def test_history_marks_a_case_whose_settings_changed_from_the_run_before(runs, c
 
     found = history(root, "test_acc")
     case = "cmp:scratch-convnet3-digits"
+    assert not found.not_ok
     # 2-b changed torch's batch size from 1-a's, and 3-c changed it back; tensorflow never changed
     assert [(c.run_id, c.case, c.backend, c.what) for c in found.changes] == [
         ("2-b", case, "torch", "config differs: batch_size 64→32"),
