@@ -107,7 +107,10 @@ STATS_NOTE = (
     "Per case, {reference} against each backend: the paired difference of final test accuracy over seeds "
     "({reference} − backend, percentage points, mean with a 95 % Student-t interval) and the steady epoch-time "
     "ratio ({reference} / backend, medians, 95 % hierarchical bootstrap interval: trials, then their epochs). `*` "
-    "marks an interval that leaves out 0 pp or a ratio of 1: a difference the seeds' noise does not explain."
+    "marks an interval that leaves out 0 pp or a ratio of 1: a difference the seeds' noise does not explain; a "
+    "time ratio with one trial a side is never marked. The note says where one backend's steady epochs shared the "
+    "cores with another trial more than the other's did (trials side by side, `--max-concurrent`): the ratio then "
+    "holds that contention as well as the frameworks' speed; `--max-concurrent 1` times each trial alone."
 )
 
 
@@ -825,8 +828,9 @@ def run_tables(summary: Summary) -> list[TableData]:
     if len(summary.statistics):
         rows = tuple(tuple(stats_cells(r)) for _, r in summary.statistics.iterrows())
         title = (
-            f"Statistics vs {reference}: paired acc difference pp and epoch-time ratio with 95 % intervals "
-            f"({SIGNIFICANT_MARK}: the interval leaves out 0 pp / ratio 1)"
+            f"Statistics vs {reference}: paired acc difference pp ({reference} − backend) and epoch-time ratio "
+            f"({reference} / backend: above 1, {reference} is slower) with 95 % intervals ({SIGNIFICANT_MARK}: the "
+            "interval leaves out 0 pp / ratio 1)"
         )
         columns = ("case", "backend", "seeds", "Δ acc pp", "time ratio", "note")
         tables.append(TableData("statistics", title, columns, rows, note=STATS_NOTE.format(reference=reference)))

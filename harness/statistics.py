@@ -5,8 +5,11 @@
   interval; significant when the interval excludes 0. One paired seed gives no interval: the row says so.
 - epoch time: the ratio of steady-state medians (reference / backend) with a 95 % hierarchical bootstrap interval
   (:func:`ratio_interval`: each backend's trials resampled, then each drawn trial's steady epochs); significant
-  when the interval excludes 1. Within one run the backends' trials interleave on the same machine, so drift
-  falls on both sides; between two runs it does not, and :mod:`harness.compare` adds a practical band.
+  when the interval excludes 1 and each side has two trials or more (one trial's epochs say nothing of the
+  variation between trials). Within one run each backend's trials run in their own experiment, the backends one
+  after the other, up to ``--max-concurrent`` trials side by side: a backend whose epochs shared the cores with
+  another trial more than the other's did is noted with the shares, as the ratio then holds that contention
+  too. Between two runs the machine's drift falls on one side only, and :mod:`harness.compare` adds a band.
 
 Numbers only; :mod:`harness.reporting` turns them into cells and :mod:`harness.plots` into pictures.
 """
@@ -69,15 +72,17 @@ def paired_accuracy(ref: pd.Series, other: pd.Series, confidence: float) -> tupl
 
 def _resampled_medians(groups: Sequence[np.ndarray], samples: int, rng: np.random.Generator) -> np.ndarray:
     """``samples`` bootstrap medians of the pooled epochs of ``groups`` (one array of epoch times per trial):
-    draw as many trials as there are, with replacement, then each drawn trial's epochs with replacement."""
+    draw as many trials as there are, with replacement, then each drawn trial's epochs with replacement, afresh
+    for every draw (a trial drawn twice in one sample gets two resamples of its epochs, not one copied)."""
     longest = max(len(g) for g in groups)
-    # per trial, ``samples`` resamples of its own epochs, padded with NaN to the longest trial
-    resampled = np.full((len(groups), samples, longest), np.nan)
-    for index, group in enumerate(groups):
-        resampled[index, :, : len(group)] = rng.choice(group, size=(samples, len(group)))
     drawn = rng.integers(0, len(groups), size=(samples, len(groups)))
-    pooled = resampled[drawn, np.arange(samples)[:, None]].reshape(samples, -1)
-    return np.nanmedian(pooled, axis=1)
+    # per sample, one slot per drawn trial, each padded with NaN to the longest trial
+    pooled = np.full((samples, len(groups), longest), np.nan)
+    for slot in range(len(groups)):
+        for index, group in enumerate(groups):
+            rows = np.flatnonzero(drawn[:, slot] == index)
+            pooled[rows, slot, : len(group)] = rng.choice(group, size=(len(rows), len(group)))
+    return np.nanmedian(pooled.reshape(samples, -1), axis=1)
 
 
 def ratio_interval(
@@ -110,6 +115,56 @@ def epochs_by_trial(steady: pd.DataFrame) -> list[np.ndarray]:
     return [group["_t"].to_numpy() for _, group in times.groupby("trial_id", sort=True)]
 
 
+def _epoch_spans(rows: pd.DataFrame) -> pd.DataFrame:
+    """Each training epoch's (trial_id, backend, start, end) in seconds, from its row's time (written after the
+    epoch's evaluation) less the evaluation and the training time; rows without a parseable time are left out."""
+    end = pd.to_datetime(rows["timestamp"], utc=True, errors="coerce", format="ISO8601")
+    eval_s = rows["eval_time_s"].astype(float).fillna(0.0) if "eval_time_s" in rows else 0.0
+    train_end = (end - pd.Timestamp(0, tz="UTC")).dt.total_seconds() - eval_s  # whatever unit pandas holds it in
+    spans = pd.DataFrame(
+        {
+            "trial_id": rows["trial_id"],
+            "backend": rows["backend"],
+            "start": train_end - rows["epoch_time_s"].astype(float),
+            "end": train_end,
+        }  # fmt: skip
+    )
+    return spans[end.notna().to_numpy() & spans["start"].notna().to_numpy()]
+
+
+def _training_spans(frame: pd.DataFrame) -> pd.DataFrame:
+    """Every training epoch of the run as a span (:func:`_epoch_spans`); none where the rows lack the times."""
+    if "timestamp" not in frame or "epoch_time_s" not in frame or "epoch" not in frame:
+        return pd.DataFrame(columns=["trial_id", "backend", "start", "end"])
+    return _epoch_spans(frame[frame["epoch"].notna() & frame["epoch_time_s"].notna()])
+
+
+def _shared_cores_note(case_steady: pd.DataFrame, every: pd.DataFrame, backends: tuple[str, str]) -> str:
+    """Where the two backends' steady epochs shared the machine with another trial's training (``every``: the run's
+    epoch spans) in unequal shares (trials side by side, ``--max-concurrent``), a note with the shares: their time
+    ratio then holds the contention as well as the backends' speed. Empty where the shares are alike or the times
+    are missing."""
+    if every.empty:
+        return ""
+    shares = {}
+    for backend in backends:
+        mine = _epoch_spans(case_steady[case_steady["backend"] == backend])
+        if mine.empty:
+            return ""
+        overlapped = [
+            bool(
+                ((every["trial_id"] != span.trial_id) & (every["start"] < span.end) & (every["end"] > span.start)).any()
+            )
+            for span in mine.itertuples()
+        ]
+        shares[backend] = (sum(overlapped), len(overlapped))
+    fractions = [done / total for done, total in shares.values()]
+    if abs(fractions[0] - fractions[1]) < 0.25:
+        return ""
+    counts = ", ".join(f"{b} {done}/{total}" for b, (done, total) in shares.items())
+    return f"steady epochs that shared the cores with another trial: {counts} (--max-concurrent 1 times them alone)"
+
+
 def _excludes(low: float, high: float, value: float) -> bool:
     return not (math.isnan(low) or math.isnan(high)) and (low > value or high < value)
 
@@ -129,6 +184,7 @@ def case_statistics(
     frame = with_suite(frame)
     named = several_suites(frame)
     finals, steady = final_rows(frame), steady_rows(frame)
+    spans = _training_spans(frame)
     out = []
     for keys, case in frame.groupby(CASE_KEYS, sort=True, dropna=False):
         backends = set(case["backend"].dropna())
@@ -146,6 +202,13 @@ def case_statistics(
             notes = [TOO_FEW_SEEDS] if n < 2 else []
             if math.isnan(t_low) and not math.isnan(ratio):
                 notes.append("under 2 steady epochs: no time interval")
+            # One trial a side: the interval sees that trial's epochs only, not the variation between trials (the
+            # minutes between them, another load) that a second seed would show: shown, never marked.
+            one_trial = min(len(times[reference]), len(times[backend])) < 2 and not math.isnan(t_low)
+            if one_trial:
+                notes.append("1 trial a side: time interval over its epochs only, not marked")
+            shared = _shared_cores_note(case_steady, spans, (reference, backend))
+            notes += [shared] if shared else []
             out.append(
                 {
                     **dict(zip(CASE_KEYS, keys, strict=True)),
@@ -160,7 +223,7 @@ def case_statistics(
                     "time_ratio": ratio,
                     "time_ci_low": t_low,
                     "time_ci_high": t_high,
-                    "time_significant": _excludes(t_low, t_high, 1.0),
+                    "time_significant": _excludes(t_low, t_high, 1.0) and not one_trial,
                     "note": "; ".join(notes),
                 }
             )

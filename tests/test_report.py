@@ -100,6 +100,28 @@ def test_a_slowed_backend_has_a_ratio_interval_excluding_one_and_the_mark():
     assert cells[4].startswith("1.") and "*" in cells[4]
 
 
+def test_one_trial_a_side_is_not_marked_and_unequal_sharing_of_the_cores_is_noted():
+    """One seed a side: the interval holds that trial's epochs only, not the variation between trials, so a 1.5x
+    slowdown is shown but not marked. Torch's trials side by side and TensorFlow's one at a time: the ratio holds
+    the contention too, and the row says so with the shares."""
+    single = case_statistics(_frame(torch_slowdown=1.5, seeds=1))
+    assert not single["time_significant"].any() and (single["time_ci_low"] > 1.3).all()
+    assert single["note"].str.contains("1 trial a side: time interval over its epochs only, not marked").all()
+    frame = _frame(seeds=2)
+    minute = {(m, s): 1 + 2 * i + s for i, m in enumerate(MODELS) for s in range(2)}  # one tensorflow trial at a time
+    tensorflow = frame["backend"] == "tensorflow"
+    frame.loc[tensorflow, "timestamp"] = [
+        f"2026-01-01T00:{minute[(m, s)]:02d}:{e:02d}.000+00:00"
+        for m, s, e in zip(
+            frame[tensorflow]["model"], frame[tensorflow]["seed"], frame[tensorflow]["epoch"], strict=True
+        )
+    ]
+    stats = case_statistics(frame)  # torch's trials all at minute 0, side by side
+    expected = "steady epochs that shared the cores with another trial: torch 6/6, tensorflow 0/6"
+    assert stats["note"].str.contains(expected, regex=False).all(), stats["note"].tolist()
+    assert not case_statistics(_frame(seeds=2))["note"].str.contains("shared the cores").any()  # alike: no note
+
+
 def test_equal_backends_are_not_marked():
     stats = case_statistics(_frame(torch_slowdown=1.0))
     assert ((stats["time_ci_low"] < 1) & (stats["time_ci_high"] > 1)).all()
