@@ -92,9 +92,12 @@ RUN_NOTE = (
     "excluded; '(warm-up)' marks cases that had no other epoch, and ratios with such a case on either side). Each "
     "comparison sets a backend against the reference backend, {reference}: accuracy differences are {reference} − "
     "backend, ratios {reference} / backend, so ratios above 1 mean {reference} takes longer (epoch time) or processes"
-    " more samples per second (samples/s). Training GFLOP/s = 3 × 2 × forward MACs per sample × samples/s (forward "
-    "and two backward passes; convolutions and dense layers only; deep_features: 1 × 2 ×, its samples/s being the "
-    "forward-only feature extraction)."
+    " more samples per second (samples/s). A case with several training phases (transfer: frozen, then unfrozen) "
+    "pools their steady epochs here, which do different work: the phase table gives each. Training GFLOP/s = 3 × 2 "
+    "× forward MACs per sample × samples/s (forward and two backward passes; convolutions and dense layers only; "
+    "deep_features: 1 × 2 ×, its samples/s being the forward-only feature extraction); it counts frozen layers as "
+    "trained, so it overstates the work of a frozen backbone (feature_extraction, freeze_early, transfer's frozen "
+    "phase)."
 )
 SETTINGS_NOTE = (
     "What each case ran with away from xfbench's defaults (`xfbench run --help` names them), runtime options last: "
