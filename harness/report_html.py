@@ -24,9 +24,10 @@ import pandas as pd
 from harness.backend import BACKENDS, REFERENCE_BACKEND
 from harness.compare import Thresholds, compare_frames
 from harness.errors import InputError
-from harness.reporting import TableData, comparison_rules, regression_cells, run_tables
+from harness.reporting import TableData, comparison_rules, regression_cells, run_tables, search_results_table
 from harness.statistics import SIGNIFICANT_MARK
 from harness.summary import summarize
+from harness.tuning import TunePlan
 from harness.user_files import read_run_json, read_run_table, with_rows
 
 STYLE = """
@@ -165,14 +166,20 @@ def _inline_svg(svg: str, prefix: str) -> str:
     return re.sub(r'href="#([^"]+)"', rf'href="#{prefix}-\1"', svg)
 
 
-def _search_plots(run: LoadedRunDir) -> list[Any]:
-    from harness import plots
+def _search_plan(run: LoadedRunDir) -> TunePlan | None:
+    """A tune run's search plan (run.json), or None for another run or one that sampled nothing."""
     from harness.plan import read_run_file
-    from harness.tuning import search_table
 
     if run.info.get("tune") is None or "stage" not in run.frame or not (run.frame["stage"] == "search").any():
-        return []
-    plan = read_run_file(run.path).plan.search
+        return None
+    return read_run_file(run.path).plan.search
+
+
+def _search_plots(run: LoadedRunDir) -> list[Any]:
+    from harness import plots
+    from harness.tuning import search_table
+
+    plan = _search_plan(run)
     if plan is None:
         return []
     table = search_table(run.frame, plan)
@@ -188,7 +195,10 @@ def _run_section(run: LoadedRunDir, reference: str) -> tuple[str, Iterator[Any]]
     stage_final = frame[frame["stage"] == "final"] if "stage" in frame and run.info.get("tune") else frame
     summary = summarize(stage_final, reference)
     parts = [f"<h2>Run {html.escape(run.run_id)}</h2>", "<h3>Provenance</h3>", _provenance_html(run.info)]
-    parts += [_table_html(t) for t in run_tables(summary)]
+    plan = _search_plan(run)
+    searched = search_results_table(run.frame, plan) if plan is not None else None
+    # the search first, as in summary.md: every sampled point and each backend's pick, re-run in the tables below
+    parts += [_table_html(t) for t in ([searched] if searched else []) + run_tables(summary)]
     drawn = itertools.chain(
         plots.learning_curves(stage_final),
         plots.epoch_times(stage_final),

@@ -153,7 +153,9 @@ def test_tune_searches_each_backend_in_its_own_experiment_with_asha_and_reruns_e
     assert "## tensorflow vs torch" in summary and "Statistics vs tensorflow" in stdout
     report = tmp_path / "tune-e2e" / "report.html"  # drawn whenever matplotlib (the report extra) is installed
     if importlib.util.find_spec("matplotlib") is not None:
-        assert "Statistics vs tensorflow" in report.read_text()
+        page = report.read_text()
+        assert "Statistics vs tensorflow" in page
+        assert "Search: val_acc at each trial" in page and ">best<" in page  # the search table, as in summary.md
     info = json.loads((tmp_path / "tune-e2e" / "run.json").read_text())
     assert info["kind"] == "tune" and info["tune"]["algorithm"] == "grid" and info["status"] == "finished"
 
