@@ -516,7 +516,7 @@ def print_run_summary(
     terminal's), or markdown / CSV / JSON."""
     summary = summary or outcome.summary
     if output_format in ("json", "csv"):
-        print(machine_summary(summary, outcome, output_format))
+        print(machine_summary(summary, outcome, output_format, search))
         return
     searched = search_results_table(outcome.frame, search) if search is not None else None
     tables = ([searched] if searched else []) + run_tables(summary)
@@ -535,15 +535,21 @@ def print_run_summary(
 MACHINE_TABLES = ("per_backend", "comparison", "statistics", "phases")
 
 
-def machine_summary(summary: Summary, outcome: RunOutcome, output_format: str) -> str:
+def machine_summary(summary: Summary, outcome: RunOutcome, output_format: str, search: TunePlan | None = None) -> str:
     """``--format json``: the run (id, folder, reference, wall time) and each summary table's rows, numbers as
-    numbers (NaN as null); ``--format csv``: one row per (case, backend), the per-backend figures with the
-    statistics against the reference beside them (empty for the reference), and the run's id and folder."""
+    numbers (NaN as null), and a tune's search (every sampled point, each backend's pick); ``--format csv``: one
+    row per (case, backend), the per-backend figures with the statistics against the reference beside them (empty
+    for the reference), and the run's id and folder (a tune's final stage: its search is in summary.md and JSON)."""
     frames = {name: getattr(summary, name).drop(columns=["suite_shown"], errors="ignore") for name in MACHINE_TABLES}
     if output_format == "json":
         run = {"run_id": outcome.run_id, "run_dir": str(outcome.run_dir), "reference": summary.reference,
                "wall_time_s": outcome.wall_time_s}  # fmt: skip
         tables = {name: json.loads(frame.to_json(orient="records")) for name, frame in frames.items()}
+        searched = search_table(outcome.frame, search) if search is not None else pd.DataFrame()
+        if len(searched):
+            best = set(best_trials(searched, search).values()) if search is not None else set()
+            points = searched.assign(best=searched["trial_id"].isin(best))
+            tables["search"] = json.loads(points.to_json(orient="records"))
         return json.dumps({**run, "tables": tables})
     flat = frames["per_backend"]
     if not frames["statistics"].empty:

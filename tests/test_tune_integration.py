@@ -156,6 +156,17 @@ def test_tune_searches_each_backend_in_its_own_experiment_with_asha_and_reruns_e
         page = report.read_text()
         assert "Statistics vs tensorflow" in page
         assert "Search: val_acc at each trial" in page and ">best<" in page  # the search table, as in summary.md
+    # --format json carries the search too: every sampled point per backend, one pick each
+    from types import SimpleNamespace
+
+    from harness.plan import read_run_file
+    from harness.reporting import machine_summary
+    from harness.summary import summarize
+
+    plan = read_run_file(tmp_path / "tune-e2e").plan.search
+    outcome = SimpleNamespace(run_id="tune-e2e", run_dir=tmp_path, frame=frame, wall_time_s=1.0)
+    points = json.loads(machine_summary(summarize(frame), outcome, "json", plan))["tables"]["search"]  # type: ignore[arg-type]
+    assert len(points) == 6 and sorted(p["backend"] for p in points if p["best"]) == ["tensorflow", "torch"]
     info = json.loads((tmp_path / "tune-e2e" / "run.json").read_text())
     assert info["kind"] == "tune" and info["tune"]["algorithm"] == "grid" and info["status"] == "finished"
 
