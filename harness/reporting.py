@@ -123,7 +123,8 @@ STATS_NOTE = (
 SPEED_NOTE = (
     "Each mode of the speed_matrix suite (harness/suites.py SPEED_VARIANTS): samples/s is the median over steady "
     "epochs, ÷ fastest its ratio to the model's fastest mode, and warm-up s the first epoch's training seconds "
-    "(tracing, compiling), kept out of samples/s."
+    "(tracing, compiling; the median over each phase's first epoch where a case has several phases), kept out of "
+    "samples/s."
 )
 
 
@@ -175,9 +176,15 @@ def _epoch_time_cell(row: pd.Series) -> str:
 def _accuracy_cell(row: pd.Series) -> str:
     """Mean ± std over seeds; one seed has no spread to show (0 would claim one)."""
     mean, std = row["test_acc_mean"], row["test_acc_std"]
-    if isinstance(std, float) and math.isnan(std) and not (isinstance(mean, float) and math.isnan(mean)):
+    if _one_seed(row):
         return f"{fmt(mean, '.4f')} (1 seed)"
     return f"{fmt(mean, '.4f')} ± {fmt(std, '.4f')}"
+
+
+def _one_seed(row: pd.Series) -> bool:
+    """A mean test accuracy without a spread: one seed (NaN std)."""
+    mean, std = row["test_acc_mean"], row["test_acc_std"]
+    return isinstance(std, float) and math.isnan(std) and not (isinstance(mean, float) and math.isnan(mean))
 
 
 def per_backend_cells(row: pd.Series) -> list[str]:
@@ -192,7 +199,7 @@ def per_backend_cells(row: pd.Series) -> list[str]:
         _epoch_time_cell(row),
         fmt(row["samples_per_s_median"], ",.0f"),
         fmt(row["params"], ",.0f"),
-        fmt(row["forward_macs"] / 1e6, ",.2f"),
+        mmac_cell(row["forward_macs"]),
         fmt(row["train_gflops"], ".2f"),
     ]
 
@@ -788,12 +795,19 @@ def _per_backend_short(row: pd.Series) -> tuple[str, ...]:
         str(row["backend"]),
         _status_cell(row, ok_word=""),
         fmt(row["test_acc_mean"], ".4f"),
-        fmt(row["test_acc_std"], ".4f"),
+        "1 seed" if _one_seed(row) else fmt(row["test_acc_std"], ".4f"),  # as summary.md: one seed has no spread
         _epoch_time_cell(row),
         fmt(row["samples_per_s_median"], ",.0f"),
-        fmt(row["forward_macs"] / 1e6, ",.2f"),
+        mmac_cell(row["forward_macs"]),
         fmt(row["train_gflops"], ".2f"),
     )
+
+
+def mmac_cell(macs: float) -> str:
+    """Forward MACs in millions: two decimals, or two significant digits below 0.1 M (a small MLP's 0.0047 M read
+    0.00)."""
+    millions = macs / 1e6
+    return fmt(millions, ",.2f" if not millions < 0.1 else ".2g")
 
 
 def run_tables(summary: Summary) -> list[TableData]:

@@ -430,3 +430,8 @@ def test_each_case_says_what_it_ran_with_away_from_the_defaults():
         '| scratch-mlp-digits | tensorflow | epochs 3, optimizer.lr 0.001, optimizer.name "adam", tf_mode fit |' in text
     )
     assert "settings" in [t.name for t in reporting.run_tables(summary)]
+
+
+def test_small_mac_counts_keep_two_significant_digits():
+    """A small MLP's 4,700 MACs read 0.00 MMAC; the convnets' keep two decimals."""
+    assert [reporting.mmac_cell(m) for m in (4_700.0, 174_848.0, 1.8e9)] == ["0.0047", "0.17", "1,800.00"]
