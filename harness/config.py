@@ -194,8 +194,8 @@ def check_decay_to_decouple(optimizer: OptimizerConfig) -> None:
     if optimizer.decoupled and not optimizer.weight_decay and optimizer.name != "adamw":
         raise InputError(
             f"Expected a weight decay to decouple with --decoupled-weight-decay. Received: {optimizer.name} with a "
-            "weight decay of 0 (its default), so the flag would be recorded but never applied. Give --weight-decay "
-            "RATE (or search it), or drop --decoupled-weight-decay."
+            "weight decay of 0 (every optimizer's default but adamw's), so the flag would be recorded but never "
+            "applied. Give --weight-decay RATE (or search it), or drop --decoupled-weight-decay."
         )
 
 

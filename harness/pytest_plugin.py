@@ -601,7 +601,7 @@ def pytest_testnodedown(node: Any, error: object | None) -> None:
 def _against_baseline(config: pytest.Config, outcome: Any, reference: str) -> tuple[str, bool, tuple[str, ...]]:
     """The session's run against ``reference``: the comparison's markdown, whether the baseline could be used, and
     the cases that regressed (SessionReport's last three fields)."""
-    from harness.baselines import Environment, environment_warnings, load_run
+    from harness.baselines import Environment, LoadedRun, environment_warnings, load_run, run_state_warnings
     from harness.compare import Thresholds, compare_frames
     from harness.reporting import comparison_markdown
 
@@ -612,7 +612,8 @@ def _against_baseline(config: pytest.Config, outcome: Any, reference: str) -> tu
     rows = compare_frames(base.frame, outcome.frame)
     if not any(r.in_both for r in rows):  # a gate that compared nothing must not pass as "no regression"
         return f"baseline not usable: {reference} ran none of this session's cases, so nothing was compared", False, ()
-    warnings = environment_warnings(base.environment, Environment.of(outcome.frame))
+    session = LoadedRun(outcome.run_id, Path(outcome.run_dir), outcome.frame, Environment.of(outcome.frame))
+    warnings = environment_warnings(base.environment, session.environment) + run_state_warnings(base, session)
     markdown = comparison_markdown(rows, reference, outcome.run_id, warnings, Thresholds())
     return markdown, True, tuple(f"{r.case} [{r.backend}]" for r in rows if r.regressed)
 
