@@ -91,7 +91,7 @@ RUN_NOTE = (
     "Epoch time and samples/s are medians over steady-state epochs (the first epoch of each phase is warm-up and "
     "excluded; '(warm-up)' marks cases that had no other epoch, and ratios with such a case on either side). Each "
     "comparison sets a backend against the reference backend, {reference}: accuracy differences are {reference} − "
-    "backend, ratios {reference} / backend, so ratios above 1 mean {reference} takes longer (epoch time) or processes"
+    "backend over the seeds ok in both, ratios {reference} / backend, so ratios above 1 mean {reference} takes longer (epoch time) or processes"
     " more samples per second (samples/s). A case with several training phases (transfer: frozen, then unfrozen) "
     "pools their steady epochs here, which do different work: the phase table gives each. Training GFLOP/s = 3 × 2 "
     "× forward MACs per sample × samples/s (forward and two backward passes; convolutions and dense layers only; "

@@ -144,8 +144,22 @@ def summarize(frame: pd.DataFrame, reference: str = REFERENCE_BACKEND) -> Summar
     per_backend = pd.DataFrame(rows)
     from harness.statistics import case_statistics  # it reads rows with this module's helpers: import when used
 
-    comparison = _compare(per_backend, reference)
-    return Summary(per_backend, comparison, reference, case_statistics(frame, reference), phase_times(frame))
+    statistics = case_statistics(frame, reference)
+    comparison = _paired(_compare(per_backend, reference), statistics)
+    return Summary(per_backend, comparison, reference, statistics, phase_times(frame))
+
+
+def _paired(comparison: pd.DataFrame, statistics: pd.DataFrame) -> pd.DataFrame:
+    """The comparison's accuracy difference over the seeds that ended ok in both backends (the statistics' paired
+    mean), where there are any: a seed that failed or diverged on one side would otherwise leave the other side's
+    mean over more seeds, and the difference would be partly which seeds were averaged."""
+    if comparison.empty or statistics.empty:
+        return comparison
+    keys = [*CASE_KEYS, "backend"]
+    paired = statistics.set_index(keys)["acc_diff_pp"]
+    lookup = comparison.set_index(keys).index.map(lambda k: paired.get(k, math.nan))
+    values = pd.Series(list(lookup), index=comparison.index, dtype=float)
+    return comparison.assign(acc_diff_pp=values.where(values.notna(), comparison["acc_diff_pp"]))
 
 
 def case_settings(group: pd.DataFrame) -> str:

@@ -122,6 +122,20 @@ def test_one_trial_a_side_is_not_marked_and_unequal_sharing_of_the_cores_is_note
     assert not case_statistics(_frame(seeds=2))["note"].str.contains("shared the cores").any()  # alike: no note
 
 
+def test_the_comparison_differences_accuracy_over_the_seeds_ok_in_both_backends():
+    """A seed that diverged on one backend leaves the other backend's mean over one more seed: the comparison's
+    Δ acc pp is the paired mean over the seeds ok in both, as the statistics table's."""
+    frame = _frame(seeds=3)
+    lost = (frame["backend"] == "tensorflow") & (frame["seed"] == 2)
+    frame.loc[lost, "status"], frame.loc[lost, "test_acc"] = "diverged", math.nan
+    summary = summarize(frame)
+    finals = frame[frame["test_acc"].notna()].set_index(["model", "backend", "seed"])["test_acc"]
+    for model in MODELS:
+        paired = [100 * (finals[(model, "torch", s)] - finals[(model, "tensorflow", s)]) for s in (0, 1)]
+        row = summary.comparison[summary.comparison["model"] == model].iloc[0]
+        assert row["acc_diff_pp"] == pytest.approx(np.mean(paired))
+
+
 def test_equal_backends_are_not_marked():
     stats = case_statistics(_frame(torch_slowdown=1.0))
     assert ((stats["time_ci_low"] < 1) & (stats["time_ci_high"] > 1)).all()
