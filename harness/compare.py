@@ -97,21 +97,20 @@ def steady_epoch_times(frame: pd.DataFrame) -> np.ndarray:
 
 
 def final_accuracies(frame: pd.DataFrame) -> np.ndarray:
-    return np.array(list(_seed_accuracies(frame).values()), dtype=float)
+    return np.array(list(_seed_accuracies(final_rows(frame)).values()), dtype=float)
 
 
-def _seed_accuracies(frame: pd.DataFrame) -> dict[int, float]:
-    """Seed -> the final test accuracy of the case's trial that ended ok with that seed."""
-    finals = final_rows(frame)
+def _seed_accuracies(finals: pd.DataFrame) -> dict[int, float]:
+    """Seed -> the final test accuracy of the trial that ended ok with that seed (``finals``: final rows)."""
     ok = finals[(finals["status"] == "ok") & finals["test_acc"].notna()] if len(finals) else finals
     return {int(seed): float(acc) for seed, acc in zip(ok["seed"], ok["test_acc"], strict=True)} if len(ok) else {}
 
 
 def _common_seed_accuracies(base: pd.DataFrame, new: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, str]:
-    """Each side's final accuracies over the seeds that ended ok in both, where the two differ in the seeds they
-    ran or that ended ok (an average over other seeds differs by which seeds were drawn, not by the code), and a
-    note saying so. With no seed ok in both, each side's own seeds, noted too."""
-    ran = [{int(s) for s in final_rows(frame)["seed"].dropna()} if len(frame) else set() for frame in (base, new)]
+    """Each side's final accuracies (``base``, ``new``: final rows) over the seeds that ended ok in both, where the
+    two differ in the seeds they ran or that ended ok (an average over other seeds differs by which seeds were
+    drawn, not by the code), and a note saying so. With no seed ok in both, each side's own seeds, noted too."""
+    ran = [{int(s) for s in finals["seed"].dropna()} if len(finals) else set() for finals in (base, new)]
     b, n = _seed_accuracies(base), _seed_accuracies(new)
     notes = [f"seeds differ: {_seeds(ran[0])}→{_seeds(ran[1])}"] if ran[0] != ran[1] else []
     common = set(b) & set(n)
@@ -130,10 +129,10 @@ def _seeds(seeds: Iterable[int]) -> str:
 
 def _trials_change(base: pd.DataFrame, new: pd.DataFrame) -> tuple[str, str]:
     """The regression verdict on the trials that did not end ok (failed, diverged, skipped) and a note naming them
-    per side: a run whose trials diverged has no accuracy or time to compare, and that must not pass as no change."""
+    per side (``base``, ``new``: final rows): a run whose trials diverged has no accuracy or time to compare, and
+    that must not pass as no change."""
     shares, parts = [], []
-    for side, frame in (("base", base), ("new", new)):
-        finals = final_rows(frame)
+    for side, finals in (("base", base), ("new", new)):
         bad = finals[finals["status"] != "ok"]["status"].value_counts() if len(finals) else pd.Series(dtype=int)
         shares.append(bad.sum() / max(len(finals), 1))
         if len(bad):
@@ -352,9 +351,10 @@ def compare_frames(base: pd.DataFrame, new: pd.DataFrame, thresholds: Thresholds
             out.append(_one_sided(case, key[5], b, n))
             continue
         tc = _time_verdict(steady_rows(b), steady_rows(n), t)
-        base_accs, new_accs, seeds_note = _common_seed_accuracies(b, n)
+        base_finals, new_finals = final_rows(b), final_rows(n)
+        base_accs, new_accs, seeds_note = _common_seed_accuracies(base_finals, new_finals)
         base_a, new_a, diff, ci, acc_verdict, note = _accuracy_verdict(base_accs, new_accs, t)
-        trials_verdict, trials_note = _trials_change(b, n)
+        trials_verdict, trials_note = _trials_change(base_finals, new_finals)
         parts = (trials_note, config_change(b, n), runtime_change(b, n), seeds_note, note)
         note = "; ".join(part for part in parts if part)
         out.append(

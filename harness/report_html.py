@@ -175,11 +175,10 @@ def _search_plan(run: LoadedRunDir) -> TunePlan | None:
     return read_run_file(run.path).plan.search
 
 
-def _search_plots(run: LoadedRunDir) -> list[Any]:
+def _search_plots(run: LoadedRunDir, plan: TunePlan | None) -> list[Any]:
     from harness import plots
     from harness.tuning import search_table
 
-    plan = _search_plan(run)
     if plan is None:
         return []
     table = search_table(run.frame, plan)
@@ -204,7 +203,7 @@ def _run_section(run: LoadedRunDir, reference: str) -> tuple[str, Iterator[Any]]
         plots.epoch_times(stage_final),
         plots.accuracy_vs_time(stage_final),
         plots.time_ratios(summary.statistics),
-        _search_plots(run),
+        _search_plots(run, plan),
     )
     return "\n".join(parts), drawn
 

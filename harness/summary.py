@@ -156,10 +156,10 @@ def _paired(comparison: pd.DataFrame, statistics: pd.DataFrame) -> pd.DataFrame:
     if comparison.empty or statistics.empty:
         return comparison
     keys = [*CASE_KEYS, "backend"]
-    paired = statistics.set_index(keys)["acc_diff_pp"]
-    lookup = comparison.set_index(keys).index.map(lambda k: paired.get(k, math.nan))
-    values = pd.Series(list(lookup), index=comparison.index, dtype=float)
-    return comparison.assign(acc_diff_pp=values.where(values.notna(), comparison["acc_diff_pp"]))
+    paired = statistics[[*keys, "acc_diff_pp"]].rename(columns={"acc_diff_pp": "_paired"})
+    merged = comparison.merge(paired, on=keys, how="left")
+    merged["acc_diff_pp"] = merged["_paired"].astype(float).fillna(merged["acc_diff_pp"])
+    return merged.drop(columns="_paired")
 
 
 def case_settings(group: pd.DataFrame) -> str:
