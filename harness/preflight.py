@@ -88,6 +88,8 @@ def preflight(
             derived = derive(datasets[trial.dataset], task)
             _check_training_samples(task, derived, datasets[trial.dataset])
             _check_classes(task, datasets[trial.dataset])
+            if not resumed:  # a recorded run trained on what there was
+                _check_train_limit(task, derived, datasets[trial.dataset])
             check_input(trial.input, derived.input_shape, datasets[trial.dataset].normalization)
             check_augment(trial.augment, derived.input_shape)
             # Converts framework and user models here (cached for the trials): an unsupported op stops the run
@@ -259,6 +261,20 @@ def _check_training_samples(task: TaskSpec | None, derived: Dataset, dataset: Da
     raise InputError(
         f"Expected training samples in task {task.label if task else 'all'} of {dataset.name}. "
         f"Received: none. To fix, {fix}."
+    )
+
+
+def _check_train_limit(task: TaskSpec | None, derived: Dataset, dataset: Dataset) -> None:
+    """A limit above the samples there are would train on fewer than the results' task label ("first N train")
+    says."""
+    if task is None or task.train_limit is None or len(derived.y_train) >= task.train_limit:
+        return
+    available = len(derived.y_train)
+    within = f" of classes {','.join(map(str, task.classes))}" if task.classes is not None else ""
+    raise InputError(
+        f"Expected --train-limit at most {available:,}, the training samples{within} in {dataset.name}. "
+        f"Received: {task.train_limit:,}. To fix, lower --train-limit to {available:,} or less, or leave it out to "
+        "train on all of them."
     )
 
 

@@ -313,6 +313,12 @@ BAD_INPUTS = {
         ],
         "Expected classes among 0..9 of digits. Received: classes=(5, 6, 7, 8, 12)",
     ),
+    "train limit above the samples there are": (
+        ["run", "--strategy", "scratch", "--model", "mlp", "--dataset", "digits", "--classes", "0,1"]
+        + ["--train-limit", "300"],
+        "Expected --train-limit at most 257, the training samples of classes 0,1 in digits. Received: 300. To fix, "
+        "lower --train-limit to 257 or less",
+    ),
     "negative frozen epochs": (
         ["run", "--strategy", "transfer", "--model", "cnn_small", "--dataset", "digits", "--frozen-epochs", "-1"],
         "argument --frozen-epochs: expected a number >= 0, received -1",
