@@ -5,12 +5,14 @@ and fvcore: the multiply-accumulates of convolutions and dense layers, per sampl
 (in_channels / groups) x kh x kw MACs, a dense output in_features. BatchNorm, activations, pooling, adds and
 concatenations are left out: they are memory-bound, and well under 1 % of the conv MACs of the zoo's networks.
 Training costs about three forward passes (the backward pass computes gradients for inputs and for weights),
-so achieved training FLOP/s = 3 x 2 x forward_macs x samples/s (:func:`training_gflops`).
+less what frozen layers and the first layer's input gradient spare (:func:`step_macs`); achieved training FLOP/s
+= 2 x step MACs x samples/s (:func:`achieved_gflops`).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Collection
 from dataclasses import dataclass
 
 import numpy as np
@@ -68,10 +70,41 @@ def model_cost(spec: ModelSpec) -> ModelCost:
     return ModelCost(tuple(rows))
 
 
-def training_gflops(forward_macs: float, samples_per_s: float, passes: int = TRAINING_PASSES) -> float:
-    """Achieved GFLOP/s: ``passes`` forward passes' worth of FLOPs per sample (three for training; one where the
-    samples/s is a forward-only extraction, as deep_features' is)."""
-    return passes * FLOPS_PER_MAC * forward_macs * samples_per_s / 1e9
+def step_macs(spec: ModelSpec, frozen: Collection[str] = ()) -> int:
+    """Multiply-accumulates per sample of one training step with the layers ``frozen`` (names) frozen: the forward
+    pass through every layer; the gradient with respect to a layer's input wherever a trainable layer lies below it
+    (autograd and GradientTape compute no gradient that no trainable weight needs: a frozen backbone under a new head
+    costs its forward pass only); the gradient with respect to the weights of each trainable layer. Each backward
+    product costs what the layer's forward pass does. With nothing frozen: three forward passes less the first
+    layer's input gradient."""
+    cost = model_cost(spec)
+    frozen = set(frozen)
+    carries_gradient: dict[str, bool] = {}  # a layer's output depends on a trainable weight
+    total = 0
+    for index, (layer, layer_cost) in enumerate(zip(spec.layers, cost.layers, strict=True)):
+        trainable = layer_cost.params > 0 and layer.name not in frozen
+        below = any(carries_gradient.get(name, False) for name in spec.inputs_of(index))
+        carries_gradient[layer.name] = trainable or below
+        total += layer_cost.macs * (1 + int(below) + int(trainable))
+    return total
+
+
+def forward_macs_to(spec: ModelSpec, layer: str) -> int:
+    """Multiply-accumulates per sample of the forward pass up to ``layer``'s output: the layers it depends on."""
+    cost = {c.name: c.macs for c in model_cost(spec).layers}
+    index = {l.name: i for i, l in enumerate(spec.layers)}
+    needed, stack = set(), [layer]
+    while stack:
+        name = stack.pop()
+        if name in index and name not in needed:
+            needed.add(name)
+            stack.extend(spec.inputs_of(index[name]))
+    return sum(cost[name] for name in needed)
+
+
+def achieved_gflops(macs_per_sample: float, samples_per_s: float) -> float:
+    """Achieved GFLOP/s of work costing ``macs_per_sample`` multiply-accumulates per sample."""
+    return FLOPS_PER_MAC * macs_per_sample * samples_per_s / 1e9
 
 
 def training_memory_floor(spec: ModelSpec, batch_size: int, variable_bytes: int, activation_bytes: int) -> int:

@@ -94,10 +94,11 @@ RUN_NOTE = (
     "backend over the seeds ok in both, ratios {reference} / backend, so ratios above 1 mean {reference} takes longer"
     " (epoch time) or processes more samples per second (samples/s). A case with several training phases (transfer: "
     "frozen, then unfrozen) pools their steady epochs here, which do different work: the phase table gives each. "
-    "Training GFLOP/s = 3 × 2 × forward MACs per sample × samples/s (forward and two backward passes; convolutions "
-    "and dense layers only; deep_features: 1 × 2 ×, its samples/s being the forward-only feature extraction); it "
-    "counts frozen layers as trained, so it overstates the work of a frozen backbone (feature_extraction, "
-    "freeze_early, transfer's frozen phase)."
+    "Training GFLOP/s = 2 × a step's MACs per sample × samples/s, the median over the steady epochs; a step's MACs: "
+    "every layer's forward pass, and each trainable layer's weight gradient and, where a trainable layer lies below "
+    "it, input gradient, each costing the layer's forward MACs (convolutions and dense layers only), so a frozen "
+    "layer costs its forward pass alone (feature_extraction, freeze_early, transfer's frozen phase) and "
+    "deep_features counts the forward pass to its feature layer, its samples/s being that extraction."
 )
 SETTINGS_NOTE = (
     "What each case ran with away from xfbench's defaults (`xfbench run --help` names them), runtime options last: "

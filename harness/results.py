@@ -53,6 +53,13 @@ SCHEMA: tuple[tuple[str, str, str], ...] = (
         "Int64",
         "forward multiply-accumulates per sample, convolutions and dense layers (harness.model_cost)",
     ),
+    (
+        "step_macs",
+        "Int64",
+        "multiply-accumulates per sample of the work the row's samples/s times: one training step with the phase's "
+        "frozen layers (forward, and backward where a trainable layer needs it), or deep_features' forward pass to "
+        "its feature layer (harness.model_cost.step_macs)",
+    ),
     ("dataset", "string", "dataset name"),
     (
         "variant",

@@ -15,7 +15,7 @@ import pandas as pd
 from harness.backbone import backbone_variant
 from harness.backend import BACKENDS, REFERENCE_BACKEND
 from harness.config import case_label
-from harness.model_cost import TRAINING_PASSES, training_gflops
+from harness.model_cost import FLOPS_PER_MAC, TRAINING_PASSES, achieved_gflops
 from harness.stages import STAGE_SEARCH
 
 # A case is a suite's: two suites of one run may name the same (strategy, model, variant, dataset) with other
@@ -116,8 +116,6 @@ def summarize(frame: pd.DataFrame, reference: str = REFERENCE_BACKEND) -> Summar
         samples_per_s = float(timing["samples_per_s"].median()) if len(timing) else math.nan
         macs = _first(group, "forward_macs")
         case = dict(zip(CASE_KEYS + ["backend"], keys, strict=True))
-        # deep_features' samples/s is its feature extraction: one forward pass per sample, not a training step's three
-        passes = 1 if case["strategy"] == "deep_features" else TRAINING_PASSES
         rows.append(
             {
                 **case,
@@ -133,7 +131,7 @@ def summarize(frame: pd.DataFrame, reference: str = REFERENCE_BACKEND) -> Summar
                 "samples_per_s_median": samples_per_s,
                 "params": _first(group, "params"),
                 "forward_macs": macs,
-                "train_gflops": training_gflops(macs, samples_per_s, passes),
+                "train_gflops": _achieved_gflops(timing, str(case["strategy"]), macs),
                 "timing_basis": "steady" if len(steady) else (WARMUP_ONLY if len(timing) else "none"),
                 "warmup_time_s": _warmup_seconds(group),
                 **{f"{c}_mean": _mean(ok, c) for c in MC_COLUMNS},
@@ -243,6 +241,17 @@ def _warmup_seconds(group: pd.DataFrame) -> float:
     warm = last_attempts(group)
     warm = warm[(warm["warmup"] == True) & (warm["status"] == "ok")]  # noqa: E712 (nullable booleans)
     return float(warm["epoch_time_s"].median()) if len(warm) else math.nan
+
+
+def _achieved_gflops(timing: pd.DataFrame, strategy: str, forward_macs: float) -> float:
+    """The median over the timed epochs of 2 x step MACs x samples/s: each epoch at the cost of the step its phase
+    trained (a frozen phase's step costs less than the unfrozen one after it). Rows recorded before the step's MACs
+    were: three forward passes per sample, one for deep_features (its samples/s time a forward-only extraction)."""
+    if "step_macs" in timing.columns and len(timing) and timing["step_macs"].notna().all():
+        flops = FLOPS_PER_MAC * timing["step_macs"].astype(float) * timing["samples_per_s"].astype(float)
+        return float((flops / 1e9).median())
+    passes = 1 if strategy == "deep_features" else TRAINING_PASSES
+    return achieved_gflops(passes * forward_macs, float(timing["samples_per_s"].median()) if len(timing) else math.nan)
 
 
 def _first(group: pd.DataFrame, column: str) -> float:

@@ -100,9 +100,11 @@ def run_trial(config: TrialConfig, run: RunInfo, sink: RowSink, dataset: Dataset
         extra = fields.pop("extra")
         sink({**common, **fields, **extra, "timestamp": utc_now("milliseconds")})
 
-    def on_model(spec: ModelSpec) -> None:
+    def on_model(spec: ModelSpec, timed_macs: int) -> None:
         cost = model_cost(spec)
-        common.update(params=cost.params, forward_macs=cost.forward_macs, inexact=inexact_text(config, spec))
+        common.update(
+            params=cost.params, forward_macs=cost.forward_macs, step_macs=timed_macs, inexact=inexact_text(config, spec)
+        )
 
     strategy = get_strategy(config.strategy)
     return strategy(StrategyContext(config=config, backend=backend, dataset=dataset, sink=emit, on_model=on_model))

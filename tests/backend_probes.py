@@ -169,7 +169,10 @@ def run_strategy(name: str, config_dict: dict) -> tuple[list[dict], NeutralWeigh
         fields = dict(record.__dict__)
         rows.append({**common, **fields, **fields.pop("extra")})
 
-    ctx = StrategyContext(config=config, backend=backend, dataset=load_dataset(config.dataset), sink=sink)
+    def on_model(spec: ModelSpec, timed_macs: int) -> None:
+        common["step_macs"] = timed_macs  # as harness.trial's rows carry it
+
+    ctx = StrategyContext(config, backend, load_dataset(config.dataset), sink, on_model)
     get_strategy(config.strategy)(ctx)
     return rows, backend.export_weights()
 
@@ -189,3 +192,19 @@ def one_step_with_multipliers(
     backend.set_data("train", x, y)
     backend.train_epoch("train", [batch], np.array([optimizer.lr], np.float32), first_step=0)
     return backend.export_weights()
+
+
+def step_flops(
+    name: str, spec: ModelSpec, weights: NeutralWeights, frozen: list[str], x: np.ndarray, y: np.ndarray
+) -> float:
+    """FLOPs per sample that PyTorch's own counter (torch.utils.flop_counter: convolutions and matrix products,
+    forward and backward, as autograd runs them) counts in one training step with the layers ``frozen``."""
+    from torch.utils.flop_counter import FlopCounterMode  # a torch probe only
+
+    backend = _backend(name, spec, weights)
+    backend.freeze_layers(frozen)
+    backend.set_optimizer(OptimizerConfig("sgd", lr=0.01).resolved())
+    backend.set_data("train", x, y)
+    with FlopCounterMode(display=False) as counter:
+        backend.train_epoch("train", [np.arange(len(x))], np.full(1, 0.01, np.float32), None, first_step=0)
+    return counter.get_total_flops() / len(x)

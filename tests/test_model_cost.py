@@ -6,12 +6,13 @@ import json
 import math
 
 import backend_probes as probes
+import numpy as np
 import pandas as pd
 import pytest
 
 from harness.cli import main
 from harness.config import TrialConfig
-from harness.model_cost import model_cost, training_gflops, training_memory_floor
+from harness.model_cost import achieved_gflops, forward_macs_to, model_cost, step_macs, training_memory_floor
 from harness.models import ModelOptions, build_spec
 from harness.spec import Conv2D, Dense, Flatten, ModelSpec, spec_from_dict
 from harness.summary import summarize
@@ -60,8 +61,37 @@ def test_grouped_convolutions_count_only_their_groups_inputs():
     assert macs["dw"] == 6 * 6 * 16 * 1 * 9 and macs["out"] == 6 * 6 * 16 * 2
 
 
-def test_training_gflops_counts_three_passes_of_two_flops_per_mac():
-    assert training_gflops(1e9, 10.0) == pytest.approx(60.0)
+def test_achieved_gflops_counts_two_flops_per_mac():
+    assert achieved_gflops(3e9, 10.0) == pytest.approx(60.0)
+
+
+def test_a_training_steps_macs_by_hand_count_no_gradient_that_no_trainable_weight_needs():
+    spec = build_spec("mlp", (8, 8, 1), 10)  # 64 -> 4000 -> 10
+    hidden, head = 64 * 4000, 4000 * 10
+    # forward, the weight gradients of both, the head's input gradient; the first layer's input gradient feeds nothing
+    assert step_macs(spec) == 3 * (hidden + head) - hidden
+    frozen = [layer.name for layer in spec.layers[:-1]]
+    assert step_macs(spec, frozen) == hidden + 2 * head  # a frozen backbone: its forward pass only
+    assert forward_macs_to(spec, frozen[-1]) == hidden and forward_macs_to(spec, spec.layers[-1].name) == hidden + head
+
+
+@pytest.mark.parametrize("name", ["cnn_small", "resnet20"])
+def test_a_training_steps_macs_are_what_pytorchs_flop_counter_counts_with_every_freeze_the_strategies_make(
+    workers, name
+):
+    """Against the FLOPs torch.utils.flop_counter counts as autograd runs one step of the torch backend: exactly, for
+    a network trained whole, with all but its head frozen (feature_extraction) and with its first group frozen
+    (freeze_early), resnet20's skip connections included. Not mobilenet_v2: that counter counts a grouped
+    convolution's backward pass as if it were dense (17 times a depthwise 3x3 over 16 channels here)."""
+    from harness.weights import initial_weights
+
+    spec = build_spec(name, (8, 8, 1), 10)
+    x = np.random.default_rng(0).random((16, 8, 8, 1), dtype=np.float32)
+    y = np.arange(16) % 10
+    first_group = next(iter(spec.groups().values()))
+    for frozen in ([], [layer.name for layer in spec.layers[:-1]], list(first_group)):
+        counted = workers["torch"](probes.step_flops, spec, initial_weights(spec, "glorot_uniform", 0), frozen, x, y)
+        assert counted == 2 * step_macs(spec, frozen), (len(frozen), counted)
 
 
 def test_the_memory_floor_is_the_parameters_and_one_batchs_input_and_largest_output_by_hand():
@@ -157,8 +187,8 @@ def test_every_row_of_a_trial_carries_its_models_cost(workers, digits):
     config = TrialConfig(strategy="scratch", model="convnet3", dataset="digits", backend="torch", seed=0, epochs=1)
     rows = workers["torch"](probes.trial_rows, config.to_dict(), "cost")
     spec = build_spec("convnet3", digits.input_shape, digits.num_classes)
-    assert rows and {(r["params"], r["forward_macs"]) for r in rows} == {
-        (count_parameters(spec), model_cost(spec).forward_macs)
+    assert rows and {(r["params"], r["forward_macs"], r["step_macs"]) for r in rows} == {
+        (count_parameters(spec), model_cost(spec).forward_macs, step_macs(spec))
     }
 
 
@@ -185,10 +215,23 @@ def test_summary_reports_achieved_training_gflops_per_backend():
         for b, sps in (("torch", 1000.0), ("tensorflow", 500.0))
         for epoch in (1, 2)
     ]
+    # rows recorded before step_macs: three forward passes of two FLOPs per MAC
     per_backend = summarize(pd.DataFrame(rows)).per_backend.set_index("backend")
     assert per_backend.loc["torch", "train_gflops"] == pytest.approx(6 * 2e6 * 1000 / 1e9)
     assert per_backend.loc["tensorflow", "train_gflops"] == pytest.approx(6 * 2e6 * 500 / 1e9)
     assert per_backend.loc["torch", "params"] == 100
-    # deep_features' samples/s is a forward-only extraction: one pass of two FLOPs per MAC
+    # and deep_features' samples/s a forward-only extraction: one pass
     extraction = summarize(pd.DataFrame([r | {"strategy": "deep_features"} for r in rows])).per_backend
     assert extraction.set_index("backend").loc["torch", "train_gflops"] == pytest.approx(2 * 2e6 * 1000 / 1e9)
+    # with each row's step MACs: the median over the steady epochs of what each epoch's step cost (a frozen phase's
+    # steps are cheaper than the unfrozen phase's after it), not the pooled samples/s times one cost
+    phases = [
+        r
+        | {"trial_id": "t-torch-s0", "epoch": e, "phase": p, "warmup": e in (1, 3), "samples_per_s": s, "step_macs": m}
+        for r in rows[:1]
+        for e, p, s, m in ((1, "frozen", 900.0, 1e6), (2, "frozen", 1000.0, 1e6), (3, "unfrozen", 300.0, 5e6))
+        + ((4, "unfrozen", 400.0, 5e6), (5, "unfrozen", 500.0, 5e6))
+    ]
+    phased = summarize(pd.DataFrame(phases)).per_backend.set_index("backend")
+    # steady epochs 2, 4, 5: 2 x 1e6 x 1000, 2 x 5e6 x 400, 2 x 5e6 x 500 FLOP/s
+    assert phased.loc["torch", "train_gflops"] == pytest.approx(4.0)

@@ -16,6 +16,7 @@ from harness.backbone import checkpoint_path, pretrain_trials, recipe_for
 from harness.checkpoints import load_checkpoint, save_checkpoint
 from harness.config import OptimizerConfig, RuntimeOptions, TransferOptions, TrialConfig
 from harness.data.tasks import TaskSpec
+from harness.model_cost import step_macs
 from harness.models import ModelOptions, build_spec
 from harness.seeds import FRESH_HEAD_SEED_OFFSET
 from harness.weights import count_parameters, initial_weights
@@ -102,15 +103,25 @@ def test_feature_extraction_freezes_a_residual_graph(workers, cache, backend):
 
 
 def test_trainable_and_frozen_counts_match_across_backends_and_the_spec(workers, cache):
-    counts = {}
+    counts, step = {}, {}
     for strategy in ("feature_extraction", "freeze_early", "fine_tune"):
         for backend in BACKENDS:
             trial = _target(cache, strategy, backend=backend, epochs=1)
             _pretrain(workers, trial)
             rows, _ = workers[backend](probes.run_strategy, trial.to_dict())
             counts[(strategy, backend)] = (rows[-1]["trainable_params"], rows[-1]["frozen_params"])
+            step[(strategy, backend)] = {r["step_macs"] for r in rows if r.get("epoch") is not None}
         assert counts[(strategy, "torch")] == counts[(strategy, "tensorflow")], strategy
     spec = build_spec("cnn_small", (8, 8, 1), 5, ModelOptions(batchnorm="before"))
+    # each row's step MACs follow what its strategy froze (harness.model_cost.step_macs, pinned against PyTorch's
+    # own FLOP counter in test_model_cost)
+    groups = spec.groups()
+    for strategy, frozen in (
+        ("feature_extraction", [layer.name for layer in spec.layers if layer.name != "logits"]),
+        ("freeze_early", list(groups["features"])),
+        ("fine_tune", []),
+    ):
+        assert step[(strategy, "torch")] == step[(strategy, "tensorflow")] == {step_macs(spec, frozen)}, strategy
     assert counts[("freeze_early", "torch")] == (
         count_parameters(spec, ("classifier",)),
         count_parameters(spec, ("features",)),

@@ -6,19 +6,20 @@ one or more training phases, sending every epoch record to ``ctx.sink``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
 from harness.backend import Backend
 from harness.config import TrialConfig
 from harness.data.registry import Dataset
 from harness.errors import InputError
+from harness.model_cost import step_macs
 from harness.spec import ModelSpec
 from harness.training import EpochSink
 from harness.weights import NeutralWeights
 
 
-def _ignore(spec: ModelSpec) -> None:
+def _ignore(spec: ModelSpec, timed_macs: int) -> None:
     pass
 
 
@@ -28,12 +29,19 @@ class StrategyContext:
     backend: Backend
     dataset: Dataset
     sink: EpochSink
-    on_model: Callable[[ModelSpec], None] = _ignore  # told the model a strategy trains (the rows' cost columns)
+    # told the model a strategy trains and the multiply-accumulates per sample of the work its next rows time (the
+    # rows' cost columns)
+    on_model: Callable[[ModelSpec, int], None] = _ignore
 
     def build(self, spec: ModelSpec, weights: NeutralWeights) -> None:
-        """Build ``spec`` with ``weights`` in the backend, seeded by the trial."""
+        """Build ``spec`` with ``weights`` in the backend, seeded by the trial; nothing frozen."""
         self.backend.build(spec, weights, seed=self.config.seed)
-        self.on_model(spec)
+        self.on_model(spec, step_macs(spec))
+
+    def freeze(self, spec: ModelSpec, frozen: Collection[str]) -> None:
+        """Freeze exactly the layers ``frozen`` of the built ``spec``: the next rows' steps cost less."""
+        self.backend.freeze_layers(frozen)
+        self.on_model(spec, step_macs(spec, frozen))
 
 
 Strategy = Callable[[StrategyContext], str]

@@ -20,6 +20,7 @@ import numpy as np
 from harness.backbone import cache_root
 from harness.backbone import features_file as backbone_features_file
 from harness.checkpoints import save_npz_atomically
+from harness.model_cost import forward_macs_to
 from harness.strategies.reuse import start_from_backbone, weights_columns
 from harness.training import EpochRecord
 
@@ -106,6 +107,7 @@ def run(ctx: StrategyContext) -> str:
     cfg, t = ctx.config, ctx.config.transfer
     data, spec, details = start_from_backbone(ctx, always_new_head=False)
     layer = t.feature_layer or spec.inputs_of(len(spec.layers) - 1)[0]
+    ctx.on_model(spec, forward_macs_to(spec, layer))  # its samples/s time the forward pass to the feature layer
     train_f, test_f, extract_s, extract_sps, cached_sps = _features(
         ctx, data, layer, _features_cache(ctx, details["backbone"], layer)
     )

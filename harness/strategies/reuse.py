@@ -177,7 +177,7 @@ def run_feature_extraction(ctx: StrategyContext) -> str:
     cfg = ctx.config
     data, spec, details = start_from_backbone(ctx, always_new_head=True)
     head = head_layer(spec).name
-    ctx.backend.freeze_layers([l.name for l in spec.layers if l.name != head])
+    ctx.freeze(spec, [l.name for l in spec.layers if l.name != head])
     ctx.backend.set_optimizer(cfg.optimizer, cfg.regularization)
     return _train_to_the_end(ctx, len(data.y_train), "frozen", details)
 
@@ -187,7 +187,7 @@ def run_fine_tune(ctx: StrategyContext) -> str:
     data, spec, details = start_from_backbone(ctx, always_new_head=True)
     head = head_layer(spec).name
     multiplier = cfg.transfer.backbone_lr_multiplier
-    ctx.backend.freeze_layers([])
+    ctx.freeze(spec, [])
     ctx.backend.set_optimizer(
         cfg.optimizer, cfg.regularization, {l.name: multiplier for l in spec.layers if l.name != head}
     )
@@ -204,7 +204,7 @@ def run_freeze_early(ctx: StrategyContext) -> str:
         raise InputError(
             f"Expected freeze_groups < {len(groups)} (the groups are {groups}). Received: {k}: nothing would train."
         )
-    ctx.backend.freeze_layers(_layers_of_groups(spec, groups[:k]))
+    ctx.freeze(spec, _layers_of_groups(spec, groups[:k]))
     ctx.backend.set_optimizer(cfg.optimizer, cfg.regularization)
     details["frozen_groups"] = groups[:k]
     return _train_to_the_end(ctx, len(data.y_train), "freeze_early", details)
@@ -218,7 +218,7 @@ def run_transfer(ctx: StrategyContext) -> str:
     finals = lambda b: final_metrics(ctx, b)  # noqa: E731
     status = "ok"
     if frozen_epochs:
-        ctx.backend.freeze_layers(_layers_of_groups(spec, [g for g in spec.groups() if g != "classifier"]))
+        ctx.freeze(spec, _layers_of_groups(spec, [g for g in spec.groups() if g != "classifier"]))
         ctx.backend.set_optimizer(cfg.optimizer, cfg.regularization)
         status = train_phase(
             ctx.backend,
@@ -229,7 +229,7 @@ def run_transfer(ctx: StrategyContext) -> str:
         )
     if status == "ok" and cfg.epochs > frozen_epochs:
         # Unfreezing starts a fresh optimizer, as recompiling does in Keras.
-        ctx.backend.freeze_layers([])
+        ctx.freeze(spec, [])
         ctx.backend.set_optimizer(cfg.optimizer, cfg.regularization)
         status = train_phase(
             ctx.backend,
