@@ -112,7 +112,8 @@ def summarize(frame: pd.DataFrame, reference: str = REFERENCE_BACKEND) -> Summar
         ok = trial_finals[trial_finals["status"] == "ok"]
         accs = ok["test_acc"].astype(float).dropna().to_numpy()
         steady = steady_rows(group)
-        timing = steady if len(steady) else group[group["status"] == "ok"]
+        last = last_attempts(group)  # a retried trial's first attempt no more times its warm-up than its epochs
+        timing = steady if len(steady) else last[last["status"] == "ok"]
         samples_per_s = float(timing["samples_per_s"].median()) if len(timing) else math.nan
         macs = _first(group, "forward_macs")
         case = dict(zip(CASE_KEYS + ["backend"], keys, strict=True))

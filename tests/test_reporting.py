@@ -166,6 +166,26 @@ def test_a_ratio_timed_by_a_warm_up_epoch_is_marked_as_its_epoch_time_is():
     assert "(warm-up)" not in steady.split("epoch time")[-1]
 
 
+def test_a_warm_up_only_case_is_timed_by_each_trials_last_attempt():
+    """One epoch per trial and a retried trial: its first attempt's ok warm-up epoch (90 s, then the trial failed)
+    is no more part of the timing than a retried trial's steady epochs are."""
+    rows = [
+        r | {"attempt": 1}
+        for b in (REFERENCE_BACKEND, "tensorflow")
+        for r in _rows(b, "mlp", 0.9, 1.0, seeds=1)
+        if r["epoch"] == 1
+    ]
+    retried = rows[0] | {"attempt": 0, "epoch_time_s": 90.0, "samples_per_s": 1.0}
+    failed = retried | {"epoch": None, "status": "failed", "epoch_time_s": math.nan, "samples_per_s": math.nan}
+    for row in rows:
+        row["test_acc"] = 0.9
+    summary = summarize(to_frame([retried, failed, *rows]))
+    per_backend = summary.per_backend.set_index("backend")
+    assert per_backend.loc[REFERENCE_BACKEND, "epoch_time_s_median"] == pytest.approx(10.0)
+    assert per_backend.loc[REFERENCE_BACKEND, "samples_per_s_median"] == pytest.approx(1000.0)
+    assert summary.comparison.iloc[0]["epoch_time_ratio"] == pytest.approx(1.0)
+
+
 def test_mc_dropout_cases_get_their_own_table_with_the_passes_figures_averaged_over_seeds():
     rows = (
         _rows(REFERENCE_BACKEND, "cnn", 0.9, 1.0) + _rows("tensorflow", "cnn", 0.9, 1.0) + _rows("jax", "mlp", 0.8, 1.0)
