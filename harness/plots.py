@@ -71,7 +71,12 @@ def learning_curves(frame: pd.DataFrame) -> Iterator[Plot]:
             # the step is the row's position within its trial: phases follow each other on one axis
             steps = group.assign(step=group.groupby("trial_id").cumcount() + 1)
             for ax, metric in zip(axes, ("val_acc", "val_loss"), strict=True):
-                stats = steps.groupby("step")[metric].agg(["mean", "std"]).astype(float).fillna(0.0)
+                stats = steps.groupby("step")[metric].agg(["mean", "std"]).astype(float)
+                # no mean (deep_features rows have no validation metrics): nothing to draw, not a 0; no std (one
+                # seed): no band
+                stats = stats[stats["mean"].notna()].fillna(0.0)
+                if stats.empty:
+                    continue
                 colour = _colour(str(backend), backends)
                 ax.plot(stats.index, stats["mean"], color=colour, label=f"{backend}", marker="o", markersize=3)
                 ax.fill_between(
@@ -82,7 +87,10 @@ def learning_curves(frame: pd.DataFrame) -> Iterator[Plot]:
             ax.set_xlabel("epoch")
             ax.set_ylabel(label)
             ax.grid(alpha=0.3)
-        axes[0].legend()
+            if not ax.get_lines():  # said, so an empty panel does not read as a plot that failed
+                ax.text(0.5, 0.5, "no such metric in these rows", ha="center", va="center", transform=ax.transAxes)
+        if axes[0].get_lines():
+            axes[0].legend()
         name = _case(keys, named)
         fig.suptitle(f"{name}: mean over seeds, band ±1 std")
         fig.tight_layout()

@@ -388,7 +388,10 @@ def transfer_markdown(per_backend: pd.DataFrame) -> str:
         if "B_scratch" not in by_variant or "B_on_A" not in by_variant:
             continue
         acc_b, acc_ba = by_variant["B_scratch"]["test_acc_mean"], by_variant["B_on_A"]["test_acc_mean"]
-        factor = (1 - acc_b) / (1 - acc_ba) if acc_ba < 1 else math.inf
+        if math.isnan(acc_b) or math.isnan(acc_ba) or acc_b == acc_ba == 1:
+            factor = math.nan  # a side without an accuracy, or no error on either: no factor to give
+        else:
+            factor = (1 - acc_b) / (1 - acc_ba) if acc_ba < 1 else math.inf
         rows.append([str(dataset), str(backend), fmt(acc_b, ".4f"), fmt(acc_ba, ".4f"), fmt(factor, ".2f")])
     return markdown_table(TRANSFER_HEADER, rows)
 

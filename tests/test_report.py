@@ -481,3 +481,52 @@ def test_run_and_tune_take_format_and_reference(capsys, tmp_path):
     data = json.loads(capsys.readouterr().out)
     assert data["reference"] == "tensorflow"
     assert {row["backend"] for row in data["tables"]["statistics"]} == {"torch"}
+
+
+@needs_matplotlib
+def test_learning_curves_draw_no_line_for_a_metric_the_rows_do_not_have():
+    """deep_features rows have no validation metrics: their curves were drawn at 0 % accuracy and 0 loss."""
+    from harness.plots import learning_curves
+
+    rows = [
+        {
+            "trial_id": f"t-{b}",
+            "suite": "s",
+            "strategy": s,
+            "model": "cnn_small",
+            "dataset": "digits",
+            "variant": "",
+            "backend": b,
+            "seed": 0,
+            "phase": "sklearn" if s == "deep_features" else "train",
+            "epoch": 1,
+            "status": "ok",
+            "val_acc": math.nan if s == "deep_features" else 0.9,
+            "val_loss": math.nan if s == "deep_features" else 0.3,
+        }
+        for b in ("torch", "tensorflow")
+        for s in ("deep_features", "scratch")
+    ]
+    import matplotlib.pyplot as plt
+
+    lines = {}
+    for plot in learning_curves(to_frame(rows)):
+        lines[plot.name] = [[list(line.get_ydata()) for line in ax.get_lines()] for ax in plot.figure.axes]
+        plt.close(plot.figure)
+    assert lines["curves-deep_features-cnn_small-digits"] == [[], []]
+    assert lines["curves-scratch-cnn_small-digits"] == [[[0.9], [0.9]], [[0.3], [0.3]]]
+
+
+def test_the_transfer_table_gives_no_error_reduction_without_an_error_or_an_accuracy():
+    def per_backend(b_scratch: float, b_on_a: float) -> pd.DataFrame:
+        return pd.DataFrame(
+            [
+                {"dataset": "digits", "backend": "torch", "variant": v, "test_acc_mean": a}
+                for v, a in (("B_scratch", b_scratch), ("B_on_A", b_on_a))
+            ]
+        )
+
+    assert "| digits | torch | 0.9000 | 0.9500 | 2.00 |" in reporting.transfer_markdown(per_backend(0.9, 0.95))
+    assert "| digits | torch | 0.9000 | 1.0000 | inf |" in reporting.transfer_markdown(per_backend(0.9, 1.0))
+    assert "| digits | torch | 1.0000 | 1.0000 | n/a |" in reporting.transfer_markdown(per_backend(1.0, 1.0))
+    assert "| digits | torch | 0.9500 | n/a | n/a |" in reporting.transfer_markdown(per_backend(0.95, math.nan))
