@@ -26,7 +26,7 @@ from harness.compare import Thresholds, compare_frames
 from harness.errors import InputError
 from harness.reporting import TableData, comparison_rules, regression_cells, run_tables, search_results_table
 from harness.statistics import SIGNIFICANT_MARK
-from harness.summary import summarize
+from harness.summary import compared_rows, summarize
 from harness.tuning import TunePlan
 from harness.user_files import read_run_json, read_run_table, with_rows
 
@@ -213,7 +213,12 @@ def _history_section(runs: list[LoadedRunDir], metric: str) -> tuple[str, list[A
     from harness import plots
     from harness.baselines import _labelled, _metric_per_case
 
-    columns = {run.run_id: _metric_per_case(_labelled(run.frame, None), metric) for run in runs if len(run.frame)}
+    # as `xfbench history`: not a tune's search samples, which would join unrelated configurations by sample number
+    columns = {
+        run.run_id: _metric_per_case(_labelled(compared_rows(run.frame), None), metric)
+        for run in runs
+        if len(run.frame)
+    }
     series = pd.DataFrame(columns)
     flagged: set[tuple[str, str, str]] = set()
     ratios = []

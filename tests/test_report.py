@@ -530,3 +530,20 @@ def test_the_transfer_table_gives_no_error_reduction_without_an_error_or_an_accu
     assert "| digits | torch | 0.9000 | 1.0000 | inf |" in reporting.transfer_markdown(per_backend(0.9, 1.0))
     assert "| digits | torch | 1.0000 | 1.0000 | n/a |" in reporting.transfer_markdown(per_backend(1.0, 1.0))
     assert "| digits | torch | 0.9500 | n/a | n/a |" in reporting.transfer_markdown(per_backend(0.95, math.nan))
+
+
+@needs_matplotlib
+def test_the_reports_history_trends_no_search_samples(tmp_path):
+    """As `xfbench history`: a tune's search samples would join unrelated configurations by their sample number."""
+    for index in range(2):
+        run_dir = _write_run(tmp_path, f"run-{index}", f"2026-01-0{index + 1}")
+        rows = pd.read_parquet(run_dir / "results.parquet")
+        samples = rows.assign(stage="search", variant=".search000", trial_id=rows["trial_id"] + ".search000")
+        pd.concat([rows.assign(stage="trials"), samples]).to_parquet(run_dir / "results.parquet")
+    out = tmp_path / "history.html"
+    assert main(["report", str(tmp_path), "-o", str(out)]) == 0
+    page = out.read_text()
+    history = (
+        page.split("<h2>History")[1].split("<h2>Run")[0] + page.split('id="plot-history"')[1].split("</figure>")[0]
+    )
+    assert "scratch-mlp-digits" in history and "search000" not in history
