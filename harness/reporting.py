@@ -112,7 +112,8 @@ STATS_NOTE = (
     "({reference} − backend, percentage points, mean with a 95 % Student-t interval) and the steady epoch-time "
     "ratio ({reference} / backend, medians, 95 % hierarchical bootstrap interval: trials, then their epochs). `*` "
     "marks an interval that leaves out 0 pp or a ratio of 1: a difference the seeds' noise does not explain; a "
-    "time ratio with one trial a side is never marked. The note says where one backend's steady epochs shared the "
+    "time ratio with one trial a side is never marked, nor seeds whose accuracies all differ alike (no spread, no "
+    "interval). The note says where one backend's steady epochs shared the "
     "cores with another trial more than the other's did (trials side by side, `--max-concurrent`): the ratio then "
     "holds that contention as well as the frameworks' speed; `--max-concurrent 1` times each trial alone."
 )

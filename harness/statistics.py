@@ -30,6 +30,8 @@ from harness.summary import CASE_KEYS, final_rows, several_suites, steady_rows, 
 
 SIGNIFICANT_MARK = "*"  # beside a figure whose 95 % interval excludes "no difference"
 TOO_FEW_SEEDS = "1 seed: too few to say"
+NO_PAIRED_SEED = "no seed ok in both: no accuracy difference"
+NO_SPREAD = "every seed differs alike: no accuracy interval from their spread"
 
 
 @dataclass(frozen=True)
@@ -64,7 +66,9 @@ def paired_accuracy(ref: pd.Series, other: pd.Series, confidence: float) -> tupl
     if n == 0:
         return 0, math.nan, math.nan, math.nan
     mean = float(diffs.mean())
-    if n < 2:
+    if n < 2 or float(diffs.std()) == 0.0:
+        # one seed has no spread; equal differences have none either, and a t interval of width 0 would mark them
+        # (accuracy moves by whole test images, so two seeds differ alike often enough)
         return n, mean, math.nan, math.nan
     half = float(student_t.ppf(0.5 + confidence / 2, n - 1) * diffs.std(ddof=1) / math.sqrt(n))
     return n, mean, mean - half, mean + half
@@ -199,7 +203,9 @@ def case_statistics(
                 continue
             n, diff, low, high = paired_accuracy(accs[reference], accs[backend], settings.confidence)
             ratio, t_low, t_high = ratio_interval(times[reference], times[backend], settings)
-            notes = [TOO_FEW_SEEDS] if n < 2 else []
+            notes = [NO_PAIRED_SEED] if n == 0 else [TOO_FEW_SEEDS] if n == 1 else []
+            if n >= 2 and math.isnan(low):
+                notes.append(NO_SPREAD)
             if math.isnan(t_low) and not math.isnan(ratio):
                 notes.append("under 2 steady epochs: no time interval")
             # One trial a side: the interval sees that trial's epochs only, not the variation between trials (the

@@ -156,9 +156,11 @@ def _paired(comparison: pd.DataFrame, statistics: pd.DataFrame) -> pd.DataFrame:
         return comparison
     keys = [*CASE_KEYS, "backend"]
     paired = statistics[[*keys, "acc_diff_pp"]].rename(columns={"acc_diff_pp": "_paired"})
-    merged = comparison.merge(paired, on=keys, how="left")
-    merged["acc_diff_pp"] = merged["_paired"].astype(float).fillna(merged["acc_diff_pp"])
-    return merged.drop(columns="_paired")
+    merged = comparison.merge(paired, on=keys, how="left", indicator=True)
+    # no seed ok in both: no difference (n/a, the statistics' note says why), not the unpaired means'
+    both = merged["_merge"].eq("both")
+    merged["acc_diff_pp"] = merged["_paired"].astype(float).where(both, merged["acc_diff_pp"])
+    return merged.drop(columns=["_paired", "_merge"])
 
 
 def case_settings(group: pd.DataFrame) -> str:

@@ -26,7 +26,15 @@ from harness.cli import main
 from harness.report_html import build_report
 from harness.results import to_frame
 from harness.runner import write_report
-from harness.statistics import TOO_FEW_SEEDS, StatsSettings, case_statistics, paired_accuracy, ratio_interval
+from harness.statistics import (
+    NO_PAIRED_SEED,
+    NO_SPREAD,
+    TOO_FEW_SEEDS,
+    StatsSettings,
+    case_statistics,
+    paired_accuracy,
+    ratio_interval,
+)
 from harness.summary import summarize
 
 EPOCHS, SEEDS, MODELS = 4, 3, ("mlp", "convnet3")
@@ -171,6 +179,29 @@ def test_one_seed_says_too_few_to_say():
     stats = case_statistics(_frame(seeds=1))
     assert (stats["paired_seeds"] == 1).all() and stats["note"].str.contains(TOO_FEW_SEEDS).all()
     assert stats["acc_ci_low_pp"].isna().all() and not stats["acc_significant"].any()
+
+
+def test_seeds_ok_in_neither_backend_alike_give_no_accuracy_difference_and_say_so():
+    frame = _frame(seeds=2)
+    last = frame["epoch"] == EPOCHS
+    frame.loc[last & (frame["backend"] == "torch") & (frame["seed"] == 1), "status"] = "failed"
+    frame.loc[last & (frame["backend"] == "tensorflow") & (frame["seed"] == 0), "status"] = "failed"
+    summary = summarize(frame)
+    assert (
+        summary.statistics["note"].str.contains(NO_PAIRED_SEED).all()
+        and (summary.statistics["paired_seeds"] == 0).all()
+    )
+    assert summary.comparison["acc_diff_pp"].isna().all()  # not torch's seed 0 against tensorflow's seed 1
+
+
+def test_seeds_that_differ_alike_get_no_interval_of_width_zero():
+    n, mean, low, high = paired_accuracy(pd.Series([0.90, 0.95]), pd.Series([0.89, 0.94]), 0.95)
+    assert n == 2 and mean == pytest.approx(1.0) and math.isnan(low) and math.isnan(high)
+    frame = _frame(seeds=2)
+    last = frame["epoch"] == EPOCHS
+    frame.loc[last, "test_acc"] = np.where(frame.loc[last, "backend"] == "torch", 0.95, 0.94)
+    stats = case_statistics(frame)
+    assert not stats["acc_significant"].any() and stats["note"].str.contains(NO_SPREAD).all()
 
 
 def test_summary_markdown_has_the_statistics():
