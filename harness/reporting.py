@@ -171,8 +171,14 @@ def _ratio_cell(ratio: float, warmup_only: bool) -> str:
     return fmt(ratio, ".3f") + _warmup_mark(warmup_only and ratio == ratio)  # no mark beside n/a (NaN)
 
 
+def _timed_cell(row: pd.Series, column: str, spec: str) -> str:
+    """A figure timed by the case's epochs, marked where only warm-up epochs timed it."""
+    value = row[column]
+    return fmt(value, spec) + _warmup_mark(row["timing_basis"] == WARMUP_ONLY and value == value)
+
+
 def _epoch_time_cell(row: pd.Series) -> str:
-    return fmt(row["epoch_time_s_median"], ".3f") + _warmup_mark(row["timing_basis"] == WARMUP_ONLY)
+    return _timed_cell(row, "epoch_time_s_median", ".3f")
 
 
 def _accuracy_cell(row: pd.Series) -> str:
@@ -199,10 +205,10 @@ def per_backend_cells(row: pd.Series) -> list[str]:
         _status_cell(row),
         _accuracy_cell(row),
         _epoch_time_cell(row),
-        fmt(row["samples_per_s_median"], ",.0f"),
+        _timed_cell(row, "samples_per_s_median", ",.0f"),
         fmt(row["params"], ",.0f"),
         mmac_cell(row["forward_macs"]),
-        fmt(row["train_gflops"], ".2f"),
+        _timed_cell(row, "train_gflops", ".2f"),
     ]
 
 
@@ -802,9 +808,9 @@ def _per_backend_short(row: pd.Series) -> tuple[str, ...]:
         fmt(row["test_acc_mean"], ".4f"),
         "1 seed" if _one_seed(row) else fmt(row["test_acc_std"], ".4f"),  # as summary.md: one seed has no spread
         _epoch_time_cell(row),
-        fmt(row["samples_per_s_median"], ",.0f"),
+        _timed_cell(row, "samples_per_s_median", ",.0f"),
         mmac_cell(row["forward_macs"]),
-        fmt(row["train_gflops"], ".2f"),
+        _timed_cell(row, "train_gflops", ".2f"),
     )
 
 

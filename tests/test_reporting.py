@@ -162,6 +162,7 @@ def test_a_ratio_timed_by_a_warm_up_epoch_is_marked_as_its_epoch_time_is():
     text = reporting.run_markdown(summarize(frame), "one epoch")
     assert "| scratch | mlp | digits | +0.00 | 0.200 (warm-up) | 0.500 (warm-up) |" in text
     assert "10.000 (warm-up)" in text  # the per-backend cell, as before
+    assert "| 1,000 (warm-up) |" in text  # and the samples/s it timed
     steady = reporting.run_markdown(summarize(_three_backend_frame()), "three")
     assert "(warm-up)" not in steady.split("epoch time")[-1]
 
