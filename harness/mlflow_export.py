@@ -109,6 +109,8 @@ def _client(uri: str) -> Any:
         return MlflowClient(tracking_uri=uri)
     except MlflowException as exc:
         raise _unusable_uri(uri, exc) from None
+    except ImportError as exc:  # a database store whose driver is not installed (MySQLdb, psycopg)
+        raise _unusable_uri(uri, exc) from None
 
 
 def _check_server(uri: str) -> None:
@@ -131,9 +133,12 @@ def _check_server(uri: str) -> None:
 
 
 def _unusable_uri(uri: str, exc: Exception) -> InputError:
+    driver = (
+        "install that database's Python driver into xfbench's environment, or " if isinstance(exc, ImportError) else ""
+    )
     return InputError(
         f"Expected an MLflow tracking URI it can use. Received: --mlflow {uri!r} ({str(exc).strip()}). "
-        "Give e.g. sqlite:///mlflow.db or the http:// address of a tracking server."
+        f"To fix, {driver}give e.g. sqlite:///mlflow.db or the http:// address of a tracking server."
     )
 
 
@@ -175,16 +180,18 @@ def _metrics(trial: pd.DataFrame) -> list[Any]:
 
 
 def _span(rows: pd.DataFrame) -> tuple[int | None, int | None]:
-    """When the rows' training started and ended (ms since the epoch): a row is written as its epoch ends, so the
-    start is the first row's time less its epoch time. None where the rows carry no time (MLflow then takes now)."""
+    """When the rows' training started and ended (ms since the epoch): a row is written as its epoch and its
+    evaluation end, so a row's epoch began that much before its time, and the rows (of one trial, or of a whole run
+    in any order) began with the earliest such start. None where the rows carry no time (MLflow then takes now)."""
     times = [_milliseconds(t) for t in rows.get("timestamp", pd.Series(dtype=object))]
-    stamped = [(t, i) for i, t in enumerate(times) if t]
-    if not stamped:
+    took = pd.Series(0.0, index=rows.index)
+    for column in ("epoch_time_s", "eval_time_s"):
+        if column in rows:
+            took = took + pd.to_numeric(rows[column], errors="coerce").fillna(0.0).to_numpy()
+    starts = [t - int(s * 1000) for t, s in zip(times, took, strict=True) if t]
+    if not starts:
         return None, None
-    first_time, first = stamped[0]
-    took = pd.to_numeric(rows["epoch_time_s"], errors="coerce").iloc[first] if "epoch_time_s" in rows else math.nan
-    start = first_time - (int(took * 1000) if math.isfinite(took) else 0)
-    return start, max(t for t, _ in stamped)
+    return min(starts), max(t for t in times if t)
 
 
 def _log_trial(client: Any, experiment_id: str, trial_id: str, trial: pd.DataFrame, common: dict[str, str]) -> str:
@@ -217,6 +224,11 @@ def sqlite_file(uri: str) -> Path | None:
 def _check_sqlite_store(uri: str) -> None:
     """A SQLite store's file must be one SQLite can open or create: MLflow retries a folder or an unwritable place
     for about 100 s, and a file that is not a database fails with a traceback."""
+    if uri.rstrip("/") in ("sqlite:", "sqlite:/", "sqlite://") or uri.startswith("sqlite:///:memory:"):
+        raise InputError(
+            f"Expected --mlflow sqlite:///FILE, a database file that outlives the export. Received: {uri!r}, an "
+            "in-memory database gone when xfbench exits. Give e.g. sqlite:///mlflow.db."
+        )
     path = sqlite_file(uri)
     if path is None:
         return
@@ -271,7 +283,7 @@ def export_run(run_dir: Path, uri: str, experiment: str = "xfbench", replace: bo
 
     try:  # the first call that reaches the tracking store: a URI it cannot use fails here
         experiment_id = _experiment(client, experiment, uri)
-    except MlflowException as exc:
+    except (MlflowException, ImportError) as exc:  # ImportError: a database store's driver is not installed
         raise _unusable_uri(uri, exc) from None
     run_id = str(info.get("run_id", run_dir.name))
     key, fingerprint = run_key(info, run_dir), rows_fingerprint(frame)

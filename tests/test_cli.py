@@ -462,6 +462,14 @@ BAD_INPUTS = {
         ["export", "rows-run", "--mlflow", "bogus://x"],
         "Expected an MLflow tracking URI it can use. Received: --mlflow 'bogus://x'",
     ),
+    "export to an in-memory database gone at exit": (
+        ["export", "rows-run", "--mlflow", "sqlite://"],
+        "Received: 'sqlite://', an in-memory database gone when xfbench exits",
+    ),
+    "export to a database whose driver is not installed": (
+        ["export", "rows-run", "--mlflow", "mysql://nobody@127.0.0.1:1/x"],
+        "(No module named 'MySQLdb'). To fix, install that database's Python driver",
+    ),
     "resume outside the results directory": (["run", "--resume", "../elsewhere"], "Expected --resume as letters"),
     "export with an empty tracking URI": (["export", "damaged-run", "--mlflow", ""], "Expected a tracking URI"),
     "compare with a table that is not xfbench's": (

@@ -334,15 +334,18 @@ def test_mlflow_reads_back_every_trial_with_its_epochs(tmp_path, capsys):
     experiment = client.get_experiment_by_name("t")
     runs = client.search_runs([experiment.experiment_id], "tags.`xfbench.trial_id` != ''")
     frame = _frame("run-m")
+    starts = []
     assert {r.data.tags["xfbench.trial_id"] for r in runs} == set(frame["trial_id"])
     for run in runs:
         history = client.get_metric_history(run.info.run_id, "val_acc")
         trial = frame[frame["trial_id"] == run.data.tags["xfbench.trial_id"]]
         assert [m.step for m in history] == list(range(1, EPOCHS + 1))
         assert [m.timestamp for m in history] == [1767225600_000 + 1000 * e for e in range(1, EPOCHS + 1)]  # row times
-        # the run spans its training (the first epoch's start to the last row), not the moment of the export
-        first_epoch_ms = round(1000 * float(trial["epoch_time_s"].iloc[0]))
+        # the run spans its training (the first epoch's start, before its training and evaluation, to the last row),
+        # not the moment of the export
+        first_epoch_ms = round(1000 * float(trial["epoch_time_s"].iloc[0] + trial["eval_time_s"].iloc[0]))
         assert abs(run.info.start_time - (history[0].timestamp - first_epoch_ms)) <= 1
+        starts.append(run.info.start_time)
         assert run.info.end_time == history[-1].timestamp and run.data.tags["xfbench.status"] == "ok"
         assert [m.value for m in history] == pytest.approx(trial["val_acc"].tolist())
         assert run.data.params["optimizer.lr"] == "0.01" and "test_acc" in run.data.metrics
@@ -352,6 +355,7 @@ def test_mlflow_reads_back_every_trial_with_its_epochs(tmp_path, capsys):
         r for r in client.search_runs([experiment.experiment_id]) if "xfbench.trial_id" not in r.data.tags
     ]
     assert {a.path for a in client.list_artifacts(parent[0].info.run_id)} >= {"summary.md", "run.json"}
+    assert parent[0].info.start_time == min(starts)  # the run began with its earliest trial, whichever it is
     client.delete_experiment(experiment.experiment_id)  # MLflow keeps a deleted experiment's name: not reused
     assert main(["export", str(run_dir), "--mlflow", uri, "--experiment", "t"]) == 2
     assert f"Received: it is deleted (id {experiment.experiment_id}). Restore it" in capsys.readouterr().err
