@@ -158,6 +158,7 @@ class TimeChange:
     ci: tuple[float, float]
     p: float
     verdict: str
+    note: str = ""
 
 
 def _time_verdict(base: pd.DataFrame, new: pd.DataFrame, t: Thresholds) -> TimeChange:
@@ -176,6 +177,13 @@ def _time_verdict(base: pd.DataFrame, new: pd.DataFrame, t: Thresholds) -> TimeC
         return replace(change, p=slower_p, verdict="regression")
     if high < 1.0 / t.time_ratio and faster_p < t.alpha:
         return replace(change, p=faster_p, verdict="improvement")
+    # the one-sided Mann-Whitney test's smallest p: every epoch of one side beyond every epoch of the other
+    if 1.0 / math.comb(len(b) + len(n), len(b)) >= t.alpha:
+        note = (
+            f"epoch time not tested: {len(b)} and {len(n)} steady epochs cannot reach p < {t.alpha:g} in the "
+            "Mann-Whitney test, whatever the times; run more epochs or seeds (5 a side reach 0.01)"
+        )
+        return replace(change, verdict="n/a", note=note)
     return replace(change, verdict="unchanged")
 
 
@@ -355,7 +363,7 @@ def compare_frames(base: pd.DataFrame, new: pd.DataFrame, thresholds: Thresholds
         base_accs, new_accs, seeds_note = _common_seed_accuracies(base_finals, new_finals)
         base_a, new_a, diff, ci, acc_verdict, note = _accuracy_verdict(base_accs, new_accs, t)
         trials_verdict, trials_note = _trials_change(base_finals, new_finals)
-        parts = (trials_note, config_change(b, n), runtime_change(b, n), seeds_note, note)
+        parts = (trials_note, config_change(b, n), runtime_change(b, n), seeds_note, note, tc.note)
         note = "; ".join(part for part in parts if part)
         out.append(
             CaseComparison(

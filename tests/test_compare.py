@@ -417,3 +417,40 @@ def test_bootstrap_interval_is_reproducible_and_contains_the_difference():
     low, high = bootstrap_diff_ci(base, new, 2000, 0)
     assert (low, high) == bootstrap_diff_ci(base, new, 2000, 0)
     assert low <= new.mean() - base.mean() <= high < 0
+
+
+def test_too_few_steady_epochs_to_test_are_not_called_unchanged():
+    """Two steady epochs a side: the one-sided Mann-Whitney p is 1/6 at best, so no slowdown could ever be flagged;
+    three times slower read 'time unchanged'. Five a side can reach p < 0.01."""
+
+    def run(seconds: float, epochs: int) -> pd.DataFrame:
+        return to_frame(
+            [
+                {
+                    "run_id": "r",
+                    "trial_id": "t",
+                    "suite": "s",
+                    "strategy": "scratch",
+                    "model": "mlp",
+                    "dataset": "digits",
+                    "variant": "",
+                    "backend": "torch",
+                    "seed": 0,
+                    "phase": "train",
+                    "epoch": e,
+                    "warmup": e == 1,
+                    "status": "ok",
+                    "epoch_time_s": seconds * (1 + 0.01 * e),
+                    "samples_per_s": 1.0,
+                    "test_acc": 0.9 if e == epochs else math.nan,
+                    "config_json": "{}",
+                }
+                for e in range(1, epochs + 1)
+            ]
+        )
+
+    (few,) = compare_frames(run(1.0, 3), run(3.0, 3))
+    assert few.time_verdict == "n/a" and not few.regressed
+    assert "epoch time not tested: 2 and 2 steady epochs cannot reach p < 0.01" in few.note
+    (enough,) = compare_frames(run(1.0, 6), run(3.0, 6))
+    assert enough.time_verdict == "regression" and "not tested" not in enough.note
