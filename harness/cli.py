@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import os
 import shutil
 import sys
 import textwrap
@@ -38,6 +39,7 @@ from harness.planner import plan_run, plan_tune
 from harness.user_files import check_output_file, writable_results_dir
 
 EXIT_BAD_INPUT, EXIT_INTERRUPTED = 2, 130
+EXIT_CLOSED_PIPE = 141  # as a shell reports a process that a closed pipe ended (128 + SIGPIPE)
 
 
 def plan_from_args(args: argparse.Namespace) -> RunPlan:
@@ -329,6 +331,11 @@ def cmd_model(args: argparse.Namespace) -> int:
     request = ModelRequest(args.name, args.input_size, args.channels, args.classes, options, cache)
     if args.export_spec:
         check_output_file(Path(args.export_spec), "--export-spec")
+        if Path(args.export_spec).suffix != ".json":
+            raise InputError(
+                f"Expected --export-spec to name a .json file: --model reads a spec file by that ending. Received: "
+                f"{args.export_spec}. Name it e.g. {Path(args.export_spec).with_suffix('.json').name}."
+            )
     print(describe_model(request, args.json, args.export_spec))
     return 0
 
@@ -372,6 +379,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except InputError as exc:  # bad input, wherever it was found; any other exception keeps its traceback
         print(f"xfbench: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except BrokenPipeError:  # `xfbench model resnet50 | head`: the reader has what it wanted
+        # the interpreter flushes stdout again at exit: point it at nothing, or that flush raises once more
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_CLOSED_PIPE
 
 
 if __name__ == "__main__":

@@ -639,6 +639,16 @@ def test_a_fault_in_a_command_keeps_its_traceback_instead_of_reading_as_bad_inpu
     assert capsys.readouterr().err == ""  # not reported as "xfbench: error: ..." with exit 2
 
 
+def test_a_reader_that_closes_the_pipe_early_ends_xfbench_quietly():
+    """`xfbench model densenet121 | head -1`: a BrokenPipeError traceback and exit 1 before; now exit 141, as a shell
+    reports a process a closed pipe ended, and nothing on stderr."""
+    xfbench = str(Path(sys.executable).with_name("xfbench"))
+    proc = subprocess.Popen([xfbench, "model", "densenet121"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # the reader is gone before xfbench writes its table (longer than a pipe's buffer)
+    assert proc.wait(timeout=120) == 141 and proc.stderr.read() == b""
+
+
 def test_list_names_every_choice():
     proc = subprocess.run(
         [sys.executable, "-m", "harness.cli", "list"],

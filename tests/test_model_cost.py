@@ -168,6 +168,7 @@ def test_model_command_shows_an_imported_model_and_a_spec_file(capsys, tmp_path)
     "argv, message",
     [
         (["model", "resnet9000"], "Expected a model as"),
+        (["model", "cnn_small", "--export-spec", "cnn.txt"], "Expected --export-spec to name a .json file"),
         (["model", "python:nets:make"], "Expected --input-size and --input-channels for python:nets:make"),
         # a module that is not there is said first (before, the input size was asked for, then the module)
         (["model", "python:nosuchmod:make"], "Expected an importable module for model python:nosuchmod:make."),

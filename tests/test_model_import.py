@@ -344,6 +344,30 @@ def test_a_users_keras_model_runs_on_digits_with_both_backends_agreeing(tmp_path
     assert finals.loc["torch", "test_acc"] == finals.loc["tensorflow", "test_acc"] > 0.5  # chance: 0.1
 
 
+def test_keras_default_layer_names_are_no_layer_group(tmp_path, monkeypatch, capsys):
+    """Keras names layers conv2d, conv2d_1, ... by default: their group was "conv2", as if they were ResNet50's
+    conv2_block layers, and --freeze-groups counted a group the model does not have."""
+    (tmp_path / "default_names.py").write_text(
+        textwrap.dedent("""
+        import keras
+
+
+        def make(num_classes):
+            inputs = keras.Input((8, 8, 1))
+            x = keras.layers.Conv2D(4, 3, activation="relu")(inputs)
+            x = keras.layers.Conv2D(4, 3, activation="relu")(x)
+            return keras.Model(inputs, keras.layers.Dense(num_classes)(keras.layers.Flatten()(x)))
+    """)
+    )
+    monkeypatch.chdir(tmp_path)
+    from harness.cli import main
+
+    argv = ["model", "python:default_names:make", "--input-size", "8", "--input-channels", "1", "--classes", "10"]
+    assert main([*argv, "--json", "--results-dir", str(tmp_path / "r")]) == 0
+    groups = {layer["name"]: layer["group"] for layer in json.loads(capsys.readouterr().out)["layers"]}
+    assert groups["conv2d"] == groups["conv2d_1"] == "features" and groups["dense"] == "classifier", groups
+
+
 def test_a_model_name_that_is_not_there_is_answered_with_the_nearest_ones():
     from harness.importers import closest_names
 

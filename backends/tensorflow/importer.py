@@ -111,7 +111,8 @@ def _unsupported(op: str, layer: keras.layers.Layer, hint: str = "") -> Unsuppor
 
 
 def _group(name: str) -> str:
-    found = re.match(r"(conv\d+|block_?\d+|pool\d+|stage\d+)", name)
+    # a whole name part (conv2_block1_1_conv: conv2): Keras' default names conv2d, conv2d_1 are no group "conv2"
+    found = re.match(r"(conv\d+|block_?\d+|pool\d+|stage\d+)(?=_|$)", name)
     return found.group(1) if found else "features"
 
 
