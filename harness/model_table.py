@@ -77,7 +77,7 @@ def _shape(shape: tuple[int, ...]) -> str:
     return "×".join(str(s) for s in shape)
 
 
-def as_text(spec: ModelSpec, cost: ModelCost) -> str:
+def as_text(spec: ModelSpec, cost: ModelCost, label: str | None = None) -> str:
     header = ("layer", "type", "group", "output", "params", "MACs")
     rows = [
         (
@@ -99,7 +99,7 @@ def as_text(spec: ModelSpec, cost: ModelCost) -> str:
         )
 
     out = [
-        f"{spec.name}: input {_shape(spec.input_shape)}, {spec.num_classes} classes",
+        f"{label or spec.name}: input {_shape(spec.input_shape)}, {spec.num_classes} classes",
         line(header),
         "  ".join("-" * w for w in widths),
         *(line(r) for r in rows),
@@ -116,10 +116,10 @@ def _scaled(count: int) -> str:
     return f"{count / 1e9:.3f} G" if count >= 1e8 else f"{count / 1e6:.3f} M"
 
 
-def as_json(spec: ModelSpec, cost: ModelCost) -> str:
+def as_json(spec: ModelSpec, cost: ModelCost, label: str | None = None) -> str:
     return json.dumps(
         {
-            "model": spec.name,
+            "model": label or spec.name,
             "input_shape": list(spec.input_shape),
             "num_classes": spec.num_classes,
             "params": cost.params,
@@ -145,4 +145,8 @@ def describe_model(request: ModelRequest, as_json_output: bool, export_spec: Pat
     if export_spec is not None:
         export_spec.write_text(json.dumps(spec_to_dict(spec), indent=2) + "\n")
     cost = model_cost(spec)
-    return as_json(spec, cost) if as_json_output else as_text(spec, cost)
+    ref = parse_model_ref(request.name)
+    # a spec file by its file name, as tables name it: the name inside is what it was exported from (resnet20), not
+    # that model at its own shape and width
+    label = Path(ref.name).name if ref.kind == "spec" else None
+    return as_json(spec, cost, label) if as_json_output else as_text(spec, cost, label)

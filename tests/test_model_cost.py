@@ -159,7 +159,9 @@ def test_model_command_shows_an_imported_model_and_a_spec_file(capsys, tmp_path)
     assert main(["model", "convnet3", "--classes", "10", "--export-spec", str(path)]) == 0
     capsys.readouterr()
     assert main(["model", str(path), "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["params"] == count_parameters(build_spec("convnet3", (8, 8, 1), 10))
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["params"] == count_parameters(build_spec("convnet3", (8, 8, 1), 10))
+    assert shown["model"] == "convnet3.json"  # by its file name, as tables name it
     assert main(["model", str(path), "--input-size", "32"]) == 2
     assert "Expected no --input-size with a spec file" in capsys.readouterr().err
 
