@@ -325,6 +325,9 @@ def run_markdown(summary: Summary, title: str) -> str:
     inexact = inexact_rows(summary.per_backend)
     if inexact:
         parts += ["", "## Not computed exactly alike", "", INEXACT_NOTE, "", markdown_table(("case", "why"), inexact)]
+    not_ok = not_ok_rows(summary.not_ok)
+    if not_ok:
+        parts += ["", "## Trials not ok", "", NOT_OK_NOTE, "", markdown_table(NOT_OK_HEADER, not_ok)]
     transfer = transfer_markdown(summary.per_backend)
     if transfer:
         parts += ["", "## Transfer A → B (S4b)", "", transfer]
@@ -354,6 +357,33 @@ def phase_rows(phases: pd.DataFrame) -> tuple[tuple[str, ...], ...]:
         )
         for _, r in phases.iterrows()
     )
+
+
+NOT_OK_HEADER = ("case", "backend", "seed", "status", "why")
+NOT_OK_NOTE = (
+    "Each trial whose last attempt did not end ok: failed (it raised, or its worker died), diverged (its loss stopped "
+    "being finite), or skipped (what it needs could not exist); the first line of its error. Every row of a trial "
+    "is in results.parquet, its error in the `error` column."
+)
+
+
+def not_ok_rows(not_ok: pd.DataFrame) -> tuple[tuple[str, ...], ...]:
+    """One row per trial that did not end ok: its case, backend, seed, status and the first line of why."""
+    rows = []
+    for _, r in not_ok.iterrows():
+        error = r.get("error")
+        why = str(error).strip().splitlines()[0] if isinstance(error, str) and error.strip() else ""
+        if r.get("status") == "diverged" and pd.notna(r.get("epoch")):
+            why = why or f"at epoch {int(r['epoch'])}, training loss {r.get('train_loss')}"
+        seed = r.get("seed")
+        rows.append(
+            (case_title(r), str(r["backend"]), "" if pd.isna(seed) else str(int(seed)), str(r["status"]), _cut(why))
+        )
+    return tuple(rows)
+
+
+def _cut(text: str, limit: int = 200) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def inexact_rows(per_backend: pd.DataFrame) -> tuple[tuple[str, str], ...]:
@@ -387,8 +417,13 @@ def mc_dropout_rows(per_backend: pd.DataFrame) -> tuple[tuple[str, ...], ...]:
 
 def transfer_markdown(per_backend: pd.DataFrame) -> str:
     """B from scratch vs B-on-A per (dataset, backend), with the error-rate reduction factor error_B / error_BonA."""
+    rows = transfer_rows(per_backend)
+    return markdown_table(TRANSFER_HEADER, rows) if rows else ""
+
+
+def transfer_rows(per_backend: pd.DataFrame) -> list[list[str]]:
     if per_backend.empty or not {"B_scratch", "B_on_A"} <= set(per_backend["variant"]):
-        return ""
+        return []
     rows = []
     for (dataset, backend), group in per_backend.groupby(["dataset", "backend"], sort=True):
         by_variant = {r["variant"]: r for _, r in group.iterrows()}
@@ -400,7 +435,7 @@ def transfer_markdown(per_backend: pd.DataFrame) -> str:
         else:
             factor = (1 - acc_b) / (1 - acc_ba) if acc_ba < 1 else math.inf
         rows.append([str(dataset), str(backend), fmt(acc_b, ".4f"), fmt(acc_ba, ".4f"), fmt(factor, ".2f")])
-    return markdown_table(TRANSFER_HEADER, rows)
+    return rows
 
 
 def regressions(rows: Sequence[CaseComparison]) -> list[CaseComparison]:
@@ -868,6 +903,24 @@ def run_tables(summary: Summary) -> list[TableData]:
         )
         columns = ("case", "backend", "seeds", "Δ acc pp", "time ratio", "note")
         tables.append(TableData("statistics", title, columns, rows, note=STATS_NOTE.format(reference=reference)))
+    return tables + _closing_tables(summary)
+
+
+def _closing_tables(summary: Summary) -> list[TableData]:
+    """The tables summary.md ends with, for the terminal, ``--format`` and the HTML report alike."""
+    tables = []
+    inexact = inexact_rows(summary.per_backend)
+    if inexact:
+        tables.append(TableData("inexact", "Not computed exactly alike", ("case", "why"), inexact, 1, INEXACT_NOTE))
+    not_ok = not_ok_rows(summary.not_ok)
+    if not_ok:
+        tables.append(TableData("not_ok", "Trials not ok: which, and why", NOT_OK_HEADER, not_ok, note=NOT_OK_NOTE))
+    transfer = transfer_rows(summary.per_backend)
+    if transfer:
+        title = "Transfer A → B (S4b): B from scratch against B on A, error reduction error_B / error_BonA"
+        tables.append(
+            TableData("transfer", title, ("dataset", "backend", "B", "B on A", "error ÷"), tuple(map(tuple, transfer)))
+        )
     return tables
 
 

@@ -58,6 +58,8 @@ class Summary:
     statistics: pd.DataFrame = field(default_factory=pd.DataFrame)
     # per (case, backend, phase) of the cases that train in more than one phase: steady epoch time and samples/s
     phases: pd.DataFrame = field(default_factory=pd.DataFrame)
+    # the final row of each trial whose last attempt did not end ok (failed, diverged, skipped): which, and why
+    not_ok: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def compared_rows(frame: pd.DataFrame) -> pd.DataFrame:
@@ -145,7 +147,7 @@ def summarize(frame: pd.DataFrame, reference: str = REFERENCE_BACKEND) -> Summar
 
     statistics = case_statistics(frame, reference)
     comparison = _paired(_compare(per_backend, reference), statistics)
-    return Summary(per_backend, comparison, reference, statistics, phase_times(frame))
+    return Summary(per_backend, comparison, reference, statistics, phase_times(frame), _not_ok(finals, named))
 
 
 def _paired(comparison: pd.DataFrame, statistics: pd.DataFrame) -> pd.DataFrame:
@@ -244,6 +246,17 @@ def _warmup_seconds(group: pd.DataFrame) -> float:
     warm = last_attempts(group)
     warm = warm[(warm["warmup"] == True) & (warm["status"] == "ok")]  # noqa: E712 (nullable booleans)
     return float(warm["epoch_time_s"].median()) if len(warm) else math.nan
+
+
+def _not_ok(finals: pd.DataFrame, named: bool) -> pd.DataFrame:
+    """The trials that did not end ok, with their case: a count in the tables says how many, this says which."""
+    if finals.empty:
+        return finals
+    not_ok = finals[~finals["status"].eq("ok").fillna(False).astype(bool)]
+    return not_ok.assign(
+        variant=not_ok["variant"].fillna("") if "variant" in not_ok else "",
+        suite_shown=not_ok["suite"] if named else "",
+    )
 
 
 def _achieved_gflops(timing: pd.DataFrame, strategy: str, forward_macs: float) -> float:

@@ -456,3 +456,26 @@ def test_each_case_says_what_it_ran_with_away_from_the_defaults():
 def test_small_mac_counts_keep_two_significant_digits():
     """A small MLP's 4,700 MACs read 0.00 MMAC; the convnets' keep two decimals."""
     assert [reporting.mmac_cell(m) for m in (4_700.0, 174_848.0, 1.8e9)] == ["0.0047", "0.17", "1,800.00"]
+
+
+def test_trials_not_ok_are_listed_with_why_in_every_rendering():
+    """A count ("1/2, 1 failed") said how many; nothing said which trial, or why."""
+    rows = _rows(REFERENCE_BACKEND, "mlp", 0.9, 1.0) + _rows("tensorflow", "mlp", 0.9, 1.0)
+    failed = next(r for r in rows if r["backend"] == "tensorflow" and r["seed"] == 1 and r["epoch"] == 3)
+    failed.update(status="failed", epoch=None, test_acc=math.nan, error="RuntimeError: boom\n  more lines")
+    diverged = next(r for r in rows if r["backend"] == REFERENCE_BACKEND and r["seed"] == 0 and r["epoch"] == 3)
+    diverged.update(status="diverged", train_loss=math.inf, test_acc=math.nan)
+    summary = summarize(to_frame(rows))
+    expected = {
+        ("scratch-mlp-digits", "tensorflow", "1", "failed", "RuntimeError: boom"),
+        ("scratch-mlp-digits", REFERENCE_BACKEND, "0", "diverged", "at epoch 3, training loss inf"),
+    }
+    assert set(reporting.not_ok_rows(summary.not_ok)) == expected
+    section = reporting.run_markdown(summary, "t").split("## Trials not ok")[1]
+    assert "| scratch-mlp-digits | tensorflow | 1 | failed | RuntimeError: boom |" in section
+    (table,) = [t for t in reporting.run_tables(summary) if t.name == "not_ok"]
+    assert set(table.rows) == expected
+    clean = summarize(to_frame(_rows(REFERENCE_BACKEND, "mlp", 0.9, 1.0)))
+    assert "not_ok" not in [t.name for t in reporting.run_tables(clean)] and "not ok" not in reporting.run_markdown(
+        clean, "t"
+    )
