@@ -22,7 +22,7 @@ from typing import Any
 import pandas as pd
 
 from harness.backend import BACKENDS, REFERENCE_BACKEND
-from harness.compare import Thresholds, compare_frames
+from harness.compare import CaseComparison, Thresholds, compare_frames
 from harness.errors import InputError
 from harness.reporting import TableData, comparison_rules, regression_cells, run_tables, search_results_table
 from harness.statistics import SIGNIFICANT_MARK
@@ -208,6 +208,23 @@ def _run_section(run: LoadedRunDir, reference: str) -> tuple[str, Iterator[Any]]
     return "\n".join(parts), drawn
 
 
+def _against_previous(earlier: list[LoadedRunDir], after: LoadedRunDir) -> list[tuple[LoadedRunDir, CaseComparison]]:
+    """Each (case, backend) of ``after`` compared with the last of the ``earlier`` runs that ran it, as the history's
+    trend joins it (a run of another suite in between no more hides a change than it breaks the line)."""
+    found: dict[tuple[str, str], tuple[LoadedRunDir, CaseComparison]] = {}
+    wanted: set[tuple[str, str]] | None = None
+    for before in reversed(earlier):
+        comparisons = compare_frames(before.frame, after.frame)
+        if wanted is None:
+            wanted = {(c.case, c.backend) for c in comparisons if c.only_in != "base"}
+        for c in comparisons:
+            if c.in_both and (c.case, c.backend) not in found:
+                found[(c.case, c.backend)] = (before, c)
+        if wanted <= found.keys():
+            break
+    return [found[key] for key in sorted(found)]
+
+
 def _history_section(runs: list[LoadedRunDir], metric: str) -> tuple[str, list[Any]]:
     """The metric per (case, backend) over the runs; regressions against the previous run flagged."""
     from harness import plots
@@ -222,12 +239,14 @@ def _history_section(runs: list[LoadedRunDir], metric: str) -> tuple[str, list[A
     series = pd.DataFrame(columns)
     flagged: set[tuple[str, str, str]] = set()
     ratios = []
-    for before, after in zip(runs, runs[1:], strict=False):
-        for c in compare_frames(before.frame, after.frame):
+    for index, after in enumerate(runs[1:], start=1):
+        for before, c in _against_previous(runs[:index], after):
             if c.regressed:
                 flagged.add((c.case, c.backend, after.run_id))
             if c.time_verdict != "n/a":
-                ratios.append((after.run_id, c.case, c.backend, *regression_cells(c)[3:6], c.note))
+                against = "" if before is runs[index - 1] else f"against {before.run_id}, the last run that ran it"
+                note = "; ".join(part for part in (against, c.note) if part)
+                ratios.append((after.run_id, c.case, c.backend, *regression_cells(c)[3:6], note))
     listing = TableData(
         "runs",
         f"{len(runs)} runs, oldest first",

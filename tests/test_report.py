@@ -582,3 +582,17 @@ def test_the_reports_history_trends_no_search_samples(tmp_path):
         page.split("<h2>History")[1].split("<h2>Run")[0] + page.split('id="plot-history"')[1].split("</figure>")[0]
     )
     assert "scratch-mlp-digits" in history and "search000" not in history
+
+
+@needs_matplotlib
+def test_the_reports_history_compares_a_case_with_the_last_run_that_ran_it(tmp_path):
+    """A run of another case in between hid a regression: each run was compared with the one just before only."""
+    for index, slowdown in enumerate((1.0, 1.0, 1.6)):
+        _write_run(tmp_path, f"run-{index}", f"2026-01-0{index + 1}", torch_slowdown=slowdown, noise=index)
+    rows = pd.read_parquet(tmp_path / "run-1" / "results.parquet")
+    rows[rows["model"] != MODELS[0]].to_parquet(tmp_path / "run-1" / "results.parquet")  # run-1 lacks MODELS[0]
+    out = tmp_path / "history.html"
+    assert main(["report", str(tmp_path), "-o", str(out)]) == 0
+    page = out.read_text()
+    assert f"t:scratch-{MODELS[0]}-digits [torch]" in page  # the slowed run's regression, against run-0
+    assert page.count("against run-0, the last run that ran it") == 2  # both backends of that case
