@@ -596,3 +596,22 @@ def test_the_reports_history_compares_a_case_with_the_last_run_that_ran_it(tmp_p
     page = out.read_text()
     assert f"t:scratch-{MODELS[0]}-digits [torch]" in page  # the slowed run's regression, against run-0
     assert page.count("against run-0, the last run that ran it") == 2  # both backends of that case
+
+
+@needs_matplotlib
+def test_accuracy_is_drawn_against_training_time_and_a_run_without_ratios_draws_no_ratio_plot():
+    """The last row's evaluation time holds the test evaluation and MC passes, after the validation accuracy it
+    plots: summed in, it moved the last point; and a run of warm-up epochs only drew an empty ratio plot."""
+    import matplotlib.pyplot as plt
+
+    from harness.plots import accuracy_vs_time, time_ratios
+
+    frame = _frame(seeds=1)
+    frame.loc[frame["epoch"] == EPOCHS, "eval_time_s"] = 100.0  # the test evaluation and MC passes
+    (plot,) = accuracy_vs_time(frame)
+    trial = frame[frame["trial_id"] == frame["trial_id"].iloc[0]]
+    ends = {float(line.get_xdata()[-1]) for ax in plot.figure.axes for line in ax.get_lines()}
+    plt.close(plot.figure)
+    assert any(end == pytest.approx(float(trial["epoch_time_s"].sum())) for end in ends) and max(ends) < 100
+    one_epoch = case_statistics(_frame(seeds=1)[lambda f: f["epoch"] == 1])
+    assert one_epoch["time_ratio"].isna().all() and time_ratios(one_epoch) == []
