@@ -574,7 +574,7 @@ def print_run_summary(
     searched = search_results_table(outcome.frame, search) if search is not None else None
     tables = ([searched] if searched else []) + run_tables(summary)
     if output_format == "md":
-        print(markdown_tables(tables))
+        print(markdown_tables(tables) + f"\n\nresults: {outcome.run_dir}")
         return
     width = width or shutil.get_terminal_size().columns
     print("\n".join(textwrap.wrap(f"xfbench — run {outcome.run_id}", width)) + "\n")
@@ -593,7 +593,10 @@ def machine_summary(summary: Summary, outcome: RunOutcome, output_format: str, s
     numbers (NaN as null), and a tune's search (every sampled point, each backend's pick); ``--format csv``: one
     row per (case, backend), the per-backend figures with the statistics against the reference beside them (empty
     for the reference), and the run's id and folder (a tune's final stage: its search is in summary.md and JSON)."""
-    frames = {name: getattr(summary, name).drop(columns=["suite_shown"], errors="ignore") for name in MACHINE_TABLES}
+    frames = {name: _counts_as_ints(getattr(summary, name).drop(columns=["suite_shown"], errors="ignore"))
+              for name in MACHINE_TABLES}  # fmt: skip
+    if len(summary.not_ok):  # which trials did not end ok, and why (the tables count them)
+        frames["not_ok"] = _counts_as_ints(summary.not_ok[[c for c in NOT_OK_COLUMNS if c in summary.not_ok]])
     if output_format == "json":
         run = {"run_id": outcome.run_id, "run_dir": str(outcome.run_dir), "reference": summary.reference,
                "wall_time_s": outcome.wall_time_s}  # fmt: skip
@@ -607,10 +610,20 @@ def machine_summary(summary: Summary, outcome: RunOutcome, output_format: str, s
     flat = frames["per_backend"]
     if not frames["statistics"].empty:
         flat = flat.merge(frames["statistics"], on=CASE_COLUMNS, how="left")
-    flat = flat.assign(run_id=outcome.run_id, run_dir=str(outcome.run_dir))
-    for column in COUNT_COLUMNS & set(flat.columns):  # counts held as floats beside NaN: 27370, not 27370.0
-        flat[column] = pd.to_numeric(flat[column]).round().astype("Int64")
+    flat = _counts_as_ints(flat.assign(run_id=outcome.run_id, run_dir=str(outcome.run_dir)))
     return flat.to_csv(index=False).rstrip("\n")
+
+
+NOT_OK_COLUMNS = ("trial_id", "suite", "strategy", "model", "variant", "dataset", "backend", "seed", "status", "epoch",
+                  "error")  # fmt: skip
+
+
+def _counts_as_ints(frame: pd.DataFrame) -> pd.DataFrame:
+    """Counts held as floats beside NaN, as whole numbers: 27370, not 27370.0."""
+    frame = frame.copy()
+    for column in (COUNT_COLUMNS | {"seed", "epoch"}) & set(frame.columns):
+        frame[column] = pd.to_numeric(frame[column]).round().astype("Int64")
+    return frame
 
 
 def comparison_table(rows: Sequence[CaseComparison], base_label: str, new_label: str, t: Thresholds) -> TableData:

@@ -243,6 +243,7 @@ def test_machine_formats_carry_numbers_and_where_the_run_is(tmp_path, capsys):
     assert list(data["tables"]) == ["per_backend", "comparison", "statistics", "phases"]
     per_backend = data["tables"]["per_backend"]
     assert len(per_backend) == len(summary.per_backend) and isinstance(per_backend[0]["samples_per_s_median"], float)
+    assert isinstance(per_backend[0]["params"], int) and isinstance(per_backend[0]["forward_macs"], int)  # as csv
     stats = data["tables"]["statistics"][0]
     assert stats["time_ci_low"] < stats["time_ratio"] < stats["time_ci_high"] and stats["time_ci_low"] > 1.3
     reporting.print_run_summary(outcome, "csv")  # type: ignore[arg-type]
@@ -257,6 +258,7 @@ def test_machine_formats_carry_numbers_and_where_the_run_is(tmp_path, capsys):
     reporting.print_run_summary(outcome, "md")  # type: ignore[arg-type]
     markdown = capsys.readouterr().out
     assert markdown.count("## ") == len(reporting.run_tables(summary)) and "| case |" in markdown
+    assert markdown.rstrip().endswith(f"results: {tmp_path}")  # where results.parquet is, as json and csv say
 
 
 # ---------------------------------------------------------------------------------------------------- report

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import json
 import math
 from pathlib import Path
 from types import SimpleNamespace
@@ -475,6 +476,12 @@ def test_trials_not_ok_are_listed_with_why_in_every_rendering():
     assert "| scratch-mlp-digits | tensorflow | 1 | failed | RuntimeError: boom |" in section
     (table,) = [t for t in reporting.run_tables(summary) if t.name == "not_ok"]
     assert set(table.rows) == expected
+    outcome = SimpleNamespace(run_id="r", run_dir="r", wall_time_s=1.0)
+    listed = json.loads(reporting.machine_summary(summary, outcome, "json"))["tables"]["not_ok"]  # type: ignore[arg-type]
+    assert {(t["backend"], t["seed"], t["status"]) for t in listed} == {
+        ("tensorflow", 1, "failed"),
+        ("torch", 0, "diverged"),
+    }
     clean = summarize(to_frame(_rows(REFERENCE_BACKEND, "mlp", 0.9, 1.0)))
     assert "not_ok" not in [t.name for t in reporting.run_tables(clean)] and "not ok" not in reporting.run_markdown(
         clean, "t"
