@@ -58,6 +58,8 @@ class History:
     table: pd.DataFrame
     changes: tuple[SettingsChange, ...] = ()
     not_ok: frozenset[tuple[str, str, str]] = frozenset()  # (case, backend, run id) where no trial ended ok
+    # (case, backend, run id) where trials ended ok but no epoch was steady (one-epoch trials): no steady time
+    warmup_only: frozenset[tuple[str, str, str]] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -344,7 +346,13 @@ def history(results_dir: Path, metric: str, case_filter: str | None = None, last
         for (case, backend), group in frame.groupby(["case", "backend"])
         if not (final_rows(group)["status"] == "ok").any()
     )
-    return History(tuple(runs), table, settings_changes(labelled), not_ok)
+    warmup_only = frozenset(
+        (str(case), str(backend), run_id)
+        for run_id, frame in labelled.items()
+        for (case, backend), group in frame.groupby(["case", "backend"])
+        if metric != "test_acc" and steady_rows(group).empty and (str(case), str(backend), run_id) not in not_ok
+    )
+    return History(tuple(runs), table, settings_changes(labelled), not_ok, warmup_only)
 
 
 def settings_changes(frames: dict[str, pd.DataFrame]) -> tuple[SettingsChange, ...]:

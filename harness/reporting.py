@@ -727,7 +727,7 @@ def history_tables(history: History, metric: str, results_dir: str | Path) -> li
                 str(case),
                 str(backend),
                 *[
-                    _trend_cell(v, (case, backend, run) in history.not_ok)
+                    _trend_cell(v, (case, backend, run) in history.not_ok, (case, backend, run) in history.warmup_only)
                     + (f" {SETTINGS_MARK}" if (case, backend, run) in changed else "")
                     for run, v in zip(table.columns, values, strict=True)
                 ],
@@ -747,12 +747,13 @@ def history_tables(history: History, metric: str, results_dir: str | Path) -> li
     return tables
 
 
-def _trend_cell(value: float, not_ok: bool) -> str:
+def _trend_cell(value: float, not_ok: bool, warmup_only: bool = False) -> str:
     """A history value; where the case has none, ``not ok`` if its trials ran and none ended ok (failed, diverged,
-    skipped), else empty (the run did not have the case)."""
+    skipped), ``warm-up only`` if they ended ok without a steady epoch to time (one epoch each), else empty (the
+    run did not have the case)."""
     if value == value:
         return f"{value:.4g}"
-    return "not ok" if not_ok else ""
+    return "not ok" if not_ok else "warm-up only" if warmup_only else ""
 
 
 def print_history(history: History, metric: str, results_dir: str | Path, width: int | None = None) -> None:

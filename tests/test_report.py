@@ -617,3 +617,16 @@ def test_accuracy_is_drawn_against_training_time_and_a_run_without_ratios_draws_
     assert any(end == pytest.approx(float(trial["epoch_time_s"].sum())) for end in ends) and max(ends) < 100
     one_epoch = case_statistics(_frame(seeds=1)[lambda f: f["epoch"] == 1])
     assert one_epoch["time_ratio"].isna().all() and time_ratios(one_epoch) == []
+
+
+def test_history_says_warm_up_only_where_a_run_had_no_steady_epoch_to_time(tmp_path, capsys, monkeypatch):
+    """One-epoch trials that ended ok have no steady epoch time: the cell was empty, as for a case the run lacked."""
+    monkeypatch.setenv("COLUMNS", "200")
+    _write_run(tmp_path, "run-0", "2026-01-01")
+    run_dir = _write_run(tmp_path, "run-1", "2026-01-02")
+    rows = pd.read_parquet(run_dir / "results.parquet")
+    first = rows[rows["epoch"] == 1].assign(test_acc=0.9)
+    first.to_parquet(run_dir / "results.parquet")
+    assert main(["history", "--results-dir", str(tmp_path)]) == 0
+    trend = [line for line in capsys.readouterr().out.splitlines() if "scratch-mlp-digits" in line]
+    assert trend and all(line.rstrip().endswith("warm-up only") for line in trend), trend
