@@ -422,10 +422,15 @@ def transfer_markdown(per_backend: pd.DataFrame) -> str:
 
 
 def transfer_rows(per_backend: pd.DataFrame) -> list[list[str]]:
+    """Per (suite, dataset, backend): two suites of one run (transfer_smoke and transfer) are two comparisons, the
+    dataset cell naming the suite where the run holds several."""
     if per_backend.empty or not {"B_scratch", "B_on_A"} <= set(per_backend["variant"]):
         return []
     rows = []
-    for (dataset, backend), group in per_backend.groupby(["dataset", "backend"], sort=True):
+    frame = per_backend.assign(suite=per_backend["suite"] if "suite" in per_backend else "")
+    for (_, dataset, backend), group in frame.groupby(["suite", "dataset", "backend"], sort=True):
+        shown = suite_shown(group.iloc[0])
+        dataset = f"{shown}: {dataset}" if shown else dataset
         by_variant = {r["variant"]: r for _, r in group.iterrows()}
         if "B_scratch" not in by_variant or "B_on_A" not in by_variant:
             continue

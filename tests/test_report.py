@@ -567,6 +567,13 @@ def test_the_transfer_table_gives_no_error_reduction_without_an_error_or_an_accu
     assert "| digits | torch | 0.9000 | 1.0000 | inf |" in reporting.transfer_markdown(per_backend(0.9, 1.0))
     assert "| digits | torch | 1.0000 | 1.0000 | n/a |" in reporting.transfer_markdown(per_backend(1.0, 1.0))
     assert "| digits | torch | 0.9500 | n/a | n/a |" in reporting.transfer_markdown(per_backend(0.95, math.nan))
+    # two suites of one run are two comparisons, not one row overwriting the other
+    smoke, full = per_backend(0.9, 0.95).assign(suite="s", suite_shown="s"), per_backend(0.8, 0.9).assign(suite="f")
+    two = reporting.transfer_markdown(pd.concat([smoke, full.assign(suite_shown="f")]))
+    assert (
+        "| s: digits | torch | 0.9000 | 0.9500 | 2.00 |" in two
+        and "| f: digits | torch | 0.8000 | 0.9000 | 2.00 |" in two
+    )
 
 
 @needs_matplotlib
