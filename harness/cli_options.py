@@ -521,7 +521,7 @@ def _add_report_parsers(commands: Any) -> None:
     )
     _add_reference(rep, f"the one the newest run compared with, {REFERENCE_BACKEND} for runs before it was recorded")
     exp = commands.add_parser("export", help="log a run's trials to MLflow (needs the mlflow extra)")
-    exp.add_argument("run", help="run directory or run id under --results-dir")
+    exp.add_argument("run", help="run directory, run id under --results-dir, or baseline name")
     exp.add_argument(
         "--mlflow", required=True, metavar="URI", help="tracking URI, e.g. sqlite:///mlflow.db or http://host:5000"
     )
@@ -769,7 +769,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     hist.add_argument("--case", help="only cases whose name contains this text")
     hist.add_argument("--last", type=positive_int, default=10, help="how many recent runs (default 10)")
+    _describe_commands(parser)
     return parser
+
+
+def _describe_commands(parser: argparse.ArgumentParser) -> None:
+    """Each command's own --help opens with the line ``xfbench --help`` lists it by (argparse shows a command's
+    ``help`` only in its parent's list), down through nested commands (baseline save)."""
+    for action in parser._subparsers._group_actions if parser._subparsers else ():
+        if isinstance(action, argparse._SubParsersAction):
+            for listed in action._choices_actions:
+                command = action.choices[listed.dest]
+                command.description = command.description or listed.help
+                _describe_commands(command)
 
 
 def _add_compare_parser(commands: Any) -> None:

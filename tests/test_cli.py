@@ -934,3 +934,14 @@ def test_default_run_ids_started_in_the_same_second_are_numbered_and_claimed(tmp
     ids = [runner.new_run_id("quick", tmp_path / "results") for _ in range(3)]
     assert ids == ["20261202-030405-quick", "20261202-030405-quick-2", "20261202-030405-quick-3"]
     assert sorted(p.name for p in (tmp_path / "results").iterdir()) == sorted(ids)
+
+
+def test_every_commands_help_opens_with_what_it_does(capsys):
+    """`xfbench report --help` showed usage and flags only: a command's line was in `xfbench --help`'s list alone."""
+    from harness.cli_options import build_parser
+
+    for argv in (["report"], ["export"], ["model"], ["history"], ["baseline", "save"], ["weights", "fetch"]):
+        with pytest.raises(SystemExit):
+            build_parser().parse_args([*argv, "--help"])
+        usage, _, rest = capsys.readouterr().out.partition("\n\n")
+        assert rest.strip() and not rest.lstrip().startswith(("positional", "options")), (argv, rest[:200])
