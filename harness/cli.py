@@ -319,6 +319,13 @@ def cmd_export(args: argparse.Namespace) -> int:
     else:
         verb = "replaced the earlier export with" if exported.outcome == "replaced" else "exported"
         print(f"{verb} {len(exported.trial_runs)} trials of {run_dir.name} to {where}")
+    if exported.run_status in ("running", "interrupted"):
+        print(
+            f"warning: {run_dir.name} is {exported.run_status}, not finished: its trials stop where it did (tag "
+            "xfbench.run_status; its parent run ended KILLED). Export it again with --replace once "
+            f"`--resume {run_dir.name}` finished it.",
+            file=sys.stderr,
+        )
     return 0
 
 

@@ -39,6 +39,7 @@ class Exported:
     parent_run_id: str
     trial_runs: dict[str, str]  # trial id -> MLflow run id
     outcome: Literal["exported", "unchanged", "replaced"] = "exported"
+    run_status: str = "finished"  # run.json's: running | finished | interrupted | unknown
 
 
 @dataclass(frozen=True)
@@ -288,24 +289,26 @@ def export_run(run_dir: Path, uri: str, experiment: str = "xfbench", replace: bo
     run_id = str(info.get("run_id", run_dir.name))
     key, fingerprint = run_key(info, run_dir), rows_fingerprint(frame)
     earlier = _earlier_export(client, experiment_id, key)
+    status = str(info.get("status", "unknown"))
     if earlier and earlier.complete and earlier.rows_sha256 == fingerprint:
-        return Exported(experiment_id, earlier.parent_run_id, earlier.trial_runs, "unchanged")
+        return Exported(experiment_id, earlier.parent_run_id, earlier.trial_runs, "unchanged", status)
     if earlier:
         _check_replaceable(earlier, replace, run_id, experiment, uri)
         for mlflow_run in earlier.run_ids:
             client.delete_run(mlflow_run)
     tags = {"xfbench.run_id": run_id, "xfbench.run_key": key, "git_commit": str(info.get("git_commit", ""))}
-    tags |= {"xfbench.rows_sha256": fingerprint, "xfbench.export": "incomplete"}
+    tags |= {"xfbench.rows_sha256": fingerprint, "xfbench.export": "incomplete", "xfbench.run_status": status}
     start, end = _span(frame)
     parent = client.create_run(experiment_id, run_name=run_id, tags=tags, start_time=start).info.run_id
     for name in ("summary.md", "report.html", "run.json"):
         if (run_dir / name).is_file():
             client.log_artifact(parent, str(run_dir / name))
-    client.set_terminated(parent, "FINISHED", end_time=end)
+    # a run that did not finish (interrupted, or still running as it was read) ends KILLED: MLflow's "stopped"
+    client.set_terminated(parent, "FINISHED" if status == "finished" else "KILLED", end_time=end)
     common = {"mlflow.parentRunId": parent, "xfbench.run_id": run_id, "xfbench.run_key": key}
     trial_runs = {
         str(trial_id): _log_trial(client, experiment_id, str(trial_id), trial, common)
         for trial_id, trial in frame.groupby("trial_id", sort=True)
     }
     client.set_tag(parent, "xfbench.export", "complete")  # last: an export that stopped before is not taken as done
-    return Exported(experiment_id, parent, trial_runs, "replaced" if earlier else "exported")
+    return Exported(experiment_id, parent, trial_runs, "replaced" if earlier else "exported", status)

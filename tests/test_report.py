@@ -637,3 +637,22 @@ def test_history_says_warm_up_only_where_a_run_had_no_steady_epoch_to_time(tmp_p
     assert main(["history", "--results-dir", str(tmp_path)]) == 0
     trend = [line for line in capsys.readouterr().out.splitlines() if "scratch-mlp-digits" in line]
     assert trend and all(line.rstrip().endswith("warm-up only") for line in trend), trend
+
+
+@pytest.mark.skipif(importlib.util.find_spec("mlflow") is None, reason="needs xfbench[mlflow]")
+def test_an_interrupted_run_exports_as_stopped_with_a_warning(tmp_path, capsys):
+    from mlflow.tracking import MlflowClient
+
+    run_dir = _write_run(tmp_path, "run-i", "2026-01-01")
+    info = json.loads((run_dir / "run.json").read_text())
+    (run_dir / "run.json").write_text(json.dumps({**info, "status": "interrupted"}))
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    assert main(["export", str(run_dir), "--mlflow", uri, "--experiment", "i"]) == 0
+    assert "warning: run-i is interrupted, not finished: its trials stop where it did" in capsys.readouterr().err
+    client = MlflowClient(uri)
+    (parent,) = [
+        r
+        for r in client.search_runs([client.get_experiment_by_name("i").experiment_id])
+        if "mlflow.parentRunId" not in r.data.tags
+    ]
+    assert parent.data.tags["xfbench.run_status"] == "interrupted" and parent.info.status == "KILLED"
