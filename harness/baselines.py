@@ -127,7 +127,8 @@ def resolve(reference: str, results_dir: Path) -> Path:
         return found.resolve()
     raise InputError(
         f"Expected a run directory, a run id in {results_dir} or a saved baseline name. Received: {reference!r}. "
-        f"Runs: see `xfbench history`; baselines: `xfbench baseline list`."
+        f"Runs: see `xfbench history --results-dir {results_dir}`; baselines: `xfbench baseline list --results-dir "
+        f"{results_dir}`; runs kept elsewhere: pass that folder as --results-dir."
     )
 
 
