@@ -197,7 +197,8 @@ OVERRIDE_OPTIONS: tuple[tuple[str, tuple[Option, ...]], ...] = (
         Option(
             "--width-multiplier",
             "model_options.width_multiplier",
-            "zoo models: scale every channel count and hidden width (e.g. 0.25 for a CPU)",
+            "the zoo's networks but mlp, cnn_small and convnet3: scale every channel count and hidden width (e.g. 0.25 "
+            "for a CPU)",
             positive_float,
         ),
     ),
@@ -713,7 +714,11 @@ def _add_model_parser(commands: Any) -> None:
         help="output classes (default: the model's own task's: 10 for mlp, convnet3, cnn_small and resnet20, "
         "1000 for the ImageNet networks and imports; a spec file: its own)",
     )
-    mdl.add_argument("--width-multiplier", type=positive_float, help="zoo models: channel scale (default 1)")
+    mdl.add_argument(
+        "--width-multiplier",
+        type=positive_float,
+        help="the zoo's networks but mlp, cnn_small and convnet3: channel scale (default 1)",
+    )
     mdl.add_argument(
         "--results-dir", default="results", help="an imported model's conversion is cached in its _cache (as a run's)"
     )
