@@ -341,19 +341,23 @@ def history(results_dir: Path, metric: str, case_filter: str | None = None, last
     if not table.empty:
         table.index = pd.MultiIndex.from_tuples(table.index, names=["case", "backend"])
         table = table.sort_index()
-    not_ok = frozenset(
-        (str(case), str(backend), run_id)
-        for run_id, frame in labelled.items()
-        for (case, backend), group in frame.groupby(["case", "backend"])
-        if not (final_rows(group)["status"] == "ok").any()
-    )
-    warmup_only = frozenset(
-        (str(case), str(backend), run_id)
-        for run_id, frame in labelled.items()
-        for (case, backend), group in frame.groupby(["case", "backend"])
-        if metric != "test_acc" and steady_rows(group).empty and (str(case), str(backend), run_id) not in not_ok
-    )
-    return History(tuple(runs), table, settings_changes(labelled), not_ok, warmup_only)
+    return History(tuple(runs), table, settings_changes(labelled), *_without_a_value(labelled, metric))
+
+
+Cell = tuple[str, str, str]  # (case, backend, run id)
+
+
+def _without_a_value(labelled: dict[str, pd.DataFrame], metric: str) -> tuple[frozenset[Cell], frozenset[Cell]]:
+    """The trend's cells that have no value though the run had the case: no trial ended ok; or, for a time, they
+    ended ok without a steady epoch to time."""
+    not_ok, warmup_only = set(), set()
+    for run_id, frame in labelled.items():
+        for (case, backend), group in frame.groupby(["case", "backend"]):
+            if not (final_rows(group)["status"] == "ok").any():
+                not_ok.add((str(case), str(backend), run_id))
+            elif metric != "test_acc" and steady_rows(group).empty:
+                warmup_only.add((str(case), str(backend), run_id))
+    return frozenset(not_ok), frozenset(warmup_only)
 
 
 def settings_changes(frames: dict[str, pd.DataFrame]) -> tuple[SettingsChange, ...]:

@@ -306,7 +306,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from harness.baselines import resolve
-    from harness.mlflow_export import export_run, sqlite_file
+    from harness.mlflow_export import UNFINISHED_STATES, export_run, sqlite_file
 
     run_dir = resolve(args.run, Path(args.results_dir).expanduser())
     exported = export_run(run_dir, args.mlflow, args.experiment, args.replace)
@@ -319,7 +319,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     else:
         verb = "replaced the earlier export with" if exported.outcome == "replaced" else "exported"
         print(f"{verb} {len(exported.trial_runs)} trials of {run_dir.name} to {where}")
-    if exported.run_status in ("running", "interrupted"):
+    if exported.run_status in UNFINISHED_STATES:
         print(
             f"warning: {run_dir.name} is {exported.run_status}, not finished: its trials stop where it did (tag "
             "xfbench.run_status; its parent run ended KILLED). Export it again with --replace once "
@@ -386,10 +386,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     except InputError as exc:  # bad input, wherever it was found; any other exception keeps its traceback
         print(f"xfbench: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    except BrokenPipeError:  # `xfbench model resnet50 | head`: the reader has what it wanted
-        # the interpreter flushes stdout again at exit: point it at nothing, or that flush raises once more
+    except BrokenPipeError:
+        if not _stdout_closed():  # another pipe (a server's connection, a subprocess): a fault, with its traceback
+            raise
+        # `xfbench model resnet50 | head`: the reader has what it wanted. The interpreter flushes stdout again at
+        # exit: point it at nothing, or that flush raises once more
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_CLOSED_PIPE
+
+
+def _stdout_closed() -> bool:
+    """Whether stdout is a pipe whose reader has gone (poll reports an error on its end, as Linux and macOS do)."""
+    import select
+
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(events & select.POLLERR for _, events in poller.poll(0))
+    except (OSError, ValueError, AttributeError):  # no such fd or no poll here (Windows): not a pipe we can tell
+        return False
 
 
 if __name__ == "__main__":

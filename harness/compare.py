@@ -25,6 +25,7 @@ import json
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -177,11 +178,14 @@ def _time_verdict(base: pd.DataFrame, new: pd.DataFrame, t: Thresholds) -> TimeC
         return replace(change, p=slower_p, verdict="regression")
     if high < 1.0 / t.time_ratio and faster_p < t.alpha:
         return replace(change, p=faster_p, verdict="improvement")
-    # the one-sided Mann-Whitney test's smallest p: every epoch of one side beyond every epoch of the other
-    if 1.0 / math.comb(len(b) + len(n), len(b)) >= t.alpha:
+    # A change beyond the band that the test could never confirm is undecided, not unchanged: the one-sided exact
+    # Mann-Whitney test's smallest p is every epoch of one side beyond every epoch of the other.
+    beyond = low > t.time_ratio or high < 1.0 / t.time_ratio
+    if beyond and 1.0 / math.comb(len(b) + len(n), len(b)) >= t.alpha:
+        enough = next(k for k in range(1, 64) if 1.0 / math.comb(2 * k, k) < t.alpha)
         note = (
-            f"epoch time not tested: {len(b)} and {len(n)} steady epochs cannot reach p < {t.alpha:g} in the "
-            "Mann-Whitney test, whatever the times; run more epochs or seeds (5 a side reach 0.01)"
+            f"epoch time not decided: {len(b)} and {len(n)} steady epochs cannot reach p < {t.alpha:g} in the "
+            f"Mann-Whitney test, however far apart; run more epochs or seeds ({enough} a side can)"
         )
         return replace(change, verdict="n/a", note=note)
     return replace(change, verdict="unchanged")
@@ -344,17 +348,26 @@ def _one_sided(case: str, backend: str, base: pd.DataFrame, new: pd.DataFrame) -
                           f"only in {where}", only_in=where)  # fmt: skip
 
 
+def _case_keys(frame: pd.DataFrame) -> set[tuple[Any, ...]]:
+    return set(map(tuple, frame[CASE_COLUMNS].drop_duplicates().to_numpy()))
+
+
+def _case_name(key: tuple[Any, ...]) -> str:
+    return f"{key[0]}:{case_label(key[1], key[2], key[3], key[4])}"
+
+
+def compared_cases(frame: pd.DataFrame) -> set[tuple[str, str]]:
+    """(case, backend) of every case :func:`compare_frames` would compare in ``frame``, named as it names them."""
+    return {(_case_name(key), str(key[5])) for key in _case_keys(comparable(frame))}
+
+
 def compare_frames(base: pd.DataFrame, new: pd.DataFrame, thresholds: Thresholds | None = None) -> list[CaseComparison]:
     t = thresholds or Thresholds()
     base, new = comparable(base), comparable(new)
     out: list[CaseComparison] = []
-    keys = sorted(
-        set(map(tuple, base[CASE_COLUMNS].drop_duplicates().to_numpy()))
-        | set(map(tuple, new[CASE_COLUMNS].drop_duplicates().to_numpy()))
-    )
-    for key in keys:
+    for key in sorted(_case_keys(base) | _case_keys(new)):
         b, n = _case_rows(base, key), _case_rows(new, key)
-        case = f"{key[0]}:{case_label(key[1], key[2], key[3], key[4])}"
+        case = _case_name(key)
         if b.empty or n.empty:
             out.append(_one_sided(case, key[5], b, n))
             continue

@@ -33,13 +33,16 @@ TRIAL_TAGS = ("trial_id", "stage", "suite", "strategy", "model", "variant", "dat
 PARAM_LIMIT = 6000  # MLflow's longest parameter value
 
 
+UNFINISHED_STATES = ("running", "interrupted")  # run.json states of a run whose trials stop where it did
+
+
 @dataclass(frozen=True)
 class Exported:
     experiment_id: str
     parent_run_id: str
     trial_runs: dict[str, str]  # trial id -> MLflow run id
     outcome: Literal["exported", "unchanged", "replaced"] = "exported"
-    run_status: str = "finished"  # run.json's: running | finished | interrupted | unknown
+    run_status: str = "unknown"  # run.json's: running | finished | interrupted | unknown (not recorded)
 
 
 @dataclass(frozen=True)
@@ -184,7 +187,9 @@ def _span(rows: pd.DataFrame) -> tuple[int | None, int | None]:
     """When the rows' training started and ended (ms since the epoch): a row is written as its epoch and its
     evaluation end, so a row's epoch began that much before its time, and the rows (of one trial, or of a whole run
     in any order) began with the earliest such start. None where the rows carry no time (MLflow then takes now)."""
-    times = [_milliseconds(t) for t in rows.get("timestamp", pd.Series(dtype=object))]
+    if "timestamp" not in rows:
+        return None, None
+    times = [_milliseconds(t) for t in rows["timestamp"]]
     took = pd.Series(0.0, index=rows.index)
     for column in ("epoch_time_s", "eval_time_s"):
         if column in rows:
@@ -303,8 +308,9 @@ def export_run(run_dir: Path, uri: str, experiment: str = "xfbench", replace: bo
     for name in ("summary.md", "report.html", "run.json"):
         if (run_dir / name).is_file():
             client.log_artifact(parent, str(run_dir / name))
-    # a run that did not finish (interrupted, or still running as it was read) ends KILLED: MLflow's "stopped"
-    client.set_terminated(parent, "FINISHED" if status == "finished" else "KILLED", end_time=end)
+    # a run that did not finish (interrupted, or still running as it was read) ends KILLED: MLflow's "stopped"; one
+    # whose state was not recorded (no run.json, an older version's) says nothing of it
+    client.set_terminated(parent, "KILLED" if status in UNFINISHED_STATES else "FINISHED", end_time=end)
     common = {"mlflow.parentRunId": parent, "xfbench.run_id": run_id, "xfbench.run_key": key}
     trial_runs = {
         str(trial_id): _log_trial(client, experiment_id, str(trial_id), trial, common)

@@ -73,10 +73,10 @@ def model_cost(spec: ModelSpec) -> ModelCost:
 def step_macs(spec: ModelSpec, frozen: Collection[str] = ()) -> int:
     """Multiply-accumulates per sample of one training step with the layers ``frozen`` (names) frozen: the forward
     pass through every layer; the gradient with respect to a layer's input wherever a trainable layer lies below it
-    (autograd and GradientTape compute no gradient that no trainable weight needs: a frozen backbone under a new head
-    costs its forward pass only); the gradient with respect to the weights of each trainable layer. Each backward
-    product costs what the layer's forward pass does. With nothing frozen: three forward passes less the first
-    layer's input gradient."""
+    (the work a step needs: autograd computes no gradient that no trainable weight needs, nor does a traced
+    TensorFlow step once pruned, so a frozen backbone under a new head costs its forward pass only); the gradient
+    with respect to the weights of each trainable layer. Each backward product costs what the layer's forward pass
+    does. With nothing frozen: three forward passes less the first layer's input gradient."""
     cost = model_cost(spec)
     frozen = set(frozen)
     carries_gradient: dict[str, bool] = {}  # a layer's output depends on a trainable weight
@@ -93,7 +93,10 @@ def forward_macs_to(spec: ModelSpec, layer: str) -> int:
     """Multiply-accumulates per sample of the forward pass up to ``layer``'s output: the layers it depends on."""
     cost = {c.name: c.macs for c in model_cost(spec).layers}
     index = {l.name: i for i, l in enumerate(spec.layers)}
-    needed, stack = set(), [layer]
+    if layer not in index:
+        raise ValueError(f"Expected a layer of {spec.name}. Received: {layer!r}. Its layers: {list(index)}.")
+    needed: set[str] = set()
+    stack = [layer]
     while stack:
         name = stack.pop()
         if name in index and name not in needed:

@@ -22,7 +22,7 @@ from typing import Any
 import pandas as pd
 
 from harness.backend import BACKENDS, REFERENCE_BACKEND
-from harness.compare import CaseComparison, Thresholds, compare_frames
+from harness.compare import CaseComparison, Thresholds, compare_frames, compared_cases
 from harness.errors import InputError
 from harness.reporting import TableData, comparison_rules, regression_cells, run_tables, search_results_table
 from harness.statistics import SIGNIFICANT_MARK
@@ -212,21 +212,22 @@ def _against_previous(earlier: list[LoadedRunDir], after: LoadedRunDir) -> list[
     """Each (case, backend) of ``after`` compared with the last of the ``earlier`` runs that ran it, as the history's
     trend joins it (a run of another suite in between no more hides a change than it breaks the line)."""
     found: dict[tuple[str, str], tuple[LoadedRunDir, CaseComparison]] = {}
-    wanted: set[tuple[str, str]] | None = None
-    for before in reversed(earlier):
-        comparisons = compare_frames(before.frame, after.frame)
-        if wanted is None:
-            wanted = {(c.case, c.backend) for c in comparisons if c.only_in != "base"}
-        for c in comparisons:
-            if c.in_both and (c.case, c.backend) not in found:
-                found[(c.case, c.backend)] = (before, c)
-        if wanted <= found.keys():
+    pending = compared_cases(after.frame)
+    for before in reversed(earlier):  # newest first; a run compared only where it holds a case still pending
+        if not pending:
             break
+        shared = pending & compared_cases(before.frame)
+        if not shared:
+            continue
+        for c in compare_frames(before.frame, after.frame):
+            if (c.case, c.backend) in shared and c.in_both:
+                found[(c.case, c.backend)] = (before, c)
+        pending -= shared
     return [found[key] for key in sorted(found)]
 
 
 def _history_section(runs: list[LoadedRunDir], metric: str) -> tuple[str, list[Any]]:
-    """The metric per (case, backend) over the runs; regressions against the previous run flagged."""
+    """The metric per (case, backend) over the runs; regressions against the last run that ran the case flagged."""
     from harness import plots
     from harness.baselines import _labelled, _metric_per_case
 
@@ -250,7 +251,7 @@ def _history_section(runs: list[LoadedRunDir], metric: str) -> tuple[str, list[A
     listing = TableData(
         "runs",
         f"{len(runs)} runs, oldest first",
-        ("run", "started", "commit", "status", "regressions vs previous"),
+        ("run", "started", "commit", "status", "regressions (vs each case's last run)"),
         tuple(
             (
                 r.run_id,
@@ -264,7 +265,7 @@ def _history_section(runs: list[LoadedRunDir], metric: str) -> tuple[str, list[A
     )
     ratio_table = TableData(
         "ratios",
-        f"Epoch time against the previous run: ratio new/previous of steady medians [95 % CI] "
+        f"Epoch time against the last run that ran the case: ratio new/previous of steady medians [95 % CI] "
         f"({SIGNIFICANT_MARK}: the change is real, as xfbench compare decides)",
         ("run", "case", "backend", "ratio [95 % CI]", "p (MWU)", "time", "note (as xfbench compare prints it)"),
         tuple(ratios),

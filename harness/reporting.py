@@ -367,18 +367,21 @@ NOT_OK_NOTE = (
 )
 
 
-def not_ok_rows(not_ok: pd.DataFrame) -> tuple[tuple[str, ...], ...]:
-    """One row per trial that did not end ok: its case, backend, seed, status and the first line of why."""
+def not_ok_rows(not_ok: pd.DataFrame, limit: int = 30) -> tuple[tuple[str, ...], ...]:
+    """One row per trial that did not end ok: its case, backend, seed, status and the first line of why; past
+    ``limit`` trials (a search whose samples diverged), one row saying how many more."""
     rows = []
-    for _, r in not_ok.iterrows():
+    for _, r in not_ok.head(limit).iterrows():
         error = r.get("error")
         why = str(error).strip().splitlines()[0] if isinstance(error, str) and error.strip() else ""
         if r.get("status") == "diverged" and pd.notna(r.get("epoch")):
-            why = why or f"at epoch {int(r['epoch'])}, training loss {r.get('train_loss')}"
+            why = why or f"at epoch {int(r['epoch'])}, training loss {float(r['train_loss']):.4g}"
         seed = r.get("seed")
         rows.append(
             (case_title(r), str(r["backend"]), "" if pd.isna(seed) else str(int(seed)), str(r["status"]), _cut(why))
         )
+    if len(not_ok) > limit:
+        rows.append((f"… {len(not_ok) - limit} more", "", "", "", "every trial's status and error: results.parquet"))
     return tuple(rows)
 
 
@@ -427,7 +430,8 @@ def transfer_rows(per_backend: pd.DataFrame) -> list[list[str]]:
     if per_backend.empty or not {"B_scratch", "B_on_A"} <= set(per_backend["variant"]):
         return []
     rows = []
-    frame = per_backend.assign(suite=per_backend["suite"] if "suite" in per_backend else "")
+    # rows written before the suite column read it as NA, which groupby would drop
+    frame = per_backend.assign(suite=per_backend["suite"].fillna("") if "suite" in per_backend else "")
     for (_, dataset, backend), group in frame.groupby(["suite", "dataset", "backend"], sort=True):
         shown = suite_shown(group.iloc[0])
         dataset = f"{shown}: {dataset}" if shown else dataset

@@ -134,7 +134,7 @@ def summarize(frame: pd.DataFrame, reference: str = REFERENCE_BACKEND) -> Summar
                 "samples_per_s_median": samples_per_s,
                 "params": _first(group, "params"),
                 "forward_macs": macs,
-                "train_gflops": _achieved_gflops(timing, str(case["strategy"]), macs),
+                "train_gflops": _median_gflops(timing, str(case["strategy"]), macs),
                 "timing_basis": "steady" if len(steady) else (WARMUP_ONLY if len(timing) else "none"),
                 "warmup_time_s": _warmup_seconds(group),
                 **{f"{c}_mean": _mean(ok, c) for c in MC_COLUMNS},
@@ -259,7 +259,7 @@ def _not_ok(finals: pd.DataFrame, named: bool) -> pd.DataFrame:
     )
 
 
-def _achieved_gflops(timing: pd.DataFrame, strategy: str, forward_macs: float) -> float:
+def _median_gflops(timing: pd.DataFrame, strategy: str, forward_macs: float) -> float:
     """The median over the timed epochs of 2 x step MACs x samples/s: each epoch at the cost of the step its phase
     trained (a frozen phase's step costs less than the unfrozen one after it). Rows recorded before the step's MACs
     were: three forward passes per sample, one for deep_features (its samples/s time a forward-only extraction)."""

@@ -649,6 +649,17 @@ def test_a_reader_that_closes_the_pipe_early_ends_xfbench_quietly():
     assert proc.wait(timeout=120) == 141 and proc.stderr.read() == b""
 
 
+def test_a_broken_pipe_that_is_not_stdout_keeps_its_traceback(monkeypatch):
+    from harness import cli
+
+    def faulty(args):
+        raise BrokenPipeError("a tracking server's connection, not the reader of stdout")
+
+    monkeypatch.setitem(cli.COMMANDS, "list", faulty)
+    with pytest.raises(BrokenPipeError, match="tracking server"):
+        cli.main(["list"])
+
+
 def test_list_names_every_choice():
     proc = subprocess.run(
         [sys.executable, "-m", "harness.cli", "list"],

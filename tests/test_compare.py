@@ -451,6 +451,9 @@ def test_too_few_steady_epochs_to_test_are_not_called_unchanged():
 
     (few,) = compare_frames(run(1.0, 3), run(3.0, 3))
     assert few.time_verdict == "n/a" and not few.regressed
-    assert "epoch time not tested: 2 and 2 steady epochs cannot reach p < 0.01" in few.note
+    assert "epoch time not decided: 2 and 2 steady epochs cannot reach p < 0.01" in few.note
+    assert "(5 a side can)" in few.note
     (enough,) = compare_frames(run(1.0, 6), run(3.0, 6))
-    assert enough.time_verdict == "regression" and "not tested" not in enough.note
+    assert enough.time_verdict == "regression" and "not decided" not in enough.note
+    (alike,) = compare_frames(run(1.0, 3), run(1.0, 3))  # within the band: unchanged, as the interval shows
+    assert alike.time_verdict == "unchanged" and "not decided" not in alike.note

@@ -80,16 +80,19 @@ def test_a_training_steps_macs_are_what_pytorchs_flop_counter_counts_with_every_
     workers, name
 ):
     """Against the FLOPs torch.utils.flop_counter counts as autograd runs one step of the torch backend: exactly, for
-    a network trained whole, with all but its head frozen (feature_extraction) and with its first group frozen
-    (freeze_early), resnet20's skip connections included. Not mobilenet_v2: that counter counts a grouped
+    a network trained whole, with all but its head frozen (feature_extraction), with its first group frozen
+    (freeze_early) and with all but its classifier group frozen (transfer's first phase), resnet20's skip connections
+    included. Not mobilenet_v2: that counter counts a grouped
     convolution's backward pass as if it were dense (17 times a depthwise 3x3 over 16 channels here)."""
     from harness.weights import initial_weights
 
     spec = build_spec(name, (8, 8, 1), 10)
     x = np.random.default_rng(0).random((16, 8, 8, 1), dtype=np.float32)
     y = np.arange(16) % 10
-    first_group = next(iter(spec.groups().values()))
-    for frozen in ([], [layer.name for layer in spec.layers[:-1]], list(first_group)):
+    groups = spec.groups()
+    first_group = next(iter(groups.values()))
+    all_but_classifier = [name for group, names in groups.items() if group != "classifier" for name in names]
+    for frozen in ([], [layer.name for layer in spec.layers[:-1]], list(first_group), all_but_classifier):
         counted = workers["torch"](probes.step_flops, spec, initial_weights(spec, "glorot_uniform", 0), frozen, x, y)
         assert counted == 2 * step_macs(spec, frozen), (len(frozen), counted)
 

@@ -16,7 +16,7 @@ from harness.backbone import checkpoint_path, pretrain_trials, recipe_for
 from harness.checkpoints import load_checkpoint, save_checkpoint
 from harness.config import OptimizerConfig, RuntimeOptions, TransferOptions, TrialConfig
 from harness.data.tasks import TaskSpec
-from harness.model_cost import step_macs
+from harness.model_cost import forward_macs_to, model_cost, step_macs
 from harness.models import ModelOptions, build_spec
 from harness.seeds import FRESH_HEAD_SEED_OFFSET
 from harness.weights import count_parameters, initial_weights
@@ -194,6 +194,9 @@ def test_deep_features_with_scikit_learn_heads_reach_their_floor(workers, cache,
         rows, _ = workers[backend](probes.run_strategy, trial.to_dict())
         details = json.loads(rows[-1]["details_json"])
         assert details["head"] == head and details["feature_dim"] == 128
+        # its samples/s time the forward pass to the feature layer: that is the work its GFLOP/s counts
+        spec = build_spec("cnn_small", (8, 8, 1), 10)
+        assert rows[-1]["step_macs"] == forward_macs_to(spec, details["layer"]) < model_cost(spec).forward_macs
         accs[head] = rows[-1]["test_acc"]
         speeds[head] = rows[-1]["samples_per_s"]
         times[head] = rows[-1]["epoch_time_s"]
@@ -220,6 +223,10 @@ def test_transfer_has_frozen_then_unfrozen_phases(workers, cache):
     assert rows[0]["warmup"] and rows[1]["warmup"] and not rows[2]["warmup"]
     assert rows[0]["frozen_params"] > 0 and rows[1]["frozen_params"] == 0
     assert not json.loads(rows[0]["details_json"])["new_head"]  # 5 classes to 5 classes: the head is reused
+    # each phase's rows cost its own step: the reused layers frozen, then none
+    spec = build_spec("cnn_small", (8, 8, 1), 5, ModelOptions(batchnorm="before"))
+    reused = [layer.name for layer in spec.layers if layer.group != "classifier"]
+    assert [r["step_macs"] for r in rows] == [step_macs(spec, reused), step_macs(spec), step_macs(spec)]
 
 
 def _both(workers, trial: TrialConfig) -> dict[str, tuple[list[dict], dict[str, np.ndarray]]]:
