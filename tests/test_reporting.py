@@ -477,7 +477,8 @@ def test_trials_not_ok_are_listed_with_why_in_every_rendering():
     (table,) = [t for t in reporting.run_tables(summary) if t.name == "not_ok"]
     assert set(table.rows) == expected
     outcome = SimpleNamespace(run_id="r", run_dir="r", wall_time_s=1.0)
-    listed = json.loads(reporting.machine_summary(summary, outcome, "json"))["tables"]["not_ok"]  # type: ignore[arg-type]
+    machine = reporting.machine_summary(summary, outcome, "json")  # type: ignore[arg-type]
+    listed = json.loads(machine)["tables"]["not_ok"]
     assert {(t["backend"], t["seed"], t["status"]) for t in listed} == {
         ("tensorflow", 1, "failed"),
         ("torch", 0, "diverged"),
