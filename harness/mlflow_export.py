@@ -289,7 +289,7 @@ def export_run(run_dir: Path, uri: str, experiment: str = "xfbench", replace: bo
 
     try:  # the first call that reaches the tracking store: a URI it cannot use fails here
         experiment_id = _experiment(client, experiment, uri)
-    except (MlflowException, ImportError) as exc:  # ImportError: a database store's driver is not installed
+    except MlflowException as exc:  # a database store whose driver is missing already failed in _client
         raise _unusable_uri(uri, exc) from None
     run_id = str(info.get("run_id", run_dir.name))
     key, fingerprint = run_key(info, run_dir), rows_fingerprint(frame)
