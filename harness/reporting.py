@@ -67,14 +67,16 @@ COUNT_COLUMNS = frozenset({"params", "forward_macs", "paired_seeds"})
 SETTINGS_MARK = "†"  # history: the case's settings differ from the run before
 UNFINISHED = "unfinished"  # history: a run column whose run is still running or was interrupted
 TRANSFER_HEADER = ["dataset", "backend", "B test acc", "B-on-A test acc", "error reduction (error_B / error_BonA)"]
-PHASE_HEADER = ("case", "backend", "phase", "steady epochs", "epoch s", "samples/s")
+PHASE_HEADER = ("case", "backend", "phase", "steady epochs", "epoch s", "samples/s", "GFLOP/s")
 PHASE_NOTE = (
     "Cases that train in more than one phase (S4: the reused layers frozen, then unfrozen), each phase apart: medians "
     "over the seeds' steady epochs (each phase's first epoch is warm-up; '(warm-up)' marks a phase that had no "
-    "other, whose figures then time its warm-up). The frozen phase is expected to be the "
-    "faster (no weight gradients for the frozen layers). An S4 transfer case lists first the source phase that "
-    "trained its backbone in this run, in the framework named (`--source-backend`, torch unless given): one "
-    "backbone serves both backends. A backbone taken from the cache trained in an earlier run: no source row."
+    "other, whose figures then time its warm-up). The frozen phase is expected to be the faster (no weight "
+    "gradients for the frozen layers). GFLOP/s counts each phase's own training step (2 x its MACs x samples/s): "
+    "equal GFLOP/s in both phases means the frozen one is faster by exactly the work it skips. An S4 transfer case "
+    "lists first the source phase that trained its backbone in this run, in the framework named (`--source-backend`, "
+    "torch unless given): one backbone serves both backends. A backbone taken from the cache trained in an earlier "
+    "run: no source row."
 )
 INEXACT_NOTE = (
     "These cases' backends compute something different by design, so their figures may part beyond float rounding "
@@ -345,7 +347,8 @@ def settings_rows(per_backend: pd.DataFrame) -> tuple[tuple[str, str, str], ...]
 
 
 def phase_rows(phases: pd.DataFrame) -> tuple[tuple[str, ...], ...]:
-    """The per-phase table's rows: case, backend, phase, steady epochs counted, median epoch s and samples/s."""
+    """The per-phase table's rows: case, backend, phase, steady epochs counted, median epoch s, samples/s and GFLOP/s
+    (n/a for rows written before the step's MACs were recorded and without forward MACs)."""
     return tuple(
         (
             case_title(r),
@@ -354,6 +357,7 @@ def phase_rows(phases: pd.DataFrame) -> tuple[tuple[str, ...], ...]:
             str(r["epochs"]) + _warmup_mark(bool(r.get("warmup_only", False))),
             fmt(r["epoch_time_s_median"], ".3f"),
             fmt(r["samples_per_s_median"], ",.0f"),
+            fmt(r.get("train_gflops", math.nan), ".2f"),
         )
         for _, r in phases.iterrows()
     )

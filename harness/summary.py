@@ -173,7 +173,9 @@ def case_settings(group: pd.DataFrame) -> str:
 
 
 def phase_times(frame: pd.DataFrame) -> pd.DataFrame:
-    """Steady epoch time and samples/s per phase (medians over the seeds' steady epochs) of every (case, backend)
+    """Steady epoch time, samples/s and achieved GFLOP/s per phase (medians over the seeds' steady epochs; a frozen
+    phase's step costs fewer MACs, so its GFLOP/s says whether it is faster by the work it skips) of every (case,
+    backend)
     that trains in more than one phase (S4's frozen then unfrozen layers): the table pools a trial's phases. An S4
     case (strategy ``transfer``) whose backbone was trained in this run gets that source phase first, named with
     the framework that trained it: one backbone serves both backends, so both rows show the same source epochs."""
@@ -203,6 +205,7 @@ def phase_times(frame: pd.DataFrame) -> pd.DataFrame:
                     "epochs": int(len(epochs)),
                     "epoch_time_s_median": float(epochs["epoch_time_s"].median()),
                     "samples_per_s_median": float(epochs["samples_per_s"].median()),
+                    "train_gflops": _median_gflops(epochs, str(case["strategy"]), _first(epochs, "forward_macs")),
                     "warmup_only": warmup_only,
                 }
             )

@@ -234,6 +234,8 @@ def test_cases_that_train_in_two_phases_get_each_phases_epoch_time():
                     row = _rows(backend, "mlp", 0.9, seconds, seeds=1)[0]
                     row.update(trial_id=f"ab-{backend}-{seed}", variant="B_on_A", seed=seed, phase=phase, epoch=epoch)
                     row.update(warmup=first, epoch_time_s=10.0 if first else seconds, samples_per_s=100 / seconds)
+                    # the frozen phase's step skips the frozen layers' weight gradients: fewer MACs per sample
+                    row.update(forward_macs=1e6, step_macs=2e6 if phase == "frozen" else 3e6)
                     rows.append(row)
     rows += _rows(REFERENCE_BACKEND, "cnn", 0.9, 1.0)  # one phase: not in the table
     summary = summarize(to_frame(rows))
@@ -241,9 +243,13 @@ def test_cases_that_train_in_two_phases_get_each_phases_epoch_time():
     assert table.loc[(REFERENCE_BACKEND, "frozen"), "epoch_time_s_median"] == 0.5
     assert table.loc[("tensorflow", "unfrozen"), "epoch_time_s_median"] == 1.5
     assert table.loc[(REFERENCE_BACKEND, "unfrozen"), "epochs"] == 6  # 3 steady epochs x 2 seeds
+    # each phase at its own step's cost: 2 FLOPs x 2e6 MACs x 200 samples/s frozen, 2 x 3e6 x 50 unfrozen
+    assert table.loc[(REFERENCE_BACKEND, "frozen"), "train_gflops"] == pytest.approx(0.8)
+    assert table.loc[(REFERENCE_BACKEND, "unfrozen"), "train_gflops"] == pytest.approx(0.3)
     text = reporting.run_markdown(summary, "phases")
     section = text.split("## Epoch time per phase\n")[1].split("\n## ")[0]
-    assert f"| scratch-mlp+B_on_A-digits | {REFERENCE_BACKEND} | frozen | 4 | 0.500 | 200 |" in section
+    assert f"| scratch-mlp+B_on_A-digits | {REFERENCE_BACKEND} | frozen | 4 | 0.500 | 200 | 0.80 |" in section
+    assert "| scratch-mlp+B_on_A-digits | tensorflow | unfrozen | 6 | 1.500 | 67 | 0.40 |" in section
     assert section.index("| frozen |") < section.index("| unfrozen |") and "cnn" not in section
     # a one-epoch frozen phase (its epoch warm-up) stays in the table, marked, instead of dropping out unsaid
     short = [dict(r, trial_id=r["trial_id"] + "-short", variant="short") for r in rows if r["epoch"] in (1, 4, 5, 6)]
