@@ -13,6 +13,7 @@ from __future__ import annotations
 import html
 import itertools
 import json
+import math
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -244,7 +245,7 @@ def _history_section(runs: list[LoadedRunDir], metric: str) -> tuple[str, list[A
         for before, c in _against_previous(runs[:index], after):
             if c.regressed:
                 flagged.add((c.case, c.backend, after.run_id))
-            if c.time_verdict != "n/a":
+            if not math.isnan(c.time_ratio):  # an undecided ratio too (verdict n/a): its note says why
                 against = "" if before is runs[index - 1] else f"against {before.run_id}, the last run that ran it"
                 note = "; ".join(part for part in (against, c.note) if part)
                 ratios.append((after.run_id, c.case, c.backend, *regression_cells(c)[3:6], note))

@@ -310,6 +310,23 @@ def test_a_history_of_three_runs_flags_the_regression(tmp_path):
     assert (tmp_path / "history_plots" / "history.png").is_file()
 
 
+@needs_matplotlib
+def test_a_history_lists_a_ratio_too_few_epochs_could_not_decide_with_the_reason(tmp_path):
+    """One seed of 3 steady epochs a side: 1.6x slower, yet no Mann-Whitney p can fall under alpha (0.01). The ratio is
+    listed, undecided (n/a) with compare's reason, not dropped from the table as if the case had no timing."""
+    for index, slowdown in enumerate((1.0, 1.6)):
+        _write_run(tmp_path, f"run-{index}", f"2026-01-0{index + 1}", torch_slowdown=slowdown, seeds=1)
+    out = tmp_path / "history.html"
+    assert main(["report", str(tmp_path), "-o", str(out)]) == 0
+    rows = re.findall(
+        r"<tr><td>run-1</td><td>[^<]+</td><td>torch</td><td>(1\.[56]\d\d) \[[^<]+</td>.*?</tr>", out.read_text()
+    )
+    assert len(rows) == len(MODELS), rows
+    assert out.read_text().count("epoch time not decided: 3 and 3 steady epochs cannot reach p &lt; 0.01") == len(
+        MODELS
+    )
+
+
 def test_a_report_that_fails_loses_nothing(tmp_path, capsys):
     run_dir = tmp_path / "broken"
     run_dir.mkdir()
