@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -126,6 +127,14 @@ def unwritable_reason(folder: Path) -> str:
         return f"{existing} is not a folder"
     if not os.access(existing, os.W_OK | os.X_OK):
         return f"{existing} is not writable"
+    # os.access grants root nearly everything: a file system that takes no new files (/proc, a read-only mount) is
+    # found by making one, removed at once
+    try:
+        handle, probe = tempfile.mkstemp(prefix=".xfbench-probe-", dir=existing)
+    except OSError as error:
+        return f"{existing} takes no new files: {error.strerror}"
+    os.close(handle)
+    os.unlink(probe)
     return ""
 
 

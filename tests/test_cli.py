@@ -433,6 +433,18 @@ BAD_INPUTS = {
         ["compare", "damaged-run", "damaged-run", "--markdown", "no-folder/cmp.md"],
         "Expected --markdown in an existing folder",
     ),
+    "report into a folder that takes no new files": (  # /proc: os.access says writable to root, creating fails
+        ["report", "damaged-run", "-o", "/proc/report.html"],
+        "Expected --output in a folder xfbench can write. Received: /proc/report.html (/proc takes no new files:",
+    ),
+    "a spec exported into a folder that takes no new files": (
+        ["model", "mlp", "--export-spec", "/proc/mlp.json"],
+        "Expected --export-spec in a folder xfbench can write. Received: /proc/mlp.json (/proc takes no new files:",
+    ),
+    "results into a folder that takes no new files": (
+        ["run", "--suite", "smoke", "--results-dir", "/proc/xfbench-results"],
+        "Expected --results-dir to be a folder xfbench can write. Received: /proc/xfbench-results (/proc takes no",
+    ),
     "report into a missing folder": (
         ["report", "damaged-run", "-o", "no-folder/report.html"],
         "Expected --output in an existing folder",
