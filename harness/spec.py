@@ -407,16 +407,27 @@ def spec_to_dict(spec: ModelSpec) -> dict[str, object]:
     }
 
 
+_SPEC_FIELDS = ("name", "input_shape", "num_classes", "layers")
+
+
 def spec_from_dict(data: dict) -> ModelSpec:
+    missing = [name for name in _SPEC_FIELDS if name not in data]
+    if missing:
+        raise InputError(
+            f"Expected a stored spec with the fields {', '.join(_SPEC_FIELDS)}. Received: one without "
+            f"{', '.join(missing)}. Export it again with `xfbench model NAME --export-spec FILE` or add them."
+        )
     types = {cls.__name__: cls for cls in LAYER_TYPES}
     layers = []
-    for entry in data["layers"]:
+    for index, entry in enumerate(data["layers"]):
         fields = dict(entry)
-        kind = fields.pop("type")
+        kind = fields.pop("type", None)
         if kind not in types:
             raise InputError(
-                f"Expected a known layer type in a stored spec. Received: {kind!r}. Known: {sorted(types)}"
+                f"Expected a known layer type in a stored spec. Received: {kind!r} (layer {index}). "
+                f"Known: {sorted(types)}"
             )
+        _check_layer_fields(types[kind], fields, index)
         arguments: dict[str, Any] = {
             k: _as_tuple(v) if k in _TUPLE_FIELDS and v is not None else v for k, v in fields.items()
         }
@@ -426,6 +437,28 @@ def spec_from_dict(data: dict) -> ModelSpec:
         input_shape=tuple(data["input_shape"]),
         num_classes=int(data["num_classes"]),
         layers=tuple(layers),  # files written before 2026-12-02 also hold the builder's options: not needed
+    )
+
+
+def _check_layer_fields(layer_type: type, fields: dict[str, Any], index: int) -> None:
+    """A stored layer's fields against its type's: a misspelt or missing field named as such, with the type's
+    fields, rather than as the dataclass constructor's TypeError."""
+    known = {f.name: f for f in dataclasses.fields(layer_type)}
+    needed = {
+        n for n, f in known.items() if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    }
+    unknown, missing = sorted(set(fields) - set(known)), sorted(needed - set(fields))
+    if not unknown and not missing:
+        return
+    kind = layer_type.__name__
+    received = []
+    if unknown:
+        received.append(f"{', '.join(unknown)} (not a field of {kind})")
+    if missing:
+        received.append(f"no {', '.join(missing)}")
+    raise InputError(
+        f"Expected layer {fields.get('name', index)!r} ({kind}) with a {kind}'s fields: type, {', '.join(known)}. "
+        f"Received: {'; '.join(received)}. Fix the spec file or export it again."
     )
 
 

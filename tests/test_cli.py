@@ -459,6 +459,15 @@ BAD_INPUTS = {
         "Expected model eight_by_eight:make to take inputs of 9x9x1. Received: its layer '_1' holds weights of "
         "shape (64, 10) (_1/kernel), where an input of 9x9x1 needs (81, 10).",
     ),
+    "a spec file with a misspelt layer field": (  # named as such, not as the constructor's TypeError
+        ["model", "misspelt.json"],
+        "Expected layer 'fc1' (Dense) with a Dense's fields: type, name, group, inputs, units, use_bias. Received: "
+        "unitz (not a field of Dense); no units.",
+    ),
+    "a spec file without its layers": (
+        ["model", "no_layers.json"],
+        "Expected a stored spec with the fields name, input_shape, num_classes, layers. Received: one without layers.",
+    ),
     "a spec file whose classes disagree with its output": (
         ["model", "seven_classes.json"],
         "to give one logit per class, (7,) for its num_classes 7. Received: an output of shape (10,)",
@@ -583,6 +592,10 @@ def bad_input_results(tmp_path_factory):
     (cwd / "big_kernel.json").write_text(json.dumps(big_kernel))
     seven = spec_to_dict(build_spec("cnn_small", (28, 28, 1), 10)) | {"num_classes": 7}  # its last Dense gives 10
     (cwd / "seven_classes.json").write_text(json.dumps(seven))
+    misspelt = spec_to_dict(build_spec("mlp", (8, 8, 1), 10))
+    misspelt["layers"][1]["unitz"] = misspelt["layers"][1].pop("units")  # a hand edit's typo
+    (cwd / "misspelt.json").write_text(json.dumps(misspelt))
+    (cwd / "no_layers.json").write_text(json.dumps({k: v for k, v in misspelt.items() if k != "layers"}))
     (cwd / "eight_by_eight.py").write_text(
         "import torch.nn as nn\n\n\ndef make(num_classes=10):\n"
         "    return nn.Sequential(nn.Flatten(), nn.Linear(64, num_classes))\n"
