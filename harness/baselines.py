@@ -94,7 +94,8 @@ class LoadedRun:
     environment: Environment
 
 
-def _is_run_dir(path: Path) -> bool:
+def is_run_dir(path: Path) -> bool:
+    """A run's folder: its rows (results.parquet, or the parts of one still running or stopped), run.json or not."""
     return path.is_dir() and ((path / "results.parquet").is_file() or (path / "parts").is_dir())
 
 
@@ -102,7 +103,7 @@ def saved_baseline_dir(name: str, results_dir: Path) -> Path | None:
     """The baseline saved as ``name`` (this machine's when several machines saved one), or None."""
     if not re.fullmatch(BASELINE_NAME, name):
         return None
-    matches = [m for m in sorted((results_dir / BASELINES).glob(f"*/{name}")) if _is_run_dir(m)]
+    matches = [m for m in sorted((results_dir / BASELINES).glob(f"*/{name}")) if is_run_dir(m)]
     here = [m for m in matches if _slug(cpu_model()) in m.parent.name]
     return next(iter(here or matches), None)
 
@@ -115,7 +116,7 @@ def is_baseline_dir(path: Path, results_dir: Path) -> bool:
 def resolve(reference: str, results_dir: Path) -> Path:
     """A run directory from a path, a run id under ``results_dir``, or a saved baseline name; a bare name that is
     both a run id and a baseline name is refused rather than guessed."""
-    run = next((p for p in (Path(reference), results_dir / reference) if _is_run_dir(p)), None)
+    run = next((p for p in (Path(reference), results_dir / reference) if is_run_dir(p)), None)
     baseline = saved_baseline_dir(reference, results_dir)
     if run is not None and baseline is not None and run.resolve() != baseline.resolve():
         raise InputError(
@@ -198,7 +199,7 @@ def save_baseline(run_dir: Path, name: str, results_dir: Path) -> SaveOutcome:
             f"Expected a baseline name of letters, digits, '.', '_' or '-', starting with a letter or digit. "
             f"Received: {name!r}. Pick such a name, e.g. main-2026-12-03."
         )
-    if _is_run_dir(results_dir / name):
+    if is_run_dir(results_dir / name):
         raise InputError(
             f"Expected a baseline name that no run in {results_dir} goes by: compare, report and export look both up "
             f"by name. Received: {name!r}, the run {results_dir / name}. Pick another name."
@@ -284,7 +285,7 @@ def run_directories(results_dir: Path) -> list[Path]:
     """Runs under ``results_dir`` (not baselines or Ray's storage), oldest first by start time."""
     runs = []
     for path in results_dir.iterdir() if results_dir.is_dir() else []:
-        if path.name in (BASELINES, "_ray") or not _is_run_dir(path):
+        if path.name in (BASELINES, "_ray") or not is_run_dir(path):
             continue
         started = str(read_run_json(path).get("started", ""))
         runs.append((started, path.name, path))
@@ -305,7 +306,7 @@ def history(results_dir: Path, metric: str, case_filter: str | None = None, last
             f"{'is not a directory' if results_dir.exists() else 'does not exist'}. Give the --results-dir the runs "
             "used."
         )
-    if _is_run_dir(results_dir):
+    if is_run_dir(results_dir):
         raise InputError(
             f"Expected --results-dir to be the folder that holds the runs. Received: {results_dir}, a run itself. "
             f"Give its folder: --results-dir {results_dir.parent}."

@@ -282,12 +282,12 @@ def _report_source(given: str, results_dir: Path) -> Path:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from harness.baselines import is_baseline_dir
+    from harness.baselines import is_baseline_dir, is_run_dir
     from harness.report_html import build_report
 
     results_dir = Path(args.results_dir).expanduser()
     paths = [_report_source(r, results_dir) for r in args.runs]
-    single_run = len(paths) == 1 and (paths[0] / "run.json").is_file()
+    single_run = len(paths) == 1 and is_run_dir(paths[0])  # its rows, with or without run.json beside them
     baseline = single_run and is_baseline_dir(paths[0], results_dir)  # git tracks baselines/: nothing drawn there
     default = paths[0] / "report.html" if single_run and not baseline else Path("report.html")
     out = check_output_file(args.output or default, "--output")

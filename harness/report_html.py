@@ -83,11 +83,11 @@ class Report:
 
 def run_dirs(paths: list[Path]) -> list[Path]:
     """The run directories named by ``paths`` (a run directory, or a directory of runs), oldest first."""
-    from harness.baselines import _is_run_dir, run_directories
+    from harness.baselines import is_run_dir, run_directories
 
     found: list[Path] = []
     for path in paths:
-        runs = [path] if _is_run_dir(path) else run_directories(path)
+        runs = [path] if is_run_dir(path) else run_directories(path)
         if not runs:
             raise InputError(
                 f"Expected a run directory (results.parquet or parts/) or a directory of runs. Received: {path}. "

@@ -466,6 +466,17 @@ def test_a_report_of_a_baseline_is_written_in_the_working_directory_not_in_the_t
 
 
 @needs_matplotlib
+def test_a_report_of_a_run_without_run_json_lands_in_the_run_not_the_working_directory(tmp_path, monkeypatch):
+    """Rows copied without run.json (or from a run whose driver died first) are still one run: its report goes
+    beside them, as any run's, not into whatever folder the command was started in."""
+    run_dir = _write_run(tmp_path / "results", "run-j", "2026-01-01")
+    (run_dir / "run.json").unlink()
+    monkeypatch.chdir(tmp_path)
+    assert main(["report", str(run_dir)]) == 0
+    assert (run_dir / "report.html").is_file() and not (tmp_path / "report.html").exists()
+
+
+@needs_matplotlib
 def test_the_reference_reaches_the_report_beside_summary_md(tmp_path):
     run_dir = _write_run(tmp_path, "run-r", "2026-01-01", torch_slowdown=1.5)
     page = write_report(run_dir, "tensorflow").read_text()  # type: ignore[union-attr]
