@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from harness.data.registry import Dataset, unit_range_pixels
 from harness.errors import InputError
 from harness.spec import Layer, ModelSpec, Normalize, RepeatChannels, Resize2D
 
@@ -107,8 +108,20 @@ def transformed_shape(config: InputConfig, data_shape: tuple[int, ...]) -> tuple
     return (side or h, side or w, config.channels or c)
 
 
-def check_input(config: InputConfig, data_shape: tuple[int, ...], dataset_normalization: str) -> None:
-    """Preflight: the pipeline fits the data (raises InputError saying what was expected)."""
+def pipeline_data(config: InputConfig, dataset: Dataset) -> Dataset:
+    """The dataset as the pipeline's normalisation takes it: one for pretrained weights (ImageNet's statistics and
+    the like) expects pixels in [0, 1], so a dataset stored standardised (CIFAR-10, as the notebooks train from
+    scratch) returns to its pixels / 255 first; the two normalisations are never stacked."""
+    if NORMALIZATIONS[config.normalize] is None or dataset.normalization in UNIT_RANGE_DATASETS:
+        return dataset
+    return unit_range_pixels(dataset)
+
+
+def check_input(
+    config: InputConfig, data_shape: tuple[int, ...], dataset_normalization: str, has_unit_pixels: bool = False
+) -> None:
+    """Preflight: the pipeline fits the data (raises InputError saying what was expected). ``has_unit_pixels``:
+    the dataset can return to pixels in [0, 1] (:func:`pipeline_data`) whatever its own normalisation."""
     shape = transformed_shape(config, data_shape)
     if (
         config.channels is not None
@@ -127,7 +140,7 @@ def check_input(config: InputConfig, data_shape: tuple[int, ...], dataset_normal
                 f"Expected {len(stats[0])}-channel inputs for --normalize {config.normalize}. Received: "
                 f"{shape[-1]} channels; add --input-channels {len(stats[0])} for grayscale data."
             )
-        if dataset_normalization not in UNIT_RANGE_DATASETS:
+        if dataset_normalization not in UNIT_RANGE_DATASETS and not has_unit_pixels:
             raise InputError(
                 f"Expected pixels in [0, 1] for --normalize {config.normalize}. Received: a dataset "
                 f"normalised by {dataset_normalization!r}; use --normalize none."

@@ -90,7 +90,8 @@ def preflight(
             _check_classes(task, datasets[trial.dataset])
             if not resumed:  # a recorded run trained on what there was
                 _check_train_limit(task, derived, datasets[trial.dataset])
-            check_input(trial.input, derived.input_shape, datasets[trial.dataset].normalization)
+            dataset = datasets[trial.dataset]
+            check_input(trial.input, derived.input_shape, dataset.normalization, dataset.pixel_stats is not None)
             check_augment(trial.augment, derived.input_shape)
             # Converts framework and user models here (cached for the trials): an unsupported op stops the run
             # before Ray starts.
@@ -115,7 +116,10 @@ def preflight(
 def _provenance(dataset: Dataset) -> dict[str, str]:
     """Where a dataset's files were found and how they were verified, its normalisation and split sizes."""
     sizes = f"{len(dataset.y_train)}/{len(dataset.y_val)}/{len(dataset.y_test)}"
-    return {**dataset.provenance, "normalization": dataset.normalization, "sizes": sizes}
+    normalization = dataset.normalization
+    if dataset.pixel_stats is not None:  # harness.input_pipeline.pipeline_data
+        normalization += "; pixels / 255 in trials that --normalize for pretrained weights"
+    return {**dataset.provenance, "normalization": normalization, "sizes": sizes}
 
 
 class _ModelOptionUse:

@@ -17,6 +17,7 @@ from harness.backend import frameworks_imported, load_backend
 from harness.config import TrialConfig
 from harness.data.registry import Dataset, load_dataset
 from harness.exactness import inexact_text
+from harness.input_pipeline import pipeline_data
 from harness.model_cost import model_cost
 from harness.provenance import MachineInfo, utc_now
 from harness.spec import ModelSpec
@@ -107,7 +108,8 @@ def run_trial(config: TrialConfig, run: RunInfo, sink: RowSink, dataset: Dataset
         )
 
     strategy = get_strategy(config.strategy)
-    return strategy(StrategyContext(config=config, backend=backend, dataset=dataset, sink=emit, on_model=on_model))
+    data = pipeline_data(config.input, dataset)  # CIFAR-10 for pretrained weights: its pixels, not standardised
+    return strategy(StrategyContext(config=config, backend=backend, dataset=data, sink=emit, on_model=on_model))
 
 
 def format_exception(exc: BaseException) -> str:

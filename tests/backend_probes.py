@@ -10,6 +10,7 @@ import numpy as np
 
 from harness.backend import StepStats, load_backend
 from harness.config import OptimizerConfig, RegularizationConfig, RuntimeOptions
+from harness.data.registry import Dataset
 from harness.spec import ModelSpec
 from harness.weights import NeutralWeights
 
@@ -67,13 +68,14 @@ def evaluate(name: str, spec: ModelSpec, weights: NeutralWeights, x: np.ndarray,
     return backend.evaluate("test", batch_size=100)
 
 
-def trial_rows(name: str, config_dict: dict, run_id: str) -> list[dict]:
-    """Run a whole trial (no Ray) in this worker and return its rows."""
+def trial_rows(name: str, config_dict: dict, run_id: str, dataset: Dataset | None = None) -> list[dict]:
+    """Run a whole trial (no Ray) in this worker and return its rows (``dataset``: as Ray ships it; None reads the
+    files, as a trial on a node that has them)."""
     from harness.config import TrialConfig
     from harness.trial import RunInfo, run_trial
 
     rows: list[dict] = []
-    run_trial(TrialConfig.from_dict(config_dict), RunInfo(run_id, "test"), rows.append)
+    run_trial(TrialConfig.from_dict(config_dict), RunInfo(run_id, "test"), rows.append, dataset)
     return rows
 
 

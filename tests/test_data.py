@@ -18,7 +18,7 @@ import pytest
 from harness.data import ChecksumError, DataFileError, epoch_batches, load_dataset
 from harness.data.formats import CIFAR_RECORD_BYTES, parse_idx, read_bytes, write_idx
 from harness.data.locate import DatasetFiles, PublishedFile, data_roots, download_file, locate
-from harness.data.registry import FASHION_MNIST_FILES
+from harness.data.registry import FASHION_MNIST_FILES, unit_range_pixels
 from harness.seeds import DIGITS_SPLIT_SEED
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -176,6 +176,11 @@ def test_cifar10_binary_folder_layout_and_train_only_standardisation(tmp_path):
         assert np.abs(got - (images(raw) - mean) / std).max() <= 1e-6  # float32 rounding of values within ±2
     assert np.array_equal(ds.y_test, test[:, 0])
     assert np.abs(ds.x_test - (images(test) - mean) / std).max() <= 1e-6  # its own statistics would be ~1e-2 off
+    # pretrained weights take the pixels / 255 instead (their own normalisation follows): restored bit for bit
+    pixels = unit_range_pixels(ds)
+    assert pixels.normalization == "pixels / 255" and pixels.pixel_stats is None
+    for got, raw in ((pixels.x_train, train[:294]), (pixels.x_val, train[294:]), (pixels.x_test, test)):
+        assert got.dtype == np.float32 and np.array_equal(got, images(raw).astype(np.float32) / np.float32(255))
 
 
 def test_cifar10_archive_is_read_without_extraction_and_checked(tmp_path):

@@ -7,12 +7,13 @@ import input_probes
 import numpy as np
 import pytest
 
-from harness.config import TrialConfig
+from harness.config import RuntimeOptions, TrialConfig
 from harness.errors import InputError
 from harness.input_pipeline import (
     InputConfig,
     bilinear_taps,
     check_input,
+    pipeline_data,
     resize_reference,
     transformed_shape,
     with_input_pipeline,
@@ -86,12 +87,68 @@ def test_a_resized_trial_gives_the_same_rows_in_both_backends(workers):
     assert '"size": 16' in last["torch"]["config_json"]
 
 
+def test_cifar10_reaches_pretrained_weights_as_its_pixels_and_scratch_training_standardised(tmp_path):
+    """The full imagenet_transfer tier (S2/S3 on CIFAR-10 from ImageNet weights) normalises for the weights: the
+    standardisation the notebooks train from scratch with is undone first, never stacked under ImageNet's."""
+    from test_data import write_cifar_folder
+
+    from harness.backend import BACKENDS
+    from harness.data import load_dataset
+    from harness.data.tasks import derive
+    from harness.suites import case_trials, suite
+
+    write_cifar_folder(tmp_path / "cifar10")
+    cifar = load_dataset("cifar10", tmp_path, download=False)
+    trials = [t for c in suite("imagenet_transfer").cases for t in case_trials(c, "imagenet_transfer", BACKENDS, 1)]
+    assert {t.dataset for t in trials} == {"cifar10"} and {t.input.normalize for t in trials} == {"imagenet"}
+    for trial in trials:  # preflight's check: each case's pipeline fits CIFAR-10
+        check_input(trial.input, derive(cifar, trial.task).input_shape, cifar.normalization, True)
+    pixels = pipeline_data(trials[0].input, cifar)
+    assert pixels.normalization == "pixels / 255" and 0.0 <= pixels.x_train.min() and pixels.x_train.max() <= 1.0
+    assert pipeline_data(InputConfig(), cifar) is cifar  # scratch training keeps the notebooks' standardisation
+    digits = load_dataset("digits")
+    assert pipeline_data(InputConfig(size=32, channels=3, normalize="imagenet"), digits) is digits  # in [0, 1]
+
+
+def test_a_trial_normalising_for_pretrained_weights_trains_on_cifar10s_pixels_not_its_standardisation(
+    tmp_path, workers
+):
+    """A worker's trial (torch; the pipeline is backend-neutral) on CIFAR-10 as its files give it, standardised,
+    trains exactly as on the pixels / 255 shipped to it: the standardisation is undone before ImageNet's statistics
+    apply. Stacking both (the standardised arrays taken as pixels) trains on other inputs: another loss."""
+    from dataclasses import replace
+
+    from test_data import write_cifar_folder
+
+    from harness.data import load_dataset
+    from harness.data.registry import unit_range_pixels
+
+    write_cifar_folder(tmp_path / "cifar10")
+    cifar = load_dataset("cifar10", tmp_path, download=False)
+    config = TrialConfig(
+        strategy="scratch", model="mlp", dataset="cifar10", backend="torch", seed=0, epochs=1, data_dir=str(tmp_path),
+        input=InputConfig(normalize="imagenet"), runtime=RuntimeOptions(threads=1),
+    )  # fmt: skip
+
+    def losses(*dataset: object) -> list[float]:
+        rows = workers["torch"](probes.trial_rows, config.to_dict(), "cifar-pixels", *dataset)
+        assert {r["status"] for r in rows} == {"ok"}, rows
+        return [r["train_loss"] for r in rows if r.get("epoch") is not None]
+
+    from_files = losses()
+    assert from_files == losses(unit_range_pixels(cifar))
+    stacked = replace(cifar, normalization="pixels / 255", pixel_stats=None)  # standardised arrays, taken as pixels
+    assert from_files != losses(stacked)
+
+
 def test_preflight_refuses_pipelines_that_do_not_fit_the_data():
     assert transformed_shape(InputConfig(size=32, channels=3), (28, 28, 1)) == (32, 32, 3)
     with pytest.raises(InputError, match="--input-channels 3"):
         check_input(InputConfig(normalize="imagenet"), (28, 28, 1), "pixels / 255")
     with pytest.raises(InputError, match=r"pixels in \[0, 1\]"):
         check_input(InputConfig(normalize="imagenet"), (32, 32, 3), "per-channel standardisation (train mean/std)")
+    # a standardised dataset that can return to its pixels (CIFAR-10) is taken: pipeline_data restores them
+    check_input(InputConfig(normalize="imagenet"), (32, 32, 3), "per-channel standardisation (train mean/std)", True)
     with pytest.raises(InputError, match="input-channels"):
         check_input(InputConfig(channels=2), (32, 32, 3), "pixels / 255")
     with pytest.raises(InputError, match="normalize"):

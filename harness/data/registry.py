@@ -11,7 +11,7 @@ import gzip
 import importlib.util
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +41,9 @@ class Dataset:
     num_classes: int
     normalization: str
     provenance: dict[str, str] = field(default_factory=dict)
+    # Per-channel (mean, std) of the 0..255 pixels the arrays were standardised with (CIFAR-10); None: the arrays
+    # hold the pixels scaled to [0, 1] (normalization says how)
+    pixel_stats: tuple[tuple[float, ...], tuple[float, ...]] | None = None
 
     @property
     def nbytes(self) -> int:
@@ -118,11 +121,36 @@ CIFAR10_FILES = DatasetFiles(
 )
 
 
-def _standardize(train: np.ndarray, *others: np.ndarray) -> tuple[np.ndarray, ...]:
+def _standardize(
+    train: np.ndarray, *others: np.ndarray
+) -> tuple[tuple[np.ndarray, ...], tuple[tuple[float, ...], tuple[float, ...]]]:
+    """The splits standardised per channel, and the (mean, std) per channel they were standardised with."""
     # Per-channel statistics from the training split only, so val/test never leak into them.
     mean = train.mean(axis=(0, 1, 2), keepdims=True, dtype=np.float64)
     std = train.std(axis=(0, 1, 2), keepdims=True, dtype=np.float64)
-    return tuple(((a - mean) / std).astype(np.float32) for a in (train, *others))
+    stats = (tuple(float(m) for m in mean.ravel()), tuple(float(s) for s in std.ravel()))
+    return tuple(((a - mean) / std).astype(np.float32) for a in (train, *others)), stats
+
+
+def unit_range_pixels(dataset: Dataset) -> Dataset:
+    """A standardised dataset (``pixel_stats``) back to its pixels / 255, as a normalisation for pretrained weights
+    takes them. Exactly: its pixels were whole numbers 0..255, and undoing the float32 standardisation lands within
+    about 1e-4 of each, so rounding restores it."""
+    if dataset.pixel_stats is None:
+        return dataset
+    mean, std = (np.asarray(s, dtype=np.float32) for s in dataset.pixel_stats)
+
+    def pixels(x: np.ndarray) -> np.ndarray:  # float32 keeps the error far below half a pixel, in half the memory
+        return np.rint(x * std + mean) / np.float32(255.0)
+
+    return replace(
+        dataset,
+        x_train=pixels(dataset.x_train),
+        x_val=pixels(dataset.x_val),
+        x_test=pixels(dataset.x_test),
+        normalization="pixels / 255",
+        pixel_stats=None,
+    )
 
 
 def _digits_table() -> np.ndarray:
@@ -199,7 +227,7 @@ def _load_cifar10(data_dir: str | None, download: bool) -> Dataset:
     _check_pairs("cifar10", x_all, y_all, x_test_u8, y_test)
     # The notebooks' split: the first 49,000 for training, the last 1,000 for validation.
     n_train = len(y_all) - min(1000, len(y_all) // 50)
-    x_train, x_val, x_test = _standardize(x_all[:n_train], x_all[n_train:], x_test_u8.astype(np.float32))
+    (x_train, x_val, x_test), stats = _standardize(x_all[:n_train], x_all[n_train:], x_test_u8.astype(np.float32))
     return Dataset(
         name="cifar10",
         x_train=x_train,
@@ -211,6 +239,7 @@ def _load_cifar10(data_dir: str | None, download: bool) -> Dataset:
         num_classes=10,
         normalization="per-channel standardisation (train mean/std)",
         provenance={"source": files.source, "verified": files.verified},
+        pixel_stats=stats,
     )
 
 
