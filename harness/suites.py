@@ -570,6 +570,7 @@ _TRANSFER_MEASURED: dict[tuple[str, str, str], tuple[float, float]] = {
     ("deep_features", "cnn_small", "random_forest"): (0.9611, 0.9750),
     ("deep_features", "cnn_small", "rbf_svc"): (0.9667, 0.9861),
     ("deep_features", "convnet3", "random_forest@flatten"): (0.9750, 0.9806),
+    ("deep_features", "cnn_small", "linear_svc@act2"): (0.9722, 0.9889),
     ("scratch", "mlp", "B_scratch"): (1.0, 1.0),
     ("transfer", "mlp", "B_on_A"): (0.9863, 1.0),
 }
@@ -606,6 +607,20 @@ def _flatten_feature_case(dataset: str, source_epochs: int, bar: float | None, b
         transfer=TransferOptions(source_epochs=source_epochs, sklearn_head="random_forest", feature_layer="flatten"),
         min_test_acc=bar,
         bar_source=bar_source,
+    )
+
+
+def _conv_feature_case(dataset: str, source_epochs: int) -> SuiteCase:
+    """S2's "features taken from other (convolutional) layers": cnn_small's second convolution block (its ReLU's
+    4x4x32 map, before pooling and the dense layers the head's input comes out of), flattened, under a LinearSVC."""
+    return SuiteCase(
+        "deep_features",
+        "cnn_small",
+        dataset,
+        epochs=1,
+        variant="linear_svc@act2",
+        optimizer=OptimizerConfig("adadelta", lr=1.0),
+        transfer=TransferOptions(source_epochs=source_epochs, sklearn_head="linear_svc", feature_layer="act2"),
     )
 
 
@@ -683,7 +698,7 @@ _CATALOGUE.update(
                     + _deep_feature_cases(
                         "digits", 8, ("linear_svc", "random_forest", "rbf_svc", "logistic_regression"), None, ""
                     )
-                    + (_flatten_feature_case("digits", 5, None, ""),)
+                    + (_flatten_feature_case("digits", 5, None, ""), _conv_feature_case("digits", 8))
                     + ab_cases("digits"),
                     _TRANSFER_MEASURED,
                 ),
