@@ -34,6 +34,8 @@ class ModelOptions:
     hidden: tuple[int, ...] = (4000,)  # mlp hidden sizes (the notebooks' two-layer FC)
     activation: str = "relu"
     activation_alpha: float | None = None  # leaky_relu slope / elu alpha (explicit; the defaults differ)
+    # False: no weight layer has a bias, the output layer's included (the notebooks' low-level TwoLayerFC: x.mm(w1),
+    # relu, .mm(w2)); "before" BatchNorm drops only the biases it would cancel
     use_bias: bool = True
     dropout: float | None = None  # overrides every dropout rate when set; for mlp, adds dropout after each hidden layer
     dropout_kind: str = "standard"  # "standard" | "alpha"
@@ -101,7 +103,7 @@ def _mlp(input_shape: tuple[int, ...], num_classes: int, o: ModelOptions) -> lis
         )
         if o.dropout:
             layers.append(Dropout(name=f"drop{i}", group="features", rate=o.dropout, kind=o.dropout_kind))
-    layers.append(Dense(name="logits", group="classifier", units=num_classes))
+    layers.append(Dense(name="logits", group="classifier", units=num_classes, use_bias=o.use_bias))
     return layers
 
 
@@ -135,7 +137,7 @@ def _convnet3(input_shape: tuple[int, ...], num_classes: int, o: ModelOptions) -
             "features",
         ),
         Flatten(name="flatten", group="features"),
-        Dense(name="logits", group="classifier", units=num_classes),
+        Dense(name="logits", group="classifier", units=num_classes, use_bias=o.use_bias),
     ]
 
 
@@ -159,7 +161,7 @@ def _cnn_small(input_shape: tuple[int, ...], num_classes: int, o: ModelOptions) 
         Flatten(name="flatten", group="features"),
         *_unit(o, Dense(name="fc1", group="classifier", units=128, use_bias=o.use_bias), "act3", "classifier"),
         Dropout(name="drop2", group="classifier", rate=0.5, kind=o.dropout_kind),
-        Dense(name="logits", group="classifier", units=num_classes),
+        Dense(name="logits", group="classifier", units=num_classes, use_bias=o.use_bias),
     ]
 
 

@@ -53,7 +53,7 @@ def test_mlp_hidden_sizes_activation_and_bias_are_options():
     spec = build_spec("mlp", (32, 32, 3), 10, ModelOptions(hidden=(300, 100), activation="selu", use_bias=False))
     dense = [l for l in spec.layers if isinstance(l, Dense)]
     assert [d.units for d in dense] == [300, 100, 10]
-    assert [d.use_bias for d in dense] == [False, False, True]
+    assert [d.use_bias for d in dense] == [False, False, False]  # the low-level TwoLayerFC: no bias anywhere
     assert infer_shapes(spec)["flatten"].flattened_from == (32, 32, 3)
 
 
