@@ -122,8 +122,14 @@ def momentum_at(schedule: ScheduleConfig, step: np.ndarray, total_steps: int) ->
     return np.where(
         t < up_end,
         hi - (hi - lo) * t / up_end,
-        np.where(t < down_end, lo + (hi - lo) * (t - up_end) / (down_end - up_end), hi),
+        np.where(_in_tail(t, total_steps), hi, lo + (hi - lo) * (t - up_end) / (down_end - up_end)),
     )
+
+
+def _in_tail(t: np.ndarray, total: int) -> np.ndarray:
+    """1cycle's last ~10 % of steps, and the final step always: a phase of 10 steps or fewer has no step after 90 %
+    of its length but its last, which must still anneal (T=10 ended at max_lr/10, T=5 midway down)."""
+    return (t >= 0.9 * total) | (t >= max(total - 1, 1))
 
 
 def _onecycle(t: np.ndarray, max_lr: float, total: int) -> np.ndarray:
@@ -131,10 +137,12 @@ def _onecycle(t: np.ndarray, max_lr: float, total: int) -> np.ndarray:
     up_end, down_end = 0.45 * total, 0.9 * total
     last = max(total - 1, 1)
     tail = start + (end - start) * (t - down_end) / max(last - down_end, 1e-12)
+    if last <= down_end:  # no step after 90 %: the last one anneals alone
+        tail = np.where(t >= last, end, tail)
     return np.where(
         t < up_end,
         start + (max_lr - start) * t / up_end,
-        np.where(t < down_end, max_lr - (max_lr - start) * (t - up_end) / (down_end - up_end), tail),
+        np.where(_in_tail(t, total), tail, max_lr - (max_lr - start) * (t - up_end) / (down_end - up_end)),
     )
 
 

@@ -107,6 +107,16 @@ def test_onecycle_cycles_momentum_095_085_095():
     assert lr[0] == pytest.approx(0.1) and lr[45] == pytest.approx(1.0) and lr[99] == pytest.approx(1e-4)
 
 
+@pytest.mark.parametrize("steps", [2, 3, 5, 10, 11])
+def test_a_short_onecycle_still_ends_annealed_with_its_momentum_back_up(steps):
+    """A phase of 10 steps or fewer (a smoke epoch, a short frozen phase) has no step after 90 % of its length but its
+    last: it ended at max_lr / 10 (10 steps) or midway down (5). Its last step anneals to max_lr / 10 / 1000."""
+    t = np.arange(steps)
+    lr = lr_at(ScheduleConfig("onecycle"), 1.0, t, steps)
+    assert lr[0] == pytest.approx(0.1) and lr[-1] == pytest.approx(1e-4) and all(lr[1:-1] >= 0.1 - 1e-12)
+    assert momentum_at(ScheduleConfig("onecycle"), t, steps)[-1] == pytest.approx(0.95)
+
+
 def test_plateau_tracker_matches_pytorchs_reduce_lr_on_plateau(workers):
     losses = [1.0, 0.9, 0.9, 0.95, 0.91, 0.89999, 0.92, 0.5, 0.6, 0.6, 0.6, 0.6]
     reference = workers["torch"](probes.torch_plateau_scales, losses, 0.5, 2)
