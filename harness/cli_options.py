@@ -159,6 +159,19 @@ OVERRIDE_OPTIONS: tuple[tuple[str, tuple[Option, ...]], ...] = (
         Option("--beta1", "optimizer.beta1", "Adam's first-moment decay (default 0.9)", non_negative_float),
         Option("--beta2", "optimizer.beta2", "Adam's second-moment decay (default 0.999)", non_negative_float),
         Option(
+            "--rho",
+            "optimizer.rho",
+            "RMSprop's / Adadelta's squared-gradient decay (defaults 0.99 / 0.9, PyTorch's; Keras' are 0.9 / 0.95)",
+            non_negative_float,
+        ),
+        Option(
+            "--eps",
+            "optimizer.eps",
+            "the adaptive optimizers' denominator term (defaults: adam/adamw/rmsprop 1e-8, adagrad 1e-10, adadelta "
+            "1e-6; Keras' 1e-7)",
+            positive_float,
+        ),
+        Option(
             "--weight-decay",
             "optimizer.weight_decay",
             "coupled L2 for SGD-family/Adam; decoupled for adamw",

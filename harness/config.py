@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -147,6 +148,7 @@ class OptimizerConfig:
                 f"values would be recorded but never applied. Received: beta1={self.beta1}, beta2={self.beta2}. "
                 "Drop them, or choose --optimizer adam or adamw."
             )
+        self._check_rho_and_eps()
         if self.weight_decay is not None and self.weight_decay < 0:
             raise InputError(f"Expected weight_decay >= 0. Received: weight_decay={self.weight_decay}.")
         if self.name == "adamw" and self.decoupled is False:
@@ -156,6 +158,15 @@ class OptimizerConfig:
             )
         if self.name == "nesterov" and self.momentum == 0:
             raise InputError("Expected momentum > 0 for nesterov. Received: momentum=0. Use --optimizer sgd instead.")
+
+    def _check_rho_and_eps(self) -> None:
+        """rho (RMSprop's and Adadelta's squared-gradient decay) and eps (the adaptive optimizers' denominator
+        term) in range. Whether the optimizer reads a given one is checked where it is given
+        (:func:`check_read_by`): resolved, every optimizer holds both."""
+        if self.rho is not None and not 0 <= self.rho < 1:
+            raise InputError(f"Expected 0 <= rho < 1 (--rho). Received: rho={self.rho}. Give e.g. 0.9.")
+        if self.eps is not None and not 0 < self.eps < math.inf:
+            raise InputError(f"Expected a finite eps > 0 (--eps). Received: eps={self.eps}. Give e.g. 1e-7.")
 
     def resolved(self) -> OptimizerConfig:
         """A copy with every optional field filled with its documented default."""
@@ -184,6 +195,22 @@ class OptimizerConfig:
         if self.scheduled_momentum == "beta1":
             return self.beta1
         return float(self.momentum or 0.0) if self.scheduled_momentum else 0.0
+
+
+# The optimizers that read each of these fields (the others hold the resolved default, unread)
+_READERS = {"rho": tuple(_DEFAULT_RHO), "eps": tuple(_DEFAULT_EPS)}
+
+
+def check_read_by(optimizer: str, given: Mapping[str, object]) -> None:
+    """``given`` optimizer fields (``rho``, ``eps``) set for ``optimizer``: refused where it does not read them, as
+    the value would be recorded but never applied."""
+    for name, readers in _READERS.items():
+        if name in given and given[name] is not None and optimizer not in readers:
+            raise InputError(
+                f"Expected no --{name} with optimizer {optimizer}: only {', '.join(readers)} read it, so the value "
+                f"would be recorded but never applied. Received: {name}={given[name]}. Drop --{name}, or choose "
+                "one of those optimizers."
+            )
 
 
 def check_decay_to_decouple(optimizer: OptimizerConfig) -> None:

@@ -23,7 +23,7 @@ import typing
 from collections.abc import Mapping
 from typing import Any
 
-from harness.config import OptimizerConfig, TrialConfig
+from harness.config import OptimizerConfig, TrialConfig, check_read_by
 from harness.errors import InputError
 from harness.schedules import ScheduleConfig
 
@@ -108,6 +108,8 @@ def _apply(config: Any, tree: dict[str, Any], prefix: str = "") -> Any:
             )
         else:
             updates[name] = coerce(value, hints[name])
+    if isinstance(config, OptimizerConfig):
+        check_read_by(updates.get("name", config.name), updates)
     if isinstance(config, OptimizerConfig) and updates.get("name", config.name) != config.name:
         kept = {f: getattr(config, f) for f in KEPT_ON_OPTIMIZER_CHANGE}
         config = OptimizerConfig(name=updates["name"], **kept)

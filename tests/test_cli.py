@@ -112,6 +112,16 @@ BAD_INPUTS = {
         ["tune", *MLP_RUN[1:], "--space", "lr=loguniform:0.001,0.1", "--lr", "0.05"],
         "Expected each option either given or searched. Received: optimizer.lr in the search space and given as 0.05",
     ),
+    "rho on an optimizer that reads none": (
+        [*MLP_RUN, "--optimizer", "sgd", "--rho", "0.5"],
+        "Expected no --rho with optimizer sgd: only rmsprop, adadelta read it, so the value would be recorded but "
+        "never applied. Received: rho=0.5.",
+    ),
+    "eps on an optimizer that reads none": (
+        [*MLP_RUN, "--eps", "1e-3"],  # the default optimizer: SGD with momentum
+        "Expected no --eps with optimizer momentum: only adam, adamw, rmsprop, adagrad, adadelta read it",
+    ),
+    "rho out of range": ([*MLP_RUN, "--optimizer", "adadelta", "--rho", "1"], "Expected 0 <= rho < 1 (--rho)."),
     "adam's betas on another optimizer": (
         [*MLP_RUN, "--optimizer", "sgd", "--beta1", "0.5"],
         "Expected no --beta1 / --beta2 with optimizer sgd: only adam and adamw read them",
@@ -759,6 +769,9 @@ def test_technique_options_reach_every_trial_config():
     assert len(trials) == 4  # two backends x two seeds
     t = trials[0]
     assert (t.optimizer.name, t.optimizer.lr, t.optimizer.clip_norm, t.optimizer.eps) == ("adam", 0.002, 1.5, 1e-8)
+    # RMSprop's rho and an adaptive optimizer's eps (S5: "RMSprop (ρ), Adam (β1, β2, ε)"), Keras' values here
+    keras = build_parser().parse_args([*MLP_RUN, "--optimizer", "rmsprop", "--rho", "0.9", "--eps", "1e-7"])
+    assert {(t.optimizer.rho, t.optimizer.eps) for t in plan_from_args(keras).trials} == {(0.9, 1e-7)}
     assert t.schedule.name == "onecycle" and (t.regularization.l1, t.regularization.l2, t.regularization.max_norm) == (
         1e-5,
         1e-4,
