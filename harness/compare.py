@@ -107,21 +107,32 @@ def _seed_accuracies(finals: pd.DataFrame) -> dict[int, float]:
     return {int(seed): float(acc) for seed, acc in zip(ok["seed"], ok["test_acc"], strict=True)} if len(ok) else {}
 
 
-def _common_seed_accuracies(base: pd.DataFrame, new: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, str]:
+@dataclass(frozen=True)
+class SeedAccuracies:
+    """Each side's final test accuracies and whether they are paired: the same seeds, in the same order (a seed
+    is the same initial weights, batch order and dropout masks in both runs)."""
+
+    base: np.ndarray
+    new: np.ndarray
+    paired: bool
+    note: str
+
+
+def _common_seed_accuracies(base: pd.DataFrame, new: pd.DataFrame) -> SeedAccuracies:
     """Each side's final accuracies (``base``, ``new``: final rows) over the seeds that ended ok in both, where the
     two differ in the seeds they ran or that ended ok (an average over other seeds differs by which seeds were
     drawn, not by the code), and a note saying so. With no seed ok in both, each side's own seeds, noted too."""
     ran = [{int(s) for s in finals["seed"].dropna()} if len(finals) else set() for finals in (base, new)]
     b, n = _seed_accuracies(base), _seed_accuracies(new)
     notes = [f"seeds differ: {_seeds(ran[0])}→{_seeds(ran[1])}"] if ran[0] != ran[1] else []
-    common = set(b) & set(n)
-    if set(b) == set(n) or not b or not n:
-        return np.array(list(b.values())), np.array(list(n.values())), "; ".join(notes)
+    common = sorted(set(b) & set(n))
     if not common:
-        notes.append("no seed ended ok in both: accuracy over each run's own")
-        return np.array(list(b.values())), np.array(list(n.values())), "; ".join(notes)
-    notes.append(f"accuracy over the seeds ok in both, {_seeds(common)}")
-    return np.array([b[s] for s in sorted(common)]), np.array([n[s] for s in sorted(common)]), "; ".join(notes)
+        if b and n:
+            notes.append("no seed ended ok in both: accuracy over each run's own")
+        return SeedAccuracies(np.array(list(b.values())), np.array(list(n.values())), False, "; ".join(notes))
+    if set(b) != set(n):
+        notes.append(f"accuracy over the seeds ok in both, {_seeds(common)}")
+    return SeedAccuracies(np.array([b[s] for s in common]), np.array([n[s] for s in common]), True, "; ".join(notes))
 
 
 def _seeds(seeds: Iterable[int]) -> str:
@@ -142,9 +153,17 @@ def _trials_change(base: pd.DataFrame, new: pd.DataFrame) -> tuple[str, str]:
     return ("regression" if shares[1] > shares[0] else "unchanged"), "; ".join(parts)
 
 
-def bootstrap_diff_ci(base: np.ndarray, new: np.ndarray, samples: int, seed: int) -> tuple[float, float]:
-    """95 % interval of mean(new) - mean(base), resampling each run's seeds with replacement."""
+def bootstrap_diff_ci(
+    base: np.ndarray, new: np.ndarray, samples: int, seed: int, paired: bool = False
+) -> tuple[float, float]:
+    """95 % interval of mean(new) - mean(base). ``paired`` (the same seeds, in order): the seeds are resampled
+    together and each contributes its own difference, so what the seeds share (their initial weights, batches and
+    masks) cancels; else each run's seeds are resampled on their own."""
     rng = np.random.default_rng(seed)
+    if paired:
+        drawn = rng.integers(0, len(base), size=(samples, len(base)))
+        low, high = np.percentile((new[drawn] - base[drawn]).mean(axis=1), [2.5, 97.5])
+        return float(low), float(high)
     b = rng.choice(base, size=(samples, len(base)), replace=True).mean(axis=1)
     n = rng.choice(new, size=(samples, len(new)), replace=True).mean(axis=1)
     low, high = np.percentile(n - b, [2.5, 97.5])
@@ -180,7 +199,13 @@ def _time_verdict(base: pd.DataFrame, new: pd.DataFrame, t: Thresholds) -> TimeC
         return replace(change, p=faster_p, verdict="improvement")
     # A change beyond the band that the test could never confirm is undecided, not unchanged: the one-sided exact
     # Mann-Whitney test's smallest p is every epoch of one side beyond every epoch of the other.
-    beyond = low > t.time_ratio or high < 1.0 / t.time_ratio
+    # Under two epochs a side the interval has no bounds: the point ratio says whether it lies beyond the band.
+    bounded = not (math.isnan(low) or math.isnan(high))
+    beyond = (
+        (low > t.time_ratio or high < 1.0 / t.time_ratio)
+        if bounded
+        else not (1.0 / t.time_ratio <= ratio <= t.time_ratio)
+    )
     if beyond and 1.0 / math.comb(len(b) + len(n), len(b)) >= t.alpha:
         enough = next(k for k in range(1, 64) if 1.0 / math.comb(2 * k, k) < t.alpha)
         note = (
@@ -192,13 +217,14 @@ def _time_verdict(base: pd.DataFrame, new: pd.DataFrame, t: Thresholds) -> TimeC
 
 
 def _accuracy_verdict(
-    base: np.ndarray, new: np.ndarray, t: Thresholds
+    accuracies: SeedAccuracies, t: Thresholds
 ) -> tuple[float, float, float, tuple[float, float], str, str]:
+    base, new = accuracies.base, accuracies.new
     if len(base) == 0 or len(new) == 0:  # the side that has accuracies still shows their mean
         base_mean, new_mean = (float(side.mean()) if len(side) else math.nan for side in (base, new))
         return base_mean, new_mean, math.nan, (math.nan, math.nan), "n/a", ""
     diff_pp = 100.0 * (new.mean() - base.mean())
-    low, high = bootstrap_diff_ci(base, new, t.bootstrap_samples, t.bootstrap_seed)
+    low, high = bootstrap_diff_ci(base, new, t.bootstrap_samples, t.bootstrap_seed, accuracies.paired)
     ci = (100.0 * low, 100.0 * high)
     note = "noise unknown (1 seed)" if min(len(base), len(new)) < 2 else ""
     if diff_pp < -t.accuracy_pp and ci[1] < 0:
@@ -373,10 +399,10 @@ def compare_frames(base: pd.DataFrame, new: pd.DataFrame, thresholds: Thresholds
             continue
         tc = _time_verdict(steady_rows(b), steady_rows(n), t)
         base_finals, new_finals = final_rows(b), final_rows(n)
-        base_accs, new_accs, seeds_note = _common_seed_accuracies(base_finals, new_finals)
-        base_a, new_a, diff, ci, acc_verdict, note = _accuracy_verdict(base_accs, new_accs, t)
+        accuracies = _common_seed_accuracies(base_finals, new_finals)
+        base_a, new_a, diff, ci, acc_verdict, note = _accuracy_verdict(accuracies, t)
         trials_verdict, trials_note = _trials_change(base_finals, new_finals)
-        parts = (trials_note, config_change(b, n), runtime_change(b, n), seeds_note, note, tc.note)
+        parts = (trials_note, config_change(b, n), runtime_change(b, n), accuracies.note, note, tc.note)
         note = "; ".join(part for part in parts if part)
         out.append(
             CaseComparison(

@@ -348,6 +348,21 @@ def test_accuracy_regression_needs_size_and_significance():
     assert verdict(_frame([0.95, 0.96, 0.95], times)) == "improvement"
 
 
+def test_accuracy_is_compared_seed_by_seed_so_a_second_seed_cannot_hide_a_drop():
+    """Seed s is the same initial weights, batches and masks in both runs: the interval is the paired one, of each
+    seed's own difference. Resampling each run's seeds apart, a steady 5 pp drop on two seeds that differ by 7 pp
+    read [-12.2, +2.2] pp, unchanged, where one seed alone was a marked regression; and a run against itself
+    showed +0.00 [-7.22, +7.22]."""
+    times = [1.0, 1.01, 0.99, 1.0]
+    base = _frame([0.8833, 0.8111], times)
+    (drop,) = compare_frames(base, _frame([0.8333, 0.7611], times), Thresholds())
+    assert drop.acc_verdict == "regression" and drop.acc_ci_pp == pytest.approx((-5.0, -5.0))
+    (itself,) = compare_frames(base, base, Thresholds())
+    assert itself.acc_verdict == "unchanged" and itself.acc_ci_pp == (0.0, 0.0)
+    low, high = bootstrap_diff_ci(np.array([0.8833, 0.8111]), np.array([0.8333, 0.7611]), 2000, 0)
+    assert low < -0.1 and high > 0  # the unpaired interval, for runs whose seeds differ
+
+
 def test_time_regression_needs_size_and_significance():
     accs = [0.9]
     base = _frame(accs, [1.0, 1.02, 0.98, 1.01, 0.99, 1.0])
@@ -455,5 +470,8 @@ def test_too_few_steady_epochs_to_test_are_not_called_unchanged():
     assert "(5 a side can)" in few.note
     (enough,) = compare_frames(run(1.0, 6), run(3.0, 6))
     assert enough.time_verdict == "regression" and "not decided" not in enough.note
+    # one steady epoch a side: no interval at all; 2.5x slower is undecided, not unchanged
+    (single,) = compare_frames(run(1.0, 2), run(2.5, 2))
+    assert single.time_verdict == "n/a" and "epoch time not decided: 1 and 1 steady epochs" in single.note
     (alike,) = compare_frames(run(1.0, 3), run(1.0, 3))  # within the band: unchanged, as the interval shows
     assert alike.time_verdict == "unchanged" and "not decided" not in alike.note
