@@ -485,6 +485,10 @@ BAD_INPUTS = {
     "a zoo model too big for its input": (["model", "alexnet", "--input-size", "16"], "expected a pool window"),
     "resume with an empty id": (["run", "--resume", ""], "Expected --resume as letters"),
     "an infinite learning rate": (["run", "--suite", "smoke", "--lr", "inf"], "expected a finite number"),
+    "a searched initializer that does not exist": (  # was found by the workers, after Ray started: exit 1
+        ["tune", "--suite", "tune_smoke", "--space", "init=choice:he_normal,bogus"],
+        "Expected every value of init to be valid. Received: 'bogus', which fails: Expected an initializer name.",
+    ),
     "a float range for a whole-number field": (
         ["tune", "--suite", "tune_smoke", "--space", "batch_size=uniform:16,64"],
         "batch_size is int: use int:LO,HI",
