@@ -190,6 +190,11 @@ def search_points(frame: pd.DataFrame, table: pd.DataFrame, paths: Sequence[str]
     axes = np.atleast_1d(axes)
     for ax, path in zip(axes, paths, strict=False):
         for backend, group in table.groupby("backend"):
+            # a sample that failed or diverged has no metric: nothing to draw (matplotlib's legend failed on a
+            # backend whose every sample of a text-valued option had none)
+            group = group[pd.to_numeric(group[metric], errors="coerce").notna()]
+            if group.empty:
+                continue
             values = [v if isinstance(v, int | float) else str(v) for v in group[path]]
             full = [not s for s in group["stopped_early"]]
             colour = _colour(str(backend), backends)

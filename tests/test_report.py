@@ -656,6 +656,30 @@ def test_accuracy_is_drawn_against_training_time_and_a_run_without_ratios_draws_
     assert one_epoch["time_ratio"].isna().all() and time_ratios(one_epoch) == []
 
 
+@needs_matplotlib
+def test_a_search_plot_draws_a_backend_whose_every_sample_failed_as_nothing_instead_of_failing():
+    """A searched text option (init) whose samples all failed on one backend: no metric to draw. Scattered as NaN
+    on a category axis, matplotlib's legend raised TypeError, and the tune's report was lost."""
+    import matplotlib.pyplot as plt
+
+    from harness.plots import search_points
+
+    table = pd.DataFrame(
+        {
+            "backend": ["torch", "torch", "tensorflow", "tensorflow"],
+            "init": ["he_normal", "bogus", "he_normal", "bogus"],
+            "stopped_early": [False] * 4,
+            "val_acc": [0.8, math.nan, math.nan, math.nan],
+        }
+    )
+    frame = _frame(seeds=1).assign(stage="search")
+    (plot,) = search_points(frame, table, ["init"], "val_acc")
+    plot.figure.savefig(io.BytesIO(), format="png")
+    points = [c.get_offsets() for c in plot.figure.axes[0].collections]
+    plt.close(plot.figure)
+    assert len(points) == 1 and len(points[0]) == 1  # torch's one sample with a metric
+
+
 def test_history_says_warm_up_only_where_a_run_had_no_steady_epoch_to_time(tmp_path, capsys, monkeypatch):
     """One-epoch trials that ended ok have no steady epoch time: the cell was empty, as for a case the run lacked."""
     monkeypatch.setenv("COLUMNS", "200")
