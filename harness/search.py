@@ -26,7 +26,7 @@ import numpy as np
 from harness.config import TrialConfig
 from harness.errors import InputError
 from harness.overrides import apply_overrides, config_class, field_hint
-from harness.strategy_options import check_strategy_options
+from harness.strategy_options import check_strategy_options, reads_path
 
 DOMAIN_KINDS = ("choice", "uniform", "loguniform", "int")
 SEARCH_ALGORITHMS = ("random", "grid", "optuna")
@@ -311,6 +311,13 @@ def validate_space(base: TrialConfig, space: SearchSpace) -> None:
     (Adam with a momentum, nesterov with momentum 0) is found here, before any trial runs, instead of failing those
     trials. What depends on the model and the machine (a freeze_groups beyond the model's groups, a batch that
     cannot fit) the preflight checks on complete points (:func:`sample_corners`)."""
+    unread = [path for path in space.paths if not reads_path(base, path)]
+    if unread:  # a sampled value equal to the default would pass the check of each point below
+        raise InputError(
+            f"Expected only searched options that strategy {base.strategy} reads ({base.case_id}). Received: "
+            f"{', '.join(unread)} in the search space: every sample would train alike, told apart by a setting that "
+            "changes nothing. Drop it from --space, or search a strategy that reads it (docs/strategies.md)."
+        )
     for point in probe_points(space):
         _check_point(base, point)
 

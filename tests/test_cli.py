@@ -24,7 +24,8 @@ BAD_INPUTS = {
     ),
     "a search over an option its strategy does not read": (
         [*CNN_TUNE, "--space", "sklearn_head=choice:linear_svc,rbf_svc"],
-        "Expected every value of transfer.sklearn_head to be valid. Received: 'rbf_svc', which fails: Expected only",
+        "Expected only searched options that strategy scratch reads (scratch-cnn_small-digits). Received: "
+        "transfer.sklearn_head in the search space",
     ),
     # every sample would train the same network: a whole search spent on nothing
     "a searched model option that changes no network": (
