@@ -19,7 +19,7 @@ import pandas as pd
 
 from harness.config import case_label
 from harness.errors import InputError
-from harness.provenance import cpu_model, utc_now
+from harness.provenance import cpu_model, short_commit, utc_now
 from harness.summary import compared_rows, final_rows, framework_versions, steady_rows
 from harness.user_files import read_json_object, read_run_json, read_run_rows, read_run_table
 
@@ -44,7 +44,7 @@ class HistoryRun:
 
     run_id: str
     started: str
-    git_commit: str  # the first 12 characters
+    git_commit: str  # the first 12 characters, "+dirty" kept (harness.provenance.short_commit)
     status: str  # running | finished | interrupted | unknown (not recorded)
     trials: int
 
@@ -324,7 +324,7 @@ def history(results_dir: Path, metric: str, case_filter: str | None = None, last
         frame = read_run_table(path)
         compared = compared_rows(frame)  # a tune's search samples are not trended (its final stage is)
         trials = int(frame["trial_id"].nunique()) if len(frame) else 0
-        status, commit = str(info.get("status", "unknown")), str(info.get("git_commit", ""))[:12]
+        status, commit = str(info.get("status", "unknown")), short_commit(info.get("git_commit", ""))
         runs.append(HistoryRun(path.name, str(info.get("started", "")), commit, status, trials))
         if frame.empty:
             continue

@@ -54,6 +54,14 @@ def git_commit(cwd: Path | None = None) -> str:
     return commit + ("+dirty" if dirty else "")
 
 
+def short_commit(recorded: object) -> str:
+    """A recorded ``git_commit`` as tables show it: 12 hex digits, and '+dirty' kept (the run's code was not the
+    commit's; cut at 12 characters, the mark was lost)."""
+    text = str(recorded or "")
+    commit, dirty, _ = text.partition("+dirty")
+    return commit[:12] + dirty
+
+
 def utc_now(timespec: str = "seconds") -> str:
     """The UTC time in ISO 8601, to ``timespec`` (rows take milliseconds: epochs of a small model end within one
     second, and MLflow orders a metric's points by their timestamps)."""

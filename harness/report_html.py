@@ -25,6 +25,7 @@ import pandas as pd
 from harness.backend import BACKENDS, REFERENCE_BACKEND
 from harness.compare import CaseComparison, Thresholds, compare_frames, compared_cases
 from harness.errors import InputError
+from harness.provenance import short_commit
 from harness.reporting import TableData, comparison_rules, regression_cells, run_tables, search_results_table
 from harness.statistics import SIGNIFICANT_MARK
 from harness.summary import compared_rows, summarize
@@ -257,7 +258,7 @@ def _history_section(runs: list[LoadedRunDir], metric: str) -> tuple[str, list[A
             (
                 r.run_id,
                 str(r.info.get("started", "")),
-                str(r.info.get("git_commit", ""))[:12],
+                short_commit(r.info.get("git_commit", "")),
                 str(r.info.get("status", "")),
                 ", ".join(f"{c} [{b}]" for c, b, run_id in sorted(flagged) if run_id == r.run_id),
             )

@@ -693,6 +693,18 @@ def test_history_says_warm_up_only_where_a_run_had_no_steady_epoch_to_time(tmp_p
     assert trend and all(line.rstrip().endswith("warm-up only") for line in trend), trend
 
 
+def test_history_keeps_the_mark_of_a_run_from_uncommitted_code(tmp_path, capsys, monkeypatch):
+    """run.json records 4895ba6623a7…+dirty; cut at 12 characters, history showed the clean commit."""
+    monkeypatch.setenv("COLUMNS", "200")
+    for index, commit in enumerate(("0123456789abcdef0123", "fedcba9876543210fedc+dirty")):
+        run_dir = _write_run(tmp_path, f"run-{index}", f"2026-01-0{index + 1}")
+        info = json.loads((run_dir / "run.json").read_text())
+        (run_dir / "run.json").write_text(json.dumps({**info, "git_commit": commit}))
+    assert main(["history", "--results-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "fedcba987654+dirty" in out and "0123456789ab " in out and "0123456789ab+" not in out
+
+
 @pytest.mark.skipif(importlib.util.find_spec("mlflow") is None, reason="needs xfbench[mlflow]")
 def test_an_interrupted_run_exports_as_stopped_with_a_warning(tmp_path, capsys):
     from mlflow.tracking import MlflowClient
