@@ -244,6 +244,25 @@ def _recorded_run(pytester, accuracy, status="finished", gap="", inexact=""):
     return pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:benchmark")
 
 
+def test_the_documented_suite_of_your_own_collects_and_checks_its_bars(pytester):
+    """docs/regressions.md's module, as a user copies it: one test per (backend, case), each against its own bar
+    (recorded results: 0.6 on every seed, above the momentum case's 0.45, below the Adam case's 0.85)."""
+    text = (Path(__file__).parents[1] / "docs" / "regressions.md").read_text()
+    module = text.split("### A suite of your own")[1].split("```python\n")[1].split("```")[0]
+    pytester.makeconftest(RECORDED_RUN_CONFTEST.format(
+        accuracy={(b, s): 0.6 for b in ("torch", "tensorflow") for s in (0, 1)}, status="finished", inexact=""
+    ))  # fmt: skip
+    pytester.makepyfile(test_my_suite=module)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:benchmark", "-v")
+    result.assert_outcomes(passed=2, failed=2)
+    result.stdout.fnmatch_lines(
+        [
+            "*test_reaches_its_bar*scratch-mlp+momentum-500-digits* PASSED*",
+            "*[[]torch[]] scratch-mlp+adam-digits: test accuracy 0.6000 is below the bar 0.8500 (measured 0.9208*",
+        ]
+    )
+
+
 def test_a_case_that_measured_nothing_fails_with_the_reason(pytester):
     result = _recorded_run(pytester, {("torch", 0): 0.9, ("torch", 1): 0.9})
     result.assert_outcomes(passed=1, failed=1)
