@@ -517,7 +517,7 @@ def search_markdown(frame: pd.DataFrame, plan: TunePlan) -> str:
 def _search_rows(table: pd.DataFrame, plan: TunePlan, best_mark: str) -> tuple[tuple[str, ...], list[list[str]]]:
     """The search table's header and rows (case, backend, sample order); each backend's pick marked ``best_mark``."""
     best = set(best_trials(table, plan).values())
-    header = ("case", "backend", "sample", *plan.space.paths, "epochs", plan.metric, "status", "best")
+    header = ("case", "backend", "sample", *plan.space.paths, "epochs", plan.metric, "status", "pick")
     ordered = table.sort_values(["case", "backend", "sample"])
     return header, [_search_cells(r, plan, best, best_mark) for _, r in ordered.iterrows()]
 
@@ -566,7 +566,7 @@ def search_results_table(frame: pd.DataFrame, plan: TunePlan) -> TableData | Non
     if table.empty:
         return None
     header, rows = _search_rows(table, plan, "best")
-    title = f"Search: {plan.metric} at each trial's last epoch; best: each backend's pick, re-run over seeds below"
+    title = f"Search: {plan.metric} at each trial's last epoch; pick: each backend's best, re-run over seeds below"
     return TableData("search", title, header, tuple(tuple(row) for row in rows))
 
 
@@ -764,8 +764,8 @@ def _trend_cell(value: float, not_ok: bool, warmup_only: bool = False) -> str:
     """A history value; where the case has none, ``not ok`` if its trials ran and none ended ok (failed, diverged,
     skipped), ``warm-up only`` if they ended ok without a steady epoch to time (one epoch each), else empty (the
     run did not have the case)."""
-    if value == value:
-        return f"{value:.4g}"
+    if value == value:  # samples/s as whole numbers: .4g wrote 17250 as 1.725e+04 beside 9813
+        return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.4g}"
     return "not ok" if not_ok else "warm-up only" if warmup_only else ""
 
 

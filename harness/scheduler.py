@@ -347,15 +347,19 @@ def _tune_environment(verbose: bool) -> Iterator[None]:
     if not verbose:
         wanted["RAY_AIR_NEW_OUTPUT"] = "0"
     # Tune logs every trial failure with its traceback; the run records the error text and the CLI prints one line.
-    tune_logger = logging.getLogger("ray.tune")
-    saved_level = tune_logger.level
+    # Optuna announces each study it creates ("A new study created in memory") at INFO.
+    quiet = {"ray.tune": logging.CRITICAL, "optuna": logging.WARNING}
+    loggers = {logging.getLogger(name): level for name, level in quiet.items()}
+    saved = {logger: logger.level for logger in loggers}
     if not verbose:
-        tune_logger.setLevel(logging.CRITICAL)
+        for logger, level in loggers.items():
+            logger.setLevel(level)
     try:
         with _environment(wanted):
             yield
     finally:
-        tune_logger.setLevel(saved_level)
+        for logger, level in saved.items():
+            logger.setLevel(level)
 
 
 # What every trial worker runs with: TensorFlow's C++ start-up notes and Python's deprecation warnings kept out of

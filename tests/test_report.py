@@ -703,6 +703,10 @@ def test_history_keeps_the_mark_of_a_run_from_uncommitted_code(tmp_path, capsys,
     assert main(["history", "--results-dir", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "fedcba987654+dirty" in out and "0123456789ab " in out and "0123456789ab+" not in out
+    # thousands as whole numbers, not 5e+03 beside 987.6
+    assert main(["history", "--results-dir", str(tmp_path), "--metric", "samples_per_s"]) == 0
+    out = capsys.readouterr().out
+    assert "5,000" in out and "e+0" not in out, out
 
 
 @pytest.mark.skipif(importlib.util.find_spec("mlflow") is None, reason="needs xfbench[mlflow]")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import logging
 import os
 import shutil
 import signal
@@ -440,6 +441,10 @@ def test_shipped_data_reaches_workers_that_cannot_read_the_files(tmp_path, share
 
 def test_optuna_searches_through_tunes_integration_with_a_seeded_sampler(tmp_path, shared_ray, capsys):
     pytest.importorskip("optuna")
+    announced: list[logging.LogRecord] = []  # Optuna's INFO lines ("A new study created in memory"), without -v
+    handler = logging.Handler()
+    handler.emit = announced.append  # type: ignore[method-assign]
+    logging.getLogger("optuna").addHandler(handler)
     code, stdout = _in_process(
         [
             "tune",
@@ -465,7 +470,9 @@ def test_optuna_searches_through_tunes_integration_with_a_seeded_sampler(tmp_pat
         ],
         capsys,
     )
+    logging.getLogger("optuna").removeHandler(handler)
     assert code == 0, stdout[-3000:]
+    assert not [r.getMessage() for r in announced if r.levelno < logging.WARNING]
     frame = read_results(tmp_path / "optuna")
     search = frame[frame["stage"] == "search"]
     configs = [json.loads(c) for c in search.groupby("variant")["config_json"].first()]
