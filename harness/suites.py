@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from types import MappingProxyType
@@ -108,6 +109,14 @@ class Suite:
             raise InputError(
                 f"Expected seeds >= 1 in suite {self.name!r} (the seeds each case runs). Received: "
                 f"seeds={self.seeds!r}. Give seeds=1 or more."
+            )
+        ids = Counter(case_label(c.strategy, c.model, c.variant, c.dataset) for c in self.cases)
+        repeated = sorted(case_id for case_id, count in ids.items() if count > 1)
+        if repeated:  # one trial id for both: one would train, and both tests would check its rows
+            raise InputError(
+                f"Expected each case of suite {self.name!r} to have its own id (strategy-model+variant-dataset). "
+                f"Received: {len(repeated)} shared, e.g. {repeated[0]}. Give the cases distinct variants "
+                '(SuiteCase(..., variant="...")).'
             )
 
 

@@ -151,6 +151,15 @@ def test_trial_ids_are_distinct_in_every_suite_and_a_repeated_one_is_refused_bef
         ValueError, match=r"its own id. Received 1 repeated ids, e.g. adhoc-scratch-mlp-digits-torch-s0 \(model mlp\)"
     ):
         preflight([BASE, dataclasses.replace(BASE, epochs=3)], None)
+    # a suite written with two cases under one id: the plugin kept one trial and both tests checked its rows
+    from harness.suites import Suite, SuiteCase
+
+    with pytest.raises(InputError, match="Received: 1 shared, e.g. scratch-mlp-digits. Give the cases distinct"):
+        Suite(
+            "mine",
+            "two alike",
+            cases=(SuiteCase("scratch", "mlp", "digits", 1), SuiteCase("scratch", "mlp", "digits", 2)),
+        )
 
 
 def test_an_interrupted_run_recorded_with_repeated_trial_ids_is_not_resumed(tmp_path):
