@@ -258,11 +258,17 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[STATE_KEY] = SessionState()
 
 
+def _collection_error(message: str) -> BaseException:
+    """Bad input found while collecting, as pytest shows a collection error: the message alone (a UsageError raised
+    here came with twenty lines of pluggy's and pytest's frames before it), exit 2 (interrupted)."""
+    return pytest.fail.Exception(message, pytrace=False)
+
+
 def _suite_for(metafunc: pytest.Metafunc) -> Suite | None:
     """The module's suite for --scale: the marker maps each scale to a suite name or a Suite object."""
     marker = metafunc.definition.get_closest_marker("xfbench")
     if marker is None:
-        raise pytest.UsageError(
+        raise _collection_error(
             f"{metafunc.definition.nodeid} uses xfbench_case but has no pytest.mark.xfbench(suites={{...}}) marker."
         )
     suites = marker.kwargs.get("suites")
@@ -276,7 +282,7 @@ def _suite_for(metafunc: pytest.Metafunc) -> Suite | None:
             else f"{k}={shown(v)}"
             for k, v in marker.kwargs.items()
         ]
-        raise pytest.UsageError(
+        raise _collection_error(
             f"{metafunc.definition.nodeid}: Expected pytest.mark.xfbench(suites={{scale: suite}}) with scales among "
             f"{list(SCALES)} and each suite a name or a Suite. Received: pytest.mark.xfbench({', '.join(given)})"
             + (f", whose scales {unknown} are none of those" if unknown else "")
@@ -286,7 +292,7 @@ def _suite_for(metafunc: pytest.Metafunc) -> Suite | None:
     try:
         return suite(chosen) if isinstance(chosen, str) else chosen
     except InputError as exc:
-        raise pytest.UsageError(f"{metafunc.definition.nodeid}: {exc}") from None
+        raise _collection_error(f"{metafunc.definition.nodeid}: {exc}") from None
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -318,7 +324,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     try:
         check_suite_size(chosen, backends, seeds)  # before any trial is built: --seeds 10**11 would take hours
     except InputError as exc:
-        raise pytest.UsageError(f"{metafunc.definition.nodeid}: {exc}") from None
+        raise _collection_error(f"{metafunc.definition.nodeid}: {exc}") from None
     params = [
         _case_param(metafunc, chosen, case, backend, seeds, overrides) for backend in backends for case in chosen.cases
     ]
@@ -340,7 +346,7 @@ def _case_param(
             chosen, case, (backend,), seeds, {**overrides, "data_dir": found} if found else overrides
         )
     except InputError as exc:  # a dataset xfbench does not know, an override that does not fit the case
-        raise pytest.UsageError(f"{where}: {exc}") from None
+        raise _collection_error(f"{where}: {exc}") from None
     if not trials and not reason:  # a case for some backends only (SuiteCase.only_backends): none here
         reason = f"{case.case_id} runs on {', '.join(case.only_backends) or 'other backends'} only"
     marks = [pytest.mark.xdist_group(XDIST_GROUP), *([pytest.mark.skip(reason=reason)] if reason else [])]
@@ -348,7 +354,7 @@ def _case_param(
         if state.wanted.setdefault(trial.trial_id, trial) != trial:  # another case's id must differ
             from harness.preflight import DISTINCT_IDS_FIX
 
-            raise pytest.UsageError(
+            raise _collection_error(
                 f"{where}: Expected every trial to have its own id. Received two different trials as "
                 f"{trial.trial_id}. {DISTINCT_IDS_FIX}"
             )
