@@ -566,7 +566,9 @@ def search_results_table(frame: pd.DataFrame, plan: TunePlan) -> TableData | Non
     if table.empty:
         return None
     header, rows = _search_rows(table, plan, "best")
-    title = f"Search: {plan.metric} at each trial's last epoch; pick: each backend's best, re-run over seeds below"
+    rerun = "stage" in frame and frame["stage"].eq("final").any()  # a tune stopped during its search re-ran none
+    after = "re-run over seeds below" if rerun else "not re-run: the run stopped before its final stage"
+    title = f"Search: {plan.metric} at each trial's last epoch; pick: each backend's best, {after}"
     return TableData("search", title, header, tuple(tuple(row) for row in rows))
 
 

@@ -314,6 +314,13 @@ def test_each_backend_picks_its_best_ok_trial_and_reruns_it_with_k_seeds():
         (1, "tuned", 0.1),
         (2, "tuned", 0.1),
     ]
+    # the table's title says whether the picks were re-run: a tune stopped during its search re-ran none
+    from harness.reporting import search_results_table
+
+    stopped = search_results_table(frame, plan)
+    assert stopped is not None and stopped.title.endswith("not re-run: the run stopped before its final stage")
+    finished = search_results_table(pd.concat([frame, frame.iloc[:1].assign(stage="final")]), plan)
+    assert finished is not None and finished.title.endswith("each backend's best, re-run over seeds below")
     loss_plan = TunePlan(bases=(BASE,), space=plan.space, metric="val_loss")
     losses = frame.assign(val_loss=1 - frame["val_acc"].astype(float))
     assert best_trials(search_table(losses, loss_plan), loss_plan)[("scratch-mlp-digits", "torch")].endswith(
