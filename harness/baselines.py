@@ -191,6 +191,7 @@ class SavedBaseline:
 class SaveOutcome:
     path: Path
     replaced: bool  # a baseline of that name on this machine key was there before
+    previous_run: str = ""  # the run it held then (its baseline.json's source_run; "" if unknown)
 
 
 def save_baseline(run_dir: Path, name: str, results_dir: Path) -> SaveOutcome:
@@ -220,7 +221,12 @@ def save_baseline(run_dir: Path, name: str, results_dir: Path) -> SaveOutcome:
             "Pass the run to save with --run, or another name."
         )
     replaced = target.exists()
+    previous = ""
     if replaced:
+        try:  # which run it held, for the message; a damaged record does not stop its replacement
+            previous = str(read_json_object(target / "baseline.json", "").get("source_run", ""))
+        except InputError:
+            previous = ""
         shutil.rmtree(target)
     target.mkdir(parents=True)
     frame.to_parquet(target / "results.parquet", index=False)
@@ -244,7 +250,7 @@ def save_baseline(run_dir: Path, name: str, results_dir: Path) -> SaveOutcome:
         )
         + "\n"
     )
-    return SaveOutcome(target, replaced)
+    return SaveOutcome(target, replaced, previous)
 
 
 def list_baselines(results_dir: Path) -> list[SavedBaseline]:

@@ -255,8 +255,11 @@ def cmd_baseline(args: argparse.Namespace) -> int:
             )
         run_dir = runs[-1]
     outcome = save_baseline(run_dir, args.name, results_dir)
-    verb = "replaced" if outcome.replaced else "saved"
-    print(f"{verb} baseline {args.name!r} from {run_dir} in {outcome.path}")
+    if outcome.replaced:
+        held = f", which held {outcome.previous_run}," if outcome.previous_run else ""
+        print(f"replaced baseline {args.name!r}{held} with {run_dir} in {outcome.path}")
+    else:
+        print(f"saved baseline {args.name!r} from {run_dir} in {outcome.path}")
     return 0
 
 

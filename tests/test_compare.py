@@ -123,7 +123,10 @@ def test_baseline_save_compare_by_name_and_history(runs, capsys, monkeypatch):
     listed = capsys.readouterr().out
     assert "nightly" in listed and "from run a-honest" in listed and _widest(listed) <= 80  # stacked at 80 columns
     assert main(["baseline", "save", "nightly", "--run", str(honest_b), "--results-dir", str(root)]) == 0
-    assert capsys.readouterr().out.startswith("replaced baseline 'nightly' from")  # said, not silent
+    replaced = capsys.readouterr().out  # said, not silent, with the run it held before
+    assert replaced.startswith(f"replaced baseline 'nightly', which held {root / 'a-honest'}, with {honest_b}"), (
+        replaced
+    )
     # the baseline as its own source: removing the old one first would lose the run it copies from
     assert main(["baseline", "save", "nightly", "--run", "nightly", "--results-dir", str(root)]) == 2
     assert "which is that baseline itself" in capsys.readouterr().err
