@@ -24,6 +24,7 @@ from harness.cli_options import (
     build_parser,
     given_execution,
     given_search_options,
+    model_options_from_args,
     new_run_execution,
     override_flags,
     overrides_from_args,
@@ -333,7 +334,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_model(args: argparse.Namespace) -> int:
-    options = ModelOptions(width_multiplier=args.width_multiplier) if args.width_multiplier else ModelOptions()
+    options = ModelOptions(**model_options_from_args(args))
     results_dir = Path(args.results_dir).expanduser().resolve()
     if parse_model_ref(args.name).kind not in ("zoo", "spec"):  # converted in a worker, cached under results_dir
         writable_results_dir(results_dir)

@@ -394,19 +394,33 @@ OVERRIDE_OPTIONS: tuple[tuple[str, tuple[Option, ...]], ...] = (
 )
 
 
-def _add_overrides(parser: argparse.ArgumentParser) -> None:
+def _add_overrides(parser: argparse.ArgumentParser, prefix: str = "") -> None:
+    """The override options whose config path starts with ``prefix`` (all of them by default), in their groups."""
     for title, options in OVERRIDE_OPTIONS:
-        group = parser.add_argument_group(title)
-        for o in options:
-            dest = PATH_PREFIX + o.path
-            if o.const is not None:
-                group.add_argument(o.flag, dest=dest, action="store_const", const=o.const, help=o.help)
-            else:
-                # the flag's name as metavar: argparse would show the internal dest (SET:OPTIMIZER.LR)
-                metavar = None if o.choices else o.flag.removeprefix("--").replace("-", "_").upper()
-                group.add_argument(
-                    o.flag, dest=dest, type=o.type or str, choices=o.choices, metavar=metavar, help=o.help
-                )
+        chosen = [o for o in options if o.path.startswith(prefix)]
+        if chosen:
+            group = parser.add_argument_group(title)
+            for o in chosen:
+                _add_option(group, o)
+
+
+def _add_option(group: argparse._ArgumentGroup, o: Option) -> None:
+    dest = PATH_PREFIX + o.path
+    if o.const is not None:
+        group.add_argument(o.flag, dest=dest, action="store_const", const=o.const, help=o.help)
+    else:
+        # the flag's name as metavar: argparse would show the internal dest (SET:OPTIMIZER.LR)
+        metavar = None if o.choices else o.flag.removeprefix("--").replace("-", "_").upper()
+        group.add_argument(o.flag, dest=dest, type=o.type or str, choices=o.choices, metavar=metavar, help=o.help)
+
+
+MODEL_OPTIONS_PATH = "model_options."
+
+
+def model_options_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    """``xfbench model``'s model options (--hidden, --batchnorm, ...), as ModelOptions fields."""
+    prefix = PATH_PREFIX + MODEL_OPTIONS_PATH
+    return {k[len(prefix) :]: v for k, v in vars(args).items() if k.startswith(prefix) and v is not None}
 
 
 def _add_selection(parser: argparse.ArgumentParser) -> None:
@@ -727,11 +741,8 @@ def _add_model_parser(commands: Any) -> None:
         help="output classes (default: the model's own task's: 10 for mlp, convnet3, cnn_small and resnet20, "
         "1000 for the ImageNet networks and imports; a spec file: its own)",
     )
-    mdl.add_argument(
-        "--width-multiplier",
-        type=positive_float,
-        help="the zoo's networks but mlp, cnn_small and convnet3: channel scale (default 1)",
-    )
+    # the network `xfbench run` would train with the same options: --hidden, --batchnorm, --dropout, ...
+    _add_overrides(mdl, MODEL_OPTIONS_PATH)
     mdl.add_argument(
         "--results-dir", default="results", help="an imported model's conversion is cached in its _cache (as a run's)"
     )

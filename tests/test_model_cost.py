@@ -149,6 +149,17 @@ def test_model_command_json_and_exported_spec(capsys, tmp_path):
     assert spec_from_dict(json.loads(out.read_text())) == spec
 
 
+def test_model_command_takes_the_model_options_run_takes(capsys):
+    """The network `xfbench run --hidden 300,100 --batchnorm before --dropout 0.2 --activation selu` trains."""
+    flags = ["--hidden", "300,100", "--batchnorm", "before", "--dropout", "0.2", "--activation", "selu"]
+    assert main(["model", "mlp", *flags, "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    options = ModelOptions(hidden=(300, 100), batchnorm="before", dropout=0.2, activation="selu")
+    spec = build_spec("mlp", (8, 8, 1), 10, options)
+    assert [row["name"] for row in data["layers"]] == [layer.name for layer in spec.layers]
+    assert data["params"] == count_parameters(spec) == 51_010
+
+
 def test_model_command_shows_an_imported_model_and_a_spec_file(capsys, tmp_path):
     """Any --model form: a torchvision model converted in a torch process (cached in the results folder's _cache,
     as a run's), and a spec file at its own shape."""
