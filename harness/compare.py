@@ -35,7 +35,7 @@ from harness.backend import REFERENCE_BACKEND
 from harness.config import OptimizerConfig, TrialConfig, case_label, model_label, recorded_runtime
 from harness.errors import InputError
 from harness.seeds import BOOTSTRAP_SEED
-from harness.statistics import StatsSettings, epochs_by_trial, ratio_interval
+from harness.statistics import NO_SPREAD, StatsSettings, epochs_by_trial, paired_accuracy, ratio_interval
 from harness.strategy_options import unread_option_paths
 from harness.summary import compared_rows, final_rows, steady_rows
 
@@ -153,17 +153,10 @@ def _trials_change(base: pd.DataFrame, new: pd.DataFrame) -> tuple[str, str]:
     return ("regression" if shares[1] > shares[0] else "unchanged"), "; ".join(parts)
 
 
-def bootstrap_diff_ci(
-    base: np.ndarray, new: np.ndarray, samples: int, seed: int, paired: bool = False
-) -> tuple[float, float]:
-    """95 % interval of mean(new) - mean(base). ``paired`` (the same seeds, in order): the seeds are resampled
-    together and each contributes its own difference, so what the seeds share (their initial weights, batches and
-    masks) cancels; else each run's seeds are resampled on their own."""
+def bootstrap_diff_ci(base: np.ndarray, new: np.ndarray, samples: int, seed: int) -> tuple[float, float]:
+    """95 % interval of mean(new) - mean(base), resampling each run's seeds with replacement (runs whose seeds do
+    not pair up; paired seeds take the t interval of their differences, :func:`_accuracy_verdict`)."""
     rng = np.random.default_rng(seed)
-    if paired:
-        drawn = rng.integers(0, len(base), size=(samples, len(base)))
-        low, high = np.percentile((new[drawn] - base[drawn]).mean(axis=1), [2.5, 97.5])
-        return float(low), float(high)
     b = rng.choice(base, size=(samples, len(base)), replace=True).mean(axis=1)
     n = rng.choice(new, size=(samples, len(new)), replace=True).mean(axis=1)
     low, high = np.percentile(n - b, [2.5, 97.5])
@@ -199,13 +192,17 @@ def _time_verdict(base: pd.DataFrame, new: pd.DataFrame, t: Thresholds) -> TimeC
         return replace(change, p=faster_p, verdict="improvement")
     # A change beyond the band that the test could never confirm is undecided, not unchanged: the one-sided exact
     # Mann-Whitney test's smallest p is every epoch of one side beyond every epoch of the other.
-    # Under two epochs a side the interval has no bounds: the point ratio says whether it lies beyond the band.
-    bounded = not (math.isnan(low) or math.isnan(high))
-    beyond = (
-        (low > t.time_ratio or high < 1.0 / t.time_ratio)
-        if bounded
-        else not (1.0 / t.time_ratio <= ratio <= t.time_ratio)
-    )
+    # Under two epochs a side the interval has no bounds: the point ratio says whether it lies beyond the band, and
+    # without an interval no change is decided, whatever the test could reach.
+    if math.isnan(low) or math.isnan(high):
+        if 1.0 / t.time_ratio <= ratio <= t.time_ratio:
+            return replace(change, verdict="unchanged")
+        note = (
+            f"epoch time not decided: {len(b)} and {len(n)} steady epochs, and one epoch on a side gives no "
+            "interval; run more epochs or seeds"
+        )
+        return replace(change, verdict="n/a", note=note)
+    beyond = low > t.time_ratio or high < 1.0 / t.time_ratio
     if beyond and 1.0 / math.comb(len(b) + len(n), len(b)) >= t.alpha:
         enough = next(k for k in range(1, 64) if 1.0 / math.comb(2 * k, k) < t.alpha)
         note = (
@@ -224,9 +221,17 @@ def _accuracy_verdict(
         base_mean, new_mean = (float(side.mean()) if len(side) else math.nan for side in (base, new))
         return base_mean, new_mean, math.nan, (math.nan, math.nan), "n/a", ""
     diff_pp = 100.0 * (new.mean() - base.mean())
-    low, high = bootstrap_diff_ci(base, new, t.bootstrap_samples, t.bootstrap_seed, accuracies.paired)
-    ci = (100.0 * low, 100.0 * high)
     note = "noise unknown (1 seed)" if min(len(base), len(new)) < 2 else ""
+    if accuracies.paired and len(base) >= 2:
+        # A seed is the same start in both runs: the t interval of the paired differences, as the run's statistics
+        # table gives it. A bootstrap of two or three differences spans only their range, so any drop every seed
+        # shared was marked; differences all alike have no spread to give an interval (noted, never marked).
+        _, _, ci_low, ci_high = paired_accuracy(pd.Series(new), pd.Series(base), 0.95)
+        ci = (ci_low, ci_high)
+        note = NO_SPREAD if math.isnan(ci_low) else ""
+    else:
+        low, high = bootstrap_diff_ci(base, new, t.bootstrap_samples, t.bootstrap_seed)
+        ci = (100.0 * low, 100.0 * high)
     if diff_pp < -t.accuracy_pp and ci[1] < 0:
         verdict = "regression"
     elif diff_pp > t.accuracy_pp and ci[0] > 0:
@@ -265,6 +270,19 @@ def runtime_change(base: pd.DataFrame, new: pd.DataFrame) -> str:
     runs of a case, as "name base→new": a time or accuracy change may be theirs, not the code's."""
     changed = _differences(_runtime_settings(base), _runtime_settings(new))
     return "runtime differs: " + ", ".join(changed) if changed else ""
+
+
+def network_change(base: pd.DataFrame, new: pd.DataFrame) -> str:
+    """The network's size where it differs between the two runs of a case (``params``, ``forward_macs``): the same
+    settings can build another network when the code that builds it changed (a bias dropped, a layer added), and
+    the change in time or accuracy is then that network's."""
+    changed = []
+    for column in ("params", "forward_macs"):
+        sides = [set(side[column].dropna().astype(int)) if column in side else set() for side in (base, new)]
+        if all(sides) and sides[0] != sides[1]:
+            shown = ["/".join(f"{v:,}" for v in sorted(side)) for side in sides]
+            changed.append(f"{column} {shown[0]}→{shown[1]}")
+    return "network differs: " + ", ".join(changed) if changed else ""
 
 
 # Config fields that are not settings of what a case computes: the case's own keys, its seeds (the accuracy
@@ -402,7 +420,8 @@ def compare_frames(base: pd.DataFrame, new: pd.DataFrame, thresholds: Thresholds
         accuracies = _common_seed_accuracies(base_finals, new_finals)
         base_a, new_a, diff, ci, acc_verdict, note = _accuracy_verdict(accuracies, t)
         trials_verdict, trials_note = _trials_change(base_finals, new_finals)
-        parts = (trials_note, config_change(b, n), runtime_change(b, n), accuracies.note, note, tc.note)
+        changes = (config_change(b, n), network_change(b, n), runtime_change(b, n))
+        parts = (trials_note, *changes, accuracies.note, note, tc.note)
         note = "; ".join(part for part in parts if part)
         out.append(
             CaseComparison(

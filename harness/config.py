@@ -22,7 +22,6 @@ from harness.errors import InputError
 from harness.input_pipeline import InputConfig
 from harness.models import ModelOptions
 from harness.schedules import ScheduleConfig
-from harness.weights import initializer
 
 # How datasets reach Ray workers: "auto" ships them through the object store on a cluster when they are small.
 SHIP_POLICIES = ("auto", "always", "never")
@@ -493,7 +492,6 @@ class TrialConfig:
         check_epochs("epochs", self.epochs)
         if self.mc_dropout_passes < 0:
             raise InputError(f"Expected mc_dropout_passes >= 0. Received: {self.mc_dropout_passes}.")
-        initializer(self.init)  # every way to a config (a searched init among them) is refused here, before Ray
         if self.batch_size < 1 or self.eval_batch_size < 1:
             raise InputError(
                 f"Expected batch sizes >= 1. "

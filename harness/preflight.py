@@ -85,14 +85,7 @@ def preflight(
             datasets[trial.dataset] = load_dataset(trial.dataset, data_dir, download=download)
         provenance.setdefault(trial.dataset, _provenance(datasets[trial.dataset]))
         for task in (trial.task, trial.transfer.source_task):
-            derived = derive(datasets[trial.dataset], task)
-            _check_training_samples(task, derived, datasets[trial.dataset])
-            _check_classes(task, datasets[trial.dataset])
-            if not resumed:  # a recorded run trained on what there was
-                _check_train_limit(task, derived, datasets[trial.dataset])
-            dataset = datasets[trial.dataset]
-            check_input(trial.input, derived.input_shape, dataset.normalization, dataset.pixel_stats is not None)
-            check_augment(trial.augment, derived.input_shape)
+            derived = _checked_task_data(trial, task, datasets[trial.dataset], resumed)
             # Converts framework and user models here (cached for the trials): an unsupported op stops the run
             # before Ray starts.
             spec = model_spec(
@@ -111,6 +104,19 @@ def preflight(
         _check_search_points(search, datasets, cache_dir, memory_bytes, resumed)
     _prepare_pretrained(trials, datasets, cache_dir)
     return provenance
+
+
+def _checked_task_data(trial: TrialConfig, task: TaskSpec | None, dataset: Dataset, resumed: bool) -> Dataset:
+    """``task`` carved out of ``dataset`` once its samples, classes and train limit are checked, and the trial's
+    input pipeline and augmentation fit it."""
+    derived = derive(dataset, task)
+    _check_training_samples(task, derived, dataset)
+    _check_classes(task, dataset)
+    if not resumed:  # a recorded run trained on what there was
+        _check_train_limit(task, derived, dataset)
+    check_input(trial.input, derived.input_shape, dataset.normalization, dataset.pixel_stats is not None)
+    check_augment(trial.augment, derived.input_shape)
+    return derived
 
 
 def _provenance(dataset: Dataset) -> dict[str, str]:

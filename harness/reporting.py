@@ -567,7 +567,7 @@ def search_results_table(frame: pd.DataFrame, plan: TunePlan) -> TableData | Non
         return None
     header, rows = _search_rows(table, plan, "best")
     rerun = "stage" in frame and frame["stage"].eq("final").any()  # a tune stopped during its search re-ran none
-    after = "re-run over seeds below" if rerun else "not re-run: the run stopped before its final stage"
+    after = "re-run over seeds below" if rerun else "not re-run: no final stage in this run (stopped, or no sample ok)"
     title = f"Search: {plan.metric} at each trial's last epoch; pick: each backend's best, {after}"
     return TableData("search", title, header, tuple(tuple(row) for row in rows))
 

@@ -27,6 +27,7 @@ from harness.config import TrialConfig
 from harness.errors import InputError
 from harness.overrides import apply_overrides, config_class, field_hint
 from harness.strategy_options import check_strategy_options, reads_path
+from harness.weights import initializer
 
 DOMAIN_KINDS = ("choice", "uniform", "loguniform", "int")
 SEARCH_ALGORITHMS = ("random", "grid", "optuna")
@@ -41,6 +42,8 @@ ALIASES = {
     "clip_value": "optimizer.clip_value",
     "beta1": "optimizer.beta1",
     "beta2": "optimizer.beta2",
+    "rho": "optimizer.rho",
+    "eps": "optimizer.eps",
     "activation": "model_options.activation",
     "dropout": "model_options.dropout",
     "batchnorm": "model_options.batchnorm",
@@ -324,7 +327,9 @@ def validate_space(base: TrialConfig, space: SearchSpace) -> None:
 
 def _check_point(base: TrialConfig, point: dict[str, Any]) -> None:
     try:
-        check_strategy_options(apply_point(base, point))
+        trial = apply_point(base, point)
+        check_strategy_options(trial)
+        initializer(trial.init)  # checked here, not in TrialConfig: a recorded run's rows read back as they ran
     except (ValueError, TypeError) as exc:
         if len(point) == 1:
             [(path, value)] = point.items()

@@ -110,8 +110,13 @@ class Suite:
                 f"Expected seeds >= 1 in suite {self.name!r} (the seeds each case runs). Received: "
                 f"seeds={self.seeds!r}. Give seeds=1 or more."
             )
-        ids = Counter(case_label(c.strategy, c.model, c.variant, c.dataset) for c in self.cases)
-        repeated = sorted(case_id for case_id, count in ids.items() if count > 1)
+        # per backend: two cases of one id for other backends (only_backends) are two trials apart
+        ids = Counter(
+            (case_label(c.strategy, c.model, c.variant, c.dataset), backend)
+            for c in self.cases
+            for backend in set(c.only_backends or BACKENDS)
+        )
+        repeated = sorted({case_id for (case_id, _), count in ids.items() if count > 1})
         if repeated:  # one trial id for both: one would train, and both tests would check its rows
             raise InputError(
                 f"Expected each case of suite {self.name!r} to have its own id (strategy-model+variant-dataset). "

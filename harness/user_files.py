@@ -129,12 +129,11 @@ def unwritable_reason(folder: Path) -> str:
         return f"{existing} is not writable"
     # os.access grants root nearly everything: a file system that takes no new files (/proc, a read-only mount) is
     # found by making one, removed at once
-    try:
-        handle, probe = tempfile.mkstemp(prefix=".xfbench-probe-", dir=existing)
+    try:  # an unnamed file where the system has them (Linux' O_TMPFILE): nothing is left behind, even on Ctrl-C
+        with tempfile.TemporaryFile(dir=existing):
+            pass
     except OSError as error:
-        return f"{existing} takes no new files: {error.strerror}"
-    os.close(handle)
-    os.unlink(probe)
+        return f"{existing} takes no new files: {error.strerror or error}"
     return ""
 
 

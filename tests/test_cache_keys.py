@@ -92,16 +92,35 @@ def test_feature_file_name_is_keyed_by_the_extracting_backend_code_and_framework
 
 
 def test_features_are_keyed_by_the_precision_they_were_extracted_in():
+    from harness.data import load_dataset
     from harness.strategies.deep_features import features_task_key
 
-    keys = {features_task_key(replace(_target(), runtime=RuntimeOptions(precision=p))) for p in PRECISIONS}
+    digits = load_dataset("digits")
+    keys = {features_task_key(replace(_target(), runtime=RuntimeOptions(precision=p)), digits) for p in PRECISIONS}
     assert len(keys) == len(PRECISIONS)
-    assert features_task_key(_target()) == features_task_key(replace(_target(), seed=1))  # the seed is not in it
+    assert features_task_key(_target(), digits) == features_task_key(replace(_target(), seed=1), digits)  # not seed
+
+
+def test_features_are_keyed_by_the_data_they_were_extracted_from():
+    """Pretrained weights' key holds no dataset: features of MNIST were read for Fashion-MNIST (same shapes, same
+    split sizes), and those of one folder of files for another under the same name."""
+    from dataclasses import replace as changed
+
+    from harness.data import load_dataset
+    from harness.strategies.deep_features import features_task_key
+
+    digits = load_dataset("digits")
+    other = changed(digits, x_test=digits.x_test[::-1].copy())  # the same shapes and labels' count, other pixels
+    relabelled = changed(digits, y_train=(digits.y_train + 1) % 10)
+    keys = {features_task_key(_target(), d) for d in (digits, other, relabelled)}
+    keys.add(features_task_key(replace(_target(), dataset="fashion_mnist"), digits))
+    assert len(keys) == 4
 
 
 def test_features_are_keyed_by_the_input_pipeline_in_front_of_the_network():
     """Pretrained weights' checkpoint key holds the input shape only: features made with ImageNet normalisation or
     another resize mode are other features."""
+    from harness.data import load_dataset
     from harness.strategies.deep_features import features_task_key
 
     base = replace(_target(), input=InputConfig(size=32, channels=3))
@@ -110,7 +129,8 @@ def test_features_are_keyed_by_the_input_pipeline_in_front_of_the_network():
         replace(base.input, resize_mode="resize-crop"),
         replace(base.input, resize_mode="resize-crop", resize_side=40),
     ]
-    keys = {features_task_key(base), *(features_task_key(replace(base, input=i)) for i in others)}
+    digits = load_dataset("digits")
+    keys = {features_task_key(base, digits), *(features_task_key(replace(base, input=i), digits) for i in others)}
     assert len(keys) == 1 + len(others)
 
 

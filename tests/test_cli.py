@@ -122,6 +122,11 @@ BAD_INPUTS = {
         [*MLP_RUN, "--eps", "1e-3"],  # the default optimizer: SGD with momentum
         "Expected no --eps with optimizer momentum: only adam, adamw, rmsprop, adagrad, adadelta read it",
     ),
+    "a searched eps on an optimizer that reads none": (  # the short name, as beta1's
+        [*CNN_TUNE, "--space", "eps=loguniform:1e-8,1e-6"],
+        "Expected every value of optimizer.eps to be valid. Received: 1e-08, which fails: Expected no --eps with "
+        "optimizer momentum",
+    ),
     "rho out of range": ([*MLP_RUN, "--optimizer", "adadelta", "--rho", "1"], "Expected 0 <= rho < 1 (--rho)."),
     "adam's betas on another optimizer": (
         [*MLP_RUN, "--optimizer", "sgd", "--beta1", "0.5"],

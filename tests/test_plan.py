@@ -160,6 +160,9 @@ def test_trial_ids_are_distinct_in_every_suite_and_a_repeated_one_is_refused_bef
             "two alike",
             cases=(SuiteCase("scratch", "mlp", "digits", 1), SuiteCase("scratch", "mlp", "digits", 2)),
         )
+    # one id on two backends apart (only_backends) is two trials apart: taken
+    torch_only = SuiteCase("scratch", "mlp", "digits", 1, only_backends=("torch",))
+    Suite("mine", "apart", cases=(torch_only, SuiteCase("scratch", "mlp", "digits", 2, only_backends=("tensorflow",))))
 
 
 def test_an_interrupted_run_recorded_with_repeated_trial_ids_is_not_resumed(tmp_path):

@@ -318,7 +318,9 @@ def test_each_backend_picks_its_best_ok_trial_and_reruns_it_with_k_seeds():
     from harness.reporting import search_results_table
 
     stopped = search_results_table(frame, plan)
-    assert stopped is not None and stopped.title.endswith("not re-run: the run stopped before its final stage")
+    assert stopped is not None and stopped.title.endswith(
+        "not re-run: no final stage in this run (stopped, or no sample ok)"
+    )
     finished = search_results_table(pd.concat([frame, frame.iloc[:1].assign(stage="final")]), plan)
     assert finished is not None and finished.title.endswith("each backend's best, re-run over seeds below")
     loss_plan = TunePlan(bases=(BASE,), space=plan.space, metric="val_loss")
@@ -326,6 +328,15 @@ def test_each_backend_picks_its_best_ok_trial_and_reruns_it_with_k_seeds():
     assert best_trials(search_table(losses, loss_plan), loss_plan)[("scratch-mlp-digits", "torch")].endswith(
         "search001-digits-torch-s0"
     )
+
+
+def test_a_recorded_search_reads_back_with_an_initializer_this_version_lacks():
+    """Recorded rows read back as they ran: a tune recorded with an init since refused or renamed (a failed sample
+    of init=bogus) still gives its search table, for report and resume, instead of an initializer error."""
+    plan = TunePlan(bases=(BASE,), space=parse_space(["lr=loguniform:1e-3,1"]))
+    frame = _search_frame()
+    frame["config_json"] = [json.dumps(json.loads(c) | {"init": "renamed_init"}) for c in frame["config_json"]]
+    assert len(search_table(frame, plan)) == 4
 
 
 def test_plans_check_their_inputs_and_round_trip():

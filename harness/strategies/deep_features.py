@@ -20,6 +20,7 @@ import numpy as np
 from harness.backbone import cache_root
 from harness.backbone import features_file as backbone_features_file
 from harness.checkpoints import save_npz_atomically
+from harness.data.registry import Dataset, data_fingerprint
 from harness.model_cost import forward_macs_to
 from harness.strategies.reuse import start_from_backbone, weights_columns
 from harness.training import EpochRecord
@@ -53,12 +54,15 @@ def _pool(features: np.ndarray, how: str) -> np.ndarray:
     return features.reshape(len(features), -1)
 
 
-def features_task_key(cfg: TrialConfig) -> str:
-    """What the features depend on besides the backbone, layer, pooling and extractor: the task, the precision
-    the extractor computed in (float32, mixed or float64 features differ, so they never share a file) and the input
-    pipeline in front of the network (resize, channels, normalisation: pretrained weights' checkpoint key holds
-    only the input shape, so ``--normalize none`` or another resize mode must not read features made without)."""
+def features_task_key(cfg: TrialConfig, dataset: Dataset) -> str:
+    """What the features depend on besides the backbone, layer, pooling and extractor: the data (``dataset``, the
+    trial's, by name and content: pretrained weights' checkpoint key holds no dataset, and MNIST and Fashion-MNIST
+    share every shape and split size), the task, the precision the extractor computed in (float32, mixed or float64
+    features differ, so they never share a file) and the input pipeline in front of the network (resize, channels,
+    normalisation: ``--normalize none`` or another resize mode must not read features made without)."""
     what = {
+        "dataset": cfg.dataset,
+        "data": data_fingerprint(dataset),
         "task": cfg.task.__dict__ if cfg.task else {},
         "precision": cfg.runtime.precision,
         "input": asdict(cfg.input),
@@ -70,7 +74,8 @@ def _features_cache(ctx: StrategyContext, backbone_key: str, layer: str) -> Path
     """Keyed by the backbone checkpoint (a recipe's hash or pretrained weights' content key), the layer, pooling,
     task, precision and the extractor's code versions."""
     cfg = ctx.config
-    name = backbone_features_file(backbone_key, layer, cfg.transfer.feature_pool, features_task_key(cfg), cfg.backend)
+    task_key = features_task_key(cfg, ctx.dataset)
+    name = backbone_features_file(backbone_key, layer, cfg.transfer.feature_pool, task_key, cfg.backend)
     return cache_root(cfg) / "features" / name
 
 
