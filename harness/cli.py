@@ -185,7 +185,22 @@ def _resume(args: argparse.Namespace) -> int:
         reference=args.reference,
         html_report=args.html_report,
     )
+    _say_what_resume_kept(outcome.run_dir)
     return _finish(outcome, args)
+
+
+def _say_what_resume_kept(run_dir: Path) -> None:
+    """What the resume took from before (run.json records it): finished trials kept, not re-run; failed ones and
+    the cut one's partial rows run again."""
+    from harness.plan import read_run_file
+
+    last = read_run_file(run_dir).record.resumes[-1]
+    failed = f", re-ran {len(last.failed_trials_rerun)} that had failed" if last.failed_trials_rerun else ""
+    print(
+        f"resumed {run_dir.name}: kept {last.finished_trials_kept} finished trial(s) without re-running them{failed}, "
+        f"discarded {last.partial_rows_discarded} partial row(s) of trials cut short (run again)",
+        file=sys.stderr,
+    )
 
 
 def _finish(outcome: Any, args: argparse.Namespace) -> int:

@@ -32,6 +32,13 @@ from harness.weights import INITIALIZERS
 
 DEFAULT_SUITE = "quick"  # what `xfbench run` runs when nothing is selected: the main job
 DEFAULT_CASE_EPOCHS, DEFAULT_SEARCH_SAMPLES = 5, 8
+
+
+def _case_epochs(strategy: str) -> int:
+    """A case's epochs unless --epochs says: deep_features fits its head once (its backbone's are --source-epochs)."""
+    return 1 if strategy == "deep_features" else DEFAULT_CASE_EPOCHS
+
+
 # Tune keeps every trial in the driver's memory and its experiment state, and planning alone takes about 0.2 ms
 # per trial here; Ray's own scalability tests stop at 10,000 trials. Ten times that is a typo, not a run.
 MAX_TRIALS = 100_000
@@ -114,7 +121,7 @@ def _case_trials(selection: Selection) -> tuple[list[TrialConfig], str]:
     check_trial_count(len(s.backends) * seeds, f"{len(s.backends)} backend(s) × {seeds} seed(s)")
     trials = [
         TrialConfig(
-            strategy=s.strategy, model=s.model, dataset=s.dataset, backend=b, seed=seed, epochs=DEFAULT_CASE_EPOCHS
+            strategy=s.strategy, model=s.model, dataset=s.dataset, backend=b, seed=seed, epochs=_case_epochs(s.strategy)
         )
         for b in s.backends
         for seed in range(s.seeds or 1)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import math
 import re
+import shutil
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -439,6 +440,8 @@ def _carry_out(ctx: _RunContext, schedule: Schedule) -> RunOutcome:
         frame = ctx.writer.finalize(interrupted=status == "interrupted")
     wall = time.perf_counter() - start
     summary, markdown = _summary(ctx, frame)
+    if status == "interrupted":
+        markdown = _interrupted_notice(ctx, frame, markdown)
     (ctx.run_dir / "summary.md").write_text(markdown)
     trial_status = final_rows(frame).groupby("status")["trial_id"].nunique().to_dict() if len(frame) else {}
     ctx.save(
@@ -451,6 +454,9 @@ def _carry_out(ctx: _RunContext, schedule: Schedule) -> RunOutcome:
     )
     if ctx.html_report:
         write_report(ctx.run_dir)  # compared with the reference run.json records: ctx.reference
+    else:  # a resume under --no-report: the page drawn before it no longer shows these results
+        (ctx.run_dir / "report.html").unlink(missing_ok=True)
+        shutil.rmtree(ctx.run_dir / "report_plots", ignore_errors=True)
     return RunOutcome(ctx.run.run_id, ctx.run_dir, frame, summary, markdown, wall, status, ctx.run_file.plan.search)
 
 
@@ -465,6 +471,20 @@ def write_report(run_dir: Path, reference: str | None = None) -> Path | None:
     except Exception as exc:  # any failure of the report leaves the run's results as they are
         print(f"xfbench: warning: no report.html ({type(exc).__name__}: {exc})", file=sys.stderr)
         return None
+
+
+def _interrupted_notice(ctx: _RunContext, frame: pd.DataFrame, markdown: str) -> str:
+    """summary.md of an interrupted run says so under its title: its tables hold what ended before the stop, and
+    read alone they looked like a finished run's (a backend that never ran: "no other backend ran")."""
+    plan = ctx.run_file.plan
+    began = frame["trial_id"].nunique() if len(frame) else 0
+    counted = f"{began} of the {len(plan.trials)} planned trials" if plan.search is None else f"{began} trials"
+    notice = (
+        f"**Interrupted**: {counted} have rows, and the tables below hold those only. Finish the run with "
+        f"`xfbench {plan.kind} --resume {ctx.run.run_id} --results-dir {ctx.run_dir.parent}`."
+    )
+    title, _, rest = markdown.partition("\n")
+    return f"{title}\n\n{notice}\n{rest}"
 
 
 def _summary(ctx: _RunContext, frame: pd.DataFrame) -> tuple[Summary, str]:

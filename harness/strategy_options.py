@@ -61,6 +61,11 @@ _OPTIONS = (
         RegularizationConfig(),
         _TRAINS_A_NETWORK,
     ),
+    # deep_features fits its head once (its one row is epoch 1; the backbone's epochs are --source-epochs) and runs
+    # no training loop: Keras fit, eager steps and a compiled epoch loop are ways to train
+    _StrategyOption("epochs", "--epochs", lambda t: t.epochs, 1, _TRAINS_A_NETWORK),
+    _StrategyOption("runtime.tf_mode", "--tf-mode", lambda t: t.runtime.tf_mode, "custom", _TRAINS_A_NETWORK),
+    _StrategyOption("runtime.epoch_loop", "--epoch-loop", lambda t: t.runtime.epoch_loop, "python", _TRAINS_A_NETWORK),
 )
 
 

@@ -7,6 +7,7 @@ import gzip
 import hashlib
 import io
 import os
+import re
 import subprocess
 import sys
 import tarfile
@@ -134,6 +135,47 @@ def test_search_order_prefers_data_dir_then_environment(tmp_path, monkeypatch):
     assert len(load_dataset("mnist", tmp_path / "cli", download=False).y_train) == 50
 
 
+def test_a_datasets_files_come_from_one_folder_never_two(tmp_path, monkeypatch):
+    """A folder of one's own images without its test labels met the labels of another copy further down the search
+    path (Debian's, here the system root): the run trained and tested on the mix without a word."""
+    system = tmp_path / "system"
+    write_mnist_like(system / "fashion-mnist", n_train=5100)
+    monkeypatch.setenv("XFBENCH_SYSTEM_DATA", str(system))
+    own = tmp_path / "own" / "fashion_mnist"
+    write_mnist_like(own, n_train=5050)
+    (own / "t10k-labels-idx1-ubyte.gz").unlink()
+    with pytest.raises(FileNotFoundError) as info:
+        load_dataset("fashion_mnist", tmp_path / "own", download=False)
+    message = str(info.value)
+    assert (
+        f"Expected every fashion_mnist file in one folder, the first that holds any of them. Received: {own}" in message
+    )
+    assert f"but not ['t10k-labels-idx1-ubyte']; t10k-labels-idx1-ubyte is in {system / 'fashion-mnist'}" in message
+    write_mnist_like(own, n_train=5050)  # whole again: read from it alone
+    assert len(load_dataset("fashion_mnist", tmp_path / "own", download=False).y_train) == 50
+
+
+@pytest.mark.parametrize(
+    ("damage", "expected"),
+    [
+        ("labels", "Expected mnist labels 0..9. Received: 12 in"),
+        ("size", "Expected mnist's training and test images of one size. Received: (28, 28) in"),
+        ("few", "Expected more than 5,000 training images in mnist: the first 5,000 are its validation split"),
+    ],
+)
+def test_idx_files_whose_content_cannot_train_are_named_before_any_trial(tmp_path, damage, expected):
+    """Labels beyond the ten classes, test images of another size, or no image left after the validation split
+    failed in the workers (an IndexError, a shape mismatch) or as 'no training samples'."""
+    arrays = write_mnist_like(tmp_path / "mnist", n_train=4000 if damage == "few" else 5100, gz=False, manifest=False)
+    if damage == "labels":
+        write_idx(tmp_path / "mnist" / "t10k-labels-idx1-ubyte", np.full(300, 12, dtype=np.uint8))
+    if damage == "size":
+        write_idx(tmp_path / "mnist" / "t10k-images-idx3-ubyte", np.zeros((300, 32, 32), dtype=np.uint8))
+    assert arrays
+    with pytest.raises(DataFileError, match=re.escape(expected)):
+        load_dataset("mnist", tmp_path, download=False)
+
+
 def _cifar_records(n: int, seed: int) -> bytes:
     rng = np.random.default_rng(seed)
     records = rng.integers(0, 256, (n, CIFAR_RECORD_BYTES), dtype=np.uint8)
@@ -201,6 +243,14 @@ def test_cifar10_archive_is_read_without_extraction_and_checked(tmp_path):
     archive.write_bytes(archive.read_bytes()[:-200])
     with pytest.raises(ChecksumError, match="cifar-10-binary.tar.gz"):
         load_dataset("cifar10", tmp_path / "data", download=False)
+
+
+def test_a_cifar_folder_missing_a_batch_file_names_it(tmp_path):
+    """The folder was found but lacked data_batch_5.bin: the error said the archive was not found anywhere."""
+    write_cifar_folder(tmp_path / "cifar10")
+    (tmp_path / "cifar10" / "cifar-10-batches-bin" / "data_batch_5.bin").unlink()
+    with pytest.raises(DataFileError, match="Received: data_batch_5.bin missing. Restore them from the binary archive"):
+        load_dataset("cifar10", tmp_path, download=False)
 
 
 def test_truncated_cifar_batch_is_an_error_naming_the_file(tmp_path):

@@ -7,7 +7,7 @@ from dataclasses import replace
 import pytest
 
 from harness.augment import AugmentConfig
-from harness.config import OptimizerConfig, TransferOptions, TrialConfig
+from harness.config import OptimizerConfig, RuntimeOptions, TransferOptions, TrialConfig
 from harness.data.tasks import TaskSpec
 from harness.errors import InputError
 from harness.planner import Selection, plan_run
@@ -19,7 +19,8 @@ SCRATCH = TrialConfig(strategy="scratch", model="cnn_small", dataset="digits", b
 
 
 def _with(strategy: str, **transfer) -> TrialConfig:
-    return replace(SCRATCH, strategy=strategy, transfer=TransferOptions(**transfer))
+    epochs = 1 if strategy == "deep_features" else SCRATCH.epochs  # it fits its head once
+    return replace(SCRATCH, strategy=strategy, epochs=epochs, transfer=TransferOptions(**transfer))
 
 
 @pytest.mark.parametrize(
@@ -33,6 +34,13 @@ def _with(strategy: str, **transfer) -> TrialConfig:
         (_with("transfer", feature_pool="avg"), "--feature-pool 'avg', read by deep_features"),
         (replace(_with("deep_features"), mc_dropout_passes=5), "--mc-dropout 5, read by scratch, feature_extraction"),
         (replace(_with("deep_features"), augment=AugmentConfig(flip=True)), "--augment flip, read by scratch"),
+        # it trains no network: the epochs, Keras fit and a compiled epoch loop were recorded and never ran
+        (replace(_with("deep_features"), epochs=9), "--epochs 9, read by scratch"),
+        (replace(_with("deep_features"), runtime=RuntimeOptions(tf_mode="fit")), "--tf-mode 'fit', read by scratch"),
+        (
+            replace(_with("deep_features"), runtime=RuntimeOptions(epoch_loop="compiled")),
+            "--epoch-loop 'compiled', read by scratch",
+        ),
         # pretrained weights replace the backbone xfbench would train, and its source recipe with it
         (
             _with("fine_tune", pretrained="torchvision:resnet18", source_epochs=3),

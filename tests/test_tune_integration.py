@@ -341,8 +341,18 @@ def _interrupted_then_resumed(
     expected = (-9, "running") if sig == signal.SIGKILL else (130, "interrupted")
     assert (code, status) == expected, (tmp_path / "driver.err").read_text()[-3000:]
     before = {p.name: p.read_bytes() for p in (results / run_id / "parts").glob("*.parquet")}
-    resumed = _cli([command, "--resume", run_id, "--results-dir", str(results)], tmp_path)
+    # Ctrl-C's run drew its report of what it had; a resume under --no-report must not leave that page beside
+    # results it no longer shows
+    no_report = ["--no-report"] if sig == signal.SIGINT else []
+    assert (results / run_id / "report.html").is_file() == bool(no_report)
+    if sig == signal.SIGINT:  # its summary.md says it stopped, not only run.json
+        assert "**Interrupted**: " in (results / run_id / "summary.md").read_text()
+    resumed = _cli([command, "--resume", run_id, "--results-dir", str(results), *no_report], tmp_path)
+    assert not no_report or not (results / run_id / "report.html").exists()
+    assert "**Interrupted**" not in (results / run_id / "summary.md").read_text()
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    if command == "run":  # said, not left to run.json
+        assert f"kept {len(before)} finished trial(s) without re-running them" in resumed.stderr, resumed.stderr
     return before, read_results(results / run_id)
 
 

@@ -143,13 +143,23 @@ def verify_file(path: Path, published: PublishedFile) -> LocatedFile:
     return LocatedFile(path, payload, False, "format checks only (no published checksum for this form)")
 
 
-def find_file(files: DatasetFiles, published: PublishedFile, dirs: list[Path]) -> Path | None:
-    for directory in dirs:
-        for filename in (published.name + files.compressed_suffix, published.name):
-            candidate = directory / filename
-            if candidate.is_file():
-                return candidate
+def _file_in(files: DatasetFiles, published: PublishedFile, directory: Path) -> Path | None:
+    for filename in (published.name + files.compressed_suffix, published.name):
+        candidate = directory / filename
+        if candidate.is_file():
+            return candidate
     return None
+
+
+def dataset_folder(files: DatasetFiles, dirs: list[Path]) -> tuple[Path | None, dict[str, Path]]:
+    """The first folder (in search order) that holds any of the dataset's files, and the files it holds. A
+    dataset's files all come from that one folder: looked up one by one, a folder of one's own images could meet
+    another copy's labels further down the search path, and train and test on a mix without a word."""
+    for directory in dict.fromkeys(dirs):
+        held = {p.name: path for p in files.files if (path := _file_in(files, p, directory)) is not None}
+        if held:
+            return directory, held
+    return None, {}
 
 
 def locate(
@@ -158,16 +168,13 @@ def locate(
     """Find (or download) and verify every file of a dataset; raise DataNotFoundError saying where we looked."""
     roots = data_roots(data_dir)
     dirs = candidate_dirs(files, roots)
-    found: dict[str, LocatedFile] = {}
-    missing: list[PublishedFile] = []
-    for published in files.files:
-        path = find_file(files, published, dirs)
-        if path is None:
-            missing.append(published)
-        else:
-            found[published.name] = verify_file(path, published)
+    folder, held = dataset_folder(files, dirs)
+    target = user_cache_dir() / files.name  # where downloads go: a partial folder there is completed
+    missing = [p for p in files.files if p.name not in held]
+    if missing and folder is not None and folder != target:
+        raise DataNotFoundError(_partial_folder_message(files, folder, held, missing, dirs))
+    found = {p.name: verify_file(held[p.name], p) for p in files.files if p.name in held}
     if missing and download and files.download_base:
-        target = user_cache_dir() / files.name
         errors = []
         for published in missing:
             try:
@@ -200,6 +207,19 @@ def download_file(files: DatasetFiles, published: PublishedFile, target_dir: Pat
     final = target_dir / filename
     tmp_path.replace(final)
     return final
+
+
+def _partial_folder_message(
+    files: DatasetFiles, folder: Path, held: dict[str, Path], missing: list[PublishedFile], dirs: list[Path]
+) -> str:
+    elsewhere = {p.name: d for p in missing for d in dict.fromkeys(dirs) if d != folder and _file_in(files, p, d)}
+    also = "".join(f"; {name} is in {where}" for name, where in elsewhere.items())
+    return (
+        f"Expected every {files.name} file in one folder, the first that holds any of them. Received: {folder} "
+        f"holds {sorted(held)} but not {[p.name for p in missing]}{also}. Put the missing files beside the others "
+        "(or point --data-dir at a folder holding them all), or move the partial folder away: files of two copies "
+        "would train on one's images and test on the other's labels."
+    )
 
 
 def _not_found_message(files: DatasetFiles, missing: list[PublishedFile], dirs: list[Path], errors: list[str]) -> str:

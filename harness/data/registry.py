@@ -21,6 +21,7 @@ from harness.data.formats import (
     CIFAR_ARCHIVE_DIR,
     CIFAR_TEST_FILE,
     CIFAR_TRAIN_FILES,
+    DataFileError,
     parse_cifar_records,
     parse_idx,
     read_cifar_archive,
@@ -217,18 +218,18 @@ def _load_digits(data_dir: str | None, download: bool) -> Dataset:
 def _load_idx_dataset(files: DatasetFiles, data_dir: str | None, download: bool) -> Dataset:
     found = locate(files, data_dir, download=download)
     arrays = {name: parse_idx(f.payload, f.path) for name, f in found.items()}
+    _check_idx_content(files.name, arrays, {name: f.path for name, f in found.items()})
     x_all = arrays["train-images-idx3-ubyte"].astype(np.float32)[..., None] / 255.0
     y_all = arrays["train-labels-idx1-ubyte"].astype(np.int64)
     x_test = arrays["t10k-images-idx3-ubyte"].astype(np.float32)[..., None] / 255.0
     y_test = arrays["t10k-labels-idx1-ubyte"].astype(np.int64)
     _check_pairs(files.name, x_all, y_all, x_test, y_test)
-    # Validation = the first 5,000 training images, as in the notebooks.
     return Dataset(
         name=files.name,
-        x_train=x_all[5000:],
-        y_train=y_all[5000:],
-        x_val=x_all[:5000],
-        y_val=y_all[:5000],
+        x_train=x_all[IDX_VALIDATION:],
+        y_train=y_all[IDX_VALIDATION:],
+        x_val=x_all[:IDX_VALIDATION],
+        y_val=y_all[:IDX_VALIDATION],
         x_test=x_test,
         y_test=y_test,
         num_classes=10,
@@ -274,7 +275,14 @@ def _cifar_batch_files(data_dir: str | None, download: bool) -> _CifarBatchFiles
     names = (*CIFAR_TRAIN_FILES, CIFAR_TEST_FILE)
     for directory in candidate_dirs(CIFAR10_FILES, data_roots(data_dir)):
         folder = directory / CIFAR_ARCHIVE_DIR
-        if all((folder / n).is_file() for n in names):
+        present = [n for n in names if (folder / n).is_file()]
+        if present and len(present) < len(names):  # a folder found, not whole: said, not "no archive found"
+            raise DataFileError(
+                f"Expected every CIFAR-10 batch file in {folder}: {', '.join(names)}. Received: "
+                f"{', '.join(n for n in names if n not in present)} missing. Restore them from the binary archive "
+                "(cifar-10-binary.tar.gz), or move the folder away to use the archive."
+            )
+        if present:
             located = [verify_file(folder / n, PublishedFile(n)) for n in names]
             return _CifarBatchFiles(
                 members={n: (f.payload, str(f.path)) for n, f in zip(names, located, strict=True)},
@@ -288,6 +296,36 @@ def _cifar_batch_files(data_dir: str | None, download: bool) -> _CifarBatchFiles
         source=str(archive.path),
         verified=archive.how,
     )
+
+
+# The notebooks' validation split: the first 5,000 training images.
+IDX_VALIDATION = 5000
+
+
+def _check_idx_content(name: str, arrays: dict[str, np.ndarray], paths: dict[str, Path]) -> None:
+    """What the IDX headers do not say: labels of ten classes, one image size in both splits, and more training
+    images than the validation split takes (each was found in the workers, as an IndexError, a shape mismatch or a
+    task with nothing to train on)."""
+    for split in ("train", "t10k"):
+        labels = arrays[f"{split}-labels-idx1-ubyte"]
+        if len(labels) and int(labels.max()) > 9:
+            raise DataFileError(
+                f"Expected {name} labels 0..9. Received: {int(labels.max())} in {paths[f'{split}-labels-idx1-ubyte']}."
+                " The file is not a label file of this dataset: replace it."
+            )
+    train, test = arrays["train-images-idx3-ubyte"], arrays["t10k-images-idx3-ubyte"]
+    if train.shape[1:] != test.shape[1:]:
+        raise DataFileError(
+            f"Expected {name}'s training and test images of one size. Received: {train.shape[1:]} in "
+            f"{paths['train-images-idx3-ubyte']}, {test.shape[1:]} in {paths['t10k-images-idx3-ubyte']}. The files "
+            "come from different datasets: replace them."
+        )
+    if len(train) <= IDX_VALIDATION:
+        raise DataFileError(
+            f"Expected more than {IDX_VALIDATION:,} training images in {name}: the first {IDX_VALIDATION:,} are its "
+            f"validation split, as in the notebooks, and the rest train. Received: {len(train):,} in "
+            f"{paths['train-images-idx3-ubyte']}. Use files with more training images."
+        )
 
 
 def _check_pairs(name: str, x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_test: np.ndarray) -> None:

@@ -69,7 +69,9 @@ def load_backbone(ctx: StrategyContext) -> tuple[ModelSpec, NeutralWeights, dict
         raise FileNotFoundError(
             f"Expected the shared backbone {path.name} ({recipe_for(ctx.config).describe()}). "
             "Received: no such checkpoint. "
-            "Its pretrain trial failed or did not run; see the run's pretrain rows."
+            "Its pretrain trial failed or did not run (see the run's pretrain rows), or xfbench's code changed while "
+            "the run went on: a backbone's key holds a digest of the code that trains it (harness.cachekeys), so an "
+            "edit or a `git pull` under a running run names another checkpoint. Run it again on unchanged code."
         )
     return load_checkpoint(path)
 
