@@ -118,9 +118,8 @@ class TensorFlowBackend:
         if layer not in self._extractors:
             submodel = keras.Model(self.model.inputs, self.model.get_layer(layer).output)
             dtype = self._variable_dtype()  # float32 for float32 and mixed runs, float64 for a float64 run
-            # with XLA under --jit-compile, as evaluation and prediction: torch.compile reaches extraction too
             extract = lambda xb: tf.cast(submodel(xb, training=False), dtype)  # noqa: E731
-            self._extractors[layer] = traced(extract, jit_compile=self.runtime.jit_compile)
+            self._extractors[layer] = traced(extract, jit_compile=self.runtime.jit_compile)  # as evaluation's
         run = self._extractors[layer]
         xt = tf.constant(x.astype(np.float32, copy=False))
         trace_for_any_batch(run, any_batch(xt))
