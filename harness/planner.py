@@ -25,23 +25,22 @@ from harness.scheduler import AshaSettings
 from harness.schedules import SCHEDULES
 from harness.search import SearchSpace, canonical_path
 from harness.strategies import describe_strategies
-from harness.strategy_options import reads_path
+from harness.strategy_options import reads_path, unread_option_paths
 from harness.suites import SUITES, Suite, SuiteCase, case_trials, suite
 from harness.tuning import TunePlan, check_plan, search_base
 from harness.weights import INITIALIZERS
 
 DEFAULT_SUITE = "quick"  # what `xfbench run` runs when nothing is selected: the main job
 DEFAULT_CASE_EPOCHS, DEFAULT_SEARCH_SAMPLES = 5, 8
-
-
-def _case_epochs(strategy: str) -> int:
-    """A case's epochs unless --epochs says: deep_features fits its head once (its backbone's are --source-epochs)."""
-    return 1 if strategy == "deep_features" else DEFAULT_CASE_EPOCHS
-
-
 # Tune keeps every trial in the driver's memory and its experiment state, and planning alone takes about 0.2 ms
 # per trial here; Ray's own scalability tests stop at 10,000 trials. Ten times that is a typo, not a run.
 MAX_TRIALS = 100_000
+
+
+def _case_epochs(strategy: str) -> int:
+    """A case's epochs unless --epochs says; 1 for a strategy that reads no epochs (deep_features fits its head
+    once; its backbone's are --source-epochs), as harness.strategy_options decides."""
+    return 1 if "epochs" in unread_option_paths(strategy, pretrained=False) else DEFAULT_CASE_EPOCHS
 
 
 @dataclass(frozen=True)
