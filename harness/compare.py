@@ -11,12 +11,13 @@ Per (suite, strategy, model, dataset, backend):
   not the offset between two runs (another load on the machine, another turbo state), which two runs alone
   cannot measure; the band (measured in docs/measurements.md) is the allowance for it;
 - accuracy: difference of the mean final test accuracy over seeds; a regression when it drops by more
-  than the threshold (default 1 percentage point) **and** the bootstrap 95 % interval of the difference
-  (seeds resampled within each run) lies entirely below zero; an improvement symmetrically.
+  than the threshold (default 1 percentage point) **and** the 95 % interval of the difference lies entirely
+  below zero (over the seeds ok in both runs, the t interval of the per-seed differences; runs without a common
+  seed: a bootstrap of each run's seeds apart); an improvement symmetrically.
 
-With a single seed on a side, the interval has no width: the verdict then rests on the size alone and the
-row says ``noise unknown``. A case whose settings or runtime options differ between the runs says which
-(:func:`config_change`, :func:`runtime_change`).
+With a single seed on a side, or differences all alike, there is no interval: a change within the threshold is
+unchanged, one beyond it is not decided (``n/a``, noted), never marked on its size alone. A case whose settings
+or runtime options differ between the runs says which (:func:`config_change`, :func:`runtime_change`).
 """
 
 from __future__ import annotations
@@ -232,6 +233,13 @@ def _accuracy_verdict(
     else:
         low, high = bootstrap_diff_ci(base, new, t.bootstrap_samples, t.bootstrap_seed)
         ci = (100.0 * low, 100.0 * high)
+    if min(len(base), len(new)) < 2 or math.isnan(ci[0]):
+        # No spread to measure noise by: one seed's accuracy moves by a few test images from run to run, so a
+        # size alone would fail a --seeds 1 gate on chance (and contradict the run's own "too few to say").
+        if abs(diff_pp) <= t.accuracy_pp:
+            return float(base.mean()), float(new.mean()), diff_pp, ci, "unchanged", note
+        undecided = f"accuracy not decided: {note}; run more seeds (2 or more, so their differences vary)"
+        return float(base.mean()), float(new.mean()), diff_pp, ci, "n/a", undecided
     if diff_pp < -t.accuracy_pp and ci[1] < 0:
         verdict = "regression"
     elif diff_pp > t.accuracy_pp and ci[0] > 0:

@@ -137,6 +137,12 @@ def fmt(value: Any, spec: str) -> str:
     return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else format(value, spec)
 
 
+def p_cell(p: float) -> str:
+    """A p-value; one under double precision's resolution near 1 (the Mann-Whitney normal tail over a thousand
+    epochs a side underflows to 0) as ``<1e-16``, not a p of 0."""
+    return "<1e-16" if p < 1e-16 else fmt(p, ".2g")
+
+
 def markdown_table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
@@ -245,7 +251,7 @@ def regression_cells(c: CaseComparison) -> list[str]:
         c.backend,
         f"{fmt(c.base_time_s, '.4f')} → {fmt(c.new_time_s, '.4f')}",
         _interval(c.time_ratio, c.time_ci[0], c.time_ci[1], ".3f", c.time_marked),
-        fmt(c.time_p, ".2g"),
+        p_cell(c.time_p),
         c.time_verdict,
         f"{fmt(c.base_acc, '.4f')} → {fmt(c.new_acc, '.4f')}",
         _interval(c.acc_diff_pp, c.acc_ci_pp[0], c.acc_ci_pp[1], "+.2f", c.acc_verdict in MARKED_VERDICTS),
@@ -484,9 +490,10 @@ def comparison_rules(t: Thresholds) -> str:
         f"{t.time_ratio:g} and a one-sided Mann-Whitney U test over the epochs agrees (p < {t.alpha:g}); an "
         f"improvement when it lies below 1/{t.time_ratio:g}; either is marked `{SIGNIFICANT_MARK}`. The band "
         "around 1 allows for the drift between two runs, which no interval from two runs can see "
-        f"(docs/regressions.md). Accuracy: a drop of more than {t.accuracy_pp:g} pp with the bootstrap 95 % "
-        "interval of the difference below zero (seeds resampled within each run; over the seeds both runs have "
-        "where their seeds differ). Trials: a regression when a larger share of new's trials failed, diverged or "
+        f"(docs/regressions.md). Accuracy: a drop of more than {t.accuracy_pp:g} pp with the 95 % interval of the "
+        "difference below zero (the t interval of the per-seed differences over the seeds ok in both runs; a "
+        "bootstrap of each run's seeds where none is common); one seed, or differences all alike, give no "
+        "interval and decide nothing. Trials: a regression when a larger share of new's trials failed, diverged or "
         "was skipped than of base's."
     )
 
@@ -689,7 +696,7 @@ def regression_line(r: CaseComparison) -> str:
     """One regression in words: each verdict with its figures where it has any, then the case's note (the trials
     that did not end ok, settings that differ: a reader of the line alone must see them too)."""
     time = f"time {r.time_verdict}" + (
-        f" (x{r.time_ratio:.3f}, p={r.time_p:.2g})" if not math.isnan(r.time_ratio) else ""
+        f" (x{r.time_ratio:.3f}, p={p_cell(r.time_p)})" if not math.isnan(r.time_ratio) else ""
     )
     accuracy = f"accuracy {r.acc_verdict}" + (f" ({r.acc_diff_pp:+.2f} pp)" if not math.isnan(r.acc_diff_pp) else "")
     trials = ", trials regression" if r.trials_verdict == "regression" else ""

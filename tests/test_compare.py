@@ -18,7 +18,7 @@ from harness.cli import main
 from harness.compare import Thresholds, bootstrap_diff_ci, compare_frames
 from harness.config import RuntimeOptions, TransferOptions, TrialConfig
 from harness.data.tasks import TaskSpec
-from harness.reporting import regression_cells
+from harness.reporting import p_cell, regression_cells
 from harness.results import ResultsWriter, read_results, to_frame
 from harness.summary import final_rows
 
@@ -364,12 +364,33 @@ def test_accuracy_is_compared_seed_by_seed_so_a_second_seed_cannot_hide_a_drop()
     assert itself.acc_verdict == "unchanged" and itself.acc_ci_pp == (0.0, 0.0)
     # differences all alike have no spread: no interval, never marked (two seeds often move by the same images)
     (alike,) = compare_frames(base, _frame([0.8333, 0.7611], times), Thresholds())
-    assert alike.acc_verdict == "unchanged" and math.isnan(alike.acc_ci_pp[0]) and "differs alike" in alike.note
+    assert alike.acc_verdict == "n/a" and math.isnan(alike.acc_ci_pp[0]) and "differs alike" in alike.note
+    assert alike.note.startswith("accuracy not decided: every seed differs alike") and not alike.regressed
     # two seeds that disagree (+1 and -11 pp) decide nothing, paired or not
     (mixed,) = compare_frames(base, _frame([0.8933, 0.7011], times), Thresholds())
     assert mixed.acc_verdict == "unchanged"
     low, high = bootstrap_diff_ci(np.array([0.8833, 0.8111]), np.array([0.8333, 0.7555]), 2000, 0)
     assert low < -0.1 and high > 0  # the unpaired interval, for runs whose seeds differ
+
+
+def test_one_seed_decides_no_accuracy_change_on_its_size_alone():
+    """One seed has no spread to tell noise by: a 4 pp drop on one seed was a marked regression, and failed a
+    --seeds 1 gate on a few test images, while the run's own statistics said "1 seed: too few to say"."""
+    times = [1.0, 1.0, 1.0]
+    (drop,) = compare_frames(_frame([0.9], times), _frame([0.86], times), Thresholds())
+    assert drop.acc_verdict == "n/a" and not drop.regressed and drop.acc_diff_pp == pytest.approx(-4.0)
+    assert drop.note.startswith("accuracy not decided: noise unknown (1 seed); run more seeds"), drop.note
+    (small,) = compare_frames(_frame([0.9], times), _frame([0.895], times), Thresholds())
+    assert small.acc_verdict == "unchanged" and small.note.startswith("noise unknown (1 seed)")
+    # one seed against three (no seed in common: the bootstrap sees the three's spread only) decides nothing either
+    three = _frame([0.80, 0.81, 0.79], times).assign(seed=lambda f: f["seed"] + 10)
+    (mixed,) = compare_frames(_frame([0.9], times), three, Thresholds())
+    assert mixed.acc_verdict == "n/a" and not mixed.regressed
+
+
+def test_a_p_value_that_underflowed_prints_as_below_double_resolution():
+    assert p_cell(0.0) == "<1e-16" and p_cell(3e-17) == "<1e-16" and p_cell(0.0123) == "0.012"
+    assert p_cell(math.nan) == "n/a"
 
 
 def test_time_regression_needs_size_and_significance():
