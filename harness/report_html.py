@@ -26,7 +26,14 @@ from harness.backend import BACKENDS, REFERENCE_BACKEND
 from harness.compare import CaseComparison, Thresholds, compare_frames, compared_cases
 from harness.errors import InputError
 from harness.provenance import short_commit
-from harness.reporting import TableData, comparison_rules, regression_cells, run_tables, search_results_table
+from harness.reporting import (
+    TableData,
+    comparison_rules,
+    regression_cells,
+    run_tables,
+    search_results_table,
+    unfinished_notice,
+)
 from harness.statistics import SIGNIFICANT_MARK
 from harness.summary import compared_rows, summarize
 from harness.tuning import TunePlan
@@ -41,6 +48,7 @@ figure { margin: 1em 0 2em; }
 figure svg { max-width: 100%; height: auto; }
 figcaption { font-weight: bold; margin-bottom: 0.3em; }
 .note { color: #555; font-size: 0.85em; }
+.warning { background: #fff3cd; border: 1px solid #e0c060; padding: 0.5em 0.8em; }
 """
 PROVENANCE_KEYS = (
     "run_id",
@@ -188,6 +196,22 @@ def _search_plots(run: LoadedRunDir, plan: TunePlan | None) -> list[Any]:
     return plots.search_points(run.frame, sampled, list(plan.space.paths), plan.metric)
 
 
+def _unfinished_banner(run: LoadedRunDir) -> list[str]:
+    """Under the run's title, as summary.md: a run that did not finish holds only the trials that ended before the
+    stop, and its tables alone read as a finished run's. Nothing for a run without a readable run.json."""
+    from harness.plan import read_run_file
+
+    status = run.info.get("status")
+    if status not in ("running", "interrupted"):
+        return []
+    try:
+        plan = read_run_file(run.path).plan
+    except InputError:
+        return []
+    headline, text = unfinished_notice(plan, str(status), run.frame, run.path)
+    return [f"<p class='warning'><strong>{html.escape(headline)}</strong>: {html.escape(text.replace('`', ''))}</p>"]
+
+
 def _run_section(run: LoadedRunDir, reference: str) -> tuple[str, Iterator[Any]]:
     """Provenance, tables and the run's plots (not yet drawn to files)."""
     from harness import plots
@@ -195,7 +219,8 @@ def _run_section(run: LoadedRunDir, reference: str) -> tuple[str, Iterator[Any]]
     frame = run.frame
     stage_final = frame[frame["stage"] == "final"] if "stage" in frame and run.info.get("tune") else frame
     summary = summarize(stage_final, reference)
-    parts = [f"<h2>Run {html.escape(run.run_id)}</h2>", "<h3>Provenance</h3>", _provenance_html(run.info)]
+    parts = [f"<h2>Run {html.escape(run.run_id)}</h2>", *_unfinished_banner(run), "<h3>Provenance</h3>"]
+    parts.append(_provenance_html(run.info))
     plan = _search_plan(run)
     searched = search_results_table(run.frame, plan) if plan is not None else None
     # the search first, as in summary.md: every sampled point and each backend's pick, re-run in the tables below

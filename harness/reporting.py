@@ -32,6 +32,7 @@ from harness.tuning import TunePlan, best_trials, search_table
 
 if TYPE_CHECKING:
     from harness.baselines import History, LoadedRun, SavedBaseline
+    from harness.plan import RunPlan
     from harness.runner import RunOutcome
 
 PER_BACKEND_HEADER = [
@@ -135,6 +136,20 @@ SPEED_NOTE = (
 def fmt(value: Any, spec: str) -> str:
     """A number formatted with ``spec``; missing (None, NaN) as ``n/a``."""
     return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else format(value, spec)
+
+
+def unfinished_notice(plan: RunPlan, status: str, frame: pd.DataFrame, run_dir: Path) -> tuple[str, str]:
+    """(headline, text) for a run that did not finish, as summary.md and report.html open with: its tables hold
+    what ended before the stop, and read alone they look like a finished run's."""
+    began = frame["trial_id"].nunique() if len(frame) else 0
+    counted = f"{began} of the {len(plan.trials)} planned trials" if plan.search is None else f"{began} trials"
+    # run.json says running after a driver killed outright, or while the run goes on
+    headline = "Interrupted" if status == "interrupted" else "Not finished (still running, or its driver was killed)"
+    text = (
+        f"{counted} have rows, and the tables below hold those only. Finish the run with "
+        f"`xfbench {plan.kind} --resume {run_dir.name} --results-dir {run_dir.parent}`."
+    )
+    return headline, text
 
 
 def p_cell(p: float) -> str:

@@ -36,7 +36,7 @@ from harness.plan import (
 )
 from harness.preflight import check_distinct_trial_ids, datasets_to_ship, local_memory_bytes, preflight
 from harness.provenance import MachineInfo, git_commit, utc_now
-from harness.reporting import run_markdown, search_markdown
+from harness.reporting import run_markdown, search_markdown, unfinished_notice
 from harness.results import ResultsWriter, read_parts, rewrite_csv, safe_name
 from harness.scheduler import (
     Delivery,
@@ -476,15 +476,9 @@ def write_report(run_dir: Path, reference: str | None = None) -> Path | None:
 def _interrupted_notice(ctx: _RunContext, frame: pd.DataFrame, markdown: str) -> str:
     """summary.md of an interrupted run says so under its title: its tables hold what ended before the stop, and
     read alone they looked like a finished run's (a backend that never ran: "no other backend ran")."""
-    plan = ctx.run_file.plan
-    began = frame["trial_id"].nunique() if len(frame) else 0
-    counted = f"{began} of the {len(plan.trials)} planned trials" if plan.search is None else f"{began} trials"
-    notice = (
-        f"**Interrupted**: {counted} have rows, and the tables below hold those only. Finish the run with "
-        f"`xfbench {plan.kind} --resume {ctx.run.run_id} --results-dir {ctx.run_dir.parent}`."
-    )
+    notice = unfinished_notice(ctx.run_file.plan, "interrupted", frame, ctx.run_dir)
     title, _, rest = markdown.partition("\n")
-    return f"{title}\n\n{notice}\n{rest}"
+    return f"{title}\n\n**{notice[0]}**: {notice[1]}\n{rest}"
 
 
 def _summary(ctx: _RunContext, frame: pd.DataFrame) -> tuple[Summary, str]:

@@ -726,3 +726,26 @@ def test_an_interrupted_run_exports_as_stopped_with_a_warning(tmp_path, capsys):
         if "mlflow.parentRunId" not in r.data.tags
     ]
     assert parent.data.tags["xfbench.run_status"] == "interrupted" and parent.info.status == "KILLED"
+
+
+def test_the_report_of_a_run_that_did_not_finish_says_so_under_its_title(tmp_path):
+    """summary.md opened with "Interrupted: 2 of the 6 planned trials have rows"; report.html showed only `status
+    interrupted` deep in the provenance, and its tables read like a finished run's."""
+    from harness.plan import ExecutionOptions, RunFile, RunRecord, write_run_file
+    from harness.planner import Selection, plan_run
+
+    plan = plan_run(Selection(strategy="scratch", model="mlp", dataset="digits"), {})
+    pages = {}
+    for status in ("interrupted", "running", "finished"):
+        run_dir = tmp_path / "results" / f"run-{status}"
+        run_dir.mkdir(parents=True)
+        record = RunRecord(f"run-{status}", "2026-11-23T00:00:00Z", ("xfbench",), "", "", "", "", status=status)
+        write_run_file(run_dir, RunFile(plan, ExecutionOptions(), record))
+        frame = _frame(f"run-{status}", seeds=1)
+        frame[frame["model"] == MODELS[0]].to_parquet(run_dir / "results.parquet")
+        pages[status] = build_report([run_dir], tmp_path / f"{status}.html").path.read_text()
+    began = f"2 of the {len(plan.trials)} planned trials have rows, and the tables below hold those only"
+    resume = f"xfbench run --resume run-interrupted --results-dir {tmp_path / 'results'}"
+    assert "<strong>Interrupted</strong>: " + began in pages["interrupted"] and resume in pages["interrupted"]
+    assert "<strong>Not finished (still running, or its driver was killed)</strong>: " + began in pages["running"]
+    assert "class='warning'" not in pages["finished"]
