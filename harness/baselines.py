@@ -194,6 +194,24 @@ class SaveOutcome:
     previous_run: str = ""  # the run it held then (its baseline.json's source_run; "" if unknown)
 
 
+def _check_finished(run_dir: Path, name: str) -> None:
+    """A baseline stands for every case a run planned: one that stopped early holds only the trials it got to, and
+    every later compare would measure against that part. A run without a readable run.json says nothing of its
+    state (its rows are checked as any run's)."""
+    try:
+        info = read_run_json(run_dir)
+    except InputError:
+        return
+    status = info.get("status")
+    if status in ("running", "interrupted"):
+        kind = "tune" if info.get("kind") == "tune" else "run"
+        raise InputError(
+            f"Expected a finished run to save as baseline {name!r}. Received: {run_dir}, {status} (run.json): it holds "
+            f"only the trials it got to. Finish it with `xfbench {kind} --resume {run_dir.name} --results-dir "
+            f"{run_dir.parent}`, or pass a finished run: `xfbench baseline save {name} --run RUN_ID`."
+        )
+
+
 def save_baseline(run_dir: Path, name: str, results_dir: Path) -> SaveOutcome:
     if not re.fullmatch(BASELINE_NAME, name):
         raise InputError(
@@ -205,6 +223,7 @@ def save_baseline(run_dir: Path, name: str, results_dir: Path) -> SaveOutcome:
             f"Expected a baseline name that no run in {results_dir} goes by: compare, report and export look both up "
             f"by name. Received: {name!r}, the run {results_dir / name}. Pick another name."
         )
+    _check_finished(run_dir, name)
     frame = read_run_rows(run_dir)
     if not len(frame) or not frame["status"].eq("ok").any():
         statuses = ", ".join(sorted({str(s) for s in frame["status"].dropna()})) or "no status recorded"

@@ -157,6 +157,23 @@ def test_baseline_save_compare_by_name_and_history(runs, capsys, monkeypatch):
     assert f"Received: {root / 'missing'}, which does not exist." in capsys.readouterr().err
 
 
+def test_a_run_that_did_not_finish_is_not_saved_as_a_baseline(runs, capsys, tmp_path):
+    """An interrupted run holds only the trials it got to; saved as a baseline (the newest run, by default) it was
+    "saved baseline" with exit 0, and every later compare measured against that part."""
+    root, honest_a, _ = runs
+    results = tmp_path / "results"
+    for status in ("interrupted", "running"):
+        stopped = results / f"stopped-{status}"
+        shutil.copytree(honest_a, stopped)
+        info = json.loads((stopped / "run.json").read_text())
+        (stopped / "run.json").write_text(json.dumps({**info, "status": status}))
+        assert main(["baseline", "save", "partial", "--run", stopped.name, "--results-dir", str(results)]) == 2
+        err = capsys.readouterr().err
+        assert f"Received: {stopped}, {status} (run.json): it holds only the trials it got to." in err, err
+        assert f"`xfbench run --resume {stopped.name} --results-dir {results}`" in err
+    assert not (results / "baselines").exists()
+
+
 def test_runs_with_no_case_in_common_compare_nothing_and_a_gate_on_them_fails(runs, capsys, tmp_path):
     """Another suite (or selection) than the baseline's: every case is only in one run. A regression gate must not
     pass on that as "0 regressions"; each side's figures still show."""
