@@ -30,7 +30,7 @@ from harness.reachable import connection_problem
 from harness.search import apply_point, point_text, sample_corners
 from harness.spec import BatchNorm, Dense, Dropout, ModelSpec
 from harness.strategies import get_strategy
-from harness.strategy_options import check_strategy_options
+from harness.strategy_options import check_frozen_epochs, check_strategy_options
 from harness.tuning import TunePlan
 from harness.weights import initializer
 
@@ -208,6 +208,7 @@ def _check_search_points(
                 t = trial.transfer  # what _check_against_model and _check_memory read of the trial
                 read: tuple[Any, ...] = (key, trial.strategy, t.freeze_groups, t.feature_layer, trial.batch_size)
                 read = (*read, trial.mc_dropout_passes, trial.runtime, base.dataset, str(base.task))
+                read = (*read, trial.epochs, t.frozen_epochs)  # check_frozen_epochs
                 if read in checked:
                     continue
                 if key not in specs:
@@ -216,6 +217,7 @@ def _check_search_points(
                 _check_fits(trial, specs[key], memory_bytes, derived)
                 if not resumed:
                     check_decay_to_decouple(trial.optimizer)
+                    check_frozen_epochs(trial)
                 option_use.note(trial, specs[key])
                 checked.add(read)
             except (ValueError, TypeError) as exc:  # InputError among them

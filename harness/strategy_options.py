@@ -98,12 +98,27 @@ def check_strategy_options(trial: TrialConfig) -> None:
         return
     unread = [o for o in _OPTIONS if o.value(trial) != o.default and not _reads(trial, o)]
     if not unread:
+        check_frozen_epochs(trial)
         return
     received = "; ".join(f"{o.flag} {_shown(o.value(trial))}, read by {_readers(o)}" for o in unread)
     raise InputError(
         f"Expected only options that strategy {trial.strategy} reads ({trial.case_id}). Received: {received}. Drop "
         f"{'it' if len(unread) == 1 else 'them'}, or pick a strategy that reads {'it' if len(unread) == 1 else 'them'}"
         ": set, an option is recorded with the results, yet it would change nothing."
+    )
+
+
+def check_frozen_epochs(trial: TrialConfig) -> None:
+    """transfer's frozen epochs within its epochs: beyond them the reused layers never unfreeze, yet the rows would
+    record the frozen count asked for (the S4b table read such a run as B-on-A's frozen-then-unfrozen recipe)."""
+    frozen = trial.transfer.frozen_epochs
+    if trial.strategy != "transfer" or frozen is None or frozen <= trial.epochs:
+        return
+    raise InputError(
+        f"Expected --frozen-epochs at most --epochs for {trial.case_id}: the reused layers are frozen for that many "
+        f"epochs, then trained for the rest. Received: --frozen-epochs {frozen} (given, or the suite case's own) with "
+        f"--epochs {trial.epochs}, so they would never unfreeze. Give --frozen-epochs {trial.epochs - 1} or less to "
+        f"train them unfrozen too, {trial.epochs} to keep them frozen throughout, or --epochs {frozen + 1} or more."
     )
 
 

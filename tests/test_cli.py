@@ -339,6 +339,19 @@ BAD_INPUTS = {
         ["run", "--strategy", "transfer", "--model", "cnn_small", "--dataset", "digits", "--frozen-epochs", "-1"],
         "argument --frozen-epochs: expected a number >= 0, received -1",
     ),
+    "frozen epochs beyond the epochs": (  # never unfrozen, yet recorded as frozen for 3 of 2 epochs
+        ["run", "--strategy", "transfer", "--model", "cnn_small", "--dataset", "digits", "--epochs", "2"]
+        + ["--frozen-epochs", "3"],
+        "Expected --frozen-epochs at most --epochs for transfer-cnn_small-digits: the reused layers are frozen for "
+        "that many epochs, then trained for the rest. Received: --frozen-epochs 3 (given, or the suite case's own) "
+        "with --epochs 2, so they would never unfreeze.",
+    ),
+    "searched epochs below the frozen epochs": (
+        ["tune", "--strategy", "transfer", "--model", "cnn_small", "--dataset", "digits", "--frozen-epochs", "2"]
+        + ["--space", "epochs=choice:1,4"],
+        "Expected every value of epochs to be valid. Received: 1, which fails: Expected --frozen-epochs at most "
+        "--epochs",
+    ),
     "mc dropout without dropout": (
         ["run", "--strategy", "scratch", "--model", "mlp", "--dataset", "digits", "--mc-dropout", "5"],
         "Expected a model with dropout for --mc-dropout",
