@@ -19,7 +19,7 @@ import pytest
 from harness.data import ChecksumError, DataFileError, epoch_batches, load_dataset
 from harness.data.formats import CIFAR_RECORD_BYTES, parse_idx, read_bytes, write_idx
 from harness.data.locate import DatasetFiles, PublishedFile, data_roots, download_file, locate
-from harness.data.registry import FASHION_MNIST_FILES, unit_range_pixels
+from harness.data.registry import FASHION_MNIST_FILES, check_data_dir, unit_range_pixels
 from harness.seeds import DIGITS_SPLIT_SEED
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -125,6 +125,22 @@ def test_missing_files_name_every_place_searched_and_how_to_get_them(tmp_path, m
     for where in ("cli", "env", "cache", os.environ["XFBENCH_SYSTEM_DATA"]):
         assert where in message
     assert "--data-dir" in message
+
+
+def test_an_xfbench_data_that_is_no_folder_exits_2_as_a_data_dir_does(tmp_path, monkeypatch, capsys):
+    """XFBENCH_DATA=/nonexistent fell through to the system root and trained on its copy (exit 0), where
+    --data-dir /nonexistent exits 2."""
+    from harness.cli import main
+
+    monkeypatch.setenv("XFBENCH_DATA", str(tmp_path / "typo"))
+    assert main(["run", "--strategy", "scratch", "--model", "mlp", "--dataset", "digits", "--epochs", "1"]) == 2
+    assert f"Expected $XFBENCH_DATA to be a readable directory. Received: '{tmp_path / 'typo'}'" in (
+        capsys.readouterr().err
+    )
+    (tmp_path / "typo").mkdir()
+    check_data_dir(None)  # a folder, empty or not, is a root like any other
+    monkeypatch.delenv("XFBENCH_DATA")
+    check_data_dir(None)
 
 
 def test_search_order_prefers_data_dir_then_environment(tmp_path, monkeypatch):

@@ -374,5 +374,13 @@ def load_dataset(name: str, data_dir: str | os.PathLike[str] | None = None, down
 
 
 def check_data_dir(data_dir: str | None) -> None:
+    """--data-dir, and $XFBENCH_DATA when set, are folders: a typo in either would fall through to the next root of
+    the search path and train on whatever copy lies there without a word."""
     if data_dir is not None and not Path(data_dir).expanduser().is_dir():
         raise InputError(f"Expected --data-dir to be a readable directory. Received: {data_dir!r} (not a directory).")
+    from_env = os.environ.get("XFBENCH_DATA")
+    if data_dir is None and from_env and not Path(from_env).expanduser().is_dir():
+        raise InputError(
+            f"Expected $XFBENCH_DATA to be a readable directory. Received: {from_env!r} (not a directory). Point it "
+            "at the folder holding the dataset files, or unset it to search the user cache and /usr/share/datasets."
+        )
