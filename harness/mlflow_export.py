@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 import urllib.parse
 import urllib.request
@@ -31,6 +30,7 @@ EPOCH_METRICS = ("train_loss", "train_acc", "val_loss", "val_acc", "lr", "epoch_
 FINAL_METRICS = ("test_acc", "mc_test_acc", "mc_mean_prob", "mc_pred_std")
 TRIAL_TAGS = ("trial_id", "stage", "suite", "strategy", "model", "variant", "dataset", "backend", "framework_version")
 PARAM_LIMIT = 6000  # MLflow's longest parameter value
+ERROR_TAG_LIMIT = 5000  # of a trial's error text, as a tag (MLflow's tag values hold 8000 characters)
 
 
 UNFINISHED_STATES = ("running", "interrupted")  # run.json states of a run whose trials stop where it did
@@ -166,15 +166,17 @@ def _milliseconds(timestamp: Any) -> int:
 
 def _metrics(trial: pd.DataFrame) -> list[Any]:
     """Each epoch's metrics at step = its position in the trial, stamped with the time its row was written (so
-    MLflow's wall-time axis shows when the epochs ran)."""
+    MLflow's wall-time axis shows when the epochs ran). A diverged epoch's NaN or infinite loss is logged as it is
+    (MLflow's SQL stores keep NaN, and store infinity as the largest double): it is what shows the divergence."""
     from mlflow.entities import Metric
 
     metrics = []
     for step, (_, row) in enumerate(trial.iterrows(), start=1):
         stamp = _milliseconds(row.get("timestamp"))
+        diverged = row.get("status") == "diverged"
         for name in EPOCH_METRICS:
             value = row.get(name)
-            if value is not None and not pd.isna(value) and math.isfinite(float(value)):
+            if value is not None and (diverged and name == "train_loss" or not pd.isna(value)):
                 metrics.append(Metric(name, float(value), stamp, step))
     final = trial.iloc[-1]
     for name in FINAL_METRICS:
@@ -210,6 +212,9 @@ def _log_trial(client: Any, experiment_id: str, trial_id: str, trial: pd.DataFra
     if "xfbench.model" in tags:  # a spec file by its name, as tables name it (the path is a parameter)
         tags["xfbench.model"] = model_label(tags["xfbench.model"])
     status = str(trial.iloc[-1]["status"])
+    error = trial.iloc[-1].get("error")
+    if isinstance(error, str) and error:  # why it failed, diverged or was skipped: the status alone does not say
+        tags["xfbench.error"] = error[:ERROR_TAG_LIMIT]
     start, end = _span(trial)
     child = client.create_run(
         experiment_id, run_name=trial_id, tags={**tags, **common, "xfbench.status": status}, start_time=start

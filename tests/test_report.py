@@ -383,6 +383,32 @@ def test_mlflow_reads_back_every_trial_with_its_epochs(tmp_path, capsys):
 
 
 @pytest.mark.skipif(importlib.util.find_spec("mlflow") is None, reason="needs xfbench[mlflow]")
+def test_a_trial_that_did_not_end_ok_exports_why_and_the_loss_that_diverged(tmp_path):
+    """A failed or diverged trial's MLflow run was FAILED with no error text anywhere, and the diverged epoch's NaN
+    loss, the figure that shows the divergence, was dropped."""
+    from mlflow.tracking import MlflowClient
+
+    run_dir = _write_run(tmp_path, "run-d", "2026-01-01")
+    rows = pd.read_parquet(run_dir / "results.parquet")
+    trials = sorted(rows["trial_id"].unique())
+    last = rows.groupby("trial_id")["epoch"].transform("max") == rows["epoch"]
+    diverged, failed = last & (rows["trial_id"] == trials[0]), last & (rows["trial_id"] == trials[1])
+    rows.loc[diverged, ["status", "train_loss", "error"]] = ["diverged", math.nan, "train_loss is nan at step 7"]
+    rows.loc[failed, ["status", "error"]] = ["failed", "RuntimeError: out of memory"]
+    rows.to_parquet(run_dir / "results.parquet")
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    assert main(["export", str(run_dir), "--mlflow", uri, "--experiment", "d"]) == 0
+    client = MlflowClient(uri)
+    runs = client.search_runs([client.get_experiment_by_name("d").experiment_id], "tags.`xfbench.trial_id` != ''")
+    by_trial = {r.data.tags["xfbench.trial_id"]: r for r in runs}
+    assert by_trial[trials[0]].data.tags["xfbench.error"] == "train_loss is nan at step 7"
+    assert by_trial[trials[1]].data.tags["xfbench.error"] == "RuntimeError: out of memory"
+    assert "xfbench.error" not in by_trial[trials[2]].data.tags
+    losses = [m.value for m in client.get_metric_history(by_trial[trials[0]].info.run_id, "train_loss")]
+    assert len(losses) == EPOCHS and math.isnan(losses[-1]) and all(math.isfinite(v) for v in losses[:-1])
+
+
+@pytest.mark.skipif(importlib.util.find_spec("mlflow") is None, reason="needs xfbench[mlflow]")
 def test_exporting_a_run_again_adds_nothing_and_a_changed_run_replaces_its_export_only_when_asked(tmp_path, capsys):
     from mlflow.tracking import MlflowClient
 
