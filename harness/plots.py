@@ -251,7 +251,8 @@ def history(series: pd.DataFrame, flagged: set[tuple[str, str, str]], metric: st
     ax.set_ylabel(metric)
     ax.legend(fontsize=7, loc="best")
     ax.grid(alpha=0.3)
-    ax.set_title("red circle: regression flagged by xfbench compare against the last run that ran the case", fontsize=8)
+    title = f"red circle: a {metric} regression, as xfbench compare decides against the last run that ran the case"
+    ax.set_title(title, fontsize=8)
     fig.tight_layout()
     return [Plot("history", f"History: {metric} over runs per case", fig)]
 

@@ -253,6 +253,16 @@ def _against_previous(earlier: list[LoadedRunDir], after: LoadedRunDir) -> list[
     return [found[key] for key in sorted(found)]
 
 
+# Which of compare's verdicts a history metric shows: the plot circles a regression of that kind only.
+DRAWN_KIND = {"epoch_time_s": "time", "samples_per_s": "time", "test_acc": "accuracy"}
+
+
+def regression_kinds(c: CaseComparison) -> list[str]:
+    """What regressed in a comparison: epoch time, accuracy, the share of trials that ended ok."""
+    verdicts = (("time", c.time_verdict), ("accuracy", c.acc_verdict), ("trials", c.trials_verdict))
+    return [kind for kind, verdict in verdicts if verdict == "regression"]
+
+
 def _history_section(runs: list[LoadedRunDir], metric: str) -> tuple[str, list[Any]]:
     """The metric per (case, backend) over the runs; regressions against the last run that ran the case flagged."""
     from harness import plots
@@ -265,11 +275,15 @@ def _history_section(runs: list[LoadedRunDir], metric: str) -> tuple[str, list[A
         if len(run.frame)
     }
     series = pd.DataFrame(columns)
-    flagged: set[tuple[str, str, str]] = set()
+    flagged: set[tuple[str, str, str]] = set()  # regressions in the metric drawn: the plot circles those
+    listed: dict[str, list[str]] = {}  # every regression of a run, with its kind
     ratios = []
     for index, after in enumerate(runs[1:], start=1):
         for before, c in _against_previous(runs[:index], after):
-            if c.regressed:
+            kinds = regression_kinds(c)
+            if kinds:
+                listed.setdefault(after.run_id, []).append(f"{c.case} [{c.backend}] ({', '.join(kinds)})")
+            if DRAWN_KIND[metric] in kinds:
                 flagged.add((c.case, c.backend, after.run_id))
             if not math.isnan(c.time_ratio):  # an undecided ratio too (verdict n/a): its note says why
                 against = "" if before is runs[index - 1] else f"against {before.run_id}, the last run that ran it"
@@ -285,7 +299,7 @@ def _history_section(runs: list[LoadedRunDir], metric: str) -> tuple[str, list[A
                 str(r.info.get("started", "")),
                 short_commit(r.info.get("git_commit", "")),
                 str(r.info.get("status", "")),
-                ", ".join(f"{c} [{b}]" for c, b, run_id in sorted(flagged) if run_id == r.run_id),
+                ", ".join(sorted(listed.get(r.run_id, []))),
             )
             for r in runs
         ),

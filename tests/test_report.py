@@ -311,6 +311,28 @@ def test_a_history_of_three_runs_flags_the_regression(tmp_path):
 
 
 @needs_matplotlib
+@needs_matplotlib
+def test_the_history_plot_circles_a_regression_of_the_metric_it_draws_and_the_listing_names_each_kind(tmp_path):
+    """An accuracy drop was circled on the epoch-time plot (any regression of the case was), and the runs table did
+    not say what had regressed."""
+    from harness.report_html import _history_section, load
+
+    for index in range(2):
+        _write_run(tmp_path, f"run-{index}", f"2026-01-0{index + 1}", noise=index)
+    rows = pd.read_parquet(tmp_path / "run-1" / "results.parquet")
+    dropped = (rows["backend"] == "torch") & (rows["model"] == MODELS[0])
+    drop = 0.10 + 0.01 * rows.loc[dropped, "seed"].astype(float)  # every seed 10-12 pp down
+    rows.loc[dropped, "test_acc"] = rows.loc[dropped, "test_acc"].astype(float) - drop
+    rows.to_parquet(tmp_path / "run-1" / "results.parquet")
+    runs = [load(tmp_path / f"run-{index}") for index in range(2)]
+    circles = {}
+    for metric in ("epoch_time_s", "test_acc"):
+        text, (plot,) = _history_section(runs, metric)
+        circles[metric] = len(plot.figure.axes[0].collections)
+        assert f"t:scratch-{MODELS[0]}-digits [torch] (accuracy)" in text
+    assert circles == {"epoch_time_s": 0, "test_acc": 1}
+
+
 def test_a_history_lists_a_ratio_too_few_epochs_could_not_decide_with_the_reason(tmp_path):
     """One seed of 3 steady epochs a side: 1.6x slower, yet no Mann-Whitney p can fall under alpha (0.01). The ratio is
     listed, undecided (n/a) with compare's reason, not dropped from the table as if the case had no timing."""
