@@ -182,7 +182,7 @@ def phase_times(frame: pd.DataFrame) -> pd.DataFrame:
     frame = with_suite(frame)
     steady = steady_rows(frame)
     rows: list[dict[str, Any]] = []
-    if steady.empty or "phase" not in steady.columns:
+    if frame.empty or "phase" not in frame.columns:  # phases of warm-up epochs only still make rows, marked so
         return pd.DataFrame(rows)
     named = several_suites(frame)
     # every phase a trial trained, its warm-up-only ones too (a one-epoch frozen phase), in the order it ran them

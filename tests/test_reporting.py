@@ -262,6 +262,11 @@ def test_cases_that_train_in_two_phases_get_each_phases_epoch_time():
     )
     assert table.loc[(REFERENCE_BACKEND, "frozen"), "epoch_time_s_median"] == 10.0  # the warm-up epochs' time
     assert "| frozen | 2 (warm-up) | 10.000 |" in reporting.run_markdown(summarize(to_frame(short)), "short")
+    # every phase one epoch long (--epochs 2 --frozen-epochs 1): no steady epoch in the run at all, and the table
+    # was missing, not marked
+    tiny = [dict(r, warmup=True) for r in rows if r["epoch"] in (1, 4) and r["model"] == "mlp"]
+    table = summarize(to_frame(tiny)).phases
+    assert len(table) == 4 and table["warmup_only"].all(), table
 
 
 def test_an_s4_case_lists_the_source_phase_that_trained_its_backbone_in_this_run():
