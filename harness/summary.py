@@ -99,9 +99,14 @@ def framework_versions(frame: pd.DataFrame) -> dict[str, str]:
 
 
 def steady_rows(frame: pd.DataFrame) -> pd.DataFrame:
-    """Rows that count for steady-state speed: the last attempt, not a phase's warm-up epoch, and status ok."""
+    """Rows that count for steady-state speed: the last attempt, not a phase's warm-up epoch, status ok, of a trial
+    that ended ok. A trial that failed or diverged later kept its earlier epochs' ok rows: they timed the case beside
+    "ok 1/2, 1 failed" as if it had run, and compare drew it as one of the case's trials."""
     frame = last_attempts(frame)
-    return frame[(frame["warmup"] == False) & (frame["status"] == "ok")]  # noqa: E712 (nullable booleans)
+    if frame.empty:
+        return frame
+    ended = frame.groupby("trial_id")["status"].transform("last")  # the status of the trial's last row
+    return frame[(frame["warmup"] == False) & (frame["status"] == "ok") & (ended == "ok")]  # noqa: E712 (nullable)
 
 
 def summarize(frame: pd.DataFrame, reference: str = REFERENCE_BACKEND) -> Summary:
@@ -115,7 +120,7 @@ def summarize(frame: pd.DataFrame, reference: str = REFERENCE_BACKEND) -> Summar
         accs = ok["test_acc"].astype(float).dropna().to_numpy()
         steady = steady_rows(group)
         last = last_attempts(group)  # a retried trial's first attempt no more times its warm-up than its epochs
-        timing = steady if len(steady) else last[last["status"] == "ok"]
+        timing = steady if len(steady) else last[last["trial_id"].isin(ok["trial_id"])]
         samples_per_s = float(timing["samples_per_s"].median()) if len(timing) else math.nan
         macs = _first(group, "forward_macs")
         case = dict(zip(CASE_KEYS + ["backend"], keys, strict=True))

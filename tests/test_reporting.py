@@ -22,7 +22,7 @@ from harness.compare import CaseComparison, Thresholds
 from harness.config import TransferOptions
 from harness.errors import InputError
 from harness.results import to_frame
-from harness.summary import summarize
+from harness.summary import steady_rows, summarize
 
 ROOT = Path(__file__).resolve().parents[1]
 THIRD = "jax"  # a backend the registry does not know: the summary must compare it like any other
@@ -498,3 +498,15 @@ def test_trials_not_ok_are_listed_with_why_in_every_rendering():
     assert "not_ok" not in [t.name for t in reporting.run_tables(clean)] and "not ok" not in reporting.run_markdown(
         clean, "t"
     )
+
+
+def test_a_trial_that_failed_later_times_nothing():
+    """A trial killed after two ok epochs kept their rows: the case's samples/s was the median over both trials
+    beside "ok 1/2, 1 failed", and compare drew the failed trial as one of the case's."""
+    rows = _rows(REFERENCE_BACKEND, "mlp", 0.9, 2.0, seeds=1)
+    failing = [dict(r, trial_id="mlp-failing", seed=1, epoch_time_s=20.0, samples_per_s=50.0) for r in rows]
+    failing[-1].update(status="failed", test_acc=math.nan)
+    frame = to_frame(rows + failing)
+    assert set(steady_rows(frame)["trial_id"]) == {rows[0]["trial_id"]}
+    (row,) = summarize(frame).per_backend.to_dict("records")
+    assert row["samples_per_s_median"] == 500.0 and row["epoch_time_s_median"] == 2.0
