@@ -26,7 +26,7 @@ from harness.model_import import model_spec, parse_model_ref
 from harness.models import LAYER_SETTINGS, changed_options
 from harness.plan import ExecutionOptions
 from harness.pretrained import check_zoo_weights_cached, prepare_weights, weights_ref
-from harness.reachable import connection_problem
+from harness.reachable import connection_problem, grpc_problem
 from harness.search import apply_point, point_text, sample_corners
 from harness.spec import BatchNorm, Dense, Dropout, ModelSpec
 from harness.strategies import get_strategy
@@ -429,4 +429,12 @@ def check_cluster_address(address: str) -> None:
         raise InputError(
             f"Expected a Ray cluster answering at --address {address}. Received: no connection ({why}). Start the "
             "head node (`ray start --head`), or pass the address it printed."
+        )
+    # Under TLS (RAY_USE_TLS) the server expects a TLS handshake first: plain HTTP/2 would be refused there.
+    why = "" if os.environ.get("RAY_USE_TLS", "0").lower() in ("1", "true") else grpc_problem(host, int(port))
+    if why:
+        raise InputError(
+            f"Expected a Ray cluster answering at --address {address}. Received: a server that is not Ray's ({why}). "
+            "Pass the port `ray start --head` printed (the GCS port, 6379 by default; ray://HOST:10001 for Ray "
+            "Client), not another service's."
         )

@@ -3,10 +3,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 
 # How long a check waits for the server to accept a connection.
 CONNECT_TIMEOUT_S = 5.0
+# HTTP/2's client connection preface and an empty SETTINGS frame (RFC 9113, 3.4 and 6.5): a gRPC server (Ray's GCS,
+# Ray Client's server) answers with a SETTINGS frame of its own, type 0x4 in the fourth byte of its 9-byte header.
+HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
+HTTP2_SETTINGS = 4
 
 
 def connection_problem(host: str, port: int, timeout_s: float = CONNECT_TIMEOUT_S) -> str:
@@ -20,3 +25,31 @@ def connection_problem(host: str, port: int, timeout_s: float = CONNECT_TIMEOUT_
         return f"no answer within {timeout_s:g} s"
     except OSError as exc:
         return exc.strerror or str(exc) or type(exc).__name__
+
+
+def grpc_problem(host: str, port: int, timeout_s: float = CONNECT_TIMEOUT_S) -> str:
+    """Why the server at ``host``:``port`` does not answer as a gRPC (HTTP/2) server within ``timeout_s``, in words;
+    '' when it sends an HTTP/2 SETTINGS frame. Another server on the port (a web server, a database) accepts the TCP
+    connection, and Ray's client then retried against it for minutes, deaf to Ctrl-C."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout_s) as connection:
+            connection.settimeout(timeout_s)
+            connection.sendall(HTTP2_PREFACE)
+            head = b""
+            while len(head) < 9:
+                chunk = connection.recv(9 - len(head))
+                if not chunk:
+                    break
+                head += chunk
+            if len(head) == 9 and head[3] == HTTP2_SETTINGS:
+                return ""
+            if head:  # the rest of its first line, to name what answers there
+                connection.settimeout(0.5)
+                with contextlib.suppress(OSError):
+                    head += connection.recv(64)
+    except TimeoutError:
+        return f"it accepted the connection but sent nothing within {timeout_s:g} s"
+    except OSError as exc:
+        return exc.strerror or str(exc) or type(exc).__name__
+    shown = head.decode("latin-1").split("\r")[0][:40] if head else ""
+    return f"it answered {shown!r}, not as a gRPC server" if shown else "it closed the connection without a word"

@@ -1,11 +1,47 @@
 import re
 import socket
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 
 from harness.errors import InputError
 from harness.preflight import check_cluster_address
-from harness.reachable import connection_problem
+from harness.reachable import connection_problem, grpc_problem
+
+# What a gRPC server sends first (checked against a real Ray head's GCS, docs/measurements.md "Cluster address"):
+# an HTTP/2 SETTINGS frame, here of 24 payload bytes, as the GCS sent.
+SETTINGS_FRAME = bytes([0, 0, 24, 4, 0, 0, 0, 0, 0]) + bytes(24)
+
+
+@contextmanager
+def _server(reply: bytes | None, host: str = "127.0.0.1", family: int = socket.AF_INET) -> Iterator[int]:
+    """A server on a free port that answers every connection with ``reply`` (None: accepts, says nothing)."""
+    stop = threading.Event()
+    with socket.create_server((host, 0), family=family) as server:
+        server.settimeout(0.1)
+
+        def serve() -> None:
+            held = []
+            while not stop.is_set():
+                try:
+                    connection, _ = server.accept()
+                except TimeoutError:
+                    continue
+                held.append(connection)
+                if reply is not None:
+                    connection.sendall(reply)
+            for connection in held:
+                connection.close()
+
+        thread = threading.Thread(target=serve)
+        thread.start()
+        try:
+            yield server.getsockname()[1]
+        finally:
+            stop.set()
+            thread.join()
 
 
 def test_a_listening_port_answers_and_a_closed_or_unknown_one_is_named():
@@ -37,5 +73,21 @@ def test_a_cluster_address_is_checked_before_ray_is_handed_it(address, message):
 
 
 def test_an_ipv6_address_is_parsed_and_tried():
-    with socket.create_server(("::1", 0), family=socket.AF_INET6) as server:
-        check_cluster_address(f"[::1]:{server.getsockname()[1]}")
+    with _server(SETTINGS_FRAME, "::1", socket.AF_INET6) as port:
+        check_cluster_address(f"[::1]:{port}")
+
+
+def test_a_port_that_another_server_holds_is_refused_before_ray_retries_against_it_for_minutes():
+    """A web server on the port passed the connection check, and Ray then retried for minutes, deaf to Ctrl-C."""
+    with _server(b"HTTP/1.0 400 Bad request\r\nServer: x\r\n\r\n") as port:
+        with pytest.raises(
+            InputError, match=re.escape("Received: a server that is not Ray's (it answered 'HTTP/1.0 400")
+        ):
+            check_cluster_address(f"127.0.0.1:{port}")
+    with _server(SETTINGS_FRAME) as port:
+        check_cluster_address(f"127.0.0.1:{port}")
+        assert grpc_problem("127.0.0.1", port) == ""
+    with _server(None) as port:
+        assert (
+            grpc_problem("127.0.0.1", port, timeout_s=0.3) == "it accepted the connection but sent nothing within 0.3 s"
+        )
