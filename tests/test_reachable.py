@@ -10,7 +10,7 @@ from harness.errors import InputError
 from harness.preflight import check_cluster_address
 from harness.reachable import connection_problem, grpc_problem
 
-# What a gRPC server sends first (checked against a real Ray head's GCS, docs/measurements.md "Cluster address"):
+# What a gRPC server sends first (checked against a real Ray head's GCS, docs/scheduling.md):
 # an HTTP/2 SETTINGS frame, here of 24 payload bytes, as the GCS sent.
 SETTINGS_FRAME = bytes([0, 0, 24, 4, 0, 0, 0, 0, 0]) + bytes(24)
 
