@@ -3,7 +3,13 @@
 It imports only the source framework: the backend named by the reference's prefix, or, for a user's factory, the
 backend whose framework the returned model belongs to (told by the model's class, before any importer loads).
 On an unsupported layer it writes OUT.error.json with the details and exits 3; on a request the model cannot take
-(ModelInputError) OUT.input-error.json with the message, and exits 4; the parent raises either.
+(ModelInputError) OUT.input-error.json with the message, and exits 4; the parent raises either. An exception raised
+while importing a user's module or calling their factory is theirs to fix: a ModelInputError naming their file and
+line. Any other failure writes OUT.failure.json (the exception, and the user's frame it passed through if any) and
+exits 5: the parent words it as a request the model could not take.
+
+A ``python:`` model's checkpoint records the user's source files the conversion imported, with their digests
+(harness.user_code), so that the parent serves it only while none of them has changed.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import inspect
 import json
 import reprlib
 import sys
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import cast
@@ -20,6 +27,7 @@ from typing import cast
 from harness.backend import REGISTRY, backend_entry, backend_of_package, importer_backends
 from harness.checkpoints import save_checkpoint
 from harness.importers import FrameworkImporter, ModelInputError, UnsupportedModelError
+from harness.user_code import describe_exception, describe_frame, imported_user_sources, user_frame
 
 
 def _user_model(name: str, num_classes: int) -> object:
@@ -56,6 +64,28 @@ def _user_model(name: str, num_classes: int) -> object:
     if classes.kind is inspect.Parameter.POSITIONAL_ONLY:
         return factory(num_classes)
     return factory(num_classes=num_classes)
+
+
+def _built_user_model(name: str, num_classes: int) -> object:
+    """The factory's model. Importing the module and calling the factory run only the user's code (and what it
+    calls): an exception there is a fault in that code, named where it arose, not a request to change the input."""
+    try:
+        return _user_model(name, num_classes)
+    except ModelInputError:
+        raise
+    except (Exception, SystemExit) as exc:  # SystemExit: a module that calls sys.exit() when imported
+        module = name.split(":")[0]
+        frame = user_frame(exc)
+        where = (
+            f"raised at {describe_frame(frame)}. To fix, correct that code in {Path(frame.filename).name}"
+            if frame is not None
+            else f"raised in module {module!r} or what it imports (no frame in your own files). To fix, correct "
+            f"it; `python -c 'import {module}'` shows the whole traceback"
+        )
+        raise ModelInputError(
+            f"Expected python:{name} to import and return a model when called (with num_classes={num_classes} "
+            f"where it takes that argument). Received: {describe_exception(exc)}, {where}."
+        ) from exc
 
 
 def _signature_parameters(factory: Callable[..., object]) -> tuple[inspect.Parameter, ...]:
@@ -102,7 +132,7 @@ def convert(request: dict, out: Path) -> None:
     ref = request["ref"]
     shape, classes, seed = tuple(request["input_shape"]), int(request["num_classes"]), int(request["seed"])
     if ref["kind"] == "python":
-        model = _user_model(ref["name"], classes)
+        model = _built_user_model(ref["name"], classes)
         importer = _importer_for(model)
     else:
         importer = _importer(importer_backends()[ref["kind"]])
@@ -115,7 +145,9 @@ def convert(request: dict, out: Path) -> None:
             f"{shape[-1]}. To fix, {_channel_fix(ref['kind'], channels, shape[-1])}."
         )
     spec, weights = importer.convert(model, shape, label)
-    save_checkpoint(out, spec, weights, {"converted_from": label, "request": request})
+    # taken once the model is built and traced: every module of theirs the factory or the forward imported
+    sources = imported_user_sources() if ref["kind"] == "python" else {}
+    save_checkpoint(out, spec, weights, {"converted_from": label, "request": request, "user_sources": sources})
 
 
 def main(argv: list[str]) -> int:
@@ -138,6 +170,12 @@ def main(argv: list[str]) -> int:
     except ModelInputError as exc:
         out.with_suffix(".input-error.json").write_text(json.dumps({"message": str(exc)}))
         return 4
+    except Exception as exc:
+        traceback.print_exc()  # the whole story on the process's error output, for a fault in xfbench itself
+        frame = user_frame(exc)
+        at = describe_frame(frame) if frame is not None else ""
+        out.with_suffix(".failure.json").write_text(json.dumps({"error": describe_exception(exc), "at": at}))
+        return 5
     return 0
 
 

@@ -9,7 +9,9 @@
 
 Framework models are converted in a fresh process that imports only the source framework (``python -m
 harness.import_worker``), checked there, and cached as a neutral checkpoint keyed by a content hash of the
-request, the xfbench and framework versions, and for ``python:`` references the user module's source. Trials
+request, the xfbench and framework versions, and for ``python:`` references the user module's source. A
+``python:`` checkpoint also records every file of the user's own code its conversion imported (helpers, their
+packages) with their digests, and is converted again when any of them has changed or gone. Trials
 then read the checkpoint in any backend. Training from scratch starts every backend from the harness's shared
 initial weights; the converted weights are what a strategy that wants them (pretrained backbones) starts from.
 """
@@ -22,11 +24,10 @@ import importlib.machinery
 import json
 import os
 import sys
-import sysconfig
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 from harness import cachekeys
 from harness.backend import REGISTRY, importer_backends
@@ -39,6 +40,7 @@ from harness.model_cost import model_cost
 from harness.models import MODELS, ModelOptions, build_spec, changed_options
 from harness.shapes import output_shape
 from harness.spec import ModelSpec, spec_from_dict
+from harness.user_code import changed_sources, file_digest, is_installed
 from harness.weights import NeutralWeights
 
 # prefix -> the backend whose importer converts it (backends/<name>/importer.py)
@@ -91,7 +93,6 @@ def python_model_sources(models: Iterable[str]) -> tuple[Path, ...]:
     Trial workers start in directories of their own, on nodes that may not hold the file: the shipped copy is
     what they hash into the cache key and what a node without the run's cache converts. Modules installed in
     the interpreter's environment are not shipped: a node's environment holds them as it holds xfbench."""
-    installed = {Path(sysconfig.get_paths()[k]).resolve() for k in ("stdlib", "platstdlib", "purelib", "platlib")}
     sources: list[Path] = []
     for model in models:
         ref = parse_model_ref(model)
@@ -103,7 +104,7 @@ def python_model_sources(models: Iterable[str]) -> tuple[Path, ...]:
         if found is None:
             continue  # preflight's conversion names the module that cannot be found
         source = (found.parent if found.name == "__init__.py" else found).resolve()
-        if not any(source.is_relative_to(root) for root in installed) and source not in sources:
+        if not is_installed(source) and source not in sources:
             sources.append(source)
     return tuple(sources)
 
@@ -149,7 +150,7 @@ def _python_source_digest(name: str) -> str:
             f"Expected an importable module for model python:{name}. Received: no module {module!r} "
             "in the current directory or on the Python path. Run from the directory holding it."
         )
-    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    return file_digest(path)
 
 
 def _request(ref: ModelRef, input_shape: tuple[int, ...], num_classes: int, seed: int) -> dict[str, object]:
@@ -183,10 +184,21 @@ def imported_model(
     request = _request(ref, input_shape, num_classes, seed)
     key = hashlib.sha256(json.dumps(request, sort_keys=True).encode()).hexdigest()[:16]
     path = Path(cache_dir) / "imports" / f"{key}.npz"
-    if not path.is_file():
-        _convert_in_worker(request, path, call)
+    if path.is_file():
+        spec, weights, meta = load_checkpoint(path)
+        if ref.kind != "python" or not _stale_user_sources(meta):
+            return spec, weights
+    _convert_in_worker(request, path, call)
     spec, weights, _ = load_checkpoint(path)
     return spec, weights
+
+
+def _stale_user_sources(meta: dict[str, object]) -> bool:
+    """Whether a python: model's cached conversion was built from user files that have changed or gone since (the
+    key holds only the named module's source: a helper it imports changes the model as much). An entry written
+    before the files were recorded is stale too: it may hold any earlier version of the helpers."""
+    recorded = meta.get("user_sources")
+    return not isinstance(recorded, dict) or bool(changed_sources(recorded))
 
 
 def _fresh_process(argv: list[str]) -> tuple[int, str]:
@@ -195,29 +207,49 @@ def _fresh_process(argv: list[str]) -> tuple[int, str]:
 
 def _convert_in_worker(request: dict[str, object], path: Path, call: ConvertCall | None = None) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    error = path.with_suffix(".error.json")
     returncode, output = (call or _fresh_process)([json.dumps(request), str(path)])
-    if error.is_file():
-        details = json.loads(error.read_text())
-        error.unlink()
-        raise UnsupportedModelError(
-            details["source"], details["op"], details["location"], details["supported"], details["hint"]
-        )
-    input_error = path.with_suffix(".input-error.json")
-    if input_error.is_file():  # the worker's own account of a request the model cannot take, already in our form
-        message = json.loads(input_error.read_text())["message"]
-        input_error.unlink()
-        raise InputError(message)
-    if returncode != 0 or not path.is_file():
+    unsupported = _take_report(path, ".error.json")
+    if unsupported is not None:
+        raise UnsupportedModelError(**unsupported)  # its fields, as the worker wrote them
+    refused = _take_report(path, ".input-error.json")
+    if refused is not None:  # the worker's own account (a request the model cannot take, a fault in the user's code)
+        raise InputError(refused["message"])
+    failure = _take_report(path, ".failure.json")
+    if failure is not None or returncode != 0 or not path.is_file():
+        raise _conversion_failed(request, output, failure)
+
+
+def _take_report(path: Path, suffix: str) -> dict[str, Any] | None:
+    """The worker's report of one kind beside ``path`` (removed once read: the next conversion writes its own)."""
+    report = path.with_suffix(suffix)
+    if not report.is_file():
+        return None
+    details = cast(dict[str, Any], json.loads(report.read_text()))
+    report.unlink()
+    return details
+
+
+def _conversion_failed(request: dict[str, object], output: str, failure: dict[str, Any] | None) -> InputError:
+    """A conversion that failed past the user's factory: in tracing or shaping the model for the requested input,
+    which is what another input size, channel count or class count can fix (or the user's code it names)."""
+    label = ModelRef(**request["ref"]).label  # type: ignore[arg-type]  # request["ref"] is asdict(ModelRef)
+    shape = "x".join(str(n) for n in cast(list[int], request["input_shape"]))
+    fix = (
+        "To fix, choose an input size, channel count and class count the model accepts "
+        "(--input-size, --input-channels; xfbench model also --classes)"
+    )
+    if failure is None:  # died without a report (killed, out of memory): its last words are all there is
         tail = (output.strip().splitlines()[-1:] or ["(no output)"])[0]
-        label = ModelRef(**request["ref"]).label  # type: ignore[arg-type]  # request["ref"] is asdict(ModelRef)
-        shape = "x".join(str(n) for n in cast(list[int], request["input_shape"]))
-        raise InputError(
-            f"Expected the model {label} to build and convert for input {shape} and {request['num_classes']} "
-            f"classes. Received: the conversion process failed with {tail.rstrip('.')}. "
-            "To fix, choose an input size, channel count and class count the model accepts "
-            "(--input-size, --input-channels; xfbench model also --classes)."
-        )
+        received = f"the conversion process failed with {tail.rstrip('.')}"
+    else:
+        received = f"the conversion failed with {str(failure['error']).rstrip('.')}"
+        if failure.get("at"):
+            received += f", raised at {failure['at']}"
+            fix += ", or correct the code there"
+    return InputError(
+        f"Expected the model {label} to build and convert for input {shape} and {request['num_classes']} "
+        f"classes. Received: {received}. {fix}."
+    )
 
 
 def read_spec_file(ref: ModelRef) -> ModelSpec:

@@ -374,3 +374,115 @@ def test_a_model_name_that_is_not_there_is_answered_with_the_nearest_ones():
     names = ["MobileNet", "MobileNetV2", "ResNet50", "VGG16"]
     assert closest_names("mobilenetv2", names) == "Did you mean MobileNetV2, MobileNet?"  # its twin in case first
     assert closest_names("Zzz", names) == "Valid choices include: MobileNet, MobileNetV2, ResNet50, VGG16 (4 in all)."
+
+
+def test_a_cached_user_model_is_converted_again_when_a_module_it_imports_changes(tmp_path, monkeypatch):
+    """The cache entry of a python: model records the user's own source files its conversion imported (not the
+    environment's, not xfbench's) with their digests: a change to any of them, or one that vanishes, is a new
+    conversion, not the stale network (a helper's WIDTH changed and the run trained the old width)."""
+    from harness.fresh_process import run_worker_module
+
+    (tmp_path / "uses_helper.py").write_text(
+        textwrap.dedent("""
+        from torch import nn
+
+        import helper
+
+
+        def make(num_classes):
+            width = helper.WIDTH
+            return nn.Sequential(nn.Flatten(), nn.Linear(16, width), nn.ReLU(), nn.Linear(width, num_classes))
+        """)
+    )
+    helper = tmp_path / "helper.py"
+    helper.write_text("WIDTH = 16\n")
+    monkeypatch.chdir(tmp_path)
+    conversions = []
+
+    def convert(argv: list[str]) -> tuple[int, str]:
+        conversions.append(argv)
+        return run_worker_module("harness.import_worker", argv)
+
+    def params() -> int:
+        spec, _ = imported_model(ModelRef("python", "uses_helper:make"), (4, 4, 1), 10, tmp_path / "c", call=convert)
+        return count_parameters(spec)
+
+    assert params() == params() == 16 * 16 + 16 + 16 * 10 + 10
+    assert len(conversions) == 1  # unchanged sources: the cached entry, no second conversion
+    helper.write_text("WIDTH = 8  # narrower\n")
+    assert params() == 16 * 8 + 8 + 8 * 10 + 10
+    assert len(conversions) == 2
+    helper.unlink()  # gone: the entry is not served; the conversion says where the import failed
+    with pytest.raises(InputError, match=r"ModuleNotFoundError: No module named 'helper'.*uses_helper\.py:4"):
+        params()
+
+
+def _write_broken_modules(directory: Path) -> None:
+    """Modules that fail in the user's own code (no framework imported: the failure comes first)."""
+    modules = {
+        "broken_syntax": "def make(num_classes)\n    return None\n",
+        "broken_name": "def make(num_classes):\n    return num_clases\n",
+        "broken_import": "import nonexistent_pkg_xyz\n\n\ndef make(num_classes):\n    return None\n",
+        "broken_factory": "def make(num_classes):\n    raise ValueError(f'no model for {num_classes} classes')\n",
+        "broken_helper": "import broken_name\n\n\ndef make(num_classes):\n    return broken_name.make(num_classes)\n",
+    }
+    for name, source in modules.items():
+        (directory / f"{name}.py").write_text(source)
+
+
+@pytest.mark.parametrize(
+    "module, received, line",
+    [
+        ("broken_syntax", "SyntaxError: expected ':'", "broken_syntax.py:1"),
+        ("broken_name", "NameError: name 'num_clases' is not defined", "broken_name.py:2"),
+        ("broken_import", "ModuleNotFoundError: No module named 'nonexistent_pkg_xyz'", "broken_import.py:1"),
+        ("broken_factory", "ValueError: no model for 10 classes", "broken_factory.py:2"),
+        ("broken_helper", "NameError: name 'num_clases' is not defined", "broken_name.py:2"),  # innermost user frame
+    ],
+)
+def test_an_error_in_the_users_own_code_names_its_file_and_line(tmp_path, monkeypatch, module, received, line):
+    """A factory's module that fails to import or build is the user's code to fix: the error names the exception,
+    the file and line (a SyntaxError's own; else the innermost frame in the user's files), and no input size."""
+    _write_broken_modules(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(InputError) as refused:
+        model_spec(f"python:{module}:make", (8, 8, 1), 10, ModelOptions(), tmp_path / "cache")
+    message = str(refused.value)
+    assert received in message and f"{tmp_path.resolve() / line}" in message, message
+    assert "To fix, correct" in message and "--input-size" not in message, message
+    assert "\n" not in message
+
+
+def test_a_failing_forward_is_named_at_its_line_and_a_shape_failure_keeps_the_input_size_advice(tmp_path, monkeypatch):
+    """Past the factory, torch.fx runs the user's forward: a fault there is named at its line (it read as code fx
+    cannot trace, with no line). A model the requested input is too small for is the request: that advice stays."""
+    (tmp_path / "late_nets.py").write_text(
+        textwrap.dedent("""
+        from torch import nn
+
+
+        class Faulty(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.fc = nn.Linear(64, 10)
+
+            def forward(self, x):
+                return self.fc(x.flatten(1)) + undefined_bias
+
+
+        def faulty():
+            return Faulty()
+
+
+        def big_kernel(num_classes):
+            return nn.Sequential(nn.Conv2d(1, 4, 5), nn.Flatten(), nn.Linear(4, num_classes))
+        """)
+    )
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(InputError) as refused:
+        model_spec("python:late_nets:faulty", (8, 8, 1), 10, ModelOptions(), tmp_path / "cache")
+    where = f"raised at {tmp_path.resolve() / 'late_nets.py'}:11 in forward (`return self.fc(x.flatten(1)) + undefined_"
+    assert f"NameError: name 'undefined_bias' is not defined, {where}" in str(refused.value)
+    with pytest.raises(InputError) as refused:
+        model_spec("python:late_nets:big_kernel", (3, 3, 1), 10, ModelOptions(), tmp_path / "cache")
+    assert "kernel (5, 5)" in str(refused.value) and "(--input-size, --input-channels" in str(refused.value)

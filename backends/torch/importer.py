@@ -42,6 +42,7 @@ from harness.spec import (
     MaxPool2D,
     ModelSpec,
 )
+from harness.user_code import describe_exception, describe_frame, user_frame
 from harness.weights import NeutralWeights
 
 SUPPORTED = (
@@ -329,9 +330,12 @@ def convert(model: nn.Module, input_shape: tuple[int, int, int], name: str) -> t
     try:
         graph = fx.symbolic_trace(model).graph
     except Exception as exc:  # data-dependent control flow and the like: fx says what it could not trace
-        hint = "Write the forward without data-dependent Python control flow."
+        # or a fault in the user's forward (a NameError): either way the line of theirs it arose at is what to see
+        frame = user_frame(exc)
+        at = f", raised at {describe_frame(frame)}" if frame is not None else ""
+        hint = "Write the forward without data-dependent Python control flow, or correct the code where it failed."
         raise UnsupportedModelError(
-            "PyTorch", f"code torch.fx cannot trace ({type(exc).__name__}: {exc})", name, SUPPORTED, hint
+            "PyTorch", f"code torch.fx cannot trace ({describe_exception(exc)}{at})", name, SUPPORTED, hint
         ) from None
     c = _Converter(model, name)
     _convert_graph(c, graph)
