@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Protocol
 
 import numpy as np
 
 from harness.errors import InputError
-from harness.spec import Dense, ModelSpec
+from harness.shapes import infer_shapes
+from harness.spec import Activation, BatchNorm, Dense, ModelSpec
 from harness.weights import NeutralWeights, check_weights, parameter_shapes
 
 
@@ -54,27 +56,61 @@ def closest_names(name: str, names: list[str]) -> str:
 def check_converted_weights(spec: ModelSpec, weights: NeutralWeights) -> None:
     """A converted model's weights against the spec inferred for the requested input. A Dense layer whose kernel
     takes another number of inputs was written for another input size (a Linear(64, ...) after Flatten meets 9x9
-    images): that is the user's request, said in their terms. Any other mismatch would be a converter fault
-    (check_weights)."""
+    images), as is a BatchNorm or PReLU on a flattened map that holds another number of features: that is the
+    user's request, said in their terms, with the square input size that gives the weights held where one does.
+    Any other mismatch would be a converter fault (check_weights)."""
     expected = parameter_shapes(spec)
-    wrong = [(k, tuple(v.shape), expected[k]) for k, v in weights.items() if k in expected and v.shape != expected[k]]
-    input_sized = [
-        (k, has, needs)
-        for k, has, needs in wrong
-        if k.endswith("/kernel")
-        and isinstance(spec.layer(k.split("/")[0]), Dense)
-        and len(has) == len(needs) == 2
-        and has[1] == needs[1]
-    ]
-    if input_sized:  # a Dense layer's inputs are the features the input size gives it: the user's request
-        name, has, needs = input_sized[0]
+    wrong = {k: tuple(v.shape) for k, v in weights.items() if k in expected and v.shape != expected[k]}
+    input_sized = {k: has for k, has in wrong.items() if _follows_input_size(spec, k, has, expected[k])}
+    if input_sized:  # the features a layer meets are what the input size gives it: the user's request
+        name, has = next(iter(input_sized.items()))
         size = "x".join(str(n) for n in spec.input_shape)
+        built_for = _square_size_holding(spec, input_sized)
+        fix = (
+            f"give the input size the model was built for: --input-size {built_for} ({built_for}x{built_for}x"
+            f"{spec.input_shape[-1]} gives the weights it holds)."
+            if built_for is not None
+            else "give the input size and channels the model was written for (--input-size, --input-channels)."
+        )
         raise ModelInputError(
             f"Expected model {spec.name} to take inputs of {size}. Received: its layer {name.split('/')[0]!r} holds "
-            f"weights of shape {has} ({name}), where an input of {size} needs {needs}. To fix, give the input size "
-            "and channels the model was written for (--input-size, --input-channels)."
+            f"weights of shape {has} ({name}), where an input of {size} needs {expected[name]}. To fix, {fix}"
         )
     check_weights(spec, weights)
+
+
+def _follows_input_size(spec: ModelSpec, key: str, has: tuple[int, ...], needs: tuple[int, ...]) -> bool:
+    """Whether a weight of the wrong shape is one whose shape the input size decides: a Dense kernel's rows (its
+    outputs agree), or the per-feature vector of a BatchNorm or PReLU on a flattened feature map."""
+    layer = spec.layer(key.split("/")[0])
+    if isinstance(layer, Dense):
+        return key.endswith("/kernel") and len(has) == len(needs) == 2 and has[1] == needs[1]
+    if isinstance(layer, (BatchNorm, Activation)) and len(has) == 1:
+        return infer_shapes(spec)[layer.name].flattened_from is not None  # shape-preserving: its input's origin
+    return False
+
+
+# The largest square input the search for the size a model was built for tries (EfficientNet-B7's 600 fits).
+_LARGEST_SEARCHED_SIZE = 1024
+
+
+def _square_size_holding(spec: ModelSpec, held: dict[str, tuple[int, ...]]) -> int | None:
+    """The smallest square input size (the spec's channels) for which every weight in ``held`` has the shape it
+    holds; None where none up to _LARGEST_SEARCHED_SIZE does. A flattened map's features never shrink as the input
+    grows (floor((s + 2p - k) / stride) + 1 per conv or pool), so the search stops once they exceed the held."""
+    if len(spec.input_shape) != 3:
+        return None
+    first, first_held = next(iter(held.items()))
+    for size in range(1, _LARGEST_SEARCHED_SIZE + 1):
+        try:
+            shapes = parameter_shapes(replace(spec, input_shape=(size, size, spec.input_shape[-1])))
+        except InputError:  # too small for a kernel or a pool: a larger one may fit
+            continue
+        if all(shapes.get(k) == v for k, v in held.items()):
+            return size
+        if shapes[first][0] > first_held[0]:
+            return None
+    return None
 
 
 class FrameworkImporter(Protocol):

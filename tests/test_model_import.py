@@ -453,6 +453,43 @@ def test_an_error_in_the_users_own_code_names_its_file_and_line(tmp_path, monkey
     assert "\n" not in message
 
 
+def test_a_torch_conv_net_built_for_another_input_size_names_its_layer_and_the_size(tmp_path, monkeypatch):
+    """A Linear after a flatten holds the features of the input size it was written for: its kernel cannot be
+    reordered from C,H,W for another size, and the refusal says so in the user's terms (the layer, the shapes it
+    holds and needs, --input-size with the size it was built for), as a Keras model's does; also where the sizes
+    happened to divide (1000 classes) and for a BatchNorm1d on the flattened map."""
+    (tmp_path / "for_28.py").write_text(
+        textwrap.dedent("""
+        from torch import nn
+
+
+        def stem():
+            return [nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten()]
+
+
+        def make(num_classes):
+            return nn.Sequential(*stem(), nn.Linear(8 * 14 * 14, num_classes))
+
+
+        def normed(num_classes):
+            return nn.Sequential(*stem(), nn.BatchNorm1d(8 * 14 * 14), nn.Linear(8 * 14 * 14, num_classes))
+        """)
+    )
+    monkeypatch.chdir(tmp_path)
+    cache = tmp_path / "cache"
+    for classes in (10, 1000):
+        with pytest.raises(InputError) as refused:
+            model_spec("python:for_28:make", (8, 8, 1), classes, ModelOptions(), cache)
+        assert str(refused.value) == (
+            "Expected model for_28:make to take inputs of 8x8x1. Received: its layer '_4' holds weights of shape "
+            f"(1568, {classes}) (_4/kernel), where an input of 8x8x1 needs (128, {classes}). To fix, give the input "
+            "size the model was built for: --input-size 28 (28x28x1 gives the weights it holds)."
+        )
+    with pytest.raises(InputError, match=r"layer '_4' holds weights of shape \(1568,\) .* --input-size 28 "):
+        model_spec("python:for_28:normed", (8, 8, 1), 10, ModelOptions(), cache)
+    assert model_spec("python:for_28:normed", (28, 28, 1), 10, ModelOptions(), cache).input_shape == (28, 28, 1)
+
+
 def test_a_failing_forward_is_named_at_its_line_and_a_shape_failure_keeps_the_input_size_advice(tmp_path, monkeypatch):
     """Past the factory, torch.fx runs the user's forward: a fault there is named at its line (it read as code fx
     cannot trace, with no line). A model the requested input is too small for is the request: that advice stays."""

@@ -29,9 +29,17 @@ def dense_kernel_to_torch(kernel: np.ndarray, flattened_from: tuple[int, int, in
     return np.ascontiguousarray(kernel.T)
 
 
+def _fits(size: int, flattened_from: tuple[int, int, int]) -> bool:
+    h, w, c = flattened_from
+    return size == h * w * c
+
+
 def dense_kernel_from_torch(weight: np.ndarray, flattened_from: tuple[int, int, int] | None) -> np.ndarray:
+    """(out, in) -> (in, out); rows reordered from C,H,W to H,W,C on a flattened feature map. A kernel whose inputs
+    are not that map's features (a Linear written for another input size) is returned unordered, for
+    harness.importers.check_converted_weights to name with the layer and the size it was written for."""
     kernel = weight.T
-    if flattened_from is not None:
+    if flattened_from is not None and _fits(kernel.shape[0], flattened_from):
         h, w, c = flattened_from
         kernel = kernel.reshape(c, h, w, -1).transpose(1, 2, 0, 3).reshape(h * w * c, -1)
     return np.ascontiguousarray(kernel)
@@ -46,7 +54,7 @@ def flat_features_to_torch(values: np.ndarray, flattened_from: tuple[int, int, i
 
 
 def flat_features_from_torch(values: np.ndarray, flattened_from: tuple[int, int, int] | None) -> np.ndarray:
-    if flattened_from is None:
+    if flattened_from is None or not _fits(values.size, flattened_from):  # another size's: as for a dense kernel
         return values
     h, w, c = flattened_from
     return np.ascontiguousarray(values.reshape(c, h, w).transpose(1, 2, 0).reshape(-1))
