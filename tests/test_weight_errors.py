@@ -8,6 +8,7 @@ import json
 import pickle
 import struct
 import zipfile
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +19,7 @@ from harness import cli, weights_worker
 from harness.backend import BACKENDS
 from harness.checkpoints import save_checkpoint
 from harness.config import TransferOptions, TrialConfig
-from harness.models import build_spec
+from harness.models import ModelOptions, build_spec
 from harness.pretrained import prepare_weights, run_worker, worker_reply
 from harness.truncated_weights import check_complete, check_hdf5, hdf5_end_of_file
 from harness.weight_files import BadWeightsError, write_safetensors
@@ -173,6 +174,36 @@ def test_a_cut_file_exits_2_naming_the_tensor(state_file, tmp_path, capsys):
     assert cli.main([*args, "--input-size", "32", "--results-dir", str(tmp_path / "r")]) == 2
     assert "tensor 'layer3.0.conv1.weight' (storage data/" in capsys.readouterr().err
     assert not any((tmp_path / "r").glob("2*"))  # no run directory: nothing started
+
+
+def test_a_pth_that_is_no_torch_file_says_so_with_the_fix_for_whose_file_it_is(workers, tmp_path):
+    """1000 random bytes named as torchvision's download: torch's own UnpicklingError advises re-running the load
+    with weights_only=False, which xfbench never does, so it is not quoted. A user's file gets the advice to save a
+    state dict; a zoo's (reaching the conversion only if its name carried no hash) the fetch command."""
+    path = tmp_path / "resnet18-f37072fd.pth"
+    path.write_bytes(np.random.default_rng(0).bytes(1000))
+    runner = probes.probe_runner(workers)
+    with pytest.raises(BadWeightsError) as error:
+        prepare_weights(_trial("resnet18", path), (32, 32, 3), tmp_path / "cache", ("torch",), runner)
+    users = str(error.value)
+    request = {
+        "ref": {"kind": "torchvision", "name": "resnet18", "weight_set": ""},
+        "file": str(path),
+        "format": "state_dict",
+        "model": "resnet18",
+        "model_options": asdict(ModelOptions()),
+        "input_shape": [32, 32, 3],
+        "normalize": "imagenet",
+        "meta": {"weights": "torchvision:resnet18", "sha256": "", "key": "zoo"},
+    }
+    with pytest.raises(BadWeightsError) as error:
+        runner("torch", "convert", request, tmp_path / "zoo")
+    zoos = str(error.value)
+    for message in (users, zoos):
+        assert "Received: not a torch zip or pickle state dict (1000 bytes, starting " in message, message
+        assert not any(torch_prose in message for torch_prose in ("PyTorch 2.6", "UnpicklingError", "Re-running"))
+    assert "torch.save(model.state_dict(), path)" in users and "weights fetch" not in users, users
+    assert "`xfbench weights fetch torchvision:resnet18`" in zoos and "state_dict(), path" not in zoos, zoos
 
 
 FULL_TIER_WEIGHTS = {

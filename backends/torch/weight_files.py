@@ -11,6 +11,8 @@ from __future__ import annotations
 import hashlib
 import importlib
 import inspect
+import re
+import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -30,6 +32,7 @@ from harness.weight_files import BadWeightsError, check_tensor_shapes, read_safe
 SOURCE = "torchvision"
 ZOO_TO_TORCHVISION = {"alexnet_tv": "alexnet"}  # zoo names that differ from torchvision's
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+SAVE_STATE_DICT = "save it with torch.save(model.state_dict(), path)"  # what to do about a user's unreadable .pth
 
 
 def _weight_enum(name: str, weight_set: str) -> Any:
@@ -113,9 +116,9 @@ def check_convertible(ref: dict[str, str]) -> None:
     importer.convert(_torchvision_model(ref["name"], 1.0, 1000), (size, size, 3), ref["name"])
 
 
-def read_state_dict(path: Path, fmt: str, fix: str = "save it again") -> dict[str, torch.Tensor]:
+def read_state_dict(path: Path, fmt: str, fix: str = SAVE_STATE_DICT) -> dict[str, torch.Tensor]:
     """A state dict from a file, never unpickling beyond ``weights_only``; a damaged file is a BadWeightsError
-    (a file cut short names the first tensor whose bytes are missing)."""
+    (a file cut short names the first tensor whose bytes are missing) ending in ``fix``, the caller's advice."""
     if fmt == "safetensors":
         check_complete(path, fmt, fix)
         return {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in read_safetensors(path).items()}
@@ -124,18 +127,34 @@ def read_state_dict(path: Path, fmt: str, fix: str = "save it again") -> dict[st
     except Exception as exc:  # truncated zip, not a torch file, a pickle weights_only refuses
         check_complete(path, fmt, fix)
         raise BadWeightsError(
-            f"Expected a torch state dict readable with torch.load(weights_only=True) in {path.name}. Received: "
-            f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}. The file is truncated or not a state dict; "
-            "save it with torch.save(model.state_dict(), path)."
+            f"Expected a torch state dict (torch.save's zip archive or legacy pickle of tensors, read with "
+            f"torch.load(weights_only=True)) in {path.name}. Received: {_unreadable(path, exc)}. "
+            f"{fix[:1].upper()}{fix[1:]}."
         ) from None
     if isinstance(loaded, Mapping) and isinstance(loaded.get("state_dict"), Mapping):
         loaded = loaded["state_dict"]  # a training checkpoint that wraps the state dict
     if not isinstance(loaded, Mapping) or not all(isinstance(v, torch.Tensor) for v in loaded.values()):
         raise BadWeightsError(
             f"Expected a state dict (tensor names -> tensors) in {path.name}. Received: {type(loaded).__name__}. "
-            "Save it with torch.save(model.state_dict(), path)."
+            f"{fix[:1].upper()}{fix[1:]}."
         )
     return dict(loaded)
+
+
+def _unreadable(path: Path, exc: Exception) -> str:
+    """What a file torch.load(weights_only=True) refused is, in words. torch's own message is not quoted: it
+    advises loading again with weights_only=False, which xfbench never does (nothing else is unpickled)."""
+    refused = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(exc))
+    if refused:
+        return (
+            f"a pickle of {refused.group(1)}, which weights_only=True does not unpickle (a whole object saved "
+            "with torch.save, not its state dict)"
+        )
+    if zipfile.is_zipfile(path):
+        return "a zip archive that is not torch.save's state dict (another program's, or one holding other objects)"
+    with path.open("rb") as handle:
+        head = handle.read(8)
+    return f"not a torch zip or pickle state dict ({path.stat().st_size} bytes, starting {head.hex(' ') or '-'})"
 
 
 def _torchvision_model(name: str, width: float, classes: int) -> nn.Module:
@@ -179,7 +198,8 @@ def _head_classes(model: nn.Module, state: Mapping[str, torch.Tensor]) -> int | 
 
 
 def load_into_architecture(request: dict[str, Any], path: Path) -> nn.Module:
-    state = read_state_dict(path, request["format"], refetch_hint(WeightsRef(**request["ref"])))
+    ref = WeightsRef(**request["ref"])
+    state = read_state_dict(path, request["format"], SAVE_STATE_DICT if ref.kind == "file" else refetch_hint(ref))
     model = architecture(request["model"], request["model_options"], 1000)
     classes = _head_classes(model, state)
     if classes is not None and classes != 1000:
