@@ -379,6 +379,13 @@ def cmd_weights(args: argparse.Namespace) -> int:
         print(
             f"{entry.label or '(copied in)':<36} {entry.framework:<6} {entry.size_bytes / 2**20:8.1f} MiB  {entry.path}"
         )
+        if entry.problem:  # listed, not raised: the rest of the home is still worth seeing
+            fetch = (
+                f"`xfbench weights fetch {entry.label}`"
+                if entry.label
+                else "`xfbench weights fetch torchvision:NAME` (its set)"
+            )
+            print(f"  ! {entry.problem}; a run refuses it: {fetch} replaces it")
     if not cached:
         print("no weights cached: `xfbench weights fetch torchvision:resnet18 keras:MobileNetV2` fetches some")
     return 0

@@ -9,7 +9,8 @@ What happens before Ray starts (:func:`prepare_weights`, called by the preflight
 
 1. the weights file is found: the user's, or the one the framework's own download mechanism keeps in xfbench's
    weights home (:func:`weights_home`; ``xfbench weights fetch`` fills it). Missing: exit 2 naming the file,
-   where to put it and the fetch command;
+   where to put it and the fetch command; a zoo's file whose content fails the digest its zoo publishes (torch
+   hub's name, Keras' get_file hash): exit 2 naming both digests and the fetch that replaces it;
 2. the file is converted in a process of its source framework (``python -m harness.weights_worker``) to a neutral
    checkpoint cached by the file's content hash (sha256), with a probe batch and the source framework's own
    logits and per-layer outputs on it;
@@ -30,9 +31,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import signal
 import tempfile
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -46,8 +48,11 @@ from harness.errors import InputError, MissingInputFile
 from harness.fresh_process import run_worker_module
 from harness.truncated_weights import check_complete
 from harness.user_files import nearest_existing, read_json_object
-from harness.weight_files import BadWeightsError, file_sha256, weights_format
+from harness.weight_files import BadWeightsError, file_digests, file_sha256, weights_format
 
+# torch.hub.HASH_REGEX: a hub file's name carries a prefix of its content's sha256, which torch hub checks only
+# while downloading. Copied because harness imports no framework; tests/test_pretrained.py checks it is torch's.
+HUB_HASH_REGEX = re.compile(r"-([a-f0-9]*)\.")
 HUBS = importer_backends()  # --pretrained prefix (torchvision, keras) -> the backend whose framework reads it
 WEIGHTS_ENV = "XFBENCH_WEIGHTS"  # where downloaded weight files live (default: the user cache)
 
@@ -271,11 +276,12 @@ def _how_it_ended(returncode: int) -> str:
     return f"exit status {returncode}" if returncode else "exit status 0 without an answer file"
 
 
-def _resolved_file(ref: WeightsRef, scratch: Path, runner: WorkerRunner = run_worker) -> Path:
-    """The file holding ``ref``'s weights; for a zoo's weights, where the framework's download keeps it (asked
-    of a worker of that framework); missing: MissingInputFile naming it, where to put it and the fetch command."""
+def _resolved_file(ref: WeightsRef, scratch: Path, runner: WorkerRunner = run_worker) -> tuple[Path, dict[str, Any]]:
+    """The file holding ``ref``'s weights and, for a zoo's, the worker's answer about it (its url, weight set and
+    expected digest): where the framework's download keeps it (asked of a worker of that framework); missing:
+    MissingInputFile naming it, where to put it and the fetch command."""
     if ref.kind == "file":
-        return Path(ref.name)
+        return Path(ref.name), {}
     home = weights_home()
     found = runner(ref.source_backend, "resolve", {"ref": asdict(ref), "home": str(home)}, scratch)
     path = Path(found["file"])
@@ -285,7 +291,47 @@ def _resolved_file(ref: WeightsRef, scratch: Path, runner: WorkerRunner = run_wo
             f"{path.name} there, and runs never download. Run `{ref.fetch_command}` on a machine with network "
             f"(set ${WEIGHTS_ENV} to choose the folder), or copy {path.name} from {found['url']} into {path.parent}."
         )
-    return path
+    return path, found
+
+
+def hub_name_digest(filename: str) -> dict[str, str] | None:
+    """The digest a torch hub file's name promises (:data:`HUB_HASH_REGEX`) as a zoo's expected digest: algorithm,
+    value (a prefix here) and where it comes from; None when the name carries none."""
+    named = HUB_HASH_REGEX.search(filename)
+    if not named or not named.group(1):
+        return None
+    source = "the prefix in its name, which torch hub checks only while downloading"
+    return {"algorithm": "sha256", "value": named.group(1), "source": source}
+
+
+def digest_mismatch(expected: Mapping[str, str] | None, digests: Mapping[str, str]) -> str:
+    """Empty when ``digests`` (algorithm -> hex, :func:`harness.weight_files.file_digests`) hold the digest a zoo
+    expects, or it expects none; else the digest received, as long as the expected one ("sha256 1a2b3c4d")."""
+    if not expected:
+        return ""
+    value = expected["value"].lower()
+    received = digests[expected["algorithm"]]
+    # a prefix, as torch hub compares it; Keras' get_file compares whole digests, which startswith also does
+    return "" if received.startswith(value) else f"{expected['algorithm']} {received[: len(value)]}"
+
+
+def _check_zoo_content(ref: WeightsRef, path: Path, found: Mapping[str, Any], digests: Mapping[str, str]) -> None:
+    """A zoo's file whose content is not the digest its zoo publishes (cut short, replaced by hand, another set's)
+    is a BadWeightsError: torch hub and Keras check it only while downloading and would load it as it is."""
+    expected = found.get("expected_digest")
+    received = digest_mismatch(expected, digests)
+    if not expected or not received:
+        return
+    check_complete(path, weights_format(path)[0], refetch_hint(ref))  # a file cut short: named by the tensor it lost
+    value = expected["value"].lower()
+    whole = len(value) == 2 * hashlib.new(expected["algorithm"], usedforsecurity=False).digest_size
+    wanted = f"{expected['algorithm']} {value}" if whole else f"{expected['algorithm']} starting {value}"
+    raise BadWeightsError(
+        f"Expected {path} to hold the weights {ref.label} ({found['weight_set']}): content with {wanted} "
+        f"({expected['source']}). Received: {received} (a file cut short, replaced by hand or of another weight "
+        f"set). Run `{ref.fetch_command}` (it replaces the file; without network, run it on a machine with network "
+        f"and copy the file here, or copy {path.name} again from {found['url']})."
+    )
 
 
 def refetch_hint(ref: WeightsRef) -> str:
@@ -357,8 +403,12 @@ def prepare_weights(
     if ref is None:
         raise ValueError(f"Expected --pretrained or --weights for trial {trial.trial_id}. Received: neither.")
     folder = Path(cache_dir) / "pretrained"
-    path = _resolved_file(ref, folder / "work" / "resolve", runner)
-    sha = file_sha256(path)
+    path, found = _resolved_file(ref, folder / "work" / "resolve", runner)
+    expected = found.get("expected_digest")
+    # the cache key's sha256 and the zoo's own digest (Keras' md5) from one read: these files run to hundreds of MB
+    digests = file_digests(path, [expected["algorithm"]] if expected else [])
+    _check_zoo_content(ref, path, found, digests)
+    sha = digests["sha256"]
     content = {
         "sha256": sha,
         "ref": asdict(replace(ref, name=Path(ref.name).name)) if ref.kind == "file" else asdict(ref),
@@ -528,15 +578,28 @@ class CachedWeights:
     framework: str  # "torchvision" (torch hub's folder) | "keras"
     path: Path
     size_bytes: int
+    problem: str = ""  # why the content is not what its name promises ("": it is, or nothing says what it should be)
 
 
 def cached_weights(home: Path | None = None) -> list[CachedWeights]:
-    """Weight files in the weights home, in torch hub's and Keras' folders, with the set each was fetched as."""
+    """Weight files in the weights home, in torch hub's and Keras' folders, with the set each was fetched as, and
+    each torch hub file checked against the sha256 prefix in its name. Keras' file names carry no digest (its
+    applications pass get_file theirs, which would take a TensorFlow process to ask), so a run checks those."""
     home = home or weights_home()
     labels = {Path(path): label for label, path in _read_sets(home).items()}
     found = []
     for framework, folder in (("torchvision", home / "torch/hub/checkpoints"), ("keras", home / "keras/models")):
         for path in sorted(folder.glob("*")) if folder.is_dir() else []:
             if path.is_file():
-                found.append(CachedWeights(labels.get(path, ""), framework, path, path.stat().st_size))
+                problem = _hub_file_problem(path) if framework == "torchvision" else ""
+                found.append(CachedWeights(labels.get(path, ""), framework, path, path.stat().st_size, problem))
     return found
+
+
+def _hub_file_problem(path: Path) -> str:
+    """Why a torch hub file's content is not what its name promises, or "" (it is, or its name promises nothing)."""
+    expected = hub_name_digest(path.name)
+    received = digest_mismatch(expected, {"sha256": file_sha256(path)}) if expected else ""
+    if not expected or not received:
+        return ""
+    return f"content does not match the hash in its name: {received}, not {expected['value']} (cut short or replaced)"

@@ -13,7 +13,7 @@ import hashlib
 import json
 import math
 import struct
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -65,11 +65,19 @@ def weights_format(path: str | Path) -> tuple[str, str]:
 
 
 def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
+    return file_digests(path)["sha256"]
+
+
+def file_digests(path: str | Path, algorithms: Collection[str] = ("sha256",)) -> dict[str, str]:
+    """Hex digests of a file's content, all from one read: a zoo's file is keyed by its sha256 and checked against
+    the md5 its zoo publishes (keras.applications), and weight files run to hundreds of MB."""
+    # md5 only compares content with a published digest here; usedforsecurity=False keeps it on FIPS builds
+    hashers = {name: hashlib.new(name, usedforsecurity=False) for name in {"sha256", *algorithms}}
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(2**20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+            for hasher in hashers.values():
+                hasher.update(block)
+    return {name: hasher.hexdigest() for name, hasher in hashers.items()}
 
 
 def read_safetensors(path: str | Path) -> dict[str, np.ndarray]:

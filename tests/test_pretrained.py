@@ -27,6 +27,7 @@ from harness.config import TransferOptions, TrialConfig
 from harness.input_pipeline import InputConfig
 from harness.models import build_spec
 from harness.pretrained import (
+    HUB_HASH_REGEX,
     cached_weights,
     parse_pretrained,
     prepare_weights,
@@ -507,6 +508,71 @@ def test_a_hub_file_whose_content_does_not_match_the_hash_in_its_name_is_dropped
     unnamed = tmp_path / "mine.pth"  # no hash in the name: nothing to check it against
     unnamed.write_bytes(content)
     assert workers["torch"](probes.drop_damaged_download, str(unnamed)) is False and unnamed.is_file()
+    assert workers["torch"](probes.hub_hash_pattern) == HUB_HASH_REGEX.pattern  # the copy a run and `list` use
+
+
+def _hub_file(home: Path, name: str) -> Path:
+    """Where torch hub keeps a download of ``name`` in the weights home (its folder made)."""
+    folder = home / "torch" / "hub" / "checkpoints"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / name
+
+
+def test_a_zoo_file_whose_content_does_not_match_the_hash_in_its_name_stops_the_run_before_training(
+    workers, weights_home, tmp_path, capsys
+):
+    """The user review's case: a randomly initialised resnet18 saved under torchvision's file name ran as
+    torchvision:resnet18 (exit 0, below chance, rows saying weights=torchvision:resnet18). The preflight checks the
+    sha256 it computes for the cache key against the prefix in the name and exits 2 before Ray, naming both and the
+    fetch that replaces the file."""
+    path = _hub_file(weights_home, "resnet18-f37072fd.pth")
+    workers["torch"](probes.write_torchvision, "resnet18", str(path), 1000)
+    received = hashlib.sha256(path.read_bytes()).hexdigest()[:8]
+    args = (
+        *("--strategy", "feature_extraction", "--model", "resnet18", "--dataset", "digits"),
+        *("--pretrained", "torchvision:resnet18", "--epochs", "2", "--seeds", "1", "--input-size", "32"),
+        *("--train-limit", "128", "--backend", "torch", "--results-dir", str(tmp_path / "r")),
+    )
+    code, out, err = _cli(capsys, "run", *args)
+    assert code == 2, err[-2000:]
+    assert str(path) in err and "sha256 starting f37072fd" in err and f"Received: sha256 {received}" in err, err
+    assert "`xfbench weights fetch torchvision:resnet18` (it replaces the file" in err, err
+    assert not any((tmp_path / "r").glob("2*")) and "trials" not in out  # no run directory: nothing started
+
+
+def test_a_keras_zoo_file_that_fails_its_applications_hash_is_refused(weights_home, runner, tmp_path):
+    """keras.applications passes get_file the md5 of most weight files (ResNet50's here; MobileNet and MobileNetV2
+    pass none): the run checks it in the same pass over the file as its sha256."""
+    folder = weights_home / "keras" / "models"
+    folder.mkdir(parents=True)
+    path = folder / "resnet50_weights_tf_dim_ordering_tf_kernels.h5"
+    path.write_bytes(b"not the weights")
+    trial = _trial("keras:ResNet50", pretrained="keras:ResNet50")
+    with pytest.raises(BadWeightsError) as error:
+        prepare_weights(trial, SHAPE, tmp_path / "cache", BOTH, runner)
+    message = str(error.value)
+    assert "md5 2cb95161c43110f7111970584f804107 (the md5 keras.applications.ResNet50 passes" in message, message
+    assert f"Received: md5 {hashlib.md5(b'not the weights').hexdigest()}" in message, message
+    assert "`xfbench weights fetch keras:ResNet50:imagenet` (it replaces the file" in message, message
+    assert not list((tmp_path / "cache").rglob("*.npz"))  # nothing converted
+
+
+def test_weights_list_flags_a_hub_file_whose_content_does_not_match_the_hash_in_its_name(weights_home, capsys):
+    content = b"the weights"
+    good = _hub_file(weights_home, f"net-{hashlib.sha256(content).hexdigest()[:8]}.pth")
+    fetched, copied = _hub_file(weights_home, "resnet18-f37072fd.pth"), _hub_file(weights_home, "alexnet-7be5be79.pth")
+    for path in (good, fetched, copied):
+        path.write_bytes(content)
+    (weights_home / "sets.json").write_text(json.dumps({"torchvision:resnet18": str(fetched)}))
+    received = hashlib.sha256(content).hexdigest()[:8]
+    code, out, err = _cli(capsys, "weights", "list")
+    assert code == 0, err
+    flags = [line for line in out.splitlines() if "does not match" in line]
+    assert len(flags) == 2, out
+    assert f"sha256 {received}, not f37072fd" in flags[1] and "`xfbench weights fetch torchvision:resnet18`" in flags[1]
+    assert f"sha256 {received}, not 7be5be79" in flags[0] and "torchvision:NAME" in flags[0], out
+    problems = {entry.path.name: entry.problem for entry in cached_weights()}
+    assert problems[good.name] == "" and problems[fetched.name] and problems[copied.name]
 
 
 def test_a_neutral_checkpoint_loads_as_weights(files, cache, runner, tmp_path):

@@ -39,6 +39,13 @@ def drop_damaged_download(_backend: str, path: str) -> bool:
     return drop_damaged_download(Path(path))
 
 
+def hub_hash_pattern(_backend: str) -> str:
+    """torch hub's pattern for the sha256 prefix in a file's name (harness.pretrained keeps a copy)."""
+    import torch
+
+    return torch.hub.HASH_REGEX.pattern
+
+
 def write_torch_state(_backend: str, path: str, tensors: dict[str, np.ndarray]) -> None:
     import torch
 

@@ -71,7 +71,27 @@ def _asked(name: str) -> dict[str, Any]:
 def resolve(ref: dict[str, str], home: Path) -> dict[str, Any]:
     asked = _asked(ref["name"])
     folder = home / "keras" / asked.get("cache_subdir", "datasets")
-    return {"file": str(folder / asked["fname"]), "url": asked["origin"], "weight_set": "imagenet", "classes": 1000}
+    return {
+        "file": str(folder / asked["fname"]),
+        "url": asked["origin"],
+        "weight_set": "imagenet",
+        "classes": 1000,
+        "expected_digest": _expected_digest(ref["name"], asked),  # the run checks it in its pass over the file
+    }
+
+
+def _expected_digest(name: str, asked: dict[str, Any]) -> dict[str, str] | None:
+    """The digest keras.applications.NAME passes get_file (an md5 for most; MobileNet and MobileNetV2 pass none),
+    with the algorithm get_file's ``resolve_hasher`` picks for it: get_file checks it only when it downloads, or
+    when a fetch finds the file already there (and downloads it again)."""
+    value = asked.get("file_hash") or asked.get("md5_hash")
+    if not value:
+        return None
+    algorithm = str(asked.get("hash_algorithm", "auto")) if asked.get("file_hash") else "md5"
+    if algorithm == "auto":
+        algorithm = "sha256" if len(value) == 64 else "md5"
+    source = f"the {algorithm} keras.applications.{name} passes get_file"
+    return {"algorithm": algorithm, "value": str(value).lower(), "source": source}
 
 
 def fetch(ref: dict[str, str], home: Path) -> dict[str, Any]:

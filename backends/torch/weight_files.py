@@ -8,7 +8,6 @@ torchvision keeps downloads in ``torch.hub.get_dir()/checkpoints/<basename of th
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import inspect
 import re
@@ -25,9 +24,16 @@ from torch import nn
 
 from backends.torch import importer
 from harness.errors import InputError
-from harness.pretrained import TORCHVISION_SIZES, WeightsRef, refetch_hint, torchvision_resize_side
+from harness.pretrained import (
+    TORCHVISION_SIZES,
+    WeightsRef,
+    digest_mismatch,
+    hub_name_digest,
+    refetch_hint,
+    torchvision_resize_side,
+)
 from harness.truncated_weights import check_complete
-from harness.weight_files import BadWeightsError, check_tensor_shapes, read_safetensors
+from harness.weight_files import BadWeightsError, check_tensor_shapes, file_sha256, read_safetensors
 
 SOURCE = "torchvision"
 ZOO_TO_TORCHVISION = {"alexnet_tv": "alexnet"}  # zoo names that differ from torchvision's
@@ -79,6 +85,7 @@ def resolve(ref: dict[str, str], home: Path) -> dict[str, Any]:
         "weight_set": f"{type(weights).__name__}.{weights.name}",
         "size": size,
         "classes": len(weights.meta["categories"]),
+        "expected_digest": hub_name_digest(filename),  # the run checks it with the sha256 it computes anyway
     }
 
 
@@ -86,14 +93,8 @@ def drop_damaged_download(path: Path) -> bool:
     """Remove a hub file whose content does not have the sha256 prefix its name carries (a download cut short, a
     file replaced by hand): torch hub checks the hash only while downloading, and would load such a file as it
     is. True if it was removed."""
-    named = torch.hub.HASH_REGEX.search(path.name)
-    if not path.is_file() or not named or not named.group(1):
-        return False
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    if digest.hexdigest().startswith(named.group(1)):
+    expected = hub_name_digest(path.name)
+    if not path.is_file() or not digest_mismatch(expected, {"sha256": file_sha256(path)} if expected else {}):
         return False
     path.unlink()
     return True
