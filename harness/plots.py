@@ -8,7 +8,7 @@ matplotlib is an optional extra (``pip install 'xfbench[report]'``) imported ins
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -179,11 +179,17 @@ def time_ratios(statistics: pd.DataFrame) -> list[Plot]:
     return [Plot("time-ratios", "Epoch-time ratio per case with its 95 % hierarchical bootstrap interval", fig)]
 
 
-def search_points(frame: pd.DataFrame, table: pd.DataFrame, paths: Sequence[str], metric: str) -> list[Plot]:
+def search_points(
+    frame: pd.DataFrame, table: pd.DataFrame, paths: Sequence[str], metric: str, log_paths: Collection[str] = ()
+) -> list[Plot]:
     """A search: each sampled value against the metric (hollow: stopped early by ASHA), and every search trial's
-    metric per epoch, ending where it stopped."""
+    metric per epoch, ending where it stopped. ``log_paths``: options drawn on a log axis (sampled log-uniformly,
+    or chosen among values decades apart). Each backend has its own marker and size, so equal points of two
+    backends show one inside the other rather than one hiding the other."""
     if table.empty:
         return []
+    from matplotlib.ticker import MaxNLocator, NullFormatter
+
     plt = _pyplot()
     backends = sorted(table["backend"].unique())
     fig, axes = plt.subplots(1, len(paths) + 1, figsize=(3.6 * (len(paths) + 1), 3.2))
@@ -197,16 +203,20 @@ def search_points(frame: pd.DataFrame, table: pd.DataFrame, paths: Sequence[str]
                 continue
             values = [v if isinstance(v, int | float) else str(v) for v in group[path]]
             full = [not s for s in group["stopped_early"]]
-            colour = _colour(str(backend), backends)
+            colour, rank = _colour(str(backend), backends), backends.index(backend)
             ax.scatter(
                 values,
                 group[metric],
                 edgecolors=colour,
                 facecolors=[colour if f else "none" for f in full],
                 label=backend,
+                marker="osD^v"[rank % 5],
+                s=90 / (1 + 1.5 * rank),
+                linewidths=1.5,
             )
-        if path.endswith("lr"):
+        if path in log_paths:
             ax.set_xscale("log")
+            ax.xaxis.set_minor_formatter(NullFormatter())  # labelled minor ticks ran into one unreadable string
         ax.set_xlabel(path)
         ax.set_ylabel(metric)
         ax.grid(alpha=0.3)
@@ -216,6 +226,7 @@ def search_points(frame: pd.DataFrame, table: pd.DataFrame, paths: Sequence[str]
         curve = trial[metric].astype(float).to_numpy()
         axes[-1].plot(np.arange(1, len(curve) + 1), curve, color=_colour(backend, backends), alpha=0.6)
         axes[-1].scatter([len(curve)], [curve[-1]], color=_colour(backend, backends), marker="x")
+    axes[-1].xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs: 1, 2, 3, not 1.2, 1.4
     axes[-1].set_xlabel("epoch (x: where the trial ended)")
     axes[-1].set_ylabel(metric)
     axes[0].legend(fontsize=8)

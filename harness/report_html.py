@@ -185,6 +185,20 @@ def _search_plan(run: LoadedRunDir) -> TunePlan | None:
     return read_run_file(run.path).plan.search
 
 
+def log_scaled(plan: TunePlan) -> list[str]:
+    """The searched options a log axis shows best: sampled log-uniformly, or chosen among positive numbers two
+    decades or more apart (learning rates 0.1, 0.01, 0.001)."""
+    from harness.search import Choice, LogUniform
+
+    scaled = []
+    for path, domain in plan.space.params:
+        numbers = [v for v in domain.values if isinstance(v, int | float)] if isinstance(domain, Choice) else []
+        spread = len(numbers) > 1 and min(numbers) > 0 and max(numbers) / min(numbers) >= 100
+        if isinstance(domain, LogUniform) or spread:
+            scaled.append(path)
+    return scaled
+
+
 def _search_plots(run: LoadedRunDir, plan: TunePlan | None) -> list[Any]:
     from harness import plots
     from harness.tuning import search_table
@@ -193,7 +207,7 @@ def _search_plots(run: LoadedRunDir, plan: TunePlan | None) -> list[Any]:
         return []
     table = search_table(run.frame, plan)
     sampled = table[table["sample"].notna()] if len(table) else table  # a skipped experiment's base sampled nothing
-    return plots.search_points(run.frame, sampled, list(plan.space.paths), plan.metric)
+    return plots.search_points(run.frame, sampled, list(plan.space.paths), plan.metric, log_scaled(plan))
 
 
 def _unfinished_banner(run: LoadedRunDir) -> list[str]:

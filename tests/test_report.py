@@ -728,6 +728,48 @@ def test_a_search_plot_draws_a_backend_whose_every_sample_failed_as_nothing_inst
     assert len(points) == 1 and len(points[0]) == 1  # torch's one sample with a metric
 
 
+@needs_matplotlib
+def test_a_search_plot_keeps_both_backends_visible_on_readable_axes():
+    """The search plot drew equal points of two backends in one marker (one hid the other), labelled the log
+    axis's minor ticks into one unreadable string, read epochs as 1.2, 1.4, and took a log axis for paths ending
+    in "lr" only."""
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullFormatter
+
+    from harness.plots import search_points
+    from harness.report_html import log_scaled
+    from harness.search import Choice, IntRange, LogUniform, SearchSpace
+    from harness.tuning import TunePlan
+
+    table = pd.DataFrame(
+        {
+            "backend": ["torch", "torch", "tensorflow", "tensorflow"],
+            "optimizer.lr": [0.003, 0.03, 0.003, 0.03],
+            "stopped_early": [False] * 4,
+            "val_acc": [0.8, 0.9, 0.8, 0.9],  # the backends agree on every sample
+        }
+    )
+    frame = _frame(seeds=1).assign(stage="search")
+    (plot,) = search_points(frame, table, ["optimizer.lr"], "val_acc", ["optimizer.lr"])
+    plot.figure.savefig(io.BytesIO(), format="png")
+    ax, epochs = plot.figure.axes
+    markers = [(c.get_paths()[0].vertices.tobytes(), float(c.get_sizes()[0])) for c in ax.collections]
+    assert len(markers) == 2 and markers[0] != markers[1] and markers[0][1] != markers[1][1]
+    assert ax.get_xscale() == "log" and isinstance(ax.xaxis.get_minor_formatter(), NullFormatter)
+    assert all(float(t).is_integer() for t in epochs.get_xticks())
+    plt.close(plot.figure)
+    space = SearchSpace(
+        (
+            ("optimizer.lr", LogUniform(1e-4, 1e-1)),
+            ("optimizer.momentum", Choice((0.0, 0.9))),
+            ("batch_size", Choice((16, 64, 2048))),
+            ("epochs", IntRange(1, 4)),
+        )
+    )
+    plan = TunePlan(bases=(), space=space, num_samples=2)
+    assert log_scaled(plan) == ["optimizer.lr", "batch_size"]
+
+
 def test_history_says_warm_up_only_where_a_run_had_no_steady_epoch_to_time(tmp_path, capsys, monkeypatch):
     """One-epoch trials that ended ok have no steady epoch time: the cell was empty, as for a case the run lacked."""
     monkeypatch.setenv("COLUMNS", "200")
