@@ -69,6 +69,12 @@ def parse_model_ref(text: str) -> ModelRef:
         return ModelRef(prefix, rest)
     if prefix == "python" and rest.count(":") == 1 and all(rest.split(":")):
         return ModelRef("python", rest)
+    if prefix == "python":
+        module = rest.split(":")[0] or "my_nets"
+        raise InputError(
+            f"Expected python:MODULE:FUNCTION, a module and the function in it that returns the model. Received: "
+            f"model={text!r}. Name the function too, e.g. python:{module}:build (docs/zoo.md, your own models)."
+        )
     if text.endswith(".json"):
         path = Path(text).expanduser().resolve()
         if not path.is_file():
@@ -297,9 +303,14 @@ def model_spec(
             raise ValueError(f"Expected a cache directory to convert model {model} into. Received: none.")
         spec, _ = imported_model(ref, input_shape, num_classes, Path(cache_dir))
     if tuple(spec.input_shape) != tuple(input_shape) or spec.num_classes != num_classes:
+        fixes = []
+        if tuple(spec.input_shape) != tuple(input_shape):
+            fixes.append("resize the inputs with --input-size / --input-channels")
+        if spec.num_classes != num_classes:  # a binary task has one output unit (--binary-positive)
+            fixes.append(f"pick a task with {spec.num_classes} classes (--classes, --binary-positive)")
         raise InputError(
             f"Expected model {model} for inputs {tuple(input_shape)} and {num_classes} classes. "
-            f"Received: a spec for {tuple(spec.input_shape)} and {spec.num_classes} classes. "
-            "Resize with --input-size / --input-channels, or export the spec for this task."
+            f"Received: a spec for {tuple(spec.input_shape)} and {spec.num_classes} classes. To fix, "
+            f"{' and '.join(fixes)}, or export the spec for this task."
         )
     return spec

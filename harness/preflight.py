@@ -323,7 +323,7 @@ def _check_against_model(trial: TrialConfig, spec: ModelSpec) -> None:
         if not any(isinstance(layer, Dropout) and layer.rate > 0 for layer in spec.layers):
             raise InputError(
                 f"Expected a model with dropout for --mc-dropout. Received: {trial.model} has no dropout "
-                "layer with a rate > 0. Add --dropout RATE, or use a model with dropout (cnn_small)."
+                f"layer with a rate > 0. {_dropout_fix(trial.model)}"
             )
         if spec.num_classes < 2:
             raise InputError(
@@ -331,6 +331,13 @@ def _check_against_model(trial: TrialConfig, spec: ModelSpec) -> None:
                 f"probabilities). Received: a binary task ({trial.task.label if trial.task else ''}). "
                 "Drop --binary-positive or --mc-dropout."
             )
+
+
+def _dropout_fix(model: str) -> str:
+    """--dropout adds dropout to the zoo's own models only; a spec file or a user's model defines its own layers."""
+    if parse_model_ref(model).kind == "zoo":
+        return "Add --dropout RATE, or use a model with dropout (cnn_small)."
+    return "Add a dropout layer to the model's own definition, or use a zoo model with --dropout RATE (cnn_small)."
 
 
 def local_memory_bytes(options: ExecutionOptions) -> int | None:
