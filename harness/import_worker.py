@@ -109,7 +109,9 @@ def _importer_for(model: object) -> FrameworkImporter:
     if backend is None:
         kinds = " or ".join(entry.model_kind for entry in REGISTRY.values() if entry.model_packages)
         raise ModelInputError(
-            f"Expected the factory to return {kinds}. Received: {type(model).__module__}.{type(model).__name__}."
+            f"Expected the factory to return {kinds}. Received: {type(model).__module__}.{type(model).__name__}"
+            f"{' (does the function end with `return model`?)' if model is None else ''}. To fix, return the model "
+            "the function builds."
         )
     return _importer(backend)
 

@@ -453,6 +453,13 @@ def test_an_error_in_the_users_own_code_names_its_file_and_line(tmp_path, monkey
     assert "\n" not in message
 
 
+def test_a_factory_that_returns_nothing_is_told_to_return_its_model(tmp_path, monkeypatch):
+    (tmp_path / "forgot.py").write_text("def make(num_classes):\n    layers = [num_classes]\n")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(InputError, match="Received: builtins.NoneType \\(does the function end with `return model`"):
+        model_spec("python:forgot:make", (8, 8, 1), 10, ModelOptions(), tmp_path / "cache")
+
+
 def test_a_torch_conv_net_built_for_another_input_size_names_its_layer_and_the_size(tmp_path, monkeypatch):
     """A Linear after a flatten holds the features of the input size it was written for: its kernel cannot be
     reordered from C,H,W for another size, and the refusal says so in the user's terms (the layer, the shapes it
