@@ -443,13 +443,10 @@ def xfbench_case(request: pytest.FixtureRequest) -> CaseHandle:
 def _record_benchmark(benchmark: Any, handle: CaseHandle) -> None:
     from harness.benchrecord import record_epochs
     from harness.compare import final_accuracies
-    from harness.summary import WARMUP_ONLY, steady_rows
+    from harness.summary import timing_rows
 
     rows = handle.rows()
-    timed = steady_rows(rows)
-    basis = "steady"
-    if timed.empty:  # every phase had a single epoch: fall back to them, as summary.md does, and say so
-        timed, basis = rows[rows["status"] == "ok"], WARMUP_ONLY
+    timed, basis = timing_rows(rows)  # as summary.md times the case, and says on which epochs
     times = timed["epoch_time_s"].astype(float).dropna().to_numpy()
     accs = final_accuracies(rows)
     record_epochs(

@@ -98,15 +98,28 @@ def framework_versions(frame: pd.DataFrame) -> dict[str, str]:
     return {str(k): str(v) for k, v in recorded.groupby("backend")["framework_version"].first().items()}
 
 
-def steady_rows(frame: pd.DataFrame) -> pd.DataFrame:
-    """Rows that count for steady-state speed: the last attempt, not a phase's warm-up epoch, status ok, of a trial
-    that ended ok. A trial that failed or diverged later kept its earlier epochs' ok rows: they timed the case beside
-    "ok 1/2, 1 failed" as if it had run, and compare drew it as one of the case's trials."""
+def trained_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    """Every epoch row that may time a case, warm-up included: the last attempt's ok rows of a trial that ended ok.
+    A trial that failed or diverged later kept its earlier epochs' ok rows: they timed the case beside "ok 1/2,
+    1 failed" as if it had run, and compare drew it as one of the case's trials."""
     frame = last_attempts(frame)
     if frame.empty:
         return frame
     ended = frame.groupby("trial_id")["status"].transform("last")  # the status of the trial's last row
-    return frame[(frame["warmup"] == False) & (frame["status"] == "ok") & (ended == "ok")]  # noqa: E712 (nullable)
+    return frame[frame["status"].eq("ok").fillna(False).astype(bool) & (ended == "ok")]
+
+
+def steady_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    """Rows that count for steady-state speed: :func:`trained_rows` that are not a phase's warm-up epoch."""
+    trained = trained_rows(frame)
+    return trained[trained["warmup"] == False] if len(trained) else trained  # noqa: E712 (nullable booleans)
+
+
+def timing_rows(frame: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+    """The rows a case's epoch time and samples/s come from, and their basis: the steady epochs, or where every
+    phase had one epoch, the trained rows' warm-up epochs (:data:`WARMUP_ONLY`, said wherever the figure shows)."""
+    steady = steady_rows(frame)
+    return (steady, "steady") if len(steady) else (trained_rows(frame), WARMUP_ONLY)
 
 
 def summarize(frame: pd.DataFrame, reference: str = REFERENCE_BACKEND) -> Summary:
@@ -118,9 +131,7 @@ def summarize(frame: pd.DataFrame, reference: str = REFERENCE_BACKEND) -> Summar
         trial_finals = finals[finals["trial_id"].isin(group["trial_id"].unique())]
         ok = trial_finals[trial_finals["status"] == "ok"]
         accs = ok["test_acc"].astype(float).dropna().to_numpy()
-        steady = steady_rows(group)
-        last = last_attempts(group)  # a retried trial's first attempt no more times its warm-up than its epochs
-        timing = steady if len(steady) else last[last["trial_id"].isin(ok["trial_id"])]
+        timing, basis = timing_rows(group)
         samples_per_s = float(timing["samples_per_s"].median()) if len(timing) else math.nan
         macs = _first(group, "forward_macs")
         case = dict(zip(CASE_KEYS + ["backend"], keys, strict=True))
@@ -140,7 +151,7 @@ def summarize(frame: pd.DataFrame, reference: str = REFERENCE_BACKEND) -> Summar
                 "params": _first(group, "params"),
                 "forward_macs": macs,
                 "train_gflops": _median_gflops(timing, str(case["strategy"]), macs),
-                "timing_basis": "steady" if len(steady) else (WARMUP_ONLY if len(timing) else "none"),
+                "timing_basis": basis if len(timing) else "none",
                 "warmup_time_s": _warmup_seconds(group),
                 **{f"{c}_mean": _mean(ok, c) for c in MC_COLUMNS},
                 "inexact": _text(group, "inexact"),
@@ -191,8 +202,8 @@ def phase_times(frame: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame(rows)
     named = several_suites(frame)
     # every phase a trial trained, its warm-up-only ones too (a one-epoch frozen phase), in the order it ran them
-    trained = last_attempts(frame)
-    trained = trained[trained["status"].eq("ok").fillna(False).astype(bool) & trained["epoch"].notna()]
+    trained = trained_rows(frame)
+    trained = trained[trained["epoch"].notna()] if len(trained) else trained
     for keys, group in trained.groupby(CASE_KEYS + ["backend"], sort=True, dropna=False):
         phases = [(phase, _phase_epochs(epochs)) for phase, epochs in group.groupby("phase", sort=False)]
         source = _source_phase(steady, group)
@@ -251,8 +262,8 @@ def _text(group: pd.DataFrame, column: str) -> str:
 
 def _warmup_seconds(group: pd.DataFrame) -> float:
     """Median training seconds of the case's warm-up epochs (tracing, compiling, caches), NaN when none ran."""
-    warm = last_attempts(group)
-    warm = warm[(warm["warmup"] == True) & (warm["status"] == "ok")]  # noqa: E712 (nullable booleans)
+    warm = trained_rows(group)
+    warm = warm[warm["warmup"] == True] if len(warm) else warm  # noqa: E712 (nullable booleans)
     return float(warm["epoch_time_s"].median()) if len(warm) else math.nan
 
 

@@ -22,7 +22,7 @@ from harness.compare import CaseComparison, Thresholds
 from harness.config import TransferOptions
 from harness.errors import InputError
 from harness.results import to_frame
-from harness.summary import steady_rows, summarize
+from harness.summary import steady_rows, summarize, timing_rows
 
 ROOT = Path(__file__).resolve().parents[1]
 THIRD = "jax"  # a backend the registry does not know: the summary must compare it like any other
@@ -510,3 +510,10 @@ def test_a_trial_that_failed_later_times_nothing():
     assert set(steady_rows(frame)["trial_id"]) == {rows[0]["trial_id"]}
     (row,) = summarize(frame).per_backend.to_dict("records")
     assert row["samples_per_s_median"] == 500.0 and row["epoch_time_s_median"] == 2.0
+    # nor in the phase table: frozen for epochs 1-2, unfrozen for epoch 3
+    for r in rows + failing:
+        r.update(phase="frozen" if r["epoch"] < 3 else "unfrozen", warmup=r["epoch"] in (1, 3))
+    phases = summarize(to_frame(rows + failing)).phases.set_index("phase")
+    assert phases.loc["frozen", "epochs"] == 1 and phases.loc["frozen", "epoch_time_s_median"] == 2.0
+    # every trial failed late: nothing to time, rather than its ok epochs labelled warm-up only
+    assert timing_rows(to_frame(failing))[0].empty
