@@ -175,6 +175,7 @@ def _check_names_and_options(trial: TrialConfig, resumed: bool, searched: bool) 
         check_strategy_options(trial)
     if not resumed and not searched:  # a search's base never trains: its points are checked
         check_decay_to_decouple(trial.optimizer)
+        check_frozen_epochs(trial)
     initializer(trial.init)
     trial.optimizer.resolved()
 

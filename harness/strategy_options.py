@@ -98,7 +98,6 @@ def check_strategy_options(trial: TrialConfig) -> None:
         return
     unread = [o for o in _OPTIONS if o.value(trial) != o.default and not _reads(trial, o)]
     if not unread:
-        check_frozen_epochs(trial)
         return
     received = "; ".join(f"{o.flag} {_shown(o.value(trial))}, read by {_readers(o)}" for o in unread)
     raise InputError(

@@ -349,8 +349,8 @@ BAD_INPUTS = {
     "searched epochs below the frozen epochs": (
         ["tune", "--strategy", "transfer", "--model", "cnn_small", "--dataset", "digits", "--frozen-epochs", "2"]
         + ["--space", "epochs=choice:1,4"],
-        "Expected every value of epochs to be valid. Received: 1, which fails: Expected --frozen-epochs at most "
-        "--epochs",
+        "Expected every point the search may sample to fit transfer-cnn_small-digits on torch. Received: epochs=1, "
+        "which fails: Expected --frozen-epochs at most --epochs",
     ),
     "mc dropout without dropout": (
         ["run", "--strategy", "scratch", "--model", "mlp", "--dataset", "digits", "--mc-dropout", "5"],

@@ -456,3 +456,23 @@ def test_beyond_the_cap_each_probed_value_is_checked_in_a_complete_point(monkeyp
     lr, batch = space.paths
     assert all(set(c) == {lr, batch} for c in corners) and len(corners) == 5  # each value once, the firsts shared
     assert {c[lr] for c in corners} == {0.1, 0.2} and {c[batch] for c in corners} == {16, 32, 64}
+
+
+def test_a_search_whose_every_point_unfreezes_passes_though_its_base_would_not(tmp_path):
+    """The base of a search never trains: --frozen-epochs 7 with --space epochs=choice:8,9 was refused against the
+    base's default 5 epochs, and a searched lr beside it took the blame ("every value of optimizer.lr")."""
+    from harness.planner import SearchRequest, Selection, plan_tune
+    from harness.preflight import preflight
+    from harness.search import Choice, SearchSpace
+
+    selection = Selection(strategy="transfer", model="mlp", dataset="digits", backends=("torch",))
+    overrides = {"transfer.frozen_epochs": 7}
+    space = SearchSpace((("epochs", Choice((8, 9))), ("optimizer.lr", Choice((0.01, 0.001)))))
+    plan = plan_tune(selection, overrides, SearchRequest(space=space, num_samples=2))
+    assert plan.search is not None
+    preflight(list(plan.search.bases), None, download=False, cache_dir=tmp_path, search=plan.search)
+    short = SearchSpace((("epochs", Choice((6, 9))),))
+    plan = plan_tune(selection, overrides, SearchRequest(space=short, num_samples=2))
+    assert plan.search is not None
+    with pytest.raises(InputError, match="Received: epochs=6, which fails: Expected --frozen-epochs at most --epochs"):
+        preflight(list(plan.search.bases), None, download=False, cache_dir=tmp_path, search=plan.search)
