@@ -22,12 +22,15 @@ from harness.cachekeys import PROJECT_ROOT, SOURCE_DIRS
 
 @functools.cache
 def installed_roots() -> tuple[Path, ...]:
-    """Where the interpreter and its environment keep what they install: the standard library, site-packages (the
-    user's too), the venv and the base installation. What lies under them changes with the environment, which
-    the cache keys hold by the frameworks' versions, not with the user's edits."""
-    paths = sysconfig.get_paths()
-    found = [paths[k] for k in ("stdlib", "platstdlib", "purelib", "platlib") if k in paths]
-    found += [sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix]
+    """Where the interpreter and its environment keep what they install: the standard library and site-packages,
+    of the venv and of the base installation (the user's site too). What lies under them changes with the
+    environment, which the cache keys hold by the frameworks' versions, not with the user's edits. Library folders
+    only, never a bare prefix: Debian's Python has prefix /usr, and a venv inside the project folder has it as
+    parent, so a prefix would take the user's own modules for installed ones."""
+    keys = ("stdlib", "platstdlib", "purelib", "platlib")
+    bases = {"base": sys.base_prefix, "platbase": sys.base_exec_prefix, "installed_base": sys.base_prefix}
+    found = [paths[k] for paths in (sysconfig.get_paths(), sysconfig.get_paths(vars=bases)) for k in keys if k in paths]
+    found += site.getsitepackages()
     if site.ENABLE_USER_SITE:
         found.append(site.getusersitepackages())
     roots = {Path(p).resolve() for p in found if p}

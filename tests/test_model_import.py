@@ -530,3 +530,17 @@ def test_a_failing_forward_is_named_at_its_line_and_a_shape_failure_keeps_the_in
     with pytest.raises(InputError) as refused:
         model_spec("python:late_nets:big_kernel", (3, 3, 1), 10, ModelOptions(), tmp_path / "cache")
     assert "kernel (5, 5)" in str(refused.value) and "(--input-size, --input-channels" in str(refused.value)
+
+
+def test_only_library_folders_count_as_installed_not_the_prefixes_above_them():
+    """With the interpreter's prefixes among the installed roots, a user's module beside a venv in the project
+    folder (or anywhere under /usr with Debian's Python) counted as installed: not shipped to Ray's nodes, not
+    tracked for the cache, its errors without file and line."""
+    import json as stdlib_module
+    import sys
+
+    from harness.user_code import is_installed
+
+    assert is_installed(Path(stdlib_module.__file__).resolve()) and is_installed(Path(np.__file__).resolve())
+    for prefix in {sys.prefix, sys.base_prefix}:
+        assert not is_installed(Path(prefix).resolve() / "my_nets.py")
