@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import urllib.parse
 import urllib.request
@@ -166,8 +167,8 @@ def _milliseconds(timestamp: Any) -> int:
 
 def _metrics(trial: pd.DataFrame) -> list[Any]:
     """Each epoch's metrics at step = its position in the trial, stamped with the time its row was written (so
-    MLflow's wall-time axis shows when the epochs ran). A diverged epoch's NaN or infinite loss is logged as it is
-    (MLflow's SQL stores keep NaN, and store infinity as the largest double): it is what shows the divergence."""
+    MLflow's wall-time axis shows when the epochs ran). Finite values only, but for a diverged epoch's loss, logged
+    as it is (MLflow's SQL stores keep NaN, and store infinity as the largest double): it shows the divergence."""
     from mlflow.entities import Metric
 
     metrics = []
@@ -176,8 +177,11 @@ def _metrics(trial: pd.DataFrame) -> list[Any]:
         diverged = row.get("status") == "diverged"
         for name in EPOCH_METRICS:
             value = row.get(name)
-            if value is not None and (diverged and name == "train_loss" or not pd.isna(value)):
-                metrics.append(Metric(name, float(value), stamp, step))
+            if value is None:
+                continue
+            number = float(value) if not pd.isna(value) else math.nan
+            if math.isfinite(number) or (diverged and name == "train_loss"):
+                metrics.append(Metric(name, number, stamp, step))
     final = trial.iloc[-1]
     for name in FINAL_METRICS:
         if name in final and not pd.isna(final[name]):

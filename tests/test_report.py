@@ -311,7 +311,6 @@ def test_a_history_of_three_runs_flags_the_regression(tmp_path):
 
 
 @needs_matplotlib
-@needs_matplotlib
 def test_the_history_plot_circles_a_regression_of_the_metric_it_draws_and_the_listing_names_each_kind(tmp_path):
     """An accuracy drop was circled on the epoch-time plot (any regression of the case was), and the runs table did
     not say what had regressed."""
@@ -333,6 +332,7 @@ def test_the_history_plot_circles_a_regression_of_the_metric_it_draws_and_the_li
     assert circles == {"epoch_time_s": 0, "test_acc": 1}
 
 
+@needs_matplotlib
 def test_a_history_lists_a_ratio_too_few_epochs_could_not_decide_with_the_reason(tmp_path):
     """One seed of 3 steady epochs a side: 1.6x slower, yet no Mann-Whitney p can fall under alpha (0.01). The ratio is
     listed, undecided (n/a) with compare's reason, not dropped from the table as if the case had no timing."""
@@ -417,6 +417,8 @@ def test_a_trial_that_did_not_end_ok_exports_why_and_the_loss_that_diverged(tmp_
     diverged, failed = last & (rows["trial_id"] == trials[0]), last & (rows["trial_id"] == trials[1])
     rows.loc[diverged, ["status", "train_loss", "error"]] = ["diverged", math.nan, "train_loss is nan at step 7"]
     rows.loc[failed, ["status", "error"]] = ["failed", "RuntimeError: out of memory"]
+    ok_inf = (rows["trial_id"] == trials[2]) & (rows["epoch"] == 2)
+    rows.loc[ok_inf, "val_loss"] = math.inf  # on an ok epoch: not logged (MLflow would store 1.8e308)
     rows.to_parquet(run_dir / "results.parquet")
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     assert main(["export", str(run_dir), "--mlflow", uri, "--experiment", "d"]) == 0
@@ -428,6 +430,7 @@ def test_a_trial_that_did_not_end_ok_exports_why_and_the_loss_that_diverged(tmp_
     assert "xfbench.error" not in by_trial[trials[2]].data.tags
     losses = [m.value for m in client.get_metric_history(by_trial[trials[0]].info.run_id, "train_loss")]
     assert len(losses) == EPOCHS and math.isnan(losses[-1]) and all(math.isfinite(v) for v in losses[:-1])
+    assert len(client.get_metric_history(by_trial[trials[2]].info.run_id, "val_loss")) == EPOCHS - 1
 
 
 @pytest.mark.skipif(importlib.util.find_spec("mlflow") is None, reason="needs xfbench[mlflow]")

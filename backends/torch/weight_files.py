@@ -148,8 +148,9 @@ def _unreadable(path: Path, exc: Exception) -> str:
     refused = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(exc))
     if refused:
         return (
-            f"a pickle of {refused.group(1)}, which weights_only=True does not unpickle (a whole object saved "
-            "with torch.save, not its state dict)"
+            f"a pickle holding {refused.group(1)}, which weights_only=True does not unpickle (a whole model saved "
+            "with torch.save, or a checkpoint that keeps other objects beside its state dict: save the state dict "
+            "alone, e.g. torch.save(checkpoint['state_dict'], path))"
         )
     if zipfile.is_zipfile(path):
         return "a zip archive that is not torch.save's state dict (another program's, or one holding other objects)"
