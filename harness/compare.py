@@ -238,7 +238,8 @@ def _accuracy_verdict(
         # size alone would fail a --seeds 1 gate on chance (and contradict the run's own "too few to say").
         if abs(diff_pp) <= t.accuracy_pp:
             return float(base.mean()), float(new.mean()), diff_pp, ci, "unchanged", note
-        undecided = f"accuracy not decided: {note}; run more seeds (2 or more, so their differences vary)"
+        more = "run 2 seeds or more" if min(len(base), len(new)) < 2 else "run more seeds, whose differences may vary"
+        undecided = f"accuracy not decided: {note}; {more}"
         return float(base.mean()), float(new.mean()), diff_pp, ci, "n/a", undecided
     if diff_pp < -t.accuracy_pp and ci[1] < 0:
         verdict = "regression"

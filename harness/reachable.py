@@ -19,12 +19,16 @@ def connection_problem(host: str, port: int, timeout_s: float = CONNECT_TIMEOUT_
     try:
         with socket.create_connection((host, port), timeout=timeout_s):
             return ""
-    except socket.gaierror:
-        return f"the host name {host!r} does not resolve"
-    except TimeoutError:
-        return f"no answer within {timeout_s:g} s"
     except OSError as exc:
-        return exc.strerror or str(exc) or type(exc).__name__
+        return _unconnected(exc, host, timeout_s)
+
+
+def _unconnected(exc: OSError, host: str, timeout_s: float) -> str:
+    if isinstance(exc, socket.gaierror):
+        return f"the host name {host!r} does not resolve"
+    if isinstance(exc, TimeoutError):
+        return f"no answer within {timeout_s:g} s"
+    return exc.strerror or str(exc) or type(exc).__name__
 
 
 def grpc_problem(host: str, port: int, timeout_s: float = CONNECT_TIMEOUT_S) -> str:
@@ -32,8 +36,11 @@ def grpc_problem(host: str, port: int, timeout_s: float = CONNECT_TIMEOUT_S) -> 
     '' when it sends an HTTP/2 SETTINGS frame. Another server on the port (a web server, a database) accepts the TCP
     connection, and Ray's client then retried against it for minutes, deaf to Ctrl-C."""
     try:
-        with socket.create_connection((host, port), timeout=timeout_s) as connection:
-            connection.settimeout(timeout_s)
+        connection = socket.create_connection((host, port), timeout=timeout_s)
+    except OSError as exc:  # no connection at all: worded as connection_problem words it
+        return _unconnected(exc, host, timeout_s)
+    try:
+        with connection:
             connection.sendall(HTTP2_PREFACE)
             head = b""
             while len(head) < 9:

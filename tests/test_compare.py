@@ -396,7 +396,7 @@ def test_one_seed_decides_no_accuracy_change_on_its_size_alone():
     times = [1.0, 1.0, 1.0]
     (drop,) = compare_frames(_frame([0.9], times), _frame([0.86], times), Thresholds())
     assert drop.acc_verdict == "n/a" and not drop.regressed and drop.acc_diff_pp == pytest.approx(-4.0)
-    assert drop.note.startswith("accuracy not decided: noise unknown (1 seed); run more seeds"), drop.note
+    assert drop.note.startswith("accuracy not decided: noise unknown (1 seed); run 2 seeds or more"), drop.note
     (small,) = compare_frames(_frame([0.9], times), _frame([0.895], times), Thresholds())
     assert small.acc_verdict == "unchanged" and small.note.startswith("noise unknown (1 seed)")
     # one seed against three (no seed in common: the bootstrap sees the three's spread only) decides nothing either

@@ -91,3 +91,10 @@ def test_a_port_that_another_server_holds_is_refused_before_ray_retries_against_
         assert (
             grpc_problem("127.0.0.1", port, timeout_s=0.3) == "it accepted the connection but sent nothing within 0.3 s"
         )
+
+
+def test_under_tls_the_second_check_is_skipped(monkeypatch):
+    """A TLS cluster expects a handshake before HTTP/2: the plain preface would fail there, so it is not sent."""
+    monkeypatch.setenv("RAY_USE_TLS", "1")
+    with _server(None) as port:  # silent: the gRPC check would have waited and refused
+        check_cluster_address(f"127.0.0.1:{port}")
