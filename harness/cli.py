@@ -373,7 +373,7 @@ def cmd_weights(args: argparse.Namespace) -> int:
         for label, path in fetch_weights(args.names):
             print(f"{label}: {path}")
         return 0
-    cached = cached_weights()
+    cached = cached_weights(verify=args.verify)
     print(f"weights home: {weights_home()} (set $XFBENCH_WEIGHTS to move it)")
     for entry in cached:
         print(

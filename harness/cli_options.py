@@ -786,7 +786,13 @@ def build_parser() -> argparse.ArgumentParser:
     wts_cmds = wts.add_subparsers(dest="weights_command", required=True, metavar="{fetch,list}")
     fetch = wts_cmds.add_parser("fetch", help="download through the framework's own mechanism ($XFBENCH_WEIGHTS)")
     fetch.add_argument("names", nargs="+", metavar="NAME", help="torchvision:NAME[:WEIGHTS] or keras:NAME[:imagenet]")
-    wts_cmds.add_parser("list", help="weight files in the cache, with the set each was fetched as")
+    wts_list = wts_cmds.add_parser("list", help="weight files in the cache, with the set each was fetched as")
+    wts_list.add_argument(
+        "--verify",
+        action="store_true",
+        help="also read each torch hub file whole and check it against the sha256 prefix in its name (runs check "
+        "the files they use)",
+    )
 
     hist = commands.add_parser("history", help="runs so far and a metric's trend per case")
     hist.add_argument("--results-dir", default="results", help="the runs to list (default ./results)")

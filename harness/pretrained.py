@@ -581,9 +581,10 @@ class CachedWeights:
     problem: str = ""  # why the content is not what its name promises ("": it is, or nothing says what it should be)
 
 
-def cached_weights(home: Path | None = None) -> list[CachedWeights]:
+def cached_weights(home: Path | None = None, verify: bool = False) -> list[CachedWeights]:
     """Weight files in the weights home, in torch hub's and Keras' folders, with the set each was fetched as, and
-    each torch hub file checked against the sha256 prefix in its name. Keras' file names carry no digest (its
+    with ``verify``, each torch hub file checked against the sha256 prefix in its name (a read of every byte: the
+    home can hold gigabytes, and a run checks the files it uses anyway). Keras' file names carry no digest (its
     applications pass get_file theirs, which would take a TensorFlow process to ask), so a run checks those."""
     home = home or weights_home()
     labels = {Path(path): label for label, path in _read_sets(home).items()}
@@ -591,7 +592,7 @@ def cached_weights(home: Path | None = None) -> list[CachedWeights]:
     for framework, folder in (("torchvision", home / "torch/hub/checkpoints"), ("keras", home / "keras/models")):
         for path in sorted(folder.glob("*")) if folder.is_dir() else []:
             if path.is_file():
-                problem = _hub_file_problem(path) if framework == "torchvision" else ""
+                problem = _hub_file_problem(path) if verify and framework == "torchvision" else ""
                 found.append(CachedWeights(labels.get(path, ""), framework, path, path.stat().st_size, problem))
     return found
 
