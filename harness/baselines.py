@@ -19,6 +19,7 @@ import pandas as pd
 
 from harness.config import case_label
 from harness.errors import InputError
+from harness.plan import UNFINISHED_STATUSES, resume_command
 from harness.provenance import cpu_model, short_commit, utc_now
 from harness.summary import compared_rows, final_rows, framework_versions, steady_rows
 from harness.user_files import read_json_object, read_run_json, read_run_rows, read_run_table
@@ -166,7 +167,7 @@ def run_state_warnings(base: LoadedRun, new: LoadedRun) -> list[str]:
             status = read_run_json(run.path).get("status")
         except InputError:
             continue
-        if status in ("running", "interrupted"):
+        if status in UNFINISHED_STATUSES:
             warnings.append(f"the {side} run {run.label} is {status}, not finished: its figures stop where it did")
     return warnings
 
@@ -203,12 +204,12 @@ def _check_finished(run_dir: Path, name: str) -> None:
     except InputError:
         return
     status = info.get("status")
-    if status in ("running", "interrupted"):
+    if status in UNFINISHED_STATUSES:
         kind = "tune" if info.get("kind") == "tune" else "run"
         raise InputError(
             f"Expected a finished run to save as baseline {name!r}. Received: {run_dir}, {status} (run.json): it holds "
-            f"only the trials it got to. Finish it with `xfbench {kind} --resume {run_dir.name} --results-dir "
-            f"{run_dir.parent}`, or pass a finished run: `xfbench baseline save {name} --run RUN_ID`."
+            f"only the trials it got to. Finish it with `{resume_command(kind, run_dir)}`, or pass a finished run: "
+            f"`xfbench baseline save {name} --run RUN_ID`."
         )
 
 

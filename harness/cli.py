@@ -325,7 +325,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from harness.baselines import resolve
-    from harness.mlflow_export import UNFINISHED_STATES, export_run, sqlite_file
+    from harness.mlflow_export import export_run, sqlite_file
+    from harness.plan import UNFINISHED_STATUSES
 
     run_dir = resolve(args.run, Path(args.results_dir).expanduser())
     exported = export_run(run_dir, args.mlflow, args.experiment, args.replace)
@@ -338,7 +339,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     else:
         verb = "replaced the earlier export with" if exported.outcome == "replaced" else "exported"
         print(f"{verb} {len(exported.trial_runs)} trials of {run_dir.name} to {where}")
-    if exported.run_status in UNFINISHED_STATES:
+    if exported.run_status in UNFINISHED_STATUSES:
         print(
             f"warning: {run_dir.name} is {exported.run_status}, not finished: its trials stop where it did (tag "
             "xfbench.run_status; its parent run ended KILLED). Export it again with --replace once "

@@ -23,6 +23,7 @@ import pandas as pd
 
 from harness.config import model_label
 from harness.errors import InputError
+from harness.plan import UNFINISHED_STATUSES
 from harness.reachable import connection_problem
 from harness.summary import last_attempts
 from harness.user_files import read_run_json, read_run_rows, unwritable_reason
@@ -32,9 +33,6 @@ FINAL_METRICS = ("test_acc", "mc_test_acc", "mc_mean_prob", "mc_pred_std")
 TRIAL_TAGS = ("trial_id", "stage", "suite", "strategy", "model", "variant", "dataset", "backend", "framework_version")
 PARAM_LIMIT = 6000  # MLflow's longest parameter value
 ERROR_TAG_LIMIT = 5000  # of a trial's error text, as a tag (MLflow's tag values hold 8000 characters)
-
-
-UNFINISHED_STATES = ("running", "interrupted")  # run.json states of a run whose trials stop where it did
 
 
 @dataclass(frozen=True)
@@ -319,7 +317,7 @@ def export_run(run_dir: Path, uri: str, experiment: str = "xfbench", replace: bo
             client.log_artifact(parent, str(run_dir / name))
     # a run that did not finish (interrupted, or still running as it was read) ends KILLED: MLflow's "stopped"; one
     # whose state was not recorded (no run.json, an older version's) says nothing of it
-    client.set_terminated(parent, "KILLED" if status in UNFINISHED_STATES else "FINISHED", end_time=end)
+    client.set_terminated(parent, "KILLED" if status in UNFINISHED_STATUSES else "FINISHED", end_time=end)
     common = {"mlflow.parentRunId": parent, "xfbench.run_id": run_id, "xfbench.run_key": key}
     trial_runs = {
         str(trial_id): _log_trial(client, experiment_id, str(trial_id), trial, common)

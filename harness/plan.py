@@ -23,6 +23,15 @@ from harness.user_files import read_json_object
 
 KINDS = ("run", "tune")
 RUN_STATUSES = ("running", "finished", "interrupted")
+# run.json's states of a run whose trials stop where it did: still running (or its driver killed), or interrupted
+UNFINISHED_STATUSES = ("running", "interrupted")
+
+
+def resume_command(kind: str, run_dir: Path) -> str:
+    """The command that finishes the run in ``run_dir`` (``kind``: run or tune)."""
+    return f"xfbench {kind} --resume {run_dir.name} --results-dir {run_dir.parent}"
+
+
 LOCAL_ADDRESS = "local"  # Ray's spelling of a fresh instance of one's own, as --address
 RUN_TITLE, TUNE_TITLE = "xfbench comparison", "xfbench tune: each backend at its best config"
 

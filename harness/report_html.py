@@ -25,6 +25,7 @@ import pandas as pd
 from harness.backend import BACKENDS, REFERENCE_BACKEND
 from harness.compare import CaseComparison, Thresholds, compare_frames, compared_cases
 from harness.errors import InputError
+from harness.plan import UNFINISHED_STATUSES
 from harness.provenance import short_commit
 from harness.reporting import (
     TableData,
@@ -216,7 +217,7 @@ def _unfinished_banner(run: LoadedRunDir) -> list[str]:
     from harness.plan import read_run_file
 
     status = run.info.get("status")
-    if status not in ("running", "interrupted"):
+    if status not in UNFINISHED_STATUSES:
         return []
     try:
         plan = read_run_file(run.path).plan

@@ -25,6 +25,7 @@ import pandas as pd
 from harness.backend import BACKENDS
 from harness.compare import CASE_COLUMNS, CaseComparison, Thresholds
 from harness.config import TUNED, model_label
+from harness.plan import UNFINISHED_STATUSES, RunPlan, resume_command
 from harness.statistics import SIGNIFICANT_MARK
 from harness.suites import SPEED_VARIANTS
 from harness.summary import WARMUP_ONLY, Summary, case_title, suite_shown
@@ -32,7 +33,6 @@ from harness.tuning import TunePlan, best_trials, search_table
 
 if TYPE_CHECKING:
     from harness.baselines import History, LoadedRun, SavedBaseline
-    from harness.plan import RunPlan
     from harness.runner import RunOutcome
 
 PER_BACKEND_HEADER = [
@@ -147,7 +147,7 @@ def unfinished_notice(plan: RunPlan, status: str, frame: pd.DataFrame, run_dir: 
     headline = "Interrupted" if status == "interrupted" else "Not finished (still running, or its driver was killed)"
     text = (
         f"{counted} have rows, and the tables below hold those only. Finish the run with "
-        f"`xfbench {plan.kind} --resume {run_dir.name} --results-dir {run_dir.parent}`."
+        f"`{resume_command(plan.kind, run_dir)}`."
     )
     return headline, text
 
@@ -755,7 +755,7 @@ def history_tables(history: History, metric: str, results_dir: str | Path) -> li
     table = history.table
     if not table.empty:
         changed = {(c.case, c.backend, c.run_id) for c in history.changes}
-        unfinished = {r.run_id for r in history.runs if r.status in ("running", "interrupted")}
+        unfinished = {r.run_id for r in history.runs if r.status in UNFINISHED_STATUSES}
         # a run that did not finish has the epochs and trials it got to: its column says so
         header = ("case", "backend", *[f"{c} ({UNFINISHED})" if c in unfinished else str(c) for c in table.columns])
         # the index is (case, backend); a metric missing in a run (NaN) is an empty cell
