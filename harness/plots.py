@@ -234,9 +234,10 @@ def search_points(
     return [Plot("search", "Search: sampled values against the metric (hollow: stopped early)", fig)]
 
 
-def history(series: pd.DataFrame, flagged: set[tuple[str, str, str]], metric: str) -> list[Plot]:
+def history(series: pd.DataFrame, flagged: set[tuple[str, str, str]], metric: str, kind: str) -> list[Plot]:
     """The metric over runs per (case, backend): ``series`` has index (case, backend) and one column per run;
-    ``flagged`` holds (case, backend, run) where ``xfbench compare`` flags a regression against the run before."""
+    ``flagged`` holds (case, backend, run) where ``xfbench compare`` finds the ``kind`` of regression the metric
+    shows (time, accuracy) against the run before."""
     if series.empty:
         return []
     plt = _pyplot()
@@ -262,7 +263,7 @@ def history(series: pd.DataFrame, flagged: set[tuple[str, str, str]], metric: st
     ax.set_ylabel(metric)
     ax.legend(fontsize=7, loc="best")
     ax.grid(alpha=0.3)
-    title = f"red circle: a {metric} regression, as xfbench compare decides against the last run that ran the case"
+    title = f"red circle: the case's {kind} regressed, as xfbench compare decides against the last run that ran it"
     ax.set_title(title, fontsize=8)
     fig.tight_layout()
     return [Plot("history", f"History: {metric} over runs per case", fig)]

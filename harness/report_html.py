@@ -328,7 +328,9 @@ def _history_section(runs: list[LoadedRunDir], metric: str) -> tuple[str, list[A
     )
     text = "<h2>History</h2>\n" + _table_html(listing) + "\n" + _table_html(ratio_table)
     rules = comparison_rules(Thresholds()).replace("`", "")  # markdown code marks: plain text in the page
-    return text + f"\n<p class='note'>{html.escape(rules)}</p>", plots.history(series, flagged, metric)
+    return text + f"\n<p class='note'>{html.escape(rules)}</p>", plots.history(
+        series, flagged, metric, DRAWN_KIND[metric]
+    )
 
 
 def _page(title: str, body: str) -> str:
