@@ -539,8 +539,8 @@ BAD_INPUTS = {
         "whose table has none (no trial of it finished). Pick another run, or finish this one: xfbench run --resume",
     ),
     "save a baseline from a run that finished no trial": (
-        ["baseline", "save", "nightly", "--run", "empty-run"],
-        "Expected a run with results rows",
+        ["baseline", "save", "nightly", "--run", "empty-run"],  # interrupted before any trial finished
+        "Expected a finished run to save as baseline 'nightly'.",
     ),
     "search a config instead of a value": (
         ["tune", "--suite", "tune_smoke", "--space", "transfer.source_task=choice:1"],

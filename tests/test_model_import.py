@@ -40,6 +40,8 @@ def test_every_reference_form_parses_and_a_bad_one_lists_them(tmp_path):
     assert parse_model_ref("python:pkg.mod:make") == ModelRef("python", "pkg.mod:make")
     assert parse_model_ref(str(spec_file)) == ModelRef("spec", str(spec_file.resolve()))
     with pytest.raises(InputError, match="torchvision:NAME, keras:NAME, python:package.module:function"):
+        parse_model_ref("nomodel")
+    with pytest.raises(InputError, match="Expected python:MODULE:FUNCTION.*e.g. python:nomodule:build"):
         parse_model_ref("python:nomodule")
     with pytest.raises(InputError, match="does not exist"):
         parse_model_ref(str(tmp_path / "missing.json"))
