@@ -81,7 +81,9 @@ def unread_option_paths(strategy: str, pretrained: bool) -> tuple[str, ...]:
     """The config paths of the options ``strategy`` does not read (``pretrained``: it starts from --pretrained /
     --weights), for readers of recorded configs (harness.compare) that hold no TrialConfig."""
     if strategy == PRETRAIN:
-        return ()
+        # a backbone's trial carries its target's options (harness.backbone.pretrain_trial): those of the target's
+        # own strategy (frozen epochs, the head) changed nothing in it; the recipe's (source_*) describe it
+        return tuple(o.path for o in _OPTIONS if o.path.startswith("transfer.") and not o.trained_backbone_only)
     return tuple(o.path for o in _OPTIONS if not _read_by(o, strategy, pretrained))
 
 

@@ -136,3 +136,22 @@ def test_decoupled_weight_decay_without_a_decay_to_decouple_is_refused():
     preflight([decoupled], None, download=False, resumed=True)  # a recorded run ran as it stands
     check_decay_to_decouple(OptimizerConfig("momentum", weight_decay=1e-4, decoupled=True).resolved())
     check_decay_to_decouple(OptimizerConfig("adamw", weight_decay=0.0).resolved())  # adamw's decay is decoupled anyway
+
+
+def test_a_backbones_settings_leave_out_its_targets_strategy_options():
+    """A pretrain trial carries its target's options: its Settings row listed `transfer.frozen_epochs 4`, which
+    changed nothing in the backbone, and a compare would have noted a change of it as a config change."""
+    import json
+
+    import pandas as pd
+
+    from harness.backbone import pretrain_trial
+    from harness.compare import case_settings
+
+    target = _with("transfer", frozen_epochs=4, source_epochs=3)
+    rows = {
+        t.strategy: pd.DataFrame({"strategy": [t.strategy], "config_json": [json.dumps(t.to_dict())]})
+        for t in (target, pretrain_trial(target))
+    }
+    assert "transfer.frozen_epochs 4" in case_settings(rows["transfer"])
+    assert "frozen_epochs" not in case_settings(rows["pretrain"]) and "epochs 3" in case_settings(rows["pretrain"])
