@@ -58,5 +58,5 @@ def grpc_problem(host: str, port: int, timeout_s: float = CONNECT_TIMEOUT_S) -> 
         return f"it accepted the connection but sent nothing within {timeout_s:g} s"
     except OSError as exc:
         return exc.strerror or str(exc) or type(exc).__name__
-    shown = head.decode("latin-1").split("\r")[0][:40] if head else ""
+    shown = (head.decode("latin-1").splitlines() or [""])[0][:40]  # its first line
     return f"it answered {shown!r}, not as a gRPC server" if shown else "it closed the connection without a word"

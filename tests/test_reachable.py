@@ -84,6 +84,8 @@ def test_a_port_that_another_server_holds_is_refused_before_ray_retries_against_
             InputError, match=re.escape("Received: a server that is not Ray's (it answered 'HTTP/1.0 400")
         ):
             check_cluster_address(f"127.0.0.1:{port}")
+    with _server(b"<!DOCTYPE HTML>\n<html>\n") as port:  # python -m http.server's first bytes
+        assert grpc_problem("127.0.0.1", port) == "it answered '<!DOCTYPE HTML>', not as a gRPC server"
     with _server(SETTINGS_FRAME) as port:
         check_cluster_address(f"127.0.0.1:{port}")
         assert grpc_problem("127.0.0.1", port) == ""
