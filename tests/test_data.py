@@ -125,6 +125,8 @@ def test_missing_files_name_every_place_searched_and_how_to_get_them(tmp_path, m
     for where in ("cli", "env", "cache", os.environ["XFBENCH_SYSTEM_DATA"]):
         assert where in message
     assert "--data-dir" in message
+    # the session's system root replaces /usr/share/datasets, where the Debian package the fix names installs
+    assert f"($XFBENCH_SYSTEM_DATA={os.environ['XFBENCH_SYSTEM_DATA']} replaces /usr/share/datasets" in message
 
 
 def test_an_xfbench_data_that_is_no_folder_exits_2_as_a_data_dir_does(tmp_path, monkeypatch, capsys):

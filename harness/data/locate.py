@@ -231,4 +231,9 @@ def _not_found_message(files: DatasetFiles, missing: list[PublishedFile], dirs: 
     if errors:
         lines.append("Download failed: " + "; ".join(errors))
     lines.append(f"Fix: {files.how_to_get} Or point --data-dir / $XFBENCH_DATA at a directory holding them.")
+    if system_data_root() != SYSTEM_DATA_ROOT:  # a package's files in /usr/share/datasets would not be seen
+        lines.append(
+            f"(${SYSTEM_DATA_ENV}={system_data_root()} replaces {SYSTEM_DATA_ROOT} in the search: unset it to read "
+            "what a package installs there.)"
+        )
     return " ".join(lines)
