@@ -16,6 +16,7 @@ by construction. ``t`` is the 0-based index of the step about to be taken.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, fields
 
 import numpy as np
@@ -60,6 +61,11 @@ class ScheduleConfig:
                 "Expected len(values) == len(boundaries) + 1 for a piecewise schedule. "
                 f"Received: {len(self.values)} values, "
                 f"{len(self.boundaries)} boundaries."
+            )
+        if self.name == "piecewise" and not all(0 < v < math.inf for v in self.values):  # NaN fails too
+            raise InputError(
+                f"Expected piecewise learning rates > 0 and finite. Received: values={self.values}. A rate <= 0 "
+                "trains by gradient ascent, or not at all; give positive rates."
             )
         if self.name == "plateau" and not 0 < self.factor < 1:
             raise InputError(

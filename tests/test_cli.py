@@ -352,6 +352,22 @@ BAD_INPUTS = {
         "Expected every point the search may sample to fit transfer-cnn_small-digits on torch. Received: epochs=1, "
         "which fails: Expected --frozen-epochs at most --epochs",
     ),
+    "lr under a piecewise schedule": (  # its values are the rates: --lr was recorded, never applied
+        [*MLP_RUN, "--piecewise", "2:0.1,0.01", "--lr", "0.5"],
+        "Expected no optimizer.lr with the piecewise schedule (scratch-mlp-digits): its values are the rates",
+    ),
+    "momentum under 1cycle": (  # 1cycle cycles the momentum itself
+        [*MLP_RUN, "--schedule", "onecycle", "--momentum", "0.5"],
+        "Expected no optimizer.momentum with the onecycle schedule (scratch-mlp-digits): it cycles the momentum",
+    ),
+    "a searched lr under a piecewise schedule": (  # every sample trained alike
+        ["tune", *MLP_RUN[1:], "--piecewise", "2:0.1,0.01", "--space", "lr=loguniform:0.001,0.1"],
+        "which fails: Expected no optimizer.lr with the piecewise schedule",
+    ),
+    "a negative piecewise rate": (  # gradient ascent, status ok
+        [*MLP_RUN, "--piecewise", "2:0.1,-0.01"],
+        "Expected piecewise learning rates > 0 and finite. Received: values=(0.1, -0.01).",
+    ),
     "mc dropout without dropout": (
         ["run", "--strategy", "scratch", "--model", "mlp", "--dataset", "digits", "--mc-dropout", "5"],
         "Expected a model with dropout for --mc-dropout",
