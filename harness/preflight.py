@@ -6,6 +6,7 @@ what was received.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import tempfile
@@ -184,8 +185,25 @@ def _check_fits(trial: TrialConfig, spec: ModelSpec, memory_bytes: int | None, d
     """The checks that need the model and the machine: options that do not fit the model, and its memory floor
     (``memory_bytes`` None: a cluster's, unknown)."""
     _check_against_model(trial, spec)
+    _check_piecewise_reached(trial, data)
     if memory_bytes is not None:
         _check_memory(trial, spec, memory_bytes, data)
+
+
+def _check_piecewise_reached(trial: TrialConfig, data: Dataset) -> None:
+    """Every piecewise boundary within the trial's steps: a rate that starts past the last step is never used, yet
+    the rows would record it among the schedule's values."""
+    schedule = trial.schedule
+    batches = math.ceil(len(data.y_train) / trial.batch_size)  # a short last batch is a step too
+    steps = trial.epochs * batches
+    if schedule.name != "piecewise" or not schedule.boundaries or schedule.boundaries[-1] < steps:
+        return
+    epochs = f"{trial.epochs} epoch{'s' if trial.epochs != 1 else ''}"
+    raise InputError(
+        f"Expected piecewise boundaries below the {steps} training steps of {trial.case_id} ({epochs} of {batches} "
+        "batches). Received: boundaries={schedule.boundaries}, so "
+        f"a rate would never be reached. Move the boundaries below {steps}, or train more epochs."
+    )
 
 
 def _check_search_points(

@@ -364,6 +364,11 @@ BAD_INPUTS = {
         ["tune", *MLP_RUN[1:], "--piecewise", "2:0.1,0.01", "--space", "lr=loguniform:0.001,0.1"],
         "which fails: Expected no optimizer.lr with the piecewise schedule",
     ),
+    "a piecewise boundary past the last step": (  # its rate never reached, yet recorded
+        [*MLP_RUN, "--epochs", "1", "--piecewise", "100:0.1,0.01"],
+        "Expected piecewise boundaries below the 20 training steps of scratch-mlp-digits (1 epoch of 20 batches). "
+        "Received: boundaries=(100,)",
+    ),
     "a negative piecewise rate": (  # gradient ascent, status ok
         [*MLP_RUN, "--piecewise", "2:0.1,-0.01"],
         "Expected piecewise learning rates > 0 and finite. Received: values=(0.1, -0.01).",
