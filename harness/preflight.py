@@ -201,7 +201,7 @@ def _check_piecewise_reached(trial: TrialConfig, data: Dataset) -> None:
     epochs = f"{trial.epochs} epoch{'s' if trial.epochs != 1 else ''}"
     raise InputError(
         f"Expected piecewise boundaries below the {steps} training steps of {trial.case_id} ({epochs} of {batches} "
-        "batches). Received: boundaries={schedule.boundaries}, so "
+        f"batches). Received: boundaries={schedule.boundaries}, so "
         f"a rate would never be reached. Move the boundaries below {steps}, or train more epochs."
     )
 
