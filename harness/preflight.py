@@ -227,7 +227,7 @@ def _check_search_points(
                 t = trial.transfer  # what _check_against_model and _check_memory read of the trial
                 read: tuple[Any, ...] = (key, trial.strategy, t.freeze_groups, t.feature_layer, trial.batch_size)
                 read = (*read, trial.mc_dropout_passes, trial.runtime, base.dataset, str(base.task))
-                read = (*read, trial.epochs, t.frozen_epochs)  # check_frozen_epochs
+                read = (*read, trial.epochs, t.frozen_epochs, trial.schedule)  # the frozen epochs, piecewise steps
                 if read in checked:
                     continue
                 if key not in specs:

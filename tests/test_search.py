@@ -476,3 +476,23 @@ def test_a_search_whose_every_point_unfreezes_passes_though_its_base_would_not(t
     assert plan.search is not None
     with pytest.raises(InputError, match="Received: epochs=6, which fails: Expected --frozen-epochs at most --epochs"):
         preflight(list(plan.search.bases), None, download=False, cache_dir=tmp_path, search=plan.search)
+
+
+def test_a_searched_epoch_count_whose_steps_end_before_a_piecewise_boundary_is_refused(tmp_path):
+    """A search's points are trained, so each must reach every piecewise boundary: 1 epoch of digits is 20 steps,
+    and a rate starting at step 100 would never be used, yet recorded."""
+    from harness.planner import SearchRequest, Selection, plan_tune
+    from harness.preflight import preflight
+    from harness.search import Choice, SearchSpace
+
+    selection = Selection(strategy="scratch", model="mlp", dataset="digits", backends=("torch",))
+    overrides = {"schedule.name": "piecewise", "schedule.boundaries": (100,), "schedule.values": (0.1, 0.01)}
+    for epochs, refused in (((6, 10), False), ((1, 10), True)):  # 6 epochs: 120 steps
+        space = SearchSpace((("epochs", Choice(epochs)),))
+        plan = plan_tune(selection, overrides, SearchRequest(space=space, num_samples=2))
+        assert plan.search is not None
+        if not refused:
+            preflight(list(plan.search.bases), None, download=False, cache_dir=tmp_path, search=plan.search)
+            continue
+        with pytest.raises(InputError, match=r"Received: epochs=1, which fails: Expected piecewise boundaries below"):
+            preflight(list(plan.search.bases), None, download=False, cache_dir=tmp_path, search=plan.search)
