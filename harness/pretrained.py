@@ -597,10 +597,17 @@ def cached_weights(home: Path | None = None, verify: bool = False) -> list[Cache
     return found
 
 
+def hub_file_mismatch(path: Path) -> str:
+    """The digest a torch hub file holds where its name promises another ("sha256 67afde24, not f37072fd"); ""
+    when it holds the promised one, its name promises none, or it is not there. Reads the file only where a digest
+    is named. The one check of a hub file's name against its content: weights list's, and fetch's before it
+    downloads again (backends/torch/weight_files.drop_damaged_download)."""
+    expected = hub_name_digest(path.name)
+    received = digest_mismatch(expected, {"sha256": file_sha256(path)}) if expected and path.is_file() else ""
+    return f"{received}, not {expected['value']}" if expected and received else ""
+
+
 def _hub_file_problem(path: Path) -> str:
     """Why a torch hub file's content is not what its name promises, or "" (it is, or its name promises nothing)."""
-    expected = hub_name_digest(path.name)
-    received = digest_mismatch(expected, {"sha256": file_sha256(path)}) if expected else ""
-    if not expected or not received:
-        return ""
-    return f"content does not match the hash in its name: {received}, not {expected['value']} (cut short or replaced)"
+    mismatch = hub_file_mismatch(path)
+    return f"content does not match the hash in its name: {mismatch} (cut short or replaced)" if mismatch else ""

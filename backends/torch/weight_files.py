@@ -27,13 +27,13 @@ from harness.errors import InputError
 from harness.pretrained import (
     TORCHVISION_SIZES,
     WeightsRef,
-    digest_mismatch,
+    hub_file_mismatch,
     hub_name_digest,
     refetch_hint,
     torchvision_resize_side,
 )
 from harness.truncated_weights import check_complete
-from harness.weight_files import BadWeightsError, check_tensor_shapes, file_sha256, read_safetensors
+from harness.weight_files import BadWeightsError, check_tensor_shapes, read_safetensors
 
 SOURCE = "torchvision"
 ZOO_TO_TORCHVISION = {"alexnet_tv": "alexnet"}  # zoo names that differ from torchvision's
@@ -93,8 +93,7 @@ def drop_damaged_download(path: Path) -> bool:
     """Remove a hub file whose content does not have the sha256 prefix its name carries (a download cut short, a
     file replaced by hand): torch hub checks the hash only while downloading, and would load such a file as it
     is. True if it was removed."""
-    expected = hub_name_digest(path.name)
-    if not path.is_file() or not digest_mismatch(expected, {"sha256": file_sha256(path)} if expected else {}):
+    if not hub_file_mismatch(path):
         return False
     path.unlink()
     return True
