@@ -43,6 +43,7 @@ PER_BACKEND_HEADER = [
     "trials",
     "test acc (mean ± std over seeds)",
     "epoch time s (median)",
+    "warm-up epoch s (median)",
     "samples/s (median)",
     "params",
     "forward MMACs / sample",
@@ -92,7 +93,10 @@ MC_NOTE = (
 )
 RUN_NOTE = (
     "Epoch time and samples/s are medians over steady-state epochs (the first epoch of each phase is warm-up and "
-    "excluded; '(warm-up)' marks cases that had no other epoch, and ratios with such a case on either side). Each "
+    "excluded; '(warm-up)' marks cases that had no other epoch, and ratios with such a case on either side). The "
+    "warm-up epoch's own seconds (the median over the case's trials) stand beside them: what a first epoch pays "
+    "for tracing, compiling (torch.compile, XLA) and first-touch caches; imports, done before a trial's first "
+    "epoch starts, are not in it. Each "
     "comparison sets a backend against the reference backend, {reference}: accuracy differences are {reference} − "
     "backend over the seeds ok in both, ratios {reference} / backend, so ratios above 1 mean {reference} takes longer"
     " (epoch time) or processes more samples per second (samples/s). A case with several training phases (transfer: "
@@ -228,6 +232,7 @@ def per_backend_cells(row: pd.Series) -> list[str]:
         _status_cell(row),
         _accuracy_cell(row),
         _epoch_time_cell(row),
+        fmt(row["warmup_time_s"], ".3f"),
         _timed_cell(row, "samples_per_s_median", ",.0f"),
         fmt(row["params"], ",.0f"),
         mmac_cell(row["forward_macs"]),
@@ -894,6 +899,7 @@ def _per_backend_short(row: pd.Series) -> tuple[str, ...]:
         fmt(row["test_acc_mean"], ".4f"),
         "1 seed" if _one_seed(row) else fmt(row["test_acc_std"], ".4f"),  # as summary.md: one seed has no spread
         _epoch_time_cell(row),
+        fmt(row["warmup_time_s"], ".2f"),
         _timed_cell(row, "samples_per_s_median", ",.0f"),
         mmac_cell(row["forward_macs"]),
         _timed_cell(row, "train_gflops", ".2f"),
@@ -913,8 +919,9 @@ def run_tables(summary: Summary) -> list[TableData]:
     tables = [
         TableData(
             "per_backend",
-            "Per backend: test acc mean ± std over seeds; epoch time s and samples/s medians over steady epochs",
-            ("case", "backend", "ok", "acc", "±", "epoch s", "samples/s", "MMAC", "GFLOP/s"),
+            "Per backend: test acc mean ± std over seeds; epoch time s and samples/s medians over steady epochs, "
+            "warm-up s over first epochs",
+            ("case", "backend", "ok", "acc", "±", "epoch s", "warm-up s", "samples/s", "MMAC", "GFLOP/s"),
             tuple(_per_backend_short(r) for _, r in summary.per_backend.iterrows()),
             note=RUN_NOTE.format(reference=reference),
         )

@@ -168,6 +168,22 @@ def test_a_ratio_timed_by_a_warm_up_epoch_is_marked_as_its_epoch_time_is():
     assert "(warm-up)" not in steady.split("epoch time")[-1]
 
 
+def test_the_warm_up_epochs_seconds_stand_beside_the_steady_epoch_time_in_both_per_backend_tables():
+    """What a first epoch pays (tracing, torch.compile, XLA) is shown for every case, not only the speed matrix's:
+    here each backend's warm-up epochs take 10 s (the median over its trials) against 2.0 / 1.0 s steady epochs."""
+    rows = [r for b, acc, t in THREE[:2] for r in _rows(b, "mlp", acc, t)]
+    for row in rows:
+        if row["backend"] == "tensorflow" and row["warmup"]:
+            row["epoch_time_s"] = 30.0 + row["seed"]  # seeds 0 and 1: the median is 30.5
+    summary = summarize(to_frame(rows))
+    text = reporting.run_markdown(summary, "warm")
+    assert "| epoch time s (median) | warm-up epoch s (median) |" in text
+    assert "| 2.000 | 10.000 |" in text and "| 1.000 | 30.500 |" in text
+    (table,) = [t for t in reporting.run_tables(summary) if t.name == "per_backend"]
+    cells = {row[1]: row[table.header.index("warm-up s")] for row in table.rows}
+    assert cells == {REFERENCE_BACKEND: "10.00", "tensorflow": "30.50"}
+
+
 def test_a_warm_up_only_case_is_timed_by_each_trials_last_attempt():
     """One epoch per trial and a retried trial: its first attempt's ok warm-up epoch (90 s, then the trial failed)
     is no more part of the timing than a retried trial's steady epochs are."""
