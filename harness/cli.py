@@ -37,6 +37,7 @@ from harness.model_table import ModelRequest, describe_model
 from harness.models import ModelOptions
 from harness.plan import ExecutionOptions, RunPlan
 from harness.planner import plan_run, plan_tune
+from harness.suites import SUITES
 from harness.user_files import check_output_file, writable_results_dir
 
 EXIT_BAD_INPUT, EXIT_INTERRUPTED = 2, 130
@@ -74,7 +75,7 @@ class _Prepared:
 def _prepare(args: argparse.Namespace) -> _Prepared:
     """Everything that can fail on bad input, before Ray: plan, run id, data present, what ships to the workers."""
     from harness.baselines import saved_baseline_dir
-    from harness.preflight import datasets_to_ship, local_memory_bytes, preflight
+    from harness.preflight import check_gpu_suites, datasets_to_ship, local_memory_bytes, preflight
     from harness.runner import check_run_id, new_run_id, scheduler_settings
 
     plan = plan_from_args(args)
@@ -102,6 +103,7 @@ def _prepare(args: argparse.Namespace) -> _Prepared:
     options = _checked_execution(new_run_execution(args))
     loaded: dict[str, Any] = {}
     trials = list(plan.planned_trials)
+    check_gpu_suites((SUITES[n] for n in {t.suite for t in trials} if n in SUITES), options)
     provenance = preflight(
         trials,
         args.data_dir,

@@ -11,6 +11,7 @@ import os
 import re
 import tempfile
 from collections import Counter
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,7 @@ from harness.search import apply_point, point_text, sample_corners
 from harness.spec import BatchNorm, Dense, Dropout, ModelSpec
 from harness.strategies import get_strategy
 from harness.strategy_options import check_frozen_epochs, check_strategy_options
+from harness.suites import Suite, gpu_only_suites
 from harness.tuning import TunePlan
 from harness.weights import initializer
 
@@ -431,6 +433,21 @@ def check_execution(options: ExecutionOptions) -> ExecutionOptions:
             "Pass a smaller --cpus-per-trial."
         )
     return options
+
+
+def check_gpu_suites(suites: Iterable[Suite], options: ExecutionOptions) -> None:
+    """A suite sized for GPUs runs only where its trials ask Ray for GPUs: without --gpus-per-trial every trial
+    trains on the CPU, a GPU machine's too (Ray gives a trial a GPU only when it asks for one), for hours."""
+    gpu_only = gpu_only_suites(suites)
+    if not gpu_only or options.gpus_per_trial > 0:
+        return
+    tiers = sorted({s.cpu_tier for s in gpu_only if s.cpu_tier})
+    raise InputError(
+        f"Expected --gpus-per-trial (1, or a fraction of a GPU) for {', '.join(s.name for s in gpu_only)}, sized "
+        "for GPUs: each trial takes hours on CPUs. Received: no GPU asked for, so every trial would train on the CPU. "
+        "Add --gpus-per-trial 1 on a machine or --address cluster with GPUs"
+        + (f", or run the tier a CPU runs in minutes: {' / '.join(tiers)}." if tiers else ".")
+    )
 
 
 def check_cluster_address(address: str) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import numbers
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from types import MappingProxyType
 from typing import Any
@@ -103,6 +103,10 @@ class Suite:
     # Its default --max-concurrent: 1 for a suite that measures speed, whose trials would otherwise share the cores,
     # caches and memory bandwidth, and meet each other's compilation (XLA's uses more than its trial's threads).
     max_concurrent: int | None = None
+    # A suite sized for GPUs (hours per trial on CPUs): a run of it must ask Ray for GPUs (--gpus-per-trial), which
+    # also puts the trials on them; cpu_tier names the tier of it that a CPU runs in minutes, for the refusal.
+    gpu_only: bool = False
+    cpu_tier: str | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.seeds, bool) or not isinstance(self.seeds, numbers.Integral) or self.seeds < 1:
@@ -827,7 +831,9 @@ _CATALOGUE.update(
                 "s1_alexnet_gpu",
                 "S1 AlexNet from scratch on CIFAR-10 resized to 227x227 (PyTorch lesson: SGD momentum "
                 "0.9, weight decay 1e-4, batch 100, lr 0.01, 20 epochs); GPU only",
-                (
+                gpu_only=True,
+                cpu_tier="s1_alexnet_quick",
+                cases=(
                     SuiteCase(
                         "scratch",
                         "alexnet",
@@ -844,8 +850,10 @@ _CATALOGUE.update(
             Suite(
                 "s1_free_convnet_gpu",
                 "S1 free challenge: ResNet-20 on CIFAR-10, Adam 1e-3, 10 epochs, >= 70 % validation "
-                "accuracy; GPU (a CPU takes hours)",
-                (
+                "accuracy; GPU only (a CPU takes hours)",
+                gpu_only=True,
+                cpu_tier="zoo_quick",
+                cases=(
                     SuiteCase(
                         "scratch",
                         "resnet20",
@@ -1102,7 +1110,9 @@ _CATALOGUE.update(
                 "densenet121; SGD momentum 0.9, lr 1e-3, weight decay 1e-4, 20 epochs (fine-tune: backbone 1e-4; "
                 "also early layers frozen), crop 4 + flip; deep features with LinearSVC, RandomForest, RBF-SVC; "
                 "GPU only",
-                _imagenet_transfer_cases(
+                gpu_only=True,
+                cpu_tier="imagenet_transfer_quick",
+                cases=_imagenet_transfer_cases(
                     TransferTier(
                         "cifar10",
                         None,
@@ -1155,7 +1165,9 @@ _CATALOGUE.update(
                 "S1 AlexNet from scratch on CIFAR-10 resized to 227x227 (SGD momentum 0.9, weight decay 1e-4, "
                 "batch 100, 20 epochs; the PyTorch lesson's lr 0.01 with He init, and the MXNet lesson's lr 0.001 "
                 "with N(0, 0.01) init), crop 4 + flip; GPU only",
-                (
+                gpu_only=True,
+                cpu_tier="s1_alexnet_quick",
+                cases=(
                     _alexnet_case("cifar10", 20, 1.0, 227, None, None),
                     replace(
                         _alexnet_case("cifar10", 20, 1.0, 227, None, None),
@@ -1210,6 +1222,11 @@ def suites_max_concurrent(names: set[str]) -> int | None:
     speed suite's trials are timed one at a time even beside other suites' trials); None when none sets one."""
     limits = [limit for n in names if n in SUITES and (limit := SUITES[n].max_concurrent) is not None]
     return min(limits, default=None)
+
+
+def gpu_only_suites(suites: Iterable[Suite]) -> list[Suite]:
+    """The suites among ``suites`` that are sized for GPUs, by name."""
+    return sorted((s for s in suites if s.gpu_only), key=lambda s: s.name)
 
 
 def case_trials(case: SuiteCase, suite_name: str, backends: tuple[str, ...], seeds: int) -> list[TrialConfig]:

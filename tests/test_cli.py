@@ -16,6 +16,13 @@ MLP_RUN = ["run", "--strategy", "scratch", "--model", "mlp", "--dataset", "digit
 CNN_TUNE = ["tune", "--strategy", "scratch", "--model", "cnn_small", "--dataset", "digits"]
 
 BAD_INPUTS = {
+    # before, it trained AlexNet at 227x227 on the CPU for hours, a GPU machine's too (no trial asked Ray for a GPU)
+    "a suite sized for GPUs without --gpus-per-trial": (
+        ["run", "--suite", "s1_alexnet_gpu"],
+        "Expected --gpus-per-trial (1, or a fraction of a GPU) for s1_alexnet_gpu, sized for GPUs: each trial takes "
+        "hours on CPUs. Received: no GPU asked for, so every trial would train on the CPU. Add --gpus-per-trial 1 on "
+        "a machine or --address cluster with GPUs, or run the tier a CPU runs in minutes: s1_alexnet_quick.",
+    ),
     # before, scratch ran and config_json recorded the head as if a scikit-learn classifier had been fitted
     "an option its strategy does not read": (
         [*MLP_RUN, "--sklearn-head", "rbf_svc"],

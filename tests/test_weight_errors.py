@@ -228,7 +228,7 @@ def test_the_gpu_tier_of_imagenet_transfer_starts_from_torchvisions_weights_and_
 
 def test_a_run_whose_zoo_weights_are_not_cached_exits_2_with_one_fetch_command(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("XFBENCH_WEIGHTS", str(tmp_path / "empty-home"))
-    args = ["run", "--suite", "imagenet_transfer", "--results-dir", str(tmp_path / "r")]
+    args = ["run", "--suite", "imagenet_transfer", "--gpus-per-trial", "1", "--results-dir", str(tmp_path / "r")]
     assert cli.main(args) == 2  # before the data (CIFAR-10 is not on this machine) and before Ray
     err = capsys.readouterr().err
     assert f"`xfbench weights fetch {' '.join(sorted(FULL_TIER_WEIGHTS))}`" in err, err
