@@ -481,6 +481,20 @@ def regressions(rows: Sequence[CaseComparison]) -> list[CaseComparison]:
     return [r for r in rows if r.regressed]
 
 
+def undecided_times(rows: Sequence[CaseComparison]) -> list[CaseComparison]:
+    """Cases whose epoch time moved beyond the band but too few epochs ran to decide it (its note says how many
+    would): a count of regressions alone read "0" beside a 15-fold slowdown of a two-epoch smoke run. A ratio
+    with an n/a verdict comes only from that: a side without steady epochs has no ratio."""
+    return [r for r in rows if r.in_both and r.time_verdict == "n/a" and not math.isnan(r.time_ratio)]
+
+
+def _undecided_clause(rows: Sequence[CaseComparison]) -> str:
+    undecided = [f"{r.case} [{r.backend}] x{r.time_ratio:.3f}" for r in undecided_times(rows)]
+    if not undecided:
+        return ""
+    return f"; epoch time beyond the band but not decided (too few epochs: see the note) in {', '.join(undecided)}"
+
+
 def comparison_markdown(
     rows: list[CaseComparison], base_label: str, new_label: str, warnings: list[str], thresholds: Thresholds
 ) -> str:
@@ -496,7 +510,10 @@ def comparison_markdown(
         "",
         comparison_rules(t),
         "",
-        f"**{len(regressed)} regression(s)**" + (": " + ", ".join(regressed) if regressed else "."),
+        f"**{len(regressed)} regression(s)**"
+        + (": " + ", ".join(regressed) if regressed else "")
+        + _undecided_clause(rows)
+        + ".",
         "",
     ]
     return "\n".join(lines)
@@ -727,8 +744,10 @@ def comparison_count(rows: Sequence[CaseComparison]) -> str:
     """The count line: regressions among the cases both runs ran, and how many cases only one run has."""
     compared = sum(r.in_both for r in rows)
     one_sided = len(rows) - compared
-    return f"{len(regressions(rows))} regression(s) in {compared} case(s) run by both" + (
-        f"; {one_sided} in one run only" if one_sided else ""
+    return (
+        f"{len(regressions(rows))} regression(s) in {compared} case(s) run by both"
+        + (f"; {one_sided} in one run only" if one_sided else "")
+        + _undecided_clause(rows)
     )
 
 

@@ -531,3 +531,10 @@ def test_too_few_steady_epochs_to_test_are_not_called_unchanged():
     assert single.time_verdict == "n/a" and "epoch time not decided: 1 and 1 steady epochs" in single.note
     (alike,) = compare_frames(run(1.0, 3), run(1.0, 3))  # within the band: unchanged, as the interval shows
     assert alike.time_verdict == "unchanged" and "not decided" not in alike.note
+    # The count line and the gate's markdown say so: "0 regression(s)" alone read as a clean bill of health
+    from harness.reporting import comparison_count, comparison_markdown
+
+    undecided = "epoch time beyond the band but not decided (too few epochs: see the note) in s:scratch-mlp-digits"
+    assert comparison_count([few]).endswith(f"{undecided} [torch] x3.000"), comparison_count([few])
+    assert f"**0 regression(s)**; {undecided} [torch] x3.000." in comparison_markdown([few], "a", "b", [], Thresholds())
+    assert comparison_count([alike]) == "0 regression(s) in 1 case(s) run by both"
