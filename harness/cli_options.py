@@ -394,12 +394,14 @@ OVERRIDE_OPTIONS: tuple[tuple[str, tuple[Option, ...]], ...] = (
 )
 
 
-def _add_overrides(parser: argparse.ArgumentParser, prefix: str = "") -> None:
-    """The override options whose config path starts with ``prefix`` (all of them by default), in their groups."""
-    for title, options in OVERRIDE_OPTIONS:
+def _add_overrides(parser: argparse.ArgumentParser, prefix: str = "", title: str | None = None) -> None:
+    """The override options whose config path starts with ``prefix`` (all of them by default), in their groups, or
+    in one group ``title`` (``xfbench model``, which has no suite for them to override)."""
+    single = parser.add_argument_group(title) if title else None
+    for group_title, options in OVERRIDE_OPTIONS:
         chosen = [o for o in options if o.path.startswith(prefix)]
         if chosen:
-            group = parser.add_argument_group(title)
+            group = single or parser.add_argument_group(group_title)
             for o in chosen:
                 _add_option(group, o)
 
@@ -742,7 +744,7 @@ def _add_model_parser(commands: Any) -> None:
         "1000 for the ImageNet networks and imports; a spec file: its own)",
     )
     # the network `xfbench run` would train with the same options: --hidden, --batchnorm, --dropout, ...
-    _add_overrides(mdl, MODEL_OPTIONS_PATH)
+    _add_overrides(mdl, MODEL_OPTIONS_PATH, "model options (as xfbench run takes them)")
     mdl.add_argument(
         "--results-dir", default="results", help="an imported model's conversion is cached in its _cache (as a run's)"
     )

@@ -1045,3 +1045,16 @@ def test_every_commands_help_opens_with_what_it_does(capsys):
             build_parser().parse_args([*argv, "--help"])
         usage, _, rest = capsys.readouterr().out.partition("\n\n")
         assert rest.strip() and not rest.lstrip().startswith(("positional", "options")), (argv, rest[:200])
+
+
+def test_the_model_commands_options_are_model_options_not_a_suites_overrides(capsys):
+    """`xfbench model --help` filed --hidden under "hyperparameters (override the suite's)" and --activation under
+    "techniques (S5)": the command has no suite, and both only shape the network it draws."""
+    from harness.cli_options import build_parser
+
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["model", "--help"])
+    text = capsys.readouterr().out
+    group = text.split("model options (as xfbench run takes them):")[1]
+    assert "--hidden" in group and "--activation" in group and "--bn-variance" in group
+    assert "override the suite's" not in text and "techniques (S5)" not in text
