@@ -500,7 +500,9 @@ class TrialConfig:
         if self.augment.active and self.runtime.epoch_loop == "compiled":
             raise InputError(
                 "Expected --epoch-loop python with --augment: the compiled epoch loop runs the steps without each "
-                f"step's crop and flip. Received: --epoch-loop compiled and --augment {self.augment.describe()}."
+                f"step's crop and flip. Received: --epoch-loop compiled and --augment {self.augment.describe()}. "
+                "Drop --epoch-loop compiled to train with augmentation, or drop the augmentation to time the "
+                "compiled loop."
             )
         # Resolve optimizer defaults here so every recorded config states each value actually used.
         object.__setattr__(self, "optimizer", self.optimizer.resolved())

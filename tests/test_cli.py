@@ -16,6 +16,11 @@ MLP_RUN = ["run", "--strategy", "scratch", "--model", "mlp", "--dataset", "digit
 CNN_TUNE = ["tune", "--strategy", "scratch", "--model", "cnn_small", "--dataset", "digits"]
 
 BAD_INPUTS = {
+    "a compiled epoch loop with augmentation": (
+        [*MLP_RUN, "--model", "cnn_small", "--backend", "tensorflow", "--epoch-loop", "compiled", "--augment", "flip"],
+        "Received: --epoch-loop compiled and --augment flip. Drop --epoch-loop compiled to train with augmentation, "
+        "or drop the augmentation to time the compiled loop.",
+    ),
     # before, it trained AlexNet at 227x227 on the CPU for hours, a GPU machine's too (no trial asked Ray for a GPU)
     "a suite sized for GPUs without --gpus-per-trial": (
         ["run", "--suite", "s1_alexnet_gpu"],
