@@ -23,6 +23,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import signal
 import sys
 import threading
@@ -213,6 +214,41 @@ def _apply_fault(trial: TrialConfig, epoch: int) -> None:
     raise RuntimeError(f"injected fault {fault.action!r} at epoch {epoch} ({'start' if epoch == 0 else 'its end'})")
 
 
+_NO_ERROR_TEXT = "trial process died without reporting an error"
+_ERROR_SUMMARY_CHARS = 400
+_ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def _tune_error_text(trial: Any) -> str:
+    """The error text Tune stored for the trial: its local error.txt, written before the failure callbacks run (the
+    copy get_error() reads in the storage directory is synced later, so a first death would find it missing); empty
+    when there is none or it cannot be read, so a recording problem never hides the death itself."""
+    try:
+        local = trial.error_file
+        return (
+            Path(local).read_text(errors="replace") if local and Path(local).is_file() else str(trial.get_error() or "")
+        )
+    except Exception:  # noqa: BLE001 - storage trouble must not stop the failure row
+        return ""
+
+
+def tune_error_summary(text: str) -> str:
+    """The meaningful line(s) of the last failure in Tune's error text: a traceback's exception line, or the
+    unindented sentences of Ray's message (a dead actor's "died unexpectedly ... Worker exit detail: ..."), without
+    its indented details (actor id, pid) and cut to a few hundred characters: a row's error, not the page."""
+    failures = re.split(r"(?m)^Failure # \d+ \(occurred at [^)]*\)\n", _ANSI_ESCAPE.sub("", text))
+    lines = [line.rstrip() for line in failures[-1].splitlines() if line.strip()]
+    if not lines:
+        return _NO_ERROR_TEXT
+    if any(line.lstrip().startswith('File "') for line in lines):  # a traceback: its last line names the error
+        summary = lines[-1].strip()
+    else:
+        summary = " ".join(line.strip() for line in lines if not line[0].isspace())
+    if len(summary) > _ERROR_SUMMARY_CHARS:
+        summary = summary[: _ERROR_SUMMARY_CHARS - 1].rstrip() + "…"
+    return summary
+
+
 def _make_callback(events: TrialEvents, run: RunInfo, stage: str):
     from ray import tune
 
@@ -238,8 +274,7 @@ def _make_callback(events: TrialEvents, run: RunInfo, stage: str):
             attempt = self.attempts.get(config.trial_id, 0)
             if (config.trial_id, attempt) in self.ended_with_row:
                 return
-            message = str(getattr(trial, "error_message", None) or "").strip()
-            summary = message.splitlines()[-1] if message else "trial process died without reporting an error"
+            summary = tune_error_summary(_tune_error_text(trial))
             row = failure_row(config, run, summary, machine=MachineInfo.unknown())  # the driver's is not the worker's
             self._events().on_row({**row, "stage": stage, "attempt": attempt})
 

@@ -25,7 +25,7 @@ from harness.plan import RunPlan
 from harness.preflight import datasets_to_ship
 from harness.results import read_results
 from harness.runner import execute
-from harness.scheduler import SchedulerSettings
+from harness.scheduler import SchedulerSettings, tune_error_summary
 from harness.summary import final_rows
 
 pytestmark = pytest.mark.ray
@@ -204,7 +204,8 @@ def test_failed_diverged_killed_and_retried_trials_are_recorded_while_the_others
     assert retried[retried["attempt"] == 1]["status"].tolist() == ["ok", "ok"]
     # SIGKILLed after its first epoch, twice (one retry): the epoch it reported survives, each death is recorded
     assert killed["attempt"].tolist() == [0, 0, 1, 1] and killed["status"].tolist() == ["ok", "failed", "ok", "failed"]
-    assert killed[killed["status"] == "failed"]["error"].str.len().min() > 0
+    # Tune's own words for the death, not a generic placeholder
+    assert all("actor died unexpectedly" in e for e in killed[killed["status"] == "failed"]["error"]), killed["error"]
     # the killed worker's rows come from the driver, which cannot know the worker's machine: left empty, not its own
     assert set(killed[killed["status"] == "failed"]["host"].fillna("")) == {""}
     assert set(killed[killed["status"] == "ok"]["host"]) == {socket.gethostname()}
@@ -219,6 +220,31 @@ def test_failed_diverged_killed_and_retried_trials_are_recorded_while_the_others
     row = outcome.summary.per_backend.iloc[0]
     assert (row["trials"], row["ok"], row["failed"], row["diverged"]) == (4, 2, 1, 1)
     assert not outcome.all_ok
+
+
+def test_a_trials_error_is_the_last_failures_meaningful_lines_of_tunes_error_text():
+    # Tune appends one block per failure to error.txt; the row gets the last one, without Ray's indented details
+    died = (
+        "The actor died unexpectedly before finishing this task.\n\tclass_name: ImplicitFunc\n\tpid: 25846\n"
+        "The actor is dead because its worker process has died. Worker exit type: SYSTEM_ERROR\n"
+    )
+    raised = (
+        "\x1b[36mray::ImplicitFunc.train()\x1b[39m (pid=1, ip=192.0.2.2)\n"
+        '  File "harness/scheduler.py", line 180, in _trainable\n    raise RuntimeError("x")\n'
+        "RuntimeError: injected fault 'raise-once' at epoch 1 (its end)\n"
+    )
+    text = (
+        f"Failure # 1 (occurred at 2026-12-03_22-59-28)\n{raised}Failure # 2 (occurred at 2026-12-03_22-59-30)\n{died}"
+    )
+    assert tune_error_summary(text) == (
+        "The actor died unexpectedly before finishing this task. The actor is dead because its worker process has "
+        "died. Worker exit type: SYSTEM_ERROR"
+    )
+    assert tune_error_summary(f"Failure # 1 (occurred at 2026-12-03_22-59-28)\n{raised}") == (
+        "RuntimeError: injected fault 'raise-once' at epoch 1 (its end)"
+    )
+    assert len(tune_error_summary("x" * 5000)) == 400
+    assert tune_error_summary("") == "trial process died without reporting an error"
 
 
 def test_trials_whose_backbone_did_not_train_are_recorded_skipped_without_starting_a_worker(tmp_path, shared_ray):
