@@ -44,6 +44,7 @@ class SessionState:
     """Everything the plugin keeps for one pytest session (in config.stash, never in globals)."""
 
     wanted: dict[str, TrialConfig] = field(default_factory=dict)  # trial_id -> config, from collection
+    suites: dict[str, Suite] = field(default_factory=dict)  # name -> the suite collected (a user's own among them)
     missing_data: dict[str, str] = field(default_factory=dict)  # dataset -> reason ("" when present)
     loaded: dict[str, Any] = field(default_factory=dict)  # dataset -> Dataset, read once for presence and preflight
     data_provenance: dict[str, dict[str, str]] = field(default_factory=dict)
@@ -358,6 +359,7 @@ def _case_param(
                 f"{where}: Expected every trial to have its own id. Received two different trials as "
                 f"{trial.trial_id}. {DISTINCT_IDS_FIX}"
             )
+    state.suites[chosen.name] = chosen  # its max_concurrent limits the session's run
     handle = CaseHandle(case, chosen.name, backend, tuple(t.trial_id for t in trials), state)
     return pytest.param(handle, id=f"{backend}-{case.case_id}", marks=marks)
 
@@ -494,7 +496,8 @@ def _run_all(config: pytest.Config, state: SessionState, temp: pytest.TempPathFa
         cpus_per_trial=config.getoption("xfbench_cpus"),
         gpus_per_trial=config.getoption("xfbench_gpus"),
         address=config.getoption("xfbench_ray_address"),
-        max_concurrent=suites_max_concurrent({t.suite for t in trials}),  # as the CLI: a speed suite's own limit
+        # as the CLI: a speed suite's own limit, a user's Suite's as well as a catalogue one's
+        max_concurrent=suites_max_concurrent([state.suites.get(name, name) for name in {t.suite for t in trials}]),
     )
     try:  # the CLI's checks: whatever would fail inside a worker fails here, before Ray starts
         writable_results_dir(results_dir)

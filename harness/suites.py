@@ -1217,11 +1217,13 @@ def suite(name: str) -> Suite:
     return SUITES[name]
 
 
-def suites_max_concurrent(names: set[str]) -> int | None:
+def suites_max_concurrent(suites: Iterable[str | Suite]) -> int | None:
     """The default --max-concurrent of a run holding trials of these suites: the strictest any of them sets (a
-    speed suite's trials are timed one at a time even beside other suites' trials); None when none sets one."""
-    limits = [limit for n in names if n in SUITES and (limit := SUITES[n].max_concurrent) is not None]
-    return min(limits, default=None)
+    speed suite's trials are timed one at a time even beside other suites' trials); None when none sets one. A
+    catalogue suite is given by name; a user's own Suite (the pytest plugin's) by itself, since its name is not in
+    the catalogue."""
+    held = [SUITES.get(s) if isinstance(s, str) else s for s in suites]
+    return min((h.max_concurrent for h in held if h is not None and h.max_concurrent is not None), default=None)
 
 
 def gpu_only_suites(suites: Iterable[Suite]) -> list[Suite]:

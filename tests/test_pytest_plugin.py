@@ -369,6 +369,29 @@ def test_zz_nothing_started():
     )
 
 
+SEEN_SETTINGS_CONFTEST = """
+import harness.runner
+
+
+def _execute(plan, results_dir, run_id, settings, **kwargs):  # the run's settings, shown instead of a Ray run
+    raise RuntimeError(f"max_concurrent={settings.max_concurrent}")
+
+
+harness.runner.execute = _execute
+"""
+
+
+def test_a_suite_of_your_own_limits_the_sessions_concurrent_trials_by_its_max_concurrent(pytester, tmp_path):
+    """docs/scheduling.md: the session's run takes the strictest limit of the suites it holds, a user's Suite's too
+    (its name is in no catalogue; only catalogue names were looked up, so the run was unlimited)."""
+    pytester.makeconftest(SEEN_SETTINGS_CONFTEST)
+    pytester.makepyfile(TINY_SUITE.format(bar=0.0).replace("seeds=1)", "seeds=1, max_concurrent=1)"))
+    result = pytester.runpytest_subprocess(
+        "--backend", "torch", "--results-dir", str(tmp_path / "results"), "-p", "no:cacheprovider", "-p", "no:benchmark"
+    )
+    result.stdout.fnmatch_lines(["*the xfbench run failed before this case could be measured: *max_concurrent=1*"])
+
+
 PLAIN_TESTS = """
 def test_plain():
     assert True
