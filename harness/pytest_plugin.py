@@ -20,6 +20,7 @@ with the reason, and no run starts.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -431,15 +432,40 @@ def xfbench_case(request: pytest.FixtureRequest) -> CaseHandle:
         _run_all(request.config, state, request.getfixturevalue("tmp_path_factory"))
     if state.error is not None:
         pytest.fail(f"[{handle.backend}] {handle.case.case_id}: {state.error}", pytrace=False)
-    benchmark = None  # pytest-benchmark not installed, disabled with -p no:benchmark, or --benchmark-skip
     if _benchmarks(request.config) != "skip":  # the case still trains and checks its bars
-        try:
-            benchmark = request.getfixturevalue("benchmark")
-        except pytest.FixtureLookupError:
-            pass
-    if benchmark is not None:
-        _record_benchmark(benchmark, handle)
+        _benchmark_case(request, handle)
     return handle
+
+
+def _benchmark_case(request: pytest.FixtureRequest, handle: CaseHandle) -> None:
+    """Record the case's steady-state epochs as its benchmark rounds. Trials of one epoch each have none: their
+    warm-up epochs (tracing, compilation) are not what a benchmark compares, so no round is recorded, and a warning
+    says why the benchmark is missing (pytest-benchmark alone would only say its fixture was not used)."""
+    from harness.summary import WARMUP_ONLY, timing_rows
+
+    timed, basis = timing_rows(handle.rows())
+    if basis == WARMUP_ONLY and len(timed):
+        if _benchmark_session_records(request.config):
+            warnings.warn(
+                pytest.PytestWarning(
+                    f"[{handle.backend}] {handle.case.case_id}: no benchmark recorded: its trials ran no steady-state "
+                    f"epoch (one epoch each, its warm-up). Give the case 2 or more epochs to benchmark it."
+                ),
+                stacklevel=1,
+            )
+        return
+    try:
+        benchmark = request.getfixturevalue("benchmark")
+    except pytest.FixtureLookupError:  # pytest-benchmark not installed, or disabled with -p no:benchmark
+        return
+    _record_benchmark(benchmark, handle)
+
+
+def _benchmark_session_records(config: pytest.Config) -> bool:
+    """Whether pytest-benchmark is present and records benchmarks in this session (not with --benchmark-disable,
+    nor under xdist, where it switches itself off)."""
+    session = getattr(config, "_benchmarksession", None)
+    return session is not None and not getattr(session, "disabled", False)
 
 
 def _record_benchmark(benchmark: Any, handle: CaseHandle) -> None:

@@ -244,6 +244,21 @@ def _recorded_run(pytester, accuracy, status="finished", gap="", inexact=""):
     return pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:benchmark")
 
 
+def test_a_one_epoch_case_records_no_benchmark_round_and_says_why(pytester, tmp_path):
+    """docs/regressions.md: tests record steady-state epoch times, and a one-epoch case has none; its warm-up epoch
+    (recorded rows: one warm-up epoch per trial) went into pytest-benchmark as if it were one."""
+    both = {(b, s): 0.9 for b in ("torch", "tensorflow") for s in (0, 1)}
+    pytester.makeconftest(RECORDED_RUN_CONFTEST.format(accuracy=both, status="finished", inexact=""))
+    pytester.makepyfile(test_suite=TWO_SEED_SUITE.format(gap=""))
+    saved = tmp_path / "bench.json"
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", f"--benchmark-json={saved}")
+    result.assert_outcomes(passed=2)
+    assert not saved.exists()  # pytest-benchmark saves no file when no benchmark recorded a round
+    result.stdout.fnmatch_lines(
+        ["*[[]torch[]] scratch-mlp-digits: no benchmark recorded: its trials ran no steady-state epoch (one epoch*"]
+    )
+
+
 def test_the_documented_suite_of_your_own_collects_and_checks_its_bars(pytester):
     """docs/regressions.md's module, as a user copies it: one test per (backend, case), each against its own bar
     (recorded results: 0.6 on every seed, above the momentum case's 0.45, below the Adam case's 0.85)."""
