@@ -113,8 +113,7 @@ class CaseHandle:
         outcome = self.state.outcome
         if outcome.status != "finished":
             pytest.fail(
-                f"{where}: the run was {outcome.status}, so its results are partial; finish it with "
-                f"`xfbench run --resume {outcome.run_id}` or run the session again",
+                f"{where}: the run was {outcome.status}, so its results are partial; {_resume_hint(outcome)}",
                 pytrace=False,
             )
         rows = self.rows()
@@ -432,9 +431,21 @@ def xfbench_case(request: pytest.FixtureRequest) -> CaseHandle:
         _run_all(request.config, state, request.getfixturevalue("tmp_path_factory"))
     if state.error is not None:
         pytest.fail(f"[{handle.backend}] {handle.case.case_id}: {state.error}", pytrace=False)
+    if state.outcome.status == "interrupted":  # Ctrl-C, which the run caught to record what it had: stop as pytest does
+        pytest.exit(
+            f"the xfbench run was interrupted, so no case was checked; {_resume_hint(state.outcome)}",
+            returncode=pytest.ExitCode.INTERRUPTED,
+        )
     if _benchmarks(request.config) != "skip":  # the case still trains and checks its bars
         _benchmark_case(request, handle)
     return handle
+
+
+def _resume_hint(outcome: Any) -> str:
+    """How to finish a run that did not: summary.md's own command, with the run's --results-dir."""
+    from harness.plan import resume_command
+
+    return f"finish it with `{resume_command('run', Path(outcome.run_dir))}` or run the session again"
 
 
 def _benchmark_case(request: pytest.FixtureRequest, handle: CaseHandle) -> None:

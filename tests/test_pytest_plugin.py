@@ -290,11 +290,22 @@ def test_a_case_that_measured_nothing_fails_with_the_reason(pytester):
     )
 
 
-def test_a_case_of_an_interrupted_run_fails(pytester):
+def test_an_interrupted_run_stops_the_session_naming_the_resume_command_with_its_results_dir(pytester):
+    """Ctrl-C, caught by the run to record what it had, stops pytest as pytest's own KeyboardInterrupt does (the
+    session went on to the next module) and names summary.md's resume command, with --results-dir (it had none)."""
     both = {(b, s): 0.9 for b in ("torch", "tensorflow") for s in (0, 1)}
+    pytester.makepyfile(test_zz_next_module=PLAIN_TESTS)
     result = _recorded_run(pytester, both, status="interrupted")
-    result.assert_outcomes(failed=2)
-    result.stdout.fnmatch_lines(["*[[]torch[]] scratch-mlp-digits*: the run was interrupted*--resume recorded*"])
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    result.assert_outcomes()  # nothing checked, nothing of the next module run
+    run_dir = pytester.path  # the recorded outcome's run directory
+    result.stdout.fnmatch_lines(
+        [
+            "*xfbench comparison*",  # what the run measured before the stop is still shown
+            "*Exit: the xfbench run was interrupted, so no case was checked; finish it with "
+            f"`xfbench run --resume {run_dir.name} --results-dir {run_dir.parent}`*",
+        ]
+    )
 
 
 def test_backends_that_disagree_beyond_the_case_gap_fail_naming_seeds_and_values(pytester):
