@@ -20,6 +20,7 @@ with the reason, and no run starts.
 from __future__ import annotations
 
 import math
+import re
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -46,6 +47,8 @@ class SessionState:
 
     wanted: dict[str, TrialConfig] = field(default_factory=dict)  # trial_id -> config, from collection
     suites: dict[str, Suite] = field(default_factory=dict)  # name -> the suite collected (a user's own among them)
+    case_groups: set[tuple[str, ...]] = field(default_factory=set)  # each (case, backend)'s trial ids, for preflight
+    case_errors: dict[str, str] = field(default_factory=dict)  # trial_id -> why its case was not run (bad input)
     missing_data: dict[str, str] = field(default_factory=dict)  # dataset -> reason ("" when present)
     loaded: dict[str, Any] = field(default_factory=dict)  # dataset -> Dataset, read once for presence and preflight
     data_provenance: dict[str, dict[str, str]] = field(default_factory=dict)
@@ -394,6 +397,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         handle = callspec.params.get("xfbench_case") if callspec is not None else None
         if isinstance(handle, CaseHandle) and not _skipped_by_mark(item):
             kept.update(handle.trial_ids)
+            state.case_groups.add(handle.trial_ids)
     state.wanted = {trial_id: trial for trial_id, trial in state.wanted.items() if trial_id in kept}
 
 
@@ -429,8 +433,9 @@ def xfbench_case(request: pytest.FixtureRequest) -> CaseHandle:
     state = request.config.stash[STATE_KEY]
     if state.outcome is None and state.error is None:
         _run_all(request.config, state, request.getfixturevalue("tmp_path_factory"))
-    if state.error is not None:
-        pytest.fail(f"[{handle.backend}] {handle.case.case_id}: {state.error}", pytrace=False)
+    errors = [state.case_errors[t] for t in handle.trial_ids if t in state.case_errors]
+    if errors or state.error is not None:
+        pytest.fail(f"[{handle.backend}] {handle.case.case_id}: {errors[0] if errors else state.error}", pytrace=False)
     if state.outcome.status == "interrupted":  # Ctrl-C, which the run caught to record what it had: stop as pytest does
         pytest.exit(
             f"the xfbench run was interrupted, so no case was checked; {_resume_hint(state.outcome)}",
@@ -511,7 +516,7 @@ def _record_benchmark(benchmark: Any, handle: CaseHandle) -> None:
 def _run_all(config: pytest.Config, state: SessionState, temp: pytest.TempPathFactory) -> None:
     from harness.baselines import resolve
     from harness.plan import ExecutionOptions, RunPlan
-    from harness.preflight import check_execution, local_memory_bytes, preflight
+    from harness.preflight import check_execution
     from harness.runner import execute, new_run_id, scheduler_settings
     from harness.user_files import writable_results_dir
 
@@ -542,16 +547,12 @@ def _run_all(config: pytest.Config, state: SessionState, temp: pytest.TempPathFa
             resolve(config.getoption("xfbench_baseline"), results_dir)
         check_trial_count(len(trials), "the session's suites")  # each was counted alone at collection
         options = check_execution(options)  # first, as in the CLI: the preflight may convert models for minutes
-        state.data_provenance = preflight(
-            trials,
-            config.getoption("xfbench_data_dir"),
-            download=False,
-            loaded=state.loaded,
-            cache_dir=results_dir / "_cache",
-            memory_bytes=local_memory_bytes(options),
-        )
     except InputError as exc:
         state.error = f"bad input, nothing was run: {exc}"
+        return
+    trials = _preflight_each_case(config, state, trials, results_dir, options)
+    if not trials:  # each case fails with its own reason
+        state.error = "bad input in every case, nothing was run"
         return
     settings = scheduler_settings(results_dir, options)
     try:
@@ -567,6 +568,44 @@ def _run_all(config: pytest.Config, state: SessionState, temp: pytest.TempPathFa
         )
     except Exception as exc:  # recorded once; every case then fails with this text instead of re-running
         state.error = f"the xfbench run failed before this case could be measured: {type(exc).__name__}: {exc}"
+
+
+def _preflight_each_case(
+    config: pytest.Config, state: SessionState, trials: list[TrialConfig], results_dir: Path, options: Any
+) -> list[TrialConfig]:
+    """The trials whose case passed the CLI's preflight, each (case, backend) checked on its own: a bad case fails
+    with its own reason and the others run (one bad case failed every case with its message)."""
+    from harness.preflight import local_memory_bytes, preflight
+
+    wanted = {t.trial_id for t in trials}
+    for group in sorted(state.case_groups):
+        case_trials = [state.wanted[t] for t in group if t in wanted]
+        if not case_trials:
+            continue
+        try:
+            state.data_provenance.update(
+                preflight(
+                    case_trials,
+                    config.getoption("xfbench_data_dir"),
+                    download=False,
+                    loaded=state.loaded,
+                    cache_dir=results_dir / "_cache",
+                    memory_bytes=local_memory_bytes(options),
+                )
+            )
+        except InputError as exc:
+            reason = f"bad input, this case was not run: {_as_suite_fields(str(exc))}"
+            state.case_errors.update(dict.fromkeys(group, reason))
+    return [t for t in trials if t.trial_id not in state.case_errors]
+
+
+def _as_suite_fields(message: str) -> str:
+    """Preflight speaks the CLI's language; a suite sets SuiteCase fields, and pytest has no such flags: each flag
+    that sets a trial field is named by that field's path instead (--classes: task.classes)."""
+    from harness.cli_options import OVERRIDE_OPTIONS
+
+    paths = {option.flag: option.path for _, options in OVERRIDE_OPTIONS for option in options}
+    return re.sub(r"--[a-z][a-z0-9-]*", lambda m: paths.get(m.group(), m.group()), message)
 
 
 def _xdist_worker(config: pytest.Config) -> bool:

@@ -352,17 +352,22 @@ def test_a_validation_bar_is_held_to_the_final_validation_accuracy_not_the_test_
     )
 
 
-def test_bad_input_fails_every_case_before_ray_or_a_framework_starts(pytester, tmp_path):
+def test_bad_input_fails_its_own_case_before_ray_or_a_framework_starts_and_the_other_cases_run(pytester, tmp_path):
+    """Each case is preflighted on its own: a bad one fails with its reason, in the suite's terms (a SuiteCase field,
+    not a CLI flag pytest does not have), and the others run (every case failed with the one bad case's message)."""
+    pytester.makeconftest(SEEN_TRIALS_CONFTEST)
     pytester.makepyfile(
         test_suite="""
 import sys
 import pytest
 from harness.config import TransferOptions
+from harness.data.tasks import TaskSpec
 from harness.suites import Suite, SuiteCase
 
-SUITE = Suite("bad", "a case no worker could run, and a good one", cases=(
+SUITE = Suite("bad", "cases no worker could run, and a good one", cases=(
     SuiteCase("freeze_early", "cnn_small", "digits", epochs=1,
               transfer=TransferOptions(freeze_groups=2, source_epochs=1)),
+    SuiteCase("scratch", "mlp", "digits", epochs=1, task=TaskSpec(classes=(0, 11)), variant="cls"),
     SuiteCase("scratch", "mlp", "digits", epochs=1),
 ))
 pytestmark = pytest.mark.xfbench(suites={"smoke": SUITE})
@@ -378,21 +383,41 @@ def test_zz_nothing_started():
     result = pytester.runpytest_subprocess(
         "--backend", "torch", "--results-dir", str(results), "-p", "no:cacheprovider"
     )
-    result.assert_outcomes(errors=2, passed=1)  # each case's fixture fails with the reason
-    result.stdout.fnmatch_lines(
-        ["*[[]torch[]] scratch-mlp-digits: bad input, nothing was run: Expected --freeze-groups < 2*"]
+    result.assert_outcomes(errors=3, passed=1)  # each case's fixture fails with its own reason
+    result.stdout.fnmatch_lines_random(
+        [
+            "*[[]torch[]] freeze_early-cnn_small-digits: bad input, this case was not run: "
+            "Expected transfer.freeze_groups < 2*",
+            "*[[]torch[]] scratch-mlp+cls-digits: bad input, this case was not run: *task.classes*",
+            "*[[]torch[]] scratch-mlp-digits: the xfbench run failed before this case could be measured: "
+            "RuntimeError: would run [[]'bad-scratch-mlp-digits-torch-s0'[]]*",
+        ]
     )
-    assert not results.exists() or not [p for p in results.iterdir() if p.name != "_cache"]
+    assert "--classes" not in result.stdout.str() and "--freeze-groups" not in result.stdout.str()
+    shutil.rmtree(results)  # the good case's run reserved its directory
     # the CLI's execution checks too: a cluster address nothing answers at (Ray would retry for minutes)
     good_only = pytester.path.joinpath("test_suite.py")
     good_only.write_text(good_only.read_text().replace("freeze_groups=2", "freeze_groups=1"))
     result = pytester.runpytest_subprocess(
         "--backend", "torch", "--results-dir", str(results), "-p", "no:cacheprovider", "--ray-address", "127.0.0.1:1"
     )
-    result.assert_outcomes(errors=2, passed=1)
+    result.assert_outcomes(errors=3, passed=1)
     result.stdout.fnmatch_lines(
         ["*bad input, nothing was run: Expected a Ray cluster answering at --address 127.0.0.1:1*"]
     )
+    assert not results.exists() or not [p for p in results.iterdir() if p.name != "_cache"]
+
+
+SEEN_TRIALS_CONFTEST = """
+import harness.runner
+
+
+def _execute(plan, results_dir, run_id, settings, **kwargs):  # the trials that would run, shown instead of a Ray run
+    raise RuntimeError(f"would run {sorted(t.trial_id for t in plan.trials)}")
+
+
+harness.runner.execute = _execute
+"""
 
 
 SEEN_SETTINGS_CONFTEST = """
