@@ -235,10 +235,33 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption("--ray-address", dest="xfbench_ray_address", default=None, help="existing Ray cluster to use")
     # the CLI's option types: a count or share that is not one is refused when pytest parses its options
-    group.addoption("--cpus-per-trial", dest="xfbench_cpus", type=positive_int, default=1)
-    group.addoption("--gpus-per-trial", dest="xfbench_gpus", type=non_negative_float, default=0.0)
-    group.addoption("--results-dir", dest="xfbench_results_dir", default="results")
-    group.addoption("--data-dir", dest="xfbench_data_dir", default=None)
+    group.addoption(
+        "--cpus-per-trial",
+        dest="xfbench_cpus",
+        type=positive_int,
+        default=1,
+        help="CPUs (and threads) per trial (default 1)",
+    )
+    group.addoption(
+        "--gpus-per-trial",
+        dest="xfbench_gpus",
+        type=non_negative_float,
+        default=0.0,
+        help="GPUs per trial, fractional allowed (default 0: the trials train on the CPU)",
+    )
+    group.addoption(
+        "--results-dir",
+        dest="xfbench_results_dir",
+        default="results",
+        help="where the session's run directory goes, and --baseline names are looked up (default ./results)",
+    )
+    group.addoption(
+        "--data-dir",
+        dest="xfbench_data_dir",
+        default=None,
+        help="directory with dataset files (also $XFBENCH_DATA, user cache, /usr/share/datasets); "
+        "a case whose files are missing is skipped, never downloaded",
+    )
     group.addoption(
         "--xfbench-report",
         dest="xfbench_report",

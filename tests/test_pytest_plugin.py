@@ -63,9 +63,13 @@ def test_options_are_registered_in_their_own_group(pytester):
             "*--seeds*",
             "*--ray-address*",
             "*--cpus-per-trial*",
+            "*CPUs (and threads) per trial*",  # each with its help (these four had none)
             "*--gpus-per-trial*",
+            "*GPUs per trial*",
             "*--results-dir*",
+            "*where the session's run directory goes*",
             "*--data-dir*",
+            "*directory with dataset files*",
             "*--baseline*",
         ]
     )
