@@ -539,7 +539,7 @@ def _record_benchmark(benchmark: Any, handle: CaseHandle) -> None:
 def _run_all(config: pytest.Config, state: SessionState, temp: pytest.TempPathFactory) -> None:
     from harness.baselines import resolve
     from harness.plan import ExecutionOptions, RunPlan
-    from harness.preflight import check_execution
+    from harness.preflight import check_execution, check_gpu_suites
     from harness.runner import execute, new_run_id, scheduler_settings
     from harness.user_files import writable_results_dir
 
@@ -570,6 +570,7 @@ def _run_all(config: pytest.Config, state: SessionState, temp: pytest.TempPathFa
             resolve(config.getoption("xfbench_baseline"), results_dir)
         check_trial_count(len(trials), "the session's suites")  # each was counted alone at collection
         options = check_execution(options)  # first, as in the CLI: the preflight may convert models for minutes
+        check_gpu_suites((state.suites[n] for n in {t.suite for t in trials} if n in state.suites), options)
     except InputError as exc:
         state.error = f"bad input, nothing was run: {exc}"
         return

@@ -447,6 +447,21 @@ def test_a_suite_of_your_own_limits_the_sessions_concurrent_trials_by_its_max_co
     result.stdout.fnmatch_lines(["*the xfbench run failed before this case could be measured: *max_concurrent=1*"])
 
 
+def test_a_suite_sized_for_gpus_is_refused_without_gpus_per_trial_as_the_cli_refuses_it(pytester, tmp_path):
+    """The CLI's refusal (harness.preflight.check_gpu_suites) under pytest: every case errors before Ray starts,
+    naming the option; with --gpus-per-trial the session goes on to its run (stubbed here, as above)."""
+    pytester.makeconftest(SEEN_SETTINGS_CONFTEST)
+    suite = TINY_SUITE.format(bar=0.0).replace("seeds=1)", 'seeds=1, gpu_only=True, cpu_tier="quick")')
+    pytester.makepyfile(suite)
+    args = ("--backend", "torch", "--results-dir", str(tmp_path / "results"), "-p", "no:cacheprovider")
+    refused = pytester.runpytest_subprocess(*args, "-p", "no:benchmark")
+    refused.stdout.fnmatch_lines(["*bad input, nothing was run: Expected --gpus-per-trial*run the tier a CPU runs*"])
+    given = pytester.runpytest_subprocess(*args, "--gpus-per-trial", "1", "-p", "no:benchmark")
+    given.stdout.fnmatch_lines(
+        ["*the xfbench run failed before this case could be measured: RuntimeError: max_concurrent=*"]
+    )
+
+
 PLAIN_TESTS = """
 def test_plain():
     assert True
