@@ -2,7 +2,8 @@
 ``xfbench tune`` and the pytest plugin.
 
 A selection (a suite, or one strategy/model/dataset case) gives trial configs per (case, backend, seed); one set
-of option overrides (:mod:`harness.overrides`) is applied to every one; each backend's speed options are fitted to
+of option overrides (:mod:`harness.overrides`) is applied to every one (refused for a suite where it would erase
+what tells its variants apart: :mod:`harness.variant_overrides`); each backend's speed options are fitted to
 what it can do. Every check raises InputError with what was expected and what was received.
 """
 
@@ -28,6 +29,7 @@ from harness.strategies import describe_strategies
 from harness.strategy_options import reads_path, unread_option_paths
 from harness.suites import SUITES, Suite, SuiteCase, case_trials, suite
 from harness.tuning import TunePlan, check_plan, search_base
+from harness.variant_overrides import check_variant_overrides
 from harness.weights import INITIALIZERS
 
 DEFAULT_SUITE = "quick"  # what `xfbench run` runs when nothing is selected: the main job
@@ -151,6 +153,7 @@ def selected_trials(selection: Selection, overrides: Mapping[str, Any]) -> tuple
         return resolved(trials, overrides), label
     chosen = suite(selection.suite)
     check_suite_size(chosen, selection.backends, selection.seeds or chosen.seeds)
+    check_variant_overrides(chosen, selection.backends, overrides)  # before a case's own checks meet the option
     per_case = [suite_case_trials(chosen, c, selection.backends, selection.seeds, overrides) for c in chosen.cases]
     # An option given for a whole suite goes to the cases whose strategy reads it (--source-backend to a transfer
     # suite's backbone cases, not its scratch baseline); one that no case reads stays, for the preflight to refuse.

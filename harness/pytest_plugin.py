@@ -37,6 +37,7 @@ from harness.errors import InputError
 from harness.model_import import trial_model
 from harness.planner import check_suite_size, check_trial_count, suite_case_trials
 from harness.suites import Suite, SuiteCase, suite, suites_max_concurrent
+from harness.variant_overrides import check_variant_overrides
 
 SCALES = ("smoke", "quick", "full")
 
@@ -350,6 +351,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     }
     try:
         check_suite_size(chosen, backends, seeds)  # before any trial is built: --seeds 10**11 would take hours
+        check_variant_overrides(chosen, backends, overrides)  # the CLI's refusal of an option that erases variants
     except InputError as exc:
         raise _collection_error(f"{metafunc.definition.nodeid}: {exc}") from None
     params = [

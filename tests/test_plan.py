@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 
 import pandas as pd
 import pytest
@@ -17,6 +18,7 @@ from harness.planner import MAX_TRIALS, SearchRequest, Selection, check_suite_si
 from harness.schedules import ScheduleConfig
 from harness.search import apply_point
 from harness.suites import suite
+from harness.variant_overrides import check_variant_overrides
 
 BASE = TrialConfig(strategy="scratch", model="mlp", dataset="digits", backend="torch", seed=0, epochs=2)
 
@@ -243,3 +245,42 @@ def test_epoch_counts_beyond_what_the_driver_can_hold_are_refused():
         dataclasses.replace(base, epochs=100_001)
     with pytest.raises(InputError, match="Expected --source-epochs <= 100,000"):
         apply_overrides(base, {"transfer.source_epochs": 100_001})
+
+
+@pytest.mark.parametrize(
+    ("name", "given", "received"),
+    [
+        ("techniques", {"optimizer.name": "adam"}, "Received: --optimizer 'adam', but its cases set optimizer.name"),
+        ("techniques", {"optimizer.lr": 0.1}, "Received: --lr 0.1, but its cases set optimizer.lr differently"),
+        ("techniques", {"init": "he_normal"}, "Received: --init 'he_normal', but its cases set init differently"),
+        ("speed_matrix", {"runtime.precision": "float32"}, "Received: --precision 'float32', but"),
+        ("speed_matrix", {"runtime.tf_mode": "custom"}, "Received: --tf-mode 'custom', but"),
+        ("speed_matrix", {"runtime.jit_compile": True}, "Received: --jit-compile, but"),
+        ("s1_alexnet", {"init": "he_normal"}, "scratch-alexnet-cifar10 has init='he_normal', scratch-alexnet+mxnet"),
+    ],
+)
+def test_an_option_that_would_erase_what_tells_a_suites_variants_apart_is_refused(name, given, received):
+    """Given for the whole suite, the option replaced each variant's own setting while the rows kept the variants'
+    labels (opt_sgd trained with Adam, bf16 in float32): refused before any case is resolved, in the CLI's planner
+    and in the pytest plugin's collection alike."""
+    with pytest.raises(InputError, match=re.escape(received)) as refused:
+        plan_run(Selection(suite=name), given)
+    assert f"Expected options given for suite {name} to leave the settings that make its variants alone" in str(
+        refused.value
+    )
+    assert "Drop --" in str(refused.value) and "or run one case with its own options: --strategy" in str(refused.value)
+    with pytest.raises(InputError, match=re.escape(received)):
+        check_variant_overrides(suite(name), ("torch", "tensorflow"), given)  # the plugin's check
+
+
+def test_options_every_variant_shares_or_that_only_different_models_set_differently_are_kept():
+    """--epochs on the techniques suite (its cases share it), --optimizer on fashion_quick (two models, each its own
+    optimizer, no variant label names it), --torch-compile on the TensorFlow half of the speed matrix (none of its
+    cases sets it: the capability fit refuses it instead)."""
+    assert {t.epochs for t in plan_run(Selection(suite="techniques"), {"epochs": 1}).trials} == {1}
+    fashion = plan_run(Selection(suite="fashion_quick"), {"optimizer.name": "adam"}).trials
+    assert {t.optimizer.name for t in fashion} == {"adam"}
+    matrix = plan_run(Selection(suite="speed_matrix"), {"epochs": 2, "runtime.threads": 2}).trials
+    assert {(t.epochs, t.runtime.threads) for t in matrix} == {(2, 2)}
+    with pytest.raises(InputError, match="Expected --torch-compile to apply to"):
+        plan_run(Selection(suite="speed_matrix", backends=("tensorflow",)), {"runtime.torch_compile": True})

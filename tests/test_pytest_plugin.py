@@ -603,3 +603,32 @@ def test_only_the_selected_cases_train_and_a_case_for_other_backends_is_skipped_
     said = " ".join(typo.stdout.str().split())
     assert "Received: pytest.mark.xfbench(suites={'smok': Suite 'pick'}), whose scales ['smok'] are none" in said
     assert "_hookexec" not in said and "pluggy/_caller.py" not in said  # the message alone, no frames before it
+
+
+THREADS_SUITE = """
+import pytest
+from harness.config import RuntimeOptions
+from harness.suites import Suite, SuiteCase
+
+THREADS = Suite("threads", "a case per thread count", cases=tuple(
+    SuiteCase("scratch", "mlp", "digits", epochs=1, runtime=RuntimeOptions(threads=n), variant=f"t{n}") for n in (1, 2)
+))
+pytestmark = pytest.mark.xfbench(suites={"smoke": THREADS})
+
+def test_case(xfbench_case):
+    pass
+"""
+
+
+def test_an_execution_option_that_would_erase_a_suites_variants_is_refused_at_collection(pytester):
+    """The plugin shares the CLI's refusal: --cpus-per-trial, its threads, replaced both variants' thread counts."""
+    pytester.makepyfile(test_suite=THREADS_SUITE)
+    result = pytester.runpytest("--collect-only", "-q", "--cpus-per-trial", "4")
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    result.stdout.fnmatch_lines(
+        [
+            "*test_suite.py::test_case: Expected options given for suite threads to leave the settings that make its "
+            "variants alone. Received: --cpus-per-trial 4, but its cases set runtime.threads differently: "
+            "scratch-mlp+t1-digits has runtime.threads=1, scratch-mlp+t2-digits has runtime.threads=2.*"
+        ]
+    )

@@ -1,0 +1,89 @@
+"""Which options a whole suite may be given: none that would erase what tells its variants apart.
+
+A suite's variants are cases of one (strategy, model, dataset) that differ in a setting (``opt_sgd`` and
+``opt_adam`` in the optimizer, the speed matrix's ``bf16`` and ``default`` in the precision). An option given for
+the whole suite replaces that setting in every case, yet each row would keep its variant's label: ``--suite
+techniques --optimizer adam`` would train ``opt_sgd`` with Adam and report it as SGD. So an option is refused for a
+suite when the selected cases that read it set it differently within such a group, compared as the suite defines
+them, before any option applies. Options all of a group's cases share (``--epochs``, ``--batch-size``,
+``--cpus-per-trial`` on most suites) stay allowed, and so does one that only cases of different models or strategies
+set differently (``--optimizer adam`` on ``fashion_quick``, whose two models each have their own): no label names it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from harness.config import OptimizerConfig, TrialConfig
+from harness.errors import InputError
+from harness.overrides import KEPT_ON_OPTIMIZER_CHANGE, field_hint
+from harness.schedules import ScheduleConfig
+from harness.strategy_options import reads_path
+from harness.suites import Suite, case_trials
+
+
+def replaced_settings(trial: TrialConfig, path: str) -> dict[str, Any]:
+    """What an override of ``path`` replaces in ``trial``, as {path: value}: the value there; for an optimizer's
+    or a schedule's name, every setting of it that the new one starts again from (harness.overrides: a swapped
+    optimizer keeps only its rate and clipping), so ``--optimizer adam`` on momentum 0.5 / 0.9 variants counts."""
+    *parents, leaf = path.split(".")
+    node: Any = trial
+    for depth, part in enumerate(parents):
+        node = getattr(node, part)
+        if node is None:  # an unset optional config (task, transfer.source_task): the whole of it differs
+            return {".".join(parents[: depth + 1]): None}
+    parent = ".".join(parents)
+    if leaf == "name" and isinstance(node, (OptimizerConfig, ScheduleConfig)):
+        kept = KEPT_ON_OPTIMIZER_CHANGE if isinstance(node, OptimizerConfig) else ()
+        return {f"{parent}.{f.name}": getattr(node, f.name) for f in dataclasses.fields(node) if f.name not in kept}
+    return {path: getattr(node, leaf)}
+
+
+def _variant_groups(chosen: Suite, backends: Sequence[str]) -> list[list[TrialConfig]]:
+    """Each (strategy, model, dataset) of the suite with more than one case selected: one trial per case, as the
+    suite defines it (no option applied)."""
+    groups: dict[tuple[str, str, str], list[TrialConfig]] = {}
+    for case in chosen.cases:
+        trials = case_trials(case, chosen.name, tuple(backends), 1)
+        if trials:  # a case for other backends only (SuiteCase.only_backends) is not selected
+            groups.setdefault((case.strategy, case.model, case.dataset), []).append(trials[0])
+    return [group for group in groups.values() if len(group) > 1]
+
+
+def _differing(group: list[TrialConfig], path: str) -> tuple[TrialConfig, TrialConfig, dict[str, Any]] | None:
+    """Two cases of the group that read ``path`` and set it differently, and what differs; None if all agree."""
+    readers = [t for t in group if reads_path(t, path)]
+    for other in readers[1:]:
+        a, b = replaced_settings(readers[0], path), replaced_settings(other, path)
+        differs = {key: (a.get(key), b.get(key)) for key in a.keys() | b.keys() if repr(a.get(key)) != repr(b.get(key))}
+        if differs:
+            return readers[0], other, differs
+    return None
+
+
+def check_variant_overrides(chosen: Suite, backends: Sequence[str], overrides: Mapping[str, Any]) -> None:
+    """InputError for an option given for the whole suite that would replace a setting its variants differ in."""
+    for path in overrides:
+        field_hint(path)  # an unknown path is refused as everywhere else, before it is read here
+    groups = _variant_groups(chosen, backends)
+    for path, value in overrides.items():
+        found = next((d for group in groups if (d := _differing(group, path))), None)
+        if found:
+            raise InputError(_refusal(chosen.name, path, value, *found))
+
+
+def _refusal(suite_name: str, path: str, value: Any, a: TrialConfig, b: TrialConfig, differs: dict[str, Any]) -> str:
+    from harness.cli_options import override_flags  # it imports the planner, which imports this module
+
+    flag = override_flags([path])[0]
+    given = flag if isinstance(value, bool) else f"{flag} {value!r}"  # a switch (--torch-compile) has no value typed
+    shown = lambda i: ", ".join(f"{k}={v[i]!r}" for k, v in sorted(differs.items()))  # noqa: E731
+    return (
+        f"Expected options given for suite {suite_name} to leave the settings that make its variants alone. "
+        f"Received: {given}, but its cases set {path} differently: {a.case_id} has {shown(0)}, "
+        f"{b.case_id} has {shown(1)}. Given for the whole suite it would replace each case's setting while the rows "
+        f"keep their variant labels. Drop {flag} to run the variants as the suite defines them, or run one case "
+        f"with its own options: --strategy {a.strategy} --model {a.model} --dataset {a.dataset} {flag} ..."
+    )
