@@ -280,20 +280,21 @@ def check_capabilities(trials: Sequence[TrialConfig]) -> None:
             )
 
 
-def fit_to_capabilities(trials: Sequence[TrialConfig]) -> list[TrialConfig]:
+def fit_to_capabilities(trials: Sequence[TrialConfig], selected: Sequence[str] | None = None) -> list[TrialConfig]:
     """The trials with each speed option their backend cannot honour turned off (``--jit-compile`` on a torch trial,
     ``--torch-compile`` on a TensorFlow one), so config_json records what each process applies. Raises InputError
-    when an option applies to no selected backend, or a trial needs a capability its backend lacks."""
+    when an option applies to none of the ``selected`` backends (default: the trials' own), or a trial needs a
+    capability its backend lacks. A suite passes the run's selection: its case that runs on torch only takes a
+    suite-wide --jit-compile as any torch trial does (off), while the cases on TensorFlow apply it."""
     fitted = [replace(t, runtime=honoured_runtime(t.runtime, t.backend)) for t in trials]
-    selected = sorted({t.backend for t in trials})
+    backends = sorted(set(selected) if selected is not None else {t.backend for t in trials})
     asked = {c: flag for t in trials for c, flag in runtime_option_needs(t.runtime).items()}
-    kept = {c for t in fitted for c in runtime_option_needs(t.runtime)}
     for capability, flag in asked.items():
-        if capability not in kept:
-            able = [b for b in BACKENDS if capability in backend_capabilities(b)]
+        able = [b for b in BACKENDS if capability in backend_capabilities(b)]
+        if not set(able) & set(backends):
             raise InputError(
                 f"Expected {flag} to apply to a selected backend (only {able} can honour it). Received: backends="
-                f"{selected}. Add --backend {able[0] if able else '...'} or drop {flag.split()[0]}."
+                f"{backends}. Add --backend {able[0] if able else '...'} or drop {flag.split()[0]}."
             )
     check_capabilities(fitted)
     return fitted

@@ -409,8 +409,9 @@ class RuntimeOptions:
             raise InputError(f"Expected epoch_loop in {list(EPOCH_LOOPS)}. Received: epoch_loop={self.epoch_loop!r}.")
         if self.epoch_loop == "compiled" and self.tf_mode != "custom":
             raise InputError(
-                f"Expected --epoch-loop compiled only with --tf-mode custom. Received: tf_mode={self.tf_mode!r}. "
-                "Drop --epoch-loop or use --tf-mode custom."
+                "Expected --epoch-loop compiled only with --tf-mode custom: the compiled loop runs the custom step. "
+                f"Received: epoch_loop='compiled' with tf_mode={self.tf_mode!r}. Drop --epoch-loop compiled or "
+                f"--tf-mode {self.tf_mode}, whichever you gave (a suite's case may set the other)."
             )
         if self.epoch_loop == "compiled" and self.jit_compile:
             raise InputError(

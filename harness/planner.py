@@ -130,19 +130,24 @@ def _case_trials(selection: Selection) -> tuple[list[TrialConfig], str]:
     return trials, case_label(s.strategy, s.model, "", s.dataset)
 
 
-def resolved(trials: list[TrialConfig], overrides: Mapping[str, Any]) -> list[TrialConfig]:
+def resolved(
+    trials: list[TrialConfig], overrides: Mapping[str, Any], selected: Sequence[str] | None = None
+) -> list[TrialConfig]:
     """The overrides applied to every trial, then each trial fitted to its backend: one backend's speed option
-    (--jit-compile, --torch-compile) is off, and recorded off, on the other's trials."""
+    (--jit-compile, --torch-compile) is off, and recorded off, on the other's trials; refused when none of the
+    ``selected`` backends (default: the trials') honours it."""
     given = [apply_overrides(t, overrides) for t in trials]
-    fitted = fit_to_capabilities([replace(t, model=trial_model(t.model)) for t in given])
+    fitted = fit_to_capabilities([replace(t, model=trial_model(t.model)) for t in given], selected)
     return [with_wanted_channels(with_weight_preprocessing(t, overrides.keys())) for t in fitted]
 
 
 def suite_case_trials(
     chosen: Suite, case: SuiteCase, backends: tuple[str, ...], seeds: int | None, overrides: Mapping[str, Any]
 ) -> list[TrialConfig]:
-    """A suite case's trials per (backend, seed), resolved: what the pytest plugin runs for one test."""
-    return resolved(case_trials(case, chosen.name, backends, seeds or chosen.seeds), overrides)
+    """A suite case's trials per (backend, seed), resolved: what the pytest plugin runs for one test. A speed option
+    is judged against ``backends``, the selection, not the case's own (a case for torch only takes --jit-compile
+    off, as a torch trial does)."""
+    return resolved(case_trials(case, chosen.name, backends, seeds or chosen.seeds), overrides, backends)
 
 
 def selected_trials(selection: Selection, overrides: Mapping[str, Any]) -> tuple[list[TrialConfig], str]:

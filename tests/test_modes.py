@@ -83,6 +83,45 @@ def test_a_mode_no_selected_backend_can_run_is_an_error(argv, message):
         _trials("run", "--strategy", "scratch", "--model", "mlp", "--dataset", "digits", *argv)
 
 
+def test_a_suite_wide_speed_option_is_judged_against_the_selection_not_against_a_case_for_one_backend():
+    """The speed matrix's compile case runs on torch only: --jit-compile for a run on both backends was refused as
+    "Received: backends=['torch']. Add --backend tensorflow", though both were selected. It is off on that case, as
+    on any torch trial; refused only where the selection holds no backend that honours it."""
+    from harness.planner import suite_case_trials
+    from harness.suites import suite
+
+    matrix = suite("speed_matrix")
+    compiled = next(c for c in matrix.cases if c.variant == "compile")
+    trials = suite_case_trials(matrix, compiled, ("torch", "tensorflow"), 1, {"runtime.jit_compile": True})
+    assert [(t.backend, t.runtime.torch_compile, t.runtime.jit_compile) for t in trials] == [("torch", True, False)]
+    with pytest.raises(InputError, match=r"Received: backends=\['torch'\]\. Add --backend tensorflow"):
+        suite_case_trials(matrix, compiled, ("torch",), 1, {"runtime.jit_compile": True})
+
+
+@pytest.mark.parametrize(
+    "argv, received",
+    [
+        (["--jit-compile"], "Received: --jit-compile, but its cases set runtime.jit_compile differently"),
+        (
+            ["--backend", "tensorflow", "--tf-mode", "fit"],
+            "Received: --tf-mode 'fit', but its cases set runtime.tf_mode",
+        ),
+    ],
+)
+def test_a_mode_flag_on_the_speed_matrix_is_refused_for_the_variants_it_would_erase(argv, received):
+    """Before, these read "Add --backend tensorflow" (both were selected) and "Drop --epoch-loop" (never given)."""
+    with pytest.raises(InputError, match=received):
+        _trials("run", "--suite", "speed_matrix", *argv)
+
+
+def test_the_epoch_loop_conflict_names_both_settings_without_assuming_which_was_given():
+    with pytest.raises(InputError) as refused:
+        RuntimeOptions(tf_mode="fit", epoch_loop="compiled")
+    assert "Received: epoch_loop='compiled' with tf_mode='fit'. Drop --epoch-loop compiled or --tf-mode fit" in str(
+        refused.value
+    )
+
+
 def test_runtime_options_reject_unknown_modes_and_precisions():
     for bad in ({"tf_mode": "graph"}, {"precision": "float16"}, {"epoch_loop": "graph"}):
         with pytest.raises(InputError, match="Expected"):
