@@ -122,6 +122,19 @@ def test_the_epoch_loop_conflict_names_both_settings_without_assuming_which_was_
     )
 
 
+def test_the_speed_matrix_description_lists_every_variant_under_each_backend_it_runs_on():
+    """`xfbench list` showed a hand-written list that had lost the fit-xla and epoch-loop variants."""
+    from harness.suites import SPEED_MODELS, SPEED_VARIANTS, suite
+
+    description = suite("speed_matrix").description
+    for backend in ("torch", "tensorflow"):
+        listed = description.split(f"{backend}: ")[1].split(";")[0].split(")")[0].split(", ")
+        ran = {c.variant for c in suite("speed_matrix").cases if backend in c.only_backends}
+        assert set(listed) == ran, (backend, listed)
+    assert {"fit-xla", "epoch-loop"} <= {label for label, _ in SPEED_VARIANTS}
+    assert all(model in description for model, _ in SPEED_MODELS)
+
+
 def test_runtime_options_reject_unknown_modes_and_precisions():
     for bad in ({"tf_mode": "graph"}, {"precision": "float16"}, {"epoch_loop": "graph"}):
         with pytest.raises(InputError, match="Expected"):
