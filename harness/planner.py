@@ -173,10 +173,27 @@ def selected_trials(selection: Selection, overrides: Mapping[str, Any]) -> tuple
     return trials, chosen.name
 
 
+def check_runnable_suite(chosen: Suite) -> None:
+    """Refuse a search suite (Suite.search set) where its cases would run as they stand: only ``xfbench tune``
+    reads its space, so a run would train its base configuration alone and report it under the search's name."""
+    if chosen.search.params:
+        case = chosen.cases[0]
+        raise InputError(
+            f"Expected a suite of cases to run. Received: suite {chosen.name}, a search over "
+            f"{', '.join(chosen.search.paths)}: run as it stands, it would train only its base configuration "
+            f"({', '.join(c.case_id for c in chosen.cases)}), never a searched value. Search it with "
+            f"`xfbench tune --suite {chosen.name}`, or run that configuration as a case: --strategy {case.strategy} "
+            f"--model {case.model} --dataset {case.dataset}."
+        )
+
+
 def plan_run(selection: Selection, overrides: Mapping[str, Any]) -> RunPlan:
     """A run of the selection; with nothing selected, the quick suite (the main job)."""
     if not selection.suite and not selection.names_a_case:
         selection = replace(selection, suite=DEFAULT_SUITE)
+    chosen = SUITES.get(selection.suite or "")
+    if chosen is not None and not selection.names_a_case:  # else selected_trials names what is wrong
+        check_runnable_suite(chosen)
     trials, label = selected_trials(selection, overrides)
     return RunPlan("run", label, RUN_TITLE, trials=tuple(trials))
 

@@ -35,7 +35,7 @@ from harness.config import TrialConfig
 from harness.data.registry import found_in
 from harness.errors import InputError
 from harness.model_import import trial_model
-from harness.planner import check_suite_size, check_trial_count, suite_case_trials
+from harness.planner import check_runnable_suite, check_suite_size, check_trial_count, suite_case_trials
 from harness.suites import Suite, SuiteCase, suite, suites_max_concurrent
 from harness.variant_overrides import check_variant_overrides
 
@@ -318,7 +318,10 @@ def _suite_for(metafunc: pytest.Metafunc) -> Suite | None:
         )
     chosen = suites.get(metafunc.config.getoption("xfbench_scale"))
     try:
-        return suite(chosen) if isinstance(chosen, str) else chosen
+        found = suite(chosen) if isinstance(chosen, str) else chosen
+        if found is not None:
+            check_runnable_suite(found)  # a search suite: the plugin, as `xfbench run`, would train its base only
+        return found
     except InputError as exc:
         raise _collection_error(f"{metafunc.definition.nodeid}: {exc}") from None
 

@@ -28,6 +28,11 @@ BAD_INPUTS = {
         "hours on CPUs. Received: no GPU asked for, so every trial would train on the CPU. Add --gpus-per-trial 1 on "
         "a machine or --address cluster with GPUs, or run the tier a CPU runs in minutes: s1_alexnet_quick.",
     ),
+    # before, it trained the search's base configuration alone, under the suite's name
+    "a search suite given to run": (
+        ["run", "--suite", "tune_smoke"],
+        "Expected a suite of cases to run. Received: suite tune_smoke, a search over optimizer.lr, optimizer.name",
+    ),
     # before, each was applied to every case: opt_sgd, opt_rmsprop, ... trained with Adam under their own labels
     "an option that would erase a suite's optimizer variants": (
         ["run", "--suite", "techniques", "--optimizer", "adam"],

@@ -14,7 +14,15 @@ from harness.data.tasks import TaskSpec
 from harness.errors import InputError
 from harness.overrides import apply_overrides, field_hint
 from harness.plan import ExecutionOptions, RunFile, RunPlan, RunRecord, read_run_file, write_run_file
-from harness.planner import MAX_TRIALS, SearchRequest, Selection, check_suite_size, plan_run, plan_tune
+from harness.planner import (
+    MAX_TRIALS,
+    SearchRequest,
+    Selection,
+    check_suite_size,
+    plan_run,
+    plan_tune,
+    selected_trials,
+)
 from harness.schedules import ScheduleConfig
 from harness.search import apply_point
 from harness.suites import suite
@@ -148,7 +156,7 @@ def test_trial_ids_are_distinct_in_every_suite_and_a_repeated_one_is_refused_bef
     from harness.suites import SUITES
 
     for name in SUITES:  # s1_cifar10 had two convnet3 cases under one id until they got variants
-        check_distinct_trial_ids(list(plan_run(Selection(suite=name), {}).trials))
+        check_distinct_trial_ids(selected_trials(Selection(suite=name), {})[0])  # tune's too
     with pytest.raises(
         ValueError, match=r"its own id. Received 1 repeated ids, e.g. adhoc-scratch-mlp-digits-torch-s0 \(model mlp\)"
     ):
@@ -284,3 +292,19 @@ def test_options_every_variant_shares_or_that_only_different_models_set_differen
     assert {(t.epochs, t.runtime.threads) for t in matrix} == {(2, 2)}
     with pytest.raises(InputError, match="Expected --torch-compile to apply to"):
         plan_run(Selection(suite="speed_matrix", backends=("tensorflow",)), {"runtime.torch_compile": True})
+
+
+def test_a_search_suite_is_refused_for_a_run_and_kept_for_tune():
+    """`xfbench run --suite tune_smoke` trained the search's base configuration alone (momentum at lr 0.01) and
+    reported it under the suite's name: only `xfbench tune` reads Suite.search."""
+    with pytest.raises(InputError) as refused:
+        plan_run(Selection(suite="tune_smoke"), {})
+    message = str(refused.value)
+    assert message.startswith(
+        "Expected a suite of cases to run. Received: suite tune_smoke, a search over optimizer.lr, optimizer.name"
+    )
+    assert (
+        "Search it with `xfbench tune --suite tune_smoke`, or run that configuration as a case: --strategy scratch"
+        in (message)
+    )
+    assert plan_tune(Selection(suite="tune_smoke"), {}, SearchRequest()).search is not None

@@ -632,3 +632,24 @@ def test_an_execution_option_that_would_erase_a_suites_variants_is_refused_at_co
             "scratch-mlp+t1-digits has runtime.threads=1, scratch-mlp+t2-digits has runtime.threads=2.*"
         ]
     )
+
+
+def test_a_search_suite_is_refused_at_collection_pointing_at_xfbench_tune(pytester):
+    """The plugin, as `xfbench run`, would have trained the search's base configuration alone."""
+    pytester.makepyfile(
+        test_suite="""
+import pytest
+pytestmark = pytest.mark.xfbench(suites={"smoke": "tune_smoke"})
+
+def test_case(xfbench_case):
+    pass
+"""
+    )
+    result = pytester.runpytest("--collect-only", "-q")
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    result.stdout.fnmatch_lines(
+        [
+            "*test_suite.py::test_case: Expected a suite of cases to run. Received: suite tune_smoke, a search over*"
+            "Search it with `xfbench tune --suite tune_smoke`*"
+        ]  # fmt: skip
+    )
