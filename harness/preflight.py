@@ -36,6 +36,7 @@ from harness.strategy_options import check_frozen_epochs, check_strategy_options
 from harness.suites import Suite, gpu_only_suites
 from harness.tuning import TunePlan
 from harness.weights import initializer
+from harness.weights_fit import check_weights_fit
 
 # How to mend two trials under one id (the preflight's check and the pytest plugin's at collection say it alike).
 DISTINCT_IDS_FIX = "Give the cases distinct variants, or spec files distinct file names."
@@ -78,6 +79,7 @@ def preflight(
     check_distinct_trial_ids(trials)
     check_data_dir(data_dir)
     check_capabilities(trials)
+    _check_weights_fit(trials)
     _check_weights_cached(trials)
     datasets: dict[str, Dataset] = loaded if loaded is not None else {}
     provenance: dict[str, dict[str, str]] = {}
@@ -250,6 +252,15 @@ def _check_search_points(
         option_use.check()
 
 
+def _check_weights_fit(trials: list[TrialConfig]) -> None:
+    """What the command line alone says about the weights (the strategy reads them, the architecture and width fit
+    their framework), before the weights home is searched: a run that would be refused is never sent to fetch."""
+    for trial in trials:
+        ref = weights_ref(trial) if uses_pretrained(trial) else None
+        if ref is not None:
+            check_weights_fit(trial, ref.source_backend)
+
+
 def _check_weights_cached(trials: list[TrialConfig]) -> None:
     """Zoo weights the run needs and the weights home lacks stop it first (before any data is read), with one fetch
     command for all of them."""
@@ -267,11 +278,6 @@ def _prepare_pretrained(trials: list[TrialConfig], datasets: dict[str, Dataset],
     for trial in trials:
         if not uses_pretrained(trial):
             continue
-        if trial.strategy not in NEEDS_BACKBONE:
-            raise InputError(
-                f"Expected a strategy that starts from a backbone ({', '.join(NEEDS_BACKBONE)}) with --pretrained or "
-                f"--weights. Received: strategy={trial.strategy!r}, which trains from the initial weights."
-            )
         shape = transformed_shape(trial.input, derive(datasets[trial.dataset], trial.task).input_shape)
         cache = trial.cache_dir or cache_dir
         if cache is None:

@@ -39,6 +39,7 @@ from harness.pretrained import (
 from harness.results import read_results
 from harness.spec import canonical_form
 from harness.weight_files import BadWeightsError, read_safetensors, write_safetensors
+from harness.weights_fit import TORCHVISION_TWINS
 
 SHAPE = (32, 32, 3)
 BOTH = ("torch", "tensorflow")
@@ -265,6 +266,37 @@ def test_a_zoos_weights_missing_from_an_empty_cache_exit_2_with_the_fetch_comman
     assert f"`xfbench weights fetch {ref}" in err and wanted in err
     assert str(weights_home) in err  # where to put it
     assert not (tmp_path / "r").exists() and "trials" not in out  # before Ray: no run, no progress, no conversion
+
+
+@pytest.mark.parametrize(
+    "args, wanted",
+    [
+        (("--strategy", "scratch", "--model", "resnet18"), "strategy='scratch', which trains from the initial"),
+        (("--strategy", "fine_tune", "--model", "resnet20"), "torchvision twin (alexnet_tv, vgg11"),
+        (("--model", "resnet18", "--width-multiplier", "0.25"), "Received: --width-multiplier 0.25. Drop"),
+        (("--model", "alexnet"), "Received: --model alexnet."),  # the lessons' AlexNet is not torchvision's
+    ],
+)
+def test_weights_the_run_could_not_use_are_refused_before_the_weights_home_is_searched(tmp_path, capsys, args, wanted):
+    """An offline user with an empty weights home is told what is wrong with the command, not to fetch weights
+    for a run that would then be refused."""
+    base = ["run", "--strategy", "fine_tune", "--dataset", "digits", "--pretrained", "torchvision:resnet18"]
+    code, out, err = _cli(capsys, *base, *args, "--results-dir", str(tmp_path / "r"))
+    assert code == 2, err[-2000:]
+    assert wanted in err and "weights fetch" not in err
+    assert not (tmp_path / "r").exists()
+
+
+def test_every_zoo_twin_is_a_torchvision_model(workers):
+    """The neutral list the preflight judges --model by (harness imports no torchvision) names torchvision's own."""
+    assert set(TORCHVISION_TWINS.values()) <= set(workers["torch"](probes.torchvision_models))
+
+
+def test_keras_weights_for_a_model_keras_cannot_build_are_refused_before_the_weights_home_is_searched(tmp_path, capsys):
+    args = ["run", "--strategy", "fine_tune", "--model", "resnet18", "--dataset", "digits"]
+    code, _, err = _cli(capsys, *args, "--pretrained", "keras:MobileNetV2", "--results-dir", str(tmp_path / "r"))
+    assert code == 2 and "Expected --model keras:NAME for Keras weights. Received: --model resnet18." in err
+    assert "weights fetch" not in err
 
 
 def test_preprocessing_follows_the_weights():

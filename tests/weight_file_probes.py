@@ -46,6 +46,13 @@ def hub_hash_pattern(_backend: str) -> str:
     return torch.hub.HASH_REGEX.pattern
 
 
+def torchvision_models(_backend: str) -> list[str]:
+    """torchvision's classification models (harness.weights_fit names the zoo's twins among them)."""
+    import torchvision
+
+    return list(torchvision.models.list_models(module=torchvision.models))
+
+
 def write_torch_state(_backend: str, path: str, tensors: dict[str, np.ndarray]) -> None:
     import torch
 

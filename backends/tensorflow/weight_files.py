@@ -26,6 +26,7 @@ from harness.pretrained import KERAS_SIZES, WeightsRef, refetch_hint
 from harness.spec import Conv2D, ModelSpec, ZeroPad2D
 from harness.truncated_weights import check_hdf5, hdf5_end_of_file
 from harness.weight_files import BadWeightsError, check_tensor_shapes
+from harness.weights_fit import keras_name
 
 SOURCE = "keras.applications"
 # Keras' downloader; imported after framework.py has imported Keras (its first import in a worker).
@@ -169,9 +170,7 @@ def _build(name: str, shape: tuple[int, ...], classes: int) -> keras.Model:
 
 
 def load_into_architecture(request: dict[str, Any], path: Path) -> keras.Model:
-    kind, _, name = request["model"].partition(":")
-    if kind != "keras" or not name:
-        raise InputError(f"Expected --model keras:NAME for a Keras weight file. Received: --model {request['model']}.")
+    name = keras_name(request["model"])
     shape = tuple(request["input_shape"])
     model = _build(name, shape, 1000)
     _check_cut(path, model, refetch_hint(WeightsRef(**request["ref"])))

@@ -34,9 +34,9 @@ from harness.pretrained import (
 )
 from harness.truncated_weights import check_complete
 from harness.weight_files import BadWeightsError, check_tensor_shapes, read_safetensors
+from harness.weights_fit import check_torchvision_width, no_torch_architecture, torchvision_name
 
 SOURCE = "torchvision"
-ZOO_TO_TORCHVISION = {"alexnet_tv": "alexnet"}  # zoo names that differ from torchvision's
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 SAVE_STATE_DICT = "save it with torch.save(model.state_dict(), path)"  # what to do about a user's unreadable .pth
 
@@ -163,10 +163,7 @@ def _torchvision_model(name: str, width: float, classes: int) -> nn.Module:
 
     kwargs: dict[str, Any] = {"weights": None, "num_classes": classes}
     if width != 1.0:
-        if name != "mobilenet_v2":
-            raise InputError(
-                f"Expected width 1 for torchvision's {name} (only mobilenet_v2 has a width). Received: {width}."
-            )
+        check_torchvision_width(name, width)
         kwargs["width_mult"] = width
     return torchvision.models.get_model(name, **kwargs).eval()
 
@@ -176,18 +173,14 @@ def architecture(model: str, options: dict[str, Any], classes: int) -> nn.Module
     user's factory."""
     import torchvision
 
-    kind, _, rest = model.partition(":")
-    if kind == "python":
-        module, function = rest.split(":")
+    name = torchvision_name(model)
+    if name is None:
+        module, function = model.split(":")[1:]
         factory = getattr(importlib.import_module(module), function)
         takes = "num_classes" in inspect.signature(factory).parameters
         return (factory(num_classes=classes) if takes else factory()).eval()
-    name = rest if kind == "torchvision" else ZOO_TO_TORCHVISION.get(model, model)
     if name not in torchvision.models.list_models(module=torchvision.models):
-        raise InputError(
-            f"Expected --model torchvision:NAME, a zoo name with a torchvision twin or python:module:function for "
-            f"torch weights. Received: --model {model}."
-        )
+        raise no_torch_architecture(model)
     return _torchvision_model(name, float(options.get("width_multiplier", 1.0)), classes)
 
 

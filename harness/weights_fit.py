@@ -1,0 +1,82 @@
+"""Whether --pretrained / --weights can serve a trial at all, judged from the command line alone: the strategy
+reads them, the source framework can build --model's architecture, the width is one that architecture has.
+
+The preflight asks before it looks for the weights in the weights home, so an offline user is never told to fetch
+weights for a run that would then be refused; the weights workers raise the same errors (these functions), so the
+wording is one.
+"""
+
+from __future__ import annotations
+
+from harness.backbone import NEEDS_BACKBONE
+from harness.config import TrialConfig
+from harness.errors import InputError
+from harness.zoo import ZOO
+
+# Zoo names whose architecture at width 1 is torchvision's, layer names and all (harness.zoo), so torchvision
+# builds them for its weights. Not 'alexnet' (the lessons' AlexNet, another network than torchvision's) nor
+# 'resnet20' (torchvision has no CIFAR ResNet).
+TORCHVISION_TWINS: dict[str, str] = {
+    "alexnet_tv": "alexnet",
+    **{name: name for name in ZOO if name.startswith(("vgg", "resnet")) and name != "resnet20"},
+    "mobilenet_v2": "mobilenet_v2",
+    "densenet121": "densenet121",
+}
+WIDTH_IN_TORCHVISION = "mobilenet_v2"  # the one torchvision architecture with a width (width_mult)
+
+
+def check_strategy_reads_weights(strategy: str) -> None:
+    if strategy not in NEEDS_BACKBONE:
+        raise InputError(
+            f"Expected a strategy that starts from a backbone ({', '.join(NEEDS_BACKBONE)}) with --pretrained or "
+            f"--weights. Received: strategy={strategy!r}, which trains from the initial weights. Drop --pretrained/"
+            "--weights, or pick one of those strategies."
+        )
+
+
+def torchvision_name(model: str) -> str | None:
+    """The torchvision architecture --model names for torch weights (None: a user's python: factory); whether a
+    torchvision:NAME exists is the torch worker's to say."""
+    kind, _, rest = model.partition(":")
+    if kind == "python":
+        return None
+    if kind == "torchvision" and rest:
+        return rest
+    if model in TORCHVISION_TWINS:
+        return TORCHVISION_TWINS[model]
+    raise no_torch_architecture(model)
+
+
+def no_torch_architecture(model: str) -> InputError:
+    return InputError(
+        f"Expected --model torchvision:NAME, a zoo name with a torchvision twin ({', '.join(TORCHVISION_TWINS)}) "
+        f"or python:module:function for torch weights. Received: --model {model}."
+    )
+
+
+def check_torchvision_width(name: str, width: float) -> None:
+    if width != 1.0 and name != WIDTH_IN_TORCHVISION:
+        raise InputError(
+            f"Expected --width-multiplier 1 with torch weights for torchvision's {name} (only "
+            f"{WIDTH_IN_TORCHVISION} has a width). Received: --width-multiplier {width:g}. Drop --width-multiplier, "
+            f"or pick --model {WIDTH_IN_TORCHVISION}."
+        )
+
+
+def keras_name(model: str) -> str:
+    kind, _, name = model.partition(":")
+    if kind != "keras" or not name:
+        raise InputError(f"Expected --model keras:NAME for Keras weights. Received: --model {model}.")
+    return name
+
+
+def check_weights_fit(trial: TrialConfig, reader: str) -> None:
+    """Refuse a trial its weights cannot serve; ``reader``: the backend whose framework reads them (a neutral
+    .npz: none, any spec takes it)."""
+    check_strategy_reads_weights(trial.strategy)
+    if reader == "torch":
+        name = torchvision_name(trial.model)
+        if name is not None:
+            check_torchvision_width(name, trial.model_options.width_multiplier)
+    elif reader == "tensorflow":
+        keras_name(trial.model)
