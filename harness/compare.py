@@ -13,7 +13,7 @@ Per (suite, strategy, model, dataset, backend):
 - accuracy: difference of the mean final test accuracy over seeds; a regression when it drops by more
   than the threshold (default 1 percentage point) **and** the 95 % interval of the difference lies entirely
   below zero (over the seeds ok in both runs, the t interval of the per-seed differences; runs without a common
-  seed: a bootstrap of each run's seeds apart); an improvement symmetrically.
+  seed: a bootstrap of each run's seeds apart, two or more a side); an improvement symmetrically.
 
 With a single seed on a side, or differences all alike, there is no interval: a change within the threshold is
 unchanged, one beyond it is not decided (``n/a``, noted), never marked on its size alone. A case whose settings
@@ -223,7 +223,11 @@ def _accuracy_verdict(
         return base_mean, new_mean, math.nan, (math.nan, math.nan), "n/a", ""
     diff_pp = 100.0 * (new.mean() - base.mean())
     note = "noise unknown (1 seed)" if min(len(base), len(new)) < 2 else ""
-    if accuracies.paired and len(base) >= 2:
+    if min(len(base), len(new)) < 2:
+        # One seed has no spread: a bootstrap of it spans only the other side's seeds, and one against one gave a
+        # zero-width interval beside "noise unknown".
+        ci = (math.nan, math.nan)
+    elif accuracies.paired:
         # A seed is the same start in both runs: the t interval of the paired differences, as the run's statistics
         # table gives it. A bootstrap of two or three differences spans only their range, so any drop every seed
         # shared was marked; differences all alike have no spread to give an interval (noted, never marked).
@@ -233,7 +237,7 @@ def _accuracy_verdict(
     else:
         low, high = bootstrap_diff_ci(base, new, t.bootstrap_samples, t.bootstrap_seed)
         ci = (100.0 * low, 100.0 * high)
-    if min(len(base), len(new)) < 2 or math.isnan(ci[0]):
+    if math.isnan(ci[0]):  # one seed on a side, or differences all alike
         # No spread to measure noise by: one seed's accuracy moves by a few test images from run to run, so a
         # size alone would fail a --seeds 1 gate on chance (and contradict the run's own "too few to say").
         if abs(diff_pp) <= t.accuracy_pp:

@@ -405,6 +405,19 @@ def test_one_seed_decides_no_accuracy_change_on_its_size_alone():
     assert mixed.acc_verdict == "n/a" and not mixed.regressed
 
 
+def test_one_seed_on_a_side_has_no_accuracy_interval_in_any_table():
+    """A bootstrap of one seed against one printed a zero-width "95 % CI" (+11.11 [+11.11, +11.11]) beside "noise
+    unknown (1 seed)"; one against three showed the three's spread as if it were the change's. Compare's table, the
+    plugin's --baseline markdown and the report all print regression_cells."""
+    times = [1.0, 1.0, 1.0]
+    three = _frame([0.80, 0.81, 0.79], times).assign(seed=lambda f: f["seed"] + 10)
+    for base, new in ((_frame([0.8], times), _frame([0.9111], times)), (_frame([0.9], times), three)):
+        (case,) = compare_frames(base, new, Thresholds())
+        assert math.isnan(case.acc_ci_pp[0]) and math.isnan(case.acc_ci_pp[1]), case.acc_ci_pp
+        cell = regression_cells(case)[7]
+        assert "[" not in cell and cell == f"{case.acc_diff_pp:+.2f}", cell
+
+
 def test_a_p_value_that_underflowed_prints_as_below_double_resolution():
     assert p_cell(0.0) == "<1e-16" and p_cell(3e-17) == "<1e-16" and p_cell(0.0123) == "0.012"
     assert p_cell(math.nan) == "n/a"
