@@ -234,20 +234,49 @@ def changed_options(options: ModelOptions) -> dict[str, Any]:
     }
 
 
+# The command-line flag of each option a user can set (harness.cli_options; tests/test_cli.py keeps the two in step),
+# so an error names options as they were typed. The others (bn_decay, bn_epsilon, use_bias) only a suite or a search
+# sets, and an error names them by field.
+OPTION_FLAGS: dict[str, str] = {
+    "hidden": "--hidden",
+    "activation": "--activation",
+    "activation_alpha": "--activation-alpha",
+    "dropout": "--dropout",
+    "dropout_kind": "--alpha-dropout",
+    "batchnorm": "--batchnorm",
+    "bn_running_variance": "--bn-variance",
+    "width_multiplier": "--width-multiplier",
+}
+
+
+def _as_given(option: str, value: Any) -> str:
+    """An option as the user set it: its flag and value (--alpha-dropout takes none), else field=value."""
+    if option not in OPTION_FLAGS:
+        return f"{option}={value!r}"
+    if option == "dropout_kind":
+        return OPTION_FLAGS[option]
+    shown = (
+        ",".join(map(str, value)) if isinstance(value, tuple) else f"{value:g}" if isinstance(value, float) else value
+    )
+    return f"{OPTION_FLAGS[option]} {shown}"
+
+
 def check_options_apply(name: str, options: ModelOptions) -> None:
     """Raise when an option is set that model ``name`` would ignore: a result must not claim what did not happen.
     The activation's alpha applies to leaky_relu and elu only. BatchNorm's settings and the dropout kind are
     definitions for whatever BatchNorm or dropout a model has (a run sets them for a whole suite), so a model
     that has such layers accepts them whether or not these settings add any."""
-    honoured = set(MODELS[name].options)
+    takes = MODELS[name].options
+    honoured = set(takes)
     if options.activation not in _ALPHA_ACTIVATIONS:
         honoured.discard("activation_alpha")
     ignored = {k: v for k, v in changed_options(options).items() if k not in honoured}
     if ignored:
+        flags = sorted(OPTION_FLAGS[option] for option in takes if option in OPTION_FLAGS)
+        alpha = "; --activation-alpha with leaky_relu or elu only" if "activation_alpha" in takes else ""
         raise InputError(
-            f"Expected only options that model {name!r} uses ({', '.join(sorted(honoured))}; "
-            "--activation-alpha with leaky_relu or elu only). "
-            f"Received: {', '.join(f'{k}={v!r}' for k, v in ignored.items())}. "
+            f"Expected only options that model {name!r} uses ({', '.join(flags) or 'none'}{alpha}). "
+            f"Received: {', '.join(_as_given(k, v) for k, v in ignored.items())}. "
             "Drop them, or pick a model or setting they apply to."
         )
 

@@ -72,6 +72,17 @@ BAD_INPUTS = {
         [*CNN_TUNE, "--model", "convnet3", "--space", "model_options.bn_decay=uniform:0.8,0.99"],
         "Received: bn_decay=0.8 on convnet3, which has no BatchNorm layer (--batchnorm before|after adds them",
     ),
+    # the refusal listed field names (bn_decay, bn_running_variance ...) that no flag sets, and the activation hint
+    # for a model that takes no activation
+    "a model option the model does not use, named by its flag": (
+        ["model", "resnet18", "--dropout", "0.3"],
+        "Expected only options that model 'resnet18' uses (--bn-variance, --width-multiplier). Received: --dropout "
+        "0.3. Drop them,",
+    ),
+    "an activation alpha its activation does not take": (
+        ["model", "mlp", "--activation-alpha", "0.2"],
+        "--hidden; --activation-alpha with leaky_relu or elu only). Received: --activation-alpha 0.2. Drop them,",
+    ),
     "epochs beyond what the driver can hold": (
         [*MLP_RUN, "--epochs", "100000000000000000000000"],
         "Expected epochs <= 100,000 (each epoch is a row the driver keeps until its trial ends, about 2.4 KB). "
@@ -725,6 +736,15 @@ def bad_input_results(tmp_path_factory):
     )
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_a_model_options_flag_is_the_one_the_command_line_defines():
+    """harness.models names model options by flag in its errors (it cannot import the CLI's table)."""
+    from harness.cli_options import MODEL_OPTIONS_PATH, OVERRIDE_OPTIONS
+    from harness.models import OPTION_FLAGS
+
+    defined = {o.path: o.flag for _, group in OVERRIDE_OPTIONS for o in group if o.path.startswith(MODEL_OPTIONS_PATH)}
+    assert {MODEL_OPTIONS_PATH + field: flag for field, flag in OPTION_FLAGS.items()} == defined
 
 
 @pytest.mark.parametrize("case", sorted(BAD_INPUTS))
