@@ -223,7 +223,7 @@ def _finish(outcome: Any, args: argparse.Namespace) -> int:
 def cmd_list(args: argparse.Namespace) -> int:
     from harness.reporting import print_catalogue
 
-    print_catalogue()
+    print_catalogue(args.kinds)
     return 0
 
 

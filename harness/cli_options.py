@@ -700,6 +700,30 @@ def given_execution(args: argparse.Namespace) -> dict[str, Any]:
     return {**given, "fresh_workers": True if args.fresh_workers else None}
 
 
+# What `xfbench list KIND` takes (plural, as the help names them; the singular too) -> the kind column of
+# harness.reporting.catalogue_rows (a test keeps the two in step).
+CATALOGUE_KINDS = {
+    "suites": "suite",
+    "strategies": "strategy",
+    "models": "model",
+    "datasets": "dataset",
+    "backends": "backend",
+    "optimizers": "optimizer",
+    "initializers": "initializer",
+}
+
+
+def catalogue_kind(text: str) -> str:
+    word = text.lower()
+    if word in CATALOGUE_KINDS.values():
+        return word
+    if word in CATALOGUE_KINDS:
+        return CATALOGUE_KINDS[word]
+    raise argparse.ArgumentTypeError(
+        f"expected a kind of the catalogue, one of {', '.join(CATALOGUE_KINDS)} (none: all of them), received {text!r}"
+    )
+
+
 class OneLineErrorParser(argparse.ArgumentParser):
     """An argument error is one line, as every other bad input's: what was expected and received, and where the
     options are listed (argparse alone prints the whole usage block before it). Sub-commands inherit the class."""
@@ -757,7 +781,10 @@ def build_parser() -> argparse.ArgumentParser:
         prog="xfbench", description="Compare PyTorch and TensorFlow on identical training strategies."
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    commands.add_parser("list", help="suites, strategies, models, datasets, backends, optimizers, initializers")
+    lst = commands.add_parser("list", help="suites, strategies, models, datasets, backends, optimizers, initializers")
+    lst.add_argument(
+        "kinds", nargs="*", type=catalogue_kind, metavar="KIND", help=f"show these only: {', '.join(CATALOGUE_KINDS)}"
+    )
 
     run = commands.add_parser("run", help="run a suite or one strategy/model/dataset case on one or both backends")
     add_case_arguments(run)

@@ -845,11 +845,13 @@ def catalogue_rows() -> list[list[str]]:
     return rows
 
 
-def print_catalogue() -> None:
-    """``xfbench list``: suites, strategies, models, datasets, backends, optimizers, initializers."""
+def print_catalogue(kinds: Sequence[str] = ()) -> None:
+    """``xfbench list [KIND ...]``: suites, strategies, models, datasets, backends, optimizers, initializers, or
+    the ``kinds`` (catalogue_rows' first column) only."""
     from rich.console import Console
 
-    Console().print(_rich_table("xfbench catalogue", ["kind", "name", "description"], catalogue_rows()))
+    rows = [row for row in catalogue_rows() if not kinds or row[0] in kinds]
+    Console().print(_rich_table("xfbench catalogue", ["kind", "name", "description"], rows))
 
 
 class RichProgress:

@@ -453,9 +453,15 @@ BAD_INPUTS = {
     ),
     "run id of the results directory's own": (["run", "--suite", "smoke", "--run-id", "_ray"], "Received: '_ray'"),
     "unknown option": (["run", "--suite", "smoke", "--bogus"], "unrecognized arguments: --bogus"),
-    "a word a sub-command does not take": (  # named against `list`, not the top level
-        ["list", "suites"],
-        "xfbench list: error: unrecognized arguments: suites. See `xfbench list --help` for the options.",
+    "a word a sub-command does not take": (  # named against `baseline list`, not the top level
+        ["baseline", "list", "extra"],
+        "xfbench baseline list: error: unrecognized arguments: extra. See `xfbench baseline list --help` for the",
+    ),
+    # `xfbench list models` was "unrecognized arguments: models", with no word that list takes a kind or which
+    "a kind the catalogue does not have": (
+        ["list", "modles"],
+        "xfbench list: error: argument KIND: expected a kind of the catalogue, one of suites, strategies, models, "
+        "datasets, backends, optimizers, initializers (none: all of them), received 'modles'.",
     ),
     "baseline without what to do": (["baseline"], "the following arguments are required: {save,list}."),
     "a reference backend the run does not train": (
@@ -797,6 +803,21 @@ def test_a_broken_pipe_that_is_not_stdout_keeps_its_traceback(monkeypatch):
     monkeypatch.setitem(cli.COMMANDS, "list", faulty)
     with pytest.raises(BrokenPipeError, match="tracking server"):
         cli.main(["list"])
+
+
+def test_list_shows_the_kinds_it_is_given(capsys):
+    """`xfbench list models` (or `model`) shows models only; several kinds show each."""
+    from harness.cli import main
+    from harness.cli_options import CATALOGUE_KINDS
+    from harness.reporting import catalogue_rows
+
+    assert set(CATALOGUE_KINDS.values()) == {row[0] for row in catalogue_rows()}  # the words list takes, each shown
+    for words, kinds in ((["models"], {"model"}), (["Model", "datasets"], {"model", "dataset"})):
+        assert main(["list", *words]) == 0
+        lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("│ ")]
+        shown = {line.split("│")[1].strip() for line in lines} - {"kind", ""}
+        assert shown == kinds, shown
+        assert any("resnet20" in line for line in lines) and not any("│ adam " in line for line in lines)
 
 
 def test_list_names_every_choice():
