@@ -38,6 +38,9 @@ class LayerCost:
 @dataclass(frozen=True)
 class ModelCost:
     layers: tuple[LayerCost, ...]
+    # BatchNorm's moving means and variances: variables, not parameters (torchvision's count leaves them out, Keras'
+    # count_params() adds them), so the table can say why its total is below Keras'
+    statistics: int = 0
 
     @property
     def params(self) -> int:
@@ -51,10 +54,13 @@ class ModelCost:
 def model_cost(spec: ModelSpec) -> ModelCost:
     infos = infer_shapes(spec)
     params: dict[str, int] = {}
+    statistics = 0
     for key, shape in parameter_shapes(spec).items():
         if is_trainable_param(key):
             layer_name = key.split("/")[0]
             params[layer_name] = params.get(layer_name, 0) + int(np.prod(shape))
+        else:
+            statistics += int(np.prod(shape))
     rows = []
     for index, layer in enumerate(spec.layers):
         out = infos[layer.name].shape
@@ -67,7 +73,7 @@ def model_cost(spec: ModelSpec) -> ModelCost:
         rows.append(
             LayerCost(layer.name, type(layer).__name__, layer.group, tuple(out), params.get(layer.name, 0), macs)
         )
-    return ModelCost(tuple(rows))
+    return ModelCost(tuple(rows), statistics)
 
 
 def step_macs(spec: ModelSpec, frozen: Collection[str] = ()) -> int:

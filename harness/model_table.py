@@ -104,11 +104,21 @@ def as_text(spec: ModelSpec, cost: ModelCost, label: str | None = None) -> str:
         "  ".join("-" * w for w in widths),
         *(line(r) for r in rows),
         "  ".join("-" * w for w in widths),
-        f"total parameters: {cost.params:,}",
+        f"total parameters: {cost.params:,}{_statistics_note(cost)}",
         f"forward MACs per sample: {cost.forward_macs:,} ({_scaled(cost.forward_macs)}; convolutions and dense "
         "layers, torchvision's convention)",
     ]
     return "\n".join(out)
+
+
+def _statistics_note(cost: ModelCost) -> str:
+    """Why Keras' count_params() of the same network reads higher: it counts BatchNorm's moving statistics."""
+    if not cost.statistics:
+        return ""
+    return (
+        f" (torchvision's count; with BatchNorm's {cost.statistics:,} moving means and variances, Keras' "
+        f"count_params(): {cost.params + cost.statistics:,})"
+    )
 
 
 def _scaled(count: int) -> str:

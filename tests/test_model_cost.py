@@ -119,6 +119,19 @@ def test_model_command_prints_the_table_and_totals(capsys):
     assert "forward MACs per sample: 356,352 (0.356 M;" in capsys.readouterr().out
 
 
+def test_the_total_says_batchnorms_moving_statistics_are_left_out_and_gives_keras_count(capsys):
+    """`xfbench model keras:MobileNetV2` read 2,236,682 parameters where Keras' count_params() reads 2,270,794:
+    the total follows torchvision, without BatchNorm's moving statistics, and said nothing of it."""
+    assert main(["model", "resnet18"]) == 0
+    # resnet18's BatchNorm channels: 64 + 4 x 64 + 4 x 128 + 128 + 5 x 256 + 5 x 512 = 4,800, a mean and a variance each
+    assert (
+        "total parameters: 11,689,512 (torchvision's count; with BatchNorm's 9,600 moving means and variances, "
+        "Keras' count_params(): 11,699,112)" in capsys.readouterr().out
+    )
+    assert main(["model", "mlp"]) == 0  # no BatchNorm, nothing to say
+    assert "total parameters: 300,010\n" in capsys.readouterr().out
+
+
 @pytest.mark.parametrize(
     "model, input_shape, classes",
     [
