@@ -103,7 +103,7 @@ def _prepare(args: argparse.Namespace) -> _Prepared:
     options = _checked_execution(new_run_execution(args))
     loaded: dict[str, Any] = {}
     trials = list(plan.planned_trials)
-    check_gpu_suites((SUITES[n] for n in {t.suite for t in trials} if n in SUITES), options)
+    check_gpu_suites((SUITES[n] for n in {t.suite for t in trials} if n in SUITES), args.gpus_per_trial)
     provenance = preflight(
         trials,
         args.data_dir,

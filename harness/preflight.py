@@ -441,18 +441,20 @@ def check_execution(options: ExecutionOptions) -> ExecutionOptions:
     return options
 
 
-def check_gpu_suites(suites: Iterable[Suite], options: ExecutionOptions) -> None:
+def check_gpu_suites(suites: Iterable[Suite], gpus_per_trial: float | None) -> None:
     """A suite sized for GPUs runs only where its trials ask Ray for GPUs: without --gpus-per-trial every trial
-    trains on the CPU, a GPU machine's too (Ray gives a trial a GPU only when it asks for one), for hours."""
+    trains on the CPU, a GPU machine's too (Ray gives a trial a GPU only when it asks for one), for hours.
+    ``gpus_per_trial``: as given (None: not given); an explicit 0 trains them on CPUs on purpose."""
     gpu_only = gpu_only_suites(suites)
-    if not gpu_only or options.gpus_per_trial > 0:
+    if not gpu_only or gpus_per_trial is not None:
         return
     tiers = sorted({s.cpu_tier for s in gpu_only if s.cpu_tier})
     raise InputError(
         f"Expected --gpus-per-trial (1, or a fraction of a GPU) for {', '.join(s.name for s in gpu_only)}, sized "
         "for GPUs: each trial takes hours on CPUs. Received: no GPU asked for, so every trial would train on the CPU. "
-        "Add --gpus-per-trial 1 on a machine or --address cluster with GPUs"
-        + (f", or run the tier a CPU runs in minutes: {' / '.join(tiers)}." if tiers else ".")
+        "Add --gpus-per-trial 1 on a machine or cluster with GPUs"
+        + (f", run the tier a CPU runs in minutes: {' / '.join(tiers)}" if tiers else "")
+        + ", or give --gpus-per-trial 0 to train it on CPUs anyway."
     )
 
 

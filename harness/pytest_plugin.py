@@ -247,8 +247,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--gpus-per-trial",
         dest="xfbench_gpus",
         type=non_negative_float,
-        default=0.0,
-        help="GPUs per trial, fractional allowed (default 0: the trials train on the CPU)",
+        default=None,
+        help="GPUs per trial, fractional allowed (default none: the trials train on the CPU; a suite sized for GPUs "
+        "then needs --gpus-per-trial 0 to train there on purpose)",
     )
     group.addoption(
         "--results-dir",
@@ -326,30 +327,38 @@ def _suite_for(metafunc: pytest.Metafunc) -> Suite | None:
         raise _collection_error(f"{metafunc.definition.nodeid}: {exc}") from None
 
 
+def _gpu_refusal(chosen: Suite, config: pytest.Config) -> str:
+    """The CLI's refusal of a suite sized for GPUs without --gpus-per-trial (harness.preflight.check_gpu_suites),
+    as the reason its cases are skipped: on a CPU machine ``--scale full`` still runs the suites a CPU can."""
+    from harness.preflight import check_gpu_suites
+
+    try:
+        check_gpu_suites([chosen], config.getoption("xfbench_gpus"))
+    except InputError as exc:
+        return str(exc)
+    return ""
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "xfbench_case" not in metafunc.fixturenames:
         return
     config = metafunc.config
     chosen = _suite_for(metafunc)
-    if chosen is None:
-        metafunc.parametrize(
-            "xfbench_case",
-            [
-                pytest.param(
-                    None, marks=pytest.mark.skip(reason=f"no suite at scale {config.getoption('xfbench_scale')}")
-                )
-            ],
-            ids=["none"],
-            indirect=True,
-        )
+    skipped = (
+        f"no suite at scale {config.getoption('xfbench_scale')}" if chosen is None else _gpu_refusal(chosen, config)
+    )
+    if skipped:  # the module's one skipped test says why; the session's other modules run
+        marks = pytest.mark.skip(reason=skipped)
+        metafunc.parametrize("xfbench_case", [pytest.param(None, marks=marks)], ids=["none"], indirect=True)
         return
+    assert chosen is not None
     backends = tuple(dict.fromkeys(config.getoption("xfbench_backends") or BACKENDS))
     seeds = config.getoption("xfbench_seeds") or chosen.seeds
     data_dir = config.getoption("xfbench_data_dir")
     # The CLI's override paths: threads and device from the execution options, the data directory.
     overrides: dict[str, Any] = {
         "runtime.threads": config.getoption("xfbench_cpus"),
-        "runtime.device": "gpu" if config.getoption("xfbench_gpus") > 0 else "cpu",
+        "runtime.device": "gpu" if (config.getoption("xfbench_gpus") or 0) > 0 else "cpu",
         "data_dir": str(Path(data_dir).resolve()) if data_dir else None,
     }
     try:
@@ -544,7 +553,7 @@ def _record_benchmark(benchmark: Any, handle: CaseHandle) -> None:
 def _run_all(config: pytest.Config, state: SessionState, temp: pytest.TempPathFactory) -> None:
     from harness.baselines import resolve
     from harness.plan import ExecutionOptions, RunPlan
-    from harness.preflight import check_execution, check_gpu_suites
+    from harness.preflight import check_execution
     from harness.runner import execute, new_run_id, scheduler_settings
     from harness.user_files import writable_results_dir
 
@@ -564,7 +573,7 @@ def _run_all(config: pytest.Config, state: SessionState, temp: pytest.TempPathFa
     results_dir = Path(config.getoption("xfbench_results_dir")).resolve()
     options = ExecutionOptions(
         cpus_per_trial=config.getoption("xfbench_cpus"),
-        gpus_per_trial=config.getoption("xfbench_gpus"),
+        gpus_per_trial=config.getoption("xfbench_gpus") or 0.0,
         address=config.getoption("xfbench_ray_address"),
         # as the CLI: a speed suite's own limit, a user's Suite's as well as a catalogue one's
         max_concurrent=suites_max_concurrent([state.suites.get(name, name) for name in {t.suite for t in trials}]),
@@ -575,7 +584,6 @@ def _run_all(config: pytest.Config, state: SessionState, temp: pytest.TempPathFa
             resolve(config.getoption("xfbench_baseline"), results_dir)
         check_trial_count(len(trials), "the session's suites")  # each was counted alone at collection
         options = check_execution(options)  # first, as in the CLI: the preflight may convert models for minutes
-        check_gpu_suites((state.suites[n] for n in {t.suite for t in trials} if n in state.suites), options)
     except InputError as exc:
         state.error = f"bad input, nothing was run: {exc}"
         return

@@ -26,7 +26,8 @@ BAD_INPUTS = {
         ["run", "--suite", "s1_alexnet_gpu"],
         "Expected --gpus-per-trial (1, or a fraction of a GPU) for s1_alexnet_gpu, sized for GPUs: each trial takes "
         "hours on CPUs. Received: no GPU asked for, so every trial would train on the CPU. Add --gpus-per-trial 1 on "
-        "a machine or --address cluster with GPUs, or run the tier a CPU runs in minutes: s1_alexnet_quick.",
+        "a machine or cluster with GPUs, run the tier a CPU runs in minutes: s1_alexnet_quick, or give "
+        "--gpus-per-trial 0 to train it on CPUs anyway.",
     ),
     # before, it trained the search's base configuration alone, under the suite's name
     "a search suite given to run": (
@@ -1132,3 +1133,16 @@ def test_the_model_commands_options_are_model_options_not_a_suites_overrides(cap
     group = text.split("model options (as xfbench run takes them):")[1]
     assert "--hidden" in group and "--activation" in group and "--bn-variance" in group
     assert "override the suite's" not in text and "techniques (S5)" not in text
+
+
+def test_a_suite_sized_for_gpus_runs_on_cpus_when_asked_to_with_gpus_per_trial_0():
+    """--gpus-per-trial 0 given is a choice (a big CPU box, overnight), not the default's silence."""
+    from harness.errors import InputError
+    from harness.preflight import check_gpu_suites
+    from harness.suites import SUITES
+
+    for gpus in (0.0, 0.5, 1.0):
+        check_gpu_suites([SUITES["imagenet_transfer"], SUITES["quick"]], gpus)
+    check_gpu_suites([SUITES["quick"]], None)
+    with pytest.raises(InputError, match="imagenet_transfer, s1_alexnet, sized for GPUs.*imagenet_transfer_quick / s1"):
+        check_gpu_suites([SUITES["s1_alexnet"], SUITES["imagenet_transfer"]], None)

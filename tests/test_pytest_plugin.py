@@ -447,19 +447,20 @@ def test_a_suite_of_your_own_limits_the_sessions_concurrent_trials_by_its_max_co
     result.stdout.fnmatch_lines(["*the xfbench run failed before this case could be measured: *max_concurrent=1*"])
 
 
-def test_a_suite_sized_for_gpus_is_refused_without_gpus_per_trial_as_the_cli_refuses_it(pytester, tmp_path):
-    """The CLI's refusal (harness.preflight.check_gpu_suites) under pytest: every case errors before Ray starts,
-    naming the option; with --gpus-per-trial the session goes on to its run (stubbed here, as above)."""
+def test_a_suite_sized_for_gpus_is_skipped_without_gpus_per_trial_saying_why_as_the_cli_refuses_it(pytester, tmp_path):
+    """The CLI's refusal (harness.preflight.check_gpu_suites) under pytest: the suite's module is skipped with it as
+    the reason while other modules run (`--scale full` on a CPU still runs the suites a CPU can); with
+    --gpus-per-trial, 1 or an explicit 0 (CPUs on purpose), the session goes on to its run (stubbed, as above)."""
     pytester.makeconftest(SEEN_SETTINGS_CONFTEST)
     suite = TINY_SUITE.format(bar=0.0).replace("seeds=1)", 'seeds=1, gpu_only=True, cpu_tier="quick")')
-    pytester.makepyfile(suite)
+    pytester.makepyfile(test_gpu_suite=suite.split("def test_zz_state")[0], test_other=PLAIN_TESTS)
     args = ("--backend", "torch", "--results-dir", str(tmp_path / "results"), "-p", "no:cacheprovider")
-    refused = pytester.runpytest_subprocess(*args, "-p", "no:benchmark")
-    refused.stdout.fnmatch_lines(["*bad input, nothing was run: Expected --gpus-per-trial*run the tier a CPU runs*"])
-    given = pytester.runpytest_subprocess(*args, "--gpus-per-trial", "1", "-p", "no:benchmark")
-    given.stdout.fnmatch_lines(
-        ["*the xfbench run failed before this case could be measured: RuntimeError: max_concurrent=*"]
-    )
+    refused = pytester.runpytest_subprocess(*args, "-p", "no:benchmark", "-rs")
+    refused.stdout.fnmatch_lines(["SKIPPED*Expected --gpus-per-trial*run the tier a CPU runs*--gpus-per-trial 0*"])
+    refused.assert_outcomes(passed=1, skipped=1)
+    for gpus in ("1", "0"):
+        given = pytester.runpytest_subprocess(*args, "--gpus-per-trial", gpus, "-p", "no:benchmark")
+        given.stdout.fnmatch_lines(["*the xfbench run failed before this case could be measured: RuntimeError: *"])
 
 
 PLAIN_TESTS = """
