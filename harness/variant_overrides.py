@@ -18,7 +18,7 @@ from typing import Any
 
 from harness.config import OptimizerConfig, TrialConfig
 from harness.errors import InputError
-from harness.overrides import KEPT_ON_OPTIMIZER_CHANGE, field_hint
+from harness.overrides import KEPT_ON_OPTIMIZER_CHANGE, apply_overrides, field_hint
 from harness.schedules import ScheduleConfig
 from harness.strategy_options import reads_path
 from harness.suites import Suite, case_trials
@@ -52,14 +52,34 @@ def _variant_groups(chosen: Suite, backends: Sequence[str]) -> list[list[TrialCo
     return [group for group in groups.values() if len(group) > 1]
 
 
-def _differing(group: list[TrialConfig], path: str) -> tuple[TrialConfig, TrialConfig, dict[str, Any]] | None:
-    """Two cases of the group that read ``path`` and set it differently, and what differs; None if all agree."""
+# Set for every trial of a run from its allocation (the CPUs Ray grants, whether it asked for GPUs), whether or not
+# the option was given (the pytest plugin and the CLI always pass them): variants apart in one cannot run apart.
+_ALLOCATION_PATHS = frozenset(("runtime.threads", "runtime.device"))
+
+
+def _value_at(trial: TrialConfig, key: str) -> Any:
+    node: Any = trial
+    for part in key.split("."):
+        node = getattr(node, part)
+        if node is None:
+            return None
+    return node
+
+
+def _differing(
+    group: list[TrialConfig], path: str, value: Any
+) -> tuple[TrialConfig, TrialConfig, dict[str, Any]] | None:
+    """Two cases of the group that read ``path`` and set it differently where the override would make them alike,
+    and what differs; None if it erases no difference (``--optimizer sgd`` on sgd variants apart in momentum keeps
+    each one's momentum, as harness.overrides keeps a same-named optimizer's settings)."""
     readers = [t for t in group if reads_path(t, path)]
     for other in readers[1:]:
         a, b = replaced_settings(readers[0], path), replaced_settings(other, path)
         differs = {key: (a.get(key), b.get(key)) for key in a.keys() | b.keys() if repr(a.get(key)) != repr(b.get(key))}
-        if differs:
-            return readers[0], other, differs
+        after = [apply_overrides(t, {path: value}) for t in (readers[0], other)]
+        erased = {k: v for k, v in differs.items() if repr(_value_at(after[0], k)) == repr(_value_at(after[1], k))}
+        if erased:
+            return readers[0], other, erased
     return None
 
 
@@ -69,9 +89,23 @@ def check_variant_overrides(chosen: Suite, backends: Sequence[str], overrides: M
         field_hint(path)  # an unknown path is refused as everywhere else, before it is read here
     groups = _variant_groups(chosen, backends)
     for path, value in overrides.items():
-        found = next((d for group in groups if (d := _differing(group, path))), None)
+        found = next((d for group in groups if (d := _differing(group, path, value))), None)
+        if found and path in _ALLOCATION_PATHS:
+            raise InputError(_allocation_refusal(chosen.name, path, *found))
         if found:
             raise InputError(_refusal(chosen.name, path, value, *found))
+
+
+def _allocation_refusal(suite_name: str, path: str, a: TrialConfig, b: TrialConfig, differs: dict[str, Any]) -> str:
+    from harness.cli_options import override_flags  # it imports the planner, which imports this module
+
+    flag = override_flags([path])[0]
+    return (
+        f"Expected the cases of suite {suite_name} to leave {path} to the run: every trial takes it from what Ray "
+        f"grants it ({flag}), so variants apart in it would run alike under their own labels. Received: "
+        f"{a.case_id} has {path}={differs[path][0]!r}, {b.case_id} has {path}={differs[path][1]!r}. Drop the "
+        f"setting from the cases, and time other thread counts or devices as separate runs with {flag}."
+    )
 
 
 def _refusal(suite_name: str, path: str, value: Any, a: TrialConfig, b: TrialConfig, differs: dict[str, Any]) -> str:

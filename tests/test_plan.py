@@ -25,7 +25,7 @@ from harness.planner import (
 )
 from harness.schedules import ScheduleConfig
 from harness.search import apply_point
-from harness.suites import suite
+from harness.suites import Suite, SuiteCase, suite
 from harness.variant_overrides import check_variant_overrides
 
 BASE = TrialConfig(strategy="scratch", model="mlp", dataset="digits", backend="torch", seed=0, epochs=2)
@@ -292,6 +292,20 @@ def test_options_every_variant_shares_or_that_only_different_models_set_differen
     assert {(t.epochs, t.runtime.threads) for t in matrix} == {(2, 2)}
     with pytest.raises(InputError, match="Expected --torch-compile to apply to"):
         plan_run(Selection(suite="speed_matrix", backends=("tensorflow",)), {"runtime.torch_compile": True})
+
+
+def test_an_option_that_leaves_each_variants_own_setting_in_place_is_kept():
+    """--optimizer sgd on sgd variants apart only in momentum: a same-named optimizer keeps its settings
+    (harness.overrides), so each variant keeps its momentum; it was refused as if it replaced them. --optimizer adam
+    there replaces both momenta with Adam's: refused."""
+    cases = tuple(
+        SuiteCase("scratch", "mlp", "digits", 1, optimizer=OptimizerConfig("momentum", lr=0.01, momentum=m), variant=v)
+        for v, m in (("m5", 0.5), ("m9", 0.9))
+    )
+    momenta = Suite("momenta", "two momenta", cases)
+    check_variant_overrides(momenta, ("torch",), {"optimizer.name": "momentum", "runtime.threads": 1})
+    with pytest.raises(InputError, match="but its cases set optimizer.name differently"):
+        check_variant_overrides(momenta, ("torch",), {"optimizer.name": "adam"})
 
 
 def test_a_search_suite_is_refused_for_a_run_and_kept_for_tune():
