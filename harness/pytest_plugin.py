@@ -610,29 +610,40 @@ def _run_all(config: pytest.Config, state: SessionState, temp: pytest.TempPathFa
 def _preflight_each_case(
     config: pytest.Config, state: SessionState, trials: list[TrialConfig], results_dir: Path, options: Any
 ) -> list[TrialConfig]:
-    """The trials whose case passed the CLI's preflight, each (case, backend) checked on its own: a bad case fails
-    with its own reason and the others run (one bad case failed every case with its message)."""
+    """The trials whose case passed the CLI's preflight. All of them at once first, as the CLI checks a run (each
+    weight file hashed and converted once, the options' use judged over the whole run); only where that fails is
+    each (case, backend) checked on its own, so a bad case fails with its own reason and the others run (one bad
+    case failed every case with its message). A failure no case shows alone fails them all with it."""
     from harness.preflight import local_memory_bytes, preflight
 
+    def checked(chosen: list[TrialConfig]) -> None:
+        state.data_provenance.update(
+            preflight(
+                chosen,
+                config.getoption("xfbench_data_dir"),
+                download=False,
+                loaded=state.loaded,
+                cache_dir=results_dir / "_cache",
+                memory_bytes=local_memory_bytes(options),
+            )
+        )
+
+    try:
+        checked(trials)
+        return trials
+    except InputError as exc:
+        whole = f"bad input, nothing was run: {_as_suite_fields(str(exc))}"
     wanted = {t.trial_id for t in trials}
     for group in sorted(state.case_groups):
         case_trials = [state.wanted[t] for t in group if t in wanted]
-        if not case_trials:
-            continue
         try:
-            state.data_provenance.update(
-                preflight(
-                    case_trials,
-                    config.getoption("xfbench_data_dir"),
-                    download=False,
-                    loaded=state.loaded,
-                    cache_dir=results_dir / "_cache",
-                    memory_bytes=local_memory_bytes(options),
-                )
-            )
+            if case_trials:
+                checked(case_trials)
         except InputError as exc:
             reason = f"bad input, this case was not run: {_as_suite_fields(str(exc))}"
             state.case_errors.update(dict.fromkeys(group, reason))
+    if not any(t.trial_id in state.case_errors for t in trials):
+        state.case_errors.update(dict.fromkeys(wanted, whole))
     return [t for t in trials if t.trial_id not in state.case_errors]
 
 
