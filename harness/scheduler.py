@@ -243,7 +243,7 @@ def tune_error_summary(text: str) -> str:
     if any(line.lstrip().startswith('File "') for line in lines):  # a traceback: its last line names the error
         summary = lines[-1].strip()
     else:
-        summary = " ".join(line.strip() for line in lines if not line[0].isspace())
+        summary = " ".join(line.strip() for line in lines if not line[0].isspace()) or _NO_ERROR_TEXT
     if len(summary) > _ERROR_SUMMARY_CHARS:
         summary = summary[: _ERROR_SUMMARY_CHARS - 1].rstrip() + "…"
     return summary

@@ -50,7 +50,9 @@ def torchvision_name(model: str) -> str | None:
 def no_torch_architecture(model: str) -> InputError:
     return InputError(
         f"Expected --model torchvision:NAME, a zoo name with a torchvision twin ({', '.join(TORCHVISION_TWINS)}) "
-        f"or python:module:function for torch weights. Received: --model {model}."
+        f"or python:module:function for torch weights. Received: --model {model}. Pick the model the file was "
+        "saved from: one of those names (the lessons' alexnet is not torchvision's: alexnet_tv is), or "
+        "torchvision:NAME."
     )
 
 
@@ -66,7 +68,10 @@ def check_torchvision_width(name: str, width: float) -> None:
 def keras_name(model: str) -> str:
     kind, _, name = model.partition(":")
     if kind != "keras" or not name:
-        raise InputError(f"Expected --model keras:NAME for Keras weights. Received: --model {model}.")
+        raise InputError(
+            f"Expected --model keras:NAME for Keras weights. Received: --model {model}. Pass the Keras application "
+            "the file was saved from, e.g. --model keras:MobileNetV2."
+        )
     return name
 
 

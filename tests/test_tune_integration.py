@@ -245,6 +245,9 @@ def test_a_trials_error_is_the_last_failures_meaningful_lines_of_tunes_error_tex
     )
     assert len(tune_error_summary("x" * 5000)) == 400
     assert tune_error_summary("") == "trial process died without reporting an error"
+    assert (
+        tune_error_summary("\tpid: 1\n\tclass_name: ImplicitFunc\n") == "trial process died without reporting an error"
+    )
 
 
 def test_trials_whose_backbone_did_not_train_are_recorded_skipped_without_starting_a_worker(tmp_path, shared_ray):
