@@ -9,6 +9,7 @@ wording is one.
 from __future__ import annotations
 
 from harness.backbone import NEEDS_BACKBONE
+from harness.backend import importer_backends
 from harness.config import TrialConfig
 from harness.errors import InputError
 from harness.zoo import ZOO
@@ -79,9 +80,10 @@ def check_weights_fit(trial: TrialConfig, reader: str) -> None:
     """Refuse a trial its weights cannot serve; ``reader``: the backend whose framework reads them (a neutral
     .npz: none, any spec takes it)."""
     check_strategy_reads_weights(trial.strategy)
-    if reader == "torch":
+    importers = importer_backends()  # the backend names live in the registry alone
+    if reader == importers["torchvision"]:
         name = torchvision_name(trial.model)
         if name is not None:
             check_torchvision_width(name, trial.model_options.width_multiplier)
-    elif reader == "tensorflow":
+    elif reader == importers["keras"]:
         keras_name(trial.model)

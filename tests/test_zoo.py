@@ -112,7 +112,7 @@ def test_options_a_zoo_model_would_ignore_are_refused():
         build_spec("resnet18", (32, 32, 3), 10, ModelOptions(hidden=(64,)))
     with pytest.raises(InputError, match="dropout"):
         build_spec("resnet18", (32, 32, 3), 10, ModelOptions(dropout=0.1))  # ResNet has no dropout
-    with pytest.raises(InputError, match="width_multiplier"):
+    with pytest.raises(InputError, match="Received: --width-multiplier 0.5"):
         build_spec("mlp", (8, 8, 1), 10, ModelOptions(width_multiplier=0.5))
     assert build_spec("mobilenet_v2", (32, 32, 3), 10, ModelOptions(dropout=0.1)).layer("classifier_0").rate == 0.1
 
