@@ -217,7 +217,21 @@ def _finish(outcome: Any, args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_INTERRUPTED
+    _say_how_to_rerun_failures(outcome, kind)
     return 0 if outcome.all_ok else 1
+
+
+def _say_how_to_rerun_failures(outcome: Any, kind: str) -> None:
+    """A finished run's failed trials (a worker killed or out of memory) can be run again alone: say how."""
+    from harness.runner import trials_to_rerun
+
+    rerun = trials_to_rerun(outcome.frame) if outcome.search is None and len(outcome.frame) else []
+    if rerun:
+        print(
+            f"{len(rerun)} trial(s) failed or were skipped: rerun those alone with `xfbench {kind} --resume "
+            f"{outcome.run_id} --results-dir {outcome.run_dir.parent}`",
+            file=sys.stderr,
+        )
 
 
 def cmd_list(args: argparse.Namespace) -> int:

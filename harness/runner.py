@@ -316,16 +316,13 @@ def resumable(results_dir: Path, run_id: str, kind: str, given: dict[str, Any]) 
     recorded); InputError (MissingInputFile for data) when the run cannot be resumed that way, checked before
     Ray starts as for a new run."""
     run_file = read_run_file((results_dir / run_id).resolve())
-    plan, record = run_file.plan, run_file.record
+    plan = run_file.plan
     if plan.kind != kind:
         raise InputError(
             f"Expected a {kind} run for `xfbench {kind} --resume`. Received: {run_id!r} is a {plan.kind} run; "
             f"use `xfbench {plan.kind} --resume`."
         )
-    if record.status == "finished":
-        raise InputError(
-            f"Expected an interrupted run. Received: {run_id!r} finished at {record.finished}; nothing to resume."
-        )
+    check_something_to_resume(run_file, results_dir / run_id)
     recorded_gpus = run_file.execution.gpus_per_trial
     if given.get("gpus_per_trial") is not None and (given["gpus_per_trial"] > 0) != (recorded_gpus > 0):
         raise InputError(
@@ -353,6 +350,33 @@ def resumable(results_dir: Path, run_id: str, kind: str, given: dict[str, Any]) 
     return options
 
 
+def trials_to_rerun(frame: pd.DataFrame) -> list[str]:
+    """The trials of a run's rows whose last attempt ended ``failed`` or ``skipped``: a resume runs them again (a
+    diverged trial would diverge again from the same weights and batches, so it is a result, kept)."""
+    finals = final_rows(frame)
+    return sorted(finals[finals["status"].isin(["failed", "skipped"])]["trial_id"]) if len(finals) else []
+
+
+def check_something_to_resume(run_file: RunFile, run_dir: Path) -> None:
+    """InputError unless ``run_dir`` was interrupted, or is a finished ``run`` with failed or skipped trials (a
+    worker killed or out of memory: the resume reruns those alone). A finished search's failed samples are part of
+    what its searcher and ASHA decided on, so it is never reopened."""
+    record, run_id = run_file.record, run_dir.name
+    if record.status != "finished":
+        return
+    if run_file.plan.search is not None:
+        raise InputError(
+            f"Expected an interrupted search. Received: {run_id!r} finished at {record.finished}, its best configs "
+            "chosen from the samples that ended; nothing to resume. Start a new `xfbench tune` to search again."
+        )
+    if not trials_to_rerun(read_parts(run_dir)):
+        raise InputError(
+            f"Expected an interrupted run, or a finished one with failed or skipped trials. Received: {run_id!r} "
+            f"finished at {record.finished} with none (diverged trials are results); nothing to resume. Start a "
+            "new run to measure again."
+        )
+
+
 def resume(
     results_dir: Path,
     run_id: str,
@@ -363,13 +387,13 @@ def resume(
     reference: str | None = None,
     html_report: bool = True,
 ) -> RunOutcome:
-    """Finish an interrupted run: trials whose rows are complete are kept (not re-run); a search replays them to
-    its searcher and scheduler; interrupted trials lose their partial rows and run again. Its summary compares
+    """Finish an interrupted run, or rerun a finished run's failed and skipped trials: trials whose rows are complete
+    are kept (not re-run); a search replays them to its searcher and scheduler; interrupted trials lose their partial
+    rows and run again. Its summary compares
     with ``reference``, by default the backend the run was started with."""
     run_dir = (results_dir / run_id).resolve()
     run_file = read_run_file(run_dir)
-    if run_file.record.status == "finished":
-        raise InputError(f"Expected an interrupted run. Received: {run_id!r} finished. Nothing to resume.")
+    check_something_to_resume(run_file, run_dir)
     settings = settings or scheduler_settings(results_dir, run_file.execution)
     with _ray_for(run_file.plan, settings):  # before anything of the run changes: a refused resume leaves it as is
         kept, failed, discarded = _keep_finished_rows(run_dir)
@@ -406,8 +430,7 @@ def _keep_finished_rows(run_dir: Path) -> tuple[pd.DataFrame, list[str], int]:
     so a failure may be the interruption itself, and a skipped trial's backbone may train this time): they run
     again. Returns (kept, failed or skipped ids, partial rows dropped)."""
     kept = read_parts(run_dir)
-    finals = final_rows(kept)
-    failed = sorted(finals[finals["status"].isin(["failed", "skipped"])]["trial_id"]) if len(finals) else []
+    failed = trials_to_rerun(kept)
     for trial_id in failed:
         (run_dir / "parts" / f"{safe_name(trial_id)}.parquet").unlink(missing_ok=True)
     kept = kept[~kept["trial_id"].isin(failed)] if len(kept) else kept

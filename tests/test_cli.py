@@ -326,7 +326,12 @@ BAD_INPUTS = {
     ),
     "resume a finished run": (
         ["run", "--resume", "finished-run"],
-        "Expected an interrupted run. Received: 'finished-run' finished",
+        "Expected an interrupted run, or a finished one with failed or skipped trials. Received: 'finished-run' "
+        "finished at",
+    ),
+    "resume a finished search": (
+        ["tune", "--resume", "finished-tune"],
+        "Expected an interrupted search. Received: 'finished-tune' finished at",
     ),
     "resume a tune as a run": (["run", "--resume", "a-tune"], "is a tune run; use `xfbench tune --resume`"),
     "resume onto a gpu": (
@@ -690,6 +695,7 @@ def bad_input_results(tmp_path_factory):
     for run_id, kind, status in (
         ("finished-run", "run", "finished"),
         ("a-tune", "tune", "interrupted"),
+        ("finished-tune", "tune", "finished"),
         ("interrupted-run", "run", "interrupted"),
         ("empty-run", "run", "interrupted"),  # stopped before any trial finished: parts/ holds nothing
     ):

@@ -256,7 +256,7 @@ def test_trials_whose_backbone_did_not_train_are_recorded_skipped_without_starti
     finishes, and run.json holds the workers' framework version, not the skipped rows' empty one. A resume takes the
     skipped trials up again (a failed pretrain trial would run again; this diverged one is kept: skipped again)."""
     from harness.backbone import pretrain_trial
-    from harness.plan import read_run_file, write_run_file
+    from harness.plan import read_run_file
     from harness.runner import resume
 
     fine_tune = TrialConfig(
@@ -297,10 +297,8 @@ def test_trials_whose_backbone_did_not_train_are_recorded_skipped_without_starti
     # the skipped rows (first by trial id) hold no version: the one the workers recorded stands for torch
     assert recorded["framework_versions"] == {"torch": outcome.frame["framework_version"].max()} != {"torch": ""}
 
-    # Resumed (as if interrupted): the skipped trials are up again; the diverged pretrain trial is kept, so they
-    # are skipped again, without a worker; the finished trials are not re-run.
-    run_file = read_run_file(outcome.run_dir)
-    write_run_file(outcome.run_dir, replace(run_file, record=replace(run_file.record, status="interrupted")))
+    # Resumed (a finished run with skipped trials may be): the skipped trials are up again; the diverged pretrain
+    # trial is kept, so they are skipped again, without a worker; the finished trials are not re-run.
     resumed = resume(tmp_path, "skips", settings)
     again = read_run_file(outcome.run_dir).record.resumes[-1]
     assert sorted(again.failed_trials_rerun) == sorted(t.trial_id for t in trials[:2])
@@ -310,6 +308,56 @@ def test_trials_whose_backbone_did_not_train_are_recorded_skipped_without_starti
     kept = outcome.frame["trial_id"].isin([pretrain_id, trials[2].trial_id])
     kept_again = resumed.frame["trial_id"].isin([pretrain_id, trials[2].trial_id])
     assert resumed.frame[kept_again]["timestamp"].tolist() == outcome.frame[kept]["timestamp"].tolist()  # not re-run
+
+
+def test_a_finished_runs_failed_trial_is_rerun_alone_by_resume_and_then_there_is_nothing_to_resume(
+    tmp_path, shared_ray, capsys
+):
+    """A worker that raised (killed, out of memory) leaves a finished run with a failed trial: the run says how to
+    rerun it, `--resume` runs that trial alone, and a run whose trials all ended is refused with exit 2."""
+    from harness.cli import _say_how_to_rerun_failures
+    from harness.plan import read_run_file
+
+    base = TrialConfig(
+        strategy="scratch",
+        model="mlp",
+        dataset="digits",
+        backend="torch",
+        seed=0,
+        epochs=1,
+        model_options=ModelOptions(hidden=(16,)),
+        suite="reruns",
+    )
+    marker = tmp_path / "raised-once"
+    flaky = replace(base, seed=1, runtime=RuntimeOptions(inject_fault=FaultInjection("raise-once", 0, str(marker))))
+    settings = SchedulerSettings(storage_dir=tmp_path / "_ray", cpus_per_trial=1, max_failures=0)
+    outcome = execute(RunPlan.of_trials([base, flaky]), results_dir=tmp_path, run_id="reruns", settings=settings)
+    assert final_rows(outcome.frame).set_index("trial_id")["status"].to_dict() == {
+        base.trial_id: "ok",
+        flaky.trial_id: "failed",
+    }
+    capsys.readouterr()
+    _say_how_to_rerun_failures(outcome, "run")
+    resume_command = f"xfbench run --resume reruns --results-dir {tmp_path.resolve()}"
+    assert f"1 trial(s) failed or were skipped: rerun those alone with `{resume_command}`" in capsys.readouterr().err
+
+    code, _ = _in_process(["run", "--resume", "reruns", "--results-dir", str(tmp_path)], capsys)
+    assert code == 0
+    resumed = read_results(outcome.run_dir)
+    assert final_rows(resumed).set_index("trial_id")["status"].to_dict() == {base.trial_id: "ok", flaky.trial_id: "ok"}
+    kept = resumed["trial_id"] == base.trial_id
+    assert (
+        resumed[kept]["timestamp"].tolist()
+        == outcome.frame[outcome.frame["trial_id"] == base.trial_id]["timestamp"].tolist()
+    )  # not re-run
+    record = read_run_file(outcome.run_dir).record
+    assert record.status == "finished" and record.resumes[-1].failed_trials_rerun == (flaky.trial_id,)
+    assert record.trial_status == {"ok": 2}
+
+    from harness.cli import main
+
+    assert main(["run", "--resume", "reruns", "--results-dir", str(tmp_path)]) == 2
+    assert "finished one with failed or skipped trials. Received: 'reruns' finished at" in capsys.readouterr().err
 
 
 def test_a_search_whose_backbone_did_not_train_is_skipped_not_run(tmp_path, shared_ray, capsys, monkeypatch):
