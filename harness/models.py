@@ -300,8 +300,35 @@ def build_spec(
         infer_shapes(spec)  # fail here, with the layer named, if the input is too small for the model
     except InputError as exc:
         natural = MODELS[name].natural_input
+        smallest = _smallest_square_input(name, tuple(input_shape), num_classes, opts)
+        resize = f"--input-size {smallest} or more" if smallest else "--input-size"
         raise InputError(
             f"{exc} Model {name!r} is designed for {natural[0]}x{natural[1]} inputs; "
-            "resize the images (--input-size) or pick a model for small inputs."
+            f"resize the images ({resize}) or pick a model for small inputs."
         ) from None
     return spec
+
+
+def _fits(name: str, input_shape: tuple[int, ...], num_classes: int, opts: ModelOptions) -> bool:
+    layers = tuple(MODELS[name].build(input_shape, num_classes, opts))
+    try:
+        infer_shapes(ModelSpec(name=name, input_shape=input_shape, num_classes=num_classes, layers=layers))
+    except InputError:
+        return False
+    return True
+
+
+def _smallest_square_input(name: str, too_small: tuple[int, ...], num_classes: int, opts: ModelOptions) -> int | None:
+    """The smallest square size (``too_small``'s channels) up to the model's design size that ``name`` takes, or
+    None where that size does not fit either. Bisection: a conv's or pool's output, floor((s + 2p - k) / stride) + 1,
+    never shrinks as its input grows, so the sizes that fit are all those from some size on."""
+    if len(too_small) != 3:
+        return None
+    channels = too_small[-1]
+    low, high = max(too_small[:2]) + 1, max(MODELS[name].natural_input[:2])
+    if low > high or not _fits(name, (high, high, channels), num_classes, opts):
+        return None
+    while low < high:
+        middle = (low + high) // 2
+        low, high = (low, middle) if _fits(name, (middle, middle, channels), num_classes, opts) else (middle + 1, high)
+    return low

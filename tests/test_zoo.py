@@ -117,9 +117,15 @@ def test_options_a_zoo_model_would_ignore_are_refused():
     assert build_spec("mobilenet_v2", (32, 32, 3), 10, ModelOptions(dropout=0.1)).layer("classifier_0").rate == 0.1
 
 
-def test_too_small_inputs_name_the_layer_and_the_models_design_size():
-    with pytest.raises(InputError, match="designed for 227x227"):
+def test_too_small_inputs_name_the_layer_the_models_design_size_and_the_smallest_size_it_takes():
+    with pytest.raises(InputError, match=r"designed for 227x227 inputs; resize the images \(--input-size 67 or more"):
         build_spec("alexnet", (32, 32, 3), 10)
+    build_spec("alexnet", (67, 67, 3), 10)  # the size named fits, the one below it does not
+    with pytest.raises(InputError, match=r"layer 'pool5' .* \(--input-size 67 or more"):
+        build_spec("alexnet", (66, 66, 3), 10)
+    # the search takes the model's options: a VGG's five pools need 32 pixels at any width
+    with pytest.raises(InputError, match=r"--input-size 32 or more"):
+        build_spec("vgg11", (8, 8, 1), 10, ModelOptions(width_multiplier=0.25))
 
 
 def test_canonical_form_ignores_names_and_groups_but_not_structure():
