@@ -585,7 +585,7 @@ def _run_all(config: pytest.Config, state: SessionState, temp: pytest.TempPathFa
         check_trial_count(len(trials), "the session's suites")  # each was counted alone at collection
         options = check_execution(options)  # first, as in the CLI: the preflight may convert models for minutes
     except InputError as exc:
-        state.error = f"bad input, nothing was run: {exc}"
+        state.error = f"bad input, nothing was run: {_as_pytest_options(str(exc))}"
         return
     trials = _preflight_each_case(config, state, trials, results_dir, options)
     if not trials:  # each case fails with its own reason
@@ -604,7 +604,8 @@ def _run_all(config: pytest.Config, state: SessionState, temp: pytest.TempPathFa
             html_report=config.getoption("xfbench_report"),
         )
     except Exception as exc:  # recorded once; every case then fails with this text instead of re-running
-        state.error = f"the xfbench run failed before this case could be measured: {type(exc).__name__}: {exc}"
+        why = _as_pytest_options(str(exc))  # NoNodeFits names the cluster's option
+        state.error = f"the xfbench run failed before this case could be measured: {type(exc).__name__}: {why}"
 
 
 def _preflight_each_case(
@@ -653,7 +654,12 @@ def _as_suite_fields(message: str) -> str:
     from harness.cli_options import OVERRIDE_OPTIONS
 
     paths = {option.flag: option.path for _, options in OVERRIDE_OPTIONS for option in options}
-    return re.sub(r"--[a-z][a-z0-9-]*", lambda m: paths.get(m.group(), m.group()), message)
+    return _as_pytest_options(re.sub(r"--[a-z][a-z0-9-]*", lambda m: paths.get(m.group(), m.group()), message))
+
+
+def _as_pytest_options(message: str) -> str:
+    """The CLI's session-wide flags under the names this plugin gives them (the rest are spelt alike)."""
+    return re.sub(r"--address(?![a-z0-9-])", "--ray-address", message)
 
 
 def _xdist_worker(config: pytest.Config) -> bool:
