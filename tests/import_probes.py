@@ -56,3 +56,46 @@ def torch_flat_batchnorm_module(_backend: str, x: np.ndarray) -> tuple:
         model[3].weight.uniform_(0, 0.5)
     spec, weights = convert(model, (3, 3, 2), "flat_bn")
     return spec, weights, reference_logits(model, x)
+
+
+def torch_softmax_heads(_backend: str) -> dict[str, object]:
+    """Torch models ending in each form of (log-)softmax, and a plain one, converted by the torch importer: each
+    one's (spec, weights); for a softmax inside the network, the importer's refusal."""
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+
+    from backends.torch.importer import convert
+    from harness.importers import UnsupportedModelError
+
+    class Functional(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = nn.Linear(64, 10)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return F.log_softmax(self.fc(torch.flatten(x, 1)), dim=1)
+
+    class Method(Functional):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.fc(torch.flatten(x, 1)).softmax(-1)
+
+    class Inside(Functional):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.fc(torch.softmax(torch.flatten(x, 1), dim=1))
+
+    torch.manual_seed(0)
+    linear = nn.Linear(64, 10)
+    models = {
+        "plain": nn.Sequential(nn.Flatten(), linear),
+        "module": nn.Sequential(nn.Flatten(), linear, nn.Softmax(dim=1)),
+        "functional": Functional(),
+        "method": Method(),
+    }
+    out: dict[str, object] = {name: convert(model, (8, 8, 1), name) for name, model in models.items()}
+    try:
+        convert(Inside(), (8, 8, 1), "inside")
+        out["inside"] = None
+    except UnsupportedModelError as exc:
+        out["inside"] = str(exc)
+    return out

@@ -76,6 +76,19 @@ def test_a_batchnorm_and_prelu_after_a_flatten_import_in_the_neutral_feature_ord
     assert_logits_match_source(on_each(workers, probes.logits, spec, weights, x), reference)
 
 
+def test_a_torch_models_final_softmax_is_dropped_as_a_keras_models_is_and_one_inside_it_is_refused(workers):
+    """The spec outputs logits and the loss applies the softmax: a final nn.Softmax, F.log_softmax or .softmax()
+    converts to the network without it (the weights unchanged), as Keras' final softmax activation does."""
+    out = workers["torch"](import_probes.torch_softmax_heads)
+    plain_spec, plain_weights = out["plain"]
+    for form in ("module", "functional", "method"):
+        spec, weights = out[form]
+        assert canonical_form(spec) == canonical_form(plain_spec), form
+        assert [w.shape for w in weights.values()] == [w.shape for w in plain_weights.values()], form
+    assert all(np.array_equal(a, b) for a, b in zip(out["module"][1].values(), plain_weights.values(), strict=True))
+    assert out["inside"] is not None and "softmax at " in out["inside"] and "a final Softmax" in out["inside"]
+
+
 def _write_user_module(directory: Path) -> None:
     (directory / "user_nets.py").write_text(
         textwrap.dedent("""

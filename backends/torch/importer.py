@@ -66,6 +66,7 @@ SUPPORTED = (
     "+ / torch.add",
     "torch.cat(dim=1)",
     "F.relu / F.relu6 / F.adaptive_avg_pool2d / F.dropout",
+    "a final Softmax / LogSoftmax over the classes (dropped: the spec outputs logits, as for Keras)",
 )
 _ACTIVATIONS: dict[type, str] = {
     nn.ReLU: "relu",
@@ -262,6 +263,8 @@ def _convert_graph(c: _Converter, graph: fx.Graph) -> None:
         elif node.op == "output":
             if not isinstance(node.args[0], fx.Node):
                 raise c.unsupported("several model outputs", node)
+        elif _is_final_softmax(c, node):  # the loss applies the softmax: a Keras model's final one is dropped too
+            c.alias(node, c.tensor_args(node)[0])
         elif node.op == "call_module":
             module = c.modules[node.target]
             layer = _module_layer(c, node, module, node.name, node.target.split(".")[0])
@@ -275,6 +278,26 @@ def _convert_graph(c: _Converter, graph: fx.Graph) -> None:
             _convert_call(c, node, taken)
         else:
             raise c.unsupported(f"{node.op} {node.target}", node)
+
+
+_SOFTMAX_MODULES = (nn.Softmax, nn.LogSoftmax)
+_SOFTMAX_FUNCTIONS = (F.softmax, F.log_softmax, torch.softmax, torch.log_softmax)
+
+
+def _is_final_softmax(c: _Converter, node: fx.Node) -> bool:
+    """A softmax or log-softmax over the classes (dimension 1 of the (N, classes) output; None: torch's implicit
+    choice, 1 for it) whose result is the model's output and goes nowhere else. Anywhere else it stays unsupported:
+    the spec has no softmax layer."""
+    if not node.users or any(user.op != "output" for user in node.users):
+        return False
+    if node.op == "call_module":
+        module = c.modules[str(node.target)]
+        return isinstance(module, _SOFTMAX_MODULES) and module.dim in (None, 1, -1)
+    if node.op == "call_function" and node.target in _SOFTMAX_FUNCTIONS:
+        return _arg(node, 1, "dim", None) in (None, 1, -1)
+    if node.op == "call_method" and node.target in ("softmax", "log_softmax"):
+        return _arg(node, 1, "dim", None) in (None, 1, -1)
+    return False
 
 
 def _convert_call(c: _Converter, node: fx.Node, taken: set[str]) -> None:
