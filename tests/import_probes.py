@@ -69,9 +69,9 @@ def torch_softmax_heads(_backend: str) -> dict[str, object]:
     from harness.importers import UnsupportedModelError
 
     class Functional(nn.Module):
-        def __init__(self) -> None:
+        def __init__(self, fc: nn.Linear) -> None:
             super().__init__()
-            self.fc = nn.Linear(64, 10)
+            self.fc = fc
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             return F.log_softmax(self.fc(torch.flatten(x, 1)), dim=1)
@@ -89,12 +89,43 @@ def torch_softmax_heads(_backend: str) -> dict[str, object]:
     models = {
         "plain": nn.Sequential(nn.Flatten(), linear),
         "module": nn.Sequential(nn.Flatten(), linear, nn.Softmax(dim=1)),
-        "functional": Functional(),
-        "method": Method(),
+        "functional": Functional(linear),
+        "method": Method(linear),
     }
     out: dict[str, object] = {name: convert(model, (8, 8, 1), name) for name, model in models.items()}
     try:
-        convert(Inside(), (8, 8, 1), "inside")
+        convert(Inside(linear), (8, 8, 1), "inside")
+        out["inside"] = None
+    except UnsupportedModelError as exc:
+        out["inside"] = str(exc)
+    return out
+
+
+def keras_softmax_heads(_backend: str) -> dict[str, object]:
+    """Keras models ending in each form of (log-)softmax, and a plain one, converted by the Keras importer, as
+    ``torch_softmax_heads``."""
+    import keras
+
+    from backends.tensorflow.importer import convert
+    from harness.importers import UnsupportedModelError
+
+    def model(*head: keras.layers.Layer, activation: str | None = None) -> keras.Model:
+        keras.utils.set_random_seed(0)
+        dense = keras.layers.Dense(10, activation=activation)
+        return keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Flatten(), dense, *head])
+
+    models = {
+        "plain": model(),
+        "activation": model(activation="softmax"),
+        "layer": model(keras.layers.Softmax()),
+        "log": model(keras.layers.Activation("log_softmax")),
+    }
+    out: dict[str, object] = {name: convert(m, (8, 8, 1), name) for name, m in models.items()}
+    inside = keras.Sequential(
+        [keras.Input((8, 8, 1)), keras.layers.Flatten(), keras.layers.Softmax(), keras.layers.Dense(10)]
+    )
+    try:
+        convert(inside, (8, 8, 1), "inside")
         out["inside"] = None
     except UnsupportedModelError as exc:
         out["inside"] = str(exc)

@@ -76,17 +76,26 @@ def test_a_batchnorm_and_prelu_after_a_flatten_import_in_the_neutral_feature_ord
     assert_logits_match_source(on_each(workers, probes.logits, spec, weights, x), reference)
 
 
-def test_a_torch_models_final_softmax_is_dropped_as_a_keras_models_is_and_one_inside_it_is_refused(workers):
-    """The spec outputs logits and the loss applies the softmax: a final nn.Softmax, F.log_softmax or .softmax()
-    converts to the network without it (the weights unchanged), as Keras' final softmax activation does."""
-    out = workers["torch"](import_probes.torch_softmax_heads)
+@pytest.mark.parametrize(
+    "source, probe, forms",
+    [
+        ("torch", import_probes.torch_softmax_heads, ("module", "functional", "method")),
+        ("tensorflow", import_probes.keras_softmax_heads, ("activation", "layer", "log")),
+    ],
+)
+def test_a_final_softmax_is_dropped_alike_from_torch_and_keras_models_and_one_inside_is_refused(
+    workers, source, probe, forms
+):
+    """The spec outputs logits and the loss applies the softmax: a final nn.Softmax, F.log_softmax or .softmax(),
+    and Keras' final softmax activation or Softmax layer, convert to the network without it (the weights
+    unchanged); a softmax anywhere else is refused, naming the final one as supported."""
+    out = workers[source](probe)
     plain_spec, plain_weights = out["plain"]
-    for form in ("module", "functional", "method"):
+    for form in forms:
         spec, weights = out[form]
         assert canonical_form(spec) == canonical_form(plain_spec), form
-        assert [w.shape for w in weights.values()] == [w.shape for w in plain_weights.values()], form
-    assert all(np.array_equal(a, b) for a, b in zip(out["module"][1].values(), plain_weights.values(), strict=True))
-    assert out["inside"] is not None and "softmax at " in out["inside"] and "a final Softmax" in out["inside"]
+        assert all(np.array_equal(a, b) for a, b in zip(weights.values(), plain_weights.values(), strict=True)), form
+    assert out["inside"] is not None and "oftmax at " in out["inside"] and "a final " in out["inside"], out["inside"]
 
 
 def _write_user_module(directory: Path) -> None:

@@ -3,7 +3,8 @@
 Implements harness.importers.FrameworkImporter from the model's config (layers and their inbound tensors) and the
 layers' weights. Keras' layouts are the neutral ones (NHWC, HWIO, (in, out), H,W,C flattening), so kernels move
 unchanged but for depthwise kernels; "same" padding becomes TensorFlow's explicit per-side padding; a layer's
-``activation`` becomes its own Activation layer; a final softmax is dropped (the spec outputs logits).
+``activation`` becomes its own Activation layer; a final softmax is dropped (the spec outputs logits), as the torch
+importer drops a final nn.Softmax.
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ SUPPORTED = (
     "Dropout",
     "Add",
     "Concatenate (last axis)",
-    "a final softmax",
+    "a final softmax or log_softmax (activation or Softmax layer: dropped, the spec outputs logits)",
 )
 _ACTIVATIONS = {
     "relu": "relu",
@@ -129,8 +130,10 @@ def _layers_of(layer: keras.layers.Layer, group: str, last: bool) -> list[Layer]
     name, kind = layer.name, type(layer).__name__
     activation = getattr(layer, "activation", None)
     act_name = getattr(activation, "__name__", "linear") if activation is not None else "linear"
-    if last and act_name == "softmax":
+    if last and act_name in ("softmax", "log_softmax"):
         act_name = "linear"  # the spec outputs logits; the softmax is part of the loss
+    if last and kind == "Softmax" and layer.axis in (-1, [-1]):
+        return []  # a Softmax layer over the classes: the same
     if kind in ("Conv2D", "DepthwiseConv2D"):
         main: Layer = _conv_layer(layer, name, kind, group)
     elif kind == "Dense":
