@@ -157,6 +157,15 @@ def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, str]:
     return out
 
 
+# The tests' fault injection (a trial that sets none records 0.0 / None) and the run's own cache folder: not
+# settings a user chose, and only clutter MLflow's comparison of runs' parameters.
+_UNSET_INJECTION = ("0.0", "None")
+
+
+def _machinery(key: str, value: str) -> bool:
+    return key == "cache_dir" or (key.startswith("runtime.inject_") and value in _UNSET_INJECTION)
+
+
 def _milliseconds(timestamp: Any) -> int:
     """A row's ISO 8601 UTC time as MLflow's metric timestamp (ms since the epoch); 0 where the row has none."""
     when = pd.to_datetime(timestamp, utc=True, errors="coerce") if isinstance(timestamp, str) else pd.NaT
@@ -222,6 +231,7 @@ def _log_trial(client: Any, experiment_id: str, trial_id: str, trial: pd.DataFra
         experiment_id, run_name=trial_id, tags={**tags, **common, "xfbench.status": status}, start_time=start
     ).info.run_id
     params = flatten(json.loads(first["config_json"])) if isinstance(first["config_json"], str) else {}
+    params = {k: v for k, v in params.items() if not _machinery(k, v)}
     client.log_batch(child, metrics=_metrics(trial), params=[Param(k, v) for k, v in params.items()])
     ended = {"ok": "FINISHED", "skipped": "KILLED"}.get(status, "FAILED")  # KILLED: MLflow's "did not run"
     client.set_terminated(child, ended, end_time=end)

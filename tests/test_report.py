@@ -23,6 +23,7 @@ import pytest
 
 from harness import reporting
 from harness.cli import main
+from harness.config import TrialConfig
 from harness.report_html import build_report
 from harness.results import to_frame
 from harness.runner import write_report
@@ -370,6 +371,11 @@ def test_mlflow_reads_back_every_trial_with_its_epochs(tmp_path, capsys):
     spec_file = str(tmp_path / "specs" / "net.json")  # rows carry a spec file's absolute path; its tag, the name
     rows = pd.read_parquet(run_dir / "results.parquet")
     rows["model"] = rows["model"].replace(MODELS[0], spec_file)
+    # one trial's config as a worker records it, whole: its settings become parameters
+    real = TrialConfig(
+        strategy="scratch", model="mlp", dataset="digits", backend="torch", seed=0, epochs=4, cache_dir="/c"
+    )
+    rows.loc[rows["trial_id"] == rows["trial_id"].iloc[0], "config_json"] = real.to_json()
     rows.to_parquet(run_dir / "results.parquet")
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     assert main(["export", str(run_dir), "--mlflow", uri, "--experiment", "t"]) == 0
@@ -392,6 +398,9 @@ def test_mlflow_reads_back_every_trial_with_its_epochs(tmp_path, capsys):
         assert run.info.end_time == history[-1].timestamp and run.data.tags["xfbench.status"] == "ok"
         assert [m.value for m in history] == pytest.approx(trial["val_acc"].tolist())
         assert run.data.params["optimizer.lr"] == "0.01" and "test_acc" in run.data.metrics
+        if run.data.tags["xfbench.trial_id"] == rows["trial_id"].iloc[0]:  # without the tests' unset fault injection
+            assert run.data.params["runtime.threads"] == "1" and run.data.params["dataset"] == "digits"
+            assert not [k for k in run.data.params if k.startswith("runtime.inject_") or k == "cache_dir"]
         expected_model = "net.json" if trial["model"].iloc[0] == MODELS[0] else trial["model"].iloc[0]
         assert run.data.tags["xfbench.model"] == expected_model
     parent = client.search_runs([experiment.experiment_id], "tags.`xfbench.trial_id` = ''") or [
