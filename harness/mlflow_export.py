@@ -25,7 +25,7 @@ from harness.config import model_label
 from harness.errors import InputError
 from harness.plan import UNFINISHED_STATUSES
 from harness.reachable import connection_problem
-from harness.summary import last_attempts
+from harness.summary import last_attempts, why_not_ok
 from harness.user_files import read_run_json, read_run_rows, unwritable_reason
 
 EPOCH_METRICS = ("train_loss", "train_acc", "val_loss", "val_acc", "lr", "epoch_time_s", "samples_per_s", "eval_time_s")
@@ -224,8 +224,9 @@ def _log_trial(client: Any, experiment_id: str, trial_id: str, trial: pd.DataFra
         tags["xfbench.model"] = model_label(tags["xfbench.model"])
     status = str(trial.iloc[-1]["status"])
     error = trial.iloc[-1].get("error")
-    if isinstance(error, str) and error:  # why it failed, diverged or was skipped: the status alone does not say
-        tags["xfbench.error"] = error[:ERROR_TAG_LIMIT]
+    why = error if isinstance(error, str) and error else why_not_ok(trial.iloc[-1])  # a diverged row holds none
+    if why and status != "ok":  # why it failed, diverged or was skipped: the status alone does not say
+        tags["xfbench.error"] = why[:ERROR_TAG_LIMIT]
     start, end = _span(trial)
     child = client.create_run(
         experiment_id, run_name=trial_id, tags={**tags, **common, "xfbench.status": status}, start_time=start

@@ -28,7 +28,7 @@ from harness.config import TUNED, model_label
 from harness.plan import UNFINISHED_STATUSES, RunPlan, resume_command
 from harness.statistics import SIGNIFICANT_MARK
 from harness.suites import SPEED_VARIANTS
-from harness.summary import WARMUP_ONLY, Summary, case_title, suite_shown
+from harness.summary import WARMUP_ONLY, Summary, case_title, suite_shown, why_not_ok
 from harness.tuning import TunePlan, best_trials, search_table
 
 if TYPE_CHECKING:
@@ -402,10 +402,7 @@ def not_ok_rows(not_ok: pd.DataFrame, limit: int = 30) -> tuple[tuple[str, ...],
     ``limit`` trials (a search whose samples diverged), one row saying how many more."""
     rows = []
     for _, r in not_ok.head(limit).iterrows():
-        error = r.get("error")
-        why = str(error).strip().splitlines()[0] if isinstance(error, str) and error.strip() else ""
-        if r.get("status") == "diverged" and pd.notna(r.get("epoch")):
-            why = why or f"at epoch {int(r['epoch'])}, training loss {float(r['train_loss']):.4g}"
+        why = why_not_ok(r)
         seed = r.get("seed")
         rows.append(
             (case_title(r), str(r["backend"]), "" if pd.isna(seed) else str(int(seed)), str(r["status"]), _cut(why))

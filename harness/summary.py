@@ -78,6 +78,17 @@ def last_attempts(frame: pd.DataFrame) -> pd.DataFrame:
     return frame[attempt == attempt.groupby(frame["trial_id"]).transform("max")]
 
 
+def why_not_ok(final: Mapping[str, Any] | pd.Series) -> str:
+    """Why a trial did not end ok, from its final row: its error's first line, or for a diverged trial (whose row
+    holds no error) the epoch and the loss that stopped being finite."""
+    error = final.get("error")
+    why = str(error).strip().splitlines()[0] if isinstance(error, str) and error.strip() else ""
+    epoch = final.get("epoch")
+    if not why and final.get("status") == "diverged" and epoch is not None and pd.notna(epoch):
+        why = f"at epoch {int(epoch)}, training loss {float(final.get('train_loss', math.nan)):.4g}"
+    return why
+
+
 def final_rows(frame: pd.DataFrame) -> pd.DataFrame:
     """The last row of each trial's last attempt (carries test_acc and the final status)."""
     frame = last_attempts(frame)
