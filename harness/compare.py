@@ -26,6 +26,7 @@ import json
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -377,7 +378,18 @@ def case_settings(frame: pd.DataFrame) -> str:
         for name, values in sorted(_runtime_settings(frame).items())
         if values != default_runtime.get(name)
     ]
-    return ", ".join(changed)
+    return ", ".join(changed + _weight_file_setting(frame, recorded))
+
+
+def _weight_file_setting(frame: pd.DataFrame, recorded: list[dict]) -> list[str]:
+    """A --weights file the case started from, by its name and the hash the rows carry: its path is where it lies,
+    not a setting (_NOT_SETTINGS), but which weights a case started from is one."""
+    names = {Path(f).name for c in recorded if (f := (c.get("transfer") or {}).get("weights_file"))}
+    if not names:
+        return []
+    hashes = set(frame["weights_sha256"].dropna()) - {""} if "weights_sha256" in frame else set()
+    digest = f" (sha256 {'/'.join(sorted(h[:12] for h in hashes))})" if hashes else ""
+    return [f"weights file {'/'.join(sorted(names))}{digest}"]
 
 
 def _case_rows(frame: pd.DataFrame, key: tuple) -> pd.DataFrame:

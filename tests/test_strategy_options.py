@@ -155,3 +155,24 @@ def test_a_backbones_settings_leave_out_its_targets_strategy_options():
     }
     assert "transfer.frozen_epochs 4" in case_settings(rows["transfer"])
     assert "frozen_epochs" not in case_settings(rows["pretrain"]) and "epochs 3" in case_settings(rows["pretrain"])
+
+
+def test_a_case_started_from_a_weights_file_names_the_file_and_its_hash_in_its_settings():
+    """summary.md's Settings said `defaults` for a case fine-tuned from --weights bb.npz: the path is left out of
+    settings (it is where the file lies), but which weights a case started from is a setting."""
+    import json
+
+    import pandas as pd
+
+    from harness.compare import case_settings
+
+    trial = _with("fine_tune")
+    from_file = replace(trial, transfer=replace(trial.transfer, weights_file="/data/nets/bb.npz"))
+    sha = "ab12cd34ef56" + "0" * 52
+    rows = pd.DataFrame(
+        {"strategy": ["fine_tune"], "config_json": [json.dumps(from_file.to_dict())], "weights_sha256": [sha]}
+    )
+    assert case_settings(rows).endswith("weights file bb.npz (sha256 ab12cd34ef56)")
+    assert "/data/nets" not in case_settings(rows) and "weights file" not in case_settings(
+        rows.assign(config_json=[json.dumps(trial.to_dict())], weights_sha256=[""])
+    )
