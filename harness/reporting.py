@@ -470,7 +470,9 @@ def transfer_rows(per_backend: pd.DataFrame) -> list[list[str]]:
             factor = math.nan  # a side without an accuracy, or no error on either: no factor to give
         else:
             factor = (1 - acc_b) / (1 - acc_ba) if acc_ba < 1 else math.inf
-        rows.append([str(dataset), str(backend), fmt(acc_b, ".4f"), fmt(acc_ba, ".4f"), fmt(factor, ".2f")])
+        # no B-on-A error: the factor is unbounded, which "inf" alone read like a fault of the table
+        shown = "unbounded (no B-on-A error)" if math.isinf(factor) else fmt(factor, ".2f")
+        rows.append([str(dataset), str(backend), fmt(acc_b, ".4f"), fmt(acc_ba, ".4f"), shown])
     return rows
 
 
