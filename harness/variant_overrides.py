@@ -87,6 +87,7 @@ def check_variant_overrides(chosen: Suite, backends: Sequence[str], overrides: M
     """InputError for an option given for the whole suite that would replace a setting its variants differ in."""
     for path in overrides:
         field_hint(path)  # an unknown path is refused as everywhere else, before it is read here
+    _check_class_splits(chosen, backends, overrides)
     groups = _variant_groups(chosen, backends)
     for path, value in overrides.items():
         found = next((d for group in groups if (d := _differing(group, path, value))), None)
@@ -94,6 +95,36 @@ def check_variant_overrides(chosen: Suite, backends: Sequence[str], overrides: M
             raise InputError(_allocation_refusal(chosen.name, path, *found))
         if found:
             raise InputError(_refusal(chosen.name, path, value, *found))
+
+
+# The class splits a case may define (S4's A and B, transfer between digit halves): its label and the A -> B table
+# name them, so replacing one runs another experiment under the case's name. The other task fields (train_limit)
+# size the same experiment to the data at hand and stay allowed.
+_CLASS_SPLIT_PATHS = ("task.classes", "task.binary_positive", "transfer.source_task.classes")
+
+
+def _check_class_splits(chosen: Suite, backends: Sequence[str], overrides: Mapping[str, Any]) -> None:
+    """InputError for a suite-wide option that replaces a class split a selected case defines itself."""
+    for path in (p for p in _CLASS_SPLIT_PATHS if p in overrides):
+        for case in chosen.cases:
+            trials = case_trials(case, chosen.name, tuple(backends), 1)
+            classes = _value_at(trials[0], f"{path.rsplit('.', 1)[0]}.classes") if trials else None
+            if classes is None or repr(_value_at(trials[0], path)) == repr(overrides[path]):
+                continue  # the case takes every class (the option picks them) or already has these
+            raise InputError(_class_split_refusal(chosen.name, path, overrides[path], trials[0]))
+
+
+def _class_split_refusal(suite_name: str, path: str, value: Any, trial: TrialConfig) -> str:
+    from harness.cli_options import override_flags  # it imports the planner, which imports this module
+
+    flag = override_flags([path])[0]
+    return (
+        f"Expected options given for suite {suite_name} to leave the class splits its cases define. Received: "
+        f"{flag} {value!r}, but case {trial.case_id} defines {path}={_value_at(trial, path)!r}: its label (and the "
+        f"A -> B table) name that split, so the rows would report another experiment under it. Drop {flag}, or run "
+        f"the experiment with your split as one case: --strategy {trial.strategy} --model {trial.model} --dataset "
+        f"{trial.dataset} {flag} ..."
+    )
 
 
 def _allocation_refusal(suite_name: str, path: str, a: TrialConfig, b: TrialConfig, differs: dict[str, Any]) -> str:

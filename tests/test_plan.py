@@ -281,6 +281,30 @@ def test_an_option_that_would_erase_what_tells_a_suites_variants_apart_is_refuse
         check_variant_overrides(suite(name), ("torch", "tensorflow"), given)  # the plugin's check
 
 
+@pytest.mark.parametrize(
+    ("name", "given", "received"),
+    [
+        ("transfer_smoke", {"transfer.source_task.classes": (0, 1)}, "Received: --source-classes (0, 1), but case"),
+        ("fashion_ab", {"task.classes": (5, 7)}, "Received: --classes (5, 7), but case"),
+        ("fashion_ab", {"task.binary_positive": 5}, "defines task.binary_positive=6"),
+    ],
+)
+def test_an_option_that_replaces_a_class_split_a_suites_case_defines_is_refused(name, given, received):
+    """`--suite transfer_smoke --source-classes 0,1` trained every case on another split under labels naming the
+    suite's (`+5-9to0-4`) and drew the A -> B table from it: refused, in the planner and the plugin's check alike.
+    A case on every class takes the option (its classes are the user's to pick), and so does --train-limit."""
+    with pytest.raises(InputError, match=re.escape(received)) as refused:
+        plan_run(Selection(suite=name), given)
+    assert f"Expected options given for suite {name} to leave the class splits its cases define" in str(refused.value)
+    with pytest.raises(InputError, match=re.escape(received)):
+        check_variant_overrides(suite(name), ("torch", "tensorflow"), given)
+    assert {t.task.classes for t in plan_run(Selection(suite="fashion_smoke"), {"task.classes": (0, 1)}).trials} == {
+        (0, 1)
+    }
+    limited = plan_run(Selection(suite="transfer_smoke"), {"task.train_limit": 100}).trials
+    assert {t.task.train_limit for t in limited} == {100}
+
+
 def test_options_every_variant_shares_or_that_only_different_models_set_differently_are_kept():
     """--epochs on the techniques suite (its cases share it), --optimizer on fashion_quick (two models, each its own
     optimizer, no variant label names it), --torch-compile on the TensorFlow half of the speed matrix (none of its
