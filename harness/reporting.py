@@ -640,7 +640,22 @@ def print_run_summary(
     written = ("results.parquet", "results.csv", "run.json", "summary.md", "report.html")
     files = ", ".join(name for name in written if (outcome.run_dir / name).is_file())  # --no-report: no report.html
     where = f"results: {outcome.run_dir}{f' ({files})' if files else ''}; wall time {outcome.wall_time_s:.1f}s"
+    where += worker_processes(getattr(outcome, "frame", None))
     print("\n".join(textwrap.wrap(where, width, break_on_hyphens=False)))
+
+
+def worker_processes(frame: pd.DataFrame | None) -> str:
+    """ "; <backend> N trial(s) in M worker process(es)" per backend: whether the workers were reused (warm: a process
+    runs several trials, its imports paid once) or fresh (--fresh-workers: one each); "" without worker rows."""
+    if frame is None or frame.empty or "worker_pid" not in frame:
+        return ""
+    ran = frame[frame["worker_pid"].notna()]
+    process = [c for c in ("host", "worker_pid") if c in ran]
+    parts = [
+        f"{backend} {rows['trial_id'].nunique()} trial(s) in {len(rows[process].drop_duplicates())} worker process(es)"
+        for backend, rows in ran.groupby("backend", sort=False)
+    ]
+    return f"; {', '.join(parts)}" if parts else ""
 
 
 MACHINE_TABLES = ("per_backend", "comparison", "statistics", "phases")

@@ -337,6 +337,21 @@ def test_terminal_summary_prints_one_comparison_table_per_other_backend(capsys, 
     assert f"ratios {REFERENCE_BACKEND} / {THIRD}" in out and "wall time 1.5s" in out
 
 
+def test_the_summary_says_how_many_worker_processes_ran_each_backends_trials(capsys, monkeypatch, tmp_path):
+    """Warm workers (several trials a process) or fresh ones (--fresh-workers) said nowhere but run.json."""
+    monkeypatch.setenv("COLUMNS", "250")
+    frame = _three_backend_frame()
+    pids = {trial: 100 + (i % 2) for i, trial in enumerate(sorted(frame["trial_id"].unique()))}
+    frame = frame.assign(worker_pid=frame["trial_id"].map(pids).astype("Int64"), host="h")
+    trials = frame.groupby("backend")["trial_id"].nunique()
+    outcome = SimpleNamespace(run_id="r", run_dir=tmp_path, summary=summarize(frame), wall_time_s=1.0, frame=frame)
+    reporting.print_run_summary(outcome)
+    out = " ".join(capsys.readouterr().out.split())
+    assert f"{REFERENCE_BACKEND} {trials[REFERENCE_BACKEND]} trial(s) in 2 worker process(es)" in out
+    driver_only = frame.assign(worker_pid=pd.NA)  # rows the driver wrote (skipped trials): no process to count
+    assert reporting.worker_processes(driver_only.astype({"worker_pid": "Int64"})) == ""
+
+
 def test_the_summary_names_only_the_files_the_run_wrote(capsys, monkeypatch, tmp_path):
     monkeypatch.setenv("COLUMNS", "250")
     for name in ("results.parquet", "results.csv", "run.json", "summary.md"):  # --no-report: no report.html
