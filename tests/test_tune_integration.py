@@ -173,17 +173,22 @@ def test_tune_searches_each_backend_in_its_own_experiment_with_asha_and_reruns_e
     assert info["kind"] == "tune" and info["tune"]["algorithm"] == "grid" and info["status"] == "finished"
 
 
-def test_failed_diverged_killed_and_retried_trials_are_recorded_while_the_others_finish(tmp_path, shared_ray):
-    base = TrialConfig(
+def _tiny_trial(suite: str, epochs: int) -> TrialConfig:
+    """A 16-unit mlp on digits in torch, seed 0: the trial the fault tests vary."""
+    return TrialConfig(
         strategy="scratch",
         model="mlp",
         dataset="digits",
         backend="torch",
         seed=0,
-        epochs=2,
+        epochs=epochs,
         model_options=ModelOptions(hidden=(16,)),
-        suite="faults",
+        suite=suite,
     )
+
+
+def test_failed_diverged_killed_and_retried_trials_are_recorded_while_the_others_finish(tmp_path, shared_ray):
+    base = _tiny_trial("faults", epochs=2)
     marker = tmp_path / "raised-once"
     trials = [
         base,
@@ -318,16 +323,7 @@ def test_a_finished_runs_failed_trial_is_rerun_alone_by_resume_and_then_there_is
     from harness.cli import _say_how_to_rerun_failures
     from harness.plan import read_run_file
 
-    base = TrialConfig(
-        strategy="scratch",
-        model="mlp",
-        dataset="digits",
-        backend="torch",
-        seed=0,
-        epochs=1,
-        model_options=ModelOptions(hidden=(16,)),
-        suite="reruns",
-    )
+    base = _tiny_trial("reruns", epochs=1)
     marker = tmp_path / "raised-once"
     flaky = replace(base, seed=1, runtime=RuntimeOptions(inject_fault=FaultInjection("raise-once", 0, str(marker))))
     settings = SchedulerSettings(storage_dir=tmp_path / "_ray", cpus_per_trial=1, max_failures=0)
