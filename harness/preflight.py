@@ -15,6 +15,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from harness.augment import check_augment
 from harness.backbone import NEEDS_BACKBONE, uses_pretrained
 from harness.backend import check_capabilities
@@ -89,8 +91,8 @@ def preflight(
         if trial.dataset not in datasets:
             datasets[trial.dataset] = load_dataset(trial.dataset, data_dir, download=download)
         provenance.setdefault(trial.dataset, _provenance(datasets[trial.dataset]))
-        for task in (trial.task, trial.transfer.source_task):
-            derived = _checked_task_data(trial, task, datasets[trial.dataset], resumed)
+        for role, task in (("target", trial.task), ("source", trial.transfer.source_task)):
+            derived = _checked_task_data(trial, role, task, datasets[trial.dataset], resumed)
             # Converts framework and user models here (cached for the trials): an unsupported op stops the run
             # before Ray starts.
             spec = model_spec(
@@ -111,12 +113,16 @@ def preflight(
     return provenance
 
 
-def _checked_task_data(trial: TrialConfig, task: TaskSpec | None, dataset: Dataset, resumed: bool) -> Dataset:
-    """``task`` carved out of ``dataset`` once its samples, classes and train limit are checked, and the trial's
-    input pipeline and augmentation fit it."""
+def _checked_task_data(
+    trial: TrialConfig, role: str, task: TaskSpec | None, dataset: Dataset, resumed: bool
+) -> Dataset:
+    """``task`` (the trial's ``role``: target or source) carved out of ``dataset`` once its samples, classes and
+    train limit are checked, and the trial's input pipeline and augmentation fit it."""
     derived = derive(dataset, task)
     _check_training_samples(task, derived, dataset)
     _check_classes(task, dataset)
+    _check_class_samples(role, task, dataset)
+    _check_eval_samples(role, task, derived, dataset)
     if not resumed:  # a recorded run trained on what there was
         _check_train_limit(task, derived, dataset)
     check_input(trial.input, derived.input_shape, dataset.normalization, dataset.pixel_stats is not None)
@@ -301,6 +307,50 @@ def _check_training_samples(task: TaskSpec | None, derived: Dataset, dataset: Da
         f"Expected training samples in task {task.label if task else 'all'} of {dataset.name}. "
         f"Received: none. To fix, {fix}."
     )
+
+
+def _task_name(role: str, task: TaskSpec | None) -> str:
+    flag = "--classes" if role == "target" else "--source-classes"
+    given = f"{flag} {','.join(map(str, task.classes))}" if task is not None and task.classes is not None else "all"
+    return f"the {role} task ({given})"
+
+
+def _class_counts(labels: np.ndarray, classes: Iterable[int]) -> str:
+    return ", ".join(f"class {c}: {int(np.sum(labels == c))}" for c in classes)
+
+
+def _check_class_samples(role: str, task: TaskSpec | None, dataset: Dataset) -> None:
+    """A listed class the training split lacks would leave a head output no sample trains (and, in every listed
+    class but one, no task at all)."""
+    if task is None or task.classes is None:
+        return
+    y = dataset.y_train[np.isin(dataset.y_train, task.classes)][: task.train_limit]
+    missing = [c for c in task.classes if not np.any(y == c)]
+    if not missing:
+        return
+    limit = " within --train-limit" if task.train_limit is not None else ""
+    raise InputError(
+        f"Expected training samples of every class of {_task_name(role, task)} in the training split of "
+        f"{dataset.name}{limit}. Received: none of class {','.join(map(str, missing))} "
+        f"({_class_counts(y, task.classes)}). "
+        f"To fix, pick classes that the training split of {dataset.name} holds "
+        f"({_class_counts(dataset.y_train, range(dataset.num_classes))}), or point --data-dir at complete files."
+    )
+
+
+def _check_eval_samples(role: str, task: TaskSpec | None, derived: Dataset, dataset: Dataset) -> None:
+    """An empty validation or test split would divide by zero in every trial's evaluation, after Ray started."""
+    for split, split_name in (("val", "validation"), ("test", "test")):
+        if len(derived.split(split)[1]) > 0:
+            continue
+        labels = dataset.split(split)[1]
+        classes = task.classes if task is not None and task.classes is not None else range(dataset.num_classes)
+        raise InputError(
+            f"Expected {split_name} samples in {_task_name(role, task)} of {dataset.name}. Received: none in its "
+            f"{split_name} split ({_class_counts(labels, classes)}; the split holds {len(labels)} samples in all: "
+            f"{_class_counts(labels, range(dataset.num_classes))}). To fix, pick classes that the {split_name} "
+            f"split of {dataset.name} holds, or point --data-dir at complete files of {dataset.name}."
+        )
 
 
 def _check_train_limit(task: TaskSpec | None, derived: Dataset, dataset: Dataset) -> None:

@@ -1152,3 +1152,71 @@ def test_a_suite_sized_for_gpus_runs_on_cpus_when_asked_to_with_gpus_per_trial_0
     check_gpu_suites([SUITES["quick"]], None)
     with pytest.raises(InputError, match="imagenet_transfer, s1_alexnet, sized for GPUs.*imagenet_transfer_quick / s1"):
         check_gpu_suites([SUITES["s1_alexnet"], SUITES["imagenet_transfer"]], None)
+
+
+def _small_task_data(val_labels: list[int], test_labels: list[int]) -> object:
+    """A made-up 8x8 dataset: 4 training samples of each class 0..5, and the given validation and test labels (an
+    empty list: no such split, as the validation split of a few hundred CIFAR-10 images can be)."""
+    import numpy as np
+
+    from harness.data.registry import Dataset
+
+    def split(labels: list[int]) -> tuple[np.ndarray, np.ndarray]:
+        return np.zeros((len(labels), 8, 8, 1), dtype=np.float32), np.array(labels, dtype=np.int64)
+
+    (x_train, y_train), (x_val, y_val), (x_test, y_test) = map(split, ([*range(6)] * 4, val_labels, test_labels))
+    return Dataset("digits", x_train, y_train, x_val, y_val, x_test, y_test, 10, "pixels / 255")
+
+
+ALL6 = [*range(6)]
+
+
+@pytest.mark.parametrize(
+    ("target", "source", "val_labels", "test_labels", "expected"),
+    [
+        (
+            (0, 1, 2), (3, 4, 5), [3, 4], ALL6,
+            "Expected validation samples in the target task (--classes 0,1,2) of digits. Received: none in its "
+            "validation split (class 0: 0, class 1: 0, class 2: 0; the split holds 2 samples",
+        ),
+        (
+            (0, 1, 2), (3, 4, 5), [0, 1], ALL6,
+            "Expected validation samples in the source task (--source-classes 3,4,5) of digits. Received: none in "
+            "its validation split (class 3: 0, class 4: 0, class 5: 0;",
+        ),
+        ((0, 1, 2), (3, 4, 5), [], ALL6, "Expected validation samples in the target task (--classes 0,1,2)"),
+        (
+            (0, 1, 2), (3, 4, 5), ALL6, [3, 4, 5],
+            "Expected test samples in the target task (--classes 0,1,2) of digits. Received: none in its test split "
+            "(class 0: 0, class 1: 0, class 2: 0; the split holds 3",
+        ),
+        ((0, 1, 2), (3, 4, 5), ALL6, [0, 1], "Expected test samples in the source task"),
+        (
+            (0, 1, 7), (3, 4, 5), [0, 3], ALL6,
+            "Expected training samples of every class of the target task (--classes 0,1,7) in the training split of "
+            "digits. Received: none of class 7 (class 0: 4, class 1: 4, class 7: 0).",
+        ),
+        (
+            (0, 1, 2), (3, 4, 9), [0, 3], ALL6,
+            "Expected training samples of every class of the source task (--source-classes 3,4,9) in the training "
+            "split of digits. Received: none of class 9",
+        ),
+    ],
+)  # fmt: skip
+def test_a_task_with_an_empty_split_or_class_is_refused_before_ray_naming_task_split_and_counts(
+    target, source, val_labels, test_labels, expected
+):
+    """Each trial divided by zero in its evaluation (ZeroDivisionError), after Ray started."""
+    from dataclasses import replace
+
+    from harness.config import TransferOptions, TrialConfig
+    from harness.data.tasks import TaskSpec
+    from harness.errors import InputError
+    from harness.preflight import preflight
+
+    transfer = TransferOptions(source_task=TaskSpec(classes=source), source_epochs=1)
+    trial = TrialConfig("feature_extraction", "mlp", "digits", "torch", 0, 1, task=TaskSpec(classes=target))
+    trial = replace(trial, transfer=transfer)
+    with pytest.raises(InputError) as caught:
+        preflight([trial], None, download=False, loaded={"digits": _small_task_data(val_labels, test_labels)})
+    assert expected in str(caught.value) and "To fix, pick" in str(caught.value)
