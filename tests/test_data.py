@@ -179,8 +179,15 @@ def test_a_datasets_files_come_from_one_folder_never_two(tmp_path, monkeypatch):
         ("labels", "Expected mnist labels 0..9. Received: 12 in"),
         ("size", "Expected mnist's training and test images of one size. Received: (28, 28) in"),
         ("few", "Expected more than 5,000 training images in mnist: the first 5,000 are its validation split"),
+        # a float copy already scaled to [0, 1] was divided by 255 again: near-black images, 0.09 test accuracy
+        ("float", "Expected ubyte IDX (type 0x08) images (pixels 0..255) in mnist's train-images-idx3-ubyte. "
+         "Received: float32 (type 0x0D) of shape (5100, 28, 28) in"),
+        ("2-D labels", "Expected ubyte IDX (type 0x08) 1-D labels in mnist's t10k-labels-idx1-ubyte. Received: "
+         "uint8 (type 0x08) of shape (300, 1) in"),
+        ("int labels", "Expected ubyte IDX (type 0x08) 1-D labels in mnist's train-labels-idx1-ubyte. Received: "
+         "int32 (type 0x0C) of shape (5100,) in"),
     ],
-)
+)  # fmt: skip
 def test_idx_files_whose_content_cannot_train_are_named_before_any_trial(tmp_path, damage, expected):
     """Labels beyond the ten classes, test images of another size, or no image left after the validation split
     failed in the workers (an IndexError, a shape mismatch) or as 'no training samples'."""
@@ -189,6 +196,13 @@ def test_idx_files_whose_content_cannot_train_are_named_before_any_trial(tmp_pat
         write_idx(tmp_path / "mnist" / "t10k-labels-idx1-ubyte", np.full(300, 12, dtype=np.uint8))
     if damage == "size":
         write_idx(tmp_path / "mnist" / "t10k-images-idx3-ubyte", np.zeros((300, 32, 32), dtype=np.uint8))
+    if damage == "float":
+        images = arrays["train-images-idx3-ubyte"].astype(np.float32) / 255
+        write_idx(tmp_path / "mnist" / "train-images-idx3-ubyte", images)
+    if damage == "2-D labels":
+        write_idx(tmp_path / "mnist" / "t10k-labels-idx1-ubyte", arrays["t10k-labels-idx1-ubyte"][:, None])
+    if damage == "int labels":
+        write_idx(tmp_path / "mnist" / "train-labels-idx1-ubyte", arrays["train-labels-idx1-ubyte"].astype(np.int32))
     assert arrays
     with pytest.raises(DataFileError, match=re.escape(expected)):
         load_dataset("mnist", tmp_path, download=False)

@@ -73,12 +73,16 @@ def parse_idx(payload: bytes, source: Path) -> np.ndarray:
     return np.frombuffer(payload, dtype=dtype, offset=header).reshape(dims).astype(dtype.newbyteorder("="))
 
 
+def idx_type_code(dtype: np.dtype) -> int:
+    """The IDX type byte of arrays of ``dtype`` (in either byte order)."""
+    return next(code for code, on_disk in IDX_DTYPES.items() if on_disk.newbyteorder("=") == dtype.newbyteorder("="))
+
+
 def write_idx(path: Path, array: np.ndarray) -> None:
     """Write ``array`` as IDX (gzip when the name ends in .gz); used by tests and tools."""
-    codes = {np.dtype(np.uint8): 0x08, np.dtype(np.int8): 0x09}
-    code = codes[np.dtype(array.dtype)]
+    code = idx_type_code(np.dtype(array.dtype))
     header = bytes([0, 0, code, array.ndim]) + np.asarray(array.shape, dtype=">u4").tobytes()
-    payload = header + np.ascontiguousarray(array).tobytes()
+    payload = header + np.ascontiguousarray(array, dtype=IDX_DTYPES[code]).tobytes()
     path.write_bytes(gzip.compress(payload) if path.suffix == ".gz" else payload)
 
 

@@ -22,6 +22,7 @@ from harness.data.formats import (
     CIFAR_TEST_FILE,
     CIFAR_TRAIN_FILES,
     DataFileError,
+    idx_type_code,
     parse_cifar_records,
     parse_idx,
     read_cifar_archive,
@@ -306,6 +307,7 @@ def _check_idx_content(name: str, arrays: dict[str, np.ndarray], paths: dict[str
     """What the IDX headers do not say: labels of ten classes, one image size in both splits, and more training
     images than the validation split takes (each was found in the workers, as an IndexError, a shape mismatch or a
     task with nothing to train on)."""
+    _check_idx_types(name, arrays, paths)
     for split in ("train", "t10k"):
         labels = arrays[f"{split}-labels-idx1-ubyte"]
         if len(labels) and int(labels.max()) > 9:
@@ -325,6 +327,22 @@ def _check_idx_content(name: str, arrays: dict[str, np.ndarray], paths: dict[str
             f"Expected more than {IDX_VALIDATION:,} training images in {name}: the first {IDX_VALIDATION:,} are its "
             f"validation split, as in the notebooks, and the rest train. Received: {len(train):,} in "
             f"{paths['train-images-idx3-ubyte']}. Use files with more training images."
+        )
+
+
+def _check_idx_types(name: str, arrays: dict[str, np.ndarray], paths: dict[str, Path]) -> None:
+    """Pixels are scaled by 1/255 as the published unsigned bytes 0..255 need: another element type (a float copy
+    already scaled, say) would be scaled again and train on near-black images without a word."""
+    for file, array in arrays.items():
+        labels = "labels" in file
+        if array.dtype == np.uint8 and (array.ndim == 1 or not labels):
+            continue
+        what = "1-D labels" if labels else "images (pixels 0..255)"
+        received = f"{array.dtype.name} (type 0x{idx_type_code(array.dtype):02X})"
+        raise DataFileError(
+            f"Expected ubyte IDX (type 0x08) {what} in {name}'s {file}. Received: {received} of shape "
+            f"{array.shape} in {paths[file]}. To fix, use the published {name} files: delete this one so that it "
+            "downloads again, or point --data-dir at the originals."
         )
 
 
