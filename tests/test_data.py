@@ -129,6 +129,21 @@ def test_missing_files_name_every_place_searched_and_how_to_get_them(tmp_path, m
     assert f"($XFBENCH_SYSTEM_DATA={os.environ['XFBENCH_SYSTEM_DATA']} replaces /usr/share/datasets" in message
 
 
+def test_cifar10_not_found_names_the_python_pickle_version_it_saw_and_will_not_read(tmp_path, monkeypatch):
+    """torchvision's download (the pickle version) was reported as 'not found', as if nothing were there."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    (tmp_path / "cifar10" / "cifar-10-batches-py").mkdir(parents=True)
+    (tmp_path / "cifar10" / "cifar-10-batches-py" / "data_batch_1").write_bytes(b"a pickle")
+    (tmp_path / "cifar-10-python.tar.gz").write_bytes(b"an archive of pickles")
+    with pytest.raises(FileNotFoundError) as info:
+        load_dataset("cifar10", tmp_path, download=False)
+    message = str(info.value)
+    for seen in (tmp_path / "cifar10" / "cifar-10-batches-py", tmp_path / "cifar-10-python.tar.gz"):
+        expected = f"Found {seen}: the python (pickle) version of CIFAR-10 (torchvision's download), which xfbench "
+        assert expected + "never unpickles" in message
+    assert "get the binary version beside it. Fix: Get the binary version, cifar-10-binary.tar.gz" in message
+
+
 def test_an_xfbench_data_that_is_no_folder_exits_2_as_a_data_dir_does(tmp_path, monkeypatch, capsys):
     """XFBENCH_DATA=/nonexistent fell through to the system root and trained on its copy (exit 0), where
     --data-dir /nonexistent exits 2."""

@@ -57,6 +57,9 @@ class DatasetFiles:
     download_base: str | None
     compressed_suffix: str = ".gz"
     how_to_get: str = ""
+    # Other forms of the dataset that xfbench will not read (file or folder name, why and what to get instead): a
+    # not-found message names the ones it saw, which would otherwise read as if nothing were there
+    unread_forms: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -230,6 +233,9 @@ def _not_found_message(files: DatasetFiles, missing: list[PublishedFile], dirs: 
     ]
     if errors:
         lines.append("Download failed: " + "; ".join(errors))
+    for name, why in files.unread_forms:
+        for seen in (d / name for d in dict.fromkeys(dirs) if (d / name).exists()):
+            lines.append(f"Found {seen}: {why}")
     lines.append(f"Fix: {files.how_to_get} Or point --data-dir / $XFBENCH_DATA at a directory holding them.")
     if system_data_root() != SYSTEM_DATA_ROOT:  # a package's files in /usr/share/datasets would not be seen
         lines.append(

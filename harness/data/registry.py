@@ -121,7 +121,12 @@ CIFAR10_FILES = DatasetFiles(
     files=(PublishedFile("cifar-10-binary.tar", "c32a1d4ab5d03f1284b67883e8d87530"),),
     download_base="https://www.cs.toronto.edu/~kriz/",
     how_to_get="Get the binary version, cifar-10-binary.tar.gz (or its extracted cifar-10-batches-bin/ folder).",
-)
+    unread_forms=tuple(
+        (name, "the python (pickle) version of CIFAR-10 (torchvision's download), which xfbench never unpickles "
+         "(unpickling a downloaded file can run any code it holds); get the binary version beside it.")
+        for name in ("cifar-10-batches-py", "cifar-10-python.tar.gz")
+    ),
+)  # fmt: skip
 
 
 def _standardize(
