@@ -325,6 +325,29 @@ def test_download_verifies_the_published_md5(tmp_path, monkeypatch):
     assert not list((tmp_path / "elsewhere").glob("*.part"))
 
 
+@pytest.mark.parametrize("failure", ["refused", "no such file", "ctrl-c"])
+def test_a_failed_download_leaves_no_partial_file(tmp_path, monkeypatch, failure):
+    """Each offline try left one more tmp*.part in the cache folder."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.delenv("XFBENCH_DATA", raising=False)
+    base = {"refused": "http://127.0.0.1:1/", "no such file": (tmp_path / "nowhere").as_uri() + "/"}.get(failure)
+    files = DatasetFiles("testset", (), (PublishedFile("x-idx1-ubyte", "0" * 32),), base or tmp_path.as_uri() + "/")
+    if failure == "ctrl-c":
+        (tmp_path / "x-idx1-ubyte.gz").write_bytes(b"bytes")
+
+        def interrupted(source: object, target: object) -> None:
+            raise KeyboardInterrupt
+
+        monkeypatch.setattr("harness.data.locate.shutil.copyfileobj", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            locate(files, None, download=True)
+    else:
+        with pytest.raises(FileNotFoundError, match="Download failed: x-idx1-ubyte: "):
+            locate(files, None, download=True)
+    folder = tmp_path / "cache" / "xfbench" / "testset"
+    assert folder.is_dir() and list(folder.iterdir()) == []
+
+
 def test_digits_is_embedded_with_a_fixed_disjoint_split():
     a, b = load_dataset("digits"), load_dataset("digits")
     assert (len(a.y_train), len(a.y_val), len(a.y_test)) == (1257, 180, 360)

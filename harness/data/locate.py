@@ -194,21 +194,29 @@ def locate(
 
 
 def download_file(files: DatasetFiles, published: PublishedFile, target_dir: Path, timeout_s: float = 30.0) -> Path:
-    """Download to a temporary name, check the published md5, then move into place."""
+    """Download to a temporary name, check the published md5, then move into place. The partial file goes on any
+    failure (no connection, a checksum mismatch, Ctrl-C): each offline try left one more in the cache folder."""
     assert files.download_base is not None
     filename = published.name + files.compressed_suffix
     url = files.download_base.rstrip("/") + "/" + filename
     target_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=target_dir, delete=False, suffix=".part") as tmp:
-        with urllib.request.urlopen(url, timeout=timeout_s) as response:
-            shutil.copyfileobj(response, tmp)
-    tmp_path = Path(tmp.name)
-    actual = hashlib.md5(tmp_path.read_bytes()).hexdigest()
-    if published.archive_md5 and actual != published.archive_md5:
-        tmp_path.unlink()
-        raise ChecksumError(f"Checksum mismatch for {url}: expected md5 {published.archive_md5}, received {actual}.")
     final = target_dir / filename
-    tmp_path.replace(final)
+    tmp_path: Path | None = None
+    try:
+        with tempfile.NamedTemporaryFile(dir=target_dir, delete=False, suffix=".part") as tmp:
+            tmp_path = Path(tmp.name)
+            with urllib.request.urlopen(url, timeout=timeout_s) as response:
+                shutil.copyfileobj(response, tmp)
+        actual = hashlib.md5(tmp_path.read_bytes()).hexdigest()
+        if published.archive_md5 and actual != published.archive_md5:
+            raise ChecksumError(
+                f"Checksum mismatch for {url}: expected md5 {published.archive_md5}, received {actual}."
+            )
+        tmp_path.replace(final)
+    except BaseException:
+        if tmp_path is not None:
+            tmp_path.unlink(missing_ok=True)
+        raise
     return final
 
 
