@@ -300,6 +300,21 @@ def test_a_cifar_folder_missing_a_batch_file_names_it(tmp_path):
         load_dataset("cifar10", tmp_path, download=False)
 
 
+def test_a_cifar_label_out_of_range_names_the_file_and_the_fix(tmp_path):
+    write_cifar_folder(tmp_path / "cifar10")
+    victim = tmp_path / "cifar10" / "cifar-10-batches-bin" / "test_batch.bin"
+    records = bytearray(victim.read_bytes())
+    records[CIFAR_RECORD_BYTES] = 57  # the second record's label byte: a CIFAR-100 class, say
+    victim.write_bytes(bytes(records))
+    with pytest.raises(DataFileError) as caught:
+        load_dataset("cifar10", tmp_path, download=False)
+    assert str(caught.value) == (
+        f"Expected CIFAR-10 labels 0..9. Received: 57 in {victim}. The file is damaged or is not a CIFAR-10 batch "
+        "(CIFAR-100's binary version, say): delete it and download the binary version of CIFAR-10 again "
+        "(cifar-10-binary.tar.gz), or point --data-dir at a complete copy."
+    )
+
+
 def test_truncated_cifar_batch_is_an_error_naming_the_file(tmp_path):
     write_cifar_folder(tmp_path / "cifar10")
     victim = tmp_path / "cifar10" / "cifar-10-batches-bin" / "data_batch_3.bin"

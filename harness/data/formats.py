@@ -96,7 +96,11 @@ def parse_cifar_records(payload: bytes, source: str) -> tuple[np.ndarray, np.nda
     records = np.frombuffer(payload, dtype=np.uint8).reshape(-1, CIFAR_RECORD_BYTES)
     labels = records[:, 0].astype(np.int64)
     if labels.max() > 9:
-        raise DataFileError(f"Expected CIFAR-10 labels 0..9. Received: {int(labels.max())} in {source}.")
+        raise DataFileError(
+            f"Expected CIFAR-10 labels 0..9. Received: {int(labels.max())} in {source}. The file is damaged or is "
+            "not a CIFAR-10 batch (CIFAR-100's binary version, say): delete it and download the binary version of "
+            "CIFAR-10 again (cifar-10-binary.tar.gz), or point --data-dir at a complete copy."
+        )
     images = records[:, 1:].reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
     return np.ascontiguousarray(images), labels
 
