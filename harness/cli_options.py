@@ -90,6 +90,24 @@ def int_list(text: str) -> tuple[int, ...]:
         ) from None
 
 
+def class_list(flag: str, left_out: str) -> Callable[[str], tuple[int, ...]]:
+    """A task's classes, two or more, each once; refused here, where the flag given is known (TaskSpec, which
+    checks them again, cannot tell --classes from --source-classes). ``left_out``: what leaving the flag out does."""
+
+    def parse(text: str) -> tuple[int, ...]:
+        classes = int_list(text)
+        repeated = sorted({c for c in classes if classes.count(c) > 1})
+        if len(set(classes)) < 2 or repeated:
+            twice = f" ({','.join(map(str, repeated))} more than once)" if repeated else ""
+            raise argparse.ArgumentTypeError(
+                f"expected two or more distinct classes, each once (the head has one output per class), such as "
+                f"0,1,2, received {text!r}{twice}. List two or more, each once, or leave {flag} out {left_out}"
+            )
+        return classes
+
+    return parse
+
+
 def absolute_path(text: str) -> str:
     return str(Path(text).expanduser().resolve())
 
@@ -287,7 +305,10 @@ OVERRIDE_OPTIONS: tuple[tuple[str, tuple[Option, ...]], ...] = (
     _options(
         "tasks and transfer (S2-S4)",
         Option(
-            "--classes", "task.classes", "target task: keep these classes, relabelled 0..k-1 (e.g. 0,1,2,3,4)", int_list
+            "--classes",
+            "task.classes",
+            "target task: keep these classes, relabelled 0..k-1 (e.g. 0,1,2,3,4)",
+            class_list("--classes", "for all of the dataset's classes"),
         ),
         Option(
             "--binary-positive",
@@ -300,7 +321,7 @@ OVERRIDE_OPTIONS: tuple[tuple[str, tuple[Option, ...]], ...] = (
             "--source-classes",
             "transfer.source_task.classes",
             "the backbone's source task classes (default: the target task)",
-            int_list,
+            class_list("--source-classes", "to train the backbone on the target task"),
         ),
         Option(
             "--pretrained",

@@ -144,7 +144,19 @@ BAD_INPUTS = {
         [*MLP_RUN, "--optimizer", "adam", "--beta1", "1"],
         "Expected 0 <= beta1 < 1. Received: beta1=1.0",
     ),
-    "a class listed twice": ([*MLP_RUN, "--classes", "0,1,1"], "Expected each class once in a task"),
+    "a class listed twice": (
+        [*MLP_RUN, "--classes", "0,1,1"],
+        "argument --classes: expected two or more distinct classes, each once (the head has one output per class), "
+        "such as 0,1,2, received '0,1,1' (1 more than once). List two or more, each once, or leave --classes out for "
+        "all of the dataset's classes",
+    ),
+    "one class": ([*MLP_RUN, "--classes", "3"], "argument --classes: expected two or more distinct classes"),
+    "one source class, given twice": (  # the fix named --classes
+        ["run", "--strategy", "fine_tune", "--model", "mlp", "--dataset", "digits", "--source-classes", "3,3"],
+        "argument --source-classes: expected two or more distinct classes, each once (the head has one output per "
+        "class), such as 0,1,2, received '3,3' (3 more than once). List two or more, each once, or leave "
+        "--source-classes out to train the backbone on the target task",
+    ),
     "unknown reference": (
         ["run", "--suite", "quick", "--reference", "pytorch"],
         "argument --reference: invalid choice: 'pytorch'",

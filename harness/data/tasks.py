@@ -27,7 +27,7 @@ class TaskSpec:
         if self.classes is not None and len(set(self.classes)) < 2:
             raise InputError(
                 f"Expected at least two distinct classes in a task. Received: classes={self.classes}. List two or "
-                "more (--classes 0,1,2), or leave --classes out for all of the dataset's."
+                "more, or leave the task's classes out for all of the dataset's."
             )
         if self.classes is not None and len(set(self.classes)) != len(self.classes):
             raise InputError(
