@@ -453,3 +453,12 @@ def test_digits_are_read_from_scikit_learns_file_exactly_as_load_digits_reads_th
     split = np.concatenate([order[540:], order[360:540], order[:360]])  # train, val, test as the loader splits
     assert np.array_equal(x, bunch.images[split].astype(np.float32) / 16.0)
     assert np.array_equal(y, bunch.target[split]) and y.dtype == np.int64
+
+
+def test_a_tasks_classes_listed_in_any_order_are_one_task_held_in_the_order_they_are_relabelled():
+    """--classes 9,3 was recorded as [9, 3] and labelled "classes 9,3" while 3 became label 0; 3,9 and 9,3 gave two
+    backbone and feature cache keys for one task."""
+    from harness.data.tasks import TaskSpec
+
+    assert TaskSpec(classes=(9, 3)) == TaskSpec(classes=(3, 9)) and TaskSpec(classes=(9, 3)).classes == (3, 9)
+    assert TaskSpec(classes=(9, 3), binary_positive=9).label == "classes 3,9; binary, positive 9"

@@ -15,8 +15,9 @@ class TaskSpec:
     """A task carved out of a dataset.
 
     ``classes`` keeps those classes and relabels them 0..k-1 in ascending order (so Fashion-MNIST without 5 and 6
-    maps 7, 8, 9 to 5, 6, 7). ``binary_positive`` turns a two-class task into a binary one with a single sigmoid
-    output, that class being label 1. ``train_limit`` keeps the first N training samples after filtering.
+    maps 7, 8, 9 to 5, 6, 7), and is held in that order: 9,3 and 3,9 are one task. ``binary_positive`` turns a
+    two-class task into a binary one with a single sigmoid output, that class being label 1. ``train_limit`` keeps
+    the first N training samples after filtering.
     """
 
     classes: tuple[int, ...] | None = None
@@ -24,6 +25,8 @@ class TaskSpec:
     train_limit: int | None = None
 
     def __post_init__(self) -> None:
+        if self.classes is not None:  # one task, one record and one cache key however its classes were listed
+            object.__setattr__(self, "classes", tuple(sorted(self.classes)))
         if self.classes is not None and len(set(self.classes)) < 2:
             raise InputError(
                 f"Expected at least two distinct classes in a task. Received: classes={self.classes}. List two or "
