@@ -150,7 +150,7 @@ def backbone_features(name: str, config_dict: dict) -> np.ndarray:
     backend = load_backend(name, config.runtime)
     dataset = load_dataset(config.dataset)
     ctx = StrategyContext(config=config, backend=backend, dataset=dataset, sink=lambda record: None)
-    data, spec, _ = start_from_backbone(ctx, always_new_head=False)
+    data, spec, _ = start_from_backbone(ctx, "as_trained")
     return ctx.backend.extract_features(data.x_train, config.transfer.feature_layer or spec.layers[-2].name, 500)
 
 

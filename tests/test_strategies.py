@@ -15,7 +15,8 @@ from conftest import max_abs_diff
 from harness.backbone import checkpoint_path, pretrain_trials, recipe_for
 from harness.checkpoints import load_checkpoint, save_checkpoint
 from harness.config import OptimizerConfig, RuntimeOptions, TransferOptions, TrialConfig
-from harness.data.tasks import TaskSpec
+from harness.data.registry import load_dataset
+from harness.data.tasks import TaskSpec, derive
 from harness.model_cost import forward_macs_to, model_cost, step_macs
 from harness.models import ModelOptions, build_spec
 from harness.seeds import FRESH_HEAD_SEED_OFFSET
@@ -210,6 +211,30 @@ def test_deep_features_with_scikit_learn_heads_reach_their_floor(workers, cache,
     assert times["linear_svc"] * speeds["linear_svc"] == pytest.approx(1257 + 360, rel=1e-6)
     assert math.isnan(times["random_forest"]) and math.isnan(times["rbf_svc"])
     assert details["cached_extraction_samples_per_s"] > 0
+
+
+def test_deep_features_read_the_source_logits_as_trained_when_the_target_has_another_class_count(workers, tmp_path):
+    """Features at the head (here its logits) come from the backbone as trained: five source logits for a
+    three-class target, not the outputs of a fresh, random three-unit head (it swapped one in before)."""
+    trial = _target(
+        tmp_path,
+        "deep_features",
+        epochs=1,
+        task=TaskSpec(classes=(0, 1, 2)),
+        transfer=TransferOptions(source_task=HIGH, source_epochs=3, feature_layer="logits"),
+    )
+    _pretrain(workers, trial)
+    rows, _ = workers["torch"](probes.run_strategy, trial.to_dict())
+    details = json.loads(rows[-1]["details_json"])
+    assert not details["new_head"] and details["feature_dim"] == 5
+    spec, backbone, _ = load_checkpoint(checkpoint_path(trial))
+    (cached,) = (tmp_path / "features").glob("*.npz")
+    with np.load(cached) as stored:
+        extracted = stored["train"]
+    x_train = derive(load_dataset("digits"), trial.task).x_train
+    expected = workers["torch"](probes.logits, spec, backbone, x_train)
+    assert np.allclose(extracted, expected, rtol=1e-5, atol=1e-5)
+    assert rows[-1]["test_acc"] > 0.6  # three classes: chance is 1/3
 
 
 def test_transfer_has_frozen_then_unfrozen_phases(workers, cache):

@@ -110,7 +110,7 @@ def _features(ctx: StrategyContext, data: Any, layer: str, cache: Path) -> tuple
 
 def run(ctx: StrategyContext) -> str:
     cfg, t = ctx.config, ctx.config.transfer
-    data, spec, details = start_from_backbone(ctx, always_new_head=False)
+    data, spec, details = start_from_backbone(ctx, "as_trained")
     layer = t.feature_layer or spec.inputs_of(len(spec.layers) - 1)[0]
     ctx.on_model(spec, forward_macs_to(spec, layer))  # its samples/s time the forward pass to the feature layer
     train_f, test_f, extract_s, extract_sps, cached_sps = _features(

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from harness.backbone import cache_root, checkpoint_path, recipe_for, uses_pretrained
 from harness.checkpoints import load_checkpoint, save_checkpoint
@@ -29,6 +29,8 @@ from harness.weights import NeutralWeights, initial_weights
 
 if TYPE_CHECKING:
     from harness.strategies import StrategyContext
+
+HeadChoice = Literal["new", "fit", "as_trained"]
 
 
 def _plan(ctx: StrategyContext, phase: str, epochs: int, offset: int = 0) -> PhasePlan:
@@ -135,15 +137,21 @@ def _pretrained_backbone(ctx: StrategyContext, data_shape: tuple[int, ...]):
     return with_input_pipeline(spec, cfg.input, data_shape), weights, meta
 
 
-def start_from_backbone(ctx: StrategyContext, always_new_head: bool):
-    """Load the shared backbone, fit a head for the target task, build it in the backend and hand over the data."""
+def start_from_backbone(ctx: StrategyContext, head: HeadChoice):
+    """Load the shared backbone, give it the ``head`` asked for, build it in the backend and hand over the data.
+
+    ``head``: "new" always a fresh head for the target classes, "fit" a fresh one only when the class count differs,
+    "as_trained" the backbone exactly as trained (a network that only extracts features: its layers, the source
+    logits included, are the features; a random head would hand out random numbers)."""
     cfg = ctx.config
     data = derive(ctx.dataset, cfg.task)
     if uses_pretrained(cfg):
         spec, weights, meta = _pretrained_backbone(ctx, data.input_shape)
     else:
         spec, weights, meta = load_backbone(ctx)
-    spec, weights, new_head = with_target_head(ctx, spec, weights, data.num_classes, always_new_head)
+    new_head = False
+    if head != "as_trained":
+        spec, weights, new_head = with_target_head(ctx, spec, weights, data.num_classes, head == "new")
     ctx.build(spec, weights)
     prepare_data(ctx.backend, data)
     details = {
@@ -177,7 +185,7 @@ def _train_to_the_end(ctx: StrategyContext, num_train: int, phase: str, details:
 
 def run_feature_extraction(ctx: StrategyContext) -> str:
     cfg = ctx.config
-    data, spec, details = start_from_backbone(ctx, always_new_head=True)
+    data, spec, details = start_from_backbone(ctx, "new")
     head = head_layer(spec).name
     ctx.freeze(spec, [l.name for l in spec.layers if l.name != head])
     ctx.backend.set_optimizer(cfg.optimizer, cfg.regularization)
@@ -186,7 +194,7 @@ def run_feature_extraction(ctx: StrategyContext) -> str:
 
 def run_fine_tune(ctx: StrategyContext) -> str:
     cfg = ctx.config
-    data, spec, details = start_from_backbone(ctx, always_new_head=True)
+    data, spec, details = start_from_backbone(ctx, "new")
     head = head_layer(spec).name
     multiplier = cfg.transfer.backbone_lr_multiplier
     ctx.freeze(spec, [])
@@ -199,7 +207,7 @@ def run_fine_tune(ctx: StrategyContext) -> str:
 
 def run_freeze_early(ctx: StrategyContext) -> str:
     cfg = ctx.config
-    data, spec, details = start_from_backbone(ctx, always_new_head=True)
+    data, spec, details = start_from_backbone(ctx, "new")
     groups = list(spec.groups())
     k = cfg.transfer.freeze_groups
     if k >= len(groups):
@@ -214,7 +222,7 @@ def run_freeze_early(ctx: StrategyContext) -> str:
 
 def run_transfer(ctx: StrategyContext) -> str:
     cfg = ctx.config
-    data, spec, details = start_from_backbone(ctx, always_new_head=False)
+    data, spec, details = start_from_backbone(ctx, "fit")
     frozen_epochs = cfg.epochs if cfg.transfer.frozen_epochs is None else min(cfg.transfer.frozen_epochs, cfg.epochs)
     sink = _with_details(ctx, details)
     finals = lambda b: final_metrics(ctx, b)  # noqa: E731
