@@ -207,7 +207,6 @@ def phase_times(frame: pd.DataFrame) -> pd.DataFrame:
     case (strategy ``transfer``) whose backbone was trained in this run gets that source phase first, named with
     the framework that trained it: one backbone serves both backends, so both rows show the same source epochs."""
     frame = with_suite(frame)
-    steady = steady_rows(frame)
     rows: list[dict[str, Any]] = []
     if frame.empty or "phase" not in frame.columns:  # phases of warm-up epochs only still make rows, marked so
         return pd.DataFrame(rows)
@@ -217,9 +216,9 @@ def phase_times(frame: pd.DataFrame) -> pd.DataFrame:
     trained = trained[trained["epoch"].notna()] if len(trained) else trained
     for keys, group in trained.groupby(CASE_KEYS + ["backend"], sort=True, dropna=False):
         phases = [(phase, _phase_epochs(epochs)) for phase, epochs in group.groupby("phase", sort=False)]
-        source = _source_phase(steady, group)
+        source = _source_phase(trained, group)
         if source is not None:
-            phases.insert(0, (source[0], (source[1], False)))
+            phases.insert(0, source)
         if len(phases) < 2:
             continue
         case = dict(zip(CASE_KEYS + ["backend"], keys, strict=True))
@@ -245,17 +244,19 @@ def _phase_epochs(epochs: pd.DataFrame) -> tuple[pd.DataFrame, bool]:
     return (steady, False) if len(steady) else (epochs, True)
 
 
-def _source_phase(steady: pd.DataFrame, group: pd.DataFrame) -> tuple[str, pd.DataFrame] | None:
-    """The steady epochs of the pretrain trials that trained an S4 case's backbones in this run (one per seed), as
-    phase ``source (trained by <backend>)``; None for other strategies and for backbones taken from the cache."""
+def _source_phase(trained: pd.DataFrame, group: pd.DataFrame) -> tuple[str, tuple[pd.DataFrame, bool]] | None:
+    """The epochs of the pretrain trials that trained an S4 case's backbones in this run (one per seed), as phase
+    ``source (trained by <backend>)``: their steady epochs, or their warm-up epochs when they trained one epoch each
+    (marked so, as :func:`_phase_epochs` marks the other phases); None for other strategies and for backbones taken
+    from the cache."""
     if "details_json" not in group.columns or set(group["strategy"]) != {"transfer"}:
         return None
     keys = {json.loads(text).get("backbone", "") for text in group["details_json"].dropna() if text}
     variants = {backbone_variant(key) for key in keys if key}
-    epochs = steady[(steady["strategy"] == "pretrain") & steady["variant"].isin(variants)]
+    epochs = trained[(trained["strategy"] == "pretrain") & trained["variant"].isin(variants)]
     if epochs.empty:
         return None
-    return f"source (trained by {', '.join(sorted(epochs['backend'].unique()))})", epochs
+    return f"source (trained by {', '.join(sorted(epochs['backend'].unique()))})", _phase_epochs(epochs)
 
 
 def _mean(finals: pd.DataFrame, column: str) -> float:

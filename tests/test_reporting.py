@@ -312,6 +312,33 @@ def test_an_s4_case_lists_the_source_phase_that_trained_its_backbone_in_this_run
         assert list(own["epoch_time_s_median"]) == [0.8, seconds] and list(own["epochs"]) == [2, 2]
 
 
+def test_a_one_epoch_backbone_keeps_its_source_phase_marked_warm_up():
+    """--source-epochs 1 --epochs 2 --frozen-epochs 1: every phase, the source one too, is one warm-up epoch. The
+    frozen and unfrozen phases fell back to that epoch, marked; the source phase dropped out of the table."""
+
+    def epoch(trial_id, strategy, backend, phase, number, details=""):
+        row = _rows(backend, "cnn_small", 0.9, 1.0, seeds=1)[0]
+        row.update(trial_id=trial_id, strategy=strategy, variant=strategy, phase=phase, epoch=number)
+        row.update(details_json=details, test_acc=0.9, epoch_time_s=10.0 * number, warmup=True)
+        return row
+
+    rows = [epoch("pre-s0", "pretrain", REFERENCE_BACKEND, "source", 1)]
+    rows[0]["variant"] = "backbone-0123456789"
+    for backend in (REFERENCE_BACKEND, "tensorflow"):
+        details = '{"backbone": "0123456789ab"}'
+        rows += [
+            epoch(f"s4-{backend}", "transfer", backend, phase, n, details)
+            for phase, n in (("frozen", 2), ("unfrozen", 3))
+        ]
+    summary = summarize(to_frame(rows))
+    for backend in (REFERENCE_BACKEND, "tensorflow"):
+        own = summary.phases[summary.phases["backend"] == backend]
+        assert list(own["phase"]) == [f"source (trained by {REFERENCE_BACKEND})", "frozen", "unfrozen"]
+        assert list(own["epoch_time_s_median"]) == [10.0, 20.0, 30.0] and own["warmup_only"].all()
+    section = reporting.run_markdown(summary, "one").split("## Epoch time per phase\n")[1].split("\n## ")[0]
+    assert f"| source (trained by {REFERENCE_BACKEND}) | 1 (warm-up) | 10.000 |" in section
+
+
 def test_a_run_on_the_reference_alone_says_no_other_backend_ran():
     text = reporting.run_markdown(summarize(to_frame(_rows(REFERENCE_BACKEND, "mlp", 0.9, 1.0))), "alone")
     assert f"## Against the reference backend ({REFERENCE_BACKEND})\n\n(no other backend ran)" in text
