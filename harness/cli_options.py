@@ -345,7 +345,7 @@ OVERRIDE_OPTIONS: tuple[tuple[str, tuple[Option, ...]], ...] = (
         Option(
             "--freeze-groups",
             "transfer.freeze_groups",
-            "freeze_early: how many leading layer groups stay frozen",
+            "freeze_early: how many leading layer groups stay frozen (1 to one below the model's groups)",
             non_negative_int,
         ),
         Option(

@@ -375,6 +375,33 @@ def _check_classes(task: TaskSpec | None, dataset: Dataset) -> None:
         )
 
 
+def _check_freeze_groups(trial: TrialConfig, groups: list[str]) -> None:
+    """freeze_early freezes the first k layer groups and fine-tunes the rest: k from 1 to one below the group count.
+    0 would train the whole network at one rate under freeze_early's name; all of them would train nothing."""
+    k, most = trial.transfer.freeze_groups, len(groups) - 1
+    if most < 1:
+        raise InputError(
+            f"Expected a model of 2 or more layer groups for strategy freeze_early, which freezes the first ones and "
+            f"fine-tunes the rest. Received: {trial.model}, whose layer groups are {groups}. Use --strategy "
+            "feature_extraction to train a new head on the frozen network, or fine_tune to train all of it."
+        )
+    allowed = "1" if most == 1 else f"1 to {most}"
+    if k < 1:
+        raise InputError(
+            f"Expected --freeze-groups of at least 1 for strategy freeze_early: it freezes the first k layer groups of "
+            f"{trial.model} ({groups}) and fine-tunes the rest. Received: --freeze-groups {k}, which freezes nothing. "
+            f"Give --freeze-groups {allowed}, or use --strategy fine_tune (the backbone at a lower rate than the head) "
+            "or --strategy scratch to train every layer."
+        )
+    if k > most:
+        raise InputError(
+            f"Expected --freeze-groups < {len(groups)} for {trial.model} (its layer groups are {groups}). "
+            f"Received: freeze_groups={k}, which would leave nothing to train. Give --freeze-groups {allowed} (at most "
+            f"{most}: the last group, with the head, trains), or use --strategy feature_extraction to train only a "
+            "new head."
+        )
+
+
 def _check_against_model(trial: TrialConfig, spec: ModelSpec) -> None:
     """What the strategies would only find out in a worker: options that do not fit the model of the target task."""
     t = trial.transfer
@@ -384,12 +411,8 @@ def _check_against_model(trial: TrialConfig, spec: ModelSpec) -> None:
             f"Received: {type(spec.layers[-1]).__name__} {spec.layers[-1].name!r}. Use a model whose "
             "output layer is Dense, or the scratch strategy."
         )
-    groups = list(spec.groups())
-    if trial.strategy == "freeze_early" and t.freeze_groups >= len(groups):
-        raise InputError(
-            f"Expected --freeze-groups < {len(groups)} for {trial.model} (its layer groups are {groups}). "
-            f"Received: freeze_groups={t.freeze_groups}, which would leave nothing to train."
-        )
+    if trial.strategy == "freeze_early":
+        _check_freeze_groups(trial, list(spec.groups()))
     names = [layer.name for layer in spec.layers]
     if trial.strategy == "deep_features" and t.feature_layer is not None and t.feature_layer not in names:
         raise InputError(

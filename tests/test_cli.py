@@ -362,7 +362,15 @@ BAD_INPUTS = {
     # input that used to fail only inside a worker
     "freeze every group": (
         ["run", "--strategy", "freeze_early", "--model", "cnn_small", "--dataset", "digits", "--freeze-groups", "2"],
-        "Expected --freeze-groups < 2",
+        "Expected --freeze-groups < 2 for cnn_small (its layer groups are ['features', 'classifier']). Received: "
+        "freeze_groups=2, which would leave nothing to train. Give --freeze-groups 1 (at most 1:",
+    ),
+    "freeze no group": (  # trained the whole network at one rate, recorded as freeze_early
+        ["run", "--strategy", "freeze_early", "--model", "cnn_small", "--dataset", "digits", "--freeze-groups", "0"],
+        "Expected --freeze-groups of at least 1 for strategy freeze_early: it freezes the first k layer groups of "
+        "cnn_small (['features', 'classifier']) and fine-tunes the rest. Received: --freeze-groups 0, which freezes "
+        "nothing. Give --freeze-groups 1, or use --strategy fine_tune (the backbone at a lower rate than the head) or "
+        "--strategy scratch to train every layer.",
     ),
     "unknown feature layer": (
         [

@@ -210,9 +210,10 @@ def run_freeze_early(ctx: StrategyContext) -> str:
     data, spec, details = start_from_backbone(ctx, "new")
     groups = list(spec.groups())
     k = cfg.transfer.freeze_groups
-    if k >= len(groups):
+    if not 1 <= k < len(groups):  # preflight says how to fix it; this guards a trial that bypassed it
         raise InputError(
-            f"Expected freeze_groups < {len(groups)} (the groups are {groups}). Received: {k}: nothing would train."
+            f"Expected freeze_groups from 1 to {len(groups) - 1} (the groups are {groups}). Received: {k}: "
+            "freeze_early would freeze nothing or train nothing."
         )
     ctx.freeze(spec, _layers_of_groups(spec, groups[:k]))
     ctx.backend.set_optimizer(cfg.optimizer, cfg.regularization)
