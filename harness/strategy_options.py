@@ -115,11 +115,15 @@ def check_frozen_epochs(trial: TrialConfig) -> None:
     frozen = trial.transfer.frozen_epochs
     if trial.strategy != "transfer" or frozen is None or frozen <= trial.epochs:
         return
+    epochs = trial.epochs
+    # frozen epochs from 0 (unfrozen from the start) to --epochs (frozen throughout); below --epochs some train unfrozen
+    unfrozen_too = {1: "0 (unfrozen from the start)", 2: "0 or 1"}.get(epochs, f"0 to {epochs - 1}")
     raise InputError(
         f"Expected --frozen-epochs at most --epochs for {trial.case_id}: the reused layers are frozen for that many "
         f"epochs, then trained for the rest. Received: --frozen-epochs {frozen} (given, or the suite case's own) with "
-        f"--epochs {trial.epochs}, so they would never unfreeze. Give --frozen-epochs {trial.epochs - 1} or less to "
-        f"train them unfrozen too, {trial.epochs} to keep them frozen throughout, or --epochs {frozen + 1} or more."
+        f"--epochs {epochs}, so they would never unfreeze. Give --frozen-epochs {unfrozen_too} to train them unfrozen "
+        f"too, {epochs} to keep them frozen throughout, or --epochs {frozen + 1} or more to keep {frozen} frozen "
+        "epochs and train unfrozen after them."
     )
 
 
