@@ -20,7 +20,7 @@ import numpy as np
 from harness.augment import check_augment
 from harness.backbone import NEEDS_BACKBONE, uses_pretrained
 from harness.backend import check_capabilities
-from harness.config import SHIP_LIMIT_MB, SHIP_POLICIES, TrialConfig, check_decay_to_decouple
+from harness.config import SHIP_LIMIT_MB, SHIP_POLICIES, TransferOptions, TrialConfig, check_decay_to_decouple
 from harness.data.registry import Dataset, check_data_dir, load_dataset
 from harness.data.tasks import TaskSpec, derive
 from harness.errors import InputError
@@ -32,6 +32,7 @@ from harness.plan import ExecutionOptions
 from harness.pretrained import check_zoo_weights_cached, prepare_weights, weights_ref
 from harness.reachable import connection_problem, grpc_problem
 from harness.search import apply_point, point_text, sample_corners
+from harness.shapes import infer_shapes
 from harness.spec import BatchNorm, Dense, Dropout, ModelSpec
 from harness.strategies import get_strategy
 from harness.strategy_options import check_frozen_epochs, check_strategy_options
@@ -235,8 +236,8 @@ def _check_search_points(
                 trial = apply_point(base, point)  # a resumed run.json's space was not checked by this version
                 key = (trial.model, shape, derived.num_classes, trial.model_options)
                 t = trial.transfer  # what _check_against_model and _check_memory read of the trial
-                read: tuple[Any, ...] = (key, trial.strategy, t.freeze_groups, t.feature_layer, trial.batch_size)
-                read = (*read, trial.mc_dropout_passes, trial.runtime, base.dataset, str(base.task))
+                read: tuple[Any, ...] = (key, trial.strategy, t.freeze_groups, t.feature_layer, t.feature_pool)
+                read = (*read, trial.batch_size, trial.mc_dropout_passes, trial.runtime, base.dataset, str(base.task))
                 read = (*read, trial.epochs, t.frozen_epochs, trial.schedule)  # the frozen epochs, piecewise steps
                 if read in checked:
                     continue
@@ -402,6 +403,26 @@ def _check_freeze_groups(trial: TrialConfig, groups: list[str]) -> None:
         )
 
 
+def _check_feature_pool(trial: TrialConfig, spec: ModelSpec) -> None:
+    """deep_features pools only a feature map (height, width, channels); a flat layer's features pass unpooled, yet
+    the option would be recorded with the results and key the feature cache as if it had done something."""
+    t, shapes = trial.transfer, infer_shapes(spec)
+    layer = t.feature_layer or spec.inputs_of(len(spec.layers) - 1)[0]
+    shape = shapes[layer].shape
+    if len(shape) == 3:
+        return
+    named = (
+        f"--feature-layer {layer!r}" if t.feature_layer else f"the default feature layer {layer!r} (the head's input)"
+    )
+    maps = [l.name for l in spec.layers if len(shapes[l.name].shape) == 3][-3:]  # the maps nearest the head
+    instead = f", or a --feature-layer whose output is a map, such as {maps}" if maps else ""
+    raise InputError(
+        f"Expected --feature-pool {t.feature_pool!r} on a layer whose output is a feature map (height, width, "
+        f"channels) for {trial.case_id}: it averages over height and width. Received: {named} of {trial.model}, "
+        f"whose output has shape {shape}: there is nothing to pool. Drop --feature-pool{instead}."
+    )
+
+
 def _check_against_model(trial: TrialConfig, spec: ModelSpec) -> None:
     """What the strategies would only find out in a worker: options that do not fit the model of the target task."""
     t = trial.transfer
@@ -419,6 +440,8 @@ def _check_against_model(trial: TrialConfig, spec: ModelSpec) -> None:
             f"Expected --feature-layer to be a layer of {trial.model}. Received: feature_layer="
             f"{t.feature_layer!r}. Valid names: {names}"
         )
+    if trial.strategy == "deep_features" and t.feature_pool != TransferOptions.feature_pool:
+        _check_feature_pool(trial, spec)
     if trial.mc_dropout_passes:
         if not any(isinstance(layer, Dropout) and layer.rate > 0 for layer in spec.layers):
             raise InputError(

@@ -386,6 +386,18 @@ BAD_INPUTS = {
         ],
         "Expected --feature-layer to be a layer of cnn_small",
     ),
+    "pooling a flat feature layer": (  # a no-op, yet recorded and part of the feature cache's key
+        ["run", "--strategy", "deep_features", "--model", "cnn_small", "--dataset", "digits"]
+        + ["--feature-layer", "fc1", "--feature-pool", "avg"],
+        "Expected --feature-pool 'avg' on a layer whose output is a feature map (height, width, channels) for "
+        "deep_features-cnn_small-digits: it averages over height and width. Received: --feature-layer 'fc1' of "
+        "cnn_small, whose output has shape (128,): there is nothing to pool. Drop --feature-pool, or a "
+        "--feature-layer whose output is a map, such as ['act2', 'pool', 'drop1'].",
+    ),
+    "pooling the default feature layer": (
+        ["run", "--strategy", "deep_features", "--model", "cnn_small", "--dataset", "digits", "--feature-pool", "avg"],
+        "Received: the default feature layer 'drop2' (the head's input) of cnn_small, whose output has shape (128,)",
+    ),
     "class out of range": (
         ["run", "--strategy", "scratch", "--model", "mlp", "--dataset", "digits", "--classes", "3,10"],
         "Expected classes among 0..9 of digits. Received: classes=(3, 10)",

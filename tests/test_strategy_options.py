@@ -62,7 +62,7 @@ def test_the_options_each_strategy_reads_are_accepted():
         _with("fine_tune", backbone_lr_multiplier=0.5, source_task=TaskSpec(classes=(0, 1)), source_epochs=3),
         _with("freeze_early", freeze_groups=2, source_optimizer=OptimizerConfig("adam", lr=1e-3)),
         _with("transfer", frozen_epochs=1, source_backend="tensorflow"),
-        _with("deep_features", sklearn_head="rbf_svc", feature_layer="flatten", feature_pool="avg"),
+        _with("deep_features", sklearn_head="rbf_svc", feature_layer="pool", feature_pool="avg"),
         _with("feature_extraction", pretrained="torchvision:resnet18"),
     ):
         check_strategy_options(trial)
