@@ -104,7 +104,7 @@ def preflight(
                 trial.cache_dir or cache_dir,
             )
             if task is trial.task and search is None:  # a search's base never trains as it stands: its points do
-                _check_fits(trial, spec, memory_bytes, derived)
+                _check_fits(trial, spec, memory_bytes, derived, resumed)
                 option_use.note(trial, spec)
     if not resumed:  # a recorded run ran as it stands
         option_use.check()
@@ -122,9 +122,9 @@ def _checked_task_data(
     derived = derive(dataset, task)
     _check_training_samples(task, derived, dataset)
     _check_classes(task, dataset)
-    _check_class_samples(role, task, dataset)
-    _check_eval_samples(role, task, derived, dataset)
+    _check_eval_samples(role, task, derived, dataset)  # would divide by zero in every trial, resumed or not
     if not resumed:  # a recorded run trained on what there was
+        _check_class_samples(role, task, dataset)
         _check_train_limit(task, derived, dataset)
     check_input(trial.input, derived.input_shape, dataset.normalization, dataset.pixel_stats is not None)
     check_augment(trial.augment, derived.input_shape)
@@ -192,10 +192,12 @@ def _check_names_and_options(trial: TrialConfig, resumed: bool, searched: bool) 
     trial.optimizer.resolved()
 
 
-def _check_fits(trial: TrialConfig, spec: ModelSpec, memory_bytes: int | None, data: Dataset) -> None:
+def _check_fits(
+    trial: TrialConfig, spec: ModelSpec, memory_bytes: int | None, data: Dataset, resumed: bool = False
+) -> None:
     """The checks that need the model and the machine: options that do not fit the model, and its memory floor
-    (``memory_bytes`` None: a cluster's, unknown)."""
-    _check_against_model(trial, spec)
+    (``memory_bytes`` None: a cluster's, unknown). ``resumed``: only what would fail in a worker is checked."""
+    _check_against_model(trial, spec, resumed)
     _check_piecewise_reached(trial, data)
     if memory_bytes is not None:
         _check_memory(trial, spec, memory_bytes, data)
@@ -244,7 +246,7 @@ def _check_search_points(
                 if key not in specs:
                     cache = trial.cache_dir or cache_dir
                     specs[key] = model_spec(trial.model, shape, derived.num_classes, trial.model_options, cache)
-                _check_fits(trial, specs[key], memory_bytes, derived)
+                _check_fits(trial, specs[key], memory_bytes, derived, resumed)
                 if not resumed:
                     check_decay_to_decouple(trial.optimizer)
                     check_frozen_epochs(trial)
@@ -376,7 +378,7 @@ def _check_classes(task: TaskSpec | None, dataset: Dataset) -> None:
         )
 
 
-def _check_freeze_groups(trial: TrialConfig, groups: list[str]) -> None:
+def _check_freeze_groups(trial: TrialConfig, groups: list[str], resumed: bool) -> None:
     """freeze_early freezes the first k layer groups and fine-tunes the rest: k from 1 to one below the group count.
     0 would train the whole network at one rate under freeze_early's name; all of them would train nothing."""
     k, most = trial.transfer.freeze_groups, len(groups) - 1
@@ -387,7 +389,7 @@ def _check_freeze_groups(trial: TrialConfig, groups: list[str]) -> None:
             "feature_extraction to train a new head on the frozen network, or fine_tune to train all of it."
         )
     allowed = "1" if most == 1 else f"1 to {most}"
-    if k < 1:
+    if k < 1 and not resumed:  # it trained (everything): a recorded run ran as it stands
         raise InputError(
             f"Expected --freeze-groups of at least 1 for strategy freeze_early: it freezes the first k layer groups of "
             f"{trial.model} ({groups}) and fine-tunes the rest. Received: --freeze-groups {k}, which freezes nothing. "
@@ -423,8 +425,9 @@ def _check_feature_pool(trial: TrialConfig, spec: ModelSpec) -> None:
     )
 
 
-def _check_against_model(trial: TrialConfig, spec: ModelSpec) -> None:
-    """What the strategies would only find out in a worker: options that do not fit the model of the target task."""
+def _check_against_model(trial: TrialConfig, spec: ModelSpec, resumed: bool = False) -> None:
+    """What the strategies would only find out in a worker: options that do not fit the model of the target task;
+    and, but for a recorded run (``resumed``), options that would change nothing there."""
     t = trial.transfer
     if trial.strategy in NEEDS_BACKBONE and not isinstance(spec.layers[-1], Dense):
         raise InputError(
@@ -433,14 +436,14 @@ def _check_against_model(trial: TrialConfig, spec: ModelSpec) -> None:
             "output layer is Dense, or the scratch strategy."
         )
     if trial.strategy == "freeze_early":
-        _check_freeze_groups(trial, list(spec.groups()))
+        _check_freeze_groups(trial, list(spec.groups()), resumed)
     names = [layer.name for layer in spec.layers]
     if trial.strategy == "deep_features" and t.feature_layer is not None and t.feature_layer not in names:
         raise InputError(
             f"Expected --feature-layer to be a layer of {trial.model}. Received: feature_layer="
             f"{t.feature_layer!r}. Valid names: {names}"
         )
-    if trial.strategy == "deep_features" and t.feature_pool != TransferOptions.feature_pool:
+    if trial.strategy == "deep_features" and t.feature_pool != TransferOptions.feature_pool and not resumed:
         _check_feature_pool(trial, spec)
     if trial.mc_dropout_passes:
         if not any(isinstance(layer, Dropout) and layer.rate > 0 for layer in spec.layers):

@@ -176,3 +176,23 @@ def test_a_case_started_from_a_weights_file_names_the_file_and_its_hash_in_its_s
     assert "/data/nets" not in case_settings(rows) and "weights file" not in case_settings(
         rows.assign(config_json=[json.dumps(trial.to_dict())], weights_sha256=[""])
     )
+
+
+def test_a_recorded_run_is_not_refused_for_options_that_only_would_have_changed_nothing():
+    """--freeze-groups 0, --feature-pool on a flat layer and a class without training samples are refused for a new
+    run; a run recorded with them trained, and `--resume` (execution options only) could never drop them: a resume
+    refused them with a fix it refuses too. What would fail in a worker (an empty validation split) still stops it."""
+    from harness.preflight import preflight
+
+    new_only = [
+        (_with("freeze_early", freeze_groups=0), "Expected --freeze-groups of at least 1"),
+        (_with("deep_features", feature_layer="fc1", feature_pool="avg"), "Expected --feature-pool 'avg' on a"),
+        (replace(SCRATCH, task=TaskSpec(classes=(0, 1), train_limit=1)), "Expected training samples of every class"),
+    ]
+    for trial, refusal in new_only:
+        with pytest.raises(InputError, match=refusal):
+            preflight([trial], None, download=False)
+        preflight([trial], None, download=False, resumed=True)
+    too_many = _with("freeze_early", freeze_groups=9)  # nothing left to train: it would fail in the worker
+    with pytest.raises(InputError, match="Expected --freeze-groups < "):
+        preflight([too_many], None, download=False, resumed=True)
