@@ -197,7 +197,9 @@ def _say_what_resume_kept(run_dir: Path) -> None:
     from harness.plan import read_run_file
 
     last = read_run_file(run_dir).record.resumes[-1]
-    failed = f", re-ran {len(last.failed_trials_rerun)} that had failed" if last.failed_trials_rerun else ""
+    failed = (
+        f", re-ran {len(last.failed_trials_rerun)} that had failed or been skipped" if last.failed_trials_rerun else ""
+    )
     print(
         f"resumed {run_dir.name}: kept {last.finished_trials_kept} finished trial(s) without re-running them{failed}, "
         f"discarded {last.partial_rows_discarded} partial row(s) of trials cut short (run again)",
@@ -223,13 +225,13 @@ def _finish(outcome: Any, args: argparse.Namespace) -> int:
 
 def _say_how_to_rerun_failures(outcome: Any, kind: str) -> None:
     """A finished run's failed trials (a worker killed or out of memory) can be run again alone: say how."""
-    from harness.runner import trials_to_rerun
+    from harness.runner import failed_trials
 
-    rerun = trials_to_rerun(outcome.frame) if outcome.search is None and len(outcome.frame) else []
-    if rerun:
+    failed = failed_trials(outcome.frame) if outcome.search is None and len(outcome.frame) else []
+    if failed:
         print(
-            f"{len(rerun)} trial(s) failed or were skipped: rerun those alone with `xfbench {kind} --resume "
-            f"{outcome.run_id} --results-dir {outcome.run_dir.parent}`",
+            f"{len(failed)} trial(s) failed: rerun them alone (and any skipped for them) with `xfbench {kind} "
+            f"--resume {outcome.run_id} --results-dir {outcome.run_dir.parent}`",
             file=sys.stderr,
         )
 

@@ -511,7 +511,7 @@ def _add_execution(parser: argparse.ArgumentParser) -> None:
     rt.add_argument(
         "--resume",
         metavar="RUN_ID",
-        help="finish an interrupted run under --results-dir, or rerun a finished run's failed and skipped trials: "
+        help="finish an interrupted run under --results-dir, or rerun a finished run's failed trials: "
         "finished trials are not re-run",
     )
 

@@ -357,10 +357,17 @@ def trials_to_rerun(frame: pd.DataFrame) -> list[str]:
     return sorted(finals[finals["status"].isin(["failed", "skipped"])]["trial_id"]) if len(finals) else []
 
 
+def failed_trials(frame: pd.DataFrame) -> list[str]:
+    """The trials whose last attempt ended ``failed`` (raised, or its worker died): what makes a finished run worth
+    resuming. The trials skipped for a failed backbone rerun with it (trials_to_rerun)."""
+    finals = final_rows(frame)
+    return sorted(finals[finals["status"] == "failed"]["trial_id"]) if len(finals) else []
+
+
 def check_something_to_resume(run_file: RunFile, run_dir: Path) -> None:
-    """InputError unless ``run_dir`` was interrupted, or is a finished ``run`` with failed or skipped trials (a
-    worker killed or out of memory: the resume reruns those alone). A finished search's failed samples are part of
-    what its searcher and ASHA decided on, so it is never reopened."""
+    """InputError unless ``run_dir`` was interrupted, or is a finished ``run`` with failed trials (a worker killed or
+    out of memory: the resume reruns those alone, and the trials skipped for them). A finished search's failed
+    samples are part of what its searcher and ASHA decided on, so it is never reopened."""
     record, run_id = run_file.record, run_dir.name
     if record.status != "finished":
         return
@@ -369,11 +376,11 @@ def check_something_to_resume(run_file: RunFile, run_dir: Path) -> None:
             f"Expected an interrupted search. Received: {run_id!r} finished at {record.finished}, its best configs "
             "chosen from the samples that ended; nothing to resume. Start a new `xfbench tune` to search again."
         )
-    if not trials_to_rerun(read_parts(run_dir)):
+    if not failed_trials(read_parts(run_dir)):
         raise InputError(
-            f"Expected an interrupted run, or a finished one with failed or skipped trials. Received: {run_id!r} "
-            f"finished at {record.finished} with none (diverged trials are results); nothing to resume. Start a "
-            "new run to measure again."
+            f"Expected an interrupted run, or a finished one with failed trials. Received: {run_id!r} finished at "
+            f"{record.finished} with none (a diverged trial, and one skipped for a diverged backbone, would end so "
+            "again); nothing to resume. Start a new run to measure again."
         )
 
 
@@ -428,13 +435,15 @@ def resume(
 def _keep_finished_rows(run_dir: Path) -> tuple[pd.DataFrame, list[str], int]:
     """The rows of finished trials; failed and skipped trials' parts are removed (Ctrl-C reaches the workers too,
     so a failure may be the interruption itself, and a skipped trial's backbone may train this time): they run
-    again. Returns (kept, failed or skipped ids, partial rows dropped)."""
+    again. Returns (kept, failed or skipped ids, partial rows of interrupted trials dropped: not the rows of the
+    failed and skipped ones)."""
     kept = read_parts(run_dir)
     failed = trials_to_rerun(kept)
     for trial_id in failed:
         (run_dir / "parts" / f"{safe_name(trial_id)}.parquet").unlink(missing_ok=True)
+    ended = int(kept["trial_id"].isin(failed).sum()) if len(kept) else 0  # whole trials, not cut short
     kept = kept[~kept["trial_id"].isin(failed)] if len(kept) else kept
-    return kept, failed, rewrite_csv(run_dir, kept)
+    return kept, failed, max(0, rewrite_csv(run_dir, kept) - ended)
 
 
 def _run_stages(ctx: _RunContext, schedule: Schedule) -> None:

@@ -338,8 +338,7 @@ BAD_INPUTS = {
     ),
     "resume a finished run": (
         ["run", "--resume", "finished-run"],
-        "Expected an interrupted run, or a finished one with failed or skipped trials. Received: 'finished-run' "
-        "finished at",
+        "Expected an interrupted run, or a finished one with failed trials. Received: 'finished-run' finished at",
     ),
     "resume a finished search": (
         ["tune", "--resume", "finished-tune"],

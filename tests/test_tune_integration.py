@@ -255,13 +255,15 @@ def test_a_trials_error_is_the_last_failures_meaningful_lines_of_tunes_error_tex
     )
 
 
-def test_trials_whose_backbone_did_not_train_are_recorded_skipped_without_starting_a_worker(tmp_path, shared_ray):
+def test_trials_whose_backbone_did_not_train_are_recorded_skipped_without_starting_a_worker(
+    tmp_path, shared_ray, capsys
+):
     """The backbone's pretrain trial diverges (SGD at lr 1e30): the two trials that start from it get one
     ``skipped`` row each from the driver, naming it, instead of each failing in a worker; the rest of the run
     finishes, and run.json holds the workers' framework version, not the skipped rows' empty one. A resume takes the
     skipped trials up again (a failed pretrain trial would run again; this diverged one is kept: skipped again)."""
     from harness.backbone import pretrain_trial
-    from harness.plan import read_run_file
+    from harness.plan import read_run_file, write_run_file
     from harness.runner import resume
 
     fine_tune = TrialConfig(
@@ -302,8 +304,19 @@ def test_trials_whose_backbone_did_not_train_are_recorded_skipped_without_starti
     # the skipped rows (first by trial id) hold no version: the one the workers recorded stands for torch
     assert recorded["framework_versions"] == {"torch": outcome.frame["framework_version"].max()} != {"torch": ""}
 
-    # Resumed (a finished run with skipped trials may be): the skipped trials are up again; the diverged pretrain
-    # trial is kept, so they are skipped again, without a worker; the finished trials are not re-run.
+    # Finished with no failed trial: a resume would skip them again (the diverged backbone is a result, kept), so
+    # it is refused and the run names no resume command.
+    from harness.cli import _say_how_to_rerun_failures
+    from harness.errors import InputError
+
+    with pytest.raises(InputError, match="with none \\(a diverged trial, and one skipped for a diverged backbone"):
+        resume(tmp_path, "skips", settings)
+    _say_how_to_rerun_failures(outcome, "run")
+    assert "--resume" not in capsys.readouterr().err
+    # Resumed as if interrupted: the skipped trials are up again; the diverged pretrain trial is kept, so they are
+    # skipped again, without a worker; the finished trials are not re-run.
+    run_file = read_run_file(outcome.run_dir)
+    write_run_file(outcome.run_dir, replace(run_file, record=replace(run_file.record, status="interrupted")))
     resumed = resume(tmp_path, "skips", settings)
     again = read_run_file(outcome.run_dir).record.resumes[-1]
     assert sorted(again.failed_trials_rerun) == sorted(t.trial_id for t in trials[:2])
@@ -335,7 +348,9 @@ def test_a_finished_runs_failed_trial_is_rerun_alone_by_resume_and_then_there_is
     capsys.readouterr()
     _say_how_to_rerun_failures(outcome, "run")
     resume_command = f"xfbench run --resume reruns --results-dir {tmp_path.resolve()}"
-    assert f"1 trial(s) failed or were skipped: rerun those alone with `{resume_command}`" in capsys.readouterr().err
+    assert f"1 trial(s) failed: rerun them alone (and any skipped for them) with `{resume_command}`" in (
+        capsys.readouterr().err
+    )
 
     code, _ = _in_process(["run", "--resume", "reruns", "--results-dir", str(tmp_path)], capsys)
     assert code == 0
@@ -348,12 +363,13 @@ def test_a_finished_runs_failed_trial_is_rerun_alone_by_resume_and_then_there_is
     )  # not re-run
     record = read_run_file(outcome.run_dir).record
     assert record.status == "finished" and record.resumes[-1].failed_trials_rerun == (flaky.trial_id,)
+    assert record.resumes[-1].partial_rows_discarded == 0  # the failed trial's rows were whole, not cut short
     assert record.trial_status == {"ok": 2}
 
     from harness.cli import main
 
     assert main(["run", "--resume", "reruns", "--results-dir", str(tmp_path)]) == 2
-    assert "finished one with failed or skipped trials. Received: 'reruns' finished at" in capsys.readouterr().err
+    assert "finished one with failed trials. Received: 'reruns' finished at" in capsys.readouterr().err
 
 
 def test_a_search_whose_backbone_did_not_train_is_skipped_not_run(tmp_path, shared_ray, capsys, monkeypatch):
