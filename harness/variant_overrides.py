@@ -109,18 +109,24 @@ def _check_class_splits(chosen: Suite, backends: Sequence[str], overrides: Mappi
         for case in chosen.cases:
             trials = case_trials(case, chosen.name, tuple(backends), 1)
             classes = _value_at(trials[0], f"{path.rsplit('.', 1)[0]}.classes") if trials else None
-            if classes is None or repr(_value_at(trials[0], path)) == repr(overrides[path]):
+            if classes is None or _split_value(path, _value_at(trials[0], path)) == _split_value(path, overrides[path]):
                 continue  # the case takes every class (the option picks them) or already has these
             raise InputError(_class_split_refusal(chosen.name, path, overrides[path], trials[0]))
+
+
+def _split_value(path: str, value: Any) -> Any:
+    """A class split's value as the task holds it: classes in ascending order (harness.data.tasks.TaskSpec)."""
+    return tuple(sorted(value)) if path.endswith(".classes") and value is not None else value
 
 
 def _class_split_refusal(suite_name: str, path: str, value: Any, trial: TrialConfig) -> str:
     from harness.cli_options import override_flags  # it imports the planner, which imports this module
 
     flag = override_flags([path])[0]
+    typed = ",".join(map(str, value)) if isinstance(value, (tuple, list)) else str(value)  # as the flag takes it
     return (
         f"Expected options given for suite {suite_name} to leave the class splits its cases define. Received: "
-        f"{flag} {value!r}, but case {trial.case_id} defines {path}={_value_at(trial, path)!r}: its label (and the "
+        f"{flag} {typed}, but case {trial.case_id} defines {path}={_value_at(trial, path)!r}: its label (and the "
         f"A -> B table) name that split, so the rows would report another experiment under it. Drop {flag}, or run "
         f"the experiment with your split as one case: --strategy {trial.strategy} --model {trial.model} --dataset "
         f"{trial.dataset} {flag} ..."

@@ -284,8 +284,8 @@ def test_an_option_that_would_erase_what_tells_a_suites_variants_apart_is_refuse
 @pytest.mark.parametrize(
     ("name", "given", "received"),
     [
-        ("transfer_smoke", {"transfer.source_task.classes": (0, 1)}, "Received: --source-classes (0, 1), but case"),
-        ("fashion_ab", {"task.classes": (5, 7)}, "Received: --classes (5, 7), but case"),
+        ("transfer_smoke", {"transfer.source_task.classes": (0, 1)}, "Received: --source-classes 0,1, but case"),
+        ("fashion_ab", {"task.classes": (5, 7)}, "Received: --classes 5,7, but case"),
         ("fashion_ab", {"task.binary_positive": 5}, "defines task.binary_positive=6"),
     ],
 )
@@ -301,6 +301,7 @@ def test_an_option_that_replaces_a_class_split_a_suites_case_defines_is_refused(
     assert {t.task.classes for t in plan_run(Selection(suite="fashion_smoke"), {"task.classes": (0, 1)}).trials} == {
         (0, 1)
     }
+    plan_run(Selection(suite="fashion_ab"), {"task.classes": (6, 5)})  # the suite's own split, listed otherwise
     limited = plan_run(Selection(suite="transfer_smoke"), {"task.train_limit": 100}).trials
     assert {t.task.train_limit for t in limited} == {100}
 
