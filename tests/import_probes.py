@@ -118,6 +118,7 @@ def keras_softmax_heads(_backend: str) -> dict[str, object]:
         "plain": model(),
         "activation": model(activation="softmax"),
         "layer": model(keras.layers.Softmax()),
+        "layer_axis_1": model(keras.layers.Softmax(axis=1)),  # the classes' axis of the (N, classes) output
         "log": model(keras.layers.Activation("log_softmax")),
     }
     out: dict[str, object] = {name: convert(m, (8, 8, 1), name) for name, m in models.items()}

@@ -80,7 +80,7 @@ def test_a_batchnorm_and_prelu_after_a_flatten_import_in_the_neutral_feature_ord
     "source, probe, forms",
     [
         ("torch", import_probes.torch_softmax_heads, ("module", "functional", "method")),
-        ("tensorflow", import_probes.keras_softmax_heads, ("activation", "layer", "log")),
+        ("tensorflow", import_probes.keras_softmax_heads, ("activation", "layer", "layer_axis_1", "log")),
     ],
 )
 def test_a_final_softmax_is_dropped_alike_from_torch_and_keras_models_and_one_inside_is_refused(

@@ -132,7 +132,8 @@ def _layers_of(layer: keras.layers.Layer, group: str, last: bool) -> list[Layer]
     act_name = getattr(activation, "__name__", "linear") if activation is not None else "linear"
     if last and act_name in ("softmax", "log_softmax"):
         act_name = "linear"  # the spec outputs logits; the softmax is part of the loss
-    if last and kind == "Softmax" and layer.axis in (-1, [-1]):
+    over_classes = (-1, [-1]) + ((1, [1]) if len(layer.output.shape) == 2 else ())  # (N, classes): axis 1 is -1
+    if last and kind == "Softmax" and layer.axis in over_classes:
         return []  # a Softmax layer over the classes: the same
     if kind in ("Conv2D", "DepthwiseConv2D"):
         main: Layer = _conv_layer(layer, name, kind, group)
