@@ -65,7 +65,7 @@ def torch_softmax_heads(_backend: str) -> dict[str, object]:
     import torch.nn.functional as F
     from torch import nn
 
-    from backends.torch.importer import convert
+    from backends.torch.importer import convert, reference_logits
     from harness.importers import UnsupportedModelError
 
     class Functional(nn.Module):
@@ -93,6 +93,9 @@ def torch_softmax_heads(_backend: str) -> dict[str, object]:
         "method": Method(linear),
     }
     out: dict[str, object] = {name: convert(model, (8, 8, 1), name) for name, model in models.items()}
+    x = np.random.default_rng(0).normal(size=(2, 8, 8, 1)).astype(np.float32)
+    # the source's forward a weight file's probe compares the converted network with
+    out["logits"] = {name: reference_logits(model, x) for name, model in models.items()}
     try:
         convert(Inside(linear), (8, 8, 1), "inside")
         out["inside"] = None

@@ -96,6 +96,8 @@ def test_a_final_softmax_is_dropped_alike_from_torch_and_keras_models_and_one_in
         assert canonical_form(spec) == canonical_form(plain_spec), form
         assert all(np.array_equal(a, b) for a, b in zip(weights.values(), plain_weights.values(), strict=True)), form
     assert out["inside"] is not None and "oftmax at " in out["inside"] and "a final " in out["inside"], out["inside"]
+    if "logits" in out:  # the source's own forward a converted network is checked against: its logits too
+        assert all(np.array_equal(out["logits"][form], out["logits"]["plain"]) for form in forms)
 
 
 def _write_user_module(directory: Path) -> None:

@@ -115,8 +115,27 @@ def input_channels(model: nn.Module) -> int | None:
 
 
 def reference_logits(model: nn.Module, x: np.ndarray) -> np.ndarray:
+    """The model's own eval forward up to its logits: a final softmax, which the conversion drops, is left out here
+    too, so a converted network is checked against what it computes (a weight file's probe compared logits with
+    probabilities and blamed the last Linear)."""
     with torch.no_grad():
-        return model.eval()(torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))).numpy()
+        return _logits_module(model.eval())(torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))).numpy()
+
+
+def _logits_module(model: nn.Module) -> nn.Module:
+    """``model`` without its final softmax (_is_final_softmax), or ``model`` itself where it ends in none."""
+    try:
+        traced = fx.symbolic_trace(model)
+    except Exception:  # convert reports what fx could not trace
+        return model
+    output = next(n for n in traced.graph.nodes if n.op == "output")
+    last = output.args[0]
+    if not (isinstance(last, fx.Node) and _is_final_softmax(dict(traced.named_modules()), last)):
+        return model
+    output.args = (last.args[0],)  # the softmax's input: the logits
+    traced.graph.eliminate_dead_code()
+    traced.recompile()
+    return traced
 
 
 def _arg(node: fx.Node, index: int, keyword: str, default: Any) -> Any:
@@ -263,7 +282,9 @@ def _convert_graph(c: _Converter, graph: fx.Graph) -> None:
         elif node.op == "output":
             if not isinstance(node.args[0], fx.Node):
                 raise c.unsupported("several model outputs", node)
-        elif _is_final_softmax(c, node):  # the loss applies the softmax: a Keras model's final one is dropped too
+        elif _is_final_softmax(
+            c.modules, node
+        ):  # the loss applies the softmax: a Keras model's final one is dropped too
             c.alias(node, c.tensor_args(node)[0])
         elif node.op == "call_module":
             module = c.modules[node.target]
@@ -284,14 +305,14 @@ _SOFTMAX_MODULES = (nn.Softmax, nn.LogSoftmax)
 _SOFTMAX_FUNCTIONS = (F.softmax, F.log_softmax, torch.softmax, torch.log_softmax)
 
 
-def _is_final_softmax(c: _Converter, node: fx.Node) -> bool:
+def _is_final_softmax(modules: dict[str, nn.Module], node: fx.Node) -> bool:
     """A softmax or log-softmax over the classes (dimension 1 of the (N, classes) output; None: torch's implicit
     choice, 1 for it) whose result is the model's output and goes nowhere else. Anywhere else it stays unsupported:
     the spec has no softmax layer."""
     if not node.users or any(user.op != "output" for user in node.users):
         return False
     if node.op == "call_module":
-        module = c.modules[str(node.target)]
+        module = modules[str(node.target)]
         return isinstance(module, _SOFTMAX_MODULES) and module.dim in (None, 1, -1)
     if node.op == "call_function" and node.target in _SOFTMAX_FUNCTIONS:
         return _arg(node, 1, "dim", None) in (None, 1, -1)
