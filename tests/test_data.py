@@ -195,8 +195,11 @@ def test_a_datasets_files_come_from_one_folder_never_two(tmp_path, monkeypatch):
         ("size", "Expected mnist's training and test images of one size. Received: (28, 28) in"),
         ("few", "Expected more than 5,000 training images in mnist: the first 5,000 are its validation split"),
         # a float copy already scaled to [0, 1] was divided by 255 again: near-black images, 0.09 test accuracy
-        ("float", "Expected ubyte IDX (type 0x08) images (pixels 0..255) in mnist's train-images-idx3-ubyte. "
-         "Received: float32 (type 0x0D) of shape (5100, 28, 28) in"),
+        ("float", "Expected ubyte IDX (type 0x08) 3-D images (count, height, width; pixels 0..255) in mnist's "
+         "train-images-idx3-ubyte. Received: float32 (type 0x0D) of shape (5100, 28, 28) in"),
+        # flattened rows: a shape error in every worker
+        ("flat images", "3-D images (count, height, width; pixels 0..255) in mnist's t10k-images-idx3-ubyte. "
+         "Received: uint8 (type 0x08) of shape (300, 784) in"),
         ("2-D labels", "Expected ubyte IDX (type 0x08) 1-D labels in mnist's t10k-labels-idx1-ubyte. Received: "
          "uint8 (type 0x08) of shape (300, 1) in"),
         ("int labels", "Expected ubyte IDX (type 0x08) 1-D labels in mnist's train-labels-idx1-ubyte. Received: "
@@ -214,6 +217,8 @@ def test_idx_files_whose_content_cannot_train_are_named_before_any_trial(tmp_pat
     if damage == "float":
         images = arrays["train-images-idx3-ubyte"].astype(np.float32) / 255
         write_idx(tmp_path / "mnist" / "train-images-idx3-ubyte", images)
+    if damage == "flat images":
+        write_idx(tmp_path / "mnist" / "t10k-images-idx3-ubyte", arrays["t10k-images-idx3-ubyte"].reshape(300, -1))
     if damage == "2-D labels":
         write_idx(tmp_path / "mnist" / "t10k-labels-idx1-ubyte", arrays["t10k-labels-idx1-ubyte"][:, None])
     if damage == "int labels":

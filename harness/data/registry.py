@@ -340,9 +340,9 @@ def _check_idx_types(name: str, arrays: dict[str, np.ndarray], paths: dict[str, 
     already scaled, say) would be scaled again and train on near-black images without a word."""
     for file, array in arrays.items():
         labels = "labels" in file
-        if array.dtype == np.uint8 and (array.ndim == 1 or not labels):
+        if array.dtype == np.uint8 and array.ndim == (1 if labels else 3):
             continue
-        what = "1-D labels" if labels else "images (pixels 0..255)"
+        what = "1-D labels" if labels else "3-D images (count, height, width; pixels 0..255)"
         received = f"{array.dtype.name} (type 0x{idx_type_code(array.dtype):02X})"
         raise DataFileError(
             f"Expected ubyte IDX (type 0x08) {what} in {name}'s {file}. Received: {received} of shape "
