@@ -125,7 +125,7 @@ def _checked_task_data(
     _check_eval_samples(role, task, derived, dataset)  # would divide by zero in every trial, resumed or not
     if not resumed:  # a recorded run trained on what there was
         _check_class_samples(role, task, dataset)
-        _check_train_limit(task, derived, dataset)
+        _check_train_limit(trial, task, derived, dataset)
     check_input(trial.input, derived.input_shape, dataset.normalization, dataset.pixel_stats is not None)
     check_augment(trial.augment, derived.input_shape)
     return derived
@@ -356,17 +356,17 @@ def _check_eval_samples(role: str, task: TaskSpec | None, derived: Dataset, data
         )
 
 
-def _check_train_limit(task: TaskSpec | None, derived: Dataset, dataset: Dataset) -> None:
+def _check_train_limit(trial: TrialConfig, task: TaskSpec | None, derived: Dataset, dataset: Dataset) -> None:
     """A limit above the samples there are would train on fewer than the results' task label ("first N train")
-    says."""
+    says. The case is named: a suite's own limit (fashion_ab's 200) meets data smaller than it was sized for."""
     if task is None or task.train_limit is None or len(derived.y_train) >= task.train_limit:
         return
     available = len(derived.y_train)
     within = f" of classes {','.join(map(str, task.classes))}" if task.classes is not None else ""
     raise InputError(
         f"Expected --train-limit at most {available:,}, the training samples{within} in {dataset.name}. "
-        f"Received: {task.train_limit:,}. To fix, lower --train-limit to {available:,} or less, or leave it out to "
-        "train on all of them."
+        f"Received: {task.train_limit:,} for {trial.case_id}. To fix, lower --train-limit to {available:,} or less, "
+        "or leave it out to train on all of them."
     )
 
 

@@ -420,8 +420,8 @@ BAD_INPUTS = {
     "train limit above the samples there are": (
         ["run", "--strategy", "scratch", "--model", "mlp", "--dataset", "digits", "--classes", "0,1"]
         + ["--train-limit", "300"],
-        "Expected --train-limit at most 257, the training samples of classes 0,1 in digits. Received: 300. To fix, "
-        "lower --train-limit to 257 or less",
+        "Expected --train-limit at most 257, the training samples of classes 0,1 in digits. Received: 300 for "
+        "scratch-mlp-digits. To fix, lower --train-limit to 257 or less",
     ),
     "negative frozen epochs": (
         ["run", "--strategy", "transfer", "--model", "cnn_small", "--dataset", "digits", "--frozen-epochs", "-1"],
