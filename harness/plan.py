@@ -139,6 +139,8 @@ class ResumeRecord:
     failed_trials_rerun: tuple[str, ...]
     partial_rows_discarded: int
     command: tuple[str, ...]
+    # why each rerun trial had ended so ("failed: <its error's first line>"): its rows are replaced by the rerun's
+    rerun_errors: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -50,7 +50,7 @@ from harness.scheduler import (
     run_trials,
 )
 from harness.stages import STAGE_FINAL, STAGE_PRETRAIN, STAGE_SEARCH, STAGE_TRIALS
-from harness.summary import Summary, final_rows, framework_versions, last_attempts, summarize
+from harness.summary import Summary, final_rows, framework_versions, last_attempts, summarize, why_not_ok
 from harness.trial import RunInfo, skipped_row
 from harness.tuning import TunePlan, final_trials
 
@@ -405,7 +405,7 @@ def resume(
     with _ray_for(run_file.plan, settings):  # before anything of the run changes: a refused resume leaves it as is
         kept, failed, discarded = _keep_finished_rows(run_dir)
         finished = set(kept["trial_id"].unique()) if len(kept) else set()
-        resume_record = ResumeRecord(utc_now(), len(finished), tuple(failed), discarded, tuple(sys.argv))
+        resume_record = ResumeRecord(utc_now(), len(finished), tuple(failed), discarded, tuple(sys.argv), failed)
         record = replace(
             run_file.record,
             status="running",
@@ -432,13 +432,16 @@ def resume(
         return _carry_out(ctx, schedule)
 
 
-def _keep_finished_rows(run_dir: Path) -> tuple[pd.DataFrame, list[str], int]:
+def _keep_finished_rows(run_dir: Path) -> tuple[pd.DataFrame, dict[str, str], int]:
     """The rows of finished trials; failed and skipped trials' parts are removed (Ctrl-C reaches the workers too,
     so a failure may be the interruption itself, and a skipped trial's backbone may train this time): they run
-    again. Returns (kept, failed or skipped ids, partial rows of interrupted trials dropped: not the rows of the
-    failed and skipped ones)."""
+    again. Returns (kept, why each failed or skipped trial ended so by its id, partial rows of interrupted trials
+    dropped: not the rows of the failed and skipped ones)."""
     kept = read_parts(run_dir)
-    failed = trials_to_rerun(kept)
+    rerun = set(trials_to_rerun(kept))
+    finals = final_rows(kept).to_dict("records") if len(kept) else []
+    why = {str(r["trial_id"]): f"{r['status']}: {why_not_ok(r)}" for r in finals if r["trial_id"] in rerun}
+    failed = dict(sorted(why.items()))
     for trial_id in failed:
         (run_dir / "parts" / f"{safe_name(trial_id)}.parquet").unlink(missing_ok=True)
     ended = int(kept["trial_id"].isin(failed).sum()) if len(kept) else 0  # whole trials, not cut short

@@ -78,7 +78,7 @@ def last_attempts(frame: pd.DataFrame) -> pd.DataFrame:
     return frame[attempt == attempt.groupby(frame["trial_id"]).transform("max")]
 
 
-def why_not_ok(final: Mapping[str, Any] | pd.Series) -> str:
+def why_not_ok(final: Mapping[Any, Any] | pd.Series) -> str:
     """Why a trial did not end ok, from its final row: its error's first line, or for a diverged trial (whose row
     holds no error) the epoch and the loss that stopped being finite."""
     error = final.get("error")

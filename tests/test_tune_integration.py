@@ -364,6 +364,10 @@ def test_a_finished_runs_failed_trial_is_rerun_alone_by_resume_and_then_there_is
     record = read_run_file(outcome.run_dir).record
     assert record.status == "finished" and record.resumes[-1].failed_trials_rerun == (flaky.trial_id,)
     assert record.resumes[-1].partial_rows_discarded == 0  # the failed trial's rows were whole, not cut short
+    # why it had failed, its rows now replaced by the rerun's, stays in run.json
+    assert list(record.resumes[-1].rerun_errors) == [flaky.trial_id]
+    assert record.resumes[-1].rerun_errors[flaky.trial_id].startswith("failed: ")
+    assert "injected fault" in record.resumes[-1].rerun_errors[flaky.trial_id]
     assert record.trial_status == {"ok": 2}
 
     from harness.cli import main
