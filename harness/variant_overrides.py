@@ -114,6 +114,11 @@ def _check_class_splits(chosen: Suite, backends: Sequence[str], overrides: Mappi
             raise InputError(_class_split_refusal(chosen.name, path, overrides[path], trials[0]))
 
 
+def _as_typed(value: Any) -> str:
+    """An option's value as it is typed on the command line: 0,1 for a list, float32 for a name."""
+    return ",".join(map(str, value)) if isinstance(value, (tuple, list)) else str(value)
+
+
 def _split_value(path: str, value: Any) -> Any:
     """A class split's value as the task holds it: classes in ascending order (harness.data.tasks.TaskSpec)."""
     return tuple(sorted(value)) if path.endswith(".classes") and value is not None else value
@@ -123,13 +128,12 @@ def _class_split_refusal(suite_name: str, path: str, value: Any, trial: TrialCon
     from harness.cli_options import override_flags  # it imports the planner, which imports this module
 
     flag = override_flags([path])[0]
-    typed = ",".join(map(str, value)) if isinstance(value, (tuple, list)) else str(value)  # as the flag takes it
     return (
         f"Expected options given for suite {suite_name} to leave the class splits its cases define. Received: "
-        f"{flag} {typed}, but case {trial.case_id} defines {path}={_value_at(trial, path)!r}: its label (and the "
-        f"A -> B table) name that split, so the rows would report another experiment under it. Drop {flag}, or run "
-        f"the experiment with your split as one case: --strategy {trial.strategy} --model {trial.model} --dataset "
-        f"{trial.dataset} {flag} ..."
+        f"{flag} {_as_typed(value)}, but case {trial.case_id} defines {path}={_value_at(trial, path)!r}: its label "
+        f"(and the A -> B table) name that split, so the rows would report another experiment under it. Drop {flag}, "
+        f"or run the experiment with your split as one case: --strategy {trial.strategy} --model {trial.model} "
+        f"--dataset {trial.dataset} {flag} ..."
     )
 
 
@@ -149,7 +153,7 @@ def _refusal(suite_name: str, path: str, value: Any, a: TrialConfig, b: TrialCon
     from harness.cli_options import override_flags  # it imports the planner, which imports this module
 
     flag = override_flags([path])[0]
-    given = flag if isinstance(value, bool) else f"{flag} {value!r}"  # a switch (--torch-compile) has no value typed
+    given = flag if isinstance(value, bool) else f"{flag} {_as_typed(value)}"  # a switch (--torch-compile): no value
     shown = lambda i: ", ".join(f"{k}={v[i]!r}" for k, v in sorted(differs.items()))  # noqa: E731
     return (
         f"Expected options given for suite {suite_name} to leave the settings that make its variants alone. "

@@ -38,20 +38,20 @@ BAD_INPUTS = {
     "an option that would erase a suite's optimizer variants": (
         ["run", "--suite", "techniques", "--optimizer", "adam"],
         "Expected options given for suite techniques to leave the settings that make its variants alone. Received: "
-        "--optimizer 'adam', but its cases set optimizer.name differently: scratch-mlp+opt_sgd-digits has",
+        "--optimizer adam, but its cases set optimizer.name differently: scratch-mlp+opt_sgd-digits has",
     ),
     "an option that would erase a suite's init variants": (
         ["run", "--suite", "techniques", "--init", "he_normal"],
-        "Received: --init 'he_normal', but its cases set init differently",
+        "Received: --init he_normal, but its cases set init differently",
     ),
     "an option that would erase the speed matrix's precision variants": (
         ["run", "--suite", "speed_matrix", "--precision", "float32"],
-        "Received: --precision 'float32', but its cases set runtime.precision differently: scratch-mlp+default-digits "
+        "Received: --precision float32, but its cases set runtime.precision differently: scratch-mlp+default-digits "
         "has runtime.precision='float32', scratch-mlp+bf16-digits has runtime.precision='mixed_bfloat16'.",
     ),
     "an option that would erase the speed matrix's tf modes": (
         ["run", "--suite", "speed_matrix", "--tf-mode", "custom"],
-        "Received: --tf-mode 'custom', but its cases set runtime.tf_mode differently",
+        "Received: --tf-mode custom, but its cases set runtime.tf_mode differently",
     ),
     "a switch that would erase the speed matrix's compile variant": (
         ["run", "--suite", "speed_matrix", "--backend", "torch", "--torch-compile"],

@@ -104,7 +104,7 @@ def test_a_suite_wide_speed_option_is_judged_against_the_selection_not_against_a
         (["--jit-compile"], "Received: --jit-compile, but its cases set runtime.jit_compile differently"),
         (
             ["--backend", "tensorflow", "--tf-mode", "fit"],
-            "Received: --tf-mode 'fit', but its cases set runtime.tf_mode",
+            "Received: --tf-mode fit, but its cases set runtime.tf_mode",
         ),
     ],
 )
