@@ -92,7 +92,8 @@ def preflight(
         if trial.dataset not in datasets:
             datasets[trial.dataset] = load_dataset(trial.dataset, data_dir, download=download)
         provenance.setdefault(trial.dataset, _provenance(datasets[trial.dataset]))
-        for role, task in (("target", trial.task), ("source", trial.transfer.source_task)):
+        source = trial.transfer.source_task  # None: a backbone trains on the target task (harness.backbone)
+        for role, task in [("target", trial.task)] + ([("source", source)] if source is not None else []):
             derived = _checked_task_data(trial, role, task, datasets[trial.dataset], resumed)
             # Converts framework and user models here (cached for the trials): an unsupported op stops the run
             # before Ray starts.

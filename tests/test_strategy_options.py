@@ -196,3 +196,23 @@ def test_a_recorded_run_is_not_refused_for_options_that_only_would_have_changed_
     too_many = _with("freeze_early", freeze_groups=9)  # nothing left to train: it would fail in the worker
     with pytest.raises(InputError, match="Expected --freeze-groups < "):
         preflight([too_many], None, download=False, resumed=True)
+
+
+def test_a_trial_without_a_source_task_has_its_model_built_for_its_own_task_only(monkeypatch):
+    """With no --source-classes a backbone trains on the target task (harness.backbone), yet preflight also built
+    the model for the whole dataset's classes: a second conversion of a user's or a framework's model, for nothing."""
+    import harness.preflight
+    from harness.preflight import preflight
+
+    built = []
+    real = harness.preflight.model_spec
+    monkeypatch.setattr(
+        harness.preflight,
+        "model_spec",
+        lambda model, shape, classes, *rest: built.append(classes) or real(model, shape, classes, *rest),
+    )
+    preflight([replace(_with("fine_tune"), task=TaskSpec(classes=(0, 1, 2)))], None, download=False)
+    assert built == [3]
+    built.clear()
+    preflight([_with("fine_tune", source_task=TaskSpec(classes=(5, 6)))], None, download=False)
+    assert built == [10, 2]  # the target (every class), then the source task the backbone trains on
