@@ -245,7 +245,19 @@ OVERRIDE_OPTIONS: tuple[tuple[str, tuple[Option, ...]], ...] = (
             piecewise,
         ),
         Option("--plateau-factor", "schedule.factor", "reduce-on-plateau factor (0..1)", positive_float),
-        Option("--plateau-patience", "schedule.patience", "reduce-on-plateau patience in epochs", positive_int),
+        Option(
+            "--plateau-patience",
+            "schedule.patience",
+            "reduce-on-plateau: epochs without improvement before a reduction (0: after each; default 2)",
+            non_negative_int,
+        ),
+        Option(
+            "--plateau-threshold",
+            "schedule.threshold",
+            "reduce-on-plateau: relative fall of the validation loss that counts as an improvement (default 1e-4, "
+            "PyTorch's)",
+            non_negative_float,
+        ),
         Option("--clip-value", "optimizer.clip_value", "clip gradients element-wise to [-v, v]", positive_float),
         Option("--clip-norm", "optimizer.clip_norm", "clip gradients to this global L2 norm", positive_float),
         Option("--l1", "regularization.l1", "L1 penalty on kernels", non_negative_float),

@@ -72,6 +72,18 @@ class ScheduleConfig:
                 f"Expected 0 < factor < 1 for reduce-on-plateau (--plateau-factor, the rate's multiplier). Received: "
                 f"{self.factor}. Give a factor in (0, 1), such as 0.5."
             )
+        if self.name == "plateau" and not (self.patience >= 0 and float(self.patience).is_integer()):
+            raise InputError(
+                "Expected a whole number >= 0 of epochs for reduce-on-plateau's patience (--plateau-patience, the "
+                f"epochs without improvement before a reduction). Received: {self.patience}. Give 0 to reduce after "
+                "every epoch that does not improve, or more to wait."
+            )
+        if self.name == "plateau" and not 0 <= self.threshold < 1:
+            raise InputError(
+                "Expected 0 <= threshold < 1 for reduce-on-plateau (--plateau-threshold, the relative improvement of "
+                f"the validation loss that counts as one). Received: {self.threshold}. Give a fraction such as 1e-4 "
+                "(PyTorch's default) or 0.1."
+            )
         if self.name == "piecewise" and any(
             b <= a for a, b in zip((-1, *self.boundaries[:-1]), self.boundaries, strict=True)
         ):

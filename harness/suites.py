@@ -341,7 +341,10 @@ def _optimizer_sweeps() -> Sweep:
         "power": ScheduleConfig("power", steps=50.0, power=1.0),
         "exponential": ScheduleConfig("exponential", steps=200.0),
         "piecewise": ScheduleConfig("piecewise", boundaries=(40, 80), values=(0.05, 0.02, 0.005)),
-        "plateau": ScheduleConfig("plateau", factor=0.5, patience=1),
+        # A reduction when an epoch cuts the validation loss by less than a quarter: with PyTorch's threshold
+        # (1e-4) and patience 1, 5 epochs on digits never reduced the rate (measured), and the case trained as the
+        # constant schedule did. A 2-epoch smoke case cannot reduce: its first epoch always improves.
+        "plateau": ScheduleConfig("plateau", factor=0.5, patience=0, threshold=0.25),
         "onecycle": ScheduleConfig("onecycle"),
     }
     fast = OptimizerConfig("momentum", lr=0.05)
@@ -427,7 +430,7 @@ _TECHNIQUES_MEASURED: dict[str, tuple[float, float]] = {
     "sched_exponential": (0.9194, 0.9389),
     "sched_onecycle": (0.9222, 0.9389),
     "sched_piecewise": (0.9250, 0.9389),
-    "sched_plateau": (0.9333, 0.9472),
+    "sched_plateau": (0.9278, 0.9417),  # patience 0, threshold 0.25 (2026-12-04; see _optimizer_sweeps)
     "sched_power": (0.9167, 0.9361),
 }
 # mc_dropout's cnn_small parted on seed 2 (0.8389 torch, 0.8333 TensorFlow: two test images): float32 rounding in a

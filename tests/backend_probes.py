@@ -79,13 +79,17 @@ def trial_rows(name: str, config_dict: dict, run_id: str, dataset: Dataset | Non
     return rows
 
 
-def torch_plateau_scales(name: str, val_losses: list[float], factor: float, patience: int) -> list[float]:
+def torch_plateau_scales(
+    name: str, val_losses: list[float], factor: float, patience: int, threshold: float
+) -> list[float]:
     """PyTorch's own ReduceLROnPlateau on a sequence of validation losses (the reference for PlateauTracker)."""
     import torch
 
     param = torch.nn.Parameter(torch.zeros(1))
     optimizer = torch.optim.SGD([param], lr=1.0)
-    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="min", factor=factor, patience=patience)
+    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+        optimizer, mode="min", factor=factor, patience=patience, threshold=threshold
+    )
     scales = []
     for loss in val_losses:
         scheduler.step(loss)

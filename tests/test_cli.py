@@ -282,6 +282,22 @@ BAD_INPUTS = {
         ["run", "--suite", "smoke", "--schedule", "plateau", "--plateau-factor", "2"],
         "Expected 0 < factor < 1",
     ),
+    "plateau threshold of 1": (
+        ["run", "--suite", "smoke", "--schedule", "plateau", "--plateau-threshold", "1"],
+        "Expected 0 <= threshold < 1 for reduce-on-plateau (--plateau-threshold",
+    ),
+    "searched negative patience": (
+        [
+            "tune",
+            "--suite",
+            "tune_smoke",
+            "--schedule",
+            "plateau",
+            "--space",
+            "schedule.patience=int:-1,2",
+        ],
+        "Expected a whole number >= 0 of epochs for reduce-on-plateau's patience",
+    ),
     "tune without a space": (
         ["tune", "--strategy", "scratch", "--model", "mlp", "--dataset", "digits"],
         "Expected a search space",
@@ -958,6 +974,9 @@ def test_technique_options_reach_every_trial_config():
         build_parser().parse_args(["run", "--suite", "smoke", "--piecewise", "10,20:0.1,0.01,0.001"])
     ).trials
     assert piecewise[0].schedule.boundaries == (10, 20) and piecewise[0].schedule.values == (0.1, 0.01, 0.001)
+    plateau = ["--schedule", "plateau", "--plateau-patience", "0", "--plateau-threshold", "0.25"]
+    (s,) = {t.schedule for t in plan_from_args(build_parser().parse_args([*MLP_RUN, *plateau])).trials}
+    assert (s.name, s.patience, s.threshold) == ("plateau", 0, 0.25)  # patience 0: reduce after each bad epoch
 
 
 def test_transfer_options_reach_the_trial_config():

@@ -117,10 +117,11 @@ def test_a_short_onecycle_still_ends_annealed_with_its_momentum_back_up(steps):
     assert momentum_at(ScheduleConfig("onecycle"), t, steps)[-1] == pytest.approx(0.95)
 
 
-def test_plateau_tracker_matches_pytorchs_reduce_lr_on_plateau(workers):
-    losses = [1.0, 0.9, 0.9, 0.95, 0.91, 0.89999, 0.92, 0.5, 0.6, 0.6, 0.6, 0.6]
-    reference = workers["torch"](probes.torch_plateau_scales, losses, 0.5, 2)
-    tracker = PlateauTracker(factor=0.5, patience=2, threshold=1e-4)
+@pytest.mark.parametrize("patience, threshold", [(2, 1e-4), (0, 1e-4), (0, 0.25), (1, 0.05)])
+def test_plateau_tracker_matches_pytorchs_reduce_lr_on_plateau(workers, patience, threshold):
+    losses = [1.0, 0.9, 0.9, 0.95, 0.91, 0.89999, 0.92, 0.5, 0.6, 0.6, 0.6, 0.6, 0.4, 0.3, 0.28, 0.2]
+    reference = workers["torch"](probes.torch_plateau_scales, losses, 0.5, patience, threshold)
+    tracker = PlateauTracker(factor=0.5, patience=patience, threshold=threshold)
     assert [tracker.step(v) for v in losses] == pytest.approx(reference)
 
 
@@ -146,6 +147,20 @@ def test_plateau_schedule_in_whole_trials_gives_the_same_rows_in_both_backends(w
     assert np.allclose(
         [r["val_loss"] for r in rows["torch"]], [r["val_loss"] for r in rows["tensorflow"]], rtol=1e-5, atol=0
     )
+
+
+def test_the_techniques_suites_plateau_case_reduces_the_rate_within_its_epochs_alike_in_both_backends(workers):
+    """The sweep's sched_plateau is there to show a reduction: with patience 1 and PyTorch's threshold it had trained
+    5 epochs at a constant rate, indistinguishable from opt_momentum."""
+    from harness.planner import suite_case_trials
+    from harness.suites import SUITES
+
+    chosen = SUITES["techniques"]
+    (case,) = [c for c in chosen.cases if c.variant == "sched_plateau"]
+    trials = suite_case_trials(chosen, case, ("torch", "tensorflow"), 1, {})
+    lrs = {t.backend: [r["lr"] for r in workers[t.backend](probes.trial_rows, t.to_dict(), "plateau")] for t in trials}
+    base = np.float32(case.optimizer.lr)
+    assert lrs["torch"] == lrs["tensorflow"] and lrs["torch"][0] == base and lrs["torch"][-1] == base * 0.5
 
 
 @pytest.mark.parametrize("clip", [{"clip_value": 0.01}, {"clip_norm": 0.5}, {"clip_value": 0.05, "clip_norm": 0.3}])
