@@ -321,8 +321,15 @@ def validate_space(base: TrialConfig, space: SearchSpace) -> None:
             f"{', '.join(unread)} in the search space: every sample would train alike, told apart by a setting that "
             "changes nothing. Drop it from --space, or search a strategy that reads it (docs/strategies.md)."
         )
-    for point in probe_points(space):
+    # An option with one value is set in every sample, so the others are checked with it set: a plateau's patience
+    # searched beside schedule=choice:plateau is valid, though it would fail alone on a constant-schedule base.
+    fixed = {path: values[0] for path, values in _probe_axes(space) if len(values) == 1}
+    for point in [*({path: value} for path, value in fixed.items()), *([fixed] if len(fixed) > 1 else [])]:
         _check_point(base, point)
+    varied = SearchSpace(tuple((path, domain) for path, domain in space.params if path not in fixed))
+    fixed_base = apply_point(base, fixed) if fixed else base
+    for point in probe_points(varied):
+        _check_point(fixed_base, point)
 
 
 def _check_point(base: TrialConfig, point: dict[str, Any]) -> None:

@@ -90,6 +90,17 @@ def test_invalid_values_are_found_before_any_trial_runs():
     validate_space(BASE, parse_space(["lr=loguniform:1e-4,1", "batch_size=int:8,128", "activation=choice:relu,elu"]))
 
 
+def test_an_option_with_one_value_holds_while_the_others_are_checked():
+    """A patience is valid only under the plateau schedule: searched beside schedule=choice:plateau, which every
+    sample takes, it is valid over a constant-schedule base (it was refused as failing alone)."""
+    assert BASE.schedule.name == "constant"
+    validate_space(BASE, parse_space(["schedule=choice:plateau", "schedule.patience=int:0,3", "lr=uniform:0.01,0.1"]))
+    with pytest.raises(InputError, match="Received: -1, which fails: Expected a whole number >= 0"):
+        validate_space(BASE, parse_space(["schedule=choice:plateau", "schedule.patience=int:-1,3"]))
+    with pytest.raises(InputError, match="Received: optimizer.name='adam', optimizer.momentum=0.5, which"):
+        validate_space(BASE, parse_space(["optimizer=choice:adam", "momentum=choice:0.5"]))  # fixed, but not together
+
+
 @pytest.mark.parametrize(
     "space, named",
     [
