@@ -133,7 +133,8 @@ SPEED_NOTE = (
     "Each mode of the speed_matrix suite (harness/suites.py SPEED_VARIANTS): samples/s is the median over steady "
     "epochs, ÷ fastest its ratio to the model's fastest mode, and warm-up s the first epoch's training seconds "
     "(tracing, compiling; the median over each phase's first epoch where a case has several phases), kept out of "
-    "samples/s."
+    "samples/s. '(warm-up)' marks a mode that had no other epoch (a one-epoch run), whose samples/s then includes "
+    "them, and every ratio it takes part in."
 )
 
 
@@ -1030,16 +1031,19 @@ def speed_mode_rows(per_backend: pd.DataFrame) -> tuple[tuple[str, ...], ...]:
         return ()
     rows = []
     for (model, dataset), group in modes.groupby(["model", "dataset"], sort=True):
-        fastest = group["samples_per_s_median"].max()
         ordered = group.sort_values("samples_per_s_median", ascending=False)
+        fastest = ordered.iloc[0]
         for _, r in ordered.iterrows():
-            sps = r["samples_per_s_median"]
+            # A mode with no steady epoch (a one-epoch run) has only its warm-up to give: marked, as the main tables
+            # mark theirs, and so is any ratio with it on either side.
+            warmup_only = WARMUP_ONLY in (r["timing_basis"], fastest["timing_basis"])
+            ratio = r["samples_per_s_median"] / fastest["samples_per_s_median"]
             rows.append(
                 (
                     f"{model_label(str(model))} · {dataset}",
                     f"{r['backend']} {r['variant']}",
-                    fmt(sps, ",.0f"),
-                    fmt(sps / fastest, ".2f"),
+                    _timed_cell(r, "samples_per_s_median", ",.0f"),
+                    fmt(ratio, ".2f") + _warmup_mark(warmup_only and ratio == ratio),
                     fmt(r["warmup_time_s"], ".2f"),
                 )
             )
