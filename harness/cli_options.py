@@ -413,14 +413,15 @@ OVERRIDE_OPTIONS: tuple[tuple[str, tuple[Option, ...]], ...] = (
             "--tf32",
             "runtime.tf32",
             "on|off: TF32 matmuls/convolutions on NVIDIA GPUs, set explicitly in both backends (default off: strict "
-            "float32; no effect on a CPU)",
+            "float32; on: refused without --gpus-per-trial)",
             on_off,
         ),
         Option(
             "--cudnn-autotune",
             "runtime.cudnn_autotune",
             "on|off: time cuDNN's convolution algorithms and keep the fastest, set explicitly in both backends "
-            "(default off: cuDNN's heuristics; TensorFlow's own default is on, torch's off; no effect on a CPU)",
+            "(default off: cuDNN's heuristics; TensorFlow's own default is on, torch's off; on: refused without "
+            "--gpus-per-trial)",
             on_off,
         ),
     ),

@@ -82,6 +82,8 @@ def preflight(
     check_distinct_trial_ids(trials)
     check_data_dir(data_dir)
     check_capabilities(trials)
+    if not resumed:  # a recorded run ran as it stands
+        _check_gpu_settings(trials)
     _check_weights_fit(trials)
     _check_weights_cached(trials)
     datasets: dict[str, Dataset] = loaded if loaded is not None else {}
@@ -141,31 +143,44 @@ def _provenance(dataset: Dataset) -> dict[str, str]:
     return {**dataset.provenance, "normalization": normalization, "sizes": sizes}
 
 
+# Runtime settings that only act on a kind of layer, with their defaults: --bn-statistics float64 computes
+# training-mode BatchNorm in float64, --dropout-rng framework draws dropout masks from each framework's generator.
+_RUNTIME_LAYER_SETTINGS: dict[str, tuple[type, str]] = {
+    "bn_statistics": (BatchNorm, "float32"),
+    "dropout_rng": (Dropout, "shared"),
+}
+
+
 class _ModelOptionUse:
-    """Whether each setting of a kind of layer that a run gives (BatchNorm's, the dropout kind) meets such a layer in
-    some network it trains. A run sets them for all its cases (``--bn-variance biased`` for a suite of which some
-    models have BatchNorm), so one is refused only where no network has the layers: set, it would be recorded with
-    the results, yet nothing it names happened."""
+    """Whether each setting of a kind of layer that a run gives (BatchNorm's, the dropout kind, what BatchNorm
+    computes in, where dropout masks come from) meets such a layer in some network it trains. A run sets them for
+    all its cases (``--bn-variance biased`` for a suite of which some models have BatchNorm), so one is refused only
+    where no network has the layers: set, it would be recorded with the results, yet nothing it names happened."""
 
     def __init__(self) -> None:
         self._set: dict[str, tuple[Any, set[str]]] = {}  # option -> (a value it was set to, the models it was set on)
         self._layers: set[type] = set()  # the kinds of layer some network of the run has
 
     def note(self, trial: TrialConfig, spec: ModelSpec) -> None:
-        if parse_model_ref(trial.model).kind != "zoo":  # imported models take no options (model_spec refuses them)
-            return
         self._layers.update(type(layer) for layer in spec.layers)
-        for name, value in changed_options(trial.model_options).items():
-            if name in LAYER_SETTINGS:
+        changed = {
+            name: value
+            for name, (_, default) in _RUNTIME_LAYER_SETTINGS.items()
+            if (value := getattr(trial.runtime, name)) != default
+        }
+        if parse_model_ref(trial.model).kind == "zoo":  # imported models take no options (model_spec refuses them)
+            changed |= changed_options(trial.model_options)
+        for name, value in changed.items():
+            if name in LAYER_SETTINGS or name in _RUNTIME_LAYER_SETTINGS:
                 self._set.setdefault(name, (value, set()))[1].add(trial.model)
 
     def check(self) -> None:
-        idle = [name for name in self._set if LAYER_SETTINGS[name] not in self._layers]
+        idle = [name for name in self._set if _layer_of(name) not in self._layers]
         if not idle:
             return
         received = "; ".join(
             f"{name}={value!r} on {', '.join(sorted(models))}, which {'has' if len(models) == 1 else 'have'} no "
-            f"{_LAYER_HINTS[LAYER_SETTINGS[name]]}"
+            f"{_LAYER_HINTS[_layer_of(name)]}"
             for name, (value, models) in ((n, self._set[n]) for n in idle)
         )
         it = "it" if len(idle) == 1 else "them"
@@ -176,6 +191,24 @@ class _ModelOptionUse:
         )
 
 
+def _layer_of(setting: str) -> type:
+    return _RUNTIME_LAYER_SETTINGS[setting][0] if setting in _RUNTIME_LAYER_SETTINGS else LAYER_SETTINGS[setting]
+
+
+def _check_gpu_settings(trials: list[TrialConfig]) -> None:
+    """--tf32 on and --cudnn-autotune on set what NVIDIA GPUs compute: on a run whose every trial is on the CPU they
+    would be recorded, yet change nothing (and put their trials in worker processes of their own)."""
+    given = [flag for flag, name in _GPU_SETTINGS if any(getattr(t.runtime, name) for t in trials)]
+    if given and all(t.runtime.device == "cpu" for t in trials):
+        it, sets = ("they", "set") if len(given) > 1 else ("it", "sets")
+        raise InputError(
+            f"Expected {' and '.join(given)} only on GPUs: {it} {sets} what an NVIDIA GPU computes. Received: every "
+            f"trial of the run on the CPU (no --gpus-per-trial), where {it} would be recorded, yet change nothing. "
+            f"Drop {'them' if len(given) > 1 else 'it'}, or give --gpus-per-trial 1 on a machine or cluster with GPUs."
+        )
+
+
+_GPU_SETTINGS = (("--tf32 on", "tf32"), ("--cudnn-autotune on", "cudnn_autotune"))
 _LAYER_HINTS = {
     BatchNorm: "BatchNorm layer (--batchnorm before|after adds them to mlp, convnet3 and cnn_small)",
     Dropout: "dropout layer (--dropout RATE adds them to mlp)",

@@ -10,6 +10,7 @@ from harness.augment import AugmentConfig
 from harness.config import OptimizerConfig, RuntimeOptions, TransferOptions, TrialConfig
 from harness.data.tasks import TaskSpec
 from harness.errors import InputError
+from harness.input_pipeline import InputConfig
 from harness.planner import Selection, plan_run, selected_trials
 from harness.search import parse_space, validate_space
 from harness.strategy_options import check_strategy_options
@@ -124,6 +125,43 @@ def test_a_model_option_that_changes_no_network_of_the_run_is_refused_and_one_th
     with pytest.raises(InputError, match="dropout_kind='alpha' on mlp, which has no dropout layer"):
         preflight([alpha], None, download=False)
     preflight([replace(alpha, model_options=replace(alpha.model_options, dropout=0.2))], None, download=False)
+
+
+@pytest.mark.parametrize(
+    "setting, layer",
+    [({"bn_statistics": "float64"}, "BatchNorm layer"), ({"dropout_rng": "framework"}, "dropout layer")],
+)
+def test_a_runtime_setting_of_a_kind_of_layer_is_refused_where_no_network_has_one(setting, layer, tmp_path):
+    """--bn-statistics float64 and --dropout-rng framework act on BatchNorm and dropout layers only: on an mlp without
+    them they were recorded in config_json and summary.md's Settings (and in the backbone's key), changing nothing.
+    An imported network's layers count (torchvision's resnet18 has BatchNorm and no options of its own)."""
+    from harness.models import ModelOptions
+    from harness.preflight import preflight
+
+    plain = replace(SCRATCH, model="mlp", model_options=ModelOptions(hidden=(32,)), runtime=RuntimeOptions(**setting))
+    (name, value), *_ = setting.items()
+    with pytest.raises(InputError, match=f"Received: {name}='{value}' on mlp, which has no {layer}"):
+        preflight([plain], None, download=False)
+    preflight([plain], None, download=False, resumed=True)
+    with_layer = ModelOptions(hidden=(32,), batchnorm="after", dropout=0.2)
+    preflight([replace(plain, model_options=with_layer)], None, download=False)
+    if name == "bn_statistics":
+        imported = replace(plain, model="torchvision:resnet18", model_options=ModelOptions())
+        preflight([replace(imported, input=InputConfig(size=32, channels=3))], None, False, cache_dir=tmp_path)
+
+
+@pytest.mark.parametrize(
+    "setting, flags",
+    [({"tf32": True}, "--tf32 on"), ({"tf32": True, "cudnn_autotune": True}, "--tf32 on and --cudnn-autotune on")],
+)
+def test_gpu_settings_on_a_run_without_gpus_are_refused(setting, flags):
+    """They set what an NVIDIA GPU computes: on the CPU they were recorded as applied, and changed nothing."""
+    from harness.preflight import preflight
+
+    on_cpu = replace(SCRATCH, runtime=RuntimeOptions(**setting))
+    with pytest.raises(InputError, match=f"Expected {flags} only on GPUs"):
+        preflight([on_cpu], None, download=False)
+    preflight([on_cpu], None, download=False, resumed=True)  # a recorded run ran as it stands
 
 
 def test_decoupled_weight_decay_without_a_decay_to_decouple_is_refused():
