@@ -382,10 +382,14 @@ OVERRIDE_OPTIONS: tuple[tuple[str, tuple[Option, ...]], ...] = (
             "deep_features: flatten or average feature maps",
             choices=("flatten", "avg"),
         ),
+    ),
+    _options(
+        "execution modes and precision (the speed_matrix suite's modes)",
         Option(
             "--jit-compile",
             "runtime.jit_compile",
-            "TensorFlow: XLA-compile the train step (off, and recorded off, on other backends)",
+            "TensorFlow: XLA-compile the train step, evaluation and feature extraction (off, and recorded off, on "
+            "other backends)",
             const=True,
         ),
         Option(
@@ -394,14 +398,25 @@ OVERRIDE_OPTIONS: tuple[tuple[str, tuple[Option, ...]], ...] = (
             "PyTorch: torch.compile the model (off, and recorded off, on other backends)",
             const=True,
         ),
-        Option("--tf-mode", "runtime.tf_mode", "TensorFlow: custom (compiled step), fit or eager", choices=TF_MODES),
+        Option(
+            "--tf-mode",
+            "runtime.tf_mode",
+            "TensorFlow: custom (compiled step), fit or eager (recorded custom on other backends)",
+            choices=TF_MODES,
+        ),
         Option(
             "--epoch-loop",
             "runtime.epoch_loop",
-            "TensorFlow: python (a call per step) or compiled (each epoch in one compiled loop)",
+            "TensorFlow's custom mode: python (a call per step) or compiled (each epoch in one compiled loop; not with "
+            "--jit-compile or --augment) (recorded python on other backends)",
             choices=EPOCH_LOOPS,
         ),
-        Option("--channels-last", "runtime.channels_last", "PyTorch: channels_last memory format", const=True),
+        Option(
+            "--channels-last",
+            "runtime.channels_last",
+            "PyTorch: channels_last memory format (off, and recorded off, on other backends)",
+            const=True,
+        ),
         Option(
             "--precision",
             "runtime.precision",
@@ -447,6 +462,7 @@ def _add_option(group: argparse._ArgumentGroup, o: Option) -> None:
     else:
         # the flag's name as metavar: argparse would show the internal dest (SET:OPTIMIZER.LR)
         metavar = None if o.choices else o.flag.removeprefix("--").replace("-", "_").upper()
+        metavar = "{on,off}" if o.type is on_off else metavar
         group.add_argument(o.flag, dest=dest, type=o.type or str, choices=o.choices, metavar=metavar, help=o.help)
 
 
@@ -768,7 +784,7 @@ class OneLineErrorParser(argparse.ArgumentParser):
         if message.endswith("expected one argument"):
             # argparse reads a value such as -1,2 or -1e-3 as the next flag, so the option looks empty
             flag = message.removeprefix("argument ").partition(":")[0].partition("/")[0]
-            hint = f" If its value starts with '-', write {flag}=VALUE."
+            hint = f" Give {flag} a value; if the value starts with '-', write {flag}=VALUE."
         self.exit(2, f"{self.prog}: error: {message.rstrip('.')}.{hint} See `{self.prog} --help` for the options.\n")
 
     def parse_args(self, args: Any = None, namespace: Any = None) -> Any:

@@ -530,7 +530,8 @@ BAD_INPUTS = {
     ),
     "a value read as a flag": (  # argparse takes -1,2 for an option; the message says how to pass it
         ["run", "--suite", "smoke", "--classes", "-1,2"],
-        "argument --classes: expected one argument. If its value starts with '-', write --classes=VALUE.",
+        "argument --classes: expected one argument. Give --classes a value; if the value starts with '-', write "
+        "--classes=VALUE.",
     ),
     # Commands other than run and tune: bad input is theirs to name too (the files are written by the fixture).
     "a spec file that is not a spec": (["model", "not_a_spec.json"], "Expected a model spec file as `xfbench model"),
@@ -1277,3 +1278,17 @@ def test_a_task_with_an_empty_split_or_class_is_refused_before_ray_naming_task_s
     with pytest.raises(InputError) as caught:
         preflight([trial], None, download=False, loaded={"digits": _small_task_data(val_labels, test_labels)})
     assert expected in str(caught.value) and "To fix, pick" in str(caught.value)
+
+
+def test_the_execution_modes_have_a_help_group_of_their_own(capsys):
+    """--jit-compile, --precision, --tf32 ... were listed under "tasks and transfer (S2-S4)"."""
+    from harness.cli_options import build_parser
+
+    for command in ("run", "tune"):
+        with pytest.raises(SystemExit):
+            build_parser().parse_args([command, "--help"])
+        text = capsys.readouterr().out
+        transfer = text.split("tasks and transfer (S2-S4):")[1].split("\n\n")[0]
+        modes = text.split("execution modes and precision (the speed_matrix suite's modes):")[1].split("\n\n")[0]
+        flags = ("--jit-compile", "--torch-compile", "--tf-mode", "--epoch-loop", "--channels-last", "--precision")
+        assert all(f in modes and f not in transfer for f in (*flags, "--tf32 {on,off}", "--cudnn-autotune {on,off}"))
