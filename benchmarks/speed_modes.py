@@ -1,5 +1,6 @@
 """The speed matrix's modes measured in one process per backend, without Ray: each variant of the speed_matrix
-suite (harness/suites.py SPEED_VARIANTS) that the backend declares, configured as the suite configures it.
+suite (harness/suites.py SPEED_VARIANTS) that the backend declares, configured as the suite configures it but for
+the epochs: 4 by default (the suite trains 3), for one more steady epoch per figure.
 
     PYTHONPATH=. .venv/bin/python benchmarks/speed_modes.py --backend tensorflow [--model convnet3] [--epochs 4]
         [--variant default --variant fit ...] [--repeats 3] [--bn-statistics float64]
@@ -38,6 +39,15 @@ def main() -> None:
     args = parser.parse_args()
     if args.repeats < 1:
         parser.error(f"Expected --repeats >= 1. Received: {args.repeats}.")
+    if args.epochs < 2:  # the first epoch is warm-up: one epoch leaves no steady figure
+        parser.error(f"Expected --epochs >= 2 (epoch 1 is warm-up, kept out of samples/s). Received: {args.epochs}.")
+    declared = [label for label, runtime in SPEED_VARIANTS if args.backend in backends_able(runtime)]
+    unknown = sorted(set(args.variant or ()) - set(declared))
+    if unknown:  # they were filtered out, printing nothing
+        parser.error(
+            f"Expected --variant among the speed matrix's modes that {args.backend} declares: {declared}. "
+            f"Received: {unknown}."
+        )
     data = load_dataset("digits", None, download=False)
     for model in args.model or MODELS:
         variants = {}

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from dataclasses import replace
 
 import mode_probes as probes
@@ -411,3 +412,29 @@ def test_the_summary_of_a_speed_matrix_lists_each_mode_against_the_fastest_with_
     }
     assert "## Speed modes" in reporting.run_markdown(summary, "speed")
     assert "speed_modes" in [t.name for t in reporting.run_tables(summary)]
+
+
+@pytest.mark.parametrize(
+    "argv, said",
+    [
+        (["--variant", "xla"], "Expected --variant among the speed matrix's modes that torch declares"),
+        (["--variant", "defualt"], "Received: ['defualt']"),
+        (["--epochs", "1"], "Expected --epochs >= 2 (epoch 1 is warm-up"),
+    ],
+)
+def test_the_speed_modes_benchmark_refuses_what_would_print_nothing_or_fail_after_training(argv, said):
+    """A variant the backend does not declare, or a typo, printed nothing and exited 0; one epoch ended in a
+    StatisticsError traceback after training."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run(
+        [sys.executable, str(root / "benchmarks" / "speed_modes.py"), "--backend", "torch", *argv],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(root)},
+        timeout=120,
+    )
+    assert done.returncode == 2 and said in done.stderr, done.stderr
