@@ -41,6 +41,13 @@ def test_mixed_precision_is_said(precision):
     assert reason.startswith(precision)
 
 
+def test_tf32_on_a_gpu_is_said():
+    (reason,) = inexact_reasons(_trial("mlp", tf32=True, device="gpu"), _spec("mlp"))
+    assert "--tf32 on" in reason
+    assert inexact_reasons(_trial("mlp", tf32=True), _spec("mlp")) == ()  # a CPU computes no TF32 (an old run's row)
+    assert inexact_reasons(_trial("mlp", tf32=True, device="gpu", precision="float64"), _spec("mlp")) == ()
+
+
 def test_training_batchnorm_in_the_frameworks_float32_kernels_is_said_and_float64_statistics_are_one_computation():
     spec = _spec("resnet20", width_multiplier=0.5)
     (reason,) = inexact_reasons(_trial("resnet20"), spec)
