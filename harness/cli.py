@@ -2,8 +2,8 @@
 
 Bad input (:class:`harness.errors.InputError`) exits with status 2 and a one-line message before any trial runs;
 any other exception is a fault and keeps its traceback. A run with a trial that did not end ok (failed, diverged,
-skipped) exits 1 after printing the table; an interrupted run exits 130; a clean run exits 0. The options are
-declared in :mod:`harness.cli_options`, the tables drawn by :mod:`harness.reporting`.
+skipped) exits 1 after printing the table; an interrupted run (Ctrl-C, SIGTERM) exits 130; a clean run exits 0.
+The options are declared in :mod:`harness.cli_options`, the tables drawn by :mod:`harness.reporting`.
 """
 
 from __future__ import annotations

@@ -331,10 +331,10 @@ def _ctrl_c_noted() -> Iterator[threading.Event]:
     """Ctrl-C during an experiment, raised as KeyboardInterrupt and noted: one raised while the main thread runs a
     finalizer (Ray's object references have them) is printed and lost, and the experiment would go on to its end,
     recorded finished. The note stops it at the next step of Tune's loop (_stop_on_ctrl_c's callback), and _fit
-    reports it. Ignored Ctrl-C (a background job's) stays ignored."""
+    reports it. SIGTERM (`timeout`, `kill`, a cancelled CI job) is taken as Ctrl-C: it killed the driver mid-run,
+    leaving run.json "running" and no summary. An ignored signal (a background job's Ctrl-C) stays ignored."""
     noted = threading.Event()
-    previous = signal.getsignal(signal.SIGINT)
-    if threading.current_thread() is not threading.main_thread() or previous in (signal.SIG_IGN, None):
+    if threading.current_thread() is not threading.main_thread():
         yield noted
         return
 
@@ -342,11 +342,16 @@ def _ctrl_c_noted() -> Iterator[threading.Event]:
         noted.set()
         raise KeyboardInterrupt
 
-    signal.signal(signal.SIGINT, on_ctrl_c)
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    # SIGTERM's handler is Ray's by now (ray.init installs one that exits at once, leaving the run as SIG_DFL does)
+    taken = [sig for sig, handler in previous.items() if handler not in (signal.SIG_IGN, None)]
+    for sig in taken:
+        signal.signal(sig, on_ctrl_c)
     try:
         yield noted
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for sig in taken:
+            signal.signal(sig, previous[sig])
 
 
 class RunInterrupted(RuntimeError):

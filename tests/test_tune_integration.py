@@ -402,14 +402,18 @@ def test_a_search_whose_backbone_did_not_train_is_skipped_not_run(tmp_path, shar
 
 
 def _signal_when(proc: subprocess.Popen, parts: Path, finished: int, sig: int, timeout: float = 300) -> int:
-    """Send ``sig`` to the run's process group once ``finished`` trials have ended; its exit status."""
+    """Send ``sig`` to the run's process group once ``finished`` trials have ended (SIGTERM: to the driver alone, as
+    `kill PID` does); its exit status."""
     deadline = time.monotonic() + timeout
     while len(list(parts.glob("*.parquet"))) < finished:
         assert proc.poll() is None, "the run ended before it could be interrupted"
         assert time.monotonic() < deadline, "no trial finished in time"
         time.sleep(0.05)
     assert proc.poll() is None, "the run ended before it could be interrupted (this poll was starved: rerun)"
-    os.killpg(proc.pid, sig)  # the driver and the Ray processes it started: a dead terminal, or a terminal's Ctrl-C
+    if sig == signal.SIGTERM:
+        proc.send_signal(sig)  # the Ray processes it started are left for the driver to end
+    else:
+        os.killpg(proc.pid, sig)  # the driver and the Ray processes it started: a dead terminal, or a terminal's Ctrl-C
     return proc.wait(timeout=60)
 
 
@@ -417,8 +421,8 @@ def _interrupted_then_resumed(
     tmp_path: Path, command: str, args: list[str], run_id: str, finished: int, sig: int = signal.SIGKILL
 ) -> tuple[dict, pd.DataFrame]:
     """Start ``xfbench <command>``, send ``sig`` once ``finished`` trials have ended (SIGKILL: the driver dies
-    mid-run, run.json still says running; SIGINT: Ctrl-C, the run ends interrupted, exit 130), resume it; the parts
-    kept before the resume."""
+    mid-run, run.json still says running; SIGINT: Ctrl-C, and SIGTERM: `kill`, `timeout`, the run ends interrupted,
+    exit 130), resume it; the parts kept before the resume."""
     results = tmp_path / "interrupted"
     with (tmp_path / "driver.err").open("w") as driver_err:
         proc = subprocess.Popen(
@@ -436,9 +440,9 @@ def _interrupted_then_resumed(
     before = {p.name: p.read_bytes() for p in (results / run_id / "parts").glob("*.parquet")}
     # Ctrl-C's run drew its report of what it had; a resume under --no-report must not leave that page beside
     # results it no longer shows
-    no_report = ["--no-report"] if sig == signal.SIGINT else []
+    no_report = ["--no-report"] if sig != signal.SIGKILL else []
     assert (results / run_id / "report.html").is_file() == bool(no_report)
-    if sig == signal.SIGINT:  # its summary.md says it stopped, not only run.json
+    if sig != signal.SIGKILL:  # its summary.md says it stopped, not only run.json
         assert "**Interrupted**: " in (results / run_id / "summary.md").read_text()
     resumed = _cli([command, "--resume", run_id, "--results-dir", str(results), *no_report], tmp_path)
     assert not no_report or not (results / run_id / "report.html").exists()
@@ -477,6 +481,15 @@ def test_a_run_resumed_after_its_driver_was_killed_matches_an_uninterrupted_run_
     table = lambda d: (d / "summary.md").read_text().split("## Per backend")[1].split("## torch vs tensorflow")[0]  # noqa: E731
     strip_times = lambda text: [line.split("|")[1:7] for line in text.splitlines() if line.startswith("| scratch")]  # noqa: E731
     assert strip_times(table(run_dir)) == strip_times(table(tmp_path / "reference" / "whole"))
+
+
+def test_a_run_stopped_by_sigterm_ends_interrupted_as_by_ctrl_c_and_resumes(tmp_path, shared_ray):
+    """`kill`, `timeout` or a cancelled CI job: Ray's SIGTERM handler in the driver exited at once (exit 15 and a C++
+    stack dump), leaving run.json "running", no summary.md and no word of how to resume."""
+    args = [*TINY, "--hidden", "256,256", "--backend", "torch", "--epochs", "20", "--seeds", "2"]
+    before, frame = _interrupted_then_resumed(tmp_path, "run", args, "termed", finished=1, sig=signal.SIGTERM)
+    assert len(before) == 1 and set(final_rows(frame)["status"]) == {"ok"} and frame["trial_id"].nunique() == 2
+    assert json.loads((tmp_path / "interrupted" / "termed" / "run.json").read_text())["status"] == "finished"
 
 
 def test_a_tune_stopped_by_ctrl_c_is_interrupted_and_its_resume_replays_finished_samples_instead_of_rerunning(
