@@ -443,9 +443,33 @@ def ray_session(settings: SchedulerSettings, py_modules: tuple[Path, ...] = ()) 
                 **init_args,
             )
     try:
-        yield
+        with _sigterm_as_ctrl_c():
+            yield
     finally:
         ray.shutdown()
+
+
+@contextlib.contextmanager
+def _sigterm_as_ctrl_c() -> Iterator[None]:
+    """SIGTERM (`kill`, `timeout`, a cancelled CI job) raised as KeyboardInterrupt while the run's Ray session is
+    open, so the run ends interrupted as on Ctrl-C, between experiments too (_ctrl_c_noted takes both signals during
+    one). ray.init installs a handler that exits at once: run.json was left "running", with no summary.md."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGTERM)
+    if previous in (signal.SIG_IGN, None):
+        yield
+        return
+
+    def on_sigterm(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 class NoNodeFits(InputError):
