@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -260,14 +260,15 @@ def _accuracy_verdict(
 _RUN_CIRCUMSTANCES = frozenset({"threads"})
 
 
-def _runtime_settings(frame: pd.DataFrame) -> dict[str, set[str]]:
-    """Each runtime option (config_json's "runtime") -> the values the case's rows ran with."""
+def _runtime_settings(frame: pd.DataFrame, spell: Callable[[Any], str] = str) -> dict[str, set[str]]:
+    """Each runtime option (config_json's "runtime") -> the values the case's rows ran with, each spelt by
+    ``spell`` (words for compare's notes, JSON beside the settings)."""
     settings: dict[str, set[str]] = {}
     for text in frame["config_json"].dropna().unique() if "config_json" in frame else ():
         config = json.loads(text)
         for name, value in recorded_runtime(config.get("runtime", {}), config.get("backend", "")).items():
             if name not in _RUN_CIRCUMSTANCES:
-                settings.setdefault(name, set()).add(str(value))
+                settings.setdefault(name, set()).add(spell(value))
     return settings
 
 
@@ -367,7 +368,7 @@ def case_settings(frame: pd.DataFrame) -> str:
     # the defaults of the optimizer it ran (adam has no momentum: its recorded 0 is no choice of the user's)
     default_config = _default_config(optimizer).to_dict()
     defaults = _flat(default_config) | {"optimizer.name": json.dumps(OptimizerConfig().name)}
-    default_runtime = {k: {str(v)} for k, v in recorded_runtime(default_config["runtime"], "").items()}
+    default_runtime = {k: {json.dumps(v)} for k, v in recorded_runtime(default_config["runtime"], "").items()}
     changed = [
         f"{path} {'/'.join(sorted(values))}"
         for path, values in sorted(_config_settings(frame).items())
@@ -375,7 +376,7 @@ def case_settings(frame: pd.DataFrame) -> str:
     ]
     changed += [
         f"{name} {'/'.join(sorted(values))}"
-        for name, values in sorted(_runtime_settings(frame).items())
+        for name, values in sorted(_runtime_settings(frame, json.dumps).items())
         if values != default_runtime.get(name)
     ]
     return ", ".join(changed + _weight_file_setting(frame, recorded))

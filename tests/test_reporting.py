@@ -507,7 +507,7 @@ def test_each_case_says_what_it_ran_with_away_from_the_defaults():
     from harness.config import OptimizerConfig, RuntimeOptions, TrialConfig
 
     config = TrialConfig("scratch", "mlp", "digits", "tensorflow", 0, 3, optimizer=OptimizerConfig("adam", lr=1e-3))
-    fitted = dataclasses.replace(config, runtime=RuntimeOptions(tf_mode="fit"))
+    fitted = dataclasses.replace(config, runtime=RuntimeOptions(tf_mode="fit", jit_compile=True))
     rows = _rows("tensorflow", "mlp", 0.9, 1.0) + _rows(REFERENCE_BACKEND, "mlp", 0.9, 1.0)
     for row in rows:
         chosen = fitted if row["backend"] == "tensorflow" else dataclasses.replace(config, backend=REFERENCE_BACKEND)
@@ -515,10 +515,12 @@ def test_each_case_says_what_it_ran_with_away_from_the_defaults():
     summary = summarize(to_frame(rows))
     settings = dict(zip(summary.per_backend["backend"], summary.per_backend["settings"], strict=True))
     assert settings[REFERENCE_BACKEND] == 'epochs 3, optimizer.lr 0.001, optimizer.name "adam"'
-    assert settings["tensorflow"] == settings[REFERENCE_BACKEND] + ", tf_mode fit"
+    # runtime values as config_json records them, as the settings' are (they read `tf_mode fit`, `... True`)
+    assert settings["tensorflow"] == settings[REFERENCE_BACKEND] + ', jit_compile true, tf_mode "fit"'
     text = reporting.run_markdown(summary, "settings")
     assert (
-        '| scratch-mlp-digits | tensorflow | epochs 3, optimizer.lr 0.001, optimizer.name "adam", tf_mode fit |' in text
+        '| scratch-mlp-digits | tensorflow | epochs 3, optimizer.lr 0.001, optimizer.name "adam", jit_compile true, '
+        'tf_mode "fit" |' in text
     )
     assert "settings" in [t.name for t in reporting.run_tables(summary)]
 
