@@ -187,7 +187,12 @@ def replayable_rows(trial: TrialConfig, replay: dict[str, list[dict[str, Any]]])
     written before a field was added or renamed read as what they ran, as everywhere else, so a search resumed
     across such a change still replays its finished samples instead of re-running them."""
     recorded = replay.get(trial.trial_id, [])
-    if recorded and TrialConfig.from_dict(json.loads(recorded[0]["config_json"])) == trial:
+    if not recorded:
+        return []
+    ran = TrialConfig.from_dict(json.loads(recorded[0]["config_json"]))
+    # The threads follow the CPUs Ray grants (_trainable), which a resume's --cpus-per-trial may change: the sample
+    # is the same, and it ran with the threads its rows record. Compared with them, it trained again, its rows twice.
+    if replace(ran, runtime=replace(ran.runtime, threads=trial.runtime.threads)) == trial:
         return recorded
     return []
 

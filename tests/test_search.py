@@ -412,6 +412,17 @@ def test_a_resumed_search_replays_a_sample_recorded_under_an_older_config_layout
     assert replayable_rows(resumed, {}) == []
 
 
+def test_a_resumed_search_replays_its_finished_samples_under_another_cpus_per_trial():
+    """Threads follow the CPUs Ray grants, which a resume's --cpus-per-trial may change: the finished samples were
+    trained again (their rows twice in results.csv) while the resume said it had kept them."""
+    sample = search_trial(BASE, {"optimizer.lr": 0.05}, 1)
+    rows = [{"trial_id": sample.trial_id, "config_json": sample.to_json(), "epoch": 1}]
+    granted_two = replace(sample, runtime=replace(sample.runtime, threads=2))
+    assert replayable_rows(granted_two, {sample.trial_id: rows}) == rows
+    other = replace(granted_two, optimizer=replace(granted_two.optimizer, lr=0.1))
+    assert replayable_rows(other, {sample.trial_id: rows}) == []
+
+
 def _tune_preflight(tmp_path, *argv: str) -> None:
     from harness.cli import plan_from_args
     from harness.cli_options import build_parser
