@@ -30,6 +30,7 @@ from harness.model_import import model_spec, parse_model_ref
 from harness.models import LAYER_SETTINGS, changed_options
 from harness.plan import ExecutionOptions
 from harness.pretrained import check_zoo_weights_cached, prepare_weights, weights_ref
+from harness.provenance import usable_cpus
 from harness.reachable import connection_problem, grpc_problem
 from harness.search import apply_point, point_text, sample_corners
 from harness.shapes import infer_shapes
@@ -565,11 +566,11 @@ def check_execution(options: ExecutionOptions) -> ExecutionOptions:
     must answer at its address."""
     if options.address is not None:
         check_cluster_address(options.address)
-    cpus = os.cpu_count() or 1
+    cpus = usable_cpus()
     if options.address is None and options.cpus_per_trial > cpus:
         raise InputError(
-            f"Expected --cpus-per-trial <= this machine's {cpus} CPUs. Received: {options.cpus_per_trial}. "
-            "Pass a smaller --cpus-per-trial."
+            f"Expected --cpus-per-trial <= the {cpus} CPUs this process may use (its CPU affinity: taskset, a "
+            f"container's or job's cpuset). Received: {options.cpus_per_trial}. Pass a smaller --cpus-per-trial."
         )
     return options
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import socket
 import subprocess
@@ -33,6 +34,13 @@ def cpu_model() -> str:
             if line.lower().startswith("model name"):
                 return line.split(":", 1)[1].strip()
     return platform.processor() or platform.machine()
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may run on: its affinity (taskset, a Slurm or container cpuset, many CI runners), not
+    the machine's count, which os.cpu_count() gives. Local Ray is started with this many, so concurrent trials never
+    share a core."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def git_commit(cwd: Path | None = None) -> str:

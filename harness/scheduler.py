@@ -36,7 +36,7 @@ from typing import Any, Protocol
 from harness.config import TrialConfig
 from harness.data.registry import Dataset
 from harness.errors import InputError
-from harness.provenance import MachineInfo
+from harness.provenance import MachineInfo, usable_cpus
 from harness.search import Choice, IntRange, LogUniform, SearchSpace, Uniform, sample_points, search_trial
 from harness.trial import RunInfo, failure_row, format_exception, run_trial
 
@@ -442,7 +442,7 @@ def ray_session(settings: SchedulerSettings, py_modules: tuple[Path, ...] = ()) 
         with _environment(WORKER_ENV):
             ray.init(
                 address="local",
-                num_cpus=os.cpu_count(),
+                num_cpus=usable_cpus(),
                 _node_ip_address="127.0.0.1",
                 runtime_env=shipped or None,
                 **init_args,

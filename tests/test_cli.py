@@ -708,7 +708,7 @@ BAD_INPUTS = {
     ),
     "Ray's own local address is a local run, held to this machine's CPUs": (
         ["run", "--suite", "smoke", "--address", "local", "--cpus-per-trial", "4096"],
-        "Expected --cpus-per-trial <= this machine's",
+        "Expected --cpus-per-trial <= the ",
     ),
     "bad bn variance": (["run", "--suite", "smoke", "--bn-variance", "sample"], "invalid choice: 'sample'"),
 }
@@ -1292,3 +1292,19 @@ def test_the_execution_modes_have_a_help_group_of_their_own(capsys):
         modes = text.split("execution modes and precision (the speed_matrix suite's modes):")[1].split("\n\n")[0]
         flags = ("--jit-compile", "--torch-compile", "--tf-mode", "--epoch-loop", "--channels-last", "--precision")
         assert all(f in modes and f not in transfer for f in (*flags, "--tf32 {on,off}", "--cudnn-autotune {on,off}"))
+
+
+def test_cpus_per_trial_is_held_to_the_cpus_the_process_may_use_not_the_machines():
+    """Under taskset, a Slurm job or a container's cpuset, os.cpu_count() counts cores the run may not use: a trial
+    given all of them, and local Ray told of them all, shared the cores it had without a word."""
+    cores = sorted(os.sched_getaffinity(0))
+    done = subprocess.run(
+        [sys.executable, "-m", "harness.cli", "run", *MLP_RUN[1:], "--cpus-per-trial", "2"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+        preexec_fn=lambda: os.sched_setaffinity(0, cores[:1]),
+    )
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "Expected --cpus-per-trial <= the 1 CPUs this process may use (its CPU affinity" in done.stderr
