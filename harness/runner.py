@@ -39,6 +39,7 @@ from harness.provenance import MachineInfo, git_commit, utc_now
 from harness.reporting import run_markdown, search_markdown, unfinished_notice
 from harness.results import ResultsWriter, read_parts, rewrite_csv, safe_name
 from harness.scheduler import (
+    ClusterUnreachable,
     Delivery,
     NoNodeFits,
     RunInterrupted,
@@ -296,7 +297,7 @@ def execute(
                 html_report=html_report,
             )
             return _carry_out(ctx, schedule)
-    except NoNodeFits:
+    except (NoNodeFits, ClusterUnreachable):
         if run_dir.is_dir() and not any(run_dir.iterdir()):
             run_dir.rmdir()  # a default id's claimed, still empty directory: a refused run leaves nothing behind
         raise

@@ -433,7 +433,14 @@ def ray_session(settings: SchedulerSettings, py_modules: tuple[Path, ...] = ()) 
     if settings.address:
         # An instance at --address (a cluster, or one `ray start` left running) has raylets this process did not
         # start: the variables travel in the job's runtime environment.
-        ray.init(address=settings.address, runtime_env={"env_vars": WORKER_ENV, **shipped}, **init_args)
+        try:
+            ray.init(address=settings.address, runtime_env={"env_vars": WORKER_ENV, **shipped}, **init_args)
+        except ConnectionError as exc:  # `auto` with no cluster, or one whose GCS never answered
+            raise ClusterUnreachable(
+                f"Expected a Ray cluster at --address {settings.address}. Received: Ray could not join it: {exc} "
+                "Start it (`ray start --head` on the head node), check the address and port, or leave --address "
+                "out to run on this machine."
+            ) from None
     else:
         # address="local": always a fresh instance of our own, never a cluster some `ray start` left running. Its
         # workers are children of the raylet it starts and inherit that environment, so WORKER_ENV is set while it
@@ -475,6 +482,10 @@ def _sigterm_as_ctrl_c() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+class ClusterUnreachable(InputError):
+    """Ray could not join the cluster at --address: bad input, said in one line, not a traceback."""
 
 
 class NoNodeFits(InputError):

@@ -1308,3 +1308,23 @@ def test_cpus_per_trial_is_held_to_the_cpus_the_process_may_use_not_the_machines
     )
     assert done.returncode == 2, done.stderr[-2000:]
     assert "Expected --cpus-per-trial <= the 1 CPUs this process may use (its CPU affinity" in done.stderr
+
+
+def test_an_address_ray_cannot_join_is_bad_input_in_one_line_leaving_no_run_directory(tmp_path):
+    """`--address auto` with no cluster (or one whose GCS never answers) raised Ray's ConnectionError: a traceback,
+    exit 1, and the run's claimed directory left empty. Ray looks for `auto` under RAY_TMPDIR: an empty one here."""
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"} | {"RAY_TMPDIR": str(tmp_path / "ray")}
+    (tmp_path / "ray").mkdir()
+    results = tmp_path / "results"
+    done = subprocess.run(
+        [sys.executable, "-m", "harness.cli", *MLP_RUN, "--epochs", "1", "--address", "auto"]
+        + ["--results-dir", str(results)],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        cwd=ROOT,
+        env=env,
+    )
+    assert done.returncode == 2, done.stderr[-3000:]
+    assert done.stderr.startswith("xfbench: error: Expected a Ray cluster at --address auto. Received: Ray could not")
+    assert "Traceback" not in done.stderr and not (results.exists() and any(results.iterdir()))
