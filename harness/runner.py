@@ -320,7 +320,8 @@ def resumable(results_dir: Path, run_id: str, kind: str, given: dict[str, Any]) 
     plan = run_file.plan
     if plan.kind != kind:
         raise InputError(
-            f"Expected a {kind} run for `xfbench {kind} --resume`. Received: {run_id!r} is a {plan.kind} run; "
+            f"Expected a run made by `xfbench {kind}` for `xfbench {kind} --resume`. Received: {run_id!r}, made by "
+            f"`xfbench {plan.kind}`; "
             f"use `xfbench {plan.kind} --resume`."
         )
     check_something_to_resume(run_file, results_dir / run_id)

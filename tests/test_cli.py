@@ -360,7 +360,11 @@ BAD_INPUTS = {
         ["tune", "--resume", "finished-tune"],
         "Expected an interrupted search. Received: 'finished-tune' finished at",
     ),
-    "resume a tune as a run": (["run", "--resume", "a-tune"], "is a tune run; use `xfbench tune --resume`"),
+    "resume a tune as a run": (
+        ["run", "--resume", "a-tune"],
+        "Expected a run made by `xfbench run` for `xfbench run --resume`. Received: 'a-tune', made by `xfbench tune`; "
+        "use `xfbench tune --resume`",
+    ),
     "resume onto a gpu": (
         ["run", "--resume", "interrupted-run", "--gpus-per-trial", "1"],
         "Expected --gpus-per-trial to keep the recorded device (cpu",
