@@ -113,7 +113,7 @@ def _prepare(args: argparse.Namespace) -> _Prepared:
         memory_bytes=local_memory_bytes(options),
         search=plan.search,
     )
-    ship = datasets_to_ship(trials, args.ship_data, options.address, loaded=loaded)
+    ship = datasets_to_ship(trials, options.ship_data, options.address, loaded=loaded)
     settings = scheduler_settings(results_dir, options, verbose=args.verbose)
     run_id = args.run_id or new_run_id(plan.label, results_dir)  # last: a default id claims its directory
     return _Prepared(plan, run_id, results_dir, provenance, ship, settings)
@@ -183,7 +183,6 @@ def _resume(args: argparse.Namespace) -> int:
         args.resume,
         settings=settings,
         progress=RichProgress(),
-        ship_policy=args.ship_data,
         reference=args.reference,
         html_report=args.html_report,
     )

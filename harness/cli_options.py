@@ -534,8 +534,8 @@ def _add_execution(parser: argparse.ArgumentParser) -> None:
     rt.add_argument(
         "--ship-data",
         choices=SHIP_POLICIES,
-        default="auto",
-        help="send datasets to workers through Ray's object store: auto (on a cluster, when <= 256 MB), always, never",
+        help="send datasets to workers through Ray's object store: auto (on a cluster, when <= 256 MB; default), "
+        "always, never (resume: as recorded)",
     )
     rt.add_argument(
         "--resume",
@@ -746,7 +746,7 @@ def new_run_execution(args: argparse.Namespace) -> ExecutionOptions:
 
 def given_execution(args: argparse.Namespace) -> dict[str, Any]:
     """The execution options given on the command line (None: not given)."""
-    names = ("cpus_per_trial", "gpus_per_trial", "address", "max_concurrent", "max_failures")
+    names = ("cpus_per_trial", "gpus_per_trial", "address", "max_concurrent", "max_failures", "ship_data")
     given = {name: getattr(args, name) for name in names}
     return {**given, "fresh_workers": True if args.fresh_workers else None}
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from harness.backbone import pretrain_trials
 from harness.backend import BACKENDS, REFERENCE_BACKEND
-from harness.config import TrialConfig
+from harness.config import SHIP_POLICIES, TrialConfig
 from harness.errors import InputError
 from harness.tuning import TunePlan
 from harness.user_files import read_json_object
@@ -46,12 +46,17 @@ class ExecutionOptions:
     max_concurrent: int | None = None
     max_failures: int = 0
     fresh_workers: bool = False  # a new worker process per trial (the pre-warm-worker behaviour)
+    # --ship-data: datasets sent to the workers through Ray's object store (auto: on a cluster, when small enough).
+    # Recorded so a resume ships as the run did: a cluster whose nodes lack the files needs it again.
+    ship_data: str = "auto"
 
     def __post_init__(self) -> None:
         # Ray's address "local" starts an instance of this run's own: that is a local run (no address), with this
         # machine's memory and CPU checks, its data read in place, and workers that inherit their environment.
         if self.address == LOCAL_ADDRESS:
             object.__setattr__(self, "address", None)
+        if self.ship_data not in SHIP_POLICIES:
+            raise InputError(f"Expected ship_data in {list(SHIP_POLICIES)}. Received: {self.ship_data!r}.")
 
     def updated(self, given: dict[str, Any]) -> ExecutionOptions:
         """These options with every value that was ``given`` (None: not given; 0 counts as given)."""

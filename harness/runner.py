@@ -142,7 +142,15 @@ def scheduler_settings(results_dir: Path, options: ExecutionOptions, verbose: bo
 
 
 def _recorded_options(settings: SchedulerSettings) -> ExecutionOptions:
-    names = ("cpus_per_trial", "gpus_per_trial", "address", "max_concurrent", "max_failures", "fresh_workers")
+    names = (
+        "cpus_per_trial",
+        "gpus_per_trial",
+        "address",
+        "max_concurrent",
+        "max_failures",
+        "fresh_workers",
+        "ship_data",
+    )
     return ExecutionOptions(**{n: getattr(settings, n) for n in names})
 
 
@@ -392,7 +400,6 @@ def resume(
     settings: SchedulerSettings | None = None,
     progress: Progress | None = None,
     schedule: Schedule = run_trials,
-    ship_policy: str = "auto",
     reference: str | None = None,
     html_report: bool = True,
 ) -> RunOutcome:
@@ -408,16 +415,17 @@ def resume(
         kept, failed, discarded = _keep_finished_rows(run_dir)
         finished = set(kept["trial_id"].unique()) if len(kept) else set()
         resume_record = ResumeRecord(utc_now(), len(finished), tuple(failed), discarded, tuple(sys.argv), failed)
+        ship = datasets_to_ship(list(run_file.plan.planned_trials), settings.ship_data, settings.address)
         record = replace(
             run_file.record,
             status="running",
             error=None,
+            data_delivery={name: "object store" for name in ship},  # this session's: a resume may ship otherwise
             resumes=(*run_file.record.resumes, resume_record),
             reference=reference or run_file.record.reference,
         )
         run_file = replace(run_file, execution=_recorded_options(settings), record=record)
         write_run_file(run_dir, run_file)
-        ship = datasets_to_ship(list(run_file.plan.planned_trials), ship_policy, settings.address)
         replay = _rows_by_trial(kept[kept["stage"] == STAGE_SEARCH]) if len(kept) else {}
         ctx = _RunContext(
             run_file,

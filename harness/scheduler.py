@@ -60,6 +60,7 @@ class SchedulerSettings:
     max_concurrent: int | None = None
     max_failures: int = 0  # retries of a trial that raised or whose worker died
     fresh_workers: bool = False  # a new worker process per trial instead of reusing the backend's warm ones
+    ship_data: str = "auto"  # --ship-data, what harness.preflight.datasets_to_ship decides by
     verbose: bool = False
 
     def __post_init__(self) -> None:

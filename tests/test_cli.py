@@ -1089,7 +1089,9 @@ def _resume_settings(tmp_path, monkeypatch, *options: str):
     from harness.cli import main
     from harness.plan import ExecutionOptions
 
-    recorded = ExecutionOptions(cpus_per_trial=1, gpus_per_trial=0.0, address=None, max_concurrent=3, max_failures=2)
+    recorded = ExecutionOptions(
+        cpus_per_trial=1, gpus_per_trial=0.0, address=None, max_concurrent=3, max_failures=2, ship_data="always"
+    )
     _write_run_file(tmp_path / "results" / "r1", "run", "interrupted", recorded)
     seen = {}
 
@@ -1110,13 +1112,16 @@ def test_resume_honours_given_execution_options_and_keeps_recorded_ones_otherwis
     assert (given.cpus_per_trial, given.max_failures, given.max_concurrent, given.gpus_per_trial) == (2, 0, 1, 0.0)
     kept = _resume_settings(tmp_path / "again", monkeypatch)
     assert (kept.cpus_per_trial, kept.max_failures, kept.max_concurrent, kept.gpus_per_trial) == (1, 2, 3, 0.0)
+    # --ship-data was neither recorded nor kept: a cluster whose nodes lack the files got no data on resume
+    assert kept.ship_data == "always"
+    assert _resume_settings(tmp_path / "third", monkeypatch, "--ship-data", "never").ship_data == "never"
 
 
 def test_execution_options_default_to_none_so_resume_can_tell_given_from_default():
     from harness.cli import build_parser
 
     args = build_parser().parse_args(["run"])
-    assert (args.cpus_per_trial, args.gpus_per_trial, args.max_failures) == (None, None, None)
+    assert (args.cpus_per_trial, args.gpus_per_trial, args.max_failures, args.ship_data) == (None, None, None, None)
 
 
 def test_a_backbone_trains_with_the_speed_options_its_own_backend_honours(tmp_path):
