@@ -379,7 +379,15 @@ def case_settings(frame: pd.DataFrame) -> str:
         for name, values in sorted(_runtime_settings(frame, json.dumps).items())
         if values != default_runtime.get(name)
     ]
-    return ", ".join(changed + _weight_file_setting(frame, recorded))
+    return ", ".join(changed + _thread_setting(frame) + _weight_file_setting(frame, recorded))
+
+
+def _thread_setting(frame: pd.DataFrame) -> list[str]:
+    """The threads the case's trials ran with, when not 1 or not all alike: a resume under another --cpus-per-trial
+    runs the rest of a case with other threads, which change its epoch times and, through summation order, its
+    numbers."""
+    threads = sorted({int(t) for t in frame["threads"].dropna().unique()}) if "threads" in frame else []
+    return [f"threads {'/'.join(map(str, threads))}"] if threads and threads != [1] else []
 
 
 def _weight_file_setting(frame: pd.DataFrame, recorded: list[dict]) -> list[str]:

@@ -499,6 +499,17 @@ def test_a_stacked_row_keeps_each_run_id_whole_and_beside_its_value():
         assert (f"{run} {value}" in "\n".join(lines)) if value else run not in "\n".join(lines)
 
 
+def test_a_case_whose_trials_ran_with_other_threads_says_so():
+    """A resume under another --cpus-per-trial runs the rest of a case with other threads: its epoch times (and
+    summation order) are not one setting's, and nothing in summary.md said so."""
+    rows = _rows(REFERENCE_BACKEND, "mlp", 0.9, 1.0) + _rows("tensorflow", "mlp", 0.9, 1.0)
+    for row in rows:
+        row["threads"] = 2 if row["backend"] == REFERENCE_BACKEND and row["seed"] == 1 else 1
+    summary = summarize(to_frame(rows))
+    settings = dict(zip(summary.per_backend["backend"], summary.per_backend["settings"], strict=True))
+    assert settings == {REFERENCE_BACKEND: "threads 1/2", "tensorflow": ""}  # 1 alone is the default
+
+
 def test_each_case_says_what_it_ran_with_away_from_the_defaults():
     """The case name does not say that a trial ran Keras fit, or another optimizer: the settings table does, in
     summary.md, the report and the terminal."""
