@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -33,6 +32,7 @@ from harness.config import TrialConfig  # noqa: E402
 from harness.data.tasks import TaskSpec  # noqa: E402
 from harness.models import ModelOptions  # noqa: E402
 from harness.plan import RunPlan  # noqa: E402
+from harness.provenance import usable_cpus  # noqa: E402
 from harness.runner import execute  # noqa: E402
 from harness.scheduler import SchedulerSettings  # noqa: E402
 
@@ -91,17 +91,23 @@ def _run(trials: list[TrialConfig], root: Path, run_id: str, concurrent: int, fr
 
 
 def per_backend(backend: str, root: Path, args: argparse.Namespace) -> dict[str, Any]:
-    concurrent = min(2, os.cpu_count() or 1)
+    concurrent = min(2, usable_cpus())
     warm, _ = _run(_trivial(backend, args.trials), root, f"warm-{backend}", concurrent, fresh=False)
     fresh, _ = _run(_trivial(backend, args.fresh_trials), root, f"fresh-{backend}", concurrent, fresh=True)
     _, clock = _run(_trivial(backend, args.memory_trials), root, f"memory-{backend}", 1, fresh=False)
-    pids = {pid for _, pid, _ in clock.rss}
-    first, last = clock.rss[0][2], clock.rss[-1][2]
+    by_pid: dict[int, list[float]] = {}
+    for _, pid, rss in clock.rss:
+        by_pid.setdefault(pid, []).append(rss)
+    # growth within one process: the first and last rows may come from two (a worker Tune replaced)
+    longest = max(by_pid.values(), key=len)
+    first, last = longest[0], longest[-1]
+    pids = by_pid.keys()
     return {
         "warm_s_per_trial": round(warm / args.trials, 3),
         "fresh_s_per_trial": round(fresh / args.fresh_trials, 3),
         "memory_trials": args.memory_trials,
         "memory_worker_processes": len(pids),
+        "memory_trials_in_longest_worker": len(longest),
         "worker_rss_mb_first_trial": round(first, 1),
         "worker_rss_mb_last_trial": round(last, 1),
         "worker_rss_growth_mb": round(last - first, 1),
@@ -145,7 +151,10 @@ def main() -> None:
     parser.add_argument("--memory-trials", type=int, default=200)
     parser.add_argument("--backend", action="append", dest="backends")
     args = parser.parse_args()
-    report: dict[str, Any] = {"cpus": os.cpu_count()}
+    for flag in ("trials", "fresh_trials", "memory_trials"):
+        if getattr(args, flag) < 1:
+            parser.error(f"Expected --{flag.replace('_', '-')} >= 1. Received: {getattr(args, flag)}.")
+    report: dict[str, Any] = {"cpus": usable_cpus()}
     with tempfile.TemporaryDirectory(prefix="xfbench-sched-") as tmp:
         root = Path(tmp)
         for backend in args.backends or ("torch", "tensorflow"):

@@ -438,3 +438,21 @@ def test_the_speed_modes_benchmark_refuses_what_would_print_nothing_or_fail_afte
         timeout=120,
     )
     assert done.returncode == 2 and said in done.stderr, done.stderr
+
+
+@pytest.mark.parametrize("flag", ["--trials", "--fresh-trials", "--memory-trials"])
+def test_the_scheduling_benchmark_refuses_zero_trials_before_starting_anything(flag):
+    """--trials 0 ended in a traceback, --memory-trials 0 in an IndexError after the other measurements."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run(
+        [sys.executable, str(root / "benchmarks" / "scheduling.py"), flag, "0"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(root)},
+        timeout=120,
+    )
+    assert done.returncode == 2 and f"Expected {flag} >= 1. Received: 0." in done.stderr, done.stderr
