@@ -22,6 +22,7 @@ or runtime options differ between the runs says which (:func:`config_change`, :f
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from collections.abc import Callable, Iterable
@@ -368,7 +369,7 @@ def case_settings(frame: pd.DataFrame) -> str:
     # the defaults of the optimizer it ran (adam has no momentum: its recorded 0 is no choice of the user's)
     default_config = _default_config(optimizer).to_dict()
     defaults = _flat(default_config) | {"optimizer.name": json.dumps(OptimizerConfig().name)}
-    default_runtime = {k: {json.dumps(v)} for k, v in recorded_runtime(default_config["runtime"], "").items()}
+    default_runtime = {k: {_json(v)} for k, v in recorded_runtime(default_config["runtime"], "").items()}
     changed = [
         f"{path} {'/'.join(sorted(values))}"
         for path, values in sorted(_config_settings(frame).items())
@@ -376,10 +377,17 @@ def case_settings(frame: pd.DataFrame) -> str:
     ]
     changed += [
         f"{name} {'/'.join(sorted(values))}"
-        for name, values in sorted(_runtime_settings(frame, json.dumps).items())
+        for name, values in sorted(_runtime_settings(frame, _json).items())
         if values != default_runtime.get(name)
     ]
     return ", ".join(changed + _thread_setting(frame) + _weight_file_setting(frame, recorded))
+
+
+def _json(value: Any) -> str:
+    """A recorded runtime value as config_json holds it (a test-only fault injection as its fields)."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        value = dataclasses.asdict(value)
+    return json.dumps(value, sort_keys=True)
 
 
 def _thread_setting(frame: pd.DataFrame) -> list[str]:
