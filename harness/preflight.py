@@ -20,7 +20,14 @@ import numpy as np
 from harness.augment import check_augment
 from harness.backbone import NEEDS_BACKBONE, uses_pretrained
 from harness.backend import check_capabilities
-from harness.config import SHIP_LIMIT_MB, SHIP_POLICIES, TransferOptions, TrialConfig, check_decay_to_decouple
+from harness.config import (
+    SHIP_LIMIT_MB,
+    SHIP_POLICIES,
+    RuntimeOptions,
+    TransferOptions,
+    TrialConfig,
+    check_decay_to_decouple,
+)
 from harness.data.registry import Dataset, check_data_dir, load_dataset
 from harness.data.tasks import TaskSpec, derive
 from harness.errors import InputError
@@ -144,12 +151,10 @@ def _provenance(dataset: Dataset) -> dict[str, str]:
     return {**dataset.provenance, "normalization": normalization, "sizes": sizes}
 
 
-# Runtime settings that only act on a kind of layer, with their defaults: --bn-statistics float64 computes
-# training-mode BatchNorm in float64, --dropout-rng framework draws dropout masks from each framework's generator.
-_RUNTIME_LAYER_SETTINGS: dict[str, tuple[type, str]] = {
-    "bn_statistics": (BatchNorm, "float32"),
-    "dropout_rng": (Dropout, "shared"),
-}
+# Runtime settings that only act on a kind of layer: --bn-statistics float64 computes training-mode BatchNorm in
+# float64, --dropout-rng framework draws dropout masks from each framework's generator.
+_RUNTIME_LAYER_SETTINGS: dict[str, type] = {"bn_statistics": BatchNorm, "dropout_rng": Dropout}
+_LAYER_OF: dict[str, type] = {**LAYER_SETTINGS, **_RUNTIME_LAYER_SETTINGS}
 
 
 class _ModelOptionUse:
@@ -164,24 +169,24 @@ class _ModelOptionUse:
 
     def note(self, trial: TrialConfig, spec: ModelSpec) -> None:
         self._layers.update(type(layer) for layer in spec.layers)
+        default = RuntimeOptions()
         changed = {
             name: value
-            for name, (_, default) in _RUNTIME_LAYER_SETTINGS.items()
-            if (value := getattr(trial.runtime, name)) != default
+            for name in _RUNTIME_LAYER_SETTINGS
+            if (value := getattr(trial.runtime, name)) != getattr(default, name)
         }
         if parse_model_ref(trial.model).kind == "zoo":  # imported models take no options (model_spec refuses them)
-            changed |= changed_options(trial.model_options)
+            changed |= {k: v for k, v in changed_options(trial.model_options).items() if k in LAYER_SETTINGS}
         for name, value in changed.items():
-            if name in LAYER_SETTINGS or name in _RUNTIME_LAYER_SETTINGS:
-                self._set.setdefault(name, (value, set()))[1].add(trial.model)
+            self._set.setdefault(name, (value, set()))[1].add(trial.model)
 
     def check(self) -> None:
-        idle = [name for name in self._set if _layer_of(name) not in self._layers]
+        idle = [name for name in self._set if _LAYER_OF[name] not in self._layers]
         if not idle:
             return
         received = "; ".join(
             f"{name}={value!r} on {', '.join(sorted(models))}, which {'has' if len(models) == 1 else 'have'} no "
-            f"{_LAYER_HINTS[_layer_of(name)]}"
+            f"{_LAYER_HINTS[_LAYER_OF[name]]}"
             for name, (value, models) in ((n, self._set[n]) for n in idle)
         )
         it = "it" if len(idle) == 1 else "them"
@@ -190,10 +195,6 @@ class _ModelOptionUse:
             f"Received: {received}. Drop {it}, or add the layers {it} set{'s' if len(idle) == 1 else ''}: given, a "
             "setting is recorded with the results, yet it would change nothing."
         )
-
-
-def _layer_of(setting: str) -> type:
-    return _RUNTIME_LAYER_SETTINGS[setting][0] if setting in _RUNTIME_LAYER_SETTINGS else LAYER_SETTINGS[setting]
 
 
 def _check_gpu_settings(trials: list[TrialConfig]) -> None:

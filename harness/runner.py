@@ -12,7 +12,7 @@ import shutil
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -142,16 +142,7 @@ def scheduler_settings(results_dir: Path, options: ExecutionOptions, verbose: bo
 
 
 def _recorded_options(settings: SchedulerSettings) -> ExecutionOptions:
-    names = (
-        "cpus_per_trial",
-        "gpus_per_trial",
-        "address",
-        "max_concurrent",
-        "max_failures",
-        "fresh_workers",
-        "ship_data",
-    )
-    return ExecutionOptions(**{n: getattr(settings, n) for n in names})
+    return ExecutionOptions(**{f.name: getattr(settings, f.name) for f in fields(ExecutionOptions)})
 
 
 @dataclass
@@ -329,8 +320,7 @@ def resumable(results_dir: Path, run_id: str, kind: str, given: dict[str, Any]) 
     if plan.kind != kind:
         raise InputError(
             f"Expected a run made by `xfbench {kind}` for `xfbench {kind} --resume`. Received: {run_id!r}, made by "
-            f"`xfbench {plan.kind}`; "
-            f"use `xfbench {plan.kind} --resume`."
+            f"`xfbench {plan.kind}`; use `xfbench {plan.kind} --resume`."
         )
     check_something_to_resume(run_file, results_dir / run_id)
     recorded_gpus = run_file.execution.gpus_per_trial

@@ -340,21 +340,29 @@ def _ctrl_c_noted() -> Iterator[threading.Event]:
     reports it. SIGTERM (`timeout`, `kill`, a cancelled CI job) is taken as Ctrl-C: it killed the driver mid-run,
     leaving run.json "running" and no summary. An ignored signal (a background job's Ctrl-C) stays ignored."""
     noted = threading.Event()
-    if threading.current_thread() is not threading.main_thread():
-        yield noted
-        return
 
     def on_ctrl_c(signum: int, frame: Any) -> None:
         noted.set()
         raise KeyboardInterrupt
 
-    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
-    # SIGTERM's handler is Ray's by now (ray.init installs one that exits at once, leaving the run as SIG_DFL does)
-    taken = [sig for sig, handler in previous.items() if handler not in (signal.SIG_IGN, None)]
-    for sig in taken:
-        signal.signal(sig, on_ctrl_c)
-    try:
+    with _signals_handled((signal.SIGINT, signal.SIGTERM), on_ctrl_c):
         yield noted
+
+
+@contextlib.contextmanager
+def _signals_handled(signals: tuple[signal.Signals, ...], handler: Any) -> Iterator[None]:
+    """``handler`` for each of ``signals`` in the block, then the handler each had; in the main thread only (Python
+    handles signals there), and not for a signal that is ignored (a background job's Ctrl-C) or handled outside
+    Python. SIGTERM's handler is Ray's once ray.init has run: it exits at once, as SIG_DFL would."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.getsignal(sig) for sig in signals}
+    taken = [sig for sig, before in previous.items() if before not in (signal.SIG_IGN, None)]
+    for sig in taken:
+        signal.signal(sig, handler)
+    try:
+        yield
     finally:
         for sig in taken:
             signal.signal(sig, previous[sig])
@@ -467,22 +475,12 @@ def _sigterm_as_ctrl_c() -> Iterator[None]:
     """SIGTERM (`kill`, `timeout`, a cancelled CI job) raised as KeyboardInterrupt while the run's Ray session is
     open, so the run ends interrupted as on Ctrl-C, between experiments too (_ctrl_c_noted takes both signals during
     one). ray.init installs a handler that exits at once: run.json was left "running", with no summary.md."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.getsignal(signal.SIGTERM)
-    if previous in (signal.SIG_IGN, None):
-        yield
-        return
 
     def on_sigterm(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt
 
-    signal.signal(signal.SIGTERM, on_sigterm)
-    try:
+    with _signals_handled((signal.SIGTERM,), on_sigterm):
         yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 class ClusterUnreachable(InputError):
