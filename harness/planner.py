@@ -23,8 +23,8 @@ from harness.overrides import apply_overrides
 from harness.plan import RUN_TITLE, TUNE_TITLE, RunPlan
 from harness.pretrained import with_weight_preprocessing
 from harness.scheduler import AshaSettings
-from harness.schedules import SCHEDULES
-from harness.search import SearchSpace, canonical_path
+from harness.schedules import SCHEDULES, settings_read_by
+from harness.search import Choice, SearchSpace, canonical_path
 from harness.strategies import describe_strategies
 from harness.strategy_options import reads_path, unread_option_paths
 from harness.suites import SUITES, Suite, SuiteCase, case_trials, suite
@@ -198,6 +198,33 @@ def plan_run(selection: Selection, overrides: Mapping[str, Any]) -> RunPlan:
     return RunPlan("run", label, RUN_TITLE, trials=tuple(trials))
 
 
+def schedule_carrying_settings(overrides: Mapping[str, Any], space: SearchSpace) -> str | None:
+    """The base schedule of a search that samples the schedule, when schedule settings are given beside it
+    (``--plateau-patience 3 --space schedule=choice:plateau,constant``): they are meant for the sampled schedules
+    that read them. The base takes the given ``--schedule`` (implied by ``--piecewise``) or else the first searched
+    schedule that reads them all, and a sample of another schedule keeps those it reads too (harness.overrides).
+    None when the schedule is not searched or no setting is given."""
+    domain = {canonical_path(path): d for path, d in space.params}.get("schedule.name")
+    given = sorted(path for path in overrides if path.startswith("schedule.") and path != "schedule.name")
+    if not isinstance(domain, Choice) or not given:
+        return None
+    settings = {path.removeprefix("schedule.") for path in given}
+    readers = [name for name in domain.values if settings <= settings_read_by(name)]
+    if overrides.get("schedule.name", readers[0] if readers else None) not in readers:
+        from harness.cli_options import override_flags  # it imports this module
+
+        flags = ", ".join(override_flags(given))
+        settings_text = ", ".join(f"{path.removeprefix('schedule.')}={overrides[path]!r}" for path in given)
+        raise InputError(
+            f"Expected schedule settings that one of the searched schedules ({', '.join(map(str, domain.values))}) "
+            f"reads, over a base schedule that reads them. Received: {flags} ({settings_text})"
+            + (f" with --schedule {overrides['schedule.name']}" if "schedule.name" in overrides else "")
+            + ". Give only the settings of one searched schedule (and no --schedule, or that one), or search the "
+            "schedules in separate runs."
+        )
+    return str(overrides.get("schedule.name", readers[0]))
+
+
 def plan_tune(selection: Selection, overrides: Mapping[str, Any], request: SearchRequest) -> RunPlan:
     """A search per (case, backend) from seed 0, then each backend's best config with ``final_seeds`` seeds."""
     if selection.seeds:
@@ -205,16 +232,19 @@ def plan_tune(selection: Selection, overrides: Mapping[str, Any], request: Searc
             "Expected --final-seeds K with tune (search trials all start from seed 0). "
             f"Received: --seeds {selection.seeds}. Give --final-seeds {selection.seeds} instead."
         )
-    trials, label = selected_trials(selection, overrides)
-    bases = tuple(dict.fromkeys(search_base(replace(t, seed=0)) for t in trials))
-    chosen = suite(selection.suite) if selection.suite else None
+    chosen = SUITES.get(selection.suite) if selection.suite else None  # an unknown name: selected_trials says so
     space = (chosen.search if chosen else SearchSpace()).merged(request.space)
+    carrier = schedule_carrying_settings(overrides, space)
+    trials, label = selected_trials(selection, {**overrides, "schedule.name": carrier} if carrier else overrides)
+    bases = tuple(dict.fromkeys(search_base(replace(t, seed=0)) for t in trials))
     # A backbone strategy's base optimizer is also its backbone's (search_base pins it): given, it is read there.
     pinned = any(needs_trained_backbone(b) for b in bases)
     both = [
         path
         for path, _ in space.params
-        if canonical_path(path) in overrides and not (pinned and canonical_path(path).startswith("optimizer."))
+        if canonical_path(path) in overrides
+        and not (pinned and canonical_path(path).startswith("optimizer."))
+        and not (carrier and canonical_path(path) == "schedule.name")
     ]
     if both:  # every trial takes the searched value: the given one would be recorded, never trained
         raise InputError(

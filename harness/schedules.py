@@ -36,6 +36,11 @@ _SETTINGS_OF: dict[str, frozenset[str]] = {
 _SETTINGS = frozenset().union(*_SETTINGS_OF.values())
 
 
+def settings_read_by(name: str) -> frozenset[str]:
+    """The ScheduleConfig fields schedule ``name`` reads (power: steps and power); none for an unknown name."""
+    return _SETTINGS_OF.get(name, frozenset())
+
+
 @dataclass(frozen=True)
 class ScheduleConfig:
     name: str = "constant"

@@ -518,3 +518,45 @@ def test_a_searched_epoch_count_whose_steps_end_before_a_piecewise_boundary_is_r
             continue
         with pytest.raises(InputError, match=r"Received: epochs=1, which fails: Expected piecewise boundaries below"):
             preflight(list(plan.search.bases), None, download=False, cache_dir=tmp_path, search=plan.search)
+
+
+def test_schedule_settings_given_beside_a_searched_schedule_reach_the_samples_of_the_schedules_that_read_them(
+    tmp_path,
+):
+    """--plateau-patience 0 with --space schedule=choice:constant,plateau was refused (a constant base would ignore
+    it; --schedule plateau beside it was "given and searched"): plateau against a constant rate could not be searched
+    with any but the default plateau settings."""
+    from harness.planner import SearchRequest, Selection, plan_tune
+    from harness.preflight import preflight
+    from harness.schedules import ScheduleConfig
+    from harness.search import Choice, SearchSpace, search_trial
+
+    selection = Selection(strategy="scratch", model="mlp", dataset="digits", backends=("torch",))
+    space = SearchSpace((("schedule", Choice(("constant", "plateau", "power"))),))
+    request = SearchRequest(space=space, algorithm="grid")
+    given = {"schedule.patience": 0, "schedule.threshold": 0.25}
+    plateau = ScheduleConfig("plateau", patience=0, threshold=0.25)
+    for overrides in (given, {**given, "schedule.name": "plateau"}):  # --schedule naming the carrier is accepted
+        plan = plan_tune(selection, overrides, request)
+        assert plan.search is not None
+        preflight(list(plan.search.bases), None, download=False, cache_dir=tmp_path, search=plan.search)
+        [base] = plan.search.bases
+        sampled = {name: search_trial(base, {"schedule": name}, 0).schedule for name in space.params[0][1].values}
+        assert sampled == {"constant": ScheduleConfig(), "plateau": plateau, "power": ScheduleConfig("power")}
+    # Settings no one searched schedule reads, or a --schedule that does not read them: refused before any work.
+    for overrides, received in (
+        ({"schedule.patience": 0, "schedule.power": 2.0}, r"--plateau-patience, --schedule-power \(patience=0, power"),
+        (
+            {"schedule.patience": 0, "schedule.name": "power"},
+            r"--plateau-patience \(patience=0\) with --schedule power",
+        ),
+    ):
+        with pytest.raises(
+            InputError,
+            match=rf"one of the searched schedules \(constant, plateau, power\) reads.*"
+            rf"Received: {received}",
+        ):
+            plan_tune(selection, overrides, request)
+    # Not searched, the schedule keeps refusing what it would ignore.
+    with pytest.raises(InputError, match="the constant schedule uses .none.. Received: patience=0"):
+        plan_tune(selection, given, SearchRequest())
