@@ -513,7 +513,7 @@ def _add_execution(parser: argparse.ArgumentParser) -> None:
         type=positive_int,
         help="at most this many trials at once (default: as the cores allow; speed_matrix: 1)",
     )
-    rt.add_argument("--address", help="join an existing Ray cluster (e.g. 127.0.0.1:6379)")
+    rt.add_argument("--address", help=ADDRESS_HELP)
     rt.add_argument(
         "--max-failures",
         type=non_negative_int,
@@ -671,6 +671,13 @@ SEARCH_OPTIONS = (
     "grace_period",
     "reduction_factor",
     "final_seeds",
+)
+
+
+# The CLI's --address and the pytest plugin's --ray-address take the same values.
+ADDRESS_HELP = (
+    "join an existing Ray cluster: HOST:PORT of its head (e.g. 127.0.0.1:6379), ray://HOST:PORT through Ray Client, "
+    "or auto (Ray finds it); local, or none given: a Ray instance of the run's own"
 )
 
 

@@ -30,7 +30,7 @@ import pandas as pd
 import pytest
 
 from harness.backend import BACKENDS
-from harness.cli_options import non_negative_float, positive_int
+from harness.cli_options import ADDRESS_HELP, non_negative_float, positive_int
 from harness.config import TrialConfig
 from harness.data.registry import found_in
 from harness.errors import InputError
@@ -234,7 +234,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--seeds", dest="xfbench_seeds", type=positive_int, default=None, help="seeds per case (default: the suite's)"
     )
-    group.addoption("--ray-address", dest="xfbench_ray_address", default=None, help="existing Ray cluster to use")
+    group.addoption("--ray-address", dest="xfbench_ray_address", default=None, help=ADDRESS_HELP)
     # the CLI's option types: a count or share that is not one is refused when pytest parses its options
     group.addoption(
         "--cpus-per-trial",
