@@ -29,7 +29,7 @@ from harness.config import (
 )
 from harness.errors import InputError
 from harness.input_pipeline import NORMALIZATIONS, RESIZE_MODES
-from harness.plan import ExecutionOptions
+from harness.plan import AS_THE_CORES_ALLOW, ExecutionOptions
 from harness.planner import DEFAULT_SUITE, SearchRequest, Selection
 from harness.scheduler import AshaSettings
 from harness.schedules import SCHEDULES
@@ -510,8 +510,9 @@ def _add_execution(parser: argparse.ArgumentParser) -> None:
     )
     rt.add_argument(
         "--max-concurrent",
-        type=positive_int,
-        help="at most this many trials at once (default: as the cores allow; speed_matrix: 1)",
+        type=concurrency,
+        help="at most this many trials at once, or auto: as many as the cores allow (default auto; speed_matrix: 1; "
+        "resume: as recorded)",
     )
     rt.add_argument("--address", help=ADDRESS_HELP)
     rt.add_argument(
@@ -521,8 +522,9 @@ def _add_execution(parser: argparse.ArgumentParser) -> None:
     )
     rt.add_argument(
         "--fresh-workers",
-        action="store_true",
-        help="start a new worker process for every trial (default: reuse each backend's warm workers)",
+        action=argparse.BooleanOptionalAction,
+        help="start a new worker process for every trial, or (--no-fresh-workers) reuse each backend's warm workers "
+        "(default: reuse; resume: as recorded)",
     )
     rt.add_argument("--results-dir", default="results", help="where run directories go (default ./results)")
     rt.add_argument(
@@ -755,7 +757,17 @@ def given_execution(args: argparse.Namespace) -> dict[str, Any]:
     """The execution options given on the command line (None: not given)."""
     names = ("cpus_per_trial", "gpus_per_trial", "address", "max_concurrent", "max_failures", "ship_data")
     given = {name: getattr(args, name) for name in names}
-    return {**given, "fresh_workers": True if args.fresh_workers else None}
+    return {**given, "fresh_workers": args.fresh_workers}
+
+
+def concurrency(text: str) -> int:
+    """--max-concurrent: a whole number >= 1, or auto (:data:`~harness.plan.AS_THE_CORES_ALLOW`)."""
+    if text.strip().lower() == "auto":
+        return AS_THE_CORES_ALLOW
+    try:
+        return positive_int(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1 or auto, received {text!r}") from None
 
 
 # What `xfbench list KIND` takes (plural, as the help names them; the singular too) -> the kind column of

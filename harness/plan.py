@@ -36,6 +36,11 @@ LOCAL_ADDRESS = "local"  # Ray's spelling of a fresh instance of one's own, as -
 RUN_TITLE, TUNE_TITLE = "xfbench comparison", "xfbench tune: each backend at its best config"
 
 
+# `--max-concurrent auto`: as many trials at once as the cores allow, which ExecutionOptions holds as None; given,
+# it is 0, since None among the given options means "not given" (a resume could not return to it otherwise).
+AS_THE_CORES_ALLOW = 0
+
+
 @dataclass(frozen=True)
 class ExecutionOptions:
     """How the trials are scheduled; a resumed run may change these (and only these)."""
@@ -55,6 +60,8 @@ class ExecutionOptions:
         # machine's memory and CPU checks, its data read in place, and workers that inherit their environment.
         if self.address == LOCAL_ADDRESS:
             object.__setattr__(self, "address", None)
+        if self.max_concurrent == AS_THE_CORES_ALLOW:
+            object.__setattr__(self, "max_concurrent", None)
         if self.ship_data not in SHIP_POLICIES:
             raise InputError(f"Expected ship_data in {list(SHIP_POLICIES)}. Received: {self.ship_data!r}.")
 

@@ -1117,6 +1117,28 @@ def test_resume_honours_given_execution_options_and_keeps_recorded_ones_otherwis
     assert _resume_settings(tmp_path / "third", monkeypatch, "--ship-data", "never").ship_data == "never"
 
 
+def test_a_resume_can_return_to_as_many_trials_as_the_cores_allow_and_to_warm_workers(tmp_path, monkeypatch):
+    """A run recorded with --max-concurrent 3 (or --fresh-workers) kept it on every resume: no value of
+    --max-concurrent meant "as the cores allow", and --fresh-workers could only be turned on."""
+    from harness.cli import build_parser
+    from harness.cli_options import given_execution
+    from harness.plan import ExecutionOptions
+
+    auto = _resume_settings(tmp_path, monkeypatch, "--max-concurrent", "auto")
+    assert auto.max_concurrent is None and auto.max_failures == 2  # the rest as recorded
+    assert ExecutionOptions(max_concurrent=3).updated({"max_concurrent": None}).max_concurrent == 3  # not given
+    assert _resume_settings(tmp_path / "b", monkeypatch, "--fresh-workers").fresh_workers is True
+    recorded_fresh = ExecutionOptions(fresh_workers=True)
+    parser = build_parser()
+    for flags, fresh in (([], True), (["--no-fresh-workers"], False), (["--fresh-workers"], True)):
+        given = given_execution(parser.parse_args(["run", "--resume", "r1", *flags]))
+        assert recorded_fresh.updated(given).fresh_workers is fresh
+    for bad in ("0", "-1", "two"):
+        with pytest.raises(SystemExit) as exit_info:
+            parser.parse_args(["run", "--max-concurrent", bad])
+        assert exit_info.value.code == 2
+
+
 def test_execution_options_default_to_none_so_resume_can_tell_given_from_default():
     from harness.cli import build_parser
 
