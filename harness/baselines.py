@@ -352,7 +352,7 @@ def history(results_dir: Path, metric: str, case_filter: str | None = None, last
         trials = int(frame["trial_id"].nunique()) if len(frame) else 0
         status, commit = str(info.get("status", "unknown")), short_commit(info.get("git_commit", ""))
         runs.append(HistoryRun(path.name, str(info.get("started", "")), commit, status, trials))
-        if frame.empty:
+        if compared.empty:  # no rows, or a tune's search samples alone: listed, without a value
             continue
         cases.update(_case_names(compared))
         labelled[path.name] = _labelled(compared, case_filter)

@@ -854,3 +854,18 @@ def test_the_report_of_a_run_that_did_not_finish_says_so_under_its_title(tmp_pat
     assert "<strong>Interrupted</strong>: " + began in pages["interrupted"] and resume in pages["interrupted"]
     assert "<strong>Not finished (still running, or its driver was killed)</strong>: " + began in pages["running"]
     assert "class='warning'" not in pages["finished"]
+
+
+def test_history_of_a_case_lists_a_tune_that_ended_in_its_search(tmp_path, capsys, monkeypatch):
+    """A tune stopped during its search has only search rows, none trended: `history --case` crashed on it (an
+    AttributeError from the empty label column) instead of listing the run without a value."""
+    monkeypatch.setenv("COLUMNS", "200")
+    _write_run(tmp_path, "run-0", "2026-01-01")
+    run_dir = _write_run(tmp_path, "run-1", "2026-01-02")
+    rows = pd.read_parquet(run_dir / "results.parquet")
+    rows.assign(stage="search", variant=".search000", trial_id=rows["trial_id"] + ".search000").to_parquet(
+        run_dir / "results.parquet"
+    )
+    assert main(["history", "--results-dir", str(tmp_path), "--case", "mlp"]) == 0
+    out = capsys.readouterr().out
+    assert "run-1" in out and "scratch-mlp-digits" in out
