@@ -5,8 +5,9 @@
   interval; significant when the interval excludes 0. One paired seed gives no interval: the row says so.
 - epoch time: the ratio of steady-state medians (reference / backend) with a 95 % hierarchical bootstrap interval
   (:func:`ratio_interval`: each backend's trials resampled, then each drawn trial's steady epochs); significant
-  when the interval excludes 1 and each side has two trials or more (one trial's epochs say nothing of the
-  variation between trials). Within one run each backend's trials run in their own experiment, the backends one
+  when the interval excludes 1, each side has two trials or more (one trial's epochs say nothing of the
+  variation between trials) and Welch's test on the trials' log median epoch times agrees (:func:`trials_test`:
+  with two or three trials a side the bootstrap alone is far too narrow). Within one run each backend's trials run in their own experiment, the backends one
   after the other, up to ``--max-concurrent`` trials side by side: a backend whose epochs shared the cores with
   another trial more than the other's did is noted with the shares, as the ratio then holds that contention
   too. Between two runs the machine's drift falls on one side only, and :mod:`harness.compare` adds a band.
@@ -23,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from scipy.stats import t as student_t
+from scipy.stats import ttest_ind
 
 from harness.backend import BACKENDS, REFERENCE_BACKEND
 from harness.seeds import BOOTSTRAP_SEED
@@ -118,6 +120,40 @@ def ratio_interval(
     return ratio, float(low), float(high)
 
 
+def trials_test(num: Sequence[np.ndarray], den: Sequence[np.ndarray]) -> float:
+    """Welch's two-sided p-value for the two sides' trials (one array of steady epoch times each) having the same
+    mean log median epoch time: the trial is the unit that varies independently (its seed, the load of its minutes),
+    so with two or three trials a side this test is wide where the bootstrap of :func:`ratio_interval` is not (two
+    trials a side give it three distinct draws each). NaN under two trials a side, or with no spread to judge."""
+    num, den = [g for g in num if len(g)], [g for g in den if len(g)]
+    if min(len(num), len(den)) < 2:
+        return math.nan
+    logs = [np.log([float(np.median(g)) for g in side]) for side in (num, den)]
+    return float(ttest_ind(*logs, equal_var=False).pvalue)
+
+
+def _time_ratio(
+    ref: Sequence[np.ndarray], other: Sequence[np.ndarray], settings: StatsSettings
+) -> tuple[float, float, float, bool, list[str]]:
+    """(ratio, interval low, high, marked, notes) of the reference's epoch times over the other's (one array per
+    trial each)."""
+    ratio, low, high = ratio_interval(ref, other, settings)
+    notes = ["under 2 steady epochs: no time interval"] if math.isnan(low) and not math.isnan(ratio) else []
+    # One trial a side: the interval sees that trial's epochs only, not the variation between trials (the minutes
+    # between them, another load) that a second seed would show: shown, never marked.
+    one_trial = min(len(ref), len(other)) < 2 and not math.isnan(low)
+    if one_trial:
+        notes.append("1 trial a side: time interval over its epochs only, not marked")
+    # The bootstrap interval alone marked a third of equal backends at two one-epoch trials a side: the mark also
+    # needs the trials themselves to differ (Welch on their log medians).
+    trials_p = trials_test(ref, other)
+    undecided = _excludes(low, high, 1.0) and not one_trial and not trials_p < 1 - settings.confidence
+    if undecided:
+        counts = f"{len(ref)} and {len(other)}"
+        notes.append(f"time not marked: the trials' medians ({counts}) do not decide it (Welch p {trials_p:.2g})")
+    return ratio, low, high, _excludes(low, high, 1.0) and not one_trial and not undecided, notes
+
+
 def epochs_by_trial(steady: pd.DataFrame) -> list[np.ndarray]:
     """The steady epoch times of each trial in ``steady`` (rows of :func:`harness.summary.steady_rows`)."""
     times = steady.assign(_t=steady["epoch_time_s"].astype(float)).dropna(subset=["_t"])
@@ -207,17 +243,11 @@ def case_statistics(
             if backend == reference:
                 continue
             n, diff, low, high = paired_accuracy(accs[reference], accs[backend], settings.confidence)
-            ratio, t_low, t_high = ratio_interval(times[reference], times[backend], settings)
+            ratio, t_low, t_high, t_marked, time_notes = _time_ratio(times[reference], times[backend], settings)
             notes = [NO_PAIRED_SEED] if n == 0 else [TOO_FEW_SEEDS] if n == 1 else []
             if n >= 2 and math.isnan(low):
                 notes.append(NO_SPREAD)
-            if math.isnan(t_low) and not math.isnan(ratio):
-                notes.append("under 2 steady epochs: no time interval")
-            # One trial a side: the interval sees that trial's epochs only, not the variation between trials (the
-            # minutes between them, another load) that a second seed would show: shown, never marked.
-            one_trial = min(len(times[reference]), len(times[backend])) < 2 and not math.isnan(t_low)
-            if one_trial:
-                notes.append("1 trial a side: time interval over its epochs only, not marked")
+            notes += time_notes
             shared = _shared_cores_note(case_steady, spans, (reference, backend))
             notes += [shared] if shared else []
             out.append(
@@ -234,7 +264,7 @@ def case_statistics(
                     "time_ratio": ratio,
                     "time_ci_low": t_low,
                     "time_ci_high": t_high,
-                    "time_significant": _excludes(t_low, t_high, 1.0) and not one_trial,
+                    "time_significant": t_marked,
                     "note": "; ".join(notes),
                 }
             )

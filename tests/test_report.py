@@ -131,6 +131,21 @@ def test_one_trial_a_side_is_not_marked_and_unequal_sharing_of_the_cores_is_note
     assert not case_statistics(_frame(seeds=2))["note"].str.contains("shared the cores").any()  # alike: no note
 
 
+def test_two_trials_a_side_are_marked_only_when_the_trials_themselves_differ():
+    """Two one-epoch trials a side give the bootstrap three medians a side, every ratio of them above 1 here: the
+    interval excluded 1 and was marked, as it was for a third of equal backends. Welch on the trials' log medians
+    (p 0.18 here) keeps the mark off; trials that differ clearly keep it."""
+    from harness.statistics import StatsSettings, _time_ratio, trials_test
+
+    ref, other = [np.array([1.0]), np.array([1.1])], [np.array([0.9]), np.array([0.95])]
+    ratio, low, high, marked, notes = _time_ratio(ref, other, StatsSettings())
+    assert low > 1 and not marked and 0.05 < trials_test(ref, other) < 0.5
+    assert notes == ["time not marked: the trials' medians (2 and 2) do not decide it (Welch p 0.18)"]
+    slowed = [np.array([1.5, 1.51]), np.array([1.49, 1.5]), np.array([1.52, 1.5])]
+    steady = [np.array([1.0, 1.01]), np.array([0.99, 1.0]), np.array([1.01, 1.0])]
+    assert _time_ratio(slowed, steady, StatsSettings())[3:] == (True, [])
+
+
 def test_the_comparison_differences_accuracy_over_the_seeds_ok_in_both_backends():
     """A seed that diverged on one backend leaves the other backend's mean over one more seed: the comparison's
     Δ acc pp is the paired mean over the seeds ok in both, as the statistics table's."""
