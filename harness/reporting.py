@@ -120,7 +120,8 @@ STATS_NOTE = (
     "({reference} − backend, percentage points, mean with a 95 % Student-t interval) and the steady epoch-time "
     "ratio ({reference} / backend, medians, 95 % hierarchical bootstrap interval: trials, then their epochs). `*` "
     "marks an interval that leaves out 0 pp or a ratio of 1: a difference the seeds' noise does not explain; a "
-    "time ratio with one trial a side is never marked, nor seeds whose accuracies all differ alike (no spread, no "
+    "time ratio is marked only if Welch's test on the trials' log medians agrees (p < 0.05), never with one trial "
+    "a side, nor are seeds whose accuracies all differ alike (no spread, no "
     "interval). The note says where one backend's steady epochs shared the "
     "cores with another trial more than the other's did (trials side by side, `--max-concurrent`): the ratio then "
     "holds that contention as well as the frameworks' speed; `--max-concurrent 1` times each trial alone."
@@ -994,7 +995,7 @@ def run_tables(summary: Summary) -> list[TableData]:
         title = (
             f"Statistics vs {reference}: paired acc difference pp ({reference} − backend) and epoch-time ratio "
             f"({reference} / backend: above 1, {reference} is slower) with 95 % intervals ({SIGNIFICANT_MARK}: the "
-            "interval leaves out 0 pp / ratio 1)"
+            "interval leaves out 0 pp / ratio 1, and for time the trials differ)"
         )
         columns = ("case", "backend", "seeds", "Δ acc pp", "time ratio", "note")
         tables.append(TableData("statistics", title, columns, rows, note=STATS_NOTE.format(reference=reference)))

@@ -7,10 +7,10 @@
   (:func:`ratio_interval`: each backend's trials resampled, then each drawn trial's steady epochs); significant
   when the interval excludes 1, each side has two trials or more (one trial's epochs say nothing of the
   variation between trials) and Welch's test on the trials' log median epoch times agrees (:func:`trials_test`:
-  with two or three trials a side the bootstrap alone is far too narrow). Within one run each backend's trials run in their own experiment, the backends one
-  after the other, up to ``--max-concurrent`` trials side by side: a backend whose epochs shared the cores with
-  another trial more than the other's did is noted with the shares, as the ratio then holds that contention
-  too. Between two runs the machine's drift falls on one side only, and :mod:`harness.compare` adds a band.
+  with two or three trials a side the bootstrap alone is far too narrow). Within one run each backend's trials
+  run in their own experiment, the backends one after the other, up to ``--max-concurrent`` trials side by side:
+  a backend whose epochs shared the cores with another trial more than the other's did is noted with the shares,
+  as the ratio then holds that contention too. Between two runs the machine's drift falls on one side only, and :mod:`harness.compare` adds a band.
 
 Numbers only; :mod:`harness.reporting` turns them into cells and :mod:`harness.plots` into pictures.
 """
