@@ -10,7 +10,8 @@
   with two or three trials a side the bootstrap alone is far too narrow). Within one run each backend's trials
   run in their own experiment, the backends one after the other, up to ``--max-concurrent`` trials side by side:
   a backend whose epochs shared the cores with another trial more than the other's did is noted with the shares,
-  as the ratio then holds that contention too. Between two runs the machine's drift falls on one side only, and :mod:`harness.compare` adds a band.
+  as the ratio then holds that contention too. Between two runs the machine's drift falls on one side only, and
+  :mod:`harness.compare` adds a band.
 
 Numbers only; :mod:`harness.reporting` turns them into cells and :mod:`harness.plots` into pictures.
 """
