@@ -17,7 +17,15 @@ import numpy as np
 import pandas as pd
 
 from harness.seeds import PLOT_JITTER_STREAM
-from harness.summary import CASE_KEYS, case_title, last_attempts, several_suites, steady_rows, with_suite
+from harness.summary import (
+    CASE_KEYS,
+    case_title,
+    last_attempts,
+    several_suites,
+    steady_rows,
+    trained_rows,
+    with_suite,
+)
 
 COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b")
 
@@ -56,14 +64,21 @@ def _case(keys: tuple, named: bool) -> str:
 
 
 def _ok_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    """The last attempts' ok rows: a search trial's line up to where it ended, whatever ended it."""
     rows = last_attempts(with_suite(frame))
     return rows[rows["status"] == "ok"]
+
+
+def _trials_ended_ok(frame: pd.DataFrame) -> pd.DataFrame:
+    """The rows of the trials that ended ok, as the tables count them ("ok 2/4"): a trial that failed or diverged
+    at epoch 3 kept its first epochs' ok rows, which joined the mean over seeds up to there, and left it after."""
+    return trained_rows(with_suite(frame))
 
 
 def learning_curves(frame: pd.DataFrame) -> Iterator[Plot]:
     """Per case: validation accuracy and loss per epoch, per backend the mean over seeds with a ±1 std band. One
     figure at a time: the caller saves and closes each before the next is drawn (a run may have hundreds)."""
-    plt, rows = _pyplot(), _ok_rows(frame)
+    plt, rows = _pyplot(), _trials_ended_ok(frame)
     backends, named = sorted(rows["backend"].dropna().unique()), several_suites(rows)
     for keys, case in rows.groupby(CASE_KEYS, sort=True, dropna=False):
         fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
@@ -127,7 +142,7 @@ def accuracy_vs_time(frame: pd.DataFrame) -> list[Plot]:
     """Per case, validation accuracy against cumulative training time, one line a trial. Evaluation is left out: a
     trial's last row's evaluation time also holds its test evaluation and MC-dropout passes, which come after the
     validation accuracy it reports (summed in, they moved the last point by up to 3x its epoch)."""
-    plt, rows = _pyplot(), _ok_rows(frame)
+    plt, rows = _pyplot(), _trials_ended_ok(frame)
     cases = list(rows.groupby(CASE_KEYS, sort=True, dropna=False))
     if not cases:
         return []

@@ -660,6 +660,32 @@ def test_learning_curves_draw_no_line_for_a_metric_the_rows_do_not_have():
     assert lines["curves-scratch-cnn_small-digits"] == [[[0.9], [0.9]], [[0.3], [0.3]]]
 
 
+@needs_matplotlib
+def test_learning_curves_and_accuracy_against_time_leave_out_a_trial_that_did_not_end_ok():
+    """A seed that failed at its last epoch kept its first epochs' ok rows: they joined the mean over seeds up to
+    there, beside tables that count it out ("ok 2/3")."""
+    import matplotlib.pyplot as plt
+
+    from harness.plots import accuracy_vs_time, learning_curves
+
+    frame = _frame(seeds=3)
+    lost = (frame["backend"] == "tensorflow") & (frame["seed"] == 2)
+    frame.loc[lost & (frame["epoch"] == EPOCHS), "status"] = "failed"
+    ok = frame[(frame["backend"] == "tensorflow") & (frame["seed"] < 2) & (frame["model"] == MODELS[0])]
+    expected = ok.groupby("epoch")["val_acc"].mean().tolist()[: EPOCHS - 1]
+    curves = {plot.name: plot.figure for plot in learning_curves(frame)}
+    [tensorflow] = [
+        line
+        for line in curves[f"curves-scratch-{MODELS[0]}-digits"].axes[0].get_lines()
+        if line.get_label() == "tensorflow"
+    ]
+    assert list(tensorflow.get_ydata())[: EPOCHS - 1] == pytest.approx(expected)
+    [timed] = accuracy_vs_time(frame)
+    assert len(timed.figure.axes[0].get_lines()) == 3 + 2  # torch's 3 trials, tensorflow's 2 that ended ok
+    for figure in [*curves.values(), timed.figure]:
+        plt.close(figure)
+
+
 def test_the_transfer_table_gives_no_error_reduction_without_an_error_or_an_accuracy():
     def per_backend(b_scratch: float, b_on_a: float) -> pd.DataFrame:
         return pd.DataFrame(
