@@ -245,7 +245,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 def cmd_compare(args: argparse.Namespace) -> int:
     from harness.baselines import environment_warnings, load_run, run_state_warnings
     from harness.compare import Thresholds, compare_frames
-    from harness.reporting import comparison_markdown, print_comparison
+    from harness.reporting import comparison_markdown, nothing_compared, print_comparison
 
     results_dir = Path(args.results_dir).expanduser()
     if args.markdown:
@@ -259,9 +259,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
         Path(args.markdown).write_text(comparison_markdown(rows, base.label, new.label, warnings, thresholds))
     regressed = any(r.regressed for r in rows)
     if not any(r.in_both for r in rows):  # a gate that compared nothing must not pass as "no regression"
-        warning = (
-            f"WARNING: no case ran in both {base.label} and {new.label}, so nothing was compared (another suite, "
-            "selection or backend?)" + (": --fail-on-regression fails" if args.fail_on_regression else "")
+        warning = f"WARNING: nothing compared: {nothing_compared(base.label, new.label)}" + (
+            "; --fail-on-regression fails" if args.fail_on_regression else ""
         )
         print(textwrap.fill(warning, shutil.get_terminal_size().columns, break_on_hyphens=False), file=sys.stderr)
         return 1 if args.fail_on_regression else 0

@@ -508,17 +508,20 @@ def comparison_markdown(
         lines.append("")
     lines.append(markdown_table(REGRESSION_HEADER, [regression_cells(r) for r in rows]))
     regressed = [f"{r.case} [{r.backend}]" for r in regressions(rows)]
-    lines += [
-        "",
-        comparison_rules(t),
-        "",
+    verdict = (
         f"**{len(regressed)} regression(s)**"
         + (": " + ", ".join(regressed) if regressed else "")
         + _undecided_clause(rows)
-        + ".",
-        "",
-    ]
+        + "."
+        if any(r.in_both for r in rows)
+        else f"**Nothing compared**: {nothing_compared(base_label, new_label)}."  # not a pass: "0 regression(s)"
+    )
+    lines += ["", comparison_rules(t), "", verdict, ""]
     return "\n".join(lines)
+
+
+def nothing_compared(base_label: str, new_label: str) -> str:
+    return f"no case ran in both {base_label} and {new_label} (another suite, selection or backend?)"
 
 
 def comparison_rules(t: Thresholds) -> str:

@@ -187,10 +187,17 @@ def test_runs_with_no_case_in_common_compare_nothing_and_a_gate_on_them_fails(ru
     frame = pd.read_parquet(renamed / "results.parquet")
     frame["suite"] = "other"
     frame.to_parquet(renamed / "results.parquet", index=False)
+    markdown = tmp_path / "compare.md"
     for flags, code in (([], 0), (["--fail-on-regression"], 1)):
-        assert main(["compare", str(honest_a), str(renamed), "--results-dir", str(root), *flags]) == code
+        command = ["compare", str(honest_a), str(renamed), "--results-dir", str(root), "--markdown", str(markdown)]
+        assert main([*command, *flags]) == code
         out, err = capsys.readouterr()
-        assert "WARNING: no case ran in both" in err and ("fails" in err) == bool(flags)
+        assert "WARNING: nothing compared: no case ran in both" in " ".join(err.split()) and ("fails" in err) == bool(
+            flags
+        )
+        # the markdown a CI job posts said "**0 regression(s)**." with no word of it
+        page = markdown.read_text()
+        assert "**Nothing compared**: no case ran in both" in page and "regression(s)" not in page
     rows = compare_frames(read_results(honest_a), frame)
     assert {r.only_in for r in rows} == {"base", "new"} and not any(r.in_both for r in rows)
     acc = final_rows(read_results(honest_a)).groupby("backend")["test_acc"].mean()
