@@ -9,8 +9,11 @@ import sys
 
 
 def run_worker_module(module: str, argv: list[str]) -> tuple[int, str]:
-    """``python -m MODULE ARGV`` with the current directory first on its path, so it imports a ``python:`` model's
-    module as the driver does: its exit status, and its error output (its standard output when that is empty)."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([os.getcwd(), os.environ.get("PYTHONPATH", "")])}
+    """``python -m MODULE ARGV`` with the current directory first on its path, then the driver's own path, so it
+    imports a ``python:`` model's module as the driver finds it (harness.model_import): pytest puts a test's folder
+    on the path, and a model module beside the suite's test file was found there, then not importable here. Its
+    exit status, and its error output (its standard output when that is empty)."""
+    path = [os.getcwd(), *(entry for entry in sys.path if entry), os.environ.get("PYTHONPATH", "")]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(path)}
     proc = subprocess.run([sys.executable, "-m", module, *argv], capture_output=True, text=True, env=env)
     return proc.returncode, proc.stderr or proc.stdout

@@ -486,6 +486,23 @@ def test_a_factory_that_returns_nothing_is_told_to_return_its_model(tmp_path, mo
         model_spec("python:forgot:make", (8, 8, 1), 10, ModelOptions(), tmp_path / "cache")
 
 
+def test_a_users_module_found_on_the_drivers_path_converts_from_another_directory(tmp_path, monkeypatch):
+    """pytest puts a test file's folder on sys.path: a model module beside a suite's test file was found there by
+    the driver's check, then not importable in the conversion process, which had the current directory only."""
+    beside = tmp_path / "tests_of_mine"
+    beside.mkdir()
+    (beside / "beside_suite.py").write_text(
+        "from torch import nn\n\ndef make(num_classes):\n    return nn.Sequential(nn.Flatten(), "
+        "nn.Linear(16, num_classes))\n"
+    )
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    monkeypatch.syspath_prepend(str(beside))
+    spec = model_spec("python:beside_suite:make", (4, 4, 1), 10, ModelOptions(), tmp_path / "cache")
+    assert spec.num_classes == 10
+
+
 def test_a_torch_conv_net_built_for_another_input_size_names_its_layer_and_the_size(tmp_path, monkeypatch):
     """A Linear after a flatten holds the features of the input size it was written for: its kernel cannot be
     reordered from C,H,W for another size, and the refusal says so in the user's terms (the layer, the shapes it
