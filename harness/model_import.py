@@ -275,7 +275,7 @@ def read_spec_file(ref: ModelRef) -> ModelSpec:
             )
     except InputError as exc:
         raise InputError(f"{exc} (in the spec file {path})") from None
-    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, AttributeError, RecursionError) as exc:
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:  # JSON's and Unicode's too
         raise InputError(  # not JSON, or JSON without a spec's fields: what the parser met, named
             f"Expected a model spec file as `xfbench model NAME --export-spec FILE` writes it. Received: {path}, "
             f"which cannot be read as one ({type(exc).__name__}: {exc}). Export it again or fix the file."

@@ -16,6 +16,7 @@ Padding is always explicit, per side: ``((top, bottom), (left, right))``.
 from __future__ import annotations
 
 import dataclasses
+import math
 import numbers
 from dataclasses import dataclass
 from typing import Any
@@ -280,6 +281,21 @@ class BatchNorm(Layer):
     epsilon: float = 1e-5
     running_variance: str = "unbiased"  # "unbiased" (PyTorch's) or "biased" (Keras'): what the running estimate tracks
 
+    def __post_init__(self) -> None:
+        # Checked, not read leniently: each backend tested running_variance against a different one of its two
+        # names, so a typo ("Biased") trained biased statistics in one framework and unbiased in the other.
+        decay, epsilon = self.decay, self.epsilon
+        real = all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in (decay, epsilon))
+        if (
+            not (real and 0 <= decay <= 1 and 0 < epsilon < math.inf)
+            or self.running_variance not in BN_RUNNING_VARIANCES
+        ):
+            raise InputError(
+                f"Expected 0 <= decay <= 1 (the share of the running statistics kept at each update), epsilon > 0 "
+                f"and running_variance in {list(BN_RUNNING_VARIANCES)} in layer {self.name!r} (BatchNorm). "
+                f"Received: decay={decay!r}, epsilon={epsilon!r}, running_variance={self.running_variance!r}."
+            )
+
 
 @dataclass(frozen=True, kw_only=True)
 class Add(Layer):
@@ -417,6 +433,7 @@ def spec_from_dict(data: dict) -> ModelSpec:
             f"Expected a stored spec with the fields {', '.join(_SPEC_FIELDS)}. Received: one without "
             f"{', '.join(missing)}. Export it again with `xfbench model NAME --export-spec FILE` or add them."
         )
+    _check_stored_types(data)
     types = {cls.__name__: cls for cls in LAYER_TYPES}
     layers = []
     for index, entry in enumerate(data["layers"]):
@@ -428,6 +445,7 @@ def spec_from_dict(data: dict) -> ModelSpec:
                 f"Known: {sorted(types)}"
             )
         _check_layer_fields(types[kind], fields, index)
+        _check_layer_texts(fields, index)
         arguments: dict[str, Any] = {
             k: _as_tuple(v) if k in _TUPLE_FIELDS and v is not None else v for k, v in fields.items()
         }
@@ -438,6 +456,40 @@ def spec_from_dict(data: dict) -> ModelSpec:
         num_classes=int(data["num_classes"]),
         layers=tuple(layers),  # files written before 2026-12-02 also hold the builder's options: not needed
     )
+
+
+def _whole(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+def _check_stored_types(data: dict) -> None:
+    """A stored spec's shape, class count and layer list (each layer's name, group and inputs:
+    :func:`_check_layer_texts`) of the types the builders give them: read as they came, 10.7 classes became 10, an
+    input shape of 8.5 gave fractional MACs and ``"inputs": "conv1"`` five inputs named by its letters."""
+    shape, classes, layers = data["input_shape"], data["num_classes"], data["layers"]
+    if not (isinstance(shape, list) and shape and all(_whole(v) for v in shape)) or not _whole(classes):
+        raise InputError(
+            "Expected input_shape as a list of whole numbers >= 1 (height, width, channels; or features) and "
+            f"num_classes a whole number >= 1. Received: input_shape={shape!r}, num_classes={classes!r}."
+        )
+    if not (isinstance(layers, list) and all(isinstance(entry, dict) for entry in layers)):
+        raise InputError(
+            f"Expected layers as a list of objects, one per layer with its type and fields. Received: {layers!r:.200}."
+        )
+
+
+def _check_layer_texts(entry: dict[str, Any], index: int) -> None:
+    """A stored layer's name, group and inputs (after its type and field names are known good) as the builders
+    write them."""
+    inputs = entry.get("inputs", [])
+    texts = [entry.get("name"), entry.get("group", "")]
+    if not (all(isinstance(t, str) for t in texts) and isinstance(inputs, list)):
+        raise InputError(
+            f"Expected each layer's name and group as text and its inputs as a list of layer names. Received: "
+            f"name={entry.get('name')!r}, group={entry.get('group')!r}, inputs={inputs!r} (layer {index})."
+        )
+    if not all(isinstance(i, str) for i in inputs):
+        raise InputError(f"Expected layer names as inputs. Received: inputs={inputs!r} (layer {index}).")
 
 
 def _check_layer_fields(layer_type: type, fields: dict[str, Any], index: int) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
 import backend_probes as probes
 import numpy as np
@@ -274,3 +275,37 @@ def test_summary_reports_achieved_training_gflops_per_backend():
     phased = summarize(pd.DataFrame(phases)).per_backend.set_index("backend")
     # steady epochs 2, 4, 5: 2 x 1e6 x 1000, 2 x 5e6 x 400, 2 x 5e6 x 500 FLOP/s
     assert phased.loc["torch", "train_gflops"] == pytest.approx(4.0)
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        # each backend tested the name against a different one of its two values: a typo trained differently
+        (("layers", 3, "running_variance", "Biased"), r"running_variance in \['unbiased', 'biased'\].*'Biased'"),
+        (("layers", 3, "decay", 2.0), r"Expected 0 <= decay <= 1.*decay=2.0"),
+        (("layers", 3, "epsilon", 0), r"epsilon > 0.*epsilon=0"),
+        # read as they came: 10 classes from 10.7, fractional MACs from 8.5, five inputs from "conv1"'s letters
+        (("num_classes", 10.7), r"num_classes a whole number >= 1.*num_classes=10.7"),
+        (("num_classes", "ten"), r"num_classes='ten'"),
+        (("input_shape", [8.5, 8, 1]), r"input_shape=\[8.5, 8, 1\]"),
+        (("layers", 2, "inputs", "fc1"), r"inputs as a list of layer names.*inputs=.fc1. \(layer 2\)"),
+        (("layers", 2, "name", 5), r"name=5"),
+        (("layers", {"a": 1}), r"Expected layers as a list of objects"),
+    ],
+)
+def test_a_spec_file_with_fields_of_the_wrong_kind_exits_2_naming_them(capsys, tmp_path, change, message):
+    """Spec files are written by hand too: a BatchNorm's fields were never checked, and a non-number class count,
+    a layer list that is an object or a name that is a number ended in a traceback."""
+    path = tmp_path / "net.json"
+    assert main(["model", "mlp", "--batchnorm", "after", "--classes", "10", "--export-spec", str(path)]) == 0
+    data = json.loads(path.read_text())
+    assert data["layers"][3]["type"] == "BatchNorm"
+    *where, key, value = change
+    target = data
+    for step in where:
+        target = target[step]
+    target[key] = value
+    path.write_text(json.dumps(data))
+    capsys.readouterr()
+    assert main(["model", str(path)]) == 2
+    assert re.search(message, capsys.readouterr().err.replace("\n", " ")), message
