@@ -746,7 +746,8 @@ def print_comparison(
     for r in regressions(rows):
         for line in _wrap(regression_line(r), width):
             console.print(Text(line, style="red"))
-    console.print(Text(comparison_count(rows)))
+    for line in _wrap(comparison_count(rows), width):  # its clause of undecided cases can name dozens
+        console.print(Text(line))
 
 
 def regression_line(r: CaseComparison) -> str:
