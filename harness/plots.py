@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from harness.results import safe_name
 from harness.seeds import PLOT_JITTER_STREAM
 from harness.summary import (
     CASE_KEYS,
@@ -109,7 +110,8 @@ def learning_curves(frame: pd.DataFrame) -> Iterator[Plot]:
         name = _case(keys, named)
         fig.suptitle(f"{name}: mean over seeds, band ±1 std")
         fig.tight_layout()
-        yield Plot(f"curves-{name}", f"Learning curves: {name}", fig)
+        # the file's name: no ':' (suite:case, torchvision:...), which CI artefact uploads and Windows refuse
+        yield Plot(safe_name(f"curves-{name}"), f"Learning curves: {name}", fig)
 
 
 def epoch_times(frame: pd.DataFrame) -> list[Plot]:

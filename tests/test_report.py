@@ -686,6 +686,24 @@ def test_learning_curves_and_accuracy_against_time_leave_out_a_trial_that_did_no
         plt.close(figure)
 
 
+@needs_matplotlib
+def test_plot_files_are_named_without_characters_artefact_uploads_refuse(tmp_path):
+    """Two suites in one report name cases suite:case, and a torchvision model keeps its prefix: curves-t:scratch-...
+    .png could not be uploaded as a CI artefact, nor held on Windows."""
+    import matplotlib.pyplot as plt
+
+    from harness.plots import learning_curves
+
+    frame = _frame(seeds=1)
+    other = frame[frame["model"] == MODELS[0]].assign(suite="other", model="torchvision:resnet18")
+    frame = pd.concat([frame, other], ignore_index=True)
+    names = []
+    for plot in learning_curves(frame):
+        names.append(plot.name)
+        plt.close(plot.figure)
+    assert len(names) == len(MODELS) + 1 and all(re.fullmatch(r"[\w.-]+", name) for name in names), names
+
+
 def test_the_transfer_table_gives_no_error_reduction_without_an_error_or_an_accuracy():
     def per_backend(b_scratch: float, b_on_a: float) -> pd.DataFrame:
         return pd.DataFrame(
