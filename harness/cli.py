@@ -332,10 +332,8 @@ def cmd_report(args: argparse.Namespace) -> int:
             " (summary.md beside each run is the text version)."
         )
     report = build_report(paths, out, args.reference, args.metric)
-    print(
-        f"wrote {report.path} ({report.size_bytes / 1024:,.0f} KiB, {len(report.plots)} plots; PNG and SVG in "
-        f"{report.plot_dir})"
-    )
+    files = f"; PNG and SVG in {report.plot_dir}" if report.plots else ""  # no plot, no folder
+    print(f"wrote {report.path} ({report.size_bytes / 1024:,.0f} KiB, {len(report.plots)} plots{files})")
     return 0
 
 

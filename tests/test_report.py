@@ -704,6 +704,17 @@ def test_plot_files_are_named_without_characters_artefact_uploads_refuse(tmp_pat
     assert len(names) == len(MODELS) + 1 and all(re.fullmatch(r"[\w.-]+", name) for name in names), names
 
 
+@needs_matplotlib
+def test_a_report_without_plots_names_no_plot_folder(tmp_path, capsys):
+    """Every trial diverged: nothing to draw, and the line named a PNG and SVG folder that was never made."""
+    run_dir = _write_run(tmp_path, "run-0", "2026-01-01")
+    rows = pd.read_parquet(run_dir / "results.parquet")
+    rows.assign(status="diverged").to_parquet(run_dir / "results.parquet")
+    assert main(["report", str(run_dir)]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "0 plots)" in out and "PNG and SVG" not in out and not (run_dir / "report_plots").exists()
+
+
 def test_the_transfer_table_gives_no_error_reduction_without_an_error_or_an_accuracy():
     def per_backend(b_scratch: float, b_on_a: float) -> pd.DataFrame:
         return pd.DataFrame(
