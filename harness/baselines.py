@@ -206,10 +206,15 @@ def _check_finished(run_dir: Path, name: str) -> None:
     status = info.get("status")
     if status in UNFINISHED_STATUSES:
         kind = "tune" if info.get("kind") == "tune" else "run"
+        # a running run may be the one still going (a resume would run its trials twice) or one whose driver died
+        finish = (
+            f"Wait for it to end (or, if its driver was killed, finish it with `{resume_command(kind, run_dir)}`)"
+            if status == "running"
+            else f"Finish it with `{resume_command(kind, run_dir)}`"
+        )
         raise InputError(
             f"Expected a finished run to save as baseline {name!r}. Received: {run_dir}, {status} (run.json): it holds "
-            f"only the trials it got to. Finish it with `{resume_command(kind, run_dir)}`, or pass a finished run: "
-            f"`xfbench baseline save {name} --run RUN_ID`."
+            f"only the trials it got to. {finish}, or pass a finished run: `xfbench baseline save {name} --run RUN_ID`."
         )
 
 

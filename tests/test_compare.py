@@ -171,6 +171,8 @@ def test_a_run_that_did_not_finish_is_not_saved_as_a_baseline(runs, capsys, tmp_
         err = capsys.readouterr().err
         assert f"Received: {stopped}, {status} (run.json): it holds only the trials it got to." in err, err
         assert f"`xfbench run --resume {stopped.name} --results-dir {results}`" in err
+        # a running run may still be going: resuming it then would run its trials a second time beside it
+        assert ("Wait for it to end (or, if its driver was killed, finish it with" in err) == (status == "running")
     assert not (results / "baselines").exists()
 
 
