@@ -218,6 +218,19 @@ def test_runs_with_no_case_in_common_compare_nothing_and_a_gate_on_them_fails(ru
     assert usable and f"the base run {interrupted} is interrupted, not finished" in message
 
 
+def test_runs_without_a_steady_epoch_say_their_time_was_not_compared(runs, capsys):
+    """One-epoch trials have no steady epoch: time read n/a with no word, and a gate passed without saying that
+    time went uncompared (history says "warm-up only")."""
+    _, honest_a, _ = runs
+    first = read_results(honest_a)
+    first = first[first["epoch"] == 1]
+    rows = compare_frames(first, read_results(honest_a))
+    assert rows and all(r.time_verdict == "n/a" for r in rows)
+    expected = "epoch time not compared: no steady epoch in base (no trial that ended ok ran past a phase's first"
+    assert all(expected in r.note for r in rows), [r.note for r in rows]
+    assert all("in base and new" in r.note for r in compare_frames(first, first))
+
+
 def test_a_tune_runs_search_samples_are_neither_compared_nor_trended(runs, capsys, tmp_path):
     """Sample 0 of one search and sample 0 of another are unrelated configurations: history and compare use a tune
     run's final stage (each backend's best, re-run over seeds) only."""
