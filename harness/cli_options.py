@@ -890,7 +890,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--verify",
         action="store_true",
         help="also read each torch hub file whole and check it against the sha256 prefix in its name (runs check "
-        "the files they use)",
+        "the files they use); exits 1 when a file is flagged",
     )
 
     hist = commands.add_parser("history", help="runs so far and a metric's trend per case")
