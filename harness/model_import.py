@@ -23,6 +23,7 @@ import hashlib
 import importlib.machinery
 import json
 import os
+import re
 import sys
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
@@ -67,13 +68,13 @@ def parse_model_ref(text: str) -> ModelRef:
     prefix, _, rest = text.partition(":")
     if prefix in FRAMEWORK_PREFIXES and rest:
         return ModelRef(prefix, rest)
-    if prefix == "python" and rest.count(":") == 1 and all(rest.split(":")):
+    module, _, function = rest.partition(":")
+    if prefix == "python" and rest.count(":") == 1 and module and function and not re.search(r"[/\\]", module):
         return ModelRef("python", rest)
     if prefix == "python":
-        module = rest.split(":")[0] or "my_nets"
         raise InputError(
             f"Expected python:MODULE:FUNCTION, a module and the function in it that returns the model. Received: "
-            f"model={text!r}. Name the function too, e.g. python:{module}:build (docs/zoo.md, your own models)."
+            f"model={text!r}. {_python_ref_fix(module, function)} (docs/zoo.md, your own models)."
         )
     if text.endswith(".json"):
         path = Path(text).expanduser().resolve()
@@ -84,6 +85,19 @@ def parse_model_ref(text: str) -> ModelRef:
             )
         return ModelRef("spec", str(path))
     raise InputError(f"Expected a model as {FORMS}. Received: model={text!r}. Zoo names: {sorted(MODELS)}")
+
+
+def _python_ref_fix(module: str, function: str) -> str:
+    function = function.partition(":")[0] or "build"
+    if re.search(r"[/\\]", module):
+        path = Path(module)
+        return (
+            f"Name the module as Python imports it, without its folder: python:{path.stem}:{function}, run from "
+            f"{path.parent} (or with it on PYTHONPATH)"
+        )
+    if not module:
+        return f"Name the module before the function, e.g. python:my_nets:{function}"
+    return f"Name the function too, e.g. python:{module}:build"
 
 
 def trial_model(model: str) -> str:
@@ -154,7 +168,12 @@ def _python_source_digest(name: str) -> str:
     if path is None or not path.is_file():
         raise InputError(
             f"Expected an importable module for model python:{name}. Received: no module {module!r} "
-            "in the current directory or on the Python path. Run from the directory holding it."
+            "in the current directory or on the Python path. "
+            + (
+                f"Name it as Python imports it, without .py: python:{module.removesuffix('.py')}:{name.split(':')[1]}."
+                if module.endswith(".py")
+                else "Run from the directory holding it."
+            )
         )
     return file_digest(path)
 

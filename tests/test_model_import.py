@@ -23,7 +23,14 @@ from weight_file_probes import import_call
 
 from harness.errors import InputError
 from harness.importers import UnsupportedModelError
-from harness.model_import import ModelRef, imported_model, model_spec, parse_model_ref, python_model_sources
+from harness.model_import import (
+    ModelRef,
+    check_python_module,
+    imported_model,
+    model_spec,
+    parse_model_ref,
+    python_model_sources,
+)
 from harness.models import ModelOptions, build_spec
 from harness.spec import canonical_form, spec_to_dict
 from harness.weights import count_parameters
@@ -43,6 +50,15 @@ def test_every_reference_form_parses_and_a_bad_one_lists_them(tmp_path):
         parse_model_ref("nomodel")
     with pytest.raises(InputError, match="Expected python:MODULE:FUNCTION.*e.g. python:nomodule:build"):
         parse_model_ref("python:nomodule")
+    # a file's path or an empty module was answered "Name the function too"
+    with pytest.raises(
+        InputError, match="Name the module as Python imports it, without its folder: python:nets:make, run"
+    ):
+        parse_model_ref("python:models/nets.py:make")
+    with pytest.raises(InputError, match="Name the module before the function, e.g. python:my_nets:make"):
+        parse_model_ref("python::make")
+    with pytest.raises(InputError, match=r"no module 'nets.py'.*without .py: python:nets:make\."):
+        check_python_module(parse_model_ref("python:nets.py:make"))
     with pytest.raises(InputError, match="does not exist"):
         parse_model_ref(str(tmp_path / "missing.json"))
 
