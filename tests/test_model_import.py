@@ -519,6 +519,31 @@ def test_a_users_module_found_on_the_drivers_path_converts_from_another_director
     assert spec.num_classes == 10
 
 
+def test_a_keras_sequential_without_an_input_is_built_for_the_trial_and_a_subclassed_model_is_told_why_not(
+    tmp_path, monkeypatch
+):
+    """A Sequential of layers alone has no inputs until built, and a subclassed keras.Model has no layer graph: both
+    failed with Keras' AttributeError and the advice to choose another input size, which fixes neither."""
+    (tmp_path / "keras_forms.py").write_text(
+        "import keras\n\n"
+        "def layers_only(num_classes):\n"
+        "    return keras.Sequential([keras.layers.Flatten(), keras.layers.Dense(num_classes)])\n\n"
+        "class Sub(keras.Model):\n"
+        "    def __init__(self, num_classes):\n"
+        "        super().__init__()\n"
+        "        self.flat, self.dense = keras.layers.Flatten(), keras.layers.Dense(num_classes)\n\n"
+        "    def call(self, x):\n"
+        "        return self.dense(self.flat(x))\n\n"
+        "def subclassed(num_classes):\n"
+        "    return Sub(num_classes)\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    spec = model_spec("python:keras_forms:layers_only", (4, 4, 1), 10, ModelOptions(), tmp_path / "cache")
+    assert spec.input_shape == (4, 4, 1) and [type(layer).__name__ for layer in spec.layers] == ["Flatten", "Dense"]
+    with pytest.raises(InputError, match=r"a subclass of keras.Model \(Sub\).*To fix, build it with the functional"):
+        model_spec("python:keras_forms:subclassed", (4, 4, 1), 10, ModelOptions(), tmp_path / "cache")
+
+
 def test_a_torch_conv_net_built_for_another_input_size_names_its_layer_and_the_size(tmp_path, monkeypatch):
     """A Linear after a flatten holds the features of the input size it was written for: its kernel cannot be
     reordered from C,H,W for another size, and the refusal says so in the user's terms (the layer, the shapes it

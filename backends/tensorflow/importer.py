@@ -81,9 +81,19 @@ def load_reference(name: str, input_shape: tuple[int, int, int], num_classes: in
     return factory(weights=None, input_shape=tuple(input_shape), classes=num_classes, classifier_activation=None)
 
 
+def _declared_inputs(model: keras.Model) -> list | None:
+    """A functional model's inputs; None for a Sequential built without an input (it takes the trial's shape) and
+    a subclassed model (no layer graph): Keras raises AttributeError on ``inputs`` for both."""
+    try:
+        return list(model.inputs)
+    except AttributeError:
+        return None
+
+
 def input_channels(model: keras.Model) -> int | None:
-    """The channels of the model's image input (None for an input that is not an image)."""
-    shape = tuple(model.inputs[0].shape) if model.inputs else ()
+    """The channels of the model's image input (None for an input that is not an image, or not declared)."""
+    inputs = _declared_inputs(model)
+    shape = tuple(inputs[0].shape) if inputs else ()
     return int(shape[-1]) if len(shape) == 4 and shape[-1] is not None else None
 
 
@@ -276,6 +286,15 @@ def _names(model: keras.Model) -> set[str]:
 
 
 def convert(model: keras.Model, input_shape: tuple[int, int, int], name: str) -> tuple[ModelSpec, NeutralWeights]:
+    if isinstance(model, keras.Sequential) and _declared_inputs(model) is None:
+        model.build((None, *input_shape))  # layers without a keras.Input: built for the trial's input, as a run would
+    if _declared_inputs(model) is None:
+        raise ModelInputError(
+            f"Expected a functional or Sequential Keras model, whose layer graph xfbench converts. Received: model "
+            f"{name}, a subclass of keras.Model ({type(model).__name__}), whose call() is Python code with no layer "
+            "graph. To fix, build it with the functional API (keras.Input, layers called on tensors, "
+            "keras.Model(inputs, outputs)) or as keras.Sequential."
+        )
     if isinstance(model, keras.Sequential):
         model = keras.Model(model.inputs, model.outputs)  # a built Sequential is a chain: same graph, named inputs
     inbound = _inbound(model)
