@@ -9,7 +9,7 @@ from pathlib import Path
 
 from harness.errors import InputError
 from harness.model_cost import ModelCost, model_cost
-from harness.model_import import check_python_module, parse_model_ref, read_spec_file
+from harness.model_import import check_python_module, imported_model, parse_model_ref, read_spec_file
 from harness.model_import import model_spec as imported_spec
 from harness.models import MODELS, ModelOptions
 from harness.spec import ModelSpec, spec_to_dict
@@ -64,13 +64,21 @@ def model_spec(request: ModelRequest) -> ModelSpec:
             )
         spec = read_spec_file(ref)
         return imported_spec(request.name, spec.input_shape, spec.num_classes, request.options, request.cache_dir)
-    return imported_spec(
-        request.name,
-        request.input_shape(),
-        request.classes or request.natural_classes(),
-        request.options,
-        request.cache_dir,
-    )
+    shape = request.input_shape()
+    try:
+        return imported_spec(
+            request.name, shape, request.classes or request.natural_classes(), request.options, request.cache_dir
+        )
+    except InputError:
+        python_as_built = ref.kind == "python" and request.options == ModelOptions() and request.cache_dir is not None
+        if not python_as_built or request.classes is not None or request.cache_dir is None:  # (None: for mypy)
+            raise
+        # A factory without a num_classes parameter builds its own class count: shown as it is, since no --classes
+        # asked for another (a run still needs the task's count: its preflight says so). Converted just above.
+        spec, _ = imported_model(ref, shape, request.natural_classes(), Path(request.cache_dir))
+        if tuple(spec.input_shape) != shape:
+            raise
+        return spec
 
 
 def _shape(shape: tuple[int, ...]) -> str:

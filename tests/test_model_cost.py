@@ -309,3 +309,18 @@ def test_a_spec_file_with_fields_of_the_wrong_kind_exits_2_naming_them(capsys, t
     capsys.readouterr()
     assert main(["model", str(path)]) == 2
     assert re.search(message, capsys.readouterr().err.replace("\n", " ")), message
+
+
+def test_model_command_shows_a_users_factory_without_num_classes_at_its_own_class_count(capsys, tmp_path, monkeypatch):
+    """A factory without a num_classes parameter builds its own count: shown with ImageNet's 1000 asked for, it
+    failed with advice to pick a task (--binary-positive, which `xfbench model` does not take)."""
+    (tmp_path / "fixed_net.py").write_text(
+        "from torch import nn\n\ndef make():\n    return nn.Sequential(nn.Flatten(), nn.Linear(16, 5))\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    shape = ["--input-size", "4", "--input-channels", "1", "--results-dir", str(tmp_path)]
+    assert main(["model", "python:fixed_net:make", *shape, "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["params"] == 16 * 5 + 5 and shown["layers"][-1]["output_shape"] == [5]
+    assert main(["model", "python:fixed_net:make", *shape, "--classes", "10"]) == 2  # asked for: still checked
+    assert "Received: a spec for (4, 4, 1) and 5 classes" in capsys.readouterr().err
