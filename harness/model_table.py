@@ -11,7 +11,7 @@ from harness.errors import InputError
 from harness.model_cost import ModelCost, model_cost
 from harness.model_import import check_python_module, imported_model, parse_model_ref, read_spec_file
 from harness.model_import import model_spec as imported_spec
-from harness.models import MODELS, ModelOptions
+from harness.models import LAYER_SETTINGS, MODELS, ModelOptions, changed_options
 from harness.spec import ModelSpec, spec_to_dict
 
 IMAGENET_INPUT = (224, 224, 3)  # what a torchvision: or keras: model is shown at by default
@@ -66,9 +66,11 @@ def model_spec(request: ModelRequest) -> ModelSpec:
         return imported_spec(request.name, spec.input_shape, spec.num_classes, request.options, request.cache_dir)
     shape = request.input_shape()
     try:
-        return imported_spec(
+        spec = imported_spec(
             request.name, shape, request.classes or request.natural_classes(), request.options, request.cache_dir
         )
+        _check_layer_settings(request.name, request.options, spec)
+        return spec
     except InputError:
         python_as_built = ref.kind == "python" and request.options == ModelOptions() and request.cache_dir is not None
         if not python_as_built or request.classes is not None or request.cache_dir is None:  # (None: for mypy)
@@ -79,6 +81,26 @@ def model_spec(request: ModelRequest) -> ModelSpec:
         if tuple(spec.input_shape) != shape:
             raise
         return spec
+
+
+def _check_layer_settings(name: str, options: ModelOptions, spec: ModelSpec) -> None:
+    """A zoo model's option that sets a kind of layer it does not have (--bn-variance on a network without
+    BatchNorm) is refused, as a run refuses it: the table would show the network unchanged as if it applied."""
+    from harness.cli_options import override_flags  # it imports the planner, which imports the models
+
+    kinds = {type(layer) for layer in spec.layers}
+    idle = {k: v for k, v in changed_options(options).items() if k in LAYER_SETTINGS and LAYER_SETTINGS[k] not in kinds}
+    if idle:
+        given = ", ".join(f"{override_flags([f'model_options.{k}'])[0]} ({k}={v!r})" for k, v in idle.items())
+        kinds_named = sorted({LAYER_SETTINGS[k].__name__ for k in idle})
+        adds = " and ".join(_ADDS[kind] for kind in kinds_named)
+        raise InputError(
+            f"Expected each layer setting given to meet such a layer in {name}. Received: {given}, but {name} has no "
+            f"{' or '.join(kinds_named)} layer. Drop it, or add the layers ({adds})."
+        )
+
+
+_ADDS = {"BatchNorm": "--batchnorm before|after", "Dropout": "--dropout RATE"}  # the zoo options that add them
 
 
 def _shape(shape: tuple[int, ...]) -> str:

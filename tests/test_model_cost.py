@@ -324,3 +324,14 @@ def test_model_command_shows_a_users_factory_without_num_classes_at_its_own_clas
     assert shown["params"] == 16 * 5 + 5 and shown["layers"][-1]["output_shape"] == [5]
     assert main(["model", "python:fixed_net:make", *shape, "--classes", "10"]) == 2  # asked for: still checked
     assert "Received: a spec for (4, 4, 1) and 5 classes" in capsys.readouterr().err
+
+
+def test_model_command_refuses_a_layer_setting_the_network_has_no_layer_for_as_run_does(capsys):
+    """`xfbench model cnn_small --bn-variance biased` showed cnn_small unchanged, exit 0, where run exits 2."""
+    assert main(["model", "cnn_small", "--bn-variance", "biased"]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "Received: --bn-variance (bn_running_variance='biased'), but cnn_small has no BatchNorm layer" in err
+    assert "--batchnorm before|after" in err
+    assert main(["model", "mlp", "--hidden", "30", "--alpha-dropout"]) == 2
+    assert "mlp has no Dropout layer. Drop it, or add the layers (--dropout RATE)" in capsys.readouterr().err
+    assert main(["model", "cnn_small", "--batchnorm", "after", "--bn-variance", "biased"]) == 0
