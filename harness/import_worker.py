@@ -123,8 +123,8 @@ def _channel_fix(kind: str, wanted: int, given: int) -> str:
             f"feed it {wanted} (--input-channels {wanted}, for xfbench run and xfbench model: grayscale images are "
             "replicated)"
         )
-    else:
-        fixes.append(f"use data with {wanted} channels")
+    else:  # a run's channels are its data's; xfbench model's are --input-channels'
+        fixes.append(f"use data with {wanted} channels (xfbench model: --input-channels {wanted})")
     # a user's factory can be changed; a published architecture (torchvision:, keras:) cannot
     fixes.append(f"build the model for {given}" if kind == "python" else f"choose a model built for {given}")
     return ", or ".join(fixes)

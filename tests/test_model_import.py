@@ -268,6 +268,9 @@ def test_imagenet_architectures_take_grayscale_replicated_and_a_users_channel_mi
         "3 (--input-channels 3, for xfbench run and xfbench model: grayscale images are replicated), or "
         "build the model for 1."
     )
+    # channels other than one are the data's in a run, --input-channels' in xfbench model: both are named
+    with pytest.raises(InputError, match=r"use data with 3 channels \(xfbench model: --input-channels 3\), or build"):
+        model_spec("python:rgb_nets:rgb", (8, 8, 2), 10, ModelOptions(), tmp_path / "cache")
     spec = model_spec("python:rgb_nets:rgb", (8, 8, 3), 10, ModelOptions(), tmp_path / "cache")
     assert spec.input_shape == (8, 8, 3)
     # the channels are the first *applied* convolution's: this module registers its 8-channel head first
