@@ -547,6 +547,44 @@ def test_a_keras_sequential_without_an_input_is_built_for_the_trial_and_a_subcla
         model_spec("python:keras_forms:subclassed", (4, 4, 1), 10, ModelOptions(), tmp_path / "cache")
 
 
+def test_the_usual_torch_flatten_idioms_import_as_a_flatten_and_another_view_is_told_how(tmp_path, monkeypatch):
+    """x.view(x.size(0), -1), the most common flatten of PyTorch code, was refused as an unsupported 'size' with
+    no word of how to write it; x.shape[0], reshape and torch.reshape alike."""
+    forms = {
+        "flatten": "torch.flatten(x, 1)",
+        "view": "x.view(x.size(0), -1)",
+        "view_size": "x.view(x.size()[0], -1)",
+        "reshape": "x.reshape(x.shape[0], -1)",
+        "torch_reshape": "torch.reshape(x, (x.size(0), -1))",
+        "other_view": "x.view(-1, 4 * 3 * 3)",
+    }
+    (tmp_path / "flat_forms.py").write_text(
+        "import torch\nfrom torch import nn\n\n"
+        "class Net(nn.Module):\n"
+        "    def __init__(self, num_classes, form):\n"
+        "        super().__init__()\n"
+        "        torch.manual_seed(0)\n"
+        "        self.conv, self.fc, self.form = nn.Conv2d(1, 4, 2), nn.Linear(36, num_classes), form\n\n"
+        "    def forward(self, x):\n"
+        "        x = self.conv(x)\n"
+        + "".join(f"        if self.form == {name!r}:\n            x = {code}\n" for name, code in forms.items())
+        + "        return self.fc(x)\n\n"
+        + "".join(f"def {name}(num_classes):\n    return Net(num_classes, {name!r})\n\n" for name in forms)
+    )
+    monkeypatch.chdir(tmp_path)
+    converted = {}
+    for name in [n for n in forms if n != "other_view"]:
+        spec, weights = imported_model(ModelRef("python", f"flat_forms:{name}"), (4, 4, 1), 10, tmp_path / "cache")
+        converted[name] = ([type(layer).__name__ for layer in spec.layers], weights)
+    kinds, weights = converted["flatten"]
+    assert kinds == ["Conv2D", "Flatten", "Dense"]
+    for name, (other_kinds, other_weights) in converted.items():
+        assert other_kinds == kinds and other_weights.keys() == weights.keys(), name
+        assert all(np.array_equal(other_weights[k], weights[k]) for k in weights), name
+    with pytest.raises(InputError, match=r"view other than a flatten of each sample.*To flatten, use torch.flatten"):
+        imported_model(ModelRef("python", "flat_forms:other_view"), (4, 4, 1), 10, tmp_path / "cache")
+
+
 def test_a_torch_conv_net_built_for_another_input_size_names_its_layer_and_the_size(tmp_path, monkeypatch):
     """A Linear after a flatten holds the features of the input size it was written for: its kernel cannot be
     reordered from C,H,W for another size, and the refusal says so in the user's terms (the layer, the shapes it

@@ -60,7 +60,7 @@ SUPPORTED = (
     "MaxPool2d",
     "AvgPool2d (no padding)",
     "AdaptiveAvgPool2d",
-    "Flatten / torch.flatten(x, 1)",
+    "Flatten / torch.flatten(x, 1) / x.view(x.size(0), -1) / x.reshape(x.shape[0], -1)",
     "Dropout",
     "Identity",
     "+ / torch.add",
@@ -154,6 +154,9 @@ class _Converter:
         self.layers: list[Layer] = []
         self.sources: dict[str, nn.Module] = {}  # spec layer -> the module holding its weights
         self.produced: dict[fx.Node, str] = {}  # fx node -> the spec layer (or "input") whose output it is
+        # fx nodes of a tensor's shape ("size": x.size(), x.shape) or batch size ("batch": x.size(0), x.shape[0]),
+        # which only a flattening view or reshape may use
+        self.shape_nodes: dict[fx.Node, str] = {}
 
     def unsupported(self, op: str, node: fx.Node, hint: str = "") -> UnsupportedModelError:
         where = node.target if node.op == "call_module" else f"{_scope(node) or self.name} ({node.name})"
@@ -263,6 +266,12 @@ def _function_layer(c: _Converter, node: fx.Node, name: str, group: str) -> Laye
         if _arg(node, 1, "start_dim", 0) != 1:
             raise c.unsupported("flatten from a dimension other than 1", node)
         return Flatten(name=name, group=group)
+    flattens = _flattens(c, node)
+    if flattens:
+        return Flatten(name=name, group=group)
+    if flattens is not None or c.shape_nodes.keys() & set(node.all_input_nodes):
+        what = f"{getattr(target, '__name__', target)} other than a flatten of each sample"
+        raise c.unsupported(what, node, "To flatten, use torch.flatten(x, 1), nn.Flatten() or x.view(x.size(0), -1).")
     if target in _FUNCTION_ACTIVATIONS or (node.op == "call_method" and target == "relu"):
         return Activation(name=name, group=group, kind=_FUNCTION_ACTIVATIONS.get(target, "relu"))
     if target is F.adaptive_avg_pool2d:
@@ -295,6 +304,8 @@ def _convert_graph(c: _Converter, graph: fx.Graph) -> None:
             else:
                 c.add(node, layer, inputs[:1], module)
             taken.add(node.name)
+        elif node.op in ("call_function", "call_method") and _shape_node(c, node):
+            continue
         elif node.op in ("call_function", "call_method"):
             _convert_call(c, node, taken)
         else:
@@ -319,6 +330,38 @@ def _is_final_softmax(modules: dict[str, nn.Module], node: fx.Node) -> bool:
     if node.op == "call_method" and node.target in ("softmax", "log_softmax"):
         return _arg(node, 1, "dim", None) in (None, 1, -1)
     return False
+
+
+def _shape_node(c: _Converter, node: fx.Node) -> bool:
+    """Notes a node that reads a shape or the batch size (the idiom x.view(x.size(0), -1) flattens with them):
+    True when ``node`` is one, which produces no layer."""
+    target, args = node.target, node.args
+    if node.op == "call_method" and target == "size":
+        c.shape_nodes[node] = "batch" if _arg(node, 1, "dim", None) == 0 else "size"
+    elif node.op == "call_function" and target is getattr and args[1] == "shape":
+        c.shape_nodes[node] = "size"
+    elif (
+        node.op == "call_function"
+        and target is operator.getitem
+        and c.shape_nodes.get(cast(fx.Node, args[0])) == "size"
+    ):
+        c.shape_nodes[node] = "batch" if args[1] == 0 else "size"
+    return node in c.shape_nodes
+
+
+def _flattens(c: _Converter, node: fx.Node) -> bool | None:
+    """Whether a view or reshape flattens each sample, as x.view(x.size(0), -1) does; None when ``node`` is not a
+    view or reshape."""
+    if node.op == "call_method" and node.target in ("view", "reshape"):
+        dims = node.args[1:]
+    elif node.op == "call_function" and node.target is torch.reshape:
+        dims = node.args[1:]
+    else:
+        return None
+    if len(dims) == 1 and isinstance(dims[0], (tuple, list)):
+        dims = tuple(dims[0])
+    batch = len(dims) == 2 and isinstance(dims[0], fx.Node) and c.shape_nodes.get(dims[0]) == "batch"
+    return bool(batch and isinstance(dims[1], int) and dims[1] == -1)
 
 
 def _convert_call(c: _Converter, node: fx.Node, taken: set[str]) -> None:
