@@ -23,6 +23,7 @@ from typing import Any
 import pandas as pd
 
 from harness.backend import BACKENDS, REFERENCE_BACKEND
+from harness.baselines import BASELINES
 from harness.compare import CaseComparison, Thresholds, compare_frames, compared_cases
 from harness.errors import InputError
 from harness.plan import UNFINISHED_STATUSES
@@ -80,6 +81,10 @@ class LoadedRunDir:
 
     @property
     def run_id(self) -> str:
+        """The run's id; a saved baseline (results/baselines/<machine>/<name>) by its name, since it holds a copy of
+        its run's run.json: a report of the baseline and that run gave both one label, and one history column."""
+        if self.path.parent.parent.name == BASELINES:
+            return f"baseline {self.path.name}"
         return str(self.info.get("run_id", self.path.name))
 
 

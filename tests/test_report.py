@@ -539,6 +539,11 @@ def test_a_report_of_a_baseline_is_written_in_the_working_directory_not_in_the_t
     monkeypatch.chdir(tmp_path)
     assert main(["report", "keep", "--results-dir", str(results)]) == 0
     assert (tmp_path / "report.html").is_file() and sorted(p.name for p in saved.iterdir()) == before
+    # the baseline beside the run it was saved from: two labels, two history columns (both read run-b)
+    assert main(["report", "keep", "run-b", "--results-dir", str(results), "-o", str(tmp_path / "both.html")]) == 0
+    page = (tmp_path / "both.html").read_text()
+    history = page.split("<h2>History</h2>")[1].split("<h2>Run")[0]
+    assert "<td>baseline keep</td>" in history and "<td>run-b</td>" in history
 
 
 @needs_matplotlib
