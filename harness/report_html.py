@@ -305,10 +305,13 @@ def _history_section(runs: list[LoadedRunDir], metric: str) -> tuple[str, list[A
                 listed.setdefault(after.run_id, []).append(f"{c.case} [{c.backend}] ({', '.join(kinds)})")
             if DRAWN_KIND[metric] in kinds:
                 flagged.add((c.case, c.backend, after.run_id))
-            if not math.isnan(c.time_ratio):  # an undecided ratio too (verdict n/a): its note says why
+            # a ratio or an accuracy difference, undecided ones too (verdict n/a: the note says why), and whatever
+            # regressed (trials that failed or diverged): each with compare's note
+            compared = not (math.isnan(c.time_ratio) and math.isnan(c.acc_diff_pp))
+            if compared or kinds:
                 against = "" if before is runs[index - 1] else f"against {before.run_id}, the last run that ran it"
                 note = "; ".join(part for part in (against, c.note) if part)
-                ratios.append((after.run_id, c.case, c.backend, *regression_cells(c)[3:6], note))
+                ratios.append((after.run_id, c.case, c.backend, *regression_cells(c)[3:9], note))
     listing = TableData(
         "runs",
         f"{len(runs)} runs, oldest first",
@@ -326,9 +329,21 @@ def _history_section(runs: list[LoadedRunDir], metric: str) -> tuple[str, list[A
     )
     ratio_table = TableData(
         "ratios",
-        f"Epoch time against the last run that ran the case: ratio new/previous of steady medians [95 % CI] "
-        f"({SIGNIFICANT_MARK}: the change is real, as xfbench compare decides)",
-        ("run", "case", "backend", "ratio [95 % CI]", "p (MWU)", "time", "note (as xfbench compare prints it)"),
+        f"Against the last run that ran the case: epoch time (ratio new/previous of steady medians [95 % CI]) and "
+        f"test accuracy (mean over seeds, Δ pp [95 % CI]) ({SIGNIFICANT_MARK}: the change is real, as xfbench "
+        "compare decides)",
+        (
+            "run",
+            "case",
+            "backend",
+            "ratio [95 % CI]",
+            "p (MWU)",
+            "time",
+            "test acc previous → new",
+            "Δ acc pp",
+            "accuracy",
+            "note (as xfbench compare prints it)",
+        ),
         tuple(ratios),
     )
     text = "<h2>History</h2>\n" + _table_html(listing) + "\n" + _table_html(ratio_table)

@@ -745,6 +745,25 @@ def test_the_transfer_table_gives_no_error_reduction_without_an_error_or_an_accu
 
 
 @needs_matplotlib
+def test_the_reports_history_gives_an_accuracy_regression_its_difference_verdict_and_note(tmp_path):
+    """The history's table held epoch-time ratios only: an accuracy regression read "(accuracy)" in the run list,
+    with no Δ pp, no verdict and no note of what changed (compare and `xfbench history` give them)."""
+    _write_run(tmp_path, "run-0", "2026-01-01")
+    run_dir = _write_run(tmp_path, "run-1", "2026-01-02")
+    rows = pd.read_parquet(run_dir / "results.parquet")
+    rows["test_acc"] = rows["test_acc"] - 0.05 - 0.004 * rows["seed"]  # seeds that differ unalike: an interval
+    rows["config_json"] = rows["config_json"].str.replace('"lr": 0.01', '"lr": 0.5')
+    rows.to_parquet(run_dir / "results.parquet")
+    out = tmp_path / "history.html"
+    assert main(["report", str(tmp_path), "-o", str(out), "--metric", "test_acc"]) == 0
+    table = out.read_text().split("<h2>History</h2>")[1].split("<h2>Run")[0]
+    assert "Δ acc pp" in table and "test accuracy (mean over seeds" in table
+    changes = table.split("<h3>Against")[1]
+    row = next(r for r in changes.split("<tr>") if f"scratch-{MODELS[0]}-digits</td>" in r and "<td>run-1</td>" in r)
+    assert "<td>regression</td>" in row and "-5.40*" in row and "optimizer.lr 0.01→0.5" in row, row
+
+
+@needs_matplotlib
 def test_the_reports_history_trends_no_search_samples(tmp_path):
     """As `xfbench history`: a tune's search samples would join unrelated configurations by their sample number."""
     for index in range(2):
