@@ -258,19 +258,27 @@ def history(series: pd.DataFrame, flagged: set[tuple[str, str, str]], metric: st
     if series.empty:
         return []
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(9, 3.6))
+    # The legend goes below the plot, in columns, and the figure grows with it: inside, sixty series of a real
+    # history covered the data and ran off the figure.
+    widest = max(len(" · ".join(map(str, key if isinstance(key, tuple) else (key,)))) for key in series.index)
+    # about 160 characters of 7-point text fit across the 9-inch figure, a marker and a gap per entry
+    columns = max(1, min(3, len(series) // 5 + 1, 160 // (widest + 8)))
+    legend_rows = math.ceil(len(series) / columns)
+    fig, ax = plt.subplots(figsize=(9, 3.6 + 0.17 * legend_rows), layout="constrained")
     runs = [str(c) for c in series.columns]
-    # no red among the lines, the colour of the regression circles; past nine lines, other dash patterns
+    # no red among the lines, the colour of the regression circles; past nine lines, other markers and dash
+    # patterns, so that a run's lone point is told apart too
     palette = [colour for index, colour in enumerate(plt.get_cmap("tab10").colors) if index != 3]
     for number, (key, values) in enumerate(series.iterrows()):
         case, backend = key if isinstance(key, tuple) else (key, "")
+        cycle = number // len(palette)
         line = ax.plot(
             range(len(runs)),
             values.to_numpy(dtype=float),
-            marker="o",
+            marker=("o", "s", "^", "D", "v", "P")[cycle % 6],
             label=f"{case} · {backend}",
             color=palette[number % len(palette)],
-            linestyle=("-", "--", ":", "-.")[number // len(palette) % 4],
+            linestyle=("-", "--", ":", "-.")[cycle % 4],
         )
         for i, run in enumerate(runs):
             if (str(case), str(backend), run) in flagged:
@@ -278,11 +286,14 @@ def history(series: pd.DataFrame, flagged: set[tuple[str, str, str]], metric: st
         line[0].set_alpha(0.8)
     ax.set_xticks(range(len(runs)), runs, rotation=20, fontsize=7, ha="right")
     ax.set_ylabel(metric)
-    ax.legend(fontsize=7, loc="best")
+    every = series.to_numpy(dtype=float)
+    positive = every[np.isfinite(every) & (every > 0)]
+    if metric != "test_acc" and positive.size and positive.max() / positive.min() > 20:
+        ax.set_yscale("log")  # times from 0.01 to 2.6 s: on one linear axis the fast cases lay flat on the floor
+    fig.legend(fontsize=7, loc="outside lower center", ncols=columns)
     ax.grid(alpha=0.3)
     title = f"red circle: the case's {kind} regressed, as xfbench compare decides against the last run that ran it"
     ax.set_title(title, fontsize=8)
-    fig.tight_layout()
     return [Plot("history", f"History: {metric} over runs per case", fig)]
 
 

@@ -764,6 +764,37 @@ def test_the_reports_history_gives_an_accuracy_regression_its_difference_verdict
 
 
 @needs_matplotlib
+def test_the_history_plot_of_many_series_keeps_its_legend_inside_the_figure_and_off_the_data():
+    """Sixty series of a real history: the legend covered the data and ran off the figure's top, and past nine
+    series colours repeated with the same marker."""
+    import warnings
+
+    import matplotlib.pyplot as plt
+
+    from harness.plots import history
+
+    keys = [
+        (f"transfer_smoke:feature_extraction-cnn_small+5-9to0-4-digits-{i}", b)
+        for i in range(30)
+        for b in ("torch", "tensorflow")
+    ]
+    index = pd.MultiIndex.from_tuples(keys, names=["case", "backend"])
+    series = pd.DataFrame({"run-0": np.linspace(0.01, 2.6, 60), "run-1": np.linspace(0.011, 2.5, 60)}, index=index)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # matplotlib's "Tight layout not applied" among them
+        [plot] = history(series, set(), "epoch_time_s", "time")
+        plot.figure.canvas.draw()
+    figure_box = plot.figure.bbox
+    [legend] = plot.figure.legends
+    legend_box, axes_box = legend.get_window_extent(), plot.figure.axes[0].get_window_extent()
+    assert figure_box.x0 <= legend_box.x0 and legend_box.x1 <= figure_box.x1 and figure_box.y0 <= legend_box.y0
+    assert legend_box.y1 <= axes_box.y0  # below the plot, not over its data
+    styles = {(line.get_color(), line.get_marker(), line.get_linestyle()) for line in plot.figure.axes[0].get_lines()}
+    assert len(styles) == 60 and plot.figure.axes[0].get_yscale() == "log"
+    plt.close(plot.figure)
+
+
+@needs_matplotlib
 def test_the_reports_history_trends_no_search_samples(tmp_path):
     """As `xfbench history`: a tune's search samples would join unrelated configurations by their sample number."""
     for index in range(2):
