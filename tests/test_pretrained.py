@@ -629,3 +629,10 @@ def test_caffe_convention_weights_take_rgb_after_conversion(workers, runner, tmp
     assert trial.input.normalize == "caffe"
     checkpoint = prepare_weights(trial, SHAPE, tmp_path / "cache", BOTH, runner)
     _assert_checkpoint_reproduces_its_source(workers, checkpoint)
+
+
+def test_weights_fetch_of_a_misspelt_model_names_the_nearest_ones(capsys):
+    """A misspelt name was answered with four fixed Keras names, or the first twelve torchvision ones."""
+    for name, nearest in (("keras:MobileNetv2", "Did you mean MobileNetV2"), ("torchvision:resnet", "resnet18")):
+        code, _, err = _cli(capsys, "weights", "fetch", name)
+        assert code == 2 and nearest in err, err

@@ -22,6 +22,7 @@ import numpy as np
 from backends.tensorflow import importer
 from backends.tensorflow.framework import keras
 from harness.errors import InputError
+from harness.importers import closest_names
 from harness.pretrained import KERAS_SIZES, WeightsRef, refetch_hint
 from harness.spec import Conv2D, ModelSpec, ZeroPad2D
 from harness.truncated_weights import check_hdf5, hdf5_end_of_file
@@ -45,10 +46,10 @@ class _Asked(Exception):
 def _factory(name: str) -> Any:
     factory = getattr(keras.applications, name, None)
     if not callable(factory):
-        raise InputError(
-            f"Expected a keras.applications model name. Received: {name!r}. "
-            "Valid choices include: MobileNetV2, ResNet50, DenseNet121, VGG16."
+        names = sorted(
+            n for n in dir(keras.applications) if n[:1].isupper() and callable(getattr(keras.applications, n))
         )
+        raise InputError(f"Expected a keras.applications model name. Received: {name!r}. {closest_names(name, names)}")
     return factory
 
 

@@ -24,6 +24,7 @@ from torch import nn
 
 from backends.torch import importer
 from harness.errors import InputError
+from harness.importers import closest_names
 from harness.pretrained import (
     TORCHVISION_SIZES,
     WeightsRef,
@@ -47,9 +48,9 @@ def _weight_enum(name: str, weight_set: str) -> Any:
     try:
         enum = torchvision.models.get_model_weights(name)
     except (ValueError, KeyError):
+        names = sorted(torchvision.models.list_models(module=torchvision.models))
         raise InputError(
-            f"Expected a torchvision model with pretrained weights. Received: {name!r}. Valid choices include: "
-            f"{sorted(torchvision.models.list_models(module=torchvision.models))[:12]} ..."
+            f"Expected a torchvision model with pretrained weights. Received: {name!r}. {closest_names(name, names)}"
         ) from None
     if not weight_set or weight_set == "DEFAULT":
         return enum.DEFAULT
