@@ -9,8 +9,7 @@ The command line, the suites' sweeps, the search spaces and the pytest plugin al
 - Changing ``optimizer.name`` to another optimizer starts that optimizer from its own defaults (momentum, epsilon,
   weight decay, ...) and keeps the learning rate and the gradient clipping, which are not the optimizer's
   hyperparameters; other ``optimizer.*`` values given in the same set then apply. Changing ``schedule.name``
-  likewise starts that schedule from its defaults (a plateau's factor means nothing to a constant rate), keeping
-  the settings that both schedules read (power's steps, which exponential reads too).
+  likewise starts that schedule from its defaults (a plateau's factor means nothing to a constant rate).
 - Values arrive as Python or numpy values, lists or tuples (Ray Tune hands back numpy scalars and lists): they
   are turned into the plain ints, floats and tuples the configs hold, and the configs' own checks reject bad
   values with an InputError.
@@ -26,7 +25,7 @@ from typing import Any
 
 from harness.config import OptimizerConfig, TrialConfig, check_read_by
 from harness.errors import InputError
-from harness.schedules import ScheduleConfig, settings_read_by
+from harness.schedules import ScheduleConfig
 
 # Fields the optimizer keeps when it is swapped for another: not the optimizer's own hyperparameters.
 KEPT_ON_OPTIMIZER_CHANGE = ("lr", "clip_value", "clip_norm")
@@ -115,9 +114,7 @@ def _apply(config: Any, tree: dict[str, Any], prefix: str = "") -> Any:
         kept = {f: getattr(config, f) for f in KEPT_ON_OPTIMIZER_CHANGE}
         config = OptimizerConfig(name=updates["name"], **kept)
     if isinstance(config, ScheduleConfig) and updates.get("name", config.name) != config.name:
-        shared = settings_read_by(config.name) & settings_read_by(updates["name"])
-        # the new schedule's defaults, the old one's settings that it reads too, then what was given with it
-        return ScheduleConfig(**({name: getattr(config, name) for name in shared} | updates))
+        return ScheduleConfig(**updates)  # the new schedule's defaults, then what was given with it
     return dataclasses.replace(config, **updates)
 
 

@@ -23,7 +23,7 @@ from harness.overrides import apply_overrides
 from harness.plan import RUN_TITLE, TUNE_TITLE, RunPlan
 from harness.pretrained import with_weight_preprocessing
 from harness.scheduler import AshaSettings
-from harness.schedules import SCHEDULES, settings_read_by
+from harness.schedules import SCHEDULES, ScheduleConfig, settings_read_by
 from harness.search import Choice, SearchSpace, canonical_path
 from harness.strategies import describe_strategies
 from harness.strategy_options import reads_path, unread_option_paths
@@ -200,29 +200,46 @@ def plan_run(selection: Selection, overrides: Mapping[str, Any]) -> RunPlan:
 
 def schedule_carrying_settings(overrides: Mapping[str, Any], space: SearchSpace) -> str | None:
     """The base schedule of a search that samples the schedule, when schedule settings are given beside it
-    (``--plateau-patience 3 --space schedule=choice:plateau,constant``): they are meant for the sampled schedules
-    that read them. The base takes the given ``--schedule`` (implied by ``--piecewise``) or else the first searched
-    schedule that reads them all, and a sample of another schedule keeps those it reads too (harness.overrides).
-    None when the schedule is not searched or no setting is given."""
+    (``--plateau-patience 3 --space schedule=choice:plateau,constant``): they are meant for the one searched
+    schedule that reads them, which the base takes (a sample of another schedule starts from its own defaults,
+    harness.overrides). Settings that no searched schedule reads all, or that several read (--schedule-steps, read
+    by power and exponential alike), are refused: which samples they would reach would be a guess. None when the
+    schedule is not searched or no setting is given."""
     domain = {canonical_path(path): d for path, d in space.params}.get("schedule.name")
     given = sorted(path for path in overrides if path.startswith("schedule.") and path != "schedule.name")
     if not isinstance(domain, Choice) or not given:
         return None
     settings = {path.removeprefix("schedule.") for path in given}
-    readers = [name for name in domain.values if settings <= settings_read_by(name)]
-    if overrides.get("schedule.name", readers[0] if readers else None) not in readers:
+    readers = [str(name) for name in domain.values if settings & settings_read_by(str(name))]
+    carrier = readers[0] if len(readers) == 1 and settings <= settings_read_by(readers[0]) else None
+    if carrier is None or overrides.get("schedule.name", carrier) != carrier:
         from harness.cli_options import override_flags  # it imports this module
 
         flags = ", ".join(override_flags(given))
         settings_text = ", ".join(f"{path.removeprefix('schedule.')}={overrides[path]!r}" for path in given)
+        read_by = f"read by {', '.join(readers)}" if readers else "read by none of them"
+        searched = ", ".join(map(str, domain.values))
         raise InputError(
-            f"Expected schedule settings that one of the searched schedules ({', '.join(map(str, domain.values))}) "
-            f"reads, over a base schedule that reads them. Received: {flags} ({settings_text})"
-            + (f" with --schedule {overrides['schedule.name']}" if "schedule.name" in overrides else "")
+            f"Expected schedule settings that exactly one of the searched schedules ({searched}) reads. Received: "
+            f"{flags} ({settings_text}), {read_by}"
+            + (f", with --schedule {overrides['schedule.name']}" if "schedule.name" in overrides else "")
             + ". Give only the settings of one searched schedule (and no --schedule, or that one), or search the "
             "schedules in separate runs."
         )
-    return str(overrides.get("schedule.name", readers[0]))
+    return carrier
+
+
+def check_cases_take_the_carrier(trials: Sequence[TrialConfig], carrier: str) -> None:
+    """A case with a schedule of its own (the techniques suite's sched_* cases) would lose it to the base schedule
+    that carries the given settings, and its samples of its own schedule would start from the defaults."""
+    own = sorted({t.case_id for t in trials if t.schedule != ScheduleConfig()})
+    if own:
+        raise InputError(
+            f"Expected cases on the default constant schedule when schedule settings are given beside a searched "
+            f"schedule (they go to a base {carrier} schedule). Received: {', '.join(own[:4])}"
+            f"{', ...' if len(own) > 4 else ''} with a schedule of its own, which that base would replace. Select "
+            "cases without one, or search without the settings."
+        )
 
 
 def plan_tune(selection: Selection, overrides: Mapping[str, Any], request: SearchRequest) -> RunPlan:
@@ -235,6 +252,9 @@ def plan_tune(selection: Selection, overrides: Mapping[str, Any], request: Searc
     chosen = SUITES.get(selection.suite) if selection.suite else None  # an unknown name: selected_trials says so
     space = (chosen.search if chosen else SearchSpace()).merged(request.space)
     carrier = schedule_carrying_settings(overrides, space)
+    if carrier:
+        unset = {path: value for path, value in overrides.items() if not path.startswith("schedule.")}
+        check_cases_take_the_carrier(selected_trials(selection, unset)[0], carrier)
     trials, label = selected_trials(selection, {**overrides, "schedule.name": carrier} if carrier else overrides)
     bases = tuple(dict.fromkeys(search_base(replace(t, seed=0)) for t in trials))
     # A backbone strategy's base optimizer is also its backbone's (search_base pins it): given, it is read there.

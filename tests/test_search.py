@@ -543,20 +543,25 @@ def test_schedule_settings_given_beside_a_searched_schedule_reach_the_samples_of
         [base] = plan.search.bases
         sampled = {name: search_trial(base, {"schedule": name}, 0).schedule for name in space.params[0][1].values}
         assert sampled == {"constant": ScheduleConfig(), "plateau": plateau, "power": ScheduleConfig("power")}
-    # Settings no one searched schedule reads, or a --schedule that does not read them: refused before any work.
-    for overrides, received in (
-        ({"schedule.patience": 0, "schedule.power": 2.0}, r"--plateau-patience, --schedule-power \(patience=0, power"),
+    # Settings that no one searched schedule reads all, or several read, or a --schedule that does not read them:
+    # refused before any work (which samples they would reach would be a guess).
+    two = SearchRequest(space=SearchSpace((("schedule", Choice(("power", "exponential"))),)), algorithm="grid")
+    for overrides, received, search in (
         (
-            {"schedule.patience": 0, "schedule.name": "power"},
-            r"--plateau-patience \(patience=0\) with --schedule power",
+            {"schedule.patience": 0, "schedule.power": 2.0},
+            r"\(patience=0, power=2.0\), read by plateau, power",
+            request,
         ),
+        ({"schedule.patience": 0, "schedule.name": "power"}, r"read by plateau, with --schedule power", request),
+        ({"schedule.steps": 30.0}, r"--schedule-steps \(steps=30.0\), read by power, exponential\.", two),
     ):
         with pytest.raises(
-            InputError,
-            match=rf"one of the searched schedules \(constant, plateau, power\) reads.*"
-            rf"Received: {received}",
+            InputError, match=rf"exactly one of the searched schedules \(.*\) reads\. Received: .*{received}"
         ):
-            plan_tune(selection, overrides, request)
+            plan_tune(selection, overrides, search)
+    # A case with a schedule of its own would lose it to the base that carries the settings.
+    with pytest.raises(InputError, match=r"Received: scratch-mlp\+sched_\w+-digits.* with a schedule of its own"):
+        plan_tune(Selection(suite="techniques_smoke", backends=("torch",)), given, request)
     # Not searched, the schedule keeps refusing what it would ignore.
     with pytest.raises(InputError, match="the constant schedule uses .none.. Received: patience=0"):
         plan_tune(selection, given, SearchRequest())
