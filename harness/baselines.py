@@ -25,6 +25,7 @@ from harness.summary import compared_rows, final_rows, framework_versions, stead
 from harness.user_files import read_json_object, read_run_json, read_run_rows, read_run_table
 
 BASELINES = "baselines"
+BASELINE_FILE = "baseline.json"  # beside a saved baseline's rows: its source run and framework versions
 BASELINE_NAME = r"[A-Za-z0-9][A-Za-z0-9._-]*"
 
 
@@ -249,7 +250,7 @@ def save_baseline(run_dir: Path, name: str, results_dir: Path) -> SaveOutcome:
     previous = ""
     if replaced:
         try:  # which run it held, for the message; a damaged record does not stop its replacement
-            previous = str(read_json_object(target / "baseline.json", "").get("source_run", ""))
+            previous = str(read_json_object(target / BASELINE_FILE, "").get("source_run", ""))
         except InputError:
             previous = ""
         shutil.rmtree(target)
@@ -258,7 +259,7 @@ def save_baseline(run_dir: Path, name: str, results_dir: Path) -> SaveOutcome:
     for extra in ("run.json", "summary.md"):
         if (run_dir / extra).is_file():
             shutil.copy2(run_dir / extra, target / extra)
-    (target / "baseline.json").write_text(
+    (target / BASELINE_FILE).write_text(
         json.dumps(
             {
                 "name": name,
@@ -285,7 +286,7 @@ def list_baselines(results_dir: Path) -> list[SavedBaseline]:
             f"{results_dir}, which {'is not a directory' if results_dir.exists() else 'does not exist'}. Give the "
             "--results-dir `xfbench baseline save` used."
         )
-    return [_saved_baseline(meta) for meta in sorted((results_dir / BASELINES).glob("*/*/baseline.json"))]
+    return [_saved_baseline(meta) for meta in sorted((results_dir / BASELINES).glob(f"*/*/{BASELINE_FILE}"))]
 
 
 def _saved_baseline(meta: Path) -> SavedBaseline:

@@ -11,7 +11,7 @@ from harness.errors import InputError
 from harness.model_cost import ModelCost, model_cost
 from harness.model_import import check_python_module, imported_model, parse_model_ref, read_spec_file
 from harness.model_import import model_spec as imported_spec
-from harness.models import LAYER_SETTINGS, MODELS, ModelOptions, changed_options
+from harness.models import LAYER_HINTS, LAYER_SETTINGS, MODELS, ModelOptions, changed_options
 from harness.spec import ModelSpec, spec_to_dict
 
 IMAGENET_INPUT = (224, 224, 3)  # what a torchvision: or keras: model is shown at by default
@@ -65,22 +65,17 @@ def model_spec(request: ModelRequest) -> ModelSpec:
         spec = read_spec_file(ref)
         return imported_spec(request.name, spec.input_shape, spec.num_classes, request.options, request.cache_dir)
     shape = request.input_shape()
-    try:
-        spec = imported_spec(
-            request.name, shape, request.classes or request.natural_classes(), request.options, request.cache_dir
-        )
-        _check_layer_settings(request.name, request.options, spec)
-        return spec
-    except InputError:
-        python_as_built = ref.kind == "python" and request.options == ModelOptions() and request.cache_dir is not None
-        if not python_as_built or request.classes is not None or request.cache_dir is None:  # (None: for mypy)
-            raise
+    if ref.kind == "python" and request.classes is None and request.options == ModelOptions() and request.cache_dir:
         # A factory without a num_classes parameter builds its own class count: shown as it is, since no --classes
-        # asked for another (a run still needs the task's count: its preflight says so). Converted just above.
+        # asked for another (a run still needs the task's count: its preflight says so).
         spec, _ = imported_model(ref, shape, request.natural_classes(), Path(request.cache_dir))
-        if tuple(spec.input_shape) != shape:
-            raise
-        return spec
+        if tuple(spec.input_shape) == shape:
+            return spec
+    spec = imported_spec(
+        request.name, shape, request.classes or request.natural_classes(), request.options, request.cache_dir
+    )
+    _check_layer_settings(request.name, request.options, spec)
+    return spec
 
 
 def _check_layer_settings(name: str, options: ModelOptions, spec: ModelSpec) -> None:
@@ -92,15 +87,11 @@ def _check_layer_settings(name: str, options: ModelOptions, spec: ModelSpec) -> 
     idle = {k: v for k, v in changed_options(options).items() if k in LAYER_SETTINGS and LAYER_SETTINGS[k] not in kinds}
     if idle:
         given = ", ".join(f"{override_flags([f'model_options.{k}'])[0]} ({k}={v!r})" for k, v in idle.items())
-        kinds_named = sorted({LAYER_SETTINGS[k].__name__ for k in idle})
-        adds = " and ".join(_ADDS[kind] for kind in kinds_named)
+        lacking = " or ".join(sorted({LAYER_HINTS[LAYER_SETTINGS[k]] for k in idle}))
         raise InputError(
             f"Expected each layer setting given to meet such a layer in {name}. Received: {given}, but {name} has no "
-            f"{' or '.join(kinds_named)} layer. Drop it, or add the layers ({adds})."
+            f"{lacking}. Drop it, or add the layers."
         )
-
-
-_ADDS = {"BatchNorm": "--batchnorm before|after", "Dropout": "--dropout RATE"}  # the zoo options that add them
 
 
 def _shape(shape: tuple[int, ...]) -> str:

@@ -190,6 +190,11 @@ LAYER_SETTINGS: dict[str, type[Layer]] = {
     "bn_running_variance": BatchNorm,
     "dropout_kind": Dropout,
 }
+# What an error says a network lacks where such a setting meets none of those layers, and how to add them.
+LAYER_HINTS: dict[type[Layer], str] = {
+    BatchNorm: "BatchNorm layer (--batchnorm before|after adds them to mlp, convnet3 and cnn_small)",
+    Dropout: "dropout layer (--dropout RATE adds them to mlp)",
+}
 DIGITS_SHAPE = (8, 8, 1)
 
 

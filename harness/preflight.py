@@ -34,7 +34,7 @@ from harness.errors import InputError
 from harness.input_pipeline import check_input, transformed_shape
 from harness.model_cost import model_cost, training_memory_floor
 from harness.model_import import model_spec, parse_model_ref
-from harness.models import LAYER_SETTINGS, changed_options
+from harness.models import LAYER_HINTS, LAYER_SETTINGS, changed_options
 from harness.plan import ExecutionOptions
 from harness.pretrained import check_zoo_weights_cached, prepare_weights, weights_ref
 from harness.provenance import usable_cpus
@@ -186,7 +186,7 @@ class _ModelOptionUse:
             return
         received = "; ".join(
             f"{name}={value!r} on {', '.join(sorted(models))}, which {'has' if len(models) == 1 else 'have'} no "
-            f"{_LAYER_HINTS[_LAYER_OF[name]]}"
+            f"{LAYER_HINTS[_LAYER_OF[name]]}"
             for name, (value, models) in ((n, self._set[n]) for n in idle)
         )
         it = "it" if len(idle) == 1 else "them"
@@ -211,10 +211,6 @@ def _check_gpu_settings(trials: list[TrialConfig]) -> None:
 
 
 _GPU_SETTINGS = (("--tf32 on", "tf32"), ("--cudnn-autotune on", "cudnn_autotune"))
-_LAYER_HINTS = {
-    BatchNorm: "BatchNorm layer (--batchnorm before|after adds them to mlp, convnet3 and cnn_small)",
-    Dropout: "dropout layer (--dropout RATE adds them to mlp)",
-}
 
 
 def _check_names_and_options(trial: TrialConfig, resumed: bool, searched: bool) -> None:

@@ -23,7 +23,7 @@ from typing import Any
 import pandas as pd
 
 from harness.backend import BACKENDS, REFERENCE_BACKEND
-from harness.baselines import BASELINES
+from harness.baselines import BASELINE_FILE
 from harness.compare import CaseComparison, Thresholds, compare_frames, compared_cases
 from harness.errors import InputError
 from harness.plan import UNFINISHED_STATUSES
@@ -83,8 +83,8 @@ class LoadedRunDir:
     def run_id(self) -> str:
         """The run's id; a saved baseline (results/baselines/<machine>/<name>) by its name, since it holds a copy of
         its run's run.json: a report of the baseline and that run gave both one label, and one history column."""
-        if self.path.parent.parent.name == BASELINES:
-            return f"baseline {self.path.name}"
+        if (self.path / BASELINE_FILE).is_file():  # written by `xfbench baseline save` alone
+            return f"baseline {self.path.parent.name}/{self.path.name}"  # its machine too: names repeat across them
         return str(self.info.get("run_id", self.path.name))
 
 
@@ -283,21 +283,14 @@ def regression_kinds(c: CaseComparison) -> list[str]:
     return [kind for kind, verdict in verdicts if verdict == "regression"]
 
 
-def _history_section(runs: list[LoadedRunDir], metric: str) -> tuple[str, list[Any]]:
-    """The metric per (case, backend) over the runs; regressions against the last run that ran the case flagged."""
-    from harness import plots
-    from harness.baselines import _labelled, _metric_per_case
-
-    # as `xfbench history`: not a tune's search samples, which would join unrelated configurations by sample number
-    columns = {
-        run.run_id: _metric_per_case(_labelled(compared_rows(run.frame), None), metric)
-        for run in runs
-        if len(run.frame)
-    }
-    series = pd.DataFrame(columns)
-    flagged: set[tuple[str, str, str]] = set()  # regressions in the metric drawn: the plot circles those
-    listed: dict[str, list[str]] = {}  # every regression of a run, with its kind
-    ratios = []
+def _history_changes(
+    runs: list[LoadedRunDir], metric: str
+) -> tuple[set[tuple[str, str, str]], dict[str, list[str]], list[tuple[str, ...]]]:
+    """Each run's cases against the last earlier run that ran them: the regressions in the metric drawn (the plot
+    circles those), every regression of a run with its kind, and the table of changes' rows."""
+    flagged: set[tuple[str, str, str]] = set()
+    listed: dict[str, list[str]] = {}
+    ratios: list[tuple[str, ...]] = []
     for index, after in enumerate(runs[1:], start=1):
         for before, c in _against_previous(runs[:index], after):
             kinds = regression_kinds(c)
@@ -312,6 +305,22 @@ def _history_section(runs: list[LoadedRunDir], metric: str) -> tuple[str, list[A
                 against = "" if before is runs[index - 1] else f"against {before.run_id}, the last run that ran it"
                 note = "; ".join(part for part in (against, c.note) if part)
                 ratios.append((after.run_id, c.case, c.backend, *regression_cells(c)[3:9], note))
+    return flagged, listed, ratios
+
+
+def _history_section(runs: list[LoadedRunDir], metric: str) -> tuple[str, list[Any]]:
+    """The metric per (case, backend) over the runs; regressions against the last run that ran the case flagged."""
+    from harness import plots
+    from harness.baselines import _labelled, _metric_per_case
+
+    # as `xfbench history`: not a tune's search samples, which would join unrelated configurations by sample number
+    columns = {
+        run.run_id: _metric_per_case(_labelled(compared_rows(run.frame), None), metric)
+        for run in runs
+        if len(run.frame)
+    }
+    series = pd.DataFrame(columns)
+    flagged, listed, ratios = _history_changes(runs, metric)
     listing = TableData(
         "runs",
         f"{len(runs)} runs, oldest first",

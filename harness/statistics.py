@@ -125,7 +125,8 @@ def trials_test(num: Sequence[np.ndarray], den: Sequence[np.ndarray]) -> float:
     """Welch's two-sided p-value for the two sides' trials (one array of steady epoch times each) having the same
     mean log median epoch time: the trial is the unit that varies independently (its seed, the load of its minutes),
     so with two or three trials a side this test is wide where the bootstrap of :func:`ratio_interval` is not (two
-    trials a side give it three distinct draws each). NaN under two trials a side, or with no spread to judge."""
+    trials a side give it three distinct draws each). NaN under two trials a side, or when every trial's median is
+    the same on both sides; 0 when each side's medians are all alike but the sides differ."""
     num, den = [g for g in num if len(g)], [g for g in den if len(g)]
     if min(len(num), len(den)) < 2:
         return math.nan

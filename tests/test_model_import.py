@@ -557,6 +557,7 @@ def test_the_usual_torch_flatten_idioms_import_as_a_flatten_and_another_view_is_
         "reshape": "x.reshape(x.shape[0], -1)",
         "torch_reshape": "torch.reshape(x, (x.size(0), -1))",
         "other_view": "x.view(-1, 4 * 3 * 3)",
+        "shape_sum": "x.view(x.size(0), -1) * (x.size(2) + x.size(3))",
     }
     (tmp_path / "flat_forms.py").write_text(
         "import torch\nfrom torch import nn\n\n"
@@ -573,7 +574,7 @@ def test_the_usual_torch_flatten_idioms_import_as_a_flatten_and_another_view_is_
     )
     monkeypatch.chdir(tmp_path)
     converted = {}
-    for name in [n for n in forms if n != "other_view"]:
+    for name in [n for n in forms if n not in ("other_view", "shape_sum")]:
         spec, weights = imported_model(ModelRef("python", f"flat_forms:{name}"), (4, 4, 1), 10, tmp_path / "cache")
         converted[name] = ([type(layer).__name__ for layer in spec.layers], weights)
     kinds, weights = converted["flatten"]
@@ -583,6 +584,9 @@ def test_the_usual_torch_flatten_idioms_import_as_a_flatten_and_another_view_is_
         assert all(np.array_equal(other_weights[k], weights[k]) for k in weights), name
     with pytest.raises(InputError, match=r"view other than a flatten of each sample.*To flatten, use torch.flatten"):
         imported_model(ModelRef("python", "flat_forms:other_view"), (4, 4, 1), 10, tmp_path / "cache")
+    # any other use of a shape is named as such (an addition of two sizes ended in a KeyError)
+    with pytest.raises(InputError, match=r"add of a tensor's shape.*A shape is read only by a flattening view"):
+        imported_model(ModelRef("python", "flat_forms:shape_sum"), (4, 4, 1), 10, tmp_path / "cache")
 
 
 def test_a_torch_conv_net_built_for_another_input_size_names_its_layer_and_the_size(tmp_path, monkeypatch):

@@ -543,7 +543,7 @@ def test_a_report_of_a_baseline_is_written_in_the_working_directory_not_in_the_t
     assert main(["report", "keep", "run-b", "--results-dir", str(results), "-o", str(tmp_path / "both.html")]) == 0
     page = (tmp_path / "both.html").read_text()
     history = page.split("<h2>History</h2>")[1].split("<h2>Run")[0]
-    assert "<td>baseline keep</td>" in history and "<td>run-b</td>" in history
+    assert f"<td>baseline {saved.parent.name}/keep</td>" in history and "<td>run-b</td>" in history
 
 
 @needs_matplotlib

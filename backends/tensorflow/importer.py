@@ -68,14 +68,16 @@ _ACTIVATIONS = {
 }
 
 
+def application_names() -> list[str]:
+    """The models keras.applications builds (MobileNetV2, ResNet50, ...), sorted."""
+    return sorted(n for n in dir(keras.applications) if n[:1].isupper() and callable(getattr(keras.applications, n)))
+
+
 def load_reference(name: str, input_shape: tuple[int, int, int], num_classes: int, seed: int) -> keras.Model:
     factory = getattr(keras.applications, name, None)
     if not callable(factory):
-        names = sorted(
-            n for n in dir(keras.applications) if n[:1].isupper() and callable(getattr(keras.applications, n))
-        )
         raise ModelInputError(
-            f"Expected a keras.applications model name. Received: {name!r}. {closest_names(name, names)}"
+            f"Expected a keras.applications model name. Received: {name!r}. {closest_names(name, application_names())}"
         )
     keras.utils.set_random_seed(seed)  # the applications draw their initial weights from Keras' global seed
     return factory(weights=None, input_shape=tuple(input_shape), classes=num_classes, classifier_activation=None)

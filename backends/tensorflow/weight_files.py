@@ -46,9 +46,7 @@ class _Asked(Exception):
 def _factory(name: str) -> Any:
     factory = getattr(keras.applications, name, None)
     if not callable(factory):
-        names = sorted(
-            n for n in dir(keras.applications) if n[:1].isupper() and callable(getattr(keras.applications, n))
-        )
+        names = importer.application_names()
         raise InputError(f"Expected a keras.applications model name. Received: {name!r}. {closest_names(name, names)}")
     return factory
 

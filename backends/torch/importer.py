@@ -253,6 +253,12 @@ def _module_layer(c: _Converter, node: fx.Node, module: nn.Module, name: str, gr
 
 def _function_layer(c: _Converter, node: fx.Node, name: str, group: str) -> Layer:
     target = node.target
+    flattens = _flattens(c, node)
+    if flattens:
+        return Flatten(name=name, group=group)
+    if flattens is None and c.shape_nodes.keys() & set(node.all_input_nodes):
+        what = f"{getattr(target, '__name__', target)} of a tensor's shape"
+        raise c.unsupported(what, node, "A shape is read only by a flattening view or reshape: x.view(x.size(0), -1).")
     if target in (operator.add, operator.iadd, torch.add):
         if len(c.tensor_args(node)) != 2 or node.kwargs:
             raise c.unsupported("addition of a constant", node)
@@ -266,10 +272,7 @@ def _function_layer(c: _Converter, node: fx.Node, name: str, group: str) -> Laye
         if _arg(node, 1, "start_dim", 0) != 1:
             raise c.unsupported("flatten from a dimension other than 1", node)
         return Flatten(name=name, group=group)
-    flattens = _flattens(c, node)
-    if flattens:
-        return Flatten(name=name, group=group)
-    if flattens is not None or c.shape_nodes.keys() & set(node.all_input_nodes):
+    if flattens is not None:  # a view or reshape that does not flatten each sample
         what = f"{getattr(target, '__name__', target)} other than a flatten of each sample"
         raise c.unsupported(what, node, "To flatten, use torch.flatten(x, 1), nn.Flatten() or x.view(x.size(0), -1).")
     if target in _FUNCTION_ACTIVATIONS or (node.op == "call_method" and target == "relu"):
