@@ -459,7 +459,7 @@ def spec_from_dict(data: dict) -> ModelSpec:
 
 
 def _whole(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and int(value) >= 1
 
 
 def _check_stored_types(data: dict) -> None:
@@ -467,12 +467,12 @@ def _check_stored_types(data: dict) -> None:
     :func:`_check_layer_texts`) of the types the builders give them: read as they came, 10.7 classes became 10, an
     input shape of 8.5 gave fractional MACs and ``"inputs": "conv1"`` five inputs named by its letters."""
     shape, classes, layers = data["input_shape"], data["num_classes"], data["layers"]
-    if not (isinstance(shape, list) and shape and all(_whole(v) for v in shape)) or not _whole(classes):
+    if not (isinstance(shape, (list, tuple)) and shape and all(_whole(v) for v in shape)) or not _whole(classes):
         raise InputError(
             "Expected input_shape as a list of whole numbers >= 1 (height, width, channels; or features) and "
             f"num_classes a whole number >= 1. Received: input_shape={shape!r}, num_classes={classes!r}."
         )
-    if not (isinstance(layers, list) and all(isinstance(entry, dict) for entry in layers)):
+    if not (isinstance(layers, (list, tuple)) and all(isinstance(entry, dict) for entry in layers)):
         raise InputError(
             f"Expected layers as a list of objects, one per layer with its type and fields. Received: {layers!r:.200}."
         )
@@ -483,7 +483,7 @@ def _check_layer_texts(entry: dict[str, Any], index: int) -> None:
     write them."""
     inputs = entry.get("inputs", [])
     texts = [entry.get("name"), entry.get("group", "")]
-    if not (all(isinstance(t, str) for t in texts) and isinstance(inputs, list)):
+    if not (all(isinstance(t, str) for t in texts) and isinstance(inputs, (list, tuple))):
         raise InputError(
             f"Expected each layer's name and group as text and its inputs as a list of layer names. Received: "
             f"name={entry.get('name')!r}, group={entry.get('group')!r}, inputs={inputs!r} (layer {index})."
