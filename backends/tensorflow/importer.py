@@ -288,9 +288,11 @@ def _names(model: keras.Model) -> set[str]:
 
 
 def convert(model: keras.Model, input_shape: tuple[int, int, int], name: str) -> tuple[ModelSpec, NeutralWeights]:
-    if isinstance(model, keras.Sequential) and _declared_inputs(model) is None:
+    inputs = _declared_inputs(model)
+    if inputs is None and isinstance(model, keras.Sequential):
         model.build((None, *input_shape))  # layers without a keras.Input: built for the trial's input, as a run would
-    if _declared_inputs(model) is None:
+        inputs = _declared_inputs(model)
+    if inputs is None:
         raise ModelInputError(
             f"Expected a functional or Sequential Keras model, whose layer graph xfbench converts. Received: model "
             f"{name}, a subclass of keras.Model ({type(model).__name__}), whose call() is Python code with no layer "

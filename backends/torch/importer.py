@@ -355,12 +355,10 @@ def _shape_node(c: _Converter, node: fx.Node) -> bool:
 def _flattens(c: _Converter, node: fx.Node) -> bool | None:
     """Whether a view or reshape flattens each sample, as x.view(x.size(0), -1) does; None when ``node`` is not a
     view or reshape."""
-    if node.op == "call_method" and node.target in ("view", "reshape"):
-        dims = node.args[1:]
-    elif node.op == "call_function" and node.target is torch.reshape:
-        dims = node.args[1:]
-    else:
+    method = node.op == "call_method" and node.target in ("view", "reshape")
+    if not (method or (node.op == "call_function" and node.target is torch.reshape)):
         return None
+    dims = node.args[1:]  # after the tensor, as x.view(...) and torch.reshape(x, ...) both pass it
     if len(dims) == 1 and isinstance(dims[0], (tuple, list)):
         dims = tuple(dims[0])
     batch = len(dims) == 2 and isinstance(dims[0], fx.Node) and c.shape_nodes.get(dims[0]) == "batch"
