@@ -125,6 +125,9 @@ class Backend(Protocol):
 
     def device_name(self) -> str: ...
 
+    def peak_memory_mib(self) -> float:
+        """The most GPU memory this framework held in tensors since the latest ``build`` (MiB); NaN on the CPU."""
+
     def build(self, spec: ModelSpec, weights: NeutralWeights, seed: int = 0) -> None:
         """Create the model for ``spec`` holding exactly ``weights``; ``seed`` drives framework-side randomness
         (dropout)."""

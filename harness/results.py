@@ -138,6 +138,12 @@ SCHEMA: tuple[tuple[str, str, str], ...] = (
     ("cpu", "string", "CPU model of that worker"),
     ("gpu", "string", "device name when the trial ran on a GPU, else empty"),
     ("device", "string", "cpu | gpu"),
+    (
+        "gpu_peak_mib",
+        "float64",
+        "most GPU memory the framework held in tensors from the model's build to the end of this epoch, MiB (its "
+        "allocator reserves more); empty on the CPU",
+    ),
     ("threads", "Int64", "intra-op threads of the trial (from its CPU allocation)"),
     ("worker_pid", "Int64", "process id of the worker that ran the trial (a warm worker runs many trials)"),
     ("worker_frameworks", "string", "backends whose framework that process had imported (one, by design)"),

@@ -99,7 +99,8 @@ def run_trial(config: TrialConfig, run: RunInfo, sink: RowSink, dataset: Dataset
     def emit(record: EpochRecord) -> None:
         fields = asdict(record)
         extra = fields.pop("extra")
-        sink({**common, **fields, **extra, "timestamp": utc_now("milliseconds")})
+        memory = {"gpu_peak_mib": backend.peak_memory_mib()}
+        sink({**common, **fields, **extra, **memory, "timestamp": utc_now("milliseconds")})
 
     def on_model(spec: ModelSpec, timed_macs: int) -> None:
         cost = model_cost(spec)

@@ -42,6 +42,7 @@ def test_the_main_job_runs_the_quick_suite_and_matches_the_golden_metrics(tmp_pa
     assert_matches_golden(frame, "quick_suite")
     assert frame.groupby("trial_id")["warmup"].apply(lambda w: list(w)).tolist() == [[True] + [False] * 4] * 12
     assert frame["threads"].unique().tolist() == [1]
+    assert frame["gpu_peak_mib"].isna().all() and set(frame["gpu"]) == {""}  # a CPU run holds no GPU memory
     info = json.loads((run_dir / "run.json").read_text())
     assert info["status"] == "finished" and set(info["framework_versions"]) == {"torch", "tensorflow"}
     assert "torch / tensorflow" in (run_dir / "summary.md").read_text()

@@ -12,6 +12,8 @@ from backends.tensorflow.augment import crop_flip
 from backends.tensorflow.capabilities import CAPABILITIES
 from backends.tensorflow.dropout import DropoutKeys
 from backends.tensorflow.framework import keras, tf
+from backends.tensorflow.gpu import gpu_name, peak_memory_mib, reset_peak_memory
+from backends.tensorflow.losses import loss_and_hits
 from backends.tensorflow.model import export_weights, load_weights
 from backends.tensorflow.modes import (
     EpochInputs,
@@ -32,16 +34,6 @@ from harness.inference_batches import concat_batches, over_batches
 from harness.spec import ModelSpec
 from harness.update_pipeline import UpdateRule, loss_scale_rule, update_step
 from harness.weights import NeutralWeights
-
-
-def loss_and_hits(logits: tf.Tensor, y: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-    """Per-sample softmax cross-entropy, or binary cross-entropy on one sigmoid output; and the hit count."""
-    if logits.shape[-1] == 1:
-        z = logits[:, 0]
-        losses = tf.nn.sigmoid_cross_entropy_with_logits(labels=tf.cast(y, z.dtype), logits=z)
-        return losses, tf.reduce_sum(tf.cast(tf.equal(tf.cast(z > 0, tf.int64), y), tf.int64))
-    losses = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits)
-    return losses, tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, axis=1), y), tf.int64))
 
 
 class TensorFlowBackend:
@@ -67,12 +59,13 @@ class TensorFlowBackend:
         return tf.__version__
 
     def device_name(self) -> str:
-        if self.runtime.device == "gpu":
-            details = tf.config.experimental.get_device_details(tf.config.list_physical_devices("GPU")[0])
-            return str(details.get("device_name", "gpu"))
-        return "cpu"
+        return gpu_name(self.runtime)
+
+    def peak_memory_mib(self) -> float:
+        return peak_memory_mib(self.runtime)
 
     def build(self, spec: ModelSpec, weights: NeutralWeights, seed: int = 0) -> None:
+        reset_peak_memory(self.runtime)
         self._seed = seed
         self._dropout_indices = dropout_layer_indices(spec)
         shared = self.runtime.dropout_rng == "shared"

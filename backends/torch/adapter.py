@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Collection, Mapping, Sequence
 
 import numpy as np
@@ -76,9 +77,16 @@ class TorchBackend:
             return torch.cuda.get_device_name(self.device)
         return "cpu"
 
+    def peak_memory_mib(self) -> float:
+        if self.device.type != "cuda":
+            return math.nan
+        return torch.cuda.max_memory_allocated(self.device) / 2**20
+
     def build(self, spec: ModelSpec, weights: NeutralWeights, seed: int = 0) -> None:
         # Native dropout (--dropout-rng framework) draws from torch's global generator: seeded for reproducibility.
         torch.manual_seed(seed)
+        if self.device.type == "cuda":  # the peak of this model's training, not of the trial a warm worker ran before
+            torch.cuda.reset_peak_memory_stats(self.device)
         self._seed = seed
         self._dropout_indices = dropout_layer_indices(spec)
         shared = self.runtime.dropout_rng == "shared"
