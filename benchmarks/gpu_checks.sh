@@ -4,13 +4,16 @@
 #   - ResNet-18 at full width on Fashion-MNIST resized to 32x32 with 3 channels, 2 epochs (the first is warm-up),
 #     2 seeds: a whole GPU per trial (the seeds one after the other), then half a GPU per trial (both seeds at once
 #     on one GPU); then a whole GPU with TF32 on, and bf16 mixed precision;
-#   - the speed_matrix suite with TF32 off, then on (its bf16 variant is bf16 mixed precision).
+#   - the speed_matrix suite with TF32 off, then on (its bf16 variant is bf16 mixed precision);
+#   - ResNet-18 as above at batch 512 (one seed), where the GPU rather than the step's Python dispatch sets the pace:
+#     fp32, TF32, bf16, and bf16 with channels_last.
 # Usage: benchmarks/gpu_checks.sh WORK_DIR FASHION_MNIST_DIR ARCHIVE [SECONDS]
 #   WORK_DIR holds the runs (WORK_DIR/runs/<step>) and each step's log; ARCHIVE (a .tar.gz) is rewritten after every
 #   step, so a step cut short by the deadline (SECONDS, default 540) leaves the earlier steps' results.
 # Environment: XFBENCH (default: xfbench; `python3 -m harness.cli` where the package is not installed), BACKENDS
 #   (default: "torch tensorflow"), GPU_ONE and GPU_HALF (default 1 and 0.5; 0 and 0 try the script on a machine
-#   without a GPU), CPUS (per trial, default 4), EXTRA (more options for every step, e.g. --train-limit 512).
+#   without a GPU), CPUS (per trial, default 4), EXTRA (more options for every step, e.g. --train-limit 512), STEPS
+#   (the steps to run, by name, in order; default: all, in the order above).
 set -u
 work=$(realpath -m "$1")
 data=$(realpath "$2")
@@ -51,11 +54,24 @@ step() {  # step NAME SECONDS OPTION...: one xfbench run, cut at SECONDS or at t
 
 resnet18=(--strategy scratch --model resnet18 --dataset fashion_mnist --input-size 32 --input-channels 3 --epochs 2
     --data-dir "$data" --cpus-per-trial "${CPUS:-4}")
-step resnet18-gpu1-fp32 120 "${resnet18[@]}" --seeds 2 --gpus-per-trial "$one"
-step resnet18-gpu0.5-fp32 120 "${resnet18[@]}" --seeds 2 --gpus-per-trial "$half"
-step matrix-fp32 180 --suite speed_matrix --cpus-per-trial "${CPUS:-4}" --gpus-per-trial "$one" --tf32 off
-step resnet18-gpu1-tf32 90 "${resnet18[@]}" --gpus-per-trial "$one" --tf32 on
-step resnet18-gpu1-bf16 90 "${resnet18[@]}" --gpus-per-trial "$one" --precision mixed_bfloat16
-step matrix-tf32 180 --suite speed_matrix --cpus-per-trial "${CPUS:-4}" --gpus-per-trial "$one" --tf32 on
+matrix=(--suite speed_matrix --cpus-per-trial "${CPUS:-4}" --gpus-per-trial "$one")
+large=("${resnet18[@]}" --batch-size 512 --gpus-per-trial "$one")
+all="resnet18-gpu1-fp32 resnet18-gpu0.5-fp32 matrix-fp32 resnet18-gpu1-tf32 resnet18-gpu1-bf16 matrix-tf32
+    resnet18-b512-fp32 resnet18-b512-tf32 resnet18-b512-bf16 resnet18-b512-bf16-cl"
+for name in ${STEPS:-$all}; do
+    case $name in
+    resnet18-gpu1-fp32) step "$name" 120 "${resnet18[@]}" --seeds 2 --gpus-per-trial "$one" ;;
+    resnet18-gpu0.5-fp32) step "$name" 120 "${resnet18[@]}" --seeds 2 --gpus-per-trial "$half" ;;
+    matrix-fp32) step "$name" 180 "${matrix[@]}" --tf32 off ;;
+    resnet18-gpu1-tf32) step "$name" 90 "${resnet18[@]}" --gpus-per-trial "$one" --tf32 on ;;
+    resnet18-gpu1-bf16) step "$name" 90 "${resnet18[@]}" --gpus-per-trial "$one" --precision mixed_bfloat16 ;;
+    matrix-tf32) step "$name" 180 "${matrix[@]}" --tf32 on ;;
+    resnet18-b512-fp32) step "$name" 60 "${large[@]}" ;;
+    resnet18-b512-tf32) step "$name" 60 "${large[@]}" --tf32 on ;;
+    resnet18-b512-bf16) step "$name" 60 "${large[@]}" --precision mixed_bfloat16 ;;
+    resnet18-b512-bf16-cl) step "$name" 60 "${large[@]}" --precision mixed_bfloat16 --channels-last ;;
+    *) echo "unknown step $name (expected one of: $all)" >&2 && exit 2 ;;
+    esac
+done
 [[ -n ${sampler:-} ]] && kill "$sampler"
 tar -czf "$archive" -C "$work" --exclude=parts --exclude=_ray .
