@@ -34,9 +34,15 @@ def inexact_reasons(config: TrialConfig, spec: ModelSpec) -> tuple[str, ...]:
         )
     trains_bn = config.strategy in _TRAINS_BATCHNORM and any(isinstance(layer, BatchNorm) for layer in spec.layers)
     if trains_bn and runtime.bn_statistics == "float32":
+        # PyTorch's CPU kernel accumulates in double; on a GPU both frameworks' kernels accumulate in float32
+        sums = (
+            "each summing its statistics in float32 in its own order on the GPU"
+            if runtime.device == "gpu"
+            else "PyTorch's summing its statistics in double on a CPU and TensorFlow's in float32"
+        )
         reasons.append(
-            "training-mode BatchNorm in each framework's own float32 kernel, PyTorch's summing its statistics in "
-            "double on a CPU and TensorFlow's in float32 (--bn-statistics float64 makes it one computation)"
+            f"training-mode BatchNorm in each framework's own float32 kernel, {sums} (--bn-statistics float64 makes "
+            "it one computation)"
         )
     return tuple(reasons)
 

@@ -53,6 +53,10 @@ def test_training_batchnorm_in_the_frameworks_float32_kernels_is_said_and_float6
     (reason,) = inexact_reasons(_trial("resnet20"), spec)
     assert "BatchNorm" in reason and "--bn-statistics float64" in reason
     assert inexact_reasons(_trial("resnet20", bn_statistics="float64"), spec) == ()
+    # the kernels' sums as the device has them: PyTorch's CPU kernel sums in double, no framework's GPU kernel does
+    assert "double on a CPU" in reason
+    (on_gpu,) = inexact_reasons(_trial("resnet20", device="gpu"), spec)
+    assert "in float32 in its own order on the GPU" in on_gpu and "CPU" not in on_gpu
     # a frozen backbone keeps BatchNorm in inference mode: running statistics, the same arithmetic in both
     assert inexact_reasons(replace(_trial("resnet20"), strategy="feature_extraction"), spec) == ()
 
