@@ -330,6 +330,9 @@ def run_markdown(summary: Summary, title: str) -> str:
     settings = settings_rows(summary.per_backend)
     if settings:
         parts += ["", "## Settings", "", SETTINGS_NOTE, "", markdown_table(("case", "backend", "settings"), settings)]
+    gpus = gpu_rows(summary.per_backend)
+    if gpus:
+        parts += ["", "## GPU", "", GPU_NOTE, "", markdown_table(GPU_HEADER, gpus)]
     others = compared_backends(summary)
     if not others:
         parts += ["", f"## Against the reference backend ({reference})", "", "(no other backend ran)"]
@@ -372,6 +375,24 @@ def settings_rows(per_backend: pd.DataFrame) -> tuple[tuple[str, str, str], ...]
         return ()
     return tuple(
         (case_title(r), str(r["backend"]), str(r["settings"]) or "defaults") for _, r in per_backend.iterrows()
+    )
+
+
+GPU_HEADER = ("case", "backend", "GPU", "peak MiB")
+GPU_NOTE = (
+    "The cases that ran on a GPU: its name, and the most memory the framework held in tensors from a model's build to "
+    "an epoch's end, the largest over the case's trials (results column `gpu_peak_mib`). The process holds more: the "
+    "CUDA context, and what the framework's allocator keeps in reserve."
+)
+
+
+def gpu_rows(per_backend: pd.DataFrame) -> tuple[tuple[str, ...], ...]:
+    """Each (case, backend) that ran on a GPU; none for a run on CPUs (nor for rows recorded before the column)."""
+    if "gpu" not in per_backend:
+        return ()
+    on_gpu = per_backend[per_backend["gpu"].astype(str) != ""]
+    return tuple(
+        (case_title(r), str(r["backend"]), str(r["gpu"]), fmt(r["gpu_peak_mib"], ",.0f")) for _, r in on_gpu.iterrows()
     )
 
 
@@ -972,6 +993,10 @@ def run_tables(summary: Summary) -> list[TableData]:
     if settings:
         title = "Settings: what each case ran with away from the defaults"
         tables.append(TableData("settings", title, ("case", "backend", "settings"), settings, note=SETTINGS_NOTE))
+    gpus = gpu_rows(summary.per_backend)
+    if gpus:
+        title = "GPU: the device, and the most memory its trials' framework held in tensors"
+        tables.append(TableData("gpu", title, GPU_HEADER, gpus, note=GPU_NOTE))
     for backend in compared_backends(summary):
         pairs = _pair_rows(summary, backend)
         if not pairs.empty:

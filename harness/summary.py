@@ -167,6 +167,8 @@ def summarize(frame: pd.DataFrame, reference: str = REFERENCE_BACKEND) -> Summar
                 **{f"{c}_mean": _mean(ok, c) for c in MC_COLUMNS},
                 "inexact": _text(group, "inexact"),
                 "settings": case_settings(group),
+                "gpu": _text(group, "gpu"),
+                "gpu_peak_mib": _most(group, "gpu_peak_mib"),
             }
         )
     per_backend = pd.DataFrame(rows)
@@ -270,6 +272,12 @@ def _text(group: pd.DataFrame, column: str) -> str:
     values = group[column].dropna() if column in group.columns else pd.Series(dtype=str)
     values = values[values.astype(str) != ""]
     return str(values.iloc[0]) if len(values) else ""
+
+
+def _most(group: pd.DataFrame, column: str) -> float:
+    """The largest value of a numeric column over the case's rows, NaN when none has it (a CPU trial's memory)."""
+    values = group[column].astype(float).dropna() if column in group.columns else pd.Series(dtype=float)
+    return float(values.max()) if len(values) else math.nan
 
 
 def _warmup_seconds(group: pd.DataFrame) -> float:

@@ -590,3 +590,19 @@ def test_a_trial_that_failed_later_times_nothing():
     assert phases.loc["frozen", "epochs"] == 1 and phases.loc["frozen", "epoch_time_s_median"] == 2.0
     # every trial failed late: nothing to time, rather than its ok epochs labelled warm-up only
     assert timing_rows(to_frame(failing))[0].empty
+
+
+def test_a_run_on_a_gpu_says_which_and_its_trials_peak_memory_and_a_cpu_run_has_no_gpu_table():
+    """gpu_peak_mib grows over a trial's epochs and differs between seeds: the table shows the largest of the case."""
+    rows = _rows(REFERENCE_BACKEND, "mlp", 0.9, 2.0) + _rows("tensorflow", "mlp", 0.9, 2.0)
+    for i, row in enumerate(rows):
+        if row["backend"] == REFERENCE_BACKEND:
+            row.update(gpu="NVIDIA H200", gpu_peak_mib=1000.0 + i)
+    summary = summarize(to_frame(rows))
+    section = reporting.run_markdown(summary, "t").split("## GPU")[1].split("\n## ")[0]
+    assert "| mlp | torch | NVIDIA H200 | 1,005 |" in section.replace("scratch-mlp-digits", "mlp")
+    assert "tensorflow" not in section  # its trials ran on the CPU
+    assert "gpu" in [t.name for t in reporting.run_tables(summary)]
+    cpu_only = summarize(to_frame(_rows(REFERENCE_BACKEND, "mlp", 0.9, 2.0)))
+    assert "## GPU" not in reporting.run_markdown(cpu_only, "t")
+    assert "gpu" not in [t.name for t in reporting.run_tables(cpu_only)]
