@@ -100,7 +100,8 @@ def learning_curves(frame: pd.DataFrame) -> Iterator[Plot]:
                     stats.index, stats["mean"] - stats["std"], stats["mean"] + stats["std"], color=colour, alpha=0.2
                 )
         for ax, label in zip(axes, ("val accuracy", "val loss"), strict=True):
-            ax.xaxis.get_major_locator().set_params(integer=True)
+            # whole epochs only, also for a one-epoch run (min_n_ticks 2 would tick 0.96 ... 1.04 around its one)
+            ax.xaxis.get_major_locator().set_params(integer=True, min_n_ticks=1)
             ax.set_xlabel("epoch")
             ax.set_ylabel(label)
             ax.grid(alpha=0.3)
@@ -249,7 +250,7 @@ def search_points(
         curve = trial[metric].astype(float).to_numpy()
         axes[-1].plot(np.arange(1, len(curve) + 1), curve, color=_colour(backend, backends), alpha=0.6)
         axes[-1].scatter([len(curve)], [curve[-1]], color=_colour(backend, backends), marker="x")
-    axes[-1].xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs: 1, 2, 3, not 1.2, 1.4
+    axes[-1].xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))  # epochs: 1, 2, 3, not 1.2, 1.4
     axes[-1].set_xlabel("epoch (x: where the trial ended)")
     axes[-1].set_ylabel(metric)
     axes[0].legend(fontsize=8)

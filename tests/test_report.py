@@ -657,12 +657,17 @@ def test_learning_curves_draw_no_line_for_a_metric_the_rows_do_not_have():
     ]
     import matplotlib.pyplot as plt
 
-    lines = {}
+    lines, ticks = {}, {}
     for plot in learning_curves(to_frame(rows)):
         lines[plot.name] = [[list(line.get_ydata()) for line in ax.get_lines()] for ax in plot.figure.axes]
+        plot.figure.canvas.draw()
+        ticks[plot.name] = [
+            [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]] for ax in plot.figure.axes
+        ]
         plt.close(plot.figure)
     assert lines["curves-deep_features-cnn_small-digits"] == [[], []]
     assert lines["curves-scratch-cnn_small-digits"] == [[[0.9], [0.9]], [[0.3], [0.3]]]
+    assert ticks["curves-scratch-cnn_small-digits"] == [[1.0], [1.0]]  # one epoch: one tick, not 0.96 ... 1.04
 
 
 @needs_matplotlib
