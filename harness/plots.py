@@ -166,6 +166,9 @@ def accuracy_vs_time(frame: pd.DataFrame) -> list[Plot]:
         ax.set_xlabel("training time (s)")
         ax.set_ylabel("val accuracy")
         ax.grid(alpha=0.3)
+        if not any(np.isfinite(np.asarray(line.get_ydata(), float)).any() for line in ax.get_lines()):
+            # deep_features rows have no validation accuracy: said, as the learning curves say it
+            ax.text(0.5, 0.5, "no such metric in these rows", ha="center", va="center", transform=ax.transAxes)
     for ax in axes[len(cases) :]:
         ax.axis("off")
     handles = [plt.Line2D([], [], color=_colour(b, backends), label=b) for b in backends]

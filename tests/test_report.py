@@ -668,6 +668,12 @@ def test_learning_curves_draw_no_line_for_a_metric_the_rows_do_not_have():
     assert lines["curves-deep_features-cnn_small-digits"] == [[], []]
     assert lines["curves-scratch-cnn_small-digits"] == [[[0.9], [0.9]], [[0.3], [0.3]]]
     assert ticks["curves-scratch-cnn_small-digits"] == [[1.0], [1.0]]  # one epoch: one tick, not 0.96 ... 1.04
+    from harness.plots import accuracy_vs_time
+
+    [timed] = accuracy_vs_time(to_frame(rows))
+    said = {ax.get_title(): [t.get_text() for t in ax.texts] for ax in timed.figure.axes if ax.get_title()}
+    plt.close(timed.figure)
+    assert said == {"deep_features-cnn_small-digits": ["no such metric in these rows"], "scratch-cnn_small-digits": []}
 
 
 @needs_matplotlib
