@@ -239,7 +239,7 @@ def per_backend_cells(row: pd.Series) -> list[str]:
         _timed_cell(row, "samples_per_s_median", ",.0f"),
         fmt(row["params"], ",.0f"),
         mmac_cell(row["forward_macs"]),
-        _timed_cell(row, "train_gflops", ".2f"),
+        _timed_cell(row, "train_gflops", ",.2f"),
     ]
 
 
@@ -407,7 +407,7 @@ def phase_rows(phases: pd.DataFrame) -> tuple[tuple[str, ...], ...]:
             str(r["epochs"]) + _warmup_mark(bool(r.get("warmup_only", False))),
             fmt(r["epoch_time_s_median"], ".3f"),
             fmt(r["samples_per_s_median"], ",.0f"),
-            fmt(r.get("train_gflops", math.nan), ".2f"),
+            fmt(r.get("train_gflops", math.nan), ",.2f"),
         )
         for _, r in phases.iterrows()
     )
@@ -965,7 +965,7 @@ def _per_backend_short(row: pd.Series) -> tuple[str, ...]:
         fmt(row["warmup_time_s"], ".2f"),
         _timed_cell(row, "samples_per_s_median", ",.0f"),
         mmac_cell(row["forward_macs"]),
-        _timed_cell(row, "train_gflops", ".2f"),
+        _timed_cell(row, "train_gflops", ",.2f"),
     )
 
 

@@ -597,8 +597,10 @@ def test_a_run_on_a_gpu_says_which_and_its_trials_peak_memory_and_a_cpu_run_has_
     rows = _rows(REFERENCE_BACKEND, "mlp", 0.9, 2.0) + _rows("tensorflow", "mlp", 0.9, 2.0)
     for i, row in enumerate(rows):
         if row["backend"] == REFERENCE_BACKEND:
-            row.update(gpu="NVIDIA H200", gpu_peak_mib=1000.0 + i)
+            row.update(gpu="NVIDIA H200", gpu_peak_mib=1000.0 + i, step_macs=2e9)
     summary = summarize(to_frame(rows))
+    # a GPU's GFLOP/s run into thousands: grouped as samples/s are (2 x 2e9 MACs x 500 samples/s)
+    assert "| 2,000.00 |" in reporting.run_markdown(summary, "t").split("## Settings")[0]
     section = reporting.run_markdown(summary, "t").split("## GPU")[1].split("\n## ")[0]
     assert "| mlp | torch | NVIDIA H200 | 1,005 |" in section.replace("scratch-mlp-digits", "mlp")
     assert "tensorflow" not in section  # its trials ran on the CPU
