@@ -13,7 +13,7 @@ from harness.spec import BatchNorm, Dropout, ModelSpec
 
 # Strategies that run the network's BatchNorm layers in training mode: the others keep a frozen backbone in
 # inference mode (running statistics, the same arithmetic in both) or train no network at all.
-_TRAINS_BATCHNORM = ("scratch", "fine_tune", "freeze_early", "transfer", "pretrain")
+TRAINS_BATCHNORM = ("scratch", "fine_tune", "freeze_early", "transfer", "pretrain")
 MIXED_PRECISIONS = ("mixed_bfloat16", "mixed_float16")
 
 
@@ -32,7 +32,7 @@ def inexact_reasons(config: TrialConfig, spec: ModelSpec) -> tuple[str, ...]:
             "TF32 matmuls and convolutions (--tf32 on): inputs rounded to 10 mantissa bits, far beyond float32's "
             "rounding, in each framework's own kernels"
         )
-    trains_bn = config.strategy in _TRAINS_BATCHNORM and any(isinstance(layer, BatchNorm) for layer in spec.layers)
+    trains_bn = config.strategy in TRAINS_BATCHNORM and any(isinstance(layer, BatchNorm) for layer in spec.layers)
     if trains_bn and runtime.bn_statistics == "float32":
         # PyTorch's CPU kernel accumulates in double; on a GPU both frameworks' kernels accumulate in float32
         sums = (

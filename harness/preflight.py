@@ -6,7 +6,6 @@ what was received.
 
 from __future__ import annotations
 
-import math
 import os
 import re
 import tempfile
@@ -28,9 +27,11 @@ from harness.config import (
     TrialConfig,
     check_decay_to_decouple,
 )
+from harness.data.batching import steps_per_epoch
 from harness.data.registry import Dataset, check_data_dir, load_dataset
 from harness.data.tasks import TaskSpec, derive
 from harness.errors import InputError
+from harness.exactness import TRAINS_BATCHNORM
 from harness.input_pipeline import check_input, transformed_shape
 from harness.model_cost import model_cost, training_memory_floor
 from harness.model_import import model_spec, parse_model_ref
@@ -239,7 +240,7 @@ def _check_piecewise_reached(trial: TrialConfig, data: Dataset) -> None:
     """Every piecewise boundary within the trial's steps: a rate that starts past the last step is never used, yet
     the rows would record it among the schedule's values."""
     schedule = trial.schedule
-    batches = math.ceil(len(data.y_train) / trial.batch_size)  # a short last batch is a step too
+    batches = steps_per_epoch(len(data.y_train), trial.batch_size)  # a short last batch is a step too
     steps = trial.epochs * batches
     if schedule.name != "piecewise" or not schedule.boundaries or schedule.boundaries[-1] < steps:
         return
@@ -469,6 +470,7 @@ def _check_against_model(trial: TrialConfig, spec: ModelSpec, resumed: bool = Fa
         )
     if trial.strategy == "freeze_early":
         _check_freeze_groups(trial, list(spec.groups()), resumed)
+    _check_one_sample_batchnorm(trial, spec)
     names = [layer.name for layer in spec.layers]
     if trial.strategy == "deep_features" and t.feature_layer is not None and t.feature_layer not in names:
         raise InputError(
@@ -489,6 +491,23 @@ def _check_against_model(trial: TrialConfig, spec: ModelSpec, resumed: bool = Fa
                 f"probabilities). Received: a binary task ({trial.task.label if trial.task else ''}). "
                 "Drop --binary-positive or --mc-dropout."
             )
+
+
+def _check_one_sample_batchnorm(trial: TrialConfig, spec: ModelSpec) -> None:
+    """Batches of one sample leave training-mode BatchNorm on flat features (after a Dense layer) one value per
+    feature: PyTorch refuses to train on it, TensorFlow's unbiased variance of it divides by zero. A convolution's
+    BatchNorm has a value per position, so one image trains it. (epoch_batches never leaves a last batch of one.)"""
+    if trial.batch_size != 1 or trial.strategy not in TRAINS_BATCHNORM:
+        return
+    shapes = infer_shapes(spec)
+    flat = [layer.name for layer in spec.layers if isinstance(layer, BatchNorm) and len(shapes[layer.name].shape) == 1]
+    if flat:
+        raise InputError(
+            f"Expected --batch-size 2 or more for {trial.model}, whose BatchNorm {', '.join(flat)} normalises flat "
+            "features in training: one sample gives each feature one value, with no variance to normalise by "
+            "(PyTorch refuses it; TensorFlow's moving variance turns NaN). Received: batch_size=1. Give --batch-size "
+            "2 or more."
+        )
 
 
 def _dropout_fix(model: str) -> str:

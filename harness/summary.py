@@ -85,7 +85,10 @@ def why_not_ok(final: Mapping[Any, Any] | pd.Series) -> str:
     why = str(error).strip().splitlines()[0] if isinstance(error, str) and error.strip() else ""
     epoch = final.get("epoch")
     if not why and final.get("status") == "diverged" and epoch is not None and pd.notna(epoch):
-        why = f"at epoch {int(epoch)}, training loss {float(final.get('train_loss', math.nan)):.4g}"
+        train, val = (float(final.get(c, math.nan)) for c in ("train_loss", "val_loss"))
+        why = f"at epoch {int(epoch)}, training loss {train:.4g}"
+        if math.isfinite(train):  # the validation loss stopped being finite
+            why = f"at epoch {int(epoch)}, validation loss {val:.4g} (training loss {train:.4g})"
     return why
 
 

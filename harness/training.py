@@ -12,6 +12,7 @@ import numpy as np
 from harness.augment import AugmentConfig, epoch_draws
 from harness.backend import Backend
 from harness.data.batching import epoch_batches
+from harness.data.batching import steps_per_epoch as epoch_steps
 from harness.data.registry import Dataset
 from harness.schedules import PlateauTracker, ScheduleConfig, lr_at, momentum_at
 
@@ -71,10 +72,11 @@ def train_phase(
     """Train ``plan.epochs`` epochs; send one record per epoch to ``sink``; return the final status.
 
     The first epoch of a phase carries tracing/compilation and cache warm-up, so it is marked ``warmup`` and
-    kept out of steady-state figures. A non-finite training loss stops the phase with status ``diverged``.
+    kept out of steady-state figures. A non-finite training or validation loss stops the phase with status
+    ``diverged``.
     ``final_metrics`` runs after the last (or diverged) epoch and its values go on that epoch's record.
     """
-    steps_per_epoch = math.ceil(num_train / plan.batch_size)
+    steps_per_epoch = epoch_steps(num_train, plan.batch_size)
     total_steps = steps_per_epoch * plan.epochs
     s = plan.schedule
     plateau = PlateauTracker(s.factor, s.patience, s.threshold) if s.name == "plateau" else None
@@ -95,7 +97,8 @@ def train_phase(
         elapsed = time.perf_counter() - start
         eval_start = time.perf_counter()
         val = backend.evaluate("val", plan.eval_batch_size)
-        diverged = not math.isfinite(train.loss)
+        # A finite training loss with a NaN validation loss diverged too: BatchNorm's moving statistics broke
+        diverged = not (math.isfinite(train.loss) and math.isfinite(val.loss))
         final = final_metrics(backend) if final_metrics and (local_epoch == plan.epochs or diverged) else {}
         eval_elapsed = time.perf_counter() - eval_start
         if plateau:

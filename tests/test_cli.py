@@ -84,6 +84,11 @@ BAD_INPUTS = {
         ["model", "mlp", "--activation-alpha", "0.2"],
         "--hidden; --activation-alpha with leaky_relu or elu only). Received: --activation-alpha 0.2. Drop them,",
     ),
+    # one sample per batch: torch refused BatchNorm1d in the worker, TensorFlow's moving variance turned NaN
+    "a batch of one sample for BatchNorm on flat features": (
+        [*MLP_RUN, "--batchnorm", "after", "--batch-size", "1"],
+        "Expected --batch-size 2 or more for mlp, whose BatchNorm fc1_bn normalises flat features in training",
+    ),
     "epochs beyond what the driver can hold": (
         [*MLP_RUN, "--epochs", "100000000000000000000000"],
         "Expected epochs <= 100,000 (each epoch is a row the driver keeps until its trial ends, about 2.4 KB). "

@@ -608,3 +608,14 @@ def test_a_run_on_a_gpu_says_which_and_its_trials_peak_memory_and_a_cpu_run_has_
     cpu_only = summarize(to_frame(_rows(REFERENCE_BACKEND, "mlp", 0.9, 2.0)))
     assert "## GPU" not in reporting.run_markdown(cpu_only, "t")
     assert "gpu" not in [t.name for t in reporting.run_tables(cpu_only)]
+
+
+def test_a_diverged_trial_names_the_loss_that_stopped_being_finite():
+    from harness.summary import why_not_ok
+
+    assert why_not_ok({"status": "diverged", "epoch": 3, "train_loss": math.inf, "val_loss": math.nan}) == (
+        "at epoch 3, training loss inf"
+    )
+    assert why_not_ok({"status": "diverged", "epoch": 2, "train_loss": 0.25, "val_loss": math.nan}) == (
+        "at epoch 2, validation loss nan (training loss 0.25)"
+    )

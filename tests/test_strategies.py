@@ -13,6 +13,7 @@ import pytest
 from conftest import max_abs_diff
 
 from harness.backbone import checkpoint_path, pretrain_trials, recipe_for
+from harness.backend import StepStats
 from harness.checkpoints import load_checkpoint, save_checkpoint
 from harness.config import OptimizerConfig, RuntimeOptions, TransferOptions, TrialConfig
 from harness.data.registry import load_dataset
@@ -20,6 +21,7 @@ from harness.data.tasks import TaskSpec, derive
 from harness.model_cost import forward_macs_to, model_cost, step_macs
 from harness.models import ModelOptions, build_spec
 from harness.seeds import FRESH_HEAD_SEED_OFFSET
+from harness.training import PhasePlan, train_phase
 from harness.weights import count_parameters, initial_weights
 
 BACKENDS = ("torch", "tensorflow")
@@ -324,3 +326,22 @@ def test_tensorflows_feature_extractor_is_traced_once_so_the_timed_extraction_ru
     # blocks the convolutions by batch size and sums in another order, 7.4e-7 apart at a scale of 3.35 (2 ulps).
     ulps = 8 * float(np.finfo(np.float32).eps) * max(1.0, float(np.abs(full).max()))
     assert np.abs(warm - full).max() <= ulps
+
+
+class _NaNValidation:
+    """A backend whose training loss stays finite while its validation loss is NaN: what TensorFlow did when
+    BatchNorm's moving variance broke (one-sample batches), which was recorded as ok."""
+
+    def train_epoch(self, split, batches, lrs, momenta=None, augment=None, *, first_step):
+        return StepStats(loss_sum=float(len(batches)), correct=1, count=sum(len(b) for b in batches))
+
+    def evaluate(self, split, batch_size):
+        return StepStats(loss_sum=math.nan, correct=0, count=10)
+
+
+def test_a_nan_validation_loss_after_a_finite_training_loss_is_diverged():
+    records = []
+    plan = PhasePlan("train", epochs=3, batch_size=4, eval_batch_size=10, seed=0, base_lr=0.1)
+    status = train_phase(_NaNValidation(), 20, plan, records.append)  # type: ignore[arg-type]
+    assert status == "diverged"
+    assert [(r.epoch, r.status) for r in records] == [(1, "diverged")]  # stopped at the first such epoch
