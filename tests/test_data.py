@@ -117,6 +117,27 @@ def test_truncated_plain_idx_is_reported_with_sizes(tmp_path):
         load_dataset("mnist", tmp_path, download=False)
 
 
+@pytest.mark.parametrize(
+    ("payload", "expected"),
+    [
+        (bytes([0, 0, 8, 3, 0, 0]), r"Expected a 16-byte IDX header \(3 dimensions\). Received: 6 bytes"),
+        # three dimensions of 2**31: numpy's product wrapped to 0 elements, and the reshape failed
+        (bytes([0, 0, 8, 3]) + bytes([128, 0, 0, 0]) * 3, r"Expected 9903520314283042199192993808 bytes"),
+    ],
+)
+def test_an_idx_header_cut_short_or_with_absurd_sizes_is_a_data_file_error(payload, expected):
+    with pytest.raises(DataFileError, match=expected):
+        parse_idx(payload, Path("x-idx3-ubyte"))
+
+
+def test_a_checksum_manifest_that_is_not_utf8_is_a_data_file_error(tmp_path):
+    write_mnist_like(tmp_path, n_train=5100, n_test=10)
+    manifest = tmp_path / "SHA256SUMS"
+    manifest.write_bytes(manifest.read_text().encode("utf-16"))  # PowerShell's `>` writes UTF-16
+    with pytest.raises(DataFileError, match=r"SHA256SUMS in sha256sum's format, as ASCII or UTF-8 text"):
+        load_dataset("mnist", tmp_path, download=False)
+
+
 def test_missing_files_name_every_place_searched_and_how_to_get_them(tmp_path, monkeypatch):
     monkeypatch.setenv("XFBENCH_DATA", str(tmp_path / "env"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))

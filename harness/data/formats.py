@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import math
 import tarfile
 import zlib
 from pathlib import Path
@@ -63,8 +64,13 @@ def parse_idx(payload: bytes, source: Path) -> np.ndarray:
     dtype = IDX_DTYPES[payload[2]]
     ndim = payload[3]
     header = 4 + 4 * ndim
+    if len(payload) < header:  # cut inside its dimensions: frombuffer would raise a bare ValueError
+        raise DataFileError(
+            f"Expected a {header}-byte IDX header ({ndim} dimensions). Received: {len(payload)} bytes in {source} "
+            "(truncated or corrupted). Delete the file and download it again."
+        )
     dims = tuple(int(d) for d in np.frombuffer(payload, dtype=">u4", count=ndim, offset=4))
-    expected = header + int(np.prod(dims)) * dtype.itemsize
+    expected = header + math.prod(dims) * dtype.itemsize  # Python ints: np.prod wrapped at 2**64 to 0
     if len(payload) != expected:
         raise DataFileError(
             f"Expected {expected} bytes for an IDX array of shape {dims}. Received: {len(payload)} bytes in {source} "

@@ -29,7 +29,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.data.formats import ChecksumError, read_bytes
+from harness.data.formats import ChecksumError, DataFileError, read_bytes
 from harness.errors import MissingInputFile
 
 SYSTEM_DATA_ROOT = Path("/usr/share/datasets")  # where Debian's dataset packages install
@@ -106,7 +106,14 @@ def _manifest_entry(directory: Path, filename: str) -> str | None:
     manifest = directory / MANIFEST
     if not manifest.is_file():
         return None
-    for line in manifest.read_text().splitlines():
+    try:
+        text = manifest.read_text(encoding="utf-8")
+    except UnicodeDecodeError:  # PowerShell writes UTF-16: a traceback said nothing of which file
+        raise DataFileError(
+            f"Expected {manifest} in sha256sum's format, as ASCII or UTF-8 text. Received: a file that is not UTF-8 "
+            f"(UTF-16, as PowerShell writes?). Write it again with `sha256sum FILE... > {MANIFEST}`, or delete it."
+        ) from None
+    for line in text.splitlines():
         parts = line.split()
         if len(parts) == 2 and parts[1].lstrip("*") == filename:
             return parts[0].lower()
