@@ -319,6 +319,29 @@ def test_cifar10_archive_is_read_without_extraction_and_checked(tmp_path):
         load_dataset("cifar10", tmp_path / "data", download=False)
 
 
+def test_cifar10_comes_from_the_first_folder_holding_it_in_either_form(tmp_path, monkeypatch):
+    """An extracted copy in the cache was read before the archive that --data-dir named; and --data-dir naming
+    cifar-10-batches-bin/ itself (where a run's data_dir points after reading it) found nothing there."""
+    files = write_cifar_folder(tmp_path / "src")
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(f"cifar-10-batches-bin/{name}")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    given = tmp_path / "given"
+    given.mkdir()
+    (given / "cifar-10-binary.tar.gz").write_bytes(buffer.getvalue())
+    write_manifest(given)  # a generated archive is not the published one: its sha256 listed beside it
+    monkeypatch.delenv("XFBENCH_DATA", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    write_cifar_folder(tmp_path / "cache" / "xfbench" / "cifar10")
+    assert load_dataset("cifar10", given, download=False).provenance["source"] == str(given / "cifar-10-binary.tar.gz")
+    folder = tmp_path / "src" / "cifar-10-batches-bin"
+    ds = load_dataset("cifar10", folder, download=False)
+    assert ds.provenance["source"] == str(folder) and len(ds.y_test) == 40
+
+
 def test_a_cifar_folder_missing_a_batch_file_names_it(tmp_path):
     """The folder was found but lacked data_batch_5.bin: the error said the archive was not found anywhere."""
     write_cifar_folder(tmp_path / "cifar10")

@@ -277,30 +277,42 @@ class _CifarBatchFiles:
 
 
 def _cifar_batch_files(data_dir: str | None, download: bool) -> _CifarBatchFiles:
-    """Batch-file bytes from an extracted cifar-10-batches-bin/ folder if present, else from the archive."""
-    names = (*CIFAR_TRAIN_FILES, CIFAR_TEST_FILE)
+    """Batch-file bytes from the first folder, in the search order, that holds CIFAR-10 in either form: its
+    extracted batch files (in the folder itself, as when --data-dir names cifar-10-batches-bin/, or in its
+    cifar-10-batches-bin/), or the archive."""
     for directory in candidate_dirs(CIFAR10_FILES, data_roots(data_dir)):
-        folder = directory / CIFAR_ARCHIVE_DIR
-        present = [n for n in names if (folder / n).is_file()]
-        if present and len(present) < len(names):  # a folder found, not whole: said, not "no archive found"
-            raise DataFileError(
-                f"Expected every CIFAR-10 batch file in {folder}: {', '.join(names)}. Received: "
-                f"{', '.join(n for n in names if n not in present)} missing. Restore them from the binary archive "
-                "(cifar-10-binary.tar.gz), or move the folder away to use the archive."
-            )
-        if present:
-            located = [verify_file(folder / n, PublishedFile(n)) for n in names]
-            return _CifarBatchFiles(
-                members={n: (f.payload, str(f.path)) for n, f in zip(names, located, strict=True)},
-                source=str(folder),
-                verified="; ".join(f"{n}: {f.how}" for n, f in zip(names, located, strict=True)),
-            )
+        for folder in (directory, directory / CIFAR_ARCHIVE_DIR):
+            extracted = _extracted_cifar(folder)
+            if extracted is not None:
+                return extracted
+        if any((directory / f"{p.name}{gz}").is_file() for p in CIFAR10_FILES.files for gz in ("", ".gz")):
+            break  # the archive here comes before an extracted copy further on; locate finds it first
     archive = locate(CIFAR10_FILES, data_dir, download=download)["cifar-10-binary.tar"]
     members = read_cifar_archive(archive.payload, archive.path)
     return _CifarBatchFiles(
         members={n: (b, f"{archive.path}:{n}") for n, b in members.items()},
         source=str(archive.path),
         verified=archive.how,
+    )
+
+
+def _extracted_cifar(folder: Path) -> _CifarBatchFiles | None:
+    """The batch files in ``folder``, verified; None when it holds none of them."""
+    names = (*CIFAR_TRAIN_FILES, CIFAR_TEST_FILE)
+    present = [n for n in names if (folder / n).is_file()]
+    if not present:
+        return None
+    if len(present) < len(names):  # a folder found, not whole: said, not "no archive found"
+        raise DataFileError(
+            f"Expected every CIFAR-10 batch file in {folder}: {', '.join(names)}. Received: "
+            f"{', '.join(n for n in names if n not in present)} missing. Restore them from the binary archive "
+            "(cifar-10-binary.tar.gz), or move the folder away to use the archive."
+        )
+    located = [verify_file(folder / n, PublishedFile(n)) for n in names]
+    return _CifarBatchFiles(
+        members={n: (f.payload, str(f.path)) for n, f in zip(names, located, strict=True)},
+        source=str(folder),
+        verified="; ".join(f"{n}: {f.how}" for n, f in zip(names, located, strict=True)),
     )
 
 
