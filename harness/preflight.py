@@ -139,6 +139,14 @@ def _checked_task_data(
         _check_class_samples(role, task, dataset)
         _check_train_limit(trial, task, derived, dataset)
     check_input(trial.input, derived.input_shape, dataset.normalization, dataset.pixel_stats is not None)
+    if not resumed and trial.input.resize_mode == "resize-crop" and trial.input.size is None:
+        # recorded among the case's settings, yet no image was resized or cropped
+        raise InputError(
+            "Expected --input-size N with --resize-mode resize-crop (images resized to about N / 0.875, then a "
+            f"centred NxN crop). Received: no input size for {trial.case_id}, so its images keep their "
+            f"{'x'.join(map(str, derived.input_shape[:2]))} and the option changes nothing. Add --input-size, or drop "
+            "--resize-mode."
+        )
     check_augment(trial.augment, derived.input_shape)
     return derived
 

@@ -84,6 +84,12 @@ BAD_INPUTS = {
         ["model", "mlp", "--activation-alpha", "0.2"],
         "--hidden; --activation-alpha with leaky_relu or elu only). Received: --activation-alpha 0.2. Drop them,",
     ),
+    # recorded among the settings, yet every image kept its size: nothing resized, nothing cropped
+    "a resize mode without a size to resize to": (
+        [*MLP_RUN, "--resize-mode", "resize-crop"],
+        "Expected --input-size N with --resize-mode resize-crop (images resized to about N / 0.875, then a centred NxN "
+        "crop). Received: no input size for scratch-mlp-digits, so its images keep their 8x8",
+    ),
     # one sample per batch: torch refused BatchNorm1d in the worker, TensorFlow's moving variance turned NaN
     "a batch of one sample for BatchNorm on flat features": (
         [*MLP_RUN, "--batchnorm", "after", "--batch-size", "1"],
