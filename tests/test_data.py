@@ -138,6 +138,18 @@ def test_a_checksum_manifest_that_is_not_utf8_is_a_data_file_error(tmp_path):
         load_dataset("mnist", tmp_path, download=False)
 
 
+@pytest.mark.skipif(
+    not Path("/usr/share/datasets/fashion-mnist").is_dir(), reason="Debian's dataset-fashion-mnist is not installed"
+)
+def test_fashion_mnist_files_are_not_read_as_mnist(tmp_path):
+    """MNIST's plain files pass on format checks alone (no published payload sha256): Fashion-MNIST's, of the same
+    names and format, trained as MNIST without a word."""
+    for packed in Path("/usr/share/datasets/fashion-mnist").glob("*-ubyte.gz"):
+        (tmp_path / packed.stem).write_bytes(gzip.decompress(packed.read_bytes()))
+    with pytest.raises(ChecksumError, match=r"Received: byte for byte Fashion-MNIST's .*--dataset fashion_mnist"):
+        load_dataset("mnist", tmp_path, download=False)
+
+
 def test_missing_files_name_every_place_searched_and_how_to_get_them(tmp_path, monkeypatch):
     monkeypatch.setenv("XFBENCH_DATA", str(tmp_path / "env"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))

@@ -25,7 +25,7 @@ import os
 import shutil
 import tempfile
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,6 +60,9 @@ class DatasetFiles:
     # Other forms of the dataset that xfbench will not read (file or folder name, why and what to get instead): a
     # not-found message names the ones it saw, which would otherwise read as if nothing were there
     unread_forms: tuple[tuple[str, str], ...] = ()
+    # Payload sha256s of another dataset's files of the same names and format (what each is): a file of this
+    # dataset that no checksum verifies is refused when it is one of them (Fashion-MNIST read as MNIST)
+    foreign_payloads: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -184,6 +187,7 @@ def locate(
     if missing and folder is not None and folder != target:
         raise DataNotFoundError(_partial_folder_message(files, folder, held, missing, dirs))
     found = {p.name: verify_file(held[p.name], p) for p in files.files if p.name in held}
+    _refuse_foreign(files, found.values())
     if missing and download and files.download_base:
         errors = []
         for published in missing:
@@ -198,6 +202,18 @@ def locate(
     elif missing:
         raise DataNotFoundError(_not_found_message(files, missing, dirs, []))
     return found
+
+
+def _refuse_foreign(files: DatasetFiles, located: Iterable[LocatedFile]) -> None:
+    """A file of ``files`` that only the format checks accepted, yet is byte for byte another dataset's."""
+    foreign = dict(files.foreign_payloads)
+    for f in located:
+        what = foreign.get(hashlib.sha256(f.payload).hexdigest()) if foreign and not f.verified else None
+        if what is not None:
+            raise ChecksumError(
+                f"Expected {files.name}'s {f.path.name} in {f.path.parent}. Received: byte for byte {what} (its "
+                f"published sha256). Put {files.name}'s own files there, or run the dataset these are."
+            )
 
 
 def download_file(files: DatasetFiles, published: PublishedFile, target_dir: Path, timeout_s: float = 30.0) -> Path:

@@ -102,17 +102,26 @@ FASHION_MNIST_FILES = _idx_files(
     "On Debian: apt-get install dataset-fashion-mnist (installs /usr/share/datasets/fashion-mnist/).",
 )
 
-MNIST_FILES = _idx_files(
-    "mnist",
-    "MNIST",
-    {
-        "train-images-idx3-ubyte": ("f68b3c2dcbeaaa9fbdd348bbdeb94873", None),
-        "train-labels-idx1-ubyte": ("d53e105ee54ea40749a09fcbcd1e9432", None),
-        "t10k-images-idx3-ubyte": ("9fb629c4189551a2d022fa330f9573f3", None),
-        "t10k-labels-idx1-ubyte": ("ec29112dd5afa0611ce80d1b7f02629c", None),
-    },
-    "https://ossci-datasets.s3.amazonaws.com/mnist/",
-    "Copy the four MNIST IDX files (train/t10k images/labels, .gz or plain) into a directory.",
+MNIST_FILES = replace(
+    _idx_files(
+        "mnist",
+        "MNIST",
+        {
+            "train-images-idx3-ubyte": ("f68b3c2dcbeaaa9fbdd348bbdeb94873", None),
+            "train-labels-idx1-ubyte": ("d53e105ee54ea40749a09fcbcd1e9432", None),
+            "t10k-images-idx3-ubyte": ("9fb629c4189551a2d022fa330f9573f3", None),
+            "t10k-labels-idx1-ubyte": ("ec29112dd5afa0611ce80d1b7f02629c", None),
+        },
+        "https://ossci-datasets.s3.amazonaws.com/mnist/",
+        "Copy the four MNIST IDX files (train/t10k images/labels, .gz or plain) into a directory.",
+    ),
+    # MNIST's own payloads have no published sha256 (plain files pass on format checks): Fashion-MNIST's files, of
+    # the same names and format, would train as MNIST without a word
+    foreign_payloads=tuple(
+        (p.payload_sha256, f"Fashion-MNIST's {p.name}, which --dataset fashion_mnist reads")
+        for p in FASHION_MNIST_FILES.files
+        if p.payload_sha256
+    ),
 )
 
 CIFAR10_FILES = DatasetFiles(
