@@ -150,6 +150,25 @@ def test_fashion_mnist_files_are_not_read_as_mnist(tmp_path):
         load_dataset("mnist", tmp_path, download=False)
 
 
+def test_a_partial_user_cache_folder_is_said_with_where_the_rest_lie(tmp_path, monkeypatch):
+    """A download cut short left one file in the cache: offline, the error said the files were not found in the
+    system folder that held them all, and how to install them."""
+    monkeypatch.delenv("XFBENCH_DATA", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("XFBENCH_SYSTEM_DATA", str(tmp_path / "system"))
+    write_mnist_like(tmp_path / "system" / "mnist", n_train=5100, n_test=10, gz=False, manifest=False)
+    cache = tmp_path / "cache" / "xfbench" / "mnist"
+    cache.mkdir(parents=True)
+    (cache / "t10k-labels-idx1-ubyte").write_bytes(
+        (tmp_path / "system" / "mnist" / "t10k-labels-idx1-ubyte").read_bytes()
+    )
+    with pytest.raises(FileNotFoundError) as info:
+        load_dataset("mnist", None, download=False)
+    assert f"Expected every mnist file in the user cache's {cache}" in str(info.value)
+    assert f"train-images-idx3-ubyte is in {tmp_path / 'system' / 'mnist'}" in str(info.value)
+    assert "drop --no-download), or delete that folder" in str(info.value)
+
+
 def test_missing_files_name_every_place_searched_and_how_to_get_them(tmp_path, monkeypatch):
     monkeypatch.setenv("XFBENCH_DATA", str(tmp_path / "env"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))

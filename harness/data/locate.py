@@ -198,9 +198,9 @@ def locate(
                 errors.append(f"{published.name}: {exc}")
         missing = [p for p in missing if p.name not in found]
         if missing:
-            raise DataNotFoundError(_not_found_message(files, missing, dirs, errors))
+            raise DataNotFoundError(_not_found_message(files, missing, dirs, errors, folder))
     elif missing:
-        raise DataNotFoundError(_not_found_message(files, missing, dirs, []))
+        raise DataNotFoundError(_not_found_message(files, missing, dirs, [], folder))
     return found
 
 
@@ -256,7 +256,22 @@ def _partial_folder_message(
     )
 
 
-def _not_found_message(files: DatasetFiles, missing: list[PublishedFile], dirs: list[Path], errors: list[str]) -> str:
+def _not_found_message(
+    files: DatasetFiles, missing: list[PublishedFile], dirs: list[Path], errors: list[str], partial: Path | None
+) -> str:
+    """``partial``: the user cache's folder, holding some of the files (downloads are per file): the search stopped
+    there, so the files may well lie further on, and saying "not found" there (with how to install them) misled."""
+    if partial is not None:
+        held = sorted(p.name for p in files.files if p not in missing)
+        elsewhere = [d for d in dict.fromkeys(dirs) if d != partial and _file_in(files, missing[0], d)]
+        rest = f"; {missing[0].name} is in {elsewhere[0]}" if elsewhere else ""
+        failed = f" Download failed: {'; '.join(errors)}." if errors else ""
+        return (
+            f"Expected every {files.name} file in the user cache's {partial}, the first folder holding any of them. "
+            f"Received: it holds {held} but not {[p.name for p in missing]} (a download cut short?){rest}.{failed} "
+            "Go online to complete it (drop --no-download), or delete that folder to read a complete copy further "
+            "on."
+        )
     looked = ", ".join(str(d) for d in dict.fromkeys(dirs))
     lines = [
         f"Expected the {files.name} files {[p.name for p in missing]} (plain or {files.compressed_suffix}). "
