@@ -57,8 +57,11 @@ class EarlierExport:
 
 def run_key(info: dict[str, Any], run_dir: Path) -> str:
     """Which xfbench run an MLflow run came from: its id, when it started and on which host (two machines' nightly
-    runs may share an id). Hex only, so it can be searched for without quoting."""
-    identity = "\n".join(str(info.get(k, "")) for k in ("run_id", "started", "driver_host")) or run_dir.name
+    runs may share an id). Hex only, so it can be searched for without quoting. A run without run.json (an older
+    run's) is known by its folder: every such run's empty fields once made one key, and --replace deleted another
+    run's export."""
+    fields = [str(info.get(k) or "") for k in ("run_id", "started", "driver_host")]
+    identity = "\n".join(fields) if any(fields) else f"folder:{run_dir.resolve()}"
     return hashlib.sha256(identity.encode()).hexdigest()[:20]
 
 

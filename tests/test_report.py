@@ -428,6 +428,16 @@ def test_mlflow_reads_back_every_trial_with_its_epochs(tmp_path, capsys):
     assert f"Received: it is deleted (id {experiment.experiment_id}). Restore it" in capsys.readouterr().err
 
 
+def test_runs_without_run_json_are_told_apart_by_their_folder(tmp_path):
+    """Their empty fields once made one export key: exporting a second such run found the first's export, and
+    --replace deleted it."""
+    from harness.mlflow_export import run_key
+
+    assert run_key({}, tmp_path / "a") != run_key({}, tmp_path / "b")
+    info = {"run_id": "r", "started": "2026-01-01T00:00:00", "driver_host": "h"}
+    assert run_key(info, tmp_path / "a") == run_key(info, tmp_path / "moved")  # a run.json's identity, wherever
+
+
 @pytest.mark.skipif(importlib.util.find_spec("mlflow") is None, reason="needs xfbench[mlflow]")
 def test_a_trial_that_did_not_end_ok_exports_why_and_the_loss_that_diverged(tmp_path):
     """A failed or diverged trial's MLflow run was FAILED with no error text anywhere (a diverged row holds none: the
