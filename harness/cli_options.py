@@ -475,12 +475,28 @@ def model_options_from_args(args: argparse.Namespace) -> dict[str, Any]:
     return {k[len(prefix) :]: v for k, v in vars(args).items() if k.startswith(prefix) and v is not None}
 
 
+class _Once(argparse.Action):
+    """An option that selects one thing: given twice with different values, the first was dropped without a word
+    (`--suite smoke --suite quick` ran quick alone), as if a run could take several."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, value: Any, flag: Any = None):
+        earlier = getattr(namespace, self.dest, None)
+        if earlier is not None and earlier != value:
+            parser.error(
+                f"Expected one {flag} per command. Received: {flag} {earlier}, then {flag} {value}. Give one; run each in "
+                "its own command (the pytest plugin runs several suites in one session)."
+            )
+        setattr(namespace, self.dest, value)
+
+
 def _add_selection(parser: argparse.ArgumentParser) -> None:
     what = parser.add_argument_group("what to run")
-    what.add_argument("--suite", help=f"one of {sorted(SUITES)} (run with no selection: {DEFAULT_SUITE})")
-    what.add_argument("--strategy", help="strategy name (with --model and --dataset)")
-    what.add_argument("--model", help="zoo name, torchvision:NAME, keras:NAME, python:module:function or spec.json")
-    what.add_argument("--dataset")
+    suites = f"one of {sorted(SUITES)} (run with no selection: {DEFAULT_SUITE})"
+    what.add_argument("--suite", action=_Once, help=suites)
+    what.add_argument("--strategy", action=_Once, help="strategy name (with --model and --dataset)")
+    model = "zoo name, torchvision:NAME, keras:NAME, python:module:function or spec.json"
+    what.add_argument("--model", action=_Once, help=model)
+    what.add_argument("--dataset", action=_Once)
     what.add_argument(
         "--backend",
         action="append",

@@ -84,6 +84,11 @@ BAD_INPUTS = {
         ["model", "mlp", "--activation-alpha", "0.2"],
         "--hidden; --activation-alpha with leaky_relu or elu only). Received: --activation-alpha 0.2. Drop them,",
     ),
+    # the first suite was dropped without a word: half of what was asked for ran, exit 0
+    "a second suite": (
+        ["run", "--suite", "smoke", "--suite", "quick"],
+        "Expected one --suite per command. Received: --suite smoke, then --suite quick. Give one;",
+    ),
     # recorded among the settings, yet every image kept its size: nothing resized, nothing cropped
     "a resize mode without a size to resize to": (
         [*MLP_RUN, "--resize-mode", "resize-crop"],
