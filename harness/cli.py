@@ -339,12 +339,15 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from harness.baselines import resolve
-    from harness.mlflow_export import export_run, sqlite_file
+    from harness.mlflow_export import export_run
+    from harness.mlflow_uri import normalised_uri, sqlite_file
     from harness.plan import UNFINISHED_STATUSES
 
     run_dir = resolve(args.run, Path(args.results_dir).expanduser())
     exported = export_run(run_dir, args.mlflow, args.experiment, args.replace)
-    database = sqlite_file(args.mlflow)  # sqlite:///x.db is relative to the working directory: say which file
+    database = sqlite_file(
+        normalised_uri(args.mlflow)
+    )  # sqlite:///x.db is relative to the working directory: say which file
     store = f"{args.mlflow} ({database})" if database else args.mlflow
     where = f"{store} (experiment {args.experiment!r}, parent run {exported.parent_run_id})"
     if exported.outcome == "unchanged":

@@ -483,8 +483,8 @@ class _Once(argparse.Action):
         earlier = getattr(namespace, self.dest, None)
         if earlier is not None and earlier != value:
             parser.error(
-                f"Expected one {flag} per command. Received: {flag} {earlier}, then {flag} {value}. Give one; run each in "
-                "its own command (the pytest plugin runs several suites in one session)."
+                f"Expected one {flag} per command. Received: {flag} {earlier}, then {flag} {value}. Give one; run "
+                "each in its own command (the pytest plugin runs several suites in one session)."
             )
         setattr(namespace, self.dest, value)
 

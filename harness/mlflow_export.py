@@ -12,9 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
-import urllib.parse
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -23,10 +20,17 @@ import pandas as pd
 
 from harness.config import model_label
 from harness.errors import InputError
+from harness.mlflow_uri import (
+    check_tracking_uri,
+    normalised_uri,
+    sqlite_file,
+    store_errors,
+    tracking_client,
+    unusable_uri,
+)
 from harness.plan import UNFINISHED_STATUSES
-from harness.reachable import connection_problem
 from harness.summary import last_attempts, why_not_ok
-from harness.user_files import read_run_json, read_run_rows, unwritable_reason
+from harness.user_files import read_run_json, read_run_rows
 
 EPOCH_METRICS = ("train_loss", "train_acc", "val_loss", "val_acc", "lr", "epoch_time_s", "samples_per_s", "eval_time_s")
 FINAL_METRICS = ("test_acc", "mc_test_acc", "mc_mean_prob", "mc_pred_std")
@@ -98,53 +102,6 @@ def _check_replaceable(earlier: EarlierExport, replace: bool, run_id: str, exper
         f"Expected run {run_id} in MLflow experiment {experiment!r} at {uri} as it is now, or not at all. Received: "
         f"an earlier export of it (parent run {earlier.parent_run_id}), and {why}. Pass --replace to delete that "
         "export and write this one (MLflow keeps deleted runs until `mlflow gc`), or give another --experiment."
-    )
-
-
-def _client(uri: str) -> Any:
-    try:
-        from mlflow.tracking import MlflowClient
-    except ImportError:
-        raise InputError(
-            "Expected MLflow for `xfbench export --mlflow`. Received: it is not installed. "
-            "Run: pip install 'xfbench[mlflow]'."
-        ) from None
-    from mlflow.exceptions import MlflowException
-
-    try:
-        return MlflowClient(tracking_uri=uri)
-    except MlflowException as exc:
-        raise _unusable_uri(uri, exc) from None
-    except ImportError as exc:  # a database store whose driver is not installed (MySQLdb, psycopg)
-        raise _unusable_uri(uri, exc) from None
-
-
-def _check_server(uri: str) -> None:
-    """A tracking server's URI must answer before the client is made: MLflow retries a request for minutes."""
-    parts = urllib.parse.urlsplit(uri)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return
-    if parts.scheme in urllib.request.getproxies() and not urllib.request.proxy_bypass(parts.hostname):
-        return  # MLflow's requests go through the proxy, which may reach what this machine cannot
-    try:
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-    except ValueError:  # a port that is not a number, or out of range
-        raise InputError(f"Expected --mlflow http://HOST[:PORT]. Received: {uri!r}.") from None
-    why = connection_problem(parts.hostname, port)
-    if why:
-        raise InputError(
-            f"Expected an MLflow tracking server answering at --mlflow {uri}. Received: no connection ({why}). "
-            "Start it (`mlflow server`), or give its address, or a file store such as sqlite:///mlflow.db."
-        )
-
-
-def _unusable_uri(uri: str, exc: Exception) -> InputError:
-    driver = (
-        "install that database's Python driver into xfbench's environment, or " if isinstance(exc, ImportError) else ""
-    )
-    return InputError(
-        f"Expected an MLflow tracking URI it can use. Received: --mlflow {uri!r} ({str(exc).strip()}). "
-        f"To fix, {driver}give e.g. sqlite:///mlflow.db or the http:// address of a tracking server."
     )
 
 
@@ -242,41 +199,6 @@ def _log_trial(client: Any, experiment_id: str, trial_id: str, trial: pd.DataFra
     return str(child)
 
 
-def sqlite_file(uri: str) -> Path | None:
-    """The database file of a ``sqlite:///`` tracking URI (``sqlite:///x.db`` is relative to the working directory,
-    ``sqlite:////abs/x.db`` absolute); None for any other store."""
-    return Path(uri.removeprefix("sqlite:///")).resolve() if uri.startswith("sqlite:///") else None
-
-
-def _check_sqlite_store(uri: str) -> None:
-    """A SQLite store's file must be one SQLite can open or create: MLflow retries a folder or an unwritable place
-    for about 100 s, and a file that is not a database fails with a traceback."""
-    if uri.rstrip("/") in ("sqlite:", "sqlite:/", "sqlite://") or uri.startswith("sqlite:///:memory:"):
-        raise InputError(
-            f"Expected --mlflow sqlite:///FILE, a database file that outlives the export. Received: {uri!r}, an "
-            "in-memory database gone when xfbench exits. Give e.g. sqlite:///mlflow.db."
-        )
-    path = sqlite_file(uri)
-    if path is None:
-        return
-    fix = "Give a database file in a folder you can write, e.g. sqlite:///mlflow.db (sqlite:////abs/path.db)."
-    if path.is_dir():
-        raise InputError(f"Expected --mlflow {uri} to name a SQLite file. Received: {path} is a folder. {fix}")
-    if path.is_file():
-        with path.open("rb") as handle:
-            head = handle.read(16)
-        if head and head != b"SQLite format 3\x00":
-            raise InputError(
-                f"Expected --mlflow {uri} to name a SQLite database. Received: {path}, a file that is not one. {fix}"
-            )
-        if not os.access(path, os.W_OK):
-            raise InputError(f"Expected --mlflow {uri} to be a database xfbench can write. Received: {path} is "
-                             f"read-only. {fix}")  # fmt: skip
-    why = unwritable_reason(path.parent) if path.parent.is_dir() else f"{path.parent} is not a folder that exists"
-    if why:  # SQLite creates the file, not the folders above it, and writes its journal beside the file
-        raise InputError(f"Expected --mlflow {uri} in a folder SQLite can write. Received: {why}. {fix}")
-
-
 def _experiment(client: Any, name: str, uri: str) -> str:
     existing = client.get_experiment_by_name(name)
     if existing and existing.lifecycle_stage == "deleted":
@@ -302,16 +224,14 @@ def export_run(run_dir: Path, uri: str, experiment: str = "xfbench", replace: bo
             f"{experiment!r}. Give e.g. --mlflow sqlite:///mlflow.db."
         )
     frame = last_attempts(read_run_rows(run_dir))  # the local checks first: the server's can take seconds
-    _check_server(uri)
-    _check_sqlite_store(uri)
-    client = _client(uri)
+    uri = normalised_uri(uri)
+    check_tracking_uri(uri)
+    client = tracking_client(uri)
     info = read_run_json(run_dir)
-    from mlflow.exceptions import MlflowException
-
     try:  # the first call that reaches the tracking store: a URI it cannot use fails here
         experiment_id = _experiment(client, experiment, uri)
-    except MlflowException as exc:  # a database store whose driver is missing already failed in _client
-        raise _unusable_uri(uri, exc) from None
+    except store_errors() as exc:  # a database store whose driver is missing already failed in tracking_client
+        raise unusable_uri(uri, exc) from None
     run_id = str(info.get("run_id", run_dir.name))
     key, fingerprint = run_key(info, run_dir), rows_fingerprint(frame)
     earlier = _earlier_export(client, experiment_id, key)

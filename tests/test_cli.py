@@ -713,6 +713,16 @@ BAD_INPUTS = {
         ["run", "--suite", "smoke", "--address", "head-node"],
         "Expected --address HOST:PORT of the cluster's head node",
     ),
+    # MLflow hung for minutes on a hostless URI
+    "export to an http URI without a host": (
+        ["export", "rows-run", "--mlflow", "http://"],
+        "Expected --mlflow http://HOST[:PORT]. Received: 'http://', no host. Give one, e.g. http://localhost:5000",
+    ),
+    # SQLAlchemy's OperationalError after about 100 s of retries: the driver's name hid the folder from the check
+    "export to a SQLite URI with a driver, naming a folder": (
+        ["export", "rows-run", "--mlflow", "sqlite+pysqlite:///results"],
+        "to name a SQLite file. Received:",
+    ),
     "export to a tracking server nothing answers at": (
         ["export", "rows-run", "--mlflow", "http://127.0.0.1:1"],
         "Expected an MLflow tracking server answering at --mlflow http://127.0.0.1:1. Received: no connection",

@@ -428,6 +428,29 @@ def test_mlflow_reads_back_every_trial_with_its_epochs(tmp_path, capsys):
     assert f"Received: it is deleted (id {experiment.experiment_id}). Restore it" in capsys.readouterr().err
 
 
+@pytest.mark.skipif(importlib.util.find_spec("mlflow") is None, reason="needs xfbench[mlflow]")
+def test_a_sqlite_uri_in_capitals_or_with_a_query_is_the_database_it_names(tmp_path, capsys):
+    """SQLITE:/// was a traceback (SQLAlchemy has no dialect of that name), and a query became part of the file."""
+    run_dir = _write_run(tmp_path, "run-q", "2026-01-01")
+    database = tmp_path / "m.db"
+    assert main(["export", str(run_dir), "--mlflow", f"SQLITE:///{database}?timeout=5"]) == 0
+    assert f"?timeout=5 ({database}) (experiment" in capsys.readouterr().out and database.is_file()
+
+
+def test_a_tracking_server_that_accepts_but_never_answers_is_refused_in_seconds(tmp_path, monkeypatch, capsys):
+    """A process that accepts connections and never replies held the export for minutes."""
+    import socket
+
+    monkeypatch.setattr("harness.mlflow_uri.ANSWER_TIMEOUT_S", 0.5)
+    run_dir = _write_run(tmp_path, "run-s", "2026-01-01")
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(1)  # the kernel completes the connection; nothing ever reads or answers
+        uri = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        assert main(["export", str(run_dir), "--mlflow", uri]) == 2
+    assert "Received: a connection, but no answer to GET /health within 0.5 s" in capsys.readouterr().err
+
+
 def test_runs_without_run_json_are_told_apart_by_their_folder(tmp_path):
     """Their empty fields once made one export key: exporting a second such run found the first's export, and
     --replace deleted it."""

@@ -1,0 +1,167 @@
+"""The --mlflow tracking URI: checked before MLflow is asked to use it, since MLflow retries a store it cannot reach
+for minutes and reports some mistakes as tracebacks; and the client made from it."""
+
+from __future__ import annotations
+
+import os
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from harness.errors import InputError
+from harness.reachable import connection_problem
+from harness.user_files import unwritable_reason
+
+# How long a tracking server may take to answer its health check
+ANSWER_TIMEOUT_S = 5.0
+SQLITE_FIX = "Give a database file in a folder you can write, e.g. sqlite:///mlflow.db (sqlite:////abs/path.db)."
+
+
+def normalised_uri(uri: str) -> str:
+    """``uri`` with its scheme in lower case, as URIs allow and SQLAlchemy needs (SQLITE:/// found no dialect)."""
+    scheme, sep, rest = uri.partition(":")
+    plain = sep and scheme and all(c.isalnum() or c in "+-." for c in scheme) and not os.path.exists(uri)
+    return f"{scheme.lower()}:{rest}" if plain else uri
+
+
+def _sqlite_part(uri: str) -> str | None:
+    """What follows ``sqlite:`` (or a driver's ``sqlite+NAME:``), its query cut off; None for another store."""
+    scheme, sep, rest = uri.partition(":")
+    if not sep or not (scheme == "sqlite" or scheme.startswith("sqlite+")):
+        return None
+    return rest.split("?", 1)[0]
+
+
+def sqlite_file(uri: str) -> Path | None:
+    """The database file of a SQLite tracking URI (``sqlite:///x.db`` is relative to the working directory,
+    ``sqlite:////abs/x.db`` absolute; a driver and a query allowed); None for any other store."""
+    part = _sqlite_part(uri)
+    if part is None or not part.startswith("///") or part[3:].startswith(":memory:") or not part[3:]:
+        return None
+    return Path(part[3:]).resolve()
+
+
+def check_tracking_uri(uri: str) -> None:
+    """What can be known of ``uri`` before MLflow is asked to use it."""
+    _check_server(uri)
+    _check_sqlite_store(uri)
+
+
+def _check_server(uri: str) -> None:
+    """A tracking server's URI must answer before the client is made: MLflow retries a request for minutes."""
+    parts = urllib.parse.urlsplit(uri)
+    if parts.scheme not in ("http", "https"):
+        return
+    example = f"e.g. {parts.scheme}://localhost:5000 for `mlflow server` on this machine"
+    if not parts.hostname:
+        raise InputError(
+            f"Expected --mlflow {parts.scheme}://HOST[:PORT]. Received: {uri!r}, no host. Give one, {example}."
+        )
+    if parts.scheme in urllib.request.getproxies() and not urllib.request.proxy_bypass(parts.hostname):
+        return  # MLflow's requests go through the proxy, which may reach what this machine cannot
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:  # a port that is not a number, or out of range
+        raise InputError(
+            f"Expected --mlflow {parts.scheme}://HOST[:PORT] with a port 1..65535. Received: {uri!r}. Give one, "
+            f"{example}."
+        ) from None
+    refused = connection_problem(parts.hostname, port)
+    why = f"no connection ({refused})" if refused else _answer_problem(uri)
+    if why:
+        raise InputError(
+            f"Expected an MLflow tracking server answering at --mlflow {uri}. Received: {why}. Start it (`mlflow "
+            "server`), or give its address, or a file store such as sqlite:///mlflow.db."
+        )
+
+
+def _answer_problem(uri: str) -> str | None:
+    """Why the server that accepted a connection does not answer an HTTP request in time (a process that accepts and
+    never replies held the export for minutes); None when it answers, whatever it says."""
+    try:
+        urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=ANSWER_TIMEOUT_S).close()
+    except urllib.error.HTTPError:
+        return None  # it answered: what it makes of MLflow's requests, MLflow's own errors say
+    except (urllib.error.URLError, OSError) as exc:
+        return (
+            f"a connection, but no answer to GET /health within {ANSWER_TIMEOUT_S:g} s ({getattr(exc, 'reason', exc)})"
+        )
+    return None
+
+
+def _check_sqlite_store(uri: str) -> None:
+    """A SQLite store's file must be one SQLite can open or create: MLflow retries a folder or an unwritable place
+    for about 100 s, and a file that is not a database fails with a traceback."""
+    part = _sqlite_part(uri)
+    if part is None:
+        return
+    if not part.strip("/") or part[3:].startswith(":memory:"):
+        raise InputError(
+            f"Expected --mlflow sqlite:///FILE, a database file that outlives the export. Received: {uri!r}, an "
+            "in-memory database gone when xfbench exits. Give e.g. sqlite:///mlflow.db."
+        )
+    path = sqlite_file(uri)
+    if path is None:
+        raise InputError(f"Expected --mlflow sqlite:///FILE. Received: {uri!r}. {SQLITE_FIX}")
+    if path.is_dir():
+        raise InputError(f"Expected --mlflow {uri} to name a SQLite file. Received: {path} is a folder. {SQLITE_FIX}")
+    if path.is_file():
+        with path.open("rb") as handle:
+            head = handle.read(16)
+        if head and head != b"SQLite format 3\x00":
+            raise InputError(
+                f"Expected --mlflow {uri} to name a SQLite database. Received: {path}, a file that is not one. "
+                f"{SQLITE_FIX}"
+            )
+        if not os.access(path, os.W_OK):
+            raise InputError(
+                f"Expected --mlflow {uri} to be a database xfbench can write. Received: {path} is read-only. "
+                f"{SQLITE_FIX}"
+            )
+    why = unwritable_reason(path.parent) if path.parent.is_dir() else f"{path.parent} is not a folder that exists"
+    if why:  # SQLite creates the file, not the folders above it, and writes its journal beside the file
+        raise InputError(f"Expected --mlflow {uri} in a folder SQLite can write. Received: {why}. {SQLITE_FIX}")
+
+
+def tracking_client(uri: str) -> Any:
+    """MLflow's client for ``uri`` (checked by :func:`check_tracking_uri`)."""
+    try:
+        from mlflow.tracking import MlflowClient
+    except ImportError:
+        raise InputError(
+            "Expected MLflow for `xfbench export --mlflow`. Received: it is not installed. "
+            "Run: pip install 'xfbench[mlflow]'."
+        ) from None
+    unusable: tuple[type[Exception], ...] = (*store_errors(), ImportError)  # a database store's driver (psycopg)
+    try:
+        return MlflowClient(tracking_uri=uri)
+    except unusable as exc:
+        raise unusable_uri(uri, exc) from None
+
+
+def store_errors() -> tuple[type[Exception], ...]:
+    """What MLflow and the database layer under it raise for a store they cannot use."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        from sqlalchemy.exc import SQLAlchemyError
+    except ImportError:  # no database store without it
+        return (MlflowException,)
+    return (MlflowException, SQLAlchemyError)
+
+
+def unusable_uri(uri: str, exc: Exception) -> InputError:
+    """The store's complaint in one line (a web server that is not MLflow's answered with its whole HTML page)."""
+    lines = str(exc).strip().splitlines()
+    said = (lines[0][:300] + (" ..." if len(lines) > 1 or len(lines[0]) > 300 else "")) if lines else type(exc).__name__
+    if isinstance(exc, ImportError):
+        fix = "install that database's Python driver into xfbench's environment, or give e.g. sqlite:///mlflow.db"
+    elif "MLFLOW_ALLOW_FILE_STORE" in str(exc):
+        fix = "set MLFLOW_ALLOW_FILE_STORE=true to use a file store anyway, or give e.g. sqlite:///mlflow.db"
+    else:
+        fix = "give e.g. sqlite:///mlflow.db or the http:// address of a tracking server"
+    return InputError(
+        f"Expected an MLflow tracking URI it can use. Received: --mlflow {uri!r} ({said}). To fix, {fix}."
+    )
