@@ -489,10 +489,18 @@ class _Once(argparse.Action):
         setattr(namespace, self.dest, value)
 
 
-def _add_selection(parser: argparse.ArgumentParser) -> None:
+def _suite_help(command: str) -> str:
+    """The suites ``command`` takes: `run` refuses a search suite, which `tune` searches; another needs --space."""
+    searched = sorted(name for name, suite in SUITES.items() if suite.search.params)
+    if command == "tune":
+        return f"one of {sorted(SUITES)}: {', '.join(searched)} hold a search space, any other needs --space"
+    plain = sorted(set(SUITES) - set(searched))
+    return f"one of {plain} (run with no selection: {DEFAULT_SUITE}; {', '.join(searched)}: xfbench tune)"
+
+
+def _add_selection(parser: argparse.ArgumentParser, command: str) -> None:
     what = parser.add_argument_group("what to run")
-    suites = f"one of {sorted(SUITES)} (run with no selection: {DEFAULT_SUITE})"
-    what.add_argument("--suite", action=_Once, help=suites)
+    what.add_argument("--suite", action=_Once, help=_suite_help(command))
     what.add_argument("--strategy", action=_Once, help="strategy name (with --model and --dataset)")
     model = "zoo name, torchvision:NAME, keras:NAME, python:module:function or spec.json"
     what.add_argument("--model", action=_Once, help=model)
@@ -563,9 +571,9 @@ def _add_execution(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def add_case_arguments(parser: argparse.ArgumentParser) -> None:
-    """What to run and how: shared by run and tune."""
-    _add_selection(parser)
+def add_case_arguments(parser: argparse.ArgumentParser, command: str) -> None:
+    """What to run and how: shared by run and tune (``command``)."""
+    _add_selection(parser, command)
     _add_overrides(parser)
     _add_execution(parser)
     _add_output(parser)
@@ -873,11 +881,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     run = commands.add_parser("run", help="run a suite or one strategy/model/dataset case on one or both backends")
-    add_case_arguments(run)
+    add_case_arguments(run, "run")
     tune = commands.add_parser(
         "tune", help="search hyperparameters per backend with Ray Tune, then re-run each backend's best with K seeds"
     )
-    add_case_arguments(tune)
+    add_case_arguments(tune, "tune")
     add_search_arguments(tune)
 
     _add_compare_parser(commands)

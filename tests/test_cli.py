@@ -1385,3 +1385,18 @@ def test_an_address_ray_cannot_join_is_bad_input_in_one_line_leaving_no_run_dire
     assert done.returncode == 2, done.stderr[-3000:]
     assert done.stderr.startswith("xfbench: error: Expected a Ray cluster at --address auto. Received: Ray could not")
     assert "Traceback" not in done.stderr and not (results.exists() and any(results.iterdir()))
+
+
+def test_each_commands_suite_help_lists_what_it_takes(capsys):
+    """`run --help` listed the search suites, which run refuses; `tune --help` did not say which suites search."""
+    from harness.cli_options import build_parser
+
+    for command in ("run", "tune"):
+        with pytest.raises(SystemExit):
+            build_parser().parse_args([command, "--help"])
+        help_text = " ".join(capsys.readouterr().out.split())
+        listed = help_text.split("--suite SUITE one of ")[1].split("--strategy")[0]
+        if command == "run":
+            assert "'tune_quick'" not in listed and "tune_quick, tune_smoke: xfbench tune" in listed
+        else:
+            assert "'tune_quick'" in listed and "tune_quick, tune_smoke hold a search space" in listed
