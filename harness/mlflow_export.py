@@ -242,7 +242,10 @@ def export_run(run_dir: Path, uri: str, experiment: str = "xfbench", replace: bo
         _check_replaceable(earlier, replace, run_id, experiment, uri)
         for mlflow_run in earlier.run_ids:
             client.delete_run(mlflow_run)
-    tags = {"xfbench.run_id": run_id, "xfbench.run_key": key, "git_commit": str(info.get("git_commit", ""))}
+    commit = str(info.get("git_commit", ""))
+    tags = {"xfbench.run_id": run_id, "xfbench.run_key": key, "git_commit": commit}
+    if commit and commit != "unknown":  # MLflow's own tag, which its UI shows: a commit's hash ('+dirty' in git_commit)
+        tags["mlflow.source.git.commit"] = commit.removesuffix("+dirty")
     tags |= {"xfbench.rows_sha256": fingerprint, "xfbench.export": "incomplete", "xfbench.run_status": status}
     start, end = _span(frame)
     parent = client.create_run(experiment_id, run_name=run_id, tags=tags, start_time=start).info.run_id

@@ -422,6 +422,7 @@ def test_mlflow_reads_back_every_trial_with_its_epochs(tmp_path, capsys):
         r for r in client.search_runs([experiment.experiment_id]) if "xfbench.trial_id" not in r.data.tags
     ]
     assert {a.path for a in client.list_artifacts(parent[0].info.run_id)} >= {"summary.md", "run.json"}
+    assert parent[0].data.tags["mlflow.source.git.commit"] == "abc"  # run.json's git_commit, in the tag MLflow shows
     assert parent[0].info.start_time == min(starts)  # the run began with its earliest trial, whichever it is
     client.delete_experiment(experiment.experiment_id)  # MLflow keeps a deleted experiment's name: not reused
     assert main(["export", str(run_dir), "--mlflow", uri, "--experiment", "t"]) == 2
