@@ -173,6 +173,26 @@ def _span(rows: pd.DataFrame) -> tuple[int | None, int | None]:
     return min(starts), max(t for t in times if t)
 
 
+def _search_marks(run_dir: Path, info: dict[str, Any], frame: pd.DataFrame) -> dict[str, dict[str, str]]:
+    """A tune run's search trials as its search table marks them: each backend's pick (re-run over seeds in the final
+    stage) and the samples ASHA stopped early (ok, with fewer epochs and no test accuracy); nothing for another run."""
+    if info.get("tune") is None or "stage" not in frame or not frame["stage"].eq("search").any():
+        return {}
+    from harness.plan import read_run_file
+    from harness.tuning import best_trials, search_table
+
+    plan = read_run_file(run_dir).plan.search
+    if plan is None:
+        return {}
+    table = search_table(frame, plan)
+    marks: dict[str, dict[str, str]] = {}
+    for trial_id in best_trials(table, plan).values():
+        marks.setdefault(trial_id, {})["xfbench.search_best"] = "true"
+    for trial_id in table.loc[table["stopped_early"], "trial_id"] if len(table) else ():
+        marks.setdefault(str(trial_id), {})["xfbench.stopped_early"] = "true"
+    return marks
+
+
 def _log_trial(client: Any, experiment_id: str, trial_id: str, trial: pd.DataFrame, common: dict[str, str]) -> str:
     """One trial as a nested MLflow run: its case as tags (and its final status), its config as parameters, its
     epochs as metric steps, started and ended when it trained."""
@@ -256,8 +276,11 @@ def export_run(run_dir: Path, uri: str, experiment: str = "xfbench", replace: bo
     # whose state was not recorded (no run.json, an older version's) says nothing of it
     client.set_terminated(parent, "KILLED" if status in UNFINISHED_STATUSES else "FINISHED", end_time=end)
     common = {"mlflow.parentRunId": parent, "xfbench.run_id": run_id, "xfbench.run_key": key}
+    marks = _search_marks(run_dir, info, frame)
     trial_runs = {
-        str(trial_id): _log_trial(client, experiment_id, str(trial_id), trial, common)
+        str(trial_id): _log_trial(
+            client, experiment_id, str(trial_id), trial, {**common, **marks.get(str(trial_id), {})}
+        )
         for trial_id, trial in frame.groupby("trial_id", sort=True)
     }
     client.set_tag(parent, "xfbench.export", "complete")  # last: an export that stopped before is not taken as done

@@ -171,6 +171,21 @@ def test_tune_searches_each_backend_in_its_own_experiment_with_asha_and_reruns_e
     assert len(points) == 6 and sorted(p["backend"] for p in points if p["best"]) == ["tensorflow", "torch"]
     info = json.loads((tmp_path / "tune-e2e" / "run.json").read_text())
     assert info["kind"] == "tune" and info["tune"]["algorithm"] == "grid" and info["status"] == "finished"
+    if importlib.util.find_spec("mlflow") is not None:  # MLflow shows the picks and ASHA's stops as the table does
+        from mlflow.tracking import MlflowClient
+
+        uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+        code, _ = _in_process(["export", "tune-e2e", "--results-dir", str(tmp_path), "--mlflow", uri], capsys)
+        client = MlflowClient(uri)
+        experiment = client.get_experiment_by_name("xfbench").experiment_id
+        tags = {r.data.tags["xfbench.trial_id"]: r.data.tags for r in client.search_runs([experiment], "")
+                if "xfbench.trial_id" in r.data.tags}  # fmt: skip
+        assert code == 0 and len(tags) == frame["trial_id"].nunique()
+        assert sorted(t["xfbench.backend"] for t in tags.values() if t.get("xfbench.search_best")) == [
+            "tensorflow",
+            "torch",
+        ]
+        assert {i for i, t in tags.items() if t.get("xfbench.stopped_early")} == set(stopped.index)
 
 
 def _tiny_trial(suite: str, epochs: int) -> TrialConfig:
