@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 import tempfile
 from collections import Counter
 from collections.abc import Iterable
@@ -28,7 +29,7 @@ from harness.config import (
     check_decay_to_decouple,
 )
 from harness.data.batching import steps_per_epoch
-from harness.data.registry import Dataset, check_data_dir, load_dataset
+from harness.data.registry import Dataset, check_data_dir, load_dataset, read_elsewhere
 from harness.data.tasks import TaskSpec, derive
 from harness.errors import InputError
 from harness.exactness import TRAINS_BATCHNORM
@@ -102,6 +103,9 @@ def preflight(
         _check_names_and_options(trial, resumed, search is not None)
         if trial.dataset not in datasets:
             datasets[trial.dataset] = load_dataset(trial.dataset, data_dir, download=download)
+            note = read_elsewhere(data_dir, datasets[trial.dataset])
+            if note:
+                print(note, file=sys.stderr)
         provenance.setdefault(trial.dataset, _provenance(datasets[trial.dataset]))
         source = trial.transfer.source_task  # None: a backbone trains on the target task (harness.backbone)
         for role, task in [("target", trial.task)] + ([("source", source)] if source is not None else []):

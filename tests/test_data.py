@@ -169,6 +169,24 @@ def test_a_partial_user_cache_folder_is_said_with_where_the_rest_lie(tmp_path, m
     assert "drop --no-download), or delete that folder" in str(info.value)
 
 
+def test_a_dataset_read_from_outside_the_data_dir_given_is_noted(tmp_path, monkeypatch):
+    """A --data-dir holding the files under other names (Kaggle's train-images.idx3-ubyte) fell through to another
+    root's copy without a word."""
+    from harness.data.registry import read_elsewhere
+
+    write_mnist_like(tmp_path / "env" / "mnist", n_train=5100, n_test=10, gz=False, manifest=False)
+    monkeypatch.setenv("XFBENCH_DATA", str(tmp_path / "env"))
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "train-images.idx3-ubyte").write_bytes(b"")
+    ds = load_dataset("mnist", tmp_path / "mine", download=False)
+    assert read_elsewhere(str(tmp_path / "mine"), ds) == (
+        f"note: mnist was read from {tmp_path / 'env' / 'mnist'}: --data-dir {tmp_path / 'mine'} holds none of its "
+        "files under the names xfbench looks for (docs/data.md lists them)"
+    )
+    assert read_elsewhere(str(tmp_path / "env"), ds) is None and read_elsewhere(None, ds) is None
+    assert read_elsewhere(str(tmp_path / "mine"), load_dataset("digits")) is None  # embedded: no files to look for
+
+
 def test_missing_files_name_every_place_searched_and_how_to_get_them(tmp_path, monkeypatch):
     monkeypatch.setenv("XFBENCH_DATA", str(tmp_path / "env"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))

@@ -417,6 +417,18 @@ def load_dataset(name: str, data_dir: str | os.PathLike[str] | None = None, down
     return loader(str(data_dir) if data_dir else None, download)
 
 
+def read_elsewhere(data_dir: str | None, dataset: Dataset) -> str | None:
+    """A note when ``dataset`` was read from outside the --data-dir given: that folder held none of its files, and
+    the search went on to another root's copy (the user's folder holds the files under other names, say)."""
+    folder = found_in(dataset)  # None: an embedded dataset (digits), read from no file
+    if not data_dir or folder is None or Path(folder).resolve().is_relative_to(Path(data_dir).expanduser().resolve()):
+        return None
+    return (
+        f"note: {dataset.name} was read from {dataset.provenance['source']}: --data-dir {data_dir} holds none of its "
+        "files under the names xfbench looks for (docs/data.md lists them)"
+    )
+
+
 def check_data_dir(data_dir: str | None) -> None:
     """--data-dir, and $XFBENCH_DATA when set, are folders: a typo in either would fall through to the next root of
     the search path and train on whatever copy lies there without a word."""
