@@ -6,6 +6,7 @@ what was received.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import sys
@@ -243,6 +244,7 @@ def _check_fits(
     """The checks that need the model and the machine: options that do not fit the model, and its memory floor
     (``memory_bytes`` None: a cluster's, unknown). ``resumed``: only what would fail in a worker is checked."""
     _check_against_model(trial, spec, resumed)
+    _check_one_sample_batchnorm(trial, spec, len(data.y_train))
     _check_piecewise_reached(trial, data)
     if memory_bytes is not None:
         _check_memory(trial, spec, memory_bytes, data)
@@ -482,7 +484,6 @@ def _check_against_model(trial: TrialConfig, spec: ModelSpec, resumed: bool = Fa
         )
     if trial.strategy == "freeze_early":
         _check_freeze_groups(trial, list(spec.groups()), resumed)
-    _check_one_sample_batchnorm(trial, spec)
     names = [layer.name for layer in spec.layers]
     if trial.strategy == "deep_features" and t.feature_layer is not None and t.feature_layer not in names:
         raise InputError(
@@ -505,20 +506,26 @@ def _check_against_model(trial: TrialConfig, spec: ModelSpec, resumed: bool = Fa
             )
 
 
-def _check_one_sample_batchnorm(trial: TrialConfig, spec: ModelSpec) -> None:
-    """Batches of one sample leave training-mode BatchNorm on flat features (after a Dense layer) one value per
-    feature: PyTorch refuses to train on it, TensorFlow's unbiased variance of it divides by zero. A convolution's
-    BatchNorm has a value per position, so one image trains it. (epoch_batches never leaves a last batch of one.)"""
-    if trial.batch_size != 1 or trial.strategy not in TRAINS_BATCHNORM:
+def _check_one_sample_batchnorm(trial: TrialConfig, spec: ModelSpec, train_samples: int) -> None:
+    """Batches of one sample leave training-mode BatchNorm one value per channel where it normalises flat features
+    (after a Dense layer) or 1x1 maps (ResNet-18's last stage at 32x32): PyTorch refuses to train on it, TensorFlow's
+    unbiased variance of it divides by zero. Larger maps give a value per position. A training set of one sample
+    batches one sample whatever the batch size; epoch_batches never leaves a last batch of one otherwise."""
+    if min(trial.batch_size, train_samples) != 1 or trial.strategy not in TRAINS_BATCHNORM:
         return
     shapes = infer_shapes(spec)
-    flat = [layer.name for layer in spec.layers if isinstance(layer, BatchNorm) and len(shapes[layer.name].shape) == 1]
-    if flat:
+    single = [
+        layer.name
+        for layer in spec.layers
+        if isinstance(layer, BatchNorm) and math.prod(shapes[layer.name].shape[:-1]) == 1
+    ]
+    if single:
+        received = f"batch_size={trial.batch_size}" if trial.batch_size == 1 else "a training set of one sample"
         raise InputError(
-            f"Expected --batch-size 2 or more for {trial.model}, whose BatchNorm {', '.join(flat)} normalises flat "
-            "features in training: one sample gives each feature one value, with no variance to normalise by "
-            "(PyTorch refuses it; TensorFlow's moving variance turns NaN). Received: batch_size=1. Give --batch-size "
-            "2 or more."
+            f"Expected batches of 2 samples or more for {trial.model}, whose BatchNorm {', '.join(single)} sees one "
+            "value per channel for each sample (flat features, or 1x1 maps): one sample leaves no variance to "
+            f"normalise by (PyTorch refuses it; TensorFlow's moving variance turns NaN). Received: {received}. Give "
+            "--batch-size 2 or more and a training set of 2 or more (--train-limit), or a larger --input-size."
         )
 
 

@@ -98,7 +98,14 @@ BAD_INPUTS = {
     # one sample per batch: torch refused BatchNorm1d in the worker, TensorFlow's moving variance turned NaN
     "a batch of one sample for BatchNorm on flat features": (
         [*MLP_RUN, "--batchnorm", "after", "--batch-size", "1"],
-        "Expected --batch-size 2 or more for mlp, whose BatchNorm fc1_bn normalises flat features in training",
+        "Expected batches of 2 samples or more for mlp, whose BatchNorm fc1_bn sees one value per channel for each "
+        "sample (flat features, or 1x1 maps)",
+    ),
+    # layer4's maps are 1x1 at 32x32: one image gives each channel one value, as a Dense layer's output would
+    "a batch of one sample for BatchNorm on 1x1 maps": (
+        ["run", "--strategy", "scratch", "--model", "resnet18", "--dataset", "digits", "--input-size", "32"]
+        + ["--batch-size", "1", "--width-multiplier", "0.125"],
+        "whose BatchNorm layer4_0_bn1, layer4_0_bn2, layer4_0_downsample_1, layer4_1_bn1, layer4_1_bn2 sees one value",
     ),
     "epochs beyond what the driver can hold": (
         [*MLP_RUN, "--epochs", "100000000000000000000000"],
