@@ -64,8 +64,9 @@ def run_key(info: dict[str, Any], run_dir: Path) -> str:
     runs may share an id). Hex only, so it can be searched for without quoting. A run without run.json (an older
     run's) is known by its folder: every such run's empty fields once made one key, and --replace deleted another
     run's export."""
-    fields = [str(info.get(k) or "") for k in ("run_id", "started", "driver_host")]
-    identity = "\n".join(fields) if any(fields) else f"folder:{run_dir.resolve()}"
+    fields = ("run_id", "started", "driver_host")
+    identity = "\n".join(str(info.get(k, "")) for k in fields) if any(info.get(k) for k in fields) else ""
+    identity = identity or f"folder:{run_dir.resolve()}"  # the keys of runs with a run.json are as they were
     return hashlib.sha256(identity.encode()).hexdigest()[:20]
 
 
@@ -147,7 +148,7 @@ def _metrics(trial: pd.DataFrame) -> list[Any]:
             if value is None:
                 continue
             number = float(value) if not pd.isna(value) else math.nan
-            if math.isfinite(number) or (diverged and name == "train_loss"):
+            if math.isfinite(number) or (diverged and name in ("train_loss", "val_loss")):
                 metrics.append(Metric(name, number, stamp, step))
     final = trial.iloc[-1]
     for name in FINAL_METRICS:
@@ -264,8 +265,8 @@ def export_run(run_dir: Path, uri: str, experiment: str = "xfbench", replace: bo
             client.delete_run(mlflow_run)
     commit = str(info.get("git_commit", ""))
     tags = {"xfbench.run_id": run_id, "xfbench.run_key": key, "git_commit": commit}
-    if commit and commit != "unknown":  # MLflow's own tag, which its UI shows: a commit's hash ('+dirty' in git_commit)
-        tags["mlflow.source.git.commit"] = commit.removesuffix("+dirty")
+    if commit and commit != "unknown" and not commit.endswith("+dirty"):  # MLflow's UI shows it as the clean commit
+        tags["mlflow.source.git.commit"] = commit
     tags |= {"xfbench.rows_sha256": fingerprint, "xfbench.export": "incomplete", "xfbench.run_status": status}
     start, end = _span(frame)
     parent = client.create_run(experiment_id, run_name=run_id, tags=tags, start_time=start).info.run_id

@@ -80,14 +80,18 @@ def _check_server(uri: str) -> None:
 def _answer_problem(uri: str) -> str | None:
     """Why the server that accepted a connection does not answer an HTTP request in time (a process that accepts and
     never replies held the export for minutes); None when it answers, whatever it says."""
+    silent = f"a connection, but no answer to GET /health within {ANSWER_TIMEOUT_S:g} s"
     try:
         urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=ANSWER_TIMEOUT_S).close()
     except urllib.error.HTTPError:
         return None  # it answered: what it makes of MLflow's requests, MLflow's own errors say
-    except (urllib.error.URLError, OSError) as exc:
-        return (
-            f"a connection, but no answer to GET /health within {ANSWER_TIMEOUT_S:g} s ({getattr(exc, 'reason', exc)})"
-        )
+    except urllib.error.URLError as exc:  # a timeout means silence; a certificate this check does not trust (MLflow
+        # may: MLFLOW_TRACKING_INSECURE_TLS, MLFLOW_TRACKING_SERVER_CERT_PATH) or a reset is MLflow's to judge
+        return silent if isinstance(exc.reason, TimeoutError) else None
+    except TimeoutError:  # while reading the answer
+        return silent
+    except OSError:
+        return None
     return None
 
 

@@ -216,7 +216,12 @@ class CaseHandle:
 def _not_ok(row: Any) -> str:
     """A trial's row that is not ok, in words: its status, the epoch it stopped at and its error, where known."""
     epoch = f" at epoch {int(row.epoch)}" if pd.notna(row.epoch) else ""  # a trial that failed before its first: none
-    loss = f" (training loss {row.train_loss})" if row.status == "diverged" else ""
+    loss = ""
+    if row.status == "diverged":  # the loss that stopped being finite: training's, or validation's after it
+        train, val = float(row.train_loss), float(row.val_loss)
+        loss = (
+            f" (training loss {train})" if not math.isfinite(train) else f" (validation loss {val}, training {train})"
+        )
     error = f": {row.error}" if isinstance(row.error, str) and row.error else ""
     return f"{row.trial_id}: {row.status}{epoch}{loss}{error}"
 

@@ -133,7 +133,10 @@ def test_an_idx_header_cut_short_or_with_absurd_sizes_is_a_data_file_error(paylo
 def test_a_checksum_manifest_that_is_not_utf8_is_a_data_file_error(tmp_path):
     write_mnist_like(tmp_path, n_train=5100, n_test=10)
     manifest = tmp_path / "SHA256SUMS"
-    manifest.write_bytes(manifest.read_text().encode("utf-16"))  # PowerShell's `>` writes UTF-16
+    text = manifest.read_text()
+    manifest.write_bytes(text.encode("utf-8-sig"))  # PowerShell 5's Out-File -Encoding utf8: a byte-order mark
+    assert "SHA256SUMS" in load_dataset("mnist", tmp_path, download=False).provenance["verified"]
+    manifest.write_bytes(text.encode("utf-16"))  # PowerShell's `>` writes UTF-16
     with pytest.raises(DataFileError, match=r"SHA256SUMS in sha256sum's format, as ASCII or UTF-8 text"):
         load_dataset("mnist", tmp_path, download=False)
 

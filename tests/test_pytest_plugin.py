@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import re
 import shutil
 from pathlib import Path
@@ -657,4 +658,18 @@ def test_case(xfbench_case):
             "*test_suite.py::test_case: Expected a suite of cases to run. Received: suite tune_smoke, a search over*"
             "Search it with `xfbench tune --suite tune_smoke`*"
         ]  # fmt: skip
+    )
+
+
+def test_a_trial_that_diverged_on_its_validation_loss_says_so():
+    """Its training loss is finite: '(training loss 0.3)' told nothing of why the trial diverged."""
+    from types import SimpleNamespace
+
+    from harness.pytest_plugin import _not_ok
+
+    row = SimpleNamespace(trial_id="t", status="diverged", epoch=2, train_loss=0.3, val_loss=math.nan, error="")
+    assert _not_ok(row) == "t: diverged at epoch 2 (validation loss nan, training 0.3)"
+    assert (
+        _not_ok(SimpleNamespace(**{**vars(row), "train_loss": math.inf}))
+        == "t: diverged at epoch 2 (training loss inf)"
     )

@@ -452,6 +452,23 @@ def test_a_tracking_server_that_accepts_but_never_answers_is_refused_in_seconds(
     assert "Received: a connection, but no answer to GET /health within 0.5 s" in capsys.readouterr().err
 
 
+def test_a_server_whose_tls_this_check_cannot_judge_is_left_to_mlflow():
+    """A self-signed certificate MLflow is set to accept (MLFLOW_TRACKING_INSECURE_TLS) failed the health check as if
+    the server had not answered; here a plain HTTP server spoken to in TLS stands for any such handshake error."""
+    import http.server
+    import threading
+
+    from harness.mlflow_uri import _answer_problem
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        assert _answer_problem(f"https://127.0.0.1:{server.server_address[1]}") is None
+        assert _answer_problem(f"http://127.0.0.1:{server.server_address[1]}") is None  # it answered (501)
+    finally:
+        server.shutdown()
+
+
 def test_runs_without_run_json_are_told_apart_by_their_folder(tmp_path):
     """Their empty fields once made one export key: exporting a second such run found the first's export, and
     --replace deleted it."""

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import math
 
-import tensorflow as tf
-
+from backends.tensorflow.framework import tf
 from harness.config import RuntimeOptions
 
 # TensorFlow names the first visible GPU so; a trial sees only the GPU(s) Ray gave it.

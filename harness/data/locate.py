@@ -110,7 +110,7 @@ def _manifest_entry(directory: Path, filename: str) -> str | None:
     if not manifest.is_file():
         return None
     try:
-        text = manifest.read_text(encoding="utf-8")
+        text = manifest.read_text(encoding="utf-8-sig")  # PowerShell 5's Out-File -Encoding utf8 writes a BOM
     except UnicodeDecodeError:  # PowerShell writes UTF-16: a traceback said nothing of which file
         raise DataFileError(
             f"Expected {manifest} in sha256sum's format, as ASCII or UTF-8 text. Received: a file that is not UTF-8 "
@@ -200,7 +200,7 @@ def locate(
         if missing:
             raise DataNotFoundError(_not_found_message(files, missing, dirs, errors, folder))
     elif missing:
-        raise DataNotFoundError(_not_found_message(files, missing, dirs, [], folder))
+        raise DataNotFoundError(_not_found_message(files, missing, dirs, [], folder, download))
     return found
 
 
@@ -257,10 +257,16 @@ def _partial_folder_message(
 
 
 def _not_found_message(
-    files: DatasetFiles, missing: list[PublishedFile], dirs: list[Path], errors: list[str], partial: Path | None
+    files: DatasetFiles,
+    missing: list[PublishedFile],
+    dirs: list[Path],
+    errors: list[str],
+    partial: Path | None,
+    download: bool = True,
 ) -> str:
     """``partial``: the user cache's folder, holding some of the files (downloads are per file): the search stopped
-    there, so the files may well lie further on, and saying "not found" there (with how to install them) misled."""
+    there, so the files may well lie further on, and saying "not found" there (with how to install them) misled.
+    ``download``: whether a download was allowed (``errors``: why it failed)."""
     if partial is not None:
         held = sorted(p.name for p in files.files if p not in missing)
         elsewhere = [d for d in dict.fromkeys(dirs) if d != partial and _file_in(files, missing[0], d)]
@@ -269,8 +275,8 @@ def _not_found_message(
         return (
             f"Expected every {files.name} file in the user cache's {partial}, the first folder holding any of them. "
             f"Received: it holds {held} but not {[p.name for p in missing]} (a download cut short?){rest}.{failed} "
-            "Go online to complete it (drop --no-download), or delete that folder to read a complete copy further "
-            "on."
+            f"{'Complete it once online' if download else 'Go online to complete it (drop --no-download)'}, or delete "
+            "that folder to read a complete copy further on."
         )
     looked = ", ".join(str(d) for d in dict.fromkeys(dirs))
     lines = [
