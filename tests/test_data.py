@@ -319,6 +319,17 @@ def write_cifar_folder(root: Path, per_batch: int = 60) -> dict[str, bytes]:
     return files
 
 
+def cifar_archive(files: dict[str, bytes]) -> bytes:
+    """cifar-10-binary.tar.gz's layout holding ``files``: the batch files under cifar-10-batches-bin/."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(f"cifar-10-batches-bin/{name}")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
 def test_cifar10_binary_folder_layout_and_train_only_standardisation(tmp_path):
     files = write_cifar_folder(tmp_path / "cifar10")
     ds = load_dataset("cifar10", tmp_path, download=False)
@@ -353,15 +364,10 @@ def test_cifar10_binary_folder_layout_and_train_only_standardisation(tmp_path):
 
 def test_cifar10_archive_is_read_without_extraction_and_checked(tmp_path):
     files = write_cifar_folder(tmp_path / "src")
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
-        for name, data in files.items():
-            info = tarfile.TarInfo(f"cifar-10-batches-bin/{name}")
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
+    archive_bytes = cifar_archive(files)
     target = tmp_path / "data" / "cifar10"
     target.mkdir(parents=True)
-    (target / "cifar-10-binary.tar.gz").write_bytes(buffer.getvalue())
+    (target / "cifar-10-binary.tar.gz").write_bytes(archive_bytes)
     write_manifest(target)
     ds = load_dataset("cifar10", tmp_path / "data", download=False)
     assert len(ds.y_train) + len(ds.y_val) == 300 and len(ds.y_test) == 40
@@ -375,15 +381,10 @@ def test_cifar10_comes_from_the_first_folder_holding_it_in_either_form(tmp_path,
     """An extracted copy in the cache was read before the archive that --data-dir named; and --data-dir naming
     cifar-10-batches-bin/ itself (where a run's data_dir points after reading it) found nothing there."""
     files = write_cifar_folder(tmp_path / "src")
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
-        for name, data in files.items():
-            info = tarfile.TarInfo(f"cifar-10-batches-bin/{name}")
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
+    archive_bytes = cifar_archive(files)
     given = tmp_path / "given"
     given.mkdir()
-    (given / "cifar-10-binary.tar.gz").write_bytes(buffer.getvalue())
+    (given / "cifar-10-binary.tar.gz").write_bytes(archive_bytes)
     write_manifest(given)  # a generated archive is not the published one: its sha256 listed beside it
     monkeypatch.delenv("XFBENCH_DATA", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
