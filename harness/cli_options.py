@@ -476,8 +476,9 @@ def model_options_from_args(args: argparse.Namespace) -> dict[str, Any]:
 
 
 class _Once(argparse.Action):
-    """An option that selects one thing: given twice with different values, the first was dropped without a word
-    (`--suite smoke --suite quick` ran quick alone), as if a run could take several."""
+    """--suite given twice with different values: the first was dropped without a word (`--suite smoke --suite
+    quick` ran quick alone), as if a run could take several suites. (A later --model or --strategy overrides an
+    earlier one, as options do: a command line built from a base and its changes.)"""
 
     def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, value: Any, flag: Any = None):
         earlier = getattr(namespace, self.dest, None)
@@ -501,10 +502,9 @@ def _suite_help(command: str) -> str:
 def _add_selection(parser: argparse.ArgumentParser, command: str) -> None:
     what = parser.add_argument_group("what to run")
     what.add_argument("--suite", action=_Once, help=_suite_help(command))
-    what.add_argument("--strategy", action=_Once, help="strategy name (with --model and --dataset)")
-    model = "zoo name, torchvision:NAME, keras:NAME, python:module:function or spec.json"
-    what.add_argument("--model", action=_Once, help=model)
-    what.add_argument("--dataset", action=_Once)
+    what.add_argument("--strategy", help="strategy name (with --model and --dataset)")
+    what.add_argument("--model", help="zoo name, torchvision:NAME, keras:NAME, python:module:function or spec.json")
+    what.add_argument("--dataset")
     what.add_argument(
         "--backend",
         action="append",

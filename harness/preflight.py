@@ -103,10 +103,7 @@ def preflight(
     for trial in trials:
         _check_names_and_options(trial, resumed, search is not None)
         if trial.dataset not in datasets:
-            datasets[trial.dataset] = load_dataset(trial.dataset, data_dir, download=download)
-            note = read_elsewhere(data_dir, datasets[trial.dataset])
-            if note:
-                print(note, file=sys.stderr)
+            datasets[trial.dataset] = _load_noting_where(trial.dataset, data_dir, download)
         provenance.setdefault(trial.dataset, _provenance(datasets[trial.dataset]))
         source = trial.transfer.source_task  # None: a backbone trains on the target task (harness.backbone)
         for role, task in [("target", trial.task)] + ([("source", source)] if source is not None else []):
@@ -129,6 +126,15 @@ def preflight(
         _check_search_points(search, datasets, cache_dir, memory_bytes, resumed)
     _prepare_pretrained(trials, datasets, cache_dir)
     return provenance
+
+
+def _load_noting_where(name: str, data_dir: str | None, download: bool) -> Dataset:
+    """The dataset, with a note on stderr when it came from outside the --data-dir given."""
+    dataset = load_dataset(name, data_dir, download=download)
+    note = read_elsewhere(data_dir, dataset)
+    if note:
+        print(note, file=sys.stderr)
+    return dataset
 
 
 def _checked_task_data(
