@@ -177,12 +177,10 @@ def _span(rows: pd.DataFrame) -> tuple[int | None, int | None]:
 def _search_marks(run_dir: Path, info: dict[str, Any], frame: pd.DataFrame) -> dict[str, dict[str, str]]:
     """A tune run's search trials as its search table marks them: each backend's pick (re-run over seeds in the final
     stage) and the samples ASHA stopped early (ok, with fewer epochs and no test accuracy); nothing for another run."""
-    if info.get("tune") is None or "stage" not in frame or not frame["stage"].eq("search").any():
-        return {}
-    from harness.plan import read_run_file
+    from harness.plan import recorded_search
     from harness.tuning import best_trials, search_table
 
-    plan = read_run_file(run_dir).plan.search
+    plan = recorded_search(run_dir, info, frame)
     if plan is None:
         return {}
     table = search_table(frame, plan)

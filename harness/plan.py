@@ -234,6 +234,14 @@ def write_run_file(run_dir: Path, run_file: RunFile) -> None:
     tmp.replace(run_dir / "run.json")
 
 
+def recorded_search(run_dir: Path, info: dict[str, Any], rows: Any) -> TunePlan | None:
+    """A tune run's search plan as run.json records it (``info``, its contents), or None for another run or one that
+    sampled nothing (``rows``, its results table, holds no search stage)."""
+    if info.get("tune") is None or "stage" not in rows or not (rows["stage"] == "search").any():
+        return None
+    return read_run_file(run_dir).plan.search
+
+
 def read_run_file(run_dir: Path) -> RunFile:
     """The run in ``run_dir``; InputError saying what is missing or unreadable."""
     path = run_dir / "run.json"

@@ -184,11 +184,9 @@ def _inline_svg(svg: str, prefix: str) -> str:
 
 def _search_plan(run: LoadedRunDir) -> TunePlan | None:
     """A tune run's search plan (run.json), or None for another run or one that sampled nothing."""
-    from harness.plan import read_run_file
+    from harness.plan import recorded_search
 
-    if run.info.get("tune") is None or "stage" not in run.frame or not (run.frame["stage"] == "search").any():
-        return None
-    return read_run_file(run.path).plan.search
+    return recorded_search(run.path, run.info, run.frame)
 
 
 def log_scaled(plan: TunePlan) -> list[str]:
