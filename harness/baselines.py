@@ -118,7 +118,7 @@ def is_baseline_dir(path: Path, results_dir: Path) -> bool:
 def resolve(reference: str, results_dir: Path) -> Path:
     """A run directory from a path, a run id under ``results_dir``, or a saved baseline name; a bare name that is
     both a run id and a baseline name is refused rather than guessed."""
-    run = next((p for p in (Path(reference), results_dir / reference) if is_run_dir(p)), None)
+    run = next((p for p in (Path(reference).expanduser(), results_dir / reference) if is_run_dir(p)), None)
     baseline = saved_baseline_dir(reference, results_dir)
     if run is not None and baseline is not None and run.resolve() != baseline.resolve():
         raise InputError(

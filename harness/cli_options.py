@@ -74,6 +74,12 @@ positive_int, non_negative_int = int_at_least(1), int_at_least(0)
 positive_float, non_negative_float = float_above(0.0, inclusive=False), float_above(0.0, inclusive=True)
 
 
+def user_path(text: str) -> str:
+    """A path option with ``~`` expanded: the shell leaves it in ``--data-dir=~/data`` (it expands a ~ only at a
+    word's start), and a path read as given would name a folder called ``~`` in the working directory."""
+    return str(Path(text).expanduser())
+
+
 def significance_level(text: str) -> float:
     value = positive_float(text)
     if not value < 1:
@@ -702,8 +708,8 @@ SEARCH_OPTIONS = (
 
 # The CLI's --address and the pytest plugin's --ray-address take the same values.
 ADDRESS_HELP = (
-    "join an existing Ray cluster: HOST:PORT of its head (e.g. 127.0.0.1:6379), ray://HOST:PORT through Ray Client, "
-    "or auto (Ray finds it); local, or none given: a Ray instance of the run's own"
+    "join an existing Ray cluster: HOST:PORT of its head (e.g. 127.0.0.1:6379; not Ray Client's ray://), or auto "
+    "(Ray finds it); local, or none given: a Ray instance of the run's own"
 )
 
 

@@ -142,12 +142,19 @@ def resolved(
 
 
 def suite_case_trials(
-    chosen: Suite, case: SuiteCase, backends: tuple[str, ...], seeds: int | None, overrides: Mapping[str, Any]
+    chosen: Suite,
+    case: SuiteCase,
+    backends: tuple[str, ...],
+    seeds: int | None,
+    overrides: Mapping[str, Any],
+    selected: tuple[str, ...] | None = None,
 ) -> list[TrialConfig]:
-    """A suite case's trials per (backend, seed), resolved: what the pytest plugin runs for one test. A speed option
-    is judged against ``backends``, the selection, not the case's own (a case for torch only takes --jit-compile
-    off, as a torch trial does)."""
-    return resolved(case_trials(case, chosen.name, backends, seeds or chosen.seeds), overrides, backends)
+    """A suite case's trials per (backend, seed) of ``backends``, resolved: what the pytest plugin runs for one test.
+    A speed option is judged against ``selected`` (default ``backends``), the session's or run's whole selection,
+    not the case's own backends (a case for torch only takes --jit-compile off, as a torch trial does) nor the one
+    test's (a case's TensorFlow-only mode on its torch test is recorded off, as the CLI's torch trials record it)."""
+    trials = case_trials(case, chosen.name, backends, seeds or chosen.seeds)
+    return resolved(trials, overrides, selected or backends)
 
 
 def selected_trials(selection: Selection, overrides: Mapping[str, Any]) -> tuple[list[TrialConfig], str]:

@@ -11,10 +11,10 @@ Under pytest-xdist (``-n N --dist loadgroup``) every case carries one ``xdist_gr
 one Ray run while the other workers take the remaining tests; that worker sends its comparison (and any baseline
 regressions) to the controller, which prints it and fails the session on a regression as without xdist.
 
-Before Ray starts, the trials go through the CLI's checks
-(the planner's overrides and capability fit at collection,
-:func:`harness.preflight.preflight` before the run): bad input fails every case
-with the reason, and no run starts.
+Before Ray starts, the trials go through the CLI's checks: the planner's overrides and capability fit at
+collection; the session's results folder, baseline and execution options once the cases are selected (bad input
+there is a usage error, exit 4, before any test runs); :func:`harness.preflight.preflight` before the run, case by
+case (a bad case fails with its reason, the others run).
 """
 
 from __future__ import annotations
@@ -30,8 +30,8 @@ import pandas as pd
 import pytest
 
 from harness.backend import BACKENDS
-from harness.cli_options import ADDRESS_HELP, non_negative_float, positive_int
-from harness.config import TrialConfig
+from harness.cli_options import ADDRESS_HELP, non_negative_float, positive_int, user_path
+from harness.config import SHIP_POLICIES, TrialConfig
 from harness.data.registry import found_in
 from harness.errors import InputError
 from harness.model_import import trial_model
@@ -53,6 +53,7 @@ class SessionState:
     missing_data: dict[str, str] = field(default_factory=dict)  # dataset -> reason ("" when present)
     loaded: dict[str, Any] = field(default_factory=dict)  # dataset -> Dataset, read once for presence and preflight
     data_provenance: dict[str, dict[str, str]] = field(default_factory=dict)
+    execution: Any = None  # the session's ExecutionOptions, checked once the cases are selected
     outcome: Any = None
     error: str | None = None
     reports: list[SessionReport] = field(default_factory=list)  # how the run ended (an xdist controller: its workers')
@@ -176,8 +177,11 @@ class CaseHandle:
         from the first epoch on, a difference in what they compute; later, a rounding-level gap that grew."""
         rows = self._ok_rows_of_case(self.state.outcome.frame)
         rows = rows[rows["seed"] == seed]
+        rows = rows.dropna(subset=["epoch", "train_loss"])  # deep_features' one row: a scikit-learn fit, no loss
         losses = {b: dict(zip(g["epoch"], g["train_loss"], strict=True)) for b, g in rows.groupby("backend")}
         mine = losses.get(self.backend, {})
+        if not any(epoch in losses.get(other, {}) for epoch in mine for other in others):
+            return " (no epoch's training loss recorded by both: with a scikit-learn head, its features or fit differ)"
         for epoch in sorted(mine):
             for other in others:
                 theirs = losses.get(other, {}).get(epoch)
@@ -260,14 +264,24 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--results-dir",
         dest="xfbench_results_dir",
         default="results",
+        type=user_path,
         help="where the session's run directory goes, and --baseline names are looked up (default ./results)",
     )
     group.addoption(
         "--data-dir",
         dest="xfbench_data_dir",
         default=None,
+        type=user_path,
         help="directory with dataset files (also $XFBENCH_DATA, user cache, /usr/share/datasets); "
         "a case whose files are missing is skipped, never downloaded",
+    )
+    group.addoption(
+        "--ship-data",
+        dest="xfbench_ship_data",
+        choices=SHIP_POLICIES,
+        default="auto",
+        help="send datasets to the trials through Ray's object store: auto (with --ray-address, when <= 256 MB; "
+        "default), always, never (each node then reads its own files)",
     )
     group.addoption(
         "--xfbench-report",
@@ -279,6 +293,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--baseline",
         dest="xfbench_baseline",
         default=None,
+        type=user_path,
         help="run directory or saved baseline name to compare with; a regression fails the session",
     )
 
@@ -372,16 +387,26 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     except InputError as exc:
         raise _collection_error(f"{metafunc.definition.nodeid}: {exc}") from None
     params = [
-        _case_param(metafunc, chosen, case, backend, seeds, overrides) for backend in backends for case in chosen.cases
+        _case_param(metafunc, chosen, case, backend, backends, seeds, overrides)
+        for backend in backends
+        for case in chosen.cases
     ]
     metafunc.parametrize("xfbench_case", params, indirect=True)
 
 
 def _case_param(
-    metafunc: pytest.Metafunc, chosen: Suite, case: SuiteCase, backend: str, seeds: int, overrides: dict[str, Any]
+    metafunc: pytest.Metafunc,
+    chosen: Suite,
+    case: SuiteCase,
+    backend: str,
+    selected: tuple[str, ...],
+    seeds: int,
+    overrides: dict[str, Any],
 ) -> Any:
-    """One (backend, case) test: its trials wanted by the session's run, or a skip mark saying why none are."""
-    state, where = metafunc.config.stash[STATE_KEY], f"{metafunc.definition.nodeid} [{backend}-{case.case_id}]"
+    """One (backend, case) test: its trials wanted by the session's run, or a skip mark saying why none are.
+    ``selected``: the session's backends, against which the case's speed options are judged, as the CLI does."""
+    state = metafunc.config.stash[STATE_KEY]
+    where = f"{metafunc.definition.nodeid} [{backend}-{case.case_id}]"
     data_dir = metafunc.config.getoption("xfbench_data_dir")
     try:
         reason = _data_missing(state, case.dataset, data_dir)
@@ -389,10 +414,10 @@ def _case_param(
         # that isolates the data paths for its tests, say): what was checked is what trains.
         found = None if reason or data_dir else found_in(state.loaded[case.dataset])
         trials = suite_case_trials(
-            chosen, case, (backend,), seeds, {**overrides, "data_dir": found} if found else overrides
+            chosen, case, (backend,), seeds, {**overrides, "data_dir": found} if found else overrides, selected
         )
     except InputError as exc:  # a dataset xfbench does not know, an override that does not fit the case
-        raise _collection_error(f"{where}: {exc}") from None
+        raise _collection_error(f"{where}: {_as_suite_fields(str(exc))}") from None
     if not trials and not reason:  # a case for some backends only (SuiteCase.only_backends): none here
         reason = f"{case.case_id} runs on {', '.join(case.only_backends) or 'other backends'} only"
     marks = [pytest.mark.xdist_group(XDIST_GROUP), *([pytest.mark.skip(reason=reason)] if reason else [])]
@@ -441,6 +466,42 @@ def pytest_collection_finish(session: pytest.Session) -> None:
             kept.update(handle.trial_ids)
             state.case_groups.add(handle.trial_ids)
     state.wanted = {trial_id: trial for trial_id, trial in state.wanted.items() if trial_id in kept}
+    if state.wanted and not _xdist_worker(session.config):  # a worker checks at its run (an exit there would crash it)
+        try:
+            state.execution = _session_checks(session.config, list(state.wanted.values()))
+        except InputError as exc:  # before any test runs: `pytest tests suites` ran tests/ for 20 minutes first
+            raise pytest.UsageError(f"bad input, nothing was run: {_as_pytest_options(str(exc))}") from None
+
+
+def _session_checks(config: pytest.Config, trials: list[TrialConfig]) -> Any:
+    """The CLI's checks of what the whole session's run needs, before any case: the results folder, the baseline,
+    the number of trials and the execution options (cluster, CPUs). The checked ExecutionOptions."""
+    from harness.baselines import resolve
+    from harness.plan import ExecutionOptions
+    from harness.preflight import check_execution
+    from harness.user_files import writable_results_dir
+
+    results_dir = writable_results_dir(_results_dir(config))
+    if config.getoption("xfbench_baseline"):  # named before the run, not after it
+        resolve(config.getoption("xfbench_baseline"), results_dir)
+    check_trial_count(len(trials), "the session's suites")  # each was counted alone at collection
+    options = ExecutionOptions(
+        cpus_per_trial=config.getoption("xfbench_cpus"),
+        gpus_per_trial=config.getoption("xfbench_gpus") or 0.0,
+        address=config.getoption("xfbench_ray_address"),
+        ship_data=config.getoption("xfbench_ship_data"),
+        # as the CLI: a speed suite's own limit, a user's Suite's as well as a catalogue one's
+        max_concurrent=suites_max_concurrent([_suite_of(config, name) for name in {t.suite for t in trials}]),
+    )
+    return check_execution(options)
+
+
+def _suite_of(config: pytest.Config, name: str) -> Suite | str:
+    return config.stash[STATE_KEY].suites.get(name, name)
+
+
+def _results_dir(config: pytest.Config) -> Path:
+    return Path(config.getoption("xfbench_results_dir")).resolve()
 
 
 def _skipped_by_mark(item: pytest.Item) -> bool:
@@ -556,11 +617,9 @@ def _record_benchmark(benchmark: Any, handle: CaseHandle) -> None:
 
 
 def _run_all(config: pytest.Config, state: SessionState, temp: pytest.TempPathFactory) -> None:
-    from harness.baselines import resolve
-    from harness.plan import ExecutionOptions, RunPlan
-    from harness.preflight import check_execution
+    from harness.plan import RunPlan
+    from harness.preflight import datasets_to_ship
     from harness.runner import execute, new_run_id, scheduler_settings
-    from harness.user_files import writable_results_dir
 
     if not _xdist_groups_kept(config):
         state.error = (
@@ -574,21 +633,10 @@ def _run_all(config: pytest.Config, state: SessionState, temp: pytest.TempPathFa
         state.error = _claim_the_suites(config, temp.getbasetemp().parent)
         if state.error:
             return
-    trials = list(state.wanted.values())
-    results_dir = Path(config.getoption("xfbench_results_dir")).resolve()
-    options = ExecutionOptions(
-        cpus_per_trial=config.getoption("xfbench_cpus"),
-        gpus_per_trial=config.getoption("xfbench_gpus") or 0.0,
-        address=config.getoption("xfbench_ray_address"),
-        # as the CLI: a speed suite's own limit, a user's Suite's as well as a catalogue one's
-        max_concurrent=suites_max_concurrent([state.suites.get(name, name) for name in {t.suite for t in trials}]),
-    )
+    trials, results_dir = list(state.wanted.values()), _results_dir(config)
     try:  # the CLI's checks: whatever would fail inside a worker fails here, before Ray starts
-        writable_results_dir(results_dir)
-        if config.getoption("xfbench_baseline"):  # named before the run, not after it
-            resolve(config.getoption("xfbench_baseline"), results_dir)
-        check_trial_count(len(trials), "the session's suites")  # each was counted alone at collection
-        options = check_execution(options)  # first, as in the CLI: the preflight may convert models for minutes
+        # first, as in the CLI: the preflight may convert models for minutes (checked at collection outside xdist)
+        options = state.execution or _session_checks(config, trials)
     except InputError as exc:
         state.error = f"bad input, nothing was run: {_as_pytest_options(str(exc))}"
         return
@@ -606,8 +654,12 @@ def _run_all(config: pytest.Config, state: SessionState, temp: pytest.TempPathFa
             settings=settings,
             command=["pytest", *config.invocation_params.args],
             data_provenance=state.data_provenance,
+            # as the CLI ships them: on a cluster, nodes without the files get the arrays through Ray
+            ship=datasets_to_ship(trials, options.ship_data, options.address, loaded=state.loaded),
             html_report=config.getoption("xfbench_report"),
         )
+    except InputError as exc:  # no node fits a trial, the cluster went away: found by Ray, still the user's to fix
+        state.error = f"bad input, nothing was run: {_as_pytest_options(str(exc))}"
     except Exception as exc:  # recorded once; every case then fails with this text instead of re-running
         why = _as_pytest_options(str(exc))  # NoNodeFits names the cluster's option
         state.error = f"the xfbench run failed before this case could be measured: {type(exc).__name__}: {why}"
@@ -747,7 +799,7 @@ def _against_baseline(config: pytest.Config, outcome: Any, reference: str) -> tu
     from harness.reporting import comparison_markdown
 
     try:
-        base = load_run(reference, Path(config.getoption("xfbench_results_dir")).resolve())
+        base = load_run(reference, _results_dir(config))
     except InputError as exc:
         return f"baseline not usable: {exc}", False, ()
     rows = compare_frames(base.frame, outcome.frame)

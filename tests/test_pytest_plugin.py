@@ -154,21 +154,7 @@ def moved_data_paths():
         yield
 """
     )
-    pytester.makepyfile(
-        test_suite="""
-import pytest
-from harness.data.tasks import TaskSpec
-from harness.suites import Suite, SuiteCase
-pytestmark = pytest.mark.xfbench(
-    suites={"smoke": Suite("m", "mnist", cases=(
-        SuiteCase("scratch", "mlp", "mnist", epochs=1, task=TaskSpec(train_limit=100)),
-    ))}
-)
-
-def test_case(xfbench_case):
-    xfbench_case.check_bar()
-"""
-    )
+    pytester.makepyfile(test_suite=MNIST_SUITE)
     result = pytester.runpytest_subprocess(
         "--backend", "torch", "--results-dir", str(tmp_path / "results"), "-p", "no:cacheprovider", timeout=600
     )
@@ -210,6 +196,7 @@ from harness.trial import RunInfo, base_row
 ACCURACY = {accuracy!r}
 STATUS = {status!r}
 INEXACT = {inexact!r}
+NO_LOSS = {no_loss!r}  # as deep_features' row: a scikit-learn head's fit records no training loss
 
 
 @pytest.hookimpl(trylast=True)
@@ -221,7 +208,8 @@ def pytest_collection_finish(session):
             row = base_row(trial, RunInfo("recorded", "c"), MachineInfo.current())
             acc = ACCURACY[(trial.backend, trial.seed)]
             # validation accuracy 0.1 below test accuracy: a bar on one is not a bar on the other
-            row.update(stage="trials", phase="train", epoch=1, test_acc=acc, val_acc=acc - 0.1, train_loss=1.0 - acc,
+            row.update(stage="trials", phase="train", epoch=1, test_acc=acc, val_acc=acc - 0.1,
+                       train_loss=float("nan") if NO_LOSS else 1.0 - acc,
                        status="ok", warmup=True, epoch_time_s=1.0, samples_per_s=1.0, timestamp="t", inexact=INEXACT)
             rows.append(row)
     frame = to_frame(rows)
@@ -243,8 +231,12 @@ def test_case(xfbench_case):
 """
 
 
-def _recorded_run(pytester, accuracy, status="finished", gap="", inexact=""):
-    pytester.makeconftest(RECORDED_RUN_CONFTEST.format(accuracy=accuracy, status=status, inexact=inexact))
+def _recorded_conftest(accuracy, status="finished", inexact="", no_loss=False):
+    return RECORDED_RUN_CONFTEST.format(accuracy=accuracy, status=status, inexact=inexact, no_loss=no_loss)
+
+
+def _recorded_run(pytester, accuracy, status="finished", gap="", inexact="", no_loss=False):
+    pytester.makeconftest(_recorded_conftest(accuracy, status, inexact, no_loss))
     pytester.makepyfile(test_suite=TWO_SEED_SUITE.format(gap=gap))
     return pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:benchmark")
 
@@ -253,7 +245,7 @@ def test_a_one_epoch_case_records_no_benchmark_round_and_says_why(pytester, tmp_
     """docs/regressions.md: tests record steady-state epoch times, and a one-epoch case has none; its warm-up epoch
     (recorded rows: one warm-up epoch per trial) went into pytest-benchmark as if it were one."""
     both = {(b, s): 0.9 for b in ("torch", "tensorflow") for s in (0, 1)}
-    pytester.makeconftest(RECORDED_RUN_CONFTEST.format(accuracy=both, status="finished", inexact=""))
+    pytester.makeconftest(_recorded_conftest(both))
     pytester.makepyfile(test_suite=TWO_SEED_SUITE.format(gap=""))
     saved = tmp_path / "bench.json"
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", f"--benchmark-json={saved}")
@@ -269,9 +261,7 @@ def test_the_documented_suite_of_your_own_collects_and_checks_its_bars(pytester)
     (recorded results: 0.6 on every seed, above the momentum case's 0.45, below the Adam case's 0.85)."""
     text = (Path(__file__).parents[1] / "docs" / "regressions.md").read_text()
     module = text.split("### A suite of your own")[1].split("```python\n")[1].split("```")[0]
-    pytester.makeconftest(RECORDED_RUN_CONFTEST.format(
-        accuracy={(b, s): 0.6 for b in ("torch", "tensorflow") for s in (0, 1)}, status="finished", inexact=""
-    ))  # fmt: skip
+    pytester.makeconftest(_recorded_conftest({(b, s): 0.6 for b in ("torch", "tensorflow") for s in (0, 1)}))
     pytester.makepyfile(test_my_suite=module)
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:benchmark", "-v")
     result.assert_outcomes(passed=2, failed=2)
@@ -332,6 +322,11 @@ def test_backends_that_disagree_beyond_the_case_gap_fail_naming_seeds_and_values
     result.stdout.fnmatch_lines(
         [f"*tensorflow 0.7500 (training losses part at epoch 1*Not computed exactly alike by design: {reason}*"]
     )
+    # no loss to compare: said so (it said the losses agreed at every epoch)
+    pytester.path.joinpath("conftest.py").unlink()
+    result = _recorded_run(pytester, accuracy, no_loss=True)
+    result.stdout.fnmatch_lines(["*tensorflow 0.7500 (no epoch's training loss recorded by both*"])
+    assert "agree at every epoch" not in result.stdout.str()
 
 
 def test_backends_that_agree_within_the_case_gap_pass(pytester):
@@ -406,11 +401,12 @@ def test_zz_nothing_started():
     result = pytester.runpytest_subprocess(
         "--backend", "torch", "--results-dir", str(results), "-p", "no:cacheprovider", "--ray-address", "127.0.0.1:1"
     )
-    result.assert_outcomes(errors=3, passed=1)
-    result.stdout.fnmatch_lines(
-        ["*bad input, nothing was run: Expected a Ray cluster answering at --ray-address 127.0.0.1:1*"]
+    # a usage error once the cases are selected, before any test runs (every case errored with it, exit 1)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        ["ERROR: bad input, nothing was run: Expected a Ray cluster answering at --ray-address 127.0.0.1:1*"]
     )  # the plugin's name for the option: the CLI's --address is no option of pytest's
-    assert "--address" not in result.stdout.str()
+    assert "--address" not in result.stderr.str() and "passed" not in result.stdout.str()
     assert not results.exists() or not [p for p in results.iterdir() if p.name != "_cache"]
 
 
@@ -424,6 +420,55 @@ def _execute(plan, results_dir, run_id, settings, **kwargs):  # the trials that 
 
 harness.runner.execute = _execute
 """
+
+
+SEEN_DELIVERY_CONFTEST = """
+import harness.runner
+
+
+def _execute(plan, results_dir, run_id, settings, ship=None, **kwargs):  # what the run would get, instead of Ray
+    data_dirs = sorted({t.data_dir for t in plan.trials})
+    raise RuntimeError(f"results_dir={results_dir} data_dir={data_dirs} shipped={sorted(ship or {})}")
+
+
+harness.runner.execute = _execute
+"""
+
+MNIST_SUITE = """
+import pytest
+from harness.data.tasks import TaskSpec
+from harness.suites import Suite, SuiteCase
+pytestmark = pytest.mark.xfbench(
+    suites={"smoke": Suite("m", "mnist", cases=(
+        SuiteCase("scratch", "mlp", "mnist", epochs=1, task=TaskSpec(train_limit=100)),
+    ))}
+)
+
+def test_case(xfbench_case):
+    xfbench_case.check_bar()
+"""
+
+
+def test_paths_with_a_tilde_are_the_home_folders_and_data_is_shipped_to_the_trials_as_the_cli_ships_it(
+    pytester, tmp_path, monkeypatch
+):
+    """bash leaves the ~ of `--data-dir=~/data` alone: the trials read a folder `~` in the working directory (the
+    preflight had checked the home's) and the results went to one too; `--ship-data` sends the arrays through Ray's
+    object store as the CLI does (the plugin shipped nothing, so a cluster's nodes without the files failed)."""
+    from test_data import write_mnist_like
+
+    home = tmp_path / "home"
+    write_mnist_like(home / "data" / "mnist", n_train=5200, n_test=200)
+    monkeypatch.setenv("HOME", str(home))
+    pytester.makeconftest(SEEN_DELIVERY_CONFTEST)
+    pytester.makepyfile(test_suite=MNIST_SUITE)
+    common = ("--backend", "torch", "--data-dir=~/data", "--results-dir=~/results", "-p", "no:cacheprovider")
+    for ship, shipped in (("always", "'mnist'"), ("auto", "")):  # auto: on a cluster only
+        result = pytester.runpytest_subprocess(*common, "--ship-data", ship)
+        result.assert_outcomes(errors=1)
+        said = f"results_dir={home / 'results'} data_dir=[[]'{home / 'data'}'[]] shipped=[[]{shipped}[]]"
+        result.stdout.fnmatch_lines([f"*{said}*"])
+    assert not (pytester.path / "~").exists()
 
 
 SEEN_SETTINGS_CONFTEST = """
@@ -596,9 +641,8 @@ def test_only_the_selected_cases_train_and_a_case_for_other_backends_is_skipped_
     Path(pytester.path / "test_skipped.py").unlink()
     ran = set(results.iterdir())
     missing = pytester.runpytest_subprocess(*common, "--backend", "torch", "--baseline", "no-such-run")
-    missing.assert_outcomes(errors=2)
-    assert missing.ret == pytest.ExitCode.TESTS_FAILED
-    missing.stdout.fnmatch_lines(["*bad input, nothing was run: *'no-such-run'*"])
+    assert missing.ret == pytest.ExitCode.USAGE_ERROR  # before any test: every case errored with it, exit 1
+    missing.stderr.fnmatch_lines(["ERROR: bad input, nothing was run: *'no-such-run'*"])
     assert set(results.iterdir()) == ran  # nothing ran this time
     pytester.makepyfile(test_pick=SELECTED_SUITE.replace('{"smoke": PICK}', '{"smok": PICK}'))
     typo = pytester.runpytest_subprocess(*common)
@@ -673,3 +717,29 @@ def test_a_trial_that_diverged_on_its_validation_loss_says_so():
         _not_ok(SimpleNamespace(**{**vars(row), "train_loss": math.inf}))
         == "t: diverged at epoch 2 (training loss inf)"
     )
+
+
+def test_a_cases_tensorflow_only_mode_is_judged_against_the_sessions_backends_as_the_cli_judges_it(pytester):
+    """SuiteCase's own example, a case in Keras' fit: its torch test records the mode off, as the CLI's torch trial
+    does (judged against the torch test alone, it was a collection error telling the user to drop --tf-mode)."""
+    pytester.makepyfile(
+        test_suite="""
+import pytest
+from harness.config import RuntimeOptions
+from harness.suites import Suite, SuiteCase
+pytestmark = pytest.mark.xfbench(suites={"smoke": Suite("fit", "in Keras' fit", cases=(
+    SuiteCase("scratch", "mlp", "digits", epochs=1, runtime=RuntimeOptions(tf_mode="fit"), variant="fit"),
+))})
+
+def test_case(xfbench_case):
+    xfbench_case.check_bar()
+"""
+    )
+    result = pytester.runpytest_subprocess("--collect-only", "-q", "-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.OK
+    result.stdout.fnmatch_lines_random(
+        ["*[[]torch-scratch-mlp+fit-digits[]]", "*[[]tensorflow-scratch-mlp+fit-digits[]]"]
+    )
+    # torch alone: nothing could honour it, as `xfbench run --backend torch` refuses it; named as the case's field
+    alone = " ".join(pytester.runpytest_subprocess("--collect-only", "--backend", "torch").stdout.str().split())
+    assert "runtime.tf_mode" in alone and "--tf-mode" not in alone, alone
