@@ -46,7 +46,7 @@ from harness.search import apply_point, point_text, sample_corners
 from harness.shapes import infer_shapes
 from harness.spec import BatchNorm, Dense, Dropout, ModelSpec
 from harness.strategies import get_strategy
-from harness.strategy_options import check_frozen_epochs, check_strategy_options
+from harness.strategy_options import check_frozen_epochs, check_strategy_options, training_phases
 from harness.suites import Suite, gpu_only_suites
 from harness.tuning import TunePlan
 from harness.weights import initializer
@@ -261,14 +261,21 @@ def _check_piecewise_reached(trial: TrialConfig, data: Dataset) -> None:
     the rows would record it among the schedule's values."""
     schedule = trial.schedule
     batches = steps_per_epoch(len(data.y_train), trial.batch_size)  # a short last batch is a step too
-    steps = trial.epochs * batches
+    phases = training_phases(trial)  # each runs the schedule from its step 0 (transfer's frozen, then unfrozen)
+    steps = max(epochs for _, epochs in phases) * batches
     if schedule.name != "piecewise" or not schedule.boundaries or schedule.boundaries[-1] < steps:
         return
-    epochs = f"{trial.epochs} epoch{'s' if trial.epochs != 1 else ''}"
+    shown = lambda n: f"{n} epoch{'s' if n != 1 else ''}"  # noqa: E731
+    whose = f"the {steps} training steps of {trial.case_id} ({shown(trial.epochs)} of {batches} batches)"
+    if len(phases) > 1:
+        each = ", ".join(f"{name}: {shown(n)}" for name, n in phases)
+        whose = (
+            f"the {steps} training steps of {trial.case_id}'s longest phase: {trial.strategy} runs the schedule "
+            f"anew in each phase ({each}, of {batches} batches)"
+        )
     raise InputError(
-        f"Expected piecewise boundaries below the {steps} training steps of {trial.case_id} ({epochs} of {batches} "
-        f"batches). Received: boundaries={schedule.boundaries}, so "
-        f"a rate would never be reached. Move the boundaries below {steps}, or train more epochs."
+        f"Expected piecewise boundaries below {whose}. Received: boundaries={schedule.boundaries}, so a rate would "
+        f"never be reached. Move the boundaries below {steps}, or train more epochs."
     )
 
 
@@ -431,6 +438,26 @@ def _check_classes(task: TaskSpec | None, dataset: Dataset) -> None:
         )
 
 
+def _check_transfer_groups(trial: TrialConfig, spec: ModelSpec) -> None:
+    """transfer's frozen epochs freeze every layer group but ``classifier``: the head must be in that group, and
+    some layer outside it, or the frozen phase would freeze the head (with nothing left to train, or a new head
+    that never learns) or freeze nothing while its rows say frozen."""
+    head, groups = spec.layers[-1], list(spec.groups())
+    if head.group == "classifier" and len(groups) > 1:
+        return
+    if head.group != "classifier":
+        received, effect = f"its head {head.name!r} in group {head.group!r}", "freeze the head"
+    else:
+        received, effect = "every layer in group 'classifier'", "freeze nothing"
+    raise InputError(
+        f"Expected {trial.model}'s head in layer group 'classifier' and other groups before it for strategy "
+        f"transfer, whose frozen epochs freeze every group but 'classifier'. Received: {received} (groups "
+        f"{groups}), so its frozen epochs would {effect}. Put the head (and what should train with it) in group "
+        "'classifier' and the layers before it in other groups (a spec file's \"group\" field), or give "
+        "--frozen-epochs 0 to train every layer from the start."
+    )
+
+
 def _check_freeze_groups(trial: TrialConfig, groups: list[str], resumed: bool) -> None:
     """freeze_early freezes the first k layer groups and fine-tunes the rest: k from 1 to one below the group count.
     0 would train the whole network at one rate under freeze_early's name; all of them would train nothing."""
@@ -490,6 +517,8 @@ def _check_against_model(trial: TrialConfig, spec: ModelSpec, resumed: bool = Fa
         )
     if trial.strategy == "freeze_early":
         _check_freeze_groups(trial, list(spec.groups()), resumed)
+    if "frozen" in dict(training_phases(trial)):
+        _check_transfer_groups(trial, spec)
     names = [layer.name for layer in spec.layers]
     if trial.strategy == "deep_features" and t.feature_layer is not None and t.feature_layer not in names:
         raise InputError(
@@ -634,17 +663,23 @@ def check_gpu_suites(suites: Iterable[Suite], gpus_per_trial: float | None) -> N
 
 
 def check_cluster_address(address: str) -> None:
-    """``--address`` as HOST:PORT (or ray://HOST:PORT; ``auto`` goes to Ray as it is, ``local`` never gets here:
-    ExecutionOptions reads it as a local run) whose host resolves and whose port accepts a connection: otherwise Ray
-    would retry for minutes, after the run started."""
+    """``--address`` as HOST:PORT (``auto`` goes to Ray as it is, ``local`` never gets here: ExecutionOptions reads
+    it as a local run) whose host resolves and whose port accepts a connection: otherwise Ray would retry for
+    minutes, after the run started."""
     if address == "auto":  # Ray finds the cluster this machine belongs to
         return
     usage = "HOST:PORT of the cluster's head node, as `ray start --head` prints it (e.g. 10.0.0.5:6379), or auto"
     scheme, _, rest = address.rpartition("://")
-    if scheme not in ("", "ray"):
+    if scheme == "ray":  # Tune's Tuner runs its controller as an actor on the cluster under Ray Client
         raise InputError(
-            f"Expected --address {usage}, or ray://HOST:PORT for Ray Client. Received: {address!r}, a {scheme}:// "
-            "URL (the dashboard's http:// address is not the cluster's). Pass the head's HOST:PORT."
+            f"Expected --address {usage}. Received: {address!r}, a Ray Client address: through Ray Client, Tune runs "
+            "its controller on the cluster, where the trials' rows cannot reach this process's results files. Run "
+            "xfbench on a machine that reaches the head's GCS port (a node of the cluster), with --address HOST:6379."
+        )
+    if scheme:
+        raise InputError(
+            f"Expected --address {usage}. Received: {address!r}, a {scheme}:// URL (the dashboard's http:// address "
+            "is not the cluster's). Pass the head's HOST:PORT."
         )
     host, _, port = rest.rpartition(":")
     host = host.strip("[]")  # an IPv6 literal
@@ -661,6 +696,5 @@ def check_cluster_address(address: str) -> None:
     if why:
         raise InputError(
             f"Expected a Ray cluster answering at --address {address}. Received: a server that is not Ray's ({why}). "
-            "Pass the port `ray start --head` printed (the GCS port, 6379 by default; ray://HOST:10001 for Ray "
-            "Client), not another service's."
+            "Pass the port `ray start --head` printed (the GCS port, 6379 by default), not another service's."
         )

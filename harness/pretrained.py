@@ -384,7 +384,9 @@ def checkpoint_for(trial: TrialConfig, input_shape: tuple[int, ...], cache_dir: 
     if not index.is_file():
         raise FileNotFoundError(
             f"Expected the converted weights of {trial.transfer.pretrained or trial.transfer.weights_file} "
-            f"(index {index.name}). Received: none: the run's preflight prepares them; run through xfbench."
+            f"(index {index.name} in {index.parent}). Received: none: the run's preflight prepares them there, on the "
+            "driver's machine; on a cluster every node must see --results-dir's _cache through one shared filesystem "
+            "(docs/scheduling.md), and outside a run of xfbench nothing prepares them."
         )
     return index.parent / json.loads(index.read_text())["checkpoint"]
 

@@ -39,9 +39,7 @@ from harness.provenance import MachineInfo, git_commit, utc_now
 from harness.reporting import run_markdown, search_markdown, unfinished_notice
 from harness.results import ResultsWriter, read_parts, rewrite_csv, safe_name
 from harness.scheduler import (
-    ClusterUnreachable,
     Delivery,
-    NoNodeFits,
     RunInterrupted,
     SchedulerSettings,
     check_a_node_fits,
@@ -296,9 +294,9 @@ def execute(
                 html_report=html_report,
             )
             return _carry_out(ctx, schedule)
-    except (NoNodeFits, ClusterUnreachable):
+    except BaseException:  # refused (no node fits, no cluster, no token) or stopped before run.json was written
         if run_dir.is_dir() and not any(run_dir.iterdir()):
-            run_dir.rmdir()  # a default id's claimed, still empty directory: a refused run leaves nothing behind
+            run_dir.rmdir()  # a default id's claimed, still empty directory: a run that never began leaves nothing
         raise
 
 

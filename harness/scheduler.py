@@ -450,6 +450,13 @@ def ray_session(settings: SchedulerSettings, py_modules: tuple[Path, ...] = ()) 
                 "Start it (`ray start --head` on the head node), check the address and port, or leave --address "
                 "out to run on this machine."
             ) from None
+        except ray.exceptions.AuthenticationError as exc:  # token authentication: no token here, or another one
+            raise ClusterUnreachable(
+                f"Expected this process to hold the token of the Ray cluster at --address {settings.address}. "
+                f"Received: Ray refused it: {str(exc).strip().split('. ')[0].rstrip('.')}. Copy the head node's "
+                "~/.ray/auth_token to this machine (or set RAY_AUTH_TOKEN or RAY_AUTH_TOKEN_PATH), with "
+                "RAY_AUTH_MODE=token, as docs/scheduling.md says."
+            ) from None
     else:
         # address="local": always a fresh instance of our own, never a cluster some `ray start` left running. Its
         # workers are children of the raylet it starts and inherit that environment, so WORKER_ENV is set while it

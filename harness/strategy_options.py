@@ -6,14 +6,22 @@ take the run for what its config says. An option is "set" when it differs from i
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 from harness.backbone import NEEDS_BACKBONE, PRETRAIN, uses_pretrained
-from harness.config import AugmentConfig, RegularizationConfig, ScheduleConfig, TransferOptions, TrialConfig
+from harness.config import (
+    AugmentConfig,
+    OptimizerConfig,
+    RegularizationConfig,
+    ScheduleConfig,
+    TransferOptions,
+    TrialConfig,
+)
 from harness.errors import InputError
 
 _TRAINS_A_NETWORK = ("scratch", "feature_extraction", "fine_tune", "freeze_early", "transfer")
 _DEFAULT_TRANSFER = TransferOptions()
+_TRIAL_DEFAULTS = {f.name: f.default for f in fields(TrialConfig)}
 
 
 @dataclass(frozen=True)
@@ -24,6 +32,8 @@ class _StrategyOption:
     default: object
     read_by: tuple[str, ...]  # the strategies that read it
     trained_backbone_only: bool = False  # read only where xfbench trains the backbone (no --pretrained / --weights)
+    # the strategies of read_by that read it only where xfbench trains the backbone (the others always read it)
+    trained_backbone_only_in: tuple[str, ...] = ()
 
 
 def _transfer(name: str, flag: str, read_by: tuple[str, ...], trained_backbone_only: bool = False) -> _StrategyOption:
@@ -35,6 +45,15 @@ def _transfer(name: str, flag: str, read_by: tuple[str, ...], trained_backbone_o
         read_by,
         trained_backbone_only,
     )
+
+
+def _trains_its_backbone(
+    path: str, flag: str, value: Callable[[TrialConfig], object], default: object
+) -> _StrategyOption:
+    """An option of training: read by every strategy that trains a network, and by deep_features through its
+    backbone's training alone (from --pretrained / --weights nothing of it trains: a scikit-learn head is fitted)."""
+    read_by = (*_TRAINS_A_NETWORK, "deep_features")
+    return _StrategyOption(path, flag, value, default, read_by, trained_backbone_only_in=("deep_features",))
 
 
 _OPTIONS = (
@@ -66,11 +85,17 @@ _OPTIONS = (
     _StrategyOption("epochs", "--epochs", lambda t: t.epochs, 1, _TRAINS_A_NETWORK),
     _StrategyOption("runtime.tf_mode", "--tf-mode", lambda t: t.runtime.tf_mode, "custom", _TRAINS_A_NETWORK),
     _StrategyOption("runtime.epoch_loop", "--epoch-loop", lambda t: t.runtime.epoch_loop, "python", _TRAINS_A_NETWORK),
+    _trains_its_backbone(
+        "optimizer", "--optimizer (and its options)", lambda t: t.optimizer.resolved(), OptimizerConfig().resolved()
+    ),
+    _trains_its_backbone("batch_size", "--batch-size", lambda t: t.batch_size, _TRIAL_DEFAULTS["batch_size"]),
+    _trains_its_backbone("init", "--init", lambda t: t.init, _TRIAL_DEFAULTS["init"]),
 )
 
 
 def _read_by(option: _StrategyOption, strategy: str, pretrained: bool) -> bool:
-    return strategy in option.read_by and not (option.trained_backbone_only and pretrained)
+    trained_only = option.trained_backbone_only or strategy in option.trained_backbone_only_in
+    return strategy in option.read_by and not (trained_only and pretrained)
 
 
 def _reads(trial: TrialConfig, option: _StrategyOption) -> bool:
@@ -96,8 +121,14 @@ def reads_path(trial: TrialConfig, path: str) -> bool:
 
 def check_strategy_options(trial: TrialConfig) -> None:
     """InputError naming every option ``trial`` sets that its strategy would not read, and who reads each."""
-    if trial.strategy == PRETRAIN:  # derived from a target by the planner: it carries the target's options
-        return
+    if trial.strategy == PRETRAIN:  # what the planner derives from a target, never a trial of its own
+        raise InputError(
+            f"Expected a strategy to run ({trial.case_id}). Received: strategy {PRETRAIN}, which xfbench schedules "
+            "itself: the strategies that reuse a backbone (feature_extraction, deep_features, fine_tune, "
+            "freeze_early, transfer) have it pretrained once per recipe and shared, and a pretrain trial of its own "
+            "would save its options (augmentation, schedule, penalties) under a recipe that leaves them out. Pick "
+            "one of those strategies; --source-epochs and --source-classes set how the backbone trains."
+        )
     unread = [o for o in _OPTIONS if o.value(trial) != o.default and not _reads(trial, o)]
     if not unread:
         return
@@ -107,6 +138,16 @@ def check_strategy_options(trial: TrialConfig) -> None:
         f"{'it' if len(unread) == 1 else 'them'}, or pick a strategy that reads {'it' if len(unread) == 1 else 'them'}"
         ": set, an option is recorded with the results, yet it would change nothing."
     )
+
+
+def training_phases(trial: TrialConfig) -> tuple[tuple[str, int], ...]:
+    """The phases a trial trains its target in, each (name, epochs), each with its own run of the learning-rate
+    schedule: transfer's frozen epochs (all of them by default) then its unfrozen ones; one phase otherwise."""
+    if trial.strategy != "transfer":
+        return ((trial.strategy, trial.epochs),)
+    frozen_given = trial.transfer.frozen_epochs
+    frozen = trial.epochs if frozen_given is None else min(frozen_given, trial.epochs)
+    return tuple((name, n) for name, n in (("frozen", frozen), ("unfrozen", trial.epochs - frozen)) if n > 0)
 
 
 def check_frozen_epochs(trial: TrialConfig) -> None:
@@ -128,8 +169,11 @@ def check_frozen_epochs(trial: TrialConfig) -> None:
 
 
 def _readers(option: _StrategyOption) -> str:
-    names = ", ".join(option.read_by)
-    return f"{names} without --pretrained / --weights" if option.trained_backbone_only else names
+    if option.trained_backbone_only:
+        return f"{', '.join(option.read_by)} without --pretrained / --weights"
+    only = [s for s in option.read_by if s in option.trained_backbone_only_in]
+    names = ", ".join(s for s in option.read_by if s not in only)
+    return names + "".join(f", {s} without --pretrained / --weights" for s in only)
 
 
 def _shown(value: object) -> str:

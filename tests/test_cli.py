@@ -562,6 +562,30 @@ BAD_INPUTS = {
     ),
     # Commands other than run and tune: bad input is theirs to name too (the files are written by the fixture).
     "a spec file that is not a spec": (["model", "not_a_spec.json"], "Expected a model spec file as `xfbench model"),
+    # before, it trained with its augmentation and schedule and saved the backbone under the recipe of one without
+    "a pretrain trial of one's own": (
+        [*MLP_RUN, "--strategy", "pretrain", "--augment", "flip"],
+        "Received: strategy pretrain, which xfbench schedules itself",
+    ),
+    # before, each was recorded in config_json while a scikit-learn head was fitted on fixed features
+    "training options for deep_features from a weights file": (
+        [*MLP_RUN, "--strategy", "deep_features", "--hidden", "16", "--weights", "mlp16.npz", "--batch-size", "7"],
+        "Received: --batch-size 7, read by scratch, feature_extraction, fine_tune, freeze_early, transfer, "
+        "deep_features without --pretrained / --weights.",
+    ),
+    # before, its pretrain trial ran, then transfer failed in the worker: "optimizer got an empty parameter list"
+    "transfer on a spec whose head is outside group classifier": (
+        [*MLP_RUN, "--strategy", "transfer", "--model", "head_group.json", "--source-epochs", "1"],
+        "Received: its head 'logits' in group 'head' (groups ['features', 'head']), so its frozen epochs would freeze "
+        "the head.",
+    ),
+    # before, the check counted both phases' steps: the second rate, past each phase's 20 steps, was never used
+    "piecewise boundaries past each of transfer's phases": (
+        [*MLP_RUN, "--strategy", "transfer", "--hidden", "16", "--epochs", "2", "--frozen-epochs", "1"]
+        + ["--source-epochs", "1", "--piecewise", "30:0.1,0.01"],
+        "Expected piecewise boundaries below the 20 training steps of transfer-mlp-digits's longest phase: transfer "
+        "runs the schedule anew in each phase (frozen: 1 epoch, unfrozen: 1 epoch, of 20 batches).",
+    ),
     "no hidden layer sizes": (
         [*MLP_RUN, "--hidden", ""],
         "argument --hidden: expected comma-separated layer sizes >= 1",
@@ -794,8 +818,10 @@ def bad_input_results(tmp_path_factory):
         _write_run_file(cwd / "results" / run_id, kind, status)
     (cwd / "results" / "empty-run" / "parts").mkdir()
     (cwd / "not_a_spec.json").write_text("{layers")
-    from harness.models import build_spec
+    from harness.checkpoints import save_checkpoint
+    from harness.models import ModelOptions, build_spec
     from harness.spec import spec_to_dict
+    from harness.weights import initial_weights
 
     big_kernel = spec_to_dict(build_spec("cnn_small", (28, 28, 1), 10))
     next(layer for layer in big_kernel["layers"] if "kernel_size" in layer)["kernel_size"] = [99, 99]
@@ -805,6 +831,13 @@ def bad_input_results(tmp_path_factory):
     misspelt = spec_to_dict(build_spec("mlp", (8, 8, 1), 10))
     misspelt["layers"][1]["unitz"] = misspelt["layers"][1].pop("units")  # a hand edit's typo
     (cwd / "misspelt.json").write_text(json.dumps(misspelt))
+    head_apart = spec_to_dict(build_spec("mlp", (8, 8, 1), 10))  # its head in a group of its own
+    head_apart["layers"] = [
+        {**layer, "group": layer["group"].replace("classifier", "head")} for layer in head_apart["layers"]
+    ]
+    (cwd / "head_group.json").write_text(json.dumps(head_apart))
+    mlp16 = build_spec("mlp", (8, 8, 1), 10, ModelOptions(hidden=(16,)))
+    save_checkpoint(cwd / "mlp16.npz", mlp16, initial_weights(mlp16, "he_normal", 0), {})
     (cwd / "no_layers.json").write_text(json.dumps({k: v for k, v in misspelt.items() if k != "layers"}))
     (cwd / "eight_by_eight.py").write_text(
         "import torch.nn as nn\n\n\ndef make(num_classes=10):\n"

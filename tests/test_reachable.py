@@ -61,7 +61,8 @@ def test_a_listening_port_answers_and_a_closed_or_unknown_one_is_named():
         ("head-node:６３７９", "Expected --address HOST:PORT"),  # digits, but not ASCII ones
         ("head-node:70000", "Expected --address HOST:PORT"),
         ("127.0.0.1:1", "Expected a Ray cluster answering at --address 127.0.0.1:1. Received: no connection"),
-        ("ray://127.0.0.1:1", "Expected a Ray cluster answering at --address ray://127.0.0.1:1"),
+        # through Ray Client, Tune's controller runs on the cluster: the rows never reached the driver's writer
+        ("ray://127.0.0.1:1", "Received: 'ray://127.0.0.1:1', a Ray Client address: through Ray Client, Tune runs"),
     ],
 )
 def test_a_cluster_address_is_checked_before_ray_is_handed_it(address, message):
@@ -100,3 +101,27 @@ def test_under_tls_the_second_check_is_skipped(monkeypatch):
     monkeypatch.setenv("RAY_USE_TLS", "1")
     with _server(None) as port:  # silent: the gRPC check would have waited and refused
         check_cluster_address(f"127.0.0.1:{port}")
+
+
+def test_a_cluster_that_wants_a_token_this_process_lacks_exits_2_and_leaves_no_run_folder(tmp_path):
+    """Ray 2.60's token authentication with no token here: a traceback and an empty run folder before."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_AUTH")}
+    env.update(HOME=str(tmp_path), RAY_AUTH_MODE="token")  # no ~/.ray/auth_token in this home
+    results = tmp_path / "results"
+    with _server(SETTINGS_FRAME) as port:  # what the address check expects of Ray's GCS
+        run = [sys.executable, "-m", "harness.cli", "run", "--strategy", "scratch", "--model", "mlp"]
+        run += ["--dataset", "digits", "--backend", "torch", "--results-dir", str(results)]
+        done = subprocess.run(
+            [*run, "--address", f"127.0.0.1:{port}"], env=env, capture_output=True, text=True, timeout=300
+        )
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith("xfbench: error: Expected this process to hold the token of the Ray cluster at ")
+    assert "Received: Ray refused it: Token authentication is enabled but no authentication token was found. " in (
+        done.stderr
+    )
+    assert "Traceback" not in done.stderr and len(done.stderr.splitlines()) == 1
+    assert not results.exists() or not list(results.iterdir())

@@ -54,7 +54,8 @@ def _registry() -> dict[str, tuple[Strategy, str]]:
         "scratch": (scratch.run, scratch.DESCRIPTION),
         "pretrain": (
             reuse.run_pretrain,
-            "train a backbone on its source task and cache it as a neutral checkpoint (scheduled automatically)",
+            "train a backbone on its source task and cache it as a neutral checkpoint (scheduled automatically for "
+            "the strategies below, never selected)",
         ),
         "feature_extraction": (reuse.run_feature_extraction, "S2: frozen backbone, new head trained alone"),
         "deep_features": (

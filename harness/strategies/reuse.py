@@ -24,6 +24,7 @@ from harness.pretrained import checkpoint_for
 from harness.seeds import FRESH_HEAD_SEED_OFFSET
 from harness.spec import Dense, ModelSpec
 from harness.strategies.scratch import final_metrics, phase_plan, start_from_scratch
+from harness.strategy_options import training_phases
 from harness.training import EpochRecord, PhasePlan, prepare_data, train_phase
 from harness.weights import NeutralWeights, initial_weights
 
@@ -70,10 +71,12 @@ def load_backbone(ctx: StrategyContext) -> tuple[ModelSpec, NeutralWeights, dict
     if not path.is_file():
         raise FileNotFoundError(
             f"Expected the shared backbone {path.name} ({recipe_for(ctx.config).describe()}). "
-            "Received: no such checkpoint. "
-            "Its pretrain trial failed or did not run (see the run's pretrain rows), or xfbench's code changed while "
-            "the run went on: a backbone's key holds a digest of the code that trains it (harness.cachekeys), so an "
-            "edit or a `git pull` under a running run names another checkpoint. Run it again on unchanged code."
+            f"Received: no such checkpoint in {path.parent}. "
+            "Its pretrain trial failed or did not run (see the run's pretrain rows); on a cluster, this node does not "
+            "see the folder the node that trained it wrote to (every node must share --results-dir's _cache through "
+            "one filesystem, docs/scheduling.md); or xfbench's code changed while the run went on: a backbone's key "
+            "holds a digest of the code that trains it (harness.cachekeys), so an edit or a `git pull` under a "
+            "running run names another checkpoint. Run it again on unchanged code."
         )
     return load_checkpoint(path)
 
@@ -224,7 +227,8 @@ def run_freeze_early(ctx: StrategyContext) -> str:
 def run_transfer(ctx: StrategyContext) -> str:
     cfg = ctx.config
     data, spec, details = start_from_backbone(ctx, "fit")
-    frozen_epochs = cfg.epochs if cfg.transfer.frozen_epochs is None else min(cfg.transfer.frozen_epochs, cfg.epochs)
+    epochs = dict(training_phases(cfg))
+    frozen_epochs = epochs.get("frozen", 0)
     sink = _with_details(ctx, details)
     finals = lambda b: final_metrics(ctx, b)  # noqa: E731
     status = "ok"
