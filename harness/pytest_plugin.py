@@ -619,6 +619,7 @@ def _record_benchmark(benchmark: Any, handle: CaseHandle) -> None:
 def _run_all(config: pytest.Config, state: SessionState, temp: pytest.TempPathFactory) -> None:
     from harness.plan import RunPlan
     from harness.preflight import datasets_to_ship
+    from harness.pytest_progress import terminal_progress
     from harness.runner import execute, new_run_id, scheduler_settings
 
     if not _xdist_groups_kept(config):
@@ -653,6 +654,7 @@ def _run_all(config: pytest.Config, state: SessionState, temp: pytest.TempPathFa
             run_id=new_run_id(f"pytest-{scale}", results_dir),
             settings=settings,
             command=["pytest", *config.invocation_params.args],
+            progress=terminal_progress(config),
             data_provenance=state.data_provenance,
             # as the CLI ships them: on a cluster, nodes without the files get the arrays through Ray
             ship=datasets_to_ship(trials, options.ship_data, options.address, loaded=state.loaded),

@@ -88,7 +88,7 @@ class Progress(Protocol):
 
 
 class SilentProgress:
-    """A run that tells nobody: the pytest plugin and programmatic runs."""
+    """A run that tells nobody: programmatic runs, and the pytest plugin in a pytest-xdist worker (no terminal)."""
 
     def start(self, total_trials: int) -> None: ...
 

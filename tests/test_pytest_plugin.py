@@ -174,6 +174,8 @@ def test_a_failing_bar_reports_measured_value_bar_and_backend_and_state_lives_in
     result.assert_outcomes(failed=1, passed=1)
     result.stdout.fnmatch_lines(
         [
+            # the run, inside the first case's setup, says how far it got (it was silent for the whole run)
+            "xfbench [[]1/1, * s[]] tiny-scratch-mlp-digits-torch-s0: ok, test accuracy 0.*",
             "*[[]torch[]] scratch-mlp-digits: test accuracy 0.* is below the bar 1.0000 (test bar); "
             "mean over 1 seed(s)*",
             "*xfbench comparison*",
@@ -743,3 +745,21 @@ def test_case(xfbench_case):
     # torch alone: nothing could honour it, as `xfbench run --backend torch` refuses it; named as the case's field
     alone = " ".join(pytester.runpytest_subprocess("--collect-only", "--backend", "torch").stdout.str().split())
     assert "runtime.tf_mode" in alone and "--tf-mode" not in alone, alone
+
+
+def test_the_session_run_prints_a_line_per_ended_trial_saying_why_one_did_not_end_ok():
+    from harness.pytest_progress import TrialLines
+
+    lines: list[str] = []
+    progress = TrialLines(lines.append)
+    progress.start(0)
+    progress.extend(2)
+    progress.row({"trial_id": "a", "status": "ok", "epoch": 1, "test_acc": float("nan")})  # an epoch: no accuracy yet
+    progress.row({"trial_id": "a", "status": "ok", "epoch": 2, "test_acc": 0.91234})
+    progress.row({"trial_id": "b", "status": "failed", "epoch": None, "error": "ValueError: bad\nTraceback ..."})
+    progress.trial_done("a")
+    progress.trial_done("b")
+    assert [re.sub(r", \d+ s\]", ", T s]", line) for line in lines] == [
+        "xfbench [1/2, T s] a: ok, test accuracy 0.9123",
+        "xfbench [2/2, T s] b: failed: ValueError: bad",
+    ]
