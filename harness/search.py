@@ -90,12 +90,18 @@ Domain = Choice | Uniform | LogUniform | IntRange
 
 @dataclass(frozen=True)
 class SearchSpace:
+    """The options a search samples, held in the order of their paths whatever order they were given in: the
+    points drawn for a seed follow that order, and run.json (written with sorted keys) gives it back, so a resumed
+    search draws the very points it drew before (in the order given, a resume of ``--space lr=… --space
+    batch_size=…`` drew other points and trained them under the finished samples' ids)."""
+
     params: tuple[tuple[str, Domain], ...] = ()
 
     def __post_init__(self) -> None:
         paths = [p for p, _ in self.params]
         if len(set(paths)) != len(paths):
             raise InputError(f"Expected each option once in a search space. Received: {paths}.")
+        object.__setattr__(self, "params", tuple(sorted(self.params, key=lambda param: param[0])))
 
     @property
     def paths(self) -> tuple[str, ...]:

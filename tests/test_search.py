@@ -97,7 +97,7 @@ def test_an_option_with_one_value_holds_while_the_others_are_checked():
     validate_space(BASE, parse_space(["schedule=choice:plateau", "schedule.patience=int:0,3", "lr=uniform:0.01,0.1"]))
     with pytest.raises(InputError, match="Received: -1, which fails: Expected a whole number >= 0"):
         validate_space(BASE, parse_space(["schedule=choice:plateau", "schedule.patience=int:-1,3"]))
-    with pytest.raises(InputError, match="Received: optimizer.name='adam', optimizer.momentum=0.5, which"):
+    with pytest.raises(InputError, match="Received: optimizer.momentum=0.5, optimizer.name='adam', which"):
         validate_space(BASE, parse_space(["optimizer=choice:adam", "momentum=choice:0.5"]))  # fixed, but not together
 
 
@@ -107,7 +107,7 @@ def test_an_option_with_one_value_holds_while_the_others_are_checked():
         # Each value is valid alone; Adam with a momentum is not (it would be recorded and never applied).
         (
             ["optimizer=choice:momentum,adam", "momentum=uniform:0.5,0.95"],
-            "optimizer.name='adam', optimizer.momentum=0.5",
+            "optimizer.momentum=0.5, optimizer.name='adam'",
         ),
         # The learning rate is valid with everything: the message names the two options that fail together.
         (
@@ -181,9 +181,21 @@ def test_search_trials_are_named_by_their_sample():
 def test_spaces_merge_and_round_trip_through_json():
     suite_space = parse_space(["lr=loguniform:1e-3,1", "batch_size=choice:32,64"])
     merged = suite_space.merged(parse_space(["batch_size=choice:16", "hidden=choice:8/8,16"]))
-    assert merged.paths == ("optimizer.lr", "batch_size", "model_options.hidden")
+    assert merged.paths == ("batch_size", "model_options.hidden", "optimizer.lr")  # in order of path
     assert dict(merged.params)["batch_size"] == Choice((16,))
     assert SearchSpace.from_dict(json.loads(json.dumps(merged.to_dict()))) == merged
+
+
+def test_a_space_draws_the_same_points_in_any_order_given_and_after_run_json_sorted_its_keys():
+    """A resume reads the space back from run.json, whose keys are sorted: in the order given, a resume of this
+    space drew other points and trained them under the finished samples' ids."""
+    given = ["optimizer.lr=loguniform:1e-3,1e-1", "batch_size=choice:16,64", "optimizer=choice:momentum,nesterov"]
+    space = parse_space(given)
+    read_back = SearchSpace.from_dict(json.loads(json.dumps(space.to_dict(), sort_keys=True)))
+    for algorithm in ("random", "grid"):
+        points = sample_points(space, algorithm, 3, seed=0)
+        assert sample_points(read_back, algorithm, 3, seed=0) == points
+        assert sample_points(parse_space(given[::-1]), algorithm, 3, seed=0) == points
 
 
 def test_neutral_domains_map_onto_ray_tune_domains():
@@ -475,7 +487,7 @@ def test_beyond_the_cap_each_probed_value_is_checked_in_a_complete_point(monkeyp
     assert len(list(search.sample_corners(space))) == 6  # every combination, each complete
     monkeypatch.setattr(search, "MAX_CHECKED_COMBINATIONS", 4)
     corners = list(search.sample_corners(space))
-    lr, batch = space.paths
+    batch, lr = space.paths  # in order of path
     assert all(set(c) == {lr, batch} for c in corners) and len(corners) == 5  # each value once, the firsts shared
     assert {c[lr] for c in corners} == {0.1, 0.2} and {c[batch] for c in corners} == {16, 32, 64}
 
