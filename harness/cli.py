@@ -226,6 +226,8 @@ def _say_how_to_rerun_failures(outcome: Any, kind: str) -> None:
     """A finished run's failed trials (a worker killed or out of memory) can be run again alone: say how."""
     from harness.runner import failed_trials
 
+    if outcome.search is not None and "stage" in outcome.frame:
+        _say_which_samples_were_not_ok(outcome)
     failed = failed_trials(outcome.frame) if outcome.search is None and len(outcome.frame) else []
     if failed:
         print(
@@ -233,6 +235,21 @@ def _say_how_to_rerun_failures(outcome: Any, kind: str) -> None:
             f"--resume {outcome.run_id} --results-dir {outcome.run_dir.parent}`",
             file=sys.stderr,
         )
+
+
+def _say_which_samples_were_not_ok(outcome: Any) -> None:
+    """A tune's samples that diverged or failed do not fail it (its exit status is its final stage's): counted here,
+    so a user knows what the Search table holds, and told when no sample ended ok."""
+    from harness.summary import final_rows
+
+    samples = final_rows(outcome.frame[outcome.frame["stage"] == "search"])
+    counts = samples["status"].value_counts()
+    not_ok = {str(status): int(n) for status, n in counts.items() if status != "ok"}
+    if not not_ok:
+        return
+    said = ", ".join(f"{n} {status}" for status, n in sorted(not_ok.items()))
+    rerun = "the best ok sample of each backend was re-run" if counts.get("ok", 0) else "no sample ended ok to re-run"
+    print(f"search: {said} of {len(samples)} sample(s) (the Search table above); {rerun}", file=sys.stderr)
 
 
 def cmd_list(args: argparse.Namespace) -> int:

@@ -19,7 +19,7 @@ from harness.config import OPTIMIZERS, TrialConfig, case_label
 from harness.data.registry import DATASETS
 from harness.errors import InputError
 from harness.model_import import parse_model_ref, trial_model, with_wanted_channels
-from harness.overrides import apply_overrides
+from harness.overrides import KEPT_ON_OPTIMIZER_CHANGE, apply_overrides
 from harness.plan import RUN_TITLE, TUNE_TITLE, RunPlan
 from harness.pretrained import with_weight_preprocessing
 from harness.scheduler import AshaSettings
@@ -180,6 +180,29 @@ def selected_trials(selection: Selection, overrides: Mapping[str, Any]) -> tuple
     return trials, chosen.name
 
 
+def _check_settings_beside_a_searched_optimizer(overrides: Mapping[str, Any], space: SearchSpace) -> None:
+    """A sampled optimizer starts from its own defaults (but for the rate and clipping), so a setting given for
+    the base would reach some samples and not others: --weight-decay 1e-3 with optimizer=choice:momentum,adam
+    trained the adam samples without decay, as their rows recorded, and the comparison mixed the two."""
+    if "optimizer.name" not in {canonical_path(path) for path in space.paths}:
+        return
+    dropped = sorted(
+        path
+        for path in overrides
+        if path.startswith("optimizer.") and path.removeprefix("optimizer.") not in ("name", *KEPT_ON_OPTIMIZER_CHANGE)
+    )
+    if dropped:
+        them = "it" if len(dropped) == 1 else "them"
+        given = ", ".join(f"{path}={overrides[path]!r}" for path in dropped)
+        searched = " ".join(f"--space {path.removeprefix('optimizer.')}=choice:{overrides[path]}" for path in dropped)
+        raise InputError(
+            f"Expected no optimizer settings beside a searched optimizer but the rate and clipping: each sampled "
+            f"optimizer starts from its own defaults. Received: {given}, which some samples would train with and "
+            f"others not. Search {them} too ({searched}: every sample then sets {them}, where its optimizer reads "
+            f"{them}), or run one tune per optimizer."
+        )
+
+
 def check_runnable_suite(chosen: Suite) -> None:
     """Refuse a search suite (Suite.search set) where its cases would run as they stand: only ``xfbench tune``
     reads its space, so a run would train its base configuration alone and report it under the search's name."""
@@ -279,6 +302,7 @@ def plan_tune(selection: Selection, overrides: Mapping[str, Any], request: Searc
             + ", ".join(f"{p} in the search space and given as {overrides[canonical_path(p)]!r}" for p in both)
             + ". Drop the option, or take it out of --space."
         )
+    _check_settings_beside_a_searched_optimizer(overrides, space)
     # a grid is exhaustive: one sample per point unless asked; a random search samples the suite's number (or 8)
     default_samples = 1 if request.algorithm == "grid" else chosen.search_samples if chosen else DEFAULT_SEARCH_SAMPLES
     search = TunePlan(

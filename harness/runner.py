@@ -69,8 +69,15 @@ class RunOutcome:
 
     @property
     def all_ok(self) -> bool:
-        ok = set(final_rows(self.frame)["status"].dropna()) <= {"ok"}
-        return self.status == "finished" and bool(len(self.frame)) and ok
+        """Every trial ended ok; a tune's search samples aside (a diverged sample is one of an lr search's findings,
+        and the pick passes over it), as long as its final stage ran."""
+        frame = self.frame
+        if self.search is not None and "stage" in frame:
+            frame = frame[frame["stage"] != STAGE_SEARCH]
+            if not frame["stage"].eq(STAGE_FINAL).any():  # no sample ended ok: nothing was re-run
+                return False
+        ok = set(final_rows(frame)["status"].dropna()) <= {"ok"}
+        return self.status == "finished" and bool(len(frame)) and ok
 
 
 class Progress(Protocol):

@@ -229,13 +229,18 @@ def _sampled(config: TrialConfig, path: str) -> Any:
 
 
 def best_trials(table: pd.DataFrame, plan: TunePlan) -> dict[tuple[str, str], str]:
-    """(case, backend) -> trial id of the best ok search trial by the plan's metric (ties: the earlier sample)."""
+    """(case, backend) -> trial id of the best ok search trial by the plan's metric (ties: the earlier sample), among
+    the trials that ran all their epochs: ASHA stops a trial after an early epoch, whose metric is not comparable
+    with another trial's at its end (an early validation loss, before overfitting, beat the finished trials'). Only
+    where every ok trial was stopped early are those that went furthest compared."""
     best: dict[tuple[str, str], str] = {}
     if table.empty:
         return best
     ok = table[(table["status"] == "ok") & table[plan.metric].notna()]
     ascending = plan.metric.endswith("loss")
     for (case, backend), group in ok.groupby(["case", "backend"], sort=True):
+        ran_to_the_end = group[~group["stopped_early"].astype(bool)]
+        group = ran_to_the_end if len(ran_to_the_end) else group[group["epochs"] == group["epochs"].max()]
         ranked = group.sort_values([plan.metric, "sample"], ascending=[ascending, True], kind="stable")
         best[(str(case), str(backend))] = str(ranked["trial_id"].iloc[0])
     return best

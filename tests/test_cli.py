@@ -16,6 +16,12 @@ MLP_RUN = ["run", "--strategy", "scratch", "--model", "mlp", "--dataset", "digit
 CNN_TUNE = ["tune", "--strategy", "scratch", "--model", "cnn_small", "--dataset", "digits"]
 
 BAD_INPUTS = {
+    # before, the adam samples trained without the decay and the momentum samples with it, each recorded so
+    "a setting beside a searched optimizer": (
+        [*CNN_TUNE, "--weight-decay", "0.001", "--space", "optimizer=choice:momentum,adam"],
+        "Received: optimizer.weight_decay=0.001, which some samples would train with and others not. Search it too "
+        "(--space weight_decay=choice:0.001: every sample then sets it, where its optimizer reads it)",
+    ),
     "a compiled epoch loop with augmentation": (
         [*MLP_RUN, "--model", "cnn_small", "--backend", "tensorflow", "--epoch-loop", "compiled", "--augment", "flip"],
         "Received: --epoch-loop compiled and --augment flip. Drop --epoch-loop compiled to train with augmentation, "

@@ -353,6 +353,20 @@ def test_each_backend_picks_its_best_ok_trial_and_reruns_it_with_k_seeds():
     )
 
 
+def test_a_trial_asha_stopped_early_is_not_picked_over_the_trials_that_ran_all_their_epochs():
+    """Its metric is an early epoch's: sample 2's one epoch (0.99) beat the finished trials' last (it was picked)."""
+    plan = TunePlan(bases=(BASE,), space=parse_space(["lr=loguniform:1e-3,1"]), final_seeds=3)
+    frame = _search_frame()
+    early = frame["trial_id"].str.contains("search002")
+    frame.loc[early, "val_acc"] = 0.99
+    picked = best_trials(search_table(frame, plan), plan)
+    assert picked == {("scratch-mlp-digits", "torch"): "t-scratch-mlp+search001-digits-torch-s0"}
+    # every ok trial stopped early: those that went furthest are compared (sample 0's two epochs, not 2's one)
+    cut = frame[early | (frame["trial_id"].str.contains("search000") & (frame["epoch"] <= 2))]
+    picked = best_trials(search_table(cut, plan), plan)
+    assert picked == {("scratch-mlp-digits", "torch"): "t-scratch-mlp+search000-digits-torch-s0"}
+
+
 def test_a_recorded_search_reads_back_with_an_initializer_this_version_lacks():
     """Recorded rows read back as they ran: a tune recorded with an init since refused or renamed (a failed sample
     of init=bogus) still gives its search table, for report and resume, instead of an initializer error."""
@@ -577,3 +591,27 @@ def test_schedule_settings_given_beside_a_searched_schedule_reach_the_samples_of
     # Not searched, the schedule keeps refusing what it would ignore.
     with pytest.raises(InputError, match="the constant schedule uses .none.. Received: patience=0"):
         plan_tune(selection, given, SearchRequest())
+
+
+def test_a_tune_ends_ok_when_its_final_stage_does_whatever_its_samples_did(tmp_path, capsys):
+    """An lr search's diverged or failed sample is one of its findings: the tune exited 1 for it, saying nothing."""
+    from harness.runner import RunOutcome
+
+    plan = TunePlan(bases=(BASE,), space=parse_space(["lr=loguniform:1e-3,1"]), final_seeds=1)
+    search = _search_frame()  # one of its samples failed
+    final = search[search["trial_id"].str.contains("search001")].assign(stage="final", trial_id="tuned-s0")
+
+    def outcome(frame):
+        return RunOutcome("t", tmp_path, frame, None, "", 0.0, search=plan)
+
+    assert outcome(pd.concat([search, final])).all_ok
+    assert not outcome(search).all_ok  # no final stage: nothing was re-run
+    assert not outcome(pd.concat([search, final.assign(status="failed")])).all_ok
+    assert not RunOutcome("t", tmp_path, search, None, "", 0.0).all_ok  # a run's failed trial still fails it
+    # and the end of `xfbench tune` says what its samples did
+    from harness.cli import _say_how_to_rerun_failures
+
+    _say_how_to_rerun_failures(outcome(pd.concat([search, final])), "tune")
+    assert capsys.readouterr().err == (
+        "search: 1 failed of 4 sample(s) (the Search table above); the best ok sample of each backend was re-run\n"
+    )
