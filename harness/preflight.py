@@ -124,6 +124,8 @@ def preflight(
         option_use.check()
     if search is not None:
         _check_search_points(search, datasets, cache_dir, memory_bytes, resumed)
+        if not resumed:  # last: what a sample could not train at all is told first
+            search.check_random_choices_distinct()
     _prepare_pretrained(trials, datasets, cache_dir)
     return provenance
 

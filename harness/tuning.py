@@ -28,6 +28,7 @@ from harness.search import (
     canonical_path,
     grid_size,
     probe_values,
+    sample_points,
     validate_space,
 )
 from harness.summary import final_rows, last_attempts
@@ -75,6 +76,27 @@ class TunePlan:
         if self.num_samples < 1 or self.final_seeds < 1:
             raise InputError(
                 f"Expected --num-samples >= 1 and --final-seeds >= 1. Received: {self.num_samples}, {self.final_seeds}."
+            )
+
+    def check_random_choices_distinct(self) -> None:
+        """A random search over choices alone draws each point once: every sample starts from the same weights and
+        batches, so a point drawn twice trains again to the same numbers (8 samples of
+        optimizer=choice:momentum,adam were 8 trials of 2 configurations)."""
+        if self.algorithm != "random" or not all(isinstance(d, Choice) for _, d in self.space.params):
+            return
+        firsts: dict[tuple[Any, ...], int] = {}
+        repeats = []
+        for sample, point in enumerate(sample_points(self.space, "random", self.num_samples, self.sampling_seed)):
+            first = firsts.setdefault(tuple(sorted(point.items())), sample)
+            if first != sample:
+                repeats.append(f"sample {sample} repeats sample {first}")
+        if repeats:
+            raise InputError(
+                "Expected the samples of a random search over choices alone to differ: they start from the same "
+                f"seed, so a repeated point trains again to the same numbers. Received: --num-samples "
+                f"{self.num_samples} over {grid_size(self.space)} combination(s), where {len(repeats)} repeat "
+                f"({'; '.join(repeats[:3])}{'; ...' if len(repeats) > 3 else ''}). Use --search grid to train each "
+                "combination once, or fewer samples, another --search-seed, or a range in the space."
             )
 
     def _check_grid(self) -> None:

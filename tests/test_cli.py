@@ -16,6 +16,12 @@ MLP_RUN = ["run", "--strategy", "scratch", "--model", "mlp", "--dataset", "digit
 CNN_TUNE = ["tune", "--strategy", "scratch", "--model", "cnn_small", "--dataset", "digits"]
 
 BAD_INPUTS = {
+    # before, its 8 samples trained 2 configurations, 6 of them again to the same numbers
+    "a random search over choices that repeats its points": (
+        [*CNN_TUNE, "--space", "optimizer=choice:momentum,adam"],
+        "Received: --num-samples 8 over 2 combination(s), where 6 repeat (sample 1 repeats sample 0; sample 2 repeats "
+        "sample 0; sample 4 repeats sample 3; ...). Use --search grid to train each combination once",
+    ),
     # before, the adam samples trained without the decay and the momentum samples with it, each recorded so
     "a setting beside a searched optimizer": (
         [*CNN_TUNE, "--weight-decay", "0.001", "--space", "optimizer=choice:momentum,adam"],

@@ -463,10 +463,18 @@ def test_a_searchs_model_checks_hold_on_the_points_it_samples_not_on_its_base(tm
     """Every sampled point sets every option of the space: MC-dropout passes searched with a dropout rate over a
     base without dropout (mlp) never meet a point without dropout, so the search is valid; a rate of 0 among the
     choices is not, and the point that fails is named."""
+    grid = ("--search", "grid")  # choices alone: a random search's 8 samples would repeat points
     _tune_preflight(
-        tmp_path, "--model", "mlp", "--space", "mc_dropout_passes=choice:10,20", "--space", "dropout=choice:0.2,0.5"
+        tmp_path,
+        "--model",
+        "mlp",
+        *grid,
+        "--space",
+        "mc_dropout_passes=choice:10,20",
+        "--space",
+        "dropout=choice:0.2,0.5",
     )
-    _tune_preflight(tmp_path, "--model", "mlp", "--mc-dropout", "5", "--space", "dropout=choice:0.2,0.5")
+    _tune_preflight(tmp_path, "--model", "mlp", *grid, "--mc-dropout", "5", "--space", "dropout=choice:0.2,0.5")
     with pytest.raises(InputError, match=r"Received: mc_dropout_passes=10, model_options.dropout=0.0, which fails: "):
         _tune_preflight(
             tmp_path, "--model", "mlp", "--space", "mc_dropout_passes=choice:10,20", "--space", "dropout=choice:0.0,0.5"
@@ -478,8 +486,9 @@ def test_a_model_option_is_judged_on_the_networks_a_search_samples(tmp_path):
     search adds BatchNorm to every point, and refused when no point has any, as is a searched one that changes none
     (every sample would train the same network)."""
     _tune_preflight(
-        tmp_path, "--model", "convnet3", "--bn-variance", "biased", "--space", "batchnorm=choice:before,after"
-    )
+        tmp_path, "--model", "convnet3", "--search", "grid", "--bn-variance", "biased", "--space",
+        "batchnorm=choice:before,after",
+    )  # fmt: skip
     for argv in (
         ("--bn-variance", "biased", "--space", "lr=loguniform:0.01,0.1"),
         ("--space", "model_options.bn_decay=uniform:0.8,0.99"),
@@ -537,7 +546,7 @@ def test_a_searched_epoch_count_whose_steps_end_before_a_piecewise_boundary_is_r
     overrides = {"schedule.name": "piecewise", "schedule.boundaries": (100,), "schedule.values": (0.1, 0.01)}
     for epochs, refused in (((6, 10), False), ((1, 10), True)):  # 6 epochs: 120 steps
         space = SearchSpace((("epochs", Choice(epochs)),))
-        plan = plan_tune(selection, overrides, SearchRequest(space=space, num_samples=2))
+        plan = plan_tune(selection, overrides, SearchRequest(space=space, algorithm="grid"))
         assert plan.search is not None
         if not refused:
             preflight(list(plan.search.bases), None, download=False, cache_dir=tmp_path, search=plan.search)
