@@ -66,6 +66,15 @@ SEARCHABLE_GROUPS = ("optimizer", "schedule", "regularization", "model_options",
 class Choice:
     values: tuple[Any, ...]
 
+    def __post_init__(self) -> None:
+        repeated = list(dict.fromkeys(repr(v) for v in self.values if self.values.count(v) > 1))
+        if repeated:
+            raise InputError(
+                f"Expected each value of a choice once. Received: {', '.join(repeated)} more than once in "
+                f"{list(self.values)}: a random search would draw it more often than the others, and a grid train it "
+                "twice to the same numbers. Give each value once."
+            )
+
 
 @dataclass(frozen=True)
 class Uniform:

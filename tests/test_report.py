@@ -971,7 +971,7 @@ def test_a_search_plot_keeps_both_backends_visible_on_readable_axes():
         )
     )
     plan = TunePlan(bases=(), space=space, num_samples=2)
-    assert log_scaled(plan) == ["optimizer.lr", "batch_size"]
+    assert log_scaled(plan) == ["batch_size", "optimizer.lr"]  # the space holds its options in order of path
 
 
 def test_history_says_warm_up_only_where_a_run_had_no_steady_epoch_to_time(tmp_path, capsys, monkeypatch):

@@ -74,6 +74,8 @@ def test_parse_param_spells_every_domain_kind(text, path, domain):
         ("lr=int:1,3", "use uniform or loguniform"),
         ("optimizer=uniform:0,1", "not a number"),
         ("batch_size=choice:many", "invalid literal"),
+        # drawn twice as often in a random search, trained twice in a grid (accepted)
+        ("lr=choice:0.1,0.10,0.01", "Received: 0.1 more than once in [0.1, 0.1, 0.01]"),
     ],
 )
 def test_bad_parameters_say_what_was_expected(text, fragment):
