@@ -222,7 +222,7 @@ class TensorFlowUpdate:
     def clip_by_global_norm(self, grads: Grads, max_norm: float) -> Grads:
         # PyTorch's clip_grad_norm_: scale = min(1, c / (global norm + 1e-6)).
         norm = tf.sqrt(tf.add_n([tf.reduce_sum(tf.square(g)) for g in grads if g is not None]))
-        scale = tf.minimum(1.0, max_norm / (norm + 1e-6))
+        scale = tf.minimum(tf.constant(1.0, norm.dtype), max_norm / (norm + 1e-6))  # float64 too: a bare 1.0 is float32
         return [None if g is None else g * scale for g in grads]
 
     def decay(self, grads: Grads, rate: float) -> None:
