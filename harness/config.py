@@ -397,13 +397,6 @@ class RuntimeOptions:
             raise InputError(
                 f"Expected bn_statistics in {list(BN_STATISTICS)}. Received: bn_statistics={self.bn_statistics!r}."
             )
-        if self.bn_statistics == "float64" and self.precision == "float64":
-            raise InputError(
-                "Expected --bn-statistics float64 with float32 or mixed precision: under --precision float64 "
-                "training-mode BatchNorm already computes in float64 in every framework, so it would be recorded, "
-                "yet change nothing. Received: bn_statistics='float64' with precision='float64'. Drop "
-                "--bn-statistics float64."
-            )
         if self.cudnn_autotune and self.deterministic:
             raise InputError(
                 "Expected cudnn_autotune off in a deterministic trial: autotuning picks convolution algorithms by "

@@ -16,6 +16,20 @@ MLP_RUN = ["run", "--strategy", "scratch", "--model", "mlp", "--dataset", "digit
 CNN_TUNE = ["tune", "--strategy", "scratch", "--model", "cnn_small", "--dataset", "digits"]
 
 BAD_INPUTS = {
+    "BatchNorm statistics in float64 where everything is": (
+        [
+            *MLP_RUN,
+            "--model",
+            "convnet3",
+            "--batchnorm",
+            "after",
+            "--precision",
+            "float64",
+            "--bn-statistics",
+            "float64",
+        ],
+        "under --precision float64 training-mode BatchNorm already computes in float64 in every framework",
+    ),
     # before, its 8 samples trained 2 configurations, 6 of them again to the same numbers
     "a random search over choices that repeats its points": (
         [*CNN_TUNE, "--space", "optimizer=choice:momentum,adam"],
