@@ -166,7 +166,7 @@ def selected_trials(selection: Selection, overrides: Mapping[str, Any]) -> tuple
     chosen = suite(selection.suite)
     check_suite_size(chosen, selection.backends, selection.seeds or chosen.seeds)
     check_variant_overrides(chosen, selection.backends, overrides)  # before a case's own checks meet the option
-    per_case = [suite_case_trials(chosen, c, selection.backends, selection.seeds, overrides) for c in chosen.cases]
+    per_case = [_given_to_case(chosen, c, selection, overrides) for c in chosen.cases]
     # An option given for a whole suite goes to the cases whose strategy reads it (--source-backend to a transfer
     # suite's backbone cases, not its scratch baseline); one that no case reads stays, for the preflight to refuse.
     read = {path for path in overrides if any(reads_path(t, path) for trials in per_case for t in trials)}
@@ -175,7 +175,7 @@ def selected_trials(selection: Selection, overrides: Mapping[str, Any]) -> tuple
         unread = {path for path in read if not all(reads_path(t, path) for t in group)}
         if unread:
             kept = {path: value for path, value in overrides.items() if path not in unread}
-            group = suite_case_trials(chosen, case, selection.backends, selection.seeds, kept)
+            group = _given_to_case(chosen, case, selection, kept)
         trials += group
     return trials, chosen.name
 
@@ -201,6 +201,26 @@ def _check_settings_beside_a_searched_optimizer(overrides: Mapping[str, Any], sp
             f"others not. Search {them} too ({searched}: every sample then sets {them}, where its optimizer reads "
             f"{them}), or run one tune per optimizer."
         )
+
+
+def _given_to_case(
+    chosen: Suite, case: SuiteCase, selection: Selection, overrides: Mapping[str, Any]
+) -> list[TrialConfig]:
+    """A case's trials with the options given for its suite. One that cannot join a setting the case makes itself
+    (--augment on the speed matrix's compiled epoch loop) is told so: the setting's own message names a flag as if
+    the user had given both."""
+    try:
+        return suite_case_trials(chosen, case, selection.backends, selection.seeds, overrides)
+    except InputError as exc:
+        try:
+            suite_case_trials(chosen, case, selection.backends, selection.seeds, {})
+        except InputError:
+            raise exc from None
+        raise InputError(
+            f"{exc} (Case {case_label(case.strategy, case.model, case.variant, case.dataset)} of suite {chosen.name} "
+            "sets the other itself, and an option given for a suite reaches all its cases: leave this one out for "
+            "this suite.)"
+        ) from None
 
 
 def check_runnable_suite(chosen: Suite) -> None:

@@ -76,7 +76,10 @@ def _differing(
     for other in readers[1:]:
         a, b = replaced_settings(readers[0], path), replaced_settings(other, path)
         differs = {key: (a.get(key), b.get(key)) for key in a.keys() | b.keys() if repr(a.get(key)) != repr(b.get(key))}
-        after = [apply_overrides(t, {path: value}) for t in (readers[0], other)]
+        try:
+            after = [apply_overrides(t, {path: value}) for t in (readers[0], other)]
+        except InputError:  # the option cannot join one of these cases' own settings: told with that case, later
+            continue
         erased = {k: v for k, v in differs.items() if repr(_value_at(after[0], k)) == repr(_value_at(after[1], k))}
         if erased:
             return readers[0], other, erased

@@ -16,6 +16,20 @@ MLP_RUN = ["run", "--strategy", "scratch", "--model", "mlp", "--dataset", "digit
 CNN_TUNE = ["tune", "--strategy", "scratch", "--model", "cnn_small", "--dataset", "digits"]
 
 BAD_INPUTS = {
+    # before, each blamed an option not given: "Drop --jit-compile", "Drop one of them"
+    "a tf mode for the whole speed matrix that one of its variants cannot join": (
+        ["run", "--suite", "speed_matrix", "--tf-mode", "eager"],
+        "Received: --tf-mode eager, but its cases set runtime.tf_mode differently",
+    ),
+    "the compiled epoch loop for the whole speed matrix": (
+        ["run", "--suite", "speed_matrix", "--epoch-loop", "compiled"],
+        "Received: --epoch-loop compiled, but its cases set runtime.epoch_loop differently",
+    ),
+    "augmentation for the whole speed matrix, whose compiled loop cannot augment": (
+        ["run", "--suite", "speed_matrix", "--augment", "crop:2"],
+        "(Case scratch-mlp+epoch-loop-digits of suite speed_matrix sets the other itself, and an option given for a "
+        "suite reaches all its cases: leave this one out for this suite.)",
+    ),
     "BatchNorm statistics in float64 where everything is": (
         [
             *MLP_RUN,
