@@ -24,7 +24,10 @@ def inexact_reasons(config: TrialConfig, spec: ModelSpec) -> tuple[str, ...]:
     # deep_features only runs the network in inference mode, where dropout drops nothing (unless MC passes ask)
     draws_masks = config.strategy != "deep_features" or config.mc_dropout_passes > 0
     if runtime.dropout_rng == "framework" and draws_masks and any(isinstance(layer, Dropout) for layer in spec.layers):
-        reasons.append("dropout masks from each framework's own generator (--dropout-rng framework)")
+        compiled = (
+            " (other masks again under XLA or torch.compile)" if runtime.jit_compile or runtime.torch_compile else ""
+        )
+        reasons.append(f"dropout masks from each framework's own generator (--dropout-rng framework){compiled}")
     if runtime.precision in MIXED_PRECISIONS:
         reasons.append(f"{runtime.precision}: each framework chooses which ops run in reduced precision")
     if runtime.tf32 and runtime.device == "gpu" and runtime.precision != "float64":  # TF32 replaces float32 only
