@@ -13,6 +13,7 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from harness import cachekeys
 from harness.augment import AugmentConfig
@@ -45,6 +46,7 @@ class BackboneRecipe:
     precision: str = "float32"
     dropout_rng: str = "shared"
     bn_statistics: str = "float32"
+    tf32: bool = False  # TF32 matmuls and convolutions, where a GPU computes them (harness.exactness)
 
     @property
     def key(self) -> str:
@@ -109,9 +111,14 @@ def recipe_for(trial: TrialConfig) -> BackboneRecipe:
     )
 
 
-def _numerics(runtime: RuntimeOptions, backend: str) -> dict[str, str]:
+def _numerics(runtime: RuntimeOptions, backend: str) -> dict[str, Any]:
     applied = honoured_runtime(runtime, backend)
-    return {"precision": applied.precision, "dropout_rng": applied.dropout_rng, "bn_statistics": applied.bn_statistics}
+    return {
+        "precision": applied.precision,
+        "dropout_rng": applied.dropout_rng,
+        "bn_statistics": applied.bn_statistics,
+        "tf32": applied.computes_tf32,
+    }
 
 
 def cache_root(trial: TrialConfig) -> Path:

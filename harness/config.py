@@ -425,6 +425,12 @@ class RuntimeOptions:
                 "with jit_compile=True. Drop --jit-compile or pick --tf-mode custom|fit."
             )
 
+    @property
+    def computes_tf32(self) -> bool:
+        """Whether float32 matmuls and convolutions run in TF32: --tf32 on, on a GPU (a CPU computes none), outside
+        float64 (which TF32 leaves alone). What it trains differs: backbone and feature cache keys hold it."""
+        return self.tf32 and self.device == "gpu" and self.precision != "float64"
+
     def process_settings(self) -> tuple[str, ...]:
         """The settings, among those not at their default, whose effect outlives a trial in its worker process:
         a warm worker hands its process on only to trials with the same ones (harness.scheduler). Each as a label

@@ -30,7 +30,7 @@ def inexact_reasons(config: TrialConfig, spec: ModelSpec) -> tuple[str, ...]:
         reasons.append(f"dropout masks from each framework's own generator (--dropout-rng framework){compiled}")
     if runtime.precision in MIXED_PRECISIONS:
         reasons.append(f"{runtime.precision}: each framework chooses which ops run in reduced precision")
-    if runtime.tf32 and runtime.device == "gpu" and runtime.precision != "float64":  # TF32 replaces float32 only
+    if runtime.computes_tf32:
         reasons.append(
             "TF32 matmuls and convolutions (--tf32 on): inputs rounded to 10 mantissa bits, far beyond float32's "
             "rounding, in each framework's own kernels"

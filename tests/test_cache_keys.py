@@ -60,11 +60,20 @@ def test_backbone_key_changes_with_what_the_source_backend_computes_in():
 
     base = _target()
     keys = {recipe_for(base).key}
-    for setting in ({"precision": "mixed_bfloat16"}, {"dropout_rng": "framework"}, {"bn_statistics": "float64"}):
+    gpu = {"device": "gpu"}
+    for setting in (
+        {"precision": "mixed_bfloat16"},
+        {"dropout_rng": "framework"},
+        {"bn_statistics": "float64"},
+        gpu,
+        {**gpu, "tf32": True},  # TF32 matmuls on a GPU (the cache held a TF32 backbone for a strict float32 run)
+    ):
         target = replace(base, runtime=RuntimeOptions(**setting))
         keys.add(recipe_for(target).key)
         assert recipe_for(pretrain_trial(target)).key == recipe_for(target).key, setting
-    assert len(keys) == 4
+    assert len(keys) == 5  # the device alone computes the same float32
+    on_a_cpu = replace(base, runtime=RuntimeOptions(tf32=True))  # a CPU computes no TF32: the same backbone
+    assert recipe_for(on_a_cpu).key == recipe_for(base).key
 
 
 def test_a_backbone_is_trained_without_the_targets_schedule_and_regularisation_which_its_key_does_not_hold():
@@ -99,6 +108,11 @@ def test_features_are_keyed_by_the_precision_they_were_extracted_in():
     keys = {features_task_key(replace(_target(), runtime=RuntimeOptions(precision=p)), digits) for p in PRECISIONS}
     assert len(keys) == len(PRECISIONS)
     assert features_task_key(_target(), digits) == features_task_key(replace(_target(), seed=1), digits)  # not seed
+    # TF32 on a GPU extracts other features; the key of those made without it is as it was
+    on_gpu = {
+        features_task_key(replace(_target(), runtime=RuntimeOptions(device="gpu", tf32=t)), digits) for t in (0, 1)
+    }
+    assert len(on_gpu) == 2 and features_task_key(_target(), digits) in on_gpu
 
 
 def test_features_are_keyed_by_the_data_they_were_extracted_from():

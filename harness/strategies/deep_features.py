@@ -58,14 +58,16 @@ def features_task_key(cfg: TrialConfig, dataset: Dataset) -> str:
     """What the features depend on besides the backbone, layer, pooling and extractor: the data (``dataset``, the
     trial's, by name and content: pretrained weights' checkpoint key holds no dataset, and MNIST and Fashion-MNIST
     share every shape and split size), the task, the precision the extractor computed in (float32, mixed or float64
-    features differ, so they never share a file) and the input pipeline in front of the network (resize, channels,
-    normalisation: ``--normalize none`` or another resize mode must not read features made without)."""
+    features differ, so they never share a file; TF32 on a GPU too) and the input pipeline in front of the network
+    (resize, channels, normalisation: ``--normalize none`` or another resize mode must not read features made
+    without)."""
     what = {
         "dataset": cfg.dataset,
         "data": data_fingerprint(dataset),
         "task": cfg.task.__dict__ if cfg.task else {},
         "precision": cfg.runtime.precision,
         "input": asdict(cfg.input),
+        **({"tf32": True} if cfg.runtime.computes_tf32 else {}),  # files made without TF32 keep their key
     }
     return hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()[:8]
 
