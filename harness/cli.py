@@ -238,8 +238,8 @@ def _say_how_to_rerun_failures(outcome: Any, kind: str) -> None:
 
 
 def _say_which_samples_were_not_ok(outcome: Any) -> None:
-    """A tune's samples that diverged or failed do not fail it (its exit status is its final stage's): counted here,
-    so a user knows what the Search table holds, and told when no sample ended ok."""
+    """A tune's samples that diverged or failed, counted, so a user knows what the Search table holds and why a tune
+    exits 1 (a failed sample, or a backend with no ok sample to re-run), or 0 with diverged samples."""
     from harness.summary import final_rows
 
     samples = final_rows(outcome.frame[outcome.frame["stage"] == "search"])
@@ -248,7 +248,12 @@ def _say_which_samples_were_not_ok(outcome: Any) -> None:
     if not not_ok:
         return
     said = ", ".join(f"{n} {status}" for status, n in sorted(not_ok.items()))
-    rerun = "the best ok sample of each backend was re-run" if counts.get("ok", 0) else "no sample ended ok to re-run"
+    missed = outcome.searches_not_rerun()
+    rerun = (
+        "no ok sample to re-run for " + ", ".join(f"{case} [{backend}]" for case, backend in missed)
+        if missed
+        else "the best ok sample of each backend was re-run"
+    )
     print(f"search: {said} of {len(samples)} sample(s) (the Search table above); {rerun}", file=sys.stderr)
 
 

@@ -160,6 +160,28 @@ def suite_case_trials(
 def selected_trials(selection: Selection, overrides: Mapping[str, Any]) -> tuple[list[TrialConfig], str]:
     """Every trial of the selection with the overrides applied and fitted to each backend; and a run label."""
     _check_names(selection, overrides)
+    trials, label = _selected_trials(selection, overrides)
+    _check_float64_batchnorm_statistics(trials, overrides)
+    return trials, label
+
+
+def _check_float64_batchnorm_statistics(trials: list[TrialConfig], overrides: Mapping[str, Any]) -> None:
+    """--bn-statistics float64 given where a trial computes in float64, whose BatchNorm is float64 in every framework
+    already: recorded, it would change nothing. A suite case's own (the techniques suite's BatchNorm variants under
+    --precision float64) is left as it is: the case defines it, and the inexact column says nothing of it."""
+    if overrides.get("runtime.bn_statistics") != "float64":
+        return
+    in_float64 = [t.case_id for t in trials if t.runtime.precision == "float64"]
+    if in_float64:
+        raise InputError(
+            "Expected --bn-statistics float64 with float32 or mixed precision: under --precision float64 "
+            "training-mode BatchNorm already computes in float64 in every framework, so it would be recorded, yet "
+            f"change nothing. Received: --bn-statistics float64 for {in_float64[0]}, in float64. Drop "
+            "--bn-statistics float64."
+        )
+
+
+def _selected_trials(selection: Selection, overrides: Mapping[str, Any]) -> tuple[list[TrialConfig], str]:
     if not selection.suite:
         trials, label = _case_trials(selection)
         return resolved(trials, overrides), label
@@ -212,15 +234,24 @@ def _given_to_case(
     try:
         return suite_case_trials(chosen, case, selection.backends, selection.seeds, overrides)
     except InputError as exc:
-        try:
-            suite_case_trials(chosen, case, selection.backends, selection.seeds, {})
-        except InputError:
-            raise exc from None
+        # the case's own settings at fault: valid alone, and the options valid on another case of the suite
+        if not _builds(chosen, case, selection, {}) or not any(
+            _builds(chosen, other, selection, overrides) for other in chosen.cases if other is not case
+        ):
+            raise
         raise InputError(
             f"{exc} (Case {case_label(case.strategy, case.model, case.variant, case.dataset)} of suite {chosen.name} "
             "sets the other itself, and an option given for a suite reaches all its cases: leave this one out for "
             "this suite.)"
         ) from None
+
+
+def _builds(chosen: Suite, case: SuiteCase, selection: Selection, overrides: Mapping[str, Any]) -> bool:
+    try:
+        suite_case_trials(chosen, case, selection.backends, selection.seeds, overrides)
+    except InputError:
+        return False
+    return True
 
 
 def check_runnable_suite(chosen: Suite) -> None:
@@ -322,7 +353,8 @@ def plan_tune(selection: Selection, overrides: Mapping[str, Any], request: Searc
             + ", ".join(f"{p} in the search space and given as {overrides[canonical_path(p)]!r}" for p in both)
             + ". Drop the option, or take it out of --space."
         )
-    _check_settings_beside_a_searched_optimizer(overrides, space)
+    if not pinned:  # a backbone strategy's given optimizer trains its backbone, for every sample alike
+        _check_settings_beside_a_searched_optimizer(overrides, space)
     # a grid is exhaustive: one sample per point unless asked; a random search samples the suite's number (or 8)
     default_samples = 1 if request.algorithm == "grid" else chosen.search_samples if chosen else DEFAULT_SEARCH_SAMPLES
     search = TunePlan(

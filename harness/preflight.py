@@ -95,7 +95,6 @@ def preflight(
     check_capabilities(trials)
     if not resumed:  # a recorded run ran as it stands
         _check_gpu_settings(trials)
-        _check_float64_batchnorm_statistics(trials)
     _check_weights_fit(trials)
     _check_weights_cached(trials)
     datasets: dict[str, Dataset] = loaded if loaded is not None else {}
@@ -230,17 +229,6 @@ def _check_gpu_settings(trials: list[TrialConfig]) -> None:
             f"Expected {' and '.join(given)} only on GPUs: {it} {sets} what an NVIDIA GPU computes. Received: every "
             f"trial of the run on the CPU (no --gpus-per-trial), where {it} would be recorded, yet change nothing. "
             f"Drop {'them' if len(given) > 1 else 'it'}, or give --gpus-per-trial 1 on a machine or cluster with GPUs."
-        )
-
-
-def _check_float64_batchnorm_statistics(trials: list[TrialConfig]) -> None:
-    """Under --precision float64 training-mode BatchNorm computes in float64 in every framework already."""
-    if any(t.runtime.bn_statistics == "float64" and t.runtime.precision == "float64" for t in trials):
-        raise InputError(
-            "Expected --bn-statistics float64 with float32 or mixed precision: under --precision float64 "
-            "training-mode BatchNorm already computes in float64 in every framework, so it would be recorded, yet "
-            "change nothing. Received: bn_statistics='float64' with precision='float64'. Drop --bn-statistics "
-            "float64."
         )
 
 

@@ -466,7 +466,8 @@ def pytest_collection_finish(session: pytest.Session) -> None:
             kept.update(handle.trial_ids)
             state.case_groups.add(handle.trial_ids)
     state.wanted = {trial_id: trial for trial_id, trial in state.wanted.items() if trial_id in kept}
-    if state.wanted and not _xdist_worker(session.config):  # a worker checks at its run (an exit there would crash it)
+    # A worker checks at its run (an exit there would crash it); a listing (--collect-only) contacts no cluster.
+    if state.wanted and not _xdist_worker(session.config) and not session.config.option.collectonly:
         try:
             state.execution = _session_checks(session.config, list(state.wanted.values()))
         except InputError as exc:  # before any test runs: `pytest tests suites` ran tests/ for 20 minutes first

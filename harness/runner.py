@@ -51,7 +51,7 @@ from harness.scheduler import (
 from harness.stages import STAGE_FINAL, STAGE_PRETRAIN, STAGE_SEARCH, STAGE_TRIALS
 from harness.summary import Summary, final_rows, framework_versions, last_attempts, summarize, why_not_ok
 from harness.trial import RunInfo, skipped_row
-from harness.tuning import TunePlan, final_trials
+from harness.tuning import TunePlan, best_trials, final_trials, search_table
 
 Schedule = Callable[..., None]
 
@@ -69,15 +69,29 @@ class RunOutcome:
 
     @property
     def all_ok(self) -> bool:
-        """Every trial ended ok; a tune's search samples aside (a diverged sample is one of an lr search's findings,
-        and the pick passes over it), as long as its final stage ran."""
+        """Every trial ended ok. Of a tune's samples, one that diverged is one of its findings (an lr search's), which
+        the pick passes over; one that failed is not, and every backend of every case must have had an ok sample,
+        re-run in the final stage."""
         frame = self.frame
         if self.search is not None and "stage" in frame:
+            samples = final_rows(frame[frame["stage"] == STAGE_SEARCH])
+            if samples["status"].eq("failed").any() or self.searches_not_rerun():
+                return False
             frame = frame[frame["stage"] != STAGE_SEARCH]
             if not frame["stage"].eq(STAGE_FINAL).any():  # no sample ended ok: nothing was re-run
                 return False
         ok = set(final_rows(frame)["status"].dropna()) <= {"ok"}
         return self.status == "finished" and bool(len(frame)) and ok
+
+    def searches_not_rerun(self) -> list[tuple[str, str]]:
+        """A tune's (case, backend) searches of which no sample ended ok: the final stage could re-run none."""
+        if self.search is None or "stage" not in self.frame:
+            return []
+        table = search_table(self.frame, self.search)
+        if table.empty:
+            return []
+        searched = {(str(case), str(backend)) for case, backend in zip(table["case"], table["backend"], strict=True)}
+        return sorted(searched - best_trials(table, self.search).keys())
 
 
 class Progress(Protocol):

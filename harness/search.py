@@ -66,15 +66,6 @@ SEARCHABLE_GROUPS = ("optimizer", "schedule", "regularization", "model_options",
 class Choice:
     values: tuple[Any, ...]
 
-    def __post_init__(self) -> None:
-        repeated = list(dict.fromkeys(repr(v) for v in self.values if self.values.count(v) > 1))
-        if repeated:
-            raise InputError(
-                f"Expected each value of a choice once. Received: {', '.join(repeated)} more than once in "
-                f"{list(self.values)}: a random search would draw it more often than the others, and a grid train it "
-                "twice to the same numbers. Give each value once."
-            )
-
 
 @dataclass(frozen=True)
 class Uniform:
@@ -210,17 +201,17 @@ def parse_param(text: str) -> tuple[str, Domain]:
         if kind == "choice":
             if not parts:
                 raise InputError("no values")
-            return path, Choice(tuple(_parse_value(p, annotation) for p in parts))
-        if kind not in DOMAIN_KINDS:
+            domain: Domain = Choice(tuple(_parse_value(p, annotation) for p in parts))
+        elif kind not in DOMAIN_KINDS:
             raise InputError(f"unknown kind {kind!r}; valid kinds: {list(DOMAIN_KINDS)}")
-        if len(parts) != 2:
+        elif len(parts) != 2:
             raise InputError(f"{kind} takes two bounds LO,HI")
-        if not _is_numeric_field(annotation):
+        elif not _is_numeric_field(annotation):
             raise InputError(f"{path} is {annotation}, not a number: use choice")
-        if kind == "int":
+        elif kind == "int":
             if not _is_int_field(annotation):
                 raise InputError(f"{path} is {annotation}: use uniform or loguniform")
-            domain: Domain = IntRange(int(parts[0]), int(parts[1]))
+            domain = IntRange(int(parts[0]), int(parts[1]))
         else:
             if _is_int_field(annotation):  # a float sampled into a whole-number field would reach the trial as one
                 raise InputError(f"{path} is {annotation}: use int:LO,HI")
@@ -232,6 +223,15 @@ def parse_param(text: str) -> tuple[str, Domain]:
 
 
 def _check_bounds(path: str, domain: Domain) -> None:
+    """What a space may be given (--space, a suite's mapping); a recorded run's space reads back as it ran."""
+    values = domain.values if isinstance(domain, Choice) else ()
+    repeated = list(dict.fromkeys(repr(v) for v in values if values.count(v) > 1))
+    if repeated:
+        raise InputError(
+            f"Expected each value of a choice once. Received: {', '.join(repeated)} more than once in {path} "
+            f"{list(values)}: a random search would draw it more often than the others, and a grid train it "
+            "twice to the same numbers. Give each value once."
+        )
     if isinstance(domain, IntRange) and not all(float(end).is_integer() for end in (domain.low, domain.high)):
         raise InputError(
             f"Expected whole-number bounds for an int range of {path}. Received: {domain.low}, {domain.high}. "

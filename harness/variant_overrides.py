@@ -72,18 +72,29 @@ def _differing(
     """Two cases of the group that read ``path`` and set it differently where the override would make them alike,
     and what differs; None if it erases no difference (``--optimizer sgd`` on sgd variants apart in momentum keeps
     each one's momentum, as harness.overrides keeps a same-named optimizer's settings)."""
-    readers = [t for t in group if reads_path(t, path)]
-    for other in readers[1:]:
-        a, b = replaced_settings(readers[0], path), replaced_settings(other, path)
+    # Only the cases the option can join: one it cannot (a variant's own XLA beside --tf-mode eager) is told with
+    # that case when its trials are built; left in, its failure had hidden the variants the option erases.
+    readers = [(t, after) for t in group if reads_path(t, path) and (after := _overridden(t, path, value))]
+    if not readers:
+        return None
+    first, first_after = readers[0]
+    for other, other_after in readers[1:]:
+        a, b = replaced_settings(first, path), replaced_settings(other, path)
         differs = {key: (a.get(key), b.get(key)) for key in a.keys() | b.keys() if repr(a.get(key)) != repr(b.get(key))}
-        try:
-            after = [apply_overrides(t, {path: value}) for t in (readers[0], other)]
-        except InputError:  # the option cannot join one of these cases' own settings: told with that case, later
-            continue
-        erased = {k: v for k, v in differs.items() if repr(_value_at(after[0], k)) == repr(_value_at(after[1], k))}
+        erased = {
+            k: v for k, v in differs.items() if repr(_value_at(first_after, k)) == repr(_value_at(other_after, k))
+        }
         if erased:
-            return readers[0], other, erased
+            return first, other, erased
     return None
+
+
+def _overridden(trial: TrialConfig, path: str, value: Any) -> TrialConfig | None:
+    """``trial`` with the option, or None where it cannot join the trial's own settings."""
+    try:
+        return apply_overrides(trial, {path: value})
+    except InputError:
+        return None
 
 
 def check_variant_overrides(chosen: Suite, backends: Sequence[str], overrides: Mapping[str, Any]) -> None:

@@ -351,3 +351,34 @@ def test_a_search_suite_is_refused_for_a_run_and_kept_for_tune():
         in (message)
     )
     assert plan_tune(Selection(suite="tune_smoke"), {}, SearchRequest()).search is not None
+
+
+def test_an_option_for_a_suite_is_judged_whatever_the_order_of_its_cases_and_blames_a_case_only_when_it_is_one():
+    """A variant the option cannot join (the speed matrix's XLA beside --tf-mode eager) hid the variants it erases
+    when it came first; a note blamed a case's own settings for a conflict the user's two options made alone."""
+    from harness.planner import Selection, selected_trials
+
+    matrix = suite("speed_matrix")
+    for cases in (matrix.cases, tuple(sorted(matrix.cases, key=lambda c: c.variant != "xla"))):
+        with pytest.raises(InputError, match="Received: --tf-mode eager, but its cases set runtime.tf_mode"):
+            check_variant_overrides(
+                dataclasses.replace(matrix, cases=cases), ("torch", "tensorflow"), {"runtime.tf_mode": "eager"}
+            )
+    with pytest.raises(InputError) as given_both:
+        selected_trials(Selection(suite="smoke"), {"runtime.tf_mode": "eager", "runtime.jit_compile": True})
+    assert "sets the other itself" not in str(given_both.value)
+    with pytest.raises(InputError, match=r"Case scratch-mlp\+epoch-loop-digits of suite speed_matrix sets the other"):
+        selected_trials(Selection(suite="speed_matrix"), {"augment.crop_padding": 2})
+
+
+def test_float64_for_a_suite_whose_cases_set_float64_batchnorm_themselves_is_taken():
+    """The techniques suite's BatchNorm variants set --bn-statistics float64 themselves: --precision float64 for the
+    suite was refused, telling the user to drop a flag never given. Given on the command line, it is refused."""
+    from harness.planner import Selection, selected_trials
+
+    trials, _ = selected_trials(Selection(suite="techniques", seeds=1), {"runtime.precision": "float64"})
+    assert {t.runtime.precision for t in trials} == {"float64"}
+    assert any(t.runtime.bn_statistics == "float64" for t in trials)
+    given = {"runtime.precision": "float64", "runtime.bn_statistics": "float64"}
+    with pytest.raises(InputError, match="Received: --bn-statistics float64 for scratch-convnet3-digits, in float64"):
+        selected_trials(Selection(strategy="scratch", model="convnet3", dataset="digits"), given)

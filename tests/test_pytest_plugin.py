@@ -410,6 +410,8 @@ def test_zz_nothing_started():
     )  # the plugin's name for the option: the CLI's --address is no option of pytest's
     assert "--address" not in result.stderr.str() and "passed" not in result.stdout.str()
     assert not results.exists() or not [p for p in results.iterdir() if p.name != "_cache"]
+    listing = pytester.runpytest_subprocess("--backend", "torch", "--ray-address", "127.0.0.1:1", "--collect-only")
+    assert listing.ret == pytest.ExitCode.OK  # a listing contacts no cluster
 
 
 SEEN_TRIALS_CONFTEST = """

@@ -75,7 +75,7 @@ def test_parse_param_spells_every_domain_kind(text, path, domain):
         ("optimizer=uniform:0,1", "not a number"),
         ("batch_size=choice:many", "invalid literal"),
         # drawn twice as often in a random search, trained twice in a grid (accepted)
-        ("lr=choice:0.1,0.10,0.01", "Received: 0.1 more than once in [0.1, 0.1, 0.01]"),
+        ("lr=choice:0.1,0.10,0.01", "Received: 0.1 more than once in optimizer.lr [0.1, 0.1, 0.01]"),
     ],
 )
 def test_bad_parameters_say_what_was_expected(text, fragment):
@@ -186,6 +186,9 @@ def test_spaces_merge_and_round_trip_through_json():
     assert merged.paths == ("batch_size", "model_options.hidden", "optimizer.lr")  # in order of path
     assert dict(merged.params)["batch_size"] == Choice((16,))
     assert SearchSpace.from_dict(json.loads(json.dumps(merged.to_dict()))) == merged
+    # a recorded space reads back as it ran, a choice that --space now refuses included
+    recorded = SearchSpace.from_dict({"optimizer.lr": {"kind": "choice", "values": [0.1, 0.1]}})
+    assert recorded.params == (("optimizer.lr", Choice((0.1, 0.1))),)
 
 
 def test_a_space_draws_the_same_points_in_any_order_given_and_after_run_json_sorted_its_keys():
@@ -604,25 +607,37 @@ def test_schedule_settings_given_beside_a_searched_schedule_reach_the_samples_of
         plan_tune(selection, given, SearchRequest())
 
 
-def test_a_tune_ends_ok_when_its_final_stage_does_whatever_its_samples_did(tmp_path, capsys):
-    """An lr search's diverged or failed sample is one of its findings: the tune exited 1 for it, saying nothing."""
+def test_a_tune_with_a_diverged_sample_ends_ok_when_every_backend_had_an_ok_sample_re_run(tmp_path, capsys):
+    """An lr search's diverged sample is one of its findings: the tune exited 1 for it, saying nothing. A failed
+    sample (an error), or a backend with no ok sample to re-run, still fails it, and the last line says which."""
+    from harness.cli import _say_how_to_rerun_failures
     from harness.runner import RunOutcome
 
     plan = TunePlan(bases=(BASE,), space=parse_space(["lr=loguniform:1e-3,1"]), final_seeds=1)
-    search = _search_frame()  # one of its samples failed
+    failed = _search_frame()  # one of its samples failed
+    search = failed.assign(status=failed["status"].replace("failed", "diverged"))
     final = search[search["trial_id"].str.contains("search001")].assign(stage="final", trial_id="tuned-s0")
 
     def outcome(frame):
         return RunOutcome("t", tmp_path, frame, None, "", 0.0, search=plan)
 
     assert outcome(pd.concat([search, final])).all_ok
-    assert not outcome(search).all_ok  # no final stage: nothing was re-run
-    assert not outcome(pd.concat([search, final.assign(status="failed")])).all_ok
-    assert not RunOutcome("t", tmp_path, search, None, "", 0.0).all_ok  # a run's failed trial still fails it
-    # and the end of `xfbench tune` says what its samples did
-    from harness.cli import _say_how_to_rerun_failures
-
     _say_how_to_rerun_failures(outcome(pd.concat([search, final])), "tune")
     assert capsys.readouterr().err == (
-        "search: 1 failed of 4 sample(s) (the Search table above); the best ok sample of each backend was re-run\n"
+        "search: 1 diverged of 4 sample(s) (the Search table above); the best ok sample of each backend was re-run\n"
     )
+    assert not outcome(search).all_ok  # no final stage: nothing was re-run
+    assert not outcome(pd.concat([search, final.assign(status="failed")])).all_ok
+    assert not outcome(pd.concat([failed, final])).all_ok  # a sample that raised is not a finding
+    assert not RunOutcome("t", tmp_path, failed, None, "", 0.0).all_ok  # a run's failed trial still fails it
+    # a backend none of whose samples ended ok: not re-run, so not compared (the tune passed, saying it was re-run)
+    other = search.assign(
+        backend="tensorflow",
+        status="diverged",
+        trial_id=search["trial_id"].str.replace("torch", "tensorflow"),
+        config_json=search["config_json"].str.replace('"torch"', '"tensorflow"'),
+    )
+    both = outcome(pd.concat([search, other, final]))
+    assert both.searches_not_rerun() == [("scratch-mlp-digits", "tensorflow")] and not both.all_ok
+    _say_how_to_rerun_failures(both, "tune")
+    assert capsys.readouterr().err.endswith("; no ok sample to re-run for scratch-mlp-digits [tensorflow]\n")
