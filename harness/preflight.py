@@ -124,8 +124,6 @@ def preflight(
         option_use.check()
     if search is not None:
         _check_search_points(search, datasets, cache_dir, memory_bytes, resumed)
-        if not resumed:  # last: what a sample could not train at all is told first
-            search.check_random_choices_distinct()
     _prepare_pretrained(trials, datasets, cache_dir)
     return provenance
 
@@ -321,6 +319,7 @@ def _check_search_points(
                 ) from None
     if not resumed:  # a recorded run ran as it stands
         option_use.check()
+        search.check_random_choices_distinct()  # last: what a sample could not train at all is told first
 
 
 def _check_weights_fit(trials: list[TrialConfig]) -> None:

@@ -260,6 +260,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="GPUs per trial, fractional allowed (default none: the trials train on the CPU; a suite sized for GPUs "
         "then needs --gpus-per-trial 0 to train there on purpose)",
     )
+    _add_data_and_results_options(group)
+
+
+def _add_data_and_results_options(group: Any) -> None:
+    """Where the data comes from and goes to, and what the session's run is compared with."""
     group.addoption(
         "--results-dir",
         dest="xfbench_results_dir",
