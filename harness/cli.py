@@ -240,9 +240,10 @@ def _say_how_to_rerun_failures(outcome: Any, kind: str) -> None:
 def _say_which_samples_were_not_ok(outcome: Any) -> None:
     """A tune's samples that diverged or failed, counted, so a user knows what the Search table holds and why a tune
     exits 1 (a failed sample, or a backend with no ok sample to re-run), or 0 with diverged samples."""
+    from harness.stages import STAGE_SEARCH
     from harness.summary import final_rows
 
-    samples = final_rows(outcome.frame[outcome.frame["stage"] == "search"])
+    samples = final_rows(outcome.frame[outcome.frame["stage"] == STAGE_SEARCH])
     counts = samples["status"].value_counts()
     not_ok = {str(status): int(n) for status, n in counts.items() if status != "ok"}
     if not not_ok:
