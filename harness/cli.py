@@ -223,16 +223,19 @@ def _finish(outcome: Any, args: argparse.Namespace) -> int:
 
 
 def _say_how_to_rerun_failures(outcome: Any, kind: str) -> None:
-    """A finished run's failed trials (a worker killed or out of memory) can be run again alone: say how."""
-    from harness.runner import failed_trials
+    """A finished run's failed trials (a worker killed or out of memory), a tune's outside its search, can be run
+    again alone: say how."""
+    from harness.runner import resumable_failures
 
-    if outcome.search is not None and "stage" in outcome.frame:
+    searched = outcome.search is not None
+    if searched and "stage" in outcome.frame:
         _say_which_samples_were_not_ok(outcome)
-    failed = failed_trials(outcome.frame) if outcome.search is None and len(outcome.frame) else []
+    failed = resumable_failures(outcome.frame, searched)
     if failed:
         print(
-            f"{len(failed)} trial(s) failed: rerun them alone (and any skipped for them) with `xfbench {kind} "
-            f"--resume {outcome.run_id} --results-dir {outcome.run_dir.parent}`",
+            f"{len(failed)} trial(s) failed{' after the search' if searched else ''}: rerun them alone (and any "
+            f"skipped for them{', the search kept as it ended' if searched else ''}) with `xfbench {kind} --resume "
+            f"{outcome.run_id} --results-dir {outcome.run_dir.parent}`",
             file=sys.stderr,
         )
 

@@ -312,11 +312,13 @@ class FaultInjection:
     """Test-only: what a trial's worker does to itself, and when. ``raise`` raises an exception, ``kill`` sends
     itself SIGKILL, ``raise-once`` raises only while ``marker`` (an absolute path: trials change directory) does not
     exist, creating it, so the retry succeeds. ``epoch`` 0 is the trial's start, before training; N > 0 is after
-    epoch N's row."""
+    epoch N's row. ``seed``: only in the trials of that seed (a tune's samples run the base's seed, its final
+    stage seeds 0..K-1), None: in every trial."""
 
     action: str
     epoch: int = 0
     marker: str = ""
+    seed: int | None = None
 
     def __post_init__(self) -> None:
         if self.action not in FAULT_ACTIONS:

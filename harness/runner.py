@@ -178,6 +178,7 @@ class _RunContext:
     suffix: str = ""  # "-resume<n>" when resuming: every Tune experiment of a run has its own name
     reference: str = REFERENCE_BACKEND  # summary.md and report.html compare every backend with it (--reference)
     html_report: bool = True  # report.html beside summary.md (--no-report: its plots take ~0.2 s per case)
+    search_ended: bool = False  # resuming a tune whose final stage began: its search is not run again
 
     @property
     def run(self) -> RunInfo:
@@ -383,19 +384,38 @@ def failed_trials(frame: pd.DataFrame) -> list[str]:
     return sorted(finals[finals["status"] == "failed"]["trial_id"]) if len(finals) else []
 
 
+def search_ended(frame: pd.DataFrame) -> bool:
+    """A tune's search ended once its final stage began (it starts after every search experiment): a resume keeps
+    every sample as recorded, a failed one too, since its searcher and ASHA decided on them, and does not reopen it."""
+    return bool(len(frame)) and bool(frame["stage"].eq(STAGE_FINAL).any())
+
+
+def resumable_failures(frame: pd.DataFrame, searched: bool) -> list[str]:
+    """The failed trials that make a finished run worth resuming, which its resume reruns alone (and the trials
+    skipped for them): a run's; a tune's outside its search, when a final-stage trial is among them or was skipped
+    for one (the pretrain of a backbone the final stage needs). A failed sample is never rerun (search_ended)."""
+    if not len(frame):
+        return []
+    if not searched:
+        return failed_trials(frame)
+    outside = failed_trials(frame[frame["stage"] != STAGE_SEARCH])
+    return outside if trials_to_rerun(frame[frame["stage"] == STAGE_FINAL]) else []
+
+
 def check_something_to_resume(run_file: RunFile, run_dir: Path) -> None:
-    """InputError unless ``run_dir`` was interrupted, or is a finished ``run`` with failed trials (a worker killed or
-    out of memory: the resume reruns those alone, and the trials skipped for them). A finished search's failed
-    samples are part of what its searcher and ASHA decided on, so it is never reopened."""
+    """InputError unless ``run_dir`` was interrupted, or finished with failed trials a resume reruns alone
+    (resumable_failures: a worker killed or out of memory)."""
     record, run_id = run_file.record, run_dir.name
     if record.status != "finished":
         return
-    if run_file.plan.search is not None:
+    searched = run_file.plan.search is not None
+    if searched and not resumable_failures(read_parts(run_dir), searched):
         raise InputError(
-            f"Expected an interrupted search. Received: {run_id!r} finished at {record.finished}, its best configs "
-            "chosen from the samples that ended; nothing to resume. Start a new `xfbench tune` to search again."
+            f"Expected an interrupted search, or a finished one whose final stage has failed trials. Received: "
+            f"{run_id!r} finished at {record.finished} with none, its best configs chosen from the samples that "
+            "ended; nothing to resume (a finished search is not reopened). Start a new `xfbench tune` to search again."
         )
-    if not failed_trials(read_parts(run_dir)):
+    if not searched and not failed_trials(read_parts(run_dir)):
         raise InputError(
             f"Expected an interrupted run, or a finished one with failed trials. Received: {run_id!r} finished at "
             f"{record.finished} with none (a diverged trial, and one skipped for a diverged backbone, would end so "
@@ -413,15 +433,16 @@ def resume(
     html_report: bool = True,
 ) -> RunOutcome:
     """Finish an interrupted run, or rerun a finished run's failed and skipped trials: trials whose rows are complete
-    are kept (not re-run); a search replays them to its searcher and scheduler; interrupted trials lose their partial
-    rows and run again. Its summary compares
+    are kept (not re-run); a search replays them to its searcher and scheduler, unless its final stage began (then
+    the search stands as it ended); interrupted trials lose their partial rows and run again. Its summary compares
     with ``reference``, by default the backend the run was started with."""
     run_dir = (results_dir / run_id).resolve()
     run_file = read_run_file(run_dir)
     check_something_to_resume(run_file, run_dir)
     settings = settings or scheduler_settings(results_dir, run_file.execution)
     with _ray_for(run_file.plan, settings):  # before anything of the run changes: a refused resume leaves it as is
-        kept, failed, discarded = _keep_finished_rows(run_dir)
+        searched_to_the_end = search_ended(read_parts(run_dir))
+        kept, failed, discarded = _keep_finished_rows(run_dir, searched_to_the_end)
         finished = set(kept["trial_id"].unique()) if len(kept) else set()
         resume_record = ResumeRecord(utc_now(), len(finished), tuple(failed), discarded, tuple(sys.argv), failed)
         ship = datasets_to_ship(list(run_file.plan.planned_trials), settings.ship_data, settings.address)
@@ -447,17 +468,19 @@ def resume(
             suffix=f"-resume{len(record.resumes)}",
             reference=record.reference,
             html_report=html_report,
+            search_ended=searched_to_the_end,
         )
         return _carry_out(ctx, schedule)
 
 
-def _keep_finished_rows(run_dir: Path) -> tuple[pd.DataFrame, dict[str, str], int]:
+def _keep_finished_rows(run_dir: Path, keep_samples: bool) -> tuple[pd.DataFrame, dict[str, str], int]:
     """The rows of finished trials; failed and skipped trials' parts are removed (Ctrl-C reaches the workers too,
     so a failure may be the interruption itself, and a skipped trial's backbone may train this time): they run
-    again. Returns (kept, why each failed or skipped trial ended so by its id, partial rows of interrupted trials
-    dropped: not the rows of the failed and skipped ones)."""
+    again, but a search's samples when ``keep_samples`` (search_ended). Returns (kept, why each failed or skipped
+    trial ended so by its id, partial rows of interrupted trials dropped: not the rows of the failed and skipped
+    ones)."""
     kept = read_parts(run_dir)
-    rerun = set(trials_to_rerun(kept))
+    rerun = set(trials_to_rerun(kept[kept["stage"] != STAGE_SEARCH] if keep_samples else kept))
     finals = final_rows(kept).to_dict("records") if len(kept) else []
     why = {str(r["trial_id"]): f"{r['status']}: {why_not_ok(r)}" for r in finals if r["trial_id"] in rerun}
     failed = dict(sorted(why.items()))
@@ -549,6 +572,14 @@ def _tune_stages(ctx: _RunContext, search: TunePlan) -> None:
     """Backbones, then one search experiment per (case, backend), then every backend's best config with K seeds. An
     experiment whose backbone did not train is not run: its base gets one ``skipped`` row in the search stage."""
     untrained = ctx.pretrain(ctx.run_file.plan.pretrain(), run_trials)
+    if not ctx.search_ended:
+        _search_stage(ctx, search, untrained)
+    finals = final_trials(read_parts(ctx.run_dir), search)
+    ctx.pretrain_then(finals, STAGE_FINAL, run_trials)
+
+
+def _search_stage(ctx: _RunContext, search: TunePlan, untrained: dict[str, str]) -> None:
+    """One Tune experiment per (case, backend); ``untrained``: why each backbone the samples need did not train."""
     for index, experiment in enumerate(search.experiments()):
         base = experiment.base
         if (key := _backbone_key(base)) in untrained:  # every sample could only fail
@@ -565,8 +596,6 @@ def _tune_stages(ctx: _RunContext, search: TunePlan) -> None:
             delivery=ctx.delivery,
             experiment_name=name,
         )
-    finals = final_trials(read_parts(ctx.run_dir), search)
-    ctx.pretrain_then(finals, STAGE_FINAL, run_trials)
 
 
 def _rows_by_trial(frame: pd.DataFrame) -> dict[str, list[dict[str, Any]]]:

@@ -208,7 +208,7 @@ def _apply_fault(trial: TrialConfig, epoch: int) -> None:
     """Test-only fault injection (``RuntimeOptions.inject_fault``): raise, or SIGKILL this worker, at the trial's
     start (``epoch`` 0) or after epoch ``epoch``'s row."""
     fault = trial.runtime.inject_fault
-    if fault is None or fault.epoch != epoch:
+    if fault is None or fault.epoch != epoch or fault.seed not in (None, trial.seed):
         return
     if fault.action == "raise-once":
         marker = Path(fault.marker)

@@ -421,7 +421,8 @@ BAD_INPUTS = {
     ),
     "resume a finished search": (
         ["tune", "--resume", "finished-tune"],
-        "Expected an interrupted search. Received: 'finished-tune' finished at",
+        "Expected an interrupted search, or a finished one whose final stage has failed trials. Received: "
+        "'finished-tune' finished at",
     ),
     "resume a tune as a run": (
         ["run", "--resume", "a-tune"],

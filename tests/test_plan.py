@@ -153,6 +153,10 @@ def test_an_injected_fault_fires_at_its_epoch_only_and_raise_once_only_once(tmp_
     _apply_fault(once, 2)  # the retry: the marker exists
     assert (tmp_path / "marker").exists()
     _apply_fault(BASE, 0)  # no fault
+    of_seed_1 = faulty(FaultInjection("raise", seed=1))
+    _apply_fault(of_seed_1, 0)  # BASE is seed 0
+    with pytest.raises(RuntimeError, match="at epoch 0"):
+        _apply_fault(dataclasses.replace(of_seed_1, seed=1), 0)
 
 
 def test_trial_ids_are_distinct_in_every_suite_and_a_repeated_one_is_refused_before_anything_runs():

@@ -391,6 +391,52 @@ def test_a_finished_runs_failed_trial_is_rerun_alone_by_resume_and_then_there_is
     assert "finished one with failed trials. Received: 'reruns' finished at" in capsys.readouterr().err
 
 
+def test_a_finished_tunes_failed_final_trial_is_rerun_alone_by_resume_without_reopening_the_search(
+    tmp_path, shared_ray, capsys
+):
+    """A final-stage trial whose worker raised leaves a finished tune with a failed trial after its search: the tune
+    says how to rerun it, and `--resume` runs that trial alone on the same best config, the search's rows (a diverged
+    sample's too) kept as they were and no search experiment started; then there is nothing to resume."""
+    from harness.cli import _say_how_to_rerun_failures, main
+    from harness.plan import read_run_file
+    from harness.search import parse_space
+    from harness.tuning import TunePlan
+
+    marker = tmp_path / "raised-once"
+    failing = FaultInjection("raise-once", 0, str(marker), seed=1)  # the samples run seed 0, the final stage 0 and 1
+    base = replace(_tiny_trial("final-fails", epochs=1), runtime=RuntimeOptions(inject_fault=failing))
+    search = TunePlan(
+        bases=(base,), space=parse_space(["lr=choice:0.1,1e30"]), algorithm="grid", num_samples=1, final_seeds=2
+    )
+    settings = SchedulerSettings(storage_dir=tmp_path / "_ray", cpus_per_trial=1, max_failures=0)
+    plan = RunPlan("tune", "tune", "tune", search=search)
+    outcome = execute(plan, results_dir=tmp_path, run_id="final-fails", settings=settings)
+    before = read_results(outcome.run_dir)
+    statuses = final_rows(before).groupby(["stage", "status"])["trial_id"].nunique().to_dict()
+    assert statuses == {("search", "diverged"): 1, ("search", "ok"): 1, ("final", "failed"): 1, ("final", "ok"): 1}
+    capsys.readouterr()
+    _say_how_to_rerun_failures(outcome, "tune")
+    command = f"xfbench tune --resume final-fails --results-dir {tmp_path.resolve()}"
+    assert (
+        f"1 trial(s) failed after the search: rerun them alone (and any skipped for them, the search kept as it "
+        f"ended) with `{command}`" in capsys.readouterr().err
+    )
+
+    code, _ = _in_process(["tune", "--resume", "final-fails", "--results-dir", str(tmp_path)], capsys)
+    assert code == 0
+    after = read_results(outcome.run_dir)
+    assert set(final_rows(after[after["stage"] == "final"])["status"]) == {"ok"}
+    rerun = final_rows(before[before["status"] == "failed"])["trial_id"].tolist()
+    kept = ~after["trial_id"].isin(rerun)
+    assert after[kept]["timestamp"].tolist() == before[~before["trial_id"].isin(rerun)]["timestamp"].tolist()
+    assert read_run_file(outcome.run_dir).record.resumes[-1].failed_trials_rerun == tuple(rerun)
+    assert not list((tmp_path / "_ray").glob("final-fails-search-*-resume1"))  # no search experiment ran again
+    assert list((tmp_path / "_ray").glob("final-fails-final-resume1*"))
+
+    assert main(["tune", "--resume", "final-fails", "--results-dir", str(tmp_path)]) == 2
+    assert "or a finished one whose final stage has failed trials. Received: 'final-fails'" in capsys.readouterr().err
+
+
 def test_a_search_whose_backbone_did_not_train_is_skipped_not_run(tmp_path, shared_ray, capsys, monkeypatch):
     """A search pins the backbone's optimizer to the base's (lr 1e30: its pretrain trial diverges): the backend's
     search experiment is not run, its base gets one ``skipped`` row, there is nothing to re-run, and tune exits 1."""
