@@ -33,12 +33,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from scipy.stats import mannwhitneyu
+from scipy.stats import t as student_t
 
 from harness.backend import REFERENCE_BACKEND
 from harness.config import OptimizerConfig, TrialConfig, case_label, model_label, recorded_runtime
 from harness.errors import InputError
 from harness.seeds import BOOTSTRAP_SEED
-from harness.statistics import NO_SPREAD, StatsSettings, epochs_by_trial, paired_accuracy, ratio_interval
+from harness.statistics import ALIKE_PP, NO_SPREAD, StatsSettings, epochs_by_trial, paired_accuracy, ratio_interval
 from harness.strategy_options import unread_option_paths
 from harness.summary import compared_rows, final_rows, steady_rows
 
@@ -156,14 +157,19 @@ def _trials_change(base: pd.DataFrame, new: pd.DataFrame) -> tuple[str, str]:
     return ("regression" if shares[1] > shares[0] else "unchanged"), "; ".join(parts)
 
 
-def bootstrap_diff_ci(base: np.ndarray, new: np.ndarray, samples: int, seed: int) -> tuple[float, float]:
-    """95 % interval of mean(new) - mean(base), resampling each run's seeds with replacement (runs whose seeds do
-    not pair up; paired seeds take the t interval of their differences, :func:`_accuracy_verdict`)."""
-    rng = np.random.default_rng(seed)
-    b = rng.choice(base, size=(samples, len(base)), replace=True).mean(axis=1)
-    n = rng.choice(new, size=(samples, len(new)), replace=True).mean(axis=1)
-    low, high = np.percentile(n - b, [2.5, 97.5])
-    return float(low), float(high)
+def welch_diff_ci(base: np.ndarray, new: np.ndarray, confidence: float = 0.95) -> tuple[float, float]:
+    """Welch's t interval of mean(new) - mean(base), for runs whose seeds do not pair up (paired seeds take the t
+    interval of their differences, :func:`_accuracy_verdict`); two seeds or more a side. A bootstrap of two seeds a
+    side has three distinct means, so its interval was far too narrow to call a drop. NaN when neither side has
+    spread (accuracy moves by whole test images: seeds alike on both sides)."""
+    vb, vn = base.var(ddof=1) / len(base), new.var(ddof=1) / len(new)
+    squared_error = float(vb + vn)
+    if squared_error < (ALIKE_PP / 100.0) ** 2:
+        return math.nan, math.nan
+    dof = squared_error**2 / (vb**2 / (len(base) - 1) + vn**2 / (len(new) - 1))
+    half = float(student_t.ppf(0.5 + confidence / 2, dof)) * math.sqrt(squared_error)
+    diff = float(new.mean() - base.mean())
+    return diff - half, diff + half
 
 
 @dataclass(frozen=True)
@@ -211,8 +217,11 @@ def _time_verdict(base: pd.DataFrame, new: pd.DataFrame, t: Thresholds) -> TimeC
         )
         return replace(change, verdict="n/a", note=note)
     beyond = low > t.time_ratio or high < 1.0 / t.time_ratio
-    if beyond and 1.0 / math.comb(len(b) + len(n), len(b)) >= t.alpha:
-        enough = next(k for k in range(1, 64) if 1.0 / math.comb(2 * k, k) < t.alpha)
+    # the comb counts compared as integers: 1.0 / comb overflowed a float past about a thousand epochs
+    if beyond and math.comb(len(b) + len(n), len(b)) <= 1.0 / t.alpha:
+        enough = 1
+        while math.comb(2 * enough, enough) <= 1.0 / t.alpha:  # unbounded: --alpha 1e-40 ran out of a fixed range
+            enough += 1
         note = (
             f"epoch time not decided: {len(b)} and {len(n)} steady epochs cannot reach p < {t.alpha:g} in the "
             f"Mann-Whitney test, however far apart; run more epochs or seeds ({enough} a side can)"
@@ -228,7 +237,9 @@ def _accuracy_verdict(
     if len(base) == 0 or len(new) == 0:  # the side that has accuracies still shows their mean
         base_mean, new_mean = (float(side.mean()) if len(side) else math.nan for side in (base, new))
         return base_mean, new_mean, math.nan, (math.nan, math.nan), "n/a", ""
-    diff_pp = 100.0 * (new.mean() - base.mean())
+    # rounded: a drop of exactly the threshold (100 of 10,000 test images) came out as -1.000000000000012 pp and
+    # was called "more than" the threshold
+    diff_pp = round(100.0 * float(new.mean() - base.mean()), 9)
     note = "noise unknown (1 seed)" if min(len(base), len(new)) < 2 else ""
     if min(len(base), len(new)) < 2:
         # One seed has no spread: a bootstrap of it spans only the other side's seeds, and one against one gave a
@@ -242,8 +253,9 @@ def _accuracy_verdict(
         ci = (ci_low, ci_high)
         note = NO_SPREAD if math.isnan(ci_low) else ""
     else:
-        low, high = bootstrap_diff_ci(base, new, t.bootstrap_samples, t.bootstrap_seed)
+        low, high = welch_diff_ci(base, new)
         ci = (100.0 * low, 100.0 * high)
+        note = "neither run's seeds differ in accuracy: no interval from their spread" if math.isnan(low) else ""
     if math.isnan(ci[0]):  # one seed on a side, or differences all alike
         # No spread to measure noise by: one seed's accuracy moves by a few test images from run to run, so a
         # size alone would fail a --seeds 1 gate on chance (and contradict the run's own "too few to say").
