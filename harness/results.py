@@ -255,13 +255,18 @@ def read_results(run_dir: Path) -> pd.DataFrame:
     return read_parts(run_dir)
 
 
+_TEXT_KEYS = ("suite", "variant")  # parts of a case's key that are text, "" when unset
+
+
 def with_current_columns(frame: pd.DataFrame) -> pd.DataFrame:
-    """Tables written before a column existed (saved baselines) gain it, empty, so old and new compare."""
+    """Tables written before a column existed (saved baselines) gain it, empty, so old and new compare. A missing
+    suite or variant is "" (no suite, the default variant), as a run without them has: NA dropped the case from
+    groupings (no backend comparison, history's "<NA>" cases) and crashed compare's sorting."""
     for column in COLUMNS:
-        if column not in frame.columns:
-            if column == "variant":
-                frame[column] = ""
-            elif DTYPES[column] == "float64":  # numpy floats have no NA: missing is NaN
+        if column in _TEXT_KEYS:
+            frame[column] = frame[column].fillna("") if column in frame.columns else ""
+        elif column not in frame.columns:
+            if DTYPES[column] == "float64":  # numpy floats have no NA: missing is NaN
                 frame[column] = np.full(len(frame), np.nan)
             else:
                 frame[column] = pd.Series([pd.NA] * len(frame), dtype=DTYPES[column], index=frame.index)

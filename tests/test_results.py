@@ -137,3 +137,21 @@ def test_a_table_written_before_columns_were_added_reads_with_them_empty(tmp_pat
     assert back["params"].isna().all() and str(back["params"].dtype) == "Int64"
     assert back["inexact"].isna().all() and back["variant"].tolist() == [""]
     assert back["test_acc"].tolist() == [0.9]
+
+
+def test_a_table_written_before_the_suite_column_compares_its_backends_and_with_later_runs(tmp_path):
+    """A table without a suite column read it as NA: the backend comparison dropped every case (groupby skips NA),
+    and compare crashed sorting its case keys. It reads as no suite (""), as a run without one does."""
+    from harness.compare import compare_frames
+
+    rows = [
+        _row(f"{backend}-{seed}", backend, seed, epoch, 0.9 + seed / 100, 1.0, last=epoch == 3)
+        for backend in ("torch", "tensorflow")
+        for seed in (0, 1)
+        for epoch in (1, 2, 3)
+    ]
+    to_frame(rows).drop(columns=["suite"]).to_parquet(tmp_path / "results.parquet")
+    old = read_results(tmp_path)
+    assert set(old["suite"]) == {""}
+    assert len(summarize(old).comparison) == 1
+    assert [case.backend for case in compare_frames(old, old)] == ["tensorflow", "torch"]
