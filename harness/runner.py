@@ -488,6 +488,9 @@ def _keep_finished_rows(run_dir: Path, keep_samples: bool) -> tuple[pd.DataFrame
         (run_dir / "parts" / f"{safe_name(trial_id)}.parquet").unlink(missing_ok=True)
     ended = int(kept["trial_id"].isin(failed).sum()) if len(kept) else 0  # whole trials, not cut short
     kept = kept[~kept["trial_id"].isin(failed)] if len(kept) else kept
+    # the finished table no longer holds the run: until the resume writes it again, readers (compare, history, a
+    # baseline) take the parts, as of a running run, not the rows the resume is replacing
+    (run_dir / "results.parquet").unlink(missing_ok=True)
     return kept, failed, max(0, rewrite_csv(run_dir, kept) - ended)
 
 

@@ -155,3 +155,18 @@ def test_a_table_written_before_the_suite_column_compares_its_backends_and_with_
     assert set(old["suite"]) == {""}
     assert len(summarize(old).comparison) == 1
     assert [case.backend for case in compare_frames(old, old)] == ["tensorflow", "torch"]
+
+
+def test_a_resume_removes_the_finished_table_so_readers_take_the_parts_it_keeps(tmp_path):
+    """A resume reruns a finished run's failed trial: results.parquet, which read_results prefers, still held the
+    failed rows until the resume ended (and forever when its driver was killed)."""
+    from harness.runner import _keep_finished_rows
+
+    writer = ResultsWriter(tmp_path)
+    for trial, status in (("ok-trial", "ok"), ("failed-trial", "failed")):
+        writer.add_row(_row(trial, "torch", 0, 1, 0.9, 1.0, status=status, last=True))
+        writer.finish_trial(trial)
+    writer.finalize()
+    assert set(read_results(tmp_path)["trial_id"]) == {"ok-trial", "failed-trial"}
+    kept, rerun, _ = _keep_finished_rows(tmp_path, keep_samples=False)
+    assert list(rerun) == ["failed-trial"] and read_results(tmp_path)["trial_id"].tolist() == ["ok-trial"]
