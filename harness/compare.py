@@ -280,11 +280,15 @@ _RUN_CIRCUMSTANCES = frozenset({"threads"})
 
 def _runtime_settings(frame: pd.DataFrame, spell: Callable[[Any], str] = str) -> dict[str, set[str]]:
     """Each runtime option (config_json's "runtime") -> the values the case's rows ran with, each spelt by
-    ``spell`` (words for compare's notes, JSON beside the settings)."""
+    ``spell`` (words for compare's notes, JSON beside the settings). An option one run's version of xfbench did not
+    record yet counts at its default, as that version ran it (else every case of an older baseline noted
+    "runtime differs: tf32 -→False")."""
+    defaults = _default_config().to_dict()["runtime"]
     settings: dict[str, set[str]] = {}
     for text in frame["config_json"].dropna().unique() if "config_json" in frame else ():
         config = json.loads(text)
-        for name, value in recorded_runtime(config.get("runtime", {}), config.get("backend", "")).items():
+        runtime = recorded_runtime(defaults | config.get("runtime", {}), config.get("backend", ""))
+        for name, value in runtime.items():
             if name not in _RUN_CIRCUMSTANCES:
                 settings.setdefault(name, set()).add(spell(value))
     return settings

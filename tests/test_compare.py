@@ -474,6 +474,12 @@ def test_a_case_whose_runtime_options_changed_says_which():
         "runtime differs: bn_statistics float32→float64;"
     )
     assert "runtime differs" not in note(with_runtime(threads=2)) and "runtime" not in note(with_runtime())
+    # a baseline saved before tf32 and epoch_loop were recorded ran them at their defaults: no difference to note
+    older = _frame(accs, times)
+    recorded = {k: v for k, v in RuntimeOptions().__dict__.items() if k not in ("tf32", "epoch_loop")}
+    older["config_json"] = json.dumps({"runtime": recorded})
+    assert "runtime" not in compare_frames(older, base, Thresholds())[0].note
+    assert "runtime differs: tf32 False→True" in note(with_runtime(tf32=True))
 
 
 def test_a_case_whose_network_changed_under_the_same_settings_says_so():
