@@ -101,13 +101,39 @@ def is_run_dir(path: Path) -> bool:
     return path.is_dir() and ((path / "results.parquet").is_file() or (path / "parts").is_dir())
 
 
-def saved_baseline_dir(name: str, results_dir: Path) -> Path | None:
-    """The baseline saved as ``name`` (this machine's when several machines saved one), or None."""
+def saved_baseline_dir(name: str, results_dir: Path, machine_key: str | None = None) -> Path | None:
+    """The baseline saved as ``name``, or None: the one saved under ``machine_key`` (the run it is compared with:
+    its CPU, GPU and threads), else the only one saved on this machine's CPU, else the only one. Several left to
+    choose from are refused, naming them: the first in alphabetical order had been taken, a baseline of other
+    thread counts or another machine's beside this one's."""
     if not re.fullmatch(BASELINE_NAME, name):
         return None
     matches = [m for m in sorted((results_dir / BASELINES).glob(f"*/{name}")) if is_run_dir(m)]
-    here = [m for m in matches if _slug(cpu_model()) in m.parent.name]
-    return next(iter(here or matches), None)
+    exact = [m for m in matches if m.parent.name == machine_key]
+    here = [m for m in matches if _saved_cpu(m) == cpu_model()]
+    candidates = exact or here or matches
+    if len(candidates) > 1:
+        keys = ", ".join(m.parent.name for m in candidates)
+        wanted = f"saved under {machine_key}" if machine_key else "saved on this machine"
+        raise InputError(
+            f"Expected one baseline {name!r} {wanted}. Received: {len(candidates)} that could be meant ({keys}). "
+            f"Pass the one you mean by its path, e.g. {candidates[0]}."
+        )
+    return next(iter(candidates), None)
+
+
+def _saved_cpu(baseline: Path) -> str:
+    """The CPU a saved baseline ran on (baseline.json); "" when it does not say."""
+    try:
+        return str(json.loads((baseline / BASELINE_FILE).read_text()).get("cpu", ""))
+    except (OSError, ValueError, AttributeError):
+        return ""
+
+
+def expected_machine_key(threads: int, gpus: float) -> str | None:
+    """The machine key a run on this machine with ``threads`` per trial will be saved under; None with GPUs, whose
+    name only the workers record."""
+    return None if gpus else Environment(cpu_model(), "", str(threads), {}).machine_key
 
 
 def is_baseline_dir(path: Path, results_dir: Path) -> bool:
@@ -115,11 +141,12 @@ def is_baseline_dir(path: Path, results_dir: Path) -> bool:
     return path.resolve().parent.parent == (results_dir / BASELINES).resolve()
 
 
-def resolve(reference: str, results_dir: Path) -> Path:
-    """A run directory from a path, a run id under ``results_dir``, or a saved baseline name; a bare name that is
-    both a run id and a baseline name is refused rather than guessed."""
+def resolve(reference: str, results_dir: Path, machine_key: str | None = None) -> Path:
+    """A run directory from a path, a run id under ``results_dir``, or a saved baseline name (``machine_key``: the
+    machine of the run it is compared with, saved_baseline_dir); a bare name that is both a run id and a baseline
+    name is refused rather than guessed."""
     run = next((p for p in (Path(reference).expanduser(), results_dir / reference) if is_run_dir(p)), None)
-    baseline = saved_baseline_dir(reference, results_dir)
+    baseline = saved_baseline_dir(reference, results_dir, machine_key)
     if run is not None and baseline is not None and run.resolve() != baseline.resolve():
         raise InputError(
             f"Expected {reference!r} to name one run. Received: the run {run} and the baseline {baseline} both go by "
@@ -135,8 +162,8 @@ def resolve(reference: str, results_dir: Path) -> Path:
     )
 
 
-def load_run(reference: str, results_dir: Path) -> LoadedRun:
-    path = resolve(reference, results_dir)
+def load_run(reference: str, results_dir: Path, machine_key: str | None = None) -> LoadedRun:
+    path = resolve(reference, results_dir, machine_key)
     frame = read_run_rows(path)
     return LoadedRun(reference, path, frame, Environment.of(frame))
 

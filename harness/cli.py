@@ -277,7 +277,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if args.markdown:
         check_output_file(Path(args.markdown), "--markdown")
     thresholds = Thresholds(time_ratio=args.time_threshold, accuracy_pp=args.accuracy_threshold, alpha=args.alpha)
-    base, new = load_run(args.base, results_dir), load_run(args.new, results_dir)
+    new = load_run(args.new, results_dir)
+    base = load_run(args.base, results_dir, new.environment.machine_key)  # a baseline saved for new's machine
     warnings = environment_warnings(base.environment, new.environment) + run_state_warnings(base, new)
     rows = compare_frames(base.frame, new.frame, thresholds)
     print_comparison(base, new, rows, warnings, thresholds)

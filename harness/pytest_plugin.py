@@ -482,14 +482,15 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 def _session_checks(config: pytest.Config, trials: list[TrialConfig]) -> Any:
     """The CLI's checks of what the whole session's run needs, before any case: the results folder, the baseline,
     the number of trials and the execution options (cluster, CPUs). The checked ExecutionOptions."""
-    from harness.baselines import resolve
+    from harness.baselines import expected_machine_key, resolve
     from harness.plan import ExecutionOptions
     from harness.preflight import check_execution
     from harness.user_files import writable_results_dir
 
     results_dir = writable_results_dir(_results_dir(config))
     if config.getoption("xfbench_baseline"):  # named before the run, not after it
-        resolve(config.getoption("xfbench_baseline"), results_dir)
+        key = expected_machine_key(config.getoption("xfbench_cpus"), config.getoption("xfbench_gpus") or 0.0)
+        resolve(config.getoption("xfbench_baseline"), results_dir, key)
     check_trial_count(len(trials), "the session's suites")  # each was counted alone at collection
     options = ExecutionOptions(
         cpus_per_trial=config.getoption("xfbench_cpus"),
@@ -807,7 +808,7 @@ def _against_baseline(config: pytest.Config, outcome: Any, reference: str) -> tu
     from harness.reporting import comparison_markdown
 
     try:
-        base = load_run(reference, _results_dir(config))
+        base = load_run(reference, _results_dir(config), Environment.of(outcome.frame).machine_key)
     except InputError as exc:
         return f"baseline not usable: {exc}", False, ()
     rows = compare_frames(base.frame, outcome.frame)

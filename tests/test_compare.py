@@ -615,3 +615,29 @@ def test_too_few_steady_epochs_to_test_are_not_called_unchanged():
     assert comparison_count([few]).endswith(f"{undecided} [torch] x3.000"), comparison_count([few])
     assert f"**0 regression(s)**; {undecided} [torch] x3.000." in comparison_markdown([few], "a", "b", [], Thresholds())
     assert comparison_count([alike]) == "0 regression(s) in 1 case(s) run by both"
+
+
+def test_a_baseline_name_saved_for_several_thread_counts_is_the_one_of_the_compared_runs_machine(tmp_path, capsys):
+    """The same name saved from a 1-thread and a 2-thread run: compare took the first in alphabetical order (t1),
+    with only a thread-count warning, though a t2 baseline for the 2-thread run was there. It takes the baseline
+    saved under the new run's machine key, and refuses to guess where several could be meant."""
+    from harness.provenance import cpu_model
+
+    def run(name: str, threads: int, acc: float) -> Path:
+        frame = _frame([acc, acc + 0.01], [1.0, 1.0, 1.0]).assign(cpu=cpu_model(), gpu="", threads=threads)
+        (tmp_path / name).mkdir()
+        frame.to_parquet(tmp_path / name / "results.parquet")
+        return tmp_path / name
+
+    for name, threads, acc in (("one", 1, 0.9), ("two", 2, 0.8), ("new-two", 2, 0.8), ("new-four", 4, 0.8)):
+        run(name, threads, acc)
+    for source in ("one", "two"):
+        assert main(["baseline", "save", "gate", "--run", source, "--results-dir", str(tmp_path)]) == 0
+    capsys.readouterr()
+    assert main(["compare", "gate", "new-two", "--results-dir", str(tmp_path), "--fail-on-regression"]) == 0
+    out = capsys.readouterr().out
+    assert "thread counts" not in out and "0 regression(s)" in out, out
+    for args in (["compare", "gate", "new-four"], ["report", "gate", "-o", str(tmp_path / "r.html")]):
+        assert main([*args, "--results-dir", str(tmp_path)]) == 2
+        err = capsys.readouterr().err
+        assert "Expected one baseline 'gate' saved" in err and "-t1, " in err and err.rstrip().endswith("/gate."), err
