@@ -188,10 +188,21 @@ def _time_verdict(base: pd.DataFrame, new: pd.DataFrame, t: Thresholds) -> TimeC
     base_times, new_times = epochs_by_trial(base), epochs_by_trial(new)
     if not base_times or not new_times:  # the side that has steady epochs still shows its median
         base_s, new_s = (float(np.median(np.concatenate(t))) if t else math.nan for t in (base_times, new_times))
-        sides = " and ".join(side for side, times in (("base", base_times), ("new", new_times)) if not times)
-        note = (  # said: an n/a time with no word read as a time compared and found unremarkable
-            f"epoch time not compared: no steady epoch in {sides} (no trial that ended ok ran past a phase's first, "
-            "warm-up, epoch); run 2 epochs or more"
+        sides = [
+            (side, rows) for side, rows, times in (("base", base, base_times), ("new", new, new_times)) if not times
+        ]
+        untimed = " and ".join(side for side, rows in sides if len(rows))  # steady epochs, yet no time recorded
+        unsteady = " and ".join(side for side, rows in sides if not len(rows))
+        note = "; ".join(  # said: an n/a time with no word read as a time compared and found unremarkable
+            ([f"epoch time not compared: no epoch time recorded in {untimed}"] if untimed else [])
+            + (
+                [
+                    f"epoch time not compared: no steady epoch in {unsteady} (no trial that ended ok ran past a "
+                    "phase's first, warm-up, epoch); run 2 epochs or more"
+                ]
+                if unsteady
+                else []
+            )
         )
         return TimeChange(base_s, new_s, math.nan, (math.nan, math.nan), math.nan, "n/a", note)
     b, n = np.concatenate(base_times), np.concatenate(new_times)

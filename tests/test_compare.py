@@ -641,3 +641,15 @@ def test_a_baseline_name_saved_for_several_thread_counts_is_the_one_of_the_compa
         assert main([*args, "--results-dir", str(tmp_path)]) == 2
         err = capsys.readouterr().err
         assert "Expected one baseline 'gate' saved" in err and "-t1, " in err and err.rstrip().endswith("/gate."), err
+
+
+def test_steady_epochs_without_recorded_times_are_not_said_to_be_warm_up_only():
+    """Rows of three epochs whose times are missing were noted "no trial ran past a phase's first, warm-up,
+    epoch; run 2 epochs or more", which three epochs had."""
+    times = [1.0, 1.0, 1.0]
+    untimed = _frame([0.9, 0.91], times).assign(epoch_time_s=float("nan"))
+    (case,) = compare_frames(_frame([0.9, 0.91], times), untimed)
+    assert case.time_verdict == "n/a" and "epoch time not compared: no epoch time recorded in new" in case.note
+    assert "warm-up" not in case.note
+    (one_epoch,) = compare_frames(_frame([0.9, 0.91], times), _frame([0.9, 0.91], []))
+    assert "no steady epoch in new" in one_epoch.note
