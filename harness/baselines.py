@@ -422,7 +422,8 @@ def _without_a_value(labelled: dict[str, pd.DataFrame], metric: str) -> tuple[fr
 
 def settings_changes(frames: dict[str, pd.DataFrame]) -> tuple[SettingsChange, ...]:
     """Per (case, backend), each run (``frames``: run id -> its rows with a ``case`` column, oldest first) whose
-    settings or runtime options differ from the previous run that ran the case."""
+    settings, runtime options or seeds differ from the previous run that ran the case (a mean over other seeds
+    differs by which seeds were drawn, as compare notes)."""
     from harness.compare import config_change, runtime_change  # compare reads rows with summary's helpers
 
     last: dict[tuple[str, str], pd.DataFrame] = {}
@@ -431,11 +432,22 @@ def settings_changes(frames: dict[str, pd.DataFrame]) -> tuple[SettingsChange, .
         for (case, backend), rows in frame.groupby(["case", "backend"]):
             key = (str(case), str(backend))
             if key in last:
-                what = "; ".join(c for c in (config_change(last[key], rows), runtime_change(last[key], rows)) if c)
+                changed = (
+                    config_change(last[key], rows),
+                    runtime_change(last[key], rows),
+                    _seed_change(last[key], rows),
+                )
+                what = "; ".join(c for c in changed if c)
                 if what:
                     changes.append(SettingsChange(run_id, *key, what))
             last[key] = rows
     return tuple(changes)
+
+
+def _seed_change(before: pd.DataFrame, after: pd.DataFrame) -> str:
+    """ "seeds 0,1→0" when the two runs of a case ran other seeds, else ""."""
+    seeds = [",".join(str(s) for s in sorted({int(s) for s in rows["seed"].dropna()})) for rows in (before, after)]
+    return f"seeds {seeds[0]}→{seeds[1]}" if seeds[0] != seeds[1] else ""
 
 
 def _case_names(frame: pd.DataFrame) -> list[str]:

@@ -653,3 +653,14 @@ def test_steady_epochs_without_recorded_times_are_not_said_to_be_warm_up_only():
     assert "warm-up" not in case.note
     (one_epoch,) = compare_frames(_frame([0.9, 0.91], times), _frame([0.9, 0.91], []))
     assert "no steady epoch in new" in one_epoch.note
+
+
+def test_history_marks_a_case_run_with_other_seeds_than_the_run_before():
+    """A trend of mean accuracy over 2 seeds, then 1, then 3 moved by which seeds were drawn: compare noted it
+    ("seeds differ"), history marked nothing."""
+    from harness.baselines import _labelled, settings_changes
+
+    times = [1.0, 1.0]
+    runs = {name: _labelled(_frame(accs, times), None) for name, accs in (("1", [0.9, 0.91]), ("2", [0.9]))}
+    runs["3"] = _labelled(_frame([0.9], times), None)
+    assert [(c.run_id, c.what) for c in settings_changes(runs)] == [("2", "seeds 0,1→0")]
