@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from harness.errors import InputError
 from harness.results import safe_name
 from harness.seeds import PLOT_JITTER_STREAM
 from harness.summary import (
@@ -40,17 +41,20 @@ class Plot:
 
 
 def _pyplot() -> Any:
+    """matplotlib's pyplot, drawing off screen (Agg, chosen before pyplot is imported)."""
     try:
         import matplotlib
-    except ImportError:
-        raise ImportError(
-            "Expected matplotlib for the report's plots. Received: it is not installed. "
-            "Run: pip install 'xfbench[report]'."
-        ) from None
-    matplotlib.use("Agg")
-    matplotlib.rcParams.update({"svg.fonttype": "none", "svg.hashsalt": "xfbench", "figure.dpi": 100})
-    import matplotlib.pyplot as plt
 
+        matplotlib.use("Agg")
+        matplotlib.rcParams.update({"svg.fonttype": "none", "svg.hashsalt": "xfbench", "figure.dpi": 100})
+        import matplotlib.pyplot as plt
+    except ImportError as exc:
+        # bad input to `xfbench report`: one line and exit 2, not a traceback; a run's own report.html stays a
+        # warning (runner.write_report), its results already written
+        raise InputError(
+            f"Expected matplotlib for the report's plots. Received: it cannot be imported ({exc}). "
+            "Install it: pip install 'xfbench[report]' (or pip install matplotlib)."
+        ) from None
     return plt
 
 

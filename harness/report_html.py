@@ -15,6 +15,7 @@ import itertools
 import json
 import math
 import re
+import shlex
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +37,7 @@ from harness.reporting import (
     search_results_table,
     unfinished_notice,
 )
+from harness.stages import STAGE_FINAL, STAGE_SEARCH
 from harness.statistics import SIGNIFICANT_MARK
 from harness.summary import compared_rows, summarize
 from harness.tuning import TunePlan
@@ -161,12 +163,20 @@ def _table_html(table: TableData) -> str:
     return f"<h3>{html.escape(table.title)}</h3>\n<table><tr>{head}</tr>{body}</table>{note}"
 
 
+def _command_text(value: Any) -> str:
+    """The run's command as a shell line that can be pasted back: arguments with spaces, quotes, <, & or $ quoted
+    (joined with plain spaces, `--title 'my run'` was read back as two arguments)."""
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return shlex.join(value)
+    return value if isinstance(value, str) else json.dumps(value)  # a hand-edited run.json: shown as it is
+
+
 def _provenance_html(info: dict[str, Any]) -> str:
     rows = []
     for key in PROVENANCE_KEYS:
         if key in info and info[key] not in (None, "", {}, []):
             value = info[key]
-            text = " ".join(value) if key == "command" else value if isinstance(value, str) else json.dumps(value)
+            text = _command_text(value) if key == "command" else value if isinstance(value, str) else json.dumps(value)
             rows.append(f"<tr><th>{html.escape(key)}</th><td>{html.escape(str(text))}</td></tr>")
     nodes = info.get("ray_nodes") or []
     if nodes:
@@ -230,12 +240,22 @@ def _unfinished_banner(run: LoadedRunDir) -> list[str]:
     return [f"<p class='warning'><strong>{html.escape(headline)}</strong>: {html.escape(text.replace('`', ''))}</p>"]
 
 
+def _head_to_head_rows(run: LoadedRunDir) -> pd.DataFrame:
+    """The rows the run's tables and plots hold, as its summary.md: a tune run's final stage (each backend's best,
+    re-run). A tune run is known by its rows too: without run.json (copied rows, a driver that died first) its
+    search samples were summarised as cases, pairing unrelated configurations by their sample number."""
+    frame = run.frame
+    if "stage" not in frame:
+        return frame  # rows from before stages were recorded: no tune run wrote them
+    tune_rows = frame["stage"].isin([STAGE_SEARCH, STAGE_FINAL]).any()
+    return frame[frame["stage"] == STAGE_FINAL] if run.info.get("tune") or tune_rows else frame
+
+
 def _run_section(run: LoadedRunDir, reference: str) -> tuple[str, Iterator[Any]]:
     """Provenance, tables and the run's plots (not yet drawn to files)."""
     from harness import plots
 
-    frame = run.frame
-    stage_final = frame[frame["stage"] == "final"] if "stage" in frame and run.info.get("tune") else frame
+    stage_final = _head_to_head_rows(run)
     summary = summarize(stage_final, reference)
     parts = [f"<h2>Run {html.escape(run.run_id)}</h2>", *_unfinished_banner(run), "<h3>Provenance</h3>"]
     parts.append(_provenance_html(run.info))
@@ -281,11 +301,35 @@ def regression_kinds(c: CaseComparison) -> list[str]:
     return [kind for kind, verdict in verdicts if verdict == "regression"]
 
 
+def history_labels(runs: list[LoadedRunDir]) -> dict[Path, str]:
+    """Each run's label in the history (runs table, changes, plot), by its path: its run id, and where runs share
+    one (`--run-id nightly` in two results folders), as little more as tells them apart: ``nightly (ci-a)``. Keyed
+    by the id alone, the plot drew one column for both and dropped the older run, which the runs table listed."""
+    labels: dict[Path, str] = {}
+    for run_id in dict.fromkeys(run.run_id for run in runs):
+        same = [run for run in runs if run.run_id == run_id]
+        for depth in range(4):  # the id alone, then with one, two or all three details of _told_apart
+            named = {run.path: _told_apart(run, depth) for run in same}
+            if len(set(named.values())) == len(same):
+                break
+        labels |= named
+    return labels
+
+
+def _told_apart(run: LoadedRunDir, depth: int) -> str:
+    """The run id with the first ``depth`` of what tells runs apart: the folder of its folder, when it started, and
+    last its whole path, which no two runs share."""
+    details = [run.path.parent.name, str(run.info.get("started", "")), str(run.path)][:depth]
+    shown = [text for text in details if text]
+    return f"{run.run_id} ({', '.join(shown)})" if shown else run.run_id
+
+
 def _history_changes(
-    runs: list[LoadedRunDir], metric: str
+    runs: list[LoadedRunDir], metric: str, labels: dict[Path, str]
 ) -> tuple[set[tuple[str, str, str]], dict[str, list[str]], list[tuple[str, ...]]]:
     """Each run's cases against the last earlier run that ran them: the regressions in the metric drawn (the plot
-    circles those), every regression of a run with its kind, and the table of changes' rows."""
+    circles those), every regression of a run with its kind, and the table of changes' rows; runs named by
+    ``labels`` (:func:`history_labels`)."""
     flagged: set[tuple[str, str, str]] = set()
     listed: dict[str, list[str]] = {}
     ratios: list[tuple[str, ...]] = []
@@ -293,16 +337,17 @@ def _history_changes(
         for before, c in _against_previous(runs[:index], after):
             kinds = regression_kinds(c)
             if kinds:
-                listed.setdefault(after.run_id, []).append(f"{c.case} [{c.backend}] ({', '.join(kinds)})")
+                listed.setdefault(labels[after.path], []).append(f"{c.case} [{c.backend}] ({', '.join(kinds)})")
             if DRAWN_KIND[metric] in kinds:
-                flagged.add((c.case, c.backend, after.run_id))
+                flagged.add((c.case, c.backend, labels[after.path]))
             # a ratio or an accuracy difference, undecided ones too (verdict n/a: the note says why), and whatever
             # regressed (trials that failed or diverged): each with compare's note
             compared = not (math.isnan(c.time_ratio) and math.isnan(c.acc_diff_pp))
             if compared or kinds:
-                against = "" if before is runs[index - 1] else f"against {before.run_id}, the last run that ran it"
+                last = labels[before.path]
+                against = "" if before is runs[index - 1] else f"against {last}, the last run that ran it"
                 note = "; ".join(part for part in (against, c.note) if part)
-                ratios.append((after.run_id, c.case, c.backend, *regression_cells(c)[3:9], note))
+                ratios.append((labels[after.path], c.case, c.backend, *regression_cells(c)[3:9], note))
     return flagged, listed, ratios
 
 
@@ -311,25 +356,26 @@ def _history_section(runs: list[LoadedRunDir], metric: str) -> tuple[str, list[A
     from harness import plots
     from harness.baselines import _labelled, _metric_per_case
 
+    labels = history_labels(runs)
     # as `xfbench history`: not a tune's search samples, which would join unrelated configurations by sample number
     columns = {
-        run.run_id: _metric_per_case(_labelled(compared_rows(run.frame), None), metric)
+        labels[run.path]: _metric_per_case(_labelled(compared_rows(run.frame), None), metric)
         for run in runs
         if len(run.frame)
     }
     series = pd.DataFrame(columns)
-    flagged, listed, ratios = _history_changes(runs, metric)
+    flagged, listed, ratios = _history_changes(runs, metric, labels)
     listing = TableData(
         "runs",
         f"{len(runs)} runs, oldest first",
         ("run", "started", "commit", "status", "regressions (vs each case's last run)"),
         tuple(
             (
-                r.run_id,
+                labels[r.path],
                 str(r.info.get("started", "")),
                 short_commit(r.info.get("git_commit", "")),
                 str(r.info.get("status", "")),
-                ", ".join(sorted(listed.get(r.run_id, []))),
+                ", ".join(sorted(listed.get(labels[r.path], []))),
             )
             for r in runs
         ),
@@ -404,8 +450,10 @@ def build_report(paths: list[Path], out: Path, reference: str | None = None, met
     _forget_earlier_plots(plot_dir, names)
     body = "\n".join([*sections, "<h2>Plots</h2>", *rendered, "<p class='note'>page size: PAGE_SIZE</p>"])
     page = _page(f"xfbench report: {newest.run_id}" + (f" and {len(runs) - 1} earlier" if len(runs) > 1 else ""), body)
-    size = len(page.encode())
-    page = page.replace("PAGE_SIZE", f"{size / 1024:,.0f} KiB, self-contained (no script, nothing fetched)")
+    # the page's last PAGE_SIZE is the note's: a run's command or error text above may hold the word too
+    before, _, after = page.rpartition("PAGE_SIZE")
+    size = f"{len(page.encode()) / 1024:,.0f} KiB, self-contained (no script, nothing fetched)"
+    page = before + size + after
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(page)
     return Report(out, out.stat().st_size, tuple(names), plot_dir)

@@ -166,9 +166,18 @@ def p_cell(p: float) -> str:
 
 
 def markdown_table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    """A GitHub-flavoured markdown table, each cell escaped (:func:`markdown_cell`)."""
+    lines = ["| " + " | ".join(map(markdown_cell, header)) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(map(markdown_cell, r)) + " |" for r in rows]
     return "\n".join(lines)
+
+
+def markdown_cell(text: str) -> str:
+    """A cell's text that stays one cell and reads as written: a failed trial's error with a ``|`` split its row
+    into more cells, ``<b>`` or ``<class 'NoneType'>`` was taken for HTML (bold, or nothing shown), and a newline
+    ended the table. Pipes escaped, angle brackets as entities, line breaks as spaces."""
+    flat = " ".join(str(text).splitlines())
+    return flat.replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def _strategy_cell(row: pd.Series) -> str:

@@ -1058,3 +1058,99 @@ def test_history_of_a_case_lists_a_tune_that_ended_in_its_search(tmp_path, capsy
     assert main(["history", "--results-dir", str(tmp_path), "--case", "mlp"]) == 0
     out = capsys.readouterr().out
     assert "run-1" in out and "scratch-mlp-digits" in out
+
+
+@needs_matplotlib
+def test_runs_of_one_id_from_two_results_folders_keep_a_history_column_each(tmp_path):
+    """`--run-id nightly` in two results folders: the history keyed its columns by run id, so the plot drew one
+    column and dropped the older run, which the runs table still listed. Each run's label tells them apart, the
+    same in the runs table, the changes and the plot."""
+    from harness.report_html import _history_section, load
+
+    older = _write_run(tmp_path / "ci-a", "nightly", "2026-01-01")
+    newer = _write_run(tmp_path / "ci-b", "nightly", "2026-01-02", torch_slowdown=1.6, noise=1)
+    text, (plot,) = _history_section([load(older), load(newer)], "epoch_time_s")
+    axes = plot.figure.axes[0]
+    assert [tick.get_text() for tick in axes.get_xticklabels()] == ["nightly (ci-a)", "nightly (ci-b)"]
+    assert all(len(line.get_xdata()) == 2 for line in axes.get_lines())  # both runs' points on every line
+    assert len(axes.collections) == len(MODELS)  # the slowed torch cases circled, at the newer run
+    assert "<tr><td>nightly (ci-a)</td>" in text and "<tr><td>nightly (ci-b)</td><td>2026-01-02</td>" in text
+    assert f"t:scratch-{MODELS[0]}-digits [torch] (time)" in text.split("<td>nightly (ci-b)</td>")[1]
+    # the same folder name in two places: when each started; started alike too: the whole path
+    from harness.report_html import history_labels
+
+    same = [load(_write_run(tmp_path / place / "ci", "nightly", "2026-01-0" + place)) for place in "12"]
+    assert sorted(history_labels(same).values()) == ["nightly (ci, 2026-01-01)", "nightly (ci, 2026-01-02)"]
+    alike = [load(_write_run(tmp_path / place / "ci", "n2", "2026-01-01")) for place in "12"]
+    assert sorted(history_labels(alike).values()) == [f"n2 (ci, 2026-01-01, {r.path})" for r in alike]
+    assert history_labels([load(older), *alike[:1]])[older] == "nightly"  # an id of its own keeps it alone
+
+
+def test_report_without_matplotlib_says_how_to_install_it_and_a_runs_report_stays_a_warning(
+    tmp_path, monkeypatch, capsys
+):
+    """`xfbench report` without matplotlib ended in a traceback (an ImportError the CLI does not catch, exit 1)."""
+    import sys
+
+    run_dir = _write_run(tmp_path, "run-m", "2026-01-01")
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # as if not installed: importing it raises ImportError
+    monkeypatch.setitem(sys.modules, "matplotlib.pyplot", None)
+    capsys.readouterr()
+    assert main(["report", str(run_dir), "-o", str(tmp_path / "m.html")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("xfbench: error: Expected matplotlib for the report's plots. Received: it cannot be imported")
+    assert "pip install 'xfbench[report]'" in err and len(err.strip().splitlines()) == 1
+    assert write_report(run_dir) is None  # a run's own report.html: a warning, its results kept
+    assert "warning: no report.html (InputError: Expected matplotlib" in capsys.readouterr().err
+
+
+def _tune_rows(run_id: str) -> pd.DataFrame:
+    """A tune's rows: two search samples (one seed, configurations unrelated across backends) and the final stage
+    (each backend's pick re-run over the seeds), as `xfbench tune` names them."""
+    rows = _frame(run_id)
+    samples = [
+        rows[rows["seed"] == 0].assign(
+            stage="search", variant=f"search00{k}", trial_id=rows["trial_id"] + f"+search00{k}", test_acc=0.1 * k
+        )
+        for k in range(2)
+    ]
+    return pd.concat([*samples, rows.assign(stage="final", variant="tuned", trial_id=rows["trial_id"] + "+tuned")])
+
+
+@needs_matplotlib
+def test_a_tune_run_without_run_json_reports_its_final_stage_not_its_search_samples_as_cases(tmp_path):
+    """Without run.json (copied rows, a driver that died first) a tune's search samples were summarised as cases,
+    pairing torch's sample N with TensorFlow's sample N; the tables hold the final stage, as summary.md's do."""
+    run_dir = tmp_path / "tune-x"
+    run_dir.mkdir()
+    _tune_rows("tune-x").to_parquet(run_dir / "results.parquet")
+    page = build_report([run_dir], tmp_path / "t.html").path.read_text()
+    assert "search00" not in page and "scratch-mlp+tuned-digits" in page
+    assert f"{SEEDS}/{SEEDS}" in page  # the final stage's seeds, not a sample's one
+
+
+@needs_matplotlib
+def test_a_run_text_holding_page_size_keeps_it_and_the_page_size_note_is_filled(tmp_path):
+    """The page-size placeholder was replaced everywhere, in a run's command (or error) holding the word too."""
+    run_dir = _write_run(tmp_path, "run-p", "2026-01-01")
+    info = json.loads((run_dir / "run.json").read_text())
+    (run_dir / "run.json").write_text(json.dumps(info | {"command": ["xfbench", "run", "--title", "PAGE_SIZE"]}))
+    page = build_report([run_dir], tmp_path / "p.html").path.read_text()
+    assert "<td>xfbench run --title PAGE_SIZE</td>" in page
+    assert re.search(r"page size: [\d,]+ KiB, self-contained", page) and page.count("PAGE_SIZE") == 1
+
+
+@needs_matplotlib
+def test_the_provenance_command_can_be_pasted_back_into_a_shell(tmp_path):
+    """The command row joined the arguments with spaces: `--title my run` read back as two arguments, and `<`, `&`
+    or quotes as shell syntax."""
+    import html as html_module
+    import shlex
+
+    command = ["xfbench", "run", "--title", "my run", "--data-dir", "a&b<c>", "--note", 'it\'s "x" $HOME']
+    run_dir = _write_run(tmp_path, "run-c", "2026-01-01")
+    info = json.loads((run_dir / "run.json").read_text())
+    (run_dir / "run.json").write_text(json.dumps(info | {"command": command}))
+    page = build_report([run_dir], tmp_path / "c.html").path.read_text()
+    (cell,) = re.findall(r"<tr><th>command</th><td>([^<]*)</td></tr>", page)
+    assert shlex.split(html_module.unescape(cell)) == command

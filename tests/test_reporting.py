@@ -538,6 +538,23 @@ def test_each_case_says_what_it_ran_with_away_from_the_defaults():
     assert "settings" in [t.name for t in reporting.run_tables(summary)]
 
 
+def test_markdown_cells_keep_pipes_angle_brackets_and_line_breaks_inside_their_cell():
+    """A failed trial's error with a ``|`` split its row into more cells, ``<class 'NoneType'>`` or ``<b>`` was read
+    as HTML by markdown renderers (nothing shown, or bold), and a line break ended the table."""
+    import re
+
+    rows = _rows(REFERENCE_BACKEND, "mlp", 0.9, 1.0) + _rows("tensorflow", "mlp", 0.9, 1.0)
+    failed = next(r for r in rows if r["backend"] == "tensorflow" and r["seed"] == 1 and r["epoch"] == 3)
+    failed.update(status="failed", test_acc=math.nan, error="TypeError: <class 'NoneType'> | a <b>bold</b> | b")
+    section = reporting.run_markdown(summarize(to_frame(rows)), "t").split("## Trials not ok")[1]
+    (row,) = [line for line in section.splitlines() if line.startswith("| scratch-mlp-digits")]
+    assert len(re.split(r"(?<!\\)\|", row)) == len(reporting.NOT_OK_HEADER) + 2  # five cells between six pipes
+    expected = "TypeError: &lt;class 'NoneType'&gt; \\| a &lt;b&gt;bold&lt;/b&gt; \\| b"
+    assert row.endswith(f"| failed | {expected} |") and "<" not in section
+    table = reporting.markdown_table(("case", "why"), [("a", "first line\nsecond\r\nthird"), ("b", "x")])
+    assert table.splitlines()[2:] == ["| a | first line second third |", "| b | x |"]
+
+
 def test_small_mac_counts_keep_two_significant_digits():
     """A small MLP's 4,700 MACs read 0.00 MMAC; the convnets' keep two decimals."""
     assert [reporting.mmac_cell(m) for m in (4_700.0, 174_848.0, 1.8e9)] == ["0.0047", "0.17", "1,800.00"]
