@@ -269,7 +269,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from harness.baselines import environment_warnings, load_run, run_state_warnings
+    from harness.baselines import environment_warnings, run_state_warnings
     from harness.compare import Thresholds, compare_frames
     from harness.reporting import comparison_markdown, nothing_compared, print_comparison
 
@@ -277,8 +277,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if args.markdown:
         check_output_file(Path(args.markdown), "--markdown")
     thresholds = Thresholds(time_ratio=args.time_threshold, accuracy_pp=args.accuracy_threshold, alpha=args.alpha)
-    new = load_run(args.new, results_dir)
-    base = load_run(args.base, results_dir, new.environment.machine_key)  # a baseline saved for new's machine
+    base, new = _load_compared_runs(args.base, args.new, results_dir)
     warnings = environment_warnings(base.environment, new.environment) + run_state_warnings(base, new)
     rows = compare_frames(base.frame, new.frame, thresholds)
     print_comparison(base, new, rows, warnings, thresholds)
@@ -292,6 +291,19 @@ def cmd_compare(args: argparse.Namespace) -> int:
         print(textwrap.fill(warning, shutil.get_terminal_size().columns, break_on_hyphens=False), file=sys.stderr)
         return 1 if args.fail_on_regression else 0
     return 1 if regressed and args.fail_on_regression else 0
+
+
+def _load_compared_runs(base: str, new: str, results_dir: Path) -> tuple[Any, Any]:
+    """BASE as the baseline saved for NEW's machine (a name saved under several machine keys); BASE's error said
+    first when both are bad, as they are read."""
+    from harness.baselines import load_run
+
+    try:
+        loaded_new = load_run(new, results_dir)
+    except InputError as new_error:
+        load_run(base, results_dir)
+        raise new_error from None
+    return load_run(base, results_dir, loaded_new.environment.machine_key), loaded_new
 
 
 def cmd_baseline(args: argparse.Namespace) -> int:

@@ -361,10 +361,13 @@ def _prepare_pretrained(trials: list[TrialConfig], datasets: dict[str, Dataset],
 def _check_training_samples(task: TaskSpec | None, derived: Dataset, dataset: Dataset) -> None:
     if len(derived.y_train) > 0:
         return
-    # train_limit is at least 1, so an empty task comes from its classes or from the data itself
+    # train_limit is at least 1, so an empty task comes from its classes or from the data itself. The classes the
+    # split holds are counted, not assumed 0..num_classes-1: own files may hold only some of them
+    held = [int(c) for c in np.unique(dataset.y_train)]
     fix = (
-        f"pick --classes / --source-classes that {dataset.name}'s training split holds (0..{dataset.num_classes - 1})"
-        if task is not None and task.classes is not None
+        f"pick --classes / --source-classes that {dataset.name}'s training split holds "
+        f"({_class_counts(dataset.y_train, held)})"
+        if task is not None and task.classes is not None and held
         else f"delete {dataset.name}'s files so they download again, or point --data-dir at complete ones"
     )
     raise InputError(

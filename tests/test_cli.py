@@ -1481,3 +1481,24 @@ def test_each_commands_suite_help_lists_what_it_takes(capsys):
             assert "'tune_quick'" not in listed and "tune_quick, tune_smoke: xfbench tune" in listed
         else:
             assert "'tune_quick'" in listed and "tune_quick, tune_smoke hold a search space" in listed
+
+
+def test_a_relative_data_folder_in_the_environment_exits_2_naming_the_absolute_one(tmp_path, monkeypatch, capsys):
+    """$XFBENCH_DATA and $XFBENCH_SYSTEM_DATA must be absolute: a trial runs in its own folder, where a relative one
+    named other files than preflight checked (a cache's copy trained, the run recording the other). A relative
+    $XDG_CACHE_HOME is ignored, as the XDG spec says."""
+    from harness.cli import main
+    from harness.data.locate import user_cache_dir
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data").mkdir()
+    args = ["run", "--strategy", "scratch", "--model", "mlp", "--dataset", "mnist", "--backend", "torch"]
+    for name in ("XFBENCH_DATA", "XFBENCH_SYSTEM_DATA"):
+        with monkeypatch.context() as env:
+            env.setenv(name, "data")
+            assert main([*args, "--no-download", "--results-dir", str(tmp_path / "results")]) == 2
+        err = capsys.readouterr().err
+        assert f"Expected ${name} to be an absolute path" in err and f"Set it to {tmp_path / 'data'}." in err, err
+    assert not (tmp_path / "results").exists()
+    assert user_cache_dir({"XDG_CACHE_HOME": "cache"}) == Path.home() / ".cache" / "xfbench"
+    assert user_cache_dir({"XDG_CACHE_HOME": str(tmp_path)}) == tmp_path / "xfbench"

@@ -309,22 +309,26 @@ def _cifar_records(n: int, seed: int) -> bytes:
     return records.tobytes()
 
 
-def write_cifar_folder(root: Path, per_batch: int = 60) -> dict[str, bytes]:
+def write_cifar_folder(root: Path, per_batch: int = 60, manifest: bool = True) -> dict[str, bytes]:
+    """A cut-down extracted CIFAR-10 (batches of ``per_batch`` records, not the release's 10,000): listed in a
+    SHA256SUMS beside them, as a copy of one's own must be to load."""
     folder = root / "cifar-10-batches-bin"
     folder.mkdir(parents=True)
     files = {f"data_batch_{i}.bin": _cifar_records(per_batch, i) for i in range(1, 6)}
     files["test_batch.bin"] = _cifar_records(40, 99)
     for name, data in files.items():
         (folder / name).write_bytes(data)
+    if manifest:
+        write_manifest(folder)
     return files
 
 
-def cifar_archive(files: dict[str, bytes]) -> bytes:
+def cifar_archive(files: dict[str, bytes], prefix: str = "") -> bytes:
     """cifar-10-binary.tar.gz's layout holding ``files``: the batch files under cifar-10-batches-bin/."""
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
         for name, data in files.items():
-            info = tarfile.TarInfo(f"cifar-10-batches-bin/{name}")
+            info = tarfile.TarInfo(f"{prefix}cifar-10-batches-bin/{name}")
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
     return buffer.getvalue()
@@ -409,6 +413,7 @@ def test_a_cifar_label_out_of_range_names_the_file_and_the_fix(tmp_path):
     records = bytearray(victim.read_bytes())
     records[CIFAR_RECORD_BYTES] = 57  # the second record's label byte: a CIFAR-100 class, say
     victim.write_bytes(bytes(records))
+    write_manifest(victim.parent)  # listed as it now is: the label check, not the checksum, speaks
     with pytest.raises(DataFileError) as caught:
         load_dataset("cifar10", tmp_path, download=False)
     assert str(caught.value) == (
@@ -422,7 +427,8 @@ def test_truncated_cifar_batch_is_an_error_naming_the_file(tmp_path):
     write_cifar_folder(tmp_path / "cifar10")
     victim = tmp_path / "cifar10" / "cifar-10-batches-bin" / "data_batch_3.bin"
     victim.write_bytes(victim.read_bytes()[:-5])
-    with pytest.raises(DataFileError, match="data_batch_3.bin"):
+    write_manifest(victim.parent)  # listed as it now is: the record check, not the checksum, speaks
+    with pytest.raises(DataFileError, match=r"whole number of 3073-byte CIFAR-10 records.*data_batch_3.bin"):
         load_dataset("cifar10", tmp_path, download=False)
 
 
@@ -576,3 +582,172 @@ def test_a_tasks_classes_listed_in_any_order_are_one_task_held_in_the_order_they
 
     assert TaskSpec(classes=(9, 3)) == TaskSpec(classes=(3, 9)) and TaskSpec(classes=(9, 3)).classes == (3, 9)
     assert TaskSpec(classes=(9, 3), binary_positive=9).label == "classes 3,9; binary, positive 9"
+
+
+def _idx_hashes(folder: Path) -> tuple[dict[str, str], dict[str, str]]:
+    """(md5 of each .gz as it lies, sha256 of its decompressed payload), by canonical name."""
+    packed = {n: (folder / f"{n}.gz").read_bytes() for n in IDX_NAMES}
+    md5s = {n: hashlib.md5(raw).hexdigest() for n, raw in packed.items()}
+    return md5s, {n: hashlib.sha256(gzip.decompress(raw)).hexdigest() for n, raw in packed.items()}
+
+
+def test_the_other_idx_datasets_gzipped_files_are_named_not_called_corrupt(tmp_path):
+    """Gzipped, Fashion-MNIST read as MNIST met MNIST's archive md5 first: "Checksum mismatch ... Delete the file and
+    download it again" for a valid file of the other dataset, and the refusal naming it never ran. The generated
+    files stand in for the other dataset's published ones (their hashes put in its place)."""
+    from dataclasses import replace
+
+    from harness.data.registry import MNIST_FILES
+
+    write_mnist_like(tmp_path, n_train=5010, n_test=10, manifest=False)
+    md5s, payloads = _idx_hashes(tmp_path)
+
+    def refused(files: DatasetFiles, other: str, how: str) -> None:
+        with pytest.raises(ChecksumError) as caught:
+            locate(files, tmp_path, download=False)
+        message = str(caught.value)
+        assert f"Expected {files.name}'s train-images-idx3-ubyte.gz in {tmp_path}. Received: byte for byte " in message
+        assert f"(its published {how}" in message and f"run --dataset {other} on these files" in message
+        assert f"<root>/{files.name}/ and <root>/{other}/" in message and "Delete the file" not in message
+
+    # as MNIST: Fashion-MNIST's payloads, recompressed (as Debian ships them: no archive md5 matches)
+    refused(
+        replace(MNIST_FILES, foreign_payloads=tuple((payloads[n], f"Fashion-MNIST's {n}") for n in IDX_NAMES)),
+        "fashion_mnist",
+        "sha256, decompressed",
+    )
+    # as Fashion-MNIST: MNIST's .gz files as published (their md5); the payload sha256 would mismatch first
+    as_fashion = replace(FASHION_MNIST_FILES, foreign_archive_md5s=tuple((md5s[n], f"MNIST's {n}") for n in IDX_NAMES))
+    refused(as_fashion, "mnist", "md5")
+    # each dataset knows the other's published hashes (MNIST's payload sha256s are not its own checks: see registry)
+    from harness.data.registry import MNIST_PAYLOAD_SHA256
+
+    assert {m for m, _ in MNIST_FILES.foreign_archive_md5s} == {p.archive_md5 for p in FASHION_MNIST_FILES.files}
+    assert {s for s, _ in MNIST_FILES.foreign_payloads} == {p.payload_sha256 for p in FASHION_MNIST_FILES.files}
+    assert {m for m, _ in FASHION_MNIST_FILES.foreign_archive_md5s} == {p.archive_md5 for p in MNIST_FILES.files}
+    assert {s for s, _ in FASHION_MNIST_FILES.foreign_payloads} == set(MNIST_PAYLOAD_SHA256.values())
+
+
+def test_gzip_data_under_a_name_without_gz_says_to_add_the_suffix(tmp_path):
+    """A .gz saved without its suffix was 'Expected an IDX file (magic 0x0000TTNN). Received: ... header 1f8b0800.'"""
+    write_mnist_like(tmp_path, n_train=5010, n_test=10, manifest=False)
+    for name in IDX_NAMES:
+        (tmp_path / f"{name}.gz").rename(tmp_path / name)
+    with pytest.raises(DataFileError) as caught:
+        load_dataset("mnist", tmp_path, download=False)
+    victim = tmp_path / "train-images-idx3-ubyte"
+    assert f"Received: {victim} holds gzip data (header 1f8b0800) under a name without .gz. To fix, add .gz" in str(
+        caught.value
+    )
+    assert f"(mv {victim} {victim}.gz)" in str(caught.value)
+
+
+@pytest.mark.parametrize("form", ["./{}", "*./{}"])
+def test_a_manifest_of_sha256sum_dot_star_lists_its_files(tmp_path, form):
+    """`sha256sum ./* > SHA256SUMS` names each file ./NAME (and -b, *./NAME): the listing was ignored without a word,
+    and the user's own Fashion-MNIST copy failed the published checksum it was listed to replace."""
+    write_mnist_like(tmp_path, n_train=5010, n_test=10, gz=False, manifest=False)
+    lines = [f"{hashlib.sha256((tmp_path / n).read_bytes()).hexdigest()}  {form.format(n)}" for n in IDX_NAMES]
+    (tmp_path / "SHA256SUMS").write_text("\n".join(lines) + "\n")
+    ds = load_dataset("fashion_mnist", tmp_path, download=False)
+    assert ds.provenance["verified"].count("sha256 listed in SHA256SUMS") == 4
+
+
+def test_a_cifar_archive_that_is_not_tar_is_said_in_one_line(tmp_path):
+    """tarfile's ReadError spans five lines (one per compression it tried): the CLI's one-line error was five."""
+    (tmp_path / "cifar-10-binary.tar.gz").write_bytes(gzip.compress(b"not a tar archive" * 100))
+    write_manifest(tmp_path)
+    with pytest.raises(ChecksumError) as caught:
+        load_dataset("cifar10", tmp_path, download=False)
+    message = str(caught.value)
+    assert "\n" not in message and message.startswith("Expected a readable tar archive (cifar-10-binary.tar.gz).")
+    assert "To fix, delete it and run again to download it, or point --data-dir at a complete copy." in message
+
+
+def test_a_data_dir_that_is_a_file_says_to_point_it_at_the_folder(tmp_path):
+    """--data-dir naming one of the dataset's files said only "(not a directory)"."""
+    from harness.errors import InputError
+
+    given = tmp_path / "train-images-idx3-ubyte.gz"
+    given.write_bytes(b"")
+    with pytest.raises(InputError) as caught:
+        check_data_dir(str(given))
+    assert f"Received: {str(given)!r} (a file). To fix, point it at the folder holding the dataset's files" in str(
+        caught.value
+    )
+    assert f"such as {str(tmp_path)!r}" in str(caught.value)
+    with pytest.raises(InputError, match=r"\(no such directory\). To fix, point it at the folder"):
+        check_data_dir(str(tmp_path / "typo"))
+
+
+def test_a_cifar_archive_repacked_with_dot_slash_member_names_is_read(tmp_path):
+    """`tar -czf cifar-10-binary.tar.gz ./cifar-10-batches-bin` names members ./cifar-10-batches-bin/...: every batch
+    was reported missing from the archive holding them."""
+    files = write_cifar_folder(tmp_path / "src")
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "cifar-10-binary.tar.gz").write_bytes(cifar_archive(files, prefix="./"))
+    write_manifest(tmp_path / "data")
+    ds = load_dataset("cifar10", tmp_path / "data", download=False)
+    assert len(ds.y_train) + len(ds.y_val) == 300 and len(ds.y_test) == 40
+
+
+@pytest.mark.parametrize("form", ["folder", "archive"])
+def test_a_cifar_batch_of_other_than_10000_records_loads_only_when_listed(tmp_path, form):
+    """A data_batch cut short at a record boundary (7 records) loaded silently as a smaller CIFAR-10; a cut-down copy
+    of one's own is listed in SHA256SUMS beside it."""
+    files = write_cifar_folder(tmp_path / "src", manifest=False)
+    if form == "folder":
+        folder = tmp_path / "src" / "cifar-10-batches-bin"
+        source = f"{folder / 'data_batch_1.bin'}"
+    else:  # plain tar: no published checksum for this form, so format checks alone would accept it
+        folder = tmp_path / "data"
+        folder.mkdir()
+        (folder / "cifar-10-binary.tar").write_bytes(gzip.decompress(cifar_archive(files)))
+        source = f"{folder / 'cifar-10-binary.tar'}:data_batch_1.bin"
+    with pytest.raises(DataFileError) as caught:
+        load_dataset("cifar10", folder, download=False)
+    assert str(caught.value).startswith(
+        f"Expected 10,000 records (30,730,000 bytes) in CIFAR-10's data_batch_1.bin. Received: 60 records in {source}"
+    )
+    assert f"list its sha256 in {folder / 'SHA256SUMS'}" in str(caught.value)
+    write_manifest(folder)
+    assert len(load_dataset("cifar10", folder, download=False).y_test) == 40
+
+
+def test_a_cifar_channel_without_variation_is_refused_naming_the_folder(tmp_path):
+    """All-zero batch files gave channel std 0: every input NaN, with only numpy's divide warning."""
+    folder = tmp_path / "cifar-10-batches-bin"
+    folder.mkdir()
+    for name in (*(f"data_batch_{i}.bin" for i in range(1, 6)), "test_batch.bin"):
+        records = np.zeros((20, CIFAR_RECORD_BYTES), dtype=np.uint8)
+        records[:, 1 + 1024 : 1 + 2048] = np.arange(20, dtype=np.uint8)[:, None]  # green varies; red and blue do not
+        (folder / name).write_bytes(records.tobytes())
+    write_manifest(folder)
+    with pytest.raises(DataFileError) as caught:
+        load_dataset("cifar10", folder, download=False)
+    assert str(caught.value).startswith(
+        f"Expected CIFAR-10 training images whose every colour channel varies. Received: R is 0 in every image, "
+        f"B is 0 in every image in {folder} (standard deviation 0"
+    )
+
+
+def test_classes_the_training_split_lacks_are_said_with_the_classes_it_holds(tmp_path):
+    """--classes 5,6 on training labels 0-4 said "pick classes that digits' training split holds (0..9)": 5 and 6
+    are in that range, and the split holds neither."""
+    from dataclasses import replace
+
+    from harness.config import TrialConfig
+    from harness.data.tasks import TaskSpec
+    from harness.errors import InputError
+    from harness.preflight import preflight
+
+    digits = load_dataset("digits")
+    keep = digits.y_train < 5
+    five = replace(digits, x_train=digits.x_train[keep], y_train=digits.y_train[keep])
+    trial = TrialConfig("scratch", "mlp", "digits", "torch", 0, 1, task=TaskSpec(classes=(5, 6)))
+    with pytest.raises(InputError) as caught:
+        preflight([trial], None, download=False, loaded={"digits": five})
+    counts = ", ".join(f"class {c}: {int(np.sum(five.y_train == c))}" for c in range(5))
+    assert f"To fix, pick --classes / --source-classes that digits's training split holds ({counts})." in str(
+        caught.value
+    )

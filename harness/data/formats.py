@@ -29,6 +29,7 @@ IDX_DTYPES: dict[int, np.dtype] = {
 }
 
 CIFAR_RECORD_BYTES = 1 + 32 * 32 * 3
+CIFAR_BATCH_RECORDS = 10_000  # every batch file of the published release, training and test alike
 CIFAR_TRAIN_FILES = tuple(f"data_batch_{i}.bin" for i in range(1, 6))
 CIFAR_TEST_FILE = "test_batch.bin"
 CIFAR_ARCHIVE_DIR = "cifar-10-batches-bin"
@@ -57,6 +58,12 @@ def read_bytes(path: Path) -> bytes:
 
 
 def parse_idx(payload: bytes, source: Path) -> np.ndarray:
+    if payload[:2] == b"\x1f\x8b":  # gzip's magic: a .gz file renamed (or saved) without its suffix
+        raise DataFileError(
+            f"Expected an IDX file (magic 0x0000TTNN). Received: {source} holds gzip data (header "
+            f"{payload[:4].hex()}) under a name without .gz. To fix, add .gz to its name (mv {source} {source}.gz), "
+            f"and gunzip {source}.gz after that if you want it uncompressed."
+        )
     if len(payload) < 4 or payload[0] != 0 or payload[1] != 0 or payload[2] not in IDX_DTYPES:
         raise DataFileError(
             f"Expected an IDX file (magic 0x0000TTNN). Received: {source} with header {payload[:4].hex()}."
@@ -111,6 +118,19 @@ def parse_cifar_records(payload: bytes, source: str) -> tuple[np.ndarray, np.nda
     return np.ascontiguousarray(images), labels
 
 
+def check_full_cifar_batch(payload: bytes, name: str, source: str, manifest: Path) -> None:
+    """A batch file of whole records but fewer (or more) than the release's 10,000: cut short at a record boundary,
+    it loaded silently as a smaller dataset. A cut-down copy of one's own is listed in ``manifest`` instead."""
+    if len(payload) % CIFAR_RECORD_BYTES or len(payload) == CIFAR_BATCH_RECORDS * CIFAR_RECORD_BYTES:
+        return  # a partial record is parse_cifar_records' to report
+    raise DataFileError(
+        f"Expected {CIFAR_BATCH_RECORDS:,} records ({CIFAR_BATCH_RECORDS * CIFAR_RECORD_BYTES:,} bytes) in "
+        f"CIFAR-10's {name}. Received: {len(payload) // CIFAR_RECORD_BYTES:,} records in {source} (cut short?). "
+        "To fix, restore it from the binary archive (cifar-10-binary.tar.gz); for a cut-down copy of your own, list "
+        f"its sha256 in {manifest} (sha256sum FILE... > {manifest.name})."
+    )
+
+
 def read_cifar_archive(archive: bytes, source: Path) -> dict[str, bytes]:
     """Member name -> bytes for the batch files inside cifar-10-binary.tar.gz (read, never extracted)."""
     wanted = {f"{CIFAR_ARCHIVE_DIR}/{n}" for n in (*CIFAR_TRAIN_FILES, CIFAR_TEST_FILE)}
@@ -118,13 +138,18 @@ def read_cifar_archive(archive: bytes, source: Path) -> dict[str, bytes]:
     try:
         with tarfile.open(fileobj=io.BytesIO(archive), mode="r:*") as tar:
             for member in tar.getmembers():
-                if member.name in wanted and member.isfile():
+                # `tar -czf x.tar.gz ./cifar-10-batches-bin` names every member ./cifar-10-batches-bin/...
+                if member.name.removeprefix("./") in wanted and member.isfile():
                     handle = tar.extractfile(member)
                     assert handle is not None
                     out[member.name.rsplit("/", 1)[1]] = handle.read()
     except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:
+        # tarfile's is a line, then "- method gz: ..." for each compression it tried: one line for the CLI
+        lines = [line.strip().removeprefix("- ") for line in str(exc).splitlines() if line.strip()] or [repr(exc)]
+        why = " ".join([lines[0], "; ".join(lines[1:])]).strip()
         raise ChecksumError(
-            f"Expected a readable tar.gz archive. Received: {source} ({exc}). Download it again."
+            f"Expected a readable tar archive (cifar-10-binary.tar.gz). Received: {source}, which is not one ({why})."
+            " To fix, delete it and run again to download it, or point --data-dir at a complete copy."
         ) from None
     missing = sorted({w.rsplit("/", 1)[1] for w in wanted} - set(out))
     if missing:

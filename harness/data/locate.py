@@ -25,12 +25,12 @@ import os
 import shutil
 import tempfile
 import urllib.request
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from harness.data.formats import ChecksumError, DataFileError, read_bytes
-from harness.errors import MissingInputFile
+from harness.errors import InputError, MissingInputFile
 
 SYSTEM_DATA_ROOT = Path("/usr/share/datasets")  # where Debian's dataset packages install
 SYSTEM_DATA_ENV = "XFBENCH_SYSTEM_DATA"  # replaces SYSTEM_DATA_ROOT when set
@@ -61,8 +61,12 @@ class DatasetFiles:
     # not-found message names the ones it saw, which would otherwise read as if nothing were there
     unread_forms: tuple[tuple[str, str], ...] = ()
     # Payload sha256s of another dataset's files of the same names and format (what each is): a file of this
-    # dataset that no checksum verifies is refused when it is one of them (Fashion-MNIST read as MNIST)
+    # dataset that no checksum of its own verifies is refused when it is one of them (Fashion-MNIST read as MNIST)
     foreign_payloads: tuple[tuple[str, str], ...] = ()
+    # The same, for the other dataset's archive md5s as published (the .gz files as downloaded)
+    foreign_archive_md5s: tuple[tuple[str, str], ...] = ()
+    # The name of that other dataset (its folder under a root), for the refusal's fix
+    foreign_name: str | None = None
 
 
 @dataclass(frozen=True)
@@ -71,6 +75,7 @@ class LocatedFile:
     payload: bytes
     verified: bool
     how: str
+    listed: bool = False  # verified by a SHA256SUMS beside it: the user's own copy, of any size
 
 
 def data_roots(data_dir: str | os.PathLike[str] | None, env: Mapping[str, str] | None = None) -> list[Path]:
@@ -79,21 +84,35 @@ def data_roots(data_dir: str | os.PathLike[str] | None, env: Mapping[str, str] |
     if data_dir:
         roots.append(Path(data_dir).expanduser())
     if env.get("XFBENCH_DATA"):
-        roots.append(Path(env["XFBENCH_DATA"]).expanduser())
+        roots.append(_absolute_env_path(env, "XFBENCH_DATA"))
     roots.append(user_cache_dir(env))
     roots.append(system_data_root(env))
     return roots
 
 
+def _absolute_env_path(env: Mapping[str, str], name: str) -> Path:
+    """A folder named by an environment variable, which must be absolute: trials run in folders of their own (Ray
+    Tune's), where a relative path names other files than the ones preflight checked, or none."""
+    path = Path(env[name]).expanduser()
+    if not path.is_absolute():
+        raise InputError(
+            f"Expected ${name} to be an absolute path (each trial runs in its own folder, where a relative one "
+            f"names other files). Received: {name}={env[name]!r}. Set it to {path.absolute()}."
+        )
+    return path
+
+
 def system_data_root(env: Mapping[str, str] | None = None) -> Path:
     env = os.environ if env is None else env
-    return Path(env[SYSTEM_DATA_ENV]).expanduser() if env.get(SYSTEM_DATA_ENV) else SYSTEM_DATA_ROOT
+    return _absolute_env_path(env, SYSTEM_DATA_ENV) if env.get(SYSTEM_DATA_ENV) else SYSTEM_DATA_ROOT
 
 
 def user_cache_dir(env: Mapping[str, str] | None = None) -> Path:
+    """$XDG_CACHE_HOME/xfbench, or ~/.cache/xfbench where it is unset or relative (the XDG spec has a relative one
+    ignored: a trial's folder would read it otherwise)."""
     env = os.environ if env is None else env
-    base = env.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "xfbench"
+    base = env.get("XDG_CACHE_HOME", "")
+    return (Path(base) if Path(base).is_absolute() else Path.home() / ".cache") / "xfbench"
 
 
 def candidate_dirs(files: DatasetFiles, roots: list[Path]) -> list[Path]:
@@ -118,13 +137,15 @@ def _manifest_entry(directory: Path, filename: str) -> str | None:
         ) from None
     for line in text.splitlines():
         parts = line.split()
-        if len(parts) == 2 and parts[1].lstrip("*") == filename:
+        # `sha256sum ./*` writes ./NAME, and its binary mode (-b, the default on Windows) *NAME: the same file
+        if len(parts) == 2 and parts[1].lstrip("*").removeprefix("./") == filename:
             return parts[0].lower()
     return None
 
 
-def verify_file(path: Path, published: PublishedFile) -> LocatedFile:
-    """Read, decompress and verify one file; raise ChecksumError naming it on mismatch."""
+def verify_file(path: Path, published: PublishedFile, files: DatasetFiles | None = None) -> LocatedFile:
+    """Read, decompress and verify one file; raise ChecksumError naming it on mismatch. ``files``: the dataset it
+    belongs to, whose foreign hashes name another dataset's file before a mismatch calls it corrupt."""
     raw = path.read_bytes()
     listed = _manifest_entry(path.parent, path.name)
     if listed is not None:
@@ -134,26 +155,51 @@ def verify_file(path: Path, published: PublishedFile) -> LocatedFile:
                 f"Checksum mismatch for {path}: expected sha256 {listed} (from {path.parent / MANIFEST}), "
                 f"received {actual}. The file is corrupted or was replaced: restore it or update the manifest."
             )
-        return LocatedFile(path, read_bytes(path), True, f"sha256 listed in {MANIFEST}")
-    if published.archive_md5 and hashlib.md5(raw).hexdigest() == published.archive_md5:
+        return LocatedFile(path, read_bytes(path), True, f"sha256 listed in {MANIFEST}", listed=True)
+    raw_md5 = hashlib.md5(raw).hexdigest()
+    if published.archive_md5 and raw_md5 == published.archive_md5:
         return LocatedFile(path, read_bytes(path), True, "published archive md5")
     payload = read_bytes(path)
-    if published.payload_sha256:
-        actual = hashlib.sha256(payload).hexdigest()
-        if actual != published.payload_sha256:
-            raise ChecksumError(
-                f"Checksum mismatch for {path}: expected payload sha256 {published.payload_sha256} "
-                f"(the published {published.name}), received {actual}. Delete the file and download it again, "
-                f"or list your own copy's sha256 in {path.parent / MANIFEST}."
-            )
+    payload_sha256 = hashlib.sha256(payload).hexdigest()
+    if published.payload_sha256 and payload_sha256 == published.payload_sha256:
         return LocatedFile(path, payload, True, "published payload sha256")
+    if files is not None:  # before the mismatch: a valid file of the other dataset is no corrupt download
+        _refuse_foreign(files, path, raw_md5, payload_sha256)
+    if published.payload_sha256:
+        raise ChecksumError(
+            f"Checksum mismatch for {path}: expected payload sha256 {published.payload_sha256} "
+            f"(the published {published.name}), received {payload_sha256}. Delete the file and download it again, "
+            f"or list your own copy's sha256 in {path.parent / MANIFEST}."
+        )
     if published.archive_md5 and path.name.endswith(".gz"):
         raise ChecksumError(
             f"Checksum mismatch for {path}: expected md5 {published.archive_md5} (the published archive), "
-            f"received {hashlib.md5(raw).hexdigest()}. Delete the file and download it again, or list your own "
+            f"received {raw_md5}. Delete the file and download it again, or list your own "
             f"copy's sha256 in {path.parent / MANIFEST}."
         )
     return LocatedFile(path, payload, False, "format checks only (no published checksum for this form)")
+
+
+def _refuse_foreign(files: DatasetFiles, path: Path, raw_md5: str, payload_sha256: str) -> None:
+    """A file of ``files`` that no checksum of its own verifies, yet is byte for byte another dataset's (MNIST and
+    Fashion-MNIST share names and format: found directly in a root, either is read as whichever dataset runs)."""
+    what = dict(files.foreign_archive_md5s).get(raw_md5)
+    how = "published md5, as downloaded"
+    if what is None:
+        what, how = dict(files.foreign_payloads).get(payload_sha256), "published sha256, decompressed"
+    if what is None:
+        return
+    other = files.foreign_name
+    fix = (
+        f"run --dataset {other} on these files, or keep each dataset's files in a folder of its own: "
+        f"<root>/{files.name}/ and <root>/{other}/ (root: --data-dir, $XFBENCH_DATA or the user cache)"
+        if other
+        else f"put {files.name}'s own files there, or run the dataset these are"
+    )
+    raise ChecksumError(
+        f"Expected {files.name}'s {path.name} in {path.parent}. Received: byte for byte {what} (its {how}). "
+        f"To fix, {fix}."
+    )
 
 
 def _file_in(files: DatasetFiles, published: PublishedFile, directory: Path) -> Path | None:
@@ -186,14 +232,13 @@ def locate(
     missing = [p for p in files.files if p.name not in held]
     if missing and folder is not None and folder != target:
         raise DataNotFoundError(_partial_folder_message(files, folder, held, missing, dirs))
-    found = {p.name: verify_file(held[p.name], p) for p in files.files if p.name in held}
-    _refuse_foreign(files, found.values())
+    found = {p.name: verify_file(held[p.name], p, files) for p in files.files if p.name in held}
     if missing and download and files.download_base:
         errors = []
         for published in missing:
             try:
                 path = download_file(files, published, target)
-                found[published.name] = verify_file(path, published)
+                found[published.name] = verify_file(path, published, files)
             except (OSError, ChecksumError) as exc:
                 errors.append(f"{published.name}: {exc}")
         missing = [p for p in missing if p.name not in found]
@@ -202,18 +247,6 @@ def locate(
     elif missing:
         raise DataNotFoundError(_not_found_message(files, missing, dirs, [], folder, download))
     return found
-
-
-def _refuse_foreign(files: DatasetFiles, located: Iterable[LocatedFile]) -> None:
-    """A file of ``files`` that only the format checks accepted, yet is byte for byte another dataset's."""
-    foreign = dict(files.foreign_payloads)
-    for f in located:
-        what = foreign.get(hashlib.sha256(f.payload).hexdigest()) if foreign and not f.verified else None
-        if what is not None:
-            raise ChecksumError(
-                f"Expected {files.name}'s {f.path.name} in {f.path.parent}. Received: byte for byte {what} (its "
-                f"published sha256). Put {files.name}'s own files there, or run the dataset these are."
-            )
 
 
 def download_file(files: DatasetFiles, published: PublishedFile, target_dir: Path, timeout_s: float = 30.0) -> Path:

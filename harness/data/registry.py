@@ -22,12 +22,21 @@ from harness.data.formats import (
     CIFAR_TEST_FILE,
     CIFAR_TRAIN_FILES,
     DataFileError,
+    check_full_cifar_batch,
     idx_type_code,
     parse_cifar_records,
     parse_idx,
     read_cifar_archive,
 )
-from harness.data.locate import DatasetFiles, PublishedFile, candidate_dirs, data_roots, locate, verify_file
+from harness.data.locate import (
+    MANIFEST,
+    DatasetFiles,
+    PublishedFile,
+    candidate_dirs,
+    data_roots,
+    locate,
+    verify_file,
+)
 from harness.errors import InputError
 from harness.seeds import DIGITS_SPLIT_SEED
 
@@ -77,51 +86,83 @@ def _idx_files(
     )
 
 
-FASHION_MNIST_FILES = _idx_files(
-    "fashion_mnist",
-    "fashion-mnist",
-    {
-        "train-images-idx3-ubyte": (
-            "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
-            "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
-        ),
-        "train-labels-idx1-ubyte": (
-            "25c81989df183df01b3e8a0aad5dffbe",
-            "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
-        ),
-        "t10k-images-idx3-ubyte": (
-            "bef4ecab320f06d8554ea6380940ec79",
-            "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
-        ),
-        "t10k-labels-idx1-ubyte": (
-            "bb300cfdad3c16e7a12a480ee83cd310",
-            "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
-        ),
-    },
-    "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
-    "On Debian: apt-get install dataset-fashion-mnist (installs /usr/share/datasets/fashion-mnist/).",
+FASHION_MNIST_PUBLISHED: dict[str, tuple[str | None, str | None]] = {
+    "train-images-idx3-ubyte": (
+        "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
+        "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
+    ),
+    "train-labels-idx1-ubyte": (
+        "25c81989df183df01b3e8a0aad5dffbe",
+        "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
+    ),
+    "t10k-images-idx3-ubyte": (
+        "bef4ecab320f06d8554ea6380940ec79",
+        "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
+    ),
+    "t10k-labels-idx1-ubyte": (
+        "bb300cfdad3c16e7a12a480ee83cd310",
+        "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
+    ),
+}
+
+MNIST_PUBLISHED: dict[str, tuple[str | None, str | None]] = {
+    "train-images-idx3-ubyte": ("f68b3c2dcbeaaa9fbdd348bbdeb94873", None),
+    "train-labels-idx1-ubyte": ("d53e105ee54ea40749a09fcbcd1e9432", None),
+    "t10k-images-idx3-ubyte": ("9fb629c4189551a2d022fa330f9573f3", None),
+    "t10k-labels-idx1-ubyte": ("ec29112dd5afa0611ce80d1b7f02629c", None),
+}
+
+# The sha256s of MNIST's decompressed files, as projects that pin them agree. Only to recognise MNIST read as
+# Fashion-MNIST: MNIST itself still accepts its plain files on format checks (a copy of one's own, made in MNIST's
+# format, must keep loading), so these are not its published_sha256.
+MNIST_PAYLOAD_SHA256 = {
+    "train-images-idx3-ubyte": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
+    "train-labels-idx1-ubyte": "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+    "t10k-images-idx3-ubyte": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+    "t10k-labels-idx1-ubyte": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
+}
+
+
+def _foreign(
+    published: dict[str, tuple[str | None, str | None]], what: str, name: str
+) -> tuple[tuple[tuple[str, str], ...], tuple[tuple[str, str], ...]]:
+    """(archive md5s, payload sha256s) of another IDX dataset's files, each with what it is: MNIST's and
+    Fashion-MNIST's files share names and format, so either read as the other trained without a word."""
+    label = {fname: f"{what}'s {fname}, which --dataset {name} reads" for fname in published}
+    md5s = tuple((md5, label[fname]) for fname, (md5, _) in published.items() if md5)
+    shas = tuple((sha, label[fname]) for fname, (_, sha) in published.items() if sha)
+    return md5s, shas
+
+
+_FASHION_MD5S, _FASHION_SHAS = _foreign(FASHION_MNIST_PUBLISHED, "Fashion-MNIST", "fashion_mnist")
+_MNIST_MD5S, _ = _foreign(MNIST_PUBLISHED, "MNIST", "mnist")
+
+FASHION_MNIST_FILES = replace(
+    _idx_files(
+        "fashion_mnist",
+        "fashion-mnist",
+        FASHION_MNIST_PUBLISHED,
+        "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+        "On Debian: apt-get install dataset-fashion-mnist (installs /usr/share/datasets/fashion-mnist/).",
+    ),
+    foreign_archive_md5s=_MNIST_MD5S,
+    foreign_payloads=tuple(
+        (sha, f"MNIST's {fname}, which --dataset mnist reads") for fname, sha in MNIST_PAYLOAD_SHA256.items()
+    ),
+    foreign_name="mnist",
 )
 
 MNIST_FILES = replace(
     _idx_files(
         "mnist",
         "MNIST",
-        {
-            "train-images-idx3-ubyte": ("f68b3c2dcbeaaa9fbdd348bbdeb94873", None),
-            "train-labels-idx1-ubyte": ("d53e105ee54ea40749a09fcbcd1e9432", None),
-            "t10k-images-idx3-ubyte": ("9fb629c4189551a2d022fa330f9573f3", None),
-            "t10k-labels-idx1-ubyte": ("ec29112dd5afa0611ce80d1b7f02629c", None),
-        },
+        MNIST_PUBLISHED,
         "https://ossci-datasets.s3.amazonaws.com/mnist/",
         "Copy the four MNIST IDX files (train/t10k images/labels, .gz or plain) into a directory.",
     ),
-    # MNIST's own payloads have no published sha256 (plain files pass on format checks): Fashion-MNIST's files, of
-    # the same names and format, would train as MNIST without a word
-    foreign_payloads=tuple(
-        (p.payload_sha256, f"Fashion-MNIST's {p.name}, which --dataset fashion_mnist reads")
-        for p in FASHION_MNIST_FILES.files
-        if p.payload_sha256
-    ),
+    foreign_archive_md5s=_FASHION_MD5S,
+    foreign_payloads=_FASHION_SHAS,
+    foreign_name="fashion_mnist",
 )
 
 CIFAR10_FILES = DatasetFiles(
@@ -139,14 +180,29 @@ CIFAR10_FILES = DatasetFiles(
 
 
 def _standardize(
-    train: np.ndarray, *others: np.ndarray
+    train: np.ndarray, *others: np.ndarray, source: str
 ) -> tuple[tuple[np.ndarray, ...], tuple[tuple[float, ...], tuple[float, ...]]]:
-    """The splits standardised per channel, and the (mean, std) per channel they were standardised with."""
+    """The splits standardised per channel, and the (mean, std) per channel they were standardised with. ``source``:
+    where the images were read, named if a channel cannot be standardised."""
     # Per-channel statistics from the training split only, so val/test never leak into them.
     mean = train.mean(axis=(0, 1, 2), keepdims=True, dtype=np.float64)
     std = train.std(axis=(0, 1, 2), keepdims=True, dtype=np.float64)
     stats = (tuple(float(m) for m in mean.ravel()), tuple(float(s) for s in std.ravel()))
+    _check_channel_spread(stats, source)
     return tuple(((a - mean) / std).astype(np.float32) for a in (train, *others)), stats
+
+
+def _check_channel_spread(stats: tuple[tuple[float, ...], tuple[float, ...]], source: str) -> None:
+    """A channel of one value in every training image (blank or zeroed files) has std 0: standardising divides by
+    it, and every input of that channel is NaN, with only numpy's warning."""
+    flat = [(channel, mean) for channel, mean, std in zip("RGB", *stats, strict=True) if std == 0]
+    if flat:
+        said = ", ".join(f"{channel} is {mean:g} in every image" for channel, mean in flat)
+        raise DataFileError(
+            f"Expected CIFAR-10 training images whose every colour channel varies. Received: {said} in {source} "
+            "(standard deviation 0: standardising would divide by zero, NaN inputs). The files are blank or damaged: "
+            "restore them from the binary archive (cifar-10-binary.tar.gz), or point --data-dir at a complete copy."
+        )
 
 
 def data_fingerprint(dataset: Dataset) -> str:
@@ -262,7 +318,9 @@ def _load_cifar10(data_dir: str | None, download: bool) -> Dataset:
     _check_pairs("cifar10", x_all, y_all, x_test_u8, y_test)
     # The notebooks' split: the first 49,000 for training, the last 1,000 for validation.
     n_train = len(y_all) - min(1000, len(y_all) // 50)
-    (x_train, x_val, x_test), stats = _standardize(x_all[:n_train], x_all[n_train:], x_test_u8.astype(np.float32))
+    (x_train, x_val, x_test), stats = _standardize(
+        x_all[:n_train], x_all[n_train:], x_test_u8.astype(np.float32), source=files.source
+    )
     return Dataset(
         name="cifar10",
         x_train=x_train,
@@ -298,6 +356,9 @@ def _cifar_batch_files(data_dir: str | None, download: bool) -> _CifarBatchFiles
             break  # the archive here comes before an extracted copy further on; locate finds it first
     archive = locate(CIFAR10_FILES, data_dir, download=download)["cifar-10-binary.tar"]
     members = read_cifar_archive(archive.payload, archive.path)
+    for name, member in members.items():
+        if not archive.listed:  # a cut-down archive of one's own is listed beside it; the published one is whole
+            check_full_cifar_batch(member, name, f"{archive.path}:{name}", archive.path.parent / MANIFEST)
     return _CifarBatchFiles(
         members={n: (b, f"{archive.path}:{n}") for n, b in members.items()},
         source=str(archive.path),
@@ -318,6 +379,9 @@ def _extracted_cifar(folder: Path) -> _CifarBatchFiles | None:
             "(cifar-10-binary.tar.gz), or move the folder away to use the archive."
         )
     located = [verify_file(folder / n, PublishedFile(n)) for n in names]
+    for f in located:
+        if not f.listed:  # a cut-down copy of one's own is listed in SHA256SUMS; the release's batches are whole
+            check_full_cifar_batch(f.payload, f.path.name, str(f.path), folder / MANIFEST)
     return _CifarBatchFiles(
         members={n: (f.payload, str(f.path)) for n, f in zip(names, located, strict=True)},
         source=str(folder),
@@ -433,7 +497,14 @@ def check_data_dir(data_dir: str | None) -> None:
     """--data-dir, and $XFBENCH_DATA when set, are folders: a typo in either would fall through to the next root of
     the search path and train on whatever copy lies there without a word."""
     if data_dir is not None and not Path(data_dir).expanduser().is_dir():
-        raise InputError(f"Expected --data-dir to be a readable directory. Received: {data_dir!r} (not a directory).")
+        path = Path(data_dir).expanduser()
+        # a file given (one of the dataset's own, say): the folder holding it is most likely what was meant
+        what, such_as = ("a file", f" such as {str(path.parent)!r}") if path.exists() else ("no such directory", "")
+        raise InputError(
+            f"Expected --data-dir to be a readable directory. Received: {data_dir!r} ({what}). To fix, point it at "
+            f"the folder holding the dataset's files (or their <dataset>/ folder),{such_as} or drop --data-dir to "
+            "search $XFBENCH_DATA, the user cache and /usr/share/datasets."
+        )
     from_env = os.environ.get("XFBENCH_DATA")
     if data_dir is None and from_env and not Path(from_env).expanduser().is_dir():
         raise InputError(
