@@ -230,7 +230,7 @@ def _say_how_to_rerun_failures(outcome: Any, kind: str) -> None:
     searched = outcome.search is not None
     if searched and "stage" in outcome.frame:
         _say_which_samples_were_not_ok(outcome)
-    failed = resumable_failures(outcome.frame, searched)
+    failed = resumable_failures(outcome.frame, outcome.search)
     if failed:
         print(
             f"{len(failed)} trial(s) failed{' after the search' if searched else ''}: rerun them alone (and any "

@@ -390,16 +390,26 @@ def search_ended(frame: pd.DataFrame) -> bool:
     return bool(len(frame)) and bool(frame["stage"].eq(STAGE_FINAL).any())
 
 
-def resumable_failures(frame: pd.DataFrame, searched: bool) -> list[str]:
+def rerun_after_search(frame: pd.DataFrame, search: TunePlan) -> list[str]:
+    """A tune whose search ended (search_ended): the final stage's trials that ended failed or skipped, and the
+    failed or skipped pretrain trials of the backbones those need. The search's samples stand, and so do the
+    pretrains only its samples needed (nothing would use them: the search is not run again)."""
+    from harness.backbone import pretrain_trials
+
+    finals = trials_to_rerun(frame[frame["stage"] == STAGE_FINAL])
+    if not finals:
+        return []
+    needed = {t.trial_id for t in pretrain_trials(final_trials(frame, search))}
+    return sorted(finals + [t for t in trials_to_rerun(frame[frame["stage"] == STAGE_PRETRAIN]) if t in needed])
+
+
+def resumable_failures(frame: pd.DataFrame, search: TunePlan | None) -> list[str]:
     """The failed trials that make a finished run worth resuming, which its resume reruns alone (and the trials
-    skipped for them): a run's; a tune's outside its search, when a final-stage trial is among them or was skipped
-    for one (the pretrain of a backbone the final stage needs). A failed sample is never rerun (search_ended)."""
+    skipped for them): a run's; a tune's among those it reruns after its search (rerun_after_search)."""
     if not len(frame):
         return []
-    if not searched:
-        return failed_trials(frame)
-    outside = failed_trials(frame[frame["stage"] != STAGE_SEARCH])
-    return outside if trials_to_rerun(frame[frame["stage"] == STAGE_FINAL]) else []
+    rerun = set(rerun_after_search(frame, search)) if search is not None else None
+    return [t for t in failed_trials(frame) if rerun is None or t in rerun]
 
 
 def check_something_to_resume(run_file: RunFile, run_dir: Path) -> None:
@@ -409,7 +419,7 @@ def check_something_to_resume(run_file: RunFile, run_dir: Path) -> None:
     if record.status != "finished":
         return
     searched = run_file.plan.search is not None
-    if searched and not resumable_failures(read_parts(run_dir), searched):
+    if searched and not resumable_failures(read_parts(run_dir), run_file.plan.search):
         raise InputError(
             f"Expected an interrupted search, or a finished one whose final stage has failed trials. Received: "
             f"{run_id!r} finished at {record.finished} with none, its best configs chosen from the samples that "
@@ -441,8 +451,8 @@ def resume(
     check_something_to_resume(run_file, run_dir)
     settings = settings or scheduler_settings(results_dir, run_file.execution)
     with _ray_for(run_file.plan, settings):  # before anything of the run changes: a refused resume leaves it as is
-        searched_to_the_end = search_ended(read_parts(run_dir))
-        kept, failed, discarded = _keep_finished_rows(run_dir, searched_to_the_end)
+        ended_search = run_file.plan.search if search_ended(read_parts(run_dir)) else None
+        kept, failed, discarded = _keep_finished_rows(run_dir, ended_search)
         finished = set(kept["trial_id"].unique()) if len(kept) else set()
         resume_record = ResumeRecord(utc_now(), len(finished), tuple(failed), discarded, tuple(sys.argv), failed)
         ship = datasets_to_ship(list(run_file.plan.planned_trials), settings.ship_data, settings.address)
@@ -468,19 +478,19 @@ def resume(
             suffix=f"-resume{len(record.resumes)}",
             reference=record.reference,
             html_report=html_report,
-            search_ended=searched_to_the_end,
+            search_ended=ended_search is not None,
         )
         return _carry_out(ctx, schedule)
 
 
-def _keep_finished_rows(run_dir: Path, keep_samples: bool) -> tuple[pd.DataFrame, dict[str, str], int]:
+def _keep_finished_rows(run_dir: Path, ended_search: TunePlan | None) -> tuple[pd.DataFrame, dict[str, str], int]:
     """The rows of finished trials; failed and skipped trials' parts are removed (Ctrl-C reaches the workers too,
     so a failure may be the interruption itself, and a skipped trial's backbone may train this time): they run
-    again, but a search's samples when ``keep_samples`` (search_ended). Returns (kept, why each failed or skipped
-    trial ended so by its id, partial rows of interrupted trials dropped: not the rows of the failed and skipped
-    ones)."""
+    again; after a search that ended (``ended_search``), only those rerun_after_search names. Returns (kept, why
+    each failed or skipped trial ended so by its id, partial rows of interrupted trials dropped: not the rows of the
+    failed and skipped ones)."""
     kept = read_parts(run_dir)
-    rerun = set(trials_to_rerun(kept[kept["stage"] != STAGE_SEARCH] if keep_samples else kept))
+    rerun = set(rerun_after_search(kept, ended_search) if ended_search is not None else trials_to_rerun(kept))
     finals = final_rows(kept).to_dict("records") if len(kept) else []
     why = {str(r["trial_id"]): f"{r['status']}: {why_not_ok(r)}" for r in finals if r["trial_id"] in rerun}
     failed = dict(sorted(why.items()))
@@ -574,9 +584,8 @@ def _summary(ctx: _RunContext, frame: pd.DataFrame) -> tuple[Summary, str]:
 def _tune_stages(ctx: _RunContext, search: TunePlan) -> None:
     """Backbones, then one search experiment per (case, backend), then every backend's best config with K seeds. An
     experiment whose backbone did not train is not run: its base gets one ``skipped`` row in the search stage."""
-    untrained = ctx.pretrain(ctx.run_file.plan.pretrain(), run_trials)
-    if not ctx.search_ended:
-        _search_stage(ctx, search, untrained)
+    if not ctx.search_ended:  # else the samples, and the backbones they trained from, stand as they ended
+        _search_stage(ctx, search, ctx.pretrain(ctx.run_file.plan.pretrain(), run_trials))
     finals = final_trials(read_parts(ctx.run_dir), search)
     ctx.pretrain_then(finals, STAGE_FINAL, run_trials)
 

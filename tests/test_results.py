@@ -168,5 +168,5 @@ def test_a_resume_removes_the_finished_table_so_readers_take_the_parts_it_keeps(
         writer.finish_trial(trial)
     writer.finalize()
     assert set(read_results(tmp_path)["trial_id"]) == {"ok-trial", "failed-trial"}
-    kept, rerun, _ = _keep_finished_rows(tmp_path, keep_samples=False)
+    kept, rerun, _ = _keep_finished_rows(tmp_path, ended_search=None)
     assert list(rerun) == ["failed-trial"] and read_results(tmp_path)["trial_id"].tolist() == ["ok-trial"]

@@ -641,3 +641,28 @@ def test_a_tune_with_a_diverged_sample_ends_ok_when_every_backend_had_an_ok_samp
     assert both.searches_not_rerun() == [("scratch-mlp-digits", "tensorflow")] and not both.all_ok
     _say_how_to_rerun_failures(both, "tune")
     assert capsys.readouterr().err.endswith("; no ok sample to re-run for scratch-mlp-digits [tensorflow]\n")
+
+
+def test_after_a_search_that_ended_a_resume_reruns_only_the_final_stages_failed_trials():
+    """The search's failed sample stands (its searcher and ASHA decided on it), and so does a failed pretrain that
+    no final-stage trial needs (nothing would use its backbone: the search is not run again); the final stage's
+    failed trial is rerun. A run (no search) reruns every failed trial."""
+    from harness.runner import rerun_after_search, resumable_failures, search_ended
+
+    plan = TunePlan(bases=(BASE,), space=parse_space(["lr=loguniform:1e-3,1"]), final_seeds=3)
+    search = _search_frame()
+    finals = final_trials(search, plan)
+    rows = [
+        {"trial_id": t.trial_id, "stage": "final", "attempt": 0, "epoch": 1, "val_acc": 0.9, "backend": "torch"}
+        | {"status": "failed" if t.seed == 1 else "ok", "config_json": t.to_json()}
+        for t in finals
+    ]
+    pretrain = {"trial_id": "pretrain-x", "stage": "pretrain", "attempt": 0, "epoch": None, "status": "failed"}
+    pretrain["config_json"] = BASE.to_json()  # as every row records its trial's config
+    frame = pd.concat([search, pd.DataFrame([*rows, pretrain])], ignore_index=True)
+    failed_final = finals[1].trial_id
+    assert search_ended(frame) and not search_ended(search)
+    assert rerun_after_search(frame, plan) == resumable_failures(frame, plan) == [failed_final]
+    failed_sample = search_trial(BASE, {"optimizer.lr": 1.0}, 3).trial_id
+    assert resumable_failures(frame, None) == sorted([failed_final, failed_sample, "pretrain-x"])
+    assert resumable_failures(frame[frame["trial_id"] != failed_final], plan) == []  # nothing to resume
