@@ -101,18 +101,21 @@ def is_run_dir(path: Path) -> bool:
     return path.is_dir() and ((path / "results.parquet").is_file() or (path / "parts").is_dir())
 
 
-def saved_baseline_dir(name: str, results_dir: Path, machine_key: str | None = None) -> Path | None:
+def saved_baseline_dir(
+    name: str, results_dir: Path, machine_key: str | None = None, choose: bool = True
+) -> Path | None:
     """The baseline saved as ``name``, or None: the one saved under ``machine_key`` (the run it is compared with:
     its CPU, GPU and threads), else the only one saved on this machine's CPU, else the only one. Several left to
     choose from are refused, naming them: the first in alphabetical order had been taken, a baseline of other
-    thread counts or another machine's beside this one's."""
+    thread counts or another machine's beside this one's. ``choose`` False: whether one is there, before the run it
+    is compared with can say which (a session on GPUs or a cluster: their key is the workers')."""
     if not re.fullmatch(BASELINE_NAME, name):
         return None
     matches = [m for m in sorted((results_dir / BASELINES).glob(f"*/{name}")) if is_run_dir(m)]
     exact = [m for m in matches if m.parent.name == machine_key]
     here = [m for m in matches if _saved_cpu(m) == cpu_model()]
     candidates = exact or here or matches
-    if len(candidates) > 1:
+    if len(candidates) > 1 and choose:
         keys = ", ".join(m.parent.name for m in candidates)
         wanted = f"saved under {machine_key}" if machine_key else "saved on this machine"
         raise InputError(
@@ -130,10 +133,10 @@ def _saved_cpu(baseline: Path) -> str:
         return ""
 
 
-def expected_machine_key(threads: int, gpus: float) -> str | None:
-    """The machine key a run on this machine with ``threads`` per trial will be saved under; None with GPUs, whose
-    name only the workers record."""
-    return None if gpus else Environment(cpu_model(), "", str(threads), {}).machine_key
+def expected_machine_key(threads: int, gpus: float, address: str | None) -> str | None:
+    """The machine key a local run with ``threads`` per trial will be saved under; None with GPUs, whose name only
+    the workers record, or on a cluster, whose nodes' CPUs are not this machine's."""
+    return None if gpus or address else Environment(cpu_model(), "", str(threads), {}).machine_key
 
 
 def is_baseline_dir(path: Path, results_dir: Path) -> bool:
@@ -141,12 +144,12 @@ def is_baseline_dir(path: Path, results_dir: Path) -> bool:
     return path.resolve().parent.parent == (results_dir / BASELINES).resolve()
 
 
-def resolve(reference: str, results_dir: Path, machine_key: str | None = None) -> Path:
+def resolve(reference: str, results_dir: Path, machine_key: str | None = None, choose: bool = True) -> Path:
     """A run directory from a path, a run id under ``results_dir``, or a saved baseline name (``machine_key``: the
     machine of the run it is compared with, saved_baseline_dir); a bare name that is both a run id and a baseline
     name is refused rather than guessed."""
     run = next((p for p in (Path(reference).expanduser(), results_dir / reference) if is_run_dir(p)), None)
-    baseline = saved_baseline_dir(reference, results_dir, machine_key)
+    baseline = saved_baseline_dir(reference, results_dir, machine_key, choose)
     if run is not None and baseline is not None and run.resolve() != baseline.resolve():
         raise InputError(
             f"Expected {reference!r} to name one run. Received: the run {run} and the baseline {baseline} both go by "
@@ -162,8 +165,8 @@ def resolve(reference: str, results_dir: Path, machine_key: str | None = None) -
     )
 
 
-def load_run(reference: str, results_dir: Path, machine_key: str | None = None) -> LoadedRun:
-    path = resolve(reference, results_dir, machine_key)
+def load_run(reference: str, results_dir: Path, machine_key: str | None = None, choose: bool = True) -> LoadedRun:
+    path = resolve(reference, results_dir, machine_key, choose)
     frame = read_run_rows(path)
     return LoadedRun(reference, path, frame, Environment.of(frame))
 

@@ -93,7 +93,7 @@ def _prepare(args: argparse.Namespace) -> _Prepared:
                 f"Expected a new --run-id. Received: {args.run_id!r}, which already exists in {results_dir}. "
                 "Pick another name."
             )
-        baseline = saved_baseline_dir(args.run_id, results_dir)
+        baseline = saved_baseline_dir(args.run_id, results_dir, choose=False)
         if baseline is not None:  # compare, report and export look both up by name
             raise InputError(
                 f"Expected a --run-id that no saved baseline goes by. Received: {args.run_id!r}, the baseline "
@@ -301,8 +301,8 @@ def _load_compared_runs(base: str, new: str, results_dir: Path) -> tuple[Any, An
     try:
         loaded_new = load_run(new, results_dir)
     except InputError as new_error:
-        load_run(base, results_dir)
-        raise new_error from None
+        load_run(base, results_dir, choose=False)  # BASE's own fault first (missing, damaged), not an ambiguity
+        raise new_error from None  # that NEW's machine would have settled
     return load_run(base, results_dir, loaded_new.environment.machine_key), loaded_new
 
 

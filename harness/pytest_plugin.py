@@ -489,8 +489,13 @@ def _session_checks(config: pytest.Config, trials: list[TrialConfig]) -> Any:
 
     results_dir = writable_results_dir(_results_dir(config))
     if config.getoption("xfbench_baseline"):  # named before the run, not after it
-        key = expected_machine_key(config.getoption("xfbench_cpus"), config.getoption("xfbench_gpus") or 0.0)
-        resolve(config.getoption("xfbench_baseline"), results_dir, key)
+        key = expected_machine_key(
+            config.getoption("xfbench_cpus"),
+            config.getoption("xfbench_gpus") or 0.0,
+            config.getoption("xfbench_ray_address"),
+        )
+        # which baseline of the name fits: decided here when the session's key is known, after the run otherwise
+        resolve(config.getoption("xfbench_baseline"), results_dir, key, choose=key is not None)
     check_trial_count(len(trials), "the session's suites")  # each was counted alone at collection
     options = ExecutionOptions(
         cpus_per_trial=config.getoption("xfbench_cpus"),

@@ -641,6 +641,17 @@ def test_a_baseline_name_saved_for_several_thread_counts_is_the_one_of_the_compa
         assert main([*args, "--results-dir", str(tmp_path)]) == 2
         err = capsys.readouterr().err
         assert "Expected one baseline 'gate' saved" in err and "-t1, " in err and err.rstrip().endswith("/gate."), err
+    # a typo in NEW is said, not the ambiguity its machine would have settled; a run id refused as a baseline's name
+    assert main(["compare", "gate", "no-such-run", "--results-dir", str(tmp_path)]) == 2
+    assert "Received: 'no-such-run'" in capsys.readouterr().err
+    assert main(["run", "--suite", "smoke", "--run-id", "gate", "--results-dir", str(tmp_path)])
+    assert "Expected a --run-id that no saved baseline goes by" in capsys.readouterr().err
+    # a GPU or cluster session's key is its workers': the plugin checks that some baseline of the name is there
+    from harness.baselines import expected_machine_key, resolve
+
+    assert expected_machine_key(2, 1.0, None) is None and expected_machine_key(2, 0.0, "10.0.0.1:6379") is None
+    assert resolve("gate", tmp_path, expected_machine_key(2, 0.0, None)).parent.name.endswith("-t2")
+    assert resolve("gate", tmp_path, None, choose=False).name == "gate"
 
 
 def test_steady_epochs_without_recorded_times_are_not_said_to_be_warm_up_only():
