@@ -564,7 +564,20 @@ def test_a_drop_of_exactly_the_threshold_is_not_more_than_it():
 def test_a_tiny_significance_level_says_how_many_epochs_would_do_instead_of_crashing():
     times = [1.0] * 4
     (case,) = compare_frames(_frame([0.9, 0.9], times), _frame([0.9, 0.9], [3.0] * 4), Thresholds(alpha=1e-40))
-    assert case.time_verdict == "n/a" and "a side can" in case.note
+    assert case.time_verdict == "n/a" and "(119 a side can)" in case.note
+    (tiniest,) = compare_frames(_frame([0.9, 0.9], times), _frame([0.9, 0.9], [3.0] * 4), Thresholds(alpha=1e-320))
+    assert "(947 a side can)" in tiniest.note  # 1/alpha is infinite: the count loop had run for ever
+
+
+def test_the_mann_whitney_floor_is_that_of_the_method_scipy_uses_for_the_sizes():
+    """20 steady epochs a side, the new run 3x slower: scipy's normal approximation (above 8 a side) cannot go
+    below p = 3.4e-8, yet the exact floor 1/C(40, 20) = 7e-12 was taken, so --alpha 1e-10 read "unchanged"."""
+    base = _frame([0.9, 0.9], [1.0 + i / 1000 for i in range(10)])
+    slower = _frame([0.9, 0.9], [3.0 + i / 1000 for i in range(10)])
+    (case,) = compare_frames(base, slower, Thresholds(alpha=1e-10))
+    assert case.time_ratio == pytest.approx(3.0, rel=0.01) and case.time_verdict == "n/a"
+    assert "20 and 20 steady epochs cannot reach p < 1e-10" in case.note and "(28 a side can)" in case.note
+    assert compare_frames(base, slower, Thresholds(alpha=1e-7))[0].time_verdict == "regression"
 
 
 def test_too_few_steady_epochs_to_test_are_not_called_unchanged():
