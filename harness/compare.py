@@ -317,7 +317,12 @@ def _runtime_settings(frame: pd.DataFrame, spell: Callable[[Any], str] = str) ->
     settings: dict[str, set[str]] = {}
     for text in frame["config_json"].dropna().unique() if "config_json" in frame else ():
         config = json.loads(text)
-        runtime = recorded_runtime(defaults | config.get("runtime", {}), config.get("backend", ""))
+        recorded = config.get("runtime", {})
+        # before tf32 was recorded neither backend set it: on a GPU each ran its framework's own default (TensorFlow
+        # on), which today's default (off) would misstate
+        unknown = {"tf32"} if recorded.get("device") == "gpu" else set()
+        filled = {name: value for name, value in defaults.items() if name not in unknown}
+        runtime = recorded_runtime(filled | recorded, config.get("backend", ""))
         for name, value in runtime.items():
             if name not in _RUN_CIRCUMSTANCES:
                 settings.setdefault(name, set()).add(spell(value))

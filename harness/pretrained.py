@@ -218,8 +218,10 @@ def weights_home() -> Path:
 
 
 def _default_weights_home() -> Path:
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return base / "xfbench" / "weights"
+    """The user cache's weights folder, by the data's rule (a relative $XDG_CACHE_HOME ignored, as XDG says)."""
+    from harness.data.locate import user_cache_dir
+
+    return user_cache_dir() / "weights"
 
 
 # How a weights request reaches a process of one framework: (backend, mode, request, OUT) -> the answer.

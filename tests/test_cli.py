@@ -1502,3 +1502,8 @@ def test_a_relative_data_folder_in_the_environment_exits_2_naming_the_absolute_o
     assert not (tmp_path / "results").exists()
     assert user_cache_dir({"XDG_CACHE_HOME": "cache"}) == Path.home() / ".cache" / "xfbench"
     assert user_cache_dir({"XDG_CACHE_HOME": str(tmp_path)}) == tmp_path / "xfbench"
+    from harness.pretrained import weights_home  # the weights' home follows the same rule
+
+    monkeypatch.delenv("XFBENCH_WEIGHTS", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", "cache")
+    assert weights_home() == Path.home() / ".cache" / "xfbench" / "weights"

@@ -479,6 +479,10 @@ def test_a_case_whose_runtime_options_changed_says_which():
     recorded = {k: v for k, v in RuntimeOptions().__dict__.items() if k not in ("tf32", "epoch_loop")}
     older["config_json"] = json.dumps({"runtime": recorded})
     assert "runtime" not in compare_frames(older, base, Thresholds())[0].note
+    # on a GPU an older run's TF32 was its framework's own default, not today's off: unknown, noted
+    older_gpu, gpu = _frame(accs, times), with_runtime(device="gpu")
+    older_gpu["config_json"] = json.dumps({"runtime": {**recorded, "device": "gpu"}})
+    assert "runtime differs: tf32 -→False" in compare_frames(older_gpu, gpu, Thresholds())[0].note
     assert "runtime differs: tf32 False→True" in note(with_runtime(tf32=True))
 
 
