@@ -121,6 +121,21 @@ class WorkerRetired(RuntimeError):
     recorded as failed and is not retried."""
 
 
+def _asha_letting_diverged_trials_end() -> type:
+    """ASHA that lets a trial whose row diverged go on: stopped there (at a rung, or at its last epoch, where ASHA
+    stops every trial), its worker sat in that report until Tune handed the process to the next trial (Tune caches
+    the actor of a trial it stops), so WorkerRetired never ran and the diverged trial's process was reused."""
+    from ray.tune.schedulers import ASHAScheduler, TrialScheduler
+
+    class LetDivergedTrialsEnd(ASHAScheduler):
+        def on_trial_result(self, tune_controller: Any, trial: Any, result: dict[str, Any]) -> str:
+            decision = super().on_trial_result(tune_controller, trial, result)
+            diverged = json.loads(result.get(ROW_KEY, "{}")).get("status") == "diverged"
+            return TrialScheduler.CONTINUE if diverged else decision
+
+    return LetDivergedTrialsEnd
+
+
 def _trial_config(tune_trial: Any) -> TrialConfig:
     """Driver side: the TrialConfig a Tune trial runs."""
     return _config_of(tune_trial.config)
@@ -165,6 +180,8 @@ def _trainable(config: dict[str, Any], delivery: Delivery | None = None) -> None
     if recorded:  # finished before an interruption: its searcher and scheduler see it again, it is not re-run
         for row in recorded:
             report(row, replayed=True)
+        if any(row.get("status") == "diverged" for row in recorded):  # ends as it did live: an error to Optuna
+            raise WorkerRetired(f"{RETIRED_MARK}: trial {trial.trial_id} diverged (replayed)")
         return
     try:
         _apply_fault(trial, 0)
@@ -286,14 +303,14 @@ def _make_callback(events: TrialEvents, run: RunInfo, stage: str):
 
         def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
             row = json.loads(result[ROW_KEY])
-            if result.get(REPLAYED_KEY):
-                self.replayed.add(row["trial_id"])
-                return
             attempt = self.attempts.get(row["trial_id"], 0)
             if row["status"] in ("failed", "diverged"):
                 self.ended_with_row.add((row["trial_id"], attempt))
             if row["status"] == "diverged":  # its worker ends it with WorkerRetired: a divergence would only repeat
                 trial.max_failures = 0  # Tune reads the retry budget from this attribute when the error arrives
+            if result.get(REPLAYED_KEY):
+                self.replayed.add(row["trial_id"])
+                return
             self._events().on_row({**row, "stage": stage, "attempt": attempt})
 
         def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
@@ -309,7 +326,8 @@ def _make_callback(events: TrialEvents, run: RunInfo, stage: str):
         def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
             config = _trial_config(trial)
             self._record_death(trial, config)
-            self._events().on_trial_end(config.trial_id)
+            if config.trial_id not in self.replayed:  # a replayed diverged sample: its rows are written already
+                self._events().on_trial_end(config.trial_id)
 
     return RowForwarder(events)
 
@@ -733,12 +751,12 @@ def run_search(
 ) -> None:
     """One backend's search as its own Tune experiment, with its own searcher and (optionally) its own ASHA."""
     from ray import tune
-    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
+    from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 
     param_space = search_param_space(experiment, run)
     scheduler: TrialScheduler
     if experiment.asha:
-        scheduler = ASHAScheduler(
+        scheduler = _asha_letting_diverged_trials_end()(
             time_attr=EPOCH_INDEX,
             max_t=experiment.base.epochs,
             grace_period=experiment.asha.grace_period,

@@ -437,6 +437,56 @@ def test_a_finished_tunes_failed_final_trial_is_rerun_alone_by_resume_without_re
     assert "or a finished one whose final stage has failed trials. Received: 'final-fails'" in capsys.readouterr().err
 
 
+def test_under_asha_a_sample_that_diverged_in_its_last_epoch_does_not_hand_its_worker_on(tmp_path, shared_ray, capsys):
+    """ASHA stops every trial at its last epoch (and at a rung): a diverged sample stopped there never reached the
+    WorkerRetired that ends its process, and Tune handed that process to the next sample."""
+    # one at a time: 0.1 sets the rung's cutoff, 1e30 diverges in epoch 1 and is stopped there, then 0.03 starts
+    args = [*TINY, "--backend", "torch", "--epochs", "2", "--space", "lr=choice:0.1,1e30,0.03", "--search", "grid"]
+    args += ["--asha", "--grace-period", "1", "--reduction-factor", "2", "--max-concurrent", "1", "--final-seeds", "1"]
+    code, out = _in_process(["tune", *args, "--results-dir", str(tmp_path), "--run-id", "asha-div"], capsys)
+    assert code == 0, out[-3000:]
+    frame = read_results(tmp_path / "asha-div")
+    samples = final_rows(frame[frame["stage"] == "search"]).sort_values("trial_id")  # +search000, 001, 002
+    assert samples["status"].tolist() == ["ok", "diverged", "ok"]
+    pids = samples["worker_pid"].tolist()
+    assert pids[0] == pids[1] != pids[2]  # warm workers, but none after the divergence
+
+
+def test_a_replayed_diverged_sample_ends_in_error_to_its_searcher_as_it_did_live(tmp_path, shared_ray, capsys):
+    """A tune whose driver died between its search and its final stage replays its samples on resume: a diverged
+    one had ended without an error, so Optuna recorded it COMPLETE (live: FAIL) and TPE's later points moved."""
+    from ray.tune import ExperimentAnalysis
+
+    from harness.results import safe_name
+    from harness.search import parse_space
+    from harness.tuning import TunePlan
+
+    base = _tiny_trial("replayed", epochs=1)
+    search = TunePlan(
+        bases=(base,), space=parse_space(["lr=choice:1e30,0.1"]), algorithm="grid", num_samples=1, final_seeds=1
+    )
+    settings = SchedulerSettings(storage_dir=tmp_path / "_ray", cpus_per_trial=1, max_failures=1)
+    outcome = execute(
+        RunPlan("tune", "tune", "tune", search=search), results_dir=tmp_path, run_id="r", settings=settings
+    )
+    statuses = {}
+    for name in ("r-search-0-torch", "r-search-0-torch-resume1"):
+        if name.endswith("resume1"):  # as a driver killed before the final stage left the run
+            finals = outcome.frame[outcome.frame["stage"] == "final"]["trial_id"].unique()
+            for trial_id in finals:
+                (outcome.run_dir / "parts" / f"{safe_name(trial_id)}.parquet").unlink()
+            run_json = outcome.run_dir / "run.json"
+            run_json.write_text(json.dumps({**json.loads(run_json.read_text()), "status": "running"}))
+            code, out = _in_process(["tune", "--resume", "r", "--results-dir", str(tmp_path)], capsys)
+            assert code == 0, out[-3000:]
+        trials = ExperimentAnalysis(str(tmp_path / "_ray" / name)).trials
+        statuses[name] = sorted((t.config["job"]["sample"], t.status) for t in trials)
+    assert statuses["r-search-0-torch"] == statuses["r-search-0-torch-resume1"] == [(0, "ERROR"), (1, "TERMINATED")]
+    frame = read_results(outcome.run_dir)
+    samples = final_rows(frame[frame["stage"] == "search"])
+    assert sorted(samples["status"]) == ["diverged", "ok"] and len(frame[frame["stage"] == "search"]) == 2
+
+
 def test_a_search_whose_backbone_did_not_train_is_skipped_not_run(tmp_path, shared_ray, capsys, monkeypatch):
     """A search pins the backbone's optimizer to the base's (lr 1e30: its pretrain trial diverges): the backend's
     search experiment is not run, its base gets one ``skipped`` row, there is nothing to re-run, and tune exits 1."""
