@@ -141,6 +141,8 @@ def _time_ratio(
     trial each)."""
     ratio, low, high = ratio_interval(ref, other, settings)
     notes = ["under 2 steady epochs: no time interval"] if math.isnan(low) and not math.isnan(ratio) else []
+    if not ref or not other:  # said: a bare n/a beside the pair table's warm-up ratio read as a missing figure
+        notes.append("no steady epoch (a phase's first is warm-up): no time ratio; run 2 epochs or more")
     # One trial a side: the interval sees that trial's epochs only, not the variation between trials (the minutes
     # between them, another load) that a second seed would show: shown, never marked.
     one_trial = min(len(ref), len(other)) < 2 and not math.isnan(low)

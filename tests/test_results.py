@@ -170,3 +170,13 @@ def test_a_resume_removes_the_finished_table_so_readers_take_the_parts_it_keeps(
     assert set(read_results(tmp_path)["trial_id"]) == {"ok-trial", "failed-trial"}
     kept, rerun, _ = _keep_finished_rows(tmp_path, ended_search=None)
     assert list(rerun) == ["failed-trial"] and read_results(tmp_path)["trial_id"].tolist() == ["ok-trial"]
+
+
+def test_one_epoch_trials_say_why_their_statistics_have_no_time_ratio():
+    """A one-epoch run's Statistics row read "time ratio n/a" noted only "1 seed: too few to say", beside the pair
+    table's warm-up ratio: its one epoch is warm-up, so there is no steady epoch to compare."""
+    from harness.statistics import case_statistics
+
+    rows = [_row(f"{b}-{s}", b, s, 1, 0.9, 1.0, last=True) for b in ("torch", "tensorflow") for s in (0, 1)]
+    (note,) = case_statistics(to_frame(rows))["note"]
+    assert "no steady epoch (a phase's first is warm-up): no time ratio; run 2 epochs or more" in note
