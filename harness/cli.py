@@ -370,7 +370,12 @@ def cmd_report(args: argparse.Namespace) -> int:
             f"Expected --output to name an HTML file (.html). Received: {out}. Name it e.g. {out.with_suffix('.html')}"
             " (summary.md beside each run is the text version)."
         )
-    report = build_report(paths, out, args.reference, args.metric)
+    if single_run and args.metric is not None:  # refused, as other options that change nothing are
+        raise InputError(
+            f"Expected --metric with several runs or a folder of runs: it picks the history plot's metric. Received: "
+            f"--metric {args.metric} for the one run {paths[0]}, which has no history. Drop --metric, or add runs."
+        )
+    report = build_report(paths, out, args.reference, args.metric or "epoch_time_s")
     files = f"; PNG and SVG in {report.plot_dir}" if report.plots else ""  # no plot, no folder
     print(f"wrote {report.path} ({report.size_bytes / 1024:,.0f} KiB, {len(report.plots)} plots{files})")
     return 0

@@ -628,9 +628,8 @@ def _add_report_parsers(commands: Any) -> None:
     )
     rep.add_argument(
         "--metric",
-        default="epoch_time_s",
         choices=HISTORY_METRICS,
-        help="the history plot's metric (as xfbench history)",
+        help="the history plot's metric, for several runs or a folder of runs (default epoch_time_s)",
     )
     _add_reference(rep, f"the one the newest run compared with, {REFERENCE_BACKEND} for runs before it was recorded")
     exp = commands.add_parser("export", help="log a run's trials to MLflow (needs the mlflow extra)")

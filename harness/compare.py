@@ -129,6 +129,10 @@ def _common_seed_accuracies(base: pd.DataFrame, new: pd.DataFrame) -> SeedAccura
     ran = [{int(s) for s in finals["seed"].dropna()} if len(finals) else set() for finals in (base, new)]
     b, n = _seed_accuracies(base), _seed_accuracies(new)
     notes = [f"seeds differ: {_seeds(ran[0])}→{_seeds(ran[1])}"] if ran[0] != ran[1] else []
+    # trials that ended ok without a test accuracy (a row lacking it): said, else an n/a read as nothing to compare
+    untested = [s for s, f, a in (("base", base, b), ("new", new, n)) if not a and f["status"].eq("ok").any()]
+    if untested:
+        notes.append(f"accuracy not compared: no test accuracy recorded in {' and '.join(untested)}")
     common = sorted(set(b) & set(n))
     if not common:
         if b and n:

@@ -692,3 +692,12 @@ def test_history_marks_a_case_run_with_other_seeds_than_the_run_before():
     runs = {name: _labelled(_frame(accs, times), None) for name, accs in (("1", [0.9, 0.91]), ("2", [0.9]))}
     runs["3"] = _labelled(_frame([0.9], times), None)
     assert [(c.run_id, c.what) for c in settings_changes(runs)] == [("2", "seeds 0,1→0")]
+
+
+def test_trials_that_ended_ok_without_a_test_accuracy_are_noted():
+    times = [1.0, 1.0, 1.0]
+    untested = _frame([0.9, 0.91], times).assign(test_acc=float("nan"))
+    (case,) = compare_frames(_frame([0.9, 0.91], times), untested)
+    assert case.acc_verdict == "n/a" and "accuracy not compared: no test accuracy recorded in new" in case.note
+    failed = _frame([0.9, 0.91], times).assign(status="failed", test_acc=float("nan"))  # said by the trials' note
+    assert "accuracy not compared" not in compare_frames(_frame([0.9, 0.91], times), failed)[0].note

@@ -827,6 +827,14 @@ def test_the_reports_history_gives_an_accuracy_regression_its_difference_verdict
     assert "<td>regression</td>" in row and "-5.40*" in row and "optimizer.lr 0.01→0.5" in row, row
 
 
+def test_a_metric_for_the_history_of_one_run_is_refused_as_changing_nothing(tmp_path, capsys):
+    """One run has no history: --metric was accepted and changed nothing in its page."""
+    run_dir = _write_run(tmp_path, "run-0", "2026-01-01")
+    assert main(["report", str(run_dir), "--metric", "test_acc"]) == 2
+    assert "Expected --metric with several runs or a folder of runs" in capsys.readouterr().err
+    assert not (run_dir / "report.html").exists()
+
+
 @needs_matplotlib
 def test_the_history_plot_of_many_series_keeps_its_legend_inside_the_figure_and_off_the_data():
     """Sixty series of a real history: the legend covered the data and ran off the figure's top, and past nine
