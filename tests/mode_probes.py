@@ -143,3 +143,15 @@ def step_traces(
         backend.train_epoch("train", batches, np.full(len(batches), optimizer.lr, np.float32), first_step=step)
         step += len(batches)
     return backend._split_steps["train"].experimental_get_tracing_count()
+
+
+def dynamo_caches_around_a_compiled_backend(name: str) -> tuple[int, int]:
+    """(code objects Dynamo has seen after an earlier trial's compiled function ran, then after a new backend with
+    --torch-compile was made in the same process, as in a warm worker). Torch only."""
+    import torch
+    from torch._dynamo import convert_frame
+
+    torch.compile(lambda x: x + 1, backend="eager")(torch.ones(1))
+    before = len(convert_frame.input_codes.seen)
+    load_backend(name, RuntimeOptions(torch_compile=True))
+    return before, len(convert_frame.input_codes.seen)

@@ -457,3 +457,10 @@ def test_the_scheduling_benchmark_refuses_zero_trials_before_starting_anything(f
         timeout=120,
     )
     assert done.returncode == 2 and f"Expected {flag} >= 1. Received: 0." in done.stderr, done.stderr
+
+
+def test_a_compiled_trial_in_a_warm_worker_starts_from_empty_dynamo_caches(workers):
+    """A warm worker's earlier trial left its compiled graphs in Dynamo's caches: the next compiled trial's warm-up
+    could skip the tracing it is meant to hold."""
+    before, after = workers["torch"](probes.dynamo_caches_around_a_compiled_backend)
+    assert before > 0 and after == 0

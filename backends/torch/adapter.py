@@ -61,6 +61,8 @@ class TorchBackend:
         # torch allows TF32 in cuDNN convolutions by default but not in matmuls, TensorFlow in both: set, not inherited.
         torch.backends.cuda.matmul.allow_tf32 = runtime.tf32
         torch.backends.cudnn.allow_tf32 = runtime.tf32
+        if runtime.torch_compile:  # a warm worker's earlier trial left its graphs in Dynamo's caches: compile afresh
+            torch._dynamo.reset()
         # What this process can do: the declaration, less a GPU this machine does not have.
         self.capabilities = CAPABILITIES if torch.cuda.is_available() else CAPABILITIES - {"gpu"}
         self._data: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
