@@ -418,19 +418,19 @@ def check_something_to_resume(run_file: RunFile, run_dir: Path) -> None:
     record, run_id = run_file.record, run_dir.name
     if record.status != "finished":
         return
-    searched = run_file.plan.search is not None
-    if searched and not resumable_failures(read_parts(run_dir), run_file.plan.search):
+    if resumable_failures(read_parts(run_dir), run_file.plan.search):
+        return
+    if run_file.plan.search is not None:
         raise InputError(
             f"Expected an interrupted search, or a finished one whose final stage has failed trials. Received: "
             f"{run_id!r} finished at {record.finished} with none, its best configs chosen from the samples that "
             "ended; nothing to resume (a finished search is not reopened). Start a new `xfbench tune` to search again."
         )
-    if not searched and not failed_trials(read_parts(run_dir)):
-        raise InputError(
-            f"Expected an interrupted run, or a finished one with failed trials. Received: {run_id!r} finished at "
-            f"{record.finished} with none (a diverged trial, and one skipped for a diverged backbone, would end so "
-            "again); nothing to resume. Start a new run to measure again."
-        )
+    raise InputError(
+        f"Expected an interrupted run, or a finished one with failed trials. Received: {run_id!r} finished at "
+        f"{record.finished} with none (a diverged trial, and one skipped for a diverged backbone, would end so "
+        "again); nothing to resume. Start a new run to measure again."
+    )
 
 
 def resume(
