@@ -1,12 +1,16 @@
-"""Training-batch augmentation as the lessons' CIFAR training uses it: a random crop of the image padded with zeros,
+"""Training-batch augmentation as the lessons' CIFAR training uses it: a random crop of the image padded with black,
 and a random horizontal flip (torchvision's ``RandomCrop(size, padding=p)`` then ``RandomHorizontalFlip()``).
 
 The harness draws every random choice, in numpy, from the trial seed: one crop offset and one flip per training
 sample per epoch (:func:`epoch_draws`), so a sample's augmentation does not depend on the batch it lands in. Each
-batch's choices become two index arrays (:class:`CropFlip`): the rows and the columns of the zero-padded image that
-make up the output, a flipped sample's columns in reverse. Every backend applies them the same way, by zero padding
-and two gathers (no arithmetic), so the augmented pixels are identical bit for bit; :func:`augment_reference` is
-that computation in numpy, the tests' reference.
+batch's choices become two index arrays (:class:`CropFlip`): the rows and the columns of the padded image that make
+up the output, a flipped sample's columns in reverse. Every backend applies them the same way, by padding each
+channel with its constant and two gathers (no arithmetic), so the augmented pixels are identical bit for bit;
+:func:`augment_reference` is that computation in numpy, the tests' reference.
+
+The padding is black, as torchvision pads the pixels before ``Normalize``: in the dataset's stored values that is
+0 for pixels scaled to [0, 1] (digits, MNIST, Fashion-MNIST), and -mean / std per channel for CIFAR-10, stored
+standardised (``Dataset.black_pixel``; zeros would be the training set's mean colour there).
 
 Augmentation is applied to the images as the dataset stores them (before the input pipeline's resize, channel
 replication and normalisation, as torchvision's transforms run on the stored image before ``Normalize``), to
@@ -28,7 +32,7 @@ DEFAULT_CROP_PADDING = 4  # the lessons' CIFAR-10 value (32x32 images)
 
 @dataclass(frozen=True)
 class AugmentConfig:
-    crop_padding: int = 0  # > 0: pad each side with this many zero pixels, crop back to the size at a random offset
+    crop_padding: int = 0  # > 0: pad each side with this many black pixels, crop back to the size at a random offset
     flip: bool = False  # mirror left-right with probability 1/2
 
     def __post_init__(self) -> None:
@@ -89,11 +93,16 @@ def check_augment(config: AugmentConfig, data_shape: tuple[int, ...]) -> None:
 
 @dataclass(frozen=True)
 class CropFlip:
-    """One batch's augmentation as index arrays into its zero-padded images (int64: torch's gather needs them)."""
+    """One batch's augmentation as index arrays into its padded images (int64: torch's gather needs them)."""
 
     padding: int
     rows: np.ndarray  # (n, H): output row i of sample k is row rows[k, i] of the padded image
     cols: np.ndarray  # (n, W): output column j of sample k is column cols[k, j] (reversed when flipped)
+    fill: tuple[float, ...] = ()  # the padding's value per channel (float32 values); (): zeros
+
+    @property
+    def fills_zeros(self) -> bool:
+        return not any(self.fill)
 
 
 @dataclass(frozen=True)
@@ -103,19 +112,23 @@ class EpochAugment:
     padding: int
     offsets: np.ndarray  # (N, 2) int64: the crop's top-left corner in the padded image, per sample
     flips: np.ndarray  # (N,) bool
+    fill: tuple[float, ...] = ()  # the padding's value per channel: the stored black pixel; (): zeros
 
     def view(self, batch: np.ndarray, height: int, width: int) -> CropFlip:
         offsets, flips = self.offsets[batch], self.flips[batch]
         rows = offsets[:, :1] + np.arange(height, dtype=np.int64)[None, :]
         columns = np.where(flips[:, None], np.arange(width - 1, -1, -1), np.arange(width)[None, :])
-        return CropFlip(self.padding, rows, offsets[:, 1:] + columns.astype(np.int64))
+        return CropFlip(self.padding, rows, offsets[:, 1:] + columns.astype(np.int64), self.fill)
 
     def views(self, batches: Sequence[np.ndarray], height: int, width: int) -> list[CropFlip]:
         return [self.view(b, height, width) for b in batches]
 
 
-def epoch_draws(config: AugmentConfig, seed: int, epoch: int, num_samples: int) -> EpochAugment | None:
+def epoch_draws(
+    config: AugmentConfig, seed: int, epoch: int, num_samples: int, fill: tuple[float, ...] = ()
+) -> EpochAugment | None:
     """The crop offsets and flips of one epoch, a pure function of (seed, epoch, sample index); None when off.
+    ``fill``: the padding's value per channel, the data's black pixel (``Dataset.black_pixel``); (): zeros.
 
     Crops and flips come from separate streams, so turning one on or off leaves the other's draws unchanged."""
     if not config.active:
@@ -126,12 +139,17 @@ def epoch_draws(config: AugmentConfig, seed: int, epoch: int, num_samples: int) 
         flips = np.random.default_rng([seed, epoch, AUGMENT_FLIP_STREAM]).random(num_samples) < 0.5
     else:
         flips = np.zeros(num_samples, dtype=bool)
-    return EpochAugment(config.crop_padding, offsets.astype(np.int64), flips)
+    return EpochAugment(config.crop_padding, offsets.astype(np.int64), flips, tuple(fill))
 
 
 def augment_reference(x: np.ndarray, view: CropFlip) -> np.ndarray:
-    """A batch ``x`` (NHWC) augmented as every backend must do it: zero padding, then gathering rows and columns."""
+    """A batch ``x`` (NHWC) augmented as every backend must do it: each channel padded with its fill, then gathering
+    rows and columns."""
     p = view.padding
-    padded = np.pad(x, ((0, 0), (p, p), (p, p), (0, 0)))
+    fill = view.fill or (0.0,) * x.shape[3]
+    padded = np.concatenate(
+        [np.pad(x[..., c : c + 1], ((0, 0), (p, p), (p, p), (0, 0)), constant_values=f) for c, f in enumerate(fill)],
+        axis=3,
+    )
     samples = np.arange(len(x))[:, None, None]
     return padded[samples, view.rows[:, :, None], view.cols[:, None, :]]

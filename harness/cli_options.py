@@ -228,7 +228,7 @@ OVERRIDE_OPTIONS: tuple[tuple[str, tuple[Option, ...]], ...] = (
         Option(
             "--augment",
             "augment",
-            "training batches: crop (zero padding 4, random crop back), crop:N, flip, none; e.g. crop,flip",
+            "training batches: crop (black padding 4, random crop back), crop:N, flip, none; e.g. crop,flip",
             augment_option,
         ),
         Option(

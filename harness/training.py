@@ -55,6 +55,7 @@ class PhasePlan:
     epoch_offset: int = 0  # epochs this model trained in earlier phases, on the same data: steps count on from them
     inject_step_delay_s: float = 0.0  # test-only slowdown (RuntimeOptions.inject_step_delay_s)
     augment: AugmentConfig = field(default_factory=AugmentConfig)  # training batches only
+    pad_fill: tuple[float, ...] = ()  # what a random crop pads with per channel: the data's black pixel; (): zeros
 
 
 def prepare_data(backend: Backend, dataset: Dataset) -> None:
@@ -87,7 +88,7 @@ def train_phase(
         lrs = lr_at(s, plan.base_lr, steps, total_steps, plateau.scale if plateau else 1.0).astype(np.float32)
         momenta = momentum_at(s, steps, total_steps)
         # Drawn before the timer starts, like the batch order: the host's share of augmentation is not step time.
-        augment = epoch_draws(plan.augment, plan.seed, epoch, num_train)
+        augment = epoch_draws(plan.augment, plan.seed, epoch, num_train, plan.pad_fill)
         start = time.perf_counter()
         momenta32 = None if momenta is None else momenta.astype(np.float32)
         first_step = (plan.epoch_offset + local_epoch - 1) * steps_per_epoch  # since the build: earlier phases too

@@ -25,7 +25,7 @@ def crop_flip(name: str, x: np.ndarray, augment: EpochAugment, batch: np.ndarray
 
     from backends.tensorflow.augment import crop_flip as tf_crop_flip
 
-    step = tf.function(lambda xb, rows, cols: tf_crop_flip(xb, rows, cols, view.padding))
+    step = tf.function(lambda xb, rows, cols: tf_crop_flip(xb, rows, cols, view.padding, view.fill))
     return step(tf.constant(x[batch]), view.rows, view.cols).numpy()
 
 

@@ -1,4 +1,4 @@
-"""Training-batch augmentation (random crop from a zero-padded image, horizontal flip): drawn by the harness from
+"""Training-batch augmentation (random crop from an image padded with black, horizontal flip): drawn by the harness from
 the trial seed, applied by every backend as padding and gathers, so the augmented pixels and the training they
 feed are identical across backends."""
 
@@ -98,16 +98,25 @@ def test_the_reference_pads_with_zeros_crops_and_mirrors():
     view = dataclasses.replace(draws, offsets=np.array([[1, 2]]), flips=np.array([True])).view(np.array([0]), 3, 3)
     # the crop at rows 0-2, columns 1-3 of the padded image is [[2, 3, 0], [5, 6, 0], [8, 9, 0]], then mirrored
     assert augment_reference(x, view)[0, :, :, 0].tolist() == [[0, 3, 2], [0, 6, 5], [0, 9, 8]]
+    # a dataset stored standardised pads each channel with its black pixel, not 0 (its mean colour)
+    two = np.concatenate([x, -x], axis=3)
+    view = dataclasses.replace(draws, offsets=np.array([[0, 0]]), flips=np.array([False]), fill=(-1.5, 2.0))
+    padded = augment_reference(two, view.view(np.array([0]), 3, 3))
+    assert padded[0, :, :, 0].tolist() == [[-1.5, -1.5, -1.5], [-1.5, 1, 2], [-1.5, 4, 5]]
+    assert padded[0, :, :, 1].tolist() == [[2, 2, 2], [2, -1, -2], [2, -4, -5]]
 
 
-def test_every_backend_augments_a_batch_bit_for_bit(workers):
-    # Non-square images with two channels (a swapped axis shows), negative values (padding must be +0.0, not -0.0).
+@pytest.mark.parametrize("fill", [(), (np.float32(-1.9887).item(), np.float32(0.25).item())])
+def test_every_backend_augments_a_batch_bit_for_bit(workers, fill):
+    # Non-square images with two channels (a swapped axis shows), negative values (padding must be +0.0, not -0.0),
+    # and padding of zeros or of a black pixel per channel (a dataset stored standardised, as CIFAR-10 is).
     x = np.random.default_rng(3).normal(size=(40, 7, 9, 2)).astype(np.float32)
-    draws = epoch_draws(AugmentConfig(crop_padding=3, flip=True), 5, 2, len(x))
+    draws = epoch_draws(AugmentConfig(crop_padding=3, flip=True), 5, 2, len(x), fill)
     assert draws is not None
     batch = epoch_batches(len(x), 16, 5, 2)[0]
     expected = augment_reference(x[batch], draws.view(batch, 7, 9))
-    assert (expected == 0).any() and draws.flips[batch].any() and not draws.flips[batch].all()
+    padding = np.isin(expected, np.float32(fill or 0.0)).all(axis=3)  # every channel its fill: no pixel of x
+    assert padding.any() and draws.flips[batch].any() and not draws.flips[batch].all()
     for backend in ("torch", "tensorflow"):
         out = workers[backend](probes.crop_flip, x, draws, batch)
         assert out.shape == expected.shape and np.array_equal(out.view(np.uint32), expected.view(np.uint32)), backend
@@ -140,14 +149,26 @@ def test_every_tensorflow_mode_trains_on_the_same_augmented_batches(workers, dig
     spec = build_spec("cnn_small", digits.input_shape, digits.num_classes)
     weights = initial_weights(spec, "he_normal", 0)
     batches = epoch_batches(len(digits.y_train), 32, 0, 1)[:10]
-    draws = epoch_draws(CROP_FLIP, 0, 1, len(digits.y_train))
+    # padded with a black pixel that is not 0, as a dataset stored standardised has it: every mode pads with it
+    draws, zeros = (epoch_draws(CROP_FLIP, 0, 1, len(digits.y_train), fill) for fill in ((-0.75,), ()))
     args = (spec, weights, (digits.x_train, digits.y_train), batches)
     custom, mode = (
         workers["tensorflow"](probes.train_augmented, RuntimeOptions(threads=1, tf_mode=m), *args, draws)
         for m in ("custom", tf_mode)
     )
-    plain = workers["tensorflow"](probes.train_augmented, RuntimeOptions(threads=1), *args, None)
-    assert max_abs_diff(custom, mode) < 1e-5 < max_abs_diff(custom, plain)
+    padded_with_zeros = workers["tensorflow"](probes.train_augmented, RuntimeOptions(threads=1), *args, zeros)
+    assert max_abs_diff(custom, mode) < 1e-5 < max_abs_diff(custom, padded_with_zeros)
+
+
+def test_a_trial_pads_its_crops_with_its_datas_black_pixel(digits):
+    from harness.strategies import StrategyContext
+    from harness.strategies.scratch import phase_plan
+
+    trial = TrialConfig("scratch", "cnn_small", "digits", "torch", 0, 2, augment=CROP_FLIP)
+    standardised = dataclasses.replace(digits, pixel_stats=((120.0,), (60.0,)))  # as CIFAR-10 is stored
+    for data, black in ((standardised, (-2.0,)), (digits, (0.0,))):
+        context = StrategyContext(config=trial, backend=None, dataset=data, sink=print)  # type: ignore[arg-type]
+        assert phase_plan(context, "train", 2).pad_fill == black == data.black_pixel
 
 
 @pytest.mark.parametrize("name", ["imagenet_transfer_smoke", "imagenet_transfer_quick", "imagenet_transfer"])

@@ -359,9 +359,15 @@ def test_cifar10_binary_folder_layout_and_train_only_standardisation(tmp_path):
         assert np.abs(got - (images(raw) - mean) / std).max() <= 1e-6  # float32 rounding of values within ±2
     assert np.array_equal(ds.y_test, test[:, 0])
     assert np.abs(ds.x_test - (images(test) - mean) / std).max() <= 1e-6  # its own statistics would be ~1e-2 off
+    # a random crop pads black as torchvision pads the pixels before Normalize: each channel's stored 0 byte, bit for
+    # bit (zeros would be the training set's mean colour)
+    black = images(train[:294]) == 0
+    for channel in range(3):
+        stored = ds.x_train[..., channel][black[..., channel]]
+        assert stored.size and (stored == np.float32(ds.black_pixel[channel])).all() and ds.black_pixel[channel] < -1
     # pretrained weights take the pixels / 255 instead (their own normalisation follows): restored bit for bit
     pixels = unit_range_pixels(ds)
-    assert pixels.normalization == "pixels / 255" and pixels.pixel_stats is None
+    assert pixels.normalization == "pixels / 255" and pixels.pixel_stats is None and pixels.black_pixel == (0.0,) * 3
     for got, raw in ((pixels.x_train, train[:294]), (pixels.x_val, train[294:]), (pixels.x_test, test)):
         assert got.dtype == np.float32 and np.array_equal(got, images(raw).astype(np.float32) / np.float32(255))
 

@@ -213,10 +213,17 @@ class TensorFlowBackend:
             batch_step(tf.gather(x_all, idx), tf.gather(y_all, idx), lr, momentum, keys)
 
         def augmented_step(
-            x_all: tf.Tensor, y_all: tf.Tensor, rows: tf.Tensor, cols: tf.Tensor, padding: int, size: int | None = None
+            x_all: tf.Tensor,
+            y_all: tf.Tensor,
+            rows: tf.Tensor,
+            cols: tf.Tensor,
+            padding: int,
+            fill: tuple[float, ...],
+            size: int | None = None,
         ) -> None:
             idx, lr, momentum, keys = epoch.next(size)
-            batch_step(crop_flip(tf.gather(x_all, idx), rows, cols, padding), tf.gather(y_all, idx), lr, momentum, keys)
+            xb = crop_flip(tf.gather(x_all, idx), rows, cols, padding, fill)
+            batch_step(xb, tf.gather(y_all, idx), lr, momentum, keys)
 
         self._augmented_step = compile_step(augmented_step, self.runtime)
         # Model.fit compiles the batch step itself (the gather runs in its tf.data pipeline).
@@ -255,14 +262,14 @@ class TensorFlowBackend:
         else:
             each: Sequence[CropFlip | None] = views if views is not None else [None] * len(batches)
             if views and not self.runtime.jit_compile:  # XLA compiles one step per batch length instead
-                crop = (any_batch(views[0].rows), any_batch(views[0].cols), views[0].padding)
+                crop = (any_batch(views[0].rows), any_batch(views[0].cols), views[0].padding, views[0].fill)
                 trace_for_any_batch(self._augmented_step, exactly(x), exactly(y), *crop)
             sizes = batch_sizes(batches, self.runtime)  # None but under XLA
             for view, size in zip(each, sizes, strict=True):
                 if view is None:
                     step(size)
                 else:  # the crop's and flip's index arrays, gathered in the same compiled step
-                    self._augmented_step(x, y, view.rows, view.cols, view.padding, size)
+                    self._augmented_step(x, y, view.rows, view.cols, view.padding, view.fill, size)
                 if self.record_lr_trace:
                     self.lr_trace.append(float(self._optimizer.lr.numpy()))
         count = sum(len(b) for b in batches)

@@ -229,11 +229,11 @@ class FitRunner:
             return (tf.gather(x, idx), tf.gather(y, idx), *rest)
 
         def augmented(idx: tf.Tensor, rows: tf.Tensor, cols: tf.Tensor, *rest: tf.Tensor) -> tuple[tf.Tensor, ...]:
-            return (crop_flip(tf.gather(x, idx), rows, cols, padding), tf.gather(y, idx), *rest)
+            return (crop_flip(tf.gather(x, idx), rows, cols, padding, fill), tf.gather(y, idx), *rest)
 
         slices: tuple = (ragged([b.astype(np.int32) for b in batches]),)
         if views is not None:  # each step's crop/flip index arrays travel with its index batch
-            padding = views[0].padding
+            padding, fill = views[0].padding, views[0].fill
             slices += (ragged([v.rows for v in views]), ragged([v.cols for v in views]))
         dataset = (
             tf.data.Dataset.from_tensor_slices((*slices, *per_step))

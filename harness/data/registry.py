@@ -66,6 +66,16 @@ class Dataset:
     def input_shape(self) -> tuple[int, ...]:
         return tuple(self.x_train.shape[1:])
 
+    @property
+    def black_pixel(self) -> tuple[float, ...]:
+        """A black pixel as the arrays store it, per channel: what a random crop pads with, as torchvision pads the
+        pixels before ``Normalize``. Zeros for pixels scaled to [0, 1]; -mean / std, rounded to float32 as the
+        images were (:func:`_standardize`), for a dataset stored standardised."""
+        channels = self.input_shape[-1] if len(self.input_shape) == 3 else 1
+        if self.pixel_stats is None:
+            return (0.0,) * channels
+        return tuple(float(np.float32((0.0 - m) / s)) for m, s in zip(*self.pixel_stats, strict=True))
+
     def split(self, name: str) -> tuple[np.ndarray, np.ndarray]:
         return {
             "train": (self.x_train, self.y_train),

@@ -35,7 +35,7 @@ HeadChoice = Literal["new", "fit", "as_trained"]
 
 
 def _plan(ctx: StrategyContext, phase: str, epochs: int, offset: int = 0) -> PhasePlan:
-    return phase_plan(ctx.config, phase, epochs, offset)
+    return phase_plan(ctx, phase, epochs, offset)
 
 
 def run_pretrain(ctx: StrategyContext) -> str:

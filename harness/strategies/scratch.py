@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from harness.config import TrialConfig
 from harness.data.registry import Dataset
 from harness.data.tasks import derive
 from harness.input_pipeline import transformed_shape, with_input_pipeline
@@ -35,7 +34,8 @@ def start_from_scratch(ctx: StrategyContext) -> tuple[Dataset, ModelSpec]:
     return data, spec
 
 
-def phase_plan(cfg: TrialConfig, phase: str, epochs: int, offset: int = 0) -> PhasePlan:
+def phase_plan(ctx: StrategyContext, phase: str, epochs: int, offset: int = 0) -> PhasePlan:
+    cfg = ctx.config
     return PhasePlan(
         phase=phase,
         epochs=epochs,
@@ -47,6 +47,7 @@ def phase_plan(cfg: TrialConfig, phase: str, epochs: int, offset: int = 0) -> Ph
         epoch_offset=offset,
         inject_step_delay_s=cfg.runtime.inject_step_delay_s,
         augment=cfg.augment,
+        pad_fill=ctx.dataset.black_pixel,  # a task's classes keep their dataset's pixels
     )
 
 
@@ -55,7 +56,7 @@ def run(ctx: StrategyContext) -> str:
     return train_phase(
         ctx.backend,
         len(data.y_train),
-        phase_plan(ctx.config, "train", ctx.config.epochs),
+        phase_plan(ctx, "train", ctx.config.epochs),
         ctx.sink,
         final_metrics=lambda b: final_metrics(ctx, b, data),
     )
