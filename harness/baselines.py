@@ -194,13 +194,36 @@ def run_state_warnings(base: LoadedRun, new: LoadedRun) -> list[str]:
     whose run.json is missing or unreadable says nothing of its state: no warning (compare needs only its rows)."""
     warnings = []
     for side, run in (("base", base), ("new", new)):
-        try:
-            status = read_run_json(run.path).get("status")
-        except InputError:
-            continue
-        if status in UNFINISHED_STATUSES:
+        status = unfinished_status(run)
+        if status:
             warnings.append(f"the {side} run {run.label} is {status}, not finished: its figures stop where it did")
     return warnings
+
+
+def unseen_cases_warning(new: LoadedRun, only_in_base: list[tuple[str, str]], failing: bool) -> str:
+    """The warning for cases (case, backend) the base has and an unfinished new run never got to; "" when there are
+    none. Not "no regression": the gate did not see them, so ``failing`` (--fail-on-regression) fails on them. A
+    finished run that lacks a case left it out of its suite: only in base, as documented, not warned of here."""
+    status = unfinished_status(new)
+    if not status or not only_in_base:
+        return ""
+    named = sorted(f"{case} [{backend}]" for case, backend in only_in_base)
+    said = ", ".join(named[:3]) + (f" and {len(named) - 3} more" if len(named) > 3 else "")
+    info = read_run_json(new.path)
+    finish = resume_command("tune" if info.get("kind") == "tune" else "run", new.path)
+    return f"the new run {new.label} is {status} before {len(named)} case(s) the base has ({said}): not compared" + (
+        f"; --fail-on-regression fails on them. Finish it with `{finish}`, then compare again" if failing else ""
+    )
+
+
+def unfinished_status(run: LoadedRun) -> str:
+    """``running`` or ``interrupted`` for a run that did not finish; "" for one that did, or whose run.json is missing
+    or unreadable (it says nothing of its state)."""
+    try:
+        status = read_run_json(run.path).get("status")
+    except InputError:
+        return ""
+    return str(status) if status in UNFINISHED_STATUSES else ""
 
 
 # What `history` and a report's history section can follow over runs (steady medians, mean test accuracy).

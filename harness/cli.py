@@ -269,7 +269,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from harness.baselines import environment_warnings, run_state_warnings
+    from harness.baselines import environment_warnings, run_state_warnings, unseen_cases_warning
     from harness.compare import Thresholds, compare_frames
     from harness.reporting import comparison_markdown, nothing_compared, print_comparison
 
@@ -280,6 +280,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
     base, new = _load_compared_runs(args.base, args.new, results_dir)
     warnings = environment_warnings(base.environment, new.environment) + run_state_warnings(base, new)
     rows = compare_frames(base.frame, new.frame, thresholds)
+    unseen = unseen_cases_warning(
+        new, [(r.case, r.backend) for r in rows if r.only_in == "base"], args.fail_on_regression
+    )
+    warnings += [unseen] if unseen else []
     print_comparison(base, new, rows, warnings, thresholds)
     if args.markdown:
         Path(args.markdown).write_text(comparison_markdown(rows, base.label, new.label, warnings, thresholds))
@@ -290,7 +294,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         )
         print(textwrap.fill(warning, shutil.get_terminal_size().columns, break_on_hyphens=False), file=sys.stderr)
         return 1 if args.fail_on_regression else 0
-    return 1 if regressed and args.fail_on_regression else 0
+    return 1 if (regressed or unseen) and args.fail_on_regression else 0
 
 
 def _load_compared_runs(base: str, new: str, results_dir: Path) -> tuple[Any, Any]:

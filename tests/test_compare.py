@@ -254,6 +254,32 @@ def test_a_tune_runs_search_samples_are_neither_compared_nor_trended(runs, capsy
     assert "Received: none there." in capsys.readouterr().err
 
 
+def test_a_gate_fails_on_cases_an_unfinished_new_run_never_got_to(runs, capsys, tmp_path):
+    """An interrupted new run without the torch case read "0 regression(s)" and passed --fail-on-regression: the
+    case is only in base, as a case a finished run left out of its suite is (that still passes)."""
+    root, honest_a, honest_b = runs
+    partial = tmp_path / "partial"
+    shutil.copytree(honest_b, partial)
+    frame = pd.read_parquet(partial / "results.parquet")
+    frame[frame["backend"] != "torch"].to_parquet(partial / "results.parquet", index=False)
+    info = json.loads((partial / "run.json").read_text())
+    argv = ["compare", str(honest_a), str(partial), "--results-dir", str(root)]
+    for status, gate in (("interrupted", 1), ("finished", 0)):
+        (partial / "run.json").write_text(json.dumps({**info, "status": status}))
+        assert main([*argv, "--fail-on-regression"]) == gate
+        out = " ".join(capsys.readouterr().out.split())
+        assert "0 regression(s) in 1 case(s) run by both" in out and "only in base" in out
+        unseen = f"the new run {partial} is interrupted before 1 case(s) the base has ("
+        assert (unseen in out) == (status == "interrupted"), out
+    (partial / "run.json").write_text(json.dumps({**info, "status": "interrupted"}))
+    assert main(argv) == 0  # no gate asked for: said, not failed
+    out = " ".join(capsys.readouterr().out.split())
+    assert unseen in out and "[torch]): not compared" in out and "--fail-on-regression fails" not in out
+    assert main([*argv, "--fail-on-regression"]) == 1
+    finish = f"Finish it with `xfbench run --resume partial --results-dir {tmp_path}`, then compare again"
+    assert finish in " ".join(capsys.readouterr().out.split())
+
+
 def test_diverged_trials_regress_a_gate_and_other_seeds_are_compared_on_those_both_have(runs, capsys, tmp_path):
     """A new run whose trials diverged has no accuracy or epoch time to compare: it was `0 regression(s)`, exit 0
     under --fail-on-regression, with the base's figures hidden too. And an average over seeds 0 and 1 against one
