@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import os
+import shlex
 import shutil
 import sys
 import textwrap
@@ -35,7 +36,7 @@ from harness.errors import InputError
 from harness.model_import import parse_model_ref
 from harness.model_table import ModelRequest, describe_model
 from harness.models import ModelOptions
-from harness.plan import ExecutionOptions, RunPlan
+from harness.plan import ExecutionOptions, RunPlan, resume_command
 from harness.planner import plan_run, plan_tune
 from harness.suites import SUITES
 from harness.user_files import check_output_file, writable_results_dir
@@ -213,8 +214,7 @@ def _finish(outcome: Any, args: argparse.Namespace) -> int:
     print_run_summary(outcome, args.format, search=outcome.search)  # compared with --reference, as summary.md
     if outcome.status == "interrupted":
         print(
-            f"interrupted: finish it with `xfbench {kind} --resume {outcome.run_id} --results-dir "
-            f"{outcome.run_dir.parent}`",
+            f"interrupted: finish it with `{resume_command(kind, outcome.run_dir)}`",
             file=sys.stderr,
         )
         return EXIT_INTERRUPTED
@@ -234,8 +234,8 @@ def _say_how_to_rerun_failures(outcome: Any, kind: str) -> None:
     if failed:
         print(
             f"{len(failed)} trial(s) failed{' after the search' if searched else ''}: rerun them alone (and any "
-            f"skipped for them{', the search kept as it ended' if searched else ''}) with `xfbench {kind} --resume "
-            f"{outcome.run_id} --results-dir {outcome.run_dir.parent}`",
+            f"skipped for them{', the search kept as it ended' if searched else ''}) with "
+            f"`{resume_command(kind, outcome.run_dir)}`",
             file=sys.stderr,
         )
 
@@ -408,7 +408,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         print(
             f"warning: {run_dir.name} is {exported.run_status}, not finished: its trials stop where it did (tag "
             "xfbench.run_status; its parent run ended KILLED). Export it again with --replace once "
-            f"`--resume {run_dir.name}` finished it.",
+            f"`--resume {shlex.quote(run_dir.name)}` finished it.",
             file=sys.stderr,
         )
     return 0

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -28,8 +29,9 @@ UNFINISHED_STATUSES = ("running", "interrupted")
 
 
 def resume_command(kind: str, run_dir: Path) -> str:
-    """The command that finishes the run in ``run_dir`` (``kind``: run or tune)."""
-    return f"xfbench {kind} --resume {run_dir.name} --results-dir {run_dir.parent}"
+    """The command that finishes the run in ``run_dir`` (``kind``: run or tune), quoted for a POSIX shell: a results
+    folder with a space in its path pastes as one argument (a plain path prints unchanged)."""
+    return f"xfbench {kind} --resume {shlex.quote(run_dir.name)} --results-dir {shlex.quote(str(run_dir.parent))}"
 
 
 LOCAL_ADDRESS = "local"  # Ray's spelling of a fresh instance of one's own, as --address

@@ -12,9 +12,9 @@ one Ray run while the other workers take the remaining tests; that worker sends 
 regressions) to the controller, which prints it and fails the session on a regression as without xdist.
 
 Before Ray starts, the trials go through the CLI's checks: the planner's overrides and capability fit at
-collection; the session's results folder, baseline and execution options once the cases are selected (bad input
-there is a usage error, exit 4, before any test runs); :func:`harness.preflight.preflight` before the run, case by
-case (a bad case fails with its reason, the others run).
+collection; the session's data folder, results folder, baseline and execution options once the cases are selected
+(bad input there is a usage error, exit 4, before any test runs); :func:`harness.preflight.preflight` before the run,
+case by case (a bad case fails with its reason, the others run).
 """
 
 from __future__ import annotations
@@ -464,24 +464,40 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     one case, or a skip mark on a module, leaves the other cases untrained (all of them trained before)."""
     state = session.config.stash[STATE_KEY]
     kept: set[str] = set()
+    cases = False  # any xfbench case selected, skipped ones included
     for item in session.items:
         callspec = getattr(item, "callspec", None)
         handle = callspec.params.get("xfbench_case") if callspec is not None else None
+        cases = cases or isinstance(handle, CaseHandle)
         if isinstance(handle, CaseHandle) and not _skipped_by_mark(item):
             kept.update(handle.trial_ids)
             state.case_groups.add(handle.trial_ids)
     state.wanted = {trial_id: trial for trial_id, trial in state.wanted.items() if trial_id in kept}
-    # A worker checks at its run (an exit there would crash it); a listing (--collect-only) contacts no cluster.
-    if state.wanted and not _xdist_worker(session.config) and not session.config.option.collectonly:
-        try:
+    if _xdist_worker(session.config):  # a worker checks at its run (an exit there would crash it)
+        return
+    try:
+        if cases:  # every case skipped too: a mistyped --data-dir left them "data not found" (exit 0)
+            _check_data_dir(session.config)
+        # a listing (--collect-only) contacts no cluster
+        if state.wanted and not session.config.option.collectonly:
             state.execution = _session_checks(session.config, list(state.wanted.values()))
-        except InputError as exc:  # before any test runs: `pytest tests suites` ran tests/ for 20 minutes first
-            raise pytest.UsageError(f"bad input, nothing was run: {_as_pytest_options(str(exc))}") from None
+    except InputError as exc:  # before any test runs: `pytest tests suites` ran tests/ for 20 minutes first
+        raise pytest.UsageError(f"bad input, nothing was run: {_as_pytest_options(str(exc))}") from None
+
+
+def _check_data_dir(config: pytest.Config) -> None:
+    """The CLI's check of --data-dir (and $XFBENCH_DATA): a folder. At collection a mistyped one only made the search
+    go on to the other roots (digits, built in, loaded anyway), and each case's preflight failed later, after the
+    session's other tests had run; a case whose data lay nowhere else was skipped as not found."""
+    from harness.data.registry import check_data_dir
+
+    check_data_dir(config.getoption("xfbench_data_dir"))
 
 
 def _session_checks(config: pytest.Config, trials: list[TrialConfig]) -> Any:
     """The CLI's checks of what the whole session's run needs, before any case: the results folder, the baseline,
-    the number of trials and the execution options (cluster, CPUs). The checked ExecutionOptions."""
+    the number of trials and the execution options (cluster, CPUs); --data-dir was checked before them
+    (:func:`_check_data_dir`). The checked ExecutionOptions."""
     from harness.baselines import expected_machine_key, resolve
     from harness.plan import ExecutionOptions
     from harness.preflight import check_execution

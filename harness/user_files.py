@@ -106,11 +106,12 @@ def with_rows(frame: pd.DataFrame, run_dir: Path) -> pd.DataFrame:
     """``frame``, the table of ``run_dir``, if it has rows: a run that finished no trial is bad input to a command
     that works on rows, named with how to get some."""
     if frame.empty:
+        from harness.plan import resume_command  # it reads run files through this module
+
         kind = read_run_json(run_dir).get("kind", "run") if (run_dir / "run.json").is_file() else "run"
         raise InputError(
             f"Expected a run with results rows. Received: {run_dir}, whose table has none (no trial of it finished). "
-            f"Pick another run, or finish this one: xfbench {kind} --resume {run_dir.name} --results-dir "
-            f"{run_dir.parent}."
+            f"Pick another run, or finish this one: {resume_command('tune' if kind == 'tune' else 'run', run_dir)}."
         )
     return frame
 

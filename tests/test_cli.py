@@ -1507,3 +1507,26 @@ def test_a_relative_data_folder_in_the_environment_exits_2_naming_the_absolute_o
     monkeypatch.delenv("XFBENCH_WEIGHTS", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", "cache")
     assert weights_home() == Path.home() / ".cache" / "xfbench" / "weights"
+
+
+def test_the_resume_commands_printed_at_a_run_end_quote_a_results_dir_with_a_space(tmp_path, monkeypatch, capsys):
+    """An interrupted run and a run with failed trials each print how to resume: a --results-dir with a space
+    printed a command that, pasted, split the path in two."""
+    import argparse
+    import shlex
+    from types import SimpleNamespace
+
+    import harness.reporting
+    import harness.runner
+    from harness.cli import _finish
+
+    monkeypatch.setattr(harness.reporting, "print_run_summary", lambda *_, **__: None)
+    monkeypatch.setattr(harness.runner, "resumable_failures", lambda *_: ["t1"])
+    run_dir = tmp_path / "my results" / "r1"
+    expected = ["xfbench", "run", "--resume", "r1", "--results-dir", str(run_dir.parent)]
+    args = argparse.Namespace(command="run", format="table")
+    for status in ("interrupted", "finished"):
+        outcome = SimpleNamespace(status=status, run_id="r1", run_dir=run_dir, search=None, frame=None, all_ok=False)
+        _finish(outcome, args)
+        printed = capsys.readouterr().err
+        assert shlex.split(printed.split("`")[1]) == expected, printed

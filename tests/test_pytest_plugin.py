@@ -132,6 +132,30 @@ def test_case(xfbench_case):
     result.stdout.fnmatch_lines(["*data for mnist not found*train-images-idx3-ubyte*"])
 
 
+def test_a_data_dir_that_is_no_folder_is_a_usage_error_before_any_test_runs_as_the_cli_refuses_it(pytester, tmp_path):
+    """`pytest tests suites --data-dir /typo` ran the other tests, loaded digits (built in) from elsewhere and failed
+    every suite case at its preflight; a dataset found nowhere else was skipped as not found, exit 0. Refused now,
+    with the CLI's message, before any test runs (in this process: nothing trains)."""
+    from harness.data.registry import check_data_dir
+    from harness.errors import InputError
+
+    pytester.makepyfile(test_plain=PLAIN_TESTS, test_suite=SUITE_BY_NAME)
+    a_file = tmp_path / "train-images-idx3-ubyte"
+    a_file.write_bytes(b"")
+    for given, suites in (
+        (tmp_path / "typo", SUITE_BY_NAME),
+        (a_file, SUITE_BY_NAME),
+        (tmp_path / "typo", MNIST_SUITE),
+    ):
+        pytester.makepyfile(test_suite=suites)
+        with pytest.raises(InputError) as cli:
+            check_data_dir(str(given))  # what `xfbench run --data-dir` says, exit 2
+        result = pytester.runpytest("--backend", "torch", "--data-dir", str(given), "-p", "no:cacheprovider")
+        assert result.ret == pytest.ExitCode.USAGE_ERROR, result.stdout.str()
+        assert f"ERROR: bad input, nothing was run: {cli.value}" in result.stderr.str()
+        assert "passed" not in result.stdout.str() and "skipped" not in result.stdout.str()
+
+
 @pytest.mark.ray
 def test_a_case_trains_on_the_files_found_at_collection_when_the_data_paths_move_before_the_run(
     pytester, tmp_path, monkeypatch
