@@ -9,13 +9,13 @@ what it can do. Every check raises InputError with what was expected and what wa
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from harness.backbone import needs_trained_backbone
 from harness.backend import BACKENDS, fit_to_capabilities
-from harness.config import OPTIMIZERS, TrialConfig, case_label
+from harness.config import OPTIMIZERS, OptimizerConfig, TrialConfig, case_label
 from harness.data.registry import DATASETS
 from harness.errors import InputError
 from harness.model_import import parse_model_ref, trial_model, with_wanted_channels
@@ -24,11 +24,11 @@ from harness.plan import RUN_TITLE, TUNE_TITLE, RunPlan
 from harness.pretrained import with_weight_preprocessing
 from harness.scheduler import AshaSettings
 from harness.schedules import SCHEDULES, ScheduleConfig, settings_read_by
-from harness.search import Choice, SearchSpace, canonical_path
+from harness.search import Choice, SearchSpace, canonical_path, probe_values
 from harness.strategies import describe_strategies
 from harness.strategy_options import reads_path, unread_option_paths
 from harness.suites import SUITES, Suite, SuiteCase, case_trials, suite
-from harness.tuning import TunePlan, check_plan, search_base
+from harness.tuning import TunePlan, check_plan, pins_source_optimizer, search_base
 from harness.variant_overrides import check_variant_overrides
 from harness.weights import INITIALIZERS
 
@@ -202,11 +202,15 @@ def _selected_trials(selection: Selection, overrides: Mapping[str, Any]) -> tupl
     return trials, chosen.name
 
 
-def _check_settings_beside_a_searched_optimizer(overrides: Mapping[str, Any], space: SearchSpace) -> None:
+def _check_settings_beside_a_searched_optimizer(
+    overrides: Mapping[str, Any], space: SearchSpace, bases: Sequence[TrialConfig]
+) -> None:
     """A sampled optimizer starts from its own defaults (but for the rate and clipping), so a setting given for
     the base would reach some samples and not others: --weight-decay 1e-3 with optimizer=choice:momentum,adam
-    trained the adam samples without decay, as their rows recorded, and the comparison mixed the two."""
-    if "optimizer.name" not in {canonical_path(path) for path in space.paths}:
+    trained the adam samples without decay, as their rows recorded, and the comparison mixed the two. A case's own
+    setting (imagenet_transfer_smoke's weight decay 1e-4) splits them alike."""
+    searched = {canonical_path(path) for path in space.paths}
+    if "optimizer.name" not in searched:
         return
     dropped = sorted(
         path
@@ -216,13 +220,38 @@ def _check_settings_beside_a_searched_optimizer(overrides: Mapping[str, Any], sp
     if dropped:
         them = "it" if len(dropped) == 1 else "them"
         given = ", ".join(f"{path}={overrides[path]!r}" for path in dropped)
-        searched = " ".join(f"--space {path.removeprefix('optimizer.')}=choice:{overrides[path]}" for path in dropped)
+        spaces = " ".join(f"--space {path.removeprefix('optimizer.')}=choice:{overrides[path]}" for path in dropped)
         raise InputError(
             f"Expected no optimizer settings beside a searched optimizer but the rate and clipping: each sampled "
             f"optimizer starts from its own defaults. Received: {given}, which some samples would train with and "
-            f"others not. Search {them} too ({searched}: every sample then sets {them}, where its optimizer reads "
+            f"others not. Search {them} too ({spaces}: every sample then sets {them}, where its optimizer reads "
             f"{them}), or run one tune per optimizer."
         )
+    for base in bases:
+        own = _own_optimizer_settings(base, searched)
+        if own:
+            said = ", ".join(f"{name}={value!r}" for name, value in own.items())
+            raise InputError(
+                f"Expected cases whose optimizer has no settings of its own but the rate and clipping beside a "
+                f"searched optimizer: each sampled optimizer starts from its own defaults. Received: {base.case_id} "
+                f"sets {said} on {base.optimizer.name}, which its {base.optimizer.name} samples would train with and "
+                f"the others not. Search {'it' if len(own) == 1 else 'them'} too (--space NAME=choice:VALUE), leave "
+                "out the case, or run one tune per optimizer."
+            )
+
+
+def _own_optimizer_settings(base: TrialConfig, searched: set[str]) -> dict[str, Any]:
+    """The settings ``base``'s optimizer holds beyond its defaults that a change of optimizer drops (rate and
+    clipping stay), but for those ``searched`` (every sample sets them)."""
+    # compared resolved: a trial's optimizer holds its defaults filled in (momentum's 0.9)
+    own, defaults = base.optimizer.resolved(), OptimizerConfig(name=base.optimizer.name).resolved()
+    return {
+        f.name: getattr(own, f.name)
+        for f in dataclasses.fields(OptimizerConfig)
+        if f.name not in ("name", *KEPT_ON_OPTIMIZER_CHANGE)
+        and f"optimizer.{f.name}" not in searched
+        and getattr(own, f.name) != getattr(defaults, f.name)
+    }
 
 
 def _given_to_case(
@@ -234,15 +263,21 @@ def _given_to_case(
     try:
         return suite_case_trials(chosen, case, selection.backends, selection.seeds, overrides)
     except InputError as exc:
-        # the case's own settings at fault: valid alone, and the options valid on another case of the suite
+        # the case's own settings at fault: valid alone, the options valid on another case of the suite, and on this
+        # one without its settings (a case on the default schedule refuses --plateau-patience as any run does)
+        label = case_label(case.strategy, case.model, case.variant, case.dataset)
         if not _builds(chosen, case, selection, {}) or not any(
             _builds(chosen, other, selection, overrides) for other in chosen.cases if other is not case
         ):
             raise
+        if not _builds(chosen, SuiteCase(case.strategy, case.model, case.dataset, case.epochs), selection, overrides):
+            raise InputError(  # its settings are the defaults' here: the option is what it cannot take
+                f"{exc} (Case {label} of suite {chosen.name}, on the defaults there: an option given for a suite "
+                "reaches all its cases.)"
+            ) from None
         raise InputError(
-            f"{exc} (Case {case_label(case.strategy, case.model, case.variant, case.dataset)} of suite {chosen.name} "
-            "sets the other itself, and an option given for a suite reaches all its cases: leave this one out for "
-            "this suite.)"
+            f"{exc} (Case {label} of suite {chosen.name} sets the other itself, and an option given for a suite "
+            "reaches all its cases: leave this one out for this suite.)"
         ) from None
 
 
@@ -337,9 +372,15 @@ def plan_tune(selection: Selection, overrides: Mapping[str, Any], request: Searc
         unset = {path: value for path, value in overrides.items() if not path.startswith("schedule.")}
         check_cases_take_the_carrier(selected_trials(selection, unset)[0], carrier)
     trials, label = selected_trials(selection, {**overrides, "schedule.name": carrier} if carrier else overrides)
+    if chosen:  # every sample sets each searched path: as an option given for the suite, it must not erase variants
+        for path, domain in space.params:
+            for value in probe_values(domain):
+                check_variant_overrides(chosen, selection.backends, {canonical_path(path): value}, searched=True)
     bases = tuple(dict.fromkeys(search_base(replace(t, seed=0)) for t in trials))
     # A backbone strategy's base optimizer is also its backbone's (search_base pins it): given, it is read there.
-    pinned = any(needs_trained_backbone(b) for b in bases)
+    # Only where every base pins it: a scratch case beside (transfer_smoke's), or a case with a source optimizer of
+    # its own (imagenet_transfer_smoke's), would record the given value and train with the searched ones alone.
+    pinned = all(pins_source_optimizer(t) for t in trials)
     both = [
         path
         for path, _ in space.params
@@ -353,8 +394,8 @@ def plan_tune(selection: Selection, overrides: Mapping[str, Any], request: Searc
             + ", ".join(f"{p} in the search space and given as {overrides[canonical_path(p)]!r}" for p in both)
             + ". Drop the option, or take it out of --space."
         )
-    if not pinned:  # a backbone strategy's given optimizer trains its backbone, for every sample alike
-        _check_settings_beside_a_searched_optimizer(overrides, space)
+    # A pinned backbone trains with the given settings alike in every sample, but the head's samples split as well.
+    _check_settings_beside_a_searched_optimizer(overrides, space, bases)
     # a grid is exhaustive: one sample per point unless asked; a random search samples the suite's number (or 8)
     default_samples = 1 if request.algorithm == "grid" else chosen.search_samples if chosen else DEFAULT_SEARCH_SAMPLES
     search = TunePlan(

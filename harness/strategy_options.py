@@ -99,7 +99,16 @@ def _read_by(option: _StrategyOption, strategy: str, pretrained: bool) -> bool:
 
 
 def _reads(trial: TrialConfig, option: _StrategyOption) -> bool:
+    if option.path == "optimizer" and _backbone_has_its_own_optimizer(trial):
+        return False
     return _read_by(option, trial.strategy, uses_pretrained(trial))
+
+
+def _backbone_has_its_own_optimizer(trial: TrialConfig) -> bool:
+    """deep_features' optimizer trains nothing but its backbone, which a source optimizer of its own trains instead
+    (a suite case's, or a search's pinned one: harness.tuning.search_base): its optimizer is then read by nothing
+    (``--lr 0.05`` on imagenet_transfer_smoke was recorded on the deep_features rows, trained with Adam 1e-3)."""
+    return trial.strategy == "deep_features" and trial.transfer.source_optimizer is not None
 
 
 def unread_option_paths(strategy: str, pretrained: bool) -> tuple[str, ...]:

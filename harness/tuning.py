@@ -184,9 +184,14 @@ class TunePlan:
 def search_base(trial: TrialConfig) -> TrialConfig:
     """The base a search starts from: a backbone strategy's source optimizer is pinned, so sampling the
     target's optimizer never changes which shared backbone the trials start from."""
-    if needs_trained_backbone(trial) and trial.transfer.source_optimizer is None:
+    if pins_source_optimizer(trial):
         return replace(trial, transfer=replace(trial.transfer, source_optimizer=trial.optimizer))
     return trial
+
+
+def pins_source_optimizer(trial: TrialConfig) -> bool:
+    """A search of ``trial`` trains its backbone with the trial's own optimizer, as given (:func:`search_base`)."""
+    return needs_trained_backbone(trial) and trial.transfer.source_optimizer is None
 
 
 def check_plan(plan: TunePlan) -> None:

@@ -13,6 +13,7 @@ set differently (``--optimizer adam`` on ``fashion_quick``, whose two models eac
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -67,14 +68,14 @@ def _value_at(trial: TrialConfig, key: str) -> Any:
 
 
 def _differing(
-    group: list[TrialConfig], path: str, value: Any
+    group: list[TrialConfig], path: str, value: Any, given: Mapping[str, Any]
 ) -> tuple[TrialConfig, TrialConfig, dict[str, Any]] | None:
     """Two cases of the group that read ``path`` and set it differently where the override would make them alike,
     and what differs; None if it erases no difference (``--optimizer sgd`` on sgd variants apart in momentum keeps
     each one's momentum, as harness.overrides keeps a same-named optimizer's settings)."""
     # Only the cases the option can join: one it cannot (a variant's own XLA beside --tf-mode eager) is told with
     # that case when its trials are built; left in, its failure had hidden the variants the option erases.
-    readers = [(t, after) for t in group if reads_path(t, path) and (after := _overridden(t, path, value))]
+    readers = [(t, after) for t in group if reads_path(t, path) and (after := _overridden(t, path, value, given))]
     if not readers:
         return None
     first, first_after = readers[0]
@@ -89,26 +90,58 @@ def _differing(
     return None
 
 
-def _overridden(trial: TrialConfig, path: str, value: Any) -> TrialConfig | None:
-    """``trial`` with the option, or None where it cannot join the trial's own settings."""
-    try:
-        return apply_overrides(trial, {path: value})
-    except InputError:
-        return None
+def _overridden(trial: TrialConfig, path: str, value: Any, given: Mapping[str, Any]) -> TrialConfig | None:
+    """``trial`` with the option, or None where it cannot join the trial's own settings. An option that sets several
+    paths of one config together is applied with them where it is not valid alone: ``--piecewise`` sets the
+    schedule's name, boundaries and values, and its name alone (a piecewise schedule without rates) was refused,
+    so no case counted as reading it and every sched_* variant trained piecewise under its own label."""
+    parent = path.rpartition(".")[0]
+    together = {p: v for p, v in given.items() if parent and p.rpartition(".")[0] == parent}
+    for changes in ({path: value}, together):
+        try:
+            return apply_overrides(trial, changes)
+        except InputError:
+            continue
+    return None
 
 
-def check_variant_overrides(chosen: Suite, backends: Sequence[str], overrides: Mapping[str, Any]) -> None:
-    """InputError for an option given for the whole suite that would replace a setting its variants differ in."""
+def check_variant_overrides(
+    chosen: Suite, backends: Sequence[str], overrides: Mapping[str, Any], searched: bool = False
+) -> None:
+    """InputError for an option given for the whole suite that would replace a setting its variants differ in.
+    ``searched``: the options are a search space's values (``xfbench tune --space``), which every sample sets."""
     for path in overrides:
         field_hint(path)  # an unknown path is refused as everywhere else, before it is read here
     _check_class_splits(chosen, backends, overrides)
     groups = _variant_groups(chosen, backends)
     for path, value in overrides.items():
-        found = next((d for group in groups if (d := _differing(group, path, value))), None)
+        found = next((d for group in groups if (d := _differing(group, path, value, overrides))), None)
         if found and path in _ALLOCATION_PATHS:
             raise InputError(_allocation_refusal(chosen.name, path, *found))
         if found:
-            raise InputError(_refusal(chosen.name, path, value, *found))
+            raise InputError(_refusal(chosen.name, path, value, *found, searched=searched))
+    _check_named_settings(chosen, backends, overrides, searched)
+
+
+def _label_parts(variant: str) -> set[str]:
+    """The settings a variant label spells out: ``linear_svc@act2`` names a head and a feature layer."""
+    return set(re.split(r"[+@,]", variant)) - {""}
+
+
+def _check_named_settings(chosen: Suite, backends: Sequence[str], overrides: Mapping[str, Any], searched: bool) -> None:
+    """InputError for a suite-wide option that replaces a setting a case's variant label names by its value, the
+    case alone in its group included (``deep_features-cnn_small+linear_svc-digits`` with --sklearn-head rbf_svc
+    trained rbf_svc and reported it as the linear_svc case: a group of one has no sibling to differ from)."""
+    for case in (c for c in chosen.cases if c.variant):
+        trials = case_trials(case, chosen.name, tuple(backends), 1)
+        if not trials:
+            continue
+        for path, value in overrides.items():
+            own = _value_at(trials[0], path)
+            if isinstance(own, str) and own in _label_parts(case.variant) and reads_path(trials[0], path):
+                after = _overridden(trials[0], path, value, overrides)
+                if after is not None and _value_at(after, path) != own:
+                    raise InputError(_named_refusal(chosen.name, path, value, trials[0], own, searched))
 
 
 # The class splits a case may define (S4's A and B, transfer between digit halves): its label and the A -> B table
@@ -151,6 +184,26 @@ def _class_split_refusal(suite_name: str, path: str, value: Any, trial: TrialCon
     )
 
 
+def _named_refusal(suite_name: str, path: str, value: Any, trial: TrialConfig, own: str, searched: bool) -> str:
+    given, drop, flag = _given(path, value, searched)
+    return (
+        f"Expected options given for suite {suite_name} to leave the settings its case labels name. Received: "
+        f"{given}, but case {trial.case_id} is labelled by its {path}={own!r}: the rows would report the other "
+        f"setting under that label. {drop}, or run the case with your setting as a case of its own: --strategy "
+        f"{trial.strategy} --model {trial.model} --dataset {trial.dataset} {flag} ..."
+    )
+
+
+def _given(path: str, value: Any, searched: bool) -> tuple[str, str, str]:
+    """How the option was given, how to drop it, and its flag: ``--optimizer adam``, or a searched value."""
+    from harness.cli_options import override_flags  # it imports the planner, which imports this module
+
+    flag = override_flags([path])[0]
+    if searched:
+        return f"{path}={value!r} in the search space", f"Take {path} out of --space", flag
+    return (flag if isinstance(value, bool) else f"{flag} {_as_typed(value)}"), f"Drop {flag}", flag
+
+
 def _allocation_refusal(suite_name: str, path: str, a: TrialConfig, b: TrialConfig, differs: dict[str, Any]) -> str:
     from harness.cli_options import override_flags  # it imports the planner, which imports this module
 
@@ -163,16 +216,21 @@ def _allocation_refusal(suite_name: str, path: str, a: TrialConfig, b: TrialConf
     )
 
 
-def _refusal(suite_name: str, path: str, value: Any, a: TrialConfig, b: TrialConfig, differs: dict[str, Any]) -> str:
-    from harness.cli_options import override_flags  # it imports the planner, which imports this module
-
-    flag = override_flags([path])[0]
-    given = flag if isinstance(value, bool) else f"{flag} {_as_typed(value)}"  # a switch (--torch-compile): no value
+def _refusal(
+    suite_name: str,
+    path: str,
+    value: Any,
+    a: TrialConfig,
+    b: TrialConfig,
+    differs: dict[str, Any],
+    searched: bool = False,
+) -> str:
+    given, drop, flag = _given(path, value, searched)
     shown = lambda i: ", ".join(f"{k}={v[i]!r}" for k, v in sorted(differs.items()))  # noqa: E731
     return (
         f"Expected options given for suite {suite_name} to leave the settings that make its variants alone. "
         f"Received: {given}, but its cases set {path} differently: {a.case_id} has {shown(0)}, "
         f"{b.case_id} has {shown(1)}. Given for the whole suite it would replace each case's setting while the rows "
-        f"keep their variant labels. Drop {flag} to run the variants as the suite defines them, or run one case "
+        f"keep their variant labels. {drop} to run the variants as the suite defines them, or run one case "
         f"with its own options: --strategy {a.strategy} --model {a.model} --dataset {a.dataset} {flag} ..."
     )

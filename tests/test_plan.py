@@ -273,6 +273,13 @@ def test_epoch_counts_beyond_what_the_driver_can_hold_are_refused():
         ("speed_matrix", {"runtime.tf_mode": "custom"}, "Received: --tf-mode custom, but"),
         ("speed_matrix", {"runtime.jit_compile": True}, "Received: --jit-compile, but"),
         ("s1_alexnet", {"init": "he_normal"}, "scratch-alexnet-cifar10 has init='he_normal', scratch-alexnet+mxnet"),
+        # --piecewise sets a schedule's name, boundaries and values together; its name alone is no valid schedule,
+        # so no case counted as reading it, and every sched_* variant trained piecewise under its own label
+        (
+            "techniques_smoke",
+            {"schedule.name": "piecewise", "schedule.boundaries": (10, 20), "schedule.values": (0.1, 0.01, 0.001)},
+            "Received: --schedule piecewise, but its cases set schedule.name differently",
+        ),
     ],
 )
 def test_an_option_that_would_erase_what_tells_a_suites_variants_apart_is_refused(name, given, received):
@@ -312,6 +319,35 @@ def test_an_option_that_replaces_a_class_split_a_suites_case_defines_is_refused(
     plan_run(Selection(suite="fashion_ab"), {"task.classes": (6, 5)})  # the suite's own split, listed otherwise
     limited = plan_run(Selection(suite="transfer_smoke"), {"task.train_limit": 100}).trials
     assert {t.task.train_limit for t in limited} == {100}
+
+
+@pytest.mark.parametrize(
+    ("name", "case"),
+    [
+        ("transfer_smoke", "deep_features-cnn_small+linear_svc-digits"),
+        ("imagenet_transfer_smoke", "resnet18+linear_svc"),
+    ],
+)
+def test_an_option_that_replaces_the_setting_a_lone_cases_label_names_is_refused(name, case):
+    """The deep_features case alone in its group (no sibling to differ from) trained rbf_svc under its linear_svc
+    label with --sklearn-head rbf_svc. The head it already has, and options its label does not name, are kept."""
+    with pytest.raises(InputError, match=re.escape("is labelled by its transfer.sklearn_head='linear_svc'")) as refused:
+        plan_run(Selection(suite=name), {"transfer.sklearn_head": "rbf_svc"})
+    assert "leave the settings its case labels name. Received: --sklearn-head rbf_svc, but case" in str(refused.value)
+    assert case in str(refused.value)
+    with pytest.raises(InputError, match="labelled by its"):
+        check_variant_overrides(suite(name), ("torch", "tensorflow"), {"transfer.sklearn_head": "rbf_svc"})
+    same = plan_run(Selection(suite=name), {"transfer.sklearn_head": "linear_svc", "epochs": 1}).trials
+    assert {t.epochs for t in same} == {1}
+
+
+def test_an_option_a_default_case_of_a_suite_cannot_take_does_not_blame_the_cases_own_settings():
+    """--plateau-patience for techniques_smoke: opt_adam, on the default constant schedule, cannot take it, and the
+    refusal said the case "sets the other itself". It names the case and says it is on the defaults there."""
+    with pytest.raises(InputError, match="the constant schedule uses") as refused:
+        plan_run(Selection(suite="techniques_smoke"), {"schedule.patience": 1})
+    assert "of suite techniques_smoke, on the defaults there" in str(refused.value)
+    assert "sets the other itself" not in str(refused.value)
 
 
 def test_options_every_variant_shares_or_that_only_different_models_set_differently_are_kept():
@@ -386,3 +422,17 @@ def test_float64_for_a_suite_whose_cases_set_float64_batchnorm_themselves_is_tak
     given = {"runtime.precision": "float64", "runtime.bn_statistics": "float64"}
     with pytest.raises(InputError, match="Received: --bn-statistics float64 for scratch-convnet3-digits, in float64"):
         selected_trials(Selection(strategy="scratch", model="convnet3", dataset="digits"), given)
+
+
+def test_the_printed_resume_command_quotes_a_results_dir_with_a_space_and_leaves_a_plain_one_as_it_was(tmp_path):
+    """A --results-dir with a space printed a command that, pasted, gave xfbench two arguments for one path."""
+    import shlex
+    from pathlib import Path
+
+    from harness.plan import resume_command
+
+    spaced = tmp_path / "my results" / "run-1"
+    command = resume_command("tune", spaced)
+    assert shlex.split(command) == ["xfbench", "tune", "--resume", "run-1", "--results-dir", str(spaced.parent)]
+    plain = Path("/data/results/run-1")
+    assert resume_command("run", plain) == "xfbench run --resume run-1 --results-dir /data/results"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import replace
 
 import numpy as np
@@ -605,6 +606,63 @@ def test_schedule_settings_given_beside_a_searched_schedule_reach_the_samples_of
     # Not searched, the schedule keeps refusing what it would ignore.
     with pytest.raises(InputError, match="the constant schedule uses .none.. Received: patience=0"):
         plan_tune(selection, given, SearchRequest())
+
+
+@pytest.mark.parametrize(
+    ("argv", "received"),
+    [
+        # a backbone strategy: the given decay trains the pinned backbone alike, but the head's momentum samples with
+        # it and its adam samples without (it was skipped for any backbone strategy)
+        (
+            "--strategy feature_extraction --model cnn_small --dataset digits --classes 0,1,2,3,4 --source-classes "
+            "5,6,7,8,9 --weight-decay 0.001 --space optimizer=choice:momentum,adam",
+            "Received: optimizer.weight_decay=0.001, which some samples would train with and others not",
+        ),
+        # a case's own setting splits the samples alike
+        (
+            "--suite imagenet_transfer_smoke --space optimizer=choice:momentum,adam",
+            "Received: feature_extraction-resnet18-digits sets weight_decay=0.0001 on momentum",
+        ),
+        # the deep_features head reads no rate: every sample was the same trial
+        (
+            "--strategy deep_features --model cnn_small --dataset digits --space lr=choice:0.01,0.1",
+            "Expected only searched options that strategy deep_features reads",
+        ),
+        # the given rate reached no backbone (the case has a source optimizer of its own) and every sample replaced it
+        (
+            "--suite imagenet_transfer_smoke --lr 0.05 --space lr=choice:0.001,0.1",
+            "Received: optimizer.lr in the search space and given as 0.05",
+        ),
+        # every sample sets the optimizer: opt_adam's samples trained momentum under the Adam label
+        (
+            "--suite techniques_smoke --space optimizer=choice:momentum,adam",
+            "Received: optimizer.name='momentum' in the search space, but its cases set optimizer.name differently",
+        ),
+    ],
+)
+def test_a_tune_refuses_what_its_samples_would_record_and_not_train(argv, received):
+    from harness.cli_options import build_parser, overrides_from_args, search_request_from_args, selection_from_args
+    from harness.planner import plan_tune
+
+    args = build_parser().parse_args(["tune", *argv.split(), "--search", "grid"])
+    with pytest.raises(InputError, match=re.escape(received)):
+        plan_tune(selection_from_args(args), overrides_from_args(args), search_request_from_args(args))
+
+
+def test_a_deep_features_case_with_its_own_source_optimizer_reads_no_optimizer():
+    """--lr 0.05 for imagenet_transfer_smoke reached its deep_features rows, whose backbone trained with the case's
+    own Adam 1e-3 and whose head reads no rate: recorded, never used. The cases that train with it take it."""
+    from harness.planner import Selection, plan_run
+
+    trials = plan_run(Selection(suite="imagenet_transfer_smoke"), {"optimizer.lr": 0.05}).trials
+    assert {(t.strategy, t.optimizer.lr) for t in trials} == {
+        ("deep_features", 0.01),
+        ("feature_extraction", 0.05),
+        ("fine_tune", 0.05),
+    }
+    # without a source optimizer of its own, deep_features trains its backbone with it
+    smoke = plan_run(Selection(suite="transfer_smoke"), {"optimizer.lr": 0.05}).trials
+    assert {t.optimizer.lr for t in smoke if t.strategy == "deep_features"} == {0.05}
 
 
 def test_a_tune_with_a_diverged_sample_ends_ok_when_every_backend_had_an_ok_sample_re_run(tmp_path, capsys):
