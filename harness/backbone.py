@@ -1,7 +1,8 @@
 """Shared source models: one backbone per recipe, trained once, cached by content hash.
 
 A recipe is everything that determines a backbone's weights (model, source task, initializer, optimizer,
-epochs, batch size, seed, and the framework that trains it). Its key also holds the xfbench version, a digest of
+epochs, batch size, seed, and the framework that trains it); a model named by a spec file or a ``python:`` factory
+by its content too, not only its name. Its key also holds the xfbench version, a digest of
 the harness and backend source and the training framework's version (``harness.cachekeys``), so a cache written
 by other code is never reused. Every target trial whose recipe hashes the same starts from the same checkpoint
 file, whichever backend it runs on.
@@ -21,6 +22,7 @@ from harness.backend import honoured_runtime
 from harness.config import OptimizerConfig, RegularizationConfig, RuntimeOptions, TrialConfig
 from harness.data.tasks import TaskSpec
 from harness.input_pipeline import InputConfig
+from harness.model_import import model_content_key
 from harness.models import ModelOptions
 from harness.schedules import ScheduleConfig
 
@@ -31,6 +33,9 @@ NEEDS_BACKBONE = ("feature_extraction", "fine_tune", "freeze_early", "deep_featu
 @dataclass(frozen=True)
 class BackboneRecipe:
     model: str
+    # What the name leaves out: a spec file's or python: module's digest, the converting frameworks' versions
+    # (harness.model_import.model_content_key): a file edited in place is another backbone, not the cached one.
+    model_content: str
     model_options: ModelOptions
     dataset: str
     source_task: TaskSpec | None
@@ -81,6 +86,7 @@ def recipe_for(trial: TrialConfig) -> BackboneRecipe:
     if trial.strategy == PRETRAIN:
         return BackboneRecipe(
             trial.model,
+            model_content_key(trial.model),
             trial.model_options,
             trial.dataset,
             trial.task,
@@ -97,6 +103,7 @@ def recipe_for(trial: TrialConfig) -> BackboneRecipe:
     source_task = t.source_task if t.source_task is not None else trial.task
     return BackboneRecipe(
         trial.model,
+        model_content_key(trial.model),
         trial.model_options,
         trial.dataset,
         source_task,

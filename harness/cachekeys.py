@@ -1,19 +1,23 @@
 """What a cache key holds besides a recipe: the code and the framework that produced the cached artefact.
 
 A shared backbone or a feature file made by another xfbench version, by other harness/ or backends/ source, or
-by another framework version is not reused: all three are part of its key. They are computed on first use and
-once per process (no import side effects), and the framework's version comes from package metadata, so the
-driver never imports a framework to compute a key.
+by another framework version is not reused: all three are part of its key. The framework's version includes
+those of the distributions beside it that its models come from (keras next to tensorflow, torchvision next to
+torch: a backend's ``COMPANION_DISTRIBUTIONS``). They are computed on first use and once per process (no import
+side effects), and the versions come from package metadata, so the driver never imports a framework to compute
+a key.
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
+import importlib
+import importlib.metadata
 from pathlib import Path
 
 import harness
-from harness.backend import installed_framework_version
+from harness.backend import backend_entry, installed_framework_version
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SOURCE_DIRS = ("harness", "backends")  # the code that decides what a backbone or a feature file holds
@@ -29,10 +33,31 @@ def source_digest(root: Path = PROJECT_ROOT) -> str:
     return digest.hexdigest()[:16]
 
 
+def companion_versions(backend: str) -> str:
+    """The installed versions of the distributions beside ``backend``'s framework that its models come from
+    (keras: the importer, keras.applications, the .weights.h5 layout; torchvision: the architectures), from
+    package metadata as the framework's: another Keras under the same TensorFlow builds other models."""
+    capabilities = importlib.import_module(backend_entry(backend).capabilities_module)
+    return ", ".join(_distribution_version(d) for d in getattr(capabilities, "COMPANION_DISTRIBUTIONS", ()))
+
+
+def _distribution_version(distribution: str) -> str:
+    try:
+        return f"{distribution} {importlib.metadata.version(distribution)}"
+    except importlib.metadata.PackageNotFoundError:
+        return f"{distribution} not installed"
+
+
 def code_versions(backend: str) -> dict[str, str]:
-    """The versions a cached artefact made by ``backend`` depends on: xfbench's, its source's, the framework's."""
+    """The versions a cached artefact made by ``backend`` depends on: xfbench's, its source's, the framework's and
+    those of the libraries beside it (:func:`companion_versions`)."""
     framework = installed_framework_version(backend)
-    return {"xfbench": harness.__version__, "source": source_digest(), "framework": framework}
+    return {
+        "xfbench": harness.__version__,
+        "source": source_digest(),
+        "framework": framework,
+        "libraries": companion_versions(backend),
+    }
 
 
 def code_tag(backend: str) -> str:

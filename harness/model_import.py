@@ -178,18 +178,37 @@ def _python_source_digest(name: str) -> str:
     return file_digest(path)
 
 
+def _converting_backends(ref: ModelRef) -> list[str]:
+    """The backends whose importers may convert ``ref``: a user's factory may build any importing backend's model."""
+    if ref.kind in FRAMEWORK_PREFIXES:
+        return [FRAMEWORK_PREFIXES[ref.kind]]
+    return sorted(name for name, entry in REGISTRY.items() if entry.model_prefixes)
+
+
 def _request(ref: ModelRef, input_shape: tuple[int, ...], num_classes: int, seed: int) -> dict[str, object]:
-    # A user's factory may build any importing backend's model: its key holds all their framework versions.
-    importing = sorted(name for name, entry in REGISTRY.items() if entry.model_prefixes)
-    backends = [FRAMEWORK_PREFIXES[ref.kind]] if ref.kind in FRAMEWORK_PREFIXES else importing
     return {
         "ref": asdict(ref),
         "input_shape": list(input_shape),
         "num_classes": num_classes,
         "seed": seed,
-        "code": {b: cachekeys.code_versions(b) for b in backends},
+        "code": {b: cachekeys.code_versions(b) for b in _converting_backends(ref)},
         "source": _python_source_digest(ref.name) if ref.kind == "python" else "",
     }
+
+
+def model_content_key(model: str) -> str:
+    """What a cache keyed by a trial's ``--model`` text (a shared backbone's recipe) must hold besides that text, for
+    the forms whose text does not fix the network: a spec file's sha256 (the file edited under the same path is
+    another model), a ``python:`` module's source digest (as its conversion's key holds it) and, for it and a
+    framework model, the versions of the frameworks that convert it (another Keras builds another keras:NAME).
+    Empty for a zoo name: xfbench's own source, in every key already, defines it."""
+    ref = parse_model_ref(model)
+    if ref.kind == "zoo":
+        return ""
+    if ref.kind == "spec":
+        return f"spec {file_digest(Path(ref.name))}"
+    converters = " ".join(f"{b} {cachekeys.code_tag(b)}" for b in _converting_backends(ref))
+    return f"source {_python_source_digest(ref.name)}, {converters}" if ref.kind == "python" else converters
 
 
 # Runs ``harness.import_worker.main``'s argv in a process of the source framework: (exit status, output).

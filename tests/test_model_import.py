@@ -673,3 +673,79 @@ def test_only_library_folders_count_as_installed_not_the_prefixes_above_them():
     assert is_installed(Path(stdlib_module.__file__).resolve()) and is_installed(Path(np.__file__).resolve())
     for prefix in {sys.prefix, sys.base_prefix}:
         assert not is_installed(Path(prefix).resolve() / "my_nets.py")
+
+
+def test_a_torch_avgpool_with_a_divisor_override_or_padding_is_refused_and_a_plain_one_converts(tmp_path, monkeypatch):
+    """nn.AvgPool2d(2, divisor_override=1) sums each window: it converted as the spec's plain average (a
+    quarter of torch's output). The spec divides every whole window by its size, so another divisor, padding
+    (count_include_pad either way) and ceil_mode are refused, naming the option; count_include_pad without
+    padding changes nothing and converts."""
+    (tmp_path / "pools.py").write_text(
+        textwrap.dedent("""
+        from torch import nn
+
+
+        def net(pool, num_classes):
+            return nn.Sequential(pool, nn.Flatten(), nn.Linear(16, num_classes))
+
+
+        def summed(num_classes):
+            return net(nn.AvgPool2d(2, divisor_override=1), num_classes)
+
+
+        def padded(num_classes):
+            return net(nn.AvgPool2d(3, stride=2, padding=1, count_include_pad=False), num_classes)
+
+
+        def plain(num_classes):
+            return net(nn.AvgPool2d(2, count_include_pad=False), num_classes)
+        """)
+    )
+    monkeypatch.chdir(tmp_path)
+    cache = tmp_path / "cache"
+    for name in ("summed", "padded"):
+        with pytest.raises(UnsupportedModelError) as refused:
+            model_spec(f"python:pools:{name}", (8, 8, 1), 10, ModelOptions(), cache)
+        assert "AvgPool2d with padding, ceil_mode or divisor_override at '0'" in str(refused.value), name
+        assert "divisor_override=None" in str(refused.value), name
+    spec = model_spec("python:pools:plain", (8, 8, 1), 10, ModelOptions(), cache)
+    assert [type(layer).__name__ for layer in spec.layers] == ["AvgPool2D", "Flatten", "Dense"]
+
+
+def test_a_keras_leaky_relu_activation_imports_with_keras_slope(tmp_path):
+    """activation="leaky_relu" is keras.activations.leaky_relu, whose negative slope defaults to 0.2: it imported
+    with the spec's default 0.01 (torch's), and the TensorFlow backend's logits were not the Keras model's."""
+    script = textwrap.dedent("""
+        import json
+
+        import keras
+        import numpy as np
+
+        from backends.tensorflow import importer
+        from harness.backend import load_backend
+        from harness.config import RuntimeOptions
+
+        keras.utils.set_random_seed(0)
+        inputs = keras.Input((8, 8, 1))
+        x = keras.layers.Conv2D(4, 3, name="conv")(inputs)
+        x = keras.layers.Activation("leaky_relu", name="act")(x)
+        x = keras.layers.Flatten(name="flat")(x)
+        x = keras.layers.Dense(16, activation="leaky_relu", name="hidden")(x)
+        model = keras.Model(inputs, keras.layers.Dense(3, name="head")(x))
+        spec, weights = importer.convert(model, (8, 8, 1), "python:leaky:make")
+        x = np.random.default_rng(0).normal(size=(4, 8, 8, 1)).astype(np.float32)
+        backend = load_backend("tensorflow", RuntimeOptions(threads=1))
+        backend.build(spec, weights, seed=0)
+        print(json.dumps({
+            "ours": backend.predict_logits(x, 256).tolist(),
+            "keras": importer.reference_logits(model, x).tolist(),
+            "alphas": {layer.name: layer.alpha for layer in spec.layers if type(layer).__name__ == "Activation"},
+        }))
+    """)
+    run = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1]
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    out = json.loads(run.stdout.strip().splitlines()[-1])
+    assert out["alphas"] == {"act": 0.2, "hidden_activation": 0.2}
+    assert_logits_match_source({"tensorflow": np.array(out["ours"])}, np.array(out["keras"]))

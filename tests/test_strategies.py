@@ -345,3 +345,81 @@ def test_a_nan_validation_loss_after_a_finite_training_loss_is_diverged():
     status = train_phase(_NaNValidation(), 20, plan, records.append)  # type: ignore[arg-type]
     assert status == "diverged"
     assert [(r.epoch, r.status) for r in records] == [(1, "diverged")]  # stopped at the first such epoch
+
+
+def _spec_file(path: Path, hidden: int) -> None:
+    layers = [
+        {"type": "Flatten", "name": "flat", "group": "features", "inputs": []},
+        {"type": "Dense", "name": "hidden", "group": "features", "inputs": [], "units": hidden, "use_bias": True},
+        {"type": "Activation", "name": "act", "group": "features", "inputs": [], "kind": "relu"},
+        {"type": "Dense", "name": "out", "group": "classifier", "inputs": [], "units": 10, "use_bias": True},
+    ]
+    path.write_text(json.dumps({"name": "net", "input_shape": [8, 8, 1], "num_classes": 10, "layers": layers}))
+
+
+def test_a_backbone_of_a_spec_file_or_a_python_model_is_keyed_by_its_content(tmp_path, monkeypatch):
+    """A recipe named a spec file or a python: module by its name alone: net.json edited from 32 to 512 hidden
+    units between two fine-tunes reused the 32-unit backbone. Its content is in the key: an edit is another
+    backbone (a pretrain trial is scheduled), the same content the same one."""
+    net = tmp_path / "net.json"
+    _spec_file(net, 32)
+    target = _target(tmp_path / "cache", "fine_tune", model=str(net), model_options=ModelOptions())
+    key = recipe_for(target).key
+    path = checkpoint_path(target)
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"the 32-unit backbone")
+    assert pretrain_trials([target]) == []  # cached
+    _spec_file(net, 32)  # written again, the same content: the same backbone
+    assert recipe_for(target).key == key
+    _spec_file(net, 512)
+    assert recipe_for(target).key != key
+    assert [recipe_for(job).key for job in pretrain_trials([target])] == [recipe_for(target).key]
+    _spec_file(net, 32)
+    assert recipe_for(target).key == key
+
+    monkeypatch.chdir(tmp_path)
+    module = tmp_path / "my_nets.py"
+    module.write_text("WIDTH = 32\n\n\ndef make(num_classes):\n    ...\n")
+    target = dataclasses.replace(target, model="python:my_nets:make")
+    key = recipe_for(target).key
+    assert recipe_for(target).key == key
+    module.write_text("WIDTH = 512\n\n\ndef make(num_classes):\n    ...\n")
+    assert recipe_for(target).key != key
+    module.write_text("WIDTH = 32\n\n\ndef make(num_classes):\n    ...\n")
+    assert recipe_for(target).key == key
+
+
+def test_cache_keys_record_keras_and_torchvision_versions_without_importing_a_framework(monkeypatch):
+    """Keras (a package beside TensorFlow: the importer, keras.applications, the .weights.h5 layout) and
+    torchvision (the architectures) change what a backbone or a conversion holds, as the frameworks do: their
+    versions are in the keys, read from package metadata as the frameworks' are (the driver imports neither)."""
+    import importlib.metadata
+    import subprocess
+    import sys
+
+    code = (
+        "import json, sys\n"
+        "from harness.cachekeys import code_versions\n"
+        "print(json.dumps({'versions': {b: code_versions(b) for b in ('torch', 'tensorflow')},\n"
+        "                  'imported': sorted(m for m in ('torch', 'tensorflow', 'keras', 'torchvision')\n"
+        "                                     if m in sys.modules)}))\n"
+    )
+    root = Path(__file__).resolve().parents[1]
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root)
+    out = json.loads(run.stdout)
+    assert out["imported"] == []
+    for backend, library in (("torch", "torchvision"), ("tensorflow", "keras")):
+        assert f"{library} {importlib.metadata.version(library)}" in out["versions"][backend]["libraries"]
+    zoo_by_torch = _target(Path("/tmp/cache"), "fine_tune")
+    zoo_by_tf = dataclasses.replace(zoo_by_torch, transfer=TransferOptions(source_backend="tensorflow"))
+    keras_by_torch = dataclasses.replace(zoo_by_torch, model="keras:MobileNetV2", model_options=ModelOptions())
+    keys = [recipe_for(t).key for t in (zoo_by_torch, zoo_by_tf, keras_by_torch)]
+    real = importlib.metadata.version
+    for library, changed in (("torchvision", [True, False, True]), ("keras", [False, True, True])):
+        # another version of one library: the keys of what it trains or converts change (keras_by_torch: both)
+        monkeypatch.setattr(
+            importlib.metadata, "version", lambda name, lib=library: "0.0" if name == lib else real(name)
+        )
+        now = [recipe_for(t).key for t in (zoo_by_torch, zoo_by_tf, keras_by_torch)]
+        assert [a != b for a, b in zip(now, keys, strict=True)] == changed, library
+        monkeypatch.undo()

@@ -6,6 +6,9 @@ TensorFlow trial can honour; the adapter in this package is only imported inside
 
 # The distribution whose version keys caches of what this backend produced (read with importlib.metadata).
 DISTRIBUTION = "tensorflow"
+# Distributions beside the framework that the backend's models come from: Keras 3 is a package of its own (the
+# importer, keras.applications, the .weights.h5 layout). A cache also records their versions (harness.cachekeys).
+COMPANION_DISTRIBUTIONS = ("keras",)
 
 CAPABILITIES = frozenset(
     {

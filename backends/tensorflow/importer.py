@@ -9,6 +9,7 @@ importer drops a final nn.Softmax.
 
 from __future__ import annotations
 
+import inspect
 import re
 from dataclasses import replace
 from typing import Any
@@ -134,7 +135,24 @@ def _activation(name: str, group: str, kind: str, layer: keras.layers.Layer) -> 
         return None
     if kind not in _ACTIVATIONS:
         raise _unsupported(f"activation {kind!r}", layer)
-    return Activation(name=name, group=group, kind=_ACTIVATIONS[kind])
+    alpha = _function_slope(layer) if kind == "leaky_relu" else None
+    return Activation(name=name, group=group, kind=_ACTIVATIONS[kind], alpha=alpha)
+
+
+def _function_slope(layer: keras.layers.Layer) -> float:
+    """The negative slope of a layer's ``activation="leaky_relu"``: the function's own default (Keras 3's
+    keras.activations.leaky_relu takes 0.2), read from it; the spec's default is torch's 0.01."""
+    try:
+        parameter = inspect.signature(layer.activation).parameters.get("negative_slope")
+    except (TypeError, ValueError):  # a callable without a signature: nothing to read the slope from
+        parameter = None
+    if parameter is None or isinstance(parameter.default, bool) or not isinstance(parameter.default, (int, float)):
+        raise _unsupported(
+            "activation 'leaky_relu' without a numeric negative_slope default",
+            layer,
+            "Use a LeakyReLU layer (its negative_slope is read) or keras.activations.leaky_relu.",
+        )
+    return float(parameter.default)
 
 
 def _layers_of(layer: keras.layers.Layer, group: str, last: bool) -> list[Layer]:

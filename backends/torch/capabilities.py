@@ -6,6 +6,9 @@ torch trial can honour; the adapter in this package is only imported inside a wo
 
 # The distribution whose version keys caches of what this backend produced (read with importlib.metadata).
 DISTRIBUTION = "torch"
+# Distributions beside the framework that the backend's models come from: torchvision's architectures (the
+# torchvision: prefix and the ImageNet weights' layouts). A cache also records their versions (harness.cachekeys).
+COMPANION_DISTRIBUTIONS = ("torchvision",)
 
 CAPABILITIES = frozenset(
     {

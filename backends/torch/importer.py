@@ -58,7 +58,7 @@ SUPPORTED = (
     "Sigmoid",
     "PReLU",
     "MaxPool2d",
-    "AvgPool2d (no padding)",
+    "AvgPool2d (no padding, ceil_mode or divisor_override)",
     "AdaptiveAvgPool2d",
     "Flatten / torch.flatten(x, 1) / x.view(x.size(0), -1) / x.reshape(x.shape[0], -1)",
     "Dropout",
@@ -235,9 +235,7 @@ def _module_layer(c: _Converter, node: fx.Node, module: nn.Module, name: str, gr
             padding=((ph, ph), (pw, pw)),
         )
     if isinstance(module, nn.AvgPool2d):
-        if module.ceil_mode or _pair(module.padding) != (0, 0):
-            raise c.unsupported("AvgPool2d with padding or ceil_mode", node)
-        return AvgPool2D(name=name, group=group, pool_size=_pair(module.kernel_size), strides=_pair(module.stride))
+        return _avg_pool(c, node, module, name, group)
     if isinstance(module, nn.AdaptiveAvgPool2d):
         return AdaptiveAvgPool2D(name=name, group=group, output_size=_pair(module.output_size))
     if isinstance(module, nn.Flatten):
@@ -249,6 +247,18 @@ def _module_layer(c: _Converter, node: fx.Node, module: nn.Module, name: str, gr
     if isinstance(module, nn.Identity):
         return None
     raise c.unsupported(type(module).__name__, node)
+
+
+def _avg_pool(c: _Converter, node: fx.Node, module: nn.AvgPool2d, name: str, group: str) -> AvgPool2D:
+    # The spec's AvgPool2D divides each whole window by its size: padding (with count_include_pad either way),
+    # ceil_mode's partial windows and divisor_override (another divisor: a sum for 1) compute other values.
+    if module.ceil_mode or _pair(module.padding) != (0, 0) or module.divisor_override is not None:
+        raise c.unsupported(
+            "AvgPool2d with padding, ceil_mode or divisor_override",
+            node,
+            "Use nn.AvgPool2d(kernel_size, stride) with padding=0, ceil_mode=False and divisor_override=None.",
+        )
+    return AvgPool2D(name=name, group=group, pool_size=_pair(module.kernel_size), strides=_pair(module.stride))
 
 
 def _function_layer(c: _Converter, node: fx.Node, name: str, group: str) -> Layer:
