@@ -9,6 +9,7 @@ the first's epochs), and its final test accuracy. MLflow is an optional extra (`
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -21,8 +22,10 @@ import pandas as pd
 from harness.config import model_label
 from harness.errors import InputError
 from harness.mlflow_uri import (
+    artifact_problem,
     check_tracking_uri,
     normalised_uri,
+    one_line,
     sqlite_file,
     store_errors,
     tracking_client,
@@ -32,11 +35,27 @@ from harness.plan import UNFINISHED_STATUSES
 from harness.summary import last_attempts, why_not_ok
 from harness.user_files import read_run_json, read_run_rows
 
-EPOCH_METRICS = ("train_loss", "train_acc", "val_loss", "val_acc", "lr", "epoch_time_s", "samples_per_s", "eval_time_s")
+# per step, where the row holds a finite value; warmup as 1/0 (True/False), so MLflow's charts show which epochs'
+# time holds tracing and compilation
+EPOCH_METRICS = (
+    "train_loss",
+    "train_acc",
+    "val_loss",
+    "val_acc",
+    "train_reg_loss",
+    "lr",
+    "epoch_time_s",
+    "samples_per_s",
+    "eval_time_s",
+    "gpu_peak_mib",
+    "warmup",
+)
 FINAL_METRICS = ("test_acc", "mc_test_acc", "mc_mean_prob", "mc_pred_std")
 TRIAL_TAGS = ("trial_id", "stage", "suite", "strategy", "model", "variant", "dataset", "backend", "framework_version")
 PARAM_LIMIT = 6000  # MLflow's longest parameter value
 ERROR_TAG_LIMIT = 5000  # of a trial's error text, as a tag (MLflow's tag values hold 8000 characters)
+EXPERIMENT_NAME_LIMIT = 500  # MLflow's longest experiment name, where its constant cannot be read
+ARTIFACTS = ("summary.md", "report.html", "run.json")  # the run's files the parent run carries
 
 
 @dataclass(frozen=True)
@@ -71,7 +90,21 @@ def run_key(info: dict[str, Any], run_dir: Path) -> str:
 
 
 def rows_fingerprint(frame: pd.DataFrame) -> str:
-    """What the export holds of the run's rows: a resumed run, with more rows, exports differently."""
+    """What the export holds of the run's rows: a resumed run, with more rows, exports differently. Only the columns
+    that hold a value, in the order of their names: reading adds the columns the schema gained since a table was
+    written, empty, and hashing those made an unchanged run's earlier export read as changed."""
+    held = sorted(str(c) for c in frame.columns if _holds_values(frame[c]))
+    return hashlib.sha256(frame[held].to_csv(index=False).encode()).hexdigest()
+
+
+def _holds_values(column: pd.Series) -> bool:
+    """Whether any row has a value in ``column`` (an empty text is none: reading fills absent text keys with it)."""
+    return bool((column.notna() & column.astype("string").ne("").fillna(False)).any())
+
+
+def _earlier_fingerprint(frame: pd.DataFrame) -> str:
+    """:func:`rows_fingerprint` as exports before 2026-12-05 took it, of every column: their unchanged runs stay
+    unchanged while the schema has not grown since."""
     return hashlib.sha256(frame.to_csv(index=False).encode()).hexdigest()
 
 
@@ -180,7 +213,17 @@ def _search_marks(run_dir: Path, info: dict[str, Any], frame: pd.DataFrame) -> d
     from harness.plan import recorded_search
     from harness.tuning import best_trials, search_table
 
-    plan = recorded_search(run_dir, info, frame)
+    try:
+        plan = recorded_search(run_dir, info, frame)
+    except InputError as exc:  # said for a run (start a new one); an export reads it before writing anything
+        said = str(exc).split("Received: ", 1)[-1].removesuffix(" Start a new run.").rstrip(".")
+        commit = str(info.get("git_commit") or "")
+        version = "the xfbench version that ran it" + (f" (commit {commit})" if commit else "")
+        raise InputError(
+            f"Expected {run_dir / 'run.json'} to record the tune run's search as this xfbench reads it (the export "
+            f"tags each backend's pick and the samples ASHA stopped from it). Received: {said}. Nothing was written "
+            f"to MLflow. Export the run with {version}, or pick another run."
+        ) from None
     if plan is None:
         return {}
     table = search_table(frame, plan)
@@ -212,9 +255,13 @@ def _log_trial(client: Any, experiment_id: str, trial_id: str, trial: pd.DataFra
     ).info.run_id
     params = flatten(json.loads(first["config_json"])) if isinstance(first["config_json"], str) else {}
     params = {k: v for k, v in params.items() if not _machinery(k, v)}
-    client.log_batch(child, metrics=_metrics(trial), params=[Param(k, v) for k, v in params.items()])
     ended = {"ok": "FINISHED", "skipped": "KILLED"}.get(status, "FAILED")  # KILLED: MLflow's "did not run"
-    client.set_terminated(child, ended, end_time=end)
+    try:
+        client.log_batch(child, metrics=_metrics(trial), params=[Param(k, v) for k, v in params.items()])
+        client.set_terminated(child, ended, end_time=end)
+    except _write_errors():
+        _end_failed(client, child)  # not left RUNNING, as if it were still training
+        raise
     return str(child)
 
 
@@ -234,53 +281,148 @@ def _experiment(client: Any, name: str, uri: str) -> str:
     return str(client.create_experiment(name, artifact_location=location))
 
 
-def export_run(run_dir: Path, uri: str, experiment: str = "xfbench", replace: bool = False) -> Exported:
-    """Log ``run_dir``'s trials (each trial's last attempt) under ``experiment`` at tracking ``uri``, once: an
-    earlier complete export of the same rows is left as it is; one that differs is replaced only if ``replace``."""
+def _write_errors() -> tuple[type[Exception], ...]:
+    """What writing an export may raise: the store's errors, and a local artefact folder's (a full disk)."""
+    return (*store_errors(), OSError)
+
+
+def _end_failed(client: Any, mlflow_run: str) -> None:
+    """End ``mlflow_run`` FAILED after an error while writing it, where the store still takes that (it may be what
+    failed: the error raised is the first one, not this)."""
+    with contextlib.suppress(*_write_errors()):
+        client.set_terminated(mlflow_run, "FAILED")
+
+
+def _check_names(uri: str, experiment: str) -> None:
     if not uri.strip() or not experiment.strip():  # MLflow would take '' as ./mlflow.db, or refuse an empty name late
         raise InputError(
             f"Expected a tracking URI and an experiment name. Received: --mlflow {uri!r}, --experiment "
             f"{experiment!r}. Give e.g. --mlflow sqlite:///mlflow.db."
         )
+    try:
+        from mlflow.utils import validation
+
+        limit = int(getattr(validation, "MAX_EXPERIMENT_NAME_LENGTH", EXPERIMENT_NAME_LIMIT))
+    except ImportError:  # the client, made later, says how to install MLflow
+        limit = EXPERIMENT_NAME_LIMIT
+    if len(experiment) > limit:  # MLflow refuses it when the experiment is created: read as a bad tracking URI
+        raise InputError(
+            f"Expected --experiment of at most {limit} characters (MLflow's limit). Received: a name of "
+            f"{len(experiment)} characters ({experiment[:40]!r} ...). Give a shorter --experiment."
+        )
+
+
+def _check_artifact_location(location: str, experiment: str, uri: str) -> None:
+    """The parent run's artefacts must be writable from ``uri`` before it is created: MLflow finds out at the first
+    artefact, and that left the parent RUNNING with a traceback."""
+    why = artifact_problem(location, uri) if location else None
+    if not why:
+        return
+    if location.startswith("mlflow-artifacts:"):
+        fix = (
+            "give the tracking server's http:// address as --mlflow (e.g. http://localhost:5000 for `mlflow server` "
+            "on this machine): only the server writes its mlflow-artifacts: store"
+        )
+    else:
+        fix = "make that location writable, or give another --experiment (a new one keeps them beside a SQLite store)"
+    raise InputError(
+        f"Expected MLflow experiment {experiment!r} to keep artefacts where --mlflow {uri} can write the run's "
+        f"({', '.join(ARTIFACTS)}). Received: its artifact location {location} ({why}). Nothing was written. "
+        f"To fix, {fix}."
+    )
+
+
+def _write_error(exc: BaseException, run_id: str, experiment: str, uri: str, parent: str | None) -> InputError:
+    stopped = f"; its parent run {parent} ended FAILED, tagged xfbench.export=incomplete" if parent else ""
+    return InputError(
+        f"Expected MLflow to take run {run_id} into experiment {experiment!r} at {uri}. Received: "
+        f"{type(exc).__name__} while writing it ({one_line(exc)}){stopped}. Fix what MLflow reports, then export "
+        "again, with --replace if the run was exported before (it deletes the earlier or stopped export)."
+    )
+
+
+def _write_parent(client: Any, experiment_id: str, run_dir: Path, frame: pd.DataFrame, tags: dict[str, str]) -> str:
+    """The parent run, tagged ``xfbench.export=incomplete`` (ended by :func:`_write_trials`), and its artefacts; an
+    MLflow error ends it FAILED."""
+    start, _ = _span(frame)
+    parent = client.create_run(experiment_id, run_name=tags["xfbench.run_id"], tags=tags, start_time=start).info.run_id
+    try:
+        for name in ARTIFACTS:
+            if (run_dir / name).is_file():
+                client.log_artifact(parent, str(run_dir / name))
+    except _write_errors():
+        _end_failed(client, parent)
+        raise
+    return str(parent)
+
+
+def _write_trials(
+    client: Any,
+    parent: tuple[str, str, dict[str, str]],
+    frame: pd.DataFrame,
+    marks: dict[str, dict[str, str]],
+    ended: str,
+) -> dict[str, str]:
+    """A nested run per trial of ``parent`` (experiment id, run id, tags), then the parent ended ``ended`` and marked
+    complete, last: an export that stopped before is not taken as done (--replace deletes it). An MLflow error ends
+    the parent FAILED."""
+    experiment_id, parent_run, tags = parent
+    common = {"mlflow.parentRunId": parent_run, **{k: tags[k] for k in ("xfbench.run_id", "xfbench.run_key")}}
+    try:
+        trial_runs = {
+            str(trial_id): _log_trial(
+                client, experiment_id, str(trial_id), trial, {**common, **marks.get(str(trial_id), {})}
+            )
+            for trial_id, trial in frame.groupby("trial_id", sort=True)
+        }
+        client.set_terminated(parent_run, ended, end_time=_span(frame)[1])
+        client.set_tag(parent_run, "xfbench.export", "complete")
+    except _write_errors():
+        _end_failed(client, parent_run)
+        raise
+    return trial_runs
+
+
+def export_run(run_dir: Path, uri: str, experiment: str = "xfbench", replace: bool = False) -> Exported:
+    """Log ``run_dir``'s trials (each trial's last attempt) under ``experiment`` at tracking ``uri``, once: an
+    earlier complete export of the same rows is left as it is; one that differs is replaced only if ``replace``.
+    Everything that can be checked is checked before anything is written."""
+    _check_names(uri, experiment)
     frame = last_attempts(read_run_rows(run_dir))  # the local checks first: the server's can take seconds
+    info = read_run_json(run_dir)
+    marks = _search_marks(run_dir, info, frame)  # reads the tune plan in run.json, which may be unreadable
     uri = normalised_uri(uri)
     check_tracking_uri(uri)
     client = tracking_client(uri)
-    info = read_run_json(run_dir)
-    try:  # the first call that reaches the tracking store: a URI it cannot use fails here
-        experiment_id = _experiment(client, experiment, uri)
-    except store_errors() as exc:  # a database store whose driver is missing already failed in tracking_client
-        raise unusable_uri(uri, exc) from None
     run_id = str(info.get("run_id", run_dir.name))
     key, fingerprint = run_key(info, run_dir), rows_fingerprint(frame)
-    earlier = _earlier_export(client, experiment_id, key)
+    try:  # the first calls that reach the tracking store (the experiment, made if new): a bad URI fails here
+        experiment_id = _experiment(client, experiment, uri)
+        location = str(client.get_experiment(experiment_id).artifact_location or "")
+        earlier = _earlier_export(client, experiment_id, key)
+    except store_errors() as exc:  # a database store whose driver is missing already failed in tracking_client
+        raise unusable_uri(uri, exc) from None
     status = str(info.get("status", "unknown"))
-    if earlier and earlier.complete and earlier.rows_sha256 == fingerprint:
+    if earlier and earlier.complete and earlier.rows_sha256 in (fingerprint, _earlier_fingerprint(frame)):
         return Exported(experiment_id, earlier.parent_run_id, earlier.trial_runs, "unchanged", status)
     if earlier:
         _check_replaceable(earlier, replace, run_id, experiment, uri)
-        for mlflow_run in earlier.run_ids:
-            client.delete_run(mlflow_run)
+    if any((run_dir / name).is_file() for name in ARTIFACTS):
+        _check_artifact_location(location, experiment, uri)
     commit = str(info.get("git_commit", ""))
     tags = {"xfbench.run_id": run_id, "xfbench.run_key": key, "git_commit": commit}
     if commit and commit != "unknown" and not commit.endswith("+dirty"):  # MLflow's UI shows it as the clean commit
         tags["mlflow.source.git.commit"] = commit
     tags |= {"xfbench.rows_sha256": fingerprint, "xfbench.export": "incomplete", "xfbench.run_status": status}
-    start, end = _span(frame)
-    parent = client.create_run(experiment_id, run_name=run_id, tags=tags, start_time=start).info.run_id
-    for name in ("summary.md", "report.html", "run.json"):
-        if (run_dir / name).is_file():
-            client.log_artifact(parent, str(run_dir / name))
     # a run that did not finish (interrupted, or still running as it was read) ends KILLED: MLflow's "stopped"; one
     # whose state was not recorded (no run.json, an older version's) says nothing of it
-    client.set_terminated(parent, "KILLED" if status in UNFINISHED_STATUSES else "FINISHED", end_time=end)
-    common = {"mlflow.parentRunId": parent, "xfbench.run_id": run_id, "xfbench.run_key": key}
-    marks = _search_marks(run_dir, info, frame)
-    trial_runs = {
-        str(trial_id): _log_trial(
-            client, experiment_id, str(trial_id), trial, {**common, **marks.get(str(trial_id), {})}
-        )
-        for trial_id, trial in frame.groupby("trial_id", sort=True)
-    }
-    client.set_tag(parent, "xfbench.export", "complete")  # last: an export that stopped before is not taken as done
+    ended = "KILLED" if status in UNFINISHED_STATUSES else "FINISHED"
+    parent = None
+    try:
+        for mlflow_run in earlier.run_ids if earlier else ():
+            client.delete_run(mlflow_run)
+        parent = _write_parent(client, experiment_id, run_dir, frame, tags)
+        trial_runs = _write_trials(client, (experiment_id, parent, tags), frame, marks, ended)
+    except _write_errors() as exc:
+        raise _write_error(exc, run_id, experiment, uri, parent) from None
     return Exported(experiment_id, parent, trial_runs, "replaced" if earlier else "exported", status)

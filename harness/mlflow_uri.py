@@ -156,10 +156,35 @@ def store_errors() -> tuple[type[Exception], ...]:
     return (MlflowException, SQLAlchemyError)
 
 
-def unusable_uri(uri: str, exc: Exception) -> InputError:
-    """The store's complaint in one line (a web server that is not MLflow's answered with its whole HTML page)."""
+def one_line(exc: BaseException) -> str:
+    """An error's message in one line: its first, cut short (a web server that is not MLflow's answered with its whole
+    HTML page; MLflow's own messages run over several lines of advice)."""
     lines = str(exc).strip().splitlines()
-    said = (lines[0][:300] + (" ..." if len(lines) > 1 or len(lines[0]) > 300 else "")) if lines else type(exc).__name__
+    return (lines[0][:300] + (" ..." if len(lines) > 1 or len(lines[0]) > 300 else "")) if lines else type(exc).__name__
+
+
+def artifact_problem(location: str, uri: str) -> str | None:
+    """Why artefacts cannot be written to an experiment's artifact ``location`` through tracking ``uri``, else None.
+    MLflow finds out only when it logs the first artefact, after the parent run was created: an ``mlflow-artifacts:``
+    location (what `mlflow server` gives its experiments) is served by that server, so only its http(s) address
+    reaches it, and a local folder must be writable."""
+    from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+    unusable: tuple[type[Exception], ...] = (*store_errors(), ImportError)  # a store's missing client library
+    try:  # resolves the location as logging would, writing nothing
+        get_artifact_repository(location, tracking_uri=uri)
+    except unusable as exc:
+        return one_line(exc).split(". ", 1)[0]  # what is wrong; MLflow's advice after it is for its Python API
+    parts = urllib.parse.urlsplit(location)
+    if parts.scheme == "file" or not parts.scheme or len(parts.scheme) == 1:  # a path (a Windows drive's letter)
+        folder = Path(urllib.request.url2pathname(parts.path)) if parts.scheme == "file" else Path(location)
+        return unwritable_reason(folder) or None
+    return None
+
+
+def unusable_uri(uri: str, exc: Exception) -> InputError:
+    """The store's complaint in one line (:func:`one_line`) and how to fix the URI."""
+    said = one_line(exc)
     if isinstance(exc, ImportError):
         fix = "install that database's Python driver into xfbench's environment, or give e.g. sqlite:///mlflow.db"
     elif "MLFLOW_ALLOW_FILE_STORE" in str(exc):

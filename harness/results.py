@@ -3,8 +3,10 @@
 One row per (trial, phase, epoch). Rows are appended to ``results.csv`` the
 moment the driver receives them and each finished trial is also written as a
 Parquet part; ``results.parquet`` is assembled from the parts at the end. A
-crash therefore loses nothing already measured (``read_results`` falls back to
-the parts and the CSV).
+crash therefore loses nothing already measured: ``read_results`` falls back to
+the parts (finished trials only); the rows of a trial cut short are in
+``results.csv`` alone, which no reader takes (``--resume`` runs that trial
+again).
 """
 
 from __future__ import annotations

@@ -18,6 +18,7 @@ Numbers only; :mod:`harness.reporting` turns them into cells and :mod:`harness.p
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -25,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from scipy.stats import t as student_t
-from scipy.stats import ttest_ind
+from scipy.stats import ttest_1samp, ttest_ind
 
 from harness.backend import BACKENDS, REFERENCE_BACKEND
 from harness.seeds import BOOTSTRAP_SEED
@@ -38,6 +39,15 @@ NO_SPREAD = "every seed differs alike: no accuracy interval from their spread"
 # differences in pp closer than this are alike: the same count of test images apart gives differences that part in
 # the last bits of a float (356/360 - 352/360 against 350/360 - 346/360)
 ALIKE_PP = 1e-9
+# log median epoch times closer than this are alike (a relative 1e-12, far below any clock's resolution): scipy's
+# variance of alike values warns of precision loss and is rounding noise
+ALIKE_LOG = 1e-12
+NO_STEADY_EPOCH = "no steady epoch (a phase's first is warm-up): no time ratio; run 2 epochs or more"
+# deep_features reads another run's extracted features from the cache and times no extraction
+FROM_FEATURE_CACHE = (
+    "features came from the cache (no extraction timed): no time ratio; delete <results-dir>/_cache/features and "
+    "run again to time it"
+)
 
 
 @dataclass(frozen=True)
@@ -131,18 +141,28 @@ def trials_test(num: Sequence[np.ndarray], den: Sequence[np.ndarray]) -> float:
     if min(len(num), len(den)) < 2:
         return math.nan
     logs = [np.log([float(np.median(g)) for g in side]) for side in (num, den)]
+    flat = [float(np.ptp(side)) < ALIKE_LOG for side in logs]
+    if all(flat):  # no variance on either side: the sides differ beyond doubt, or not at all
+        return math.nan if abs(float(logs[0][0] - logs[1][0])) < ALIKE_LOG else 0.0
+    if any(flat):  # Welch with one side's variance 0 is the one-sample test of the other side against its value
+        alike, spread = (logs[0], logs[1]) if flat[0] else (logs[1], logs[0])
+        return float(ttest_1samp(spread, float(alike[0])).pvalue)
     return float(ttest_ind(*logs, equal_var=False).pvalue)
 
 
 def _time_ratio(
-    ref: Sequence[np.ndarray], other: Sequence[np.ndarray], settings: StatsSettings
+    ref: Sequence[np.ndarray],
+    other: Sequence[np.ndarray],
+    settings: StatsSettings,
+    cached: tuple[bool, bool] = (False, False),
 ) -> tuple[float, float, float, bool, list[str]]:
     """(ratio, interval low, high, marked, notes) of the reference's epoch times over the other's (one array per
-    trial each)."""
+    trial each); ``cached``: whether each side's rows came from the feature cache (:func:`_from_feature_cache`)."""
     ratio, low, high = ratio_interval(ref, other, settings)
     notes = ["under 2 steady epochs: no time interval"] if math.isnan(low) and not math.isnan(ratio) else []
-    if not ref or not other:  # said: a bare n/a beside the pair table's warm-up ratio read as a missing figure
-        notes.append("no steady epoch (a phase's first is warm-up): no time ratio; run 2 epochs or more")
+    untimed = [was_cached for side, was_cached in zip((ref, other), cached, strict=True) if not side]
+    if untimed:  # said: a bare n/a beside the pair table's warm-up ratio read as a missing figure
+        notes.append(FROM_FEATURE_CACHE if all(untimed) else NO_STEADY_EPOCH)
     # One trial a side: the interval sees that trial's epochs only, not the variation between trials (the minutes
     # between them, another load) that a second seed would show: shown, never marked.
     one_trial = min(len(ref), len(other)) < 2 and not math.isnan(low)
@@ -218,6 +238,24 @@ def _excludes(low: float, high: float, value: float) -> bool:
     return not (math.isnan(low) or math.isnan(high)) and (low > value or high < value)
 
 
+def _from_feature_cache(rows: pd.DataFrame) -> bool:
+    """Whether ``rows`` (one backend's of a case) hold an untimed row whose features came from the cache
+    (deep_features: its ``epoch_time_s`` is empty, its ``details_json`` has ``features_cached`` true and
+    ``cached_extraction_samples_per_s``, the cached run's figure)."""
+    if "details_json" not in rows:
+        return False
+    for text in rows.loc[rows["epoch_time_s"].isna(), "details_json"].dropna():
+        try:
+            details = json.loads(text)
+        except (TypeError, ValueError):  # an edited table's: tells nothing, and the statistics go on without it
+            continue
+        if isinstance(details, dict) and (
+            details.get("features_cached") is True or "cached_extraction_samples_per_s" in details
+        ):
+            return True
+    return False
+
+
 def _accuracy_by_seed(finals: pd.DataFrame) -> pd.Series:
     ok = finals[finals["status"] == "ok"]
     return ok.groupby("seed")["test_acc"].mean().astype(float)
@@ -243,11 +281,14 @@ def case_statistics(
         case_finals, case_steady = finals[finals["trial_id"].isin(ids)], steady[steady["trial_id"].isin(ids)]
         times = {b: epochs_by_trial(case_steady[case_steady["backend"] == b]) for b in backends}
         accs = {b: _accuracy_by_seed(case_finals[case_finals["backend"] == b]) for b in backends}
+        cached = {b: _from_feature_cache(case[case["backend"] == b]) for b in backends}
         for backend in [b for b in BACKENDS if b in backends] + sorted(backends - set(BACKENDS)):
             if backend == reference:
                 continue
             n, diff, low, high = paired_accuracy(accs[reference], accs[backend], settings.confidence)
-            ratio, t_low, t_high, t_marked, time_notes = _time_ratio(times[reference], times[backend], settings)
+            ratio, t_low, t_high, t_marked, time_notes = _time_ratio(
+                times[reference], times[backend], settings, (cached[reference], cached[backend])
+            )
             notes = [NO_PAIRED_SEED] if n == 0 else [TOO_FEW_SEEDS] if n == 1 else []
             if n >= 2 and math.isnan(low):
                 notes.append(NO_SPREAD)

@@ -222,6 +222,38 @@ def test_seeds_that_differ_alike_get_no_interval_of_width_zero():
     assert not stats["acc_significant"].any() and stats["note"].str.contains(NO_SPREAD).all()
 
 
+def test_welch_on_trials_whose_medians_do_not_spread_warns_of_nothing_and_stays_right():
+    """Each side's trials with one median printed scipy's "Precision loss" RuntimeWarning into the run's output."""
+    import warnings
+
+    from scipy.stats import ttest_ind
+
+    from harness.statistics import trials_test
+
+    alike, twice = [np.array([1.3]), np.array([1.3]), np.array([1.3])], [np.array([2.6]), np.array([2.6])]
+    spread = [np.array([2.0]), np.array([2.2]), np.array([2.1])]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert trials_test(alike, twice) == 0.0  # no variance and the sides differ: beyond doubt
+        assert math.isnan(trials_test(alike, alike))  # nothing to tell apart
+        one_flat = trials_test(alike, spread)
+        assert trials_test(spread, alike) == pytest.approx(one_flat)
+    # Welch with that side's variance 0, computed without the rounding noise scipy takes as its variance
+    assert 0 < one_flat < 0.05
+    logs = np.log([2.0, 2.2, 2.1])
+    t = (logs.mean() - math.log(1.3)) / (logs.std(ddof=1) / math.sqrt(3))
+    assert one_flat == pytest.approx(2 * student_t_sf(abs(t), 2))
+    with warnings.catch_warnings():  # scipy's own figure, rounding noise and all, agrees
+        warnings.simplefilter("ignore")
+        assert one_flat == pytest.approx(ttest_ind(np.log([1.3] * 3), logs, equal_var=False).pvalue, rel=1e-6)
+
+
+def student_t_sf(value: float, df: int) -> float:
+    from scipy.stats import t
+
+    return float(t.sf(value, df))
+
+
 def test_summary_markdown_has_the_statistics():
     markdown = reporting.run_markdown(summarize(_frame(torch_slowdown=1.5)), "t")
     statistics = markdown[markdown.index("## Statistics") :]
@@ -550,6 +582,155 @@ def test_exporting_a_run_again_adds_nothing_and_a_changed_run_replaces_its_expor
     other = _write_run(tmp_path / "elsewhere", "run-x", "2026-01-02")  # another machine's run of the same id
     assert main(["export", str(other), "--mlflow", uri, "--experiment", "t"]) == 0
     assert len(active_runs()) == 2 * len(second)
+
+
+needs_mlflow = pytest.mark.skipif(importlib.util.find_spec("mlflow") is None, reason="needs xfbench[mlflow]")
+
+
+def _error_lines(err: str) -> list[str]:
+    """stderr less MLflow's own log lines (it logs creating a database's tables)."""
+    return [line for line in err.strip().splitlines() if not re.match(r"\d{4}/\d\d/\d\d [\d:]+ INFO ", line)]
+
+
+def _mlflow_runs(uri: str, experiment: str) -> list:
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(uri)
+    found = client.get_experiment_by_name(experiment)
+    return client.search_runs([found.experiment_id]) if found else []
+
+
+@needs_mlflow
+def test_an_experiment_whose_artefacts_this_uri_cannot_write_is_refused_before_anything_is_written(tmp_path, capsys):
+    """`mlflow server` gives its experiments mlflow-artifacts: locations, which only the server's http:// address
+    reaches: exporting into one through its database failed at the first artefact, with a traceback, and left the
+    parent run RUNNING."""
+    from mlflow.tracking import MlflowClient
+
+    run_dir = _write_run(tmp_path, "run-a", "2026-01-01")  # its run.json is an artefact of the parent run
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    MlflowClient(uri).create_experiment("srv", artifact_location="mlflow-artifacts:/srv")
+    assert main(["export", str(run_dir), "--mlflow", uri, "--experiment", "srv"]) == 2
+    err = capsys.readouterr().err
+    assert len(_error_lines(err)) == 1 and "Received: its artifact location mlflow-artifacts:/srv (" in err
+    assert "give the tracking server's http:// address as --mlflow" in err and not _mlflow_runs(uri, "srv")
+    (tmp_path / "a-file").write_text("")
+    MlflowClient(uri).create_experiment("file", artifact_location=(tmp_path / "a-file" / "artefacts").as_uri())
+    assert main(["export", str(run_dir), "--mlflow", uri, "--experiment", "file"]) == 2
+    err = capsys.readouterr().err
+    assert f"{tmp_path / 'a-file'} is not a folder" in err and "make that location writable" in err, err
+    assert not _mlflow_runs(uri, "file")
+
+
+@needs_mlflow
+def test_an_mlflow_error_while_writing_ends_the_export_failed_in_one_line_and_replace_writes_it_again(
+    tmp_path, capsys, monkeypatch
+):
+    """An error MLflow raised while the runs were written was a traceback, and left the parent run RUNNING."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    run_dir = _write_run(tmp_path, "run-w", "2026-01-01")
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    export = ["export", str(run_dir), "--mlflow", uri, "--experiment", "w"]
+
+    def refuse(self, run_id, metrics=(), params=(), tags=()):
+        raise MlflowException("the store refused the batch\nand said more on other lines")
+
+    monkeypatch.setattr(MlflowClient, "log_batch", refuse)
+    assert main(export) == 2
+    err = capsys.readouterr().err
+    assert len(_error_lines(err)) == 1, err
+    assert "Received: MlflowException while writing it (the store refused the batch ...); its parent run" in err
+    assert "ended FAILED" in err and "with --replace" in err
+    runs = _mlflow_runs(uri, "w")
+    (parent,) = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    assert parent.info.status == "FAILED" and parent.data.tags["xfbench.export"] == "incomplete"
+    assert {r.info.status for r in runs} == {"FAILED"}  # the trial it was writing, too: none left RUNNING
+    monkeypatch.undo()
+    assert main(export) == 2 and "it is incomplete" in capsys.readouterr().err
+    assert main([*export, "--replace"]) == 0
+    runs = _mlflow_runs(uri, "w")
+    (parent,) = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    assert parent.info.status == "FINISHED" and parent.data.tags["xfbench.export"] == "complete"
+    assert len(runs) == 1 + len(_frame("run-w")["trial_id"].unique())
+
+
+@needs_mlflow
+def test_a_tune_run_whose_plan_cannot_be_read_is_refused_before_anything_is_written(tmp_path, capsys):
+    """The search plan (for the search_best and stopped_early tags) was read after the parent run was written: a
+    run.json this version cannot read exited 2 with MLflow runs left behind, advising to start a new run."""
+    run_dir = tmp_path / "tune-p"
+    run_dir.mkdir()
+    _tune_rows("tune-p").to_parquet(run_dir / "results.parquet")
+    info = {"run_id": "tune-p", "started": "2026-01-01", "status": "finished", "kind": "tune", "git_commit": "abc"}
+    (run_dir / "run.json").write_text(json.dumps({**info, "tune": {"metric": "val_acc"}}))  # an older plan
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    assert main(["export", str(run_dir), "--mlflow", uri, "--experiment", "p"]) == 2
+    err = capsys.readouterr().err
+    assert "Start a new run" not in err and len(_error_lines(err)) == 1, err
+    assert "Nothing was written to MLflow. Export the run with the xfbench version that ran it (commit abc)" in err
+    assert not _mlflow_runs(uri, "p")
+
+
+def test_a_too_long_experiment_name_is_refused_as_such_not_as_a_bad_tracking_uri(tmp_path, capsys):
+    run_dir = _write_run(tmp_path, "run-n", "2026-01-01")
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    assert main(["export", str(run_dir), "--mlflow", uri, "--experiment", "x" * 501]) == 2
+    err = capsys.readouterr().err
+    assert "Expected --experiment of at most 500 characters (MLflow's limit). Received: a name of 501" in err
+    assert "tracking URI" not in err and "Give a shorter --experiment." in err
+
+
+@needs_mlflow
+def test_mlflow_logs_each_epochs_regularisation_loss_peak_memory_and_warm_up(tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    run_dir = _write_run(tmp_path, "run-g", "2026-01-01")
+    rows = pd.read_parquet(run_dir / "results.parquet")
+    on_gpu = rows["trial_id"] == rows["trial_id"].iloc[0]
+    rows["train_reg_loss"] = 0.01 * rows["epoch"]
+    rows["gpu_peak_mib"] = np.where(on_gpu, 100.0 + rows["epoch"], np.nan)  # empty on the CPU
+    rows.to_parquet(run_dir / "results.parquet")
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    assert main(["export", str(run_dir), "--mlflow", uri, "--experiment", "g"]) == 0
+    client = MlflowClient(uri)
+    by_trial = {
+        r.data.tags["xfbench.trial_id"]: r.info.run_id
+        for r in _mlflow_runs(uri, "g")
+        if "xfbench.trial_id" in r.data.tags
+    }
+    gpu, cpu = by_trial[rows["trial_id"].iloc[0]], by_trial[rows.loc[~on_gpu, "trial_id"].iloc[0]]
+
+    def steps(run_id: str, name: str) -> list[tuple[int, float]]:
+        return sorted((m.step, m.value) for m in client.get_metric_history(run_id, name))
+
+    assert steps(cpu, "train_reg_loss") == [(e, pytest.approx(0.01 * e)) for e in range(1, EPOCHS + 1)]
+    assert steps(cpu, "warmup") == [(1, 1.0)] + [(e, 0.0) for e in range(2, EPOCHS + 1)]
+    assert steps(gpu, "gpu_peak_mib") == [(e, 100.0 + e) for e in range(1, EPOCHS + 1)]
+    assert steps(cpu, "gpu_peak_mib") == []
+
+
+@needs_mlflow
+def test_an_unchanged_run_stays_unchanged_after_the_schema_gains_a_column(tmp_path, capsys, monkeypatch):
+    """The rows' hash took every column reading gives, the empty ones the schema gained since the run included: an
+    unchanged run's export read as changed, and exited 2 asking for --replace."""
+    from harness import results
+
+    run_dir = _write_run(tmp_path, "run-c", "2026-01-01")
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    export = ["export", str(run_dir), "--mlflow", uri, "--experiment", "c"]
+    assert main(export) == 0
+    monkeypatch.setattr(results, "COLUMNS", (*results.COLUMNS, "later_metric", "later_note"))
+    monkeypatch.setattr(results, "DTYPES", {**results.DTYPES, "later_metric": "float64", "later_note": "string"})
+    capsys.readouterr()
+    assert main(export) == 0 and "nothing written" in capsys.readouterr().out
+    rows = pd.read_parquet(run_dir / "results.parquet")
+    rows[list(reversed(rows.columns))].to_parquet(run_dir / "results.parquet")  # the same rows, stored otherwise
+    assert main(export) == 0 and "nothing written" in capsys.readouterr().out
+    rows.loc[rows.index[-1], "val_acc"] = 0.5  # a changed row still reads as changed
+    rows.to_parquet(run_dir / "results.parquet")
+    assert main(export) == 2 and "the run's rows have changed since" in capsys.readouterr().err
 
 
 # ---------------------------------------------------------------------------------------------------- browser

@@ -180,3 +180,22 @@ def test_one_epoch_trials_say_why_their_statistics_have_no_time_ratio():
     rows = [_row(f"{b}-{s}", b, s, 1, 0.9, 1.0, last=True) for b in ("torch", "tensorflow") for s in (0, 1)]
     (note,) = case_statistics(to_frame(rows))["note"]
     assert "no steady epoch (a phase's first is warm-up): no time ratio; run 2 epochs or more" in note
+
+
+def test_deep_features_whose_features_came_from_the_cache_say_so_not_to_run_more_epochs():
+    """A deep_features case whose features another run extracted times nothing (its one row's epoch_time_s is empty,
+    details_json has the cached run's figure): its note said to run 2 epochs or more, which times nothing either."""
+    import json
+
+    from harness.statistics import case_statistics
+
+    details = json.dumps({"features_cached": True, "cached_extraction_samples_per_s": 5000.0, "fit_time_s": 0.1})
+    rows = [
+        {**_row(f"{b}-{s}", b, s, 1, 0.9, 1.0, last=True), "strategy": "deep_features", "phase": "sklearn"}
+        | {"epoch_time_s": None, "samples_per_s": None, "warmup": False, "details_json": details}
+        for b in ("torch", "tensorflow")
+        for s in (0, 1)
+    ]
+    (note,) = case_statistics(to_frame(rows))["note"]
+    assert "features came from the cache (no extraction timed): no time ratio" in note, note
+    assert "run 2 epochs" not in note
