@@ -421,6 +421,13 @@ class RuntimeOptions:
                 "1,321 samples/s on convnet3 against 9,286 for XLA's per-step loop (docs/measurements.md). Received: "
                 "epoch_loop='compiled' with jit_compile=True. Drop one of them."
             )
+        if self.tf_mode == "fit" and self.jit_compile and self.deterministic:
+            raise InputError(
+                "Expected --jit-compile with --tf-mode fit outside deterministic trials: Keras' fit turns XLA off "
+                "under TensorFlow's op determinism (with only a warning), so the trial would record XLA it never "
+                "used. Received: tf_mode='fit', jit_compile=True, deterministic=True. Drop deterministic=True, or use "
+                "--tf-mode custom, whose step XLA compiles in deterministic trials too."
+            )
         if self.tf_mode == "eager" and self.jit_compile:
             raise InputError(
                 "Expected --jit-compile only with a compiled TensorFlow mode (custom, fit). Received: tf_mode='eager' "

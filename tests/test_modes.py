@@ -314,6 +314,10 @@ def test_cudnn_autotuning_is_set_explicitly_in_both_backends_and_recorded(worker
     assert recorded == {"torch": True, "tensorflow": True}
     with pytest.raises(InputError, match="Expected cudnn_autotune off in a deterministic trial"):
         dataclasses.replace(BASE, cudnn_autotune=True, deterministic=True)
+    # Keras' fit turns XLA off under op determinism, warning only: the trial would have recorded XLA it never used
+    with pytest.raises(InputError, match="Keras' fit turns XLA off under TensorFlow's op determinism"):
+        dataclasses.replace(BASE, tf_mode="fit", jit_compile=True, deterministic=True)
+    dataclasses.replace(BASE, tf_mode="custom", jit_compile=True, deterministic=True)
     for autotune in (True, False):  # False last: the worker processes serve later tests
         runtime = dataclasses.replace(BASE, cudnn_autotune=autotune)
         assert {b: workers[b](probes.cudnn_autotune_policy, runtime) for b in workers} == dict.fromkeys(

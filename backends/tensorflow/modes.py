@@ -210,6 +210,13 @@ class FitRunner:
         # Keras builds the compiled optimizer's variables: plain SGD has no slots. The harness's own optimizer,
         # called inside the step, does the update.
         self.model.compile(optimizer=keras.optimizers.SGD(), jit_compile=jit_compile)
+        if self.model.jit_compile != jit_compile:  # Keras drops XLA for a layer without it, with only a warning
+            raise RuntimeError(
+                "Expected Keras' fit to compile the step with XLA (--jit-compile). Received: Keras turned XLA off "
+                f"for this model (a layer of {[type(layer).__name__ for layer in model.layers]} declares no XLA "
+                "support, or op determinism is on), so the trial would record XLA it never used. Drop --jit-compile "
+                "or use --tf-mode custom."
+            )
 
     def run(
         self,
