@@ -44,7 +44,7 @@ from harness.provenance import usable_cpus
 from harness.reachable import connection_problem, grpc_problem
 from harness.search import apply_point, point_text, sample_corners
 from harness.shapes import infer_shapes
-from harness.spec import BatchNorm, Dense, Dropout, ModelSpec
+from harness.spec import BatchNorm, Conv2D, Dense, Dropout, ModelSpec
 from harness.strategies import get_strategy
 from harness.strategy_options import check_frozen_epochs, check_strategy_options, training_phases
 from harness.suites import Suite, gpu_only_suites
@@ -173,8 +173,16 @@ def _provenance(dataset: Dataset) -> dict[str, str]:
 
 # Runtime settings that only act on a kind of layer: --bn-statistics float64 computes training-mode BatchNorm in
 # float64, --dropout-rng framework draws dropout masks from each framework's generator.
-_RUNTIME_LAYER_SETTINGS: dict[str, type] = {"bn_statistics": BatchNorm, "dropout_rng": Dropout}
+# --cudnn-autotune picks convolutions' algorithms: a network without one (mlp) computes alike either way. Not
+# --channels-last: it lays out the input batch too, a copy a network without convolutions still pays for (the speed
+# matrix times it on mlp).
+_RUNTIME_LAYER_SETTINGS: dict[str, type] = {
+    "bn_statistics": BatchNorm,
+    "dropout_rng": Dropout,
+    "cudnn_autotune": Conv2D,
+}
 _LAYER_OF: dict[str, type] = {**LAYER_SETTINGS, **_RUNTIME_LAYER_SETTINGS}
+_HINTS = {**LAYER_HINTS, Conv2D: "convolution (pick a convolutional model: convnet3, cnn_small or a zoo model)"}
 
 
 class _ModelOptionUse:
@@ -206,14 +214,15 @@ class _ModelOptionUse:
             return
         received = "; ".join(
             f"{name}={value!r} on {', '.join(sorted(models))}, which {'has' if len(models) == 1 else 'have'} no "
-            f"{LAYER_HINTS[_LAYER_OF[name]]}"
+            f"{_HINTS[_LAYER_OF[name]]}"
             for name, (value, models) in ((n, self._set[n]) for n in idle)
         )
         it = "it" if len(idle) == 1 else "them"
         raise InputError(
             "Expected each layer setting the run gives or searches to meet such a layer in a network it trains. "
-            f"Received: {received}. Drop {it}, or add the layers {it} set{'s' if len(idle) == 1 else ''}: given, a "
-            "setting is recorded with the results, yet it would change nothing."
+            f"Received: {received}. Drop {it}, or train a network with the layers {it} set"
+            f"{'s' if len(idle) == 1 else ''}: given, a setting is recorded with the results, yet it would change "
+            "nothing."
         )
 
 

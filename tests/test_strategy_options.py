@@ -150,6 +150,18 @@ def test_a_runtime_setting_of_a_kind_of_layer_is_refused_where_no_network_has_on
         preflight([replace(imported, input=InputConfig(size=32, channels=3))], None, False, cache_dir=tmp_path)
 
 
+def test_cudnn_autotuning_on_networks_without_a_convolution_is_refused():
+    """--cudnn-autotune on picks convolution algorithms: on a GPU run of mlp alone it was recorded, changing nothing.
+    A run with a convolutional network among its models keeps it."""
+    from harness.preflight import preflight
+
+    mlp = replace(SCRATCH, model="mlp", runtime=RuntimeOptions(cudnn_autotune=True, device="gpu"))
+    with pytest.raises(InputError, match=r"Received: cudnn_autotune=True on mlp, which has no convolution \(pick a"):
+        preflight([mlp], None, download=False)
+    preflight([mlp], None, download=False, resumed=True)
+    preflight([mlp, replace(mlp, model="convnet3")], None, download=False)
+
+
 @pytest.mark.parametrize(
     "setting, flags",
     [({"tf32": True}, "--tf32 on"), ({"tf32": True, "cudnn_autotune": True}, "--tf32 on and --cudnn-autotune on")],
