@@ -159,10 +159,10 @@ def _module_file(module: str) -> Path | None:
 
 def check_python_module(ref: ModelRef) -> None:
     """InputError when a python: model's module cannot be found from here (found without importing it)."""
-    _python_source_digest(ref.name)
+    python_source_digest(ref.name)
 
 
-def _python_source_digest(name: str) -> str:
+def python_source_digest(name: str) -> str:
     module = name.split(":")[0]
     path = _module_file(module)
     if path is None or not path.is_file():
@@ -192,7 +192,7 @@ def _request(ref: ModelRef, input_shape: tuple[int, ...], num_classes: int, seed
         "num_classes": num_classes,
         "seed": seed,
         "code": {b: cachekeys.code_versions(b) for b in _converting_backends(ref)},
-        "source": _python_source_digest(ref.name) if ref.kind == "python" else "",
+        "source": python_source_digest(ref.name) if ref.kind == "python" else "",
     }
 
 
@@ -208,7 +208,7 @@ def model_content_key(model: str) -> str:
     if ref.kind == "spec":
         return f"spec {file_digest(Path(ref.name))}"
     converters = " ".join(f"{b} {cachekeys.code_tag(b)}" for b in _converting_backends(ref))
-    return f"source {_python_source_digest(ref.name)}, {converters}" if ref.kind == "python" else converters
+    return f"source {python_source_digest(ref.name)}, {converters}" if ref.kind == "python" else converters
 
 
 # Runs ``harness.import_worker.main``'s argv in a process of the source framework: (exit status, output).

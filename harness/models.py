@@ -254,7 +254,7 @@ OPTION_FLAGS: dict[str, str] = {
 }
 
 
-def _as_given(option: str, value: Any) -> str:
+def option_as_given(option: str, value: Any) -> str:
     """An option as the user set it: its flag and value (--alpha-dropout takes none), else field=value."""
     if option not in OPTION_FLAGS:
         return f"{option}={value!r}"
@@ -281,7 +281,7 @@ def check_options_apply(name: str, options: ModelOptions) -> None:
         alpha = "; --activation-alpha with leaky_relu or elu only" if "activation_alpha" in takes else ""
         raise InputError(
             f"Expected only options that model {name!r} uses ({', '.join(flags) or 'none'}{alpha}). "
-            f"Received: {', '.join(_as_given(k, v) for k, v in ignored.items())}. "
+            f"Received: {', '.join(option_as_given(k, v) for k, v in ignored.items())}. "
             "Drop them, or pick a model or setting they apply to."
         )
 

@@ -42,7 +42,7 @@ from harness.plan import ExecutionOptions
 from harness.pretrained import check_zoo_weights_cached, prepare_weights, weights_ref
 from harness.provenance import usable_cpus
 from harness.reachable import connection_problem, grpc_problem
-from harness.search import apply_point, point_text, sample_corners
+from harness.search import apply_point, canonical_path, point_text, sample_corners
 from harness.shapes import infer_shapes
 from harness.spec import BatchNorm, Conv2D, Dense, Dropout, ModelSpec
 from harness.strategies import get_strategy
@@ -50,7 +50,7 @@ from harness.strategy_options import check_frozen_epochs, check_strategy_options
 from harness.suites import Suite, gpu_only_suites
 from harness.tuning import TunePlan
 from harness.weights import initializer
-from harness.weights_fit import check_weights_fit
+from harness.weights_fit import check_searched_options, check_weights_fit
 
 # How to mend two trials under one id (the preflight's check and the pytest plugin's at collection say it alike).
 DISTINCT_IDS_FIX = "Give the cases distinct variants, or spec files distinct file names."
@@ -300,6 +300,8 @@ def _check_search_points(
     checked: set[tuple[Any, ...]] = set()
     option_use = _ModelOptionUse()  # a searched layer setting that meets no such layer makes every sample alike
     for base in search.bases:
+        # weights are converted once, for the base's model options: a sample with others would find none
+        check_searched_options(base, [canonical_path(path) for path in search.space.paths])
         derived = derive(datasets[base.dataset], base.task)
         shape = transformed_shape(base.input, derived.input_shape)
         for point in sample_corners(search.space):

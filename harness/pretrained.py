@@ -46,9 +46,11 @@ from harness.checkpoints import save_checkpoint
 from harness.config import TrialConfig
 from harness.errors import InputError, MissingInputFile
 from harness.fresh_process import run_worker_module
+from harness.model_import import parse_model_ref, python_source_digest
 from harness.truncated_weights import check_complete
 from harness.user_files import nearest_existing, read_json_object
 from harness.weight_files import BadWeightsError, file_digests, file_sha256, weights_format
+from harness.weights_fit import check_options_honoured
 
 # torch.hub.HASH_REGEX: a hub file's name carries a prefix of its content's sha256, which torch hub checks only
 # while downloading. Copied because harness imports no framework; tests/test_pretrained.py checks it is torch's.
@@ -406,6 +408,7 @@ def prepare_weights(
     ref = weights_ref(trial)
     if ref is None:
         raise ValueError(f"Expected --pretrained or --weights for trial {trial.trial_id}. Received: neither.")
+    check_options_honoured(trial, ref.source_backend)  # the preflight's check, for every caller of this one
     folder = Path(cache_dir) / "pretrained"
     path, found = _resolved_file(ref, folder / "work" / "resolve", runner)
     expected = found.get("expected_digest")
@@ -413,16 +416,7 @@ def prepare_weights(
     digests = file_digests(path, [expected["algorithm"]] if expected else [])
     _check_zoo_content(ref, path, found, digests)
     sha = digests["sha256"]
-    content = {
-        "sha256": sha,
-        "ref": asdict(replace(ref, name=Path(ref.name).name)) if ref.kind == "file" else asdict(ref),
-        "model": trial.model,
-        "model_options": asdict(trial.model_options),
-        "input_shape": list(input_shape),
-        "code": cachekeys.code_versions(ref.source_backend or trial.backend),
-    }
-    key = hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:16]
-    checkpoint = folder / f"{key}.npz"
+    checkpoint = folder / f"{_conversion_key(ref, trial, sha, input_shape)}.npz"
     if not checkpoint.is_file():
         check_complete(path, weights_format(path)[0], refetch_hint(ref))  # names the tensor a cut file lost
         _convert(ref, trial, path, sha, input_shape, checkpoint, runner)
@@ -430,6 +424,25 @@ def prepare_weights(
     index = _index_path(cache_dir, trial, input_shape)
     index.write_text(json.dumps({"checkpoint": checkpoint.name, "weights": ref.label, "sha256": sha}))
     return checkpoint
+
+
+def _conversion_key(ref: WeightsRef, trial: TrialConfig, sha: str, input_shape: tuple[int, ...]) -> str:
+    """The name of a conversion: everything that decides the neutral checkpoint. The file's content, the
+    architecture (a ``python:`` factory's by its module's source digest, as harness.model_import keys its own
+    conversions: the same name after an edit is another network), the options, the input shape and the code. The
+    trial's --normalize is not in it: nothing of the conversion follows it (a Caffe-convention file's BGR fold
+    follows the weights)."""
+    model_ref = parse_model_ref(trial.model)
+    content = {
+        "sha256": sha,
+        "ref": asdict(replace(ref, name=Path(ref.name).name)) if ref.kind == "file" else asdict(ref),
+        "model": trial.model,
+        "model_source": python_source_digest(model_ref.name) if model_ref.kind == "python" else "",
+        "model_options": asdict(trial.model_options),
+        "input_shape": list(input_shape),
+        "code": cachekeys.code_versions(ref.source_backend or trial.backend),
+    }
+    return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def _convert(
@@ -449,7 +462,6 @@ def _convert(
         "model": trial.model,
         "model_options": asdict(trial.model_options),
         "input_shape": list(input_shape),
-        "normalize": with_weight_preprocessing(trial).input.normalize,
         "meta": {"weights": ref.label, "sha256": sha, "key": checkpoint.stem},
     }
     runner(reader or REFERENCE_BACKEND, "convert", request, checkpoint)  # .npz: any backend reads numpy

@@ -280,11 +280,7 @@ def check_safetensors(path: Path, fix: str) -> None:
             header = json.loads(handle.read(length))
         except ValueError as exc:
             raise BadWeightsError(f"Expected a JSON .safetensors header. Received: {exc} in {path.name}.") from None
-    ranges = sorted(
-        (int(e["data_offsets"][0]), int(e["data_offsets"][1]), name)
-        for name, e in header.items()
-        if name != "__metadata__"
-    )
+    ranges = sorted(_byte_range(name, entry, path, fix) for name, entry in _header_entries(header, path, fix))
     body = total - 8 - length
     for start, end, name in ranges:
         if end > body:
@@ -294,6 +290,29 @@ def check_safetensors(path: Path, fix: str) -> None:
                 f"the data): expected {end - start} bytes, received {max(0, body - start)} — the file is cut short "
                 f"at byte {total} of {full}; {fix}."
             )
+
+
+def _header_entries(header: Any, path: Path, fix: str) -> list[tuple[str, Any]]:
+    """The tensors' entries of a .safetensors header (a JSON object of them, beside its ``__metadata__``)."""
+    if not isinstance(header, dict):
+        raise BadWeightsError(
+            f"Expected a JSON object of tensors as the .safetensors header of {path.name}. Received: "
+            f"{str(header)[:200]}; {fix}."
+        )
+    return [(name, entry) for name, entry in header.items() if name != "__metadata__"]
+
+
+def _byte_range(name: str, entry: Any, path: Path, fix: str) -> tuple[int, int, str]:
+    """A tensor's (start, end, name) in the data, as its header entry gives them; an entry without them (a damaged
+    or hand-written header) is a BadWeightsError worded as harness.weight_files.read_safetensors words it."""
+    try:
+        start, end = (int(v) for v in entry["data_offsets"])
+    except (KeyError, TypeError, ValueError):
+        raise BadWeightsError(
+            f"Expected whole-number data_offsets (two) for tensor {name!r} in {path.name}'s header. Received: "
+            f"{str(entry)[:200]}; {fix}."
+        ) from None
+    return start, end, name
 
 
 def hdf5_end_of_file(head: bytes) -> int | None:

@@ -8,10 +8,13 @@ wording is one.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from harness.backbone import NEEDS_BACKBONE
 from harness.backend import importer_backends
 from harness.config import TrialConfig
 from harness.errors import InputError
+from harness.models import OPTION_FLAGS, changed_options, option_as_given
 from harness.zoo import ZOO
 
 # Zoo names whose architecture at width 1 is torchvision's, layer names and all (harness.zoo), so torchvision
@@ -87,3 +90,52 @@ def check_weights_fit(trial: TrialConfig, reader: str) -> None:
             check_torchvision_width(name, trial.model_options.width_multiplier)
     elif reader == importers["keras"]:
         keras_name(trial.model)
+    check_options_honoured(trial, reader)
+
+
+def honoured_options(reader: str) -> frozenset[str] | None:
+    """The model options a network converted from weights ``reader`` reads is built with (None: every one). A
+    framework's file is rebuilt as its own architecture: torchvision's module takes a width (mobilenet_v2's
+    width_mult) and nothing else, a Keras application nothing; xfbench's neutral .npz is checked against --model's
+    spec, built with every option."""
+    importers = importer_backends()
+    if reader == importers["torchvision"]:
+        return frozenset({"width_multiplier"})
+    if reader == importers["keras"]:
+        return frozenset()
+    return None
+
+
+def check_options_honoured(trial: TrialConfig, reader: str) -> None:
+    """Refuse a model option the network converted from the weights would not have: the converted spec keeps the
+    file's own dropout and BatchNorm, so the option would be recorded in config_json, yet change nothing."""
+    honoured = honoured_options(reader)
+    changed = changed_options(trial.model_options)
+    ignored = {k: v for k, v in changed.items() if honoured is not None and k not in honoured}
+    if not ignored:
+        return
+    allowed = f"but {', '.join(OPTION_FLAGS[k] for k in sorted(honoured))} " if honoured else ""
+    framework = "torch" if reader == importer_backends()["torchvision"] else "Keras"
+    it = "them" if len(ignored) > 1 else "it"
+    raise InputError(
+        f"Expected no model options {allowed}with {framework} weights: the network is built as the file's "
+        f"architecture ({trial.model}) defines it, dropout and BatchNorm included. Received: "
+        f"{', '.join(option_as_given(k, v) for k, v in ignored.items())}, which it would not apply. Drop {it}, or "
+        f"train the backbone in xfbench (no --pretrained/--weights) to set {it}."
+    )
+
+
+def check_searched_options(trial: TrialConfig, searched: Iterable[str]) -> None:
+    """Refuse a search that varies model options of a trial that starts from --pretrained / --weights: its weights
+    are converted once, before Ray starts, for the base's options (the conversion is keyed by them), so a sample
+    with others would find no converted weights, and a framework's file would not apply them anyway."""
+    if not (trial.transfer.pretrained or trial.transfer.weights_file):
+        return
+    varied = [path for path in searched if path.startswith("model_options.")]
+    if varied:
+        raise InputError(
+            f"Expected a search space without model options for {trial.case_id}, which starts from the weights "
+            f"{trial.transfer.weights_file or trial.transfer.pretrained} (converted once, for its own options). "
+            f"Received: {', '.join(varied)} in --space. Drop {'them' if len(varied) > 1 else 'it'} from the space, "
+            "or set the option once for the run (where the weights' network applies it)."
+        )

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
+import struct
 from dataclasses import replace
 from pathlib import Path
 
@@ -620,11 +622,18 @@ def test_a_neutral_checkpoint_loads_as_weights(files, cache, runner, tmp_path):
     assert len(list(checkpoint.parent.glob(f"{checkpoint.stem}.verified-*.json"))) == 2
 
 
-def test_caffe_convention_weights_take_rgb_after_conversion(workers, runner, tmp_path):
+@pytest.fixture(scope="module")
+def resnet50_keras(workers, tmp_path_factory) -> Path:
+    """Keras' ResNet50 (Caffe convention: BGR) with random weights, 10 classes, as a .weights.h5."""
+    path = tmp_path_factory.mktemp("resnet50") / "ResNet50.weights.h5"
+    workers["tensorflow"](probes.write_keras, "ResNet50", str(path), SHAPE, 10)
+    return path
+
+
+def test_caffe_convention_weights_take_rgb_after_conversion(workers, runner, tmp_path, resnet50_keras):
     """Keras' ResNet50 reads BGR minus ImageNet's means: the source's logits on BGR images are reproduced by the
     converted network on RGB images (the order folded into the first convolution's kernel)."""
-    path = tmp_path / "ResNet50.weights.h5"
-    workers["tensorflow"](probes.write_keras, "ResNet50", str(path), SHAPE, 10)
+    path = resnet50_keras
     trial = with_weight_preprocessing(_trial("keras:ResNet50", path))
     assert trial.input.normalize == "caffe"
     checkpoint = prepare_weights(trial, SHAPE, tmp_path / "cache", BOTH, runner)
@@ -636,3 +645,156 @@ def test_weights_fetch_of_a_misspelt_model_names_the_nearest_ones(capsys):
     for name, nearest in (("keras:MobileNetv2", "Did you mean MobileNetV2"), ("torchvision:resnet", "resnet18")):
         code, _, err = _cli(capsys, "weights", "fetch", name)
         assert code == 2 and nearest in err, err
+
+
+def _first_kernels(checkpoint: Path, keras_file: Path) -> tuple[np.ndarray, np.ndarray]:
+    """The first convolution's kernel in a converted checkpoint, and as the Keras file holds it (both HWIO)."""
+    from harness.checkpoints import load_checkpoint
+    from harness.spec import Conv2D
+
+    spec, weights, _ = load_checkpoint(checkpoint)
+    first = next(layer.name for layer in spec.layers if isinstance(layer, Conv2D))
+    with h5py.File(keras_file, "r") as handle:
+        return weights[f"{first}/kernel"], handle["layers/conv2d/vars/0"][()]
+
+
+def test_the_bgr_fold_follows_the_weights_whatever_normalize_says(files, runner, tmp_path, resnet50_keras):
+    """The review's case: the fold followed the trial's --normalize, and the conversion's key left it out. Keras'
+    ResNet50 reads BGR whatever the pipeline subtracts (--normalize imagenet: R and B were swapped), MobileNetV2
+    reads RGB (--normalize caffe: its kernel was reversed); each converted first was reused for the other."""
+    imagenet = InputConfig(normalize="imagenet")
+    resnet = with_weight_preprocessing(_trial("keras:ResNet50", resnet50_keras, input=imagenet), ("input.normalize",))
+    assert resnet.input.normalize == "imagenet"
+    checkpoint = prepare_weights(resnet, SHAPE, tmp_path / "cache", (), runner)
+    converted, source = _first_kernels(checkpoint, resnet50_keras)
+    assert np.array_equal(converted, source[:, :, ::-1, :]) and not np.array_equal(converted, source)
+    as_weights = with_weight_preprocessing(_trial("keras:ResNet50", resnet50_keras))  # the key names no --normalize
+    assert prepare_weights(as_weights, SHAPE, tmp_path / "cache", (), runner) == checkpoint
+    path = files["MobileNetV2.weights.h5"]
+    caffe = InputConfig(normalize="caffe")
+    mobilenet = with_weight_preprocessing(_trial("keras:MobileNetV2", path, input=caffe), ("input.normalize",))
+    assert mobilenet.input.normalize == "caffe"
+    converted, source = _first_kernels(prepare_weights(mobilenet, SHAPE, tmp_path / "cache", (), runner), path)
+    assert np.array_equal(converted, source)
+
+
+def test_a_torchvision_densenet_file_with_its_legacy_key_names_loads(workers, runner, tmp_path):
+    """torchvision's DenseNet files name 'denselayer1.norm.1.weight' what the module calls 'denselayer1.norm1.weight'
+    (torchvision renames them as it loads its own): such a file was refused as '580 missing'."""
+    current = tmp_path / "densenet121-current.pth"
+    workers["torch"](probes.write_torchvision, "densenet121", str(current), 10)
+    legacy = {}
+    for key, value in _state(workers, current).items():
+        if not key.endswith("num_batches_tracked"):  # torchvision's files predate it
+            legacy[re.sub(r"(denselayer\d+\.(?:norm|relu|conv))([12])\.", r"\1.\2.", key)] = value
+    old_name = "features.denseblock1.denselayer1.norm.1.running_var"
+    assert old_name in legacy
+    path = tmp_path / "densenet121.pth"
+    workers["torch"](probes.write_torch_state, str(path), legacy)
+    checkpoint = prepare_weights(_trial("densenet121", path), SHAPE, tmp_path / "cache", ("torch",), runner)
+    from harness.checkpoints import load_checkpoint
+
+    converted = load_checkpoint(checkpoint)[1]
+    assert any(v.shape == legacy[old_name].shape and np.array_equal(v, legacy[old_name]) for v in converted.values())
+
+
+def test_model_options_the_converted_network_would_not_apply_are_refused(files, runner, tmp_path, capsys):
+    """The review's case: --dropout, --alpha-dropout, --bn-variance with a torch file were recorded in config_json
+    as applied, while the network converted from the file kept its own. Refused before the weights are looked at
+    (exit 2), and by prepare_weights itself."""
+    from harness.errors import InputError
+    from harness.models import ModelOptions
+
+    opts = ModelOptions(width_multiplier=0.25, dropout=0.5, dropout_kind="alpha")
+    trial = _trial("mobilenet_v2", files["mobilenet_v2_narrow.pth"], model_options=opts)
+    with pytest.raises(InputError, match=r"Received: --dropout 0.5, --alpha-dropout, which"):
+        prepare_weights(trial, SHAPE, tmp_path / "cache", (), runner)
+    base = ["run", "--strategy", "fine_tune", "--dataset", "digits", "--input-size", "32"]
+    narrow = ("--model", "mobilenet_v2", "--width-multiplier", "0.25", "--weights", str(trial.transfer.weights_file))
+    options = ("--dropout", "0.5", "--bn-variance", "biased")
+    code, out, err = _cli(capsys, *base, *narrow, *options, "--results-dir", str(tmp_path / "r"))
+    assert code == 2, err[-2000:]
+    assert "Expected no model options but --width-multiplier with torch weights" in err, err
+    assert "Received: --dropout 0.5, --bn-variance biased, which it would not apply." in err, err
+    keras = ("--model", "keras:MobileNetV2", "--weights", str(files["MobileNetV2.weights.h5"]), "--dropout", "0.2")
+    code, out, err = _cli(capsys, *base, *keras, "--results-dir", str(tmp_path / "r"))
+    assert code == 2 and "Expected no model options with Keras weights" in err, err
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_search_that_varies_model_options_of_a_pretrained_trial_is_refused(files):
+    """A sample with other model options than its base found no converted weights (FileNotFoundError in the
+    worker): the weights convert once, for the base's options."""
+    from harness.errors import InputError
+    from harness.weights_fit import check_searched_options
+
+    trial = _trial("mobilenet_v2", files["mobilenet_v2.pth"])
+    check_searched_options(trial, ["optimizer.lr"])
+    check_searched_options(_trial("mobilenet_v2"), ["model_options.dropout"])  # a backbone xfbench trains
+    with pytest.raises(InputError, match=r"Received: model_options.dropout in --space. Drop it"):
+        check_searched_options(trial, ["optimizer.lr", "model_options.dropout"])
+    # the tune's preflight asks it, before any weights convert
+    from harness.preflight import preflight
+    from harness.search import parse_space
+    from harness.tuning import TunePlan
+
+    search = TunePlan(bases=(trial,), space=parse_space(["model_options.dropout=choice:0.1,0.2"]))
+    with pytest.raises(InputError, match=r"Received: model_options.dropout in --space. Drop it"):
+        preflight([trial], None, download=False, search=search)
+
+
+def test_an_edited_python_factory_converts_again(workers, tmp_path, monkeypatch):
+    """The review's case: after the user's factory changed (ReLU -> Tanh), the same file and --model reused the
+    conversion (and verification) of the old network. The key holds the factory module's source digest."""
+    from harness.checkpoints import load_checkpoint
+    from harness.spec import Activation
+
+    monkeypatch.chdir(tmp_path)  # where the driver and the fresh worker processes find the module
+    source = (
+        "from torch import nn\n\n\ndef build(num_classes=10):\n"
+        "    return nn.Sequential(nn.Conv2d(3, 4, 3), nn.{act}(), nn.Flatten(), nn.Linear(4 * 30 * 30, num_classes))\n"
+    )
+    module = tmp_path / "edited_factory_net.py"
+    module.write_text(source.format(act="ReLU"))
+    rng = np.random.default_rng(0)
+    shapes = {"0.weight": (4, 3, 3, 3), "0.bias": (4,), "3.weight": (10, 3600), "3.bias": (10,)}
+    path = tmp_path / "net.pth"
+    workers["torch"](
+        probes.write_torch_state, str(path), {k: rng.normal(size=s).astype(np.float32) for k, s in shapes.items()}
+    )
+    trial = _trial("python:edited_factory_net:build", path)
+
+    def kinds(checkpoint: Path) -> list[str]:
+        return [layer.kind for layer in load_checkpoint(checkpoint)[0].layers if isinstance(layer, Activation)]
+
+    first = prepare_weights(trial, SHAPE, tmp_path / "cache", ())  # fresh processes: they import the module anew
+    assert kinds(first) == ["relu"]
+    module.write_text(source.format(act="Tanh"))
+    second = prepare_weights(trial, SHAPE, tmp_path / "cache", ())
+    assert second != first and kinds(second) == ["tanh"]
+
+
+def _write_training_checkpoint(_backend: str, path: str, tensors: dict[str, np.ndarray]) -> None:
+    """A training loop's checkpoint: the state dict under 'model', beside the epoch (in the torch worker)."""
+    import torch
+
+    torch.save({"model": {k: torch.from_numpy(v) for k, v in tensors.items()}, "epoch": 3}, path)
+
+
+def test_a_training_checkpoint_names_its_entry_and_the_state_dict_to_save(workers, runner, tmp_path):
+    path = tmp_path / "checkpoint.pth"
+    workers["torch"](_write_training_checkpoint, str(path), {"conv1.weight": np.zeros((4, 3, 3, 3), np.float32)})
+    with pytest.raises(BadWeightsError) as error:
+        prepare_weights(_trial("resnet18", path), SHAPE, tmp_path / "cache", (), runner)
+    message = str(error.value)
+    assert "Received: a dict whose entry 'model' is of type dict (itself a state dict), not a tensor." in message
+    assert "Save the state dict alone: torch.save(checkpoint['model'], path)." in message, message
+
+
+def test_a_safetensors_header_entry_without_data_offsets_is_bad_weights(runner, tmp_path):
+    """It raised a bare KeyError (a traceback) before any framework read the file."""
+    header = json.dumps({"conv1.weight": {"dtype": "F32", "shape": [1]}}).encode()
+    path = tmp_path / "damaged.safetensors"
+    path.write_bytes(struct.pack("<Q", len(header)) + header + b"\0" * 4)
+    with pytest.raises(BadWeightsError, match=r"Expected whole-number data_offsets \(two\) for tensor 'conv1.weight'"):
+        prepare_weights(_trial("resnet18", path), SHAPE, tmp_path / "cache", (), runner)

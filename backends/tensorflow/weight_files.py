@@ -3,8 +3,10 @@ fetched through ``keras.utils.get_file`` (as the applications call it), a user's
 tensor against the architecture, then converted to neutral weights (backends/tensorflow/importer.py).
 
 The applications download ``<cache_dir>/models/<fname>``; xfbench passes ``cache_dir=<weights home>/keras``.
-Models whose ``preprocess_input`` is Caffe's (BGR) take RGB after conversion: the channel order is folded into
-the first convolution's kernel, so the input pipeline's per-channel normalisation is all that runs in front.
+Weights whose application's ``preprocess_input`` is Caffe's (BGR: ResNet50/101/152, VGG16/19) take RGB after
+conversion: the channel order is folded into the first convolution's kernel, so the input pipeline's per-channel
+normalisation is all that runs in front. The fold follows the weights (harness.pretrained.preprocessing), never the
+trial's ``--normalize``, which only chooses what the pipeline subtracts and divides by.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from backends.tensorflow import importer
 from backends.tensorflow.framework import keras
 from harness.errors import InputError
 from harness.importers import closest_names
-from harness.pretrained import KERAS_SIZES, WeightsRef, refetch_hint
+from harness.pretrained import KERAS_SIZES, WeightsRef, preprocessing, refetch_hint
 from harness.spec import Conv2D, ModelSpec, ZeroPad2D
 from harness.truncated_weights import check_hdf5, hdf5_end_of_file
 from harness.weight_files import BadWeightsError, check_tensor_shapes
@@ -222,8 +224,12 @@ def layer_outputs(model: keras.Model, x: np.ndarray, spec: ModelSpec) -> dict[st
 def convert(request: dict[str, Any], x: np.ndarray) -> tuple[ModelSpec, dict[str, np.ndarray], dict[str, Any]]:
     model = load_into_architecture(request, Path(request["file"]))
     spec, weights = importer.convert(model, tuple(request["input_shape"]), request["meta"]["weights"])
-    source_x = x[..., ::-1].copy() if request["normalize"] == "caffe" else x
-    if request["normalize"] == "caffe":
+    # The channel order belongs to the weights, not to the trial's --normalize: Caffe-convention weights read BGR
+    # whatever normalisation runs in front, so the fold (and the checkpoint's key, which names the weights and the
+    # architecture but no normalisation) depends on them alone.
+    bgr = preprocessing(WeightsRef(**request["ref"]), request["model"]).normalize == "caffe"
+    source_x = x[..., ::-1].copy() if bgr else x
+    if bgr:
         weights = _fold_bgr(spec, weights)
     probe = {
         "x": x,

@@ -136,10 +136,33 @@ def read_state_dict(path: Path, fmt: str, fix: str = SAVE_STATE_DICT) -> dict[st
         loaded = loaded["state_dict"]  # a training checkpoint that wraps the state dict
     if not isinstance(loaded, Mapping) or not all(isinstance(v, torch.Tensor) for v in loaded.values()):
         raise BadWeightsError(
-            f"Expected a state dict (tensor names -> tensors) in {path.name}. Received: {type(loaded).__name__}. "
-            f"{fix[:1].upper()}{fix[1:]}."
+            f"Expected a state dict (tensor names -> tensors) in {path.name}. Received: {_not_a_state_dict(loaded)}. "
+            f"{_state_dict_fix(loaded, fix)}"
         )
     return dict(loaded)
+
+
+def _is_state_dict(value: Any) -> bool:
+    return isinstance(value, Mapping) and bool(value) and all(isinstance(v, torch.Tensor) for v in value.values())
+
+
+def _not_a_state_dict(loaded: Any) -> str:
+    """What a loaded object that is no state dict holds: a training checkpoint's first entry that is no tensor, and
+    its type, is what tells the user which part to save."""
+    if not isinstance(loaded, Mapping):
+        return type(loaded).__name__
+    key, value = next((k, v) for k, v in loaded.items() if not isinstance(v, torch.Tensor))
+    inner = " (itself a state dict)" if _is_state_dict(value) else ""
+    return f"a {type(loaded).__name__} whose entry {key!r} is of type {type(value).__name__}{inner}, not a tensor"
+
+
+def _state_dict_fix(loaded: Any, fix: str) -> str:
+    """A training checkpoint that wraps its state dict under a key of its own ({'model': ..., 'epoch': 3}): save
+    that entry alone; anything else: the caller's advice."""
+    wrapped = [k for k, v in loaded.items() if _is_state_dict(v)] if isinstance(loaded, Mapping) else []
+    if wrapped:
+        return f"Save the state dict alone: torch.save(checkpoint[{wrapped[0]!r}], path)."
+    return f"{fix[:1].upper()}{fix[1:]}."
 
 
 def _unreadable(path: Path, exc: Exception) -> str:
@@ -185,6 +208,27 @@ def architecture(model: str, options: dict[str, Any], classes: int) -> nn.Module
     return _torchvision_model(name, float(options.get("width_multiplier", 1.0)), classes)
 
 
+# torchvision's DenseNet files (its hub's downloads among them) keep the names of modules that once had dots in
+# them ('features.denseblock1.denselayer1.norm.1.weight'); torchvision renames them to the current ones ('norm1')
+# when it loads its own weights (torchvision.models.densenet._load_state_dict), and so does xfbench.
+_DENSENET_LEGACY_KEY = re.compile(
+    r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var))$"
+)
+
+
+def _current_densenet_names(model: nn.Module, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """``state`` with a torchvision DenseNet's legacy tensor names renamed as torchvision renames them."""
+    import torchvision
+
+    if not isinstance(model, torchvision.models.DenseNet):
+        return state
+    renamed = {}
+    for key, value in state.items():
+        legacy = _DENSENET_LEGACY_KEY.match(key)
+        renamed[legacy.group(1) + legacy.group(2) if legacy else key] = value
+    return renamed
+
+
 def _head_classes(model: nn.Module, state: Mapping[str, torch.Tensor]) -> int | None:
     """The file's class count: rows of the architecture's last Linear weight in the file."""
     linears = [name for name, m in model.named_modules() if isinstance(m, nn.Linear)]
@@ -196,6 +240,7 @@ def load_into_architecture(request: dict[str, Any], path: Path) -> nn.Module:
     ref = WeightsRef(**request["ref"])
     state = read_state_dict(path, request["format"], SAVE_STATE_DICT if ref.kind == "file" else refetch_hint(ref))
     model = architecture(request["model"], request["model_options"], 1000)
+    state = _current_densenet_names(model, state)
     classes = _head_classes(model, state)
     if classes is not None and classes != 1000:
         model = architecture(request["model"], request["model_options"], classes)
