@@ -208,9 +208,10 @@ def phase_times(frame: pd.DataFrame) -> pd.DataFrame:
     """Steady epoch time, samples/s and achieved GFLOP/s per phase (medians over the seeds' steady epochs; a frozen
     phase's step costs fewer MACs, so its GFLOP/s says whether it is faster by the work it skips) of every (case,
     backend)
-    that trains in more than one phase (S4's frozen then unfrozen layers): the table pools a trial's phases. An S4
-    case (strategy ``transfer``) whose backbone was trained in this run gets that source phase first, named with
-    the framework that trained it: one backbone serves both backends, so both rows show the same source epochs."""
+    that trains in more than one phase (S4's frozen then unfrozen layers), and of every S4 case (strategy
+    ``transfer``): the table pools a trial's phases. An S4 case whose backbone was trained in this run gets that
+    source phase first, named with the framework that trained it: one backbone serves both backends, so both rows
+    show the same source epochs; one from the cache has no source row, its own phases still listed."""
     frame = with_suite(frame)
     rows: list[dict[str, Any]] = []
     if frame.empty or "phase" not in frame.columns:  # phases of warm-up epochs only still make rows, marked so
@@ -224,7 +225,9 @@ def phase_times(frame: pd.DataFrame) -> pd.DataFrame:
         source = _source_phase(trained, group)
         if source is not None:
             phases.insert(0, source)
-        if len(phases) < 2:
+        # S4 asks for each phase's epoch time: a transfer case is listed whatever its phases (from a cached backbone,
+        # frozen throughout, it had one, and the table lost S4's case on every run after the first)
+        if len(phases) < 2 and set(group["strategy"]) != {"transfer"}:
             continue
         case = dict(zip(CASE_KEYS + ["backend"], keys, strict=True))
         for phase, (epochs, warmup_only) in phases:

@@ -287,7 +287,8 @@ def test_cases_that_train_in_two_phases_get_each_phases_epoch_time():
 
 def test_an_s4_case_lists_the_source_phase_that_trained_its_backbone_in_this_run():
     """S4a: the backbone trains on 5-9 in the pretrain stage (torch), each backend's case then trains frozen on 0-4:
-    both backends' rows show that source phase, named with who trained it; a cached backbone shows none."""
+    both backends' rows show that source phase, named with who trained it; a cached backbone shows none, and its
+    case's own phases still show."""
 
     def trial(trial_id, strategy, variant, backend, phase, seconds, details=""):
         rows = _rows(backend, "cnn_small", 0.9, seconds, seeds=1)
@@ -305,11 +306,14 @@ def test_an_s4_case_lists_the_source_phase_that_trained_its_backbone_in_this_run
             f"old-{backend}", "transfer", "0-4to5-9", backend, "frozen", seconds, '{"backbone": "feedbeef00"}'
         )
     table = summarize(to_frame(rows)).phases
-    assert set(table["variant"]) == {"5-9to0-4"}  # the cached backbone's case trains in one phase here: not listed
     for backend, seconds in ((REFERENCE_BACKEND, 0.2), ("tensorflow", 0.3)):
-        own = table[table["backend"] == backend]
+        own = table[(table["backend"] == backend) & (table["variant"] == "5-9to0-4")]
         assert list(own["phase"]) == [f"source (trained by {REFERENCE_BACKEND})", "frozen"]
         assert list(own["epoch_time_s_median"]) == [0.8, seconds] and list(own["epochs"]) == [2, 2]
+        # the case whose backbone came from the cache keeps its own phase (it dropped out of the table: every run
+        # after the first lost S4's per-phase times)
+        cached = table[(table["backend"] == backend) & (table["variant"] == "0-4to5-9")]
+        assert list(cached["phase"]) == ["frozen"] and list(cached["epoch_time_s_median"]) == [seconds]
 
 
 def test_a_one_epoch_backbone_keeps_its_source_phase_marked_warm_up():
