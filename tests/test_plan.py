@@ -71,6 +71,14 @@ def test_a_changed_schedule_starts_from_its_defaults_and_settings_it_would_ignor
         ScheduleConfig("onecycle", boundaries=(1,), values=(0.1, 0.01))
     with pytest.raises(InputError, match="increasing step indices"):
         ScheduleConfig("piecewise", boundaries=(5, 3), values=(0.1, 0.01, 0.001))
+    # 1cycle's momenta stand in for the optimizer's momentum or beta1, held to [0, 1) there: a searched 1.5 was
+    # accepted, and an RMSprop momentum cycling up from 0 failed in torch alone; a negative power raised the rate
+    for momenta in ({"max_momentum": 1.5}, {"min_momentum": -0.1}, {"max_momentum": 0.0, "min_momentum": 0.5}):
+        with pytest.raises(InputError, match=r"Expected 0 <= min_momentum <= max_momentum < 1 for 1cycle"):
+            apply_overrides(BASE, {"schedule.name": "onecycle", **{f"schedule.{k}": v for k, v in momenta.items()}})
+    ScheduleConfig("onecycle", max_momentum=0.0, min_momentum=0.0)
+    with pytest.raises(InputError, match=r"Expected a power > 0 for the power schedule"):
+        ScheduleConfig("power", power=-1.0)
 
 
 def test_unknown_paths_and_bad_values_say_what_was_expected():
