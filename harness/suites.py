@@ -470,7 +470,9 @@ def _with_measured_floors(
 
 def _technique_cases(dataset: str, epochs: int, smoke: bool = False, floors: bool = False) -> tuple[SuiteCase, ...]:
     """S5: one case per option setting; each is a variant of a small model so the sweep stays cheap. ``floors``: the
-    bars measured for the digits, 5-epoch sweep (the others assert that every trial completes, not diverged)."""
+    bars measured for the digits, 5-epoch sweep (the others assert that every trial completes, not diverged, and
+    that the backends agree: exactly on digits, within :data:`FASHION_CONVNET3_GAP` for Fashion-MNIST's
+    convolutional networks)."""
     small = ModelOptions(hidden=(64,))
     mom = OptimizerConfig("momentum", lr=0.01)
     cases = _optimizer_sweeps() + _model_sweeps() + _regularization_sweeps()
@@ -484,12 +486,18 @@ def _technique_cases(dataset: str, epochs: int, smoke: bool = False, floors: boo
             floor, source = _technique_floor(variant)
             gap = _MC_DROPOUT_GAP if variant == "mc_dropout" else 0.0
             case = replace(case, min_test_acc=floor, bar_source=source, max_backend_gap=gap)
+        elif dataset == "fashion_mnist" and model != "mlp" and case.runtime.precision != "float64":
+            # Fashion-MNIST's thousands of steps part the convolutional networks' backends by float32 rounding
+            # (FASHION_CONVNET3_GAP, measured over 2 epochs of convnet3; the mlp, and float64, agreed exactly): exact
+            # agreement was asserted here, which the measurements rule out.
+            case = replace(case, max_backend_gap=max(FASHION_CONVNET3_GAP, _MC_DROPOUT_GAP * (variant == "mc_dropout")))
         out.append(case)
     return tuple(out)
 
 
 # The smoke tier and the Fashion-MNIST half of the full sweep assert that every trial completes (no failure, no
-# divergence), with their accuracy and time side by side per backend; only the digits sweep has measured floors.
+# divergence) and that the backends agree (within a gap on Fashion-MNIST's convolutional networks), with their
+# accuracy and time side by side per backend; only the digits sweep has measured floors.
 _CATALOGUE.update(
     {
         s.name: s
