@@ -160,6 +160,8 @@ def summarize(frame: pd.DataFrame, reference: str = REFERENCE_BACKEND) -> Summar
                 "skipped": int((trial_finals["status"] == "skipped").sum()),
                 "test_acc_mean": float(accs.mean()) if len(accs) else math.nan,
                 "test_acc_std": float(accs.std(ddof=1)) if len(accs) > 1 else math.nan,  # one seed: no spread known
+                # the last epoch's: the notebooks' bars (S1's "val accuracy > 40 %") are on the validation split
+                "val_acc_mean": _mean(ok, "val_acc"),
                 "epoch_time_s_median": float(timing["epoch_time_s"].median()) if len(timing) else math.nan,
                 "samples_per_s_median": samples_per_s,
                 "params": _first(group, "params"),

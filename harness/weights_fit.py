@@ -115,7 +115,7 @@ def check_options_honoured(trial: TrialConfig, reader: str) -> None:
     if not ignored:
         return
     allowed = f"but {', '.join(OPTION_FLAGS[k] for k in sorted(honoured))} " if honoured else ""
-    framework = "torch" if reader == importer_backends()["torchvision"] else "Keras"
+    framework = "torchvision" if reader == importer_backends()["torchvision"] else "Keras"
     it = "them" if len(ignored) > 1 else "it"
     raise InputError(
         f"Expected no model options {allowed}with {framework} weights: the network is built as the file's "

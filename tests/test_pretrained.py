@@ -714,7 +714,7 @@ def test_model_options_the_converted_network_would_not_apply_are_refused(files, 
     options = ("--dropout", "0.5", "--bn-variance", "biased")
     code, out, err = _cli(capsys, *base, *narrow, *options, "--results-dir", str(tmp_path / "r"))
     assert code == 2, err[-2000:]
-    assert "Expected no model options but --width-multiplier with torch weights" in err, err
+    assert "Expected no model options but --width-multiplier with torchvision weights" in err, err
     assert "Received: --dropout 0.5, --bn-variance biased, which it would not apply." in err, err
     keras = ("--model", "keras:MobileNetV2", "--weights", str(files["MobileNetV2.weights.h5"]), "--dropout", "0.2")
     code, out, err = _cli(capsys, *base, *keras, "--results-dir", str(tmp_path / "r"))
