@@ -72,19 +72,7 @@ class ScheduleConfig:
                 f"Expected piecewise learning rates > 0 and finite. Received: values={self.values}. A rate <= 0 "
                 "trains by gradient ascent, or not at all; give positive rates."
             )
-        if self.name == "onecycle" and not 0 <= self.min_momentum <= self.max_momentum < 1:
-            # the momenta replace the optimizer's momentum or Adam's beta1, which OptimizerConfig holds to [0, 1); an
-            # RMSprop momentum of 0 on the first step and above later failed in torch (no momentum buffer) alone
-            raise InputError(
-                "Expected 0 <= min_momentum <= max_momentum < 1 for 1cycle (the momentum, or Adam's beta1, cycles "
-                f"between them). Received: min_momentum={self.min_momentum}, max_momentum={self.max_momentum}. Give "
-                "momenta such as 0.85 and 0.95 (torch's OneCycleLR defaults)."
-            )
-        if self.name == "power" and not 0 < self.power < math.inf:
-            raise InputError(
-                f"Expected a power > 0 for the power schedule (--schedule-power). Received: {self.power}; a power "
-                "<= 0 would keep the rate, or raise it as training goes on. Give a power such as 1 or 2."
-            )
+        self._check_curve_settings()
         if self.name == "plateau" and not 0 < self.factor < 1:
             raise InputError(
                 f"Expected 0 < factor < 1 for reduce-on-plateau (--plateau-factor, the rate's multiplier). Received: "
@@ -120,6 +108,22 @@ class ScheduleConfig:
                 f"({sorted(_SETTINGS_OF[self.name]) or 'none'}). "
                 f"Received: {', '.join(f'{k}={v!r}' for k, v in unused.items())}, which it would ignore. Drop them, "
                 "or pick the schedule they belong to."
+            )
+
+    def _check_curve_settings(self) -> None:
+        """1cycle's momenta and the power schedule's power, each in the range its formula takes."""
+        if self.name == "onecycle" and not 0 <= self.min_momentum <= self.max_momentum < 1:
+            # the momenta replace the optimizer's momentum or Adam's beta1, which OptimizerConfig holds to [0, 1); an
+            # RMSprop momentum of 0 on the first step and above later failed in torch (no momentum buffer) alone
+            raise InputError(
+                "Expected 0 <= min_momentum <= max_momentum < 1 for 1cycle (the momentum, or Adam's beta1, cycles "
+                f"between them). Received: min_momentum={self.min_momentum}, max_momentum={self.max_momentum}. Give "
+                "momenta such as 0.85 and 0.95 (torch's OneCycleLR defaults)."
+            )
+        if self.name == "power" and not 0 < self.power < math.inf:
+            raise InputError(
+                f"Expected a power > 0 for the power schedule (--schedule-power). Received: {self.power}; a power "
+                "<= 0 would keep the rate, or raise it as training goes on. Give a power such as 1 or 2."
             )
 
     @property
