@@ -524,15 +524,22 @@ _CATALOGUE.update(
 
 LOW_DIGITS, HIGH_DIGITS = TaskSpec(classes=(0, 1, 2, 3, 4)), TaskSpec(classes=(5, 6, 7, 8, 9))
 _SMOKE_FLOOR = (
-    "smoke floor: measured feature_extraction 0.669-0.843, fine_tune 0.791-0.936, freeze_early 0.901-0.930, "
-    "transfer 0.872-0.878 over 3 seeds, identical in both backends (docs/measurements.md); chance 0.2"
+    "smoke floor: measured feature_extraction 0.686-0.791, fine_tune 0.762-0.907, freeze_early 0.872-0.936, "
+    "transfer 0.698-0.773 over 3 seeds, identical in both backends (docs/measurements.md); chance 0.2"
 )
+# transfer_smoke's deep features (LinearSVC on 4 epochs' backbone): seed 2 one test image of 360 apart (0.9639
+# TensorFlow, 0.9667 torch: the features' float32 rounding moves a point across the margin), seeds 0 and 1 equal.
+# The gap is five times one image.
+_SMOKE_DEEP_FEATURES_GAP = 0.014
 _MEASURED_AB = (
     "measured B 0.9720-0.9835 and B-on-A 0.9920-0.9955 over 3 seeds, identical per seed in both backends "
     "(docs/measurements.md); B-on-A's floor lies above every B measured, so it holds only while the transfer helps"
 )
 
 
+# The Keras example's optimizer='adadelta' (S4a; the backbones the class-split suites share train with it too): Keras'
+# lr 1.0, rho 0.95 and epsilon 1e-7 of its time, where the harness's own defaults are PyTorch's (rho 0.9, eps 1e-6).
+KERAS_ADADELTA = OptimizerConfig("adadelta", lr=1.0, rho=0.95, eps=1e-7)
 _SPLIT_DIRECTIONS = {"5-9to0-4": (HIGH_DIGITS, LOW_DIGITS), "0-4to5-9": (LOW_DIGITS, HIGH_DIGITS)}
 
 
@@ -541,7 +548,6 @@ def _split_transfer_cases(
 ) -> tuple[SuiteCase, ...]:
     """S4a, the Keras example: cnn_small on 5-9 (Adadelta, batch 128), then features frozen on 0-4; and the reverse.
     One case per direction in ``bars`` (a key of ``_SPLIT_DIRECTIONS``), with its floor."""
-    adadelta = OptimizerConfig("adadelta", lr=1.0)
     return tuple(
         SuiteCase(
             "transfer",
@@ -549,7 +555,7 @@ def _split_transfer_cases(
             dataset,
             epochs=epochs,
             batch_size=128,
-            optimizer=adadelta,
+            optimizer=KERAS_ADADELTA,
             task=_SPLIT_DIRECTIONS[label][1],
             variant=label,
             transfer=TransferOptions(source_task=_SPLIT_DIRECTIONS[label][0], source_epochs=source_epochs),
@@ -566,9 +572,7 @@ def _reuse_cases(
     """S2/S3 on a class split: a backbone from 5-9, a new head for 0-4 (momentum SGD, the lessons' 1e-3 x 10 for
     small data)."""
     opt = OptimizerConfig("momentum", lr=0.01, weight_decay=1e-4)
-    transfer = TransferOptions(
-        source_task=HIGH_DIGITS, source_epochs=source_epochs, source_optimizer=OptimizerConfig("adadelta", lr=1.0)
-    )
+    transfer = TransferOptions(source_task=HIGH_DIGITS, source_epochs=source_epochs, source_optimizer=KERAS_ADADELTA)
     return tuple(
         SuiteCase(
             strategy,
@@ -587,19 +591,20 @@ def _reuse_cases(
 
 
 # The `transfer` suite's test accuracy per case, lowest and highest over seeds 0-2 and both backends (`xfbench run
-# --suite transfer --seeds 3`, 2026-12-02, docs/measurements.md; every case equal in both backends on every seed).
+# --suite transfer --seeds 3`, 2026-12-05 with the Keras example's Adadelta, docs/measurements.md; every case equal in
+# both backends on every seed).
 _TRANSFER_MEASURED: dict[tuple[str, str, str], tuple[float, float]] = {
-    ("feature_extraction", "cnn_small", "5-9to0-4"): (0.8895, 0.9244),
-    ("fine_tune", "cnn_small", "5-9to0-4"): (0.9186, 0.9477),
-    ("freeze_early", "cnn_small", "5-9to0-4"): (0.9244, 0.9593),
-    ("transfer", "cnn_small", "5-9to0-4"): (0.9186, 0.9535),
-    ("transfer", "cnn_small", "0-4to5-9"): (0.9096, 0.9255),
-    ("deep_features", "cnn_small", "linear_svc"): (0.9833, 0.9889),
-    ("deep_features", "cnn_small", "logistic_regression"): (0.9667, 0.9861),
-    ("deep_features", "cnn_small", "random_forest"): (0.9611, 0.9750),
-    ("deep_features", "cnn_small", "rbf_svc"): (0.9667, 0.9861),
+    ("feature_extraction", "cnn_small", "5-9to0-4"): (0.8779, 0.9477),
+    ("fine_tune", "cnn_small", "5-9to0-4"): (0.9128, 0.9651),
+    ("freeze_early", "cnn_small", "5-9to0-4"): (0.9244, 0.9535),
+    ("transfer", "cnn_small", "5-9to0-4"): (0.8663, 0.9070),
+    ("transfer", "cnn_small", "0-4to5-9"): (0.8085, 0.8457),
+    ("deep_features", "cnn_small", "linear_svc"): (0.9722, 0.9889),
+    ("deep_features", "cnn_small", "logistic_regression"): (0.9722, 0.9833),
+    ("deep_features", "cnn_small", "random_forest"): (0.9556, 0.9750),
+    ("deep_features", "cnn_small", "rbf_svc"): (0.9556, 0.9778),
     ("deep_features", "convnet3", "random_forest@flatten"): (0.9750, 0.9806),
-    ("deep_features", "cnn_small", "linear_svc@act2"): (0.9722, 0.9889),
+    ("deep_features", "cnn_small", "linear_svc@act2"): (0.9694, 0.9917),
     ("scratch", "mlp", "B_scratch"): (1.0, 1.0),
     ("transfer", "mlp", "B_on_A"): (0.9863, 1.0),
 }
@@ -615,7 +620,7 @@ def _deep_feature_cases(
             dataset,
             epochs=1,
             variant=head,
-            optimizer=OptimizerConfig("adadelta", lr=1.0),
+            optimizer=KERAS_ADADELTA,
             transfer=TransferOptions(source_epochs=source_epochs, sklearn_head=head),
             min_test_acc=bar,
             bar_source=bar_source,
@@ -648,7 +653,7 @@ def _conv_feature_case(dataset: str, source_epochs: int) -> SuiteCase:
         dataset,
         epochs=1,
         variant="linear_svc@act2",
-        optimizer=OptimizerConfig("adadelta", lr=1.0),
+        optimizer=KERAS_ADADELTA,
         transfer=TransferOptions(source_epochs=source_epochs, sklearn_head="linear_svc", feature_layer="act2"),
     )
 
@@ -708,13 +713,16 @@ _CATALOGUE.update(
                     {"feature_extraction": 0.55, "fine_tune": 0.65, "freeze_early": 0.8},
                     _SMOKE_FLOOR,
                 )
-                + _split_transfer_cases("digits", 2, 2, {"5-9to0-4": 0.75}, _SMOKE_FLOOR)
-                + _deep_feature_cases(
-                    "digits",
-                    4,
-                    ("linear_svc",),
-                    0.8,
-                    "smoke floor: measured 0.972-0.981 over 3 seeds, identical in both backends (docs/measurements.md)",
+                + _split_transfer_cases("digits", 2, 2, {"5-9to0-4": 0.59}, _SMOKE_FLOOR)
+                + tuple(
+                    replace(case, max_backend_gap=_SMOKE_DEEP_FEATURES_GAP)
+                    for case in _deep_feature_cases(
+                        "digits",
+                        4,
+                        ("linear_svc",),
+                        0.8,
+                        "smoke floor: measured 0.961-0.969 over 3 seeds (docs/measurements.md)",
+                    )
                 )
                 + ab_cases("digits", epochs=2, frozen_epochs=1),
             ),
