@@ -132,6 +132,54 @@ def features(name: str, spec: ModelSpec, weights: NeutralWeights, x: np.ndarray,
     return _backend(name, spec, weights).extract_features(x, layer, batch_size=100)
 
 
+def layers_run_by_extraction(
+    name: str, spec: ModelSpec, weights: NeutralWeights, x: np.ndarray, layer: str
+) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """torch: the layers whose modules ran (once per call) while ``layer``'s features were extracted (batch 100);
+    those features; and the layer's output captured in a forward pass of the whole model, in the neutral layout."""
+    import torch
+
+    from backends.torch.model import layer_module
+
+    backend = _backend(name, spec, weights)
+    ran: list[str] = []
+    hooks = [
+        layer_module(backend.module, l.name).register_forward_hook(lambda m, i, o, n=l.name: ran.append(n))
+        for l in spec.layers
+    ]
+    features = backend.extract_features(x, layer, batch_size=100)
+    for hook in hooks:
+        hook.remove()
+    captured: list[torch.Tensor] = []
+    hook = layer_module(backend.module, layer).register_forward_hook(lambda m, i, o: captured.append(o))
+    backend.predict_logits(x, batch_size=100)
+    hook.remove()
+    full = torch.cat(captured).numpy()
+    return ran, features, full.transpose(0, 2, 3, 1) if full.ndim == 4 else full
+
+
+def training_dropout_keys(
+    name: str, spec: ModelSpec, weights: NeutralWeights, x: np.ndarray, y: np.ndarray, epochs: list[list[np.ndarray]]
+) -> tuple[np.ndarray, list[int]]:
+    """torch, shared dropout masks (seed 5): the keys the first dropout layer read at each training step of
+    ``epochs`` (steps counted on from one epoch to the next), and per epoch how many tensors held them."""
+    from backends.torch.dropout import SharedDropout
+
+    backend = _backend(name, spec, weights, seed=5)
+    backend.set_optimizer(OptimizerConfig("sgd", lr=0.01).resolved())
+    backend.set_data("train", x, y)
+    first = next(m for m in backend.module.modules() if isinstance(m, SharedDropout))
+    seen: list = []  # kept alive, so no step's tensor can reuse an earlier one's memory
+    first.register_forward_pre_hook(lambda m, args: seen.append(m.keys.keys))
+    storages, step = [], 0
+    for batches in epochs:
+        start = len(seen)
+        backend.train_epoch("train", batches, np.full(len(batches), 0.01, np.float32), first_step=step)
+        storages.append(len({t.untyped_storage().data_ptr() for t in seen[start:]}))
+        step += len(batches)
+    return np.stack([t.cpu().numpy() for t in seen]), storages
+
+
 def extraction_traces(
     name: str, spec: ModelSpec, weights: NeutralWeights, x: np.ndarray, layer: str
 ) -> tuple[int, np.ndarray, np.ndarray]:

@@ -273,6 +273,34 @@ def test_features_at_a_residual_add_and_a_concat_agree_across_backends(workers, 
         assert np.array_equal(got["torch"], expected), layer
 
 
+@pytest.mark.parametrize(
+    ("model", "options", "layer"),
+    [
+        ("convnet3", ModelOptions(), "act1"),
+        ("resnet20", ModelOptions(width_multiplier=0.25), "layer2_0_add"),
+        # the shortcut: the block's main branch, earlier in spec order, is no input of it
+        ("resnet20", ModelOptions(width_multiplier=0.25), "layer2_0_downsample_1"),
+    ],
+)
+def test_torch_extraction_runs_only_the_layers_the_feature_layer_depends_on(workers, digits, model, options, layer):
+    """deep_features times extract_features against the work up to the layer (forward_macs_to), as TensorFlow's
+    submodel to the layer does it: no later layer (the head) runs, and the features are the full forward's."""
+    spec = build_spec(model, digits.input_shape, digits.num_classes, options)
+    weights = initial_weights(spec, "he_normal", 0)
+    x = digits.x_test[:150]  # two batches of 100
+    ran, got, full = workers["torch"](probes.layers_run_by_extraction, spec, weights, x, layer)
+    index = {l.name: i for i, l in enumerate(spec.layers)}
+    needed, stack = set(), [layer]
+    while stack:
+        name = stack.pop()
+        if name in index and name not in needed:
+            needed.add(name)
+            stack.extend(spec.inputs_of(index[name]))
+    assert spec.layers[-1].name not in ran
+    assert sorted(ran) == sorted(list(needed) * 2)  # each once per batch
+    assert np.array_equal(got, full)
+
+
 @pytest.mark.parametrize("optimizer", OPTIMIZERS)
 def test_every_optimizer_gives_the_same_parameters(workers, digits, optimizer):
     spec = build_spec("mlp", digits.input_shape, digits.num_classes, ModelOptions(hidden=(32,)))

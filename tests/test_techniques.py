@@ -18,11 +18,13 @@ from harness.dropout_rng import (
     STREAM_MC,
     STREAM_TRAIN,
     drop_threshold,
+    dropout_layer_indices,
     element_hashes,
     hash32,
     keep_mask,
     reference_dropout,
     step_key,
+    step_keys,
 )
 from harness.mc_dropout import mc_metrics_from_logits
 from harness.models import ModelOptions, build_spec
@@ -442,6 +444,21 @@ def test_shared_dropout_masks_are_the_reference_generators_in_both_backends(work
         for backend, out in got.items():
             assert np.array_equal(out[p], expected), f"{backend}: pass {p} is not the reference mask"
     assert not np.array_equal(got["torch"][0], got["torch"][1])
+
+
+def test_torch_uploads_each_epochs_training_dropout_keys_once(workers, digits):
+    """A host-to-device copy of a step's keys would synchronise a GPU's stream every step: torch copies the epoch's
+    (steps, layers) keys once and each step reads its row, as TensorFlow's EpochInputs does; the keys, and so the
+    masks, stay the reference generator's."""
+    spec = build_spec("cnn_small", digits.input_shape, digits.num_classes)
+    weights = initial_weights(spec, "he_normal", 0)
+    epochs = [[np.arange(32 * i, 32 * i + 32) for i in range(4)], [np.arange(20), np.arange(20, 50)]]
+    keys, tensors_per_epoch = workers["torch"](
+        probes.training_dropout_keys, spec, weights, digits.x_train, digits.y_train, epochs
+    )
+    indices = dropout_layer_indices(spec)
+    assert keys.tolist() == [step_keys(5, STREAM_TRAIN, step, indices) for step in range(6)]
+    assert tensors_per_epoch == [1, 1]
 
 
 def test_the_shared_generator_drops_at_the_rate_independently_of_position_and_step():

@@ -24,9 +24,13 @@ class DropoutKeys:
         self.keys = torch.zeros(max(slots, 1), dtype=torch.int64, device=device)
         self.offset = 0
 
-    def set(self, keys: list[int], offset: int = 0) -> None:
-        if keys:
-            self.keys = torch.tensor(keys, dtype=torch.int64, device=self.device)
+    def set(self, keys: list[int] | torch.Tensor, offset: int = 0) -> None:
+        """``keys`` from the host (copied to the device), or already on the device (used as is: a training step's
+        row of its epoch's keys, uploaded once); empty: the keys stay (a model without shared dropout layers)."""
+        if len(keys):
+            self.keys = (
+                keys if isinstance(keys, torch.Tensor) else torch.tensor(keys, dtype=torch.int64, device=self.device)
+            )
         self.offset = offset
 
 

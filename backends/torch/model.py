@@ -72,12 +72,13 @@ class MergeConcat(nn.Module):
 
 
 class GraphModule(nn.Module):
-    """Runs a non-chain spec (residual, branching) in spec order."""
+    """Runs a non-chain spec (residual, branching) in spec order: ``plan`` holds each layer's name and the names of
+    its inputs ("input": the model's), in that order."""
 
-    def __init__(self, spec: ModelSpec, layers: dict[str, nn.Module]) -> None:
+    def __init__(self, layers: dict[str, nn.Module], plan: list[tuple[str, tuple[str, ...]]]) -> None:
         super().__init__()
         self.layers = nn.ModuleDict(layers)
-        self.plan = [(l.name, spec.inputs_of(i)) for i, l in enumerate(spec.layers)]
+        self.plan = plan
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         values: dict[str, torch.Tensor] = {"input": x}
@@ -283,7 +284,25 @@ def build_module(spec: ModelSpec, keys: DropoutKeys | None = None, bn_statistics
         )
     if spec.is_chain():
         return nn.Sequential(OrderedDict(modules))  # named children: export/load find layers by name
-    return GraphModule(spec, modules)
+    return GraphModule(modules, [(l.name, spec.inputs_of(i)) for i, l in enumerate(spec.layers)])
+
+
+def forward_to(model: nn.Module, layer: str) -> nn.Module:
+    """A module that runs ``model`` (a :func:`build_module`) only as far as ``layer``'s output and returns it: the
+    layers ``layer`` depends on, in the order ``model`` runs them, sharing its modules (parameters, buffers, modes).
+    What Keras' submodel to the layer computes and what harness.model_cost.forward_macs_to counts."""
+    children = dict(model.named_children())
+    order = [name for name, _ in model.plan] if isinstance(model, GraphModule) else list(children)
+    if layer not in order:
+        raise ValueError(f"Expected a layer of the model. Received: {layer!r}. Its layers: {order}.")
+    if not isinstance(model, GraphModule):  # a chain: every layer up to it
+        return nn.Sequential(OrderedDict((name, children[name]) for name in order[: order.index(layer) + 1]))
+    needed = {layer}
+    for name, sources in reversed(model.plan[: order.index(layer) + 1]):  # inputs come earlier in the plan
+        if name in needed:
+            needed.update(sources)
+    plan = [(name, sources) for name, sources in model.plan if name in needed]
+    return GraphModule({name: model.layers[name] for name, _ in plan}, plan)
 
 
 def _check_merge_inputs(layer: Layer, inputs: list[TensorInfo]) -> None:
