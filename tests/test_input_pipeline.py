@@ -70,6 +70,24 @@ def test_every_backend_computes_the_same_pixels_bit_for_bit(workers):
         assert pixels.shape == (6, 20, 20, 3) and np.array_equal(pixels, expected), backend
 
 
+@pytest.mark.parametrize("precision", ["mixed_bfloat16", "mixed_float16"])
+def test_mixed_precision_leaves_the_pipelines_pixels_in_float32(workers, precision):
+    """Torch's autocast runs the pipeline's gathers, multiplies and subtractions in float32 and rounds only the first
+    layer's input; a global Keras mixed policy would build the pipeline in bfloat16 / float16 too (other pixels)."""
+    x = np.random.default_rng(2).uniform(0, 1, size=(6, 8, 8, 1)).astype(np.float32)
+    spec = _pipeline_spec((8, 8, 1))
+    weights = initial_weights(spec, "he_normal", 0)
+    pixels = {
+        (b, p): workers[b](input_probes.pipeline_pixels, spec, weights, x, p)
+        for b in ("torch", "tensorflow")
+        for p in ("float32", precision)
+    }
+    for backend in ("torch", "tensorflow"):
+        mixed = pixels[backend, precision]
+        assert mixed.dtype == np.float32 and np.array_equal(mixed, pixels[backend, "float32"]), backend
+    assert np.array_equal(pixels["torch", precision], pixels["tensorflow", precision])
+
+
 def test_a_resized_trial_gives_the_same_rows_in_both_backends(workers):
     base = dict(
         strategy="scratch", model="convnet3", dataset="digits", seed=0, epochs=2, input=InputConfig(size=16, channels=3)

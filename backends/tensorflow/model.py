@@ -251,6 +251,13 @@ def _dropout(layer: Dropout, seed: int, mc: bool, shared: SharedDropoutPlan | No
     return cls(layer.rate, seed=seed, name=layer.name)
 
 
+def _pipeline_dtype() -> str:
+    """The input pipeline's dtype: the global policy's variable dtype. Under a mixed policy the neutral pixels stay
+    float32, as under torch's autocast (whose index_select, mul and sub run in float32), and the first real layer
+    casts them, so both backends feed it the same pixels; --precision float64 keeps them float64, exactly."""
+    return keras.config.dtype_policy().variable_dtype
+
+
 def _apply(
     layer: Layer,
     inputs: list,
@@ -285,11 +292,13 @@ def _apply(
     if isinstance(layer, Flatten):
         return keras.layers.Flatten(name=layer.name)(x)
     if isinstance(layer, Resize2D):
-        return input_layers.Resize(tuple(x.shape[1:3]), layer.output_size, layer.resized, name=layer.name)(x)
+        return input_layers.Resize(
+            tuple(x.shape[1:3]), layer.output_size, layer.resized, name=layer.name, dtype=_pipeline_dtype()
+        )(x)
     if isinstance(layer, RepeatChannels):
-        return input_layers.RepeatChannels(layer.repeats, name=layer.name)(x)
+        return input_layers.RepeatChannels(layer.repeats, name=layer.name, dtype=_pipeline_dtype())(x)
     if isinstance(layer, Normalize):
-        return input_layers.Normalize(*normalize_factors(layer), name=layer.name)(x)
+        return input_layers.Normalize(*normalize_factors(layer), name=layer.name, dtype=_pipeline_dtype())(x)
     if isinstance(layer, Dropout):
         return _dropout(layer, seed, mc, shared)(x)
     if isinstance(layer, BatchNorm):

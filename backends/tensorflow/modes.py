@@ -72,8 +72,9 @@ def build_model(
 ) -> keras.Model:
     """The Keras model of ``spec`` under the runtime's precision (its dtype policy) and BatchNorm statistics. Mixed
     bfloat16 computes in bf16 with float32 variables; its logits are cast back to float32 (a float32 linear layer,
-    as Keras' guide advises) so the loss, the metrics and every prediction stay float32. float64 builds every layer
-    in float64 (variables and compute); each layer casts its float32 input up, exactly."""
+    as Keras' guide advises) so the loss, the metrics and every prediction stay float32; the input pipeline's layers
+    stay float32 too (model._pipeline_dtype), as under torch's autocast. float64 builds every layer in float64
+    (variables and compute); each layer casts its float32 input up, exactly."""
     precision, bn_statistics = runtime.precision, runtime.bn_statistics
     if precision == "float32":
         return build_keras_model(spec, seed, mc=mc, keys=keys, bn_statistics=bn_statistics)
