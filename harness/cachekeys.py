@@ -33,6 +33,7 @@ def source_digest(root: Path = PROJECT_ROOT) -> str:
     return digest.hexdigest()[:16]
 
 
+@functools.cache  # once per process, as the framework's version: keys stay the same through a run
 def companion_versions(backend: str) -> str:
     """The installed versions of the distributions beside ``backend``'s framework that its models come from
     (keras: the importer, keras.applications, the .weights.h5 layout; torchvision: the architectures), from

@@ -227,7 +227,7 @@ def _check_settings_beside_a_searched_optimizer(
             f"others not. Search {them} too ({spaces}: every sample then sets {them}, where its optimizer reads "
             f"{them}), or run one tune per optimizer."
         )
-    for base in bases:
+    for base in (b for b in bases if reads_path(b, "optimizer.name")):
         own = _own_optimizer_settings(base, searched)
         if own:
             said = ", ".join(f"{name}={value!r}" for name, value in own.items())

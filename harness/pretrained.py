@@ -426,6 +426,16 @@ def prepare_weights(
     return checkpoint
 
 
+def weights_read_bgr(ref: WeightsRef, trial: TrialConfig) -> bool:
+    """Whether the weights read BGR (Caffe's convention), so their first convolution's input channels are reversed
+    on conversion: the convention of weights xfbench knows by name (Keras' ResNet50 and VGG), whatever --normalize
+    the trial runs; for a python: factory, whose weights follow no convention xfbench knows, the trial's
+    --normalize caffe."""
+    if parse_model_ref(trial.model).kind == "python":
+        return trial.input.normalize == "caffe"
+    return preprocessing(ref, trial.model).normalize == "caffe"
+
+
 def _conversion_key(ref: WeightsRef, trial: TrialConfig, sha: str, input_shape: tuple[int, ...]) -> str:
     """The name of a conversion: everything that decides the neutral checkpoint. The file's content, the
     architecture (a ``python:`` factory's by its module's source digest, as harness.model_import keys its own
@@ -440,6 +450,7 @@ def _conversion_key(ref: WeightsRef, trial: TrialConfig, sha: str, input_shape: 
         "model_source": python_source_digest(model_ref.name) if model_ref.kind == "python" else "",
         "model_options": asdict(trial.model_options),
         "input_shape": list(input_shape),
+        "bgr": weights_read_bgr(ref, trial),
         "code": cachekeys.code_versions(ref.source_backend or trial.backend),
     }
     return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:16]
@@ -462,6 +473,7 @@ def _convert(
         "model": trial.model,
         "model_options": asdict(trial.model_options),
         "input_shape": list(input_shape),
+        "bgr": weights_read_bgr(ref, trial),
         "meta": {"weights": ref.label, "sha256": sha, "key": checkpoint.stem},
     }
     runner(reader or REFERENCE_BACKEND, "convert", request, checkpoint)  # .npz: any backend reads numpy

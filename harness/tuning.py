@@ -17,7 +17,7 @@ from typing import Any
 import pandas as pd
 
 from harness.backbone import needs_trained_backbone, recipe_for
-from harness.config import TrialConfig, case_label
+from harness.config import OptimizerConfig, TrialConfig, case_label
 from harness.errors import InputError
 from harness.scheduler import AshaSettings, SearchExperiment
 from harness.search import (
@@ -184,9 +184,12 @@ class TunePlan:
 def search_base(trial: TrialConfig) -> TrialConfig:
     """The base a search starts from: a backbone strategy's source optimizer is pinned, so sampling the
     target's optimizer never changes which shared backbone the trials start from."""
-    if pins_source_optimizer(trial):
-        return replace(trial, transfer=replace(trial.transfer, source_optimizer=trial.optimizer))
-    return trial
+    if not pins_source_optimizer(trial):
+        return trial
+    pinned = replace(trial, transfer=replace(trial.transfer, source_optimizer=trial.optimizer))
+    # deep_features' optimizer trains nothing but its backbone: once it is the backbone's, the trial's own is read by
+    # nothing (harness.strategy_options), and left set it refused every base of a tune given --lr
+    return replace(pinned, optimizer=OptimizerConfig()) if trial.strategy == "deep_features" else pinned
 
 
 def pins_source_optimizer(trial: TrialConfig) -> bool:

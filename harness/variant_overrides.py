@@ -97,7 +97,8 @@ def _overridden(trial: TrialConfig, path: str, value: Any, given: Mapping[str, A
     so no case counted as reading it and every sched_* variant trained piecewise under its own label."""
     parent = path.rpartition(".")[0]
     together = {p: v for p, v in given.items() if parent and p.rpartition(".")[0] == parent}
-    for changes in ({path: value}, together):
+    attempts = [{path: value}] + ([together] if len(together) > 1 else [])
+    for changes in attempts:
         try:
             return apply_overrides(trial, changes)
         except InputError:
@@ -123,6 +124,12 @@ def check_variant_overrides(
     _check_named_settings(chosen, backends, overrides, searched)
 
 
+# The settings a variant label names by their value: a deep_features case's head and feature layer
+# (``random_forest@flatten``). Not every setting whose value a label part spells (its feature_pool's default is
+# "flatten" too).
+_LABEL_NAMED_PATHS = ("transfer.sklearn_head", "transfer.feature_layer")
+
+
 def _label_parts(variant: str) -> set[str]:
     """The settings a variant label spells out: ``linear_svc@act2`` names a head and a feature layer."""
     return set(re.split(r"[+@,]", variant)) - {""}
@@ -136,7 +143,7 @@ def _check_named_settings(chosen: Suite, backends: Sequence[str], overrides: Map
         trials = case_trials(case, chosen.name, tuple(backends), 1)
         if not trials:
             continue
-        for path, value in overrides.items():
+        for path, value in ((p, v) for p, v in overrides.items() if p in _LABEL_NAMED_PATHS):
             own = _value_at(trials[0], path)
             if isinstance(own, str) and own in _label_parts(case.variant) and reads_path(trials[0], path):
                 after = _overridden(trials[0], path, value, overrides)

@@ -347,6 +347,12 @@ def test_an_option_that_replaces_the_setting_a_lone_cases_label_names_is_refused
         check_variant_overrides(suite(name), ("torch", "tensorflow"), {"transfer.sklearn_head": "rbf_svc"})
     same = plan_run(Selection(suite=name), {"transfer.sklearn_head": "linear_svc", "epochs": 1}).trials
     assert {t.epochs for t in same} == {1}
+    # a label names a head and a feature layer, not another setting that happens to hold the same word
+    # (random_forest@flatten's feature_pool is 'flatten' by default)
+    try:
+        plan_run(Selection(suite="transfer"), {"transfer.feature_pool": "avg"})
+    except InputError as refused:
+        assert "labelled by" not in str(refused)
 
 
 def test_an_option_a_default_case_of_a_suite_cannot_take_does_not_blame_the_cases_own_settings():

@@ -678,6 +678,24 @@ def test_the_bgr_fold_follows_the_weights_whatever_normalize_says(files, runner,
     assert np.array_equal(converted, source)
 
 
+def test_a_python_factorys_weights_read_bgr_when_the_trial_says_caffe(resnet50_keras):
+    """A python: factory's weights follow no convention xfbench knows: --normalize caffe is the user saying they
+    read BGR (the fold followed the named weights alone, so a factory wrapping Keras' ResNet50 trained on swapped
+    channels). Named weights keep their own convention whatever --normalize says."""
+    from harness.pretrained import weights_read_bgr, weights_ref
+
+    caffe, imagenet = InputConfig(normalize="caffe"), InputConfig(normalize="imagenet")
+    for model, given, bgr in (
+        ("python:my_nets:resnet", caffe, True),
+        ("python:my_nets:resnet", imagenet, False),
+        ("keras:ResNet50", imagenet, True),
+        ("keras:MobileNetV2", caffe, False),
+    ):
+        trial = _trial(model, resnet50_keras, input=given)
+        ref = weights_ref(trial)
+        assert ref is not None and weights_read_bgr(ref, trial) == bgr, (model, given)
+
+
 def test_a_torchvision_densenet_file_with_its_legacy_key_names_loads(workers, runner, tmp_path):
     """torchvision's DenseNet files name 'denselayer1.norm.1.weight' what the module calls 'denselayer1.norm1.weight'
     (torchvision renames them as it loads its own): such a file was refused as '580 missing'."""

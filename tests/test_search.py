@@ -649,6 +649,23 @@ def test_a_tune_refuses_what_its_samples_would_record_and_not_train(argv, receiv
         plan_tune(selection_from_args(args), overrides_from_args(args), search_request_from_args(args))
 
 
+def test_a_deep_features_tune_trains_its_backbone_with_the_given_optimizer():
+    """A search pins deep_features' optimizer as its backbone's: its own optimizer then trains nothing, and a given
+    --lr made every base "set an option deep_features does not read" (exit 2, blaming a searched value)."""
+    from harness.cli_options import build_parser, overrides_from_args, search_request_from_args, selection_from_args
+    from harness.config import OptimizerConfig
+    from harness.planner import plan_tune
+
+    argv = "--strategy deep_features --model cnn_small --dataset digits --lr 0.05"
+    argv += " --search grid --space sklearn_head=choice:linear_svc,rbf_svc"
+    args = build_parser().parse_args(["tune", *argv.split()])
+    plan = plan_tune(selection_from_args(args), overrides_from_args(args), search_request_from_args(args))
+    assert plan.search is not None and plan.search.bases
+    for base in plan.search.bases:
+        source = base.transfer.source_optimizer
+        assert source is not None and source.lr == 0.05 and base.optimizer.resolved() == OptimizerConfig().resolved()
+
+
 def test_a_deep_features_case_with_its_own_source_optimizer_reads_no_optimizer():
     """--lr 0.05 for imagenet_transfer_smoke reached its deep_features rows, whose backbone trained with the case's
     own Adam 1e-3 and whose head reads no rate: recorded, never used. The cases that train with it take it."""

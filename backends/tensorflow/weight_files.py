@@ -5,8 +5,9 @@ tensor against the architecture, then converted to neutral weights (backends/ten
 The applications download ``<cache_dir>/models/<fname>``; xfbench passes ``cache_dir=<weights home>/keras``.
 Weights whose application's ``preprocess_input`` is Caffe's (BGR: ResNet50/101/152, VGG16/19) take RGB after
 conversion: the channel order is folded into the first convolution's kernel, so the input pipeline's per-channel
-normalisation is all that runs in front. The fold follows the weights (harness.pretrained.preprocessing), never the
-trial's ``--normalize``, which only chooses what the pipeline subtracts and divides by.
+normalisation is all that runs in front. The fold follows the weights (harness.pretrained.weights_read_bgr: a named
+weight set's convention; a python: factory's, the trial's --normalize caffe), never otherwise the trial's
+``--normalize``, which only chooses what the pipeline subtracts and divides by.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from backends.tensorflow import importer
 from backends.tensorflow.framework import keras
 from harness.errors import InputError
 from harness.importers import closest_names
-from harness.pretrained import KERAS_SIZES, WeightsRef, preprocessing, refetch_hint
+from harness.pretrained import KERAS_SIZES, WeightsRef, refetch_hint
 from harness.spec import Conv2D, ModelSpec, ZeroPad2D
 from harness.truncated_weights import check_hdf5, hdf5_end_of_file
 from harness.weight_files import BadWeightsError, check_tensor_shapes
@@ -224,10 +225,8 @@ def layer_outputs(model: keras.Model, x: np.ndarray, spec: ModelSpec) -> dict[st
 def convert(request: dict[str, Any], x: np.ndarray) -> tuple[ModelSpec, dict[str, np.ndarray], dict[str, Any]]:
     model = load_into_architecture(request, Path(request["file"]))
     spec, weights = importer.convert(model, tuple(request["input_shape"]), request["meta"]["weights"])
-    # The channel order belongs to the weights, not to the trial's --normalize: Caffe-convention weights read BGR
-    # whatever normalisation runs in front, so the fold (and the checkpoint's key, which names the weights and the
-    # architecture but no normalisation) depends on them alone.
-    bgr = preprocessing(WeightsRef(**request["ref"]), request["model"]).normalize == "caffe"
+    # The channel order belongs to the weights (harness.pretrained.weights_read_bgr decides it, and keys it)
+    bgr = bool(request["bgr"])
     source_x = x[..., ::-1].copy() if bgr else x
     if bgr:
         weights = _fold_bgr(spec, weights)
