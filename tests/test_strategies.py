@@ -415,11 +415,18 @@ def test_cache_keys_record_keras_and_torchvision_versions_without_importing_a_fr
     keras_by_torch = dataclasses.replace(zoo_by_torch, model="keras:MobileNetV2", model_options=ModelOptions())
     keys = [recipe_for(t).key for t in (zoo_by_torch, zoo_by_tf, keras_by_torch)]
     real = importlib.metadata.version
+    from harness.cachekeys import companion_versions
+
     for library, changed in (("torchvision", [True, False, True]), ("keras", [False, True, True])):
-        # another version of one library: the keys of what it trains or converts change (keras_by_torch: both)
+        # another version of one library: the keys of what it trains or converts change (keras_by_torch: both);
+        # the versions are read once per process, so the test forgets them around each make-believe install
         monkeypatch.setattr(
             importlib.metadata, "version", lambda name, lib=library: "0.0" if name == lib else real(name)
         )
-        now = [recipe_for(t).key for t in (zoo_by_torch, zoo_by_tf, keras_by_torch)]
+        companion_versions.cache_clear()
+        try:
+            now = [recipe_for(t).key for t in (zoo_by_torch, zoo_by_tf, keras_by_torch)]
+        finally:
+            monkeypatch.undo()
+            companion_versions.cache_clear()
         assert [a != b for a, b in zip(now, keys, strict=True)] == changed, library
-        monkeypatch.undo()
