@@ -139,11 +139,14 @@ def _check_named_settings(chosen: Suite, backends: Sequence[str], overrides: Map
     """InputError for a suite-wide option that replaces a setting a case's variant label names by its value, the
     case alone in its group included (``deep_features-cnn_small+linear_svc-digits`` with --sklearn-head rbf_svc
     trained rbf_svc and reported it as the linear_svc case: a group of one has no sibling to differ from)."""
+    named = {p: v for p, v in overrides.items() if p in _LABEL_NAMED_PATHS}
+    if not named:  # most options: no case's trials to build (a tune checks each searched value here)
+        return
     for case in (c for c in chosen.cases if c.variant):
         trials = case_trials(case, chosen.name, tuple(backends), 1)
         if not trials:
             continue
-        for path, value in ((p, v) for p, v in overrides.items() if p in _LABEL_NAMED_PATHS):
+        for path, value in named.items():
             own = _value_at(trials[0], path)
             if isinstance(own, str) and own in _label_parts(case.variant) and reads_path(trials[0], path):
                 after = _overridden(trials[0], path, value, overrides)
