@@ -13,7 +13,8 @@ Per (suite, strategy, model, dataset, backend):
 - accuracy: difference of the mean final test accuracy over seeds; a regression when it drops by more
   than the threshold (default 1 percentage point) **and** the 95 % interval of the difference lies entirely
   below zero (over the seeds ok in both runs, the t interval of the per-seed differences; runs without a common
-  seed: a bootstrap of each run's seeds apart, two or more a side); an improvement symmetrically.
+  seed: Welch's t interval of the two runs' seeds, two or more a side: :func:`welch_diff_ci`); an improvement
+  symmetrically.
 
 With a single seed on a side, or differences all alike, there is no interval: a change within the threshold is
 unchanged, one beyond it is not decided (``n/a``, noted), never marked on its size alone. A case whose settings
@@ -187,28 +188,37 @@ class TimeChange:
     note: str = ""
 
 
-def _time_verdict(base: pd.DataFrame, new: pd.DataFrame, t: Thresholds) -> TimeChange:
-    """Steady epochs of the two runs (rows of :func:`steady_rows`), per trial for the interval."""
+def _untimed_note(sides: list[tuple[str, pd.DataFrame, bool]]) -> str:
+    """Why the sides without steady epoch times have none, each side ``(base or new, its steady rows, whether any
+    of its trials ended ok)``. Said: an n/a time with no word read as a time compared and found unremarkable; and a
+    side whose every trial failed or diverged was told to "run 2 epochs or more", which it may well have run."""
+    not_ok = " and ".join(side for side, _, ended_ok in sides if not ended_ok)
+    untimed = " and ".join(side for side, rows, ended_ok in sides if ended_ok and len(rows))  # yet no time recorded
+    unsteady = " and ".join(side for side, rows, ended_ok in sides if ended_ok and not len(rows))
+    notes = [f"epoch time not compared: no trial in {not_ok} ended ok, so no time ratio"] if not_ok else []
+    notes += [f"epoch time not compared: no epoch time recorded in {untimed}"] if untimed else []
+    if unsteady:
+        notes.append(
+            f"epoch time not compared: no steady epoch in {unsteady} (no trial that ended ok ran past a phase's "
+            "first, warm-up, epoch); run 2 epochs or more"
+        )
+    return "; ".join(notes)
+
+
+def _time_verdict(
+    base: pd.DataFrame, new: pd.DataFrame, t: Thresholds, ended_ok: tuple[bool, bool] = (True, True)
+) -> TimeChange:
+    """Steady epochs of the two runs (rows of :func:`steady_rows`), per trial for the interval; ``ended_ok``:
+    whether any trial of base, of new, ended ok (a side without has no steady rows, whatever its epochs)."""
     base_times, new_times = epochs_by_trial(base), epochs_by_trial(new)
     if not base_times or not new_times:  # the side that has steady epochs still shows its median
         base_s, new_s = (float(np.median(np.concatenate(t))) if t else math.nan for t in (base_times, new_times))
         sides = [
-            (side, rows) for side, rows, times in (("base", base, base_times), ("new", new, new_times)) if not times
+            (side, rows, ok)
+            for side, rows, times, ok in (("base", base, base_times, ended_ok[0]), ("new", new, new_times, ended_ok[1]))
+            if not times
         ]
-        untimed = " and ".join(side for side, rows in sides if len(rows))  # steady epochs, yet no time recorded
-        unsteady = " and ".join(side for side, rows in sides if not len(rows))
-        note = "; ".join(  # said: an n/a time with no word read as a time compared and found unremarkable
-            ([f"epoch time not compared: no epoch time recorded in {untimed}"] if untimed else [])
-            + (
-                [
-                    f"epoch time not compared: no steady epoch in {unsteady} (no trial that ended ok ran past a "
-                    "phase's first, warm-up, epoch); run 2 epochs or more"
-                ]
-                if unsteady
-                else []
-            )
-        )
-        return TimeChange(base_s, new_s, math.nan, (math.nan, math.nan), math.nan, "n/a", note)
+        return TimeChange(base_s, new_s, math.nan, (math.nan, math.nan), math.nan, "n/a", _untimed_note(sides))
     b, n = np.concatenate(base_times), np.concatenate(new_times)
     ratio, low, high = ratio_interval(new_times, base_times, StatsSettings(t.bootstrap_samples, t.bootstrap_seed))
     slower_p = float(mannwhitneyu(n, b, alternative="greater").pvalue)
@@ -517,8 +527,9 @@ def compare_frames(base: pd.DataFrame, new: pd.DataFrame, thresholds: Thresholds
         if b.empty or n.empty:
             out.append(_one_sided(case, key[5], b, n))
             continue
-        tc = _time_verdict(steady_rows(b), steady_rows(n), t)
         base_finals, new_finals = final_rows(b), final_rows(n)
+        ended_ok = (bool(base_finals["status"].eq("ok").any()), bool(new_finals["status"].eq("ok").any()))
+        tc = _time_verdict(steady_rows(b), steady_rows(n), t, ended_ok)
         accuracies = _common_seed_accuracies(base_finals, new_finals)
         base_a, new_a, diff, ci, acc_verdict, note = _accuracy_verdict(accuracies, t)
         trials_verdict, trials_note = _trials_change(base_finals, new_finals)

@@ -46,7 +46,11 @@ def _pyplot() -> Any:
         import matplotlib
 
         matplotlib.use("Agg")
-        matplotlib.rcParams.update({"svg.fonttype": "none", "svg.hashsalt": "xfbench", "figure.dpi": 100})
+        # text.parse_math off: a case or model name holding `$` is a label, not mathtext (`$^$` raised and failed the
+        # whole report, `$a_1$` drew a subscript)
+        matplotlib.rcParams.update(
+            {"svg.fonttype": "none", "svg.hashsalt": "xfbench", "figure.dpi": 100, "text.parse_math": False}
+        )
         import matplotlib.pyplot as plt
     except ImportError as exc:
         # bad input to `xfbench report`: one line and exit 2, not a traceback; a run's own report.html stays a

@@ -565,10 +565,10 @@ def comparison_rules(t: Thresholds) -> str:
         f"improvement when it lies below 1/{t.time_ratio:g}; either is marked `{SIGNIFICANT_MARK}`. The band "
         "around 1 allows for the drift between two runs, which no interval from two runs can see "
         f"(docs/regressions.md). Accuracy: a drop of more than {t.accuracy_pp:g} pp with the 95 % interval of the "
-        "difference below zero (the t interval of the per-seed differences over the seeds ok in both runs; a "
-        "bootstrap of each run's seeds where none is common); one seed, or differences all alike, give no "
-        "interval and decide nothing. Trials: a regression when a larger share of new's trials failed, diverged or "
-        "was skipped than of base's."
+        "difference below zero (the t interval of the per-seed differences over the seeds ok in both runs; "
+        "Welch's t interval of the two runs' seeds, two or more a side, where none is common); one seed, or "
+        "differences all alike, give no interval and decide nothing. Trials: a regression when a larger share of "
+        "new's trials failed, diverged or was skipped than of base's."
     )
 
 
@@ -973,6 +973,7 @@ def _per_backend_short(row: pd.Series) -> tuple[str, ...]:
         _status_cell(row, ok_word=""),
         fmt(row["test_acc_mean"], ".4f"),
         "1 seed" if _one_seed(row) else fmt(row["test_acc_std"], ".4f"),  # as summary.md: one seed has no spread
+        fmt(row["val_acc_mean"], ".4f"),  # as summary.md: the notebooks' bars are on validation accuracy
         _epoch_time_cell(row),
         fmt(row["warmup_time_s"], ".2f"),
         _timed_cell(row, "samples_per_s_median", ",.0f"),
@@ -994,9 +995,9 @@ def run_tables(summary: Summary) -> list[TableData]:
     tables = [
         TableData(
             "per_backend",
-            "Per backend: test acc mean ± std over seeds; epoch time s and samples/s medians over steady epochs, "
-            "warm-up s over first epochs",
-            ("case", "backend", "ok", "acc", "±", "epoch s", "warm-up s", "samples/s", "MMAC", "GFLOP/s"),
+            "Per backend: test acc mean ± std over seeds; val acc mean over the ok trials' last epochs; epoch time s "
+            "and samples/s medians over steady epochs, warm-up s over first epochs",
+            ("case", "backend", "ok", "acc", "±", "val acc", "epoch s", "warm-up s", "samples/s", "MMAC", "GFLOP/s"),
             tuple(_per_backend_short(r) for _, r in summary.per_backend.iterrows()),
             note=RUN_NOTE.format(reference=reference),
         )

@@ -150,19 +150,38 @@ def trials_test(num: Sequence[np.ndarray], den: Sequence[np.ndarray]) -> float:
     return float(ttest_ind(*logs, equal_var=False).pvalue)
 
 
+@dataclass(frozen=True)
+class TimedSide:
+    """One side of :func:`_time_ratio`, for the note on why it has no steady epoch time: its backend, whether its
+    rows came from the feature cache (:func:`_from_feature_cache`) and whether any of its trials ended ok."""
+
+    backend: str
+    cached: bool = False
+    ended_ok: bool = True
+
+
+def _untimed_notes(untimed: Sequence[TimedSide]) -> list[str]:
+    """Why the sides without a steady epoch time have none. A side none of whose trials ended ok was told to "run 2
+    epochs or more", which its failed or diverged trials may well have run."""
+    notes = [f"no {side.backend} trial ended ok: no time ratio" for side in untimed if not side.ended_ok]
+    cached = [side.cached for side in untimed if side.ended_ok]
+    if cached:
+        notes.append(FROM_FEATURE_CACHE if all(cached) else NO_STEADY_EPOCH)
+    return notes
+
+
 def _time_ratio(
     ref: Sequence[np.ndarray],
     other: Sequence[np.ndarray],
     settings: StatsSettings,
-    cached: tuple[bool, bool] = (False, False),
+    sides: tuple[TimedSide, TimedSide] = (TimedSide("reference"), TimedSide("backend")),
 ) -> tuple[float, float, float, bool, list[str]]:
     """(ratio, interval low, high, marked, notes) of the reference's epoch times over the other's (one array per
-    trial each); ``cached``: whether each side's rows came from the feature cache (:func:`_from_feature_cache`)."""
+    trial each); ``sides``: the reference's and the other's backend, as the notes name them."""
     ratio, low, high = ratio_interval(ref, other, settings)
     notes = ["under 2 steady epochs: no time interval"] if math.isnan(low) and not math.isnan(ratio) else []
-    untimed = [was_cached for side, was_cached in zip((ref, other), cached, strict=True) if not side]
-    if untimed:  # said: a bare n/a beside the pair table's warm-up ratio read as a missing figure
-        notes.append(FROM_FEATURE_CACHE if all(untimed) else NO_STEADY_EPOCH)
+    # said: a bare n/a beside the pair table's warm-up ratio read as a missing figure
+    notes += _untimed_notes([side for times, side in zip((ref, other), sides, strict=True) if not times])
     # One trial a side: the interval sees that trial's epochs only, not the variation between trials (the minutes
     # between them, another load) that a second seed would show: shown, never marked.
     one_trial = min(len(ref), len(other)) < 2 and not math.isnan(low)
@@ -256,6 +275,11 @@ def _from_feature_cache(rows: pd.DataFrame) -> bool:
     return False
 
 
+def _ended_ok(finals: pd.DataFrame, backend: str) -> bool:
+    """Whether any of ``backend``'s trials (``finals``: final rows) ended ok."""
+    return bool(finals.loc[finals["backend"] == backend, "status"].eq("ok").any())
+
+
 def _accuracy_by_seed(finals: pd.DataFrame) -> pd.Series:
     ok = finals[finals["status"] == "ok"]
     return ok.groupby("seed")["test_acc"].mean().astype(float)
@@ -281,13 +305,16 @@ def case_statistics(
         case_finals, case_steady = finals[finals["trial_id"].isin(ids)], steady[steady["trial_id"].isin(ids)]
         times = {b: epochs_by_trial(case_steady[case_steady["backend"] == b]) for b in backends}
         accs = {b: _accuracy_by_seed(case_finals[case_finals["backend"] == b]) for b in backends}
-        cached = {b: _from_feature_cache(case[case["backend"] == b]) for b in backends}
+        sides = {
+            b: TimedSide(b, _from_feature_cache(case[case["backend"] == b]), _ended_ok(case_finals, b))
+            for b in backends
+        }
         for backend in [b for b in BACKENDS if b in backends] + sorted(backends - set(BACKENDS)):
             if backend == reference:
                 continue
             n, diff, low, high = paired_accuracy(accs[reference], accs[backend], settings.confidence)
             ratio, t_low, t_high, t_marked, time_notes = _time_ratio(
-                times[reference], times[backend], settings, (cached[reference], cached[backend])
+                times[reference], times[backend], settings, (sides[reference], sides[backend])
             )
             notes = [NO_PAIRED_SEED] if n == 0 else [TOO_FEW_SEEDS] if n == 1 else []
             if n >= 2 and math.isnan(low):

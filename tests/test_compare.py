@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import shutil
 from dataclasses import replace
 from pathlib import Path
@@ -13,12 +14,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from harness import compare
 from harness.augment import AugmentConfig
 from harness.cli import main
-from harness.compare import Thresholds, compare_frames, welch_diff_ci
+from harness.compare import Thresholds, _epochs_a_side_reaching, _smallest_p, compare_frames, welch_diff_ci
 from harness.config import RuntimeOptions, TransferOptions, TrialConfig
 from harness.data.tasks import TaskSpec
-from harness.reporting import p_cell, regression_cells
+from harness.reporting import comparison_rules, p_cell, regression_cells
 from harness.results import ResultsWriter, read_results, to_frame
 from harness.summary import final_rows
 
@@ -707,6 +709,45 @@ def test_steady_epochs_without_recorded_times_are_not_said_to_be_warm_up_only():
     assert "warm-up" not in case.note
     (one_epoch,) = compare_frames(_frame([0.9, 0.91], times), _frame([0.9, 0.91], []))
     assert "no steady epoch in new" in one_epoch.note
+
+
+def test_a_run_none_of_whose_trials_ended_ok_is_not_told_to_run_more_epochs():
+    """Four-epoch trials that all diverged at their last epoch were noted "no steady epoch in new (no trial that
+    ended ok ran past a phase's first, warm-up, epoch); run 2 epochs or more": they had run four."""
+    times = [1.0, 1.0, 1.0]
+    diverged = _frame([0.9, 0.91], times)
+    diverged.loc[diverged["epoch"] == len(times) + 1, "status"] = "diverged"
+    (case,) = compare_frames(_frame([0.9, 0.91], times), diverged)
+    assert case.time_verdict == "n/a" and "epoch time not compared: no trial in new ended ok" in case.note
+    assert "run 2 epochs" not in case.note and "warm-up" not in case.note
+    (both,) = compare_frames(diverged, diverged)
+    assert "no trial in base and new ended ok" in both.note and "run 2 epochs" not in both.note
+    (mixed,) = compare_frames(_frame([0.9, 0.91], []), diverged)  # base ended ok after its warm-up epoch only
+    assert "no trial in new ended ok" in mixed.note and "no steady epoch in base" in mixed.note
+
+
+def test_the_rules_and_the_docstring_name_welchs_interval_for_runs_without_a_common_seed():
+    """The accuracy interval of runs without a common seed is Welch's t (:func:`welch_diff_ci`); the printed rules
+    and the module's docstring still said a bootstrap of each run's seeds, which was dropped."""
+    rules = " ".join(comparison_rules(Thresholds()).split())
+    docstring = " ".join((compare.__doc__ or "").split())
+    for text in (rules, docstring):
+        assert "Welch's t interval of the two runs' seeds" in text and "two or more a side" in text
+        assert "bootstrap of each run's seeds" not in text
+    regressions = " ".join((Path(__file__).resolve().parents[1] / "docs" / "regressions.md").read_text().split())
+    assert "Runs without a seed ok in both: Welch's t interval of the two runs' seeds" in regressions
+
+
+def test_the_fewest_epochs_the_docs_say_reach_p_below_001_are_the_fewest_the_codes_test_reaches_it_with():
+    """docs/regressions.md gave 4 against 6 and 3 against 10, where the code's one-sided test reaches p < 0.01 at 4
+    against 5 (p 0.0079) and 3 against 7 (0.0083)."""
+    text = " ".join((Path(__file__).resolve().parents[1] / "docs" / "regressions.md").read_text().split())
+    claim = re.search(r"five a side when balanced, (.*?) otherwise", text)
+    assert claim, "the sentence on the fewest epochs a side is gone"
+    pairs = [(int(m), int(n)) for m, n in re.findall(r"(\d+) against (\d+)", claim.group(1))]
+    assert pairs and _epochs_a_side_reaching(0.01) == 5 and _smallest_p(4, 4) >= 0.01
+    for m, n in pairs:  # each the fewest: one epoch fewer on the larger side does not reach it
+        assert _smallest_p(m, n) < 0.01 <= _smallest_p(m, n - 1), (m, n)
 
 
 def test_history_marks_a_case_run_with_other_seeds_than_the_run_before():

@@ -937,6 +937,24 @@ def test_learning_curves_and_accuracy_against_time_leave_out_a_trial_that_did_no
 
 
 @needs_matplotlib
+def test_case_names_holding_dollar_signs_are_drawn_as_written_not_as_mathtext(tmp_path):
+    """matplotlib read a label between two `$` as mathtext: a model named cost$^$net failed the whole report
+    (ValueError), and one named $a_1$ was drawn as a subscript."""
+    run_dir = _write_run(tmp_path, "run-a", "2026-01-01", torch_slowdown=1.5)
+    frame = pd.read_parquet(run_dir / "results.parquet")
+    names = {MODELS[0]: "cost$^$net", MODELS[1]: "$a_1$"}
+    frame["trial_id"] = [
+        tid.replace(f"-{m}-", f"-{names[m]}-") for tid, m in zip(frame["trial_id"], frame["model"], strict=True)
+    ]
+    frame["model"] = frame["model"].map(names)
+    frame.to_parquet(run_dir / "results.parquet")
+    report = build_report([run_dir], run_dir / "report.html")
+    assert "time-ratios" in report.plots and "epoch-times" in report.plots
+    drawn = "".join((report.plot_dir / f"{name}.svg").read_text() for name in report.plots)
+    assert "cost$^$net" in drawn and "$a_1$" in drawn  # SVG text as written (svg.fonttype none)
+
+
+@needs_matplotlib
 def test_plot_files_are_named_without_characters_artefact_uploads_refuse(tmp_path):
     """Two suites in one report name cases suite:case, and a torchvision model keeps its prefix: curves-t:scratch-...
     .png could not be uploaded as a CI artefact, nor held on Windows."""

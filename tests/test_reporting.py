@@ -353,6 +353,37 @@ def test_the_per_backend_table_shows_the_last_epochs_validation_accuracy():
     assert summary.per_backend["val_acc_mean"].tolist() == [pytest.approx(0.43)]
     text = reporting.run_markdown(summary, "val")
     assert "| val acc (mean, last epoch) |" in text and "| 0.9000 ± 0.0000 | 0.4300 |" in text
+    # the CLI's table (terminal, --format md, report.html) too, as docs/results-schema.md says: only summary.md had it
+    (table,) = [t for t in reporting.run_tables(summary) if t.name == "per_backend"]
+    assert [row[table.header.index("val acc")] for row in table.rows] == ["0.4300"]
+    assert "val acc" in reporting.render_text(table, 200) and "| val acc |" in reporting.markdown_tables([table])
+
+
+def test_a_backend_none_of_whose_trials_ended_ok_is_not_told_to_run_more_epochs():
+    """Three-epoch trials that all diverged at their last epoch were noted "no steady epoch (a phase's first is
+    warm-up) …; run 2 epochs or more": they had run three. The advice stays for ok trials of one epoch."""
+    other = THREE[1][0]
+    rows = _rows(REFERENCE_BACKEND, "mlp", 0.9, 1.0) + _rows(other, "mlp", 0.9, 1.0)
+    for row in rows:
+        if row["backend"] == other and row["epoch"] == 3:
+            row.update(status="diverged", train_loss=math.inf, test_acc=math.nan)
+    (note,) = summarize(to_frame(rows)).statistics["note"]
+    assert f"no {other} trial ended ok: no time ratio" in note
+    assert "run 2 epochs" not in note and "warm-up" not in note
+    swapped = summarize(to_frame(rows), other).statistics  # the reference's side, named as such
+    assert f"no {other} trial ended ok: no time ratio" in swapped["note"].iloc[0]
+    one_epoch = [r for r in _rows(REFERENCE_BACKEND, "mlp", 0.9, 1.0) if r["epoch"] == 1]
+    one_epoch += [r for r in rows if r["backend"] == other]
+    (note,) = summarize(to_frame(one_epoch)).statistics["note"]
+    assert f"no {other} trial ended ok: no time ratio" in note and "run 2 epochs or more" in note
+    assert f"no {REFERENCE_BACKEND} trial" not in note
+
+
+def test_the_schema_says_a_non_finite_validation_loss_diverges_a_trial_too():
+    """harness/training.py stops a trial whose validation loss is NaN beside a finite training loss (BatchNorm's
+    moving statistics broke); the schema's conventions named the training loss only."""
+    text = " ".join((ROOT / "docs" / "results-schema.md").read_text().split())
+    assert "A trial whose training loss or validation loss became NaN or infinite stops" in text
 
 
 def test_a_run_on_the_reference_alone_says_no_other_backend_ran():
