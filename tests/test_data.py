@@ -8,6 +8,7 @@ import hashlib
 import io
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -756,4 +757,132 @@ def test_classes_the_training_split_lacks_are_said_with_the_classes_it_holds(tmp
     counts = ", ".join(f"class {c}: {int(np.sum(five.y_train == c))}" for c in range(5))
     assert f"To fix, pick --classes / --source-classes that digits's training split holds ({counts})." in str(
         caught.value
+    )
+
+
+def test_a_dataset_folder_in_the_data_dir_that_links_elsewhere_was_read_from_the_data_dir(tmp_path, monkeypatch):
+    """<data-dir>/fashion_mnist -> /elsewhere resolved outside --data-dir: the note said the dataset "was read from
+    <data-dir>/fashion_mnist: --data-dir holds none of its files". Where it was read is the root the search found
+    it under, whatever the links."""
+    from harness.data.registry import read_elsewhere
+
+    data_dir = tmp_path / "dd"
+    data_dir.mkdir()
+    write_mnist_like(tmp_path / "elsewhere" / "mnist", n_train=5100, n_test=10, gz=False, manifest=False)
+    (data_dir / "mnist").symlink_to(tmp_path / "elsewhere" / "mnist")
+    write_cifar_folder(tmp_path / "elsewhere")
+    (data_dir / "cifar-10-batches-bin").symlink_to(tmp_path / "elsewhere" / "cifar-10-batches-bin")
+    for name in ("mnist", "cifar10"):
+        ds = load_dataset(name, data_dir, download=False)
+        assert read_elsewhere(str(data_dir), ds) is None and ds.root == str(data_dir), name
+    (tmp_path / "link").symlink_to(data_dir)  # --data-dir itself a link
+    assert read_elsewhere(str(tmp_path / "link"), load_dataset("mnist", tmp_path / "link", download=False)) is None
+    # another root inside --data-dir, which holds no file of its own: read elsewhere, though under its path
+    write_mnist_like(tmp_path / "outer" / "env" / "mnist", n_train=5100, n_test=10, gz=False, manifest=False)
+    monkeypatch.setenv("XFBENCH_DATA", str(tmp_path / "outer" / "env"))
+    ds = load_dataset("mnist", tmp_path / "outer", download=False)
+    assert ds.root == str(tmp_path / "outer" / "env")
+    assert str(read_elsewhere(str(tmp_path / "outer"), ds)).startswith(
+        f"note: mnist was read from {tmp_path / 'outer' / 'env' / 'mnist'}: --data-dir {tmp_path / 'outer'} holds none"
+    )
+
+
+def test_standardisation_in_chunks_has_the_bits_of_the_whole_array_formula(monkeypatch):
+    """CIFAR-10's standardisation took two float64 copies of the whole training split (3.4 GB peak for 49,000
+    images): it now goes chunk by chunk into one float32 array, with the same arithmetic per element."""
+    from harness.data import registry
+
+    rng = np.random.default_rng(3)
+    train, val, test = ((rng.random((n, 4, 4, 3)) * 255).astype(np.float32) for n in (2500, 7, 1001))
+    sizes: list[int] = []
+    chunk = registry._standardized_chunk
+
+    def spy(images: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+        sizes.append(len(images))
+        return chunk(images, mean, std)
+
+    monkeypatch.setattr(registry, "_standardized_chunk", spy)
+    got, stats = registry._standardize(train, val, test, source="test arrays")
+    # the formula standardised every split with before: float64 temporaries of the whole array, then float32
+    mean = train.mean(axis=(0, 1, 2), keepdims=True, dtype=np.float64)
+    std = train.std(axis=(0, 1, 2), keepdims=True, dtype=np.float64)
+    for array, standardised in zip((train, val, test), got, strict=True):
+        expected = ((array - mean) / std).astype(np.float32)
+        assert standardised.dtype == np.float32 and standardised.shape == array.shape
+        assert standardised.tobytes() == expected.tobytes()
+    assert stats == (tuple(mean.ravel().tolist()), tuple(std.ravel().tolist()))
+    assert registry.STANDARDIZE_CHUNK == 1000 and sizes == [1000, 1000, 500, 7, 1000, 1]
+
+
+def test_mnist_gzipped_again_loads_by_its_pinned_payload_and_a_changed_gz_says_how_to_list_it(tmp_path, monkeypatch):
+    """Genuine MNIST gzipped again by the user (another md5, the same payload) was refused with "Delete the file and
+    download it again", though the payload sha256s are known. The generated files stand in for the release (their
+    hashes put in its place)."""
+    from dataclasses import replace
+
+    from harness.data import registry
+    from harness.data.registry import MNIST_FILES, MNIST_PAYLOAD_SHA256
+
+    assert {p.name: p.pinned_payload_sha256 for p in MNIST_FILES.files} == MNIST_PAYLOAD_SHA256
+    arrays = write_mnist_like(tmp_path / "published", n_train=5010, n_test=10, manifest=False)
+    md5s, payloads = _idx_hashes(tmp_path / "published")
+    files = replace(
+        MNIST_FILES,
+        files=tuple(
+            replace(p, archive_md5=md5s[p.name], pinned_payload_sha256=payloads[p.name]) for p in MNIST_FILES.files
+        ),
+    )
+    monkeypatch.setattr(registry, "MNIST_FILES", files)
+    again = tmp_path / "again"
+    again.mkdir()
+    for name in IDX_NAMES:
+        payload = gzip.decompress((tmp_path / "published" / f"{name}.gz").read_bytes())
+        (again / f"{name}.gz").write_bytes(gzip.compress(payload, compresslevel=1, mtime=1))
+        assert hashlib.md5((again / f"{name}.gz").read_bytes()).hexdigest() != md5s[name]
+    ds = load_dataset("mnist", again, download=False)
+    assert ds.provenance["verified"].count("pinned payload sha256") == 4
+    assert np.array_equal(ds.y_train, arrays["train-labels-idx1-ubyte"][5000:])
+    # contents changed too: refused, saying why a copy of one's own mismatches and the line that lists it
+    victim = again / "train-labels-idx1-ubyte.gz"
+    changed = bytearray(gzip.decompress(victim.read_bytes()))
+    changed[-1] = (changed[-1] + 1) % 10
+    victim.write_bytes(gzip.compress(bytes(changed)))
+    with pytest.raises(ChecksumError) as caught:
+        load_dataset("mnist", again, download=False)
+    message = str(caught.value)
+    assert f"Checksum mismatch for {victim}: expected md5 {md5s['train-labels-idx1-ubyte']} (the published" in message
+    assert f"payload sha256 {hashlib.sha256(bytes(changed)).hexdigest()}" in message
+    assert "A file compressed again (by you, a mirror or a packager) has another md5" in message
+    assert message.endswith(f"cd {again} && sha256sum train-labels-idx1-ubyte.gz >> SHA256SUMS")
+    (again / "SHA256SUMS").write_text(f"{hashlib.sha256(victim.read_bytes()).hexdigest()}  {victim.name}\n")
+    assert (
+        "train-labels-idx1-ubyte: sha256 listed" in load_dataset("mnist", again, download=False).provenance["verified"]
+    )
+
+
+@pytest.mark.parametrize("form", ["SHA256 ({name}) = {hash}", "SHA256 (./{name}) = {hash}", "sha256sum --tag"])
+def test_a_manifest_of_sha256sum_tag_lists_its_files(tmp_path, form):
+    """`sha256sum --tag` and `shasum -a 256 --tag` write SHA256 (NAME) = HASH: the listing was ignored without a word,
+    and the user's own Fashion-MNIST copy failed the published checksum it was listed to replace."""
+    write_mnist_like(tmp_path, n_train=5010, n_test=10, gz=False, manifest=False)
+    if form == "sha256sum --tag":
+        if shutil.which("sha256sum") is None:
+            pytest.skip("no sha256sum on this machine")
+        text = subprocess.run(["sha256sum", "--tag", *IDX_NAMES], cwd=tmp_path, capture_output=True, text=True).stdout
+    else:
+        hashes = {n: hashlib.sha256((tmp_path / n).read_bytes()).hexdigest() for n in IDX_NAMES}
+        text = "".join(form.format(name=n, hash=h) + "\n" for n, h in hashes.items())
+    (tmp_path / "SHA256SUMS").write_text(text)
+    ds = load_dataset("fashion_mnist", tmp_path, download=False)
+    assert ds.provenance["verified"].count("sha256 listed in SHA256SUMS") == 4
+
+
+def test_an_idx_file_of_another_magic_says_how_to_fix_it():
+    """A header not IDX's (little-endian, say) was named without a fix."""
+    payload = bytes([8, 3, 0, 0]) + b"".join(int(d).to_bytes(4, "little") for d in (2, 28, 28)) + bytes(2 * 28 * 28)
+    with pytest.raises(DataFileError) as caught:
+        parse_idx(payload, Path("train-images-idx3-ubyte"))
+    assert str(caught.value) == (
+        "Expected an IDX file (magic 0x0000TTNN). Received: train-images-idx3-ubyte with header 08030000. To fix, "
+        "delete the file and download it again, or point --data-dir at the published files."
     )

@@ -66,7 +66,8 @@ def parse_idx(payload: bytes, source: Path) -> np.ndarray:
         )
     if len(payload) < 4 or payload[0] != 0 or payload[1] != 0 or payload[2] not in IDX_DTYPES:
         raise DataFileError(
-            f"Expected an IDX file (magic 0x0000TTNN). Received: {source} with header {payload[:4].hex()}."
+            f"Expected an IDX file (magic 0x0000TTNN). Received: {source} with header {payload[:4].hex()}. To fix, "
+            "delete the file and download it again, or point --data-dir at the published files."
         )
     dtype = IDX_DTYPES[payload[2]]
     ndim = payload[3]

@@ -12,21 +12,27 @@ Verification, per file:
    copies, mirrors, generated test data);
 2. otherwise the published checksums: the archive's md5 as distributed, or
    the sha256 of the decompressed payload (Debian recompresses the .gz files,
-   so only the payload is stable);
-3. files with neither (e.g. uncompressed MNIST, whose payload hash is not
-   published) are accepted on the strength of the format's own size checks,
-   and reported as ``verified=False``.
+   so only the payload is stable), or a payload sha256 that projects pin where
+   none is published (MNIST's: a .gz gzipped again has another md5);
+3. files with none (e.g. plain files of one's own in MNIST's format, or
+   extracted CIFAR-10 batches, whose hashes are not published) are accepted
+   on the strength of the format's own size checks, and reported as
+   ``verified=False``. A compressed file under a name with a published md5
+   never is: one of one's own (a self-made .gz or .tar.gz) needs a
+   ``SHA256SUMS`` line, unless its payload has a published or pinned sha256.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import re
+import shlex
 import shutil
 import tempfile
 import urllib.request
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from harness.data.formats import ChecksumError, DataFileError, read_bytes
@@ -47,6 +53,10 @@ class PublishedFile:
     name: str  # canonical name, without .gz
     archive_md5: str | None = None  # md5 of the file as published (usually .gz)
     payload_sha256: str | None = None  # sha256 of the decompressed bytes
+    # The decompressed bytes' sha256 as other projects pin it, where none is published (MNIST's): a file whose payload
+    # has it is the release however it was compressed, but unlike payload_sha256 a file without it is not refused (a
+    # copy of one's own in the format must keep loading on format checks)
+    pinned_payload_sha256: str | None = None
 
 
 @dataclass(frozen=True)
@@ -76,6 +86,9 @@ class LocatedFile:
     verified: bool
     how: str
     listed: bool = False  # verified by a SHA256SUMS beside it: the user's own copy, of any size
+    # The search root (data_roots) whose folder it was found in, or downloaded to: whether it came from --data-dir is
+    # decided by the search, not by comparing paths (a dataset folder in --data-dir may be a link to elsewhere)
+    root: Path | None = None
 
 
 def data_roots(data_dir: str | os.PathLike[str] | None, env: Mapping[str, str] | None = None) -> list[Path]:
@@ -124,6 +137,15 @@ def candidate_dirs(files: DatasetFiles, roots: list[Path]) -> list[Path]:
     return dirs
 
 
+def search_root(files: DatasetFiles, directory: Path, roots: list[Path]) -> Path | None:
+    """The first root of ``roots`` that ``directory`` is a candidate folder of: the one the search met it under."""
+    return next((root for root in roots if directory in candidate_dirs(files, [root])), None)
+
+
+# `sha256sum --tag` and `shasum -a 256 --tag` (BSD's and macOS's own format): SHA256 (NAME) = HASH
+_TAGGED_LINE = re.compile(r"SHA256 \((?P<name>.+)\) = (?P<hash>[0-9A-Fa-f]{64})")
+
+
 def _manifest_entry(directory: Path, filename: str) -> str | None:
     manifest = directory / MANIFEST
     if not manifest.is_file():
@@ -136,11 +158,24 @@ def _manifest_entry(directory: Path, filename: str) -> str | None:
             f"(UTF-16, as PowerShell writes?). Write it again with `sha256sum FILE... > {MANIFEST}`, or delete it."
         ) from None
     for line in text.splitlines():
-        parts = line.split()
-        # `sha256sum ./*` writes ./NAME, and its binary mode (-b, the default on Windows) *NAME: the same file
-        if len(parts) == 2 and parts[1].lstrip("*").removeprefix("./") == filename:
-            return parts[0].lower()
+        entry = _manifest_line(line)
+        if entry is not None and entry[0] == filename:
+            return entry[1].lower()
     return None
+
+
+def _manifest_line(line: str) -> tuple[str, str] | None:
+    """(file name, sha256) of one line in either format sha256sum writes: HASH  NAME, or with --tag (as shasum -a
+    256 --tag writes too) SHA256 (NAME) = HASH. None for any other line."""
+    tagged = _TAGGED_LINE.fullmatch(line.strip())
+    if tagged:
+        name, digest = tagged["name"], tagged["hash"]
+    elif len(parts := line.split()) == 2:
+        digest, name = parts
+    else:
+        return None
+    # `sha256sum ./*` writes ./NAME, and its binary mode (-b, the default on Windows) *NAME: the same file
+    return name.lstrip("*").removeprefix("./"), digest
 
 
 def verify_file(path: Path, published: PublishedFile, files: DatasetFiles | None = None) -> LocatedFile:
@@ -163,6 +198,8 @@ def verify_file(path: Path, published: PublishedFile, files: DatasetFiles | None
     payload_sha256 = hashlib.sha256(payload).hexdigest()
     if published.payload_sha256 and payload_sha256 == published.payload_sha256:
         return LocatedFile(path, payload, True, "published payload sha256")
+    if published.pinned_payload_sha256 and payload_sha256 == published.pinned_payload_sha256:
+        return LocatedFile(path, payload, True, "pinned payload sha256")  # the release, gzipped again or plain
     if files is not None:  # before the mismatch: a valid file of the other dataset is no corrupt download
         _refuse_foreign(files, path, raw_md5, payload_sha256)
     if published.payload_sha256:
@@ -172,12 +209,24 @@ def verify_file(path: Path, published: PublishedFile, files: DatasetFiles | None
             f"or list your own copy's sha256 in {path.parent / MANIFEST}."
         )
     if published.archive_md5 and path.name.endswith(".gz"):
-        raise ChecksumError(
-            f"Checksum mismatch for {path}: expected md5 {published.archive_md5} (the published archive), "
-            f"received {raw_md5}. Delete the file and download it again, or list your own "
-            f"copy's sha256 in {path.parent / MANIFEST}."
-        )
+        raise _archive_mismatch(path, published, raw_md5, payload_sha256)
     return LocatedFile(path, payload, False, "format checks only (no published checksum for this form)")
+
+
+def _archive_mismatch(path: Path, published: PublishedFile, raw_md5: str, payload_sha256: str) -> ChecksumError:
+    """A compressed file that neither the published md5 nor a pinned payload sha256 verifies. Compressing again
+    changes the md5 of the same contents: the fix for a copy of one's own is a SHA256SUMS line, said as a command."""
+    expected = f"md5 {published.archive_md5} (the published archive)"
+    received = f"md5 {raw_md5}"
+    if published.pinned_payload_sha256:  # a recompressed release would have passed: its contents differ too
+        expected += f", or payload sha256 {published.pinned_payload_sha256} (its contents, however compressed)"
+        received += f", payload sha256 {payload_sha256}"
+    return ChecksumError(
+        f"Checksum mismatch for {path}: expected {expected}. Received: {received}. A file compressed again (by you, "
+        "a mirror or a packager) has another md5 even when it holds the same data. To fix, delete the file and "
+        f"download it again, or keep your own copy by listing its sha256 in {path.parent / MANIFEST}: "
+        f"cd {shlex.quote(str(path.parent))} && sha256sum {shlex.quote(path.name)} >> {MANIFEST}"
+    )
 
 
 def _refuse_foreign(files: DatasetFiles, path: Path, raw_md5: str, payload_sha256: str) -> None:
@@ -232,13 +281,14 @@ def locate(
     missing = [p for p in files.files if p.name not in held]
     if missing and folder is not None and folder != target:
         raise DataNotFoundError(_partial_folder_message(files, folder, held, missing, dirs))
-    found = {p.name: verify_file(held[p.name], p, files) for p in files.files if p.name in held}
+    root = search_root(files, folder if folder is not None else target, roots)  # downloads: the cache's root
+    found = {p.name: replace(verify_file(held[p.name], p, files), root=root) for p in files.files if p.name in held}
     if missing and download and files.download_base:
         errors = []
         for published in missing:
             try:
                 path = download_file(files, published, target)
-                found[published.name] = verify_file(path, published, files)
+                found[published.name] = replace(verify_file(path, published, files), root=root)
             except (OSError, ChecksumError) as exc:
                 errors.append(f"{published.name}: {exc}")
         missing = [p for p in missing if p.name not in found]

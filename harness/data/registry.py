@@ -35,6 +35,7 @@ from harness.data.locate import (
     candidate_dirs,
     data_roots,
     locate,
+    search_root,
     verify_file,
 )
 from harness.errors import InputError
@@ -56,6 +57,9 @@ class Dataset:
     # Per-channel (mean, std) of the 0..255 pixels the arrays were standardised with (CIFAR-10); None: the arrays
     # hold the pixels scaled to [0, 1] (normalization says how)
     pixel_stats: tuple[tuple[float, ...], tuple[float, ...]] | None = None
+    # The search root (harness.data.locate.data_roots: --data-dir, $XFBENCH_DATA, the user cache, the system root)
+    # its files were found under, as the search named it; None for an embedded dataset or arrays of one's own
+    root: str | None = None
 
     @property
     def nbytes(self) -> int:
@@ -85,12 +89,20 @@ class Dataset:
 
 
 def _idx_files(
-    name: str, alias: str, published: dict[str, tuple[str | None, str | None]], base: str | None, how: str
+    name: str,
+    alias: str,
+    published: dict[str, tuple[str | None, str | None]],
+    base: str | None,
+    how: str,
+    pinned: dict[str, str] | None = None,
 ) -> DatasetFiles:
+    """``pinned``: payload sha256s by file name that other projects pin where none is published
+    (PublishedFile.pinned_payload_sha256)."""
+    pinned = pinned or {}
     return DatasetFiles(
         name=name,
         aliases=(alias,),
-        files=tuple(PublishedFile(fname, md5, sha) for fname, (md5, sha) in published.items()),
+        files=tuple(PublishedFile(fname, md5, sha, pinned.get(fname)) for fname, (md5, sha) in published.items()),
         download_base=base,
         how_to_get=how,
     )
@@ -122,9 +134,10 @@ MNIST_PUBLISHED: dict[str, tuple[str | None, str | None]] = {
     "t10k-labels-idx1-ubyte": ("ec29112dd5afa0611ce80d1b7f02629c", None),
 }
 
-# The sha256s of MNIST's decompressed files, as projects that pin them agree. Only to recognise MNIST read as
-# Fashion-MNIST: MNIST itself still accepts its plain files on format checks (a copy of one's own, made in MNIST's
-# format, must keep loading), so these are not its published_sha256.
+# The sha256s of MNIST's decompressed files, as projects that pin them agree. They recognise MNIST read as
+# Fashion-MNIST, and verify MNIST's own files that the published md5s cannot (gzipped again, or plain: a .gz's md5
+# changes with every compression). They are its pinned_payload_sha256, not its payload_sha256: MNIST still accepts
+# other plain files on format checks (a copy of one's own, made in MNIST's format, must keep loading).
 MNIST_PAYLOAD_SHA256 = {
     "train-images-idx3-ubyte": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
     "train-labels-idx1-ubyte": "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
@@ -169,6 +182,7 @@ MNIST_FILES = replace(
         MNIST_PUBLISHED,
         "https://ossci-datasets.s3.amazonaws.com/mnist/",
         "Copy the four MNIST IDX files (train/t10k images/labels, .gz or plain) into a directory.",
+        pinned=MNIST_PAYLOAD_SHA256,
     ),
     foreign_archive_md5s=_FASHION_MD5S,
     foreign_payloads=_FASHION_SHAS,
@@ -199,7 +213,26 @@ def _standardize(
     std = train.std(axis=(0, 1, 2), keepdims=True, dtype=np.float64)
     stats = (tuple(float(m) for m in mean.ravel()), tuple(float(s) for s in std.ravel()))
     _check_channel_spread(stats, source)
-    return tuple(((a - mean) / std).astype(np.float32) for a in (train, *others)), stats
+    return tuple(_standardized(a, mean, std) for a in (train, *others)), stats
+
+
+# Images standardised per float64 temporary: the whole training split at once took two float64 copies of it (2.4 GB
+# for CIFAR-10's 49,000 images), where chunks of 1,000 take 25 MB each
+STANDARDIZE_CHUNK = 1000
+
+
+def _standardized(images: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+    """``(images - mean) / std`` in float64, rounded to float32, a chunk of images at a time into one float32 array:
+    the same arithmetic per element as on the whole array, so the same bits."""
+    out = np.empty(images.shape, dtype=np.float32)
+    for start in range(0, len(images), STANDARDIZE_CHUNK):
+        chunk = slice(start, start + STANDARDIZE_CHUNK)
+        out[chunk] = _standardized_chunk(images[chunk], mean, std)
+    return out
+
+
+def _standardized_chunk(images: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+    return (images - mean) / std  # float64 (mean and std are): the caller's assignment rounds to float32
 
 
 def _check_channel_spread(stats: tuple[tuple[float, ...], tuple[float, ...]], source: str) -> None:
@@ -316,6 +349,7 @@ def _load_idx_dataset(files: DatasetFiles, data_dir: str | None, download: bool)
         num_classes=10,
         normalization="pixels / 255",
         provenance=_provenance(found),
+        root=_root(next(iter(found.values())).root),
     )
 
 
@@ -343,6 +377,7 @@ def _load_cifar10(data_dir: str | None, download: bool) -> Dataset:
         normalization="per-channel standardisation (train mean/std)",
         provenance={"source": files.source, "verified": files.verified},
         pixel_stats=stats,
+        root=_root(files.root),
     )
 
 
@@ -351,15 +386,21 @@ class _CifarBatchFiles:
     members: dict[str, tuple[bytes, str]]  # batch file name -> (bytes, where it came from)
     source: str
     verified: str
+    root: Path | None  # the search root it was found under (LocatedFile.root)
+
+
+def _root(root: Path | None) -> str | None:
+    return None if root is None else str(root)
 
 
 def _cifar_batch_files(data_dir: str | None, download: bool) -> _CifarBatchFiles:
     """Batch-file bytes from the first folder, in the search order, that holds CIFAR-10 in either form: its
     extracted batch files (in the folder itself, as when --data-dir names cifar-10-batches-bin/, or in its
     cifar-10-batches-bin/), or the archive."""
-    for directory in candidate_dirs(CIFAR10_FILES, data_roots(data_dir)):
+    roots = data_roots(data_dir)
+    for directory in candidate_dirs(CIFAR10_FILES, roots):
         for folder in (directory, directory / CIFAR_ARCHIVE_DIR):
-            extracted = _extracted_cifar(folder)
+            extracted = _extracted_cifar(folder, search_root(CIFAR10_FILES, directory, roots))
             if extracted is not None:
                 return extracted
         if any((directory / f"{p.name}{gz}").is_file() for p in CIFAR10_FILES.files for gz in ("", ".gz")):
@@ -373,11 +414,13 @@ def _cifar_batch_files(data_dir: str | None, download: bool) -> _CifarBatchFiles
         members={n: (b, f"{archive.path}:{n}") for n, b in members.items()},
         source=str(archive.path),
         verified=archive.how,
+        root=archive.root,
     )
 
 
-def _extracted_cifar(folder: Path) -> _CifarBatchFiles | None:
-    """The batch files in ``folder``, verified; None when it holds none of them."""
+def _extracted_cifar(folder: Path, root: Path | None) -> _CifarBatchFiles | None:
+    """The batch files in ``folder``, verified; None when it holds none of them. ``root``: the search root it lies
+    under."""
     names = (*CIFAR_TRAIN_FILES, CIFAR_TEST_FILE)
     present = [n for n in names if (folder / n).is_file()]
     if not present:
@@ -396,6 +439,7 @@ def _extracted_cifar(folder: Path) -> _CifarBatchFiles | None:
         members={n: (f.payload, str(f.path)) for n, f in zip(names, located, strict=True)},
         source=str(folder),
         verified="; ".join(f"{n}: {f.how}" for n, f in zip(names, located, strict=True)),
+        root=root,
     )
 
 
@@ -493,9 +537,13 @@ def load_dataset(name: str, data_dir: str | os.PathLike[str] | None = None, down
 
 def read_elsewhere(data_dir: str | None, dataset: Dataset) -> str | None:
     """A note when ``dataset`` was read from outside the --data-dir given: that folder held none of its files, and
-    the search went on to another root's copy (the user's folder holds the files under other names, say)."""
-    folder = found_in(dataset)  # None: an embedded dataset (digits), read from no file
-    if not data_dir or folder is None or Path(folder).resolve().is_relative_to(Path(data_dir).expanduser().resolve()):
+    the search went on to another root's copy (the user's folder holds the files under other names, say). Decided by
+    the root the search found it under, never by where paths resolve: a dataset folder in --data-dir that links to
+    elsewhere was read from --data-dir, and another root inside --data-dir ($XFBENCH_DATA=<data-dir>/env, say) was
+    not."""
+    if not data_dir or dataset.root is None:  # None: an embedded dataset (digits) or arrays, read from no search
+        return None
+    if os.path.abspath(dataset.root) == os.path.abspath(Path(data_dir).expanduser()):
         return None
     return (
         f"note: {dataset.name} was read from {dataset.provenance['source']}: --data-dir {data_dir} holds none of its "
