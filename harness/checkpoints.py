@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from harness.file_modes import shared_file_mode
 from harness.spec import ModelSpec, spec_from_dict, spec_to_dict
 from harness.weights import NeutralWeights, check_weights, host_array
 
@@ -35,6 +36,8 @@ def save_npz_atomically(path: Path, arrays: dict[str, np.ndarray]) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".part.npz")  # ends in .npz: savez keeps the name as is
     os.close(fd)
     np.savez(tmp, allow_pickle=False, **arrays)  # load_checkpoint reads with allow_pickle=False too
+    # mkstemp makes the file 0600 whatever the umask (harness.file_modes says why that is wrong here)
+    os.chmod(tmp, shared_file_mode())
     os.replace(tmp, path)
 
 

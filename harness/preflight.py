@@ -647,15 +647,16 @@ def datasets_to_ship(
 
 
 def check_execution(options: ExecutionOptions) -> ExecutionOptions:
-    """A local run cannot give a trial more CPUs than the machine has (a cluster may have bigger nodes); a cluster
-    must answer at its address."""
+    """A local run cannot give a trial more CPUs than this process may use (a cluster may have bigger nodes); a
+    cluster must answer at its address."""
     if options.address is not None:
         check_cluster_address(options.address)
     cpus = usable_cpus()
     if options.address is None and options.cpus_per_trial > cpus:
         raise InputError(
             f"Expected --cpus-per-trial <= the {cpus} CPUs this process may use (its CPU affinity: taskset, a "
-            f"container's or job's cpuset). Received: {options.cpus_per_trial}. Pass a smaller --cpus-per-trial."
+            "container's or job's cpuset; capped by a container's CPU quota: docker --cpus, a Kubernetes CPU limit). "
+            f"Received: {options.cpus_per_trial}. Pass a smaller --cpus-per-trial."
         )
     return options
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import platform
 import socket
@@ -9,6 +10,10 @@ import subprocess
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+
+# Where Linux mounts the cgroup files; inside a Docker or Kubernetes container, the container's own cgroup is what
+# is seen there (so its CPU quota is)
+CGROUP_ROOT = Path("/sys/fs/cgroup")
 
 
 @dataclass(frozen=True)
@@ -36,11 +41,46 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def usable_cpus() -> int:
+def usable_cpus(cgroup_root: Path = CGROUP_ROOT) -> int:
     """The CPUs this process may run on: its affinity (taskset, a Slurm or container cpuset, many CI runners), not
-    the machine's count, which os.cpu_count() gives. Local Ray is started with this many, so concurrent trials never
-    share a core."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    the machine's count, which os.cpu_count() gives, and no more than a container's CPU quota allows (docker
+    --cpus, Kubernetes CPU limits), which leaves the affinity at every core of the host. Local Ray is started with
+    this many, so concurrent trials never share a core. ``cgroup_root``: where the cgroup files are (tests)."""
+    affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    quota = cpu_quota(cgroup_root)
+    return max(1, min(affinity, quota)) if quota is not None else max(1, affinity)
+
+
+def cpu_quota(cgroup_root: Path = CGROUP_ROOT) -> int | None:
+    """The cores a CPU quota grants, rounded up (--cpus=1.5 lets two threads run, each part of the time), or None
+    when none is set: cgroup v2's ``cpu.max`` ("QUOTA PERIOD", "max PERIOD": none), else cgroup v1's
+    ``cpu.cfs_quota_us`` and ``cpu.cfs_period_us`` (-1: none)."""
+    v2 = _read_fields(cgroup_root / "cpu.max")
+    if v2:
+        return _quota_cores(v2[0], v2[1] if len(v2) > 1 else "")
+    for controller in ("cpu", "cpu,cpuacct"):  # v1 mounts it under either name (one is often a link to the other)
+        quota = _read_fields(cgroup_root / controller / "cpu.cfs_quota_us")
+        period = _read_fields(cgroup_root / controller / "cpu.cfs_period_us")
+        if quota and period:
+            return _quota_cores(quota[0], period[0])
+    return None
+
+
+def _read_fields(path: Path) -> list[str]:
+    """The whitespace-separated fields of a cgroup file; none when it is absent or unreadable (no cgroup there,
+    another platform): then no quota is known, and the affinity alone counts."""
+    try:
+        return path.read_text().split()
+    except OSError:
+        return []
+
+
+def _quota_cores(quota: str, period: str) -> int | None:
+    # A value the kernel does not write ("max", -1, anything not a positive integer) is no quota: a miscount here
+    # must not stop a run, and the affinity is still a limit
+    if not (quota.isdigit() and period.isdigit()) or int(quota) <= 0 or int(period) <= 0:
+        return None
+    return max(1, math.ceil(int(quota) / int(period)))
 
 
 def git_commit(cwd: Path | None = None) -> str:

@@ -22,6 +22,7 @@ from harness.data.batching import steps_per_epoch
 from harness.data.formats import CIFAR_RECORD_BYTES, parse_idx, read_bytes, write_idx
 from harness.data.locate import DatasetFiles, PublishedFile, data_roots, download_file, locate
 from harness.data.registry import FASHION_MNIST_FILES, check_data_dir, unit_range_pixels
+from harness.file_modes import current_umask
 from harness.seeds import DIGITS_SPLIT_SEED
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -450,6 +451,8 @@ def test_download_verifies_the_published_md5(tmp_path, monkeypatch):
     found = locate(files, None, download=True)
     assert found["x-idx1-ubyte"].path == tmp_path / "cache" / "xfbench" / "testset" / "x-idx1-ubyte.gz"
     assert found["x-idx1-ubyte"].verified
+    # the umask's mode, not NamedTemporaryFile's 0600: a data cache shared between users must be readable by them
+    assert found["x-idx1-ubyte"].path.stat().st_mode & 0o777 == 0o666 & ~current_umask()
     bad = DatasetFiles("testset2", (), (PublishedFile("x-idx1-ubyte", "0" * 32),), server.as_uri() + "/")
     with pytest.raises(ChecksumError, match="expected md5 0000"):
         download_file(bad, bad.files[0], tmp_path / "elsewhere")

@@ -37,6 +37,7 @@ from pathlib import Path
 
 from harness.data.formats import ChecksumError, DataFileError, read_bytes
 from harness.errors import InputError, MissingInputFile
+from harness.file_modes import shared_file_mode
 
 SYSTEM_DATA_ROOT = Path("/usr/share/datasets")  # where Debian's dataset packages install
 SYSTEM_DATA_ENV = "XFBENCH_SYSTEM_DATA"  # replaces SYSTEM_DATA_ROOT when set
@@ -318,6 +319,7 @@ def download_file(files: DatasetFiles, published: PublishedFile, target_dir: Pat
             raise ChecksumError(
                 f"Checksum mismatch for {url}: expected md5 {published.archive_md5}, received {actual}."
             )
+        tmp_path.chmod(shared_file_mode())  # NamedTemporaryFile's 0600 (harness.file_modes says why not)
         tmp_path.replace(final)
     except BaseException:
         if tmp_path is not None:
