@@ -5,7 +5,10 @@ run the neutral spec and weights in every backend (each in its own process), and
 difference from the source framework's forward relative to max(1, max |logit|) (criterion 1e-4), the parameter
 counts, and for torchvision models whether the zoo builder of the same name gives the same spec structure.
 
-    .venv/bin/python benchmarks/import_parity.py [--size 224] [--threads 2] [refs...]
+    .venv/bin/python benchmarks/import_parity.py [--size 224] [refs...]
+
+No --threads: the backends run on the probes' one thread (tests/backend_probes.py, RuntimeOptions()), and a parity
+gap does not depend on it (this docstring offered --threads 2, which the parser never had).
 """
 
 from __future__ import annotations

@@ -2,8 +2,12 @@
 
 For each backend:
 1. Per-trial overhead: N trivial trials (a 4-unit MLP, 64 digits samples, one epoch) through the real path
-   (runner -> Tune -> the backend's warm worker processes -> rows back to the driver), 2 at a time: wall seconds
-   per trial, and the same with ``fresh_workers`` (a new process, so a framework import, per trial) on fewer trials.
+   (runner -> Tune -> the backend's warm worker processes -> rows back to the driver), 2 at a time: seconds per
+   trial, and the same with ``fresh_workers`` (a new process, so a framework import, per trial) on fewer trials.
+   Seconds per trial come from the driver's clock when each trial ends: (last end - first end) / (N - 2), the first
+   two, started together, ending together. The run's fixed costs (ray.init, Tune's start-up, summary.md, Ray's
+   shutdown) are their own figure, the wall less N times that: divided by the trials with the rest, as until
+   2026-12-05, they made the 10 fresh-worker trials carry ten times the warm 100's fixed cost per trial.
 2. Worker memory: M trivial trials one at a time, so one warm worker runs them all: its resident set size
    (/proc/<pid>/status VmRSS) when the first and the last trial report, and the growth between.
 And once:
@@ -53,6 +57,7 @@ class RowClock:
         self.started = time.perf_counter()
         self.first_row_s: float | None = None
         self.rss: list[tuple[str, int, float]] = []  # (trial id, worker pid, RSS MB) at each trial's first row
+        self.ends: list[float] = []  # seconds from the start to each trial's end, as the driver learns of it
         self._seen: set[str] = set()
 
     def row(self, row: dict[str, Any]) -> None:
@@ -67,7 +72,8 @@ class RowClock:
 
     def extend(self, more_trials: int) -> None: ...
 
-    def trial_done(self, trial_id: str) -> None: ...
+    def trial_done(self, trial_id: str) -> None:
+        self.ends.append(time.perf_counter() - self.started)
 
     def stop(self) -> None: ...
 
@@ -83,17 +89,33 @@ def _run(trials: list[TrialConfig], root: Path, run_id: str, concurrent: int, fr
     settings = SchedulerSettings(storage_dir=root / "_ray", cpus_per_trial=1, max_concurrent=concurrent,
                                  fresh_workers=fresh)  # fmt: skip
     clock = RowClock()
-    outcome = execute(RunPlan.of_trials(trials), results_dir=root, run_id=run_id, settings=settings, progress=clock)
+    # no report.html: its plots are no part of scheduling a trial
+    outcome = execute(
+        RunPlan.of_trials(trials), results_dir=root, run_id=run_id, settings=settings, progress=clock, html_report=False
+    )
     wall = time.perf_counter() - clock.started
     if not outcome.all_ok:
         raise SystemExit(f"{run_id}: not every trial finished ok: {outcome.frame['status'].value_counts().to_dict()}")
     return wall, clock
 
 
+def per_trial(wall: float, clock: RowClock, concurrent: int) -> tuple[float, float]:
+    """(seconds per trial, fixed seconds) of a run of ``concurrent`` trials at a time. The first ``concurrent``
+    trials start together and end together, so the trials after them ran from the first end to the last: their
+    seconds each, the run's throughput without its fixed costs. Fixed: the wall less that for every trial."""
+    ends = sorted(clock.ends)
+    if len(ends) <= concurrent:
+        raise SystemExit(f"Expected more trials than {concurrent} at a time to time one. Received: {len(ends)}.")
+    seconds = (ends[-1] - ends[0]) / (len(ends) - concurrent)
+    return seconds, wall - seconds * len(ends)
+
+
 def per_backend(backend: str, root: Path, args: argparse.Namespace) -> dict[str, Any]:
     concurrent = min(2, usable_cpus())
-    warm, _ = _run(_trivial(backend, args.trials), root, f"warm-{backend}", concurrent, fresh=False)
-    fresh, _ = _run(_trivial(backend, args.fresh_trials), root, f"fresh-{backend}", concurrent, fresh=True)
+    warm_run = _run(_trivial(backend, args.trials), root, f"warm-{backend}", concurrent, fresh=False)
+    fresh_run = _run(_trivial(backend, args.fresh_trials), root, f"fresh-{backend}", concurrent, fresh=True)
+    warm, warm_fixed = per_trial(*warm_run, concurrent)
+    fresh, fresh_fixed = per_trial(*fresh_run, concurrent)
     _, clock = _run(_trivial(backend, args.memory_trials), root, f"memory-{backend}", 1, fresh=False)
     by_pid: dict[int, list[float]] = {}
     for _, pid, rss in clock.rss:
@@ -103,8 +125,10 @@ def per_backend(backend: str, root: Path, args: argparse.Namespace) -> dict[str,
     first, last = longest[0], longest[-1]
     pids = by_pid.keys()
     return {
-        "warm_s_per_trial": round(warm / args.trials, 3),
-        "fresh_s_per_trial": round(fresh / args.fresh_trials, 3),
+        "warm_s_per_trial": round(warm, 3),
+        "warm_fixed_s": round(warm_fixed, 2),
+        "fresh_s_per_trial": round(fresh, 3),
+        "fresh_fixed_s": round(fresh_fixed, 2),
         "memory_trials": args.memory_trials,
         "memory_worker_processes": len(pids),
         "memory_trials_in_longest_worker": len(longest),
@@ -151,9 +175,9 @@ def main() -> None:
     parser.add_argument("--memory-trials", type=int, default=200)
     parser.add_argument("--backend", action="append", dest="backends")
     args = parser.parse_args()
-    for flag in ("trials", "fresh_trials", "memory_trials"):
-        if getattr(args, flag) < 1:
-            parser.error(f"Expected --{flag.replace('_', '-')} >= 1. Received: {getattr(args, flag)}.")
+    for flag, least in (("trials", 3), ("fresh_trials", 3), ("memory_trials", 1)):
+        if getattr(args, flag) < least:  # 2 at a time: a trial after the first two times one
+            parser.error(f"Expected --{flag.replace('_', '-')} >= {least}. Received: {getattr(args, flag)}.")
     report: dict[str, Any] = {"cpus": usable_cpus()}
     with tempfile.TemporaryDirectory(prefix="xfbench-sched-") as tmp:
         root = Path(tmp)

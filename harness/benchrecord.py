@@ -4,12 +4,17 @@ pytest-benchmark measures a callable with a timer. In pedantic mode we give it a
 *replay clock* whose ticks reproduce the recorded steady-state epoch durations, one round per epoch, so its
 statistics (min, median, IQR, ...) are those of the real epochs and ``--benchmark-autosave``,
 ``--benchmark-compare`` and ``--benchmark-compare-fail=median:10%`` work on them as on any benchmark.
+:func:`epoch_rounds` picks those epochs from a case's results rows, one phase of a case that has several, or says
+why there are none (docs/regressions.md, "pytest-benchmark").
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
+
+import pandas as pd
 
 
 class EpochReplayClock:
@@ -37,3 +42,78 @@ def record_epochs(benchmark: Any, durations: Sequence[float], group: str, extra_
     benchmark.extra_info.update(extra_info)
     benchmark._timer = EpochReplayClock(durations)  # the documented --benchmark-timer hook, set per test
     benchmark.pedantic(lambda: None, rounds=len(durations), iterations=1, warmup_rounds=0)
+
+
+# deep_features trains no epoch: scikit-learn fits a head on features the backbone extracted once (or read from the
+# cache); its one row per trial times that extraction, and is empty when the features came from the cache. An
+# extraction is not an epoch: recorded as one, it stood beside training epochs in pytest-benchmark's tables, and a
+# later session (features cached) recorded nothing, with only pytest-benchmark's "fixture was not used" warning.
+NO_EPOCHS_TO_RECORD = (
+    "deep_features trains no epoch (scikit-learn fits a head on the backbone's deep features; its row times the "
+    "feature extraction, or nothing where the features came from the cache), and an extraction is not an epoch "
+    "time. Nothing to fix: summary.md shows the extraction's time; benchmark a training strategy to track speed."
+)
+
+
+@dataclass(frozen=True)
+class EpochRounds:
+    """The steady epochs a case's benchmark records (one round each), or ``why_none`` they are none."""
+
+    durations: tuple[float, ...] = ()
+    phase: str = ""  # the phase they time, where the case trains in several (frozen, unfrozen); '' otherwise
+    phases: tuple[str, ...] = ()  # every phase the case's trials trained, in the order they ran them
+    medians: dict[str, float] = field(default_factory=dict)  # phase -> median steady epoch time, each phase's
+    samples_per_s_median: float | None = None  # over the recorded epochs
+    why_none: str = ""
+
+
+def epoch_rounds(rows: pd.DataFrame) -> EpochRounds:
+    """A case's benchmark rounds from its results rows: the steady epochs (not a phase's first, its warm-up) of the
+    trials that ended ok, as summary.md times the case. A case trained in several phases (transfer's frozen then
+    unfrozen layers) runs two workloads, and pytest-benchmark keeps one benchmark per test: the phase with the most
+    steady epochs is recorded, on a tie the later one (the one the case ends in, training the most layers)."""
+    from harness.summary import steady_rows, trained_rows
+
+    if len(rows) and rows["strategy"].eq("deep_features").any():
+        return EpochRounds(why_none=NO_EPOCHS_TO_RECORD)
+    trained = trained_rows(rows)
+    if not len(trained):
+        return EpochRounds(
+            why_none="none of its trials ended ok, so no epoch time stands for the case (the test's failure, or "
+            "summary.md, says why). Fix the failing trials to benchmark it."
+        )
+    phases = tuple(dict.fromkeys(trained["phase"].fillna("").astype(str)))
+    steady = steady_rows(rows)
+    steady = steady[steady["epoch_time_s"].notna()] if len(steady) else steady
+    if not len(steady):
+        return EpochRounds(phases=phases, why_none=_why_no_steady_epoch(trained, phases))
+    by_phase = steady.groupby(steady["phase"].fillna("").astype(str))
+    counts = by_phase.size()
+    phase = max(phases, key=lambda p: (int(counts.get(p, 0)), phases.index(p)))
+    timed = steady[steady["phase"].fillna("").astype(str) == phase]
+    return EpochRounds(
+        durations=tuple(float(t) for t in timed["epoch_time_s"]),
+        phase=phase if len(phases) > 1 else "",
+        phases=phases,
+        medians={str(p): float(group["epoch_time_s"].median()) for p, group in by_phase},
+        samples_per_s_median=float(timed["samples_per_s"].median()),
+    )
+
+
+def _why_no_steady_epoch(trained: pd.DataFrame, phases: tuple[str, ...]) -> str:
+    """Why trials that ended ok left no steady epoch time: one epoch per phase (each phase's first is warm-up), or
+    steady epochs without a time."""
+    if trained["warmup"].eq(False).fillna(False).astype(bool).any():
+        return (
+            "its steady-state epochs recorded no time (epoch_time_s is empty in their rows). Expected a time per "
+            "epoch: run the case again, and report it if the times stay empty."
+        )
+    if len(phases) > 1:
+        return (
+            f"its trials ran no steady-state epoch: each phase's first epoch is warm-up, and each of its phases "
+            f"({', '.join(phases)}) ran one epoch. Give each phase 2 or more epochs to benchmark it."
+        )
+    return (
+        "its trials ran no steady-state epoch (one epoch each, its warm-up). Give the case 2 or more epochs to "
+        "benchmark it."
+    )

@@ -24,7 +24,7 @@ import re
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import pytest
@@ -38,6 +38,9 @@ from harness.model_import import trial_model
 from harness.planner import check_runnable_suite, check_suite_size, check_trial_count, suite_case_trials
 from harness.suites import Suite, SuiteCase, suite, suites_max_concurrent
 from harness.variant_overrides import check_variant_overrides
+
+if TYPE_CHECKING:
+    from harness.benchrecord import EpochRounds
 
 SCALES = ("smoke", "quick", "full")
 
@@ -585,27 +588,23 @@ def _resume_hint(outcome: Any) -> str:
 
 
 def _benchmark_case(request: pytest.FixtureRequest, handle: CaseHandle) -> None:
-    """Record the case's steady-state epochs as its benchmark rounds. Trials of one epoch each have none: their
-    warm-up epochs (tracing, compilation) are not what a benchmark compares, so no round is recorded, and a warning
-    says why the benchmark is missing (pytest-benchmark alone would only say its fixture was not used)."""
-    from harness.summary import WARMUP_ONLY, timing_rows
+    """Record the case's steady-state epochs as its benchmark rounds. A case without any (one epoch per phase, whose
+    warm-up epochs of tracing and compilation are not what a benchmark compares; deep_features, which trains no
+    epoch; no trial ended ok) records none, and a warning says why: pytest-benchmark alone would only say that its
+    fixture was not used, or nothing where the fixture is never asked for."""
+    from harness.benchrecord import epoch_rounds
 
-    timed, basis = timing_rows(handle.rows())
-    if basis == WARMUP_ONLY and len(timed):
+    rounds = epoch_rounds(handle.rows())
+    if not rounds.durations:
         if _benchmark_session_records(request.config):
-            warnings.warn(
-                pytest.PytestWarning(
-                    f"[{handle.backend}] {handle.case.case_id}: no benchmark recorded: its trials ran no steady-state "
-                    f"epoch (one epoch each, its warm-up). Give the case 2 or more epochs to benchmark it."
-                ),
-                stacklevel=1,
-            )
+            message = f"[{handle.backend}] {handle.case.case_id}: no benchmark recorded: {rounds.why_none}"
+            warnings.warn(pytest.PytestWarning(message), stacklevel=1)
         return
     try:
         benchmark = request.getfixturevalue("benchmark")
     except pytest.FixtureLookupError:  # pytest-benchmark not installed, or disabled with -p no:benchmark
         return
-    _record_benchmark(benchmark, handle)
+    _record_benchmark(benchmark, handle, rounds)
 
 
 def _benchmark_session_records(config: pytest.Config) -> bool:
@@ -615,29 +614,32 @@ def _benchmark_session_records(config: pytest.Config) -> bool:
     return session is not None and not getattr(session, "disabled", False)
 
 
-def _record_benchmark(benchmark: Any, handle: CaseHandle) -> None:
+def _record_benchmark(benchmark: Any, handle: CaseHandle, rounds: EpochRounds) -> None:
+    """A case of several phases records one of them (pytest-benchmark keeps one benchmark per test), named in its
+    group and ``extra_info``: pooled, its rounds mixed two workloads (a frozen backbone's steps and a whole one's)."""
     from harness.benchrecord import record_epochs
     from harness.compare import final_accuracies
-    from harness.summary import timing_rows
 
     rows = handle.rows()
-    timed, basis = timing_rows(rows)  # as summary.md times the case, and says on which epochs
-    times = timed["epoch_time_s"].astype(float).dropna().to_numpy()
     accs = final_accuracies(rows)
+    group = f"{handle.suite_name}:{handle.case.case_id}"
     record_epochs(
         benchmark,
-        [float(t) for t in times],
-        group=f"{handle.suite_name}:{handle.case.case_id}",
+        list(rounds.durations),
+        group=f"{group}:{rounds.phase}" if rounds.phase else group,
         extra_info={
             "backend": handle.backend,
             "suite": handle.suite_name,
             "case": handle.case.case_id,
-            "timing_basis": basis,
-            "epochs_recorded": int(len(times)),
+            "timing_basis": "steady",
+            "phase": rounds.phase,
+            "phases": list(rounds.phases),
+            "steady_epoch_time_s_median_per_phase": rounds.medians,
+            "epochs_recorded": len(rounds.durations),
             "warmup_epoch_time_s": [float(t) for t in rows[rows["warmup"] == True]["epoch_time_s"]],  # noqa: E712
             "test_acc_mean": float(accs.mean()) if len(accs) else None,
             "test_acc_per_seed": [float(a) for a in accs],
-            "samples_per_s_median": float(timed["samples_per_s"].median()) if len(timed) else None,
+            "samples_per_s_median": rounds.samples_per_s_median,
             "framework_version": str(rows["framework_version"].iloc[0]) if len(rows) else "",
             "run_id": handle.state.outcome.run_id,
         },
