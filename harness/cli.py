@@ -198,7 +198,9 @@ def _say_what_resume_kept(run_dir: Path) -> None:
 
     last = read_run_file(run_dir).record.resumes[-1]
     failed = (
-        f", re-ran {len(last.failed_trials_rerun)} that had failed or been skipped" if last.failed_trials_rerun else ""
+        f", re-ran {len(last.failed_trials_rerun)} that had failed, been skipped or lost their backbone file"
+        if last.failed_trials_rerun
+        else ""
     )
     print(
         f"resumed {run_dir.name}: kept {last.finished_trials_kept} finished trial(s) without re-running them{failed}, "

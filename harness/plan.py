@@ -117,11 +117,14 @@ class RunPlan:
     def pretrain(self) -> list[TrialConfig]:
         return pretrain_trials(list(self.planned_trials))
 
-    def with_cache_dir(self, cache_dir: Path) -> RunPlan:
-        """Every trial without a cache directory gets ``cache_dir`` (shared backbones and features)."""
+    def with_cache_dir(self, cache_dir: Path, *, every: bool = False) -> RunPlan:
+        """Every trial without a cache directory gets ``cache_dir`` (shared backbones and features); with ``every``,
+        every trial (a resume: the results folder may have moved since run.json recorded its absolute path)."""
 
         def fill(trials: tuple[TrialConfig, ...]) -> tuple[TrialConfig, ...]:
-            return tuple(t if t.cache_dir else replace(t, cache_dir=str(cache_dir.resolve())) for t in trials)
+            return tuple(
+                t if t.cache_dir and not every else replace(t, cache_dir=str(cache_dir.resolve())) for t in trials
+            )
 
         search = replace(self.search, bases=fill(self.search.bases)) if self.search is not None else None
         return replace(self, trials=fill(self.trials), search=search)
@@ -158,6 +161,17 @@ class ResumeRecord:
 
 
 @dataclass(frozen=True)
+class DriverProcess:
+    """The process that drives a run while run.json says ``running``: a resume refuses a run whose driver is still
+    alive (it would run its trials twice). ``start``: the process's start time as Linux's /proc gives it (clock
+    ticks since boot), which tells the driver from a later process given its pid; None where there is no /proc."""
+
+    host: str
+    pid: int
+    start: str | None = None
+
+
+@dataclass(frozen=True)
 class RunRecord:
     """What happened to a run: where and when it ran, its data, its resumes, how it ended."""
 
@@ -181,6 +195,11 @@ class RunRecord:
     # the backend summary.md and report.html compare the others with (--reference); `xfbench report` reuses it
     reference: str = REFERENCE_BACKEND
     error: str | None = None  # what stopped the driver, when a fault did (the run is then "interrupted")
+    # When a tune's final stage began (None: not yet, or a run.json from before it was recorded). From then on its
+    # search stands as it ended, though no final trial has finished yet (runner.search_ended).
+    final_began: str | None = None
+    # The driver now (or last) running it: absent from a run.json written before it was recorded
+    driver_process: DriverProcess | None = None
 
     def __post_init__(self) -> None:
         if self.status not in RUN_STATUSES:
@@ -200,6 +219,8 @@ class RunRecord:
             )
             for r in values.get("resumes", ())
         )
+        driver = values.get("driver_process")
+        values["driver_process"] = DriverProcess(**driver) if driver else None
         return cls(**values)
 
 
@@ -212,6 +233,12 @@ class RunFile:
     record: RunRecord
     # The shared backbones the cache lacked when the run started (the pretrain stage is resolved at run time).
     pretrain: tuple[TrialConfig, ...] = ()
+
+    def in_cache(self, cache_dir: Path) -> RunFile:
+        """This run with every trial's cache directory ``cache_dir``: run.json records it as an absolute path, which
+        names the old place once the results folder is moved or copied (its backbones would be looked for there)."""
+        pretrain = tuple(replace(t, cache_dir=str(cache_dir.resolve())) for t in self.pretrain)
+        return replace(self, plan=self.plan.with_cache_dir(cache_dir, every=True), pretrain=pretrain)
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -6,7 +6,9 @@ directory, then the summary. Shared by the CLI and the pytest plugin; their inpu
 from __future__ import annotations
 
 import contextlib
+import json
 import math
+import os
 import re
 import shutil
 import sys
@@ -26,6 +28,7 @@ from harness.data.registry import Dataset
 from harness.errors import InputError
 from harness.model_import import python_model_sources
 from harness.plan import (
+    DriverProcess,
     ExecutionOptions,
     ResumeRecord,
     RunFile,
@@ -40,6 +43,7 @@ from harness.reporting import run_markdown, search_markdown, unfinished_notice
 from harness.results import ResultsWriter, read_parts, rewrite_csv, safe_name
 from harness.scheduler import (
     Delivery,
+    NoNodeFits,
     RunInterrupted,
     SchedulerSettings,
     check_a_node_fits,
@@ -123,13 +127,18 @@ class SilentProgress:
 
 
 RUN_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
+# A default id's label, at most this long: the time before it (16 characters) and a number after it ("-2") fit in
+# RUN_ID_PATTERN's 200
+MAX_ID_LABEL = 176
 
 
 def new_run_id(label: str, results_dir: Path) -> str:
     """``<UTC time to the second>-<label>``, numbered ``-2``, ``-3``… when a run started in the same second (two CI
     jobs, say) holds the name in ``results_dir``. The name is claimed by creating its (empty) directory, so two
-    processes never get the same one."""
-    base = f"{datetime.now(UTC).strftime('%Y%m%d-%H%M%S')}-{label}"
+    processes never get the same one. The label is cleaned to what ``--resume`` takes (check_run_id): a case of a
+    ``python:mod:fn``, ``torchvision:NAME`` or ``keras:NAME`` model, or of a spec file with a space in its name,
+    gave an id with ':' or ' ' that the printed resume command then refused."""
+    base = f"{datetime.now(UTC).strftime('%Y%m%d-%H%M%S')}-{id_label(label)}"
     results_dir.mkdir(parents=True, exist_ok=True)
     number = 1
     while True:
@@ -139,6 +148,12 @@ def new_run_id(label: str, results_dir: Path) -> str:
             return candidate
         except FileExistsError:
             number += 1
+
+
+def id_label(label: str) -> str:
+    """``label`` as part of a run id: every character outside ASCII letters, digits, '.', '_' and '-' becomes '_'
+    (results.safe_name keeps any Unicode letter, which RUN_ID_PATTERN refuses), cut to MAX_ID_LABEL."""
+    return re.sub(r"[^A-Za-z0-9._-]", "_", label)[:MAX_ID_LABEL]
 
 
 def check_run_id(run_id: str, flag: str = "--run-id") -> None:
@@ -285,7 +300,10 @@ def execute(
     plan = plan.with_cache_dir(results_dir / "_cache")  # backbones and features beside the runs: later runs reuse
     run_dir = (results_dir / run_id).resolve()
     if run_dir.exists() and any(run_dir.iterdir()):
-        raise InputError(f"Expected a new run id. Received: {run_id!r}, whose directory {run_dir} holds results.")
+        raise InputError(
+            f"Expected a new run id. Received: {run_id!r}, whose directory {run_dir} holds results. Pick another "
+            "--run-id (or leave it out for a time-stamped one); to finish that run, use --resume with its id."
+        )
     machine = MachineInfo.current()
     record = RunRecord(
         run_id=run_id,
@@ -298,6 +316,7 @@ def execute(
         datasets=data_provenance or {},
         data_delivery={name: "object store" for name in (ship or {})},
         reference=reference or REFERENCE_BACKEND,
+        driver_process=this_driver(),
     )
     run_file = RunFile(plan, _recorded_options(settings), record, tuple(plan.pretrain()))
     try:
@@ -323,19 +342,45 @@ def execute(
 
 
 @contextlib.contextmanager
-def _ray_for(plan: RunPlan, settings: SchedulerSettings) -> Iterator[None]:
+def _ray_for(plan: RunPlan, settings: SchedulerSettings, resumed: bool = False) -> Iterator[None]:
     """Ray for a run's stages (users' ``python:`` modules shipped to its workers), and the check only a started Ray
     can make, before anything of the run is written: some node offers a trial's CPUs and GPUs (NoNodeFits)."""
     with ray_session(settings, python_model_sources(t.model for t in plan.planned_trials)):
-        check_a_node_fits(settings)
+        try:
+            check_a_node_fits(settings)
+        except NoNodeFits:
+            if not resumed:
+                raise
+            raise NoNodeFits(_no_node_for_resume(settings)) from None
         yield
+
+
+def _no_node_for_resume(settings: SchedulerSettings) -> str:
+    """NoNodeFits's message for a resume, which keeps the recorded device: its advice to lower --gpus-per-trial
+    (to 0, on a machine without GPUs) named what resume refuses."""
+    nodes = cluster_nodes()
+    offered = "; ".join(f"{n['address']}: {n['cpus']:g} CPUs, {n['gpus']:g} GPUs" for n in nodes) or "no live node"
+    if settings.gpus_per_trial > 0 and not any(n["gpus"] > 0 for n in nodes):
+        fix = (
+            "Resume on a machine with GPUs, or on a cluster with such nodes (--address); or start a new run "
+            "(without --gpus-per-trial, its trials run on the CPU)."
+        )
+    else:
+        fix = (
+            "Lower --cpus-per-trial, or --gpus-per-trial (above 0: a resume keeps the recorded device), or resume "
+            "on a cluster with such nodes (--address)."
+        )
+    return (
+        f"Expected this machine to offer {settings.cpus_per_trial:g} CPU(s) and {settings.gpus_per_trial:g} GPU(s) "
+        f"for each trial of the resumed run (--cpus-per-trial, --gpus-per-trial). Received: Ray finds {offered}. " + fix
+    )
 
 
 def resumable(results_dir: Path, run_id: str, kind: str, given: dict[str, Any]) -> ExecutionOptions:
     """The execution options a resume of ``run_id`` runs with (what is given now wins, 0 included; the rest as
     recorded); InputError (MissingInputFile for data) when the run cannot be resumed that way, checked before
     Ray starts as for a new run."""
-    run_file = read_run_file((results_dir / run_id).resolve())
+    run_file = read_run_file((results_dir / run_id).resolve()).in_cache(results_dir / "_cache")
     plan = run_file.plan
     if plan.kind != kind:
         raise InputError(
@@ -384,23 +429,51 @@ def failed_trials(frame: pd.DataFrame) -> list[str]:
     return sorted(finals[finals["status"] == "failed"]["trial_id"]) if len(finals) else []
 
 
-def search_ended(frame: pd.DataFrame) -> bool:
+def search_ended(frame: pd.DataFrame, final_began: bool = False) -> bool:
     """A tune's search ended once its final stage began (it starts after every search experiment): a resume keeps
-    every sample as recorded, a failed one too, since its searcher and ASHA decided on them, and does not reopen it."""
-    return bool(len(frame)) and bool(frame["stage"].eq(STAGE_FINAL).any())
+    every sample as recorded, a failed one too, since its searcher and ASHA decided on them, and does not reopen it.
+    ``final_began``: run.json says so (RunRecord.final_began), which holds before any final trial has finished: a
+    tune killed then would otherwise rerun its failed samples and might change its pick. Rows of the final stage
+    say so too (a run.json from before that was recorded)."""
+    return final_began or (bool(len(frame)) and bool(frame["stage"].eq(STAGE_FINAL).any()))
 
 
 def rerun_after_search(frame: pd.DataFrame, search: TunePlan) -> list[str]:
-    """A tune whose search ended (search_ended): the final stage's trials that ended failed or skipped, and the
-    failed or skipped pretrain trials of the backbones those need. The search's samples stand, and so do the
-    pretrains only its samples needed (nothing would use them: the search is not run again)."""
+    """A tune whose search ended (search_ended): the final stage's trials that ended failed or skipped, and, while
+    some final trial has not ended ok or diverged, the failed or skipped pretrain trials of the backbones the final
+    trials need (a tune stopped in the final stage's pretrain has no final rows yet). The search's samples stand,
+    and so do the pretrains only its samples needed (nothing would use them: the search is not run again)."""
     from harness.backbone import pretrain_trials
 
-    finals = trials_to_rerun(frame[frame["stage"] == STAGE_FINAL])
-    if not finals:
-        return []
-    needed = {t.trial_id for t in pretrain_trials(final_trials(frame, search))}
+    final = frame[frame["stage"] == STAGE_FINAL] if len(frame) else frame
+    finals = trials_to_rerun(final)
+    wanted = final_trials(frame, search) if len(frame) else []
+    ended = set(final_rows(final)["trial_id"]) - set(finals) if len(final) else set()
+    if all(t.trial_id in ended for t in wanted):  # every final trial ended ok or diverged: its backbone trained
+        return finals
+    needed = {t.trial_id for t in pretrain_trials(wanted)}
     return sorted(finals + [t for t in trials_to_rerun(frame[frame["stage"] == STAGE_PRETRAIN]) if t in needed])
+
+
+def stale_pretrains(plan: RunPlan, frame: pd.DataFrame, ended_search: TunePlan | None) -> dict[str, str]:
+    """The pretrain trials that ended ok but whose backbone checkpoint is gone from the (current) cache, which the
+    trials a resume runs still need (a ``_cache`` deleted, or a results folder copied without it): their rows stand
+    for a backbone that is not there, so the resume trains it again, by their id with why."""
+    from harness.backbone import checkpoint_path, pretrain_trials
+
+    if not len(frame):
+        return {}
+    finals = final_rows(frame)
+    ok = set(finals[finals["status"] == "ok"]["trial_id"])
+    if ended_search is not None:  # only the final stage runs
+        targets = [t for t in final_trials(frame, ended_search) if t.trial_id not in ok]
+    else:  # a search's samples start from its bases' backbones (_tune_stages); a run's unfinished trials
+        targets = [t for t in plan.planned_trials if plan.search is not None or t.trial_id not in ok]
+    return {
+        t.trial_id: f"ok, but its backbone {checkpoint_path(t)} is gone: trained again"
+        for t in pretrain_trials(targets)  # the backbones the cache lacks
+        if t.trial_id in ok
+    }
 
 
 def resumable_failures(frame: pd.DataFrame, search: TunePlan | None) -> list[str]:
@@ -416,6 +489,13 @@ def check_something_to_resume(run_file: RunFile, run_dir: Path) -> None:
     """InputError unless ``run_dir`` was interrupted, or finished with failed trials a resume reruns alone
     (resumable_failures: a worker killed or out of memory)."""
     record, run_id = run_file.record, run_dir.name
+    if record.status == "running" and driver_alive(record.driver_process):
+        pid = record.driver_process.pid if record.driver_process else 0
+        raise InputError(
+            f"Expected a run whose driver has stopped, for --resume. Received: {run_id!r}, still running under "
+            f"pid {pid} on this host. Wait for it to end; or stop it first (Ctrl-C in its terminal, or `kill {pid}`: "
+            "it is then recorded interrupted) and resume it then."
+        )
     if record.status != "finished":
         return
     if resumable_failures(read_parts(run_dir), run_file.plan.search):
@@ -447,12 +527,15 @@ def resume(
     the search stands as it ended); interrupted trials lose their partial rows and run again. Its summary compares
     with ``reference``, by default the backend the run was started with."""
     run_dir = (results_dir / run_id).resolve()
-    run_file = read_run_file(run_dir)
+    run_file = read_run_file(run_dir).in_cache(results_dir / "_cache")  # a moved results folder: its own _cache
     check_something_to_resume(run_file, run_dir)
     settings = settings or scheduler_settings(results_dir, run_file.execution)
-    with _ray_for(run_file.plan, settings):  # before anything of the run changes: a refused resume leaves it as is
-        ended_search = run_file.plan.search if search_ended(read_parts(run_dir)) else None
-        kept, failed, discarded = _keep_finished_rows(run_dir, ended_search)
+    with _ray_for(run_file.plan, settings, resumed=True):  # before anything of the run changes: a refused resume
+        frame = read_parts(run_dir)  # leaves it as is
+        began = run_file.record.final_began is not None
+        ended_search = run_file.plan.search if search_ended(frame, began) else None
+        stale = stale_pretrains(run_file.plan, frame, ended_search)
+        kept, failed, discarded = _keep_finished_rows(run_dir, ended_search, stale)
         finished = set(kept["trial_id"].unique()) if len(kept) else set()
         resume_record = ResumeRecord(utc_now(), len(finished), tuple(failed), discarded, tuple(sys.argv), failed)
         ship = datasets_to_ship(list(run_file.plan.planned_trials), settings.ship_data, settings.address)
@@ -463,10 +546,11 @@ def resume(
             data_delivery={name: "object store" for name in ship},  # this session's: a resume may ship otherwise
             resumes=(*run_file.record.resumes, resume_record),
             reference=reference or run_file.record.reference,
+            driver_process=this_driver(),
         )
         run_file = replace(run_file, execution=_recorded_options(settings), record=record)
         write_run_file(run_dir, run_file)
-        replay = _rows_by_trial(kept[kept["stage"] == STAGE_SEARCH]) if len(kept) else {}
+        replay = _rows_by_trial(kept[kept["stage"] == STAGE_SEARCH], results_dir / "_cache") if len(kept) else {}
         ctx = _RunContext(
             run_file,
             run_dir,
@@ -483,17 +567,19 @@ def resume(
         return _carry_out(ctx, schedule)
 
 
-def _keep_finished_rows(run_dir: Path, ended_search: TunePlan | None) -> tuple[pd.DataFrame, dict[str, str], int]:
+def _keep_finished_rows(
+    run_dir: Path, ended_search: TunePlan | None, stale: dict[str, str] | None = None
+) -> tuple[pd.DataFrame, dict[str, str], int]:
     """The rows of finished trials; failed and skipped trials' parts are removed (Ctrl-C reaches the workers too,
     so a failure may be the interruption itself, and a skipped trial's backbone may train this time): they run
-    again; after a search that ended (``ended_search``), only those rerun_after_search names. Returns (kept, why
-    each failed or skipped trial ended so by its id, partial rows of interrupted trials dropped: not the rows of the
-    failed and skipped ones)."""
+    again; after a search that ended (``ended_search``), only those rerun_after_search names. So are the parts of
+    ``stale`` pretrain trials (stale_pretrains: why, by id), whose backbone is gone. Returns (kept, why each trial
+    run again ended so by its id, partial rows of interrupted trials dropped: not the rows of those run again)."""
     kept = read_parts(run_dir)
     rerun = set(rerun_after_search(kept, ended_search) if ended_search is not None else trials_to_rerun(kept))
     finals = final_rows(kept).to_dict("records") if len(kept) else []
     why = {str(r["trial_id"]): f"{r['status']}: {why_not_ok(r)}" for r in finals if r["trial_id"] in rerun}
-    failed = dict(sorted(why.items()))
+    failed = dict(sorted({**why, **(stale or {})}.items()))
     for trial_id in failed:
         (run_dir / "parts" / f"{safe_name(trial_id)}.parquet").unlink(missing_ok=True)
     ended = int(kept["trial_id"].isin(failed).sum()) if len(kept) else 0  # whole trials, not cut short
@@ -587,6 +673,8 @@ def _tune_stages(ctx: _RunContext, search: TunePlan) -> None:
     if not ctx.search_ended:  # else the samples, and the backbones they trained from, stand as they ended
         _search_stage(ctx, search, ctx.pretrain(ctx.run_file.plan.pretrain(), run_trials))
     finals = final_trials(read_parts(ctx.run_dir), search)
+    if ctx.run_file.record.final_began is None:  # before its first trial: a resume from now on keeps the search
+        ctx.save(final_began=utc_now())
     ctx.pretrain_then(finals, STAGE_FINAL, run_trials)
 
 
@@ -610,12 +698,48 @@ def _search_stage(ctx: _RunContext, search: TunePlan, untrained: dict[str, str])
         )
 
 
-def _rows_by_trial(frame: pd.DataFrame) -> dict[str, list[dict[str, Any]]]:
-    """The recorded rows of each finished trial (last attempt), as the worker reported them, for replay."""
+def _rows_by_trial(frame: pd.DataFrame, cache_dir: Path) -> dict[str, list[dict[str, Any]]]:
+    """The recorded rows of each finished trial (last attempt), as the worker reported them, for replay; their
+    configuration with ``cache_dir``, as the resumed trials have it (RunFile.in_cache): a sample recorded in a
+    results folder since moved is the same sample (scheduler.replayable_rows compares the configurations)."""
     rows: dict[str, list[dict[str, Any]]] = {}
     for record in last_attempts(frame).to_dict("records"):
-        rows.setdefault(str(record["trial_id"]), []).append({str(k): _plain(v) for k, v in record.items()})
+        row = {str(k): _plain(v) for k, v in record.items()}
+        if isinstance(row.get("config_json"), str):
+            row["config_json"] = json.dumps({**json.loads(row["config_json"]), "cache_dir": str(cache_dir.resolve())})
+        rows.setdefault(str(record["trial_id"]), []).append(row)
     return rows
+
+
+def this_driver() -> DriverProcess:
+    """The process now driving a run, as run.json records it (RunRecord.driver_process)."""
+    return DriverProcess(MachineInfo.current().host, os.getpid(), _process_start(os.getpid()))
+
+
+def _process_start(pid: int) -> str | None:
+    """Process ``pid``'s start time in clock ticks since boot (field 22 of Linux's /proc/PID/stat, counted after
+    the command name, which may hold spaces), or None where that cannot be read."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields_after_name = stat.rpartition(")")[2].split()
+    return fields_after_name[19] if len(fields_after_name) > 19 else None
+
+
+def driver_alive(driver: DriverProcess | None) -> bool:
+    """The recorded driver still runs: on this host, its pid alive and, where /proc tells, started when it was
+    (not a later process given the pid). Unknown (an older run.json, another host) or this very process: no."""
+    if driver is None or driver.pid == os.getpid() or driver.host != MachineInfo.current().host:
+        return False
+    try:
+        os.kill(driver.pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: it exists
+        pass
+    now = _process_start(driver.pid)
+    return driver.start is None or now is None or now == driver.start
 
 
 def _plain(value: Any) -> Any:

@@ -49,9 +49,11 @@ class TunePlan:
 
     def __post_init__(self) -> None:
         if self.algorithm not in SEARCH_ALGORITHMS:
-            raise InputError(f"Expected --search in {list(SEARCH_ALGORITHMS)}. Received: {self.algorithm!r}.")
+            raise InputError(
+                f"Expected --search in {list(SEARCH_ALGORITHMS)}. Received: {self.algorithm!r}. Pick one of those."
+            )
         if self.metric not in METRICS:
-            raise InputError(f"Expected --metric in {list(METRICS)}. Received: {self.metric!r}.")
+            raise InputError(f"Expected --metric in {list(METRICS)}. Received: {self.metric!r}. Pick one of those.")
         if not self.space.params:
             raise InputError(
                 "Expected a search space. Received: none. Add --space PATH=KIND:ARGS or pick a suite that declares one."
@@ -75,7 +77,8 @@ class TunePlan:
             self._check_asha_rungs(self.asha)
         if self.num_samples < 1 or self.final_seeds < 1:
             raise InputError(
-                f"Expected --num-samples >= 1 and --final-seeds >= 1. Received: {self.num_samples}, {self.final_seeds}."
+                "Expected --num-samples >= 1 and --final-seeds >= 1. "
+                f"Received: {self.num_samples}, {self.final_seeds}. Give each as 1 or more, or leave it out."
             )
 
     def check_random_choices_distinct(self) -> None:

@@ -116,6 +116,27 @@ def test_run_json_holds_the_plan_the_options_and_the_record_and_reads_back_equal
     assert plan.search is not None and plan.search.num_samples == 2 and plan.planned_trials == plan.search.bases
 
 
+def test_run_json_records_when_the_final_stage_began_and_the_driver_and_older_files_read_without_them(tmp_path):
+    """A resume reads both (runner.search_ended, runner.driver_alive); a run.json written before they were recorded
+    reads as None for each, which resume takes as before (the final stage's rows; no driver known)."""
+    from harness.plan import DriverProcess
+
+    plan = plan_tune(Selection(suite="tune_smoke"), {}, SearchRequest(num_samples=2, final_seeds=2))
+    record = RunRecord(run_id="r", started="t0", command=("xfbench", "tune"), git_commit="abc", driver_host="h",
+                       driver_cpu="c", python_version="3.11", final_began="t1",
+                       driver_process=DriverProcess("h", 4242, "123"))  # fmt: skip
+    run_file = RunFile(plan, ExecutionOptions(), record)
+    write_run_file(tmp_path, run_file)
+    assert read_run_file(tmp_path) == run_file
+    assert json.loads((tmp_path / "run.json").read_text())["driver_process"] == {
+        "host": "h",
+        "pid": 4242,
+        "start": "123",
+    }
+    older = {k: v for k, v in run_file.to_dict().items() if k not in ("final_began", "driver_process")}
+    assert RunFile.from_dict(older).record == dataclasses.replace(record, final_began=None, driver_process=None)
+
+
 def test_a_fault_to_inject_is_typed_checked_and_reads_back_from_a_recorded_config(tmp_path):
     marker = str(tmp_path / "marker")
     for fault in (FaultInjection("kill"), FaultInjection("raise", 2), FaultInjection("raise-once", 1, marker)):

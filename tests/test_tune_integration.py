@@ -476,7 +476,9 @@ def test_a_replayed_diverged_sample_ends_in_error_to_its_searcher_as_it_did_live
             for trial_id in finals:
                 (outcome.run_dir / "parts" / f"{safe_name(trial_id)}.parquet").unlink()
             run_json = outcome.run_dir / "run.json"
-            run_json.write_text(json.dumps({**json.loads(run_json.read_text()), "status": "running"}))
+            # the final stage had not begun (a run records when it begins: a resume then keeps the search)
+            recorded = {**json.loads(run_json.read_text()), "status": "running", "final_began": None}
+            run_json.write_text(json.dumps(recorded))
             code, out = _in_process(["tune", "--resume", "r", "--results-dir", str(tmp_path)], capsys)
             assert code == 0, out[-3000:]
         trials = ExperimentAnalysis(str(tmp_path / "_ray" / name)).trials

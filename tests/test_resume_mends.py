@@ -1,0 +1,259 @@
+"""Resume mends (review of 2026-12-05): a results folder moved or without its _cache, run ids from model names with
+':' or ' ', a tune stopped as its final stage began, a run whose driver is still alive, and the no-GPU advice of a
+resume. Ray is replaced by fakes that write rows as workers would: these test the runner's decisions, not Tune."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+import harness.runner as runner
+import harness.scheduler as scheduler
+from harness.backbone import checkpoint_path
+from harness.config import TransferOptions, TrialConfig
+from harness.errors import InputError
+from harness.plan import DriverProcess, ExecutionOptions, RunFile, RunPlan, RunRecord, read_run_file, write_run_file
+from harness.provenance import MachineInfo
+from harness.scheduler import NoNodeFits, RunInterrupted, SchedulerSettings, replayable_rows
+from harness.search import parse_space, search_trial
+from harness.trial import RunInfo, failure_row
+from harness.tuning import TunePlan
+
+BASE = TrialConfig(strategy="scratch", model="mlp", dataset="digits", backend="torch", seed=0, epochs=1)
+FINE_TUNE = replace(BASE, strategy="fine_tune", transfer=TransferOptions(source_epochs=1))
+
+
+@pytest.fixture(autouse=True)
+def no_ray(monkeypatch):
+    """The run's Ray session and its node check are not started: a node that fits, until a test says otherwise."""
+    monkeypatch.setattr(runner, "ray_session", lambda *a, **k: contextlib.nullcontext())
+    monkeypatch.setattr(runner, "cluster_nodes", lambda: [{"address": "192.0.2.2", "cpus": 2, "gpus": 0}])
+    monkeypatch.setattr(scheduler, "cluster_nodes", lambda: [{"address": "192.0.2.2", "cpus": 2, "gpus": 0}])
+
+
+def _settings(tmp_path: Path, **options: Any) -> SchedulerSettings:
+    return SchedulerSettings(storage_dir=tmp_path / "_ray", cpus_per_trial=1, **options)
+
+
+def _row(trial: TrialConfig, run: RunInfo, stage: str, status: str = "ok", val_acc: float = 0.9) -> dict[str, Any]:
+    row = failure_row(trial, run, "" if status == "ok" else "boom", status=status, machine=MachineInfo.unknown())
+    return {**row, "stage": stage, "attempt": 0, "epoch": 1, "phase": "train", "val_acc": val_acc, "test_acc": 0.9}
+
+
+class Workers:
+    """A stand-in for run_trials: each trial ends ok (a pretrain trial writes its checkpoint), except that the
+    trials named in ``stop_at`` interrupt the run (Ctrl-C) before they end."""
+
+    def __init__(self, stop_at: tuple[str, ...] = ()) -> None:
+        self.ran: list[TrialConfig] = []
+        self.stop_at = stop_at
+
+    def __call__(self, trials: list[TrialConfig], run: RunInfo, settings: Any, events: Any, **kw: Any) -> None:
+        for trial in trials:
+            if trial.strategy in self.stop_at:
+                raise RunInterrupted("stopped")
+            self.ran.append(trial)
+            if trial.strategy == "pretrain":
+                checkpoint_path(trial).parent.mkdir(parents=True, exist_ok=True)
+                checkpoint_path(trial).write_bytes(b"weights")
+            events.on_row(_row(trial, run, kw["stage"]))
+            events.on_trial_end(trial.trial_id)
+
+
+def _interrupted_fine_tune(results: Path) -> Path:
+    """A run whose backbone trained and whose fine_tune trial was cut short."""
+    outcome = runner.execute(
+        RunPlan.of_trials([FINE_TUNE]),
+        results_dir=results,
+        run_id="f1",
+        settings=_settings(results),
+        schedule=Workers(stop_at=("fine_tune",)),
+        html_report=False,
+    )
+    assert outcome.status == "interrupted" and (results / "_cache" / "backbones").is_dir()
+    return outcome.run_dir
+
+
+@pytest.mark.parametrize("cache", ["moved with the folder", "deleted"])
+def test_a_moved_results_folder_resumes_from_its_own_cache_and_retrains_a_backbone_it_lacks(tmp_path, cache):
+    """run.json recorded each trial's cache_dir as an absolute path, which resume kept: the fine_tune trial looked
+    for its backbone in the old folder ("no such checkpoint in <old path>") on every resume, and a finished
+    pretrain trial whose checkpoint was gone was never trained again."""
+    _interrupted_fine_tune(tmp_path / "old")
+    moved = tmp_path / "moved"
+    shutil.move(tmp_path / "old", moved)
+    if cache == "deleted":
+        shutil.rmtree(moved / "_cache")
+    workers = Workers()
+    outcome = runner.resume(moved, "f1", _settings(moved), schedule=workers, html_report=False)
+    assert outcome.status == "finished" and outcome.all_ok
+    cache_dirs = {t.cache_dir for t in workers.ran}
+    assert cache_dirs == {str((moved / "_cache").resolve())}, cache_dirs
+    ran = sorted(t.strategy for t in workers.ran)
+    assert ran == (["fine_tune"] if cache == "moved with the folder" else ["fine_tune", "pretrain"])
+    recorded = read_run_file(moved / "f1")
+    assert {t.cache_dir for t in recorded.plan.trials + recorded.pretrain} == cache_dirs  # the next resume's too
+    if cache == "deleted":
+        (why,) = [w for t, w in recorded.record.resumes[-1].rerun_errors.items() if "pretrain" in t]
+        assert why.startswith("ok, but its backbone ") and why.endswith("is gone: trained again"), why
+
+
+def test_replayed_samples_of_a_moved_results_folder_still_match_their_trials(tmp_path):
+    """A search sample is replayed when its recorded configuration equals the trial's: with the old cache_dir in
+    its rows, every sample of a moved results folder would have trained again."""
+    old = replace(search_trial(BASE, {"optimizer.lr": 0.1}, 0), cache_dir=str(tmp_path / "old" / "_cache"))
+    frame = pd.DataFrame([{**_row(old, RunInfo("r", "abc"), "search"), "config_json": old.to_json()}])
+    rows = runner._rows_by_trial(frame, tmp_path / "new" / "_cache")
+    assert replayable_rows(replace(old, cache_dir=str((tmp_path / "new" / "_cache").resolve())), rows)
+
+
+@pytest.mark.parametrize(
+    "label",
+    ["scratch-python:my_nets:make-digits", "scratch-torchvision:resnet18-digits", "fine_tune-my net.json-digits"],
+)
+def test_a_default_run_id_is_one_that_resume_takes(tmp_path, label):
+    """The id was built from the case label uncleaned: ':' or ' ' in it, and --resume refused the very id the
+    interrupted run printed in its resume command."""
+    run_id = runner.new_run_id(label, tmp_path)
+    runner.check_run_id(run_id, "--resume")
+    assert (tmp_path / run_id).is_dir() and ":" not in run_id and " " not in run_id
+    long = runner.new_run_id("é" * 300, tmp_path)  # letters outside ASCII too, and no id over 200 characters
+    runner.check_run_id(long, "--resume")
+
+
+def _tune_plan() -> RunPlan:
+    search = TunePlan(
+        bases=(BASE,), space=parse_space(["lr=choice:0.1,1.0"]), algorithm="grid", num_samples=1, final_seeds=1
+    )
+    return RunPlan("tune", "tune", "tune", search=search)
+
+
+def _search(calls: list[str]) -> Any:
+    """A stand-in for run_search: sample 0 ends ok, sample 1 fails."""
+
+    def run_search(experiment: Any, run: RunInfo, settings: Any, events: Any, **kw: Any) -> None:
+        calls.append(kw["experiment_name"])
+        for index, (lr, status) in enumerate([(0.1, "ok"), (1.0, "failed")]):
+            trial = search_trial(experiment.base, {"optimizer.lr": lr}, index)
+            events.on_row({**_row(trial, run, "search", status), "config_json": trial.to_json()})
+            events.on_trial_end(trial.trial_id)
+
+    return run_search
+
+
+def test_a_tune_stopped_as_its_final_stage_began_keeps_its_search_on_resume(tmp_path, monkeypatch):
+    """search_ended looked only for rows of the final stage: a tune stopped after its final stage began but before
+    a final trial ended was resumed as still searching, its failed sample run again (the pick could change)."""
+    calls: list[str] = []
+    monkeypatch.setattr(runner, "run_search", _search(calls))
+    began: list[str | None] = []
+
+    def stopped(trials: list[TrialConfig], *a: Any, **kw: Any) -> None:
+        began.append(read_run_file(tmp_path / "t1").record.final_began)
+        raise RunInterrupted("stopped")
+
+    monkeypatch.setattr(runner, "run_trials", stopped)
+    outcome = runner.execute(_tune_plan(), results_dir=tmp_path, run_id="t1", settings=_settings(tmp_path))
+    assert outcome.status == "interrupted" and len(calls) == 1
+    assert began and began[0] is not None  # recorded before the final stage's first trial started
+    parts = sorted(p.name for p in (tmp_path / "t1" / "parts").iterdir())
+    workers = Workers()
+    monkeypatch.setattr(runner, "run_trials", workers)
+    resumed = runner.resume(tmp_path, "t1", _settings(tmp_path), html_report=False)
+    assert len(calls) == 1, calls  # no search experiment again
+    assert [(t.tuned, t.optimizer.lr) for t in workers.ran] == [(True, 0.1)]
+    assert sorted(p.name for p in (tmp_path / "t1" / "parts").iterdir())[: len(parts)] == parts  # the failed sample
+    assert read_run_file(tmp_path / "t1").record.resumes[-1].failed_trials_rerun == ()
+    assert resumed.status == "finished"
+
+
+def test_search_ended_reads_an_older_run_json_as_before(tmp_path):
+    from harness.runner import search_ended
+
+    search = pd.DataFrame([{"trial_id": "s", "stage": "search", "status": "ok"}])
+    assert not search_ended(search) and search_ended(search, final_began=True)
+    assert search_ended(pd.concat([search, search.assign(trial_id="f", stage="final")]))
+
+
+def _running_run(results: Path, driver: DriverProcess | None) -> None:
+    record = RunRecord(
+        run_id="live", started="t0", command=("xfbench", "run"), git_commit="abc", driver_host="h", driver_cpu="c",
+        python_version="3.11", status="running", driver_process=driver,
+    )  # fmt: skip
+    (results / "live").mkdir(parents=True)
+    write_run_file(results / "live", RunFile(RunPlan.of_trials([BASE]), ExecutionOptions(), record))
+
+
+def test_a_run_whose_driver_is_alive_is_not_resumed(tmp_path, capsys):
+    """--resume of a `running` run took it for a killed driver even while that driver was running it: both would
+    have run its trials. A driver recorded on this host whose process is alive refuses the resume (exit 2)."""
+    from harness.cli import main
+
+    host = MachineInfo.current().host
+    with subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"]) as other:
+        try:
+            _running_run(tmp_path / "a", DriverProcess(host, other.pid, runner._process_start(other.pid)))
+            assert main(["run", "--resume", "live", "--results-dir", str(tmp_path / "a")]) == 2
+            err = capsys.readouterr().err
+            assert f"still running under pid {other.pid} on this host" in err and f"`kill {other.pid}`" in err, err
+            _running_run(tmp_path / "b", DriverProcess(host, other.pid, "1"))  # the pid of a later process
+            _running_run(tmp_path / "c", DriverProcess("another-host", other.pid, None))
+        finally:
+            other.kill()
+    _running_run(tmp_path / "d", DriverProcess(host, other.pid, None))  # ended
+    _running_run(tmp_path / "e", None)  # a run.json from before the driver was recorded
+    for results in ("b", "c", "d", "e"):
+        runner.check_something_to_resume(read_run_file(tmp_path / results / "live"), tmp_path / results / "live")
+
+
+def test_a_run_records_its_driver_process(tmp_path):
+    runner.execute(RunPlan.of_trials([BASE]), results_dir=tmp_path, run_id="r", settings=_settings(tmp_path),
+                   schedule=Workers(), html_report=False)  # fmt: skip
+    driver = read_run_file(tmp_path / "r").record.driver_process
+    assert driver is not None and driver.pid == os.getpid() and driver.host == MachineInfo.current().host
+
+
+def test_a_resume_without_a_gpu_is_not_told_to_lower_gpus_per_trial(tmp_path):
+    """A resume keeps the recorded device, so NoNodeFits's "Lower --gpus-per-trial" named what it refuses."""
+    _interrupted_fine_tune(tmp_path)
+    with pytest.raises(NoNodeFits) as refused:
+        runner.resume(tmp_path, "f1", _settings(tmp_path, gpus_per_trial=1.0), schedule=Workers())
+    said = str(refused.value)
+    assert "Lower --gpus-per-trial" not in said and "Resume on a machine with GPUs" in said, said
+    assert "Received: Ray finds 192.0.2.2: 2 CPUs, 0 GPUs" in said and "start a new run" in said
+    assert read_run_file(tmp_path / "f1").record.status == "interrupted"  # refused before anything changed
+    with pytest.raises(InputError, match="Expected a new run id.*Pick another --run-id"):
+        runner.execute(RunPlan.of_trials([BASE]), results_dir=tmp_path, run_id="f1", settings=_settings(tmp_path))
+
+
+def test_a_tune_stopped_in_its_final_stages_pretrain_trains_that_backbone_again(tmp_path):
+    """With the search kept as it ended, only rerun_after_search's trials run again: it named none while the final
+    stage had no rows, so a pretrain trial that Ctrl-C failed there stood failed, and every final trial was skipped."""
+    from harness.backbone import pretrain_trial
+    from harness.runner import rerun_after_search
+    from harness.tuning import final_trials
+
+    base = replace(FINE_TUNE, cache_dir=str(tmp_path / "_cache"))
+    plan = TunePlan(
+        bases=(base,), space=parse_space(["lr=choice:0.1,1.0"]), algorithm="grid", num_samples=1, final_seeds=2
+    )
+    run, rows = RunInfo("t", "abc"), []
+    for index, (lr, status) in enumerate([(0.1, "ok"), (1.0, "failed")]):
+        trial = search_trial(base, {"optimizer.lr": lr}, index)
+        rows.append({**_row(trial, run, "search", status), "config_json": trial.to_json()})
+    frame = pd.DataFrame(rows)
+    finals = final_trials(frame, plan)
+    cut = pretrain_trial(finals[1])  # seed 1's backbone: the final stage's own pretrain
+    frame = pd.concat([frame, pd.DataFrame([{**_row(cut, run, "pretrain", "failed"), "config_json": cut.to_json()}])])
+    assert rerun_after_search(frame, plan) == [cut.trial_id]
+    ended = [{**_row(t, run, "final"), "config_json": t.to_json()} for t in finals]
+    assert rerun_after_search(pd.concat([frame, pd.DataFrame(ended)]), plan) == []  # every final trial ended ok
