@@ -9,7 +9,8 @@
 
 Framework models are converted in a fresh process that imports only the source framework (``python -m
 harness.import_worker``), checked there, and cached as a neutral checkpoint keyed by a content hash of the
-request, the xfbench and framework versions, and for ``python:`` references the user module's source. A
+request, the xfbench and framework versions, and for ``python:`` references the source of the user's module and
+of the user's modules it imports (harness.user_imports, found by reading its imports). A
 ``python:`` checkpoint also records every file of the user's own code its conversion imported (helpers, their
 packages) with their digests, and is converted again when any of them has changed or gone. Trials
 then read the checkpoint in any backend. Training from scratch starts every backend from the harness's shared
@@ -20,11 +21,8 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import importlib.machinery
 import json
-import os
 import re
-import sys
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -41,7 +39,8 @@ from harness.model_cost import model_cost
 from harness.models import MODELS, ModelOptions, build_spec, changed_options
 from harness.shapes import output_shape
 from harness.spec import ModelSpec, spec_from_dict
-from harness.user_code import changed_sources, file_digest, is_installed
+from harness.user_code import changed_sources, file_digest
+from harness.user_imports import module_file, units_digest, user_units
 from harness.weights import NeutralWeights
 
 # prefix -> the backend whose importer converts it (backends/<name>/importer.py)
@@ -109,23 +108,16 @@ def trial_model(model: str) -> str:
 
 def python_model_sources(models: Iterable[str]) -> tuple[Path, ...]:
     """What Ray ships to every node for the ``python:`` references among ``models``: each module's file, or the
-    directory of its top-level package (a submodule imports its package first), found as the driver finds it.
-    Trial workers start in directories of their own, on nodes that may not hold the file: the shipped copy is
-    what they hash into the cache key and what a node without the run's cache converts. Modules installed in
-    the interpreter's environment are not shipped: a node's environment holds them as it holds xfbench."""
+    directory of its top-level package (a submodule imports its package first), and the user's modules and
+    packages those import in turn (harness.user_imports), found as the driver finds them. Trial workers start in
+    directories of their own, on nodes that may not hold the files: the shipped copies are what they hash into the
+    cache keys and what a node without the run's cache converts. Modules installed in the interpreter's
+    environment are not shipped: a node's environment holds them as it holds xfbench."""
     sources: list[Path] = []
     for model in models:
         ref = parse_model_ref(model)
-        if ref.kind != "python":
-            continue
-        module = ref.name.split(":")[0]
-        top = module.split(".")[0]
-        found = _module_file(top)
-        if found is None:
-            continue  # preflight's conversion names the module that cannot be found
-        source = (found.parent if found.name == "__init__.py" else found).resolve()
-        if not is_installed(source) and source not in sources:
-            sources.append(source)
+        if ref.kind == "python":  # a module that cannot be found ships nothing: preflight's conversion names it
+            sources += [unit for unit in user_units(ref.name.split(":")[0]) if unit not in sources]
     return tuple(sources)
 
 
@@ -144,27 +136,16 @@ def with_wanted_channels(trial: TrialConfig) -> TrialConfig:
     return dataclasses.replace(trial, input=dataclasses.replace(trial.input, channels=wanted))
 
 
-def _module_file(module: str) -> Path | None:
-    """Where ``module`` would be imported from (the current directory first, as for ``python -m``), without
-    importing it: the driver must not import a framework."""
-    search: list[str] = [os.getcwd(), *sys.path]
-    found = None
-    for part in module.split("."):
-        found = importlib.machinery.PathFinder.find_spec(part, search)
-        if found is None:
-            return None
-        search = list(found.submodule_search_locations or [])
-    return Path(found.origin) if found is not None and found.origin else None
-
-
 def check_python_module(ref: ModelRef) -> None:
     """InputError when a python: model's module cannot be found from here (found without importing it)."""
     python_source_digest(ref.name)
 
 
 def python_source_digest(name: str) -> str:
+    """The digest of a ``python:`` model's code: its module and the user's modules it imports (user_units), so an
+    edited helper is another model, as an edited module is."""
     module = name.split(":")[0]
-    path = _module_file(module)
+    path = module_file(module)
     if path is None or not path.is_file():
         raise InputError(
             f"Expected an importable module for model python:{name}. Received: no module {module!r} "
@@ -175,7 +156,8 @@ def python_source_digest(name: str) -> str:
                 else "Run from the directory holding it."
             )
         )
-    return file_digest(path)
+    units = user_units(module)  # the module's own and its helpers, as a run ships them
+    return units_digest(units) if units else file_digest(path)  # an installed module: its file alone
 
 
 def _converting_backends(ref: ModelRef) -> list[str]:

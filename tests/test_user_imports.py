@@ -1,0 +1,69 @@
+"""A python: model's own code: its module and the user's modules it imports, found without importing any of them,
+in the cache keys and in what a run ships (harness.user_imports)."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+
+from harness.model_import import model_content_key, python_model_sources, python_source_digest
+from harness.user_imports import units_digest, user_units
+
+# Every user file raises when imported: finding the code must only read it (the driver imports no framework, and a
+# user's module may do anything when imported).
+RAISES = 'raise RuntimeError("imported")\n'
+
+
+def _write_project(root):
+    (root / "my_nets.py").write_text(
+        "import json\nimport numpy as np\nimport blocks\nfrom layers.conv import Conv\nfrom . import nothing\n" + RAISES
+    )
+    (root / "blocks.py").write_text("import os\nimport activations\n" + RAISES)  # a helper's helper
+    (root / "activations.py").write_text("WIDTH = 32\n" + RAISES)
+    (root / "layers").mkdir()
+    (root / "layers" / "__init__.py").write_text(RAISES)
+    (root / "layers" / "conv.py").write_text("from .norm import Norm\n" + RAISES)
+    (root / "layers" / "norm.py").write_text(RAISES)
+    (root / "unrelated.py").write_text(RAISES)  # beside them, imported by none of them
+    (root / "broken.py").write_text("def (:\n")
+
+
+def test_a_modules_user_code_is_itself_and_the_user_modules_it_imports_in_turn_found_without_importing(
+    tmp_path, monkeypatch
+):
+    """The cache keys hashed a python: model's module alone: a helper it imports, edited, left the backbone, the
+    converted weights and the conversion keyed as before (the stale backbone was reused)."""
+    _write_project(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    root = tmp_path.resolve()
+    before = set(sys.modules)
+    units = user_units("my_nets")
+    assert units == (root / "my_nets.py", root / "blocks.py", root / "layers", root / "activations.py")
+    assert not {"my_nets", "blocks", "layers", "activations"} & (set(sys.modules) - before)
+    assert user_units("json") == () and user_units("no_such_module") == ()
+    assert user_units("broken") == (root / "broken.py",)  # unparsable: itself; importing it names the fault
+    assert python_model_sources(["python:my_nets:make", "python:blocks:make", "resnet18"]) == units
+
+    digest, content = python_source_digest("my_nets:make"), model_content_key("python:my_nets:make")
+    (root / "unrelated.py").write_text("CHANGED = 1\n")
+    assert python_source_digest("my_nets:make") == digest
+    for edited in (root / "activations.py", root / "layers" / "norm.py"):
+        text = edited.read_text()
+        edited.write_text("WIDTH = 512\n" + text)
+        assert python_source_digest("my_nets:make") != digest
+        assert model_content_key("python:my_nets:make") != content
+        edited.write_text(text)
+        assert python_source_digest("my_nets:make") == digest
+
+
+def test_a_copy_of_the_units_elsewhere_hashes_as_the_driver_does(tmp_path, monkeypatch):
+    """A cluster node gets the units in a folder of Ray's (py_modules) and hashes its copy into the same keys."""
+    driver, node = tmp_path / "driver", tmp_path / "node"
+    driver.mkdir()
+    _write_project(driver)
+    monkeypatch.chdir(driver)
+    units = user_units("my_nets")
+    node.mkdir()
+    for unit in units:
+        (shutil.copytree if unit.is_dir() else shutil.copy)(unit, node / unit.name)
+    assert units_digest(node / unit.name for unit in units) == units_digest(units)
