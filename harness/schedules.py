@@ -10,7 +10,7 @@ by construction. ``t`` is the 0-based index of the step about to be taken.
 - ``piecewise``: values[i] for boundaries[i-1] <= t < boundaries[i]
 - ``plateau``: η0 · factor^k, k = number of reductions so far (reduce on plateau of the validation loss,
   checked once per epoch; see :class:`PlateauTracker`)
-- ``onecycle``: linear from η_max/10 up to η_max over the first 45 % of steps, back down to η_max/10 by 90 %,
+- ``onecycle``: linear from η_max/10 up to η_max at the step nearest 45 % of the steps, back down to η_max/10 by 90 %,
   then down to η_max/10/1000 at the last step; momentum mirrors it 0.95 → 0.85 → 0.95 (held in the tail)
 """
 
@@ -158,12 +158,19 @@ def momentum_at(schedule: ScheduleConfig, step: np.ndarray, total_steps: int) ->
         return None
     t = np.asarray(step, dtype=np.float64)
     hi, lo = schedule.max_momentum, schedule.min_momentum
-    up_end, down_end = 0.45 * total_steps, 0.9 * total_steps
+    up_end, down_end = _cycle_turns(total_steps)
     return np.where(
         t < up_end,
         hi - (hi - lo) * t / up_end,
         np.where(_in_tail(t, total_steps), hi, lo + (hi - lo) * (t - up_end) / (down_end - up_end)),
     )
+
+
+def _cycle_turns(total: int) -> tuple[float, float]:
+    """1cycle's (peak step, end of the way down): the peak on the step nearest 45 % of the phase (the second at the
+    earliest), so the rate reaches max_lr and momentum its minimum there; down by 90 %. At 0.45 * total itself the
+    peak fell between two steps whenever that was no whole number: T=10 peaked at 0.9 max_lr (steps 4 and 5)."""
+    return float(max(1, math.floor(0.45 * total + 0.5))), 0.9 * total
 
 
 def _in_tail(t: np.ndarray, total: int) -> np.ndarray:
@@ -174,7 +181,7 @@ def _in_tail(t: np.ndarray, total: int) -> np.ndarray:
 
 def _onecycle(t: np.ndarray, max_lr: float, total: int) -> np.ndarray:
     start, end = max_lr / 10.0, max_lr / 10.0 / 1000.0
-    up_end, down_end = 0.45 * total, 0.9 * total
+    up_end, down_end = _cycle_turns(total)
     last = max(total - 1, 1)
     tail = start + (end - start) * (t - down_end) / max(last - down_end, 1e-12)
     if last <= down_end:  # no step after 90 %: the last one anneals alone

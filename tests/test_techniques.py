@@ -46,8 +46,8 @@ def _closed_form(name: str, t: int, lr0: float, total: int) -> float:
         return lr0 * 0.1 ** (t / 8.0)
     if name == "piecewise":
         return 0.05 if t < 5 else (0.02 if t < 12 else 0.005)
-    # 1cycle: up over 45 %, down over the next 45 %, then to max/10/1000 at the last step
-    lo, up, down = lr0 / 10, 0.45 * total, 0.9 * total
+    # 1cycle: up to the step nearest 45 %, down until 90 %, then to max/10/1000 at the last step
+    lo, up, down = lr0 / 10, max(1, round(0.45 * total + 1e-9)), 0.9 * total
     if t < up:
         return lo + (lr0 - lo) * t / up
     if t < down:
@@ -107,6 +107,17 @@ def test_onecycle_cycles_momentum_095_085_095():
     assert m[0] == pytest.approx(0.95) and m[45] == pytest.approx(0.85) and m[90:].tolist() == [0.95] * 10
     lr = lr_at(ScheduleConfig("onecycle"), 1.0, np.arange(100), 100)
     assert lr[0] == pytest.approx(0.1) and lr[45] == pytest.approx(1.0) and lr[99] == pytest.approx(1e-4)
+
+
+@pytest.mark.parametrize("steps", [3, 5, 10, 11, 12, 19, 21, 37])
+def test_onecycle_reaches_max_lr_and_min_momentum_on_a_step_whatever_the_phases_length(steps):
+    """The peak sat at 0.45 * steps, between two steps unless a whole number: 10 steps peaked at 0.9 max_lr, 12 at
+    0.933, 21 at 0.957, against SUITES.md's rise to max_lr."""
+    t = np.arange(steps)
+    lr = lr_at(ScheduleConfig("onecycle"), 1.0, t, steps)
+    momentum = momentum_at(ScheduleConfig("onecycle"), t, steps)
+    assert lr.max() == pytest.approx(1.0) and momentum.min() == pytest.approx(0.85)
+    assert int(np.argmax(lr)) == int(np.argmin(momentum)) == round(0.45 * steps + 1e-9)
 
 
 @pytest.mark.parametrize("steps", [2, 3, 5, 10, 11])
