@@ -251,12 +251,10 @@ class SaveOutcome:
 
 def _check_finished(run_dir: Path, name: str) -> None:
     """A baseline stands for every case a run planned: one that stopped early holds only the trials it got to, and
-    every later compare would measure against that part. A run without a readable run.json says nothing of its
-    state (its rows are checked as any run's)."""
-    try:
-        info = read_run_json(run_dir)
-    except InputError:
-        return
+    every later compare would measure against that part. A run without run.json says nothing of its state (its rows
+    are checked as any run's); a damaged one is bad input, as report and history take it: the baseline would copy
+    it, and every compare against it would stop on it."""
+    info = read_run_json(run_dir)  # {} when absent
     status = info.get("status")
     if status in UNFINISHED_STATUSES:
         kind = "tune" if info.get("kind") == "tune" else "run"

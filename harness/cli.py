@@ -39,7 +39,7 @@ from harness.models import ModelOptions
 from harness.plan import ExecutionOptions, RunPlan, resume_command
 from harness.planner import plan_run, plan_tune
 from harness.suites import SUITES
-from harness.user_files import check_output_file, writable_results_dir
+from harness.user_files import check_output_file, missing_folders, remove_if_left_empty, writable_results_dir
 
 EXIT_BAD_INPUT, EXIT_INTERRUPTED = 2, 130
 EXIT_CLOSED_PIPE = 141  # as a shell reports a process that a closed pipe ended (128 + SIGPIPE)
@@ -63,6 +63,17 @@ def _checked_execution(options: ExecutionOptions) -> ExecutionOptions:
     return check_execution(options)
 
 
+def _check_reference(reference: str | None, plan: RunPlan, fix: str) -> None:
+    """--reference among the backends ``plan`` trains: a reference no trial ran on, its tables would compare
+    nothing (a new run's plan, or the plan a resumed run recorded)."""
+    planned = sorted({t.backend for t in plan.planned_trials})
+    if reference is not None and reference not in planned:
+        raise InputError(
+            f"Expected --reference to be one of the backends this run trains, {planned}. Received: "
+            f"{reference!r}. {fix.format(reference=reference)}"
+        )
+
+
 @dataclass(frozen=True)
 class _Prepared:
     plan: RunPlan
@@ -80,12 +91,7 @@ def _prepare(args: argparse.Namespace) -> _Prepared:
     from harness.runner import check_run_id, new_run_id, scheduler_settings
 
     plan = plan_from_args(args)
-    planned = sorted({t.backend for t in plan.planned_trials})
-    if args.reference is not None and args.reference not in planned:  # its tables would compare nothing
-        raise InputError(
-            f"Expected --reference to be one of the backends this run trains, {planned}. Received: "
-            f"{args.reference!r}. Pass one of those, or add --backend {args.reference}."
-        )
+    _check_reference(args.reference, plan, "Pass one of those, or add --backend {reference}.")
     results_dir = writable_results_dir(Path(args.results_dir).expanduser().resolve())
     if args.run_id is not None:
         check_run_id(args.run_id)
@@ -125,19 +131,24 @@ def _start(args: argparse.Namespace) -> int:
     from harness.reporting import RichProgress
     from harness.runner import execute
 
-    p = _prepare(args)
-    outcome = execute(
-        p.plan,
-        results_dir=p.results_dir,
-        run_id=p.run_id,
-        settings=p.settings,
-        progress=RichProgress(),
-        command=["xfbench", *sys.argv[1:]],
-        data_provenance=p.provenance,
-        ship=p.ship,
-        reference=args.reference,
-        html_report=args.html_report,
-    )
+    created = missing_folders(Path(args.results_dir).expanduser().resolve())
+    try:
+        p = _prepare(args)
+        outcome = execute(
+            p.plan,
+            results_dir=p.results_dir,
+            run_id=p.run_id,
+            settings=p.settings,
+            progress=RichProgress(),
+            command=["xfbench", *sys.argv[1:]],
+            data_provenance=p.provenance,
+            ship=p.ship,
+            reference=args.reference,
+            html_report=args.html_report,
+        )
+    except BaseException:  # refused before anything was written (no node offers the GPUs): no empty folders left
+        remove_if_left_empty(created)
+        raise
     return _finish(outcome, args)
 
 
@@ -160,6 +171,11 @@ def _resume_settings(args: argparse.Namespace) -> Any:
             f"Expected a run to resume in {results_dir}. Received: {args.resume!r}, which has no "
             "run.json there. Check --results-dir."
         )
+    if args.reference is not None:  # before Ray starts, as for a new run
+        from harness.plan import read_run_file
+
+        recorded = read_run_file(results_dir / args.resume).plan
+        _check_reference(args.reference, recorded, "Pass one of those: a resumed run trains the backends it recorded.")
     options = _checked_execution(resumable(results_dir, args.resume, args.command, given_execution(args)))
     return scheduler_settings(results_dir, options, verbose=args.verbose)
 
@@ -370,7 +386,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     single_run = len(paths) == 1 and is_run_dir(paths[0])  # its rows, with or without run.json beside them
     baseline = single_run and is_baseline_dir(paths[0], results_dir)  # git tracks baselines/: nothing drawn there
     default = paths[0] / "report.html" if single_run and not baseline else Path("report.html")
-    out = check_output_file(args.output or default, "--output")
+    out = check_output_file(args.output or default, "--output", own=default if single_run and not baseline else None)
     if out.suffix.lower() not in (".html", ".htm"):  # the page is HTML whatever its name; a .txt would mislead
         raise InputError(
             f"Expected --output to name an HTML file (.html). Received: {out}. Name it e.g. {out.with_suffix('.html')}"
@@ -424,7 +440,8 @@ def cmd_model(args: argparse.Namespace) -> int:
     cache = results_dir / "_cache"
     request = ModelRequest(args.name, args.input_size, args.channels, args.classes, options, cache)
     if args.export_spec:
-        check_output_file(Path(args.export_spec), "--export-spec")
+        ref = parse_model_ref(args.name)
+        check_output_file(Path(args.export_spec), "--export-spec", [Path(ref.name)] if ref.kind == "spec" else [])
         if Path(args.export_spec).suffix != ".json":
             raise InputError(
                 f"Expected --export-spec to name a .json file: --model reads a spec file by that ending. Received: "

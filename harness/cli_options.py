@@ -74,10 +74,40 @@ positive_int, non_negative_int = int_at_least(1), int_at_least(0)
 positive_float, non_negative_float = float_above(0.0, inclusive=False), float_above(0.0, inclusive=True)
 
 
+def non_empty(text: str) -> str:
+    """Every path option and run reference, given: an empty string (``--results-dir ""``, an unset shell variable)
+    would be read as the current folder, or as the option left out, instead of the path the user meant."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError(
+            f"expected a path, received {text!r}, which names none (an unset shell variable?). Give the path, or "
+            "leave the option out for its default"
+        )
+    return text
+
+
+def class_number(text: str) -> int:
+    """--binary-positive: a class label, as --classes lists them."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(
+            f"expected a class label (a whole number >= 0, one of the two --classes, such as 6 with --classes 5,6), "
+            f"received {text!r}. Give the label of the class that becomes 1"
+        )
+    return value
+
+
 def user_path(text: str) -> str:
     """A path option with ``~`` expanded: the shell leaves it in ``--data-dir=~/data`` (it expands a ~ only at a
     word's start), and a path read as given would name a folder called ``~`` in the working directory."""
-    return str(Path(text).expanduser())
+    return str(Path(non_empty(text)).expanduser())
+
+
+def user_file(text: str) -> Path:
+    """:func:`user_path` as a Path, for the files a command writes (--output, --export-spec)."""
+    return Path(user_path(text))
 
 
 def significance_level(text: str) -> float:
@@ -115,7 +145,7 @@ def class_list(flag: str, left_out: str) -> Callable[[str], tuple[int, ...]]:
 
 
 def absolute_path(text: str) -> str:
-    return str(Path(text).expanduser().resolve())
+    return str(Path(user_path(text)).resolve())
 
 
 def layer_sizes(text: str) -> tuple[int, ...]:
@@ -332,7 +362,7 @@ OVERRIDE_OPTIONS: tuple[tuple[str, tuple[Option, ...]], ...] = (
             "--binary-positive",
             "task.binary_positive",
             "with two --classes: a binary task with one sigmoid output, this class = 1",
-            int,
+            class_number,
         ),
         Option("--train-limit", "task.train_limit", "target task: only the first N training samples", positive_int),
         Option(
@@ -556,9 +586,13 @@ def _add_execution(parser: argparse.ArgumentParser) -> None:
         help="start a new worker process for every trial, or (--no-fresh-workers) reuse each backend's warm workers "
         "(default: reuse; resume: as recorded)",
     )
-    rt.add_argument("--results-dir", default="results", help="where run directories go (default ./results)")
     rt.add_argument(
-        "--data-dir", help="directory with dataset files (also $XFBENCH_DATA, user cache, /usr/share/datasets)"
+        "--results-dir", default="results", type=user_path, help="where run directories go (default ./results)"
+    )
+    rt.add_argument(
+        "--data-dir",
+        type=user_path,
+        help="directory with dataset files (also $XFBENCH_DATA, user cache, /usr/share/datasets)",
     )
     rt.add_argument("--no-download", action="store_true", help="never download missing data")
     rt.add_argument("--run-id", help="name of the run directory (default: timestamp + label)")
@@ -616,15 +650,20 @@ def _add_output(parser: argparse.ArgumentParser) -> None:
 
 def _add_report_parsers(commands: Any) -> None:
     rep = commands.add_parser("report", help="one self-contained HTML page (plots also as PNG and SVG) of runs")
-    rep.add_argument("runs", nargs="+", metavar="RUN_OR_DIR", help="run directories or ids, or a results directory")
+    rep.add_argument(
+        "runs", nargs="+", type=non_empty, metavar="RUN_OR_DIR", help="run directories or ids, or a results directory"
+    )
     rep.add_argument(
         "-o",
         "--output",
-        type=Path,
+        type=user_file,
         help="the HTML file (default: report.html in the run; for several runs or a baseline, ./report.html)",
     )
     rep.add_argument(
-        "--results-dir", default="results", help="where run ids and baseline names are looked up (default ./results)"
+        "--results-dir",
+        default="results",
+        type=user_path,
+        help="where run ids and baseline names are looked up (default ./results)",
     )
     rep.add_argument(
         "--metric",
@@ -633,7 +672,7 @@ def _add_report_parsers(commands: Any) -> None:
     )
     _add_reference(rep, f"the one the newest run compared with, {REFERENCE_BACKEND} for runs before it was recorded")
     exp = commands.add_parser("export", help="log a run's trials to MLflow (needs the mlflow extra)")
-    exp.add_argument("run", help="run directory, run id under --results-dir, or baseline name")
+    exp.add_argument("run", type=non_empty, help="run directory, run id under --results-dir, or baseline name")
     exp.add_argument(
         "--mlflow", required=True, metavar="URI", help="tracking URI, e.g. sqlite:///mlflow.db or http://host:5000"
     )
@@ -645,7 +684,10 @@ def _add_report_parsers(commands: Any) -> None:
         "export again; an unchanged one is always left as it is",
     )
     exp.add_argument(
-        "--results-dir", default="results", help="where run ids and baseline names are looked up (default ./results)"
+        "--results-dir",
+        default="results",
+        type=user_path,
+        help="where run ids and baseline names are looked up (default ./results)",
     )
 
 
@@ -869,10 +911,31 @@ def _add_model_parser(commands: Any) -> None:
     # the network `xfbench run` would train with the same options: --hidden, --batchnorm, --dropout, ...
     _add_overrides(mdl, MODEL_OPTIONS_PATH, "model options (as xfbench run takes them)")
     mdl.add_argument(
-        "--results-dir", default="results", help="an imported model's conversion is cached in its _cache (as a run's)"
+        "--results-dir",
+        default="results",
+        type=user_path,
+        help="an imported model's conversion is cached in its _cache (as a run's)",
     )
     mdl.add_argument("--json", action="store_true", help="totals as top-level params / forward_macs, rows as layers")
-    mdl.add_argument("--export-spec", type=Path, metavar="FILE", help="also write the neutral spec as JSON")
+    mdl.add_argument("--export-spec", type=user_file, metavar="FILE", help="also write the neutral spec as JSON")
+
+
+def _add_baseline_parser(commands: Any) -> None:
+    base = commands.add_parser("baseline", help="save or list baselines (results/baselines/<machine>/<name>)")
+    base_cmds = base.add_subparsers(dest="baseline_command", required=True, metavar="{save,list}")
+    save = base_cmds.add_parser("save", help="store a run as a named baseline")
+    save.add_argument(
+        "name",
+        help="letters, digits, '.', '_' and '-', starting with a letter or digit; a name saved before is replaced",
+    )
+    save.add_argument("--run", type=non_empty, help="run directory or run id (default: the newest run)")
+    save.add_argument(
+        "--results-dir", default="results", type=user_path, help="where runs are and baselines go (default ./results)"
+    )
+    lst = base_cmds.add_parser("list", help="list saved baselines")
+    lst.add_argument(
+        "--results-dir", default="results", type=user_path, help="where baselines were saved (default ./results)"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -896,18 +959,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_compare_parser(commands)
     _add_report_parsers(commands)
 
-    base = commands.add_parser("baseline", help="save or list baselines (results/baselines/<machine>/<name>)")
-    base_cmds = base.add_subparsers(dest="baseline_command", required=True, metavar="{save,list}")
-    save = base_cmds.add_parser("save", help="store a run as a named baseline")
-    save.add_argument(
-        "name",
-        help="letters, digits, '.', '_' and '-', starting with a letter or digit; a name saved before is replaced",
-    )
-    save.add_argument("--run", help="run directory or run id (default: the newest run)")
-    save.add_argument("--results-dir", default="results", help="where runs are and baselines go (default ./results)")
-    lst = base_cmds.add_parser("list", help="list saved baselines")
-    lst.add_argument("--results-dir", default="results", help="where baselines were saved (default ./results)")
-
+    _add_baseline_parser(commands)
     _add_model_parser(commands)
 
     wts = commands.add_parser("weights", help="pretrained weights: fetch a zoo's sets into the cache, list the cache")
@@ -923,7 +975,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     hist = commands.add_parser("history", help="runs so far and a metric's trend per case")
-    hist.add_argument("--results-dir", default="results", help="the runs to list (default ./results)")
+    hist.add_argument("--results-dir", default="results", type=user_path, help="the runs to list (default ./results)")
     hist.add_argument(
         "--metric",
         default="epoch_time_s",
@@ -949,10 +1001,13 @@ def _describe_commands(parser: argparse.ArgumentParser) -> None:
 
 def _add_compare_parser(commands: Any) -> None:
     cmp = commands.add_parser("compare", help="regressions and improvements between two runs or baselines")
-    cmp.add_argument("base", help="run directory, run id under --results-dir, or baseline name")
-    cmp.add_argument("new", help="run directory, run id under --results-dir, or baseline name")
+    cmp.add_argument("base", type=non_empty, help="run directory, run id under --results-dir, or baseline name")
+    cmp.add_argument("new", type=non_empty, help="run directory, run id under --results-dir, or baseline name")
     cmp.add_argument(
-        "--results-dir", default="results", help="where run ids and baseline names are looked up (default ./results)"
+        "--results-dir",
+        default="results",
+        type=user_path,
+        help="where run ids and baseline names are looked up (default ./results)",
     )
     cmp.add_argument(
         "--time-threshold",
@@ -972,5 +1027,5 @@ def _add_compare_parser(commands: Any) -> None:
         default=0.01,
         help="significance level of the Mann-Whitney U test (default 0.01)",
     )
-    cmp.add_argument("--markdown", help="also write the comparison as markdown to this file")
+    cmp.add_argument("--markdown", type=user_path, help="also write the comparison as markdown to this file")
     cmp.add_argument("--fail-on-regression", action="store_true", help="exit 1 if any case regressed")

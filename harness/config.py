@@ -139,9 +139,13 @@ class OptimizerConfig:
                 f"never applied. Received: momentum={self.momentum}. Drop --momentum, or choose one of "
                 f"{[n for n in OPTIMIZERS if n not in _WITHOUT_MOMENTUM]}.{hint}"
             )
-        for name in ("beta1", "beta2"):
+        for name, example in (("beta1", "0.9"), ("beta2", "0.999")):
             if not 0 <= getattr(self, name) < 1:
-                raise InputError(f"Expected 0 <= {name} < 1. Received: {name}={getattr(self, name)}.")
+                raise InputError(
+                    f"Expected 0 <= {name} < 1 (--{name}, Adam's decay of its "
+                    f"{'first' if name == 'beta1' else 'second'} moment). Received: {name}={getattr(self, name)}. "
+                    f"Give a decay in [0, 1), such as {example}."
+                )
         if self.name not in ("adam", "adamw") and (self.beta1, self.beta2) != (0.9, 0.999):
             raise InputError(
                 f"Expected no --beta1 / --beta2 with optimizer {self.name}: only adam and adamw read them, so the "

@@ -101,7 +101,16 @@ def _check_names(selection: Selection, overrides: Mapping[str, Any]) -> None:
         _check_choice("backend", backend, BACKENDS)
     _check_choice("source-backend", overrides.get("transfer.source_backend"), BACKENDS)
     if selection.suite and selection.names_a_case:
-        raise InputError("Expected either --suite or --strategy/--model/--dataset. Received both.")
+        unknown = (
+            f" (and no suite is named {selection.suite!r}: one of {sorted(SUITES)})"
+            if (selection.suite not in SUITES)
+            else ""
+        )
+        raise InputError(
+            f"Expected either --suite or --strategy/--model/--dataset. Received both: --suite {selection.suite}"
+            f"{unknown} and a case. Give one or the other: --suite alone runs its cases, --strategy/--model/--dataset "
+            "one case of your own."
+        )
     _check_choice("suite", selection.suite, list(SUITES))
     _check_choice("optimizer", overrides.get("optimizer.name"), OPTIMIZERS)
     _check_choice("init", overrides.get("init"), list(INITIALIZERS))

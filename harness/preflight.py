@@ -42,6 +42,7 @@ from harness.plan import ExecutionOptions
 from harness.pretrained import check_zoo_weights_cached, prepare_weights, weights_ref
 from harness.provenance import usable_cpus
 from harness.reachable import connection_problem, grpc_problem
+from harness.schedules import plateau_min_epochs
 from harness.search import apply_point, canonical_path, point_text, sample_corners
 from harness.shapes import infer_shapes
 from harness.spec import BatchNorm, Conv2D, Dense, Dropout, ModelSpec
@@ -106,20 +107,16 @@ def preflight(
             datasets[trial.dataset] = _load_noting_where(trial.dataset, data_dir, download)
         provenance.setdefault(trial.dataset, _provenance(datasets[trial.dataset]))
         source = trial.transfer.source_task  # None: a backbone trains on the target task (harness.backbone)
+        fits: tuple[ModelSpec, Dataset] | None = None
         for role, task in [("target", trial.task)] + ([("source", source)] if source is not None else []):
             derived = _checked_task_data(trial, role, task, datasets[trial.dataset], resumed)
-            # Converts framework and user models here (cached for the trials): an unsupported op stops the run
-            # before Ray starts.
-            spec = model_spec(
-                trial.model,
-                transformed_shape(trial.input, derived.input_shape),
-                derived.num_classes,
-                trial.model_options,
-                trial.cache_dir or cache_dir,
-            )
-            if task is trial.task and search is None:  # a search's base never trains as it stands: its points do
-                _check_fits(trial, spec, memory_bytes, derived, resumed)
-                option_use.note(trial, spec)
+            spec = _task_spec(trial, derived, cache_dir)
+            if role == "source" and not resumed:  # the shared backbone trains on the source task
+                _check_batch_fits(trial, role, task, derived)
+            fits = (spec, derived) if role == "target" else fits
+        if search is None and fits is not None:  # a search's base never trains as it stands: its points do
+            _check_fits(trial, fits[0], memory_bytes, fits[1], resumed)
+            option_use.note(trial, fits[0])
     if not resumed:  # a recorded run ran as it stands
         option_use.check()
     if search is not None:
@@ -234,7 +231,8 @@ def _check_gpu_settings(trials: list[TrialConfig]) -> None:
         it, sets = ("they", "set") if len(given) > 1 else ("it", "sets")
         raise InputError(
             f"Expected {' and '.join(given)} only on GPUs: {it} {sets} what an NVIDIA GPU computes. Received: every "
-            f"trial of the run on the CPU (no --gpus-per-trial), where {it} would be recorded, yet change nothing. "
+            f"trial of the run on the CPU (--gpus-per-trial 0, or left out), where {it} would be recorded, yet change "
+            "nothing. "
             f"Drop {'them' if len(given) > 1 else 'it'}, or give --gpus-per-trial 1 on a machine or cluster with GPUs."
         )
 
@@ -253,12 +251,22 @@ def _check_names_and_options(trial: TrialConfig, resumed: bool, searched: bool) 
     trial.optimizer.resolved()
 
 
+def _task_spec(trial: TrialConfig, derived: Dataset, cache_dir: Path | None) -> ModelSpec:
+    """The trial's model for ``derived``, its task's data. Converts framework and user models here (cached for the
+    trials): an unsupported op stops the run before Ray starts."""
+    shape = transformed_shape(trial.input, derived.input_shape)
+    return model_spec(trial.model, shape, derived.num_classes, trial.model_options, trial.cache_dir or cache_dir)
+
+
 def _check_fits(
     trial: TrialConfig, spec: ModelSpec, memory_bytes: int | None, data: Dataset, resumed: bool = False
 ) -> None:
     """The checks that need the model and the machine: options that do not fit the model, and its memory floor
     (``memory_bytes`` None: a cluster's, unknown). ``resumed``: only what would fail in a worker is checked."""
     _check_against_model(trial, spec, resumed)
+    if not resumed:  # a recorded run trained as it stood
+        _check_batch_fits(trial, "target", trial.task, data)
+        _check_plateau_reduces(trial)
     _check_one_sample_batchnorm(trial, spec, len(data.y_train))
     _check_piecewise_reached(trial, data)
     if memory_bytes is not None:
@@ -285,6 +293,40 @@ def _check_piecewise_reached(trial: TrialConfig, data: Dataset) -> None:
     raise InputError(
         f"Expected piecewise boundaries below {whose}. Received: boundaries={schedule.boundaries}, so a rate would "
         f"never be reached. Move the boundaries below {steps}, or train more epochs."
+    )
+
+
+def _check_batch_fits(trial: TrialConfig, role: str, task: TaskSpec | None, data: Dataset) -> None:
+    """A batch size above the training samples makes every epoch one step of all of them, while the rows record
+    the batch size asked for (as a --train-limit above them would record a task larger than it trained on).
+    deep_features trains no network on its target: its head is fitted to all features at once."""
+    available = len(data.y_train)
+    if trial.batch_size <= available or (role == "target" and trial.strategy == "deep_features"):
+        return
+    raise InputError(
+        f"Expected --batch-size at most {available:,}, the training samples of {_task_name(role, task)} of "
+        f"{trial.dataset}. Received: {trial.batch_size:,} for {trial.case_id}, so each epoch would be one step of "
+        f"all {available:,} samples, not batches of {trial.batch_size:,}. To fix, give --batch-size {available:,} "
+        "or less, or train on more samples (a larger --train-limit, or more classes)."
+    )
+
+
+def _check_plateau_reduces(trial: TrialConfig) -> None:
+    """A plateau schedule whose every phase ends before a reduction could apply trains at a constant rate, while
+    the rows record the plateau schedule (as an unreachable piecewise boundary would record a rate never used)."""
+    schedule = trial.schedule
+    phases = training_phases(trial)  # each runs the schedule anew
+    longest = max(epochs for _, epochs in phases)
+    needed = plateau_min_epochs(schedule.patience)
+    if schedule.name != "plateau" or longest >= needed:
+        return
+    each = f" in any phase ({', '.join(f'{name}: {n}' for name, n in phases)})" if len(phases) > 1 else ""
+    raise InputError(
+        f"Expected at least {needed} epochs{each} for reduce-on-plateau with patience {schedule.patience} "
+        f"(--plateau-patience) in {trial.case_id}: the first epoch always counts as an improvement, a reduction "
+        f"follows {schedule.patience + 1} epoch(s) without one and applies from the next epoch. Received: "
+        f"{longest} epoch(s), so the rate could never be reduced. Train --epochs {needed} or more, lower "
+        "--plateau-patience, or pick another --schedule."
     )
 
 
@@ -700,7 +742,11 @@ def check_cluster_address(address: str) -> None:
     host, _, port = rest.rpartition(":")
     host = host.strip("[]")  # an IPv6 literal
     if not host or not re.fullmatch(r"[0-9]{1,5}", port) or not 0 < int(port) < 65536:
-        raise InputError(f"Expected --address {usage}. Received: {address!r}.")
+        what = "no host" if not host else f"port {port!r}, not a number from 1 to 65535" if port else "no port"
+        raise InputError(
+            f"Expected --address {usage}; a port from 1 to 65535. Received: {address!r}, with {what}. Pass the "
+            "address `ray start --head` printed (its GCS port, 6379 by default)."
+        )
     why = connection_problem(host, int(port))
     if why:
         raise InputError(

@@ -249,6 +249,25 @@ def read_parts(run_dir: Path) -> pd.DataFrame:
     return frame.sort_values(["trial_id", "attempt", "epoch"], kind="stable", na_position="last").reset_index(drop=True)
 
 
+# The columns every reader needs, in xfbench's table from its first version (older tables lack only later ones):
+# a table without one is not xfbench's, and read as if the column were empty it crashed the reports (no status)
+# or passed a regression gate that compared nothing.
+NEEDED_COLUMNS = (
+    "trial_id", "strategy", "model", "dataset", "backend", "seed", "phase", "epoch", "warmup", "status", "test_acc",
+    "epoch_time_s", "samples_per_s", "config_json",
+)  # fmt: skip
+
+
+def missing_columns(run_dir: Path) -> list[str]:
+    """The NEEDED_COLUMNS that the run's stored table (results.parquet, else each part) lacks, in that order."""
+    import pyarrow.parquet as pq
+
+    final = run_dir / "results.parquet"
+    files = [final] if final.is_file() else sorted((run_dir / "parts").glob("*.parquet"))
+    stored = [set(pq.read_schema(f).names) for f in files]
+    return [c for c in NEEDED_COLUMNS if any(c not in names for names in stored)]
+
+
 def read_results(run_dir: Path) -> pd.DataFrame:
     """The run's table: results.parquet if the run finished, else whatever the parts hold."""
     final = run_dir / "results.parquet"

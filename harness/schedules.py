@@ -41,6 +41,13 @@ def settings_read_by(name: str) -> frozenset[str]:
     return _SETTINGS_OF.get(name, frozenset())
 
 
+def plateau_min_epochs(patience: int) -> int:
+    """The fewest epochs of a phase in which reduce-on-plateau can lower the rate of a step: the first epoch always
+    improves on no loss at all, a reduction follows ``patience`` + 1 epochs without improvement after it, and takes
+    effect from the next epoch on."""
+    return patience + 3
+
+
 @dataclass(frozen=True)
 class ScheduleConfig:
     name: str = "constant"
@@ -63,9 +70,10 @@ class ScheduleConfig:
             raise InputError(f"Expected schedule steps > 0. Received: {self.steps}.")
         if self.name == "piecewise" and len(self.values) != len(self.boundaries) + 1:
             raise InputError(
-                "Expected len(values) == len(boundaries) + 1 for a piecewise schedule. "
-                f"Received: {len(self.values)} values, "
-                f"{len(self.boundaries)} boundaries."
+                "Expected len(values) == len(boundaries) + 1 for a piecewise schedule (--piecewise B1,B2:V1,V2,V3: "
+                "a rate before the first boundary step, then one from each). Received: "
+                f"{len(self.values)} values, {len(self.boundaries)} boundaries. Give one value more than boundaries, "
+                "e.g. --piecewise 100,200:0.1,0.01,0.001."
             )
         if self.name == "piecewise" and not all(0 < v < math.inf for v in self.values):  # NaN fails too
             raise InputError(

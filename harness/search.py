@@ -100,7 +100,11 @@ class SearchSpace:
     def __post_init__(self) -> None:
         paths = [p for p, _ in self.params]
         if len(set(paths)) != len(paths):
-            raise InputError(f"Expected each option once in a search space. Received: {paths}.")
+            twice = sorted({p for p in paths if paths.count(p) > 1})
+            raise InputError(
+                f"Expected each option once in a search space. Received: {paths}, with {', '.join(twice)} more than "
+                "once. Give each --space PATH=... once (a choice lists several values)."
+            )
         object.__setattr__(self, "params", tuple(sorted(self.params, key=lambda param: param[0])))
 
     @property
@@ -238,11 +242,27 @@ def _check_bounds(path: str, domain: Domain) -> None:
             "Round them, or use uniform."
         )
     if isinstance(domain, (Uniform, LogUniform)) and not all(math.isfinite(end) for end in (domain.low, domain.high)):
-        raise InputError(f"Expected finite bounds for {path}. Received: {domain.low}, {domain.high}.")
+        raise InputError(
+            f"Expected finite bounds for {path}. Received: {domain.low}, {domain.high}. Give numbers, such as "
+            f"{path}={_kind_name(domain)}:1e-4,1e-1."
+        )
     if isinstance(domain, (Uniform, LogUniform, IntRange)) and not domain.low < domain.high:
-        raise InputError(f"Expected LO < HI for {path}. Received: {domain.low}, {domain.high}.")
+        fix = (
+            f"Swap them: {path}={_kind_name(domain)}:{domain.high},{domain.low}"
+            if domain.low > domain.high
+            else f"Give two different bounds, or {path}=choice:{domain.low} for one value"
+        )
+        raise InputError(f"Expected LO < HI for {path}. Received: {domain.low}, {domain.high}. {fix}.")
     if isinstance(domain, LogUniform) and not domain.low > 0:
-        raise InputError(f"Expected loguniform bounds > 0 for {path}. Received: {domain.low}, {domain.high}.")
+        raise InputError(
+            f"Expected loguniform bounds > 0 for {path}. Received: {domain.low}, {domain.high}. Give a positive "
+            f"LO, or {path}=uniform:{domain.low},{domain.high}."
+        )
+
+
+def _kind_name(domain: Domain) -> str:
+    """The --space KIND that gives ``domain``."""
+    return {Uniform: "uniform", LogUniform: "loguniform", IntRange: "int"}.get(type(domain), "choice")
 
 
 def parse_space(texts: list[str]) -> SearchSpace:

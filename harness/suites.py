@@ -29,7 +29,7 @@ from harness.data.tasks import TaskSpec
 from harness.errors import InputError
 from harness.input_pipeline import InputConfig
 from harness.models import ModelOptions
-from harness.schedules import ScheduleConfig
+from harness.schedules import ScheduleConfig, plateau_min_epochs
 from harness.search import Choice, LogUniform, SearchSpace, space_from_mapping
 
 
@@ -343,7 +343,8 @@ def _optimizer_sweeps() -> Sweep:
         "piecewise": ScheduleConfig("piecewise", boundaries=(40, 80), values=(0.05, 0.02, 0.005)),
         # A reduction when an epoch cuts the validation loss by less than a quarter: with PyTorch's threshold
         # (1e-4) and patience 1, 5 epochs on digits never reduced the rate (measured), and the case trained as the
-        # constant schedule did. A 2-epoch smoke case cannot reduce: its first epoch always improves.
+        # constant schedule did. A 2-epoch case cannot reduce: its first epoch always improves, so the smoke tier
+        # gives it plateau_min_epochs (3).
         "plateau": ScheduleConfig("plateau", factor=0.5, patience=0, threshold=0.25),
         "onecycle": ScheduleConfig("onecycle"),
     }
@@ -481,7 +482,10 @@ def _technique_cases(dataset: str, epochs: int, smoke: bool = False, floors: boo
     out = []
     for variant, model, case_fields in cases:
         fields = {"optimizer": mom, "model_options": small if model == "mlp" else ModelOptions(), **case_fields}
-        case = SuiteCase("scratch", model, dataset, epochs=epochs, variant=variant, **fields)
+        schedule = fields.get("schedule", ScheduleConfig())
+        # a plateau schedule needs the epochs to reduce its rate at least once (the smoke tier's 2 are too few)
+        least = plateau_min_epochs(schedule.patience) if schedule.name == "plateau" else 1
+        case = SuiteCase("scratch", model, dataset, epochs=max(epochs, least), variant=variant, **fields)
         if floors:
             floor, source = _technique_floor(variant)
             gap = _MC_DROPOUT_GAP if variant == "mc_dropout" else 0.0
@@ -504,7 +508,7 @@ _CATALOGUE.update(
         for s in (
             Suite(
                 "techniques_smoke",
-                "one case per kind of S5 technique on digits, 2 epochs (CI)",
+                "one case per kind of S5 technique on digits, 2 epochs (sched_plateau 3, to reduce its rate once; CI)",
                 _technique_cases("digits", 2, smoke=True),
             ),
             Suite(

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -46,7 +48,7 @@ def read_run_table(run_dir: Path) -> pd.DataFrame:
     """The run's results (:func:`harness.results.read_results`); a table that cannot be read is bad input."""
     import pyarrow
 
-    from harness.results import read_results
+    from harness.results import missing_columns, read_results
 
     try:
         frame = read_results(run_dir)
@@ -67,6 +69,13 @@ def read_run_table(run_dir: Path) -> pd.DataFrame:
         raise InputError(
             f"Expected the results table of the run in {run_dir} as xfbench writes it (docs/results-schema.md). "
             f"Received: {'; '.join(wrong)}. Pick another run, or run it again."
+        )
+    missing = missing_columns(run_dir) if len(frame) else []
+    if missing:
+        raise InputError(
+            f"Expected the results table of the run in {run_dir} as xfbench writes it (docs/results-schema.md). "
+            f"Received: a table without the column{'s' if len(missing) > 1 else ''} {', '.join(missing)}, which the "
+            "reports and comparisons read. Pick another run, or run it again."
         )
     return frame
 
@@ -138,11 +147,19 @@ def unwritable_reason(folder: Path) -> str:
     return ""
 
 
-def check_output_file(path: Path, flag: str) -> Path:
-    """``path`` as a file xfbench may write: its folder exists and can be written, and it is not a folder itself.
-    Checked before the work whose result it would hold."""
+# What xfbench writes in a run's folder (parts/ holds a Parquet file per trial): another command's output there
+# would destroy the run it belongs to.
+RUN_FILES = frozenset({"run.json", "results.parquet", "results.csv", "summary.md", "report.html", "baseline.json"})
+
+
+def check_output_file(path: Path, flag: str, inputs: Sequence[Path] = (), own: Path | None = None) -> Path:
+    """``path`` as a file xfbench may write: its folder exists and can be written, and it is not a folder itself,
+    one of a run's own files (:data:`RUN_FILES`, parts/), or one of ``inputs``, the files the same command reads.
+    ``own``: the one run file the command may write (report's report.html in the run it draws). Checked before the
+    work whose result it would hold."""
     if path.is_dir():
         raise InputError(f"Expected {flag} to name a file. Received: {path}, a folder. Add a file name.")
+    _check_not_overwriting(path, flag, inputs, own)
     if not path.parent.is_dir():
         raise InputError(
             f"Expected {flag} in an existing folder. Received: {path}, whose folder {path.parent} does not exist. "
@@ -154,6 +171,25 @@ def check_output_file(path: Path, flag: str) -> Path:
     return path
 
 
+def _check_not_overwriting(path: Path, flag: str, inputs: Sequence[Path], own: Path | None) -> None:
+    target = path.expanduser().resolve()
+    if any(target == given.expanduser().resolve() for given in inputs):
+        raise InputError(
+            f"Expected {flag} to name a new file. Received: {path}, which this command also reads: writing it would "
+            "replace its own input. Pick another file name."
+        )
+    if own is not None and target == own.expanduser().resolve():
+        return
+    folder = target.parent
+    run = folder.parent if folder.name == "parts" else folder
+    if (run / "run.json").is_file() and (folder is not run or target.name in RUN_FILES):
+        what = "a file in parts/ (its trials' rows)" if folder is not run else f"its {target.name}"
+        raise InputError(
+            f"Expected {flag} outside the files xfbench keeps for a run. Received: {path}, {what} of the run in "
+            f"{run}: writing it would damage that run. Pick a file name outside the run's files."
+        )
+
+
 def writable_results_dir(results_dir: Path) -> Path:
     """``--results-dir`` checked, not created (bad input leaves nothing behind): a folder, or a path whose nearest
     existing folder this process may write into; anything else (a file in the way, no permission) is bad input."""
@@ -163,4 +199,24 @@ def writable_results_dir(results_dir: Path) -> Path:
             f"Expected --results-dir to be a folder xfbench can write. Received: {results_dir} ({why}). "
             "Pick another folder."
         )
+    run = next((f for f in (results_dir, *results_dir.parents) if (f / "run.json").is_file()), None)
+    if run is not None:  # its runs would nest in that run's files, where history, compare and baseline never look
+        raise InputError(
+            f"Expected --results-dir outside any run's folder. Received: {results_dir}, "
+            f"{'the folder' if run == results_dir else 'inside the folder'} of the run in {run} (it holds run.json). "
+            f"Pick the folder that holds the runs, such as {run.parent}."
+        )
     return results_dir
+
+
+def missing_folders(path: Path) -> Path | None:
+    """The outermost folder of ``path`` that does not exist yet (what creating ``path`` would create), else None."""
+    missing = [p for p in (path, *path.parents) if not p.exists()]
+    return missing[-1] if missing else None
+
+
+def remove_if_left_empty(created: Path | None) -> None:
+    """Remove ``created`` (:func:`missing_folders` before a command ran) if the command left no file in it: a run
+    refused after it claimed its folder (no node offers its GPUs) leaves nothing behind, as bad input does."""
+    if created is not None and created.is_dir() and not any(not p.is_dir() for p in created.rglob("*")):
+        shutil.rmtree(created)

@@ -53,6 +53,11 @@ class BadWeightsError(InputError):
 
 def weights_format(path: str | Path) -> tuple[str, str]:
     """(format, reading backend) of a weight file by its name; raises InputError listing the known suffixes."""
+    if Path(path).is_dir():  # its name alone ('tmp') would not say why it was refused
+        raise InputError(
+            f"Expected a weight file ending in one of {list(FORMATS)}. Received: {path}, a folder. Name the file "
+            "in it: a torch state dict (.pth), .safetensors, Keras .weights.h5 or xfbench's neutral .npz."
+        )
     name = Path(path).name.lower()
     for suffix in sorted(FORMATS, key=len, reverse=True):
         if name.endswith(suffix):

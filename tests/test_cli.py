@@ -205,7 +205,7 @@ BAD_INPUTS = {
     ),
     "beta1 out of range": (
         [*MLP_RUN, "--optimizer", "adam", "--beta1", "1"],
-        "Expected 0 <= beta1 < 1. Received: beta1=1.0",
+        "Expected 0 <= beta1 < 1 (--beta1, Adam's decay of its first moment). Received: beta1=1.0. Give a decay",
     ),
     "a class listed twice": (
         [*MLP_RUN, "--classes", "0,1,1"],
@@ -899,7 +899,9 @@ def bad_input_results(tmp_path_factory):
 
     pd.DataFrame({"loss": [0.5], "model_name": ["x"]}).to_parquet(cwd / "results" / "foreign-run" / "results.parquet")
     (cwd / "results" / "rows-run").mkdir()  # a table xfbench can read: the checks after reading it are reached
-    pd.DataFrame({"trial_id": ["t"], "backend": ["torch"], "model": ["mlp"]}).to_parquet(
+    from harness.results import to_frame  # every column, as xfbench writes them (most empty here)
+
+    to_frame([{"trial_id": "t", "backend": "torch", "model": "mlp", "status": "ok"}]).to_parquet(
         cwd / "results" / "rows-run" / "results.parquet"
     )
     for run_id, column, value in (("mistyped-run", "epoch_time_s", "x"), ("bad-config-run", "config_json", "{bad")):
@@ -907,7 +909,7 @@ def bad_input_results(tmp_path_factory):
         table = {"trial_id": ["t"], "backend": ["torch"], "model": ["mlp"], "status": ["ok"], column: [value]}
         pd.DataFrame(table).to_parquet(cwd / "results" / run_id / "results.parquet")
     (cwd / "results" / "failed-run").mkdir()
-    pd.DataFrame({"trial_id": ["t"], "backend": ["torch"], "model": ["mlp"], "status": ["failed"]}).to_parquet(
+    to_frame([{"trial_id": "t", "backend": "torch", "model": "mlp", "status": "failed"}]).to_parquet(
         cwd / "results" / "failed-run" / "results.parquet"
     )
     proc = subprocess.run(

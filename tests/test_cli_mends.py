@@ -1,0 +1,258 @@
+"""Bad input that reached a traceback, a run, or a wrong file: each refused with exit 2 before Ray starts, or
+said as it is. Runs never start here: ``harness.runner.execute`` and ``resume`` stand in for Ray and raise."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+from test_cli import MLP_RUN, _write_run_file
+from test_report import _write_run
+
+from harness.cli import main
+from harness.plan import ExecutionOptions, RunFile, RunRecord, write_run_file
+from harness.planner import Selection, plan_run
+from harness.suites import SUITES
+
+CNN_TUNE = ["tune", "--strategy", "scratch", "--model", "mlp", "--dataset", "digits", "--backend", "torch"]
+
+
+class Reached(Exception):
+    """A run that passed every check: it would start Ray here."""
+
+
+@pytest.fixture
+def no_ray(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise Reached
+
+    monkeypatch.setattr("harness.runner.execute", refuse)
+    monkeypatch.setattr("harness.runner.resume", refuse)
+
+
+def _refused(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
+    """The one-line error of ``argv``, which must exit 2 (argparse's own exit included)."""
+    try:
+        code = main(argv)
+    except SystemExit as exc:
+        code = exc.code
+    err = capsys.readouterr().err
+    assert code == 2, err
+    return " ".join(err.split())
+
+
+# ------------------------------------------------------------------------------------ 1. the columns readers need
+
+
+@pytest.mark.parametrize("dropped", [["status"], ["status", "epoch_time_s"], ["epoch"], ["test_acc"]])
+def test_a_table_without_a_needed_column_is_bad_input(tmp_path, capsys, dropped):
+    _write_run(tmp_path, "base", "2026-01-01T00:00:00+00:00")
+    new = _write_run(tmp_path, "new", "2026-01-02T00:00:00+00:00")
+    frame = pd.read_parquet(new / "results.parquet")
+    frame.drop(columns=dropped).to_parquet(new / "results.parquet")
+    said = f"Received: a table without the column{'s' if len(dropped) > 1 else ''} {', '.join(dropped)}"
+    for argv in (
+        ["compare", "base", "new", "--fail-on-regression"],  # passed the gate, comparing nothing
+        ["report", "new", "-o", str(tmp_path / "r.html")],  # a traceback (no status)
+        ["history"],
+    ):
+        assert said in _refused([*argv, "--results-dir", str(tmp_path)], capsys)
+
+
+# ----------------------------------------------------------------------- 2. --reference on resume: a trained backend
+
+
+def test_resume_refuses_a_reference_the_run_never_trained(tmp_path, capsys, no_ray):
+    plan = plan_run(Selection(strategy="scratch", model="mlp", dataset="digits", backends=("torch",)), {})
+    record = RunRecord("r1", "2026-11-23T00:00:00Z", ("xfbench",), "", "", "", "", status="interrupted")
+    (tmp_path / "r1").mkdir()
+    write_run_file(tmp_path / "r1", RunFile(plan, ExecutionOptions(), record))
+    argv = ["run", "--resume", "r1", "--results-dir", str(tmp_path), "--cpus-per-trial", "1"]
+    said = _refused([*argv, "--reference", "tensorflow"], capsys)
+    assert "Expected --reference to be one of the backends this run trains, ['torch']. Received: 'tensorflow'" in said
+    with pytest.raises(Reached):  # the backend it trained is taken
+        main([*argv, "--reference", "torch"])
+
+
+# ------------------------------------------------------------------------ 3. a batch larger than the training set
+
+
+def test_a_batch_larger_than_the_training_samples_is_refused(tmp_path, capsys, no_ray):
+    argv = [*MLP_RUN, "--backend", "torch", "--cpus-per-trial", "1", "--results-dir", str(tmp_path)]
+    said = _refused([*argv, "--train-limit", "50", "--batch-size", "64"], capsys)
+    assert "Expected --batch-size at most 50, the training samples of the target task (all) of digits." in said
+    assert "Received: 64 for scratch-mlp-digits, so each epoch would be one step of all 50 samples" in said
+    with pytest.raises(Reached):
+        main([*argv, "--train-limit", "50", "--batch-size", "50"])
+    tune = [*CNN_TUNE, "--cpus-per-trial", "1", "--results-dir", str(tmp_path), "--train-limit", "100"]
+    said = _refused([*tune, "--space", "batch_size=choice:16,128", "--search", "grid"], capsys)
+    assert "Received: batch_size=128" in said and "Expected --batch-size at most 100" in said
+
+
+# -------------------------------------------------------------------------- 4. a plateau that can never reduce
+
+
+def test_a_plateau_schedule_that_cannot_reduce_is_refused(tmp_path, capsys, no_ray):
+    argv = [*MLP_RUN, "--backend", "torch", "--cpus-per-trial", "1", "--results-dir", str(tmp_path)]
+    plateau = ["--schedule", "plateau", "--plateau-patience", "0"]
+    said = _refused([*argv, *plateau, "--epochs", "2"], capsys)
+    assert "Expected at least 3 epochs for reduce-on-plateau with patience 0 (--plateau-patience)" in said
+    assert "Received: 2 epoch(s), so the rate could never be reduced. Train --epochs 3 or more" in said
+    assert "Expected at least 5 epochs" in _refused([*argv, "--schedule", "plateau", "--epochs", "4"], capsys)
+    with pytest.raises(Reached):
+        main([*argv, *plateau, "--epochs", "3"])
+    tune = [*CNN_TUNE, "--cpus-per-trial", "1", "--results-dir", str(tmp_path), "--schedule", "plateau"]
+    said = _refused([*tune, "--epochs", "4", "--space", "schedule.patience=int:0,2"], capsys)
+    assert "Expected every point the search may sample to fit" in said and "Expected at least 5 epochs" in said
+
+
+def test_the_smoke_plateau_case_trains_enough_epochs_to_reduce_once():
+    (case,) = [c for c in SUITES["techniques_smoke"].cases if c.variant == "sched_plateau"]
+    assert (case.schedule.patience, case.epochs) == (0, 3)
+    assert {c.epochs for c in SUITES["techniques_smoke"].cases if c.variant != "sched_plateau"} == {2}
+
+
+# ---------------------------------------------------------------------------- 5. baseline save of a damaged run
+
+
+def test_baseline_save_refuses_a_damaged_run_json(tmp_path, capsys):
+    run = _write_run(tmp_path, "r1", "2026-01-01T00:00:00+00:00")
+    (run / "run.json").write_text('{"status": "fin')
+    said = _refused(["baseline", "save", "b1", "--run", "r1", "--results-dir", str(tmp_path)], capsys)
+    assert f"Expected {run / 'run.json'} to hold a JSON object as xfbench writes it" in said
+    assert not (tmp_path / "baselines").exists()
+    (run / "run.json").unlink()  # a run without one is taken, as before
+    assert main(["baseline", "save", "b1", "--run", "r1", "--results-dir", str(tmp_path)]) == 0
+
+
+# ---------------------------------------------------------------------------------------------- 6. empty paths
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        [*MLP_RUN, "--results-dir", ""],
+        [*MLP_RUN, "--data-dir", ""],
+        ["compare", "a", "b", "--markdown", ""],
+        ["report", ""],
+        ["report", "r", "-o", ""],
+        ["compare", "", "b"],
+        ["export", "", "--mlflow", "sqlite:///x.db"],
+        ["baseline", "save", "b", "--run", ""],
+        ["history", "--results-dir", ""],
+        ["model", "mlp", "--export-spec", ""],
+        [*MLP_RUN, "--strategy", "fine_tune", "--weights", ""],
+    ],
+)
+def test_an_empty_path_is_refused(argv, capsys, monkeypatch, tmp_path, no_ray):
+    monkeypatch.chdir(tmp_path)
+    said = _refused(argv, capsys)
+    assert "expected a path, received '', which names none" in said
+    assert list(tmp_path.iterdir()) == []
+
+
+# --------------------------------------------------------------------------- 7. outputs onto a run's own files
+
+
+def test_outputs_never_overwrite_a_run_or_an_input(tmp_path, capsys):
+    _write_run(tmp_path, "base", "2026-01-01T00:00:00+00:00")
+    new = _write_run(tmp_path, "new", "2026-01-02T00:00:00+00:00")
+    before = {p: p.read_bytes() for p in new.iterdir()}
+    (new / "parts").mkdir()
+    cases = {
+        "compare": ["compare", "base", "new", "--results-dir", str(tmp_path), "--markdown"],
+        "model": ["model", "mlp", "--export-spec"],
+    }
+    for argv in cases.values():
+        for target in (new / "run.json", new / "results.parquet", new / "parts" / "x.json"):
+            said = _refused([*argv, str(target)], capsys)
+            assert "outside the files xfbench keeps for a run" in said and "writing it would damage that run" in said
+    assert {p: p.read_bytes() for p in new.iterdir() if p.is_file()} == before
+    spec = tmp_path / "spec.json"
+    assert main(["model", "mlp", "--export-spec", str(spec)]) == 0
+    text = spec.read_text()
+    said = _refused(["model", str(spec), "--export-spec", str(spec)], capsys)
+    assert "which this command also reads: writing it would replace its own input" in said
+    assert spec.read_text() == text
+    assert main(["compare", "base", "new", "--results-dir", str(tmp_path), "--markdown", str(new / "cmp.md")]) == 0
+
+
+# ------------------------------------------------------------------------------------ 8. the flag and the fix
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (
+            [*MLP_RUN, "--optimizer", "adam", "--beta1", "1.5"],
+            "Expected 0 <= beta1 < 1 (--beta1, Adam's decay of its first moment). Received: beta1=1.5. Give a decay "
+            "in [0, 1), such as 0.9.",
+        ),
+        (
+            [*MLP_RUN, "--piecewise", "100:0.1"],
+            "(--piecewise B1,B2:V1,V2,V3: a rate before the first boundary step, then one from each). Received: 1 "
+            "values, 1 boundaries. Give one value more than boundaries, e.g. --piecewise 100,200:0.1,0.01,0.001.",
+        ),
+        (
+            ["run", "--suite", "nonexistent", "--strategy", "scratch"],
+            "Received both: --suite nonexistent (and no suite is named 'nonexistent': one of [",
+        ),
+        (["run", "--suite", "smoke", "--strategy", "scratch"], "Give one or the other: --suite alone runs its cases"),
+        (
+            [*MLP_RUN, "--address", "foo:99999"],
+            "Received: 'foo:99999', with port '99999', not a number from 1 to 65535. Pass the address",
+        ),
+        (
+            [*CNN_TUNE, "--space", "lr=loguniform:1e-1,1e-3"],
+            "Expected LO < HI for optimizer.lr. Received: 0.1, 0.001. Swap them: optimizer.lr=loguniform:0.001,0.1.",
+        ),
+        (
+            [*MLP_RUN, "--classes", "5,6", "--binary-positive", "1.0"],
+            "argument --binary-positive: expected a class label (a whole number >= 0, one of the two --classes, such "
+            "as 6 with --classes 5,6), received '1.0'. Give the label of the class that becomes 1",
+        ),
+        # 9. what was received, as it was
+        (
+            [*MLP_RUN, "--tf32", "on", "--gpus-per-trial", "0"],
+            "every trial of the run on the CPU (--gpus-per-trial 0, or left out)",
+        ),
+    ],
+)
+def test_messages_name_the_flag_and_the_fix(argv, expected, tmp_path, capsys, no_ray):
+    assert expected in _refused([*argv, "--results-dir", str(tmp_path)], capsys)
+
+
+def test_weights_given_a_folder_say_it_is_one(tmp_path, capsys, no_ray):
+    argv = ["run", "--strategy", "fine_tune", "--model", "cnn_small", "--dataset", "digits", "--weights", str(tmp_path)]
+    said = _refused([*argv, "--results-dir", str(tmp_path / "r")], capsys)
+    assert f"Received: {tmp_path}, a folder. Name the file in it" in said
+
+
+# ----------------------------------------------------------------- 10. results folders: none left empty, none nested
+
+
+def test_a_run_refused_for_its_gpus_leaves_no_folder(tmp_path, capsys, monkeypatch):
+    from harness.scheduler import NoNodeFits
+
+    def no_node(*args: object, **kwargs: object) -> None:
+        raise NoNodeFits("Expected a node that offers 1 GPU per trial. Received: none.")
+
+    monkeypatch.setattr("harness.runner.execute", no_node)
+    results = tmp_path / "new" / "results"
+    argv = [*MLP_RUN, "--backend", "torch", "--cpus-per-trial", "1", "--results-dir", str(results)]
+    assert "Expected a node that offers 1 GPU" in _refused(argv, capsys)
+    assert list(tmp_path.iterdir()) == []
+    (tmp_path / "kept").mkdir()  # a folder that was there stays
+    assert "Expected a node" in _refused([*argv[:-1], str(tmp_path / "kept")], capsys)
+    assert list(tmp_path.iterdir()) == [tmp_path / "kept"]
+
+
+def test_a_results_dir_inside_a_run_is_refused(tmp_path, capsys, no_ray):
+    _write_run_file(tmp_path / "r1", "run", "finished")
+    for inside in (tmp_path / "r1", tmp_path / "r1" / "more"):
+        said = _refused([*MLP_RUN, "--backend", "torch", "--cpus-per-trial", "1", "--results-dir", str(inside)], capsys)
+        assert f"Expected --results-dir outside any run's folder. Received: {inside}" in said
+        assert f"Pick the folder that holds the runs, such as {tmp_path}." in said
+    assert not (tmp_path / "r1" / "more").exists()
+    assert "finished" in json.dumps(json.loads((tmp_path / "r1" / "run.json").read_text()))
