@@ -40,7 +40,7 @@ from harness.models import MODELS, ModelOptions, build_spec, changed_options
 from harness.shapes import output_shape
 from harness.spec import ModelSpec, spec_from_dict
 from harness.user_code import changed_sources, file_digest
-from harness.user_imports import module_file, units_digest, user_units
+from harness.user_imports import module_file, user_source_digest, user_units
 from harness.weights import NeutralWeights
 
 # prefix -> the backend whose importer converts it (backends/<name>/importer.py)
@@ -156,8 +156,8 @@ def python_source_digest(name: str) -> str:
                 else "Run from the directory holding it."
             )
         )
-    units = user_units(module)  # the module's own and its helpers, as a run ships them
-    return units_digest(units) if units else file_digest(path)  # an installed module: its file alone
+    # the module's own files and its helpers', as a run ships them; an installed module: its file alone
+    return user_source_digest(module) if user_units(module) else file_digest(path)
 
 
 def _converting_backends(ref: ModelRef) -> list[str]:

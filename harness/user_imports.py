@@ -18,7 +18,6 @@ import hashlib
 import importlib.machinery
 import os
 import sys
-from collections.abc import Iterable
 from pathlib import Path
 
 from harness.user_code import file_digest, is_user_source
@@ -47,45 +46,64 @@ def _user_unit(top: str) -> Path | None:
     return found.parent if found.name == "__init__.py" else found
 
 
-def unit_files(unit: Path) -> list[Path]:
-    return sorted(unit.rglob("*.py")) if unit.is_dir() else [unit]
-
-
-def _imported_tops(path: Path) -> list[str]:
-    """The top-level names of ``path``'s absolute imports (relative ones stay inside its package, a unit already).
-    A file that does not parse adds none: importing it reports the fault at its line (harness.user_code)."""
+def _imported_names(path: Path, name: str) -> list[str]:
+    """The dotted names ``path`` (module ``name``) imports, relative imports made absolute, and for ``from X import
+    a`` also ``X.a`` (a submodule, or an attribute that resolves to no file). A file that does not parse adds none:
+    importing it reports the fault at its line (harness.user_code)."""
     try:
         tree = ast.parse(path.read_bytes(), filename=str(path))
     except (SyntaxError, ValueError, OSError):
         return []
-    tops: set[str] = set()
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    names: list[str] = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
-            tops.update(alias.name.split(".")[0] for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            tops.add(node.module.split(".")[0])
-    return sorted(tops)
+            names += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = package.split(".") if package else []
+            if node.level and (not package or node.level - 1 >= len(base)):
+                continue  # beyond the top-level package: Python refuses it too
+            target = ".".join([*base[: len(base) - node.level + 1], *([node.module] if node.module else [])])
+            target = target if node.level else node.module or ""
+            names += [target, *(f"{target}.{alias.name}" for alias in node.names if alias.name != "*")]
+    return [n for n in names if n]
+
+
+def user_files(module: str) -> dict[Path, Path]:
+    """The user's files importing ``module`` runs, each with its unit: every package's ``__init__.py`` on the way
+    to a module and the module's own file, for ``module`` and, in turn, for what those files import."""
+    found: dict[Path, Path] = {}
+    seen: set[str] = set()
+    queue = [module]
+    while queue:
+        parts = queue.pop(0).split(".")
+        unit = _user_unit(parts[0])
+        if unit is None:
+            continue
+        for depth in range(1, len(parts) + 1):
+            prefix = ".".join(parts[:depth])
+            path = module_file(prefix)
+            if path is None:
+                break
+            if prefix not in seen:
+                seen.add(prefix)
+                found[path.resolve()] = unit
+                queue += _imported_names(path, prefix)
+    return found
 
 
 def user_units(module: str) -> tuple[Path, ...]:
-    """The units of the user's code ``module`` is built from: its own top-level module or package first, then each
-    user unit its files import, and theirs in turn, in the order found; () for a module that is not the user's."""
-    first = _user_unit(module.split(".")[0])
-    units = [first] if first is not None else []
-    for unit in units:  # grows as it goes: each unit found is read in turn
-        for path in unit_files(unit):
-            for top in _imported_tops(path):
-                found = _user_unit(top)
-                if found is not None and found not in units:
-                    units.append(found)
-    return tuple(units)
+    """What a run ships for ``module``: the units of the user's files it imports, its own first, in the order found
+    (a package's whole directory: Ray copies folders, not single files of them)."""
+    return tuple(dict.fromkeys(user_files(module).values()))
 
 
-def units_digest(units: Iterable[Path]) -> str:
-    """One digest of the units' files, each by its name relative to its unit's folder and its content: a node's
-    shipped copy lies elsewhere and hashes the same."""
+def user_source_digest(module: str) -> str:
+    """One digest of the user's files ``module`` imports, each by its name relative to its unit's folder and its
+    content: a node's shipped copy lies elsewhere and hashes the same. Only the files imported: a package's other
+    files (scripts, tests, what its .gitignore keeps from Ray's copy) change no key."""
+    files = sorted((path.relative_to(unit.parent).as_posix(), path) for path, unit in user_files(module).items())
     digest = hashlib.sha256()
-    for unit in units:
-        for path in unit_files(unit):
-            digest.update(f"{path.relative_to(unit.parent).as_posix()}\0{file_digest(path)}\n".encode())
+    for name, path in files:
+        digest.update(f"{name}\0{file_digest(path)}\n".encode())
     return digest.hexdigest()[:16]

@@ -7,7 +7,7 @@ import shutil
 import sys
 
 from harness.model_import import model_content_key, python_model_sources, python_source_digest
-from harness.user_imports import units_digest, user_units
+from harness.user_imports import user_source_digest, user_units
 
 # Every user file raises when imported: finding the code must only read it (the driver imports no framework, and a
 # user's module may do anything when imported).
@@ -24,6 +24,7 @@ def _write_project(root):
     (root / "layers" / "__init__.py").write_text(RAISES)
     (root / "layers" / "conv.py").write_text("from .norm import Norm\n" + RAISES)
     (root / "layers" / "norm.py").write_text(RAISES)
+    (root / "layers" / "make_figures.py").write_text(RAISES)  # in the package, imported by none: no key's
     (root / "unrelated.py").write_text(RAISES)  # beside them, imported by none of them
     (root / "broken.py").write_text("def (:\n")
 
@@ -45,7 +46,8 @@ def test_a_modules_user_code_is_itself_and_the_user_modules_it_imports_in_turn_f
     assert python_model_sources(["python:my_nets:make", "python:blocks:make", "resnet18"]) == units
 
     digest, content = python_source_digest("my_nets:make"), model_content_key("python:my_nets:make")
-    (root / "unrelated.py").write_text("CHANGED = 1\n")
+    for idle in (root / "unrelated.py", root / "layers" / "make_figures.py"):
+        idle.write_text("CHANGED = 1\n")  # shipped with its package or not at all, imported by nothing
     assert python_source_digest("my_nets:make") == digest
     for edited in (root / "activations.py", root / "layers" / "norm.py"):
         text = edited.read_text()
@@ -57,13 +59,18 @@ def test_a_modules_user_code_is_itself_and_the_user_modules_it_imports_in_turn_f
 
 
 def test_a_copy_of_the_units_elsewhere_hashes_as_the_driver_does(tmp_path, monkeypatch):
-    """A cluster node gets the units in a folder of Ray's (py_modules) and hashes its copy into the same keys."""
+    """A cluster node gets the units in a folder of Ray's (py_modules), without what a .gitignore in them names,
+    finds them there as its workers import them, and hashes its copy into the same keys."""
     driver, node = tmp_path / "driver", tmp_path / "node"
     driver.mkdir()
     _write_project(driver)
+    (driver / "layers" / ".gitignore").write_text("make_figures.py\n")
     monkeypatch.chdir(driver)
-    units = user_units("my_nets")
+    digest, units = user_source_digest("my_nets"), user_units("my_nets")
     node.mkdir()
     for unit in units:
         (shutil.copytree if unit.is_dir() else shutil.copy)(unit, node / unit.name)
-    assert units_digest(node / unit.name for unit in units) == units_digest(units)
+    (node / "layers" / "make_figures.py").unlink()  # Ray leaves out what the package's .gitignore names
+    monkeypatch.chdir(node)
+    assert user_units("my_nets") == tuple(node.resolve() / unit.name for unit in units)
+    assert user_source_digest("my_nets") == digest
