@@ -698,7 +698,7 @@ def check_execution(options: ExecutionOptions) -> ExecutionOptions:
         raise InputError(
             f"Expected --cpus-per-trial <= the {cpus} CPUs this process may use (its CPU affinity: taskset, a "
             "container's or job's cpuset; capped by a container's CPU quota: docker --cpus, a Kubernetes CPU limit). "
-            f"Received: {options.cpus_per_trial}. Pass a smaller --cpus-per-trial."
+            f"Received: {options.cpus_per_trial}. Pass a smaller --cpus-per-trial (a --resume takes one too)."
         )
     return options
 

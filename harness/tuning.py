@@ -280,13 +280,17 @@ def best_trials(table: pd.DataFrame, plan: TunePlan) -> dict[tuple[str, str], st
 
 
 def final_trials(frame: pd.DataFrame, plan: TunePlan) -> list[TrialConfig]:
-    """Each backend's best config, re-run with seeds 0..K-1 under the variant ``tuned``."""
+    """Each backend's best config, re-run with seeds 0..K-1 under the variant ``tuned``, with the cache directory
+    the plan's bases have now: the search rows record the one their samples had, which names the old folder once a
+    results folder is moved or copied (a resume points the bases at its own, RunFile.in_cache)."""
     table = search_table(frame, plan)
     configs = {
         tid: TrialConfig.from_dict(json.loads(c)) for tid, c in frame.groupby("trial_id")["config_json"].first().items()
     }
+    cache_dirs = {base.cache_dir for base in plan.bases}  # one per run (runner.execute sets it)
     out = []
     for (_, _), trial_id in sorted(best_trials(table, plan).items()):
         config = configs[trial_id]
-        out += [replace(config, seed=s, sample=None, tuned=True) for s in range(plan.final_seeds)]
+        cache_dir = next(iter(cache_dirs)) if len(cache_dirs) == 1 else config.cache_dir
+        out += [replace(config, seed=s, sample=None, tuned=True, cache_dir=cache_dir) for s in range(plan.final_seeds)]
     return out

@@ -107,6 +107,32 @@ def test_a_moved_results_folder_resumes_from_its_own_cache_and_retrains_a_backbo
         assert why.startswith("ok, but its backbone ") and why.endswith("is gone: trained again"), why
 
 
+def test_a_moved_tune_stopped_in_its_final_stage_resumes_from_its_own_cache(tmp_path, monkeypatch):
+    """The final trials are rebuilt from the search rows, which record the old folder's cache: a moved tune's final
+    fine_tunes and their pretrains looked for and wrote backbones in the old folder (retraining one the moved
+    folder held, and recreating the old folder)."""
+    calls: list[str] = []
+    monkeypatch.setattr(runner, "run_search", _search(calls))
+    search = TunePlan(
+        bases=(FINE_TUNE,), space=parse_space(["lr=choice:0.1,1.0"]), algorithm="grid", num_samples=1, final_seeds=2
+    )
+    plan = RunPlan("tune", "tune", "tune", search=search)
+    monkeypatch.setattr(runner, "run_trials", Workers(stop_at=("fine_tune",)))  # a tune's stages call it
+    outcome = runner.execute(
+        plan, results_dir=tmp_path / "old", run_id="t1", settings=_settings(tmp_path / "old"), html_report=False
+    )
+    assert outcome.status == "interrupted"
+    moved = tmp_path / "moved"
+    shutil.move(tmp_path / "old", moved)
+    workers = Workers()
+    monkeypatch.setattr(runner, "run_trials", workers)
+    resumed = runner.resume(moved, "t1", _settings(moved), html_report=False)
+    assert resumed.status == "finished" and len(calls) == 1
+    assert {t.cache_dir for t in workers.ran} == {str((moved / "_cache").resolve())}
+    assert sorted(t.strategy for t in workers.ran).count("fine_tune") == 2
+    assert not (tmp_path / "old").exists()
+
+
 def test_replayed_samples_of_a_moved_results_folder_still_match_their_trials(tmp_path):
     """A search sample is replayed when its recorded configuration equals the trial's: with the old cache_dir in
     its rows, every sample of a moved results folder would have trained again."""

@@ -86,14 +86,16 @@ class TorchSemanticsOptimizer:
         lr = _in(self.lr, dtype)
         return lr * multiplier if multiplier != 1.0 else lr
 
-    def _flat_rate(self, group: FlatGroup) -> tf.Tensor:
+    def _flat_rate(self, group: FlatGroup, of_rate: Callable[[tf.Tensor], tf.Tensor] | None = None) -> tf.Tensor:
         """Each element's rate: one scalar when the group's variables share a multiplier, else a vector of each
-        variable's scalar rate (:meth:`_rate`), filled over its elements, one fill per run of equal multipliers."""
+        variable's scalar rate (:meth:`_rate`), filled over its elements, one fill per run of equal multipliers.
+        ``of_rate``: a scalar of each rate instead (Adam's step size), computed once per run, not per element."""
         sized = zip((self.multipliers[i] for i in group.indices), group.sizes, strict=True)
         runs = [(m, sum(size for _, size in run)) for m, run in itertools.groupby(sized, key=lambda ms: ms[0])]
+        scalar = (lambda m: of_rate(self._rate(m, group.dtype))) if of_rate else (lambda m: self._rate(m, group.dtype))
         if len(runs) == 1:
-            return self._rate(runs[0][0], group.dtype)
-        return tf.concat([tf.fill([size], self._rate(m, group.dtype)) for m, size in runs], axis=0)
+            return scalar(runs[0][0])
+        return tf.concat([tf.fill([size], scalar(m)) for m, size in runs], axis=0)
 
     def decay(self, grads: Grads, rate: float) -> None:
         """Decoupled decay w <- w (1 - lr_group * rate) of every variable with a gradient (the update pipeline's)."""
@@ -120,7 +122,7 @@ class TorchSemanticsOptimizer:
             var = _flat(variables)
             if self.weight_decay and c.name != "adamw":
                 grad = grad + self.weight_decay * var  # coupled L2, as torch.optim's weight_decay
-            new_var, new_slots = self._update(grad, var, slots, self._flat_rate(group))
+            new_var, new_slots = self._update(grad, var, slots, group)
             keep = None if all(present) else tf.constant(np.repeat(present, group.sizes))
             for name, value in new_slots.items():
                 slots[name].assign(value if keep is None else tf.where(keep, value, slots[name]))
@@ -128,44 +130,48 @@ class TorchSemanticsOptimizer:
                 if has_grad:
                     variable.assign(tf.reshape(piece, variable.shape))
 
-    # The rules: (gradient, variable, slots, rate) -> (new variable, new slots), elementwise, in torch.optim's form.
+    # The rules: (gradient, variable, slots, flat group: its rates) -> (new variable, new slots), elementwise, in
+    # torch.optim's form.
 
-    def _sgd(self, grad, var, slots, lr) -> Update:
+    def _sgd(self, grad, var, slots, group) -> Update:
+        lr = self._flat_rate(group)
         # With momentum 0 the buffer equals the gradient, so plain SGD needs no branch (and 1cycle may raise it).
         m = _in(self.momentum, var.dtype)
         buf = m * slots["buf"] + grad
         step = grad + m * buf if self.config.name == "nesterov" else buf
         return var - lr * step, {"buf": buf}
 
-    def _adam(self, grad, var, slots, lr) -> Update:
+    def _adam(self, grad, var, slots, group) -> Update:
         c = self.config
         beta1 = _in(self.beta1, var.dtype)
         m = beta1 * slots["m"] + (1.0 - beta1) * grad
         v = c.beta2 * slots["v"] + (1.0 - c.beta2) * tf.square(grad)
-        step_size, bias2_root = self._bias_corrections(lr, var.dtype)
-        denom = tf.sqrt(v) / bias2_root + c.eps  # epsilon outside the corrected root, as torch
+        f64, step = tf.float64, tf.cast(self.step, tf.float64)
+        bias1 = 1.0 - tf.pow(self._beta1_f64(), step)
+        bias2 = 1.0 - tf.pow(tf.constant(c.beta2, f64), step)
+        # Each rate's step size per multiplier, not per element: a per-group rate vector made three float64 passes
+        # over every parameter per step, in TensorFlow alone
+        step_size = self._flat_rate(group, lambda rate: tf.cast(tf.cast(rate, f64) / bias1, rate.dtype))
+        denom = tf.sqrt(v) / tf.cast(tf.sqrt(bias2), var.dtype) + c.eps  # epsilon outside the corrected root
         return var - step_size * m / denom, {"m": m, "v": v}
 
-    def _bias_corrections(self, lr: tf.Tensor, dtype: tf.DType) -> tuple[tf.Tensor, tf.Tensor]:
-        """Adam's lr / (1 - beta1^t) and sqrt(1 - beta2^t), computed as torch.optim computes them, in Python's
-        double from the configured betas, and rounded to ``dtype`` once. In float32 from beta2 rounded to float32
-        (0.999 -> 0.99900001), 1 - beta2^t came out 1.3e-5 smaller: every step 6.4e-6 shorter than torch's for
-        the first thousand-odd steps, a bias, not rounding noise. beta1 is the configured one unless 1cycle moves
-        it (its float variable then, as the schedule's table holds it)."""
-        f64 = tf.float64
-        step = tf.cast(self.step, f64)
-        scheduled = self.config.scheduled_momentum == "beta1"
-        beta1 = tf.cast(self.beta1, f64) if scheduled else tf.constant(self.config.beta1, f64)
-        bias1 = 1.0 - tf.pow(beta1, step)
-        bias2 = 1.0 - tf.pow(tf.constant(self.config.beta2, f64), step)
-        return tf.cast(tf.cast(lr, f64) / bias1, dtype), tf.cast(tf.sqrt(bias2), dtype)
+    def _beta1_f64(self) -> tf.Tensor:
+        """Adam's bias corrections are computed as torch.optim computes them: in Python's double from the configured
+        betas, lr / (1 - beta1^t) and sqrt(1 - beta2^t) each rounded to the variable's type once. In float32 from
+        beta2 rounded to float32 (0.999 -> 0.99900001), 1 - beta2^t came out 1.3e-5 smaller: every step 6.4e-6
+        shorter than torch's for the first thousand-odd steps, a bias, not rounding noise. beta1 is the configured
+        one unless 1cycle moves it (its variable then, as the schedule's table holds it)."""
+        if self.config.scheduled_momentum == "beta1":
+            return tf.cast(self.beta1, tf.float64)
+        return tf.constant(self.config.beta1, tf.float64)
 
-    def _adamw(self, grad, var, slots, lr) -> Update:
+    def _adamw(self, grad, var, slots, group) -> Update:
         if self.weight_decay:
-            var = var * (1.0 - lr * self.weight_decay)  # decoupled decay first, as torch.optim.AdamW
-        return self._adam(grad, var, slots, lr)
+            var = var * (1.0 - self._flat_rate(group) * self.weight_decay)  # decoupled decay first, as AdamW
+        return self._adam(grad, var, slots, group)
 
-    def _rmsprop(self, grad, var, slots, lr) -> Update:
+    def _rmsprop(self, grad, var, slots, group) -> Update:
+        lr = self._flat_rate(group)
         c = self.config
         sq = self.rho * slots["sq"] + (1.0 - self.rho) * tf.square(grad)
         avg = tf.sqrt(sq) + c.eps
@@ -173,11 +179,13 @@ class TorchSemanticsOptimizer:
         buf = _in(self.momentum, var.dtype) * slots["buf"] + grad / avg
         return var - lr * buf, {"sq": sq, "buf": buf}
 
-    def _adagrad(self, grad, var, slots, lr) -> Update:
+    def _adagrad(self, grad, var, slots, group) -> Update:
+        lr = self._flat_rate(group)
         total = slots["sum"] + tf.square(grad)
         return var - lr * grad / (tf.sqrt(total) + self.config.eps), {"sum": total}
 
-    def _adadelta(self, grad, var, slots, lr) -> Update:
+    def _adadelta(self, grad, var, slots, group) -> Update:
+        lr = self._flat_rate(group)
         c = self.config
         sq = self.rho * slots["sq"] + (1.0 - self.rho) * tf.square(grad)
         delta = tf.sqrt(slots["acc_delta"] + c.eps) / tf.sqrt(sq + c.eps) * grad
