@@ -259,14 +259,22 @@ def _task_spec(trial: TrialConfig, derived: Dataset, cache_dir: Path | None) -> 
 
 
 def _check_fits(
-    trial: TrialConfig, spec: ModelSpec, memory_bytes: int | None, data: Dataset, resumed: bool = False
+    trial: TrialConfig,
+    spec: ModelSpec,
+    memory_bytes: int | None,
+    data: Dataset,
+    resumed: bool = False,
+    plateau: bool = True,
 ) -> None:
     """The checks that need the model and the machine: options that do not fit the model, and its memory floor
-    (``memory_bytes`` None: a cluster's, unknown). ``resumed``: only what would fail in a worker is checked."""
+    (``memory_bytes`` None: a cluster's, unknown). ``resumed``: only what would fail in a worker is checked.
+    ``plateau``: whether a plateau that cannot reduce is refused (a search's point is one of many: see
+    _check_search_points)."""
     _check_against_model(trial, spec, resumed)
     if not resumed:  # a recorded run trained as it stood
         _check_batch_fits(trial, "target", trial.task, data)
-        _check_plateau_reduces(trial)
+        if plateau and _plateau_never_reduces(trial):
+            raise InputError(_plateau_never_reduces(trial))
     _check_one_sample_batchnorm(trial, spec, len(data.y_train))
     _check_piecewise_reached(trial, data)
     if memory_bytes is not None:
@@ -299,29 +307,33 @@ def _check_piecewise_reached(trial: TrialConfig, data: Dataset) -> None:
 def _check_batch_fits(trial: TrialConfig, role: str, task: TaskSpec | None, data: Dataset) -> None:
     """A batch size above the training samples makes every epoch one step of all of them, while the rows record
     the batch size asked for (as a --train-limit above them would record a task larger than it trained on).
-    deep_features trains no network on its target: its head is fitted to all features at once."""
+    deep_features trains no network on its target (its head is fitted to all features at once), only its
+    backbone, on the target's data where no source task is given."""
     available = len(data.y_train)
-    if trial.batch_size <= available or (role == "target" and trial.strategy == "deep_features"):
+    backbone_elsewhere = trial.transfer.source_task is not None or uses_pretrained(trial)
+    if trial.batch_size <= available or (role == "target" and trial.strategy == "deep_features" and backbone_elsewhere):
         return
+    more = "more --source-classes" if role == "source" else "a larger --train-limit, or more classes"
     raise InputError(
         f"Expected --batch-size at most {available:,}, the training samples of {_task_name(role, task)} of "
         f"{trial.dataset}. Received: {trial.batch_size:,} for {trial.case_id}, so each epoch would be one step of "
         f"all {available:,} samples, not batches of {trial.batch_size:,}. To fix, give --batch-size {available:,} "
-        "or less, or train on more samples (a larger --train-limit, or more classes)."
+        f"or less, or train on more samples ({more})."
     )
 
 
-def _check_plateau_reduces(trial: TrialConfig) -> None:
-    """A plateau schedule whose every phase ends before a reduction could apply trains at a constant rate, while
-    the rows record the plateau schedule (as an unreachable piecewise boundary would record a rate never used)."""
+def _plateau_never_reduces(trial: TrialConfig) -> str:
+    """Why the trial's plateau schedule could never reduce its rate ('' when it can, or is no plateau): every
+    phase ends before a reduction could apply, so it trains at a constant rate while the rows record the plateau
+    schedule (as an unreachable piecewise boundary would record a rate never used)."""
     schedule = trial.schedule
     phases = training_phases(trial)  # each runs the schedule anew
     longest = max(epochs for _, epochs in phases)
     needed = plateau_min_epochs(schedule.patience)
     if schedule.name != "plateau" or longest >= needed:
-        return
+        return ""
     each = f" in any phase ({', '.join(f'{name}: {n}' for name, n in phases)})" if len(phases) > 1 else ""
-    raise InputError(
+    return (
         f"Expected at least {needed} epochs{each} for reduce-on-plateau with patience {schedule.patience} "
         f"(--plateau-patience) in {trial.case_id}: the first epoch always counts as an improvement, a reduction "
         f"follows {schedule.patience + 1} epoch(s) without one and applies from the next epoch. Received: "
@@ -346,6 +358,7 @@ def _check_search_points(
         check_searched_options(base, [canonical_path(path) for path in search.space.paths])
         derived = derive(datasets[base.dataset], base.task)
         shape = transformed_shape(base.input, derived.input_shape)
+        plateaus: list[str] = []  # per plateau point: why it never reduces its rate, '' where it can
         for point in sample_corners(search.space):
             try:
                 trial = apply_point(base, point)  # a resumed run.json's space was not checked by this version
@@ -359,7 +372,9 @@ def _check_search_points(
                 if key not in specs:
                     cache = trial.cache_dir or cache_dir
                     specs[key] = model_spec(trial.model, shape, derived.num_classes, trial.model_options, cache)
-                _check_fits(trial, specs[key], memory_bytes, derived, resumed)
+                _check_fits(trial, specs[key], memory_bytes, derived, resumed, plateau=False)
+                if trial.schedule.name == "plateau":
+                    plateaus.append(_plateau_never_reduces(trial))
                 if not resumed:
                     check_decay_to_decouple(trial.optimizer)
                     check_frozen_epochs(trial)
@@ -370,6 +385,12 @@ def _check_search_points(
                     f"Expected every point the search may sample to fit {base.case_id} on {base.backend}. Received: "
                     f"{point_text(point)}, which fails: {exc} Narrow the search space so that every point fits."
                 ) from None
+        # a point that trains at a constant rate is still one the search may rank: refused only when no point reduces
+        if not resumed and plateaus and all(plateaus):
+            raise InputError(
+                f"Expected some point the search may sample for {base.case_id} to reduce its rate on plateau. "
+                f"Received: none can. At the search's edges: {plateaus[0]}"
+            )
     if not resumed:  # a recorded run ran as it stands
         option_use.check()
         search.check_random_choices_distinct()  # last: what a sample could not train at all is told first
@@ -742,6 +763,8 @@ def check_cluster_address(address: str) -> None:
     host, _, port = rest.rpartition(":")
     host = host.strip("[]")  # an IPv6 literal
     if not host or not re.fullmatch(r"[0-9]{1,5}", port) or not 0 < int(port) < 65536:
+        if ":" not in rest:  # a host alone: rpartition put it where the port goes
+            host, port = rest, ""
         what = "no host" if not host else f"port {port!r}, not a number from 1 to 65535" if port else "no port"
         raise InputError(
             f"Expected --address {usage}; a port from 1 to 65535. Received: {address!r}, with {what}. Pass the "

@@ -182,12 +182,19 @@ def _check_not_overwriting(path: Path, flag: str, inputs: Sequence[Path], own: P
         return
     folder = target.parent
     run = folder.parent if folder.name == "parts" else folder
-    if (run / "run.json").is_file() and (folder is not run or target.name in RUN_FILES):
+    if is_run_folder(run) and (folder is not run or target.name in RUN_FILES):
         what = "a file in parts/ (its trials' rows)" if folder is not run else f"its {target.name}"
         raise InputError(
             f"Expected {flag} outside the files xfbench keeps for a run. Received: {path}, {what} of the run in "
             f"{run}: writing it would damage that run. Pick a file name outside the run's files."
         )
+
+
+def is_run_folder(folder: Path) -> bool:
+    """A folder xfbench keeps a run (or a baseline) in: its run.json beside its rows (parts/, or the table). A
+    run.json alone may be another tool's (a project's own, in a folder a results folder lies under)."""
+    rows = ("parts", "results.parquet", "results.csv")
+    return (folder / "run.json").is_file() and any((folder / name).exists() for name in rows)
 
 
 def writable_results_dir(results_dir: Path) -> Path:
@@ -199,7 +206,7 @@ def writable_results_dir(results_dir: Path) -> Path:
             f"Expected --results-dir to be a folder xfbench can write. Received: {results_dir} ({why}). "
             "Pick another folder."
         )
-    run = next((f for f in (results_dir, *results_dir.parents) if (f / "run.json").is_file()), None)
+    run = next((f for f in (results_dir, *results_dir.parents) if is_run_folder(f)), None)
     if run is not None:  # its runs would nest in that run's files, where history, compare and baseline never look
         raise InputError(
             f"Expected --results-dir outside any run's folder. Received: {results_dir}, "

@@ -18,13 +18,14 @@ import hashlib
 import importlib.machinery
 import os
 import sys
+from importlib.machinery import ModuleSpec
 from pathlib import Path
 
 from harness.user_code import file_digest, is_user_source
 
 
-def module_file(module: str) -> Path | None:
-    """Where ``module`` would be imported from (the current directory first, as for ``python -m``), without
+def module_spec(module: str) -> ModuleSpec | None:
+    """How ``module`` would be imported (the current directory first, as for ``python -m``), found without
     importing it or its packages."""
     search: list[str] = [os.getcwd(), *sys.path]
     found = None
@@ -33,7 +34,13 @@ def module_file(module: str) -> Path | None:
         if found is None:
             return None
         search = list(found.submodule_search_locations or [])
-    return Path(found.origin) if found is not None and found.origin else None
+    return found
+
+
+def module_file(module: str) -> Path | None:
+    """The file ``module`` would be imported from; None for a namespace package (a folder without __init__.py)."""
+    spec = module_spec(module)
+    return Path(spec.origin) if spec is not None and spec.origin else None
 
 
 def _user_unit(top: str) -> Path | None:
@@ -42,7 +49,6 @@ def _user_unit(top: str) -> Path | None:
     found = module_file(top)
     if found is None or not is_user_source(str(found)):
         return None
-    found = found.resolve()
     return found.parent if found.name == "__init__.py" else found
 
 
@@ -69,10 +75,12 @@ def _imported_names(path: Path, name: str) -> list[str]:
     return [n for n in names if n]
 
 
-def user_files(module: str) -> dict[Path, Path]:
+def user_files(module: str) -> list[tuple[Path, Path]]:
     """The user's files importing ``module`` runs, each with its unit: every package's ``__init__.py`` on the way
-    to a module and the module's own file, for ``module`` and, in turn, for what those files import."""
-    found: dict[Path, Path] = {}
+    to a module (a namespace package has none, and is passed through) and the module's own file, for ``module``
+    and, in turn, for what those files import. A file reached under two names (a package's module, and the same
+    file on the path by its own name) is listed under each: a node holds a copy for each."""
+    found: list[tuple[Path, Path]] = []
     seen: set[str] = set()
     queue = [module]
     while queue:
@@ -82,27 +90,29 @@ def user_files(module: str) -> dict[Path, Path]:
             continue
         for depth in range(1, len(parts) + 1):
             prefix = ".".join(parts[:depth])
-            path = module_file(prefix)
-            if path is None:
+            spec = module_spec(prefix)
+            if spec is None:
                 break
             if prefix not in seen:
                 seen.add(prefix)
-                found[path.resolve()] = unit
-                queue += _imported_names(path, prefix)
+                if spec.origin:
+                    found.append((Path(spec.origin), unit))
+                    queue += _imported_names(Path(spec.origin), prefix)
     return found
 
 
 def user_units(module: str) -> tuple[Path, ...]:
     """What a run ships for ``module``: the units of the user's files it imports, its own first, in the order found
     (a package's whole directory: Ray copies folders, not single files of them)."""
-    return tuple(dict.fromkeys(user_files(module).values()))
+    return tuple(dict.fromkeys(unit.resolve() for _, unit in user_files(module)))
 
 
 def user_source_digest(module: str) -> str:
     """One digest of the user's files ``module`` imports, each by its name relative to its unit's folder and its
     content: a node's shipped copy lies elsewhere and hashes the same. Only the files imported: a package's other
     files (scripts, tests, what its .gitignore keeps from Ray's copy) change no key."""
-    files = sorted((path.relative_to(unit.parent).as_posix(), path) for path, unit in user_files(module).items())
+    # named as found, under the unit's folder (a file linked from elsewhere is named where the import finds it)
+    files = sorted((path.relative_to(unit.parent).as_posix(), path) for path, unit in user_files(module))
     digest = hashlib.sha256()
     for name, path in files:
         digest.update(f"{name}\0{file_digest(path)}\n".encode())

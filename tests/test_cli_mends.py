@@ -88,6 +88,15 @@ def test_a_batch_larger_than_the_training_samples_is_refused(tmp_path, capsys, n
     tune = [*CNN_TUNE, "--cpus-per-trial", "1", "--results-dir", str(tmp_path), "--train-limit", "100"]
     said = _refused([*tune, "--space", "batch_size=choice:16,128", "--search", "grid"], capsys)
     assert "Received: batch_size=128" in said and "Expected --batch-size at most 100" in said
+    # deep_features fits its head to all features at once, but without a source task its backbone trains on the
+    # target's samples in batches of --batch-size
+    deep = ["run", "--strategy", "deep_features", "--model", "cnn_small", "--dataset", "digits", *argv[7:]]
+    said = _refused([*deep, "--train-limit", "50", "--batch-size", "64"], capsys)
+    assert "Expected --batch-size at most 50, the training samples of the target task (all) of digits." in said
+    with pytest.raises(Reached):  # a backbone trained on a source task of its own: its batches fit
+        main([*deep, "--train-limit", "50", "--batch-size", "64", "--source-classes", "5,6,7,8,9"])
+    said = _refused([*deep, "--source-classes", "5,6", "--classes", "0,1", "--batch-size", "512"], capsys)
+    assert "train on more samples (more --source-classes)" in said
 
 
 # -------------------------------------------------------------------------- 4. a plateau that can never reduce
@@ -103,8 +112,12 @@ def test_a_plateau_schedule_that_cannot_reduce_is_refused(tmp_path, capsys, no_r
     with pytest.raises(Reached):
         main([*argv, *plateau, "--epochs", "3"])
     tune = [*CNN_TUNE, "--cpus-per-trial", "1", "--results-dir", str(tmp_path), "--schedule", "plateau"]
-    said = _refused([*tune, "--epochs", "4", "--space", "schedule.patience=int:0,2"], capsys)
-    assert "Expected every point the search may sample to fit" in said and "Expected at least 5 epochs" in said
+    # a point that cannot reduce is still one a search may rank: refused only when no point can
+    with pytest.raises(Reached):
+        main([*tune, "--epochs", "4", "--space", "schedule.patience=int:0,2"])
+    said = _refused([*tune, "--epochs", "4", "--space", "schedule.patience=int:2,4"], capsys)
+    assert "Expected some point the search may sample for" in said and "Received: none can." in said
+    assert "Expected at least 5 epochs for reduce-on-plateau with patience 2" in said
 
 
 def test_the_smoke_plateau_case_trains_enough_epochs_to_reduce_once():
@@ -203,6 +216,7 @@ def test_outputs_never_overwrite_a_run_or_an_input(tmp_path, capsys):
             [*MLP_RUN, "--address", "foo:99999"],
             "Received: 'foo:99999', with port '99999', not a number from 1 to 65535. Pass the address",
         ),
+        ([*MLP_RUN, "--address", "10.0.0.5"], "Received: '10.0.0.5', with no port. Pass the address"),
         (
             [*CNN_TUNE, "--space", "lr=loguniform:1e-1,1e-3"],
             "Expected LO < HI for optimizer.lr. Received: 0.1, 0.001. Swap them: optimizer.lr=loguniform:0.001,0.1.",
@@ -250,9 +264,18 @@ def test_a_run_refused_for_its_gpus_leaves_no_folder(tmp_path, capsys, monkeypat
 
 def test_a_results_dir_inside_a_run_is_refused(tmp_path, capsys, no_ray):
     _write_run_file(tmp_path / "r1", "run", "finished")
+    (tmp_path / "r1" / "parts").mkdir()  # a run's rows beside its run.json
     for inside in (tmp_path / "r1", tmp_path / "r1" / "more"):
         said = _refused([*MLP_RUN, "--backend", "torch", "--cpus-per-trial", "1", "--results-dir", str(inside)], capsys)
         assert f"Expected --results-dir outside any run's folder. Received: {inside}" in said
         assert f"Pick the folder that holds the runs, such as {tmp_path}." in said
     assert not (tmp_path / "r1" / "more").exists()
     assert "finished" in json.dumps(json.loads((tmp_path / "r1" / "run.json").read_text()))
+    # another tool's run.json (a project's own, no rows beside it) makes no run of the folders under it
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "run.json").write_text("{}")
+    for results in (project / "results", project):
+        with pytest.raises(Reached):
+            main([*MLP_RUN, "--backend", "torch", "--cpus-per-trial", "1", "--results-dir", str(results)])
+    capsys.readouterr()

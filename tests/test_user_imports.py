@@ -74,3 +74,27 @@ def test_a_copy_of_the_units_elsewhere_hashes_as_the_driver_does(tmp_path, monke
     monkeypatch.chdir(node)
     assert user_units("my_nets") == tuple(node.resolve() / unit.name for unit in units)
     assert user_source_digest("my_nets") == digest
+
+
+def test_a_namespace_subpackage_and_a_linked_file_are_followed(tmp_path, monkeypatch):
+    """A folder without __init__.py inside a package imports like a package (the closure stopped at it, leaving
+    its modules and what they import out of the keys and the shipment); a module linked in from elsewhere is named
+    where the import finds it (naming it where the link points raised ValueError)."""
+    (tmp_path / "pkg" / "sub").mkdir(parents=True)
+    (tmp_path / "pkg" / "__init__.py").write_text(RAISES)
+    (tmp_path / "pkg" / "model.py").write_text("from pkg.sub import layers\nfrom .linked import X\n" + RAISES)
+    (tmp_path / "pkg" / "sub" / "layers.py").write_text("import helpers2\n" + RAISES)
+    (tmp_path / "helpers2.py").write_text(RAISES)
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "linked.py").write_text("X = 1\n")
+    (tmp_path / "pkg" / "linked.py").symlink_to(tmp_path / "elsewhere" / "linked.py")
+    monkeypatch.chdir(tmp_path)
+    root = tmp_path.resolve()
+    assert user_units("pkg.model") == (root / "pkg", root / "helpers2.py")
+    digest = user_source_digest("pkg.model")
+    for edited in (tmp_path / "pkg" / "sub" / "layers.py", tmp_path / "elsewhere" / "linked.py"):
+        text = edited.read_text()
+        edited.write_text("CHANGED = 1\n" + text)
+        assert user_source_digest("pkg.model") != digest
+        edited.write_text(text)
+    assert user_source_digest("pkg.model") == digest
