@@ -157,7 +157,7 @@ def python_source_digest(name: str) -> str:
             )
         )
     # the module's own files and its helpers', as a run ships them; an installed module: its file alone
-    return user_source_digest(module) if user_units(module) else file_digest(path)
+    return user_source_digest(module) or file_digest(path)
 
 
 def _converting_backends(ref: ModelRef) -> list[str]:

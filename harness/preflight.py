@@ -273,8 +273,9 @@ def _check_fits(
     _check_against_model(trial, spec, resumed)
     if not resumed:  # a recorded run trained as it stood
         _check_batch_fits(trial, "target", trial.task, data)
-        if plateau and _plateau_never_reduces(trial):
-            raise InputError(_plateau_never_reduces(trial))
+        never = _plateau_never_reduces(trial) if plateau else ""
+        if never:
+            raise InputError(never)
     _check_one_sample_batchnorm(trial, spec, len(data.y_train))
     _check_piecewise_reached(trial, data)
     if memory_bytes is not None:

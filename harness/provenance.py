@@ -24,12 +24,17 @@ class MachineInfo:
 
     @classmethod
     def current(cls) -> MachineInfo:
-        return cls(host=socket.gethostname(), cpu=cpu_model(), python_version=platform.python_version())
+        return cls(host=host_name(), cpu=cpu_model(), python_version=platform.python_version())
 
     @classmethod
     def unknown(cls) -> MachineInfo:
         """For a row the driver writes about a worker that died: which machine ran it is not known there."""
         return cls(host="", cpu="", python_version="")
+
+
+def host_name() -> str:
+    """This machine's name, as run.json records the driver's (MachineInfo.host, DriverProcess.host)."""
+    return socket.gethostname()
 
 
 def cpu_model() -> str:

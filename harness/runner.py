@@ -38,12 +38,11 @@ from harness.plan import (
     write_run_file,
 )
 from harness.preflight import check_distinct_trial_ids, datasets_to_ship, local_memory_bytes, preflight
-from harness.provenance import MachineInfo, git_commit, utc_now
+from harness.provenance import MachineInfo, git_commit, host_name, utc_now
 from harness.reporting import run_markdown, search_markdown, unfinished_notice
 from harness.results import ResultsWriter, read_parts, rewrite_csv, safe_name
 from harness.scheduler import (
     Delivery,
-    NoNodeFits,
     RunInterrupted,
     SchedulerSettings,
     check_a_node_fits,
@@ -346,34 +345,8 @@ def _ray_for(plan: RunPlan, settings: SchedulerSettings, resumed: bool = False) 
     """Ray for a run's stages (users' ``python:`` modules shipped to its workers), and the check only a started Ray
     can make, before anything of the run is written: some node offers a trial's CPUs and GPUs (NoNodeFits)."""
     with ray_session(settings, python_model_sources(t.model for t in plan.planned_trials)):
-        try:
-            check_a_node_fits(settings)
-        except NoNodeFits:
-            if not resumed:
-                raise
-            raise NoNodeFits(_no_node_for_resume(settings)) from None
+        check_a_node_fits(settings, resumed)
         yield
-
-
-def _no_node_for_resume(settings: SchedulerSettings) -> str:
-    """NoNodeFits's message for a resume, which keeps the recorded device: its advice to lower --gpus-per-trial
-    (to 0, on a machine without GPUs) named what resume refuses."""
-    nodes = cluster_nodes()
-    offered = "; ".join(f"{n['address']}: {n['cpus']:g} CPUs, {n['gpus']:g} GPUs" for n in nodes) or "no live node"
-    if settings.gpus_per_trial > 0 and not any(n["gpus"] > 0 for n in nodes):
-        fix = (
-            "Resume on a machine with GPUs, or on a cluster with such nodes (--address); or start a new run "
-            "(without --gpus-per-trial, its trials run on the CPU)."
-        )
-    else:
-        fix = (
-            "Lower --cpus-per-trial, or --gpus-per-trial (above 0: a resume keeps the recorded device), or resume "
-            "on a cluster with such nodes (--address)."
-        )
-    return (
-        f"Expected this machine to offer {settings.cpus_per_trial:g} CPU(s) and {settings.gpus_per_trial:g} GPU(s) "
-        f"for each trial of the resumed run (--cpus-per-trial, --gpus-per-trial). Received: Ray finds {offered}. " + fix
-    )
 
 
 def resumable(results_dir: Path, run_id: str, kind: str, given: dict[str, Any]) -> ExecutionOptions:
@@ -713,7 +686,7 @@ def _rows_by_trial(frame: pd.DataFrame, cache_dir: Path) -> dict[str, list[dict[
 
 def this_driver() -> DriverProcess:
     """The process now driving a run, as run.json records it (RunRecord.driver_process)."""
-    return DriverProcess(MachineInfo.current().host, os.getpid(), _process_start(os.getpid()))
+    return DriverProcess(host_name(), os.getpid(), _process_start(os.getpid()))
 
 
 def _process_start(pid: int) -> str | None:
@@ -730,7 +703,7 @@ def _process_start(pid: int) -> str | None:
 def driver_alive(driver: DriverProcess | None) -> bool:
     """The recorded driver still runs: on this host, its pid alive and, where /proc tells, started when it was
     (not a later process given the pid). Unknown (an older run.json, another host) or this very process: no."""
-    if driver is None or driver.pid == os.getpid() or driver.host != MachineInfo.current().host:
+    if driver is None or driver.pid == os.getpid() or driver.host != host_name():
         return False
     try:
         os.kill(driver.pid, 0)

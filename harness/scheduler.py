@@ -516,9 +516,10 @@ class NoNodeFits(InputError):
     """No node of a local Ray offers what one trial asks for: Tune would wait for one forever, silently."""
 
 
-def check_a_node_fits(settings: SchedulerSettings) -> None:
+def check_a_node_fits(settings: SchedulerSettings, resumed: bool = False) -> None:
     """Some live node must offer a trial's CPUs and GPUs. Locally none ever will (NoNodeFits); a cluster may still
-    grow one (an autoscaler adds nodes for pending trials), so there the user is told what the trials wait for."""
+    grow one (an autoscaler adds nodes for pending trials), so there the user is told what the trials wait for.
+    ``resumed``: a resume keeps the recorded device, so the fix is not to lower --gpus-per-trial to 0."""
     nodes = cluster_nodes()
     if any(n["cpus"] >= settings.cpus_per_trial and n["gpus"] >= settings.gpus_per_trial for n in nodes):
         return
@@ -531,10 +532,24 @@ def check_a_node_fits(settings: SchedulerSettings) -> None:
             file=sys.stderr,
         )
         return
+    each = "each trial of the resumed run" if resumed else "each trial"
     raise NoNodeFits(
-        f"Expected this machine to offer {wanted} for each trial (--cpus-per-trial, --gpus-per-trial). Received: "
-        f"Ray finds {offered}. Lower --gpus-per-trial / --cpus-per-trial, or run on a cluster with such nodes "
-        "(--address)."
+        f"Expected this machine to offer {wanted} for {each} (--cpus-per-trial, --gpus-per-trial). Received: "
+        f"Ray finds {offered}. {_no_node_fix(settings, nodes, resumed)}"
+    )
+
+
+def _no_node_fix(settings: SchedulerSettings, nodes: list[dict[str, Any]], resumed: bool) -> str:
+    if not resumed:
+        return "Lower --gpus-per-trial / --cpus-per-trial, or run on a cluster with such nodes (--address)."
+    if settings.gpus_per_trial > 0 and not any(n["gpus"] > 0 for n in nodes):
+        return (
+            "Resume on a machine with GPUs, or on a cluster with such nodes (--address); or start a new run "
+            "(without --gpus-per-trial, its trials run on the CPU)."
+        )
+    return (
+        "Lower --cpus-per-trial, or --gpus-per-trial (above 0: a resume keeps the recorded device), or resume on a "
+        "cluster with such nodes (--address)."
     )
 
 

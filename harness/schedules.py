@@ -10,8 +10,8 @@ by construction. ``t`` is the 0-based index of the step about to be taken.
 - ``piecewise``: values[i] for boundaries[i-1] <= t < boundaries[i]
 - ``plateau``: η0 · factor^k, k = number of reductions so far (reduce on plateau of the validation loss,
   checked once per epoch; see :class:`PlateauTracker`)
-- ``onecycle``: linear from η_max/10 up to η_max at the step nearest 45 % of the steps, back down to η_max/10 by 90 %,
-  then down to η_max/10/1000 at the last step; momentum mirrors it 0.95 → 0.85 → 0.95 (held in the tail)
+- ``onecycle``: linear from η_max/10 up to η_max at the step nearest 45 % of the steps, back down to η_max/10 by
+  90 %, then down to η_max/10/1000 at the last step; momentum mirrors it 0.95 → 0.85 → 0.95 (held in the tail)
 """
 
 from __future__ import annotations

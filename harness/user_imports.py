@@ -110,9 +110,12 @@ def user_units(module: str) -> tuple[Path, ...]:
 def user_source_digest(module: str) -> str:
     """One digest of the user's files ``module`` imports, each by its name relative to its unit's folder and its
     content: a node's shipped copy lies elsewhere and hashes the same. Only the files imported: a package's other
-    files (scripts, tests, what its .gitignore keeps from Ray's copy) change no key."""
+    files (scripts, tests, what its .gitignore keeps from Ray's copy) change no key. '' for a module that is not
+    the user's (installed: the caller digests its file alone)."""
     # named as found, under the unit's folder (a file linked from elsewhere is named where the import finds it)
     files = sorted((path.relative_to(unit.parent).as_posix(), path) for path, unit in user_files(module))
+    if not files:
+        return ""
     digest = hashlib.sha256()
     for name, path in files:
         digest.update(f"{name}\0{file_digest(path)}\n".encode())
