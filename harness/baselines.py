@@ -13,6 +13,7 @@ import re
 import shutil
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
@@ -370,9 +371,21 @@ def run_directories(results_dir: Path) -> list[Path]:
     for path in results_dir.iterdir() if results_dir.is_dir() else []:
         if path.name in (BASELINES, "_ray") or not is_run_dir(path):
             continue
-        started = str(read_run_json(path).get("started", ""))
-        runs.append((started, path.name, path))
+        runs.append((_started(path), path.name, path))
     return [p for _, _, p in sorted(runs)]
+
+
+def _started(run_dir: Path) -> str:
+    """When the run started, to order runs by. A run.json that cannot be read orders by the UTC time its run id
+    begins with (runner.new_run_id), so that one damaged run outside history's window, or older than the run a
+    baseline saves, does not stop them; a command that reads the damaged run still refuses it."""
+    try:
+        return str(read_run_json(run_dir).get("started", ""))
+    except InputError:
+        try:
+            return datetime.strptime(run_dir.name[:15], "%Y%m%d-%H%M%S").replace(tzinfo=UTC).isoformat()
+        except ValueError:  # not an id xfbench gave: oldest
+            return ""
 
 
 def history(results_dir: Path, metric: str, case_filter: str | None = None, last: int = 10) -> History:

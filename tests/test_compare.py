@@ -20,6 +20,7 @@ from harness.cli import main
 from harness.compare import Thresholds, _epochs_a_side_reaching, _smallest_p, compare_frames, welch_diff_ci
 from harness.config import RuntimeOptions, TransferOptions, TrialConfig
 from harness.data.tasks import TaskSpec
+from harness.errors import InputError
 from harness.reporting import comparison_rules, p_cell, regression_cells
 from harness.results import ResultsWriter, read_results, to_frame
 from harness.summary import final_rows
@@ -328,6 +329,31 @@ def test_diverged_trials_regress_a_gate_and_other_seeds_are_compared_on_those_bo
         assert "seeds differ: 0,1→0; accuracy over the seeds ok in both, 0" in r.note, r.note
         finals = final_rows(base_rows).query(f"backend == '{r.backend}' and seed == 0")
         assert r.base_acc == pytest.approx(float(finals["test_acc"].iloc[0]))
+
+
+def test_a_damaged_run_outside_historys_window_or_before_the_saved_run_stops_neither(runs, capsys, tmp_path):
+    """A run.json that cannot be read stopped history even when --last left that run out, and `baseline save` of
+    the latest run: runs are ordered by their start time, which is read from run.json."""
+    _, honest_a, honest_b = runs
+    root = tmp_path / "results"
+    for name, source in (("20261201-090000-old", honest_a), ("20261203-090000-a", honest_a)):
+        shutil.copytree(source, root / name)
+        info = json.loads((root / name / "run.json").read_text())
+        (root / name / "run.json").write_text(json.dumps({**info, "run_id": name, "started": "2026-12-0" + name[7:8]}))
+    shutil.copytree(honest_b, root / "20261202-090000-damaged")
+    (root / "20261202-090000-damaged" / "run.json").write_text("{")
+    from harness.baselines import history, run_directories
+
+    assert [p.name for p in run_directories(root)] == [
+        "20261201-090000-old",
+        "20261202-090000-damaged",
+        "20261203-090000-a",
+    ]
+    assert [run.run_id for run in history(root, "test_acc", last=1).runs] == ["20261203-090000-a"]
+    with pytest.raises(InputError, match="20261202-090000-damaged/run.json to hold a JSON object"):
+        history(root, "test_acc", last=2)
+    assert main(["baseline", "save", "latest", "--results-dir", str(root)]) == 0
+    assert "from " + str(root / "20261203-090000-a") in capsys.readouterr().out
 
 
 def test_history_marks_a_case_whose_settings_changed_from_the_run_before(runs, capsys, tmp_path, monkeypatch):
