@@ -729,7 +729,7 @@ def add_search_arguments(parser: argparse.ArgumentParser) -> None:
     search.add_argument(
         "--final-seeds",
         type=positive_int,
-        help="seeds for re-running each backend's best config (default 3)",
+        help="seeds for re-running each backend's best config: 1..K, after the search's seed 0 (default 3)",
     )
 
 

@@ -28,7 +28,7 @@ from harness.search import Choice, SearchSpace, canonical_path, probe_values
 from harness.strategies import describe_strategies
 from harness.strategy_options import reads_path, unread_option_paths
 from harness.suites import SUITES, Suite, SuiteCase, case_trials, suite
-from harness.tuning import TunePlan, check_plan, pins_source_optimizer, search_base
+from harness.tuning import SEARCH_SEED, TunePlan, check_plan, pins_source_optimizer, search_base
 from harness.variant_overrides import check_variant_overrides
 from harness.weights import INITIALIZERS
 
@@ -368,7 +368,7 @@ def check_cases_take_the_carrier(trials: Sequence[TrialConfig], carrier: str) ->
 
 
 def plan_tune(selection: Selection, overrides: Mapping[str, Any], request: SearchRequest) -> RunPlan:
-    """A search per (case, backend) from seed 0, then each backend's best config with ``final_seeds`` seeds."""
+    """A search per (case, backend) from seed 0, then each backend's best config with ``final_seeds`` seeds after it."""
     if selection.seeds:
         raise InputError(
             "Expected --final-seeds K with tune (search trials all start from seed 0). "
@@ -385,7 +385,7 @@ def plan_tune(selection: Selection, overrides: Mapping[str, Any], request: Searc
         for path, domain in space.params:
             for value in probe_values(domain):
                 check_variant_overrides(chosen, selection.backends, {canonical_path(path): value}, searched=True)
-    bases = tuple(dict.fromkeys(search_base(replace(t, seed=0)) for t in trials))
+    bases = tuple(dict.fromkeys(search_base(replace(t, seed=SEARCH_SEED)) for t in trials))
     # A backbone strategy's base optimizer is also its backbone's (search_base pins it): given, it is read there.
     # Only where every base pins it: a scratch case beside (transfer_smoke's), or a case with a source optimizer of
     # its own (imagenet_transfer_smoke's), would record the given value and train with the searched ones alone.

@@ -586,7 +586,7 @@ def search_markdown(frame: pd.DataFrame, plan: TunePlan) -> str:
         f"{plan.algorithm} search, sampling seed {plan.sampling_seed}, {_counted(plan.trials_per_experiment, 'trial')}"
         f" per backend and case, metric {plan.metric} at each trial's last epoch, {asha}. Each backend's search is "
         "its own Tune experiment; its best trial among those that ran all their epochs (one stopped early is compared "
-        f"only where all were) is re-run with {_counted(plan.final_seeds, 'seed')} (variant "
+        f"only where all were) is re-run with {_counted(plan.final_seeds, 'seed')} after the search's (variant "
         f"`{TUNED}`, tables above).",
         "",
     ]

@@ -33,6 +33,12 @@ from harness.search import (
 )
 from harness.summary import final_rows, last_attempts
 
+# Every sample of a search trains from this seed (the same weights and batches: only the sampled point differs), and
+# the final stage re-runs each backend's pick from the next seeds on: re-run on the search's own seed, the pick's
+# result there was the very number it was chosen for being best at, so one of the K tuned results counted the
+# selection's luck (a --final-seeds 1 tune reported the chosen sample itself).
+SEARCH_SEED = 0
+
 METRICS = ("val_acc", "val_loss")
 
 
@@ -279,10 +285,15 @@ def best_trials(table: pd.DataFrame, plan: TunePlan) -> dict[tuple[str, str], st
     return best
 
 
+def final_seeds(plan: TunePlan) -> range:
+    """The final stage's seeds: K seeds after the search's."""
+    return range(SEARCH_SEED + 1, SEARCH_SEED + 1 + plan.final_seeds)
+
+
 def final_trials(frame: pd.DataFrame, plan: TunePlan) -> list[TrialConfig]:
-    """Each backend's best config, re-run with seeds 0..K-1 under the variant ``tuned``, with the cache directory
-    the plan's bases have now: the search rows record the one their samples had, which names the old folder once a
-    results folder is moved or copied (a resume points the bases at its own, RunFile.in_cache)."""
+    """Each backend's best config, re-run with seeds 1..K (not the search's, SEARCH_SEED) under the variant ``tuned``,
+    with the cache directory the plan's bases have now: the search rows record the one their samples had, which names
+    the old folder once a results folder is moved or copied (a resume points the bases at its own, RunFile.in_cache)."""
     table = search_table(frame, plan)
     configs = {
         tid: TrialConfig.from_dict(json.loads(c)) for tid, c in frame.groupby("trial_id")["config_json"].first().items()
@@ -292,5 +303,5 @@ def final_trials(frame: pd.DataFrame, plan: TunePlan) -> list[TrialConfig]:
     for (_, _), trial_id in sorted(best_trials(table, plan).items()):
         config = configs[trial_id]
         cache_dir = next(iter(cache_dirs)) if len(cache_dirs) == 1 else config.cache_dir
-        out += [replace(config, seed=s, sample=None, tuned=True, cache_dir=cache_dir) for s in range(plan.final_seeds)]
+        out += [replace(config, seed=s, sample=None, tuned=True, cache_dir=cache_dir) for s in final_seeds(plan)]
     return out

@@ -529,7 +529,7 @@ def test_search_markdown_lists_every_sample_and_marks_each_backends_pick(monkeyp
     )
     text = reporting.search_markdown(pd.DataFrame(), plan)
     assert text.startswith("## Search\n\nrandom search, sampling seed 7, 2 trials per backend and case")
-    assert "no early stopping" in text and "re-run with 3 seeds (variant `tuned`" in text
+    assert "no early stopping" in text and "re-run with 3 seeds after the search's (variant `tuned`" in text
     assert f"| c | {REFERENCE_BACKEND} | 000 | 0.01 | 64/32 | 3 | 0.8 | ok | **best** |" in text
     assert f"| c | {REFERENCE_BACKEND} | 001 | 0.1235 | 64 | 1 | 0.5 | ok (stopped early) |  |" in text
     assert f"| c | {THIRD} | 000 | 0.5 | 8 | 3 | n/a | failed |  |" in text

@@ -339,10 +339,10 @@ def test_each_backend_picks_its_best_ok_trial_and_reruns_it_with_k_seeds():
     assert best_trials(table, plan) == {("scratch-mlp-digits", "torch"): "t-scratch-mlp+search001-digits-torch-s0"}
     finals = final_trials(frame, plan)
     assert [(t.seed, t.variant_label, t.optimizer.lr) for t in finals] == [
-        (0, "tuned", 0.1),
         (1, "tuned", 0.1),
         (2, "tuned", 0.1),
-    ]
+        (3, "tuned", 0.1),
+    ]  # not the search's seed 0: the pick's result there is what it was picked for
     # the table's title says whether the picks were re-run: a tune stopped during its search re-ran none
     from harness.reporting import search_results_table
 
@@ -735,7 +735,7 @@ def test_after_a_search_that_ended_a_resume_reruns_only_the_final_stages_failed_
     pretrain = {"trial_id": "pretrain-x", "stage": "pretrain", "attempt": 0, "epoch": None, "status": "failed"}
     pretrain["config_json"] = BASE.to_json()  # as every row records its trial's config
     frame = pd.concat([search, pd.DataFrame([*rows, pretrain])], ignore_index=True)
-    failed_final = finals[1].trial_id
+    failed_final = next(t.trial_id for t in finals if t.seed == 1)
     assert search_ended(frame) and not search_ended(search)
     assert rerun_after_search(frame, plan) == resumable_failures(frame, plan) == [failed_final]
     failed_sample = search_trial(BASE, {"optimizer.lr": 1.0}, 3).trial_id

@@ -138,7 +138,7 @@ def test_tune_searches_each_backend_in_its_own_experiment_with_asha_and_reruns_e
         assert own[own["epoch"] == last_epoch]["val_acc"].iloc[0] < peers["val_acc"].max()
 
     finals = frame[frame["stage"] == "final"]
-    assert finals.groupby("backend")["seed"].unique().map(sorted).to_dict() == {"tensorflow": [0, 1], "torch": [0, 1]}
+    assert finals.groupby("backend")["seed"].unique().map(sorted).to_dict() == {"tensorflow": [1, 2], "torch": [1, 2]}
     assert set(finals["variant"]) == {"tuned"}
     # each backend re-ran the learning rate of its search trial with the highest val_acc at its last epoch
     last = search.dropna(subset=["val_acc"]).sort_values("epoch").groupby("trial_id").last()
@@ -403,7 +403,7 @@ def test_a_finished_tunes_failed_final_trial_is_rerun_alone_by_resume_without_re
     from harness.tuning import TunePlan
 
     marker = tmp_path / "raised-once"
-    failing = FaultInjection("raise-once", 0, str(marker), seed=1)  # the samples run seed 0, the final stage 0 and 1
+    failing = FaultInjection("raise-once", 0, str(marker), seed=1)  # the samples run seed 0, the final stage 1 and 2
     base = replace(_tiny_trial("final-fails", epochs=1), runtime=RuntimeOptions(inject_fault=failing))
     search = TunePlan(
         bases=(base,), space=parse_space(["lr=choice:0.1,1e30"]), algorithm="grid", num_samples=1, final_seeds=2
