@@ -207,7 +207,15 @@ def pins_source_optimizer(trial: TrialConfig) -> bool:
 
 
 def check_plan(plan: TunePlan) -> None:
-    """Every sampled value yields a valid trial, and none changes a shared backbone; InputError otherwise."""
+    """Every sampled value yields a valid trial, none changes a shared backbone, and every case has the metric;
+    InputError otherwise."""
+    headed = sorted({base.case_id for base in plan.bases if base.strategy == "deep_features"})
+    if plan.metric == "val_loss" and headed:  # its samples would all be NaN: none picked, nothing re-run
+        raise InputError(
+            "Expected --metric val_acc for deep_features: its scikit-learn head is scored by validation accuracy "
+            "alone (a support vector machine gives no probabilities, so no loss). Received: --metric val_loss with "
+            f"{', '.join(headed)}. Give --metric val_acc, or leave it out."
+        )
     for base in plan.bases:
         validate_space(base, plan.space)
         if not needs_trained_backbone(base):

@@ -664,6 +664,10 @@ def test_a_deep_features_tune_trains_its_backbone_with_the_given_optimizer():
     for base in plan.search.bases:
         source = base.transfer.source_optimizer
         assert source is not None and source.lr == 0.05 and base.optimizer.resolved() == OptimizerConfig().resolved()
+    # its head is scored by validation accuracy alone: every sample's val_loss would be NaN, none picked
+    args = build_parser().parse_args(["tune", *argv.split(), "--metric", "val_loss"])
+    with pytest.raises(InputError, match="Expected --metric val_acc for deep_features"):
+        plan_tune(selection_from_args(args), overrides_from_args(args), search_request_from_args(args))
 
 
 def test_a_deep_features_case_with_its_own_source_optimizer_reads_no_optimizer():

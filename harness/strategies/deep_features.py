@@ -91,23 +91,30 @@ def _warm_extractor(ctx: StrategyContext, splits: tuple[np.ndarray, ...], layer:
             ctx.backend.extract_features(x[:batch], layer, size)
 
 
-def _features(ctx: StrategyContext, data: Any, layer: str, cache: Path) -> tuple[Any, Any, float, float, float]:
-    """Train and test features, the extraction's seconds and samples/s (NaN when read from the cache), and the
-    cached file's own samples/s (NaN when extracted now)."""
+SPLITS = ("train", "val", "test")
+
+
+def _features(ctx: StrategyContext, data: Any, layer: str, cache: Path) -> tuple[dict[str, Any], float, float, float]:
+    """Each split's features, by name (SPLITS), the extraction's seconds and samples/s (NaN when read from the
+    cache), and the cached file's own samples/s (NaN when extracted now)."""
     cfg, t = ctx.config, ctx.config.transfer
     if cache.is_file():
         with np.load(cache, allow_pickle=False) as stored:
             # Not measured here: the file may come from another run, machine or load. The row's speed stays empty;
             # the cached figure goes to details_json for whoever wants it.
-            return stored["train"], stored["test"], math.nan, math.nan, float(stored["samples_per_s"])
-    _warm_extractor(ctx, (data.x_train, data.x_test), layer)
+            if set(SPLITS) <= set(stored.files):  # a file of an older xfbench held no validation features
+                return {s: stored[s] for s in SPLITS}, math.nan, math.nan, float(stored["samples_per_s"])
+    inputs = {"train": data.x_train, "val": data.x_val, "test": data.x_test}
+    _warm_extractor(ctx, tuple(inputs.values()), layer)
     start = time.perf_counter()
-    train_f = _pool(ctx.backend.extract_features(data.x_train, layer, cfg.eval_batch_size), t.feature_pool)
-    test_f = _pool(ctx.backend.extract_features(data.x_test, layer, cfg.eval_batch_size), t.feature_pool)
+    features = {
+        split: _pool(ctx.backend.extract_features(x, layer, cfg.eval_batch_size), t.feature_pool)
+        for split, x in inputs.items()
+    }
     extract_s = time.perf_counter() - start
-    extract_sps = (len(train_f) + len(test_f)) / extract_s
-    save_npz_atomically(cache, {"train": train_f, "test": test_f, "samples_per_s": np.asarray(extract_sps)})
-    return train_f, test_f, extract_s, extract_sps, math.nan
+    extract_sps = sum(len(f) for f in features.values()) / extract_s
+    save_npz_atomically(cache, {**features, "samples_per_s": np.asarray(extract_sps)})
+    return features, extract_s, extract_sps, math.nan
 
 
 def run(ctx: StrategyContext) -> str:
@@ -115,24 +122,28 @@ def run(ctx: StrategyContext) -> str:
     data, spec, details = start_from_backbone(ctx, "as_trained")
     layer = t.feature_layer or spec.inputs_of(len(spec.layers) - 1)[0]
     ctx.on_model(spec, forward_macs_to(spec, layer))  # its samples/s time the forward pass to the feature layer
-    train_f, test_f, extract_s, extract_sps, cached_sps = _features(
+    features, extract_s, extract_sps, cached_sps = _features(
         ctx, data, layer, _features_cache(ctx, details["backbone"], layer)
     )
     cached = math.isnan(extract_s)
     head = make_head(t.sklearn_head, cfg.seed, cfg.runtime.threads)
     fit_start = time.perf_counter()
-    head.fit(train_f, data.y_train)
+    head.fit(features["train"], data.y_train)
     fit_s = time.perf_counter() - fit_start
-    accuracy = float((head.predict(test_f) == data.y_test).mean())
+    labels = {"train": data.y_train, "val": data.y_val, "test": data.y_test}
+    # The head scores validation accuracy as a trained network does, what a tune picks a head or layer by; it has no
+    # validation loss (a support vector machine gives no probabilities), so a tune refuses --metric val_loss here.
+    accuracy = {split: float((head.predict(f) == labels[split]).mean()) for split, f in features.items()}
     details.update(
         layer=layer,
         pool=t.feature_pool,
-        feature_dim=int(train_f.shape[1]),
+        feature_dim=int(features["train"].shape[1]),
         head=t.sklearn_head,
         fit_time_s=fit_s,
         features_cached=cached,
         **({"cached_extraction_samples_per_s": cached_sps} if cached else {}),
-        columns="epoch_time_s = the backend's feature extraction (train and test splits) and samples_per_s its "
+        columns="epoch_time_s = the backend's feature extraction (train, validation and test splits) and "
+        "samples_per_s its "
         "throughput, after a warm-up batch of each batch size (both empty when cached); the scikit-learn head's "
         "fit, the same in every backend, is fit_time_s",
     )
@@ -142,15 +153,15 @@ def run(ctx: StrategyContext) -> str:
             phase="sklearn",
             epoch=1,
             train_loss=float("nan"),
-            train_acc=float((head.predict(train_f) == data.y_train).mean()),
+            train_acc=accuracy["train"],
             val_loss=float("nan"),
-            val_acc=float("nan"),
+            val_acc=accuracy["val"],
             epoch_time_s=extract_s,  # the framework's work; the head's fit is scikit-learn's in every backend
             samples_per_s=extract_sps,
             eval_time_s=0.0,
             warmup=False,
             lr=float("nan"),
-            test_acc=accuracy,
+            test_acc=accuracy["test"],
             extra={
                 "trainable_params": 0,
                 "frozen_params": trainable + frozen,
