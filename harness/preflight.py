@@ -537,6 +537,20 @@ def _check_transfer_groups(trial: TrialConfig, spec: ModelSpec) -> None:
     )
 
 
+def _check_groups_in_one_piece(trial: TrialConfig, spec: ModelSpec) -> None:
+    """freeze_early freezes "the first k groups" in model order: a group whose layers another group's interrupt (a
+    spec file naming it again further on) sits both early and late, and freezing it would freeze late layers."""
+    pieces = [layer.group for i, layer in enumerate(spec.layers) if i == 0 or spec.layers[i - 1].group != layer.group]
+    broken = sorted({group for group in pieces if pieces.count(group) > 1})
+    if broken:
+        raise InputError(
+            f"Expected each layer group of {trial.model} in one piece (its layers one after another) for strategy "
+            f"freeze_early, which freezes the first k groups in model order. Received: group(s) {broken} interrupted "
+            f"by others (the groups in model order: {pieces}). Give each group's layers one after another (a spec "
+            'file\'s "group" field), or use --strategy fine_tune.'
+        )
+
+
 def _check_freeze_groups(trial: TrialConfig, groups: list[str], resumed: bool) -> None:
     """freeze_early freezes the first k layer groups and fine-tunes the rest: k from 1 to one below the group count.
     0 would train the whole network at one rate under freeze_early's name; all of them would train nothing."""
@@ -595,6 +609,7 @@ def _check_against_model(trial: TrialConfig, spec: ModelSpec, resumed: bool = Fa
             "output layer is Dense, or the scratch strategy."
         )
     if trial.strategy == "freeze_early":
+        _check_groups_in_one_piece(trial, spec)
         _check_freeze_groups(trial, list(spec.groups()), resumed)
     if "frozen" in dict(training_phases(trial)):
         _check_transfer_groups(trial, spec)

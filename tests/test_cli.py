@@ -620,6 +620,12 @@ BAD_INPUTS = {
         "Received: its head 'logits' in group 'head' (groups ['features', 'head']), so its frozen epochs would freeze "
         "the head.",
     ),
+    # before, --freeze-groups 1 froze the group's late layers too: "the first groups" had no order to go by
+    "freeze_early on a spec with a group in two pieces": (
+        [*MLP_RUN, "--strategy", "freeze_early", "--model", "split_group.json", "--source-epochs", "1"],
+        "Received: group(s) ['features'] interrupted by others (the groups in model order: ['features', 'middle', "
+        "'features', 'classifier']).",
+    ),
     # before, the check counted both phases' steps: the second rate, past each phase's 20 steps, was never used
     "piecewise boundaries past each of transfer's phases": (
         [*MLP_RUN, "--strategy", "transfer", "--hidden", "16", "--epochs", "2", "--frozen-epochs", "1"]
@@ -877,6 +883,9 @@ def bad_input_results(tmp_path_factory):
         {**layer, "group": layer["group"].replace("classifier", "head")} for layer in head_apart["layers"]
     ]
     (cwd / "head_group.json").write_text(json.dumps(head_apart))
+    split = spec_to_dict(build_spec("cnn_small", (8, 8, 1), 10))  # group features, then middle, then features again
+    split["layers"][2]["group"] = "middle"
+    (cwd / "split_group.json").write_text(json.dumps(split))
     mlp16 = build_spec("mlp", (8, 8, 1), 10, ModelOptions(hidden=(16,)))
     save_checkpoint(cwd / "mlp16.npz", mlp16, initial_weights(mlp16, "he_normal", 0), {})
     (cwd / "no_layers.json").write_text(json.dumps({k: v for k, v in misspelt.items() if k != "layers"}))

@@ -339,6 +339,17 @@ def test_keras_applications_convert_and_run_alike_in_both_backends(workers, tmp_
     shape = (32, 32, 3)
     spec, weights = imported_model(ModelRef("keras", name), shape, 10, tmp_path, call=import_call(workers))
     _assert_every_backend_matches_the_source(workers, "tensorflow", name, spec, weights)
+    # groups in model order, each in one piece: the stem (Conv1, bn_Conv1) first, the last convolution (Conv_1,
+    # out_relu) in the last block's group; they were one group "features", first, so freeze_early froze both
+    groups = spec.groups()
+    assert list(groups)[:3] == ["Conv1", "expanded_conv", "block_1"] and list(groups)[-2:] == ["block_16", "classifier"]
+    assert groups["Conv1"] == ("Conv1", "bn_Conv1", "Conv1_relu") and groups["block_16"][-3:] == (
+        "Conv_1",
+        "Conv_1_bn",
+        "out_relu",
+    )
+    assert sum(len(layers) for layers in groups.values()) == len(spec.layers)
+    assert [layer.group for layer in spec.layers] == [g for g, layers in groups.items() for _ in layers]
 
 
 def test_a_users_keras_model_runs_on_digits_with_both_backends_agreeing(tmp_path):
@@ -387,6 +398,56 @@ def test_a_users_keras_model_runs_on_digits_with_both_backends_agreeing(tmp_path
 
     finals = final_rows(read_results(tmp_path / "r" / "keras")).set_index("backend")
     assert finals.loc["torch", "test_acc"] == finals.loc["tensorflow", "test_acc"] > 0.5  # chance: 0.1
+
+
+def test_keras_layers_whose_names_give_no_group_join_the_group_around_them(tmp_path, monkeypatch, capsys):
+    """Layers named as keras.applications name them: DenseNet121's leading zero_padding2d and final bn and relu, and
+    VGG16's dense layers fc1 and fc2 between its last block and its predictions. The first three were one group
+    "features" ahead of conv1, so --freeze-groups 1 froze them and trained the stem; fc1 and fc2 were frozen by
+    transfer, which trains torchvision's vgg16 dense layers (its classifier)."""
+    (tmp_path / "app_names.py").write_text(
+        textwrap.dedent("""
+        import keras
+
+
+        def make(num_classes):
+            layers = keras.layers
+            inputs = keras.Input((8, 8, 1))
+            x = layers.ZeroPadding2D(1, name="zero_padding2d")(inputs)
+            x = layers.Conv2D(4, 3, name="conv1_conv")(x)
+            x = layers.BatchNormalization(name="conv1_bn")(x)
+            x = layers.MaxPooling2D(2, name="pool1")(x)
+            x = layers.Conv2D(4, 3, padding="same", name="block2a_conv")(x)
+            x = layers.Conv2D(4, 3, padding="same", name="block2b_conv")(x)
+            x = layers.BatchNormalization(name="bn")(x)
+            x = layers.ReLU(name="relu")(x)
+            x = layers.Flatten(name="flatten")(x)
+            x = layers.Dense(8, activation="relu", name="fc1")(x)
+            x = layers.Dropout(0.5, name="drop")(x)
+            return keras.Model(inputs, layers.Dense(num_classes, activation="softmax", name="predictions")(x))
+    """)
+    )
+    monkeypatch.chdir(tmp_path)
+    from harness.cli import main
+
+    argv = ["model", "python:app_names:make", "--input-size", "8", "--input-channels", "1", "--classes", "10"]
+    assert main([*argv, "--json", "--results-dir", str(tmp_path / "r")]) == 0
+    groups = [(layer["name"], layer["group"]) for layer in json.loads(capsys.readouterr().out)["layers"]]
+    assert groups == [
+        ("zero_padding2d", "conv1"),
+        ("conv1_conv", "conv1"),
+        ("conv1_bn", "conv1"),
+        ("pool1", "pool1"),
+        ("block2a_conv", "block2"),
+        ("block2b_conv", "block2"),
+        ("bn", "block2"),
+        ("relu", "block2"),
+        ("flatten", "classifier"),
+        ("fc1", "classifier"),
+        ("fc1_activation", "classifier"),
+        ("drop", "classifier"),
+        ("predictions", "classifier"),
+    ], groups
 
 
 def test_keras_default_layer_names_are_no_layer_group(tmp_path, monkeypatch, capsys):

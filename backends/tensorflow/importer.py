@@ -124,10 +124,30 @@ def _unsupported(op: str, layer: keras.layers.Layer, hint: str = "") -> Unsuppor
     return UnsupportedModelError("Keras", op, layer.name, SUPPORTED, hint)
 
 
+# A layer group is the whole leading name part of keras.applications' layers: conv2 of conv2_block1_1_conv, Conv1
+# (MobileNetV2's stem), block_3, pool2 (DenseNet's transitions), stage4, stem, expanded_conv; block2 of EfficientNet's
+# block2a and block2b. Keras' default names conv2d, conv2d_1 are no group "conv2".
+_GROUP_NAME = re.compile(r"(block_?\d+)[a-z]?(?=_|$)|(conv\d+|pool\d+|stage\d+|stem|expanded_conv)(?=_|$)", re.I)
+
+
 def _group(name: str) -> str:
-    # a whole name part (conv2_block1_1_conv: conv2): Keras' default names conv2d, conv2d_1 are no group "conv2"
-    found = re.match(r"(conv\d+|block_?\d+|pool\d+|stage\d+)(?=_|$)", name)
-    return found.group(1) if found else "features"
+    """The group ``name`` gives, '' where it gives none (bn_Conv1, zero_padding2d, post_bn, fc1): _filled_groups
+    puts such a layer in the group around it."""
+    found = _GROUP_NAME.match(name)
+    return (found.group(1) or found.group(2)) if found else ""
+
+
+def _filled_groups(layers: list[Layer]) -> list[Layer]:
+    """A layer whose name gives no group joins the group of the layer before it, and those before the first named
+    layer join its group; "features" where no name gives one. They were all one group "features", wherever they
+    sat: first in order, so --freeze-groups 1 froze DenseNet121's padding and final BatchNorm and trained its stem,
+    and MobileNetV2's stem with its last convolution."""
+    current = next((layer.group for layer in layers if layer.group), "features")
+    out = []
+    for layer in layers:
+        current = layer.group or current
+        out.append(replace(layer, group=current))
+    return out
 
 
 def _activation(name: str, group: str, kind: str, layer: keras.layers.Layer) -> Activation | None:
@@ -350,16 +370,25 @@ def convert(model: keras.Model, input_shape: tuple[int, int, int], name: str) ->
         name=name,
         input_shape=tuple(input_shape),
         num_classes=layers[-1].units,
-        layers=tuple(_with_classifier_group(layers)),
+        layers=tuple(_with_classifier_group(_filled_groups(layers))),
     )
     weights = _weights(model, spec)
     check_converted_weights(spec, weights)
     return spec, weights
 
 
+_DENSE_HEAD = (Dense, Activation, Dropout)
+
+
 def _with_classifier_group(layers: list[Layer]) -> list[Layer]:
-    """The final Dense and the pooling/flatten/dropout layers right before it form the ``classifier`` group."""
+    """The ``classifier`` group: the dense head, from the last Flatten or global pooling on where only Dense,
+    Activation and Dropout layers follow it and layers precede it (VGG16's fc1 and fc2 with the predictions, as
+    torchvision's vgg16 holds them in its classifier); otherwise the final Dense and the pooling/flatten/dropout layers
+    right before it."""
     out = list(layers)
+    spatial_end = max((i for i, layer in enumerate(out) if isinstance(layer, (GlobalAvgPool2D, Flatten))), default=0)
+    if spatial_end > 0 and all(isinstance(layer, _DENSE_HEAD) for layer in out[spatial_end + 1 :]):
+        return out[:spatial_end] + [replace(layer, group="classifier") for layer in out[spatial_end:]]
     index = len(out) - 1
     while index >= 0 and (index == len(out) - 1 or isinstance(out[index], (GlobalAvgPool2D, Flatten, Dropout))):
         out[index] = replace(out[index], group="classifier")
