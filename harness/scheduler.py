@@ -136,6 +136,31 @@ def _asha_letting_diverged_trials_end() -> type:
     return LetDivergedTrialsEnd
 
 
+# What the schedulers rank a diverged epoch by: last. Its latest finite loss was an earlier epoch's, better than where
+# the trial went, so under --metric val_loss a sample that diverged outranked one that merely got worse at that rung,
+# and could stop it. Not infinity: numpy's percentile of a rung holding two (inf - inf) is NaN, and nothing stops.
+DIVERGED_PROGRESS = {"val_acc": 0.0, "val_loss": 1e30}
+
+
+def fresh_progress() -> dict[str, float]:
+    """A trial's progress before its first row (:func:`advance`)."""
+    return {EPOCH_INDEX: 0, "val_acc": 0.0, "val_loss": float("inf")}
+
+
+def advance(progress: dict[str, float], row: dict[str, Any]) -> None:
+    """``progress`` (what every result of a trial tells its scheduler and searcher: the epochs so far, a number for
+    each metric) after ``row``: the latest finite value of each metric, the worst for a diverged epoch."""
+    if row.get("epoch") is not None and row.get("status") != "failed":
+        progress[EPOCH_INDEX] += 1
+    if row.get("status") == "diverged":
+        progress.update(DIVERGED_PROGRESS)
+        return
+    for metric in ("val_acc", "val_loss"):  # schedulers need a number in every result: keep the latest finite one
+        value = row.get(metric)
+        if isinstance(value, (int, float)) and value == value and abs(value) != float("inf"):
+            progress[metric] = float(value)
+
+
 def _trial_config(tune_trial: Any) -> TrialConfig:
     """Driver side: the TrialConfig a Tune trial runs."""
     return _config_of(tune_trial.config)
@@ -163,17 +188,12 @@ def _trainable(config: dict[str, Any], delivery: Delivery | None = None) -> None
         trial = replace(trial, runtime=replace(trial.runtime, threads=max(1, int(granted))))
     run = RunInfo(**config["run"])
     node = ray.get_runtime_context().get_node_id()
-    progress = {EPOCH_INDEX: 0, "val_acc": 0.0, "val_loss": float("inf")}
+    progress = fresh_progress()
     diverged = [False]  # set by report(): a diverged trial retires its worker process
 
     def report(row: dict[str, Any], replayed: bool = False) -> None:
         diverged[0] = diverged[0] or (row.get("status") == "diverged" and not replayed)
-        if row.get("epoch") is not None and row.get("status") != "failed":
-            progress[EPOCH_INDEX] += 1
-        for metric in ("val_acc", "val_loss"):  # schedulers need a number in every result: keep the latest finite one
-            value = row.get(metric)
-            if isinstance(value, (int, float)) and value == value and abs(value) != float("inf"):
-                progress[metric] = float(value)
+        advance(progress, row)
         tune.report({ROW_KEY: json.dumps(row), REPLAYED_KEY: replayed, **progress})
 
     recorded = replayable_rows(trial, delivery.replay)

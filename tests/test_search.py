@@ -745,3 +745,41 @@ def test_after_a_search_that_ended_a_resume_reruns_only_the_final_stages_failed_
     failed_sample = search_trial(BASE, {"optimizer.lr": 1.0}, 3).trial_id
     assert resumable_failures(frame, None) == sorted([failed_final, failed_sample, "pretrain-x"])
     assert resumable_failures(frame[frame["trial_id"] != failed_final], plan) == []  # nothing to resume
+
+
+@pytest.mark.parametrize("metric, diverged_value", [("val_loss", float("nan")), ("val_acc", 0.1)])
+def test_under_asha_a_sample_that_diverged_ranks_below_one_that_merely_got_worse(metric, diverged_value):
+    """A diverged epoch told ASHA its trial's latest finite loss, an earlier epoch's: sample a, diverged at epoch 2,
+    held 0.50 at that rung, and stopped sample b (0.45, then 0.52), which a sample that got worse (0.60) did not."""
+    from types import SimpleNamespace
+
+    from harness.scheduler import EPOCH_INDEX, ROW_KEY, _asha_letting_diverged_trials_end, advance, fresh_progress
+
+    sign = 1 if metric == "val_loss" else -1  # the same ranks in accuracy: 1 - loss
+
+    def results(scheduler, trial, rows):
+        progress, decisions = fresh_progress(), []
+        for epoch, (status, value) in enumerate(rows, start=1):
+            row = {
+                "epoch": epoch,
+                "status": status,
+                metric: value if status == "diverged" else 0.5 + sign * (value - 0.5),
+            }
+            advance(progress, row)
+            decisions.append(scheduler.on_trial_result(None, trial, {ROW_KEY: json.dumps(row), **progress}))
+        return decisions
+
+    for second in (("diverged", diverged_value), ("ok", 0.60)):
+        asha = _asha_letting_diverged_trials_end()(
+            time_attr=EPOCH_INDEX,
+            max_t=3,
+            grace_period=1,
+            reduction_factor=2,
+            metric=metric,
+            mode="min" if metric == "val_loss" else "max",
+        )
+        a, b = SimpleNamespace(trial_id="a"), SimpleNamespace(trial_id="b")
+        asha.on_trial_add(None, a)
+        asha.on_trial_add(None, b)
+        assert results(asha, a, [("ok", 0.50), second]) == ["CONTINUE", "CONTINUE"]  # a diverged trial goes on to end
+        assert results(asha, b, [("ok", 0.45), ("ok", 0.52)]) == ["CONTINUE", "CONTINUE"], second
