@@ -26,6 +26,7 @@ from harness.backend import BACKENDS
 from harness.compare import CASE_COLUMNS, CaseComparison, Thresholds
 from harness.config import TUNED, model_label
 from harness.plan import UNFINISHED_STATUSES, RunPlan, resume_command
+from harness.search import tpe_startup_samples
 from harness.statistics import SIGNIFICANT_MARK
 from harness.suites import SPEED_VARIANTS
 from harness.summary import WARMUP_ONLY, Summary, case_title, suite_shown, why_not_ok
@@ -572,6 +573,13 @@ def comparison_rules(t: Thresholds) -> str:
     )
 
 
+def _algorithm(plan: TunePlan) -> str:
+    """The search's algorithm as summary.md names it; optuna's with how many samples TPE drew at random first."""
+    if plan.algorithm != "optuna":
+        return plan.algorithm
+    return f"optuna (TPE after {_counted(tpe_startup_samples(plan.num_samples), 'random sample')})"
+
+
 def search_markdown(frame: pd.DataFrame, plan: TunePlan) -> str:
     """The search section of summary.md: every sampled config per backend, and each backend's pick."""
     table = search_table(frame, plan)
@@ -583,10 +591,11 @@ def search_markdown(frame: pd.DataFrame, plan: TunePlan) -> str:
     lines = [
         "## Search",
         "",
-        f"{plan.algorithm} search, sampling seed {plan.sampling_seed}, {_counted(plan.trials_per_experiment, 'trial')}"
-        f" per backend and case, metric {plan.metric} at each trial's last epoch, {asha}. Each backend's search is "
-        "its own Tune experiment; its best trial among those that ran all their epochs (one stopped early is compared "
-        f"only where all were) is re-run with {_counted(plan.final_seeds, 'seed')} after the search's (variant "
+        f"{_algorithm(plan)} search, sampling seed {plan.sampling_seed}, "
+        f"{_counted(plan.trials_per_experiment, 'trial')} per backend and case, metric {plan.metric} at each trial's "
+        f"last epoch, {asha}. Each backend's search is its own Tune experiment; its best trial among those that ran "
+        "all their epochs (one stopped early is compared only where all were) is re-run with "
+        f"{_counted(plan.final_seeds, 'seed')} after the search's (variant "
         f"`{TUNED}`, tables above).",
         "",
     ]

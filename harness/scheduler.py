@@ -37,7 +37,16 @@ from harness.config import TrialConfig
 from harness.data.registry import Dataset
 from harness.errors import InputError
 from harness.provenance import MachineInfo, usable_cpus
-from harness.search import Choice, IntRange, LogUniform, SearchSpace, Uniform, sample_points, search_trial
+from harness.search import (
+    Choice,
+    IntRange,
+    LogUniform,
+    SearchSpace,
+    Uniform,
+    sample_points,
+    search_trial,
+    tpe_startup_samples,
+)
 from harness.trial import RunInfo, failure_row, format_exception, run_trial
 
 ROW_KEY = "xfbench_row_json"
@@ -721,7 +730,9 @@ def search_algorithm(experiment: SearchExperiment) -> Any:
                 "Run: pip install 'xfbench[optuna]'."
             ) from None
 
-        return _numbered(OptunaSearch(sampler=optuna.samplers.TPESampler(seed=experiment.sampling_seed)))
+        startup = tpe_startup_samples(experiment.num_samples)
+        sampler = optuna.samplers.TPESampler(seed=experiment.sampling_seed, n_startup_trials=startup)
+        return _numbered(OptunaSearch(sampler=sampler))
     raise ValueError(f"Expected a search algorithm in random, grid, optuna. Received: {experiment.algorithm!r}.")
 
 

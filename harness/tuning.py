@@ -90,8 +90,19 @@ class TunePlan:
     def check_random_choices_distinct(self) -> None:
         """A random search over choices alone draws each point once: every sample starts from the same weights and
         batches, so a point drawn twice trains again to the same numbers (8 samples of
-        optimizer=choice:momentum,adam were 8 trials of 2 configurations)."""
-        if self.algorithm != "random" or not all(isinstance(d, Choice) for _, d in self.space.params):
+        optimizer=choice:momentum,adam were 8 trials of 2 configurations). Optuna suggests its points as trials end,
+        so only more samples than combinations, which must repeat, are known before the search."""
+        if not all(isinstance(d, Choice) for _, d in self.space.params):
+            return
+        if self.algorithm == "optuna" and self.num_samples > grid_size(self.space):
+            raise InputError(
+                "Expected at most as many samples as combinations for --search optuna over choices alone: every "
+                "sample starts from the same seed, so a repeated point trains again to the same numbers. Received: "
+                f"--num-samples {self.num_samples} over {grid_size(self.space)} combination(s). Use --search grid to "
+                f"train each combination once, or --num-samples {grid_size(self.space)} or fewer, or a range in the "
+                "space."
+            )
+        if self.algorithm != "random":
             return
         firsts: dict[tuple[Any, ...], int] = {}
         repeats = []

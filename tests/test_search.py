@@ -783,3 +783,24 @@ def test_under_asha_a_sample_that_diverged_ranks_below_one_that_merely_got_worse
         asha.on_trial_add(None, b)
         assert results(asha, a, [("ok", 0.50), second]) == ["CONTINUE", "CONTINUE"]  # a diverged trial goes on to end
         assert results(asha, b, [("ok", 0.45), ("ok", 0.52)]) == ["CONTINUE", "CONTINUE"], second
+
+
+def test_optuna_models_its_results_after_half_its_samples_and_refuses_more_samples_than_choices_combine():
+    """Optuna's TPE drew its first 10 points at random whatever the budget: the default 8 samples were a random
+    search reported as TPE. And over choices alone, 4 samples of 2 combinations trained adam three times."""
+    pytest.importorskip("optuna")
+    from harness.reporting import search_markdown
+    from harness.search import tpe_startup_samples
+
+    assert [tpe_startup_samples(n) for n in (1, 3, 4, 8, 12, 20, 40)] == [1, 1, 2, 4, 6, 10, 10]
+    space = parse_space(["lr=loguniform:1e-3,1e-1"])
+    searcher = search_algorithm(SearchExperiment(base=BASE, space=space, algorithm="optuna", num_samples=8))
+    assert searcher.inner._sampler._n_startup_trials == 4
+    summary = search_markdown(_search_frame(), TunePlan(bases=(BASE,), space=space, algorithm="optuna"))
+    assert summary.splitlines()[2].startswith("optuna (TPE after 4 random samples) search, sampling seed 0")
+    choices = parse_space(["optimizer=choice:momentum,adam", "batch_size=choice:32,64"])
+    TunePlan(bases=(BASE,), space=choices, algorithm="optuna", num_samples=4).check_random_choices_distinct()
+    with pytest.raises(
+        InputError, match=re.escape("Received: --num-samples 5 over 4 combination(s). Use --search grid")
+    ):
+        TunePlan(bases=(BASE,), space=choices, algorithm="optuna", num_samples=5).check_random_choices_distinct()
