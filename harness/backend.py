@@ -17,6 +17,7 @@ import dataclasses
 import functools
 import importlib
 import importlib.metadata
+import shutil
 import sys
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -213,6 +214,25 @@ def load_backend(name: str, runtime: RuntimeOptions) -> Backend:
 def backend_capabilities(name: str) -> frozenset[str]:
     """What backend ``name`` declares it can do, read from ``backends/<name>/capabilities.py`` (no framework import)."""
     return frozenset(importlib.import_module(backend_entry(name).capabilities_module).CAPABILITIES)
+
+
+def check_programs(trials: Sequence[TrialConfig], environ: Mapping[str, str]) -> None:
+    """Raise InputError for the first trial whose runtime option needs a program (a C++ compiler for torch.compile
+    on CPUs) that ``environ``'s PATH does not have: declared in ``backends/<name>/capabilities.py`` ``PROGRAMS``. For a
+    run on this machine: a cluster's nodes are not this machine."""
+    for trial in trials:
+        programs = getattr(importlib.import_module(backend_entry(trial.backend).capabilities_module), "PROGRAMS", {})
+        for option, (variable, default, devices, why) in programs.items():
+            if not getattr(trial.runtime, option) or trial.runtime.device not in devices:
+                continue
+            program = environ.get(variable) or default
+            if shutil.which(program, path=environ.get("PATH")) is None:
+                flag = "--" + option.replace("_", "-")
+                raise InputError(
+                    f"Expected the program ${variable} names, else {default}, on this machine for {flag} on "
+                    f"{trial.runtime.device}: {why}. Received: no {program!r} on PATH. Install it (Debian: apt install "
+                    f"{default}), set ${variable} to one, or drop {flag}."
+                )
 
 
 def framework_default(name: str, setting: str) -> Any:

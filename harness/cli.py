@@ -87,7 +87,7 @@ class _Prepared:
 def _prepare(args: argparse.Namespace) -> _Prepared:
     """Everything that can fail on bad input, before Ray: plan, run id, data present, what ships to the workers."""
     from harness.baselines import saved_baseline_dir
-    from harness.preflight import check_gpu_suites, datasets_to_ship, local_memory_bytes, preflight
+    from harness.preflight import check_gpu_suites, datasets_to_ship, local_environ, local_memory_bytes, preflight
     from harness.runner import check_run_id, new_run_id, scheduler_settings
 
     plan = plan_from_args(args)
@@ -119,6 +119,7 @@ def _prepare(args: argparse.Namespace) -> _Prepared:
         cache_dir=results_dir / "_cache",
         memory_bytes=local_memory_bytes(options),
         search=plan.search,
+        environ=local_environ(options),
     )
     ship = datasets_to_ship(trials, options.ship_data, options.address, loaded=loaded)
     settings = scheduler_settings(results_dir, options, verbose=args.verbose)

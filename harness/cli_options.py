@@ -443,8 +443,8 @@ OVERRIDE_OPTIONS: tuple[tuple[str, tuple[Option, ...]], ...] = (
         Option(
             "--epoch-loop",
             "runtime.epoch_loop",
-            "TensorFlow's custom mode: python (a call per step) or compiled (each epoch in one compiled loop; not with "
-            "--jit-compile or --augment) (recorded python on other backends)",
+            "TensorFlow's custom mode (only with --tf-mode custom): python (a call per step) or compiled (each epoch "
+            "in one compiled loop; not with --jit-compile or --augment) (recorded python on other backends)",
             choices=EPOCH_LOOPS,
         ),
         Option(

@@ -12,7 +12,7 @@ import re
 import sys
 import tempfile
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,7 @@ import numpy as np
 
 from harness.augment import check_augment
 from harness.backbone import NEEDS_BACKBONE, uses_pretrained
-from harness.backend import check_capabilities
+from harness.backend import check_capabilities, check_programs
 from harness.config import (
     SHIP_LIMIT_MB,
     SHIP_POLICIES,
@@ -78,6 +78,7 @@ def preflight(
     memory_bytes: int | None = None,
     search: TunePlan | None = None,
     resumed: bool = False,
+    environ: Mapping[str, str] | None = None,
 ) -> dict[str, dict[str, str]]:
     """Validate every trial and make sure its data is present (downloading if allowed): whatever would fail
     inside a worker fails here, before Ray starts. The CLI and the pytest plugin both call it. ``memory_bytes``:
@@ -85,6 +86,8 @@ def preflight(
     ``search``: a tune's search, whose bases are ``trials``; the points it may sample are checked against the model
     and the memory as the bases are. ``resumed``: the trials of a recorded run, whose options are not judged again
     (a version that did not refuse options a strategy never reads recorded them, and they ran as they stand).
+    ``environ``: the environment of the machine the trials run on (a local run's, :func:`local_environ`; None on a
+    cluster), whose PATH must hold the programs their options need (a C++ compiler for torch.compile on CPUs).
 
     Returns each dataset's provenance (where its files were found, how they were verified) for run.json;
     raises InputError on bad input.
@@ -94,6 +97,8 @@ def preflight(
     check_distinct_trial_ids(trials)
     check_data_dir(data_dir)
     check_capabilities(trials)
+    if environ is not None:
+        check_programs(trials, environ)
     if not resumed:  # a recorded run ran as it stands
         _check_gpu_settings(trials)
     _check_weights_fit(trials)
@@ -663,6 +668,12 @@ def _dropout_fix(model: str) -> str:
     if parse_model_ref(model).kind == "zoo":
         return "Add --dropout RATE, or use a model with dropout (cnn_small)."
     return "Add a dropout layer to the model's own definition, or use a zoo model with --dropout RATE (cnn_small)."
+
+
+def local_environ(options: ExecutionOptions) -> Mapping[str, str] | None:
+    """This process's environment, which a local run's workers inherit; None for a run on a cluster (``--address``),
+    whose nodes' programs the driver cannot see."""
+    return None if options.address is not None else os.environ
 
 
 def local_memory_bytes(options: ExecutionOptions) -> int | None:

@@ -704,7 +704,7 @@ def _preflight_each_case(
     weight file hashed and converted once, the options' use judged over the whole run); only where that fails is
     each (case, backend) checked on its own, so a bad case fails with its own reason and the others run (one bad
     case failed every case with its message). A failure no case shows alone fails them all with it."""
-    from harness.preflight import local_memory_bytes, preflight
+    from harness.preflight import local_environ, local_memory_bytes, preflight
 
     def checked(chosen: list[TrialConfig]) -> None:
         state.data_provenance.update(
@@ -715,6 +715,7 @@ def _preflight_each_case(
                 loaded=state.loaded,
                 cache_dir=results_dir / "_cache",
                 memory_bytes=local_memory_bytes(options),
+                environ=local_environ(options),
             )
         )
 

@@ -37,7 +37,7 @@ from harness.plan import (
     read_run_file,
     write_run_file,
 )
-from harness.preflight import check_distinct_trial_ids, datasets_to_ship, local_memory_bytes, preflight
+from harness.preflight import check_distinct_trial_ids, datasets_to_ship, local_environ, local_memory_bytes, preflight
 from harness.provenance import MachineInfo, git_commit, host_name, utc_now
 from harness.reporting import run_markdown, search_markdown, unfinished_notice
 from harness.results import ResultsWriter, read_parts, rewrite_csv, safe_name
@@ -384,6 +384,7 @@ def resumable(results_dir: Path, run_id: str, kind: str, given: dict[str, Any]) 
         memory_bytes=local_memory_bytes(options),
         search=plan.search,
         resumed=True,
+        environ=local_environ(options),
     )
     return options
 

@@ -155,3 +155,9 @@ def dynamo_caches_around_a_compiled_backend(name: str) -> tuple[int, int]:
     before = len(convert_frame.input_codes.seen)
     load_backend(name, RuntimeOptions(torch_compile=True))
     return before, len(convert_frame.input_codes.seen)
+
+
+def fit_pipeline_threads(name: str, runtime: RuntimeOptions, spec: ModelSpec, weights: NeutralWeights) -> int:
+    """The threads TensorFlow's fit mode lets its tf.data pipeline use beside the step."""
+    backend = _backend(name, runtime, spec, weights, OptimizerConfig())
+    return int(backend._fit.options.threading.private_threadpool_size)

@@ -279,3 +279,32 @@ def test_a_results_dir_inside_a_run_is_refused(tmp_path, capsys, no_ray):
         with pytest.raises(Reached):
             main([*MLP_RUN, "--backend", "torch", "--cpus-per-trial", "1", "--results-dir", str(results)])
     capsys.readouterr()
+
+
+def test_torch_compile_on_cpus_without_a_cpp_compiler_is_refused_before_ray(tmp_path, capsys, monkeypatch, no_ray):
+    """Inductor builds torch.compile's CPU kernels with $CXX, else g++: without one, the trial failed in its worker
+    (InvalidCxxCompiler) after Ray had started, exit 1. A cluster's nodes are not this machine: not checked there."""
+    import dataclasses
+
+    from harness.backend import check_programs
+
+    argv = [*MLP_RUN, "--backend", "torch", "--torch-compile", "--results-dir", str(tmp_path), "--epochs", "1"]
+    monkeypatch.setenv("CXX", "/nonexistent/g++")
+    said = _refused(argv, capsys)
+    assert "Expected the program $CXX names, else g++, on this machine for --torch-compile on cpu" in said, said
+    assert "Received: no '/nonexistent/g++' on PATH. Install it (Debian: apt install g++), set $CXX to one" in said
+    from harness.preflight import local_environ
+
+    # on a cluster its nodes' compilers count, which the driver cannot see
+    assert local_environ(ExecutionOptions(address="10.0.0.1:6379")) is None and local_environ(ExecutionOptions())
+    trial = plan_run(Selection(strategy="scratch", model="mlp", dataset="digits", backends=("torch",)), {}).trials[0]
+    compiled = dataclasses.replace(trial, runtime=dataclasses.replace(trial.runtime, torch_compile=True))
+    compiler = tmp_path / "bin" / "g++"
+    compiler.parent.mkdir()
+    compiler.write_text("#!/bin/sh\n")
+    compiler.chmod(0o755)
+    check_programs([compiled], {"PATH": str(compiler.parent)})  # $CXX unset: g++ on PATH
+    with pytest.raises(Exception, match="Received: no 'g\\+\\+' on PATH"):
+        check_programs([compiled], {"PATH": str(tmp_path)})
+    on_gpu = dataclasses.replace(compiled, runtime=dataclasses.replace(compiled.runtime, device="gpu"))
+    check_programs([on_gpu, trial], {"PATH": str(tmp_path)})  # Triton's kernels on a GPU; no compile: no compiler

@@ -142,6 +142,14 @@ def test_runtime_options_reject_unknown_modes_and_precisions():
             RuntimeOptions(**bad)
 
 
+def test_fits_pipeline_gathers_on_no_more_threads_than_the_trial_has(workers, digits):
+    """Model.fit's tf.data pipeline gathers the next batches beside the step, on a pool as large as the machine's
+    cores unless bounded: two one-thread trials side by side oversubscribed two cores."""
+    spec = build_spec("mlp", digits.input_shape, digits.num_classes, ModelOptions(hidden=(8,)))
+    runtime = dataclasses.replace(BASE, tf_mode="fit", threads=1)
+    assert workers["tensorflow"](probes.fit_pipeline_threads, runtime, spec, initial_weights(spec, "he_normal", 0)) == 1
+
+
 @pytest.mark.parametrize("mode", list(MODES))
 @pytest.mark.parametrize("model", ["cnn_small", "mlp"])
 def test_every_mode_learns_what_the_default_mode_learns(request, workers, digits, mode, model):

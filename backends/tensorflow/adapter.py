@@ -227,7 +227,7 @@ class TensorFlowBackend:
 
         self._augmented_step = compile_step(augmented_step, self.runtime)
         # Model.fit compiles the batch step itself (the gather runs in its tf.data pipeline).
-        self._fit = FitRunner(model, batch_step, self.runtime.jit_compile) if self.runtime.tf_mode == "fit" else None
+        self._fit = FitRunner(model, batch_step, self.runtime) if self.runtime.tf_mode == "fit" else None
         return train_step
 
     def train_epoch(

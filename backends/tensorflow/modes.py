@@ -206,8 +206,13 @@ class FitRunner:
     """Model.fit over one epoch of the harness's batches: a tf.data pipeline gathers each index batch from the
     split held on the device and zips in the step's learning rate, momentum and dropout keys."""
 
-    def __init__(self, model: keras.Model, step: BatchStep, jit_compile: bool) -> None:
+    def __init__(self, model: keras.Model, step: BatchStep, runtime: RuntimeOptions) -> None:
         self.model = _StepModel(model, step)
+        jit_compile = runtime.jit_compile
+        # The pipeline gathers (and augments) the next batches on tf.data's own threads beside the step, a pool as
+        # large as the machine's cores unless bounded: at most the trial's threads, as its step has.
+        self.options = tf.data.Options()
+        self.options.threading.private_threadpool_size = runtime.threads
         # Keras builds the compiled optimizer's variables: plain SGD has no slots. The harness's own optimizer,
         # called inside the step, does the update.
         self.model.compile(optimizer=keras.optimizers.SGD(), jit_compile=jit_compile)
@@ -247,6 +252,7 @@ class FitRunner:
             tf.data.Dataset.from_tensor_slices((*slices, *per_step))
             .map(gather if views is None else augmented)
             .prefetch(2)
+            .with_options(self.options)
         )
         callbacks = [_LrTrace(*lr_trace)] if lr_trace is not None else []
         self.model.fit(dataset, epochs=1, shuffle=False, verbose=0, callbacks=callbacks)

@@ -24,6 +24,18 @@ CAPABILITIES = frozenset(
     }
 )
 
+# Programs a runtime option needs on the machine its trials run on, found before Ray starts (harness.backend
+# .check_programs): option -> (the environment variable naming the program, the program where it is unset, the
+# devices it is needed on, why). Without one, the trial failed in its worker with inductor's InvalidCxxCompiler.
+PROGRAMS = {
+    "torch_compile": (
+        "CXX",
+        "g++",
+        ("cpu",),
+        "torch.compile's inductor builds its CPU kernels with a C++ compiler (torch._inductor.config.cpp.cxx)",
+    ),
+}
+
 # What the framework does where xfbench sets nothing: trials recorded before xfbench set a setting ran with this
 # (harness.config.recorded_runtime reads old rows through it).
 OWN_DEFAULTS = {"cudnn_autotune": False}  # torch.backends.cudnn.benchmark off: torch picks them by cuDNN's heuristics
