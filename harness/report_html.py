@@ -37,7 +37,6 @@ from harness.reporting import (
     search_results_table,
     unfinished_notice,
 )
-from harness.stages import STAGE_FINAL, STAGE_SEARCH
 from harness.statistics import SIGNIFICANT_MARK
 from harness.summary import compared_rows, summarize
 from harness.tuning import TunePlan
@@ -242,13 +241,10 @@ def _unfinished_banner(run: LoadedRunDir) -> list[str]:
 
 def _head_to_head_rows(run: LoadedRunDir) -> pd.DataFrame:
     """The rows the run's tables and plots hold, as its summary.md: a tune run's final stage (each backend's best,
-    re-run). A tune run is known by its rows too: without run.json (copied rows, a driver that died first) its
-    search samples were summarised as cases, pairing unrelated configurations by their sample number."""
-    frame = run.frame
-    if "stage" not in frame:
-        return frame  # rows from before stages were recorded: no tune run wrote them
-    tune_rows = frame["stage"].isin([STAGE_SEARCH, STAGE_FINAL]).any()
-    return frame[frame["stage"] == STAGE_FINAL] if run.info.get("tune") or tune_rows else frame
+    re-run) and the pretrain trials that trained its backbones (an S4 case's source phase). A tune run is known by
+    its rows, run.json or not (copied rows, a driver that died first): its search samples were summarised as cases,
+    pairing unrelated configurations by their sample number."""
+    return compared_rows(run.frame)
 
 
 def _run_section(run: LoadedRunDir, reference: str) -> tuple[str, Iterator[Any]]:

@@ -52,7 +52,15 @@ from harness.scheduler import (
     run_trials,
 )
 from harness.stages import STAGE_FINAL, STAGE_PRETRAIN, STAGE_SEARCH, STAGE_TRIALS
-from harness.summary import Summary, final_rows, framework_versions, last_attempts, summarize, why_not_ok
+from harness.summary import (
+    Summary,
+    compared_rows,
+    final_rows,
+    framework_versions,
+    last_attempts,
+    summarize,
+    why_not_ok,
+)
 from harness.trial import RunInfo, skipped_row
 from harness.tuning import TunePlan, best_trials, final_trials, search_table
 
@@ -632,9 +640,10 @@ def _interrupted_notice(ctx: _RunContext, frame: pd.DataFrame, markdown: str) ->
 
 
 def _summary(ctx: _RunContext, frame: pd.DataFrame) -> tuple[Summary, str]:
-    """A run's table; a search's from its final stage only, followed by the search section."""
+    """A run's table; a search's from its final stage (and the pretrain trials that trained its backbones: an S4
+    case's source phase) without its samples, followed by the search section."""
     plan = ctx.run_file.plan
-    summary = summarize(frame if plan.search is None else frame[frame["stage"] == STAGE_FINAL], ctx.reference)
+    summary = summarize(compared_rows(frame), ctx.reference)
     markdown = run_markdown(summary, f"{plan.title} — run {ctx.run.run_id}")
     if plan.search is not None:
         markdown += "\n" + search_markdown(frame, plan.search)

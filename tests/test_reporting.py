@@ -19,7 +19,7 @@ from harness import reporting
 from harness.backend import BACKENDS, REFERENCE_BACKEND, REGISTRY, backend_entry, backend_of_package, importer_backends
 from harness.baselines import History, HistoryRun, SettingsChange
 from harness.compare import CaseComparison, Thresholds
-from harness.config import TransferOptions
+from harness.config import TransferOptions, TrialConfig
 from harness.errors import InputError
 from harness.results import to_frame
 from harness.summary import steady_rows, summarize, timing_rows
@@ -314,6 +314,43 @@ def test_an_s4_case_lists_the_source_phase_that_trained_its_backbone_in_this_run
         # after the first lost S4's per-phase times)
         cached = table[(table["backend"] == backend) & (table["variant"] == "0-4to5-9")]
         assert list(cached["phase"]) == ["frozen"] and list(cached["epoch_time_s_median"]) == [seconds]
+
+
+def test_a_tune_runs_summary_and_report_keep_the_source_phase_of_the_backbone_it_trained():
+    """A tune's tables came from its final stage alone, so a transfer case lost the source phase of the backbone the
+    run had trained (its pretrain stage); its search samples still stay out of them."""
+    from harness.plan import RunPlan
+    from harness.report_html import _head_to_head_rows
+    from harness.runner import _summary
+    from harness.search import parse_space
+    from harness.tuning import TunePlan
+
+    def trial(trial_id, strategy, variant, backend, phase, stage, details=""):
+        rows = _rows(backend, "cnn_small", 0.9, 0.2, seeds=1)
+        for row in rows:
+            row.update(trial_id=trial_id, strategy=strategy, variant=variant, phase=phase, stage=stage, details_json="")
+            row.update(config_json=base.to_json(), status="ok")
+        rows[-1]["details_json"] = details
+        return rows
+
+    base = TrialConfig(strategy="scratch", model="mlp", dataset="digits", backend="torch", seed=0, epochs=3)
+    rows = trial("pre-s0", "pretrain", "backbone-0123456789", REFERENCE_BACKEND, "source", "pretrain")
+    for backend in (REFERENCE_BACKEND, "tensorflow"):
+        backbone = '{"backbone": "0123456789ab"}'
+        rows += trial(f"sample-{backend}", "transfer", "search000", backend, "frozen", "search", backbone)
+        rows += trial(f"tuned-{backend}", "transfer", "tuned", backend, "frozen", "final", backbone)
+    frame = to_frame(rows)
+    plan = RunPlan("tune", "tune", "tune", search=TunePlan(bases=(base,), space=parse_space(["lr=choice:0.1,1.0"])))
+    context = SimpleNamespace(
+        run_file=SimpleNamespace(plan=plan), reference=REFERENCE_BACKEND, run=SimpleNamespace(run_id="t")
+    )
+    summary, _ = _summary(context, frame)
+    assert set(summary.phases["variant"]) == {"tuned"}  # no search sample in the tables
+    for backend in (REFERENCE_BACKEND, "tensorflow"):
+        own = summary.phases[summary.phases["backend"] == backend]
+        assert list(own["phase"]) == [f"source (trained by {REFERENCE_BACKEND})", "frozen"]
+    shown = _head_to_head_rows(SimpleNamespace(frame=frame, info={"tune": True}))
+    assert set(shown["stage"]) == {"pretrain", "final"}
 
 
 def test_a_one_epoch_backbone_keeps_its_source_phase_marked_warm_up():

@@ -68,7 +68,11 @@ def _registry() -> dict[str, tuple[Strategy, str]]:
             "S3: new head, whole network trained, backbone lr = --backbone-lr-multiplier (0.1) x head lr",
         ),
         "freeze_early": (reuse.run_freeze_early, "S3: new head, first k layer groups frozen, the rest fine-tuned"),
-        "transfer": (reuse.run_transfer, "S4: reuse the backbone, features frozen for some epochs, then unfrozen"),
+        "transfer": (
+            reuse.run_transfer,
+            "S4: reuse the backbone (a new head only if the class count differs), every group but classifier frozen "
+            "(--frozen-epochs N: unfrozen after N epochs)",
+        ),
     }
 
 
