@@ -548,3 +548,21 @@ def test_the_full_sweeps_fashion_mnist_half_asks_the_agreement_its_networks_can_
     assert fashion[("fashion_mnist", "cnn_small", "mc_dropout")] >= FASHION_CONVNET3_GAP
     digits = {key: gap for key, gap in gaps.items() if key[0] == "digits"}
     assert digits == {(c.dataset, c.model, c.variant): c.max_backend_gap for c in SUITES["techniques"].cases}
+
+
+@pytest.mark.parametrize("optimizer", ["momentum", "nesterov", "rmsprop"])
+def test_a_step_without_momentum_keeps_the_buffer_in_both_backends(workers, digits, optimizer):
+    """1cycle with min_momentum 0 reaches momentum 0 at its peak: torch.optim then steps by the gradient and keeps
+    its buffer for the next step; TensorFlow stored that gradient as the buffer, and every later step differed."""
+    schedule = ScheduleConfig("onecycle", max_momentum=0.9, min_momentum=0.0)
+    steps = np.arange(STEPS)
+    momenta = momentum_at(schedule, steps, STEPS)
+    assert (momenta == 0).sum() == 1 and momenta[-1] == pytest.approx(0.9)
+    lr0 = 0.05 if optimizer != "rmsprop" else 0.001
+    lrs = lr_at(schedule, lr0, steps, STEPS).astype(np.float32)
+    weights, results = _train_both(
+        workers, digits, _mlp(digits), OptimizerConfig(optimizer, lr=lr0), lrs, momenta.astype(np.float32)
+    )
+    assert max_abs_diff(results["torch"][0], weights) > 1e-3  # it trained
+    diff = max_abs_diff(results["torch"][0], results["tensorflow"][0])
+    assert diff <= TOLERANCE, f"{optimizer}: parameters differ by {diff:.2e}"
