@@ -230,6 +230,24 @@ def check_decay_to_decouple(optimizer: OptimizerConfig) -> None:
         )
 
 
+def check_momentum_to_cycle(optimizer: OptimizerConfig, schedule: ScheduleConfig) -> None:
+    """1cycle's momenta other than their defaults for an optimizer that has no momentum (Adagrad, Adadelta) are
+    refused: recorded, they would say the momentum cycled between them. Checked where a trial trains, as
+    :func:`check_decay_to_decouple`: a search may sample the optimizer."""
+    defaults = ScheduleConfig("onecycle")
+    given = {
+        name: getattr(schedule, name)
+        for name in ("max_momentum", "min_momentum")
+        if getattr(schedule, name) != getattr(defaults, name)
+    }
+    if schedule.cycles_momentum and optimizer.scheduled_momentum is None and given:
+        raise InputError(
+            f"Expected 1cycle's momenta only with an optimizer that has a momentum (or Adam's beta1) to cycle. "
+            f"Received: {', '.join(f'{k}={v}' for k, v in given.items())} with {optimizer.name}, which has none, so "
+            "they would be recorded but never applied. Drop them, or pick momentum, nesterov, rmsprop, adam or adamw."
+        )
+
+
 @dataclass(frozen=True)
 class RegularizationConfig:
     """Penalties on every Conv/Dense kernel (not biases, not BatchNorm), and a max-norm constraint.

@@ -28,6 +28,7 @@ from harness.config import (
     TransferOptions,
     TrialConfig,
     check_decay_to_decouple,
+    check_momentum_to_cycle,
 )
 from harness.data.batching import steps_per_epoch
 from harness.data.registry import Dataset, check_data_dir, load_dataset, read_elsewhere
@@ -251,6 +252,7 @@ def _check_names_and_options(trial: TrialConfig, resumed: bool, searched: bool) 
         check_strategy_options(trial)
     if not resumed and not searched:  # a search's base never trains: its points are checked
         check_decay_to_decouple(trial.optimizer)
+        check_momentum_to_cycle(trial.optimizer, trial.schedule)
         check_frozen_epochs(trial)
     initializer(trial.init)
     trial.optimizer.resolved()
@@ -383,6 +385,7 @@ def _check_search_points(
                     plateaus.append(_plateau_never_reduces(trial))
                 if not resumed:
                     check_decay_to_decouple(trial.optimizer)
+                    check_momentum_to_cycle(trial.optimizer, trial.schedule)
                     check_frozen_epochs(trial)
                 option_use.note(trial, specs[key])
                 checked.add(read)

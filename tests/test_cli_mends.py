@@ -308,3 +308,17 @@ def test_torch_compile_on_cpus_without_a_cpp_compiler_is_refused_before_ray(tmp_
         check_programs([compiled], {"PATH": str(tmp_path)})
     on_gpu = dataclasses.replace(compiled, runtime=dataclasses.replace(compiled.runtime, device="gpu"))
     check_programs([on_gpu, trial], {"PATH": str(tmp_path)})  # Triton's kernels on a GPU; no compile: no compiler
+
+
+def test_onecycles_momenta_for_an_optimizer_without_momentum_are_refused(capsys, tmp_path, no_ray):
+    """Adagrad and Adadelta have no momentum for 1cycle to cycle: its momenta were recorded, never applied."""
+    argv = [*CNN_TUNE, "--optimizer", "adagrad", "--schedule", "onecycle", "--search", "grid", "--epochs", "2"]
+    said = _refused([*argv, "--space", "schedule.max_momentum=choice:0.9,0.99", "--results-dir", str(tmp_path)], capsys)
+    assert (
+        "Received: max_momentum=0.9 with adagrad, which has none, so they would be recorded but never applied" in said
+    )
+    from harness.config import OptimizerConfig, check_momentum_to_cycle
+    from harness.schedules import ScheduleConfig
+
+    check_momentum_to_cycle(OptimizerConfig("adagrad"), ScheduleConfig("onecycle"))  # the defaults: nothing given
+    check_momentum_to_cycle(OptimizerConfig("momentum"), ScheduleConfig("onecycle", min_momentum=0.5))
