@@ -73,6 +73,22 @@ def float_above(minimum: float, inclusive: bool) -> Callable[[str], float]:
 positive_int, non_negative_int = int_at_least(1), int_at_least(0)
 positive_float, non_negative_float = float_above(0.0, inclusive=False), float_above(0.0, inclusive=True)
 
+RAY_GPU_UNIT = 1e-4  # the smallest share of a resource Ray schedules
+
+
+def gpu_share(text: str) -> float:
+    """GPUs per trial as Ray takes them: 0, a share of one GPU (at least 0.0001), or whole GPUs. Ray refused 1.5 only
+    once Tune had started, with a traceback, and the run was recorded as interrupted."""
+    value = non_negative_float(text)
+    if value > 1 and not value.is_integer():
+        raise argparse.ArgumentTypeError(
+            f"expected 0, a share of one GPU (up to 1) or a whole number of GPUs, as Ray schedules them; received "
+            f"{value:g}: give {math.floor(value):g} or {math.ceil(value):g}"
+        )
+    if 0 < value < RAY_GPU_UNIT:
+        raise argparse.ArgumentTypeError(f"expected 0 or a share of at least {RAY_GPU_UNIT:g} GPU; received {value:g}")
+    return value
+
 
 def non_empty(text: str) -> str:
     """Every path option and run reference, given: an empty string (``--results-dir ""``, an unset shell variable)
@@ -565,8 +581,8 @@ def _add_execution(parser: argparse.ArgumentParser) -> None:
     )
     rt.add_argument(
         "--gpus-per-trial",
-        type=non_negative_float,
-        help="GPUs per trial, fractional allowed (default 0; resume: as recorded)",
+        type=gpu_share,
+        help="GPUs per trial: a share of one GPU (0.5) or whole GPUs (default 0; resume: as recorded)",
     )
     rt.add_argument(
         "--max-concurrent",

@@ -30,7 +30,7 @@ import pandas as pd
 import pytest
 
 from harness.backend import BACKENDS
-from harness.cli_options import ADDRESS_HELP, non_negative_float, positive_int, user_path
+from harness.cli_options import ADDRESS_HELP, gpu_share, positive_int, user_path
 from harness.config import SHIP_POLICIES, TrialConfig
 from harness.data.registry import found_in
 from harness.errors import InputError
@@ -258,7 +258,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--gpus-per-trial",
         dest="xfbench_gpus",
-        type=non_negative_float,
+        type=gpu_share,
         default=None,
         help="GPUs per trial, fractional allowed (default none: the trials train on the CPU; a suite sized for GPUs "
         "then needs --gpus-per-trial 0 to train there on purpose)",

@@ -62,6 +62,13 @@ BAD_INPUTS = {
         "or drop the augmentation to time the compiled loop.",
     ),
     # before, it trained AlexNet at 227x227 on the CPU for hours, a GPU machine's too (no trial asked Ray for a GPU)
+    # before, Ray refused it once Tune had started: a traceback, and a run recorded as interrupted
+    "a GPU count Ray cannot schedule": (
+        [*MLP_RUN, "--gpus-per-trial", "1.5"],
+        "expected 0, a share of one GPU (up to 1) or a whole number of GPUs, as Ray schedules them; received 1.5: "
+        "give 1 or 2",
+    ),
+    "a GPU share below Ray's unit": ([*MLP_RUN, "--gpus-per-trial", "0.00001"], "a share of at least 0.0001 GPU"),
     "a suite sized for GPUs without --gpus-per-trial": (
         ["run", "--suite", "s1_alexnet_gpu"],
         "Expected --gpus-per-trial (1, or a fraction of a GPU) for s1_alexnet_gpu, sized for GPUs: each trial takes "
