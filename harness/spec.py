@@ -19,7 +19,8 @@ import dataclasses
 import math
 import numbers
 from dataclasses import dataclass
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, TypeVar
 
 from harness.errors import InputError
 
@@ -526,3 +527,50 @@ def canonical_form(spec: ModelSpec) -> tuple[object, ...]:
         sources = tuple(position[name] for name in spec.inputs_of(index))
         layers.append((type(layer).__name__, tuple(sorted(fields.items())), sources))
     return (tuple(spec.input_shape), spec.num_classes, tuple(layers))
+
+
+def structure_difference(spec: ModelSpec, like: ModelSpec) -> str:
+    """Where ``spec``'s structure (:func:`canonical_form`) first parts from ``like``'s, in words; "" where the two
+    are the same."""
+    ours, theirs = canonical_form(spec), canonical_form(like)
+    if ours == theirs:
+        return ""
+    if ours[:2] != theirs[:2]:
+        return (
+            f"input {tuple(spec.input_shape)} and {spec.num_classes} classes against {tuple(like.input_shape)} and "
+            f"{like.num_classes}"
+        )
+    layers, other = ours[2], theirs[2]
+    assert isinstance(layers, tuple) and isinstance(other, tuple)
+    for index, (mine, its) in enumerate(zip(layers, other)):
+        if mine != its:
+            fields = [k for k, v in dict(mine[1]).items() if dict(its[1]).get(k) != v] if mine[0] == its[0] else []
+            what = f" ({', '.join(fields)} differ)" if fields else " (inputs differ)" if mine[:2] == its[:2] else ""
+            return (
+                f"layer {index}, {mine[0]} {spec.layers[index].name!r} against {its[0]} {like.layers[index].name!r}"
+                f"{what}"
+            )
+    return f"{len(layers)} layers against {len(other)}"
+
+
+def with_names_of(spec: ModelSpec, like: ModelSpec) -> tuple[ModelSpec, dict[str, str]]:
+    """``spec`` with the layer names and groups of ``like``, a spec of the same structure (:func:`canonical_form`),
+    matched layer by layer, and the layer names that changed (``spec``'s -> ``like``'s). ValueError saying where the
+    two part (:func:`structure_difference`) when the structures differ."""
+    parted = structure_difference(spec, like)
+    if parted:
+        raise ValueError(parted)
+    renames = {a.name: b.name for a, b in zip(spec.layers, like.layers) if a.name != b.name}
+    return dataclasses.replace(spec, layers=like.layers), renames  # equal forms: like's layers are spec's, renamed
+
+
+Value = TypeVar("Value")
+
+
+def renamed_layers(values: Mapping[str, Value], renames: Mapping[str, str]) -> dict[str, Value]:
+    """``values`` keyed by layer name, or by ``layer/tensor`` as neutral weights are, with the layers renamed."""
+    out: dict[str, Value] = {}
+    for key, value in values.items():
+        layer, slash, tensor = key.partition("/")
+        out[f"{renames.get(layer, layer)}{slash}{tensor}"] = value
+    return out

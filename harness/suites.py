@@ -25,6 +25,8 @@ from harness.config import (
     TrialConfig,
     case_label,
 )
+from harness.data.batching import steps_per_epoch
+from harness.data.registry import IDX_VALIDATION
 from harness.data.tasks import TaskSpec
 from harness.errors import InputError
 from harness.input_pipeline import InputConfig
@@ -332,15 +334,23 @@ _SMOKE_TECHNIQUES = frozenset(
 )  # fmt: skip
 
 
-def _optimizer_sweeps() -> Sweep:
+# The training images of the datasets the technique sweeps run on (digits' split, registry._load_digits; Fashion-
+# MNIST's 60,000 less its validation images): the step schedules' settings are set in epochs and counted in each
+# dataset's steps. They were digits' step counts on Fashion-MNIST too (860 steps an epoch, not 20): its exponential
+# case's rate was 2.5e-6 at the end of its first epoch, its piecewise case ran at its last value from step 80.
+_SWEEP_TRAIN_SAMPLES = {"digits": 1797 - 540, "fashion_mnist": 60_000 - IDX_VALIDATION}
+
+
+def _optimizer_sweeps(dataset: str) -> Sweep:
+    per_epoch = steps_per_epoch(_SWEEP_TRAIN_SAMPLES[dataset], TrialConfig.batch_size)  # digits: 20
     cases: Sweep = []
     for name in ("sgd", "momentum", "nesterov", "adagrad", "adadelta", "rmsprop", "adam", "adamw"):
         lr = {"sgd": 0.05, "adadelta": 1.0, "adam": 1e-3, "adamw": 1e-3, "rmsprop": 1e-3}.get(name, 0.01)
         cases.append((f"opt_{name}", "mlp", {"optimizer": OptimizerConfig(name, lr=lr)}))
     schedules = {
-        "power": ScheduleConfig("power", steps=50.0, power=1.0),
-        "exponential": ScheduleConfig("exponential", steps=200.0),
-        "piecewise": ScheduleConfig("piecewise", boundaries=(40, 80), values=(0.05, 0.02, 0.005)),
+        "power": ScheduleConfig("power", steps=2.5 * per_epoch, power=1.0),  # digits: 50 steps
+        "exponential": ScheduleConfig("exponential", steps=10.0 * per_epoch),  # 200
+        "piecewise": ScheduleConfig("piecewise", boundaries=(2 * per_epoch, 4 * per_epoch), values=(0.05, 0.02, 0.005)),
         # A reduction when an epoch cuts the validation loss by less than a quarter: with PyTorch's threshold
         # (1e-4) and patience 1, 5 epochs on digits never reduced the rate (measured), and the case trained as the
         # constant schedule did. A 2-epoch case cannot reduce: its first epoch always improves, so the smoke tier
@@ -476,7 +486,7 @@ def _technique_cases(dataset: str, epochs: int, smoke: bool = False, floors: boo
     convolutional networks)."""
     small = ModelOptions(hidden=(64,))
     mom = OptimizerConfig("momentum", lr=0.01)
-    cases = _optimizer_sweeps() + _model_sweeps() + _regularization_sweeps()
+    cases = _optimizer_sweeps(dataset) + _model_sweeps() + _regularization_sweeps()
     if smoke:
         cases = [c for c in cases if c[0] in _SMOKE_TECHNIQUES]
     out = []

@@ -566,3 +566,23 @@ def test_a_step_without_momentum_keeps_the_buffer_in_both_backends(workers, digi
     assert max_abs_diff(results["torch"][0], weights) > 1e-3  # it trained
     diff = max_abs_diff(results["torch"][0], results["tensorflow"][0])
     assert diff <= TOLERANCE, f"{optimizer}: parameters differ by {diff:.2e}"
+
+
+def test_the_step_schedules_of_the_full_sweep_take_each_datasets_steps_per_epoch():
+    """techniques_full set its step schedules in digits' steps (20 an epoch) for Fashion-MNIST too (860): its
+    exponential case's rate was 2.5e-6 at the end of the first epoch, its piecewise case at its last value from step
+    80. Per epoch, every dataset's case now follows the same curve."""
+    from harness.data.batching import steps_per_epoch
+    from harness.suites import SUITES
+
+    cases = {(c.dataset, c.variant): c for c in SUITES["techniques_full"].cases if c.variant.startswith("sched_")}
+    per_epoch = {"digits": steps_per_epoch(1257, 64), "fashion_mnist": steps_per_epoch(55_000, 64)}
+    assert per_epoch == {"digits": 20, "fashion_mnist": 860}
+    for variant in ("sched_power", "sched_exponential", "sched_piecewise", "sched_onecycle"):
+        curves = {}
+        for dataset, steps in per_epoch.items():
+            case = cases[(dataset, variant)]
+            epoch_ends = np.arange(1, case.epochs + 1) * steps - 1
+            curves[dataset] = lr_at(case.schedule, case.optimizer.lr, epoch_ends, case.epochs * steps)
+        assert np.allclose(curves["digits"], curves["fashion_mnist"], rtol=0.1), (variant, curves)  # step rounding
+    assert cases[("digits", "sched_piecewise")].schedule.boundaries == (40, 80)  # digits' cases as measured
