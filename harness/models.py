@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
@@ -22,6 +22,7 @@ from harness.spec import (
     MaxPool2D,
     ModelSpec,
     same_padding,
+    with_names_of,
 )
 from harness.zoo import ZOO, ZooModel
 from harness.zoo.graph import GraphBuilder
@@ -337,3 +338,26 @@ def _smallest_square_input(name: str, too_small: tuple[int, ...], num_classes: i
         middle = (low + high) // 2
         low, high = (low, middle) if _fits(name, (middle, middle, channels), num_classes, opts) else (middle + 1, high)
     return low
+
+
+def as_zoo_twin(model: str, options: Mapping[str, Any], spec: ModelSpec) -> tuple[ModelSpec, dict[str, str]]:
+    """``spec``, a network converted from a framework's weights for --model ``model``; for a zoo name (a torchvision
+    twin, harness.weights_fit) with the zoo spec's layer names and groups, matched layer by layer
+    (harness.spec.with_names_of), so that the trial runs the network the preflight checked --freeze-groups and
+    --feature-layer against; with the layer names that changed (converted -> zoo). ``options``: the trial's model
+    options as a dict (JSON's lists allowed). Another --model (torchvision:NAME, python:...) keeps its converted
+    names and groups. InputError where the structure is not the zoo's."""
+    if model not in ZOO:
+        return spec, {}
+    opts = ModelOptions(**{k: tuple(v) if isinstance(v, list) else v for k, v in options.items()})
+    zoo = build_spec(model, spec.input_shape, spec.num_classes, opts)
+    try:
+        return with_names_of(spec, zoo)
+    except ValueError as exc:
+        raise InputError(
+            f"Expected the network converted from the weights for --model {model} to be xfbench's {model} layer by "
+            f'layer, so that it takes the zoo\'s layer names and groups (docs/zoo.md, "Groups"). Received: another '
+            f"structure, parting at {exc} (the weights' framework builds another {model}, e.g. a torchvision version "
+            f"whose architecture changed). Pass --model torchvision:NAME instead (its groups are torchvision's "
+            "top-level modules), or install the torchvision version pyproject.toml pins."
+        ) from None

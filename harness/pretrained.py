@@ -34,7 +34,7 @@ import os
 import re
 import signal
 import tempfile
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -46,7 +46,8 @@ from harness.checkpoints import save_checkpoint
 from harness.config import TrialConfig
 from harness.errors import InputError, MissingInputFile
 from harness.fresh_process import run_worker_module
-from harness.model_import import parse_model_ref, python_source_digest
+from harness.model_import import model_content_key, parse_model_ref
+from harness.spec import Conv2D, ModelSpec, ZeroPad2D
 from harness.truncated_weights import check_complete
 from harness.user_files import nearest_existing, read_json_object
 from harness.weight_files import BadWeightsError, file_digests, file_sha256, weights_format
@@ -160,10 +161,13 @@ def weights_ref(trial: TrialConfig) -> WeightsRef | None:
 
 
 def preprocessing(ref: WeightsRef, model: str) -> Preprocessing:
-    """The input size and normalisation a weight set was trained with (a user's file: its framework's zoo's)."""
+    """The input size and normalisation a weight set was trained with (a user's file: its framework's zoo's; a
+    ``python:`` factory's file and a neutral .npz: none, the data fed as it is)."""
     fmt = weights_format(ref.name)[0] if ref.kind == "file" else ref.kind
-    if fmt == "npz":
-        return Preprocessing(None, "none")  # xfbench's own checkpoints were trained on the data as it is
+    if fmt == "npz" or model.startswith("python:"):
+        # xfbench's own checkpoints were trained on the data as it is; a factory's weights follow no convention
+        # xfbench knows (not torchvision's ImageNet one: the factory is the user's network, trained on their data)
+        return Preprocessing(None, "none")
     keras_name = ref.name if ref.kind == "keras" else model.partition(":")[2] if model.startswith("keras:") else ""
     if fmt in ("keras",) or keras_name:
         mode = KERAS_PREPROCESS.get(keras_name, "tf")
@@ -345,6 +349,66 @@ def refetch_hint(ref: WeightsRef) -> str:
     return f"download it again: delete it and run `{ref.fetch_command}`"
 
 
+def check_finite(tensors: Iterable[tuple[str, Any]], file_name: str, fix: str) -> None:
+    """Refuse weights holding NaN or infinity, naming the first such tensor (``tensors``: name, array pairs, read
+    one at a time). The verification cannot catch them (NaN logits compare false against any bound), and a trial
+    from them diverged at its first epoch, blaming the training."""
+    import numpy as np
+
+    for name, tensor in tensors:
+        values = np.asarray(tensor)
+        if values.dtype.kind not in "fc":  # an integer count (num_batches_tracked) is always finite
+            continue
+        finite = np.isfinite(values)
+        if not finite.all():
+            found = [kind for kind, test in (("NaN", np.isnan), ("inf", np.isinf)) if test(values).any()]
+            raise BadWeightsError(
+                f"Expected finite values in every tensor of {file_name}. Received: {' and '.join(found)} in tensor "
+                f"{name!r} ({int(values.size - finite.sum())} of {values.size} values). The file is damaged or "
+                f"comes from a training that diverged: {fix}."
+            )
+
+
+def nonfinite_fix(ref: WeightsRef) -> str:
+    """What to do about weights holding NaN or infinity: a zoo's file is fetched again, a user's exported again."""
+    if ref.kind == "file":
+        return "export the weights again from a network that trained without diverging, or copy the file again"
+    return refetch_hint(ref)
+
+
+def channels_error(file_name: str, takes: int, given: int) -> BadWeightsError:
+    """Weights whose first convolution takes other channels than the trial's inputs have (as
+    harness.import_worker says it for an imported model): the fix, not the conversion's tensor mismatch."""
+    if given == 1:
+        fix = (
+            f"feed them {takes}: drop --input-channels 1, or pass --input-channels {takes} (a grayscale image is fed "
+            f"as {takes} channels)"
+        )
+    else:
+        fix = f"feed them {takes} (--input-channels {takes}), or use weights trained on {given} channels"
+    return BadWeightsError(
+        f"Expected inputs with the {takes} channels the weights in {file_name} take (their first convolution's "
+        f"input channels). Received: inputs with {given}. To fix, {fix}."
+    )
+
+
+def fold_bgr(spec: ModelSpec, weights: dict[str, Any]) -> dict[str, Any]:
+    """Weights that read BGR (Caffe's convention, or a python: factory's with --normalize caffe): the first
+    convolution's input channels reversed, so the network reads RGB (both converters fold alike)."""
+    import numpy as np
+
+    for layer in spec.layers:
+        if isinstance(layer, Conv2D):
+            kernel = weights[f"{layer.name}/kernel"]
+            return {**weights, f"{layer.name}/kernel": np.ascontiguousarray(kernel[:, :, ::-1, :])}
+        if not isinstance(layer, ZeroPad2D):
+            break
+    raise InputError(
+        f"Expected {spec.name} to start with a convolution (to fold BGR into). Received: {spec.layers[0]}. Run "
+        "without --normalize caffe: only a network whose first layer is a convolution can read BGR weights."
+    )
+
+
 def check_zoo_weights_cached(refs: list[WeightsRef], scratch: Path) -> None:
     """Every zoo weight set in the weights home, or MissingInputFile listing each missing file and where it goes,
     with one fetch command for all of them (one worker per framework resolves the file names; nothing downloads)."""
@@ -439,15 +503,16 @@ def weights_read_bgr(ref: WeightsRef, trial: TrialConfig) -> bool:
 def _conversion_key(ref: WeightsRef, trial: TrialConfig, sha: str, input_shape: tuple[int, ...]) -> str:
     """The name of a conversion: everything that decides the neutral checkpoint. The file's content, the
     architecture (a ``python:`` factory's by its module's source digest, as harness.model_import keys its own
-    conversions: the same name after an edit is another network), the options, the input shape and the code. The
-    trial's --normalize is not in it: nothing of the conversion follows it (a Caffe-convention file's BGR fold
-    follows the weights)."""
-    model_ref = parse_model_ref(trial.model)
+    conversions, and a spec file's by its content: the same name after an edit is another network), the options,
+    the input shape and the code. The trial's --normalize is not in it: nothing of the conversion follows it (a
+    Caffe-convention file's BGR fold follows the weights; a ``python:`` factory's, its --normalize caffe, which
+    ``bgr`` holds)."""
+    form = parse_model_ref(trial.model).kind
     content = {
         "sha256": sha,
         "ref": asdict(replace(ref, name=Path(ref.name).name)) if ref.kind == "file" else asdict(ref),
         "model": trial.model,
-        "model_source": python_source_digest(model_ref.name) if model_ref.kind == "python" else "",
+        "model_source": model_content_key(trial.model) if form in ("python", "spec") else "",
         "model_options": asdict(trial.model_options),
         "input_shape": list(input_shape),
         "bgr": weights_read_bgr(ref, trial),
@@ -499,7 +564,7 @@ def verify(checkpoint: Path, backend: str, runner: WorkerRunner = run_worker) ->
     if marker.is_file():
         return
     result = runner(backend, "probe", {"checkpoint": str(checkpoint)}, checkpoint.with_suffix(f".{backend}"))
-    if result["gap"] > result["bound"]:
+    if not result["gap"] <= result["bound"]:  # a NaN gap compares false either way: it is no pass
         raise BadWeightsError(
             f"Expected {backend}'s network from the converted weights to reproduce the source framework's logits "
             f"within {result['bound']:.3g} (1e-4 x max(1, max |logit|)). Received: a gap of {result['gap']:.3g}; "

@@ -18,8 +18,8 @@ from __future__ import annotations
 import dataclasses
 import math
 import numbers
-from dataclasses import dataclass
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from harness.errors import InputError
@@ -515,34 +515,40 @@ def _check_layer_fields(layer_type: type, fields: dict[str, Any], index: int) ->
     )
 
 
+# A layer in canonical form: its type, its fields but name, group and inputs, its inputs as producer positions.
+CanonicalLayer = tuple[str, tuple[tuple[str, Any], ...], tuple[int, ...]]
+
+
 def canonical_form(spec: ModelSpec) -> tuple[object, ...]:
     """The spec's structure with layer names and groups left out: each layer as its type, its fields, and its
     inputs as producer positions (-1 the model input). Two specs with equal forms compute the same function of
     the same weights listed in the same order, whatever their layers are called (an imported model against the
     zoo builder of the same network)."""
+    return (tuple(spec.input_shape), spec.num_classes, _canonical_layers(spec))
+
+
+def _canonical_layers(spec: ModelSpec) -> tuple[CanonicalLayer, ...]:
     position = {"input": -1, **{layer.name: index for index, layer in enumerate(spec.layers)}}
     layers = []
     for index, layer in enumerate(spec.layers):
         fields = {k: v for k, v in dataclasses.asdict(layer).items() if k not in ("name", "group", "inputs")}
         sources = tuple(position[name] for name in spec.inputs_of(index))
         layers.append((type(layer).__name__, tuple(sorted(fields.items())), sources))
-    return (tuple(spec.input_shape), spec.num_classes, tuple(layers))
+    return tuple(layers)
 
 
 def structure_difference(spec: ModelSpec, like: ModelSpec) -> str:
     """Where ``spec``'s structure (:func:`canonical_form`) first parts from ``like``'s, in words; "" where the two
     are the same."""
-    ours, theirs = canonical_form(spec), canonical_form(like)
-    if ours == theirs:
+    if canonical_form(spec) == canonical_form(like):
         return ""
-    if ours[:2] != theirs[:2]:
+    if (tuple(spec.input_shape), spec.num_classes) != (tuple(like.input_shape), like.num_classes):
         return (
             f"input {tuple(spec.input_shape)} and {spec.num_classes} classes against {tuple(like.input_shape)} and "
             f"{like.num_classes}"
         )
-    layers, other = ours[2], theirs[2]
-    assert isinstance(layers, tuple) and isinstance(other, tuple)
-    for index, (mine, its) in enumerate(zip(layers, other)):
+    layers, other = _canonical_layers(spec), _canonical_layers(like)
+    for index, (mine, its) in enumerate(zip(layers, other, strict=False)):
         if mine != its:
             fields = [k for k, v in dict(mine[1]).items() if dict(its[1]).get(k) != v] if mine[0] == its[0] else []
             what = f" ({', '.join(fields)} differ)" if fields else " (inputs differ)" if mine[:2] == its[:2] else ""
@@ -560,7 +566,7 @@ def with_names_of(spec: ModelSpec, like: ModelSpec) -> tuple[ModelSpec, dict[str
     parted = structure_difference(spec, like)
     if parted:
         raise ValueError(parted)
-    renames = {a.name: b.name for a, b in zip(spec.layers, like.layers) if a.name != b.name}
+    renames = {a.name: b.name for a, b in zip(spec.layers, like.layers, strict=True) if a.name != b.name}
     return dataclasses.replace(spec, layers=like.layers), renames  # equal forms: like's layers are spec's, renamed
 
 

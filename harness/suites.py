@@ -388,10 +388,13 @@ def _regularization_sweeps() -> Sweep:
     return [
         ("clip_value", "mlp", {"optimizer": OptimizerConfig("momentum", lr=0.05, clip_value=0.05)}),
         ("clip_norm", "mlp", {"optimizer": OptimizerConfig("momentum", lr=0.05, clip_norm=1.0)}),
-        ("l1", "mlp", {"regularization": RegularizationConfig(l1=1e-5)}),
-        ("l2", "mlp", {"regularization": RegularizationConfig(l2=1e-4)}),
-        ("l1_l2", "mlp", {"regularization": RegularizationConfig(l1=1e-5, l2=1e-4)}),
-        ("max_norm", "mlp", {"regularization": RegularizationConfig(max_norm=2.0)}),
+        # Settings that act within 5 epochs (the lesson's l2 0.01 and max_norm 1.0): l1 1e-5, l2 1e-4 and max_norm
+        # 2.0 left every test prediction of seed 0 as the unregularised opt_momentum's (weights within 2.6e-3
+        # relative), so the sweep measured the baseline four more times.
+        ("l1", "mlp", {"regularization": RegularizationConfig(l1=1e-3)}),
+        ("l2", "mlp", {"regularization": RegularizationConfig(l2=1e-2)}),
+        ("l1_l2", "mlp", {"regularization": RegularizationConfig(l1=1e-3, l2=1e-2)}),
+        ("max_norm", "mlp", {"regularization": RegularizationConfig(max_norm=1.0)}),
         ("dropout", "mlp", {"model_options": ModelOptions(hidden=(64,), dropout=0.2)}),
         ("alpha_dropout_selu", "mlp", {"model_options": selu, "init": "lecun_normal"}),
         ("mc_dropout", "cnn_small", {"mc_dropout_passes": 10}),
@@ -425,10 +428,11 @@ _TECHNIQUES_MEASURED: dict[str, tuple[float, float]] = {
     "init_keras_default": (0.8861, 0.9000),
     "init_lecun_normal": (0.8639, 0.8861),
     "init_torch_default": (0.8056, 0.8389),
-    "l1": (0.8944, 0.9000),
+    # l1 1e-3, l2 1e-2, max_norm 1.0 (2026-12-05, seeds 0-2, both backends identical per seed)
+    "l1": (0.8944, 0.8972),
     "l1_l2": (0.8944, 0.9000),
-    "l2": (0.8944, 0.9000),
-    "max_norm": (0.8917, 0.9000),
+    "l2": (0.8972, 0.9028),
+    "max_norm": (0.8694, 0.8944),
     "mc_dropout": (0.8333, 0.9222),
     "opt_adadelta": (0.9167, 0.9333),
     "opt_adagrad": (0.9083, 0.9278),

@@ -29,8 +29,16 @@ from harness.config import RuntimeOptions
 from harness.errors import InputError
 from harness.importers import UnsupportedModelError
 from harness.models import ModelOptions
-from harness.pretrained import backend_weights_module, worker_reply, write_converted
+from harness.pretrained import (
+    WeightsRef,
+    backend_weights_module,
+    check_finite,
+    nonfinite_fix,
+    worker_reply,
+    write_converted,
+)
 from harness.seeds import WEIGHT_PROBE_SEED
+from harness.spec import ModelSpec, canonical_form
 from harness.weight_files import BadWeightsError
 
 PROBE_BATCH = 2  # the probe images (harness.seeds.WEIGHT_PROBE_SEED)
@@ -55,36 +63,71 @@ def probe(backend_name: str, checkpoint: Path) -> dict[str, Any]:
     backend.build(spec, weights, seed=0)
     gap = float(np.max(np.abs(backend.predict_logits(x, 256) - reference)))
     result: dict[str, Any] = {"gap": gap, "bound": tolerance(reference), "first_layer": "", "layer_gap": 0.0}
-    if gap <= result["bound"]:
+    if gap <= result["bound"]:  # a NaN gap is no pass: it goes on to the layer whose output is not finite
         return result
     for layer in spec.layers:
         if layer.name in layers:
             source = layers[layer.name]
             ours = backend.extract_features(x, layer.name, 256).reshape(source.shape)
             layer_gap = float(np.max(np.abs(ours - source)))
-            if layer_gap > tolerance(source):
+            if not layer_gap <= tolerance(source):
                 return {**result, "first_layer": layer.name, "layer_gap": layer_gap}
     return {**result, "first_layer": spec.layers[-1].name, "layer_gap": gap}
 
 
 def convert_npz(request: dict[str, Any], out: Path) -> None:
-    """xfbench's own neutral checkpoint: checked against --model's spec; its reference is the torch backend."""
+    """xfbench's own neutral checkpoint: checked against --model's spec (its tensors, then its network: the file
+    holds the spec it was trained as) and for finite values; its reference is the torch backend."""
     from harness.model_import import model_spec
     from harness.weight_files import check_tensor_shapes
     from harness.weights import parameter_shapes
 
-    shape = tuple(request["input_shape"])
-    spec, weights = _read_checkpoint(Path(request["file"]))
+    shape, path = tuple(request["input_shape"]), Path(request["file"])
+    spec, weights = _read_checkpoint(path)
     expected = model_spec(
         request["model"], shape, spec.num_classes, ModelOptions(**_options(request)), out.parent / "imports"
     )
     received = {k: tuple(v.shape) for k, v in weights.items()}
-    check_tensor_shapes(parameter_shapes(expected), received, Path(request["file"]).name, request["model"])
+    check_tensor_shapes(parameter_shapes(expected), received, path.name, request["model"])
+    check_same_network(spec, expected, path.name, request["model"])
+    check_finite(weights.items(), path.name, nonfinite_fix(WeightsRef("file", str(path))))
     x = probe_batch(shape)
     backend = load_backend(REFERENCE_BACKEND, RuntimeOptions(threads=1))  # the process run_worker started
     backend.build(expected, weights, seed=0)
     probe_data = {"x": x, "logits": backend.predict_logits(x, 256), "layers": {}}
     write_converted(out, expected, weights, _meta(request, "xfbench"), probe_data)
+
+
+def check_same_network(received: ModelSpec, expected: ModelSpec, file_name: str, model: str) -> None:
+    """The network a neutral checkpoint was trained as (its own spec) is --model's as this trial builds it, layer
+    by layer, field by field; the input shape (the tensors fit it) and the head (the strategies replace it), layer
+    names and groups aside. Equal tensor shapes alone let a ReLU network's weights run as a tanh one."""
+    theirs, ours = canonical_form(received)[2][:-1], canonical_form(expected)[2][:-1]
+    for index, (got, want) in enumerate(zip(theirs, ours, strict=False)):
+        if got == want:
+            continue
+        layer = expected.layers[index]
+        if got[0] != want[0]:
+            found = f"a {got[0]} in the file, a {want[0]} in --model's spec"
+        elif got[2] != want[2]:
+            found = "other inputs in the file than in --model's spec"
+        else:
+            ours_fields, theirs_fields = dict(want[1]), dict(got[1])
+            field = next(k for k in ours_fields if ours_fields[k] != theirs_fields.get(k))
+            found = (
+                f"{field}={theirs_fields.get(field)!r} in the file, {field}={ours_fields[field]!r} in --model's spec"
+            )
+        raise BadWeightsError(
+            f"Expected the weights in {file_name} to be of --model {model}'s network as this trial builds it. "
+            f"Received: layer {layer.name!r} ({type(layer).__name__}) has {found}. To fix, pass the model options "
+            "the file was trained with (--activation, --dropout, ...), or a file of this network."
+        )
+    if len(theirs) != len(ours):
+        raise BadWeightsError(
+            f"Expected the weights in {file_name} to be of --model {model}'s network, {len(ours) + 1} layers. "
+            f"Received: a network of {len(theirs) + 1} layers in the file. Pass the --model (and options) the file "
+            "was trained as, or a file of this network."
+        )
 
 
 def _read_checkpoint(path: Path) -> tuple[Any, dict[str, np.ndarray]]:

@@ -26,8 +26,16 @@ from backends.tensorflow import importer
 from backends.tensorflow.framework import keras
 from harness.errors import InputError
 from harness.importers import closest_names
-from harness.pretrained import KERAS_SIZES, WeightsRef, refetch_hint
-from harness.spec import Conv2D, ModelSpec, ZeroPad2D
+from harness.pretrained import (
+    KERAS_SIZES,
+    WeightsRef,
+    channels_error,
+    check_finite,
+    fold_bgr,
+    nonfinite_fix,
+    refetch_hint,
+)
+from harness.spec import ModelSpec
 from harness.truncated_weights import check_hdf5, hdf5_end_of_file
 from harness.weight_files import BadWeightsError, check_tensor_shapes
 from harness.weights_fit import keras_name
@@ -177,7 +185,7 @@ def load_into_architecture(request: dict[str, Any], path: Path) -> keras.Model:
     model = _build(name, shape, 1000)
     _check_cut(path, model, refetch_hint(WeightsRef(**request["ref"])))
     if not path.name.endswith(".weights.h5"):  # a legacy full .h5 (the applications' downloads): Keras checks it
-        return _load_legacy(model, path)
+        return _load_legacy(model, path, lambda: _build(name, (*shape[:-1], 3), 1000))
     received = _datasets(path)
     names = _tensor_names(model)
     head = [key for key, var in names.items() if var.endswith("/kernel")][-1]
@@ -185,6 +193,7 @@ def load_into_architecture(request: dict[str, Any], path: Path) -> keras.Model:
         model = _build(name, shape, received[head][1])
     expected = _expected(model)
     names = _tensor_names(model)
+    _check_channels(expected, received, names, path.name, shape)
     label = {key: f"{names[key]} ({key})" if key in names else key for key in set(expected) | set(received)}
     check_tensor_shapes(
         {label[k]: v for k, v in expected.items()}, {label[k]: v for k, v in received.items()}, path.name, name
@@ -193,23 +202,42 @@ def load_into_architecture(request: dict[str, Any], path: Path) -> keras.Model:
     return model
 
 
-def _load_legacy(model: keras.Model, path: Path) -> keras.Model:
+def _check_channels(
+    expected: dict[str, tuple[int, ...]],
+    received: dict[str, tuple[int, ...]],
+    names: dict[str, str],
+    file_name: str,
+    shape: tuple[int, ...],
+) -> None:
+    """The file's first convolution takes the inputs' channels (its kernel's third axis): otherwise the trial's
+    --input-channels is what to change, which the tensor check would not say."""
+    first = next((k for k in names if names[k].endswith("/kernel") and len(expected.get(k, ())) == 4), None)
+    if first is None or len(received.get(first, ())) != 4 or len(shape) != 3:
+        return
+    takes = received[first][2]
+    if expected[first][2] == shape[-1] and takes != shape[-1]:
+        raise channels_error(file_name, takes, shape[-1])
+
+
+def _load_legacy(model: keras.Model, path: Path, rgb: Any) -> keras.Model:
+    """A legacy .h5 loaded by Keras itself; when it does not fit, whether it would fit the architecture built for
+    three channels (``rgb``: that model), so that the trial's channels are named rather than a layer."""
     try:
         model.load_weights(path)
     except Exception as exc:  # Keras names the layer whose weights do not fit
+        channels = model.inputs[0].shape[-1]
+        if channels != 3 and _loads(rgb(), path):
+            raise channels_error(path.name, 3, channels) from None
         raise BadWeightsError(f"Expected weights that fit {model.name} in {path.name}. Received: {exc}") from None
     return model
 
 
-def _fold_bgr(spec: ModelSpec, weights: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Caffe-convention weights read BGR: reverse the first convolution's input channels so the network reads RGB."""
-    for layer in spec.layers:
-        if isinstance(layer, Conv2D):
-            kernel = weights[f"{layer.name}/kernel"]
-            return {**weights, f"{layer.name}/kernel": np.ascontiguousarray(kernel[:, :, ::-1, :])}
-        if not isinstance(layer, ZeroPad2D):
-            break
-    raise InputError(f"Expected {spec.name} to start with a convolution (to fold BGR into). Received: {spec.layers[0]}")
+def _loads(model: keras.Model, path: Path) -> bool:
+    try:
+        model.load_weights(path)
+    except Exception:  # any refusal: the file does not fit this one either
+        return False
+    return True
 
 
 def layer_outputs(model: keras.Model, x: np.ndarray, spec: ModelSpec) -> dict[str, np.ndarray]:
@@ -223,13 +251,15 @@ def layer_outputs(model: keras.Model, x: np.ndarray, spec: ModelSpec) -> dict[st
 
 
 def convert(request: dict[str, Any], x: np.ndarray) -> tuple[ModelSpec, dict[str, np.ndarray], dict[str, Any]]:
-    model = load_into_architecture(request, Path(request["file"]))
+    path = Path(request["file"])
+    model = load_into_architecture(request, path)
+    check_finite(((v.path, v.numpy()) for v in model.weights), path.name, nonfinite_fix(WeightsRef(**request["ref"])))
     spec, weights = importer.convert(model, tuple(request["input_shape"]), request["meta"]["weights"])
     # The channel order belongs to the weights (harness.pretrained.weights_read_bgr decides it, and keys it)
     bgr = bool(request["bgr"])
     source_x = x[..., ::-1].copy() if bgr else x
     if bgr:
-        weights = _fold_bgr(spec, weights)
+        weights = fold_bgr(spec, weights)
     probe = {
         "x": x,
         "logits": importer.reference_logits(model, source_x),

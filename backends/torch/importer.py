@@ -2,8 +2,10 @@
 
 Implements harness.importers.FrameworkImporter. Layer names are the module paths ('.' written '_'; a module used
 twice gets '_1', as torch.fx names it), functional ops are named by the module they run in (``layer1_0_add``), so
-torchvision's models import with the zoo's names. Groups are the top-level children; the group of the final
-dense layer is called ``classifier``, as the strategies expect.
+torchvision's models import with the zoo's names (but for F.adaptive_avg_pool2d's node, ``adaptive_avg_pool2d``
+where the zoo says ``avgpool``). Groups are the top-level children; the group of the final dense layer is called
+``classifier``, as the strategies expect. Weights for a zoo name (its torchvision twin) take the zoo's layer names
+and groups after conversion (backends/torch/weight_files.convert, harness.models.as_zoo_twin).
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """PyTorch weight files in a weights worker (harness.weights_worker): torchvision's zoo weights found and fetched
 through torch hub, a user's state dict (.pth/.pt with ``weights_only=True``, or .safetensors) loaded into the
-architecture tensor by tensor, then converted to neutral weights (backends/torch/importer.py).
+architecture tensor by tensor, then converted to neutral weights (backends/torch/importer.py); a zoo name's twin
+takes the zoo's layer names and groups (harness.models.as_zoo_twin).
 
 torchvision keeps downloads in ``torch.hub.get_dir()/checkpoints/<basename of the enum's url>``
 (``torch.hub.load_state_dict_from_url``); xfbench points the hub directory at ``<weights home>/torch/hub``.
@@ -25,14 +26,20 @@ from torch import nn
 from backends.torch import importer
 from harness.errors import InputError
 from harness.importers import closest_names
+from harness.models import as_zoo_twin
 from harness.pretrained import (
     TORCHVISION_SIZES,
     WeightsRef,
+    channels_error,
+    check_finite,
+    fold_bgr,
     hub_file_mismatch,
     hub_name_digest,
+    nonfinite_fix,
     refetch_hint,
     torchvision_resize_side,
 )
+from harness.spec import renamed_layers
 from harness.truncated_weights import check_complete
 from harness.weight_files import BadWeightsError, check_tensor_shapes, read_safetensors
 from harness.weights_fit import check_torchvision_width, no_torch_architecture, torchvision_name
@@ -270,10 +277,23 @@ def layer_outputs(model: nn.Module, x: np.ndarray, names: set[str]) -> dict[str,
 
 
 def convert(request: dict[str, Any], x: np.ndarray) -> tuple[Any, dict[str, np.ndarray], dict[str, Any]]:
-    """The file in the architecture, as a neutral spec and weights, with the source's outputs on ``x``."""
-    model = load_into_architecture(request, Path(request["file"]))
+    """The file in the architecture, as a neutral spec and weights, with the source's outputs on ``x``. Weights
+    that read BGR (``request["bgr"]``: harness.pretrained.weights_read_bgr decides it, and keys it) get their
+    first convolution's input channels reversed, so the network reads RGB; the source runs on ``x`` in BGR, so the
+    verification checks the fold (as the Keras converter does)."""
+    path = Path(request["file"])
+    model = load_into_architecture(request, path)
+    state = model.state_dict().items()
+    check_finite(((k, v.detach().numpy()) for k, v in state), path.name, nonfinite_fix(WeightsRef(**request["ref"])))
     shape = tuple(request["input_shape"])
+    takes = importer.input_channels(model)
+    if takes is not None and len(shape) == 3 and takes != shape[-1]:
+        raise channels_error(path.name, takes, shape[-1])
     spec, weights = importer.convert(model, shape, request["meta"]["weights"])
-    names = {layer.name for layer in spec.layers}
-    probe = {"x": x, "logits": importer.reference_logits(model, x), "layers": layer_outputs(model, x, names)}
-    return spec, weights, probe
+    source_x = x[..., ::-1].copy() if request["bgr"] else x
+    layers = layer_outputs(model, source_x, {layer.name for layer in spec.layers})  # by fx node: converted names
+    spec, renames = as_zoo_twin(request["model"], request["model_options"], spec)  # a zoo twin: the zoo's names
+    weights = renamed_layers(weights, renames)
+    logits = importer.reference_logits(model, source_x)
+    probe = {"x": x, "logits": logits, "layers": renamed_layers(layers, renames)}
+    return spec, fold_bgr(spec, weights) if request["bgr"] else weights, probe
