@@ -42,7 +42,7 @@ from harness.models import LAYER_HINTS, LAYER_SETTINGS, changed_options
 from harness.plan import ExecutionOptions
 from harness.pretrained import check_zoo_weights_cached, prepare_weights, weights_ref
 from harness.provenance import usable_cpus
-from harness.reachable import connection_problem, grpc_problem
+from harness.reachable import connection_problem, dialled_host, grpc_problem
 from harness.schedules import plateau_min_epochs
 from harness.search import apply_point, canonical_path, point_text, sample_corners
 from harness.shapes import infer_shapes
@@ -800,14 +800,23 @@ def check_cluster_address(address: str) -> None:
             f"Expected --address {usage}; a port from 1 to 65535. Received: {address!r}, with {what}. Pass the "
             "address `ray start --head` printed (its GCS port, 6379 by default)."
         )
-    why = connection_problem(host, int(port))
+    dialled = dialled_host(host)
+    why = connection_problem(dialled, int(port))
+    if why and dialled != host and not connection_problem(host, int(port)):
+        raise InputError(
+            f"Expected a Ray cluster answering at this node's address {dialled}:{port}: Ray dials it for --address "
+            f"{address} (it replaces a loopback address by the node's own). Received: a server on the loopback "
+            f"alone ({why} at {dialled}), as an SSH tunnel or a port published on 127.0.0.1 gives. Start the head "
+            f"on this machine's address (`ray start --head`), or pass --address HOST:{port} of a head that listens "
+            "on its network address."
+        )
     if why:
         raise InputError(
             f"Expected a Ray cluster answering at --address {address}. Received: no connection ({why}). Start the "
             "head node (`ray start --head`), or pass the address it printed."
         )
     # Under TLS (RAY_USE_TLS) the server expects a TLS handshake first: plain HTTP/2 would be refused there.
-    why = "" if os.environ.get("RAY_USE_TLS", "0").lower() in ("1", "true") else grpc_problem(host, int(port))
+    why = "" if os.environ.get("RAY_USE_TLS", "0").lower() in ("1", "true") else grpc_problem(dialled, int(port))
     if why:
         raise InputError(
             f"Expected a Ray cluster answering at --address {address}. Received: a server that is not Ray's ({why}). "

@@ -60,3 +60,23 @@ def grpc_problem(host: str, port: int, timeout_s: float = CONNECT_TIMEOUT_S) -> 
         return exc.strerror or str(exc) or type(exc).__name__
     shown = (head.decode("latin-1").splitlines() or [""])[0][:40]  # its first line
     return f"it answered {shown!r}, not as a gRPC server" if shown else "it closed the connection without a word"
+
+
+# The names Ray does not dial as given: it joins a cluster at this node's own routable address instead
+# (ray._private.services.resolve_ip_for_localhost).
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
+
+
+def dialled_host(host: str) -> str:
+    """The host Ray connects to for ``host``: a loopback name is replaced by the address this node reaches others
+    from (the source address of a UDP socket connected outward: no packet is sent), as Ray does; ``host`` where
+    this node has no such address."""
+    if host not in LOOPBACK_NAMES:
+        return host
+    family, outward = (socket.AF_INET6, "2001:4860:4860::8888") if host == "::1" else (socket.AF_INET, "8.8.8.8")
+    try:
+        with socket.socket(family, socket.SOCK_DGRAM) as probe:
+            probe.connect((outward, 80))
+            return str(probe.getsockname()[0])
+    except OSError:
+        return host

@@ -322,3 +322,25 @@ def test_onecycles_momenta_for_an_optimizer_without_momentum_are_refused(capsys,
 
     check_momentum_to_cycle(OptimizerConfig("adagrad"), ScheduleConfig("onecycle"))  # the defaults: nothing given
     check_momentum_to_cycle(OptimizerConfig("momentum"), ScheduleConfig("onecycle", min_momentum=0.5))
+
+
+def test_an_address_on_the_loopback_alone_is_refused_where_ray_would_dial_the_nodes_own(tmp_path, capsys, no_ray):
+    """Ray joins --address 127.0.0.1:PORT at this node's routable address instead: a head answering on the loopback
+    alone (an SSH tunnel, a port published on 127.0.0.1) passed the preflight, then Ray retried for minutes."""
+    import socket
+
+    from harness.reachable import dialled_host
+
+    dialled = dialled_host("127.0.0.1")
+    assert dialled_host("10.1.2.3") == "10.1.2.3" and dialled_host("head.example") == "head.example"
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(4)
+        port = server.getsockname()[1]
+        argv = [*MLP_RUN, "--backend", "torch", "--results-dir", str(tmp_path), "--address", f"127.0.0.1:{port}"]
+        said = _refused(argv, capsys)
+    if dialled == "127.0.0.1":  # a machine without a routable address: Ray dials the loopback too
+        assert "Received: a server that is not Ray's" in said, said
+        return
+    assert f"Expected a Ray cluster answering at this node's address {dialled}:{port}: Ray dials it" in said, said
+    assert "Received: a server on the loopback alone" in said
