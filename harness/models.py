@@ -349,7 +349,8 @@ def as_zoo_twin(model: str, options: Mapping[str, Any], spec: ModelSpec) -> tupl
     names and groups. InputError where the structure is not the zoo's."""
     if model not in ZOO:
         return spec, {}
-    opts = ModelOptions(**{k: tuple(v) if isinstance(v, list) else v for k, v in options.items()})
+    given: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in options.items()}
+    opts = ModelOptions(**given)
     zoo = build_spec(model, spec.input_shape, spec.num_classes, opts)
     try:
         return with_names_of(spec, zoo)

@@ -123,6 +123,36 @@ def test_feature_layer_avgpool_names_mobilenet_v2s_pooling_in_the_trial(files, c
     assert features.shape == (64, *pooled)
 
 
+@pytest.mark.ray
+def test_xfbench_run_freeze_early_on_a_narrow_mobilenet_v2_file_passes_preflight_and_trains(
+    files, cache, runner, shared_ray, capsys
+):
+    """The reviewer's run: ``xfbench run --strategy freeze_early --model mobilenet_v2 --weights FILE
+    --freeze-groups 4`` (the suites' k): the preflight accepted it and the trial failed in the worker; now the
+    trial freezes the zoo's first 4 groups. Its weights were converted into the run's cache beforehand (the test
+    above's conversion serves it: the same file, model, options and input shape)."""
+    from harness.cli import main
+    from harness.results import read_results
+
+    k = dict(_FREEZE_EARLY)["mobilenet_v2"]
+    _trial(cache, runner, "mobilenet_v2", files["mobilenet_v2"], "--strategy", "freeze_early")
+    args = [
+        *("run", "--strategy", "freeze_early", "--model", "mobilenet_v2", "--width-multiplier", "0.25"),
+        *("--weights", str(files["mobilenet_v2"]), "--freeze-groups", str(k), "--backend", "torch"),
+        *("--dataset", "digits", "--input-size", "32", "--train-limit", "64", "--epochs", "1"),
+        *("--results-dir", str(cache.parent), "--run-id", "freeze-early-mobilenet-v2"),
+    ]
+    capsys.readouterr()
+    code = main(args)
+    out = capsys.readouterr()
+    assert code == 0, out.out[-3000:] + out.err[-3000:]
+    frame = read_results(cache.parent / "freeze-early-mobilenet-v2")
+    rows = frame[frame["test_acc"].notna()]
+    assert list(rows["status"]) == ["ok"]
+    frozen = json.loads(rows["details_json"].iloc[0])["frozen_groups"]
+    assert frozen == list(_zoo_spec("mobilenet_v2").groups())[:k] == ["stem", "stage1", "stage2", "stage3"]
+
+
 def test_a_twin_whose_structure_is_not_the_zoos_is_refused_naming_where_they_part():
     zoo = build_spec("resnet18", SHAPE, 10)
     first = zoo.layers[0]
