@@ -181,7 +181,8 @@ def with_weight_preprocessing(trial: TrialConfig, given: Collection[str] = ()) -
     """The trial fed as its weights expect: their input size, normalisation and resize mode unless the trial sets
     its own (--input-size; --normalize and --resize-mode when ``given``, the option paths set on the command line,
     holds them, so ``--normalize none`` overrides the weights'), three channels; a resize-crop keeps the weight
-    set's ratio of resize side to crop at any input size. A trial without pretrained weights is unchanged."""
+    set's ratio of resize side to crop at any input size. A trial without pretrained weights is unchanged, as is
+    one whose weights follow no convention (a ``python:`` factory's file, a neutral .npz): fed its data as it is."""
     ref = weights_ref(trial)
     if ref is None:
         return trial

@@ -19,7 +19,7 @@ import json
 import sys
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -98,11 +98,29 @@ def convert_npz(request: dict[str, Any], out: Path) -> None:
     write_converted(out, expected, weights, _meta(request, "xfbench"), probe_data)
 
 
+# A layer as harness.spec.canonical_form gives it: type, sorted fields (no name, group, inputs), producer positions.
+LayerForm = tuple[str, tuple[tuple[str, Any], ...], tuple[int, ...]]
+
+
+# Fields that shape training, not what the weights compute: fine-tuning a file with another dropout rate or BatchNorm
+# momentum is a choice of the trial, not another network.
+_TRAINING_ONLY_FIELDS = {"Dropout": ("rate", "kind"), "BatchNorm": ("decay",)}
+
+
+def _layer_forms(spec: ModelSpec) -> tuple[LayerForm, ...]:
+    forms = cast(tuple[LayerForm, ...], canonical_form(spec)[2])
+    return tuple(
+        (kind, tuple((k, v) for k, v in values if k not in _TRAINING_ONLY_FIELDS.get(kind, ())), inputs)
+        for kind, values, inputs in forms
+    )
+
+
 def check_same_network(received: ModelSpec, expected: ModelSpec, file_name: str, model: str) -> None:
     """The network a neutral checkpoint was trained as (its own spec) is --model's as this trial builds it, layer
     by layer, field by field; the input shape (the tensors fit it) and the head (the strategies replace it), layer
-    names and groups aside. Equal tensor shapes alone let a ReLU network's weights run as a tanh one."""
-    theirs, ours = canonical_form(received)[2][:-1], canonical_form(expected)[2][:-1]
+    names and groups aside, and what only shapes training (a dropout rate, BatchNorm's momentum). Equal tensor shapes
+    alone let a ReLU network's weights run as a tanh one."""
+    theirs, ours = _layer_forms(received)[:-1], _layer_forms(expected)[:-1]
     for index, (got, want) in enumerate(zip(theirs, ours, strict=False)):
         if got == want:
             continue

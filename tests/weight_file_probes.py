@@ -119,3 +119,13 @@ def import_call(workers: dict) -> object:
         return workers[FRAMEWORK_PREFIXES[json.loads(argv[0])["ref"]["kind"]]](import_probes.import_main, argv)
 
     return call
+
+
+def small_net(num_classes: int = 10) -> object:
+    """A user's ``python:weight_file_probes:small_net`` factory: one convolution on RGB, pooled, then a head (its
+    state dict: '0.weight' (4, 3, 3, 3), '0.bias', '4.weight' (classes, 4), '4.bias')."""
+    from torch import nn
+
+    return nn.Sequential(
+        nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, num_classes)
+    )

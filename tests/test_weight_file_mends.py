@@ -1,0 +1,255 @@
+"""Weight files the conversion let through, or refused with the wrong words (a review's cases): weights holding NaN
+passed the verification; an edited spec file reused the old conversion; a neutral .npz ran as another network with
+the same tensor shapes; a python: factory's file took torchvision's ImageNet preprocessing, and --normalize caffe
+folded nothing into a torch file; RGB weights fed one channel ended in a developer's advice.
+
+Each framework's step runs in the session's probe worker of that framework (tests/weight_file_probes.py), or, where
+the .npz is refused before any framework is imported, in this process."""
+
+from __future__ import annotations
+
+import functools
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import weight_file_probes as probes
+from test_pretrained import BOTH, SHAPE, _trial, weights_home  # noqa: F401 (weights_home: autouse, no user cache)
+
+from harness import weights_worker
+from harness.checkpoints import load_checkpoint, save_checkpoint
+from harness.input_pipeline import InputConfig
+from harness.models import ModelOptions, build_spec
+from harness.pretrained import Preprocessing, prepare_weights, preprocessing, run_worker, verify, weights_ref
+from harness.pretrained import with_weight_preprocessing as with_preprocessing
+from harness.spec import Activation, spec_to_dict
+from harness.weight_files import BadWeightsError
+from harness.weights import initial_weights
+
+NARROW = ModelOptions(width_multiplier=0.25)
+FACTORY = "python:weight_file_probes:small_net"
+SMALL_NET = {"0.weight": (4, 3, 3, 3), "0.bias": (4,), "4.weight": (10, 4), "4.bias": (10,)}
+
+
+@pytest.fixture(scope="module")
+def runner(workers):
+    return probes.probe_runner(workers)
+
+
+def _in_this_process(argv: list[str]) -> tuple[int, str]:
+    return weights_worker.main(argv), ""  # a refused .npz stops before any framework is imported
+
+
+def _here() -> object:
+    """A runner of each step in this process (an .npz it refuses, it refuses before importing a framework)."""
+    return functools.partial(run_worker, call=_in_this_process)
+
+
+def _cnn_small_npz(folder: Path, name: str = "cnn_small.npz", **options) -> Path:
+    spec = build_spec("cnn_small", (8, 8, 1), 10, ModelOptions(**options))
+    path = folder / name
+    save_checkpoint(path, spec, initial_weights(spec, "he_normal", 0), {})
+    return path
+
+
+@pytest.fixture(scope="module")
+def narrow_pth(workers, tmp_path_factory) -> Path:
+    """torchvision's mobilenet_v2 at width 0.25 (random weights, 10 classes) as a .pth."""
+    path = tmp_path_factory.mktemp("narrow") / "mobilenet_v2_narrow.pth"
+    workers["torch"](probes.write_torchvision, "mobilenet_v2", str(path), 10, 0, 0.25)
+    return path
+
+
+@pytest.fixture(scope="module")
+def keras_file(workers, tmp_path_factory) -> Path:
+    """Keras' MobileNetV2 (random weights, 10 classes) as a .weights.h5."""
+    path = tmp_path_factory.mktemp("keras") / "MobileNetV2.weights.h5"
+    workers["tensorflow"](probes.write_keras, "MobileNetV2", str(path), SHAPE, 10)
+    return path
+
+
+# 1. NaN in the weights
+
+
+def test_an_npz_holding_nan_is_refused_naming_the_tensor(tmp_path):
+    """The review's case: one NaN in a kernel passed the verification (a NaN gap compares false against the bound)
+    and the trial 'diverged' at its first epoch."""
+    spec = build_spec("cnn_small", (8, 8, 1), 10, ModelOptions())
+    weights = initial_weights(spec, "he_normal", 0)
+    weights["conv2/kernel"] = weights["conv2/kernel"].copy()
+    weights["conv2/kernel"][0, 0, 0, 0] = np.nan
+    save_checkpoint(tmp_path / "nan.npz", spec, weights, {})
+    with pytest.raises(BadWeightsError) as error:
+        prepare_weights(_trial("cnn_small", tmp_path / "nan.npz"), (8, 8, 1), tmp_path / "c", (), _here())
+    message = str(error.value)
+    assert "Expected finite values in every tensor of nan.npz. Received: NaN in tensor 'conv2/kernel'" in message
+    assert "(1 of 9216 values)" in message and "export the weights again" in message, message
+    assert not list((tmp_path / "c").rglob("*.npz"))
+
+
+def test_a_nan_gap_is_no_pass(tmp_path):
+    """verify() compared `gap > bound`, false for NaN, and wrote the pass marker."""
+    checkpoint = tmp_path / "k.npz"
+
+    def nan_gap(backend: str, mode: str, request: dict, out: Path) -> dict:
+        return {"gap": float("nan"), "bound": 1e-4, "first_layer": "logits", "layer_gap": float("nan")}
+
+    with pytest.raises(BadWeightsError, match="Received: a gap of nan"):
+        verify(checkpoint, "torch", nan_gap)
+    assert not list(tmp_path.glob("k.verified-*"))
+
+
+def test_a_pth_holding_inf_is_refused_naming_the_tensor(workers, runner, narrow_pth, tmp_path):
+    state = workers["torch"](probes.read_torch_state, str(narrow_pth))
+    state["features.3.conv.0.1.running_var"] = state["features.3.conv.0.1.running_var"].copy()
+    state["features.3.conv.0.1.running_var"][2] = np.inf
+    path = tmp_path / "inf.pth"
+    workers["torch"](probes.write_torch_state, str(path), state)
+    trial = _trial("mobilenet_v2", path, model_options=NARROW)
+    with pytest.raises(BadWeightsError, match=r"Received: inf in tensor 'features.3.conv.0.1.running_var' \(1 of"):
+        prepare_weights(trial, SHAPE, tmp_path / "cache", (), runner)
+
+
+def test_a_keras_file_holding_nan_is_refused_naming_the_variable(runner, keras_file, tmp_path):
+    path = tmp_path / "nan.weights.h5"
+    path.write_bytes(keras_file.read_bytes())
+    with h5py.File(path, "r+") as handle:
+        kernel = handle["layers/conv2d/vars/0"]
+        values = kernel[()]
+        values[0, 0, 0, 0] = np.nan
+        kernel[...] = values
+    with pytest.raises(BadWeightsError, match=r"Received: NaN in tensor '[\w/]*kernel' \(1 of 864 values\)"):
+        prepare_weights(_trial("keras:MobileNetV2", path), SHAPE, tmp_path / "cache", (), runner)
+
+
+# 2. and 3. A spec file edited, an .npz of another network
+
+
+def _write_spec(path: Path, spec) -> Path:
+    path.write_text(json.dumps(spec_to_dict(spec)))
+    return path
+
+
+def test_an_edited_spec_file_converts_again(runner, tmp_path):
+    """The review's case: the key held a spec file by its path, so the old conversion (its spec) served the edited
+    file. Here the edit renames the groups (which the strategies freeze by), as the weights allow."""
+    spec = build_spec("cnn_small", (8, 8, 1), 10, ModelOptions())
+    npz = _cnn_small_npz(tmp_path)
+    model = _write_spec(tmp_path / "net.json", spec)
+    trial = _trial(str(model), npz)
+    first = prepare_weights(trial, (8, 8, 1), tmp_path / "cache", (), runner)
+    assert set(load_checkpoint(first)[0].groups()) == {"features", "classifier"}
+    renamed = tuple(replace(layer, group="stem" if layer.group == "features" else "head") for layer in spec.layers)
+    _write_spec(model, replace(spec, layers=renamed))
+    second = prepare_weights(trial, (8, 8, 1), tmp_path / "cache", (), runner)
+    assert second != first and set(load_checkpoint(second)[0].groups()) == {"stem", "head"}
+
+
+def test_a_spec_file_edited_into_another_network_is_refused_not_served_the_old_conversion(runner, tmp_path):
+    spec = build_spec("cnn_small", (8, 8, 1), 10, ModelOptions())
+    npz = _cnn_small_npz(tmp_path)
+    model = _write_spec(tmp_path / "net.json", spec)
+    trial = _trial(str(model), npz)
+    prepare_weights(trial, (8, 8, 1), tmp_path / "cache", (), runner)
+    tanh = tuple(replace(layer, kind="tanh") if isinstance(layer, Activation) else layer for layer in spec.layers)
+    _write_spec(model, replace(spec, layers=tanh))
+    with pytest.raises(BadWeightsError, match=r"layer 'act1' \(Activation\) has kind='relu' in the file"):
+        prepare_weights(trial, (8, 8, 1), tmp_path / "cache", (), runner)
+
+
+@pytest.mark.parametrize(
+    ("options", "found"),
+    [
+        ({"activation": "tanh"}, "layer 'act1' (Activation) has kind='relu' in the file, kind='tanh' in --model's"),
+        ({"activation": "elu"}, "layer 'act1' (Activation) has kind='relu' in the file, kind='elu' in --model's"),
+    ],
+)
+def test_an_npz_of_another_network_with_the_same_tensors_is_refused_naming_layer_and_field(tmp_path, options, found):
+    """The review's case: a ReLU cnn_small's .npz loaded with --activation tanh: only the tensors' shapes were
+    compared, not the spec the file holds. Another dropout rate is the trial's choice, not another network."""
+    npz = _cnn_small_npz(tmp_path)
+    prepare_weights(
+        _trial("cnn_small", npz, model_options=ModelOptions(dropout=0.9)), (8, 8, 1), tmp_path / "d", (), _here()
+    )
+    trial = _trial("cnn_small", npz, model_options=ModelOptions(**options))
+    with pytest.raises(BadWeightsError) as error:
+        prepare_weights(trial, (8, 8, 1), tmp_path / "cache", (), _here())
+    message = str(error.value)
+    assert message.startswith("Expected the weights in cnn_small.npz to be of --model cnn_small's network") and (
+        found in message
+    ), message
+    assert "pass the model options the file was trained with" in message
+
+
+def test_an_npz_of_the_same_network_under_other_layer_names_loads(runner, tmp_path):
+    """Layer names and groups are not the network: a spec file naming its activations otherwise takes the file."""
+    spec = build_spec("cnn_small", (8, 8, 1), 10, ModelOptions())
+    renamed = tuple(
+        replace(layer, name=f"{layer.name}_x") if isinstance(layer, Activation) else layer for layer in spec.layers
+    )
+    model = _write_spec(tmp_path / "net.json", replace(spec, layers=renamed))
+    checkpoint = prepare_weights(_trial(str(model), _cnn_small_npz(tmp_path)), (8, 8, 1), tmp_path / "c", (), runner)
+    assert load_checkpoint(checkpoint)[0].layers[1].name == "act1_x"
+
+
+# 4. and 5. A python: factory's file
+
+
+def test_a_python_factorys_file_follows_no_preprocessing_convention(tmp_path):
+    """The review's case: it got torchvision's ImageNet convention (224 px, ImageNet mean/std, resize-crop 256)."""
+    path = tmp_path / "net.pth"
+    path.write_bytes(b"a state dict")
+    trial = _trial(FACTORY, path)
+    ref = weights_ref(trial)
+    assert ref is not None and preprocessing(ref, FACTORY) == Preprocessing(None, "none", "stretch")
+    assert with_preprocessing(trial).input == InputConfig()  # the data as it is, stretched if --input-size says
+    given = _trial(FACTORY, path, input=InputConfig(size=16, normalize="caffe"))
+    assert with_preprocessing(given, ("input.size", "input.normalize")).input == InputConfig(16, None, "caffe")
+
+
+def test_a_python_factorys_torch_file_read_bgr_with_normalize_caffe_is_folded_and_verified(workers, runner, tmp_path):
+    """The review's case: --normalize caffe promised the BGR fold, the torch converter ignored it. The first
+    convolution's input channels are reversed, and each backend reproduces the source's logits on BGR images from
+    the converted network on RGB ones."""
+    rng = np.random.default_rng(0)
+    state = {k: rng.normal(size=s).astype(np.float32) for k, s in SMALL_NET.items()}
+    path = tmp_path / "net.pth"
+    workers["torch"](probes.write_torch_state, str(path), state)
+    caffe = with_preprocessing(_trial(FACTORY, path, input=InputConfig(normalize="caffe")), ("input.normalize",))
+    checkpoint = prepare_weights(caffe, SHAPE, tmp_path / "cache", BOTH, runner)
+    spec, weights, _ = load_checkpoint(checkpoint)
+    kernel = weights[f"{spec.layers[0].name}/kernel"]
+    source = state["0.weight"].transpose(2, 3, 1, 0)  # OIHW -> HWIO
+    assert np.array_equal(kernel, source[:, :, ::-1, :]) and not np.array_equal(kernel, source)
+    assert len(list(checkpoint.parent.glob(f"{checkpoint.stem}.verified-*.json"))) == 2
+    plain = prepare_weights(_trial(FACTORY, path), SHAPE, tmp_path / "cache", (), runner)
+    assert plain != checkpoint and np.array_equal(load_checkpoint(plain)[1][f"{spec.layers[0].name}/kernel"], source)
+
+
+# 6. RGB weights fed one channel
+
+
+def test_rgb_torch_weights_fed_one_channel_say_which_option_to_change(runner, narrow_pth, tmp_path):
+    """The review's case: --input-channels 1 with RGB weights ended in 'Generate them with
+    harness.weights.initial_weights', a developer's advice."""
+    trial = _trial("mobilenet_v2", narrow_pth, model_options=NARROW, input=InputConfig(size=32, channels=1))
+    trial = with_preprocessing(trial, ("input.size", "input.channels"))
+    assert trial.input.channels == 1
+    with pytest.raises(BadWeightsError) as error:
+        prepare_weights(trial, (32, 32, 1), tmp_path / "cache", (), runner)
+    message = str(error.value)
+    assert "Expected inputs with the 3 channels the weights in mobilenet_v2_narrow.pth take" in message, message
+    assert "Received: inputs with 1. To fix, feed them 3: drop --input-channels 1" in message, message
+    assert "initial_weights" not in message
+
+
+def test_rgb_keras_weights_fed_one_channel_say_which_option_to_change(runner, keras_file, tmp_path):
+    trial = _trial("keras:MobileNetV2", keras_file)
+    with pytest.raises(BadWeightsError) as error:
+        prepare_weights(trial, (32, 32, 1), tmp_path / "cache", (), runner)
+    message = str(error.value)
+    assert "Expected inputs with the 3 channels the weights in MobileNetV2.weights.h5 take" in message, message
+    assert "drop --input-channels 1" in message, message
