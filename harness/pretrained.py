@@ -343,10 +343,10 @@ def _check_zoo_content(ref: WeightsRef, path: Path, found: Mapping[str, Any], di
     )
 
 
-def refetch_hint(ref: WeightsRef) -> str:
-    """What to do about a damaged weight file: a zoo's is fetched again, a user's written or copied again."""
+def refetch_hint(ref: WeightsRef, users_fix: str = "copy or save it again") -> str:
+    """What to do about a damaged weight file: a zoo's is fetched again, a user's ``users_fix``."""
     if ref.kind == "file":
-        return "copy or save it again"
+        return users_fix
     return f"download it again: delete it and run `{ref.fetch_command}`"
 
 
@@ -372,9 +372,9 @@ def check_finite(tensors: Iterable[tuple[str, Any]], file_name: str, fix: str) -
 
 def nonfinite_fix(ref: WeightsRef) -> str:
     """What to do about weights holding NaN or infinity: a zoo's file is fetched again, a user's exported again."""
-    if ref.kind == "file":
-        return "export the weights again from a network that trained without diverging, or copy the file again"
-    return refetch_hint(ref)
+    return refetch_hint(
+        ref, "export the weights again from a network that trained without diverging, or copy the file again"
+    )
 
 
 def channels_error(file_name: str, takes: int, given: int) -> BadWeightsError:
