@@ -577,7 +577,7 @@ def _algorithm(plan: TunePlan) -> str:
     """The search's algorithm as summary.md names it; optuna's with how many samples TPE drew at random first."""
     if plan.algorithm != "optuna":
         return plan.algorithm
-    return f"optuna (TPE after {_counted(tpe_startup_samples(plan.num_samples), 'random sample')})"
+    return f"optuna (TPE after {_counted(plan.tpe_startup or tpe_startup_samples(plan.num_samples), 'random sample')})"
 
 
 def search_markdown(frame: pd.DataFrame, plan: TunePlan) -> str:

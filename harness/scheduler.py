@@ -106,6 +106,7 @@ class SearchExperiment:
     num_samples: int = 8  # random/optuna: trials in all; grid: samples per grid point
     metric: str = "val_acc"
     asha: AshaSettings | None = None
+    tpe_startup: int | None = None  # optuna: random samples before TPE models them (None: tpe_startup_samples)
 
     @property
     def mode(self) -> str:
@@ -730,7 +731,7 @@ def search_algorithm(experiment: SearchExperiment) -> Any:
                 "Run: pip install 'xfbench[optuna]'."
             ) from None
 
-        startup = tpe_startup_samples(experiment.num_samples)
+        startup = experiment.tpe_startup or tpe_startup_samples(experiment.num_samples)
         sampler = optuna.samplers.TPESampler(seed=experiment.sampling_seed, n_startup_trials=startup)
         return _numbered(OptunaSearch(sampler=sampler))
     raise ValueError(f"Expected a search algorithm in random, grid, optuna. Received: {experiment.algorithm!r}.")

@@ -421,11 +421,14 @@ def sample_points(space: SearchSpace, algorithm: str, num_samples: int, seed: in
     return points
 
 
+OPTUNA_STARTUP_DEFAULT = 10  # optuna.samplers.TPESampler's n_startup_trials
+
+
 def tpe_startup_samples(num_samples: int) -> int:
     """How many of an optuna search's samples its TPE sampler draws at random before it models the results: half
     the budget, at most Optuna's default of 10. With that default whatever the budget, the default 8 samples and
     tune_smoke's 4 were all drawn at random, and tune_quick's 12 all but 2, under the name TPE."""
-    return max(1, min(10, num_samples // 2))
+    return max(1, min(OPTUNA_STARTUP_DEFAULT, num_samples // 2))
 
 
 def grid_size(space: SearchSpace) -> int:

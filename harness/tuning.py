@@ -21,6 +21,7 @@ from harness.config import OptimizerConfig, TrialConfig, case_label
 from harness.errors import InputError
 from harness.scheduler import AshaSettings, SearchExperiment
 from harness.search import (
+    OPTUNA_STARTUP_DEFAULT,
     SEARCH_ALGORITHMS,
     Choice,
     SearchSpace,
@@ -29,6 +30,7 @@ from harness.search import (
     grid_size,
     probe_values,
     sample_points,
+    tpe_startup_samples,
     validate_space,
 )
 from harness.summary import final_rows, last_attempts
@@ -52,8 +54,16 @@ class TunePlan:
     metric: str = "val_acc"
     asha: AshaSettings | None = None
     final_seeds: int = 3
+    # The final stage's first seed: the one after the search's (a tune recorded before 2026-12-05 ran 0..K-1 and
+    # reads back 0, so its resume re-runs the seeds it planned)
+    first_final_seed: int = SEARCH_SEED + 1
+    # optuna: the samples TPE draws at random before it models the results (None: tpe_startup_samples of the
+    # budget; a tune recorded before 2026-12-05 reads back Optuna's own 10, which it ran with)
+    tpe_startup: int | None = None
 
     def __post_init__(self) -> None:
+        if self.tpe_startup is None:
+            object.__setattr__(self, "tpe_startup", tpe_startup_samples(self.num_samples))
         if self.algorithm not in SEARCH_ALGORITHMS:
             raise InputError(
                 f"Expected --search in {list(SEARCH_ALGORITHMS)}. Received: {self.algorithm!r}. Pick one of those."
@@ -171,6 +181,7 @@ class TunePlan:
                 num_samples=self.num_samples,
                 metric=self.metric,
                 asha=self.asha,
+                tpe_startup=self.tpe_startup,
             )
             for b in self.bases
         ]
@@ -185,6 +196,8 @@ class TunePlan:
             "metric": self.metric,
             "asha": asdict(self.asha) if self.asha else None,
             "final_seeds": self.final_seeds,
+            "first_final_seed": self.first_final_seed,
+            "tpe_startup": self.tpe_startup,
         }
 
     @classmethod
@@ -198,6 +211,8 @@ class TunePlan:
             metric=data["metric"],
             asha=AshaSettings(**data["asha"]) if data["asha"] else None,
             final_seeds=data["final_seeds"],
+            first_final_seed=data.get("first_final_seed", 0),
+            tpe_startup=data.get("tpe_startup", OPTUNA_STARTUP_DEFAULT),
         )
 
 
@@ -305,8 +320,8 @@ def best_trials(table: pd.DataFrame, plan: TunePlan) -> dict[tuple[str, str], st
 
 
 def final_seeds(plan: TunePlan) -> range:
-    """The final stage's seeds: K seeds after the search's."""
-    return range(SEARCH_SEED + 1, SEARCH_SEED + 1 + plan.final_seeds)
+    """The final stage's seeds: K seeds after the search's (0..K-1 in a tune recorded before that)."""
+    return range(plan.first_final_seed, plan.first_final_seed + plan.final_seeds)
 
 
 def final_trials(frame: pd.DataFrame, plan: TunePlan) -> list[TrialConfig]:

@@ -804,3 +804,20 @@ def test_optuna_models_its_results_after_half_its_samples_and_refuses_more_sampl
         InputError, match=re.escape("Received: --num-samples 5 over 4 combination(s). Use --search grid")
     ):
         TunePlan(bases=(BASE,), space=choices, algorithm="optuna", num_samples=5).check_random_choices_distinct()
+
+
+def test_a_tune_recorded_before_the_final_seeds_moved_resumes_with_the_seeds_and_startup_it_ran_with():
+    """run.json recorded final_seeds: K alone: read back after the final stage moved to seeds 1..K, a resume of a
+    tune that ran 0..K-1 kept its seed-0 rows and added seed K (or dropped a failed seed 0 for seed K); an optuna
+    tune switched from Optuna's 10 random samples to half its budget partway, drawing other points."""
+    plan = TunePlan(bases=(BASE,), space=parse_space(["lr=loguniform:1e-3,1"]), algorithm="optuna", final_seeds=3)
+    assert (plan.first_final_seed, plan.tpe_startup) == (1, 4)
+    again = TunePlan.from_dict(json.loads(json.dumps(plan.to_dict())))
+    assert (again.first_final_seed, again.tpe_startup) == (1, 4) and again == plan
+    recorded = {k: v for k, v in plan.to_dict().items() if k not in ("first_final_seed", "tpe_startup")}
+    old = TunePlan.from_dict(recorded)
+    assert (old.first_final_seed, old.tpe_startup) == (0, 10)
+    assert [t.seed for t in final_trials(_search_frame(), old)] == [0, 1, 2]
+    assert [t.seed for t in final_trials(_search_frame(), again)] == [1, 2, 3]
+    assert old.experiments()[0].tpe_startup == 10
+    assert search_algorithm(old.experiments()[0]).inner._sampler._n_startup_trials == 10
