@@ -175,6 +175,23 @@ def input_layers(config: InputConfig, data_shape: tuple[int, ...], group: str) -
     return tuple(layers)
 
 
+def without_input_pipeline(spec: ModelSpec) -> ModelSpec:
+    """``spec`` without the layers :func:`with_input_pipeline` (or a spec file) put in front of the network
+    (resize, channel repeat, normalisation), the first of the rest reading the model input: the network a
+    checkpoint trained behind an input pipeline holds. Its input shape is left as it was."""
+    count = 0
+    while count < len(spec.layers) and isinstance(spec.layers[count], (Resize2D, RepeatChannels, Normalize)):
+        count += 1
+    if count == 0:
+        return spec
+    fed = spec.layers[count - 1].name
+    layers = tuple(
+        dataclasses.replace(l, inputs=tuple("input" if s == fed else s for s in l.inputs)) if fed in l.inputs else l
+        for l in spec.layers[count:]
+    )
+    return dataclasses.replace(spec, layers=layers)
+
+
 def with_input_pipeline(spec: ModelSpec, config: InputConfig, data_shape: tuple[int, ...]) -> ModelSpec:
     """``spec`` fed by the pipeline: the prefix layers in the model's first group, and every layer that read the
     model input reading the prefix's output instead (the first layer does so implicitly, as the next in line);

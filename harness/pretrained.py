@@ -162,9 +162,10 @@ def weights_ref(trial: TrialConfig) -> WeightsRef | None:
 
 def preprocessing(ref: WeightsRef, model: str) -> Preprocessing:
     """The input size and normalisation a weight set was trained with (a user's file: its framework's zoo's; a
-    ``python:`` factory's file and a neutral .npz: none, the data fed as it is)."""
+    ``python:`` factory's own file and a neutral .npz: none, the data fed as it is; a zoo's weights in a factory's
+    network: the zoo's)."""
     fmt = weights_format(ref.name)[0] if ref.kind == "file" else ref.kind
-    if fmt == "npz" or model.startswith("python:"):
+    if fmt == "npz" or (ref.kind == "file" and model.startswith("python:")):
         # xfbench's own checkpoints were trained on the data as it is; a factory's weights follow no convention
         # xfbench knows (not torchvision's ImageNet one: the factory is the user's network, trained on their data)
         return Preprocessing(None, "none")
@@ -494,9 +495,9 @@ def prepare_weights(
 def weights_read_bgr(ref: WeightsRef, trial: TrialConfig) -> bool:
     """Whether the weights read BGR (Caffe's convention), so their first convolution's input channels are reversed
     on conversion: the convention of weights xfbench knows by name (Keras' ResNet50 and VGG), whatever --normalize
-    the trial runs; for a python: factory, whose weights follow no convention xfbench knows, the trial's
-    --normalize caffe."""
-    if parse_model_ref(trial.model).kind == "python":
+    the trial runs; for a python: factory's own file, whose weights follow no convention xfbench knows, the trial's
+    --normalize caffe (a factory given a zoo's weights, --pretrained torchvision:NAME, takes their convention)."""
+    if parse_model_ref(trial.model).kind == "python" and ref.kind == "file":
         return trial.input.normalize == "caffe"
     return preprocessing(ref, trial.model).normalize == "caffe"
 

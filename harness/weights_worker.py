@@ -28,6 +28,7 @@ from harness.checkpoints import load_checkpoint
 from harness.config import RuntimeOptions
 from harness.errors import InputError
 from harness.importers import UnsupportedModelError
+from harness.input_pipeline import without_input_pipeline
 from harness.models import ModelOptions
 from harness.pretrained import (
     WeightsRef,
@@ -119,7 +120,9 @@ def check_same_network(received: ModelSpec, expected: ModelSpec, file_name: str,
     """The network a neutral checkpoint was trained as (its own spec) is --model's as this trial builds it, layer
     by layer, field by field; the input shape (the tensors fit it) and the head (the strategies replace it), layer
     names and groups aside, and what only shapes training (a dropout rate, BatchNorm's momentum). Equal tensor shapes
-    alone let a ReLU network's weights run as a tanh one."""
+    alone let a ReLU network's weights run as a tanh one. An input pipeline in front (a backbone xfbench trained
+    with --input-channels, --input-size or --normalize saves its spec with it) is not the network."""
+    received, expected = without_input_pipeline(received), without_input_pipeline(expected)
     theirs, ours = _layer_forms(received)[:-1], _layer_forms(expected)[:-1]
     for index, (got, want) in enumerate(zip(theirs, ours, strict=False)):
         if got == want:

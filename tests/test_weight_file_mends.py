@@ -23,7 +23,16 @@ from harness import weights_worker
 from harness.checkpoints import load_checkpoint, save_checkpoint
 from harness.input_pipeline import InputConfig
 from harness.models import ModelOptions, build_spec
-from harness.pretrained import Preprocessing, prepare_weights, preprocessing, run_worker, verify, weights_ref
+from harness.pretrained import (
+    Preprocessing,
+    WeightsRef,
+    prepare_weights,
+    preprocessing,
+    run_worker,
+    verify,
+    weights_read_bgr,
+    weights_ref,
+)
 from harness.pretrained import with_weight_preprocessing as with_preprocessing
 from harness.spec import Activation, spec_to_dict
 from harness.weight_files import BadWeightsError
@@ -208,6 +217,11 @@ def test_a_python_factorys_file_follows_no_preprocessing_convention(tmp_path):
     assert with_preprocessing(trial).input == InputConfig()  # the data as it is, stretched if --input-size says
     given = _trial(FACTORY, path, input=InputConfig(size=16, normalize="caffe"))
     assert with_preprocessing(given, ("input.size", "input.normalize")).input == InputConfig(16, None, "caffe")
+    # a zoo's weights in the factory's network keep the zoo's convention, and are never read as BGR
+    zoo = WeightsRef("torchvision", "resnet18", "")
+    assert preprocessing(zoo, FACTORY) == preprocessing(zoo, "torchvision:resnet18")
+    assert preprocessing(zoo, FACTORY).normalize == "imagenet"
+    assert not weights_read_bgr(zoo, replace(given, input=InputConfig(normalize="caffe")))
 
 
 def test_a_python_factorys_torch_file_read_bgr_with_normalize_caffe_is_folded_and_verified(workers, runner, tmp_path):
@@ -253,3 +267,19 @@ def test_rgb_keras_weights_fed_one_channel_say_which_option_to_change(runner, ke
     message = str(error.value)
     assert "Expected inputs with the 3 channels the weights in MobileNetV2.weights.h5 take" in message, message
     assert "drop --input-channels 1" in message, message
+
+
+def test_an_npz_of_a_backbone_trained_behind_an_input_pipeline_is_its_network():
+    """xfbench saves a backbone's spec with the input pipeline it trained behind (--input-channels 3 on digits: a
+    channel repeat in front): the network check compared that layer with the model's first and refused the file."""
+    from harness.input_pipeline import InputConfig, with_input_pipeline, without_input_pipeline
+    from harness.weights_worker import check_same_network
+
+    inner = build_spec("cnn_small", (8, 8, 3), 10, ModelOptions())
+    saved = with_input_pipeline(inner, InputConfig(size=16, channels=3, normalize="imagenet"), (8, 8, 1))
+    assert [type(layer).__name__ for layer in saved.layers[:3]] == ["Resize2D", "RepeatChannels", "Normalize"]
+    assert without_input_pipeline(saved).layers == inner.layers and without_input_pipeline(inner) == inner
+    check_same_network(saved, inner, "backbone.npz", "cnn_small")
+    tanh = build_spec("cnn_small", (8, 8, 3), 10, ModelOptions(activation="tanh"))
+    with pytest.raises(BadWeightsError, match="layer 'act1' \\(Activation\\) has kind='relu' in the file"):
+        check_same_network(saved, tanh, "backbone.npz", "cnn_small")
