@@ -73,10 +73,9 @@ def dialled_host(host: str) -> str:
     this node has no such address."""
     if host not in LOOPBACK_NAMES:
         return host
-    family, outward = (socket.AF_INET6, "2001:4860:4860::8888") if host == "::1" else (socket.AF_INET, "8.8.8.8")
-    try:
-        with socket.socket(family, socket.SOCK_DGRAM) as probe:
-            probe.connect((outward, 80))
+    try:  # IPv4 for ::1 too, as Ray's node address is found (from the perspective of 8.8.8.8)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            probe.connect(("8.8.8.8", 80))
             return str(probe.getsockname()[0])
     except OSError:
         return host
