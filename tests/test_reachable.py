@@ -16,10 +16,12 @@ SETTINGS_FRAME = bytes([0, 0, 24, 4, 0, 0, 0, 0, 0]) + bytes(24)
 
 
 @contextmanager
-def _server(reply: bytes | None, host: str = "127.0.0.1", family: int = socket.AF_INET) -> Iterator[int]:
-    """A server on a free port that answers every connection with ``reply`` (None: accepts, says nothing)."""
+def _server(reply: bytes | None, host: str = "0.0.0.0", family: int = socket.AF_INET) -> Iterator[int]:
+    """A server on a free port that answers every connection with ``reply`` (None: accepts, says nothing). On
+    every interface, as a Ray head listens: --address 127.0.0.1:PORT is checked (and dialled by Ray) at this node's
+    own address."""
     stop = threading.Event()
-    with socket.create_server((host, 0), family=family) as server:
+    with socket.create_server((host, 0), family=family, dualstack_ipv6=host == "::") as server:
         server.settimeout(0.1)
 
         def serve() -> None:
@@ -74,7 +76,7 @@ def test_a_cluster_address_is_checked_before_ray_is_handed_it(address, message):
 
 
 def test_an_ipv6_address_is_parsed_and_tried():
-    with _server(SETTINGS_FRAME, "::1", socket.AF_INET6) as port:
+    with _server(SETTINGS_FRAME, "::", socket.AF_INET6) as port:  # IPv6 and IPv4: Ray dials ::1 at the node's IPv4
         check_cluster_address(f"[::1]:{port}")
 
 
