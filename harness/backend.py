@@ -21,6 +21,7 @@ import shutil
 import sys
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
+from types import ModuleType
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
@@ -210,10 +211,16 @@ def load_backend(name: str, runtime: RuntimeOptions) -> Backend:
     return module.create_backend(runtime)
 
 
+def capabilities_module(name: str) -> ModuleType:
+    """Backend ``name``'s ``backends/<name>/capabilities.py``: what it declares, read without importing its
+    framework."""
+    return importlib.import_module(backend_entry(name).capabilities_module)
+
+
 @functools.cache
 def backend_capabilities(name: str) -> frozenset[str]:
     """What backend ``name`` declares it can do, read from ``backends/<name>/capabilities.py`` (no framework import)."""
-    return frozenset(importlib.import_module(backend_entry(name).capabilities_module).CAPABILITIES)
+    return frozenset(capabilities_module(name).CAPABILITIES)
 
 
 def check_programs(trials: Sequence[TrialConfig], environ: Mapping[str, str]) -> None:
@@ -221,7 +228,7 @@ def check_programs(trials: Sequence[TrialConfig], environ: Mapping[str, str]) ->
     on CPUs) that ``environ``'s PATH does not have: declared in ``backends/<name>/capabilities.py`` ``PROGRAMS``. For a
     run on this machine: a cluster's nodes are not this machine."""
     for trial in trials:
-        programs = getattr(importlib.import_module(backend_entry(trial.backend).capabilities_module), "PROGRAMS", {})
+        programs = getattr(capabilities_module(trial.backend), "PROGRAMS", {})
         for option, (variable, default, devices, why) in programs.items():
             if not getattr(trial.runtime, option) or trial.runtime.device not in devices:
                 continue
@@ -238,13 +245,13 @@ def check_programs(trials: Sequence[TrialConfig], environ: Mapping[str, str]) ->
 def framework_default(name: str, setting: str) -> Any:
     """What backend ``name``'s framework does for a RuntimeOptions ``setting`` when nothing sets it, from
     ``backends/<name>/capabilities.py`` ``OWN_DEFAULTS`` (no framework import)."""
-    return importlib.import_module(backend_entry(name).capabilities_module).OWN_DEFAULTS[setting]
+    return capabilities_module(name).OWN_DEFAULTS[setting]
 
 
 @functools.cache
 def installed_framework_version(name: str) -> str:
     """The installed version of backend ``name``'s framework, from package metadata: the driver never imports it."""
-    distribution = importlib.import_module(backend_entry(name).capabilities_module).DISTRIBUTION
+    distribution = capabilities_module(name).DISTRIBUTION
     try:
         return f"{distribution} {importlib.metadata.version(distribution)}"
     except importlib.metadata.PackageNotFoundError:

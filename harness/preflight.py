@@ -251,11 +251,17 @@ def _check_names_and_options(trial: TrialConfig, resumed: bool, searched: bool) 
     if not resumed:  # a recorded run ran as it stands
         check_strategy_options(trial)
     if not resumed and not searched:  # a search's base never trains: its points are checked
-        check_decay_to_decouple(trial.optimizer)
-        check_momentum_to_cycle(trial.optimizer, trial.schedule)
-        check_frozen_epochs(trial)
+        _check_recorded_settings_apply(trial)
     initializer(trial.init)
     trial.optimizer.resolved()
+
+
+def _check_recorded_settings_apply(trial: TrialConfig) -> None:
+    """Settings a trial that trains would record but never apply (checked on a run's trials and a search's points,
+    not on a search's base, which never trains as it stands)."""
+    check_decay_to_decouple(trial.optimizer)
+    check_momentum_to_cycle(trial.optimizer, trial.schedule)
+    check_frozen_epochs(trial)
 
 
 def _task_spec(trial: TrialConfig, derived: Dataset, cache_dir: Path | None) -> ModelSpec:
@@ -384,9 +390,7 @@ def _check_search_points(
                 if trial.schedule.name == "plateau":
                     plateaus.append(_plateau_never_reduces(trial))
                 if not resumed:
-                    check_decay_to_decouple(trial.optimizer)
-                    check_momentum_to_cycle(trial.optimizer, trial.schedule)
-                    check_frozen_epochs(trial)
+                    _check_recorded_settings_apply(trial)
                 option_use.note(trial, specs[key])
                 checked.add(read)
             except (ValueError, TypeError) as exc:  # InputError among them
