@@ -34,6 +34,7 @@ from harness.pretrained import (
     WeightsRef,
     backend_weights_module,
     check_finite,
+    fold_bgr,
     nonfinite_fix,
     worker_reply,
     write_converted,
@@ -216,10 +217,22 @@ def run(backend: str, mode: str, request: dict[str, Any], out: Path) -> dict[str
         answer: dict[str, Any] = getattr(module, mode)(request["ref"], Path(request["home"]))
         return answer
     if mode == "convert":
-        spec, weights, probe_data = module.convert(request, probe_batch(tuple(request["input_shape"])))
+        spec, weights, probe_data = _converted(module, request)
         write_converted(out, spec, weights, _meta(request, module.SOURCE), probe_data)
         return {"checkpoint": str(out)}
     raise ValueError(f"Expected a mode resolve, fetch, convert or probe. Received: {mode!r}.")
+
+
+def _converted(module: Any, request: dict[str, Any]) -> tuple[ModelSpec, dict[str, Any], dict[str, Any]]:
+    """A framework file converted by its backend's ``module``, with the source's outputs on the probe batch. The
+    channel order belongs to the weights (harness.pretrained.weights_read_bgr decides it, and keys it): weights that
+    read BGR run the source on the batch in BGR and get their first convolution's input channels reversed, so the
+    converted network reads it in RGB and the verification checks the fold, in either framework."""
+    x = probe_batch(tuple(request["input_shape"]))
+    if not request.get("bgr", False):  # a request that does not say reads RGB, as every zoo's weights but Caffe's
+        return cast(tuple[ModelSpec, dict[str, Any], dict[str, Any]], module.convert(request, x))
+    spec, weights, probe_data = module.convert(request, x[..., ::-1].copy())
+    return spec, fold_bgr(spec, weights), {**probe_data, "x": x}
 
 
 def main(argv: list[str]) -> int:

@@ -31,7 +31,6 @@ from harness.pretrained import (
     WeightsRef,
     channels_error,
     check_finite,
-    fold_bgr,
     nonfinite_fix,
     refetch_hint,
 )
@@ -255,14 +254,5 @@ def convert(request: dict[str, Any], x: np.ndarray) -> tuple[ModelSpec, dict[str
     model = load_into_architecture(request, path)
     check_finite(((v.path, v.numpy()) for v in model.weights), path.name, nonfinite_fix(WeightsRef(**request["ref"])))
     spec, weights = importer.convert(model, tuple(request["input_shape"]), request["meta"]["weights"])
-    # The channel order belongs to the weights (harness.pretrained.weights_read_bgr decides it, and keys it)
-    bgr = bool(request["bgr"])
-    source_x = x[..., ::-1].copy() if bgr else x
-    if bgr:
-        weights = fold_bgr(spec, weights)
-    probe = {
-        "x": x,
-        "logits": importer.reference_logits(model, source_x),
-        "layers": layer_outputs(model, source_x, spec),
-    }
+    probe = {"x": x, "logits": importer.reference_logits(model, x), "layers": layer_outputs(model, x, spec)}
     return replace(spec), weights, probe

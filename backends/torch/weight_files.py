@@ -32,7 +32,6 @@ from harness.pretrained import (
     WeightsRef,
     channels_error,
     check_finite,
-    fold_bgr,
     hub_file_mismatch,
     hub_name_digest,
     nonfinite_fix,
@@ -277,10 +276,8 @@ def layer_outputs(model: nn.Module, x: np.ndarray, names: set[str]) -> dict[str,
 
 
 def convert(request: dict[str, Any], x: np.ndarray) -> tuple[Any, dict[str, np.ndarray], dict[str, Any]]:
-    """The file in the architecture, as a neutral spec and weights, with the source's outputs on ``x``. Weights
-    that read BGR (``request["bgr"]``: harness.pretrained.weights_read_bgr decides it, and keys it) get their
-    first convolution's input channels reversed, so the network reads RGB; the source runs on ``x`` in BGR, so the
-    verification checks the fold (as the Keras converter does)."""
+    """The file in the architecture, as a neutral spec and weights, with the source's outputs on ``x`` (weights
+    that read BGR are folded by the harness, harness.weights_worker)."""
     path = Path(request["file"])
     model = load_into_architecture(request, path)
     state = model.state_dict().items()
@@ -290,10 +287,7 @@ def convert(request: dict[str, Any], x: np.ndarray) -> tuple[Any, dict[str, np.n
     if takes is not None and len(shape) == 3 and takes != shape[-1]:
         raise channels_error(path.name, takes, shape[-1])
     spec, weights = importer.convert(model, shape, request["meta"]["weights"])
-    source_x = x[..., ::-1].copy() if request["bgr"] else x
-    layers = layer_outputs(model, source_x, {layer.name for layer in spec.layers})  # by fx node: converted names
+    layers = layer_outputs(model, x, {layer.name for layer in spec.layers})  # by fx node: converted names
     spec, renames = as_zoo_twin(request["model"], request["model_options"], spec)  # a zoo twin: the zoo's names
-    weights = renamed_layers(weights, renames)
-    logits = importer.reference_logits(model, source_x)
-    probe = {"x": x, "logits": logits, "layers": renamed_layers(layers, renames)}
-    return spec, fold_bgr(spec, weights) if request["bgr"] else weights, probe
+    probe = {"x": x, "logits": importer.reference_logits(model, x), "layers": renamed_layers(layers, renames)}
+    return spec, renamed_layers(weights, renames), probe
