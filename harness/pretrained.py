@@ -165,7 +165,7 @@ def preprocessing(ref: WeightsRef, model: str) -> Preprocessing:
     ``python:`` factory's own file and a neutral .npz: none, the data fed as it is; a zoo's weights in a factory's
     network: the zoo's)."""
     fmt = weights_format(ref.name)[0] if ref.kind == "file" else ref.kind
-    if fmt == "npz" or (ref.kind == "file" and model.startswith("python:")):
+    if fmt == "npz" or _factorys_own_file(ref, model):
         # xfbench's own checkpoints were trained on the data as it is; a factory's weights follow no convention
         # xfbench knows (not torchvision's ImageNet one: the factory is the user's network, trained on their data)
         return Preprocessing(None, "none")
@@ -492,12 +492,18 @@ def prepare_weights(
     return checkpoint
 
 
+def _factorys_own_file(ref: WeightsRef, model: str) -> bool:
+    """A ``python:`` factory's own weight file: weights of the user's network, which follow no convention xfbench
+    knows (a zoo's weights in a factory's network keep the zoo's)."""
+    return ref.kind == "file" and parse_model_ref(model).kind == "python"
+
+
 def weights_read_bgr(ref: WeightsRef, trial: TrialConfig) -> bool:
     """Whether the weights read BGR (Caffe's convention), so their first convolution's input channels are reversed
     on conversion: the convention of weights xfbench knows by name (Keras' ResNet50 and VGG), whatever --normalize
     the trial runs; for a python: factory's own file, whose weights follow no convention xfbench knows, the trial's
     --normalize caffe (a factory given a zoo's weights, --pretrained torchvision:NAME, takes their convention)."""
-    if parse_model_ref(trial.model).kind == "python" and ref.kind == "file":
+    if _factorys_own_file(ref, trial.model):
         return trial.input.normalize == "caffe"
     return preprocessing(ref, trial.model).normalize == "caffe"
 
