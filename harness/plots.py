@@ -66,6 +66,28 @@ def _colour(backend: str, backends: Sequence[str]) -> str:
     return COLOURS[list(backends).index(backend) % len(COLOURS)]
 
 
+def _line_style(backend: str, backends: Sequence[str]) -> dict[str, Any]:
+    """A backend's line: its colour, and a marker, marker size and dash pattern of its own, so that two backends
+    that agree draw one line inside the other (two solid lines of one marker: the one drawn last hid the other)."""
+    rank = list(backends).index(backend)
+    return {
+        "color": _colour(backend, backends),
+        "marker": "osD^v"[rank % 5],
+        "markersize": 6 / (1 + 0.6 * rank),
+        "linestyle": ("-", "--", ":", "-.")[rank % 4],
+    }
+
+
+def _plain_log_ticks(axis: Any) -> None:
+    """Label a log axis's decades as plain numbers (0.01, 1, 1e-05). matplotlib's log labels are mathtext, which
+    text.parse_math (off, see _pyplot) showed raw as `$\\mathdefault{10^{-2}}$`; the minor ticks go unlabelled, as
+    their labels ran into one unreadable string."""
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
+    axis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+    axis.set_minor_formatter(NullFormatter())
+
+
 def _case(keys: tuple, named: bool) -> str:
     """A case's label (its CASE_KEYS ``keys``), after its suite where ``named`` (the rows hold several suites:
     ``several_suites``, decided once per plot)."""
@@ -102,10 +124,14 @@ def learning_curves(frame: pd.DataFrame) -> Iterator[Plot]:
                 stats = stats[stats["mean"].notna()].fillna(0.0)
                 if stats.empty:
                     continue
-                colour = _colour(str(backend), backends)
-                ax.plot(stats.index, stats["mean"], color=colour, label=f"{backend}", marker="o", markersize=3)
+                style = _line_style(str(backend), backends)
+                ax.plot(stats.index, stats["mean"], label=f"{backend}", **style)
                 ax.fill_between(
-                    stats.index, stats["mean"] - stats["std"], stats["mean"] + stats["std"], color=colour, alpha=0.2
+                    stats.index,
+                    stats["mean"] - stats["std"],
+                    stats["mean"] + stats["std"],
+                    color=style["color"],
+                    alpha=0.2,
                 )
         for ax, label in zip(axes, ("val accuracy", "val loss"), strict=True):
             # whole epochs only, also for a one-epoch run (min_n_ticks 2 would tick 0.96 ... 1.04 around its one)
@@ -138,7 +164,15 @@ def epoch_times(frame: pd.DataFrame) -> list[Plot]:
             times = case[case["backend"] == backend]["epoch_time_s"].astype(float).dropna().to_numpy()
             if len(times):
                 colour = _colour(backend, backends)
-                ax.boxplot(times, positions=[position], orientation="horizontal", widths=0.6, showfliers=False)
+                # a black median: matplotlib's default orange is a backend's colour here
+                ax.boxplot(
+                    times,
+                    positions=[position],
+                    orientation="horizontal",
+                    widths=0.6,
+                    showfliers=False,
+                    medianprops={"color": "black"},
+                )
                 jitter = np.random.default_rng([PLOT_JITTER_STREAM, position]).uniform(-0.15, 0.15, len(times))
                 ax.scatter(times, position + jitter, s=8, color=colour, alpha=0.7)
                 labels.append((position, f"{_case(keys, named)} · {backend}"))
@@ -168,7 +202,7 @@ def accuracy_vs_time(frame: pd.DataFrame) -> list[Plot]:
         for _, trial in case.groupby("trial_id"):
             trained = trial["epoch_time_s"].astype(float).fillna(0).cumsum()
             backend = str(trial["backend"].iloc[0])
-            ax.plot(trained, trial["val_acc"].astype(float), color=_colour(backend, backends), marker=".", alpha=0.8)
+            ax.plot(trained, trial["val_acc"].astype(float), alpha=0.8, **_line_style(backend, backends))
         # wrapped: a suite:case name is wider than its panel, and ran into the next one's
         ax.set_title("\n".join(textwrap.wrap(_case(keys, named), 42, break_on_hyphens=False)), fontsize=8)
         ax.set_xlabel("training time (s)")
@@ -179,7 +213,7 @@ def accuracy_vs_time(frame: pd.DataFrame) -> list[Plot]:
             ax.text(0.5, 0.5, "no such metric in these rows", ha="center", va="center", transform=ax.transAxes)
     for ax in axes[len(cases) :]:
         ax.axis("off")
-    handles = [plt.Line2D([], [], color=_colour(b, backends), label=b) for b in backends]
+    handles = [plt.Line2D([], [], label=b, **_line_style(b, backends)) for b in backends]
     # the legend goes in a right margin 1.3 inches wide, clear of the curves
     fig.tight_layout(rect=(0, 0, 1 - 1.3 / fig.get_figwidth(), 1))
     fig.legend(handles=handles, loc="center right")
@@ -215,18 +249,26 @@ def time_ratios(statistics: pd.DataFrame) -> list[Plot]:
 
 
 def search_points(
-    frame: pd.DataFrame, table: pd.DataFrame, paths: Sequence[str], metric: str, log_paths: Collection[str] = ()
+    frame: pd.DataFrame,
+    table: pd.DataFrame,
+    paths: Sequence[str],
+    metric: str,
+    log_paths: Collection[str] = (),
+    case: str = "",
 ) -> list[Plot]:
-    """A search: each sampled value against the metric (hollow: stopped early by ASHA), and every search trial's
-    metric per epoch, ending where it stopped. ``log_paths``: options drawn on a log axis (sampled log-uniformly,
-    or chosen among values decades apart). Each backend has its own marker and size, so equal points of two
-    backends show one inside the other rather than one hiding the other."""
+    """A search of one case: each sampled value against the metric (hollow: stopped early by ASHA), and every
+    search trial's metric per epoch, ending where it stopped. ``log_paths``: options drawn on a log axis (sampled
+    log-uniformly, or chosen among values decades apart). Each backend has its own marker and size, so equal points
+    of two backends show one inside the other rather than one hiding the other. ``case``: named in the plot's file
+    and title where a tune searched several (each its own plot: one plot of them all drew every case's samples as
+    one search's)."""
     if table.empty:
         return []
-    from matplotlib.ticker import MaxNLocator, NullFormatter
+    from matplotlib.ticker import MaxNLocator
 
     plt = _pyplot()
-    backends = sorted(table["backend"].unique())
+    search = _ok_rows(frame[frame["stage"] == "search"])
+    backends = sorted(set(table["backend"]) | set(search["backend"]))
     fig, axes = plt.subplots(1, len(paths) + 1, figsize=(3.6 * (len(paths) + 1), 3.2))
     axes = np.atleast_1d(axes)
     for ax, path in zip(axes, paths, strict=False):
@@ -251,11 +293,10 @@ def search_points(
             )
         if path in log_paths:
             ax.set_xscale("log")
-            ax.xaxis.set_minor_formatter(NullFormatter())  # labelled minor ticks ran into one unreadable string
+            _plain_log_ticks(ax.xaxis)
         ax.set_xlabel(path)
         ax.set_ylabel(metric)
         ax.grid(alpha=0.3)
-    search = _ok_rows(frame[frame["stage"] == "search"])
     for _, trial in search.groupby("trial_id"):
         backend = str(trial["backend"].iloc[0])
         curve = trial[metric].astype(float).to_numpy()
@@ -266,7 +307,10 @@ def search_points(
     axes[-1].set_ylabel(metric)
     axes[0].legend(fontsize=8)
     fig.tight_layout()
-    return [Plot("search", "Search: sampled values against the metric (hollow: stopped early)", fig)]
+    title = "Search: sampled values against the metric (hollow: stopped early)"
+    if case:
+        return [Plot(safe_name(f"search-{case}"), f"{title}: {case}", fig)]
+    return [Plot("search", title, fig)]
 
 
 def history(series: pd.DataFrame, flagged: set[tuple[str, str, str]], metric: str, kind: str) -> list[Plot]:
@@ -308,6 +352,7 @@ def history(series: pd.DataFrame, flagged: set[tuple[str, str, str]], metric: st
     positive = every[np.isfinite(every) & (every > 0)]
     if metric != "test_acc" and positive.size and positive.max() / positive.min() > 20:
         ax.set_yscale("log")  # times from 0.01 to 2.6 s: on one linear axis the fast cases lay flat on the floor
+        _plain_log_ticks(ax.yaxis)
     fig.legend(fontsize=7, loc="outside lower center", ncols=columns)
     ax.grid(alpha=0.3)
     title = f"red circle: the case's {kind} regressed, as xfbench compare decides against the last run that ran it"

@@ -1,11 +1,11 @@
 """``xfbench report``: one self-contained HTML page per run or history of runs, offline by construction.
 
 The page holds the run's provenance (run.json), the end-of-run tables (:func:`harness.reporting.run_tables`, the
-same cells as the terminal and summary.md), and the plots of :mod:`harness.plots` inlined as SVG: no script, no
-style sheet, font or image is fetched, so it opens from a CI artefact or an e-mail. Each plot is also written as
-PNG and SVG into ``<report stem>_plots/`` beside the page. Given several runs (or a results directory), the page
-shows the newest run in full and the history of all of them, with the regressions ``xfbench compare`` flags
-between consecutive runs circled.
+cells the terminal prints; summary.md lays the same numbers out wider, some to more digits), and the plots of
+:mod:`harness.plots` inlined as SVG: no script, no style sheet, font or image is fetched, so it opens from a CI
+artefact or an e-mail. Each plot is also written as PNG and SVG into ``<report stem>_plots/`` beside the page. Given
+several runs (or a results directory), the page shows the newest run in full and the history of all of them, with
+the regressions ``xfbench compare`` flags between consecutive runs circled.
 """
 
 from __future__ import annotations
@@ -121,6 +121,19 @@ def _info(run_dir: Path) -> dict[str, Any]:
 PLOT_MANIFEST = ".xfbench-plots.json"  # in a report's plot folder: the plots xfbench drew there last
 
 
+def _unclaimed_name(plot: Any, names: list[str]) -> Any:
+    """``plot``, renamed ``<name>-2``, ``-3`` ... where an earlier plot of the page took its file name: two cases
+    whose names differ only in characters a file name leaves out (a/b and a_b) wrote one file, the second
+    overwriting the first that the page also showed."""
+    from dataclasses import replace
+
+    name, number = plot.name, 1
+    while name in names:
+        number += 1
+        name = f"{plot.name}-{number}"
+    return replace(plot, name=name) if name != plot.name else plot
+
+
 def _forget_earlier_plots(plot_dir: Path, drawn: list[str]) -> None:
     """Remove the plots an earlier report drew into ``plot_dir`` that this one did not (a report of another run
     into the same folder left them beside the new ones), as its manifest lists them: nothing else in the folder
@@ -155,10 +168,16 @@ def load(run_dir: Path) -> LoadedRunDir:
     return LoadedRunDir(run_dir, read_run_table(run_dir), _info(run_dir))
 
 
+def _prose_html(text: str) -> str:
+    """Escaped prose whose `code` spans (written for summary.md's markdown) become <code>: shown as backticks, a
+    note's `xfbench compare` read as markdown source."""
+    return re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(text))
+
+
 def _table_html(table: TableData) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in table.header)
     body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in table.rows)
-    note = f"\n<p class='note'>{html.escape(table.note)}</p>" if table.note else ""
+    note = f"\n<p class='note'>{_prose_html(table.note)}</p>" if table.note else ""
     return f"<h3>{html.escape(table.title)}</h3>\n<table><tr>{head}</tr>{body}</table>{note}"
 
 
@@ -220,7 +239,16 @@ def _search_plots(run: LoadedRunDir, plan: TunePlan | None) -> list[Any]:
         return []
     table = search_table(run.frame, plan)
     sampled = table[table["sample"].notna()] if len(table) else table  # a skipped experiment's base sampled nothing
-    return plots.search_points(run.frame, sampled, list(plan.space.paths), plan.metric, log_scaled(plan))
+    if sampled.empty:
+        return []
+    paths, log_paths = list(plan.space.paths), log_scaled(plan)
+    cases = list(sampled.groupby("case", sort=True))
+    drawn = []
+    for case, searched in cases:  # a tune of a suite searches each of its cases: one plot each
+        rows = run.frame[run.frame["trial_id"].isin(searched["trial_id"])]
+        name = str(case) if len(cases) > 1 else ""
+        drawn += plots.search_points(rows, searched, paths, plan.metric, log_paths, case=name)
+    return drawn
 
 
 def _unfinished_banner(run: LoadedRunDir) -> list[str]:
@@ -236,7 +264,7 @@ def _unfinished_banner(run: LoadedRunDir) -> list[str]:
     except InputError:
         return []
     headline, text = unfinished_notice(plan, str(status), run.frame, run.path)
-    return [f"<p class='warning'><strong>{html.escape(headline)}</strong>: {html.escape(text.replace('`', ''))}</p>"]
+    return [f"<p class='warning'><strong>{html.escape(headline)}</strong>: {_prose_html(text)}</p>"]
 
 
 def _head_to_head_rows(run: LoadedRunDir) -> pd.DataFrame:
@@ -396,8 +424,8 @@ def _history_section(runs: list[LoadedRunDir], metric: str) -> tuple[str, list[A
         tuple(ratios),
     )
     text = "<h2>History</h2>\n" + _table_html(listing) + "\n" + _table_html(ratio_table)
-    rules = comparison_rules(Thresholds()).replace("`", "")  # markdown code marks: plain text in the page
-    return text + f"\n<p class='note'>{html.escape(rules)}</p>", plots.history(
+    rules = comparison_rules(Thresholds())
+    return text + f"\n<p class='note'>{_prose_html(rules)}</p>", plots.history(
         series, flagged, metric, DRAWN_KIND[metric]
     )
 
@@ -437,8 +465,10 @@ def build_report(paths: list[Path], out: Path, reference: str | None = None, met
     sections.append(text)
     drawn.append(run_figures)
     plot_dir = out.parent / f"{out.stem}_plots"
-    rendered, names = [], []
+    rendered: list[str] = []
+    names: list[str] = []
     for index, plot in enumerate(itertools.chain.from_iterable(drawn)):  # drawn, saved and closed one by one
+        plot = _unclaimed_name(plot, names)
         names.append(plot.name)
         svg = _inline_svg(plots.save(plot, plot_dir), f"fig{index}")
         caption = f"{html.escape(plot.title)} <span class='note'>({plot.name}.png, {plot.name}.svg)</span>"

@@ -1361,3 +1361,160 @@ def test_the_provenance_command_can_be_pasted_back_into_a_shell(tmp_path):
     page = build_report([run_dir], tmp_path / "c.html").path.read_text()
     (cell,) = re.findall(r"<tr><th>command</th><td>([^<]*)</td></tr>", page)
     assert shlex.split(html_module.unescape(cell)) == command
+
+
+def _search_rows(models: tuple[str, ...]) -> pd.DataFrame:
+    """A grid search's rows over ``models`` (a suite's cases): per case and backend two samples of the learning
+    rate, two epochs each, as a tune's search stage records them."""
+    from harness.config import OptimizerConfig
+
+    rows = []
+    for model in models:
+        for backend in ("torch", "tensorflow"):
+            for sample, lr in enumerate((0.001, 0.1)):
+                config = TrialConfig(
+                    "scratch",
+                    model,
+                    "digits",
+                    backend,
+                    seed=0,
+                    epochs=2,
+                    sample=sample,
+                    optimizer=OptimizerConfig(lr=lr),
+                )
+                for epoch in (1, 2):
+                    rows.append(
+                        {
+                            "run_id": "tune-s",
+                            "trial_id": config.trial_id,
+                            "stage": "search",
+                            "suite": "adhoc",
+                            "strategy": "scratch",
+                            "model": model,
+                            "dataset": "digits",
+                            "variant": f"search{sample:03d}",
+                            "backend": backend,
+                            "seed": 0,
+                            "phase": "train",
+                            "epoch": epoch,
+                            "val_acc": 0.5 + 0.1 * epoch + (0.2 if model == models[0] else 0.0),
+                            "status": "ok",
+                            "config_json": config.to_json(),
+                        }
+                    )
+    return to_frame(rows)
+
+
+@needs_matplotlib
+def test_a_tune_of_several_cases_draws_each_cases_search_on_its_own_plot():
+    """A tune of a suite searches each of its cases: the one search plot drew every case's samples and curves as
+    one search's, eight points and curves where each case had four."""
+    import matplotlib.pyplot as plt
+
+    from harness.report_html import LoadedRunDir, _search_plots
+    from harness.search import Choice, SearchSpace
+    from harness.tuning import TunePlan
+
+    plan = TunePlan(bases=(), space=SearchSpace((("optimizer.lr", Choice((0.001, 0.1))),)), num_samples=1)
+    several = list(_search_plots(LoadedRunDir(Path("tune-s"), _search_rows(MODELS), {}), plan))
+    one = list(_search_plots(LoadedRunDir(Path("tune-s"), _search_rows(MODELS[:1]), {}), plan))
+    drawn = {}
+    for plot in several + one:
+        points, curves = plot.figure.axes
+        drawn[plot.name] = (sum(len(c.get_offsets()) for c in points.collections), len(curves.get_lines()), plot.title)
+        plt.close(plot.figure)
+    assert {name: (n, lines) for name, (n, lines, _) in drawn.items()} == {
+        f"search-scratch-{MODELS[0]}-digits": (4, 4),
+        f"search-scratch-{MODELS[1]}-digits": (4, 4),
+        "search": (4, 4),  # one case: the name a one-case tune's plot always had
+    }
+    assert all(
+        title.endswith(name.removeprefix("search-")) for name, (_, _, title) in drawn.items() if name != "search"
+    )
+
+
+@needs_matplotlib
+def test_log_axes_label_their_decades_as_numbers_not_as_mathtext_source():
+    """text.parse_math is off (a `$` in a case name is text), so matplotlib's log tick labels, written as mathtext,
+    showed as `$\\mathdefault{10^{-2}}$` on the search plot's learning rate and the history's epoch time."""
+    import matplotlib.pyplot as plt
+
+    from harness.plots import history, search_points
+
+    table = pd.DataFrame(
+        {
+            "backend": ["torch"] * 3,
+            "optimizer.lr": [1e-4, 1e-3, 1e-2],
+            "stopped_early": [False] * 3,
+            "val_acc": [0.8] * 3,
+        }
+    )
+    torch_rows = _frame(seeds=1).query("backend == 'torch'").assign(stage="search")
+    (searched,) = search_points(torch_rows, table, ["optimizer.lr"], "val_acc", ["optimizer.lr"])
+    series = pd.DataFrame(
+        {"r1": [0.01, 2.6], "r2": [0.011, 2.5]},
+        index=pd.MultiIndex.from_tuples([("a:fast", "torch"), ("a:slow", "torch")]),
+    )
+    (trend,) = history(series, set(), "epoch_time_s", "time")
+    labels = []
+    for plot, axis in ((searched, searched.figure.axes[0].xaxis), (trend, trend.figure.axes[0].yaxis)):
+        plot.figure.canvas.draw()
+        labels.append([t.get_text() for t in axis.get_ticklabels() if t.get_text()])
+        svg = io.StringIO()
+        plot.figure.savefig(svg, format="svg")
+        assert "mathdefault" not in svg.getvalue()
+        plt.close(plot.figure)
+    assert {"0.0001", "0.001", "0.01"} <= set(labels[0]) and {"0.01", "0.1", "1"} <= set(labels[1]), labels
+
+
+@needs_matplotlib
+def test_two_backends_that_agree_draw_distinguishable_lines_and_medians_in_neither_colour():
+    """Learning curves and accuracy against time drew both backends as solid lines of one marker: where they
+    agree (digits at equal seeds), the one drawn last hid the other. The box plots' medians were matplotlib's
+    orange, the colour of a backend's points."""
+    import matplotlib.pyplot as plt
+
+    from harness.plots import COLOURS, accuracy_vs_time, epoch_times, learning_curves
+
+    frame = _frame(seeds=1)
+    agreeing = frame.assign(val_acc=frame.groupby(["model", "epoch"])["val_acc"].transform("first"))
+    curves = next(iter(learning_curves(agreeing)))
+    (against_time,) = accuracy_vs_time(agreeing)
+    (times,) = epoch_times(agreeing)
+    for plot in (curves, against_time):
+        lines = plot.figure.axes[0].get_lines()
+        assert len({line.get_color() for line in lines}) == 2
+        assert len({(line.get_marker(), line.get_linestyle(), line.get_markersize()) for line in lines}) == 2
+    medians = [line for line in times.figure.axes[0].get_lines() if line.get_color() in COLOURS]
+    assert not medians
+    for plot in (curves, against_time, times):
+        plt.close(plot.figure)
+
+
+@needs_matplotlib
+def test_cases_whose_names_make_one_file_name_get_a_plot_file_each(tmp_path):
+    """Two models named a/b.json and a_b.json make one safe file name: the second case's learning curves
+    overwrote the first's file, which the page also showed twice under one figure id."""
+    run_dir = _write_run(tmp_path, "run-a", "2026-01-01")
+    frame = pd.read_parquet(run_dir / "results.parquet")
+    names = {MODELS[0]: "/p/a<b.json", MODELS[1]: "/q/a_b.json"}
+    frame["trial_id"] = frame["trial_id"] + "-" + frame["model"]
+    frame["model"] = frame["model"].map(names)
+    frame.to_parquet(run_dir / "results.parquet")
+    report = build_report([run_dir], tmp_path / "r.html")
+    curves = [name for name in report.plots if name.startswith("curves-")]
+    assert len(curves) == 2 and len(set(curves)) == 2, report.plots
+    assert all((report.plot_dir / f"{name}.svg").is_file() for name in curves)
+    page = report.path.read_text()
+    assert len(re.findall(r'<figure id="plot-curves-', page)) == 2
+
+
+@needs_matplotlib
+def test_a_notes_code_spans_are_code_in_the_page_not_backticks(tmp_path):
+    """The tables' notes are written for summary.md's markdown: the page showed their `--max-concurrent` and
+    `xfbench run --help` with the backticks."""
+    _write_run(tmp_path, "run-a", "2026-01-01")
+    _write_run(tmp_path, "run-b", "2026-01-02")
+    page = build_report([tmp_path], tmp_path / "r.html").path.read_text()
+    prose = re.sub(r"<svg.*?</svg>", "", page, flags=re.S)
+    assert "`" not in prose and "<code>" in prose
