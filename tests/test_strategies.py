@@ -356,6 +356,21 @@ def test_a_nan_validation_loss_after_a_finite_training_loss_is_diverged():
     assert [(r.epoch, r.status) for r in records] == [(1, "diverged")]  # stopped at the first such epoch
 
 
+class _FiniteTraining(_NaNValidation):
+    def evaluate(self, split, batch_size):
+        return StepStats(loss_sum=1.0, correct=5, count=10)
+
+
+def test_the_recorded_rate_is_the_configured_one_not_its_float32_widened_to_float64():
+    """The steps take a float32 rate; recorded as float(np.float32(1e-06)), the results' lr column read
+    9.999999974752427e-07 for a configured 1e-06."""
+    records = []
+    for lr in (1e-6, 0.1, 3e-4):
+        plan = PhasePlan("train", epochs=1, batch_size=4, eval_batch_size=10, seed=0, base_lr=lr)
+        train_phase(_FiniteTraining(), 20, plan, records.append)  # type: ignore[arg-type]
+    assert [r.lr for r in records] == [1e-6, 0.1, 3e-4]
+
+
 def _spec_file(path: Path, hidden: int) -> None:
     layers = [
         {"type": "Flatten", "name": "flat", "group": "features", "inputs": []},
