@@ -498,6 +498,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except InputError as exc:  # bad input, wherever it was found; any other exception keeps its traceback
         print(f"xfbench: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        # Ctrl-C (or SIGTERM) outside a run's trials, which end a run interrupted themselves: while Ray started,
+        # planning, a report or an export. One line, not a traceback of whatever Python was doing then.
+        print("xfbench: interrupted (Ctrl-C or SIGTERM)", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except BrokenPipeError:
         if not _stdout_closed():  # another pipe (a server's connection, a subprocess): a fault, with its traceback
             raise

@@ -486,7 +486,22 @@ def ray_session(settings: SchedulerSettings, py_modules: tuple[Path, ...] = ()) 
         configure_logging=True,
         logging_level=logging.INFO if settings.verbose else logging.ERROR,
     )
-    shipped = {"py_modules": [str(path) for path in py_modules]} if py_modules else {}
+    try:
+        _init(settings, init_args, {"py_modules": [str(path) for path in py_modules]} if py_modules else {})
+    except KeyboardInterrupt:  # Ctrl-C while Ray started: the processes it had started by then are ended too
+        ray.shutdown()
+        raise
+    try:
+        with _sigterm_as_ctrl_c():
+            yield
+    finally:
+        ray.shutdown()
+
+
+def _init(settings: SchedulerSettings, init_args: dict[str, Any], shipped: dict[str, Any]) -> None:
+    """ray.init: joins ``settings.address``, or starts a local instance (``shipped``: the job's py_modules)."""
+    import ray
+
     if settings.address:
         # An instance at --address (a cluster, or one `ray start` left running) has raylets this process did not
         # start: the variables travel in the job's runtime environment.
@@ -518,11 +533,6 @@ def ray_session(settings: SchedulerSettings, py_modules: tuple[Path, ...] = ()) 
                 runtime_env=shipped or None,
                 **init_args,
             )
-    try:
-        with _sigterm_as_ctrl_c():
-            yield
-    finally:
-        ray.shutdown()
 
 
 @contextlib.contextmanager

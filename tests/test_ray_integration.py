@@ -186,3 +186,62 @@ def test_a_fault_of_the_driver_leaves_the_run_interrupted_saying_what_stopped_it
         )
     info = read_run_json(tmp_path / "r")
     assert info["status"] == "interrupted" and info["error"] == "RuntimeError: the scheduler broke"
+
+
+_INTERRUPTED_WHILE_RAY_STARTS = """
+import os, sys
+from pathlib import Path
+import ray
+from harness import scheduler
+
+started = ray.init
+
+
+def init_then_ctrl_c(*args, **kwargs):  # Ctrl-C arriving as ray.init returns: its processes are up, the session not
+    started(*args, **kwargs)
+    raise KeyboardInterrupt
+
+
+ray.init = init_then_ctrl_c
+try:
+    with scheduler.ray_session(scheduler.SchedulerSettings(storage_dir=Path(sys.argv[1]))):
+        pass
+except KeyboardInterrupt:
+    children = [
+        p for p in os.listdir("/proc") if p.isdigit() and open(f"/proc/{p}/stat").read().split()[3] == str(os.getpid())
+    ]
+    print("initialized", ray.is_initialized(), "children", len(children))
+"""
+
+
+def test_ctrl_c_while_ray_starts_ends_the_ray_it_started(tmp_path):
+    """Ctrl-C during ray.init left the Ray processes it had started running (the session's shutdown came only
+    after ray.init returned), and reached the user as a traceback; the CLI now says so in one line, exit 130."""
+    import signal
+
+    process = subprocess.Popen(
+        [sys.executable, "-c", _INTERRUPTED_WHILE_RAY_STARTS, str(tmp_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group: any Ray process left behind is ended with it, below
+    )
+    try:
+        out, err = process.communicate(timeout=120)
+        assert out.strip() == "initialized False children 0", (out, err[-2000:])
+    finally:
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def test_ctrl_c_outside_a_runs_trials_is_one_line_and_exit_130(monkeypatch, capsys):
+    from harness import cli
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setitem(cli.COMMANDS, "list", interrupted)
+    assert cli.main(["list"]) == cli.EXIT_INTERRUPTED
+    assert capsys.readouterr().err == "xfbench: interrupted (Ctrl-C or SIGTERM)\n"
