@@ -341,12 +341,27 @@ def _write_error(exc: BaseException, run_id: str, experiment: str, uri: str, par
     )
 
 
-def _write_parent(client: Any, experiment_id: str, run_dir: Path, frame: pd.DataFrame, tags: dict[str, str]) -> str:
-    """The parent run, tagged ``xfbench.export=incomplete`` (ended by :func:`_write_trials`), and its artefacts; an
-    MLflow error ends it FAILED."""
+def search_params(info: dict[str, Any]) -> dict[str, str]:
+    """A tune run's search as the parent run's parameters (``search.algorithm``, ``search.metric``,
+    ``search.space.optimizer.lr.low`` ...), as run.json records it: in run.json alone, MLflow's table of runs could
+    not set two tunes' searches side by side. The bases are left out: each trial's config is its own run's."""
+    search = info.get("tune")
+    if not isinstance(search, dict):
+        return {}
+    return flatten({key: value for key, value in search.items() if key != "bases"}, "search.")
+
+
+def _write_parent(
+    client: Any, experiment_id: str, run_dir: Path, frame: pd.DataFrame, tags: dict[str, str], params: dict[str, str]
+) -> str:
+    """The parent run, tagged ``xfbench.export=incomplete`` (ended by :func:`_write_trials`), with ``params`` and
+    its artefacts; an MLflow error ends it FAILED."""
+    from mlflow.entities import Param
+
     start, _ = _span(frame)
     parent = client.create_run(experiment_id, run_name=tags["xfbench.run_id"], tags=tags, start_time=start).info.run_id
     try:
+        client.log_batch(parent, params=[Param(key, value) for key, value in params.items()])
         for name in ARTIFACTS:
             if (run_dir / name).is_file():
                 client.log_artifact(parent, str(run_dir / name))
@@ -421,7 +436,7 @@ def export_run(run_dir: Path, uri: str, experiment: str = "xfbench", replace: bo
     try:
         for mlflow_run in earlier.run_ids if earlier else ():
             client.delete_run(mlflow_run)
-        parent = _write_parent(client, experiment_id, run_dir, frame, tags)
+        parent = _write_parent(client, experiment_id, run_dir, frame, tags, search_params(info))
         trial_runs = _write_trials(client, (experiment_id, parent, tags), frame, marks, ended)
     except _write_errors() as exc:
         raise _write_error(exc, run_id, experiment, uri, parent) from None

@@ -186,6 +186,13 @@ def test_tune_searches_each_backend_in_its_own_experiment_with_asha_and_reruns_e
             "torch",
         ]
         assert {i for i, t in tags.items() if t.get("xfbench.stopped_early")} == set(stopped.index)
+        # the parent run holds the search, for MLflow's table of runs to set tunes side by side
+        (parent,) = [r for r in client.search_runs([experiment], "") if "xfbench.trial_id" not in r.data.tags]
+        searched = parent.data.params
+        assert searched["search.algorithm"] == "grid" and searched["search.metric"] == "val_acc"
+        assert json.loads(searched["search.space.optimizer.lr.values"]) == [0.3, 0.003, 0.0003]
+        assert searched["search.num_samples"] == str(info["tune"]["num_samples"])
+        assert not any(key.startswith("search.bases") for key in searched)
 
 
 def _tiny_trial(suite: str, epochs: int) -> TrialConfig:
