@@ -43,6 +43,7 @@ from harness.plan import ExecutionOptions
 from harness.pretrained import check_zoo_weights_cached, prepare_weights, weights_ref
 from harness.provenance import usable_cpus
 from harness.reachable import connection_problem, dialled_host, grpc_problem
+from harness.results import safe_name
 from harness.schedules import plateau_min_epochs
 from harness.search import apply_point, canonical_path, point_text, sample_corners
 from harness.shapes import infer_shapes
@@ -67,6 +68,17 @@ def check_distinct_trial_ids(trials: list[TrialConfig]) -> None:
         raise InputError(
             f"Expected every trial to have its own id. Received {len(repeated)} repeated ids, e.g. {repeated[0]} "
             f"(model {' and '.join(models)}). {DISTINCT_IDS_FIX}"
+        )
+    # Each trial's results file is named by its id as a file name allows (results.safe_name): two ids that differ
+    # only where a file name does not (a_b and a@b) wrote one file, and one trial's rows were lost.
+    files: dict[str, list[str]] = {}
+    for trial in trials:
+        files.setdefault(safe_name(trial.trial_id), []).append(trial.trial_id)
+    shared = sorted(ids for ids in files.values() if len(ids) > 1)
+    if shared:
+        raise InputError(
+            f"Expected every trial's id to make its own results file name. Received {len(shared)} pairs that make "
+            f"one, e.g. {shared[0][0]} and {shared[0][1]} (both {safe_name(shared[0][0])}). {DISTINCT_IDS_FIX}"
         )
 
 

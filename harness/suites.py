@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import re
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -84,6 +85,24 @@ class SuiteCase:
                 f"Expected 0 <= max_backend_gap <= 1 (a test accuracy difference). "
                 f"Received: max_backend_gap={self.max_backend_gap}."
             )
+        self._check_names()
+
+    def _check_names(self) -> None:
+        """The variant is part of the trial's id, which names its Ray trial folder and results file: a `/` reached
+        Ray, which refused it for every case of the session. A misspelt backend in only_backends skipped the case
+        everywhere, saying only that it ran elsewhere."""
+        if not re.fullmatch(VARIANT_PATTERN, self.variant):
+            raise InputError(
+                f"Expected a case's variant of letters, digits and . _ + @ - only. Received: variant={self.variant!r} "
+                f"in case {self.strategy}-{self.model}-{self.dataset}. Rename it, e.g. "
+                f"{re.sub(r'[^A-Za-z0-9._+@-]+', '_', self.variant)!r}."
+            )
+        unknown = [b for b in self.only_backends if b not in BACKENDS]
+        if unknown:
+            raise InputError(
+                f"Expected only_backends among {list(BACKENDS)}. Received: {unknown} in case {self.case_id}. "
+                "Correct the name, or leave only_backends empty to run the case on every backend."
+            )
 
     @property
     def case_id(self) -> str:
@@ -91,6 +110,8 @@ class SuiteCase:
 
 
 # What a case sets of a trial: every SuiteCase field that TrialConfig has.
+VARIANT_PATTERN = r"[A-Za-z0-9._+@-]*"
+
 _TRIAL_FIELDS = tuple(f.name for f in fields(SuiteCase) if f.name in {t.name for t in fields(TrialConfig)})
 
 

@@ -212,6 +212,32 @@ def test_trial_ids_are_distinct_in_every_suite_and_a_repeated_one_is_refused_bef
     Suite("mine", "apart", cases=(torch_only, SuiteCase("scratch", "mlp", "digits", 2, only_backends=("tensorflow",))))
 
 
+def test_ids_that_make_one_results_file_name_are_refused_before_anything_runs():
+    """Each trial's results file is named by its id as a file name allows: variants wide@32 and wide_32 wrote one
+    file, both trials printed ok, and the first one's rows were gone from results.parquet."""
+    from harness.preflight import preflight
+
+    one, other = (dataclasses.replace(BASE, variant=v) for v in ("wide@32", "wide_32"))
+    with pytest.raises(
+        InputError,
+        match=r"own results file name. Received 1 pairs that make one, e.g. adhoc-scratch-mlp\+wide@32-digits-torch-s0 "
+        r"and adhoc-scratch-mlp\+wide_32-digits-torch-s0 \(both adhoc-scratch-mlp_wide_32-digits-torch-s0\)",
+    ):
+        preflight([one, other], None)
+
+
+def test_a_suite_case_with_a_variant_no_trial_folder_can_hold_or_an_unknown_backend_is_refused():
+    """A variant holding `/` passed every check and reached Ray, which refused the trial folder for every case of the
+    session; only_backends=("pytorch",) skipped the case on every backend, saying it ran on pytorch only."""
+    from harness.suites import SuiteCase
+
+    with pytest.raises(InputError, match=r"letters, digits and . _ \+ @ - only. Received: variant='a/b'.*'a_b'"):
+        SuiteCase("scratch", "mlp", "digits", 1, variant="a/b")
+    with pytest.raises(InputError, match=r"only_backends among \['torch', 'tensorflow'\]. Received: \['pytorch'\]"):
+        SuiteCase("scratch", "mlp", "digits", 1, only_backends=("pytorch",))
+    SuiteCase("scratch", "mlp", "digits", 1, variant="random_forest@flatten+x.1-y", only_backends=("torch",))
+
+
 def test_an_interrupted_run_recorded_with_repeated_trial_ids_is_not_resumed(tmp_path):
     from harness.runner import resumable
 
