@@ -52,6 +52,7 @@ class BackboneRecipe:
     dropout_rng: str = "shared"
     bn_statistics: str = "float32"
     tf32: bool = False  # TF32 matmuls and convolutions, where a GPU computes them (harness.exactness)
+    data: str | None = None  # the dataset's content (TrialConfig.data_key): the name alone matched other images
 
     @property
     def key(self) -> str:
@@ -97,6 +98,7 @@ def recipe_for(trial: TrialConfig) -> BackboneRecipe:
             trial.seed,
             trial.backend,
             trial.input,
+            data=trial.data_key,
             **_numerics(trial.runtime, trial.backend),
         )
     t = trial.transfer
@@ -114,6 +116,7 @@ def recipe_for(trial: TrialConfig) -> BackboneRecipe:
         trial.seed,
         t.source_backend,
         trial.input,
+        data=trial.data_key,
         **_numerics(trial.runtime, t.source_backend),
     )
 

@@ -523,6 +523,11 @@ class TrialConfig:
     tuned: bool = False  # a tune run's re-run of a backend's best config (its final stage)
     cache_dir: str | None = None  # absolute: shared backbones and features (set by the runner)
     data_dir: str | None = None
+    # What the dataset held when preflight read it (harness.data.registry.data_fingerprint; set by the runner): part of
+    # a shared backbone's recipe, so another copy of a dataset under its name (a user's MNIST-format files, then the
+    # real ones) trains its own backbone instead of reusing one trained on other images; a worker that reads other
+    # data under the name refuses the trial. None: a run recorded before 2026-12-05, or trials run without preflight.
+    data_key: str | None = None
 
     def __post_init__(self) -> None:
         if self.epochs < 1:

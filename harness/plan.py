@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import shlex
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -121,13 +121,21 @@ class RunPlan:
         """Every trial without a cache directory gets ``cache_dir`` (shared backbones and features); with ``every``,
         every trial (a resume: the results folder may have moved since run.json recorded its absolute path)."""
 
-        def fill(trials: tuple[TrialConfig, ...]) -> tuple[TrialConfig, ...]:
-            return tuple(
-                t if t.cache_dir and not every else replace(t, cache_dir=str(cache_dir.resolve())) for t in trials
-            )
+        return self._each_trial(
+            lambda t: t if t.cache_dir and not every else replace(t, cache_dir=str(cache_dir.resolve()))
+        )
 
-        search = replace(self.search, bases=fill(self.search.bases)) if self.search is not None else None
-        return replace(self, trials=fill(self.trials), search=search)
+    def with_data_keys(self, keys: Mapping[str, str]) -> RunPlan:
+        """Every trial without a data key gets its dataset's from ``keys`` (name -> content, as preflight read it:
+        the run's provenance); a trial with one keeps it (a resume's, recorded when the run began)."""
+        return self._each_trial(
+            lambda t: t if t.data_key or t.dataset not in keys else replace(t, data_key=keys[t.dataset])
+        )
+
+    def _each_trial(self, change: Callable[[TrialConfig], TrialConfig]) -> RunPlan:
+        """This plan with ``change`` applied to each of its trials, or of its search's bases."""
+        search = replace(self.search, bases=tuple(map(change, self.search.bases))) if self.search is not None else None
+        return replace(self, trials=tuple(map(change, self.trials)), search=search)
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -31,7 +31,14 @@ from harness.config import (
     check_momentum_to_cycle,
 )
 from harness.data.batching import steps_per_epoch
-from harness.data.registry import Dataset, check_data_dir, load_dataset, read_elsewhere
+from harness.data.registry import (
+    Dataset,
+    check_content,
+    check_data_dir,
+    data_fingerprint,
+    load_dataset,
+    read_elsewhere,
+)
 from harness.data.tasks import TaskSpec, derive
 from harness.errors import InputError
 from harness.exactness import TRAINS_BATCHNORM
@@ -124,6 +131,7 @@ def preflight(
         if trial.dataset not in datasets:
             datasets[trial.dataset] = _load_noting_where(trial.dataset, data_dir, download)
         provenance.setdefault(trial.dataset, _provenance(datasets[trial.dataset]))
+        check_content(datasets[trial.dataset], trial.data_key)  # a resumed trial's: the data it began with
         source = trial.transfer.source_task  # None: a backbone trains on the target task (harness.backbone)
         fits: tuple[ModelSpec, Dataset] | None = None
         for role, task in [("target", trial.task)] + ([("source", source)] if source is not None else []):
@@ -183,7 +191,8 @@ def _provenance(dataset: Dataset) -> dict[str, str]:
     normalization = dataset.normalization
     if dataset.pixel_stats is not None:  # harness.input_pipeline.pipeline_data
         normalization += "; pixels / 255 in trials that --normalize for pretrained weights"
-    return {**dataset.provenance, "normalization": normalization, "sizes": sizes}
+    # content: what the arrays held (data_fingerprint), which keys the run's shared backbones (TrialConfig.data_key)
+    return {**dataset.provenance, "normalization": normalization, "sizes": sizes, "content": data_fingerprint(dataset)}
 
 
 # Runtime settings that only act on a kind of layer: --bn-statistics float64 computes training-mode BatchNorm in

@@ -305,6 +305,10 @@ def execute(
     """Run every stage of ``plan`` in a new run directory ``results_dir/run_id``; its summary.md and report.html
     compare every backend with ``reference``."""
     plan = plan.with_cache_dir(results_dir / "_cache")  # backbones and features beside the runs: later runs reuse
+    # each trial keyed by the content of the data preflight read, which a shared backbone's recipe holds
+    plan = plan.with_data_keys(
+        {name: found["content"] for name, found in (data_provenance or {}).items() if "content" in found}
+    )
     run_dir = (results_dir / run_id).resolve()
     if run_dir.exists() and any(run_dir.iterdir()):
         raise InputError(

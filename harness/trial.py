@@ -15,7 +15,7 @@ from typing import Any
 
 from harness.backend import frameworks_imported, load_backend
 from harness.config import TrialConfig
-from harness.data.registry import Dataset, load_dataset
+from harness.data.registry import Dataset, check_content, load_dataset
 from harness.exactness import inexact_text
 from harness.input_pipeline import pipeline_data
 from harness.model_cost import model_cost
@@ -90,6 +90,7 @@ def run_trial(config: TrialConfig, run: RunInfo, sink: RowSink, dataset: Dataset
     common = base_row(config, run, MachineInfo.current())
     if dataset is None:
         dataset = load_dataset(config.dataset, config.data_dir, download=False)
+    check_content(dataset, config.data_key)
     backend = load_backend(config.backend, config.runtime)
     # Which process ran the trial, and what it had imported: a warm worker runs many trials of one backend.
     common.update(worker_pid=os.getpid(), worker_frameworks=",".join(frameworks_imported()))

@@ -10,10 +10,12 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from golden_metrics import GOLDEN_ARGS, assert_matches_golden
 
 from harness.config import TrialConfig
+from harness.errors import InputError
 from harness.models import ModelOptions
 from harness.plan import RunPlan
 from harness.results import COLUMNS, read_results
@@ -245,3 +247,48 @@ def test_ctrl_c_outside_a_runs_trials_is_one_line_and_exit_130(monkeypatch, caps
     monkeypatch.setitem(cli.COMMANDS, "list", interrupted)
     assert cli.main(["list"]) == cli.EXIT_INTERRUPTED
     assert capsys.readouterr().err == "xfbench: interrupted (Ctrl-C or SIGTERM)\n"
+
+
+def _fine_tune_on(data_dir: Path, results: Path, run_id: str) -> pd.DataFrame:
+    from harness.cli import main
+
+    args = ["run", "--strategy", "fine_tune", "--model", "mlp", "--hidden", "16", "--dataset", "mnist", "--backend",
+            "torch", "--epochs", "1", "--source-epochs", "1", "--seeds", "1", "--cpus-per-trial", "1", "--no-download",
+            "--no-report", "--data-dir", str(data_dir), "--results-dir", str(results), "--run-id", run_id]  # fmt: skip
+    assert main(args) == 0
+    return read_results(results / run_id)
+
+
+def test_a_backbone_is_shared_by_runs_on_the_same_data_not_by_other_files_under_the_datasets_name(
+    tmp_path, shared_ray, capsys
+):
+    """A backbone's recipe named its dataset only: a fine-tune on a user's MNIST-format files, then one on other
+    files under the name mnist, reused the first one's backbone (trained on other images) and said nothing."""
+    from test_data import write_manifest, write_mnist_like
+
+    from harness.data.formats import write_idx
+    from harness.data.registry import check_content, data_fingerprint, load_dataset
+
+    mine, other = tmp_path / "mine", tmp_path / "other"
+    write_mnist_like(mine / "mnist", n_train=5100, n_test=100)
+    labels = write_mnist_like(other / "mnist", n_train=5100, n_test=100)["train-labels-idx1-ubyte"]
+    write_idx(other / "mnist" / "train-labels-idx1-ubyte.gz", (labels + 1) % 10)  # other labels, the same name
+    write_manifest(other / "mnist")
+    results = tmp_path / "results"
+    runs = {run_id: _fine_tune_on(data, results, run_id) for run_id, data in (("a", mine), ("b", other), ("a2", mine))}
+    trained = {
+        run_id: sorted(set(frame.loc[frame["strategy"] == "pretrain", "trial_id"])) for run_id, frame in runs.items()
+    }
+    assert len(trained["a"]) == 1 and len(trained["b"]) == 1 and trained["a2"] == []  # a2 reuses a's backbone
+    backbones = {
+        run_id: {json.loads(d)["backbone"] for d in f.loc[f["strategy"] == "fine_tune", "details_json"]}
+        for run_id, f in runs.items()
+    }
+    assert backbones["a"] == backbones["a2"] != backbones["b"]
+    recorded = json.loads((results / "b" / "run.json").read_text())
+    content = data_fingerprint(load_dataset("mnist", other, download=False))
+    assert recorded["datasets"]["mnist"]["content"] == content
+    assert {t["data_key"] for t in recorded["trials"] + recorded["pretrain_trials"]} == {content}
+    # a worker that reads other data under the name (a cluster node's own files) refuses the trial
+    with pytest.raises(InputError, match=r"Expected the mnist data the run began with \(content "):
+        check_content(load_dataset("mnist", mine, download=False), content)

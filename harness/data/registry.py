@@ -260,6 +260,21 @@ def data_fingerprint(dataset: Dataset) -> str:
     return digest.hexdigest()[:12]
 
 
+def check_content(dataset: Dataset, expected: str | None) -> None:
+    """Refuse data other than the run's: ``expected`` is the content preflight read when the run began
+    (TrialConfig.data_key; None where not recorded). Another copy under the dataset's name (a cluster node's own
+    files, files replaced before a resume) would train, and be compared, as if it were the same data."""
+    if expected is None or data_fingerprint(dataset) == expected:
+        return
+    source = dataset.provenance.get("source", "somewhere unknown")
+    raise InputError(
+        f"Expected the {dataset.name} data the run began with (content {expected}). Received: other data under that "
+        f"name (content {data_fingerprint(dataset)}), read from {source}. "
+        "Restore the files the run began with, or start a new run; on a cluster, give every node the same files or "
+        "ship them from the driver (--ship-data always)."
+    )
+
+
 def unit_range_pixels(dataset: Dataset) -> Dataset:
     """A standardised dataset (``pixel_stats``) back to its pixels / 255, as a normalisation for pretrained weights
     takes them. Exactly: its pixels were whole numbers 0..255, and undoing the float32 standardisation lands within
