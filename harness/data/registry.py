@@ -11,7 +11,7 @@ import gzip
 import hashlib
 import importlib.util
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -210,15 +210,27 @@ def _standardize(
     where the images were read, named if a channel cannot be standardised."""
     # Per-channel statistics from the training split only, so val/test never leak into them.
     mean = train.mean(axis=(0, 1, 2), keepdims=True, dtype=np.float64)
-    std = train.std(axis=(0, 1, 2), keepdims=True, dtype=np.float64)
+    std = channel_std(train, mean)
     stats = (tuple(float(m) for m in mean.ravel()), tuple(float(s) for s in std.ravel()))
     _check_channel_spread(stats, source)
     return tuple(_standardized(a, mean, std) for a in (train, *others)), stats
 
 
-# Images standardised per float64 temporary: the whole training split at once took two float64 copies of it (2.4 GB
-# for CIFAR-10's 49,000 images), where chunks of 1,000 take 25 MB each
+# Images standardised, and their spread summed, per float64 temporary: the whole training split at once took two
+# float64 copies of it (2.4 GB for CIFAR-10's 49,000 images), where chunks of 1,000 take 25 MB each
 STANDARDIZE_CHUNK = 1000
+
+
+def channel_std(images: np.ndarray, mean: np.ndarray) -> np.ndarray:
+    """The per-channel standard deviation of ``images`` around their ``mean`` (float64, shape 1x1x1xC), summed a
+    chunk of images at a time: numpy's std took a float64 copy of the whole split first (1.1 GB for CIFAR-10)."""
+    squares = np.zeros(mean.shape, dtype=np.float64)
+    buffer = np.empty((min(STANDARDIZE_CHUNK, len(images)), *images.shape[1:]), dtype=np.float64)  # one, reused
+    for start in range(0, len(images), STANDARDIZE_CHUNK):
+        chunk = images[start : start + STANDARDIZE_CHUNK]
+        deviations = np.subtract(chunk, mean, out=buffer[: len(chunk)])
+        squares += np.square(deviations, out=deviations).sum(axis=(0, 1, 2), keepdims=True)
+    return np.sqrt(squares / (images.size // images.shape[-1]))
 
 
 def _standardized(images: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
@@ -347,12 +359,13 @@ def _load_digits(data_dir: str | None, download: bool) -> Dataset:
 def _load_idx_dataset(files: DatasetFiles, data_dir: str | None, download: bool) -> Dataset:
     found = locate(files, data_dir, download=download)
     arrays = {name: parse_idx(f.payload, f.path) for name, f in found.items()}
-    _check_idx_content(files.name, arrays, {name: f.path for name, f in found.items()})
+    paths = {name: f.path for name, f in found.items()}
+    _check_idx_content(files.name, arrays, paths)
+    _check_pairs(files.name, arrays, paths)
     x_all = arrays["train-images-idx3-ubyte"].astype(np.float32)[..., None] / 255.0
     y_all = arrays["train-labels-idx1-ubyte"].astype(np.int64)
     x_test = arrays["t10k-images-idx3-ubyte"].astype(np.float32)[..., None] / 255.0
     y_test = arrays["t10k-labels-idx1-ubyte"].astype(np.int64)
-    _check_pairs(files.name, x_all, y_all, x_test, y_test)
     return Dataset(
         name=files.name,
         x_train=x_all[IDX_VALIDATION:],
@@ -373,8 +386,7 @@ def _load_cifar10(data_dir: str | None, download: bool) -> Dataset:
     train = [parse_cifar_records(*files.members[n]) for n in CIFAR_TRAIN_FILES]
     x_all = np.concatenate([t[0] for t in train]).astype(np.float32)
     y_all = np.concatenate([t[1] for t in train])
-    x_test_u8, y_test = parse_cifar_records(*files.members[CIFAR_TEST_FILE])
-    _check_pairs("cifar10", x_all, y_all, x_test_u8, y_test)
+    x_test_u8, y_test = parse_cifar_records(*files.members[CIFAR_TEST_FILE])  # each record its label and image
     # The notebooks' split: the first 49,000 for training, the last 1,000 for validation.
     n_train = len(y_all) - min(1000, len(y_all) // 50)
     (x_train, x_val, x_test), stats = _standardize(
@@ -505,13 +517,19 @@ def _check_idx_types(name: str, arrays: dict[str, np.ndarray], paths: dict[str, 
         )
 
 
-def _check_pairs(name: str, x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_test: np.ndarray) -> None:
-    if len(x_train) != len(y_train) or len(x_test) != len(y_test):
-        raise InputError(
-            f"Expected as many labels as images in {name}. "
-            f"Received: train {len(x_train)} images / {len(y_train)} labels, "
-            f"test {len(x_test)} / {len(y_test)}. The files come from different releases: replace them."
-        )
+def _check_pairs(name: str, arrays: Mapping[str, np.ndarray], paths: Mapping[str, Path]) -> None:
+    """As many labels as images in each split's pair of IDX files, naming the pair that differs."""
+    pairs = (
+        ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+        ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+    )
+    for images, labels in pairs:
+        if len(arrays[images]) != len(arrays[labels]):
+            raise InputError(
+                f"Expected as many labels as images in {name}. Received: {len(arrays[images])} images in "
+                f"{paths[images]}, {len(arrays[labels])} labels in {paths[labels]}. The two files come from different "
+                "releases: replace both with one release's."
+            )
 
 
 def found_in(dataset: Dataset) -> str | None:
