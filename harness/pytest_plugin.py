@@ -13,7 +13,8 @@ regressions) to the controller, which prints it and fails the session on a regre
 
 Before Ray starts, the trials go through the CLI's checks: the planner's overrides and capability fit at
 collection; the session's data folder, results folder, baseline and execution options once the cases are selected
-(bad input there is a usage error, exit 4, before any test runs); :func:`harness.preflight.preflight` before the run,
+(bad input there is a usage error, exit 4, before any test runs; under xdist the controller checks the data folder
+when the session starts, the worker running the suites the rest); :func:`harness.preflight.preflight` before the run,
 case by case (a bad case fails with its reason, the others run).
 """
 
@@ -96,6 +97,11 @@ class CaseHandle:
     backend: str
     trial_ids: tuple[str, ...]
     state: SessionState
+
+    def __repr__(self) -> str:
+        """The test's parameter as pytest-benchmark saves it (``params``, with --benchmark-json and -autosave): the
+        default repr held the whole session state, its run's table included, in every benchmark entry."""
+        return f"CaseHandle({self.suite_name}:{self.case.case_id} [{self.backend}])"
 
     def rows(self):
         frame = self.state.outcome.frame
@@ -476,7 +482,9 @@ def pytest_collection_finish(session: pytest.Session) -> None:
             kept.update(handle.trial_ids)
             state.case_groups.add(handle.trial_ids)
     state.wanted = {trial_id: trial for trial_id, trial in state.wanted.items() if trial_id in kept}
-    if _xdist_worker(session.config):  # a worker checks at its run (an exit there would crash it)
+    # a worker checks the session's options at its run (an exit there would crash it); its controller checked
+    # --data-dir at the session's start (pytest_sessionstart), since a worker whose cases are all skipped never runs
+    if _xdist_worker(session.config):
         return
     try:
         if cases:  # every case skipped too: a mistyped --data-dir left them "data not found" (exit 0)
@@ -485,6 +493,20 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         if state.wanted and not session.config.option.collectonly:
             state.execution = _session_checks(session.config, list(state.wanted.values()))
     except InputError as exc:  # before any test runs: `pytest tests suites` ran tests/ for 20 minutes first
+        raise pytest.UsageError(f"bad input, nothing was run: {_as_pytest_options(str(exc))}") from None
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own (trylast) starts the workers
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """pytest-xdist's controller collects nothing, and its workers check the session's options only when one runs a
+    case: with every case skipped for its data (what a mistyped --data-dir does), none did, and the session passed
+    (exit 0). The controller checks --data-dir here instead, as a usage error before any worker starts, whichever
+    tests the workers go on to select: it cannot see which they are."""
+    if session.config.pluginmanager.get_plugin("dsession") is None:  # not an xdist controller
+        return
+    try:
+        _check_data_dir(session.config)
+    except InputError as exc:
         raise pytest.UsageError(f"bad input, nothing was run: {_as_pytest_options(str(exc))}") from None
 
 
@@ -550,15 +572,25 @@ def _skipped_by_mark(item: pytest.Item) -> bool:
 
 def _data_missing(state: SessionState, dataset: str, data_dir: str | None) -> str | None:
     if dataset not in state.missing_data:
-        from harness.data.locate import DataNotFoundError
+        from harness.data.locate import COMPLETE_OFFLINE, DataNotFoundError
         from harness.data.registry import load_dataset
 
         try:
             state.loaded[dataset] = load_dataset(dataset, data_dir, download=False)
             state.missing_data[dataset] = ""
         except DataNotFoundError as exc:  # only files this machine lacks; an embedded dataset failing is an error
-            state.missing_data[dataset] = f"data for {dataset} not found: {str(exc).splitlines()[0]}"
+            why = str(exc).splitlines()[0].replace(COMPLETE_OFFLINE, _complete_the_cache(dataset))
+            state.missing_data[dataset] = f"data for {dataset} not found: {why}"
     return state.missing_data[dataset] or None
+
+
+def _complete_the_cache(dataset: str) -> str:
+    """What completes a partly-downloaded user cache folder under pytest: the plugin never downloads and has no
+    --no-download to drop (the CLI's advice), while `xfbench run` downloads what a case of the dataset lacks."""
+    return (
+        f"Complete it once online with `xfbench run --strategy scratch --model mlp --dataset {dataset} --epochs 1 "
+        "--backend torch` (xfbench run downloads missing files; this pytest plugin never does)"
+    )
 
 
 @pytest.fixture
@@ -590,11 +622,12 @@ def _resume_hint(outcome: Any) -> str:
 def _benchmark_case(request: pytest.FixtureRequest, handle: CaseHandle) -> None:
     """Record the case's steady-state epochs as its benchmark rounds. A case without any (one epoch per phase, whose
     warm-up epochs of tracing and compilation are not what a benchmark compares; deep_features, which trains no
-    epoch; no trial ended ok) records none, and a warning says why: pytest-benchmark alone would only say that its
-    fixture was not used, or nothing where the fixture is never asked for."""
-    from harness.benchrecord import epoch_rounds
+    epoch), or with a trial that did not end ok, records none, and a warning says why: pytest-benchmark alone would
+    only say that its fixture was not used, or nothing where the fixture is never asked for."""
+    from harness.benchrecord import EpochRounds, epoch_rounds
 
-    rounds = epoch_rounds(handle.rows())
+    unfinished = _trials_not_ended_ok(handle)
+    rounds = EpochRounds(why_none=unfinished) if unfinished else epoch_rounds(handle.rows())
     if not rounds.durations:
         if _benchmark_session_records(request.config):
             message = f"[{handle.backend}] {handle.case.case_id}: no benchmark recorded: {rounds.why_none}"
@@ -605,6 +638,28 @@ def _benchmark_case(request: pytest.FixtureRequest, handle: CaseHandle) -> None:
     except pytest.FixtureLookupError:  # pytest-benchmark not installed, or disabled with -p no:benchmark
         return
     _record_benchmark(benchmark, handle, rounds)
+
+
+def _trials_not_ended_ok(handle: CaseHandle) -> str:
+    """Why the case's epoch times are not the whole case's ('' when they are): the run stopped short, or a trial did
+    not end ok. The fixture records before the test checks the case, and pytest-benchmark saves a failed test's
+    benchmark as any other: the ok trials' epochs alone were saved by --benchmark-autosave and judged by
+    --benchmark-compare-fail as the case's time, beside the test's failure."""
+    from harness.summary import final_rows
+
+    outcome = handle.state.outcome
+    if outcome.status != "finished":
+        return f"the run was {outcome.status}, so its epoch times are partial. Finish the run to benchmark the case."
+    finals = final_rows(handle.rows())
+    ended_ok = set(finals[finals["status"] == "ok"]["trial_id"])
+    not_ok = [t for t in handle.trial_ids if t not in ended_ok]
+    if not not_ok:
+        return ""
+    return (
+        f"{len(not_ok)} of its {len(handle.trial_ids)} trials did not end ok ({', '.join(not_ok)}), so its epoch "
+        "times would stand for a part of the case (the test's failure, or summary.md, says why). Fix the failing "
+        "trials to benchmark it."
+    )
 
 
 def _benchmark_session_records(config: pytest.Config) -> bool:
@@ -619,9 +674,14 @@ def _record_benchmark(benchmark: Any, handle: CaseHandle, rounds: EpochRounds) -
     group and ``extra_info``: pooled, its rounds mixed two workloads (a frozen backbone's steps and a whole one's)."""
     from harness.benchrecord import record_epochs
     from harness.compare import final_accuracies
+    from harness.summary import framework_versions, trained_rows
 
     rows = handle.rows()
     accs = final_accuracies(rows)
+    # as summary.md times and names the case: the last attempt of each trial that ended ok (an earlier attempt's
+    # warm-up, or a driver-written row of a dead worker, which holds no version, is not the case's)
+    trained = trained_rows(rows)
+    warmups = trained[trained["warmup"] == True]["epoch_time_s"]  # noqa: E712 (nullable booleans)
     group = f"{handle.suite_name}:{handle.case.case_id}"
     record_epochs(
         benchmark,
@@ -636,11 +696,11 @@ def _record_benchmark(benchmark: Any, handle: CaseHandle, rounds: EpochRounds) -
             "phases": list(rounds.phases),
             "steady_epoch_time_s_median_per_phase": rounds.medians,
             "epochs_recorded": len(rounds.durations),
-            "warmup_epoch_time_s": [float(t) for t in rows[rows["warmup"] == True]["epoch_time_s"]],  # noqa: E712
+            "warmup_epoch_time_s": [float(t) for t in warmups],
             "test_acc_mean": float(accs.mean()) if len(accs) else None,
             "test_acc_per_seed": [float(a) for a in accs],
             "samples_per_s_median": rounds.samples_per_s_median,
-            "framework_version": str(rows["framework_version"].iloc[0]) if len(rows) else "",
+            "framework_version": framework_versions(trained).get(handle.backend, ""),
             "run_id": handle.state.outcome.run_id,
         },
     )

@@ -132,6 +132,31 @@ def test_case(xfbench_case):
     result.stdout.fnmatch_lines(["*data for mnist not found*train-images-idx3-ubyte*"])
 
 
+def test_a_partly_downloaded_user_cache_is_skipped_naming_what_completes_it_under_pytest(
+    pytester, tmp_path, monkeypatch
+):
+    """A download cut short left one file in the user cache: the skip reason said "drop --no-download", a CLI flag
+    pytest does not have (the plugin never downloads); it names the command that completes the folder instead."""
+    from test_data import write_mnist_like
+
+    write_mnist_like(tmp_path / "full", n_train=10, n_test=10, gz=False, manifest=False)
+    cache = tmp_path / "cache"
+    (cache / "xfbench" / "mnist").mkdir(parents=True)
+    shutil.copy(tmp_path / "full" / "t10k-labels-idx1-ubyte", cache / "xfbench" / "mnist")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(cache))
+    pytester.makepyfile(test_suite=MNIST_SUITE)
+    result = pytester.runpytest("-rs", "--backend", "torch", "-p", "no:cacheprovider")  # nothing trains
+    result.assert_outcomes(skipped=1)
+    said = " ".join(result.stdout.str().split())
+    assert "data for mnist not found: Expected every mnist file in the user cache's" in said, said
+    assert (
+        "Complete it once online with `xfbench run --strategy scratch --model mlp --dataset mnist --epochs 1 "
+        "--backend torch` (xfbench run downloads missing files; this pytest plugin never does), or delete that "
+        "folder" in said
+    ), said
+    assert "--no-download" not in said
+
+
 def test_a_data_dir_that_is_no_folder_is_a_usage_error_before_any_test_runs_as_the_cli_refuses_it(pytester, tmp_path):
     """`pytest tests suites --data-dir /typo` ran the other tests, loaded digits (built in) from elsewhere and failed
     every suite case at its preflight; a dataset found nowhere else was skipped as not found, exit 0. Refused now,
@@ -154,6 +179,27 @@ def test_a_data_dir_that_is_no_folder_is_a_usage_error_before_any_test_runs_as_t
         assert result.ret == pytest.ExitCode.USAGE_ERROR, result.stdout.str()
         assert f"ERROR: bad input, nothing was run: {cli.value}" in result.stderr.str()
         assert "passed" not in result.stdout.str() and "skipped" not in result.stdout.str()
+
+
+def test_under_xdist_a_data_dir_that_is_no_folder_is_a_usage_error_with_every_case_skipped_for_its_data(
+    pytester, tmp_path
+):
+    """pytest-xdist's controller collects nothing and each worker checked the session's options only when it ran a
+    case: with the one case skipped for its data, none ran, and `-n 1 --dist loadgroup --data-dir /typo` passed
+    (exit 0). The controller refuses it before any worker starts, as the session without xdist does."""
+    pytest.importorskip("xdist")
+    from harness.data.registry import check_data_dir
+    from harness.errors import InputError
+
+    pytester.makepyfile(test_plain=PLAIN_TESTS, test_suite=MNIST_SUITE)
+    typo = tmp_path / "typo"
+    with pytest.raises(InputError) as cli:
+        check_data_dir(str(typo))
+    xdist = ("-n", "1", "--dist", "loadgroup", "--backend", "torch", "-p", "no:cacheprovider")
+    result = pytester.runpytest_subprocess(*xdist, "--data-dir", str(typo))
+    assert result.ret == pytest.ExitCode.USAGE_ERROR, result.stdout.str()
+    assert f"ERROR: bad input, nothing was run: {cli.value}" in result.stderr.str()
+    assert "passed" not in result.stdout.str() and "skipped" not in result.stdout.str()
 
 
 @pytest.mark.ray
@@ -280,6 +326,76 @@ def test_a_one_epoch_case_records_no_benchmark_round_and_says_why(pytester, tmp_
     result.stdout.fnmatch_lines(
         ["*[[]torch[]] scratch-mlp-digits: no benchmark recorded: its trials ran no steady-state epoch (one epoch*"]
     )
+
+
+# Recorded rows for the benchmark's checks: each torch trial retried once after its worker died (the driver's row,
+# with no framework version; seed 1's first attempt had timed a 9 s warm-up epoch first), then two epochs ok; the
+# tensorflow trials ran two epochs, seed 1 diverging in its second.
+RETRIED_RUN_CONFTEST = """
+import pytest
+from harness.provenance import MachineInfo
+from harness.pytest_plugin import STATE_KEY
+from harness.results import to_frame
+from harness.runner import RunOutcome
+from harness.summary import summarize
+from harness.trial import RunInfo, base_row, failure_row
+
+RUN = RunInfo("recorded", "c")
+
+
+def epoch(trial, attempt, n, seconds, status="ok"):
+    row = base_row(trial, RUN, MachineInfo.current())
+    row.update(stage="trials", phase="train", epoch=n, attempt=attempt, status=status, warmup=n == 1,
+               epoch_time_s=seconds, samples_per_s=1.0, train_loss=0.1, val_acc=0.8, timestamp="t",
+               framework_version="9.9", test_acc=0.9 if n == 2 and status == "ok" else float("nan"))
+    return row
+
+
+def dead_worker(trial, attempt):
+    return {**failure_row(trial, RUN, "worker died", machine=MachineInfo.unknown()), "attempt": attempt}
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_finish(session):
+    state = session.config.stash[STATE_KEY]
+    rows = []
+    for trial in state.wanted.values():
+        if trial.backend == "torch":
+            rows += [dead_worker(trial, 0)] if trial.seed == 0 else [epoch(trial, 0, 1, 9.0), dead_worker(trial, 0)]
+            rows += [epoch(trial, 1, 1, 1.0), epoch(trial, 1, 2, 0.5)]
+        else:
+            rows += [epoch(trial, 0, 1, 1.0), epoch(trial, 0, 2, 0.5, "ok" if trial.seed == 0 else "diverged")]
+    frame = to_frame(rows)
+    state.outcome = RunOutcome("recorded", session.config.rootpath, frame, summarize(frame), "", 0.0, "finished")
+"""
+
+
+def test_a_benchmark_saves_a_short_param_and_only_cases_whose_trials_all_ended_ok_timed_by_their_last_attempts(
+    pytester, tmp_path
+):
+    """What pytest-benchmark saves per test: its parameter was the CaseHandle's dataclass repr, the whole session
+    state with it (27 KB for one trial, growing with the session); a case with a diverged trial recorded the other
+    trials' epochs as the case's time, beside its failure; warm-up times came from every row (an earlier attempt's
+    too) and the framework version from the first row, here the driver's, which has none."""
+    pytester.makeconftest(RETRIED_RUN_CONFTEST)
+    pytester.makepyfile(
+        test_suite=TWO_SEED_SUITE.format(gap="").replace("xfbench_case.check_bar()", "pass")  # the benchmark alone
+    )
+    saved = tmp_path / "bench.json"
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", f"--benchmark-json={saved}")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(
+        [
+            "*[[]tensorflow[]] scratch-mlp-digits: no benchmark recorded: 1 of its 2 trials did not end ok "
+            "(pair-scratch-mlp-digits-tensorflow-s1), so its epoch times would stand for a part of the case*"
+        ]
+    )
+    (torch,) = json.loads(saved.read_text())["benchmarks"]
+    (param,) = torch["params"].values()  # pytest-benchmark saves it as UNSERIALIZABLE[<its repr>]
+    assert "CaseHandle(pair:scratch-mlp-digits [torch])" in param and len(param) < 80, param[:200]
+    assert torch["stats"]["rounds"] == 2
+    assert torch["extra_info"]["warmup_epoch_time_s"] == [1.0, 1.0]  # not the first attempt's 9 s
+    assert torch["extra_info"]["framework_version"] == "9.9"
 
 
 def test_the_documented_suite_of_your_own_collects_and_checks_its_bars(pytester):

@@ -42,6 +42,9 @@ from harness.file_modes import shared_file_mode
 SYSTEM_DATA_ROOT = Path("/usr/share/datasets")  # where Debian's dataset packages install
 SYSTEM_DATA_ENV = "XFBENCH_SYSTEM_DATA"  # replaces SYSTEM_DATA_ROOT when set
 MANIFEST = "SHA256SUMS"
+# How a partial user-cache folder is completed when the search ran without downloads (the CLI's --no-download); a
+# caller without that flag (the pytest plugin) says its own way in this sentence's place.
+COMPLETE_OFFLINE = "Go online to complete it (drop --no-download)"
 
 
 class DataNotFoundError(MissingInputFile):
@@ -360,7 +363,7 @@ def _not_found_message(
         return (
             f"Expected every {files.name} file in the user cache's {partial}, the first folder holding any of them. "
             f"Received: it holds {held} but not {[p.name for p in missing]} (a download cut short?){rest}.{failed} "
-            f"{'Complete it once online' if download else 'Go online to complete it (drop --no-download)'}, or delete "
+            f"{'Complete it once online' if download else COMPLETE_OFFLINE}, or delete "
             "that folder to read a complete copy further on."
         )
     looked = ", ".join(str(d) for d in dict.fromkeys(dirs))
