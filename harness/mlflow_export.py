@@ -361,7 +361,8 @@ def _write_parent(
     start, _ = _span(frame)
     parent = client.create_run(experiment_id, run_name=tags["xfbench.run_id"], tags=tags, start_time=start).info.run_id
     try:
-        client.log_batch(parent, params=[Param(key, value) for key, value in params.items()])
+        if params:  # a tune's search; another run has none
+            client.log_batch(parent, params=[Param(key, value) for key, value in params.items()])
         for name in ARTIFACTS:
             if (run_dir / name).is_file():
                 client.log_artifact(parent, str(run_dir / name))

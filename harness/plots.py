@@ -272,25 +272,7 @@ def search_points(
     fig, axes = plt.subplots(1, len(paths) + 1, figsize=(3.6 * (len(paths) + 1), 3.2))
     axes = np.atleast_1d(axes)
     for ax, path in zip(axes, paths, strict=False):
-        for backend, group in table.groupby("backend"):
-            # a sample that failed or diverged has no metric: nothing to draw (matplotlib's legend failed on a
-            # backend whose every sample of a text-valued option had none)
-            group = group[pd.to_numeric(group[metric], errors="coerce").notna()]
-            if group.empty:
-                continue
-            values = [v if isinstance(v, int | float) else str(v) for v in group[path]]
-            full = [not s for s in group["stopped_early"]]
-            colour, rank = _colour(str(backend), backends), backends.index(backend)
-            ax.scatter(
-                values,
-                group[metric],
-                edgecolors=colour,
-                facecolors=[colour if f else "none" for f in full],
-                label=backend,
-                marker="osD^v"[rank % 5],
-                s=90 / (1 + 1.5 * rank),
-                linewidths=1.5,
-            )
+        _sampled_values(ax, table, path, metric, backends)
         if path in log_paths:
             ax.set_xscale("log")
             _plain_log_ticks(ax.xaxis)
@@ -311,6 +293,30 @@ def search_points(
     if case:
         return [Plot(safe_name(f"search-{case}"), f"{title}: {case}", fig)]
     return [Plot("search", title, fig)]
+
+
+def _sampled_values(ax: Any, table: pd.DataFrame, path: str, metric: str, backends: Sequence[str]) -> None:
+    """One searched option's panel: each backend's sampled values against the metric, hollow where ASHA stopped the
+    sample early, each backend in its own marker and size."""
+    for backend, group in table.groupby("backend"):
+        # a sample that failed or diverged has no metric: nothing to draw (matplotlib's legend failed on a backend
+        # whose every sample of a text-valued option had none)
+        group = group[pd.to_numeric(group[metric], errors="coerce").notna()]
+        if group.empty:
+            continue
+        values = [v if isinstance(v, int | float) else str(v) for v in group[path]]
+        full = [not s for s in group["stopped_early"]]
+        colour, rank = _colour(str(backend), backends), list(backends).index(str(backend))
+        ax.scatter(
+            values,
+            group[metric],
+            edgecolors=colour,
+            facecolors=[colour if f else "none" for f in full],
+            label=backend,
+            marker="osD^v"[rank % 5],
+            s=90 / (1 + 1.5 * rank),
+            linewidths=1.5,
+        )
 
 
 def history(series: pd.DataFrame, flagged: set[tuple[str, str, str]], metric: str, kind: str) -> list[Plot]:

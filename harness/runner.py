@@ -304,11 +304,8 @@ def execute(
 ) -> RunOutcome:
     """Run every stage of ``plan`` in a new run directory ``results_dir/run_id``; its summary.md and report.html
     compare every backend with ``reference``."""
-    plan = plan.with_cache_dir(results_dir / "_cache")  # backbones and features beside the runs: later runs reuse
-    # each trial keyed by the content of the data preflight read, which a shared backbone's recipe holds
-    plan = plan.with_data_keys(
-        {name: found["content"] for name, found in (data_provenance or {}).items() if "content" in found}
-    )
+    # backbones and features beside the runs, for later runs to reuse; each trial keyed by its data's content
+    plan = plan.with_cache_dir(results_dir / "_cache").with_data_keys(_data_keys(data_provenance or {}))
     run_dir = (results_dir / run_id).resolve()
     if run_dir.exists() and any(run_dir.iterdir()):
         raise InputError(
@@ -350,6 +347,12 @@ def execute(
         if run_dir.is_dir() and not any(run_dir.iterdir()):
             run_dir.rmdir()  # a default id's claimed, still empty directory: a run that never began leaves nothing
         raise
+
+
+def _data_keys(provenance: dict[str, dict[str, str]]) -> dict[str, str]:
+    """Each dataset's content as preflight read it (its provenance's ``content``), which a shared backbone's recipe
+    holds: name -> key."""
+    return {name: found["content"] for name, found in provenance.items() if "content" in found}
 
 
 @contextlib.contextmanager

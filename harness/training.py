@@ -116,9 +116,7 @@ def train_phase(
                 samples_per_s=train.count / elapsed if elapsed > 0 else math.nan,
                 eval_time_s=eval_elapsed,
                 warmup=local_epoch == 1,
-                # the float32 rate the step took, written as its shortest decimal: float(lrs[-1]) widened 1e-06 to
-                # 9.999999974752427e-07 in the results, a rate nobody configured
-                lr=float(str(lrs[-1])),
+                lr=float(str(lrs[-1])),  # the float32 rate as its shortest decimal (1e-06, not 9.99999997e-07)
                 train_reg_loss=train.reg_loss,
                 status="diverged" if diverged else "ok",
                 test_acc=final.pop("test_acc", math.nan),
