@@ -11,8 +11,8 @@ from __future__ import annotations
 import json
 import re
 import shutil
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -63,6 +63,8 @@ class History:
     not_ok: frozenset[tuple[str, str, str]] = frozenset()  # (case, backend, run id) where no trial ended ok
     # (case, backend, run id) where trials ended ok but no epoch was steady (one-epoch trials): no steady time
     warmup_only: frozenset[tuple[str, str, str]] = frozenset()
+    # (case, backend, run id) -> "2/3" where some trials ended ok and others did not: the value is the ok ones'
+    partly_ok: Mapping[tuple[str, str, str], str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -172,22 +174,35 @@ def load_run(reference: str, results_dir: Path, machine_key: str | None = None, 
     return LoadedRun(reference, path, frame, Environment.of(frame))
 
 
-def environment_warnings(base: Environment, new: Environment) -> list[str]:
+def environment_warnings(base: Environment, new: Environment, sides: tuple[str, str] = ("base", "new")) -> list[str]:
+    """What differs between the machines, thread counts and framework versions of two runs (or of two runs of one
+    case: ``sides`` names them, history's ``previous`` and ``new``): their times are not those of the code alone."""
+    was, now = sides
     warnings = []
     if (base.cpu, base.gpu) != (new.cpu, new.gpu):
         warnings.append(
-            f"different machines: base ran on {base.cpu!r} {base.gpu or 'no GPU'}, new on {new.cpu!r} "
+            f"different machines: {was} ran on {base.cpu!r} {base.gpu or 'no GPU'}, {now} on {new.cpu!r} "
             f"{new.gpu or 'no GPU'}; epoch times are not comparable"
         )
     if base.threads != new.threads:
-        warnings.append(f"different thread counts: base {base.threads}, new {new.threads}")
+        warnings.append(f"different thread counts: {was} {base.threads}, {now} {new.threads}")
     for backend in sorted(set(base.framework_versions) & set(new.framework_versions)):
         if base.framework_versions[backend] != new.framework_versions[backend]:
             warnings.append(
-                f"different {backend} versions: base {base.framework_versions[backend]}, "
-                f"new {new.framework_versions[backend]}"
+                f"different {backend} versions: {was} {base.framework_versions[backend]}, "
+                f"{now} {new.framework_versions[backend]}"
             )
     return warnings
+
+
+def environment_change(before: pd.DataFrame, after: pd.DataFrame) -> str:
+    """What :func:`environment_warnings` says of two runs of one case (its rows in each), as history notes it: compare
+    warns of it run-wide, which history's trend and the report's history, one case beside another, had not. A side
+    without a worker's row (every trial failed before one ran, or was skipped) recorded no machine: nothing to say."""
+    was, now = Environment.of(before), Environment.of(after)
+    if not all(env.cpu or env.threads for env in (was, now)):
+        return ""
+    return "; ".join(environment_warnings(was, now, sides=("previous", "new")))
 
 
 def run_state_warnings(base: LoadedRun, new: LoadedRun) -> list[str]:
@@ -366,26 +381,34 @@ def _saved_baseline(meta: Path) -> SavedBaseline:
 
 
 def run_directories(results_dir: Path) -> list[Path]:
-    """Runs under ``results_dir`` (not baselines or Ray's storage), oldest first by start time."""
+    """Runs under ``results_dir`` (not baselines or Ray's storage), oldest first by start time (:func:`run_started`)."""
     runs = []
     for path in results_dir.iterdir() if results_dir.is_dir() else []:
         if path.name in (BASELINES, "_ray") or not is_run_dir(path):
             continue
-        runs.append((_started(path), path.name, path))
+        runs.append((run_started(path), path.name, path))
     return [p for _, _, p in sorted(runs)]
 
 
-def _started(run_dir: Path) -> str:
-    """When the run started, to order runs by. A run.json that cannot be read orders by the UTC time its run id
-    begins with (runner.new_run_id), so that one damaged run outside history's window, or older than the run a
-    baseline saves, does not stop them; a command that reads the damaged run still refuses it."""
+def run_started(run_dir: Path) -> str:
+    """When the run started (UTC, ISO 8601), the one order of runs for history, ``baseline save``'s newest run and the
+    report: run.json's ``started``; where run.json is missing, damaged or silent on it, the UTC time its run id begins
+    with (runner.new_run_id), else when its results were last written. A run without run.json (copied rows, a driver
+    that died first) had sorted as the oldest: history drew it first, and ``baseline save`` passed over it. A damaged
+    run.json orders this way too, so that one run outside history's window, or older than the run a baseline saves,
+    does not stop them; a command that reads the damaged run still refuses it."""
     try:
-        return str(read_run_json(run_dir).get("started", ""))
+        started = read_run_json(run_dir).get("started")
     except InputError:
-        try:
-            return datetime.strptime(run_dir.name[:15], "%Y%m%d-%H%M%S").replace(tzinfo=UTC).isoformat()
-        except ValueError:  # not an id xfbench gave: oldest
-            return ""
+        started = None
+    if isinstance(started, str) and started:
+        return started
+    try:
+        return datetime.strptime(run_dir.name[:15], "%Y%m%d-%H%M%S").replace(tzinfo=UTC).isoformat()
+    except ValueError:  # not an id xfbench gave
+        results = run_dir / "results.parquet"
+        written = (results if results.is_file() else run_dir / "parts").stat().st_mtime
+        return datetime.fromtimestamp(written, UTC).isoformat(timespec="seconds")
 
 
 def history(results_dir: Path, metric: str, case_filter: str | None = None, last: int = 10) -> History:
@@ -425,8 +448,8 @@ def history(results_dir: Path, metric: str, case_filter: str | None = None, last
         if compared.empty:  # no rows, or a tune's search samples alone: listed, without a value
             continue
         cases.update(_case_names(compared))
-        labelled[path.name] = _labelled(compared, case_filter)
-        columns[path.name] = _metric_per_case(labelled[path.name], metric)
+        labelled[path.name] = labelled_by_case(compared, case_filter)
+        columns[path.name] = metric_per_case(labelled[path.name], metric)
     if case_filter and cases and not any(case_filter in case for case in cases):
         shown = sorted(cases)
         raise InputError(
@@ -438,29 +461,38 @@ def history(results_dir: Path, metric: str, case_filter: str | None = None, last
     if not table.empty:
         table.index = pd.MultiIndex.from_tuples(table.index, names=["case", "backend"])
         table = table.sort_index()
-    return History(tuple(runs), table, settings_changes(labelled), *_without_a_value(labelled, metric))
+    return History(tuple(runs), table, settings_changes(labelled), *_cell_states(labelled, metric))
 
 
 Cell = tuple[str, str, str]  # (case, backend, run id)
 
 
-def _without_a_value(labelled: dict[str, pd.DataFrame], metric: str) -> tuple[frozenset[Cell], frozenset[Cell]]:
+def _cell_states(
+    labelled: dict[str, pd.DataFrame], metric: str
+) -> tuple[frozenset[Cell], frozenset[Cell], dict[Cell, str]]:
     """The trend's cells that have no value though the run had the case: no trial ended ok; or, for a time, they
-    ended ok without a steady epoch to time."""
-    not_ok, warmup_only = set(), set()
+    ended ok without a steady epoch to time. Then the cells whose value covers only some trials, the others failed,
+    diverged or skipped, as "ok/all": a mean over the trials that survived read as the case's, and rose where a bad
+    seed dropped out (compare calls that a trials regression)."""
+    not_ok, warmup_only, partly_ok = set(), set(), {}
     for run_id, frame in labelled.items():
         for (case, backend), group in frame.groupby(["case", "backend"]):
-            if not (final_rows(group)["status"] == "ok").any():
-                not_ok.add((str(case), str(backend), run_id))
+            cell = (str(case), str(backend), run_id)
+            finals = final_rows(group)
+            ok = int((finals["status"] == "ok").sum())
+            if not ok:
+                not_ok.add(cell)
             elif metric != "test_acc" and steady_rows(group).empty:
-                warmup_only.add((str(case), str(backend), run_id))
-    return frozenset(not_ok), frozenset(warmup_only)
+                warmup_only.add(cell)
+            elif ok < len(finals):
+                partly_ok[cell] = f"{ok}/{len(finals)}"
+    return frozenset(not_ok), frozenset(warmup_only), partly_ok
 
 
 def settings_changes(frames: dict[str, pd.DataFrame]) -> tuple[SettingsChange, ...]:
     """Per (case, backend), each run (``frames``: run id -> its rows with a ``case`` column, oldest first) whose
-    settings, runtime options or seeds differ from the previous run that ran the case (a mean over other seeds
-    differs by which seeds were drawn, as compare notes)."""
+    settings, runtime options, seeds ended ok, machine, threads or framework version differ from the previous run
+    that ran the case (a mean over other seeds differs by which seeds were drawn, as compare notes)."""
     from harness.compare import config_change, runtime_change  # compare reads rows with summary's helpers
 
     last: dict[tuple[str, str], pd.DataFrame] = {}
@@ -473,6 +505,7 @@ def settings_changes(frames: dict[str, pd.DataFrame]) -> tuple[SettingsChange, .
                     config_change(last[key], rows),
                     runtime_change(last[key], rows),
                     _seed_change(last[key], rows),
+                    environment_change(last[key], rows),
                 )
                 what = "; ".join(c for c in changed if c)
                 if what:
@@ -482,9 +515,14 @@ def settings_changes(frames: dict[str, pd.DataFrame]) -> tuple[SettingsChange, .
 
 
 def _seed_change(before: pd.DataFrame, after: pd.DataFrame) -> str:
-    """ "seeds 0,1→0" when the two runs of a case ran other seeds, else ""."""
-    seeds = [",".join(str(s) for s in sorted({int(s) for s in rows["seed"].dropna()})) for rows in (before, after)]
-    return f"seeds {seeds[0]}→{seeds[1]}" if seeds[0] != seeds[1] else ""
+    """ "seeds 0,1→0" when the two runs of a case have other seeds that ended ok, else "" (also where a side has none:
+    its cell has no value to compare). The trend's value covers the trials that ended ok: a seed that diverged in one
+    run left its mean as a dropped seed would, though both runs had run it."""
+    finals = [final_rows(rows) for rows in (before, after)]
+    seeds = [
+        ",".join(str(s) for s in sorted({int(s) for s in f[f["status"] == "ok"]["seed"].dropna()})) for f in finals
+    ]
+    return f"seeds {seeds[0]}→{seeds[1]}" if all(seeds) and seeds[0] != seeds[1] else ""
 
 
 def _case_names(frame: pd.DataFrame) -> list[str]:
@@ -496,14 +534,14 @@ def _case_names(frame: pd.DataFrame) -> list[str]:
     ]
 
 
-def _labelled(frame: pd.DataFrame, case_filter: str | None) -> pd.DataFrame:
+def labelled_by_case(frame: pd.DataFrame, case_filter: str | None) -> pd.DataFrame:
     """``frame`` with each row's suite:case label in a ``case`` column, only the cases ``case_filter`` is part of."""
     frame = frame.assign(case=_case_names(frame))
     return frame[frame["case"].str.contains(case_filter, regex=False)] if case_filter else frame
 
 
-def _metric_per_case(frame: pd.DataFrame, metric: str) -> dict[tuple[str, str], float]:
-    """(case, backend) -> the metric over one run (rows labelled by :func:`_labelled`): steady-state median of a
+def metric_per_case(frame: pd.DataFrame, metric: str) -> dict[tuple[str, str], float]:
+    """(case, backend) -> the metric over one run (rows labelled by :func:`labelled_by_case`): steady-state median of a
     time, mean final test accuracy."""
     values = {}
     for (case, backend), group in frame.groupby(["case", "backend"]):

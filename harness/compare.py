@@ -233,15 +233,18 @@ def _time_verdict(
     # Mann-Whitney test's smallest p is every epoch of one side beyond every epoch of the other.
     # Under two epochs a side the interval has no bounds: the point ratio says whether it lies beyond the band, and
     # without an interval no change is decided, whatever the test could reach.
+    within = 1.0 / t.time_ratio <= ratio <= t.time_ratio
     if math.isnan(low) or math.isnan(high):
-        if 1.0 / t.time_ratio <= ratio <= t.time_ratio:
+        if within:
             return replace(change, verdict="unchanged")
         note = (
             f"epoch time not decided: {len(b)} and {len(n)} steady epochs, and one epoch on a side gives no "
             "interval; run more epochs or seeds"
         )
         return replace(change, verdict="n/a", note=note)
-    beyond = low > t.time_ratio or high < 1.0 / t.time_ratio
+    # The point ratio beyond the band is enough: few epochs give a wide interval, which reaches into the band where
+    # the change is large (1.36x at [1.046, 2.232] over 3 and 3 epochs read "unchanged", counted no regression)
+    beyond = not within or low > t.time_ratio or high < 1.0 / t.time_ratio
     if beyond and _smallest_p(len(b), len(n)) >= t.alpha:
         enough = _epochs_a_side_reaching(t.alpha)
         note = (

@@ -99,7 +99,7 @@ class Report:
 
 def run_dirs(paths: list[Path]) -> list[Path]:
     """The run directories named by ``paths`` (a run directory, or a directory of runs), oldest first."""
-    from harness.baselines import is_run_dir, run_directories
+    from harness.baselines import is_run_dir, run_directories, run_started
 
     found: list[Path] = []
     for path in paths:
@@ -110,7 +110,7 @@ def run_dirs(paths: list[Path]) -> list[Path]:
                 "Pass results/<run_id> or the results directory."
             )
         found += [r.resolve() for r in runs if r.resolve() not in found]
-    started = {r: _info(r).get("started", "") for r in found}
+    started = {r: run_started(r) for r in found}  # as history orders them: a run without run.json is not the oldest
     return sorted(found, key=lambda r: (started[r], r.name))
 
 
@@ -354,9 +354,13 @@ def _history_changes(
     """Each run's cases against the last earlier run that ran them: the regressions in the metric drawn (the plot
     circles those), every regression of a run with its kind, and the table of changes' rows; runs named by
     ``labels`` (:func:`history_labels`)."""
+    from harness.baselines import environment_change, labelled_by_case
+
     flagged: set[tuple[str, str, str]] = set()
     listed: dict[str, list[str]] = {}
     ratios: list[tuple[str, ...]] = []
+    # each run's rows with their case named as compare names it: a case's machine, threads and versions
+    named = {run.path: labelled_by_case(compared_rows(run.frame), None) for run in runs if len(run.frame)}
     for index, after in enumerate(runs[1:], start=1):
         for before, c in _against_previous(runs[:index], after):
             kinds = regression_kinds(c)
@@ -370,20 +374,27 @@ def _history_changes(
             if compared or kinds:
                 last = labels[before.path]
                 against = "" if before is runs[index - 1] else f"against {last}, the last run that ran it"
-                note = "; ".join(part for part in (against, c.note) if part)
+                # compare warns of these run-wide; here one case stands beside another, so its own row says so
+                moved = environment_change(*(_rows_of(named[r.path], c) for r in (before, after)))
+                note = "; ".join(part for part in (against, moved, c.note) if part)
                 ratios.append((labels[after.path], c.case, c.backend, *regression_cells(c)[3:9], note))
     return flagged, listed, ratios
+
+
+def _rows_of(labelled: pd.DataFrame, c: CaseComparison) -> pd.DataFrame:
+    """The rows of ``c``'s case and backend in a run's rows labelled by ``harness.baselines.labelled_by_case``."""
+    return labelled[(labelled["case"] == c.case) & (labelled["backend"] == c.backend)]
 
 
 def _history_section(runs: list[LoadedRunDir], metric: str) -> tuple[str, list[Any]]:
     """The metric per (case, backend) over the runs; regressions against the last run that ran the case flagged."""
     from harness import plots
-    from harness.baselines import _labelled, _metric_per_case
+    from harness.baselines import labelled_by_case, metric_per_case
 
     labels = history_labels(runs)
     # as `xfbench history`: not a tune's search samples, which would join unrelated configurations by sample number
     columns = {
-        labels[run.path]: _metric_per_case(_labelled(compared_rows(run.frame), None), metric)
+        labels[run.path]: metric_per_case(labelled_by_case(compared_rows(run.frame), None), metric)
         for run in runs
         if len(run.frame)
     }

@@ -852,20 +852,20 @@ def history_tables(history: History, metric: str, results_dir: str | Path) -> li
                 str(backend),
                 *[
                     _trend_cell(v, (case, backend, run) in history.not_ok, (case, backend, run) in history.warmup_only)
+                    + _partly_ok_mark(history.partly_ok.get((case, backend, run), ""))
                     + (f" {SETTINGS_MARK}" if (case, backend, run) in changed else "")
                     for run, v in zip(table.columns, values, strict=True)
                 ],
             )
             for (case, backend), values in zip(table.index, table.to_numpy().tolist(), strict=True)
         )
-        note = f"{SETTINGS_MARK}: the case ran with other settings than in the run before (listed below)"
-        tables.append(
-            TableData("trend", f"{metric} per case (oldest → newest)", header, trend, note=note if changed else "")
-        )
+        note = _trend_note(bool(changed), bool(history.partly_ok))
+        tables.append(TableData("trend", f"{metric} per case (oldest → newest)", header, trend, note=note))
     if history.changes:
         rows = tuple((c.run_id, c.case, c.backend, c.what) for c in history.changes)
         title = (
-            f"{SETTINGS_MARK} settings changed from the run before: the metric's change may be theirs, not the code's"
+            f"{SETTINGS_MARK} settings changed from the run before (or its machine, threads, framework version): the "
+            "metric's change may be theirs, not the code's"
         )
         tables.append(TableData("settings_changes", title, ("run", "case", "backend", "what changed"), rows, 3))
     return tables
@@ -878,6 +878,25 @@ def _trend_cell(value: float, not_ok: bool, warmup_only: bool = False) -> str:
     if value == value:  # samples/s as whole numbers: .4g wrote 17250 as 1.725e+04 beside 9813
         return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.4g}"
     return "not ok" if not_ok else "warm-up only" if warmup_only else ""
+
+
+def _trend_note(changed: bool, partly_ok: bool) -> str:
+    """What the trend's marks mean, those it has: † (a case that ran otherwise than in the run before), ``(2/3 ok)``."""
+    notes = []
+    if changed:
+        notes.append(
+            f"{SETTINGS_MARK}: the case ran with other settings, seeds, machine, threads or framework version than in "
+            "the run before (listed below)"
+        )
+    if partly_ok:
+        notes.append("(2/3 ok): the value is of the trials that ended ok; the others failed, diverged or were skipped")
+    return "; ".join(notes)
+
+
+def _partly_ok_mark(ok_of_all: str) -> str:
+    """`` (2/3 ok)`` beside a value that covers only the trials that ended ok (the others failed, diverged or were
+    skipped), else ""."""
+    return f" ({ok_of_all} ok)" if ok_of_all else ""
 
 
 def print_history(history: History, metric: str, results_dir: str | Path, width: int | None = None) -> None:

@@ -779,11 +779,11 @@ def test_the_fewest_epochs_the_docs_say_reach_p_below_001_are_the_fewest_the_cod
 def test_history_marks_a_case_run_with_other_seeds_than_the_run_before():
     """A trend of mean accuracy over 2 seeds, then 1, then 3 moved by which seeds were drawn: compare noted it
     ("seeds differ"), history marked nothing."""
-    from harness.baselines import _labelled, settings_changes
+    from harness.baselines import labelled_by_case, settings_changes
 
     times = [1.0, 1.0]
-    runs = {name: _labelled(_frame(accs, times), None) for name, accs in (("1", [0.9, 0.91]), ("2", [0.9]))}
-    runs["3"] = _labelled(_frame([0.9], times), None)
+    runs = {name: labelled_by_case(_frame(accs, times), None) for name, accs in (("1", [0.9, 0.91]), ("2", [0.9]))}
+    runs["3"] = labelled_by_case(_frame([0.9], times), None)
     assert [(c.run_id, c.what) for c in settings_changes(runs)] == [("2", "seeds 0,1→0")]
 
 
@@ -794,3 +794,17 @@ def test_trials_that_ended_ok_without_a_test_accuracy_are_noted():
     assert case.acc_verdict == "n/a" and "accuracy not compared: no test accuracy recorded in new" in case.note
     failed = _frame([0.9, 0.91], times).assign(status="failed", test_acc=float("nan"))  # said by the trials' note
     assert "accuracy not compared" not in compare_frames(_frame([0.9, 0.91], times), failed)[0].note
+
+
+def test_a_ratio_beyond_the_band_too_few_epochs_cannot_decide_is_undecided_though_its_interval_reaches_the_band():
+    """3 against 3 steady epochs cannot reach p < 0.01; 1.36x slower at [1.046, 2.232] read "unchanged" with no note
+    and "0 regression(s)", because only an interval wholly beyond the band counted as beyond it."""
+    from harness.reporting import comparison_count
+
+    (case,) = compare_frames(_frame([0.9], [1.0, 1.01, 0.99]), _frame([0.9], [1.0, 1.4, 1.45]))
+    assert case.time_ratio == pytest.approx(1.4) and case.time_ci[0] < 1.10 < case.time_ratio
+    assert case.time_verdict == "n/a" and "epoch time not decided: 3 and 3 steady epochs cannot reach" in case.note
+    assert comparison_count([case]).endswith("(too few epochs: see the note) in s:scratch-m-d [torch] x1.400")
+    # where the test could decide (6 a side), an interval reaching into the band stays unchanged, as before
+    (decidable,) = compare_frames(_frame([0.9, 0.9], [1.0, 1.01, 0.99]), _frame([0.9, 0.9], [1.0, 1.4, 1.45]))
+    assert decidable.time_verdict == "unchanged" and "not decided" not in decidable.note

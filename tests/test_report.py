@@ -1518,3 +1518,19 @@ def test_a_notes_code_spans_are_code_in_the_page_not_backticks(tmp_path):
     page = build_report([tmp_path], tmp_path / "r.html").path.read_text()
     prose = re.sub(r"<svg.*?</svg>", "", page, flags=re.S)
     assert "`" not in prose and "<code>" in prose
+
+
+def test_the_reports_history_notes_a_case_run_on_other_threads_or_another_framework_version(tmp_path):
+    """A 1-thread run then a 2-thread one: the history's table of changes called torch's halved epoch time an
+    improvement with no word of the threads, which compare warns of run-wide."""
+    for index in range(2):
+        run_dir = _write_run(tmp_path, f"run-{index}", f"2026-01-0{index + 1}", torch_slowdown=1.0 - 0.5 * index)
+        rows = pd.read_parquet(run_dir / "results.parquet").assign(threads=index + 1)
+        if index:
+            rows.loc[rows["backend"] == "torch", "framework_version"] = "1.1"
+        rows.to_parquet(run_dir / "results.parquet")
+    out = tmp_path / "history.html"
+    assert main(["report", str(tmp_path), "-o", str(out)]) == 0
+    page = out.read_text()
+    assert page.count("different thread counts: previous 1, new 2") == 2 * len(MODELS)  # each case, both backends
+    assert page.count("different torch versions: previous 1.0, new 1.1") == len(MODELS)
