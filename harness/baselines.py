@@ -493,7 +493,7 @@ def settings_changes(frames: dict[str, pd.DataFrame]) -> tuple[SettingsChange, .
     """Per (case, backend), each run (``frames``: run id -> its rows with a ``case`` column, oldest first) whose
     settings, runtime options, seeds ended ok, machine, threads or framework version differ from the previous run
     that ran the case (a mean over other seeds differs by which seeds were drawn, as compare notes)."""
-    from harness.compare import config_change, runtime_change  # compare reads rows with summary's helpers
+    from harness.compare import config_change, data_change, runtime_change  # compare reads rows with summary's helpers
 
     last: dict[tuple[str, str], pd.DataFrame] = {}
     changes = []
@@ -503,6 +503,7 @@ def settings_changes(frames: dict[str, pd.DataFrame]) -> tuple[SettingsChange, .
             if key in last:
                 changed = (
                     config_change(last[key], rows),
+                    data_change(last[key], rows),
                     runtime_change(last[key], rows),
                     _seed_change(last[key], rows),
                     environment_change(last[key], rows),

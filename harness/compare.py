@@ -375,12 +375,27 @@ def network_change(base: pd.DataFrame, new: pd.DataFrame) -> str:
 
 
 # Config fields that are not settings of what a case computes: the case's own keys, its seeds (the accuracy
-# verdict pairs them), where its data, caches and weight file lie (the rows carry the weights' hash), and the
-# runtime options (runtime_change names those).
+# verdict pairs them), where its data, caches and weight file lie (the rows carry the weights' hash), the content of
+# its data (data_change names it, where both runs recorded one), and the runtime options (runtime_change names those).
 _NOT_SETTINGS = frozenset(
     {"suite", "strategy", "model", "variant", "dataset", "backend", "sample", "tuned", "seed", "cache_dir", "data_dir"}
-    | {"runtime", "transfer.weights_file"}
+    | {"runtime", "transfer.weights_file", "data_key"}
 )
+
+
+def data_change(base: pd.DataFrame, new: pd.DataFrame) -> str:
+    """ "data differs: content a→b" where the two runs of a case read other data under the dataset's name (each
+    trial's data_key, preflight's fingerprint of what it read): their accuracies are of other images. A run recorded
+    before the key was is silent on it: nothing to say."""
+    keys = [
+        {json.loads(text).get("data_key") for text in side["config_json"].dropna().unique()} - {None}
+        if "config_json" in side
+        else set()
+        for side in (base, new)
+    ]
+    if not all(keys) or keys[0] == keys[1]:
+        return ""
+    return f"data differs: content {'/'.join(sorted(keys[0]))}→{'/'.join(sorted(keys[1]))}"
 
 
 def _flat(config: dict, whole: frozenset[str] = frozenset(), prefix: str = "") -> dict[str, str]:
@@ -536,7 +551,7 @@ def compare_frames(base: pd.DataFrame, new: pd.DataFrame, thresholds: Thresholds
         accuracies = _common_seed_accuracies(base_finals, new_finals)
         base_a, new_a, diff, ci, acc_verdict, note = _accuracy_verdict(accuracies, t)
         trials_verdict, trials_note = _trials_change(base_finals, new_finals)
-        changes = (config_change(b, n), network_change(b, n), runtime_change(b, n))
+        changes = (config_change(b, n), data_change(b, n), network_change(b, n), runtime_change(b, n))
         parts = (trials_note, *changes, accuracies.note, note, tc.note)
         note = "; ".join(part for part in parts if part)
         out.append(

@@ -549,6 +549,24 @@ def test_a_case_whose_network_changed_under_the_same_settings_says_so():
     assert "network" not in note(base) and "network" not in note(base.drop(columns=["params", "forward_macs"]))
 
 
+def test_a_case_run_on_other_data_under_the_datasets_name_says_so_and_a_run_without_the_key_is_silent():
+    """Two runs of one case on other files under the dataset's name (each trial's data_key: what preflight read) are
+    of other images: compare says so. A run recorded before the key was, or one key alike, says nothing."""
+    accs, times = [0.9], [1.0, 1.0, 1.0]
+
+    def with_data(key: str | None) -> pd.DataFrame:
+        frame = _frame(accs, times)
+        frame["config_json"] = TrialConfig("scratch", "m", "d", "torch", 0, 5, data_key=key).to_json()
+        return frame
+
+    note = lambda base, new: compare_frames(base, new, Thresholds())[0].note  # noqa: E731
+    assert note(with_data("aaa"), with_data("bbb")).startswith("data differs: content aaa→bbb")
+    assert "data" not in note(with_data(None), with_data("bbb")) and "config" not in note(
+        with_data(None), with_data("b")
+    )
+    assert "data" not in note(with_data("aaa"), with_data("aaa"))
+
+
 def test_a_case_whose_settings_changed_says_which_and_a_field_one_version_did_not_record_is_no_change():
     """The same case name run with other epochs or another batch size is another experiment: before, a 13 pp drop
     from 5 epochs to 2 read as an accuracy regression with nothing but "noise unknown" beside it."""
