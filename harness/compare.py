@@ -376,26 +376,29 @@ def network_change(base: pd.DataFrame, new: pd.DataFrame) -> str:
 
 # Config fields that are not settings of what a case computes: the case's own keys, its seeds (the accuracy
 # verdict pairs them), where its data, caches and weight file lie (the rows carry the weights' hash), the content of
-# its data (data_change names it, where both runs recorded one), and the runtime options (runtime_change names those).
+# its data and model (data_change names them, where both runs recorded one), and the runtime options (runtime_change).
 _NOT_SETTINGS = frozenset(
     {"suite", "strategy", "model", "variant", "dataset", "backend", "sample", "tuned", "seed", "cache_dir", "data_dir"}
-    | {"runtime", "transfer.weights_file", "data_key"}
+    | {"runtime", "transfer.weights_file", "data_key", "model_key"}
 )
 
 
 def data_change(base: pd.DataFrame, new: pd.DataFrame) -> str:
     """ "data differs: content a→b" where the two runs of a case read other data under the dataset's name (each
-    trial's data_key, preflight's fingerprint of what it read): their accuracies are of other images. A run recorded
-    before the key was is silent on it: nothing to say."""
-    keys = [
-        {json.loads(text).get("data_key") for text in side["config_json"].dropna().unique()} - {None}
-        if "config_json" in side
-        else set()
-        for side in (base, new)
-    ]
-    if not all(keys) or keys[0] == keys[1]:
-        return ""
-    return f"data differs: content {'/'.join(sorted(keys[0]))}→{'/'.join(sorted(keys[1]))}"
+    trial's data_key, preflight's fingerprint of what it read): their accuracies are of other images; "model
+    differs: …" where its spec file or python: module held other content (model_key). A run recorded before the keys
+    were is silent on them: nothing to say."""
+    changed = []
+    for field, what in (("data_key", "data"), ("model_key", "model")):
+        keys = [
+            {json.loads(text).get(field) for text in side["config_json"].dropna().unique()} - {None}
+            if "config_json" in side
+            else set()
+            for side in (base, new)
+        ]
+        if all(keys) and keys[0] != keys[1]:
+            changed.append(f"{what} differs: content {'/'.join(sorted(keys[0]))}→{'/'.join(sorted(keys[1]))}")
+    return "; ".join(changed)
 
 
 def _flat(config: dict, whole: frozenset[str] = frozenset(), prefix: str = "") -> dict[str, str]:

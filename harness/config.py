@@ -528,6 +528,10 @@ class TrialConfig:
     # real ones) trains its own backbone instead of reusing one trained on other images; a worker that reads other
     # data under the name refuses the trial. None: a run recorded before 2026-12-05, or trials run without preflight.
     data_key: str | None = None
+    # What its --model's own files held when the run began (harness.model_import.user_model_key: a spec file's or
+    # python: module's digest; "" where xfbench or a framework defines the model; set by the runner): a trial, or a
+    # resume, that finds them edited since refuses to train another network under the case's name. None: not recorded.
+    model_key: str | None = None
 
     def __post_init__(self) -> None:
         if self.epochs < 1:

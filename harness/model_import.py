@@ -185,12 +185,35 @@ def model_content_key(model: str) -> str:
     framework model, the versions of the frameworks that convert it (another Keras builds another keras:NAME).
     Empty for a zoo name: xfbench's own source, in every key already, defines it."""
     ref = parse_model_ref(model)
-    if ref.kind == "zoo":
-        return ""
+    if ref.kind in ("zoo", "spec"):
+        return user_model_key(model)
+    converters = " ".join(f"{b} {cachekeys.code_tag(b)}" for b in _converting_backends(ref))
+    return f"{user_model_key(model)}, {converters}" if ref.kind == "python" else converters
+
+
+def user_model_key(model: str) -> str:
+    """What the user's own files behind ``--model`` hold: a spec file's sha256, a ``python:`` module's source digest
+    (its own file and the user's modules it imports by name); empty where xfbench or a framework defines the model (a
+    zoo name, keras:NAME, torchvision:NAME), whose versions the rows record."""
+    ref = parse_model_ref(model)
     if ref.kind == "spec":
         return f"spec {file_digest(Path(ref.name))}"
-    converters = " ".join(f"{b} {cachekeys.code_tag(b)}" for b in _converting_backends(ref))
-    return f"source {python_source_digest(ref.name)}, {converters}" if ref.kind == "python" else converters
+    return f"source {python_source_digest(ref.name)}" if ref.kind == "python" else ""
+
+
+def check_model_content(model: str, expected: str | None) -> None:
+    """Refuse a model whose files changed since the run began: ``expected`` is their user_model_key then
+    (TrialConfig.model_key; None where not recorded). A spec file or python: module edited during a run, or before a
+    resume, trained another network under the case's name, paired with the other backend's trials of the first."""
+    if not expected:
+        return
+    now = user_model_key(model)
+    if now != expected:
+        raise InputError(
+            f"Expected model {model} as the run began ({expected}). Received: its files hold other content now "
+            f"({now}): the file, or a module it imports, was edited. Restore what the run began with to finish "
+            "the run, or start a new run for the changed model."
+        )
 
 
 # Runs ``harness.import_worker.main``'s argv in a process of the source framework: (exit status, output).

@@ -132,6 +132,15 @@ class RunPlan:
             lambda t: t if t.data_key or t.dataset not in keys else replace(t, data_key=keys[t.dataset])
         )
 
+    def with_model_keys(self) -> RunPlan:
+        """Every trial without a model key gets what its model's own files hold now (user_model_key); a trial with
+        one keeps it (a resume's, recorded when the run began)."""
+        from harness.model_import import user_model_key
+
+        return self._each_trial(
+            lambda t: t if t.model_key is not None else replace(t, model_key=user_model_key(t.model))
+        )
+
     def _each_trial(self, change: Callable[[TrialConfig], TrialConfig]) -> RunPlan:
         """This plan with ``change`` applied to each of its trials, or of its search's bases."""
         search = replace(self.search, bases=tuple(map(change, self.search.bases))) if self.search is not None else None

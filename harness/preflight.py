@@ -44,7 +44,7 @@ from harness.errors import InputError
 from harness.exactness import TRAINS_BATCHNORM
 from harness.input_pipeline import check_input, transformed_shape
 from harness.model_cost import model_cost, training_memory_floor
-from harness.model_import import model_spec, parse_model_ref
+from harness.model_import import check_model_content, model_spec, parse_model_ref
 from harness.models import LAYER_HINTS, LAYER_SETTINGS, changed_options
 from harness.plan import ExecutionOptions
 from harness.pretrained import check_zoo_weights_cached, prepare_weights, weights_ref
@@ -132,6 +132,7 @@ def preflight(
             datasets[trial.dataset] = _load_noting_where(trial.dataset, data_dir, download)
         provenance.setdefault(trial.dataset, _provenance(datasets[trial.dataset]))
         check_content(datasets[trial.dataset], trial.data_key)  # a resumed trial's: the data it began with
+        check_model_content(trial.model, trial.model_key)  # and the model
         source = trial.transfer.source_task  # None: a backbone trains on the target task (harness.backbone)
         fits: tuple[ModelSpec, Dataset] | None = None
         for role, task in [("target", trial.task)] + ([("source", source)] if source is not None else []):

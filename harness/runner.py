@@ -304,8 +304,10 @@ def execute(
 ) -> RunOutcome:
     """Run every stage of ``plan`` in a new run directory ``results_dir/run_id``; its summary.md and report.html
     compare every backend with ``reference``."""
-    # backbones and features beside the runs, for later runs to reuse; each trial keyed by its data's content
-    plan = plan.with_cache_dir(results_dir / "_cache").with_data_keys(_data_keys(data_provenance or {}))
+    # backbones and features beside the runs, for later runs to reuse; each trial keyed by its data and model content
+    plan = (
+        plan.with_cache_dir(results_dir / "_cache").with_data_keys(_data_keys(data_provenance or {})).with_model_keys()
+    )
     run_dir = (results_dir / run_id).resolve()
     if run_dir.exists() and any(run_dir.iterdir()):
         raise InputError(

@@ -19,6 +19,7 @@ from harness.data.registry import Dataset, check_content, load_dataset
 from harness.exactness import inexact_text
 from harness.input_pipeline import pipeline_data
 from harness.model_cost import model_cost
+from harness.model_import import check_model_content
 from harness.provenance import MachineInfo, utc_now
 from harness.spec import ModelSpec
 from harness.strategies import StrategyContext, get_strategy
@@ -91,6 +92,7 @@ def run_trial(config: TrialConfig, run: RunInfo, sink: RowSink, dataset: Dataset
     if dataset is None:
         dataset = load_dataset(config.dataset, config.data_dir, download=False)
     check_content(dataset, config.data_key)
+    check_model_content(config.model, config.model_key)
     backend = load_backend(config.backend, config.runtime)
     # Which process ran the trial, and what it had imported: a warm worker runs many trials of one backend.
     common.update(worker_pid=os.getpid(), worker_frameworks=",".join(frameworks_imported()))

@@ -554,13 +554,16 @@ def test_a_case_run_on_other_data_under_the_datasets_name_says_so_and_a_run_with
     of other images: compare says so. A run recorded before the key was, or one key alike, says nothing."""
     accs, times = [0.9], [1.0, 1.0, 1.0]
 
-    def with_data(key: str | None) -> pd.DataFrame:
+    def with_data(key: str | None, model_key: str | None = None) -> pd.DataFrame:
         frame = _frame(accs, times)
-        frame["config_json"] = TrialConfig("scratch", "m", "d", "torch", 0, 5, data_key=key).to_json()
+        config = TrialConfig("scratch", "m", "d", "torch", 0, 5, data_key=key, model_key=model_key)
+        frame["config_json"] = config.to_json()
         return frame
 
     note = lambda base, new: compare_frames(base, new, Thresholds())[0].note  # noqa: E731
     assert note(with_data("aaa"), with_data("bbb")).startswith("data differs: content aaa→bbb")
+    edited = note(with_data("aaa", "spec 1"), with_data("aaa", "spec 2"))
+    assert edited.startswith("model differs: content spec 1→spec 2") and "config" not in edited
     assert "data" not in note(with_data(None), with_data("bbb")) and "config" not in note(
         with_data(None), with_data("b")
     )

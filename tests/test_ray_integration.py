@@ -289,6 +289,7 @@ def test_a_backbone_is_shared_by_runs_on_the_same_data_not_by_other_files_under_
     content = data_fingerprint(load_dataset("mnist", other, download=False))
     assert recorded["datasets"]["mnist"]["content"] == content
     assert {t["data_key"] for t in recorded["trials"] + recorded["pretrain_trials"]} == {content}
+    assert {t["model_key"] for t in recorded["trials"]} == {""}  # a zoo model: xfbench's code defines it
     # a worker that reads other data under the name (a cluster node's own files) refuses the trial
     with pytest.raises(InputError, match=r"Expected the mnist data the run began with \(content "):
         check_content(load_dataset("mnist", mine, download=False), content)

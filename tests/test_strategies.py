@@ -18,6 +18,7 @@ from harness.checkpoints import load_checkpoint, save_checkpoint
 from harness.config import OptimizerConfig, RuntimeOptions, TransferOptions, TrialConfig
 from harness.data.registry import load_dataset
 from harness.data.tasks import TaskSpec, derive
+from harness.errors import InputError
 from harness.model_cost import forward_macs_to, model_cost, step_macs
 from harness.models import ModelOptions, build_spec
 from harness.seeds import FRESH_HEAD_SEED_OFFSET
@@ -454,3 +455,28 @@ def test_cache_keys_record_keras_and_torchvision_versions_without_importing_a_fr
             monkeypatch.undo()
             companion_versions.cache_clear()
         assert [a != b for a, b in zip(now, keys, strict=True)] == changed, library
+
+
+def test_a_model_file_edited_since_the_run_began_is_refused_by_its_trials_and_a_resume(tmp_path):
+    """A spec file (or python: module) edited during a run, or before a resume, trained another network under the
+    case's name, beside the other backend's trials of the first: each trial now carries what the model's files held
+    when the run began (model_key), and a trial or a resume that finds other content refuses."""
+    from harness.model_import import check_model_content
+    from harness.plan import RunPlan
+    from harness.preflight import preflight
+    from harness.trial import RunInfo, run_trial
+
+    net = tmp_path / "net.json"
+    _spec_file(net, 32)
+    trial = TrialConfig("scratch", str(net), "digits", "torch", seed=0, epochs=1)
+    (keyed,) = RunPlan.of_trials([trial]).with_model_keys().trials
+    assert keyed.model_key and keyed.model_key.startswith("spec ")
+    check_model_content(keyed.model, keyed.model_key)  # unchanged: taken
+    _spec_file(net, 64)
+    refused = r"Expected model .*net.json as the run began \(spec .*\). Received: its files hold other content now"
+    with pytest.raises(InputError, match=refused):
+        run_trial(keyed, RunInfo("r", "c"), lambda row: None)
+    with pytest.raises(InputError, match=refused):
+        preflight([keyed], None, download=False, resumed=True)
+    (zoo,) = RunPlan.of_trials([dataclasses.replace(trial, model="mlp")]).with_model_keys().trials
+    assert zoo.model_key == ""  # xfbench's own model: its code, in every cache key, defines it
