@@ -1,11 +1,12 @@
 """PyTorch modules (torchvision's or a user's) as neutral specs and weights, through a torch.fx trace.
 
-Implements harness.importers.FrameworkImporter. Layer names are the module paths ('.' written '_'; a module used
-twice gets '_1', as torch.fx names it), functional ops are named by the module they run in (``layer1_0_add``), so
-torchvision's models import with the zoo's names (but for F.adaptive_avg_pool2d's node, ``adaptive_avg_pool2d``
-where the zoo says ``avgpool``). Groups are the top-level children; the group of the final dense layer is called
-``classifier``, as the strategies expect. Weights for a zoo name (its torchvision twin) take the zoo's layer names
-and groups after conversion (backends/torch/weight_files.convert, harness.models.as_zoo_twin).
+Implements harness.importers.FrameworkImporter. Layer names are the module paths ('.' written '_'; a module
+without parameters used twice gets '_1', as torch.fx names it: one with parameters is refused, see
+import_refusals), functional ops are named by the module they run in (``layer1_0_add``), so torchvision's models
+import with the zoo's names (but for F.adaptive_avg_pool2d's node, ``adaptive_avg_pool2d`` where the zoo says
+``avgpool``). Groups are the top-level children; the group of the final dense layer is called ``classifier``, as
+the strategies expect. Weights for a zoo name (its torchvision twin) take the zoo's layer names and groups after
+conversion (backends/torch/weight_files.convert, harness.models.as_zoo_twin).
 """
 
 from __future__ import annotations
@@ -20,6 +21,13 @@ import torch.fx as fx
 import torch.nn.functional as F
 from torch import nn
 
+from backends.torch.import_refusals import (
+    ending_activation_refusal,
+    not_flat_refusal,
+    refuse_frozen_parameters,
+    refuse_shared_prelu_slope,
+    refuse_shared_weights,
+)
 from backends.torch.layout import (
     BATCHNORM_TENSORS,
     conv_kernel_from_torch,
@@ -27,8 +35,9 @@ from backends.torch.layout import (
     flat_features_from_torch,
 )
 from backends.torch.model import flat_origin, module_tensor
+from harness.errors import InputError
 from harness.importers import ModelInputError, UnsupportedModelError, check_converted_weights, closest_names
-from harness.shapes import infer_shapes
+from harness.shapes import TensorInfo, infer_shapes
 from harness.spec import (
     Activation,
     AdaptiveAvgPool2D,
@@ -150,8 +159,9 @@ def _pair(value: Any) -> tuple[int, int]:
 
 
 class _Converter:
-    def __init__(self, model: nn.Module, name: str) -> None:
+    def __init__(self, model: nn.Module, name: str, input_shape: tuple[int, ...]) -> None:
         self.name = name
+        self.input_shape = input_shape
         self.modules = dict(model.named_modules())
         self.layers: list[Layer] = []
         self.sources: dict[str, nn.Module] = {}  # spec layer -> the module holding its weights
@@ -159,6 +169,8 @@ class _Converter:
         # fx nodes of a tensor's shape ("size": x.size(), x.shape) or batch size ("batch": x.size(0), x.shape[0]),
         # which only a flattening view or reshape may use
         self.shape_nodes: dict[fx.Node, str] = {}
+        # spec layer (or "input") -> the rank of its output without the batch axis: 3 for a map, 1 once flat
+        self.ranks: dict[str, int] = {"input": len(input_shape)}
 
     def unsupported(self, op: str, node: fx.Node, hint: str = "") -> UnsupportedModelError:
         where = node.target if node.op == "call_module" else f"{_scope(node) or self.name} ({node.name})"
@@ -167,11 +179,24 @@ class _Converter:
     def add(self, node: fx.Node, layer: Layer, inputs: list[fx.Node], source: nn.Module | None = None) -> None:
         names = tuple(self.produced[i] for i in inputs)
         previous = self.layers[-1].name if self.layers else "input"
+        if isinstance(layer, Dense) and self.ranks[names[0]] != 1:  # no input size fixes an unflattened map
+            raise not_flat_refusal(str(node.target), names[0], self.map_shape(names[0]), self.name)
         layer = replace(layer, inputs=() if names == (previous,) else names)
         self.layers.append(layer)
+        self.ranks[layer.name] = 1 if isinstance(layer, (Flatten, Dense)) else self.ranks[names[0]]
         self.produced[node] = layer.name
         if source is not None:
             self.sources[layer.name] = source
+
+    def map_shape(self, produced: str) -> tuple[int, ...] | None:
+        """The (H, W, C) shape of a converted layer's output (or the input), for a refusal to state; None where
+        the layers so far do not fit the input (the refusal stands without it)."""
+        if produced == "input":
+            return tuple(self.input_shape)
+        try:
+            return infer_shapes(ModelSpec(self.name, tuple(self.input_shape), 1, tuple(self.layers)))[produced].shape
+        except InputError:
+            return None
 
     def alias(self, node: fx.Node, source: fx.Node) -> None:
         self.produced[node] = self.produced[source]
@@ -397,8 +422,7 @@ def _convert_call(c: _Converter, node: fx.Node, taken: set[str]) -> None:
     c.add(node, layer, inputs)
 
 
-def _weights(c: _Converter, spec: ModelSpec) -> NeutralWeights:
-    infos = infer_shapes(spec)
+def _weights(c: _Converter, spec: ModelSpec, infos: dict[str, TensorInfo]) -> NeutralWeights:
     out: NeutralWeights = {}
 
     def host(t: torch.Tensor) -> np.ndarray:
@@ -425,6 +449,14 @@ def _weights(c: _Converter, spec: ModelSpec) -> NeutralWeights:
     return out
 
 
+def _refuse_shared_prelu_slopes(c: _Converter, spec: ModelSpec, infos: dict[str, TensorInfo]) -> None:
+    paths = {module: path for path, module in c.modules.items()}
+    for layer in spec.layers:
+        if isinstance(layer, Activation) and layer.kind == "prelu":
+            module = c.sources[layer.name]
+            refuse_shared_prelu_slope(module, infos[layer.name], c.name, paths.get(module, layer.name))
+
+
 def convert(model: nn.Module, input_shape: tuple[int, int, int], name: str) -> tuple[ModelSpec, NeutralWeights]:
     model = model.eval()
     try:
@@ -437,9 +469,14 @@ def convert(model: nn.Module, input_shape: tuple[int, int, int], name: str) -> t
         raise UnsupportedModelError(
             "PyTorch", f"code torch.fx cannot trace ({describe_exception(exc)}{at})", name, SUPPORTED, hint
         ) from None
-    c = _Converter(model, name)
+    c = _Converter(model, name, input_shape)
+    # weights the spec would silently copy apart or train: refused before anything is converted
+    refuse_shared_weights(graph, c.modules, name)
+    refuse_frozen_parameters(graph, c.modules, name)
     _convert_graph(c, graph)
     head = c.layers[-1] if c.layers else None
+    if isinstance(head, Activation):
+        raise ending_activation_refusal(head, name)
     if not isinstance(head, Dense):
         found = type(head).__name__ if head is not None else "nothing"
         raise UnsupportedModelError(
@@ -451,6 +488,8 @@ def convert(model: nn.Module, input_shape: tuple[int, int, int], name: str) -> t
         )
     layers = tuple(replace(l, group="classifier") if l.group == head.group else l for l in c.layers)
     spec = ModelSpec(name=name, input_shape=tuple(input_shape), num_classes=head.units, layers=layers)
-    weights = _weights(c, spec)
+    infos = infer_shapes(spec)
+    _refuse_shared_prelu_slopes(c, spec, infos)
+    weights = _weights(c, spec, infos)
     check_converted_weights(spec, weights)
     return spec, weights

@@ -1,0 +1,126 @@
+"""What a user's torch module holds that the neutral spec cannot, refused before it is silently changed.
+
+The spec gives every applied layer weights of its own, one PReLU slope per channel, trains every weight, and
+outputs logits from a layer that takes one flat vector per sample. A module that shares weights between calls,
+shares one PReLU slope across channels, freezes parameters, ends in an activation or feeds a Linear an unflattened
+map would convert to another model (more parameters, other training, other maths) or fail with advice about the
+input size: each is refused here as the user's model to change (ModelInputError, passed to them as it is).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import torch.fx as fx
+from torch import nn
+
+from backends.torch.model import module_tensor
+from harness.importers import ModelInputError
+from harness.shapes import TensorInfo
+from harness.spec import Activation
+
+
+def _refusal(expected: str, received: str, fix: str) -> ModelInputError:
+    return ModelInputError(f"Expected {expected}. Received: {received}. To fix, {fix}.")
+
+
+def _called_modules(graph: fx.Graph, modules: dict[str, nn.Module]) -> list[tuple[str, nn.Module]]:
+    """Every module application in the traced forward, in order (a module applied twice is listed twice)."""
+    return [(str(n.target), modules[str(n.target)]) for n in graph.nodes if n.op == "call_module"]
+
+
+def refuse_shared_weights(graph: fx.Graph, modules: dict[str, nn.Module], name: str) -> None:
+    """A parameter used by more than one module application: one module applied twice, or two modules tied to one
+    tensor. The spec would make each application a layer with its own copy, training twice the weights apart.
+    A module without parameters (nn.ReLU) applied twice computes the same either way, and stays allowed."""
+    users: dict[int, list[str]] = defaultdict(list)
+    names: dict[int, str] = {}
+    for path, module in _called_modules(graph, modules):
+        for param_name, param in module.named_parameters():
+            users[id(param)].append(path)
+            names.setdefault(id(param), f"{path}.{param_name}")
+    shared = next((key for key, paths in users.items() if len(paths) > 1), None)
+    if shared is None:
+        return
+    paths = users[shared]
+    if len(set(paths)) == 1:
+        module = modules[paths[0]]
+        received = f"module {paths[0]!r} ({type(module).__name__}) applied {len(paths)} times in the forward"
+    else:
+        received = f"parameter {names[shared]!r} shared by modules {', '.join(repr(p) for p in dict.fromkeys(paths))}"
+    raise _refusal(
+        f"model {name} to apply each module that holds weights once (xfbench's spec gives every application its "
+        "own layer and weights, and cannot hold shared weights)",
+        f"{received}: converted, each use would get a copy of its own and train apart",
+        "give each use its own module (e.g. self.block2 = nn.Conv2d(...) beside self.block), which is a model "
+        "without shared weights; a module without parameters such as nn.ReLU may be reused",
+    )
+
+
+def refuse_frozen_parameters(graph: fx.Graph, modules: dict[str, nn.Module], name: str) -> None:
+    """Parameters with requires_grad=False: the spec carries no such flag, and both backends train every weight,
+    so the freezing would be silently undone. xfbench freezes by strategy, alike in both backends."""
+    frozen = list(
+        dict.fromkeys(
+            f"{path}.{param_name}"
+            for path, module in _called_modules(graph, modules)
+            for param_name, param in module.named_parameters()
+            if not param.requires_grad
+        )
+    )
+    if not frozen:
+        return
+    shown = ", ".join(repr(p) for p in frozen[:4]) + (f" and {len(frozen) - 4} more" if len(frozen) > 4 else "")
+    raise _refusal(
+        f"model {name} to have every parameter trainable (xfbench trains every converted weight and freezes only "
+        "through its strategies, alike in both backends)",
+        f"{len(frozen)} frozen parameter(s) (requires_grad=False): {shown}",
+        "leave requires_grad=True in the model and freeze with a strategy: --strategy feature_extraction (trains "
+        "the classifier alone) or --strategy freeze_early --freeze-groups K (the first K layer groups, the model's "
+        "top-level children, stay frozen)",
+    )
+
+
+def refuse_shared_prelu_slope(module: nn.Module, info: TensorInfo, model_name: str, module_path: str) -> None:
+    """An nn.PReLU with one slope (num_parameters=1, PyTorch's default) on more than one channel: the spec learns a
+    slope per channel, so the converted model would train ``channels`` slopes where the user's trains one."""
+    slopes, channels = module_tensor(module, "weight").numel(), info.shape[-1]
+    if slopes != 1 or channels == 1:
+        return
+    raise _refusal(
+        f"model {model_name} to give each PReLU one slope per channel (xfbench's spec learns a slope per channel "
+        "and has no shared one)",
+        f"nn.PReLU at {module_path!r} with num_parameters=1, one slope shared by the {channels} channels it meets",
+        f"build it as nn.PReLU(num_parameters={channels}), a slope for each channel",
+    )
+
+
+def ending_activation_refusal(head: Activation, name: str) -> ModelInputError:
+    """A model whose output is an activation's: the loss expects logits and applies the softmax (or, for a binary
+    task's one output, the sigmoid) itself, so a final activation would be applied twice or change the maths."""
+    what = "a sigmoid output (probabilities, not logits)" if head.kind == "sigmoid" else f"a final {head.kind}"
+    return _refusal(
+        f"model {name} to end in an nn.Linear giving one logit per class (xfbench trains softmax cross-entropy over "
+        "the classes, and for a binary task (--binary-positive) sigmoid cross-entropy over one logit: the loss "
+        "applies the softmax or sigmoid itself)",
+        f"{what}, layer {head.name!r}, after the last Linear",
+        "end the model with nn.Linear(in_features, num_classes) and no activation after it (a binary classifier: "
+        "nn.Linear(in_features, 1) with --classes A,B --binary-positive B, without the nn.Sigmoid)",
+    )
+
+
+def not_flat_refusal(module_path: str, source: str, shape: tuple[int, ...] | None, name: str) -> ModelInputError:
+    """An nn.Linear applied to a (N, C, H, W) feature map: torch would apply it along the last axis alone, a layer
+    the spec does not have (its Dense takes one flat vector per sample); no input size fixes that."""
+    after = "the model's input" if source == "input" else f"the output of layer {source!r}"
+    if shape is not None and len(shape) == 3:  # the spec's (H, W, C), said as torch's (N, C, H, W)
+        height, width, channels = shape
+        received = f"{after}, a feature map of shape (N, {channels}, {height}, {width}), not flattened"
+        features = f"in_features={height * width * channels}"
+    else:
+        received, features = f"{after}, a 4-D feature map (N, C, H, W), not flattened", "in_features=C*H*W"
+    return _refusal(
+        f"the nn.Linear at {module_path!r} in model {name} to take a flat input, one vector per sample (N, features)",
+        received,
+        f"add nn.Flatten() (or torch.flatten(x, 1)) before {module_path!r}, and give it {features}",
+    )

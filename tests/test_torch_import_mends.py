@@ -1,0 +1,171 @@
+"""A user's torch module that the neutral spec cannot hold as it is, refused with what to change instead of being
+silently changed: shared weights, one PReLU slope over many channels, frozen parameters, a final sigmoid, and a
+Linear on an unflattened map (told to add a Flatten, not to choose another input size). Each model converts in a
+fresh torch process, as ``--model python:...`` does; this process imports no framework."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from harness.errors import InputError
+from harness.model_import import model_spec
+from harness.models import ModelOptions
+from harness.spec import Activation, ModelSpec
+from harness.weights import count_parameters
+
+_NETS = textwrap.dedent("""
+    import torch
+    from torch import nn
+
+
+    class Shared(nn.Module):  # one conv, one set of weights, applied twice
+        def __init__(self, num_classes):
+            super().__init__()
+            self.stem = nn.Conv2d(1, 8, 3, padding=1)
+            self.block = nn.Conv2d(8, 8, 3, padding=1)
+            self.fc = nn.Linear(8 * 8 * 8, num_classes)
+
+        def forward(self, x):
+            x = torch.relu(self.stem(x))
+            x = torch.relu(self.block(x))
+            x = torch.relu(self.block(x))
+            return self.fc(torch.flatten(x, 1))
+
+
+    class Tied(nn.Module):  # two Linear modules holding one weight tensor
+        def __init__(self, num_classes):
+            super().__init__()
+            self.a = nn.Linear(64, 64)
+            self.b = nn.Linear(64, 64)
+            self.b.weight = self.a.weight
+            self.fc = nn.Linear(64, num_classes)
+
+        def forward(self, x):
+            return self.fc(self.b(self.a(torch.flatten(x, 1))))
+
+
+    class ReusedRelu(nn.Module):  # a module without weights applied twice computes the same unshared
+        def __init__(self, num_classes):
+            super().__init__()
+            self.conv1 = nn.Conv2d(1, 4, 3, padding=1)
+            self.conv2 = nn.Conv2d(4, 4, 3, padding=1)
+            self.act = nn.ReLU()
+            self.fc = nn.Linear(4 * 8 * 8, num_classes)
+
+        def forward(self, x):
+            x = self.act(self.conv2(self.act(self.conv1(x))))
+            return self.fc(torch.flatten(x, 1))
+
+
+    class NoFlatten(nn.Module):
+        def __init__(self, num_classes):
+            super().__init__()
+            self.conv = nn.Conv2d(1, 4, 3, padding=1)
+            self.fc = nn.Linear(8, num_classes)
+
+        def forward(self, x):
+            return self.fc(torch.relu(self.conv(x)))
+
+
+    def shared(num_classes):
+        return Shared(num_classes)
+
+
+    def tied(num_classes):
+        return Tied(num_classes)
+
+
+    def reused_relu(num_classes):
+        return ReusedRelu(num_classes)
+
+
+    def prelu_one(num_classes):
+        return nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.PReLU(), nn.Flatten(), nn.Linear(512, num_classes))
+
+
+    def prelu_each(num_classes):
+        return nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.PReLU(8), nn.Flatten(), nn.Linear(512, num_classes))
+
+
+    def frozen(num_classes):
+        model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(256, num_classes))
+        model[0].requires_grad_(False)
+        return model
+
+
+    def sigmoid_head(num_classes):
+        return nn.Sequential(nn.Flatten(), nn.Linear(64, 1), nn.Sigmoid())
+
+
+    def no_flatten(num_classes):
+        return NoFlatten(num_classes)
+""")
+
+
+@pytest.fixture
+def nets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    (tmp_path / "mend_nets.py").write_text(_NETS)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path / "cache"
+
+
+def _spec(factory: str, cache: Path, classes: int = 10) -> ModelSpec:
+    return model_spec(f"python:mend_nets:{factory}", (8, 8, 1), classes, ModelOptions(), cache)
+
+
+def _refusal(factory: str, cache: Path, classes: int = 10) -> str:
+    with pytest.raises(InputError) as refused:
+        _spec(factory, cache, classes)
+    message = str(refused.value)
+    # the user's model to change, not a request to choose another input size
+    assert "Expected " in message and "Received: " in message and "To fix, " in message, message
+    assert "--input-size" not in message, message
+    return message
+
+
+def test_weights_applied_twice_are_refused_and_a_reused_module_without_weights_converts(nets):
+    """The spec made each application of a module a layer of its own: the shared conv became two convs with
+    separate weights (more parameters, trained apart). A shared module, or a tensor tied between two modules, is
+    refused; a reused nn.ReLU computes the same unshared and still converts."""
+    message = _refusal("shared", nets)
+    assert "module 'block' (Conv2d) applied 2 times" in message and "shared weights" in message, message
+    assert "its own module" in message, message
+    message = _refusal("tied", nets)
+    assert "parameter 'a.weight' shared by modules 'a', 'b'" in message, message
+    spec = _spec("reused_relu", nets)
+    assert [l.kind for l in spec.layers if isinstance(l, Activation)] == ["relu", "relu"]
+    assert count_parameters(spec) == (9 * 4 + 4) + (9 * 4 * 4 + 4) + (256 * 10 + 10)  # the user's own count
+
+
+def test_a_prelu_with_one_slope_over_several_channels_is_refused_and_one_slope_per_channel_converts(nets):
+    """nn.PReLU() shares one slope; the spec learns one per channel, so it became 8 learnable slopes."""
+    message = _refusal("prelu_one", nets)
+    assert "num_parameters=1" in message and "the 8 channels" in message, message
+    assert "nn.PReLU(num_parameters=8)" in message, message
+    spec = _spec("prelu_each", nets)
+    assert count_parameters(spec) == (9 * 8 + 8) + 8 + (512 * 10 + 10)
+
+
+def test_frozen_parameters_are_refused_pointing_to_the_strategies_that_freeze(nets):
+    """requires_grad=False does not reach the spec: both backends would train the frozen conv."""
+    message = _refusal("frozen", nets)
+    assert "requires_grad=False" in message and "'0.weight', '0.bias'" in message, message
+    assert "--strategy freeze_early --freeze-groups" in message and "feature_extraction" in message, message
+
+
+def test_a_final_sigmoid_is_refused_as_a_sigmoid_output_with_the_head_to_write(nets):
+    """It was refused as 'a model ending in Activation', which says neither what is wrong nor what to write."""
+    message = _refusal("sigmoid_head", nets, classes=1)
+    assert "a sigmoid output" in message and "softmax cross-entropy" in message, message
+    assert "nn.Linear(in_features, num_classes) and no activation" in message, message
+    assert "--binary-positive" in message, message
+
+
+def test_a_linear_on_an_unflattened_map_is_told_to_add_a_flatten_not_to_change_the_input_size(nets):
+    """torch applies such a Linear along the last axis; the spec's Dense cannot, whatever the input size."""
+    message = _refusal("no_flatten", nets)
+    assert "nn.Linear at 'fc'" in message and "(N, 4, 8, 8)" in message, message
+    assert "add nn.Flatten()" in message and "in_features=256" in message, message
