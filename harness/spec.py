@@ -18,8 +18,10 @@ from __future__ import annotations
 import dataclasses
 import math
 import numbers
+import types
+import typing
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from harness.errors import InputError
@@ -31,6 +33,48 @@ ACTIVATIONS = ("relu", "relu6", "leaky_relu", "prelu", "elu", "selu", "tanh", "s
 BN_RUNNING_VARIANCES = ("unbiased", "biased")
 DROPOUT_KINDS = ("standard", "alpha")
 PRELU_INIT = 0.25  # PyTorch's default slope; Keras' default is 0, so it is always set explicitly
+
+
+@dataclass(frozen=True)
+class Allowed:
+    """The values a layer field may hold beyond its annotated type, kept in the field's metadata so that one
+    checker (:func:`_check_layer_values`) reads a spec file's every field from the dataclass itself: numbers (each
+    one, in a tuple) between ``low`` and ``high`` (``*_open``: that end excluded), text among ``kinds``."""
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+    kinds: tuple[str, ...] = ()
+
+    def admits(self, value: object) -> bool:
+        if isinstance(value, str):
+            return not self.kinds or value in self.kinds
+        number = typing.cast(float, value)
+        above = self.low is None or (number > self.low if self.low_open else number >= self.low)
+        return above and (self.high is None or (number < self.high if self.high_open else number <= self.high))
+
+    def bounds(self, what: str) -> str:
+        """The range as a condition on ``what``, a field's name: "0 <= rate < 1", "filters >= 1"; "" if none."""
+        low = "" if self.low is None else f"{self.low:g} {'<' if self.low_open else '<='} "
+        high = "" if self.high is None else f" {'<' if self.high_open else '<='} {self.high:g}"
+        if low and not high:  # "filters >= 1" reads better than "1 <= filters"
+            return f"{what} {'>' if self.low_open else '>='} {self.low:g}"
+        return f"{low}{what}{high}" if low or high else ""
+
+    def interval(self) -> str:
+        """The range after a noun: ">= 1", "> 0", "in [0, 1)"; "" if none."""
+        if self.low is not None and self.high is not None:
+            return f"in {'(' if self.low_open else '['}{self.low:g}, {self.high:g}{')' if self.high_open else ']'}"
+        return self.bounds("").strip()
+
+
+def _allowed(**limits: Any) -> dict[str, Allowed]:
+    return {"allowed": Allowed(**limits)}
+
+
+_COUNT = _allowed(low=1)  # units, filters, kernel sizes, strides, pool and output sizes, repeats, groups
+_PADS = _allowed(low=0)  # padding per side
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -101,12 +145,12 @@ class Conv2D(Layer):
     in·kh·kw, which only matters to framework-side initializers (the harness generates the weights).
     """
 
-    filters: int
-    kernel_size: Pair
-    strides: Pair = (1, 1)
-    padding: Padding2D = ((0, 0), (0, 0))
+    filters: int = field(metadata=_COUNT)
+    kernel_size: Pair = field(metadata=_COUNT)
+    strides: Pair = field(default=(1, 1), metadata=_COUNT)
+    padding: Padding2D = field(default=((0, 0), (0, 0)), metadata=_PADS)
     use_bias: bool = True
-    groups: int = 1
+    groups: int = field(default=1, metadata=_COUNT)
 
     def __post_init__(self) -> None:
         _check_sizes(self, {"filters": self.filters}, {"kernel_size": self.kernel_size, "strides": self.strides})
@@ -121,7 +165,7 @@ class Conv2D(Layer):
 
 @dataclass(frozen=True, kw_only=True)
 class Dense(Layer):
-    units: int
+    units: int = field(metadata=_COUNT)
     use_bias: bool = True
 
     def __post_init__(self) -> None:
@@ -130,7 +174,7 @@ class Dense(Layer):
 
 @dataclass(frozen=True, kw_only=True)
 class Activation(Layer):
-    kind: str
+    kind: str = field(metadata=_allowed(kinds=ACTIVATIONS))
     alpha: float | None = None  # negative slope for leaky_relu, alpha for elu; prelu learns one slope per channel
 
     def __post_init__(self) -> None:
@@ -146,9 +190,9 @@ class MaxPool2D(Layer):
     """Max pooling; ``padding`` pads with -inf, PyTorch's MaxPool2d(padding=...) meaning: padded cells never
     win a window. Each side's padding must be below the pool size, so every window holds an input element."""
 
-    pool_size: Pair
-    strides: Pair | None = None  # None: same as pool_size
-    padding: Padding2D = ((0, 0), (0, 0))
+    pool_size: Pair = field(metadata=_COUNT)
+    strides: Pair | None = field(default=None, metadata=_COUNT)  # None: same as pool_size
+    padding: Padding2D = field(default=((0, 0), (0, 0)), metadata=_PADS)
 
     def __post_init__(self) -> None:
         _check_sizes(self, {}, {"pool_size": self.pool_size, "strides": self.strides})
@@ -157,8 +201,8 @@ class MaxPool2D(Layer):
 
 @dataclass(frozen=True, kw_only=True)
 class AvgPool2D(Layer):
-    pool_size: Pair
-    strides: Pair | None = None
+    pool_size: Pair = field(metadata=_COUNT)
+    strides: Pair | None = field(default=None, metadata=_COUNT)
 
     def __post_init__(self) -> None:
         _check_sizes(self, {}, {"pool_size": self.pool_size, "strides": self.strides})
@@ -178,7 +222,7 @@ class AdaptiveAvgPool2D(Layer):
     the output size passes unchanged (VGG's (7, 7) at 224 px). Other sizes give windows of unequal size that
     may overlap (an output larger than the input repeats cells); both backends compute those too."""
 
-    output_size: Pair
+    output_size: Pair = field(metadata=_COUNT)
 
     def __post_init__(self) -> None:
         if not _is_int_pair(self.output_size, 1):
@@ -192,7 +236,7 @@ class AdaptiveAvgPool2D(Layer):
 class ZeroPad2D(Layer):
     """Zero padding on its own, ((top, bottom), (left, right)), as models put before strided convs and pools."""
 
-    padding: Padding2D
+    padding: Padding2D = field(metadata=_PADS)
 
     def __post_init__(self) -> None:
         _check_padding(self, self.padding)
@@ -209,8 +253,8 @@ class Resize2D(Layer):
     ``resized``: resize to this size first and keep the centred ``output_size`` window of it (torchvision's
     Resize + CenterCrop, how its ImageNet weights evaluate); the crop is folded into the same taps."""
 
-    output_size: Pair
-    resized: Pair | None = None
+    output_size: Pair = field(metadata=_COUNT)
+    resized: Pair | None = field(default=None, metadata=_COUNT)
 
     def __post_init__(self) -> None:
         if not _is_int_pair(self.output_size, 1):
@@ -231,7 +275,10 @@ class Resize2D(Layer):
 class RepeatChannels(Layer):
     """The channels repeated ``repeats`` times (grayscale -> 3 channels for models that want RGB)."""
 
-    repeats: int
+    repeats: int = field(metadata=_COUNT)
+
+    def __post_init__(self) -> None:
+        _check_sizes(self, {"repeats": self.repeats}, {})
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -241,7 +288,7 @@ class Normalize(Layer):
     constant into that multiplication, so every backend multiplies, and the pixels stay identical."""
 
     mean: tuple[float, ...]
-    std: tuple[float, ...]
+    std: tuple[float, ...] = field(metadata=_allowed(low=0, low_open=True))
 
     def __post_init__(self) -> None:
         if len(self.mean) != len(self.std) or not self.mean or any(s <= 0 for s in self.std):
@@ -258,8 +305,9 @@ class Flatten(Layer):
 
 @dataclass(frozen=True, kw_only=True)
 class Dropout(Layer):
-    rate: float
-    kind: str = "standard"  # "standard" | "alpha" (alpha dropout keeps SELU's self-normalisation)
+    rate: float = field(metadata=_allowed(low=0, high=1, high_open=True))
+    # "standard" | "alpha" (alpha dropout keeps SELU's self-normalisation)
+    kind: str = field(default="standard", metadata=_allowed(kinds=DROPOUT_KINDS))
 
     def __post_init__(self) -> None:
         if not (isinstance(self.rate, numbers.Real) and 0 <= self.rate < 1) or self.kind not in DROPOUT_KINDS:
@@ -278,9 +326,10 @@ class BatchNorm(Layer):
     set explicitly by the backends, never left to framework defaults.
     """
 
-    decay: float = 0.9
-    epsilon: float = 1e-5
-    running_variance: str = "unbiased"  # "unbiased" (PyTorch's) or "biased" (Keras'): what the running estimate tracks
+    decay: float = field(default=0.9, metadata=_allowed(low=0, high=1))
+    epsilon: float = field(default=1e-5, metadata=_allowed(low=0, low_open=True))
+    # "unbiased" (PyTorch's) or "biased" (Keras'): what the running estimate tracks
+    running_variance: str = field(default="unbiased", metadata=_allowed(kinds=BN_RUNNING_VARIANCES))
 
     def __post_init__(self) -> None:
         # Checked, not read leniently: each backend tested running_variance against a different one of its two
@@ -425,15 +474,24 @@ def spec_to_dict(spec: ModelSpec) -> dict[str, object]:
 
 
 _SPEC_FIELDS = ("name", "input_shape", "num_classes", "layers")
+# Read and dropped: specs stored before 2026-12-02 (exported files, checkpoints, import caches) also hold the
+# builder's options, which the layers already spell out.
+_LEGACY_FIELDS = ("options",)
 
 
 def spec_from_dict(data: dict) -> ModelSpec:
+    """A spec from its stored form: a spec file (written by ``xfbench model --export-spec`` or by hand), or the one
+    a checkpoint or an import cache holds. Every one is checked alike, each layer field against its annotation
+    and :class:`Allowed` (:func:`_check_layer_values`): all are written by :func:`spec_to_dict` from specs whose
+    layers hold such values, so a stored spec that fails is damaged or hand-edited, and is refused before any
+    worker builds it rather than failing there or being read as something else."""
     missing = [name for name in _SPEC_FIELDS if name not in data]
     if missing:
         raise InputError(
             f"Expected a stored spec with the fields {', '.join(_SPEC_FIELDS)}. Received: one without "
             f"{', '.join(missing)}. Export it again with `xfbench model NAME --export-spec FILE` or add them."
         )
+    _check_top_level(data)
     _check_stored_types(data)
     types = {cls.__name__: cls for cls in LAYER_TYPES}
     layers = []
@@ -447,6 +505,7 @@ def spec_from_dict(data: dict) -> ModelSpec:
             )
         _check_layer_fields(types[kind], fields, index)
         _check_layer_texts(fields, index)
+        _check_layer_values(types[kind], fields, index)
         arguments: dict[str, Any] = {
             k: _as_tuple(v) if k in _TUPLE_FIELDS and v is not None else v for k, v in fields.items()
         }
@@ -476,6 +535,22 @@ def _check_stored_types(data: dict) -> None:
     if not (isinstance(layers, (list, tuple)) and all(isinstance(entry, dict) for entry in layers)):
         raise InputError(
             f"Expected layers as a list of objects, one per layer with its type and fields. Received: {layers!r:.200}."
+        )
+
+
+def _check_top_level(data: dict) -> None:
+    """No top-level keys but a spec's: one such as ``"dropout": 0.5`` was ignored without a word, so the run
+    trained a network other than the one its author meant."""
+    unknown = sorted(set(data) - set(_SPEC_FIELDS) - set(_LEGACY_FIELDS), key=str)
+    if unknown:
+        raise InputError(
+            f"Expected only the top-level fields {', '.join(_SPEC_FIELDS)} in a model spec. Received also: "
+            f"{', '.join(map(repr, unknown))}, which no layer reads. A setting of the network belongs in its layers "
+            "(a dropout rate in each Dropout layer's rate, say): move it there, or remove it."
+        )
+    if not isinstance(data["name"], str):
+        raise InputError(
+            f'Expected the spec\'s name as text. Received: name={data["name"]!r}. Write it in quotes, e.g. "my_net".'
         )
 
 
@@ -580,3 +655,91 @@ def renamed_layers(values: Mapping[str, Value], renames: Mapping[str, str]) -> d
         layer, slash, tensor = key.partition("/")
         out[f"{renames.get(layer, layer)}{slash}{tensor}"] = value
     return out
+
+
+def _field_rules(layer_type: type[Layer]) -> dict[str, tuple[Any, Allowed]]:
+    """Each field's resolved annotation (the module's annotations are strings) and its :class:`Allowed`."""
+    if layer_type not in _RULES:
+        hints = typing.get_type_hints(layer_type)
+        fields = dataclasses.fields(layer_type)
+        _RULES[layer_type] = {f.name: (hints[f.name], f.metadata.get("allowed", Allowed())) for f in fields}
+    return _RULES[layer_type]
+
+
+_RULES: dict[type[Layer], dict[str, tuple[Any, Allowed]]] = {}
+
+
+def _check_layer_values(layer_type: type[Layer], fields: dict[str, Any], index: int) -> None:
+    """A stored layer's values (its field names known good) against their annotations and limits. JSON is written
+    by hand too: a leaky_relu slope of "0.2" passed the preflight and failed in every worker, and a use_bias of
+    "false" built a bias while the recorded config said false."""
+    rules = _field_rules(layer_type)
+    for name, value in fields.items():
+        hint, allowed = rules[name]
+        if _fits(value, hint, allowed):
+            continue
+        scalar = hint in (int, float) and allowed.bounds(name)
+        expected = (
+            f"{allowed.bounds(name)} ({_describe(hint, Allowed())})"
+            if scalar
+            else f"{name} in {list(allowed.kinds)}"
+            if hint is str and allowed.kinds
+            else f"{name} as {_describe(hint, allowed)}"
+        )
+        unquoted = isinstance(value, str) and hint is not str
+        unquote = "; numbers, true and false go without quotes in JSON" if unquoted else ""
+        raise InputError(
+            f"Expected {expected} in layer {fields['name']!r} ({layer_type.__name__}, layer {index}). Received: "
+            f"{name}={value!r} ({_json_kind(value)}). To fix, write {name} as {_describe(hint, allowed)}{unquote}."
+        )
+
+
+def _fits(value: object, hint: Any, allowed: Allowed) -> bool:
+    """Whether ``value``, as JSON gives it, is of the annotated type ``hint`` and within ``allowed``."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_fits(value, option, allowed) for option in args)
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            return False
+        items = args[:1] * len(value) if args[-1:] == (Ellipsis,) else args
+        return len(value) == len(items) and all(_fits(v, item, allowed) for v, item in zip(value, items, strict=True))
+    if hint is type(None):
+        return value is None
+    if hint is bool:  # not 0 or 1, not "false" (a non-empty text, so true wherever it is tested)
+        return isinstance(value, bool)
+    if hint is str:
+        return isinstance(value, str) and allowed.admits(value)
+    if hint in (int, float):  # True is an int to Python, but no size or rate
+        kind = numbers.Integral if hint is int else numbers.Real
+        if not isinstance(value, kind) or isinstance(value, bool):
+            return False
+        whole = isinstance(value, numbers.Integral)  # a float field's 1 is 1.0; math.isfinite overflows on 10**400
+        return (whole or math.isfinite(typing.cast(float, value))) and allowed.admits(value)
+    raise TypeError(f"No check for a layer field annotated {hint!r}: teach harness.spec._fits that type.")
+
+
+def _describe(hint: Any, allowed: Allowed, plural: bool = False) -> str:
+    """What a value of the annotated type ``hint`` within ``allowed`` is, in the words of JSON."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        described = " or ".join(_describe(option, allowed, plural) for option in args if option is not type(None))
+        return f"{described} (or null)" if type(None) in args else described
+    if origin is tuple:  # the spec's fixed tuples (Pair, Padding2D) hold one type throughout
+        count = "" if args[-1:] == (Ellipsis,) else f"{len(args)} "
+        return f"{'lists' if plural else 'a list'} of {count}{_describe(args[0], allowed, plural=True)}"
+    if hint is bool:
+        return "true or false"
+    if hint is str:
+        return f"one of {list(allowed.kinds)}" if allowed.kinds else "text"
+    noun = {int: ("a whole number", "whole numbers"), float: ("a number", "numbers")}[hint][plural]
+    return f"{noun} {allowed.interval()}".strip()
+
+
+def _json_kind(value: object) -> str:
+    if value is None or isinstance(value, (bool, str, list, tuple, dict)):
+        kinds = {type(None): "null", bool: "a boolean", str: "text", list: "a list", tuple: "a list", dict: "an object"}
+        return kinds[type(value)]
+    if isinstance(value, numbers.Integral):
+        return "a whole number"
+    return "a number" if math.isfinite(typing.cast(float, value)) else "not a finite number"

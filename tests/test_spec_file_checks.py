@@ -1,0 +1,151 @@
+"""Spec files (``--model net.json``) are JSON written by hand: each layer field's value is checked against its
+dataclass annotation and range, and unknown top-level keys are refused, before Ray. Field names alone were checked:
+a leaky_relu slope of "0.2" passed the preflight and failed in every worker (exit 1), a use_bias of "false" built
+a bias while the recorded config said false, and a top-level "dropout": 0.5 was silently ignored."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.cli import main
+from harness.errors import InputError
+from harness.models import MODELS, ModelOptions, build_spec
+from harness.spec import spec_from_dict, spec_to_dict
+
+
+def _net() -> dict[str, Any]:
+    """The reviewer's small net: conv, activation, flatten, dense, for 8x8x1 digits and 10 classes."""
+    conv = {"type": "Conv2D", "name": "c", "group": "features", "filters": 4, "kernel_size": [3, 3]}
+    return {
+        "name": "s",
+        "input_shape": [8, 8, 1],
+        "num_classes": 10,
+        "layers": [
+            {**conv, "padding": [[1, 1], [1, 1]]},
+            {"type": "Activation", "name": "a", "group": "features", "kind": "leaky_relu", "alpha": 0.2},
+            {"type": "Flatten", "name": "f", "group": "classifier"},
+            {"type": "Dense", "name": "d", "group": "classifier", "units": 10},
+        ],
+    }
+
+
+def _with(index: int, **fields: Any) -> dict[str, Any]:
+    data = _net()
+    data["layers"][index].update(fields)
+    return data
+
+
+def _with_layer(layer: dict[str, Any]) -> dict[str, Any]:
+    """The net with ``layer`` inserted as layer 1, after the conv."""
+    data = _net()
+    data["layers"].insert(1, layer)
+    return data
+
+
+_ALPHA_TEXT = "Expected alpha as a number (or null) in layer 'a' (Activation, layer 1). Received: alpha='0.2' (text)."
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (_with(1, alpha="0.2"), re.escape(_ALPHA_TEXT) + r" To fix, write alpha as a number \(or null\); .*quotes"),
+        (_with(1, alpha=float("nan")), r"alpha as a number.*'a' \(Activation, layer 1\).*alpha=nan \(not a finite"),
+        (
+            _with(0, use_bias="false"),
+            r"Expected use_bias as true or false in layer 'c' \(Conv2D, layer 0\)\. Received: use_bias='false' "
+            r"\(text\)\. To fix, write use_bias as true or false; .*without quotes",
+        ),
+        (_with(3, use_bias=0), r"use_bias as true or false in layer 'd' \(Dense, layer 3\).*use_bias=0 \(a whole"),
+        (
+            _with(0, groups=True),
+            r"Expected groups >= 1 \(a whole number\) in layer 'c' \(Conv2D, layer 0\)\. Received: groups=True "
+            r"\(a boolean\)\. To fix, write groups as a whole number >= 1\.",
+        ),
+        (_with(0, kernel_size=[3, True]), r"kernel_size as a list of 2 whole numbers >= 1.*kernel_size=\[3, True\]"),
+        (_with(0, padding=[[1, True], [1, 1]]), r"padding as a list of 2 lists of 2 whole numbers >= 0.*'c'"),
+        (
+            _with_layer({"type": "Dropout", "name": "dr", "group": "features", "rate": False}),
+            r"Expected 0 <= rate < 1 \(a number\) in layer 'dr' \(Dropout, layer 1\)\. Received: rate=False "
+            r"\(a boolean\)\. To fix, write rate as a number in \[0, 1\)\.",
+        ),
+        (
+            _with_layer({"type": "RepeatChannels", "name": "r", "group": "features", "repeats": 0}),
+            r"Expected repeats >= 1 \(a whole number\) in layer 'r' \(RepeatChannels, layer 1\)\. Received: "
+            r"repeats=0 \(a whole number\)\.",
+        ),
+        (
+            _with_layer({"type": "Normalize", "name": "n", "group": "features", "mean": ["0.5"], "std": [0.2]}),
+            r"Expected mean as a list of numbers in layer 'n' \(Normalize, layer 1\)\. Received: mean=\['0\.5'\]",
+        ),
+    ],
+    ids=["alpha text", "alpha nan", "use_bias text", "use_bias number", "groups true", "kernel bool", "padding bool",
+         "rate false", "repeats 0", "mean text"],
+)  # fmt: skip
+def test_a_layer_field_of_the_wrong_type_or_range_is_refused_naming_layer_field_and_fix(data, message):
+    with pytest.raises(InputError, match=message):
+        spec_from_dict(json.loads(json.dumps(data)))
+
+
+def test_unknown_top_level_keys_and_a_name_that_is_not_text_are_refused():
+    """A top-level "dropout": 0.5 was read by nothing; the legacy "options" (the builder's options that specs
+    stored before 2026-12-02 hold, in files, checkpoints and import caches) still reads back."""
+    pattern = (
+        r"Expected only the top-level fields name, input_shape, num_classes, layers in a model spec\. Received also: "
+        r"'dropout', which no layer reads\. .*move it there, or remove it\."
+    )
+    with pytest.raises(InputError, match=pattern):
+        spec_from_dict(_net() | {"dropout": 0.5})
+    with pytest.raises(InputError, match=r"Expected the spec's name as text\. Received: name=\['x'\]"):
+        spec_from_dict(_net() | {"name": ["x"]})
+    assert spec_from_dict(_net() | {"options": {"hidden": [32]}}) == spec_from_dict(_net())
+
+
+# Options that set what the zoo's defaults leave alone (alpha, BatchNorm's and dropout's fields), where taken.
+_OPTIONS = {
+    "mlp": ModelOptions(activation="elu", activation_alpha=1.0, batchnorm="after", dropout=0.25, dropout_kind="alpha"),
+    "cnn_small": ModelOptions(activation="leaky_relu", activation_alpha=0.1, batchnorm="before", bn_epsilon=1e-3),
+    "convnet3": ModelOptions(use_bias=False, bn_running_variance="biased", batchnorm="after", bn_decay=0.99),
+}
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_every_zoo_model_reads_back_and_a_quoted_boolean_in_it_is_refused(name):
+    """The stricter reading holds for what xfbench itself stores (exports, checkpoints and import caches all go
+    through spec_to_dict): every zoo model reads back equal; the same file with a layer's use_bias quoted is
+    refused."""
+    size = 224 if name.startswith("alexnet") else 32  # its pools need the ImageNet size
+    spec = build_spec(name, (size, size, 3), 10, _OPTIONS.get(name, ModelOptions()))
+    data = json.loads(json.dumps(spec_to_dict(spec)))
+    assert spec_from_dict(data) == spec
+    index, layer = next((i, layer) for i, layer in enumerate(data["layers"]) if "use_bias" in layer)
+    layer["use_bias"] = "false"
+    with pytest.raises(InputError, match=rf"use_bias as true or false in layer '{layer['name']}' .*layer {index}\)"):
+        spec_from_dict(data)
+
+
+def _write(path: Path, data: dict[str, Any]) -> str:
+    path.write_text(json.dumps(data))
+    return str(path)
+
+
+def test_xfbench_run_refuses_the_reviewers_spec_files_before_ray(tmp_path, monkeypatch, capsys):
+    """The reproduction: `xfbench run --model alpha_str.json` passed the preflight and both trials failed inside
+    Ray with bare TypeErrors (exit 1); now the preflight refuses it, exit 2. `xfbench model` refuses it too."""
+
+    def reached_ray(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("the run reached the scheduler: the preflight let the spec file through")
+
+    monkeypatch.setattr("harness.runner.execute", reached_ray)
+    alpha = _write(tmp_path / "alpha_str.json", _with(1, alpha="0.2"))
+    run = ["run", "--strategy", "scratch", "--model", alpha, "--dataset", "digits", "--epochs", "1", "--seeds", "1"]
+    assert main([*run, "--cpus-per-trial", "1", "--results-dir", str(tmp_path / "results")]) == 2
+    said = capsys.readouterr().err.replace("\n", " ")
+    assert re.search(r"Received: alpha='0\.2' \(text\)\..*\(in the spec file .*alpha_str\.json\)", said), said
+    extra = _write(tmp_path / "extra.json", _net() | {"dropout": 0.5})
+    assert main(["model", extra]) == 2
+    assert "Received also: 'dropout', which no layer reads" in capsys.readouterr().err.replace("\n", " ")
