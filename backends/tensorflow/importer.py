@@ -3,8 +3,11 @@
 Implements harness.importers.FrameworkImporter from the model's config (layers and their inbound tensors) and the
 layers' weights. Keras' layouts are the neutral ones (NHWC, HWIO, (in, out), H,W,C flattening), so kernels move
 unchanged but for depthwise kernels; "same" padding becomes TensorFlow's explicit per-side padding; a layer's
-``activation`` becomes its own Activation layer; a final softmax is dropped (the spec outputs logits), as the torch
-importer drops a final nn.Softmax.
+``activation`` (a name, or an activation layer such as ReLU(max_value=6.0)) becomes its own Activation layer; a
+final softmax is dropped (the spec outputs logits), as the torch importer drops a final nn.Softmax; any other final
+activation (a sigmoid) is refused. What the spec cannot hold is refused, naming the layer: per-layer training
+settings (regularizers, constraints, a Dropout noise_shape, trainable=False), a layer applied more than once, a
+nested model, several inputs (backends/tensorflow/import_checks.py).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from backends.tensorflow import import_checks
 from backends.tensorflow.framework import keras
 from harness.importers import ModelInputError, UnsupportedModelError, check_converted_weights, closest_names
 from harness.spec import (
@@ -68,6 +72,8 @@ _ACTIVATIONS = {
     "linear": "linear",
 }
 
+Size = tuple[int, int] | None  # a layer's input height and width for the trial (None: the layer's own shape)
+
 
 def application_names() -> list[str]:
     """The models keras.applications builds (MobileNetV2, ResNet50, ...), sorted."""
@@ -111,12 +117,20 @@ def _same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
     return total // 2, total - total // 2
 
 
-def _padding(layer: keras.layers.Layer, kernel: tuple[int, int], strides: tuple[int, int]) -> tuple:
+def _padding(layer: keras.layers.Layer, kernel: tuple[int, int], strides: tuple[int, int], size: Size) -> tuple:
+    """Explicit padding; ``size`` is the layer's input height and width for the trial's input where the model was
+    declared for any size (None: the layer's own input shape holds them)."""
     if layer.padding == "valid":
         return ((0, 0), (0, 0))
     if layer.padding != "same":
         raise _unsupported(f"padding {layer.padding!r}", layer)
-    h, w = layer.input.shape[1:3]
+    h, w = size if size is not None else layer.input.shape[1:3]
+    if h is None or w is None:
+        raise _unsupported(
+            "'same' padding on an input of unknown height and width",
+            layer,
+            "Declare the input's size: keras.Input((H, W, C)).",
+        )
     return (_same_padding(h, kernel[0], strides[0]), _same_padding(w, kernel[1], strides[1]))
 
 
@@ -175,18 +189,14 @@ def _function_slope(layer: keras.layers.Layer) -> float:
     return float(parameter.default)
 
 
-def _layers_of(layer: keras.layers.Layer, group: str, last: bool) -> list[Layer]:
+def _layers_of(layer: keras.layers.Layer, group: str, last: bool, size: Size) -> list[Layer]:
     """The spec layers one Keras layer becomes (none for an identity, two for a layer with an activation)."""
     name, kind = layer.name, type(layer).__name__
-    activation = getattr(layer, "activation", None)
-    act_name = getattr(activation, "__name__", "linear") if activation is not None else "linear"
-    if last and act_name in ("softmax", "log_softmax"):
-        act_name = "linear"  # the spec outputs logits; the softmax is part of the loss
     over_classes = (-1, [-1]) + ((1, [1]) if len(layer.output.shape) == 2 else ())  # (N, classes): axis 1 is -1
     if last and kind == "Softmax" and layer.axis in over_classes:
-        return []  # a Softmax layer over the classes: the same
+        return []  # a Softmax layer over the classes: the spec outputs logits, the softmax is part of the loss
     if kind in ("Conv2D", "DepthwiseConv2D"):
-        main: Layer = _conv_layer(layer, name, kind, group)
+        main: Layer = _conv_layer(layer, name, kind, group, size)
     elif kind == "Dense":
         main = Dense(name=name, group=group, units=layer.units, use_bias=layer.use_bias)
     elif kind == "BatchNormalization":
@@ -204,15 +214,57 @@ def _layers_of(layer: keras.layers.Layer, group: str, last: bool) -> list[Layer]
     elif kind in ("ReLU", "LeakyReLU", "ELU", "PReLU"):
         return [_activation_layer(layer, name, kind, group)]
     elif kind == "Activation":
-        act = _activation(name, group, act_name, layer)
-        return [act] if act is not None else []
+        return _activation_of(layer, name, group, last)
     else:
-        return _shape_layers(layer, name, kind, group)
-    act = _activation(f"{name}_activation", group, act_name, layer)
-    return [main] + ([act] if act is not None else [])
+        return _shape_layers(layer, name, kind, group, size)
+    return [main] + _activation_of(layer, f"{name}_activation", group, last)
 
 
-def _conv_layer(layer: keras.layers.Layer, name: str, kind: str, group: str) -> Conv2D:
+def _activation_of(layer: keras.layers.Layer, name: str, group: str, last: bool) -> list[Layer]:
+    """``layer.activation`` as a spec Activation named ``name``: none for linear, nor for a final softmax (the spec
+    outputs logits; the softmax is part of the loss). One given as a layer object converts as that layer standing
+    alone: it was read as "linear" (it has no __name__) and dropped, the network then linear in both backends."""
+    activation = getattr(layer, "activation", None)
+    if activation is None:
+        return []
+    if isinstance(activation, keras.layers.Layer):
+        return _activation_object(activation, layer, name, group, last)
+    kind = getattr(activation, "__name__", None)
+    if not isinstance(kind, str):
+        raise _unsupported(
+            f"activation {activation!r}, a callable without a __name__",
+            layer,
+            'Give the activation by name (activation="relu") or as a ReLU, LeakyReLU or ELU layer.',
+        )
+    if last and kind in ("softmax", "log_softmax"):
+        return []
+    act = _activation(name, group, kind, layer)
+    return [act] if act is not None else []
+
+
+def _activation_object(
+    activation: keras.layers.Layer, owner: keras.layers.Layer, name: str, group: str, last: bool
+) -> list[Layer]:
+    """An activation layer given as ``owner``'s activation, converted as it would be on its own; what that
+    refuses is refused at ``owner``, the layer the user wrote."""
+    kind = type(activation).__name__
+    if kind == "Activation":
+        return _activation_of(activation, name, group, last)
+    if last and kind == "Softmax" and activation.axis in (-1, [-1]):
+        return []
+    if kind not in ("ReLU", "LeakyReLU", "ELU"):  # a PReLU's slopes are weights of its own, which owner lacks
+        raise _unsupported(
+            f"activation given as a {kind} layer",
+            owner,
+            "Give it by name, as a ReLU, LeakyReLU or ELU layer, or as its own layer after this one.",
+        )
+    try:
+        return [_activation_layer(activation, name, kind, group)]
+    except UnsupportedModelError as refused:
+        raise _unsupported(f"{refused.op} given as the activation", owner, refused.hint) from None
+
+
+def _conv_layer(layer: keras.layers.Layer, name: str, kind: str, group: str, size: Size) -> Conv2D:
     if tuple(layer.dilation_rate) != (1, 1):
         raise _unsupported(f"{kind} with dilation {layer.dilation_rate}", layer)
     kernel, strides = tuple(layer.kernel_size), tuple(layer.strides)
@@ -225,7 +277,7 @@ def _conv_layer(layer: keras.layers.Layer, name: str, kind: str, group: str) -> 
         filters=filters,
         kernel_size=kernel,
         strides=strides,
-        padding=_padding(layer, kernel, strides),
+        padding=_padding(layer, kernel, strides, size),
         use_bias=layer.use_bias,
         groups=groups,
     )
@@ -252,7 +304,7 @@ def _activation_layer(layer: keras.layers.Layer, name: str, kind: str, group: st
     return Activation(name=name, group=group, kind="prelu")
 
 
-def _shape_layers(layer: keras.layers.Layer, name: str, kind: str, group: str) -> list[Layer]:
+def _shape_layers(layer: keras.layers.Layer, name: str, kind: str, group: str, size: Size) -> list[Layer]:
     if kind in ("MaxPooling2D", "AveragePooling2D"):
         pool, strides = tuple(layer.pool_size), tuple(layer.strides or layer.pool_size)
         if kind == "AveragePooling2D":
@@ -260,7 +312,9 @@ def _shape_layers(layer: keras.layers.Layer, name: str, kind: str, group: str) -
                 raise _unsupported("AveragePooling2D with 'same' padding", layer)
             return [AvgPool2D(name=name, group=group, pool_size=pool, strides=strides)]
         return [
-            MaxPool2D(name=name, group=group, pool_size=pool, strides=strides, padding=_padding(layer, pool, strides))
+            MaxPool2D(
+                name=name, group=group, pool_size=pool, strides=strides, padding=_padding(layer, pool, strides, size)
+            )
         ]
     if kind == "GlobalAveragePooling2D":
         if layer.keepdims:
@@ -282,11 +336,11 @@ def _shape_layers(layer: keras.layers.Layer, name: str, kind: str, group: str) -
     raise _unsupported(kind, layer)
 
 
-def _inbound(model: keras.Model) -> dict[str, list[str]]:
+def _inbound(config: dict[str, Any]) -> dict[str, list[str]]:
     """Layer name -> the names of the layers whose outputs it reads (from the functional config)."""
     return {
         entry["name"]: [name for node in entry.get("inbound_nodes", []) for name in _read_layers(node.get("args", []))]
-        for entry in model.get_config()["layers"]
+        for entry in config["layers"]
     }
 
 
@@ -326,38 +380,16 @@ def _names(model: keras.Model) -> set[str]:
 
 
 def convert(model: keras.Model, input_shape: tuple[int, int, int], name: str) -> tuple[ModelSpec, NeutralWeights]:
-    inputs = _declared_inputs(model)
-    if inputs is None and isinstance(model, keras.Sequential):
-        model.build((None, *input_shape))  # layers without a keras.Input: built for the trial's input, as a run would
-        inputs = _declared_inputs(model)
-    if inputs is None:
-        raise ModelInputError(
-            f"Expected a functional or Sequential Keras model, whose layer graph xfbench converts. Received: model "
-            f"{name}, a subclass of keras.Model ({type(model).__name__}), whose call() is Python code with no layer "
-            "graph. To fix, build it with the functional API (keras.Input, layers called on tensors, "
-            "keras.Model(inputs, outputs)) or as keras.Sequential."
+    model = _graph_model(model, input_shape, name)
+    layers = _converted_layers(model, input_shape, name)
+    if layers and isinstance(layers[-1], Activation):  # a final sigmoid, tanh, ...: not logits over the classes
+        raise UnsupportedModelError(
+            "Keras",
+            f"a final {layers[-1].kind} activation",
+            model.layers[-1].name,
+            SUPPORTED,
+            import_checks.FINAL_ACTIVATION_HINT,
         )
-    if isinstance(model, keras.Sequential):
-        model = keras.Model(model.inputs, model.outputs)  # a built Sequential is a chain: same graph, named inputs
-    inbound = _inbound(model)
-    produced: dict[str, str] = {}  # Keras layer -> the spec layer holding its output
-    layers: list[Layer] = []
-    final = model.layers[-1].name
-    for keras_layer in model.layers:
-        if type(keras_layer).__name__ == "InputLayer":
-            produced[keras_layer.name] = "input"
-            continue
-        sources = tuple(produced[s] for s in inbound[keras_layer.name])
-        converted = _layers_of(keras_layer, _group(keras_layer.name), keras_layer.name == final)
-        if not converted:  # linear activation: an identity
-            produced[keras_layer.name] = sources[0]
-            continue
-        previous = layers[-1].name if layers else "input"
-        first = converted[0]
-        if sources != (previous,):
-            converted[0] = replace(first, inputs=sources)
-        layers.extend(converted)
-        produced[keras_layer.name] = converted[-1].name
     if not layers or not isinstance(layers[-1], Dense):
         raise UnsupportedModelError(
             "Keras",
@@ -375,6 +407,78 @@ def convert(model: keras.Model, input_shape: tuple[int, int, int], name: str) ->
     weights = _weights(model, spec)
     check_converted_weights(spec, weights)
     return spec, weights
+
+
+def _graph_model(model: keras.Model, input_shape: tuple[int, int, int], name: str) -> keras.Model:
+    """``model`` as a functional model of one input, whose layer graph the conversion reads."""
+    inputs = _declared_inputs(model)
+    if inputs is None and isinstance(model, keras.Sequential):
+        model.build((None, *input_shape))  # layers without a keras.Input: built for the trial's input, as a run would
+        inputs = _declared_inputs(model)
+    if inputs is None:
+        raise ModelInputError(
+            f"Expected a functional or Sequential Keras model, whose layer graph xfbench converts. Received: model "
+            f"{name}, a subclass of keras.Model ({type(model).__name__}), whose call() is Python code with no layer "
+            "graph. To fix, build it with the functional API (keras.Input, layers called on tensors, "
+            "keras.Model(inputs, outputs)) or as keras.Sequential."
+        )
+    if len(inputs) != 1:  # every InputLayer became the spec's one "input": the inputs were merged in silence
+        raise ModelInputError(
+            f"Expected a Keras model with one input, the image batch xfbench feeds it. Received: model {name} with "
+            f"{len(inputs)} inputs ({', '.join(str(tuple(t.shape)) for t in inputs)}). To fix, build the model on "
+            "one keras.Input (the images)."
+        )
+    if isinstance(model, keras.Sequential):
+        model = keras.Model(model.inputs, model.outputs)  # a built Sequential is a chain: same graph, named inputs
+    return model
+
+
+def _converted_layers(model: keras.Model, input_shape: tuple[int, int, int], name: str) -> list[Layer]:
+    """The spec layers of a functional model's graph, in its layers' order, before grouping."""
+    try:
+        config = model.get_config()
+    except (TypeError, ValueError, NotImplementedError) as exc:  # an object Keras cannot serialize (a partial)
+        raise ModelInputError(
+            f"Expected a Keras model whose config Keras can write: xfbench reads the layer graph from it. Received: "
+            f"model {name}, whose get_config() fails ({type(exc).__name__}: {exc}). To fix, give activations by "
+            "name or as Keras layers, and give custom objects a get_config()."
+        ) from None
+    shared = import_checks.shared_layer(config)
+    if shared is not None:  # its second call read its own output before it was produced: a KeyError
+        raise _unsupported("a layer applied more than once", model.get_layer(shared), import_checks.SHARED_WEIGHTS_HINT)
+    inbound = _inbound(config)
+    sizes = import_checks.input_sizes(model, inbound, input_shape)
+    produced: dict[str, str] = {}  # Keras layer -> the spec layer holding its output
+    layers: list[Layer] = []
+    final = model.layers[-1].name
+    for keras_layer in model.layers:
+        if type(keras_layer).__name__ == "InputLayer":
+            produced[keras_layer.name] = "input"
+            continue
+        _check_layer(keras_layer)
+        sources = tuple(produced[s] for s in inbound[keras_layer.name])
+        converted = _layers_of(
+            keras_layer, _group(keras_layer.name), keras_layer.name == final, sizes.get(keras_layer.name)
+        )
+        if not converted:  # linear activation: an identity
+            produced[keras_layer.name] = sources[0]
+            continue
+        previous = layers[-1].name if layers else "input"
+        first = converted[0]
+        if sources != (previous,):
+            converted[0] = replace(first, inputs=sources)
+        layers.extend(converted)
+        produced[keras_layer.name] = converted[-1].name
+    return layers
+
+
+def _check_layer(layer: keras.layers.Layer) -> None:
+    """Refuses a nested model and a layer's training settings, which the spec cannot hold."""
+    if isinstance(layer, keras.Model):
+        raise _unsupported(f"a nested model ({type(layer).__name__})", layer, import_checks.NESTED_MODEL_HINT)
+    setting = import_checks.training_setting(layer)
+    if setting is not None:
+        raise _unsupported(setting[0], layer, setting[1])
 
 
 _DENSE_HEAD = (Dense, Activation, Dropout)

@@ -1,0 +1,95 @@
+"""What a Keras model holds that the neutral spec cannot, found before conversion (backends/tensorflow/importer.py).
+
+The spec is the layers' arithmetic alone: how a layer trains (penalties, constraints, freezing) is xfbench's to set,
+alike in both backends, and a layer's weights are its own. Each finding is (what, how to fix), for the importer's
+UnsupportedModelError, which names the layer; none is dropped in silence, as they were, training another network.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from backends.tensorflow.framework import keras
+
+_REGULARIZERS = tuple(
+    f"{weight}_regularizer" for weight in ("kernel", "bias", "depthwise", "pointwise", "gamma", "beta", "alpha")
+)
+_CONSTRAINTS = tuple(
+    f"{weight}_constraint" for weight in ("kernel", "bias", "depthwise", "pointwise", "gamma", "beta", "alpha")
+)
+_FREEZING = (
+    "xfbench freezes layer groups itself, alike in both backends: leave the layer trainable and use the "
+    "feature_extraction strategy, freeze_early with --freeze-groups N, or transfer (--frozen-epochs)."
+)
+NESTED_MODEL_HINT = (
+    "xfbench converts one flat layer graph: flatten the nested model's layers into the outer one (call each layer "
+    "of the inner model on the outer model's tensors, or list them in the outer keras.Sequential)."
+)
+SHARED_WEIGHTS_HINT = (
+    "Shared weights (a layer applied more than once) are not supported: the neutral spec gives each layer its own "
+    "weights. Create a separate layer for each use."
+)
+FINAL_ACTIVATION_HINT = (
+    "xfbench trains a softmax cross-entropy over the classes on the model's logits: end the model with "
+    "Dense(num_classes) and no activation (a final softmax is dropped, as the loss holds it). A binary "
+    "classifier is Dense(2), not Dense(1, activation='sigmoid')."
+)
+
+
+def training_setting(layer: keras.layers.Layer) -> tuple[str, str] | None:
+    """A per-layer training setting of ``layer`` the spec cannot hold, as (what, how to fix); None where none."""
+    for attribute in _REGULARIZERS:
+        if (value := getattr(layer, attribute, None)) is not None:
+            return f"{attribute}={type(value).__name__}", "Remove it and pass xfbench's --l1 / --l2 (on every kernel)."
+    if (value := getattr(layer, "activity_regularizer", None)) is not None:
+        return (
+            f"activity_regularizer={type(value).__name__}",
+            "Remove it: xfbench has no activity penalty (--l1 / --l2 penalise the kernels).",
+        )
+    for attribute in _CONSTRAINTS:
+        if (value := getattr(layer, attribute, None)) is not None:
+            return (
+                f"{attribute}={type(value).__name__}",
+                "Remove it and pass xfbench's --max-norm (a max-norm constraint on each unit's incoming kernel).",
+            )
+    if type(layer).__name__ == "Dropout" and layer.noise_shape is not None:
+        return (
+            f"Dropout with noise_shape {tuple(layer.noise_shape)} (a mask shared across axes)",
+            "The spec's Dropout drops each element on its own: remove noise_shape (--dropout sets the rate).",
+        )
+    if not layer.trainable:
+        return "trainable=False", _FREEZING
+    return None
+
+
+def shared_layer(config: dict[str, Any]) -> str | None:
+    """The first layer of a functional config called on more than one input (its weights shared by the calls)."""
+    return next((e["name"] for e in config["layers"] if len(e.get("inbound_nodes", [])) > 1), None)
+
+
+def input_sizes(
+    model: keras.Model, inbound: dict[str, list[str]], input_shape: tuple[int, int, int]
+) -> dict[str, tuple[int, int]]:
+    """Each layer's input height and width for the trial's input, where the model was declared for any size
+    (keras.Input((None, None, C))): "same" padding is set by them, and Keras' graph holds None. Empty for a model
+    of a declared size, whose layers hold theirs. Propagation stops at a layer Keras cannot size; the importer
+    refuses a padding it then cannot compute."""
+    declared = [tuple(tensor.shape) for tensor in model.inputs]
+    if all(None not in shape[1:] for shape in declared):
+        return {}
+    outputs: dict[str, tuple] = {}
+    sizes: dict[str, tuple[int, int]] = {}
+    for layer in model.layers:
+        if type(layer).__name__ == "InputLayer":
+            outputs[layer.name] = (None, *input_shape)
+            continue
+        shapes = [outputs[source] for source in inbound[layer.name] if source in outputs]
+        if len(shapes) != len(inbound[layer.name]) or not shapes:
+            continue
+        if len(shapes[0]) == 4 and None not in shapes[0][1:3]:
+            sizes[layer.name] = (int(shapes[0][1]), int(shapes[0][2]))
+        try:
+            outputs[layer.name] = tuple(layer.compute_output_shape(shapes[0] if len(shapes) == 1 else shapes))
+        except Exception:  # noqa: BLE001 - a layer Keras cannot size: those after it keep no size (see above)
+            continue
+    return sizes

@@ -1,0 +1,248 @@
+"""A user's Keras model whose layers the neutral spec cannot hold as written is refused, naming the layer and the
+fix, or converted to the network Keras runs: an activation given as a layer object was dropped (the network became
+linear in both backends), per-layer training settings were dropped, a layer applied twice failed with a KeyError
+and the advice to choose an input size, a model declared for any input size failed with a TypeError, a sigmoid
+output was said not to end in a Dense layer, several inputs were merged into one and a nested model was refused
+with no hint.
+
+The conversions run in one TensorFlow process (tests import keras only in a process that imports no torch), as
+tests/test_model_import.py runs the Keras importer's own code."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import assert_logits_match_source
+
+from harness.errors import InputError
+from harness.model_import import model_spec
+from harness.models import ModelOptions
+
+ROOT = Path(__file__).resolve().parents[1]
+
+_MODELS = """
+import functools
+
+import keras
+from keras import constraints, layers, regularizers
+
+
+def _chain(*body, num_classes=10, shape=(8, 8, 1)):
+    return keras.Sequential([keras.Input(shape), *body, layers.Flatten(), layers.Dense(num_classes, name="out")])
+
+
+def act_layers():
+    return _chain(
+        layers.Conv2D(8, 3, padding="same", activation=layers.ReLU(max_value=6.0), name="c1"),
+        layers.Flatten(),
+        layers.Dense(32, activation=layers.LeakyReLU(negative_slope=0.1), name="h"),
+    )
+
+
+def act_capped_at_3():
+    return _chain(layers.Conv2D(8, 3, activation=layers.ReLU(max_value=3.0), name="c1"))
+
+
+class Capped:  # an activation object without a __name__, which Keras can serialize
+
+    def __call__(self, x):
+        return keras.activations.relu(x, max_value=6.0)
+
+    def get_config(self):
+        return {}
+
+
+def act_nameless():
+    return _chain(layers.Conv2D(8, 3, activation=Capped(), name="c1"))
+
+
+def act_partial():
+    return _chain(layers.Conv2D(8, 3, activation=functools.partial(keras.activations.relu, max_value=6.0), name="c1"))
+
+
+def any_size():
+    inputs = keras.Input((None, None, 1))
+    x = layers.Conv2D(8, 3, strides=2, padding="same", activation="relu", name="c1")(inputs)
+    x = layers.MaxPooling2D(3, strides=2, padding="same", name="pool")(x)
+    x = layers.GlobalAveragePooling2D()(x)
+    return keras.Model(inputs, layers.Dense(10, name="out")(x))
+
+
+def shared(num_classes=10):
+    inputs = keras.Input((8, 8, 1))
+    block = layers.Conv2D(8, 3, padding="same", activation="relu", name="block")
+    x = layers.Conv2D(8, 3, padding="same", activation="relu", name="stem")(inputs)
+    x = layers.Flatten()(block(block(x)))
+    return keras.Model(inputs, layers.Dense(10)(x))
+
+
+def binary():
+    return keras.Sequential([keras.Input((8, 8, 1)), layers.Flatten(), layers.Dense(1, activation="sigmoid", name="p")])
+
+
+def two_inputs():
+    a, b = keras.Input((8, 8, 1)), keras.Input((8, 8, 1))
+    return keras.Model([a, b], layers.Dense(10)(layers.Flatten()(layers.Add()([a, b]))))
+
+
+def nested():
+    base = keras.Sequential([keras.Input((8, 8, 1)), layers.Conv2D(8, 3, activation="relu")], name="base")
+    return keras.Sequential([keras.Input((8, 8, 1)), base, layers.Flatten(), layers.Dense(10)])
+
+
+def _conv(**settings):
+    return lambda: _chain(layers.Conv2D(4, 3, name="c1", **settings))
+
+
+def _frozen():
+    model = _chain(layers.Conv2D(4, 3, name="c1"))
+    model.get_layer("c1").trainable = False
+    return model
+
+
+SETTINGS = {
+    "kernel_regularizer": _conv(kernel_regularizer=regularizers.l2(1e-2)),
+    "bias_regularizer": _conv(bias_regularizer=regularizers.l1(1e-2)),
+    "activity_regularizer": _conv(activity_regularizer=regularizers.l2(1e-2)),
+    "kernel_constraint": _conv(kernel_constraint=constraints.MaxNorm(2.0)),
+    "bias_constraint": _conv(bias_constraint=constraints.NonNeg()),
+    "noise_shape": lambda: _chain(layers.Conv2D(4, 3), layers.Dropout(0.5, noise_shape=(None, 1, 1, 4), name="c1")),
+    "trainable=False": _frozen,
+}
+"""
+
+_SCRIPT = """
+import json
+import sys
+
+import numpy as np
+
+from backends.tensorflow import importer
+from harness.backend import load_backend
+from harness.config import RuntimeOptions
+
+namespace = {}
+exec(sys.stdin.read(), namespace)
+names = ("act_layers", "act_capped_at_3", "act_nameless", "act_partial", "any_size", "shared", "binary",
+         "two_inputs", "nested")
+cases = {name: namespace[name] for name in names}
+cases.update(namespace["SETTINGS"])
+backend = load_backend("tensorflow", RuntimeOptions(threads=1))
+x = np.random.default_rng(0).normal(size=(4, 8, 8, 1)).astype(np.float32) * 10
+out = {}
+for name, make in cases.items():
+    model = make()
+    try:
+        spec, weights = importer.convert(model, (8, 8, 1), name)
+    except Exception as exc:
+        out[name] = {"error": type(exc).__name__, "message": str(exc)}
+        continue
+    out[name] = {"layers": [[layer.name, type(layer).__name__, getattr(layer, "kind", None),
+                             getattr(layer, "alpha", None)] for layer in spec.layers]}
+    try:  # what it computes, where it builds (a merged two-input model, accepted before, has no one-input forward)
+        backend.build(spec, weights, seed=0)
+        out[name]["ours"] = backend.predict_logits(x, 256).tolist()
+        out[name]["keras"] = importer.reference_logits(model, x).tolist()
+    except Exception as exc:
+        out[name]["run_error"] = f"{type(exc).__name__}: {exc}"
+print(json.dumps(out))
+"""
+
+
+@pytest.fixture(scope="module")
+def converted() -> dict:
+    """Every case's conversion (or refusal) in one TensorFlow process, as the import worker runs the importer."""
+    run = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(_SCRIPT)],
+        input=_MODELS,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=600,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    return json.loads(run.stdout.strip().splitlines()[-1])
+
+
+def _refusal(converted: dict, case: str) -> str:
+    outcome = converted[case]
+    assert "error" in outcome, f"{case} converted: {outcome.get('layers')}"
+    assert outcome["error"] in ("UnsupportedModelError", "ModelInputError"), outcome
+    return outcome["message"]
+
+
+def test_an_activation_given_as_a_layer_converts_as_that_layer_and_runs_as_keras_does(converted):
+    outcome = converted["act_layers"]
+    assert "error" not in outcome and "run_error" not in outcome, outcome
+    activations = {
+        name: (kind, alpha) for name, kind_name, kind, alpha in outcome["layers"] if kind_name == "Activation"
+    }
+    assert activations == {"c1_activation": ("relu6", None), "h_activation": ("leaky_relu", 0.1)}
+    assert_logits_match_source({"tensorflow": np.array(outcome["ours"])}, np.array(outcome["keras"]))
+
+
+def test_an_activation_layer_the_spec_cannot_hold_and_a_nameless_callable_are_refused_not_made_linear(converted):
+    capped = _refusal(converted, "act_capped_at_3")
+    assert "ReLU capped at 3.0 given as the activation at 'c1'" in capped
+    nameless = _refusal(converted, "act_nameless")
+    assert "a callable without a __name__ at 'c1'" in nameless and 'activation="relu"' in nameless
+    partial = _refusal(converted, "act_partial")  # Keras cannot write its config: the graph is read from it
+    assert "get_config() fails" in partial and "give activations by name or as Keras layers" in partial
+
+
+def test_a_model_declared_for_any_input_size_is_padded_for_the_trials_input(converted):
+    outcome = converted["any_size"]
+    assert "error" not in outcome and "run_error" not in outcome, outcome
+    assert_logits_match_source({"tensorflow": np.array(outcome["ours"])}, np.array(outcome["keras"]))
+
+
+def test_a_layer_applied_twice_is_refused_as_shared_weights(converted):
+    message = _refusal(converted, "shared")
+    assert "a layer applied more than once at 'block'" in message
+    assert "Shared weights (a layer applied more than once) are not supported" in message
+
+
+def test_a_shared_layer_reaches_the_user_without_the_input_size_advice(tmp_path, monkeypatch):
+    """Through the import worker, as `xfbench run --model python:...` converts it."""
+    (tmp_path / "shared_nets.py").write_text(textwrap.dedent(_MODELS))
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(InputError) as refused:
+        model_spec("python:shared_nets:shared", (8, 8, 1), 10, ModelOptions(), tmp_path / "cache")
+    assert "a layer applied more than once at 'block'" in str(refused.value)
+    assert "input size" not in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    ("setting", "fix"),
+    [
+        ("kernel_regularizer", "--l1 / --l2"),
+        ("bias_regularizer", "--l1 / --l2"),
+        ("activity_regularizer", "no activity penalty"),
+        ("kernel_constraint", "--max-norm"),
+        ("bias_constraint", "--max-norm"),
+        ("noise_shape", "remove noise_shape"),
+        ("trainable=False", "--freeze-groups"),
+    ],
+)
+def test_a_per_layer_training_setting_is_refused_naming_the_layer_and_xfbenchs_option(converted, setting, fix):
+    message = _refusal(converted, setting)
+    assert setting in message and "at 'c1'" in message and fix in message
+
+
+def test_a_sigmoid_output_is_refused_as_such_with_the_classifier_it_needs(converted):
+    message = _refusal(converted, "binary")
+    assert "a final sigmoid activation at 'p'" in message
+    assert "Dense(num_classes) and no activation" in message and "not ending in a Dense" not in message
+
+
+def test_several_inputs_are_refused_and_a_nested_model_is_told_to_flatten(converted):
+    assert converted["two_inputs"]["error"] == "ModelInputError"
+    assert "with 2 inputs" in converted["two_inputs"]["message"]
+    nested = _refusal(converted, "nested")
+    assert "a nested model (Sequential) at 'base'" in nested and "flatten the nested model's layers" in nested
