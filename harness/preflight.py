@@ -131,8 +131,7 @@ def preflight(
         if trial.dataset not in datasets:
             datasets[trial.dataset] = _load_noting_where(trial.dataset, data_dir, download)
         provenance.setdefault(trial.dataset, _provenance(datasets[trial.dataset]))
-        check_content(datasets[trial.dataset], trial.data_key)  # a resumed trial's: the data it began with
-        check_model_content(trial.model, trial.model_key)  # and the model
+        _check_unchanged(trial, datasets[trial.dataset])
         source = trial.transfer.source_task  # None: a backbone trains on the target task (harness.backbone)
         fits: tuple[ModelSpec, Dataset] | None = None
         for role, task in [("target", trial.task)] + ([("source", source)] if source is not None else []):
@@ -150,6 +149,13 @@ def preflight(
         _check_search_points(search, datasets, cache_dir, memory_bytes, resumed)
     _prepare_pretrained(trials, datasets, cache_dir)
     return provenance
+
+
+def _check_unchanged(trial: TrialConfig, dataset: Dataset) -> None:
+    """A resumed trial's data and model files hold what they held when its run began (its data_key and model_key;
+    a new run's trials have none yet)."""
+    check_content(dataset, trial.data_key)
+    check_model_content(trial.model, trial.model_key)
 
 
 def _load_noting_where(name: str, data_dir: str | None, download: bool) -> Dataset:

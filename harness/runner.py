@@ -304,10 +304,7 @@ def execute(
 ) -> RunOutcome:
     """Run every stage of ``plan`` in a new run directory ``results_dir/run_id``; its summary.md and report.html
     compare every backend with ``reference``."""
-    # backbones and features beside the runs, for later runs to reuse; each trial keyed by its data and model content
-    plan = (
-        plan.with_cache_dir(results_dir / "_cache").with_data_keys(_data_keys(data_provenance or {})).with_model_keys()
-    )
+    plan = _keyed(plan, results_dir, data_provenance or {})
     run_dir = (results_dir / run_id).resolve()
     if run_dir.exists() and any(run_dir.iterdir()):
         raise InputError(
@@ -351,10 +348,12 @@ def execute(
         raise
 
 
-def _data_keys(provenance: dict[str, dict[str, str]]) -> dict[str, str]:
-    """Each dataset's content as preflight read it (its provenance's ``content``), which a shared backbone's recipe
-    holds: name -> key."""
-    return {name: found["content"] for name, found in provenance.items() if "content" in found}
+def _keyed(plan: RunPlan, results_dir: Path, provenance: dict[str, dict[str, str]]) -> RunPlan:
+    """``plan``'s trials with the run's cache (backbones and features beside the runs, for later runs to reuse) and
+    what their data and model files hold now (the data's content as preflight read it: its provenance's
+    ``content``), which a shared backbone's recipe holds and each trial checks before it trains."""
+    data_keys = {name: found["content"] for name, found in provenance.items() if "content" in found}
+    return plan.with_cache_dir(results_dir / "_cache").with_data_keys(data_keys).with_model_keys()
 
 
 @contextlib.contextmanager
