@@ -183,6 +183,12 @@ class Activation(Layer):
                 f"Expected an activation in {list(ACTIVATIONS)} in layer {self.name!r} (Activation). "
                 f"Received: kind={self.kind!r}."
             )
+        if self.alpha is not None and self.kind not in ("leaky_relu", "elu"):  # it would be ignored, silently
+            raise InputError(
+                f"Expected alpha only on a leaky_relu (its slope) or an elu in layer {self.name!r} (Activation). "
+                f"Received: alpha={self.alpha!r} on {self.kind}, which reads none. Drop alpha (--activation-alpha), "
+                "or make the layer leaky_relu or elu."
+            )
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -149,3 +149,14 @@ def test_xfbench_run_refuses_the_reviewers_spec_files_before_ray(tmp_path, monke
     extra = _write(tmp_path / "extra.json", _net() | {"dropout": 0.5})
     assert main(["model", extra]) == 2
     assert "Received also: 'dropout', which no layer reads" in capsys.readouterr().err.replace("\n", " ")
+
+
+def test_an_alpha_on_an_activation_that_reads_none_is_refused_not_ignored():
+    """An alpha on a relu (or tanh, sigmoid, ...) was accepted and ignored: the file said a slope the network never
+    had. leaky_relu's slope and elu's alpha are still taken."""
+    with pytest.raises(
+        InputError, match=r"alpha only on a leaky_relu .* Received: alpha=0.2 on relu, which reads none"
+    ):
+        spec_from_dict(_with(1, kind="relu"))
+    for kind in ("leaky_relu", "elu"):
+        spec_from_dict(_with(1, kind=kind))
