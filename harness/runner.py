@@ -24,7 +24,7 @@ import pandas as pd
 from harness.backend import REFERENCE_BACKEND
 from harness.baselines import BASELINES
 from harness.config import TrialConfig
-from harness.data.registry import Dataset
+from harness.data.registry import Dataset, data_fingerprint, load_dataset
 from harness.errors import InputError
 from harness.model_import import python_model_sources
 from harness.plan import (
@@ -353,6 +353,12 @@ def _keyed(plan: RunPlan, results_dir: Path, provenance: dict[str, dict[str, str
     what their data and model files hold now (the data's content as preflight read it: its provenance's
     ``content``), which a shared backbone's recipe holds and each trial checks before it trains."""
     data_keys = {name: found["content"] for name, found in provenance.items() if "content" in found}
+    for trial in plan.planned_trials:  # a caller without preflight's provenance (a benchmark script): read here
+        if trial.dataset not in data_keys and trial.data_key is None:
+            try:
+                data_keys[trial.dataset] = data_fingerprint(load_dataset(trial.dataset, trial.data_dir, download=False))
+            except InputError:  # not here: the trials say so where they run, as before (no key, nothing to check)
+                continue
     return plan.with_cache_dir(results_dir / "_cache").with_data_keys(data_keys).with_model_keys()
 
 

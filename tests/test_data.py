@@ -103,6 +103,18 @@ def test_an_uncompressed_file_under_a_gz_name_is_told_to_drop_the_suffix_not_to_
         load_dataset("mnist", tmp_path, download=False)
 
 
+def test_an_empty_file_under_a_gz_name_is_not_told_to_drop_the_suffix(tmp_path):
+    """Fewer than gzip's two magic bytes is a file cut short, not one unpacked and kept under its .gz name."""
+    empty = tmp_path / "train-labels-idx1-ubyte.gz"
+    empty.write_bytes(b"")
+    try:
+        parse_idx(read_bytes(empty), empty)
+    except DataFileError as exc:
+        assert "drop .gz" not in str(exc) and "IDX" in str(exc)
+    else:
+        raise AssertionError("an empty IDX file was read")
+
+
 def test_a_label_file_of_another_release_names_both_files(tmp_path):
     write_mnist_like(tmp_path / "mnist", manifest=False)
     write_idx(tmp_path / "mnist" / "t10k-labels-idx1-ubyte.gz", np.zeros(299, dtype=np.uint8))

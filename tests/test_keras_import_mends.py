@@ -239,6 +239,7 @@ def test_a_sigmoid_output_is_refused_as_such_with_the_classifier_it_needs(conver
     message = _refusal(converted, "binary")
     assert "a final sigmoid activation at 'p'" in message
     assert "Dense(num_classes) and no activation" in message and "not ending in a Dense" not in message
+    assert "Dense(1) and no activation, with --classes A,B --binary-positive B" in message  # as torch's says
 
 
 def test_several_inputs_are_refused_and_a_nested_model_is_told_to_flatten(converted):

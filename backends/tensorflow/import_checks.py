@@ -30,9 +30,9 @@ SHARED_WEIGHTS_HINT = (
     "weights. Create a separate layer for each use."
 )
 FINAL_ACTIVATION_HINT = (
-    "xfbench trains a softmax cross-entropy over the classes on the model's logits: end the model with "
-    "Dense(num_classes) and no activation (a final softmax is dropped, as the loss holds it). A binary "
-    "classifier is Dense(2), not Dense(1, activation='sigmoid')."
+    "xfbench's loss applies the softmax (or, for a binary task, the sigmoid) to the model's logits: end the model "
+    "with Dense(num_classes) and no activation (a final softmax is dropped, as the loss holds it); for a binary "
+    "task, Dense(1) and no activation, with --classes A,B --binary-positive B."
 )
 
 

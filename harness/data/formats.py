@@ -48,7 +48,7 @@ def read_bytes(path: Path) -> bytes:
     raw = path.read_bytes()
     if path.suffix != ".gz":
         return raw
-    if raw[:2] != b"\x1f\x8b":  # not gzip data at all: a file unpacked (a browser does it) but not renamed
+    if len(raw) >= 2 and raw[:2] != b"\x1f\x8b":  # not gzip data: a file unpacked (a browser does it), not renamed
         raise DataFileError(
             f"Expected gzip data in a file named .gz. Received: {path}, which does not start with gzip's magic 1f8b "
             f"(its header: {raw[:4].hex()}): it holds the uncompressed content. To fix, drop .gz from its name "
