@@ -86,7 +86,8 @@ def _record(frame, recording: bool = True):
         backend=REFERENCE_BACKEND,
         suite_name="transfer_smoke",
         case=SimpleNamespace(case_id="the-case"),
-        state=SimpleNamespace(outcome=SimpleNamespace(run_id="run-1")),
+        trial_ids=tuple(frame["trial_id"].unique()),
+        state=SimpleNamespace(outcome=SimpleNamespace(run_id="run-1", status="finished")),
     )
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -128,7 +129,7 @@ def test_deep_features_record_no_epoch_and_say_why(cached):
 def test_a_case_without_an_ok_trial_records_nothing_and_says_why():
     benchmark, said = _record(_rows("scratch", {"scratch": 3}, status="failed"))
     assert benchmark is None
-    assert len(said) == 1 and "none of its trials ended ok" in said[0]
+    assert len(said) == 1 and "2 of its 2 trials did not end ok (scratch-s0, scratch-s1)" in said[0]
 
 
 def test_steady_epochs_without_a_time_record_nothing_and_say_why():
