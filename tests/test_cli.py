@@ -1220,12 +1220,15 @@ def _resume_settings(tmp_path, monkeypatch, *options: str):
     _write_run_file(tmp_path / "results" / "r1", "run", "interrupted", recorded)
     seen = {}
 
+    class Stop(Exception):
+        """Stop here: the test is about the settings only (a KeyboardInterrupt, main now says in one line)."""
+
     def resume(results_dir, run_id, settings, **_):
         seen["settings"] = settings
-        raise KeyboardInterrupt  # stop here: the test is about the settings only
+        raise Stop
 
     monkeypatch.setattr(harness.runner, "resume", resume)
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(Stop):
         main(["run", "--resume", "r1", "--results-dir", str(tmp_path / "results"), *options])
     return seen["settings"]
 
