@@ -21,6 +21,7 @@ import sys
 import tempfile
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -34,8 +35,10 @@ def _write_weights(path: str, width: float) -> None:
     rng = np.random.default_rng(0)
     for module in model.modules():
         if isinstance(module, torch.nn.BatchNorm2d):
-            module.running_mean.copy_(torch.from_numpy(rng.normal(0, 0.1, module.num_features).astype(np.float32)))
-            module.running_var.copy_(torch.from_numpy(rng.uniform(0.5, 2.0, module.num_features).astype(np.float32)))
+            mean, var = module.running_mean, module.running_var
+            assert mean is not None and var is not None  # track_running_stats, torchvision's default
+            mean.copy_(torch.from_numpy(rng.normal(0, 0.1, module.num_features).astype(np.float32)))
+            var.copy_(torch.from_numpy(rng.uniform(0.5, 2.0, module.num_features).astype(np.float32)))
     torch.save(model.state_dict(), path)
 
 
@@ -59,7 +62,7 @@ def _torch_outputs(spec, weights, x: np.ndarray, float64: bool) -> dict[str, np.
     from harness.config import RuntimeOptions
 
     torch.set_num_threads(1)
-    backend = load_backend("torch", RuntimeOptions(threads=1))
+    backend: Any = load_backend("torch", RuntimeOptions(threads=1))  # the adapter's own .module
     backend.build(spec, weights, seed=0)
     module = backend.module.double() if float64 else backend.module
     module.train()
@@ -90,7 +93,7 @@ def _tensorflow_outputs(spec, weights, x: np.ndarray) -> dict[str, np.ndarray]:
 
     tf.config.threading.set_intra_op_parallelism_threads(1)
     tf.config.threading.set_inter_op_parallelism_threads(1)
-    backend = load_backend("tensorflow", RuntimeOptions(threads=1))
+    backend: Any = load_backend("tensorflow", RuntimeOptions(threads=1))  # the adapter's own .model
     backend.build(spec, weights, seed=0)
     names = [layer.name for layer in spec.layers if layer.name in {l.name for l in backend.model.layers}]
     tap = keras.Model(backend.model.inputs, [backend.model.get_layer(n).output for n in names])

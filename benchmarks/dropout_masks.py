@@ -15,8 +15,9 @@ import json
 import statistics
 import subprocess
 import sys
+from typing import Any
 
-WORKLOADS = {
+WORKLOADS: dict[str, dict[str, Any]] = {
     "cnn_small": {"model": "cnn_small", "hidden": None},
     "mlp_dropout0.5": {"model": "mlp", "hidden": (4000,)},
 }
@@ -91,7 +92,10 @@ def main() -> int:
             "--threads",
             str(args.threads),
         ]
-        done = subprocess.run(command, check=True, capture_output=True, text=True)
+        done = subprocess.run(command, capture_output=True, text=True)
+        if done.returncode:  # captured, the worker's error was lost
+            print(done.stderr, file=sys.stderr)
+            done.check_returncode()
         rows += json.loads(done.stdout.strip().splitlines()[-1])
     print(f"{'backend':<11} {'workload':<15} {'shared s/epoch':>15} {'framework s/epoch':>18} {'ratio':>7}")
     for r in rows:

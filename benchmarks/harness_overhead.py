@@ -167,14 +167,16 @@ def main() -> int:
             runs.append([*common, "--dataset", dataset, "--optimizer", optimizer, "--threads", str(threads)])
             runs[-1] += ["--train-limit", str(limit), "--epochs", str(epochs)]
     results: list[dict] = []
+    failed = False
     for worker_args in runs:
         got = run_workload(args, worker_args)
-        if got is None:
-            return 1
+        if got is None:  # the workloads that finished are still written
+            failed = True
+            break
         results += got
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
-    return 0
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

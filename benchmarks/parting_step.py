@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -77,7 +78,7 @@ def train_steps(args: argparse.Namespace) -> None:
     backend.build(spec, initial_weights(spec, "he_normal", args.seed), seed=args.seed)
     backend.set_optimizer(OptimizerConfig(args.optimizer, lr=args.lr).resolved(), RegularizationConfig(), None)
     backend.set_data("train", x, y)
-    saved = {}
+    saved: dict[str, Any] = {}  # Any: savez's stubs type a key named allow_pickle as bool
     for step in range(args.steps):
         batch = np.arange(step * args.batch_size, (step + 1) * args.batch_size)
         backend.train_epoch("train", [batch], np.full(1, args.lr, np.float32), None, first_step=step)

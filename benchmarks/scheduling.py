@@ -11,8 +11,11 @@ For each backend:
 2. Worker memory: M trivial trials one at a time, so one warm worker runs them all: its resident set size
    (/proc/<pid>/status VmRSS) when the first and the last trial report, and the growth between.
 And once:
-3. Driver start-up: importing the CLI, planning and preflight of the quick suite, starting Ray, and the time from
-   the run's start to its first row (scheduling plus the first worker's start and import).
+3. Driver start-up: importing the CLI (a fresh interpreter, its start included); in another fresh process the
+   imports that planning needs (harness.cli, harness.preflight), then planning and the preflight of the quick suite,
+   each timed apart (plan_and_preflight_quick_s is the two without the imports; until 2026-12-05 it held the
+   imports too); starting Ray; and the time from the run's start to its first row (scheduling plus the first
+   worker's start and import).
 4. The quick suite (the main job, `xfbench run --suite quick`), wall time of the whole command.
 
     .venv/bin/python benchmarks/scheduling.py [--trials 100] [--fresh-trials 10] [--memory-trials 200]
@@ -138,33 +141,53 @@ def per_backend(backend: str, root: Path, args: argparse.Namespace) -> dict[str,
     }
 
 
+def _output(cmd: list[str]) -> str:
+    """The command's stdout; on failure its stderr is printed before the error is raised (captured, it was lost)."""
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    if done.returncode:
+        print(done.stderr, file=sys.stderr)
+        done.check_returncode()
+    return done.stdout
+
+
+# The imports that planning and preflight need, then each of the two, timed apart in one fresh process: until
+# 2026-12-05 one timer held all three, so "planning and preflight" was mostly the import of harness.cli.
+PLAN = (
+    "import time; t0 = time.perf_counter(); from harness.cli import build_parser, plan_from_args; "
+    "from harness.preflight import preflight; t1 = time.perf_counter(); "
+    "p = plan_from_args(build_parser().parse_args(['run'])); t2 = time.perf_counter(); "
+    "preflight(list(p.planned_trials), None, download=False); t3 = time.perf_counter(); "
+    "print(t1 - t0, t2 - t1, t3 - t2)"
+)
+
+
 def driver_startup(root: Path) -> dict[str, float]:
     python = sys.executable
     t = time.perf_counter()
-    subprocess.run([python, "-c", "import harness.cli"], check=True, cwd=ROOT)
-    import_s = time.perf_counter() - t
-    code = (
-        "import time, sys; t = time.perf_counter(); from harness.cli import build_parser, plan_from_args; "
-        "from harness.preflight import preflight; p = plan_from_args(build_parser().parse_args(['run'])); "
-        "preflight(list(p.planned_trials), None, download=False); print(time.perf_counter() - t)"
-    )
-    plan_s = float(subprocess.run([python, "-c", code], check=True, cwd=ROOT, capture_output=True, text=True).stdout)
+    _output([python, "-c", "import harness.cli"])
+    import_s = time.perf_counter() - t  # the interpreter's start included
+    imports_s, plan_s, preflight_s = (float(v) for v in _output([python, "-c", PLAN]).split()[-3:])
     code = (
         "import time, ray; t = time.perf_counter(); ray.init(address='local', include_dashboard=False); "
         "print(time.perf_counter() - t)"
     )
-    ray_s = float(
-        subprocess.run([python, "-c", code], check=True, cwd=ROOT, capture_output=True, text=True).stdout.split()[-1]
-    )
+    ray_s = float(_output([python, "-c", code]).split()[-1])
     _, clock = _run(_trivial("torch", 1), root, "first-row", 1, fresh=False)
-    return {"import_cli_s": round(import_s, 2), "plan_and_preflight_quick_s": round(plan_s, 2),
-            "ray_init_s": round(ray_s, 2), "run_start_to_first_row_s": round(clock.first_row_s or 0.0, 2)}  # fmt: skip
+    return {
+        "import_cli_s": round(import_s, 2),
+        "plan_imports_s": round(imports_s, 3),  # harness.cli and harness.preflight, in the planning process
+        "plan_quick_s": round(plan_s, 3),
+        "preflight_quick_s": round(preflight_s, 3),
+        "plan_and_preflight_quick_s": round(plan_s + preflight_s, 3),  # without the imports, since 2026-12-05
+        "ray_init_s": round(ray_s, 2),
+        "run_start_to_first_row_s": round(clock.first_row_s or 0.0, 2),
+    }
 
 
 def quick_suite(root: Path) -> float:
     cmd = [str(Path(sys.executable).with_name("xfbench")), "run", "--results-dir", str(root), "--run-id", "quick"]
     t = time.perf_counter()
-    subprocess.run(cmd, check=True, cwd=ROOT, capture_output=True)
+    _output(cmd)
     return round(time.perf_counter() - t, 1)
 
 

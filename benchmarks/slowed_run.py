@@ -5,12 +5,15 @@ its epoch-time ratio, where two honest runs are not marked (docs/regressions.md,
 
 Everything after ``--`` is what ``xfbench run`` takes; ``--slow BACKEND=SECONDS`` sleeps that long per training
 step in that backend's trials (the test-only ``RuntimeOptions.inject_step_delay_s``, which the command line does
-not offer: a slowed trial is not a benchmark). The run is planned, checked and executed as ``xfbench run`` does.
+not offer: a slowed trial is not a benchmark). The run is planned, checked and executed as ``xfbench run`` does,
+``--no-report`` included. A backend with no trial in the run, or a delay that is not a finite number >= 0, is
+refused with exit 2 before anything runs (a backend name the run lacks slowed nothing, silently).
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from dataclasses import replace
 
@@ -25,11 +28,20 @@ def main(argv: list[str]) -> int:
     own.add_argument("--slow", required=True, metavar="BACKEND=SECONDS", help="per-step delay of one backend")
     own.add_argument("run_args", nargs=argparse.REMAINDER, help="-- then the arguments of `xfbench run`")
     mine = own.parse_args(argv)
-    backend, seconds = mine.slow.split("=")
+    backend, _, given = mine.slow.partition("=")
+    try:
+        seconds = float(given)
+    except ValueError:
+        seconds = math.nan
+    if not (math.isfinite(seconds) and seconds >= 0):
+        own.error(f"Expected --slow BACKEND=SECONDS, SECONDS a number >= 0. Received: {mine.slow!r}.")
     args = build_parser().parse_args(["run", *[a for a in mine.run_args if a != "--"]])
+    planned = sorted({t.backend for t in cli.plan_from_args(args).trials})
+    if backend not in planned:  # before _prepare, which may claim the run's folder
+        own.error(f"Expected --slow's backend among the run's backends: {planned}. Received: {backend!r}.")
     prepared = cli._prepare(args)
     trials = tuple(
-        replace(t, runtime=replace(t.runtime, inject_step_delay_s=float(seconds))) if t.backend == backend else t
+        replace(t, runtime=replace(t.runtime, inject_step_delay_s=seconds)) if t.backend == backend else t
         for t in prepared.plan.trials
     )
     outcome = execute(
@@ -42,6 +54,7 @@ def main(argv: list[str]) -> int:
         data_provenance=prepared.provenance,
         ship=prepared.ship,
         reference=args.reference,
+        html_report=args.html_report,
     )
     return cli._finish(outcome, args)
 

@@ -3,7 +3,8 @@
 
 torchvision's resnet18 (random weights) is written as .pth by a torch process, converted once in a fresh torch
 process (timed), then the neutral checkpoint is verified in torch and TensorFlow from a copy without pass markers,
-alternately one after the other and at once, ``--repeats`` times each.
+one after the other and at once, ``--repeats`` times each, in ABBA order (each repeat reverses the one before), so
+drift over the run hits both alike.
 
 Usage: ``PYTHONPATH=. python benchmarks/weights_verify.py [--repeats 3] [--input-size 32]``
 """
@@ -58,7 +59,7 @@ def main() -> None:
         convert_s = time.perf_counter() - start
         times: dict[str, list[float]] = {"one after the other": [], "at once": []}
         for i in range(args.repeats):
-            for how in times:
+            for how in list(times) if i % 2 == 0 else reversed(times):  # ABBA
                 copy = _fresh_copy(checkpoint, root / f"verify-{i}-{how.replace(' ', '-')}")
                 start = time.perf_counter()
                 if how == "at once":

@@ -5,7 +5,8 @@ A worker imports Ray Tune (the trainable's module), the harness's trial code and
 imports the framework. For TensorFlow the adapter imports TensorFlow and Keras through
 backends/tensorflow/framework.py, which keeps Keras from importing scikit-learn and matplotlib at start; the
 ``tensorflow-keras-first`` variant imports Keras before the adapter, as every worker did before, so the two are
-measured in one run, alternating, and the medians compared.
+measured in one run, in ABBA order (each repeat runs the variants in the reverse of the one before, so drift over
+the run hits them alike), and the medians compared.
 
     .venv/bin/python benchmarks/worker_imports.py [--repeats 5]
 """
@@ -32,8 +33,12 @@ VARIANTS = {
 
 def _seconds(code: str) -> float:
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, capture_output=True)
-    return time.perf_counter() - start
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    if done.returncode:  # captured, the worker's error was lost
+        print(done.stderr, file=sys.stderr)
+        done.check_returncode()
+    return seconds
 
 
 def main() -> None:
@@ -41,9 +46,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     times: dict[str, list[float]] = {name: [] for name in VARIANTS}
-    for _ in range(args.repeats):
-        for name, code in VARIANTS.items():
-            times[name].append(_seconds(code))
+    for i in range(args.repeats):
+        for name in list(VARIANTS) if i % 2 == 0 else reversed(VARIANTS):  # ABBA
+            times[name].append(_seconds(VARIANTS[name]))
     for name, values in times.items():
         print(f"{name:24s} median {statistics.median(values):6.2f} s  ({', '.join(f'{v:.2f}' for v in values)})")
 

@@ -453,6 +453,50 @@ def test_the_speed_modes_benchmark_refuses_what_would_print_nothing_or_fail_afte
     assert done.returncode == 2 and said in done.stderr, done.stderr
 
 
+def _speed_modes_script():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "speed_modes.py"
+    spec = importlib.util.spec_from_file_location("speed_modes_benchmark", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_speed_modes_benchmark_runs_the_variants_in_the_given_order_and_reverses_it_every_other_round():
+    """The variants ran in SPEED_VARIANTS' order whatever --variant said, the same every round, so `fit` always ran
+    right after an `xla` trial in the same process (which slows the trials after it), from the first round on."""
+    script = _speed_modes_script()
+    args = script.parse_args(["--backend", "tensorflow", "--variant", "fit", "--variant", "xla", "--repeats", "3"])
+    assert args.variants == ["fit", "xla"]  # SPEED_VARIANTS has xla before fit
+    assert script.trial_order(args.variants, args.repeats) == ["fit", "xla", "xla", "fit", "fit", "xla"]  # ABBA
+    assert script.trial_order(["default", "xla", "fit"], 2) == ["default", "xla", "fit", "fit", "xla", "default"]
+
+
+def test_the_speed_modes_benchmark_can_run_each_trial_in_a_fresh_process_of_its_own():
+    """--process-per-variant: each trial is this script again with one model and one variant, its figures read back
+    as JSON, so XLA's process-wide state cannot slow the variants measured after it."""
+    script = _speed_modes_script()
+    argv = ["--backend", "tensorflow", "--variant", "xla", "--variant", "fit", "--process-per-variant"]
+    args = script.parse_args([*argv, "--epochs", "3", "--bn-statistics", "float64"])
+    child = script.child_command(args, "convnet3", "fit")
+    assert child[1].endswith("speed_modes.py") and child[-1] == "--trial-json"
+    flags = dict(zip(child[2:-1:2], child[3:-1:2], strict=True))
+    assert flags == {
+        "--backend": "tensorflow",
+        "--model": "convnet3",
+        "--variant": "fit",
+        "--epochs": "3",
+        "--bn-statistics": "float64",
+    }
+    one = script.parse_args(child[2:])
+    assert one.trial_json and one.variants == ["fit"] and one.model == ["convnet3"] and not one.process_per_variant
+    with pytest.raises(SystemExit):  # the child's mode measures exactly one trial
+        script.parse_args(["--backend", "tensorflow", "--variant", "fit", "--variant", "xla", "--trial-json"])
+
+
 @pytest.mark.parametrize("flag", ["--trials", "--fresh-trials", "--memory-trials"])
 def test_the_scheduling_benchmark_refuses_zero_trials_before_starting_anything(flag):
     """--trials 0 ended in a traceback, --memory-trials 0 in an IndexError after the other measurements."""
