@@ -302,7 +302,11 @@ def test_trials_whose_backbone_did_not_train_are_recorded_skipped_without_starti
     # the second target is another suite's: one pretrain trial (named after the first) trains both their backbone
     other_suite = replace(fine_tune, strategy="feature_extraction", suite="skips_b")
     trials = [fine_tune, other_suite, replace(fine_tune, strategy="scratch")]
-    pretrain_id = pretrain_trial(fine_tune).trial_id
+    from harness.data.registry import data_fingerprint, load_dataset
+
+    # as the run keys its trials: by what its data and model hold (the backbone's recipe, so its name, holds them)
+    digits = data_fingerprint(load_dataset("digits", None, download=False))
+    pretrain_id = pretrain_trial(replace(fine_tune, data_key=digits, model_key="")).trial_id
     settings = SchedulerSettings(storage_dir=tmp_path / "_ray", cpus_per_trial=1, max_failures=1)
     outcome = execute(RunPlan.of_trials(trials), results_dir=tmp_path, run_id="skips", settings=settings)
 
