@@ -175,6 +175,9 @@ class ResumeRecord:
     command: tuple[str, ...]
     # why each rerun trial had ended so ("failed: <its error's first line>"): its rows are replaced by the rerun's
     rerun_errors: dict[str, str] = field(default_factory=dict)
+    # the code this session ran, which its rows carry ("": a resume recorded before 2026-12-05, whose rows carried the
+    # run's first commit); after a `git pull` it differs from the run's own git_commit
+    git_commit: str = ""
 
 
 @dataclass(frozen=True)

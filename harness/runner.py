@@ -204,7 +204,11 @@ class _RunContext:
 
     @property
     def run(self) -> RunInfo:
-        return RunInfo(run_id=self.run_file.record.run_id, git_commit=self.run_file.record.git_commit)
+        """What each row records of its run: a resumed session's rows the code that session ran, not the run's first
+        commit (rows of new code read as the old run's after a `git pull`)."""
+        resumes = self.run_file.record.resumes
+        commit = resumes[-1].git_commit if resumes and resumes[-1].git_commit else self.run_file.record.git_commit
+        return RunInfo(run_id=self.run_file.record.run_id, git_commit=commit)
 
     def save(self, **changes: Any) -> None:
         self.run_file = replace(self.run_file, record=replace(self.run_file.record, **changes))
@@ -533,7 +537,15 @@ def resume(
         stale = stale_pretrains(run_file.plan, frame, ended_search)
         kept, failed, discarded = _keep_finished_rows(run_dir, ended_search, stale)
         finished = set(kept["trial_id"].unique()) if len(kept) else set()
-        resume_record = ResumeRecord(utc_now(), len(finished), tuple(failed), discarded, tuple(sys.argv), failed)
+        resume_record = ResumeRecord(
+            utc_now(), len(finished), tuple(failed), discarded, tuple(sys.argv), failed, git_commit=git_commit()
+        )
+        if resume_record.git_commit != run_file.record.git_commit:
+            print(
+                f"note: this resume runs commit {resume_record.git_commit}, the run began on "
+                f"{run_file.record.git_commit}; the rows of each session record the commit that ran them",
+                file=sys.stderr,
+            )
         ship = datasets_to_ship(list(run_file.plan.planned_trials), settings.ship_data, settings.address)
         record = replace(
             run_file.record,

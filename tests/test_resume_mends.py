@@ -283,3 +283,19 @@ def test_a_tune_stopped_in_its_final_stages_pretrain_trains_that_backbone_again(
     assert rerun_after_search(frame, plan) == [cut.trial_id]
     ended = [{**_row(t, run, "final"), "config_json": t.to_json()} for t in finals]
     assert rerun_after_search(pd.concat([frame, pd.DataFrame(ended)]), plan) == []  # every final trial ended ok
+
+
+def test_a_resumes_rows_carry_the_code_it_ran(tmp_path, capsys):
+    """Rows of a resume carried the run's first commit: after a `git pull`, new code's rows read as the old run's."""
+    run_dir = _interrupted_fine_tune(tmp_path)
+    first = read_run_file(run_dir)
+    write_run_file(run_dir, replace(first, record=replace(first.record, git_commit="0ld0c0de0000", wall_time_s=100.0)))
+    outcome = runner.resume(tmp_path, "f1", _settings(tmp_path), schedule=Workers(), html_report=False)
+    assert outcome.status == "finished"
+    record = read_run_file(run_dir).record
+    now = record.resumes[-1].git_commit
+    assert now and now != "0ld0c0de0000" and record.git_commit == "0ld0c0de0000"  # the run's own stays as it began
+    resumed = outcome.frame[outcome.frame["strategy"] == "fine_tune"]
+    assert set(resumed["git_commit"]) == {now}
+    assert record.wall_time_s is not None and record.wall_time_s < 100.0  # the last session's alone, as documented
+    assert f"this resume runs commit {now}, the run began on 0ld0c0de0000" in capsys.readouterr().err
