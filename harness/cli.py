@@ -213,7 +213,8 @@ def _say_what_resume_kept(run_dir: Path) -> None:
     the cut one's partial rows run again."""
     from harness.plan import read_run_file
 
-    last = read_run_file(run_dir).record.resumes[-1]
+    run_file = read_run_file(run_dir)
+    last = run_file.record.resumes[-1]
     failed = (
         f", re-ran {len(last.failed_trials_rerun)} that had failed, been skipped or lost their backbone file"
         if last.failed_trials_rerun
@@ -224,6 +225,27 @@ def _say_what_resume_kept(run_dir: Path) -> None:
         f"discarded {last.partial_rows_discarded} partial row(s) of trials cut short (run again)",
         file=sys.stderr,
     )
+    changed = last.changed_execution(run_file.execution)
+    if changed:  # the rows before it ran otherwise: run.json -> resumes -> execution_before keeps how
+        options = ", ".join(
+            f"{_flag(name, now)} (was {_shown(name, before)})" for name, (before, now) in changed.items()
+        )
+        print(f"resumed {run_dir.name} under {options}; its earlier rows ran as before", file=sys.stderr)
+
+
+def _flag(name: str, value: Any) -> str:
+    """An execution option as given on the command line: ``--cpus-per-trial 2``, ``--no-fresh-workers``."""
+    flag = "--" + name.replace("_", "-")
+    if isinstance(value, bool):
+        return flag if value else flag.replace("--", "--no-", 1)
+    return f"{flag} {_shown(name, value)}"
+
+
+def _shown(name: str, value: Any) -> str:
+    """A recorded option's value as the command line takes it (None: Ray's local instance; as the cores allow)."""
+    if value is None:
+        return {"address": "local", "max_concurrent": "auto"}.get(name, "none")
+    return ("yes" if value else "no") if isinstance(value, bool) else str(value)
 
 
 def _finish(outcome: Any, args: argparse.Namespace) -> int:

@@ -178,6 +178,29 @@ class ResumeRecord:
     # the code this session ran, which its rows carry ("": a resume recorded before 2026-12-05, whose rows carried the
     # run's first commit); after a `git pull` it differs from the run's own git_commit
     git_commit: str = ""
+    # The execution options the run's trials ran under until this resume, which may change them (run.json's
+    # `execution` then holds the new ones): which rows ran so is told by this record's `at`. None: a resume
+    # recorded before 2026-12-05.
+    execution_before: ExecutionOptions | None = None
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ResumeRecord:
+        before = data.get("execution_before")
+        return cls(
+            **{
+                **data,
+                "failed_trials_rerun": tuple(data["failed_trials_rerun"]),
+                "command": tuple(data["command"]),
+                "execution_before": ExecutionOptions.from_dict(before) if before is not None else None,
+            }
+        )
+
+    def changed_execution(self, now: ExecutionOptions) -> dict[str, tuple[Any, Any]]:
+        """Each execution option this resume changed: name -> (before, now); empty when unknown (an older record)."""
+        if self.execution_before is None:
+            return {}
+        before = dataclasses.asdict(self.execution_before)
+        return {k: (before[k], v) for k, v in dataclasses.asdict(now).items() if before[k] != v}
 
 
 @dataclass(frozen=True)
@@ -233,12 +256,7 @@ class RunRecord:
         values = {k: v for k, v in data.items() if k in names}
         values["command"] = tuple(values.get("command", ()))
         values["ray_nodes"] = tuple(values.get("ray_nodes") or ())
-        values["resumes"] = tuple(
-            ResumeRecord(
-                **{**r, "failed_trials_rerun": tuple(r["failed_trials_rerun"]), "command": tuple(r["command"])}
-            )
-            for r in values.get("resumes", ())
-        )
+        values["resumes"] = tuple(ResumeRecord.from_dict(r) for r in values.get("resumes", ()))
         driver = values.get("driver_process")
         values["driver_process"] = DriverProcess(**driver) if driver else None
         return cls(**values)

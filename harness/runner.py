@@ -538,7 +538,14 @@ def resume(
         kept, failed, discarded = _keep_finished_rows(run_dir, ended_search, stale)
         finished = set(kept["trial_id"].unique()) if len(kept) else set()
         resume_record = ResumeRecord(
-            utc_now(), len(finished), tuple(failed), discarded, tuple(sys.argv), failed, git_commit=git_commit()
+            utc_now(),
+            len(finished),
+            tuple(failed),
+            discarded,
+            tuple(sys.argv),
+            failed,
+            git_commit=git_commit(),
+            execution_before=run_file.execution,
         )
         if resume_record.git_commit != run_file.record.git_commit:
             print(

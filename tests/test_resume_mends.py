@@ -5,6 +5,7 @@ resume. Ray is replaced by fakes that write rows as workers would: these test th
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import subprocess
@@ -299,3 +300,45 @@ def test_a_resumes_rows_carry_the_code_it_ran(tmp_path, capsys):
     assert set(resumed["git_commit"]) == {now}
     assert record.wall_time_s is not None and record.wall_time_s < 100.0  # the last session's alone, as documented
     assert f"this resume runs commit {now}, the run began on 0ld0c0de0000" in capsys.readouterr().err
+
+
+def test_a_resume_records_the_execution_options_the_rows_before_it_ran_under(tmp_path, capsys):
+    """run.json's execution options were replaced by a resume's: nothing said that the rows before it ran with one
+    CPU per trial in warm workers, and those after with two in fresh ones."""
+    from harness.cli import _say_what_resume_kept
+
+    run_dir = _interrupted_fine_tune(tmp_path)
+    settings = replace(_settings(tmp_path), cpus_per_trial=2, fresh_workers=True, max_concurrent=1)
+    outcome = runner.resume(tmp_path, "f1", settings, schedule=Workers(), html_report=False)
+    assert outcome.status == "finished"
+    recorded = read_run_file(run_dir)
+    last = recorded.record.resumes[-1]
+    assert last.execution_before == ExecutionOptions(cpus_per_trial=1)
+    assert recorded.execution == ExecutionOptions(cpus_per_trial=2, fresh_workers=True, max_concurrent=1)
+    assert last.changed_execution(recorded.execution) == {
+        "cpus_per_trial": (1, 2),
+        "max_concurrent": (None, 1),
+        "fresh_workers": (False, True),
+    }
+    capsys.readouterr()
+    _say_what_resume_kept(run_dir)
+    said = capsys.readouterr().err
+    assert (
+        "resumed f1 under --cpus-per-trial 2 (was 1), --max-concurrent 1 (was auto), --fresh-workers (was no)" in said
+    )
+
+
+def test_a_resume_recorded_before_its_execution_options_were_kept_reads_as_unknown(tmp_path, capsys):
+    from harness.cli import _say_what_resume_kept
+
+    run_dir = _interrupted_fine_tune(tmp_path)
+    runner.resume(tmp_path, "f1", replace(_settings(tmp_path), cpus_per_trial=2), schedule=Workers(), html_report=False)
+    text = (run_dir / "run.json").read_text()
+    data = json.loads(text)
+    del data["resumes"][-1]["execution_before"]
+    (run_dir / "run.json").write_text(json.dumps(data))
+    last = read_run_file(run_dir).record.resumes[-1]
+    assert last.execution_before is None and last.changed_execution(ExecutionOptions(cpus_per_trial=2)) == {}
+    capsys.readouterr()
+    _say_what_resume_kept(run_dir)
+    assert " under " not in capsys.readouterr().err
