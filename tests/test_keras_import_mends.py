@@ -247,3 +247,32 @@ def test_several_inputs_are_refused_and_a_nested_model_is_told_to_flatten(conver
     assert "with 2 inputs" in converted["two_inputs"]["message"]
     nested = _refusal(converted, "nested")
     assert "a nested model (Sequential) at 'base'" in nested and "flatten the nested model's layers" in nested
+
+
+def test_a_model_declared_for_another_image_size_is_refused_naming_the_input_size_it_needs(tmp_path, monkeypatch):
+    """A keras.Input((9, 9, 1)) model trained on 8x8 digits in silence, its "same" padding set for 9x9 ((1, 1) where
+    Keras pads 8x8 by (0, 1)): the network both backends trained was not the one Keras runs on those images."""
+    (tmp_path / "sized_nets.py").write_text(
+        textwrap.dedent(
+            """
+            import keras
+            from keras import layers
+
+            def nine():
+                x = keras.Input((9, 9, 1))
+                h = layers.GlobalAveragePooling2D()(layers.Conv2D(4, 3, strides=2, padding="same")(x))
+                return keras.Model(x, layers.Dense(10)(h))
+            """
+        )
+    )
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(InputError) as refused:
+        model_spec("python:sized_nets:nine", (8, 8, 1), 10, ModelOptions(), tmp_path / "cache")
+    message = str(refused.value)
+    assert "declared for the trial's 8x8 images" in message and "declared for 9x9" in message, message
+    assert "pass --input-size 9, or declare the input for any size: keras.Input((None, None, C))" in message
+    assert model_spec("python:sized_nets:nine", (9, 9, 1), 10, ModelOptions(), tmp_path / "cache").input_shape == (
+        9,
+        9,
+        1,
+    )

@@ -428,9 +428,28 @@ def _graph_model(model: keras.Model, input_shape: tuple[int, int, int], name: st
             f"{len(inputs)} inputs ({', '.join(str(tuple(t.shape)) for t in inputs)}). To fix, build the model on "
             "one keras.Input (the images)."
         )
+    _check_declared_size(tuple(inputs[0].shape), input_shape, name)
     if isinstance(model, keras.Sequential):
         model = keras.Model(model.inputs, model.outputs)  # a built Sequential is a chain: same graph, named inputs
     return model
+
+
+def _check_declared_size(declared: tuple, input_shape: tuple[int, int, int], name: str) -> None:
+    """ModelInputError for an image input declared for another height or width than the trial feeds: "same"
+    padding, and every shape after it, were set for the declared size, so the network converted would not be the one
+    Keras runs on the trial's images. A size declared None (keras.Input((None, None, C))) takes the trial's."""
+    if len(declared) != 4:
+        return
+    height, width = input_shape[0], input_shape[1]
+    if declared[1] in (None, height) and declared[2] in (None, width):
+        return
+    size = "x".join("any" if d is None else str(d) for d in declared[1:3])
+    square = f"--input-size {declared[1]}" if declared[1] == declared[2] else "an input size the model was built for"
+    raise ModelInputError(
+        f"Expected a Keras model declared for the trial's {height}x{width} images. Received: model {name}, whose "
+        f"keras.Input is declared for {size} (shape {declared[1:]}). To fix, pass {square}, or declare the input "
+        "for any size: keras.Input((None, None, C))."
+    )
 
 
 def _converted_layers(model: keras.Model, input_shape: tuple[int, int, int], name: str) -> list[Layer]:
