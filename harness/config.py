@@ -496,6 +496,18 @@ def recorded_runtime(runtime: dict[str, Any], backend: str) -> dict[str, Any]:
     return runtime
 
 
+def _non_finite_numbers(config: Any, prefix: str = "") -> list[tuple[str, float]]:
+    """Every float of a config (nested configs and tuples of floats too) that is NaN or infinite: path -> value."""
+    found: list[tuple[str, float]] = []
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            found.extend(_non_finite_numbers(value, f"{prefix}{f.name}."))
+        values = value if isinstance(value, tuple) else (value,)
+        found.extend((f"{prefix}{f.name}", v) for v in values if isinstance(v, float) and not math.isfinite(v))
+    return found
+
+
 @dataclass(frozen=True)
 class TrialConfig:
     strategy: str
@@ -534,6 +546,11 @@ class TrialConfig:
     model_key: str | None = None
 
     def __post_init__(self) -> None:
+        for path, value in _non_finite_numbers(self):
+            raise InputError(
+                f"Expected finite numbers in every setting of a trial (a NaN passes each range check and trains "
+                f"a diverging or unregularised network under its name). Received: {path}={value}. Give a finite value."
+            )
         if self.epochs < 1:
             raise InputError(f"Expected epochs >= 1. Received: epochs={self.epochs}.")
         check_epochs("epochs", self.epochs)

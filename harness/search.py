@@ -236,6 +236,13 @@ def _check_bounds(path: str, domain: Domain) -> None:
             f"{list(values)}: a random search would draw it more often than the others, and a grid train it "
             "twice to the same numbers. Give each value once."
         )
+    parts = [p for v in values for p in (v if isinstance(v, tuple) else (v,))]
+    non_finite = [v for v in parts if isinstance(v, float) and not math.isfinite(v)]
+    if non_finite:
+        raise InputError(
+            f"Expected finite values in the choice of {path}. Received: {non_finite[0]} in {list(values)}: a trial "
+            f"would take it and diverge or train unregularised. Give numbers, such as {path}=choice:0,0.001."
+        )
     if isinstance(domain, IntRange) and not all(float(end).is_integer() for end in (domain.low, domain.high)):
         raise InputError(
             f"Expected whole-number bounds for an int range of {path}. Received: {domain.low}, {domain.high}. "
@@ -429,6 +436,14 @@ def tpe_startup_samples(num_samples: int) -> int:
     the budget, at most Optuna's default of 10. With that default whatever the budget, the default 8 samples and
     tune_smoke's 4 were all drawn at random, and tune_quick's 12 all but 2, under the name TPE."""
     return max(1, min(OPTUNA_STARTUP_DEFAULT, num_samples // 2))
+
+
+def distinct_points(space: SearchSpace) -> int | None:
+    """How many points a space of choices and int ranges alone holds (an int range: each whole number from LO to
+    HI); None for a space with a float range, whose draws differ."""
+    if not all(isinstance(d, (Choice, IntRange)) for _, d in space.params):
+        return None
+    return math.prod(len(d.values) if isinstance(d, Choice) else int(d.high - d.low) + 1 for _, d in space.params)
 
 
 def grid_size(space: SearchSpace) -> int:

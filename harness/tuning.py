@@ -27,12 +27,14 @@ from harness.search import (
     SearchSpace,
     apply_point,
     canonical_path,
+    distinct_points,
     grid_size,
     probe_values,
     sample_points,
     tpe_startup_samples,
     validate_space,
 )
+from harness.strategy_options import reads_path
 from harness.summary import final_rows, last_attempts
 
 # Every sample of a search trains from this seed (the same weights and batches: only the sampled point differs), and
@@ -98,35 +100,38 @@ class TunePlan:
             )
 
     def check_random_choices_distinct(self) -> None:
-        """A random search over choices alone draws each point once: every sample starts from the same weights and
-        batches, so a point drawn twice trains again to the same numbers (8 samples of
-        optimizer=choice:momentum,adam were 8 trials of 2 configurations). Optuna suggests its points as trials end,
-        so only more samples than combinations, which must repeat, are known before the search."""
-        if not all(isinstance(d, Choice) for _, d in self.space.params):
+        """A search over a finite space (choices and int ranges alone) trains each point once: every sample starts
+        from the same weights and batches, so a point drawn twice trains again to the same numbers (8 samples of
+        optimizer=choice:momentum,adam were 8 trials of 2 configurations; epochs=int:2,3 the same). Random and grid
+        points are known before the search; Optuna suggests its points as trials end, so only more samples than
+        points, which must repeat, are known then."""
+        points = distinct_points(self.space)
+        if points is None:
             return
-        if self.algorithm == "optuna" and self.num_samples > grid_size(self.space):
+        finite = "choices alone" if all(isinstance(d, Choice) for _, d in self.space.params) else "a finite space"
+        if self.algorithm == "optuna" and self.num_samples > points:
             raise InputError(
-                "Expected at most as many samples as combinations for --search optuna over choices alone: every "
-                "sample starts from the same seed, so a repeated point trains again to the same numbers. Received: "
-                f"--num-samples {self.num_samples} over {grid_size(self.space)} combination(s). Use --search grid to "
-                f"train each combination once, or --num-samples {grid_size(self.space)} or fewer, or a range in the "
-                "space."
+                f"Expected at most as many samples as points for --search optuna over {finite}: every sample starts "
+                "from the same seed, so a repeated point trains again to the same numbers. Received: "
+                f"--num-samples {self.num_samples} over {points} combination(s). Use --search grid to train each "
+                f"combination once, or --num-samples {points} or fewer, or a float range in the space."
             )
-        if self.algorithm != "random":
+        if self.algorithm == "optuna":
             return
         firsts: dict[tuple[Any, ...], int] = {}
         repeats = []
-        for sample, point in enumerate(sample_points(self.space, "random", self.num_samples, self.sampling_seed)):
+        for sample, point in enumerate(sample_points(self.space, self.algorithm, self.num_samples, self.sampling_seed)):
             first = firsts.setdefault(tuple(sorted(point.items())), sample)
             if first != sample:
                 repeats.append(f"sample {sample} repeats sample {first}")
         if repeats:
             raise InputError(
-                "Expected the samples of a random search over choices alone to differ: they start from the same "
-                f"seed, so a repeated point trains again to the same numbers. Received: --num-samples "
-                f"{self.num_samples} over {grid_size(self.space)} combination(s), where {len(repeats)} repeat "
+                f"Expected the samples of a {self.algorithm} search over {finite} to differ: they start from the "
+                f"same seed, so a repeated point trains again to the same numbers. Received: --num-samples "
+                f"{self.num_samples} over {points} combination(s), where {len(repeats)} repeat "
                 f"({'; '.join(repeats[:3])}{'; ...' if len(repeats) > 3 else ''}). Use --search grid to train each "
-                "combination once, or fewer samples, another --search-seed, or a range in the space."
+                "combination once (an int range as choice:A,B,...), or fewer samples, another --search-seed, or a "
+                "float range in the space."
             )
 
     def _check_grid(self) -> None:
@@ -152,14 +157,19 @@ class TunePlan:
 
     def _check_asha_rungs(self, asha: AshaSettings) -> None:
         """ASHA stops a trial only at a rung before its last epoch (Tune refuses a grace period past it)."""
-        for base in self.bases:
-            if asha.grace_period < base.epochs:
-                continue
-            fix = (
-                f"give --grace-period {base.epochs - 1} or less, or more --epochs"
-                if base.epochs > 1
-                else "give more --epochs, or drop --asha (a one-epoch trial cannot be stopped early)"
+        if self.bases and not any(reads_path(base, "epochs") for base in self.bases):
+            strategies = ", ".join(sorted({base.strategy for base in self.bases}))
+            raise InputError(
+                f"Expected a searched case that trains for epochs with --asha: ASHA stops a trial between epochs. "
+                f"Received: only {strategies} case(s), which fit their head once. To fix, drop --asha."
             )
+        for base in self.bases:
+            if asha.grace_period < base.epochs or not reads_path(base, "epochs"):
+                continue  # a case without epochs (deep_features fits its head once) is searched without ASHA
+            if base.epochs > 1:
+                fix = f"give --grace-period {base.epochs - 1} or less, or more --epochs"
+            else:
+                fix = "give more --epochs, or drop --asha (a one-epoch trial cannot be stopped early)"
             raise InputError(
                 f"Expected --grace-period below the epochs of each searched case with --asha: ASHA can stop a "
                 f"trial only before its last epoch. Received: --grace-period {asha.grace_period} for "
@@ -180,7 +190,8 @@ class TunePlan:
                 sampling_seed=self.sampling_seed,
                 num_samples=self.num_samples,
                 metric=self.metric,
-                asha=self.asha,
+                # ASHA stops a trial between epochs: deep_features fits its head once, with none to stop it between
+                asha=self.asha if reads_path(b, "epochs") else None,
                 tpe_startup=self.tpe_startup,
             )
             for b in self.bases
@@ -280,7 +291,8 @@ def search_table(frame: pd.DataFrame, plan: TunePlan) -> pd.DataFrame:
                 **{p: _sampled(config, p) for p in plan.space.paths},
                 "epochs": epochs,
                 "stopped_early": statuses[str(trial_id)] == "ok" and epochs < config.epochs,
-                plan.metric: _metric_at_end(group, plan.metric),
+                # a sample that diverged or failed has none: its last finite value was from before it diverged
+                plan.metric: _metric_at_end(group, plan.metric) if statuses[str(trial_id)] == "ok" else math.nan,
                 "status": statuses[str(trial_id)],
             }
         )

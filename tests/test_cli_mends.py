@@ -114,7 +114,19 @@ def test_a_plateau_schedule_that_cannot_reduce_is_refused(tmp_path, capsys, no_r
     tune = [*CNN_TUNE, "--cpus-per-trial", "1", "--results-dir", str(tmp_path), "--schedule", "plateau"]
     # a point that cannot reduce is still one a search may rank: refused only when no point can
     with pytest.raises(Reached):
-        main([*tune, "--epochs", "4", "--space", "schedule.patience=int:0,2"])
+        main(
+            [
+                *tune,
+                "--epochs",
+                "4",
+                "--space",
+                "schedule.patience=choice:0,2",
+                "--search",
+                "grid",
+                "--num-samples",
+                "1",
+            ]
+        )
     said = _refused([*tune, "--epochs", "4", "--space", "schedule.patience=int:2,4"], capsys)
     assert "Expected some point the search may sample for" in said and "Received: none can." in said
     assert "Expected at least 5 epochs for reduce-on-plateau with patience 2" in said

@@ -821,3 +821,96 @@ def test_a_tune_recorded_before_the_final_seeds_moved_resumes_with_the_seeds_and
     assert [t.seed for t in final_trials(_search_frame(), again)] == [1, 2, 3]
     assert old.experiments()[0].tpe_startup == 10
     assert search_algorithm(old.experiments()[0]).inner._sampler._n_startup_trials == 10
+
+
+def test_a_choice_of_nan_or_inf_is_refused_as_a_range_bound_is_and_a_trial_never_takes_one():
+    """weight_decay=choice:nan,0.001 and l1=choice:inf were searched: the NaN sample trained, diverged and showed
+    "n/a", while `xfbench run --weight-decay nan` exits 2 (NaN passed every `< 0` check of the configs)."""
+    for text, value in (
+        ("weight_decay=choice:nan,0.001", "nan"),
+        ("l1=choice:inf", "inf"),
+    ):
+        with pytest.raises(InputError, match=re.escape("Expected finite values in the choice of")) as refused:
+            parse_param(text)
+        assert f"Received: {value} in" in str(refused.value)
+    settings = (("optimizer.weight_decay", "nan"), ("regularization.l2", "nan"), ("model_options.bn_epsilon", "nan"))
+    for path, bad in (*settings, ("optimizer.clip_norm", "inf")):
+        section, name = path.split(".")
+        with pytest.raises(InputError, match=re.escape(f"Received: {path}={bad}. Give a finite value.")):
+            replace(BASE, **{section: replace(getattr(BASE, section), **{name: float(bad)})})
+
+
+@pytest.mark.parametrize(
+    ("space", "algorithm", "samples", "points"),
+    [
+        (["epochs=int:2,3"], "random", 8, 2),
+        (["batch_size=int:32,33"], "random", 8, 2),
+        (["epochs=int:2,3", "optimizer=choice:momentum,adam"], "grid", 4, 4),
+        (["epochs=int:2,3", "optimizer=choice:momentum,adam"], "optuna", 5, 4),
+    ],
+)
+def test_a_search_over_int_ranges_and_choices_that_must_repeat_a_point_is_refused(space, algorithm, samples, points):
+    """An int range is a finite set: epochs=int:2,3 with 8 samples trained 8 trials of 2 points, each repeat to the
+    same numbers from the same seed, while choice:2,3 was refused."""
+    plan = TunePlan(bases=(BASE,), space=parse_space(space), algorithm=algorithm, num_samples=samples)
+    with pytest.raises(InputError, match=re.escape(f"--num-samples {samples} over {points} combination(s)")):
+        plan.check_random_choices_distinct()
+    wide = TunePlan(bases=(BASE,), space=parse_space(["epochs=int:2,40"]), algorithm="random", num_samples=3)
+    wide.check_random_choices_distinct()  # three distinct draws of 39 values: no repeat, nothing refused
+    floats = parse_space(["epochs=int:2,3", "lr=uniform:0.01,0.1"])
+    TunePlan(bases=(BASE,), space=floats, algorithm="random", num_samples=8).check_random_choices_distinct()
+
+
+def test_a_sample_that_diverged_shows_no_metric_in_the_search_table():
+    """With --metric val_loss, a diverged sample showed its loss from before it diverged beside the pick's, and the
+    search plot drew it as a finished result."""
+    frame = _search_frame()
+    trial = search_trial(BASE, {"optimizer.lr": 5.0}, 4)
+    frame = pd.concat(
+        [
+            frame,
+            pd.DataFrame(
+                [
+                    {
+                        "trial_id": trial.trial_id,
+                        "stage": "search",
+                        "attempt": 0,
+                        "epoch": 1,
+                        "val_acc": 0.9,
+                        "status": "ok",
+                        "config_json": trial.to_json(),
+                        "backend": "torch",
+                    },
+                    {
+                        "trial_id": trial.trial_id,
+                        "stage": "search",
+                        "attempt": 0,
+                        "epoch": 2,
+                        "val_acc": None,
+                        "status": "diverged",
+                        "config_json": trial.to_json(),
+                        "backend": "torch",
+                    },
+                ]  # fmt: skip
+            ),
+        ],
+        ignore_index=True,
+    )
+    plan = TunePlan(bases=(BASE,), space=parse_space(["lr=loguniform:1e-3,10"]), algorithm="random")
+    table = search_table(frame, plan).set_index("sample")
+    assert table.loc[4, "status"] == "diverged" and pd.isna(table.loc[4, "val_acc"])
+    assert table.loc[1, "val_acc"] == 0.95
+
+
+def test_asha_leaves_out_a_deep_features_case_it_cannot_stop_and_refuses_a_search_of_them_alone():
+    """--asha on a deep_features case said "give more --epochs", which deep_features refuses in turn: a suite with
+    such a case could never be tuned with ASHA."""
+    features = TrialConfig(
+        strategy="deep_features", model="cnn_small", dataset="digits", backend="torch", seed=0, epochs=1,
+        transfer=TransferOptions(source_epochs=1),
+    )  # fmt: skip
+    space = parse_space(["batch_size=choice:32,64"])
+    mixed = TunePlan(bases=(BASE, features), space=space, algorithm="grid", num_samples=1, asha=AshaSettings(1))
+    assert [e.asha for e in mixed.experiments()] == [AshaSettings(1), None]
+    with pytest.raises(InputError, match=re.escape("only deep_features case(s), which fit their head once")):
+        TunePlan(bases=(features,), space=space, algorithm="grid", num_samples=1, asha=AshaSettings(1))
