@@ -58,7 +58,7 @@ def parse_augment(text: str) -> dict[str, int | bool]:
     names = [part.partition(":")[0] for part in parts]
     for part, name in zip(parts, names, strict=True):
         value = part.partition(":")[2]
-        if name == "crop" and (not value or (value.isdigit() and int(value) > 0)):
+        if part == "crop" or (name == "crop" and value.isdigit() and int(value) > 0):  # "crop:" is no padding
             fields["crop_padding"] = int(value) if value else DEFAULT_CROP_PADDING
         elif part == "flip":
             fields["flip"] = True

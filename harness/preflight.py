@@ -59,7 +59,7 @@ from harness.strategies import get_strategy
 from harness.strategy_options import check_frozen_epochs, check_strategy_options, training_phases
 from harness.suites import Suite, gpu_only_suites
 from harness.tuning import TunePlan
-from harness.weights import initializer
+from harness.weights import initializer, is_trainable_param, parameter_shapes
 from harness.weights_fit import check_searched_options, check_weights_fit
 
 # How to mend two trials under one id (the preflight's check and the pytest plugin's at collection say it alike).
@@ -618,6 +618,29 @@ def _check_freeze_groups(trial: TrialConfig, groups: list[str], resumed: bool) -
         )
 
 
+def _check_a_pretrained_layer_trains(trial: TrialConfig, spec: ModelSpec) -> None:
+    """freeze_early fine-tunes the groups after the first k: where the new head is the only layer with weights among
+    them (mlp's group 'classifier' holds its head alone), it trains the head on the frozen network, which is
+    feature_extraction's number under freeze_early's name."""
+    head, groups = spec.layers[-1].name, list(spec.groups())
+    trains = [
+        {key.split("/")[0] for key in parameter_shapes(spec) if is_trainable_param(key)}
+        & {l.name for l in spec.layers if l.group in groups[k:] and l.name != head}
+        for k in range(len(groups))
+    ]
+    k = trial.transfer.freeze_groups
+    if trains[k]:
+        return
+    fewer = [i for i in range(1, k) if trains[i]]
+    fix = f"Give --freeze-groups {fewer[-1]} or less, or use" if fewer else "Use"
+    raise InputError(
+        f"Expected --freeze-groups to leave a pretrained layer with weights to fine-tune for strategy freeze_early. "
+        f"Received: --freeze-groups {k} for {trial.model} (layer groups {groups}), which leaves only the new head "
+        f"{head!r} training: feature_extraction under freeze_early's name. {fix} --strategy feature_extraction to "
+        "train the head alone."
+    )
+
+
 def _check_feature_pool(trial: TrialConfig, spec: ModelSpec) -> None:
     """deep_features pools only a feature map (height, width, channels); a flat layer's features pass unpooled, yet
     the option would be recorded with the results and key the feature cache as if it had done something."""
@@ -651,6 +674,8 @@ def _check_against_model(trial: TrialConfig, spec: ModelSpec, resumed: bool = Fa
     if trial.strategy == "freeze_early":
         _check_groups_in_one_piece(trial, spec)
         _check_freeze_groups(trial, list(spec.groups()), resumed)
+        if not resumed:  # it trained as feature_extraction: a recorded run ran as it stands
+            _check_a_pretrained_layer_trains(trial, spec)
     if "frozen" in dict(training_phases(trial)):
         _check_transfer_groups(trial, spec)
     names = [layer.name for layer in spec.layers]
@@ -661,6 +686,12 @@ def _check_against_model(trial: TrialConfig, spec: ModelSpec, resumed: bool = Fa
         )
     if trial.strategy == "deep_features" and t.feature_pool != TransferOptions.feature_pool and not resumed:
         _check_feature_pool(trial, spec)
+    if trial.mc_dropout_passes == 1 and not resumed:  # a recorded run ran as it stands
+        raise InputError(
+            "Expected --mc-dropout 2 or more passes: MC dropout measures the spread of the passes' predictions. "
+            "Received: --mc-dropout 1, whose spread is 0 by construction (read as 'dropout changes nothing') and "
+            "whose accuracy is one stochastic pass's. Give --mc-dropout 2 or more."
+        )
     if trial.mc_dropout_passes:
         if not any(isinstance(layer, Dropout) and layer.rate > 0 for layer in spec.layers):
             raise InputError(

@@ -5,6 +5,7 @@ feed are identical across backends."""
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import augment_probes as probes
 import backend_probes
@@ -38,6 +39,9 @@ def test_the_option_names_crops_and_flips():
     # a crop of padding 0 is no crop, and a part given twice was taken silently before
     with pytest.raises(InputError, match=r"crop:PADDING \(a padding >= 1\).*Received: 'crop:0'"):
         parse_augment("crop:0")
+    for text in ("crop:", "crop:,flip"):  # taken as crop:4 before: half of an 8x8 digit
+        with pytest.raises(InputError, match=re.escape(f"Received: {text!r}")):
+            parse_augment(text)
     for text in ("crop,crop:2", "flip,flip", "none,flip"):
         with pytest.raises(
             InputError,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 
 import pytest
@@ -266,3 +267,20 @@ def test_a_trial_without_a_source_task_has_its_model_built_for_its_own_task_only
     built.clear()
     preflight([_with("fine_tune", source_task=TaskSpec(classes=(5, 6)))], None, download=False)
     assert built == [10, 2]  # the target (every class), then the source task the backbone trains on
+
+
+def test_options_that_measure_nothing_are_refused_for_a_new_run_and_kept_for_a_recorded_one():
+    """--mc-dropout 1 reported a spread of 0 over its one pass (read as "dropout changes nothing"), and freeze_early on
+    mlp trained its new head alone on the frozen network: feature_extraction's numbers under freeze_early's name."""
+    from harness.preflight import preflight
+
+    one_pass = replace(SCRATCH, mc_dropout_passes=1)
+    head_alone = replace(_with("freeze_early", freeze_groups=1), model="mlp")
+    for trial, refusal in (
+        (one_pass, "Expected --mc-dropout 2 or more passes"),
+        (head_alone, "which leaves only the new head 'logits' training: feature_extraction under freeze_early's name"),
+    ):
+        with pytest.raises(InputError, match=re.escape(refusal)):
+            preflight([trial], None, download=False)
+        preflight([trial], None, download=False, resumed=True)
+    preflight([replace(SCRATCH, mc_dropout_passes=2), _with("freeze_early", freeze_groups=1)], None, download=False)
