@@ -140,7 +140,7 @@ def _start(args: argparse.Namespace) -> int:
             results_dir=p.results_dir,
             run_id=p.run_id,
             settings=p.settings,
-            progress=RichProgress(),
+            progress=RichProgress(p.settings.max_failures),
             command=["xfbench", *sys.argv[1:]],
             data_provenance=p.provenance,
             ship=p.ship,
@@ -177,7 +177,7 @@ def _resume_settings(args: argparse.Namespace) -> Any:
 
         recorded = read_run_file(results_dir / args.resume).plan
         _check_reference(args.reference, recorded, "Pass one of those: a resumed run trains the backends it recorded.")
-    options = _checked_execution(resumable(results_dir, args.resume, args.command, given_execution(args)))
+    options = resumable(results_dir, args.resume, args.command, given_execution(args))  # execution checked first
     return scheduler_settings(results_dir, options, verbose=args.verbose)
 
 
@@ -200,7 +200,7 @@ def _resume(args: argparse.Namespace) -> int:
         results_dir,
         args.resume,
         settings=settings,
-        progress=RichProgress(),
+        progress=RichProgress(settings.max_failures),
         reference=args.reference,
         html_report=args.html_report,
     )

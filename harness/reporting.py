@@ -150,8 +150,15 @@ def fmt(value: Any, spec: str) -> str:
 def unfinished_notice(plan: RunPlan, status: str, frame: pd.DataFrame, run_dir: Path) -> tuple[str, str]:
     """(headline, text) for a run that did not finish, as summary.md and report.html open with: its tables hold
     what ended before the stop, and read alone they look like a finished run's."""
-    began = frame["trial_id"].nunique() if len(frame) else 0
-    counted = f"{began} of the {len(plan.trials)} planned trials" if plan.search is None else f"{began} trials"
+    ran = set(frame["trial_id"]) if len(frame) else set()
+    planned = {t.trial_id for t in plan.trials}  # a run's own trials; the backbones it trains for them apart
+    backbones = len(ran - planned)
+    also = f" (and {backbones} backbone pretrain trial(s))" if backbones else ""
+    counted = (
+        f"{len(ran & planned)} of the {len(planned)} planned trials{also}"
+        if plan.search is None
+        else f"{len(ran)} trials"
+    )
     # run.json says running after a driver killed outright, or while the run goes on
     headline = "Interrupted" if status == "interrupted" else "Not finished (still running, or its driver was killed)"
     text = (
@@ -939,7 +946,7 @@ def print_catalogue(kinds: Sequence[str] = ()) -> None:
 class RichProgress:
     """Live display (harness.runner.Progress): trials done / total, elapsed time, the latest epoch seen."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_failures: int = 0) -> None:
         from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -954,6 +961,7 @@ class RichProgress:
             transient=False,
         )
         self._task: Any = None  # rich's TaskID, once started
+        self._max_failures = max_failures  # --max-failures: how often Tune retries a failed trial
 
     def start(self, total_trials: int) -> None:
         self._progress.start()
@@ -964,7 +972,7 @@ class RichProgress:
 
     def row(self, row: dict[str, Any]) -> None:
         if row["status"] in ("failed", "skipped"):
-            self.console.print(f"[red]trial {row['trial_id']} {row['status']}:[/red] {row['error']}")
+            self.console.print(f"[red]trial {row['trial_id']} {row['status']}{self._retry(row)}:[/red] {row['error']}")
             return
         if row.get("val_acc") is None or row.get("epoch_time_s") is None:
             return
@@ -973,6 +981,14 @@ class RichProgress:
 
     def trial_done(self, trial_id: str) -> None:
         self._progress.advance(self._task)
+
+    def _retry(self, row: dict[str, Any]) -> str:
+        """Which attempt failed, where --max-failures retries it: a trial whose retry ends ok was said "failed"."""
+        attempt = int(row.get("attempt") or 0)
+        if row["status"] != "failed" or not self._max_failures:
+            return ""
+        then = "retried" if attempt < self._max_failures else "no retry left"
+        return f" (attempt {attempt + 1} of {self._max_failures + 1}, {then})"
 
     def stop(self) -> None:
         self._progress.stop()

@@ -133,8 +133,8 @@ SCHEMA: tuple[tuple[str, str, str], ...] = (
     (
         "host",
         "string",
-        "hostname of the worker that ran the trial (empty on the rows the driver writes: a dead worker's, a skipped "
-        "trial's)",
+        "hostname of the worker that ran the trial (on the row the driver writes for a dead worker, as its last row "
+        "said; empty where it sent none, and on a skipped trial's)",
     ),
     ("node", "string", "Ray node id of the worker that ran the trial (tells the nodes of one host apart)"),
     ("cpu", "string", "CPU model of that worker"),

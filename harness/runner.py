@@ -37,7 +37,14 @@ from harness.plan import (
     read_run_file,
     write_run_file,
 )
-from harness.preflight import check_distinct_trial_ids, datasets_to_ship, local_environ, local_memory_bytes, preflight
+from harness.preflight import (
+    check_distinct_trial_ids,
+    check_execution,
+    datasets_to_ship,
+    local_environ,
+    local_memory_bytes,
+    preflight,
+)
 from harness.provenance import MachineInfo, git_commit, host_name, utc_now
 from harness.reporting import run_markdown, search_markdown, unfinished_notice
 from harness.results import ResultsWriter, read_parts, rewrite_csv, safe_name
@@ -400,7 +407,8 @@ def resumable(results_dir: Path, run_id: str, kind: str, given: dict[str, Any]) 
         check_distinct_trial_ids(trials)
     except InputError as exc:
         raise InputError(f"{exc} This run was recorded so and cannot be resumed: start a new run instead.") from None
-    options = run_file.execution.updated(given)
+    # the cluster and CPUs first, as for a new run: the preflight may convert models for minutes before it
+    options = check_execution(run_file.execution.updated(given))
     cache_dir = results_dir / "_cache"
     preflight(
         trials,
@@ -535,33 +543,20 @@ def resume(
         began = run_file.record.final_began is not None
         ended_search = run_file.plan.search if search_ended(frame, began) else None
         stale = stale_pretrains(run_file.plan, frame, ended_search)
+        commit = _say_the_commit(run_file)
+        ship = datasets_to_ship(list(run_file.plan.planned_trials), settings.ship_data, settings.address)
+        # "running" under this driver before any row is removed: stopped from here on, the run is resumable (a
+        # finished run whose failed trials' rows were gone read as one with nothing to resume, and lost them)
+        write_run_file(run_dir, replace(run_file, record=_driven_by_this(run_file.record)))
         kept, failed, discarded = _keep_finished_rows(run_dir, ended_search, stale)
         finished = set(kept["trial_id"].unique()) if len(kept) else set()
-        resume_record = ResumeRecord(
-            utc_now(),
-            len(finished),
-            tuple(failed),
-            discarded,
-            tuple(sys.argv),
-            failed,
-            git_commit=git_commit(),
-            execution_before=run_file.execution,
-        )
-        if resume_record.git_commit != run_file.record.git_commit:
-            print(
-                f"note: this resume runs commit {resume_record.git_commit}, the run began on "
-                f"{run_file.record.git_commit}; the rows of each session record the commit that ran them",
-                file=sys.stderr,
-            )
-        ship = datasets_to_ship(list(run_file.plan.planned_trials), settings.ship_data, settings.address)
+        resumed = ResumeRecord(utc_now(), len(finished), tuple(failed), discarded, tuple(sys.argv), failed)
+        resumed = replace(resumed, git_commit=commit, execution_before=run_file.execution)
         record = replace(
-            run_file.record,
-            status="running",
-            error=None,
+            _driven_by_this(run_file.record),
             data_delivery={name: "object store" for name in ship},  # this session's: a resume may ship otherwise
-            resumes=(*run_file.record.resumes, resume_record),
+            resumes=(*run_file.record.resumes, resumed),
             reference=reference or run_file.record.reference,
-            driver_process=this_driver(),
         )
         run_file = replace(run_file, execution=_recorded_options(settings), record=record)
         write_run_file(run_dir, run_file)
@@ -580,6 +575,22 @@ def resume(
             search_ended=ended_search is not None,
         )
         return _carry_out(ctx, schedule)
+
+
+def _say_the_commit(run_file: RunFile) -> str:
+    """The commit this resume runs, noted on stderr where it is not the one the run began on."""
+    commit = git_commit()
+    if commit != run_file.record.git_commit:
+        print(
+            f"note: this resume runs commit {commit}, the run began on {run_file.record.git_commit}; the rows of "
+            "each session record the commit that ran them",
+            file=sys.stderr,
+        )
+    return commit
+
+
+def _driven_by_this(record: RunRecord) -> RunRecord:
+    return replace(record, status="running", error=None, driver_process=this_driver())
 
 
 def _keep_finished_rows(

@@ -51,6 +51,12 @@ from harness.trial import RunInfo, failure_row, format_exception, run_trial
 
 ROW_KEY = "xfbench_row_json"
 REPLAYED_KEY = "xfbench_replayed"
+# The columns a worker fills in for itself (its config_json holds the threads its CPUs gave it), which the driver
+# copies onto the row it writes for that worker's death
+WORKER_COLUMNS = (
+    "host", "node", "cpu", "gpu", "threads", "config_json", "worker_pid", "worker_frameworks", "python_version",
+    "framework_version",
+)  # fmt: skip
 EPOCH_INDEX = "epoch_index"  # epochs reported so far in the trial, across phases: ASHA's time axis
 
 
@@ -132,16 +138,17 @@ class WorkerRetired(RuntimeError):
 
 
 def _asha_letting_diverged_trials_end() -> type:
-    """ASHA that lets a trial whose row diverged go on: stopped there (at a rung, or at its last epoch, where ASHA
-    stops every trial), its worker sat in that report until Tune handed the process to the next trial (Tune caches
-    the actor of a trial it stops), so WorkerRetired never ran and the diverged trial's process was reused."""
+    """ASHA that lets a trial whose row diverged (or failed) go on: stopped there (at a rung, or at its last epoch,
+    where ASHA stops every trial), its worker sat in that report until Tune handed the process to the next trial
+    (Tune caches the actor of a trial it stops), so WorkerRetired never ran and the diverged trial's process was
+    reused; a failed one's error would never reach Tune, which would neither retry it nor retire its process."""
     from ray.tune.schedulers import ASHAScheduler, TrialScheduler
 
     class LetDivergedTrialsEnd(ASHAScheduler):
         def on_trial_result(self, tune_controller: Any, trial: Any, result: dict[str, Any]) -> str:
             decision = super().on_trial_result(tune_controller, trial, result)
-            diverged = json.loads(result.get(ROW_KEY, "{}")).get("status") == "diverged"
-            return TrialScheduler.CONTINUE if diverged else decision
+            ending = json.loads(result.get(ROW_KEY, "{}")).get("status") in ("diverged", "failed")
+            return TrialScheduler.CONTINUE if ending else decision
 
     return LetDivergedTrialsEnd
 
@@ -313,7 +320,8 @@ def _make_callback(events: TrialEvents, run: RunInfo, stage: str):
             self.sinks: TrialEvents | None = sinks
             self.ended_with_row: set[tuple[str, int]] = set()
             self.attempts: dict[str, int] = {}
-            self.replayed: set[str] = set()
+            # (trial, attempt) -> the worker's columns of the last row it sent: a row for its death says the same
+            self.workers: dict[tuple[str, int], dict[str, Any]] = {}
 
         def __getstate__(self) -> dict[str, Any]:
             return {**self.__dict__, "sinks": None}
@@ -329,7 +337,8 @@ def _make_callback(events: TrialEvents, run: RunInfo, stage: str):
                 return
             summary = tune_error_summary(_tune_error_text(trial))
             row = failure_row(config, run, summary, machine=MachineInfo.unknown())  # the driver's is not the worker's
-            self._events().on_row({**row, "stage": stage, "attempt": attempt})
+            worker = self.workers.pop((config.trial_id, attempt), {})  # empty: it died before it sent a row
+            self._events().on_row({**row, **worker, "stage": stage, "attempt": attempt})
 
         def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
             row = json.loads(result[ROW_KEY])
@@ -339,8 +348,8 @@ def _make_callback(events: TrialEvents, run: RunInfo, stage: str):
             if row["status"] == "diverged":  # its worker ends it with WorkerRetired: a divergence would only repeat
                 trial.max_failures = 0  # Tune reads the retry budget from this attribute when the error arrives
             if result.get(REPLAYED_KEY):
-                self.replayed.add(row["trial_id"])
                 return
+            self.workers[(row["trial_id"], attempt)] = {k: row[k] for k in WORKER_COLUMNS if row.get(k) is not None}
             self._events().on_row({**row, "stage": stage, "attempt": attempt})
 
         def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
@@ -349,15 +358,15 @@ def _make_callback(events: TrialEvents, run: RunInfo, stage: str):
             self.attempts[config.trial_id] = self.attempts.get(config.trial_id, 0) + 1
 
         def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+            # a replayed sample ends too (the progress counts it; its rows, written already, are not pending)
             trial_id = _trial_config(trial).trial_id
-            if trial_id not in self.replayed:
-                self._events().on_trial_end(trial_id)
+            self.workers.pop((trial_id, self.attempts.get(trial_id, 0)), None)
+            self._events().on_trial_end(trial_id)
 
         def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
             config = _trial_config(trial)
             self._record_death(trial, config)
-            if config.trial_id not in self.replayed:  # a replayed diverged sample: its rows are written already
-                self._events().on_trial_end(config.trial_id)
+            self._events().on_trial_end(config.trial_id)  # a replayed diverged sample's rows are written already
 
     return RowForwarder(events)
 

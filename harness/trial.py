@@ -74,6 +74,8 @@ def failure_row(
         timestamp=utc_now("milliseconds"),
         test_acc=math.nan,
     )
+    if machine is None:  # this worker's: which process failed, with what imported (as its epoch rows say)
+        row.update(worker_pid=os.getpid(), worker_frameworks=",".join(frameworks_imported()))
     return row
 
 

@@ -720,3 +720,27 @@ def test_a_diverged_trial_names_the_loss_that_stopped_being_finite():
     assert why_not_ok({"status": "diverged", "epoch": 2, "train_loss": 0.25, "val_loss": math.nan}) == (
         "at epoch 2, validation loss nan (training loss 0.25)"
     )
+
+
+def test_the_live_progress_says_which_attempt_failed_and_whether_tune_retries_it():
+    """Under --max-failures, a failed attempt that Tune then retried (and that ended ok) was printed as a trial that
+    "failed", with no attempt and no word of the retry."""
+    import io
+
+    from rich.console import Console
+
+    from harness.reporting import RichProgress
+
+    progress = RichProgress(max_failures=1)
+    progress.console = Console(file=io.StringIO(), width=200)
+    for attempt in (0, 1):
+        progress.row({"trial_id": "t-s0", "status": "failed", "error": "boom", "attempt": attempt})
+    said = progress.console.file.getvalue().splitlines()
+    assert said == [
+        "trial t-s0 failed (attempt 1 of 2, retried): boom",
+        "trial t-s0 failed (attempt 2 of 2, no retry left): boom",
+    ]
+    plain = RichProgress()
+    plain.console = Console(file=io.StringIO(), width=200)
+    plain.row({"trial_id": "t-s0", "status": "failed", "error": "boom", "attempt": 0})
+    assert plain.console.file.getvalue().strip() == "trial t-s0 failed: boom"

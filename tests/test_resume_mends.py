@@ -342,3 +342,64 @@ def test_a_resume_recorded_before_its_execution_options_were_kept_reads_as_unkno
     capsys.readouterr()
     _say_what_resume_kept(run_dir)
     assert " under " not in capsys.readouterr().err
+
+
+class FailingFineTune(Workers):
+    """Each trial ends, the fine_tune trial failed (its worker killed, say)."""
+
+    def __call__(self, trials: list[TrialConfig], run: RunInfo, settings: Any, events: Any, **kw: Any) -> None:
+        for trial in trials:
+            if trial.strategy == "fine_tune":
+                events.on_row(_row(trial, run, kw["stage"], status="failed"))
+                events.on_trial_end(trial.trial_id)
+            else:
+                super().__call__([trial], run, settings, events, **kw)
+
+
+def test_a_resume_stopped_as_it_removes_failed_rows_leaves_a_run_that_resumes_them(tmp_path, monkeypatch):
+    """The resume of a finished run removed its failed trial's rows before run.json said anything but `finished`:
+    stopped in between (Ctrl-C), the run read as finished with nothing to resume, its failed trial gone for good."""
+    outcome = runner.execute(
+        RunPlan.of_trials([FINE_TUNE]),
+        results_dir=tmp_path,
+        run_id="f1",
+        settings=_settings(tmp_path),
+        schedule=FailingFineTune(),
+        html_report=False,
+    )
+    assert outcome.status == "finished" and not outcome.all_ok
+
+    def stopped(*args: Any, **kwargs: Any) -> int:
+        raise KeyboardInterrupt
+
+    rewrite_csv = runner.rewrite_csv
+    monkeypatch.setattr(runner, "rewrite_csv", stopped)  # after the failed trial's part is removed
+    with pytest.raises(KeyboardInterrupt):
+        runner.resume(tmp_path, "f1", _settings(tmp_path), schedule=Workers(), html_report=False)
+    assert read_run_file(outcome.run_dir).record.status == "running"
+    monkeypatch.setattr(runner, "rewrite_csv", rewrite_csv)
+    monkeypatch.setattr(runner, "driver_alive", lambda driver: False)  # the stopped driver's process is gone
+    workers = Workers()
+    again = runner.resume(tmp_path, "f1", _settings(tmp_path), schedule=workers, html_report=False)
+    assert again.status == "finished" and again.all_ok
+    assert [t.strategy for t in workers.ran] == ["fine_tune"]
+
+
+def test_a_resume_checks_its_cluster_address_before_the_preflight(tmp_path, monkeypatch):
+    """`--resume R --address HOST:PORT` ran the whole preflight (model conversions, minutes for imported models)
+    before it found that nothing answered at the address; a new run checks its execution options first."""
+    _interrupted_fine_tune(tmp_path)
+    checked: list[str] = []
+    monkeypatch.setattr(runner, "preflight", lambda *a, **k: checked.append("preflight"))
+    with pytest.raises(InputError, match="127.0.0.1:1"):
+        runner.resumable(tmp_path, "f1", "run", {"address": "127.0.0.1:1"})
+    assert checked == []
+    runner.resumable(tmp_path, "f1", "run", {})
+    assert checked == ["preflight"]
+
+
+def test_an_interrupted_runs_notice_counts_its_planned_trials_apart_from_their_backbones(tmp_path):
+    """The notice counted backbone pretrain trials against the plan's own: "3 of the 2 planned trials have rows"."""
+    run_dir = _interrupted_fine_tune(tmp_path)
+    summary = " ".join((run_dir / "summary.md").read_text().split())
+    assert "0 of the 1 planned trials (and 1 backbone pretrain trial(s)) have rows" in summary, summary[:400]

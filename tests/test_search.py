@@ -914,3 +914,23 @@ def test_asha_leaves_out_a_deep_features_case_it_cannot_stop_and_refuses_a_searc
     assert [e.asha for e in mixed.experiments()] == [AshaSettings(1), None]
     with pytest.raises(InputError, match=re.escape("only deep_features case(s), which fit their head once")):
         TunePlan(bases=(features,), space=space, algorithm="grid", num_samples=1, asha=AshaSettings(1))
+
+
+def test_asha_lets_a_trial_whose_row_failed_end_so_that_tune_sees_its_error():
+    """A failure row at the trial's last epoch was answered with STOP (ASHA stops every trial at max_t): the error
+    the worker raises next never reached Tune, which would neither retry the trial nor retire its process."""
+    from types import SimpleNamespace
+
+    from harness.scheduler import EPOCH_INDEX, ROW_KEY, _asha_letting_diverged_trials_end, advance, fresh_progress
+
+    asha = _asha_letting_diverged_trials_end()(
+        time_attr=EPOCH_INDEX, max_t=1, grace_period=1, reduction_factor=2, metric="val_acc", mode="max"
+    )
+    trial = SimpleNamespace(trial_id="a")
+    asha.on_trial_add(None, trial)
+    progress = fresh_progress()
+    decisions = []
+    for row in ({"epoch": 1, "status": "ok", "val_acc": 0.5}, {"epoch": None, "status": "failed", "val_acc": None}):
+        advance(progress, row)
+        decisions.append(asha.on_trial_result(None, trial, {ROW_KEY: json.dumps(row), **progress}))
+    assert decisions == ["STOP", "CONTINUE"]

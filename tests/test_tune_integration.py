@@ -233,9 +233,16 @@ def test_failed_diverged_killed_and_retried_trials_are_recorded_while_the_others
     assert killed["attempt"].tolist() == [0, 0, 1, 1] and killed["status"].tolist() == ["ok", "failed", "ok", "failed"]
     # Tune's own words for the death, not a generic placeholder
     assert all("actor died unexpectedly" in e for e in killed[killed["status"] == "failed"]["error"]), killed["error"]
-    # the killed worker's rows come from the driver, which cannot know the worker's machine: left empty, not its own
-    assert set(killed[killed["status"] == "failed"]["host"].fillna("")) == {""}
-    assert set(killed[killed["status"] == "ok"]["host"]) == {socket.gethostname()}
+    # the killed worker's rows come from the driver, not its own machine: they say what that attempt's worker said
+    # in its last row (they were empty, and threads the planned count, not the CPUs Ray granted)
+    for attempt in (0, 1):
+        rows = killed[killed["attempt"] == attempt].set_index("status")
+        columns = ["host", "node", "worker_pid", "worker_frameworks", "threads", "config_json"]
+        assert rows.loc["failed", columns].tolist() == rows.loc["ok", columns].tolist()
+        assert rows.loc["failed", "host"] == socket.gethostname() and rows.loc["failed", "worker_pid"] > 0
+    failure = retried[retried["status"] == "failed"].iloc[0]  # the worker's own failure row names its process
+    assert failure["worker_pid"] == retried[retried["attempt"] == 0]["worker_pid"].iloc[0] > 0
+    assert failure["worker_frameworks"] == "torch"
     assert diverged["status"].tolist() == ["diverged"] and diverged["epoch"].tolist() == [1]
     finals = final_rows(frame).set_index("trial_id")["status"].to_dict()
     assert finals == {
