@@ -52,6 +52,10 @@ class BackboneRecipe:
     dropout_rng: str = "shared"
     bn_statistics: str = "float32"
     tf32: bool = False  # TF32 matmuls and convolutions, where a GPU computes them (harness.exactness)
+    # Under --dropout-rng framework, the compiled step that draws the masks: XLA's and torch.compile's draw other
+    # masks than the eager or traced step (docs/fairness.md), so other weights ("": the shared masks, alike in every
+    # mode, or no compiled step)
+    framework_masks_from: str = ""
     data: str | None = None  # the dataset's content (TrialConfig.data_key): the name alone matched other images
 
     @property
@@ -128,7 +132,14 @@ def _numerics(runtime: RuntimeOptions, backend: str) -> dict[str, Any]:
         "dropout_rng": applied.dropout_rng,
         "bn_statistics": applied.bn_statistics,
         "tf32": applied.computes_tf32,
+        "framework_masks_from": _compiled_masks(applied),
     }
+
+
+def _compiled_masks(applied: RuntimeOptions) -> str:
+    if applied.dropout_rng != "framework":
+        return ""
+    return ",".join(name for name in ("jit_compile", "torch_compile") if getattr(applied, name))
 
 
 def cache_root(trial: TrialConfig) -> Path:

@@ -269,6 +269,13 @@ def _check_gpu_settings(trials: list[TrialConfig]) -> None:
             "nothing. "
             f"Drop {'them' if len(given) > 1 else 'it'}, or give --gpus-per-trial 1 on a machine or cluster with GPUs."
         )
+    tf32 = [t for t in trials if t.runtime.tf32]
+    if tf32 and not any(t.runtime.computes_tf32 for t in tf32):
+        raise InputError(
+            "Expected --tf32 on with float32 or mixed precision: it sets how float32 matmuls and convolutions run. "
+            "Received: --tf32 on with --precision float64 on every trial that has it, which computes no TF32, so it "
+            "would be recorded, yet change nothing. Drop --tf32 on, or choose another --precision."
+        )
 
 
 _GPU_SETTINGS = (("--tf32 on", "tf32"), ("--cudnn-autotune on", "cudnn_autotune"))

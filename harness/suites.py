@@ -846,7 +846,7 @@ _ZOO_SMOKE_FLOOR = (
     "backends (docs/measurements.md); chance 0.1"
 )
 _MOBILENET_FLOOR = (
-    "smoke floor: above chance (0.1); MobileNetV2 learns slowly on 1,437 images resized from 8x8 "
+    "smoke floor: above chance (0.1); MobileNetV2 learns slowly on 1,257 images resized from 8x8 "
     "(measured 0.194-0.297 after 4 epochs over 3 seeds and both backends, docs/measurements.md)"
 )
 

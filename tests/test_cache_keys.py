@@ -219,3 +219,18 @@ def test_a_search_sample_and_a_tuned_rerun_pretrain_the_same_backbone_trial_as_t
     for variant_of_the_case in (replace(plain, sample=3), replace(plain, tuned=True)):
         assert pretrain_trial(variant_of_the_case) == pretrain_trial(plain)
         assert ".search" not in pretrain_trial(variant_of_the_case).trial_id
+
+
+def test_a_backbone_trained_with_framework_masks_is_keyed_by_the_compiled_step_that_drew_them():
+    """Under --dropout-rng framework, XLA's and torch.compile's steps draw other masks than the eager one: whichever
+    run filled the cache first gave every later run its backbone, recorded with that run's own compile option."""
+    for source, compiled in (("torch", {"torch_compile": True}), ("tensorflow", {"jit_compile": True})):
+        base = replace(_target(), transfer=replace(_target().transfer, source_backend=source))
+        keys = {}
+        for rng in ("shared", "framework"):
+            for options in ({}, compiled):
+                keys[(rng, bool(options))] = recipe_for(
+                    replace(base, runtime=RuntimeOptions(dropout_rng=rng, **options))
+                ).key
+        assert keys[("shared", False)] == keys[("shared", True)], source  # the shared masks: alike in every mode
+        assert keys[("framework", False)] != keys[("framework", True)], source

@@ -284,3 +284,14 @@ def test_options_that_measure_nothing_are_refused_for_a_new_run_and_kept_for_a_r
             preflight([trial], None, download=False)
         preflight([trial], None, download=False, resumed=True)
     preflight([replace(SCRATCH, mc_dropout_passes=2), _with("freeze_early", freeze_groups=1)], None, download=False)
+
+
+def test_tf32_on_a_gpu_run_in_float64_is_refused_as_changing_nothing():
+    """float64 computes no TF32 (RuntimeOptions.computes_tf32): --tf32 on was recorded on such a GPU run, inert."""
+    from harness.preflight import _check_gpu_settings
+
+    gpu = RuntimeOptions(device="gpu", tf32=True)
+    float64 = replace(SCRATCH, runtime=replace(gpu, precision="float64"))
+    with pytest.raises(InputError, match=re.escape("Received: --tf32 on with --precision float64 on every trial")):
+        _check_gpu_settings([float64])
+    _check_gpu_settings([float64, replace(SCRATCH, seed=1, runtime=gpu)])  # one trial computes TF32: it applies

@@ -470,10 +470,28 @@ def test_under_asha_a_sample_that_diverged_in_its_last_epoch_does_not_hand_its_w
     assert pids[0] == pids[1] != pids[2]  # warm workers, but none after the divergence
 
 
-def test_a_replayed_diverged_sample_ends_in_error_to_its_searcher_as_it_did_live(tmp_path, shared_ray, capsys):
+def test_a_replayed_diverged_sample_ends_in_error_to_its_searcher_as_it_did_live(
+    tmp_path, shared_ray, capsys, monkeypatch
+):
     """A tune whose driver died between its search and its final stage replays its samples on resume: a diverged
-    one had ended without an error, so Optuna recorded it COMPLETE (live: FAIL) and TPE's later points moved."""
+    one had ended without an error, so Optuna recorded it COMPLETE (live: FAIL) and TPE's later points moved. And
+    the replayed samples count as done in the progress (a finished resume showed "1/3 trials")."""
     from ray.tune import ExperimentAnalysis
+
+    import harness.reporting
+
+    counted = {"total": 0, "done": 0}
+
+    class Counting(harness.reporting.RichProgress):
+        def extend(self, more_trials: int) -> None:
+            counted["total"] += more_trials
+            super().extend(more_trials)
+
+        def trial_done(self, trial_id: str) -> None:
+            counted["done"] += 1
+            super().trial_done(trial_id)
+
+    monkeypatch.setattr(harness.reporting, "RichProgress", Counting)
 
     from harness.results import safe_name
     from harness.search import parse_space
@@ -499,6 +517,7 @@ def test_a_replayed_diverged_sample_ends_in_error_to_its_searcher_as_it_did_live
             run_json.write_text(json.dumps(recorded))
             code, out = _in_process(["tune", "--resume", "r", "--results-dir", str(tmp_path)], capsys)
             assert code == 0, out[-3000:]
+            assert counted == {"total": 3, "done": 3}  # two samples replayed, the final trial run again
         trials = ExperimentAnalysis(str(tmp_path / "_ray" / name)).trials
         statuses[name] = sorted((t.config["job"]["sample"], t.status) for t in trials)
     assert statuses["r-search-0-torch"] == statuses["r-search-0-torch-resume1"] == [(0, "ERROR"), (1, "TERMINATED")]

@@ -1,7 +1,7 @@
 """One trace per compiled function, whatever the batch size.
 
 A ``tf.function`` traces again for every new input shape; ``reduce_retracing`` only relaxes the shape on the
-second trace. An epoch whose last batch is smaller (1,437 digits in batches of 64 end with 29) therefore traced
+second trace. An epoch whose last batch is smaller (1,257 training digits in batches of 64 end with 41) therefore traced
 and graph-optimised a step twice, and evaluation twice more: for a 121-layer DenseNet that was half of a trial's
 warm-up. Tracing first with the batch dimension left open gives one graph that every later call reuses (the
 dispatcher picks the traced signature that matches), with the same ops, so the same numbers. The plain train step
