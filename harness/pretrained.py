@@ -42,7 +42,7 @@ from typing import Any
 
 from harness import cachekeys
 from harness.backend import REFERENCE_BACKEND, backend_entry, importer_backends
-from harness.checkpoints import save_checkpoint
+from harness.checkpoints import save_checkpoint, save_npz_atomically
 from harness.config import TrialConfig
 from harness.errors import InputError, MissingInputFile
 from harness.fresh_process import run_worker_module
@@ -524,7 +524,8 @@ def _conversion_key(ref: WeightsRef, trial: TrialConfig, sha: str, input_shape: 
         "model_options": asdict(trial.model_options),
         "input_shape": list(input_shape),
         "bgr": weights_read_bgr(ref, trial),
-        "code": cachekeys.code_versions(ref.source_backend or trial.backend),
+        # the backend that converts it (_convert: a neutral .npz in the reference backend, whichever trial came first)
+        "code": cachekeys.code_versions(ref.source_backend or REFERENCE_BACKEND),
     }
     return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -586,12 +587,12 @@ def write_converted(
     path: Path, spec: Any, weights: dict[str, Any], meta: dict[str, Any], probe: dict[str, Any]
 ) -> None:
     """The worker's output: the neutral checkpoint and, beside it, the probe batch with the source's outputs."""
-    import numpy as np
-
-    save_checkpoint(path, spec, weights, meta)
     arrays = {"x": probe["x"], "logits": probe["logits"]}
     arrays.update({f"layer::{name}": value for name, value in probe["layers"].items()})
-    np.savez(path.with_suffix(".probe.npz"), allow_pickle=False, **arrays)
+    # the probe first, renamed into place whole: the checkpoint's presence says the conversion is done (a probe cut
+    # short beside a whole checkpoint failed every later verification until _cache was deleted by hand)
+    save_npz_atomically(path.with_suffix(".probe.npz"), arrays)
+    save_checkpoint(path, spec, weights, meta)
 
 
 def backend_weights_module(backend: str) -> str:
@@ -642,7 +643,7 @@ def fetch_weights(names: list[str], home: Path | None = None) -> list[tuple[str,
                 request = {"ref": asdict(ref), "home": str(home)}
                 found = run_worker(ref.source_backend, "fetch", request, Path(scratch) / ref.label.replace(":", "-"))
                 fetched.append((ref.label, Path(found["file"])))
-                sets = _read_sets(home) | {ref.label: found["file"]}
+                sets = _read_sets(home) | {ref.label: _in_home(Path(found["file"]), home)}
                 _sets_file(home).write_text(json.dumps(sets, indent=1, sort_keys=True))
     finally:
         _remove_new_empty_folders(home, before)
@@ -661,8 +662,19 @@ def _remove_new_empty_folders(root: Path, before: set[Path]) -> None:
             folder.rmdir()
 
 
+def _in_home(path: Path, home: Path) -> str:
+    """A fetched file's path as the index records it: relative to the weights home, which the docs' workflow copies
+    from a machine with network to one without (an absolute path named the first machine's folder, and every set
+    read as "copied in" on the second)."""
+    try:
+        return str(path.resolve().relative_to(home.resolve()))
+    except ValueError:  # outside the home (a framework's own cache): as it is
+        return str(path)
+
+
 def _read_sets(home: Path) -> dict[str, str]:
-    """The weights home's index: each fetched set's label -> its file."""
+    """The weights home's index: each fetched set's label -> its file (relative to ``home``; absolute in an index
+    written before 2026-12-05, or for a file outside it)."""
     sets = read_json_object(_sets_file(home), _SETS_FIX)
     wrong = {label: path for label, path in sets.items() if not isinstance(path, str)}
     if wrong:
@@ -688,13 +700,14 @@ def cached_weights(home: Path | None = None, verify: bool = False) -> list[Cache
     home can hold gigabytes, and a run checks the files it uses anyway). Keras' file names carry no digest (its
     applications pass get_file theirs, which would take a TensorFlow process to ask), so a run checks those."""
     home = home or weights_home()
-    labels = {Path(path): label for label, path in _read_sets(home).items()}
+    labels = {(home / path).resolve(): label for label, path in _read_sets(home).items()}
     found = []
     for framework, folder in (("torchvision", home / "torch/hub/checkpoints"), ("keras", home / "keras/models")):
         for path in sorted(folder.glob("*")) if folder.is_dir() else []:
             if path.is_file():
                 problem = _hub_file_problem(path) if verify and framework == "torchvision" else ""
-                found.append(CachedWeights(labels.get(path, ""), framework, path, path.stat().st_size, problem))
+                label = labels.get(path.resolve(), "")
+                found.append(CachedWeights(label, framework, path, path.stat().st_size, problem))
     return found
 
 

@@ -356,6 +356,14 @@ def validate_space(base: TrialConfig, space: SearchSpace) -> None:
     (Adam with a momentum, nesterov with momentum 0) is found here, before any trial runs, instead of failing those
     trials. What depends on the model and the machine (a freeze_groups beyond the model's groups, a batch that
     cannot fit) the preflight checks on complete points (:func:`sample_corners`)."""
+    weights = [path for path in space.paths if path in ("transfer.pretrained", "transfer.weights_file")]
+    if weights:  # each sample's would need its own conversion and check, which preflight makes for the base's alone
+        raise InputError(
+            f"Expected a search space without {' or '.join(weights)} for {base.case_id}: the weights are found, "
+            f"converted and checked once, before Ray starts, for the run's own reference. Received: "
+            f"{', '.join(weights)} in --space. Drop it from the space, and run each weights reference as a case of "
+            "its own (--pretrained / --weights)."
+        )
     unread = [path for path in space.paths if not reads_path(base, path)]
     if unread:  # a sampled value equal to the default would pass the check of each point below
         raise InputError(

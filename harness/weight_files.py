@@ -126,8 +126,11 @@ def _safetensors_tensor(name: str, entry: dict, body: memoryview, path: str | Pa
             f"{len(body)} bytes (the file is truncated). Write the file again."
         )
     raw = bytes(body[start:end])
-    if entry["dtype"] != "BF16" and entry["dtype"] not in _SAFETENSORS_DTYPES:
-        raise BadWeightsError(f"Expected a numeric dtype for tensor {name!r}. Received: {entry['dtype']}.")
+    if entry.get("dtype") != "BF16" and entry.get("dtype") not in _SAFETENSORS_DTYPES:
+        raise BadWeightsError(
+            f"Expected a numeric dtype for tensor {name!r} in {path}'s header. Received: {entry.get('dtype')!r}. "
+            "Write the file again."
+        )
     itemsize = 2 if entry["dtype"] == "BF16" else np.dtype(_SAFETENSORS_DTYPES[entry["dtype"]]).itemsize
     if any(n < 0 for n in shape) or len(raw) != math.prod(shape) * itemsize:
         raise BadWeightsError(

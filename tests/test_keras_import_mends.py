@@ -276,3 +276,13 @@ def test_a_model_declared_for_another_image_size_is_refused_naming_the_input_siz
         9,
         1,
     )
+
+
+def test_a_keras_application_below_its_minimum_input_size_is_bad_input_not_a_crash(tmp_path):
+    """keras:InceptionV3 on 8x8 digits raised Keras' ValueError in the conversion process: a worker crash with a
+    traceback (exit 1) for what --input-size fixes."""
+    with pytest.raises(InputError) as refused:
+        model_spec("keras:InceptionV3", (8, 8, 3), 10, ModelOptions(), tmp_path / "cache")
+    message = str(refused.value)
+    assert "keras.applications.InceptionV3 can be built for. Received: (8, 8, 3)" in message, message
+    assert "Input size must be at least 75x75" in message and "pass an --input-size it takes" in message

@@ -751,6 +751,17 @@ def test_a_search_that_varies_model_options_of_a_pretrained_trial_is_refused(fil
     check_searched_options(_trial("mobilenet_v2"), ["model_options.dropout"])  # a backbone xfbench trains
     with pytest.raises(InputError, match=r"Received: model_options.dropout in --space. Drop it"):
         check_searched_options(trial, ["optimizer.lr", "model_options.dropout"])
+    # a searched weights reference: its samples' files were never found, converted or checked (the worker failed)
+    from harness.search import parse_space, validate_space
+
+    for base in (trial, _trial("mobilenet_v2")):
+        for path, values in (
+            ("transfer.weights_file", "/a.npz,/b.npz"),
+            ("transfer.pretrained", "torchvision:resnet18,keras:MobileNetV2"),
+        ):
+            space = f"{path}=choice:{values}"
+            with pytest.raises(InputError, match=rf"Expected a search space without {path} for .*Drop it"):
+                validate_space(base, parse_space([space]))
     # the tune's preflight asks it, before any weights convert
     from harness.preflight import preflight
     from harness.search import parse_space
@@ -816,3 +827,25 @@ def test_a_safetensors_header_entry_without_data_offsets_is_bad_weights(runner, 
     path.write_bytes(struct.pack("<Q", len(header)) + header + b"\0" * 4)
     with pytest.raises(BadWeightsError, match=r"Expected whole-number data_offsets \(two\) for tensor 'conv1.weight'"):
         prepare_weights(_trial("resnet18", path), SHAPE, tmp_path / "cache", (), runner)
+
+
+def test_a_weights_home_copied_to_another_machine_keeps_the_sets_it_was_fetched_as(tmp_path):
+    """sets.json recorded absolute paths: in the copy the docs' workflow makes (fetch where there is network, copy
+    the folder), every file read as "(copied in)", its set's name lost."""
+    import shutil
+
+    from harness.pretrained import _in_home
+
+    home = tmp_path / "fetched"
+    hub = home / "torch" / "hub" / "checkpoints"
+    hub.mkdir(parents=True)
+    (hub / "resnet18-f37072fd.pth").write_bytes(b"the weights")
+    recorded = _in_home(hub / "resnet18-f37072fd.pth", home)
+    assert recorded == "torch/hub/checkpoints/resnet18-f37072fd.pth"
+    (home / "sets.json").write_text(json.dumps({"torchvision:resnet18": recorded}))
+    copy = tmp_path / "elsewhere" / "home"
+    shutil.copytree(home, copy)
+    shutil.rmtree(home)
+    assert [(w.label, w.path.name) for w in cached_weights(copy)] == [("torchvision:resnet18", "resnet18-f37072fd.pth")]
+    (copy / "sets.json").write_text(json.dumps({"torchvision:resnet18": str(copy / recorded)}))  # an older index
+    assert [w.label for w in cached_weights(copy)] == ["torchvision:resnet18"]

@@ -333,6 +333,7 @@ def test_a_fault_in_a_weights_worker_keeps_its_traceback_instead_of_reading_as_b
         ({"dtype": "F32", "shape": [3, 2], "data_offsets": [0, 16]}, "shape and byte range disagree"),
         ({"dtype": "F32", "shape": [-2, -2], "data_offsets": [0, 16]}, "shape and byte range disagree"),
         ({"dtype": "F32", "shape": ["two"], "data_offsets": [0, 16]}, "Expected whole-number data_offsets"),
+        ({"shape": [2, 2], "data_offsets": [0, 16]}, "Expected a numeric dtype for tensor 'w'"),  # a KeyError before
     ],
 )
 def test_a_safetensors_header_whose_shape_and_bytes_disagree_is_bad_weights(tmp_path, entry, found):
@@ -344,3 +345,25 @@ def test_a_safetensors_header_whose_shape_and_bytes_disagree_is_bad_weights(tmp_
     path.write_bytes(struct.pack("<Q", len(header)) + header + bytes(16))
     with pytest.raises(BadWeightsError, match=found):
         read_safetensors(path)
+
+
+def test_a_conversion_cut_short_leaves_no_checkpoint_without_its_probe(tmp_path, monkeypatch):
+    """The checkpoint was written before its probe batch: cut in between, its presence said "converted", and every
+    later verification failed on the missing probe until _cache was deleted by hand."""
+    import harness.pretrained
+    from harness.pretrained import write_converted
+
+    spec = build_spec("mlp", (8, 8, 1), 10, ModelOptions(hidden=(4,)))
+    weights = initial_weights(spec, "glorot_uniform", 0)
+    probe = {"x": np.zeros((2, 8, 8, 1), np.float32), "logits": np.zeros((2, 10), np.float32), "layers": {}}
+
+    def cut(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(harness.pretrained, "save_checkpoint", cut)
+    with pytest.raises(KeyboardInterrupt):
+        write_converted(tmp_path / "c.npz", spec, weights, {}, probe)
+    assert not (tmp_path / "c.npz").exists() and (tmp_path / "c.probe.npz").is_file()
+    monkeypatch.undo()
+    write_converted(tmp_path / "c.npz", spec, weights, {}, probe)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.npz", "c.probe.npz"]

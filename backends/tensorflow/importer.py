@@ -87,7 +87,19 @@ def load_reference(name: str, input_shape: tuple[int, int, int], num_classes: in
             f"Expected a keras.applications model name. Received: {name!r}. {closest_names(name, application_names())}"
         )
     keras.utils.set_random_seed(seed)  # the applications draw their initial weights from Keras' global seed
-    return factory(weights=None, input_shape=tuple(input_shape), classes=num_classes, classifier_activation=None)
+    return build_application(factory, name, input_shape, num_classes)
+
+
+def build_application(factory: Any, name: str, input_shape: tuple[int, ...], classes: int) -> keras.Model:
+    """keras.applications' ``name`` with random weights for ``input_shape``; ModelInputError (exit 2) for a shape
+    it refuses (InceptionV3 below 75x75: a ValueError that ended the worker with a traceback)."""
+    try:
+        return factory(weights=None, input_shape=tuple(input_shape), classes=classes, classifier_activation=None)
+    except ValueError as exc:
+        raise ModelInputError(
+            f"Expected an input shape keras.applications.{name} can be built for. Received: {tuple(input_shape)}, "
+            f"which Keras refuses ({str(exc).strip()}). To fix, pass an --input-size it takes."
+        ) from None
 
 
 def _declared_inputs(model: keras.Model) -> list | None:

@@ -175,7 +175,7 @@ def _check_cut(path: Path, model: keras.Model, fix: str) -> None:
 
 
 def _build(name: str, shape: tuple[int, ...], classes: int) -> keras.Model:
-    return _factory(name)(weights=None, input_shape=tuple(shape), classes=classes, classifier_activation=None)
+    return importer.build_application(_factory(name), name, shape, classes)
 
 
 def load_into_architecture(request: dict[str, Any], path: Path) -> keras.Model:
