@@ -268,7 +268,8 @@ OVERRIDE_OPTIONS: tuple[tuple[str, tuple[Option, ...]], ...] = (
             "--resize-mode",
             "input.resize_mode",
             "how images reach --input-size: stretch, or resize-crop (shorter side to size/0.875, or the weight "
-            "set's side, then the centred crop: torchvision's evaluation); default: the weight set's, else stretch",
+            "set's side, then the centred crop: torchvision's evaluation when enlarging; shrinking, torchvision "
+            "antialiases and xfbench does not); default: the weight set's, else stretch",
             choices=RESIZE_MODES,
         ),
         Option(

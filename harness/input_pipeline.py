@@ -17,6 +17,7 @@ import numpy as np
 
 from harness.data.registry import Dataset, unit_range_pixels
 from harness.errors import InputError
+from harness.shapes import infer_shapes
 from harness.spec import Layer, ModelSpec, Normalize, RepeatChannels, Resize2D
 
 # Per-channel statistics of ImageNet's training images (pixels in [0, 1]): what torchvision's pretrained weights
@@ -190,6 +191,16 @@ def without_input_pipeline(spec: ModelSpec) -> ModelSpec:
         for l in spec.layers[count:]
     )
     return dataclasses.replace(spec, layers=layers)
+
+
+def network_behind_pipeline(spec: ModelSpec) -> ModelSpec:
+    """The network ``spec``'s input pipeline feeds, built for the pipeline's output shape: initial weights drawn for
+    it do not depend on the pipeline (they are keyed by layer index, which the pipeline's layers would shift)."""
+    network = without_input_pipeline(spec)
+    if network is spec:
+        return spec
+    fed = spec.layers[len(spec.layers) - len(network.layers) - 1].name
+    return dataclasses.replace(network, input_shape=tuple(infer_shapes(spec)[fed].shape))
 
 
 def with_input_pipeline(spec: ModelSpec, config: InputConfig, data_shape: tuple[int, ...]) -> ModelSpec:

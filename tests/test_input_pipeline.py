@@ -18,6 +18,7 @@ from harness.input_pipeline import (
     transformed_shape,
     with_input_pipeline,
 )
+from harness.models import ModelOptions, build_spec
 from harness.spec import Dense, Flatten, ModelSpec, Normalize, RepeatChannels, Resize2D, spec_from_dict, spec_to_dict
 from harness.weights import initial_weights
 
@@ -171,3 +172,21 @@ def test_preflight_refuses_pipelines_that_do_not_fit_the_data():
         check_input(InputConfig(channels=2), (32, 32, 3), "pixels / 255")
     with pytest.raises(InputError, match="normalize"):
         InputConfig(normalize="zscore")
+
+
+def test_a_fresh_head_is_drawn_alike_whatever_input_pipeline_feeds_the_backbone():
+    """The head a reuse strategy puts on a backbone was drawn with the pipeline's layers counted in its layer index:
+    the same seed gave another head once --normalize or --input-channels was added."""
+    from types import SimpleNamespace
+
+    from harness.strategies.reuse import with_target_head
+
+    ctx = SimpleNamespace(config=SimpleNamespace(init="glorot_uniform", seed=3))
+    network = build_spec("convnet3", (8, 8, 3), 10, ModelOptions())
+    weights = initial_weights(network, "glorot_uniform", 0)
+    _, plain, _ = with_target_head(ctx, network, weights, 5, always_new=True)
+    for config, data_shape in ((InputConfig(normalize="imagenet"), (8, 8, 3)), (InputConfig(channels=3), (8, 8, 1))):
+        piped = with_input_pipeline(network, config, data_shape)
+        assert len(piped.layers) == len(network.layers) + 1
+        _, drawn, _ = with_target_head(ctx, piped, weights, 5, always_new=True)
+        assert all(np.array_equal(drawn[k], plain[k]) for k in plain), config

@@ -19,7 +19,7 @@ from harness.backbone import cache_root, checkpoint_path, recipe_for, uses_pretr
 from harness.checkpoints import load_checkpoint, save_checkpoint
 from harness.data.tasks import derive
 from harness.errors import InputError
-from harness.input_pipeline import transformed_shape, with_input_pipeline
+from harness.input_pipeline import network_behind_pipeline, transformed_shape, with_input_pipeline
 from harness.pretrained import checkpoint_for
 from harness.seeds import FRESH_HEAD_SEED_OFFSET
 from harness.spec import Dense, ModelSpec
@@ -99,7 +99,9 @@ def with_target_head(
     if not always_new and head.units == num_classes:
         return spec, weights, False
     target = replace(spec, num_classes=num_classes, layers=spec.layers[:-1] + (replace(head, units=num_classes),))
-    fresh = initial_weights(target, ctx.config.init, ctx.config.seed + FRESH_HEAD_SEED_OFFSET)
+    # drawn for the network alone: a --normalize or resize in front of it would shift its layers' indices, and with
+    # them the head's draw
+    fresh = initial_weights(network_behind_pipeline(target), ctx.config.init, ctx.config.seed + FRESH_HEAD_SEED_OFFSET)
     merged = {k: v for k, v in weights.items() if not k.startswith(f"{head.name}/")}
     merged.update({k: v for k, v in fresh.items() if k.startswith(f"{head.name}/")})
     return target, merged, True
