@@ -82,6 +82,9 @@ class _Prepared:
     provenance: dict[str, dict[str, str]]
     ship: dict[str, Any]
     settings: Any
+    weights_keys: dict[
+        str, str
+    ]  # each pretrained trial's weights as preflight converted them (TrialConfig.weights_key)
 
 
 def _prepare(args: argparse.Namespace) -> _Prepared:
@@ -109,6 +112,7 @@ def _prepare(args: argparse.Namespace) -> _Prepared:
     # The execution options first: they need no data, and preflight may download or convert for minutes.
     options = _checked_execution(new_run_execution(args))
     loaded: dict[str, Any] = {}
+    weights_keys: dict[str, str] = {}
     trials = list(plan.planned_trials)
     check_gpu_suites((SUITES[n] for n in {t.suite for t in trials} if n in SUITES), args.gpus_per_trial)
     provenance = preflight(
@@ -120,11 +124,12 @@ def _prepare(args: argparse.Namespace) -> _Prepared:
         memory_bytes=local_memory_bytes(options),
         search=plan.search,
         environ=local_environ(options),
+        weights_keys=weights_keys,
     )
     ship = datasets_to_ship(trials, options.ship_data, options.address, loaded=loaded)
     settings = scheduler_settings(results_dir, options, verbose=args.verbose)
     run_id = args.run_id or new_run_id(plan.label, results_dir)  # last: a default id claims its directory
-    return _Prepared(plan, run_id, results_dir, provenance, ship, settings)
+    return _Prepared(plan, run_id, results_dir, provenance, ship, settings, weights_keys)
 
 
 def _start(args: argparse.Namespace) -> int:
@@ -143,6 +148,7 @@ def _start(args: argparse.Namespace) -> int:
             progress=RichProgress(p.settings.max_failures),
             command=["xfbench", *sys.argv[1:]],
             data_provenance=p.provenance,
+            weights_keys=p.weights_keys,
             ship=p.ship,
             reference=args.reference,
             html_report=args.html_report,

@@ -544,6 +544,11 @@ class TrialConfig:
     # python: module's digest; "" where xfbench or a framework defines the model; set by the runner): a trial, or a
     # resume, that finds them edited since refuses to train another network under the case's name. None: not recorded.
     model_key: str | None = None
+    # The sha256 of its --pretrained / --weights file when the run's preflight converted it (set by the runner): the
+    # trial loads the conversion of that content (a run beside it, or a resume, converting an edited file under the
+    # same path no longer hands it other weights), and a resume that finds the file edited refuses. None: no
+    # pretrained weights, or not recorded (runs before 2026-12-05, trials run without preflight).
+    weights_key: str | None = None
 
     def __post_init__(self) -> None:
         for path, value in _non_finite_numbers(self):

@@ -141,6 +141,13 @@ class RunPlan:
             lambda t: t if t.model_key is not None else replace(t, model_key=user_model_key(t.model))
         )
 
+    def with_weights_keys(self, keys: Mapping[str, str]) -> RunPlan:
+        """Every trial without a weights key gets the sha256 of its weights as preflight converted them (``keys``,
+        by trial id); a trial with one keeps it (a resume's, recorded when the run began)."""
+        return self._each_trial(
+            lambda t: t if t.weights_key or t.trial_id not in keys else replace(t, weights_key=keys[t.trial_id])
+        )
+
     def _each_trial(self, change: Callable[[TrialConfig], TrialConfig]) -> RunPlan:
         """This plan with ``change`` applied to each of its trials, or of its search's bases."""
         search = replace(self.search, bases=tuple(map(change, self.search.bases))) if self.search is not None else None

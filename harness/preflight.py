@@ -47,7 +47,13 @@ from harness.model_cost import model_cost, training_memory_floor
 from harness.model_import import check_model_content, model_spec, parse_model_ref
 from harness.models import LAYER_HINTS, LAYER_SETTINGS, changed_options
 from harness.plan import ExecutionOptions
-from harness.pretrained import check_zoo_weights_cached, prepare_weights, weights_ref
+from harness.pretrained import (
+    check_weights_unchanged,
+    check_zoo_weights_cached,
+    prepare_weights,
+    prepared_sha256,
+    weights_ref,
+)
 from harness.provenance import usable_cpus
 from harness.reachable import connection_problem, dialled_host, grpc_problem
 from harness.results import safe_name
@@ -99,6 +105,7 @@ def preflight(
     search: TunePlan | None = None,
     resumed: bool = False,
     environ: Mapping[str, str] | None = None,
+    weights_keys: dict[str, str] | None = None,
 ) -> dict[str, dict[str, str]]:
     """Validate every trial and make sure its data is present (downloading if allowed): whatever would fail
     inside a worker fails here, before Ray starts. The CLI and the pytest plugin both call it. ``memory_bytes``:
@@ -108,6 +115,7 @@ def preflight(
     (a version that did not refuse options a strategy never reads recorded them, and they ran as they stand).
     ``environ``: the environment of the machine the trials run on (a local run's, :func:`local_environ`; None on a
     cluster), whose PATH must hold the programs their options need (a C++ compiler for torch.compile on CPUs).
+    ``weights_keys``: filled with each pretrained trial's weights sha256 by trial id (TrialConfig.weights_key).
 
     Returns each dataset's provenance (where its files were found, how they were verified) for run.json;
     raises InputError on bad input.
@@ -147,7 +155,7 @@ def preflight(
         option_use.check()
     if search is not None:
         _check_search_points(search, datasets, cache_dir, memory_bytes, resumed)
-    _prepare_pretrained(trials, datasets, cache_dir)
+    _prepare_pretrained(trials, datasets, cache_dir, weights_keys if weights_keys is not None else {})
     return provenance
 
 
@@ -462,11 +470,14 @@ def _check_weights_cached(trials: list[TrialConfig]) -> None:
             check_zoo_weights_cached(refs, Path(scratch))
 
 
-def _prepare_pretrained(trials: list[TrialConfig], datasets: dict[str, Dataset], cache_dir: Path | None) -> None:
+def _prepare_pretrained(
+    trials: list[TrialConfig], datasets: dict[str, Dataset], cache_dir: Path | None, keys: dict[str, str]
+) -> None:
     """Pretrained weights found, converted and verified in every backend of the run (harness.pretrained), once
-    per weights reference, architecture and input shape."""
+    per weights reference, architecture and input shape; ``keys`` gets each trial's weights sha256. A recorded
+    trial's weights (a resume's) must hold what they held when its run began."""
     backends = tuple(sorted({t.backend for t in trials}))
-    done: set[tuple[str, ...]] = set()
+    done: dict[tuple[str, ...], str] = {}
     for trial in trials:
         if not uses_pretrained(trial):
             continue
@@ -476,8 +487,9 @@ def _prepare_pretrained(trials: list[TrialConfig], datasets: dict[str, Dataset],
             raise ValueError(f"Expected a cache directory for the weights of {trial.trial_id}. Received: none.")
         key = (str(trial.transfer.pretrained), str(trial.transfer.weights_file), trial.model, str(shape), str(cache))
         if key not in done:
-            prepare_weights(trial, shape, Path(cache), backends)
-            done.add(key)
+            done[key] = prepared_sha256(prepare_weights(trial, shape, Path(cache), backends))
+        keys[trial.trial_id] = done[key]
+        check_weights_unchanged(trial, done[key])
 
 
 def _check_training_samples(task: TaskSpec | None, derived: Dataset, dataset: Dataset) -> None:

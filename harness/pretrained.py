@@ -449,16 +449,49 @@ def _index_path(cache_dir: Path, trial: TrialConfig, input_shape: tuple[int, ...
 
 
 def checkpoint_for(trial: TrialConfig, input_shape: tuple[int, ...], cache_dir: Path) -> Path:
-    """The neutral checkpoint of the trial's pretrained weights, as the preflight of this run prepared it."""
+    """The neutral checkpoint of the trial's pretrained weights, as the preflight of this run prepared it: the
+    conversion of the content its run recorded (``weights_key``), or, for a trial without one, the latest."""
     index = _index_path(cache_dir, trial, input_shape)
+    weights = trial.transfer.pretrained or trial.transfer.weights_file
     if not index.is_file():
         raise FileNotFoundError(
-            f"Expected the converted weights of {trial.transfer.pretrained or trial.transfer.weights_file} "
-            f"(index {index.name} in {index.parent}). Received: none: the run's preflight prepares them there, on the "
-            "driver's machine; on a cluster every node must see --results-dir's _cache through one shared filesystem "
-            "(docs/scheduling.md), and outside a run of xfbench nothing prepares them."
+            f"Expected the converted weights of {weights} (index {index.name} in {index.parent}). Received: none: the "
+            "run's preflight prepares them there, on the driver's machine; on a cluster every node must see "
+            "--results-dir's _cache through one shared filesystem (docs/scheduling.md), and outside a run of "
+            "xfbench nothing prepares them."
         )
-    return index.parent / json.loads(index.read_text())["checkpoint"]
+    recorded = json.loads(index.read_text())
+    if trial.weights_key is None:
+        return index.parent / recorded["checkpoint"]
+    entry = recorded.get("by_sha256", {}).get(trial.weights_key)
+    if entry is None:
+        raise FileNotFoundError(
+            f"Expected the conversion of {weights} with sha256 {trial.weights_key[:12]}, which this run's preflight "
+            f"prepared (index {index.name} in {index.parent}). Received: none: the file was converted with other "
+            f"content since (sha256 {str(recorded.get('sha256'))[:12]}). Restore the file the run began with, or "
+            "start a new run."
+        )
+    return index.parent / entry["checkpoint"]
+
+
+def prepared_sha256(checkpoint: Path) -> str:
+    """The sha256 of the weight file ``checkpoint`` was converted from (its metadata's)."""
+    import numpy as np
+
+    with np.load(checkpoint, allow_pickle=False) as arrays:
+        return str(json.loads(str(arrays["__meta__"]))["sha256"])
+
+
+def check_weights_unchanged(trial: TrialConfig, sha: str) -> None:
+    """InputError where a recorded trial's weight file holds other content than when its run began (a resume would
+    start its trials from other weights than the run's earlier ones under the same name)."""
+    if trial.weights_key is not None and trial.weights_key != sha:
+        weights = trial.transfer.pretrained or trial.transfer.weights_file
+        raise InputError(
+            f"Expected {weights} to hold what it held when the run began (sha256 {trial.weights_key[:12]}), for "
+            f"{trial.trial_id}. Received: sha256 {sha[:12]}: the file was replaced or edited since. Restore it, or "
+            "start a new run with these weights."
+        )
 
 
 def prepare_weights(
@@ -487,9 +520,22 @@ def prepare_weights(
         check_complete(path, weights_format(path)[0], refetch_hint(ref))  # names the tensor a cut file lost
         _convert(ref, trial, path, sha, input_shape, checkpoint, runner)
     verify_all(checkpoint, backends, runner)
-    index = _index_path(cache_dir, trial, input_shape)
-    index.write_text(json.dumps({"checkpoint": checkpoint.name, "weights": ref.label, "sha256": sha}))
+    _record_in_index(_index_path(cache_dir, trial, input_shape), checkpoint, ref.label, sha)
     return checkpoint
+
+
+def _record_in_index(index: Path, checkpoint: Path, label: str, sha: str) -> None:
+    """The reference's conversion of content ``sha``, beside those of other contents that runs in progress may
+    still load (by their trials' weights_key); the latest also at the top, for trials recorded without a key."""
+    try:
+        by_sha = dict(json.loads(index.read_text()).get("by_sha256", {})) if index.is_file() else {}
+    except (ValueError, AttributeError):  # a damaged index is written anew
+        by_sha = {}
+    latest = {"checkpoint": checkpoint.name, "weights": label, "sha256": sha}
+    by_sha[sha] = latest
+    partial = index.with_name(f"{index.name}.{os.getpid()}.partial")
+    partial.write_text(json.dumps({**latest, "by_sha256": by_sha}, sort_keys=True))
+    partial.replace(index)
 
 
 def _factorys_own_file(ref: WeightsRef, model: str) -> bool:

@@ -57,6 +57,7 @@ class SessionState:
     missing_data: dict[str, str] = field(default_factory=dict)  # dataset -> reason ("" when present)
     loaded: dict[str, Any] = field(default_factory=dict)  # dataset -> Dataset, read once for presence and preflight
     data_provenance: dict[str, dict[str, str]] = field(default_factory=dict)
+    weights_keys: dict[str, str] = field(default_factory=dict)  # by trial id, as preflight converted them
     execution: Any = None  # the session's ExecutionOptions, checked once the cases are selected
     outcome: Any = None
     error: str | None = None
@@ -746,6 +747,7 @@ def _run_all(config: pytest.Config, state: SessionState, temp: pytest.TempPathFa
             command=["pytest", *config.invocation_params.args],
             progress=terminal_progress(config),
             data_provenance=state.data_provenance,
+            weights_keys=state.weights_keys,
             # as the CLI ships them: on a cluster, nodes without the files get the arrays through Ray
             ship=datasets_to_ship(trials, options.ship_data, options.address, loaded=state.loaded),
             html_report=config.getoption("xfbench_report"),
@@ -776,6 +778,7 @@ def _preflight_each_case(
                 cache_dir=results_dir / "_cache",
                 memory_bytes=local_memory_bytes(options),
                 environ=local_environ(options),
+                weights_keys=state.weights_keys,
             )
         )
 

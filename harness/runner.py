@@ -13,7 +13,7 @@ import re
 import shutil
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, fields, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -312,10 +312,12 @@ def execute(
     ship: dict[str, Dataset] | None = None,
     reference: str | None = None,
     html_report: bool = True,
+    weights_keys: Mapping[str, str] | None = None,
 ) -> RunOutcome:
     """Run every stage of ``plan`` in a new run directory ``results_dir/run_id``; its summary.md and report.html
-    compare every backend with ``reference``."""
-    plan = _keyed(plan, results_dir, data_provenance or {})
+    compare every backend with ``reference``. ``weights_keys``: each pretrained trial's weights as preflight
+    converted them (its ``weights_keys`` out-argument)."""
+    plan = _keyed(plan, results_dir, data_provenance or {}).with_weights_keys(weights_keys or {})
     run_dir = (results_dir / run_id).resolve()
     if run_dir.exists() and any(run_dir.iterdir()):
         raise InputError(

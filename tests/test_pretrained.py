@@ -390,6 +390,8 @@ def test_fine_tune_from_a_weight_file_gives_each_seed_the_same_result_in_both_ba
     assert (rows["status"] == "ok").all() and len(rows) == 4
     assert set(rows["weights"]) == {key} and rows["weights_sha256"].str.len().eq(64).all()
     assert {json.loads(c)["runtime"]["precision"] for c in rows["config_json"]} == {"float64"}
+    # each trial loaded the conversion of the content its preflight converted (TrialConfig.weights_key)
+    assert {json.loads(c)["weights_key"] for c in rows["config_json"]} == set(rows["weights_sha256"])
     by_seed = rows.pivot(index="seed", columns="backend", values="test_acc")
     assert (by_seed["torch"] == by_seed["tensorflow"]).all(), by_seed
     frame = read_results(results / f"fine-tune-{key}")
@@ -849,3 +851,35 @@ def test_a_weights_home_copied_to_another_machine_keeps_the_sets_it_was_fetched_
     assert [(w.label, w.path.name) for w in cached_weights(copy)] == [("torchvision:resnet18", "resnet18-f37072fd.pth")]
     (copy / "sets.json").write_text(json.dumps({"torchvision:resnet18": str(copy / recorded)}))  # an older index
     assert [w.label for w in cached_weights(copy)] == ["torchvision:resnet18"]
+
+
+def test_a_trial_loads_the_conversion_of_the_content_its_run_recorded(files, cache, runner, tmp_path):
+    """Trials found their converted weights through an index named after the file's path, which every preflight
+    rewrote: a run beside (or a resume after) one that converted the edited file under that path handed its later
+    trials other weights. The index now keeps each content's conversion; a trial loads its run's (weights_key)."""
+    from harness.checkpoints import load_checkpoint, save_checkpoint
+    from harness.errors import InputError
+    from harness.pretrained import check_weights_unchanged, checkpoint_for, prepared_sha256
+    from harness.weight_files import file_sha256
+
+    spec, weights, meta = load_checkpoint(
+        prepare_weights(_trial("resnet18", files["resnet18.pth"]), SHAPE, cache, (), runner)
+    )
+    path, own = tmp_path / "backbone.npz", tmp_path / "cache"
+    trial = _trial("resnet18", path)
+    converted = {}
+    for scale in (1.0, 0.5):  # the file, then the file edited in place
+        save_checkpoint(path, spec, {k: v * np.float32(scale) for k, v in weights.items()}, meta)
+        checkpoint = prepare_weights(trial, SHAPE, own, (), runner)
+        assert prepared_sha256(checkpoint) == file_sha256(path)
+        converted[file_sha256(path)] = checkpoint
+    (first, a), (second, b) = converted.items()
+    assert a != b
+    assert checkpoint_for(replace(trial, weights_key=first), SHAPE, own) == a  # the run that began with it
+    assert checkpoint_for(replace(trial, weights_key=second), SHAPE, own) == b
+    assert checkpoint_for(trial, SHAPE, own) == b  # a trial recorded without a key: the latest, as before
+    with pytest.raises(FileNotFoundError, match="the file was converted with other content since"):
+        checkpoint_for(replace(trial, weights_key="0" * 64), SHAPE, own)
+    with pytest.raises(InputError, match=r"to hold what it held when the run began \(sha256 "):
+        check_weights_unchanged(replace(trial, weights_key=first), second)
+    check_weights_unchanged(trial, second)  # a new run's trial has no key yet
