@@ -375,11 +375,12 @@ def network_change(base: pd.DataFrame, new: pd.DataFrame) -> str:
 
 
 # Config fields that are not settings of what a case computes: the case's own keys, its seeds (the accuracy
-# verdict pairs them), where its data, caches and weight file lie (the rows carry the weights' hash), the content of
+# verdict pairs them), where its data, caches and weight file lie (the rows carry the weights' hash, as weights_key
+# does), the content of
 # its data and model (data_change names them, where both runs recorded one), and the runtime options (runtime_change).
 _NOT_SETTINGS = frozenset(
     {"suite", "strategy", "model", "variant", "dataset", "backend", "sample", "tuned", "seed", "cache_dir", "data_dir"}
-    | {"runtime", "transfer.weights_file", "data_key", "model_key"}
+    | {"runtime", "transfer.weights_file", "data_key", "model_key", "weights_key"}
 )
 
 

@@ -496,6 +496,16 @@ def recorded_runtime(runtime: dict[str, Any], backend: str) -> dict[str, Any]:
     return runtime
 
 
+def check_finite_settings(trial: TrialConfig) -> None:
+    """A new trial's numbers are finite: a NaN passes each range check and trains a diverging or unregularised
+    network under its name. Checked where trials are made (preflight, a search's points), not where recorded ones
+    are read back: a run recorded with one ran so, and its rows must still read."""
+    for path, value in _non_finite_numbers(trial):
+        raise InputError(
+            f"Expected finite numbers in every setting of a trial. Received: {path}={value}. Give a finite value."
+        )
+
+
 def _non_finite_numbers(config: Any, prefix: str = "") -> list[tuple[str, float]]:
     """Every float of a config (nested configs and tuples of floats too) that is NaN or infinite: path -> value."""
     found: list[tuple[str, float]] = []
@@ -551,11 +561,6 @@ class TrialConfig:
     weights_key: str | None = None
 
     def __post_init__(self) -> None:
-        for path, value in _non_finite_numbers(self):
-            raise InputError(
-                f"Expected finite numbers in every setting of a trial (a NaN passes each range check and trains "
-                f"a diverging or unregularised network under its name). Received: {path}={value}. Give a finite value."
-            )
         if self.epochs < 1:
             raise InputError(f"Expected epochs >= 1. Received: epochs={self.epochs}.")
         check_epochs("epochs", self.epochs)

@@ -186,7 +186,7 @@ class ResumeRecord:
     # run's first commit); after a `git pull` it differs from the run's own git_commit
     git_commit: str = ""
     # The execution options the run's trials ran under until this resume, which may change them (run.json's
-    # `execution` then holds the new ones): which rows ran so is told by this record's `at`. None: a resume
+    # `scheduler` then holds the new ones): which rows ran so is told by this record's `at`. None: a resume
     # recorded before 2026-12-05.
     execution_before: ExecutionOptions | None = None
 

@@ -28,6 +28,7 @@ from harness.config import (
     TransferOptions,
     TrialConfig,
     check_decay_to_decouple,
+    check_finite_settings,
     check_momentum_to_cycle,
 )
 from harness.data.batching import steps_per_epoch
@@ -116,9 +117,7 @@ def preflight(
     ``environ``: the environment of the machine the trials run on (a local run's, :func:`local_environ`; None on a
     cluster), whose PATH must hold the programs their options need (a C++ compiler for torch.compile on CPUs).
     ``weights_keys``: filled with each pretrained trial's weights sha256 by trial id (TrialConfig.weights_key).
-
-    Returns each dataset's provenance (where its files were found, how they were verified) for run.json;
-    raises InputError on bad input.
+    Returns each dataset's provenance (where its files were found, how verified) for run.json; InputError on bad input.
     """
     if not trials:
         raise InputError("Expected at least one trial. Received none: pick a suite or --strategy/--model/--dataset.")
@@ -292,6 +291,7 @@ _GPU_SETTINGS = (("--tf32 on", "tf32"), ("--cudnn-autotune on", "cudnn_autotune"
 def _check_names_and_options(trial: TrialConfig, resumed: bool, searched: bool) -> None:
     get_strategy(trial.strategy)
     if not resumed:  # a recorded run ran as it stands
+        check_finite_settings(trial)
         check_strategy_options(trial)
     if not resumed and not searched:  # a search's base never trains: its points are checked
         _check_recorded_settings_apply(trial)
@@ -489,7 +489,7 @@ def _prepare_pretrained(
         if key not in done:
             done[key] = prepared_sha256(prepare_weights(trial, shape, Path(cache), backends))
         keys[trial.trial_id] = done[key]
-        check_weights_unchanged(trial, done[key])
+        check_weights_unchanged(trial, done[key])  # another trial of the same reference may have converted it
 
 
 def _check_training_samples(task: TaskSpec | None, derived: Dataset, dataset: Dataset) -> None:
@@ -651,9 +651,9 @@ def _check_a_pretrained_layer_trains(trial: TrialConfig, spec: ModelSpec) -> Non
     if trains[k]:
         return
     fewer = [i for i in range(1, k) if trains[i]]
-    fix = f"Give --freeze-groups {fewer[-1]} or less, or use" if fewer else "Use"
+    fix = f"Give --freeze-groups {'1 to ' if fewer[-1] > 1 else ''}{fewer[-1]}, or use" if fewer else "Use"
     raise InputError(
-        f"Expected --freeze-groups to leave a pretrained layer with weights to fine-tune for strategy freeze_early. "
+        f"Expected --freeze-groups to leave a backbone layer with weights to fine-tune for strategy freeze_early. "
         f"Received: --freeze-groups {k} for {trial.model} (layer groups {groups}), which leaves only the new head "
         f"{head!r} training: feature_extraction under freeze_early's name. {fix} --strategy feature_extraction to "
         "train the head alone."

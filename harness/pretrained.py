@@ -460,18 +460,23 @@ def checkpoint_for(trial: TrialConfig, input_shape: tuple[int, ...], cache_dir: 
             "--results-dir's _cache through one shared filesystem (docs/scheduling.md), and outside a run of "
             "xfbench nothing prepares them."
         )
-    recorded = json.loads(index.read_text())
+    latest = json.loads(index.read_text())
     if trial.weights_key is None:
-        return index.parent / recorded["checkpoint"]
-    entry = recorded.get("by_sha256", {}).get(trial.weights_key)
-    if entry is None:
+        return index.parent / latest["checkpoint"]
+    own = _content_index(index, trial.weights_key)
+    if not own.is_file():
         raise FileNotFoundError(
             f"Expected the conversion of {weights} with sha256 {trial.weights_key[:12]}, which this run's preflight "
-            f"prepared (index {index.name} in {index.parent}). Received: none: the file was converted with other "
-            f"content since (sha256 {str(recorded.get('sha256'))[:12]}). Restore the file the run began with, or "
-            "start a new run."
+            f"prepared ({own.name} in {own.parent}). Received: none (the latest conversion is of sha256 "
+            f"{str(latest.get('sha256'))[:12]}). Restore the file the run began with, or start a new run."
         )
-    return index.parent / entry["checkpoint"]
+    return index.parent / json.loads(own.read_text())["checkpoint"]
+
+
+def _content_index(index: Path, sha: str) -> Path:
+    """The index entry of one content's conversion: a file of its own, so runs that convert other contents of the
+    reference never rewrite it (a shared index read, changed and written back lost one run's entry to another's)."""
+    return index.with_name(f"{index.stem}-{sha[:16]}.json")
 
 
 def prepared_sha256(checkpoint: Path) -> str:
@@ -515,6 +520,7 @@ def prepare_weights(
     digests = file_digests(path, [expected["algorithm"]] if expected else [])
     _check_zoo_content(ref, path, found, digests)
     sha = digests["sha256"]
+    check_weights_unchanged(trial, sha)  # a resume's, before an edited file is converted and verified for nothing
     checkpoint = folder / f"{_conversion_key(ref, trial, sha, input_shape)}.npz"
     if not checkpoint.is_file():
         check_complete(path, weights_format(path)[0], refetch_hint(ref))  # names the tensor a cut file lost
@@ -525,17 +531,13 @@ def prepare_weights(
 
 
 def _record_in_index(index: Path, checkpoint: Path, label: str, sha: str) -> None:
-    """The reference's conversion of content ``sha``, beside those of other contents that runs in progress may
-    still load (by their trials' weights_key); the latest also at the top, for trials recorded without a key."""
-    try:
-        by_sha = dict(json.loads(index.read_text()).get("by_sha256", {})) if index.is_file() else {}
-    except (ValueError, AttributeError):  # a damaged index is written anew
-        by_sha = {}
-    latest = {"checkpoint": checkpoint.name, "weights": label, "sha256": sha}
-    by_sha[sha] = latest
-    partial = index.with_name(f"{index.name}.{os.getpid()}.partial")
-    partial.write_text(json.dumps({**latest, "by_sha256": by_sha}, sort_keys=True))
-    partial.replace(index)
+    """The reference's conversion of content ``sha`` in an entry of its own (which runs in progress load by their
+    trials' weights_key), and as the latest (for trials recorded without a key); each file written whole."""
+    entry = json.dumps({"checkpoint": checkpoint.name, "weights": label, "sha256": sha})
+    for path in (_content_index(index, sha), index):
+        partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
+        partial.write_text(entry)
+        partial.replace(path)
 
 
 def _factorys_own_file(ref: WeightsRef, model: str) -> bool:

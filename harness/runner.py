@@ -547,22 +547,25 @@ def resume(
         stale = stale_pretrains(run_file.plan, frame, ended_search)
         commit = _say_the_commit(run_file)
         ship = datasets_to_ship(list(run_file.plan.planned_trials), settings.ship_data, settings.address)
-        # "running" under this driver before any row is removed: stopped from here on, the run is resumable (a
-        # finished run whose failed trials' rows were gone read as one with nothing to resume, and lost them)
-        write_run_file(run_dir, replace(run_file, record=_driven_by_this(run_file.record)))
-        kept, failed, discarded = _keep_finished_rows(run_dir, ended_search, stale)
-        finished = set(kept["trial_id"].unique()) if len(kept) else set()
-        resumed = ResumeRecord(utc_now(), len(finished), tuple(failed), discarded, tuple(sys.argv), failed)
-        resumed = replace(resumed, git_commit=commit, execution_before=run_file.execution)
-        record = replace(
-            _driven_by_this(run_file.record),
-            data_delivery={name: "object store" for name in ship},  # this session's: a resume may ship otherwise
-            resumes=(*run_file.record.resumes, resumed),
-            reference=reference or run_file.record.reference,
-        )
-        run_file = replace(run_file, execution=_recorded_options(settings), record=record)
-        write_run_file(run_dir, run_file)
-        replay = _rows_by_trial(kept[kept["stage"] == STAGE_SEARCH], results_dir / "_cache") if len(kept) else {}
+        # "running" under this driver before any row is removed (a finished run whose failed trials' rows were gone
+        # read as one with nothing to resume, and lost them); stopped before its trials begin, "interrupted"
+        driven = replace(run_file, record=_driven_by_this(run_file.record))
+        write_run_file(run_dir, driven)
+        try:
+            kept, resumed = _kept_and_recorded(run_dir, ended_search, stale, commit, run_file.execution)
+            record = replace(
+                driven.record,
+                data_delivery={name: "object store" for name in ship},  # this session's: a resume may ship otherwise
+                resumes=(*run_file.record.resumes, resumed),
+                reference=reference or run_file.record.reference,
+            )
+            run_file = replace(run_file, execution=_recorded_options(settings), record=record)
+            write_run_file(run_dir, run_file)
+            replay = _rows_by_trial(kept[kept["stage"] == STAGE_SEARCH], results_dir / "_cache") if len(kept) else {}
+        except BaseException as exc:
+            why = None if isinstance(exc, KeyboardInterrupt) else f"{type(exc).__name__}: {exc}"
+            write_run_file(run_dir, replace(driven, record=replace(driven.record, status="interrupted", error=why)))
+            raise
         ctx = _RunContext(
             run_file,
             run_dir,
@@ -570,13 +573,23 @@ def resume(
             ResultsWriter(run_dir),
             progress or SilentProgress(),
             Delivery(datasets=ship, replay=replay),
-            finished,
+            set(kept["trial_id"].unique()) if len(kept) else set(),
             suffix=f"-resume{len(record.resumes)}",
             reference=record.reference,
             html_report=html_report,
             search_ended=ended_search is not None,
         )
         return _carry_out(ctx, schedule)
+
+
+def _kept_and_recorded(
+    run_dir: Path, ended_search: TunePlan | None, stale: dict[str, str], commit: str, before: ExecutionOptions
+) -> tuple[pd.DataFrame, ResumeRecord]:
+    """The finished trials' rows a resume keeps (the others' removed: _keep_finished_rows), and its record."""
+    kept, failed, discarded = _keep_finished_rows(run_dir, ended_search, stale)
+    finished = kept["trial_id"].nunique() if len(kept) else 0
+    resumed = ResumeRecord(utc_now(), finished, tuple(failed), discarded, tuple(sys.argv), failed)
+    return kept, replace(resumed, git_commit=commit, execution_before=before)
 
 
 def _say_the_commit(run_file: RunFile) -> str:

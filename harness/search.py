@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.config import TrialConfig
+from harness.config import TrialConfig, check_finite_settings
 from harness.errors import InputError
 from harness.overrides import apply_overrides, config_class, field_hint
 from harness.strategy_options import check_strategy_options, reads_path
@@ -385,6 +385,7 @@ def validate_space(base: TrialConfig, space: SearchSpace) -> None:
 def _check_point(base: TrialConfig, point: dict[str, Any]) -> None:
     try:
         trial = apply_point(base, point)
+        check_finite_settings(trial)
         check_strategy_options(trial)
         initializer(trial.init)  # checked here, not in TrialConfig: a recorded run's rows read back as they ran
     except (ValueError, TypeError) as exc:

@@ -108,13 +108,16 @@ class TunePlan:
         points = distinct_points(self.space)
         if points is None:
             return
-        finite = "choices alone" if all(isinstance(d, Choice) for _, d in self.space.params) else "a finite space"
+        choices_alone = all(isinstance(d, Choice) for _, d in self.space.params)
+        finite = "choices alone" if choices_alone else "choices and int ranges alone"
+        # a grid spans the choices (an int range is drawn at each point), and refuses a space of int ranges alone
+        grid = "--search grid to train each combination once" if choices_alone else "an int range as choice:A,B,..."
         if self.algorithm == "optuna" and self.num_samples > points:
             raise InputError(
                 f"Expected at most as many samples as points for --search optuna over {finite}: every sample starts "
                 "from the same seed, so a repeated point trains again to the same numbers. Received: "
-                f"--num-samples {self.num_samples} over {points} combination(s). Use --search grid to train each "
-                f"combination once, or --num-samples {points} or fewer, or a float range in the space."
+                f"--num-samples {self.num_samples} over {points} point(s). Give --num-samples {points} or fewer, "
+                f"{grid}{' with --search grid' if not choices_alone else ''}, or a float range in the space."
             )
         if self.algorithm == "optuna":
             return
@@ -124,15 +127,22 @@ class TunePlan:
             first = firsts.setdefault(tuple(sorted(point.items())), sample)
             if first != sample:
                 repeats.append(f"sample {sample} repeats sample {first}")
-        if repeats:
-            raise InputError(
-                f"Expected the samples of a {self.algorithm} search over {finite} to differ: they start from the "
-                f"same seed, so a repeated point trains again to the same numbers. Received: --num-samples "
-                f"{self.num_samples} over {points} combination(s), where {len(repeats)} repeat "
-                f"({'; '.join(repeats[:3])}{'; ...' if len(repeats) > 3 else ''}). Use --search grid to train each "
-                "combination once (an int range as choice:A,B,...), or fewer samples, another --search-seed, or a "
-                "float range in the space."
-            )
+        if not repeats:
+            return
+        drawn = self.trials_per_experiment
+        fix = (  # a grid repeats its combinations --num-samples times, drawing its int ranges anew each time
+            "give the int range as choice:A,B,... (the grid then spans it), or --num-samples 1"
+            if self.algorithm == "grid"
+            else f"use {grid}{' with --search grid' if not choices_alone else ''}, or fewer samples, another "
+            "--search-seed"
+        )
+        raise InputError(
+            f"Expected the samples of a {self.algorithm} search over {finite} to differ: they start from the same "
+            f"seed, so a repeated point trains again to the same numbers. Received: {drawn} sample(s) (--num-samples "
+            f"{self.num_samples}) over {points} point(s), where {len(repeats)} repeat "
+            f"({'; '.join(repeats[:3])}{'; ...' if len(repeats) > 3 else ''}). To fix, {fix}, or a float range in "
+            "the space."
+        )
 
     def _check_grid(self) -> None:
         """A grid spans the choices; its ranges are drawn anew at each point and repeat (--num-samples)."""

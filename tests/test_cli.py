@@ -47,8 +47,8 @@ BAD_INPUTS = {
     # before, its 8 samples trained 2 configurations, 6 of them again to the same numbers
     "a random search over choices that repeats its points": (
         [*CNN_TUNE, "--space", "optimizer=choice:momentum,adam"],
-        "Received: --num-samples 8 over 2 combination(s), where 6 repeat (sample 1 repeats sample 0; sample 2 repeats "
-        "sample 0; sample 4 repeats sample 3; ...). Use --search grid to train each combination once",
+        "Received: 8 sample(s) (--num-samples 8) over 2 point(s), where 6 repeat (sample 1 repeats sample 0; sample 2 "
+        "repeats sample 0; sample 4 repeats sample 3; ...). To fix, use --search grid to train each combination once",
     ),
     # before, the adam samples trained without the decay and the momentum samples with it, each recorded so
     "a setting beside a searched optimizer": (

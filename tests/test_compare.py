@@ -568,6 +568,13 @@ def test_a_case_run_on_other_data_under_the_datasets_name_says_so_and_a_run_with
         with_data(None), with_data("b")
     )
     assert "data" not in note(with_data("aaa"), with_data("aaa"))
+    # the weights' sha256 a trial recorded (weights_key) is no setting: the rows' weights_sha256 say what it started
+    # from; a run from before the key (null) and one after read as "config differs: weights_key null→…" before
+    keyed = with_data("aaa")
+    keyed["config_json"] = TrialConfig(
+        "scratch", "m", "d", "torch", 0, 5, data_key="aaa", weights_key="ab" * 32
+    ).to_json()
+    assert "config" not in note(with_data("aaa"), keyed)
 
 
 def test_a_case_whose_settings_changed_says_which_and_a_field_one_version_did_not_record_is_no_change():

@@ -856,7 +856,8 @@ def test_a_weights_home_copied_to_another_machine_keeps_the_sets_it_was_fetched_
 def test_a_trial_loads_the_conversion_of_the_content_its_run_recorded(files, cache, runner, tmp_path):
     """Trials found their converted weights through an index named after the file's path, which every preflight
     rewrote: a run beside (or a resume after) one that converted the edited file under that path handed its later
-    trials other weights. The index now keeps each content's conversion; a trial loads its run's (weights_key)."""
+    trials other weights. Each content's conversion now has an index entry of its own; a trial loads its run's
+    (weights_key)."""
     from harness.checkpoints import load_checkpoint, save_checkpoint
     from harness.errors import InputError
     from harness.pretrained import check_weights_unchanged, checkpoint_for, prepared_sha256
@@ -878,7 +879,7 @@ def test_a_trial_loads_the_conversion_of_the_content_its_run_recorded(files, cac
     assert checkpoint_for(replace(trial, weights_key=first), SHAPE, own) == a  # the run that began with it
     assert checkpoint_for(replace(trial, weights_key=second), SHAPE, own) == b
     assert checkpoint_for(trial, SHAPE, own) == b  # a trial recorded without a key: the latest, as before
-    with pytest.raises(FileNotFoundError, match="the file was converted with other content since"):
+    with pytest.raises(FileNotFoundError, match="Restore the file the run began with"):
         checkpoint_for(replace(trial, weights_key="0" * 64), SHAPE, own)
     with pytest.raises(InputError, match=r"to hold what it held when the run began \(sha256 "):
         check_weights_unchanged(replace(trial, weights_key=first), second)

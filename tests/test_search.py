@@ -801,7 +801,8 @@ def test_optuna_models_its_results_after_half_its_samples_and_refuses_more_sampl
     choices = parse_space(["optimizer=choice:momentum,adam", "batch_size=choice:32,64"])
     TunePlan(bases=(BASE,), space=choices, algorithm="optuna", num_samples=4).check_random_choices_distinct()
     with pytest.raises(
-        InputError, match=re.escape("Received: --num-samples 5 over 4 combination(s). Use --search grid")
+        InputError,
+        match=re.escape("Received: --num-samples 5 over 4 point(s). Give --num-samples 4 or fewer, --search grid"),
     ):
         TunePlan(bases=(BASE,), space=choices, algorithm="optuna", num_samples=5).check_random_choices_distinct()
 
@@ -833,11 +834,19 @@ def test_a_choice_of_nan_or_inf_is_refused_as_a_range_bound_is_and_a_trial_never
         with pytest.raises(InputError, match=re.escape("Expected finite values in the choice of")) as refused:
             parse_param(text)
         assert f"Received: {value} in" in str(refused.value)
+    from harness.config import check_finite_settings
+    from harness.preflight import preflight
+
     settings = (("optimizer.weight_decay", "nan"), ("regularization.l2", "nan"), ("model_options.bn_epsilon", "nan"))
     for path, bad in (*settings, ("optimizer.clip_norm", "inf")):
         section, name = path.split(".")
+        trial = replace(BASE, **{section: replace(getattr(BASE, section), **{name: float(bad)})})
         with pytest.raises(InputError, match=re.escape(f"Received: {path}={bad}. Give a finite value.")):
-            replace(BASE, **{section: replace(getattr(BASE, section), **{name: float(bad)})})
+            check_finite_settings(trial)
+        with pytest.raises(InputError, match=re.escape(f"Received: {path}={bad}. Give a finite value.")):
+            preflight([trial], None, download=False)
+        # a run recorded with one ran so: its rows read back, and its resume runs it as it stands
+        assert TrialConfig.from_dict(json.loads(trial.to_json())).trial_id == trial.trial_id
 
 
 @pytest.mark.parametrize(
@@ -853,8 +862,13 @@ def test_a_search_over_int_ranges_and_choices_that_must_repeat_a_point_is_refuse
     """An int range is a finite set: epochs=int:2,3 with 8 samples trained 8 trials of 2 points, each repeat to the
     same numbers from the same seed, while choice:2,3 was refused."""
     plan = TunePlan(bases=(BASE,), space=parse_space(space), algorithm=algorithm, num_samples=samples)
-    with pytest.raises(InputError, match=re.escape(f"--num-samples {samples} over {points} combination(s)")):
+    with pytest.raises(
+        InputError,
+        match=re.escape(f"--num-samples {samples}{')' if algorithm != 'optuna' else ''} over {points} point(s)"),
+    ) as refused:
         plan.check_random_choices_distinct()
+    if algorithm != "optuna":  # a grid of int ranges alone is refused: the fix names what the grid spans
+        assert "choice:A,B,..." in str(refused.value) and "Use --search grid to train" not in str(refused.value)
     wide = TunePlan(bases=(BASE,), space=parse_space(["epochs=int:2,40"]), algorithm="random", num_samples=3)
     wide.check_random_choices_distinct()  # three distinct draws of 39 values: no repeat, nothing refused
     floats = parse_space(["epochs=int:2,3", "lr=uniform:0.01,0.1"])
