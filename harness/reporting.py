@@ -150,15 +150,14 @@ def fmt(value: Any, spec: str) -> str:
 def unfinished_notice(plan: RunPlan, status: str, frame: pd.DataFrame, run_dir: Path) -> tuple[str, str]:
     """(headline, text) for a run that did not finish, as summary.md and report.html open with: its tables hold
     what ended before the stop, and read alone they look like a finished run's."""
-    ran = set(frame["trial_id"]) if len(frame) else set()
-    planned = {t.trial_id for t in plan.trials}  # a run's own trials; the backbones it trains for them apart
-    backbones = len(ran - planned)
+    # a run's own trials; the backbones it trains for them (stage pretrain) apart
+    began = backbones = 0
+    if len(frame):
+        pretrain = frame["stage"].eq("pretrain") if "stage" in frame else pd.Series(False, index=frame.index)
+        began, backbones = frame.loc[~pretrain, "trial_id"].nunique(), frame.loc[pretrain, "trial_id"].nunique()
     also = f" (and {backbones} backbone pretrain trial(s))" if backbones else ""
-    counted = (
-        f"{len(ran & planned)} of the {len(planned)} planned trials{also}"
-        if plan.search is None
-        else f"{len(ran)} trials"
-    )
+    counted = f"{began} of the {len(plan.trials)} planned trials" if plan.search is None else f"{began} trials"
+    counted += also
     # run.json says running after a driver killed outright, or while the run goes on
     headline = "Interrupted" if status == "interrupted" else "Not finished (still running, or its driver was killed)"
     text = (
