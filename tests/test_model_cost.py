@@ -213,7 +213,10 @@ def test_model_command_shows_an_imported_model_and_a_spec_file(capsys, tmp_path)
         (["model", "python:nosuchmod:make"], "Expected an importable module for model python:nosuchmod:make."),
         (["model", "torchvision:resnet18", "--width-multiplier", "0.5"], "they apply to zoo models"),
         (["model", "alexnet", "--input-size", "32"], "designed for 227x227"),
-        (["model", "keras:ResNet50", "--input-size", "8"], "ResNet50 can be built for. Received: (8, 8, 3), which Keras"),
+        (
+            ["model", "keras:ResNet50", "--input-size", "8"],
+            "ResNet50 can be built for. Received: (8, 8, 3), which Keras",
+        ),
     ],
 )
 def test_model_command_bad_input_exits_2(capsys, monkeypatch, tmp_path, argv, message):
