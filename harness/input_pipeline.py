@@ -193,6 +193,26 @@ def without_input_pipeline(spec: ModelSpec) -> ModelSpec:
     return dataclasses.replace(spec, layers=layers)
 
 
+def pipeline_of(spec: ModelSpec) -> InputConfig:
+    """The input pipeline at the front of ``spec`` (:func:`with_input_pipeline`'s prefix) as the options that build
+    it: a backbone xfbench trained behind --input-size, --input-channels or --normalize saves its spec with it, and
+    its weights expect their data so. A normalisation no option names reads as none."""
+    size, channels, normalize, mode, side = None, None, "none", "stretch", None
+    for layer in spec.layers:
+        if isinstance(layer, Resize2D):
+            size = layer.output_size[0]
+            if layer.resized is not None:
+                mode, side = "resize-crop", min(layer.resized)
+        elif isinstance(layer, RepeatChannels):
+            channels = spec.input_shape[-1] * layer.repeats
+        elif isinstance(layer, Normalize):
+            stats = (tuple(map(float, layer.mean)), tuple(map(float, layer.std)))
+            normalize = next((name for name, known in NORMALIZATIONS.items() if known == stats), "none")
+        else:
+            break
+    return InputConfig(size=size, channels=channels, normalize=normalize, resize_mode=mode, resize_side=side)
+
+
 def network_behind_pipeline(spec: ModelSpec) -> ModelSpec:
     """The network ``spec``'s input pipeline feeds, built for the pipeline's output shape: initial weights drawn for
     it do not depend on the pipeline (they are keyed by layer index, which the pipeline's layers would shift)."""

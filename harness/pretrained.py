@@ -46,8 +46,9 @@ from harness.checkpoints import save_checkpoint, save_npz_atomically
 from harness.config import TrialConfig
 from harness.errors import InputError, MissingInputFile
 from harness.fresh_process import run_worker_module
+from harness.input_pipeline import InputConfig, pipeline_of
 from harness.model_import import model_content_key, parse_model_ref
-from harness.spec import Conv2D, ModelSpec, ZeroPad2D
+from harness.spec import Conv2D, ModelSpec, ZeroPad2D, spec_from_dict
 from harness.truncated_weights import check_complete
 from harness.user_files import nearest_existing, read_json_object
 from harness.weight_files import BadWeightsError, file_digests, file_sha256, weights_format
@@ -125,6 +126,7 @@ class Preprocessing:
     normalize: str  # a key of harness.input_pipeline.NORMALIZATIONS
     resize_mode: str = "stretch"  # how images reach ``size`` (harness.input_pipeline.RESIZE_MODES)
     resize_side: int | None = None  # resize-crop: the shorter side before the centred crop of ``size``
+    channels: int | None = 3  # the channels the weights take (None: the data's)
 
 
 def parse_pretrained(text: str, given_as: str = "--pretrained") -> WeightsRef:
@@ -162,13 +164,18 @@ def weights_ref(trial: TrialConfig) -> WeightsRef | None:
 
 def preprocessing(ref: WeightsRef, model: str) -> Preprocessing:
     """The input size and normalisation a weight set was trained with (a user's file: its framework's zoo's; a
-    ``python:`` factory's own file and a neutral .npz: none, the data fed as it is; a zoo's weights in a factory's
-    network: the zoo's)."""
+    ``python:`` factory's own file: none, the data fed as it is; a neutral .npz: the input pipeline its spec holds,
+    none without one; a zoo's weights in a factory's network: the zoo's)."""
     fmt = weights_format(ref.name)[0] if ref.kind == "file" else ref.kind
-    if fmt == "npz" or _factorys_own_file(ref, model):
-        # xfbench's own checkpoints were trained on the data as it is; a factory's weights follow no convention
-        # xfbench knows (not torchvision's ImageNet one: the factory is the user's network, trained on their data)
-        return Preprocessing(None, "none")
+    if fmt == "npz":  # a backbone xfbench trained behind --normalize / --input-size saved its spec with them
+        recorded = _recorded_pipeline(Path(ref.name))
+        return Preprocessing(
+            recorded.size, recorded.normalize, recorded.resize_mode, recorded.resize_side, recorded.channels
+        )
+    if _factorys_own_file(ref, model):
+        # a factory's weights follow no convention xfbench knows (not torchvision's ImageNet one: the factory is the
+        # user's network, trained on their data)
+        return Preprocessing(None, "none", channels=None)
     keras_name = ref.name if ref.kind == "keras" else model.partition(":")[2] if model.startswith("keras:") else ""
     if fmt in ("keras",) or keras_name:
         mode = KERAS_PREPROCESS.get(keras_name, "tf")
@@ -176,6 +183,19 @@ def preprocessing(ref: WeightsRef, model: str) -> Preprocessing:
     name = ref.name if ref.kind == "torchvision" else model.partition(":")[2] or model
     side = torchvision_resize_side(name, ref.weight_set if ref.kind == "torchvision" else "")
     return Preprocessing(TORCHVISION_SIZES.get(name, 224), "imagenet", "resize-crop", side)
+
+
+def _recorded_pipeline(path: Path) -> InputConfig:
+    """The input pipeline a neutral checkpoint's spec holds (nothing where the file holds no spec xfbench reads: its
+    conversion names what is wrong with it)."""
+    import numpy as np
+
+    try:
+        with np.load(path, allow_pickle=False) as arrays:
+            spec = spec_from_dict(json.loads(str(arrays["__spec__"])))
+    except Exception:  # any unreadable file: InputConfig() feeds the data as it is, and the conversion refuses it
+        return InputConfig()
+    return pipeline_of(spec)
 
 
 def with_weight_preprocessing(trial: TrialConfig, given: Collection[str] = ()) -> TrialConfig:
@@ -189,7 +209,7 @@ def with_weight_preprocessing(trial: TrialConfig, given: Collection[str] = ()) -
         return trial
     wanted = preprocessing(ref, trial.model)
     current = trial.input
-    if wanted.normalize == "none" and wanted.size is None:
+    if wanted.normalize == "none" and wanted.size is None and wanted.channels is None:
         return trial
     size = current.size or wanted.size
     own_normalize = "input.normalize" in given or current.normalize != "none"
@@ -201,7 +221,7 @@ def with_weight_preprocessing(trial: TrialConfig, given: Collection[str] = ()) -
     chosen = replace(
         current,
         size=size,
-        channels=current.channels or 3,
+        channels=current.channels or wanted.channels,
         normalize=current.normalize if own_normalize else wanted.normalize,
         resize_mode=mode,
         resize_side=side,

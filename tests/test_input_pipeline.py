@@ -190,3 +190,31 @@ def test_a_fresh_head_is_drawn_alike_whatever_input_pipeline_feeds_the_backbone(
         assert len(piped.layers) == len(network.layers) + 1
         _, drawn, _ = with_target_head(ctx, piped, weights, 5, always_new=True)
         assert all(np.array_equal(drawn[k], plain[k]) for k in plain), config
+
+
+def test_a_backbone_xfbench_trained_behind_a_pipeline_is_fed_as_it_was_when_given_as_weights(tmp_path):
+    """A neutral .npz was always fed the data as it is: a backbone trained behind --normalize imagenet, --input-size
+    and --input-channels 3 (its spec holds that prefix) got raw 8x8 grayscale pixels through --weights."""
+    from dataclasses import replace
+
+    from harness.checkpoints import save_checkpoint
+    from harness.config import TransferOptions
+    from harness.input_pipeline import pipeline_of, with_input_pipeline
+    from harness.pretrained import with_weight_preprocessing
+
+    trained_as = InputConfig(size=16, channels=3, normalize="imagenet")
+    network = build_spec("convnet3", (16, 16, 3), 5, ModelOptions())
+    spec = with_input_pipeline(network, trained_as, (8, 8, 1))
+    assert pipeline_of(spec) == trained_as and pipeline_of(network) == InputConfig()
+    path, plain = tmp_path / "backbone.npz", tmp_path / "plain.npz"
+    save_checkpoint(path, spec, initial_weights(spec, "glorot_uniform", 0), {})
+    save_checkpoint(plain, network, initial_weights(network, "glorot_uniform", 0), {})
+    trial = TrialConfig(
+        "fine_tune", "convnet3", "digits", "torch", 0, 1, transfer=TransferOptions(weights_file=str(path))
+    )
+    assert with_weight_preprocessing(trial).input == trained_as
+    # what the command line gives still wins: --normalize none feeds the data as it is
+    given = replace(trial, input=InputConfig(normalize="none"))
+    assert with_weight_preprocessing(given, {"input.normalize"}).input.normalize == "none"
+    unpiped = replace(trial, transfer=TransferOptions(weights_file=str(plain)))
+    assert with_weight_preprocessing(unpiped) == unpiped  # a checkpoint without a pipeline: the data as it is
