@@ -213,7 +213,7 @@ def test_a_python_factorys_file_follows_no_preprocessing_convention(tmp_path):
     path.write_bytes(b"a state dict")
     trial = _trial(FACTORY, path)
     ref = weights_ref(trial)
-    assert ref is not None and preprocessing(ref, FACTORY) == Preprocessing(None, "none", "stretch")
+    assert ref is not None and preprocessing(ref, FACTORY) == Preprocessing(None, "none", "stretch", channels=None)
     assert with_preprocessing(trial).input == InputConfig()  # the data as it is, stretched if --input-size says
     given = _trial(FACTORY, path, input=InputConfig(size=16, normalize="caffe"))
     assert with_preprocessing(given, ("input.size", "input.normalize")).input == InputConfig(16, None, "caffe")
