@@ -41,6 +41,12 @@ def save_npz_atomically(path: Path, arrays: dict[str, np.ndarray]) -> None:
     os.replace(tmp, path)
 
 
+def checkpoint_header(path: Path) -> tuple[ModelSpec, dict[str, Any]]:
+    """A checkpoint's spec and metadata without its weights (an .npz reads each member on its own)."""
+    with np.load(path, allow_pickle=False) as data:
+        return spec_from_dict(json.loads(str(data["__spec__"]))), json.loads(str(data["__meta__"]))
+
+
 def load_checkpoint(path: Path) -> tuple[ModelSpec, NeutralWeights, dict[str, Any]]:
     if not path.is_file():
         raise FileNotFoundError(f"Expected a checkpoint file. Received: {path} does not exist.")

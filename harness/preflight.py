@@ -642,11 +642,8 @@ def _check_a_pretrained_layer_trains(trial: TrialConfig, spec: ModelSpec) -> Non
     them (mlp's group 'classifier' holds its head alone), it trains the head on the frozen network, which is
     feature_extraction's number under freeze_early's name."""
     head, groups = spec.layers[-1].name, list(spec.groups())
-    trains = [
-        {key.split("/")[0] for key in parameter_shapes(spec) if is_trainable_param(key)}
-        & {l.name for l in spec.layers if l.group in groups[k:] and l.name != head}
-        for k in range(len(groups))
-    ]
+    weighted = {key.split("/")[0] for key in parameter_shapes(spec) if is_trainable_param(key)} - {head}
+    trains = [weighted & {l.name for l in spec.layers if l.group in groups[k:]} for k in range(len(groups))]
     k = trial.transfer.freeze_groups
     if trains[k]:
         return

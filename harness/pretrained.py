@@ -42,13 +42,13 @@ from typing import Any
 
 from harness import cachekeys
 from harness.backend import REFERENCE_BACKEND, backend_entry, importer_backends
-from harness.checkpoints import save_checkpoint, save_npz_atomically
+from harness.checkpoints import checkpoint_header, save_checkpoint, save_npz_atomically
 from harness.config import TrialConfig
 from harness.errors import InputError, MissingInputFile
 from harness.fresh_process import run_worker_module
 from harness.input_pipeline import InputConfig, pipeline_of
 from harness.model_import import model_content_key, parse_model_ref
-from harness.spec import Conv2D, ModelSpec, ZeroPad2D, spec_from_dict
+from harness.spec import Conv2D, ModelSpec, ZeroPad2D
 from harness.truncated_weights import check_complete
 from harness.user_files import nearest_existing, read_json_object
 from harness.weight_files import BadWeightsError, file_digests, file_sha256, weights_format
@@ -188,11 +188,8 @@ def preprocessing(ref: WeightsRef, model: str) -> Preprocessing:
 def _recorded_pipeline(path: Path) -> InputConfig:
     """The input pipeline a neutral checkpoint's spec holds (nothing where the file holds no spec xfbench reads: its
     conversion names what is wrong with it)."""
-    import numpy as np
-
     try:
-        with np.load(path, allow_pickle=False) as arrays:
-            spec = spec_from_dict(json.loads(str(arrays["__spec__"])))
+        spec = checkpoint_header(path)[0]
     except Exception:  # any unreadable file: InputConfig() feeds the data as it is, and the conversion refuses it
         return InputConfig()
     return pipeline_of(spec)
@@ -501,10 +498,7 @@ def _content_index(index: Path, sha: str) -> Path:
 
 def prepared_sha256(checkpoint: Path) -> str:
     """The sha256 of the weight file ``checkpoint`` was converted from (its metadata's)."""
-    import numpy as np
-
-    with np.load(checkpoint, allow_pickle=False) as arrays:
-        return str(json.loads(str(arrays["__meta__"]))["sha256"])
+    return str(checkpoint_header(checkpoint)[1]["sha256"])
 
 
 def check_weights_unchanged(trial: TrialConfig, sha: str) -> None:
