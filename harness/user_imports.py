@@ -103,8 +103,10 @@ def user_files(module: str) -> list[tuple[Path, Path]]:
 
 def user_units(module: str) -> tuple[Path, ...]:
     """What a run ships for ``module``: the units of the user's files it imports, its own first, in the order found
-    (a package's whole directory: Ray copies folders, not single files of them)."""
-    return tuple(dict.fromkeys(unit.resolve() for _, unit in user_files(module)))
+    (a package's whole directory: Ray copies folders, not single files of them). Each is named as the import finds
+    it, links not followed: Ray ships a unit under its own name, and a node imports ``my_nets`` from ``my_nets.py``
+    even where that is a link to ``real/nets_impl.py``."""
+    return tuple(dict.fromkeys(Path(os.path.abspath(unit)) for _, unit in user_files(module)))
 
 
 def user_source_digest(module: str) -> str:

@@ -58,6 +58,23 @@ def test_a_modules_user_code_is_itself_and_the_user_modules_it_imports_in_turn_f
         assert python_source_digest("my_nets:make") == digest
 
 
+def test_a_linked_module_or_package_ships_under_the_name_it_is_imported_by(tmp_path, monkeypatch):
+    """Ray ships each unit under its path's last name: a unit named by its link's target reached the nodes as
+    nets_impl.py or mypkg-1.2/, where no worker could import my_nets or mypkg."""
+    (tmp_path / "real").mkdir()
+    (tmp_path / "real" / "nets_impl.py").write_text("import mypkg\n" + RAISES)
+    (tmp_path / "src" / "mypkg-1.2").mkdir(parents=True)
+    (tmp_path / "src" / "mypkg-1.2" / "__init__.py").write_text(RAISES)
+    (tmp_path / "my_nets.py").symlink_to(tmp_path / "real" / "nets_impl.py")
+    (tmp_path / "mypkg").symlink_to(tmp_path / "src" / "mypkg-1.2", target_is_directory=True)
+    monkeypatch.chdir(tmp_path)
+    root = tmp_path.resolve()
+    assert python_model_sources(["python:my_nets:make"]) == (root / "my_nets.py", root / "mypkg")
+    digest = user_source_digest("my_nets")
+    (tmp_path / "src" / "mypkg-1.2" / "__init__.py").write_text("WIDTH = 8\n" + RAISES)  # read through the link
+    assert user_source_digest("my_nets") != digest
+
+
 def test_a_copy_of_the_units_elsewhere_hashes_as_the_driver_does(tmp_path, monkeypatch):
     """A cluster node gets the units in a folder of Ray's (py_modules), without what a .gitignore in them names,
     finds them there as its workers import them, and hashes its copy into the same keys."""
