@@ -34,6 +34,7 @@ if command -v nvidia-smi >/dev/null; then
     nvidia-smi --query-gpu=timestamp,utilization.gpu,memory.used,memory.total --format=csv -lms 500 \
         >"$work/nvidia-smi.csv" 2>&1 &
     sampler=$!
+    trap 'kill "$sampler" 2>/dev/null' EXIT # the sampler ends with the script, also when the script is killed
 fi
 
 step() {  # step NAME SECONDS OPTION...: one xfbench run, cut at SECONDS or at the deadline, whichever comes first
@@ -74,4 +75,5 @@ for name in ${STEPS:-$all}; do
     esac
 done
 [[ -n ${sampler:-} ]] && kill "$sampler"
+trap - EXIT
 tar -czf "$archive" -C "$work" --exclude=parts --exclude=_ray .
