@@ -2,10 +2,10 @@
 figures go to docs/measurements.md, "Warm-up").
 
 The zoo_smoke suite's networks as it configures them (resnet20 at width 0.5, mobilenet_v2 at 0.25 and densenet121
-at 0.125, both resized to 32; Adam 1e-3 on digits for --epochs, 3 by default), and cnn_small, each trained with ``run_trial``: the
-first epoch holds the model's tracing and graph optimisation (TensorFlow) or its first kernels' set-up (PyTorch),
-the later ones are steady. To compare two commits, run this script from each checkout, alternating, and compare
-the medians; the final loss is printed so the runs can be checked to compute the same.
+at 0.125, both resized to 32; Adam 1e-3 on digits for --epochs, 3 by default), and cnn_small, each trained with
+``run_trial``: the first epoch holds the model's tracing and graph optimisation (TensorFlow) or its first kernels'
+set-up (PyTorch), the later ones are steady. To compare two commits, run this script from each checkout,
+alternating, and compare the medians; the final loss is printed so the runs can be checked to compute the same.
 
     PYTHONPATH=. .venv/bin/python benchmarks/warmup.py --backend tensorflow [--model densenet121] [--epochs 3]
 """

@@ -183,9 +183,10 @@ def markdown_table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
 def markdown_cell(text: str) -> str:
     """A cell's text that stays one cell and reads as written: a failed trial's error with a ``|`` split its row
     into more cells, ``<b>`` or ``<class 'NoneType'>`` was taken for HTML (bold, or nothing shown), and a newline
-    ended the table. Pipes escaped, angle brackets as entities, line breaks as spaces."""
+    ended the table; an error quoting ``&lt;i&gt;`` showed as ``<i>``. Pipes escaped, ampersands and angle brackets
+    as entities, line breaks as spaces."""
     flat = " ".join(str(text).splitlines())
-    return flat.replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
+    return flat.replace("|", "\\|").replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def _strategy_cell(row: pd.Series) -> str:

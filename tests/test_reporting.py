@@ -637,6 +637,8 @@ def test_markdown_cells_keep_pipes_angle_brackets_and_line_breaks_inside_their_c
     assert row.endswith(f"| failed | {expected} |") and "<" not in section
     table = reporting.markdown_table(("case", "why"), [("a", "first line\nsecond\r\nthird"), ("b", "x")])
     assert table.splitlines()[2:] == ["| a | first line second third |", "| b | x |"]
+    # an error that quotes an entity reads as written, not as the character it names
+    assert reporting.markdown_cell("expected &lt;i&gt; & <b>") == "expected &amp;lt;i&amp;gt; &amp; &lt;b&gt;"
 
 
 def test_small_mac_counts_keep_two_significant_digits():
