@@ -461,13 +461,13 @@ def history(results_dir: Path, metric: str, case_filter: str | None = None, last
     if not table.empty:
         table.index = pd.MultiIndex.from_tuples(table.index, names=["case", "backend"])
         table = table.sort_index()
-    return History(tuple(runs), table, settings_changes(labelled), *_cell_states(labelled, metric))
+    return History(tuple(runs), table, settings_changes(labelled), *cell_states(labelled, metric))
 
 
 Cell = tuple[str, str, str]  # (case, backend, run id)
 
 
-def _cell_states(
+def cell_states(
     labelled: dict[str, pd.DataFrame], metric: str
 ) -> tuple[frozenset[Cell], frozenset[Cell], dict[Cell, str]]:
     """The trend's cells that have no value though the run had the case: no trial ended ok; or, for a time, they

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import math
 import textwrap
-from collections.abc import Collection, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -319,10 +319,26 @@ def _sampled_values(ax: Any, table: pd.DataFrame, path: str, metric: str, backen
         )
 
 
-def history(series: pd.DataFrame, flagged: set[tuple[str, str, str]], metric: str, kind: str) -> list[Plot]:
-    """The metric over runs per (case, backend): ``series`` has index (case, backend) and one column per run;
-    ``flagged`` holds (case, backend, run) where ``xfbench compare`` finds the ``kind`` of regression the metric
-    shows (time, accuracy) against the run before."""
+Cell = tuple[str, str, str]  # (case, backend, run label)
+
+
+@dataclass(frozen=True)
+class HistoryMarks:
+    """What the history plot marks beside the values: regressions as ``xfbench compare`` decides them (each cell's
+    kinds: the plot's own kind circled, a fall in the trials that ended ok boxed), cells whose run had the case but
+    no trial ended ok, values that cover only some trials ("2/3"), and the runs that did not finish."""
+
+    regressed: Mapping[Cell, frozenset[str]] = field(default_factory=dict)
+    not_ok: frozenset[Cell] = frozenset()
+    partly_ok: Mapping[Cell, str] = field(default_factory=dict)
+    unfinished: frozenset[str] = frozenset()
+
+
+def history(series: pd.DataFrame, marks: HistoryMarks, metric: str, kind: str) -> list[Plot]:
+    """The metric over runs per (case, backend): ``series`` has index (case, backend) and one column per run; a case
+    keeps one colour, each backend its own marker size and dash (_line_style), so that two backends with equal
+    values draw one line inside the other (a solid line of one marker each: the one drawn last hid the other);
+    ``kind`` is the regression the metric shows (time, accuracy)."""
     if series.empty:
         return []
     plt = _pyplot()
@@ -334,25 +350,27 @@ def history(series: pd.DataFrame, flagged: set[tuple[str, str, str]], metric: st
     legend_rows = math.ceil(len(series) / columns)
     fig, ax = plt.subplots(figsize=(9, 3.6 + 0.17 * legend_rows), layout="constrained")
     runs = [str(c) for c in series.columns]
-    # no red among the lines, the colour of the regression circles; past nine lines, other markers and dash
-    # patterns, so that a run's lone point is told apart too
+    keys = [key if isinstance(key, tuple) else (key, "") for key in series.index]
+    cases = list(dict.fromkeys(str(case) for case, _ in keys))
+    backends = sorted({str(backend) for _, backend in keys})
+    # a colour per case (no red, the colour of the regression marks), past nine cases another marker; a backend's
+    # own marker size and dash (_line_style)
     palette = [colour for index, colour in enumerate(plt.get_cmap("tab10").colors) if index != 3]
-    for number, (key, values) in enumerate(series.iterrows()):
-        case, backend = key if isinstance(key, tuple) else (key, "")
+    floor = ax.get_xaxis_transform()  # x in runs, y in the axes' height: where a cell without a value is marked
+    for (case, backend), (_, values) in zip(keys, series.iterrows(), strict=True):
+        number = cases.index(str(case))
         cycle = number // len(palette)
-        line = ax.plot(
-            range(len(runs)),
-            values.to_numpy(dtype=float),
-            marker=("o", "s", "^", "D", "v", "P")[cycle % 6],
-            label=f"{case} · {backend}",
-            color=palette[number % len(palette)],
-            linestyle=("-", "--", ":", "-.")[cycle % 4],
-        )
-        for i, run in enumerate(runs):
-            if (str(case), str(backend), run) in flagged:
-                ax.scatter([i], [values.iloc[i]], s=160, facecolors="none", edgecolors="red", linewidths=2)
+        style = _line_style(str(backend), backends) | {
+            "color": palette[number % len(palette)],
+            "marker": ("o", "s", "^", "D", "v", "P")[cycle % 6],
+        }
+        line = ax.plot(range(len(runs)), values.to_numpy(dtype=float), label=f"{case} · {backend}", **style)
         line[0].set_alpha(0.8)
-    ax.set_xticks(range(len(runs)), runs, rotation=20, fontsize=7, ha="right")
+        for i, run in enumerate(runs):
+            cell = (str(case), str(backend), run)
+            _mark_cell(ax, floor, (i, values.iloc[i]), cell, marks, kind, style["color"])
+    ticks = [f"{r} (unfinished)" if r in marks.unfinished else r for r in runs]
+    ax.set_xticks(range(len(runs)), ticks, rotation=20, fontsize=7, ha="right")
     ax.set_ylabel(metric)
     every = series.to_numpy(dtype=float)
     positive = every[np.isfinite(every) & (every > 0)]
@@ -361,9 +379,34 @@ def history(series: pd.DataFrame, flagged: set[tuple[str, str, str]], metric: st
         _plain_log_ticks(ax.yaxis)
     fig.legend(fontsize=7, loc="outside lower center", ncols=columns)
     ax.grid(alpha=0.3)
-    title = f"red circle: the case's {kind} regressed, as xfbench compare decides against the last run that ran it"
-    ax.set_title(title, fontsize=8)
+    title = (
+        f"red circle: the case's {kind} regressed, as xfbench compare decides against the last run that ran it; red "
+        "square: fewer of its trials ended ok; ×: it ran, no trial ended ok; 2/3: the value covers the trials that "
+        "ended ok"
+    )
+    ax.set_title("\n".join(textwrap.wrap(title, 150)), fontsize=7)
     return [Plot("history", f"History: {metric} over runs per case", fig)]
+
+
+def _mark_cell(
+    ax: Any, floor: Any, point: tuple[int, float], cell: Cell, marks: HistoryMarks, kind: str, colour: Any
+) -> None:
+    """One run's marks for one (case, backend): × on the floor where no trial ended ok (a gap alone read as a run
+    that did not have the case), "2/3" beside a value of some trials only, and the regressions of ``cell``."""
+    x, value = point
+    regressed = marks.regressed.get(cell, frozenset())
+    drawn = value == value  # NaN: no value to draw at
+    if not drawn and cell in marks.not_ok:
+        ax.scatter([x], [0.03], marker="x", s=50, color=colour, transform=floor, clip_on=False, label="_not ok")
+    if drawn and cell in marks.partly_ok:
+        ax.annotate(marks.partly_ok[cell], (x, value), xytext=(4, 4), textcoords="offset points", fontsize=6)
+    where = {"transform": floor} if not drawn else {}
+    y = value if drawn else 0.03
+    if kind in regressed and drawn:
+        ax.scatter([x], [y], s=160, facecolors="none", edgecolors="red", linewidths=2, label=f"_{kind} regressed")
+    if "trials" in regressed and (drawn or cell in marks.not_ok):
+        square = {"marker": "s", "facecolors": "none", "edgecolors": "red", "label": "_trials regressed", **where}
+        ax.scatter([x], [y], s=220, linewidths=1.5, **square)
 
 
 def save(plot: Plot, directory: Path) -> str:

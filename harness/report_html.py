@@ -349,14 +349,14 @@ def _told_apart(run: LoadedRunDir, depth: int) -> str:
 
 
 def _history_changes(
-    runs: list[LoadedRunDir], metric: str, labels: dict[Path, str]
-) -> tuple[set[tuple[str, str, str]], dict[str, list[str]], list[tuple[str, ...]]]:
-    """Each run's cases against the last earlier run that ran them: the regressions in the metric drawn (the plot
-    circles those), every regression of a run with its kind, and the table of changes' rows; runs named by
-    ``labels`` (:func:`history_labels`)."""
+    runs: list[LoadedRunDir], labels: dict[Path, str]
+) -> tuple[dict[tuple[str, str, str], frozenset[str]], dict[str, list[str]], list[tuple[str, ...]]]:
+    """Each run's cases against the last earlier run that ran them: the kinds that regressed per (case, backend,
+    run) (the plot marks those), every regression of a run with its kind, and the table of changes' rows; runs
+    named by ``labels`` (:func:`history_labels`)."""
     from harness.baselines import environment_change, labelled_by_case
 
-    flagged: set[tuple[str, str, str]] = set()
+    flagged: dict[tuple[str, str, str], frozenset[str]] = {}
     listed: dict[str, list[str]] = {}
     ratios: list[tuple[str, ...]] = []
     # each run's rows with their case named as compare names it: a case's machine, threads and versions
@@ -366,8 +366,8 @@ def _history_changes(
             kinds = regression_kinds(c)
             if kinds:
                 listed.setdefault(labels[after.path], []).append(f"{c.case} [{c.backend}] ({', '.join(kinds)})")
-            if DRAWN_KIND[metric] in kinds:
-                flagged.add((c.case, c.backend, labels[after.path]))
+            if kinds:
+                flagged[(c.case, c.backend, labels[after.path])] = frozenset(kinds)
             # a ratio or an accuracy difference, undecided ones too (verdict n/a: the note says why), and whatever
             # regressed (trials that failed or diverged): each with compare's note
             compared = not (math.isnan(c.time_ratio) and math.isnan(c.acc_diff_pp))
@@ -389,17 +389,15 @@ def _rows_of(labelled: pd.DataFrame, c: CaseComparison) -> pd.DataFrame:
 def _history_section(runs: list[LoadedRunDir], metric: str) -> tuple[str, list[Any]]:
     """The metric per (case, backend) over the runs; regressions against the last run that ran the case flagged."""
     from harness import plots
-    from harness.baselines import labelled_by_case, metric_per_case
+    from harness.baselines import cell_states, labelled_by_case, metric_per_case
 
     labels = history_labels(runs)
     # as `xfbench history`: not a tune's search samples, which would join unrelated configurations by sample number
-    columns = {
-        labels[run.path]: metric_per_case(labelled_by_case(compared_rows(run.frame), None), metric)
-        for run in runs
-        if len(run.frame)
-    }
-    series = pd.DataFrame(columns)
-    flagged, listed, ratios = _history_changes(runs, metric, labels)
+    labelled = {labels[run.path]: labelled_by_case(compared_rows(run.frame), None) for run in runs if len(run.frame)}
+    series = pd.DataFrame({label: metric_per_case(frame, metric) for label, frame in labelled.items()})
+    flagged, listed, ratios = _history_changes(runs, labels)
+    not_ok, _, partly_ok = cell_states(labelled, metric)
+    unfinished = frozenset(labels[r.path] for r in runs if r.info.get("status") in UNFINISHED_STATUSES)
     listing = TableData(
         "runs",
         f"{len(runs)} runs, oldest first",
@@ -436,8 +434,9 @@ def _history_section(runs: list[LoadedRunDir], metric: str) -> tuple[str, list[A
     )
     text = "<h2>History</h2>\n" + _table_html(listing) + "\n" + _table_html(ratio_table)
     rules = comparison_rules(Thresholds())
+    marks = plots.HistoryMarks(flagged, not_ok, partly_ok, unfinished)
     return text + f"\n<p class='note'>{_prose_html(rules)}</p>", plots.history(
-        series, flagged, metric, DRAWN_KIND[metric]
+        series, marks, metric, DRAWN_KIND[metric]
     )
 
 

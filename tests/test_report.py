@@ -381,6 +381,37 @@ def test_the_history_plot_circles_a_regression_of_the_metric_it_draws_and_the_li
 
 
 @needs_matplotlib
+def test_the_history_plot_marks_equal_backends_failed_cases_partial_values_and_unfinished_runs(tmp_path):
+    """Both backends at one accuracy drew one solid line of one marker (the one drawn last hid the other); a case
+    whose every trial failed was a gap, as if the run had not had it; a value of 2 of 3 trials, an unfinished run and
+    a fall in the trials that ended ok went unmarked, all of which `xfbench history` marks."""
+    from harness.report_html import _history_section, load
+
+    for index in range(3):
+        _write_run(tmp_path, f"run-{index}", f"2026-01-0{index + 1}", noise=index)
+    rows = pd.read_parquet(tmp_path / "run-1" / "results.parquet")
+    mlp = rows["model"] == "mlp"
+    failed = mlp & ((rows["backend"] == "tensorflow") | (rows["seed"] == 2))  # tensorflow's three, torch's seed 2
+    rows.loc[failed, "status"], rows.loc[failed, "test_acc"] = "failed", math.nan
+    rows.to_parquet(tmp_path / "run-1" / "results.parquet")
+    info = json.loads((tmp_path / "run-2" / "run.json").read_text())
+    (tmp_path / "run-2" / "run.json").write_text(json.dumps(info | {"status": "interrupted"}))
+    runs = [load(tmp_path / f"run-{index}") for index in range(3)]
+    _, (plot,) = _history_section(runs, "test_acc")
+    ax = plot.figure.axes[0]
+    first, last = [line for line in ax.get_lines() if line.get_label().startswith("t:scratch-mlp-digits · ")]
+    assert first.get_color() == last.get_color()  # one case, one colour; the line drawn last, inside the first
+    assert first.get_markersize() > last.get_markersize() and first.get_linestyle() != last.get_linestyle()
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["run-0", "run-1", "run-2 (unfinished)"]
+    assert [t.get_text() for t in ax.texts] == ["2/3"]  # torch's mlp in run-1
+    marks = sorted(c.get_label() for c in ax.collections)
+    assert marks == ["_not ok", "_trials regressed", "_trials regressed"], marks  # tensorflow's mlp in run-1
+    import matplotlib.pyplot as plt
+
+    plt.close(plot.figure)
+
+
+@needs_matplotlib
 def test_a_history_lists_a_ratio_too_few_epochs_could_not_decide_with_the_reason(tmp_path):
     """One seed of 3 steady epochs a side: 1.6x slower, yet no Mann-Whitney p can fall under alpha (0.01). The ratio is
     listed, undecided (n/a) with compare's reason, not dropped from the table as if the case had no timing."""
@@ -1042,7 +1073,7 @@ def test_the_history_plot_of_many_series_keeps_its_legend_inside_the_figure_and_
 
     import matplotlib.pyplot as plt
 
-    from harness.plots import history
+    from harness.plots import HistoryMarks, history
 
     keys = [
         (f"transfer_smoke:feature_extraction-cnn_small+5-9to0-4-digits-{i}", b)
@@ -1053,7 +1084,7 @@ def test_the_history_plot_of_many_series_keeps_its_legend_inside_the_figure_and_
     series = pd.DataFrame({"run-0": np.linspace(0.01, 2.6, 60), "run-1": np.linspace(0.011, 2.5, 60)}, index=index)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # matplotlib's "Tight layout not applied" among them
-        [plot] = history(series, set(), "epoch_time_s", "time")
+        [plot] = history(series, HistoryMarks(), "epoch_time_s", "time")
         plot.figure.canvas.draw()
     figure_box = plot.figure.bbox
     [legend] = plot.figure.legends
