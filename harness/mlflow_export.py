@@ -13,6 +13,7 @@ import contextlib
 import hashlib
 import json
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -256,12 +257,9 @@ def _log_trial(client: Any, experiment_id: str, trial_id: str, trial: pd.DataFra
     params = flatten(json.loads(first["config_json"])) if isinstance(first["config_json"], str) else {}
     params = {k: v for k, v in params.items() if not _machinery(k, v)}
     ended = {"ok": "FINISHED", "skipped": "KILLED"}.get(status, "FAILED")  # KILLED: MLflow's "did not run"
-    try:
+    with _ended_if_stopped(client, child):  # not left RUNNING, as if it were still training
         client.log_batch(child, metrics=_metrics(trial), params=[Param(k, v) for k, v in params.items()])
         client.set_terminated(child, ended, end_time=end)
-    except _write_errors():
-        _end_failed(client, child)  # not left RUNNING, as if it were still training
-        raise
     return str(child)
 
 
@@ -286,11 +284,18 @@ def _write_errors() -> tuple[type[Exception], ...]:
     return (*store_errors(), OSError)
 
 
-def _end_failed(client: Any, mlflow_run: str) -> None:
-    """End ``mlflow_run`` FAILED after an error while writing it, where the store still takes that (it may be what
-    failed: the error raised is the first one, not this)."""
-    with contextlib.suppress(*_write_errors()):
-        client.set_terminated(mlflow_run, "FAILED")
+@contextlib.contextmanager
+def _ended_if_stopped(client: Any, mlflow_run: str) -> Iterator[None]:
+    """``mlflow_run`` ended FAILED where writing it raises a store's error, KILLED on Ctrl-C (a cancelled export
+    left it RUNNING for good), where the store still takes that (it may be what failed: the error raised is the
+    first one, not this)."""
+    try:
+        yield
+    except BaseException as exc:
+        if isinstance(exc, (KeyboardInterrupt, *_write_errors())):
+            with contextlib.suppress(*_write_errors()):
+                client.set_terminated(mlflow_run, "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
+        raise
 
 
 def _check_names(uri: str, experiment: str) -> None:
@@ -355,20 +360,17 @@ def _write_parent(
     client: Any, experiment_id: str, run_dir: Path, frame: pd.DataFrame, tags: dict[str, str], params: dict[str, str]
 ) -> str:
     """The parent run, tagged ``xfbench.export=incomplete`` (ended by :func:`_write_trials`), with ``params`` and
-    its artefacts; an MLflow error ends it FAILED."""
+    its artefacts; an MLflow error ends it FAILED, Ctrl-C KILLED."""
     from mlflow.entities import Param
 
     start, _ = _span(frame)
     parent = client.create_run(experiment_id, run_name=tags["xfbench.run_id"], tags=tags, start_time=start).info.run_id
-    try:
+    with _ended_if_stopped(client, parent):
         if params:  # a tune's search; another run has none
             client.log_batch(parent, params=[Param(key, value) for key, value in params.items()])
         for name in ARTIFACTS:
             if (run_dir / name).is_file():
                 client.log_artifact(parent, str(run_dir / name))
-    except _write_errors():
-        _end_failed(client, parent)
-        raise
     return str(parent)
 
 
@@ -381,10 +383,10 @@ def _write_trials(
 ) -> dict[str, str]:
     """A nested run per trial of ``parent`` (experiment id, run id, tags), then the parent ended ``ended`` and marked
     complete, last: an export that stopped before is not taken as done (--replace deletes it). An MLflow error ends
-    the parent FAILED."""
+    the parent FAILED, Ctrl-C KILLED."""
     experiment_id, parent_run, tags = parent
     common = {"mlflow.parentRunId": parent_run, **{k: tags[k] for k in ("xfbench.run_id", "xfbench.run_key")}}
-    try:
+    with _ended_if_stopped(client, parent_run):
         trial_runs = {
             str(trial_id): _log_trial(
                 client, experiment_id, str(trial_id), trial, {**common, **marks.get(str(trial_id), {})}
@@ -393,9 +395,6 @@ def _write_trials(
         }
         client.set_terminated(parent_run, ended, end_time=_span(frame)[1])
         client.set_tag(parent_run, "xfbench.export", "complete")
-    except _write_errors():
-        _end_failed(client, parent_run)
-        raise
     return trial_runs
 
 

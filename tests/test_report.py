@@ -688,6 +688,31 @@ def test_an_mlflow_error_while_writing_ends_the_export_failed_in_one_line_and_re
 
 
 @needs_mlflow
+def test_an_export_stopped_by_ctrl_c_ends_its_mlflow_runs_killed_not_running(tmp_path, capsys, monkeypatch):
+    """Ctrl-C (or a cancelled CI job's) while the runs were written left the parent and the trial being written
+    RUNNING for good; the next export must still find it incomplete."""
+    from mlflow.tracking import MlflowClient
+
+    run_dir = _write_run(tmp_path, "run-c", "2026-01-01")
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    export = ["export", str(run_dir), "--mlflow", uri, "--experiment", "c"]
+    written = MlflowClient.log_batch
+
+    def stopped_at_the_third(self, run_id, metrics=(), params=(), tags=()):
+        if len(_mlflow_runs(uri, "c")) == 3:  # the parent and two trials: a third is being written
+            raise KeyboardInterrupt
+        return written(self, run_id, metrics=metrics, params=params, tags=tags)
+
+    monkeypatch.setattr(MlflowClient, "log_batch", stopped_at_the_third)
+    assert main(export) == 130 and "xfbench: interrupted" in capsys.readouterr().err
+    runs = _mlflow_runs(uri, "c")
+    statuses = sorted(r.info.status for r in runs)
+    assert statuses == ["FINISHED", "KILLED", "KILLED"], statuses  # a trial written, the one cut short, the parent
+    monkeypatch.undo()
+    assert main(export) == 2 and "it is incomplete" in capsys.readouterr().err
+
+
+@needs_mlflow
 def test_a_tune_run_whose_plan_cannot_be_read_is_refused_before_anything_is_written(tmp_path, capsys):
     """The search plan (for the search_best and stopped_early tags) was read after the parent run was written: a
     run.json this version cannot read exited 2 with MLflow runs left behind, advising to start a new run."""
