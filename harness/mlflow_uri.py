@@ -182,11 +182,32 @@ def artifact_problem(location: str, uri: str) -> str | None:
     return None
 
 
+SQLITE_SUFFIXES = (".db", ".sqlite", ".sqlite3")
+
+
+def _sqlite_file(uri: str) -> str:
+    """The path of ``uri`` where it names a SQLite database without the ``sqlite:`` scheme (a plain or ``file:``
+    path with a database's suffix, or an existing SQLite file), else ""."""
+    parts = urllib.parse.urlsplit(uri)
+    if parts.scheme not in ("", "file") and len(parts.scheme) != 1:  # one letter: a Windows drive
+        return ""
+    path = urllib.request.url2pathname(parts.path) if parts.scheme == "file" else uri
+    try:
+        with open(path, "rb") as file:
+            is_database = file.read(16) == b"SQLite format 3\0"
+    except OSError:
+        is_database = False
+    return path if is_database or path.lower().endswith(SQLITE_SUFFIXES) else ""
+
+
 def unusable_uri(uri: str, exc: Exception) -> InputError:
     """The store's complaint in one line (:func:`one_line`) and how to fix the URI."""
     said = one_line(exc)
     if isinstance(exc, ImportError):
         fix = "install that database's Python driver into xfbench's environment, or give e.g. sqlite:///mlflow.db"
+    elif "MLFLOW_ALLOW_FILE_STORE" in str(exc) and _sqlite_file(uri):
+        # a database file given as a path: the file store MLflow offers would make a folder of that name
+        fix = f"name it as a SQLite database: --mlflow sqlite:///{_sqlite_file(uri)}"
     elif "MLFLOW_ALLOW_FILE_STORE" in str(exc):
         fix = "set MLFLOW_ALLOW_FILE_STORE=true to use a file store anyway, or give e.g. sqlite:///mlflow.db"
     else:

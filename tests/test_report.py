@@ -543,6 +543,27 @@ def test_runs_without_run_json_are_told_apart_by_their_folder(tmp_path):
 
 
 @pytest.mark.skipif(importlib.util.find_spec("mlflow") is None, reason="needs xfbench[mlflow]")
+def test_a_database_file_given_as_a_plain_path_is_told_to_name_it_sqlite_not_to_allow_a_file_store(tmp_path, capsys):
+    """MLflow's advice for a plain path, MLFLOW_ALLOW_FILE_STORE=true, made a folder named plain.db a file store
+    where the user meant a SQLite database."""
+    import contextlib
+    import sqlite3
+
+    run_dir = _write_run(tmp_path, "run-p", "2026-01-01")
+    with contextlib.closing(sqlite3.connect(tmp_path / "existing")) as database:  # a SQLite file without a suffix
+        database.execute("create table t (x)")
+    for given in (str(tmp_path / "plain.db"), f"file://{tmp_path / 'plain.sqlite'}", str(tmp_path / "existing")):
+        assert main(["export", str(run_dir), "--mlflow", given]) == 2
+        err = capsys.readouterr().err
+        path = given.removeprefix("file://")
+        assert err.rstrip().endswith(f"To fix, name it as a SQLite database: --mlflow sqlite:///{path}."), err
+        assert "MLFLOW_ALLOW_FILE_STORE" not in err.split("To fix")[1]
+    assert not (tmp_path / "plain.db").exists() and not (tmp_path / "mlruns").exists()
+    assert main(["export", str(run_dir), "--mlflow", str(tmp_path / "store")]) == 2  # a folder: a file store, as said
+    assert "set MLFLOW_ALLOW_FILE_STORE=true" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(importlib.util.find_spec("mlflow") is None, reason="needs xfbench[mlflow]")
 def test_a_trial_that_did_not_end_ok_exports_why_and_the_loss_that_diverged(tmp_path):
     """A failed or diverged trial's MLflow run was FAILED with no error text anywhere (a diverged row holds none: the
     tag gives summary.md's reason), and the diverged epoch's NaN loss, the figure that shows the divergence, was
