@@ -73,6 +73,7 @@ class EarlierExport:
     """What the experiment already holds of this run: the MLflow runs tagged with its key, parent first."""
 
     parent_run_id: str
+    parent_run_ids: tuple[str, ...]  # more than one: exports of the run written at once (two CI jobs)
     run_ids: tuple[str, ...]  # the parent and every trial's run
     trial_runs: dict[str, str]
     complete: bool  # the parent was marked complete after its last trial was logged
@@ -122,6 +123,7 @@ def _earlier_export(client: Any, experiment_id: str, key: str) -> EarlierExport 
     trials = {r.data.tags.get("xfbench.trial_id", ""): r.info.run_id for r in runs if r not in parents}
     return EarlierExport(
         parent_run_id=parent.info.run_id,
+        parent_run_ids=tuple(r.info.run_id for r in parents),
         run_ids=tuple(r.info.run_id for r in runs),
         trial_runs=trials,
         complete=parent.data.tags.get("xfbench.export") == "complete" and len(parents) == 1,
@@ -132,11 +134,24 @@ def _earlier_export(client: Any, experiment_id: str, key: str) -> EarlierExport 
 def _check_replaceable(earlier: EarlierExport, replace: bool, run_id: str, experiment: str, uri: str) -> None:
     if replace:
         return
-    why = "it is incomplete (an export that stopped)" if not earlier.complete else "the run's rows have changed since"
+    parents = earlier.parent_run_ids
+    if len(parents) > 1:  # not one export that stopped: several wrote the same run at once (two CI jobs)
+        found, them = (
+            f"{len(parents)} exports of it, written at once (parent runs {', '.join(parents)})",
+            "them and write this one once",
+        )
+    else:
+        why = (
+            "it is incomplete (an export that stopped)" if not earlier.complete else "the run's rows have changed since"
+        )
+        found, them = (
+            f"an earlier export of it (parent run {earlier.parent_run_id}), and {why}",
+            "that export and write this one",
+        )
     raise InputError(
         f"Expected run {run_id} in MLflow experiment {experiment!r} at {uri} as it is now, or not at all. Received: "
-        f"an earlier export of it (parent run {earlier.parent_run_id}), and {why}. Pass --replace to delete that "
-        "export and write this one (MLflow keeps deleted runs until `mlflow gc`), or give another --experiment."
+        f"{found}. Pass --replace to delete {them} (MLflow keeps deleted runs until `mlflow gc`), or give another "
+        "--experiment."
     )
 
 

@@ -543,6 +543,29 @@ def test_runs_without_run_json_are_told_apart_by_their_folder(tmp_path):
 
 
 @pytest.mark.skipif(importlib.util.find_spec("mlflow") is None, reason="needs xfbench[mlflow]")
+def test_two_exports_of_a_run_written_at_once_are_named_as_such_and_replace_keeps_one(tmp_path, capsys, monkeypatch):
+    """Two exports at once (two CI jobs) each wrote a parent; every later export then said "it is incomplete (an
+    export that stopped)", which is not what happened."""
+    from harness import mlflow_export
+
+    run_dir = _write_run(tmp_path, "run-t", "2026-01-01")
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    export = ["export", str(run_dir), "--mlflow", uri, "--experiment", "t"]
+    assert main(export) == 0
+    with monkeypatch.context() as patched:  # the second started before the first had written its parent
+        patched.setattr(mlflow_export, "_earlier_export", lambda *args: None)
+        assert main(export) == 0
+    capsys.readouterr()
+    assert main(export) == 2
+    err = capsys.readouterr().err
+    assert "Received: 2 exports of it, written at once (parent runs " in err and "incomplete" not in err, err
+    assert "Pass --replace to delete them and write this one once" in err
+    assert main([*export, "--replace"]) == 0
+    parents = [r for r in _mlflow_runs(uri, "t") if "mlflow.parentRunId" not in r.data.tags]
+    assert len(parents) == 1 and main(export) == 0 and "nothing written" in capsys.readouterr().out
+
+
+@pytest.mark.skipif(importlib.util.find_spec("mlflow") is None, reason="needs xfbench[mlflow]")
 def test_a_database_file_given_as_a_plain_path_is_told_to_name_it_sqlite_not_to_allow_a_file_store(tmp_path, capsys):
     """MLflow's advice for a plain path, MLFLOW_ALLOW_FILE_STORE=true, made a folder named plain.db a file store
     where the user meant a SQLite database."""
