@@ -38,6 +38,7 @@ from scipy.stats import t as student_t
 
 from harness.backend import REFERENCE_BACKEND
 from harness.config import OptimizerConfig, TrialConfig, case_label, model_label, recorded_runtime
+from harness.data.registry import FULL_CONTENT
 from harness.errors import InputError
 from harness.seeds import BOOTSTRAP_SEED
 from harness.statistics import ALIKE_PP, NO_SPREAD, StatsSettings, epochs_by_trial, paired_accuracy, ratio_interval
@@ -388,7 +389,8 @@ def data_change(base: pd.DataFrame, new: pd.DataFrame) -> str:
     """ "data differs: content a→b" where the two runs of a case read other data under the dataset's name (each
     trial's data_key, preflight's fingerprint of what it read): their accuracies are of other images; "model
     differs: …" where its spec file or python: module held other content (model_key). A run recorded before the keys
-    were is silent on them: nothing to say."""
+    were is silent on them: nothing to say, nor is a data key of every pixel against an older, sampled one (other
+    hashes of the same images: harness.data.registry.data_fingerprint)."""
     changed = []
     for field, what in (("data_key", "data"), ("model_key", "model")):
         keys = [
@@ -397,7 +399,8 @@ def data_change(base: pd.DataFrame, new: pd.DataFrame) -> str:
             else set()
             for side in (base, new)
         ]
-        if all(keys) and keys[0] != keys[1]:
+        kinds = [{key.startswith(FULL_CONTENT) for key in side} for side in keys]
+        if all(keys) and kinds[0] == kinds[1] and keys[0] != keys[1]:
             changed.append(f"{what} differs: content {'/'.join(sorted(keys[0]))}→{'/'.join(sorted(keys[1]))}")
     return "; ".join(changed)
 

@@ -568,6 +568,9 @@ def test_a_case_run_on_other_data_under_the_datasets_name_says_so_and_a_run_with
         with_data(None), with_data("b")
     )
     assert "data" not in note(with_data("aaa"), with_data("aaa"))
+    # a key of every pixel against an older, sampled key of the same images: other hashes, not other data
+    assert "data" not in note(with_data("4e455a286ad4"), with_data("sha256:4966f5d8041ae95a"))
+    assert note(with_data("sha256:aaa"), with_data("sha256:bbb")).startswith("data differs: content sha256:aaa→")
     # the weights' sha256 a trial recorded (weights_key) is no setting: the rows' weights_sha256 say what it started
     # from; a run from before the key (null) and one after read as "config differs: weights_key null→…" before
     keyed = with_data("aaa")

@@ -709,6 +709,76 @@ def test_a_cifar_archive_that_is_not_tar_is_said_in_one_line(tmp_path):
     assert "To fix, delete it and run again to download it, or point --data-dir at a complete copy." in message
 
 
+def test_gzip_data_under_a_plain_tar_name_is_refused_not_read_past_its_crc(tmp_path):
+    """A plain .tar has no published checksum; tarfile decompressed gzip data under that name and stopped before
+    gzip's CRC, so a damaged byte loaded as a changed pixel (here a cut-down copy, listed by the sha256 of the
+    damaged file as a user's own manifest would list it; the release's full size loaded without one)."""
+    files = write_cifar_folder(tmp_path / "src", manifest=False)
+    archive = bytearray(gzip.compress(gzip.decompress(cifar_archive(files)), compresslevel=0))
+    archive[len(archive) // 2] ^= 0xFF  # one pixel byte of the stored (level 0) stream
+    with pytest.raises(OSError, match="CRC check failed"):
+        gzip.decompress(bytes(archive))  # what gzip says of it: damaged
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "cifar-10-binary.tar").write_bytes(bytes(archive))
+    write_manifest(tmp_path / "data")
+    with pytest.raises(DataFileError) as caught:
+        load_dataset("cifar10", tmp_path / "data", download=False)
+    tar = tmp_path / "data" / "cifar-10-binary.tar"
+    assert str(caught.value).startswith(
+        f"Expected an uncompressed tar archive under a name without .gz. Received: {tar} holds gzip data (header 1f8b"
+    )
+    assert f"To fix, add .gz to its name (mv {tar} {tar}.gz)" in str(caught.value)
+
+
+def test_a_data_file_this_user_may_not_read_is_one_line_not_a_traceback(tmp_path, monkeypatch):
+    """A PermissionError (a file of another user's, mode 0600) was a traceback and exit 1. Simulated: the tests run
+    as root, whom permissions do not stop."""
+    files = write_cifar_folder(tmp_path / "cifar10")
+    refused = tmp_path / "cifar10" / "cifar-10-batches-bin" / "data_batch_3.bin"
+    assert "data_batch_3.bin" in files and refused.is_file()
+    read = Path.read_bytes
+
+    def read_bytes_as_another_user(self):
+        if self == refused:
+            raise PermissionError(13, "Permission denied", str(self))
+        return read(self)
+
+    monkeypatch.setattr(Path, "read_bytes", read_bytes_as_another_user)
+    with pytest.raises(DataFileError) as caught:
+        load_dataset("cifar10", tmp_path / "cifar10", download=False)
+    message = str(caught.value)
+    assert message.startswith(
+        f"Expected the dataset's files and folders to be readable by this user (uid {os.getuid()})"
+    )
+    assert f"Received: Permission denied on {refused} (owner uid {os.getuid()}, mode -rw" in message
+    assert message.endswith(
+        "To fix, make it readable (chmod a+r on a file, a+rx on a folder), or point --data-dir at a copy this user "
+        "can read."
+    )
+
+
+def test_the_data_key_holds_every_pixel_and_a_run_keyed_before_still_resumes_on_its_own_data():
+    """The key hashed every 4,099th pixel: replacing an image that held none (four in five at MNIST's size) kept
+    it, and a resume or a comparison took other images for the run's."""
+    from dataclasses import replace
+
+    from harness.data.registry import check_content, data_fingerprint, sampled_fingerprint
+
+    digits = load_dataset("digits")
+    x_train = digits.x_train.copy()
+    x_train[1] = x_train[2]  # one image replaced by another
+    replaced = replace(digits, x_train=x_train)
+    assert sampled_fingerprint(replaced) == sampled_fingerprint(digits)  # what the old key could not see
+    assert data_fingerprint(replaced) != data_fingerprint(digits)
+    assert data_fingerprint(digits).startswith("sha256:") and data_fingerprint(digits) == data_fingerprint(
+        load_dataset("digits")
+    )
+    check_content(digits, data_fingerprint(digits))
+    check_content(digits, sampled_fingerprint(digits))  # a run recorded before: its key, as it was computed
+    with pytest.raises(InputError, match=r"Received: other data under that name \(content sha256:"):
+        check_content(replaced, data_fingerprint(digits))
+
+
 def test_a_data_dir_that_is_a_file_says_to_point_it_at_the_folder(tmp_path):
     """--data-dir naming one of the dataset's files said only "(not a directory)"."""
     from harness.errors import InputError

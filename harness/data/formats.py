@@ -141,9 +141,17 @@ def check_full_cifar_batch(payload: bytes, name: str, source: str, manifest: Pat
 def read_cifar_archive(archive: bytes, source: Path) -> dict[str, bytes]:
     """Member name -> bytes for the batch files inside cifar-10-binary.tar.gz (read, never extracted)."""
     wanted = {f"{CIFAR_ARCHIVE_DIR}/{n}" for n in (*CIFAR_TRAIN_FILES, CIFAR_TEST_FILE)}
+    if archive[:2] == b"\x1f\x8b":  # read_bytes gunzips a .gz: this is gzip data under a plain name
+        # tarfile would decompress it and stop before gzip's CRC, and format checks alone accept a plain .tar: one
+        # damaged byte loaded as a changed pixel
+        raise DataFileError(
+            f"Expected an uncompressed tar archive under a name without .gz. Received: {source} holds gzip data "
+            f"(header {archive[:4].hex()}). To fix, add .gz to its name (mv {source} {source}.gz), so that its "
+            "checksum and gzip's integrity check are applied."
+        )
     out: dict[str, bytes] = {}
     try:
-        with tarfile.open(fileobj=io.BytesIO(archive), mode="r:*") as tar:
+        with tarfile.open(fileobj=io.BytesIO(archive), mode="r:") as tar:
             for member in tar.getmembers():
                 # `tar -czf x.tar.gz ./cifar-10-batches-bin` names every member ./cifar-10-batches-bin/...
                 if member.name.removeprefix("./") in wanted and member.isfile():

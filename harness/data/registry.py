@@ -11,6 +11,7 @@ import gzip
 import hashlib
 import importlib.util
 import os
+import stat
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -260,10 +261,26 @@ def _check_channel_spread(stats: tuple[tuple[float, ...], tuple[float, ...]], so
         )
 
 
+# What a data key of every pixel begins with (data_fingerprint); a key without it is one of sampled_fingerprint's
+FULL_CONTENT = "sha256:"
+
+
 def data_fingerprint(dataset: Dataset) -> str:
-    """A short hash of what the arrays hold: shapes, every label, and every 4,099th pixel of each split (enough to
-    tell two datasets of one shape apart, MNIST from Fashion-MNIST or one folder of files from another, in a few
-    milliseconds where hashing CIFAR-10's 600 MB would take a second)."""
+    """A hash of everything the arrays hold: shapes and dtypes, every label and every pixel of each split (0.15 s for
+    MNIST's 220 MB of float32 here, 0.4 s for CIFAR-10's 740 MB). Keys before 2026-12-05 sampled every 4,099th
+    pixel (sampled_fingerprint): at MNIST's size four images in five held no sampled pixel, so replacing them
+    changed no key, and a resume or a comparison took other images for the run's."""
+    digest = hashlib.sha256(dataset.name.encode())
+    for x, y in ((dataset.x_train, dataset.y_train), (dataset.x_val, dataset.y_val), (dataset.x_test, dataset.y_test)):
+        digest.update(repr((x.shape, str(x.dtype), y.shape)).encode())
+        for array in (y, x):
+            digest.update(np.ascontiguousarray(array).data.cast("B"))  # the bytes in place: tobytes copied them
+    return FULL_CONTENT + digest.hexdigest()[:16]
+
+
+def sampled_fingerprint(dataset: Dataset) -> str:
+    """The data key as runs before 2026-12-05 recorded it: shapes, every label and every 4,099th pixel (blind to
+    images without a sampled pixel). Read to resume such a run: its trials' keys are of this kind."""
     digest = hashlib.sha256(dataset.name.encode())
     for x, y in ((dataset.x_train, dataset.y_train), (dataset.x_val, dataset.y_val), (dataset.x_test, dataset.y_test)):
         digest.update(repr((x.shape, str(x.dtype), y.shape)).encode())
@@ -276,12 +293,15 @@ def check_content(dataset: Dataset, expected: str | None) -> None:
     """Refuse data other than the run's: ``expected`` is the content preflight read when the run began
     (TrialConfig.data_key; None where not recorded). Another copy under the dataset's name (a cluster node's own
     files, files replaced before a resume) would train, and be compared, as if it were the same data."""
-    if expected is None or data_fingerprint(dataset) == expected:
+    if expected is None:
+        return
+    found = (data_fingerprint if expected.startswith(FULL_CONTENT) else sampled_fingerprint)(dataset)
+    if found == expected:
         return
     source = dataset.provenance.get("source", "somewhere unknown")
     raise InputError(
         f"Expected the {dataset.name} data the run began with (content {expected}). Received: other data under that "
-        f"name (content {data_fingerprint(dataset)}), read from {source}. "
+        f"name (content {found}), read from {source}. "
         "Restore the files the run began with, or start a new run; on a cluster, give every node the same files or "
         "ship them from the driver (--ship-data always)."
     )
@@ -565,7 +585,25 @@ def load_dataset(name: str, data_dir: str | os.PathLike[str] | None = None, down
     if name not in DATASETS:
         raise InputError(f"Expected a dataset name. Received: dataset={name!r}. Valid choices: {sorted(DATASETS)}")
     loader, _ = DATASETS[name]
-    return loader(str(data_dir) if data_dir else None, download)
+    try:
+        return loader(str(data_dir) if data_dir else None, download)
+    except PermissionError as exc:  # a file or folder of the search this user may not read: one line, not a traceback
+        raise DataFileError(_unreadable(exc)) from None
+
+
+def _unreadable(exc: PermissionError) -> str:
+    """Which file or folder could not be read, whose it is and its mode, and what to do."""
+    path = Path(exc.filename) if exc.filename else None
+    try:
+        held = os.stat(path) if path is not None else None
+        whose = f"owner uid {held.st_uid}, mode {stat.filemode(held.st_mode)}" if held else "unknown"
+    except OSError:
+        whose = "its folder cannot be searched"
+    return (
+        f"Expected the dataset's files and folders to be readable by this user (uid {os.getuid()}). Received: "
+        f"{exc.strerror or 'permission denied'} on {exc.filename} ({whose}). To fix, make it readable (chmod a+r on "
+        "a file, a+rx on a folder), or point --data-dir at a copy this user can read."
+    )
 
 
 def read_elsewhere(data_dir: str | None, dataset: Dataset) -> str | None:
