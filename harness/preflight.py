@@ -545,6 +545,13 @@ def _check_eval_samples(role: str, task: TaskSpec | None, derived: Dataset, data
         if len(derived.split(split)[1]) > 0:
             continue
         labels = dataset.split(split)[1]
+        if len(labels) == 0:  # the dataset's own split is empty (a cut-down copy): no choice of classes fills it
+            raise InputError(
+                f"Expected {split_name} samples in {dataset.name}. Received: its {split_name} split is empty, read "
+                f"from {dataset.provenance.get('source', 'its files')} ({len(dataset.y_train)} training samples). "
+                f"To fix, point --data-dir at complete files of {dataset.name}, or at a cut-down copy large enough "
+                "for every split (docs/data.md gives each dataset's split)."
+            )
         classes = task.classes if task is not None and task.classes is not None else range(dataset.num_classes)
         raise InputError(
             f"Expected {split_name} samples in {_task_name(role, task)} of {dataset.name}. Received: none in its "

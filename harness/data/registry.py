@@ -274,7 +274,7 @@ def data_fingerprint(dataset: Dataset) -> str:
     for x, y in ((dataset.x_train, dataset.y_train), (dataset.x_val, dataset.y_val), (dataset.x_test, dataset.y_test)):
         digest.update(repr((x.shape, str(x.dtype), y.shape)).encode())
         for array in (y, x):
-            digest.update(np.ascontiguousarray(array).data.cast("B"))  # the bytes in place: tobytes copied them
+            digest.update(np.ascontiguousarray(array).reshape(-1).view(np.uint8).data)  # in place: tobytes copied
     return FULL_CONTENT + digest.hexdigest()[:16]
 
 
