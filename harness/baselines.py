@@ -22,7 +22,7 @@ from harness.config import case_label
 from harness.errors import InputError
 from harness.plan import UNFINISHED_STATUSES, resume_command
 from harness.provenance import cpu_model, short_commit, utc_now
-from harness.summary import compared_rows, final_rows, framework_versions, steady_rows
+from harness.summary import compared_rows, final_rows, framework_versions, in_timed_phase, steady_rows
 from harness.user_files import read_json_object, read_run_json, read_run_rows, read_run_table
 
 BASELINES = "baselines"
@@ -550,7 +550,7 @@ def metric_per_case(frame: pd.DataFrame, metric: str) -> dict[tuple[str, str], f
             finals = final_rows(group)
             values[(str(case), str(backend))] = float(finals[finals["status"] == "ok"]["test_acc"].mean())
         else:
-            steady = steady_rows(group)
+            steady = steady_rows(in_timed_phase(group))  # one phase of a case of several (summary.timed_phase)
             values[(str(case), str(backend))] = float(steady[metric].median()) if len(steady) else float("nan")
     return values
 

@@ -72,7 +72,7 @@ def epoch_rounds(rows: pd.DataFrame) -> EpochRounds:
     trials that ended ok, as summary.md times the case. A case trained in several phases (transfer's frozen then
     unfrozen layers) runs two workloads, and pytest-benchmark keeps one benchmark per test: the phase with the most
     steady epochs is recorded, on a tie the later one (the one the case ends in, training the most layers)."""
-    from harness.summary import steady_rows, trained_rows
+    from harness.summary import steady_rows, timed_phase, trained_rows
 
     if len(rows) and rows["strategy"].eq("deep_features").any():
         return EpochRounds(why_none=NO_EPOCHS_TO_RECORD)
@@ -88,8 +88,7 @@ def epoch_rounds(rows: pd.DataFrame) -> EpochRounds:
     if not len(steady):
         return EpochRounds(phases=phases, why_none=_why_no_steady_epoch(trained, phases))
     by_phase = steady.groupby(steady["phase"].fillna("").astype(str))
-    counts = by_phase.size()
-    phase = max(phases, key=lambda p: (int(counts.get(p, 0)), phases.index(p)))
+    phase = timed_phase(rows) or phases[0]
     timed = steady[steady["phase"].fillna("").astype(str) == phase]
     return EpochRounds(
         durations=tuple(float(t) for t in timed["epoch_time_s"]),

@@ -43,7 +43,7 @@ from harness.errors import InputError
 from harness.seeds import BOOTSTRAP_SEED
 from harness.statistics import ALIKE_PP, NO_SPREAD, StatsSettings, epochs_by_trial, paired_accuracy, ratio_interval
 from harness.strategy_options import unread_option_paths
-from harness.summary import compared_rows, final_rows, steady_rows
+from harness.summary import compared_rows, final_rows, phase_names, steady_rows, timed_phase, trained_rows
 
 CASE_COLUMNS = ["suite", "strategy", "model", "variant", "dataset", "backend"]
 
@@ -254,6 +254,31 @@ def _time_verdict(
         )
         return replace(change, verdict="n/a", note=note)
     return replace(change, verdict="unchanged")
+
+
+def _phase_time_verdict(
+    base: pd.DataFrame, new: pd.DataFrame, t: Thresholds, ended_ok: tuple[bool, bool]
+) -> TimeChange:
+    """:func:`_time_verdict` of a case's rows, each phase apart where it trains in several (transfer's frozen then
+    unfrozen layers: pooled, their epochs have two peaks, and a frozen phase 1.5x slower read "unchanged" within an
+    interval of [0.45, 3.3]). The figure is the timed phase's (summary.timed_phase), unless another phase regressed:
+    then that phase's, named; every phase's ratio is in the note."""
+    steady = steady_rows(base), steady_rows(new)
+    phases = list(dict.fromkeys([*phase_names(trained_rows(base)), *phase_names(trained_rows(new))]))
+    if len(phases) < 2:
+        return _time_verdict(*steady, t, ended_ok)
+    changes = {
+        phase: _time_verdict(
+            steady[0][phase_names(steady[0]) == phase], steady[1][phase_names(steady[1]) == phase], t, ended_ok
+        )
+        for phase in phases
+    }
+    regressed = [p for p in phases if changes[p].verdict == "regression"]
+    shown = max(regressed, key=lambda p: changes[p].ratio) if regressed else timed_phase(base) or phases[-1]
+    ratios = {p: f"{changes[p].ratio:.3f}x" if changes[p].ratio == changes[p].ratio else "n/a" for p in phases}
+    listed = ", ".join(f"{p} {ratios[p]} {changes[p].verdict}" for p in phases)
+    notes = [f"epoch time of the {shown} phase (phases: {listed})", changes[shown].note]
+    return replace(changes[shown], note="; ".join(note for note in notes if note))
 
 
 def _smallest_p(m: int, n: int) -> float:
@@ -554,7 +579,7 @@ def compare_frames(base: pd.DataFrame, new: pd.DataFrame, thresholds: Thresholds
             continue
         base_finals, new_finals = final_rows(b), final_rows(n)
         ended_ok = (bool(base_finals["status"].eq("ok").any()), bool(new_finals["status"].eq("ok").any()))
-        tc = _time_verdict(steady_rows(b), steady_rows(n), t, ended_ok)
+        tc = _phase_time_verdict(b, n, t, ended_ok)
         accuracies = _common_seed_accuracies(base_finals, new_finals)
         base_a, new_a, diff, ci, acc_verdict, note = _accuracy_verdict(accuracies, t)
         trials_verdict, trials_note = _trials_change(base_finals, new_finals)

@@ -77,7 +77,9 @@ PHASE_NOTE = (
     "over the seeds' steady epochs (each phase's first epoch is warm-up; '(warm-up)' marks a phase that had no "
     "other, whose figures then time its warm-up). The frozen phase is expected to be the faster (no weight "
     "gradients for the frozen layers). GFLOP/s counts each phase's own training step (2 x its MACs x samples/s): "
-    "equal GFLOP/s in both phases means the frozen one is faster by exactly the work it skips. An S4 transfer case "
+    "equal GFLOP/s in both phases means the frozen one is faster by exactly the work it skips. The case's own epoch "
+    "time, samples/s, GFLOP/s and time ratios elsewhere are of one phase, named beside its epoch time: the one with "
+    "the most steady epochs (on a tie the later), as its benchmark records it. An S4 transfer case "
     "lists first the source phase that trained its backbone in this run, in the framework named (`--source-backend`, "
     "torch unless given): one backbone serves both backends. A backbone taken from the cache trained in an earlier "
     "run: no source row."
@@ -226,7 +228,9 @@ def _timed_cell(row: pd.Series, column: str, spec: str) -> str:
 
 
 def _epoch_time_cell(row: pd.Series) -> str:
-    return _timed_cell(row, "epoch_time_s_median", ".3f")
+    """The epoch time, and for a case of several phases the one it times (summary.timed_phase)."""
+    phase = str(row.get("timed_phase", "") or "")
+    return _timed_cell(row, "epoch_time_s_median", ".3f") + (f" ({phase})" if phase else "")
 
 
 def _accuracy_cell(row: pd.Series) -> str:

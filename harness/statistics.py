@@ -30,7 +30,15 @@ from scipy.stats import ttest_1samp, ttest_ind
 
 from harness.backend import BACKENDS, REFERENCE_BACKEND
 from harness.seeds import BOOTSTRAP_SEED
-from harness.summary import CASE_KEYS, final_rows, several_suites, steady_rows, with_suite
+from harness.summary import (
+    CASE_KEYS,
+    final_rows,
+    phase_names,
+    several_suites,
+    steady_rows,
+    timed_phase,
+    with_suite,
+)
 
 SIGNIFICANT_MARK = "*"  # beside a figure whose 95 % interval excludes "no difference"
 TOO_FEW_SEEDS = "1 seed: too few to say"
@@ -301,8 +309,10 @@ def case_statistics(
         backends = set(case["backend"].dropna())
         if reference not in backends:
             continue
-        ids = set(case["trial_id"])
+        ids, phase = set(case["trial_id"]), timed_phase(case)
         case_finals, case_steady = finals[finals["trial_id"].isin(ids)], steady[steady["trial_id"].isin(ids)]
+        if phase is not None:  # a case of several phases is timed by one (pooled, its interval spanned both)
+            case_steady = case_steady[phase_names(case_steady) == phase]
         times = {b: epochs_by_trial(case_steady[case_steady["backend"] == b]) for b in backends}
         accs = {b: _accuracy_by_seed(case_finals[case_finals["backend"] == b]) for b in backends}
         sides = {

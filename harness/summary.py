@@ -129,6 +129,32 @@ def steady_rows(frame: pd.DataFrame) -> pd.DataFrame:
     return trained[trained["warmup"] == False] if len(trained) else trained  # noqa: E712 (nullable booleans)
 
 
+def phase_names(rows: pd.DataFrame) -> pd.Series:
+    """Each row's phase as text ('' where none was recorded)."""
+    return rows["phase"].fillna("").astype(str) if "phase" in rows else pd.Series("", index=rows.index)
+
+
+def timed_phase(rows: pd.DataFrame) -> str | None:
+    """The phase a case's one epoch time stands for, where it trains in several (transfer's frozen then unfrozen
+    layers: two workloads, whose pooled epochs have two peaks, a median between them and an interval from one to the
+    other): the phase with the most steady epochs, on a tie the later one (the one the case ends in, training the
+    most layers), as its benchmark records it (harness.benchrecord). None for a case of one phase. ``rows``: one
+    case's."""
+    trained = trained_rows(rows)
+    phases = list(dict.fromkeys(phase_names(trained))) if len(trained) else []
+    if len(phases) < 2:
+        return None
+    steady = steady_rows(rows)
+    counts = phase_names(steady).value_counts() if len(steady) else pd.Series(dtype=int)
+    return max(phases, key=lambda p: (int(counts.get(p, 0)), phases.index(p)))
+
+
+def in_timed_phase(rows: pd.DataFrame) -> pd.DataFrame:
+    """One case's ``rows`` of its :func:`timed_phase` (all of them for a case of one phase)."""
+    phase = timed_phase(rows)
+    return rows if phase is None else rows[phase_names(rows) == phase]
+
+
 def timing_rows(frame: pd.DataFrame) -> tuple[pd.DataFrame, str]:
     """The rows a case's epoch time and samples/s come from, and their basis: the steady epochs, or where every
     phase had one epoch, the trained rows' warm-up epochs (:data:`WARMUP_ONLY`, said wherever the figure shows)."""
@@ -145,7 +171,7 @@ def summarize(frame: pd.DataFrame, reference: str = REFERENCE_BACKEND) -> Summar
         trial_finals = finals[finals["trial_id"].isin(group["trial_id"].unique())]
         ok = trial_finals[trial_finals["status"] == "ok"]
         accs = ok["test_acc"].astype(float).dropna().to_numpy()
-        timing, basis = timing_rows(group)
+        timing, basis = timing_rows(in_timed_phase(group))
         samples_per_s = float(timing["samples_per_s"].median()) if len(timing) else math.nan
         macs = _first(group, "forward_macs")
         case = dict(zip(CASE_KEYS + ["backend"], keys, strict=True))
@@ -168,6 +194,7 @@ def summarize(frame: pd.DataFrame, reference: str = REFERENCE_BACKEND) -> Summar
                 "forward_macs": macs,
                 "train_gflops": _median_gflops(timing, str(case["strategy"]), macs),
                 "timing_basis": basis if len(timing) else "none",
+                "timed_phase": timed_phase(group) or "",
                 "warmup_time_s": _warmup_seconds(group),
                 **{f"{c}_mean": _mean(ok, c) for c in MC_COLUMNS},
                 "inexact": _text(group, "inexact"),

@@ -431,6 +431,48 @@ def _frame(accs: list[float], times: list[float]):
     return to_frame(rows)
 
 
+def _two_phase_frame(frozen_s: float, unfrozen_s: float, backend: str = "torch", epochs: int = 5) -> pd.DataFrame:
+    """A transfer case of 3 seeds trained ``epochs`` epochs frozen, then ``epochs`` unfrozen: each phase's first epoch
+    is warm-up, the steady ones 1 % apart."""
+    rows = []
+    for seed in range(3):
+        for phase, seconds in (("frozen", frozen_s), ("unfrozen", unfrozen_s)):
+            for epoch in range(1, epochs + 1):
+                t = seconds * (3.0 if epoch == 1 else 1 + 0.01 * ((epoch + seed) % 3 - 1))
+                rows.append(
+                    {
+                        **dict(run_id="r", trial_id=f"{backend}{seed}", suite="s", strategy="transfer", model="m"),
+                        **dict(dataset="d", backend=backend, seed=seed, phase=phase, epoch=epoch, epoch_time_s=t),
+                        **dict(samples_per_s=1 / t, warmup=epoch == 1, status="ok"),
+                        "test_acc": 0.9 if phase == "unfrozen" and epoch == epochs else float("nan"),
+                    }
+                )
+    return to_frame(rows)
+
+
+def test_a_case_of_two_phases_is_compared_phase_by_phase_and_a_slower_frozen_phase_is_a_regression():
+    """Pooled, the frozen (0.3 s) and unfrozen (1.0 s) epochs had two peaks: the frozen phase 1.5x slower read
+    "ratio 1.117 [0.449, 3.338] unchanged", and the within-run statistics' interval spanned both phases."""
+    from harness.statistics import case_statistics
+    from harness.summary import summarize
+
+    base, slowed = _two_phase_frame(0.3, 1.0), _two_phase_frame(0.45, 1.0)
+    (c,) = compare_frames(base, slowed, Thresholds())
+    assert c.time_verdict == "regression" and c.time_ratio == pytest.approx(1.5, rel=0.02)
+    assert c.note.startswith("epoch time of the frozen phase (phases: frozen 1.500x regression, unfrozen 1.000x")
+    (same,) = compare_frames(base, _two_phase_frame(0.3, 1.0), Thresholds())
+    assert same.time_verdict == "unchanged" and "epoch time of the unfrozen phase" in same.note  # the later, on a tie
+    # within a run: the backends' ratio of one phase (the timed one), not of both pooled
+    both = pd.concat([_two_phase_frame(0.3, 1.0), _two_phase_frame(0.45, 1.0, backend="tensorflow")])
+    (stats,) = case_statistics(both).to_dict("records")
+    assert stats["time_ci_low"] > 0.97 and stats["time_ci_high"] < 1.03, stats
+    per_backend = summarize(both).per_backend
+    assert set(per_backend["timed_phase"]) == {"unfrozen"} and per_backend["epoch_time_s_median"].tolist() == [1.0, 1.0]
+    from harness.reporting import _epoch_time_cell
+
+    assert _epoch_time_cell(per_backend.iloc[0]) == "1.000 (unfrozen)"  # the tables name the phase they time
+
+
 def test_accuracy_regression_needs_size_and_significance():
     times = [1.0, 1.01, 0.99, 1.0]
     base = _frame([0.90, 0.91, 0.90], times)

@@ -1539,7 +1539,7 @@ def test_log_axes_label_their_decades_as_numbers_not_as_mathtext_source():
     showed as `$\\mathdefault{10^{-2}}$` on the search plot's learning rate and the history's epoch time."""
     import matplotlib.pyplot as plt
 
-    from harness.plots import history, search_points
+    from harness.plots import HistoryMarks, history, search_points
 
     table = pd.DataFrame(
         {
@@ -1555,7 +1555,7 @@ def test_log_axes_label_their_decades_as_numbers_not_as_mathtext_source():
         {"r1": [0.01, 2.6], "r2": [0.011, 2.5]},
         index=pd.MultiIndex.from_tuples([("a:fast", "torch"), ("a:slow", "torch")]),
     )
-    (trend,) = history(series, set(), "epoch_time_s", "time")
+    (trend,) = history(series, HistoryMarks(), "epoch_time_s", "time")
     labels = []
     for plot, axis in ((searched, searched.figure.axes[0].xaxis), (trend, trend.figure.axes[0].yaxis)):
         plot.figure.canvas.draw()
