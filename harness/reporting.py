@@ -534,11 +534,24 @@ def undecided_times(rows: Sequence[CaseComparison]) -> list[CaseComparison]:
     return [r for r in rows if r.in_both and r.time_verdict == "n/a" and not math.isnan(r.time_ratio)]
 
 
+def undecided_accuracies(rows: Sequence[CaseComparison]) -> list[CaseComparison]:
+    """Cases whose accuracy moved beyond the band with no spread to decide it by (one seed a side, or differences
+    all alike: its note says so): the count line read "0 regression(s)" beside a collapse from 95 % to 10 %. An
+    accuracy difference with an n/a verdict comes only from that."""
+    return [r for r in rows if r.in_both and r.acc_verdict == "n/a" and not math.isnan(r.acc_diff_pp)]
+
+
 def _undecided_clause(rows: Sequence[CaseComparison]) -> str:
-    undecided = [f"{r.case} [{r.backend}] x{r.time_ratio:.3f}" for r in undecided_times(rows)]
-    if not undecided:
-        return ""
-    return f"; epoch time beyond the band but not decided (too few epochs: see the note) in {', '.join(undecided)}"
+    times = [f"{r.case} [{r.backend}] x{r.time_ratio:.3f}" for r in undecided_times(rows)]
+    accuracies = [f"{r.case} [{r.backend}] {r.acc_diff_pp:+.2f} pp" for r in undecided_accuracies(rows)]
+    clause = ""
+    if times:
+        clause += f"; epoch time beyond the band but not decided (too few epochs: see the note) in {', '.join(times)}"
+    if accuracies:
+        clause += "; accuracy beyond the band but not decided (no spread between seeds: see the note) in " + ", ".join(
+            accuracies
+        )
+    return clause
 
 
 def comparison_markdown(

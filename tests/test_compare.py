@@ -473,6 +473,30 @@ def test_a_case_of_two_phases_is_compared_phase_by_phase_and_a_slower_frozen_pha
     assert _epoch_time_cell(per_backend.iloc[0]) == "1.000 (unfrozen)"  # the tables name the phase they time
 
 
+def test_an_undecided_accuracy_collapse_is_in_the_count_line_and_one_shared_seed_falls_back_to_each_runs_own():
+    """One seed a side, 95 % to 10 %: "0 regression(s) in 1 case(s)" said nothing of it. Seeds 0,1,2 against 2,3,4,
+    every seed 5 pp down: paired on seed 2 alone it read "noise unknown (1 seed)", where 0,1,2 against 3,4,5 (no
+    seed shared) was a regression."""
+    from harness.reporting import comparison_count, comparison_markdown
+
+    times = [1.0, 1.01, 0.99, 1.0]
+    (collapse,) = compare_frames(_frame([0.95], times), _frame([0.10], times), Thresholds())
+    assert collapse.acc_verdict == "n/a" and not collapse.regressed
+    said = "accuracy beyond the band but not decided (no spread between seeds: see the note) in s:scratch-m-d [torch]"
+    assert comparison_count([collapse]).endswith(f"{said} -85.00 pp"), comparison_count([collapse])
+    assert f"**0 regression(s)**; {said} -85.00 pp." in comparison_markdown([collapse], "a", "b", [], Thresholds())
+
+    def seeds_from(first: int, accs: list[float]) -> pd.DataFrame:
+        frame = _frame(accs, times)
+        return frame.assign(seed=frame["seed"] + first, trial_id=frame["trial_id"] + f"+{first}")
+
+    base = seeds_from(0, [0.90, 0.91, 0.92])
+    (shared_one,) = compare_frames(base, seeds_from(2, [0.85, 0.86, 0.87]), Thresholds())
+    (shared_none,) = compare_frames(base, seeds_from(3, [0.85, 0.86, 0.87]), Thresholds())
+    assert shared_one.acc_verdict == shared_none.acc_verdict == "regression"
+    assert shared_one.acc_ci_pp == shared_none.acc_ci_pp and "one seed ended ok in both (2)" in shared_one.note
+
+
 def test_accuracy_regression_needs_size_and_significance():
     times = [1.0, 1.01, 0.99, 1.0]
     base = _frame([0.90, 0.91, 0.90], times)
