@@ -18,7 +18,7 @@ import textwrap
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.cli_options import (
     PATH_PREFIX,
@@ -40,6 +40,9 @@ from harness.plan import ExecutionOptions, RunPlan, resume_command
 from harness.planner import plan_run, plan_tune
 from harness.suites import SUITES
 from harness.user_files import check_output_file, missing_folders, remove_if_left_empty, writable_results_dir
+
+if TYPE_CHECKING:  # compare is imported where it is used: it brings scipy, which `xfbench run` does not need
+    from harness.compare import Thresholds
 
 EXIT_BAD_INPUT, EXIT_INTERRUPTED = 2, 130
 EXIT_CLOSED_PIPE = 141  # as a shell reports a process that a closed pipe ended (128 + SIGPIPE)
@@ -315,15 +318,22 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _thresholds(args: argparse.Namespace) -> Thresholds:
+    """compare's and the report's thresholds (cli_options.add_threshold_options)."""
+    from harness.compare import Thresholds
+
+    return Thresholds(time_ratio=args.time_threshold, accuracy_pp=args.accuracy_threshold, alpha=args.alpha)
+
+
 def cmd_compare(args: argparse.Namespace) -> int:
     from harness.baselines import environment_warnings, run_state_warnings, unseen_cases_warning
-    from harness.compare import Thresholds, compare_frames
+    from harness.compare import compare_frames
     from harness.reporting import comparison_markdown, nothing_compared, print_comparison
 
     results_dir = Path(args.results_dir).expanduser()
     if args.markdown:
         check_output_file(Path(args.markdown), "--markdown")
-    thresholds = Thresholds(time_ratio=args.time_threshold, accuracy_pp=args.accuracy_threshold, alpha=args.alpha)
+    thresholds = _thresholds(args)
     base, new = _load_compared_runs(args.base, args.new, results_dir)
     warnings = environment_warnings(base.environment, new.environment) + run_state_warnings(base, new)
     rows = compare_frames(base.frame, new.frame, thresholds)
@@ -426,7 +436,7 @@ def cmd_report(args: argparse.Namespace) -> int:
             f"Expected --metric with several runs or a folder of runs: it picks the history plot's metric. Received: "
             f"--metric {args.metric} for the one run {paths[0]}, which has no history. Drop --metric, or add runs."
         )
-    report = build_report(paths, out, args.reference, args.metric or "epoch_time_s")
+    report = build_report(paths, out, args.reference, args.metric or "epoch_time_s", _thresholds(args))
     files = f"; PNG and SVG in {report.plot_dir}" if report.plots else ""  # no plot, no folder
     print(f"wrote {report.path} ({report.size_bytes / 1024:,.0f} KiB, {len(report.plots)} plots{files})")
     return 0

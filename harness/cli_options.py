@@ -688,6 +688,7 @@ def _add_report_parsers(commands: Any) -> None:
         help="the history plot's metric, for several runs or a folder of runs (default epoch_time_s)",
     )
     _add_reference(rep, f"the one the newest run compared with, {REFERENCE_BACKEND} for runs before it was recorded")
+    add_threshold_options(rep.add_argument)  # the history's verdicts, as compare's
     exp = commands.add_parser("export", help="log a run's trials to MLflow (needs the mlflow extra)")
     exp.add_argument("run", type=non_empty, help="run directory, run id under --results-dir, or baseline name")
     exp.add_argument(
@@ -1016,6 +1017,33 @@ def _describe_commands(parser: argparse.ArgumentParser) -> None:
                 _describe_commands(command)
 
 
+def add_threshold_options(add: Callable[..., Any], flag: str = "--", dest: str = "") -> None:
+    """What makes a change a regression, as ``xfbench compare`` decides it: ``add`` is a parser's add_argument or a
+    pytest option group's addoption; ``flag`` and ``dest`` start the options' names (the plugin's
+    ``--baseline-time-threshold``), so compare, the report's history and the plugin's gate decide alike."""
+    add(
+        f"{flag}time-threshold",
+        dest=f"{dest}time_threshold",
+        type=float_above(1.0, inclusive=False),
+        default=1.10,
+        help="epoch-time ratio new/base above which a significant slowdown is a regression (default 1.10)",
+    )
+    add(
+        f"{flag}accuracy-threshold",
+        dest=f"{dest}accuracy_threshold",
+        type=positive_float,
+        default=1.0,
+        help="accuracy drop in percentage points beyond which a significant drop is a regression (default 1)",
+    )
+    add(
+        f"{flag}alpha",
+        dest=f"{dest}alpha",
+        type=significance_level,
+        default=0.01,
+        help="significance level of the Mann-Whitney U test (default 0.01)",
+    )
+
+
 def _add_compare_parser(commands: Any) -> None:
     cmp = commands.add_parser("compare", help="regressions and improvements between two runs or baselines")
     cmp.add_argument("base", type=non_empty, help="run directory, run id under --results-dir, or baseline name")
@@ -1026,23 +1054,6 @@ def _add_compare_parser(commands: Any) -> None:
         type=user_path,
         help="where run ids and baseline names are looked up (default ./results)",
     )
-    cmp.add_argument(
-        "--time-threshold",
-        type=float_above(1.0, inclusive=False),
-        default=1.10,
-        help="epoch-time ratio new/base above which a significant slowdown is a regression (default 1.10)",
-    )
-    cmp.add_argument(
-        "--accuracy-threshold",
-        type=positive_float,
-        default=1.0,
-        help="accuracy drop in percentage points beyond which a significant drop is a regression (default 1)",
-    )
-    cmp.add_argument(
-        "--alpha",
-        type=significance_level,
-        default=0.01,
-        help="significance level of the Mann-Whitney U test (default 0.01)",
-    )
+    add_threshold_options(cmp.add_argument)
     cmp.add_argument("--markdown", type=user_path, help="also write the comparison as markdown to this file")
     cmp.add_argument("--fail-on-regression", action="store_true", help="exit 1 if any case regressed")

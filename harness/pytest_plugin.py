@@ -31,7 +31,7 @@ import pandas as pd
 import pytest
 
 from harness.backend import BACKENDS
-from harness.cli_options import ADDRESS_HELP, gpu_share, positive_int, user_path
+from harness.cli_options import ADDRESS_HELP, add_threshold_options, gpu_share, positive_int, user_path
 from harness.config import SHIP_POLICIES, TrialConfig
 from harness.data.registry import found_in
 from harness.errors import InputError
@@ -311,6 +311,8 @@ def _add_data_and_results_options(group: Any) -> None:
         type=user_path,
         help="run directory or saved baseline name to compare with; a regression fails the session",
     )
+    # what --baseline counts as a regression, as xfbench compare's options say it
+    add_threshold_options(group.addoption, flag="--baseline-", dest="xfbench_baseline_")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -898,12 +900,14 @@ def _against_baseline(config: pytest.Config, outcome: Any, reference: str) -> tu
         base = load_run(reference, _results_dir(config), Environment.of(outcome.frame).machine_key)
     except InputError as exc:
         return f"baseline not usable: {exc}", False, ()
-    rows = compare_frames(base.frame, outcome.frame)
+    option = lambda name: config.getoption(f"xfbench_baseline_{name}")  # noqa: E731
+    thresholds = Thresholds(option("time_threshold"), option("accuracy_threshold"), option("alpha"))
+    rows = compare_frames(base.frame, outcome.frame, thresholds)
     if not any(r.in_both for r in rows):  # a gate that compared nothing must not pass as "no regression"
         return f"baseline not usable: {reference} ran none of this session's cases, so nothing was compared", False, ()
     session = LoadedRun(outcome.run_id, Path(outcome.run_dir), outcome.frame, Environment.of(outcome.frame))
     warnings = environment_warnings(base.environment, session.environment) + run_state_warnings(base, session)
-    markdown = comparison_markdown(rows, reference, outcome.run_id, warnings, Thresholds())
+    markdown = comparison_markdown(rows, reference, outcome.run_id, warnings, thresholds)
     return markdown, True, tuple(f"{r.case} [{r.backend}]" for r in rows if r.regressed)
 
 

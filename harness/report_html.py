@@ -297,7 +297,9 @@ def _run_section(run: LoadedRunDir, reference: str) -> tuple[str, Iterator[Any]]
     return "\n".join(parts), drawn
 
 
-def _against_previous(earlier: list[LoadedRunDir], after: LoadedRunDir) -> list[tuple[LoadedRunDir, CaseComparison]]:
+def _against_previous(
+    earlier: list[LoadedRunDir], after: LoadedRunDir, thresholds: Thresholds
+) -> list[tuple[LoadedRunDir, CaseComparison]]:
     """Each (case, backend) of ``after`` compared with the last of the ``earlier`` runs that ran it, as the history's
     trend joins it (a run of another suite in between no more hides a change than it breaks the line)."""
     found: dict[tuple[str, str], tuple[LoadedRunDir, CaseComparison]] = {}
@@ -308,7 +310,7 @@ def _against_previous(earlier: list[LoadedRunDir], after: LoadedRunDir) -> list[
         shared = pending & compared_cases(before.frame)
         if not shared:
             continue
-        for c in compare_frames(before.frame, after.frame):
+        for c in compare_frames(before.frame, after.frame, thresholds):
             if (c.case, c.backend) in shared and c.in_both:
                 found[(c.case, c.backend)] = (before, c)
         pending -= shared
@@ -349,7 +351,7 @@ def _told_apart(run: LoadedRunDir, depth: int) -> str:
 
 
 def _history_changes(
-    runs: list[LoadedRunDir], labels: dict[Path, str]
+    runs: list[LoadedRunDir], labels: dict[Path, str], thresholds: Thresholds
 ) -> tuple[dict[tuple[str, str, str], frozenset[str]], dict[str, list[str]], list[tuple[str, ...]]]:
     """Each run's cases against the last earlier run that ran them: the kinds that regressed per (case, backend,
     run) (the plot marks those), every regression of a run with its kind, and the table of changes' rows; runs
@@ -362,7 +364,7 @@ def _history_changes(
     # each run's rows with their case named as compare names it: a case's machine, threads and versions
     named = {run.path: labelled_by_case(compared_rows(run.frame), None) for run in runs if len(run.frame)}
     for index, after in enumerate(runs[1:], start=1):
-        for before, c in _against_previous(runs[:index], after):
+        for before, c in _against_previous(runs[:index], after, thresholds):
             kinds = regression_kinds(c)
             if kinds:
                 listed.setdefault(labels[after.path], []).append(f"{c.case} [{c.backend}] ({', '.join(kinds)})")
@@ -386,7 +388,9 @@ def _rows_of(labelled: pd.DataFrame, c: CaseComparison) -> pd.DataFrame:
     return labelled[(labelled["case"] == c.case) & (labelled["backend"] == c.backend)]
 
 
-def _history_section(runs: list[LoadedRunDir], metric: str) -> tuple[str, list[Any]]:
+def _history_section(
+    runs: list[LoadedRunDir], metric: str, thresholds: Thresholds | None = None
+) -> tuple[str, list[Any]]:
     """The metric per (case, backend) over the runs; regressions against the last run that ran the case flagged."""
     from harness import plots
     from harness.baselines import cell_states, labelled_by_case, metric_per_case
@@ -395,7 +399,8 @@ def _history_section(runs: list[LoadedRunDir], metric: str) -> tuple[str, list[A
     # as `xfbench history`: not a tune's search samples, which would join unrelated configurations by sample number
     labelled = {labels[run.path]: labelled_by_case(compared_rows(run.frame), None) for run in runs if len(run.frame)}
     series = pd.DataFrame({label: metric_per_case(frame, metric) for label, frame in labelled.items()})
-    flagged, listed, ratios = _history_changes(runs, labels)
+    thresholds = thresholds or Thresholds()
+    flagged, listed, ratios = _history_changes(runs, labels, thresholds)
     not_ok, _, partly_ok = cell_states(labelled, metric)
     unfinished = frozenset(labels[r.path] for r in runs if r.info.get("status") in UNFINISHED_STATUSES)
     listing = TableData(
@@ -433,7 +438,7 @@ def _history_section(runs: list[LoadedRunDir], metric: str) -> tuple[str, list[A
         tuple(ratios),
     )
     text = "<h2>History</h2>\n" + _table_html(listing) + "\n" + _table_html(ratio_table)
-    rules = comparison_rules(Thresholds())
+    rules = comparison_rules(thresholds)
     marks = plots.HistoryMarks(flagged, not_ok, partly_ok, unfinished)
     return text + f"\n<p class='note'>{_prose_html(rules)}</p>", plots.history(
         series, marks, metric, DRAWN_KIND[metric]
@@ -447,10 +452,16 @@ def _page(title: str, body: str) -> str:
     )
 
 
-def build_report(paths: list[Path], out: Path, reference: str | None = None, metric: str = "epoch_time_s") -> Report:
+def build_report(
+    paths: list[Path],
+    out: Path,
+    reference: str | None = None,
+    metric: str = "epoch_time_s",
+    thresholds: Thresholds | None = None,
+) -> Report:
     """Write ``out`` (and its plots' PNG and SVG files) from the runs ``paths`` name; return what was written. The
     newest run's table compares with ``reference``, which must be a backend that run ran; None: the backend the
-    run itself compared with (run.json)."""
+    run itself compared with (run.json). ``thresholds``: the history's, as compare's options give them."""
     from harness import plots
 
     loaded = [load(r) for r in run_dirs(paths)]
@@ -468,7 +479,7 @@ def build_report(paths: list[Path], out: Path, reference: str | None = None, met
     sections: list[str] = []
     drawn: list[Iterable[Any]] = []
     if len(runs) > 1:
-        text, figures = _history_section(runs, metric)
+        text, figures = _history_section(runs, metric, thresholds)
         sections.append(text)
         drawn.append(figures)
     text, run_figures = _run_section(newest, reference or _recorded_reference(newest))

@@ -95,6 +95,30 @@ def test_bad_option_values_are_usage_errors(pytester):
     result.stderr.fnmatch_lines(["*argument --cpus-per-trial: expected a whole number, received 'two'*"])
 
 
+def test_the_baseline_gate_decides_with_the_thresholds_it_is_given(pytester, tmp_path):
+    """--baseline always used compare's default thresholds: a quiet runner's --time-threshold 1.05 could not be
+    given to the gate, nor a looser one to a noisy runner's."""
+    from types import SimpleNamespace
+
+    import pandas as pd
+    from test_report import _write_run
+
+    from harness.pytest_plugin import _against_baseline
+
+    results = tmp_path / "results"
+    _write_run(results, "base", "2026-01-01")
+    new = _write_run(results, "new", "2026-01-02", torch_slowdown=1.3, noise=1)
+    outcome = SimpleNamespace(frame=pd.read_parquet(new / "results.parquet"), run_id="new", run_dir=str(new))
+    for options, regressed in (([], True), (["--baseline-time-threshold", "1.5"], False)):
+        config = pytester.parseconfig("--results-dir", str(results), *options)
+        markdown, usable, cases = _against_baseline(config, outcome, "base")
+        assert usable and bool(cases) is regressed and f"**{len(cases)} regression(s)**" in markdown, options
+    pytester.makepyfile(test_suite=SUITE_BY_NAME)
+    refused = pytester.runpytest("--baseline-alpha", "1.5")
+    assert refused.ret == pytest.ExitCode.USAGE_ERROR
+    refused.stderr.fnmatch_lines(["*argument --baseline-alpha*"])
+
+
 def test_cases_are_parametrized_over_backends_with_readable_ids(pytester):
     pytester.makepyfile(test_suite=SUITE_BY_NAME)
     result = pytester.runpytest("--collect-only", "-q")

@@ -412,6 +412,24 @@ def test_the_history_plot_marks_equal_backends_failed_cases_partial_values_and_u
 
 
 @needs_matplotlib
+def test_the_reports_history_decides_regressions_with_the_thresholds_compare_is_given(tmp_path, capsys):
+    """The history always used the default thresholds: with --time-threshold 1.5, compare called a 1.3x slowdown
+    unchanged where the report of the same runs circled and listed it."""
+    for index, slowdown in enumerate((1.0, 1.3)):
+        _write_run(tmp_path, f"run-{index}", f"2026-01-0{index + 1}", torch_slowdown=slowdown, noise=index)
+    listed = "t:scratch-mlp-digits [torch] (time)"
+    for options, regressed in (([], True), (["--time-threshold", "1.5"], False)):
+        out = tmp_path / f"history{len(options)}.html"
+        assert main(["report", str(tmp_path), "-o", str(out), *options]) == 0
+        assert (listed in out.read_text()) is regressed, options
+        compare = ["compare", str(tmp_path / "run-0"), str(tmp_path / "run-1"), *options]
+        assert main(compare) == 0 and (f"{'2' if regressed else '0'} regression(s)" in capsys.readouterr().out)
+    with pytest.raises(SystemExit) as refused:  # compare's option types: a usage error before any work
+        main(["report", str(tmp_path), "-o", str(tmp_path / "x.html"), "--alpha", "1.5"])
+    assert refused.value.code == 2 and "argument --alpha" in capsys.readouterr().err
+
+
+@needs_matplotlib
 def test_a_history_lists_a_ratio_too_few_epochs_could_not_decide_with_the_reason(tmp_path):
     """One seed of 3 steady epochs a side: 1.6x slower, yet no Mann-Whitney p can fall under alpha (0.01). The ratio is
     listed, undecided (n/a) with compare's reason, not dropped from the table as if the case had no timing."""
