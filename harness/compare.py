@@ -13,7 +13,8 @@ Per (suite, strategy, model, dataset, backend):
 - accuracy: difference of the mean final test accuracy over seeds; a regression when it drops by more
   than the threshold (default 1 percentage point) **and** the 95 % interval of the difference lies entirely
   below zero (over the seeds ok in both runs, the t interval of the per-seed differences; runs without a common
-  seed: Welch's t interval of the two runs' seeds, two or more a side: :func:`welch_diff_ci`); an improvement
+  seed, or with one alone: Welch's t interval of the two runs' seeds, two or more a side: :func:`welch_diff_ci`);
+  an improvement
   symmetrically.
 
 With a single seed on a side, or differences all alike, there is no interval: a change within the threshold is
@@ -41,7 +42,16 @@ from harness.config import OptimizerConfig, TrialConfig, case_label, model_label
 from harness.data.registry import FULL_CONTENT
 from harness.errors import InputError
 from harness.seeds import BOOTSTRAP_SEED
-from harness.statistics import ALIKE_PP, NO_SPREAD, StatsSettings, epochs_by_trial, paired_accuracy, ratio_interval
+from harness.statistics import (
+    ALIKE_PP,
+    NO_SPREAD,
+    StatsSettings,
+    epochs_by_trial,
+    paired_accuracy,
+    ratio_interval,
+    shared_epochs,
+    training_spans,
+)
 from harness.strategy_options import unread_option_paths
 from harness.summary import compared_rows, final_rows, phase_names, steady_rows, timed_phase, trained_rows
 
@@ -127,7 +137,8 @@ class SeedAccuracies:
 def _common_seed_accuracies(base: pd.DataFrame, new: pd.DataFrame) -> SeedAccuracies:
     """Each side's final accuracies (``base``, ``new``: final rows) over the seeds that ended ok in both, where the
     two differ in the seeds they ran or that ended ok (an average over other seeds differs by which seeds were
-    drawn, not by the code), and a note saying so. With no seed ok in both, each side's own seeds, noted too."""
+    drawn, not by the code), and a note saying so. With no seed ok in both, or one alone of two or more a side (one
+    pair has no spread), each side's own seeds, unpaired, noted too."""
     ran = [{int(s) for s in finals["seed"].dropna()} if len(finals) else set() for finals in (base, new)]
     b, n = _seed_accuracies(base), _seed_accuracies(new)
     notes = [f"seeds differ: {_seeds(ran[0])}→{_seeds(ran[1])}"] if ran[0] != ran[1] else []
@@ -259,6 +270,22 @@ def _time_verdict(
         )
         return replace(change, verdict="n/a", note=note)
     return replace(change, verdict="unchanged")
+
+
+def _sharing_change(base: pd.DataFrame, new: pd.DataFrame, spans: tuple[pd.DataFrame, pd.DataFrame]) -> str:
+    """Where a case's steady epochs shared the cores with other trials in one run far more than in the other (one
+    run at --max-concurrent 1, the other two at a time): its time change holds that contention too. ``base``,
+    ``new``: its steady rows; ``spans``: each run's epoch spans."""
+    shares = [shared_epochs(rows, every) for rows, every in zip((base, new), spans, strict=True)]
+    if shares[0] is None or shares[1] is None:
+        return ""
+    (was, of_was), (now, of_now) = shares[0], shares[1]
+    if abs(was / of_was - now / of_now) < 0.25:
+        return ""
+    return (
+        f"steady epochs that shared the cores with another trial: base {was}/{of_was}, new {now}/{of_now} (the "
+        "runs ran other numbers of trials at once: --max-concurrent)"
+    )
 
 
 def _phase_time_verdict(
@@ -574,6 +601,7 @@ def compared_cases(frame: pd.DataFrame) -> set[tuple[str, str]]:
 
 def compare_frames(base: pd.DataFrame, new: pd.DataFrame, thresholds: Thresholds | None = None) -> list[CaseComparison]:
     t = thresholds or Thresholds()
+    spans = training_spans(base), training_spans(new)  # each run's every epoch: which trials trained side by side
     base, new = comparable(base), comparable(new)
     out: list[CaseComparison] = []
     for key in sorted(_case_keys(base) | _case_keys(new)):
@@ -588,7 +616,8 @@ def compare_frames(base: pd.DataFrame, new: pd.DataFrame, thresholds: Thresholds
         accuracies = _common_seed_accuracies(base_finals, new_finals)
         base_a, new_a, diff, ci, acc_verdict, note = _accuracy_verdict(accuracies, t)
         trials_verdict, trials_note = _trials_change(base_finals, new_finals)
-        changes = (config_change(b, n), data_change(b, n), network_change(b, n), runtime_change(b, n))
+        sharing = _sharing_change(steady_rows(b), steady_rows(n), spans)
+        changes = (config_change(b, n), data_change(b, n), network_change(b, n), runtime_change(b, n), sharing)
         parts = (trials_note, *changes, accuracies.note, note, tc.note)
         note = "; ".join(part for part in parts if part)
         out.append(

@@ -228,11 +228,24 @@ def _epoch_spans(rows: pd.DataFrame) -> pd.DataFrame:
     return spans[end.notna().to_numpy() & spans["start"].notna().to_numpy()]
 
 
-def _training_spans(frame: pd.DataFrame) -> pd.DataFrame:
+def training_spans(frame: pd.DataFrame) -> pd.DataFrame:
     """Every training epoch of the run as a span (:func:`_epoch_spans`); none where the rows lack the times."""
     if "timestamp" not in frame or "epoch_time_s" not in frame or "epoch" not in frame:
         return pd.DataFrame(columns=["trial_id", "backend", "start", "end"])
     return _epoch_spans(frame[frame["epoch"].notna() & frame["epoch_time_s"].notna()])
+
+
+def shared_epochs(steady: pd.DataFrame, every: pd.DataFrame) -> tuple[int, int] | None:
+    """How many of the ``steady`` epochs trained while another trial of the run trained (``every``: the run's epoch
+    spans, :func:`training_spans`), of how many; None where their times are missing."""
+    mine = _epoch_spans(steady)
+    if mine.empty or every.empty:
+        return None
+    overlapped = [
+        bool(((every["trial_id"] != span.trial_id) & (every["start"] < span.end) & (every["end"] > span.start)).any())
+        for span in mine.itertuples()
+    ]
+    return sum(overlapped), len(overlapped)
 
 
 def _shared_cores_note(case_steady: pd.DataFrame, every: pd.DataFrame, backends: tuple[str, str]) -> str:
@@ -244,16 +257,10 @@ def _shared_cores_note(case_steady: pd.DataFrame, every: pd.DataFrame, backends:
         return ""
     shares = {}
     for backend in backends:
-        mine = _epoch_spans(case_steady[case_steady["backend"] == backend])
-        if mine.empty:
+        share = shared_epochs(case_steady[case_steady["backend"] == backend], every)
+        if share is None:
             return ""
-        overlapped = [
-            bool(
-                ((every["trial_id"] != span.trial_id) & (every["start"] < span.end) & (every["end"] > span.start)).any()
-            )
-            for span in mine.itertuples()
-        ]
-        shares[backend] = (sum(overlapped), len(overlapped))
+        shares[backend] = share
     fractions = [done / total for done, total in shares.values()]
     if abs(fractions[0] - fractions[1]) < 0.25:
         return ""
@@ -303,7 +310,7 @@ def case_statistics(
     frame = with_suite(frame)
     named = several_suites(frame)
     finals, steady = final_rows(frame), steady_rows(frame)
-    spans = _training_spans(frame)
+    spans = training_spans(frame)
     out = []
     for keys, case in frame.groupby(CASE_KEYS, sort=True, dropna=False):
         backends = set(case["backend"].dropna())

@@ -207,7 +207,9 @@ def test_runs_with_no_case_in_common_compare_nothing_and_a_gate_on_them_fails(ru
     assert {r.only_in for r in rows} == {"base", "new"} and not any(r.in_both for r in rows)
     acc = final_rows(read_results(honest_a)).groupby("backend")["test_acc"].mean()
     assert {r.backend: r.base_acc for r in rows if r.only_in == "base"} == pytest.approx(acc.to_dict())
-    config = SimpleNamespace(getoption=lambda name: str(root))  # the plugin's one read of the session's options
+    options = {"xfbench_results_dir": str(root), "xfbench_baseline_time_threshold": 1.1}  # the session's options
+    options |= {"xfbench_baseline_accuracy_threshold": 1.0, "xfbench_baseline_alpha": 0.01}
+    config = SimpleNamespace(getoption=options.__getitem__)
     session = SimpleNamespace(frame=frame, run_id="renamed")
     message, usable, regressed = _against_baseline(config, session, str(honest_a))  # type: ignore[arg-type]
     assert not usable and "ran none of this session's cases, so nothing was compared" in message
@@ -495,6 +497,25 @@ def test_an_undecided_accuracy_collapse_is_in_the_count_line_and_one_shared_seed
     (shared_none,) = compare_frames(base, seeds_from(3, [0.85, 0.86, 0.87]), Thresholds())
     assert shared_one.acc_verdict == shared_none.acc_verdict == "regression"
     assert shared_one.acc_ci_pp == shared_none.acc_ci_pp and "one seed ended ok in both (2)" in shared_one.note
+
+
+def test_a_case_whose_epochs_shared_the_cores_in_one_run_and_not_the_other_says_so():
+    """A baseline run at --max-concurrent 1 against a run of two trials at a time: the slowdown is the contention,
+    and nothing said so (run.json records the setting; the rows' times show what happened)."""
+    import datetime
+
+    def run(side_by_side: bool) -> pd.DataFrame:
+        frame = _frame([0.9, 0.9], [1.0, 1.0, 1.0])
+        start = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
+        # each trial's epochs end 1 s apart; one after the other, or both at once
+        offset = frame["seed"] * (0 if side_by_side else 10) + frame["epoch"]
+        stamps = [(start + datetime.timedelta(seconds=float(s))).isoformat() for s in offset]
+        return frame.assign(timestamp=stamps, eval_time_s=0.0)
+
+    (alone,) = compare_frames(run(False), run(False), Thresholds())
+    assert "shared the cores" not in alone.note
+    (shared,) = compare_frames(run(False), run(True), Thresholds())
+    assert "steady epochs that shared the cores with another trial: base 0/6, new 6/6" in shared.note, shared.note
 
 
 def test_accuracy_regression_needs_size_and_significance():
