@@ -28,7 +28,7 @@ import signal
 import sys
 import threading
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -507,6 +507,27 @@ def ray_session(settings: SchedulerSettings, py_modules: tuple[Path, ...] = ()) 
         ray.shutdown()
 
 
+def unjoinable(address: str, exc: Exception, environ: Mapping[str, str]) -> str:
+    """Why joining the cluster at ``address`` failed, and what to do. Without RAY_AUTH_MODE=token, Ray joins an
+    explicit address without a token, and a cluster that wants one refuses every call (its log says
+    "Unauthenticated"), which reaches here as a plain connection failure: told only to start the cluster, the user
+    could not see that. Ray 2.60 turns token authentication on wherever a token exists: a local run writes
+    ~/.ray/auth_token, and a later `ray start --head` on that machine uses it."""
+    said = (
+        f"Expected a Ray cluster at --address {address}. Received: Ray could not join it: {str(exc).rstrip('.')}. "
+        "Start it (`ray start --head` on the head node), check the address and port, or leave --address out to run "
+        "on this machine."
+    )
+    if environ.get("RAY_AUTH_MODE", "").lower() == "token":
+        return said
+    return (
+        f'{said} If it is running, it may use token authentication (Ray\'s log then says "Unauthenticated"; Ray '
+        "2.60 turns it on where ~/.ray/auth_token exists, which a local run writes): join with RAY_AUTH_MODE=token "
+        "and the head node's token (its ~/.ray/auth_token, or RAY_AUTH_TOKEN / RAY_AUTH_TOKEN_PATH), as "
+        "docs/scheduling.md says."
+    )
+
+
 def _init(settings: SchedulerSettings, init_args: dict[str, Any], shipped: dict[str, Any]) -> None:
     """ray.init: joins ``settings.address``, or starts a local instance (``shipped``: the job's py_modules)."""
     import ray
@@ -516,12 +537,8 @@ def _init(settings: SchedulerSettings, init_args: dict[str, Any], shipped: dict[
         # start: the variables travel in the job's runtime environment.
         try:
             ray.init(address=settings.address, runtime_env={"env_vars": WORKER_ENV, **shipped}, **init_args)
-        except ConnectionError as exc:  # `auto` with no cluster, or one whose GCS never answered
-            raise ClusterUnreachable(
-                f"Expected a Ray cluster at --address {settings.address}. Received: Ray could not join it: {exc} "
-                "Start it (`ray start --head` on the head node), check the address and port, or leave --address "
-                "out to run on this machine."
-            ) from None
+        except ConnectionError as exc:  # `auto` with no cluster, one whose GCS never answered, or refused us
+            raise ClusterUnreachable(unjoinable(settings.address, exc, os.environ)) from None
         except ray.exceptions.AuthenticationError as exc:  # token authentication: no token here, or another one
             raise ClusterUnreachable(
                 f"Expected this process to hold the token of the Ray cluster at --address {settings.address}. "

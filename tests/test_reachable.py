@@ -127,3 +127,24 @@ def test_a_cluster_that_wants_a_token_this_process_lacks_exits_2_and_leaves_no_r
     )
     assert "Traceback" not in done.stderr and len(done.stderr.splitlines()) == 1
     assert not results.exists() or not list(results.iterdir())
+
+
+def test_a_join_refused_without_token_mode_is_told_of_token_authentication():
+    """A cluster that wants a token refuses a driver without RAY_AUTH_MODE=token: Ray joins an explicit address
+    without one, its calls come back "Unauthenticated", and ray.init raises a plain ConnectionError after about 20 s
+    (measured against a real `ray start --head` with token authentication). The message said only "Start it"."""
+    from harness.scheduler import unjoinable
+
+    failed = ConnectionError("Failed to connect to Ray cluster at 10.0.0.5:6379")
+    plain = unjoinable("10.0.0.5:6379", failed, {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": "x"})
+    assert plain.startswith(
+        "Expected a Ray cluster at --address 10.0.0.5:6379. Received: Ray could not join it: Failed to connect to Ray "
+        "cluster at 10.0.0.5:6379. Start it (`ray start --head` on the head node)"
+    )
+    assert "token" not in plain.split("Received:")[1]  # with token mode on, a refused token is Ray's own error
+    hinted = unjoinable("10.0.0.5:6379", failed, {})
+    assert hinted.startswith(plain) and "may use token authentication" in hinted
+    assert hinted.endswith(
+        "join with RAY_AUTH_MODE=token and the head node's token (its ~/.ray/auth_token, or RAY_AUTH_TOKEN / "
+        "RAY_AUTH_TOKEN_PATH), as docs/scheduling.md says."
+    )
