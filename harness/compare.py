@@ -13,7 +13,8 @@ Per (suite, strategy, model, dataset, backend):
 - accuracy: difference of the mean final test accuracy over seeds; a regression when it drops by more
   than the threshold (default 1 percentage point) **and** the 95 % interval of the difference lies entirely
   below zero (over the seeds ok in both runs, the t interval of the per-seed differences; runs without a common
-  seed, or with one alone: Welch's t interval of the two runs' seeds, two or more a side: :func:`welch_diff_ci`);
+  seed, or common ones without spread: Welch's t interval of the two runs' seeds, two or more a side:
+  :func:`welch_diff_ci`);
   an improvement
   symmetrically.
 
@@ -137,8 +138,8 @@ class SeedAccuracies:
 def _common_seed_accuracies(base: pd.DataFrame, new: pd.DataFrame) -> SeedAccuracies:
     """Each side's final accuracies (``base``, ``new``: final rows) over the seeds that ended ok in both, where the
     two differ in the seeds they ran or that ended ok (an average over other seeds differs by which seeds were
-    drawn, not by the code), and a note saying so. With no seed ok in both, or one alone of two or more a side (one
-    pair has no spread), each side's own seeds, unpaired, noted too."""
+    drawn, not by the code), and a note saying so. With no seed ok in both, or common seeds whose differences have
+    no spread (one seed, or all alike) while each side has two or more, each side's own seeds, unpaired, noted."""
     ran = [{int(s) for s in finals["seed"].dropna()} if len(finals) else set() for finals in (base, new)]
     b, n = _seed_accuracies(base), _seed_accuracies(new)
     notes = [f"seeds differ: {_seeds(ran[0])}→{_seeds(ran[1])}"] if ran[0] != ran[1] else []
@@ -147,12 +148,21 @@ def _common_seed_accuracies(base: pd.DataFrame, new: pd.DataFrame) -> SeedAccura
     if untested:
         notes.append(f"accuracy not compared: no test accuracy recorded in {' and '.join(untested)}")
     common = sorted(set(b) & set(n))
-    # one seed in common, two or more a side: one pair has no spread, and paired the runs decided nothing that
-    # their own seeds, unpaired, can (seeds 0,1,2 against 2,3,4, every seed 5 pp down, read "noise unknown")
-    unpaired = len(common) == 1 and min(len(b), len(n)) >= 2
+    # The seeds in common give no spread (one of them, or differences all alike but not all nil) while each run has
+    # two or more of its own, not all shared: paired, the runs decided nothing that their own seeds, unpaired, can
+    # (seeds 0,1,2 against 1,2,3 or 2,3,4, every seed 5 pp down, read "n/a" where 0,1,2 against 3,4,5 was a
+    # regression).
+    diffs = 100.0 * np.array([n[s] - b[s] for s in common])
+    no_spread = len(common) < 2 or float(np.ptp(diffs)) < ALIKE_PP
+    nil = len(common) >= 2 and no_spread and abs(float(diffs.mean())) < ALIKE_PP  # alike on every seed: unchanged
+    # runs of the very same seeds keep their pairs: alike on each, the drop is undecided ("n/a", named in the count
+    # line), where an interval from the seeds' own spread would hide it
+    unpaired = bool(common) and no_spread and not nil and min(len(b), len(n)) >= 2 and set(b) != set(n)
     if not common or unpaired:
         if unpaired:
-            notes.append(f"one seed ended ok in both ({common[0]}): accuracy over each run's own, unpaired")
+            notes.append(
+                f"the seeds ok in both ({_seeds(common)}) give no spread: accuracy over each run's own, unpaired"
+            )
         elif b and n:
             notes.append("no seed ended ok in both: accuracy over each run's own")
         return SeedAccuracies(np.array(list(b.values())), np.array(list(n.values())), False, "; ".join(notes))
