@@ -137,8 +137,8 @@ def preflight(
         _check_names_and_options(trial, resumed, search is not None)
         if trial.dataset not in datasets:
             datasets[trial.dataset] = _load_noting_where(trial.dataset, data_dir, download)
-        provenance.setdefault(trial.dataset, _provenance(datasets[trial.dataset]))
-        _check_unchanged(trial, datasets[trial.dataset])
+        provenance[trial.dataset] = provenance.get(trial.dataset) or _provenance(datasets[trial.dataset])  # hashed once
+        _check_unchanged(trial, datasets[trial.dataset], provenance[trial.dataset]["content"])
         source = trial.transfer.source_task  # None: a backbone trains on the target task (harness.backbone)
         fits: tuple[ModelSpec, Dataset] | None = None
         for role, task in [("target", trial.task)] + ([("source", source)] if source is not None else []):
@@ -158,10 +158,10 @@ def preflight(
     return provenance
 
 
-def _check_unchanged(trial: TrialConfig, dataset: Dataset) -> None:
+def _check_unchanged(trial: TrialConfig, dataset: Dataset, content: str) -> None:
     """A resumed trial's data and model files hold what they held when its run began (its data_key and model_key;
-    a new run's trials have none yet)."""
-    check_content(dataset, trial.data_key)
+    a new run's trials have none yet); ``content``: the dataset's key, hashed once for the run."""
+    check_content(dataset, trial.data_key, content)
     check_model_content(trial.model, trial.model_key)
 
 

@@ -91,9 +91,9 @@ def run_trial(config: TrialConfig, run: RunInfo, sink: RowSink, dataset: Dataset
     ``dataset``: the data shipped with the trial (Ray's object store); None reads it from this node's files.
     """
     common = base_row(config, run, MachineInfo.current())
-    if dataset is None:
+    if dataset is None:  # this node's own files must hold what the run began with; a shipped dataset is the driver's
         dataset = load_dataset(config.dataset, config.data_dir, download=False)
-    check_content(dataset, config.data_key)
+        check_content(dataset, config.data_key)
     check_model_content(config.model, config.model_key)
     backend = load_backend(config.backend, config.runtime)
     # Which process ran the trial, and what it had imported: a warm worker runs many trials of one backend.

@@ -289,13 +289,16 @@ def sampled_fingerprint(dataset: Dataset) -> str:
     return digest.hexdigest()[:12]
 
 
-def check_content(dataset: Dataset, expected: str | None) -> None:
+def check_content(dataset: Dataset, expected: str | None, content: str | None = None) -> None:
     """Refuse data other than the run's: ``expected`` is the content preflight read when the run began
     (TrialConfig.data_key; None where not recorded). Another copy under the dataset's name (a cluster node's own
     files, files replaced before a resume) would train, and be compared, as if it were the same data."""
     if expected is None:
         return
-    found = (data_fingerprint if expected.startswith(FULL_CONTENT) else sampled_fingerprint)(dataset)
+    if not expected.startswith(FULL_CONTENT):
+        found = sampled_fingerprint(dataset)
+    else:
+        found = content or data_fingerprint(dataset)  # ``content``: its data_fingerprint, where the caller has it
     if found == expected:
         return
     source = dataset.provenance.get("source", "somewhere unknown")

@@ -63,7 +63,9 @@ def features_task_key(cfg: TrialConfig, dataset: Dataset) -> str:
     without)."""
     what = {
         "dataset": cfg.dataset,
-        "data": data_fingerprint(dataset),
+        # the run's key of what preflight read (checked against this node's copy), hashed once per run; a trial
+        # outside a run has none: its data hashed here
+        "data": cfg.data_key or data_fingerprint(dataset),
         "task": cfg.task.__dict__ if cfg.task else {},
         "precision": cfg.runtime.precision,
         "input": asdict(cfg.input),
