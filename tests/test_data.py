@@ -709,21 +709,29 @@ def test_a_cifar_archive_that_is_not_tar_is_said_in_one_line(tmp_path):
     assert "To fix, delete it and run again to download it, or point --data-dir at a complete copy." in message
 
 
-def test_gzip_data_under_a_plain_tar_name_is_refused_not_read_past_its_crc(tmp_path):
-    """A plain .tar has no published checksum; tarfile decompressed gzip data under that name and stopped before
-    gzip's CRC, so a damaged byte loaded as a changed pixel (here a cut-down copy, listed by the sha256 of the
-    damaged file as a user's own manifest would list it; the release's full size loaded without one)."""
+def test_gzip_data_under_a_plain_tar_name_is_gunzipped_with_its_crc_checked_or_refused_when_unverified(tmp_path):
+    """tarfile decompressed gzip data under a plain .tar name and stopped before gzip's CRC, so a damaged byte
+    loaded as a changed pixel. A copy a checksum vouched for (a SHA256SUMS line, the published md5) is gunzipped
+    with its CRC checked; one that only format checks would accept is refused, told to add .gz."""
     files = write_cifar_folder(tmp_path / "src", manifest=False)
-    archive = bytearray(gzip.compress(gzip.decompress(cifar_archive(files)), compresslevel=0))
-    archive[len(archive) // 2] ^= 0xFF  # one pixel byte of the stored (level 0) stream
+    whole = gzip.compress(gzip.decompress(cifar_archive(files)), compresslevel=0)
+    damaged = bytearray(whole)
+    damaged[len(damaged) // 2] ^= 0xFF  # one pixel byte of the stored (level 0) stream
     with pytest.raises(OSError, match="CRC check failed"):
-        gzip.decompress(bytes(archive))  # what gzip says of it: damaged
-    (tmp_path / "data").mkdir()
-    (tmp_path / "data" / "cifar-10-binary.tar").write_bytes(bytes(archive))
-    write_manifest(tmp_path / "data")
+        gzip.decompress(bytes(damaged))  # what gzip says of it: damaged
+    for name, data, listed in (("ok", whole, True), ("damaged", bytes(damaged), True), ("unlisted", whole, False)):
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "cifar-10-binary.tar").write_bytes(data)
+        if listed:  # a user's own cut-down copy, listed by its sha256 (of the damaged file, as listed after damage)
+            write_manifest(folder)
+    assert len(load_dataset("cifar10", tmp_path / "ok", download=False).y_test) == 40
+    tar = tmp_path / "damaged" / "cifar-10-binary.tar"
+    with pytest.raises(ChecksumError, match=f"Received: {re.escape(str(tar))} fails its gzip integrity check"):
+        load_dataset("cifar10", tmp_path / "damaged", download=False)
+    tar = tmp_path / "unlisted" / "cifar-10-binary.tar"
     with pytest.raises(DataFileError) as caught:
-        load_dataset("cifar10", tmp_path / "data", download=False)
-    tar = tmp_path / "data" / "cifar-10-binary.tar"
+        load_dataset("cifar10", tmp_path / "unlisted", download=False)
     assert str(caught.value).startswith(
         f"Expected an uncompressed tar archive under a name without .gz. Received: {tar} holds gzip data (header 1f8b"
     )

@@ -54,6 +54,11 @@ def read_bytes(path: Path) -> bytes:
             f"(its header: {raw[:4].hex()}): it holds the uncompressed content. To fix, drop .gz from its name "
             f"(mv {path} {path.with_suffix('')}); xfbench reads IDX files and CIFAR-10's .tar uncompressed as well."
         )
+    return _gunzipped(raw, path)
+
+
+def _gunzipped(raw: bytes, path: Path) -> bytes:
+    """``raw`` decompressed, gzip's CRC and length checked."""
     try:
         return gzip.decompress(raw)
     except (OSError, EOFError, zlib.error) as exc:  # gzip reports CRC and length mismatches as OSError
@@ -138,10 +143,13 @@ def check_full_cifar_batch(payload: bytes, name: str, source: str, manifest: Pat
     )
 
 
-def read_cifar_archive(archive: bytes, source: Path) -> dict[str, bytes]:
-    """Member name -> bytes for the batch files inside cifar-10-binary.tar.gz (read, never extracted)."""
+def read_cifar_archive(archive: bytes, source: Path, verified: bool = False) -> dict[str, bytes]:
+    """Member name -> bytes for the batch files inside cifar-10-binary.tar.gz (read, never extracted); ``verified``:
+    a checksum vouched for the file's bytes (the published md5, a SHA256SUMS line)."""
     wanted = {f"{CIFAR_ARCHIVE_DIR}/{n}" for n in (*CIFAR_TRAIN_FILES, CIFAR_TEST_FILE)}
-    if archive[:2] == b"\x1f\x8b":  # read_bytes gunzips a .gz: this is gzip data under a plain name
+    if archive[:2] == b"\x1f\x8b" and verified:  # gzip data under a plain name that a checksum vouched for
+        archive = _gunzipped(archive, source)
+    elif archive[:2] == b"\x1f\x8b":  # read_bytes gunzips a .gz: this is gzip data under a plain name
         # tarfile would decompress it and stop before gzip's CRC, and format checks alone accept a plain .tar: one
         # damaged byte loaded as a changed pixel
         raise DataFileError(

@@ -456,7 +456,7 @@ def _cifar_batch_files(data_dir: str | None, download: bool) -> _CifarBatchFiles
         if any((directory / f"{p.name}{gz}").is_file() for p in CIFAR10_FILES.files for gz in ("", ".gz")):
             break  # the archive here comes before an extracted copy further on; locate finds it first
     archive = locate(CIFAR10_FILES, data_dir, download=download)["cifar-10-binary.tar"]
-    members = read_cifar_archive(archive.payload, archive.path)
+    members = read_cifar_archive(archive.payload, archive.path, archive.verified)
     for name, member in members.items():
         if not archive.listed:  # a cut-down archive of one's own is listed beside it; the published one is whole
             check_full_cifar_batch(member, name, f"{archive.path}:{name}", archive.path.parent / MANIFEST)
