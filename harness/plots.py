@@ -330,6 +330,7 @@ class HistoryMarks:
 
     regressed: Mapping[Cell, frozenset[str]] = field(default_factory=dict)
     not_ok: frozenset[Cell] = frozenset()
+    warmup_only: frozenset[Cell] = frozenset()  # a time's cells whose trials ended ok after their warm-up epoch only
     partly_ok: Mapping[Cell, str] = field(default_factory=dict)
     unfinished: frozenset[str] = frozenset()
 
@@ -381,8 +382,8 @@ def history(series: pd.DataFrame, marks: HistoryMarks, metric: str, kind: str) -
     ax.grid(alpha=0.3)
     title = (
         f"red circle: the case's {kind} regressed, as xfbench compare decides against the last run that ran it; red "
-        "square: fewer of its trials ended ok; ×: it ran, no trial ended ok; 2/3: the value covers the trials that "
-        "ended ok"
+        "square: fewer of its trials ended ok; ×: it ran, no trial ended ok; +: its trials ran one epoch, warm-up, "
+        "nothing steady to time; 2/3: the value covers the trials that ended ok"
     )
     ax.set_title("\n".join(textwrap.wrap(title, 150)), fontsize=7)
     return [Plot("history", f"History: {metric} over runs per case", fig)]
@@ -398,6 +399,8 @@ def _mark_cell(
     drawn = value == value  # NaN: no value to draw at
     if not drawn and cell in marks.not_ok:
         ax.scatter([x], [0.03], marker="x", s=50, color=colour, transform=floor, clip_on=False, label="_not ok")
+    if not drawn and cell in marks.warmup_only:  # `xfbench history`'s "warm-up only": ran, nothing steady to time
+        ax.scatter([x], [0.03], marker="+", s=60, color=colour, transform=floor, clip_on=False, label="_warm-up only")
     if drawn and cell in marks.partly_ok:
         ax.annotate(marks.partly_ok[cell], (x, value), xytext=(4, 4), textcoords="offset points", fontsize=6)
     where = {"transform": floor} if not drawn else {}

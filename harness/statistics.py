@@ -238,8 +238,10 @@ def training_spans(frame: pd.DataFrame) -> pd.DataFrame:
 def shared_epochs(steady: pd.DataFrame, every: pd.DataFrame) -> tuple[int, int] | None:
     """How many of the ``steady`` epochs trained while another trial of the run trained (``every``: the run's epoch
     spans, :func:`training_spans`), of how many; None where their times are missing."""
+    if every.empty or "timestamp" not in steady or "epoch_time_s" not in steady:  # rows written without the times
+        return None
     mine = _epoch_spans(steady)
-    if mine.empty or every.empty:
+    if mine.empty:
         return None
     overlapped = [
         bool(((every["trial_id"] != span.trial_id) & (every["start"] < span.end) & (every["end"] > span.start)).any())

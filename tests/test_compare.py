@@ -518,6 +518,8 @@ def test_a_case_whose_epochs_shared_the_cores_in_one_run_and_not_the_other_says_
 
     (alone,) = compare_frames(run(False), run(False), Thresholds())
     assert "shared the cores" not in alone.note
+    untimed = run(True).drop(columns=["timestamp"])  # rows as a script may hold them, without their times
+    assert "shared the cores" not in compare_frames(untimed, untimed, Thresholds())[0].note
     (shared,) = compare_frames(run(False), run(True), Thresholds())
     assert "steady epochs that shared the cores with another trial: base 0/6, new 6/6" in shared.note, shared.note
 

@@ -409,6 +409,14 @@ def test_the_history_plot_marks_equal_backends_failed_cases_partial_values_and_u
     import matplotlib.pyplot as plt
 
     plt.close(plot.figure)
+    # a time's cell whose trials ended ok after one epoch, their warm-up: `xfbench history`'s "warm-up only"
+    rows = pd.read_parquet(tmp_path / "run-2" / "results.parquet")
+    one_epoch = rows[(rows["model"] != "convnet3") | (rows["epoch"] == 1)].copy()
+    one_epoch.loc[one_epoch["model"] == "convnet3", "test_acc"] = 0.9
+    one_epoch.to_parquet(tmp_path / "run-2" / "results.parquet")
+    _, (timed,) = _history_section([load(tmp_path / f"run-{index}") for index in range(3)], "epoch_time_s")
+    assert sorted(c.get_label() for c in timed.figure.axes[0].collections).count("_warm-up only") == 2  # both backends
+    plt.close(timed.figure)
 
 
 @needs_matplotlib
