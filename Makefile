@@ -31,7 +31,7 @@ fashion-mnist:
 	  && echo "Fashion-MNIST: installed dataset-fashion-mnist" || \
 	  { echo "Fashion-MNIST: apt-get could not install dataset-fashion-mnist; install it, or run as a user" \
 	         "who may not (its tests are then skipped)" >&2; exit 1; }; \
-	else echo "Fashion-MNIST: not installed and not root; its tests will be skipped"; fi
+	else echo "Fashion-MNIST: not installed, and installing needs root and apt-get; its tests will be skipped"; fi
 
 # The report's browser test opens report.html in Debian's headless Chromium when we may install it (root with apt,
 # as in CI, where a failed install stops make test); otherwise that test is skipped with the reason.
@@ -43,7 +43,7 @@ chromium:
 	  && echo "Chromium: installed chromium" || \
 	  { echo "Chromium: apt-get could not install chromium; install it, or run as a user who may not" \
 	         "(its test is then skipped)" >&2; exit 1; }; \
-	else echo "Chromium: not installed and not root; the browser test will be skipped"; fi
+	else echo "Chromium: not installed, and installing needs root and apt-get; the browser test will be skipped"; fi
 
 # results/ci (and its shared-backbone cache) starts empty: every CI run trains and measures with this code.
 test: $(STAMP) fashion-mnist chromium lint
