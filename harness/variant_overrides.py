@@ -122,6 +122,33 @@ def check_variant_overrides(
         if found:
             raise InputError(_refusal(chosen.name, path, value, *found, searched=searched))
     _check_named_settings(chosen, backends, overrides, searched)
+    _check_step_schedules(chosen, backends, overrides)
+
+
+# Schedules that count in steps: a suite sets them in epochs of its cases' batches (the technique sweeps' power,
+# exponential and piecewise cases), so another batch size moves them in epochs under the same label.
+_STEP_SCHEDULES = ("power", "exponential", "piecewise")
+
+
+def _check_step_schedules(chosen: Suite, backends: Sequence[str], overrides: Mapping[str, Any]) -> None:
+    """InputError for a suite-wide --batch-size under a case whose schedule the suite counted in steps of its own
+    batch size (--suite techniques --batch-size 32 ran sched_piecewise's rate changes at epochs 1 and 2, not 2 and 4,
+    with nothing recorded to say so). A schedule given beside it is the user's own, in the user's steps."""
+    size = overrides.get("batch_size")
+    if size is None or any(path.startswith("schedule") for path in overrides):
+        return
+    for case in chosen.cases:
+        trials = case_trials(case, chosen.name, tuple(backends), 1)
+        if not trials or trials[0].schedule.name not in _STEP_SCHEDULES or trials[0].batch_size == size:
+            continue
+        trial = trials[0]
+        raise InputError(
+            f"Expected --batch-size to leave suite {chosen.name}'s step schedules where it set them. Received: "
+            f"--batch-size {size}, but {trial.case_id} counts its {trial.schedule.name} schedule in steps of batch "
+            f"{trial.batch_size}: at another batch size its rate would change at other epochs under the same label. "
+            f"Drop --batch-size, or run the case alone with the steps wanted: --strategy {trial.strategy} --model "
+            f"{trial.model} --dataset {trial.dataset} --batch-size {size} --schedule {trial.schedule.name} ..."
+        )
 
 
 # The settings a variant label names by their value: a deep_features case's head and feature layer
