@@ -972,6 +972,9 @@ class TransferTier:
     # (model, k): S3's variant, the backbone's first k layer groups frozen and the rest fine-tuned with the new head
     # (strategy freeze_early), for each backbone named here
     freeze_early: tuple[tuple[str, int], ...] = ()
+    # (model, layer): S2's "features taken from other (convolutional) layers", a convolutional stage's output
+    # averaged over its height and width, fed to the lesson's head (LinearSVC), for each backbone named here
+    feature_layers: tuple[tuple[str, str], ...] = ()
 
 
 def _imagenet_transfer_cases(tier: TransferTier) -> tuple[SuiteCase, ...]:
@@ -1012,15 +1015,18 @@ def _imagenet_transfer_cases(tier: TransferTier) -> tuple[SuiteCase, ...]:
                     **common,
                 )
             )
-        for head in tier.heads:
+        layer = dict(tier.feature_layers).get(model)
+        for head, at in [(h, None) for h in tier.heads] + ([(_LESSON_HEADS[0], layer)] if layer else []):
             features = replace(transfer, sklearn_head=head)
+            if at is not None:
+                features = replace(features, feature_layer=at, feature_pool="avg")
             cases.append(
                 SuiteCase(
                     "deep_features",
                     model,
                     tier.dataset,
                     1,
-                    variant=head,
+                    variant=head if at is None else f"{head}@{at}",
                     transfer=features,
                     max_backend_gap=tier.frozen_backbone_gap,
                     min_test_acc=bars.get("deep_features", tier.bar),
@@ -1074,6 +1080,17 @@ def _alexnet_case(dataset: str, epochs: int, width: float, size: int, task: Task
         max_backend_gap=ZOO_BACKEND_GAP,
     )
 
+
+# A convolutional stage of each backbone, one before its last (at 224x224: alexnet_tv's fourth conv, 256 maps of
+# 13x13; vgg11_bn's fourth pool, 512 of 14x14; resnet18's layer3, 256 of 14x14; mobilenet_v2's block 13, 96 of
+# 14x14; densenet121's third transition, 512 of 7x7): the deep features S2 also takes from other layers.
+_CONV_FEATURE_LAYERS = (
+    ("alexnet_tv", "features_9"),
+    ("vgg11_bn", "features_21"),
+    ("resnet18", "layer3_1_relu_1"),
+    ("mobilenet_v2", "features_13_add"),
+    ("densenet121", "features_transition3_pool"),
+)
 
 # The GPU tier starts from torchvision's ImageNet weights, as the lessons do (`xfbench weights fetch` caches them);
 # the CPU tiers from narrow backbones xfbench pretrains itself (no zoo has weights for a narrow network).
@@ -1167,8 +1184,8 @@ _CATALOGUE.update(
                 "S2/S3 as the lessons' ImageNet transfer on CIFAR-10 at 224x224 (ImageNet normalisation) from "
                 "torchvision's ImageNet weights (xfbench weights fetch): alexnet_tv, resnet18, mobilenet_v2, vgg11_bn, "
                 "densenet121; SGD momentum 0.9, lr 1e-3, weight decay 1e-4, 20 epochs (fine-tune: backbone 1e-4; "
-                "also early layers frozen), crop 4 + flip; deep features with LinearSVC, RandomForest, RBF-SVC; "
-                "GPU only",
+                "also early layers frozen), crop 4 + flip; deep features with LinearSVC, RandomForest, RBF-SVC, and "
+                "LinearSVC on a convolutional stage's averaged maps; GPU only",
                 gpu_only=True,
                 cpu_tier="imagenet_transfer_quick",
                 cases=_imagenet_transfer_cases(
@@ -1183,6 +1200,7 @@ _CATALOGUE.update(
                         LESSON_AUGMENT,
                         frozen_backbone_gap=ZOO_BACKEND_GAP,  # unmeasured on a GPU, whose kernels differ per framework
                         freeze_early=_FREEZE_EARLY,
+                        feature_layers=_CONV_FEATURE_LAYERS,
                     )
                 ),
             ),

@@ -376,6 +376,22 @@ def test_an_option_that_replaces_a_class_split_a_suites_case_defines_is_refused(
     assert {t.task.train_limit for t in limited} == {100}
 
 
+def test_the_full_imagenet_transfer_tier_takes_deep_features_from_a_convolutional_stage_of_each_backbone_too():
+    """SUITES.md's S2 asks for features "also taken from other (convolutional) layers": at --scale full every
+    deep_features case read the head's input alone."""
+    from harness.models import ModelOptions, build_spec
+    from harness.shapes import infer_shapes
+
+    full = suite("imagenet_transfer")
+    layered = [c for c in full.cases if c.strategy == "deep_features" and c.transfer.feature_layer]
+    assert sorted(c.model for c in layered) == sorted({c.model for c in full.cases})  # one per backbone
+    for case in layered:
+        assert case.variant == f"linear_svc@{case.transfer.feature_layer}" and case.transfer.feature_pool == "avg"
+        spec = build_spec(case.model, (224, 224, 3), 10, ModelOptions(width_multiplier=1.0))
+        shape = infer_shapes(spec)[case.transfer.feature_layer].shape
+        assert len(shape) == 3 and min(shape[:2]) >= 7, (case.model, shape)  # a feature map (H, W, C), not a vector
+
+
 def test_a_batch_size_that_would_move_a_suites_step_schedules_in_epochs_is_refused():
     """The technique sweeps set power, exponential and piecewise schedules in steps of batch 64 (so many epochs of
     the dataset): --suite techniques --batch-size 32 changed sched_piecewise's rates at epochs 1 and 2, not 2 and 4,
