@@ -13,8 +13,8 @@ Per (suite, strategy, model, dataset, backend):
 - accuracy: difference of the mean final test accuracy over seeds; a regression when it drops by more
   than the threshold (default 1 percentage point) **and** the 95 % interval of the difference lies entirely
   below zero (over the seeds ok in both runs, the t interval of the per-seed differences; runs without a common
-  seed, or common ones without spread: Welch's t interval of the two runs' seeds, two or more a side:
-  :func:`welch_diff_ci`);
+  seed: Welch's t interval of the two runs' seeds, two or more a side: :func:`welch_diff_ci`; common seeds without
+  spread, the runs having others: the pairs' difference with that interval's width);
   an improvement
   symmetrically.
 
@@ -133,13 +133,15 @@ class SeedAccuracies:
     new: np.ndarray
     paired: bool
     note: str
+    # each run's own accuracies, where the paired seeds give no spread: the interval's width (Welch's) comes from them
+    spread: tuple[np.ndarray, np.ndarray] | None = None
 
 
 def _common_seed_accuracies(base: pd.DataFrame, new: pd.DataFrame) -> SeedAccuracies:
     """Each side's final accuracies (``base``, ``new``: final rows) over the seeds that ended ok in both, where the
     two differ in the seeds they ran or that ended ok (an average over other seeds differs by which seeds were
-    drawn, not by the code), and a note saying so. With no seed ok in both, or common seeds whose differences have
-    no spread (one seed, or all alike) while each side has two or more, each side's own seeds, unpaired, noted."""
+    drawn, not by the code), and a note saying so. With no seed ok in both, each side's own seeds, unpaired, noted;
+    where the common seeds' differences have no spread and each side has others, those too (``spread``)."""
     ran = [{int(s) for s in finals["seed"].dropna()} if len(finals) else set() for finals in (base, new)]
     b, n = _seed_accuracies(base), _seed_accuracies(new)
     notes = [f"seeds differ: {_seeds(ran[0])}→{_seeds(ran[1])}"] if ran[0] != ran[1] else []
@@ -148,27 +150,31 @@ def _common_seed_accuracies(base: pd.DataFrame, new: pd.DataFrame) -> SeedAccura
     if untested:
         notes.append(f"accuracy not compared: no test accuracy recorded in {' and '.join(untested)}")
     common = sorted(set(b) & set(n))
-    # The seeds in common give no spread (one of them, or differences all alike but not all nil) while each run has
-    # two or more of its own, not all shared: paired, the runs decided nothing that their own seeds, unpaired, can
-    # (seeds 0,1,2 against 1,2,3 or 2,3,4, every seed 5 pp down, read "n/a" where 0,1,2 against 3,4,5 was a
-    # regression).
-    diffs = 100.0 * np.array([n[s] - b[s] for s in common])
-    no_spread = len(common) < 2 or float(np.ptp(diffs)) < ALIKE_PP
-    nil = len(common) >= 2 and no_spread and abs(float(diffs.mean())) < ALIKE_PP  # alike on every seed: unchanged
-    # runs of the very same seeds keep their pairs: alike on each, the drop is undecided ("n/a", named in the count
-    # line), where an interval from the seeds' own spread would hide it
-    unpaired = bool(common) and no_spread and not nil and min(len(b), len(n)) >= 2 and set(b) != set(n)
-    if not common or unpaired:
-        if unpaired:
-            notes.append(
-                f"the seeds ok in both ({_seeds(common)}) give no spread: accuracy over each run's own, unpaired"
-            )
-        elif b and n:
+    if not common:
+        if b and n:
             notes.append("no seed ended ok in both: accuracy over each run's own")
         return SeedAccuracies(np.array(list(b.values())), np.array(list(n.values())), False, "; ".join(notes))
     if set(b) != set(n):
         notes.append(f"accuracy over the seeds ok in both, {_seeds(common)}")
-    return SeedAccuracies(np.array([b[s] for s in common]), np.array([n[s] for s in common]), True, "; ".join(notes))
+    # The seeds in common give no spread (one of them, or differences all alike but not all nil) while each run has
+    # two or more of its own, not all shared: paired, nothing was decided that the runs' own seeds can bound (seeds
+    # 0,1,2 against 1,2,3, every seed 5 pp down, read "n/a" where 0,1,2 against 3,4,5 was a regression). The size
+    # stays the pairs' (a mean over other seeds differs by the seeds: 0.28 pp down per seed read -1.03 pp over each
+    # run's own), the interval's width is Welch's over each run's own seeds, wider than the pairs' would be.
+    diffs = 100.0 * np.array([n[s] - b[s] for s in common])
+    no_spread = len(common) < 2 or float(np.ptp(diffs)) < ALIKE_PP
+    nil = len(common) >= 2 and no_spread and abs(float(diffs.mean())) < ALIKE_PP  # alike on every seed: unchanged
+    # runs of the very same seeds keep their pairs alone: alike on each, the drop is undecided ("n/a", named in the
+    # count line), where the seeds' own spread would hide it
+    widened = no_spread and not nil and min(len(b), len(n)) >= 2 and set(b) != set(n)
+    spread = (np.array(list(b.values())), np.array(list(n.values()))) if widened else None
+    if widened:
+        notes.append(
+            f"the seeds ok in both ({_seeds(common)}) give no spread: the interval's width from each run's own"
+        )
+    return SeedAccuracies(
+        np.array([b[s] for s in common]), np.array([n[s] for s in common]), True, "; ".join(notes), spread
+    )
 
 
 def _seeds(seeds: Iterable[int]) -> str:
@@ -356,7 +362,12 @@ def _accuracy_verdict(
     # was called "more than" the threshold
     diff_pp = round(100.0 * float(new.mean() - base.mean()), 9)
     note = "noise unknown (1 seed)" if min(len(base), len(new)) < 2 else ""
-    if min(len(base), len(new)) < 2:
+    if accuracies.spread is not None:  # the pairs' size, the width of Welch's interval over each run's own seeds
+        low, high = welch_diff_ci(*accuracies.spread)
+        half = 50.0 * (high - low)
+        ci = (diff_pp - half, diff_pp + half)
+        note = "" if half == half else "neither run's seeds differ in accuracy: no interval from their spread"
+    elif min(len(base), len(new)) < 2:
         # One seed has no spread: a bootstrap of it spans only the other side's seeds, and one against one gave a
         # zero-width interval beside "noise unknown".
         ci = (math.nan, math.nan)

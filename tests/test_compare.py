@@ -497,8 +497,15 @@ def test_an_undecided_accuracy_collapse_is_in_the_count_line_and_one_shared_seed
         first: compare_frames(base, seeds_from(first, [0.85, 0.86, 0.87]), Thresholds())[0] for first in (1, 2, 3)
     }
     assert {c.acc_verdict for c in shared.values()} == {"regression"}  # two, one or no seed in common
-    assert shared[1].acc_ci_pp == shared[2].acc_ci_pp == shared[3].acc_ci_pp
-    assert "the seeds ok in both (1,2) give no spread: accuracy over each run's own, unpaired" in shared[1].note
+    widths = {first: c.acc_ci_pp[1] - c.acc_ci_pp[0] for first, c in shared.items()}
+    assert widths[1] == pytest.approx(widths[2]) == pytest.approx(widths[3])  # Welch's, over each run's own seeds
+    assert shared[1].acc_diff_pp == pytest.approx(-6.0) and shared[2].acc_diff_pp == pytest.approx(-7.0)  # the pairs'
+    assert "the seeds ok in both (1,2) give no spread: the interval's width from each run's own" in shared[1].note
+    # the size stays the pairs': over each run's own seeds, other seeds' accuracies read as a change (seeds 3-5 of
+    # the base alone were 1.5 pp higher; each shared seed is one test image down, 0.28 pp)
+    wide = seeds_from(0, [0.900, 0.901, 0.902, 0.915, 0.916, 0.917])
+    (subset,) = compare_frames(wide, seeds_from(0, [0.900 - 1 / 360, 0.901 - 1 / 360, 0.902 - 1 / 360]), Thresholds())
+    assert subset.acc_verdict == "unchanged" and subset.acc_diff_pp == pytest.approx(-100 / 360), subset
     (itself,) = compare_frames(base, base, Thresholds())  # alike on every seed and nil: paired, unchanged
     assert itself.acc_verdict == "unchanged" and itself.acc_ci_pp == (0.0, 0.0)
 
