@@ -122,7 +122,7 @@ def check_variant_overrides(
         if found:
             raise InputError(_refusal(chosen.name, path, value, *found, searched=searched))
     _check_named_settings(chosen, backends, overrides, searched)
-    _check_step_schedules(chosen, backends, overrides)
+    _check_step_schedules(chosen, backends, overrides, searched)
 
 
 # Schedules that count in steps: a suite sets them in epochs of its cases' batches (the technique sweeps' power,
@@ -130,25 +130,38 @@ def check_variant_overrides(
 _STEP_SCHEDULES = ("power", "exponential", "piecewise")
 
 
-def _check_step_schedules(chosen: Suite, backends: Sequence[str], overrides: Mapping[str, Any]) -> None:
-    """InputError for a suite-wide --batch-size under a case whose schedule the suite counted in steps of its own
+def _check_step_schedules(
+    chosen: Suite, backends: Sequence[str], overrides: Mapping[str, Any], searched: bool = False
+) -> None:
+    """InputError for a suite-wide batch size under a case whose schedule the suite counted in steps of its own
     batch size (--suite techniques --batch-size 32 ran sched_piecewise's rate changes at epochs 1 and 2, not 2 and 4,
-    with nothing recorded to say so). A schedule given beside it is the user's own, in the user's steps."""
+    with nothing recorded to say so). Steps given beside it (--piecewise, --schedule-steps) are the user's own."""
     size = overrides.get("batch_size")
-    if size is None or any(path.startswith("schedule") for path in overrides):
-        return
-    for case in chosen.cases:
+    schedule_options = {path: value for path, value in overrides.items() if path.startswith("schedule.")}
+    for case in chosen.cases if size is not None else ():
         trials = case_trials(case, chosen.name, tuple(backends), 1)
         if not trials or trials[0].schedule.name not in _STEP_SCHEDULES or trials[0].batch_size == size:
             continue
         trial = trials[0]
+        try:  # the case's schedule after the schedule options given: still the suite's steps?
+            after = apply_overrides(trial, schedule_options).schedule if schedule_options else trial.schedule
+        except InputError:  # options its schedule cannot take: refused as such elsewhere
+            continue
+        if _steps_of(after) != _steps_of(trial.schedule):
+            continue
+        given, drop, _ = _given("batch_size", size, searched)
         raise InputError(
-            f"Expected --batch-size to leave suite {chosen.name}'s step schedules where it set them. Received: "
-            f"--batch-size {size}, but {trial.case_id} counts its {trial.schedule.name} schedule in steps of batch "
+            f"Expected the batch size to leave suite {chosen.name}'s step schedules where it set them. Received: "
+            f"{given}, but {trial.case_id} counts its {trial.schedule.name} schedule in steps of batch "
             f"{trial.batch_size}: at another batch size its rate would change at other epochs under the same label. "
-            f"Drop --batch-size, or run the case alone with the steps wanted: --strategy {trial.strategy} --model "
+            f"{drop}, or run the case alone with the steps wanted: --strategy {trial.strategy} --model "
             f"{trial.model} --dataset {trial.dataset} --batch-size {size} --schedule {trial.schedule.name} ..."
         )
+
+
+def _steps_of(schedule: ScheduleConfig) -> tuple[Any, ...]:
+    """Where a schedule's rate changes, in steps: its name, steps and boundaries."""
+    return schedule.name, schedule.steps, schedule.boundaries
 
 
 # The settings a variant label names by their value: a deep_features case's head and feature layer

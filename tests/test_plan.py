@@ -396,11 +396,16 @@ def test_a_batch_size_that_would_move_a_suites_step_schedules_in_epochs_is_refus
     """The technique sweeps set power, exponential and piecewise schedules in steps of batch 64 (so many epochs of
     the dataset): --suite techniques --batch-size 32 changed sched_piecewise's rates at epochs 1 and 2, not 2 and 4,
     under the same label and settings."""
-    refused = "Expected --batch-size to leave suite techniques's step schedules where it set them. Received: "
+    refused = "Expected the batch size to leave suite techniques's step schedules where it set them. Received: "
     with pytest.raises(InputError, match=re.escape(refused + "--batch-size 32, but scratch-mlp+sched_power-digits")):
         plan_run(Selection(suite="techniques"), {"batch_size": 32})
-    with pytest.raises(InputError, match=re.escape(refused)):
-        check_variant_overrides(suite("techniques"), ("torch", "tensorflow"), {"batch_size": 32})  # the plugin's
+    # a schedule option that leaves the steps where the suite set them does not make them the user's
+    with pytest.raises(InputError, match=re.escape(refused + "--batch-size 32, but scratch-mlp+sched_power-digits")):
+        plan_run(Selection(suite="techniques"), {"batch_size": 32, "schedule.power": 1.0})
+    searched = refused + "batch_size=32 in the search space, but scratch-mlp+sched_power-digits"
+    with pytest.raises(InputError, match=re.escape(searched)) as caught:  # a tune's searched value, said as one
+        check_variant_overrides(suite("techniques"), ("torch", "tensorflow"), {"batch_size": 32}, searched=True)
+    assert "Take batch_size out of --space" in str(caught.value)
     assert {t.batch_size for t in plan_run(Selection(suite="techniques"), {"batch_size": 64}).trials} == {64}
     # a suite without step schedules takes it
     assert {t.batch_size for t in plan_run(Selection(suite="fashion_smoke"), {"batch_size": 32}).trials} == {32}
