@@ -24,7 +24,7 @@ import pandas as pd
 from harness.backend import REFERENCE_BACKEND
 from harness.baselines import BASELINES
 from harness.config import TrialConfig
-from harness.data.registry import Dataset, data_fingerprint, load_dataset
+from harness.data.registry import Dataset, check_content, data_fingerprint, load_dataset
 from harness.errors import InputError
 from harness.model_import import python_model_sources
 from harness.plan import (
@@ -523,6 +523,15 @@ def check_something_to_resume(run_file: RunFile, run_dir: Path) -> None:
     )
 
 
+def _shipped_as_recorded(trials: list[TrialConfig], settings: SchedulerSettings) -> dict[str, Dataset]:
+    """The datasets a resume ships, each checked against its trials' data key: read again after the preflight's
+    check (Ray started in between), and a worker trusts a shipped dataset as the run's own."""
+    ship = datasets_to_ship(trials, settings.ship_data, settings.address)
+    for trial in {t.dataset: t for t in trials if t.dataset in ship}.values():
+        check_content(ship[trial.dataset], trial.data_key)
+    return ship
+
+
 def resume(
     results_dir: Path,
     run_id: str,
@@ -546,7 +555,7 @@ def resume(
         ended_search = run_file.plan.search if search_ended(frame, began) else None
         stale = stale_pretrains(run_file.plan, frame, ended_search)
         commit = _say_the_commit(run_file)
-        ship = datasets_to_ship(list(run_file.plan.planned_trials), settings.ship_data, settings.address)
+        ship = _shipped_as_recorded(list(run_file.plan.planned_trials), settings)
         # "running" under this driver before any row is removed (a finished run whose failed trials' rows were gone
         # read as one with nothing to resume, and lost them); stopped before its trials begin, "interrupted"
         driven = replace(run_file, record=_driven_by_this(run_file.record))

@@ -88,7 +88,8 @@ def skipped_row(config: TrialConfig, run: RunInfo, reason: str) -> dict[str, Any
 def run_trial(config: TrialConfig, run: RunInfo, sink: RowSink, dataset: Dataset | None = None) -> str:
     """Run one trial; every epoch record becomes a row sent to ``sink``. Returns the final status.
 
-    ``dataset``: the data shipped with the trial (Ray's object store); None reads it from this node's files.
+    ``dataset``: the run's own data, shipped with the trial by its driver (Ray's object store), which checked it
+    against the trial's data_key; None reads it from this node's files and checks them here.
     """
     common = base_row(config, run, MachineInfo.current())
     if dataset is None:  # this node's own files must hold what the run began with; a shipped dataset is the driver's

@@ -471,6 +471,16 @@ def test_a_trial_checks_the_data_it_reads_from_its_nodes_files_not_the_driver_s_
     monkeypatch.setattr(registry, "data_fingerprint", lambda dataset: hashed.append(dataset) or "")
     keyed = dataclasses.replace(stale, data_key=registry.FULL_CONTENT + "0" * 16)
     assert run_trial(keyed, RunInfo("r", "c"), lambda row: None, dataset=digits) == "ok" and hashed == []
+    monkeypatch.undo()
+    # so a resume checks what it ships: it reads the files again after its preflight, Ray starting in between
+    from harness.runner import _shipped_as_recorded
+    from harness.scheduler import SchedulerSettings
+
+    settings = SchedulerSettings(Path("/").resolve(), ship_data="always")
+    with pytest.raises(InputError, match=r"Expected the digits data the run began with \(content sha256:0000"):
+        _shipped_as_recorded([stale], settings)
+    current = dataclasses.replace(stale, data_key=registry.data_fingerprint(digits))
+    assert set(_shipped_as_recorded([current, dataclasses.replace(current, seed=1)], settings)) == {"digits"}
 
 
 def test_a_model_file_edited_since_the_run_began_is_refused_by_its_trials_and_a_resume(tmp_path):
