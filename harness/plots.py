@@ -380,10 +380,11 @@ def history(series: pd.DataFrame, marks: HistoryMarks, metric: str, kind: str) -
         _plain_log_ticks(ax.yaxis)
     fig.legend(fontsize=7, loc="outside lower center", ncols=columns)
     ax.grid(alpha=0.3)
+    warmup = "+: its trials ran one epoch, warm-up, nothing steady to time; " if marks.warmup_only else ""
     title = (
         f"red circle: the case's {kind} regressed, as xfbench compare decides against the last run that ran it; red "
-        "square: fewer of its trials ended ok; ×: it ran, no trial ended ok; +: its trials ran one epoch, warm-up, "
-        "nothing steady to time; 2/3: the value covers the trials that ended ok"
+        f"square: fewer of its trials ended ok; ×: it ran, no trial ended ok; {warmup}2/3: the value covers the "
+        "trials that ended ok"
     )
     ax.set_title("\n".join(textwrap.wrap(title, 150)), fontsize=7)
     return [Plot("history", f"History: {metric} over runs per case", fig)]
