@@ -14,7 +14,7 @@ Per (suite, strategy, model, dataset, backend):
   than the threshold (default 1 percentage point) **and** the 95 % interval of the difference lies entirely
   below zero (over the seeds ok in both runs, the t interval of the per-seed differences; runs without a common
   seed: Welch's t interval of the two runs' seeds, two or more a side: :func:`welch_diff_ci`; common seeds without
-  spread, the runs having others: the pairs' difference with that interval's width);
+  spread, the runs having others: unchanged only where both views are within the threshold, else undecided);
   an improvement
   symmetrically.
 
@@ -133,15 +133,15 @@ class SeedAccuracies:
     new: np.ndarray
     paired: bool
     note: str
-    # each run's own accuracies, where the paired seeds give no spread: the interval's width (Welch's) comes from them
-    spread: tuple[np.ndarray, np.ndarray] | None = None
+    # each run's own accuracies, where the paired seeds give no spread and the runs have others
+    own: tuple[np.ndarray, np.ndarray] | None = None
 
 
 def _common_seed_accuracies(base: pd.DataFrame, new: pd.DataFrame) -> SeedAccuracies:
     """Each side's final accuracies (``base``, ``new``: final rows) over the seeds that ended ok in both, where the
     two differ in the seeds they ran or that ended ok (an average over other seeds differs by which seeds were
     drawn, not by the code), and a note saying so. With no seed ok in both, each side's own seeds, unpaired, noted;
-    where the common seeds' differences have no spread and each side has others, those too (``spread``)."""
+    where the common seeds' differences have no spread and each side has others, those too (``own``)."""
     ran = [{int(s) for s in finals["seed"].dropna()} if len(finals) else set() for finals in (base, new)]
     b, n = _seed_accuracies(base), _seed_accuracies(new)
     notes = [f"seeds differ: {_seeds(ran[0])}→{_seeds(ran[1])}"] if ran[0] != ran[1] else []
@@ -157,24 +157,17 @@ def _common_seed_accuracies(base: pd.DataFrame, new: pd.DataFrame) -> SeedAccura
     if set(b) != set(n):
         notes.append(f"accuracy over the seeds ok in both, {_seeds(common)}")
     # The seeds in common give no spread (one of them, or differences all alike but not all nil) while each run has
-    # two or more of its own, not all shared: paired, nothing was decided that the runs' own seeds can bound (seeds
-    # 0,1,2 against 1,2,3, every seed 5 pp down, read "n/a" where 0,1,2 against 3,4,5 was a regression). The size
-    # stays the pairs' (a mean over other seeds differs by the seeds: 0.28 pp down per seed read -1.03 pp over each
-    # run's own), the interval's width is Welch's over each run's own seeds, wider than the pairs' would be.
+    # two or more of its own, not all shared: each run's own seeds are kept beside the pairs (``own``), for a verdict
+    # that holds in both views (_beside_own_seeds). Neither alone will do: a mean over each run's own seeds reads
+    # their other seeds as a change (each shared seed 0.28 pp down read -1.03 pp), and the one pair alike hid the
+    # others' drop (0.00 pp on seed 3 beside seeds 4-6 each 5 pp down).
     diffs = 100.0 * np.array([n[s] - b[s] for s in common])
     no_spread = len(common) < 2 or float(np.ptp(diffs)) < ALIKE_PP
     nil = len(common) >= 2 and no_spread and abs(float(diffs.mean())) < ALIKE_PP  # alike on every seed: unchanged
-    # runs of the very same seeds keep their pairs alone: alike on each, the drop is undecided ("n/a", named in the
-    # count line), where the seeds' own spread would hide it
-    widened = no_spread and not nil and min(len(b), len(n)) >= 2 and set(b) != set(n)
-    spread = (np.array(list(b.values())), np.array(list(n.values()))) if widened else None
-    if widened:
-        notes.append(
-            f"the seeds ok in both ({_seeds(common)}) give no spread: the interval's width from each run's own"
-        )
-    return SeedAccuracies(
-        np.array([b[s] for s in common]), np.array([n[s] for s in common]), True, "; ".join(notes), spread
-    )
+    beside = no_spread and not nil and min(len(b), len(n)) >= 2 and set(b) != set(n)
+    own = (np.array(list(b.values())), np.array(list(n.values()))) if beside else None
+    paired = np.array([b[s] for s in common]), np.array([n[s] for s in common])
+    return SeedAccuracies(*paired, True, "; ".join(notes), own)
 
 
 def _seeds(seeds: Iterable[int]) -> str:
@@ -351,6 +344,26 @@ def _epochs_a_side_reaching(alpha: float) -> int:
     return high
 
 
+def _beside_own_seeds(
+    accuracies: SeedAccuracies, own: tuple[np.ndarray, np.ndarray], diff_pp: float, t: Thresholds
+) -> tuple[float, float, float, tuple[float, float], str, str]:
+    """The verdict where the seeds in common give no spread and each run has others: unchanged only where both the
+    pairs' difference and each run's own seeds' are within the threshold; else undecided, with the own seeds'
+    difference and Welch's interval in the note. No interval mixes the two: one pair's size with all the seeds'
+    spread marked a one-seed drop as more seeds ran beside it."""
+    own_diff = round(100.0 * float(own[1].mean() - own[0].mean()), 9)
+    means = float(accuracies.base.mean()), float(accuracies.new.mean())
+    if abs(diff_pp) <= t.accuracy_pp and abs(own_diff) <= t.accuracy_pp:
+        return *means, diff_pp, (math.nan, math.nan), "unchanged", ""
+    low, high = welch_diff_ci(*own)
+    interval = f", Welch's interval [{100 * low:+.2f}, {100 * high:+.2f}]" if low == low else ""
+    note = (
+        f"accuracy not decided: the seeds ok in both give no spread ({len(accuracies.base)} pair(s), {diff_pp:+.2f} "
+        f"pp), and each run's own seeds differ by {own_diff:+.2f} pp{interval}; run the same seeds in both runs"
+    )
+    return *means, diff_pp, (math.nan, math.nan), "n/a", note
+
+
 def _accuracy_verdict(
     accuracies: SeedAccuracies, t: Thresholds
 ) -> tuple[float, float, float, tuple[float, float], str, str]:
@@ -362,12 +375,9 @@ def _accuracy_verdict(
     # was called "more than" the threshold
     diff_pp = round(100.0 * float(new.mean() - base.mean()), 9)
     note = "noise unknown (1 seed)" if min(len(base), len(new)) < 2 else ""
-    if accuracies.spread is not None:  # the pairs' size, the width of Welch's interval over each run's own seeds
-        low, high = welch_diff_ci(*accuracies.spread)
-        half = 50.0 * (high - low)
-        ci = (diff_pp - half, diff_pp + half)
-        note = "" if half == half else "neither run's seeds differ in accuracy: no interval from their spread"
-    elif min(len(base), len(new)) < 2:
+    if accuracies.own is not None:
+        return _beside_own_seeds(accuracies, accuracies.own, diff_pp, t)
+    if min(len(base), len(new)) < 2:
         # One seed has no spread: a bootstrap of it spans only the other side's seeds, and one against one gave a
         # zero-width interval beside "noise unknown".
         ci = (math.nan, math.nan)

@@ -591,8 +591,9 @@ def comparison_rules(t: Thresholds) -> str:
         "around 1 allows for the drift between two runs, which no interval from two runs can see "
         f"(docs/regressions.md). Accuracy: a drop of more than {t.accuracy_pp:g} pp with the 95 % interval of the "
         "difference below zero (the t interval of the per-seed differences over the seeds ok in both runs; "
-        "Welch's t interval of the two runs' seeds, two or more a side, where none is common; its width around the "
-        "pairs' difference where those in common differ alike and the runs have others); one seed, or "
+        "Welch's t interval of the two runs' seeds, two or more a side, where none is common; where those in common "
+        "differ alike and the runs have others, unchanged only if both views are within the threshold, else "
+        "undecided); one seed, or "
         "differences all alike, give no interval and decide nothing. Trials: a regression when a larger share of "
         "new's trials failed, diverged or was skipped than of base's."
     )

@@ -527,8 +527,8 @@ def _shipped_as_recorded(trials: list[TrialConfig], settings: SchedulerSettings)
     """The datasets a resume ships, each checked against its trials' data key: read again after the preflight's
     check (Ray started in between), and a worker trusts a shipped dataset as the run's own."""
     ship = datasets_to_ship(trials, settings.ship_data, settings.address)
-    for trial in {t.dataset: t for t in trials if t.dataset in ship}.values():
-        check_content(ship[trial.dataset], trial.data_key)
+    for name, key in sorted({(t.dataset, t.data_key) for t in trials if t.dataset in ship and t.data_key}):
+        check_content(ship[name], key)  # every key its trials recorded, whatever their order
     return ship
 
 

@@ -477,9 +477,10 @@ def test_a_trial_checks_the_data_it_reads_from_its_nodes_files_not_the_driver_s_
     from harness.scheduler import SchedulerSettings
 
     settings = SchedulerSettings(Path("/").resolve(), ship_data="always")
-    with pytest.raises(InputError, match=r"Expected the digits data the run began with \(content sha256:0000"):
-        _shipped_as_recorded([stale], settings)
     current = dataclasses.replace(stale, data_key=registry.data_fingerprint(digits))
+    for trials in ([stale], [stale, current], [current, stale], [dataclasses.replace(stale, data_key=None), stale]):
+        with pytest.raises(InputError, match=r"Expected the digits data the run began with \(content sha256:0000"):
+            _shipped_as_recorded(trials, settings)
     assert set(_shipped_as_recorded([current, dataclasses.replace(current, seed=1)], settings)) == {"digits"}
 
 
