@@ -285,6 +285,8 @@ def _sharing_change(base: pd.DataFrame, new: pd.DataFrame, spans: tuple[pd.DataF
     """Where a case's steady epochs shared the cores with other trials in one run far more than in the other (one
     run at --max-concurrent 1, the other two at a time): its time change holds that contention too. ``base``,
     ``new``: its steady rows; ``spans``: each run's epoch spans."""
+    if any(_whole_seconds(rows) for rows in (base, new)):  # rows before 2026-12-03: short epochs seemed to overlap
+        return ""
     shares = [shared_epochs(rows, every) for rows, every in zip((base, new), spans, strict=True)]
     if shares[0] is None or shares[1] is None:
         return ""
@@ -297,16 +299,28 @@ def _sharing_change(base: pd.DataFrame, new: pd.DataFrame, spans: tuple[pd.DataF
     )
 
 
+def _whole_seconds(rows: pd.DataFrame) -> bool:
+    """Whether ``rows`` are stamped to the whole second only (runs before 2026-12-03, or none stamped): their epochs'
+    spans are too coarse to tell trials side by side from trials one after the other."""
+    if "timestamp" not in rows:
+        return True
+    stamps = pd.to_datetime(rows["timestamp"], utc=True, errors="coerce", format="ISO8601").dropna()
+    return bool(stamps.empty or (stamps.dt.microsecond == 0).all())
+
+
 def _phase_time_verdict(
     base: pd.DataFrame, new: pd.DataFrame, t: Thresholds, ended_ok: tuple[bool, bool]
 ) -> TimeChange:
     """:func:`_time_verdict` of a case's rows, each phase apart where it trains in several (transfer's frozen then
     unfrozen layers: pooled, their epochs have two peaks, and a frozen phase 1.5x slower read "unchanged" within an
-    interval of [0.45, 3.3]). The figure is the timed phase's (summary.timed_phase), unless another phase regressed:
-    then that phase's, named; every phase's ratio is in the note."""
+    interval of [0.45, 3.3]). The figure is the timed phase's (summary.timed_phase), unless another phase regressed,
+    or moved beyond the band undecided: then that phase's, named; every phase's ratio is in the note. Only the phases
+    both runs trained are compared: none in common (rows without a phase beside rows of one) is one pooled figure,
+    as before phases were told apart."""
     steady = steady_rows(base), steady_rows(new)
-    phases = list(dict.fromkeys([*phase_names(trained_rows(base)), *phase_names(trained_rows(new))]))
-    if len(phases) < 2:
+    ran = [list(dict.fromkeys(phase_names(trained_rows(side)))) for side in (base, new)]
+    phases = [phase for phase in ran[0] if phase in ran[1]]
+    if not phases or (len(phases) == 1 and len(ran[0]) == len(ran[1]) == 1):
         return _time_verdict(*steady, t, ended_ok)
     changes = {
         phase: _time_verdict(
@@ -315,7 +329,10 @@ def _phase_time_verdict(
         for phase in phases
     }
     regressed = [p for p in phases if changes[p].verdict == "regression"]
-    shown = max(regressed, key=lambda p: changes[p].ratio) if regressed else timed_phase(base) or phases[-1]
+    undecided = [p for p in phases if changes[p].verdict == "n/a" and changes[p].ratio == changes[p].ratio]
+    timed = timed_phase(base)
+    shown = max(regressed or undecided, key=lambda p: changes[p].ratio) if regressed or undecided else None
+    shown = shown or (timed if timed in phases else phases[-1])
     ratios = {p: f"{changes[p].ratio:.3f}x" if changes[p].ratio == changes[p].ratio else "n/a" for p in phases}
     listed = ", ".join(f"{p} {ratios[p]} {changes[p].verdict}" for p in phases)
     notes = [f"epoch time of the {shown} phase (phases: {listed})", changes[shown].note]
@@ -347,15 +364,34 @@ def _epochs_a_side_reaching(alpha: float) -> int:
 def _beside_own_seeds(
     accuracies: SeedAccuracies, own: tuple[np.ndarray, np.ndarray], diff_pp: float, t: Thresholds
 ) -> tuple[float, float, float, tuple[float, float], str, str]:
-    """The verdict where the seeds in common give no spread and each run has others: unchanged only where both the
-    pairs' difference and each run's own seeds' are within the threshold; else undecided, with the own seeds'
-    difference and Welch's interval in the note. No interval mixes the two: one pair's size with all the seeds'
-    spread marked a one-seed drop as more seeds ran beside it."""
+    """The verdict where the seeds in common give no spread and each run has others: unchanged where both the pairs'
+    difference and each run's own seeds' are within the threshold; a regression (improvement) where both are beyond
+    it the same way and Welch's interval over each run's own seeds leaves out 0 (one shared seed made a -12 pp drop
+    undecided that no shared seed made a regression); else undecided, with the own seeds' difference and Welch's
+    interval in the note. No interval mixes the two: one pair's size with all the seeds' spread marked a one-seed
+    drop as more seeds ran beside it."""
     own_diff = round(100.0 * float(own[1].mean() - own[0].mean()), 9)
     means = float(accuracies.base.mean()), float(accuracies.new.mean())
     if abs(diff_pp) <= t.accuracy_pp and abs(own_diff) <= t.accuracy_pp:
         return *means, diff_pp, (math.nan, math.nan), "unchanged", ""
     low, high = welch_diff_ci(*own)
+    ci = (100.0 * low, 100.0 * high)
+    if min(diff_pp, own_diff) > t.accuracy_pp and ci[0] > 0:
+        return (
+            *means,
+            diff_pp,
+            ci,
+            "improvement",
+            "the seeds ok in both give no spread: Welch's interval of each run's own",
+        )
+    if max(diff_pp, own_diff) < -t.accuracy_pp and ci[1] < 0:
+        return (
+            *means,
+            diff_pp,
+            ci,
+            "regression",
+            "the seeds ok in both give no spread: Welch's interval of each run's own",
+        )
     interval = f", Welch's interval [{100 * low:+.2f}, {100 * high:+.2f}]" if low == low else ""
     note = (
         f"accuracy not decided: the seeds ok in both give no spread ({len(accuracies.base)} pair(s), {diff_pp:+.2f} "

@@ -464,6 +464,17 @@ def test_a_case_of_two_phases_is_compared_phase_by_phase_and_a_slower_frozen_pha
     assert c.note.startswith("epoch time of the frozen phase (phases: frozen 1.500x regression, unfrozen 1.000x")
     (same,) = compare_frames(base, _two_phase_frame(0.3, 1.0), Thresholds())
     assert same.time_verdict == "unchanged" and "epoch time of the unfrozen phase" in same.note  # the later, on a tie
+    # a phase moved beyond the band with too few epochs to decide is the one shown (counted as undecided)
+    from harness.reporting import undecided_times
+
+    (short,) = compare_frames(_two_phase_frame(0.3, 1.0, epochs=2), _two_phase_frame(0.6, 1.0, epochs=2), Thresholds())
+    assert short.time_verdict == "n/a" and short.time_ratio == pytest.approx(2.0, rel=0.02) and undecided_times([short])
+    assert short.note.startswith("epoch time of the frozen phase")
+    # rows without a phase against rows of one (hand-made frames): one pooled figure, as before phases were told apart
+    untold = _frame([0.9, 0.9], [1.0, 1.01, 0.99, 1.0, 1.02, 0.98])
+    slowed = untold.assign(epoch_time_s=untold["epoch_time_s"] * 2, phase=pd.NA)
+    (pooled,) = compare_frames(untold, slowed, Thresholds())
+    assert pooled.time_verdict == "regression" and pooled.time_ratio == pytest.approx(2.0)
     # within a run: the backends' ratio of one phase (the timed one), not of both pooled
     both = pd.concat([_two_phase_frame(0.3, 1.0), _two_phase_frame(0.45, 1.0, backend="tensorflow")])
     (stats,) = case_statistics(both).to_dict("records")
@@ -496,14 +507,18 @@ def test_an_undecided_accuracy_collapse_is_in_the_count_line_and_so_are_shared_s
     shared = {
         first: compare_frames(base, seeds_from(first, [0.85, 0.86, 0.87]), Thresholds())[0] for first in (1, 2, 3)
     }
-    assert shared[3].acc_verdict == "regression"  # no seed in common: Welch's interval over each run's own
-    for first in (1, 2):  # two or one seed in common, alike: named undecided, with each run's own seeds' figure
-        assert shared[first].acc_verdict == "n/a" and shared[first].regressed is False
-        assert "accuracy not decided: the seeds ok in both give no spread" in shared[first].note
-        assert "each run's own seeds differ by -5.00 pp, Welch's interval [-7.27, -2.73]" in shared[first].note
-        assert shared[first].note.endswith("run the same seeds in both runs")
+    # no seed in common: Welch's interval over each run's own; two or one in common, alike: both views beyond the
+    # threshold the same way, and Welch's interval leaves out 0: a regression too, whatever the overlap
+    assert {c.acc_verdict for c in shared.values()} == {"regression"}
+    assert shared[1].acc_ci_pp == shared[2].acc_ci_pp == shared[3].acc_ci_pp == pytest.approx((-7.27, -2.73), abs=0.01)
     assert shared[1].acc_diff_pp == pytest.approx(-6.0) and shared[2].acc_diff_pp == pytest.approx(-7.0)  # the pairs'
-    assert "accuracy beyond the band but not decided" in comparison_count([shared[1]])
+    assert "the seeds ok in both give no spread: Welch's interval of each run's own" in shared[1].note
+    # the views part: named undecided, with each run's own seeds' figure
+    (parted,) = compare_frames(base, seeds_from(2, [0.85, 0.91, 0.92]), Thresholds())  # seed 2 -7 pp, own -1.67 pp
+    assert parted.acc_verdict == "n/a" and "accuracy not decided: the seeds ok in both give no spread" in parted.note
+    assert "each run's own seeds differ by -1.67 pp, Welch's interval [" in parted.note
+    assert parted.note.endswith("run the same seeds in both runs")
+    assert "accuracy beyond the band but not decided" in comparison_count([parted])
     # neither view alone decides: over each run's own seeds, the base's other seeds (3-5, 1.5 pp higher) read as a
     # drop where each shared seed is one test image down; and one shared seed alike hid the others' 5 pp drop
     wide = seeds_from(0, [0.900, 0.901, 0.902, 0.915, 0.916, 0.917])
@@ -522,16 +537,19 @@ def test_a_case_whose_epochs_shared_the_cores_in_one_run_and_not_the_other_says_
     and nothing said so (run.json records the setting; the rows' times show what happened)."""
     import datetime
 
-    def run(side_by_side: bool) -> pd.DataFrame:
+    def run(side_by_side: bool, fraction: float = 0.25) -> pd.DataFrame:
         frame = _frame([0.9, 0.9], [1.0, 1.0, 1.0])
         start = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
-        # each trial's epochs end 1 s apart; one after the other, or both at once
-        offset = frame["seed"] * (0 if side_by_side else 10) + frame["epoch"]
+        # each trial's epochs end 1 s apart (stamped to the microsecond); one after the other, or both at once
+        offset = frame["seed"] * (0 if side_by_side else 10) + frame["epoch"] + fraction
         stamps = [(start + datetime.timedelta(seconds=float(s))).isoformat() for s in offset]
         return frame.assign(timestamp=stamps, eval_time_s=0.0)
 
     (alone,) = compare_frames(run(False), run(False), Thresholds())
     assert "shared the cores" not in alone.note
+    # rows stamped to the whole second (before 2026-12-03): one after the other, short epochs would seem to overlap
+    whole = run(True, fraction=0.0)
+    assert "shared the cores" not in compare_frames(run(False), whole, Thresholds())[0].note
     untimed = run(True).drop(columns=["timestamp"])  # rows as a script may hold them, without their times
     assert "shared the cores" not in compare_frames(untimed, untimed, Thresholds())[0].note
     (shared,) = compare_frames(run(False), run(True), Thresholds())
