@@ -72,7 +72,7 @@ def epoch_rounds(rows: pd.DataFrame) -> EpochRounds:
     trials that ended ok, as summary.md times the case. A case trained in several phases (transfer's frozen then
     unfrozen layers) runs two workloads, and pytest-benchmark keeps one benchmark per test: the phase with the most
     steady epochs is recorded, on a tie the later one (the one the case ends in, training the most layers)."""
-    from harness.summary import steady_rows, timed_phase, trained_rows
+    from harness.summary import phase_names, steady_rows, timed_phase, trained_rows
 
     if len(rows) and rows["strategy"].eq("deep_features").any():
         return EpochRounds(why_none=NO_EPOCHS_TO_RECORD)
@@ -82,14 +82,14 @@ def epoch_rounds(rows: pd.DataFrame) -> EpochRounds:
             why_none="none of its trials ended ok, so no epoch time stands for the case (the test's failure, or "
             "summary.md, says why). Fix the failing trials to benchmark it."
         )
-    phases = tuple(dict.fromkeys(trained["phase"].fillna("").astype(str)))
+    phases = tuple(dict.fromkeys(phase_names(trained)))
     steady = steady_rows(rows)
     steady = steady[steady["epoch_time_s"].notna()] if len(steady) else steady
     if not len(steady):
         return EpochRounds(phases=phases, why_none=_why_no_steady_epoch(trained, phases))
-    by_phase = steady.groupby(steady["phase"].fillna("").astype(str))
+    by_phase = steady.groupby(phase_names(steady))
     phase = timed_phase(rows) or phases[0]
-    timed = steady[steady["phase"].fillna("").astype(str) == phase]
+    timed = steady[phase_names(steady) == phase]
     return EpochRounds(
         durations=tuple(float(t) for t in timed["epoch_time_s"]),
         phase=phase if len(phases) > 1 else "",

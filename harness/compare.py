@@ -309,15 +309,18 @@ def _whole_seconds(rows: pd.DataFrame) -> bool:
 
 
 def _phase_time_verdict(
-    base: pd.DataFrame, new: pd.DataFrame, t: Thresholds, ended_ok: tuple[bool, bool]
+    base: pd.DataFrame,
+    new: pd.DataFrame,
+    steady: tuple[pd.DataFrame, pd.DataFrame],
+    t: Thresholds,
+    ended_ok: tuple[bool, bool],
 ) -> TimeChange:
     """:func:`_time_verdict` of a case's rows, each phase apart where it trains in several (transfer's frozen then
     unfrozen layers: pooled, their epochs have two peaks, and a frozen phase 1.5x slower read "unchanged" within an
     interval of [0.45, 3.3]). The figure is the timed phase's (summary.timed_phase), unless another phase regressed,
     or moved beyond the band undecided: then that phase's, named; every phase's ratio is in the note. Only the phases
     both runs trained are compared: none in common (rows without a phase beside rows of one) is one pooled figure,
-    as before phases were told apart."""
-    steady = steady_rows(base), steady_rows(new)
+    as before phases were told apart. ``steady``: each side's steady rows."""
     ran = [list(dict.fromkeys(phase_names(trained_rows(side)))) for side in (base, new)]
     phases = [phase for phase in ran[0] if phase in ran[1]]
     if not phases or (len(phases) == 1 and len(ran[0]) == len(ran[1]) == 1):
@@ -679,11 +682,12 @@ def compare_frames(base: pd.DataFrame, new: pd.DataFrame, thresholds: Thresholds
             continue
         base_finals, new_finals = final_rows(b), final_rows(n)
         ended_ok = (bool(base_finals["status"].eq("ok").any()), bool(new_finals["status"].eq("ok").any()))
-        tc = _phase_time_verdict(b, n, t, ended_ok)
+        steady = steady_rows(b), steady_rows(n)
+        tc = _phase_time_verdict(b, n, steady, t, ended_ok)
         accuracies = _common_seed_accuracies(base_finals, new_finals)
         base_a, new_a, diff, ci, acc_verdict, note = _accuracy_verdict(accuracies, t)
         trials_verdict, trials_note = _trials_change(base_finals, new_finals)
-        sharing = _sharing_change(steady_rows(b), steady_rows(n), spans)
+        sharing = _sharing_change(*steady, spans)
         changes = (config_change(b, n), data_change(b, n), network_change(b, n), runtime_change(b, n), sharing)
         parts = (trials_note, *changes, accuracies.note, note, tc.note)
         note = "; ".join(part for part in parts if part)

@@ -351,18 +351,17 @@ def _told_apart(run: LoadedRunDir, depth: int) -> str:
 
 
 def _history_changes(
-    runs: list[LoadedRunDir], labels: dict[Path, str], thresholds: Thresholds
+    runs: list[LoadedRunDir], labels: dict[Path, str], named: dict[Path, pd.DataFrame], thresholds: Thresholds
 ) -> tuple[dict[tuple[str, str, str], frozenset[str]], dict[str, list[str]], list[tuple[str, ...]]]:
     """Each run's cases against the last earlier run that ran them: the kinds that regressed per (case, backend,
     run) (the plot marks those), every regression of a run with its kind, and the table of changes' rows; runs
-    named by ``labels`` (:func:`history_labels`)."""
-    from harness.baselines import environment_change, labelled_by_case
+    named by ``labels`` (:func:`history_labels`), their rows with the case named as compare names it by ``named``
+    (for a case's machine, threads and versions)."""
+    from harness.baselines import environment_change
 
     flagged: dict[tuple[str, str, str], frozenset[str]] = {}
     listed: dict[str, list[str]] = {}
     ratios: list[tuple[str, ...]] = []
-    # each run's rows with their case named as compare names it: a case's machine, threads and versions
-    named = {run.path: labelled_by_case(compared_rows(run.frame), None) for run in runs if len(run.frame)}
     for index, after in enumerate(runs[1:], start=1):
         for before, c in _against_previous(runs[:index], after, thresholds):
             kinds = regression_kinds(c)
@@ -397,10 +396,11 @@ def _history_section(
 
     labels = history_labels(runs)
     # as `xfbench history`: not a tune's search samples, which would join unrelated configurations by sample number
-    labelled = {labels[run.path]: labelled_by_case(compared_rows(run.frame), None) for run in runs if len(run.frame)}
+    named = {run.path: labelled_by_case(compared_rows(run.frame), None) for run in runs if len(run.frame)}
+    labelled = {labels[path]: frame for path, frame in named.items()}
     series = pd.DataFrame({label: metric_per_case(frame, metric) for label, frame in labelled.items()})
     thresholds = thresholds or Thresholds()
-    flagged, listed, ratios = _history_changes(runs, labels, thresholds)
+    flagged, listed, ratios = _history_changes(runs, labels, named, thresholds)
     not_ok, warmup_only, partly_ok = cell_states(labelled, metric)
     unfinished = frozenset(labels[r.path] for r in runs if r.info.get("status") in UNFINISHED_STATUSES)
     listing = TableData(
