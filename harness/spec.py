@@ -421,6 +421,14 @@ class ModelSpec:
     def output_name(self) -> str:
         return self.layers[-1].name
 
+    def unused_layers(self) -> tuple[str, ...]:
+        """Layers whose output never reaches the model's output (computed, then dropped), in order."""
+        used = {self.output_name}
+        for index in range(len(self.layers) - 1, -1, -1):
+            if self.layers[index].name in used:
+                used.update(self.inputs_of(index))
+        return tuple(layer.name for layer in self.layers if layer.name not in used)
+
     def is_chain(self) -> bool:
         """True when every layer consumes exactly the previous layer's output."""
         return all(

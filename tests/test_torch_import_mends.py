@@ -102,6 +102,54 @@ _NETS = textwrap.dedent("""
 
     def no_flatten(num_classes):
         return NoFlatten(num_classes)
+
+
+    class SecondHead(nn.Module):  # keeps an embedding it does not return, computed after the classifier
+        def __init__(self, num_classes):
+            super().__init__()
+            self.conv = nn.Conv2d(1, 4, 3)
+            self.fc = nn.Linear(4 * 6 * 6, num_classes)
+            self.proj = nn.Linear(4 * 6 * 6, num_classes)
+
+        def forward(self, x):
+            h = torch.flatten(torch.relu(self.conv(x)), 1)
+            out = self.fc(h)
+            self.embedding = self.proj(h)
+            return out
+
+
+    class DroppedInplace(nn.Module):  # an in-place ReLU whose result is not assigned
+        def __init__(self, num_classes):
+            super().__init__()
+            self.conv = nn.Conv2d(1, 4, 3)
+            self.fc = nn.Linear(4 * 6 * 6, num_classes)
+
+        def forward(self, x):
+            x = self.conv(x)
+            torch.nn.functional.relu(x, inplace=True)
+            return self.fc(torch.flatten(x, 1))
+
+
+    def second_head(num_classes):
+        return SecondHead(num_classes)
+
+
+    def dropped_inplace(num_classes):
+        return DroppedInplace(num_classes)
+
+
+    def spectral(num_classes):
+        return nn.Sequential(nn.Flatten(), nn.utils.spectral_norm(nn.Linear(64, num_classes)))
+
+
+    def weight_norm(num_classes):
+        return nn.Sequential(nn.Flatten(), nn.utils.parametrizations.weight_norm(nn.Linear(64, num_classes)))
+
+
+    def hooked(num_classes):
+        model = nn.Sequential(nn.Flatten(), nn.Linear(64, num_classes))
+        model[1].register_forward_hook(lambda module, inputs, output: output * 2)
+        return model
 """)
 
 
@@ -169,3 +217,30 @@ def test_a_linear_on_an_unflattened_map_is_told_to_add_a_flatten_not_to_change_t
     message = _refusal("no_flatten", nets)
     assert "nn.Linear at 'fc'" in message and "(N, 4, 8, 8)" in message, message
     assert "add nn.Flatten()" in message and "in_features=256" in message, message
+
+
+def test_a_layer_whose_output_is_not_returned_is_refused_not_made_the_classifier(nets):
+    """The converter took the last layer it converted as the output: an embedding computed after the classifier
+    became the classifier (torch trained another network, TensorFlow failed mid-run), and an in-place ReLU whose
+    result was dropped was converted as a layer nothing used."""
+    message = _refusal("second_head", nets)
+    assert "layer(s) 'proj' computed but not used by the returned output (the forward returns 'fc')" in message
+    assert "remove those calls from forward" in message, message
+    message = _refusal("dropped_inplace", nets)
+    assert "layer(s) 'relu' computed but not used" in message and "x = F.relu(x)" in message, message
+
+
+@pytest.mark.parametrize(
+    "factory, what",
+    [
+        ("spectral", "hooks (forward_pre_hooks)"),
+        ("weight_norm", "a parametrization"),  # torch names the class of a parametrized module anew
+        ("hooked", "hooks (forward_hooks)"),
+    ],
+)
+def test_a_reparametrised_or_hooked_module_is_refused_not_converted_with_its_stored_weight(nets, factory, what):
+    """fx does not run a leaf module's hooks: spectral_norm's un-normalised weight was copied (logits off by 29
+    against 30), weight_norm's g and v became one plain kernel, a forward hook's change was lost."""
+    message = _refusal(factory, nets)
+    module = "ParametrizedLinear" if factory == "weight_norm" else "Linear"
+    assert f"module '1' ({module}) with {what}" in message and "remove_parametrizations" in message, message

@@ -13,11 +13,12 @@ from collections import defaultdict
 
 import torch.fx as fx
 from torch import nn
+from torch.nn.utils import parametrize
 
 from backends.torch.model import module_tensor
 from harness.importers import ModelInputError
 from harness.shapes import TensorInfo
-from harness.spec import Activation
+from harness.spec import Activation, Layer, ModelSpec
 
 
 def _refusal(expected: str, received: str, fix: str) -> ModelInputError:
@@ -78,6 +79,48 @@ def refuse_frozen_parameters(graph: fx.Graph, modules: dict[str, nn.Module], nam
         "leave requires_grad=True in the model and freeze with a strategy: --strategy feature_extraction (trains "
         "the classifier alone) or --strategy freeze_early --freeze-groups K (the first K layer groups, the model's "
         "top-level children, stay frozen)",
+    )
+
+
+def refuse_reparametrised_modules(graph: fx.Graph, modules: dict[str, nn.Module], name: str) -> None:
+    """A module whose weight is recomputed on each call (spectral_norm's or the old weight_norm's forward pre-hook,
+    torch.nn.utils.parametrize) or whose output a hook changes: torch.fx does not run a leaf module's hooks, so the
+    conversion would copy the stored tensor (spectral_norm: the weight before normalisation, other logits) and
+    train a plain kernel where the user's model trains the parametrisation's tensors."""
+    for path, module in _called_modules(graph, modules):
+        hooks = [kind for kind in ("_forward_pre_hooks", "_forward_hooks") if getattr(module, kind, None)]
+        if not hooks and not parametrize.is_parametrized(module):
+            continue
+        what = f"hooks ({', '.join(h.strip('_') for h in hooks)})" if hooks else "a parametrization"
+        raise _refusal(
+            f"model {name} to compute each layer from its own stored weights (xfbench converts and trains the "
+            "module's weight tensor as it is stored)",
+            f"module {path!r} ({type(module).__name__}) with {what}, e.g. spectral_norm or weight_norm, which "
+            "recompute the weight on each call: converted, it would compute with (and train) another weight",
+            "remove the reparametrisation (nn.utils.remove_spectral_norm / remove_weight_norm, or "
+            "parametrize.remove_parametrizations(module, 'weight')) and any forward hooks from the model; to bound "
+            "the weights' norm while training, use --max-norm",
+        )
+
+
+def refuse_unused_layers(layers: list[Layer], returned: str | None, name: str) -> None:
+    """A layer the forward computes but whose output never reaches what it returns (a second head kept as an
+    attribute, an in-place op whose result is dropped): the spec's output is its last layer, so the conversion would
+    train another network (the unused head as the classifier) or drop the in-place op's effect."""
+    names = [layer.name for layer in layers]
+    end = names.index(returned) + 1 if returned in names else 0 if returned == "input" else len(layers)
+    unused = list(ModelSpec(name, (1,), 1, tuple(layers[:end])).unused_layers()) if end else []
+    unused += names[end:]
+    if not unused:
+        return
+    shown = ", ".join(repr(u) for u in unused[:4]) + (f" and {len(unused) - 4} more" if len(unused) > 4 else "")
+    raise _refusal(
+        f"every layer the forward of model {name} applies to lead to the output it returns (xfbench converts the "
+        "network that computes the returned output, and its last layer is the classifier)",
+        f"layer(s) {shown} computed but not used by the returned output"
+        + (f" (the forward returns {returned!r})" if returned is not None else ""),
+        "remove those calls from forward, or return their output; for an in-place op assign its result "
+        "(x = F.relu(x), not F.relu(x, inplace=True) on its own)",
     )
 
 

@@ -25,8 +25,10 @@ from backends.torch.import_refusals import (
     ending_activation_refusal,
     not_flat_refusal,
     refuse_frozen_parameters,
+    refuse_reparametrised_modules,
     refuse_shared_prelu_slope,
     refuse_shared_weights,
+    refuse_unused_layers,
 )
 from backends.torch.layout import (
     BATCHNORM_TENSORS,
@@ -166,6 +168,7 @@ class _Converter:
         self.layers: list[Layer] = []
         self.sources: dict[str, nn.Module] = {}  # spec layer -> the module holding its weights
         self.produced: dict[fx.Node, str] = {}  # fx node -> the spec layer (or "input") whose output it is
+        self.returned: str | None = None  # the spec layer whose output forward returns
         # fx nodes of a tensor's shape ("size": x.size(), x.shape) or batch size ("batch": x.size(0), x.shape[0]),
         # which only a flattening view or reshape may use
         self.shape_nodes: dict[fx.Node, str] = {}
@@ -331,6 +334,7 @@ def _convert_graph(c: _Converter, graph: fx.Graph) -> None:
         elif node.op == "output":
             if not isinstance(node.args[0], fx.Node):
                 raise c.unsupported("several model outputs", node)
+            c.returned = c.produced.get(node.args[0])
         elif _is_final_softmax(
             c.modules, node
         ):  # the loss applies the softmax: a Keras model's final one is dropped too
@@ -473,7 +477,9 @@ def convert(model: nn.Module, input_shape: tuple[int, int, int], name: str) -> t
     # weights the spec would silently copy apart or train: refused before anything is converted
     refuse_shared_weights(graph, c.modules, name)
     refuse_frozen_parameters(graph, c.modules, name)
+    refuse_reparametrised_modules(graph, c.modules, name)
     _convert_graph(c, graph)
+    refuse_unused_layers(c.layers, c.returned, name)
     head = c.layers[-1] if c.layers else None
     if isinstance(head, Activation):
         raise ending_activation_refusal(head, name)
