@@ -24,10 +24,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import cast
 
-from harness.backend import REGISTRY, backend_entry, backend_of_package, importer_backends
+import numpy as np
+
+from harness.backend import REGISTRY, backend_entry, backend_of_package, importer_backends, load_backend
 from harness.checkpoints import save_checkpoint
+from harness.config import RuntimeOptions
 from harness.importers import FrameworkImporter, ModelInputError, UnsupportedModelError
+from harness.spec import ModelSpec
 from harness.user_code import describe_exception, describe_frame, imported_user_sources, user_frame
+from harness.weights import NeutralWeights
+from harness.weights_worker import PROBE_BATCH, probe_batch, tolerance
 
 
 def _user_model(name: str, num_classes: int) -> object:
@@ -100,9 +106,9 @@ def _importer(backend: str) -> FrameworkImporter:
     return cast(FrameworkImporter, importlib.import_module(backend_entry(backend).importer_module))
 
 
-def _importer_for(model: object) -> FrameworkImporter:
-    """The importer of the backend whose framework the model's class (or a base class: a user's subclass of a
-    framework model lives in the user's package) comes from."""
+def _backend_for(model: object) -> str:
+    """The backend whose framework the model's class (or a base class: a user's subclass of a framework model
+    lives in the user's package) comes from."""
     backend = backend_of_package(type(model).__module__.split(".")[0])
     for cls in type(model).__mro__:
         backend = backend_of_package(cls.__module__.split(".")[0]) or backend
@@ -113,7 +119,7 @@ def _importer_for(model: object) -> FrameworkImporter:
             f"{' (does the function end with `return model`?)' if model is None else ''}. To fix, return the model "
             "the function builds."
         )
-    return _importer(backend)
+    return backend
 
 
 def _channel_fix(kind: str, wanted: int, given: int) -> str:
@@ -135,9 +141,11 @@ def convert(request: dict, out: Path) -> None:
     shape, classes, seed = tuple(request["input_shape"]), int(request["num_classes"]), int(request["seed"])
     if ref["kind"] == "python":
         model = _built_user_model(ref["name"], classes)
-        importer = _importer_for(model)
+        backend = _backend_for(model)
+        importer = _importer(backend)
     else:
-        importer = _importer(importer_backends()[ref["kind"]])
+        backend = importer_backends()[ref["kind"]]
+        importer = _importer(backend)
         model = importer.load_reference(ref["name"], shape, classes, seed)
     label = ref["name"] if ref["kind"] == "python" else f"{ref['kind']}:{ref['name']}"
     channels = importer.input_channels(model)
@@ -147,9 +155,32 @@ def convert(request: dict, out: Path) -> None:
             f"{shape[-1]}. To fix, {_channel_fix(ref['kind'], channels, shape[-1])}."
         )
     spec, weights = importer.convert(model, shape, label)
+    _check_against_source(importer, model, backend, spec, weights, label)
     # taken once the model is built and traced: every module of theirs the factory or the forward imported
     sources = imported_user_sources() if ref["kind"] == "python" else {}
     save_checkpoint(out, spec, weights, {"converted_from": label, "request": request, "user_sources": sources})
+
+
+def _check_against_source(
+    importer: FrameworkImporter, model: object, backend: str, spec: ModelSpec, weights: NeutralWeights, label: str
+) -> None:
+    """The converted network, built by the source framework's own backend in this process, computes the model's own
+    logits on the probe batch: what the converter cannot see (code that changes weights inside forward, an op it
+    maps wrongly) is refused here instead of training another network in both backends."""
+    x = probe_batch(spec.input_shape)
+    reference = np.asarray(importer.reference_logits(model, x), dtype=np.float64)
+    network = load_backend(backend, RuntimeOptions(threads=1))
+    network.build(spec, weights, seed=0)
+    gap = float(np.max(np.abs(network.predict_logits(x, PROBE_BATCH) - reference)))
+    bound = tolerance(reference)
+    if not gap <= bound:  # a NaN gap is no pass
+        raise ModelInputError(
+            f"Expected xfbench's network converted from model {label} to compute the model's own logits within "
+            f"{bound:.3g} (1e-4 x max(1, max |logit|)) on a probe batch, in {backend}. Received: a gap of "
+            f"{gap:.3g} (max |logit| {float(np.max(np.abs(reference))):.3g}). To fix, look in the model for what a "
+            "conversion cannot see (code in forward/call that changes or recomputes weights, a hook); if there "
+            "is none, report it with the model: the conversion of one of its layers is wrong."
+        )
 
 
 def main(argv: list[str]) -> int:

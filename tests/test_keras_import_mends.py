@@ -286,3 +286,33 @@ def test_a_keras_application_below_its_minimum_input_size_is_bad_input_not_a_cra
     message = str(refused.value)
     assert "keras.applications.InceptionV3 can be built for. Received: (8, 8, 3)" in message, message
     assert "Input size must be at least 75x75" in message and "pass an --input-size it takes" in message
+
+
+_LOOKALIKE = """
+import keras
+from keras import layers
+
+
+class Dense(layers.Dense):  # the user's own layer, named as Keras' and computing something else
+    def call(self, inputs):
+        return super().call(inputs) * 2.0
+
+
+def lookalike():
+    return keras.Sequential([keras.Input((8, 8, 1)), layers.Flatten(), Dense(10, name="out")])
+"""
+
+
+def test_a_converted_network_that_does_not_compute_the_models_logits_is_refused(tmp_path, monkeypatch):
+    """The import worker converted and cached a user's model without running it: a layer the converter took for
+    Keras' Dense by its class name, whose call doubles the output, trained as another network in both backends.
+    The converted network is now checked against the model's own logits on a probe batch, as weight files are."""
+    (tmp_path / "lookalike_nets.py").write_text(_LOOKALIKE)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(InputError) as refused:
+        model_spec("python:lookalike_nets:lookalike", (8, 8, 1), 10, ModelOptions(), tmp_path / "cache")
+    message = str(refused.value)
+    assert message.startswith("Expected xfbench's network converted from model lookalike_nets:lookalike to compute ")
+    assert "on a probe batch, in tensorflow. Received: a gap of " in message, message
+    assert "report it with the model" in message, message
+    assert not list((tmp_path / "cache").rglob("*.npz"))  # nothing cached to be served to the next run

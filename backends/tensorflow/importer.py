@@ -119,7 +119,30 @@ def input_channels(model: keras.Model) -> int | None:
 
 
 def reference_logits(model: keras.Model, x: np.ndarray) -> np.ndarray:
-    return np.asarray(model(x, training=False), dtype=np.float32)
+    """The model's own inference forward up to its logits: a final softmax, which the conversion drops (as a
+    Softmax layer, or as the last layer's activation), is left out here too, as torch's reference_logits does."""
+    last = model.layers[-1]
+    over_classes = (-1, [-1]) + ((1, [1]) if len(last.output.shape) == 2 else ())
+    if type(last).__name__ == "Softmax" and last.axis in over_classes:
+        return np.asarray(keras.Model(model.input, last.input)(x, training=False), dtype=np.float32)
+    activation = getattr(last, "activation", None)
+    if not _is_softmax(activation):
+        return np.asarray(model(x, training=False), dtype=np.float32)
+    last.activation = keras.activations.linear  # the layer's own computation without it, restored below
+    try:
+        return np.asarray(model(x, training=False), dtype=np.float32)
+    finally:
+        last.activation = activation
+
+
+def _is_softmax(activation: object) -> bool:
+    """A softmax (or log-softmax) over the last axis, by name, as a Softmax layer or as an Activation layer."""
+    if isinstance(activation, keras.layers.Layer):
+        kind = type(activation).__name__
+        if kind == "Activation":
+            return _is_softmax(activation.activation)
+        return kind == "Softmax" and activation.axis in (-1, [-1])
+    return getattr(activation, "__name__", None) in ("softmax", "log_softmax")
 
 
 def _same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:

@@ -132,7 +132,14 @@ def reference_logits(model: nn.Module, x: np.ndarray) -> np.ndarray:
     too, so a converted network is checked against what it computes (a weight file's probe compared logits with
     probabilities and blamed the last Linear)."""
     with torch.no_grad():
-        return _logits_module(model.eval())(torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))).numpy()
+        return _logits_module(model.eval())(nchw_batch(x)).numpy()
+
+
+def nchw_batch(x: np.ndarray) -> torch.Tensor:
+    """An NHWC numpy batch as the (N, C, H, W) tensor a DataLoader gives a user's model, with the standard strides:
+    numpy gives a one-channel batch stride 1 on its channel axis, which torch also reads as channels_last, so a
+    convolution returned a channels_last output and a user's `x.view(x.size(0), -1)` after it failed."""
+    return torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2))).clone(memory_format=torch.contiguous_format)
 
 
 def _logits_module(model: nn.Module) -> nn.Module:

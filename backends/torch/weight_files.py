@@ -271,7 +271,7 @@ def layer_outputs(model: nn.Module, x: np.ndarray, names: set[str]) -> dict[str,
             return result
 
     with torch.no_grad():
-        Recorder(graph).run(torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2))))
+        Recorder(graph).run(importer.nchw_batch(x))
     return outputs
 
 
