@@ -77,13 +77,14 @@ RAY_GPU_UNIT = 1e-4  # the smallest share of a resource Ray schedules
 
 
 def gpu_share(text: str) -> float:
-    """GPUs per trial as Ray takes them: 0, a share of one GPU (at least 0.0001), or whole GPUs. Ray refused 1.5 only
-    once Tune had started, with a traceback, and the run was recorded as interrupted."""
+    """GPUs per trial as Ray takes them: 0, or a share of one GPU (at least 0.0001) up to a whole one. Ray refused
+    1.5 only once Tune had started, with a traceback, and the run was recorded as interrupted; 2 reserved two GPUs
+    for a trial that trains on one (neither backend spreads a trial over several), the other left idle."""
     value = non_negative_float(text)
-    if value > 1 and not value.is_integer():
+    if value > 1:
         raise argparse.ArgumentTypeError(
-            f"expected 0, a share of one GPU (up to 1) or a whole number of GPUs, as Ray schedules them; received "
-            f"{value:g}: give {math.floor(value):g} or {math.ceil(value):g}"
+            f"expected 0 or a share of one GPU up to 1 (a trial trains on one GPU: neither backend spreads it over "
+            f"several, so more would sit idle, reserved); received {value:g}: give 1"
         )
     if 0 < value < RAY_GPU_UNIT:
         raise argparse.ArgumentTypeError(f"expected 0 or a share of at least {RAY_GPU_UNIT:g} GPU; received {value:g}")
@@ -583,7 +584,7 @@ def _add_execution(parser: argparse.ArgumentParser) -> None:
     rt.add_argument(
         "--gpus-per-trial",
         type=gpu_share,
-        help="GPUs per trial: a share of one GPU (0.5) or whole GPUs (default 0; resume: as recorded)",
+        help="GPUs per trial: a share of one GPU (0.5) up to one (default 0; resume: as recorded)",
     )
     rt.add_argument(
         "--max-concurrent",
@@ -1017,6 +1018,9 @@ def _describe_commands(parser: argparse.ArgumentParser) -> None:
                 _describe_commands(command)
 
 
+THRESHOLD_DEFAULTS = {"time_threshold": 1.10, "accuracy_threshold": 1.0, "alpha": 0.01}  # as compare.Thresholds
+
+
 def add_threshold_options(add: Callable[..., Any], flag: str = "--", dest: str = "") -> None:
     """What makes a change a regression, as ``xfbench compare`` decides it: ``add`` is a parser's add_argument or a
     pytest option group's addoption; ``flag`` and ``dest`` start the options' names (the plugin's
@@ -1025,21 +1029,21 @@ def add_threshold_options(add: Callable[..., Any], flag: str = "--", dest: str =
         f"{flag}time-threshold",
         dest=f"{dest}time_threshold",
         type=float_above(1.0, inclusive=False),
-        default=1.10,
+        default=THRESHOLD_DEFAULTS["time_threshold"],
         help="epoch-time ratio new/base above which a significant slowdown is a regression (default 1.10)",
     )
     add(
         f"{flag}accuracy-threshold",
         dest=f"{dest}accuracy_threshold",
         type=positive_float,
-        default=1.0,
+        default=THRESHOLD_DEFAULTS["accuracy_threshold"],
         help="accuracy drop in percentage points beyond which a significant drop is a regression (default 1)",
     )
     add(
         f"{flag}alpha",
         dest=f"{dest}alpha",
         type=significance_level,
-        default=0.01,
+        default=THRESHOLD_DEFAULTS["alpha"],
         help="significance level of the Mann-Whitney U test (default 0.01)",
     )
 

@@ -12,7 +12,7 @@ import re
 import sys
 import tempfile
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -840,7 +840,9 @@ def check_execution(options: ExecutionOptions) -> ExecutionOptions:
     return options
 
 
-def check_gpu_suites(suites: Iterable[Suite], gpus_per_trial: float | None) -> None:
+def check_gpu_suites(
+    suites: Iterable[Suite], gpus_per_trial: float | None, tier_option: Callable[[str], str] = lambda tier: tier
+) -> None:
     """A suite sized for GPUs runs only where its trials ask Ray for GPUs: without --gpus-per-trial every trial
     trains on the CPU, a GPU machine's too (Ray gives a trial a GPU only when it asks for one), for hours.
     ``gpus_per_trial``: as given (None: not given); an explicit 0 trains them on CPUs on purpose."""
@@ -852,7 +854,7 @@ def check_gpu_suites(suites: Iterable[Suite], gpus_per_trial: float | None) -> N
         f"Expected --gpus-per-trial (1, or a fraction of a GPU) for {', '.join(s.name for s in gpu_only)}, sized "
         "for GPUs: each trial takes hours on CPUs. Received: no GPU asked for, so every trial would train on the CPU. "
         "Add --gpus-per-trial 1 on a machine or cluster with GPUs"
-        + (f", run the tier a CPU runs in minutes: {' / '.join(tiers)}" if tiers else "")
+        + (f", run the tier a CPU runs in minutes: {' / '.join(map(tier_option, tiers))}" if tiers else "")
         + ", or give --gpus-per-trial 0 to train it on CPUs anyway."
     )
 

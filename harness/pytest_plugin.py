@@ -31,7 +31,14 @@ import pandas as pd
 import pytest
 
 from harness.backend import BACKENDS
-from harness.cli_options import ADDRESS_HELP, add_threshold_options, gpu_share, positive_int, user_path
+from harness.cli_options import (
+    ADDRESS_HELP,
+    THRESHOLD_DEFAULTS,
+    add_threshold_options,
+    gpu_share,
+    positive_int,
+    user_path,
+)
 from harness.config import SHIP_POLICIES, TrialConfig
 from harness.data.registry import found_in
 from harness.errors import InputError
@@ -62,6 +69,7 @@ class SessionState:
     outcome: Any = None
     error: str | None = None
     reports: list[SessionReport] = field(default_factory=list)  # how the run ended (an xdist controller: its workers')
+    baseline_unused: str | None = None  # why --baseline compared nothing where no case ran
 
 
 @dataclass(frozen=True)
@@ -322,6 +330,23 @@ def pytest_configure(config: pytest.Config) -> None:
     if not config.pluginmanager.hasplugin("xdist"):  # the cases carry its mark; --strict-markers must know it
         config.addinivalue_line("markers", "xdist_group(name): pytest-xdist runs a group's tests in one worker")
     config.stash[STATE_KEY] = SessionState()
+    _check_thresholds_have_a_baseline(config)
+
+
+def _check_thresholds_have_a_baseline(config: pytest.Config) -> None:
+    """--baseline-time-threshold and the like change only the --baseline gate: without it a CI command that lost
+    its --baseline would run on and never fail, as if the thresholds were in force."""
+    changed = [
+        f"--baseline-{name.replace('_', '-')}"
+        for name, default in THRESHOLD_DEFAULTS.items()
+        if config.getoption(f"xfbench_baseline_{name}") != default
+    ]
+    if changed and not config.getoption("xfbench_baseline"):
+        raise pytest.UsageError(
+            f"Expected --baseline with {', '.join(changed)} (they set what the baseline gate counts as a regression). "
+            "Received: no --baseline, so nothing would be compared. To fix, add --baseline RUN_OR_NAME, or drop "
+            f"{', '.join(changed)}."
+        )
 
 
 def _collection_error(message: str) -> BaseException:
@@ -364,13 +389,18 @@ def _suite_for(metafunc: pytest.Metafunc) -> Suite | None:
         raise _collection_error(f"{metafunc.definition.nodeid}: {exc}") from None
 
 
-def _gpu_refusal(chosen: Suite, config: pytest.Config) -> str:
+def _gpu_refusal(chosen: Suite, metafunc: pytest.Metafunc) -> str:
     """The CLI's refusal of a suite sized for GPUs without --gpus-per-trial (harness.preflight.check_gpu_suites),
-    as the reason its cases are skipped: on a CPU machine ``--scale full`` still runs the suites a CPU can."""
+    as the reason its cases are skipped: on a CPU machine ``--scale full`` still runs the suites a CPU can. The
+    CPU tier is named as the ``--scale`` that selects it in this module (the CLI's suite name is no pytest option)."""
     from harness.preflight import check_gpu_suites
 
+    marker = metafunc.definition.get_closest_marker("xfbench")
+    suites = marker.kwargs.get("suites", {}) if marker is not None else {}
+    scales = {s if isinstance(s, str) else s.name: scale for scale, s in suites.items()}
+    tier_option = lambda tier: f"--scale {scales[tier]}" if tier in scales else tier  # noqa: E731
     try:
-        check_gpu_suites([chosen], config.getoption("xfbench_gpus"))
+        check_gpu_suites([chosen], metafunc.config.getoption("xfbench_gpus"), tier_option)
     except InputError as exc:
         return str(exc)
     return ""
@@ -382,7 +412,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     config = metafunc.config
     chosen = _suite_for(metafunc)
     skipped = (
-        f"no suite at scale {config.getoption('xfbench_scale')}" if chosen is None else _gpu_refusal(chosen, config)
+        f"no suite at scale {config.getoption('xfbench_scale')}" if chosen is None else _gpu_refusal(chosen, metafunc)
     )
     if skipped:  # the module's one skipped test says why; the session's other modules run
         marks = pytest.mark.skip(reason=skipped)
@@ -865,14 +895,25 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     state = session.config.stash.get(STATE_KEY, None)
     if state is None:
         return
+    reference = session.config.getoption("xfbench_baseline")
+    interrupted = session.exitstatus == pytest.ExitCode.INTERRUPTED
     if state.outcome is not None:
-        reference = session.config.getoption("xfbench_baseline")
-        verdict = _against_baseline(session.config, state.outcome, reference) if reference else (None, True, ())
+        verdict = (
+            _against_baseline(session.config, state.outcome, reference, interrupted) if reference else (None, True, ())
+        )
         state.reports.append(SessionReport(state.outcome.summary_markdown, str(state.outcome.run_dir), *verdict))
     if _xdist_worker(session.config):  # the controller prints it (xdist sends workeroutput after this hook)
         output = session.config.workeroutput  # type: ignore[attr-defined]
         output[WORKER_OUTPUT_KEY] = [r.as_message() for r in state.reports]
         return
+    if interrupted:  # pytest's own status (2) stands: the report says what the gate saw of the cases that ended
+        return
+    if reference and not state.reports:  # every case deselected or skipped: a gate that compared nothing fails
+        state.baseline_unused = (
+            f"baseline not usable: no xfbench case ran in this session (none collected, or every one deselected or "
+            f"skipped), so nothing was compared with {reference}"
+        )
+        session.exitstatus = pytest.ExitCode.USAGE_ERROR
     for report in state.reports:
         if not report.baseline_usable:
             session.exitstatus = pytest.ExitCode.USAGE_ERROR
@@ -889,10 +930,20 @@ def pytest_testnodedown(node: Any, error: object | None) -> None:
         state.reports.extend(SessionReport.from_message(m) for m in messages)
 
 
-def _against_baseline(config: pytest.Config, outcome: Any, reference: str) -> tuple[str, bool, tuple[str, ...]]:
+def _against_baseline(
+    config: pytest.Config, outcome: Any, reference: str, interrupted: bool
+) -> tuple[str, bool, tuple[str, ...]]:
     """The session's run against ``reference``: the comparison's markdown, whether the baseline could be used, and
-    the cases that regressed (SessionReport's last three fields)."""
-    from harness.baselines import Environment, LoadedRun, environment_warnings, load_run, run_state_warnings
+    the cases that regressed (SessionReport's last three fields). An interrupted session's gate compares the cases
+    that ended and names those the base has that it never reached, as ``xfbench compare`` does."""
+    from harness.baselines import (
+        Environment,
+        LoadedRun,
+        environment_warnings,
+        load_run,
+        run_state_warnings,
+        unseen_cases_warning,
+    )
     from harness.compare import Thresholds, compare_frames
     from harness.reporting import comparison_markdown
 
@@ -903,16 +954,28 @@ def _against_baseline(config: pytest.Config, outcome: Any, reference: str) -> tu
     option = lambda name: config.getoption(f"xfbench_baseline_{name}")  # noqa: E731
     thresholds = Thresholds(option("time_threshold"), option("accuracy_threshold"), option("alpha"))
     rows = compare_frames(base.frame, outcome.frame, thresholds)
+    if not any(r.in_both for r in rows) and interrupted:
+        return (
+            f"baseline not compared: the session was interrupted before any case that {reference} also ran had ended",
+            False,
+            (),
+        )
     if not any(r.in_both for r in rows):  # a gate that compared nothing must not pass as "no regression"
         return f"baseline not usable: {reference} ran none of this session's cases, so nothing was compared", False, ()
     session = LoadedRun(outcome.run_id, Path(outcome.run_dir), outcome.frame, Environment.of(outcome.frame))
     warnings = environment_warnings(base.environment, session.environment) + run_state_warnings(base, session)
+    unseen = unseen_cases_warning(session, [(r.case, r.backend) for r in rows if r.only_in == "base"], False)
+    warnings += [unseen] if unseen else []
     markdown = comparison_markdown(rows, reference, outcome.run_id, warnings, thresholds)
     return markdown, True, tuple(f"{r.case} [{r.backend}]" for r in rows if r.regressed)
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-benchmark's, which raises on --benchmark-compare-fail
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
     state = config.stash.get(STATE_KEY, None)
+    if state is not None and state.baseline_unused:
+        terminalreporter.section("xfbench regressions against the baseline", red=True)
+        terminalreporter.write_line(state.baseline_unused)
     for report in state.reports if state is not None else []:
         terminalreporter.section("xfbench comparison")
         terminalreporter.write_line(report.summary_markdown)

@@ -111,12 +111,49 @@ def test_the_baseline_gate_decides_with_the_thresholds_it_is_given(pytester, tmp
     outcome = SimpleNamespace(frame=pd.read_parquet(new / "results.parquet"), run_id="new", run_dir=str(new))
     for options, regressed in (([], True), (["--baseline-time-threshold", "1.5"], False)):
         config = pytester.parseconfig("--results-dir", str(results), *options)
-        markdown, usable, cases = _against_baseline(config, outcome, "base")
+        markdown, usable, cases = _against_baseline(config, outcome, "base", False)
         assert usable and bool(cases) is regressed and f"**{len(cases)} regression(s)**" in markdown, options
+    # a session interrupted before any case the base has ended compared nothing yet: said so, not "not usable"
+    other = _run_of_another_suite(results)
+    said, usable, _ = _against_baseline(config, outcome, str(other), True)
+    assert not usable and said.startswith("baseline not compared: the session was interrupted before any case")
     pytester.makepyfile(test_suite=SUITE_BY_NAME)
     refused = pytester.runpytest("--baseline-alpha", "1.5")
     assert refused.ret == pytest.ExitCode.USAGE_ERROR
     refused.stderr.fnmatch_lines(["*argument --baseline-alpha*"])
+    # without --baseline the thresholds change nothing: a CI command that lost its --baseline ran on and never failed
+    unused = pytester.runpytest_subprocess("--baseline-time-threshold", "1.5", "--baseline-alpha", "0.05")
+    assert unused.ret == pytest.ExitCode.USAGE_ERROR
+    unused.stderr.fnmatch_lines(
+        ["*Expected --baseline with --baseline-time-threshold, --baseline-alpha (they set what the baseline gate*"]
+    )
+
+
+def test_a_baseline_gate_that_compared_nothing_fails_unless_the_session_was_interrupted(pytester, tmp_path):
+    """With every case deselected (or none collected) the baseline was never looked at and the session passed
+    (exit 0), though a gate that compared nothing must not pass; an interrupted session's gate, comparing nothing
+    yet, turned pytest's exit 2 into 4 with "ran none of this session's cases" (the plugin now leaves pytest's
+    status to an interrupted session, and says the gate compared nothing yet:
+    test_the_baseline_gate_decides_with_the_thresholds_it_is_given)."""
+    results = tmp_path / "results"
+    baseline = _run_of_another_suite(results)
+    pytester.makepyfile(test_plain=PLAIN_TESTS)
+    nothing = pytester.runpytest_subprocess(
+        "--results-dir", str(results), "--baseline", str(baseline), "-p", "no:cacheprovider"
+    )
+    assert nothing.ret == pytest.ExitCode.USAGE_ERROR
+    nothing.stdout.fnmatch_lines(["*baseline not usable: no xfbench case ran in this session*"])
+
+
+def test_the_comparison_is_written_before_pytest_benchmark_can_end_the_summary(pytester):
+    """pytest-benchmark raises from its terminal summary on --benchmark-compare-fail; xfbench's ran after it, so
+    the comparison table, the results line and the --baseline verdict were never printed."""
+    pytest.importorskip("pytest_benchmark")
+    config = pytester.parseconfigure()
+    order = [impl.plugin_name for impl in reversed(config.hook.pytest_terminal_summary.get_hookimpls())]
+    xfbench = next(i for i, name in enumerate(order) if "xfbench" in name)
+    benchmark = next(i for i, name in enumerate(order) if "benchmark" in name)
+    assert xfbench < benchmark, order
 
 
 def test_cases_are_parametrized_over_backends_with_readable_ids(pytester):
@@ -667,11 +704,17 @@ def test_a_suite_sized_for_gpus_is_skipped_without_gpus_per_trial_saying_why_as_
     the reason while other modules run (`--scale full` on a CPU still runs the suites a CPU can); with
     --gpus-per-trial, 1 or an explicit 0 (CPUs on purpose), the session goes on to its run (stubbed, as above)."""
     pytester.makeconftest(SEEN_SETTINGS_CONFTEST)
-    suite = TINY_SUITE.format(bar=0.0).replace("seeds=1)", 'seeds=1, gpu_only=True, cpu_tier="quick")')
+    suite = TINY_SUITE.format(bar=0.0).replace("seeds=1)", 'seeds=1, gpu_only=True, cpu_tier="tiny_cpu")')
+    # the CPU tier as the module's own scale: under pytest the CLI's suite name selects nothing
+    suite = suite.replace(
+        'suites={"smoke": TINY}',
+        'suites={"smoke": TINY, "quick": replace(TINY, name="tiny_cpu", gpu_only=False, cpu_tier=None)}',
+    )
+    suite = "from dataclasses import replace\n" + suite
     pytester.makepyfile(test_gpu_suite=suite.split("def test_zz_state")[0], test_other=PLAIN_TESTS)
     args = ("--backend", "torch", "--results-dir", str(tmp_path / "results"), "-p", "no:cacheprovider")
     refused = pytester.runpytest_subprocess(*args, "-p", "no:benchmark", "-rs")
-    refused.stdout.fnmatch_lines(["SKIPPED*Expected --gpus-per-trial*run the tier a CPU runs*--gpus-per-trial 0*"])
+    refused.stdout.fnmatch_lines(["SKIPPED*Expected --gpus-per-trial*CPU runs in minutes: --scale quick, *0*"])
     refused.assert_outcomes(passed=1, skipped=1)
     for gpus in ("1", "0"):
         given = pytester.runpytest_subprocess(*args, "--gpus-per-trial", gpus, "-p", "no:benchmark")
