@@ -7,6 +7,7 @@ import os
 import platform
 import socket
 import subprocess
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,6 +15,9 @@ from pathlib import Path
 # Where Linux mounts the cgroup files; inside a Docker or Kubernetes container, the container's own cgroup is what
 # is seen there (so its CPU quota is)
 CGROUP_ROOT = Path("/sys/fs/cgroup")
+# The process's own cgroup under that root, per hierarchy ("0::/PATH" for v2, "N:cpu,cpuacct:/PATH" for v1): a
+# systemd unit's or a container's quota sits on that path, not at the root, when the root is the host's
+SELF_CGROUP = Path("/proc/self/cgroup")
 
 
 @dataclass(frozen=True)
@@ -46,29 +50,67 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def usable_cpus(cgroup_root: Path = CGROUP_ROOT) -> int:
+def usable_cpus(cgroup_root: Path = CGROUP_ROOT, membership: Path = SELF_CGROUP) -> int:
     """The CPUs this process may run on: its affinity (taskset, a Slurm or container cpuset, many CI runners), not
     the machine's count, which os.cpu_count() gives, and no more than a container's CPU quota allows (docker
     --cpus, Kubernetes CPU limits), which leaves the affinity at every core of the host. Local Ray is started with
-    this many, so concurrent trials never share a core. ``cgroup_root``: where the cgroup files are (tests)."""
+    this many, so concurrent trials never share a core. ``cgroup_root``, ``membership``: where the cgroup files
+    and the process's cgroup are (tests)."""
     affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    quota = cpu_quota(cgroup_root)
+    quota = cpu_quota(cgroup_root, membership)
     return max(1, min(affinity, quota)) if quota is not None else max(1, affinity)
 
 
-def cpu_quota(cgroup_root: Path = CGROUP_ROOT) -> int | None:
+def cpu_quota(cgroup_root: Path = CGROUP_ROOT, membership: Path = SELF_CGROUP) -> int | None:
     """The cores a CPU quota grants, rounded up (--cpus=1.5 lets two threads run, each part of the time), or None
     when none is set: cgroup v2's ``cpu.max`` ("QUOTA PERIOD", "max PERIOD": none), else cgroup v1's
-    ``cpu.cfs_quota_us`` and ``cpu.cfs_period_us`` (-1: none)."""
-    v2 = _read_fields(cgroup_root / "cpu.max")
-    if v2:
-        return _quota_cores(v2[0], v2[1] if len(v2) > 1 else "")
+    ``cpu.cfs_quota_us`` and ``cpu.cfs_period_us`` (-1: none). Read in the process's own cgroup and each one above
+    it up to the root, the smallest counting: a quota set on a nested cgroup (``systemd-run -p CPUQuota=200%``, a
+    container run with the host's cgroup namespace) was missed when only the root was read."""
+    own = _own_cgroups(membership)
+    v2 = [_read_fields(d / "cpu.max") for d in _up_to_root(cgroup_root, own.get("", "/"))]
+    if any(v2):
+        return _smallest(_quota_cores(f[0], f[1] if len(f) > 1 else "") for f in v2 if f)
     for controller in ("cpu", "cpu,cpuacct"):  # v1 mounts it under either name (one is often a link to the other)
-        quota = _read_fields(cgroup_root / controller / "cpu.cfs_quota_us")
-        period = _read_fields(cgroup_root / controller / "cpu.cfs_period_us")
-        if quota and period:
-            return _quota_cores(quota[0], period[0])
+        limits = []
+        for folder in _up_to_root(cgroup_root / controller, own.get("cpu", "/")):
+            quota, period = _read_fields(folder / "cpu.cfs_quota_us"), _read_fields(folder / "cpu.cfs_period_us")
+            if quota and period:
+                limits.append(_quota_cores(quota[0], period[0]))
+        if limits:
+            return _smallest(limits)
     return None
+
+
+def _own_cgroups(membership: Path) -> dict[str, str]:
+    """The process's cgroup path per hierarchy: "" for v2's unified one, "cpu" for v1's holding the cpu controller;
+    none when the file is absent or unreadable (the root alone is read then)."""
+    paths: dict[str, str] = {}
+    for line in _read_lines(membership):
+        _, controllers, path = (line.split(":", 2) + ["", ""])[:3]
+        if controllers == "":
+            paths[""] = path
+        elif "cpu" in controllers.split(","):
+            paths["cpu"] = path
+    return paths
+
+
+def _read_lines(path: Path) -> list[str]:
+    try:
+        return path.read_text().splitlines()
+    except OSError:
+        return []
+
+
+def _up_to_root(root: Path, path: str) -> list[Path]:
+    """``root``/``path`` and each folder above it up to ``root`` itself (a path that climbs out is the root's)."""
+    parts = [p for p in path.split("/") if p and p not in (".", "..")]
+    return [root.joinpath(*parts[:depth]) for depth in range(len(parts), -1, -1)]
+
+
+def _smallest(quotas: Iterable[int | None]) -> int | None:
+    given = [q for q in quotas if q is not None]
+    return min(given) if given else None
 
 
 def _read_fields(path: Path) -> list[str]:

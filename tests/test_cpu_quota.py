@@ -82,3 +82,28 @@ def test_cpus_per_trial_over_the_quota_is_refused_naming_the_quota(tmp_path, aff
     assert preflight.check_execution(ExecutionOptions(cpus_per_trial=2)).cpus_per_trial == 2
     with pytest.raises(InputError, match=r"<= the 2 CPUs.*CPU quota.*Received: 3"):
         preflight.check_execution(ExecutionOptions(cpus_per_trial=3))
+
+
+def test_a_quota_on_the_processs_own_cgroup_or_one_above_it_is_found(tmp_path, affinity):
+    """Only the root's cpu.max was read: a quota on a nested cgroup (a systemd unit with CPUQuota, a container run
+    with the host's cgroup namespace) left Ray every core, and concurrent trials oversubscribed the quota."""
+    v2 = tmp_path / "v2"
+    _v2(v2, "max 100000")
+    _v2(v2 / "system.slice", "300000 100000")
+    _v2(v2 / "system.slice" / "job.service", "200000 100000")
+    membership = tmp_path / "cgroup-v2"
+    membership.write_text("0::/system.slice/job.service\n")
+    assert usable_cpus(v2, membership) == 2
+    _v2(v2 / "system.slice", "100000 100000")  # a tighter one above it: the smallest counts
+    assert cpu_quota(v2, membership) == 1
+    membership.write_text("0::/user.slice/other.scope\n")  # a path without files of its own: the root's
+    assert cpu_quota(v2, membership) is None
+    v1 = tmp_path / "v1"
+    _v1(v1, "-1", controller="cpu,cpuacct")
+    nested = v1 / "cpu,cpuacct" / "docker" / "abc"
+    nested.mkdir(parents=True)
+    (nested / "cpu.cfs_quota_us").write_text("150000\n")
+    (nested / "cpu.cfs_period_us").write_text("100000\n")
+    membership.write_text("4:memory:/docker/abc\n3:cpu,cpuacct:/docker/abc\n")
+    assert usable_cpus(v1, membership) == 2
+    assert usable_cpus(v1, tmp_path / "no-such-file") == affinity  # membership unknown: the root's (none)
