@@ -65,9 +65,11 @@ BAD_INPUTS = {
     # before, Ray refused it once Tune had started: a traceback, and a run recorded as interrupted
     "a GPU count Ray cannot schedule": (
         [*MLP_RUN, "--gpus-per-trial", "1.5"],
-        "expected 0, a share of one GPU (up to 1) or a whole number of GPUs, as Ray schedules them; received 1.5: "
-        "give 1 or 2",
+        "expected 0 or a share of one GPU up to 1 (a trial trains on one GPU: neither backend spreads it over "
+        "several, so more would sit idle, reserved); received 1.5: give 1",
     ),
+    # before, a trial reserved two GPUs and trained on the first, the other idle and unavailable to other trials
+    "GPUs a trial would not use": ([*MLP_RUN, "--gpus-per-trial", "2"], "received 2: give 1"),
     "a GPU share below Ray's unit": ([*MLP_RUN, "--gpus-per-trial", "0.00001"], "a share of at least 0.0001 GPU"),
     "a suite sized for GPUs without --gpus-per-trial": (
         ["run", "--suite", "s1_alexnet_gpu"],
