@@ -283,8 +283,8 @@ def _say_how_to_rerun_failures(outcome: Any, kind: str) -> None:
     failed = resumable_failures(outcome.frame, outcome.search)
     if failed:
         print(
-            f"{len(failed)} trial(s) failed{' after the search' if searched else ''}: rerun them alone (and any "
-            f"skipped for them{', the search kept as it ended' if searched else ''}) with "
+            f"{len(failed)} trial(s) failed{' outside the search' if searched else ''}: rerun them alone (and any "
+            f"skipped for them{', the samples that ran kept as they ended' if searched else ''}) with "
             f"`{resume_command(kind, outcome.run_dir)}`",
             file=sys.stderr,
         )

@@ -69,7 +69,7 @@ from harness.summary import (
     why_not_ok,
 )
 from harness.trial import RunInfo, skipped_row
-from harness.tuning import TunePlan, best_trials, final_trials, search_table
+from harness.tuning import TunePlan, best_trials, final_trials, search_table, unsearched_bases
 
 Schedule = Callable[..., None]
 
@@ -208,6 +208,7 @@ class _RunContext:
     reference: str = REFERENCE_BACKEND  # summary.md and report.html compare every backend with it (--reference)
     html_report: bool = True  # report.html beside summary.md (--no-report: its plots take ~0.2 s per case)
     search_ended: bool = False  # resuming a tune whose final stage began: its search is not run again
+    unsearched: frozenset[str] = frozenset()  # ...but for these bases, skipped for a backbone that did not train
 
     @property
     def run(self) -> RunInfo:
@@ -452,17 +453,23 @@ def rerun_after_search(frame: pd.DataFrame, search: TunePlan) -> list[str]:
     """A tune whose search ended (search_ended): the final stage's trials that ended failed or skipped, and, while
     some final trial has not ended ok or diverged, the failed or skipped pretrain trials of the backbones the final
     trials need (a tune stopped in the final stage's pretrain has no final rows yet). The search's samples stand,
-    and so do the pretrains only its samples needed (nothing would use them: the search is not run again)."""
+    and so do the pretrains only its samples needed (nothing would use them: the search is not run again), but
+    for the bases whose experiment was skipped for a backbone that did not train (unsearched_bases): they and
+    that backbone's pretrain trial run again, and so does their search (a worker killed in the pretrain left a tune
+    that could never be resumed)."""
     from harness.backbone import pretrain_trials
 
     final = frame[frame["stage"] == STAGE_FINAL] if len(frame) else frame
     finals = trials_to_rerun(final)
     wanted = final_trials(frame, search) if len(frame) else []
+    unsearched = unsearched_bases(frame, search)
+    needs = [e.base for e in search.experiments() if e.base.trial_id in unsearched]
     ended = set(final_rows(final)["trial_id"]) - set(finals) if len(final) else set()
-    if all(t.trial_id in ended for t in wanted):  # every final trial ended ok or diverged: its backbone trained
-        return finals
-    needed = {t.trial_id for t in pretrain_trials(wanted)}
-    return sorted(finals + [t for t in trials_to_rerun(frame[frame["stage"] == STAGE_PRETRAIN]) if t in needed])
+    if any(t.trial_id not in ended for t in wanted):  # some final trial has not ended ok or diverged
+        needs += wanted
+    needed = {t.trial_id for t in pretrain_trials(needs)}
+    pretrains = trials_to_rerun(frame[frame["stage"] == STAGE_PRETRAIN]) if len(frame) else []
+    return sorted({*finals, *unsearched, *(t for t in pretrains if t in needed)})
 
 
 def stale_pretrains(plan: RunPlan, frame: pd.DataFrame, ended_search: TunePlan | None) -> dict[str, str]:
@@ -587,6 +594,7 @@ def resume(
             reference=record.reference,
             html_report=html_report,
             search_ended=ended_search is not None,
+            unsearched=unsearched_bases(frame, ended_search) if ended_search is not None else frozenset(),
         )
         return _carry_out(ctx, schedule)
 
@@ -723,16 +731,26 @@ def _tune_stages(ctx: _RunContext, search: TunePlan) -> None:
     experiment whose backbone did not train is not run: its base gets one ``skipped`` row in the search stage."""
     if not ctx.search_ended:  # else the samples, and the backbones they trained from, stand as they ended
         _search_stage(ctx, search, ctx.pretrain(ctx.run_file.plan.pretrain(), run_trials))
+    elif ctx.unsearched:  # but for the experiments a backbone that did not train kept from running: they run now
+        from harness.backbone import pretrain_trials
+
+        bases = [e.base for e in search.experiments() if e.base.trial_id in ctx.unsearched]
+        _search_stage(ctx, search, ctx.pretrain(pretrain_trials(bases), run_trials), only=ctx.unsearched)
     finals = final_trials(read_parts(ctx.run_dir), search)
     if ctx.run_file.record.final_began is None:  # before its first trial: a resume from now on keeps the search
         ctx.save(final_began=utc_now())
     ctx.pretrain_then(finals, STAGE_FINAL, run_trials)
 
 
-def _search_stage(ctx: _RunContext, search: TunePlan, untrained: dict[str, str]) -> None:
-    """One Tune experiment per (case, backend); ``untrained``: why each backbone the samples need did not train."""
+def _search_stage(
+    ctx: _RunContext, search: TunePlan, untrained: dict[str, str], only: frozenset[str] | None = None
+) -> None:
+    """One Tune experiment per (case, backend), or for the bases in ``only``; ``untrained``: why each backbone the
+    samples need did not train."""
     for index, experiment in enumerate(search.experiments()):
         base = experiment.base
+        if only is not None and base.trial_id not in only:
+            continue
         if (key := _backbone_key(base)) in untrained:  # every sample could only fail
             ctx.skip([base], STAGE_SEARCH, {base.trial_id: untrained[key]})
             continue

@@ -44,6 +44,7 @@ from harness.search import (
     SearchSpace,
     Uniform,
     sample_points,
+    sampled_value,
     search_trial,
     tpe_startup_samples,
 )
@@ -752,9 +753,25 @@ def tune_domain(domain: Any, grid: bool) -> Any:
     raise TypeError(f"Expected a search domain. Received: {domain!r}.")
 
 
-def search_algorithm(experiment: SearchExperiment) -> Any:
+def recorded_samples(experiment: SearchExperiment, replay: dict[str, list[dict[str, Any]]]) -> dict[int, dict]:
+    """The points of ``experiment``'s samples that finished before an interruption, by sample number: the samples
+    whose recorded configuration is the base with that point applied (:func:`replayable_rows`)."""
+    found: dict[int, dict] = {}
+    for rows in replay.values():
+        ran = TrialConfig.from_dict(json.loads(rows[0]["config_json"]))
+        if ran.sample is None:
+            continue
+        point = {path: sampled_value(ran, path) for path, _ in experiment.space.params}
+        if replayable_rows(search_trial(experiment.base, point, ran.sample), replay):
+            found[ran.sample] = point
+    return found
+
+
+def search_algorithm(experiment: SearchExperiment, replay: dict[str, list[dict[str, Any]]] | None = None) -> Any:
     """Tune's adaptive searcher for the experiment, seeded so a fixed seed samples the same points, each
-    suggestion numbered in its config (``sample``); None for random and grid, whose points are drawn up front."""
+    suggestion numbered in its config (``sample``); None for random and grid, whose points are drawn up front.
+    A resumed search's finished samples (in ``replay``) are suggested again at their numbers with their points,
+    and Optuna learns their results as it did live; the others are Optuna's suggestions."""
     if experiment.algorithm in ("random", "grid"):
         return None
     if experiment.algorithm == "optuna":
@@ -769,44 +786,70 @@ def search_algorithm(experiment: SearchExperiment) -> Any:
 
         startup = experiment.tpe_startup or tpe_startup_samples(experiment.num_samples)
         sampler = optuna.samplers.TPESampler(seed=experiment.sampling_seed, n_startup_trials=startup)
-        return _numbered(OptunaSearch(sampler=sampler))
+        return _numbered(OptunaSearch(sampler=sampler), recorded_samples(experiment, replay or {}))
     raise ValueError(f"Expected a search algorithm in random, grid, optuna. Received: {experiment.algorithm!r}.")
 
 
-def _numbered(searcher: Any) -> Any:
-    """``searcher`` with each suggestion's number (0, 1, ...) added to its config as ``sample``."""
+def _numbered(searcher: Any, recorded: dict[int, dict] | None = None) -> Any:
+    """``searcher`` with each suggestion's number (0, 1, ...) added to its config as ``sample``. A number in
+    ``recorded`` (a resumed search's finished samples) gets its recorded point, not the searcher's suggestion:
+    with trials running concurrently, which point Optuna suggests under a number depends on the order trials
+    ended in, so a finished sample was trained again under its id at another point and its own result lost. The
+    searcher learns a recorded sample's result when it ends (replayed), as it learned it live."""
     from ray.tune.search import Searcher
 
     class NumberedSearcher(Searcher):
-        def __init__(self, inner: Searcher) -> None:
+        def __init__(self, inner: Searcher, recorded: dict[int, dict]) -> None:
             super().__init__(metric=inner.metric, mode=inner.mode)
-            self.inner, self.suggested = inner, 0
+            self.inner, self.suggested, self.recorded = inner, 0, recorded
+            self.replaying: dict[str, dict] = {}  # Tune trial id -> the recorded point it replays
 
         def set_search_properties(self, metric: str | None, mode: str | None, config: dict, **spec: Any) -> bool:
             self._metric, self._mode = metric, mode
             return bool(self.inner.set_search_properties(metric, mode, config, **spec))
 
         def suggest(self, trial_id: str) -> dict | None:
-            config = self.inner.suggest(trial_id)
+            point = self.recorded.get(self.suggested)
+            if point is not None:
+                self.replaying[trial_id] = point
+                config: dict | None = {"point": dict(point)}
+            else:
+                config = self.inner.suggest(trial_id)
             if config is None or config == Searcher.FINISHED:
                 return config
             self.suggested += 1
             return {**config, "job": {"sample": self.suggested - 1}}  # merged into the trial's job
 
         def on_trial_result(self, trial_id: str, result: dict) -> None:
-            self.inner.on_trial_result(trial_id, result)
+            if trial_id not in self.replaying:  # the inner searcher knows only the trials it suggested
+                self.inner.on_trial_result(trial_id, result)
 
         def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
-            self.inner.on_trial_complete(trial_id, result=result, error=error)
+            point = self.replaying.pop(trial_id, None)
+            if point is None:
+                self.inner.on_trial_complete(trial_id, result=result, error=error)
+                return
+            # as OptunaSearch.on_trial_complete tells a trial it suggested: the last result's metric, else failed
+            # (an error) or pruned
+            value: Any = result.get(self._metric) if result else None
+            try:
+                self.inner.add_evaluated_point(
+                    {f"point/{path}": v for path, v in point.items()},
+                    value,
+                    error=value is None and error,
+                    pruned=value is None and not error,
+                )
+            except Exception as exc:  # a NaN metric, as OptunaSearch's tell: warned of, the search goes on
+                logging.getLogger(__name__).warning("sample not told to the searcher: %s", exc)
 
         def get_state(self) -> dict:
-            return {"inner": self.inner.get_state(), "suggested": self.suggested}
+            return {"inner": self.inner.get_state(), "suggested": self.suggested, "recorded": self.recorded}
 
         def set_state(self, state: dict) -> None:
             self.inner.set_state(state["inner"])
-            self.suggested = state["suggested"]
+            self.suggested, self.recorded = state["suggested"], state.get("recorded", {})
 
-    return NumberedSearcher(searcher)
+    return NumberedSearcher(searcher, recorded or {})
 
 
 def search_param_space(experiment: SearchExperiment, run: RunInfo) -> dict[str, Any]:
@@ -851,7 +894,7 @@ def run_search(
         metric=experiment.metric,
         mode=experiment.mode,
         num_samples=experiment.num_samples if experiment.algorithm == "optuna" else 1,  # random/grid: drawn
-        search_alg=search_algorithm(experiment),
+        search_alg=search_algorithm(experiment, delivery.replay if delivery else None),
         scheduler=scheduler,
         max_concurrent_trials=settings.max_concurrent,
         reuse_actors=not settings.fresh_workers,  # a search's experiment holds one backend's trials

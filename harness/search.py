@@ -407,6 +407,14 @@ def point_text(point: dict[str, Any]) -> str:
     return ", ".join(f"{path}={value!r}" for path, value in point.items())
 
 
+def sampled_value(config: TrialConfig, path: str) -> Any:
+    """The value at a search path (``optimizer.lr``) of a trial's configuration: what its sample drew there."""
+    value: Any = config
+    for part in path.split("."):
+        value = getattr(value, part)
+    return value
+
+
 def search_trial(base: TrialConfig, point: dict[str, Any], index: int) -> TrialConfig:
     """The trial for the ``index``-th sample: the point applied and the sample number kept, which its ids and
     rows spell after the case's variant so they never collide (``act_elu.search003``; harness.config.variant_label)."""

@@ -31,6 +31,7 @@ from harness.search import (
     grid_size,
     probe_values,
     sample_points,
+    sampled_value,
     tpe_startup_samples,
     validate_space,
 )
@@ -298,7 +299,7 @@ def search_table(frame: pd.DataFrame, plan: TunePlan) -> pd.DataFrame:
                 "backend": config.backend,
                 "sample": config.sample,
                 "trial_id": trial_id,
-                **{p: _sampled(config, p) for p in plan.space.paths},
+                **{p: sampled_value(config, p) for p in plan.space.paths},
                 "epochs": epochs,
                 "stopped_early": statuses[str(trial_id)] == "ok" and epochs < config.epochs,
                 # a sample that diverged or failed has none: its last finite value was from before it diverged
@@ -313,14 +314,30 @@ def search_table(frame: pd.DataFrame, plan: TunePlan) -> pd.DataFrame:
 
 
 def _base_case(config: TrialConfig) -> str:
-    return replace(config, sample=None).case_id
+    return replace(config, sample=None, tuned=False).case_id
 
 
-def _sampled(config: TrialConfig, path: str) -> Any:
-    value: Any = config
-    for part in path.split("."):
-        value = getattr(value, part)
-    return value
+def unsearched_bases(frame: pd.DataFrame, plan: TunePlan) -> frozenset[str]:
+    """The bases (by trial id) of a tune whose search ended that no final trial ran from and whose experiment
+    recorded fewer samples than planned: skipped (one ``skipped`` row) for a backbone that did not train, or a
+    resume of that experiment stopped before its samples ended (the skipped row is gone by then). A resume runs
+    their search; the other experiments stand as they ended."""
+    if not len(frame):
+        return frozenset()
+    table = search_table(frame, plan)
+    sampled = table[table["sample"].notna()] if len(table) else table
+    counts = sampled.groupby(["case", "backend"])["trial_id"].nunique().to_dict() if len(sampled) else {}
+    finals = frame[frame["stage"] == "final"].drop_duplicates("trial_id")
+    tuned = {
+        (_base_case(TrialConfig.from_dict(json.loads(c))), b)
+        for c, b in zip(finals["config_json"], finals["backend"], strict=True)
+    }
+    return frozenset(
+        e.base.trial_id
+        for e in plan.experiments()
+        if (key := (_base_case(e.base), e.base.backend)) not in tuned
+        and counts.get(key, 0) < plan.trials_per_experiment
+    )
 
 
 def best_trials(table: pd.DataFrame, plan: TunePlan) -> dict[tuple[str, str], str]:

@@ -948,3 +948,68 @@ def test_asha_lets_a_trial_whose_row_failed_end_so_that_tune_sees_its_error():
         advance(progress, row)
         decisions.append(asha.on_trial_result(None, trial, {ROW_KEY: json.dumps(row), **progress}))
     assert decisions == ["STOP", "CONTINUE"]
+
+
+def test_a_resumed_optuna_search_suggests_its_finished_samples_at_their_numbers_and_tells_optuna_their_results():
+    """With trials running concurrently, which point Optuna suggests under a sample number depends on the order
+    trials ended in: a resume asked Optuna again, so a finished sample whose number now got another point was
+    trained again under its id, its own result lost from the search and its old rows left in results.csv. Its
+    recorded point is suggested again at its number (its rows replay), and Optuna learns its result when it ends."""
+    pytest.importorskip("optuna")
+    from optuna.trial import TrialState
+
+    space = parse_space(["lr=loguniform:1e-4,1e-1", "optimizer=choice:sgd,adam,momentum"])
+    experiment = SearchExperiment(base=BASE, space=space, algorithm="optuna", sampling_seed=3, num_samples=6)
+    finished = {
+        0: {"optimizer.lr": 0.05, "optimizer.name": "adam"},
+        1: {"optimizer.lr": 0.0003, "optimizer.name": "sgd"},
+        3: {"optimizer.lr": 0.002, "optimizer.name": "momentum"},
+    }
+    ran = [search_trial(BASE, point, number) for number, point in finished.items()]
+    ran.append(search_trial(replace(BASE, backend="tensorflow"), finished[1], 2))  # the other backend's search
+    replay = {t.trial_id: [{"config_json": json.dumps(t.to_dict())}] for t in ran}
+    searcher = search_algorithm(experiment, replay)
+    searcher.set_search_properties(
+        "val_acc", "max", {"point": {p: tune_domain(d, grid=False) for p, d in space.params}}
+    )
+    suggestions = [searcher.suggest(f"t{i}") for i in range(6)]
+    assert [s["job"]["sample"] for s in suggestions] == list(range(6))
+    assert {n: suggestions[n]["point"] for n in finished} == finished
+    assert all(suggestions[n]["point"] not in finished.values() for n in (2, 4, 5))  # Optuna's own
+    for number in (0, 1, 3, 2):  # replayed samples and a new one end; a replayed one reports its rows first
+        searcher.on_trial_result(f"t{number}", {"val_acc": 0.1, "training_iteration": 1})
+        searcher.on_trial_complete(f"t{number}", {"val_acc": 0.5 + number / 10})
+    searcher.on_trial_complete("t4", None, error=True)
+    told = {round(t.value, 2): t.params for t in searcher.inner._ot_study.trials if t.state == TrialState.COMPLETE}
+    assert {v: told[v] for v in (0.5, 0.6, 0.8)} == {
+        0.5 + n / 10: {f"point/{p}": value for p, value in point.items()} for n, point in finished.items()
+    }
+    assert set(told) == {0.5, 0.6, 0.7, 0.8}
+    assert [t.state for t in searcher.inner._ot_study.trials].count(TrialState.FAIL) == 1
+
+
+def test_an_ended_tunes_experiments_without_their_samples_or_finals_are_the_ones_a_resume_searches():
+    """A search experiment skipped for a backbone that did not train leaves one skipped row; a resume removes it
+    and, stopped before the experiment's samples ended, left nothing to tell that the experiment was never searched:
+    the tune then finished without it (or picked from a search cut short). Any experiment that no final trial ran
+    from and that recorded fewer samples than planned is searched by the next resume; the others stand."""
+    from harness.tuning import unsearched_bases
+
+    other = replace(BASE, backend="tensorflow")
+    plan = TunePlan(bases=(BASE, other), space=parse_space(["lr=loguniform:1e-3,1"]), num_samples=4, final_seeds=1)
+    searched = _search_frame()  # torch's four samples
+    final = final_trials(searched, plan)[0]
+    final_row = {"trial_id": final.trial_id, "stage": "final", "attempt": 0, "epoch": 1, "val_acc": 0.9,
+                 "status": "ok", "config_json": final.to_json(), "backend": "torch"}  # fmt: skip
+    ended = pd.concat([searched, pd.DataFrame([final_row])], ignore_index=True)
+    assert unsearched_bases(ended, plan) == {other.trial_id}  # tensorflow's: no row at all
+    skipped = {**final_row, "trial_id": other.trial_id, "stage": "search", "status": "skipped", "epoch": None,
+               "config_json": other.to_json(), "backend": "tensorflow"}  # fmt: skip
+    assert unsearched_bases(pd.concat([ended, pd.DataFrame([skipped])]), plan) == {other.trial_id}
+    one_sample = search_trial(other, {"optimizer.lr": 0.1}, 0)
+    partial = {**skipped, "trial_id": one_sample.trial_id, "status": "ok", "epoch": 1,
+               "config_json": one_sample.to_json()}  # fmt: skip
+    assert unsearched_bases(pd.concat([ended, pd.DataFrame([partial])]), plan) == {other.trial_id}
+    assert unsearched_bases(searched, plan) == {other.trial_id}  # torch's samples all ended, no final yet: searched
+    three = searched[searched["trial_id"] != searched["trial_id"].iloc[-1]]  # a sample short, but torch's final ran
+    assert unsearched_bases(pd.concat([three, pd.DataFrame([final_row])]), plan) == {other.trial_id}

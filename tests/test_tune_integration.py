@@ -436,8 +436,8 @@ def test_a_finished_tunes_failed_final_trial_is_rerun_alone_by_resume_without_re
     _say_how_to_rerun_failures(outcome, "tune")
     command = f"xfbench tune --resume final-fails --results-dir {tmp_path.resolve()}"
     assert (
-        f"1 trial(s) failed after the search: rerun them alone (and any skipped for them, the search kept as it "
-        f"ended) with `{command}`" in capsys.readouterr().err
+        "1 trial(s) failed outside the search: rerun them alone (and any skipped for them, the samples that ran kept "
+        f"as they ended) with `{command}`" in capsys.readouterr().err
     )
 
     code, _ = _in_process(["tune", "--resume", "final-fails", "--results-dir", str(tmp_path)], capsys)
@@ -549,6 +549,47 @@ def test_a_search_whose_backbone_did_not_train_is_skipped_not_run(tmp_path, shar
     assert sorted(p.name for p in (tmp_path / "_ray").iterdir()) == ["tune-skip-pretrain-torch"]
     summary = (tmp_path / "tune-skip" / "summary.md").read_text()
     assert "| fine_tune-mlp-digits | torch | none |  | 0 | n/a | skipped |  |" in summary
+
+
+def test_a_tune_whose_backbone_pretrain_failed_resumes_that_pretrain_then_its_search(tmp_path, shared_ray, capsys):
+    """A pretrain trial that failed (a worker killed or out of memory) skips the search experiments that need its
+    backbone; the final stage then began with no trial, so the tune counted as ended with nothing to rerun: exit 1
+    without a resume command, and `--resume` refused with exit 2. The resume reruns the pretrain trial, then that
+    experiment's search and its final trial."""
+    from harness.cli import _say_how_to_rerun_failures
+    from harness.plan import read_run_file
+    from harness.search import parse_space
+    from harness.tuning import TunePlan, search_base
+
+    fault = FaultInjection("raise-once", 0, str(tmp_path / "raised-once"))  # the pretrain trial starts first
+    base = replace(
+        _tiny_trial("pretrain-fails", epochs=1),
+        strategy="fine_tune",
+        transfer=TransferOptions(source_epochs=1),
+        runtime=RuntimeOptions(inject_fault=fault),
+    )
+    search = TunePlan(
+        bases=(search_base(base),),
+        space=parse_space(["lr=choice:0.1,0.01"]),
+        algorithm="grid",
+        num_samples=1,
+        final_seeds=1,
+    )
+    settings = SchedulerSettings(storage_dir=tmp_path / "_ray", cpus_per_trial=1, max_failures=0)
+    plan = RunPlan("tune", "tune", "tune", search=search)
+    outcome = execute(plan, results_dir=tmp_path, run_id="pretrain-fails", settings=settings)
+    count = lambda frame: final_rows(frame).groupby(["stage", "status"])["trial_id"].nunique().to_dict()  # noqa: E731
+    assert count(outcome.frame) == {("pretrain", "failed"): 1, ("search", "skipped"): 1}
+    capsys.readouterr()
+    _say_how_to_rerun_failures(outcome, "tune")
+    assert "1 trial(s) failed outside the search: rerun them alone" in capsys.readouterr().err
+    code, _ = _in_process(["tune", "--resume", "pretrain-fails", "--results-dir", str(tmp_path)], capsys)
+    assert code == 0
+    after = read_results(outcome.run_dir)
+    # the final trial (seed 1) trains from a backbone of its own seed: a second pretrain trial
+    assert count(after) == {("pretrain", "ok"): 2, ("search", "ok"): 2, ("final", "ok"): 1}
+    rerun = read_run_file(outcome.run_dir).record.resumes[-1].failed_trials_rerun
+    assert sorted(rerun) == sorted(final_rows(outcome.frame)["trial_id"])  # the pretrain and the skipped base
 
 
 def _signal_when(proc: subprocess.Popen, parts: Path, finished: int, sig: int, timeout: float = 300) -> int:
