@@ -83,7 +83,24 @@ def parse_model_ref(text: str) -> ModelRef:
                 "`xfbench model NAME --export-spec FILE`."
             )
         return ModelRef("spec", str(path))
+    saved = next((s for s in _SAVED_MODEL_SUFFIXES if text.lower().endswith(s)), None)
+    if saved is not None:  # a saved model, not a form of --model: how to give it
+        raise InputError(
+            f"Expected a model as {FORMS}. Received: model={text!r}, a saved {saved} model file. To fix, give a "
+            f"python:MODULE:FUNCTION factory that loads it ({_SAVED_MODEL_SUFFIXES[saved]}); the file's weights are "
+            "used only where a strategy starts from weights (--weights FILE for the torch formats), a run from "
+            "scratch initialises its own."
+        )
     raise InputError(f"Expected a model as {FORMS}. Received: model={text!r}. Zoo names: {sorted(MODELS)}")
+
+
+_SAVED_MODEL_SUFFIXES = {  # a saved model's suffix -> the factory body that loads it
+    ".keras": "def build(): return keras.models.load_model(PATH)",
+    ".h5": "def build(): return keras.models.load_model(PATH)",
+    ".pt": "def build(num_classes): return YourNet(num_classes), with the state dict passed as --weights PATH",
+    ".pth": "def build(num_classes): return YourNet(num_classes), with the state dict passed as --weights PATH",
+    ".safetensors": "def build(num_classes): return YourNet(num_classes), with the file passed as --weights PATH",
+}
 
 
 def _python_ref_fix(module: str, function: str) -> str:

@@ -598,9 +598,25 @@ def _check_transfer_groups(trial: TrialConfig, spec: ModelSpec) -> None:
         f"Expected {trial.model}'s head in layer group 'classifier' and other groups before it for strategy "
         f"transfer, whose frozen epochs freeze every group but 'classifier'. Received: {received} (groups "
         f"{groups}), so its frozen epochs would {effect}. Put the head (and what should train with it) in group "
-        "'classifier' and the layers before it in other groups (a spec file's \"group\" field), or give "
+        f"'classifier' and the layers before it in other groups ({_where_groups_are_set(trial)}), or give "
         "--frozen-epochs 0 to train every layer from the start."
     )
+
+
+def _where_groups_are_set(trial: TrialConfig) -> str:
+    """Where a model's layer groups come from (docs/zoo.md), so that the user knows what to change."""
+    kind = trial.model.partition(":")[0] if ":" in trial.model else ""
+    if kind == "python":
+        return (
+            "a python: model's groups are a torch model's top-level modules (apply each in one place) or the "
+            "leading part of a Keras model's layer names"
+        )
+    if kind in ("torchvision", "keras"):
+        return (
+            "the architecture's groups are its own: export its spec (xfbench model NAME --export-spec FILE), edit "
+            'its "group" fields and give --model FILE'
+        )
+    return 'a spec file\'s "group" field'
 
 
 def _check_groups_in_one_piece(trial: TrialConfig, spec: ModelSpec) -> None:
@@ -612,8 +628,8 @@ def _check_groups_in_one_piece(trial: TrialConfig, spec: ModelSpec) -> None:
         raise InputError(
             f"Expected each layer group of {trial.model} in one piece (its layers one after another) for strategy "
             f"freeze_early, which freezes the first k groups in model order. Received: group(s) {broken} interrupted "
-            f"by others (the groups in model order: {pieces}). Give each group's layers one after another (a spec "
-            'file\'s "group" field), or use --strategy fine_tune.'
+            f"by others (the groups in model order: {pieces}). Give each group's layers one after another "
+            f"({_where_groups_are_set(trial)}), or use --strategy fine_tune."
         )
 
 

@@ -908,7 +908,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         return
     if interrupted:  # pytest's own status (2) stands: the report says what the gate saw of the cases that ended
         return
-    if reference and not state.reports:  # every case deselected or skipped: a gate that compared nothing fails
+    if reference and not state.reports and state.error is not None:  # the cases failed with it already
+        state.baseline_unused = f"baseline not compared with {reference}: {state.error}"
+    elif reference and not state.reports:  # every case deselected or skipped: a gate that compared nothing fails
         state.baseline_unused = (
             f"baseline not usable: no xfbench case ran in this session (none collected, or every one deselected or "
             f"skipped), so nothing was compared with {reference}"

@@ -72,9 +72,15 @@ def check_torchvision_width(name: str, width: float) -> None:
 def keras_name(model: str) -> str:
     kind, _, name = model.partition(":")
     if kind != "keras" or not name:
+        own = (
+            " A Keras weight file is read into a keras.applications architecture only: your own Keras model "
+            "(python:) cannot start from one (a torch nn.Module factory can, from a .pth or .safetensors)"
+            if kind == "python"
+            else ""
+        )
         raise InputError(
-            f"Expected --model keras:NAME for Keras weights. Received: --model {model}. Pass the Keras application "
-            "the file was saved from, e.g. --model keras:MobileNetV2."
+            f"Expected --model keras:NAME for Keras weights. Received: --model {model}.{own} Pass the Keras "
+            "application the file was saved from, e.g. --model keras:MobileNetV2."
         )
     return name
 

@@ -109,7 +109,7 @@ def keras_softmax_heads(_backend: str) -> dict[str, object]:
     ``torch_softmax_heads``."""
     import keras
 
-    from backends.tensorflow.importer import convert
+    from backends.tensorflow.importer import convert, reference_logits
     from harness.importers import UnsupportedModelError
 
     def model(*head: keras.layers.Layer, activation: str | None = None) -> keras.Model:
@@ -125,6 +125,8 @@ def keras_softmax_heads(_backend: str) -> dict[str, object]:
         "log": model(keras.layers.Activation("log_softmax")),
     }
     out: dict[str, object] = {name: convert(m, (8, 8, 1), name) for name, m in models.items()}
+    x = np.random.default_rng(0).normal(size=(2, 8, 8, 1)).astype(np.float32)
+    out["logits"] = {name: reference_logits(m, x) for name, m in models.items()}  # a Sequential's Softmax too
     inside = keras.Sequential(
         [keras.Input((8, 8, 1)), keras.layers.Flatten(), keras.layers.Softmax(), keras.layers.Dense(10)]
     )

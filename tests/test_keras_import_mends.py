@@ -96,6 +96,10 @@ def nested():
     return keras.Sequential([keras.Input((8, 8, 1)), base, layers.Flatten(), layers.Dense(10)])
 
 
+def dense_on_map():  # a per-pixel projection: Keras applies the Dense to each pixel's channels
+    return _chain(layers.Conv2D(4, 3, name="c1"), layers.Dense(6, activation="relu", name="proj"))
+
+
 def _conv(**settings):
     return lambda: _chain(layers.Conv2D(4, 3, name="c1", **settings))
 
@@ -130,7 +134,7 @@ from harness.config import RuntimeOptions
 namespace = {}
 exec(sys.stdin.read(), namespace)
 names = ("act_layers", "act_capped_at_3", "act_nameless", "act_partial", "any_size", "shared", "binary",
-         "two_inputs", "nested")
+         "two_inputs", "nested", "dense_on_map")
 cases = {name: namespace[name] for name in names}
 cases.update(namespace["SETTINGS"])
 backend = load_backend("tensorflow", RuntimeOptions(threads=1))
@@ -199,6 +203,15 @@ def test_an_activation_layer_the_spec_cannot_hold_and_a_nameless_callable_are_re
 def test_a_model_declared_for_any_input_size_is_padded_for_the_trials_input(converted):
     outcome = converted["any_size"]
     assert "error" not in outcome and "run_error" not in outcome, outcome
+    assert_logits_match_source({"tensorflow": np.array(outcome["ours"])}, np.array(outcome["keras"]))
+
+
+def test_a_dense_on_a_feature_map_converts_as_the_1x1_convolution_keras_computes(converted):
+    """It became a spec Dense on an unflattened map and failed shape inference, with advice to choose another input
+    size; Keras applies it to each pixel's channels, which is exactly a 1x1 convolution."""
+    outcome = converted["dense_on_map"]
+    assert "error" not in outcome and "run_error" not in outcome, outcome
+    assert ["proj", "Conv2D"] in [layer[:2] for layer in outcome["layers"]], outcome["layers"]
     assert_logits_match_source({"tensorflow": np.array(outcome["ours"])}, np.array(outcome["keras"]))
 
 

@@ -61,6 +61,20 @@ def test_every_reference_form_parses_and_a_bad_one_lists_them(tmp_path):
         check_python_module(parse_model_ref("python:nets.py:make"))
     with pytest.raises(InputError, match="does not exist"):
         parse_model_ref(str(tmp_path / "missing.json"))
+    # a saved model was answered with the zoo's names alone: the factory that loads it is what to write
+    with pytest.raises(
+        InputError,
+        match=r"a saved \.keras model file\. To fix, give a python:MODULE:FUNCTION factory "
+        r"that loads it \(def build\(\): return keras\.models\.load_model\(PATH\)\)",
+    ):
+        parse_model_ref("tutorial.keras")
+    with pytest.raises(InputError, match=r"a saved \.pth model file.*--weights PATH"):
+        parse_model_ref("runs/net.pth")
+    # Keras weights with the user's own Keras model: the advice named keras:MobileNetV2 alone
+    from harness.weights_fit import keras_name
+
+    with pytest.raises(InputError, match=r"your own Keras model \(python:\) cannot start from one"):
+        keras_name("python:nets:build")
 
 
 def _assert_every_backend_matches_the_source(workers, source: str, name: str, spec, weights) -> None:

@@ -130,6 +130,84 @@ _NETS = textwrap.dedent("""
             return self.fc(torch.flatten(x, 1))
 
 
+    class TutorialNet(nn.Module):  # PyTorch's CIFAR-10 tutorial network, one self.pool applied after each conv
+        def __init__(self, num_classes):
+            super().__init__()
+            self.conv1 = nn.Conv2d(1, 6, 3, padding=1)
+            self.pool = nn.MaxPool2d(2, 2)
+            self.conv2 = nn.Conv2d(6, 16, 3, padding=1)
+            self.fc1 = nn.Linear(16 * 2 * 2, 32)
+            self.fc2 = nn.Linear(32, num_classes)
+
+        def forward(self, x):
+            x = self.pool(torch.relu(self.conv1(x)))
+            x = self.pool(torch.relu(self.conv2(x)))
+            return self.fc2(torch.relu(self.fc1(torch.flatten(x, 1))))
+
+
+    class MnistExample(nn.Module):  # pytorch/examples' mnist/main.py Net, sized for 8x8 images
+        def __init__(self, num_classes):
+            super().__init__()
+            self.conv1 = nn.Conv2d(1, 32, 3, 1)
+            self.conv2 = nn.Conv2d(32, 64, 3, 1)
+            self.dropout1 = nn.Dropout(0.25)
+            self.dropout2 = nn.Dropout(0.5)
+            self.fc1 = nn.Linear(256, 128)
+            self.fc2 = nn.Linear(128, num_classes)
+
+        def forward(self, x):
+            x = torch.nn.functional.relu(self.conv1(x))
+            x = torch.nn.functional.relu(self.conv2(x))
+            x = torch.nn.functional.max_pool2d(x, 2)
+            x = torch.flatten(self.dropout1(x), 1)
+            x = self.dropout2(torch.nn.functional.relu(self.fc1(x)))
+            return torch.nn.functional.log_softmax(self.fc2(x), dim=1)
+
+
+    class FunctionalForms(nn.Module):  # "same"/"valid" padding, F.avg_pool2d, a mean over the map
+        def __init__(self, num_classes):
+            super().__init__()
+            self.same = nn.Conv2d(1, 4, 4, padding="same")
+            self.valid = nn.Conv2d(4, 4, 3, padding="valid")
+            self.fc = nn.Linear(4, num_classes)
+
+        def forward(self, x):
+            x = torch.nn.functional.avg_pool2d(torch.relu(self.same(x)), kernel_size=2, stride=1)
+            return self.fc(self.valid(x).mean((2, 3)))
+
+
+    class FunctionalDropout(nn.Module):
+        def __init__(self, num_classes, follows_mode):
+            super().__init__()
+            self.fc, self.follows_mode = nn.Linear(64, num_classes), follows_mode
+
+        def forward(self, x):
+            x = torch.flatten(x, 1)
+            if self.follows_mode:
+                return self.fc(torch.nn.functional.dropout(x, 0.5, training=self.training))
+            return self.fc(torch.nn.functional.dropout(x, 0.5))
+
+
+    def dropout_always(num_classes):
+        return FunctionalDropout(num_classes, False)
+
+
+    def dropout_in_training(num_classes):
+        return FunctionalDropout(num_classes, True)
+
+
+    def mnist_example(num_classes):
+        return MnistExample(num_classes)
+
+
+    def functional_forms(num_classes):
+        return FunctionalForms(num_classes)
+
+
+    def tutorial_net(num_classes):
+        return TutorialNet(num_classes)
+
+
     def second_head(num_classes):
         return SecondHead(num_classes)
 
@@ -244,3 +322,42 @@ def test_a_reparametrised_or_hooked_module_is_refused_not_converted_with_its_sto
     message = _refusal(factory, nets)
     module = "ParametrizedLinear" if factory == "weight_norm" else "Linear"
     assert f"module '1' ({module}) with {what}" in message and "remove_parametrizations" in message, message
+
+
+def test_a_module_without_weights_applied_in_several_places_joins_the_group_before_each(nets):
+    """The tutorial's self.pool, applied after each conv, was its own group at both places: groups conv1, pool,
+    conv2, pool, fc1, classifier; freeze_early refused the model as 'pool' interrupted by others, and a group
+    without weights counted in --freeze-groups."""
+    spec = _spec("tutorial_net", nets)
+    assert [(l.name, l.group) for l in spec.layers if type(l).__name__ == "MaxPool2D"] == [
+        ("pool", "conv1"),
+        ("pool_1", "conv2"),
+    ]
+    order = [l.group for l in spec.layers]
+    runs = [g for i, g in enumerate(order) if i == 0 or order[i - 1] != g]  # each group one run of layers
+    assert runs == ["conv1", "conv2", "fc1", "classifier"]
+
+
+def test_functional_pools_a_spatial_mean_and_string_padding_convert_as_the_modules_they_equal(nets):
+    """PyTorch's own MNIST example was refused at F.max_pool2d, Conv2d(padding="same") as "string padding" and
+    x.mean((2, 3)) as "mean": each computes what a supported layer does. The conversion's probe (the converted
+    network against the model's own logits) holds the numbers."""
+    spec = _spec("mnist_example", nets)
+    assert [type(l).__name__ for l in spec.layers] == [
+        "Conv2D", "Activation", "Conv2D", "Activation", "MaxPool2D", "Dropout", "Flatten", "Dense", "Activation",
+        "Dropout", "Dense",
+    ]  # fmt: skip
+    spec = _spec("functional_forms", nets)
+    kinds = {l.name: l for l in spec.layers}
+    assert kinds["same"].padding == ((1, 2), (1, 2)) and kinds["valid"].padding == ((0, 0), (0, 0))
+    assert [type(l).__name__ for l in spec.layers] == [
+        "Conv2D", "Activation", "AvgPool2D", "Conv2D", "GlobalAvgPool2D", "Dense"
+    ]  # fmt: skip
+
+
+def test_a_functional_dropout_that_drops_at_inference_too_is_refused_naming_training(nets):
+    """F.dropout's training defaults to True: the model drops in eval() too, which the spec's Dropout does not; the
+    conversion's probe refused it as a conversion fault to report. training=self.training converts."""
+    message = str(pytest.raises(InputError, _spec, "dropout_always", nets).value)
+    assert "F.dropout without training=self.training" in message and "training=self.training" in message, message
+    assert [type(l).__name__ for l in _spec("dropout_in_training", nets).layers] == ["Flatten", "Dropout", "Dense"]

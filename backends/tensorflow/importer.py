@@ -124,7 +124,12 @@ def reference_logits(model: keras.Model, x: np.ndarray) -> np.ndarray:
     last = model.layers[-1]
     over_classes = (-1, [-1]) + ((1, [1]) if len(last.output.shape) == 2 else ())
     if type(last).__name__ == "Softmax" and last.axis in over_classes:
-        return np.asarray(keras.Model(model.input, last.input)(x, training=False), dtype=np.float32)
+        if isinstance(model, keras.Sequential):  # which has no model.input to end a sub-model at
+            y = x
+            for layer in model.layers[:-1]:
+                y = layer(y, training=False)
+            return np.asarray(y, dtype=np.float32)
+        return np.asarray(keras.Model(model.inputs, last.input)([x], training=False), dtype=np.float32)
     activation = getattr(last, "activation", None)
     if not _is_softmax(activation):
         return np.asarray(model(x, training=False), dtype=np.float32)
@@ -232,6 +237,11 @@ def _layers_of(layer: keras.layers.Layer, group: str, last: bool, size: Size) ->
         return []  # a Softmax layer over the classes: the spec outputs logits, the softmax is part of the loss
     if kind in ("Conv2D", "DepthwiseConv2D"):
         main: Layer = _conv_layer(layer, name, kind, group, size)
+    elif kind == "Dense" and len(layer.input.shape) == 4:
+        # Keras applies a Dense on a feature map to each pixel's channels: exactly a 1x1 convolution (its kernel
+        # (C, U) is the conv's (1, 1, C, U)); read as a Dense, it failed shape inference with advice to change the
+        # input size
+        main = Conv2D(name=name, group=group, filters=layer.units, kernel_size=(1, 1), use_bias=layer.use_bias)
     elif kind == "Dense":
         main = Dense(name=name, group=group, units=layer.units, use_bias=layer.use_bias)
     elif kind == "BatchNormalization":
@@ -368,6 +378,13 @@ def _shape_layers(layer: keras.layers.Layer, name: str, kind: str, group: str, s
         if layer.axis not in (-1, 3):
             raise _unsupported(f"Concatenate along axis {layer.axis}", layer)
         return [Concat(name=name, group=group)]
+    if kind == "Rescaling":  # the first layer of most keras.io image examples
+        raise _unsupported(
+            kind,
+            layer,
+            "Remove it: xfbench feeds pixels already scaled (to [0, 1] for the image datasets), and --normalize "
+            "imagenet|tf|caffe scales them as a pretrained network expects, alike in both backends.",
+        )
     raise _unsupported(kind, layer)
 
 
@@ -404,6 +421,8 @@ def _weights(model: keras.Model, spec: ModelSpec) -> NeutralWeights:
             kernel = arrays[0]
             if type(source).__name__ == "DepthwiseConv2D":  # (kh, kw, in, k) -> (kh, kw, 1, in·k): channel c·k + m
                 kernel = kernel.reshape(*kernel.shape[:2], 1, -1)
+            if isinstance(layer, Conv2D) and kernel.ndim == 2:  # a Dense on a feature map: a 1x1 convolution
+                kernel = kernel.reshape(1, 1, *kernel.shape)
             out[f"{layer.name}/kernel"] = kernel.copy()
             if layer.use_bias:
                 out[f"{layer.name}/bias"] = arrays[1].copy()

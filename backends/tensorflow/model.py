@@ -162,7 +162,7 @@ class TorchAdaptiveAvgPool2D(keras.layers.Layer):
     Averaging over a window of rows × a window of columns is separable: out = R · x · Cᵀ per channel, where row i
     of R holds 1/len over input rows [start_i, end_i) (harness.shapes.adaptive_windows). Exact, gradients
     included; the constant matrices are not weights. Keras' own AdaptiveAveragePooling2D computes the same windows
-    (checked) but arrived in Keras 3.13, and TensorFlow 2.21 accepts Keras 3.12."""
+    (checked) but arrived in Keras 3.13, and TensorFlow 2.21 also runs with older Keras 3 releases."""
 
     def __init__(self, input_hw: tuple[int, int], output_size: tuple[int, int], **kwargs) -> None:
         super().__init__(**kwargs)

@@ -158,8 +158,10 @@ class TorchSemanticsOptimizer:
         """Adam's bias corrections are computed as torch.optim computes them: in Python's double from the configured
         betas, lr / (1 - beta1^t) and sqrt(1 - beta2^t) each rounded to the variable's type once. In float32 from
         beta2 rounded to float32 (0.999 -> 0.99900001), 1 - beta2^t came out 1.3e-5 smaller: every step 6.4e-6
-        shorter than torch's for the first thousand-odd steps, a bias, not rounding noise. beta1 is the configured
-        one unless 1cycle moves it (its variable then, as the schedule's table holds it)."""
+        shorter than torch's for the first thousand-odd steps, a bias, not rounding noise. beta1 is read from its
+        variable, as the moment update reads it: the configured value rounded to the variable's type (0.9 ->
+        0.89999998 in float32), or 1cycle's. torch keeps the double 0.9 unless a schedule moves it, so the two differ
+        by that one rounding (about 2e-7 relative in 1 - beta1 and in the correction), not by a bias."""
         if self.config.scheduled_momentum == "beta1":
             return tf.cast(self.beta1, tf.float64)
         return tf.constant(self.config.beta1, tf.float64)

@@ -25,6 +25,10 @@ def _refusal(expected: str, received: str, fix: str) -> ModelInputError:
     return ModelInputError(f"Expected {expected}. Received: {received}. To fix, {fix}.")
 
 
+def _first_few(names: list[str], shown: int = 4) -> str:
+    return ", ".join(repr(n) for n in names[:shown]) + (f" and {len(names) - shown} more" if len(names) > shown else "")
+
+
 def _called_modules(graph: fx.Graph, modules: dict[str, nn.Module]) -> list[tuple[str, nn.Module]]:
     """Every module application in the traced forward, in order (a module applied twice is listed twice)."""
     return [(str(n.target), modules[str(n.target)]) for n in graph.nodes if n.op == "call_module"]
@@ -71,7 +75,7 @@ def refuse_frozen_parameters(graph: fx.Graph, modules: dict[str, nn.Module], nam
     )
     if not frozen:
         return
-    shown = ", ".join(repr(p) for p in frozen[:4]) + (f" and {len(frozen) - 4} more" if len(frozen) > 4 else "")
+    shown = _first_few(frozen)
     raise _refusal(
         f"model {name} to have every parameter trainable (xfbench trains every converted weight and freezes only "
         "through its strategies, alike in both backends)",
@@ -113,7 +117,7 @@ def refuse_unused_layers(layers: list[Layer], returned: str | None, name: str) -
     unused += names[end:]
     if not unused:
         return
-    shown = ", ".join(repr(u) for u in unused[:4]) + (f" and {len(unused) - 4} more" if len(unused) > 4 else "")
+    shown = _first_few(unused)
     raise _refusal(
         f"every layer the forward of model {name} applies to lead to the output it returns (xfbench converts the "
         "network that computes the returned output, and its last layer is the classifier)",

@@ -12,6 +12,7 @@ conversion (backends/torch/weight_files.convert, harness.models.as_zoo_twin).
 from __future__ import annotations
 
 import operator
+from collections import Counter
 from dataclasses import replace
 from typing import Any, cast
 
@@ -51,6 +52,7 @@ from harness.spec import (
     Dense,
     Dropout,
     Flatten,
+    GlobalAvgPool2D,
     Layer,
     MaxPool2D,
     ModelSpec,
@@ -59,7 +61,7 @@ from harness.user_code import describe_exception, describe_frame, user_frame
 from harness.weights import NeutralWeights
 
 SUPPORTED = (
-    "Conv2d (zero padding, dilation 1)",
+    "Conv2d (zero padding as numbers, 'valid' or 'same'; dilation 1)",
     "Linear",
     "BatchNorm1d/2d (affine, running statistics)",
     "ReLU",
@@ -78,7 +80,8 @@ SUPPORTED = (
     "Identity",
     "+ / torch.add",
     "torch.cat(dim=1)",
-    "F.relu / F.relu6 / F.adaptive_avg_pool2d / F.dropout",
+    "F.relu / F.relu6 / F.max_pool2d / F.avg_pool2d / F.adaptive_avg_pool2d / F.dropout",
+    "x.mean((2, 3)) (a global average pool)",
     "a final Softmax / LogSoftmax over the classes (dropped: the spec outputs logits, as for Keras)",
 )
 _ACTIVATIONS: dict[type, str] = {
@@ -193,7 +196,7 @@ class _Converter:
             raise not_flat_refusal(str(node.target), names[0], self.map_shape(names[0]), self.name)
         layer = replace(layer, inputs=() if names == (previous,) else names)
         self.layers.append(layer)
-        self.ranks[layer.name] = 1 if isinstance(layer, (Flatten, Dense)) else self.ranks[names[0]]
+        self.ranks[layer.name] = 1 if isinstance(layer, (Flatten, Dense, GlobalAvgPool2D)) else self.ranks[names[0]]
         self.produced[node] = layer.name
         if source is not None:
             self.sources[layer.name] = source
@@ -232,16 +235,17 @@ def _function_name(node: fx.Node, taken: set[str]) -> str:
 
 def _module_layer(c: _Converter, node: fx.Node, module: nn.Module, name: str, group: str) -> Layer | None:
     if isinstance(module, nn.Conv2d):
-        if _pair(module.dilation) != (1, 1) or module.padding_mode != "zeros" or isinstance(module.padding, str):
-            raise c.unsupported("Conv2d with dilation, non-zero padding mode or string padding", node)
-        ph, pw = _pair(module.padding)
+        if _pair(module.dilation) != (1, 1):
+            raise c.unsupported("Conv2d with dilation", node, "Only dilation=1 maps.")
+        if module.padding_mode != "zeros":
+            raise c.unsupported(f"Conv2d with padding_mode={module.padding_mode!r}", node, "Pad with zeros.")
         return Conv2D(
             name=name,
             group=group,
             filters=module.out_channels,
             kernel_size=_pair(module.kernel_size),
             strides=_pair(module.stride),
-            padding=((ph, ph), (pw, pw)),
+            padding=_conv_padding(module),
             use_bias=module.bias is not None,
             groups=module.groups,
         )
@@ -286,6 +290,18 @@ def _module_layer(c: _Converter, node: fx.Node, module: nn.Module, name: str, gr
     raise c.unsupported(type(module).__name__, node)
 
 
+def _conv_padding(module: nn.Conv2d) -> tuple[tuple[int, int], tuple[int, int]]:
+    """Per side. "valid" is none; "same" (stride 1 only, torch's rule) pads kernel - 1 in all, the odd pixel at the
+    bottom / right, as torch pads it."""
+    if module.padding == "valid":
+        return ((0, 0), (0, 0))
+    if module.padding == "same":
+        totals = [k - 1 for k in _pair(module.kernel_size)]
+        return cast(tuple[tuple[int, int], tuple[int, int]], tuple((t // 2, t - t // 2) for t in totals))
+    ph, pw = _pair(module.padding)
+    return ((ph, ph), (pw, pw))
+
+
 def _avg_pool(c: _Converter, node: fx.Node, module: nn.AvgPool2d, name: str, group: str) -> AvgPool2D:
     # The spec's AvgPool2D divides each whole window by its size: padding (with count_include_pad either way),
     # ceil_mode's partial windows and divisor_override (another divisor: a sum for 1) compute other values.
@@ -296,6 +312,50 @@ def _avg_pool(c: _Converter, node: fx.Node, module: nn.AvgPool2d, name: str, gro
             "Use nn.AvgPool2d(kernel_size, stride) with padding=0, ceil_mode=False and divisor_override=None.",
         )
     return AvgPool2D(name=name, group=group, pool_size=_pair(module.kernel_size), strides=_pair(module.stride))
+
+
+# A functional pooling call's parameters in its signature's order, with their defaults (None: required), as the
+# keywords of the module that computes the same (PyTorch's MNIST example pools with F.max_pool2d(x, 2)).
+_MAX_POOL_PARAMETERS = (
+    ("kernel_size", None),
+    ("stride", None),
+    ("padding", 0),
+    ("dilation", 1),
+    ("ceil_mode", False),
+    ("return_indices", False),
+)
+_AVG_POOL_PARAMETERS = (
+    ("kernel_size", None),
+    ("stride", None),
+    ("padding", 0),
+    ("ceil_mode", False),
+    ("count_include_pad", True),
+    ("divisor_override", None),
+)
+
+
+def _pooling_call(c: _Converter, node: fx.Node, name: str, group: str) -> Layer | None:
+    """F.max_pool2d / F.avg_pool2d as the module with the same arguments (and its refusals); a mean over the
+    spatial dimensions, x.mean((2, 3)), as a global average pool (keepdim: an adaptive pool to 1x1); None for any
+    other call."""
+    target = node.target
+    if target in (F.max_pool2d, torch.max_pool2d, F.avg_pool2d):
+        maximum = target in (F.max_pool2d, torch.max_pool2d)
+        parameters = _MAX_POOL_PARAMETERS if maximum else _AVG_POOL_PARAMETERS
+        given = {key: _arg(node, i + 1, key, default) for i, (key, default) in enumerate(parameters)}
+        if given.get("return_indices"):
+            raise c.unsupported("max_pool2d with return_indices", node, "Pool with F.max_pool2d(x, kernel_size).")
+        module = nn.MaxPool2d(**given) if maximum else nn.AvgPool2d(**given)
+        return cast(Layer, _module_layer(c, node, module, name, group))
+    if target is torch.mean or (node.op == "call_method" and target == "mean"):
+        dims = _arg(node, 1, "dim", None)
+        spatial = isinstance(dims, (tuple, list)) and sorted(d % 4 for d in dims) == [2, 3]
+        if not spatial or node.kwargs.get("dtype") is not None:
+            raise c.unsupported("mean other than over the spatial dimensions (2, 3)", node)
+        if _arg(node, 2, "keepdim", False):
+            return AdaptiveAvgPool2D(name=name, group=group, output_size=(1, 1))
+        return GlobalAvgPool2D(name=name, group=group)
+    return None
 
 
 def _function_layer(c: _Converter, node: fx.Node, name: str, group: str) -> Layer:
@@ -326,6 +386,15 @@ def _function_layer(c: _Converter, node: fx.Node, name: str, group: str) -> Laye
         return Activation(name=name, group=group, kind=_FUNCTION_ACTIVATIONS.get(target, "relu"))
     if target is F.adaptive_avg_pool2d:
         return AdaptiveAvgPool2D(name=name, group=group, output_size=_pair(node.args[1]))
+    pooled = _pooling_call(c, node, name, group)
+    if pooled is not None:
+        return pooled
+    if target is F.dropout and _arg(node, 2, "training", True) is True:  # traced in eval: self.training is False
+        raise c.unsupported(
+            "F.dropout without training=self.training (its default, training=True, drops at inference too)",
+            node,
+            "Write F.dropout(x, p, training=self.training), or use nn.Dropout(p).",
+        )
     if target is F.dropout:
         return Dropout(name=name, group=group, rate=float(_arg(node, 1, "p", 0.5)))
     raise c.unsupported(getattr(target, "__name__", str(target)), node)
@@ -333,6 +402,7 @@ def _function_layer(c: _Converter, node: fx.Node, name: str, group: str) -> Laye
 
 def _convert_graph(c: _Converter, graph: fx.Graph) -> None:
     taken: set[str] = set()
+    calls = Counter(str(n.target) for n in graph.nodes if n.op == "call_module")
     for node in graph.nodes:
         if node.op == "placeholder":
             if c.produced:
@@ -348,7 +418,13 @@ def _convert_graph(c: _Converter, graph: fx.Graph) -> None:
             c.alias(node, c.tensor_args(node)[0])
         elif node.op == "call_module":
             module = c.modules[node.target]
-            layer = _module_layer(c, node, module, node.name, node.target.split(".")[0])
+            group = node.target.split(".")[0]
+            # a module without weights applied in several places (the tutorial's one self.pool after each conv)
+            # joins the group of the layer before it at each, as a functional op does: as a group of its own it sat
+            # between the others (freeze_early refused the model) and counted in --freeze-groups, freezing nothing
+            if calls[node.target] > 1 and c.layers and next(module.parameters(), None) is None:
+                group = c.layers[-1].group
+            layer = _module_layer(c, node, module, node.name, group)
             inputs = c.tensor_args(node)
             if layer is None:
                 c.alias(node, inputs[0])
