@@ -613,8 +613,7 @@ def _where_groups_are_set(trial: TrialConfig) -> str:
         )
     if kind in ("torchvision", "keras"):
         return (
-            "the architecture's groups are its own: export its spec (xfbench model NAME --export-spec FILE), edit "
-            'its "group" fields and give --model FILE'
+            "the architecture's groups are its own modules (docs/zoo.md): its zoo twin, where it has one, has the zoo's"
         )
     return 'a spec file\'s "group" field'
 

@@ -95,6 +95,7 @@ STATE_KEY = pytest.StashKey[SessionState]()
 # Every case of a session in one pytest-xdist group: the first case runs every trial, so they belong to one worker.
 XDIST_GROUP = "xfbench-suites"
 WORKER_OUTPUT_KEY = "xfbench_session_report"
+WORKER_ERROR_KEY = "xfbench_session_error"  # why a worker's run measured nothing, for the controller's gate
 
 
 @dataclass(frozen=True)
@@ -905,6 +906,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if _xdist_worker(session.config):  # the controller prints it (xdist sends workeroutput after this hook)
         output = session.config.workeroutput  # type: ignore[attr-defined]
         output[WORKER_OUTPUT_KEY] = [r.as_message() for r in state.reports]
+        output[WORKER_ERROR_KEY] = state.error
         return
     if interrupted:  # pytest's own status (2) stands: the report says what the gate saw of the cases that ended
         return
@@ -927,9 +929,10 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 def pytest_testnodedown(node: Any, error: object | None) -> None:
     """pytest-xdist's controller: keep what the worker that ran the suites reported."""
     state = node.config.stash.get(STATE_KEY, None)
-    messages = getattr(node, "workeroutput", {}).get(WORKER_OUTPUT_KEY, [])
+    output = getattr(node, "workeroutput", {})
     if state is not None:
-        state.reports.extend(SessionReport.from_message(m) for m in messages)
+        state.reports.extend(SessionReport.from_message(m) for m in output.get(WORKER_OUTPUT_KEY, []))
+        state.error = state.error or output.get(WORKER_ERROR_KEY)
 
 
 def _against_baseline(

@@ -69,7 +69,14 @@ from harness.summary import (
     why_not_ok,
 )
 from harness.trial import RunInfo, skipped_row
-from harness.tuning import TunePlan, best_trials, final_trials, search_table, unsearched_bases
+from harness.tuning import (
+    TunePlan,
+    best_trials,
+    final_trials,
+    samples_to_rerun,
+    search_table,
+    unsearched_bases,
+)
 
 Schedule = Callable[..., None]
 
@@ -454,9 +461,9 @@ def rerun_after_search(frame: pd.DataFrame, search: TunePlan) -> list[str]:
     some final trial has not ended ok or diverged, the failed or skipped pretrain trials of the backbones the final
     trials need (a tune stopped in the final stage's pretrain has no final rows yet). The search's samples stand,
     and so do the pretrains only its samples needed (nothing would use them: the search is not run again), but
-    for the bases whose experiment was skipped for a backbone that did not train (unsearched_bases): they and
-    that backbone's pretrain trial run again, and so does their search (a worker killed in the pretrain left a tune
-    that could never be resumed)."""
+    for the bases whose experiment was skipped for a backbone that did not train, or whose search a resume of it
+    left cut short (unsearched_bases): their skipped rows, failed samples and backbone's pretrain trial run again,
+    and so does their search (a worker killed in the pretrain left a tune that could never be resumed)."""
     from harness.backbone import pretrain_trials
 
     final = frame[frame["stage"] == STAGE_FINAL] if len(frame) else frame
@@ -469,7 +476,8 @@ def rerun_after_search(frame: pd.DataFrame, search: TunePlan) -> list[str]:
         needs += wanted
     needed = {t.trial_id for t in pretrain_trials(needs)}
     pretrains = trials_to_rerun(frame[frame["stage"] == STAGE_PRETRAIN]) if len(frame) else []
-    return sorted({*finals, *unsearched, *(t for t in pretrains if t in needed)})
+    samples = samples_to_rerun(frame, search, unsearched)
+    return sorted({*finals, *unsearched, *samples, *(t for t in pretrains if t in needed)})
 
 
 def stale_pretrains(plan: RunPlan, frame: pd.DataFrame, ended_search: TunePlan | None) -> dict[str, str]:
@@ -482,8 +490,10 @@ def stale_pretrains(plan: RunPlan, frame: pd.DataFrame, ended_search: TunePlan |
         return {}
     finals = final_rows(frame)
     ok = set(finals[finals["status"] == "ok"]["trial_id"])
-    if ended_search is not None:  # only the final stage runs
+    if ended_search is not None:  # only the final stage runs, and the search of the experiments never searched
+        unsearched = unsearched_bases(frame, ended_search)
         targets = [t for t in final_trials(frame, ended_search) if t.trial_id not in ok]
+        targets += [e.base for e in ended_search.experiments() if e.base.trial_id in unsearched]
     else:  # a search's samples start from its bases' backbones (_tune_stages); a run's unfinished trials
         targets = [t for t in plan.planned_trials if plan.search is not None or t.trial_id not in ok]
     return {

@@ -317,6 +317,18 @@ def _base_case(config: TrialConfig) -> str:
     return replace(config, sample=None, tuned=False).case_id
 
 
+def samples_to_rerun(frame: pd.DataFrame, plan: TunePlan, bases: frozenset[str]) -> list[str]:
+    """The samples of the experiments of ``bases`` (unsearched_bases) that ended failed or skipped: their search runs
+    again, and so do they, as in any interrupted search (kept, a failed sample was replayed to Optuna as a finished
+    one scoring 0)."""
+    table = search_table(frame, plan) if len(frame) else pd.DataFrame()
+    keys = {(_base_case(e.base), e.base.backend) for e in plan.experiments() if e.base.trial_id in bases}
+    if table.empty or not keys:
+        return []
+    again = table[table["status"].isin(["failed", "skipped"]) & table["sample"].notna()]
+    return sorted(str(r.trial_id) for r in again.itertuples() if (r.case, r.backend) in keys)
+
+
 def unsearched_bases(frame: pd.DataFrame, plan: TunePlan) -> frozenset[str]:
     """The bases (by trial id) of a tune whose search ended that no final trial ran from and whose experiment
     recorded fewer samples than planned: skipped (one ``skipped`` row) for a backbone that did not train, or a

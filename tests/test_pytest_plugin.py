@@ -697,6 +697,14 @@ def test_a_suite_of_your_own_limits_the_sessions_concurrent_trials_by_its_max_co
         "--backend", "torch", "--results-dir", str(tmp_path / "results"), "-p", "no:cacheprovider", "-p", "no:benchmark"
     )
     result.stdout.fnmatch_lines(["*the xfbench run failed before this case could be measured: *max_concurrent=1*"])
+    # with --baseline, the gate says why it compared nothing: the run's failure, not "no xfbench case ran" (exit 4)
+    baseline = _run_of_another_suite(tmp_path / "results")
+    gated = pytester.runpytest_subprocess(
+        *("--backend", "torch", "--results-dir", str(tmp_path / "results"), "-p", "no:cacheprovider"),
+        *("-p", "no:benchmark", "--baseline", str(baseline)),
+    )
+    assert gated.ret == pytest.ExitCode.TESTS_FAILED
+    gated.stdout.fnmatch_lines(["*baseline not compared with *: the xfbench run failed before this case could be*"])
 
 
 def test_a_suite_sized_for_gpus_is_skipped_without_gpus_per_trial_saying_why_as_the_cli_refuses_it(pytester, tmp_path):

@@ -993,7 +993,7 @@ def test_an_ended_tunes_experiments_without_their_samples_or_finals_are_the_ones
     and, stopped before the experiment's samples ended, left nothing to tell that the experiment was never searched:
     the tune then finished without it (or picked from a search cut short). Any experiment that no final trial ran
     from and that recorded fewer samples than planned is searched by the next resume; the others stand."""
-    from harness.tuning import unsearched_bases
+    from harness.tuning import samples_to_rerun, unsearched_bases
 
     other = replace(BASE, backend="tensorflow")
     plan = TunePlan(bases=(BASE, other), space=parse_space(["lr=loguniform:1e-3,1"]), num_samples=4, final_seeds=1)
@@ -1010,6 +1010,11 @@ def test_an_ended_tunes_experiments_without_their_samples_or_finals_are_the_ones
     partial = {**skipped, "trial_id": one_sample.trial_id, "status": "ok", "epoch": 1,
                "config_json": one_sample.to_json()}  # fmt: skip
     assert unsearched_bases(pd.concat([ended, pd.DataFrame([partial])]), plan) == {other.trial_id}
+    failed = {**partial, "trial_id": "failed-sample", "status": "failed",
+              "config_json": search_trial(other, {"optimizer.lr": 0.2}, 1).to_json()}  # fmt: skip
+    cut_short = pd.concat([ended, pd.DataFrame([partial, failed])])
+    assert samples_to_rerun(cut_short, plan, unsearched_bases(cut_short, plan)) == ["failed-sample"]
+    assert samples_to_rerun(ended, plan, frozenset()) == []  # torch's failed sample stands: its search ended
     assert unsearched_bases(searched, plan) == {other.trial_id}  # torch's samples all ended, no final yet: searched
     three = searched[searched["trial_id"] != searched["trial_id"].iloc[-1]]  # a sample short, but torch's final ran
     assert unsearched_bases(pd.concat([three, pd.DataFrame([final_row])]), plan) == {other.trial_id}
