@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from harness.cli_options import (
     PATH_PREFIX,
+    THRESHOLD_DEFAULTS,
     build_parser,
     given_execution,
     given_search_options,
@@ -169,6 +170,7 @@ def _resume_settings(args: argparse.Namespace) -> Any:
     if getattr(args, f"{PATH_PREFIX}schedule.name") is None:  # --piecewise alone implies it: not typed
         changes_trials -= {"schedule.name"}
     given = _plan_options_given(args) + override_flags(sorted(changes_trials))
+    given += ["--no-download"] if getattr(args, "no_download", False) else []  # a resume never downloads
     if given:
         raise InputError(
             "Expected --resume with execution options only (the run keeps its recorded trials and search). "
@@ -431,10 +433,17 @@ def cmd_report(args: argparse.Namespace) -> int:
             f"Expected --output to name an HTML file (.html). Received: {out}. Name it e.g. {out.with_suffix('.html')}"
             " (summary.md beside each run is the text version)."
         )
-    if single_run and args.metric is not None:  # refused, as other options that change nothing are
+    history_only = [f"--metric {args.metric}"] if args.metric is not None else []
+    history_only += [
+        f"--{name.replace('_', '-')} {getattr(args, name):g}"
+        for name, default in THRESHOLD_DEFAULTS.items()
+        if getattr(args, name) != default
+    ]
+    if single_run and history_only:  # refused, as other options that change nothing are
         raise InputError(
-            f"Expected --metric with several runs or a folder of runs: it picks the history plot's metric. Received: "
-            f"--metric {args.metric} for the one run {paths[0]}, which has no history. Drop --metric, or add runs."
+            f"Expected {', '.join(h.split()[0] for h in history_only)} with several runs or a folder of runs: they "
+            f"pick the history's metric and what it marks as a regression. Received: {', '.join(history_only)} for "
+            f"the one run {paths[0]}, which has no history. Drop them, or add runs."
         )
     report = build_report(paths, out, args.reference, args.metric or "epoch_time_s", _thresholds(args))
     files = f"; PNG and SVG in {report.plot_dir}" if report.plots else ""  # no plot, no folder

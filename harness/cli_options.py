@@ -33,7 +33,7 @@ from harness.plan import AS_THE_CORES_ALLOW, ExecutionOptions
 from harness.planner import DEFAULT_SUITE, SearchRequest, Selection
 from harness.scheduler import AshaSettings
 from harness.schedules import SCHEDULES
-from harness.search import SEARCH_ALGORITHMS, parse_space
+from harness.search import SEARCH_ALGORITHMS, Choice, parse_space
 from harness.spec import BN_RUNNING_VARIANCES
 from harness.suites import SUITES, suites_max_concurrent
 from harness.weights import INITIALIZERS
@@ -791,8 +791,15 @@ def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
         given["runtime.threads"] = args.cpus_per_trial
     if args.gpus_per_trial is not None:
         given["runtime.device"] = "gpu" if args.gpus_per_trial > 0 else "cpu"
-    if given.get("input.normalize") == "weights":  # the weight set decides (harness.pretrained), as by default
-        del given["input.normalize"]
+    if given.get("input.normalize") == "weights" and not getattr(args, "resume", None):  # a resume refuses it
+        weighted = "transfer.pretrained" in given or "transfer.weights_file" in given or getattr(args, "suite", None)
+        if not weighted:
+            raise InputError(
+                "Expected --pretrained or --weights with --normalize weights (the weight set's own normalisation, "
+                "the default with them). Received: neither, so it would change nothing. Drop --normalize weights, "
+                "or give the weights."
+            )
+        del given["input.normalize"]  # the weight set decides (harness.pretrained), as by default
     if args.data_dir:
         given["data_dir"] = str(Path(args.data_dir).expanduser().resolve())
     return given
@@ -833,7 +840,14 @@ def search_request_from_args(args: argparse.Namespace) -> SearchRequest:
             "all its epochs. Received: no --asha. Add --asha, or drop them."
         )
     asha = AshaSettings(**{k: v for k, v in rungs.items() if v is not None}) if args.asha else None
-    return SearchRequest(parse_space(args.space), asha=asha, **given)
+    space = parse_space(args.space)
+    if args.search == "grid" and args.search_seed is not None and all(isinstance(d, Choice) for _, d in space.params):
+        raise InputError(
+            f"Expected --search-seed with a space that draws values (random, optuna, or a range in a grid). Received: "
+            f"--search-seed {args.search_seed} for a grid of choices only, whose points no seed changes (the summary "
+            "would name a seed that chose nothing). Drop --search-seed."
+        )
+    return SearchRequest(space, asha=asha, **given)
 
 
 def new_run_execution(args: argparse.Namespace) -> ExecutionOptions:

@@ -12,7 +12,7 @@ from harness.model_cost import ModelCost, model_cost
 from harness.model_import import check_python_module, imported_model, parse_model_ref, read_spec_file
 from harness.model_import import model_spec as imported_spec
 from harness.models import LAYER_HINTS, LAYER_SETTINGS, MODELS, ModelOptions, changed_options
-from harness.spec import ModelSpec, spec_to_dict
+from harness.spec import Dropout, ModelSpec, spec_to_dict
 
 IMAGENET_INPUT = (224, 224, 3)  # what a torchvision: or keras: model is shown at by default
 
@@ -83,7 +83,7 @@ def _check_layer_settings(name: str, options: ModelOptions, spec: ModelSpec) -> 
     BatchNorm) is refused, as a run refuses it: the table would show the network unchanged as if it applied."""
     from harness.cli_options import override_flags  # it imports the planner, which imports the models
 
-    kinds = {type(layer) for layer in spec.layers}
+    kinds = {type(l) for l in spec.layers if not (isinstance(l, Dropout) and l.rate == 0)}  # rate 0: drops nothing
     idle = {k: v for k, v in changed_options(options).items() if k in LAYER_SETTINGS and LAYER_SETTINGS[k] not in kinds}
     if idle:
         given = ", ".join(f"{override_flags([f'model_options.{k}'])[0]} ({k}={v!r})" for k, v in idle.items())

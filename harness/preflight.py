@@ -234,7 +234,8 @@ class _ModelOptionUse:
         self._layers: set[type] = set()  # the kinds of layer some network of the run has
 
     def note(self, trial: TrialConfig, spec: ModelSpec) -> None:
-        self._layers.update(type(layer) for layer in spec.layers)
+        # a dropout layer at rate 0 (--dropout 0) drops nothing: the dropout kind and mask source meet no dropout
+        self._layers.update(type(l) for l in spec.layers if not (isinstance(l, Dropout) and l.rate == 0))
         default = RuntimeOptions()
         changed = {
             name: value
@@ -734,7 +735,7 @@ def _check_against_model(trial: TrialConfig, spec: ModelSpec, resumed: bool = Fa
         if not any(isinstance(layer, Dropout) and layer.rate > 0 for layer in spec.layers):
             raise InputError(
                 f"Expected a model with dropout for --mc-dropout. Received: {trial.model} has no dropout "
-                f"layer with a rate > 0. {_dropout_fix(trial.model)}"
+                f"layer with a rate > 0. {_dropout_fix(trial.model, spec)}"
             )
         if spec.num_classes < 2:
             raise InputError(
@@ -767,8 +768,11 @@ def _check_one_sample_batchnorm(trial: TrialConfig, spec: ModelSpec, train_sampl
         )
 
 
-def _dropout_fix(model: str) -> str:
-    """--dropout adds dropout to the zoo's own models only; a spec file or a user's model defines its own layers."""
+def _dropout_fix(model: str, spec: ModelSpec) -> str:
+    """--dropout adds dropout to the zoo's own models only; a spec file or a user's model defines its own layers.
+    A zoo model whose dropout --dropout 0 turned off is told to give it a rate (it was told to use itself)."""
+    if parse_model_ref(model).kind == "zoo" and any(isinstance(layer, Dropout) for layer in spec.layers):
+        return "Give --dropout a rate above 0 (its dropout layers are at rate 0)."
     if parse_model_ref(model).kind == "zoo":
         return "Add --dropout RATE, or use a model with dropout (cnn_small)."
     return "Add a dropout layer to the model's own definition, or use a zoo model with --dropout RATE (cnn_small)."

@@ -408,6 +408,31 @@ BAD_INPUTS = {
         ["run", "--resume", "finished-run", "--suite", "smoke"],
         "Expected --resume with execution options only",
     ),
+    # before, each was accepted and changed nothing: the recorded normalisation kept, nothing downloaded either way
+    "resume with --normalize weights or --no-download": (
+        ["run", "--resume", "finished-run", "--normalize", "weights", "--no-download"],
+        "Received: ['--normalize', '--no-download']. Leave them out",
+    ),
+    # before, accepted without weights: nothing recorded, nothing changed
+    "--normalize weights without weights": (
+        [*MLP_RUN, "--normalize", "weights"],
+        "Expected --pretrained or --weights with --normalize weights",
+    ),
+    # before, --dropout 0 left rate-0 dropout layers that the dropout kind and mask source were taken to meet
+    "a dropout kind with every dropout rate 0": (
+        [*MLP_RUN, "--model", "cnn_small", "--dropout", "0", "--alpha-dropout"],
+        "dropout_kind='alpha' on cnn_small, which has no dropout layer",
+    ),
+    # before, the advice was to use cnn_small, the model in use
+    "MC dropout on a model whose dropout is at rate 0": (
+        [*MLP_RUN, "--model", "cnn_small", "--dropout", "0", "--mc-dropout", "4"],
+        "has no dropout layer with a rate > 0. Give --dropout a rate above 0",
+    ),
+    # before, accepted, and the summary named a seed that chose nothing
+    "a search seed for a grid of choices only": (
+        [*CNN_TUNE, "--search", "grid", "--space", "lr=choice:0.1,0.01", "--search-seed", "7"],
+        "Received: --search-seed 7 for a grid of choices only",
+    ),
     "resume with a backend": (
         ["run", "--resume", "finished-run", "--backend", "torch", "--seeds", "3"],
         "Received: ['--backend', '--seeds']. Leave them out",

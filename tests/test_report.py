@@ -1153,10 +1153,14 @@ def test_the_reports_history_gives_an_accuracy_regression_its_difference_verdict
 
 
 def test_a_metric_for_the_history_of_one_run_is_refused_as_changing_nothing(tmp_path, capsys):
-    """One run has no history: --metric was accepted and changed nothing in its page."""
+    """One run has no history: --metric was accepted and changed nothing in its page; so were the history's
+    regression thresholds (the page byte for byte the same)."""
     run_dir = _write_run(tmp_path, "run-0", "2026-01-01")
     assert main(["report", str(run_dir), "--metric", "test_acc"]) == 2
     assert "Expected --metric with several runs or a folder of runs" in capsys.readouterr().err
+    assert main(["report", str(run_dir), "--time-threshold", "1.05", "--alpha", "0.05"]) == 2
+    said = capsys.readouterr().err
+    assert "Expected --time-threshold, --alpha with several runs" in said and "Received: --time-threshold 1.05" in said
     assert not (run_dir / "report.html").exists()
 
 
