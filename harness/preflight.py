@@ -128,6 +128,7 @@ def preflight(
         check_programs(trials, environ)
     if not resumed:  # a recorded run ran as it stands
         _check_gpu_settings(trials)
+        _check_one_backbone_per_case(trials)
     _check_weights_fit(trials)
     _check_weights_cached(trials)
     datasets: dict[str, Dataset] = loaded if loaded is not None else {}
@@ -234,8 +235,11 @@ class _ModelOptionUse:
         self._layers: set[type] = set()  # the kinds of layer some network of the run has
 
     def note(self, trial: TrialConfig, spec: ModelSpec) -> None:
+        # deep_features from pretrained weights only extracts features: no layer of it trains, so none is met;
         # a dropout layer at rate 0 (--dropout 0) drops nothing: the dropout kind and mask source meet no dropout
-        self._layers.update(type(l) for l in spec.layers if not (isinstance(l, Dropout) and l.rate == 0))
+        trains = not (trial.strategy == "deep_features" and uses_pretrained(trial))
+        layers = spec.layers if trains else ()
+        self._layers.update(type(l) for l in layers if not (isinstance(l, Dropout) and l.rate == 0))
         default = RuntimeOptions()
         changed = {
             name: value
@@ -263,6 +267,38 @@ class _ModelOptionUse:
             f"{'s' if len(idle) == 1 else ''}: given, a setting is recorded with the results, yet it would change "
             "nothing."
         )
+
+
+def _check_one_backbone_per_case(trials: list[TrialConfig]) -> None:
+    """The backends' trials of one case and seed start from one shared backbone (docs/fairness.md). A setting of
+    the backbone's training that only one backend's trials keep (--jit-compile is off on torch's, which records it
+    off) made two: under --dropout-rng framework the compiled step draws other masks, so each backend fine-tuned its
+    own backbone and the backends' difference was partly the backbones'."""
+    from dataclasses import asdict
+
+    from harness.backbone import needs_trained_backbone, recipe_for
+
+    recipes: dict[tuple[str, str, int], dict[str, Any]] = {}
+    for trial in trials:
+        if not needs_trained_backbone(trial):
+            continue
+        recipe = asdict(recipe_for(trial))
+        first = recipes.setdefault((trial.suite, trial.case_id, trial.seed), recipe)
+        differing = sorted(name for name in recipe if recipe[name] != first[name])
+        if differing:
+            masks = "framework_masks_from" in differing  # the one known way (planner.resolved fits the flags)
+            raise InputError(
+                f"Expected the backends' trials of {trial.case_id} (seed {trial.seed}) to start from one shared "
+                f"backbone. Received: backbones whose training differs in {', '.join(differing)} "
+                f"({first[differing[0]]!r} vs {recipe[differing[0]]!r})"
+                + (
+                    ": --jit-compile and --torch-compile stay on one backend's trials only, and under --dropout-rng "
+                    "framework the compiled step draws other masks. To fix, use --dropout-rng shared (the default), "
+                    "drop the compile flag, or run one backend."
+                    if masks
+                    else ". To fix, give both backends' trials the same backbone settings, or run one backend."
+                )
+            )
 
 
 def _check_gpu_settings(trials: list[TrialConfig]) -> None:

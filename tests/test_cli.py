@@ -423,6 +423,12 @@ BAD_INPUTS = {
         [*MLP_RUN, "--model", "cnn_small", "--dropout", "0", "--alpha-dropout"],
         "dropout_kind='alpha' on cnn_small, which has no dropout layer",
     ),
+    # before, torch's and TensorFlow's targets each fine-tuned a backbone of their own (one trained without XLA)
+    "a backbone whose compiled masks only one backend's trials ask for": (
+        ["run", "--strategy", "fine_tune", "--model", "mlp", "--dataset", "digits", "--dropout", "0.2"]
+        + ["--dropout-rng", "framework", "--jit-compile", "--source-backend", "tensorflow"],
+        "Received: backbones whose training differs in framework_masks_from ('' vs 'jit_compile')",
+    ),
     # before, the advice was to use cnn_small, the model in use
     "MC dropout on a model whose dropout is at rate 0": (
         [*MLP_RUN, "--model", "cnn_small", "--dropout", "0", "--mc-dropout", "4"],
@@ -637,6 +643,12 @@ BAD_INPUTS = {
     ),
     # Commands other than run and tune: bad input is theirs to name too (the files are written by the fixture).
     "a spec file that is not a spec": (["model", "not_a_spec.json"], "Expected a model spec file as `xfbench model"),
+    # before, recorded in config_json while the features were only extracted (nothing drew a dropout mask)
+    "a dropout mask source for deep_features from a weights file": (
+        [*MLP_RUN, "--strategy", "deep_features", "--hidden", "16", "--dropout", "0.2", "--weights", "mlp16.npz"]
+        + ["--dropout-rng", "framework"],
+        "dropout_rng='framework' on mlp, which has no dropout layer",
+    ),
     # before, it trained with its augmentation and schedule and saved the backbone under the recipe of one without
     "a pretrain trial of one's own": (
         [*MLP_RUN, "--strategy", "pretrain", "--augment", "flip"],
