@@ -211,7 +211,7 @@ def test_runs_with_no_case_in_common_compare_nothing_and_a_gate_on_them_fails(ru
     options |= {"xfbench_baseline_accuracy_threshold": 1.0, "xfbench_baseline_alpha": 0.01}
     config = SimpleNamespace(getoption=options.__getitem__)
     session = SimpleNamespace(frame=frame, run_id="renamed")
-    message, usable, regressed = _against_baseline(config, session, str(honest_a))  # type: ignore[arg-type]
+    message, usable, regressed = _against_baseline(config, session, str(honest_a), False)  # type: ignore[arg-type]
     assert not usable and "ran none of this session's cases, so nothing was compared" in message
     # a baseline saved from a run that did not finish is said to be one, as `compare` says it
     interrupted = tmp_path / "interrupted"
@@ -219,7 +219,7 @@ def test_runs_with_no_case_in_common_compare_nothing_and_a_gate_on_them_fails(ru
     info = json.loads((interrupted / "run.json").read_text())
     (interrupted / "run.json").write_text(json.dumps({**info, "status": "interrupted"}))
     session = SimpleNamespace(frame=read_results(runs[2]), run_id="b-honest", run_dir=runs[2])
-    message, usable, _ = _against_baseline(config, session, str(interrupted))  # type: ignore[arg-type]
+    message, usable, _ = _against_baseline(config, session, str(interrupted), False)  # type: ignore[arg-type]
     assert usable and f"the base run {interrupted} is interrupted, not finished" in message
 
 
