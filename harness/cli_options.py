@@ -33,7 +33,7 @@ from harness.plan import AS_THE_CORES_ALLOW, ExecutionOptions
 from harness.planner import DEFAULT_SUITE, SearchRequest, Selection
 from harness.scheduler import AshaSettings
 from harness.schedules import SCHEDULES
-from harness.search import SEARCH_ALGORITHMS, Choice, parse_space
+from harness.search import SEARCH_ALGORITHMS, parse_space
 from harness.spec import BN_RUNNING_VARIANCES
 from harness.suites import SUITES, suites_max_concurrent
 from harness.weights import INITIALIZERS
@@ -840,14 +840,7 @@ def search_request_from_args(args: argparse.Namespace) -> SearchRequest:
             "all its epochs. Received: no --asha. Add --asha, or drop them."
         )
     asha = AshaSettings(**{k: v for k, v in rungs.items() if v is not None}) if args.asha else None
-    space = parse_space(args.space)
-    if args.search == "grid" and args.search_seed is not None and all(isinstance(d, Choice) for _, d in space.params):
-        raise InputError(
-            f"Expected --search-seed with a space that draws values (random, optuna, or a range in a grid). Received: "
-            f"--search-seed {args.search_seed} for a grid of choices only, whose points no seed changes (the summary "
-            "would name a seed that chose nothing). Drop --search-seed."
-        )
-    return SearchRequest(space, asha=asha, **given)
+    return SearchRequest(parse_space(args.space), asha=asha, **given)
 
 
 def new_run_execution(args: argparse.Namespace) -> ExecutionOptions:

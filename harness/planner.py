@@ -367,6 +367,18 @@ def check_cases_take_the_carrier(trials: Sequence[TrialConfig], carrier: str) ->
         )
 
 
+def _check_the_seed_draws(request: SearchRequest, space: SearchSpace) -> None:
+    """A grid of choices only (the suite's space with --space's) draws nothing: a sampling seed other than the
+    default changes no point, yet the summary would name it."""
+    choices_only = bool(space.params) and all(isinstance(d, Choice) for _, d in space.params)
+    if request.algorithm == "grid" and choices_only and request.sampling_seed != SearchRequest.sampling_seed:
+        raise InputError(
+            f"Expected --search-seed with a space that draws values (random, optuna, or a range in a grid). Received: "
+            f"--search-seed {request.sampling_seed} for a grid of choices only, whose points no seed changes (the "
+            "summary would name a seed that chose nothing). Drop --search-seed, or add a range to the space."
+        )
+
+
 def plan_tune(selection: Selection, overrides: Mapping[str, Any], request: SearchRequest) -> RunPlan:
     """A search per (case, backend) from seed 0, then each backend's best config with ``final_seeds`` seeds after it."""
     if selection.seeds:
@@ -376,6 +388,7 @@ def plan_tune(selection: Selection, overrides: Mapping[str, Any], request: Searc
         )
     chosen = SUITES.get(selection.suite) if selection.suite else None  # an unknown name: selected_trials says so
     space = (chosen.search if chosen else SearchSpace()).merged(request.space)
+    _check_the_seed_draws(request, space)
     carrier = schedule_carrying_settings(overrides, space)
     if carrier:
         unset = {path: value for path, value in overrides.items() if not path.startswith("schedule.")}

@@ -233,13 +233,17 @@ class _ModelOptionUse:
     def __init__(self) -> None:
         self._set: dict[str, tuple[Any, set[str]]] = {}  # option -> (a value it was set to, the models it was set on)
         self._layers: set[type] = set()  # the kinds of layer some network of the run has
+        self._idle_dropout: dict[str, str] = {}  # model -> why its dropout layers drop nothing
 
     def note(self, trial: TrialConfig, spec: ModelSpec) -> None:
         # deep_features from pretrained weights only extracts features: no layer of it trains, so none is met;
         # a dropout layer at rate 0 (--dropout 0) drops nothing: the dropout kind and mask source meet no dropout
         trains = not (trial.strategy == "deep_features" and uses_pretrained(trial))
-        layers = spec.layers if trains else ()
-        self._layers.update(type(l) for l in layers if not (isinstance(l, Dropout) and l.rate == 0))
+        for layer in spec.layers:
+            if isinstance(layer, Dropout) and (layer.rate == 0 or not trains):
+                self._idle_dropout.setdefault(trial.model, "at rate 0" if trains else "in a network that never trains")
+            else:
+                self._layers.add(type(layer))
         default = RuntimeOptions()
         changed = {
             name: value
@@ -257,7 +261,7 @@ class _ModelOptionUse:
             return
         received = "; ".join(
             f"{name}={value!r} on {', '.join(sorted(models))}, which {'has' if len(models) == 1 else 'have'} no "
-            f"{_HINTS[_LAYER_OF[name]]}"
+            f"{self._lacking(_LAYER_OF[name], models)}"
             for name, (value, models) in ((n, self._set[n]) for n in idle)
         )
         it = "it" if len(idle) == 1 else "them"
@@ -267,6 +271,13 @@ class _ModelOptionUse:
             f"{'s' if len(idle) == 1 else ''}: given, a setting is recorded with the results, yet it would change "
             "nothing."
         )
+
+    def _lacking(self, kind: type, models: set[str]) -> str:
+        """What the networks lack, said as it is: dropout layers they have that drop nothing are named so."""
+        idle = sorted({self._idle_dropout[m] for m in models if m in self._idle_dropout}) if kind is Dropout else []
+        if idle:
+            return f"dropout layer that drops anything (its dropout layers are {' or '.join(idle)})"
+        return str(_HINTS[kind])
 
 
 def _check_one_backbone_per_case(trials: list[TrialConfig]) -> None:
@@ -278,23 +289,24 @@ def _check_one_backbone_per_case(trials: list[TrialConfig]) -> None:
 
     from harness.backbone import needs_trained_backbone, recipe_for
 
-    recipes: dict[tuple[str, str, int], dict[str, Any]] = {}
+    recipes: dict[tuple[str, str, int], tuple[str, dict[str, Any]]] = {}
     for trial in trials:
         if not needs_trained_backbone(trial):
             continue
         recipe = asdict(recipe_for(trial))
-        first = recipes.setdefault((trial.suite, trial.case_id, trial.seed), recipe)
+        backend, first = recipes.setdefault((trial.suite, trial.case_id, trial.seed), (trial.backend, recipe))
         differing = sorted(name for name in recipe if recipe[name] != first[name])
         if differing:
             masks = "framework_masks_from" in differing  # the one known way (planner.resolved fits the flags)
             raise InputError(
                 f"Expected the backends' trials of {trial.case_id} (seed {trial.seed}) to start from one shared "
-                f"backbone. Received: backbones whose training differs in {', '.join(differing)} "
-                f"({first[differing[0]]!r} vs {recipe[differing[0]]!r})"
+                f"backbone. Received: backbones whose training differs in {', '.join(differing)} ({backend}'s "
+                f"{first[differing[0]]!r}, {trial.backend}'s {recipe[differing[0]]!r})"
                 + (
                     ": --jit-compile and --torch-compile stay on one backend's trials only, and under --dropout-rng "
-                    "framework the compiled step draws other masks. To fix, use --dropout-rng shared (the default), "
-                    "drop the compile flag, or run one backend."
+                    "framework the source backend's compiled step draws other masks. To fix, use --dropout-rng shared "
+                    "(the default), drop the compile flag, give --source-backend the backend the flag is not for, "
+                    "or run one backend."
                     if masks
                     else ". To fix, give both backends' trials the same backbone settings, or run one backend."
                 )

@@ -421,13 +421,14 @@ BAD_INPUTS = {
     # before, --dropout 0 left rate-0 dropout layers that the dropout kind and mask source were taken to meet
     "a dropout kind with every dropout rate 0": (
         [*MLP_RUN, "--model", "cnn_small", "--dropout", "0", "--alpha-dropout"],
-        "dropout_kind='alpha' on cnn_small, which has no dropout layer",
+        "dropout_kind='alpha' on cnn_small, which has no dropout layer that drops anything (its dropout layers are at "
+        "rate 0)",
     ),
     # before, torch's and TensorFlow's targets each fine-tuned a backbone of their own (one trained without XLA)
     "a backbone whose compiled masks only one backend's trials ask for": (
         ["run", "--strategy", "fine_tune", "--model", "mlp", "--dataset", "digits", "--dropout", "0.2"]
         + ["--dropout-rng", "framework", "--jit-compile", "--source-backend", "tensorflow"],
-        "Received: backbones whose training differs in framework_masks_from ('' vs 'jit_compile')",
+        "Received: backbones whose training differs in framework_masks_from (torch's '', tensorflow's 'jit_compile')",
     ),
     # before, the advice was to use cnn_small, the model in use
     "MC dropout on a model whose dropout is at rate 0": (
@@ -437,6 +438,10 @@ BAD_INPUTS = {
     # before, accepted, and the summary named a seed that chose nothing
     "a search seed for a grid of choices only": (
         [*CNN_TUNE, "--search", "grid", "--space", "lr=choice:0.1,0.01", "--search-seed", "7"],
+        "Received: --search-seed 7 for a grid of choices only",
+    ),
+    "a search seed for a suite's grid of choices only": (
+        ["tune", "--suite", "tune_smoke", "--search", "grid", "--space", "lr=choice:0.1,0.01", "--search-seed", "7"],
         "Received: --search-seed 7 for a grid of choices only",
     ),
     "resume with a backend": (
@@ -647,7 +652,8 @@ BAD_INPUTS = {
     "a dropout mask source for deep_features from a weights file": (
         [*MLP_RUN, "--strategy", "deep_features", "--hidden", "16", "--dropout", "0.2", "--weights", "mlp16.npz"]
         + ["--dropout-rng", "framework"],
-        "dropout_rng='framework' on mlp, which has no dropout layer",
+        "dropout_rng='framework' on mlp, which has no dropout layer that drops anything (its dropout layers are in a "
+        "network that never trains)",
     ),
     # before, it trained with its augmentation and schedule and saved the backbone under the recipe of one without
     "a pretrain trial of one's own": (
