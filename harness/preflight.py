@@ -127,8 +127,7 @@ def preflight(
     if environ is not None:
         check_programs(trials, environ)
     if not resumed:  # a recorded run ran as it stands
-        _check_gpu_settings(trials)
-        _check_one_backbone_per_case(trials)
+        _check_run_wide_settings(trials)
     _check_weights_fit(trials)
     _check_weights_cached(trials)
     datasets: dict[str, Dataset] = loaded if loaded is not None else {}
@@ -278,6 +277,12 @@ class _ModelOptionUse:
         if idle:
             return f"dropout layer that drops anything (its dropout layers are {' or '.join(idle)})"
         return str(_HINTS[kind])
+
+
+def _check_run_wide_settings(trials: list[TrialConfig]) -> None:
+    """What a run's settings do across its trials: GPU settings on a run of CPUs, one backbone per case."""
+    _check_gpu_settings(trials)
+    _check_one_backbone_per_case(trials)
 
 
 def _check_one_backbone_per_case(trials: list[TrialConfig]) -> None:
