@@ -85,6 +85,7 @@ def _overrides(*args: str) -> dict:
 def test_the_options_reach_the_trial_and_are_recorded():
     given = _overrides("--normalize", "none", "--resize-mode", "resize-crop")
     assert given["input.normalize"] == "none" and given["input.resize_mode"] == "resize-crop"
-    assert "input.normalize" not in _overrides("--normalize", "weights")  # the weight set decides, as by default
+    # the weight set decides, as by default (without weights the option is refused: tests/test_cli.py)
+    assert "input.normalize" not in _overrides("--normalize", "weights", "--pretrained", "torchvision:resnet18")
     trial = TrialConfig("scratch", "convnet3", "digits", "torch", 0, 1, input=InputConfig(32, 3, "none", "resize-crop"))
     assert '"resize_mode": "resize-crop"' in trial.to_json()
