@@ -122,8 +122,7 @@ def reference_logits(model: keras.Model, x: np.ndarray) -> np.ndarray:
     """The model's own inference forward up to its logits: a final softmax, which the conversion drops (as a
     Softmax layer, or as the last layer's activation), is left out here too, as torch's reference_logits does."""
     last = model.layers[-1]
-    over_classes = (-1, [-1]) + ((1, [1]) if len(last.output.shape) == 2 else ())
-    if type(last).__name__ == "Softmax" and last.axis in over_classes:
+    if _is_softmax_layer_over_classes(last):
         if isinstance(model, keras.Sequential):  # which has no model.input to end a sub-model at
             y = x
             for layer in model.layers[:-1]:
@@ -138,6 +137,12 @@ def reference_logits(model: keras.Model, x: np.ndarray) -> np.ndarray:
         return np.asarray(model(x, training=False), dtype=np.float32)
     finally:
         last.activation = activation
+
+
+def _is_softmax_layer_over_classes(layer: keras.layers.Layer) -> bool:
+    """A Softmax layer over the classes' axis: the last, or axis 1 of an (N, classes) output."""
+    over_classes = (-1, [-1]) + ((1, [1]) if len(layer.output.shape) == 2 else ())
+    return type(layer).__name__ == "Softmax" and layer.axis in over_classes
 
 
 def _is_softmax(activation: object) -> bool:
@@ -232,8 +237,7 @@ def _function_slope(layer: keras.layers.Layer) -> float:
 def _layers_of(layer: keras.layers.Layer, group: str, last: bool, size: Size) -> list[Layer]:
     """The spec layers one Keras layer becomes (none for an identity, two for a layer with an activation)."""
     name, kind = layer.name, type(layer).__name__
-    over_classes = (-1, [-1]) + ((1, [1]) if len(layer.output.shape) == 2 else ())  # (N, classes): axis 1 is -1
-    if last and kind == "Softmax" and layer.axis in over_classes:
+    if last and _is_softmax_layer_over_classes(layer):
         return []  # a Softmax layer over the classes: the spec outputs logits, the softmax is part of the loss
     if kind in ("Conv2D", "DepthwiseConv2D"):
         main: Layer = _conv_layer(layer, name, kind, group, size)
