@@ -161,3 +161,32 @@ def fit_pipeline_threads(name: str, runtime: RuntimeOptions, spec: ModelSpec, we
     """The threads TensorFlow's fit mode lets its tf.data pipeline use beside the step."""
     backend = _backend(name, runtime, spec, weights, OptimizerConfig())
     return int(backend._fit.options.threading.private_threadpool_size)
+
+
+def train_epochs(
+    name: str,
+    runtime: RuntimeOptions,
+    spec: ModelSpec,
+    weights: NeutralWeights,
+    optimizer: OptimizerConfig,
+    x: np.ndarray,
+    y: np.ndarray,
+    epochs: list[tuple[str, list[np.ndarray], bool]],
+) -> tuple[NeutralWeights, list[StepStats], int]:
+    """Epoch after epoch of (split, batches, augmented?): a second split ("head", the first 300 samples) and
+    augmentation (crop 1 + flip) switched on and off between epochs, each epoch with its own per-step learning rates
+    and momenta. The weights, each epoch's stats, and (TensorFlow's fit) how many input pipelines were built."""
+    from harness.augment import AugmentConfig, epoch_draws
+
+    backend = _backend(name, runtime, spec, weights, optimizer)
+    backend.set_data("train", x, y)
+    backend.set_data("head", x[:300], y[:300])
+    stats, step = [], 0
+    for number, (split, batches, augmented) in enumerate(epochs, start=1):
+        draws = epoch_draws(AugmentConfig(crop_padding=1, flip=True), 0, number, len(y)) if augmented else None
+        lrs = np.linspace(optimizer.lr, optimizer.lr / number, len(batches)).astype(np.float32)
+        momenta = np.linspace(0.9, 0.8, len(batches)).astype(np.float32)
+        stats.append(backend.train_epoch(split, batches, lrs, momenta, draws, first_step=step))
+        step += len(batches)
+    fit = getattr(backend, "_fit", None)
+    return backend.export_weights(), stats, len(fit.feeds) if fit is not None else 0

@@ -174,6 +174,32 @@ def test_every_mode_learns_what_the_default_mode_learns(request, workers, digits
     assert s_ref.count == s_mode.count and loss_gap <= (1e-5 * s_ref.loss if gap <= TOLERANCE else 1e-4)
 
 
+@pytest.mark.parametrize("mode", ["tf-fit", "tf-fit-xla", "tf-eager", "tf-epoch-loop"])
+def test_every_mode_learns_what_the_default_mode_learns_epoch_after_epoch(workers, digits, mode):
+    """What carries from one epoch to the next (the next epoch's batches, rates, momenta, dropout keys and crops;
+    fit's input pipeline, built once per split and fed each epoch) over four epochs that switch split and
+    augmentation; 21 steps in all, as the 20-step test above, so float32 rounding stays within its tolerance."""
+    backend, reference, runtime = MODES[mode]
+    spec = build_spec("mlp", digits.input_shape, digits.num_classes, ModelOptions(hidden=(128,), dropout=0.2))
+    weights = initial_weights(spec, "he_normal", 0)
+    n = len(digits.y_train)
+    epochs = [
+        ("train", epoch_batches(n, 32, 0, 1)[:6], True),
+        ("train", epoch_batches(n, 32, 0, 2)[:5], False),
+        ("head", epoch_batches(300, 32, 0, 3)[:5], True),
+        ("train", epoch_batches(n, 48, 0, 4)[:5], True),
+    ]
+    args = (spec, weights, OptimizerConfig("nesterov", lr=0.02), digits.x_train, digits.y_train, epochs)
+    (w_ref, s_ref, _), (w_mode, s_mode, pipelines) = (
+        workers[backend](probes.train_epochs, r, *args) for r in (reference, runtime)
+    )
+    assert max_abs_diff(w_ref, w_mode) <= TOLERANCE < max_abs_diff(w_ref, weights)
+    for ref, got in zip(s_ref, s_mode, strict=True):
+        assert got.count == ref.count and abs(got.loss - ref.loss) <= 1e-5 * ref.loss
+    # fit feeds every epoch of a split through one pipeline: one per (split, augmented or not).
+    assert pipelines == (3 if runtime.tf_mode == "fit" else 0)
+
+
 def _assert_only_rounding_apart(request, backend: str, runtimes: tuple, args: tuple, gap: float) -> None:
     """Two modes whose parameters differ by more than TOLERANCE after 20 steps compute the same thing if their first
     step agrees to TOLERANCE and the gap stays within how far the default mode moves from itself when only its
