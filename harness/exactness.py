@@ -10,11 +10,26 @@ from __future__ import annotations
 
 from harness.config import TrialConfig
 from harness.spec import BatchNorm, Dropout, ModelSpec
+from harness.strategy_options import training_phases
 
 # Strategies that run the network's BatchNorm layers in training mode: the others keep a frozen backbone in
 # inference mode (running statistics, the same arithmetic in both) or train no network at all.
 TRAINS_BATCHNORM = ("scratch", "fine_tune", "freeze_early", "transfer", "pretrain")
 MIXED_PRECISIONS = ("mixed_bfloat16", "mixed_float16")
+
+
+def trains_batchnorm(config: TrialConfig, spec: ModelSpec) -> bool:
+    """Whether the trial runs one of ``spec``'s BatchNorm layers in training mode: a frozen layer runs in inference
+    mode (its running statistics, the same arithmetic in both frameworks). freeze_early trains the layers beyond
+    its frozen groups; transfer trains only the ``classifier`` group's unless it unfreezes the rest."""
+    if config.strategy not in TRAINS_BATCHNORM:
+        return False
+    frozen: set[str] = set()
+    if config.strategy == "freeze_early":
+        frozen = set(list(spec.groups())[: config.transfer.freeze_groups])
+    elif config.strategy == "transfer" and "unfrozen" not in dict(training_phases(config)):
+        frozen = set(spec.groups()) - {"classifier"}
+    return any(isinstance(layer, BatchNorm) and layer.group not in frozen for layer in spec.layers)
 
 
 def inexact_reasons(config: TrialConfig, spec: ModelSpec) -> tuple[str, ...]:
@@ -35,8 +50,9 @@ def inexact_reasons(config: TrialConfig, spec: ModelSpec) -> tuple[str, ...]:
             "TF32 matmuls and convolutions (--tf32 on): inputs rounded to 10 mantissa bits, far beyond float32's "
             "rounding, in each framework's own kernels"
         )
-    trains_bn = config.strategy in TRAINS_BATCHNORM and any(isinstance(layer, BatchNorm) for layer in spec.layers)
-    if trains_bn and runtime.bn_statistics == "float32" and runtime.precision != "float64":  # float64: one computation
+    if (
+        trains_batchnorm(config, spec) and runtime.bn_statistics == "float32" and runtime.precision != "float64"
+    ):  # float64: one computation
         # PyTorch's CPU kernel accumulates in double; on a GPU both frameworks' kernels accumulate in float32
         sums = (
             "each summing its statistics in float32 in its own order on the GPU"

@@ -42,7 +42,7 @@ from harness.data.registry import (
 )
 from harness.data.tasks import TaskSpec, derive
 from harness.errors import InputError
-from harness.exactness import TRAINS_BATCHNORM
+from harness.exactness import TRAINS_BATCHNORM, trains_batchnorm
 from harness.input_pipeline import check_input, transformed_shape
 from harness.model_cost import model_cost, training_memory_floor
 from harness.model_import import check_model_content, model_spec, parse_model_ref
@@ -214,13 +214,23 @@ def _provenance(dataset: Dataset) -> dict[str, str]:
 # --cudnn-autotune picks convolutions' algorithms: a network without one (mlp) computes alike either way. Not
 # --channels-last: it lays out the input batch too, a copy a network without convolutions still pays for (the speed
 # matrix times it on mlp).
+class _TrainedBatchNorm:
+    """The kind --bn-statistics needs: a BatchNorm layer in training mode (a frozen one uses its running statistics,
+    the same arithmetic in both frameworks, whatever the setting)."""
+
+
 _RUNTIME_LAYER_SETTINGS: dict[str, type] = {
-    "bn_statistics": BatchNorm,
+    "bn_statistics": _TrainedBatchNorm,
     "dropout_rng": Dropout,
     "cudnn_autotune": Conv2D,
 }
 _LAYER_OF: dict[str, type] = {**LAYER_SETTINGS, **_RUNTIME_LAYER_SETTINGS}
-_HINTS = {**LAYER_HINTS, Conv2D: "convolution (pick a convolutional model: convnet3, cnn_small or a zoo model)"}
+_HINTS = {
+    **LAYER_HINTS,
+    Conv2D: "convolution (pick a convolutional model: convnet3, cnn_small or a zoo model)",
+    _TrainedBatchNorm: "BatchNorm layer that trains (frozen ones run in inference mode, on their running statistics, "
+    "which --bn-statistics leaves alone)",
+}
 
 
 class _ModelOptionUse:
@@ -243,6 +253,10 @@ class _ModelOptionUse:
                 self._idle_dropout.setdefault(trial.model, "at rate 0" if trains else "in a network that never trains")
             else:
                 self._layers.add(type(layer))
+        # a backbone this run trains (no --weights/--pretrained) trains every BatchNorm layer in its pretrain trial
+        has_bn = any(isinstance(layer, BatchNorm) for layer in spec.layers)
+        if trains_batchnorm(trial, spec) or (has_bn and not uses_pretrained(trial)):
+            self._layers.add(_TrainedBatchNorm)
         default = RuntimeOptions()
         changed = {
             name: value

@@ -66,6 +66,25 @@ def test_training_batchnorm_in_the_frameworks_float32_kernels_is_said_and_float6
     assert inexact_reasons(replace(_trial("resnet20"), strategy="feature_extraction"), spec) == ()
 
 
+def test_batchnorm_layers_frozen_in_every_phase_compute_alike():
+    """freeze_early trains the BatchNorm layers beyond its frozen groups, transfer those in ``classifier`` unless
+    it unfreezes the rest; a frozen layer runs in inference mode (every row of a frozen convnet3 said otherwise)."""
+    from harness.config import TransferOptions
+    from harness.spec import spec_from_dict, spec_to_dict
+
+    layers = spec_to_dict(_spec("convnet3", batchnorm="after"))
+    for layer in layers["layers"][3:7]:  # conv2, act2, conv2_bn, flatten: a middle group of their own
+        layer["group"] = "middle"
+    spec = spec_from_dict(layers)
+    assert list(spec.groups()) == ["features", "middle", "classifier"]
+
+    def reasons(strategy: str, **transfer: object) -> tuple[str, ...]:
+        return inexact_reasons(replace(_trial("convnet3", strategy), transfer=TransferOptions(**transfer)), spec)
+
+    assert reasons("freeze_early", freeze_groups=1) and not reasons("freeze_early", freeze_groups=2)
+    assert not reasons("transfer") and reasons("transfer", frozen_epochs=0)
+
+
 def test_reasons_join_into_one_cell():
     spec = _spec("cnn_small", batchnorm="before")
     text = inexact_text(_trial("cnn_small", dropout_rng="framework", precision="mixed_bfloat16"), spec)

@@ -151,6 +151,48 @@ def test_a_runtime_setting_of_a_kind_of_layer_is_refused_where_no_network_has_on
         preflight([replace(imported, input=InputConfig(size=32, channels=3))], None, False, cache_dir=tmp_path)
 
 
+@pytest.mark.parametrize(
+    "strategy, transfer, trains",
+    [
+        ("feature_extraction", {}, False),
+        ("deep_features", {}, False),
+        ("transfer", {}, False),  # frozen throughout: only the head (no BatchNorm) trains
+        ("transfer", {"frozen_epochs": 1}, True),  # unfrozen for the second epoch
+        ("fine_tune", {}, True),
+    ],
+)
+def test_float64_batchnorm_statistics_are_refused_where_every_batchnorm_layer_is_frozen(
+    strategy, transfer, trains, tmp_path
+):
+    """A frozen BatchNorm layer runs in inference mode on its running statistics, which --bn-statistics leaves
+    alone: from a weight file, feature extraction and a transfer frozen throughout recorded float64 statistics that
+    changed nothing (their rows also said the backends' float32 BatchNorm kernels differed). A backbone the run
+    trains itself trains every BatchNorm layer in its pretrain trial, where the setting acts."""
+    from harness.checkpoints import save_checkpoint
+    from harness.exactness import inexact_reasons
+    from harness.models import ModelOptions, build_spec
+    from harness.preflight import preflight
+    from harness.weights import initial_weights
+
+    options = ModelOptions(batchnorm="after")
+    spec = build_spec("convnet3", (8, 8, 1), 10, options)
+    save_checkpoint(tmp_path / "convnet3.npz", spec, initial_weights(spec, "he_normal", 0), {})
+    epochs = 1 if strategy == "deep_features" else 2
+    weights = TransferOptions(weights_file=str(tmp_path / "convnet3.npz"), **transfer)
+    trial = replace(SCRATCH, strategy=strategy, model="convnet3", model_options=options, epochs=epochs)
+    float32 = replace(trial, transfer=weights)
+    assert bool(inexact_reasons(float32, spec)) == trains  # what the rows' inexact column says
+    float64 = replace(float32, runtime=RuntimeOptions(bn_statistics="float64"))
+    if trains:
+        preflight([float64], None, download=False, cache_dir=tmp_path / "cache")
+    else:
+        with pytest.raises(InputError, match="on convnet3, which has no BatchNorm layer that trains"):
+            preflight([float64], None, download=False, cache_dir=tmp_path / "cache")
+    # from a backbone this run pretrains: the pretrain trial trains every BatchNorm layer
+    own = replace(float64, transfer=TransferOptions(**transfer))
+    preflight([own], None, download=False, cache_dir=tmp_path / "cache")
+
+
 def test_cudnn_autotuning_on_networks_without_a_convolution_is_refused():
     """--cudnn-autotune on picks convolution algorithms: on a GPU run of mlp alone it was recorded, changing nothing.
     A run with a convolutional network among its models keeps it."""
