@@ -129,13 +129,13 @@ def apply_overrides(base: TrialConfig, changes: Mapping[str, Any]) -> TrialConfi
 
 # Optimizer options a schedule replaces: piecewise's values are the rates themselves, 1cycle cycles the momentum
 # (Adam's beta1) itself, as PyTorch's OneCycleLR does
-_SET_BY_SCHEDULE = {"piecewise": ("optimizer.lr",), "onecycle": ("optimizer.momentum", "optimizer.beta1")}
+SET_BY_SCHEDULE = {"piecewise": ("optimizer.lr",), "onecycle": ("optimizer.momentum", "optimizer.beta1")}
 
 
 def _check_schedule_reads(trial: TrialConfig, changes: Mapping[str, Any]) -> None:
     """An optimizer option given (or searched) where the trial's schedule sets that value itself is refused: it
     would be recorded, and shown in Settings, but never applied."""
-    unread = [path for path in _SET_BY_SCHEDULE.get(trial.schedule.name, ()) if path in changes]
+    unread = [path for path in SET_BY_SCHEDULE.get(trial.schedule.name, ()) if path in changes]
     if unread:
         given = ", ".join(f"{path}={changes[path]!r}" for path in unread)
         what = "its values are the rates" if trial.schedule.name == "piecewise" else "it cycles the momentum itself"

@@ -19,7 +19,7 @@ from harness.config import OPTIMIZERS, OptimizerConfig, TrialConfig, case_label
 from harness.data.registry import DATASETS
 from harness.errors import InputError
 from harness.model_import import parse_model_ref, trial_model, with_wanted_channels
-from harness.overrides import KEPT_ON_OPTIMIZER_CHANGE, apply_overrides
+from harness.overrides import KEPT_ON_OPTIMIZER_CHANGE, SET_BY_SCHEDULE, apply_overrides
 from harness.plan import RUN_TITLE, TUNE_TITLE, RunPlan
 from harness.pretrained import with_weight_preprocessing
 from harness.scheduler import AshaSettings
@@ -249,6 +249,39 @@ def _check_settings_beside_a_searched_optimizer(
             )
 
 
+def _check_settings_beside_a_searched_schedule(
+    overrides: Mapping[str, Any], space: SearchSpace, bases: Sequence[TrialConfig]
+) -> None:
+    """A searched schedule that sets an optimizer value itself (onecycle cycles the momentum or Adam's beta1,
+    piecewise's values are the rates) would record the value given for the base, or the case's own, on its samples
+    and train them without it: --momentum 0.5 with schedule=choice:constant,onecycle."""
+    domain = {canonical_path(path): d for path, d in space.params}.get("schedule.name")
+    if domain is None:
+        return
+    names = [str(v) for v in domain.values] if isinstance(domain, Choice) else list(SET_BY_SCHEDULE)
+    for name in names:
+        for base in bases:
+            defaults = OptimizerConfig(name=base.optimizer.name).resolved()
+            own = {  # the case's own momentum or beta1 (not its rate: every case has one, which the others read)
+                path: getattr(base.optimizer.resolved(), path.removeprefix("optimizer."))
+                for path in SET_BY_SCHEDULE.get(name, ())
+                if path != "optimizer.lr" and reads_path(base, path)
+            }
+            own = {path: v for path, v in own.items() if v != getattr(defaults, path.removeprefix("optimizer."))}
+            unread = {path: overrides[path] for path in SET_BY_SCHEDULE.get(name, ()) if path in overrides} or own
+            if unread:
+                from harness.cli_options import override_flags  # it imports this module
+
+                said = ", ".join(f"{path}={value!r}" for path, value in unread.items())
+                source = f"given as {', '.join(override_flags(list(unread)))}" if unread is not own else base.case_id
+                raise InputError(
+                    f"Expected no {' / '.join(unread)} beside a searched schedule that includes {name}: its samples "
+                    f"set {'the rates' if name == 'piecewise' else 'the momentum'} themselves, so they would record "
+                    f"the value and train without it. Received: {said} ({source}). Drop it, or search the schedules in "
+                    f"separate runs (--schedule {name} in one, the value in the other)."
+                )
+
+
 def _own_optimizer_settings(base: TrialConfig, searched: set[str]) -> dict[str, Any]:
     """The settings ``base``'s optimizer holds beyond its defaults that a change of optimizer drops (rate and
     clipping stay), but for those ``searched`` (every sample sets them)."""
@@ -418,6 +451,7 @@ def plan_tune(selection: Selection, overrides: Mapping[str, Any], request: Searc
         )
     # A pinned backbone trains with the given settings alike in every sample, but the head's samples split as well.
     _check_settings_beside_a_searched_optimizer(overrides, space, bases)
+    _check_settings_beside_a_searched_schedule(overrides, space, bases)
     # a grid is exhaustive: one sample per point unless asked; a random search samples the suite's number (or 8)
     default_samples = 1 if request.algorithm == "grid" else chosen.search_samples if chosen else DEFAULT_SEARCH_SAMPLES
     search = TunePlan(
