@@ -22,7 +22,7 @@ from harness.config import case_label
 from harness.errors import InputError
 from harness.plan import UNFINISHED_STATUSES, resume_command
 from harness.provenance import cpu_model, short_commit, utc_now
-from harness.summary import compared_rows, final_rows, framework_versions, in_timed_phase, steady_rows
+from harness.summary import WARMUP_ONLY, compared_rows, final_rows, framework_versions, in_timed_phase, steady_rows
 from harness.user_files import read_json_object, read_run_json, read_run_rows, read_run_table
 
 BASELINES = "baselines"
@@ -61,8 +61,9 @@ class History:
     table: pd.DataFrame
     changes: tuple[SettingsChange, ...] = ()
     not_ok: frozenset[tuple[str, str, str]] = frozenset()  # (case, backend, run id) where no trial ended ok
-    # (case, backend, run id) where trials ended ok but no epoch was steady (one-epoch trials): no steady time
-    warmup_only: frozenset[tuple[str, str, str]] = frozenset()
+    # (case, backend, run id) -> why trials that ended ok left a time's cell empty: WARMUP_ONLY (one-epoch trials,
+    # no steady epoch) or NOT_TIMED (steady rows without a time: deep features read from the cache)
+    untimed: Mapping[tuple[str, str, str], str] = field(default_factory=dict)
     # (case, backend, run id) -> "2/3" where some trials ended ok and others did not: the value is the ok ones'
     partly_ok: Mapping[tuple[str, str, str], str] = field(default_factory=dict)
 
@@ -465,28 +466,38 @@ def history(results_dir: Path, metric: str, case_filter: str | None = None, last
 
 
 Cell = tuple[str, str, str]  # (case, backend, run id)
+# A time's cell of trials that ended ok with steady rows but no time: deep_features reading its features from the
+# cache times no extraction (compare says "no epoch time recorded"); an edited table may have dropped the times.
+NOT_TIMED = "not timed"
+NOT_TIMED_CACHED = "not timed (features from the cache)"
 
 
 def cell_states(
     labelled: dict[str, pd.DataFrame], metric: str
-) -> tuple[frozenset[Cell], frozenset[Cell], dict[Cell, str]]:
+) -> tuple[frozenset[Cell], dict[Cell, str], dict[Cell, str]]:
     """The trend's cells that have no value though the run had the case: no trial ended ok; or, for a time, they
-    ended ok without a steady epoch to time. Then the cells whose value covers only some trials, the others failed,
+    ended ok with nothing timed, said why (WARMUP_ONLY: no steady epoch; NOT_TIMED: steady rows without a time, as
+    deep features read from the cache leave). Then the cells whose value covers only some trials, the others failed,
     diverged or skipped, as "ok/all": a mean over the trials that survived read as the case's, and rose where a bad
     seed dropped out (compare calls that a trials regression)."""
-    not_ok, warmup_only, partly_ok = set(), set(), {}
+    from harness.statistics import from_feature_cache
+
+    not_ok, untimed, partly_ok = set(), {}, {}
     for run_id, frame in labelled.items():
         for (case, backend), group in frame.groupby(["case", "backend"]):
             cell = (str(case), str(backend), run_id)
             finals = final_rows(group)
             ok = int((finals["status"] == "ok").sum())
+            steady = steady_rows(in_timed_phase(group)) if metric != "test_acc" else None
             if not ok:
                 not_ok.add(cell)
-            elif metric != "test_acc" and steady_rows(group).empty:
-                warmup_only.add(cell)
+            elif steady is not None and steady.empty:
+                untimed[cell] = WARMUP_ONLY
+            elif steady is not None and steady[metric].isna().all():
+                untimed[cell] = NOT_TIMED_CACHED if from_feature_cache(group) else NOT_TIMED
             elif ok < len(finals):
                 partly_ok[cell] = f"{ok}/{len(finals)}"
-    return frozenset(not_ok), frozenset(warmup_only), partly_ok
+    return frozenset(not_ok), untimed, partly_ok
 
 
 def settings_changes(frames: dict[str, pd.DataFrame]) -> tuple[SettingsChange, ...]:

@@ -22,6 +22,7 @@ from harness.results import safe_name
 from harness.seeds import PLOT_JITTER_STREAM
 from harness.summary import (
     CASE_KEYS,
+    WARMUP_ONLY,
     case_title,
     last_attempts,
     several_suites,
@@ -330,7 +331,8 @@ class HistoryMarks:
 
     regressed: Mapping[Cell, frozenset[str]] = field(default_factory=dict)
     not_ok: frozenset[Cell] = frozenset()
-    warmup_only: frozenset[Cell] = frozenset()  # a time's cells whose trials ended ok after their warm-up epoch only
+    # a time's cells whose trials ended ok with nothing timed -> why (baselines.cell_states: "warm-up only", ...)
+    untimed: Mapping[Cell, str] = field(default_factory=dict)
     partly_ok: Mapping[Cell, str] = field(default_factory=dict)
     unfinished: frozenset[str] = frozenset()
 
@@ -380,7 +382,9 @@ def history(series: pd.DataFrame, marks: HistoryMarks, metric: str, kind: str) -
         _plain_log_ticks(ax.yaxis)
     fig.legend(fontsize=7, loc="outside lower center", ncols=columns)
     ax.grid(alpha=0.3)
-    warmup = "+: its trials ran one epoch, warm-up, nothing steady to time; " if marks.warmup_only else ""
+    whys = set(marks.untimed.values())
+    warmup = "+: its trials ran one epoch, warm-up, nothing steady to time; " if WARMUP_ONLY in whys else ""
+    warmup += "◇: its trials ended ok with nothing timed (features from the cache); " if whys - {WARMUP_ONLY} else ""
     title = (
         f"red circle: the case's {kind} regressed, as xfbench compare decides against the last run that ran it; red "
         f"square: fewer of its trials ended ok; ×: it ran, no trial ended ok; {warmup}2/3: the value covers the "
@@ -400,8 +404,12 @@ def _mark_cell(
     drawn = value == value  # NaN: no value to draw at
     if not drawn and cell in marks.not_ok:
         ax.scatter([x], [0.03], marker="x", s=50, color=colour, transform=floor, clip_on=False, label="_not ok")
-    if not drawn and cell in marks.warmup_only:  # `xfbench history`'s "warm-up only": ran, nothing steady to time
-        ax.scatter([x], [0.03], marker="+", s=60, color=colour, transform=floor, clip_on=False, label="_warm-up only")
+    why = marks.untimed.get(cell)
+    if not drawn and why:  # `xfbench history`'s "warm-up only" / "not timed": ran, nothing to time
+        marker = {"marker": "+", "color": colour} if why == WARMUP_ONLY else {"marker": "D", "facecolors": "none"}
+        edge = {} if why == WARMUP_ONLY else {"edgecolors": colour}
+        label = "_warm-up only" if why == WARMUP_ONLY else "_not timed"
+        ax.scatter([x], [0.03], s=60, transform=floor, clip_on=False, label=label, **marker, **edge)
     if drawn and cell in marks.partly_ok:
         ax.annotate(marks.partly_ok[cell], (x, value), xytext=(4, 4), textcoords="offset points", fontsize=6)
     where = {"transform": floor} if not drawn else {}

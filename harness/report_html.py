@@ -401,7 +401,7 @@ def _history_section(
     series = pd.DataFrame({label: metric_per_case(frame, metric) for label, frame in labelled.items()})
     thresholds = thresholds or Thresholds()
     flagged, listed, ratios = _history_changes(runs, labels, named, thresholds)
-    not_ok, warmup_only, partly_ok = cell_states(labelled, metric)
+    not_ok, untimed, partly_ok = cell_states(labelled, metric)
     unfinished = frozenset(labels[r.path] for r in runs if r.info.get("status") in UNFINISHED_STATUSES)
     listing = TableData(
         "runs",
@@ -439,7 +439,7 @@ def _history_section(
     )
     text = "<h2>History</h2>\n" + _table_html(listing) + "\n" + _table_html(ratio_table)
     rules = comparison_rules(thresholds)
-    marks = plots.HistoryMarks(flagged, not_ok, warmup_only, partly_ok, unfinished)
+    marks = plots.HistoryMarks(flagged, not_ok, untimed, partly_ok, unfinished)
     return text + f"\n<p class='note'>{_prose_html(rules)}</p>", plots.history(
         series, marks, metric, DRAWN_KIND[metric]
     )

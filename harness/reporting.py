@@ -877,7 +877,9 @@ def history_tables(history: History, metric: str, results_dir: str | Path) -> li
                 str(case),
                 str(backend),
                 *[
-                    _trend_cell(v, (case, backend, run) in history.not_ok, (case, backend, run) in history.warmup_only)
+                    _trend_cell(
+                        v, (case, backend, run) in history.not_ok, history.untimed.get((case, backend, run), "")
+                    )
                     + _partly_ok_mark(history.partly_ok.get((case, backend, run), ""))
                     + (f" {SETTINGS_MARK}" if (case, backend, run) in changed else "")
                     for run, v in zip(table.columns, values, strict=True)
@@ -897,13 +899,13 @@ def history_tables(history: History, metric: str, results_dir: str | Path) -> li
     return tables
 
 
-def _trend_cell(value: float, not_ok: bool, warmup_only: bool = False) -> str:
+def _trend_cell(value: float, not_ok: bool, untimed: str = "") -> str:
     """A history value; where the case has none, ``not ok`` if its trials ran and none ended ok (failed, diverged,
-    skipped), ``warm-up only`` if they ended ok without a steady epoch to time (one epoch each), else empty (the
-    run did not have the case)."""
+    skipped), ``untimed`` (why: ``warm-up only``, ``not timed (features from the cache)``) if they ended ok with
+    nothing timed, else empty (the run did not have the case)."""
     if value == value:  # samples/s as whole numbers: .4g wrote 17250 as 1.725e+04 beside 9813
         return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.4g}"
-    return "not ok" if not_ok else "warm-up only" if warmup_only else ""
+    return "not ok" if not_ok else untimed
 
 
 def _trend_note(changed: bool, partly_ok: bool) -> str:

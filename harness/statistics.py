@@ -161,7 +161,7 @@ def trials_test(num: Sequence[np.ndarray], den: Sequence[np.ndarray]) -> float:
 @dataclass(frozen=True)
 class TimedSide:
     """One side of :func:`_time_ratio`, for the note on why it has no steady epoch time: its backend, whether its
-    rows came from the feature cache (:func:`_from_feature_cache`) and whether any of its trials ended ok."""
+    rows came from the feature cache (:func:`from_feature_cache`) and whether any of its trials ended ok."""
 
     backend: str
     cached: bool = False
@@ -274,7 +274,7 @@ def _excludes(low: float, high: float, value: float) -> bool:
     return not (math.isnan(low) or math.isnan(high)) and (low > value or high < value)
 
 
-def _from_feature_cache(rows: pd.DataFrame) -> bool:
+def from_feature_cache(rows: pd.DataFrame) -> bool:
     """Whether ``rows`` (one backend's of a case) hold an untimed row whose features came from the cache
     (deep_features: its ``epoch_time_s`` is empty, its ``details_json`` has ``features_cached`` true and
     ``cached_extraction_samples_per_s``, the cached run's figure)."""
@@ -325,8 +325,7 @@ def case_statistics(
         times = {b: epochs_by_trial(case_steady[case_steady["backend"] == b]) for b in backends}
         accs = {b: _accuracy_by_seed(case_finals[case_finals["backend"] == b]) for b in backends}
         sides = {
-            b: TimedSide(b, _from_feature_cache(case[case["backend"] == b]), _ended_ok(case_finals, b))
-            for b in backends
+            b: TimedSide(b, from_feature_cache(case[case["backend"] == b]), _ended_ok(case_finals, b)) for b in backends
         }
         for backend in [b for b in BACKENDS if b in backends] + sorted(backends - set(BACKENDS)):
             if backend == reference:

@@ -1324,6 +1324,28 @@ def test_history_says_warm_up_only_where_a_run_had_no_steady_epoch_to_time(tmp_p
     assert trend and all(line.rstrip().endswith("warm-up only") for line in trend), trend
 
 
+def test_history_says_not_timed_where_a_run_read_its_features_from_the_cache(tmp_path, capsys, monkeypatch):
+    """deep_features reading its features from the cache records no time (compare says so): history's cell was
+    empty, which it says means the run did not have the case; the report's plot marks it too."""
+    monkeypatch.setenv("COLUMNS", "200")
+    _write_run(tmp_path, "run-0", "2026-01-01")
+    run_dir = _write_run(tmp_path, "run-1", "2026-01-02")
+    rows = pd.read_parquet(run_dir / "results.parquet")
+    rows[["epoch_time_s", "samples_per_s"]] = float("nan")
+    rows["details_json"] = json.dumps({"features_cached": True})
+    rows.to_parquet(run_dir / "results.parquet")
+    assert main(["history", "--results-dir", str(tmp_path)]) == 0
+    trend = [line for line in capsys.readouterr().out.splitlines() if "scratch-mlp-digits" in line]
+    assert trend and all(line.rstrip().endswith("not timed (features from the cache)") for line in trend), trend
+    assert main(["history", "--results-dir", str(tmp_path), "--metric", "test_acc"]) == 0
+    assert "not timed" not in capsys.readouterr().out  # the accuracy was measured
+    from harness.report_html import _history_section, load  # the report's plot marks the cells
+
+    _, (timed,) = _history_section([load(tmp_path / f"run-{index}") for index in range(2)], "epoch_time_s")
+    labels = [c.get_label() for c in timed.figure.axes[0].collections]
+    assert labels == ["_not timed"] * 4 and "nothing timed" in timed.figure.axes[0].get_title()  # 2 cases x 2 backends
+
+
 def test_history_keeps_the_mark_of_a_run_from_uncommitted_code(tmp_path, capsys, monkeypatch):
     """run.json records 4895ba6623a7…+dirty; cut at 12 characters, history showed the clean commit."""
     monkeypatch.setenv("COLUMNS", "200")
