@@ -318,18 +318,40 @@ def test_every_optimizer_gives_the_same_parameters_on_a_convnet_in_float64(worke
     element that is rounding noise around zero becomes a full step), so the MLP above holds them in float32 and
     this holds every rule on cnn_small with BatchNorm, coupled or decoupled decay and a slower backbone rate, where
     each framework's rounding is 5*10^8 times smaller: the same update, element for element."""
+    lr = {"adadelta": 1.0, "sgd": 0.05}.get(optimizer, 0.01)
+    _assert_one_update_in_float64(workers, digits, OptimizerConfig(optimizer, lr=lr, weight_decay=1e-3))
+
+
+# Every setting an optimizer reads, away from its default: a backend that wrote a default into its rule (or put
+# eps inside the square root where the other puts it outside) would pass the test above, whose eps and betas are
+# the defaults (measured in float32: such rules part by 6e-8 to 2e-7 after 20 steps, under its tolerance).
+NON_DEFAULT = {
+    "momentum": OptimizerConfig("momentum", lr=0.01, momentum=0.5),
+    "nesterov": OptimizerConfig("nesterov", lr=0.01, momentum=0.7, weight_decay=1e-3),
+    "rmsprop": OptimizerConfig("rmsprop", lr=0.01, momentum=0.9, rho=0.9, eps=1e-3, weight_decay=1e-3),
+    "adam": OptimizerConfig("adam", lr=0.01, beta1=0.8, beta2=0.99, eps=1e-3),
+    "adamw": OptimizerConfig("adamw", lr=0.01, beta1=0.8, beta2=0.99, eps=1e-3, weight_decay=0.05),
+    "adagrad": OptimizerConfig("adagrad", lr=0.01, eps=1e-3),
+    "adadelta": OptimizerConfig("adadelta", lr=1.0, rho=0.95, eps=1e-4),
+}
+
+
+@pytest.mark.parametrize("optimizer", sorted(NON_DEFAULT))
+def test_every_optimizer_setting_away_from_its_default_gives_the_same_parameters_in_float64(workers, digits, optimizer):
+    _assert_one_update_in_float64(workers, digits, NON_DEFAULT[optimizer])
+
+
+def _assert_one_update_in_float64(workers, digits, config: OptimizerConfig) -> None:
     spec = build_spec("cnn_small", digits.input_shape, digits.num_classes, ModelOptions(batchnorm="before"))
     weights = initial_weights(spec, "he_normal", 0)
     batches = epoch_batches(len(digits.y_train), 32, 0, 1)[:STEPS]
-    lr = {"adadelta": 1.0, "sgd": 0.05}.get(optimizer, 0.01)
-    config = OptimizerConfig(optimizer, lr=lr, weight_decay=1e-3)
     multipliers = {layer.name: 0.1 for layer in spec.layers if layer.group != "classifier"}
     runtime = RuntimeOptions(threads=1, precision="float64")
     args = (spec, weights, config, digits.x_train, digits.y_train, batches, None, None, RegularizationConfig())
     trained = {b: workers[b](probes.train, *args, multipliers, runtime)[0] for b in ("torch", "tensorflow")}
     assert max_abs_diff(trained["torch"], weights) > 1e-3, "training did not move the weights"
     gap = max_abs_diff(trained["torch"], trained["tensorflow"])
-    assert gap <= 1e-11, f"{optimizer}: float64 parameters differ by {gap:.2e} after {STEPS} steps"
+    assert gap <= 1e-11, f"{config}: float64 parameters differ by {gap:.2e} after {STEPS} steps"
 
 
 @pytest.mark.parametrize("optimizer", ["adam", "adamw"])
