@@ -65,16 +65,20 @@ def files(tmp_path_factory, workers) -> dict[str, Path]:
         "mobilenet_v2.safetensors": folder / "mobilenet_v2.safetensors",
         "mobilenet_v2_narrow.pth": folder / "mobilenet_v2_narrow.pth",
         "MobileNetV2.weights.h5": folder / "MobileNetV2.weights.h5",
+        # the legacy weights-only format keras.applications downloads (weights="imagenet")
+        "MobileNetV2.h5": folder / "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224.h5",
     }
-    keras = workers["tensorflow"].submit(
-        probes.write_keras, "MobileNetV2", str(paths["MobileNetV2.weights.h5"]), SHAPE, 1000
-    )
+    keras = [
+        workers["tensorflow"].submit(probes.write_keras, "MobileNetV2", str(paths[key]), SHAPE, 1000)
+        for key in ("MobileNetV2.weights.h5", "MobileNetV2.h5")
+    ]
     for key, path in paths.items():  # in the torch process meanwhile
-        if not key.endswith(".weights.h5"):
+        if not key.endswith(".h5"):
             name = key.split(".")[0].removesuffix("_narrow")
             width = 0.25 if "narrow" in key else 1.0
             workers["torch"](probes.write_torchvision, name, str(path), 1000, 0, width)
-    keras.result(timeout=600)
+    for written in keras:
+        written.result(timeout=600)
     return paths
 
 
@@ -136,6 +140,7 @@ def _assert_checkpoint_reproduces_its_source(workers, checkpoint: Path):
         ("mobilenet_v2", "mobilenet_v2.pth"),
         ("mobilenet_v2", "mobilenet_v2.safetensors"),
         ("keras:MobileNetV2", "MobileNetV2.weights.h5"),
+        ("keras:MobileNetV2", "MobileNetV2.h5"),
     ],
 )
 def test_a_weight_file_reproduces_the_source_logits_in_both_backends(workers, files, cache, runner, model, key):

@@ -68,14 +68,28 @@ def read_torch_state(_backend: str, path: str) -> dict[str, np.ndarray]:
 def write_keras(
     _backend: str, name: str, path: str, shape: tuple[int, int, int], num_classes: int, seed: int = 0
 ) -> None:
-    """keras.applications' NAME with random weights saved as .weights.h5."""
+    """keras.applications' NAME with random weights (BatchNorm's four tensors too, each from its own range, so a
+    conversion that swapped γ with the variance or β with the mean shows) saved as .weights.h5, or as a path
+    ending in plain .h5 in the legacy weights-only HDF5 format the applications download."""
+    import h5py
     import keras
+    from keras.src.legacy.saving import legacy_h5_format
 
     keras.utils.set_random_seed(seed)
     model = getattr(keras.applications, name)(
         weights=None, input_shape=shape, classes=num_classes, classifier_activation=None
     )
-    model.save_weights(path)
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            n = layer.gamma.shape[0]
+            draws = (rng.uniform(0.5, 1.5, n), rng.normal(0, 0.1, n), rng.normal(0, 0.3, n), rng.uniform(2.0, 4.0, n))
+            layer.set_weights([d.astype(np.float32) for d in draws])  # gamma, beta, moving mean, moving variance
+    if path.endswith(".weights.h5"):
+        model.save_weights(path)
+    else:
+        with h5py.File(path, "w") as handle:
+            legacy_h5_format.save_weights_to_hdf5_group(handle, model)
 
 
 def write_torch_module(_backend: str, path: str) -> None:
