@@ -367,3 +367,15 @@ def test_a_conversion_cut_short_leaves_no_checkpoint_without_its_probe(tmp_path,
     monkeypatch.undo()
     write_converted(tmp_path / "c.npz", spec, weights, {}, probe)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.npz", "c.probe.npz"]
+
+
+def test_a_dense_kernel_of_another_width_is_told_the_input_size_may_be_why():
+    """Keras' VGG16 ends in Flatten -> Dense: its file's fc1 (25088 = 7 x 7 x 512 inputs, at 224 x 224) read at
+    --input-size 64 was told only to pass another model or file. A tensor of another shape altogether is not."""
+    from harness.weight_files import check_tensor_shapes
+
+    with pytest.raises(BadWeightsError, match=r"shape \(25088, 4096\).*give the --input-size the file was saved at"):
+        check_tensor_shapes({"fc1/kernel": (2048, 4096)}, {"fc1/kernel": (25088, 4096)}, "vgg16.weights.h5", "VGG16")
+    with pytest.raises(BadWeightsError) as other:
+        check_tensor_shapes({"conv/kernel": (3, 3, 3, 64)}, {"conv/kernel": (3, 3, 3, 32)}, "f.weights.h5", "Net")
+    assert "--input-size" not in str(other.value)
