@@ -110,6 +110,19 @@ WORKLOADS = {
 }
 
 
+def _missing_data(datasets: list[str], data_dir: str | None) -> str:
+    """What the workloads' data lack on this machine, said as the loader says it ('' when all is there)."""
+    from harness.data import load_dataset
+    from harness.data.locate import DataNotFoundError
+
+    for dataset in dict.fromkeys(datasets):
+        try:
+            load_dataset(dataset, data_dir, download=False)
+        except DataNotFoundError as error:
+            return str(error)
+    return ""
+
+
 def run_workload(args: argparse.Namespace, worker_args: list[str]) -> list[dict] | None:
     """Each backend in its own subprocess; None if one failed (its stderr is printed)."""
     results = []
@@ -166,6 +179,10 @@ def main() -> int:
         for dataset, optimizer, threads, limit, epochs in (WORKLOADS[n] for n in names):
             runs.append([*common, "--dataset", dataset, "--optimizer", optimizer, "--threads", str(threads)])
             runs[-1] += ["--train-limit", str(limit), "--epochs", str(epochs)]
+    missing = _missing_data([run[run.index("--dataset") + 1] for run in runs], args.data_dir)
+    if missing:  # before any workload: `make benchmark` without Fashion-MNIST ran digits, then a traceback
+        print(f"harness_overhead.py: {missing}", file=sys.stderr)
+        return 2
     results: list[dict] = []
     failed = False
     for worker_args in runs:

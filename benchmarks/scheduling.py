@@ -15,8 +15,9 @@ And once:
    imports that planning needs (harness.cli, harness.preflight), then planning and the preflight of the quick suite,
    each timed apart (plan_and_preflight_quick_s is the two without the imports; until 2026-12-05 it held the
    imports too); starting Ray; and the time from the run's start to its first row (scheduling plus the first
-   worker's start and import).
-4. The quick suite (the main job, `xfbench run --suite quick`), wall time of the whole command.
+   worker's start and import), a trial of the first --backend given (torch by default).
+4. The quick suite (the main job, `xfbench run --suite quick`, both backends whatever --backend says), wall time
+   of the whole command.
 
     .venv/bin/python benchmarks/scheduling.py [--trials 100] [--fresh-trials 10] [--memory-trials 200]
 """
@@ -161,7 +162,7 @@ PLAN = (
 )
 
 
-def driver_startup(root: Path) -> dict[str, float]:
+def driver_startup(root: Path, backend: str) -> dict[str, float]:
     python = sys.executable
     t = time.perf_counter()
     _output([python, "-c", "import harness.cli"])
@@ -172,7 +173,7 @@ def driver_startup(root: Path) -> dict[str, float]:
         "print(time.perf_counter() - t)"
     )
     ray_s = float(_output([python, "-c", code]).split()[-1])
-    _, clock = _run(_trivial("torch", 1), root, "first-row", 1, fresh=False)
+    _, clock = _run(_trivial(backend, 1), root, "first-row", 1, fresh=False)
     return {
         "import_cli_s": round(import_s, 2),
         "plan_imports_s": round(imports_s, 3),  # harness.cli and harness.preflight, in the planning process
@@ -210,7 +211,7 @@ def main() -> None:
         for backend in args.backends or ("torch", "tensorflow"):
             report[backend] = per_backend(backend, root, args)
             print(json.dumps({backend: report[backend]}), flush=True)
-        report["driver"] = driver_startup(root)
+        report["driver"] = driver_startup(root, (args.backends or ["torch"])[0])
         report["quick_suite_wall_s"] = quick_suite(root)
     print(json.dumps(report, indent=2))
 

@@ -52,6 +52,7 @@ def main(argv: list[str]) -> int:
         progress=RichProgress(),
         command=["benchmarks/slowed_run.py", *argv],
         data_provenance=prepared.provenance,
+        weights_keys=prepared.weights_keys,  # the conversions the preflight checked, as `xfbench run` passes them
         ship=prepared.ship,
         reference=args.reference,
         html_report=args.html_report,
