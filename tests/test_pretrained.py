@@ -340,6 +340,25 @@ def test_safetensors_round_trip_and_list(tmp_path, weights_home):
     assert [(c.framework, c.path.name) for c in cached_weights()] == [("torchvision", "resnet18-f37072fd.pth")]
 
 
+def test_a_file_written_by_the_safetensors_library_reads_exactly():
+    """tests/golden/written_by_safetensors_0.8.0.safetensors: written by the safetensors library itself
+    (safetensors.torch.save_file, metadata {"format": "pt"}), not by xfbench's writer, so the reader is held to the
+    real format (its header's order and padding, every dtype a state dict holds, bfloat16 widened to float32)."""
+    back = read_safetensors(Path(__file__).parent / "golden" / "written_by_safetensors_0.8.0.safetensors")
+    expected = {
+        "features.0.weight": np.arange(24, dtype=np.float32).reshape(2, 3, 2, 2) / np.float32(7),
+        "features.1.num_batches_tracked": np.array(5, np.int64),
+        "half": np.array([0.5, -1.25, 3.0], np.float16),
+        "brain": np.array([1.5, -2.0, 0.25], np.float32),  # bfloat16 in the file: these values exactly
+        "mask": np.array([True, False]),
+        "scalar": np.array(0.1, np.float64),
+    }
+    assert sorted(back) == sorted(expected)
+    for name, value in expected.items():
+        assert back[name].dtype == value.dtype and back[name].shape == value.shape, name
+        assert np.array_equal(back[name], value), name
+
+
 def _final_rows(run_dir: Path):
     frame = read_results(run_dir)
     return frame[frame["test_acc"].notna()].sort_values(["backend", "seed"])
