@@ -1,8 +1,10 @@
 """S2 with scikit-learn: features from a backbone layer, a classical classifier on top.
 
 Features are cached per (backbone, layer, pooling, task, backend) under the cache directory, so several heads
-(one trial each) reuse one extraction. The row's ``epoch_time_s`` is the head's fit time and ``samples_per_s``
-the feature-extraction throughput; ``details_json`` says so, with the feature size and the head.
+(one trial each) reuse one extraction. The row's ``epoch_time_s`` is the backend's feature extraction (train,
+validation and test splits) and ``samples_per_s`` its throughput, both empty where the features came from the cache;
+the head's fit, scikit-learn's in every backend, is ``details_json``'s ``fit_time_s``, beside the feature size and
+the head.
 """
 
 from __future__ import annotations
