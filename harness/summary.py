@@ -109,7 +109,26 @@ def framework_versions(frame: pd.DataFrame) -> dict[str, str]:
     if not len(frame):
         return {}
     recorded = frame[frame["framework_version"].fillna("").astype(str) != ""]
-    return {str(k): str(v) for k, v in recorded.groupby("backend")["framework_version"].first().items()}
+    versions = {str(k): str(v) for k, v in recorded.groupby("backend")["framework_version"].first().items()}
+    # deep_features' heads are scikit-learn's in every backend: its version decides their accuracy too
+    learn = sorted({str(v) for v in detail_values(frame, "scikit_learn_version")})
+    return versions | ({"scikit-learn": ",".join(learn)} if learn else {})
+
+
+def detail_values(frame: pd.DataFrame, key: str) -> list[Any]:
+    """``key``'s value in each row's ``details_json`` that has it (a deep_features row's scikit-learn version, its
+    extractor's warm-up seconds)."""
+    if "details_json" not in frame.columns or not len(frame):
+        return []
+    values = []
+    for text in frame["details_json"].dropna():
+        try:
+            details = json.loads(text) if text else {}
+        except (TypeError, ValueError):  # an edited table's: it tells nothing
+            continue
+        if isinstance(details, dict) and key in details:
+            values.append(details[key])
+    return values
 
 
 def trained_rows(frame: pd.DataFrame) -> pd.DataFrame:
@@ -316,10 +335,14 @@ def _most(group: pd.DataFrame, column: str) -> float:
 
 
 def _warmup_seconds(group: pd.DataFrame) -> float:
-    """Median training seconds of the case's warm-up epochs (tracing, compiling, caches), NaN when none ran."""
-    warm = trained_rows(group)
-    warm = warm[warm["warmup"] == True] if len(warm) else warm  # noqa: E712 (nullable booleans)
-    return float(warm["epoch_time_s"].median()) if len(warm) else math.nan
+    """Median training seconds of the case's warm-up epochs (tracing, compiling, caches), NaN when none ran;
+    deep_features (no epochs): the median of its extractor's warm-up seconds."""
+    trained = trained_rows(group)
+    warm = trained[trained["warmup"] == True] if len(trained) else trained  # noqa: E712 (nullable booleans)
+    if len(warm):
+        return float(warm["epoch_time_s"].median())
+    extractions = [float(s) for s in detail_values(trained, "extraction_warmup_s") if s is not None]
+    return float(np.median(extractions)) if extractions else math.nan
 
 
 def _not_ok(finals: pd.DataFrame, named: bool) -> pd.DataFrame:

@@ -108,11 +108,29 @@ def test_features_are_keyed_by_the_precision_they_were_extracted_in():
     keys = {features_task_key(replace(_target(), runtime=RuntimeOptions(precision=p)), digits) for p in PRECISIONS}
     assert len(keys) == len(PRECISIONS)
     assert features_task_key(_target(), digits) == features_task_key(replace(_target(), seed=1), digits)  # not seed
-    # TF32 on a GPU extracts other features; the key of those made without it is as it was
+    # TF32 on a GPU extracts other features (and a GPU other bits than the CPU: keyed below)
     on_gpu = {
         features_task_key(replace(_target(), runtime=RuntimeOptions(device="gpu", tf32=t)), digits) for t in (0, 1)
     }
-    assert len(on_gpu) == 2 and features_task_key(_target(), digits) in on_gpu
+    assert len(on_gpu) == 2 and features_task_key(_target(), digits) not in on_gpu
+
+
+def test_features_are_keyed_by_how_the_extractor_ran_where_its_backend_applies_it():
+    """A --jit-compile deep_features trial read features extracted without XLA (other bits) from the cache, and
+    recorded XLA as applied, with no extraction timed. A setting the backend does not apply (XLA on torch) leaves
+    the key as it was, as do the defaults (files made before keep their key)."""
+    from harness.data import load_dataset
+    from harness.strategies.deep_features import features_task_key
+
+    digits = load_dataset("digits")
+    plain = features_task_key(_target(), digits)
+    tf_modes = [RuntimeOptions(jit_compile=True), RuntimeOptions(device="gpu")]
+    keys = {features_task_key(replace(_target(), runtime=r), digits) for r in tf_modes}
+    assert len(keys) == 2 and plain not in keys
+    on_torch = replace(_target(), backend="torch")
+    assert features_task_key(replace(on_torch, runtime=RuntimeOptions(jit_compile=True)), digits) == plain
+    compiled = replace(on_torch, runtime=RuntimeOptions(torch_compile=True))
+    assert features_task_key(compiled, digits) != plain
 
 
 def test_features_are_keyed_by_the_data_they_were_extracted_from():

@@ -184,6 +184,27 @@ def test_the_warm_up_epochs_seconds_stand_beside_the_steady_epoch_time_in_both_p
     assert cells == {REFERENCE_BACKEND: "10.00", "tensorflow": "30.50"}
 
 
+def test_deep_features_extractor_warm_up_and_scikit_learn_version_are_reported():
+    """deep_features has no warm-up epoch: its extractor's one-off tracing or compiling (extraction_warmup_s in the
+    row's details) was recorded nowhere and its warm-up cell read n/a; the scikit-learn that fits its heads stands in
+    run.json's framework versions beside the backends' (compare warns when it differs)."""
+    from harness.summary import framework_versions
+
+    rows = []
+    for backend, warmups in (("torch", (0.2, 0.4)), ("tensorflow", (1.0, 3.0))):
+        for seed, warmup in enumerate(warmups):
+            row = _rows(backend, "cnn_small", 0.9, 0.01, seeds=1)[-1]
+            details = {"extraction_warmup_s": warmup, "scikit_learn_version": "1.9.1", "features_cached": False}
+            row.update(strategy="deep_features", trial_id=f"df-{backend}-{seed}", seed=seed, phase="sklearn", epoch=1)
+            row.update(warmup=False, details_json=json.dumps(details), framework_version=f"{backend}-v")
+            rows.append(row)
+    frame = to_frame(rows)
+    (table,) = [t for t in reporting.run_tables(summarize(frame)) if t.name == "per_backend"]
+    cells = {row[1]: row[table.header.index("warm-up s")] for row in table.rows}
+    assert cells == {"torch": "0.30", "tensorflow": "2.00"}  # the medians over each backend's trials
+    assert framework_versions(frame) == {"torch": "torch-v", "tensorflow": "tensorflow-v", "scikit-learn": "1.9.1"}
+
+
 def test_a_warm_up_only_case_is_timed_by_each_trials_last_attempt():
     """One epoch per trial and a retried trial: its first attempt's ok warm-up epoch (90 s, then the trial failed)
     is no more part of the timing than a retried trial's steady epochs are."""

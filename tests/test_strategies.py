@@ -182,6 +182,9 @@ def test_deep_features_with_scikit_learn_heads_reach_their_floor(workers, cache,
     """This backbone (cnn_small, 8 epochs of momentum SGD on all of digits, seed 0) measured 0.9556 (rbf_svc),
     0.9667 (random_forest) and 0.9806 (linear_svc), identical in both backends (2026-12-02): the floor sits 5 pp
     below the lowest, rounded down to the percent, as the suites' floors do."""
+    import sklearn
+
+    sklearn_version = sklearn.__version__
     accs, speeds, times = {}, {}, {}
     for head in ("linear_svc", "random_forest", "rbf_svc"):
         trial = TrialConfig(
@@ -214,6 +217,12 @@ def test_deep_features_with_scikit_learn_heads_reach_their_floor(workers, cache,
         speeds[head] = rows[-1]["samples_per_s"]
         times[head] = rows[-1]["epoch_time_s"]
         assert details["fit_time_s"] > 0  # scikit-learn's fit, the same code in both backends: not the row's time
+        # what ran after the extraction, the head's fit among it: the row's time span ends where the extraction
+        # did (it was 0, so the span covered the head's fit instead)
+        assert rows[-1]["eval_time_s"] >= details["fit_time_s"]
+        assert details["scikit_learn_version"] == sklearn_version
+        # the extractor's one-off tracing is recorded apart, where it ran (a cached file had no extraction)
+        assert (details.get("extraction_warmup_s", 0) > 0) == (not details["features_cached"])
     assert min(accs.values()) >= 0.90, accs
     # only an extracting trial reports an extraction speed; the second head's came from the cache, measured elsewhere
     assert speeds["linear_svc"] > 0 and math.isnan(speeds["random_forest"]) and speeds["rbf_svc"] > 0

@@ -13,7 +13,7 @@ import hashlib
 import json
 import math
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,7 +21,9 @@ import numpy as np
 
 from harness.backbone import cache_root
 from harness.backbone import features_file as backbone_features_file
+from harness.backend import honoured_runtime
 from harness.checkpoints import save_npz_atomically
+from harness.config import RuntimeOptions
 from harness.data.registry import Dataset, data_fingerprint
 from harness.model_cost import forward_macs_to
 from harness.strategies.reuse import start_from_backbone, weights_columns
@@ -30,6 +32,13 @@ from harness.training import EpochRecord
 if TYPE_CHECKING:
     from harness.config import TrialConfig
     from harness.strategies import StrategyContext
+
+
+def sklearn_version() -> str:
+    """The scikit-learn that fits every deep_features head (run.json's framework_versions names it)."""
+    import sklearn
+
+    return str(sklearn.__version__)
 
 
 def make_head(name: str, seed: int, threads: int):
@@ -43,9 +52,10 @@ def make_head(name: str, seed: int, threads: int):
     if name == "random_forest":
         return RandomForestClassifier(n_estimators=200, random_state=seed, n_jobs=threads)
     model = {
-        "linear_svc": LinearSVC(C=1.0, max_iter=5000, random_state=seed),
-        "rbf_svc": SVC(kernel="rbf", C=1.0),
-        "logistic_regression": LogisticRegression(max_iter=2000),
+        # defaults that changed between scikit-learn versions set explicitly (LinearSVC's dual was True before 1.5)
+        "linear_svc": LinearSVC(C=1.0, dual="auto", max_iter=5000, random_state=seed),
+        "rbf_svc": SVC(kernel="rbf", C=1.0, gamma="scale"),
+        "logistic_regression": LogisticRegression(solver="lbfgs", max_iter=2000),
     }[name]
     return make_pipeline(StandardScaler(), model)
 
@@ -72,6 +82,9 @@ def features_task_key(cfg: TrialConfig, dataset: Dataset) -> str:
         "precision": cfg.runtime.precision,
         "input": asdict(cfg.input),
         **({"tf32": True} if cfg.runtime.computes_tf32 else {}),  # files made without TF32 keep their key
+        # how the extractor ran where it changes the features' bits (XLA's kernels, a compiled or channels_last
+        # torch model, another device) and the extraction's speed; files made with the defaults keep their key
+        **({"modes": modes} if (modes := extraction_modes(cfg)) else {}),
     }
     return hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()[:8]
 
@@ -85,40 +98,69 @@ def _features_cache(ctx: StrategyContext, backbone_key: str, layer: str) -> Path
     return cache_root(cfg) / "features" / name
 
 
-def _warm_extractor(ctx: StrategyContext, splits: tuple[np.ndarray, ...], layer: str) -> None:
-    """One batch of each size the extraction will see, untimed: a framework traces or compiles its extractor once
-    (TensorFlow for any batch size, a compiled torch model per shape), and that one-off cost is warm-up, not the
-    extraction throughput the row reports. The backends keep the extractor for the timed call."""
+EXTRACTION_MODES = ("jit_compile", "torch_compile", "channels_last", "device", "cudnn_autotune", "deterministic")
+
+
+def extraction_modes(cfg: TrialConfig) -> dict[str, Any]:
+    """The runtime settings away from their defaults that the trial's backend applies to its extractor."""
+    honoured, default = honoured_runtime(cfg.runtime, cfg.backend), RuntimeOptions()
+    return {
+        name: getattr(honoured, name) for name in EXTRACTION_MODES if getattr(honoured, name) != getattr(default, name)
+    }
+
+
+def _warm_extractor(ctx: StrategyContext, splits: tuple[np.ndarray, ...], layer: str) -> float:
+    """One batch of each size the extraction will see, apart from the extraction's time: a framework traces or
+    compiles its extractor once (TensorFlow for any batch size, a compiled torch model per shape), and that one-off
+    cost is warm-up, not the extraction throughput the row reports; its seconds are returned, for the row's
+    details. The backends keep the extractor for the timed call."""
     size = ctx.config.eval_batch_size
+    start = time.perf_counter()
     for x in splits:
         for batch in sorted({min(len(x), size), len(x) % size} - {0}):
             ctx.backend.extract_features(x[:batch], layer, size)
+    return time.perf_counter() - start
 
 
 SPLITS = ("train", "val", "test")
 
 
-def _features(ctx: StrategyContext, data: Any, layer: str, cache: Path) -> tuple[dict[str, Any], float, float, float]:
-    """Each split's features, by name (SPLITS), the extraction's seconds and samples/s (NaN when read from the
-    cache), and the cached file's own samples/s (NaN when extracted now)."""
+@dataclass(frozen=True)
+class _Extraction:
+    """Each split's features, by name (SPLITS); the extraction's seconds, samples/s and warm-up seconds (NaN when
+    read from the cache); the cached file's own samples/s (NaN when extracted now); when the features were ready
+    (time.perf_counter)."""
+
+    features: dict[str, Any]
+    seconds: float
+    samples_per_s: float
+    warmup_s: float
+    cached_samples_per_s: float
+    ready: float
+
+
+def _features(ctx: StrategyContext, data: Any, layer: str, cache: Path) -> _Extraction:
     cfg, t = ctx.config, ctx.config.transfer
     if cache.is_file():
         with np.load(cache, allow_pickle=False) as stored:
             # Not measured here: the file may come from another run, machine or load. The row's speed stays empty;
             # the cached figure goes to details_json for whoever wants it.
             if set(SPLITS) <= set(stored.files):  # a file of an older xfbench held no validation features
-                return {s: stored[s] for s in SPLITS}, math.nan, math.nan, float(stored["samples_per_s"])
+                features = {s: stored[s] for s in SPLITS}
+                cached_sps = float(stored["samples_per_s"])
+                return _Extraction(features, math.nan, math.nan, math.nan, cached_sps, time.perf_counter())
     inputs = {"train": data.x_train, "val": data.x_val, "test": data.x_test}
-    _warm_extractor(ctx, tuple(inputs.values()), layer)
+    warmup_s = _warm_extractor(ctx, tuple(inputs.values()), layer)
     start = time.perf_counter()
     features = {
         split: _pool(ctx.backend.extract_features(x, layer, cfg.eval_batch_size), t.feature_pool)
         for split, x in inputs.items()
     }
-    extract_s = time.perf_counter() - start
+    ready = time.perf_counter()
+    extract_s = ready - start
     extract_sps = sum(len(f) for f in features.values()) / extract_s
     save_npz_atomically(cache, {**features, "samples_per_s": np.asarray(extract_sps)})
-    return features, extract_s, extract_sps, math.nan
+    return _Extraction(features, extract_s, extract_sps, warmup_s, math.nan, ready)
 
 
 def run(ctx: StrategyContext) -> str:
@@ -126,9 +168,8 @@ def run(ctx: StrategyContext) -> str:
     data, spec, details = start_from_backbone(ctx, "as_trained")
     layer = t.feature_layer or spec.inputs_of(len(spec.layers) - 1)[0]
     ctx.on_model(spec, forward_macs_to(spec, layer))  # its samples/s time the forward pass to the feature layer
-    features, extract_s, extract_sps, cached_sps = _features(
-        ctx, data, layer, _features_cache(ctx, details["backbone"], layer)
-    )
+    extraction = _features(ctx, data, layer, _features_cache(ctx, details["backbone"], layer))
+    features, extract_s, extract_sps = extraction.features, extraction.seconds, extraction.samples_per_s
     cached = math.isnan(extract_s)
     head = make_head(t.sklearn_head, cfg.seed, cfg.runtime.threads)
     fit_start = time.perf_counter()
@@ -145,11 +186,13 @@ def run(ctx: StrategyContext) -> str:
         head=t.sklearn_head,
         fit_time_s=fit_s,
         features_cached=cached,
-        **({"cached_extraction_samples_per_s": cached_sps} if cached else {}),
+        scikit_learn_version=sklearn_version(),
+        **({"cached_extraction_samples_per_s": extraction.cached_samples_per_s} if cached else {}),
+        **({} if cached else {"extraction_warmup_s": extraction.warmup_s}),
         columns="epoch_time_s = the backend's feature extraction (train, validation and test splits) and "
         "samples_per_s its "
-        "throughput, after a warm-up batch of each batch size (both empty when cached); the scikit-learn head's "
-        "fit, the same in every backend, is fit_time_s",
+        "throughput, after a warm-up batch of each batch size (tracing, compiling: extraction_warmup_s; all three "
+        "empty when cached); the scikit-learn head's fit, the same in every backend, is fit_time_s",
     )
     trainable, frozen = ctx.backend.parameter_counts()  # everything is frozen: the network only extracts
     ctx.sink(
@@ -162,7 +205,9 @@ def run(ctx: StrategyContext) -> str:
             val_acc=accuracy["val"],
             epoch_time_s=extract_s,  # the framework's work; the head's fit is scikit-learn's in every backend
             samples_per_s=extract_sps,
-            eval_time_s=0.0,
+            # what ran after the extraction (the cache's write, the head's fit and scoring), so that the rows' time
+            # spans (timestamp - eval_time_s - epoch_time_s) place the extraction where it ran
+            eval_time_s=time.perf_counter() - extraction.ready,
             warmup=False,
             lr=float("nan"),
             test_acc=accuracy["test"],
