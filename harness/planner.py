@@ -252,34 +252,36 @@ def _check_settings_beside_a_searched_optimizer(
 def _check_settings_beside_a_searched_schedule(
     overrides: Mapping[str, Any], space: SearchSpace, bases: Sequence[TrialConfig]
 ) -> None:
-    """A searched schedule that sets an optimizer value itself (onecycle cycles the momentum or Adam's beta1,
-    piecewise's values are the rates) would record the value given for the base, or the case's own, on its samples
-    and train them without it: --momentum 0.5 with schedule=choice:constant,onecycle."""
+    """A searched schedule that cycles the momentum itself (onecycle: the momentum, or Adam's beta1) would record the
+    value given for the base, or the case's own, on its samples and train them without it: --momentum 0.5 with
+    schedule=choice:constant,onecycle. (piecewise, whose values are the rates, cannot be searched beside a rate
+    without its values, which make the base piecewise: run's own check refuses the rate there.)"""
     domain = {canonical_path(path): d for path, d in space.params}.get("schedule.name")
-    if domain is None:
-        return
     names = [str(v) for v in domain.values] if isinstance(domain, Choice) else list(SET_BY_SCHEDULE)
-    for name in names:
-        for base in bases:
-            defaults = OptimizerConfig(name=base.optimizer.name).resolved()
-            own = {  # the case's own momentum or beta1 (not its rate: every case has one, which the others read)
-                path: getattr(base.optimizer.resolved(), path.removeprefix("optimizer."))
-                for path in SET_BY_SCHEDULE.get(name, ())
-                if path != "optimizer.lr" and reads_path(base, path)
-            }
-            own = {path: v for path, v in own.items() if v != getattr(defaults, path.removeprefix("optimizer."))}
-            unread = {path: overrides[path] for path in SET_BY_SCHEDULE.get(name, ()) if path in overrides} or own
-            if unread:
-                from harness.cli_options import override_flags  # it imports this module
+    if domain is None or "onecycle" not in names:
+        return
+    cycled = [path for path in SET_BY_SCHEDULE["onecycle"] if path != "optimizer.lr"]
+    for base in (b for b in bases if reads_path(b, "schedule.name")):  # the others are refused for the space
+        defaults, own = OptimizerConfig(name=base.optimizer.name).resolved(), base.optimizer.resolved()
+        read = [path for path in cycled if reads_path(base, path)]
+        given = {path: overrides[path] for path in read if path in overrides}
+        set_by_case = {
+            path: getattr(own, field)
+            for path in read
+            if getattr(own, field := path.removeprefix("optimizer.")) != getattr(defaults, field)
+        }
+        unread = given or set_by_case
+        if unread:
+            from harness.cli_options import override_flags  # it imports this module
 
-                said = ", ".join(f"{path}={value!r}" for path, value in unread.items())
-                source = f"given as {', '.join(override_flags(list(unread)))}" if unread is not own else base.case_id
-                raise InputError(
-                    f"Expected no {' / '.join(unread)} beside a searched schedule that includes {name}: its samples "
-                    f"set {'the rates' if name == 'piecewise' else 'the momentum'} themselves, so they would record "
-                    f"the value and train without it. Received: {said} ({source}). Drop it, or search the schedules in "
-                    f"separate runs (--schedule {name} in one, the value in the other)."
-                )
+            said = ", ".join(f"{path}={value!r}" for path, value in unread.items())
+            source = f"given as {', '.join(override_flags(list(given)))}" if given else base.case_id
+            raise InputError(
+                f"Expected no {' / '.join(unread)} beside a searched schedule that includes onecycle: its samples "
+                f"cycle the momentum themselves, so they would record the value and train without it. Received: "
+                f"{said} ({source}). Drop it, or search the schedules in separate runs (--schedule onecycle in one, "
+                "the value in the other)."
+            )
 
 
 def _own_optimizer_settings(base: TrialConfig, searched: set[str]) -> dict[str, Any]:

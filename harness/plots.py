@@ -384,7 +384,10 @@ def history(series: pd.DataFrame, marks: HistoryMarks, metric: str, kind: str) -
     ax.grid(alpha=0.3)
     whys = set(marks.untimed.values())
     warmup = "+: its trials ran one epoch, warm-up, nothing steady to time; " if WARMUP_ONLY in whys else ""
-    warmup += "◇: its trials ended ok with nothing timed (features from the cache); " if whys - {WARMUP_ONLY} else ""
+    # "not timed" or "not timed (features from the cache)": the reason in brackets where the cells give one
+    untimed = sorted(why.removeprefix("not timed").strip() for why in whys - {WARMUP_ONLY})
+    said = " ".join(["◇: its trials ended ok with nothing timed", " or ".join(u for u in untimed if u)]).strip()
+    warmup += f"{said}; " if untimed else ""
     title = (
         f"red circle: the case's {kind} regressed, as xfbench compare decides against the last run that ran it; red "
         f"square: fewer of its trials ended ok; ×: it ran, no trial ended ok; {warmup}2/3: the value covers the "

@@ -42,7 +42,7 @@ from harness.data.registry import (
 )
 from harness.data.tasks import TaskSpec, derive
 from harness.errors import InputError
-from harness.exactness import TRAINS_BATCHNORM, trains_batchnorm
+from harness.exactness import trains_batchnorm
 from harness.input_pipeline import check_input, transformed_shape
 from harness.model_cost import model_cost, training_memory_floor
 from harness.model_import import check_model_content, model_spec, parse_model_ref
@@ -215,21 +215,26 @@ def _provenance(dataset: Dataset) -> dict[str, str]:
 # --channels-last: it lays out the input batch too, a copy a network without convolutions still pays for (the speed
 # matrix times it on mlp).
 class _TrainedBatchNorm:
-    """The kind --bn-statistics needs: a BatchNorm layer in training mode (a frozen one uses its running statistics,
-    the same arithmetic in both frameworks, whatever the setting)."""
+    """The kind --bn-statistics, --bn-variance and --bn-decay need: a BatchNorm layer in training mode (a frozen one
+    normalises with its running statistics and never updates them, whatever these settings say)."""
 
 
+# BatchNorm's settings that act only where it trains (its epsilon acts in inference too)
+_TRAINING_BATCHNORM_SETTINGS = ("bn_statistics", "bn_running_variance", "bn_decay")
 _RUNTIME_LAYER_SETTINGS: dict[str, type] = {
     "bn_statistics": _TrainedBatchNorm,
     "dropout_rng": Dropout,
     "cudnn_autotune": Conv2D,
 }
-_LAYER_OF: dict[str, type] = {**LAYER_SETTINGS, **_RUNTIME_LAYER_SETTINGS}
+_LAYER_OF: dict[str, type] = {
+    **LAYER_SETTINGS,
+    **_RUNTIME_LAYER_SETTINGS,
+    **dict.fromkeys(_TRAINING_BATCHNORM_SETTINGS, _TrainedBatchNorm),
+}
 _HINTS = {
     **LAYER_HINTS,
     Conv2D: "convolution (pick a convolutional model: convnet3, cnn_small or a zoo model)",
-    _TrainedBatchNorm: "BatchNorm layer that trains (frozen ones run in inference mode, on their running statistics, "
-    "which --bn-statistics leaves alone)",
+    _TrainedBatchNorm: LAYER_HINTS[BatchNorm],
 }
 
 
@@ -243,6 +248,7 @@ class _ModelOptionUse:
         self._set: dict[str, tuple[Any, set[str]]] = {}  # option -> (a value it was set to, the models it was set on)
         self._layers: set[type] = set()  # the kinds of layer some network of the run has
         self._idle_dropout: dict[str, str] = {}  # model -> why its dropout layers drop nothing
+        self._frozen_batchnorm: set[str] = set()  # models with BatchNorm layers, none of which trains
 
     def note(self, trial: TrialConfig, spec: ModelSpec) -> None:
         # deep_features from pretrained weights only extracts features: no layer of it trains, so none is met;
@@ -257,6 +263,8 @@ class _ModelOptionUse:
         has_bn = any(isinstance(layer, BatchNorm) for layer in spec.layers)
         if trains_batchnorm(trial, spec) or (has_bn and not uses_pretrained(trial)):
             self._layers.add(_TrainedBatchNorm)
+        elif has_bn:
+            self._frozen_batchnorm.add(trial.model)
         default = RuntimeOptions()
         changed = {
             name: value
@@ -286,10 +294,16 @@ class _ModelOptionUse:
         )
 
     def _lacking(self, kind: type, models: set[str]) -> str:
-        """What the networks lack, said as it is: dropout layers they have that drop nothing are named so."""
+        """What the networks lack, said as it is: dropout layers they have that drop nothing, and BatchNorm layers
+        that never train, are named so."""
         idle = sorted({self._idle_dropout[m] for m in models if m in self._idle_dropout}) if kind is Dropout else []
         if idle:
             return f"dropout layer that drops anything (its dropout layers are {' or '.join(idle)})"
+        if kind is _TrainedBatchNorm and models & self._frozen_batchnorm:
+            return (
+                "BatchNorm layer that trains (its BatchNorm layers are all frozen: in inference mode they normalise "
+                "with their running statistics and never update them, whatever this setting says)"
+            )
         return str(_HINTS[kind])
 
 
@@ -817,7 +831,7 @@ def _check_one_sample_batchnorm(trial: TrialConfig, spec: ModelSpec, train_sampl
     (after a Dense layer) or 1x1 maps (ResNet-18's last stage at 32x32): PyTorch refuses to train on it, TensorFlow's
     unbiased variance of it divides by zero. Larger maps give a value per position. A training set of one sample
     batches one sample whatever the batch size; epoch_batches never leaves a last batch of one otherwise."""
-    if min(trial.batch_size, train_samples) != 1 or trial.strategy not in TRAINS_BATCHNORM:
+    if min(trial.batch_size, train_samples) != 1 or not trains_batchnorm(trial, spec):  # frozen: inference mode
         return
     shapes = infer_shapes(spec)
     single = [

@@ -163,11 +163,14 @@ def write_safetensors(path: str | Path, tensors: Mapping[str, np.ndarray]) -> No
     Path(path).write_bytes(struct.pack("<Q", len(encoded)) + encoded + b"".join(chunks))
 
 
-def _input_size_hint(expected: tuple[int, ...], received: tuple[int, ...]) -> str:
-    """A dense kernel whose width alone differs may follow a Flatten, whose output grows with the input size: Keras'
-    VGG16 file (fc1 of 25088 = 7 x 7 x 512 inputs at 224 x 224) read at --input-size 64 was told to pass another
-    model or file."""
-    if len(expected) != 2 or len(received) != 2 or sum(e != r for e, r in zip(expected, received, strict=True)) != 1:
+def input_size_hint(expected: tuple[int, ...], received: tuple[int, ...], inputs_axis: int = 0) -> str:
+    """A dense kernel whose inputs alone differ (axis ``inputs_axis``: 0 in Keras' and the neutral layout, 1 in a
+    torch Linear's weight) may follow a Flatten, whose output grows with the input size: Keras' VGG16 file (fc1 of
+    25088 = 7 x 7 x 512 inputs at 224 x 224) read at --input-size 64 was told to pass another model or file."""
+    if len(expected) != 2 or len(received) != 2:
+        return ""
+    outputs_axis = 1 - inputs_axis
+    if expected[outputs_axis] != received[outputs_axis] or expected[inputs_axis] == received[inputs_axis]:
         return ""
     return (
         " If it is a dense layer after a Flatten (VGG's first fully connected layer), its inputs follow the input "
@@ -192,7 +195,7 @@ def check_tensor_shapes(
             raise BadWeightsError(
                 f"Expected tensor {name!r} of shape {tuple(shape)} in {source} for {architecture}. Received: shape "
                 f"{tuple(received[name])}. Pass the matching --model (and its options), or the matching file."
-                + _input_size_hint(tuple(shape), tuple(received[name]))
+                + input_size_hint(tuple(shape), tuple(received[name]), 1 if name.endswith(".weight") else 0)
             )
     extra = [name for name in received if name not in expected]
     if extra:

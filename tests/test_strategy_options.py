@@ -141,8 +141,10 @@ def test_a_runtime_setting_of_a_kind_of_layer_is_refused_where_no_network_has_on
 
     plain = replace(SCRATCH, model="mlp", model_options=ModelOptions(hidden=(32,)), runtime=RuntimeOptions(**setting))
     (name, value), *_ = setting.items()
-    with pytest.raises(InputError, match=f"Received: {name}='{value}' on mlp, which has no {layer}"):
+    with pytest.raises(InputError, match=f"Received: {name}='{value}' on mlp, which has no {layer}") as refused:
         preflight([plain], None, download=False)
+    if name == "bn_statistics":  # a network without BatchNorm is told how to add some
+        assert "(--batchnorm before|after adds them to mlp, convnet3 and cnn_small)" in str(refused.value)
     preflight([plain], None, download=False, resumed=True)
     with_layer = ModelOptions(hidden=(32,), batchnorm="after", dropout=0.2)
     preflight([replace(plain, model_options=with_layer)], None, download=False)
@@ -175,22 +177,29 @@ def test_float64_batchnorm_statistics_are_refused_where_every_batchnorm_layer_is
     from harness.weights import initial_weights
 
     options = ModelOptions(batchnorm="after")
-    spec = build_spec("convnet3", (8, 8, 1), 10, options)
-    save_checkpoint(tmp_path / "convnet3.npz", spec, initial_weights(spec, "he_normal", 0), {})
     epochs = 1 if strategy == "deep_features" else 2
-    weights = TransferOptions(weights_file=str(tmp_path / "convnet3.npz"), **transfer)
     trial = replace(SCRATCH, strategy=strategy, model="convnet3", model_options=options, epochs=epochs)
-    float32 = replace(trial, transfer=weights)
-    assert bool(inexact_reasons(float32, spec)) == trains  # what the rows' inexact column says
-    float64 = replace(float32, runtime=RuntimeOptions(bn_statistics="float64"))
-    if trains:
-        preflight([float64], None, download=False, cache_dir=tmp_path / "cache")
-    else:
-        with pytest.raises(InputError, match="on convnet3, which has no BatchNorm layer that trains"):
-            preflight([float64], None, download=False, cache_dir=tmp_path / "cache")
-    # from a backbone this run pretrains: the pretrain trial trains every BatchNorm layer
-    own = replace(float64, transfer=TransferOptions(**transfer))
-    preflight([own], None, download=False, cache_dir=tmp_path / "cache")
+    # what a frozen layer never does: train-mode statistics, and update its running ones (decay, variance kind)
+    settings = [
+        replace(trial, runtime=RuntimeOptions(bn_statistics="float64")),
+        replace(trial, model_options=replace(options, bn_running_variance="biased")),
+        replace(trial, model_options=replace(options, bn_decay=0.5)),
+    ]
+    for number, setting in enumerate(settings):
+        spec = build_spec("convnet3", (8, 8, 1), 10, setting.model_options)  # a file of the very network
+        path = tmp_path / f"convnet3-{number}.npz"
+        save_checkpoint(path, spec, initial_weights(spec, "he_normal", 0), {})
+        given = replace(setting, transfer=TransferOptions(weights_file=str(path), **transfer))
+        assert bool(inexact_reasons(replace(given, runtime=RuntimeOptions()), spec)) == trains  # the inexact column
+        if trains:
+            preflight([given], None, download=False, cache_dir=tmp_path / "cache")
+        else:
+            frozen = "which has no BatchNorm layer that trains (its BatchNorm layers are all frozen"
+            with pytest.raises(InputError, match=re.escape(frozen)):
+                preflight([given], None, download=False, cache_dir=tmp_path / "cache")
+        # from a backbone this run pretrains: the pretrain trial trains every BatchNorm layer
+        own = replace(given, transfer=TransferOptions(**transfer))
+        preflight([own], None, download=False, cache_dir=tmp_path / "cache")
 
 
 def test_cudnn_autotuning_on_networks_without_a_convolution_is_refused():

@@ -376,6 +376,18 @@ def test_a_dense_kernel_of_another_width_is_told_the_input_size_may_be_why():
 
     with pytest.raises(BadWeightsError, match=r"shape \(25088, 4096\).*give the --input-size the file was saved at"):
         check_tensor_shapes({"fc1/kernel": (2048, 4096)}, {"fc1/kernel": (25088, 4096)}, "vgg16.weights.h5", "VGG16")
-    with pytest.raises(BadWeightsError) as other:
-        check_tensor_shapes({"conv/kernel": (3, 3, 3, 64)}, {"conv/kernel": (3, 3, 3, 32)}, "f.weights.h5", "Net")
-    assert "--input-size" not in str(other.value)
+    # a torch Linear's weight is (outputs, inputs)
+    with pytest.raises(BadWeightsError, match="give the --input-size"):
+        check_tensor_shapes({"fc.weight": (10, 2048)}, {"fc.weight": (10, 25088)}, "net.pth", "Net")
+    # another convolution, or a dense layer of other outputs (--hidden 256 against 128): not the input size
+    for expected, received in (((3, 3, 3, 64), (3, 3, 3, 32)), ((64, 128), (64, 256))):
+        with pytest.raises(BadWeightsError) as other:
+            check_tensor_shapes({"layer/kernel": expected}, {"layer/kernel": received}, "f.weights.h5", "Net")
+        assert "--input-size" not in str(other.value)
+
+
+def test_a_legacy_keras_file_saved_at_another_input_size_is_told_so(workers, tmp_path):
+    """A legacy .h5 (keras.applications' VGG16 download) is loaded by Keras itself, whose message names the dense
+    layer's shapes only: the hint follows it there too."""
+    message = workers["tensorflow"](probes.legacy_input_size_error, str(tmp_path / "net.h5"))
+    assert "named fc1" in message and "give the --input-size the file was saved at" in message, message

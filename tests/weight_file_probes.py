@@ -143,3 +143,27 @@ def small_net(num_classes: int = 10) -> object:
     return nn.Sequential(
         nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, num_classes)
     )
+
+
+def legacy_input_size_error(_backend: str, path: str) -> str:
+    """A legacy .h5 of a small Flatten -> Dense network saved at 16 x 16, loaded at 8 x 8 through the adapter's
+    legacy path (Keras loads it and names the layer): the error the user reads."""
+    import h5py
+    import keras
+    from keras.src.legacy.saving import legacy_h5_format
+
+    from backends.tensorflow.weight_files import _load_legacy
+    from harness.weight_files import BadWeightsError
+
+    def net(side: int) -> keras.Model:
+        inputs = keras.Input((side, side, 3))
+        x = keras.layers.Flatten()(keras.layers.Conv2D(4, 3, name="conv")(inputs))
+        return keras.Model(inputs, keras.layers.Dense(2, name="fc1")(x))
+
+    with h5py.File(path, "w") as handle:
+        legacy_h5_format.save_weights_to_hdf5_group(handle, net(16))
+    try:
+        _load_legacy(net(8), __import__("pathlib").Path(path), lambda: net(8))
+    except BadWeightsError as error:
+        return str(error)
+    return ""

@@ -217,6 +217,7 @@ class _FitFeed:
             return tf.Variable(tf.zeros([0, *shape], dtype), shape=[None, *shape], trainable=False)
 
         with tf.device("/CPU:0"):  # tf.data's functions run on the host and may read host variables only
+            self.steps = tf.Variable(tf.constant(0, tf.int64), trainable=False)
             self.indices, self.starts = held(tf.int32), held(tf.int64)
             self.rows, self.cols = held(tf.int64, int(x.shape[1])), held(tf.int64, int(x.shape[2]))
             self.per_step: list[tf.Variable] = []
@@ -228,6 +229,7 @@ class _FitFeed:
             with tf.device("/CPU:0"):
                 self.per_step = [held_like(values) for values in per_step]
             self.dataset = self._pipeline()
+        self.steps.assign(len(batches))
         self.indices.assign(np.concatenate(batches).astype(np.int32))
         self.starts.assign(np.cumsum([0, *(len(b) for b in batches)], dtype=np.int64))
         if views is not None:
@@ -238,9 +240,6 @@ class _FitFeed:
 
     def _pipeline(self) -> tf.data.Dataset:
         def element(i: tf.Tensor) -> tuple[tf.Tensor, ...]:
-            # fit takes exactly the epoch's steps; the elements prefetched past its end repeat the last batch
-            # and are dropped with the iterator.
-            i = tf.minimum(i, tf.shape(self.starts, out_type=tf.int64)[0] - 2)
             start, end = self.starts[i], self.starts[i + 1]
             idx = self.indices[start:end]
             xb = tf.gather(self.x, idx)
@@ -248,7 +247,9 @@ class _FitFeed:
                 xb = crop_flip(xb, self.rows[start:end], self.cols[start:end], *self.crop)
             return (xb, tf.gather(self.y, idx), *(variable[i] for variable in self.per_step))
 
-        return tf.data.Dataset.counter().map(element).prefetch(2).with_options(self.options)
+        # each iterator (one per fit call) ends after the epoch's steps: nothing is gathered past them
+        steps = tf.data.Dataset.counter().take_while(lambda i: i < self.steps)
+        return steps.map(element).prefetch(2).with_options(self.options)
 
 
 def held_like(values: np.ndarray) -> tf.Variable:

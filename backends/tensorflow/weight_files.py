@@ -36,7 +36,7 @@ from harness.pretrained import (
 )
 from harness.spec import ModelSpec
 from harness.truncated_weights import check_hdf5, hdf5_end_of_file
-from harness.weight_files import BadWeightsError, check_tensor_shapes
+from harness.weight_files import BadWeightsError, check_tensor_shapes, input_size_hint
 from harness.weights_fit import keras_name
 
 SOURCE = "keras.applications"
@@ -227,8 +227,20 @@ def _load_legacy(model: keras.Model, path: Path, rgb: Any) -> keras.Model:
         channels = model.inputs[0].shape[-1]
         if channels != 3 and _loads(rgb(), path):
             raise channels_error(path.name, 3, channels) from None
-        raise BadWeightsError(f"Expected weights that fit {model.name} in {path.name}. Received: {exc}") from None
+        raise BadWeightsError(
+            f"Expected weights that fit {model.name} in {path.name}. Received: {exc}" + _legacy_input_size_hint(exc)
+        ) from None
     return model
+
+
+def _legacy_input_size_hint(exc: Exception) -> str:
+    """weight_files.input_size_hint for Keras' own words: "Weight expects shape (144, 5). Received saved weight
+    with shape (784, 5)" (a legacy .h5, VGG16's as keras.applications downloads it, loaded by Keras itself)."""
+    found = re.search(r"expects shape \(([\d, ]+)\)\. Received saved weight with shape \(([\d, ]+)\)", str(exc))
+    if found is None:
+        return ""
+    expected, received = (tuple(int(n) for n in group.split(",") if n.strip()) for group in found.groups())
+    return input_size_hint(expected, received)
 
 
 def _loads(model: keras.Model, path: Path) -> bool:
