@@ -225,11 +225,13 @@ def backend_capabilities(name: str) -> frozenset[str]:
 
 def check_programs(trials: Sequence[TrialConfig], environ: Mapping[str, str]) -> None:
     """Raise InputError for the first trial whose runtime option needs a program (a C++ compiler for torch.compile
-    on CPUs) that ``environ``'s PATH does not have: declared in ``backends/<name>/capabilities.py`` ``PROGRAMS``. For a
-    run on this machine: a cluster's nodes are not this machine."""
+    on CPUs, a C compiler on GPUs) that ``environ``'s PATH does not have: declared in
+    ``backends/<name>/capabilities.py`` ``PROGRAMS``. For a run on this machine: a cluster's nodes are not this
+    machine."""
     for trial in trials:
         programs = getattr(capabilities_module(trial.backend), "PROGRAMS", {})
-        for option, (variable, default, devices, why) in programs.items():
+        needed = [(option, *need) for option, needs in programs.items() for need in needs]
+        for option, variable, default, devices, why in needed:
             if not getattr(trial.runtime, option) or trial.runtime.device not in devices:
                 continue
             program = environ.get(variable) or default

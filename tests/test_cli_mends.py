@@ -318,8 +318,16 @@ def test_torch_compile_on_cpus_without_a_cpp_compiler_is_refused_before_ray(tmp_
     check_programs([compiled], {"PATH": str(compiler.parent)})  # $CXX unset: g++ on PATH
     with pytest.raises(Exception, match="Received: no 'g\\+\\+' on PATH"):
         check_programs([compiled], {"PATH": str(tmp_path)})
+    check_programs([trial], {"PATH": str(tmp_path)})  # no compile: no compiler
+    # on a GPU, Triton compiles its CUDA launcher with $CC, else gcc (else clang): a C compiler, not g++
     on_gpu = dataclasses.replace(compiled, runtime=dataclasses.replace(compiled.runtime, device="gpu"))
-    check_programs([on_gpu, trial], {"PATH": str(tmp_path)})  # Triton's kernels on a GPU; no compile: no compiler
+    with pytest.raises(
+        Exception, match="Expected the program \\$CC names, else gcc, on this machine for --torch-compile on gpu"
+    ):
+        check_programs([on_gpu], {"PATH": str(compiler.parent)})
+    (compiler.parent / "gcc").write_text("#!/bin/sh\n")
+    (compiler.parent / "gcc").chmod(0o755)
+    check_programs([on_gpu], {"PATH": str(compiler.parent)})
 
 
 def test_onecycles_momenta_for_an_optimizer_without_momentum_are_refused(capsys, tmp_path, no_ray):

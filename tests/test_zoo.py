@@ -233,3 +233,14 @@ def test_mobilenet_v2_gradients_are_as_close_to_float64_in_tensorflow_as_in_pyto
         tf_error = float(np.max(np.abs(weights[key] - stepped[key] - g))) / scale
         torch_error = float(np.max(np.abs(torch32[key] - g))) / scale
         assert tf_error <= 2 * torch_error + 1e-6, f"{key}: TF {tf_error:.1e} vs PyTorch {torch_error:.1e} of float64"
+
+
+def test_an_adaptive_pool_over_a_map_of_its_own_size_is_built_as_the_map_itself(workers):
+    """torch's AdaptiveAvgPool2d has no deterministic CUDA backward: --deterministic on a GPU failed alexnet_tv and
+    VGG at 224 x 224, whose maps are already the pool's 6 x 6 and 7 x 7. Where every window is one position the
+    module is the identity (the same values, exactly); elsewhere the adaptive pool stays."""
+    import zoo_probes
+
+    for size, built in ((32, "Identity"), (64, "AdaptiveAvgPool2d")):  # a 1 x 1 map, then a 2 x 2 one
+        spec = build_spec("mobilenet_v2", (size, size, 3), 10, ModelOptions(width_multiplier=0.25))
+        assert workers["torch"](zoo_probes.adaptive_pool_module, spec, "avgpool") == built

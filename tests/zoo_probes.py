@@ -36,3 +36,13 @@ def torch_kernel_gradients(
         exported = export_weights(module, spec)  # (as float32: 6e-8 relative, far below what is compared)
         out[str(dtype).split(".")[1]] = {k: v.astype(np.float64) for k, v in exported.items() if k.endswith("/kernel")}
     return out
+
+
+def adaptive_pool_module(name: str, spec: ModelSpec, layer: str) -> str:
+    """The class of the torch module the backend builds for ``spec``'s adaptive pool ``layer``."""
+    from backends.torch.model import layer_module
+    from harness.weights import initial_weights
+
+    backend = load_backend(name, RuntimeOptions(threads=1))
+    backend.build(spec, initial_weights(spec, "he_normal", 0), seed=0)
+    return type(layer_module(backend.module, layer)).__name__

@@ -44,7 +44,9 @@ def configure_runtime(runtime: RuntimeOptions) -> None:
     if runtime.device == "gpu":
         if not gpus:
             raise RuntimeError(
-                "Expected a GPU for device='gpu'. Received: TensorFlow sees none. Run with --gpus-per-trial 0."
+                "Expected a GPU for device='gpu'. Received: TensorFlow sees none. Its wheel finds a GPU only with the "
+                "CUDA 12 libraries (`pip install 'tensorflow[and-cuda]==2.21.*'` into xfbench's environment adds them; "
+                "torch brings its own); on a machine without a GPU, run with --gpus-per-trial 0."
             )
         for gpu in gpus:
             try:

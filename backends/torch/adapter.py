@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import math
 from collections.abc import Callable, Collection, Mapping, Sequence
 
@@ -51,6 +52,10 @@ class TorchBackend:
                     "Expected a CUDA GPU for device='gpu'. Received: torch sees none. Run with --gpus-per-trial 0."
                 )
             self.device = torch.device("cuda")
+            # A warm worker's earlier trial left its tensors to the collector and its blocks in the caching
+            # allocator's reserve, which another trial sharing the GPU (--gpus-per-trial 0.5) could not use.
+            gc.collect()
+            torch.cuda.empty_cache()
         else:
             self.device = torch.device("cpu")
         # torch picks cuDNN's convolution algorithms by heuristics unless told to time them; TensorFlow times them
@@ -146,7 +151,9 @@ class TorchBackend:
         run = self._extractors[layer].eval()
         dtype = self._variable_dtype()  # float32 for float32 and mixed runs, float64 for float64
         xt = self._images(x)
-        out = self._logits(xt, batch_size, lambda s: run(xt[s]).to(dtype))
+        # each batch's features to the host as it comes, as TensorFlow's: joined on the device, a split's feature maps
+        # were held there twice (the batches, then their concatenation; 37 GiB for vgg11_bn's on CIFAR-10)
+        out = np.concatenate(over_batches(len(xt), batch_size, lambda s: run(xt[s]).to(dtype).cpu().numpy()))
         if out.ndim == 4:
             return np.ascontiguousarray(out.transpose(0, 2, 3, 1))  # NCHW -> neutral NHWC
         origin = infer_shapes(self._spec)[layer].flattened_from if self._spec is not None else None
