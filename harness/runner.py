@@ -57,6 +57,7 @@ from harness.scheduler import (
     ray_session,
     run_search,
     run_trials,
+    signals_held,
 )
 from harness.stages import STAGE_FINAL, STAGE_PRETRAIN, STAGE_SEARCH, STAGE_TRIALS
 from harness.summary import (
@@ -260,10 +261,26 @@ class _RunContext:
         from harness.backbone import pretrain_trials
 
         label = STAGE_PRETRAIN if stage == STAGE_TRIALS else f"{STAGE_PRETRAIN}-{stage}"
-        untrained = self.pretrain(pretrain_trials(trials), schedule, label)
+        untrained = self.pretrain(pretrain_trials(trials) + self._cut_short_pretrains(trials), schedule, label)
         skipped = {t.trial_id: untrained[k] for t in trials if (k := _backbone_key(t)) in untrained}
         self.skip([t for t in trials if t.trial_id in skipped], stage, skipped)
         self.schedule([t for t in trials if t.trial_id not in skipped], stage, schedule)
+
+    def _cut_short_pretrains(self, trials: list[TrialConfig]) -> list[TrialConfig]:
+        """The run's recorded pretrain trials for ``trials`` that left no rows though their backbone is cached: one
+        cut short after it saved its checkpoint (before its rows reached the driver) would otherwise never run
+        again, its source phase missing from the run (pretrain_trials takes the backbones the cache lacks)."""
+        from harness.backbone import checkpoint_path, recipe_for
+
+        needed = {_backbone_key(t) for t in trials} - {None}
+        parts = self.run_dir / "parts"  # a trial's part is written when it ends, in this session or one before
+        return [
+            p
+            for p in self.run_file.pretrain
+            if recipe_for(p).key in needed
+            and checkpoint_path(p).is_file()
+            and not (parts / f"{safe_name(p.trial_id)}.parquet").is_file()
+        ]
 
     def pretrain(self, pretrains: list[TrialConfig], schedule: Schedule, label: str = STAGE_PRETRAIN) -> dict[str, str]:
         """Run the unfinished ``pretrains``; returns why each that left no backbone did (by the backbone's key)."""
@@ -658,6 +675,11 @@ def _keep_finished_rows(
     return kept, failed, max(0, rewrite_csv(run_dir, kept) - ended)
 
 
+def _finalize(ctx: _RunContext, status: str) -> pd.DataFrame:
+    ctx.progress.stop()
+    return ctx.writer.finalize(interrupted=status == "interrupted")
+
+
 def _run_stages(ctx: _RunContext, schedule: Schedule) -> None:
     plan = ctx.run_file.plan
     if plan.search is None:
@@ -678,25 +700,28 @@ def _carry_out(ctx: _RunContext, schedule: Schedule) -> RunOutcome:
     except Exception as exc:  # a fault of the driver: the run is left resumable, saying what stopped it
         status = "interrupted"
         ctx.save(status=status, error=f"{type(exc).__name__}: {str(exc)[:1000]}")
+        with signals_held():
+            _finalize(ctx, status)
         raise
-    finally:
-        ctx.progress.stop()
-        frame = ctx.writer.finalize(interrupted=status == "interrupted")
-    wall = time.perf_counter() - start
-    summary, markdown = _summary(ctx, frame)
-    if status == "interrupted":
-        markdown = _interrupted_notice(ctx, frame, markdown)
-    (ctx.run_dir / "summary.md").write_text(markdown)
-    trial_status = final_rows(frame).groupby("status")["trial_id"].nunique().to_dict() if len(frame) else {}
-    ctx.save(
-        status=status,
-        finished=utc_now() if status == "finished" else None,
-        wall_time_s=round(wall, 3),
-        framework_versions=framework_versions(frame),
-        rows=len(frame),
-        trial_status=trial_status,
-    )
-    if ctx.html_report:
+    with signals_held() as held:  # Ctrl-C now would leave run.json "running" beside trials that all ended
+        frame = _finalize(ctx, status)
+        wall = time.perf_counter() - start
+        summary, markdown = _summary(ctx, frame)
+        if status == "interrupted":
+            markdown = _interrupted_notice(ctx, frame, markdown)
+        (ctx.run_dir / "summary.md").write_text(markdown)
+        trial_status = final_rows(frame).groupby("status")["trial_id"].nunique().to_dict() if len(frame) else {}
+        ctx.save(
+            status=status,
+            finished=utc_now() if status == "finished" else None,
+            wall_time_s=round(wall, 3),
+            framework_versions=framework_versions(frame),
+            rows=len(frame),
+            trial_status=trial_status,
+        )
+    if held:  # asked to stop: the page (seconds of plotting) is left out; `xfbench report` draws it
+        (ctx.run_dir / "report.html").unlink(missing_ok=True)
+    elif ctx.html_report:
         write_report(ctx.run_dir)  # compared with the reference run.json records: ctx.reference
     else:  # a resume under --no-report: the page drawn before it no longer shows these results
         (ctx.run_dir / "report.html").unlink(missing_ok=True)

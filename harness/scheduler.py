@@ -408,6 +408,16 @@ def _ctrl_c_noted() -> Iterator[threading.Event]:
 
 
 @contextlib.contextmanager
+def signals_held() -> Iterator[list[int]]:
+    """Ctrl-C and SIGTERM in the block are noted, not raised, in the list it gives: the run's files (results table,
+    summary.md, run.json's status) are written whole. One that reached the run as its last trial ended escaped as a
+    bare "interrupted", run.json left "running" with no summary.md, though every trial had ended."""
+    held: list[int] = []
+    with _signals_handled((signal.SIGINT, signal.SIGTERM), lambda signum, frame: held.append(signum)):
+        yield held
+
+
+@contextlib.contextmanager
 def _signals_handled(signals: tuple[signal.Signals, ...], handler: Any) -> Iterator[None]:
     """``handler`` for each of ``signals`` in the block, then the handler each had; in the main thread only (Python
     handles signals there), and not for a signal that is ignored (a background job's Ctrl-C) or handled outside

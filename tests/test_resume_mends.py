@@ -402,3 +402,55 @@ def test_an_interrupted_runs_notice_counts_its_planned_trials_apart_from_their_b
     run_dir = _interrupted_fine_tune(tmp_path)
     summary = " ".join((run_dir / "summary.md").read_text().split())
     assert "0 of the 1 planned trials (and 1 backbone pretrain trial(s)) have rows" in summary, summary[:400]
+
+
+class CheckpointThenStop(Workers):
+    """A pretrain trial that writes its backbone and is cut short before its rows reach the driver (run_pretrain
+    saves the checkpoint after its last row, the driver writes the trial's part when it ends)."""
+
+    def __call__(self, trials: list[TrialConfig], run: RunInfo, settings: Any, events: Any, **kw: Any) -> None:
+        for trial in trials:
+            checkpoint_path(trial).parent.mkdir(parents=True, exist_ok=True)
+            checkpoint_path(trial).write_bytes(b"weights")
+            raise RunInterrupted("stopped")
+
+
+def test_a_pretrain_trial_cut_short_after_writing_its_backbone_runs_again_on_resume(tmp_path):
+    """Its backbone was in the cache, so the resume's pretrain stage (backbones the cache lacks) left it out: its
+    rows were dropped as partial, said to run again, and never did; the run's table lacked its source phase."""
+    outcome = runner.execute(
+        RunPlan.of_trials([FINE_TUNE]),
+        results_dir=tmp_path,
+        run_id="f2",
+        settings=_settings(tmp_path),
+        schedule=CheckpointThenStop(),
+        html_report=False,
+    )
+    assert outcome.status == "interrupted" and not list((outcome.run_dir / "parts").glob("*"))
+    workers = Workers()
+    resumed = runner.resume(tmp_path, "f2", _settings(tmp_path), schedule=workers, html_report=False)
+    assert resumed.status == "finished" and resumed.all_ok
+    assert sorted(t.strategy for t in workers.ran) == ["fine_tune", "pretrain"]
+    rows = pd.read_parquet(resumed.run_dir / "results.parquet")
+    assert sorted(rows["strategy"]) == ["fine_tune", "pretrain"]
+
+
+def test_ctrl_c_as_the_last_trial_ends_leaves_the_run_written_whole(tmp_path, monkeypatch):
+    """Ctrl-C between the last trial's end and run.json's last save escaped as a bare "interrupted": run.json stayed
+    "running" beside trials that had all ended, with no summary.md or results.parquet. It is held until they are
+    written; the report's seconds of plotting are what it skips."""
+    import signal
+
+    summary = runner._summary
+
+    def interrupted_while_summarising(*args: Any, **kwargs: Any) -> Any:
+        os.kill(os.getpid(), signal.SIGINT)
+        return summary(*args, **kwargs)
+
+    monkeypatch.setattr(runner, "_summary", interrupted_while_summarising)
+    outcome = runner.execute(
+        RunPlan.of_trials([BASE]), results_dir=tmp_path, run_id="c1", settings=_settings(tmp_path), schedule=Workers()
+    )
+    assert outcome.status == "finished" and read_run_file(outcome.run_dir).record.status == "finished"
+    assert (outcome.run_dir / "summary.md").is_file() and (outcome.run_dir / "results.parquet").is_file()
+    assert not (outcome.run_dir / "report.html").exists()
