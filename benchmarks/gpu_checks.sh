@@ -12,8 +12,9 @@
 #   step, so a step cut short by the deadline (SECONDS, default 540) leaves the earlier steps' results.
 # Environment: XFBENCH (default: xfbench; `python3 -m harness.cli` where the package is not installed), BACKENDS
 #   (default: "torch tensorflow"), GPU_ONE and GPU_HALF (default 1 and 0.5; 0 and 0 try the script on a machine
-#   without a GPU, where the --tf32 on steps exit 2, TF32 being a GPU setting), CPUS (per trial, default 4), EXTRA (more options for every step, e.g. --train-limit 512), STEPS
-#   (the steps to run, by name, in order; default: all, in the order above).
+#   without a GPU, where the --tf32 on steps exit 2, TF32 being a GPU setting), CPUS (per trial, default 4), EXTRA
+#   (more options for every step, e.g. --train-limit 512), STEPS (the steps to run, by name, in order; default: all,
+#   in the order above).
 set -u
 work=$(realpath -m "$1")
 data=$(realpath "$2")

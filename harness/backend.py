@@ -231,16 +231,16 @@ def check_programs(trials: Sequence[TrialConfig], environ: Mapping[str, str]) ->
     for trial in trials:
         programs = getattr(capabilities_module(trial.backend), "PROGRAMS", {})
         needed = [(option, *need) for option, needs in programs.items() for need in needs]
-        for option, variable, default, devices, why in needed:
+        for option, variable, defaults, devices, why in needed:
             if not getattr(trial.runtime, option) or trial.runtime.device not in devices:
                 continue
-            program = environ.get(variable) or default
-            if shutil.which(program, path=environ.get("PATH")) is None:
+            programs_tried = [environ[variable]] if environ.get(variable) else list(defaults)
+            if all(shutil.which(program, path=environ.get("PATH")) is None for program in programs_tried):
                 flag = "--" + option.replace("_", "-")
                 raise InputError(
-                    f"Expected the program ${variable} names, else {default}, on this machine for {flag} on "
-                    f"{trial.runtime.device}: {why}. Received: no {program!r} on PATH. Install it (Debian: apt install "
-                    f"{default}), set ${variable} to one, or drop {flag}."
+                    f"Expected the program ${variable} names, else {' or '.join(defaults)}, on this machine for {flag} "
+                    f"on {trial.runtime.device}: {why}. Received: no {' or '.join(map(repr, programs_tried))} on PATH. "
+                    f"Install one (Debian: apt install {defaults[0]}), set ${variable} to one, or drop {flag}."
                 )
 
 

@@ -831,7 +831,9 @@ def _check_one_sample_batchnorm(trial: TrialConfig, spec: ModelSpec, train_sampl
     (after a Dense layer) or 1x1 maps (ResNet-18's last stage at 32x32): PyTorch refuses to train on it, TensorFlow's
     unbiased variance of it divides by zero. Larger maps give a value per position. A training set of one sample
     batches one sample whatever the batch size; epoch_batches never leaves a last batch of one otherwise."""
-    if min(trial.batch_size, train_samples) != 1 or not trains_batchnorm(trial, spec):  # frozen: inference mode
+    # a frozen layer runs in inference mode; a backbone the run trains itself trains every layer in its pretrain trial
+    trains = trains_batchnorm(trial, spec) or (trial.strategy in NEEDS_BACKBONE and not uses_pretrained(trial))
+    if min(trial.batch_size, train_samples) != 1 or not trains:
         return
     shapes = infer_shapes(spec)
     single = [

@@ -100,7 +100,7 @@ RUN_NOTE = (
     "excluded; '(warm-up)' marks cases that had no other epoch, and ratios with such a case on either side). The "
     "warm-up epoch's own seconds (the median over the case's trials) stand beside them: what a first epoch pays "
     "for tracing, compiling (torch.compile, XLA) and first-touch caches; imports, done before a trial's first "
-    "epoch starts, are not in it. Each "
+    "epoch starts, are not in it (deep_features, which has no epochs: its extractor's untimed warm-up batches). Each "
     "comparison sets a backend against the reference backend, {reference}: accuracy differences are {reference} − "
     "backend over the seeds ok in both, ratios {reference} / backend, so ratios above 1 mean {reference} takes longer"
     " (epoch time) or processes more samples per second (samples/s). A case with several training phases (transfer: "
@@ -1063,7 +1063,8 @@ def run_tables(summary: Summary) -> list[TableData]:
         TableData(
             "per_backend",
             "Per backend: test acc mean ± std over seeds; val acc mean over the ok trials' last epochs; epoch time s "
-            "and samples/s medians over steady epochs, warm-up s over first epochs",
+            "and samples/s medians over steady epochs, warm-up s over first epochs (deep_features: the extractor's "
+            "warm-up)",
             ("case", "backend", "ok", "acc", "±", "val acc", "epoch s", "warm-up s", "samples/s", "MMAC", "GFLOP/s"),
             tuple(_per_backend_short(r) for _, r in summary.per_backend.iterrows()),
             note=RUN_NOTE.format(reference=reference),

@@ -719,11 +719,9 @@ def _carry_out(ctx: _RunContext, schedule: Schedule) -> RunOutcome:
             rows=len(frame),
             trial_status=trial_status,
         )
-    if held:  # asked to stop: the page (seconds of plotting) is left out; `xfbench report` draws it
-        (ctx.run_dir / "report.html").unlink(missing_ok=True)
-    elif ctx.html_report:
+    if ctx.html_report and not held:  # a Ctrl-C while the run was written leaves out the page's seconds of plotting
         write_report(ctx.run_dir)  # compared with the reference run.json records: ctx.reference
-    else:  # a resume under --no-report: the page drawn before it no longer shows these results
+    else:  # without one (--no-report, or stopped), a page drawn before (a resume's) no longer shows these results
         (ctx.run_dir / "report.html").unlink(missing_ok=True)
         shutil.rmtree(ctx.run_dir / "report_plots", ignore_errors=True)
     return RunOutcome(ctx.run.run_id, ctx.run_dir, frame, summary, markdown, wall, status, ctx.run_file.plan.search)

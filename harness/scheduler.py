@@ -409,11 +409,19 @@ def _ctrl_c_noted() -> Iterator[threading.Event]:
 
 @contextlib.contextmanager
 def signals_held() -> Iterator[list[int]]:
-    """Ctrl-C and SIGTERM in the block are noted, not raised, in the list it gives: the run's files (results table,
-    summary.md, run.json's status) are written whole. One that reached the run as its last trial ended escaped as a
-    bare "interrupted", run.json left "running" with no summary.md, though every trial had ended."""
+    """The first Ctrl-C or SIGTERM in the block is noted in the list it gives, and said, not raised: the run's files
+    (results table, summary.md, run.json's status) are written whole. One that reached the run as its last trial
+    ended escaped as a bare "interrupted", run.json left "running" with no summary.md, though every trial had ended.
+    A second one raises KeyboardInterrupt: reading a large run's parts and its statistics can take minutes."""
     held: list[int] = []
-    with _signals_handled((signal.SIGINT, signal.SIGTERM), lambda signum, frame: held.append(signum)):
+
+    def on_signal(signum: int, frame: Any) -> None:
+        held.append(signum)
+        if len(held) > 1:
+            raise KeyboardInterrupt
+        print("xfbench: writing the run's results first; Ctrl-C again stops now", file=sys.stderr, flush=True)
+
+    with _signals_handled((signal.SIGINT, signal.SIGTERM), on_signal):
         yield held
 
 

@@ -63,6 +63,12 @@ BAD_INPUTS = {
         "momentum themselves, so they would record the value and train without it. Received: optimizer.momentum=0.5 "
         "(given as --momentum)",
     ),
+    # before, accepted: the target's BatchNorm is frozen, but its backbone's pretrain trial trains it at batch 1
+    # (torch refused the batch, TensorFlow diverged) and every target was skipped
+    "batches of one for a transfer whose run pretrains a BatchNorm backbone": (
+        [*MLP_RUN, "--strategy", "transfer", "--batchnorm", "after", "--batch-size", "1"],
+        "Expected batches of 2 samples or more for mlp",
+    ),
     "a compiled epoch loop with augmentation": (
         [*MLP_RUN, "--model", "cnn_small", "--backend", "tensorflow", "--epoch-loop", "compiled", "--augment", "flip"],
         "Received: --epoch-loop compiled and --augment flip. Drop --epoch-loop compiled to train with augmentation, "

@@ -304,7 +304,7 @@ def test_torch_compile_on_cpus_without_a_cpp_compiler_is_refused_before_ray(tmp_
     monkeypatch.setenv("CXX", "/nonexistent/g++")
     said = _refused(argv, capsys)
     assert "Expected the program $CXX names, else g++, on this machine for --torch-compile on cpu" in said, said
-    assert "Received: no '/nonexistent/g++' on PATH. Install it (Debian: apt install g++), set $CXX to one" in said
+    assert "Received: no '/nonexistent/g++' on PATH. Install one (Debian: apt install g++), set $CXX to one" in said
     from harness.preflight import local_environ
 
     # on a cluster its nodes' compilers count, which the driver cannot see
@@ -319,15 +319,13 @@ def test_torch_compile_on_cpus_without_a_cpp_compiler_is_refused_before_ray(tmp_
     with pytest.raises(Exception, match="Received: no 'g\\+\\+' on PATH"):
         check_programs([compiled], {"PATH": str(tmp_path)})
     check_programs([trial], {"PATH": str(tmp_path)})  # no compile: no compiler
-    # on a GPU, Triton compiles its CUDA launcher with $CC, else gcc (else clang): a C compiler, not g++
+    # on a GPU, Triton compiles its CUDA launcher with $CC, else gcc, else clang: a C compiler, not g++
     on_gpu = dataclasses.replace(compiled, runtime=dataclasses.replace(compiled.runtime, device="gpu"))
-    with pytest.raises(
-        Exception, match="Expected the program \\$CC names, else gcc, on this machine for --torch-compile on gpu"
-    ):
+    with pytest.raises(Exception, match="names, else gcc or clang, on this machine for --torch-compile on gpu"):
         check_programs([on_gpu], {"PATH": str(compiler.parent)})
-    (compiler.parent / "gcc").write_text("#!/bin/sh\n")
-    (compiler.parent / "gcc").chmod(0o755)
-    check_programs([on_gpu], {"PATH": str(compiler.parent)})
+    (compiler.parent / "clang").write_text("#!/bin/sh\n")
+    (compiler.parent / "clang").chmod(0o755)
+    check_programs([on_gpu], {"PATH": str(compiler.parent)})  # clang alone will do
 
 
 def test_onecycles_momenta_for_an_optimizer_without_momentum_are_refused(capsys, tmp_path, no_ray):

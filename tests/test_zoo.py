@@ -236,9 +236,9 @@ def test_mobilenet_v2_gradients_are_as_close_to_float64_in_tensorflow_as_in_pyto
 
 
 def test_an_adaptive_pool_over_a_map_of_its_own_size_is_built_as_the_map_itself(workers):
-    """torch's AdaptiveAvgPool2d has no deterministic CUDA backward: --deterministic on a GPU failed alexnet_tv and
-    VGG at 224 x 224, whose maps are already the pool's 6 x 6 and 7 x 7. Where every window is one position the
-    module is the identity (the same values, exactly); elsewhere the adaptive pool stays."""
+    """torch's AdaptiveAvgPool2d has no deterministic CUDA backward: deterministic mode (RuntimeOptions) on a GPU
+    failed alexnet_tv and VGG at 224 x 224, whose maps are already the pool's 6 x 6 and 7 x 7. Where every window is
+    one position the module is the identity (the same values, exactly); elsewhere the adaptive pool stays."""
     import zoo_probes
 
     for size, built in ((32, "Identity"), (64, "AdaptiveAvgPool2d")):  # a 1 x 1 map, then a 2 x 2 one

@@ -25,19 +25,20 @@ CAPABILITIES = frozenset(
 )
 
 # Programs a runtime option needs on the machine its trials run on, found before Ray starts (harness.backend
-# .check_programs): option -> each (the environment variable naming the program, the program where it is unset, the
-# devices it is needed on, why). Without one, the trial failed in its worker with inductor's InvalidCxxCompiler.
+# .check_programs): option -> each (the environment variable naming the program, the programs looked for in turn
+# where it is unset, the devices it is needed on, why). Without one, the trial failed in its worker with inductor's
+# InvalidCxxCompiler.
 PROGRAMS = {
     "torch_compile": (
         (
             "CXX",
-            "g++",
+            ("g++",),
             ("cpu",),
             "torch.compile's inductor builds its CPU kernels with a C++ compiler (torch._inductor.config.cpp.cxx)",
         ),
         (
             "CC",
-            "gcc",
+            ("gcc", "clang"),
             ("gpu",),
             "torch.compile's Triton builds its CUDA launcher (driver.c) with a C compiler on first use "
             "(triton.runtime.build: $CC, else gcc, else clang)",

@@ -244,7 +244,7 @@ def _module(
         return _max_pool(layer)
     if isinstance(layer, AdaptiveAvgPool2D):
         if tuple(in_info.shape[:2]) == tuple(layer.output_size):  # each window one position: the map itself
-            # AdaptiveAvgPool2d's CUDA backward refuses torch.use_deterministic_algorithms (--deterministic on a GPU
+            # AdaptiveAvgPool2d's CUDA backward refuses torch.use_deterministic_algorithms (deterministic mode on a GPU
             # failed alexnet_tv and VGG at 224 x 224, whose maps are already 6 x 6 and 7 x 7)
             return nn.Identity()
         return nn.AdaptiveAvgPool2d(layer.output_size)  # the reference the neutral definition is written from
