@@ -454,3 +454,28 @@ def test_ctrl_c_as_the_last_trial_ends_leaves_the_run_written_whole(tmp_path, mo
     assert outcome.status == "finished" and read_run_file(outcome.run_dir).record.status == "finished"
     assert (outcome.run_dir / "summary.md").is_file() and (outcome.run_dir / "results.parquet").is_file()
     assert not (outcome.run_dir / "report.html").exists()
+
+
+def test_a_second_ctrl_c_while_the_run_is_written_stops_it(tmp_path, monkeypatch, capsys):
+    """Reading a large run's parts and its statistics can take minutes: the first Ctrl-C is said and held, a
+    second one stops the run there (its parts are on disk: it resumes)."""
+    import signal
+
+    summary = runner._summary
+
+    def interrupted_twice(*args: Any, **kwargs: Any) -> Any:
+        os.kill(os.getpid(), signal.SIGINT)
+        os.kill(os.getpid(), signal.SIGINT)
+        return summary(*args, **kwargs)
+
+    monkeypatch.setattr(runner, "_summary", interrupted_twice)
+    with pytest.raises(KeyboardInterrupt):
+        runner.execute(
+            RunPlan.of_trials([BASE]),
+            results_dir=tmp_path,
+            run_id="c2",
+            settings=_settings(tmp_path),
+            schedule=Workers(),
+        )
+    assert "writing the run's results first; Ctrl-C again stops now" in capsys.readouterr().err
+    assert list((tmp_path / "c2" / "parts").glob("*.parquet"))
