@@ -50,9 +50,8 @@ def inexact_reasons(config: TrialConfig, spec: ModelSpec) -> tuple[str, ...]:
             "TF32 matmuls and convolutions (--tf32 on): inputs rounded to 10 mantissa bits, far beyond float32's "
             "rounding, in each framework's own kernels"
         )
-    if (
-        trains_batchnorm(config, spec) and runtime.bn_statistics == "float32" and runtime.precision != "float64"
-    ):  # float64: one computation
+    trains_bn = trains_batchnorm(config, spec)
+    if trains_bn and runtime.bn_statistics == "float32" and runtime.precision != "float64":  # float64: one computation
         # PyTorch's CPU kernel accumulates in double; on a GPU both frameworks' kernels accumulate in float32
         sums = (
             "each summing its statistics in float32 in its own order on the GPU"

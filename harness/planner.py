@@ -260,16 +260,11 @@ def _check_settings_beside_a_searched_schedule(
     names = [str(v) for v in domain.values] if isinstance(domain, Choice) else list(SET_BY_SCHEDULE)
     if domain is None or "onecycle" not in names:
         return
-    cycled = [path for path in SET_BY_SCHEDULE["onecycle"] if path != "optimizer.lr"]
     for base in (b for b in bases if reads_path(b, "schedule.name")):  # the others are refused for the space
-        defaults, own = OptimizerConfig(name=base.optimizer.name).resolved(), base.optimizer.resolved()
-        read = [path for path in cycled if reads_path(base, path)]
+        read = [path for path in SET_BY_SCHEDULE["onecycle"] if reads_path(base, path)]
         given = {path: overrides[path] for path in read if path in overrides}
-        set_by_case = {
-            path: getattr(own, field)
-            for path in read
-            if getattr(own, field := path.removeprefix("optimizer.")) != getattr(defaults, field)
-        }
+        own = _own_optimizer_settings(base, set())
+        set_by_case = {path: own[field] for path in read if (field := path.removeprefix("optimizer.")) in own}
         unread = given or set_by_case
         if unread:
             from harness.cli_options import override_flags  # it imports this module

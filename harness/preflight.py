@@ -259,11 +259,9 @@ class _ModelOptionUse:
                 self._idle_dropout.setdefault(trial.model, "at rate 0" if trains else "in a network that never trains")
             else:
                 self._layers.add(type(layer))
-        # a backbone this run trains (no --weights/--pretrained) trains every BatchNorm layer in its pretrain trial
-        has_bn = any(isinstance(layer, BatchNorm) for layer in spec.layers)
-        if trains_batchnorm(trial, spec) or (has_bn and not uses_pretrained(trial)):
+        if _batchnorm_trains_in_run(trial, spec):
             self._layers.add(_TrainedBatchNorm)
-        elif has_bn:
+        elif any(isinstance(layer, BatchNorm) for layer in spec.layers):
             self._frozen_batchnorm.add(trial.model)
         default = RuntimeOptions()
         changed = {
@@ -305,6 +303,16 @@ class _ModelOptionUse:
                 "with their running statistics and never update them, whatever this setting says)"
             )
         return str(_HINTS[kind])
+
+
+def _batchnorm_trains_in_run(trial: TrialConfig, spec: ModelSpec) -> bool:
+    """Whether some BatchNorm layer of ``spec`` trains for ``trial``: in the trial itself (a frozen one runs in
+    inference mode), or in the pretrain trial of a backbone this run trains (no --weights/--pretrained), which
+    trains every layer."""
+    if trains_batchnorm(trial, spec):
+        return True
+    backbone_trained_here = trial.strategy in NEEDS_BACKBONE and not uses_pretrained(trial)
+    return backbone_trained_here and any(isinstance(layer, BatchNorm) for layer in spec.layers)
 
 
 def _check_run_wide_settings(trials: list[TrialConfig]) -> None:
@@ -831,9 +839,7 @@ def _check_one_sample_batchnorm(trial: TrialConfig, spec: ModelSpec, train_sampl
     (after a Dense layer) or 1x1 maps (ResNet-18's last stage at 32x32): PyTorch refuses to train on it, TensorFlow's
     unbiased variance of it divides by zero. Larger maps give a value per position. A training set of one sample
     batches one sample whatever the batch size; epoch_batches never leaves a last batch of one otherwise."""
-    # a frozen layer runs in inference mode; a backbone the run trains itself trains every layer in its pretrain trial
-    trains = trains_batchnorm(trial, spec) or (trial.strategy in NEEDS_BACKBONE and not uses_pretrained(trial))
-    if min(trial.batch_size, train_samples) != 1 or not trains:
+    if min(trial.batch_size, train_samples) != 1 or not _batchnorm_trains_in_run(trial, spec):
         return
     shapes = infer_shapes(spec)
     single = [

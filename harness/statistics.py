@@ -18,7 +18,6 @@ Numbers only; :mod:`harness.reporting` turns them into cells and :mod:`harness.p
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -32,6 +31,7 @@ from harness.backend import BACKENDS, REFERENCE_BACKEND
 from harness.seeds import BOOTSTRAP_SEED
 from harness.summary import (
     CASE_KEYS,
+    detail_values,
     final_rows,
     phase_names,
     several_suites,
@@ -278,18 +278,10 @@ def from_feature_cache(rows: pd.DataFrame) -> bool:
     """Whether ``rows`` (one backend's of a case) hold an untimed row whose features came from the cache
     (deep_features: its ``epoch_time_s`` is empty, its ``details_json`` has ``features_cached`` true and
     ``cached_extraction_samples_per_s``, the cached run's figure)."""
-    if "details_json" not in rows:
-        return False
-    for text in rows.loc[rows["epoch_time_s"].isna(), "details_json"].dropna():
-        try:
-            details = json.loads(text)
-        except (TypeError, ValueError):  # an edited table's: tells nothing, and the statistics go on without it
-            continue
-        if isinstance(details, dict) and (
-            details.get("features_cached") is True or "cached_extraction_samples_per_s" in details
-        ):
-            return True
-    return False
+    untimed = rows[rows["epoch_time_s"].isna()]
+    return any(cached is True for cached in detail_values(untimed, "features_cached")) or bool(
+        detail_values(untimed, "cached_extraction_samples_per_s")
+    )
 
 
 def _ended_ok(finals: pd.DataFrame, backend: str) -> bool:
