@@ -964,3 +964,16 @@ def test_a_ratio_beyond_the_band_too_few_epochs_cannot_decide_is_undecided_thoug
     # where the test could decide (6 a side), an interval reaching into the band stays unchanged, as before
     (decidable,) = compare_frames(_frame([0.9, 0.9], [1.0, 1.01, 0.99]), _frame([0.9, 0.9], [1.0, 1.4, 1.45]))
     assert decidable.time_verdict == "unchanged" and "not decided" not in decidable.note
+
+
+def test_the_command_lines_threshold_defaults_are_compares_own():
+    """The options' defaults live beside the parser (which must not import pandas and scipy to start), so this pins
+    them to ``Thresholds``' defaults: compare, the report's history and the plugin's gate decide alike."""
+    from harness.cli_options import THRESHOLD_DEFAULTS
+
+    defaults = Thresholds()
+    assert THRESHOLD_DEFAULTS == {
+        "time_threshold": defaults.time_ratio,
+        "accuracy_threshold": defaults.accuracy_pp,
+        "alpha": defaults.alpha,
+    }
