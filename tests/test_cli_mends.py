@@ -133,8 +133,10 @@ def test_a_plateau_schedule_that_cannot_reduce_is_refused(tmp_path, capsys, no_r
 
 
 def test_the_smoke_plateau_case_trains_enough_epochs_to_reduce_once():
+    """Three epochs (plateau_min_epochs) could reduce, but on digits they never did: tests/test_techniques.py checks
+    that the five reduce."""
     (case,) = [c for c in SUITES["techniques_smoke"].cases if c.variant == "sched_plateau"]
-    assert (case.schedule.patience, case.epochs) == (0, 3)
+    assert (case.schedule.patience, case.epochs) == (0, 5)
     assert {c.epochs for c in SUITES["techniques_smoke"].cases if c.variant != "sched_plateau"} == {2}
 
 
