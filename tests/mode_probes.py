@@ -145,16 +145,21 @@ def step_traces(
     return backend._split_steps["train"].experimental_get_tracing_count()
 
 
-def dynamo_caches_around_a_compiled_backend(name: str) -> tuple[int, int]:
-    """(code objects Dynamo has seen after an earlier trial's compiled function ran, then after a new backend with
-    --torch-compile was made in the same process, as in a warm worker). Torch only."""
+def compile_caches_around_a_compiled_backend(name: str) -> tuple[tuple[int, int], tuple[int, int]]:
+    """(code objects Dynamo has seen, modules of compiled code inductor holds in this process) after an earlier
+    trial's compiled function ran, then after a new backend with --torch-compile was made in the same process, as in
+    a warm worker. Torch only."""
     import torch
     from torch._dynamo import convert_frame
+    from torch._inductor.codecache import PyCodeCache
 
-    torch.compile(lambda x: x + 1, backend="eager")(torch.ones(1))
-    before = len(convert_frame.input_codes.seen)
+    def held() -> tuple[int, int]:
+        return len(convert_frame.input_codes.seen), len(PyCodeCache.modules)
+
+    torch.compile(lambda x: x * 2 + 1)(torch.ones(3))
+    before = held()
     load_backend(name, RuntimeOptions(torch_compile=True))
-    return before, len(convert_frame.input_codes.seen)
+    return before, held()
 
 
 def fit_pipeline_threads(name: str, runtime: RuntimeOptions, spec: ModelSpec, weights: NeutralWeights) -> int:
@@ -190,3 +195,17 @@ def train_epochs(
         step += len(batches)
     fit = getattr(backend, "_fit", None)
     return backend.export_weights(), stats, len(fit.feeds) if fit is not None else 0
+
+
+def refusal_of_another_thread_count(name: str, threads: int) -> str:
+    """What creating a backend with ``threads`` says in this worker, whose TensorFlow already runs one thread ("" if
+    nothing)."""
+    import tensorflow as tf
+
+    load_backend(name, RuntimeOptions(threads=1))
+    tf.constant(1.0) + 1.0  # the runtime starts (an earlier trial's first step did)
+    try:
+        load_backend(name, RuntimeOptions(threads=threads))
+    except RuntimeError as exc:
+        return str(exc)
+    return ""

@@ -40,6 +40,15 @@ def configure_runtime(runtime: RuntimeOptions) -> None:
         tf.config.threading.set_inter_op_parallelism_threads(1)
     except RuntimeError:
         pass  # runtime already initialised in this process: the first trial's settings hold
+    # An earlier trial's count (0: TensorFlow's own choice, where a tool's process started the runtime first, never a
+    # trial worker's): the row would record threads TensorFlow does not use, and the sums would round otherwise.
+    running = tf.config.threading.get_intra_op_parallelism_threads()
+    if running not in (0, runtime.threads):
+        raise RuntimeError(
+            f"Expected this process's TensorFlow to run the trial's {runtime.threads} thread(s). Received: it runs "
+            f"{running}, set by an earlier trial (TensorFlow fixes its threads when its runtime starts). Trials "
+            "with another CPU allocation need their own worker process: run with --fresh-workers, and report this."
+        )
     gpus = tf.config.list_physical_devices("GPU")
     if runtime.device == "gpu":
         if not gpus:

@@ -15,7 +15,7 @@ from backends.torch.capabilities import CAPABILITIES
 from backends.torch.dropout import DropoutKeys, SharedDropout
 from backends.torch.layout import images_to_torch
 from backends.torch.model import build_module, export_weights, forward_to, layer_module, load_weights
-from backends.torch.modes import model_input, prepare_model
+from backends.torch.modes import compile_afresh, model_input, prepare_model
 from backends.torch.optimizers import TorchUpdate, make_optimizer
 from harness.augment import EpochAugment
 from harness.backend import StepStats
@@ -67,7 +67,7 @@ class TorchBackend:
         torch.backends.cuda.matmul.allow_tf32 = runtime.tf32
         torch.backends.cudnn.allow_tf32 = runtime.tf32
         if runtime.torch_compile:  # a warm worker's earlier trial left its graphs in Dynamo's caches: compile afresh
-            torch._dynamo.reset()
+            compile_afresh(self.device)
         # What this process can do: the declaration, less a GPU this machine does not have.
         self.capabilities = CAPABILITIES if torch.cuda.is_available() else CAPABILITIES - {"gpu"}
         self._data: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
