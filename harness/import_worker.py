@@ -72,7 +72,7 @@ def _user_model(name: str, num_classes: int) -> object:
     return factory(num_classes=num_classes)
 
 
-def _built_user_model(name: str, num_classes: int) -> object:
+def built_user_model(name: str, num_classes: int) -> object:
     """The factory's model. Importing the module and calling the factory run only the user's code (and what it
     calls): an exception there is a fault in that code, named where it arose, not a request to change the input."""
     try:
@@ -140,7 +140,7 @@ def convert(request: dict, out: Path) -> None:
     ref = request["ref"]
     shape, classes, seed = tuple(request["input_shape"]), int(request["num_classes"]), int(request["seed"])
     if ref["kind"] == "python":
-        model = _built_user_model(ref["name"], classes)
+        model = built_user_model(ref["name"], classes)
         backend = _backend_for(model)
         importer = _importer(backend)
     else:

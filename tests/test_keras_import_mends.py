@@ -291,6 +291,32 @@ def test_a_model_declared_for_another_image_size_is_refused_naming_the_input_siz
     )
 
 
+def test_a_channels_first_model_is_refused_as_such_not_told_to_take_its_width_as_channels(tmp_path, monkeypatch):
+    """The review's case: a channels_first convnet on 8x8 digits was told to "feed it 8 channels (--input-channels
+    8)", then, given them, that it was "declared for 1x8"."""
+    (tmp_path / "first_nets.py").write_text(
+        textwrap.dedent(
+            """
+            import keras
+            from keras import layers
+
+            def first():
+                x = keras.Input((1, 8, 8))
+                h = layers.Conv2D(4, 3, data_format="channels_first", name="conv")(x)
+                h = layers.GlobalAveragePooling2D(data_format="channels_first")(h)
+                return keras.Model(x, layers.Dense(10)(h))
+            """
+        )
+    )
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(InputError) as refused:
+        model_spec("python:first_nets:first", (8, 8, 1), 10, ModelOptions(), tmp_path / "cache")
+    message = str(refused.value)
+    assert "Expected a Keras model laid out channels_last" in message, message
+    assert "Received: layer 'conv' (Conv2D) with data_format='channels_first'" in message, message
+    assert "--input-channels" not in message
+
+
 def test_a_keras_application_below_its_minimum_input_size_is_bad_input_not_a_crash(tmp_path):
     """keras:InceptionV3 on 8x8 digits raised Keras' ValueError in the conversion process: a worker crash with a
     traceback (exit 1) for what --input-size fixes."""

@@ -243,6 +243,26 @@ def test_a_python_factorys_torch_file_read_bgr_with_normalize_caffe_is_folded_an
     assert plain != checkpoint and np.array_equal(load_checkpoint(plain)[1][f"{spec.layers[0].name}/kernel"], source)
 
 
+def test_a_python_factory_read_for_a_torch_file_is_called_as_its_conversion_calls_it_and_must_be_a_module(
+    workers, runner, tmp_path
+):
+    """The review's cases: the torch file's reader called every factory with num_classes=..., so a positional-only
+    one (which the conversion calls positionally) crashed (exit 1); a Keras factory crashed on ``.eval()`` (exit 1)."""
+    rng = np.random.default_rng(0)
+    state = {k: rng.normal(size=s).astype(np.float32) for k, s in SMALL_NET.items()}
+    path = tmp_path / "net.pth"
+    workers["torch"](probes.write_torch_state, str(path), state)
+    positional = _trial("python:weight_file_probes:small_net_positional_only", path)
+    spec, weights, _ = load_checkpoint(prepare_weights(positional, SHAPE, tmp_path / "cache", (), runner))
+    assert np.array_equal(weights[f"{spec.layers[0].name}/kernel"], state["0.weight"].transpose(2, 3, 1, 0))
+    with pytest.raises(BadWeightsError) as error:
+        prepare_weights(_trial("python:weight_file_probes:not_a_torch_module", path), SHAPE, tmp_path / "c", (), runner)
+    assert (
+        "Expected python:weight_file_probes:not_a_torch_module to return a torch nn.Module, to read a PyTorch weight "
+        "file (.pth, .pt, .safetensors) into. Received: weight_file_probes.NotAModule." in str(error.value)
+    ), error.value
+
+
 # 6. RGB weights fed one channel
 
 

@@ -145,6 +145,20 @@ def small_net(num_classes: int = 10) -> object:
     )
 
 
+def small_net_positional_only(num_classes: int, /) -> object:
+    """small_net, its class count positional-only (docs/zoo.md: a factory called so is supported)."""
+    return small_net(num_classes)
+
+
+class NotAModule:
+    """What a Keras factory returns, as far as torch can tell (a real one would import TensorFlow into the test's
+    long-lived torch worker)."""
+
+
+def not_a_torch_module(num_classes: int = 10) -> object:
+    return NotAModule()
+
+
 def legacy_input_size_error(_backend: str, path: str) -> str:
     """A legacy .h5 of a small Flatten -> Dense network saved at 16 x 16, loaded at 8 x 8 through the adapter's
     legacy path (Keras loads it and names the layer): the error the user reads."""

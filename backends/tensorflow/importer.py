@@ -112,10 +112,24 @@ def _declared_inputs(model: keras.Model) -> list | None:
 
 
 def input_channels(model: keras.Model) -> int | None:
-    """The channels of the model's image input (None for an input that is not an image, or not declared)."""
+    """The channels of the model's image input (None for an input that is not an image, or not declared). A model
+    laid out channels_first is refused first: its channels would be read off the wrong axis (the user was told to
+    feed it its image width as channels)."""
+    _check_channels_last(model)
     inputs = _declared_inputs(model)
     shape = tuple(inputs[0].shape) if inputs else ()
     return int(shape[-1]) if len(shape) == 4 and shape[-1] is not None else None
+
+
+def _check_channels_last(model: keras.Model) -> None:
+    first = next((layer for layer in model.layers if getattr(layer, "data_format", None) == "channels_first"), None)
+    if first is not None:
+        raise ModelInputError(
+            f"Expected a Keras model laid out channels_last: xfbench feeds both backends images as (height, width, "
+            f"channels). Received: layer {first.name!r} ({type(first).__name__}) with data_format='channels_first' "
+            f"(the default where keras.json or keras.config.set_image_data_format says channels_first). To fix, build "
+            f"its layers with data_format='channels_last', or set image_data_format to channels_last before building."
+        )
 
 
 def reference_logits(model: keras.Model, x: np.ndarray) -> np.ndarray:

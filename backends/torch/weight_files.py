@@ -9,8 +9,6 @@ torchvision keeps downloads in ``torch.hub.get_dir()/checkpoints/<basename of th
 
 from __future__ import annotations
 
-import importlib
-import inspect
 import re
 import zipfile
 from collections.abc import Mapping
@@ -205,13 +203,27 @@ def architecture(model: str, options: dict[str, Any], classes: int) -> nn.Module
 
     name = torchvision_name(model)
     if name is None:
-        module, function = model.split(":")[1:]
-        factory = getattr(importlib.import_module(module), function)
-        takes = "num_classes" in inspect.signature(factory).parameters
-        return (factory(num_classes=classes) if takes else factory()).eval()
+        return _users_module(model, classes).eval()
     if name not in torchvision.models.list_models(module=torchvision.models):
         raise no_torch_architecture(model)
     return _torchvision_model(name, float(options.get("width_multiplier", 1.0)), classes)
+
+
+def _users_module(model: str, classes: int) -> nn.Module:
+    """A user's factory called as the model's conversion called it (num_classes positionally where it is
+    positional-only, a fault in their code named at its file and line), and refused unless it is an nn.Module: a
+    Keras factory reached the torch reader of a .pth or .safetensors file and failed on ``.eval()`` (exit 1)."""
+    from harness.import_worker import built_user_model
+
+    built = built_user_model(model.split(":", 1)[1], classes)
+    if not isinstance(built, nn.Module):
+        kind = f"{type(built).__module__}.{type(built).__qualname__}"
+        raise InputError(
+            f"Expected {model} to return a torch nn.Module, to read a PyTorch weight file (.pth, .pt, .safetensors) "
+            f"into. Received: {kind}. Only a factory returning an nn.Module can start from a weight file of your "
+            "own (docs/pretrained.md): give one, or train the model from scratch (--strategy scratch)."
+        )
+    return built
 
 
 # torchvision's DenseNet files (its hub's downloads among them) keep the names of modules that once had dots in
