@@ -200,7 +200,8 @@ def _metrics(trial: pd.DataFrame) -> list[Any]:
             if math.isfinite(number) or (diverged and name in ("train_loss", "val_loss")):
                 metrics.append(Metric(name, number, stamp, step))
     final = trial.iloc[-1]
-    for name in FINAL_METRICS:
+    # a diverged trial's test accuracy was measured on a NaN model: the tables say "n/a", MLflow showed a figure
+    for name in FINAL_METRICS if final.get("status") == "ok" else ():
         if name in final and not pd.isna(final[name]):
             metrics.append(Metric(name, float(final[name]), _milliseconds(final.get("timestamp")), len(trial)))
     return metrics

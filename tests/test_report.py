@@ -625,6 +625,7 @@ def test_a_trial_that_did_not_end_ok_exports_why_and_the_loss_that_diverged(tmp_
     last = rows.groupby("trial_id")["epoch"].transform("max") == rows["epoch"]
     diverged, failed = last & (rows["trial_id"] == trials[0]), last & (rows["trial_id"] == trials[1])
     rows.loc[diverged, ["status", "train_loss", "val_loss", "error"]] = ["diverged", math.nan, math.nan, ""]  # no error
+    rows.loc[diverged, "test_acc"] = 0.0778  # measured on the NaN model: the tables say n/a
     rows.loc[failed, ["status", "error"]] = ["failed", "RuntimeError: out of memory"]
     ok_inf = (rows["trial_id"] == trials[2]) & (rows["epoch"] == 2)
     rows.loc[ok_inf, "val_loss"] = math.inf  # on an ok epoch: not logged (MLflow would store 1.8e308)
@@ -637,6 +638,7 @@ def test_a_trial_that_did_not_end_ok_exports_why_and_the_loss_that_diverged(tmp_
     assert by_trial[trials[0]].data.tags["xfbench.error"] == f"at epoch {EPOCHS}, training loss nan"  # summary.md's
     assert by_trial[trials[1]].data.tags["xfbench.error"] == "RuntimeError: out of memory"
     assert "xfbench.error" not in by_trial[trials[2]].data.tags
+    assert "test_acc" not in by_trial[trials[0]].data.metrics and "test_acc" in by_trial[trials[2]].data.metrics
     losses = [m.value for m in client.get_metric_history(by_trial[trials[0]].info.run_id, "train_loss")]
     assert len(losses) == EPOCHS and math.isnan(losses[-1]) and all(math.isfinite(v) for v in losses[:-1])
     val_losses = [m.value for m in client.get_metric_history(by_trial[trials[0]].info.run_id, "val_loss")]
