@@ -35,7 +35,9 @@ from harness.cli_options import (
     ADDRESS_HELP,
     THRESHOLD_DEFAULTS,
     add_threshold_options,
+    concurrency,
     gpu_share,
+    non_negative_int,
     positive_int,
     user_path,
 )
@@ -58,6 +60,7 @@ class SessionState:
     """Everything the plugin keeps for one pytest session (in config.stash, never in globals)."""
 
     wanted: dict[str, TrialConfig] = field(default_factory=dict)  # trial_id -> config, from collection
+    deselected: dict[str, TrialConfig] = field(default_factory=dict)  # collected, then left out by -k, node ids, -m
     suites: dict[str, Suite] = field(default_factory=dict)  # name -> the suite collected (a user's own among them)
     case_groups: set[tuple[str, ...]] = field(default_factory=set)  # each (case, backend)'s trial ids, for preflight
     case_errors: dict[str, str] = field(default_factory=dict)  # trial_id -> why its case was not run (bad input)
@@ -220,6 +223,7 @@ class CaseHandle:
             if any(abs(acc - other) > gap + 1e-9 for other in others.values()):  # 1e-9: float noise in a - b
                 apart[seed] = ", ".join(f"{b} {a:.4f}" for b, a in {self.backend: acc, **others}.items())
                 apart[seed] += self._where_trajectories_part(seed, list(others))
+        self._warn_of_deselected_backends(by_backend)
         if apart:
             pytest.fail(
                 f"[{self.backend}] {self.case.case_id}: backends disagree by more than max_backend_gap "
@@ -227,6 +231,30 @@ class CaseHandle:
                 + "; ".join(f"seed {seed}: {values}" for seed, values in apart.items())
                 + self._why_inexact(),
                 pytrace=False,
+            )
+
+    def _warn_of_deselected_backends(self, by_backend: dict[str, dict[int, float]]) -> None:
+        """Re-running a case that failed for a disagreement by its node id (or -k torch) trained this backend alone:
+        with nothing to compare, its test passed while the disagreement stood. Say so."""
+        c = self.case
+        untrained = sorted(
+            {
+                t.backend
+                for t in self.state.deselected.values()
+                if (t.suite, t.strategy, t.model, t.dataset, t.variant)
+                == (self.suite_name, c.strategy, trial_model(c.model), c.dataset, c.variant)
+                and t.backend != self.backend
+                and t.backend not in by_backend
+            }
+        )
+        if untrained:
+            warnings.warn(
+                pytest.PytestWarning(
+                    f"[{self.backend}] {c.case_id}: agreement with {', '.join(untrained)} not checked: its test of "
+                    f"this case was deselected (a node id, -k or -m), so it did not train. Select the case in every "
+                    f"backend (-k '{c.case_id}') to check it."
+                ),
+                stacklevel=2,
             )
 
     def _why_inexact(self) -> str:
@@ -279,7 +307,33 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="GPUs per trial, fractional allowed (default none: the trials train on the CPU; a suite sized for GPUs "
         "then needs --gpus-per-trial 0 to train there on purpose)",
     )
+    _add_scheduling_options(group)
     _add_data_and_results_options(group)
+
+
+def _add_scheduling_options(group: Any) -> None:
+    """The CLI's scheduling options: the session's trials share one run, so without them a case's timings depended
+    on which other modules the session held, and the comparison's advice (--max-concurrent 1) was refused."""
+    group.addoption(
+        "--max-concurrent",
+        dest="xfbench_max_concurrent",
+        type=concurrency,
+        default=None,
+        help="at most this many trials at once, or auto: as many as the cores allow (default auto; a speed suite: 1)",
+    )
+    group.addoption(
+        "--max-failures",
+        dest="xfbench_max_failures",
+        type=non_negative_int,
+        default=None,
+        help="retries of a trial whose worker died (default 0)",
+    )
+    group.addoption(
+        "--fresh-workers",
+        dest="xfbench_fresh_workers",
+        action="store_true",
+        help="start a new worker process for every trial (default: reuse each backend's warm workers)",
+    )
 
 
 def _add_data_and_results_options(group: Any) -> None:
@@ -515,6 +569,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         if isinstance(handle, CaseHandle) and not _skipped_by_mark(item):
             kept.update(handle.trial_ids)
             state.case_groups.add(handle.trial_ids)
+    state.deselected = {trial_id: trial for trial_id, trial in state.wanted.items() if trial_id not in kept}
     state.wanted = {trial_id: trial for trial_id, trial in state.wanted.items() if trial_id in kept}
     # a worker checks the session's options at its run (an exit there would crash it); its controller checked
     # --data-dir at the session's start (pytest_sessionstart), since a worker whose cases are all skipped never runs
@@ -577,8 +632,14 @@ def _session_checks(config: pytest.Config, trials: list[TrialConfig]) -> Any:
         gpus_per_trial=config.getoption("xfbench_gpus") or 0.0,
         address=config.getoption("xfbench_ray_address"),
         ship_data=config.getoption("xfbench_ship_data"),
-        # as the CLI: a speed suite's own limit, a user's Suite's as well as a catalogue one's
+        # as the CLI: a speed suite's own limit, a user's Suite's as well as a catalogue one's, unless given
         max_concurrent=suites_max_concurrent([_suite_of(config, name) for name in {t.suite for t in trials}]),
+    ).updated(
+        {
+            "max_concurrent": config.getoption("xfbench_max_concurrent"),
+            "max_failures": config.getoption("xfbench_max_failures"),
+            "fresh_workers": config.getoption("xfbench_fresh_workers"),
+        }
     )
     return check_execution(options)
 
@@ -909,6 +970,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         output[WORKER_ERROR_KEY] = state.error
         return
     if interrupted:  # pytest's own status (2) stands: the report says what the gate saw of the cases that ended
+        return
+    if session.config.option.collectonly:  # a listing (an IDE's, CI's discovery) runs no case: no gate to fail
         return
     if reference and not state.reports and state.error is not None:  # the cases failed with it already
         state.baseline_unused = f"baseline not compared with {reference}: {state.error}"

@@ -143,6 +143,12 @@ def test_a_baseline_gate_that_compared_nothing_fails_unless_the_session_was_inte
     )
     assert nothing.ret == pytest.ExitCode.USAGE_ERROR
     nothing.stdout.fnmatch_lines(["*baseline not usable: no xfbench case ran in this session*"])
+    # a listing runs nothing by design: IDEs and CI discover tests with the project's addopts, --baseline among them
+    listed = pytester.runpytest_subprocess(
+        "--results-dir", str(results), "--baseline", str(baseline), "-p", "no:cacheprovider", "--collect-only", "-q"
+    )
+    assert listed.ret == pytest.ExitCode.OK, listed.stdout.str()
+    assert "baseline not usable" not in listed.stdout.str()
 
 
 def test_the_comparison_is_written_before_pytest_benchmark_can_end_the_summary(pytester):
@@ -372,6 +378,42 @@ def _recorded_run(pytester, accuracy, status="finished", gap="", inexact="", no_
     pytester.makeconftest(_recorded_conftest(accuracy, status, inexact, no_loss))
     pytester.makepyfile(test_suite=TWO_SEED_SUITE.format(gap=gap))
     return pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:benchmark")
+
+
+def test_the_clis_scheduling_options_reach_the_sessions_run(pytester):
+    """The session's cases share one run, two trials at a time here: a case's timings moved with the modules beside
+    it, and the comparison's advice, --max-concurrent 1, was refused by pytest ("unrecognized arguments")."""
+    both = {(b, s): 0.9 for b in ("torch", "tensorflow") for s in (0, 1)}
+    seen = "(pytest.__file__ and open('execution.txt', 'w').write(repr(state.execution)))"
+    pytester.makeconftest(_recorded_conftest(both).replace("    rows = []\n", f"    {seen}\n    rows = []\n", 1))
+    pytester.makepyfile(test_suite=TWO_SEED_SUITE.format(gap=""))
+    args = ("-p", "no:cacheprovider", "-p", "no:benchmark")
+    pytester.runpytest_subprocess(*args).assert_outcomes(passed=2)
+    default = (pytester.path / "execution.txt").read_text()
+    assert "max_concurrent=None" in default and "max_failures=0" in default and "fresh_workers=False" in default
+    given = ("--max-concurrent", "1", "--max-failures", "2", "--fresh-workers")
+    pytester.runpytest_subprocess(*args, *given).assert_outcomes(passed=2)
+    chosen = (pytester.path / "execution.txt").read_text()
+    assert "max_concurrent=1" in chosen and "max_failures=2" in chosen and "fresh_workers=True" in chosen, chosen
+    refused = pytester.runpytest_subprocess(*args, "--max-concurrent", "0")
+    assert refused.ret == pytest.ExitCode.USAGE_ERROR
+    refused.stderr.fnmatch_lines(["*--max-concurrent: expected a whole number >= 1 or auto, received '0'*"])
+
+
+def test_a_case_rerun_alone_in_one_backend_warns_that_its_agreement_went_unchecked(pytester):
+    """A case fails for a disagreement; re-running its node id (or -k torch) trained torch alone, nothing was
+    compared, and the test passed in silence while the disagreement stood."""
+    pytester.makeconftest(_recorded_conftest({("torch", 0): 0.9, ("tensorflow", 0): 0.9, ("torch", 1): 0.8,
+                                              ("tensorflow", 1): 0.75}))  # fmt: skip
+    pytester.makepyfile(test_suite=TWO_SEED_SUITE.format(gap=""))
+    both = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:benchmark")
+    both.assert_outcomes(failed=2)
+    alone = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:benchmark", "-k", "torch")
+    alone.assert_outcomes(passed=1, warnings=1)
+    alone.stdout.fnmatch_lines(
+        ["*[[]torch[]] scratch-mlp-digits: agreement with tensorflow not checked: its test of this case was deselect*"]
+    )
+    assert "not checked" not in both.stdout.str()
 
 
 def test_a_one_epoch_case_records_no_benchmark_round_and_says_why(pytester, tmp_path):
