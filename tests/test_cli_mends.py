@@ -140,6 +140,16 @@ def test_the_smoke_plateau_case_trains_enough_epochs_to_reduce_once():
     assert {c.epochs for c in SUITES["techniques_smoke"].cases if c.variant != "sched_plateau"} == {2}
 
 
+def test_every_ci_technique_case_has_a_measured_floor_well_above_chance():
+    """techniques_smoke had no bar: its cases passed at chance accuracy (a review's lr 1e6 case: 0.108, both
+    backends alike), so CI could not see a change that wrecked training in both."""
+    cases = SUITES["techniques_smoke"].cases
+    assert all(c.min_test_acc is not None and c.min_test_acc >= 0.4 for c in cases), [
+        (c.variant, c.min_test_acc) for c in cases
+    ]
+    assert all("10 pp below the lowest measured" in c.bar_source for c in cases)
+
+
 # ---------------------------------------------------------------------------- 5. baseline save of a damaged run
 
 
