@@ -24,9 +24,11 @@ from harness.summary import (
     CASE_KEYS,
     WARMUP_ONLY,
     case_title,
+    in_timed_phase,
     last_attempts,
     several_suites,
     steady_rows,
+    timed_phase,
     trained_rows,
     with_suite,
 )
@@ -152,32 +154,36 @@ def learning_curves(frame: pd.DataFrame) -> Iterator[Plot]:
 
 
 def epoch_times(frame: pd.DataFrame) -> list[Plot]:
-    """Steady-state epoch times per case and backend as box plots with every epoch drawn as a point."""
-    plt, steady = _pyplot(), steady_rows(with_suite(frame))
-    if steady.empty:
+    """Steady-state epoch times per case and backend as box plots with every epoch drawn as a point: of the phase
+    the tables time (summary.timed_phase), named beside the case. Both phases of a transfer case pooled had put
+    medians between its frozen and its unfrozen epochs, figures no table showed."""
+    plt, rows = _pyplot(), with_suite(frame)
+    timed = []  # (case keys, backend, its steady rows, the phase they are of), as summarize picks them
+    for keys, group in rows.groupby(CASE_KEYS + ["backend"], sort=True, dropna=False):
+        steady = steady_rows(in_timed_phase(group))
+        if len(steady):
+            timed.append((tuple(keys[:-1]), keys[-1], steady, timed_phase(group)))
+    if not timed:
         return []
-    backends, named = sorted(steady["backend"].dropna().unique()), several_suites(steady)
-    cases = list(steady.groupby(CASE_KEYS, sort=True, dropna=False))
-    fig, ax = plt.subplots(figsize=(9, 0.9 + 0.45 * len(cases) * len(backends)))
+    backends, named = sorted({backend for _, backend, _, _ in timed}), several_suites(rows)
+    fig, ax = plt.subplots(figsize=(9, 0.9 + 0.45 * len(timed)))
     labels, position = [], 0
-    for keys, case in cases:
-        for backend in backends:
-            times = case[case["backend"] == backend]["epoch_time_s"].astype(float).dropna().to_numpy()
-            if len(times):
-                colour = _colour(backend, backends)
-                # a black median: matplotlib's default orange is a backend's colour here
-                ax.boxplot(
-                    times,
-                    positions=[position],
-                    orientation="horizontal",
-                    widths=0.6,
-                    showfliers=False,
-                    medianprops={"color": "black"},
-                )
-                jitter = np.random.default_rng([PLOT_JITTER_STREAM, position]).uniform(-0.15, 0.15, len(times))
-                ax.scatter(times, position + jitter, s=8, color=colour, alpha=0.7)
-                labels.append((position, f"{_case(keys, named)} · {backend}"))
-                position += 1
+    for keys, backend, steady, phase in timed:  # grouped in order: each case's backends together
+        times = steady["epoch_time_s"].astype(float).dropna().to_numpy()
+        if len(times):
+            # a black median: matplotlib's default orange is a backend's colour here
+            ax.boxplot(
+                times,
+                positions=[position],
+                orientation="horizontal",
+                widths=0.6,
+                showfliers=False,
+                medianprops={"color": "black"},
+            )
+            jitter = np.random.default_rng([PLOT_JITTER_STREAM, position]).uniform(-0.15, 0.15, len(times))
+            ax.scatter(times, position + jitter, s=8, color=_colour(backend, backends), alpha=0.7)
+            labels.append((position, f"{_case(keys, named)} · {backend}" + (f" ({phase})" if phase else "")))
+            position += 1
     ax.set_yticks([p for p, _ in labels], [label for _, label in labels], fontsize=8)
     ax.set_xlabel("steady epoch time (s)")
     ax.grid(alpha=0.3, axis="x")
