@@ -148,6 +148,7 @@ def convert(request: dict, out: Path) -> None:
         importer = _importer(backend)
         model = importer.load_reference(ref["name"], shape, classes, seed)
     label = ref["name"] if ref["kind"] == "python" else f"{ref['kind']}:{ref['name']}"
+    importer.check_form(model)
     channels = importer.input_channels(model)
     if channels is not None and len(shape) == 3 and channels != shape[-1]:
         raise ModelInputError(

@@ -121,6 +121,12 @@ class FrameworkImporter(Protocol):
         ``num_classes`` outputs (logits: no final softmax)."""
         ...
 
+    def check_form(self, model: object) -> None:
+        """Refuses, as ModelInputError, what the conversion cannot take about the model as a whole (its layout, the
+        dtype and device of its parameters), before its layers are read: else its channels or its shapes were
+        blamed."""
+        ...
+
     def input_channels(self, model: object) -> int | None:
         """The image channels ``model`` takes, or None where its input is not an image (checked before converting,
         so a mismatch is named as such rather than as a weight of the wrong shape)."""

@@ -291,9 +291,10 @@ def test_a_model_declared_for_another_image_size_is_refused_naming_the_input_siz
     )
 
 
-def test_a_channels_first_model_is_refused_as_such_not_told_to_take_its_width_as_channels(tmp_path, monkeypatch):
-    """The review's case: a channels_first convnet on 8x8 digits was told to "feed it 8 channels (--input-channels
-    8)", then, given them, that it was "declared for 1x8"."""
+def test_a_channels_first_or_not_float32_model_is_refused_as_such(tmp_path, monkeypatch):
+    """The review's cases: a channels_first convnet on 8x8 digits was told to "feed it 8 channels (--input-channels
+    8)", then, given them, that it was "declared for 1x8"; a float64 model converted to float32 in silence; a
+    mixed_bfloat16 layer was refused as "the conversion of one of its layers is wrong: report it"."""
     (tmp_path / "first_nets.py").write_text(
         textwrap.dedent(
             """
@@ -305,6 +306,15 @@ def test_a_channels_first_model_is_refused_as_such_not_told_to_take_its_width_as
                 h = layers.Conv2D(4, 3, data_format="channels_first", name="conv")(x)
                 h = layers.GlobalAveragePooling2D(data_format="channels_first")(h)
                 return keras.Model(x, layers.Dense(10)(h))
+
+            def wide():
+                x = keras.Input((8, 8, 1))
+                return keras.Model(x, layers.Dense(10, dtype="float64", name="head")(layers.Flatten()(x)))
+
+            def mixed():
+                x = keras.Input((8, 8, 1))
+                h = layers.Flatten()(x)
+                return keras.Model(x, layers.Dense(10, dtype="mixed_bfloat16", name="head")(h))
             """
         )
     )
@@ -315,6 +325,14 @@ def test_a_channels_first_model_is_refused_as_such_not_told_to_take_its_width_as
     assert "Expected a Keras model laid out channels_last" in message, message
     assert "Received: layer 'conv' (Conv2D) with data_format='channels_first'" in message, message
     assert "--input-channels" not in message
+    # a float64 model trained in float32 unsaid; a mixed-precision one was called a fault of the conversion
+    for factory, policy in (("wide", "float64"), ("mixed", "mixed_bfloat16")):
+        with pytest.raises(InputError) as refused:
+            model_spec(f"python:first_nets:{factory}", (8, 8, 1), 10, ModelOptions(), tmp_path / "cache")
+        message = str(refused.value)
+        assert "Expected a Keras model in float32" in message, message
+        assert f"Received: layer 'head' (Dense) with dtype policy {policy!r}" in message, message
+        assert "report it" not in message
 
 
 def test_a_keras_application_below_its_minimum_input_size_is_bad_input_not_a_crash(tmp_path):

@@ -228,6 +228,18 @@ _NETS = textwrap.dedent("""
         model = nn.Sequential(nn.Flatten(), nn.Linear(64, num_classes))
         model[1].register_forward_hook(lambda module, inputs, output: output * 2)
         return model
+
+
+    def in_float64(num_classes):
+        return nn.Sequential(nn.Flatten(), nn.Linear(64, num_classes)).double()
+
+
+    def in_bfloat16(num_classes):
+        return nn.Sequential(nn.Flatten(), nn.Linear(64, num_classes)).to(torch.bfloat16)
+
+
+    def on_meta(num_classes):
+        return nn.Sequential(nn.Flatten(), nn.Linear(64, num_classes)).to("meta")
 """)
 
 
@@ -250,6 +262,22 @@ def _refusal(factory: str, cache: Path, classes: int = 10) -> str:
     assert "Expected " in message and "Received: " in message and "To fix, " in message, message
     assert "--input-size" not in message, message
     return message
+
+
+@pytest.mark.parametrize(
+    "factory, received",
+    [
+        ("in_float64", "Received: '1.weight' as torch.float64 on cpu."),
+        ("in_bfloat16", "Received: '1.weight' as torch.bfloat16 on cpu."),
+        ("on_meta", "Received: '1.weight' as torch.float32 on meta."),
+    ],
+)
+def test_a_model_in_another_dtype_or_on_another_device_is_refused_as_such(nets, factory, received):
+    """The review's cases: each failed in the conversion's forward and was told to change its input size, channels
+    or classes."""
+    message = _refusal(factory, nets)
+    assert "Expected a model with float32 parameters and buffers on the CPU" in message, message
+    assert received in message and "--precision" in message, message
 
 
 def test_weights_applied_twice_are_refused_and_a_reused_module_without_weights_converts(nets):

@@ -112,16 +112,15 @@ def _declared_inputs(model: keras.Model) -> list | None:
 
 
 def input_channels(model: keras.Model) -> int | None:
-    """The channels of the model's image input (None for an input that is not an image, or not declared). A model
-    laid out channels_first is refused first: its channels would be read off the wrong axis (the user was told to
-    feed it its image width as channels)."""
-    _check_channels_last(model)
+    """The channels of the model's image input (None for an input that is not an image, or not declared)."""
     inputs = _declared_inputs(model)
     shape = tuple(inputs[0].shape) if inputs else ()
     return int(shape[-1]) if len(shape) == 4 and shape[-1] is not None else None
 
 
-def _check_channels_last(model: keras.Model) -> None:
+def check_form(model: keras.Model) -> None:
+    """A channels_first model had its channels read off the wrong axis (the user was told to feed it its image width
+    as channels); a float64 one trained in float32 unsaid, a mixed-precision one was called a converter's fault."""
     first = next((layer for layer in model.layers if getattr(layer, "data_format", None) == "channels_first"), None)
     if first is not None:
         raise ModelInputError(
@@ -130,6 +129,19 @@ def _check_channels_last(model: keras.Model) -> None:
             f"(the default where keras.json or keras.config.set_image_data_format says channels_first). To fix, build "
             f"its layers with data_format='channels_last', or set image_data_format to channels_last before building."
         )
+    other = next((layer for layer in model.layers if _policy_name(layer) not in ("float32", "")), None)
+    if other is not None:
+        raise ModelInputError(
+            f"Expected a Keras model in float32 (xfbench sets each trial's precision itself, alike in both backends). "
+            f"Received: layer {other.name!r} ({type(other).__name__}) with dtype policy {_policy_name(other)!r}. To "
+            "fix, build the model in float32 (no dtype= on its layers, keras.config.set_dtype_policy('float32')) "
+            "and choose the precision with --precision (float64, mixed_bfloat16, mixed_float16)."
+        )
+
+
+def _policy_name(layer: keras.layers.Layer) -> str:
+    policy = getattr(layer, "dtype_policy", None)
+    return str(getattr(policy, "name", "") or "")
 
 
 def reference_logits(model: keras.Model, x: np.ndarray) -> np.ndarray:

@@ -116,6 +116,19 @@ def load_reference(name: str, input_shape: tuple[int, int, int], num_classes: in
     return torchvision.models.get_model(name, weights=None, num_classes=num_classes).eval()
 
 
+def check_form(model: nn.Module) -> None:
+    """A model in float64 or bfloat16, or on another device (meta, cuda), failed in the conversion's forward, and the
+    user was told to change the input size, channels or classes."""
+    for name, tensor in [*model.named_parameters(), *model.named_buffers()]:
+        if tensor.is_floating_point() and (tensor.dtype != torch.float32 or tensor.device.type != "cpu"):
+            raise ModelInputError(
+                f"Expected a model with float32 parameters and buffers on the CPU (xfbench sets each trial's "
+                f"precision and device itself, alike in both backends). Received: {name!r} as {tensor.dtype} on "
+                f"{tensor.device}. To fix, return the model as built, without .double(), .half(), .to(dtype) or "
+                ".cuda(), and choose the precision with --precision and a GPU with --gpus-per-trial."
+            )
+
+
 def input_channels(model: nn.Module) -> int | None:
     """The channels the model's first applied convolution takes (None without one: a flat model takes any input;
     None too when fx cannot trace the model: convert says why). First applied, not first registered: a module may
