@@ -368,9 +368,17 @@ def model_spec(
             fixes.append("resize the inputs with --input-size / --input-channels")
         if spec.num_classes != num_classes:  # a binary task has one output unit (--binary-positive)
             fixes.append(f"pick a task with {spec.num_classes} classes (--classes, --binary-positive)")
+        # a factory's classes are its own to follow (a spec file's are what it was exported for)
+        remedy = (
+            f"give the factory a parameter named num_classes and build its last layer with it (xfbench calls it with "
+            f"num_classes={num_classes}; keras.applications' 'classes' is not read)"
+            if ref.kind == "python" and spec.num_classes != num_classes
+            else "export the spec for this task"
+        )
+        made = "the factory built" if ref.kind == "python" else "a spec for"
         raise InputError(
             f"Expected model {model} for inputs {tuple(input_shape)} and {num_classes} classes. "
-            f"Received: a spec for {tuple(spec.input_shape)} and {spec.num_classes} classes. To fix, "
-            f"{' and '.join(fixes)}, or export the spec for this task."
+            f"Received: {made} {tuple(spec.input_shape)} and {spec.num_classes} classes. To fix, "
+            f"{' and '.join(fixes)}, or {remedy}."
         )
     return spec

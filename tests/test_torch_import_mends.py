@@ -240,6 +240,10 @@ _NETS = textwrap.dedent("""
 
     def on_meta(num_classes):
         return nn.Sequential(nn.Flatten(), nn.Linear(64, num_classes)).to("meta")
+
+
+    def classes_named(classes=10):  # keras.applications' name for it, which xfbench does not read
+        return nn.Sequential(nn.Flatten(), nn.Linear(64, classes))
 """)
 
 
@@ -278,6 +282,14 @@ def test_a_model_in_another_dtype_or_on_another_device_is_refused_as_such(nets, 
     message = _refusal(factory, nets)
     assert "Expected a model with float32 parameters and buffers on the CPU" in message, message
     assert received in message and "--precision" in message, message
+
+
+def test_a_factory_that_builds_its_own_class_count_is_told_to_take_num_classes(nets):
+    """It was told to "export the spec for this task", which means nothing for a python: factory."""
+    message = _refusal("classes_named", nets, classes=3)
+    assert "Received: the factory built (8, 8, 1) and 10 classes" in message, message
+    assert "give the factory a parameter named num_classes and build its last layer with it" in message, message
+    assert "num_classes=3" in message and "export the spec" not in message, message
 
 
 def test_weights_applied_twice_are_refused_and_a_reused_module_without_weights_converts(nets):
