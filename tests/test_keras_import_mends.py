@@ -311,6 +311,10 @@ def test_a_channels_first_or_not_float32_model_is_refused_as_such(tmp_path, monk
                 x = keras.Input((8, 8, 1))
                 return keras.Model(x, layers.Dense(10, dtype="float64", name="head")(layers.Flatten()(x)))
 
+            def flat():
+                x = keras.Input((64,))
+                return keras.Model(x, layers.Dense(10)(layers.Dense(16)(x)))
+
             def mixed():
                 x = keras.Input((8, 8, 1))
                 h = layers.Flatten()(x)
@@ -325,6 +329,13 @@ def test_a_channels_first_or_not_float32_model_is_refused_as_such(tmp_path, monk
     assert "Expected a Keras model laid out channels_last" in message, message
     assert "Received: layer 'conv' (Conv2D) with data_format='channels_first'" in message, message
     assert "--input-channels" not in message
+    # a flat input fed images: told to change the input size, in a message wrapping another
+    with pytest.raises(InputError) as refused:
+        model_spec("python:first_nets:flat", (8, 8, 1), 10, ModelOptions(), tmp_path / "cache")
+    message = str(refused.value)
+    assert "whose keras.Input is declared flat (shape (64,))" in message, message
+    assert "declare keras.Input((8, 8, 1)) and put layers.Flatten() before its first Dense" in message, message
+    assert message.count("Received:") == 1, message
     # a float64 model trained in float32 unsaid; a mixed-precision one was called a fault of the conversion
     for factory, policy in (("wide", "float64"), ("mixed", "mixed_bfloat16")):
         with pytest.raises(InputError) as refused:

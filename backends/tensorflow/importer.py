@@ -521,7 +521,15 @@ def _graph_model(model: keras.Model, input_shape: tuple[int, int, int], name: st
 def _check_declared_size(declared: tuple, input_shape: tuple[int, int, int], name: str) -> None:
     """ModelInputError for an image input declared for another height or width than the trial feeds: "same"
     padding, and every shape after it, were set for the declared size, so the network converted would not be the one
-    Keras runs on the trial's images. A size declared None (keras.Input((None, None, C))) takes the trial's."""
+    Keras runs on the trial's images. A size declared None (keras.Input((None, None, C))) takes the trial's. A flat
+    input fed images failed at its first Dense, its message wrapped in advice to change the input size."""
+    if len(declared) == 2 and len(input_shape) == 3:
+        height, width, channels = input_shape
+        raise ModelInputError(
+            f"Expected a Keras model whose input takes the images xfbench feeds, keras.Input(({height}, {width}, "
+            f"{channels})). Received: model {name}, whose keras.Input is declared flat (shape {declared[1:]}). To fix, "
+            f"declare keras.Input(({height}, {width}, {channels})) and put layers.Flatten() before its first Dense."
+        )
     if len(declared) != 4:
         return
     height, width = input_shape[0], input_shape[1]
