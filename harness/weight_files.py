@@ -178,12 +178,33 @@ def input_size_hint(expected: tuple[int, ...], received: tuple[int, ...], inputs
     )
 
 
+def _wrapper_prefix(expected: Mapping[str, object], received: Mapping[str, object]) -> str:
+    """The one prefix every name in the file carries before an expected name ("module.", "_orig_mod.", nested ones
+    too), where the file holds every expected tensor so; '' otherwise."""
+    first = next(iter(expected), None)
+    if first is None or first in received:
+        return ""
+    prefix = next((name[: -len(first)] for name in received if name.endswith(f".{first}")), "")
+    if prefix and all(f"{prefix}{name}" in received for name in expected):
+        return prefix
+    return ""
+
+
 def check_tensor_shapes(
     expected: Mapping[str, tuple[int, ...]], received: Mapping[str, tuple[int, ...]], source: str, architecture: str
 ) -> None:
     """Raise BadWeightsError naming the first tensor that is missing, unexpected or of another shape.
 
     ``expected``: the architecture's tensors and shapes; ``received``: the file's."""
+    prefix = _wrapper_prefix(expected, received)
+    if prefix:
+        raise BadWeightsError(
+            f"Expected {architecture}'s tensor names in {source} ({next(iter(expected))!r}, ...). Received: every one "
+            f"under the prefix {prefix!r} ({prefix}{next(iter(expected))!r}): the state of a model saved inside a "
+            "wrapper (DataParallel and DistributedDataParallel add 'module.', torch.compile '_orig_mod.'). To fix, "
+            "save the inner model's state (model.module.state_dict(), model._orig_mod.state_dict()), or strip the "
+            "prefix from the names."
+        )
     for name, shape in expected.items():
         if name not in received:
             raise BadWeightsError(

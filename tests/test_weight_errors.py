@@ -386,6 +386,23 @@ def test_a_dense_kernel_of_another_width_is_told_the_input_size_may_be_why():
         assert "--input-size" not in str(other.value)
 
 
+@pytest.mark.parametrize("prefix", ["module.", "_orig_mod.", "module._orig_mod."])
+def test_a_file_saved_inside_a_wrapper_is_told_its_prefix(prefix):
+    """A model saved inside DataParallel, DistributedDataParallel or torch.compile: every tensor was there under a
+    prefix, and the user read "no such tensor. Is the file for another architecture?"."""
+    from harness.weight_files import check_tensor_shapes
+
+    expected = {"conv1.weight": (8, 1, 3, 3), "conv1.bias": (8,), "fc.weight": (10, 8), "fc.bias": (10,)}
+    with pytest.raises(BadWeightsError) as wrapped:
+        check_tensor_shapes(expected, {f"{prefix}{k}": v for k, v in expected.items()}, "net.pth", "Net")
+    message = str(wrapped.value)
+    assert f"Received: every one under the prefix {prefix!r} ({prefix}'conv1.weight')" in message, message
+    assert "model.module.state_dict()" in message and "another architecture" not in message, message
+    partial = {f"{prefix}{k}": v for k, v in expected.items() if not k.startswith("fc")}
+    with pytest.raises(BadWeightsError, match="Received: no such tensor"):  # not the whole model: not a wrapper's
+        check_tensor_shapes(expected, partial, "net.pth", "Net")
+
+
 def test_a_legacy_keras_file_saved_at_another_input_size_is_told_so(workers, tmp_path):
     """A legacy .h5 (keras.applications' VGG16 download) is loaded by Keras itself, whose message names the dense
     layer's shapes only: the hint follows it there too."""
