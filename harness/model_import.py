@@ -91,6 +91,13 @@ def parse_model_ref(text: str) -> ModelRef:
             "used only where a strategy starts from weights (--weights FILE for the torch formats), a run from "
             "scratch initialises its own."
         )
+    if text.endswith(".py") or (rest and ":" not in rest and re.fullmatch(r"[\w.]+", prefix)):
+        module = Path(text).stem if text.endswith(".py") else prefix
+        raise InputError(
+            f"Expected a model as {FORMS}. Received: model={text!r}. To fix, name your own model's factory with the "
+            f"python: prefix, its module as Python imports it: python:{module}:{rest or 'FUNCTION'} (docs/zoo.md, "
+            "your own models)."
+        )
     raise InputError(f"Expected a model as {FORMS}. Received: model={text!r}. Zoo names: {sorted(MODELS)}")
 
 
@@ -103,8 +110,8 @@ _SAVED_MODEL_SUFFIXES = {  # a saved model's suffix -> the factory body that loa
 }
 
 
-def _python_ref_fix(module: str, function: str) -> str:
-    function = function.partition(":")[0] or "build"
+def _python_ref_fix(module: str, given: str) -> str:
+    function = given.partition(":")[0] or "build"
     if re.search(r"[/\\]", module):
         path = Path(module)
         return (
@@ -113,6 +120,11 @@ def _python_ref_fix(module: str, function: str) -> str:
         )
     if not module:
         return f"Name the module before the function, e.g. python:my_nets:{function}"
+    if given:  # python:nets:make:x, one colon too many
+        return f"Give one module and one function, e.g. python:{module}:{function}"
+    if "." in module:  # python:nets.make, the function after a dot
+        head, _, tail = module.rpartition(".")
+        return f"Separate the function with a colon, e.g. python:{head}:{tail} (or python:{module}:build)"
     return f"Name the function too, e.g. python:{module}:build"
 
 

@@ -59,6 +59,17 @@ def test_every_reference_form_parses_and_a_bad_one_lists_them(tmp_path):
         parse_model_ref("python::make")
     with pytest.raises(InputError, match=r"no module 'nets.py'.*without .py: python:nets:make\."):
         check_python_module(parse_model_ref("python:nets.py:make"))
+    # a review's spellings, answered with the zoo's names or a wrong example
+    for given, said in (
+        ("nets.py", "name your own model's factory with the python: prefix, its module as Python imports it: "
+                    "python:nets:FUNCTION"),
+        ("nets:make", "with the python: prefix, its module as Python imports it: python:nets:make"),
+        ("python:nets.make", "Separate the function with a colon, e.g. python:nets:make (or python:nets.make:build)"),
+        ("python:nets:make:x", "Give one module and one function, e.g. python:nets:make"),
+    ):  # fmt: skip
+        with pytest.raises(InputError) as refused:
+            parse_model_ref(given)
+        assert said in str(refused.value), str(refused.value)
     with pytest.raises(InputError, match="does not exist"):
         parse_model_ref(str(tmp_path / "missing.json"))
     # a saved model was answered with the zoo's names alone: the factory that loads it is what to write
