@@ -40,13 +40,49 @@ def sqlite_file(uri: str) -> Path | None:
     part = _sqlite_part(uri)
     if part is None or not part.startswith("///") or part[3:].startswith(":memory:") or not part[3:]:
         return None
-    return Path(part[3:]).resolve()
+    # percent-decoded as SQLAlchemy decodes it: sqlite:////my%20dir/m.db is a file in "my dir"
+    return Path(urllib.parse.unquote(part[3:])).resolve()
 
 
 def check_tracking_uri(uri: str) -> None:
     """What can be known of ``uri`` before MLflow is asked to use it."""
     _check_server(uri)
+    _check_database_server(uri)
     _check_sqlite_store(uri)
+
+
+# The database servers MLflow's SQL store speaks to (SQLAlchemy's dialects, a driver after '+'), by default port
+_DATABASE_PORTS = {"postgresql": 5432, "mysql": 3306, "mssql": 1433}
+
+
+def _check_database_server(uri: str) -> None:
+    """A database server's URI must take a connection: MLflow retried one that refused for about 100 s, printing a
+    retry warning each time, and one that never answers for longer."""
+    parts = urllib.parse.urlsplit(uri)
+    default = _DATABASE_PORTS.get(parts.scheme.partition("+")[0])
+    if default is None or not parts.hostname:  # no host: a local socket, which the driver finds its own way
+        return
+    try:
+        port = parts.port or default
+    except ValueError:
+        raise InputError(
+            f"Expected --mlflow {parts.scheme}://USER:PASSWORD@HOST[:PORT]/DATABASE with a port 1..65535. Received: "
+            f"{_without_password(parts)}. Give the database server's port (default {default})."
+        ) from None
+    refused = connection_problem(parts.hostname, port)
+    if refused:
+        raise InputError(
+            f"Expected a database server taking connections at {parts.hostname}:{port} for --mlflow "
+            f"{_without_password(parts)}. Received: no connection ({refused}). Start it, or give its address, or a "
+            "file store such as sqlite:///mlflow.db."
+        )
+
+
+def _without_password(parts: urllib.parse.SplitResult) -> str:
+    """The URI as a message may show it: a password in it replaced by ***."""
+    if parts.password is None:
+        return parts.geturl()
+    return parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@", 1)).geturl()
 
 
 def _check_server(uri: str) -> None:

@@ -541,6 +541,32 @@ def test_a_tracking_server_that_accepts_but_never_answers_is_refused_in_seconds(
     assert "Received: a connection, but no answer to GET /health within 0.5 s" in capsys.readouterr().err
 
 
+def test_a_database_server_that_refuses_connections_is_refused_in_seconds_without_its_password(tmp_path, capsys):
+    """MLflow retried a PostgreSQL store that refused connections for about 100 s, printing a retry warning each
+    time, before its exit 2."""
+    import socket
+
+    run_dir = _write_run(tmp_path, "run-p", "2026-01-01")
+    with socket.socket() as closed:  # a port nothing listens on once it is closed
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    for scheme in ("postgresql", "postgresql+psycopg2", "mysql+pymysql"):
+        uri = f"{scheme}://me:secret@127.0.0.1:{port}/mlflow"
+        assert main(["export", str(run_dir), "--mlflow", uri]) == 2
+        err = capsys.readouterr().err
+        assert f"Expected a database server taking connections at 127.0.0.1:{port}" in err, err
+        assert f"{scheme}://me:***@127.0.0.1:{port}/mlflow" in err and "secret" not in err, err
+
+
+@pytest.mark.skipif(importlib.util.find_spec("mlflow") is None, reason="needs xfbench[mlflow]")
+def test_a_percent_encoded_sqlite_path_is_the_file_sqlalchemy_opens(tmp_path, capsys):
+    """sqlite:////.../my%20dir/m.db was refused as "not a folder that exists"; MLflow opens the file in "my dir"."""
+    run_dir = _write_run(tmp_path, "run-e", "2026-01-01")
+    (tmp_path / "my dir").mkdir()
+    assert main(["export", str(run_dir), "--mlflow", f"sqlite:///{tmp_path}/my%20dir/m.db"]) == 0, capsys.readouterr()
+    assert (tmp_path / "my dir" / "m.db").is_file()
+
+
 def test_a_server_whose_tls_this_check_cannot_judge_is_left_to_mlflow():
     """A self-signed certificate MLflow is set to accept (MLFLOW_TRACKING_INSECURE_TLS) failed the health check as if
     the server had not answered; here a plain HTTP server spoken to in TLS stands for any such handshake error."""
