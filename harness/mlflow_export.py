@@ -53,6 +53,11 @@ EPOCH_METRICS = (
 )
 FINAL_METRICS = ("test_acc", "mc_test_acc", "mc_mean_prob", "mc_pred_std")
 TRIAL_TAGS = ("trial_id", "stage", "suite", "strategy", "model", "variant", "dataset", "backend", "framework_version")
+# Where and on what a trial ran, and what its network costs: MLflow's runs are filtered and grouped by them (a
+# machine's runs apart from another's, a model's size) as the results' own columns are; tagged where recorded
+RECORD_TAGS = (
+    "host", "node", "cpu", "gpu", "device", "threads", "python_version", "params", "forward_macs", "weights", "inexact"
+)  # fmt: skip
 PARAM_LIMIT = 6000  # MLflow's longest parameter value
 ERROR_TAG_LIMIT = 5000  # of a trial's error text, as a tag (MLflow's tag values hold 8000 characters)
 EXPERIMENT_NAME_LIMIT = 500  # MLflow's longest experiment name, where its constant cannot be read
@@ -172,6 +177,15 @@ def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, str]:
 _UNSET_INJECTION = ("0.0", "None")
 
 
+def _tag_value(value: Any) -> str:
+    """A recorded value as a tag ('' where none was recorded: no tag); whole numbers without a '.0'."""
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
 def _machinery(key: str, value: str) -> bool:
     return key == "cache_dir" or (key.startswith("runtime.inject_") and value in _UNSET_INJECTION)
 
@@ -259,6 +273,8 @@ def _log_trial(client: Any, experiment_id: str, trial_id: str, trial: pd.DataFra
 
     first = trial.iloc[0]
     tags = {f"xfbench.{k}": str(first[k]) for k in TRIAL_TAGS if k in trial and not pd.isna(first[k])}
+    last = trial.iloc[-1]  # as its last epoch recorded them (a retried trial's first row may be the driver's)
+    tags |= {f"xfbench.{k}": _tag_value(last[k]) for k in RECORD_TAGS if k in trial and _tag_value(last[k])}
     if "xfbench.model" in tags:  # a spec file by its name, as tables name it (the path is a parameter)
         tags["xfbench.model"] = model_label(tags["xfbench.model"])
     status = str(trial.iloc[-1]["status"])

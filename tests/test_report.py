@@ -480,6 +480,7 @@ def test_mlflow_reads_back_every_trial_with_its_epochs(tmp_path, capsys):
         strategy="scratch", model="mlp", dataset="digits", backend="torch", seed=0, epochs=4, cache_dir="/c"
     )
     rows.loc[rows["trial_id"] == rows["trial_id"].iloc[0], "config_json"] = real.to_json()
+    rows = rows.assign(host="box", cpu="AMD EPYC", gpu="", device="cpu", threads=1, python_version="3.11.9")
     rows.to_parquet(run_dir / "results.parquet")
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     assert main(["export", str(run_dir), "--mlflow", uri, "--experiment", "t"]) == 0
@@ -502,6 +503,10 @@ def test_mlflow_reads_back_every_trial_with_its_epochs(tmp_path, capsys):
         assert run.info.end_time == history[-1].timestamp and run.data.tags["xfbench.status"] == "ok"
         assert [m.value for m in history] == pytest.approx(trial["val_acc"].tolist())
         assert run.data.params["optimizer.lr"] == "0.01" and "test_acc" in run.data.metrics
+        # the machine and the model's size, by which MLflow's runs are filtered and grouped; no tag for no GPU
+        recorded = {k: run.data.tags.get(f"xfbench.{k}") for k in ("host", "cpu", "device", "threads", "params")}
+        assert recorded == {"host": "box", "cpu": "AMD EPYC", "device": "cpu", "threads": "1", "params": "1000"}
+        assert run.data.tags["xfbench.forward_macs"] == "1000000" and "xfbench.gpu" not in run.data.tags
         if run.data.tags["xfbench.trial_id"] == rows["trial_id"].iloc[0]:  # without the tests' unset fault injection
             assert run.data.params["runtime.threads"] == "1" and run.data.params["dataset"] == "digits"
             assert not [k for k in run.data.params if k.startswith("runtime.inject_") or k == "cache_dir"]
