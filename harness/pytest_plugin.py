@@ -361,11 +361,19 @@ def _add_data_and_results_options(group: Any) -> None:
         help="send datasets to the trials through Ray's object store: auto (with --ray-address, when <= 256 MB; "
         "default), always, never (each node then reads its own files)",
     )
+    # on by default, as a CLI run (DESIGN: a run writes summary.md and report.html); it was off
     group.addoption(
         "--xfbench-report",
         dest="xfbench_report",
         action="store_true",
-        help="write report.html beside the session run's summary.md (off: xfbench report RUN draws it later)",
+        default=True,
+        help="write report.html beside the session run's summary.md (default)",
+    )
+    group.addoption(
+        "--no-xfbench-report",
+        dest="xfbench_report",
+        action="store_false",
+        help="no report.html (its plots take a fraction of a second per case; xfbench report RUN draws it later)",
     )
     group.addoption(
         "--baseline",

@@ -887,6 +887,7 @@ def test_only_the_selected_cases_train_and_a_case_for_other_backends_is_skipped_
     picked.assert_outcomes(passed=1, deselected=3)
     (run_dir,) = [p for p in results.iterdir() if p.name.endswith("pytest-smoke")]
     assert set(read_results(run_dir)["trial_id"]) == {"pick-scratch-mlp-digits-tensorflow-s0"}
+    assert (run_dir / "report.html").is_file()  # as a CLI run's (it was off unless asked for)
     shutil.rmtree(results)
     skipped_module = SELECTED_SUITE.replace('"pick"', '"skipped"').replace(
         'pytestmark = pytest.mark.xfbench(suites={"smoke": PICK})',
