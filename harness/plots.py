@@ -206,10 +206,16 @@ def accuracy_vs_time(frame: pd.DataFrame) -> list[Plot]:
     )
     axes = np.atleast_1d(axes).ravel()
     for ax, (keys, case) in zip(axes, cases, strict=False):
+        untimed = 0
         for _, trial in case.groupby("trial_id"):
-            trained = trial["epoch_time_s"].astype(float).fillna(0).cumsum()
+            took = trial["epoch_time_s"].astype(float)
+            if took.isna().all():  # features read from the cache: no training was timed, none is drawn at 0 s
+                untimed += 1
+                continue
             backend = str(trial["backend"].iloc[0])
-            ax.plot(trained, trial["val_acc"].astype(float), alpha=0.8, **_line_style(backend, backends))
+            ax.plot(
+                took.fillna(0).cumsum(), trial["val_acc"].astype(float), alpha=0.8, **_line_style(backend, backends)
+            )
         # wrapped: a suite:case name is wider than its panel, and ran into the next one's
         ax.set_title("\n".join(textwrap.wrap(_case(keys, named), 42, break_on_hyphens=False)), fontsize=8)
         ax.set_xlabel("training time (s)")
@@ -217,7 +223,8 @@ def accuracy_vs_time(frame: pd.DataFrame) -> list[Plot]:
         ax.grid(alpha=0.3)
         if not any(np.isfinite(np.asarray(line.get_ydata(), float)).any() for line in ax.get_lines()):
             # deep_features rows have no validation accuracy: said, as the learning curves say it
-            ax.text(0.5, 0.5, "no such metric in these rows", ha="center", va="center", transform=ax.transAxes)
+            said = f"not timed: {untimed} trial(s) from the cache" if untimed else "no such metric in these rows"
+            ax.text(0.5, 0.5, said, ha="center", va="center", transform=ax.transAxes)
     for ax in axes[len(cases) :]:
         ax.axis("off")
     handles = [plt.Line2D([], [], label=b, **_line_style(b, backends)) for b in backends]

@@ -1096,6 +1096,24 @@ def test_learning_curves_and_accuracy_against_time_leave_out_a_trial_that_did_no
 
 
 @needs_matplotlib
+def test_trials_read_from_the_cache_are_not_drawn_at_zero_seconds_of_training():
+    """A trial whose features came from the cache has no epoch time: it was drawn at 0 s, as if it trained in no
+    time; a panel of such trials alone now says they were not timed."""
+    import matplotlib.pyplot as plt
+
+    from harness.plots import accuracy_vs_time
+
+    frame = _frame(seeds=2)
+    cached = (frame["model"] == MODELS[0]) & (frame["backend"] == "tensorflow") | (frame["model"] == MODELS[1])
+    frame.loc[cached, "epoch_time_s"] = math.nan
+    (plot,) = accuracy_vs_time(frame)
+    second, first = plot.figure.axes[:2]  # convnet3 (all from the cache) drawn first, then mlp
+    assert len(first.get_lines()) == 2 and all(min(line.get_xdata()) > 0 for line in first.get_lines())
+    assert not second.get_lines() and [t.get_text() for t in second.texts] == ["not timed: 4 trial(s) from the cache"]
+    plt.close(plot.figure)
+
+
+@needs_matplotlib
 def test_case_names_holding_dollar_signs_are_drawn_as_written_not_as_mathtext(tmp_path):
     """matplotlib read a label between two `$` as mathtext: a model named cost$^$net failed the whole report
     (ValueError), and one named $a_1$ was drawn as a subscript."""
