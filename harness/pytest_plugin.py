@@ -675,12 +675,14 @@ def _skipped_by_mark(item: pytest.Item) -> bool:
 
 def _data_missing(state: SessionState, dataset: str, data_dir: str | None) -> str | None:
     if dataset not in state.missing_data:
-        from harness.data.locate import COMPLETE_OFFLINE, DataNotFoundError
+        from harness.data.locate import COMPLETE_OFFLINE, DataNotFoundError, PartialDatasetFolder
         from harness.data.registry import load_dataset
 
         try:
             state.loaded[dataset] = load_dataset(dataset, data_dir, download=False)
             state.missing_data[dataset] = ""
+        except PartialDatasetFolder:  # a folder that lost a file: an error, as a truncated file is
+            raise
         except DataNotFoundError as exc:  # only files this machine lacks; an embedded dataset failing is an error
             why = str(exc).splitlines()[0].replace(COMPLETE_OFFLINE, _complete_the_cache(dataset))
             state.missing_data[dataset] = f"data for {dataset} not found: {why}"

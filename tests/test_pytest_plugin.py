@@ -199,6 +199,21 @@ def test_case(xfbench_case):
     result.stdout.fnmatch_lines(["*data for mnist not found*train-images-idx3-ubyte*"])
 
 
+def test_a_data_folder_that_lost_a_file_fails_collection_as_the_cli_refuses_it(pytester, tmp_path):
+    """A --data-dir holding three of mnist's four files: its cases were skipped as "not found" and the session
+    passed (exit 0), so a CI job whose data lost a file went green measuring nothing; `xfbench run` exits 2."""
+    from test_data import write_mnist_like
+
+    folder = tmp_path / "data"
+    write_mnist_like(folder / "mnist", n_train=10, n_test=10, gz=False, manifest=False)
+    (folder / "mnist" / "t10k-labels-idx1-ubyte").unlink()
+    pytester.makepyfile(test_suite=MNIST_SUITE)
+    result = pytester.runpytest_subprocess("-rs", "--backend", "torch", "--data-dir", str(folder))
+    assert result.ret not in (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED), result.stdout.str()
+    assert "skipped" not in result.stdout.str().splitlines()[-1]
+    result.stdout.fnmatch_lines(["*t10k-labels-idx1-ubyte*"])
+
+
 def test_a_partly_downloaded_user_cache_is_skipped_naming_what_completes_it_under_pytest(
     pytester, tmp_path, monkeypatch
 ):

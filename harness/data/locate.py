@@ -52,6 +52,12 @@ class DataNotFoundError(MissingInputFile):
     pytest plugin skips such a suite's cases; any other error fails them)."""
 
 
+class PartialDatasetFolder(DataNotFoundError):
+    """A folder outside the user cache holds some of a dataset's files, not all: a folder that lost a file, which
+    the pytest plugin fails on (a skip let a CI job whose data lost a file go green measuring nothing); a partial
+    user cache (an interrupted download) stays data this machine lacks."""
+
+
 @dataclass(frozen=True)
 class PublishedFile:
     name: str  # canonical name, without .gz
@@ -284,7 +290,7 @@ def locate(
     target = user_cache_dir() / files.name  # where downloads go: a partial folder there is completed
     missing = [p for p in files.files if p.name not in held]
     if missing and folder is not None and folder != target:
-        raise DataNotFoundError(_partial_folder_message(files, folder, held, missing, dirs))
+        raise PartialDatasetFolder(_partial_folder_message(files, folder, held, missing, dirs))
     root = search_root(files, folder if folder is not None else target, roots)  # downloads: the cache's root
     found = {p.name: replace(verify_file(held[p.name], p, files), root=root) for p in files.files if p.name in held}
     if missing and download and files.download_base:
