@@ -676,11 +676,14 @@ def _skipped_by_mark(item: pytest.Item) -> bool:
 def _data_missing(state: SessionState, dataset: str, data_dir: str | None) -> str | None:
     if dataset not in state.missing_data:
         from harness.data.locate import COMPLETE_OFFLINE, DataNotFoundError, PartialDatasetFolder
-        from harness.data.registry import load_dataset
+        from harness.data.registry import load_dataset, read_elsewhere
 
         try:
             state.loaded[dataset] = load_dataset(dataset, data_dir, download=False)
             state.missing_data[dataset] = ""
+            note = read_elsewhere(data_dir, state.loaded[dataset])
+            if note:  # the CLI's note on stderr; here a warning in pytest's summary, once per dataset
+                warnings.warn(pytest.PytestWarning(note), stacklevel=2)
         except PartialDatasetFolder:  # a folder that lost a file: an error, as a truncated file is
             raise
         except DataNotFoundError as exc:  # only files this machine lacks; an embedded dataset failing is an error

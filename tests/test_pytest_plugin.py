@@ -214,6 +214,23 @@ def test_a_data_folder_that_lost_a_file_fails_collection_as_the_cli_refuses_it(p
     result.stdout.fnmatch_lines(["*t10k-labels-idx1-ubyte*"])
 
 
+def test_a_data_dir_holding_none_of_the_files_warns_which_copy_was_read_as_the_cli_notes_it(
+    pytester, tmp_path, monkeypatch
+):
+    """The CLI notes a dataset read from outside the --data-dir given (it held none of the files); the plugin read
+    the other copy in silence."""
+    from test_data import write_mnist_like
+
+    write_mnist_like(tmp_path / "env" / "mnist", n_train=5010, n_test=10, gz=False, manifest=False)
+    monkeypatch.setenv("XFBENCH_DATA", str(tmp_path / "env"))
+    (tmp_path / "given").mkdir()
+    pytester.makepyfile(test_suite=MNIST_SUITE)
+    result = pytester.runpytest_subprocess(
+        "--collect-only", "--backend", "torch", "--data-dir", str(tmp_path / "given")
+    )
+    result.stdout.fnmatch_lines(["*note: mnist was read from*--data-dir*given holds none of its files*"])
+
+
 def test_a_partly_downloaded_user_cache_is_skipped_naming_what_completes_it_under_pytest(
     pytester, tmp_path, monkeypatch
 ):
