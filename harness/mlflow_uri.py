@@ -62,6 +62,8 @@ def _check_database_server(uri: str) -> None:
     default = _DATABASE_PORTS.get(parts.scheme.partition("+")[0])
     if default is None or not parts.hostname:  # no host: a local socket, which the driver finds its own way
         return
+    if _driver_missing(uri):  # said first, by the client: a server found would still need it
+        return
     try:
         port = parts.port or default
     except ValueError:
@@ -76,6 +78,19 @@ def _check_database_server(uri: str) -> None:
             f"{_without_password(parts)}. Received: no connection ({refused}). Start it, or give its address, or a "
             "file store such as sqlite:///mlflow.db."
         )
+
+
+def _driver_missing(uri: str) -> bool:
+    """Whether the Python driver of a database URI's dialect cannot be imported (SQLAlchemy's own lookup)."""
+    try:
+        from sqlalchemy.engine import make_url
+
+        make_url(uri).get_dialect().import_dbapi()
+    except ImportError:
+        return True
+    except Exception:  # a URI SQLAlchemy cannot read: MLflow's client says what is wrong with it
+        return False
+    return False
 
 
 def _without_password(parts: urllib.parse.SplitResult) -> str:
