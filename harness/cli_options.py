@@ -589,8 +589,8 @@ def _add_execution(parser: argparse.ArgumentParser) -> None:
     rt.add_argument(
         "--max-concurrent",
         type=concurrency,
-        help="at most this many trials at once, or auto: as many as the cores allow (default auto; speed_matrix: 1; "
-        "resume: as recorded)",
+        help="at most this many trials at once, or auto: as many as the cores allow (default auto; speed_matrix and "
+        "tune --asha: 1; resume: as recorded)",
     )
     rt.add_argument("--address", help=ADDRESS_HELP)
     rt.add_argument(
@@ -845,8 +845,11 @@ def search_request_from_args(args: argparse.Namespace) -> SearchRequest:
 
 def new_run_execution(args: argparse.Namespace) -> ExecutionOptions:
     """How a new run is scheduled: the options given, over its suite's own defaults (a speed suite runs one trial at
-    a time: Suite.max_concurrent), over ExecutionOptions' defaults."""
-    defaults = ExecutionOptions(max_concurrent=suites_max_concurrent({args.suite} if args.suite else set()))
+    a time: Suite.max_concurrent), over ExecutionOptions' defaults. A tune with --asha runs one trial at a time too:
+    ASHA judges a trial at a rung against those that reached it first, and side by side which got there first was
+    timing's, so the two backends (whose metrics agree epoch for epoch) stopped different samples."""
+    alone = 1 if getattr(args, "asha", False) else None
+    defaults = ExecutionOptions(max_concurrent=suites_max_concurrent({args.suite} if args.suite else set()) or alone)
     return defaults.updated(given_execution(args))
 
 

@@ -1018,3 +1018,17 @@ def test_an_ended_tunes_experiments_without_their_samples_or_finals_are_the_ones
     assert unsearched_bases(searched, plan) == {other.trial_id}  # torch's samples all ended, no final yet: searched
     three = searched[searched["trial_id"] != searched["trial_id"].iloc[-1]]  # a sample short, but torch's final ran
     assert unsearched_bases(pd.concat([three, pd.DataFrame([final_row])]), plan) == {other.trial_id}
+
+
+def test_a_tune_under_asha_runs_one_trial_at_a_time_unless_told_otherwise():
+    """ASHA judges a trial at a rung against those that reached it first: two side by side (the default on two
+    cores) raced, and the two backends, whose metrics agree epoch for epoch, stopped different samples."""
+    from harness.cli import build_parser
+    from harness.cli_options import new_run_execution
+
+    tune = ["tune", "--strategy", "scratch", "--model", "mlp", "--dataset", "digits", "--space", "lr=loguniform:1e-3,1"]
+    parse = build_parser().parse_args
+    assert new_run_execution(parse([*tune, "--asha"])).max_concurrent == 1
+    assert new_run_execution(parse(tune)).max_concurrent is None  # no ASHA: the order does not matter
+    assert new_run_execution(parse([*tune, "--asha", "--max-concurrent", "2"])).max_concurrent == 2
+    assert new_run_execution(parse([*tune, "--asha", "--max-concurrent", "auto"])).max_concurrent is None
