@@ -433,15 +433,24 @@ def _draw(domain: Domain, rng: np.random.Generator) -> Any:
 
 def sample_points(space: SearchSpace, algorithm: str, num_samples: int, seed: int) -> list[dict[str, Any]]:
     """The points of a random or grid search, in sample order, from one seeded generator: the same seed gives
-    the same points. Grid: every combination of the choices, ``num_samples`` times, ranges drawn per point."""
+    the same points. Grid: every combination of the choices, ``num_samples`` times, ranges drawn per point. A random
+    search over a finite space (choices and int ranges) that has room for its samples draws a point again where it
+    repeats an earlier one: drawn with replacement, 8 samples of epochs=int:2,20 repeated one (and were refused) for
+    82 % of seeds. A draw that repeats nothing is the one drawn before, so the points of seeds without a repeat
+    stand."""
     rng = np.random.default_rng(seed)
     axes = [(p, d.values) for p, d in space.params if isinstance(d, Choice)] if algorithm == "grid" else []
     combinations = list(itertools.product(*(values for _, values in axes)))
-    points = []
+    room = distinct_points(space)
+    distinct = algorithm == "random" and room is not None and num_samples <= room
+    points: list[dict[str, Any]] = []
     for _ in range(num_samples):
         for combination in combinations:
             fixed = dict(zip((p for p, _ in axes), combination, strict=True))
-            points.append({p: fixed[p] if p in fixed else _draw(d, rng) for p, d in space.params})
+            point = {p: fixed[p] if p in fixed else _draw(d, rng) for p, d in space.params}
+            while distinct and point in points:
+                point = {p: _draw(d, rng) for p, d in space.params}
+            points.append(point)
     return points
 
 

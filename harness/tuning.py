@@ -134,8 +134,8 @@ class TunePlan:
         fix = (  # a grid repeats its combinations --num-samples times, drawing its int ranges anew each time
             "give the int range as choice:A,B,... (the grid then spans it), or --num-samples 1"
             if self.algorithm == "grid"
-            else f"use {grid}{' with --search grid' if not choices_alone else ''}, or fewer samples, another "
-            "--search-seed"
+            else f"use {grid}{' with --search grid' if not choices_alone else ''}, or at most {points} samples (a "
+            "random search draws them all distinct)"
         )
         raise InputError(
             f"Expected the samples of a {self.algorithm} search over {finite} to differ: they start from the same "

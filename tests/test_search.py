@@ -1032,3 +1032,24 @@ def test_a_tune_under_asha_runs_one_trial_at_a_time_unless_told_otherwise():
     assert new_run_execution(parse(tune)).max_concurrent is None  # no ASHA: the order does not matter
     assert new_run_execution(parse([*tune, "--asha", "--max-concurrent", "2"])).max_concurrent == 2
     assert new_run_execution(parse([*tune, "--asha", "--max-concurrent", "auto"])).max_concurrent is None
+
+
+def test_a_random_search_with_room_for_its_samples_draws_them_distinct_and_keeps_the_draws_that_did_not_repeat():
+    """Drawn with replacement, 8 samples of epochs=int:2,20 repeated a point (and the search was refused, told to
+    try another --search-seed) for 82 % of seeds. A repeat is drawn again now; a draw that repeated nothing stands,
+    so a seed's points are what they were wherever none repeated."""
+    from harness.search import _draw
+
+    space = parse_space(["epochs=int:2,20", "optimizer=choice:momentum,adam"])
+    for seed in range(50):
+        points = sample_points(space, "random", 8, seed)
+        assert len({tuple(sorted(p.items())) for p in points}) == 8, (seed, points)
+        TunePlan(
+            bases=(BASE,), space=space, algorithm="random", num_samples=8, sampling_seed=seed
+        ).check_random_choices_distinct()
+    for seed, repeated in ((3, False), (6, True)):  # drawn with replacement: seed 3's 8 differ, seed 6's do not
+        rng = np.random.default_rng(seed)
+        plain = [{p: _draw(d, rng) for p, d in space.params} for _ in range(8)]
+        assert (len({tuple(sorted(p.items())) for p in plain}) < 8) == repeated
+        assert (sample_points(space, "random", 8, seed) == plain) == (not repeated)
+    assert len(sample_points(parse_space(["epochs=int:2,3"]), "random", 2, 0)) == 2  # all the room there is
