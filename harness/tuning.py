@@ -279,6 +279,16 @@ def check_plan(plan: TunePlan) -> None:
                     )
 
 
+# The search table's column of the other validation metric at a trial's end, which breaks a tie on the plan's: digits'
+# 180 validation images make equal accuracies common (samples 0 and 5 of one search both 0.9444, their losses 0.208
+# and 0.283), and the earlier sample had won by its number alone.
+TIE_BREAK = "tie_break"
+
+
+def _other_metric(metric: str) -> str:
+    return next(m for m in METRICS if m != metric)
+
+
 def _metric_at_end(trial_rows: pd.DataFrame, metric: str) -> float:
     values = trial_rows[metric].astype(float).dropna()
     values = values[values.map(math.isfinite)]
@@ -304,6 +314,9 @@ def search_table(frame: pd.DataFrame, plan: TunePlan) -> pd.DataFrame:
                 "stopped_early": statuses[str(trial_id)] == "ok" and epochs < config.epochs,
                 # a sample that diverged or failed has none: its last finite value was from before it diverged
                 plan.metric: _metric_at_end(group, plan.metric) if statuses[str(trial_id)] == "ok" else math.nan,
+                TIE_BREAK: _metric_at_end(group, _other_metric(plan.metric))
+                if _other_metric(plan.metric) in group
+                else math.nan,
                 "status": statuses[str(trial_id)],
             }
         )
@@ -353,7 +366,8 @@ def unsearched_bases(frame: pd.DataFrame, plan: TunePlan) -> frozenset[str]:
 
 
 def best_trials(table: pd.DataFrame, plan: TunePlan) -> dict[tuple[str, str], str]:
-    """(case, backend) -> trial id of the best ok search trial by the plan's metric (ties: the earlier sample), among
+    """(case, backend) -> trial id of the best ok search trial by the plan's metric (ties: the other validation
+    metric, then the earlier sample), among
     the trials that ran all their epochs: ASHA stops a trial after an early epoch, whose metric is not comparable
     with another trial's at its end (an early validation loss, before overfitting, beat the finished trials'). Only
     where every ok trial was stopped early are those that went furthest compared."""
@@ -365,7 +379,13 @@ def best_trials(table: pd.DataFrame, plan: TunePlan) -> dict[tuple[str, str], st
     for (case, backend), group in ok.groupby(["case", "backend"], sort=True):
         ran_to_the_end = group[~group["stopped_early"].astype(bool)]
         group = ran_to_the_end if len(ran_to_the_end) else group[group["epochs"] == group["epochs"].max()]
-        ranked = group.sort_values([plan.metric, "sample"], ascending=[ascending, True], kind="stable")
+        # the other metric breaks a tie the opposite way round: a lower loss beside equal accuracies, and back
+        ranked = group.sort_values(
+            [plan.metric, TIE_BREAK, "sample"],
+            ascending=[ascending, not ascending, True],
+            kind="stable",
+            na_position="last",
+        )
         best[(str(case), str(backend))] = str(ranked["trial_id"].iloc[0])
     return best
 

@@ -359,6 +359,28 @@ def test_each_backend_picks_its_best_ok_trial_and_reruns_it_with_k_seeds():
     )
 
 
+def test_a_tie_on_the_metric_is_broken_by_the_other_validation_metric_before_the_sample_number():
+    """Digits' 180 validation images make equal accuracies common: samples 0 and 5 of a review's search both ended
+    at 0.9444 (losses 0.208 and 0.283) and the earlier won by its number alone; a lower loss wins now, and under
+    --metric val_loss a higher accuracy breaks a tie of losses."""
+    plan = TunePlan(bases=(BASE,), space=parse_space(["lr=loguniform:1e-3,1"]), final_seeds=3)
+    frame = _search_frame()
+    finished = ~frame["trial_id"].str.contains("search002")  # the trial ASHA stopped is not compared
+    frame.loc[finished, "val_acc"] = 0.9444
+    frame["val_loss"] = np.where(frame["trial_id"].str.contains("search001"), 0.208, 0.283)
+    assert best_trials(search_table(frame, plan), plan)[("scratch-mlp-digits", "torch")].endswith(
+        "search001-digits-torch-s0"
+    )
+    loss_plan = TunePlan(bases=(BASE,), space=plan.space, metric="val_loss")
+    tied = frame.assign(val_loss=0.25, val_acc=np.where(frame["trial_id"].str.contains("search001"), 0.95, 0.9))
+    picked = best_trials(search_table(tied, loss_plan), loss_plan)[("scratch-mlp-digits", "torch")]
+    assert picked.endswith("search001-digits-torch-s0")
+    even = frame.assign(val_loss=0.25)  # a tie on both: the earlier sample
+    assert best_trials(search_table(even, plan), plan)[("scratch-mlp-digits", "torch")].endswith(
+        "search000-digits-torch-s0"
+    )
+
+
 def test_a_trial_asha_stopped_early_is_not_picked_over_the_trials_that_ran_all_their_epochs():
     """Its metric is an early epoch's: sample 2's one epoch (0.99) beat the finished trials' last (it was picked)."""
     plan = TunePlan(bases=(BASE,), space=parse_space(["lr=loguniform:1e-3,1"]), final_seeds=3)
