@@ -9,6 +9,7 @@ hands the given ones to the planner. Execution options (:data:`EXECUTION_OPTIONS
 from __future__ import annotations
 
 import argparse
+import difflib
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -89,6 +90,17 @@ def gpu_share(text: str) -> float:
     if 0 < value < RAY_GPU_UNIT:
         raise argparse.ArgumentTypeError(f"expected 0 or a share of at least {RAY_GPU_UNIT:g} GPU; received {value:g}")
     return value
+
+
+def non_empty_name(text: str) -> str:
+    """--suite, --strategy, --model, --dataset: an empty one (an unset shell variable in `--suite "$SUITE"`) was read as
+    the option left out, and `run --suite ""` ran the quick suite."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError(
+            f"expected a name, received {text!r}, which names nothing (an unset shell variable?). Give one (xfbench "
+            "list shows them), or leave the option out"
+        )
+    return text
 
 
 def non_empty(text: str) -> str:
@@ -555,10 +567,14 @@ def _suite_help(command: str) -> str:
 
 def _add_selection(parser: argparse.ArgumentParser, command: str) -> None:
     what = parser.add_argument_group("what to run")
-    what.add_argument("--suite", action=_Once, help=_suite_help(command))
-    what.add_argument("--strategy", help="strategy name (with --model and --dataset)")
-    what.add_argument("--model", help="zoo name, torchvision:NAME, keras:NAME, python:module:function or spec.json")
-    what.add_argument("--dataset")
+    what.add_argument("--suite", action=_Once, type=non_empty_name, help=_suite_help(command))
+    what.add_argument("--strategy", type=non_empty_name, help="strategy name (with --model and --dataset)")
+    what.add_argument(
+        "--model",
+        type=non_empty_name,
+        help="zoo name, torchvision:NAME, keras:NAME, python:module:function or spec.json",
+    )
+    what.add_argument("--dataset", type=non_empty_name, help="dataset name (xfbench list datasets)")
     what.add_argument(
         "--backend",
         action="append",
@@ -896,7 +912,12 @@ def catalogue_kind(text: str) -> str:
 
 class OneLineErrorParser(argparse.ArgumentParser):
     """An argument error is one line, as every other bad input's: what was expected and received, and where the
-    options are listed (argparse alone prints the whole usage block before it). Sub-commands inherit the class."""
+    options are listed (argparse alone prints the whole usage block before it). Sub-commands inherit the class. An
+    option is spelled out whole: argparse's abbreviations read `--seed 42` as `--seeds 42` (84 trials, exit 0)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         hint = ""
@@ -911,11 +932,36 @@ class OneLineErrorParser(argparse.ArgumentParser):
         them against the top level, so `xfbench list suites` pointed at `xfbench --help`)."""
         parsed, extras = self.parse_known_args(args, namespace)
         if extras:
-            words = [getattr(parsed, d, None) for d in ("command", "baseline_command", "weights_command")]
-            prog = " ".join([self.prog, *(w for w in words if w)])
-            self.exit(2, f"{prog}: error: unrecognized arguments: {' '.join(extras)}. See `{prog} --help` for the "
-                         "options.\n")  # fmt: skip
+            words = [w for d in ("command", "baseline_command", "weights_command") if (w := getattr(parsed, d, None))]
+            prog = " ".join([self.prog, *words])
+            hint = _closest_options(_parser_of(self, words), extras)
+            self.exit(2, f"{prog}: error: unrecognized arguments: {' '.join(extras)}.{hint} See `{prog} --help` for "
+                         "the options.\n")  # fmt: skip
         return parsed
+
+
+def _parser_of(parser: argparse.ArgumentParser, words: list[str]) -> argparse.ArgumentParser:
+    """The sub-command's parser the ``words`` (``run``; ``baseline save``) lead to from ``parser``."""
+    for word in words:
+        commands = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        if not commands or word not in commands[0].choices:
+            break
+        parser = commands[0].choices[word]
+    return parser
+
+
+def _closest_options(parser: argparse.ArgumentParser, extras: list[str]) -> str:
+    """ " Did you mean --seeds?" for a misspelt or shortened option (abbreviations are not taken: --seed 42 ran 42
+    seeds), with what --seed most likely meant."""
+    known = [s for s in parser._option_string_actions if s.startswith("--")]
+    said = []
+    for word in (e.partition("=")[0] for e in extras if e.startswith("--")):
+        close = difflib.get_close_matches(word, known, n=2, cutoff=0.75)
+        if close:
+            said.append(f"{word}: did you mean {' or '.join(close)}?")
+    if any(e.partition("=")[0] == "--seed" for e in extras):
+        said.append("(--seeds K runs K seeds; a search's sampling seed is --search-seed)")
+    return (" " + " ".join(said)) if said else ""
 
 
 def _add_model_parser(commands: Any) -> None:

@@ -44,6 +44,14 @@ BAD_INPUTS = {
         ],
         "under --precision float64 training-mode BatchNorm already computes in float64 in every framework",
     ),
+    # argparse's abbreviations read it as --seeds 42: 84 trials, exit 0
+    "an abbreviated option": (
+        [*MLP_RUN, "--seed", "42"],
+        "unrecognized arguments: --seed 42. --seed: did you mean --seeds? (--seeds K runs K seeds; a search's "
+        "sampling seed is --search-seed)",
+    ),
+    # an unset shell variable in --suite "$SUITE" ran the quick suite
+    "an empty suite name": (["run", "--suite", ""], "argument --suite: expected a name, received ''"),
     # before, its 8 samples trained 2 configurations, 6 of them again to the same numbers
     "a random search over choices that repeats its points": (
         [*CNN_TUNE, "--space", "optimizer=choice:momentum,adam"],
