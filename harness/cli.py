@@ -481,6 +481,17 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_model(args: argparse.Namespace) -> int:
+    """A model's table; a torchvision:, keras: or python: model converted in a worker into the results folder's
+    cache, which a refused name (torchvision:nosuch) left behind empty: removed, as a refused run's is."""
+    created = missing_folders(Path(args.results_dir).expanduser().resolve())
+    try:
+        return _describe_model(args)
+    except BaseException:
+        remove_if_left_empty(created)
+        raise
+
+
+def _describe_model(args: argparse.Namespace) -> int:
     options = ModelOptions(**model_options_from_args(args))
     results_dir = Path(args.results_dir).expanduser().resolve()
     if parse_model_ref(args.name).kind not in ("zoo", "spec"):  # converted in a worker, cached under results_dir

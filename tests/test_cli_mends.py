@@ -374,3 +374,12 @@ def test_an_address_on_the_loopback_alone_is_refused_where_ray_would_dial_the_no
         return
     assert f"Expected a Ray cluster answering at this node's address {dialled}:{port}: Ray dials it" in said, said
     assert "Received: a server on the loopback alone" in said
+
+
+def test_a_model_name_refused_by_its_conversion_leaves_no_results_folder(tmp_path, capsys):
+    """`xfbench model torchvision:nosuch` made ./results/_cache/imports for its conversion worker and left it, empty,
+    when the name was refused; a refused run leaves nothing."""
+    results = tmp_path / "results"
+    assert main(["model", "torchvision:resnet1", "--results-dir", str(results)]) == 2
+    assert "Expected a torchvision classification model name" in capsys.readouterr().err
+    assert not results.exists()
