@@ -182,9 +182,15 @@ def check_run_id(run_id: str, flag: str = "--run-id") -> None:
     """A run id names a directory directly under the results directory, which history, compare and baseline list:
     letters, digits, '.', '_' and '-', not starting with '.' or '_' (the results directory's own entries)."""
     if not RUN_ID_PATTERN.fullmatch(run_id):
+        path = Path(run_id)
+        fix = (  # a run's folder given as a path, as report, compare and export take it
+            f"Give its id with the folder holding it: `{flag} {path.name} --results-dir {path.parent}`"
+            if flag == "--resume" and RUN_ID_PATTERN.fullmatch(path.name) and str(path.parent) != "."
+            else "Pick a name such as 'baseline-2026-12' (the run's directory under --results-dir)"
+        )
         raise InputError(
             f"Expected {flag} as letters, digits, '.', '_' and '-' (at most 200, starting with a letter or digit). "
-            f"Received: {run_id!r}. Pick a name such as 'baseline-2026-12' (the run's directory under --results-dir)."
+            f"Received: {run_id!r}. {fix}."
         )
     if run_id == BASELINES:
         raise InputError(

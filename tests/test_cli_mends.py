@@ -383,3 +383,12 @@ def test_a_model_name_refused_by_its_conversion_leaves_no_results_folder(tmp_pat
     assert main(["model", "torchvision:resnet1", "--results-dir", str(results)]) == 2
     assert "Expected a torchvision classification model name" in capsys.readouterr().err
     assert not results.exists()
+
+
+def test_a_run_folder_given_to_resume_as_a_path_is_told_the_id_and_results_dir_to_give(capsys):
+    """report, compare and export take a run's folder; --resume results/r1 was told to "pick a name such as
+    'baseline-2026-12'", the advice for a new --run-id."""
+    assert main(["run", "--resume", "results/r1"]) == 2
+    err = capsys.readouterr().err
+    assert "Give its id with the folder holding it: `--resume r1 --results-dir results`." in err, err
+    assert "baseline-2026-12" not in err
