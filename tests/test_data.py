@@ -687,6 +687,20 @@ def test_gzip_data_under_a_name_without_gz_says_to_add_the_suffix(tmp_path):
     assert f"(mv {victim} {victim}.gz)" in str(caught.value)
 
 
+def test_a_gz_compressed_twice_is_told_to_decompress_it_once_not_to_add_a_suffix(tmp_path):
+    """It was told to rename X.gz to X.gz.gz, a name never searched."""
+    write_mnist_like(tmp_path, n_train=5010, n_test=10, manifest=False)
+    victim = tmp_path / "train-images-idx3-ubyte.gz"
+    victim.write_bytes(gzip.compress(victim.read_bytes()))
+    listed = [f"{hashlib.sha256(p.read_bytes()).hexdigest()}  {p.name}" for p in sorted(tmp_path.glob("*.gz"))]
+    (tmp_path / "SHA256SUMS").write_text("\n".join(listed) + "\n")  # a copy of one's own, checksums and all
+    with pytest.raises(DataFileError) as caught:
+        load_dataset("mnist", tmp_path, download=False)
+    said = str(caught.value)
+    assert "Received: gzip data again (header 1f8b0800) once it was decompressed: the file is compressed twice" in said
+    assert f"(gunzip -c {victim} > {victim}.once && mv {victim}.once {victim})" in said and ".gz.gz" not in said
+
+
 @pytest.mark.parametrize("form", ["./{}", "*./{}"])
 def test_a_manifest_of_sha256sum_dot_star_lists_its_files(tmp_path, form):
     """`sha256sum ./* > SHA256SUMS` names each file ./NAME (and -b, *./NAME): the listing was ignored without a word,

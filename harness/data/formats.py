@@ -69,6 +69,12 @@ def _gunzipped(raw: bytes, path: Path) -> bytes:
 
 
 def parse_idx(payload: bytes, source: Path) -> np.ndarray:
+    if payload[:2] == b"\x1f\x8b" and source.name.endswith(".gz"):  # read through one gunzip already
+        raise DataFileError(
+            f"Expected an IDX file inside {source}. Received: gzip data again (header {payload[:4].hex()}) once it "
+            f"was decompressed: the file is compressed twice. To fix, decompress it once in place (gunzip -c "
+            f"{source} > {source}.once && mv {source}.once {source})."
+        )
     if payload[:2] == b"\x1f\x8b":  # gzip's magic: a .gz file renamed (or saved) without its suffix
         raise DataFileError(
             f"Expected an IDX file (magic 0x0000TTNN). Received: {source} holds gzip data (header "
@@ -139,7 +145,7 @@ def check_full_cifar_batch(payload: bytes, name: str, source: str, manifest: Pat
         f"Expected {CIFAR_BATCH_RECORDS:,} records ({CIFAR_BATCH_RECORDS * CIFAR_RECORD_BYTES:,} bytes) in "
         f"CIFAR-10's {name}. Received: {len(payload) // CIFAR_RECORD_BYTES:,} records in {source} (cut short?). "
         "To fix, restore it from the binary archive (cifar-10-binary.tar.gz); for a cut-down copy of your own, list "
-        f"its sha256 in {manifest} (sha256sum FILE... > {manifest.name})."
+        f"its sha256 in {manifest} (sha256sum FILE... >> {manifest.name})."
     )
 
 
