@@ -810,8 +810,20 @@ def _record_benchmark(benchmark: Any, handle: CaseHandle, rounds: EpochRounds) -
             "samples_per_s_median": rounds.samples_per_s_median,
             "framework_version": framework_versions(trained).get(handle.backend, ""),
             "run_id": handle.state.outcome.run_id,
+            # what a timing depends on beyond the code, which pytest-benchmark's compare cannot see otherwise
+            "threads": _recorded(trained, "threads"),
+            "device": _recorded(trained, "device"),
+            "max_concurrent": getattr(handle.state.execution, "max_concurrent", None) or "auto",
         },
     )
+
+
+def _recorded(rows: Any, column: str) -> str:
+    """The values ``rows`` recorded in ``column``, as text: one, or several joined by ', ' ('' where none)."""
+    if column not in rows:
+        return ""
+    values = sorted({str(int(v)) if isinstance(v, float) and v.is_integer() else str(v) for v in rows[column].dropna()})
+    return ", ".join(values)
 
 
 def _run_all(config: pytest.Config, state: SessionState, temp: pytest.TempPathFactory) -> None:

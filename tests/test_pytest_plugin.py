@@ -482,7 +482,8 @@ def epoch(trial, attempt, n, seconds, status="ok"):
     row = base_row(trial, RUN, MachineInfo.current())
     row.update(stage="trials", phase="train", epoch=n, attempt=attempt, status=status, warmup=n == 1,
                epoch_time_s=seconds, samples_per_s=1.0, train_loss=0.1, val_acc=0.8, timestamp="t",
-               framework_version="9.9", test_acc=0.9 if n == 2 and status == "ok" else float("nan"))
+               framework_version="9.9", test_acc=0.9 if n == 2 and status == "ok" else float("nan"), threads=1,
+               device="cpu")
     return row
 
 
@@ -531,6 +532,9 @@ def test_a_benchmark_saves_a_short_param_and_only_cases_whose_trials_all_ended_o
     assert torch["stats"]["rounds"] == 2
     assert torch["extra_info"]["warmup_epoch_time_s"] == [1.0, 1.0]  # not the first attempt's 9 s
     assert torch["extra_info"]["framework_version"] == "9.9"
+    # what the times depend on beyond the code, for pytest-benchmark's compare to show (it saw none of it)
+    info = torch["extra_info"]
+    assert (info["threads"], info["device"], info["max_concurrent"]) == ("1", "cpu", "auto"), info
 
 
 def test_the_documented_suite_of_your_own_collects_and_checks_its_bars(pytester):
