@@ -687,6 +687,20 @@ def test_gzip_data_under_a_name_without_gz_says_to_add_the_suffix(tmp_path):
     assert f"(mv {victim} {victim}.gz)" in str(caught.value)
 
 
+def test_a_file_beside_its_gz_is_read_once_alike_and_refused_when_they_differ(tmp_path):
+    """Both X and X.gz in the folder: the .gz was read in silence (and provenance names neither), though the plain
+    file beside it held other labels."""
+    arrays = write_mnist_like(tmp_path, n_train=5010, n_test=10)  # a copy of one's own, its SHA256SUMS listed
+    write_mnist_like(tmp_path, n_train=5010, n_test=10, gz=False, manifest=False)  # the same data, uncompressed
+    assert np.array_equal(load_dataset("mnist", tmp_path, download=False).y_test, arrays["t10k-labels-idx1-ubyte"])
+    write_idx(tmp_path / "t10k-labels-idx1-ubyte", np.zeros(10, np.uint8))  # other labels beside the .gz
+    with pytest.raises(DataFileError) as caught:
+        load_dataset("mnist", tmp_path, download=False)
+    said = str(caught.value)
+    assert "Expected one copy of mnist's t10k-labels-idx1-ubyte in" in said, said
+    assert "Received: t10k-labels-idx1-ubyte.gz and t10k-labels-idx1-ubyte, which hold different data" in said
+
+
 def test_a_gz_compressed_twice_is_told_to_decompress_it_once_not_to_add_a_suffix(tmp_path):
     """It was told to rename X.gz to X.gz.gz, a name never searched."""
     write_mnist_like(tmp_path, n_train=5010, n_test=10, manifest=False)

@@ -262,11 +262,17 @@ def _refuse_foreign(files: DatasetFiles, path: Path, raw_md5: str, payload_sha25
 
 
 def _file_in(files: DatasetFiles, published: PublishedFile, directory: Path) -> Path | None:
-    for filename in (published.name + files.compressed_suffix, published.name):
-        candidate = directory / filename
-        if candidate.is_file():
-            return candidate
-    return None
+    """The file of ``published`` in ``directory``, compressed or not. Both there: the compressed one, where they hold
+    the same; else refused (it was read in silence, and provenance names only the canonical name)."""
+    held = [p for name in dict.fromkeys((published.name + files.compressed_suffix, published.name))
+            if (p := directory / name).is_file()]  # fmt: skip
+    if len(held) == 2 and read_bytes(held[0]) != read_bytes(held[1]):
+        raise DataFileError(
+            f"Expected one copy of {files.name}'s {published.name} in {directory}. Received: {held[0].name} and "
+            f"{held[1].name}, which hold different data. To fix, delete the one that is not the dataset's (or move "
+            "it to a folder of its own)."
+        )
+    return held[0] if held else None
 
 
 def dataset_folder(files: DatasetFiles, dirs: list[Path]) -> tuple[Path | None, dict[str, Path]]:
