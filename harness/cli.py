@@ -483,7 +483,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_model(args: argparse.Namespace) -> int:
     """A model's table; a torchvision:, keras: or python: model converted in a worker into the results folder's
     cache, which a refused name (torchvision:nosuch) left behind empty: removed, as a refused run's is."""
-    created = missing_folders(Path(args.results_dir).expanduser().resolve())
+    created = missing_folders(Path(args.results_dir).expanduser().resolve() / "_cache" / "imports")
     try:
         return _describe_model(args)
     except BaseException:

@@ -956,7 +956,9 @@ def _closest_options(parser: argparse.ArgumentParser, extras: list[str]) -> str:
     known = [s for s in parser._option_string_actions if s.startswith("--")]
     said = []
     for word in (e.partition("=")[0] for e in extras if e.startswith("--")):
-        close = difflib.get_close_matches(word, known, n=2, cutoff=0.75)
+        # the options it shortens first (what argparse's abbreviations took it for), then the closest spellings
+        longer = sorted(k for k in known if k.startswith(word) and k != word)
+        close = (longer + [m for m in difflib.get_close_matches(word, known, n=2, cutoff=0.75) if m not in longer])[:3]
         if close:
             said.append(f"{word}: did you mean {' or '.join(close)}?")
     if any(e.partition("=")[0] == "--seed" for e in extras):

@@ -273,8 +273,12 @@ def _log_trial(client: Any, experiment_id: str, trial_id: str, trial: pd.DataFra
 
     first = trial.iloc[0]
     tags = {f"xfbench.{k}": str(first[k]) for k in TRIAL_TAGS if k in trial and not pd.isna(first[k])}
-    last = trial.iloc[-1]  # as its last epoch recorded them (a retried trial's first row may be the driver's)
-    tags |= {f"xfbench.{k}": _tag_value(last[k]) for k in RECORD_TAGS if k in trial and _tag_value(last[k])}
+    # each as the trial's last row that recorded it: a last attempt whose worker died ends in the driver's row,
+    # which records no machine
+    for key in (k for k in RECORD_TAGS if k in trial):
+        values = [v for v in map(_tag_value, trial[key]) if v]
+        if values:
+            tags[f"xfbench.{key}"] = values[-1]
     if "xfbench.model" in tags:  # a spec file by its name, as tables name it (the path is a parameter)
         tags["xfbench.model"] = model_label(tags["xfbench.model"])
     status = str(trial.iloc[-1]["status"])

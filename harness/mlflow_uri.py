@@ -59,9 +59,10 @@ def _check_database_server(uri: str) -> None:
     """A database server's URI must take a connection: MLflow retried one that refused for about 100 s, printing a
     retry warning each time, and one that never answers for longer."""
     parts = urllib.parse.urlsplit(uri)
-    default = _DATABASE_PORTS.get(parts.scheme.partition("+")[0])
-    if default is None or not parts.hostname:  # no host: a local socket, which the driver finds its own way
-        return
+    dialect = parts.scheme.partition("+")[0]
+    default = _DATABASE_PORTS.get(dialect)
+    if default is None or not parts.hostname or not _certainly_tcp(parts, dialect):
+        return  # a socket, a DSN or a named instance, which the driver finds its own way: MLflow's to judge
     if _driver_missing(uri):  # said first, by the client: a server found would still need it
         return
     try:
@@ -78,6 +79,27 @@ def _check_database_server(uri: str) -> None:
             f"{_without_password(parts)}. Received: no connection ({refused}). Start it, or give its address, or a "
             "file store such as sqlite:///mlflow.db."
         )
+
+
+def _certainly_tcp(parts: urllib.parse.SplitResult, dialect: str) -> bool:
+    """Whether the driver reaches the database over TCP at the URI's host and port: not through a Unix socket
+    (unix_socket=, PostgreSQL's host=/path, MySQL's localhost), an ODBC DSN or connection string, or an SQL Server
+    named instance (HOST\\NAME, or no port: its browser service says which)."""
+    query = urllib.parse.parse_qs(parts.query)
+    if {"unix_socket", "odbc_connect"} & set(query) or any(h.startswith("/") for h in query.get("host", [])):
+        return False
+    if dialect == "mysql" and parts.hostname == "localhost":
+        return False
+    if dialect == "mssql" and ("\\" in parts.netloc or "%5c" in parts.netloc.lower() or not _explicit_port(parts)):
+        return False
+    return True
+
+
+def _explicit_port(parts: urllib.parse.SplitResult) -> bool:
+    try:
+        return parts.port is not None
+    except ValueError:
+        return True  # a bad one: refused by the caller, saying so
 
 
 def _driver_missing(uri: str) -> bool:

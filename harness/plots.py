@@ -225,6 +225,9 @@ def accuracy_vs_time(frame: pd.DataFrame) -> list[Plot]:
             # deep_features rows have no validation accuracy: said, as the learning curves say it
             said = f"not timed: {untimed} trial(s) from the cache" if untimed else "no such metric in these rows"
             ax.text(0.5, 0.5, said, ha="center", va="center", transform=ax.transAxes)
+        elif untimed:  # drawn beside trials that were timed, they would vanish without a word
+            ax.text(0.98, 0.02, f"{untimed} trial(s) not timed (from the cache)", ha="right", va="bottom",
+                    fontsize=7, transform=ax.transAxes)  # fmt: skip
     for ax in axes[len(cases) :]:
         ax.axis("off")
     handles = [plt.Line2D([], [], label=b, **_line_style(b, backends)) for b in backends]

@@ -117,8 +117,12 @@ class CaseHandle:
         return f"CaseHandle({self.suite_name}:{self.case.case_id} [{self.backend}])"
 
     def rows(self):
+        """The case's rows, each trial's last attempt only (as summary.md, compare and the benchmark read them): a
+        trial retried under --max-failures and then ok failed its test on the earlier attempt's failed row."""
+        from harness.summary import last_attempts
+
         frame = self.state.outcome.frame
-        return frame[frame["trial_id"].isin(self.trial_ids)]
+        return last_attempts(frame[frame["trial_id"].isin(self.trial_ids)])
 
     def mean_test_accuracy(self) -> float:
         rows = self.rows()
@@ -326,7 +330,7 @@ def _add_scheduling_options(group: Any) -> None:
         dest="xfbench_max_failures",
         type=non_negative_int,
         default=None,
-        help="retries of a trial whose worker died (default 0)",
+        help="retry a trial that raised or whose worker died up to N times (default 0; not pytest's --maxfail)",
     )
     group.addoption(
         "--fresh-workers",

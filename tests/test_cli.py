@@ -50,6 +50,10 @@ BAD_INPUTS = {
         "unrecognized arguments: --seed 42. --seed: did you mean --seeds? (--seeds K runs K seeds; a search's "
         "sampling seed is --search-seed)",
     ),
+    "a shortened option": (
+        [*MLP_RUN, "--cpus", "2"],
+        "unrecognized arguments: --cpus 2. --cpus: did you mean --cpus-per-trial?",
+    ),
     # an unset shell variable in --suite "$SUITE" ran the quick suite
     "an empty suite name": (["run", "--suite", ""], "argument --suite: expected a name, received ''"),
     # before, its 8 samples trained 2 configurations, 6 of them again to the same numbers

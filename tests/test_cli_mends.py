@@ -383,6 +383,9 @@ def test_a_model_name_refused_by_its_conversion_leaves_no_results_folder(tmp_pat
     assert main(["model", "torchvision:resnet1", "--results-dir", str(results)]) == 2
     assert "Expected a torchvision classification model name" in capsys.readouterr().err
     assert not results.exists()
+    (results / "r1").mkdir(parents=True)  # a results folder in use: its cache folder is not left behind either
+    assert main(["model", "torchvision:resnet1", "--results-dir", str(results)]) == 2
+    assert [p.name for p in results.iterdir()] == ["r1"]
 
 
 def test_a_run_folder_given_to_resume_as_a_path_is_told_the_id_and_results_dir_to_give(capsys):

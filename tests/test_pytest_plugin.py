@@ -537,6 +537,17 @@ def test_a_benchmark_saves_a_short_param_and_only_cases_whose_trials_all_ended_o
     assert (info["threads"], info["device"], info["max_concurrent"]) == ("1", "cpu", "auto"), info
 
 
+def test_a_trial_retried_and_then_ok_passes_its_check_and_one_that_ended_diverged_fails_it(pytester):
+    """Under --max-failures a trial's earlier attempt leaves a failed row: the case failed its test for it ("trials
+    not ok: ... worker died") while summary.md, compare and its benchmark read the last attempt, ok."""
+    pytester.makeconftest(RETRIED_RUN_CONFTEST)
+    pytester.makepyfile(test_suite=TWO_SEED_SUITE.format(gap=""))
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:benchmark", "--max-failures", "1")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*[[]tensorflow[]] scratch-mlp-digits: trials not ok: *-s1: diverged at epoch 2*"])
+    assert "worker died" not in result.stdout.str()
+
+
 def test_the_documented_suite_of_your_own_collects_and_checks_its_bars(pytester):
     """docs/regressions.md's module, as a user copies it: one test per (backend, case), each against its own bar
     (recorded results: 0.6 on every seed, above the momentum case's 0.45, below the Adam case's 0.85)."""

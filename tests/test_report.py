@@ -481,6 +481,7 @@ def test_mlflow_reads_back_every_trial_with_its_epochs(tmp_path, capsys):
     )
     rows.loc[rows["trial_id"] == rows["trial_id"].iloc[0], "config_json"] = real.to_json()
     rows = rows.assign(host="box", cpu="AMD EPYC", gpu="", device="cpu", threads=1, python_version="3.11.9")
+    rows.loc[rows.index[-1], ["host", "cpu"]] = ["", ""]  # a last row the driver wrote for a worker that died
     rows.to_parquet(run_dir / "results.parquet")
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     assert main(["export", str(run_dir), "--mlflow", uri, "--experiment", "t"]) == 0
@@ -1114,6 +1115,7 @@ def test_trials_read_from_the_cache_are_not_drawn_at_zero_seconds_of_training():
     (plot,) = accuracy_vs_time(frame)
     second, first = plot.figure.axes[:2]  # convnet3 (all from the cache) drawn first, then mlp
     assert len(first.get_lines()) == 2 and all(min(line.get_xdata()) > 0 for line in first.get_lines())
+    assert [t.get_text() for t in first.texts] == ["2 trial(s) not timed (from the cache)"]  # not gone unsaid
     assert not second.get_lines() and [t.get_text() for t in second.texts] == ["not timed: 4 trial(s) from the cache"]
     plt.close(plot.figure)
 
@@ -1764,3 +1766,27 @@ def test_the_reports_history_notes_a_case_run_on_other_threads_or_another_framew
     page = out.read_text()
     assert page.count("different thread counts: previous 1, new 2") == 2 * len(MODELS)  # each case, both backends
     assert page.count("different torch versions: previous 1.0, new 1.1") == len(MODELS)
+
+
+def test_the_database_check_leaves_sockets_dsns_and_named_instances_to_the_driver():
+    """A review's cases, each refused as a refused TCP connection though MLflow would open it: MySQL on a Unix
+    socket (unix_socket=, or localhost), PostgreSQL's host=/path, an ODBC DSN, an SQL Server named instance."""
+    import urllib.parse
+
+    from harness.mlflow_uri import _certainly_tcp
+
+    def tcp(uri: str) -> bool:
+        parts = urllib.parse.urlsplit(uri)
+        return _certainly_tcp(parts, parts.scheme.partition("+")[0])
+
+    for uri in (
+        "mysql+mysqldb://u@db/mlflow?unix_socket=/run/mysqld/mysqld.sock",
+        "mysql://u@localhost/mlflow",
+        "postgresql://u@h/mlflow?host=/var/run/postgresql",
+        "mssql+pyodbc://scott:tiger@my_dsn",
+        "mssql+pyodbc://u@dbhost\\SQLEXPRESS/mlflow",
+        "mssql+pyodbc://u@dbhost:1433/mlflow?odbc_connect=DRIVER%3D...",
+    ):
+        assert not tcp(uri), uri
+    for uri in ("postgresql://u@h/mlflow", "mysql+pymysql://u@10.0.0.1/mlflow", "mssql+pyodbc://u@dbhost:1433/db"):
+        assert tcp(uri), uri
