@@ -20,6 +20,7 @@ initial weights; the converted weights are what a strategy that wants them (pret
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import hashlib
 import json
 import re
@@ -91,14 +92,27 @@ def parse_model_ref(text: str) -> ModelRef:
             "used only where a strategy starts from weights (--weights FILE for the torch formats), a run from "
             "scratch initialises its own."
         )
-    if text.endswith(".py") or (rest and ":" not in rest and re.fullmatch(r"[\w.]+", prefix)):
-        module = Path(text).stem if text.endswith(".py") else prefix
-        raise InputError(
-            f"Expected a model as {FORMS}. Received: model={text!r}. To fix, name your own model's factory with the "
-            f"python: prefix, its module as Python imports it: python:{module}:{rest or 'FUNCTION'} (docs/zoo.md, "
-            "your own models)."
+    raise InputError(f"Expected a model as {FORMS}. Received: model={text!r}. {_model_form_fix(text, prefix, rest)}")
+
+
+def _model_form_fix(text: str, prefix: str, rest: str) -> str:
+    """What the user most likely meant by a --model of no known form: a misspelt framework prefix
+    (torchvison:resnet18, Keras:ResNet50), a zoo name given a suffix, or their own module without python:."""
+    known = [*FRAMEWORK_PREFIXES, "python"]
+    close = difflib.get_close_matches(prefix.lower(), known, n=1, cutoff=0.6) if rest else []
+    if close:
+        return f"To fix, spell its prefix {close[0]}: --model {close[0]}:{rest}."
+    if rest and prefix in MODELS:
+        return f"Zoo names take no ':{rest}': give --model {prefix}, or another form."
+    path = Path(prefix if rest else text)
+    if path.suffix == ".py" or (rest and ":" not in rest and re.fullmatch(r"[\w.]+", prefix)):
+        module, function = path.stem if path.suffix == ".py" else prefix, rest or "FUNCTION"
+        where = f", run from {path.parent} (or with it on PYTHONPATH)" if str(path.parent) != "." else ""
+        return (
+            f"To fix, name your own model's factory with the python: prefix, its module as Python imports it: "
+            f"python:{module}:{function}{where} (docs/zoo.md, your own models). Zoo names: {sorted(MODELS)}"
         )
-    raise InputError(f"Expected a model as {FORMS}. Received: model={text!r}. Zoo names: {sorted(MODELS)}")
+    return f"Zoo names: {sorted(MODELS)}"
 
 
 _SAVED_MODEL_SUFFIXES = {  # a saved model's suffix -> the factory body that loads it
@@ -122,6 +136,8 @@ def _python_ref_fix(module: str, given: str) -> str:
         return f"Name the module before the function, e.g. python:my_nets:{function}"
     if given:  # python:nets:make:x, one colon too many
         return f"Give one module and one function, e.g. python:{module}:{function}"
+    if module.endswith(".py"):  # python:nets.py, a file's name
+        return f"Name the module as Python imports it, without .py, and its function: python:{module[:-3]}:build"
     if "." in module:  # python:nets.make, the function after a dot
         head, _, tail = module.rpartition(".")
         return f"Separate the function with a colon, e.g. python:{head}:{tail} (or python:{module}:build)"

@@ -185,7 +185,13 @@ def _wrapper_prefix(expected: Mapping[str, object], received: Mapping[str, objec
     if first is None or first in received:
         return ""
     prefix = next((name[: -len(first)] for name in received if name.endswith(f".{first}")), "")
-    if prefix and all(f"{prefix}{name}" in received for name in expected):
+    # every expected tensor under it and nothing else: a model holding the architecture beside other parts (a head
+    # of its own) is not a wrapper's, and its names are not the architecture's
+    if (
+        prefix
+        and all(f"{prefix}{name}" in received for name in expected)
+        and all(r.startswith(prefix) for r in received)
+    ):
         return prefix
     return ""
 
@@ -200,7 +206,7 @@ def check_tensor_shapes(
     if prefix:
         raise BadWeightsError(
             f"Expected {architecture}'s tensor names in {source} ({next(iter(expected))!r}, ...). Received: every one "
-            f"under the prefix {prefix!r} ({prefix}{next(iter(expected))!r}): the state of a model saved inside a "
+            f"under the prefix {prefix!r} ('{prefix}{next(iter(expected))}'): the state of a model saved inside a "
             "wrapper (DataParallel and DistributedDataParallel add 'module.', torch.compile '_orig_mod.'). To fix, "
             "save the inner model's state (model.module.state_dict(), model._orig_mod.state_dict()), or strip the "
             "prefix from the names."

@@ -315,6 +315,15 @@ def test_a_channels_first_or_not_float32_model_is_refused_as_such(tmp_path, monk
                 x = keras.Input((64,))
                 return keras.Model(x, layers.Dense(10)(layers.Dense(16)(x)))
 
+            def under_mixed():  # built under a global mixed policy, every layer that computes given float32
+                keras.config.set_dtype_policy("mixed_bfloat16")
+                try:
+                    x = keras.Input((8, 8, 1))
+                    h = layers.Flatten(dtype="float32")(x)
+                    return keras.Model(x, layers.Dense(10, dtype="float32")(h))
+                finally:
+                    keras.config.set_dtype_policy("float32")
+
             def mixed():
                 x = keras.Input((8, 8, 1))
                 h = layers.Flatten()(x)
@@ -344,6 +353,10 @@ def test_a_channels_first_or_not_float32_model_is_refused_as_such(tmp_path, monk
         assert "Expected a Keras model in float32" in message, message
         assert f"Received: layer 'head' (Dense) with dtype policy {policy!r}" in message, message
         assert "report it" not in message
+    # its input layer took the global policy, and computes nothing: the model computes in float32
+    assert (
+        model_spec("python:first_nets:under_mixed", (8, 8, 1), 10, ModelOptions(), tmp_path / "cache").num_classes == 10
+    )
 
 
 def test_a_keras_application_below_its_minimum_input_size_is_bad_input_not_a_crash(tmp_path):

@@ -66,6 +66,13 @@ def test_every_reference_form_parses_and_a_bad_one_lists_them(tmp_path):
         ("nets:make", "with the python: prefix, its module as Python imports it: python:nets:make"),
         ("python:nets.make", "Separate the function with a colon, e.g. python:nets:make (or python:nets.make:build)"),
         ("python:nets:make:x", "Give one module and one function, e.g. python:nets:make"),
+        ("python:nets.py", "without .py, and its function: python:nets:build"),
+        ("nets.py:make", "python:nets:make (docs/zoo.md"),
+        ("pkg/nets.py", "python:nets:FUNCTION, run from pkg (or with it on PYTHONPATH)"),
+        # a misspelt prefix or a zoo name given a suffix was told to write python:torchvison:resnet18
+        ("torchvison:resnet18", "To fix, spell its prefix torchvision: --model torchvision:resnet18."),
+        ("Keras:ResNet50", "To fix, spell its prefix keras: --model keras:ResNet50."),
+        ("resnet18:x", "Zoo names take no ':x': give --model resnet18"),
     ):  # fmt: skip
         with pytest.raises(InputError) as refused:
             parse_model_ref(given)

@@ -396,11 +396,14 @@ def test_a_file_saved_inside_a_wrapper_is_told_its_prefix(prefix):
     with pytest.raises(BadWeightsError) as wrapped:
         check_tensor_shapes(expected, {f"{prefix}{k}": v for k, v in expected.items()}, "net.pth", "Net")
     message = str(wrapped.value)
-    assert f"Received: every one under the prefix {prefix!r} ({prefix}'conv1.weight')" in message, message
+    assert f"Received: every one under the prefix {prefix!r} ('{prefix}conv1.weight')" in message, message
     assert "model.module.state_dict()" in message and "another architecture" not in message, message
     partial = {f"{prefix}{k}": v for k, v in expected.items() if not k.startswith("fc")}
     with pytest.raises(BadWeightsError, match="Received: no such tensor"):  # not the whole model: not a wrapper's
         check_tensor_shapes(expected, partial, "net.pth", "Net")
+    bigger = {**{f"{prefix}{k}": v for k, v in expected.items()}, "head.weight": (5, 10)}  # the net inside another
+    with pytest.raises(BadWeightsError, match="Received: no such tensor"):
+        check_tensor_shapes(expected, bigger, "net.pth", "Net")
 
 
 def test_a_legacy_keras_file_saved_at_another_input_size_is_told_so(workers, tmp_path):

@@ -129,7 +129,8 @@ def check_form(model: keras.Model) -> None:
             f"(the default where keras.json or keras.config.set_image_data_format says channels_first). To fix, build "
             f"its layers with data_format='channels_last', or set image_data_format to channels_last before building."
         )
-    other = next((layer for layer in model.layers if _policy_name(layer) not in ("float32", "")), None)
+    computing = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]  # computes nothing
+    other = next((layer for layer in computing if _policy_name(layer) not in ("float32", "")), None)
     if other is not None:
         raise ModelInputError(
             f"Expected a Keras model in float32 (xfbench sets each trial's precision itself, alike in both backends). "
