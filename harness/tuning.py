@@ -63,6 +63,9 @@ class TunePlan:
     # optuna: the samples TPE draws at random before it models the results (None: tpe_startup_samples of the
     # budget; a tune recorded before 2026-12-05 reads back Optuna's own 10, which it ran with)
     tpe_startup: int | None = None
+    # a tie on the metric broken by the other validation metric before the sample number (a tune recorded before
+    # 2026-12-06 reads back False: its resume and reports keep the pick its final stage re-ran)
+    tie_break_by_other_metric: bool = True
 
     def __post_init__(self) -> None:
         if self.tpe_startup is None:
@@ -220,6 +223,7 @@ class TunePlan:
             "final_seeds": self.final_seeds,
             "first_final_seed": self.first_final_seed,
             "tpe_startup": self.tpe_startup,
+            "tie_break_by_other_metric": self.tie_break_by_other_metric,
         }
 
     @classmethod
@@ -235,6 +239,7 @@ class TunePlan:
             final_seeds=data["final_seeds"],
             first_final_seed=data.get("first_final_seed", 0),
             tpe_startup=data.get("tpe_startup", OPTUNA_STARTUP_DEFAULT),
+            tie_break_by_other_metric=data.get("tie_break_by_other_metric", False),
         )
 
 
@@ -380,12 +385,10 @@ def best_trials(table: pd.DataFrame, plan: TunePlan) -> dict[tuple[str, str], st
         ran_to_the_end = group[~group["stopped_early"].astype(bool)]
         group = ran_to_the_end if len(ran_to_the_end) else group[group["epochs"] == group["epochs"].max()]
         # the other metric breaks a tie the opposite way round: a lower loss beside equal accuracies, and back
-        ranked = group.sort_values(
-            [plan.metric, TIE_BREAK, "sample"],
-            ascending=[ascending, not ascending, True],
-            kind="stable",
-            na_position="last",
-        )
+        by_other = plan.tie_break_by_other_metric
+        keys = [plan.metric, TIE_BREAK, "sample"] if by_other else [plan.metric, "sample"]
+        order = [ascending, not ascending, True] if by_other else [ascending, True]
+        ranked = group.sort_values(keys, ascending=order, kind="stable", na_position="last")
         best[(str(case), str(backend))] = str(ranked["trial_id"].iloc[0])
     return best
 

@@ -375,6 +375,18 @@ def test_a_tie_on_the_metric_is_broken_by_the_other_validation_metric_before_the
     tied = frame.assign(val_loss=0.25, val_acc=np.where(frame["trial_id"].str.contains("search001"), 0.95, 0.9))
     picked = best_trials(search_table(tied, loss_plan), loss_plan)[("scratch-mlp-digits", "torch")]
     assert picked.endswith("search001-digits-torch-s0")
+    # a tune recorded before the rule reads it back off: its resume re-runs, and its reports mark, the pick it made
+    recorded = TunePlan.from_dict({k: v for k, v in plan.to_dict().items() if k != "tie_break_by_other_metric"})
+    assert best_trials(search_table(frame, recorded), recorded)[("scratch-mlp-digits", "torch")].endswith(
+        "search000-digits-torch-s0"
+    )
+    assert TunePlan.from_dict(plan.to_dict()).tie_break_by_other_metric
+    # a tune recorded before the rule reads it back off: its resume re-runs, and its reports mark, the pick it made
+    recorded = TunePlan.from_dict({k: v for k, v in plan.to_dict().items() if k != "tie_break_by_other_metric"})
+    assert best_trials(search_table(frame, recorded), recorded)[("scratch-mlp-digits", "torch")].endswith(
+        "search000-digits-torch-s0"
+    )
+    assert TunePlan.from_dict(plan.to_dict()).tie_break_by_other_metric
     even = frame.assign(val_loss=0.25)  # a tie on both: the earlier sample
     assert best_trials(search_table(even, plan), plan)[("scratch-mlp-digits", "torch")].endswith(
         "search000-digits-torch-s0"
