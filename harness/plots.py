@@ -158,11 +158,11 @@ def epoch_times(frame: pd.DataFrame) -> list[Plot]:
     the tables time (summary.timed_phase), named beside the case. Both phases of a transfer case pooled had put
     medians between its frozen and its unfrozen epochs, figures no table showed."""
     plt, rows = _pyplot(), with_suite(frame)
-    timed = []  # (case keys, backend, its steady rows, the phase they are of), as summarize picks them
+    timed: list[tuple[tuple, str, pd.DataFrame, str | None]] = []  # (case keys, backend, its steady rows, their phase)
     for keys, group in rows.groupby(CASE_KEYS + ["backend"], sort=True, dropna=False):
         steady = steady_rows(in_timed_phase(group))
         if len(steady):
-            timed.append((tuple(keys[:-1]), keys[-1], steady, timed_phase(group)))
+            timed.append((tuple(keys[:-1]), str(keys[-1]), steady, timed_phase(group)))
     if not timed:
         return []
     backends, named = sorted({backend for _, backend, _, _ in timed}), several_suites(rows)
