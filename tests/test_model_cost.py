@@ -332,7 +332,7 @@ def test_model_command_shows_a_users_factory_without_num_classes_at_its_own_clas
     shown = json.loads(capsys.readouterr().out)
     assert shown["params"] == 16 * 5 + 5 and shown["layers"][-1]["output_shape"] == [5]
     assert main(["model", "python:fixed_net:make", *shape, "--classes", "10"]) == 2  # asked for: still checked
-    assert "Received: a spec for (4, 4, 1) and 5 classes" in capsys.readouterr().err
+    assert "Received: the factory built (4, 4, 1) and 5 classes" in capsys.readouterr().err
 
 
 def test_model_command_refuses_a_layer_setting_the_network_has_no_layer_for_as_run_does(capsys):
