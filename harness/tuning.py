@@ -385,7 +385,7 @@ def best_trials(table: pd.DataFrame, plan: TunePlan) -> dict[tuple[str, str], st
         ran_to_the_end = group[~group["stopped_early"].astype(bool)]
         group = ran_to_the_end if len(ran_to_the_end) else group[group["epochs"] == group["epochs"].max()]
         # the other metric breaks a tie the opposite way round: a lower loss beside equal accuracies, and back
-        by_other = plan.tie_break_by_other_metric
+        by_other = plan.tie_break_by_other_metric and TIE_BREAK in group
         keys = [plan.metric, TIE_BREAK, "sample"] if by_other else [plan.metric, "sample"]
         order = [ascending, not ascending, True] if by_other else [ascending, True]
         ranked = group.sort_values(keys, ascending=order, kind="stable", na_position="last")

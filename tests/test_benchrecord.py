@@ -87,7 +87,7 @@ def _record(frame, recording: bool = True):
         suite_name="transfer_smoke",
         case=SimpleNamespace(case_id="the-case"),
         trial_ids=tuple(frame["trial_id"].unique()),
-        state=SimpleNamespace(outcome=SimpleNamespace(run_id="run-1", status="finished")),
+        state=SimpleNamespace(outcome=SimpleNamespace(run_id="run-1", status="finished"), execution=None),
     )
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

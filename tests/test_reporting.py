@@ -584,6 +584,7 @@ def test_search_markdown_lists_every_sample_and_marks_each_backends_pick(monkeyp
         asha=None,
         final_seeds=3,
         space=SimpleNamespace(paths=("optimizer.lr", "hidden")),
+        tie_break_by_other_metric=True,
     )
     text = reporting.search_markdown(pd.DataFrame(), plan)
     assert text.startswith("## Search\n\nrandom search, sampling seed 7, 2 trials per backend and case")
