@@ -33,7 +33,7 @@ from harness.mlflow_uri import (
     unusable_uri,
 )
 from harness.plan import UNFINISHED_STATUSES
-from harness.summary import last_attempts, why_not_ok
+from harness.summary import last_attempts, recorded_text, why_not_ok
 from harness.user_files import read_run_json, read_run_rows
 
 # per step, where the row holds a finite value; warmup as 1/0 (True/False), so MLflow's charts show which epochs'
@@ -177,15 +177,6 @@ def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, str]:
 _UNSET_INJECTION = ("0.0", "None")
 
 
-def _tag_value(value: Any) -> str:
-    """A recorded value as a tag ('' where none was recorded: no tag); whole numbers without a '.0'."""
-    if value is None or (not isinstance(value, str) and pd.isna(value)):
-        return ""
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
-
-
 def _machinery(key: str, value: str) -> bool:
     return key == "cache_dir" or (key.startswith("runtime.inject_") and value in _UNSET_INJECTION)
 
@@ -276,7 +267,7 @@ def _log_trial(client: Any, experiment_id: str, trial_id: str, trial: pd.DataFra
     # each as the trial's last row that recorded it: a last attempt whose worker died ends in the driver's row,
     # which records no machine
     for key in (k for k in RECORD_TAGS if k in trial):
-        values = [v for v in map(_tag_value, trial[key]) if v]
+        values = [v for v in map(recorded_text, trial[key]) if v]  # '' where none was recorded: no tag
         if values:
             tags[f"xfbench.{key}"] = values[-1]
     if "xfbench.model" in tags:  # a spec file by its name, as tables name it (the path is a parameter)

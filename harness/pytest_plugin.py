@@ -826,8 +826,9 @@ def _recorded(rows: Any, column: str) -> str:
     """The values ``rows`` recorded in ``column``, as text: one, or several joined by ', ' ('' where none)."""
     if column not in rows:
         return ""
-    values = sorted({str(int(v)) if isinstance(v, float) and v.is_integer() else str(v) for v in rows[column].dropna()})
-    return ", ".join(values)
+    from harness.summary import recorded_text
+
+    return ", ".join(sorted({recorded_text(v) for v in rows[column].dropna()}))
 
 
 def _run_all(config: pytest.Config, state: SessionState, temp: pytest.TempPathFactory) -> None:

@@ -70,6 +70,16 @@ def compared_rows(frame: pd.DataFrame) -> pd.DataFrame:
     return frame[~frame["stage"].eq(STAGE_SEARCH).fillna(False).astype(bool)]  # rows without a stage are kept
 
 
+def recorded_text(value: Any) -> str:
+    """A value a row recorded, as text ('' where none was recorded); a whole number without a '.0' (parquet reads
+    an int column holding a gap back as floats)."""
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
 def last_attempts(frame: pd.DataFrame) -> pd.DataFrame:
     """Each trial's rows from its last attempt only: a retried trial's earlier attempts stay in the table as history."""
     if frame.empty or "attempt" not in frame.columns:
