@@ -85,6 +85,7 @@ class SessionReport:
     baseline_report: str | None
     baseline_usable: bool
     regressions: tuple[str, ...]
+    report_problem: str | None = None  # why the run's report.html was not drawn
 
     def as_message(self) -> dict[str, Any]:
         return {**asdict(self), "regressions": list(self.regressions)}
@@ -993,7 +994,10 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         verdict = (
             _against_baseline(session.config, state.outcome, reference, interrupted) if reference else (None, True, ())
         )
-        state.reports.append(SessionReport(state.outcome.summary_markdown, str(state.outcome.run_dir), *verdict))
+        outcome = state.outcome
+        state.reports.append(
+            SessionReport(outcome.summary_markdown, str(outcome.run_dir), *verdict, outcome.report_problem)
+        )
     if _xdist_worker(session.config):  # the controller prints it (xdist sends workeroutput after this hook)
         output = session.config.workeroutput  # type: ignore[attr-defined]
         output[WORKER_OUTPUT_KEY] = [r.as_message() for r in state.reports]
@@ -1078,6 +1082,8 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         terminalreporter.section("xfbench comparison")
         terminalreporter.write_line(report.summary_markdown)
         terminalreporter.write_line(f"results: {report.run_dir}")
+        if report.report_problem:  # printed on the first case's stderr, which pytest shows only if the case fails
+            terminalreporter.write_line(f"xfbench: warning: {report.report_problem}", yellow=True)
         if report.baseline_report:
             terminalreporter.section("xfbench regressions against the baseline", red=bool(report.regressions))
             terminalreporter.write_line(report.baseline_report)

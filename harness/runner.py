@@ -92,6 +92,7 @@ class RunOutcome:
     wall_time_s: float
     status: str = "finished"  # or "interrupted": resume with --resume RUN_ID
     search: TunePlan | None = None  # a tune's search (its table leads the end-of-run output)
+    report_problem: str | None = None  # why report.html was not drawn (matplotlib missing, a plot failing)
 
     @property
     def all_ok(self) -> bool:
@@ -725,25 +726,30 @@ def _carry_out(ctx: _RunContext, schedule: Schedule) -> RunOutcome:
             rows=len(frame),
             trial_status=trial_status,
         )
+    report_problem = None
     if ctx.html_report and not held:  # a Ctrl-C while the run was written leaves out the page's seconds of plotting
-        write_report(ctx.run_dir)  # compared with the reference run.json records: ctx.reference
+        report_problem = write_report(ctx.run_dir)  # compared with the reference run.json records: ctx.reference
     else:  # without one (--no-report, or stopped), a page drawn before (a resume's) no longer shows these results
         (ctx.run_dir / "report.html").unlink(missing_ok=True)
         shutil.rmtree(ctx.run_dir / "report_plots", ignore_errors=True)
-    return RunOutcome(ctx.run.run_id, ctx.run_dir, frame, summary, markdown, wall, status, ctx.run_file.plan.search)
+    plan = ctx.run_file.plan
+    return RunOutcome(ctx.run.run_id, ctx.run_dir, frame, summary, markdown, wall, status, plan.search, report_problem)
 
 
-def write_report(run_dir: Path, reference: str | None = None) -> Path | None:
-    """report.html beside summary.md, compared with ``reference`` (None: the run's own). A report that cannot be
-    drawn (matplotlib missing, a plot failing) is a warning: the run's results are already written and must not be
-    lost to it."""
+def write_report(run_dir: Path, reference: str | None = None) -> str | None:
+    """report.html beside summary.md, compared with ``reference`` (None: the run's own); None once written. A
+    report that cannot be drawn (matplotlib missing, a plot failing) is a warning, which this returns too (the
+    pytest plugin repeats it in its summary, where a passing case's stderr is never shown): the run's results are
+    already written and must not be lost to it."""
     from harness.report_html import build_report
 
     try:
-        return build_report([run_dir], run_dir / "report.html", reference).path
+        build_report([run_dir], run_dir / "report.html", reference)
     except Exception as exc:  # any failure of the report leaves the run's results as they are
-        print(f"xfbench: warning: no report.html ({type(exc).__name__}: {exc})", file=sys.stderr)
-        return None
+        problem = f"no report.html ({type(exc).__name__}: {exc})"
+        print(f"xfbench: warning: {problem}", file=sys.stderr)
+        return problem
+    return None
 
 
 def _interrupted_notice(ctx: _RunContext, frame: pd.DataFrame, markdown: str) -> str:

@@ -448,6 +448,25 @@ def test_a_case_rerun_alone_in_one_backend_warns_that_its_agreement_went_uncheck
     assert "not checked" not in both.stdout.str()
 
 
+def test_a_report_html_that_was_not_drawn_is_said_in_the_sessions_summary(pytester):
+    """The runner's warning about a missing report.html (matplotlib not installed) went to the first case's stderr,
+    which pytest shows only for a failing case: a passing session ended with no page and no word of why."""
+    both = {(b, s): 0.9 for b in ("torch", "tensorflow") for s in (0, 1)}
+    conftest = _recorded_conftest(both).replace(
+        '"", 0.0, STATUS)', '"", 0.0, STATUS, report_problem="no report.html (InputError: Expected matplotlib)")'
+    )
+    pytester.makeconftest(conftest)
+    pytester.makepyfile(test_suite=TWO_SEED_SUITE.format(gap=""))
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:benchmark")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["results: *", "xfbench: warning: no report.html (InputError: Expected matplotlib)"])
+    pytester.makeconftest(_recorded_conftest(both))  # a page drawn (or not asked for): no such line
+    assert (
+        "no report.html"
+        not in pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:benchmark").stdout.str()
+    )
+
+
 def test_a_one_epoch_case_records_no_benchmark_round_and_says_why(pytester, tmp_path):
     """docs/regressions.md: tests record steady-state epoch times, and a one-epoch case has none; its warm-up epoch
     (recorded rows: one warm-up epoch per trial) went into pytest-benchmark as if it were one."""

@@ -60,7 +60,10 @@ def test_the_main_job_runs_the_quick_suite_and_matches_the_golden_metrics(tmp_pa
     assert {json.loads(c)["runtime"]["precision"] for c in frame["config_json"]} == {"float64"}
 
 
-def test_a_trial_that_raises_is_recorded_as_failed_and_the_others_finish(tmp_path, shared_ray):
+def test_a_trial_that_raises_is_recorded_as_failed_and_the_others_finish(tmp_path, shared_ray, monkeypatch):
+    """Also: a report.html that cannot be drawn (matplotlib missing here) leaves the results and says why in the
+    outcome, which the pytest plugin repeats (a passing case's stderr, where the warning went, is never shown)."""
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # as if not installed, in this driver process only
     good = TrialConfig(
         strategy="scratch",
         model="mlp",
@@ -82,6 +85,8 @@ def test_a_trial_that_raises_is_recorded_as_failed_and_the_others_finish(tmp_pat
     assert ok["status"].tolist() == ["ok", "ok"] and ok["test_acc"].notna().sum() == 1
     assert not outcome.all_ok
     assert "1 failed" in outcome.summary_markdown
+    assert outcome.report_problem is not None and "Expected matplotlib" in outcome.report_problem
+    assert not (outcome.run_dir / "report.html").exists() and (outcome.run_dir / "summary.md").is_file()
 
 
 def test_backbones_are_trained_once_in_a_pretrain_stage_and_shared_by_both_backends(tmp_path, shared_ray):

@@ -459,8 +459,9 @@ def test_a_report_that_fails_loses_nothing(tmp_path, capsys):
     run_dir.mkdir()
     (run_dir / "results.parquet").write_text("not parquet")  # unreadable rows: the report cannot be drawn
     (run_dir / "summary.md").write_text("kept")
-    assert write_report(run_dir) is None
-    assert "warning: no report.html" in capsys.readouterr().err and (run_dir / "summary.md").read_text() == "kept"
+    problem = write_report(run_dir)
+    assert problem is not None and problem.startswith("no report.html (")  # returned too, for the pytest plugin
+    assert f"warning: {problem}" in capsys.readouterr().err and (run_dir / "summary.md").read_text() == "kept"
 
 
 # ---------------------------------------------------------------------------------------------------- mlflow
@@ -958,14 +959,15 @@ def test_a_report_of_a_run_without_run_json_lands_in_the_run_not_the_working_dir
 @needs_matplotlib
 def test_the_reference_reaches_the_report_beside_summary_md(tmp_path):
     run_dir = _write_run(tmp_path, "run-r", "2026-01-01", torch_slowdown=1.5)
-    page = write_report(run_dir, "tensorflow").read_text()  # type: ignore[union-attr]
+    assert write_report(run_dir, "tensorflow") is None  # drawn: no problem to tell
+    page = (run_dir / "report.html").read_text()
     assert "Statistics vs tensorflow" in page and "tensorflow vs torch" in page and "Statistics vs torch" not in page
     # how to read the tables, as summary.md says it: which way the differences and ratios go
     assert "(tensorflow − backend, percentage points" in page and "ratio (tensorflow / backend" in page
     assert "ratios tensorflow / backend, so ratios above 1 mean tensorflow takes longer" in page
     rows = pd.read_parquet(run_dir / "results.parquet")  # a TensorFlow-only run keeps the default reference, torch:
     rows[rows["backend"] == "tensorflow"].to_parquet(run_dir / "results.parquet")  # nothing to compare, still drawn
-    assert write_report(run_dir) is not None
+    assert write_report(run_dir) is None
 
 
 @needs_matplotlib
@@ -1517,8 +1519,9 @@ def test_report_without_matplotlib_says_how_to_install_it_and_a_runs_report_stay
     err = capsys.readouterr().err
     assert err.startswith("xfbench: error: Expected matplotlib for the report's plots. Received: it cannot be imported")
     assert "pip install 'xfbench[report]'" in err and len(err.strip().splitlines()) == 1
-    assert write_report(run_dir) is None  # a run's own report.html: a warning, its results kept
-    assert "warning: no report.html (InputError: Expected matplotlib" in capsys.readouterr().err
+    problem = write_report(run_dir)  # a run's own report.html: a warning, its results kept
+    assert problem is not None and problem.startswith("no report.html (InputError: Expected matplotlib")
+    assert f"warning: {problem}" in capsys.readouterr().err
 
 
 def _tune_rows(run_id: str) -> pd.DataFrame:
