@@ -996,7 +996,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         )
         outcome = state.outcome
         state.reports.append(
-            SessionReport(outcome.summary_markdown, str(outcome.run_dir), *verdict, outcome.report_problem)
+            SessionReport(
+                outcome.summary_markdown, str(outcome.run_dir), *verdict, report_problem=outcome.report_problem
+            )
         )
     if _xdist_worker(session.config):  # the controller prints it (xdist sends workeroutput after this hook)
         output = session.config.workeroutput  # type: ignore[attr-defined]
