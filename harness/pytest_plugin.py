@@ -991,13 +991,13 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     reference = session.config.getoption("xfbench_baseline")
     interrupted = session.exitstatus == pytest.ExitCode.INTERRUPTED
     if state.outcome is not None:
-        verdict = (
-            _against_baseline(session.config, state.outcome, reference, interrupted) if reference else (None, True, ())
-        )
         outcome = state.outcome
+        against, usable, regressions = (
+            _against_baseline(session.config, outcome, reference, interrupted) if reference else (None, True, ())
+        )
         state.reports.append(
             SessionReport(
-                outcome.summary_markdown, str(outcome.run_dir), *verdict, report_problem=outcome.report_problem
+                outcome.summary_markdown, str(outcome.run_dir), against, usable, regressions, outcome.report_problem
             )
         )
     if _xdist_worker(session.config):  # the controller prints it (xdist sends workeroutput after this hook)
