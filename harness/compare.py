@@ -278,7 +278,25 @@ def _time_verdict(
             f"Mann-Whitney test, however far apart; run more epochs or seeds ({enough} a side can)"
         )
         return replace(change, verdict="n/a", note=note)
+    if beyond:  # the test could decide, yet did not: beyond the band is not "unchanged" (1.519 [0.944, 1.950] read so)
+        side_p = slower_p if ratio > 1.0 else faster_p
+        return replace(change, p=side_p, verdict="n/a", note=_time_undecided_note(ratio, (low, high), side_p, t))
     return replace(change, verdict="unchanged")
+
+
+def _time_undecided_note(ratio: float, ci: tuple[float, float], p: float, t: Thresholds) -> str:
+    """Why a ratio beyond the band that enough epochs could decide was not: its interval reaches back into the band
+    (or across it), or the one-sided Mann-Whitney ``p`` (the test of the ratio's direction) is not below alpha."""
+    low, high = ci
+    reasons = []
+    if (low <= t.time_ratio) if ratio > 1.0 else (high >= 1.0 / t.time_ratio):
+        reasons.append(f"its 95 % interval [{low:.3f}, {high:.3f}] reaches into the band")
+    if p >= t.alpha:
+        reasons.append(f"the Mann-Whitney p {p:.2g} is not below {t.alpha:g}")
+    return (
+        f"epoch time not decided: ratio {ratio:.3f} lies beyond the band, but {' and '.join(reasons)}; run more "
+        "epochs or seeds"
+    )
 
 
 def _sharing_change(base: pd.DataFrame, new: pd.DataFrame, spans: tuple[pd.DataFrame, pd.DataFrame]) -> str:
@@ -294,8 +312,9 @@ def _sharing_change(base: pd.DataFrame, new: pd.DataFrame, spans: tuple[pd.DataF
     if abs(was / of_was - now / of_now) < 0.25:
         return ""
     return (
-        f"steady epochs that shared the cores with another trial: base {was}/{of_was}, new {now}/{of_now} (the "
-        "runs ran other numbers of trials at once: --max-concurrent)"
+        f"steady epochs that shared the cores with another trial: base {was}/{of_was}, new {now}/{of_now} (its "
+        "trials overlapped others differently in the two runs, at other --max-concurrent or by timing at the same; "
+        "--max-concurrent 1 times each trial alone)"
     )
 
 
@@ -443,6 +462,13 @@ def _accuracy_verdict(
         verdict = "regression"
     elif diff_pp > t.accuracy_pp and ci[0] > 0:
         verdict = "improvement"
+    elif abs(diff_pp) > t.accuracy_pp:  # beyond the band, its interval reaching 0: not decided, never "unchanged"
+        # (two seeds' paired interval has one degree of freedom: -20 and -30 pp gave [-88.5, +38.5] and read unchanged)
+        verdict = "n/a"
+        note = (
+            f"accuracy not decided: {diff_pp:+.2f} pp lies beyond the band, but its 95 % interval [{ci[0]:+.2f}, "
+            f"{ci[1]:+.2f}] pp reaches 0; run more seeds"
+        )
     else:
         verdict = "unchanged"
     return float(base.mean()), float(new.mean()), diff_pp, ci, verdict, note

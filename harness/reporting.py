@@ -530,16 +530,17 @@ def regressions(rows: Sequence[CaseComparison]) -> list[CaseComparison]:
 
 
 def undecided_times(rows: Sequence[CaseComparison]) -> list[CaseComparison]:
-    """Cases whose epoch time moved beyond the band but too few epochs ran to decide it (its note says how many
-    would): a count of regressions alone read "0" beside a 15-fold slowdown of a two-epoch smoke run. A ratio
-    with an n/a verdict comes only from that: a side without steady epochs has no ratio."""
+    """Cases whose epoch time moved beyond the band but was not decided (too few epochs, an interval reaching back
+    into the band, or p not below alpha: its note says which): a count of regressions alone read "0" beside a
+    15-fold slowdown of a two-epoch smoke run. A ratio with an n/a verdict comes only from that: a side without
+    steady epochs has no ratio."""
     return [r for r in rows if r.in_both and r.time_verdict == "n/a" and not math.isnan(r.time_ratio)]
 
 
 def undecided_accuracies(rows: Sequence[CaseComparison]) -> list[CaseComparison]:
-    """Cases whose accuracy moved beyond the band with no spread to decide it by (one seed a side, or differences
-    all alike: its note says so): the count line read "0 regression(s)" beside a collapse from 95 % to 10 %. An
-    accuracy difference with an n/a verdict comes only from that."""
+    """Cases whose accuracy moved beyond the band and was not decided (no spread to decide it by, or an interval
+    reaching 0: its note says which): the count line read "0 regression(s)" beside a collapse from 95 % to 10 %.
+    An accuracy difference with an n/a verdict comes only from that."""
     return [r for r in rows if r.in_both and r.acc_verdict == "n/a" and not math.isnan(r.acc_diff_pp)]
 
 
@@ -548,11 +549,9 @@ def _undecided_clause(rows: Sequence[CaseComparison]) -> str:
     accuracies = [f"{r.case} [{r.backend}] {r.acc_diff_pp:+.2f} pp" for r in undecided_accuracies(rows)]
     clause = ""
     if times:
-        clause += f"; epoch time beyond the band but not decided (too few epochs: see the note) in {', '.join(times)}"
+        clause += f"; epoch time beyond the band but not decided (see the note) in {', '.join(times)}"
     if accuracies:
-        clause += "; accuracy beyond the band but not decided (no spread between seeds: see the note) in " + ", ".join(
-            accuracies
-        )
+        clause += "; accuracy beyond the band but not decided (see the note) in " + ", ".join(accuracies)
     return clause
 
 

@@ -495,7 +495,7 @@ def test_an_undecided_accuracy_collapse_is_in_the_count_line_and_so_are_shared_s
     times = [1.0, 1.01, 0.99, 1.0]
     (collapse,) = compare_frames(_frame([0.95], times), _frame([0.10], times), Thresholds())
     assert collapse.acc_verdict == "n/a" and not collapse.regressed
-    said = "accuracy beyond the band but not decided (no spread between seeds: see the note) in s:scratch-m-d [torch]"
+    said = "accuracy beyond the band but not decided (see the note) in s:scratch-m-d [torch]"
     assert comparison_count([collapse]).endswith(f"{said} -85.00 pp"), comparison_count([collapse])
     assert f"**0 regression(s)**; {said} -85.00 pp." in comparison_markdown([collapse], "a", "b", [], Thresholds())
 
@@ -554,6 +554,8 @@ def test_a_case_whose_epochs_shared_the_cores_in_one_run_and_not_the_other_says_
     assert "shared the cores" not in compare_frames(untimed, untimed, Thresholds())[0].note
     (shared,) = compare_frames(run(False), run(True), Thresholds())
     assert "steady epochs that shared the cores with another trial: base 0/6, new 6/6" in shared.note, shared.note
+    # not said to be a setting's doing: two runs at the same --max-concurrent overlap their trials by timing too
+    assert "by timing at the same; --max-concurrent 1 times each trial alone)" in shared.note
 
 
 def test_accuracy_regression_needs_size_and_significance():
@@ -564,7 +566,10 @@ def test_accuracy_regression_needs_size_and_significance():
     small_drop = _frame([0.897, 0.905, 0.897], times)
     verdict = lambda new: compare_frames(base, new, Thresholds())[0].acc_verdict  # noqa: E731
     assert verdict(clear_drop) == "regression"
-    assert verdict(noisy_drop) == "unchanged"
+    (noisy,) = compare_frames(base, noisy_drop, Thresholds())  # beyond the band, not decided: never "unchanged"
+    assert noisy.acc_verdict == "n/a" and not noisy.regressed and noisy.acc_ci_pp[0] < 0 < noisy.acc_ci_pp[1]
+    assert noisy.note.startswith("accuracy not decided: -2.67 pp lies beyond the band, but its 95 % interval [")
+    assert noisy.note.endswith("] pp reaches 0; run more seeds"), noisy.note
     assert verdict(small_drop) == "unchanged"
     assert verdict(_frame([0.95, 0.955, 0.945], times)) == "improvement"  # each seed 3.5-5 pp up
 
@@ -584,9 +589,9 @@ def test_accuracy_is_compared_seed_by_seed_so_a_second_seed_cannot_hide_a_drop()
     (alike,) = compare_frames(base, _frame([0.8333, 0.7611], times), Thresholds())
     assert alike.acc_verdict == "n/a" and math.isnan(alike.acc_ci_pp[0]) and "differs alike" in alike.note
     assert alike.note.startswith("accuracy not decided: every seed differs alike") and not alike.regressed
-    # two seeds that disagree (+1 and -11 pp) decide nothing, paired or not
+    # two seeds that disagree (+1 and -11 pp) decide nothing, paired or not: beyond the band, so not "unchanged"
     (mixed,) = compare_frames(base, _frame([0.8933, 0.7011], times), Thresholds())
-    assert mixed.acc_verdict == "unchanged"
+    assert mixed.acc_verdict == "n/a" and "accuracy not decided: -5.00 pp lies beyond the band" in mixed.note
     low, high = welch_diff_ci(np.array([0.8833, 0.8111]), np.array([0.8333, 0.7555]))
     assert low < -0.1 and high > 0  # the unpaired interval, for runs whose seeds differ
 
@@ -624,6 +629,32 @@ def test_a_p_value_that_underflowed_prints_as_below_double_resolution():
     assert p_cell(math.nan) == "n/a"
 
 
+def test_a_change_beyond_the_band_that_is_not_decided_is_named_never_called_unchanged():
+    """Two seeds' paired interval has one degree of freedom: 0.93 to 0.73 and 0.63 (-25 pp) gave [-88.5, +38.5] pp
+    and read "accuracy unchanged", left out of the count line, while the same drop on every seed alike was named.
+    A noisy 1.5x slowdown whose interval reached back into the band (p 0.002) read "time unchanged" too."""
+    from harness.reporting import comparison_count
+
+    (drop,) = compare_frames(_frame([0.93, 0.93], [1.0, 1.0]), _frame([0.73, 0.63], [1.0, 1.0]), Thresholds())
+    assert drop.acc_diff_pp == pytest.approx(-25.0) and drop.acc_ci_pp == pytest.approx((-88.531, 38.531), abs=1e-3)
+    assert drop.acc_verdict == "n/a" and not drop.regressed
+    assert "accuracy not decided: -25.00 pp lies beyond the band, but its 95 % interval [-88.53, +38.53]" in drop.note
+    assert comparison_count([drop]).endswith("accuracy beyond the band but not decided (see the note) in "
+                                             "s:scratch-m-d [torch] -25.00 pp")  # fmt: skip
+    steady = [1.0, 1.02, 0.98, 1.01, 0.99, 1.0, 1.01, 0.99, 1.0]
+    noisy = [0.95, 2.1, 1.0, 2.0, 1.52, 1.55, 1.5, 2.2, 0.9]
+    (slow,) = compare_frames(_frame([0.9] * 3, steady), _frame([0.9] * 3, noisy), Thresholds())
+    assert slow.time_ratio == pytest.approx(1.52) and slow.time_ci[0] < 1.10 and slow.time_p < 0.01
+    assert slow.time_verdict == "n/a" and not slow.regressed
+    assert "epoch time not decided: ratio 1.520 lies beyond the band, but its 95 % interval [1.000, 2.000] reaches " \
+        "into the band; run more epochs or seeds" in slow.note  # fmt: skip
+    assert comparison_count([slow]).endswith("epoch time beyond the band but not decided (see the note) in "
+                                             "s:scratch-m-d [torch] x1.520")  # fmt: skip
+    # p not below alpha, the interval wholly beyond the band: said that way
+    (unsure,) = compare_frames(_frame([0.9] * 3, steady), _frame([0.9] * 3, noisy), Thresholds(alpha=0.001))
+    assert "the Mann-Whitney p 0.0024 is not below 0.001" in unsure.note, unsure.note
+
+
 def test_time_regression_needs_size_and_significance():
     accs = [0.9]
     base = _frame(accs, [1.0, 1.02, 0.98, 1.01, 0.99, 1.0])
@@ -633,7 +664,7 @@ def test_time_regression_needs_size_and_significance():
     verdict = lambda new: compare_frames(base, new, Thresholds())[0].time_verdict  # noqa: E731
     assert verdict(slower) == "regression"
     assert verdict(slightly) == "unchanged"
-    assert verdict(mixed) == "unchanged"
+    assert verdict(mixed) == "n/a"  # beyond the band, not decided (it read "unchanged")
     assert verdict(_frame(accs, [0.8, 0.81, 0.79, 0.8, 0.8, 0.82])) == "improvement"
 
 
@@ -757,7 +788,8 @@ def test_the_unpaired_interval_is_welchs_and_two_seeds_a_side_decide_no_drop_the
     (case,) = compare_frames(failed(both, [2, 3]), failed(both, [0, 1]), Thresholds())
     assert case.acc_diff_pp == pytest.approx(-1.5)
     assert case.acc_ci_pp == pytest.approx((-3.0209, 0.0209), abs=1e-3)
-    assert case.acc_verdict == "unchanged" and "no seed ended ok in both" in case.note
+    assert case.acc_verdict == "n/a" and "no seed ended ok in both" in case.note  # -1.5 pp: beyond, undecided
+    assert "accuracy not decided: -1.50 pp lies beyond the band, but its 95 % interval [-3.02, +0.02]" in case.note
     # neither side's seeds differ: no interval, not decided beyond the threshold
     alike = _frame([0.9, 0.9, 0.8, 0.8], times)
     (flat,) = compare_frames(failed(alike, [2, 3]), failed(alike, [0, 1]))
@@ -838,7 +870,7 @@ def test_too_few_steady_epochs_to_test_are_not_called_unchanged():
     # The count line and the gate's markdown say so: "0 regression(s)" alone read as a clean bill of health
     from harness.reporting import comparison_count, comparison_markdown
 
-    undecided = "epoch time beyond the band but not decided (too few epochs: see the note) in s:scratch-mlp-digits"
+    undecided = "epoch time beyond the band but not decided (see the note) in s:scratch-mlp-digits"
     assert comparison_count([few]).endswith(f"{undecided} [torch] x3.000"), comparison_count([few])
     assert f"**0 regression(s)**; {undecided} [torch] x3.000." in comparison_markdown([few], "a", "b", [], Thresholds())
     assert comparison_count([alike]) == "0 regression(s) in 1 case(s) run by both"
@@ -960,10 +992,11 @@ def test_a_ratio_beyond_the_band_too_few_epochs_cannot_decide_is_undecided_thoug
     (case,) = compare_frames(_frame([0.9], [1.0, 1.01, 0.99]), _frame([0.9], [1.0, 1.4, 1.45]))
     assert case.time_ratio == pytest.approx(1.4) and case.time_ci[0] < 1.10 < case.time_ratio
     assert case.time_verdict == "n/a" and "epoch time not decided: 3 and 3 steady epochs cannot reach" in case.note
-    assert comparison_count([case]).endswith("(too few epochs: see the note) in s:scratch-m-d [torch] x1.400")
-    # where the test could decide (6 a side), an interval reaching into the band stays unchanged, as before
+    assert comparison_count([case]).endswith("(see the note) in s:scratch-m-d [torch] x1.400")
+    # where the test could decide (6 a side), an interval reaching into the band decides nothing either: not
+    # "unchanged" (as it read until 2026-12-06), and the note says why
     (decidable,) = compare_frames(_frame([0.9, 0.9], [1.0, 1.01, 0.99]), _frame([0.9, 0.9], [1.0, 1.4, 1.45]))
-    assert decidable.time_verdict == "unchanged" and "not decided" not in decidable.note
+    assert decidable.time_verdict == "n/a" and "lies beyond the band, but its 95 % interval" in decidable.note
 
 
 def test_the_command_lines_threshold_defaults_are_compares_own():
