@@ -48,6 +48,7 @@ from harness.preflight import (
 from harness.provenance import MachineInfo, git_commit, host_name, utc_now
 from harness.reporting import run_markdown, search_markdown, unfinished_notice
 from harness.results import ResultsWriter, read_parts, rewrite_csv, safe_name
+from harness.run_lock import driving
 from harness.scheduler import (
     Delivery,
     RunInterrupted,
@@ -352,10 +353,41 @@ def execute(
     plan = _keyed(plan, results_dir, data_provenance or {}).with_weights_keys(weights_keys or {})
     run_dir = (results_dir / run_id).resolve()
     if run_dir.exists() and any(run_dir.iterdir()):
-        raise InputError(
-            f"Expected a new run id. Received: {run_id!r}, whose directory {run_dir} holds results. Pick another "
-            "--run-id (or leave it out for a time-stamped one); to finish that run, use --resume with its id."
-        )
+        raise _not_new(run_id, run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)  # a default id's is there already, claimed empty by new_run_id
+    with driving(run_dir, "start a new run"):  # another driver's (RunBeingDriven) is left as it is
+        try:
+            if any(run_dir.iterdir()):  # another driver wrote here between the check above and the lock
+                raise _not_new(run_id, run_dir)
+            return _execute_held(plan, run_dir, settings, progress, command, data_provenance, schedule, ship,
+                                 reference, html_report)  # fmt: skip
+        except BaseException:  # refused (no node fits, no cluster, no token) or stopped before run.json was written
+            if not any(run_dir.iterdir()):
+                run_dir.rmdir()  # still empty, and held by this process: a run that never began leaves nothing
+            raise
+
+
+def _not_new(run_id: str, run_dir: Path) -> InputError:
+    return InputError(
+        f"Expected a new run id. Received: {run_id!r}, whose directory {run_dir} holds results. Pick another "
+        "--run-id (or leave it out for a time-stamped one); to finish that run, use --resume with its id."
+    )
+
+
+def _execute_held(
+    plan: RunPlan,
+    run_dir: Path,
+    settings: SchedulerSettings,
+    progress: Progress | None,
+    command: list[str] | None,
+    data_provenance: dict[str, dict[str, str]] | None,
+    schedule: Schedule,
+    ship: dict[str, Dataset] | None,
+    reference: str | None,
+    html_report: bool,
+) -> RunOutcome:
+    """execute's run, its directory held by this process (run_lock.driving)."""
+    run_id = run_dir.name
     machine = MachineInfo.current()
     record = RunRecord(
         run_id=run_id,
@@ -371,26 +403,20 @@ def execute(
         driver_process=this_driver(),
     )
     run_file = RunFile(plan, _recorded_options(settings), record, tuple(plan.pretrain()))
-    try:
-        with _ray_for(plan, settings):
-            run_dir.mkdir(parents=True, exist_ok=True)
-            write_run_file(run_dir, run_file)
-            ctx = _RunContext(
-                run_file,
-                run_dir,
-                settings,
-                ResultsWriter(run_dir),
-                progress or SilentProgress(),
-                Delivery(datasets=dict(ship or {})),
-                finished=set(),
-                reference=record.reference,
-                html_report=html_report,
-            )
-            return _carry_out(ctx, schedule)
-    except BaseException:  # refused (no node fits, no cluster, no token) or stopped before run.json was written
-        if run_dir.is_dir() and not any(run_dir.iterdir()):
-            run_dir.rmdir()  # a default id's claimed, still empty directory: a run that never began leaves nothing
-        raise
+    with _ray_for(plan, settings):
+        write_run_file(run_dir, run_file)
+        ctx = _RunContext(
+            run_file,
+            run_dir,
+            settings,
+            ResultsWriter(run_dir),
+            progress or SilentProgress(),
+            Delivery(datasets=dict(ship or {})),
+            finished=set(),
+            reference=record.reference,
+            html_report=html_report,
+        )
+        return _carry_out(ctx, schedule)
 
 
 def _keyed(plan: RunPlan, results_dir: Path, provenance: dict[str, dict[str, str]]) -> RunPlan:
@@ -587,8 +613,24 @@ def resume(
     the search stands as it ended); interrupted trials lose their partial rows and run again. Its summary compares
     with ``reference``, by default the backend the run was started with."""
     run_dir = (results_dir / run_id).resolve()
-    run_file = read_run_file(run_dir).in_cache(results_dir / "_cache")  # a moved results folder: its own _cache
-    check_something_to_resume(run_file, run_dir)
+    read_run_file(run_dir)  # a missing or unreadable run says so before the lock is tried
+    with driving(run_dir, "resume"):  # read and checked again under it: another resume may just have ended
+        run_file = read_run_file(run_dir).in_cache(results_dir / "_cache")  # a moved results folder: its own _cache
+        check_something_to_resume(run_file, run_dir)
+        return _resume_held(run_file, run_dir, settings, progress, schedule, reference, html_report)
+
+
+def _resume_held(
+    run_file: RunFile,
+    run_dir: Path,
+    settings: SchedulerSettings | None,
+    progress: Progress | None,
+    schedule: Schedule,
+    reference: str | None,
+    html_report: bool,
+) -> RunOutcome:
+    """resume's work, its directory held by this process (run_lock.driving)."""
+    results_dir = run_dir.parent
     settings = settings or scheduler_settings(results_dir, run_file.execution)
     with _ray_for(run_file.plan, settings, resumed=True):  # before anything of the run changes: a refused resume
         frame = read_parts(run_dir)  # leaves it as is

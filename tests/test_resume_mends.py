@@ -242,6 +242,55 @@ def test_a_run_whose_driver_is_alive_is_not_resumed(tmp_path, capsys):
         runner.check_something_to_resume(read_run_file(tmp_path / results / "live"), tmp_path / results / "live")
 
 
+# Another process holding a run directory as a driver does (run_lock.driving): flock on its descriptor.
+HOLD_DIRECTORY = (
+    "import fcntl, os, sys, time; d = os.open(sys.argv[1], os.O_RDONLY | os.O_DIRECTORY); "
+    "fcntl.flock(d, fcntl.LOCK_EX); print('held', flush=True); time.sleep(120)"
+)
+
+
+@contextlib.contextmanager
+def _held_by_another_process(run_dir: Path) -> Any:
+    with subprocess.Popen(
+        [sys.executable, "-c", HOLD_DIRECTORY, str(run_dir)], stdout=subprocess.PIPE, text=True
+    ) as other:
+        try:
+            assert other.stdout is not None and other.stdout.readline().strip() == "held"
+            yield other
+        finally:
+            other.kill()
+
+
+def test_a_run_directory_another_driver_holds_is_neither_started_nor_resumed(tmp_path, capsys):
+    """run.json records its driver only once Ray is up, seconds in: two runs of one --run-id started a second apart
+    both ran, and the second's table mixed in the first's trial rows (s2 at lr 0.1 beside s0, s1 at lr 0.01); two
+    --resume of one run both trained its remaining trials (420 rows for a run of 240). The directory is now held
+    for as long as a process drives it, and another process is refused at once, the directory left as it was."""
+    from harness.cli import main
+    from harness.run_lock import RunBeingDriven
+
+    claimed = tmp_path / "new" / "nightly"
+    claimed.mkdir(parents=True)  # as the first driver leaves it in that window: made, held, nothing written yet
+    with _held_by_another_process(claimed):
+        workers = Workers()
+        with pytest.raises(RunBeingDriven, match="Expected no other xfbench process to drive 'nightly' while this "
+                           "one would start a new run in it"):  # fmt: skip
+            runner.execute(RunPlan.of_trials([BASE]), results_dir=tmp_path / "new", run_id="nightly",
+                           settings=_settings(tmp_path), schedule=workers, html_report=False)  # fmt: skip
+        assert workers.ran == [] and claimed.is_dir() and not any(claimed.iterdir())  # the other's, untouched
+    run_dir = _interrupted_fine_tune(tmp_path / "old")
+    before = (run_dir / "run.json").read_text()
+    with _held_by_another_process(run_dir):
+        results = str(tmp_path / "old")
+        assert main(["run", "--resume", "f1", "--results-dir", results, "--no-report"]) == 2
+        err = capsys.readouterr().err
+        assert "Expected no other xfbench process to drive 'f1' while this one would resume in it" in err, err
+        assert (run_dir / "run.json").read_text() == before
+    workers = Workers()  # once the other ended (its lock went with it), the resume runs
+    assert runner.resume(tmp_path / "old", "f1", _settings(tmp_path), schedule=workers, html_report=False).all_ok
+    assert [t.strategy for t in workers.ran] == ["fine_tune"]
+
+
 def test_a_run_records_its_driver_process(tmp_path):
     runner.execute(RunPlan.of_trials([BASE]), results_dir=tmp_path, run_id="r", settings=_settings(tmp_path),
                    schedule=Workers(), html_report=False)  # fmt: skip

@@ -1,0 +1,44 @@
+"""One driver per run directory: an exclusive lock on the directory itself, held for as long as a process drives
+the run (a new run from before its emptiness check, a resume from before it reads run.json). run.json records its
+driver only once Ray is up, seconds later; two processes started in that window (the same ``--run-id`` in two CI
+jobs, two ``--resume`` of one run) each passed every check and mixed their trials' rows in one results table.
+
+An ``flock`` on the directory's descriptor: the kernel drops it when the process ends, however it ends (SIGKILL
+too), so no stale lock is ever left behind, and the directory holds no lock file a run would have to skip. The
+descriptor is not inherited by the processes the driver starts (Python opens it non-inheritable), so Ray's
+processes cannot keep a run locked after its driver ended. Local to one machine: two drivers on two hosts sharing
+a results folder over NFS are not kept apart."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from harness.errors import InputError
+
+
+class RunBeingDriven(InputError):
+    """Another process drives this run directory now."""
+
+
+@contextlib.contextmanager
+def driving(run_dir: Path, doing: str) -> Iterator[None]:
+    """Hold ``run_dir`` (which must exist) for this process while the block runs; RunBeingDriven at once if another
+    process holds it. ``doing``: what this process came to do, for the refusal ("start a new run", "resume")."""
+    descriptor = os.open(run_dir, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RunBeingDriven(
+                f"Expected no other xfbench process to drive {run_dir.name!r} while this one would {doing} in it. "
+                f"Received: another process on this machine holds {run_dir} now (a run or resume of the same id, "
+                "started moments before this one). Wait for it to end, or pick another --run-id; to finish the run "
+                "it starts, --resume it once it has stopped."
+            ) from None
+        yield
+    finally:
+        os.close(descriptor)  # releases the lock
