@@ -768,14 +768,25 @@ def _carry_out(ctx: _RunContext, schedule: Schedule) -> RunOutcome:
             rows=len(frame),
             trial_status=trial_status,
         )
-    report_problem = None
-    if ctx.html_report and not held:  # a Ctrl-C while the run was written leaves out the page's seconds of plotting
-        report_problem = write_report(ctx.run_dir)  # compared with the reference run.json records: ctx.reference
-    else:  # without one (--no-report, or stopped), a page drawn before (a resume's) no longer shows these results
-        (ctx.run_dir / "report.html").unlink(missing_ok=True)
-        shutil.rmtree(ctx.run_dir / "report_plots", ignore_errors=True)
-    plan = ctx.run_file.plan
+    report_problem = _report_page(ctx, drawn=ctx.html_report and not held)  # a Ctrl-C while the run was written
+    plan = ctx.run_file.plan  # leaves out the page's seconds of plotting
     return RunOutcome(ctx.run.run_id, ctx.run_dir, frame, summary, markdown, wall, status, plan.search, report_problem)
+
+
+def _report_page(ctx: _RunContext, drawn: bool) -> str | None:
+    """The run's report.html, drawn anew (``drawn``) or removed; why it is missing where it was to be drawn. A page
+    drawn before (a resume's) no longer shows these results: gone before a new one is drawn, so a page cut short
+    leaves none (a resume stopped while drawing left the interrupted session's page beside a finished run)."""
+    (ctx.run_dir / "report.html").unlink(missing_ok=True)
+    if not drawn:  # --no-report, or stopped
+        shutil.rmtree(ctx.run_dir / "report_plots", ignore_errors=True)
+        return None
+    try:
+        return write_report(ctx.run_dir)  # compared with the reference run.json records: ctx.reference
+    except KeyboardInterrupt:  # the run's files are whole by now: a finished run ended as interrupted (exit 130)
+        problem = f"no report.html (stopped while it was drawn); `xfbench report {ctx.run_dir}` draws it"
+        print(f"xfbench: {problem}", file=sys.stderr)
+        return problem
 
 
 def write_report(run_dir: Path, reference: str | None = None) -> str | None:

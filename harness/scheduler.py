@@ -408,9 +408,10 @@ def _ctrl_c_noted() -> Iterator[threading.Event]:
 
 
 @contextlib.contextmanager
-def signals_held() -> Iterator[list[int]]:
-    """The first Ctrl-C or SIGTERM in the block is noted in the list it gives, and said, not raised: the run's files
-    (results table, summary.md, run.json's status) are written whole. One that reached the run as its last trial
+def signals_held(doing: str = "writing the run's results first") -> Iterator[list[int]]:
+    """The first Ctrl-C or SIGTERM in the block is noted in the list it gives, and said (what xfbench is ``doing``),
+    not raised: the run's files (results table, summary.md, run.json's status) are written whole; Ray starts or
+    shuts down whole (ray_session). One that reached the run as its last trial
     ended escaped as a bare "interrupted", run.json left "running" with no summary.md, though every trial had ended.
     A second one raises KeyboardInterrupt: reading a large run's parts and its statistics can take minutes."""
     held: list[int] = []
@@ -419,7 +420,7 @@ def signals_held() -> Iterator[list[int]]:
         held.append(signum)
         if len(held) > 1:
             raise KeyboardInterrupt
-        print("xfbench: writing the run's results first; Ctrl-C again stops now", file=sys.stderr, flush=True)
+        print(f"xfbench: {doing}; Ctrl-C again stops now", file=sys.stderr, flush=True)
 
     with _signals_handled((signal.SIGINT, signal.SIGTERM), on_signal):
         yield held
@@ -514,16 +515,33 @@ def ray_session(settings: SchedulerSettings, py_modules: tuple[Path, ...] = ()) 
         configure_logging=True,
         logging_level=logging.INFO if settings.verbose else logging.ERROR,
     )
+    sigterm_before = signal.getsignal(signal.SIGTERM)  # ray.init puts its own in, an exit at once, and leaves it
     try:
-        _init(settings, init_args, {"py_modules": [str(path) for path in py_modules]} if py_modules else {})
-    except KeyboardInterrupt:  # Ctrl-C while Ray started: the processes it had started by then are ended too
-        ray.shutdown()
-        raise
+        with signals_held("Ray is starting; stopping once it has started") as noted:
+            _init(settings, init_args, {"py_modules": [str(path) for path in py_modules]} if py_modules else {})
+    except (KeyboardInterrupt, SystemExit):  # a second Ctrl-C while Ray started, or a SIGTERM once ray.init had put
+        ray.shutdown()  # in its handler (a bare exit): what it started by then is ended too, as far as Ray knows it
+        raise KeyboardInterrupt from None
+    if noted:  # stopped while Ray started: an interrupted ray.init left its agents running (180 MB, for good)
+        _shut_down(sigterm_before)
+        raise KeyboardInterrupt
     try:
         with _sigterm_as_ctrl_c():
             yield
     finally:
+        _shut_down(sigterm_before)
+
+
+def _shut_down(sigterm_before: Any) -> None:
+    """ray.shutdown, a Ctrl-C or SIGTERM meanwhile noted, not raised (the run's files are written by then: one
+    during the shutdown of a finished run ended it as interrupted, exit 130 and no table); then SIGTERM's handler
+    as it was before ray.init, whose own (an exit at once) silenced a later SIGTERM (exit 15, nothing said)."""
+    import ray
+
+    with signals_held("Ray is shutting down"):
         ray.shutdown()
+    if threading.current_thread() is threading.main_thread() and sigterm_before is not None:
+        signal.signal(signal.SIGTERM, sigterm_before)
 
 
 def unjoinable(address: str, exc: Exception, environ: Mapping[str, str]) -> str:

@@ -247,6 +247,82 @@ def test_ctrl_c_while_ray_starts_ends_the_ray_it_started(tmp_path):
             pass
 
 
+_SIGNALS_AS_RAY_STARTS_AND_STOPS = """
+import os, signal, sys
+from pathlib import Path
+import ray
+from harness import scheduler
+
+settings = scheduler.SchedulerSettings(storage_dir=Path(sys.argv[1]))
+started, stopped = ray.init, ray.shutdown
+
+
+def mine(signum, frame):
+    print("the program's own SIGTERM handler")
+
+
+signal.signal(signal.SIGTERM, mine)
+
+
+def sigterm_then_init(*args, **kwargs):  # `kill` as Ray starts: before ray.init puts in its handler, a bare exit
+    os.kill(os.getpid(), signal.SIGTERM)
+    started(*args, **kwargs)
+
+
+ray.init = sigterm_then_init
+try:
+    with scheduler.ray_session(settings):
+        print("session entered")
+except KeyboardInterrupt:
+    print("start: KeyboardInterrupt, initialized", ray.is_initialized())
+ray.init = started
+
+
+def ctrl_c_then_shutdown():  # Ctrl-C as a finished run's Ray shuts down
+    os.kill(os.getpid(), signal.SIGINT)
+    stopped()
+
+
+ray.shutdown = ctrl_c_then_shutdown
+with scheduler.ray_session(settings):
+    pass
+print("stop: ended whole, initialized", ray.is_initialized())
+print("SIGTERM handler", "mine" if signal.getsignal(signal.SIGTERM) is mine else signal.getsignal(signal.SIGTERM))
+"""
+
+
+def test_signals_as_ray_starts_or_shuts_down_end_it_whole_and_leave_the_programs_sigterm_handler(tmp_path):
+    """SIGTERM as Ray started ended the driver with exit 15 and no word once ray.init had put in its handler (a bare
+    exit), the Ray agents started by then left running; Ctrl-C while a finished run's Ray shut down ended it as interrupted (exit
+    130, no table); and Ray's SIGTERM handler stayed after ray.shutdown, so a later `kill` exited silently. A signal
+    as Ray starts now ends it and then the run, as Ctrl-C does; one as it shuts down is said and the run goes on;
+    the program's own SIGTERM handler is back after the session."""
+    import signal
+
+    process = subprocess.Popen(
+        [sys.executable, "-c", _SIGNALS_AS_RAY_STARTS_AND_STOPS, str(tmp_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group: any Ray process left behind is ended with it, below
+    )
+    try:
+        out, err = process.communicate(timeout=180)
+        assert process.returncode == 0, (out, err[-2000:])
+        assert out.splitlines() == [
+            "start: KeyboardInterrupt, initialized False",
+            "stop: ended whole, initialized False",
+            "SIGTERM handler mine",
+        ], (out, err[-2000:])
+        assert "xfbench: Ray is starting; stopping once it has started; Ctrl-C again stops now" in err
+        assert "xfbench: Ray is shutting down; Ctrl-C again stops now" in err
+    finally:
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
 def test_ctrl_c_outside_a_runs_trials_is_one_line_and_exit_130(monkeypatch, capsys):
     from harness import cli
 

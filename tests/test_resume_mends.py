@@ -505,6 +505,30 @@ def test_ctrl_c_as_the_last_trial_ends_leaves_the_run_written_whole(tmp_path, mo
     assert not (outcome.run_dir / "report.html").exists()
 
 
+def test_ctrl_c_while_a_resumes_report_is_drawn_ends_the_run_finished_without_the_old_page(
+    tmp_path, monkeypatch, capsys
+):
+    """Ctrl-C (or SIGTERM, raised as it) while report.html was drawn, the run's files already whole: the finished run
+    ended as interrupted (exit 130, no table, and a --resume then refused: nothing to resume), and a resume's
+    interrupted session's page (its tables "Interrupted", 1 of 3 trials) stayed, byte for byte, beside the finished
+    run. The run ends finished, saying why the page is missing and how to draw it; no stale page is left."""
+    import signal
+
+    run_dir = _interrupted_fine_tune(tmp_path)
+    (run_dir / "report.html").write_text("the interrupted session's page")
+
+    def stopped_while_drawing(*args: Any, **kwargs: Any) -> Any:
+        os.kill(os.getpid(), signal.SIGINT)  # as Python raises it: KeyboardInterrupt inside the drawing
+        raise AssertionError("not reached")
+
+    monkeypatch.setattr(runner, "write_report", stopped_while_drawing)
+    outcome = runner.resume(tmp_path, "f1", _settings(tmp_path), schedule=Workers())
+    assert outcome.status == "finished" and outcome.all_ok and read_run_file(run_dir).record.status == "finished"
+    assert not (run_dir / "report.html").exists() and (run_dir / "summary.md").is_file()
+    assert outcome.report_problem == f"no report.html (stopped while it was drawn); `xfbench report {run_dir}` draws it"
+    assert f"xfbench: {outcome.report_problem}" in capsys.readouterr().err
+
+
 def test_a_second_ctrl_c_while_the_run_is_written_stops_it(tmp_path, monkeypatch, capsys):
     """Reading a large run's parts and its statistics can take minutes: the first Ctrl-C is said and held, a
     second one stops the run there (its parts are on disk: it resumes)."""
