@@ -292,11 +292,11 @@ print("SIGTERM handler", "mine" if signal.getsignal(signal.SIGTERM) is mine else
 
 
 def test_signals_as_ray_starts_or_shuts_down_end_it_whole_and_leave_the_programs_sigterm_handler(tmp_path):
-    """SIGTERM as Ray started ended the driver with exit 15 and no word once ray.init had put in its handler (a bare
-    exit), the Ray agents started by then left running; Ctrl-C while a finished run's Ray shut down ended it as interrupted (exit
-    130, no table); and Ray's SIGTERM handler stayed after ray.shutdown, so a later `kill` exited silently. A signal
-    as Ray starts now ends it and then the run, as Ctrl-C does; one as it shuts down is said and the run goes on;
-    the program's own SIGTERM handler is back after the session."""
+    """SIGTERM as Ray started ended the driver with exit 15 and no word once ray.init had put in its handler (a
+    bare exit), the Ray agents started by then left running; Ctrl-C while a finished run's Ray shut down ended it
+    as interrupted (exit 130, no table); and Ray's SIGTERM handler stayed after ray.shutdown, so a later `kill`
+    exited silently. A signal as Ray starts now ends it and then the run, as Ctrl-C does; one as it shuts down is
+    said and the run goes on; the program's own SIGTERM handler is back after the session."""
     import signal
 
     process = subprocess.Popen(
