@@ -275,6 +275,51 @@ def test_transfer_has_frozen_then_unfrozen_phases(workers, cache):
     assert [r["step_macs"] for r in rows] == [step_macs(spec, reused), step_macs(spec), step_macs(spec)]
 
 
+def test_fine_tune_trains_the_backbone_at_its_rate_and_transfer_trains_it_once_unfrozen_with_its_schedule_anew(
+    workers, cache
+):
+    """What the strategies promise (docs/strategies.md, SUITES S3/S4b), which the backends' agreement cannot show: a
+    slip in harness/strategies does the same wrong thing in both. Mutated, fine_tune without its multipliers and
+    transfer without a new optimizer once unfrozen passed every test, the unfrozen phase leaving the backbone as
+    it was while its rows said frozen_params 0. One full-batch step of plain SGD per epoch, in float64: fine_tune
+    moves each backbone parameter by exactly 0.1 of what multiplier 1.0 moves it by, and the new head alike; transfer
+    leaves the backbone bit for bit through its frozen epoch and moves it in the unfrozen one, whose schedule
+    starts again at its first step."""
+    from harness.schedules import ScheduleConfig
+
+    step = dict(epochs=1, batch_size=4096, optimizer=OptimizerConfig(name="sgd", lr=0.05))
+    float64 = RuntimeOptions(precision="float64")
+    slow = _target(cache, "fine_tune", runtime=float64, **step)  # backbone_lr_multiplier 0.1, the default
+    full = dataclasses.replace(slow, transfer=dataclasses.replace(slow.transfer, backbone_lr_multiplier=1.0))
+    _pretrain(workers, slow)
+    _, backbone, _ = load_checkpoint(checkpoint_path(slow))
+    (_, w_slow), (_, w_full) = (workers["torch"](probes.run_strategy, t.to_dict()) for t in (slow, full))
+    trained = [n for n in backbone if not n.endswith(("moving_mean", "moving_variance")) and "logits" not in n]
+    assert trained and all(n in w_slow for n in trained), sorted(backbone)
+    for name in trained:
+        moved_slow, moved_full = w_slow[name] - backbone[name], w_full[name] - backbone[name]
+        assert np.abs(moved_full).max() > 1e-6, name  # it moved at all
+        np.testing.assert_allclose(moved_slow, 0.1 * moved_full, rtol=1e-9, atol=1e-15, err_msg=name)
+    head = [n for n in w_slow if n.startswith("logits/")]  # new, at the full rate in both
+    assert head and all(np.array_equal(w_slow[n], w_full[n]) for n in head), head
+    schedule = ScheduleConfig(name="exponential", steps=1.0)  # each step's rate a tenth of the one before
+    frozen_then_not = _target(cache, "transfer", runtime=float64, schedule=schedule, **{**step, "epochs": 2})
+    frozen_then_not = dataclasses.replace(frozen_then_not, transfer=dataclasses.replace(slow.transfer, frozen_epochs=1))
+    frozen_only = dataclasses.replace(frozen_then_not, epochs=1)
+    _pretrain(workers, frozen_then_not)
+    _, backbone, _ = load_checkpoint(checkpoint_path(frozen_then_not))
+    (_, w_frozen), (rows, w_both) = (
+        workers["torch"](probes.run_strategy, t.to_dict()) for t in (frozen_only, frozen_then_not)
+    )
+    reused = [
+        n for n in backbone if n.split("/")[0] in ("conv1", "conv1_bn", "conv2", "conv2_bn")
+    ]  # features (no conv bias before BN)
+    assert len(reused) == 10 and all(np.array_equal(w_frozen[n], backbone[n]) for n in reused)  # not one bit
+    learnt = [n for n in reused if not n.endswith(("moving_mean", "moving_variance"))]
+    assert all(np.abs(w_both[n] - backbone[n]).max() > 1e-6 for n in learnt)  # the unfrozen epoch trains them all
+    assert [r["phase"] for r in rows] == ["frozen", "unfrozen"] and rows[0]["lr"] == rows[1]["lr"] == 0.05
+
+
 def _both(workers, trial: TrialConfig) -> dict[str, tuple[list[dict], dict[str, np.ndarray]]]:
     _pretrain(workers, trial)
     return {b: workers[b](probes.run_strategy, dataclasses.replace(trial, backend=b).to_dict()) for b in BACKENDS}
