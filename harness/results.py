@@ -49,7 +49,7 @@ SCHEMA: tuple[tuple[str, str, str], ...] = (
         "--model as the trial ran it: a zoo name, a torchvision:/keras:/python: reference, or a spec file's "
         "absolute path (tables name it by its file name)",
     ),
-    ("params", "Int64", "trainable parameters of the model the trial trains (from its spec; frozen ones included)"),
+    ("params", "Int64", "parameters of the model the trial trains (from its spec: trainable and frozen alike)"),
     (
         "forward_macs",
         "Int64",
@@ -79,7 +79,11 @@ SCHEMA: tuple[tuple[str, str, str], ...] = (
     ("val_loss", "float64", "validation loss after the epoch (inference mode)"),
     ("val_acc", "float64", "validation accuracy after the epoch"),
     ("test_acc", "float64", "test accuracy; set on the last epoch row of a trial, NaN elsewhere"),
-    ("train_reg_loss", "float64", "mean L1/L2 kernel penalty over the epoch's steps (not included in train_loss)"),
+    (
+        "train_reg_loss",
+        "float64",
+        "mean L1/L2 penalty of the trainable kernels over the epoch's steps (not included in train_loss)",
+    ),
     ("lr", "float64", "learning rate of the epoch's last step (schedules are evaluated per step)"),
     ("mc_test_acc", "float64", "MC dropout: test accuracy of the mean probability over the passes (last row only)"),
     (
