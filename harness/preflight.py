@@ -128,13 +128,14 @@ def preflight(
         check_programs(trials, environ)
     if not resumed:  # a recorded run ran as it stands
         _check_run_wide_settings(trials)
+    for trial in trials:  # before the weights home is searched: a run told to fetch weights would then be refused
+        _check_names_and_options(trial, resumed, search is not None)
     _check_weights_fit(trials)
     _check_weights_cached(trials)
     datasets: dict[str, Dataset] = loaded if loaded is not None else {}
     provenance: dict[str, dict[str, str]] = {}
     option_use = _ModelOptionUse()
     for trial in trials:
-        _check_names_and_options(trial, resumed, search is not None)
         if trial.dataset not in datasets:
             datasets[trial.dataset] = _load_noting_where(trial.dataset, data_dir, download)
         provenance[trial.dataset] = provenance.get(trial.dataset) or _provenance(datasets[trial.dataset])  # hashed once

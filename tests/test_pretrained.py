@@ -282,6 +282,8 @@ def test_a_zoos_weights_missing_from_an_empty_cache_exit_2_with_the_fetch_comman
         (("--strategy", "fine_tune", "--model", "resnet20"), "torchvision twin (alexnet_tv, vgg11"),
         (("--model", "resnet18", "--width-multiplier", "0.25"), "Received: --width-multiplier 0.25. Drop"),
         (("--model", "alexnet"), "Received: --model alexnet."),  # the lessons' AlexNet is not torchvision's
+        # an option the strategy does not read with weights (it trains no backbone): it asked for a fetch first
+        (("--model", "resnet18", "--source-epochs", "3"), "Expected only options that strategy fine_tune reads"),
     ],
 )
 def test_weights_the_run_could_not_use_are_refused_before_the_weights_home_is_searched(tmp_path, capsys, args, wanted):
