@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from harness.errors import InputError
+
 ROOT = Path(__file__).resolve().parents[1]
 
 MLP_RUN = ["run", "--strategy", "scratch", "--model", "mlp", "--dataset", "digits"]
@@ -442,6 +444,11 @@ BAD_INPUTS = {
     "--normalize weights without weights": (
         [*MLP_RUN, "--normalize", "weights"],
         "Expected --pretrained or --weights with --normalize weights",
+    ),
+    # before, a suite with no pretrained case dropped it without a word
+    "--normalize weights on a suite without weights": (
+        ["run", "--suite", "quick", "--normalize", "weights"],
+        "Received: --suite quick, none of whose selected cases does, so it would change nothing",
     ),
     # before, --dropout 0 left rate-0 dropout layers that the dropout kind and mask source were taken to meet
     "a dropout kind with every dropout rate 0": (
@@ -1625,3 +1632,15 @@ def test_the_resume_commands_printed_at_a_run_end_quote_a_results_dir_with_a_spa
         _finish(outcome, args)
         printed = capsys.readouterr().err
         assert shlex.split(printed.split("`")[1]) == expected, printed
+
+
+def test_normalize_weights_on_a_suite_is_kept_for_its_pretrained_cases_and_refused_without_any():
+    """A suite's cases each take their weights' normalisation under --normalize weights (as by default); a suite
+    without a pretrained case dropped the option without a word, where a single case without weights exits 2."""
+    from harness.cli import build_parser, plan_from_args
+
+    plan = plan_from_args(build_parser().parse_args(["run", "--suite", "imagenet_transfer", "--normalize", "weights"]))
+    weighted = [t for t in plan.planned_trials if t.transfer.pretrained]
+    assert weighted and {t.input.normalize for t in weighted} == {"imagenet"}  # torchvision's weights' own
+    with pytest.raises(InputError, match="Received: --suite smoke, none of whose selected cases does"):
+        plan_from_args(build_parser().parse_args(["run", "--suite", "smoke", "--normalize", "weights"]))
