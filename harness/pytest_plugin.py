@@ -73,6 +73,7 @@ class SessionState:
     error: str | None = None
     reports: list[SessionReport] = field(default_factory=list)  # how the run ended (an xdist controller: its workers')
     baseline_unused: str | None = None  # why --baseline compared nothing where no case ran
+    usage_error: bool = False  # the session stopped on bad input before any test ran (pytest says why)
 
 
 @dataclass(frozen=True)
@@ -595,6 +596,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         if state.wanted and not session.config.option.collectonly:
             state.execution = _session_checks(session.config, list(state.wanted.values()))
     except InputError as exc:  # before any test runs: `pytest tests suites` ran tests/ for 20 minutes first
+        state.usage_error = True  # said by pytest alone: no "no case ran" section for --baseline before it
         raise pytest.UsageError(f"bad input, nothing was run: {_as_pytest_options(str(exc))}") from None
 
 
@@ -1007,8 +1009,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         return
     if interrupted:  # pytest's own status (2) stands: the report says what the gate saw of the cases that ended
         return
-    if session.config.option.collectonly:  # a listing (an IDE's, CI's discovery) runs no case: no gate to fail
-        return
+    if session.config.option.collectonly or state.usage_error:  # a listing runs no case: no gate to fail; nor
+        return  # does a session refused for bad input, whose one line says why (a --baseline that is not there)
     if reference and not state.reports and state.error is not None:  # the cases failed with it already
         state.baseline_unused = f"baseline not compared with {reference}: {state.error}"
     elif reference and not state.reports:  # every case deselected or skipped: a gate that compared nothing fails

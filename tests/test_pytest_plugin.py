@@ -971,6 +971,7 @@ def test_only_the_selected_cases_train_and_a_case_for_other_backends_is_skipped_
     missing = pytester.runpytest_subprocess(*common, "--backend", "torch", "--baseline", "no-such-run")
     assert missing.ret == pytest.ExitCode.USAGE_ERROR  # before any test: every case errored with it, exit 1
     missing.stderr.fnmatch_lines(["ERROR: bad input, nothing was run: *'no-such-run'*"])
+    assert "no xfbench case ran" not in missing.stdout.str()  # a red section first said every case was deselected
     assert set(results.iterdir()) == ran  # nothing ran this time
     pytester.makepyfile(test_pick=SELECTED_SUITE.replace('{"smoke": PICK}', '{"smok": PICK}'))
     typo = pytester.runpytest_subprocess(*common)
