@@ -11,10 +11,11 @@ from __future__ import annotations
 import json
 import re
 import shutil
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -231,6 +232,26 @@ def unseen_cases_warning(new: LoadedRun, only_in_base: list[tuple[str, str]], fa
     return f"the new run {new.label} is {status} before {len(named)} case(s) the base has ({said}): not compared" + (
         f"; --fail-on-regression fails on them. Finish it with `{finish}`, then compare again" if failing else ""
     )
+
+
+def missing_backends_warning(new: LoadedRun, rows: Sequence[Any], failing: bool) -> str:
+    """The warning for backends the base ran and a finished new run has no case of (a CI job now run with one
+    --backend): "" when none. Its cases read "only in base", which a gate counted as no regression, so a gate that
+    stopped checking one of the frameworks it exists to compare passed without a word; ``failing``
+    (--fail-on-regression) fails on it. An unfinished new run's missing cases are unseen_cases_warning's."""
+    if unfinished_status(new):
+        return ""
+    base_backends = {r.backend for r in rows if r.only_in != "new"}
+    new_backends = {r.backend for r in rows if r.only_in != "base"}
+    missing = sorted(base_backends - new_backends)
+    if not missing:
+        return ""
+    cases = sum(1 for r in rows if r.backend in missing)
+    return (
+        f"the new run {new.label} has no case of {', '.join(missing)}, which the base ran ({cases} case(s)): not "
+        "compared" + ("; --fail-on-regression fails on it. Run those backends too, or compare with a baseline "
+                      "of the backends the new run trains" if failing else "")
+    )  # fmt: skip
 
 
 def unfinished_status(run: LoadedRun) -> str:

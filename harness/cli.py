@@ -345,7 +345,12 @@ def _thresholds(args: argparse.Namespace) -> Thresholds:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from harness.baselines import environment_warnings, run_state_warnings, unseen_cases_warning
+    from harness.baselines import (
+        environment_warnings,
+        missing_backends_warning,
+        run_state_warnings,
+        unseen_cases_warning,
+    )
     from harness.compare import compare_frames
     from harness.reporting import comparison_markdown, nothing_compared, print_comparison
 
@@ -359,7 +364,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
     unseen = unseen_cases_warning(
         new, [(r.case, r.backend) for r in rows if r.only_in == "base"], args.fail_on_regression
     )
-    warnings += [unseen] if unseen else []
+    missing = missing_backends_warning(new, rows, args.fail_on_regression)
+    warnings += [w for w in (unseen, missing) if w]
     print_comparison(base, new, rows, warnings, thresholds)
     if args.markdown:
         Path(args.markdown).write_text(comparison_markdown(rows, base.label, new.label, warnings, thresholds))
@@ -370,7 +376,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         )
         print(textwrap.fill(warning, shutil.get_terminal_size().columns, break_on_hyphens=False), file=sys.stderr)
         return 1 if args.fail_on_regression else 0
-    return 1 if (regressed or unseen) and args.fail_on_regression else 0
+    return 1 if (regressed or unseen or missing) and args.fail_on_regression else 0
 
 
 def _load_compared_runs(base: str, new: str, results_dir: Path) -> tuple[Any, Any]:

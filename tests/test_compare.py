@@ -91,6 +91,10 @@ def test_an_artificially_slower_run_is_a_regression_naming_the_case(workers, run
     markdown = (root / "cmp.md").read_text()
     assert "**1 regression(s)**: cmp:scratch-convnet3-digits [torch]" in markdown
     assert "only in base" in markdown  # the slow run has no tensorflow trial: reported, not a regression
+    # yet a backend gone from a finished run is warned of, and fails the gate: it checked torch alone
+    warned = f"WARNING: the new run {root / 'c-slow'} has no case of tensorflow, which the base ran (1 case(s)): " \
+        "not compared; --fail-on-regression fails on it"  # fmt: skip
+    assert warned in " ".join(out.split()), out
     # the ratio's hierarchical interval excludes 1 (and the 10 % band) and carries the mark, in every rendering
     rows = compare_frames(read_results(honest_a), read_results(root / "c-slow"))
     torch = next(c for c in rows if c.backend == "torch")
@@ -261,7 +265,8 @@ def test_a_tune_runs_search_samples_are_neither_compared_nor_trended(runs, capsy
 
 def test_a_gate_fails_on_cases_an_unfinished_new_run_never_got_to(runs, capsys, tmp_path):
     """An interrupted new run without the torch case read "0 regression(s)" and passed --fail-on-regression: the
-    case is only in base, as a case a finished run left out of its suite is (that still passes)."""
+    case is only in base, as a case a finished run left out of its suite is. A finished run without any torch case
+    fails the gate too, for another reason: it stopped checking a backend the base ran."""
     root, honest_a, honest_b = runs
     partial = tmp_path / "partial"
     shutil.copytree(honest_b, partial)
@@ -269,13 +274,14 @@ def test_a_gate_fails_on_cases_an_unfinished_new_run_never_got_to(runs, capsys, 
     frame[frame["backend"] != "torch"].to_parquet(partial / "results.parquet", index=False)
     info = json.loads((partial / "run.json").read_text())
     argv = ["compare", str(honest_a), str(partial), "--results-dir", str(root)]
-    for status, gate in (("interrupted", 1), ("finished", 0)):
+    gone = f"the new run {partial} has no case of torch, which the base ran (1 case(s)): not compared; --fail-on"
+    for status in ("interrupted", "finished"):
         (partial / "run.json").write_text(json.dumps({**info, "status": status}))
-        assert main([*argv, "--fail-on-regression"]) == gate
+        assert main([*argv, "--fail-on-regression"]) == 1
         out = " ".join(capsys.readouterr().out.split())
         assert "0 regression(s) in 1 case(s) run by both" in out and "only in base" in out
         unseen = f"the new run {partial} is interrupted before 1 case(s) the base has ("
-        assert (unseen in out) == (status == "interrupted"), out
+        assert (unseen in out) == (status == "interrupted") and (gone in out) == (status == "finished"), out
     (partial / "run.json").write_text(json.dumps({**info, "status": "interrupted"}))
     assert main(argv) == 0  # no gate asked for: said, not failed
     out = " ".join(capsys.readouterr().out.split())
