@@ -82,10 +82,11 @@ def read_run_table(run_dir: Path) -> pd.DataFrame:
 
 def _mistyped_columns(frame: pd.DataFrame) -> list[str]:
     """Columns whose values the readers could not use: text in a numeric column, config_json that is not a JSON
-    object (a table edited or written by something else; every report, comparison and export reads these)."""
+    object, a status outside the schema's, rows written twice (a table edited or written by something else, or two
+    copies concatenated; every report, comparison and export reads these)."""
     import pandas as pd
 
-    from harness.results import DTYPES
+    from harness.results import DTYPES, STATUSES
 
     wrong = []
     for name, dtype in DTYPES.items():
@@ -93,8 +94,18 @@ def _mistyped_columns(frame: pd.DataFrame) -> list[str]:
         if dtype not in ("float64", "Int64") or pd.api.types.is_numeric_dtype(column) or column.isna().all():
             continue
         unread = (column.notna() & pd.to_numeric(column, errors="coerce").isna()).to_numpy().nonzero()[0]
-        first = f", the first {column.iloc[unread[0]]!r} in row {unread[0] + 1} of {len(column)}" if len(unread) else ""
-        wrong.append(f"column {name} holds values that are not numbers{first}")
+        if len(unread):
+            first = f"the first {column.iloc[unread[0]]!r} in row {unread[0] + 1} of {len(column)}"
+            wrong.append(f"column {name} holds values that are not numbers, {first}")
+        else:  # every value reads as a number: text that xfbench would have written as one
+            given = column.dropna()
+            wrong.append(f"column {name} holds numbers written as text (such as {given.iloc[0]!r}), not as {dtype}")
+    odd = sorted({str(s) for s in frame["status"].dropna().unique()} - set(STATUSES))
+    if odd:
+        wrong.append(f"status {', '.join(map(repr, odd))}, not one of {', '.join(STATUSES)}")
+    twice = int(frame.duplicated().sum())
+    if twice:  # each would count again: epochs doubled, p-values more significant than the data
+        wrong.append(f"{twice} row(s) that repeat another row whole (two copies of a table put together?)")
     for text in frame["config_json"].dropna().unique():
         try:
             config = json.loads(text) if isinstance(text, str) else None

@@ -775,6 +775,21 @@ BAD_INPUTS = {
         ["report", "mistyped-run", "-o", "mistyped.html"],
         "Received: column epoch_time_s holds values that are not numbers, the first 'x' in row 1 of 1",
     ),
+    # before, numbers written as text were said to be values that are not numbers
+    "report of a table with numbers written as text": (
+        ["report", "text-number-run", "-o", "text.html"],
+        "Received: column epoch_time_s holds numbers written as text (such as '0.1949'), not as float64",
+    ),
+    # before, a status outside the schema's counted as a failed trial: a trials regression, exit 1
+    "compare with a status outside the schema": (
+        ["compare", "odd-status-run", "odd-status-run"],
+        "Received: status 'OK', not one of ok, failed, diverged, skipped",
+    ),
+    # before, compared as if each epoch had been measured twice (p-values more significant than the data)
+    "compare of a table whose rows are doubled": (
+        ["compare", "doubled-run", "rows-run"],
+        "Received: 1 row(s) that repeat another row whole (two copies of a table put together?)",
+    ),
     "export of a table with a damaged config_json": (
         ["export", "bad-config-run", "--mlflow", "sqlite:///never.db"],
         "Received: a config_json that is not a JSON object ('{bad')",
@@ -997,10 +1012,19 @@ def bad_input_results(tmp_path_factory):
     to_frame([{"trial_id": "t", "backend": "torch", "model": "mlp", "status": "ok"}]).to_parquet(
         cwd / "results" / "rows-run" / "results.parquet"
     )
-    for run_id, column, value in (("mistyped-run", "epoch_time_s", "x"), ("bad-config-run", "config_json", "{bad")):
+    edited = (
+        ("mistyped-run", "epoch_time_s", "x"),
+        ("bad-config-run", "config_json", "{bad"),
+        ("text-number-run", "epoch_time_s", "0.1949"),
+        ("odd-status-run", "status", "OK"),
+    )
+    for run_id, column, value in edited:
         (cwd / "results" / run_id).mkdir()  # a table edited by hand: the readers would fail on these values
         table = {"trial_id": ["t"], "backend": ["torch"], "model": ["mlp"], "status": ["ok"], column: [value]}
         pd.DataFrame(table).to_parquet(cwd / "results" / run_id / "results.parquet")
+    (cwd / "results" / "doubled-run").mkdir()  # two copies of one table put together
+    doubled = to_frame([{"trial_id": "t", "backend": "torch", "model": "mlp", "status": "ok", "epoch": 1}] * 2)
+    doubled.to_parquet(cwd / "results" / "doubled-run" / "results.parquet")
     (cwd / "results" / "failed-run").mkdir()
     to_frame([{"trial_id": "t", "backend": "torch", "model": "mlp", "status": "failed"}]).to_parquet(
         cwd / "results" / "failed-run" / "results.parquet"
