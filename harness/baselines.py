@@ -49,8 +49,11 @@ class HistoryRun:
     run_id: str
     started: str
     git_commit: str  # the first 12 characters, "+dirty" kept (harness.provenance.short_commit)
-    status: str  # running | finished | interrupted | unknown (not recorded)
+    status: str  # running | finished | interrupted | unknown (not recorded) | UNREADABLE
     trials: int
+
+
+UNREADABLE = "unreadable"  # a history's run whose run.json or results table cannot be read (History.unreadable)
 
 
 @dataclass(frozen=True)
@@ -67,6 +70,7 @@ class History:
     untimed: Mapping[tuple[str, str, str], str] = field(default_factory=dict)
     # (case, backend, run id) -> "2/3" where some trials ended ok and others did not: the value is the ok ones'
     partly_ok: Mapping[tuple[str, str, str], str] = field(default_factory=dict)
+    unreadable: tuple[tuple[str, str], ...] = ()  # (run id, why): runs in the window whose files cannot be read
 
 
 @dataclass(frozen=True)
@@ -460,9 +464,15 @@ def history(results_dir: Path, metric: str, case_filter: str | None = None, last
         )
     runs: list[HistoryRun] = []
     columns, cases, labelled = {}, set(), {}
+    unreadable: list[tuple[str, str]] = []
     for path in directories[-last:]:
-        info = read_run_json(path)
-        frame = read_run_table(path)
+        try:
+            info = read_run_json(path)
+            frame = read_run_table(path)
+        except InputError as exc:  # one damaged run stopped the whole history, advising to "pick another run"
+            runs.append(HistoryRun(path.name, "", "", UNREADABLE, 0))
+            unreadable.append((path.name, str(exc)))
+            continue
         compared = compared_rows(frame)  # a tune's search samples are not trended (its final stage is)
         trials = int(frame["trial_id"].nunique()) if len(frame) else 0
         status, commit = str(info.get("status", "unknown")), short_commit(info.get("git_commit", ""))
@@ -483,7 +493,8 @@ def history(results_dir: Path, metric: str, case_filter: str | None = None, last
     if not table.empty:
         table.index = pd.MultiIndex.from_tuples(table.index, names=["case", "backend"])
         table = table.sort_index()
-    return History(tuple(runs), table, settings_changes(labelled), *cell_states(labelled, metric))
+    changes = settings_changes(labelled)
+    return History(tuple(runs), table, changes, *cell_states(labelled, metric), unreadable=tuple(unreadable))
 
 
 Cell = tuple[str, str, str]  # (case, backend, run id)

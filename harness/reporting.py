@@ -897,6 +897,9 @@ def history_tables(history: History, metric: str, results_dir: str | Path) -> li
             "metric's change may be theirs, not the code's"
         )
         tables.append(TableData("settings_changes", title, ("run", "case", "backend", "what changed"), rows, 3))
+    if history.unreadable:  # listed "unreadable" among the runs, and why here: the others are shown as ever
+        title = "runs left out, their files unreadable (move them out of the folder, or narrow --last)"
+        tables.append(TableData("unreadable", title, ("run", "why"), tuple(history.unreadable), 1))
     return tables
 
 

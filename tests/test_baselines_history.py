@@ -134,3 +134,21 @@ def test_a_seed_that_failed_in_every_run_is_no_change_of_seeds(tmp_path):
         _save(tmp_path, str(index), rows, f"2026-12-0{index}")
     found = history(tmp_path, "test_acc")
     assert not found.changes and found.partly_ok == {(CASE, "torch", "1"): "2/3", (CASE, "torch", "2"): "2/3"}
+
+
+def test_a_damaged_run_in_the_window_is_listed_unreadable_and_the_others_are_shown(tmp_path, capsys):
+    """One run whose table had lost a column stopped `xfbench history` for the whole folder, advising to "pick
+    another run", which history cannot do."""
+    _save(tmp_path, "a", _rows([0.90]), "2026-01-01T00:00:00")
+    damaged = _save(tmp_path, "b", _rows([0.91]), "2026-01-02T00:00:00")
+    pd.read_parquet(damaged / "results.parquet").drop(columns=["epoch_time_s"]).to_parquet(damaged / "results.parquet")
+    _save(tmp_path, "c", _rows([0.92]), "2026-01-03T00:00:00")
+    found = history(tmp_path, "test_acc")
+    assert [(r.run_id, r.status) for r in found.runs] == [("a", "finished"), ("b", "unreadable"), ("c", "finished")]
+    assert list(found.table.columns) == ["a", "c"] and found.table.loc[(CASE, "torch"), "c"] == 0.92
+    ((run_id, why),) = found.unreadable
+    assert run_id == "b" and "a table without the column epoch_time_s" in why
+    assert main(["history", "--results-dir", str(tmp_path), "--metric", "test_acc"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "runs left out, their files unreadable (move them out of the folder, or narrow --last)" in out
+    assert "a table without the column epoch_time_s" in out
