@@ -710,7 +710,12 @@ def print_run_summary(
         print(markdown_tables(tables) + f"\n\nresults: {outcome.run_dir}")
         return
     width = width or shutil.get_terminal_size().columns
-    print("\n".join(textwrap.wrap(f"xfbench — run {outcome.run_id}", width)) + "\n")
+    stopped = (
+        " — interrupted: the tables hold the trials that ended before it stopped"
+        if outcome.status != "finished"
+        else ""
+    )
+    print("\n".join(textwrap.wrap(f"xfbench — run {outcome.run_id}{stopped}", width)) + "\n")
     print("\n\n".join(render_text(t, width) for t in tables))
     written = ("results.parquet", "results.csv", "run.json", "summary.md", "report.html")
     files = ", ".join(name for name in written if (outcome.run_dir / name).is_file())  # --no-report: no report.html
@@ -737,17 +742,19 @@ MACHINE_TABLES = ("per_backend", "comparison", "statistics", "phases")
 
 
 def machine_summary(summary: Summary, outcome: RunOutcome, output_format: str, search: TunePlan | None = None) -> str:
-    """``--format json``: the run (id, folder, reference, wall time) and each summary table's rows, numbers as
-    numbers (NaN as null), and a tune's search (every sampled point, each backend's pick); ``--format csv``: one
+    """``--format json``: the run (id, folder, status, reference, wall time) and each summary table's rows, numbers
+    as numbers (NaN as null), and a tune's search (every sampled point, each backend's pick); ``--format csv``: one
     row per (case, backend), the per-backend figures with the statistics against the reference beside them (empty
-    for the reference), and the run's id and folder (a tune's final stage: its search is in summary.md and JSON)."""
+    for the reference), and the run's id, folder and status (run_status; a tune's final stage: its search is in
+    summary.md and JSON)."""
     frames = {name: _counts_as_ints(getattr(summary, name).drop(columns=["suite_shown"], errors="ignore"))
               for name in MACHINE_TABLES}  # fmt: skip
     if len(summary.not_ok):  # which trials did not end ok, and why (the tables count them)
         frames["not_ok"] = _counts_as_ints(summary.not_ok[[c for c in NOT_OK_COLUMNS if c in summary.not_ok]])
     if output_format == "json":
-        run = {"run_id": outcome.run_id, "run_dir": str(outcome.run_dir), "reference": summary.reference,
-               "wall_time_s": outcome.wall_time_s}  # fmt: skip
+        # status: an interrupted run's tables hold the trials that ended, which read like a finished run's on stdout
+        run = {"run_id": outcome.run_id, "run_dir": str(outcome.run_dir), "status": outcome.status,
+               "reference": summary.reference, "wall_time_s": outcome.wall_time_s}  # fmt: skip
         tables = {name: json.loads(frame.to_json(orient="records")) for name, frame in frames.items()}
         searched = search_table(outcome.frame, search) if search is not None else pd.DataFrame()
         if len(searched):
@@ -758,7 +765,7 @@ def machine_summary(summary: Summary, outcome: RunOutcome, output_format: str, s
     flat = frames["per_backend"]
     if not frames["statistics"].empty:
         flat = flat.merge(frames["statistics"], on=CASE_COLUMNS, how="left")
-    flat = _counts_as_ints(flat.assign(run_id=outcome.run_id, run_dir=str(outcome.run_dir)))
+    flat = _counts_as_ints(flat.assign(run_id=outcome.run_id, run_dir=str(outcome.run_dir), run_status=outcome.status))
     return flat.to_csv(index=False).rstrip("\n")
 
 

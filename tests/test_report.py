@@ -286,7 +286,7 @@ def test_machine_formats_carry_numbers_and_where_the_run_is(tmp_path, capsys):
     from types import SimpleNamespace
 
     summary = summarize(_frame(torch_slowdown=1.5))
-    outcome = SimpleNamespace(run_id="r", run_dir=tmp_path, summary=summary, wall_time_s=1.0)
+    outcome = SimpleNamespace(status="finished", run_id="r", run_dir=tmp_path, summary=summary, wall_time_s=1.0)
     reporting.print_run_summary(outcome, "json")  # type: ignore[arg-type]
     data = json.loads(capsys.readouterr().out)
     assert (data["run_id"], data["run_dir"], data["reference"]) == ("r", str(tmp_path), "torch")
@@ -309,6 +309,16 @@ def test_machine_formats_carry_numbers_and_where_the_run_is(tmp_path, capsys):
     markdown = capsys.readouterr().out
     assert markdown.count("## ") == len(reporting.run_tables(summary)) and "| case |" in markdown
     assert markdown.rstrip().endswith(f"results: {tmp_path}")  # where results.parquet is, as json and csv say
+    # an interrupted run's tables hold the trials that ended: read on stdout alone, they looked like a whole run's
+    stopped = SimpleNamespace(**{**vars(outcome), "status": "interrupted"})
+    reporting.print_run_summary(stopped, "json")  # type: ignore[arg-type]
+    assert data["status"] == "finished" and json.loads(capsys.readouterr().out)["status"] == "interrupted"
+    reporting.print_run_summary(stopped, "csv")  # type: ignore[arg-type]
+    assert set(pd.read_csv(io.StringIO(capsys.readouterr().out))["run_status"]) == {"interrupted"}
+    assert set(flat["run_status"]) == {"finished"}
+    reporting.print_run_summary(stopped)  # type: ignore[arg-type]
+    said = " ".join(capsys.readouterr().out.split())
+    assert said.startswith("xfbench — run r — interrupted: the tables hold the trials that ended before it stopped")
 
 
 # ---------------------------------------------------------------------------------------------------- report
@@ -1024,7 +1034,9 @@ def test_run_and_tune_take_format_and_reference(capsys, tmp_path):
     args = build_parser().parse_args(["run", "--suite", "quick", "--format", "json", "--reference", "tensorflow"])
     assert (args.format, args.reference) == ("json", "tensorflow")
     frame = _frame(torch_slowdown=1.5)
-    outcome = SimpleNamespace(run_id="r", run_dir=tmp_path, summary=summarize(frame), wall_time_s=1.0)
+    outcome = SimpleNamespace(
+        status="finished", run_id="r", run_dir=tmp_path, summary=summarize(frame), wall_time_s=1.0
+    )
     reporting.print_run_summary(outcome, args.format, summary=summarize(frame, args.reference))
     data = json.loads(capsys.readouterr().out)
     assert data["reference"] == "tensorflow"

@@ -363,7 +363,9 @@ def test_a_tune_runs_summary_and_report_keep_the_source_phase_of_the_backbone_it
     frame = to_frame(rows)
     plan = RunPlan("tune", "tune", "tune", search=TunePlan(bases=(base,), space=parse_space(["lr=choice:0.1,1.0"])))
     context = SimpleNamespace(
-        run_file=SimpleNamespace(plan=plan), reference=REFERENCE_BACKEND, run=SimpleNamespace(run_id="t")
+        run_file=SimpleNamespace(plan=plan),
+        reference=REFERENCE_BACKEND,
+        run=SimpleNamespace(status="finished", run_id="t"),
     )
     summary, _ = _summary(context, frame)
     assert set(summary.phases["variant"]) == {"tuned"}  # no search sample in the tables
@@ -458,7 +460,9 @@ def test_a_backend_without_a_shared_case_gets_an_empty_section():
 def test_terminal_summary_prints_one_comparison_table_per_other_backend(capsys, monkeypatch, tmp_path):
     monkeypatch.setenv("COLUMNS", "250")
     summary = summarize(_three_backend_frame())
-    reporting.print_run_summary(SimpleNamespace(run_id="r3", run_dir=tmp_path, summary=summary, wall_time_s=1.5))
+    reporting.print_run_summary(
+        SimpleNamespace(status="finished", run_id="r3", run_dir=tmp_path, summary=summary, wall_time_s=1.5)
+    )
     out = capsys.readouterr().out
     assert (
         "xfbench — run r3" in out
@@ -476,7 +480,9 @@ def test_the_summary_says_how_many_worker_processes_ran_each_backends_trials(cap
     pids = {trial: 100 + (i % 2) for i, trial in enumerate(sorted(frame["trial_id"].unique()))}
     frame = frame.assign(worker_pid=frame["trial_id"].map(pids).astype("Int64"), host="h")
     trials = frame.groupby("backend")["trial_id"].nunique()
-    outcome = SimpleNamespace(run_id="r", run_dir=tmp_path, summary=summarize(frame), wall_time_s=1.0, frame=frame)
+    outcome = SimpleNamespace(
+        status="finished", run_id="r", run_dir=tmp_path, summary=summarize(frame), wall_time_s=1.0, frame=frame
+    )
     reporting.print_run_summary(outcome)
     out = " ".join(capsys.readouterr().out.split())
     assert f"{REFERENCE_BACKEND} {trials[REFERENCE_BACKEND]} trial(s) in 2 worker process(es)" in out
@@ -489,7 +495,9 @@ def test_the_summary_names_only_the_files_the_run_wrote(capsys, monkeypatch, tmp
     for name in ("results.parquet", "results.csv", "run.json", "summary.md"):  # --no-report: no report.html
         (tmp_path / name).write_text("")
     summary = summarize(_three_backend_frame())
-    reporting.print_run_summary(SimpleNamespace(run_id="r4", run_dir=tmp_path, summary=summary, wall_time_s=1.0))
+    reporting.print_run_summary(
+        SimpleNamespace(status="finished", run_id="r4", run_dir=tmp_path, summary=summary, wall_time_s=1.0)
+    )
     out = capsys.readouterr().out
     assert f"({', '.join(('results.parquet', 'results.csv', 'run.json', 'summary.md'))})" in out
     assert "report.html" not in out
@@ -685,7 +693,7 @@ def test_trials_not_ok_are_listed_with_why_in_every_rendering():
     assert "| scratch-mlp-digits | tensorflow | 1 | failed | RuntimeError: boom |" in section
     (table,) = [t for t in reporting.run_tables(summary) if t.name == "not_ok"]
     assert set(table.rows) == expected
-    outcome = SimpleNamespace(run_id="r", run_dir="r", wall_time_s=1.0)
+    outcome = SimpleNamespace(status="finished", run_id="r", run_dir="r", wall_time_s=1.0)
     machine = reporting.machine_summary(summary, outcome, "json")  # type: ignore[arg-type]
     listed = json.loads(machine)["tables"]["not_ok"]
     assert {(t["backend"], t["seed"], t["status"]) for t in listed} == {

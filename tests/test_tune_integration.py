@@ -165,7 +165,7 @@ def test_tune_searches_each_backend_in_its_own_experiment_with_asha_and_reruns_e
     from harness.summary import summarize
 
     plan = read_run_file(tmp_path / "tune-e2e").plan.search
-    outcome = SimpleNamespace(run_id="tune-e2e", run_dir=tmp_path, frame=frame, wall_time_s=1.0)
+    outcome = SimpleNamespace(status="finished", run_id="tune-e2e", run_dir=tmp_path, frame=frame, wall_time_s=1.0)
     machine = machine_summary(summarize(frame), outcome, "json", plan)  # type: ignore[arg-type]
     points = json.loads(machine)["tables"]["search"]
     assert len(points) == 6 and sorted(p["backend"] for p in points if p["best"]) == ["tensorflow", "torch"]
