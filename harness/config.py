@@ -60,12 +60,13 @@ _DEFAULT_RHO = {"rmsprop": 0.99, "adadelta": 0.9}
 _DEFAULT_WEIGHT_DECAY = {"adamw": 0.01}
 # What `xfbench list` says of each optimizer, its defaults from the tables above (PyTorch's semantics, both backends).
 OPTIMIZER_DESCRIPTIONS = {
-    "sgd": "plain SGD (--momentum adds heavy-ball momentum)",
+    "sgd": "plain SGD (--momentum adds heavy-ball momentum; --schedule onecycle cycles it in, as PyTorch does)",
     "momentum": f"SGD with heavy-ball momentum (--momentum, default {_DEFAULT_MOMENTUM['momentum']})",
     "nesterov": f"SGD with Nesterov momentum (--momentum, default {_DEFAULT_MOMENTUM['nesterov']})",
     "adagrad": f"Adagrad (eps {_DEFAULT_EPS['adagrad']:g})",
     "adadelta": f"Adadelta (rho {_DEFAULT_RHO['adadelta']}, eps {_DEFAULT_EPS['adadelta']:g})",
-    "rmsprop": f"RMSprop (rho {_DEFAULT_RHO['rmsprop']}, eps {_DEFAULT_EPS['rmsprop']:g}; --momentum adds momentum)",
+    "rmsprop": f"RMSprop (rho {_DEFAULT_RHO['rmsprop']}, eps {_DEFAULT_EPS['rmsprop']:g}; --momentum adds momentum, "
+    "as --schedule onecycle's cycle does)",
     "adam": f"Adam (--beta1, --beta2: 0.9, 0.999; eps {_DEFAULT_EPS['adam']:g})",
     "adamw": f"Adam with decoupled weight decay (--weight-decay, default {_DEFAULT_WEIGHT_DECAY['adamw']})",
 }
