@@ -426,6 +426,66 @@ def test_the_recorded_rate_is_the_configured_one_not_its_float32_widened_to_floa
     assert [r.lr for r in records] == [1e-6, 0.1, 3e-4]
 
 
+class _Recording(_FiniteTraining):
+    """A backend that trains at once, evaluates slowly and notes each train_epoch's first step and rates."""
+
+    def __init__(self, eval_s: float = 0.0) -> None:
+        self.eval_s, self.first_steps, self.rates = eval_s, [], []
+
+    def train_epoch(self, split, batches, lrs, momenta=None, augment=None, *, first_step):
+        self.first_steps.append(first_step)
+        self.rates.append([float(r) for r in lrs])
+        return super().train_epoch(split, batches, lrs, momenta, augment, first_step=first_step)
+
+    def evaluate(self, split, batch_size):
+        import time
+
+        time.sleep(self.eval_s)
+        return super().evaluate(split, batch_size)
+
+
+def test_an_epochs_time_is_its_training_steps_and_evaluation_is_timed_apart():
+    """DESIGN: throughput excludes evaluation. The timer stopping after validation passed every timing test."""
+    import time
+
+    def slow_final(backend):
+        time.sleep(0.2)
+        return {"test_acc": 0.5}
+
+    records = []
+    plan = PhasePlan("train", epochs=2, batch_size=4, eval_batch_size=10, seed=0, base_lr=0.1)
+    train_phase(_Recording(eval_s=0.2), 20, plan, records.append, final_metrics=slow_final)  # type: ignore[arg-type]
+    assert all(r.epoch_time_s < 0.05 <= 0.2 <= r.eval_time_s for r in records), records
+    assert records[-1].eval_time_s >= 0.4 and records[-1].test_acc == 0.5  # the final metrics count as evaluation
+
+
+def test_steps_count_on_across_phases_and_the_recorded_rate_is_the_epochs_last_step():
+    """first_step keys the shared dropout masks: an unfrozen phase that started again at 0 replayed the frozen
+    phase's masks in both backends alike, which every agreement test passed. The lr column is the epoch's last
+    step's rate: a first step's passed, every test's rate being constant within an epoch."""
+    from harness.schedules import ScheduleConfig
+
+    backend, records = _Recording(), []
+    decay = ScheduleConfig(name="exponential", steps=4.0)
+    frozen = PhasePlan("frozen", epochs=2, batch_size=4, eval_batch_size=10, seed=0, base_lr=0.1, schedule=decay)
+    train_phase(backend, 20, frozen, records.append)  # type: ignore[arg-type]
+    unfrozen = dataclasses.replace(frozen, phase="unfrozen", epochs=2, epoch_offset=2)
+    train_phase(backend, 20, unfrozen, records.append)  # type: ignore[arg-type]
+    assert backend.first_steps == [0, 5, 10, 15]  # 5 steps an epoch, counted since the model was built
+    assert all(rates[0] > rates[-1] for rates in backend.rates)  # the rate moves within each epoch
+    assert [r.lr for r in records] == [float(str(np.float32(rates[-1]))) for rates in backend.rates]
+    assert records[2].lr == records[0].lr  # each phase's schedule starts again
+
+
+def test_final_metrics_are_taken_on_the_epoch_that_diverged():
+    """eval_time_s and the final metrics cover "the last epoch, or the one that diverged" (results schema)."""
+    records = []
+    plan = PhasePlan("train", epochs=3, batch_size=4, eval_batch_size=10, seed=0, base_lr=0.1)
+    final = lambda backend: {"test_acc": 0.25}  # noqa: E731
+    assert train_phase(_NaNValidation(), 20, plan, records.append, final_metrics=final) == "diverged"  # type: ignore[arg-type]
+    assert [(r.epoch, r.status, r.test_acc) for r in records] == [(1, "diverged", 0.25)]
+
+
 def _spec_file(path: Path, hidden: int) -> None:
     layers = [
         {"type": "Flatten", "name": "flat", "group": "features", "inputs": []},
