@@ -1094,3 +1094,29 @@ def test_the_digits_split_is_the_one_every_recorded_run_and_baseline_trained_on(
         "val": (180, "347f4544c967bc36"),
         "test": (360, "b5517ae2c18751af"),
     }
+
+
+def test_a_derived_task_relabels_every_split_and_limits_the_filtered_training_split():
+    """SUITES S4: classes kept and relabelled 0..k-1 in every split, a binary task's positive class as label 1 with
+    one output, and train_limit the first N of the *filtered* training split (S4b's "first 200 training images"
+    of task B). derive() had no unit test: ignoring the limit, limiting before the filter (11 of 50 kept) or
+    inverting the binary label passed every test."""
+    from harness.data.tasks import TaskSpec, derive
+
+    digits = load_dataset("digits")
+    relabelled = derive(digits, TaskSpec(classes=(9, 3)))
+    assert relabelled.num_classes == 2
+    for split in ("train", "val", "test"):
+        (x, y), (x0, y0) = relabelled.split(split), digits.split(split)
+        kept = np.isin(y0, (3, 9))
+        assert set(np.unique(y)) == {0, 1} and len(y) == int(kept.sum())
+        np.testing.assert_array_equal(y, np.where(y0[kept] == 3, 0, 1))  # 3 -> 0, 9 -> 1: ascending
+        np.testing.assert_array_equal(x, x0[kept])
+    limited = derive(digits, TaskSpec(classes=(5, 6), binary_positive=6, train_limit=50))
+    x, y = limited.split("train")
+    filtered = np.isin(digits.y_train, (5, 6))
+    assert limited.num_classes == 1 and len(y) == 50  # the first 50 of the two classes, not of the whole split
+    np.testing.assert_array_equal(y, (digits.y_train[filtered][:50] == 6).astype(np.int64))
+    np.testing.assert_array_equal(x, digits.x_train[filtered][:50])
+    assert 0 < y.sum() < 50  # both classes, the positive as 1
+    assert len(limited.split("test")[1]) == int(np.isin(digits.y_test, (5, 6)).sum())  # the limit is training's only
