@@ -74,6 +74,11 @@ def test_writer_keeps_rows_of_unfinished_trials_and_rejects_unknown_columns(tmp_
     writer.add_row(_row("b", "torch", 1, 1, 0, 1.0))  # trial b never finishes: a crash here
     csv_rows = pd.read_csv(tmp_path / "results.csv")
     assert list(csv_rows.columns) == list(COLUMNS) and len(csv_rows) == 3
+    # the crash-surviving copy holds the rows' values, each in its column: 0, 0.0 and False are values, not empty
+    assert csv_rows["trial_id"].tolist() == ["a", "a", "b"] and csv_rows["epoch"].tolist() == [1, 2, 1]
+    assert csv_rows["warmup"].tolist() == [True, False, True] and csv_rows["seed"].tolist() == [0, 0, 1]
+    assert csv_rows["test_acc"].isna().tolist() == [True, False, True] and csv_rows["test_acc"][1] == 0.9
+    assert csv_rows["epoch_time_s"].tolist() == [1.0, 0.5, 1.0] and csv_rows["threads"].tolist() == [1, 1, 1]
     partial = read_results(tmp_path)
     assert list(partial["trial_id"]) == ["a", "a"]
     with pytest.raises(ValueError, match="unknown columns"):
@@ -95,13 +100,14 @@ def test_summary_statistics_and_ratio():
             trial = f"{backend}-{seed}"
             for epoch, t in enumerate(times, start=1):
                 rows.append(_row(trial, backend, seed, epoch, acc, t, last=epoch == len(times)))
-    rows.append(_row("tensorflow-9", "tensorflow", 9, 1, math.nan, 1.0, status="failed"))
+    rows.append({**_row("tensorflow-9", "tensorflow", 9, 1, math.nan, 1.0, status="failed"), "val_acc": 0.1})
     summary = summarize(to_frame(rows))
     t = summary.per_backend.set_index("backend").loc["torch"]
     f = summary.per_backend.set_index("backend").loc["tensorflow"]
     assert t["test_acc_mean"] == pytest.approx(0.91) and t["test_acc_std"] == pytest.approx(0.0141421, rel=1e-4)
     assert t["epoch_time_s_median"] == pytest.approx(2.1)  # warm-up epochs (1.0) excluded
     assert f["epoch_time_s_median"] == pytest.approx(1.1) and f["failed"] == 1 and f["ok"] == 2
+    assert f["val_acc_mean"] == pytest.approx(0.5)  # the trials that ended ok: not the failed one's 0.1
     cmp = summary.comparison.iloc[0]
     assert (cmp["backend"], cmp["reference"]) == ("tensorflow", "torch")
     assert cmp["acc_diff_pp"] == pytest.approx(-2.0)
@@ -112,6 +118,10 @@ def test_summary_statistics_and_ratio():
     assert one_seed.per_backend["test_acc_std"].isna().all()
     assert "0.9000 (1 seed)" in run_markdown(one_seed, "t") and "± 0.0000" not in run_markdown(one_seed, "t")
     assert "## torch vs tensorflow" in text and "epoch time torch / tensorflow" in text
+    # the warm-up figure is the median of the trials' warm-up epochs: one slow first trial (10 s) does not move it
+    warm = [_row(f"w{s}", "torch", s, e, 0.9, t if e == 1 else 0.5, last=e == 2) for s, t in enumerate((1, 1, 10))
+            for e in (1, 2)]  # fmt: skip
+    assert summarize(to_frame(warm)).per_backend["warmup_time_s"].tolist() == [1.0]
 
 
 def test_parts_are_written_whole_so_a_kill_mid_write_cannot_leave_an_unreadable_part(tmp_path):

@@ -602,3 +602,14 @@ def test_the_step_schedules_of_the_full_sweep_take_each_datasets_steps_per_epoch
             curves[dataset] = lr_at(case.schedule, case.optimizer.lr, epoch_ends, case.epochs * steps)
         assert np.allclose(curves["digits"], curves["fashion_mnist"], rtol=0.1), (variant, curves)  # step rounding
     assert cases[("digits", "sched_piecewise")].schedule.boundaries == (40, 80)  # digits' cases as measured
+
+
+def test_dropout_keys_keep_mc_passes_apart_from_training_steps_and_are_pinned():
+    """The stream is part of a mask's key, so MC-dropout pass p never reuses training step p's masks; leaving it out
+    passed every dropout test, whose references call the same step_key. Known answers pin the hash itself: the
+    parity tests cannot see a silent change of it, which both backends would follow alike."""
+    from harness.dropout_rng import STREAM_MC, STREAM_TRAIN, step_key
+
+    assert step_key(0, STREAM_MC, 0, 0) != step_key(0, STREAM_TRAIN, 0, 0)
+    assert step_key(3, STREAM_TRAIN, 5, 1) != step_key(3, STREAM_MC, 5, 1)
+    assert (step_key(0, STREAM_MC, 0, 0), step_key(7, STREAM_TRAIN, 123, 2)) == (1302927599, 752614674)
