@@ -209,3 +209,52 @@ def refusal_of_another_thread_count(name: str, threads: int) -> str:
     except RuntimeError as exc:
         return str(exc)
     return ""
+
+
+def mode_in_effect(
+    name: str,
+    runtime: RuntimeOptions,
+    spec: ModelSpec,
+    weights: NeutralWeights,
+    optimizer: OptimizerConfig,
+    x: np.ndarray,
+    y: np.ndarray,
+    batches: list[np.ndarray],
+) -> dict[str, object]:
+    """What ran, read from the backend after one epoch: the parity tests compare a mode's numbers with the default
+    mode's, which a mode silently not applied passes too (XLA, eager, torch.compile, channels_last, bf16 dropped in a
+    copy of the code: every mode test passed). Reaches into the adapters on purpose: that is where a mode lives."""
+    backend = _backend(name, runtime, spec, weights, optimizer)
+    backend.set_data("train", x, y)
+    lrs = np.full(len(batches), optimizer.lr, np.float32)
+    if name == "torch":
+        import torch
+
+        # the last conv: the first one's single input channel makes its kernel read as both layouts (and the
+        # activations' layout says nothing: on this CPU a 1-channel input carries channels_last through the net)
+        first = next(m for m in reversed(list(backend.module.modules())) if isinstance(m, torch.nn.Conv2d))
+        seen: list[str] = []
+
+        def note(module, inputs, output) -> None:
+            seen.append(str(output.dtype).removeprefix("torch."))
+
+        hook = None if runtime.torch_compile else first.register_forward_hook(note)
+        backend.train_epoch("train", batches, lrs, first_step=0)
+        if hook is not None:
+            hook.remove()
+        return {
+            "compiled": type(backend.model).__name__ == "OptimizedModule",
+            "conv_output_dtype": seen[0] if seen else None,
+            "kernel_channels_last": bool(
+                first.weight.dim() == 4 and first.weight.is_contiguous(memory_format=torch.channels_last)
+            ),
+        }
+    backend.train_epoch("train", batches, lrs, first_step=0)
+    step = backend._split_steps.get("train")
+    layer = next(layer for layer in backend.model.layers if layer.__class__.__name__ in ("Dense", "Conv2D"))
+    return {
+        "traced": hasattr(step, "get_concrete_function") if step is not None else None,
+        "xla": getattr(step, "_jit_compile", None) if step is not None else None,
+        "fit_xla": backend._fit.model.jit_compile if backend._fit is not None else None,
+        "compute_dtype": layer.compute_dtype,
+    }

@@ -200,6 +200,45 @@ def test_every_mode_learns_what_the_default_mode_learns_epoch_after_epoch(worker
     assert pipelines == (3 if runtime.tf_mode == "fit" else 0)
 
 
+# What each mode's probe must find (tests/mode_probes.py: mode_in_effect), by mode and backend.
+IN_EFFECT = {
+    ("torch", "default"): {"compiled": False, "conv_output_dtype": "float32", "kernel_channels_last": False},
+    ("torch", "channels_last"): {
+        "compiled": False,
+        "conv_output_dtype": "float32",
+        "kernel_channels_last": True,
+    },
+    ("torch", "compile"): {"compiled": True, "conv_output_dtype": None, "kernel_channels_last": False},
+    ("torch", "bf16"): {"compiled": False, "conv_output_dtype": "bfloat16", "kernel_channels_last": False},
+    ("tensorflow", "default"): {"traced": True, "xla": False, "fit_xla": None, "compute_dtype": "float32"},
+    ("tensorflow", "xla"): {"traced": True, "xla": True, "fit_xla": None, "compute_dtype": "float32"},
+    ("tensorflow", "eager"): {"traced": False, "xla": None, "fit_xla": None, "compute_dtype": "float32"},
+    ("tensorflow", "fit-xla"): {"traced": None, "xla": None, "fit_xla": True, "compute_dtype": "float32"},
+    ("tensorflow", "bf16"): {"traced": True, "xla": False, "fit_xla": None, "compute_dtype": "bfloat16"},
+}
+_IN_EFFECT_RUNTIMES = {
+    "default": BASE,
+    "channels_last": dataclasses.replace(BASE, channels_last=True),
+    "compile": dataclasses.replace(BASE, torch_compile=True),
+    "bf16": dataclasses.replace(BASE, precision="mixed_bfloat16"),
+    "xla": dataclasses.replace(BASE, jit_compile=True),
+    "eager": dataclasses.replace(BASE, tf_mode="eager"),
+    "fit-xla": dataclasses.replace(BASE, tf_mode="fit", jit_compile=True),
+}
+
+
+@pytest.mark.parametrize("backend, mode", sorted(IN_EFFECT))
+def test_each_mode_and_precision_is_in_effect_where_it_is_recorded(workers, digits, backend, mode):
+    """The parity tests hold each mode to the default mode's numbers, which a mode silently not applied passes: with
+    XLA, eager, torch.compile, channels_last and bf16 dropped in a copy of the code, every mode test passed, and
+    config_json, the summary and the speed matrix would have named modes that never ran."""
+    spec = build_spec("cnn_small", digits.input_shape, digits.num_classes, CNN)
+    weights = initial_weights(spec, "he_normal", 0)
+    batches = epoch_batches(len(digits.y_train), 64, 0, 1)[:3]
+    args = (_IN_EFFECT_RUNTIMES[mode], spec, weights, OptimizerConfig("sgd", lr=0.01), digits.x_train, digits.y_train)
+    assert workers[backend](probes.mode_in_effect, *args, batches) == IN_EFFECT[backend, mode]
+
+
 def _assert_only_rounding_apart(request, backend: str, runtimes: tuple, args: tuple, gap: float) -> None:
     """Two modes whose parameters differ by more than TOLERANCE after 20 steps compute the same thing if their first
     step agrees to TOLERANCE and the gap stays within how far the default mode moves from itself when only its
