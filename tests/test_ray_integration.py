@@ -225,26 +225,33 @@ except KeyboardInterrupt:
 """
 
 
-def test_ctrl_c_while_ray_starts_ends_the_ray_it_started(tmp_path):
-    """Ctrl-C during ray.init left the Ray processes it had started running (the session's shutdown came only
-    after ray.init returned), and reached the user as a traceback; the CLI now says so in one line, exit 130."""
+def _in_a_process_group_of_its_own(script: str, tmp_path: Path, timeout: int) -> tuple[int, str, str]:
+    """``script`` run by a new Python in its own process group, which is killed after it (any Ray process left
+    behind goes with it): its exit status, stdout and stderr."""
     import signal
 
     process = subprocess.Popen(
-        [sys.executable, "-c", _INTERRUPTED_WHILE_RAY_STARTS, str(tmp_path)],
+        [sys.executable, "-c", script, str(tmp_path)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        start_new_session=True,  # its own process group: any Ray process left behind is ended with it, below
+        start_new_session=True,
     )
     try:
-        out, err = process.communicate(timeout=120)
-        assert out.strip() == "initialized False children 0", (out, err[-2000:])
+        out, err = process.communicate(timeout=timeout)
+        return process.returncode, out, err
     finally:
         try:
             os.killpg(process.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+
+
+def test_ctrl_c_while_ray_starts_ends_the_ray_it_started(tmp_path):
+    """Ctrl-C during ray.init left the Ray processes it had started running (the session's shutdown came only
+    after ray.init returned), and reached the user as a traceback; the CLI now says so in one line, exit 130."""
+    _, out, err = _in_a_process_group_of_its_own(_INTERRUPTED_WHILE_RAY_STARTS, tmp_path, 120)
+    assert out.strip() == "initialized False children 0", (out, err[-2000:])
 
 
 _SIGNALS_AS_RAY_STARTS_AND_STOPS = """
@@ -297,30 +304,15 @@ def test_signals_as_ray_starts_or_shuts_down_end_it_whole_and_leave_the_programs
     as interrupted (exit 130, no table); and Ray's SIGTERM handler stayed after ray.shutdown, so a later `kill`
     exited silently. A signal as Ray starts now ends it and then the run, as Ctrl-C does; one as it shuts down is
     said and the run goes on; the program's own SIGTERM handler is back after the session."""
-    import signal
-
-    process = subprocess.Popen(
-        [sys.executable, "-c", _SIGNALS_AS_RAY_STARTS_AND_STOPS, str(tmp_path)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,  # its own process group: any Ray process left behind is ended with it, below
-    )
-    try:
-        out, err = process.communicate(timeout=180)
-        assert process.returncode == 0, (out, err[-2000:])
-        assert out.splitlines() == [
-            "start: KeyboardInterrupt, initialized False",
-            "stop: ended whole, initialized False",
-            "SIGTERM handler mine",
-        ], (out, err[-2000:])
-        assert "xfbench: Ray is starting; stopping once it has started; Ctrl-C again stops now" in err
-        assert "xfbench: Ray is shutting down; Ctrl-C again stops now" in err
-    finally:
-        try:
-            os.killpg(process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+    code, out, err = _in_a_process_group_of_its_own(_SIGNALS_AS_RAY_STARTS_AND_STOPS, tmp_path, 180)
+    assert code == 0, (out, err[-2000:])
+    assert out.splitlines() == [
+        "start: KeyboardInterrupt, initialized False",
+        "stop: ended whole, initialized False",
+        "SIGTERM handler mine",
+    ], (out, err[-2000:])
+    assert "xfbench: Ray is starting; stopping once it has started; Ctrl-C again stops now" in err
+    assert "xfbench: Ray is shutting down; Ctrl-C again stops now" in err
 
 
 def test_ctrl_c_outside_a_runs_trials_is_one_line_and_exit_130(monkeypatch, capsys):
