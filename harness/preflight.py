@@ -128,8 +128,7 @@ def preflight(
         check_programs(trials, environ)
     if not resumed:  # a recorded run ran as it stands
         _check_run_wide_settings(trials)
-    for trial in trials:  # before the weights home is searched: a run told to fetch weights would then be refused
-        _check_names_and_options(trial, resumed, search is not None)
+    _check_names_and_options_of(trials, resumed, search is not None)  # before the weights home is searched
     _check_weights_fit(trials)
     _check_weights_cached(trials)
     datasets: dict[str, Dataset] = loaded if loaded is not None else {}
@@ -377,6 +376,13 @@ def _check_gpu_settings(trials: list[TrialConfig]) -> None:
 
 
 _GPU_SETTINGS = (("--tf32 on", "tf32"), ("--cudnn-autotune on", "cudnn_autotune"))
+
+
+def _check_names_and_options_of(trials: list[TrialConfig], resumed: bool, searched: bool) -> None:
+    """Every trial's names and options, which the command line alone decides: checked before the weights home is
+    searched, as a run told to fetch weights it could not use would be refused once they were there."""
+    for trial in trials:
+        _check_names_and_options(trial, resumed, searched)
 
 
 def _check_names_and_options(trial: TrialConfig, resumed: bool, searched: bool) -> None:

@@ -482,7 +482,8 @@ def test_final_metrics_are_taken_on_the_epoch_that_diverged():
     records = []
     plan = PhasePlan("train", epochs=3, batch_size=4, eval_batch_size=10, seed=0, base_lr=0.1)
     final = lambda backend: {"test_acc": 0.25}  # noqa: E731
-    assert train_phase(_NaNValidation(), 20, plan, records.append, final_metrics=final) == "diverged"  # type: ignore[arg-type]
+    status = train_phase(_NaNValidation(), 20, plan, records.append, final_metrics=final)  # type: ignore[arg-type]
+    assert status == "diverged"
     assert [(r.epoch, r.status, r.test_acc) for r in records] == [(1, "diverged", 0.25)]
 
 
