@@ -482,6 +482,12 @@ def history(results_dir: Path, metric: str, case_filter: str | None = None, last
         cases.update(_case_names(compared))
         labelled[path.name] = labelled_by_case(compared, case_filter)
         columns[path.name] = metric_per_case(labelled[path.name], metric)
+    if unreadable and len(unreadable) == len(runs):  # nothing to show: the first one's reason is the error
+        older = f", or a --last above {last} for older runs" if len(directories) > last else ""
+        raise InputError(
+            f"{unreadable[-1][1]} (no run of the {len(unreadable)} in history's window can be read: move them out of "
+            f"{results_dir}{older})"
+        )
     if case_filter and cases and not any(case_filter in case for case in cases):
         shown = sorted(cases)
         raise InputError(
