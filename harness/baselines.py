@@ -482,12 +482,8 @@ def history(results_dir: Path, metric: str, case_filter: str | None = None, last
         cases.update(_case_names(compared))
         labelled[path.name] = labelled_by_case(compared, case_filter)
         columns[path.name] = metric_per_case(labelled[path.name], metric)
-    if unreadable and len(unreadable) == len(runs):  # nothing to show: the first one's reason is the error
-        older = f", or a --last above {last} for older runs" if len(directories) > last else ""
-        raise InputError(
-            f"{unreadable[-1][1]} (no run of the {len(unreadable)} in history's window can be read: move them out of "
-            f"{results_dir}{older})"
-        )
+    if unreadable and len(unreadable) == len(runs):  # nothing to show
+        raise _none_readable(unreadable, results_dir, len(directories) > last, last)
     if case_filter and cases and not any(case_filter in case for case in cases):
         shown = sorted(cases)
         raise InputError(
@@ -501,6 +497,16 @@ def history(results_dir: Path, metric: str, case_filter: str | None = None, last
         table = table.sort_index()
     changes = settings_changes(labelled)
     return History(tuple(runs), table, changes, *cell_states(labelled, metric), unreadable=tuple(unreadable))
+
+
+def _none_readable(unreadable: list[tuple[str, str]], results_dir: Path, more: bool, last: int) -> InputError:
+    """No run of history's window can be read: the newest one's reason is the error. ``more``: older runs lie
+    beyond the window."""
+    older = f", or a --last above {last} for older runs" if more else ""
+    return InputError(
+        f"{unreadable[-1][1]} (no run of the {len(unreadable)} in history's window can be read: move them out of "
+        f"{results_dir}{older})"
+    )
 
 
 Cell = tuple[str, str, str]  # (case, backend, run id)

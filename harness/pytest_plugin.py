@@ -1047,6 +1047,7 @@ def _against_baseline(
         LoadedRun,
         environment_warnings,
         load_run,
+        missing_backends_warning,
         run_state_warnings,
         unseen_cases_warning,
     )
@@ -1071,9 +1072,13 @@ def _against_baseline(
     session = LoadedRun(outcome.run_id, Path(outcome.run_dir), outcome.frame, Environment.of(outcome.frame))
     warnings = environment_warnings(base.environment, session.environment) + run_state_warnings(base, session)
     unseen = unseen_cases_warning(session, [(r.case, r.backend) for r in rows if r.only_in == "base"], False)
-    warnings += [unseen] if unseen else []
+    # a backend the baseline ran and the session did not (--backend torch): the gate checked one framework
+    missing = "" if interrupted else missing_backends_warning(session, rows, False)
+    warnings += [w for w in (unseen, missing) if w]
     markdown = comparison_markdown(rows, reference, outcome.run_id, warnings, thresholds)
-    return markdown, True, tuple(f"{r.case} [{r.backend}]" for r in rows if r.regressed)
+    gone = sorted({r.backend for r in rows if r.only_in == "base"} - {r.backend for r in rows if r.only_in != "base"})
+    failing = [f"{r.case} [{r.backend}]" for r in rows if r.regressed] + [f"[{b}] not run" for b in gone if missing]
+    return markdown, True, tuple(failing)
 
 
 @pytest.hookimpl(tryfirst=True)  # before pytest-benchmark's, which raises on --benchmark-compare-fail

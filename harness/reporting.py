@@ -905,7 +905,7 @@ def history_tables(history: History, metric: str, results_dir: str | Path) -> li
         )
         tables.append(TableData("settings_changes", title, ("run", "case", "backend", "what changed"), rows, 3))
     if history.unreadable:  # listed "unreadable" among the runs, and why here: the others are shown as ever
-        title = "runs left out, their files unreadable (move them out of the folder, or narrow --last)"
+        title = "runs left out, their files unreadable (move them out of the folder to leave them out of the list)"
         tables.append(TableData("unreadable", title, ("run", "why"), tuple(history.unreadable), 1))
     return tables
 

@@ -33,11 +33,16 @@ def driving(run_dir: Path, doing: str) -> Iterator[None]:
         try:
             fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
+            fix = (
+                "Wait for it to end, then resume again if the run still has trials to finish."
+                if doing == "resume"
+                else "Wait for it to end, or pick another --run-id; to finish the run it starts, --resume it once it "
+                "has stopped."
+            )
             raise RunBeingDriven(
                 f"Expected no other xfbench process to drive {run_dir.name!r} while this one would {doing} in it. "
                 f"Received: another process on this machine holds {run_dir} now (a run or resume of the same id, "
-                "started moments before this one). Wait for it to end, or pick another --run-id; to finish the run "
-                "it starts, --resume it once it has stopped."
+                f"started moments before this one). {fix}"
             ) from None
         yield
     finally:

@@ -768,8 +768,9 @@ def _carry_out(ctx: _RunContext, schedule: Schedule) -> RunOutcome:
             rows=len(frame),
             trial_status=trial_status,
         )
-    report_problem = _report_page(ctx, drawn=ctx.html_report and not held)  # a Ctrl-C while the run was written
-    plan = ctx.run_file.plan  # leaves out the page's seconds of plotting
+    # a Ctrl-C while the run was written leaves out the page's seconds of plotting; a run with no row has no page
+    report_problem = _report_page(ctx, drawn=ctx.html_report and not held and len(frame) > 0)
+    plan = ctx.run_file.plan
     return RunOutcome(ctx.run.run_id, ctx.run_dir, frame, summary, markdown, wall, status, plan.search, report_problem)
 
 

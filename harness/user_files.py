@@ -97,9 +97,10 @@ def _mistyped_columns(frame: pd.DataFrame) -> list[str]:
         if len(unread):
             first = f"the first {column.iloc[unread[0]]!r} in row {unread[0] + 1} of {len(column)}"
             wrong.append(f"column {name} holds values that are not numbers, {first}")
-        else:  # every value reads as a number: text that xfbench would have written as one
+        else:  # every value reads as a number: text (or a mix of types) that xfbench would have written as one
             given = column.dropna()
-            wrong.append(f"column {name} holds numbers written as text (such as {given.iloc[0]!r}), not as {dtype}")
+            kind = "numbers written as text" if isinstance(given.iloc[0], str) else "values of mixed types"
+            wrong.append(f"column {name} holds {kind} (such as {given.iloc[0]!r}), not {dtype} values")
     odd = sorted({str(s) for s in frame["status"].dropna().unique()} - set(STATUSES))
     if odd:
         wrong.append(f"status {', '.join(map(repr, odd))}, not one of {', '.join(STATUSES)}")

@@ -238,12 +238,16 @@ def mode_in_effect(
         def note(module, inputs, output) -> None:
             seen.append(str(output.dtype).removeprefix("torch."))
 
+        from torch._dynamo.utils import counters
+
         hook = None if runtime.torch_compile else first.register_forward_hook(note)
+        graphs = counters["stats"]["unique_graphs"]
         backend.train_epoch("train", batches, lrs, first_step=0)
         if hook is not None:
             hook.remove()
-        return {
-            "compiled": type(backend.model).__name__ == "OptimizedModule",
+        return {  # compiled: the model wrapped, and Dynamo compiling graphs as the epoch ran (the step calls it)
+            "compiled": type(backend.model).__name__ == "OptimizedModule"
+            and counters["stats"]["unique_graphs"] > graphs,
             "conv_output_dtype": seen[0] if seen else None,
             "kernel_channels_last": bool(
                 first.weight.dim() == 4 and first.weight.is_contiguous(memory_format=torch.channels_last)

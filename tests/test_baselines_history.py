@@ -150,5 +150,5 @@ def test_a_damaged_run_in_the_window_is_listed_unreadable_and_the_others_are_sho
     assert run_id == "b" and "a table without the column epoch_time_s" in why
     assert main(["history", "--results-dir", str(tmp_path), "--metric", "test_acc"]) == 0
     out = " ".join(capsys.readouterr().out.split())
-    assert "runs left out, their files unreadable (move them out of the folder, or narrow --last)" in out
+    assert "runs left out, their files unreadable (move them out of the folder to leave them out of the list)" in out
     assert "a table without the column epoch_time_s" in out

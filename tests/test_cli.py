@@ -778,7 +778,7 @@ BAD_INPUTS = {
     # before, numbers written as text were said to be values that are not numbers
     "report of a table with numbers written as text": (
         ["report", "text-number-run", "-o", "text.html"],
-        "Received: column epoch_time_s holds numbers written as text (such as '0.1949'), not as float64",
+        "Received: column epoch_time_s holds numbers written as text (such as '0.1949'), not float64 values",
     ),
     # before, a status outside the schema's counted as a failed trial: a trials regression, exit 1
     "compare with a status outside the schema": (

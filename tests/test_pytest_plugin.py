@@ -113,6 +113,15 @@ def test_the_baseline_gate_decides_with_the_thresholds_it_is_given(pytester, tmp
         config = pytester.parseconfig("--results-dir", str(results), *options)
         markdown, usable, cases = _against_baseline(config, outcome, "base", False)
         assert usable and bool(cases) is regressed and f"**{len(cases)} regression(s)**" in markdown, options
+    # a session without a backend the baseline ran (--backend torch) fails the gate, as compare's does: it checked
+    # one framework and passed, "0 regression(s)"
+    frame = pd.read_parquet(new / "results.parquet")
+    torch_only = SimpleNamespace(frame=frame[frame["backend"] == "torch"], run_id="new", run_dir=str(new))
+    config = pytester.parseconfig("--results-dir", str(results), "--baseline-time-threshold", "1.5")
+    markdown, usable, cases = _against_baseline(config, torch_only, "base", False)
+    assert usable and cases == ("[tensorflow] not run",), cases
+    assert "has no case of tensorflow, which the base ran" in " ".join(markdown.split())
+    assert _against_baseline(config, torch_only, "base", True)[2] == ()  # interrupted: what it got to, as before
     # a session interrupted before any case the base has ended compared nothing yet: said so, not "not usable"
     other = _run_of_another_suite(results)
     said, usable, _ = _against_baseline(config, outcome, str(other), True)

@@ -242,18 +242,20 @@ def test_a_run_whose_driver_is_alive_is_not_resumed(tmp_path, capsys):
         runner.check_something_to_resume(read_run_file(tmp_path / results / "live"), tmp_path / results / "live")
 
 
-# Another process holding a run directory as a driver does (run_lock.driving): flock on its descriptor.
+# Another driver holding a run directory: run_lock.driving itself, in another process (a lock of the test's own
+# making passed a driving() that took a shared lock, with which two real drivers both got in).
 HOLD_DIRECTORY = (
-    "import fcntl, os, sys, time; d = os.open(sys.argv[1], os.O_RDONLY | os.O_DIRECTORY); "
-    "fcntl.flock(d, fcntl.LOCK_EX); print('held', flush=True); time.sleep(120)"
+    "import sys, time; from pathlib import Path; from harness.run_lock import driving\n"
+    "with driving(Path(sys.argv[1]), 'start a new run'):\n    print('held', flush=True); time.sleep(120)"
 )
 
 
 @contextlib.contextmanager
 def _held_by_another_process(run_dir: Path) -> Any:
-    with subprocess.Popen(
-        [sys.executable, "-c", HOLD_DIRECTORY, str(run_dir)], stdout=subprocess.PIPE, text=True
-    ) as other:
+    root = str(Path(runner.__file__).resolve().parents[1])  # this checkout's harness, as the test imports it
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
+    command = [sys.executable, "-c", HOLD_DIRECTORY, str(run_dir)]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=env) as other:
         try:
             assert other.stdout is not None and other.stdout.readline().strip() == "held"
             yield other
@@ -285,6 +287,7 @@ def test_a_run_directory_another_driver_holds_is_neither_started_nor_resumed(tmp
         assert main(["run", "--resume", "f1", "--results-dir", results, "--no-report"]) == 2
         err = capsys.readouterr().err
         assert "Expected no other xfbench process to drive 'f1' while this one would resume in it" in err, err
+        assert err.rstrip().endswith("Wait for it to end, then resume again if the run still has trials to finish.")
         assert (run_dir / "run.json").read_text() == before
     workers = Workers()  # once the other ended (its lock went with it), the resume runs
     assert runner.resume(tmp_path / "old", "f1", _settings(tmp_path), schedule=workers, html_report=False).all_ok
@@ -527,6 +530,15 @@ def test_ctrl_c_while_a_resumes_report_is_drawn_ends_the_run_finished_without_th
     assert not (run_dir / "report.html").exists() and (run_dir / "summary.md").is_file()
     assert outcome.report_problem == f"no report.html (stopped while it was drawn); `xfbench report {run_dir}` draws it"
     assert f"xfbench: {outcome.report_problem}" in capsys.readouterr().err
+
+
+def test_a_run_stopped_before_any_trial_ended_draws_no_page_and_warns_of_none(tmp_path, capsys):
+    """It tried to draw report.html from no rows and warned "no report.html (InputError: Expected a run with results
+    rows ...)", which the pytest plugin's summary then repeated."""
+    outcome = runner.execute(RunPlan.of_trials([BASE]), results_dir=tmp_path, run_id="e", settings=_settings(tmp_path),
+                             schedule=Workers(stop_at=("scratch",)))  # fmt: skip
+    assert outcome.status == "interrupted" and outcome.frame.empty and outcome.report_problem is None
+    assert not (outcome.run_dir / "report.html").exists() and "no report.html" not in capsys.readouterr().err
 
 
 def test_a_second_ctrl_c_while_the_run_is_written_stops_it(tmp_path, monkeypatch, capsys):
