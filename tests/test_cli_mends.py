@@ -55,9 +55,12 @@ def test_a_table_without_a_needed_column_is_bad_input(tmp_path, capsys, dropped)
     for argv in (
         ["compare", "base", "new", "--fail-on-regression"],  # passed the gate, comparing nothing
         ["report", "new", "-o", str(tmp_path / "r.html")],  # a traceback (no status)
-        ["history"],
     ):
         assert said in _refused([*argv, "--results-dir", str(tmp_path)], capsys)
+    # history lists it unreadable, with why, and shows the other run (it stopped for the whole folder)
+    assert main(["history", "--results-dir", str(tmp_path)]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert said in out and "unreadable" in out and "base" in out
 
 
 # ----------------------------------------------------------------------- 2. --reference on resume: a trained backend
