@@ -243,12 +243,8 @@ def missing_backends_warning(new: LoadedRun, rows: Sequence[Any], failing: bool)
     --backend): "" when none. Its cases read "only in base", which a gate counted as no regression, so a gate that
     stopped checking one of the frameworks it exists to compare passed without a word; ``failing``
     (--fail-on-regression) fails on it. An unfinished new run's missing cases are unseen_cases_warning's."""
-    if unfinished_status(new):
-        return ""
-    base_backends = {r.backend for r in rows if r.only_in != "new"}
-    new_backends = {r.backend for r in rows if r.only_in != "base"}
-    missing = sorted(base_backends - new_backends)
-    if not missing:
+    missing = missing_backends(rows)
+    if not missing or unfinished_status(new):
         return ""
     cases = sum(1 for r in rows if r.backend in missing)
     return (
@@ -256,6 +252,11 @@ def missing_backends_warning(new: LoadedRun, rows: Sequence[Any], failing: bool)
         "compared" + ("; --fail-on-regression fails on it. Run those backends too, or compare with a baseline "
                       "of the backends the new run trains" if failing else "")
     )  # fmt: skip
+
+
+def missing_backends(rows: Sequence[Any]) -> list[str]:
+    """The backends of compared ``rows`` (CaseComparison) that only the base ran, sorted."""
+    return sorted({r.backend for r in rows if r.only_in != "new"} - {r.backend for r in rows if r.only_in != "base"})
 
 
 def unfinished_status(run: LoadedRun) -> str:

@@ -1047,6 +1047,7 @@ def _against_baseline(
         LoadedRun,
         environment_warnings,
         load_run,
+        missing_backends,
         missing_backends_warning,
         run_state_warnings,
         unseen_cases_warning,
@@ -1076,8 +1077,8 @@ def _against_baseline(
     missing = "" if interrupted else missing_backends_warning(session, rows, False)
     warnings += [w for w in (unseen, missing) if w]
     markdown = comparison_markdown(rows, reference, outcome.run_id, warnings, thresholds)
-    gone = sorted({r.backend for r in rows if r.only_in == "base"} - {r.backend for r in rows if r.only_in != "base"})
-    failing = [f"{r.case} [{r.backend}]" for r in rows if r.regressed] + [f"[{b}] not run" for b in gone if missing]
+    gone = missing_backends(rows) if missing else []
+    failing = [f"{r.case} [{r.backend}]" for r in rows if r.regressed] + [f"[{b}] not run" for b in gone]
     return markdown, True, tuple(failing)
 
 
