@@ -477,7 +477,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from harness.baselines import resolve
     from harness.mlflow_export import export_run
-    from harness.mlflow_uri import normalised_uri, sqlite_file
+    from harness.mlflow_uri import normalised_uri, sqlite_file, without_password
     from harness.plan import UNFINISHED_STATUSES
 
     run_dir = resolve(args.run, Path(args.results_dir).expanduser())
@@ -485,7 +485,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     database = sqlite_file(
         normalised_uri(args.mlflow)
     )  # sqlite:///x.db is relative to the working directory: say which file
-    store = f"{args.mlflow} ({database})" if database else args.mlflow
+    shown = without_password(args.mlflow, args.mlflow)
+    store = f"{shown} ({database})" if database else shown
     where = f"{store} (experiment {args.experiment!r}, parent run {exported.parent_run_id})"
     if exported.outcome == "unchanged":
         print(f"{run_dir.name} is already in {where}, its {len(exported.trial_runs)} trials as they are now: "

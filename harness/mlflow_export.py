@@ -31,6 +31,7 @@ from harness.mlflow_uri import (
     store_errors,
     tracking_client,
     unusable_uri,
+    without_password,
 )
 from harness.plan import UNFINISHED_STATUSES
 from harness.summary import last_attempts, recorded_text, why_not_ok
@@ -428,7 +429,14 @@ def _write_trials(
 def export_run(run_dir: Path, uri: str, experiment: str = "xfbench", replace: bool = False) -> Exported:
     """Log ``run_dir``'s trials (each trial's last attempt) under ``experiment`` at tracking ``uri``, once: an
     earlier complete export of the same rows is left as it is; one that differs is replaced only if ``replace``.
-    Everything that can be checked is checked before anything is written."""
+    Everything that can be checked is checked before anything is written. No message shows the URI's password."""
+    try:
+        return _export(run_dir, uri, experiment, replace)
+    except InputError as exc:
+        raise type(exc)(without_password(str(exc), uri)) from None
+
+
+def _export(run_dir: Path, uri: str, experiment: str, replace: bool) -> Exported:
     _check_names(uri, experiment)
     frame = last_attempts(read_run_rows(run_dir))  # the local checks first: the server's can take seconds
     info = read_run_json(run_dir)

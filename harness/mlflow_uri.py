@@ -117,9 +117,18 @@ def _driver_missing(uri: str) -> bool:
 
 def _without_password(parts: urllib.parse.SplitResult) -> str:
     """The URI as a message may show it: a password in it replaced by ***."""
-    if parts.password is None:
-        return parts.geturl()
-    return parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@", 1)).geturl()
+    return without_password(parts.geturl(), parts.geturl())
+
+
+def without_password(text: str, uri: str) -> str:
+    """``text`` with the password of ``uri`` (scheme://user:PASSWORD@host: a database store's or a tracking server's
+    credentials) replaced by *** wherever the URI's form of it appears: xfbench's messages and the store's own,
+    which quote the URI, end up in CI logs."""
+    try:
+        password = urllib.parse.urlsplit(uri).password
+    except ValueError:  # a URI urllib cannot split (a bad port) has no password it can find either
+        return text
+    return text if not password else text.replace(f":{password}@", ":***@")
 
 
 def _check_server(uri: str) -> None:

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from harness.backend import BACKENDS
 from harness.errors import InputError
 from harness.results import safe_name
 from harness.seeds import PLOT_JITTER_STREAM
@@ -65,19 +66,29 @@ def _pyplot() -> Any:
     return plt
 
 
+def _rank(backend: str, backends: Sequence[str]) -> int:
+    """A backend's place in the palette: the registry's order (torch, then tensorflow) whichever backends a plot
+    holds, so a backend keeps its colour and line from plot to plot and from report to report (ranked among the
+    plot's backends, torch was blue beside TensorFlow's orange, orange in a torch-only report, and a page whose plots
+    held different backends gave one backend two colours); names the registry lacks come after it, sorted."""
+    order = list(BACKENDS) + sorted(set(backends) - set(BACKENDS))
+    return order.index(backend)
+
+
 def _colour(backend: str, backends: Sequence[str]) -> str:
-    return COLOURS[list(backends).index(backend) % len(COLOURS)]
+    return COLOURS[_rank(backend, backends) % len(COLOURS)]
 
 
 def _line_style(backend: str, backends: Sequence[str]) -> dict[str, Any]:
     """A backend's line: its colour, and a marker, marker size and dash pattern of its own, so that two backends
     that agree draw one line inside the other (two solid lines of one marker: the one drawn last hid the other)."""
-    rank = list(backends).index(backend)
+    rank = _rank(backend, backends)
     return {
         "color": _colour(backend, backends),
         "marker": "osD^v"[rank % 5],
         "markersize": 6 / (1 + 0.6 * rank),
         "linestyle": ("-", "--", ":", "-.")[rank % 4],
+        "zorder": 2 + 0.01 * rank,  # the smaller markers drawn over the larger, whatever order the lines came in
     }
 
 
@@ -250,7 +261,7 @@ def time_ratios(statistics: pd.DataFrame) -> list[Plot]:
     for position, (_, row) in enumerate(statistics.iterrows()):
         ratio, low, high = (float(row[c]) for c in ("time_ratio", "time_ci_low", "time_ci_high"))
         err = [[ratio - low], [high - ratio]] if not math.isnan(low) else None
-        colour = "#d62728" if row["time_significant"] else "#1f77b4"
+        colour = "#d62728" if row["time_significant"] else "#333333"  # a pair's point: no one backend's colour
         ax.errorbar([ratio], [position], xerr=err, fmt="o", color=colour, capsize=4)
         labels.append(f"{case_title(row)} · {row['reference']} / {row['backend']}")
     ax.axvline(1.0, color="grey", linestyle="--")
@@ -323,7 +334,7 @@ def _sampled_values(ax: Any, table: pd.DataFrame, path: str, metric: str, backen
             continue
         values = [v if isinstance(v, int | float) else str(v) for v in group[path]]
         full = [not s for s in group["stopped_early"]]
-        colour, rank = _colour(str(backend), backends), list(backends).index(str(backend))
+        colour, rank = _colour(str(backend), backends), _rank(str(backend), backends)
         ax.scatter(
             values,
             group[metric],

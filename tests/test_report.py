@@ -409,7 +409,8 @@ def test_the_history_plot_marks_equal_backends_failed_cases_partial_values_and_u
     runs = [load(tmp_path / f"run-{index}") for index in range(3)]
     _, (plot,) = _history_section(runs, "test_acc")
     ax = plot.figure.axes[0]
-    first, last = [line for line in ax.get_lines() if line.get_label().startswith("t:scratch-mlp-digits · ")]
+    lines = [line for line in ax.get_lines() if line.get_label().startswith("t:scratch-mlp-digits · ")]
+    first, last = sorted(lines, key=lambda line: line.get_zorder())  # matplotlib's drawing order
     assert first.get_color() == last.get_color()  # one case, one colour; the line drawn last, inside the first
     assert first.get_markersize() > last.get_markersize() and first.get_linestyle() != last.get_linestyle()
     assert [t.get_text() for t in ax.get_xticklabels()] == ["run-0", "run-1", "run-2 (unfinished)"]
@@ -577,6 +578,40 @@ def test_a_database_server_that_refuses_connections_is_refused_in_seconds_withou
         err = capsys.readouterr().err
         assert f"Expected a database server taking connections at 127.0.0.1:{port}" in err, err
         assert f"{scheme}://me:***@127.0.0.1:{port}/mlflow" in err and "secret" not in err, err
+
+
+@pytest.mark.skipif(importlib.util.find_spec("mlflow") is None, reason="needs xfbench[mlflow]")
+def test_no_message_of_an_export_shows_the_password_in_its_uri(tmp_path, capsys, monkeypatch):
+    """Only the database-server check hid a URI's password: a missing database driver, a tracking server that
+    refused the connection, and the line of an export that worked printed it, into CI logs. (No database server
+    runs here: the export that worked is MLflow's part stood in for, the line xfbench prints about it real.)"""
+    import socket
+
+    from harness.mlflow_uri import without_password
+
+    run_dir = _write_run(tmp_path, "run-w", "2026-01-01")
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    monkeypatch.setattr("harness.mlflow_uri._driver_missing", lambda uri: True)  # none installed: said first
+    for uri, said in (
+        (f"postgresql://alice:s3cret@127.0.0.1:{port}/mlflow", "Received: --mlflow 'postgresql://alice:***@127.0"),
+        (f"http://alice:s3cret@127.0.0.1:{port}", f"server answering at --mlflow http://alice:***@127.0.0.1:{port}."),
+    ):
+        assert main(["export", str(run_dir), "--mlflow", uri]) == 2
+        err = capsys.readouterr().err
+        assert said in err and "s3cret" not in err, err
+    assert without_password("at sqlite://u:pw@/x.db and :pw@ again", "sqlite://u:pw@/x.db") == (
+        "at sqlite://u:***@/x.db and :***@ again"
+    )
+    assert without_password("http://[::1:80", "http://[::1:80") == "http://[::1:80"  # urllib cannot split it
+    from harness.mlflow_export import Exported
+
+    done = Exported("1", "parent", {"trial": "run"}, "exported", "finished")  # what a store took: MLflow's part
+    monkeypatch.setattr("harness.mlflow_export.export_run", lambda *args: done)
+    assert main(["export", str(run_dir), "--mlflow", f"postgresql://alice:s3cret@127.0.0.1:{port}/mlflow"]) == 0
+    out = capsys.readouterr().out
+    assert f"to postgresql://alice:***@127.0.0.1:{port}/mlflow (experiment 'xfbench'" in out and "s3cret" not in out
 
 
 @pytest.mark.skipif(importlib.util.find_spec("mlflow") is None, reason="needs xfbench[mlflow]")
@@ -1714,6 +1749,39 @@ def test_two_backends_that_agree_draw_distinguishable_lines_and_medians_in_neith
     assert not medians
     for plot in (curves, against_time, times):
         plt.close(plot.figure)
+
+
+@needs_matplotlib
+def test_a_backend_keeps_its_colour_and_line_whichever_backends_a_plot_holds():
+    """Colours went by rank among a plot's backends: torch was orange beside TensorFlow and blue in a torch-only
+    report of the same rows, and a page whose plots held different backends (one without steady epochs) gave one
+    backend two colours. The ratio plot's unmarked points wore the first backend's blue."""
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import to_hex
+
+    from harness.plots import COLOURS, accuracy_vs_time, epoch_times, learning_curves
+
+    frame = _frame(seeds=1)
+    palette = {"torch": COLOURS[0], "tensorflow": COLOURS[1]}  # the registry's order
+    for backends in (["torch", "tensorflow"], ["torch"], ["tensorflow"]):
+        rows = frame[frame["backend"].isin(backends)]
+        expected = {palette[b] for b in backends}
+        curves = next(iter(learning_curves(rows)))
+        (against_time,) = accuracy_vs_time(rows)
+        (times,) = epoch_times(rows)
+        for plot in (curves, against_time):
+            assert {to_hex(line.get_color()) for line in plot.figure.axes[0].get_lines()} == expected, backends
+            legends = [ax.get_legend() for ax in plot.figure.axes if ax.get_legend()] + list(plot.figure.legends)
+            keys = {
+                (t.get_text(), to_hex(h.get_color()))
+                for leg in legends
+                for t, h in zip(leg.get_texts(), leg.legend_handles, strict=True)
+            }
+            assert keys == {(b, palette[b]) for b in backends}, keys
+        points = {to_hex(c.get_facecolors()[0]) for c in times.figure.axes[0].collections}
+        assert points == expected, (backends, points)
+        for plot in (curves, against_time, times):
+            plt.close(plot.figure)
 
 
 @needs_matplotlib
