@@ -112,10 +112,13 @@ def tensorflow_convnet3(
     for _ in range(epochs):
         perm = rng.permutation(len(y)).astype(np.int32)
         start = time.perf_counter()
+        # the epoch's index batches as tensors first: called with a NumPy slice, each step converted it (about
+        # 130 us a call here), a cost the harness does not pay (docs/measurements.md, "What the TensorFlow gap was")
+        batches = [tf.constant(perm[i : i + batch_size]) for i in range(0, len(y), batch_size)]
         loss_sum.assign(0.0)
         correct.assign(0)
-        for i in range(0, len(y), batch_size):
-            train_step(perm[i : i + batch_size])
+        for idx in batches:
+            train_step(idx)
         float(loss_sum.numpy()), int(correct.numpy())
         times.append(time.perf_counter() - start)
     return times

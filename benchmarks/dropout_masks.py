@@ -41,7 +41,9 @@ def _epoch_time(backend: str, workload: str, dropout_rng: str, epochs: int, thre
         runtime=RuntimeOptions(threads=threads, dropout_rng=dropout_rng),
     )
     rows: list[dict] = []
-    run_trial(config, RunInfo("dropout-benchmark", "n/a"), rows.append)
+    status = run_trial(config, RunInfo("dropout-benchmark", "n/a"), rows.append)
+    if status != "ok":  # a diverged trial's epochs are not the step's speed
+        raise SystemExit(f"dropout_masks.py: a {workload} trial ended {status}: {rows[-1].get('error', '')}")
     return statistics.median(r["epoch_time_s"] for r in rows if not r["warmup"])
 
 
@@ -78,6 +80,13 @@ def main() -> int:
     if args.worker:
         print(json.dumps(worker(args)))
         return 0
+    for option, value, least in (
+        ("--epochs", args.epochs, 2),
+        ("--repeats", args.repeats, 1),
+        ("--threads", args.threads, 1),
+    ):
+        if value < least:  # the first epoch is warm-up: one epoch timed nothing, a traceback after training
+            parser.error(f"expected {option} >= {least}; received {value}")
     rows = []
     for backend in args.backends or ("torch", "tensorflow"):
         command = [
@@ -95,7 +104,7 @@ def main() -> int:
         done = subprocess.run(command, capture_output=True, text=True)
         if done.returncode:  # captured, the worker's error was lost
             print(done.stderr, file=sys.stderr)
-            done.check_returncode()
+            return 1
         rows += json.loads(done.stdout.strip().splitlines()[-1])
     print(f"{'backend':<11} {'workload':<15} {'shared s/epoch':>15} {'framework s/epoch':>18} {'ratio':>7}")
     for r in rows:

@@ -16,6 +16,21 @@
 #   (more options for every step, e.g. --train-limit 512), STEPS (the steps to run, by name, in order; default: all,
 #   in the order above).
 set -u
+# Checked here, not inside the $(...) below: an unset $1 there ended only the subshell, and the script went on with
+# an empty WORK_DIR, writing its runs and logs under / and starting every step.
+usage="usage: benchmarks/gpu_checks.sh WORK_DIR FASHION_MNIST_DIR ARCHIVE [SECONDS]"
+if (($# < 3 || $# > 4)) || [[ -z $1 || -z $3 ]]; then
+    echo "$usage (received $# argument(s))" >&2
+    exit 2
+fi
+if [[ ! -d $2 ]]; then
+    echo "Expected FASHION_MNIST_DIR, a folder of Fashion-MNIST's IDX files. Received: '$2', not a folder. $usage" >&2
+    exit 2
+fi
+if [[ -n ${4:-} && ! $4 =~ ^[0-9]+$ ]]; then
+    echo "Expected SECONDS, a whole number of seconds. Received: '$4'. $usage" >&2
+    exit 2
+fi
 work=$(realpath -m "$1")
 data=$(realpath "$2")
 archive=$(realpath -m "$3")

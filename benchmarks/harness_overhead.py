@@ -1,4 +1,4 @@
-"""Harness overhead: the same model, data, batch size and optimizer through the xfbench trial path and
+r"""Harness overhead: the same model, data, batch size and optimizer through the xfbench trial path and
 through a bare hand-written loop in the same framework, per backend; prints harness ÷ bare samples/s.
 
     .venv/bin/python benchmarks/harness_overhead.py [--dataset digits] [--epochs 6] [--repeats 3]
@@ -64,7 +64,9 @@ def worker(args: argparse.Namespace) -> dict:
             runtime=RuntimeOptions(threads=args.threads),
             data_dir=args.data_dir,
         )
-        run_trial(config, RunInfo("overhead-benchmark", "n/a"), rows.append, dataset=data)
+        status = run_trial(config, RunInfo("overhead-benchmark", "n/a"), rows.append, dataset=data)
+        if status != "ok":  # a diverged trial's epochs are not the step's speed
+            raise SystemExit(f"harness_overhead.py: the harness's trial ended {status}: {rows[-1].get('error', '')}")
         return statistics.median(r["samples_per_s"] for r in rows if not r["warmup"])
 
     def bare_once() -> float:
@@ -98,6 +100,8 @@ def worker(args: argparse.Namespace) -> dict:
         "harness_samples_per_s": harness_sps,
         "bare_samples_per_s": bare_sps,
         "ratio": harness_sps / bare_sps,
+        # each repeat's harness / bare, the two run side by side: how far the ratio moves from draw to draw
+        "paired_ratios": [h / b for h, b in zip(harness_runs, bare_runs, strict=True)],
         "harness_runs": harness_runs,
         "bare_runs": bare_runs,
     }
@@ -115,10 +119,12 @@ def _missing_data(datasets: list[str], data_dir: str | None) -> str:
     from harness.data import load_dataset
     from harness.data.locate import DataNotFoundError
 
+    from harness.errors import InputError
+
     for dataset in dict.fromkeys(datasets):
         try:
             load_dataset(dataset, data_dir, download=False)
-        except DataNotFoundError as error:
+        except (DataNotFoundError, InputError) as error:  # missing files, or a name no loader has
             return str(error)
     return ""
 
@@ -138,36 +144,64 @@ def run_workload(args: argparse.Namespace, worker_args: list[str]) -> list[dict]
         f"{args.batch_size}, SGD {results[0]['optimizer']}, {results[0]['threads']} thread(s), "
         f"{results[0]['epochs']} epochs x {args.repeats} repeats"
     )
-    print(f"{'backend':<11} {'harness samples/s':>18} {'bare samples/s':>15} {'ratio':>7}")
+    print(f"{'backend':<11} {'harness samples/s':>18} {'bare samples/s':>15} {'ratio':>7}  each repeat's ratio")
     for r in results:
         print(
             f"{r['backend']:<11} {r['harness_samples_per_s']:>18,.0f} {r['bare_samples_per_s']:>15,.0f} "
-            f"{r['ratio']:>7.3f}"
+            f"{r['ratio']:>7.3f}  {' '.join(f'{p:.3f}' for p in r['paired_ratios'])}"
         )
     return results
+
+
+WORKLOAD_OPTIONS = {"dataset": "digits", "epochs": 6, "optimizer": "momentum", "threads": 1, "train_limit": 0}
+
+
+def _check_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Exit 2 before anything runs: a workload sets these options itself (given beside it, they were dropped
+    unsaid), and counts the timing cannot use ended in a StatisticsError traceback, some after training."""
+    given = [f"--{name.replace('_', '-')}" for name in WORKLOAD_OPTIONS if getattr(args, name) is not None]
+    if args.workload and given:
+        parser.error(
+            f"--workload {args.workload} sets {', '.join(given)} itself: drop {', '.join(given)}, or --workload"
+        )
+    for name, default in WORKLOAD_OPTIONS.items():
+        setattr(args, name, default if getattr(args, name) is None else getattr(args, name))
+    for option, value, least in (
+        ("--epochs", args.epochs, 2),  # the first epoch is warm-up, never timed
+        ("--repeats", args.repeats, 1),
+        ("--batch-size", args.batch_size, 1),
+        ("--threads", args.threads, 1),
+        ("--train-limit", args.train_limit, 0),
+    ):
+        if value < least:
+            parser.error(f"expected {option} >= {least}; received {value}")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--backend", action="append", dest="backends", choices=("torch", "tensorflow"))
     parser.add_argument(
-        "--workload", choices=(*WORKLOADS, "both"), help="a named workload's settings (overrides the flags below)"
+        "--workload",
+        choices=(*WORKLOADS, "both"),
+        help="a named workload's dataset, epochs, optimizer, threads and train limit (those options are then refused)",
     )
-    parser.add_argument("--dataset", default="digits")
+    # None: not given (a workload's, or the default below)
+    parser.add_argument("--dataset", help="default: digits")
     parser.add_argument("--data-dir")
-    parser.add_argument("--epochs", type=int, default=6)
+    parser.add_argument("--epochs", type=int, help="at least 2: the first is warm-up (default 6)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--lr", type=float, default=0.01)
-    parser.add_argument("--optimizer", default="momentum", choices=("momentum", "nesterov"))
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--train-limit", type=int, default=0, help="use the first N training images (0: all)")
+    parser.add_argument("--optimizer", choices=("momentum", "nesterov"), help="default: momentum")
+    parser.add_argument("--threads", type=int, help="default 1")
+    parser.add_argument("--train-limit", type=int, help="use the first N training images (0, the default: all)")
     parser.add_argument("--json", help="also write the results to this file")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         print(json.dumps(worker(args)))
         return 0
+    _check_options(parser, args)
     common = ["--repeats", str(args.repeats), "--batch-size", str(args.batch_size), "--lr", str(args.lr)]
     common += ["--data-dir", args.data_dir] if args.data_dir else []
     if args.workload is None:

@@ -493,6 +493,52 @@ def test_the_summary_of_a_speed_matrix_lists_each_mode_against_the_fastest_with_
 
 
 @pytest.mark.parametrize(
+    "script, argv, said",
+    [
+        ("harness_overhead.py", ["--epochs", "1"], "expected --epochs >= 2; received 1"),
+        ("harness_overhead.py", ["--repeats", "0"], "expected --repeats >= 1; received 0"),
+        ("harness_overhead.py", ["--workload", "digits", "--threads", "2"], "--workload digits sets --threads itself"),
+        ("harness_overhead.py", ["--dataset", "foo"], "Expected a dataset name. Received: dataset='foo'"),
+        ("dropout_masks.py", ["--epochs", "1"], "expected --epochs >= 2; received 1"),
+    ],
+)
+def test_the_overhead_and_dropout_benchmarks_refuse_options_they_cannot_time(script, argv, said):
+    """One epoch or no repeat ended in a StatisticsError traceback, some after training; an unknown dataset in an
+    InputError traceback; a workload's options given beside it were dropped unsaid (2 threads ran as 1)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run(
+        [sys.executable, str(root / "benchmarks" / script), *argv],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(root)},
+        timeout=120,
+    )
+    assert done.returncode == 2 and said in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_the_gpu_checks_script_refuses_missing_arguments_before_writing_anything(tmp_path):
+    """Run without arguments it wrote its runs and logs under / (an unset $1 inside $(...) ended only the
+    subshell) and started every step."""
+    import subprocess
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_checks.sh"
+    for argv, said in (
+        ([], "usage: benchmarks/gpu_checks.sh WORK_DIR FASHION_MNIST_DIR ARCHIVE [SECONDS] (received 0 argument(s))"),
+        (["work", str(tmp_path / "absent"), "a.tgz"], "Received: '" + str(tmp_path / "absent") + "', not a folder"),
+        (["work", str(tmp_path), "a.tgz", "5x"], "Expected SECONDS, a whole number of seconds. Received: '5x'"),
+    ):
+        done = subprocess.run(["bash", str(script), *argv], capture_output=True, text=True, cwd=tmp_path, timeout=60)
+        assert done.returncode == 2 and said in done.stderr, done.stderr
+        assert sorted(p.name for p in tmp_path.iterdir()) == [], list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize(
     "argv, said",
     [
         (["--variant", "xla"], "Expected --variant among the speed matrix's modes that torch declares"),
