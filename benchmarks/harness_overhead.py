@@ -118,7 +118,6 @@ def _missing_data(datasets: list[str], data_dir: str | None) -> str:
     """What the workloads' data lack on this machine, said as the loader says it ('' when all is there)."""
     from harness.data import load_dataset
     from harness.data.locate import DataNotFoundError
-
     from harness.errors import InputError
 
     for dataset in dict.fromkeys(datasets):

@@ -555,7 +555,13 @@ def unjoinable(address: str, exc: Exception, environ: Mapping[str, str]) -> str:
         "Start it (`ray start --head` on the head node), check the address and port, or leave --address out to run "
         "on this machine."
     )
-    if environ.get("RAY_AUTH_MODE", "").lower() == "token":
+    if environ.get("RAY_AUTH_MODE", "").lower() == "token":  # Ray 2.60 refuses a wrong token as a failed connection
+        return (
+            f"{said} If it is running, it may have refused this process's token (Ray's log then says "
+            '"InvalidAuthToken"): use the head node\'s token (copy its ~/.ray/auth_token to this machine, or set '
+            "RAY_AUTH_TOKEN or RAY_AUTH_TOKEN_PATH to it)."
+        )
+    if address == "auto":  # Ray turns token authentication on by itself for `auto` where a token exists
         return said
     return (
         f'{said} If it is running, it may use token authentication (Ray\'s log then says "Unauthenticated"; Ray '
