@@ -571,6 +571,18 @@ def unjoinable(address: str, exc: Exception, environ: Mapping[str, str]) -> str:
     )
 
 
+def ignored_ray_address(environ: Mapping[str, str]) -> str | None:
+    """The warning for a local run started where RAY_ADDRESS names a cluster (`ray job submit` sets it for the job's
+    driver, and Ray's own scripts join it): xfbench joins only --address, and ran on this machine without a word."""
+    address = environ.get("RAY_ADDRESS", "").strip()
+    if not address:
+        return None
+    return (
+        f"xfbench: warning: RAY_ADDRESS={address} is set, but xfbench joins a Ray cluster only with --address: this "
+        f"run starts its own Ray on this machine. To run on that cluster, pass --address {address}."
+    )
+
+
 def _init(settings: SchedulerSettings, init_args: dict[str, Any], shipped: dict[str, Any]) -> None:
     """ray.init: joins ``settings.address``, or starts a local instance (``shipped``: the job's py_modules)."""
     import ray
@@ -590,6 +602,8 @@ def _init(settings: SchedulerSettings, init_args: dict[str, Any], shipped: dict[
                 "RAY_AUTH_MODE=token, as docs/scheduling.md says."
             ) from None
     else:
+        if (ignored := ignored_ray_address(os.environ)) is not None:
+            print(ignored, file=sys.stderr)
         # address="local": always a fresh instance of our own, never a cluster some `ray start` left running. Its
         # workers are children of the raylet it starts and inherit that environment, so WORKER_ENV is set while it
         # starts instead of in a runtime environment: a job's runtime environment, even one of variables only, kept

@@ -158,3 +158,16 @@ def test_a_join_refused_without_token_mode_is_told_of_token_authentication():
         "join with RAY_AUTH_MODE=token and the head node's token (its ~/.ray/auth_token, or RAY_AUTH_TOKEN / "
         "RAY_AUTH_TOKEN_PATH), as docs/scheduling.md says."
     )
+
+
+def test_a_local_run_under_ray_address_says_that_it_runs_on_this_machine():
+    """`ray job submit` sets RAY_ADDRESS for its driver, and Ray's scripts join that cluster: xfbench, which joins
+    only --address, started its own Ray on the head node, on that node's CPUs alone, without a word."""
+    from harness.scheduler import ignored_ray_address
+
+    assert ignored_ray_address({}) is None and ignored_ray_address({"RAY_ADDRESS": " "}) is None
+    said = ignored_ray_address({"RAY_ADDRESS": "10.0.0.5:6379"})
+    assert said == (
+        "xfbench: warning: RAY_ADDRESS=10.0.0.5:6379 is set, but xfbench joins a Ray cluster only with --address: "
+        "this run starts its own Ray on this machine. To run on that cluster, pass --address 10.0.0.5:6379."
+    )
