@@ -497,8 +497,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     if exported.run_status in UNFINISHED_STATUSES:
         print(
             f"warning: {run_dir.name} is {exported.run_status}, not finished: its trials stop where it did (tag "
-            "xfbench.run_status; its parent run ended KILLED). Export it again with --replace once "
-            f"`--resume {shlex.quote(run_dir.name)}` finished it.",
+            "xfbench.run_status; its parent run ended KILLED). Export it again with --replace once it finished (a "
+            f"run whose driver stopped: `xfbench run --resume {shlex.quote(run_dir.name)}`).",
             file=sys.stderr,
         )
     return 0

@@ -4,6 +4,7 @@ for minutes and reports some mistakes as tracebacks; and the client made from it
 from __future__ import annotations
 
 import os
+import re
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -292,6 +293,11 @@ def unusable_uri(uri: str, exc: Exception) -> InputError:
         fix = f"name it as a SQLite database: --mlflow sqlite:///{_sqlite_file(uri)}"
     elif "MLFLOW_ALLOW_FILE_STORE" in str(exc):
         fix = "set MLFLOW_ALLOW_FILE_STORE=true to use a file store anyway, or give e.g. sqlite:///mlflow.db"
+    elif re.search(r"error code (401|403)\b", said):  # a server that wants credentials answered; its URI is right
+        fix = (
+            "give the server's credentials in the environment: MLFLOW_TRACKING_USERNAME and "
+            "MLFLOW_TRACKING_PASSWORD, or MLFLOW_TRACKING_TOKEN"
+        )
     else:
         fix = "give e.g. sqlite:///mlflow.db or the http:// address of a tracking server"
     return InputError(

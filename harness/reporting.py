@@ -151,6 +151,13 @@ def fmt(value: Any, spec: str) -> str:
     return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else format(value, spec)
 
 
+def fmt_seconds(value: Any, spec: str) -> str:
+    """A time formatted with ``spec``, or to two significant digits where ``spec`` would round it to zero: torch's
+    warm-up of 0.0041 s read 0.00 beside TensorFlow's 0.10, as if it had none."""
+    shown = fmt(value, spec)
+    return format(value, ".2g") if shown != "n/a" and value > 0 and float(shown) == 0 else shown
+
+
 def unfinished_notice(plan: RunPlan, status: str, frame: pd.DataFrame, run_dir: Path) -> tuple[str, str]:
     """(headline, text) for a run that did not finish, as summary.md and report.html open with: its tables hold
     what ended before the stop, and read alone they look like a finished run's."""
@@ -226,7 +233,8 @@ def _ratio_cell(ratio: float, warmup_only: bool) -> str:
 def _timed_cell(row: pd.Series, column: str, spec: str) -> str:
     """A figure timed by the case's epochs, marked where only warm-up epochs timed it."""
     value = row[column]
-    return fmt(value, spec) + _warmup_mark(row["timing_basis"] == WARMUP_ONLY and value == value)
+    shown = fmt_seconds(value, spec) if column.startswith("epoch_time") else fmt(value, spec)
+    return shown + _warmup_mark(row["timing_basis"] == WARMUP_ONLY and value == value)
 
 
 def _epoch_time_cell(row: pd.Series) -> str:
@@ -260,7 +268,7 @@ def per_backend_cells(row: pd.Series) -> list[str]:
         _accuracy_cell(row),
         fmt(row["val_acc_mean"], ".4f"),
         _epoch_time_cell(row),
-        fmt(row["warmup_time_s"], ".3f"),
+        fmt_seconds(row["warmup_time_s"], ".3f"),
         _timed_cell(row, "samples_per_s_median", ",.0f"),
         fmt(row["params"], ",.0f"),
         mmac_cell(row["forward_macs"]),
@@ -430,7 +438,7 @@ def phase_rows(phases: pd.DataFrame) -> tuple[tuple[str, ...], ...]:
             str(r["backend"]),
             str(r["phase"]),
             str(r["epochs"]) + _warmup_mark(bool(r.get("warmup_only", False))),
-            fmt(r["epoch_time_s_median"], ".3f"),
+            fmt_seconds(r["epoch_time_s_median"], ".3f"),
             fmt(r["samples_per_s_median"], ",.0f"),
             fmt(r.get("train_gflops", math.nan), ",.2f"),
         )
@@ -1051,7 +1059,7 @@ def _per_backend_short(row: pd.Series) -> tuple[str, ...]:
         "1 seed" if _one_seed(row) else fmt(row["test_acc_std"], ".4f"),  # as summary.md: one seed has no spread
         fmt(row["val_acc_mean"], ".4f"),  # as summary.md: the notebooks' bars are on validation accuracy
         _epoch_time_cell(row),
-        fmt(row["warmup_time_s"], ".2f"),
+        fmt_seconds(row["warmup_time_s"], ".2f"),
         _timed_cell(row, "samples_per_s_median", ",.0f"),
         mmac_cell(row["forward_macs"]),
         _timed_cell(row, "train_gflops", ",.2f"),
@@ -1165,7 +1173,7 @@ def speed_mode_rows(per_backend: pd.DataFrame) -> tuple[tuple[str, ...], ...]:
                     f"{r['backend']} {r['variant']}",
                     _timed_cell(r, "samples_per_s_median", ",.0f"),
                     fmt(ratio, ".2f") + _warmup_mark(warmup_only and ratio == ratio),
-                    fmt(r["warmup_time_s"], ".2f"),
+                    fmt_seconds(r["warmup_time_s"], ".2f"),
                 )
             )
     return tuple(rows)

@@ -1873,3 +1873,18 @@ def test_the_database_check_leaves_sockets_dsns_and_named_instances_to_the_drive
         assert not tcp(uri), uri
     for uri in ("postgresql://u@h/mlflow", "mysql+pymysql://u@10.0.0.1/mlflow", "mssql+pyodbc://u@dbhost:1433/db"):
         assert tcp(uri), uri
+
+
+def test_a_tracking_server_that_wants_credentials_is_told_which_variables_carry_them():
+    """A server answering 401 to the store's calls was told to "give e.g. sqlite:///mlflow.db or the http:// address
+    of a tracking server", where its address was right and only the credentials were missing."""
+    from harness.mlflow_uri import unusable_uri
+
+    for code in (401, 403):
+        said = str(unusable_uri("http://10.0.0.5:5000", Exception(f"API request failed with error code {code} != 200")))
+        assert said.endswith(
+            "To fix, give the server's credentials in the environment: MLFLOW_TRACKING_USERNAME and "
+            "MLFLOW_TRACKING_PASSWORD, or MLFLOW_TRACKING_TOKEN."
+        ), said
+    other = str(unusable_uri("http://10.0.0.5:5000", Exception("API request failed with error code 500 != 200")))
+    assert "MLFLOW_TRACKING_USERNAME" not in other

@@ -776,3 +776,17 @@ def test_the_live_progress_says_which_attempt_failed_and_whether_tune_retries_it
     plain.console = Console(file=io.StringIO(), width=200)
     plain.row({"trial_id": "t-s0", "status": "failed", "error": "boom", "attempt": 0})
     assert plain.console.file.getvalue().strip() == "trial t-s0 failed: boom"
+
+
+def test_a_time_too_short_for_the_tables_decimals_is_shown_not_rounded_to_zero():
+    """torch's warm-up of 0.0041 s read 0.00 beside TensorFlow's 0.10, as if it had none (a transfer run's report);
+    an epoch under half a millisecond read 0.000 while its samples/s carried the value."""
+    from harness.reporting import fmt_seconds
+
+    assert fmt_seconds(0.0041, ".2f") == "0.0041" and fmt_seconds(0.00042, ".3f") == "0.00042"
+    assert fmt_seconds(0.1, ".2f") == "0.10" and fmt_seconds(1.23456, ".3f") == "1.235"  # as before
+    assert (
+        fmt_seconds(0.0, ".2f") == "0.00"
+        and fmt_seconds(math.nan, ".2f") == "n/a"
+        and fmt_seconds(None, ".3f") == "n/a"
+    )
