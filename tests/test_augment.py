@@ -138,8 +138,9 @@ def test_augmented_training_is_identical_per_seed_in_both_backends(workers):
     seeds = {seed: _rows(workers, seed, CROP_FLIP) for seed in (0, 1)}
     for rows in seeds.values():
         for t, f in zip(rows["torch"], rows["tensorflow"], strict=True):
-            # the epochs' losses apart by float32 rounding only: measured at most 8.4e-8 relative
-            assert t["val_acc"] == f["val_acc"] and t["train_loss"] == pytest.approx(f["train_loss"], rel=1e-5, abs=0)
+            # the epochs' losses apart by float32 rounding only: measured at most 8.4e-8 relative (a review: 9.4e-8
+            # on CIFAR-10), ten times that allowed
+            assert t["val_acc"] == f["val_acc"] and t["train_loss"] == pytest.approx(f["train_loss"], rel=1e-6, abs=0)
         # No accuracy bar: crops of 2 pixels and mirrored digits on 8x8 images slow learning (measured 0.20 after
         # 2 epochs against 0.76 without); what matters here is that both backends learn the same.
         assert rows["torch"][-1]["test_acc"] == rows["tensorflow"][-1]["test_acc"]
@@ -165,14 +166,33 @@ def test_every_tensorflow_mode_trains_on_the_same_augmented_batches(workers, dig
 
 
 def test_a_trial_pads_its_crops_with_its_datas_black_pixel(digits):
+    from harness.backend import StepStats
     from harness.strategies import StrategyContext
     from harness.strategies.scratch import phase_plan
+    from harness.training import train_phase
 
     trial = TrialConfig("scratch", "cnn_small", "digits", "torch", 0, 2, augment=CROP_FLIP)
     standardised = dataclasses.replace(digits, pixel_stats=((120.0,), (60.0,)))  # as CIFAR-10 is stored
     for data, black in ((standardised, (-2.0,)), (digits, (0.0,))):
         context = StrategyContext(config=trial, backend=None, dataset=data, sink=print)  # type: ignore[arg-type]
-        assert phase_plan(context, "train", 2).pad_fill == black == data.black_pixel
+        plan = phase_plan(context, "train", 2)
+        assert plan.pad_fill == black == data.black_pixel
+
+        # and the training loop hands it on: a review dropped it from epoch_draws' call and every test passed
+        class Recording:  # what each epoch's step receives
+            def __init__(self):
+                self.received = []
+
+            def train_epoch(self, split, batches, lrs, momenta=None, augment=None, *, first_step):
+                self.received.append(augment)
+                return StepStats(loss_sum=1.0, correct=1, count=sum(len(b) for b in batches))
+
+            def evaluate(self, split, batch_size):
+                return StepStats(loss_sum=1.0, correct=1, count=10)
+
+        backend = Recording()
+        assert train_phase(backend, len(data.y_train), plan, lambda record: None) == "ok"  # type: ignore[arg-type]
+        assert len(backend.received) == 2 and all(a is not None and a.fill == black for a in backend.received)
 
 
 @pytest.mark.parametrize("name", ["imagenet_transfer_smoke", "imagenet_transfer_quick", "imagenet_transfer"])
