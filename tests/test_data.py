@@ -20,7 +20,7 @@ import pytest
 from harness.data import ChecksumError, DataFileError, epoch_batches, load_dataset
 from harness.data.batching import steps_per_epoch
 from harness.data.formats import CIFAR_RECORD_BYTES, parse_idx, read_bytes, write_idx
-from harness.data.locate import DatasetFiles, PublishedFile, data_roots, download_file, locate
+from harness.data.locate import DataNotFoundError, DatasetFiles, PublishedFile, data_roots, download_file, locate
 from harness.data.registry import FASHION_MNIST_FILES, check_data_dir, unit_range_pixels
 from harness.errors import InputError
 from harness.file_modes import current_umask
@@ -144,6 +144,27 @@ def test_plain_mnist_without_published_payload_hash_loads_with_format_checks_onl
     write_mnist_like(tmp_path, gz=False, manifest=False)  # files directly in --data-dir, no sub-folder
     ds = load_dataset("mnist", tmp_path, download=False)
     assert "format checks only" in ds.provenance["verified"]
+
+
+@pytest.mark.parametrize("name, folder", [("mnist", "MNIST"), ("fashion_mnist", "FashionMNIST")])
+def test_torchvisions_download_folder_is_found_under_the_root_it_was_given(tmp_path, name, folder):
+    """torchvision keeps MNIST in ROOT/MNIST/raw (Fashion-MNIST in ROOT/FashionMNIST/raw), each file gzipped and
+    unpacked beside it: --data-dir ROOT was searched at ROOT/MNIST and ROOT only, and the files were not found."""
+    raw = tmp_path / folder / "raw"
+    write_mnist_like(raw, gz=True, manifest=False)
+    arrays = write_mnist_like(raw, gz=False, manifest=True)  # the same arrays; SHA256SUMS lists all eight files
+    dataset = load_dataset(name, tmp_path, download=False)
+    assert np.array_equal(dataset.y_test, arrays["t10k-labels-idx1-ubyte"])
+    assert str(raw) in dataset.provenance["source"], dataset.provenance
+
+
+def test_keras_mnist_archive_is_named_where_the_idx_files_are_missing(tmp_path):
+    """Keras keeps MNIST as one NumPy archive (~/.keras/datasets/mnist.npz): given that folder, the message listed
+    where it looked and nothing of the archive it found."""
+    (tmp_path / "mnist.npz").write_bytes(b"PK")
+    with pytest.raises(DataNotFoundError) as missing:
+        load_dataset("mnist", tmp_path, download=False)
+    assert f"Found {tmp_path / 'mnist.npz'}: Keras' download of MNIST" in str(missing.value), missing.value
 
 
 def test_truncated_plain_idx_is_reported_with_sizes(tmp_path):

@@ -87,6 +87,9 @@ class DatasetFiles:
     foreign_archive_md5s: tuple[tuple[str, str], ...] = ()
     # The name of that other dataset (its folder under a root), for the refusal's fix
     foreign_name: str | None = None
+    # Folders under a root where another tool's download keeps the files (torchvision's MNIST/raw), searched after
+    # the dataset's own names: a --data-dir of torchvision's root was searched at MNIST/ and found nothing
+    layouts: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -141,7 +144,7 @@ def user_cache_dir(env: Mapping[str, str] | None = None) -> Path:
 def candidate_dirs(files: DatasetFiles, roots: list[Path]) -> list[Path]:
     dirs: list[Path] = []
     for root in roots:
-        for sub in (files.name, *files.aliases):
+        for sub in (files.name, *files.aliases, *files.layouts):
             dirs.append(root / sub)
         dirs.append(root)
     return dirs

@@ -174,6 +174,7 @@ FASHION_MNIST_FILES = replace(
         (sha, f"MNIST's {fname}, which --dataset mnist reads") for fname, sha in MNIST_PAYLOAD_SHA256.items()
     ),
     foreign_name="mnist",
+    layouts=("FashionMNIST/raw",),  # torchvision.datasets.FashionMNIST(root)
 )
 
 MNIST_FILES = replace(
@@ -188,6 +189,14 @@ MNIST_FILES = replace(
     foreign_archive_md5s=_FASHION_MD5S,
     foreign_payloads=_FASHION_SHAS,
     foreign_name="fashion_mnist",
+    layouts=("MNIST/raw",),  # torchvision.datasets.MNIST(root)
+    unread_forms=(
+        (
+            "mnist.npz",
+            "Keras' download of MNIST (keras.datasets.mnist, a NumPy archive), which xfbench does not read: give the "
+            "four IDX files instead.",
+        ),
+    ),
 )
 
 CIFAR10_FILES = DatasetFiles(
