@@ -1005,7 +1005,9 @@ class RichProgress:
 
     def start(self, total_trials: int) -> None:
         self._progress.start()
-        self._task = self._progress.add_task("starting Ray…", total=total_trials)
+        # Ray is up by now (the run starts its progress inside its Ray session): what comes before the first row is
+        # the workers' start and the frameworks' imports, or, on a cluster, a node that offers what a trial asks for
+        self._task = self._progress.add_task("waiting for the first trial's first epoch…", total=total_trials)
 
     def extend(self, more_trials: int) -> None:
         self._progress.update(self._task, total=(self._progress.tasks[0].total or 0) + more_trials)

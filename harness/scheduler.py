@@ -651,7 +651,9 @@ def check_a_node_fits(settings: SchedulerSettings, resumed: bool = False) -> Non
     if settings.address:
         print(
             f"xfbench: warning: no node of the cluster at {settings.address} offers {wanted} for a trial yet "
-            f"({offered}); the trials wait until one does (an autoscaler may add it).",
+            f"({offered}); the trials wait until one does: an autoscaler may add it, and without one they never "
+            "start (Ctrl-C stops the run; --resume with a --cpus-per-trial and --gpus-per-trial that a node offers "
+            "finishes it).",
             file=sys.stderr,
         )
         return

@@ -171,3 +171,21 @@ def test_a_local_run_under_ray_address_says_that_it_runs_on_this_machine():
         "xfbench: warning: RAY_ADDRESS=10.0.0.5:6379 is set, but xfbench joins a Ray cluster only with --address: "
         "this run starts its own Ray on this machine. To run on that cluster, pass --address 10.0.0.5:6379."
     )
+
+
+def test_a_cluster_without_a_node_for_a_trial_is_told_that_without_an_autoscaler_the_trials_never_start(
+    monkeypatch, capsys, tmp_path
+):
+    """A GPU request on a cluster of CPU nodes waited forever, the warning saying only that an autoscaler may add a
+    node, and the progress line saying "starting Ray…" long after Ray had started."""
+    from harness.scheduler import SchedulerSettings, check_a_node_fits
+
+    node = {"address": "10.0.0.5", "cpus": 1.0, "gpus": 0.0}
+    monkeypatch.setattr("harness.scheduler.cluster_nodes", lambda: [node])
+    settings = SchedulerSettings(storage_dir=tmp_path, address="10.0.0.5:6379", cpus_per_trial=1, gpus_per_trial=1.0)
+    check_a_node_fits(settings)
+    said = capsys.readouterr().err
+    assert (
+        "no node of the cluster at 10.0.0.5:6379 offers 1 CPU(s) and 1 GPU(s) for a trial yet (10.0.0.5: 1 CPUs" in said
+    )
+    assert "without one they never start (Ctrl-C stops the run; --resume with a --cpus-per-trial" in said, said
