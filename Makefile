@@ -60,7 +60,8 @@ lint: $(STAMP)
 benchmark: $(STAMP) fashion-mnist
 	$(BIN)/python benchmarks/harness_overhead.py --workload both
 
-# Ray Tune's per-trial overhead (100 trivial trials) and 1 -> 2 concurrency scaling; about 10 minutes here.
+# Ray Tune's per-trial overhead (100 trivial trials per backend, warm and fresh workers), a warm worker's memory over
+# 200 trials, the driver's start-up and the quick suite's wall time; about 10 minutes here.
 benchmark-scheduling: $(STAMP)
 	$(BIN)/python benchmarks/scheduling.py
 

@@ -65,4 +65,6 @@ def _tensorflow() -> None:
 
 
 if __name__ == "__main__":
+    if sys.argv[1:] not in (["torch"], ["tensorflow"]):  # anything else ran TensorFlow's half, a typo included
+        sys.exit(f"usage: {sys.argv[0]} torch|tensorflow (received {sys.argv[1:]})")
     _torch() if sys.argv[1:] == ["torch"] else _tensorflow()

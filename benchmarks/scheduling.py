@@ -99,7 +99,12 @@ def _run(trials: list[TrialConfig], root: Path, run_id: str, concurrent: int, fr
     )
     wall = time.perf_counter() - clock.started
     if not outcome.all_ok:
-        raise SystemExit(f"{run_id}: not every trial finished ok: {outcome.frame['status'].value_counts().to_dict()}")
+        frame = outcome.frame
+        first = next((str(e) for e in frame.loc[frame["status"] != "ok", "error"] if str(e)), "no error recorded")
+        raise SystemExit(
+            f"{run_id}: not every trial finished ok: {frame['status'].value_counts().to_dict()}; "
+            f"the first error: {first}"
+        )
     return wall, clock
 
 
@@ -193,11 +198,11 @@ def quick_suite(root: Path) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--trials", type=int, default=100)
-    parser.add_argument("--fresh-trials", type=int, default=10)
-    parser.add_argument("--memory-trials", type=int, default=200)
-    parser.add_argument("--backend", action="append", dest="backends")
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--trials", type=int, default=100, help="warm trivial trials per backend (even, >= 6)")
+    parser.add_argument("--fresh-trials", type=int, default=10, help="with fresh workers (even, >= 6)")
+    parser.add_argument("--memory-trials", type=int, default=200, help="one after another in one worker (>= 1)")
+    parser.add_argument("--backend", action="append", dest="backends", choices=("torch", "tensorflow"))
     args = parser.parse_args()
     # 2 at a time, the trials after the first two end in pairs: an even count of them, several pairs, is timed
     # whole (3 trials timed the third alone, a whole slot for one trial: twice its share, and a negative fixed cost)
@@ -212,6 +217,7 @@ def main() -> None:
             report[backend] = per_backend(backend, root, args)
             print(json.dumps({backend: report[backend]}), flush=True)
         report["driver"] = driver_startup(root, (args.backends or ["torch"])[0])
+        print(json.dumps({"driver": report["driver"]}), flush=True)  # kept should the quick suite fail
         report["quick_suite_wall_s"] = quick_suite(root)
     print(json.dumps(report, indent=2))
 

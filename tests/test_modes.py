@@ -584,6 +584,10 @@ def test_the_speed_modes_benchmark_runs_the_variants_in_the_given_order_and_reve
     assert args.variants == ["fit", "xla"]  # SPEED_VARIANTS has xla before fit
     assert script.trial_order(args.variants, args.repeats) == ["fit", "xla", "xla", "fit", "fit", "xla"]  # ABBA
     assert script.trial_order(["default", "xla", "fit"], 2) == ["default", "xla", "fit", "fit", "xla", "default"]
+    # which of them run after a compiler's trial in one process: said, where the default command said nothing
+    assert script._measured_after_compilers(["fit", "xla"], 3) == ["fit", "xla"]
+    assert script._measured_after_compilers(["default", "fit", "xla"], 1) == []  # xla last: it changes no trial
+    assert script._measured_after_compilers(["default", "compile", "channels_last"], 1) == ["channels_last"]
 
 
 def test_the_speed_modes_benchmark_can_run_each_trial_in_a_fresh_process_of_its_own():
