@@ -262,3 +262,24 @@ def step_flops(
     with FlopCounterMode(display=False) as counter:
         backend.train_epoch("train", [np.arange(len(x))], np.full(1, 0.01, np.float32), None, first_step=0)
     return counter.get_total_flops() / len(x)
+
+
+def torch_data_written_through(
+    name: str, spec: ModelSpec, weights: NeutralWeights, x: np.ndarray, y: np.ndarray
+) -> dict:
+    """For writeable arrays (the trial's own) and read-only ones (a dataset shipped through Ray's object store):
+    whether the torch backend's data tensors share their memory, and whether the arrays still hold what they held
+    after an in-place write into those tensors."""
+    backend = _backend(name, spec, weights)
+    seen = {}
+    for writeable in (True, False):
+        xs, ys = x.copy(), y.astype(np.int64)
+        before = (xs.copy(), ys.copy())
+        xs.flags.writeable = ys.flags.writeable = writeable
+        backend.set_data("train", xs, ys)
+        images, labels = backend._data["train"]
+        shared = bool(np.shares_memory(images.numpy(), xs) or np.shares_memory(labels.numpy(), ys))
+        images.add_(1.0), labels.add_(1)
+        kept = bool(np.array_equal(xs, before[0]) and np.array_equal(ys, before[1]))
+        seen["writeable" if writeable else "read-only"] = {"shared": shared, "kept": kept}
+    return seen

@@ -13,6 +13,7 @@ from harness.config import FaultInjection, OptimizerConfig, RuntimeOptions, Tria
 from harness.models import ModelOptions
 from harness.plan import RunPlan
 from harness.planner import Selection, plan_run
+from harness.preflight import datasets_to_ship
 from harness.runner import execute
 from harness.scheduler import SchedulerSettings, worker_groups
 from harness.summary import final_rows
@@ -22,8 +23,18 @@ BASE = TrialConfig(strategy="scratch", model="cnn_small", dataset="digits", back
 
 
 def _trials() -> list[TrialConfig]:
-    # cnn_small has dropout: its masks, the batch order and the initial weights all come from the trial's seed.
-    return [replace(BASE, backend=b, seed=s) for b in ("torch", "tensorflow") for s in (0, 1)]
+    """cnn_small has dropout: its masks, the batch order and the initial weights all come from the trial's seed.
+    Each backend's second trial runs in the worker of a first whose per-trial options leave process-wide state
+    behind unless the backend resets it: torch's framework dropout draws from the global generator (reseeded at
+    each build; with the reseed dropped, the seed-1 trial's numbers followed seed 0's draws and the test, comparing
+    two default trials, still passed), and TensorFlow's bf16 sets Keras' global dtype policy (restored after)."""
+    framework = RuntimeOptions(dropout_rng="framework")
+    return [
+        replace(BASE, seed=0, runtime=framework),
+        replace(BASE, seed=1, runtime=framework),
+        replace(BASE, backend="tensorflow", seed=0, runtime=RuntimeOptions(precision="mixed_bfloat16")),
+        replace(BASE, backend="tensorflow", seed=1),
+    ]
 
 
 def _run(tmp_path, name: str, trials: list[TrialConfig], fresh: bool) -> pd.DataFrame:
@@ -33,7 +44,9 @@ def _run(tmp_path, name: str, trials: list[TrialConfig], fresh: bool) -> pd.Data
     settings = SchedulerSettings(
         storage_dir=tmp_path / "_ray", cpus_per_trial=1, max_concurrent=concurrent, fresh_workers=fresh
     )
-    return execute(RunPlan.of_trials(trials), results_dir=tmp_path, run_id=name, settings=settings).frame
+    ship = datasets_to_ship(trials, "auto", None)  # as the CLI ships a local run's data: the object store's arrays
+    plan = RunPlan.of_trials(trials)
+    return execute(plan, results_dir=tmp_path, run_id=name, settings=settings, ship=ship).frame
 
 
 def _not_handed_on(warm: pd.DataFrame, spoiled: TrialConfig) -> None:
@@ -108,3 +121,19 @@ def test_trials_share_a_worker_only_with_the_same_backend_and_process_wide_setti
     assert first_seen == sorted(first_seen)  # the groups run in the order their trials first appear
     on_gpu = replace(BASE, runtime=RuntimeOptions(device="gpu", deterministic=True))
     assert list(worker_groups([BASE, on_gpu])) == ["torch", "torch-gpu-deterministic"]
+
+
+def test_a_shipped_read_only_dataset_is_copied_into_the_torch_backends_tensors(workers, digits):
+    """torch.from_numpy shares memory and ignores numpy's read-only flag: a dataset shipped through the object store
+    (read-only shared memory every later trial on the node maps) became the torch backend's writable data tensors,
+    one in-place op away from changing the next trial's data (a review's probe wrote a label through to the store).
+    The trial's own writeable arrays are still shared, not copied."""
+    import backend_probes as probes
+
+    from harness.models import build_spec
+    from harness.weights import initial_weights
+
+    spec = build_spec("mlp", (8, 8, 1), 10, ModelOptions(hidden=(4,)))
+    seen = workers["torch"](probes.torch_data_written_through, spec, initial_weights(spec, "he_normal", 0),
+                            digits.x_test, digits.y_test)  # fmt: skip
+    assert seen == {"writeable": {"shared": True, "kept": False}, "read-only": {"shared": False, "kept": True}}

@@ -36,6 +36,14 @@ def loss_and_hits(logits: torch.Tensor, y: torch.Tensor, reduction: str = "mean"
     return F.cross_entropy(logits, y, reduction=reduction), (logits.argmax(1) == y).sum()
 
 
+def host_tensor(array: np.ndarray) -> torch.Tensor:
+    """``array`` as a CPU tensor that owns its memory where the array may not be written: torch.from_numpy shares
+    it and ignores numpy's read-only flag, and a dataset shipped through Ray's object store is read-only shared
+    memory that every later trial on the node maps, one in-place op away from changing theirs. The trial's own
+    arrays (read from its files, or made by its input pipeline) are shared as before."""
+    return torch.from_numpy(array if array.flags.writeable else array.copy())
+
+
 class TorchBackend:
     name = "torch"
 
@@ -137,7 +145,7 @@ class TorchBackend:
         return trainable, sum(p.numel() for p in params) - trainable
 
     def _images(self, x: np.ndarray) -> torch.Tensor:
-        images = torch.from_numpy(images_to_torch(x.astype(np.float32, copy=False))).to(self.device)
+        images = host_tensor(images_to_torch(x.astype(np.float32, copy=False))).to(self.device)
         return model_input(images, self.runtime)
 
     @torch.no_grad()
@@ -212,7 +220,7 @@ class TorchBackend:
         return torch.tensor(rows, dtype=torch.int64, device=self.device).reshape(steps, len(indices)).unbind()
 
     def set_data(self, split: str, x: np.ndarray, y: np.ndarray) -> None:
-        self._data[split] = (self._images(x), torch.from_numpy(y.astype(np.int64, copy=False)).to(self.device))
+        self._data[split] = (self._images(x), host_tensor(y.astype(np.int64, copy=False)).to(self.device))
 
     def _train_step(self, xb: torch.Tensor, yb: torch.Tensor) -> StepOutputs:
         return update_step(self.update, self.update_rule, lambda: loss_and_hits(self.model(xb), yb))
