@@ -229,15 +229,17 @@ def _options(group: str, *options: Option) -> tuple[str, tuple[Option, ...]]:
 OVERRIDE_OPTIONS: tuple[tuple[str, tuple[Option, ...]], ...] = (
     _options(
         "hyperparameters (override the suite's)",
-        Option("--epochs", "epochs", "epochs per trial", positive_int),
-        Option("--batch-size", "batch_size", "training batch size", positive_int),
+        Option(
+            "--epochs", "epochs", "epochs per trial (default: a suite case's own; 5 for a single case)", positive_int
+        ),
+        Option("--batch-size", "batch_size", "training batch size (default 64)", positive_int),
         Option(
             "--optimizer",
             "optimizer.name",
-            f"one of {list(OPTIMIZERS)}; another optimizer starts from its own "
+            f"one of {list(OPTIMIZERS)} (default momentum: SGD, momentum 0.9); another optimizer starts from its own "
             "defaults, keeping the learning rate and clipping",
         ),
-        Option("--lr", "optimizer.lr", "learning rate", positive_float),
+        Option("--lr", "optimizer.lr", "learning rate (default 0.01)", positive_float),
         Option("--momentum", "optimizer.momentum", "momentum (SGD family, RMSprop)", non_negative_float),
         Option("--beta1", "optimizer.beta1", "Adam's first-moment decay (default 0.9)", non_negative_float),
         Option("--beta2", "optimizer.beta2", "Adam's second-moment decay (default 0.999)", non_negative_float),
@@ -266,7 +268,7 @@ OVERRIDE_OPTIONS: tuple[tuple[str, tuple[Option, ...]], ...] = (
             "decay w <- w(1 - lr*wd) instead of coupled L2",
             const=True,
         ),
-        Option("--init", "init", f"initializer, one of {sorted(INITIALIZERS)}"),
+        Option("--init", "init", f"initializer, one of {sorted(INITIALIZERS)} (default he_normal)"),
         Option("--hidden", "model_options.hidden", "mlp hidden sizes, e.g. 300,100", layer_sizes),
         Option("--input-size", "input.size", "resize images to N x N per batch (bilinear)", positive_int),
         Option("--input-channels", "input.channels", "3: replicate grayscale images to RGB", positive_int),
@@ -412,7 +414,12 @@ OVERRIDE_OPTIONS: tuple[tuple[str, tuple[Option, ...]], ...] = (
             "start backbone strategies from a file: .pth/.pt, .safetensors, Keras .weights.h5 or neutral .npz",
             absolute_path,
         ),
-        Option("--source-epochs", "transfer.source_epochs", "epochs of the shared backbone's training", positive_int),
+        Option(
+            "--source-epochs",
+            "transfer.source_epochs",
+            "epochs of the shared backbone's training (default 5)",
+            positive_int,
+        ),
         Option("--source-backend", "transfer.source_backend", "backend that trains the shared backbone"),
         Option(
             "--frozen-epochs",

@@ -39,7 +39,7 @@ from scipy.stats import mannwhitneyu
 from scipy.stats import t as student_t
 
 from harness.backend import REFERENCE_BACKEND
-from harness.config import OptimizerConfig, TrialConfig, case_label, model_label, recorded_runtime
+from harness.config import DEFAULT_CASE_EPOCHS, OptimizerConfig, TrialConfig, case_label, model_label, recorded_runtime
 from harness.data.registry import FULL_CONTENT
 from harness.errors import InputError
 from harness.seeds import BOOTSTRAP_SEED
@@ -575,7 +575,11 @@ def _flat(config: dict, whole: frozenset[str] = frozenset(), prefix: str = "") -
 
 
 def _default_config(optimizer: str = OptimizerConfig().name) -> TrialConfig:
-    return TrialConfig("scratch", "m", "d", REFERENCE_BACKEND, 0, 1, optimizer=OptimizerConfig(optimizer))
+    """A single case's defaults: its epochs are the planner's (with TrialConfig's 1, every run's Settings table said
+    "epochs 5", a value the user never gave)."""
+    return TrialConfig(
+        "scratch", "m", "d", REFERENCE_BACKEND, 0, DEFAULT_CASE_EPOCHS, optimizer=OptimizerConfig(optimizer)
+    )
 
 
 def _default_settings() -> tuple[dict[str, str], frozenset[str]]:

@@ -28,6 +28,10 @@ from harness.schedules import ScheduleConfig
 # read from the files instead, every trial re-read, checked and standardised its data (CIFAR-10 about 2.4 s a trial
 # and 1.8 GB at its peak; docs/measurements.md, "Data through the object store"). Local limit: every registry dataset.
 SHIP_POLICIES = ("auto", "always", "never")
+
+# The epochs of a case that no suite and no --epochs sets (`xfbench run --strategy ... --model ...`), which the
+# summaries' Settings table counts as the default
+DEFAULT_CASE_EPOCHS = 5
 SHIP_LIMIT_MB = 256.0
 LOCAL_SHIP_LIMIT_MB = 1024.0
 

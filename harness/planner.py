@@ -16,7 +16,7 @@ from typing import Any
 
 from harness.backbone import PRETRAIN
 from harness.backend import BACKENDS, fit_to_capabilities
-from harness.config import OPTIMIZERS, OptimizerConfig, TrialConfig, case_label
+from harness.config import DEFAULT_CASE_EPOCHS, OPTIMIZERS, OptimizerConfig, TrialConfig, case_label
 from harness.data.registry import DATASETS
 from harness.errors import InputError
 from harness.model_import import parse_model_ref, trial_model, with_wanted_channels
@@ -34,7 +34,7 @@ from harness.variant_overrides import check_variant_overrides
 from harness.weights import INITIALIZERS
 
 DEFAULT_SUITE = "quick"  # what `xfbench run` runs when nothing is selected: the main job
-DEFAULT_CASE_EPOCHS, DEFAULT_SEARCH_SAMPLES = 5, 8
+DEFAULT_SEARCH_SAMPLES = 8
 # Tune keeps every trial in the driver's memory and its experiment state, and planning alone takes about 0.2 ms
 # per trial here; Ray's own scalability tests stop at 10,000 trials. Ten times that is a typo, not a run.
 MAX_TRIALS = 100_000

@@ -650,6 +650,11 @@ def test_each_case_says_what_it_ran_with_away_from_the_defaults():
         'tf_mode "fit" |' in text
     )
     assert "settings" in [t.name for t in reporting.run_tables(summary)]
+    # a single case's epochs default to the planner's 5: a run given none said "epochs 5" (TrialConfig's 1 the base)
+    for row in rows:
+        row["config_json"] = json.dumps(dataclasses.replace(config, epochs=5, optimizer=OptimizerConfig()).to_dict())
+    settings = dict(zip(*(summarize(to_frame(rows)).per_backend[c] for c in ("backend", "settings")), strict=True))
+    assert settings == {REFERENCE_BACKEND: "", "tensorflow": ""}, settings
 
 
 def test_markdown_cells_keep_pipes_angle_brackets_and_line_breaks_inside_their_cell():
