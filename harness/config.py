@@ -317,7 +317,8 @@ class TransferOptions:
             raise InputError(f"Expected feature_pool 'flatten' or 'avg'. Received: {self.feature_pool!r}.")
         if self.sklearn_head not in SKLEARN_HEADS:
             raise InputError(
-                f"Expected a scikit-learn head. Received: {self.sklearn_head!r}. Valid choices: {list(SKLEARN_HEADS)}"
+                f"Expected a scikit-learn head. Received: {self.sklearn_head!r}. Pick one of {list(SKLEARN_HEADS)} "
+                "(--sklearn-head)."
             )
         if not self.backbone_lr_multiplier > 0:
             raise InputError(f"Expected backbone_lr_multiplier > 0. Received: {self.backbone_lr_multiplier}.")

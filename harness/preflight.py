@@ -818,7 +818,7 @@ def _check_against_model(trial: TrialConfig, spec: ModelSpec, resumed: bool = Fa
     if trial.strategy == "deep_features" and t.feature_layer is not None and t.feature_layer not in names:
         raise InputError(
             f"Expected --feature-layer to be a layer of {trial.model}. Received: feature_layer="
-            f"{t.feature_layer!r}. Valid names: {names}"
+            f"{t.feature_layer!r}. Pick one of its layers: {names} (`xfbench model {trial.model}` lists them)."
         )
     if trial.strategy == "deep_features" and t.feature_pool != TransferOptions.feature_pool and not resumed:
         _check_feature_pool(trial, spec)

@@ -157,7 +157,10 @@ def weights_ref(trial: TrialConfig) -> WeightsRef | None:
         path = Path(t.weights_file)
         weights_format(path)
         if not path.is_file():
-            raise MissingInputFile(f"Expected a weights file. Received: --weights {path}, which does not exist.")
+            raise MissingInputFile(
+                f"Expected a weights file. Received: --weights {path}, which does not exist. Check the path (a "
+                "relative one is read from the working directory)."
+            )
         return WeightsRef("file", str(path.resolve()))
     return None
 

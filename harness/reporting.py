@@ -71,7 +71,9 @@ COUNT_COLUMNS = frozenset({"params", "forward_macs", "paired_seeds"})
 SETTINGS_MARK = "†"  # history: the case's settings differ from the run before
 UNFINISHED = "unfinished"  # history: a run column whose run is still running or was interrupted
 TRANSFER_HEADER = ["dataset", "backend", "B test acc", "B-on-A test acc", "error reduction (error_B / error_BonA)"]
-PHASE_HEADER = ("case", "backend", "phase", "steady epochs", "epoch s", "samples/s", "GFLOP/s")
+# "epochs timed": a phase of one epoch per trial has no steady epoch, and its warm-up is what its figures time
+# (marked "(warm-up)"): headed "steady epochs", its count read as steady ones
+PHASE_HEADER = ("case", "backend", "phase", "epochs timed", "epoch s", "samples/s", "GFLOP/s")
 PHASE_NOTE = (
     "Cases that train in more than one phase (S4: the reused layers frozen, then unfrozen), each phase apart: medians "
     "over the seeds' steady epochs (each phase's first epoch is warm-up; '(warm-up)' marks a phase that had no "
@@ -1083,7 +1085,8 @@ def run_tables(summary: Summary) -> list[TableData]:
             "per_backend",
             "Per backend: test acc mean ± std over seeds; val acc mean over the ok trials' last epochs; epoch time s "
             "and samples/s medians over steady epochs, warm-up s over first epochs (deep_features: the extractor's "
-            "warm-up)",
+            "warm-up); MMAC: a forward pass's MACs per sample; GFLOP/s: 2 × a training step's MACs per sample "
+            "(step_macs: forward and backward, no input gradient) × samples/s",
             ("case", "backend", "ok", "acc", "±", "val acc", "epoch s", "warm-up s", "samples/s", "MMAC", "GFLOP/s"),
             tuple(_per_backend_short(r) for _, r in summary.per_backend.iterrows()),
             note=RUN_NOTE.format(reference=reference),

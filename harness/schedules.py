@@ -68,6 +68,11 @@ class ScheduleConfig:
             )
         if self.steps <= 0:
             raise InputError(f"Expected schedule steps > 0. Received: {self.steps}.")
+        if self.name == "piecewise" and not self.values:  # --schedule piecewise alone: "0 values, 0 boundaries"
+            raise InputError(
+                "Expected --piecewise BOUNDARIES:RATES with --schedule piecewise (its steps and the rate from each). "
+                "Received: no --piecewise. Give one, e.g. --piecewise 100,200:0.1,0.01,0.001."
+            )
         if self.name == "piecewise" and len(self.values) != len(self.boundaries) + 1:
             raise InputError(
                 "Expected len(values) == len(boundaries) + 1 for a piecewise schedule (--piecewise B1,B2:V1,V2,V3: "

@@ -352,10 +352,20 @@ BAD_INPUTS = {
         ["run", "--suite", "smoke", "--piecewise", "10,20:0.1"],
         "Expected len(values) == len(boundaries) + 1",
     ),
+    # said "0 values, 0 boundaries", not that --piecewise was missing
+    "a piecewise schedule without its steps": (
+        ["run", "--strategy", "scratch", "--model", "mlp", "--dataset", "digits", "--schedule", "piecewise"],
+        "Expected --piecewise BOUNDARIES:RATES with --schedule piecewise (its steps and the rate from each). "
+        "Received: no --piecewise. Give one, e.g.",
+    ),
+    "a missing weight file": (
+        ["run", "--strategy", "feature_extraction", "--model", "mlp", "--dataset", "digits", "--weights", "no.pth"],
+        "no.pth, which does not exist. Check the path (a relative one is read from the working directory)",
+    ),
     "bad activation": (["run", "--suite", "smoke", "--activation", "swish"], "Expected an activation name"),
     "bad sklearn head": (
         ["run", "--strategy", "deep_features", "--model", "cnn_small", "--dataset", "digits", "--sklearn-head", "knn"],
-        "Expected a scikit-learn head",
+        "Expected a scikit-learn head. Received: 'knn'. Pick one of ['linear_svc'",
     ),
     "bad binary task": (
         [
@@ -544,7 +554,7 @@ BAD_INPUTS = {
             "--feature-layer",
             "conv9",
         ],
-        "Expected --feature-layer to be a layer of cnn_small",
+        "Expected --feature-layer to be a layer of cnn_small. Received: feature_layer='conv9'. Pick one of its layers",
     ),
     "pooling a flat feature layer": (  # a no-op, yet recorded and part of the feature cache's key
         ["run", "--strategy", "deep_features", "--model", "cnn_small", "--dataset", "digits"]
