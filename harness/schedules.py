@@ -68,23 +68,8 @@ class ScheduleConfig:
             )
         if self.steps <= 0:
             raise InputError(f"Expected schedule steps > 0. Received: {self.steps}.")
-        if self.name == "piecewise" and not self.values:  # --schedule piecewise alone: "0 values, 0 boundaries"
-            raise InputError(
-                "Expected --piecewise BOUNDARIES:RATES with --schedule piecewise (its steps and the rate from each). "
-                "Received: no --piecewise. Give one, e.g. --piecewise 100,200:0.1,0.01,0.001."
-            )
-        if self.name == "piecewise" and len(self.values) != len(self.boundaries) + 1:
-            raise InputError(
-                "Expected len(values) == len(boundaries) + 1 for a piecewise schedule (--piecewise B1,B2:V1,V2,V3: "
-                "a rate before the first boundary step, then one from each). Received: "
-                f"{len(self.values)} values, {len(self.boundaries)} boundaries. Give one value more than boundaries, "
-                "e.g. --piecewise 100,200:0.1,0.01,0.001."
-            )
-        if self.name == "piecewise" and not all(0 < v < math.inf for v in self.values):  # NaN fails too
-            raise InputError(
-                f"Expected piecewise learning rates > 0 and finite. Received: values={self.values}. A rate <= 0 "
-                "trains by gradient ascent, or not at all; give positive rates."
-            )
+        if self.name == "piecewise":
+            self._check_piecewise()
         self._check_curve_settings()
         if self.name == "plateau" and not 0 < self.factor < 1:
             raise InputError(
@@ -103,13 +88,6 @@ class ScheduleConfig:
                 f"the validation loss that counts as one). Received: {self.threshold}. Give a fraction such as 1e-4 "
                 "(PyTorch's default) or 0.1."
             )
-        if self.name == "piecewise" and any(
-            b <= a for a, b in zip((-1, *self.boundaries[:-1]), self.boundaries, strict=True)
-        ):
-            raise InputError(
-                "Expected piecewise boundaries as increasing step indices >= 0 (each starts the next value). "
-                f"Received: boundaries={self.boundaries}. List them in order, each once."
-            )
         unused = {
             f.name: getattr(self, f.name)
             for f in fields(self)  # in the dataclass's order, so the message reads the same every time
@@ -121,6 +99,31 @@ class ScheduleConfig:
                 f"({sorted(_SETTINGS_OF[self.name]) or 'none'}). "
                 f"Received: {', '.join(f'{k}={v!r}' for k, v in unused.items())}, which it would ignore. Drop them, "
                 "or pick the schedule they belong to."
+            )
+
+    def _check_piecewise(self) -> None:
+        """--piecewise B1,B2:V1,V2,V3: given, one rate more than boundaries, the rates positive, the steps in order."""
+        if not self.values:  # --schedule piecewise alone: "0 values, 0 boundaries"
+            raise InputError(
+                "Expected --piecewise BOUNDARIES:RATES with --schedule piecewise (its steps and the rate from each). "
+                "Received: no --piecewise. Give one, e.g. --piecewise 100,200:0.1,0.01,0.001."
+            )
+        if len(self.values) != len(self.boundaries) + 1:
+            raise InputError(
+                "Expected len(values) == len(boundaries) + 1 for a piecewise schedule (--piecewise B1,B2:V1,V2,V3: "
+                "a rate before the first boundary step, then one from each). Received: "
+                f"{len(self.values)} values, {len(self.boundaries)} boundaries. Give one value more than boundaries, "
+                "e.g. --piecewise 100,200:0.1,0.01,0.001."
+            )
+        if not all(0 < v < math.inf for v in self.values):  # NaN fails too
+            raise InputError(
+                f"Expected piecewise learning rates > 0 and finite. Received: values={self.values}. A rate <= 0 "
+                "trains by gradient ascent, or not at all; give positive rates."
+            )
+        if any(b <= a for a, b in zip((-1, *self.boundaries[:-1]), self.boundaries, strict=True)):
+            raise InputError(
+                "Expected piecewise boundaries as increasing step indices >= 0 (each starts the next value). "
+                f"Received: boundaries={self.boundaries}. List them in order, each once."
             )
 
     def _check_curve_settings(self) -> None:
