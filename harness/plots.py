@@ -69,7 +69,7 @@ def _pyplot() -> Any:
 def _rank(backend: str, backends: Sequence[str]) -> int:
     """A backend's place in the palette: the registry's order (torch, then tensorflow) whichever backends a plot
     holds, so a backend keeps its colour and line from plot to plot and from report to report (ranked among the
-    plot's backends, torch was blue beside TensorFlow's orange, orange in a torch-only report, and a page whose plots
+    plot's backends, torch was orange beside TensorFlow's blue, blue in a torch-only report, and a page whose plots
     held different backends gave one backend two colours); names the registry lacks come after it, sorted."""
     order = list(BACKENDS) + sorted(set(backends) - set(BACKENDS))
     return order.index(backend)

@@ -575,12 +575,15 @@ def ignored_ray_address(environ: Mapping[str, str]) -> str | None:
     """The warning for a local run started where RAY_ADDRESS names a cluster (`ray job submit` sets it for the job's
     driver, and Ray's own scripts join it): xfbench joins only --address, and ran on this machine without a word."""
     address = environ.get("RAY_ADDRESS", "").strip()
-    if not address:
+    if not address or address == "local":  # Ray's own word for a local instance: what the run starts anyway
         return None
-    return (
-        f"xfbench: warning: RAY_ADDRESS={address} is set, but xfbench joins a Ray cluster only with --address: this "
-        f"run starts its own Ray on this machine. To run on that cluster, pass --address {address}."
+    said = (
+        f"xfbench: warning: RAY_ADDRESS={address} is set, but xfbench joins a Ray cluster only when given its address "
+        "(xfbench's --address, the pytest plugin's --ray-address): this run starts its own Ray on this machine."
     )
+    if "://" in address:  # a dashboard's http:// (Ray Jobs') or a Ray Client's ray://, which --address refuses
+        return f"{said} To run on that cluster, give the head node's HOST:PORT (its GCS, port 6379 by default)."
+    return f"{said} To run on that cluster, give {address}."
 
 
 def _init(settings: SchedulerSettings, init_args: dict[str, Any], shipped: dict[str, Any]) -> None:

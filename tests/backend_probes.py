@@ -283,3 +283,13 @@ def torch_data_written_through(
         kept = bool(np.array_equal(xs, before[0]) and np.array_equal(ys, before[1]))
         seen["writeable" if writeable else "read-only"] = {"shared": shared, "kept": kept}
     return seen
+
+
+def dtype_policy_after_a_bf16_build(name: str, spec: ModelSpec, weights: NeutralWeights) -> tuple[str, str]:
+    """Keras' global dtype policy in this thread after a bf16 model was built here, and the policy the model's
+    layers took: the backend sets it while it builds and restores it after."""
+    import keras
+
+    backend = _backend(name, spec, weights, runtime=RuntimeOptions(precision="mixed_bfloat16"))
+    layer_policies = {layer.dtype_policy.name for layer in backend.model.layers if layer.weights}
+    return keras.config.dtype_policy().name, ",".join(sorted(layer_policies))

@@ -165,12 +165,30 @@ def test_a_local_run_under_ray_address_says_that_it_runs_on_this_machine():
     only --address, started its own Ray on the head node, on that node's CPUs alone, without a word."""
     from harness.scheduler import ignored_ray_address
 
-    assert ignored_ray_address({}) is None and ignored_ray_address({"RAY_ADDRESS": " "}) is None
+    for unset in ({}, {"RAY_ADDRESS": " "}, {"RAY_ADDRESS": "local"}):  # Ray's "local": what the run does anyway
+        assert ignored_ray_address(unset) is None
     said = ignored_ray_address({"RAY_ADDRESS": "10.0.0.5:6379"})
     assert said == (
-        "xfbench: warning: RAY_ADDRESS=10.0.0.5:6379 is set, but xfbench joins a Ray cluster only with --address: "
-        "this run starts its own Ray on this machine. To run on that cluster, pass --address 10.0.0.5:6379."
+        "xfbench: warning: RAY_ADDRESS=10.0.0.5:6379 is set, but xfbench joins a Ray cluster only when given its "
+        "address (xfbench's --address, the pytest plugin's --ray-address): this run starts its own Ray on this "
+        "machine. To run on that cluster, give 10.0.0.5:6379."
     )
+    # Ray Jobs' docs export the dashboard's http:// address, which --address refuses: not advised as the option's value
+    jobs = ignored_ray_address({"RAY_ADDRESS": "http://127.0.0.1:8265"})
+    assert jobs is not None and jobs.endswith("give the head node's HOST:PORT (its GCS, port 6379 by default).")
+
+
+def test_the_ray_address_warning_is_printed_where_a_run_starts_its_own_ray(monkeypatch, capsys, tmp_path):
+    """The warning reaches the user from where a local run starts Ray (ray.init stood in for: no Ray starts)."""
+    import ray
+
+    from harness.scheduler import SchedulerSettings, _init
+
+    started = []
+    monkeypatch.setattr(ray, "init", lambda **kwargs: started.append(kwargs["address"]))
+    monkeypatch.setenv("RAY_ADDRESS", "10.0.0.5:6379")
+    _init(SchedulerSettings(storage_dir=tmp_path), {}, {})
+    assert started == ["local"] and "RAY_ADDRESS=10.0.0.5:6379 is set" in capsys.readouterr().err
 
 
 def test_a_cluster_without_a_node_for_a_trial_is_told_that_without_an_autoscaler_the_trials_never_start(

@@ -1770,7 +1770,10 @@ def test_a_backend_keeps_its_colour_and_line_whichever_backends_a_plot_holds():
         (against_time,) = accuracy_vs_time(rows)
         (times,) = epoch_times(rows)
         for plot in (curves, against_time):
-            assert {to_hex(line.get_color()) for line in plot.figure.axes[0].get_lines()} == expected, backends
+            lines = plot.figure.axes[0].get_lines()
+            assert {to_hex(line.get_color()) for line in lines} == expected, backends
+            styles = {(line.get_marker(), line.get_linestyle()) for line in lines}  # torch's o and -, TensorFlow's s --
+            assert styles == {{"torch": ("o", "-"), "tensorflow": ("s", "--")}[b] for b in backends}, styles
             legends = [ax.get_legend() for ax in plot.figure.axes if ax.get_legend()] + list(plot.figure.legends)
             keys = {
                 (t.get_text(), to_hex(h.get_color()))
