@@ -136,11 +136,12 @@ def report(args: argparse.Namespace, model: str, rounds: dict[str, list[tuple[fl
         )
 
 
-def _measured_after_compilers(variants: Sequence[str], repeats: int) -> list[str]:
-    """The variants some of whose trials run in one process after an XLA or torch.compile trial."""
+def _measured_after_compilers(variants: Sequence[str], repeats: int, models: int = 1) -> list[str]:
+    """The variants some of whose trials run in one process after an XLA or torch.compile trial, ``models`` models
+    one after another (each runs every variant's rounds: the second model's follow the first's compiler trials)."""
     compilers = {label for label, runtime in SPEED_VARIANTS if runtime.jit_compile or runtime.torch_compile}
     seen, after = False, []
-    for label in trial_order(list(variants), repeats):
+    for label in trial_order(list(variants), repeats) * models:
         if seen and label not in after:
             after.append(label)
         seen = seen or label in compilers
@@ -157,10 +158,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     order = " -> ".join(args.variants) + (", then reversed (ABBA)" if args.repeats > 1 else "")
     runs = "each trial in a fresh process" if args.process_per_variant else "every trial in this process"
     print(f"{args.backend}: {args.repeats} round(s) of {order}; {runs}", flush=True)
-    if not args.process_per_variant and (changed := _measured_after_compilers(args.variants, args.repeats)):
+    models = len(args.model or MODELS)
+    if not args.process_per_variant and (changed := _measured_after_compilers(args.variants, args.repeats, models)):
         print(  # the default command gave biased figures without a word
-            f"warning: {', '.join(changed)} run in this process after an XLA or torch.compile trial, which slowed "
-            "later trials by 11-35 % here (docs/measurements.md): pass --process-per-variant for unbiased figures",
+            f"warning: {', '.join(changed)} run in this process after an XLA or torch.compile trial (after XLA, "
+            "later trials ran 11-35 % slower here: docs/measurements.md): pass --process-per-variant for unbiased "
+            "figures",
             flush=True,
         )
     for model in args.model or MODELS:

@@ -122,14 +122,26 @@ def _without_password(parts: urllib.parse.SplitResult) -> str:
 
 
 def without_password(text: str, uri: str) -> str:
-    """``text`` with the password of ``uri`` (scheme://user:PASSWORD@host: a database store's or a tracking server's
-    credentials) replaced by *** wherever the URI's form of it appears: xfbench's messages and the store's own,
-    which quote the URI, end up in CI logs."""
+    """``text`` with the credentials in ``uri`` replaced by *** wherever the URI's form of them appears (its
+    password: scheme://user:PASSWORD@host; an http(s) user name alone, a token's place; a password or token in
+    its query): xfbench's messages and the store's own, which quote the URI, end up in CI logs."""
     try:
-        password = urllib.parse.urlsplit(uri).password
+        parts = urllib.parse.urlsplit(uri)
+        password, user = parts.password, parts.username
     except ValueError:  # a URI urllib cannot split (a bad port) has no password it can find either
         return text
-    return text if not password else text.replace(f":{password}@", ":***@")
+    if password:
+        text = text.replace(f":{password}@", ":***@")
+    elif user and parts.scheme in ("http", "https"):  # https://TOKEN@host: a token as the user name
+        text = text.replace(f"//{user}@", "//***@")
+    for key, value in urllib.parse.parse_qsl(parts.query, keep_blank_values=False):
+        if key.lower() in _SECRET_QUERY_KEYS:  # postgresql://u@host/db?password=...: libpq's and SQLAlchemy's
+            text = text.replace(f"{key}={urllib.parse.quote(value, safe='')}", f"{key}=***")
+            text = text.replace(f"{key}={value}", f"{key}=***")
+    return text
+
+
+_SECRET_QUERY_KEYS = frozenset({"password", "pwd", "passwd", "token", "access_token", "secret", "api_key"})
 
 
 def _check_server(uri: str) -> None:

@@ -1085,8 +1085,9 @@ def run_tables(summary: Summary) -> list[TableData]:
             "per_backend",
             "Per backend: test acc mean ± std over seeds; val acc mean over the ok trials' last epochs; epoch time s "
             "and samples/s medians over steady epochs, warm-up s over first epochs (deep_features: the extractor's "
-            "warm-up); MMAC: a forward pass's MACs per sample; GFLOP/s: 2 × a training step's MACs per sample "
-            "(step_macs: forward and backward, no input gradient) × samples/s",
+            "warm-up); MMAC: a forward pass's MACs per sample; GFLOP/s: 2 × the timed step's MACs per sample "
+            "(step_macs: forward, and backward where weights train; deep_features: the forward pass to its layer) × "
+            "samples/s",
             ("case", "backend", "ok", "acc", "±", "val acc", "epoch s", "warm-up s", "samples/s", "MMAC", "GFLOP/s"),
             tuple(_per_backend_short(r) for _, r in summary.per_backend.iterrows()),
             note=RUN_NOTE.format(reference=reference),

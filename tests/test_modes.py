@@ -588,6 +588,8 @@ def test_the_speed_modes_benchmark_runs_the_variants_in_the_given_order_and_reve
     assert script._measured_after_compilers(["fit", "xla"], 3) == ["fit", "xla"]
     assert script._measured_after_compilers(["default", "fit", "xla"], 1) == []  # xla last: it changes no trial
     assert script._measured_after_compilers(["default", "compile", "channels_last"], 1) == ["channels_last"]
+    # several models in one process: the second model's trials follow the first's compiler trial, every variant's
+    assert script._measured_after_compilers(["default", "xla"], 1, models=4) == ["default", "xla"]
 
 
 def test_the_speed_modes_benchmark_can_run_each_trial_in_a_fresh_process_of_its_own():

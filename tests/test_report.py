@@ -605,6 +605,14 @@ def test_no_message_of_an_export_shows_the_password_in_its_uri(tmp_path, capsys,
         "at sqlite://u:***@/x.db and :***@ again"
     )
     assert without_password("http://[::1:80", "http://[::1:80") == "http://[::1:80"  # urllib cannot split it
+    # a password in the query (libpq, SQLAlchemy) and a token as an https user name are credentials too
+    query = "postgresql://alice@db:5432/mlflow?sslmode=require&password=s3cret"
+    assert without_password(f"at {query}", query) == "at postgresql://alice@db:5432/mlflow?sslmode=require&password=***"
+    assert without_password("to https://tok3n@mlflow.example", "https://tok3n@mlflow.example") == (
+        "to https://***@mlflow.example"
+    )
+    plain = "postgresql://alice@db/mlflow"  # a user name alone (peer or .pgpass authentication) is no secret
+    assert without_password(plain, plain) == plain
     from harness.mlflow_export import Exported
 
     done = Exported("1", "parent", {"trial": "run"}, "exported", "finished")  # what a store took: MLflow's part
@@ -1478,7 +1486,10 @@ def test_an_interrupted_run_exports_as_stopped_with_a_warning(tmp_path, capsys):
     (run_dir / "run.json").write_text(json.dumps({**info, "status": "interrupted"}))
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     assert main(["export", str(run_dir), "--mlflow", uri, "--experiment", "i"]) == 0
-    assert "warning: run-i is interrupted, not finished: its trials stop where it did" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "warning: run-i is interrupted, not finished: its trials stop where it did" in err
+    # the command that finishes it, its results folder included (a tune's: `xfbench tune --resume`)
+    assert f"`xfbench run --resume run-i --results-dir {tmp_path}`" in err, err
     client = MlflowClient(uri)
     (parent,) = [
         r
