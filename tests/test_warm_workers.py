@@ -47,7 +47,7 @@ def _run(tmp_path, name: str, trials: list[TrialConfig], fresh: bool) -> pd.Data
     settings = SchedulerSettings(
         storage_dir=tmp_path / "_ray", cpus_per_trial=1, max_concurrent=concurrent, fresh_workers=fresh
     )
-    ship = datasets_to_ship(trials, "auto", None)  # as the CLI ships a local run's data: the object store's arrays
+    ship = datasets_to_ship(trials, "always", None)  # the object store's read-only arrays, as a cluster's trials get
     plan = RunPlan.of_trials(trials)
     return execute(plan, results_dir=tmp_path, run_id=name, settings=settings, ship=ship).frame
 
