@@ -21,7 +21,7 @@ import pandas as pd
 
 from harness.config import case_label
 from harness.errors import InputError
-from harness.plan import UNFINISHED_STATUSES, resume_command
+from harness.plan import UNFINISHED_STATUSES, recorded_resume_command
 from harness.provenance import cpu_model, short_commit, utc_now
 from harness.summary import WARMUP_ONLY, compared_rows, final_rows, framework_versions, in_timed_phase, steady_rows
 from harness.user_files import read_json_object, read_run_json, read_run_rows, read_run_table
@@ -232,7 +232,7 @@ def unseen_cases_warning(new: LoadedRun, only_in_base: list[tuple[str, str]], fa
     named = sorted(f"{case} [{backend}]" for case, backend in only_in_base)
     said = ", ".join(named[:3]) + (f" and {len(named) - 3} more" if len(named) > 3 else "")
     info = read_run_json(new.path)
-    finish = resume_command("tune" if info.get("kind") == "tune" else "run", new.path)
+    finish = recorded_resume_command(info, new.path)
     return f"the new run {new.label} is {status} before {len(named)} case(s) the base has ({said}): not compared" + (
         f"; --fail-on-regression fails on them. Finish it with `{finish}`, then compare again" if failing else ""
     )
@@ -300,12 +300,12 @@ def _check_finished(run_dir: Path, name: str) -> None:
     info = read_run_json(run_dir)  # {} when absent
     status = info.get("status")
     if status in UNFINISHED_STATUSES:
-        kind = "tune" if info.get("kind") == "tune" else "run"
+        command = recorded_resume_command(info, run_dir)
         # a running run may be the one still going (a resume would run its trials twice) or one whose driver died
         finish = (
-            f"Wait for it to end (or, if its driver was killed, finish it with `{resume_command(kind, run_dir)}`)"
+            f"Wait for it to end (or, if its driver was killed, finish it with `{command}`)"
             if status == "running"
-            else f"Finish it with `{resume_command(kind, run_dir)}`"
+            else f"Finish it with `{command}`"
         )
         raise InputError(
             f"Expected a finished run to save as baseline {name!r}. Received: {run_dir}, {status} (run.json): it holds "

@@ -477,7 +477,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     from harness.baselines import resolve
     from harness.mlflow_export import export_run
     from harness.mlflow_uri import normalised_uri, sqlite_file, without_password
-    from harness.plan import UNFINISHED_STATUSES
+    from harness.plan import UNFINISHED_STATUSES, recorded_resume_command
     from harness.user_files import read_run_json
 
     run_dir = resolve(args.run, Path(args.results_dir).expanduser())
@@ -495,11 +495,10 @@ def cmd_export(args: argparse.Namespace) -> int:
         verb = "replaced the earlier export with" if exported.outcome == "replaced" else "exported"
         print(f"{verb} {len(exported.trial_runs)} trials of {run_dir.name} to {where}")
     if exported.run_status in UNFINISHED_STATUSES:
-        kind = "tune" if read_run_json(run_dir).get("kind") == "tune" else "run"  # a tune resumes as a tune
         print(
             f"warning: {run_dir.name} is {exported.run_status}, not finished: its trials stop where it did (tag "
             "xfbench.run_status; its parent run ended KILLED). Export it again with --replace once it finished (a "
-            f"run whose driver stopped: `{resume_command(kind, run_dir)}`).",
+            f"run whose driver stopped: `{recorded_resume_command(read_run_json(run_dir), run_dir)}`).",
             file=sys.stderr,
         )
     return 0

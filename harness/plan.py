@@ -34,6 +34,11 @@ def resume_command(kind: str, run_dir: Path) -> str:
     return f"xfbench {kind} --resume {shlex.quote(run_dir.name)} --results-dir {shlex.quote(str(run_dir.parent))}"
 
 
+def recorded_resume_command(info: Mapping[str, Any], run_dir: Path) -> str:
+    """:func:`resume_command` for a run whose run.json reads ``info``: a tune resumes as a tune."""
+    return resume_command("tune" if info.get("kind") == "tune" else "run", run_dir)
+
+
 LOCAL_ADDRESS = "local"  # Ray's spelling of a fresh instance of one's own, as --address
 RUN_TITLE, TUNE_TITLE = "xfbench comparison", "xfbench tune: each backend at its best config"
 

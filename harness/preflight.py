@@ -931,13 +931,12 @@ def datasets_to_ship(
         raise InputError(f"Expected --ship-data in {list(SHIP_POLICIES)}. Received: {policy!r}.")
     if policy == "never" or (policy == "auto" and not address):
         return {}
-    limit_mb = SHIP_LIMIT_MB
     shipped: dict[str, Dataset] = {}
     for trial in trials:
         if trial.dataset in shipped:
             continue
         dataset = (loaded or {}).get(trial.dataset) or load_dataset(trial.dataset, trial.data_dir, download=False)
-        if policy == "always" or dataset.nbytes <= limit_mb * 2**20:
+        if policy == "always" or dataset.nbytes <= SHIP_LIMIT_MB * 2**20:
             shipped[trial.dataset] = dataset
     return shipped
 
