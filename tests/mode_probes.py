@@ -230,13 +230,16 @@ def mode_in_effect(
     if name == "torch":
         import torch
 
-        # the last conv: the first one's single input channel makes its kernel read as both layouts (and the
-        # activations' layout says nothing: on this CPU a 1-channel input carries channels_last through the net)
+        # the last conv: the first one's single input channel makes its kernel, and its input, read as both layouts
         first = next(m for m in reversed(list(backend.module.modules())) if isinstance(m, torch.nn.Conv2d))
         seen: list[str] = []
+        layouts: list[bool] = []
 
         def note(module, inputs, output) -> None:
             seen.append(str(output.dtype).removeprefix("torch."))
+            # oneDNN gives channels_last outputs when its input or kernel reads as channels_last: with numpy's
+            # strides for 1-channel images it did so for every convolution of a default run (layout.images_to_torch)
+            layouts.append(output.is_contiguous(memory_format=torch.channels_last) and not output.is_contiguous())
 
         from torch._dynamo.utils import counters
 
@@ -249,6 +252,7 @@ def mode_in_effect(
             "compiled": type(backend.model).__name__ == "OptimizedModule"
             and counters["stats"]["unique_graphs"] > graphs,
             "conv_output_dtype": seen[0] if seen else None,
+            "conv_output_channels_last": layouts[0] if layouts else None,
             "kernel_channels_last": bool(
                 first.weight.dim() == 4 and first.weight.is_contiguous(memory_format=torch.channels_last)
             ),

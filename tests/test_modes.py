@@ -202,14 +202,30 @@ def test_every_mode_learns_what_the_default_mode_learns_epoch_after_epoch(worker
 
 # What each mode's probe must find (tests/mode_probes.py: mode_in_effect), by mode and backend.
 IN_EFFECT = {
-    ("torch", "default"): {"compiled": False, "conv_output_dtype": "float32", "kernel_channels_last": False},
+    ("torch", "default"): {
+        "compiled": False,
+        "conv_output_dtype": "float32",
+        "conv_output_channels_last": False,
+        "kernel_channels_last": False,
+    },
     ("torch", "channels_last"): {
         "compiled": False,
         "conv_output_dtype": "float32",
+        "conv_output_channels_last": True,
         "kernel_channels_last": True,
     },
-    ("torch", "compile"): {"compiled": True, "conv_output_dtype": None, "kernel_channels_last": False},
-    ("torch", "bf16"): {"compiled": False, "conv_output_dtype": "bfloat16", "kernel_channels_last": False},
+    ("torch", "compile"): {
+        "compiled": True,
+        "conv_output_dtype": None,
+        "conv_output_channels_last": None,
+        "kernel_channels_last": False,
+    },
+    ("torch", "bf16"): {
+        "compiled": False,
+        "conv_output_dtype": "bfloat16",
+        "conv_output_channels_last": False,
+        "kernel_channels_last": False,
+    },
     ("tensorflow", "default"): {"traced": True, "xla": False, "fit_xla": None, "compute_dtype": "float32"},
     ("tensorflow", "xla"): {"traced": True, "xla": True, "fit_xla": None, "compute_dtype": "float32"},
     ("tensorflow", "eager"): {"traced": False, "xla": None, "fit_xla": None, "compute_dtype": "float32"},

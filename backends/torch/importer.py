@@ -36,6 +36,7 @@ from backends.torch.layout import (
     conv_kernel_from_torch,
     dense_kernel_from_torch,
     flat_features_from_torch,
+    images_to_torch,
 )
 from backends.torch.model import flat_origin, module_tensor
 from harness.errors import InputError
@@ -155,7 +156,7 @@ def nchw_batch(x: np.ndarray) -> torch.Tensor:
     """An NHWC numpy batch as the (N, C, H, W) tensor a DataLoader gives a user's model, with the standard strides:
     numpy gives a one-channel batch stride 1 on its channel axis, which torch also reads as channels_last, so a
     convolution returned a channels_last output and a user's `x.view(x.size(0), -1)` after it failed."""
-    return torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2))).clone(memory_format=torch.contiguous_format)
+    return torch.from_numpy(images_to_torch(x))
 
 
 def _logits_module(model: nn.Module) -> nn.Module:
