@@ -641,8 +641,8 @@ def _add_execution(parser: argparse.ArgumentParser) -> None:
     rt.add_argument(
         "--ship-data",
         choices=SHIP_POLICIES,
-        help="send datasets to workers through Ray's object store: auto (on a cluster, when <= 256 MB; default), "
-        "always, never (resume: as recorded)",
+        help="send datasets to workers through Ray's object store: auto (<= 256 MB on a cluster, <= 1 GB locally; "
+        "default), always, never (resume: as recorded)",
     )
     rt.add_argument(
         "--resume",

@@ -23,12 +23,13 @@ from harness.input_pipeline import InputConfig
 from harness.models import ModelOptions
 from harness.schedules import ScheduleConfig
 
-# How datasets reach Ray workers: "auto" ships them through the object store on a cluster when they are small (a
-# size the network carries in seconds). Not in a local run, though it would save each trial reading its files again
-# (CIFAR-10 about 2.4 s a trial): there torch's numbers moved with it (docs/measurements.md, "Data through the
-# object store").
+# How datasets reach Ray workers: "auto" ships them through the object store up to a size, on a cluster a size the
+# network carries in seconds. Locally the store is this machine's shared memory, which a worker maps without a copy:
+# read from the files instead, every trial re-read, checked and standardised its data (CIFAR-10 about 2.4 s a trial
+# and 1.8 GB at its peak; docs/measurements.md, "Data through the object store"). Local limit: every registry dataset.
 SHIP_POLICIES = ("auto", "always", "never")
 SHIP_LIMIT_MB = 256.0
+LOCAL_SHIP_LIMIT_MB = 1024.0
 
 # The epochs of a case that no suite and no --epochs sets (`xfbench run --strategy ... --model ...`), which the
 # summaries' Settings table counts as the default

@@ -22,6 +22,7 @@ from harness.augment import check_augment
 from harness.backbone import NEEDS_BACKBONE, uses_pretrained
 from harness.backend import check_capabilities, check_programs
 from harness.config import (
+    LOCAL_SHIP_LIMIT_MB,
     SHIP_LIMIT_MB,
     SHIP_POLICIES,
     RuntimeOptions,
@@ -922,21 +923,21 @@ def datasets_to_ship(
     address: str | None,
     loaded: dict[str, Dataset] | None = None,
 ) -> dict[str, Dataset]:
-    """Datasets that travel through Ray's object store: ``always``, ``never``, or ``auto`` (on a cluster, arrays of
-    at most SHIP_LIMIT_MB; larger ones, and a local run's, are read by each worker from its node's files: shipped
-    locally, torch's cnn_small in the quick suite ended one test image apart from the files' run, seed 0, and from
-    TensorFlow; docs/measurements.md, "Data through the object store").
+    """Datasets that travel through Ray's object store: ``always``, ``never``, or ``auto`` (arrays of at most
+    SHIP_LIMIT_MB on a cluster, larger ones read on each node from a path valid there; at most LOCAL_SHIP_LIMIT_MB
+    in a local run, whose workers map them from shared memory instead of reading the files each trial).
     ``loaded``: datasets the caller already holds (preflight's), so nothing is read twice."""
     if policy not in SHIP_POLICIES:
         raise InputError(f"Expected --ship-data in {list(SHIP_POLICIES)}. Received: {policy!r}.")
-    if policy == "never" or (policy == "auto" and not address):
+    if policy == "never":
         return {}
+    limit_mb = SHIP_LIMIT_MB if address else LOCAL_SHIP_LIMIT_MB
     shipped: dict[str, Dataset] = {}
     for trial in trials:
         if trial.dataset in shipped:
             continue
         dataset = (loaded or {}).get(trial.dataset) or load_dataset(trial.dataset, trial.data_dir, download=False)
-        if policy == "always" or dataset.nbytes <= SHIP_LIMIT_MB * 2**20:
+        if policy == "always" or dataset.nbytes <= limit_mb * 2**20:
             shipped[trial.dataset] = dataset
     return shipped
 

@@ -364,8 +364,8 @@ def _add_data_and_results_options(group: Any) -> None:
         dest="xfbench_ship_data",
         choices=SHIP_POLICIES,
         default="auto",
-        help="send datasets to the trials through Ray's object store: auto (with --ray-address, when <= 256 MB; "
-        "default), always, never (each node then reads its own files)",
+        help="send datasets to the trials through Ray's object store: auto (<= 256 MB with --ray-address, <= 1 GB "
+        "locally; default), always, never (each node then reads its own files)",
     )
     # on by default, as a CLI run (DESIGN: a run writes summary.md and report.html); it was off
     group.addoption(

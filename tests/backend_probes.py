@@ -46,10 +46,15 @@ def train(
     regularization: RegularizationConfig = RegularizationConfig(),
     multipliers: dict[str, float] | None = None,
     runtime: RuntimeOptions = RuntimeOptions(),
+    read_only: bool = False,
 ) -> tuple[NeutralWeights, StepStats, list[float]]:
-    """Train on ``batches``; returns the weights, the epoch's stats and the learning rate each step used."""
+    """Train on ``batches``; returns the weights, the epoch's stats and the learning rate each step used.
+    ``read_only``: the data as a dataset shipped through Ray's object store reaches a trial."""
     backend = _backend(name, spec, weights, runtime=runtime)
     backend.set_optimizer(optimizer.resolved(), regularization, multipliers)
+    if read_only:
+        x, y = x.copy(), y.copy()
+        x.flags.writeable = y.flags.writeable = False
     backend.set_data("train", x, y)
     backend.record_lr_trace = True
     if lrs is None:

@@ -787,7 +787,7 @@ def test_paths_with_a_tilde_are_the_home_folders_and_data_is_shipped_to_the_tria
     pytester.makeconftest(SEEN_DELIVERY_CONFTEST)
     pytester.makepyfile(test_suite=MNIST_SUITE)
     common = ("--backend", "torch", "--data-dir=~/data", "--results-dir=~/results", "-p", "no:cacheprovider")
-    for ship, shipped in (("always", "'mnist'"), ("auto", "")):  # auto: on a cluster only
+    for ship, shipped in (("auto", "'mnist'"), ("never", "")):  # auto: a local run's too (up to 1 GB)
         result = pytester.runpytest_subprocess(*common, "--ship-data", ship)
         result.assert_outcomes(errors=1)
         said = f"results_dir={home / 'results'} data_dir=[[]'{home / 'data'}'[]] shipped=[[]{shipped}[]]"

@@ -721,10 +721,11 @@ def test_a_tune_stopped_by_ctrl_c_is_interrupted_and_its_resume_replays_finished
     assert json.loads((run_dir / "run.json").read_text())["status"] == "finished"
 
 
-def test_auto_ships_what_a_cluster_carries_in_seconds_and_nothing_of_a_local_run():
-    """--ship-data auto ships up to 256 MB on a cluster and nothing in a local run (shipped locally, torch's
-    cnn_small in the quick suite ended one test image apart: docs/measurements.md); always ships any size, never
-    none."""
+def test_auto_ships_what_a_local_run_maps_from_shared_memory_and_what_a_cluster_carries_in_seconds():
+    """--ship-data auto shipped nothing in a local run: every trial re-read, checked and standardised its files
+    (CIFAR-10: 4 trials 20.3 s against 10.8 s shipped, docs/measurements.md). Locally it ships up to 1 GB (every
+    registry dataset), on a cluster up to 256 MB; always ships any size, never none. The rows are the same either
+    way (tests/test_warm_workers.py)."""
     trials = [TrialConfig("scratch", "mlp", name, "torch", seed=0, epochs=1) for name in ("small", "medium", "large")]
     sizes = {"small": 2**20, "medium": 300 * 2**20, "large": 2 * 2**30}  # 1 MB, 300 MB (over 256), 2 GB (over 1 GB)
     loaded = {name: SimpleNamespace(nbytes=size) for name, size in sizes.items()}
@@ -732,7 +733,7 @@ def test_auto_ships_what_a_cluster_carries_in_seconds_and_nothing_of_a_local_run
     def shipped(policy: str, address: str | None) -> list[str]:
         return sorted(datasets_to_ship(trials, policy, address, loaded=loaded))  # type: ignore[arg-type]
 
-    assert shipped("auto", None) == []
+    assert shipped("auto", None) == ["medium", "small"]
     assert shipped("auto", "10.0.0.1:6379") == ["small"]
     assert shipped("always", None) == shipped("always", "10.0.0.1:6379") == ["large", "medium", "small"]
     assert shipped("never", None) == shipped("never", "10.0.0.1:6379") == []

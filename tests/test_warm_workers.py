@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import numpy as np
 import pandas as pd
 import pytest
 from golden_metrics import metric_table
 
-from harness.config import FaultInjection, OptimizerConfig, RuntimeOptions, TrialConfig
+from harness.config import FaultInjection, OptimizerConfig, RegularizationConfig, RuntimeOptions, TrialConfig
 from harness.models import ModelOptions
 from harness.plan import RunPlan
 from harness.planner import Selection, plan_run
@@ -47,7 +48,7 @@ def _run(tmp_path, name: str, trials: list[TrialConfig], fresh: bool) -> pd.Data
     settings = SchedulerSettings(
         storage_dir=tmp_path / "_ray", cpus_per_trial=1, max_concurrent=concurrent, fresh_workers=fresh
     )
-    ship = datasets_to_ship(trials, "always", None)  # the object store's read-only arrays, as a cluster's trials get
+    ship = datasets_to_ship(trials, "auto", None)  # as the CLI ships a local run's data: the object store's arrays
     plan = RunPlan.of_trials(trials)
     return execute(plan, results_dir=tmp_path, run_id=name, settings=settings, ship=ship).frame
 
@@ -140,6 +141,35 @@ def test_a_shipped_read_only_dataset_is_copied_into_the_torch_backends_tensors(w
     seen = workers["torch"](probes.torch_data_written_through, spec, initial_weights(spec, "he_normal", 0),
                             digits.x_test, digits.y_test)  # fmt: skip
     assert seen == {"writeable": {"shared": True, "kept": False}, "read-only": {"shared": False, "kept": True}}
+
+
+def test_a_shipped_read_only_dataset_trains_the_numbers_the_files_arrays_train(workers, digits):
+    """The torch backend copies a read-only (shipped) array and shared a writeable one; numpy's view of a 1-channel
+    transposition kept stride 1 on the channel axis, the copy the standard strides, so a shipped run ran other
+    convolutions (channels_last and not) and the quick suite's cnn_small ended one test image apart. Both now get the
+    standard strides: the same weights to the last bit, after a 1-channel convnet's 10 steps."""
+    import backend_probes as probes
+
+    from harness.data.batching import epoch_batches
+    from harness.models import build_spec
+    from harness.weights import initial_weights
+
+    spec = build_spec("convnet3", digits.input_shape, digits.num_classes)
+    weights = initial_weights(spec, "he_normal", 0)
+    args = (spec, weights, OptimizerConfig("momentum", lr=0.05), digits.x_train, digits.y_train)
+    batches = epoch_batches(len(digits.y_train), 64, 0, 1)[:10]
+    rest = (
+        None,
+        None,
+        RegularizationConfig(),
+        None,
+        RuntimeOptions(),
+    )  # the probe's defaults: the worker takes no keywords
+    files, shipped = (
+        workers["torch"](probes.train, *args, batches, *rest, read_only)[0] for read_only in (False, True)
+    )
+    assert files.keys() == shipped.keys()
+    assert all(np.array_equal(files[k], shipped[k]) for k in files)
 
 
 def test_a_bf16_build_leaves_keras_dtype_policy_as_it_found_it(workers, digits):
