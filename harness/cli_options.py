@@ -742,7 +742,7 @@ def add_search_arguments(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="PATH=KIND:ARGS",
-        help="an option and its domain: lr=loguniform:1e-4,1e-1, batch_size=choice:32,64, epochs=int:2,6, "
+        help="an option and its domain: lr=loguniform:1e-4,1e-1, batch_size=choice:32,64, epochs=int:2,20, "
         "dropout=uniform:0,0.5, hidden=choice:64,128/64 (repeat; adds to or replaces the suite's)",
     )
     search.add_argument(

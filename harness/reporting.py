@@ -645,7 +645,7 @@ def search_markdown(frame: pd.DataFrame, plan: TunePlan) -> str:
 def _search_rows(table: pd.DataFrame, plan: TunePlan, best_mark: str) -> tuple[tuple[str, ...], list[list[str]]]:
     """The search table's header and rows (case, backend, sample order); each backend's pick marked ``best_mark``."""
     best = set(best_trials(table, plan).values())
-    header = ("case", "backend", "sample", *plan.space.paths, "epochs", plan.metric, "status", "pick")
+    header = ("case", "backend", "sample", *plan.space.paths, "epochs run", plan.metric, "status", "pick")
     ordered = table.sort_values(["case", "backend", "sample"])
     return header, [_search_cells(r, plan, best, best_mark) for _, r in ordered.iterrows()]
 
@@ -658,7 +658,7 @@ def _search_cells(r: pd.Series, plan: TunePlan, best: set[str], best_mark: str) 
         str(r["backend"]),
         str(r["sample"]) if sampled else "none",
         *[search_cell(r[p]) if sampled else "" for p in plan.space.paths],
-        str(r["epochs"]),
+        str(r["epochs_run"]),
         search_cell(r[plan.metric]),
         status,
         best_mark if r["trial_id"] in best else "",

@@ -1297,7 +1297,7 @@ _CATALOGUE.update(
         for s in (
             Suite(
                 "tune_smoke",
-                "tune: small MLP on digits, learning rate and optimizer, 4 samples per backend (CI)",
+                "tune: small MLP on digits, learning rate and optimizer, 4 samples per backend (a first try: seconds)",
                 (SuiteCase("scratch", "mlp", "digits", epochs=3, model_options=ModelOptions(hidden=(32,))),),
                 search=space_from_mapping({"lr": LogUniform(1e-3, 0.3), "optimizer": Choice(("momentum", "adam"))}),
                 search_samples=4,

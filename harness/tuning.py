@@ -82,12 +82,15 @@ class TunePlan:
             )
         if self.algorithm == "grid":
             self._check_grid()
-        if self.algorithm == "optuna" and any(
-            isinstance(d, Choice) and any(isinstance(v, tuple) for v in d.values) for _, d in self.space.params
-        ):
+        tuple_valued = [
+            f"{path}=choice:{','.join('/'.join(map(str, v)) if isinstance(v, tuple) else str(v) for v in d.values)}"
+            for path, d in self.space.params
+            if isinstance(d, Choice) and any(isinstance(v, tuple) for v in d.values)
+        ]
+        if self.algorithm == "optuna" and tuple_valued:
             raise InputError(
-                "Expected scalar choices with --search optuna. Received: a tuple-valued choice (e.g. hidden). "
-                "Use random or grid."
+                "Expected scalar choices with --search optuna (Optuna's categorical distributions take numbers and "
+                f"strings). Received: {'; '.join(tuple_valued)}. Use --search random or grid, or scalar choices."
             )
         if self.asha is not None and any(canonical_path(path) == "epochs" for path, _ in self.space.params):
             raise InputError(
@@ -186,7 +189,8 @@ class TunePlan:
                 fix = "give more --epochs, or drop --asha (a one-epoch trial cannot be stopped early)"
             raise InputError(
                 f"Expected --grace-period below the epochs of each searched case with --asha: ASHA can stop a "
-                f"trial only before its last epoch. Received: --grace-period {asha.grace_period} for "
+                f"trial only before its last epoch. Received: --grace-period {asha.grace_period}"
+                f"{' (the default)' if asha.grace_period == AshaSettings().grace_period else ''} for "
                 f"{case_label(base.strategy, base.model, base.variant, base.dataset)} with {base.epochs} epoch(s). "
                 f"To fix, {fix}."
             )
@@ -301,13 +305,15 @@ def _metric_at_end(trial_rows: pd.DataFrame, metric: str) -> float:
 
 
 def search_table(frame: pd.DataFrame, plan: TunePlan) -> pd.DataFrame:
-    """One row per search trial: case, backend, sample, the sampled values, epochs run, final metric, status."""
+    """One row per search trial: case, backend, sample, the sampled values, epochs run, final metric, status.
+    ``epochs_run``, not ``epochs``: a searched epoch count is one of the sampled values, and the count a trial ran
+    (fewer where ASHA stopped it or it diverged) had overwritten it."""
     search = last_attempts(frame[frame["stage"] == "search"])
     statuses = {str(k): str(v) for k, v in final_rows(search).set_index("trial_id")["status"].items()}
     rows = []
     for trial_id, group in search.groupby("trial_id", sort=True):
         config = TrialConfig.from_dict(json.loads(group["config_json"].iloc[0]))
-        epochs = int(group["epoch"].dropna().nunique()) if group["epoch"].notna().any() else 0
+        epochs_run = int(group["epoch"].dropna().nunique()) if group["epoch"].notna().any() else 0
         rows.append(
             {
                 "case": _base_case(config),
@@ -315,8 +321,8 @@ def search_table(frame: pd.DataFrame, plan: TunePlan) -> pd.DataFrame:
                 "sample": config.sample,
                 "trial_id": trial_id,
                 **{p: sampled_value(config, p) for p in plan.space.paths},
-                "epochs": epochs,
-                "stopped_early": statuses[str(trial_id)] == "ok" and epochs < config.epochs,
+                "epochs_run": epochs_run,
+                "stopped_early": statuses[str(trial_id)] == "ok" and epochs_run < config.epochs,
                 # a sample that diverged or failed has none: its last finite value was from before it diverged
                 plan.metric: _metric_at_end(group, plan.metric) if statuses[str(trial_id)] == "ok" else math.nan,
                 TIE_BREAK: _metric_at_end(group, _other_metric(plan.metric))
@@ -383,7 +389,7 @@ def best_trials(table: pd.DataFrame, plan: TunePlan) -> dict[tuple[str, str], st
     ascending = plan.metric.endswith("loss")
     for (case, backend), group in ok.groupby(["case", "backend"], sort=True):
         ran_to_the_end = group[~group["stopped_early"].astype(bool)]
-        group = ran_to_the_end if len(ran_to_the_end) else group[group["epochs"] == group["epochs"].max()]
+        group = ran_to_the_end if len(ran_to_the_end) else group[group["epochs_run"] == group["epochs_run"].max()]
         # the other metric breaks a tie the opposite way round: a lower loss beside equal accuracies, and back
         by_other = plan.tie_break_by_other_metric and TIE_BREAK in group
         keys = [plan.metric, TIE_BREAK, "sample"] if by_other else [plan.metric, "sample"]

@@ -577,7 +577,7 @@ def test_search_markdown_lists_every_sample_and_marks_each_backends_pick(monkeyp
             "trial_id": ["t0", "t1", "t2"],
             "optimizer.lr": [0.01, 0.123456, 0.5],
             "hidden": [(64, 32), (64,), (8,)],
-            "epochs": [3, 1, 3],
+            "epochs_run": [3, 1, 3],
             "stopped_early": [False, True, False],
             "val_acc": [0.8, 0.5, math.nan],
             "status": ["ok", "ok", "failed"],

@@ -966,6 +966,26 @@ def test_a_sample_that_diverged_shows_no_metric_in_the_search_table():
     assert table.loc[1, "val_acc"] == 0.95
 
 
+def test_a_searched_epoch_count_stays_beside_the_epochs_a_sample_ran():
+    """The table's count of epochs run was named ``epochs`` too and overwrote a searched ``epochs``: a sample that
+    drew 4 and diverged at epoch 2 showed 2 twice, under two ``epochs`` headers, and its draw nowhere."""
+    from harness.reporting import search_markdown
+
+    trial = search_trial(BASE, {"epochs": 4, "optimizer.lr": 5.0}, 0)
+    rows = [
+        {"epoch": 1, "val_acc": 0.3, "status": "ok"},
+        {"epoch": 2, "val_acc": None, "status": "diverged"},
+    ]
+    common = {"trial_id": trial.trial_id, "stage": "search", "attempt": 0, "config_json": trial.to_json()}
+    frame = pd.DataFrame([{**common, **row, "backend": "torch"} for row in rows])
+    plan = TunePlan(bases=(BASE,), space=parse_space(["epochs=int:2,9", "lr=loguniform:1e-3,10"]), algorithm="random")
+    row = search_table(frame, plan).iloc[0]
+    assert (row["epochs"], row["epochs_run"], row["status"]) == (4, 2, "diverged")
+    text = search_markdown(frame, plan)
+    assert "| case | backend | sample | epochs | optimizer.lr | epochs run | val_acc | status | pick |" in text
+    assert "| scratch-mlp-digits | torch | 0 | 4 | 5 | 2 | n/a | diverged |  |" in text
+
+
 def test_asha_leaves_out_a_deep_features_case_it_cannot_stop_and_refuses_a_search_of_them_alone():
     """--asha on a deep_features case said "give more --epochs", which deep_features refuses in turn: a suite with
     such a case could never be tuned with ASHA."""
@@ -1103,3 +1123,30 @@ def test_a_random_search_with_room_for_its_samples_draws_them_distinct_and_keeps
         assert (len({tuple(sorted(p.items())) for p in plain}) < 8) == repeated
         assert (sample_points(space, "random", 8, seed) == plain) == (not repeated)
     assert len(sample_points(parse_space(["epochs=int:2,3"]), "random", 2, 0)) == 2  # all the room there is
+
+
+def test_the_optuna_and_asha_refusals_name_what_the_user_gave():
+    """Optuna's refusal of a tuple-valued choice said "e.g. hidden" whatever the path; ASHA's one-epoch refusal
+    quoted a --grace-period the user never gave."""
+    hidden = parse_space(["hidden=choice:16,32/16", "lr=loguniform:1e-3,1e-1"])
+    with pytest.raises(InputError) as refused:
+        TunePlan(bases=(BASE,), space=hidden, algorithm="optuna")
+    assert "Received: model_options.hidden=choice:16,32/16." in str(refused.value)
+    lr = parse_space(["lr=loguniform:1e-3,1e-1"])
+    with pytest.raises(InputError) as refused:
+        TunePlan(bases=(replace(BASE, epochs=1),), space=lr, algorithm="random", asha=AshaSettings())
+    assert "Received: --grace-period 1 (the default) for scratch-mlp-digits with 1 epoch(s)" in str(refused.value)
+
+
+@pytest.mark.parametrize("algorithm", ["random", "optuna"])
+def test_both_backends_experiments_draw_the_same_points(algorithm):
+    """docs/scheduling.md says both backends' searches sample the same points in the same order; the end-to-end
+    test searched a grid of choices, which never calls the generator, so a per-backend sampling seed passed it."""
+    space = parse_space(["lr=loguniform:1e-4,1e-1", "dropout=uniform:0,0.5"])
+    bases = (replace(BASE, model_options=ModelOptions(dropout=0.1)),)
+    bases += (replace(bases[0], backend="tensorflow"),)
+    torch_search, tf_search = TunePlan(bases=bases, space=space, algorithm=algorithm, num_samples=6).experiments()
+    assert (torch_search.base.backend, tf_search.base.backend) == ("torch", "tensorflow")
+    assert replace(torch_search, base=tf_search.base) == tf_search  # seed, space, budget, metric, ASHA, TPE start
+    points = [sample_points(e.space, "random", e.num_samples, e.sampling_seed) for e in (torch_search, tf_search)]
+    assert points[0] == points[1] and len({p["optimizer.lr"] for p in points[0]}) == 6
