@@ -3,7 +3,7 @@ through a bare hand-written loop in the same framework, per backend; prints harn
 
     .venv/bin/python benchmarks/harness_overhead.py [--dataset digits] [--epochs 6] [--repeats 3]
     .venv/bin/python benchmarks/harness_overhead.py --dataset fashion_mnist --optimizer nesterov --threads 2 \
-        --train-limit 6400 --epochs 3
+        --train-limit 6400 --epochs 6
 
 ``--workload both`` runs the two workloads the acceptance names one after the other: convnet3 on digits with SGD
 momentum and one thread, and convnet3 on real Fashion-MNIST (28x28 images) with SGD Nesterov and two threads (its
@@ -109,7 +109,7 @@ def worker(args: argparse.Namespace) -> dict:
 
 # The two workloads the acceptance names: (dataset, optimizer, threads, train_limit, epochs).
 WORKLOADS = {
-    "digits": ("digits", "momentum", 1, 0, 20),  # 20 epochs: a digits epoch lasts only 40-60 ms
+    "digits": ("digits", "momentum", 1, 0, 20),  # 20 epochs: a digits epoch lasts only 20-30 ms
     # 6 epochs: with 2 threads on 2 cores an epoch's speed moves by up to 15 % from one to the next (3 epochs, the
     # median of 2 per repeat, let single repeats' ratios part from 0.86 to 1.38)
     "fashion_mnist": ("fashion_mnist", "nesterov", 2, 6400, 6),

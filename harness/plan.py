@@ -58,7 +58,8 @@ class ExecutionOptions:
     max_concurrent: int | None = None
     max_failures: int = 0
     fresh_workers: bool = False  # a new worker process per trial (the pre-warm-worker behaviour)
-    # --ship-data: datasets sent to the workers through Ray's object store (auto: on a cluster, when small enough).
+    # --ship-data: datasets sent to the workers through Ray's object store (auto: up to 256 MB on a cluster, 1 GB
+    # in a local run).
     # Recorded so a resume ships as the run did: a cluster whose nodes lack the files needs it again.
     ship_data: str = "auto"
 

@@ -231,28 +231,33 @@ def mode_in_effect(
         import torch
 
         # the last conv: the first one's single input channel makes its kernel, and its input, read as both layouts
-        first = next(m for m in reversed(list(backend.module.modules())) if isinstance(m, torch.nn.Conv2d))
+        convs = [m for m in backend.module.modules() if isinstance(m, torch.nn.Conv2d)]
+        first = convs[-1]
         seen: list[str] = []
-        layouts: list[bool] = []
+        layouts: set[bool] = set()
 
         def note(module, inputs, output) -> None:
             seen.append(str(output.dtype).removeprefix("torch."))
+
+        def note_layout(module, inputs, output) -> None:
             # oneDNN gives channels_last outputs when its input or kernel reads as channels_last: with numpy's
-            # strides for 1-channel images it did so for every convolution of a default run (layout.images_to_torch)
-            layouts.append(output.is_contiguous(memory_format=torch.channels_last) and not output.is_contiguous())
+            # strides for 1-channel images it did so for every convolution of a default run (layout.images_to_torch);
+            # every conv's, the 1-channel first one's too (its outputs have many channels: unambiguous)
+            layouts.add(output.is_contiguous(memory_format=torch.channels_last) and not output.is_contiguous())
 
         from torch._dynamo.utils import counters
 
-        hook = None if runtime.torch_compile else first.register_forward_hook(note)
+        hooks = [] if runtime.torch_compile else [first.register_forward_hook(note)]
+        hooks += [] if runtime.torch_compile else [conv.register_forward_hook(note_layout) for conv in convs]
         graphs = counters["stats"]["unique_graphs"]
         backend.train_epoch("train", batches, lrs, first_step=0)
-        if hook is not None:
+        for hook in hooks:
             hook.remove()
         return {  # compiled: the model wrapped, and Dynamo compiling graphs as the epoch ran (the step calls it)
             "compiled": type(backend.model).__name__ == "OptimizedModule"
             and counters["stats"]["unique_graphs"] > graphs,
             "conv_output_dtype": seen[0] if seen else None,
-            "conv_output_channels_last": layouts[0] if layouts else None,
+            "conv_output_channels_last": sorted(layouts) if layouts else None,  # [False], [True]; both: mixed
             "kernel_channels_last": bool(
                 first.weight.dim() == 4 and first.weight.is_contiguous(memory_format=torch.channels_last)
             ),

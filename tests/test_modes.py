@@ -205,13 +205,13 @@ IN_EFFECT = {
     ("torch", "default"): {
         "compiled": False,
         "conv_output_dtype": "float32",
-        "conv_output_channels_last": False,
+        "conv_output_channels_last": [False],
         "kernel_channels_last": False,
     },
     ("torch", "channels_last"): {
         "compiled": False,
         "conv_output_dtype": "float32",
-        "conv_output_channels_last": True,
+        "conv_output_channels_last": [True],
         "kernel_channels_last": True,
     },
     ("torch", "compile"): {
@@ -223,7 +223,7 @@ IN_EFFECT = {
     ("torch", "bf16"): {
         "compiled": False,
         "conv_output_dtype": "bfloat16",
-        "conv_output_channels_last": False,
+        "conv_output_channels_last": [False],
         "kernel_channels_last": False,
     },
     ("tensorflow", "default"): {"traced": True, "xla": False, "fit_xla": None, "compute_dtype": "float32"},

@@ -131,7 +131,7 @@ def test_a_shipped_read_only_dataset_is_copied_into_the_torch_backends_tensors(w
     """torch.from_numpy shares memory and ignores numpy's read-only flag: a dataset shipped through the object store
     (read-only shared memory every later trial on the node maps) became the torch backend's writable data tensors,
     one in-place op away from changing the next trial's data (a review's probe wrote a label through to the store).
-    The trial's own writeable arrays are still shared, not copied."""
+    The trial's own writeable labels are still shared, not copied (images are always a transposed copy)."""
     import backend_probes as probes
 
     from harness.models import build_spec

@@ -40,7 +40,8 @@ def host_tensor(array: np.ndarray) -> torch.Tensor:
     """``array`` as a CPU tensor that owns its memory where the array may not be written: torch.from_numpy shares
     it and ignores numpy's read-only flag, and a dataset shipped through Ray's object store is read-only shared
     memory that every later trial on the node maps, one in-place op away from changing theirs. The trial's own
-    arrays (read from its files, or made by its input pipeline) are shared as before."""
+    arrays (read from its files, or made by its input pipeline) are shared as before; images reach here as a copy
+    anyway (images_to_torch transposes them into a fresh array), labels as they are."""
     return torch.from_numpy(array if array.flags.writeable else array.copy())
 
 
