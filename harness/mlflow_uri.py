@@ -47,9 +47,25 @@ def sqlite_file(uri: str) -> Path | None:
 
 def check_tracking_uri(uri: str) -> None:
     """What can be known of ``uri`` before MLflow is asked to use it."""
+    _check_splittable(uri)
     _check_server(uri)
     _check_database_server(uri)
     _check_sqlite_store(uri)
+
+
+def _check_splittable(uri: str) -> None:
+    """A URI urllib cannot split (an unclosed IPv6 bracket, a port that is no number) ended the export in a
+    ValueError traceback. Its password, if any, is masked by hand: without_password needs the split."""
+    try:
+        parts = urllib.parse.urlsplit(uri)
+        parts.port  # noqa: B018 - read for its check: a port that is no number raises here
+    except ValueError as exc:
+        shown = re.sub(r"(//[^/@]*?:)[^/@]*@", r"\1***@", uri)
+        raise InputError(
+            f"Expected --mlflow as a URI (http://HOST:PORT, sqlite:///FILE.db, postgresql://USER@HOST/DB, a "
+            f"folder). Received: {shown!r}, which cannot be read as one ({exc}). Correct it: an IPv6 host goes in "
+            "brackets before the port (http://[::1]:5000), and a port is a number."
+        ) from None
 
 
 # The database servers MLflow's SQL store speaks to (SQLAlchemy's dialects, a driver after '+'), by default port

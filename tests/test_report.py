@@ -622,6 +622,18 @@ def test_no_message_of_an_export_shows_the_password_in_its_uri(tmp_path, capsys,
     assert f"to postgresql://alice:***@127.0.0.1:{port}/mlflow (experiment 'xfbench'" in out and "s3cret" not in out
 
 
+def test_a_uri_urllib_cannot_split_is_refused_with_its_password_masked(tmp_path, capsys):
+    """An unclosed IPv6 bracket or a port that is no number ended the export in urllib's ValueError traceback."""
+    run_dir = _write_run(tmp_path, "run-w", "2026-01-01")
+    for uri, said in (
+        ("http://alice:s3cret@[::1:5000", "Received: 'http://alice:***@[::1:5000', which cannot be read as one"),
+        ("postgresql://alice:s3cret@db:54x2/m", "Received: 'postgresql://alice:***@db:54x2/m', which cannot be"),
+    ):
+        assert main(["export", str(run_dir), "--mlflow", uri]) == 2
+        err = capsys.readouterr().err
+        assert said in err and "Traceback" not in err and "s3cret" not in err, err
+
+
 @pytest.mark.skipif(importlib.util.find_spec("mlflow") is None, reason="needs xfbench[mlflow]")
 def test_a_percent_encoded_sqlite_path_is_the_file_sqlalchemy_opens(tmp_path, capsys):
     """sqlite:////.../my%20dir/m.db was refused as "not a folder that exists"; MLflow opens the file in "my dir"."""
