@@ -154,7 +154,7 @@ def _prepare(args: argparse.Namespace) -> _Prepared:
 
 def _start(args: argparse.Namespace) -> int:
     """A new run: plan and preflight (exit 2 on bad input, before Ray), execute, render."""
-    from harness.reporting import RichProgress
+    from harness.reporting import run_progress
     from harness.runner import execute
 
     created = missing_folders(Path(args.results_dir).expanduser().resolve())
@@ -165,7 +165,7 @@ def _start(args: argparse.Namespace) -> int:
             results_dir=p.results_dir,
             run_id=p.run_id,
             settings=p.settings,
-            progress=RichProgress(p.settings.max_failures),
+            progress=run_progress(p.settings.max_failures),
             command=["xfbench", *sys.argv[1:]],
             data_provenance=p.provenance,
             weights_keys=p.weights_keys,
@@ -218,7 +218,7 @@ def _plan_options_given(args: argparse.Namespace) -> list[str]:
 
 def _resume(args: argparse.Namespace) -> int:
     """``--resume RUN_ID``: the run's own recorded plan; only execution options may change."""
-    from harness.reporting import RichProgress
+    from harness.reporting import run_progress
     from harness.runner import resume
 
     settings = _resume_settings(args)
@@ -227,7 +227,7 @@ def _resume(args: argparse.Namespace) -> int:
         results_dir,
         args.resume,
         settings=settings,
-        progress=RichProgress(settings.max_failures),
+        progress=run_progress(settings.max_failures),
         reference=args.reference,
         html_report=args.html_report,
     )

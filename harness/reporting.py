@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import math
 import shutil
+import sys
 import textwrap
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ from harness.search import tpe_startup_samples
 from harness.statistics import SIGNIFICANT_MARK
 from harness.suites import SPEED_VARIANTS
 from harness.summary import WARMUP_ONLY, Summary, case_title, suite_shown, why_not_ok
+from harness.trial_lines import TrialLines, retry_note
 from harness.tuning import TunePlan, best_trials, search_table
 
 if TYPE_CHECKING:
@@ -1016,7 +1018,8 @@ class RichProgress:
 
     def row(self, row: dict[str, Any]) -> None:
         if row["status"] in ("failed", "skipped"):
-            self.console.print(f"[red]trial {row['trial_id']} {row['status']}{self._retry(row)}:[/red] {row['error']}")
+            note = retry_note(row, self._max_failures)
+            self.console.print(f"[red]trial {row['trial_id']} {row['status']}{note}:[/red] {row['error']}")
             return
         if row.get("val_acc") is None or row.get("epoch_time_s") is None:
             return
@@ -1026,16 +1029,16 @@ class RichProgress:
     def trial_done(self, trial_id: str) -> None:
         self._progress.advance(self._task)
 
-    def _retry(self, row: dict[str, Any]) -> str:
-        """Which attempt failed, where --max-failures retries it: a trial whose retry ends ok was said "failed"."""
-        attempt = int(row.get("attempt") or 0)
-        if row["status"] != "failed" or not self._max_failures:
-            return ""
-        then = "retried" if attempt < self._max_failures else "no retry left"
-        return f" (attempt {attempt + 1} of {self._max_failures + 1}, {then})"
-
     def stop(self) -> None:
         self._progress.stop()
+
+
+def run_progress(max_failures: int) -> RichProgress | TrialLines:
+    """A run's progress: rich's live bar on a terminal; elsewhere (a CI log, output to a file) a line per ended
+    trial, as the pytest plugin prints: rich drew its bar there once, at the end, cut to 80 columns."""
+    if sys.stderr.isatty():
+        return RichProgress(max_failures)
+    return TrialLines(lambda line: print(line, file=sys.stderr, flush=True), max_failures)
 
 
 # ---------------------------------------------------------------------------------------------------- text tables

@@ -1086,7 +1086,7 @@ def test_case(xfbench_case):
 
 
 def test_the_session_run_prints_a_line_per_ended_trial_saying_why_one_did_not_end_ok():
-    from harness.pytest_progress import TrialLines
+    from harness.trial_lines import TrialLines
 
     lines: list[str] = []
     progress = TrialLines(lines.append)

@@ -9,6 +9,7 @@ import ast
 import dataclasses
 import json
 import math
+import re
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -781,6 +782,35 @@ def test_the_live_progress_says_which_attempt_failed_and_whether_tune_retries_it
     plain.console = Console(file=io.StringIO(), width=200)
     plain.row({"trial_id": "t-s0", "status": "failed", "error": "boom", "attempt": 0})
     assert plain.console.file.getvalue().strip() == "trial t-s0 failed: boom"
+
+
+def test_a_run_without_a_terminal_prints_a_line_per_ended_trial_and_per_retried_attempt(monkeypatch):
+    """Where stderr is no terminal (a CI log, a file), rich's live bar drew once, at the end, cut to 80 columns
+    ("tr… tune_quick-scratch-convnet3+tuned-digits-torch-s3 epoch 5: val_acc 0.967, 0…"), and nothing while the run
+    trained: the CLI now prints the pytest plugin's lines there."""
+    import io
+
+    from harness.reporting import RichProgress, run_progress
+    from harness.trial_lines import TrialLines
+
+    err = io.StringIO()
+    monkeypatch.setattr("sys.stderr", err)
+    progress = run_progress(max_failures=1)
+    assert isinstance(progress, TrialLines)
+    progress.start(2)
+    trial = "quick-scratch-cnn_small-digits-torch-s0"
+    progress.row({"trial_id": trial, "status": "failed", "error": "boom", "attempt": 0})
+    progress.row({"trial_id": trial, "status": "ok", "epoch": 5, "test_acc": 0.9222, "attempt": 1})
+    progress.trial_done(trial)
+    progress.row({"trial_id": "t-s1", "status": "failed", "error": "boom again", "attempt": 1})
+    progress.trial_done("t-s1")
+    lines = err.getvalue().splitlines()
+    assert lines[0] == f"xfbench {trial} failed (attempt 1 of 2, retried): boom"
+    assert re.fullmatch(rf"xfbench \[1/2, \d+ s\] {trial}: ok, test accuracy 0.9222", lines[1]), lines
+    assert re.fullmatch(r"xfbench \[2/2, \d+ s\] t-s1: failed: .*boom again.*", lines[2]), lines
+    assert len(lines) == 3 and max(len(line) for line in lines) > 80  # whole lines, nothing cut
+    monkeypatch.setattr(err, "isatty", lambda: True, raising=False)
+    assert isinstance(run_progress(max_failures=0), RichProgress)  # a terminal keeps the live bar
 
 
 def test_a_time_too_short_for_the_tables_decimals_is_shown_not_rounded_to_zero():

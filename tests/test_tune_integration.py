@@ -479,10 +479,11 @@ def test_a_replayed_diverged_sample_ends_in_error_to_its_searcher_as_it_did_live
     from ray.tune import ExperimentAnalysis
 
     import harness.reporting
+    from harness.trial_lines import TrialLines
 
     counted = {"total": 0, "done": 0}
 
-    class Counting(harness.reporting.RichProgress):
+    class Counting(TrialLines):
         def extend(self, more_trials: int) -> None:
             counted["total"] += more_trials
             super().extend(more_trials)
@@ -491,7 +492,7 @@ def test_a_replayed_diverged_sample_ends_in_error_to_its_searcher_as_it_did_live
             counted["done"] += 1
             super().trial_done(trial_id)
 
-    monkeypatch.setattr(harness.reporting, "RichProgress", Counting)
+    monkeypatch.setattr(harness.reporting, "run_progress", lambda max_failures: Counting(lambda line: None))
 
     from harness.results import safe_name
     from harness.search import parse_space

@@ -1,0 +1,64 @@
+"""Progress as plain lines, one per ended trial (and per failed attempt): what a run prints where no terminal
+redraws a live bar (a CI log, a file, pytest's terminal). There rich's bar drew once, at the end, cut to 80
+columns, and said nothing while the run trained."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from typing import Any
+
+
+def retried(row: dict[str, Any], max_failures: int) -> bool:
+    """Whether Tune runs this failed attempt's trial again (--max-failures)."""
+    return row["status"] == "failed" and int(row.get("attempt") or 0) < max_failures
+
+
+def retry_note(row: dict[str, Any], max_failures: int) -> str:
+    """Which attempt failed, where --max-failures retries it: a trial whose retry ends ok was said "failed"."""
+    if row["status"] != "failed" or not max_failures:
+        return ""
+    then = "retried" if retried(row, max_failures) else "no retry left"
+    return f" (attempt {int(row.get('attempt') or 0) + 1} of {max_failures + 1}, {then})"
+
+
+class TrialLines:
+    """The runner's Progress as lines: ``[ended/scheduled, seconds into the run] trial_id: status, test accuracy``;
+    a trial that did not end ok says why (its error's first line); under --max-failures each failed attempt says
+    whether Tune retries it."""
+
+    def __init__(self, write_line: Callable[[str], None], max_failures: int = 0) -> None:
+        self._write = write_line
+        self._max_failures = max_failures
+        self._scheduled = 0
+        self._ended = 0
+        self._last_rows: dict[str, dict[str, Any]] = {}
+        self._start = time.monotonic()
+
+    def start(self, total_trials: int) -> None:
+        self._scheduled, self._start = total_trials, time.monotonic()
+
+    def extend(self, more_trials: int) -> None:
+        self._scheduled += more_trials
+
+    def row(self, row: dict[str, Any]) -> None:
+        self._last_rows[str(row.get("trial_id"))] = row
+        if retried(row, self._max_failures):  # the attempt's end; the trial's is said when it ends
+            note = retry_note(row, self._max_failures)
+            self._write(f"xfbench {row['trial_id']} failed{note}: {row.get('error', '')}")
+
+    def trial_done(self, trial_id: str) -> None:
+        from harness.summary import why_not_ok
+
+        self._ended += 1
+        row = self._last_rows.pop(trial_id, {})
+        status = str(row.get("status") or "ended")
+        accuracy = row.get("test_acc")
+        said = f", test accuracy {accuracy:.4f}" if isinstance(accuracy, float) and math.isfinite(accuracy) else ""
+        why = why_not_ok(row) if status != "ok" and row else ""
+        said += f": {why}" if why else ""
+        elapsed = time.monotonic() - self._start
+        self._write(f"xfbench [{self._ended}/{self._scheduled}, {elapsed:.0f} s] {trial_id}: {status}{said}")
+
+    def stop(self) -> None: ...
