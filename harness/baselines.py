@@ -238,18 +238,21 @@ def unseen_cases_warning(new: LoadedRun, only_in_base: list[tuple[str, str]], fa
     )
 
 
-def missing_backends_warning(new: LoadedRun, rows: Sequence[Any], failing: bool) -> str:
+def missing_backends_warning(
+    new: LoadedRun, rows: Sequence[Any], failing: bool, gate: str = "--fail-on-regression"
+) -> str:
     """The warning for backends the base ran and a finished new run has no case of (a CI job now run with one
     --backend): "" when none. Its cases read "only in base", which a gate counted as no regression, so a gate that
-    stopped checking one of the frameworks it exists to compare passed without a word; ``failing``
-    (--fail-on-regression) fails on it. An unfinished new run's missing cases are unseen_cases_warning's."""
+    stopped checking one of the frameworks it exists to compare passed without a word; ``failing`` (``gate``: the
+    CLI's --fail-on-regression, the pytest plugin's --baseline check) fails on it. An unfinished new run's missing
+    cases are unseen_cases_warning's."""
     missing = missing_backends(rows)
     if not missing or unfinished_status(new):
         return ""
     cases = sum(1 for r in rows if r.backend in missing)
     return (
         f"the new run {new.label} has no case of {', '.join(missing)}, which the base ran ({cases} case(s)): not "
-        "compared" + ("; --fail-on-regression fails on it. Run those backends too, or compare with a baseline "
+        "compared" + (f"; {gate} fails on it. Run those backends too, or compare with a baseline "
                       "of the backends the new run trains" if failing else "")
     )  # fmt: skip
 

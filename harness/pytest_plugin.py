@@ -42,7 +42,7 @@ from harness.cli_options import (
     user_path,
 )
 from harness.config import SHIP_POLICIES, TrialConfig
-from harness.data.registry import found_in
+from harness.data.registry import found_in, read_elsewhere
 from harness.errors import InputError
 from harness.model_import import trial_model
 from harness.planner import check_runnable_suite, check_suite_size, check_trial_count, suite_case_trials
@@ -152,8 +152,13 @@ class CaseHandle:
         rows = self.rows()
         bad = rows[rows["status"] != "ok"]
         if len(bad):
+            from harness.plan import resume_command
+
+            # failed and skipped trials run again alone with the CLI's resume (a diverged one would diverge again)
+            rerun = set(bad["status"]) & {"failed", "skipped"}
+            again = f" (re-run those alone: `{resume_command('run', Path(outcome.run_dir))}`)" if rerun else ""
             pytest.fail(
-                f"{where}: trials not ok: " + "; ".join(_not_ok(r) for r in bad.itertuples()),
+                f"{where}: trials not ok: " + "; ".join(_not_ok(r) for r in bad.itertuples()) + again,
                 pytrace=False,
             )
         measured_trials = set(rows.dropna(subset=["test_acc"])["trial_id"])
@@ -527,8 +532,11 @@ def _case_param(
     try:
         reason = _data_missing(state, case.dataset, data_dir)
         # The trials read the files found here, at collection, wherever the environment points later (a conftest
-        # that isolates the data paths for its tests, say): what was checked is what trains.
-        found = None if reason or data_dir else found_in(state.loaded[case.dataset])
+        # that isolates the data paths for its tests, say): what was checked is what trains. With --data-dir too
+        # where that folder held none of the files and the search went on to another root's copy.
+        loaded = state.loaded.get(case.dataset) if not reason else None
+        elsewhere = loaded is not None and (not data_dir or read_elsewhere(data_dir, loaded) is not None)
+        found = found_in(loaded) if loaded is not None and elsewhere else None
         trials = suite_case_trials(
             chosen, case, (backend,), seeds, {**overrides, "data_dir": found} if found else overrides, selected
         )
@@ -1074,7 +1082,8 @@ def _against_baseline(
     warnings = environment_warnings(base.environment, session.environment) + run_state_warnings(base, session)
     unseen = unseen_cases_warning(session, [(r.case, r.backend) for r in rows if r.only_in == "base"], False)
     # a backend the baseline ran and the session did not (--backend torch): the gate checked one framework
-    missing = "" if interrupted else missing_backends_warning(session, rows, False)
+    gate = "the session's --baseline check"  # it fails on a missing backend (failing below): said, as the CLI's
+    missing = "" if interrupted else missing_backends_warning(session, rows, True, gate)
     warnings += [w for w in (unseen, missing) if w]
     markdown = comparison_markdown(rows, reference, outcome.run_id, warnings, thresholds)
     gone = missing_backends(rows) if missing else []
@@ -1097,3 +1106,7 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         if report.baseline_report:
             terminalreporter.section("xfbench regressions against the baseline", red=bool(report.regressions))
             terminalreporter.write_line(report.baseline_report)
+            if report.regressions:  # what fails the session: a backend not run is no "regression" in the table's count
+                terminalreporter.write_line(
+                    f"xfbench: the --baseline check fails this session: {'; '.join(report.regressions)}", red=True
+                )

@@ -26,4 +26,4 @@ def terminal_progress(config: pytest.Config) -> Any:
         with capture.global_and_fixture_disabled():
             reporter.write_line(line)
 
-    return TrialLines(write_line)
+    return TrialLines(write_line, config.getoption("xfbench_max_failures") or 0)

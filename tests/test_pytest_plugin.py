@@ -120,7 +120,9 @@ def test_the_baseline_gate_decides_with_the_thresholds_it_is_given(pytester, tmp
     config = pytester.parseconfig("--results-dir", str(results), "--baseline-time-threshold", "1.5")
     markdown, usable, cases = _against_baseline(config, torch_only, "base", False)
     assert usable and cases == ("[tensorflow] not run",), cases
-    assert "has no case of tensorflow, which the base ran" in " ".join(markdown.split())
+    said = " ".join(markdown.split())
+    assert "has no case of tensorflow, which the base ran" in said
+    assert "the session's --baseline check fails on it. Run those backends too" in said  # it said only "not compared"
     assert _against_baseline(config, torch_only, "base", True)[2] == ()  # interrupted: what it got to, as before
     # a session interrupted before any case the base has ended compared nothing yet: said so, not "not usable"
     other = _run_of_another_suite(results)
@@ -136,6 +138,22 @@ def test_the_baseline_gate_decides_with_the_thresholds_it_is_given(pytester, tmp
     unused.stderr.fnmatch_lines(
         ["*Expected --baseline with --baseline-time-threshold, --baseline-alpha (they set what the baseline gate*"]
     )
+
+
+def test_the_terminal_says_what_fails_the_session_against_its_baseline(pytester):
+    """A session run with one --backend against a two-backend baseline failed (exit 1) beside "2 passed" and
+    "**0 regression(s)**": the "[tensorflow] not run" that failed it was printed nowhere."""
+    from types import SimpleNamespace
+
+    from harness.pytest_plugin import STATE_KEY, SessionReport, pytest_terminal_summary
+
+    config = pytester.parseconfig()
+    report = SessionReport("summary", "/r", "**0 regression(s)**", True, ("[tensorflow] not run",))
+    config.stash[STATE_KEY] = SimpleNamespace(baseline_unused="", reports=[report])  # type: ignore[assignment]
+    lines: list[str] = []
+    terminal = SimpleNamespace(section=lambda *a, **k: None, write_line=lambda line, **k: lines.append(line))
+    pytest_terminal_summary(terminal, 1, config)
+    assert lines[-1] == "xfbench: the --baseline check fails this session: [tensorflow] not run", lines
 
 
 def test_a_baseline_gate_that_compared_nothing_fails_unless_the_session_was_interrupted(pytester, tmp_path):
@@ -343,6 +361,37 @@ def moved_data_paths():
     (run_json,) = (tmp_path / "results").glob("*/run.json")
     recorded = json.loads(run_json.read_text())["datasets"]
     assert list(recorded) == ["mnist"] and str(tmp_path / "data" / "mnist") in json.dumps(recorded["mnist"]), recorded
+
+
+def test_a_dataset_found_outside_the_given_data_dir_is_the_copy_its_trials_read(pytester, tmp_path, monkeypatch):
+    """--data-dir holding none of the files: collection read another root's copy (and noted it), but the trials kept
+    --data-dir as theirs and searched again in the worker, where a conftest had moved the roots: DataNotFoundError,
+    and run.json named a source no trial read. They now record the folder collection read, as without --data-dir."""
+    from test_data import write_mnist_like
+
+    write_mnist_like(tmp_path / "data" / "mnist", n_train=5200, n_test=200)
+    monkeypatch.setenv("XFBENCH_DATA", str(tmp_path / "data"))
+    (tmp_path / "given").mkdir()
+    pytester.makeconftest(
+        """
+import harness.runner
+
+
+def _execute(plan, results_dir, run_id, settings, **kwargs):  # the trials' data folders, shown instead of a run
+    raise RuntimeError(f"data_dirs={sorted({str(t.data_dir) for t in plan.planned_trials})}")
+
+
+harness.runner.execute = _execute
+"""
+    )
+    pytester.makepyfile(test_suite=MNIST_SUITE)
+    common = ("--backend", "torch", "--results-dir", str(tmp_path / "results"), "-p", "no:cacheprovider")
+    result = pytester.runpytest_subprocess(*common, "--data-dir", str(tmp_path / "given"), "-p", "no:benchmark")
+    result.stdout.fnmatch_lines([f"*data_dirs=[[]'{tmp_path / 'data' / 'mnist'}'[]]*"])
+    # the files in --data-dir: the trials keep it, as given
+    write_mnist_like(tmp_path / "given" / "mnist", n_train=5200, n_test=200)
+    kept = pytester.runpytest_subprocess(*common, "--data-dir", str(tmp_path / "given"), "-p", "no:benchmark")
+    kept.stdout.fnmatch_lines([f"*data_dirs=[[]'{tmp_path / 'given'}'[]]*"])
 
 
 @pytest.mark.ray
@@ -575,7 +624,14 @@ def test_a_trial_retried_and_then_ok_passes_its_check_and_one_that_ended_diverge
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:benchmark", "--max-failures", "1")
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(["*[[]tensorflow[]] scratch-mlp-digits: trials not ok: *-s1: diverged at epoch 2*"])
-    assert "worker died" not in result.stdout.str()
+    assert "worker died" not in result.stdout.str() and "re-run those alone" not in result.stdout.str()
+    # a trial that failed (not diverged) runs again alone with the CLI's resume: said, as the CLI says it
+    pytester.makeconftest(
+        RETRIED_RUN_CONFTEST.replace('"ok" if trial.seed == 0 else "diverged"', '"ok" if trial.seed == 0 else "failed"')
+    )
+    failed = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:benchmark", "--max-failures", "1")
+    failed.assert_outcomes(passed=1, failed=1)
+    failed.stdout.fnmatch_lines(["*trials not ok: *-s1: failed* (re-run those alone: `xfbench run --resume *`)*"])
 
 
 def test_the_documented_suite_of_your_own_collects_and_checks_its_bars(pytester):
