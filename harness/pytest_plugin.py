@@ -74,6 +74,9 @@ class SessionState:
     reports: list[SessionReport] = field(default_factory=list)  # how the run ended (an xdist controller: its workers')
     baseline_unused: str | None = None  # why --baseline compared nothing where no case ran
     usage_error: bool = False  # the session stopped on bad input before any test ran (pytest says why)
+    # the run refused bad input only Ray could judge (no node offers a trial's CPUs or GPUs, the cluster is gone):
+    # every case fails with it, and the session exits 4, as the CLI exits 2, not 1 as if a test had failed
+    run_refused: bool = False
 
 
 @dataclass(frozen=True)
@@ -101,6 +104,7 @@ STATE_KEY = pytest.StashKey[SessionState]()
 XDIST_GROUP = "xfbench-suites"
 WORKER_OUTPUT_KEY = "xfbench_session_report"
 WORKER_ERROR_KEY = "xfbench_session_error"  # why a worker's run measured nothing, for the controller's gate
+WORKER_REFUSED_KEY = "xfbench_run_refused"  # SessionState.run_refused, for the controller's exit status
 
 
 @dataclass(frozen=True)
@@ -889,6 +893,7 @@ def _run_all(config: pytest.Config, state: SessionState, temp: pytest.TempPathFa
         )
     except InputError as exc:  # no node fits a trial, the cluster went away: found by Ray, still the user's to fix
         state.error = f"bad input, nothing was run: {_as_pytest_options(str(exc))}"
+        state.run_refused = True
     except Exception as exc:  # recorded once; every case then fails with this text instead of re-running
         why = _as_pytest_options(str(exc))  # NoNodeFits names the cluster's option
         state.error = f"the xfbench run failed before this case could be measured: {type(exc).__name__}: {why}"
@@ -1014,8 +1019,12 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         output = session.config.workeroutput  # type: ignore[attr-defined]
         output[WORKER_OUTPUT_KEY] = [r.as_message() for r in state.reports]
         output[WORKER_ERROR_KEY] = state.error
+        output[WORKER_REFUSED_KEY] = state.run_refused
         return
     if interrupted:  # pytest's own status (2) stands: the report says what the gate saw of the cases that ended
+        return
+    if state.run_refused:  # every case failed with the run's refusal, which says why: bad input, as the CLI's exit 2
+        session.exitstatus = pytest.ExitCode.USAGE_ERROR
         return
     if session.config.option.collectonly or state.usage_error:  # a listing runs no case: no gate to fail; nor
         return  # does a session refused for bad input, whose one line says why (a --baseline that is not there)
@@ -1042,6 +1051,7 @@ def pytest_testnodedown(node: Any, error: object | None) -> None:
     if state is not None:
         state.reports.extend(SessionReport.from_message(m) for m in output.get(WORKER_OUTPUT_KEY, []))
         state.error = state.error or output.get(WORKER_ERROR_KEY)
+        state.run_refused = state.run_refused or bool(output.get(WORKER_REFUSED_KEY))
 
 
 def _against_baseline(

@@ -363,6 +363,31 @@ def moved_data_paths():
     assert list(recorded) == ["mnist"] and str(tmp_path / "data" / "mnist") in json.dumps(recorded["mnist"]), recorded
 
 
+def test_bad_input_only_ray_can_judge_fails_every_case_and_ends_the_session_as_a_usage_error(pytester, tmp_path):
+    """`--gpus-per-trial 1` on a machine without a GPU: Ray finds no node for a trial, the CLI exits 2, and the
+    session failed every case and ended with exit 1, as if a test had failed. (The run's refusal stood in for: a
+    real one waits for Ray's start.)"""
+    pytester.makeconftest(
+        """
+import harness.runner
+from harness.scheduler import NoNodeFits
+
+
+def _execute(plan, results_dir, run_id, settings, **kwargs):
+    raise NoNodeFits("Expected this machine to offer 1 CPU(s) and 1 GPU(s) per trial. Received: 0 GPUs.")
+
+
+harness.runner.execute = _execute
+"""
+    )
+    pytester.makepyfile(TINY_SUITE.format(bar=0.0))
+    result = pytester.runpytest_subprocess(
+        "--backend", "torch", "--results-dir", str(tmp_path / "results"), "-p", "no:cacheprovider", "-p", "no:benchmark"
+    )
+    assert result.ret == pytest.ExitCode.USAGE_ERROR, result.stdout.str()
+    result.stdout.fnmatch_lines(["*bad input, nothing was run: Expected this machine to offer 1 CPU(s) and 1 GPU(s)*"])
+
+
 def test_a_dataset_found_outside_the_given_data_dir_is_the_copy_its_trials_read(pytester, tmp_path, monkeypatch):
     """--data-dir holding none of the files: collection read another root's copy (and noted it), but the trials kept
     --data-dir as theirs and searched again in the worker, where a conftest had moved the roots: DataNotFoundError,
