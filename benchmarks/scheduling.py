@@ -81,6 +81,9 @@ class RowClock:
 
     def stop(self) -> None: ...
 
+    def warn(self, text: str) -> None:
+        print(text, file=sys.stderr)
+
 
 def _trivial(backend: str, n: int) -> list[TrialConfig]:
     tiny = ModelOptions(hidden=(4,))

@@ -1032,6 +1032,9 @@ class RichProgress:
     def stop(self) -> None:
         self._progress.stop()
 
+    def warn(self, text: str) -> None:
+        self.console.print(text, style="yellow", markup=False, highlight=False)
+
 
 def run_progress(max_failures: int) -> RichProgress | TrialLines:
     """A run's progress: rich's live bar on a terminal; elsewhere (a CI log, output to a file) a line per ended

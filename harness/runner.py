@@ -60,6 +60,7 @@ from harness.scheduler import (
     run_search,
     run_trials,
     signals_held,
+    warn_on_stderr,
 )
 from harness.stages import STAGE_FINAL, STAGE_PRETRAIN, STAGE_SEARCH, STAGE_TRIALS
 from harness.summary import (
@@ -136,6 +137,8 @@ class Progress(Protocol):
 
     def stop(self) -> None: ...
 
+    def warn(self, text: str) -> None: ...
+
 
 class SilentProgress:
     """A run that tells nobody: programmatic runs, and the pytest plugin in a pytest-xdist worker (no terminal)."""
@@ -149,6 +152,9 @@ class SilentProgress:
     def trial_done(self, trial_id: str) -> None: ...
 
     def stop(self) -> None: ...
+
+    def warn(self, text: str) -> None:
+        warn_on_stderr(text)
 
 
 RUN_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
@@ -404,7 +410,7 @@ def _execute_held(
         driver_process=this_driver(),
     )
     run_file = RunFile(plan, _recorded_options(settings), record, tuple(plan.pretrain()))
-    with _ray_for(plan, settings):
+    with _ray_for(plan, settings, warn=(progress or SilentProgress()).warn):
         write_run_file(run_dir, run_file)
         ctx = _RunContext(
             run_file,
@@ -435,11 +441,14 @@ def _keyed(plan: RunPlan, results_dir: Path, provenance: dict[str, dict[str, str
 
 
 @contextlib.contextmanager
-def _ray_for(plan: RunPlan, settings: SchedulerSettings, resumed: bool = False) -> Iterator[None]:
+def _ray_for(
+    plan: RunPlan, settings: SchedulerSettings, resumed: bool = False, warn: Callable[[str], None] = warn_on_stderr
+) -> Iterator[None]:
     """Ray for a run's stages (users' ``python:`` modules shipped to its workers), and the check only a started Ray
-    can make, before anything of the run is written: some node offers a trial's CPUs and GPUs (NoNodeFits)."""
-    with ray_session(settings, python_model_sources(t.model for t in plan.planned_trials)):
-        check_a_node_fits(settings, resumed)
+    can make, before anything of the run is written: some node offers a trial's CPUs and GPUs (NoNodeFits).
+    ``warn``: the run's progress's, so that a warning reaches the user where the progress does."""
+    with ray_session(settings, python_model_sources(t.model for t in plan.planned_trials), warn):
+        check_a_node_fits(settings, resumed, warn)
         yield
 
 
@@ -633,7 +642,8 @@ def _resume_held(
     """resume's work, its directory held by this process (run_lock.driving)."""
     results_dir = run_dir.parent
     settings = settings or scheduler_settings(results_dir, run_file.execution)
-    with _ray_for(run_file.plan, settings, resumed=True):  # before anything of the run changes: a refused resume
+    warn = (progress or SilentProgress()).warn
+    with _ray_for(run_file.plan, settings, resumed=True, warn=warn):  # before anything of the run changes: refused
         frame = read_parts(run_dir)  # leaves it as is
         began = run_file.record.final_began is not None
         ended_search = run_file.plan.search if search_ended(frame, began) else None

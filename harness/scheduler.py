@@ -28,7 +28,7 @@ import signal
 import sys
 import threading
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -509,12 +509,19 @@ def _tune_environment(verbose: bool) -> Iterator[None]:
 WORKER_ENV = {"TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONWARNINGS": "ignore::DeprecationWarning"}
 
 
+def warn_on_stderr(text: str) -> None:
+    print(text, file=sys.stderr)
+
+
 @contextlib.contextmanager
-def ray_session(settings: SchedulerSettings, py_modules: tuple[Path, ...] = ()) -> Iterator[None]:
+def ray_session(
+    settings: SchedulerSettings, py_modules: tuple[Path, ...] = (), warn: Callable[[str], None] = warn_on_stderr
+) -> Iterator[None]:
     """Ray for the stages of one run: joins ``settings.address`` or starts a local instance on 127.0.0.1
     without a dashboard; shuts down on exit (Ctrl-C included) only what it started. ``py_modules`` (the files and
     packages of users' ``python:`` models) go to every node's workers through the job's runtime environment; a Ray
-    the caller already started keeps the environment it was started with."""
+    the caller already started keeps the environment it was started with. ``warn``: where a warning goes (the
+    run's progress: under pytest, past its output capture, where stderr went unseen)."""
     import ray
 
     if ray.is_initialized():
@@ -529,7 +536,8 @@ def ray_session(settings: SchedulerSettings, py_modules: tuple[Path, ...] = ()) 
     sigterm_before = signal.getsignal(signal.SIGTERM)  # ray.init puts its own in, an exit at once, and leaves it
     try:
         with signals_held("Ray is starting; stopping once it has started") as noted:
-            _init(settings, init_args, {"py_modules": [str(path) for path in py_modules]} if py_modules else {})
+            shipped = {"py_modules": [str(path) for path in py_modules]} if py_modules else {}
+            _init(settings, init_args, shipped, warn)
     except (KeyboardInterrupt, SystemExit):  # a second Ctrl-C while Ray started, or a SIGTERM once ray.init had put
         ray.shutdown()  # in its handler (a bare exit): what it started by then is ended too, as far as Ray knows it
         raise KeyboardInterrupt from None
@@ -597,7 +605,9 @@ def ignored_ray_address(environ: Mapping[str, str]) -> str | None:
     return f"{said} To run on that cluster, give {address}."
 
 
-def _init(settings: SchedulerSettings, init_args: dict[str, Any], shipped: dict[str, Any]) -> None:
+def _init(
+    settings: SchedulerSettings, init_args: dict[str, Any], shipped: dict[str, Any], warn: Callable[[str], None]
+) -> None:
     """ray.init: joins ``settings.address``, or starts a local instance (``shipped``: the job's py_modules)."""
     import ray
 
@@ -617,7 +627,7 @@ def _init(settings: SchedulerSettings, init_args: dict[str, Any], shipped: dict[
             ) from None
     else:
         if (ignored := ignored_ray_address(os.environ)) is not None:
-            print(ignored, file=sys.stderr)
+            warn(ignored)
         # address="local": always a fresh instance of our own, never a cluster some `ray start` left running. Its
         # workers are children of the raylet it starts and inherit that environment, so WORKER_ENV is set while it
         # starts instead of in a runtime environment: a job's runtime environment, even one of variables only, kept
@@ -653,7 +663,9 @@ class NoNodeFits(InputError):
     """No node of a local Ray offers what one trial asks for: Tune would wait for one forever, silently."""
 
 
-def check_a_node_fits(settings: SchedulerSettings, resumed: bool = False) -> None:
+def check_a_node_fits(
+    settings: SchedulerSettings, resumed: bool = False, warn: Callable[[str], None] = warn_on_stderr
+) -> None:
     """Some live node must offer a trial's CPUs and GPUs. Locally none ever will (NoNodeFits); a cluster may still
     grow one (an autoscaler adds nodes for pending trials), so there the user is told what the trials wait for.
     ``resumed``: a resume keeps the recorded device, so the fix is not to lower --gpus-per-trial to 0."""
@@ -663,12 +675,11 @@ def check_a_node_fits(settings: SchedulerSettings, resumed: bool = False) -> Non
     wanted = f"{settings.cpus_per_trial:g} CPU(s) and {settings.gpus_per_trial:g} GPU(s)"
     offered = "; ".join(f"{n['address']}: {n['cpus']:g} CPUs, {n['gpus']:g} GPUs" for n in nodes) or "no live node"
     if settings.address:
-        print(
+        warn(
             f"xfbench: warning: no node of the cluster at {settings.address} offers {wanted} for a trial yet "
             f"({offered}); the trials wait until one does: an autoscaler may add it, and without one they never "
             "start (Ctrl-C stops the run; --resume with a --cpus-per-trial and --gpus-per-trial that a node offers "
-            "finishes it).",
-            file=sys.stderr,
+            "finishes it)."
         )
         return
     each = "each trial of the resumed run" if resumed else "each trial"

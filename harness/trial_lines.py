@@ -62,3 +62,6 @@ class TrialLines:
         self._write(f"xfbench [{self._ended}/{self._scheduled}, {elapsed:.0f} s] {trial_id}: {status}{said}")
 
     def stop(self) -> None: ...
+
+    def warn(self, text: str) -> None:
+        self._write(text)

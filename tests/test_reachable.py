@@ -182,13 +182,38 @@ def test_the_ray_address_warning_is_printed_where_a_run_starts_its_own_ray(monke
     """The warning reaches the user from where a local run starts Ray (ray.init stood in for: no Ray starts)."""
     import ray
 
-    from harness.scheduler import SchedulerSettings, _init
+    from harness.scheduler import SchedulerSettings, _init, warn_on_stderr
 
     started = []
     monkeypatch.setattr(ray, "init", lambda **kwargs: started.append(kwargs["address"]))
     monkeypatch.setenv("RAY_ADDRESS", "10.0.0.5:6379")
-    _init(SchedulerSettings(storage_dir=tmp_path), {}, {})
+    _init(SchedulerSettings(storage_dir=tmp_path), {}, {}, warn_on_stderr)
     assert started == ["local"] and "RAY_ADDRESS=10.0.0.5:6379 is set" in capsys.readouterr().err
+
+
+def test_a_runs_warnings_go_where_its_progress_goes(monkeypatch, capsys, tmp_path):
+    """Under pytest, the run's stderr is captured in the first case's set-up and shown only if that case fails: the
+    RAY_ADDRESS warning never showed in a passing session, and a cluster session waiting for a node that never
+    comes hung with nothing on the terminal. The run's warnings now go to its progress (the plugin's lines, written
+    past the capture); stood in for: ray.init and the cluster's nodes."""
+    import ray
+
+    from harness.config import TrialConfig
+    from harness.plan import RunPlan
+    from harness.runner import _ray_for
+    from harness.scheduler import SchedulerSettings
+    from harness.trial_lines import TrialLines
+
+    monkeypatch.setattr(ray, "init", lambda **kwargs: None)
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr("harness.scheduler.cluster_nodes", lambda: [{"address": "n", "cpus": 2.0, "gpus": 0.0}])
+    monkeypatch.setenv("RAY_ADDRESS", "10.0.0.5:6379")
+    lines: list[str] = []
+    plan = RunPlan.of_trials([TrialConfig("scratch", "mlp", "digits", "torch", seed=0, epochs=1)])
+    with _ray_for(plan, SchedulerSettings(storage_dir=tmp_path), warn=TrialLines(lines.append).warn):
+        pass
+    assert len(lines) == 1 and lines[0].startswith("xfbench: warning: RAY_ADDRESS=10.0.0.5:6379 is set"), lines
+    assert capsys.readouterr().err == ""
 
 
 def test_a_cluster_without_a_node_for_a_trial_is_told_that_without_an_autoscaler_the_trials_never_start(
