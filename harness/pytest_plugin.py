@@ -20,6 +20,7 @@ case by case (a bad case fails with its reason, the others run).
 
 from __future__ import annotations
 
+import html
 import math
 import re
 import warnings
@@ -1109,13 +1110,14 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         terminalreporter.write_line(state.baseline_unused)
     for report in state.reports if state is not None else []:
         terminalreporter.section("xfbench comparison")
-        terminalreporter.write_line(report.summary_markdown)
+        # the markdown's cells escape <, > and & for a markdown renderer; a terminal showed "p &lt; 0.01"
+        terminalreporter.write_line(html.unescape(report.summary_markdown))
         terminalreporter.write_line(f"results: {report.run_dir}")
         if report.report_problem:  # printed on the first case's stderr, which pytest shows only if the case fails
             terminalreporter.write_line(f"xfbench: warning: {report.report_problem}", yellow=True)
         if report.baseline_report:
             terminalreporter.section("xfbench regressions against the baseline", red=bool(report.regressions))
-            terminalreporter.write_line(report.baseline_report)
+            terminalreporter.write_line(html.unescape(report.baseline_report))
             if report.regressions:  # what fails the session: a backend not run is no "regression" in the table's count
                 terminalreporter.write_line(
                     f"xfbench: the --baseline check fails this session: {'; '.join(report.regressions)}", red=True

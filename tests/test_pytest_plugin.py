@@ -148,12 +148,13 @@ def test_the_terminal_says_what_fails_the_session_against_its_baseline(pytester)
     from harness.pytest_plugin import STATE_KEY, SessionReport, pytest_terminal_summary
 
     config = pytester.parseconfig()
-    report = SessionReport("summary", "/r", "**0 regression(s)**", True, ("[tensorflow] not run",))
+    report = SessionReport("p &lt; 0.01", "/r", "**0 regression(s)**, p &lt; 0.05", True, ("[tensorflow] not run",))
     config.stash[STATE_KEY] = SimpleNamespace(baseline_unused="", reports=[report])  # type: ignore[assignment]
     lines: list[str] = []
     terminal = SimpleNamespace(section=lambda *a, **k: None, write_line=lambda line, **k: lines.append(line))
     pytest_terminal_summary(terminal, 1, config)
     assert lines[-1] == "xfbench: the --baseline check fails this session: [tensorflow] not run", lines
+    assert "p < 0.01" in lines and "**0 regression(s)**, p < 0.05" in lines  # the markdown's escapes undone
 
 
 def test_a_baseline_gate_that_compared_nothing_fails_unless_the_session_was_interrupted(pytester, tmp_path):
