@@ -1044,6 +1044,9 @@ def test_only_the_selected_cases_train_and_a_case_for_other_backends_is_skipped_
     # --benchmark-only keeps the cases: each is a benchmark (pytest-benchmark skipped them as non-benchmarks)
     picked = pytester.runpytest_subprocess(*common, "--benchmark-only", "-k", "tensorflow-scratch-mlp-digits")
     picked.assert_outcomes(passed=1, deselected=3)
+    # a one-epoch case records no benchmark and says why; pytest-benchmark's "not used" beside it said it again
+    said = picked.stdout.str()
+    assert "no benchmark recorded" in said and "Benchmark fixture was not used at all" not in said, said
     (run_dir,) = [p for p in results.iterdir() if p.name.endswith("pytest-smoke")]
     assert set(read_results(run_dir)["trial_id"]) == {"pick-scratch-mlp-digits-tensorflow-s0"}
     assert (run_dir / "report.html").is_file()  # as a CLI run's (it was off unless asked for)
