@@ -59,13 +59,21 @@ def _check_splittable(uri: str) -> None:
     try:
         parts = urllib.parse.urlsplit(uri)
         parts.port  # noqa: B018 - read for its check: a port that is no number raises here
-    except ValueError as exc:
-        shown = re.sub(r"(//[^/@]*?:)[^/@]*@", r"\1***@", uri)
+    except ValueError:  # urllib's text quotes what it took for the port: a password's start, where one held a /
         raise InputError(
             f"Expected --mlflow as a URI (http://HOST:PORT, sqlite:///FILE.db, postgresql://USER@HOST/DB, a "
-            f"folder). Received: {shown!r}, which cannot be read as one ({exc}). Correct it: an IPv6 host goes in "
+            f"folder). Received: {_masked_by_hand(uri)!r}, which urllib cannot read as one. Correct it: a password "
+            "holding / # ? @ or : goes percent-encoded (urllib.parse.quote(password, safe='')), an IPv6 host in "
             "brackets before the port (http://[::1]:5000), and a port is a number."
         ) from None
+
+
+def _masked_by_hand(uri: str) -> str:
+    """``uri`` with everything between its scheme's // and its last @ hidden (a user and password, a token as the
+    user name; a password may hold / and @ where it is not percent-encoded) and secret query values hidden."""
+    shown = re.sub(r"//.*@", "//***@", uri, count=1)
+    secrets = "|".join(sorted(_SECRET_QUERY_KEYS))
+    return re.sub(rf"(?i)\b({secrets})=[^&#]*", r"\1=***", shown)
 
 
 # The database servers MLflow's SQL store speaks to (SQLAlchemy's dialects, a driver after '+'), by default port

@@ -158,9 +158,11 @@ class CaseHandle:
         bad = rows[rows["status"] != "ok"]
         if len(bad):
             from harness.plan import resume_command
+            from harness.runner import resumable_failures
 
-            # failed and skipped trials run again alone with the CLI's resume (a diverged one would diverge again)
-            rerun = set(bad["status"]) & {"failed", "skipped"}
+            # the failed trials a resume runs again alone, as the CLI says (one skipped for a diverged backbone, or
+            # a diverged one, would end so again: its resume refuses)
+            rerun = set(resumable_failures(outcome.frame, None)) & set(bad["trial_id"])
             again = f" (re-run those alone: `{resume_command('run', Path(outcome.run_dir))}`)" if rerun else ""
             pytest.fail(
                 f"{where}: trials not ok: " + "; ".join(_not_ok(r) for r in bad.itertuples()) + again,

@@ -73,6 +73,7 @@ from harness.summary import (
     why_not_ok,
 )
 from harness.trial import RunInfo, skipped_row
+from harness.trial_lines import REPLAYED_ROW
 from harness.tuning import (
     TunePlan,
     best_trials,
@@ -256,6 +257,9 @@ class _RunContext:
             def on_trial_end(self, trial_id: str) -> None:
                 writer.finish_trial(trial_id)
                 progress.trial_done(trial_id)
+
+            def on_replayed_row(self, row: dict[str, Any]) -> None:
+                progress.row({**row, REPLAYED_ROW: True})
 
         return Events()
 

@@ -66,6 +66,8 @@ class TrialEvents(Protocol):
 
     def on_trial_end(self, trial_id: str) -> None: ...
 
+    def on_replayed_row(self, row: dict[str, Any]) -> None: ...
+
 
 @dataclass(frozen=True)
 class SchedulerSettings:
@@ -359,7 +361,8 @@ def _make_callback(events: TrialEvents, run: RunInfo, stage: str):
                 self.ended_with_row.add((row["trial_id"], attempt))
             if row["status"] == "diverged":  # its worker ends it with WorkerRetired: a divergence would only repeat
                 trial.max_failures = 0  # Tune reads the retry budget from this attribute when the error arrives
-            if result.get(REPLAYED_KEY):
+            if result.get(REPLAYED_KEY):  # written in the session that ran it: shown, not written again
+                self._events().on_replayed_row({**row, "stage": stage, "attempt": attempt})
                 return
             self.workers[(row["trial_id"], attempt)] = {k: row[k] for k in WORKER_COLUMNS if row.get(k) is not None}
             self._events().on_row({**row, "stage": stage, "attempt": attempt})

@@ -95,7 +95,9 @@ def why_not_ok(final: Mapping[Any, Any] | pd.Series) -> str:
     why = str(error).strip().splitlines()[0] if isinstance(error, str) and error.strip() else ""
     epoch = final.get("epoch")
     if not why and final.get("status") == "diverged" and epoch is not None and pd.notna(epoch):
-        train, val = (float(final.get(c, math.nan)) for c in ("train_loss", "val_loss"))
+        # None where a row came through JSON without the value (a search sample a resume replays)
+        losses = (final.get(c) for c in ("train_loss", "val_loss"))
+        train, val = (math.nan if value is None else float(value) for value in losses)
         why = f"at epoch {int(epoch)}, training loss {train:.4g}"
         if math.isfinite(train):  # the validation loss stopped being finite
             why = f"at epoch {int(epoch)}, validation loss {val:.4g} (training loss {train:.4g})"

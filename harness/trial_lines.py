@@ -9,6 +9,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from harness.summary import why_not_ok
+
+# Marks a row the progress sees from a search sample a resume replays to its searcher: recorded before the resume
+REPLAYED_ROW = "replayed"
+
 
 def retried(row: dict[str, Any], max_failures: int) -> bool:
     """Whether Tune runs this failed attempt's trial again (--max-failures)."""
@@ -46,18 +51,19 @@ class TrialLines:
         self._last_rows[str(row.get("trial_id"))] = row
         if retried(row, self._max_failures):  # the attempt's end; the trial's is said when it ends
             note = retry_note(row, self._max_failures)
-            self._write(f"xfbench {row['trial_id']} failed{note}: {row.get('error', '')}")
+            self._write(f"xfbench {row['trial_id']} failed{note}: {why_not_ok(row)}")
 
     def trial_done(self, trial_id: str) -> None:
-        from harness.summary import why_not_ok
-
         self._ended += 1
         row = self._last_rows.pop(trial_id, {})
         status = str(row.get("status") or "ended")
         accuracy = row.get("test_acc")
         said = f", test accuracy {accuracy:.4f}" if isinstance(accuracy, float) and math.isfinite(accuracy) else ""
         why = why_not_ok(row) if status != "ok" and row else ""
+        said += retry_note(row, self._max_failures) if row else ""  # the last attempt: "no retry left"
         said += f": {why}" if why else ""
+        if row.get(REPLAYED_ROW):
+            said += " (replayed: it ended before the resume)"
         elapsed = time.monotonic() - self._start
         self._write(f"xfbench [{self._ended}/{self._scheduled}, {elapsed:.0f} s] {trial_id}: {status}{said}")
 

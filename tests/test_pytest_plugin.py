@@ -140,6 +140,19 @@ def test_the_baseline_gate_decides_with_the_thresholds_it_is_given(pytester, tmp
     )
 
 
+def test_the_sessions_progress_lines_say_each_retried_attempt_under_max_failures(pytester, monkeypatch):
+    """The plugin built its progress without the session's --max-failures, so a retried attempt printed nothing."""
+    from harness.pytest_progress import terminal_progress
+
+    config = pytester.parseconfigure("--max-failures", "1")
+    lines: list[str] = []
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    monkeypatch.setattr(reporter, "write_line", lambda line, **kwargs: lines.append(line))
+    progress = terminal_progress(config)
+    progress.row({"trial_id": "t-s0", "status": "failed", "error": "RuntimeError: worker died", "attempt": 0})
+    assert lines == ["xfbench t-s0 failed (attempt 1 of 2, retried): RuntimeError: worker died"]
+
+
 def test_the_terminal_says_what_fails_the_session_against_its_baseline(pytester):
     """A session run with one --backend against a two-backend baseline failed (exit 1) beside "2 passed" and
     "**0 regression(s)**": the "[tensorflow] not run" that failed it was printed nowhere."""

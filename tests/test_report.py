@@ -626,8 +626,13 @@ def test_a_uri_urllib_cannot_split_is_refused_with_its_password_masked(tmp_path,
     """An unclosed IPv6 bracket or a port that is no number ended the export in urllib's ValueError traceback."""
     run_dir = _write_run(tmp_path, "run-w", "2026-01-01")
     for uri, said in (
-        ("http://alice:s3cret@[::1:5000", "Received: 'http://alice:***@[::1:5000', which cannot be read as one"),
-        ("postgresql://alice:s3cret@db:54x2/m", "Received: 'postgresql://alice:***@db:54x2/m', which cannot be"),
+        ("http://alice:s3cret@[::1:5000", "Received: 'http://***@[::1:5000', which urllib cannot read as one"),
+        ("postgresql://alice:s3cret@db:54x2/m", "Received: 'postgresql://***@db:54x2/m', which urllib cannot"),
+        # a raw password holding # or @: urllib read its start as the port, and its error quoted it
+        ("postgresql://alice:s3cret#x@db:5432/m", "Received: 'postgresql://***@db:5432/m', which urllib cannot"),
+        ("postgresql://alice:s3c@ret@db:54x2/m", "Received: 'postgresql://***@db:54x2/m', which urllib cannot"),
+        ("https://s3cret@[::1:5000", "Received: 'https://***@[::1:5000', which urllib cannot"),
+        ("postgresql://alice@db:54x2/m?password=s3cret", "Received: 'postgresql://***@db:54x2/m?password=***'"),
     ):
         assert main(["export", str(run_dir), "--mlflow", uri]) == 2
         err = capsys.readouterr().err

@@ -492,7 +492,8 @@ def test_a_replayed_diverged_sample_ends_in_error_to_its_searcher_as_it_did_live
             counted["done"] += 1
             super().trial_done(trial_id)
 
-    monkeypatch.setattr(harness.reporting, "run_progress", lambda max_failures: Counting(lambda line: None))
+    lines: list[str] = []
+    monkeypatch.setattr(harness.reporting, "run_progress", lambda max_failures: Counting(lines.append))
 
     from harness.results import safe_name
     from harness.search import parse_space
@@ -519,6 +520,9 @@ def test_a_replayed_diverged_sample_ends_in_error_to_its_searcher_as_it_did_live
             code, out = _in_process(["tune", "--resume", "r", "--results-dir", str(tmp_path)], capsys)
             assert code == 0, out[-3000:]
             assert counted == {"total": 3, "done": 3}  # two samples replayed, the final trial run again
+            # the replayed samples' lines say so, with their recorded status (they read a bare "ended" before)
+            replayed = [line for line in lines if line.endswith("(replayed: it ended before the resume)")]
+            assert len(replayed) == 2 and any(": diverged" in line for line in replayed), lines
         trials = ExperimentAnalysis(str(tmp_path / "_ray" / name)).trials
         statuses[name] = sorted((t.config["job"]["sample"], t.status) for t in trials)
     assert statuses["r-search-0-torch"] == statuses["r-search-0-torch-resume1"] == [(0, "ERROR"), (1, "TERMINATED")]
