@@ -362,8 +362,7 @@ def _make_callback(events: TrialEvents, run: RunInfo, stage: str):
             if row["status"] == "diverged":  # its worker ends it with WorkerRetired: a divergence would only repeat
                 trial.max_failures = 0  # Tune reads the retry budget from this attribute when the error arrives
             if result.get(REPLAYED_KEY):  # written in the session that ran it: shown, not written again
-                self._events().on_replayed_row({**row, "stage": stage, "attempt": attempt})
-                return
+                return self._events().on_replayed_row({**row, "stage": stage, "attempt": attempt})
             self.workers[(row["trial_id"], attempt)] = {k: row[k] for k in WORKER_COLUMNS if row.get(k) is not None}
             self._events().on_row({**row, "stage": stage, "attempt": attempt})
 
