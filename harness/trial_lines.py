@@ -11,6 +11,10 @@ from typing import Any
 
 from harness.summary import why_not_ok
 
+# Seconds without a line after which an epoch's row is written too: a CI job that stops a step printing nothing for
+# a while stopped long trials (a GPU trial's epochs run for minutes), with lines only as trials ended
+QUIET_S = 60.0
+
 # Marks a row the progress sees from a search sample a resume replays to its searcher: recorded before the resume
 REPLAYED_ROW = "replayed"
 
@@ -31,18 +35,27 @@ def retry_note(row: dict[str, Any], max_failures: int) -> str:
 class TrialLines:
     """The runner's Progress as lines: ``[ended/scheduled, seconds into the run] trial_id: status, test accuracy``;
     a trial that did not end ok says why (its error's first line); under --max-failures each failed attempt says
-    whether Tune retries it."""
+    whether Tune retries it; after QUIET_S seconds without a line, the next epoch's row is written too."""
 
-    def __init__(self, write_line: Callable[[str], None], max_failures: int = 0) -> None:
-        self._write = write_line
+    def __init__(
+        self, write_line: Callable[[str], None], max_failures: int = 0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self._max_failures = max_failures
+        self._clock = clock
         self._scheduled = 0
         self._ended = 0
         self._last_rows: dict[str, dict[str, Any]] = {}
-        self._start = time.monotonic()
+        self._start = self._last_line = clock()
+
+        def write(line: str) -> None:
+            write_line(line)
+            self._last_line = clock()
+
+        self._write = write
 
     def start(self, total_trials: int) -> None:
-        self._scheduled, self._start = total_trials, time.monotonic()
+        self._scheduled, self._start = total_trials, self._clock()
+        self._last_line = self._start
 
     def extend(self, more_trials: int) -> None:
         self._scheduled += more_trials
@@ -52,6 +65,14 @@ class TrialLines:
         if retried(row, self._max_failures):  # the attempt's end; the trial's is said when it ends
             note = retry_note(row, self._max_failures)
             self._write(f"xfbench {row['trial_id']} failed{note}: {why_not_ok(row)}")
+        elif row.get("epoch") is not None and self._clock() - self._last_line >= QUIET_S and not row.get(REPLAYED_ROW):
+            val = row.get("val_acc")
+            said = f", validation accuracy {val:.4f}" if isinstance(val, float) and math.isfinite(val) else ""
+            self._write(f"{self._prefix()} {row['trial_id']}: epoch {row['epoch']}{said}")
+
+    def _prefix(self) -> str:
+        """``xfbench [ended/scheduled, seconds into the run]``."""
+        return f"xfbench [{self._ended}/{self._scheduled}, {self._clock() - self._start:.0f} s]"
 
     def trial_done(self, trial_id: str) -> None:
         self._ended += 1
@@ -64,8 +85,7 @@ class TrialLines:
         said += f": {why}" if why else ""
         if row.get(REPLAYED_ROW):
             said += " (replayed: it ended before the resume)"
-        elapsed = time.monotonic() - self._start
-        self._write(f"xfbench [{self._ended}/{self._scheduled}, {elapsed:.0f} s] {trial_id}: {status}{said}")
+        self._write(f"{self._prefix()} {trial_id}: {status}{said}")
 
     def stop(self) -> None: ...
 

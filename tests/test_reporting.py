@@ -784,6 +784,27 @@ def test_the_live_progress_says_which_attempt_failed_and_whether_tune_retries_it
     assert plain.console.file.getvalue().strip() == "trial t-s0 failed: boom"
 
 
+def test_a_long_trial_without_a_terminal_writes_an_epoch_line_after_a_quiet_minute():
+    """Lines came only as trials ended: a CI job that stops a step printing nothing for a while stopped a run whose
+    trials' epochs take minutes (a GPU trial's). After QUIET_S seconds without a line the next epoch says itself."""
+    from harness.trial_lines import QUIET_S, TrialLines
+
+    now = [0.0]
+    lines: list[str] = []
+    progress = TrialLines(lines.append, clock=lambda: now[0])
+    progress.start(2)
+    for epoch, seconds in ((1, 20.0), (2, 20.0 + QUIET_S), (3, 30.0 + QUIET_S)):
+        now[0] = seconds
+        progress.row({"trial_id": "t-s0", "status": "ok", "epoch": epoch, "val_acc": 0.5 + epoch / 10})
+    now[0] = 40.0 + QUIET_S
+    progress.row({"trial_id": "t-s0", "status": "ok", "epoch": 4, "val_acc": 0.95, "test_acc": 0.94})
+    progress.trial_done("t-s0")
+    assert lines == [
+        "xfbench [0/2, 80 s] t-s0: epoch 2, validation accuracy 0.7000",  # the first row after a quiet minute
+        "xfbench [1/2, 100 s] t-s0: ok, test accuracy 0.9400",  # epochs 3 and 4 came within it
+    ]
+
+
 def test_a_run_without_a_terminal_prints_a_line_per_ended_trial_and_per_retried_attempt(monkeypatch):
     """Where stderr is no terminal (a CI log, a file), rich's live bar drew once, at the end, cut to 80 columns
     ("tr… tune_quick-scratch-convnet3+tuned-digits-torch-s3 epoch 5: val_acc 0.967, 0…"), and nothing while the run
