@@ -542,8 +542,8 @@ def _case_param(
         # that isolates the data paths for its tests, say): what was checked is what trains. With --data-dir too
         # where that folder held none of the files and the search went on to another root's copy.
         loaded = state.loaded.get(case.dataset) if not reason else None
-        elsewhere = loaded is not None and (not data_dir or read_elsewhere(data_dir, loaded) is not None)
-        found = found_in(loaded) if loaded is not None and elsewhere else None
+        pinned = loaded is not None and (not data_dir or read_elsewhere(data_dir, loaded) is not None)
+        found = found_in(loaded) if pinned and loaded is not None else None
         trials = suite_case_trials(
             chosen, case, (backend,), seeds, {**overrides, "data_dir": found} if found else overrides, selected
         )

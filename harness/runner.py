@@ -414,14 +414,15 @@ def _execute_held(
         driver_process=this_driver(),
     )
     run_file = RunFile(plan, _recorded_options(settings), record, tuple(plan.pretrain()))
-    with _ray_for(plan, settings, warn=(progress or SilentProgress()).warn):
+    progress = progress or SilentProgress()
+    with _ray_for(plan, settings, warn=progress.warn):
         write_run_file(run_dir, run_file)
         ctx = _RunContext(
             run_file,
             run_dir,
             settings,
             ResultsWriter(run_dir),
-            progress or SilentProgress(),
+            progress,
             delivery_of(ship or {}),
             finished=set(),
             reference=record.reference,
@@ -646,8 +647,8 @@ def _resume_held(
     """resume's work, its directory held by this process (run_lock.driving)."""
     results_dir = run_dir.parent
     settings = settings or scheduler_settings(results_dir, run_file.execution)
-    warn = (progress or SilentProgress()).warn
-    with _ray_for(run_file.plan, settings, resumed=True, warn=warn):  # before anything of the run changes: refused
+    progress = progress or SilentProgress()
+    with _ray_for(run_file.plan, settings, resumed=True, warn=progress.warn):  # before the run changes: refused
         frame = read_parts(run_dir)  # leaves it as is
         began = run_file.record.final_began is not None
         ended_search = run_file.plan.search if search_ended(frame, began) else None
@@ -678,7 +679,7 @@ def _resume_held(
             run_dir,
             settings,
             ResultsWriter(run_dir),
-            progress or SilentProgress(),
+            progress,
             delivery_of(ship, replay),
             set(kept["trial_id"].unique()) if len(kept) else set(),
             suffix=f"-resume{len(record.resumes)}",

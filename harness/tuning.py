@@ -85,9 +85,9 @@ class TunePlan:
         tuple_valued = [
             f"{path}=choice:{','.join('/'.join(map(str, v)) if isinstance(v, tuple) else str(v) for v in d.values)}"
             for path, d in self.space.params
-            if isinstance(d, Choice) and any(isinstance(v, tuple) for v in d.values)
+            if self.algorithm == "optuna" and isinstance(d, Choice) and any(isinstance(v, tuple) for v in d.values)
         ]
-        if self.algorithm == "optuna" and tuple_valued:
+        if tuple_valued:
             raise InputError(
                 "Expected scalar choices with --search optuna (Optuna's categorical distributions take numbers and "
                 f"strings). Received: {'; '.join(tuple_valued)}. Use --search random or grid, or scalar choices."
