@@ -14,8 +14,8 @@ And once:
 3. Driver start-up: importing the CLI (a fresh interpreter, its start included); in another fresh process the
    imports that planning needs (harness.cli, harness.preflight), then planning and the preflight of the quick suite,
    each timed apart (plan_and_preflight_quick_s is the two without the imports; until 2026-12-05 it held the
-   imports too); starting Ray; and the time from the run's start to its first row (scheduling plus the first
-   worker's start and import), a trial of the first --backend given (torch by default).
+   imports too); importing Ray and starting it, apart; and the time from the run's start to its first row
+   (scheduling plus the first worker's start and import), a trial of the first --backend given (torch by default).
 4. The quick suite (the main job, `xfbench run --suite quick`, both backends whatever --backend says), wall time
    of the whole command.
 
@@ -177,10 +177,10 @@ def driver_startup(root: Path, backend: str) -> dict[str, float]:
     import_s = time.perf_counter() - t  # the interpreter's start included
     imports_s, plan_s, preflight_s = (float(v) for v in _output([python, "-c", PLAN]).split()[-3:])
     code = (
-        "import time, ray; t = time.perf_counter(); ray.init(address='local', include_dashboard=False); "
-        "print(time.perf_counter() - t)"
+        "import time; t = time.perf_counter(); import ray; i = time.perf_counter() - t; t = time.perf_counter(); "
+        "ray.init(address='local', include_dashboard=False); print(i, time.perf_counter() - t)"
     )
-    ray_s = float(_output([python, "-c", code]).split()[-1])
+    ray_import_s, ray_s = (float(v) for v in _output([python, "-c", code]).split()[-2:])
     _, clock = _run(_trivial(backend, 1), root, "first-row", 1, fresh=False)
     return {
         "import_cli_s": round(import_s, 2),
@@ -188,6 +188,7 @@ def driver_startup(root: Path, backend: str) -> dict[str, float]:
         "plan_quick_s": round(plan_s, 3),
         "preflight_quick_s": round(preflight_s, 3),
         "plan_and_preflight_quick_s": round(plan_s + preflight_s, 3),  # without the imports, since 2026-12-05
+        "ray_import_s": round(ray_import_s, 2),  # the driver imports Ray before it starts it
         "ray_init_s": round(ray_s, 2),
         "run_start_to_first_row_s": round(clock.first_row_s or 0.0, 2),
     }

@@ -681,12 +681,14 @@ def search_cell(value: Any) -> str:
 
 def _rich_table(title: str, header: Sequence[str], rows: Iterable[Sequence[str]]) -> Any:
     from rich.table import Table
+    from rich.text import Text
 
-    table = Table(title=title)
+    # cells as Text: rich would read a description's "[batch, channels]" as markup and drop it
+    table = Table(title=Text(title))
     for h in header:
-        table.add_column(h)
+        table.add_column(Text(h))
     for row in rows:
-        table.add_row(*row)
+        table.add_row(*(Text(cell) for cell in row))
     return table
 
 
@@ -990,17 +992,17 @@ def print_catalogue(kinds: Sequence[str] = ()) -> None:
 class RichProgress:
     """Live display (harness.runner.Progress): trials done / total, elapsed time, the latest epoch seen."""
 
-    def __init__(self, max_failures: int = 0) -> None:
+    def __init__(self, max_failures: int = 0, console: Any = None) -> None:
         from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-        self.console = Console(stderr=True)
+        self.console = console or Console(stderr=True)  # rich's Console: stderr's, or a test's
         self._progress = Progress(
             TextColumn("[bold]trials"),
             BarColumn(),
             MofNCompleteColumn(),
             TimeElapsedColumn(),
-            TextColumn("{task.description}"),
+            TextColumn("{task.description}", markup=False),  # a trial id holds a user suite's variant, verbatim
             console=self.console,
             transient=False,
         )
@@ -1018,8 +1020,14 @@ class RichProgress:
 
     def row(self, row: dict[str, Any]) -> None:
         if row["status"] in ("failed", "skipped"):
+            from rich.text import Text
+
             note = retry_note(row, self._max_failures)
-            self.console.print(f"[red]trial {row['trial_id']} {row['status']}{note}:[/red] {row['error']}")
+            # the error as plain text: as markup, "[batch, channels]" vanished and "[/home/u/w.pth]" raised in
+            # Tune's callback, which ended the whole run
+            self.console.print(
+                Text.assemble((f"trial {row['trial_id']} {row['status']}{note}:", "red"), " ", row["error"])
+            )
             return
         if row.get("val_acc") is None or row.get("epoch_time_s") is None:
             return

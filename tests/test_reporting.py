@@ -784,6 +784,31 @@ def test_the_live_progress_says_which_attempt_failed_and_whether_tune_retries_it
     assert plain.console.file.getvalue().strip() == "trial t-s0 failed: boom"
 
 
+def test_the_live_progress_prints_errors_and_trial_ids_as_written_not_as_rich_markup():
+    """A failed trial's error went through rich's markup: "[batch, channels]" vanished from it and "[/home/u/w.pth]"
+    raised MarkupError inside Tune's callback, which ended the run; a suite variant in a trial id went the same way."""
+    import io
+
+    from rich.console import Console
+
+    from harness.reporting import RichProgress, _rich_table
+
+    progress = RichProgress(console=Console(file=io.StringIO(), width=200))
+    progress.start(2)
+    errors = ("ValueError: expected input [batch, channels], got 3 dims", "OSError: cannot read [/home/u/w.pth]")
+    for error in errors:
+        progress.row({"trial_id": "t+[bold]v-s0", "status": "failed", "error": error, "attempt": 0})
+    progress.row({"trial_id": "t+[/x]-s1", "status": "ok", "epoch": 1, "val_acc": 0.5, "epoch_time_s": 0.25})
+    progress.stop()  # draws the bar a last time: its text column reads the id as written, or raises here
+    said = progress.console.file.getvalue()
+    for error in errors:
+        assert f"trial t+[bold]v-s0 failed: {error}" in said
+    assert "t+[/x]-s1 epoch 1" in said
+    table = io.StringIO()
+    Console(file=table, width=200).print(_rich_table("a [b] title", ["kind [k]"], [["shape [batch, channels]"]]))
+    assert all(text in table.getvalue() for text in ("a [b] title", "kind [k]", "shape [batch, channels]"))
+
+
 def test_a_long_trial_without_a_terminal_writes_an_epoch_line_after_a_quiet_minute():
     """Lines came only as trials ended: a CI job that stops a step printing nothing for a while stopped a run whose
     trials' epochs take minutes (a GPU trial's). After QUIET_S seconds without a line the next epoch says itself."""
