@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import http.client
 import io
 import os
 import re
@@ -110,9 +111,25 @@ def test_an_empty_file_under_a_gz_name_is_not_told_to_drop_the_suffix(tmp_path):
     try:
         parse_idx(read_bytes(empty), empty)
     except DataFileError as exc:
-        assert "drop .gz" not in str(exc) and "IDX" in str(exc)
+        assert "drop .gz" not in str(exc) and "IDX" in str(exc) and "0 bytes, an empty file" in str(exc)
     else:
         raise AssertionError("an empty IDX file was read")
+
+
+@pytest.mark.parametrize("name", ["train-images-idx3-ubyte.gz", "cifar-10-binary.tar.gz"])
+def test_an_error_page_saved_under_a_gz_name_is_told_to_be_downloaded_again_not_renamed(tmp_path, name):
+    """`curl -O` keeps a server's 403 page under the file's name: told it held "the uncompressed content" and to
+    drop .gz, the user met a second, different error after the rename."""
+    page = tmp_path / name
+    page.write_bytes(b"<!DOCTYPE html>\n<html><head><title>403 Forbidden</title></head></html>\n")
+    with pytest.raises(DataFileError) as caught:
+        read_bytes(page)
+    assert str(caught.value) == (
+        f"Expected gzip data in a file named .gz. Received: {page}, which does not start with gzip's magic 1f8b, nor "
+        "an uncompressed IDX file or tar: it starts with 3c21444f ('<!DOCTYPE html>') (a web server's "
+        "error page, saved under the file's name?). To fix, delete it and download the file again from where the "
+        "dataset is published, or point --data-dir at a folder holding the published files."
+    )
 
 
 def test_a_label_file_of_another_release_names_both_files(tmp_path):
@@ -165,6 +182,10 @@ def test_keras_mnist_archive_is_named_where_the_idx_files_are_missing(tmp_path):
     with pytest.raises(DataNotFoundError) as missing:
         load_dataset("mnist", tmp_path, download=False)
     assert f"Found {tmp_path / 'mnist.npz'}: Keras' download of MNIST" in str(missing.value), missing.value
+    # offline (--no-download, a resume, the pytest plugin): the simplest fix, a run that may download, was not said
+    cache = Path(os.environ["XDG_CACHE_HOME"]) / "xfbench" / "mnist"
+    said = "point --data-dir / $XFBENCH_DATA at a directory holding them. Or, online, `xfbench run --dataset mnist` "
+    assert f"{said}without --no-download downloads them into {cache}." in str(missing.value)
 
 
 def test_truncated_plain_idx_is_reported_with_sizes(tmp_path):
@@ -461,6 +482,11 @@ def test_cifar10_comes_from_the_first_folder_holding_it_in_either_form(tmp_path,
     folder = tmp_path / "src" / "cifar-10-batches-bin"
     ds = load_dataset("cifar10", folder, download=False)
     assert ds.provenance["source"] == str(folder) and len(ds.y_test) == 40
+    # `tar xzf` where the archive was saved: the extracted batches (format checks only, here other records) were
+    # read and the archive beside them, which its checksum verifies, was never looked at
+    write_cifar_folder(given, per_batch=70)
+    ds = load_dataset("cifar10", given, download=False)
+    assert ds.provenance["source"] == str(given / "cifar-10-binary.tar.gz") and len(ds.y_train) + len(ds.y_val) == 300
 
 
 def test_a_cifar_folder_missing_a_batch_file_names_it(tmp_path):
@@ -496,7 +522,7 @@ def test_truncated_cifar_batch_is_an_error_naming_the_file(tmp_path):
         load_dataset("cifar10", tmp_path, download=False)
 
 
-def test_download_verifies_the_published_md5(tmp_path, monkeypatch):
+def test_download_verifies_the_published_md5(tmp_path, monkeypatch, capsys):
     server = tmp_path / "server"
     server.mkdir()
     write_idx(server / "x-idx1-ubyte.gz", np.arange(10, dtype=np.uint8))
@@ -505,6 +531,10 @@ def test_download_verifies_the_published_md5(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.delenv("XFBENCH_DATA", raising=False)
     found = locate(files, None, download=True)
+    # said before it starts: CIFAR-10's 170 MB take minutes, with no progress bar yet
+    url, size = server.as_uri() + "/x-idx1-ubyte.gz", (server / "x-idx1-ubyte.gz").stat().st_size / 1e6
+    said = f"xfbench: downloading {url} ({size:.1f} MB) into {tmp_path / 'cache' / 'xfbench' / 'testset'}\n"
+    assert capsys.readouterr().err == said
     assert found["x-idx1-ubyte"].path == tmp_path / "cache" / "xfbench" / "testset" / "x-idx1-ubyte.gz"
     assert found["x-idx1-ubyte"].verified
     # the umask's mode, not NamedTemporaryFile's 0600: a data cache shared between users must be readable by them
@@ -515,9 +545,10 @@ def test_download_verifies_the_published_md5(tmp_path, monkeypatch):
     assert not list((tmp_path / "elsewhere").glob("*.part"))
 
 
-@pytest.mark.parametrize("failure", ["refused", "no such file", "ctrl-c"])
+@pytest.mark.parametrize("failure", ["refused", "no such file", "ctrl-c", "cut response"])
 def test_a_failed_download_leaves_no_partial_file(tmp_path, monkeypatch, failure):
-    """Each offline try left one more tmp*.part in the cache folder."""
+    """Each offline try left one more tmp*.part in the cache folder. A response cut short (http.client's
+    IncompleteRead, no OSError) escaped as a traceback and exit 1, not as the failed download it is."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.delenv("XFBENCH_DATA", raising=False)
     base = {"refused": "http://127.0.0.1:1/", "no such file": (tmp_path / "nowhere").as_uri() + "/"}.get(failure)
@@ -530,6 +561,15 @@ def test_a_failed_download_leaves_no_partial_file(tmp_path, monkeypatch, failure
 
         monkeypatch.setattr("harness.data.locate.shutil.copyfileobj", interrupted)
         with pytest.raises(KeyboardInterrupt):
+            locate(files, None, download=True)
+    elif failure == "cut response":
+        (tmp_path / "x-idx1-ubyte.gz").write_bytes(b"bytes")
+
+        def cut(source: object, target: object) -> None:
+            raise http.client.IncompleteRead(b"byt", 100)
+
+        monkeypatch.setattr("harness.data.locate.shutil.copyfileobj", cut)
+        with pytest.raises(FileNotFoundError, match=r"Download failed: x-idx1-ubyte: IncompleteRead: IncompleteRead\("):
             locate(files, None, download=True)
     else:
         with pytest.raises(FileNotFoundError, match="Download failed: x-idx1-ubyte: "):
@@ -684,6 +724,11 @@ def test_the_other_idx_datasets_gzipped_files_are_named_not_called_corrupt(tmp_p
     )
     # as Fashion-MNIST: MNIST's .gz files as published (their md5); the payload sha256 would mismatch first
     as_fashion = replace(FASHION_MNIST_FILES, foreign_archive_md5s=tuple((md5s[n], f"MNIST's {n}") for n in IDX_NAMES))
+    refused(as_fashion, "mnist", "md5")
+    # a SHA256SUMS vouches for the bytes, not for which dataset they are: listed, the other dataset's files trained
+    # as this one, recorded "sha256 listed in SHA256SUMS"
+    lines = [f"{hashlib.sha256(path.read_bytes()).hexdigest()}  {path.name}" for path in sorted(tmp_path.glob("*.gz"))]
+    (tmp_path / "SHA256SUMS").write_text("\n".join(lines) + "\n")
     refused(as_fashion, "mnist", "md5")
     # each dataset knows the other's published hashes (MNIST's payload sha256s are not its own checks: see registry)
     from harness.data.registry import MNIST_PAYLOAD_SHA256
@@ -1096,7 +1141,7 @@ def test_an_idx_file_of_another_magic_says_how_to_fix_it():
     with pytest.raises(DataFileError) as caught:
         parse_idx(payload, Path("train-images-idx3-ubyte"))
     assert str(caught.value) == (
-        "Expected an IDX file (magic 0x0000TTNN). Received: train-images-idx3-ubyte with header 08030000. To fix, "
+        "Expected an IDX file (magic 0x0000TTNN). Received: train-images-idx3-ubyte, starting with 08030000. To fix, "
         "delete the file and download it again, or point --data-dir at the published files."
     )
 

@@ -48,13 +48,37 @@ def read_bytes(path: Path) -> bytes:
     raw = path.read_bytes()
     if path.suffix != ".gz":
         return raw
-    if len(raw) >= 2 and raw[:2] != b"\x1f\x8b":  # not gzip data: a file unpacked (a browser does it), not renamed
-        raise DataFileError(
-            f"Expected gzip data in a file named .gz. Received: {path}, which does not start with gzip's magic 1f8b "
-            f"(its header: {raw[:4].hex()}): it holds the uncompressed content. To fix, drop .gz from its name "
-            f"(mv {path} {path.with_suffix('')}); xfbench reads IDX files and CIFAR-10's .tar uncompressed as well."
-        )
+    if len(raw) >= 2 and raw[:2] != b"\x1f\x8b":
+        raise _not_gzip(path, raw)
     return _gunzipped(raw, path)
+
+
+def _not_gzip(path: Path, raw: bytes) -> DataFileError:
+    """A .gz without gzip's magic: unpacked (a browser does it) but not renamed, when it holds an IDX array or a
+    tar; anything else (an error page that `curl -O` saved under the file's name) is no data to rename."""
+    expected = f"Expected gzip data in a file named .gz. Received: {path}, which does not start with gzip's magic 1f8b"
+    looks_idx = raw[:2] == b"\x00\x00" and len(raw) > 2 and raw[2] in IDX_DTYPES
+    if looks_idx or raw[257:262] == b"ustar":
+        return DataFileError(
+            f"{expected} (its header: {raw[:4].hex()}): it holds the uncompressed content. To fix, drop .gz from "
+            f"its name (mv {path} {path.with_suffix('')}); xfbench reads IDX files and CIFAR-10's .tar uncompressed "
+            "as well."
+        )
+    return DataFileError(
+        f"{expected}, nor an uncompressed IDX file or tar: it starts with {describe_head(raw)} (a web server's "
+        "error page, saved under the file's name?). To fix, delete it and download the file again from where the "
+        "dataset is published, or point --data-dir at a folder holding the published files."
+    )
+
+
+def describe_head(raw: bytes) -> str:
+    """A file's first bytes for an error message: hex, and the text they spell when they are printable."""
+    if not raw:
+        return "nothing (0 bytes, an empty file)"
+    first_line = (raw[:64].decode("ascii", errors="replace").splitlines() or [""])[0][:24]
+    if first_line.strip() and first_line.isprintable():
+        return f"{raw[:4].hex()} ({first_line!r})"
+    return raw[:4].hex()
 
 
 def _gunzipped(raw: bytes, path: Path) -> bytes:
@@ -83,8 +107,8 @@ def parse_idx(payload: bytes, source: Path) -> np.ndarray:
         )
     if len(payload) < 4 or payload[0] != 0 or payload[1] != 0 or payload[2] not in IDX_DTYPES:
         raise DataFileError(
-            f"Expected an IDX file (magic 0x0000TTNN). Received: {source} with header {payload[:4].hex()}. To fix, "
-            "delete the file and download it again, or point --data-dir at the published files."
+            f"Expected an IDX file (magic 0x0000TTNN). Received: {source}, starting with {describe_head(payload)}. "
+            "To fix, delete the file and download it again, or point --data-dir at the published files."
         )
     dtype = IDX_DTYPES[payload[2]]
     ndim = payload[3]

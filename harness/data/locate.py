@@ -25,10 +25,12 @@ Verification, per file:
 from __future__ import annotations
 
 import hashlib
+import http.client
 import os
 import re
 import shlex
 import shutil
+import sys
 import tempfile
 import urllib.request
 from collections.abc import Mapping
@@ -203,7 +205,10 @@ def verify_file(path: Path, published: PublishedFile, files: DatasetFiles | None
                 f"Checksum mismatch for {path}: expected sha256 {listed} (from {path.parent / MANIFEST}), "
                 f"received {actual}. The file is corrupted or was replaced: restore it or update the manifest."
             )
-        return LocatedFile(path, read_bytes(path), True, f"sha256 listed in {MANIFEST}", listed=True)
+        payload = read_bytes(path)
+        if files is not None:  # a manifest vouches for the bytes, not for which dataset they are
+            _refuse_foreign(files, path, hashlib.md5(raw).hexdigest(), hashlib.sha256(payload).hexdigest())
+        return LocatedFile(path, payload, True, f"sha256 listed in {MANIFEST}", listed=True)
     raw_md5 = hashlib.md5(raw).hexdigest()
     if published.archive_md5 and raw_md5 == published.archive_md5:
         return LocatedFile(path, read_bytes(path), True, "published archive md5")
@@ -308,8 +313,9 @@ def locate(
             try:
                 path = download_file(files, published, target)
                 found[published.name] = replace(verify_file(path, published, files), root=root)
-            except (OSError, ChecksumError) as exc:
-                errors.append(f"{published.name}: {exc}")
+            except (OSError, http.client.HTTPException, ChecksumError) as exc:  # HTTPException: a cut response
+                cut = isinstance(exc, http.client.HTTPException)  # its text alone can be a bare status line
+                errors.append(f"{published.name}: {type(exc).__name__ + ': ' if cut else ''}{exc}")
         missing = [p for p in missing if p.name not in found]
         if missing:
             raise DataNotFoundError(_not_found_message(files, missing, dirs, errors, folder))
@@ -331,6 +337,10 @@ def download_file(files: DatasetFiles, published: PublishedFile, target_dir: Pat
         with tempfile.NamedTemporaryFile(dir=target_dir, delete=False, suffix=".part") as tmp:
             tmp_path = Path(tmp.name)
             with urllib.request.urlopen(url, timeout=timeout_s) as response:
+                size = response.headers.get("Content-Length")
+                # minutes for CIFAR-10's 170 MB, before any progress bar: said, or the run looks hung
+                sized = f" ({int(size) / 1e6:.1f} MB)" if size and size.isdigit() else ""
+                print(f"xfbench: downloading {url}{sized} into {target_dir}", file=sys.stderr, flush=True)
                 shutil.copyfileobj(response, tmp)
         actual = hashlib.md5(tmp_path.read_bytes()).hexdigest()
         if published.archive_md5 and actual != published.archive_md5:
@@ -392,6 +402,11 @@ def _not_found_message(
         for seen in (d / name for d in dict.fromkeys(dirs) if (d / name).exists()):
             lines.append(f"Found {seen}: {why}")
     lines.append(f"Fix: {files.how_to_get} Or point --data-dir / $XFBENCH_DATA at a directory holding them.")
+    if not download and files.download_base:  # --no-download, a resume, a trial or the pytest plugin
+        lines.append(
+            f"Or, online, `xfbench run --dataset {files.name}` without --no-download downloads them into "
+            f"{user_cache_dir() / files.name}."
+        )
     if system_data_root() != SYSTEM_DATA_ROOT:  # a package's files in /usr/share/datasets would not be seen
         lines.append(
             f"(${SYSTEM_DATA_ENV}={system_data_root()} replaces {SYSTEM_DATA_ROOT} in the search: unset it to read "

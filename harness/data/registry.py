@@ -453,17 +453,18 @@ def _root(root: Path | None) -> str | None:
 
 
 def _cifar_batch_files(data_dir: str | None, download: bool) -> _CifarBatchFiles:
-    """Batch-file bytes from the first folder, in the search order, that holds CIFAR-10 in either form: its
-    extracted batch files (in the folder itself, as when --data-dir names cifar-10-batches-bin/, or in its
-    cifar-10-batches-bin/), or the archive."""
+    """Batch-file bytes from the first folder, in the search order, that holds CIFAR-10 in either form: the
+    archive, or its extracted batch files (in the folder itself, as when --data-dir names cifar-10-batches-bin/, or
+    in its cifar-10-batches-bin/). A folder holding both (`tar xzf` where the archive was saved) is read from the
+    archive: its published md5 verifies it, where extracted batches get format checks only."""
     roots = data_roots(data_dir)
     for directory in candidate_dirs(CIFAR10_FILES, roots):
+        if any((directory / f"{p.name}{gz}").is_file() for p in CIFAR10_FILES.files for gz in ("", ".gz")):
+            break  # the archive here comes before an extracted copy further on; locate finds it first
         for folder in (directory, directory / CIFAR_ARCHIVE_DIR):
             extracted = _extracted_cifar(folder, search_root(CIFAR10_FILES, directory, roots))
             if extracted is not None:
                 return extracted
-        if any((directory / f"{p.name}{gz}").is_file() for p in CIFAR10_FILES.files for gz in ("", ".gz")):
-            break  # the archive here comes before an extracted copy further on; locate finds it first
     archive = locate(CIFAR10_FILES, data_dir, download=download)["cifar-10-binary.tar"]
     members = read_cifar_archive(archive.payload, archive.path, archive.verified)
     for name, member in members.items():
