@@ -34,6 +34,7 @@ from harness.config import (
 )
 from harness.data.batching import steps_per_epoch
 from harness.data.registry import (
+    NUM_CLASSES,
     Dataset,
     check_content,
     check_data_dir,
@@ -132,6 +133,9 @@ def preflight(
     _check_names_and_options_of(trials, resumed, search is not None)  # before the weights home is searched
     _check_weights_fit(trials)
     _check_weights_cached(trials)
+    for trial in trials:  # before any file is read or downloaded
+        for task in (trial.task, trial.transfer.source_task):
+            _check_classes(task, trial.dataset)
     datasets: dict[str, Dataset] = loaded if loaded is not None else {}
     provenance: dict[str, dict[str, str]] = {}
     option_use = _ModelOptionUse()
@@ -182,7 +186,6 @@ def _checked_task_data(
     train limit are checked, and the trial's input pipeline and augmentation fit it."""
     derived = derive(dataset, task)
     _check_training_samples(task, derived, dataset)
-    _check_classes(task, dataset)
     _check_eval_samples(role, task, derived, dataset)  # would divide by zero in every trial, resumed or not
     if not resumed:  # a recorded run trained on what there was
         _check_class_samples(role, task, dataset)
@@ -673,11 +676,11 @@ def _check_train_limit(trial: TrialConfig, task: TaskSpec | None, derived: Datas
     )
 
 
-def _check_classes(task: TaskSpec | None, dataset: Dataset) -> None:
-    if task is not None and task.classes is not None and not set(task.classes) <= set(range(dataset.num_classes)):
+def _check_classes(task: TaskSpec | None, dataset: str) -> None:
+    if task is not None and task.classes is not None and not set(task.classes) <= set(range(NUM_CLASSES)):
         raise InputError(
-            f"Expected classes among 0..{dataset.num_classes - 1} of {dataset.name}. Received: "
-            f"classes={task.classes}. Pick --classes / --source-classes from that range."
+            f"Expected classes among 0..{NUM_CLASSES - 1} of {dataset}. Received: classes={task.classes}. Pick "
+            "--classes / --source-classes from that range."
         )
 
 

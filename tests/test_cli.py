@@ -383,10 +383,6 @@ BAD_INPUTS = {
         ],
         "Expected --binary-positive to be one of exactly two --classes",
     ),
-    "empty task": (
-        ["run", "--strategy", "scratch", "--model", "mlp", "--dataset", "digits", "--classes", "20,21"],
-        "Expected training samples in task",
-    ),
     "bad plateau factor": (
         ["run", "--suite", "smoke", "--schedule", "plateau", "--plateau-factor", "2"],
         "Expected 0 < factor < 1",
@@ -587,6 +583,22 @@ BAD_INPUTS = {
             "5,6,7,8,12",
         ],
         "Expected classes among 0..9 of digits. Received: classes=(5, 6, 7, 8, 12)",
+    ),
+    # refused before the data is looked for: online, CIFAR-10's 170 MB were downloaded first
+    "class out of range, the data not there": (
+        [
+            "run",
+            "--strategy",
+            "scratch",
+            "--model",
+            "mlp",
+            "--dataset",
+            "cifar10",
+            "--classes",
+            "0,11",
+            "--no-download",
+        ],
+        "Expected classes among 0..9 of cifar10. Received: classes=(0, 11). Pick --classes / --source-classes from",
     ),
     "train limit above the samples there are": (
         ["run", "--strategy", "scratch", "--model", "mlp", "--dataset", "digits", "--classes", "0,1"]
@@ -1523,6 +1535,11 @@ ALL6 = [*range(6)]
             "(class 0: 0, class 1: 0, class 2: 0; the split holds 3",
         ),
         ((0, 1, 2), (3, 4, 5), ALL6, [0, 1], "Expected test samples in the source task"),
+        (
+            (7, 8), (3, 4, 5), ALL6, ALL6,  # classes of the dataset that its files lack (--classes 20,21 came here)
+            "Expected training samples in task classes 7,8 of digits. Received: none. To fix, pick --classes / "
+            "--source-classes that digits's training split holds (class 0: 4,",
+        ),
         (
             (0, 1, 7), (3, 4, 5), [0, 3], ALL6,
             "Expected training samples of every class of the target task (--classes 0,1,7) in the training split of "

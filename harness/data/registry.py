@@ -382,7 +382,7 @@ def _load_digits(data_dir: str | None, download: bool) -> Dataset:
         y_val=y[val],
         x_test=x[test],
         y_test=y[test],
-        num_classes=10,
+        num_classes=NUM_CLASSES,
         normalization="pixels / 16",
         provenance={"source": "scikit-learn's digits.csv.gz (sklearn.datasets.load_digits)", "verified": "bundled"},
     )
@@ -406,7 +406,7 @@ def _load_idx_dataset(files: DatasetFiles, data_dir: str | None, download: bool)
         y_val=y_all[:IDX_VALIDATION],
         x_test=x_test,
         y_test=y_test,
-        num_classes=10,
+        num_classes=NUM_CLASSES,
         normalization="pixels / 255",
         provenance=_provenance(found),
         root=_root(next(iter(found.values())).root),
@@ -432,7 +432,7 @@ def _load_cifar10(data_dir: str | None, download: bool) -> Dataset:
         y_val=y_all[n_train:],
         x_test=x_test,
         y_test=y_test,
-        num_classes=10,
+        num_classes=NUM_CLASSES,
         normalization="per-channel standardisation (train mean/std)",
         provenance={"source": files.source, "verified": files.verified},
         pixel_stats=stats,
@@ -505,6 +505,9 @@ def _extracted_cifar(folder: Path, root: Path | None) -> _CifarBatchFiles | None
 
 # The notebooks' validation split: the first 5,000 training images.
 IDX_VALIDATION = 5000
+# Every dataset xfbench reads has ten classes (a label above 9 is refused as another dataset's): known before any
+# file is read, so that classes out of range are refused before a download (CIFAR-10's 170 MB) and not after it
+NUM_CLASSES = 10
 
 
 def _check_idx_content(name: str, arrays: dict[str, np.ndarray], paths: dict[str, Path]) -> None:
