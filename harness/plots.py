@@ -270,7 +270,8 @@ def time_ratios(statistics: pd.DataFrame) -> list[Plot]:
     ax.grid(alpha=0.3, axis="x")
     fig.tight_layout()
     caption = (
-        "Epoch-time ratio per case with its 95 % hierarchical bootstrap interval; red: marked (the interval leaves "
+        "Epoch-time ratio per case (first-named backend / second: above 1, the first is slower) with its 95 % "
+        "hierarchical bootstrap interval; red: marked (the interval leaves "
         "out 1 and the trials' medians differ; never with one trial a side)"
     )
     return [Plot("time-ratios", caption, fig)]

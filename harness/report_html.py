@@ -431,7 +431,7 @@ def _history_section(
             "p (MWU)",
             "time",
             "test acc previous → new",
-            "Δ acc pp",
+            "Δ acc pp new − previous",
             "accuracy",
             "note (as xfbench compare prints it)",
         ),

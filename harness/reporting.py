@@ -61,7 +61,7 @@ REGRESSION_HEADER = [
     "p (MWU)",
     "time",
     "test acc base → new",
-    "Δ pp [95 % CI]",
+    "Δ pp new − base [95 % CI]",
     "accuracy",
     "note",
 ]
@@ -200,8 +200,14 @@ def markdown_cell(text: str) -> str:
     into more cells, ``<b>`` or ``<class 'NoneType'>`` was taken for HTML (bold, or nothing shown), and a newline
     ended the table; an error quoting ``&lt;i&gt;`` showed as ``<i>``. Pipes escaped, ampersands and angle brackets
     as entities, line breaks as spaces."""
+    return markdown_prose(text).replace("|", "\\|")
+
+
+def markdown_prose(text: str) -> str:
+    """Text of a run (a case name, a label, a warning) written into markdown outside a table: as written, not as
+    HTML (``<img ...>`` in a suite's variant rendered in a pull request's comment), on one line."""
     flat = " ".join(str(text).splitlines())
-    return flat.replace("|", "\\|").replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return flat.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def _strategy_cell(row: pd.Series) -> str:
@@ -572,19 +578,19 @@ def comparison_markdown(
 ) -> str:
     """``xfbench compare --markdown`` (and the pytest plugin's baseline report): verdicts per case and backend."""
     t = thresholds
-    lines = [f"# xfbench compare: {base_label} → {new_label}", ""]
-    lines += [f"> **WARNING:** {w}" for w in warnings]
+    lines = [markdown_prose(f"# xfbench compare: {base_label} → {new_label}"), ""]
+    lines += [f"> **WARNING:** {markdown_prose(w)}" for w in warnings]
     if warnings:
         lines.append("")
     lines.append(markdown_table(REGRESSION_HEADER, [regression_cells(r) for r in rows]))
     regressed = [f"{r.case} [{r.backend}]" for r in regressions(rows)]
     verdict = (
         f"**{len(regressed)} regression(s)**"
-        + (": " + ", ".join(regressed) if regressed else "")
-        + _undecided_clause(rows)
+        + markdown_prose((": " + ", ".join(regressed) if regressed else "") + _undecided_clause(rows))
         + "."
         if any(r.in_both for r in rows)
-        else f"**Nothing compared**: {nothing_compared(base_label, new_label)}."  # not a pass: "0 regression(s)"
+        # not a pass: "0 regression(s)"
+        else f"**Nothing compared**: {markdown_prose(nothing_compared(base_label, new_label))}."
     )
     lines += ["", comparison_rules(t), "", verdict, ""]
     return "\n".join(lines)
@@ -799,8 +805,9 @@ def comparison_table(rows: Sequence[CaseComparison], base_label: str, new_label:
     """``xfbench compare`` as a table with short headers (the units and the rule in the title)."""
     title = (
         f"{base_label} → {new_label}: epoch s medians base → new; ratio new/base [95 % CI] "
-        f"({SIGNIFICANT_MARK}: beyond {1 / t.time_ratio:.3g}–{t.time_ratio:g}); p one-sided Mann-Whitney; "
-        "test acc means base → new; Δ pp new − base [95 % CI]"
+        f"({SIGNIFICANT_MARK}: beyond {1 / t.time_ratio:.3g}–{t.time_ratio:g}, decided); p one-sided Mann-Whitney; "
+        f"test acc means base → new; Δ pp new − base [95 % CI] ({SIGNIFICANT_MARK}: beyond ±{t.accuracy_pp:g} pp, "
+        "decided)"
     )
     return TableData("compare", title, REGRESSION_SHORT_HEADER, tuple(tuple(regression_cells(r)) for r in rows))
 

@@ -525,6 +525,18 @@ def test_comparison_renderers_agree_on_the_regressions(capsys, monkeypatch):
     assert out.rstrip().endswith("1 regression(s) in 2 case(s) run by both")
 
 
+def test_compare_markdown_writes_run_text_outside_its_table_as_written_not_as_html():
+    """Only the table's cells were escaped: a suite variant's ``<img ...>`` in the verdict, a label or a warning
+    went raw into the file CI posts as a pull request's comment."""
+    tag = "<img src=x onerror=alert(1)>"
+    rows = [_case(f"s:a+{tag}", "regression")]
+    text = reporting.comparison_markdown(rows, f"base{tag}", "new", [f"case s:a+{tag} changed"], Thresholds())
+    assert "<img" not in text  # nowhere raw
+    escaped = "&lt;img src=x onerror=alert(1)&gt;"
+    assert text.startswith(f"# xfbench compare: base{escaped} → new\n\n> **WARNING:** case s:a+{escaped} changed\n")
+    assert f"**1 regression(s)**: s:a+{escaped} [tensorflow]." in text
+
+
 def test_compare_and_history_fit_80_columns(capsys, monkeypatch):
     """Issue 15: like `run`, `compare` and `history` print no line over the terminal's 80 columns."""
     monkeypatch.setenv("COLUMNS", "80")
