@@ -461,13 +461,8 @@ def cmd_report(args: argparse.Namespace) -> int:
         for name, default in THRESHOLD_DEFAULTS.items()
         if getattr(args, name) != default
     ]
-    if single_run and history_only:  # refused, as other options that change nothing are
-        raise InputError(
-            f"Expected {', '.join(h.split()[0] for h in history_only)} with several runs or a folder of runs: they "
-            f"pick the history's metric and what it marks as a regression. Received: {', '.join(history_only)} for "
-            f"the one run {paths[0]}, which has no history. Drop them, or add runs."
-        )
-    report = build_report(paths, out, args.reference, args.metric or "epoch_time_s", _thresholds(args))
+    metric = args.metric or "epoch_time_s"
+    report = build_report(paths, out, args.reference, metric, _thresholds(args), history_only)
     files = f"; PNG and SVG in {report.plot_dir}" if report.plots else ""  # no plot, no folder
     print(f"wrote {report.path} ({report.size_bytes / 1024:,.0f} KiB, {len(report.plots)} plots{files})")
     return 0

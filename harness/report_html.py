@@ -16,7 +16,7 @@ import json
 import math
 import re
 import shlex
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -166,6 +166,28 @@ def _recorded_reference(run: LoadedRunDir) -> str:
 
 def load(run_dir: Path) -> LoadedRunDir:
     return LoadedRunDir(run_dir, read_run_table(run_dir), _info(run_dir))
+
+
+def _check_history_options(given: Sequence[str], runs: list[LoadedRunDir]) -> None:
+    if given and len(runs) == 1:  # refused, as other options that change nothing are
+        raise InputError(
+            f"Expected {', '.join(h.split()[0] for h in given)} with several runs or a folder of runs: they pick the "
+            f"history's metric and what it marks as a regression. Received: {', '.join(given)} for the one run "
+            f"{runs[0].path}, which has no history (the only run with rows, where several were given). Drop them, "
+            "or add runs."
+        )
+
+
+def _left_out_note(loaded: list[LoadedRunDir], drawn: list[LoadedRunDir]) -> str:
+    """The runs left out of the report for want of rows, said where ``xfbench history`` lists them too."""
+    shown = {id(run) for run in drawn}  # by identity: a run's frame has no truth value to compare by
+    left_out = [
+        f"{run.run_id} ({run.info.get('status', 'no status recorded')})" for run in loaded if id(run) not in shown
+    ]
+    return (
+        f"<p class='note'>Left out, no trial finished: {html.escape(', '.join(left_out))} "
+        "(<code>xfbench history</code> lists them; <code>xfbench resume</code> goes on with an interrupted one).</p>"
+    )
 
 
 def _prose_html(text: str) -> str:
@@ -458,15 +480,19 @@ def build_report(
     reference: str | None = None,
     metric: str = "epoch_time_s",
     thresholds: Thresholds | None = None,
+    history_options: Sequence[str] = (),
 ) -> Report:
     """Write ``out`` (and its plots' PNG and SVG files) from the runs ``paths`` name; return what was written. The
     newest run's table compares with ``reference``, which must be a backend that run ran; None: the backend the
-    run itself compared with (run.json). ``thresholds``: the history's, as compare's options give them."""
+    run itself compared with (run.json). ``thresholds``: the history's, as compare's options give them;
+    ``history_options``: those options as the user gave them (``--metric test_acc``), refused where one run has
+    rows, which makes no history."""
     from harness import plots
 
     loaded = [load(r) for r in run_dirs(paths)]
-    # A run that finished no trial has nothing to draw: left out, unless it is all there is.
+    # A run that finished no trial has nothing to draw: left out (and said), unless it is all there is.
     runs = [run for run in loaded if not run.frame.empty] or [loaded[-1]]
+    _check_history_options(history_options, runs)
     newest = runs[-1]
     with_rows(newest.frame, newest.path)
     ran = sorted(set(newest.frame["backend"].dropna()))
@@ -476,7 +502,7 @@ def build_report(
             f"{ran}. Pass one of those, or leave --reference out (the run's own: "
             f"{newest.info.get('reference', REFERENCE_BACKEND)})."
         )
-    sections: list[str] = []
+    sections = [_left_out_note(loaded, runs)] if len(runs) < len(loaded) else []
     drawn: list[Iterable[Any]] = []
     if len(runs) > 1:
         text, figures = _history_section(runs, metric, thresholds)

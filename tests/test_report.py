@@ -358,6 +358,8 @@ def test_a_history_of_three_runs_flags_the_regression(tmp_path):
     assert main(["report", str(tmp_path), "-o", str(out)]) == 0
     page = out.read_text()
     assert "History" in page and "run-2 and 2 earlier" in page and _offline(page)
+    # left out without a word, where `xfbench history` of the same folder lists it
+    assert "Left out, no trial finished: run-3 (no status recorded)" in page
     assert "t:scratch-mlp-digits [torch]" in page  # the slowed run's regression, listed against it
     # the ratio against the previous run with its interval: marked for the slowed backend only
     rows = re.findall(r"<tr><td>(run-\d)</td><td>[^<]+</td><td>(\w+)</td><td>([^<]+)</td>", page)
@@ -1294,6 +1296,12 @@ def test_a_metric_for_the_history_of_one_run_is_refused_as_changing_nothing(tmp_
     said = capsys.readouterr().err
     assert "Expected --time-threshold, --alpha with several runs" in said and "Received: --time-threshold 1.05" in said
     assert not (run_dir / "report.html").exists()
+    # a folder whose one run with rows makes no history either: --metric was ignored there, exit 0
+    (tmp_path / "run-1" / "parts").mkdir(parents=True)
+    assert main(["report", str(tmp_path), "--metric", "test_acc", "-o", str(tmp_path / "r.html")]) == 2
+    said = capsys.readouterr().err
+    assert f"Received: --metric test_acc for the one run {run_dir}, which has no history" in said
+    assert not (tmp_path / "r.html").exists()
 
 
 @needs_matplotlib
