@@ -126,6 +126,8 @@ def learning_curves(frame: pd.DataFrame) -> Iterator[Plot]:
     figure at a time: the caller saves and closes each before the next is drawn (a run may have hundreds)."""
     plt, rows = _pyplot(), _trials_ended_ok(frame)
     backends, named = sorted(rows["backend"].dropna().unique()), several_suites(rows)
+    # each line's trials out of its case's: a mean over 2 of 3 seeds (one diverged) read as over all 3
+    ran = with_suite(frame).groupby(CASE_KEYS + ["backend"], dropna=False)["trial_id"].nunique()
     for keys, case in rows.groupby(CASE_KEYS, sort=True, dropna=False):
         fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
         for backend, group in case.groupby("backend"):
@@ -139,7 +141,10 @@ def learning_curves(frame: pd.DataFrame) -> Iterator[Plot]:
                 if stats.empty:
                     continue
                 style = _line_style(str(backend), backends)
-                ax.plot(stats.index, stats["mean"], label=f"{backend}", **style)
+                ok, of = group["trial_id"].nunique(), ran[(*keys, backend)]
+                ax.plot(
+                    stats.index, stats["mean"], label=f"{backend} ({ok}{f' of {of}' if of > ok else ''} ok)", **style
+                )
                 ax.fill_between(
                     stats.index,
                     stats["mean"] - stats["std"],
@@ -158,7 +163,7 @@ def learning_curves(frame: pd.DataFrame) -> Iterator[Plot]:
         if axes[0].get_lines():
             axes[0].legend()
         name = _case(keys, named)
-        fig.suptitle(f"{name}: mean over seeds, band ±1 std")
+        fig.suptitle(f"{name}: mean over the trials that ended ok, band ±1 std")
         fig.tight_layout()
         # the file's name: no ':' (suite:case, torchvision:...), which CI artefact uploads and Windows refuse
         yield Plot(safe_name(f"curves-{name}"), f"Learning curves: {name}", fig)

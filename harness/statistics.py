@@ -289,6 +289,17 @@ def _ended_ok(finals: pd.DataFrame, backend: str) -> bool:
     return bool(finals.loc[finals["backend"] == backend, "status"].eq("ok").any())
 
 
+def _unpaired_seeds(accs: dict[str, pd.Series], reference: str, backend: str) -> list[str]:
+    """A note naming the seeds ok in one backend only, which the difference leaves out (its mean is over the seeds
+    ok in both, while each backend's own mean in the table above holds all of its own): [] when they match."""
+    seeds = {b: {int(s) for s in accs[b].dropna().index} for b in (reference, backend)}
+    both = seeds[reference] & seeds[backend]
+    alone = [f"{b} also {','.join(map(str, sorted(seeds[b] - both)))}" for b in (reference, backend) if seeds[b] - both]
+    if not alone or not both:  # no seed in both: NO_PAIRED_SEED says it
+        return []
+    return [f"seeds paired {','.join(map(str, sorted(both)))} ({'; '.join(alone)})"]
+
+
 def _accuracy_by_seed(finals: pd.DataFrame) -> pd.Series:
     ok = finals[finals["status"] == "ok"]
     return ok.groupby("seed")["test_acc"].mean().astype(float)
@@ -329,7 +340,7 @@ def case_statistics(
             notes = [NO_PAIRED_SEED] if n == 0 else [TOO_FEW_SEEDS] if n == 1 else []
             if n >= 2 and math.isnan(low):
                 notes.append(NO_SPREAD)
-            notes += time_notes
+            notes += _unpaired_seeds(accs, reference, backend) + time_notes
             shared = _shared_cores_note(case_steady, spans, (reference, backend))
             notes += [shared] if shared else []
             out.append(

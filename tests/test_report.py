@@ -109,6 +109,18 @@ def test_a_slowed_backend_has_a_ratio_interval_excluding_one_and_the_mark():
     assert cells[4].startswith("1.") and "*" in cells[4]
 
 
+def test_seeds_ok_in_one_backend_only_are_named_beside_the_paired_difference():
+    """torch's seeds 0-2 against TensorFlow's 1-3: each backend's mean held its own seeds, the difference those of
+    both, and nothing said so (compare did)."""
+    frame = _frame(seeds=4)
+    frame = frame[~((frame["backend"] == "torch") & (frame["seed"] == 3))]
+    frame = frame[~((frame["backend"] == "tensorflow") & (frame["seed"] == 0))]
+    stats = case_statistics(frame)
+    assert set(stats["paired_seeds"]) == {2}
+    assert all("seeds paired 1,2 (torch also 0; tensorflow also 3)" in note for note in stats["note"]), stats["note"]
+    assert not case_statistics(_frame(seeds=2))["note"].str.contains("seeds paired").any()  # the same seeds: no note
+
+
 def test_one_trial_a_side_is_not_marked_and_unequal_sharing_of_the_cores_is_noted():
     """One seed a side: the interval holds that trial's epochs only, not the variation between trials, so a 1.5x
     slowdown is shown but not marked. Torch's trials side by side and TensorFlow's one at a time: the ratio holds
@@ -1168,9 +1180,11 @@ def test_learning_curves_and_accuracy_against_time_leave_out_a_trial_that_did_no
     [tensorflow] = [
         line
         for line in curves[f"curves-scratch-{MODELS[0]}-digits"].axes[0].get_lines()
-        if line.get_label() == "tensorflow"
+        if line.get_label() == "tensorflow (2 of 3 ok)"  # the figure said "mean over seeds", not over which
     ]
     assert list(tensorflow.get_ydata())[: EPOCHS - 1] == pytest.approx(expected)
+    labels = [line.get_label() for line in curves[f"curves-scratch-{MODELS[0]}-digits"].axes[0].get_lines()]
+    assert "torch (3 ok)" in labels
     [timed] = accuracy_vs_time(frame)
     assert len(timed.figure.axes[0].get_lines()) == 3 + 2  # torch's 3 trials, tensorflow's 2 that ended ok
     for figure in [*curves.values(), timed.figure]:
@@ -1812,7 +1826,7 @@ def test_a_backend_keeps_its_colour_and_line_whichever_backends_a_plot_holds():
             assert styles == {{"torch": ("o", "-"), "tensorflow": ("s", "--")}[b] for b in backends}, styles
             legends = [ax.get_legend() for ax in plot.figure.axes if ax.get_legend()] + list(plot.figure.legends)
             keys = {
-                (t.get_text(), to_hex(h.get_color()))
+                (t.get_text().removesuffix(" (1 ok)"), to_hex(h.get_color()))  # the curves' legend counts trials
                 for leg in legends
                 for t, h in zip(leg.get_texts(), leg.legend_handles, strict=True)
             }
