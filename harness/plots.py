@@ -127,7 +127,8 @@ def learning_curves(frame: pd.DataFrame) -> Iterator[Plot]:
     plt, rows = _pyplot(), _trials_ended_ok(frame)
     backends, named = sorted(rows["backend"].dropna().unique()), several_suites(rows)
     # each line's trials out of its case's: a mean over 2 of 3 seeds (one diverged) read as over all 3
-    ran = with_suite(frame).groupby(CASE_KEYS + ["backend"], dropna=False)["trial_id"].nunique()
+    counts = with_suite(frame).groupby(CASE_KEYS + ["backend"], dropna=False)["trial_id"].nunique()
+    ran: dict[Any, int] = {k: int(n) for k, n in counts.items()}  # keyed by (*case keys, backend)
     for keys, case in rows.groupby(CASE_KEYS, sort=True, dropna=False):
         fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
         for backend, group in case.groupby("backend"):

@@ -133,9 +133,6 @@ def preflight(
     _check_names_and_options_of(trials, resumed, search is not None)  # before the weights home is searched
     _check_weights_fit(trials)
     _check_weights_cached(trials)
-    for trial in trials:  # before any file is read or downloaded
-        for task in (trial.task, trial.transfer.source_task):
-            _check_classes(task, trial.dataset)
     datasets: dict[str, Dataset] = loaded if loaded is not None else {}
     provenance: dict[str, dict[str, str]] = {}
     option_use = _ModelOptionUse()
@@ -384,9 +381,12 @@ _GPU_SETTINGS = (("--tf32 on", "tf32"), ("--cudnn-autotune on", "cudnn_autotune"
 
 def _check_names_and_options_of(trials: list[TrialConfig], resumed: bool, searched: bool) -> None:
     """Every trial's names and options, which the command line alone decides: checked before the weights home is
-    searched, as a run told to fetch weights it could not use would be refused once they were there."""
+    searched, as a run told to fetch weights it could not use would be refused once they were there; and before
+    any dataset is read or downloaded."""
     for trial in trials:
         _check_names_and_options(trial, resumed, searched)
+        for task in (trial.task, trial.transfer.source_task):
+            _check_classes(task, trial.dataset)
 
 
 def _check_names_and_options(trial: TrialConfig, resumed: bool, searched: bool) -> None:
