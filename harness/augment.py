@@ -84,10 +84,14 @@ def check_augment(config: AugmentConfig, data_shape: tuple[int, ...]) -> None:
             f"Expected image data (H, W, C) for --augment {config.describe()}. Received: data of shape "
             f"{tuple(data_shape)}; use an image dataset or drop --augment."
         )
-    if config.crop_padding > min(data_shape[:2]):
+    side = min(data_shape[:2])
+    if config.crop_padding >= side:
+        # at the image's side, a crop at either extreme offset holds padding only: a blank image with its label
+        blank = 1 - ((2 * config.crop_padding - 1) / (2 * config.crop_padding + 1)) ** 2
         raise InputError(
-            f"Expected a crop padding at most the image side {min(data_shape[:2])}. Received: "
-            f"crop_padding={config.crop_padding}; pick a smaller crop:N."
+            f"Expected a crop padding below the image side {side}. Received: crop_padding={config.crop_padding}, "
+            f"whose crops would hold no pixel of the image for {blank:.0%} of the samples or more; pick a smaller "
+            "crop:N (4 for 32x32 images, as the lessons)."
         )
 
 

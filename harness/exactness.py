@@ -9,7 +9,7 @@ of such a trial says so, in words, instead of leaving a reader to find it in ``c
 from __future__ import annotations
 
 from harness.config import TrialConfig
-from harness.spec import BatchNorm, Dropout, ModelSpec
+from harness.spec import BatchNorm, Dropout, ModelSpec, Resize2D
 from harness.strategy_options import training_phases
 
 # Strategies that run the network's BatchNorm layers in training mode: the others keep a frozen backbone in
@@ -43,6 +43,12 @@ def inexact_reasons(config: TrialConfig, spec: ModelSpec) -> tuple[str, ...]:
             " (other masks again under XLA or torch.compile)" if runtime.jit_compile or runtime.torch_compile else ""
         )
         reasons.append(f"dropout masks from each framework's own generator (--dropout-rng framework){compiled}")
+    if runtime.jit_compile and runtime.precision != "float64" and any(isinstance(x, Resize2D) for x in spec.layers):
+        # XLA contracts the resize's multiply-adds into FMAs, rounded once: other arithmetic, not another order
+        reasons.append(
+            "input resize under XLA (--jit-compile): its multiply-adds fused into FMAs, about one resized pixel in "
+            "five a float32 step from torch's"
+        )
     if runtime.precision in MIXED_PRECISIONS:
         reasons.append(f"{runtime.precision}: each framework chooses which ops run in reduced precision")
     if runtime.computes_tf32:

@@ -104,3 +104,16 @@ def test_every_strategy_is_placed_as_training_batchnorm_or_not():
     from harness.strategies import _registry
 
     assert set(_registry()) - set(TRAINS_BATCHNORM) == {"feature_extraction", "deep_features"}
+
+
+def test_an_input_resize_under_xla_is_said_as_other_arithmetic():
+    """XLA contracts the resize's multiply-adds into FMAs (rounded once): about one resized pixel in five a float32
+    step from torch's, while the column said the backends computed alike."""
+    from harness.input_pipeline import InputConfig, with_input_pipeline
+
+    resized = with_input_pipeline(build_spec("mlp", (16, 16, 1), 10, ModelOptions()), InputConfig(size=16), DIGITS)
+    (reason,) = inexact_reasons(_trial("mlp", jit_compile=True), resized)
+    assert reason.startswith("input resize under XLA (--jit-compile): its multiply-adds fused into FMAs")
+    assert inexact_reasons(_trial("mlp"), resized) == ()  # TensorFlow's default step: the same pixels as torch's
+    assert inexact_reasons(_trial("mlp", jit_compile=True), _spec("mlp")) == ()  # no resize, nothing fused
+    assert inexact_reasons(_trial("mlp", jit_compile=True, precision="float64"), resized) == ()
