@@ -30,6 +30,7 @@ from harness.backend import REGISTRY, backend_entry, backend_of_package, importe
 from harness.checkpoints import save_checkpoint
 from harness.config import RuntimeOptions
 from harness.importers import FrameworkImporter, ModelInputError, UnsupportedModelError
+from harness.pretrained import TOLERANCE_RULE
 from harness.spec import ModelSpec
 from harness.user_code import describe_exception, describe_frame, imported_user_sources, user_frame
 from harness.weights import NeutralWeights
@@ -177,7 +178,7 @@ def _check_against_source(
     if not gap <= bound:  # a NaN gap is no pass
         raise ModelInputError(
             f"Expected xfbench's network converted from model {label} to compute the model's own logits within "
-            f"{bound:.3g} (1e-4 x max(1, max |logit|)) on a probe batch, in {backend}. Received: a gap of "
+            f"{bound:.3g} ({TOLERANCE_RULE}) on a probe batch, in {backend}. Received: a gap of "
             f"{gap:.3g} (max |logit| {float(np.max(np.abs(reference))):.3g}). To fix, look in the model for what a "
             "conversion cannot see (code in forward/call that changes or recomputes weights, a hook); if there "
             "is none, report it with the model: the conversion of one of its layers is wrong."

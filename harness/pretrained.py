@@ -15,8 +15,8 @@ What happens before Ray starts (:func:`prepare_weights`, called by the preflight
    checkpoint cached by the file's content hash (sha256), with a probe batch and the source framework's own
    logits and per-layer outputs on it;
 3. every backend of the run rebuilds the network from the neutral weights and must reproduce those logits within
-   1e-4 x max(1, max |logit|), or the run stops with the gap and the first layer where the outputs part. The
-   backends verify at once, one process each (:func:`verify_all`): each mostly imports its framework.
+   1e-4 x max(1, max |logit|) and 1e-3 x max |logit|, or the run stops with the gap and the first layer where the
+   outputs part. The backends verify at once, one process each (:func:`verify_all`): each mostly imports its framework.
 
 Each framework's step goes through a :data:`WorkerRunner` (default :func:`run_worker`, a fresh process per step);
 the tests pass one that runs the same worker code in their long-lived one-framework processes.
@@ -631,6 +631,14 @@ def verify_all(checkpoint: Path, backends: tuple[str, ...], runner: WorkerRunner
         future.result()
 
 
+# Issue 11's bound, capped at a thousandth of the largest output (harness.weights_worker.tolerance): alone, the bound
+# was an absolute 1e-4 wherever a randomly initialised deep network's logits are far smaller (3e-10, torchvision's
+# mobilenet_v2 at 32x32), and a conversion whose every kernel was zero passed. Float32 rounding through a converted
+# network measured at most 3.4e-6 of the largest logit (tests/conftest.py, SOURCE_RELATIVE_GAP): the cap leaves 300
+# times that.
+TOLERANCE_RULE = "1e-4 x max(1, max |logit|), at most 1e-3 x max |logit|"
+
+
 def verify(checkpoint: Path, backend: str, runner: WorkerRunner = run_worker) -> None:
     """``backend``'s network from the neutral checkpoint reproduces the source framework's logits on the probe
     batch (once per checkpoint, backend and code version: a marker file remembers a pass)."""
@@ -641,7 +649,7 @@ def verify(checkpoint: Path, backend: str, runner: WorkerRunner = run_worker) ->
     if not result["gap"] <= result["bound"]:  # a NaN gap compares false either way: it is no pass
         raise BadWeightsError(
             f"Expected {backend}'s network from the converted weights to reproduce the source framework's logits "
-            f"within {result['bound']:.3g} (1e-4 x max(1, max |logit|)). Received: a gap of {result['gap']:.3g}; "
+            f"within {result['bound']:.3g} ({TOLERANCE_RULE}). Received: a gap of {result['gap']:.3g}; "
             f"the outputs first part at layer {result['first_layer']!r} (gap {result['layer_gap']:.3g}). "
             "Report it with the file; the conversion of that layer differs between the frameworks."
         )

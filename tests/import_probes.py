@@ -136,3 +136,29 @@ def keras_softmax_heads(_backend: str) -> dict[str, object]:
     except UnsupportedModelError as exc:
         out["inside"] = str(exc)
     return out
+
+
+def torch_check_of_a_tiny_network(_backend: str, zeroed: bool) -> str:
+    """A torch network whose logits are about 1e-9 (tiny initial weights, as deep random networks have), converted,
+    then checked against torch's own forward with its converted weights as they are or every one zeroed: the
+    check's refusal, or '' where it passed."""
+    import torch
+    from torch import nn
+
+    from backends.torch import importer
+    from harness.import_worker import _check_against_source
+    from harness.importers import ModelInputError
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.Flatten(), nn.Linear(72, 3))
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.mul_(1e-4)
+    spec, weights = importer.convert(model, (8, 8, 1), "tiny")
+    if zeroed:
+        weights = {name: np.zeros_like(value) for name, value in weights.items()}
+    try:
+        _check_against_source(importer, model, "torch", spec, weights, "tiny")
+    except ModelInputError as refused:
+        return str(refused)
+    return ""

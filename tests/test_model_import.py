@@ -124,6 +124,19 @@ def test_a_batchnorm_and_prelu_after_a_flatten_import_in_the_neutral_feature_ord
     assert_logits_match_source(on_each(workers, probes.logits, spec, weights, x), reference)
 
 
+def test_the_conversion_check_refuses_a_wrong_network_whose_logits_are_far_below_one(workers):
+    """The check's bound, 1e-4 x max(1, max |logit|), was an absolute 1e-4 where a random deep network's logits
+    are far smaller (torchvision's mobilenet_v2: 3e-10), so a conversion with every weight zero passed it."""
+    from harness.weights_worker import tolerance
+
+    assert workers["torch"](import_probes.torch_check_of_a_tiny_network, False) == ""  # the right weights pass
+    refused = workers["torch"](import_probes.torch_check_of_a_tiny_network, True)
+    assert "Expected xfbench's network converted from model tiny to compute the model's own logits within " in refused
+    assert "(1e-4 x max(1, max |logit|), at most 1e-3 x max |logit|) on a probe batch, in torch" in refused
+    assert tolerance(np.array([-3e-10, 1e-10])) == pytest.approx(3e-13)
+    assert tolerance(np.array([0.5])) == 1e-4 and tolerance(np.array([-20.0])) == pytest.approx(2e-3)
+
+
 @pytest.mark.parametrize(
     "source, probe, forms",
     [
