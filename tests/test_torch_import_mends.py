@@ -183,9 +183,31 @@ _NETS = textwrap.dedent("""
 
         def forward(self, x):
             x = torch.flatten(x, 1)
+            if self.follows_mode == "never":
+                return self.fc(torch.nn.functional.dropout(x, 0.5, training=False))
             if self.follows_mode:
                 return self.fc(torch.nn.functional.dropout(x, 0.5, training=self.training))
             return self.fc(torch.nn.functional.dropout(x, 0.5))
+
+
+    class NoisyInTraining(nn.Module):  # noise injection: ops that only training runs
+        def __init__(self, num_classes):
+            super().__init__()
+            self.conv, self.fc = nn.Conv2d(1, 2, 3, padding=1), nn.Linear(128, num_classes)
+
+        def forward(self, x):
+            y = torch.relu(self.conv(x))
+            if self.training:
+                y = y + 0.5 * torch.randn_like(y)
+            return self.fc(torch.flatten(y, 1))
+
+
+    def dropout_never(num_classes):
+        return FunctionalDropout(num_classes, "never")
+
+
+    def noisy_in_training(num_classes):
+        return NoisyInTraining(num_classes)
 
 
     def dropout_always(num_classes):
@@ -401,3 +423,13 @@ def test_a_functional_dropout_that_drops_at_inference_too_is_refused_naming_trai
     message = str(pytest.raises(InputError, _spec, "dropout_always", nets).value)
     assert "F.dropout without training=self.training" in message and "training=self.training" in message, message
     assert [type(l).__name__ for l in _spec("dropout_in_training", nets).layers] == ["Flatten", "Dropout", "Dense"]
+
+
+def test_code_that_only_training_runs_is_refused_and_a_dropout_that_never_drops_converts_to_nothing(nets):
+    """Traced in evaluation alone, code under `if self.training:` vanished from the converted network without a
+    word (both backends trained another network than the user's), and F.dropout(x, p, training=False), which never
+    drops, became a dropout that dropped in training."""
+    message = _refusal("noisy_in_training", nets)
+    assert "a forward that runs other ops in training than in evaluation (first: call_function randn_like" in message
+    assert "remove what `if self.training:` guards" in message, message
+    assert [type(l).__name__ for l in _spec("dropout_never", nets).layers] == ["Flatten", "Dense"]

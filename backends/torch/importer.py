@@ -198,6 +198,7 @@ class _Converter:
         self.shape_nodes: dict[fx.Node, str] = {}
         # spec layer (or "input") -> the rank of its output without the batch axis: 3 for a map, 1 once flat
         self.ranks: dict[str, int] = {"input": len(input_shape)}
+        self.never_dropping: set[str] = set()  # F.dropout(..., training=False): identities (fx node names)
 
     def unsupported(self, op: str, node: fx.Node, hint: str = "") -> UnsupportedModelError:
         where = node.target if node.op == "call_module" else f"{_scope(node) or self.name} ({node.name})"
@@ -504,6 +505,9 @@ def _flattens(c: _Converter, node: fx.Node) -> bool | None:
 
 
 def _convert_call(c: _Converter, node: fx.Node, taken: set[str]) -> None:
+    if node.name in c.never_dropping:  # training=False whatever the mode: it never drops
+        c.alias(node, c.tensor_args(node)[0])
+        return
     if node.target is torch.cat:
         parts = cast(Any, node.args[0])  # a Node, or a list of Nodes
         if isinstance(parts, fx.Node) or len(parts) == 1:  # torchvision's DenseNet concatenates a lone input
@@ -558,10 +562,9 @@ def _refuse_shared_prelu_slopes(c: _Converter, spec: ModelSpec, infos: dict[str,
             refuse_shared_prelu_slope(module, infos[layer.name], c.name, paths.get(module, layer.name))
 
 
-def convert(model: nn.Module, input_shape: tuple[int, int, int], name: str) -> tuple[ModelSpec, NeutralWeights]:
-    model = model.eval()
+def _trace(model: nn.Module, name: str) -> fx.Graph:
     try:
-        graph = fx.symbolic_trace(model).graph
+        return fx.symbolic_trace(model).graph
     except Exception as exc:  # data-dependent control flow and the like: fx says what it could not trace
         # or a fault in the user's forward (a NameError): either way the line of theirs it arose at is what to see
         frame = user_frame(exc)
@@ -570,7 +573,47 @@ def convert(model: nn.Module, input_shape: tuple[int, int, int], name: str) -> t
         raise UnsupportedModelError(
             "PyTorch", f"code torch.fx cannot trace ({describe_exception(exc)}{at})", name, SUPPORTED, hint
         ) from None
+
+
+_ONE_NETWORK = (
+    "xfbench converts one network for both modes, whose Dropout and BatchNorm layers switch themselves. To fix, "
+    "remove what `if self.training:` guards, or make it a layer xfbench converts (nn.Dropout)."
+)
+
+
+def _never_dropping(model: nn.Module, graph: fx.Graph, name: str) -> set[str]:
+    """The F.dropout calls (by fx node name) that never drop, from a second trace in training mode, which must
+    run the ops of the evaluation trace ``graph``: traced in evaluation alone, code under ``if self.training:``
+    vanished from the converted network without a word, and F.dropout(x, p, training=False) became a dropout."""
+    training = _trace(model.train(), name)
+    model.eval()
+    ops = [(n.op, n.target) for n in graph.nodes]
+    for index, node in enumerate(training.nodes):
+        if index >= len(ops) or ops[index] != (node.op, node.target):
+            raise UnsupportedModelError(
+                "PyTorch",
+                f"a forward that runs other ops in training than in evaluation (first: {node.op} "
+                f"{getattr(node.target, '__name__', node.target)}, {_scope(node) or name} ({node.name}), in training)",
+                name,
+                SUPPORTED,
+                _ONE_NETWORK,
+            )
+    if len(ops) != len(training.nodes):
+        raise UnsupportedModelError(
+            "PyTorch",
+            "a forward that runs ops in evaluation only (`if not self.training:`)",
+            name,
+            SUPPORTED,
+            _ONE_NETWORK,
+        )
+    return {n.name for n in training.nodes if n.target is F.dropout and _arg(n, 2, "training", True) is False}
+
+
+def convert(model: nn.Module, input_shape: tuple[int, int, int], name: str) -> tuple[ModelSpec, NeutralWeights]:
+    model = model.eval()
+    graph = _trace(model, name)
     c = _Converter(model, name, input_shape)
+    c.never_dropping = _never_dropping(model, graph, name)
     # weights the spec would silently copy apart or train: refused before anything is converted
     refuse_shared_weights(graph, c.modules, name)
     refuse_frozen_parameters(graph, c.modules, name)
