@@ -202,6 +202,33 @@ _NETS = textwrap.dedent("""
             return self.fc(torch.flatten(y, 1))
 
 
+    class MixedReluBlock(nn.Module):  # F.relu and its own self.relu in one block: both named block_relu
+        def __init__(self):
+            super().__init__()
+            self.conv1, self.conv2, self.relu = nn.Conv2d(2, 2, 3, padding=1), nn.Conv2d(2, 2, 3, padding=1), nn.ReLU()
+
+        def forward(self, x):
+            return self.relu(self.conv2(torch.nn.functional.relu(self.conv1(x))))
+
+
+    class MixedRelu(nn.Module):
+        def __init__(self, num_classes, end_dim=-1):
+            super().__init__()
+            self.stem, self.block, self.end_dim = nn.Conv2d(1, 2, 3, padding=1), MixedReluBlock(), end_dim
+            self.fc = nn.Linear(128, num_classes)
+
+        def forward(self, x):
+            return self.fc(torch.flatten(self.block(self.stem(x)), 1, self.end_dim))
+
+
+    def mixed_relu(num_classes):
+        return MixedRelu(num_classes)
+
+
+    def flatten_to_2(num_classes):
+        return MixedRelu(num_classes, end_dim=2)
+
+
     def dropout_never(num_classes):
         return FunctionalDropout(num_classes, "never")
 
@@ -433,3 +460,13 @@ def test_code_that_only_training_runs_is_refused_and_a_dropout_that_never_drops_
     assert "a forward that runs other ops in training than in evaluation (first: call_function randn_like" in message
     assert "remove what `if self.training:` guards" in message, message
     assert [type(l).__name__ for l in _spec("dropout_never", nets).layers] == ["Flatten", "Dense"]
+
+
+def test_a_functional_op_beside_a_module_of_the_same_name_converts_and_a_partial_flatten_is_refused(nets):
+    """F.relu in a block that applies its own self.relu too: both layers were named block_relu, and the model was
+    refused as a spec with duplicate names, told to choose another input size. torch.flatten(x, 1, 2) converted as
+    a whole flatten, then its Linear's weights were refused as the wrong shape."""
+    names = [layer.name for layer in _spec("mixed_relu", nets).layers]
+    assert names == ["stem", "block_conv1", "block_relu_1", "block_conv2", "block_relu", "flatten", "fc"], names
+    message = _refusal("flatten_to_2", nets)
+    assert "Received: flatten to a dimension other than the last" in message and "torch.flatten(x, 1)" in message

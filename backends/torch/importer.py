@@ -393,6 +393,13 @@ def _function_layer(c: _Converter, node: fx.Node, name: str, group: str) -> Laye
     if target is torch.flatten or (node.op == "call_method" and target == "flatten"):
         if _arg(node, 1, "start_dim", 0) != 1:
             raise c.unsupported("flatten from a dimension other than 1", node)
+        if _arg(node, 2, "end_dim", -1) not in (-1, c.ranks[c.produced[c.tensor_args(node)[0]]]):
+            # flatten(x, 1, 2) keeps the last axis: converted as a whole flatten, its weights then misread
+            raise c.unsupported(
+                "flatten to a dimension other than the last",
+                node,
+                "To fix, flatten each sample whole: torch.flatten(x, 1).",
+            )
         return Flatten(name=name, group=group)
     if flattens is not None:  # a view or reshape that does not flatten each sample
         what = f"{getattr(target, '__name__', target)} other than a flatten of each sample"
@@ -416,7 +423,9 @@ def _function_layer(c: _Converter, node: fx.Node, name: str, group: str) -> Laye
 
 
 def _convert_graph(c: _Converter, graph: fx.Graph) -> None:
-    taken: set[str] = set()
+    # every module's layer takes its fx node's name: a functional op's own name must not be one of them (F.relu in
+    # a block that applies its self.relu too, both "block_relu", made a spec with a duplicate name)
+    taken = {n.name for n in graph.nodes if n.op == "call_module"}
     calls = Counter(str(n.target) for n in graph.nodes if n.op == "call_module")
     for node in graph.nodes:
         if node.op == "placeholder":
