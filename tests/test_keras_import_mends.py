@@ -91,6 +91,18 @@ def two_inputs():
     return keras.Model([a, b], layers.Dense(10)(layers.Flatten()(layers.Add()([a, b]))))
 
 
+def two_outputs():  # an auxiliary head beside the classifier
+    inputs = keras.Input((8, 8, 1))
+    x = layers.Flatten()(inputs)
+    return keras.Model(inputs, [layers.Dense(10)(x), layers.Dense(10)(x)])
+
+
+def flat_bn_axis_1():  # axis 1 of a flat (N, C) tensor is its last axis
+    return keras.Sequential(
+        [keras.Input((8, 8, 1)), layers.Flatten(), layers.BatchNormalization(axis=1), layers.Dense(10)]
+    )
+
+
 def nested():
     base = keras.Sequential([keras.Input((8, 8, 1)), layers.Conv2D(8, 3, activation="relu")], name="base")
     return keras.Sequential([keras.Input((8, 8, 1)), base, layers.Flatten(), layers.Dense(10)])
@@ -134,7 +146,7 @@ from harness.config import RuntimeOptions
 namespace = {}
 exec(sys.stdin.read(), namespace)
 names = ("act_layers", "act_capped_at_3", "act_nameless", "act_partial", "any_size", "shared", "binary",
-         "two_inputs", "nested", "dense_on_map")
+         "two_inputs", "two_outputs", "flat_bn_axis_1", "nested", "dense_on_map")
 cases = {name: namespace[name] for name in names}
 cases.update(namespace["SETTINGS"])
 backend = load_backend("tensorflow", RuntimeOptions(threads=1))
@@ -258,6 +270,14 @@ def test_a_sigmoid_output_is_refused_as_such_with_the_classifier_it_needs(conver
 def test_several_inputs_are_refused_and_a_nested_model_is_told_to_flatten(converted):
     assert converted["two_inputs"]["error"] == "ModelInputError"
     assert "with 2 inputs" in converted["two_inputs"]["message"]
+    # several outputs: refused as "No such layer" or numpy's "inhomogeneous shape", each told to change the input size
+    assert converted["two_outputs"]["error"] == "ModelInputError"
+    assert "with 2 outputs ((None, 10), (None, 10))" in converted["two_outputs"]["message"]
+    # BatchNormalization(axis=1) after a Flatten normalises the last axis: refused as "off the last axis"
+    outcome = converted["flat_bn_axis_1"]
+    assert "error" not in outcome and "run_error" not in outcome, outcome
+    assert [kind for _, kind, _, _ in outcome["layers"]] == ["Flatten", "BatchNorm", "Dense"]
+    assert_logits_match_source({"tensorflow": np.array(outcome["ours"])}, np.array(outcome["keras"]))
     nested = _refusal(converted, "nested")
     assert "a nested model (Sequential) at 'base'" in nested and "flatten the nested model's layers" in nested
 

@@ -276,7 +276,9 @@ def _layers_of(layer: keras.layers.Layer, group: str, last: bool, size: Size) ->
     elif kind == "Dense":
         main = Dense(name=name, group=group, units=layer.units, use_bias=layer.use_bias)
     elif kind == "BatchNormalization":
-        if layer.axis not in (-1, 3, [3], [-1]) or not (layer.center and layer.scale):
+        axis = layer.axis[0] if isinstance(layer.axis, (list, tuple)) and len(layer.axis) == 1 else layer.axis
+        rank = len(layer.input.shape)  # axis 1 of a flat (N, C) tensor is its last, as axis 3 of a map
+        if not isinstance(axis, int) or axis % rank != rank - 1 or not (layer.center and layer.scale):
             raise _unsupported("BatchNormalization off the last axis or without center/scale", layer)
         return [
             BatchNorm(
@@ -512,6 +514,12 @@ def _graph_model(model: keras.Model, input_shape: tuple[int, int, int], name: st
             f"Expected a Keras model with one input, the image batch xfbench feeds it. Received: model {name} with "
             f"{len(inputs)} inputs ({', '.join(str(tuple(t.shape)) for t in inputs)}). To fix, build the model on "
             "one keras.Input (the images)."
+        )
+    if len(model.outputs) != 1:  # read as one, the conversion failed on a layer name or numpy's shapes
+        raise ModelInputError(
+            f"Expected a Keras model with one output, the logits xfbench trains. Received: model {name} with "
+            f"{len(model.outputs)} outputs ({', '.join(str(tuple(t.shape)) for t in model.outputs)}). To fix, build "
+            "a model whose one output is the classifier's logits (an auxiliary head belongs in a model of its own)."
         )
     _check_declared_size(tuple(inputs[0].shape), input_shape, name)
     if isinstance(model, keras.Sequential):
