@@ -221,6 +221,11 @@ _NETS = textwrap.dedent("""
             return self.fc(torch.flatten(self.block(self.stem(x)), 1, self.end_dim))
 
 
+    def adaptive_keeping_height(num_classes):  # None: the input's height kept
+        pool = nn.AdaptiveAvgPool2d((None, 1))
+        return nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), pool, nn.Flatten(), nn.Linear(16, num_classes))
+
+
     def mixed_relu(num_classes):
         return MixedRelu(num_classes)
 
@@ -468,5 +473,10 @@ def test_a_functional_op_beside_a_module_of_the_same_name_converts_and_a_partial
     a whole flatten, then its Linear's weights were refused as the wrong shape."""
     names = [layer.name for layer in _spec("mixed_relu", nets).layers]
     assert names == ["stem", "block_conv1", "block_relu_1", "block_conv2", "block_relu", "flatten", "fc"], names
+    # AdaptiveAvgPool2d((None, 1)) failed as int(None), told to choose another input size
+    pools = [
+        layer for layer in _spec("adaptive_keeping_height", nets).layers if type(layer).__name__ == "AdaptiveAvgPool2D"
+    ]
+    assert [pool.output_size for pool in pools] == [(8, 1)]
     message = _refusal("flatten_to_2", nets)
     assert "Received: flatten to a dimension other than the last" in message and "torch.flatten(x, 1)" in message

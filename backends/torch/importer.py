@@ -184,6 +184,18 @@ def _pair(value: Any) -> tuple[int, int]:
     return (value, value) if isinstance(value, int) else (int(value[0]), int(value[1]))
 
 
+def _adaptive_size(c: _Converter, node: fx.Node, value: Any) -> tuple[int, int]:
+    """An adaptive pool's output size, where torch's None keeps the input's size on that axis (it failed as int(None)
+    in a message that said to change the input size)."""
+    sizes = (value, value) if value is None or isinstance(value, int) else tuple(value)
+    if None not in sizes:
+        return _pair(value)
+    shape = c.map_shape(c.produced[c.tensor_args(node)[0]])
+    if shape is None or len(shape) != 3:
+        raise c.unsupported("an adaptive pool keeping a size (None) of an input whose size is not known", node)
+    return (int(sizes[0] if sizes[0] is not None else shape[0]), int(sizes[1] if sizes[1] is not None else shape[1]))
+
+
 class _Converter:
     def __init__(self, model: nn.Module, name: str, input_shape: tuple[int, ...]) -> None:
         self.name = name
@@ -293,7 +305,7 @@ def _module_layer(c: _Converter, node: fx.Node, module: nn.Module, name: str, gr
     if isinstance(module, nn.AvgPool2d):
         return _avg_pool(c, node, module, name, group)
     if isinstance(module, nn.AdaptiveAvgPool2d):
-        return AdaptiveAvgPool2D(name=name, group=group, output_size=_pair(module.output_size))
+        return AdaptiveAvgPool2D(name=name, group=group, output_size=_adaptive_size(c, node, module.output_size))
     if isinstance(module, nn.Flatten):
         if module.start_dim != 1 or module.end_dim != -1:
             raise c.unsupported("Flatten other than from dimension 1 to the end", node)
@@ -407,7 +419,8 @@ def _function_layer(c: _Converter, node: fx.Node, name: str, group: str) -> Laye
     if target in _FUNCTION_ACTIVATIONS or (node.op == "call_method" and target == "relu"):
         return Activation(name=name, group=group, kind=_FUNCTION_ACTIVATIONS.get(target, "relu"))
     if target is F.adaptive_avg_pool2d:
-        return AdaptiveAvgPool2D(name=name, group=group, output_size=_pair(node.args[1]))
+        size = _adaptive_size(c, node, _arg(node, 1, "output_size", None))
+        return AdaptiveAvgPool2D(name=name, group=group, output_size=size)
     pooled = _pooling_call(c, node, name, group)
     if pooled is not None:
         return pooled
