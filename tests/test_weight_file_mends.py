@@ -243,6 +243,22 @@ def test_a_python_factorys_torch_file_read_bgr_with_normalize_caffe_is_folded_an
     assert plain != checkpoint and np.array_equal(load_checkpoint(plain)[1][f"{spec.layers[0].name}/kernel"], source)
 
 
+def test_a_torch_file_of_a_module_registering_its_head_first_reads_its_class_count_from_the_head(
+    workers, runner, tmp_path
+):
+    """The class count came from the last Linear registered: a module that registers its head before a hidden
+    Linear had the hidden layer's rows read as its classes, and its own correct file was refused as mismatched."""
+    rng = np.random.default_rng(0)
+    shapes = {"fc.weight": (10, 8), "fc.bias": (10,), "conv.weight": (4, 3, 3, 3), "conv.bias": (4,)}
+    shapes |= {"hidden.weight": (8, 4), "hidden.bias": (8,)}
+    state = {k: rng.normal(size=s).astype(np.float32) for k, s in shapes.items()}
+    path = tmp_path / "net.pth"
+    workers["torch"](probes.write_torch_state, str(path), state)
+    trial = _trial("python:weight_file_probes:head_first_net", path)
+    spec, weights, _ = load_checkpoint(prepare_weights(trial, SHAPE, tmp_path / "cache", (), runner))
+    assert spec.num_classes == 10 and np.array_equal(weights[f"{spec.layers[-1].name}/kernel"], state["fc.weight"].T)
+
+
 def test_a_python_factory_read_for_a_torch_file_is_called_as_its_conversion_calls_it_and_must_be_a_module(
     workers, runner, tmp_path
 ):

@@ -145,6 +145,25 @@ def small_net(num_classes: int = 10) -> object:
     )
 
 
+def head_first_net(num_classes: int = 10) -> object:
+    """A factory whose module registers its head before its stem and a hidden Linear (state dict: 'fc.weight'
+    (classes, 8), 'conv.weight' (4, 3, 3, 3), 'hidden.weight' (8, 4) and their biases)."""
+    import torch
+    from torch import nn
+
+    class HeadFirst(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = nn.Linear(8, num_classes)
+            self.conv, self.hidden = nn.Conv2d(3, 4, 3, padding=1), nn.Linear(4, 8)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            pooled = torch.flatten(nn.functional.adaptive_avg_pool2d(torch.relu(self.conv(x)), 1), 1)
+            return self.fc(torch.relu(self.hidden(pooled)))
+
+    return HeadFirst()
+
+
 def small_net_positional_only(num_classes: int, /) -> object:
     """small_net, its class count positional-only (docs/zoo.md: a factory called so is supported)."""
     return small_net(num_classes)

@@ -13,7 +13,7 @@ import re
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlparse
 
 import numpy as np
@@ -247,10 +247,14 @@ def _current_densenet_names(model: nn.Module, state: dict[str, torch.Tensor]) ->
     return renamed
 
 
-def _head_classes(model: nn.Module, state: Mapping[str, torch.Tensor]) -> int | None:
-    """The file's class count: rows of the architecture's last Linear weight in the file."""
+def _head_classes(model: nn.Module, state: Mapping[str, torch.Tensor], built_for: int) -> int | None:
+    """The file's class count: rows of the architecture's head weight in the file. The head is the Linear giving
+    the ``built_for`` classes the architecture was built with: the last one registered, which this took before,
+    is a hidden layer where a module registers its head first (its rows were read as the class count)."""
     linears = [name for name, m in model.named_modules() if isinstance(m, nn.Linear)]
-    tensor = state.get(f"{linears[-1]}.weight") if linears else None
+    heads = [name for name in linears if cast(nn.Linear, model.get_submodule(name)).out_features == built_for]
+    head = heads[0] if len(heads) == 1 else linears[-1] if linears else None
+    tensor = state.get(f"{head}.weight") if head is not None else None
     return int(tensor.shape[0]) if tensor is not None and tensor.ndim == 2 else None
 
 
@@ -259,7 +263,7 @@ def load_into_architecture(request: dict[str, Any], path: Path) -> nn.Module:
     state = read_state_dict(path, request["format"], SAVE_STATE_DICT if ref.kind == "file" else refetch_hint(ref))
     model = architecture(request["model"], request["model_options"], 1000)
     state = _current_densenet_names(model, state)
-    classes = _head_classes(model, state)
+    classes = _head_classes(model, state, 1000)
     if classes is not None and classes != 1000:
         model = architecture(request["model"], request["model_options"], classes)
     expected = {k: tuple(v.shape) for k, v in model.state_dict().items() if not k.endswith("num_batches_tracked")}
