@@ -259,6 +259,12 @@ def test_a_torch_file_of_a_module_registering_its_head_first_reads_its_class_cou
     assert spec.num_classes == 10 and np.array_equal(weights[f"{spec.layers[-1].name}/kernel"], state["fc.weight"].T)
 
 
+def test_a_torch_networks_recorded_flatten_output_is_in_the_backends_order(workers):
+    """Kept in torch's C,H,W order, a failed verification's first differing layer was the Flatten of every network
+    whose map had several channels and pixels (AlexNet, VGG, most users' CNNs), not the layer at fault."""
+    assert workers["torch"](probes.flatten_output_gap) == 0.0
+
+
 def test_a_python_factory_read_for_a_torch_file_is_called_as_its_conversion_calls_it_and_must_be_a_module(
     workers, runner, tmp_path
 ):

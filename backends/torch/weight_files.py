@@ -36,6 +36,7 @@ from harness.pretrained import (
     refetch_hint,
     torchvision_resize_side,
 )
+from harness.shapes import infer_shapes
 from harness.spec import renamed_layers
 from harness.truncated_weights import check_complete
 from harness.weight_files import BadWeightsError, check_tensor_shapes, read_safetensors
@@ -291,6 +292,15 @@ def layer_outputs(model: nn.Module, x: np.ndarray, names: set[str]) -> dict[str,
     return outputs
 
 
+def flat_outputs_as_hwc(values: np.ndarray, flattened_from: tuple[int, int, int] | None) -> np.ndarray:
+    """A flattened map's outputs (N, H*W*C) in the spec's H,W,C order, as the backends give them: kept in torch's
+    C,H,W, a failed verification blamed the Flatten of every network whose map had several channels and pixels."""
+    if flattened_from is None or values.ndim != 2:
+        return values
+    h, w, c = flattened_from
+    return np.ascontiguousarray(values.reshape(len(values), c, h, w).transpose(0, 2, 3, 1).reshape(len(values), -1))
+
+
 def convert(request: dict[str, Any], x: np.ndarray) -> tuple[Any, dict[str, np.ndarray], dict[str, Any]]:
     """The file in the architecture, as a neutral spec and weights, with the source's outputs on ``x`` (weights
     that read BGR are folded by the harness, harness.weights_worker)."""
@@ -304,6 +314,8 @@ def convert(request: dict[str, Any], x: np.ndarray) -> tuple[Any, dict[str, np.n
         raise channels_error(path.name, takes, shape[-1])
     spec, weights = importer.convert(model, shape, request["meta"]["weights"])
     layers = layer_outputs(model, x, {layer.name for layer in spec.layers})  # by fx node: converted names
+    infos = infer_shapes(spec)
+    layers = {name: flat_outputs_as_hwc(value, infos[name].flattened_from) for name, value in layers.items()}
     spec, renames = as_zoo_twin(request["model"], request["model_options"], spec)  # a zoo twin: the zoo's names
     probe = {"x": x, "logits": importer.reference_logits(model, x), "layers": renamed_layers(layers, renames)}
     return spec, renamed_layers(weights, renames), probe
