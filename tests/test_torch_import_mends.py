@@ -221,6 +221,21 @@ _NETS = textwrap.dedent("""
             return self.fc(torch.flatten(self.block(self.stem(x)), 1, self.end_dim))
 
 
+    class PaddedLeaky(nn.Module):  # a TF port's "same" padding at stride 2, functional activations with arguments
+        def __init__(self, num_classes):
+            super().__init__()
+            self.pad, self.conv = nn.ZeroPad2d((0, 1, 0, 1)), nn.Conv2d(1, 3, 3, stride=2)
+            self.fc = nn.Linear(3 * 4 * 4, num_classes)
+
+        def forward(self, x):
+            x = torch.nn.functional.leaky_relu(self.conv(self.pad(x)), negative_slope=0.2)
+            return self.fc(torch.flatten(torch.nn.functional.elu(x, 0.5), 1))
+
+
+    def padded_leaky(num_classes):
+        return PaddedLeaky(num_classes)
+
+
     def adaptive_keeping_height(num_classes):  # None: the input's height kept
         pool = nn.AdaptiveAvgPool2d((None, 1))
         return nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), pool, nn.Flatten(), nn.Linear(16, num_classes))
@@ -473,6 +488,14 @@ def test_a_functional_op_beside_a_module_of_the_same_name_converts_and_a_partial
     a whole flatten, then its Linear's weights were refused as the wrong shape."""
     names = [layer.name for layer in _spec("mixed_relu", nets).layers]
     assert names == ["stem", "block_conv1", "block_relu_1", "block_conv2", "block_relu", "flatten", "fc"], names
+    # ZeroPad2d, F.leaky_relu and F.elu were refused though the spec holds each (and the Keras importer converts
+    # ZeroPadding2D); the conversion's check holds the numbers against torch's own forward
+    layers = _spec("padded_leaky", nets).layers
+    assert [type(layer).__name__ for layer in layers] == [
+        "ZeroPad2D", "Conv2D", "Activation", "Activation", "Flatten", "Dense"
+    ]  # fmt: skip
+    assert layers[0].padding == ((0, 1), (0, 1))
+    assert [(layer.kind, layer.alpha) for layer in layers[2:4]] == [("leaky_relu", 0.2), ("elu", 0.5)]
     # AdaptiveAvgPool2d((None, 1)) failed as int(None), told to choose another input size
     pools = [
         layer for layer in _spec("adaptive_keeping_height", nets).layers if type(layer).__name__ == "AdaptiveAvgPool2D"

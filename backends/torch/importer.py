@@ -57,6 +57,7 @@ from harness.spec import (
     Layer,
     MaxPool2D,
     ModelSpec,
+    ZeroPad2D,
 )
 from harness.user_code import describe_exception, describe_frame, user_frame
 from harness.weights import NeutralWeights
@@ -79,9 +80,10 @@ SUPPORTED = (
     "Flatten / torch.flatten(x, 1) / x.view(x.size(0), -1) / x.reshape(x.shape[0], -1)",
     "Dropout",
     "Identity",
+    "ZeroPad2d",
     "+ / torch.add",
     "torch.cat(dim=1)",
-    "F.relu / F.relu6 / F.max_pool2d / F.avg_pool2d / F.adaptive_avg_pool2d / F.dropout",
+    "F.relu / F.relu6 / F.leaky_relu / F.elu / F.max_pool2d / F.avg_pool2d / F.adaptive_avg_pool2d / F.dropout",
     "x.mean((2, 3)) (a global average pool)",
     "a final Softmax / LogSoftmax over the classes (dropped: the spec outputs logits, as for Keras)",
 )
@@ -282,6 +284,9 @@ def _module_layer(c: _Converter, node: fx.Node, module: nn.Module, name: str, gr
         if not (module.affine and module.track_running_stats) or module.momentum is None:
             raise c.unsupported("BatchNorm without affine parameters, running statistics or a momentum", node)
         return BatchNorm(name=name, group=group, decay=1.0 - module.momentum, epsilon=module.eps)
+    if isinstance(module, nn.ZeroPad2d):  # (left, right, top, bottom), as F.pad takes it
+        left, right, top, bottom = (int(p) for p in module.padding)
+        return ZeroPad2D(name=name, group=group, padding=((top, bottom), (left, right)))
     if type(module) in _ACTIVATIONS:
         slope = "negative_slope" if isinstance(module, nn.LeakyReLU) else "alpha"
         alpha = getattr(module, slope, None)
@@ -416,6 +421,13 @@ def _function_layer(c: _Converter, node: fx.Node, name: str, group: str) -> Laye
     if flattens is not None:  # a view or reshape that does not flatten each sample
         what = f"{getattr(target, '__name__', target)} other than a flatten of each sample"
         raise c.unsupported(what, node, "To flatten, use torch.flatten(x, 1), nn.Flatten() or x.view(x.size(0), -1).")
+    if target in (F.leaky_relu, F.elu):  # their slope or alpha read as the modules' are
+        kind, slope = (
+            ("leaky_relu", _arg(node, 1, "negative_slope", 0.01))
+            if target is F.leaky_relu
+            else ("elu", _arg(node, 1, "alpha", 1.0))
+        )
+        return Activation(name=name, group=group, kind=kind, alpha=float(slope))
     if target in _FUNCTION_ACTIVATIONS or (node.op == "call_method" and target == "relu"):
         return Activation(name=name, group=group, kind=_FUNCTION_ACTIVATIONS.get(target, "relu"))
     if target is F.adaptive_avg_pool2d:
