@@ -586,18 +586,8 @@ BAD_INPUTS = {
     ),
     # refused before the data is looked for: online, CIFAR-10's 170 MB were downloaded first
     "class out of range, the data not there": (
-        [
-            "run",
-            "--strategy",
-            "scratch",
-            "--model",
-            "mlp",
-            "--dataset",
-            "cifar10",
-            "--classes",
-            "0,11",
-            "--no-download",
-        ],
+        ["run", "--strategy", "scratch", "--model", "mlp", "--dataset", "cifar10"]
+        + ["--classes", "0,11", "--no-download"],
         "Expected classes among 0..9 of cifar10. Received: classes=(0, 11). Pick --classes / --source-classes from",
     ),
     "train limit above the samples there are": (
