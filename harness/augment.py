@@ -86,11 +86,13 @@ def check_augment(config: AugmentConfig, data_shape: tuple[int, ...]) -> None:
         )
     side = min(data_shape[:2])
     if config.crop_padding >= side:
-        # at the image's side, a crop at either extreme offset holds padding only: a blank image with its label
-        blank = 1 - ((2 * config.crop_padding - 1) / (2 * config.crop_padding + 1)) ** 2
+        # from the image's side on, crops at the extreme offsets hold padding only: blank images with their labels
+        # (per axis 2 (p - side + 1) of the 2 p + 1 offsets)
+        padding = config.crop_padding
+        blank = 1 - (1 - 2 * (padding - side + 1) / (2 * padding + 1)) ** 2
         raise InputError(
             f"Expected a crop padding below the image side {side}. Received: crop_padding={config.crop_padding}, "
-            f"whose crops would hold no pixel of the image for {blank:.0%} of the samples or more; pick a smaller "
+            f"whose crops would hold no pixel of the image for {blank:.0%} of the samples; pick a smaller "
             "crop:N (4 for 32x32 images, as the lessons)."
         )
 

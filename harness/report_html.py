@@ -168,13 +168,13 @@ def load(run_dir: Path) -> LoadedRunDir:
     return LoadedRunDir(run_dir, read_run_table(run_dir), _info(run_dir))
 
 
-def _check_history_options(given: Sequence[str], runs: list[LoadedRunDir]) -> None:
+def _check_history_options(given: Sequence[str], runs: list[LoadedRunDir], loaded: int) -> None:
     if given and len(runs) == 1:  # refused, as other options that change nothing are
+        alone = f" (the only one with rows of the {loaded} runs given)" if loaded > 1 else ""
         raise InputError(
             f"Expected {', '.join(h.split()[0] for h in given)} with several runs or a folder of runs: they pick the "
             f"history's metric and what it marks as a regression. Received: {', '.join(given)} for the one run "
-            f"{runs[0].path}, which has no history (the only run with rows, where several were given). Drop them, "
-            "or add runs."
+            f"{runs[0].path}{alone}, which has no history. Drop them, or add runs."
         )
 
 
@@ -492,7 +492,7 @@ def build_report(
     loaded = [load(r) for r in run_dirs(paths)]
     # A run that finished no trial has nothing to draw: left out (and said), unless it is all there is.
     runs = [run for run in loaded if not run.frame.empty] or [loaded[-1]]
-    _check_history_options(history_options, runs)
+    _check_history_options(history_options, runs, len(loaded))
     newest = runs[-1]
     with_rows(newest.frame, newest.path)
     ran = sorted(set(newest.frame["backend"].dropna()))

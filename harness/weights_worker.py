@@ -51,8 +51,8 @@ def probe_batch(input_shape: tuple[int, ...]) -> np.ndarray:
 
 
 def tolerance(reference: np.ndarray) -> float:
-    """The largest gap allowed against ``reference`` (a NaN in it allows none): harness.pretrained's
-    TOLERANCE_RULE."""
+    """The largest gap allowed against ``reference``: harness.pretrained's TOLERANCE_RULE (0 for a reference of
+    zeros, which a converted network of the same weights computes exactly; a NaN gap passes no bound)."""
     largest = float(np.max(np.abs(reference)))
     return min(1e-4 * max(1.0, largest), 1e-3 * largest)
 

@@ -184,8 +184,9 @@ def test_keras_mnist_archive_is_named_where_the_idx_files_are_missing(tmp_path):
     assert f"Found {tmp_path / 'mnist.npz'}: Keras' download of MNIST" in str(missing.value), missing.value
     # offline (--no-download, a resume, the pytest plugin): the simplest fix, a run that may download, was not said
     cache = Path(os.environ["XDG_CACHE_HOME"]) / "xfbench" / "mnist"
-    said = "point --data-dir / $XFBENCH_DATA at a directory holding them. Or, online, `xfbench run --dataset mnist` "
-    assert f"{said}without --no-download downloads them into {cache}." in str(missing.value)
+    said = "point --data-dir / $XFBENCH_DATA at a directory holding them. Or, online, any run on them without "
+    command = "`xfbench run --strategy scratch --model mlp --dataset mnist --epochs 1`"  # a command that runs
+    assert f"{said}--no-download downloads them into {cache} ({command})." in str(missing.value)
 
 
 def test_truncated_plain_idx_is_reported_with_sizes(tmp_path):

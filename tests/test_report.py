@@ -1305,7 +1305,9 @@ def test_a_metric_for_the_history_of_one_run_is_refused_as_changing_nothing(tmp_
     regression thresholds (the page byte for byte the same)."""
     run_dir = _write_run(tmp_path, "run-0", "2026-01-01")
     assert main(["report", str(run_dir), "--metric", "test_acc"]) == 2
-    assert "Expected --metric with several runs or a folder of runs" in capsys.readouterr().err
+    said = capsys.readouterr().err
+    assert "Expected --metric with several runs or a folder of runs" in said
+    assert f"Received: --metric test_acc for the one run {run_dir}, which has no history. Drop them" in said
     assert main(["report", str(run_dir), "--time-threshold", "1.05", "--alpha", "0.05"]) == 2
     said = capsys.readouterr().err
     assert "Expected --time-threshold, --alpha with several runs" in said and "Received: --time-threshold 1.05" in said
@@ -1314,7 +1316,9 @@ def test_a_metric_for_the_history_of_one_run_is_refused_as_changing_nothing(tmp_
     (tmp_path / "run-1" / "parts").mkdir(parents=True)
     assert main(["report", str(tmp_path), "--metric", "test_acc", "-o", str(tmp_path / "r.html")]) == 2
     said = capsys.readouterr().err
-    assert f"Received: --metric test_acc for the one run {run_dir}, which has no history" in said
+    assert (
+        f"Received: --metric test_acc for the one run {run_dir} (the only one with rows of the 2 runs given), " in said
+    )
     assert not (tmp_path / "r.html").exists()
 
 

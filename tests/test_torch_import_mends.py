@@ -224,7 +224,7 @@ _NETS = textwrap.dedent("""
     class PaddedLeaky(nn.Module):  # a TF port's "same" padding at stride 2, functional activations with arguments
         def __init__(self, num_classes):
             super().__init__()
-            self.pad, self.conv = nn.ZeroPad2d((0, 1, 0, 1)), nn.Conv2d(1, 3, 3, stride=2)
+            self.pad, self.conv = nn.ZeroPad2d((1, 0, 0, 2)), nn.Conv2d(1, 3, 3, stride=2)
             self.fc = nn.Linear(3 * 4 * 4, num_classes)
 
         def forward(self, x):
@@ -247,6 +247,25 @@ _NETS = textwrap.dedent("""
 
     def flatten_to_2(num_classes):
         return MixedRelu(num_classes, end_dim=2)
+
+
+    class Rewired(nn.Module):  # the same ops in both modes, fed other inputs in training
+        def __init__(self, num_classes):
+            super().__init__()
+            self.conv1, self.conv2 = nn.Conv2d(1, 1, 3, padding=1), nn.Conv2d(1, 1, 3, padding=1)
+            self.fc = nn.Linear(64, num_classes)
+
+        def forward(self, x):
+            y = self.conv1(x)
+            return self.fc(torch.flatten(self.conv2(y if self.training else x) + y, 1))
+
+
+    def rewired_in_training(num_classes):
+        return Rewired(num_classes)
+
+
+    def cropping_pad(num_classes):  # a negative padding crops in torch
+        return nn.Sequential(nn.ZeroPad2d(-1), nn.Flatten(), nn.Linear(36, num_classes))
 
 
     def dropout_never(num_classes):
@@ -480,6 +499,10 @@ def test_code_that_only_training_runs_is_refused_and_a_dropout_that_never_drops_
     assert "a forward that runs other ops in training than in evaluation (first: call_function randn_like" in message
     assert "remove what `if self.training:` guards" in message, message
     assert [type(l).__name__ for l in _spec("dropout_never", nets).layers] == ["Flatten", "Dense"]
+    rewired = _refusal("rewired_in_training", nets)  # the same ops, other inputs: compared as well
+    assert "a forward that runs other ops in training than in evaluation (first: call_module conv2" in rewired
+    cropping = _refusal("cropping_pad", nets)  # refused in the spec, it was told to choose another input size
+    assert "Received: ZeroPad2d with a negative padding (a crop) at '0'" in cropping
 
 
 def test_a_functional_op_beside_a_module_of_the_same_name_converts_and_a_partial_flatten_is_refused(nets):
@@ -494,7 +517,7 @@ def test_a_functional_op_beside_a_module_of_the_same_name_converts_and_a_partial
     assert [type(layer).__name__ for layer in layers] == [
         "ZeroPad2D", "Conv2D", "Activation", "Activation", "Flatten", "Dense"
     ]  # fmt: skip
-    assert layers[0].padding == ((0, 1), (0, 1))
+    assert layers[0].padding == ((0, 2), (1, 0))  # torch's (left, right, top, bottom) as ((top, bottom), (l, r))
     assert [(layer.kind, layer.alpha) for layer in layers[2:4]] == [("leaky_relu", 0.2), ("elu", 0.5)]
     # AdaptiveAvgPool2d((None, 1)) failed as int(None), told to choose another input size
     pools = [

@@ -209,18 +209,15 @@ def flatten_output_gap(_backend: str) -> float:
     from torch import nn
 
     from backends.torch import importer
-    from backends.torch.weight_files import flat_outputs_as_hwc, layer_outputs
+    from backends.torch.weight_files import recorded_outputs
     from harness.backend import load_backend
     from harness.config import RuntimeOptions
-    from harness.shapes import infer_shapes
 
     model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 5)).eval()
     spec, weights = importer.convert(model, (6, 6, 3), "flat")
     x = np.random.default_rng(0).normal(size=(2, 6, 6, 3)).astype(np.float32)
     flatten = next(layer.name for layer in spec.layers if type(layer).__name__ == "Flatten")
-    recorded = flat_outputs_as_hwc(
-        layer_outputs(model, x, {flatten})[flatten], infer_shapes(spec)[flatten].flattened_from
-    )
+    recorded = recorded_outputs(model, x, spec)[flatten]  # what weight_files.convert records for the probe
     backend = load_backend("torch", RuntimeOptions(threads=1))
     backend.build(spec, weights, seed=0)
     return float(np.max(np.abs(backend.extract_features(x, flatten, 256).reshape(recorded.shape) - recorded)))

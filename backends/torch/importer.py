@@ -286,6 +286,8 @@ def _module_layer(c: _Converter, node: fx.Node, module: nn.Module, name: str, gr
         return BatchNorm(name=name, group=group, decay=1.0 - module.momentum, epsilon=module.eps)
     if isinstance(module, nn.ZeroPad2d):  # (left, right, top, bottom), as F.pad takes it
         left, right, top, bottom = (int(p) for p in module.padding)
+        if min(left, right, top, bottom) < 0:  # torch crops there; the spec's padding cannot
+            raise c.unsupported("ZeroPad2d with a negative padding (a crop)", node, "To fix, pad by 0 or more.")
         return ZeroPad2D(name=name, group=group, padding=((top, bottom), (left, right)))
     if type(module) in _ACTIVATIONS:
         slope = "negative_slope" if isinstance(module, nn.LeakyReLU) else "alpha"
@@ -615,15 +617,30 @@ _ONE_NETWORK = (
 )
 
 
-def _never_dropping(model: nn.Module, graph: fx.Graph, name: str) -> set[str]:
-    """The F.dropout calls (by fx node name) that never drop, from a second trace in training mode, which must
-    run the ops of the evaluation trace ``graph``: traced in evaluation alone, code under ``if self.training:``
-    vanished from the converted network without a word, and F.dropout(x, p, training=False) became a dropout."""
-    training = _trace(model.train(), name)
-    model.eval()
-    ops = [(n.op, n.target) for n in graph.nodes]
+def _trace_in_training(model: nn.Module, name: str) -> fx.Graph:
+    """A second trace, in training mode: traced in evaluation alone, code under ``if self.training:`` vanished from
+    the converted network without a word, and F.dropout(x, p, training=False) became a dropout."""
+    try:
+        return _trace(model.train(), name)
+    except UnsupportedModelError as refused:  # the evaluation trace passed: say which one failed
+        raise UnsupportedModelError(
+            "PyTorch", f"{refused.op} in training mode (model.train())", name, SUPPORTED, refused.hint
+        ) from None
+    finally:
+        model.eval()
+
+
+def _never_dropping(training: fx.Graph) -> set[str]:
+    """The F.dropout calls (by fx node name) that never drop: training=False in the training-mode trace."""
+    return {n.name for n in training.nodes if n.target is F.dropout and _arg(n, 2, "training", True) is False}
+
+
+def _refuse_mode_branches(graph: fx.Graph, training: fx.Graph, name: str) -> None:
+    """The training-mode trace must run the ops of the evaluation trace ``graph``, on the same inputs (checked after
+    the layers are, so that a layer the spec cannot hold is refused as that)."""
+    ops = [(n.op, n.target, [a.name for a in n.all_input_nodes]) for n in graph.nodes]
     for index, node in enumerate(training.nodes):
-        if index >= len(ops) or ops[index] != (node.op, node.target):
+        if index >= len(ops) or ops[index] != (node.op, node.target, [a.name for a in node.all_input_nodes]):
             raise UnsupportedModelError(
                 "PyTorch",
                 f"a forward that runs other ops in training than in evaluation (first: {node.op} "
@@ -640,19 +657,20 @@ def _never_dropping(model: nn.Module, graph: fx.Graph, name: str) -> set[str]:
             SUPPORTED,
             _ONE_NETWORK,
         )
-    return {n.name for n in training.nodes if n.target is F.dropout and _arg(n, 2, "training", True) is False}
 
 
 def convert(model: nn.Module, input_shape: tuple[int, int, int], name: str) -> tuple[ModelSpec, NeutralWeights]:
     model = model.eval()
     graph = _trace(model, name)
     c = _Converter(model, name, input_shape)
-    c.never_dropping = _never_dropping(model, graph, name)
+    training = _trace_in_training(model, name)
+    c.never_dropping = _never_dropping(training)
     # weights the spec would silently copy apart or train: refused before anything is converted
     refuse_shared_weights(graph, c.modules, name)
     refuse_frozen_parameters(graph, c.modules, name)
     refuse_reparametrised_modules(graph, c.modules, name)
     _convert_graph(c, graph)
+    _refuse_mode_branches(graph, training, name)
     refuse_unused_layers(c.layers, c.returned, name)
     head = c.layers[-1] if c.layers else None
     if isinstance(head, Activation):

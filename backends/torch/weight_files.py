@@ -292,6 +292,14 @@ def layer_outputs(model: nn.Module, x: np.ndarray, names: set[str]) -> dict[str,
     return outputs
 
 
+def recorded_outputs(model: nn.Module, x: np.ndarray, spec: Any) -> dict[str, np.ndarray]:
+    """The source's output at each of ``spec``'s layers (by fx node: the converted names), as the backends give
+    them: maps in H,W,C, flattened maps in H,W,C order."""
+    infos = infer_shapes(spec)
+    layers = layer_outputs(model, x, {layer.name for layer in spec.layers})
+    return {name: flat_outputs_as_hwc(value, infos[name].flattened_from) for name, value in layers.items()}
+
+
 def flat_outputs_as_hwc(values: np.ndarray, flattened_from: tuple[int, int, int] | None) -> np.ndarray:
     """A flattened map's outputs (N, H*W*C) in the spec's H,W,C order, as the backends give them: kept in torch's
     C,H,W, a failed verification blamed the Flatten of every network whose map had several channels and pixels."""
@@ -313,9 +321,7 @@ def convert(request: dict[str, Any], x: np.ndarray) -> tuple[Any, dict[str, np.n
     if takes is not None and len(shape) == 3 and takes != shape[-1]:
         raise channels_error(path.name, takes, shape[-1])
     spec, weights = importer.convert(model, shape, request["meta"]["weights"])
-    layers = layer_outputs(model, x, {layer.name for layer in spec.layers})  # by fx node: converted names
-    infos = infer_shapes(spec)
-    layers = {name: flat_outputs_as_hwc(value, infos[name].flattened_from) for name, value in layers.items()}
+    layers = recorded_outputs(model, x, spec)
     spec, renames = as_zoo_twin(request["model"], request["model_options"], spec)  # a zoo twin: the zoo's names
     probe = {"x": x, "logits": importer.reference_logits(model, x), "layers": renamed_layers(layers, renames)}
     return spec, renamed_layers(weights, renames), probe

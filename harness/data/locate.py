@@ -404,8 +404,8 @@ def _not_found_message(
     lines.append(f"Fix: {files.how_to_get} Or point --data-dir / $XFBENCH_DATA at a directory holding them.")
     if not download and files.download_base:  # --no-download, a resume, a trial or the pytest plugin
         lines.append(
-            f"Or, online, `xfbench run --dataset {files.name}` without --no-download downloads them into "
-            f"{user_cache_dir() / files.name}."
+            f"Or, online, any run on them without --no-download downloads them into {user_cache_dir() / files.name} "
+            f"(`xfbench run --strategy scratch --model mlp --dataset {files.name} --epochs 1`)."
         )
     if system_data_root() != SYSTEM_DATA_ROOT:  # a package's files in /usr/share/datasets would not be seen
         lines.append(
