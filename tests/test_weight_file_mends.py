@@ -249,14 +249,16 @@ def test_a_torch_file_of_a_module_registering_its_head_first_reads_its_class_cou
     """The class count came from the last Linear registered: a module that registers its head before a hidden
     Linear had the hidden layer's rows read as its classes, and its own correct file was refused as mismatched."""
     rng = np.random.default_rng(0)
-    shapes = {"fc.weight": (10, 8), "fc.bias": (10,), "conv.weight": (4, 3, 3, 3), "conv.bias": (4,)}
-    shapes |= {"hidden.weight": (8, 4), "hidden.bias": (8,)}
-    state = {k: rng.normal(size=s).astype(np.float32) for k, s in shapes.items()}
-    path = tmp_path / "net.pth"
-    workers["torch"](probes.write_torch_state, str(path), state)
-    trial = _trial("python:weight_file_probes:head_first_net", path)
-    spec, weights, _ = load_checkpoint(prepare_weights(trial, SHAPE, tmp_path / "cache", (), runner))
-    assert spec.num_classes == 10 and np.array_equal(weights[f"{spec.layers[-1].name}/kernel"], state["fc.weight"].T)
+    for factory, hidden in (("head_first_net", 8), ("head_first_wide_net", 1000)):  # 1000: an ImageNet head's width
+        shapes = {"fc.weight": (10, hidden), "fc.bias": (10,), "conv.weight": (4, 3, 3, 3), "conv.bias": (4,)}
+        shapes |= {"hidden.weight": (hidden, 4), "hidden.bias": (hidden,)}
+        state = {k: rng.normal(size=s).astype(np.float32) for k, s in shapes.items()}
+        path = tmp_path / f"{factory}.pth"
+        workers["torch"](probes.write_torch_state, str(path), state)
+        trial = _trial(f"python:weight_file_probes:{factory}", path)
+        spec, weights, _ = load_checkpoint(prepare_weights(trial, SHAPE, tmp_path / "cache", (), runner))
+        assert spec.num_classes == 10, factory
+        assert np.array_equal(weights[f"{spec.layers[-1].name}/kernel"], state["fc.weight"].T), factory
 
 
 def test_a_torch_networks_recorded_flatten_output_is_in_the_backends_order(workers):

@@ -145,7 +145,12 @@ def small_net(num_classes: int = 10) -> object:
     )
 
 
-def head_first_net(num_classes: int = 10) -> object:
+def head_first_wide_net(num_classes: int = 10) -> object:
+    """head_first_net with a hidden Linear of 1000 outputs, as many as the head of an ImageNet architecture."""
+    return head_first_net(num_classes, hidden=1000)
+
+
+def head_first_net(num_classes: int = 10, hidden: int = 8) -> object:
     """A factory whose module registers its head before its stem and a hidden Linear (state dict: 'fc.weight'
     (classes, 8), 'conv.weight' (4, 3, 3, 3), 'hidden.weight' (8, 4) and their biases)."""
     import torch
@@ -154,8 +159,8 @@ def head_first_net(num_classes: int = 10) -> object:
     class HeadFirst(nn.Module):
         def __init__(self) -> None:
             super().__init__()
-            self.fc = nn.Linear(8, num_classes)
-            self.conv, self.hidden = nn.Conv2d(3, 4, 3, padding=1), nn.Linear(4, 8)
+            self.fc = nn.Linear(hidden, num_classes)
+            self.conv, self.hidden = nn.Conv2d(3, 4, 3, padding=1), nn.Linear(4, hidden)
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             pooled = torch.flatten(nn.functional.adaptive_avg_pool2d(torch.relu(self.conv(x)), 1), 1)

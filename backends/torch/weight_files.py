@@ -13,7 +13,7 @@ import re
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 from urllib.parse import urlparse
 
 import numpy as np
@@ -248,13 +248,17 @@ def _current_densenet_names(model: nn.Module, state: dict[str, torch.Tensor]) ->
     return renamed
 
 
-def _head_classes(model: nn.Module, state: Mapping[str, torch.Tensor], built_for: int) -> int | None:
-    """The file's class count: rows of the architecture's head weight in the file. The head is the Linear giving
-    the ``built_for`` classes the architecture was built with: the last one registered, which this took before,
-    is a hidden layer where a module registers its head first (its rows were read as the class count)."""
+def _head_classes(model: nn.Module, state: Mapping[str, torch.Tensor]) -> int | None:
+    """The file's class count: rows of the architecture's head weight in the file. The head is the last Linear the
+    forward applies, as the importer takes it: the last one registered, which this took before, is a hidden layer
+    where a module registers its head first (its rows were read as the class count)."""
     linears = [name for name, m in model.named_modules() if isinstance(m, nn.Linear)]
-    heads = [name for name in linears if cast(nn.Linear, model.get_submodule(name)).out_features == built_for]
-    head = heads[0] if len(heads) == 1 else linears[-1] if linears else None
+    try:
+        applied = [str(n.target) for n in fx.symbolic_trace(model).graph.nodes if n.op == "call_module"]
+    except Exception:  # a forward fx cannot trace: the conversion says why, once the file is read
+        applied = []
+    heads = [name for name in applied if name in linears]
+    head = heads[-1] if heads else linears[-1] if linears else None
     tensor = state.get(f"{head}.weight") if head is not None else None
     return int(tensor.shape[0]) if tensor is not None and tensor.ndim == 2 else None
 
@@ -264,7 +268,7 @@ def load_into_architecture(request: dict[str, Any], path: Path) -> nn.Module:
     state = read_state_dict(path, request["format"], SAVE_STATE_DICT if ref.kind == "file" else refetch_hint(ref))
     model = architecture(request["model"], request["model_options"], 1000)
     state = _current_densenet_names(model, state)
-    classes = _head_classes(model, state, 1000)
+    classes = _head_classes(model, state)
     if classes is not None and classes != 1000:
         model = architecture(request["model"], request["model_options"], classes)
     expected = {k: tuple(v.shape) for k, v in model.state_dict().items() if not k.endswith("num_batches_tracked")}
