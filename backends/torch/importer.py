@@ -11,6 +11,7 @@ conversion (backends/torch/weight_files.convert, harness.models.as_zoo_twin).
 
 from __future__ import annotations
 
+import itertools
 import operator
 from collections import Counter
 from dataclasses import replace
@@ -638,25 +639,20 @@ def _never_dropping(training: fx.Graph) -> set[str]:
 def _refuse_mode_branches(graph: fx.Graph, training: fx.Graph, name: str) -> None:
     """The training-mode trace must run the ops of the evaluation trace ``graph``, on the same inputs (checked after
     the layers are, so that a layer the spec cannot hold is refused as that)."""
-    ops = [(n.op, n.target, [a.name for a in n.all_input_nodes]) for n in graph.nodes]
-    for index, node in enumerate(training.nodes):
-        if index >= len(ops) or ops[index] != (node.op, node.target, [a.name for a in node.all_input_nodes]):
-            raise UnsupportedModelError(
-                "PyTorch",
-                f"a forward that runs other ops in training than in evaluation (first: {node.op} "
-                f"{getattr(node.target, '__name__', node.target)}, {_scope(node) or name} ({node.name}), in training)",
-                name,
-                SUPPORTED,
-                _ONE_NETWORK,
-            )
-    if len(ops) != len(training.nodes):
-        raise UnsupportedModelError(
-            "PyTorch",
-            "a forward that runs ops in evaluation only (`if not self.training:`)",
-            name,
-            SUPPORTED,
-            _ONE_NETWORK,
+
+    def ops(traced: fx.Graph) -> list[tuple[fx.Node, tuple]]:
+        return [(n, (n.op, n.target, [a.name for a in n.all_input_nodes])) for n in traced.nodes]
+
+    for (_, evaluated), (node, trained) in itertools.zip_longest(ops(graph), ops(training), fillvalue=(None, None)):
+        if evaluated == trained:
+            continue
+        runs = (
+            "ops in evaluation only (`if not self.training:`)"
+            if node is None
+            else f"other ops in training than in evaluation (first: {node.op} "
+            f"{getattr(node.target, '__name__', node.target)}, {_scope(node) or name} ({node.name}), in training)"
         )
+        raise UnsupportedModelError("PyTorch", f"a forward that runs {runs}", name, SUPPORTED, _ONE_NETWORK)
 
 
 def convert(model: nn.Module, input_shape: tuple[int, int, int], name: str) -> tuple[ModelSpec, NeutralWeights]:

@@ -57,8 +57,7 @@ def _not_gzip(path: Path, raw: bytes) -> DataFileError:
     """A .gz without gzip's magic: unpacked (a browser does it) but not renamed, when it holds an IDX array or a
     tar; anything else (an error page that `curl -O` saved under the file's name) is no data to rename."""
     expected = f"Expected gzip data in a file named .gz. Received: {path}, which does not start with gzip's magic 1f8b"
-    looks_idx = raw[:2] == b"\x00\x00" and len(raw) > 2 and raw[2] in IDX_DTYPES
-    if looks_idx or raw[257:262] == b"ustar":
+    if _has_idx_magic(raw) or raw[257:262] == b"ustar":
         return DataFileError(
             f"{expected} (its header: {raw[:4].hex()}): it holds the uncompressed content. To fix, drop .gz from "
             f"its name (mv {path} {path.with_suffix('')}); xfbench reads IDX files and CIFAR-10's .tar uncompressed "
@@ -69,6 +68,11 @@ def _not_gzip(path: Path, raw: bytes) -> DataFileError:
         "error page, saved under the file's name?). To fix, delete it and download the file again from where the "
         "dataset is published, or point --data-dir at a folder holding the published files."
     )
+
+
+def _has_idx_magic(data: bytes) -> bool:
+    """Whether ``data`` starts as an IDX file does: two zero bytes, then a known type code."""
+    return len(data) >= 4 and data[0] == 0 and data[1] == 0 and data[2] in IDX_DTYPES
 
 
 def describe_head(raw: bytes) -> str:
@@ -105,7 +109,7 @@ def parse_idx(payload: bytes, source: Path) -> np.ndarray:
             f"{payload[:4].hex()}) under a name without .gz. To fix, add .gz to its name (mv {source} {source}.gz), "
             f"and gunzip {source}.gz after that if you want it uncompressed."
         )
-    if len(payload) < 4 or payload[0] != 0 or payload[1] != 0 or payload[2] not in IDX_DTYPES:
+    if not _has_idx_magic(payload):
         raise DataFileError(
             f"Expected an IDX file (magic 0x0000TTNN). Received: {source}, starting with {describe_head(payload)}. "
             "To fix, delete the file and download it again, or point --data-dir at the published files."
