@@ -236,6 +236,34 @@ _NETS = textwrap.dedent("""
         return PaddedLeaky(num_classes)
 
 
+    class FunctionalPad(nn.Module):  # F.pad and tensor-method activations, as ported code writes them
+        def __init__(self, num_classes, pad=(1, 0, 0, 2), mode="constant", in_place=False):
+            super().__init__()
+            self.conv, self.pad, self.mode, self.in_place = nn.Conv2d(1, 3, 3, stride=2), pad, mode, in_place
+            width = (8 + pad[0] + pad[1] - 3) // 2 + 2  # the second pad's column
+            height = (8 + sum(pad[2:]) - 3) // 2 + 1
+            self.fc = nn.Linear(3 * height * width, num_classes)
+
+        def forward(self, x):
+            x = self.conv(torch.nn.functional.pad(x, self.pad, mode=self.mode))
+            if self.in_place:
+                x.relu_()
+            x = torch.nn.functional.pad(x.sigmoid(), (0, 1)).tanh()
+            return self.fc(torch.flatten(x, 1))
+
+
+    def functional_pad(num_classes):
+        return FunctionalPad(num_classes)
+
+
+    def reflect_pad(num_classes):
+        return FunctionalPad(num_classes, pad=(1, 1, 1, 1), mode="reflect")
+
+
+    def in_place_relu(num_classes):
+        return FunctionalPad(num_classes, in_place=True)
+
+
     def adaptive_keeping_height(num_classes):  # None: the input's height kept
         pool = nn.AdaptiveAvgPool2d((None, 1))
         return nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), pool, nn.Flatten(), nn.Linear(16, num_classes))
@@ -519,6 +547,17 @@ def test_a_functional_op_beside_a_module_of_the_same_name_converts_and_a_partial
     ]  # fmt: skip
     assert layers[0].padding == ((0, 2), (1, 0))  # torch's (left, right, top, bottom) as ((top, bottom), (l, r))
     assert [(layer.kind, layer.alpha) for layer in layers[2:4]] == [("leaky_relu", 0.2), ("elu", 0.5)]
+    # F.pad, x.sigmoid() and x.tanh() were refused though the spec holds a zero padding and both activations
+    layers = _spec("functional_pad", nets).layers
+    assert [(type(layer).__name__, getattr(layer, "kind", None)) for layer in layers] == [
+        ("ZeroPad2D", None), ("Conv2D", None), ("Activation", "sigmoid"), ("ZeroPad2D", None),
+        ("Activation", "tanh"), ("Flatten", None), ("Dense", None),
+    ]  # fmt: skip
+    assert (layers[0].padding, layers[3].padding) == (((0, 2), (1, 0)), ((0, 0), (0, 1)))  # (l, r) pads the width
+    assert "Received: F.pad with mode='reflect'" in _refusal("reflect_pad", nets)
+    # converted, x.relu_() would leave the conv's output to the next node unchanged: refused, told to use the result
+    in_place = _refusal("in_place_relu", nets)
+    assert "Received: the in-place x.relu_()" in in_place and "x = x.relu()" in in_place, in_place
     # AdaptiveAvgPool2d((None, 1)) failed as int(None), told to choose another input size
     pools = [
         layer for layer in _spec("adaptive_keeping_height", nets).layers if type(layer).__name__ == "AdaptiveAvgPool2D"

@@ -85,6 +85,8 @@ SUPPORTED = (
     "+ / torch.add",
     "torch.cat(dim=1)",
     "F.relu / F.relu6 / F.leaky_relu / F.elu / F.max_pool2d / F.avg_pool2d / F.adaptive_avg_pool2d / F.dropout",
+    "F.pad(x, (left, right[, top, bottom])) with zeros",
+    "x.relu() / x.sigmoid() / x.tanh()",
     "x.mean((2, 3)) (a global average pool)",
     "a final Softmax / LogSoftmax over the classes (dropped: the spec outputs logits, as for Keras)",
 )
@@ -106,6 +108,7 @@ _FUNCTION_ACTIVATIONS: dict[object, str] = {
     torch.tanh: "tanh",
     F.selu: "selu",
 }
+_METHOD_ACTIVATIONS = ("relu", "sigmoid", "tanh")  # x.relu(), x.sigmoid(), x.tanh(): the spec's kinds of the same names
 
 
 def load_reference(name: str, input_shape: tuple[int, int, int], num_classes: int, seed: int) -> nn.Module:
@@ -393,6 +396,20 @@ def _pooling_call(c: _Converter, node: fx.Node, name: str, group: str) -> Layer 
     return None
 
 
+def _zero_pad(c: _Converter, node: fx.Node, name: str, group: str) -> Layer:
+    """F.pad(x, (left, right[, top, bottom])) with zeros: a ZeroPad2d (a third pair pads the channels, which the
+    spec's padding cannot)."""
+    pad, mode, value = _arg(node, 1, "pad", ()), _arg(node, 2, "mode", "constant"), _arg(node, 3, "value", None)
+    if mode != "constant" or value not in (None, 0, 0.0):
+        raise c.unsupported(f"F.pad with mode={mode!r}, value={value!r}", node, "To fix, pad with zeros.")
+    if not isinstance(pad, (tuple, list)) or len(pad) not in (2, 4) or not all(isinstance(p, int) for p in pad):
+        raise c.unsupported(f"F.pad of {pad!r}", node, "To fix, pad width and height: (left, right, top, bottom).")
+    left, right, top, bottom = (*pad, 0, 0)[:4]
+    if min(left, right, top, bottom) < 0:  # torch crops there; the spec's padding cannot
+        raise c.unsupported("F.pad with a negative padding (a crop)", node, "To fix, pad by 0 or more.")
+    return ZeroPad2D(name=name, group=group, padding=((top, bottom), (left, right)))
+
+
 def _function_layer(c: _Converter, node: fx.Node, name: str, group: str) -> Layer:
     target = node.target
     flattens = _flattens(c, node)
@@ -431,8 +448,16 @@ def _function_layer(c: _Converter, node: fx.Node, name: str, group: str) -> Laye
             else ("elu", _arg(node, 1, "alpha", 1.0))
         )
         return Activation(name=name, group=group, kind=kind, alpha=float(slope))
-    if target in _FUNCTION_ACTIVATIONS or (node.op == "call_method" and target == "relu"):
-        return Activation(name=name, group=group, kind=_FUNCTION_ACTIVATIONS.get(target, "relu"))
+    if target in _FUNCTION_ACTIVATIONS or (node.op == "call_method" and target in _METHOD_ACTIVATIONS):
+        kind = _FUNCTION_ACTIVATIONS[target] if node.op == "call_function" else str(target)
+        return Activation(name=name, group=group, kind=kind)
+    if node.op == "call_method" and str(target).endswith("_") and str(target).rstrip("_") in _METHOD_ACTIVATIONS:
+        # the tensor it changes in place is read on by the graph's other nodes: the converted layer's output would not
+        raise c.unsupported(
+            f"the in-place x.{target}()", node, f"To fix, use its result: x = x.{str(target).rstrip('_')}()."
+        )
+    if target is F.pad:
+        return _zero_pad(c, node, name, group)
     if target is F.adaptive_avg_pool2d:
         size = _adaptive_size(c, node, _arg(node, 1, "output_size", None))
         return AdaptiveAvgPool2D(name=name, group=group, output_size=size)
