@@ -596,6 +596,12 @@ class TrialConfig:
         return f"{self.suite}-{self.case_id}-{self.backend}-s{self.seed}"
 
     @property
+    def scores_test_split(self) -> bool:
+        """False for a search sample: a search picks by validation, and a sample's test accuracy beside it (in its
+        progress line, its row, MLflow) invited picking by the test split; the re-runs of the pick score it."""
+        return self.sample is None
+
+    @property
     def variant_label(self) -> str:
         """The variant as rows and ids spell it: the case's, with the search sample or ``tuned`` after it."""
         return variant_label(self.variant, self.sample, self.tuned)

@@ -207,7 +207,9 @@ def _metrics(trial: pd.DataFrame) -> list[Any]:
                 metrics.append(Metric(name, number, stamp, step))
     final = trial.iloc[-1]
     # a diverged trial's test accuracy was measured on a NaN model: the tables say "n/a", MLflow showed a figure
-    for name in FINAL_METRICS if final.get("status") == "ok" else ():
+    # a search sample's, recorded before samples stopped scoring the test split, is left out: picked by validation
+    scored = final.get("status") == "ok" and final.get("stage") != "search"
+    for name in FINAL_METRICS if scored else ():
         if name in final and not pd.isna(final[name]):
             metrics.append(Metric(name, float(final[name]), _milliseconds(final.get("timestamp")), len(trial)))
     return metrics

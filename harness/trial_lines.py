@@ -78,8 +78,12 @@ class TrialLines:
         self._ended += 1
         row = self._last_rows.pop(trial_id, {})
         status = str(row.get("status") or "ended")
-        accuracy = row.get("test_acc")
-        said = f", test accuracy {accuracy:.4f}" if isinstance(accuracy, float) and math.isfinite(accuracy) else ""
+        # a search sample scores no test split: its validation accuracy is what the search picks it by
+        key, label = (
+            ("val_acc", "validation accuracy") if row.get("stage") == "search" else ("test_acc", "test accuracy")
+        )
+        accuracy = row.get(key)
+        said = f", {label} {accuracy:.4f}" if isinstance(accuracy, float) and math.isfinite(accuracy) else ""
         why = why_not_ok(row) if status != "ok" and row else ""
         said += retry_note(row, self._max_failures) if row else ""  # the last attempt: "no retry left"
         said += f": {why}" if why else ""

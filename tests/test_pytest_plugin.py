@@ -1189,13 +1189,17 @@ def test_the_session_run_prints_a_line_per_ended_trial_saying_why_one_did_not_en
     lines: list[str] = []
     progress = TrialLines(lines.append)
     progress.start(0)
-    progress.extend(2)
+    progress.extend(3)
     progress.row({"trial_id": "a", "status": "ok", "epoch": 1, "test_acc": float("nan")})  # an epoch: no accuracy yet
     progress.row({"trial_id": "a", "status": "ok", "epoch": 2, "test_acc": 0.91234})
     progress.row({"trial_id": "b", "status": "failed", "epoch": None, "error": "ValueError: bad\nTraceback ..."})
+    # a search sample scores no test split: its line gives the validation accuracy the search picks by
+    progress.row({"trial_id": "c", "status": "ok", "epoch": 3, "stage": "search", "val_acc": 0.8, "test_acc": 0.9})
     progress.trial_done("a")
     progress.trial_done("b")
+    progress.trial_done("c")
     assert [re.sub(r", \d+ s\]", ", T s]", line) for line in lines] == [
-        "xfbench [1/2, T s] a: ok, test accuracy 0.9123",
-        "xfbench [2/2, T s] b: failed: ValueError: bad",
+        "xfbench [1/3, T s] a: ok, test accuracy 0.9123",
+        "xfbench [2/3, T s] b: failed: ValueError: bad",
+        "xfbench [3/3, T s] c: ok, validation accuracy 0.8000",
     ]

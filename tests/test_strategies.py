@@ -232,6 +232,9 @@ def test_deep_features_with_scikit_learn_heads_reach_their_floor(workers, cache,
     for head in ("linear_svc", "rbf_svc"):
         assert times[head] * speeds[head] == pytest.approx(1257 + 180 + 360, rel=1e-6)
     assert math.isnan(times["random_forest"])
+    # a search sample's head is scored on the validation split alone (what the search picks it by), the same head
+    sampled, _ = workers[backend](probes.run_strategy, dataclasses.replace(trial, sample=0).to_dict())
+    assert math.isnan(sampled[-1]["test_acc"]) and sampled[-1]["val_acc"] == rows[-1]["val_acc"]
 
 
 def test_deep_features_read_the_source_logits_as_trained_when_the_target_has_another_class_count(workers, tmp_path):

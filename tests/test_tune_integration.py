@@ -97,6 +97,10 @@ def test_tune_searches_each_backend_in_its_own_experiment_with_asha_and_reruns_e
     frame = read_results(tmp_path / "tune-e2e")
     search = frame[frame["stage"] == "search"]
     assert search.groupby("backend")["trial_id"].nunique().to_dict() == {"tensorflow": 3, "torch": 3}
+    # picked by validation, a sample scores no test split; the re-runs of each pick do
+    assert search["test_acc"].isna().all() and search["mc_test_acc"].isna().all()
+    finals = frame[frame["stage"] == "final"]
+    assert finals.groupby("trial_id")["test_acc"].last().notna().all()
     # the terminal shows the search too: every sampled lr per backend, and which one each backend picked
     searched = stdout.split("Search: val_acc")[1].split("Per backend")[0]
     assert all(f" {lr} " in searched for lr in ("0.3", "0.003", "0.0003")), searched
@@ -175,9 +179,15 @@ def test_tune_searches_each_backend_in_its_own_experiment_with_asha_and_reruns_e
         from mlflow.tracking import MlflowClient
 
         uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+        # a tune recorded before samples stopped scoring the test split: their test accuracy is not exported
+        recorded = tmp_path / "tune-e2e" / "results.parquet"
+        frame.assign(test_acc=frame["test_acc"].where(frame["stage"] != "search", 0.5)).to_parquet(recorded)
         code, _ = _in_process(["export", "tune-e2e", "--results-dir", str(tmp_path), "--mlflow", uri], capsys)
         client = MlflowClient(uri)
         experiment = client.get_experiment_by_name("xfbench").experiment_id
+        scored = {(r.data.tags["xfbench.stage"], "test_acc" in r.data.metrics) for r in client.search_runs([experiment])
+                  if "xfbench.trial_id" in r.data.tags}  # fmt: skip
+        assert scored == {("search", False), ("final", True)}, scored
         tags = {r.data.tags["xfbench.trial_id"]: r.data.tags for r in client.search_runs([experiment], "")
                 if "xfbench.trial_id" in r.data.tags}  # fmt: skip
         assert code == 0 and len(tags) == frame["trial_id"].nunique()

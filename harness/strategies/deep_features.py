@@ -176,9 +176,11 @@ def run(ctx: StrategyContext) -> str:
     head.fit(features["train"], data.y_train)
     fit_s = time.perf_counter() - fit_start
     labels = {"train": data.y_train, "val": data.y_val, "test": data.y_test}
+    if not cfg.scores_test_split:  # a search sample: picked by validation, its test split left unscored
+        labels.pop("test")
     # The head scores validation accuracy as a trained network does, what a tune picks a head or layer by; it has no
     # validation loss (a support vector machine gives no probabilities), so a tune refuses --metric val_loss here.
-    accuracy = {split: float((head.predict(f) == labels[split]).mean()) for split, f in features.items()}
+    accuracy = {split: float((head.predict(features[split]) == y).mean()) for split, y in labels.items()}
     details.update(
         layer=layer,
         pool=t.feature_pool,
@@ -210,7 +212,7 @@ def run(ctx: StrategyContext) -> str:
             eval_time_s=time.perf_counter() - extraction.ready,
             warmup=False,
             lr=float("nan"),
-            test_acc=accuracy["test"],
+            test_acc=accuracy.get("test", math.nan),
             extra={
                 "trainable_params": 0,
                 "frozen_params": trainable + frozen,

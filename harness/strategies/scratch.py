@@ -63,8 +63,11 @@ def run(ctx: StrategyContext) -> str:
 
 
 def final_metrics(ctx: StrategyContext, backend, data: Dataset | None = None) -> dict[str, float]:
-    """Test accuracy, and MC-dropout metrics when the trial asks for passes."""
+    """Test accuracy, and MC-dropout metrics when the trial asks for passes; nothing for a search sample (its
+    config's ``scores_test_split``), which the search picks by validation."""
     cfg = ctx.config
+    if not cfg.scores_test_split:
+        return {}
     data = data if data is not None else derive(ctx.dataset, cfg.task)
     out = accuracy_on_test_split(backend, cfg.eval_batch_size)
     if cfg.mc_dropout_passes:
