@@ -410,6 +410,28 @@ def _zero_pad(c: _Converter, node: fx.Node, name: str, group: str) -> Layer:
     return ZeroPad2D(name=name, group=group, padding=((top, bottom), (left, right)))
 
 
+def _activation_call(c: _Converter, node: fx.Node, name: str, group: str) -> Activation | None:
+    """An activation applied as a function (F.relu, F.leaky_relu) or a tensor's method (x.relu()); None for another
+    call."""
+    target = node.target
+    if target in (F.leaky_relu, F.elu):  # their slope or alpha read as the modules' are
+        kind, slope = (
+            ("leaky_relu", _arg(node, 1, "negative_slope", 0.01))
+            if target is F.leaky_relu
+            else ("elu", _arg(node, 1, "alpha", 1.0))
+        )
+        return Activation(name=name, group=group, kind=kind, alpha=float(slope))
+    if target in _FUNCTION_ACTIVATIONS or (node.op == "call_method" and target in _METHOD_ACTIVATIONS):
+        kind = _FUNCTION_ACTIVATIONS[target] if node.op == "call_function" else str(target)
+        return Activation(name=name, group=group, kind=kind)
+    if node.op == "call_method" and str(target).endswith("_") and str(target).rstrip("_") in _METHOD_ACTIVATIONS:
+        # the tensor it changes in place is read on by the graph's other nodes: the converted layer's output would not
+        raise c.unsupported(
+            f"the in-place x.{target}()", node, f"To fix, use its result: x = x.{str(target).rstrip('_')}()."
+        )
+    return None
+
+
 def _function_layer(c: _Converter, node: fx.Node, name: str, group: str) -> Layer:
     target = node.target
     flattens = _flattens(c, node)
@@ -441,21 +463,9 @@ def _function_layer(c: _Converter, node: fx.Node, name: str, group: str) -> Laye
     if flattens is not None:  # a view or reshape that does not flatten each sample
         what = f"{getattr(target, '__name__', target)} other than a flatten of each sample"
         raise c.unsupported(what, node, "To flatten, use torch.flatten(x, 1), nn.Flatten() or x.view(x.size(0), -1).")
-    if target in (F.leaky_relu, F.elu):  # their slope or alpha read as the modules' are
-        kind, slope = (
-            ("leaky_relu", _arg(node, 1, "negative_slope", 0.01))
-            if target is F.leaky_relu
-            else ("elu", _arg(node, 1, "alpha", 1.0))
-        )
-        return Activation(name=name, group=group, kind=kind, alpha=float(slope))
-    if target in _FUNCTION_ACTIVATIONS or (node.op == "call_method" and target in _METHOD_ACTIVATIONS):
-        kind = _FUNCTION_ACTIVATIONS[target] if node.op == "call_function" else str(target)
-        return Activation(name=name, group=group, kind=kind)
-    if node.op == "call_method" and str(target).endswith("_") and str(target).rstrip("_") in _METHOD_ACTIVATIONS:
-        # the tensor it changes in place is read on by the graph's other nodes: the converted layer's output would not
-        raise c.unsupported(
-            f"the in-place x.{target}()", node, f"To fix, use its result: x = x.{str(target).rstrip('_')}()."
-        )
+    activation = _activation_call(c, node, name, group)
+    if activation is not None:
+        return activation
     if target is F.pad:
         return _zero_pad(c, node, name, group)
     if target is F.adaptive_avg_pool2d:
