@@ -364,6 +364,14 @@ def validate_space(base: TrialConfig, space: SearchSpace) -> None:
             f"{', '.join(weights)} in --space. Drop it from the space, and run each weights reference as a case of "
             "its own (--pretrained / --weights)."
         )
+    if "mc_dropout_passes" in space.paths:  # run on the test split after training, which no sample scores
+        raise InputError(
+            f"Expected searched options that change what the search picks by, the validation metric "
+            f"({base.case_id}). Received: mc_dropout_passes in the search space: MC-dropout passes run over the test "
+            "split after training, which a search sample does not score, so every sample would train and validate "
+            "alike and the pick fall to the sample number. To fix, give the passes with --mc-dropout N (the final "
+            "stage's re-runs make them) and search the dropout rate (dropout=uniform:LO,HI) instead."
+        )
     unread = [path for path in space.paths if not reads_path(base, path)]
     if unread:  # a sampled value equal to the default would pass the check of each point below
         raise InputError(
@@ -373,33 +381,65 @@ def validate_space(base: TrialConfig, space: SearchSpace) -> None:
         )
     # An option with one value is set in every sample, so the others are checked with it set: a plateau's patience
     # searched beside schedule=choice:plateau is valid, though it would fail alone on a constant-schedule base.
-    fixed = {path: values[0] for path, values in _probe_axes(space) if len(values) == 1}
+    axes = _probe_axes(space)
+    fixed = {path: values[0] for path, values in axes if len(values) == 1}
     for point in [*({path: value} for path, value in fixed.items()), *([fixed] if len(fixed) > 1 else [])]:
-        _check_point(base, point)
+        _check_point(base, point, axes)
     varied = SearchSpace(tuple((path, domain) for path, domain in space.params if path not in fixed))
-    fixed_base = apply_point(base, fixed) if fixed else base
     for point in probe_points(varied):
-        _check_point(fixed_base, point)
+        _check_point(base, point, axes, fixed)
 
 
-def _check_point(base: TrialConfig, point: dict[str, Any]) -> None:
+def _failure(base: TrialConfig, point: dict[str, Any]) -> str | None:
+    """Why ``point`` applied to ``base`` is no valid trial config; None where it is one."""
     try:
         trial = apply_point(base, point)
         check_finite_settings(trial)
         check_strategy_options(trial)
         initializer(trial.init)  # checked here, not in TrialConfig: a recorded run's rows read back as they ran
     except (ValueError, TypeError) as exc:
-        if len(point) == 1:
-            [(path, value)] = point.items()
-            raise InputError(
-                f"Expected every value of {path} to be valid. Received: {value!r}, which fails: {exc}"
-            ) from None
-        together = point_text(point)
+        return str(exc)
+    return None
+
+
+def _completions(point: dict[str, Any], axes: list[tuple[str, tuple[Any, ...]]]) -> list[dict[str, Any]]:
+    """``point`` with the searched options it leaves out set as samples set them: each combination of their probed
+    values (at most :data:`MAX_CHECKED_COMBINATIONS`), else each at its first."""
+    others = [(path, values) for path, values in axes if path not in point]
+    combinations = list(_every_combination(others)) or [{path: values[0] for path, values in others}]
+    return [{**combination, **point} for combination in combinations]
+
+
+def _check_point(
+    base: TrialConfig,
+    point: dict[str, Any],
+    axes: list[tuple[str, tuple[Any, ...]]],
+    fixed: dict[str, Any] | None = None,
+) -> None:
+    """InputError where ``point`` (with ``fixed``, the options every sample sets alike) fails in a sample the search
+    can draw. A part of a point fails on ``base`` also where the base's own value of a searched option is the cause
+    (an eps searched with optimizer=choice:adam,rmsprop fails on a momentum base), which no sample has: such a failure
+    counts only where the searched options' values make it too, and the message names what fails in every such
+    sample, or else a whole point that fails."""
+    if _failure(base, {**(fixed or {}), **point}) is None:
+        return
+    wholes = _completions({**(fixed or {}), **point}, axes)
+    failures = [(whole, why) for whole in wholes if (why := _failure(base, whole)) is not None]
+    if not failures:
+        return
+    whole, why = failures[0]
+    named = point if len(failures) == len(wholes) else whole
+    if len(named) == 1:
+        [(path, value)] = named.items()
         raise InputError(
-            f"Expected every combination of the searched values to be valid: a search may sample any of them "
-            f"together. Received: {together}, which fails: {exc} Search these options in separate runs (say one "
-            "tune per optimizer), or narrow their values so that every combination is valid."
-        ) from None
+            f"Expected every value of {path} to be valid. Received: {value!r}, which fails: {why} To fix, give "
+            f"--space {path} only values that are valid."
+        )
+    raise InputError(
+        f"Expected every combination of the searched values to be valid: a search may sample any of them "
+        f"together. Received: {point_text(named)}, which fails: {why} Search these options in separate runs (say one "
+        "tune per optimizer), or narrow their values so that every combination is valid."
+    )
 
 
 def point_text(point: dict[str, Any]) -> str:

@@ -211,10 +211,15 @@ BAD_INPUTS = {
         "Received: 2 search(es) × (100,000,000,000 sample(s) + 3 final seed(s)) = 200,000,000,006 trials",
     ),
     # a search's points meet the checks its base meets: the base (no MC dropout) fits, one sampled value does not
-    "searched MC-dropout passes beyond this machine's memory": (
-        [*CNN_TUNE, "--backend", "torch", "--space", "mc_dropout_passes=choice:0,1000000000"],
-        "Expected every point the search may sample to fit scratch-cnn_small-digits on torch. Received: "
-        "mc_dropout_passes=1000000000, which fails: Expected a trial that fits in this machine's memory",
+    "a searched width beyond this machine's memory": (
+        ["tune", *MLP_RUN[1:], "--backend", "torch", "--space", "hidden=choice:64,1000000000"],
+        "Expected every point the search may sample to fit scratch-mlp-digits on torch. Received: "
+        "model_options.hidden=(1000000000,), which fails: Expected a trial that fits in this machine's memory",
+    ),
+    # run over the test split after training, which no sample scores: every sample trained and validated alike
+    "searched MC-dropout passes": (
+        [*CNN_TUNE, "--dropout", "0.2", "--space", "mc_dropout_passes=choice:5,10"],
+        "Received: mc_dropout_passes in the search space: MC-dropout passes run over the test split after training",
     ),
     "a searched freeze_groups beyond the model's groups": (
         [

@@ -105,6 +105,26 @@ def test_an_option_with_one_value_holds_while_the_others_are_checked():
 
 
 @pytest.mark.parametrize(
+    "space, beside",
+    [
+        (["optimizer=choice:adam,rmsprop", "eps=loguniform:1e-8,1e-6"], "optimizer=choice:adam,rmsprop,momentum"),
+        (["optimizer=choice:adam,adamw", "beta1=uniform:0.8,0.95"], "optimizer=choice:adam,adamw,momentum"),
+        (["optimizer=choice:rmsprop,adadelta", "rho=uniform:0.8,0.95"], "optimizer=choice:rmsprop,adadelta,momentum"),
+        (["eps=choice:1e-7", "optimizer=choice:adam,rmsprop"], "optimizer=choice:adam,rmsprop,momentum"),  # fixed
+        (["schedule=choice:power,exponential", "schedule.steps=uniform:2,5"], "schedule=choice:power,constant"),
+    ],
+)
+def test_a_value_refused_only_with_the_bases_own_optimizer_or_schedule_is_searched(space, beside):
+    """Each searched value was checked alone on the base, whose momentum optimizer (or constant schedule) no sample
+    keeps: an eps searched over adam and rmsprop was refused as "no --eps with optimizer momentum", though every
+    point the search can draw is valid. It is refused where a sample would take it with an option that ignores it."""
+    assert BASE.optimizer.name == "momentum" and BASE.schedule.name == "constant"
+    validate_space(BASE, parse_space(space))
+    with pytest.raises(InputError, match="Expected every combination of the searched values.*'(momentum|constant)'"):
+        validate_space(BASE, parse_space([beside, *(s for s in space if s.split("=")[0] != beside.split("=")[0])]))
+
+
+@pytest.mark.parametrize(
     "space, named",
     [
         # Each value is valid alone; Adam with a momentum is not (it would be recorded and never applied).
@@ -516,25 +536,13 @@ def _tune_preflight(tmp_path, *argv: str) -> None:
 
 
 def test_a_searchs_model_checks_hold_on_the_points_it_samples_not_on_its_base(tmp_path):
-    """Every sampled point sets every option of the space: MC-dropout passes searched with a dropout rate over a
-    base without dropout (mlp) never meet a point without dropout, so the search is valid; a rate of 0 among the
+    """Every sampled point sets every option of the space: MC-dropout passes over a base without dropout (mlp) with
+    a dropout rate searched never meet a point without dropout, so the search is valid; a rate of 0 among the
     choices is not, and the point that fails is named."""
     grid = ("--search", "grid")  # choices alone: a random search's 8 samples would repeat points
-    _tune_preflight(
-        tmp_path,
-        "--model",
-        "mlp",
-        *grid,
-        "--space",
-        "mc_dropout_passes=choice:10,20",
-        "--space",
-        "dropout=choice:0.2,0.5",
-    )
     _tune_preflight(tmp_path, "--model", "mlp", *grid, "--mc-dropout", "5", "--space", "dropout=choice:0.2,0.5")
-    with pytest.raises(InputError, match=r"Received: mc_dropout_passes=10, model_options.dropout=0.0, which fails: "):
-        _tune_preflight(
-            tmp_path, "--model", "mlp", "--space", "mc_dropout_passes=choice:10,20", "--space", "dropout=choice:0.0,0.5"
-        )
+    with pytest.raises(InputError, match=r"Received: model_options.dropout=0.0, which fails: "):
+        _tune_preflight(tmp_path, "--model", "mlp", *grid, "--mc-dropout", "5", "--space", "dropout=choice:0.0,0.5")
 
 
 def test_a_model_option_is_judged_on_the_networks_a_search_samples(tmp_path):
