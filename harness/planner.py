@@ -463,6 +463,7 @@ def plan_tune(selection: Selection, overrides: Mapping[str, Any], request: Searc
         final_seeds=request.final_seeds,
         asha=request.asha,
     )
+    search.check_request()
     samples, finals = search.trials_per_experiment, search.final_seeds
     how = f"{len(bases)} search(es) × ({samples:,} sample(s) + {finals:,} final seed(s))"
     check_trial_count(len(bases) * (samples + finals), how)

@@ -80,6 +80,11 @@ class TunePlan:
             raise InputError(
                 "Expected a search space. Received: none. Add --space PATH=KIND:ARGS or pick a suite that declares one."
             )
+
+    def check_request(self) -> None:
+        """The rules a new tune's options must meet (InputError otherwise). Not applied to a recorded tune read back:
+        one recorded before a rule existed (a grid of choices sampled twice, before 2026-12-03) is reported and
+        resumed as it ran."""
         if self.algorithm == "grid":
             self._check_grid()
         tuple_valued = [

@@ -1005,7 +1005,7 @@ def test_asha_leaves_out_a_deep_features_case_it_cannot_stop_and_refuses_a_searc
     mixed = TunePlan(bases=(BASE, features), space=space, algorithm="grid", num_samples=1, asha=AshaSettings(1))
     assert [e.asha for e in mixed.experiments()] == [AshaSettings(1), None]
     with pytest.raises(InputError, match=re.escape("only deep_features case(s), which fit their head once")):
-        TunePlan(bases=(features,), space=space, algorithm="grid", num_samples=1, asha=AshaSettings(1))
+        TunePlan(bases=(features,), space=space, algorithm="grid", num_samples=1, asha=AshaSettings(1)).check_request()
 
 
 def test_asha_lets_a_trial_whose_row_failed_end_so_that_tune_sees_its_error():
@@ -1138,12 +1138,21 @@ def test_the_optuna_and_asha_refusals_name_what_the_user_gave():
     quoted a --grace-period the user never gave."""
     hidden = parse_space(["hidden=choice:16,32/16", "lr=loguniform:1e-3,1e-1"])
     with pytest.raises(InputError) as refused:
-        TunePlan(bases=(BASE,), space=hidden, algorithm="optuna")
+        TunePlan(bases=(BASE,), space=hidden, algorithm="optuna").check_request()
     assert "Received: model_options.hidden=choice:16,32/16." in str(refused.value)
     lr = parse_space(["lr=loguniform:1e-3,1e-1"])
     with pytest.raises(InputError) as refused:
-        TunePlan(bases=(replace(BASE, epochs=1),), space=lr, algorithm="random", asha=AshaSettings())
+        TunePlan(bases=(replace(BASE, epochs=1),), space=lr, algorithm="random", asha=AshaSettings()).check_request()
     assert "Received: --grace-period 1 (the default) for scratch-mlp-digits with 1 epoch(s)" in str(refused.value)
+
+
+def test_a_recorded_tune_reads_back_as_it_ran_under_rules_added_since():
+    """Reading run.json back applied today's rules for new tunes: a grid of choices sampled twice, recorded before
+    grids refused --num-samples above 1, made `report`, `export` and `tune --resume` exit 2 on a tune that ran."""
+    grid = TunePlan(bases=(BASE,), space=parse_space(["lr=choice:0.01,0.1"]), algorithm="grid", num_samples=2)
+    with pytest.raises(InputError, match="Expected --num-samples 1 for a grid of choices only"):
+        grid.check_request()
+    assert TunePlan.from_dict(json.loads(json.dumps(grid.to_dict()))) == grid
 
 
 @pytest.mark.parametrize("algorithm", ["random", "optuna"])
