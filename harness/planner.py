@@ -123,7 +123,8 @@ def _case_trials(selection: Selection) -> tuple[list[TrialConfig], str]:
     if not (s.strategy and s.model and s.dataset):
         raise InputError(
             "Expected --strategy, --model and --dataset together (or --suite). "
-            f"Received: strategy={s.strategy!r}, model={s.model!r}, dataset={s.dataset!r}."
+            f"Received: strategy={s.strategy!r}, model={s.model!r}, dataset={s.dataset!r}. To fix, give the missing "
+            "ones (`xfbench list` names the strategies, models and datasets), or --suite NAME instead."
         )
     if s.strategy != PRETRAIN:  # scheduled by xfbench, never run on its own: refused later, saying so; not listed
         _check_choice("strategy", s.strategy, [n for n in describe_strategies() if n != PRETRAIN])

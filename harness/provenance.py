@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import os
 import platform
 import socket
@@ -62,7 +61,7 @@ def usable_cpus(cgroup_root: Path = CGROUP_ROOT, membership: Path = SELF_CGROUP)
 
 
 def cpu_quota(cgroup_root: Path = CGROUP_ROOT, membership: Path = SELF_CGROUP) -> int | None:
-    """The cores a CPU quota grants, rounded up (--cpus=1.5 lets two threads run, each part of the time), or None
+    """The whole cores a CPU quota grants, rounded down (--cpus=1.5: one, at least one), or None
     when none is set: cgroup v2's ``cpu.max`` ("QUOTA PERIOD", "max PERIOD": none), else cgroup v1's
     ``cpu.cfs_quota_us`` and ``cpu.cfs_period_us`` (-1: none). Read in the process's own cgroup and each one above
     it up to the root, the smallest counting: a quota set on a nested cgroup (``systemd-run -p CPUQuota=200%``, a
@@ -127,7 +126,9 @@ def _quota_cores(quota: str, period: str) -> int | None:
     # must not stop a run, and the affinity is still a limit
     if not (quota.isdigit() and period.isdigit()) or int(quota) <= 0 or int(period) <= 0:
         return None
-    return max(1, math.ceil(int(quota) / int(period)))
+    # whole cores rounded down: two trials under --cpus=1.5 ran throttled a third of the time, their epochs timed
+    # that much longer, where one trial at a time runs on a core of its own
+    return max(1, int(quota) // int(period))
 
 
 def git_commit(cwd: Path | None = None) -> str:

@@ -37,14 +37,14 @@ def affinity(monkeypatch) -> int:
 
 @pytest.mark.parametrize(
     ("text", "expected"),
-    [("200000 100000", 2), ("150000 100000", 2), ("50000 100000", 1), ("max 100000", None), ("", None)],
+    [("200000 100000", 2), ("150000 100000", 1), ("50000 100000", 1), ("max 100000", None), ("", None)],
 )
-def test_cgroup_v2_quota_is_read_as_whole_cores_rounded_up(tmp_path, text, expected):
+def test_cgroup_v2_quota_is_read_as_whole_cores_rounded_down_to_at_least_one(tmp_path, text, expected):
     assert cpu_quota(_v2(tmp_path, text)) == expected
 
 
 @pytest.mark.parametrize(
-    ("quota", "period", "expected"), [("200000", "100000", 2), ("250000", "100000", 3), ("-1", "100000", None)]
+    ("quota", "period", "expected"), [("200000", "100000", 2), ("250000", "100000", 2), ("-1", "100000", None)]
 )
 def test_cgroup_v1_quota_is_read_and_minus_one_is_none(tmp_path, quota, period, expected):
     assert cpu_quota(_v1(tmp_path, quota, period)) == expected
@@ -105,5 +105,5 @@ def test_a_quota_on_the_processs_own_cgroup_or_one_above_it_is_found(tmp_path, a
     (nested / "cpu.cfs_quota_us").write_text("150000\n")
     (nested / "cpu.cfs_period_us").write_text("100000\n")
     membership.write_text("4:memory:/docker/abc\n3:cpu,cpuacct:/docker/abc\n")
-    assert usable_cpus(v1, membership) == 2
+    assert usable_cpus(v1, membership) == 1  # 1.5 cores: one trial at a time, not two throttled
     assert usable_cpus(v1, tmp_path / "no-such-file") == affinity  # membership unknown: the root's (none)
