@@ -35,9 +35,7 @@ def save_npz_atomically(path: Path, arrays: dict[str, np.ndarray]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".part.npz")  # ends in .npz: savez keeps the name as is
     os.close(fd)
-    # numeric arrays alone (load_checkpoint reads with allow_pickle=False); savez takes allow_pickle only from NumPy
-    # 2.1, and an older one, which pyproject.toml allows, stored the keyword as an array of that name
-    np.savez(tmp, **arrays)
+    np.savez(tmp, allow_pickle=False, **arrays)  # load_checkpoint reads with allow_pickle=False too
     # mkstemp makes the file 0600 whatever the umask (harness.file_modes says why that is wrong here)
     os.chmod(tmp, shared_file_mode())
     os.replace(tmp, path)
