@@ -435,6 +435,7 @@ def _check_fits(
             raise InputError(never)
     _check_one_sample_batchnorm(trial, spec, len(data.y_train))
     _check_piecewise_reached(trial, data)
+    _check_onecycle_peaks(trial, data)
     if memory_bytes is not None:
         _check_memory(trial, spec, memory_bytes, data)
 
@@ -459,6 +460,31 @@ def _check_piecewise_reached(trial: TrialConfig, data: Dataset) -> None:
     raise InputError(
         f"Expected piecewise boundaries below {whose}. Received: boundaries={schedule.boundaries}, so a rate would "
         f"never be reached. Move the boundaries below {steps}, or train more epochs."
+    )
+
+
+ONECYCLE_MIN_STEPS = 3  # a step up to the peak rate, the peak, and the annealed last step (harness.schedules)
+
+
+def _check_onecycle_peaks(trial: TrialConfig, data: Dataset) -> None:
+    """Every phase's 1cycle reaches its peak rate: in 1 or 2 steps the cycle climbs no further than its start (a
+    tenth of --lr) before it anneals, yet the rows record 1cycle peaking at --lr."""
+    if trial.schedule.name != "onecycle":
+        return
+    batches = steps_per_epoch(len(data.y_train), trial.batch_size)
+    phases = [(name, epochs) for name, epochs in training_phases(trial) if epochs > 0]  # each runs a cycle anew
+    name, shortest = min(phases, key=lambda phase: phase[1])
+    steps = shortest * batches
+    if steps >= ONECYCLE_MIN_STEPS:
+        return
+    where = (
+        f"{trial.case_id}'s {name} phase ({trial.strategy} runs a cycle in each)" if len(phases) > 1 else trial.case_id
+    )
+    raise InputError(
+        f"Expected at least {ONECYCLE_MIN_STEPS} training steps in each 1cycle of {where}: one up to the peak rate "
+        f"--lr, the peak, and the annealed last step. Received: {steps} step(s) ({shortest} epoch(s) of {batches} "
+        f"batch(es) of {trial.batch_size}), so the rate would never reach --lr {trial.optimizer.lr}. To fix, train "
+        "more epochs, a smaller --batch-size, or pick another --schedule."
     )
 
 

@@ -642,6 +642,18 @@ BAD_INPUTS = {
         "Expected piecewise boundaries below the 20 training steps of scratch-mlp-digits (1 epoch of 20 batches). "
         "Received: boundaries=(100,)",
     ),
+    # 1 or 2 steps: the cycle never climbed past a tenth of --lr, yet the rows recorded 1cycle peaking at it
+    "a 1cycle too short to reach its peak": (
+        [*MLP_RUN, "--epochs", "2", "--batch-size", "1257", "--schedule", "onecycle"],
+        "Expected at least 3 training steps in each 1cycle of scratch-mlp-digits: one up to the peak rate --lr, the "
+        "peak, and the annealed last step. Received: 2 step(s) (2 epoch(s) of 1 batch(es) of 1257)",
+    ),
+    "a 1cycle too short in one of transfer's phases": (
+        [*MLP_RUN, "--strategy", "transfer", "--hidden", "16", "--epochs", "3", "--frozen-epochs", "1"]
+        + ["--source-epochs", "1", "--batch-size", "1257", "--schedule", "onecycle"],
+        "Expected at least 3 training steps in each 1cycle of transfer-mlp-digits's frozen phase (transfer runs a "
+        "cycle in each): one up to the peak rate --lr, the peak, and the annealed last step. Received: 1 step(s)",
+    ),
     "a negative piecewise rate": (  # gradient ascent, status ok
         [*MLP_RUN, "--piecewise", "2:0.1,-0.01"],
         "Expected piecewise learning rates > 0 and finite. Received: values=(0.1, -0.01).",
