@@ -48,7 +48,7 @@ from harness.exactness import trains_batchnorm
 from harness.input_pipeline import check_input, transformed_shape
 from harness.model_cost import model_cost, training_memory_floor
 from harness.model_import import check_model_content, model_spec, parse_model_ref
-from harness.models import LAYER_HINTS, LAYER_SETTINGS, changed_options
+from harness.models import LAYER_HINTS, LAYER_SETTINGS, MODELS, changed_options
 from harness.plan import ExecutionOptions
 from harness.pretrained import (
     check_weights_unchanged,
@@ -896,12 +896,18 @@ def _check_one_sample_batchnorm(trial: TrialConfig, spec: ModelSpec, train_sampl
 
 def _dropout_fix(model: str, spec: ModelSpec) -> str:
     """--dropout adds dropout to the zoo's own models only; a spec file or a user's model defines its own layers.
-    A zoo model whose dropout --dropout 0 turned off is told to give it a rate (it was told to use itself)."""
-    if parse_model_ref(model).kind == "zoo" and any(isinstance(layer, Dropout) for layer in spec.layers):
-        return "Give --dropout a rate above 0 (its dropout layers are at rate 0)."
-    if parse_model_ref(model).kind == "zoo":
-        return "Add --dropout RATE, or use a model with dropout (cnn_small)."
-    return "Add a dropout layer to the model's own definition, or use a zoo model with --dropout RATE (cnn_small)."
+    A zoo model whose dropout --dropout 0 turned off is told to give it a rate (it was told to use itself); one that
+    takes no --dropout (convnet3, the residual families) is not told to add it."""
+    zoo = parse_model_ref(model).kind == "zoo"
+    if zoo and any(isinstance(layer, Dropout) for layer in spec.layers):
+        return "To fix, give --dropout a rate above 0 (its dropout layers are at rate 0)."
+    if zoo and "dropout" in MODELS[model].options:
+        return "To fix, add --dropout RATE, or use a model with dropout (cnn_small)."
+    if zoo:
+        return f"To fix, use a model with dropout (cnn_small, or mlp with --dropout RATE): {model} takes no --dropout."
+    return (
+        "To fix, add a dropout layer to the model's own definition, or use a zoo model with --dropout RATE (cnn_small)."
+    )
 
 
 def local_environ(options: ExecutionOptions) -> Mapping[str, str] | None:

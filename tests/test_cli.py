@@ -476,7 +476,12 @@ BAD_INPUTS = {
     # before, the advice was to use cnn_small, the model in use
     "MC dropout on a model whose dropout is at rate 0": (
         [*MLP_RUN, "--model", "cnn_small", "--dropout", "0", "--mc-dropout", "4"],
-        "has no dropout layer with a rate > 0. Give --dropout a rate above 0",
+        "has no dropout layer with a rate > 0. To fix, give --dropout a rate above 0",
+    ),
+    # before, told to add --dropout, which convnet3 (and the residual families) refuse in turn
+    "MC dropout on a model that takes no --dropout": (
+        [*MLP_RUN, "--model", "convnet3", "--mc-dropout", "4"],
+        "To fix, use a model with dropout (cnn_small, or mlp with --dropout RATE): convnet3 takes no --dropout.",
     ),
     # before, accepted, and the summary named a seed that chose nothing
     "a search seed for a grid of choices only": (

@@ -195,7 +195,7 @@ def test_model_command_shows_an_imported_model_and_a_spec_file(capsys, tmp_path)
     # a spec file's fixes are its own: --dropout applies to zoo models, and a class count is the task's
     run = ["run", "--strategy", "scratch", "--model", str(path), "--dataset", "digits", "--results-dir", str(tmp_path)]
     assert main([*run, "--mc-dropout", "3"]) == 2
-    assert "Add a dropout layer to the model's own definition" in capsys.readouterr().err
+    assert "To fix, add a dropout layer to the model's own definition" in capsys.readouterr().err
     assert main([*run, "--classes", "0,1,2"]) == 2
     err = capsys.readouterr().err
     assert "To fix, pick a task with 10 classes (--classes, --binary-positive)" in err and "--input-size" not in err
