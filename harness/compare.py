@@ -54,7 +54,15 @@ from harness.statistics import (
     training_spans,
 )
 from harness.strategy_options import unread_option_paths
-from harness.summary import compared_rows, final_rows, phase_names, steady_rows, timed_phase, trained_rows
+from harness.summary import (
+    compared_rows,
+    final_rows,
+    in_timed_phase,
+    phase_names,
+    steady_rows,
+    timed_phase,
+    trained_rows,
+)
 
 CASE_COLUMNS = ["suite", "strategy", "model", "variant", "dataset", "backend"]
 
@@ -675,7 +683,9 @@ def comparable(frame: pd.DataFrame) -> pd.DataFrame:
 def _one_sided(case: str, backend: str, base: pd.DataFrame, new: pd.DataFrame) -> CaseComparison:
     """A case only one run has: its figures on its side, nothing to compare them with."""
     side = new if base.empty else base
-    times, accuracies = steady_epoch_times(side), final_accuracies(side)
+    # the timed phase's epochs, as the summary and history give the case (pooled, transfer's frozen and unfrozen
+    # epochs made another figure)
+    times, accuracies = steady_epoch_times(in_timed_phase(side)), final_accuracies(side)
     time_s = float(np.median(times)) if len(times) else math.nan
     acc = float(np.mean(accuracies)) if len(accuracies) else math.nan
     base_t, new_t, base_a, new_a = (

@@ -491,6 +491,12 @@ def test_a_case_of_two_phases_is_compared_phase_by_phase_and_a_slower_frozen_pha
     from harness.reporting import _epoch_time_cell
 
     assert _epoch_time_cell(per_backend.iloc[0]) == "1.000 (unfrozen)"  # the tables name the phase they time
+    # a case only one run has gives the timed phase's figure too, as the summary does (pooled, it read 0.3 s)
+    rows = compare_frames(_two_phase_frame(0.3, 1.0), _two_phase_frame(0.3, 1.0, backend="tensorflow"), Thresholds())
+    assert {(r.only_in, r.base_time_s if r.only_in == "base" else r.new_time_s) for r in rows} == {
+        ("base", 1.0),
+        ("new", 1.0),
+    }
 
 
 def test_an_undecided_accuracy_collapse_is_in_the_count_line_and_so_are_shared_seeds_without_spread():
