@@ -476,13 +476,14 @@ def cmd_export(args: argparse.Namespace) -> int:
     from harness.user_files import read_run_json
 
     run_dir = resolve(args.run, Path(args.results_dir).expanduser())
-    exported = export_run(run_dir, args.mlflow, args.experiment, args.replace)
+    exported = export_run(run_dir, args.mlflow, args.experiment, args.replace, args.artifact_location)
     database = sqlite_file(
         normalised_uri(args.mlflow)
     )  # sqlite:///x.db is relative to the working directory: say which file
     shown = without_password(args.mlflow, args.mlflow)
     store = f"{shown} ({database})" if database else shown
-    where = f"{store} (experiment {args.experiment!r}, parent run {exported.parent_run_id})"
+    files = f", files in {exported.artifact_location}" if exported.artifact_location else ""
+    where = f"{store} (experiment {args.experiment!r}, parent run {exported.parent_run_id}{files})"
     if exported.outcome == "unchanged":
         print(f"{run_dir.name} is already in {where}, its {len(exported.trial_runs)} trials as they are now: "
               "nothing written")  # fmt: skip

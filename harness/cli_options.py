@@ -720,6 +720,13 @@ def _add_report_parsers(commands: Any) -> None:
     )
     exp.add_argument("--experiment", default="xfbench", help="MLflow experiment name (default xfbench)")
     exp.add_argument(
+        "--artifact-location",
+        metavar="URI",
+        help="where a new experiment keeps the run's files (s3://BUCKET/PATH, file:///shared/folder); needed for a "
+        "database server's store (PostgreSQL, MySQL, SQL Server), where MLflow would use ./mlruns under the working "
+        "directory; default beside a SQLite file, or the store's own",
+    )
+    exp.add_argument(
         "--replace",
         action="store_true",
         help="delete an earlier export of this run that differs from it (stopped, or the run resumed since) and "

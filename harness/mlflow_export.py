@@ -25,6 +25,7 @@ from harness.errors import InputError
 from harness.mlflow_uri import (
     artifact_problem,
     check_tracking_uri,
+    database_server,
     normalised_uri,
     one_line,
     sqlite_file,
@@ -72,6 +73,7 @@ class Exported:
     trial_runs: dict[str, str]  # trial id -> MLflow run id
     outcome: Literal["exported", "unchanged", "replaced"] = "exported"
     run_status: str = "unknown"  # run.json's: running | finished | interrupted | unknown (not recorded)
+    artifact_location: str = ""  # the experiment's, where the run's files went ("" where the store gives none)
 
 
 @dataclass(frozen=True)
@@ -293,7 +295,7 @@ def _log_trial(client: Any, experiment_id: str, trial_id: str, trial: pd.DataFra
     return str(child)
 
 
-def _experiment(client: Any, name: str, uri: str) -> str:
+def _experiment(client: Any, name: str, uri: str, artifact_location: str | None) -> str:
     existing = client.get_experiment_by_name(name)
     if existing and existing.lifecycle_stage == "deleted":
         raise InputError(
@@ -301,11 +303,26 @@ def _experiment(client: Any, name: str, uri: str) -> str:
             f"{existing.experiment_id}). Restore it (`mlflow experiments restore --experiment-id "
             f"{existing.experiment_id}`, with MLFLOW_TRACKING_URI={uri}) or pass another --experiment."
         )
+    if existing and artifact_location and existing.artifact_location != artifact_location:
+        raise InputError(
+            f"Expected --artifact-location to be the artifact location of the existing MLflow experiment {name!r} "
+            f"(MLflow fixes it when the experiment is made). Received: --artifact-location {artifact_location}, "
+            f"where it keeps {existing.artifact_location}. To fix, drop --artifact-location, or give a new "
+            "--experiment to make one with it."
+        )
     if existing:
         return str(existing.experiment_id)
     # MLflow's default artefact root is ./mlruns under the current directory; beside a SQLite store is kinder
     database = sqlite_file(uri)
-    location = (database.parent / "mlartifacts").as_uri() if database else None
+    location = artifact_location or ((database.parent / "mlartifacts").as_uri() if database else None)
+    if location is None and database_server(uri):
+        raise InputError(
+            f"Expected --artifact-location for the new MLflow experiment {name!r} in the database store {uri}. "
+            "Received: none, so MLflow would write the run's files (summary, report, run.json) into ./mlruns under "
+            f"this machine's working directory ({Path.cwd()}), recorded in the shared database where no other "
+            "machine can read them. Nothing was written. To fix, give --artifact-location URI (s3://BUCKET/PATH, "
+            "or a folder every reader mounts: file:///shared/mlartifacts)."
+        )
     return str(client.create_experiment(name, artifact_location=location))
 
 
@@ -428,17 +445,20 @@ def _write_trials(
     return trial_runs
 
 
-def export_run(run_dir: Path, uri: str, experiment: str = "xfbench", replace: bool = False) -> Exported:
+def export_run(
+    run_dir: Path, uri: str, experiment: str = "xfbench", replace: bool = False, artifact_location: str | None = None
+) -> Exported:
     """Log ``run_dir``'s trials (each trial's last attempt) under ``experiment`` at tracking ``uri``, once: an
     earlier complete export of the same rows is left as it is; one that differs is replaced only if ``replace``.
-    Everything that can be checked is checked before anything is written. No message shows the URI's password."""
+    ``artifact_location``: a new experiment's (needed in a database server's store). Everything that can be checked
+    is checked before anything is written. No message shows the URI's password."""
     try:
-        return _export(run_dir, uri, experiment, replace)
+        return _export(run_dir, uri, experiment, replace, artifact_location)
     except InputError as exc:
         raise type(exc)(without_password(str(exc), uri)) from None
 
 
-def _export(run_dir: Path, uri: str, experiment: str, replace: bool) -> Exported:
+def _export(run_dir: Path, uri: str, experiment: str, replace: bool, artifact_location: str | None) -> Exported:
     _check_names(uri, experiment)
     frame = last_attempts(read_run_rows(run_dir))  # the local checks first: the server's can take seconds
     info = read_run_json(run_dir)
@@ -449,14 +469,14 @@ def _export(run_dir: Path, uri: str, experiment: str, replace: bool) -> Exported
     run_id = str(info.get("run_id", run_dir.name))
     key, fingerprint = run_key(info, run_dir), rows_fingerprint(frame)
     try:  # the first calls that reach the tracking store (the experiment, made if new): a bad URI fails here
-        experiment_id = _experiment(client, experiment, uri)
+        experiment_id = _experiment(client, experiment, uri, artifact_location)
         location = str(client.get_experiment(experiment_id).artifact_location or "")
         earlier = _earlier_export(client, experiment_id, key)
     except store_errors() as exc:  # a database store whose driver is missing already failed in tracking_client
         raise unusable_uri(uri, exc) from None
     status = str(info.get("status", "unknown"))
     if earlier and earlier.complete and earlier.rows_sha256 in (fingerprint, _earlier_fingerprint(frame)):
-        return Exported(experiment_id, earlier.parent_run_id, earlier.trial_runs, "unchanged", status)
+        return Exported(experiment_id, earlier.parent_run_id, earlier.trial_runs, "unchanged", status, location)
     if earlier:
         _check_replaceable(earlier, replace, run_id, experiment, uri)
     if any((run_dir / name).is_file() for name in ARTIFACTS):
@@ -477,4 +497,4 @@ def _export(run_dir: Path, uri: str, experiment: str, replace: bool) -> Exported
         trial_runs = _write_trials(client, (experiment_id, parent, tags), frame, marks, ended)
     except _write_errors() as exc:
         raise _write_error(exc, run_id, experiment, uri, parent) from None
-    return Exported(experiment_id, parent, trial_runs, "replaced" if earlier else "exported", status)
+    return Exported(experiment_id, parent, trial_runs, "replaced" if earlier else "exported", status, location)

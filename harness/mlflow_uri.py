@@ -80,6 +80,12 @@ def _masked_by_hand(uri: str) -> str:
 _DATABASE_PORTS = {"postgresql": 5432, "mysql": 3306, "mssql": 1433}
 
 
+def database_server(uri: str) -> bool:
+    """Whether ``uri`` is a database server's store (PostgreSQL, MySQL, SQL Server), whose experiments MLflow gives
+    ./mlruns under the working directory as their artefact root where none is given."""
+    return urllib.parse.urlsplit(uri).scheme.partition("+")[0] in _DATABASE_PORTS
+
+
 def _check_database_server(uri: str) -> None:
     """A database server's URI must take a connection: MLflow retried one that refused for about 100 s, printing a
     retry warning each time, and one that never answers for longer."""

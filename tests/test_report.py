@@ -559,6 +559,41 @@ def test_a_sqlite_uri_in_capitals_or_with_a_query_is_the_database_it_names(tmp_p
     assert f"?timeout=5 ({database}) (experiment" in capsys.readouterr().out and database.is_file()
 
 
+@pytest.mark.skipif(importlib.util.find_spec("mlflow") is None, reason="needs xfbench[mlflow]")
+def test_a_new_experiment_keeps_its_files_where_artifact_location_says_and_a_database_server_needs_one(
+    tmp_path, capsys, monkeypatch
+):
+    """Only a SQLite store had its experiments' files placed beside it: in a PostgreSQL or MySQL store MLflow put
+    them in ./mlruns under the working directory, recorded in the shared database where no other machine reads."""
+    from mlflow.tracking import MlflowClient
+
+    from harness.mlflow_uri import database_server
+
+    run_dir = _write_run(tmp_path, "run-a", "2026-01-01")
+    (run_dir / "summary.md").write_text("# summary")
+    uri, files = f"sqlite:///{tmp_path / 'm.db'}", (tmp_path / "shared" / "artifacts").as_uri()
+    assert main(["export", str(run_dir), "--mlflow", uri, "--artifact-location", files]) == 0
+    assert f", files in {files})" in capsys.readouterr().out
+    assert list((tmp_path / "shared" / "artifacts").rglob("summary.md"))
+    assert MlflowClient(uri).get_experiment_by_name("xfbench").artifact_location == files
+    # an existing experiment keeps the location it was made with
+    assert main(["export", str(run_dir), "--mlflow", uri, "--artifact-location", (tmp_path / "x").as_uri()]) == 2
+    assert f"where it keeps {files}. To fix, drop --artifact-location" in capsys.readouterr().err
+    assert [database_server(u) for u in ("postgresql+psycopg2://h/db", "mysql://h/db", uri, "http://h:5000")] == [
+        True,
+        True,
+        False,
+        False,
+    ]
+    # a database server's store (the URI's kind, simulated on this SQLite file: no server runs here)
+    monkeypatch.setattr("harness.mlflow_export.database_server", lambda uri: True)
+    monkeypatch.setattr("harness.mlflow_export.sqlite_file", lambda uri: None)
+    monkeypatch.chdir(tmp_path)
+    assert main(["export", str(run_dir), "--mlflow", uri, "--experiment", "team"]) == 2
+    assert "Expected --artifact-location for the new MLflow experiment 'team'" in capsys.readouterr().err
+    assert MlflowClient(uri).get_experiment_by_name("team") is None and not (tmp_path / "mlruns").exists()
+
+
 def test_a_tracking_server_that_accepts_but_never_answers_is_refused_in_seconds(tmp_path, monkeypatch, capsys):
     """A process that accepts connections and never replies held the export for minutes."""
     import socket
