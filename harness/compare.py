@@ -361,7 +361,9 @@ def _phase_time_verdict(
     regressed = [p for p in phases if changes[p].verdict == "regression"]
     undecided = [p for p in phases if changes[p].verdict == "n/a" and changes[p].ratio == changes[p].ratio]
     timed = timed_phase(base)
-    shown = max(regressed or undecided, key=lambda p: changes[p].ratio) if regressed or undecided else None
+    # the largest change either way: by ratio alone, of two undecided speed-ups the smaller one was shown
+    moved = lambda p: abs(math.log(changes[p].ratio))  # noqa: E731
+    shown = max(regressed or undecided, key=moved) if regressed or undecided else None
     shown = shown or (timed if timed in phases else phases[-1])
     ratios = {p: f"{changes[p].ratio:.3f}x" if changes[p].ratio == changes[p].ratio else "n/a" for p in phases}
     listed = ", ".join(f"{p} {ratios[p]} {changes[p].verdict}" for p in phases)

@@ -477,6 +477,11 @@ def test_a_case_of_two_phases_is_compared_phase_by_phase_and_a_slower_frozen_pha
     (short,) = compare_frames(_two_phase_frame(0.3, 1.0, epochs=2), _two_phase_frame(0.6, 1.0, epochs=2), Thresholds())
     assert short.time_verdict == "n/a" and short.time_ratio == pytest.approx(2.0, rel=0.02) and undecided_times([short])
     assert short.note.startswith("epoch time of the frozen phase")
+    # of two undecided speed-ups the larger is shown (by ratio alone it was the smaller, the unfrozen 0.8x)
+    (faster,) = compare_frames(
+        _two_phase_frame(0.3, 1.0, epochs=2), _two_phase_frame(0.15, 0.8, epochs=2), Thresholds()
+    )
+    assert faster.note.startswith("epoch time of the frozen phase (phases: frozen 0.500x n/a, unfrozen 0.800x n/a)")
     # rows without a phase against rows of one (hand-made frames): one pooled figure, as before phases were told apart
     untold = _frame([0.9, 0.9], [1.0, 1.01, 0.99, 1.0, 1.02, 0.98])
     slowed = untold.assign(epoch_time_s=untold["epoch_time_s"] * 2, phase=pd.NA)
