@@ -8,6 +8,9 @@ so callers that catch those keep working.
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Sequence
+
 
 class InputError(ValueError):
     """Input the harness cannot use: its message says what was expected, what was received, and how to fix it."""
@@ -15,3 +18,10 @@ class InputError(ValueError):
 
 class MissingInputFile(InputError, FileNotFoundError):
     """A file the input names, or the run needs from the user (data, weights), that is not there."""
+
+
+def closest_text(value: object, valid: Sequence[str], flag: str) -> str:
+    """The start of a fix for a mistyped name: "did you mean --model cnn_small? Otherwise " for the closest of
+    ``valid`` (two where they tie closely: --init glorot is glorot_normal or glorot_uniform), "" for none close."""
+    close = difflib.get_close_matches(str(value), [str(v) for v in valid], n=2, cutoff=0.6)
+    return f"did you mean {' or '.join(f'{flag} {name}' for name in close)}? Otherwise " if close else ""

@@ -33,7 +33,7 @@ from harness import cachekeys
 from harness.backend import REGISTRY, importer_backends
 from harness.checkpoints import load_checkpoint
 from harness.config import TrialConfig
-from harness.errors import InputError
+from harness.errors import InputError, closest_text
 from harness.fresh_process import run_worker_module
 from harness.importers import UnsupportedModelError
 from harness.model_cost import model_cost
@@ -112,7 +112,7 @@ def _model_form_fix(text: str, prefix: str, rest: str) -> str:
             f"To fix, name your own model's factory with the python: prefix, its module as Python imports it: "
             f"python:{module}:{function}{where} (docs/zoo.md, your own models). Zoo names: {sorted(MODELS)}"
         )
-    return f"Zoo names: {sorted(MODELS)}"
+    return f"To fix, {closest_text(text, list(MODELS), '--model')}give one of the zoo names: {sorted(MODELS)}"
 
 
 _SAVED_MODEL_SUFFIXES = {  # a saved model's suffix -> the factory body that loads it

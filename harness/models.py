@@ -6,7 +6,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
-from harness.errors import InputError
+from harness.errors import InputError, closest_text
 from harness.shapes import infer_shapes
 from harness.spec import (
     ACTIVATIONS,
@@ -67,8 +67,8 @@ class ModelOptions:
             )
         if self.activation not in ACTIVATIONS:
             raise InputError(
-                f"Expected an activation name. Received: activation={self.activation!r}. "
-                f"Valid choices: {list(ACTIVATIONS)}"
+                f"Expected --activation to be one of {list(ACTIVATIONS)}. Received: {self.activation!r}. To fix, "
+                f"{closest_text(self.activation, list(ACTIVATIONS), '--activation')}pick one of those."
             )
         if not self.hidden or any(h < 1 for h in self.hidden):
             raise InputError(f"Expected positive hidden sizes. Received: hidden={self.hidden}.")

@@ -18,7 +18,7 @@ from harness.backbone import PRETRAIN
 from harness.backend import BACKENDS, fit_to_capabilities
 from harness.config import DEFAULT_CASE_EPOCHS, OPTIMIZERS, OptimizerConfig, TrialConfig, case_label
 from harness.data.registry import DATASETS
-from harness.errors import InputError
+from harness.errors import InputError, closest_text
 from harness.model_import import parse_model_ref, trial_model, with_wanted_channels
 from harness.overrides import KEPT_ON_OPTIMIZER_CHANGE, SET_BY_SCHEDULE, apply_overrides
 from harness.plan import RUN_TITLE, TUNE_TITLE, RunPlan
@@ -77,7 +77,10 @@ class SearchRequest:
 
 def _check_choice(kind: str, value: str | None, valid: Sequence[str]) -> None:
     if value is not None and value not in valid:
-        raise InputError(f"Expected --{kind} to be one of {sorted(valid)}. Received: {value!r}. Pick one of those.")
+        raise InputError(
+            f"Expected --{kind} to be one of {sorted(valid)}. Received: {value!r}. To fix, "
+            f"{closest_text(value, valid, f'--{kind}')}pick one of those."
+        )
 
 
 def check_trial_count(count: int, how: str) -> None:

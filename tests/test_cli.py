@@ -367,7 +367,19 @@ BAD_INPUTS = {
         ["run", "--strategy", "feature_extraction", "--model", "mlp", "--dataset", "digits", "--weights", "no.pth"],
         "no.pth, which does not exist. Check the path (a relative one is read from the working directory)",
     ),
-    "bad activation": (["run", "--suite", "smoke", "--activation", "swish"], "Expected an activation name"),
+    "bad activation": (
+        ["run", "--suite", "smoke", "--activation", "relux"],
+        "Received: 'relux'. To fix, did you mean --activation relu or --activation relu6? Otherwise pick one",
+    ),
+    # a typo was answered with the list alone
+    "a mistyped zoo model": (
+        [*MLP_RUN, "--model", "cnn_smal"],
+        "Received: model='cnn_smal'. To fix, did you mean --model cnn_small? Otherwise give one of the zoo names",
+    ),
+    "an initializer named by half": (
+        [*MLP_RUN, "--init", "glorot"],
+        "To fix, did you mean --init glorot_normal or --init glorot_uniform? Otherwise pick one of those.",
+    ),
     "bad sklearn head": (
         ["run", "--strategy", "deep_features", "--model", "cnn_small", "--dataset", "digits", "--sklearn-head", "knn"],
         "Expected a scikit-learn head. Received: 'knn'. Pick one of ['linear_svc'",

@@ -399,11 +399,13 @@ def _not_found_message(
         f"Received: not found in {looked}."
     ]
     if errors:
-        lines.append("Download failed: " + "; ".join(errors))
+        lines.append("Download failed: " + "; ".join(errors) + ".")
     for name, why in files.unread_forms:
         for seen in (d / name for d in dict.fromkeys(dirs) if (d / name).exists()):
             lines.append(f"Found {seen}: {why}")
-    lines.append(f"Fix: {files.how_to_get} Or point --data-dir / $XFBENCH_DATA at a directory holding them.")
+    lines.append(
+        f"To fix, get them: {files.how_to_get} Or point --data-dir / $XFBENCH_DATA at a directory holding them."
+    )
     if not download and files.download_base:  # --no-download, a resume, a trial or the pytest plugin
         lines.append(
             f"Or, online, any run on them without --no-download downloads them into {user_cache_dir() / files.name} "
