@@ -167,10 +167,16 @@ def resolve(reference: str, results_dir: Path, machine_key: str | None = None, c
     found = run or baseline
     if found is not None:
         return found.resolve()
+    if not results_dir.is_dir():  # sending the user to `history` in the same folder sent them to another refusal
+        raise InputError(
+            f"Expected a run directory, or a run id or saved baseline name in --results-dir. Received: {reference!r}, "
+            f"with --results-dir {results_dir}, which does not exist. To fix, give --results-dir the folder the runs "
+            "were written to (default ./results), or the run's own folder."
+        )
     raise InputError(
         f"Expected a run directory, a run id in {results_dir} or a saved baseline name. Received: {reference!r}. "
         f"Runs: see `xfbench history --results-dir {results_dir}`; baselines: `xfbench baseline list --results-dir "
-        f"{results_dir}`; runs kept elsewhere: pass that folder as --results-dir."
+        f"{results_dir}`. To fix, give one of those, or for runs kept elsewhere that folder as --results-dir."
     )
 
 

@@ -772,6 +772,11 @@ BAD_INPUTS = {
         "argument --alpha: expected a probability between 0 and 1 such as 0.01, received 2.0",
     ),
     "compare with an unknown run": (["compare", "no-such-run", "finished-run"], "Expected a run directory, a run id"),
+    # it sent the user to `xfbench history` in the same missing folder
+    "compare in a results folder that does not exist": (
+        ["compare", "no-such-run", "finished-run", "--results-dir", "no-such-folder"],
+        "no-such-folder, which does not exist. To fix, give --results-dir the folder the runs were written to",
+    ),
     "compare with a damaged table": (["compare", "damaged-run", "finished-run"], "a table that cannot be read"),
     "history over a damaged run.json": (
         ["history", "--results-dir", "damaged-results"],
