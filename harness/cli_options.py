@@ -27,18 +27,22 @@ from harness.config import (
     PRECISIONS,
     SHIP_POLICIES,
     TF_MODES,
+    TransferOptions,
 )
 from harness.errors import InputError
 from harness.input_pipeline import NORMALIZATIONS, RESIZE_MODES
 from harness.plan import AS_THE_CORES_ALLOW, ExecutionOptions
 from harness.planner import DEFAULT_SUITE, SearchRequest, Selection
 from harness.scheduler import AshaSettings
-from harness.schedules import SCHEDULES
+from harness.schedules import SCHEDULES, ScheduleConfig
 from harness.search import SEARCH_ALGORITHMS, parse_space
 from harness.spec import BN_RUNNING_VARIANCES
 from harness.suites import SUITES, suites_max_concurrent
 from harness.weights import INITIALIZERS
 
+# The defaults the help names, read from the configs themselves (summary.md's settings table lists only settings
+# away from them and sends the reader here)
+_SCHEDULE, _TRANSFER = ScheduleConfig(), TransferOptions()
 PATH_PREFIX = "set:"  # argparse dest of an override option: "set:" + its config path
 
 
@@ -304,15 +308,30 @@ OVERRIDE_OPTIONS: tuple[tuple[str, tuple[Option, ...]], ...] = (
     _options(
         "techniques (S5)",
         Option("--schedule", "schedule.name", f"learning-rate schedule, one of {list(SCHEDULES)} (per step)"),
-        Option("--schedule-steps", "schedule.steps", "s of power/exponential schedules", positive_float),
-        Option("--schedule-power", "schedule.power", "c of the power schedule", positive_float),
+        Option(
+            "--schedule-steps",
+            "schedule.steps",
+            f"s of power/exponential schedules (default {_SCHEDULE.steps:g})",
+            positive_float,
+        ),
+        Option(
+            "--schedule-power",
+            "schedule.power",
+            f"c of the power schedule (default {_SCHEDULE.power:g})",
+            positive_float,
+        ),
         Option(
             "--piecewise",
             "schedule.piecewise",
             "piecewise schedule as BOUNDARIES:VALUES, e.g. 100,200:0.1,0.01,0.001",
             piecewise,
         ),
-        Option("--plateau-factor", "schedule.factor", "reduce-on-plateau factor (0..1)", positive_float),
+        Option(
+            "--plateau-factor",
+            "schedule.factor",
+            f"reduce-on-plateau factor (0..1, default {_SCHEDULE.factor:g})",
+            positive_float,
+        ),
         Option(
             "--plateau-patience",
             "schedule.patience",
@@ -420,7 +439,11 @@ OVERRIDE_OPTIONS: tuple[tuple[str, tuple[Option, ...]], ...] = (
             "epochs of the shared backbone's training (default 5)",
             positive_int,
         ),
-        Option("--source-backend", "transfer.source_backend", "backend that trains the shared backbone"),
+        Option(
+            "--source-backend",
+            "transfer.source_backend",
+            f"backend that trains the shared backbone (default {_TRANSFER.source_backend})",
+        ),
         Option(
             "--frozen-epochs",
             "transfer.frozen_epochs",
@@ -430,7 +453,8 @@ OVERRIDE_OPTIONS: tuple[tuple[str, tuple[Option, ...]], ...] = (
         Option(
             "--freeze-groups",
             "transfer.freeze_groups",
-            "freeze_early: how many leading layer groups stay frozen (1 to one below the model's groups)",
+            "freeze_early: how many leading layer groups stay frozen (1 to one below the model's groups; default "
+            f"{_TRANSFER.freeze_groups})",
             non_negative_int,
         ),
         Option(
@@ -442,7 +466,8 @@ OVERRIDE_OPTIONS: tuple[tuple[str, tuple[Option, ...]], ...] = (
         Option(
             "--sklearn-head",
             "transfer.sklearn_head",
-            "deep_features: linear_svc, random_forest, rbf_svc or logistic_regression",
+            "deep_features: linear_svc, random_forest, rbf_svc or logistic_regression (default "
+            f"{_TRANSFER.sklearn_head})",
         ),
         Option(
             "--feature-layer",
@@ -452,7 +477,7 @@ OVERRIDE_OPTIONS: tuple[tuple[str, tuple[Option, ...]], ...] = (
         Option(
             "--feature-pool",
             "transfer.feature_pool",
-            "deep_features: flatten or average feature maps",
+            f"deep_features: flatten or average feature maps (default {_TRANSFER.feature_pool})",
             choices=("flatten", "avg"),
         ),
     ),
@@ -592,7 +617,8 @@ def _add_selection(parser: argparse.ArgumentParser, command: str) -> None:
     what.add_argument(
         "--seeds",
         type=positive_int,
-        help="number of seeds (0..K-1), paired across backends (run only: tune takes --final-seeds)",
+        help="number of seeds (0..K-1), paired across backends (default: the suite's, else 1; run only: tune takes "
+        "--final-seeds)",
     )
 
 
