@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import difflib
 import math
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +30,7 @@ from harness.config import (
     TF_MODES,
     TransferOptions,
 )
-from harness.errors import InputError
+from harness.errors import InputError, closest_text
 from harness.input_pipeline import NORMALIZATIONS, RESIZE_MODES
 from harness.plan import AS_THE_CORES_ALLOW, ExecutionOptions
 from harness.planner import DEFAULT_SUITE, SearchRequest, Selection
@@ -960,7 +961,7 @@ class OneLineErrorParser(argparse.ArgumentParser):
         super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
-        hint = ""
+        hint, message = "", _expected_received(message)
         if message.endswith("expected one argument"):
             # argparse reads a value such as -1,2 or -1e-3 as the next flag, so the option looks empty
             flag = message.removeprefix("argument ").partition(":")[0].partition("/")[0]
@@ -978,6 +979,26 @@ class OneLineErrorParser(argparse.ArgumentParser):
             self.exit(2, f"{prog}: error: unrecognized arguments: {' '.join(extras)}.{hint} See `{prog} --help` for "
                          "the options.\n")  # fmt: skip
         return parsed
+
+
+_INVALID_CHOICE = re.compile(r"argument (?P<flag>[^:]+): invalid choice: (?P<value>.+) \(choose from (?P<choices>.+)\)")
+_BAD_VALUE = re.compile(r"argument (?P<flag>[^:]+): expected (?P<expected>.+), received (?P<value>.+)")
+
+
+def _expected_received(message: str) -> str:
+    """argparse's wording of a bad value ("argument --format: invalid choice: 'yaml' (choose from ...)", or a type's
+    "expected ..., received ...") as every other refusal reads: Expected, Received, and how to fix it."""
+    if choice := _INVALID_CHOICE.fullmatch(message):
+        flag, value = choice["flag"].partition("/")[0], choice["value"]
+        choices = [c.strip().strip("'") for c in choice["choices"].split(",")]
+        close = closest_text(value.strip("'"), choices, flag)
+        return f"Expected {flag} to be one of {choices}. Received: {value}. To fix, {close}pick one of those"
+    if bad := _BAD_VALUE.fullmatch(message):
+        flag = bad["flag"].partition("/")[0]
+        received, _, advice = bad["value"].partition(". ")  # a type's own advice after what it received
+        fix = advice[:1].lower() + advice[1:] if advice else f"give {flag} such a value"
+        return f"Expected {flag}: {bad['expected']}. Received: {received}. To fix, {fix}"
+    return message
 
 
 def _parser_of(parser: argparse.ArgumentParser, words: list[str]) -> argparse.ArgumentParser:

@@ -188,7 +188,7 @@ def test_baseline_save_refuses_a_damaged_run_json(tmp_path, capsys):
 def test_an_empty_path_is_refused(argv, capsys, monkeypatch, tmp_path, no_ray):
     monkeypatch.chdir(tmp_path)
     said = _refused(argv, capsys)
-    assert "expected a path, received '', which names none" in said
+    assert "a path. Received: '', which names none" in said
     assert list(tmp_path.iterdir()) == []
 
 
@@ -250,8 +250,8 @@ def test_outputs_never_overwrite_a_run_or_an_input(tmp_path, capsys):
         ),
         (
             [*MLP_RUN, "--classes", "5,6", "--binary-positive", "1.0"],
-            "argument --binary-positive: expected a class label (a whole number >= 0, one of the two --classes, such "
-            "as 6 with --classes 5,6), received '1.0'. Give the label of the class that becomes 1",
+            "Expected --binary-positive: a class label (a whole number >= 0, one of the two --classes, such "
+            "as 6 with --classes 5,6). Received: '1.0'. To fix, give the label of the class that becomes 1",
         ),
         # 9. what was received, as it was
         (
