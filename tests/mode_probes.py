@@ -162,6 +162,27 @@ def compile_caches_around_a_compiled_backend(name: str) -> tuple[tuple[int, int]
     return before, held()
 
 
+def inductor_cache_folders(name: str) -> tuple[bool, bool, bool, bool]:
+    """Two compiled backends made one after the other in this process, as in a warm worker: whether each had an
+    inductor cache folder of its own, whether the second's differs from the first's, and whether the first's is gone
+    once its backend is. Torch only."""
+    import gc
+    import os
+    from pathlib import Path
+
+    earlier = load_backend(name, RuntimeOptions(torch_compile=True))
+    first = Path(os.environ["TORCHINDUCTOR_CACHE_DIR"])
+    had_first = first.is_dir() and any(first.iterdir())  # the throwaway module's compile wrote there
+    del earlier  # a warm worker's earlier trial, done
+    second = load_backend(name, RuntimeOptions(torch_compile=True))
+    gc.collect()
+    own = Path(os.environ["TORCHINDUCTOR_CACHE_DIR"])
+    alive = own.is_dir()
+    del second
+    gc.collect()
+    return had_first, own != first and alive, not first.exists(), not own.exists()
+
+
 def fit_pipeline_threads(name: str, runtime: RuntimeOptions, spec: ModelSpec, weights: NeutralWeights) -> int:
     """The threads TensorFlow's fit mode lets its tf.data pipeline use beside the step."""
     backend = _backend(name, runtime, spec, weights, OptimizerConfig())

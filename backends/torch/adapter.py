@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gc
 import math
+import shutil
+import weakref
 from collections.abc import Callable, Collection, Mapping, Sequence
 
 import numpy as np
@@ -76,7 +78,7 @@ class TorchBackend:
         torch.backends.cuda.matmul.allow_tf32 = runtime.tf32
         torch.backends.cudnn.allow_tf32 = runtime.tf32
         if runtime.torch_compile:  # a warm worker's earlier trial left its graphs in Dynamo's caches: compile afresh
-            compile_afresh(self.device)
+            weakref.finalize(self, shutil.rmtree, compile_afresh(self.device), True)  # its kernels, gone with it
         # What this process can do: the declaration, less a GPU this machine does not have.
         self.capabilities = CAPABILITIES if torch.cuda.is_available() else CAPABILITIES - {"gpu"}
         self._data: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}

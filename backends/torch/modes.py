@@ -4,6 +4,9 @@ wrapped around the module that holds the parameters."""
 
 from __future__ import annotations
 
+import os
+import tempfile
+from pathlib import Path
 from typing import cast
 
 import torch
@@ -41,18 +44,24 @@ def prepare_model(module: torch.nn.Module, runtime: RuntimeOptions, device: torc
     return cast(torch.nn.Module, torch.compile(model)) if runtime.torch_compile else model
 
 
-def compile_afresh(device: torch.device) -> None:
+def compile_afresh(device: torch.device) -> Path:
     """Before a --torch-compile trial: pay what torch.compile pays once per process (inductor's lazy imports, the
     first backward graph's set-up) on a tiny throwaway module, then drop every in-process cache of compiled code.
     A warm worker's later trials had reused the graphs of its earlier ones, a fresh worker's first trial had paid the
     one-off costs, so the same trial's warm-up epoch moved with the scheduling (0.15 s to 0.9 s on digits' mlp);
     now it holds the model's own tracing and compilation (0.16-0.26 s there, measured in warm and fresh workers:
-    some process state still helps a later trial). Inductor's on-disk cache stays, as in any torch.compile run
-    (docs/scheduling.md)."""
+    some process state still helps a later trial). Inductor's on-disk caches (its graphs, its C++ and Triton
+    kernels) go to a folder of the trial's own, returned for the caller to remove: in the shared one under the
+    system's temp folder, every seed after a run's first loaded the first's kernels (cnn_small on digits: a warm-up
+    of 18 s, then 0.5 s and 1.0 s), where XLA compiles in every trial (docs/scheduling.md)."""
+    own = Path(tempfile.mkdtemp(prefix="xfbench-inductor-"))
+    # read by inductor (and, under it, Triton) each time it looks for a cache: the process's, set per trial
+    os.environ["TORCHINDUCTOR_CACHE_DIR"], os.environ["TRITON_CACHE_DIR"] = str(own), str(own / "triton")
     probe = torch.nn.Linear(2, 2).to(device)
     torch.compile(probe)(torch.ones(1, 2, device=device)).sum().backward()
     torch._dynamo.reset()
     torch._inductor.utils.clear_inductor_caches()
+    return own
 
 
 def model_input(x: torch.Tensor, runtime: RuntimeOptions) -> torch.Tensor:
