@@ -37,7 +37,7 @@ from typing import Any
 
 from harness.config import BN_STATISTICS, OptimizerConfig, TrialConfig
 from harness.data import load_dataset
-from harness.suites import SPEED_MODELS, SPEED_VARIANTS, backends_able
+from harness.suites import SPEED_MODELS, SPEED_VARIANTS, backends_able, speed_variant_applies
 from harness.trial import RunInfo, run_trial
 
 MODELS = dict(SPEED_MODELS)  # mlp (256), convnet3, cnn_small, resnet20 (width 0.5): as the suite configures them
@@ -167,8 +167,9 @@ def main(argv: Sequence[str] | None = None) -> None:
             flush=True,
         )
     for model in args.model or MODELS:
-        rounds: dict[str, list[tuple[float, float]]] = {label: [] for label in args.variants}
-        for label in trial_order(args.variants, args.repeats):
+        variants = [label for label in args.variants if speed_variant_applies(model, dict(SPEED_VARIANTS)[label])]
+        rounds: dict[str, list[tuple[float, float]]] = {label: [] for label in variants}
+        for label in trial_order(variants, args.repeats):
             if args.process_per_variant:
                 rounds[label].append(measure_in_fresh_process(args, model, label))
             else:

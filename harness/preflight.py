@@ -212,9 +212,8 @@ def _provenance(dataset: Dataset) -> dict[str, str]:
 
 # Runtime settings that only act on a kind of layer: --bn-statistics float64 computes training-mode BatchNorm in
 # float64, --dropout-rng framework draws dropout masks from each framework's generator.
-# --cudnn-autotune picks convolutions' algorithms: a network without one (mlp) computes alike either way. Not
-# --channels-last: it lays out the input batch too, a copy a network without convolutions still pays for (the speed
-# matrix times it on mlp).
+# --cudnn-autotune picks convolutions' algorithms, --channels-last lays out convolutions' weights and inputs: a
+# network without one (mlp) computes alike either way (on 1-channel images even its batches' strides are the same).
 class _TrainedBatchNorm:
     """The kind --bn-statistics, --bn-variance and --bn-decay need: a BatchNorm layer in training mode (a frozen one
     normalises with its running statistics and never updates them, whatever these settings say)."""
@@ -226,6 +225,7 @@ _RUNTIME_LAYER_SETTINGS: dict[str, type] = {
     "bn_statistics": _TrainedBatchNorm,
     "dropout_rng": Dropout,
     "cudnn_autotune": Conv2D,
+    "channels_last": Conv2D,
 }
 _LAYER_OF: dict[str, type] = {
     **LAYER_SETTINGS,

@@ -212,6 +212,12 @@ def test_cudnn_autotuning_on_networks_without_a_convolution_is_refused():
         preflight([mlp], None, download=False)
     preflight([mlp], None, download=False, resumed=True)
     preflight([mlp, replace(mlp, model="convnet3")], None, download=False)
+    # channels_last lays out convolutions: on mlp (1-channel digits) even the batches' strides were the same, and the
+    # speed matrix timed the default's program twice as two modes
+    flat = replace(SCRATCH, model="mlp", runtime=RuntimeOptions(channels_last=True))
+    with pytest.raises(InputError, match=r"Received: channels_last=True on mlp, which has no convolution \(pick a"):
+        preflight([flat], None, download=False)
+    preflight([flat, replace(flat, model="convnet3")], None, download=False)
 
 
 @pytest.mark.parametrize(
