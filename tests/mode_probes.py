@@ -283,10 +283,15 @@ def mode_in_effect(
                 first.weight.dim() == 4 and first.weight.is_contiguous(memory_format=torch.channels_last)
             ),
         }
+    calls = []  # the epoch's calls of the split's step: one per batch, or one in all for the compiled epoch loop
+    if runtime.tf_mode != "fit":
+        split_step = backend._split_step("train")
+        backend._split_steps["train"] = lambda *args: calls.append(args) or split_step(*args)
     backend.train_epoch("train", batches, lrs, first_step=0)
-    step = backend._split_steps.get("train")
+    step = split_step if calls else None
     layer = next(layer for layer in backend.model.layers if layer.__class__.__name__ in ("Dense", "Conv2D"))
     return {
+        "calls_per_epoch": len(calls) if calls else None,
         "traced": hasattr(step, "get_concrete_function") if step is not None else None,
         "xla": getattr(step, "_jit_compile", None) if step is not None else None,
         "fit_xla": backend._fit.model.jit_compile if backend._fit is not None else None,

@@ -226,11 +226,49 @@ IN_EFFECT = {
         "conv_output_channels_last": [False],
         "kernel_channels_last": False,
     },
-    ("tensorflow", "default"): {"traced": True, "xla": False, "fit_xla": None, "compute_dtype": "float32"},
-    ("tensorflow", "xla"): {"traced": True, "xla": True, "fit_xla": None, "compute_dtype": "float32"},
-    ("tensorflow", "eager"): {"traced": False, "xla": None, "fit_xla": None, "compute_dtype": "float32"},
-    ("tensorflow", "fit-xla"): {"traced": None, "xla": None, "fit_xla": True, "compute_dtype": "float32"},
-    ("tensorflow", "bf16"): {"traced": True, "xla": False, "fit_xla": None, "compute_dtype": "bfloat16"},
+    # calls_per_epoch: the split's step called once per batch (3), or once for the epoch by the compiled epoch loop
+    ("tensorflow", "default"): {
+        "calls_per_epoch": 3,
+        "traced": True,
+        "xla": False,
+        "fit_xla": None,
+        "compute_dtype": "float32",
+    },
+    ("tensorflow", "xla"): {
+        "calls_per_epoch": 3,
+        "traced": True,
+        "xla": True,
+        "fit_xla": None,
+        "compute_dtype": "float32",
+    },
+    ("tensorflow", "eager"): {
+        "calls_per_epoch": 3,
+        "traced": False,
+        "xla": None,
+        "fit_xla": None,
+        "compute_dtype": "float32",
+    },
+    ("tensorflow", "fit-xla"): {
+        "calls_per_epoch": None,
+        "traced": None,
+        "xla": None,
+        "fit_xla": True,
+        "compute_dtype": "float32",
+    },
+    ("tensorflow", "bf16"): {
+        "calls_per_epoch": 3,
+        "traced": True,
+        "xla": False,
+        "fit_xla": None,
+        "compute_dtype": "bfloat16",
+    },
+    ("tensorflow", "epoch-loop"): {  # its tf.function sits behind a call taking the step count: read by the calls
+        "calls_per_epoch": 1,
+        "traced": False,
+        "xla": None,
+        "fit_xla": None,
+        "compute_dtype": "float32",
+    },
 }
 _IN_EFFECT_RUNTIMES = {
     "default": BASE,
@@ -240,6 +278,7 @@ _IN_EFFECT_RUNTIMES = {
     "xla": dataclasses.replace(BASE, jit_compile=True),
     "eager": dataclasses.replace(BASE, tf_mode="eager"),
     "fit-xla": dataclasses.replace(BASE, tf_mode="fit", jit_compile=True),
+    "epoch-loop": dataclasses.replace(BASE, epoch_loop="compiled"),
 }
 
 
