@@ -295,7 +295,7 @@ def test_cifar10_not_found_names_the_python_pickle_version_it_saw_and_will_not_r
     for seen in (tmp_path / "cifar10" / "cifar-10-batches-py", tmp_path / "cifar-10-python.tar.gz"):
         expected = f"Found {seen}: the python (pickle) version of CIFAR-10 (torchvision's download), which xfbench "
         assert expected + "never unpickles" in message
-    assert "get the binary version beside it. Fix: Get the binary version, cifar-10-binary.tar.gz" in message
+    assert "get the binary version beside it. To fix, get the binary version, cifar-10-binary.tar.gz" in message
 
 
 def test_an_xfbench_data_that_is_no_folder_exits_2_as_a_data_dir_does(tmp_path, monkeypatch, capsys):

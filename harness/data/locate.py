@@ -403,9 +403,8 @@ def _not_found_message(
     for name, why in files.unread_forms:
         for seen in (d / name for d in dict.fromkeys(dirs) if (d / name).exists()):
             lines.append(f"Found {seen}: {why}")
-    lines.append(
-        f"To fix, get them: {files.how_to_get} Or point --data-dir / $XFBENCH_DATA at a directory holding them."
-    )
+    how = files.how_to_get[:1].lower() + files.how_to_get[1:]  # "On Debian: ...", "Get the binary version, ..."
+    lines.append(f"To fix, {how} Or point --data-dir / $XFBENCH_DATA at a directory holding them.")
     if not download and files.download_base:  # --no-download, a resume, a trial or the pytest plugin
         lines.append(
             f"Or, online, any run on them without --no-download downloads them into {user_cache_dir() / files.name} "
