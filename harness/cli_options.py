@@ -991,14 +991,25 @@ def _expected_received(message: str) -> str:
     if choice := _INVALID_CHOICE.fullmatch(message):
         flag, value = choice["flag"].partition("/")[0], choice["value"]
         choices = [c.strip().strip("'") for c in choice["choices"].split(",")]
-        close = closest_text(value.strip("'"), choices, flag)
-        return f"Expected {flag} to be one of {choices}. Received: {value}. To fix, {close}pick one of those"
+        option = flag.startswith("-")  # else a positional: its metavar (COMMAND), or argparse's {save,list}
+        shown = flag if option or not flag.startswith("{") else "the command"
+        close = closest_text(value.strip("'"), choices, flag if option else "")
+        return f"Expected {shown} to be one of {choices}. Received: {value}. To fix, {close}pick one of those"
     if bad := _BAD_VALUE.fullmatch(message):
         flag = bad["flag"].partition("/")[0]
-        received, _, advice = bad["value"].partition(". ")  # a type's own advice after what it received
+        received, advice = _received_and_advice(bad["value"])
         fix = advice[:1].lower() + advice[1:] if advice else f"give {flag} such a value"
         return f"Expected {flag}: {bad['expected']}. Received: {received}. To fix, {fix}"
     return message
+
+
+def _received_and_advice(text: str) -> tuple[str, str]:
+    """A type's "received X. Give ..." split into X and its advice: at the first sentence's end outside the quoted
+    value (--hidden '300. 100' holds a full stop of its own)."""
+    for end in re.finditer(r"\. (?=[A-Z])", text):
+        if text[: end.start()].count("'") % 2 == 0:
+            return text[: end.start()], text[end.end() :]
+    return text, ""
 
 
 def _parser_of(parser: argparse.ArgumentParser, words: list[str]) -> argparse.ArgumentParser:

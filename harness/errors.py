@@ -22,6 +22,8 @@ class MissingInputFile(InputError, FileNotFoundError):
 
 def closest_text(value: object, valid: Sequence[str], flag: str) -> str:
     """The start of a fix for a mistyped name: "did you mean --model cnn_small? Otherwise " for the closest of
-    ``valid`` (two where they tie closely: --init glorot is glorot_normal or glorot_uniform), "" for none close."""
+    ``valid`` (two where they tie closely: --init glorot is glorot_normal or glorot_uniform), "" for none close;
+    ``flag`` "" for a positional argument."""
     close = difflib.get_close_matches(str(value), [str(v) for v in valid], n=2, cutoff=0.6)
-    return f"did you mean {' or '.join(f'{flag} {name}' for name in close)}? Otherwise " if close else ""
+    named = [f"{flag} {name}" if flag else repr(name) for name in close]  # a positional's value by itself
+    return f"did you mean {' or '.join(named)}? Otherwise " if close else ""

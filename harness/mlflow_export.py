@@ -13,6 +13,7 @@ import contextlib
 import hashlib
 import json
 import math
+import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -303,7 +304,8 @@ def _experiment(client: Any, name: str, uri: str, artifact_location: str | None)
             f"{existing.experiment_id}). Restore it (`mlflow experiments restore --experiment-id "
             f"{existing.experiment_id}`, with MLFLOW_TRACKING_URI={uri}) or pass another --experiment."
         )
-    if existing and artifact_location and existing.artifact_location != artifact_location:
+    artifact_location = _artifact_uri(artifact_location) if artifact_location else None
+    if existing and artifact_location and _artifact_uri(existing.artifact_location) != artifact_location:
         raise InputError(
             f"Expected --artifact-location to be the artifact location of the existing MLflow experiment {name!r} "
             f"(MLflow fixes it when the experiment is made). Received: --artifact-location {artifact_location}, "
@@ -324,6 +326,21 @@ def _experiment(client: Any, name: str, uri: str, artifact_location: str | None)
             "or a folder every reader mounts: file:///shared/mlartifacts)."
         )
     return str(client.create_experiment(name, artifact_location=location))
+
+
+def _artifact_uri(location: str) -> str:
+    """``location`` as a URI (an absolute folder as file:///...), so that one location given twice reads the same as
+    MLflow stores it; a relative folder is refused (MLflow resolved it against the working directory, the ./mlruns
+    problem the option is for)."""
+    if len(urllib.parse.urlsplit(location).scheme) > 1:  # s3://, file://, mlflow-artifacts:, not C:\
+        return location.rstrip("/")
+    if not Path(location).is_absolute():
+        raise InputError(
+            f"Expected --artifact-location as a URI (s3://BUCKET/PATH, file:///shared/mlartifacts) or an absolute "
+            f"folder. Received: {location!r}, relative to this machine's working directory ({Path.cwd()}), where no "
+            "other machine reads it. To fix, give the URI or absolute folder every reader of the store can reach."
+        )
+    return Path(location).as_uri()
 
 
 def _write_errors() -> tuple[type[Exception], ...]:

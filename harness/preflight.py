@@ -433,9 +433,9 @@ def _check_fits(
         never = _plateau_never_reduces(trial) if plateau else ""
         if never:
             raise InputError(never)
+        _check_piecewise_reached(trial, data)
+        _check_onecycle_peaks(trial, data)
     _check_one_sample_batchnorm(trial, spec, len(data.y_train))
-    _check_piecewise_reached(trial, data)
-    _check_onecycle_peaks(trial, data)
     if memory_bytes is not None:
         _check_memory(trial, spec, memory_bytes, data)
 

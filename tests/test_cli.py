@@ -771,6 +771,10 @@ BAD_INPUTS = {
         [*MLP_RUN, "--hidden", ""],
         "Expected --hidden: comma-separated layer sizes >= 1",
     ),
+    # a full stop inside the value was read as the end of it, the rest as the fix
+    "hidden layer sizes with a full stop": ([*MLP_RUN, "--hidden", "300. 100"], "Received: '300. 100'. To fix, give"),
+    # the suggestion named the placeholder: "did you mean COMMAND run?"
+    "a mistyped command": (["rnu"], "Received: 'rnu'. To fix, did you mean 'run'? Otherwise pick one of those."),
     "compare at a significance level above 1": (
         ["compare", "finished-run", "finished-run", "--alpha", "2"],
         "Expected --alpha: a probability between 0 and 1 such as 0.01. Received: 2.0.",

@@ -459,7 +459,7 @@ def test_the_reports_history_decides_regressions_with_the_thresholds_compare_is_
         assert main(compare) == 0 and (f"{'2' if regressed else '0'} regression(s)" in capsys.readouterr().out)
     with pytest.raises(SystemExit) as refused:  # compare's option types: a usage error before any work
         main(["report", str(tmp_path), "-o", str(tmp_path / "x.html"), "--alpha", "1.5"])
-    assert refused.value.code == 2 and "argument --alpha" in capsys.readouterr().err
+    assert refused.value.code == 2 and "Expected --alpha: a probability" in capsys.readouterr().err
 
 
 @needs_matplotlib
@@ -579,6 +579,15 @@ def test_a_new_experiment_keeps_its_files_where_artifact_location_says_and_a_dat
     # an existing experiment keeps the location it was made with
     assert main(["export", str(run_dir), "--mlflow", uri, "--artifact-location", (tmp_path / "x").as_uri()]) == 2
     assert f"where it keeps {files}. To fix, drop --artifact-location" in capsys.readouterr().err
+    # the same location given as a folder reads as the URI MLflow keeps; a relative one is refused (it resolved
+    # against the working directory, the ./mlruns problem the option is for)
+    folder = str(tmp_path / "shared" / "artifacts")
+    assert (
+        main(["export", str(run_dir), "--mlflow", uri, "--artifact-location", folder, "--experiment", "xfbench"]) == 0
+    )
+    assert "is already in" in capsys.readouterr().out
+    assert main(["export", str(run_dir), "--mlflow", uri, "--artifact-location", "artifacts"]) == 2
+    assert "Received: 'artifacts', relative to this machine's working directory" in capsys.readouterr().err
     assert [database_server(u) for u in ("postgresql+psycopg2://h/db", "mysql://h/db", uri, "http://h:5000")] == [
         True,
         True,

@@ -13,6 +13,7 @@ from harness.data.tasks import TaskSpec
 from harness.errors import InputError
 from harness.input_pipeline import InputConfig
 from harness.planner import Selection, plan_run, selected_trials
+from harness.schedules import ScheduleConfig
 from harness.search import parse_space, validate_space
 from harness.strategy_options import check_strategy_options
 from harness.suites import SUITES
@@ -215,6 +216,7 @@ def test_cudnn_autotuning_on_networks_without_a_convolution_is_refused():
     # channels_last lays out convolutions: on mlp (1-channel digits) even the batches' strides were the same, and the
     # speed matrix timed the default's program twice as two modes
     flat = replace(SCRATCH, model="mlp", runtime=RuntimeOptions(channels_last=True))
+    preflight([flat], None, download=False, resumed=True)  # a recorded run resumes as it ran
     with pytest.raises(InputError, match=r"Received: channels_last=True on mlp, which has no convolution \(pick a"):
         preflight([flat], None, download=False)
     preflight([flat, replace(flat, model="convnet3")], None, download=False)
@@ -352,3 +354,13 @@ def test_tf32_on_a_gpu_run_in_float64_is_refused_as_changing_nothing():
     with pytest.raises(InputError, match=re.escape("Received: --tf32 on with --precision float64 on every trial")):
         _check_gpu_settings([float64])
     _check_gpu_settings([float64, replace(SCRATCH, seed=1, runtime=gpu)])  # one trial computes TF32: it applies
+
+
+def test_a_1cycle_too_short_to_peak_is_refused_but_a_recorded_run_of_one_resumes_as_it_ran():
+    """2 steps of 1cycle never climb past a tenth of --lr; a run recorded before the rule still resumes."""
+    from harness.preflight import preflight
+
+    short = replace(SCRATCH, model="mlp", batch_size=1257, schedule=ScheduleConfig("onecycle"))
+    with pytest.raises(InputError, match=r"Expected at least 3 training steps in each 1cycle"):
+        preflight([short], None, download=False)
+    preflight([short], None, download=False, resumed=True)
