@@ -177,6 +177,22 @@ def test_a_backbone_trained_in_one_framework_fine_tunes_in_the_other(workers, ca
     assert rows[-1]["test_acc"] > 0.5  # five classes: chance is 0.2
 
 
+def test_a_search_sample_scores_no_test_split_and_makes_no_mc_dropout_passes(workers):
+    """A search picks by validation: a sample's test accuracy (and its MC-dropout passes over the test split) sat in
+    its rows, its progress line and MLflow beside the pick, and its passes cost time the search never used."""
+    trial = TrialConfig(
+        strategy="scratch", model="mlp", dataset="digits", backend="torch", seed=0, epochs=1, mc_dropout_passes=3,
+        model_options=ModelOptions(hidden=(16,), dropout=0.2),
+    )  # fmt: skip
+    measured = {}
+    for sample in (None, 0):
+        rows, _ = workers["torch"](probes.run_strategy, dataclasses.replace(trial, sample=sample).to_dict())
+        last = rows[-1]
+        measured[sample] = [last["val_acc"], *(last.get(k, math.nan) for k in ("test_acc", "mc_test_acc"))]
+    assert all(0 < value <= 1 for value in measured[None]), measured
+    assert measured[0][0] == measured[None][0] and all(math.isnan(v) for v in measured[0][1:]), measured
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_deep_features_with_scikit_learn_heads_reach_their_floor(workers, cache, backend):
     """This backbone (cnn_small, 8 epochs of momentum SGD on all of digits, seed 0) measured 0.9556 (rbf_svc),
