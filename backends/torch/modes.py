@@ -5,6 +5,7 @@ wrapped around the module that holds the parameters."""
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import cast
@@ -44,6 +45,9 @@ def prepare_model(module: torch.nn.Module, runtime: RuntimeOptions, device: torc
     return cast(torch.nn.Module, torch.compile(model)) if runtime.torch_compile else model
 
 
+INDUCTOR_FOLDER_PREFIX = "xfbench-inductor-"
+
+
 def compile_afresh(device: torch.device) -> Path:
     """Before a --torch-compile trial: pay what torch.compile pays once per process (inductor's lazy imports, the
     first backward graph's set-up) on a tiny throwaway module, then drop every in-process cache of compiled code.
@@ -54,7 +58,10 @@ def compile_afresh(device: torch.device) -> Path:
     kernels) go to a folder of the trial's own, returned for the caller to remove: in the shared one under the
     system's temp folder, every seed after a run's first loaded the first's kernels (cnn_small on digits: a warm-up
     of 18 s, then 0.5 s and 1.0 s), where XLA compiles in every trial (docs/scheduling.md)."""
-    own = Path(tempfile.mkdtemp(prefix="xfbench-inductor-"))
+    earlier = Path(os.environ.get("TORCHINDUCTOR_CACHE_DIR", ""))
+    if earlier.name.startswith(INDUCTOR_FOLDER_PREFIX):  # this process's last compiled trial's, done: its backend may
+        shutil.rmtree(earlier, ignore_errors=True)  # live on in a reference cycle until a worker's exit skips it
+    own = Path(tempfile.mkdtemp(prefix=INDUCTOR_FOLDER_PREFIX))
     # read by inductor (and, under it, Triton) each time it looks for a cache: the process's, set per trial
     os.environ["TORCHINDUCTOR_CACHE_DIR"], os.environ["TRITON_CACHE_DIR"] = str(own), str(own / "triton")
     probe = torch.nn.Linear(2, 2).to(device)
