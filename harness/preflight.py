@@ -440,12 +440,17 @@ def _check_fits(
         _check_memory(trial, spec, memory_bytes, data)
 
 
+def _schedule_phases(trial: TrialConfig, data: Dataset) -> tuple[int, tuple[tuple[str, int], ...]]:
+    """The steps of an epoch (a short last batch is a step too) and the phases (name, epochs), each of which runs
+    the schedule from its step 0 (transfer's frozen, then unfrozen)."""
+    return steps_per_epoch(len(data.y_train), trial.batch_size), training_phases(trial)
+
+
 def _check_piecewise_reached(trial: TrialConfig, data: Dataset) -> None:
     """Every piecewise boundary within the trial's steps: a rate that starts past the last step is never used, yet
     the rows would record it among the schedule's values."""
     schedule = trial.schedule
-    batches = steps_per_epoch(len(data.y_train), trial.batch_size)  # a short last batch is a step too
-    phases = training_phases(trial)  # each runs the schedule from its step 0 (transfer's frozen, then unfrozen)
+    batches, phases = _schedule_phases(trial, data)
     steps = max(epochs for _, epochs in phases) * batches
     if schedule.name != "piecewise" or not schedule.boundaries or schedule.boundaries[-1] < steps:
         return
@@ -471,8 +476,7 @@ def _check_onecycle_peaks(trial: TrialConfig, data: Dataset) -> None:
     tenth of --lr) before it anneals, yet the rows record 1cycle peaking at --lr."""
     if trial.schedule.name != "onecycle":
         return
-    batches = steps_per_epoch(len(data.y_train), trial.batch_size)
-    phases = [(name, epochs) for name, epochs in training_phases(trial) if epochs > 0]  # each runs a cycle anew
+    batches, phases = _schedule_phases(trial, data)
     name, shortest = min(phases, key=lambda phase: phase[1])
     steps = shortest * batches
     if steps >= ONECYCLE_MIN_STEPS:

@@ -437,9 +437,10 @@ def _check_point(
     (an eps searched with optimizer=choice:adam,rmsprop fails on a momentum base), which no sample has: such a failure
     counts only where the searched options' values make it too, and the message names what fails in every such
     sample, or else a whole point that fails."""
-    if failure({**(fixed or {}), **point}) is None:
+    given = {**(fixed or {}), **point}
+    if failure(given) is None:
         return
-    wholes = _completions({**(fixed or {}), **point}, axes)
+    wholes = _completions(given, axes)
     failures = [(whole, why) for whole in wholes if (why := failure(whole)) is not None]
     if not failures:
         return
