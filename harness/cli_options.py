@@ -90,10 +90,14 @@ def gpu_share(text: str) -> float:
     if value > 1:
         raise argparse.ArgumentTypeError(
             f"expected 0 or a share of one GPU up to 1 (a trial trains on one GPU: neither backend spreads it over "
-            f"several, so more would sit idle, reserved); received {value:g}: give 1"
+            f"several, so more would sit idle, reserved), received {value:g}. Give 1, or a share such as 0.5 to fit "
+            f"several trials on one GPU"
         )
     if 0 < value < RAY_GPU_UNIT:
-        raise argparse.ArgumentTypeError(f"expected 0 or a share of at least {RAY_GPU_UNIT:g} GPU; received {value:g}")
+        raise argparse.ArgumentTypeError(
+            f"expected 0 or a share of at least {RAY_GPU_UNIT:g} GPU (Ray's smallest unit), received {value:g}. "
+            f"Give 0 to train on the CPU, or at least {RAY_GPU_UNIT:g}"
+        )
     return value
 
 

@@ -92,12 +92,17 @@ BAD_INPUTS = {
     # before, Ray refused it once Tune had started: a traceback, and a run recorded as interrupted
     "a GPU count Ray cannot schedule": (
         [*MLP_RUN, "--gpus-per-trial", "1.5"],
-        "expected 0 or a share of one GPU up to 1 (a trial trains on one GPU: neither backend spreads it over "
-        "several, so more would sit idle, reserved); received 1.5: give 1",
+        "Expected --gpus-per-trial: 0 or a share of one GPU up to 1 (a trial trains on one GPU: neither backend "
+        "spreads it over several, so more would sit idle, reserved). Received: 1.5. To fix, give 1, or a share such "
+        "as 0.5 to fit several trials on one GPU.",
     ),
     # before, a trial reserved two GPUs and trained on the first, the other idle and unavailable to other trials
-    "GPUs a trial would not use": ([*MLP_RUN, "--gpus-per-trial", "2"], "received 2: give 1"),
-    "a GPU share below Ray's unit": ([*MLP_RUN, "--gpus-per-trial", "0.00001"], "a share of at least 0.0001 GPU"),
+    "GPUs a trial would not use": ([*MLP_RUN, "--gpus-per-trial", "2"], "Received: 2. To fix, give 1"),
+    "a GPU share below Ray's unit": (
+        [*MLP_RUN, "--gpus-per-trial", "0.00001"],
+        "Expected --gpus-per-trial: 0 or a share of at least 0.0001 GPU (Ray's smallest unit). Received: 1e-05. "
+        "To fix, give 0 to train on the CPU, or at least 0.0001.",
+    ),
     "a suite sized for GPUs without --gpus-per-trial": (
         ["run", "--suite", "s1_alexnet_gpu"],
         "Expected --gpus-per-trial (1, or a fraction of a GPU) for s1_alexnet_gpu, sized for GPUs: each trial takes "
