@@ -293,6 +293,7 @@ def test_batchnorm_placement_trains_and_evaluates_alike_running_statistics_inclu
     w_t, w_f = results["torch"][0], results["tensorflow"][0]
     batches = epoch_batches(len(digits.y_train), 32, 0, 1)[:STEPS]
     args = (spec, weights, OptimizerConfig("momentum", lr=0.01), digits.x_train, digits.y_train, batches, None, None)
+    args += (RegularizationConfig(), None)
     # kernels, gamma, beta and both running statistics
     assert_parameters_agree(request, args, {"torch": w_t, "tensorflow": w_f}, TOLERANCE)
     # In eval mode, from the same trained weights (running statistics included), the logits agree.
