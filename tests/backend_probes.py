@@ -6,10 +6,12 @@ every backend; the pytest process itself never imports a framework.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from harness.backend import StepStats, load_backend
-from harness.config import OptimizerConfig, RegularizationConfig, RuntimeOptions
+from harness.config import OptimizerConfig, RegularizationConfig, RuntimeOptions, TrialConfig
 from harness.data.registry import Dataset
 from harness.spec import ModelSpec
 from harness.weights import NeutralWeights
@@ -298,3 +300,20 @@ def dtype_policy_after_a_bf16_build(name: str, spec: ModelSpec, weights: Neutral
     backend = _backend(name, spec, weights, runtime=RuntimeOptions(precision="mixed_bfloat16"))
     layer_policies = {layer.dtype_policy.name for layer in backend.model.layers if layer.weights}
     return keras.config.dtype_policy().name, ",".join(sorted(layer_policies))
+
+
+def shipped_trial_hashes(name: str, config: TrialConfig, dataset: Dataset) -> tuple[str, int]:
+    """A ``name`` trial run with the driver's own ``dataset`` shipped to it (harness.trial.run_trial): its status,
+    and how many times it hashed a dataset's content (the driver checked the shipped copy; only a node's own files
+    can differ)."""
+    from harness.data import registry
+    from harness.trial import RunInfo, run_trial
+
+    hashed = []
+    fingerprint = registry.data_fingerprint
+    registry.data_fingerprint = lambda data: hashed.append(data) or ""
+    try:
+        status = run_trial(dataclasses.replace(config, backend=name), RunInfo("r", "c"), lambda row: None, dataset)
+    finally:
+        registry.data_fingerprint = fingerprint
+    return status, len(hashed)
