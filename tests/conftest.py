@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import multiprocessing
+import sys
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any
@@ -115,6 +116,20 @@ def _one_thread(name: str) -> None:
 
         tf.config.threading.set_intra_op_parallelism_threads(1)
         tf.config.threading.set_inter_op_parallelism_threads(1)
+
+
+FRAMEWORKS = ("torch", "tensorflow", "keras")
+
+
+@pytest.fixture(autouse=True)
+def no_framework_in_the_test_process(request: pytest.FixtureRequest) -> Iterator[None]:
+    """One framework per process holds in the tests too: a test imports torch or TensorFlow only in a worker
+    (BackendWorker, a Ray trial, a fresh process). One test once trained a torch trial in the pytest process, which
+    from then on was a torch process for every later test, with torch's threads and RNG, in an order -k decides."""
+    before = {name for name in FRAMEWORKS if name in sys.modules}
+    yield
+    imported = sorted(name for name in FRAMEWORKS if name in sys.modules and name not in before)
+    assert not imported, f"{request.node.nodeid} imported {imported} into the pytest process: run it in a worker"
 
 
 @pytest.fixture(scope="session")

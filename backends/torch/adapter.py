@@ -88,7 +88,8 @@ class TorchBackend:
         self.frozen_bn: list[torch.nn.Module] = []
 
     def framework_version(self) -> str:
-        return torch.__version__
+        # a plain str: torch's TorchVersion, pickled into a row, made whatever process unpickled it import torch
+        return str(torch.__version__)
 
     def device_name(self) -> str:
         if self.device.type == "cuda":
