@@ -143,10 +143,19 @@ class CaseHandle:
         finals = final_rows(self.rows()).dropna(subset=["val_acc"])
         return float(finals["val_acc"].mean()) if len(finals) else math.nan
 
+    def mean_backbone_accuracy(self) -> float:
+        """The test accuracy its backbone reached on the source task, averaged over the case's trials (one value per
+        trial, on each of its rows); NaN where no row holds one (pretrained weights, no backbone)."""
+        rows = self.rows()
+        if "backbone_test_acc" not in rows:
+            return math.nan
+        per_trial = rows.dropna(subset=["backbone_test_acc"]).groupby("trial_id")["backbone_test_acc"].first()
+        return float(per_trial.mean()) if len(per_trial) else math.nan
+
     def check_bar(self) -> float:
         """Fail unless every trial of this case finished ok with a test accuracy, the means are at least the case's
-        bars (test and/or final validation accuracy), and every seed agrees with the other backends' within the
-        case's ``max_backend_gap``."""
+        bars (test and/or final validation accuracy, the backbone's source test accuracy), and every seed agrees
+        with the other backends' within the case's ``max_backend_gap``."""
         where = f"[{self.backend}] {self.case.case_id}"
         outcome = self.state.outcome
         if outcome.status != "finished":
@@ -175,16 +184,18 @@ class CaseHandle:
                 f"{where}: measured nothing: no ok row with a test accuracy for {', '.join(unmeasured)}", pytrace=False
             )
         self.check_agreement()
-        measured = self.mean_test_accuracy()
+        measured, c = self.mean_test_accuracy(), self.case
         bars = (
-            ("test accuracy", measured, self.case.min_test_acc),
-            ("validation accuracy", self.mean_final_validation_accuracy(), self.case.min_val_acc),
+            ("test accuracy", measured, c.min_test_acc),
+            ("validation accuracy", self.mean_final_validation_accuracy(), c.min_val_acc),
+            ("its backbone's test accuracy on the source task", self.mean_backbone_accuracy(), c.min_backbone_acc),
         )
         for what, value, bar in bars:
             if bar is not None and not value >= bar:
                 source = f" ({self.case.bar_source})" if self.case.bar_source else ""
+                said = f"{what} {value:.4f} is below the bar" if value == value else f"no row holds {what} for the bar"
                 pytest.fail(
-                    f"[{self.backend}] {self.case.case_id}: {what} {value:.4f} is below the bar {bar:.4f}{source}; "
+                    f"[{self.backend}] {self.case.case_id}: {said} {bar:.4f}{source}; "
                     f"mean over {rows['trial_id'].nunique()} seed(s)",
                     pytrace=False,
                 )

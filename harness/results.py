@@ -120,6 +120,12 @@ SCHEMA: tuple[tuple[str, str, str], ...] = (
     ),
     ("weights_sha256", "string", "sha256 of that weights file (what the converted checkpoint is keyed by)"),
     (
+        "backbone_test_acc",
+        "float64",
+        "test accuracy on its source task of the backbone xfbench trained for this trial (its pretrain trial's, kept "
+        "in the shared checkpoint); empty for pretrained weights and trials without a backbone",
+    ),
+    (
         "status",
         "string",
         "ok | failed | diverged | skipped (not started: its backbone's pretrain trial did not end ok; the row's "

@@ -58,6 +58,10 @@ class SuiteCase:
     # A bar on the mean validation accuracy after the last epoch instead (or as well): what the notebooks' bars
     # measure ("val > 43 %"), on the dataset's validation split (CIFAR-10: the last 1,000 training images).
     min_val_acc: float | None = None
+    # A bar on the mean test accuracy that the case's backbone reached on its source task (the rows'
+    # backbone_test_acc): a head's bar cannot tell trained features from untrained ones where random features already
+    # score well (a LinearSVC on an untrained cnn_small's digits features: 0.96).
+    min_backbone_acc: float | None = None
     bar_source: str = ""
     # How far apart the backends' test accuracies may be on any one seed (the pytest plugin checks it). 0: exact
     # agreement, which identical weights, batches and dropout masks give; a case where exactness is impossible by
@@ -69,14 +73,14 @@ class SuiteCase:
     only_backends: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        for name in ("min_test_acc", "min_val_acc", "max_backend_gap"):
+        for name in ("min_test_acc", "min_val_acc", "min_backbone_acc", "max_backend_gap"):
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Real)):
                 raise InputError(
                     f"Expected {name} to be a number (an accuracy, such as 0.9). Received: {name}={value!r}, a "
                     f"{type(value).__name__}. Write it without quotes."
                 )
-        for name in ("min_test_acc", "min_val_acc"):
+        for name in ("min_test_acc", "min_val_acc", "min_backbone_acc"):
             bar = getattr(self, name)
             if bar is not None and not 0 <= bar <= 1:
                 raise InputError(f"Expected 0 <= {name} <= 1 (an accuracy). Received: {name}={bar}.")
@@ -533,6 +537,26 @@ def _with_measured_floors(
     return tuple(out)
 
 
+def _with_backbone_floors(
+    cases: tuple[SuiteCase, ...], measured: dict[tuple[str, str, str], tuple[float, float]], margin_pp: int
+) -> tuple[SuiteCase, ...]:
+    """Each case that starts from a backbone xfbench trains with a floor ``margin_pp`` below the lowest source test
+    accuracy its backbone reached (SuiteCase.min_backbone_acc), by (strategy, model, variant); a backbone case without a
+    measurement is a mistake in the catalogue, refused when it loads."""
+    out = []
+    for case in cases:
+        if case.strategy == "scratch":
+            out.append(case)
+            continue
+        key = (case.strategy, case.model, case.variant)
+        if key not in measured:
+            raise KeyError(f"Expected a backbone measurement for every case. Received none for {key}.")
+        floor, source = _floor_below_measured(*measured[key], margin_pp=margin_pp)
+        said = "; ".join(filter(None, (case.bar_source, f"its backbone's: {source}")))
+        out.append(replace(case, min_backbone_acc=floor, bar_source=said))
+    return tuple(out)
+
+
 def _technique_cases(dataset: str, epochs: int, smoke: bool = False, floors: bool = False) -> tuple[SuiteCase, ...]:
     """S5: one case per option setting; each is a variant of a small model so the sweep stays cheap. ``floors``: the
     bars measured for the digits sweeps, 5 epochs or the smoke tier's 2 (the others assert that every trial
@@ -676,6 +700,24 @@ _TRANSFER_MEASURED: dict[tuple[str, str, str], tuple[float, float]] = {
     ("scratch", "mlp", "B_scratch"): (1.0, 1.0),
     ("transfer", "mlp", "B_on_A"): (0.9863, 1.0),
 }
+# The source test accuracy of each case's backbone (its rows' backbone_test_acc), lowest and highest over seeds 0-2:
+# `xfbench run --suite transfer --backend torch --seeds 3` and the same for transfer_smoke (torch trains every
+# backbone, both backends' cases share it; AMD EPYC, 2026-12-06, docs/measurements.md). Untrained: 0.11-0.13.
+_DIGIT_FEATURES = ("linear_svc", "random_forest", "rbf_svc", "logistic_regression", "linear_svc@act2")
+_TRANSFER_BACKBONES_MEASURED: dict[tuple[str, str, str], tuple[float, float]] = {
+    **{(s, "cnn_small", "5-9to0-4"): (0.9468, 0.9574) for s in ("feature_extraction", "fine_tune", "freeze_early")},
+    ("transfer", "cnn_small", "5-9to0-4"): (0.9255, 0.9362),
+    ("transfer", "cnn_small", "0-4to5-9"): (0.9477, 0.9593),
+    **{("deep_features", "cnn_small", head): (0.9194, 0.9528) for head in _DIGIT_FEATURES},
+    ("deep_features", "convnet3", "random_forest@flatten"): (0.9444, 0.9611),
+    ("transfer", "mlp", "B_on_A"): (0.8746, 0.8955),
+}
+_TRANSFER_SMOKE_BACKBONES_MEASURED: dict[tuple[str, str, str], tuple[float, float]] = {
+    **{(s, "cnn_small", "5-9to0-4"): (0.8351, 0.9043) for s in ("feature_extraction", "fine_tune", "freeze_early")},
+    ("transfer", "cnn_small", "5-9to0-4"): (0.7926, 0.8723),
+    ("deep_features", "cnn_small", "linear_svc"): (0.8722, 0.9222),
+    ("transfer", "mlp", "B_on_A"): (0.3484, 0.5610),  # 2 epochs at lr 1e-3 on 8 classes (chance 0.125)
+}
 
 
 def _deep_feature_cases(
@@ -774,41 +816,50 @@ _CATALOGUE.update(
             Suite(
                 "transfer_smoke",
                 "S2-S4 on digits, few epochs (CI)",
-                _reuse_cases(
-                    "digits",
-                    2,
-                    2,
-                    {"feature_extraction": 0.55, "fine_tune": 0.65, "freeze_early": 0.8},
-                    _SMOKE_FLOOR,
-                )
-                + _split_transfer_cases("digits", 2, 2, {"5-9to0-4": 0.59}, _SMOKE_FLOOR)
-                + tuple(
-                    replace(case, max_backend_gap=_SMOKE_DEEP_FEATURES_GAP)
-                    for case in _deep_feature_cases(
+                _with_backbone_floors(
+                    _reuse_cases(
                         "digits",
-                        4,
-                        ("linear_svc",),
-                        0.8,
-                        "smoke floor: measured 0.961-0.969 over 3 seeds (docs/measurements.md)",
+                        2,
+                        2,
+                        {"feature_extraction": 0.55, "fine_tune": 0.65, "freeze_early": 0.8},
+                        _SMOKE_FLOOR,
                     )
-                )
-                # No floor: over 3 seeds B_on_A 0.575-0.973 and B_scratch 0.466-0.863 (both backends alike; 2 epochs at
-                # lr 1e-3: the seed decides, not the code; untrained, 0.45-0.51), so these check that S4b runs and
-                # that the backends agree; the transfer suite's A -> B holds the bars (docs/measurements.md)
-                + ab_cases("digits", epochs=2, frozen_epochs=1),
+                    + _split_transfer_cases("digits", 2, 2, {"5-9to0-4": 0.59}, _SMOKE_FLOOR)
+                    + tuple(
+                        replace(case, max_backend_gap=_SMOKE_DEEP_FEATURES_GAP)
+                        for case in _deep_feature_cases(
+                            "digits",
+                            4,
+                            ("linear_svc",),
+                            0.8,
+                            "smoke floor: measured 0.961-0.969 over 3 seeds (docs/measurements.md)",
+                        )
+                    )
+                    # No floor: over 3 seeds B_on_A 0.575-0.973 and B_scratch 0.466-0.863 (both backends alike; 2
+                    # epochs at lr 1e-3: the seed decides, not the code; untrained, 0.45-0.51), so these check that
+                    # S4b runs and that the backends agree; the transfer suite's A -> B holds the bars
+                    # (docs/measurements.md)
+                    + ab_cases("digits", epochs=2, frozen_epochs=1),
+                    _TRANSFER_SMOKE_BACKBONES_MEASURED,
+                    margin_pp=10,
+                ),
             ),
             Suite(
                 "transfer",
                 "S2-S4 on digits: class-split transfer both ways, new heads, deep features with every head, A -> B",
-                _with_measured_floors(
-                    _reuse_cases("digits", 5, 5, dict.fromkeys(("feature_extraction", "fine_tune", "freeze_early")), "")
-                    + _split_transfer_cases("digits", 5, 5, {"5-9to0-4": None, "0-4to5-9": None}, "")
-                    + _deep_feature_cases(
-                        "digits", 8, ("linear_svc", "random_forest", "rbf_svc", "logistic_regression"), None, ""
-                    )
-                    + (_flatten_feature_case("digits", 5, None, ""), _conv_feature_case("digits", 8))
-                    + ab_cases("digits"),
-                    _TRANSFER_MEASURED,
+                _with_backbone_floors(
+                    _with_measured_floors(
+                        _reuse_cases(
+                            "digits", 5, 5, dict.fromkeys(("feature_extraction", "fine_tune", "freeze_early")), ""
+                        )
+                        + _split_transfer_cases("digits", 5, 5, {"5-9to0-4": None, "0-4to5-9": None}, "")
+                        + _deep_feature_cases("digits", 8, _DIGIT_FEATURES[:4], None, "")
+                        + (_flatten_feature_case("digits", 5, None, ""), _conv_feature_case("digits", 8))
+                        + ab_cases("digits"),
+                        _TRANSFER_MEASURED,
+                    ),
+                    _TRANSFER_BACKBONES_MEASURED,
+                    margin_pp=5,
                 ),
             ),
             Suite(
@@ -1007,6 +1058,9 @@ class TransferTier:
     # (model, layer): S2's "features taken from other (convolutional) layers", a convolutional stage's output
     # averaged over its height and width, fed to the lesson's head (LinearSVC), for each backbone named here
     feature_layers: tuple[tuple[str, str], ...] = ()
+    # A floor on the source test accuracy of the backbones xfbench pretrains (SuiteCase.min_backbone_acc), and where
+    # it comes from; None: no such bar
+    backbone_bar: tuple[float, str] | None = None
 
 
 def _imagenet_transfer_cases(tier: TransferTier) -> tuple[SuiteCase, ...]:
@@ -1026,6 +1080,9 @@ def _imagenet_transfer_cases(tier: TransferTier) -> tuple[SuiteCase, ...]:
             task=tier.target,
             bar_source=tier.bar_source,
         )
+        if tier.backbone_bar and not weights:
+            floor, source = tier.backbone_bar
+            common.update(min_backbone_acc=floor, bar_source=f"{tier.bar_source}; its backbone's: {source}")
         bars = dict(tier.strategy_bars)
         frozen_groups = dict(tier.freeze_early)
         for strategy in tier.strategies + (("freeze_early",) if model in frozen_groups else ()):
@@ -1167,6 +1224,8 @@ _CATALOGUE.update(
                         bar=0.25,
                         bar_source=_TRANSFER_SMOKE_FLOOR,
                         strategy_bars=(("fine_tune", 0.45), ("deep_features", 0.75)),
+                        # measured as the transfer suites' backbones (_TRANSFER_BACKBONES_MEASURED)
+                        backbone_bar=_floor_below_measured(0.8777, 0.9043, margin_pp=10),
                     )
                 )
                 + _imagenet_transfer_cases(
@@ -1183,6 +1242,7 @@ _CATALOGUE.update(
                         strategies=("feature_extraction",),
                         bar=0.25,
                         bar_source=_TRANSFER_SMOKE_FLOOR,
+                        backbone_bar=_floor_below_measured(0.8989, 0.9255, margin_pp=10),
                     )
                 ),
             ),

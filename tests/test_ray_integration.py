@@ -119,6 +119,10 @@ def test_backbones_are_trained_once_in_a_pretrain_stage_and_shared_by_both_backe
     assert len(hashes) == 1 and set(targets["backend"]) == {"torch", "tensorflow"}
     assert (tmp_path / "_cache" / "backbones" / f"{hashes.pop()}.npz").is_file()
     assert set(frame["status"]) == {"ok"}
+    # every target row records the source accuracy its backbone reached (the pretrain trial's, from the checkpoint)
+    (source_accuracy,) = pretrain["test_acc"].dropna()
+    assert 0.5 < source_accuracy <= 1 and (targets["backbone_test_acc"] == source_accuracy).all()
+    assert pretrain["backbone_test_acc"].isna().all()
     recorded = json.loads((outcome.run_dir / "run.json").read_text())
     assert recorded["pretrain_trials"][0]["strategy"] == "pretrain"
     # called without preflight's provenance, execute reads the data itself: its trials are keyed all the same

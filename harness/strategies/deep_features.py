@@ -26,7 +26,7 @@ from harness.checkpoints import save_npz_atomically
 from harness.config import RuntimeOptions
 from harness.data.registry import Dataset, data_fingerprint
 from harness.model_cost import forward_macs_to
-from harness.strategies.reuse import start_from_backbone, weights_columns
+from harness.strategies.reuse import backbone_columns, start_from_backbone
 from harness.training import EpochRecord
 
 if TYPE_CHECKING:
@@ -217,7 +217,7 @@ def run(ctx: StrategyContext) -> str:
                 "trainable_params": 0,
                 "frozen_params": trainable + frozen,
                 "details_json": json.dumps(details, sort_keys=True),
-                **weights_columns(details),
+                **backbone_columns(details),
             },
         )
     )

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -29,6 +30,7 @@ from harness.training import EpochRecord, PhasePlan, prepare_data, train_phase
 from harness.weights import NeutralWeights, initial_weights
 
 if TYPE_CHECKING:
+    from harness.backend import Backend
     from harness.strategies import StrategyContext
 
 HeadChoice = Literal["new", "fit", "as_trained"]
@@ -43,12 +45,14 @@ def run_pretrain(ctx: StrategyContext) -> str:
     data, spec = start_from_scratch(ctx)
     recipe = recipe_for(cfg)
     details = {"backbone": recipe.key, "backbone_recipe": recipe.describe()}
+    source: dict[str, float] = {}  # the backbone's test accuracy on its source task, which its checkpoint keeps
+
+    def measure(backend: Backend) -> dict[str, float]:
+        source["test_acc"] = backend.evaluate("test", cfg.eval_batch_size).accuracy
+        return dict(source)
+
     status = train_phase(
-        ctx.backend,
-        len(data.y_train),
-        _plan(ctx, "source", cfg.epochs),
-        _with_details(ctx, details),
-        final_metrics=lambda b: {"test_acc": b.evaluate("test", cfg.eval_batch_size).accuracy},
+        ctx.backend, len(data.y_train), _plan(ctx, "source", cfg.epochs), _with_details(ctx, details), measure
     )
     if status == "ok":
         save_checkpoint(
@@ -61,6 +65,7 @@ def run_pretrain(ctx: StrategyContext) -> str:
                 "trained_by": cfg.backend,
                 "framework_version": ctx.backend.framework_version(),
                 "source_task": cfg.task.label if cfg.task else "all",
+                "source_test_acc": source["test_acc"],
             },
         )
     return status
@@ -120,7 +125,7 @@ def _with_details(ctx: StrategyContext, details: dict[str, Any]):
                     "trainable_params": trainable,
                     "frozen_params": frozen,
                     "details_json": json.dumps(details, sort_keys=True),
-                    **weights_columns(details),
+                    **backbone_columns(details),
                 },
             )
         )
@@ -128,9 +133,14 @@ def _with_details(ctx: StrategyContext, details: dict[str, Any]):
     return sink
 
 
-def weights_columns(details: dict[str, Any]) -> dict[str, str]:
-    """The rows' ``weights`` / ``weights_sha256``: which pretrained weights the backbone came from ("" if none)."""
-    return {"weights": details.get("weights", ""), "weights_sha256": details.get("weights_sha256", "")}
+def backbone_columns(details: dict[str, Any]) -> dict[str, str | float]:
+    """The rows' ``weights`` / ``weights_sha256``: which pretrained weights the backbone came from ("" if none);
+    ``backbone_test_acc``: the test accuracy on its source task of a backbone xfbench trained (NaN otherwise)."""
+    return {
+        "weights": details.get("weights", ""),
+        "weights_sha256": details.get("weights_sha256", ""),
+        "backbone_test_acc": details.get("backbone_test_acc", math.nan),
+    }
 
 
 def _pretrained_backbone(ctx: StrategyContext, data_shape: tuple[int, ...]):
@@ -169,6 +179,8 @@ def start_from_backbone(ctx: StrategyContext, head: HeadChoice):
     }
     if uses_pretrained(cfg):
         details.update(weights=meta["weights"], weights_sha256=meta["sha256"])
+    else:
+        details.update(backbone_test_acc=meta["source_test_acc"])
     return data, spec, details
 
 
