@@ -44,7 +44,8 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
 def isolated_data_paths(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """Every data search path of the session in empty temporary directories: $XFBENCH_DATA, the user cache
     ($XDG_CACHE_HOME/xfbench, so ~/.cache/xfbench is never read), the system root ($XFBENCH_SYSTEM_DATA
-    instead of /usr/share/datasets) and Keras' home ($KERAS_HOME, whose keras.json Keras reads), so files on the
+    instead of /usr/share/datasets), Keras' home ($KERAS_HOME, whose keras.json Keras reads) and matplotlib's
+    configuration ($MPLCONFIGDIR, $MATPLOTLIBRC), so files on the
     machine cannot change what a test sees. Session-scoped and in
     os.environ, so it holds before module fixtures run and reaches subprocesses, pytester sessions and Ray workers.
     A test that needs the machine's system data asks for ``system_datasets``."""
@@ -54,8 +55,12 @@ def isolated_data_paths(tmp_path_factory: pytest.TempPathFactory) -> Iterator[No
         "XDG_CACHE_HOME": root / "cache",
         "XFBENCH_SYSTEM_DATA": root / "system",
         "KERAS_HOME": root / "keras",  # not the machine's ~/.keras/keras.json (backends/tensorflow/framework.py)
+        # matplotlib's config folder and rc file: a ~/.config/matplotlib/matplotlibrc with text.usetex failed the
+        # report tests on a machine without LaTeX (both point at a folder without a matplotlibrc)
+        "MPLCONFIGDIR": root / "matplotlib",
+        "MATPLOTLIBRC": root / "matplotlib",
     }
-    for path in paths.values():
+    for path in set(paths.values()):
         path.mkdir()
     with pytest.MonkeyPatch.context() as patch:
         for name, path in paths.items():
