@@ -7,6 +7,7 @@ matplotlib is an optional extra (``pip install 'xfbench[report]'``) imported ins
 
 from __future__ import annotations
 
+import contextlib
 import math
 import textwrap
 from collections.abc import Collection, Iterator, Mapping, Sequence
@@ -44,17 +45,40 @@ class Plot:
     figure: Any  # a matplotlib Figure
 
 
+# What the report's plots change from matplotlib's defaults: SVG text as text, SVG ids the same from run to run, and
+# text.parse_math off: a case or model name holding `$` is a label, not mathtext (`$^$` raised and failed the whole
+# report, `$a_1$` drew a subscript).
+HOUSE_STYLE: dict[str, Any] = {
+    "svg.fonttype": "none",
+    "svg.hashsalt": "xfbench",
+    "figure.dpi": 100,
+    "text.parse_math": False,
+}
+
+
+@contextlib.contextmanager
+def house_style() -> Iterator[None]:
+    """Inside: matplotlib's own defaults with HOUSE_STYLE, whatever the user's matplotlibrc or the process's
+    rcParams say; after: the process's rcParams as they were. A report's plots are drawn and saved inside
+    (report_html.write_report): a matplotlibrc with text.usetex failed the report where LaTeX is missing, and the
+    settings, once made for the whole process, changed the user's own plots in a process that wrote a report (the
+    pytest plugin's)."""
+    _pyplot()  # matplotlib on Agg, or the InputError that says how to install it
+    import matplotlib
+
+    with matplotlib.rc_context():
+        matplotlib.rcdefaults()
+        params: Any = matplotlib.rcParams  # typed by its literal keys, which a dict of str keys does not match
+        params.update(HOUSE_STYLE)
+        yield
+
+
 def _pyplot() -> Any:
     """matplotlib's pyplot, drawing off screen (Agg, chosen before pyplot is imported)."""
     try:
         import matplotlib
 
         matplotlib.use("Agg")
-        # text.parse_math off: a case or model name holding `$` is a label, not mathtext (`$^$` raised and failed the
-        # whole report, `$a_1$` drew a subscript)
-        matplotlib.rcParams.update(
-            {"svg.fonttype": "none", "svg.hashsalt": "xfbench", "figure.dpi": 100, "text.parse_math": False}
-        )
         import matplotlib.pyplot as plt
     except ImportError as exc:
         # bad input to `xfbench report`: one line and exit 2, not a traceback; a run's own report.html stays a

@@ -502,31 +502,35 @@ def build_report(
             f"{ran}. Pass one of those, or leave --reference out (the run's own: "
             f"{newest.info.get('reference', REFERENCE_BACKEND)})."
         )
-    sections = [_left_out_note(loaded, runs)] if len(runs) < len(loaded) else []
-    drawn: list[Iterable[Any]] = []
-    if len(runs) > 1:
-        text, figures = _history_section(runs, metric, thresholds)
+    with plots.house_style():  # matplotlib's defaults and xfbench's settings; the process's own left alone
+        sections = [_left_out_note(loaded, runs)] if len(runs) < len(loaded) else []
+        drawn: list[Iterable[Any]] = []
+        if len(runs) > 1:
+            text, figures = _history_section(runs, metric, thresholds)
+            sections.append(text)
+            drawn.append(figures)
+        text, run_figures = _run_section(newest, reference or _recorded_reference(newest))
         sections.append(text)
-        drawn.append(figures)
-    text, run_figures = _run_section(newest, reference or _recorded_reference(newest))
-    sections.append(text)
-    drawn.append(run_figures)
-    plot_dir = out.parent / f"{out.stem}_plots"
-    rendered: list[str] = []
-    names: list[str] = []
-    for index, plot in enumerate(itertools.chain.from_iterable(drawn)):  # drawn, saved and closed one by one
-        plot = _unclaimed_name(plot, names)
-        names.append(plot.name)
-        svg = _inline_svg(plots.save(plot, plot_dir), f"fig{index}")
-        caption = f"{html.escape(plot.title)} <span class='note'>({plot.name}.png, {plot.name}.svg)</span>"
-        rendered.append(f'<figure id="plot-{html.escape(plot.name)}"><figcaption>{caption}</figcaption>{svg}</figure>')
-    _forget_earlier_plots(plot_dir, names)
-    body = "\n".join([*sections, "<h2>Plots</h2>", *rendered, "<p class='note'>page size: PAGE_SIZE</p>"])
-    page = _page(f"xfbench report: {newest.run_id}" + (f" and {len(runs) - 1} earlier" if len(runs) > 1 else ""), body)
-    # the page's last PAGE_SIZE is the note's: a run's command or error text above may hold the word too
-    before, _, after = page.rpartition("PAGE_SIZE")
-    size = f"{len(page.encode()) / 1024:,.0f} KiB, self-contained (no script, nothing fetched)"
-    page = before + size + after
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(page)
-    return Report(out, out.stat().st_size, tuple(names), plot_dir)
+        drawn.append(run_figures)
+        plot_dir = out.parent / f"{out.stem}_plots"
+        rendered: list[str] = []
+        names: list[str] = []
+        for index, plot in enumerate(itertools.chain.from_iterable(drawn)):  # drawn, saved and closed one by one
+            plot = _unclaimed_name(plot, names)
+            names.append(plot.name)
+            svg = _inline_svg(plots.save(plot, plot_dir), f"fig{index}")
+            caption = f"{html.escape(plot.title)} <span class='note'>({plot.name}.png, {plot.name}.svg)</span>"
+            rendered.append(
+                f'<figure id="plot-{html.escape(plot.name)}"><figcaption>{caption}</figcaption>{svg}</figure>'
+            )
+        _forget_earlier_plots(plot_dir, names)
+        body = "\n".join([*sections, "<h2>Plots</h2>", *rendered, "<p class='note'>page size: PAGE_SIZE</p>"])
+        earlier = f" and {len(runs) - 1} earlier" if len(runs) > 1 else ""
+        page = _page(f"xfbench report: {newest.run_id}{earlier}", body)
+        # the page's last PAGE_SIZE is the note's: a run's command or error text above may hold the word too
+        before, _, after = page.rpartition("PAGE_SIZE")
+        size = f"{len(page.encode()) / 1024:,.0f} KiB, self-contained (no script, nothing fetched)"
+        page = before + size + after
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(page)
+        return Report(out, out.stat().st_size, tuple(names), plot_dir)

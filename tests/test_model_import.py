@@ -458,8 +458,8 @@ def test_a_users_keras_model_runs_on_digits_with_both_backends_agreeing(tmp_path
 def _assert_every_epoch_agrees(rows, seeds: int, epochs: int) -> None:
     """A user's model converted for both backends computes the same thing: under --precision float64 each seed's
     losses agree epoch by epoch to 1e-9 of their size (the frameworks' rounding there is near 1e-15; float32 parts
-    this BatchNorm net's validation loss by 5.6e-4 after two epochs, so equal test accuracy was all it could hold,
-    and that cannot see a difference that flips no prediction among 360 test images)."""
+    the torch module's BatchNorm net's validation loss by 5.6e-4 after two epochs, so equal test accuracy was all it
+    could hold, and that cannot see a difference that flips no prediction among 360 test images)."""
     trained = rows[rows["phase"] == "train"]
     for column in ("train_loss", "val_loss"):
         losses = trained.pivot_table(index=["seed", "epoch"], columns="backend", values=column, aggfunc="first")

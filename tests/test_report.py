@@ -15,6 +15,7 @@ import math
 import re
 import shutil
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +41,18 @@ from harness.summary import summarize
 
 EPOCHS, SEEDS, MODELS = 4, 3, ("mlp", "convnet3")
 needs_matplotlib = pytest.mark.skipif(importlib.util.find_spec("matplotlib") is None, reason="needs xfbench[report]")
+
+
+@pytest.fixture(autouse=True)
+def report_style() -> Iterator[None]:
+    """The tests that call a plot function themselves draw in the report's style, as build_report draws them."""
+    if importlib.util.find_spec("matplotlib") is None:
+        yield
+        return
+    from harness.plots import house_style
+
+    with house_style():
+        yield
 
 
 def _trial_rows(run_id: str, backend: str, model: str, seed: int, epoch_time_s: float, noise: int) -> list[dict]:
@@ -354,6 +367,22 @@ def test_the_report_of_a_run_is_one_offline_page_with_its_plots(tmp_path):
     for name in report.plots:
         assert (report.plot_dir / f"{name}.png").stat().st_size > 1000
         assert (report.plot_dir / f"{name}.svg").read_text().lstrip().startswith("<?xml")
+
+
+@needs_matplotlib
+def test_the_report_draws_in_its_own_style_and_leaves_the_processs_settings_as_they_were(tmp_path):
+    """A matplotlibrc with text.usetex failed the report where LaTeX is missing, and the report's settings, made for
+    the whole process, stayed: a user's own plots in a process that wrote a report (the pytest plugin's) changed."""
+    import matplotlib
+
+    run_dir = _write_run(tmp_path, "run-a", "2026-01-01", torch_slowdown=1.5)
+    with matplotlib.rc_context({"text.usetex": True, "lines.linewidth": 7.0, "text.parse_math": True}):
+        report = build_report([run_dir], run_dir / "report.html")
+        assert matplotlib.rcParams["text.usetex"] and matplotlib.rcParams["lines.linewidth"] == 7.0
+        assert matplotlib.rcParams["text.parse_math"]
+    assert "curves-scratch-mlp-digits" in report.plots
+    curves = (report.plot_dir / "curves-scratch-mlp-digits.svg").read_text()
+    assert "stroke-width: 1.5" in curves and "stroke-width: 7" not in curves  # matplotlib's default line width
 
 
 @needs_matplotlib

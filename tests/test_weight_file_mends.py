@@ -176,12 +176,15 @@ def test_a_spec_file_edited_into_another_network_is_refused_not_served_the_old_c
         ({"activation": "elu"}, "layer 'act1' (Activation) has kind='relu' in the file, kind='elu' in --model's"),
     ],
 )
-def test_an_npz_of_another_network_with_the_same_tensors_is_refused_naming_layer_and_field(tmp_path, options, found):
+def test_an_npz_of_another_network_with_the_same_tensors_is_refused_naming_layer_and_field(
+    runner, tmp_path, options, found
+):
     """The review's case: a ReLU cnn_small's .npz loaded with --activation tanh: only the tensors' shapes were
-    compared, not the spec the file holds. Another dropout rate is the trial's choice, not another network."""
+    compared, not the spec the file holds. Another dropout rate is the trial's choice, not another network (taken:
+    converted in the workers, as the conversion imports a framework)."""
     npz = _cnn_small_npz(tmp_path)
     prepare_weights(
-        _trial("cnn_small", npz, model_options=ModelOptions(dropout=0.9)), (8, 8, 1), tmp_path / "d", (), _here()
+        _trial("cnn_small", npz, model_options=ModelOptions(dropout=0.9)), (8, 8, 1), tmp_path / "d", (), runner
     )
     trial = _trial("cnn_small", npz, model_options=ModelOptions(**options))
     with pytest.raises(BadWeightsError) as error:

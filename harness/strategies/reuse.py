@@ -180,7 +180,7 @@ def start_from_backbone(ctx: StrategyContext, head: HeadChoice):
     if uses_pretrained(cfg):
         details.update(weights=meta["weights"], weights_sha256=meta["sha256"])
     else:
-        details.update(backbone_test_acc=meta["source_test_acc"])
+        details.update(backbone_test_acc=meta.get("source_test_acc", math.nan))  # a hand-made checkpoint: unknown
     return data, spec, details
 
 
