@@ -17,6 +17,7 @@ from types import MappingProxyType
 from typing import Any
 
 from harness.augment import AugmentConfig
+from harness.backbone import NEEDS_BACKBONE
 from harness.backend import BACKENDS, backend_capabilities, runtime_option_needs
 from harness.config import (
     OptimizerConfig,
@@ -89,7 +90,19 @@ class SuiteCase:
                 f"Expected 0 <= max_backend_gap <= 1 (a test accuracy difference). "
                 f"Received: max_backend_gap={self.max_backend_gap}."
             )
+        if self.min_backbone_acc is not None and not self._trains_its_backbone():
+            raise InputError(  # before, it failed only after the run, its rows holding no backbone accuracy
+                f"Expected min_backbone_acc only on a case that starts from a backbone xfbench trains (strategy "
+                f"{', '.join(NEEDS_BACKBONE)}, without pretrained weights). Received: min_backbone_acc="
+                f"{self.min_backbone_acc} on the {self.strategy} case {self.model}-{self.dataset}. To fix, drop it "
+                "and bar the case's own accuracy (min_test_acc)."
+            )
         self._check_names()
+
+    def _trains_its_backbone(self) -> bool:
+        """The case starts from a backbone a pretrain trial trains (harness.backbone.needs_trained_backbone)."""
+        pretrained = self.transfer.pretrained or self.transfer.weights_file
+        return self.strategy in NEEDS_BACKBONE and not pretrained
 
     def _check_names(self) -> None:
         """The variant is part of the trial's id, which names its Ray trial folder and results file: a `/` reached

@@ -521,23 +521,29 @@ def test_a_backbone_bar_holds_the_source_accuracy_the_rows_record_and_fails_wher
     )
     pytester.makeconftest(recorded)
     args = ("-p", "no:cacheprovider", "-p", "no:benchmark")
-    pytester.makepyfile(test_suite=TWO_SEED_SUITE.format(gap=", min_backbone_acc=0.5625"))
+    fine_tune = TWO_SEED_SUITE.replace('SuiteCase("scratch"', 'SuiteCase("fine_tune"')
+    pytester.makepyfile(test_suite=fine_tune.format(gap=", min_backbone_acc=0.5625"))
     pytester.runpytest_subprocess(*args).assert_outcomes(passed=2)
-    pytester.makepyfile(test_suite=TWO_SEED_SUITE.format(gap=", min_backbone_acc=0.5626"))
+    pytester.makepyfile(test_suite=fine_tune.format(gap=", min_backbone_acc=0.5626"))
     below = pytester.runpytest_subprocess(*args)
     below.assert_outcomes(failed=2)
     below.stdout.fnmatch_lines(
         [
-            "*[[]torch[]] scratch-mlp-digits: its backbone's test accuracy on the source task 0.5625 is below the bar "
-            "0.5626; mean over 2 seed(s)*"
+            "*[[]torch[]] fine_tune-mlp-digits: its backbone's test accuracy on the source task 0.5625 is below the "
+            "bar 0.5626; mean over 2 seed(s)*"
         ]
     )
     pytester.makeconftest(_recorded_conftest(both))  # rows without a backbone's accuracy: said, not passed
     unmeasured = pytester.runpytest_subprocess(*args)
     unmeasured.assert_outcomes(failed=2)
     unmeasured.stdout.fnmatch_lines(
-        ["*scratch-mlp-digits: no row holds its backbone's test accuracy on the source task for the bar 0.5626*"]
+        ["*fine_tune-mlp-digits: no row holds its backbone's test accuracy on the source task for the bar 0.5626*"]
     )
+    # a case that trains no backbone is refused with the bar, before any run
+    pytester.makepyfile(test_suite=TWO_SEED_SUITE.format(gap=", min_backbone_acc=0.5"))
+    refused = pytester.runpytest_subprocess(*args)
+    assert refused.ret != pytest.ExitCode.OK
+    refused.stdout.fnmatch_lines(["*Expected min_backbone_acc only on a case that starts from a backbone xfbench*"])
 
 
 def test_the_clis_scheduling_options_reach_the_sessions_run(pytester):
