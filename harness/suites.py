@@ -552,6 +552,11 @@ def _with_measured_floors(
     return tuple(out)
 
 
+def _with_backbone_source(bar_source: str, backbone_source: str) -> str:
+    """A case's bar_source with where its backbone floor comes from added (the case's own may be empty)."""
+    return "; ".join(filter(None, (bar_source, f"its backbone's: {backbone_source}")))
+
+
 def _with_backbone_floors(
     cases: tuple[SuiteCase, ...], measured: dict[tuple[str, str, str], tuple[float, float]], margin_pp: int
 ) -> tuple[SuiteCase, ...]:
@@ -570,7 +575,7 @@ def _with_backbone_floors(
                 "(docs/measurements.md, 'The backbones' own bars') and add it to the suite's table."
             )
         floor, source = _floor_below_measured(*measured[key], margin_pp, _BACKBONES_MEASURED)
-        said = "; ".join(filter(None, (case.bar_source, f"its backbone's: {source}")))
+        said = _with_backbone_source(case.bar_source, source)
         out.append(replace(case, min_backbone_acc=floor, bar_source=said))
     return tuple(out)
 
@@ -1091,7 +1096,7 @@ def _tier_case_fields(tier: TransferTier, width: float, size: int, trained_here:
     )
     if tier.backbone_bar and trained_here:
         floor, source = tier.backbone_bar
-        said = "; ".join(filter(None, (tier.bar_source, f"its backbone's: {source}")))
+        said = _with_backbone_source(tier.bar_source, source)
         fields.update(min_backbone_acc=floor, bar_source=said)
     return fields
 
