@@ -145,7 +145,8 @@ class CaseHandle:
 
     def mean_backbone_accuracy(self) -> float:
         """The test accuracy its backbone reached on the source task, averaged over the case's trials (one value per
-        trial, on each of its rows); NaN where no row holds one (pretrained weights, no backbone)."""
+        trial, on each of its rows); NaN where no row holds one (a backbone from a checkpoint that recorded none: a
+        case that trains no backbone is refused its bar when it is built)."""
         rows = self.rows()
         if "backbone_test_acc" not in rows:
             return math.nan

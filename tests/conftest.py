@@ -126,6 +126,18 @@ def _one_thread(name: str) -> None:
 FRAMEWORKS = ("torch", "tensorflow", "keras")
 
 
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """The check below sees what a test imports while it runs, not what a module imported as it was collected: a
+    test module that imports torch at its top makes the pytest process a torch process before the first test."""
+    imported = sorted(name for name in FRAMEWORKS if name in sys.modules)
+    if imported:
+        raise pytest.UsageError(
+            f"Expected no framework in the pytest process after collection. Received: {imported} imported while "
+            "collecting. To fix, import it inside the probe a worker runs (tests/backend_probes.py), not at a test "
+            "module's top."
+        )
+
+
 @pytest.fixture(autouse=True)
 def no_framework_in_the_test_process(request: pytest.FixtureRequest) -> Iterator[None]:
     """One framework per process holds in the tests too: a test imports torch or TensorFlow only in a worker
