@@ -967,7 +967,7 @@ _CATALOGUE.update(
             Suite(
                 "zoo_smoke",
                 "a narrow residual (resnet20), depthwise (mobilenet_v2) and dense-connect (densenet121) "
-                "network on digits, 4 epochs (CI)",
+                "network on digits, 4 epochs, in float64, where the backends agree per seed (CI)",
                 # resnet20 at width 0.5: at 0.25 (4-channel stage 1) on digits, torch 2.14.1's oneDNN convolution
                 # backward corrupts the heap (free(): invalid size; docs/zoo.md); with torch.backends.mkldnn off it
                 # runs.
