@@ -157,7 +157,7 @@ def _start(args: argparse.Namespace) -> int:
     from harness.reporting import run_progress
     from harness.runner import execute
 
-    created = missing_folders(Path(args.results_dir).expanduser().resolve())
+    created = _folders_a_run_creates(Path(args.results_dir).expanduser().resolve())
     try:
         p = _prepare(args)
         outcome = execute(
@@ -174,9 +174,18 @@ def _start(args: argparse.Namespace) -> int:
             html_report=args.html_report,
         )
     except BaseException:  # refused before anything was written (no node offers the GPUs): no empty folders left
-        remove_if_left_empty(created)
+        for folder in created:
+            remove_if_left_empty(folder)
         raise
     return _finish(outcome, args)
+
+
+def _folders_a_run_creates(results_dir: Path) -> list[Path | None]:
+    """What a run may create before it writes a file (:func:`missing_folders` of each): the folder of an imported
+    model's conversion and of a weight file's, which a refused name or file left behind empty in a results folder
+    already in use, and the results folder itself."""
+    cache = results_dir / "_cache"
+    return [missing_folders(folder) for folder in (cache / "imports", cache / "pretrained", results_dir)]
 
 
 def _resume_settings(args: argparse.Namespace) -> Any:

@@ -656,13 +656,14 @@ def _check_data_dir(config: pytest.Config) -> None:
 
 
 def _session_checks(config: pytest.Config, trials: list[TrialConfig]) -> Any:
-    """The CLI's checks of what the whole session's run needs, before any case: the results folder, the baseline,
-    the number of trials and the execution options (cluster, CPUs); --data-dir was checked before them
-    (:func:`_check_data_dir`). The checked ExecutionOptions."""
-    from harness.baselines import expected_machine_key, resolve
+    """The CLI's checks of what the whole session's run needs, before any case: the results folder, the baseline
+    (there, and its table readable with rows where the session's machine says which one it is), the number of trials
+    and the execution options (cluster, CPUs); --data-dir was checked before them (:func:`_check_data_dir`). The
+    checked ExecutionOptions."""
+    from harness.baselines import expected_machine_key, is_baseline_dir, resolve
     from harness.plan import ExecutionOptions
     from harness.preflight import check_execution
-    from harness.user_files import writable_results_dir
+    from harness.user_files import read_run_rows, writable_results_dir
 
     results_dir = writable_results_dir(_results_dir(config))
     if config.getoption("xfbench_baseline"):  # named before the run, not after it
@@ -672,7 +673,9 @@ def _session_checks(config: pytest.Config, trials: list[TrialConfig]) -> Any:
             config.getoption("xfbench_ray_address"),
         )
         # which baseline of the name fits: decided here when the session's key is known, after the run otherwise
-        resolve(config.getoption("xfbench_baseline"), results_dir, key, choose=key is not None)
+        found = resolve(config.getoption("xfbench_baseline"), results_dir, key, choose=key is not None)
+        if key is not None or not is_baseline_dir(found, results_dir):  # the run the gate will read: its table too
+            read_run_rows(found)  # a damaged or empty one was refused only after the session had trained
     check_trial_count(len(trials), "the session's suites")  # each was counted alone at collection
     options = ExecutionOptions(
         cpus_per_trial=config.getoption("xfbench_cpus"),

@@ -168,6 +168,32 @@ def load(run_dir: Path) -> LoadedRunDir:
     return LoadedRunDir(run_dir, read_run_table(run_dir), _info(run_dir))
 
 
+def _load_runs(paths: list[Path]) -> tuple[list[LoadedRunDir], list[tuple[str, str]]]:
+    """The runs ``paths`` name, oldest first, and (run id, why) for each one found by listing a folder whose files
+    cannot be read: left out and said, as ``xfbench history`` does (one damaged run stopped the whole report, saying
+    "pick another run" to a user who had named a folder). A run named itself, or a folder of none readable, is
+    refused."""
+    from harness.baselines import is_run_dir
+
+    named = {path.resolve() for path in paths if is_run_dir(path)}
+    loaded: list[LoadedRunDir] = []
+    unreadable: list[tuple[str, str]] = []
+    for run_dir in run_dirs(paths):
+        try:
+            loaded.append(load(run_dir))
+        except InputError as exc:
+            if run_dir in named:
+                raise
+            unreadable.append((run_dir.name, str(exc)))
+    if not loaded:
+        said = "; ".join(f"{run}: {why}" for run, why in unreadable)
+        raise InputError(
+            f"Expected at least one readable run in {', '.join(map(str, paths))}. Received: {len(unreadable)} run(s), "
+            f"none readable ({said}). To fix, run again, or pass the folder that holds the runs you mean."
+        )
+    return loaded, unreadable
+
+
 def _check_history_options(given: Sequence[str], runs: list[LoadedRunDir], loaded: int) -> None:
     if given and len(runs) == 1:  # refused, as other options that change nothing are
         alone = f" (the only one with rows of the {loaded} runs given)" if loaded > 1 else ""
@@ -178,16 +204,24 @@ def _check_history_options(given: Sequence[str], runs: list[LoadedRunDir], loade
         )
 
 
-def _left_out_note(loaded: list[LoadedRunDir], drawn: list[LoadedRunDir]) -> str:
-    """The runs left out of the report for want of rows, said where ``xfbench history`` lists them too."""
+def _left_out_note(loaded: list[LoadedRunDir], drawn: list[LoadedRunDir], unreadable: list[tuple[str, str]]) -> str:
+    """The runs left out of the report, for want of rows or of readable files, said where ``xfbench history``
+    lists them too."""
     shown = {id(run) for run in drawn}  # by identity: a run's frame has no truth value to compare by
     left_out = [
         f"{run.run_id} ({run.info.get('status', 'no status recorded')})" for run in loaded if id(run) not in shown
     ]
-    return (
-        f"<p class='note'>Left out, no trial finished: {html.escape(', '.join(left_out))} "
-        "(<code>xfbench history</code> lists them; <code>xfbench resume</code> goes on with an interrupted one).</p>"
-    )
+    notes = []
+    if left_out:
+        notes.append(
+            f"<p class='note'>Left out, no trial finished: {html.escape(', '.join(left_out))} (<code>xfbench "
+            "history</code> lists them; <code>xfbench run --resume RUN_ID</code>, a search's <code>xfbench tune "
+            "--resume RUN_ID</code>, goes on with an interrupted one).</p>"
+        )
+    if unreadable:
+        said = "; ".join(f"{run}: {why}" for run, why in unreadable)
+        notes.append(f"<p class='note'>Left out, unreadable: {html.escape(said)}</p>")
+    return "\n".join(notes)
 
 
 def _prose_html(text: str) -> str:
@@ -489,7 +523,7 @@ def build_report(
     rows, which makes no history."""
     from harness import plots
 
-    loaded = [load(r) for r in run_dirs(paths)]
+    loaded, unreadable = _load_runs(paths)
     # A run that finished no trial has nothing to draw: left out (and said), unless it is all there is.
     runs = [run for run in loaded if not run.frame.empty] or [loaded[-1]]
     _check_history_options(history_options, runs, len(loaded))
@@ -503,7 +537,7 @@ def build_report(
             f"{newest.info.get('reference', REFERENCE_BACKEND)})."
         )
     with plots.house_style():  # matplotlib's defaults and xfbench's settings; the process's own left alone
-        sections = [_left_out_note(loaded, runs)] if len(runs) < len(loaded) else []
+        sections = [_left_out_note(loaded, runs, unreadable)] if len(runs) < len(loaded) or unreadable else []
         drawn: list[Iterable[Any]] = []
         if len(runs) > 1:
             text, figures = _history_section(runs, metric, thresholds)

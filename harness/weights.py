@@ -215,7 +215,8 @@ def check_weights(spec: ModelSpec, weights: NeutralWeights) -> None:
         raise InputError(
             f"Expected neutral weights matching model {spec.name!r}. Received: missing={missing}, "
             f"unexpected={extra}, wrong shapes={[(k, received[k], expected[k]) for k in wrong]}. "
-            "Generate them with harness.weights.initial_weights(spec, ...) for this exact spec."
+            "To fix, use weights saved for this very network (a checkpoint xfbench wrote for it), or draw new ones "
+            "with harness.weights.initial_weights(spec, ...)."
         )
 
 

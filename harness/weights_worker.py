@@ -165,8 +165,8 @@ def _read_checkpoint(path: Path) -> tuple[Any, dict[str, np.ndarray]]:
         try:
             spec, weights, _ = load_checkpoint(path)
             return spec, weights
-        except InputError as exc:
-            raise BadWeightsError(str(exc)) from None
+        except InputError as exc:  # its stored spec or weights refused: said as this file's, which the user named
+            found = f"an .npz of xfbench's form whose contents it refuses ({str(exc).rstrip('.')})"
         except (ValueError, KeyError, OSError, EOFError, zipfile.BadZipFile) as exc:
             if isinstance(exc, KeyError):
                 found = f"an .npz archive without xfbench's entries ({exc.args[0] if exc.args else exc})"
@@ -175,9 +175,9 @@ def _read_checkpoint(path: Path) -> tuple[Any, dict[str, np.ndarray]]:
             else:
                 found = f"{type(exc).__name__}: {str(exc)[:200]}"
     raise BadWeightsError(
-        f"Expected xfbench's neutral checkpoint in {path.name} (an .npz with the model's spec and weights, as a "
-        f"run's _cache/backbones and _cache/pretrained hold them). Received: {found}. Use an .npz xfbench wrote, "
-        "or the framework's own file (.pth, .safetensors, .weights.h5)."
+        f"Expected xfbench's neutral checkpoint in {path.name} (--weights: an .npz with the model's spec and weights, "
+        f"as a run's _cache/backbones and _cache/pretrained hold them). Received: {found}. To fix, use an .npz "
+        "xfbench wrote, or the framework's own file (.pth, .safetensors, .weights.h5)."
     )
 
 

@@ -389,6 +389,12 @@ def test_a_model_name_refused_by_its_conversion_leaves_no_results_folder(tmp_pat
     (results / "r1").mkdir(parents=True)  # a results folder in use: its cache folder is not left behind either
     assert main(["model", "torchvision:resnet1", "--results-dir", str(results)]) == 2
     assert [p.name for p in results.iterdir()] == ["r1"]
+    # nor is a run's: a refused model, or a weight file that is not one, left _cache/imports and _cache/pretrained
+    (tmp_path / "weights.pth").write_text("not a checkpoint")
+    for refused in (["--model", "torchvision:resnet1"], ["--model", "mlp", "--weights", str(tmp_path / "weights.pth")]):
+        run = ["run", "--strategy", "fine_tune", "--dataset", "digits", *refused, "--results-dir", str(results)]
+        assert main(run) == 2, capsys.readouterr().err
+        assert [p.name for p in results.iterdir()] == ["r1"]
 
 
 def test_a_run_folder_given_to_resume_as_a_path_is_told_the_id_and_results_dir_to_give(capsys):

@@ -1117,6 +1117,12 @@ def test_only_the_selected_cases_train_and_a_case_for_other_backends_is_skipped_
     missing.stderr.fnmatch_lines(["ERROR: bad input, nothing was run: *'no-such-run'*"])
     assert "no xfbench case ran" not in missing.stdout.str()  # a red section first said every case was deselected
     assert set(results.iterdir()) == ran  # nothing ran this time
+    damaged = _run_of_another_suite(tmp_path / "damaged")  # its table was read only after the session had trained
+    (damaged / "results.parquet").write_bytes(b"not parquet")
+    unreadable = pytester.runpytest_subprocess(*common, "--backend", "torch", "--baseline", str(damaged))
+    assert unreadable.ret == pytest.ExitCode.USAGE_ERROR
+    unreadable.stderr.fnmatch_lines(["ERROR: bad input, nothing was run: Expected the results table of the run in*"])
+    assert set(results.iterdir()) == ran
     pytester.makepyfile(test_pick=SELECTED_SUITE.replace('{"smoke": PICK}', '{"smok": PICK}'))
     typo = pytester.runpytest_subprocess(*common)
     assert typo.ret == pytest.ExitCode.INTERRUPTED  # a collection error, as every usage error found while collecting

@@ -409,6 +409,28 @@ def test_a_history_of_three_runs_flags_the_regression(tmp_path):
     assert len(ratios) == 8 and marked == {("run-2", "torch")}  # 2 runs after the first × 2 cases × 2 backends
     assert page.count("config differs: batch_size 64→128") == 4  # compare's note, on run-1's rows
     assert (tmp_path / "history_plots" / "history.png").is_file()
+    assert "<code>xfbench run --resume RUN_ID</code>" in page  # it named an `xfbench resume` there is none of
+
+
+@needs_matplotlib
+def test_a_damaged_run_in_a_folder_is_left_out_of_its_report_and_said_and_one_named_itself_is_refused(tmp_path, capsys):
+    """One damaged run stopped a folder's whole report, telling a user who had named the folder to "pick another
+    run", where `xfbench history` of the same folder lists it as unreadable and goes on."""
+    for index in range(2):
+        _write_run(tmp_path, f"run-{index}", f"2026-01-0{index + 1}", noise=index)
+    (tmp_path / "run-0" / "results.parquet").write_bytes(b"not parquet")
+    out = tmp_path / "history.html"
+    assert main(["report", str(tmp_path), "-o", str(out)]) == 0
+    page = out.read_text()
+    assert "Left out, unreadable: run-0: Expected the results table of the run in" in page
+    assert "xfbench report: run-1" in page and "and 1 earlier" not in page
+    capsys.readouterr()
+    assert main(["report", str(tmp_path / "run-0"), "-o", str(tmp_path / "one.html")]) == 2
+    assert "Expected the results table of the run in" in capsys.readouterr().err
+    (tmp_path / "run-1" / "results.parquet").write_bytes(b"not parquet either")
+    assert main(["report", str(tmp_path), "-o", str(tmp_path / "none.html")]) == 2
+    said = capsys.readouterr().err
+    assert "Expected at least one readable run in" in said and "Received: 2 run(s), none readable" in said
 
 
 @needs_matplotlib

@@ -4,6 +4,7 @@ torch's files are written by torch (in its probe worker), Keras' by Keras; nothi
 
 from __future__ import annotations
 
+import io
 import json
 import pickle
 import struct
@@ -287,6 +288,17 @@ def _other_programs_arrays(folder: Path) -> bytes:
     return (folder / "arrays.npz").read_bytes()
 
 
+def _checkpoint_without(folder: Path, weight: str = "", spec_field: str = "") -> bytes:
+    """xfbench's checkpoint with one weight array or one field of its stored spec left out."""
+    with np.load(io.BytesIO(_checkpoint_bytes(folder)), allow_pickle=False) as data:
+        arrays = {name: data[name] for name in data.files if name != f"w::{weight}"}
+    spec = json.loads(str(arrays["__spec__"]))
+    spec.pop(spec_field, None)
+    arrays["__spec__"] = np.array(json.dumps(spec))
+    np.savez(folder / "without.npz", **arrays)
+    return (folder / "without.npz").read_bytes()
+
+
 @pytest.mark.parametrize(
     ("write", "found"),
     [
@@ -298,8 +310,25 @@ def _other_programs_arrays(folder: Path) -> bytes:
         ),
         (lambda folder: b"", "Received: not an .npz archive"),
         (lambda folder: _one_array(folder), "Received: not an .npz archive"),
+        (
+            lambda folder: _checkpoint_without(folder, spec_field="layers"),
+            "Received: an .npz of xfbench's form whose contents it refuses (Expected a stored spec with the fields",
+        ),
+        (
+            lambda folder: _checkpoint_without(folder, weight="logits::bias"),
+            "Received: an .npz of xfbench's form whose contents it refuses (Expected neutral weights matching model "
+            "'cnn_small'. Received: missing=['logits/bias']",
+        ),
     ],
-    ids=["another kind of file", "a checkpoint cut short", "another program's arrays", "empty", "an .npy"],
+    ids=[
+        "another kind of file",
+        "a checkpoint cut short",
+        "another program's arrays",
+        "empty",
+        "an .npy",
+        "a stored spec cut short",
+        "an array missing",
+    ],
 )
 def test_an_npz_that_is_not_xfbenchs_checkpoint_is_bad_weights_saying_what_it_is(tmp_path, write, found):
     """numpy's own errors differ by damage (a pickle refused, a KeyError, a BadZipFile): each is bad input (exit 2)
@@ -309,8 +338,10 @@ def test_an_npz_that_is_not_xfbenchs_checkpoint_is_bad_weights_saying_what_it_is
     with pytest.raises(BadWeightsError) as error:
         run_worker("torch", "convert", _npz_request(path), tmp_path / "out", call=_in_this_process)
     message = str(error.value)
-    assert message.startswith("Expected xfbench's neutral checkpoint in weights.npz") and found in message, message
+    assert message.startswith("Expected xfbench's neutral checkpoint in weights.npz (--weights") and found in message
     assert "allow_pickle" not in message
+    assert message.endswith("To fix, use an .npz xfbench wrote, or the framework's own file (.pth, .safetensors, "
+                            ".weights.h5).")  # fmt: skip
 
 
 def test_a_fault_in_a_weights_worker_keeps_its_traceback_instead_of_reading_as_bad_weights(tmp_path, monkeypatch):
