@@ -965,7 +965,7 @@ class OneLineErrorParser(argparse.ArgumentParser):
         super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
-        hint, message = "", _expected_received(message)
+        hint, message = "", expected_received(message)
         if message.endswith("expected one argument"):
             # argparse reads a value such as -1,2 or -1e-3 as the next flag, so the option looks empty
             flag = message.removeprefix("argument ").partition(":")[0].partition("/")[0]
@@ -989,7 +989,7 @@ _INVALID_CHOICE = re.compile(r"argument (?P<flag>[^:]+): invalid choice: (?P<val
 _BAD_VALUE = re.compile(r"argument (?P<flag>[^:]+): expected (?P<expected>.+), received (?P<value>.+)")
 
 
-def _expected_received(message: str) -> str:
+def expected_received(message: str) -> str:
     """argparse's wording of a bad value ("argument --format: invalid choice: 'yaml' (choose from ...)", or a type's
     "expected ..., received ...") as every other refusal reads: Expected, Received, and how to fix it."""
     if choice := _INVALID_CHOICE.fullmatch(message):

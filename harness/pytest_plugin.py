@@ -20,10 +20,12 @@ case by case (a bad case fails with its reason, the others run).
 
 from __future__ import annotations
 
+import argparse
 import html
 import math
 import re
 import warnings
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -37,6 +39,7 @@ from harness.cli_options import (
     THRESHOLD_DEFAULTS,
     add_threshold_options,
     concurrency,
+    expected_received,
     gpu_share,
     non_negative_int,
     positive_int,
@@ -44,7 +47,7 @@ from harness.cli_options import (
 )
 from harness.config import SHIP_POLICIES, TrialConfig
 from harness.data.registry import found_in, read_elsewhere
-from harness.errors import InputError
+from harness.errors import InputError, closest_text
 from harness.model_import import trial_model
 from harness.planner import check_runnable_suite, check_suite_size, check_trial_count, suite_case_trials
 from harness.suites import Suite, SuiteCase, suite, suites_max_concurrent
@@ -307,29 +310,66 @@ def _not_ok(row: Any) -> str:
     return f"{row.trial_id}: {row.status}{epoch}{loss}{error}"
 
 
+def _worded_options(addoption: Callable[..., Any]) -> Callable[..., Any]:
+    """``addoption`` whose options refuse a bad value as the CLI does, Expected / Received / To fix with the closest
+    choice: pytest prints argparse's own "invalid choice: 'pytorch' (choose from ...)" or a type's bare "expected a
+    number >= 1, received 0", which only the CLI's parser rewrites (cli_options.OneLineErrorParser)."""
+
+    def add(*flags: str, **kwargs: Any) -> Any:
+        flag = flags[0]
+        if "choices" in kwargs:
+            valid = tuple(kwargs.pop("choices"))
+            kwargs.update(type=_one_of(valid, flag), metavar="{" + ",".join(valid) + "}")
+        elif "type" in kwargs:
+            kwargs["type"] = _worded(kwargs["type"], flag)
+        return addoption(*flags, **kwargs)
+
+    return add
+
+
+def _one_of(valid: tuple[str, ...], flag: str) -> Callable[[str], str]:
+    def one_of(text: str) -> str:
+        if text not in valid:
+            close = closest_text(text, valid, flag)
+            raise argparse.ArgumentTypeError(
+                f"Expected {flag} to be one of {list(valid)}. Received: {text!r}. To fix, {close}pick one of those."
+            )
+        return text
+
+    return one_of
+
+
+def _worded(kind: Callable[[str], Any], flag: str) -> Callable[[str], Any]:
+    def worded(text: str) -> Any:
+        try:
+            return kind(text)
+        except argparse.ArgumentTypeError as exc:
+            raise argparse.ArgumentTypeError(f"{expected_received(f'argument {flag}: {exc}').rstrip('.')}.") from None
+
+    return worded
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("xfbench", "xfbench suites")
-    group.addoption(
+    add = _worded_options(parser.getgroup("xfbench", "xfbench suites").addoption)
+    add(
         "--backend",
         action="append",
         dest="xfbench_backends",
         choices=BACKENDS,
         help="backend to run (repeat; default both)",
     )
-    group.addoption("--scale", dest="xfbench_scale", choices=SCALES, default="smoke", help="suite size (default smoke)")
-    group.addoption(
-        "--seeds", dest="xfbench_seeds", type=positive_int, default=None, help="seeds per case (default: the suite's)"
-    )
-    group.addoption("--ray-address", dest="xfbench_ray_address", default=None, help=ADDRESS_HELP)
+    add("--scale", dest="xfbench_scale", choices=SCALES, default="smoke", help="suite size (default smoke)")
+    add("--seeds", dest="xfbench_seeds", type=positive_int, default=None, help="seeds per case (default: the suite's)")
+    add("--ray-address", dest="xfbench_ray_address", default=None, help=ADDRESS_HELP)
     # the CLI's option types: a count or share that is not one is refused when pytest parses its options
-    group.addoption(
+    add(
         "--cpus-per-trial",
         dest="xfbench_cpus",
         type=positive_int,
         default=1,
         help="CPUs (and threads) per trial (default 1)",
     )
-    group.addoption(
+    add(
         "--gpus-per-trial",
         dest="xfbench_gpus",
         type=gpu_share,
@@ -337,28 +377,28 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="GPUs per trial, fractional allowed (default none: the trials train on the CPU; a suite sized for GPUs "
         "then needs --gpus-per-trial 0 to train there on purpose)",
     )
-    _add_scheduling_options(group)
-    _add_data_and_results_options(group)
+    _add_scheduling_options(add)
+    _add_data_and_results_options(add)
 
 
-def _add_scheduling_options(group: Any) -> None:
+def _add_scheduling_options(add: Callable[..., Any]) -> None:
     """The CLI's scheduling options: the session's trials share one run, so without them a case's timings depended
     on which other modules the session held, and the comparison's advice (--max-concurrent 1) was refused."""
-    group.addoption(
+    add(
         "--max-concurrent",
         dest="xfbench_max_concurrent",
         type=concurrency,
         default=None,
         help="at most this many trials at once, or auto: as many as the cores allow (default auto; a speed suite: 1)",
     )
-    group.addoption(
+    add(
         "--max-failures",
         dest="xfbench_max_failures",
         type=non_negative_int,
         default=None,
         help="retry a trial that raised or whose worker died up to N times (default 0; not pytest's --maxfail)",
     )
-    group.addoption(
+    add(
         "--fresh-workers",
         dest="xfbench_fresh_workers",
         action="store_true",
@@ -366,16 +406,16 @@ def _add_scheduling_options(group: Any) -> None:
     )
 
 
-def _add_data_and_results_options(group: Any) -> None:
+def _add_data_and_results_options(add: Callable[..., Any]) -> None:
     """Where the data comes from and goes to, and what the session's run is compared with."""
-    group.addoption(
+    add(
         "--results-dir",
         dest="xfbench_results_dir",
         default="results",
         type=user_path,
         help="where the session's run directory goes, and --baseline names are looked up (default ./results)",
     )
-    group.addoption(
+    add(
         "--data-dir",
         dest="xfbench_data_dir",
         default=None,
@@ -383,7 +423,7 @@ def _add_data_and_results_options(group: Any) -> None:
         help="directory with dataset files (also $XFBENCH_DATA, user cache, /usr/share/datasets); "
         "a case whose files are missing is skipped, never downloaded",
     )
-    group.addoption(
+    add(
         "--ship-data",
         dest="xfbench_ship_data",
         choices=SHIP_POLICIES,
@@ -392,20 +432,20 @@ def _add_data_and_results_options(group: Any) -> None:
         "locally; default), always, never (each node then reads its own files)",
     )
     # on by default, as a CLI run (DESIGN: a run writes summary.md and report.html); it was off
-    group.addoption(
+    add(
         "--xfbench-report",
         dest="xfbench_report",
         action="store_true",
         default=True,
         help="write report.html beside the session run's summary.md (default)",
     )
-    group.addoption(
+    add(
         "--no-xfbench-report",
         dest="xfbench_report",
         action="store_false",
         help="no report.html (its plots take a fraction of a second per case; xfbench report RUN draws it later)",
     )
-    group.addoption(
+    add(
         "--baseline",
         dest="xfbench_baseline",
         default=None,
@@ -413,7 +453,7 @@ def _add_data_and_results_options(group: Any) -> None:
         help="run directory or saved baseline name to compare with; a regression fails the session",
     )
     # what --baseline counts as a regression, as xfbench compare's options say it
-    add_threshold_options(group.addoption, flag="--baseline-", dest="xfbench_baseline_")
+    add_threshold_options(add, flag="--baseline-", dest="xfbench_baseline_")
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -79,11 +79,20 @@ def test_options_are_registered_in_their_own_group(pytester):
 def test_bad_option_values_are_usage_errors(pytester):
     # In this process (pytester.runpytest): option parsing and collection start no run, so no new interpreter needed.
     pytester.makepyfile(test_suite=SUITE_BY_NAME)
-    assert pytester.runpytest("--scale", "huge").ret == pytest.ExitCode.USAGE_ERROR
-    assert pytester.runpytest("--backend", "mxnet").ret == pytest.ExitCode.USAGE_ERROR
+    # in the CLI's words, Expected / Received / To fix (pytest printed argparse's "invalid choice: ... (choose
+    # from ...)" and a type's bare "expected a number >= 1, received 0")
+    result = pytester.runpytest("--scale", "quik")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    said = "Expected --scale to be one of ['smoke', 'quick', 'full']. Received: 'quik'. To fix, did you mean --scale"
+    assert f"argument --scale: {said} quick? Otherwise pick one of those." in result.stderr.str()
+    result = pytester.runpytest("--backend", "pytorch")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*Received: 'pytorch'. To fix, did you mean --backend torch? Otherwise pick one*"])
     result = pytester.runpytest("--seeds", "0")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*argument --seeds: expected a number >= 1, received 0*"])  # the CLI's words
+    result.stderr.fnmatch_lines(
+        ["*argument --seeds: Expected --seeds: a number >= 1. Received: 0. To fix, give --seeds such a value."]
+    )
     # a suite counted at collection, before any trial is built: pytest's collection error names the test
     result = pytester.runpytest("--seeds", "100000000000")
     assert result.ret == pytest.ExitCode.INTERRUPTED
@@ -92,7 +101,9 @@ def test_bad_option_values_are_usage_errors(pytester):
     )
     result = pytester.runpytest("--cpus-per-trial", "two")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*argument --cpus-per-trial: expected a whole number, received 'two'*"])
+    result.stderr.fnmatch_lines(
+        ["*argument --cpus-per-trial: Expected --cpus-per-trial: a whole number. Received: 'two'*"]
+    )
 
 
 def test_the_baseline_gate_decides_with_the_thresholds_it_is_given(pytester, tmp_path):
@@ -563,7 +574,9 @@ def test_the_clis_scheduling_options_reach_the_sessions_run(pytester):
     assert "max_concurrent=1" in chosen and "max_failures=2" in chosen and "fresh_workers=True" in chosen, chosen
     refused = pytester.runpytest_subprocess(*args, "--max-concurrent", "0")
     assert refused.ret == pytest.ExitCode.USAGE_ERROR
-    refused.stderr.fnmatch_lines(["*--max-concurrent: expected a whole number >= 1 or auto, received '0'*"])
+    refused.stderr.fnmatch_lines(
+        ["*--max-concurrent: Expected --max-concurrent: a whole number >= 1 or auto. Received: '0'*"]
+    )
 
 
 def test_a_case_rerun_alone_in_one_backend_warns_that_its_agreement_went_unchecked(pytester):
