@@ -700,7 +700,7 @@ def _session_checks(config: pytest.Config, trials: list[TrialConfig]) -> Any:
     (there, and its table readable with rows where the session's machine says which one it is), the number of trials
     and the execution options (cluster, CPUs); --data-dir was checked before them (:func:`_check_data_dir`). The
     checked ExecutionOptions."""
-    from harness.baselines import expected_machine_key, is_baseline_dir, resolve
+    from harness.baselines import expected_machine_key, is_baseline_dir, is_run_dir, resolve
     from harness.plan import ExecutionOptions
     from harness.preflight import check_execution
     from harness.user_files import read_run_rows, writable_results_dir
@@ -713,9 +713,12 @@ def _session_checks(config: pytest.Config, trials: list[TrialConfig]) -> Any:
             config.getoption("xfbench_ray_address"),
         )
         # which baseline of the name fits: decided here when the session's key is known, after the run otherwise
-        found = resolve(config.getoption("xfbench_baseline"), results_dir, key, choose=key is not None)
-        if key is not None or not is_baseline_dir(found, results_dir):  # the run the gate will read: its table too
-            read_run_rows(found)  # a damaged or empty one was refused only after the session had trained
+        reference = config.getoption("xfbench_baseline")
+        found = resolve(reference, results_dir, key, choose=key is not None)
+        # the run the gate will read (one named, or chosen by this machine's key): its table too; a damaged or
+        # empty one was refused only after the session had trained
+        if key is not None or is_run_dir(Path(reference).expanduser()) or not is_baseline_dir(found, results_dir):
+            read_run_rows(found)
     check_trial_count(len(trials), "the session's suites")  # each was counted alone at collection
     options = ExecutionOptions(
         cpus_per_trial=config.getoption("xfbench_cpus"),

@@ -913,10 +913,13 @@ _ADAM = OptimizerConfig("adam", lr=1e-3)
 # 6.1 pp (an Intel Xeon, 2026-12-01) and 6.9 pp (another, 2026-12-07). The Fashion-MNIST quick tiers come closer to
 # it: alexnet 7.96 pp in zoo_quick (one seed); mobilenet_v2's fine-tuning in imagenet_transfer_quick exceeds it
 # (11.25 pp on one of 3 seeds) and has a gap of its own there (docs/measurements.md). The CI tiers train their deep
-# BatchNorm networks in float64 instead (SMOKE_EXACT), where the backends agree per seed on any CPU.
+# BatchNorm networks in float64 instead (SMOKE_EXACT), where the backends' rounding differences start 10^9 times
+# smaller.
 ZOO_BACKEND_GAP = 0.085
 # zoo_smoke and imagenet_transfer_smoke's resnet18: in float64 every seed's accuracy measured identical in both
-# backends (docs/measurements.md), so CI checks agreement (gap 0), not a float32 envelope measured on one CPU.
+# backends (3 seeds each, an Intel Xeon, 2026-12-07; docs/measurements.md), so CI checks agreement (gap 0), not a
+# float32 envelope measured on one CPU. Float64 too parts a network trained long enough (zoo_quick's resnet50,
+# docs/zoo.md); these train 20-80 steps.
 SMOKE_EXACT = RuntimeOptions(precision="float64")
 
 

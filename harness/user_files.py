@@ -6,9 +6,9 @@ processes that read JSON alone (the weights workers) stay light.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-import shutil
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -236,6 +236,12 @@ def missing_folders(path: Path) -> Path | None:
 
 def remove_if_left_empty(created: Path | None) -> None:
     """Remove ``created`` (:func:`missing_folders` before a command ran) if the command left no file in it: a run
-    refused after it claimed its folder (no node offers its GPUs) leaves nothing behind, as bad input does."""
-    if created is not None and created.is_dir() and not any(not p.is_dir() for p in created.rglob("*")):
-        shutil.rmtree(created)
+    refused after it claimed its folder (no node offers its GPUs) leaves nothing behind, as bad input does. Folder
+    by folder, deepest first, each only while empty: another run in the same results folder may be writing into one
+    (a removal of the whole tree raised there, in place of the refusal it was cleaning up after)."""
+    if created is None or not created.is_dir():
+        return
+    folders = sorted((p for p in created.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True)
+    for folder in [*folders, created]:
+        with contextlib.suppress(OSError):  # not empty (a file of this or another run), or removed already
+            folder.rmdir()

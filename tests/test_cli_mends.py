@@ -397,6 +397,27 @@ def test_a_model_name_refused_by_its_conversion_leaves_no_results_folder(tmp_pat
         assert [p.name for p in results.iterdir()] == ["r1"]
 
 
+def test_the_clean_up_after_a_refusal_removes_empty_folders_only_and_never_raises(tmp_path):
+    """It removed the whole tree once it found no file in it: a file another run in the same results folder wrote
+    meanwhile made the removal raise in place of the refusal it was cleaning up after."""
+    from harness.user_files import remove_if_left_empty
+
+    created = tmp_path / "_cache"
+    (created / "imports").mkdir(parents=True)
+    (created / "pretrained" / "work").mkdir(parents=True)
+    (created / "pretrained" / "other-run.npz").write_bytes(b"")  # another run's file
+    remove_if_left_empty(created)
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*")) == [
+        "_cache",
+        "_cache/pretrained",
+        "_cache/pretrained/other-run.npz",
+    ]
+    (created / "pretrained" / "other-run.npz").unlink()
+    remove_if_left_empty(created)
+    assert not created.exists()
+    remove_if_left_empty(created)  # gone already: nothing to do
+
+
 def test_a_run_folder_given_to_resume_as_a_path_is_told_the_id_and_results_dir_to_give(capsys):
     """report, compare and export take a run's folder; --resume results/r1 was told to "pick a name such as
     'baseline-2026-12'", the advice for a new --run-id."""
