@@ -9,12 +9,13 @@ The options are declared in :mod:`harness.cli_options`, the tables drawn by :mod
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
 import os
 import shutil
 import sys
 import textwrap
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -157,8 +158,7 @@ def _start(args: argparse.Namespace) -> int:
     from harness.reporting import run_progress
     from harness.runner import execute
 
-    created = _folders_a_run_creates(Path(args.results_dir).expanduser().resolve())
-    try:
+    with _no_empty_folders_left_on_failure(Path(args.results_dir).expanduser().resolve()):
         p = _prepare(args)
         outcome = execute(
             p.plan,
@@ -173,19 +173,23 @@ def _start(args: argparse.Namespace) -> int:
             reference=args.reference,
             html_report=args.html_report,
         )
-    except BaseException:  # refused before anything was written (no node offers the GPUs): no empty folders left
-        for folder in created:
-            remove_if_left_empty(folder)
-        raise
     return _finish(outcome, args)
 
 
-def _folders_a_run_creates(results_dir: Path) -> list[Path | None]:
-    """What a run may create before it writes a file (:func:`missing_folders` of each): the folder of an imported
-    model's conversion and of a weight file's, which a refused name or file left behind empty in a results folder
-    already in use, and the results folder itself."""
+@contextlib.contextmanager
+def _no_empty_folders_left_on_failure(results_dir: Path) -> Iterator[None]:
+    """Inside: a command that may create folders before it writes a file (the results folder; the folders of an
+    imported model's conversion and of a weight file's, which a refused name or file left behind empty in a results
+    folder already in use); each it created and left empty is removed if it fails (bad input, no node offering the
+    GPUs)."""
     cache = results_dir / "_cache"
-    return [missing_folders(folder) for folder in (cache / "imports", cache / "pretrained", results_dir)]
+    created = [missing_folders(folder) for folder in (cache / "imports", cache / "pretrained", results_dir)]
+    try:
+        yield
+    except BaseException:
+        for folder in created:
+            remove_if_left_empty(folder)
+        raise
 
 
 def _resume_settings(args: argparse.Namespace) -> Any:
@@ -512,12 +516,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_model(args: argparse.Namespace) -> int:
     """A model's table; a torchvision:, keras: or python: model converted in a worker into the results folder's
     cache, which a refused name (torchvision:nosuch) left behind empty: removed, as a refused run's is."""
-    created = missing_folders(Path(args.results_dir).expanduser().resolve() / "_cache" / "imports")
-    try:
+    with _no_empty_folders_left_on_failure(Path(args.results_dir).expanduser().resolve()):
         return _describe_model(args)
-    except BaseException:
-        remove_if_left_empty(created)
-        raise
 
 
 def _describe_model(args: argparse.Namespace) -> int:

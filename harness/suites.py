@@ -923,6 +923,12 @@ ZOO_BACKEND_GAP = 0.085
 SMOKE_EXACT = RuntimeOptions(precision="float64")
 
 
+def _exact(cases: Iterable[SuiteCase]) -> tuple[SuiteCase, ...]:
+    """``cases`` in float64 (SMOKE_EXACT), their backends held to the same accuracy on every seed; a case's
+    backbone trains in its case's precision, so a backbone's cases are made exact together."""
+    return tuple(replace(case, runtime=SMOKE_EXACT, max_backend_gap=0.0) for case in cases)
+
+
 def _zoo_case(
     model: str,
     dataset: str,
@@ -933,7 +939,6 @@ def _zoo_case(
     source: str,
     train_limit: int | None = None,
     gap: float = ZOO_BACKEND_GAP,
-    runtime: RuntimeOptions = RuntimeOptions(),
 ) -> SuiteCase:
     """A narrow zoo network trained from scratch (Adam 1e-3, the lessons' default for a new ConvNet), its images
     resized per batch when the architecture needs more pixels than the dataset has."""
@@ -949,7 +954,6 @@ def _zoo_case(
         min_test_acc=bar,
         bar_source=source,
         max_backend_gap=gap,
-        runtime=runtime,
     )
 
 
@@ -978,12 +982,12 @@ _CATALOGUE.update(
                 # resnet20 at width 0.5: at 0.25 (4-channel stage 1) on digits, torch 2.14.1's oneDNN convolution
                 # backward corrupts the heap (free(): invalid size; docs/zoo.md); with torch.backends.mkldnn off it
                 # runs.
-                (
-                    _zoo_case("resnet20", "digits", 4, 0.5, None, 0.8, _ZOO_SMOKE_FLOOR, gap=0, runtime=SMOKE_EXACT),
-                    _zoo_case(
-                        "mobilenet_v2", "digits", 4, 0.25, 32, 0.17, _MOBILENET_FLOOR, gap=0, runtime=SMOKE_EXACT
-                    ),
-                    _zoo_case("densenet121", "digits", 4, 0.125, 32, 0.7, _ZOO_SMOKE_FLOOR, gap=0, runtime=SMOKE_EXACT),
+                _exact(
+                    (
+                        _zoo_case("resnet20", "digits", 4, 0.5, None, 0.8, _ZOO_SMOKE_FLOOR),
+                        _zoo_case("mobilenet_v2", "digits", 4, 0.25, 32, 0.17, _MOBILENET_FLOOR),
+                        _zoo_case("densenet121", "digits", 4, 0.125, 32, 0.7, _ZOO_SMOKE_FLOOR),
+                    )
                 ),
             ),
             Suite(
@@ -1097,9 +1101,6 @@ class TransferTier:
     # (model, (floor, where it comes from)): a floor on the source test accuracy of a backbone xfbench pretrains
     # (SuiteCase.min_backbone_acc), for each backbone named here
     backbone_bars: tuple[tuple[str, tuple[float, str]], ...] = ()
-    # The arithmetic of the tier's cases and of the backbones they pretrain (e.g. RuntimeOptions(precision="float64")
-    # where float32 parts fine-tuned backends by an amount that depends on the CPU's kernels)
-    runtime: RuntimeOptions = field(default_factory=RuntimeOptions)
 
 
 def _tier_case_fields(tier: TransferTier, model: str, width: float, size: int, trained_here: bool) -> dict[str, Any]:
@@ -1109,7 +1110,6 @@ def _tier_case_fields(tier: TransferTier, model: str, width: float, size: int, t
         input=InputConfig(size=size, channels=3, normalize="imagenet"),
         task=tier.target,
         bar_source=tier.bar_source,
-        runtime=tier.runtime,
     )
     bar = dict(tier.backbone_bars).get(model)
     if bar and trained_here:
@@ -1274,32 +1274,32 @@ _CATALOGUE.update(
                 "S2/S3 as the lessons' ImageNet transfer, CI tier: narrow resnet18 and alexnet_tv (32x32 and 64x64, "
                 "3 channels) pretrained on digits 5-9, transferred to 0-4 (augmented), 2 epochs (alexnet_tv: 4); "
                 "resnet18 in float64, where its backends agree per seed",
-                _imagenet_transfer_cases(
-                    TransferTier(
-                        "digits",
-                        HIGH_DIGITS,
-                        LOW_DIGITS,
-                        (("resnet18", 0.25, 32, ""),),
-                        2,
-                        2,
-                        _SMALL_DATA_SGD,
-                        AugmentConfig(crop_padding=1, flip=True),
-                        heads=("linear_svc",),
-                        bar=0.25,
-                        bar_source=_TRANSFER_SMOKE_FLOOR,
-                        strategy_bars=(("fine_tune", 0.55), ("deep_features", 0.77)),
-                        # measured on imagenet_transfer_smoke as the transfer suites' backbones (docs/measurements.md)
-                        backbone_bars=(
-                            (
-                                "resnet18",
-                                _floor_below_measured(0.8936, 0.9149, 10, f"{_BACKBONES_MEASURED}, in float64"),
+                # resnet18 fine-tuned in float32: the backends parted on seed 0 by 2.9 pp (an Intel Xeon, 2026-12-01),
+                # 6.4 pp (an AMD EPYC, 12-05) and 11.6 pp (an Intel Xeon, 12-07: over the zoo's 8.5 pp gap), as the
+                # CPU's kernels and the code's float32 order moved
+                _exact(
+                    _imagenet_transfer_cases(
+                        TransferTier(
+                            "digits",
+                            HIGH_DIGITS,
+                            LOW_DIGITS,
+                            (("resnet18", 0.25, 32, ""),),
+                            2,
+                            2,
+                            _SMALL_DATA_SGD,
+                            AugmentConfig(crop_padding=1, flip=True),
+                            heads=("linear_svc",),
+                            bar=0.25,
+                            bar_source=_TRANSFER_SMOKE_FLOOR,
+                            strategy_bars=(("fine_tune", 0.55), ("deep_features", 0.77)),
+                            # measured on imagenet_transfer_smoke as the transfer suites' backbones
+                            backbone_bars=(
+                                (
+                                    "resnet18",
+                                    _floor_below_measured(0.8936, 0.9149, 10, f"{_BACKBONES_MEASURED}, in float64"),
+                                ),
                             ),
-                        ),
-                        # Fine-tuned in float32, the backends parted on seed 0 by 2.9 pp (an Intel Xeon, 2026-12-01),
-                        # 6.4 pp (an AMD EPYC, 12-05) and 11.6 pp (an Intel Xeon, 12-07: over the zoo's 8.5 pp gap), as
-                        # the CPU's kernels and the code's float32 order moved
-                        runtime=SMOKE_EXACT,
-                        fine_tune_gaps=(("resnet18", 0.0),),
+                        )
                     )
                 )
                 + _imagenet_transfer_cases(
