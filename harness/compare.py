@@ -52,6 +52,7 @@ from harness.statistics import (
     ratio_interval,
     shared_epochs,
     training_spans,
+    trials_test,
 )
 from harness.strategy_options import unread_option_paths
 from harness.summary import (
@@ -260,9 +261,9 @@ def _time_verdict(
     change = TimeChange(float(np.median(b)), float(np.median(n)), ratio, (low, high), min(slower_p, faster_p), "")
     # NaN bounds (under two epochs a side) compare False: never significant
     if low > t.time_ratio and slower_p < t.alpha:
-        return replace(change, p=slower_p, verdict="regression")
+        return _confirmed_by_trials(replace(change, p=slower_p, verdict="regression"), base_times, new_times)
     if high < 1.0 / t.time_ratio and faster_p < t.alpha:
-        return replace(change, p=faster_p, verdict="improvement")
+        return _confirmed_by_trials(replace(change, p=faster_p, verdict="improvement"), base_times, new_times)
     # A change beyond the band that the test could never confirm is undecided, not unchanged: the one-sided exact
     # Mann-Whitney test's smallest p is every epoch of one side beyond every epoch of the other.
     # Under two epochs a side the interval has no bounds: the point ratio says whether it lies beyond the band, and
@@ -290,6 +291,26 @@ def _time_verdict(
         side_p = slower_p if ratio > 1.0 else faster_p
         return replace(change, p=side_p, verdict="n/a", note=_time_undecided_note(ratio, (low, high), side_p, t))
     return replace(change, verdict="unchanged")
+
+
+# The trials are the units that vary independently (a seed, the load of its minutes); one trial's epochs move
+# together, so the pooled epochs' test with a bootstrap over two trials a side called 3.7 % of equal runs (two
+# seeds of four steady epochs, 10 % spread between trials) a time change at alpha 0.01: a six-case gate failed one
+# identical commit in five. As within a run (harness.statistics), the trials' medians must differ too.
+TRIALS_ALPHA = 1 - StatsSettings().confidence
+
+
+def _confirmed_by_trials(change: TimeChange, base_times: list[np.ndarray], new_times: list[np.ndarray]) -> TimeChange:
+    """``change``, a regression or improvement its epochs decided, where Welch's test on the trials' log medians
+    agrees (p < TRIALS_ALPHA) or cannot be run (one trial on a side: its epochs decide alone); else undecided."""
+    trials_p = trials_test(new_times, base_times)
+    if math.isnan(trials_p) or trials_p < TRIALS_ALPHA:
+        return change
+    note = (
+        f"epoch time not decided: ratio {change.ratio:.3f} lies beyond the band, but the trials' medians "
+        f"({len(base_times)} and {len(new_times)}) do not decide it (Welch p {trials_p:.2g}); run more seeds"
+    )
+    return replace(change, verdict="n/a", note=note)
 
 
 def _time_undecided_note(ratio: float, ci: tuple[float, float], p: float, t: Thresholds) -> str:

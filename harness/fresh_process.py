@@ -15,5 +15,8 @@ def run_worker_module(module: str, argv: list[str]) -> tuple[int, str]:
     exit status, and its error output (its standard output when that is empty)."""
     path = [os.getcwd(), *(entry for entry in sys.path if entry), os.environ.get("PYTHONPATH", "")]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(path)}
-    proc = subprocess.run([sys.executable, "-m", module, *argv], capture_output=True, text=True, env=env)
+    # no input: a model module that asks for some (input(), a prompt) fails at once rather than waiting unseen
+    proc = subprocess.run(
+        [sys.executable, "-m", module, *argv], capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL
+    )
     return proc.returncode, proc.stderr or proc.stdout

@@ -14,7 +14,8 @@ of the user's modules it imports (harness.user_imports, found by reading its imp
 ``python:`` checkpoint also records every file of the user's own code its conversion imported (helpers, their
 packages) with their digests, and is converted again when any of them has changed or gone. Trials
 then read the checkpoint in any backend. Training from scratch starts every backend from the harness's shared
-initial weights; the converted weights are what a strategy that wants them (pretrained backbones) starts from.
+initial weights; the converted weights only check the conversion (a pretrained strategy starts from --weights or
+--pretrained, harness.pretrained), so a factory that loads trained weights gives its architecture alone.
 """
 
 from __future__ import annotations
@@ -88,9 +89,10 @@ def parse_model_ref(text: str) -> ModelRef:
     if saved is not None:  # a saved model, not a form of --model: how to give it
         raise InputError(
             f"Expected a model as {FORMS}. Received: model={text!r}, a saved {saved} model file. To fix, give a "
-            f"python:MODULE:FUNCTION factory that loads it ({_SAVED_MODEL_SUFFIXES[saved]}); the file's weights are "
-            "used only where a strategy starts from weights (--weights FILE for the torch formats), a run from "
-            "scratch initialises its own."
+            f"python:MODULE:FUNCTION factory that loads it ({_SAVED_MODEL_SUFFIXES[saved]}); the model it returns "
+            "gives the architecture, its weights only check the conversion: a strategy that starts from weights "
+            "reads them from --weights FILE (a Keras model's saved by model.save_weights('w.weights.h5')), a run "
+            "from scratch initialises its own."
         )
     raise InputError(f"Expected a model as {FORMS}. Received: model={text!r}. {_model_form_fix(text, prefix, rest)}")
 
@@ -310,7 +312,7 @@ def _convert_in_worker(request: dict[str, object], path: Path, call: ConvertCall
         raise InputError(refused["message"])
     failure = _take_report(path, ".failure.json")
     if failure is not None or returncode != 0 or not path.is_file():
-        raise _conversion_failed(request, output, failure)
+        raise _conversion_failed(request, output, failure, returncode)
 
 
 def _take_report(path: Path, suffix: str) -> dict[str, Any] | None:
@@ -323,25 +325,37 @@ def _take_report(path: Path, suffix: str) -> dict[str, Any] | None:
     return details
 
 
-def _conversion_failed(request: dict[str, object], output: str, failure: dict[str, Any] | None) -> InputError:
+def _conversion_failed(
+    request: dict[str, object], output: str, failure: dict[str, Any] | None, returncode: int
+) -> InputError:
     """A conversion that failed past the user's factory: in tracing or shaping the model for the requested input,
-    which is what another input size, channel count or class count can fix (or the user's code it names)."""
-    label = ModelRef(**request["ref"]).label  # type: ignore[arg-type]  # request["ref"] is asdict(ModelRef)
+    which is what another input size, channel count or class count can fix (or the user's code it names). A
+    process that ended without a report was ended from outside or by the user's module: no input size fixes that."""
+    ref = ModelRef(**request["ref"])  # type: ignore[arg-type]  # request["ref"] is asdict(ModelRef)
     shape = "x".join(str(n) for n in cast(list[int], request["input_shape"]))
     fix = (
         "To fix, choose an input size, channel count and class count the model accepts "
         "(--input-size, --input-channels; xfbench model also --classes)"
     )
-    if failure is None:  # died without a report (killed, out of memory): its last words are all there is
-        tail = (output.strip().splitlines()[-1:] or ["(no output)"])[0]
-        received = f"the conversion process failed with {tail.rstrip('.')}"
+    if failure is None:  # died without a report (killed, out of memory, an exit at import): its last words
+        tail = (output.strip().splitlines()[-1:] or ["no output"])[0]
+        ended = f"killed by signal {-returncode}" if returncode < 0 else f"exit status {returncode}"
+        received = f"the conversion process ended without a report ({ended}; its last output: {tail.rstrip('.')})"
+        module = ref.name.split(":")[0]
+        fix = (
+            f"To fix, check that `python -c 'import {module}'` runs to its end (a module that exits or ends its "
+            "process when imported cannot be converted)"
+            if ref.kind == "python"
+            else "To fix, free memory for the conversion (it builds the model in a process of its own), or pick a "
+            "smaller --input-size"
+        )
     else:
         received = f"the conversion failed with {str(failure['error']).rstrip('.')}"
         if failure.get("at"):
             received += f", raised at {failure['at']}"
             fix += ", or correct the code there"
     return InputError(
-        f"Expected the model {label} to build and convert for input {shape} and {request['num_classes']} "
+        f"Expected the model {ref.label} to build and convert for input {shape} and {request['num_classes']} "
         f"classes. Received: {received}. {fix}."
     )
 
@@ -352,7 +366,21 @@ def read_spec_file(ref: ModelRef) -> ModelSpec:
     not a whole number) fails here, before Ray; a file that is not such a spec is bad input naming what is wrong."""
     path = Path(ref.name)
     try:
-        spec = spec_from_dict(json.loads(path.read_text()))
+        data = json.loads(path.read_text())
+        if not isinstance(data, dict):
+            raise InputError(
+                "Expected a model spec: a JSON object with the fields name, input_shape, num_classes and layers. "
+                f"Received: {type(data).__name__ if data is not None else 'null'} at the top level. To fix, export it "
+                "again (`xfbench model NAME --export-spec FILE`) or fix the file"
+            )
+        spec = spec_from_dict(data)
+        unused = spec.unused_layers()
+        if unused:  # they would be built, counted in params and MACs, and trained without reaching the output
+            raise InputError(
+                f"Expected every layer of the spec to reach its output layer {spec.output_name!r}. Received: "
+                f"{', '.join(map(repr, unused))}, whose output no later layer reads. To fix, remove them, or name "
+                "them in a later layer's inputs"
+            )
         model_cost(spec)  # the layers' own checks passed: their shapes must chain
         produced = output_shape(spec)
         if produced != (spec.num_classes,):  # the tables, the loss and the task read num_classes
@@ -363,7 +391,7 @@ def read_spec_file(ref: ModelRef) -> ModelSpec:
             )
     except InputError as exc:
         raise InputError(f"{exc} (in the spec file {path})") from None
-    except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:  # JSON's and Unicode's too
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:  # JSON's, Unicode's
         raise InputError(  # not JSON, or JSON without a spec's fields: what the parser met, named
             f"Expected a model spec file as `xfbench model NAME --export-spec FILE` writes it. Received: {path}, "
             f"which cannot be read as one ({type(exc).__name__}: {exc}). Export it again or fix the file."

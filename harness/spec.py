@@ -383,6 +383,9 @@ LAYER_TYPES: tuple[type[Layer], ...] = (
 )
 
 
+MODEL_INPUT = "input"  # what a layer's inputs call the model's input: no layer may be named so
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     name: str
@@ -400,6 +403,12 @@ class ModelSpec:
             )
         if not self.layers:
             raise InputError(f"Expected at least one layer in model spec {self.name!r}. Received none.")
+        if MODEL_INPUT in names:  # layers name their inputs by it: the layer would shadow the model's input
+            raise InputError(
+                f"Expected layer names other than {MODEL_INPUT!r} in model spec {self.name!r}: a layer's inputs "
+                f"name the model's input so. Received: layer {names.index(MODEL_INPUT)} named {MODEL_INPUT!r}. "
+                "To fix, rename that layer (and the inputs that name it)."
+            )
 
     def layer(self, name: str) -> Layer:
         for layer in self.layers:

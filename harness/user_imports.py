@@ -5,7 +5,8 @@ A ``python:module:function`` model is its module and the user's files that modul
 helper edited is another model as much as the module edited. Each is found where Python would import it from the
 driver (the current directory first, then ``sys.path``); what the environment installs and xfbench's own packages
 are not the user's (harness.user_code.is_user_source). The unit of a top-level package is its whole directory (a
-submodule imports its package first, and relative imports stay inside it). The units are what a run ships to a
+submodule imports its package first, and relative imports stay inside it); of a namespace package (folders without
+__init__.py), the folder of it that holds the file. The units are what a run ships to a
 cluster's nodes (Ray's ``py_modules``) and what the cache keys hash, by names relative to each unit, so a node's
 copy hashes as the driver's does. Imports made at run time (``importlib.import_module`` of a computed name) are not
 seen: what they import must be installed, as a third-party package is.
@@ -29,12 +30,27 @@ def module_spec(module: str) -> ModuleSpec | None:
     importing it or its packages."""
     search: list[str] = [os.getcwd(), *sys.path]
     found = None
-    for part in module.split("."):
-        found = importlib.machinery.PathFinder.find_spec(part, search)
+    parts = module.split(".")
+    for depth in range(1, len(parts) + 1):
+        name = ".".join(parts[:depth])
+        found = importlib.machinery.PathFinder.find_spec(name, search) or _installed_finder_spec(name, search, depth)
         if found is None:
             return None
         search = list(found.submodule_search_locations or [])
     return found
+
+
+def _installed_finder_spec(name: str, search: list[str], depth: int) -> ModuleSpec | None:
+    """``name`` as another finder on ``sys.meta_path`` finds it: an editable install (``pip install -e``) of a
+    flat-layout project maps its packages through such a finder, not through the path. Only a module of files
+    counts (built-in and frozen modules are no one's source); asking a finder imports nothing."""
+    for finder in sys.meta_path:
+        if finder is importlib.machinery.PathFinder or not hasattr(finder, "find_spec"):
+            continue
+        found = finder.find_spec(name, search if depth > 1 else None)
+        if found is not None and (found.has_location or found.submodule_search_locations):
+            return found
+    return None
 
 
 def module_file(module: str) -> Path | None:
@@ -43,13 +59,20 @@ def module_file(module: str) -> Path | None:
     return Path(spec.origin) if spec is not None and spec.origin else None
 
 
-def _user_unit(top: str) -> Path | None:
-    """The user's file of top-level module ``top``, or its package's directory; None when ``top`` is not the user's
-    (installed, xfbench's own, built in, a namespace package) or not found."""
-    found = module_file(top)
-    if found is None or not is_user_source(str(found)):
+def _user_unit(top: str, origin: Path) -> Path | None:
+    """The unit of ``origin``, a file of top-level module ``top``: ``top``'s own file, its package's directory, or
+    for a namespace package (folders without __init__.py, possibly several on the path) the one folder of it that
+    holds ``origin``. None when ``top`` is not the user's (installed, xfbench's own, built in) or not found."""
+    spec = module_spec(top)
+    if spec is None:
         return None
-    return found.parent if found.name == "__init__.py" else found
+    if spec.origin:
+        found = Path(spec.origin)
+        if not is_user_source(str(found)):
+            return None
+        return found.parent if found.name == "__init__.py" else found
+    portions = (Path(location) for location in spec.submodule_search_locations or [])
+    return next((p for p in portions if origin.is_relative_to(p) and is_user_source(str(origin))), None)
 
 
 def _imported_names(path: Path, name: str) -> list[str]:
@@ -77,7 +100,7 @@ def _imported_names(path: Path, name: str) -> list[str]:
 
 def user_files(module: str) -> list[tuple[Path, Path]]:
     """The user's files importing ``module`` runs, each with its unit: every package's ``__init__.py`` on the way
-    to a module (a namespace package has none, and is passed through) and the module's own file, for ``module``
+    to a module (a namespace package has none) and the module's own file, for ``module``
     and, in turn, for what those files import. A file reached under two names (a package's module, and the same
     file on the path by its own name) is listed under each: a node holds a copy for each."""
     found: list[tuple[Path, Path]] = []
@@ -85,19 +108,19 @@ def user_files(module: str) -> list[tuple[Path, Path]]:
     queue = [module]
     while queue:
         parts = queue.pop(0).split(".")
-        unit = _user_unit(parts[0])
-        if unit is None:
-            continue
         for depth in range(1, len(parts) + 1):
             prefix = ".".join(parts[:depth])
             spec = module_spec(prefix)
             if spec is None:
                 break
-            if prefix not in seen:
-                seen.add(prefix)
-                if spec.origin:
-                    found.append((Path(spec.origin), unit))
-                    queue += _imported_names(Path(spec.origin), prefix)
+            if prefix in seen or not spec.origin:
+                continue
+            seen.add(prefix)
+            unit = _user_unit(parts[0], Path(spec.origin))
+            if unit is None:
+                break
+            found.append((Path(spec.origin), unit))
+            queue += _imported_names(Path(spec.origin), prefix)
     return found
 
 

@@ -31,6 +31,7 @@ from harness.importers import UnsupportedModelError
 from harness.input_pipeline import without_input_pipeline
 from harness.models import ModelOptions
 from harness.pretrained import (
+    SOURCE_RELATIVE_GAP,
     WeightsRef,
     backend_weights_module,
     check_finite,
@@ -54,7 +55,7 @@ def tolerance(reference: np.ndarray) -> float:
     """The largest gap allowed against ``reference``: harness.pretrained's TOLERANCE_RULE (0 for a reference of
     zeros, which a converted network of the same weights computes exactly; a NaN gap passes no bound)."""
     largest = float(np.max(np.abs(reference)))
-    return min(1e-4 * max(1.0, largest), 1e-3 * largest)
+    return min(1e-4 * max(1.0, largest), SOURCE_RELATIVE_GAP * largest)
 
 
 def probe(backend_name: str, checkpoint: Path) -> dict[str, Any]:

@@ -1028,3 +1028,32 @@ def test_the_command_lines_threshold_defaults_are_compares_own():
         "accuracy_threshold": defaults.accuracy_pp,
         "alpha": defaults.alpha,
     }
+
+
+def _trials(levels: list[float]) -> pd.DataFrame:
+    """One trial per level, each of four steady epochs within 1 % of it (seeds 0, 1, ...)."""
+    frames = [
+        _frame([0.9], [level * f for f in (1.0, 1.01, 0.99, 1.005)]).assign(trial_id=f"t{seed}", seed=seed)
+        for seed, level in enumerate(levels)
+    ]
+    return pd.concat(frames, ignore_index=True)
+
+
+def test_a_time_change_the_trials_medians_do_not_decide_is_not_a_regression():
+    """Every epoch of the new trials beyond every epoch of the base's, so the pooled epochs' Mann-Whitney test and
+    the bootstrap over two trials a side called it a regression: yet the trials spread (1.0 and 1.1 against 1.3 and
+    1.5) as a seed's minutes on the machine do, and two identical runs read so 3.7 % of the time. The trials must
+    differ too (Welch on their log medians); where they do, the regression stands."""
+    (spread,) = compare_frames(_trials([1.0, 1.1]), _trials([1.3, 1.5]), Thresholds())
+    assert spread.time_ci[0] > 1.10 and spread.time_p < 0.01  # what decided it before
+    assert spread.time_verdict == "n/a" and not spread.regressed
+    assert re.search(
+        r"epoch time not decided: ratio 1\.\d{3} lies beyond the band, but the trials' medians \(2 and 2\) do not "
+        r"decide it \(Welch p 0\.\d+\); run more seeds",
+        spread.note,
+    ), spread.note
+    (consistent,) = compare_frames(_trials([1.0, 1.02]), _trials([1.3, 1.32]), Thresholds())
+    assert consistent.time_verdict == "regression" and consistent.regressed
+    (faster,) = compare_frames(_trials([1.3, 1.5]), _trials([1.0, 1.1]), Thresholds())
+    assert faster.time_verdict == "n/a" and "do not decide it" in faster.note
+    # one trial a side has no Welch test: its epochs decide alone (test_time_regression_needs_size_and_significance)

@@ -112,6 +112,10 @@ def dense_on_map():  # a per-pixel projection: Keras applies the Dense to each p
     return _chain(layers.Conv2D(4, 3, name="c1"), layers.Dense(6, activation="relu", name="proj"))
 
 
+def named_input():  # the spec's layers call the model's input "input"
+    return _chain(layers.Conv2D(4, 3, name="input"))
+
+
 def _conv(**settings):
     return lambda: _chain(layers.Conv2D(4, 3, name="c1", **settings))
 
@@ -130,6 +134,7 @@ SETTINGS = {
     "bias_constraint": _conv(bias_constraint=constraints.NonNeg()),
     "noise_shape": lambda: _chain(layers.Conv2D(4, 3), layers.Dropout(0.5, noise_shape=(None, 1, 1, 4), name="c1")),
     "trainable=False": _frozen,
+    "renorm=True": lambda: _chain(layers.BatchNormalization(renorm=True, name="c1")),
 }
 """
 
@@ -146,7 +151,7 @@ from harness.config import RuntimeOptions
 namespace = {}
 exec(sys.stdin.read(), namespace)
 names = ("act_layers", "act_capped_at_3", "act_nameless", "act_partial", "any_size", "shared", "binary",
-         "two_inputs", "two_outputs", "flat_bn_axis_1", "nested", "dense_on_map")
+         "two_inputs", "two_outputs", "flat_bn_axis_1", "nested", "dense_on_map", "named_input")
 cases = {name: namespace[name] for name in names}
 cases.update(namespace["SETTINGS"])
 backend = load_backend("tensorflow", RuntimeOptions(threads=1))
@@ -253,6 +258,7 @@ def test_a_shared_layer_reaches_the_user_without_the_input_size_advice(tmp_path,
         ("bias_constraint", "--max-norm"),
         ("noise_shape", "remove noise_shape"),
         ("trainable=False", "--freeze-groups"),
+        ("renorm=True", "remove renorm=True"),  # its 7 weights were zipped with BatchNorm's 4: a ValueError
     ],
 )
 def test_a_per_layer_training_setting_is_refused_naming_the_layer_and_xfbenchs_option(converted, setting, fix):
@@ -417,3 +423,10 @@ def test_a_converted_network_that_does_not_compute_the_models_logits_is_refused(
     assert "on a probe batch, in tensorflow. Received: a gap of " in message, message
     assert "report it with the model" in message, message
     assert not list((tmp_path / "cache").rglob("*.npz"))  # nothing cached to be served to the next run
+
+
+def test_a_layer_named_input_is_refused_as_the_name_of_the_models_input(converted):
+    """It shadowed the model's input: the tables counted its own output as its input, TensorFlow refused the name
+    twice and torch a channel count, after Ray had started."""
+    message = _refusal(converted, "named_input")
+    assert "a Conv2D layer named 'input'" in message and "give that layer another name" in message

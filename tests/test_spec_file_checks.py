@@ -128,7 +128,7 @@ def test_every_zoo_model_reads_back_and_a_quoted_boolean_in_it_is_refused(name):
         spec_from_dict(data)
 
 
-def _write(path: Path, data: dict[str, Any]) -> str:
+def _write(path: Path, data: dict[str, Any] | None) -> str:
     path.write_text(json.dumps(data))
     return str(path)
 
@@ -160,3 +160,24 @@ def test_an_alpha_on_an_activation_that_reads_none_is_refused_not_ignored():
         spec_from_dict(_with(1, kind="relu"))
     for kind in ("leaky_relu", "elu"):
         spec_from_dict(_with(1, kind=kind))
+
+
+def test_a_layer_named_input_is_refused_as_the_name_of_the_models_input():
+    """It shadowed the model's input: `xfbench model` counted 40,506 parameters for convnet3's 15,706 (the conv read
+    its own output as its input), and a run failed in both workers after Ray had started."""
+    pattern = r"Expected layer names other than 'input' .*Received: layer 0 named 'input'\. To fix, rename that layer"
+    with pytest.raises(InputError, match=pattern):
+        spec_from_dict(_with(0, name="input"))
+
+
+def test_a_spec_file_that_is_not_an_object_or_holds_layers_that_reach_no_output_is_refused(tmp_path, capsys):
+    """null gave a bare TypeError; a layer whose output no later layer read was built, counted in params and MACs
+    and trained."""
+    assert main(["model", _write(tmp_path / "null.json", None)]) == 2
+    said = capsys.readouterr().err.replace("\n", " ")
+    assert "Expected a model spec: a JSON object" in said and "Received: null at the top level" in said, said
+    unused = _with_layer({"type": "Conv2D", "name": "side", "group": "features", "filters": 2, "kernel_size": [3, 3]})
+    unused["layers"][2]["inputs"] = ["c"]  # the activation reads the first conv: "side" reaches nothing
+    assert main(["model", _write(tmp_path / "unused.json", unused)]) == 2
+    said = capsys.readouterr().err.replace("\n", " ")
+    assert "Received: 'side', whose output no later layer reads. To fix, remove them" in said, said

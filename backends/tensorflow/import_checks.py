@@ -57,6 +57,11 @@ def training_setting(layer: keras.layers.Layer) -> tuple[str, str] | None:
             f"Dropout with noise_shape {tuple(layer.noise_shape)} (a mask shared across axes)",
             "The spec's Dropout drops each element on its own: remove noise_shape (--dropout sets the rate).",
         )
+    if type(layer).__name__ == "BatchNormalization" and getattr(layer, "renorm", False):
+        return (
+            "BatchNormalization with renorm=True (batch renormalisation)",
+            "The spec's BatchNorm normalises by each batch's own statistics: remove renorm=True.",
+        )
     if not layer.trainable:
         return "trainable=False", _FREEZING
     return None

@@ -23,6 +23,7 @@ from backends.tensorflow import import_checks
 from backends.tensorflow.framework import keras
 from harness.importers import ModelInputError, UnsupportedModelError, check_converted_weights, closest_names
 from harness.spec import (
+    MODEL_INPUT,
     Activation,
     Add,
     AvgPool2D,
@@ -596,6 +597,12 @@ def _check_layer(layer: keras.layers.Layer) -> None:
     """Refuses a nested model and a layer's training settings, which the spec cannot hold."""
     if isinstance(layer, keras.Model):
         raise _unsupported(f"a nested model ({type(layer).__name__})", layer, import_checks.NESTED_MODEL_HINT)
+    if layer.name == MODEL_INPUT:  # the spec's layers name the model's input so: this one would shadow it
+        raise ModelInputError(
+            f"Expected Keras layer names other than {MODEL_INPUT!r}, which xfbench's spec keeps for the model's "
+            f"input. Received: a {type(layer).__name__} layer named {MODEL_INPUT!r}. To fix, give that layer another "
+            "name (its name= argument)."
+        )
     setting = import_checks.training_setting(layer)
     if setting is not None:
         raise _unsupported(setting[0], layer, setting[1])
