@@ -1,10 +1,13 @@
 """How often the within-run time ratio is marked (`*`, the Statistics table) when nothing differs, and when one
 backend is 1.3x slower: the bootstrap interval alone against the interval with Welch's test on the trials' log
-medians beside it (harness.statistics; figures in docs/regressions.md).
+medians beside it (harness.statistics; figures in docs/regressions.md). With --between-runs, the same for
+`xfbench compare`'s time verdict between two runs (harness.compare: the interval beyond the 1.10 band and the
+Mann-Whitney test over the epochs, with and without Welch's test on the trials beside them).
 
-    .venv/bin/python benchmarks/time_mark_rule.py [--pairs 300] [--seed 1]
+    .venv/bin/python benchmarks/time_mark_rule.py [--pairs 300] [--seed 1] [--between-runs]
 
-Each side is drawn from one distribution: per trial a level exp(N(0, spread)), per epoch 3 % noise around it.
+Each side is drawn from one distribution: per trial a level exp(N(0, spread)), per epoch 3 % noise around it
+(2 % between runs, as a review measured the quick suite's steady epochs).
 """
 
 from __future__ import annotations
@@ -12,15 +15,19 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
+import pandas as pd
 
+from harness.compare import Thresholds, _time_verdict
 from harness.statistics import StatsSettings, ratio_interval, trials_test
 
 # (trials a side, steady epochs a trial, spread between trials)
 SHAPES = ((2, 1, 0.0), (2, 3, 0.1), (2, 9, 0.1), (3, 5, 0.1), (3, 1, 0.0), (4, 3, 0.05))
 
 
-def _side(rng: np.random.Generator, trials: int, epochs: int, spread: float, level: float) -> list[np.ndarray]:
-    return [level * np.exp(rng.normal(0, spread)) * (1 + rng.normal(0, 0.03, epochs)) for _ in range(trials)]
+def _side(
+    rng: np.random.Generator, trials: int, epochs: int, spread: float, level: float, epoch_noise: float = 0.03
+) -> list[np.ndarray]:
+    return [level * np.exp(rng.normal(0, spread)) * (1 + rng.normal(0, epoch_noise, epochs)) for _ in range(trials)]
 
 
 def marked_rates(
@@ -38,12 +45,47 @@ def marked_rates(
     return alone / pairs, both / pairs
 
 
+# (trials a side, steady epochs a trial, spread between trials): two and three seeds of the quick suite's shape
+RUN_SHAPES = ((2, 4, 0.05), (2, 4, 0.1), (2, 4, 0.15), (3, 4, 0.1), (3, 4, 0.15))
+
+
+def _run_rows(sides: list[np.ndarray]) -> pd.DataFrame:
+    """One run's steady rows of one case: what harness.compare reads of them."""
+    return pd.DataFrame(
+        [{"trial_id": f"t{i}", "epoch_time_s": float(t)} for i, times in enumerate(sides) for t in times]
+    )
+
+
+def verdict_rates(
+    rng: np.random.Generator, shape: tuple[int, int, float], slowdown: float, pairs: int
+) -> tuple[float, float]:
+    """(share called a regression without the trials' test, share with it): compare's own verdict, the product's
+    thresholds; a verdict the trials' test held back is undecided, with the note that says so."""
+    without = with_trials = 0
+    for _ in range(pairs):
+        base = _side(rng, *shape, 1.0, epoch_noise=0.02)
+        new = _side(rng, *shape, slowdown, epoch_noise=0.02)
+        change = _time_verdict(_run_rows(base), _run_rows(new), Thresholds())
+        with_trials += change.verdict == "regression"
+        without += change.verdict == "regression" or "the trials' medians" in change.note
+    return without / pairs, with_trials / pairs
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", type=int, default=300, help="simulated pairs of sides per row (default 300)")
     parser.add_argument("--seed", type=int, default=1, help="the generator's seed (default 1)")
+    parser.add_argument("--between-runs", action="store_true", help="xfbench compare's verdict, not the mark")
     args = parser.parse_args()
     rng = np.random.default_rng(args.seed)
+    if args.between_runs:
+        print("trials  epochs  spread  slowdown  regression: Mann-Whitney and band  with Welch on the trials")
+        for slowdown in (1.0, 1.3, 1.5):
+            for shape in RUN_SHAPES:
+                without, with_trials = verdict_rates(rng, shape, slowdown, args.pairs)
+                row = f"{shape[0]:>6}  {shape[1]:>6}  {shape[2]:>6.2f}  {slowdown:>8.1f}"
+                print(f"{row}  {without:>34.1%}  {with_trials:>24.1%}", flush=True)
+        return
     print("trials  epochs  spread  slowdown  interval alone  with Welch")
     for slowdown in (1.0, 1.3):
         for shape in SHAPES:

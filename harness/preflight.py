@@ -661,11 +661,15 @@ def _check_class_samples(role: str, task: TaskSpec | None, dataset: Dataset) -> 
     if not missing:
         return
     limit = " within --train-limit" if task.train_limit is not None else ""
+    kept = dataset.y_train[np.isin(dataset.y_train, task.classes)]
+    # the limit cut the class off (the first N of the filtered split hold none of it): raising it is the fix
+    reach = [int(np.argmax(kept == c)) + 1 for c in missing if np.any(kept == c)]
+    raise_limit = f"raise --train-limit to at least {max(reach)}, " if len(reach) == len(missing) else ""
     raise InputError(
         f"Expected training samples of every class of {_task_name(role, task)} in the training split of "
         f"{dataset.name}{limit}. Received: none of class {','.join(map(str, missing))} "
         f"({_class_counts(y, task.classes)}). "
-        f"To fix, pick classes that the training split of {dataset.name} holds "
+        f"To fix, {raise_limit}pick classes that the training split of {dataset.name} holds "
         f"({_class_counts(dataset.y_train, range(dataset.num_classes))}), or point --data-dir at complete files."
     )
 

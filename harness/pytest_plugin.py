@@ -647,11 +647,11 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     one case, or a skip mark on a module, leaves the other cases untrained (all of them trained before)."""
     state = session.config.stash[STATE_KEY]
     kept: set[str] = set()
-    cases = False  # any xfbench case selected, skipped ones included
+    datasets: set[str] = set()  # of the xfbench cases selected, skipped ones included
     for item in session.items:
         callspec = getattr(item, "callspec", None)
         handle = callspec.params.get("xfbench_case") if callspec is not None else None
-        cases = cases or isinstance(handle, CaseHandle)
+        datasets.update([handle.case.dataset] if isinstance(handle, CaseHandle) else [])
         if isinstance(handle, CaseHandle) and not _skipped_by_mark(item):
             kept.update(handle.trial_ids)
             state.case_groups.add(handle.trial_ids)
@@ -662,8 +662,9 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     if _xdist_worker(session.config):
         return
     try:
-        if cases:  # every case skipped too: a mistyped --data-dir left them "data not found" (exit 0)
+        if datasets:  # every case skipped too: a mistyped --data-dir left them "data not found" (exit 0)
             _check_data_dir(session.config)
+            _check_data_found(session.config, state, datasets)
         # a listing (--collect-only) contacts no cluster
         if state.wanted and not session.config.option.collectonly:
             state.execution = _session_checks(session.config, list(state.wanted.values()))
@@ -684,6 +685,24 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         _check_data_dir(session.config)
     except InputError as exc:
         raise pytest.UsageError(f"bad input, nothing was run: {_as_pytest_options(str(exc))}") from None
+
+
+def _check_data_found(config: pytest.Config, state: SessionState, datasets: set[str]) -> None:
+    """A --data-dir given, yet no data file of the selected cases found anywhere: an empty or unmounted folder, a
+    cache not restored, the wrong folder named. Every case needing files was skipped and the session passed (exit 0)
+    where `xfbench run --data-dir` exits 2. Without --data-dir, or with some case's files found, the cases whose
+    data this machine lacks are skipped as before (a session over suites of several datasets)."""
+    from harness.data.registry import found_in
+
+    data_dir = config.getoption("xfbench_data_dir")
+    missing = sorted(d for d in datasets if state.missing_data.get(d))
+    if not data_dir or not missing or any(d in state.loaded and found_in(state.loaded[d]) for d in datasets):
+        return
+    raise InputError(
+        f"Expected the data of the selected cases in --data-dir {data_dir} (or another data folder). Received: no "
+        f"file of {', '.join(missing)} there or elsewhere. To fix, point --data-dir at the folder that holds them, "
+        f"or leave --data-dir out to skip the cases whose data this machine lacks ({state.missing_data[missing[0]]})"
+    )
 
 
 def _check_data_dir(config: pytest.Config) -> None:

@@ -194,7 +194,9 @@ def _time_ratio(
     # between them, another load) that a second seed would show: shown, never marked.
     one_trial = min(len(ref), len(other)) < 2 and not math.isnan(low)
     if one_trial:
-        notes.append("1 trial a side: time interval over its epochs only, not marked")
+        one = [side.backend for times, side in zip((ref, other), sides, strict=True) if len(times) < 2]
+        which = "a side" if len(one) == 2 else f"of {one[0]}"  # the other side's trials named it wrongly
+        notes.append(f"1 trial {which}: time interval over its epochs only, not marked")
     # The bootstrap interval alone marked a third of equal backends at two one-epoch trials a side: the mark also
     # needs the trials themselves to differ (Welch on their log medians).
     trials_p = trials_test(ref, other)

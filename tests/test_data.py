@@ -22,7 +22,7 @@ from harness.data import ChecksumError, DataFileError, epoch_batches, load_datas
 from harness.data.batching import steps_per_epoch
 from harness.data.formats import CIFAR_RECORD_BYTES, parse_idx, read_bytes, write_idx
 from harness.data.locate import DataNotFoundError, DatasetFiles, PublishedFile, data_roots, download_file, locate
-from harness.data.registry import FASHION_MNIST_FILES, check_data_dir, unit_range_pixels
+from harness.data.registry import FASHION_MNIST_FILES, MNIST_FILES, check_data_dir, unit_range_pixels
 from harness.errors import InputError
 from harness.file_modes import current_umask
 from harness.seeds import DIGITS_SPLIT_SEED
@@ -965,8 +965,9 @@ def test_a_cifar_channel_without_variation_is_refused_naming_the_folder(tmp_path
     """All-zero batch files gave channel std 0: every input NaN, with only numpy's divide warning."""
     folder = tmp_path / "cifar-10-batches-bin"
     folder.mkdir()
-    for name in (*(f"data_batch_{i}.bin" for i in range(1, 6)), "test_batch.bin"):
+    for index, name in enumerate((*(f"data_batch_{i}.bin" for i in range(1, 6)), "test_batch.bin")):
         records = np.zeros((20, CIFAR_RECORD_BYTES), dtype=np.uint8)
+        records[:, 0] = index  # each file its own labels: copies of one file are refused as such
         records[:, 1 + 1024 : 1 + 2048] = np.arange(20, dtype=np.uint8)[:, None]  # green varies; red and blue do not
         (folder / name).write_bytes(records.tobytes())
     write_manifest(folder)
@@ -1187,3 +1188,120 @@ def test_a_derived_task_relabels_every_split_and_limits_the_filtered_training_sp
     np.testing.assert_array_equal(x, digits.x_train[filtered][:50])
     assert 0 < y.sum() < 50  # both classes, the positive as 1
     assert len(limited.split("test")[1]) == int(np.isin(digits.y_test, (5, 6)).sum())  # the limit is training's only
+    assert len(limited.split("val")[1]) == int(np.isin(digits.y_val, (5, 6)).sum())
+
+
+def _swapped(name: str) -> str:
+    return name.replace("train", "\0").replace("t10k", "train").replace("\0", "t10k")
+
+
+@pytest.mark.skipif(
+    not Path("/usr/share/datasets/fashion-mnist").is_dir(), reason="Debian's dataset-fashion-mnist is not installed"
+)
+def test_train_and_test_files_swapped_are_named_so_not_called_a_corrupt_download(tmp_path):
+    """The release's t10k files under the train names were called corrupt, to be downloaded again, though each was
+    intact: misnamed."""
+    folder = tmp_path / "fashion-mnist"
+    folder.mkdir()
+    for packed in Path("/usr/share/datasets/fashion-mnist").glob("*-ubyte.gz"):
+        shutil.copyfile(packed, folder / _swapped(packed.name))
+    with pytest.raises(ChecksumError, match=r"Received: (train|t10k)-\S+, byte for byte the release's (t10k|train)-"
+                       r"\S+ \(files renamed the wrong way: train and test swapped\?\)\. To fix, give each file its "
+                       r"own name"):  # fmt: skip
+        load_dataset("fashion_mnist", tmp_path, download=False)
+
+
+def test_plain_files_pinned_by_their_payload_swapped_are_refused_not_read_on_format_checks(tmp_path):
+    """MNIST's plain files have no published hash of their own, only pinned payload hashes: swapped, train and
+    t10k loaded on format checks, training on the test images and testing on the training images."""
+    from harness.data.locate import verify_file
+
+    arrays = write_mnist_like(tmp_path / "own", n_train=5100, n_test=5100, gz=False, manifest=False)
+    pinned = tuple(
+        PublishedFile(name, pinned_payload_sha256=hashlib.sha256((tmp_path / "own" / name).read_bytes()).hexdigest())
+        for name in arrays
+    )
+    files = DatasetFiles("mnistlike", (), pinned, None)
+    for name in arrays:
+        (tmp_path / "own" / name).rename(tmp_path / "own" / f"{name}.tmp")
+    for name in arrays:
+        (tmp_path / "own" / f"{name}.tmp").rename(tmp_path / "own" / _swapped(name))
+    for published in pinned:
+        with pytest.raises(ChecksumError, match=rf"byte for byte the release's {_swapped(published.name)} "):
+            verify_file(tmp_path / "own" / published.name, published, files)
+
+
+def test_a_test_file_that_is_a_copy_of_a_training_file_is_refused(tmp_path):
+    """A lost test_batch.bin filled with a copy of data_batch_5.bin (or t10k of train) passed every check and
+    tested on training images."""
+    written = write_cifar_folder(tmp_path, manifest=False)
+    folder = tmp_path / "cifar-10-batches-bin"
+    (folder / "test_batch.bin").write_bytes(written["data_batch_5.bin"])
+    write_manifest(folder)
+    with pytest.raises(DataFileError, match=r"Expected cifar10's data_batch_5\.bin and test_batch\.bin to hold "
+                       r"different data\. Received: byte for byte the same"):  # fmt: skip
+        load_dataset("cifar10", tmp_path, download=False)
+    own = tmp_path / "mnist"
+    write_mnist_like(own, n_train=5100, n_test=5100, manifest=False)
+    for kind in ("images-idx3", "labels-idx1"):
+        shutil.copyfile(own / f"train-{kind}-ubyte.gz", own / f"t10k-{kind}-ubyte.gz")
+    write_manifest(own)
+    with pytest.raises(DataFileError, match=r"mnist's train-images-idx3-ubyte and t10k-images-idx3-ubyte to hold"):
+        load_dataset("mnist", tmp_path, download=False)
+
+
+def test_the_search_reads_xfbench_data_then_the_user_cache_then_the_system_root(tmp_path, monkeypatch):
+    """docs/data.md's order below --data-dir; no test held the cache after $XFBENCH_DATA."""
+    monkeypatch.setenv("XFBENCH_DATA", str(tmp_path / "env"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("XFBENCH_SYSTEM_DATA", str(tmp_path / "system"))
+    write_mnist_like(tmp_path / "system" / "mnist", n_train=5300)
+    write_mnist_like(tmp_path / "cache" / "xfbench" / "mnist", n_train=5200)
+    write_mnist_like(tmp_path / "env" / "mnist", n_train=5100)
+    assert len(load_dataset("mnist", None, download=False).y_train) == 100
+    shutil.rmtree(tmp_path / "env" / "mnist")
+    assert len(load_dataset("mnist", None, download=False).y_train) == 200
+    shutil.rmtree(tmp_path / "cache" / "xfbench" / "mnist")
+    assert len(load_dataset("mnist", None, download=False).y_train) == 300
+
+
+def test_a_roots_dataset_folder_is_read_before_files_in_the_root_itself(tmp_path):
+    """docs/data.md: a root holding its own IDX files and a folder of the dataset's name reads the folder's."""
+    write_mnist_like(tmp_path, n_train=5100)
+    write_mnist_like(tmp_path / "mnist", n_train=5200)
+    assert len(load_dataset("mnist", tmp_path, download=False).y_train) == 200
+
+
+def test_a_training_label_file_of_another_release_names_the_training_pair(tmp_path):
+    write_mnist_like(tmp_path / "mnist", manifest=False)
+    write_idx(tmp_path / "mnist" / "train-labels-idx1-ubyte.gz", np.zeros(5199, dtype=np.uint8))
+    write_manifest(tmp_path / "mnist")
+    with pytest.raises(DataFileError, match=r"5200 images in .*train-images-idx3-ubyte.gz, 5199 labels in .*train-"):
+        load_dataset("mnist", tmp_path, download=False)
+
+
+def test_a_class_the_train_limit_cut_off_is_told_to_raise_the_limit(tmp_path):
+    """--classes 5,6 --train-limit 1 said to pick classes the split holds: it holds 127 of class 6; the limit,
+    never named in the fix, had cut them off."""
+    from harness.config import TrialConfig
+    from harness.data.tasks import TaskSpec
+    from harness.preflight import preflight
+
+    digits = load_dataset("digits")
+    kept = digits.y_train[np.isin(digits.y_train, (5, 6))]
+    other = 6 if kept[0] == 5 else 5
+    reach = int(np.argmax(kept == other)) + 1
+    trial = TrialConfig("scratch", "mlp", "digits", "torch", 0, 1, task=TaskSpec(classes=(5, 6), train_limit=1))
+    with pytest.raises(InputError, match=rf"none of class {other} .*To fix, raise --train-limit to at least {reach}, "):
+        preflight([trial], None, download=False, loaded={"digits": digits})
+
+
+def test_plain_files_listed_in_sha256sums_are_read_beside_gzip_copies_of_them(tmp_path):
+    """`gzip -k` beside one's own listed plain files: the unlisted .gz was read and refused as corrupt, to be
+    downloaded again, though the listed plain copy of the same data lay beside it."""
+    own = tmp_path / "mnist"
+    write_mnist_like(own, n_train=5100, gz=False)  # listed in SHA256SUMS
+    for plain in [p for p in own.iterdir() if p.name.endswith("-ubyte")]:
+        (own / f"{plain.name}.gz").write_bytes(gzip.compress(plain.read_bytes()))
+    found = locate(MNIST_FILES, tmp_path / "mnist", download=False)
+    assert all(f.listed and not f.path.name.endswith(".gz") for f in found.values()), found

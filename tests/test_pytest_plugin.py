@@ -332,6 +332,24 @@ def test_a_data_dir_that_is_no_folder_is_a_usage_error_before_any_test_runs_as_t
         assert "passed" not in result.stdout.str() and "skipped" not in result.stdout.str()
 
 
+def test_a_data_dir_that_holds_no_file_of_the_selected_cases_is_a_usage_error_not_a_pass(pytester, tmp_path):
+    """An existing folder holding none of the files (an empty mount, a CI cache not restored): every case was
+    skipped for its data and the session passed (exit 0), where `xfbench run --data-dir` exits 2. Without
+    --data-dir the case is skipped for its data, as before."""
+    pytester.makepyfile(test_plain=PLAIN_TESTS, test_suite=MNIST_SUITE)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = pytester.runpytest("--backend", "torch", "--data-dir", str(empty), "-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR, result.stdout.str()
+    said = " ".join(result.stderr.str().split())
+    expected = f"ERROR: bad input, nothing was run: Expected the data of the selected cases in --data-dir {empty}"
+    assert expected in said and "Received: no file of mnist there or elsewhere. To fix, point --data-dir at the " \
+        "folder that holds them, or leave --data-dir out to skip the cases whose data this machine lacks (data for " \
+        "mnist not found: Expected the mnist files" in said, said  # fmt: skip
+    assert "passed" not in result.stdout.str()
+    pytester.runpytest("--backend", "torch", "-p", "no:cacheprovider").assert_outcomes(passed=1, skipped=1)
+
+
 def test_under_xdist_a_data_dir_that_is_no_folder_is_a_usage_error_with_every_case_skipped_for_its_data(
     pytester, tmp_path
 ):

@@ -141,6 +141,10 @@ def test_one_trial_a_side_is_not_marked_and_unequal_sharing_of_the_cores_is_note
     single = case_statistics(_frame(torch_slowdown=1.5, seeds=1))
     assert not single["time_significant"].any() and (single["time_ci_low"] > 1.3).all()
     assert single["note"].str.contains("1 trial a side: time interval over its epochs only, not marked").all()
+    lopsided = _frame(seeds=3)  # three torch trials, one TensorFlow: the note said "1 trial a side"
+    lopsided = lopsided[~((lopsided["backend"] == "tensorflow") & (lopsided["seed"] > 0))]
+    notes = case_statistics(lopsided)["note"]
+    assert notes.str.contains("1 trial of tensorflow: time interval over its epochs only").all(), notes
     frame = _frame(seeds=2)
     minute = {(m, s): 1 + 2 * i + s for i, m in enumerate(MODELS) for s in range(2)}  # one tensorflow trial at a time
     tensorflow = frame["backend"] == "tensorflow"

@@ -221,6 +221,7 @@ def verify_file(path: Path, published: PublishedFile, files: DatasetFiles | None
     if published.pinned_payload_sha256 and payload_sha256 == published.pinned_payload_sha256:
         return LocatedFile(path, payload, True, "pinned payload sha256")  # the release, gzipped again or plain
     if files is not None:  # before the mismatch: a valid file of the other dataset is no corrupt download
+        _refuse_swapped(files, published, path, raw_md5, payload_sha256)
         _refuse_foreign(files, path, raw_md5, payload_sha256)
     if published.payload_sha256:
         raise ChecksumError(
@@ -247,6 +248,23 @@ def _archive_mismatch(path: Path, published: PublishedFile, raw_md5: str, payloa
         f"download it again, or keep your own copy by listing its sha256 in {path.parent / MANIFEST}: "
         f"cd {shlex.quote(str(path.parent))} && sha256sum {shlex.quote(path.name)} >> {MANIFEST}"
     )
+
+
+def _refuse_swapped(
+    files: DatasetFiles, published: PublishedFile, path: Path, raw_md5: str, payload_sha256: str
+) -> None:
+    """A file that no checksum of its own verifies, yet is byte for byte another file of the same release: train and
+    test swapped (renamed the wrong way), which would train on the test images and test on the training images, or
+    be called a corrupt download where plain files have no published hash of their own."""
+    for other in files.files:
+        if other.name == published.name:
+            continue
+        if raw_md5 == other.archive_md5 or payload_sha256 in (other.payload_sha256, other.pinned_payload_sha256):
+            raise ChecksumError(
+                f"Expected {files.name}'s {published.name} in {path.parent}. Received: {path.name}, byte for byte "
+                f"the release's {other.name} (files renamed the wrong way: train and test swapped?). To fix, give "
+                f"each file its own name ({other.name} holds these bytes), or get the files again."
+            )
 
 
 def _refuse_foreign(files: DatasetFiles, path: Path, raw_md5: str, payload_sha256: str) -> None:
@@ -282,6 +300,9 @@ def _file_in(files: DatasetFiles, published: PublishedFile, directory: Path) -> 
             f"{held[1].name}, which hold different data. To fix, delete the one that is not the dataset's (or move "
             "it to a folder of its own)."
         )
+    if len(held) == 2 and _manifest_entry(directory, held[0].name) is None:
+        # the same data: the form SHA256SUMS lists (a `gzip -k` copy beside listed plain files was refused as corrupt)
+        return held[1] if _manifest_entry(directory, held[1].name) is not None else held[0]
     return held[0] if held else None
 
 
@@ -323,7 +344,24 @@ def locate(
             raise DataNotFoundError(_not_found_message(files, missing, dirs, errors, folder))
     elif missing:
         raise DataNotFoundError(_not_found_message(files, missing, dirs, [], folder, download))
+    refuse_copies(files.name, {name: (f.payload, str(f.path)) for name, f in found.items()})
     return found
+
+
+def refuse_copies(dataset: str, payloads: Mapping[str, tuple[bytes, str]]) -> None:
+    """Two files of one dataset (file name -> its bytes and where they came from) that hold the same bytes: a lost
+    file filled with a copy of another (test_batch.bin of data_batch_5.bin, t10k of train) passes every format
+    check, and would test on training images. Only files of one length are compared, and unequal ones differ at
+    once."""
+    items = list(payloads.items())
+    for index, (first, (data, where)) in enumerate(items):
+        for second, (other, other_where) in items[index + 1 :]:
+            if len(data) == len(other) and data == other:
+                raise DataFileError(
+                    f"Expected {dataset}'s {first} and {second} to hold different data. Received: byte for byte "
+                    f"the same ({where} and {other_where}). To fix, restore the one that was copied from the "
+                    "dataset's release, or point --data-dir at a complete copy."
+                )
 
 
 def download_file(files: DatasetFiles, published: PublishedFile, target_dir: Path, timeout_s: float = 30.0) -> Path:

@@ -36,6 +36,7 @@ from harness.data.locate import (
     candidate_dirs,
     data_roots,
     locate,
+    refuse_copies,
     search_root,
     verify_file,
 )
@@ -470,8 +471,10 @@ def _cifar_batch_files(data_dir: str | None, download: bool) -> _CifarBatchFiles
     for name, member in members.items():
         if not archive.listed:  # a cut-down archive of one's own is listed beside it; the published one is whole
             check_full_cifar_batch(member, name, f"{archive.path}:{name}", archive.path.parent / MANIFEST)
+    named = {n: (b, f"{archive.path}:{n}") for n, b in members.items()}
+    refuse_copies("cifar10", named)
     return _CifarBatchFiles(
-        members={n: (b, f"{archive.path}:{n}") for n, b in members.items()},
+        members=named,
         source=str(archive.path),
         verified=archive.how,
         root=archive.root,
@@ -495,8 +498,10 @@ def _extracted_cifar(folder: Path, root: Path | None) -> _CifarBatchFiles | None
     for f in located:
         if not f.listed:  # a cut-down copy of one's own is listed in SHA256SUMS; the release's batches are whole
             check_full_cifar_batch(f.payload, f.path.name, str(f.path), folder / MANIFEST)
+    members = {n: (f.payload, str(f.path)) for n, f in zip(names, located, strict=True)}
+    refuse_copies("cifar10", members)
     return _CifarBatchFiles(
-        members={n: (f.payload, str(f.path)) for n, f in zip(names, located, strict=True)},
+        members=members,
         source=str(folder),
         verified="; ".join(f"{n}: {f.how}" for n, f in zip(names, located, strict=True)),
         root=root,
@@ -561,7 +566,7 @@ def _check_pairs(name: str, arrays: Mapping[str, np.ndarray], paths: Mapping[str
     )
     for images, labels in pairs:
         if len(arrays[images]) != len(arrays[labels]):
-            raise InputError(
+            raise DataFileError(
                 f"Expected as many labels as images in {name}. Received: {len(arrays[images])} images in "
                 f"{paths[images]}, {len(arrays[labels])} labels in {paths[labels]}. The two files come from different "
                 "releases: replace both with one release's."
