@@ -905,6 +905,30 @@ def test_a_torch_avgpool_with_a_divisor_override_or_padding_is_refused_and_a_pla
     assert [type(layer).__name__ for layer in spec.layers] == ["AvgPool2D", "Flatten", "Dense"]
 
 
+def test_a_subclass_of_a_torch_layer_is_refused_naming_the_layer_it_subclasses(tmp_path, monkeypatch):
+    """torch.fx traces a user's subclass through its code: it was refused as "get_attr 0.weight", which named no
+    layer the user wrote."""
+    (tmp_path / "sub_nets.py").write_text(
+        textwrap.dedent("""
+        from torch import nn
+
+
+        class MyConv(nn.Conv2d):
+            pass
+
+
+        def sub(num_classes):
+            return nn.Sequential(MyConv(1, 4, 3), nn.Flatten(), nn.Linear(144, num_classes))
+        """)
+    )
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(UnsupportedModelError) as refused:
+        model_spec("python:sub_nets:sub", (8, 8, 1), 10, ModelOptions(), tmp_path / "cache")
+    said = str(refused.value)
+    assert "MyConv at '0', a subclass of nn.Conv2d, is traced through its own Python code" in said, said
+    assert "to fix, use nn.Conv2d itself there" in said, said
+
+
 def test_a_keras_leaky_relu_activation_imports_with_keras_slope(tmp_path):
     """activation="leaky_relu" is keras.activations.leaky_relu, whose negative slope defaults to 0.2: it imported
     with the spec's default 0.01 (torch's), and the TensorFlow backend's logits were not the Keras model's."""

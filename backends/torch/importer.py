@@ -251,6 +251,22 @@ class _Converter:
         return [a for a in node.args if isinstance(a, fx.Node)]
 
 
+def _traced_subclass_hint(c: _Converter, node: fx.Node) -> str:
+    """A user's subclass of a torch layer (``class MyConv(nn.Conv2d)``): torch.fx keeps only torch.nn's own classes
+    whole and traces a subclass through its code, whose parameter reads were refused with no word of the layer."""
+    path = str(node.target).rpartition(".")[0] if node.op == "get_attr" else _scope(node)
+    module = c.modules.get(path) if path else None
+    if module is None or type(module).__module__.startswith("torch."):
+        return ""
+    base = next((b for b in type(module).__mro__[1:] if b.__module__.startswith("torch.nn.modules.")), None)
+    if base is None or base is nn.Module:
+        return ""
+    return (
+        f"{type(module).__name__} at {path!r}, a subclass of nn.{base.__name__}, is traced through its own Python "
+        f"code (torch.fx keeps only torch.nn's own classes whole): to fix, use nn.{base.__name__} itself there."
+    )
+
+
 def _scope(node: fx.Node) -> str:
     stack = node.meta.get("nn_module_stack") or {}
     return list(stack.values())[-1][0] if stack else ""
@@ -523,7 +539,7 @@ def _convert_graph(c: _Converter, graph: fx.Graph) -> None:
         elif node.op in ("call_function", "call_method"):
             _convert_call(c, node, taken)
         else:
-            raise c.unsupported(f"{node.op} {node.target}", node)
+            raise c.unsupported(f"{node.op} {node.target}", node, _traced_subclass_hint(c, node))
 
 
 _SOFTMAX_MODULES = (nn.Softmax, nn.LogSoftmax)
