@@ -342,10 +342,10 @@ def _conversion_failed(
         ended = f"killed by signal {-returncode}" if returncode < 0 else f"exit status {returncode}"
         received = f"the conversion process ended without a report ({ended}; its last output: {tail.rstrip('.')})"
         module = ref.name.split(":")[0]
-        fix = (
+        fix = (  # killed from outside (the kernel's out-of-memory killer sends signal 9), or ended by the module
             f"To fix, check that `python -c 'import {module}'` runs to its end (a module that exits or ends its "
             "process when imported cannot be converted)"
-            if ref.kind == "python"
+            if ref.kind == "python" and returncode >= 0
             else "To fix, free memory for the conversion (it builds the model in a process of its own), or pick a "
             "smaller --input-size"
         )
@@ -391,10 +391,15 @@ def read_spec_file(ref: ModelRef) -> ModelSpec:
             )
     except InputError as exc:
         raise InputError(f"{exc} (in the spec file {path})") from None
-    except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:  # JSON's, Unicode's
+    except OSError as exc:  # a file that cannot be read at all (permissions, a folder named .json)
+        raise InputError(
+            f"Expected a model spec file xfbench can read. Received: {path}, which cannot be read "
+            f"({type(exc).__name__}: {exc.strerror or exc}). To fix, make it a readable file, or give another."
+        ) from None
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:  # JSON's and Unicode's too
         raise InputError(  # not JSON, or JSON without a spec's fields: what the parser met, named
             f"Expected a model spec file as `xfbench model NAME --export-spec FILE` writes it. Received: {path}, "
-            f"which cannot be read as one ({type(exc).__name__}: {exc}). Export it again or fix the file."
+            f"which cannot be read as one ({type(exc).__name__}: {exc}). To fix, export it again or fix the file."
         ) from None
     return spec
 

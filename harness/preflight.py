@@ -664,7 +664,9 @@ def _check_class_samples(role: str, task: TaskSpec | None, dataset: Dataset) -> 
     kept = dataset.y_train[np.isin(dataset.y_train, task.classes)]
     # the limit cut the class off (the first N of the filtered split hold none of it): raising it is the fix
     reach = [int(np.argmax(kept == c)) + 1 for c in missing if np.any(kept == c)]
-    raise_limit = f"raise --train-limit to at least {max(reach)}, " if len(reach) == len(missing) else ""
+    # --train-limit sets the target task's; a source task's limit is its suite case's field alone
+    flag = "--train-limit" if role == "target" else "the source task's train_limit"
+    raise_limit = f"raise {flag} to at least {max(reach)}, " if len(reach) == len(missing) else ""
     raise InputError(
         f"Expected training samples of every class of {_task_name(role, task)} in the training split of "
         f"{dataset.name}{limit}. Received: none of class {','.join(map(str, missing))} "

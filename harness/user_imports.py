@@ -43,11 +43,15 @@ def module_spec(module: str) -> ModuleSpec | None:
 def _installed_finder_spec(name: str, search: list[str], depth: int) -> ModuleSpec | None:
     """``name`` as another finder on ``sys.meta_path`` finds it: an editable install (``pip install -e``) of a
     flat-layout project maps its packages through such a finder, not through the path. Only a module of files
-    counts (built-in and frozen modules are no one's source); asking a finder imports nothing."""
+    counts (built-in and frozen modules are no one's source); asking a finder does not import the module. A finder
+    that fails on the name (one that blocks an optional import) finds nothing: the user hears "no module"."""
     for finder in sys.meta_path:
         if finder is importlib.machinery.PathFinder or not hasattr(finder, "find_spec"):
             continue
-        found = finder.find_spec(name, search if depth > 1 else None)
+        try:
+            found = finder.find_spec(name, search if depth > 1 else None)
+        except (ImportError, AttributeError, TypeError, ValueError):
+            continue
         if found is not None and (found.has_location or found.submodule_search_locations):
             return found
     return None

@@ -271,18 +271,20 @@ def test_a_module_an_editable_install_maps_is_found_shipped_and_keyed(tmp_path, 
 
 
 def test_a_conversion_process_that_ends_without_a_report_is_not_told_to_change_the_input_size(tmp_path, monkeypatch):
-    """A module that ends its process at import was told to choose another input size; one that asks for input
-    waited, unseen, for an answer that never came."""
+    """A module that ends its process at import was told to choose another input size; a process killed (as the
+    out-of-memory killer does) is told of memory, whatever the model's form."""
     (tmp_path / "hard_exit.py").write_text("import os\n\nos._exit(0)\n")
-    (tmp_path / "asks.py").write_text("WIDTH = int(input('width? '))\n\ndef make(num_classes): ...\n")
+    (tmp_path / "killed.py").write_text("import os\nimport signal\n\nos.kill(os.getpid(), signal.SIGKILL)\n")
     monkeypatch.chdir(tmp_path)
     with pytest.raises(InputError) as ended:
         model_spec("python:hard_exit:make", (8, 8, 1), 10, ModelOptions(), tmp_path / "cache")
     message = str(ended.value)
     assert "the conversion process ended without a report (exit status 0; its last output: no output)" in message
     assert "python -c 'import hard_exit'" in message and "input size" not in message
-    with pytest.raises(InputError, match="EOFError"):
-        model_spec("python:asks:make", (8, 8, 1), 10, ModelOptions(), tmp_path / "cache")
+    with pytest.raises(InputError) as killed:
+        model_spec("python:killed:make", (8, 8, 1), 10, ModelOptions(), tmp_path / "cache")
+    message = str(killed.value)
+    assert "ended without a report (killed by signal 9;" in message and "To fix, free memory" in message
 
 
 def test_a_users_module_runs_on_digits_with_both_backends_agreeing_and_an_lstm_exits_2(tmp_path, monkeypatch, capsys):

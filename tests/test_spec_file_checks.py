@@ -181,3 +181,21 @@ def test_a_spec_file_that_is_not_an_object_or_holds_layers_that_reach_no_output_
     assert main(["model", _write(tmp_path / "unused.json", unused)]) == 2
     said = capsys.readouterr().err.replace("\n", " ")
     assert "Received: 'side', whose output no later layer reads. To fix, remove them" in said, said
+
+
+def test_a_spec_file_that_cannot_be_read_exits_2_saying_so(tmp_path, monkeypatch, capsys):
+    """A PermissionError (root reads every file, so it is raised here for this one) gave a traceback."""
+    import pathlib
+
+    spec = _write(tmp_path / "locked.json", _net())
+    real = pathlib.Path.read_text
+
+    def locked(self: pathlib.Path, *args: Any, **kwargs: Any) -> str:
+        if self.name == "locked.json":
+            raise PermissionError(13, "Permission denied")
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(pathlib.Path, "read_text", locked)
+    assert main(["model", spec]) == 2
+    said = capsys.readouterr().err.replace("\n", " ")
+    assert "Received: " in said and "which cannot be read (PermissionError: Permission denied). To fix, make it" in said
