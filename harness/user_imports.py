@@ -33,7 +33,11 @@ def module_spec(module: str) -> ModuleSpec | None:
     parts = module.split(".")
     for depth in range(1, len(parts) + 1):
         name = ".".join(parts[:depth])
-        found = importlib.machinery.PathFinder.find_spec(name, search) or _installed_finder_spec(name, search, depth)
+        # the path finder by the last part: a namespace package found under its dotted name looks its parent up in
+        # sys.modules (a KeyError, as the driver imports none of them)
+        found = importlib.machinery.PathFinder.find_spec(parts[depth - 1], search) or _installed_finder_spec(
+            name, search, depth
+        )
         if found is None:
             return None
         search = list(found.submodule_search_locations or [])
