@@ -328,6 +328,25 @@ def _time_undecided_note(ratio: float, ci: tuple[float, float], p: float, t: Thr
     )
 
 
+# Other processes' CPUs (harness.host_load) a case's steady epochs may differ by between two runs before it is said:
+# the kernel counts busy time in 10 ms ticks, so a short epoch's figure is coarse; the medians of its epochs a side
+# differing by half a CPU is other work, not rounding.
+OTHER_WORK_CPUS = 0.5
+
+
+def other_work_change(base: pd.DataFrame, new: pd.DataFrame) -> str:
+    """Where a case's steady epochs ran beside much more (or less) work of other processes in one run than in the
+    other (another job on a shared machine, the run's own trials beside them): its time change holds that load too,
+    which two runs cannot otherwise tell from slower code. ``base``, ``new``: its steady rows."""
+    medians = [rows["other_cpus"].astype(float).median() if "other_cpus" in rows else math.nan for rows in (base, new)]
+    if any(math.isnan(m) for m in medians) or abs(medians[1] - medians[0]) < OTHER_WORK_CPUS:
+        return ""
+    return (
+        f"other processes kept {medians[0]:.1f} CPUs busy beside its steady epochs in base, {medians[1]:.1f} in new "
+        "(median; other jobs, or the run's own trials): its time change holds that load too"
+    )
+
+
 def _sharing_change(base: pd.DataFrame, new: pd.DataFrame, spans: tuple[pd.DataFrame, pd.DataFrame]) -> str:
     """Where a case's steady epochs shared the cores with other trials in one run far more than in the other (one
     run at --max-concurrent 1, the other two at a time): its time change holds that contention too. ``base``,
@@ -750,8 +769,15 @@ def compare_frames(base: pd.DataFrame, new: pd.DataFrame, thresholds: Thresholds
         accuracies = _common_seed_accuracies(base_finals, new_finals)
         base_a, new_a, diff, ci, acc_verdict, note = _accuracy_verdict(accuracies, t)
         trials_verdict, trials_note = _trials_change(base_finals, new_finals)
-        sharing = _sharing_change(*steady, spans)
-        changes = (config_change(b, n), data_change(b, n), network_change(b, n), runtime_change(b, n), sharing)
+        sharing, other_work = _sharing_change(*steady, spans), other_work_change(*steady)
+        changes = (
+            config_change(b, n),
+            data_change(b, n),
+            network_change(b, n),
+            runtime_change(b, n),
+            sharing,
+            other_work,
+        )
         parts = (trials_note, *changes, accuracies.note, note, tc.note)
         note = "; ".join(part for part in parts if part)
         out.append(

@@ -99,6 +99,12 @@ SCHEMA: tuple[tuple[str, str, str], ...] = (
     ("epoch_time_s", "float64", "wall time of the epoch's training steps only (device synchronised; no evaluation)"),
     ("samples_per_s", "float64", "training samples / epoch_time_s"),
     (
+        "other_cpus",
+        "float64",
+        "CPUs that other processes (other trials of the run, other jobs) kept busy during the epoch's training steps, "
+        "on average: Linux's /proc/stat busy time less the trial's own CPU time, over the wall time; empty elsewhere",
+    ),
+    (
         "eval_time_s",
         "float64",
         "wall time of the evaluation after the epoch; on the row that holds test_acc (a trial's last epoch, or the "

@@ -14,6 +14,7 @@ from harness.backend import Backend
 from harness.data.batching import epoch_batches
 from harness.data.batching import steps_per_epoch as epoch_steps
 from harness.data.registry import Dataset
+from harness.host_load import cpu_clock, other_cpus
 from harness.schedules import PlateauTracker, ScheduleConfig, lr_at, momentum_at
 
 
@@ -33,6 +34,7 @@ class EpochRecord:
     train_reg_loss: float = 0.0
     status: str = "ok"
     test_acc: float = math.nan
+    other_cpus: float = math.nan  # CPUs other processes kept busy during the training steps (harness.host_load)
     # final metrics (e.g. MC dropout) on the last row; strategies add their facts (counts, a details JSON string)
     extra: Mapping[str, float | str] = field(default_factory=dict)
 
@@ -74,8 +76,7 @@ def train_phase(
 
     The first epoch of a phase carries tracing/compilation and cache warm-up, so it is marked ``warmup`` and
     kept out of steady-state figures. A non-finite training or validation loss stops the phase with status
-    ``diverged``.
-    ``final_metrics`` runs after the last (or diverged) epoch and its values go on that epoch's record.
+    ``diverged``. ``final_metrics`` runs after the last (or diverged) epoch and its values go on that epoch's record.
     """
     steps_per_epoch = epoch_steps(num_train, plan.batch_size)
     total_steps = steps_per_epoch * plan.epochs
@@ -86,16 +87,17 @@ def train_phase(
         batches = epoch_batches(num_train, plan.batch_size, plan.seed, epoch)
         steps = np.arange((local_epoch - 1) * steps_per_epoch, (local_epoch - 1) * steps_per_epoch + len(batches))
         lrs = lr_at(s, plan.base_lr, steps, total_steps, plateau.scale if plateau else 1.0).astype(np.float32)
-        momenta = momentum_at(s, steps, total_steps)
+        momenta32 = None if (m := momentum_at(s, steps, total_steps)) is None else m.astype(np.float32)
         # Drawn before the timer starts, like the batch order: the host's share of augmentation is not step time.
         augment = epoch_draws(plan.augment, plan.seed, epoch, num_train, plan.pad_fill)
+        clock = cpu_clock()  # read before the timer starts and after it stops: no step time pays for it
         start = time.perf_counter()
-        momenta32 = None if momenta is None else momenta.astype(np.float32)
         first_step = (plan.epoch_offset + local_epoch - 1) * steps_per_epoch  # since the build: earlier phases too
         train = backend.train_epoch("train", batches, lrs, momenta32, augment=augment, first_step=first_step)
         if plan.inject_step_delay_s:
             time.sleep(plan.inject_step_delay_s * len(batches))
         elapsed = time.perf_counter() - start
+        others = other_cpus(clock, cpu_clock())
         eval_start = time.perf_counter()
         val = backend.evaluate("val", plan.eval_batch_size)
         # A finite training loss with a NaN validation loss diverged too: BatchNorm's moving statistics broke
@@ -120,6 +122,7 @@ def train_phase(
                 train_reg_loss=train.reg_loss,
                 status="diverged" if diverged else "ok",
                 test_acc=final.pop("test_acc", math.nan),
+                other_cpus=others,
                 extra=final,
             )
         )

@@ -103,6 +103,13 @@ def test_an_artificially_slower_run_is_a_regression_naming_the_case(workers, run
     assert _widest(out) <= 80
 
 
+def test_every_training_row_records_the_cpus_other_processes_kept_busy(runs):
+    _, honest_a, _ = runs
+    trained = read_results(honest_a).dropna(subset=["epoch"])
+    others = trained["other_cpus"].astype(float)
+    assert len(trained) and others.notna().all() and (others >= 0).all(), others
+
+
 def test_two_honest_runs_are_not_flagged(runs, capsys):
     _, honest_a, honest_b = runs
     assert main(["compare", str(honest_a), str(honest_b), "--fail-on-regression"]) == 0
@@ -1057,3 +1064,16 @@ def test_a_time_change_the_trials_medians_do_not_decide_is_not_a_regression():
     (faster,) = compare_frames(_trials([1.3, 1.5]), _trials([1.0, 1.1]), Thresholds())
     assert faster.time_verdict == "n/a" and "do not decide it" in faster.note
     # one trial a side has no Welch test: its epochs decide alone (test_time_regression_needs_size_and_significance)
+
+
+def test_a_case_whose_epochs_ran_beside_much_more_other_work_in_one_run_says_so():
+    """Two quick runs 70 s apart read TensorFlow 2.0-2.4x slower, other work having started on the machine, and
+    nothing said so: the rows now carry the CPUs other processes kept busy (harness.host_load)."""
+    base = _trials([1.0, 1.02]).assign(other_cpus=0.1)
+    new = _trials([1.3, 1.32]).assign(other_cpus=1.4)
+    (loaded,) = compare_frames(base, new, Thresholds())
+    assert "other processes kept 0.1 CPUs busy beside its steady epochs in base, 1.4 in new (median" in loaded.note
+    (alike,) = compare_frames(base, new.assign(other_cpus=0.5), Thresholds())  # under half a CPU apart
+    assert "other processes" not in alike.note
+    (unrecorded,) = compare_frames(_trials([1.0, 1.02]), new, Thresholds())  # rows from before the column
+    assert "other processes" not in unrecorded.note
