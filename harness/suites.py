@@ -1197,6 +1197,26 @@ _TRANSFER_SMOKE_FLOOR = (
     "backends alike on each; resnet18's cases in float64 (2026-12-07, each seed identical in both backends): feature "
     "extraction 0.320-0.547, fine-tuning (floor 0.55) 0.651-0.773, deep features (floor 0.77) 0.872-0.936"
 )
+
+
+def _digits_smoke_tier(backbone: tuple[str, float, int, str], epochs: int, **fields: Any) -> TransferTier:
+    """A CI tier of imagenet_transfer_smoke: ``backbone`` pretrained on digits 5-9 and transferred to 0-4 (augmented),
+    ``epochs`` on each task, every case above the smoke floor unless ``fields`` bar it otherwise."""
+    return TransferTier(
+        "digits",
+        HIGH_DIGITS,
+        LOW_DIGITS,
+        (backbone,),
+        epochs,
+        epochs,
+        _SMALL_DATA_SGD,
+        AugmentConfig(crop_padding=1, flip=True),
+        bar=0.25,
+        bar_source=_TRANSFER_SMOKE_FLOOR,
+        **fields,
+    )
+
+
 _ALEXNET = "the lessons' AlexNet from scratch: SGD momentum 0.9, lr 0.01, weight decay 1e-4, batch 100"
 
 
@@ -1279,18 +1299,10 @@ _CATALOGUE.update(
                 # CPU's kernels and the code's float32 order moved
                 _exact(
                     _imagenet_transfer_cases(
-                        TransferTier(
-                            "digits",
-                            HIGH_DIGITS,
-                            LOW_DIGITS,
-                            (("resnet18", 0.25, 32, ""),),
+                        _digits_smoke_tier(
+                            ("resnet18", 0.25, 32, ""),
                             2,
-                            2,
-                            _SMALL_DATA_SGD,
-                            AugmentConfig(crop_padding=1, flip=True),
                             heads=("linear_svc",),
-                            bar=0.25,
-                            bar_source=_TRANSFER_SMOKE_FLOOR,
                             strategy_bars=(("fine_tune", 0.55), ("deep_features", 0.77)),
                             # measured on imagenet_transfer_smoke as the transfer suites' backbones
                             backbone_bars=(
@@ -1303,19 +1315,11 @@ _CATALOGUE.update(
                     )
                 )
                 + _imagenet_transfer_cases(
-                    TransferTier(
-                        "digits",
-                        HIGH_DIGITS,
-                        LOW_DIGITS,
-                        (("alexnet_tv", 0.25, 64, ""),),
+                    _digits_smoke_tier(
+                        ("alexnet_tv", 0.25, 64, ""),
                         4,
-                        4,
-                        _SMALL_DATA_SGD,
-                        AugmentConfig(crop_padding=1, flip=True),
                         heads=(),
                         strategies=("feature_extraction",),
-                        bar=0.25,
-                        bar_source=_TRANSFER_SMOKE_FLOOR,
                         backbone_bars=(("alexnet_tv", _floor_below_measured(0.8989, 0.9255, 10, _BACKBONES_MEASURED)),),
                     )
                 ),
