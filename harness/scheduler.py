@@ -48,6 +48,7 @@ from harness.search import (
     search_trial,
     tpe_startup_samples,
 )
+from harness.tpe_search import TpeSearch
 from harness.trial import RunInfo, failure_row, format_exception, run_trial
 
 ROW_KEY = "xfbench_row_json"
@@ -853,16 +854,15 @@ def recorded_samples(experiment: SearchExperiment, replay: dict[str, list[dict[s
 
 
 def search_algorithm(experiment: SearchExperiment, replay: dict[str, list[dict[str, Any]]] | None = None) -> Any:
-    """Tune's adaptive searcher for the experiment, seeded so a fixed seed samples the same points, each
-    suggestion numbered in its config (``sample``); None for random and grid, whose points are drawn up front.
-    A resumed search's finished samples (in ``replay``) are suggested again at their numbers with their points,
-    and Optuna learns their results as it did live; the others are Optuna's suggestions."""
+    """Tune's adaptive searcher for the experiment, each suggestion numbered in its config (``sample``): sample
+    n's point depends on the sampling seed, n and the results told before it (harness.tpe_search); None for random
+    and grid, whose points are drawn up front. A resumed search's finished samples (in ``replay``) are suggested
+    again at their numbers with their points, and Optuna learns their results as it did live."""
     if experiment.algorithm in ("random", "grid"):
         return None
     if experiment.algorithm == "optuna":
         try:
-            import optuna  # the optional extra
-            from ray.tune.search.optuna import OptunaSearch
+            import optuna  # noqa: F401  (the optional extra)
         except ImportError:
             raise InputError(
                 "Expected Optuna for --search optuna. Received: it is not installed. "
@@ -870,71 +870,54 @@ def search_algorithm(experiment: SearchExperiment, replay: dict[str, list[dict[s
             ) from None
 
         startup = experiment.tpe_startup or tpe_startup_samples(experiment.num_samples)
-        sampler = optuna.samplers.TPESampler(seed=experiment.sampling_seed, n_startup_trials=startup)
-        return _numbered(OptunaSearch(sampler=sampler), recorded_samples(experiment, replay or {}))
+        search = TpeSearch(experiment.space, experiment.sampling_seed, startup, maximize=experiment.mode == "max")
+        return _numbered(search, recorded_samples(experiment, replay or {}), experiment.metric, experiment.mode)
     raise ValueError(f"Expected a search algorithm in random, grid, optuna. Received: {experiment.algorithm!r}.")
 
 
-def _numbered(searcher: Any, recorded: dict[int, dict] | None = None) -> Any:
-    """``searcher`` with each suggestion's number (0, 1, ...) added to its config as ``sample``. A number in
-    ``recorded`` (a resumed search's finished samples) gets its recorded point, not the searcher's suggestion:
-    with trials running concurrently, which point Optuna suggests under a number depends on the order trials
-    ended in, so a finished sample was trained again under its id at another point and its own result lost. The
-    searcher learns a recorded sample's result when it ends (replayed), as it learned it live."""
+def _numbered(search: TpeSearch, recorded: dict[int, dict], metric: str, mode: str) -> Any:
+    """``search`` as Tune's searcher, each suggestion's number (0, 1, ...) added to its config as ``sample``. A
+    number in ``recorded`` (a resumed search's finished samples) gets its recorded point, not a new suggestion:
+    with trials running concurrently, which point a number gets depends on the order trials ended in, so a
+    finished sample was trained again under its id at another point and its own result lost. The search learns a
+    recorded sample's result when it ends (replayed), as it learned it live."""
     from ray.tune.search import Searcher
 
     class NumberedSearcher(Searcher):
-        def __init__(self, inner: Searcher, recorded: dict[int, dict]) -> None:
-            super().__init__(metric=inner.metric, mode=inner.mode)
-            self.inner, self.suggested, self.recorded = inner, 0, recorded
-            self.replaying: dict[str, dict] = {}  # Tune trial id -> the recorded point it replays
+        def __init__(self) -> None:
+            super().__init__(metric=metric, mode=mode)
+            self.search, self.recorded, self.suggested = search, recorded, 0
+            self.samples: dict[str, tuple[int, dict]] = {}  # Tune trial id -> its sample number and point
 
         def set_search_properties(self, metric: str | None, mode: str | None, config: dict, **spec: Any) -> bool:
-            self._metric, self._mode = metric, mode
-            return bool(self.inner.set_search_properties(metric, mode, config, **spec))
+            return True  # the experiment's own metric, mode and space (search_param_space mirrors the space)
 
         def suggest(self, trial_id: str) -> dict | None:
-            point = self.recorded.get(self.suggested)
-            if point is not None:
-                self.replaying[trial_id] = point
-                config: dict | None = {"point": dict(point)}
-            else:
-                config = self.inner.suggest(trial_id)
-            if config is None or config == Searcher.FINISHED:
-                return config
+            number = self.suggested
+            point = self.recorded.get(number)
+            if point is None:
+                point = self.search.suggest(number)
+            self.samples[trial_id] = (number, dict(point))
             self.suggested += 1
-            return {**config, "job": {"sample": self.suggested - 1}}  # merged into the trial's job
-
-        def on_trial_result(self, trial_id: str, result: dict) -> None:
-            if trial_id not in self.replaying:  # the inner searcher knows only the trials it suggested
-                self.inner.on_trial_result(trial_id, result)
+            return {"point": dict(point), "job": {"sample": number}}  # the job's fields merge into the trial's
 
         def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
-            point = self.replaying.pop(trial_id, None)
-            if point is None:
-                self.inner.on_trial_complete(trial_id, result=result, error=error)
-                return
-            # as OptunaSearch.on_trial_complete tells a trial it suggested: the last result's metric, else failed
-            # (an error) or pruned
-            value: Any = result.get(self._metric) if result else None
-            try:
-                self.inner.add_evaluated_point(
-                    {f"point/{path}": v for path, v in point.items()},
-                    value,
-                    error=value is None and error,
-                    pruned=value is None and not error,
-                )
-            except Exception as exc:  # a NaN metric, as OptunaSearch's tell: warned of, the search goes on
-                logging.getLogger(__name__).warning("sample not told to the searcher: %s", exc)
+            number, point = self.samples.pop(trial_id)
+            self.search.tell(number, point, result.get(metric) if result else None, failed=error)
 
         def get_state(self) -> dict:
-            return {"inner": self.inner.get_state(), "suggested": self.suggested, "recorded": self.recorded}
+            return {
+                "search": self.search,
+                "recorded": self.recorded,
+                "suggested": self.suggested,
+                "samples": self.samples,
+            }
 
         def set_state(self, state: dict) -> None:
-            self.inner.set_state(state["inner"])
-            self.suggested, self.recorded = state["suggested"], state.get("recorded", {})
+            self.search, self.recorded = state["search"], state["recorded"]
+            self.suggested, self.samples = state["suggested"], state["samples"]
 
-    return NumberedSearcher(searcher, recorded or {})
+    return NumberedSearcher()
 
 
 def search_param_space(experiment: SearchExperiment, run: RunInfo) -> dict[str, Any]:

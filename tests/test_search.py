@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import replace
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -869,7 +871,7 @@ def test_optuna_models_its_results_after_half_its_samples_and_refuses_more_sampl
     assert [tpe_startup_samples(n) for n in (1, 3, 4, 8, 12, 20, 40)] == [1, 1, 2, 4, 6, 10, 10]
     space = parse_space(["lr=loguniform:1e-3,1e-1"])
     searcher = search_algorithm(SearchExperiment(base=BASE, space=space, algorithm="optuna", num_samples=8))
-    assert searcher.inner._sampler._n_startup_trials == 4
+    assert searcher.search.startup == 4
     summary = search_markdown(_search_frame(), TunePlan(bases=(BASE,), space=space, algorithm="optuna"))
     assert summary.splitlines()[2].startswith("optuna (TPE after 4 random samples) search, sampling seed 0")
     choices = parse_space(["optimizer=choice:momentum,adam", "batch_size=choice:32,64"])
@@ -895,7 +897,7 @@ def test_a_tune_recorded_before_the_final_seeds_moved_resumes_with_the_seeds_and
     assert [t.seed for t in final_trials(_search_frame(), old)] == [0, 1, 2]
     assert [t.seed for t in final_trials(_search_frame(), again)] == [1, 2, 3]
     assert old.experiments()[0].tpe_startup == 10
-    assert search_algorithm(old.experiments()[0]).inner._sampler._n_startup_trials == 10
+    assert search_algorithm(old.experiments()[0]).search.startup == 10
 
 
 def test_a_choice_of_nan_or_inf_is_refused_as_a_range_bound_is_and_a_trial_never_takes_one():
@@ -1044,6 +1046,50 @@ def test_asha_lets_a_trial_whose_row_failed_end_so_that_tune_sees_its_error():
     assert decisions == ["STOP", "CONTINUE"]
 
 
+def _optuna_searcher(experiment: SearchExperiment, replay: dict | None = None) -> Any:
+    searcher = search_algorithm(experiment, replay)
+    point = {p: tune_domain(d, grid=False) for p, d in experiment.space.params}
+    searcher.set_search_properties(experiment.metric, experiment.mode, {"point": point})
+    return searcher
+
+
+def _score(point: dict) -> float:
+    """A made-up val_acc that TPE can model: best near lr 1e-2, adam a little better."""
+    return 0.9 - abs(math.log10(point["optimizer.lr"]) + 2) / 5 + (0.05 if point["optimizer.name"] == "adam" else 0)
+
+
+def _replay_of(points: dict[int, dict]) -> dict[str, list[dict]]:
+    ran = [search_trial(BASE, point, number) for number, point in points.items()]
+    return {t.trial_id: [{"config_json": json.dumps(t.to_dict())}] for t in ran}
+
+
+def test_a_resumed_optuna_search_run_one_sample_at_a_time_draws_the_uninterrupted_searchs_points():
+    """A resumed Optuna search told its finished samples and restarted its sampler's generator: the first sample it
+    asked for got sample 0's point again, the next sample 1's (9 distinct points of 12 after a resume at 3, both
+    backends no longer searching alike). Sample n's sampler is seeded from (seed, n): one sample at a time, as
+    --asha runs them, the resumed search draws the live one's points, in the random start-up and in TPE after it."""
+    pytest.importorskip("optuna")
+    space = parse_space(["lr=loguniform:1e-4,1e-1", "optimizer=choice:sgd,adam,momentum"])
+    experiment = SearchExperiment(base=BASE, space=space, algorithm="optuna", sampling_seed=3, num_samples=8)
+    assert experiment.num_samples // 2 == 4  # the resume at 3 crosses from the start-up (4 samples) into TPE
+
+    def one_at_a_time(searcher: Any) -> list[dict]:
+        points = []
+        for number in range(8):
+            suggestion = searcher.suggest(f"t{number}")
+            assert suggestion["job"]["sample"] == number
+            points.append(suggestion["point"])
+            searcher.on_trial_complete(f"t{number}", {"val_acc": _score(suggestion["point"])})
+        return points
+
+    live = one_at_a_time(_optuna_searcher(experiment))
+    assert len({tuple(p.items()) for p in live}) == 8
+    resumed = one_at_a_time(_optuna_searcher(experiment, _replay_of({n: live[n] for n in range(3)})))
+    assert resumed == live
+    other_seeds = [one_at_a_time(_optuna_searcher(replace(experiment, sampling_seed=s))) for s in (4, 2**32 + 3)]
+    assert all(points != live for points in other_seeds)  # a seed past Optuna's 2**32 - 1 too
+
+
 def test_a_resumed_optuna_search_suggests_its_finished_samples_at_their_numbers_and_tells_optuna_their_results():
     """With trials running concurrently, which point Optuna suggests under a sample number depends on the order
     trials ended in: a resume asked Optuna again, so a finished sample whose number now got another point was
@@ -1054,32 +1100,37 @@ def test_a_resumed_optuna_search_suggests_its_finished_samples_at_their_numbers_
 
     space = parse_space(["lr=loguniform:1e-4,1e-1", "optimizer=choice:sgd,adam,momentum"])
     experiment = SearchExperiment(base=BASE, space=space, algorithm="optuna", sampling_seed=3, num_samples=6)
+    unresumed = _optuna_searcher(experiment)
+    fresh = [unresumed.suggest(f"t{i}")["point"] for i in range(6)]  # no result told yet
     finished = {
         0: {"optimizer.lr": 0.05, "optimizer.name": "adam"},
         1: {"optimizer.lr": 0.0003, "optimizer.name": "sgd"},
         3: {"optimizer.lr": 0.002, "optimizer.name": "momentum"},
     }
-    ran = [search_trial(BASE, point, number) for number, point in finished.items()]
-    ran.append(search_trial(replace(BASE, backend="tensorflow"), finished[1], 2))  # the other backend's search
-    replay = {t.trial_id: [{"config_json": json.dumps(t.to_dict())}] for t in ran}
-    searcher = search_algorithm(experiment, replay)
-    searcher.set_search_properties(
-        "val_acc", "max", {"point": {p: tune_domain(d, grid=False) for p, d in space.params}}
+    replay = _replay_of(finished)
+    replay.update(  # the other backend's search
+        {
+            t.trial_id: [{"config_json": json.dumps(t.to_dict())}]
+            for t in [search_trial(replace(BASE, backend="tensorflow"), finished[1], 2)]
+        }
     )
+    searcher = _optuna_searcher(experiment, replay)
     suggestions = [searcher.suggest(f"t{i}") for i in range(6)]
     assert [s["job"]["sample"] for s in suggestions] == list(range(6))
     assert {n: suggestions[n]["point"] for n in finished} == finished
-    assert all(suggestions[n]["point"] not in finished.values() for n in (2, 4, 5))  # Optuna's own
+    # Optuna's own, before any result is told: the random start-up's points for those numbers, none a repeat
+    assert [suggestions[n]["point"] for n in (2, 4, 5)] == [fresh[n] for n in (2, 4, 5)]
+    assert len({tuple(p.items()) for p in fresh}) == 6
     for number in (0, 1, 3, 2):  # replayed samples and a new one end; a replayed one reports its rows first
         searcher.on_trial_result(f"t{number}", {"val_acc": 0.1, "training_iteration": 1})
         searcher.on_trial_complete(f"t{number}", {"val_acc": 0.5 + number / 10})
     searcher.on_trial_complete("t4", None, error=True)
-    told = {round(t.value, 2): t.params for t in searcher.inner._ot_study.trials if t.state == TrialState.COMPLETE}
-    assert {v: told[v] for v in (0.5, 0.6, 0.8)} == {
-        0.5 + n / 10: {f"point/{p}": value for p, value in point.items()} for n, point in finished.items()
-    }
+    searcher.on_trial_complete("t5", {"val_acc": float("nan")})  # TPE cannot model it: failed, as Optuna tells it
+    trials = searcher.search.study.trials
+    told = {round(t.value, 2): t.params for t in trials if t.state == TrialState.COMPLETE}
+    assert {v: told[v] for v in (0.5, 0.6, 0.8)} == {0.5 + n / 10: point for n, point in finished.items()}
     assert set(told) == {0.5, 0.6, 0.7, 0.8}
-    assert [t.state for t in searcher.inner._ot_study.trials].count(TrialState.FAIL) == 1
+    assert [t.state for t in trials].count(TrialState.FAIL) == 2 and len(trials) == 6
 
 
 def test_an_ended_tunes_experiments_without_their_samples_or_finals_are_the_ones_a_resume_searches():
@@ -1181,5 +1232,10 @@ def test_both_backends_experiments_draw_the_same_points(algorithm):
     torch_search, tf_search = TunePlan(bases=bases, space=space, algorithm=algorithm, num_samples=6).experiments()
     assert (torch_search.base.backend, tf_search.base.backend) == ("torch", "tensorflow")
     assert replace(torch_search, base=tf_search.base) == tf_search  # seed, space, budget, metric, ASHA, TPE start
-    points = [sample_points(e.space, "random", e.num_samples, e.sampling_seed) for e in (torch_search, tf_search)]
+    if algorithm == "optuna":
+        pytest.importorskip("optuna")
+        searchers = [_optuna_searcher(e) for e in (torch_search, tf_search)]
+        points = [[s.suggest(f"t{n}")["point"] for n in range(6)] for s in searchers]
+    else:
+        points = [sample_points(e.space, "random", e.num_samples, e.sampling_seed) for e in (torch_search, tf_search)]
     assert points[0] == points[1] and len({p["optimizer.lr"] for p in points[0]}) == 6

@@ -736,6 +736,32 @@ def test_a_tune_stopped_by_ctrl_c_is_interrupted_and_its_resume_replays_finished
     assert json.loads((run_dir / "run.json").read_text())["status"] == "finished"
 
 
+def test_an_optuna_tune_stopped_by_ctrl_c_resumes_drawing_the_points_an_uninterrupted_search_draws(tmp_path):
+    """A resumed Optuna tune restarted its sampler's generator: the first sample it asked for got sample 0's point
+    again (the same numbers trained twice, the pick changed). Run one sample at a time, the resumed search's every
+    point is the one its seed, its number and the results before it give (harness.tpe_search), as uninterrupted."""
+    pytest.importorskip("optuna")
+    from harness.search import parse_space, sampled_value, tpe_startup_samples
+    from harness.tpe_search import TpeSearch
+
+    spaces = ["lr=loguniform:1e-3,0.5", "optimizer=choice:momentum,adam"]
+    args = [*TINY, "--backend", "torch", "--epochs", "2", "--search", "optuna", "--num-samples", "4"]
+    args += ["--space", spaces[0], "--space", spaces[1], "--final-seeds", "1"]
+    before, frame = _interrupted_then_resumed(tmp_path, "tune", args, "optuna-cut", finished=1, sig=signal.SIGINT)
+    assert 1 <= len(before) < 4
+    search = frame[frame["stage"] == "search"].sort_values(["trial_id", "epoch"])
+    assert search.groupby("trial_id")["epoch"].apply(list).tolist() == [[1, 2]] * 4
+    space = parse_space(spaces)
+    uninterrupted = TpeSearch(space, seed=0, startup=tpe_startup_samples(4), maximize=True)
+    for number, (_, rows) in enumerate(search.groupby("trial_id", sort=True)):
+        config = TrialConfig.from_dict(json.loads(rows["config_json"].iloc[0]))
+        assert config.sample == number
+        point = uninterrupted.suggest(number)
+        assert {path: sampled_value(config, path) for path, _ in space.params} == point, number
+        uninterrupted.tell(number, point, float(rows["val_acc"].iloc[-1]), failed=False)
+    assert frame[frame["stage"] == "final"]["status"].eq("ok").all()
+
+
 def test_auto_ships_what_a_local_run_maps_from_shared_memory_and_what_a_cluster_carries_in_seconds():
     """--ship-data auto shipped nothing in a local run: every trial re-read, checked and standardised its files
     (CIFAR-10: 4 trials 20.3 s against 10.8 s shipped, docs/measurements.md). Locally it ships up to 1 GB (every
