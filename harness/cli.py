@@ -120,9 +120,14 @@ def _prepare(args: argparse.Namespace) -> _Prepared:
     if args.run_id is not None:
         check_run_id(args.run_id)
         if (results_dir / args.run_id).exists():
+            finish = (  # a user retyping an interrupted run's command is told how to finish it
+                f"; to finish that run, `xfbench {args.command} --resume {args.run_id} --results-dir {results_dir}`"
+                if (results_dir / args.run_id / "run.json").is_file()
+                else ""
+            )
             raise InputError(
                 f"Expected a new --run-id. Received: {args.run_id!r}, which already exists in {results_dir}. "
-                "Pick another name."
+                f"Pick another name (or leave --run-id out for a time-stamped one){finish}."
             )
         baseline = saved_baseline_dir(args.run_id, results_dir, choose=False)
         if baseline is not None:  # compare, report and export look both up by name
@@ -256,7 +261,8 @@ def _say_what_resume_kept(run_dir: Path) -> None:
     run_file = read_run_file(run_dir)
     last = run_file.record.resumes[-1]
     failed = (
-        f", re-ran {len(last.failed_trials_rerun)} that had failed, been skipped or lost their backbone file"
+        f", re-ran {len(last.failed_trials_rerun)} that had failed, been skipped, lost their backbone file or ran "
+        "another configuration (run.json: resumes, rerun_errors)"
         if last.failed_trials_rerun
         else ""
     )

@@ -56,7 +56,9 @@ from harness.scheduler import (
     check_a_node_fits,
     cluster_nodes,
     delivery_of,
+    planned_sample,
     ray_session,
+    replayable_rows,
     run_search,
     run_trials,
     signals_held,
@@ -568,6 +570,29 @@ def stale_pretrains(plan: RunPlan, frame: pd.DataFrame, ended_search: TunePlan |
     }
 
 
+def changed_samples(search: TunePlan, frame: pd.DataFrame, cache_dir: Path) -> dict[str, str]:
+    """The samples of a search still going on that ended (ok or diverged) under another configuration than the one
+    this resume gives their ids (the code's defaults changed between run and resume, say), by id with why: not
+    replayed (scheduler.replayable_rows), they train again, so their rows go as a failed trial's do. Kept,
+    results.csv held both configurations' rows under one id, and the resume said it kept them without re-running."""
+    searched = frame[frame["stage"] == STAGE_SEARCH] if len(frame) else frame
+    if not len(searched):
+        return {}
+    rows = _rows_by_trial(searched, cache_dir)
+    ended = final_rows(searched).set_index("trial_id")["status"].to_dict()
+    changed: dict[str, str] = {}
+    for trial_id, recorded in rows.items():
+        ran = TrialConfig.from_dict(json.loads(recorded[0]["config_json"]))
+        planned = [t for e in search.experiments() if (t := planned_sample(e, ran)) is not None]
+        if ended.get(trial_id) in ("ok", "diverged") and planned and not replayable_rows(planned[0], rows):
+            fields = sorted(k for k, v in planned[0].to_dict().items() if ran.to_dict().get(k) != v)
+            changed[trial_id] = (
+                f"{ended[trial_id]}, but under another configuration than this resume's (it differs in "
+                f"{', '.join(fields)}): trained again"
+            )
+    return changed
+
+
 def resumable_failures(frame: pd.DataFrame, search: TunePlan | None) -> list[str]:
     """The failed trials that make a finished run worth resuming, which its resume reruns alone (and the trials
     skipped for them): a run's; a tune's among those it reruns after its search (rerun_after_search)."""
@@ -652,7 +677,9 @@ def _resume_held(
         frame = read_parts(run_dir)  # leaves it as is
         began = run_file.record.final_began is not None
         ended_search = run_file.plan.search if search_ended(frame, began) else None
-        stale = stale_pretrains(run_file.plan, frame, ended_search)
+        again = stale_pretrains(run_file.plan, frame, ended_search)
+        if ended_search is None and run_file.plan.search is not None:  # the search goes on
+            again.update(changed_samples(run_file.plan.search, frame, results_dir / "_cache"))
         commit = _say_the_commit(run_file)
         ship = _shipped_as_recorded(list(run_file.plan.planned_trials), settings)
         # "running" under this driver before any row is removed (a finished run whose failed trials' rows were gone
@@ -660,7 +687,7 @@ def _resume_held(
         driven = replace(run_file, record=_driven_by_this(run_file.record))
         write_run_file(run_dir, driven)
         try:
-            kept, resumed = _kept_and_recorded(run_dir, ended_search, stale, commit, run_file.execution)
+            kept, resumed = _kept_and_recorded(run_dir, ended_search, again, commit, run_file.execution)
             record = replace(
                 driven.record,
                 data_delivery={name: "object store" for name in ship},  # this session's: a resume may ship otherwise
@@ -692,10 +719,10 @@ def _resume_held(
 
 
 def _kept_and_recorded(
-    run_dir: Path, ended_search: TunePlan | None, stale: dict[str, str], commit: str, before: ExecutionOptions
+    run_dir: Path, ended_search: TunePlan | None, again: dict[str, str], commit: str, before: ExecutionOptions
 ) -> tuple[pd.DataFrame, ResumeRecord]:
     """The finished trials' rows a resume keeps (the others' removed: _keep_finished_rows), and its record."""
-    kept, failed, discarded = _keep_finished_rows(run_dir, ended_search, stale)
+    kept, failed, discarded = _keep_finished_rows(run_dir, ended_search, again)
     finished = kept["trial_id"].nunique() if len(kept) else 0
     resumed = ResumeRecord(utc_now(), finished, tuple(failed), discarded, tuple(sys.argv), failed)
     return kept, replace(resumed, git_commit=commit, execution_before=before)
@@ -718,18 +745,19 @@ def _driven_by_this(record: RunRecord) -> RunRecord:
 
 
 def _keep_finished_rows(
-    run_dir: Path, ended_search: TunePlan | None, stale: dict[str, str] | None = None
+    run_dir: Path, ended_search: TunePlan | None, again: dict[str, str] | None = None
 ) -> tuple[pd.DataFrame, dict[str, str], int]:
     """The rows of finished trials; failed and skipped trials' parts are removed (Ctrl-C reaches the workers too,
     so a failure may be the interruption itself, and a skipped trial's backbone may train this time): they run
     again; after a search that ended (``ended_search``), only those rerun_after_search names. So are the parts of
-    ``stale`` pretrain trials (stale_pretrains: why, by id), whose backbone is gone. Returns (kept, why each trial
+    the trials in ``again`` that ended ok but run again (why, by id): pretrain trials whose backbone is gone
+    (stale_pretrains), samples whose configuration changed (changed_samples). Returns (kept, why each trial
     run again ended so by its id, partial rows of interrupted trials dropped: not the rows of those run again)."""
     kept = read_parts(run_dir)
     rerun = set(rerun_after_search(kept, ended_search) if ended_search is not None else trials_to_rerun(kept))
     finals = final_rows(kept).to_dict("records") if len(kept) else []
     why = {str(r["trial_id"]): f"{r['status']}: {why_not_ok(r)}" for r in finals if r["trial_id"] in rerun}
-    failed = dict(sorted({**why, **(stale or {})}.items()))
+    failed = dict(sorted({**why, **(again or {})}.items()))
     for trial_id in failed:
         (run_dir / "parts" / f"{safe_name(trial_id)}.parquet").unlink(missing_ok=True)
     ended = int(kept["trial_id"].isin(failed).sum()) if len(kept) else 0  # whole trials, not cut short

@@ -845,12 +845,27 @@ def recorded_samples(experiment: SearchExperiment, replay: dict[str, list[dict[s
     found: dict[int, dict] = {}
     for rows in replay.values():
         ran = TrialConfig.from_dict(json.loads(rows[0]["config_json"]))
-        if ran.sample is None:
-            continue
-        point = {path: sampled_value(ran, path) for path, _ in experiment.space.params}
-        if replayable_rows(search_trial(experiment.base, point, ran.sample), replay):
-            found[ran.sample] = point
+        planned = planned_sample(experiment, ran)
+        if planned is not None and planned.sample is not None and replayable_rows(planned, replay):
+            found[planned.sample] = {path: sampled_value(ran, path) for path, _ in experiment.space.params}
     return found
+
+
+def planned_sample(experiment: SearchExperiment, ran: TrialConfig) -> TrialConfig | None:
+    """The trial ``experiment`` runs as the sample ``ran`` recorded, on a resume: random and grid, with the point
+    drawn for that number; optuna, with the point ``ran`` recorded (recorded_samples suggests it again). None when
+    ``ran`` is not one of this experiment's samples (another case's or backend's, or a number past its budget)."""
+    if ran.sample is None:
+        return None
+    if experiment.algorithm == "optuna":
+        point = {path: sampled_value(ran, path) for path, _ in experiment.space.params}
+    else:
+        points = sample_points(experiment.space, experiment.algorithm, experiment.num_samples, experiment.sampling_seed)
+        if ran.sample >= len(points):
+            return None
+        point = points[ran.sample]
+    trial = search_trial(experiment.base, point, ran.sample)
+    return trial if trial.trial_id == ran.trial_id else None
 
 
 def search_algorithm(experiment: SearchExperiment, replay: dict[str, list[dict[str, Any]]] | None = None) -> Any:

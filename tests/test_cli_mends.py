@@ -425,3 +425,15 @@ def test_a_run_folder_given_to_resume_as_a_path_is_told_the_id_and_results_dir_t
     err = capsys.readouterr().err
     assert "Give its id with the folder holding it: `--resume r1 --results-dir results`." in err, err
     assert "baseline-2026-12" not in err
+
+
+def test_an_existing_run_id_is_refused_with_how_to_finish_that_run(tmp_path, capsys):
+    """Retyping an interrupted run's command (its --run-id included) was told only "Pick another name": the way to
+    finish that run, --resume with its id, was left unsaid."""
+    _write_run_file(tmp_path / "cut", "run", "interrupted")
+    (tmp_path / "empty").mkdir()
+    told = _refused([*MLP_RUN, "--results-dir", str(tmp_path), "--run-id", "cut"], capsys)
+    assert "Received: 'cut', which already exists in" in told, told
+    assert f"to finish that run, `xfbench run --resume cut --results-dir {tmp_path.resolve()}`" in told, told
+    told = _refused([*MLP_RUN, "--results-dir", str(tmp_path), "--run-id", "empty"], capsys)
+    assert "Pick another name (or leave --run-id out for a time-stamped one)." in told and "--resume" not in told

@@ -22,6 +22,7 @@ import harness.scheduler as scheduler
 from harness.backbone import checkpoint_path
 from harness.config import TransferOptions, TrialConfig
 from harness.errors import InputError
+from harness.models import ModelOptions
 from harness.plan import DriverProcess, ExecutionOptions, RunFile, RunPlan, RunRecord, read_run_file, write_run_file
 from harness.provenance import MachineInfo
 from harness.scheduler import NoNodeFits, RunInterrupted, SchedulerSettings, replayable_rows
@@ -201,6 +202,46 @@ def test_a_tune_stopped_as_its_final_stage_began_keeps_its_search_on_resume(tmp_
     assert sorted(p.name for p in (tmp_path / "t1" / "parts").iterdir())[: len(parts)] == parts  # the failed sample
     assert read_run_file(tmp_path / "t1").record.resumes[-1].failed_trials_rerun == ()
     assert resumed.status == "finished"
+
+
+def test_a_finished_sample_recorded_under_another_configuration_trains_again_and_its_old_rows_go(tmp_path, monkeypatch):
+    """A sample that ended under another configuration than the resume gives its id (another version's default) is
+    not replayed and trains again: its old rows stayed in results.csv beside the new ones, two configurations under
+    one id, and the resume said it had kept the sample without re-running it."""
+    older = ModelOptions(bn_epsilon=1e-3)  # as a version with another default recorded it
+    replays: list[set[str]] = []
+
+    def interrupted(experiment: Any, run: RunInfo, settings: Any, events: Any, **kw: Any) -> None:
+        trial = search_trial(experiment.base, {"optimizer.lr": 0.1}, 0)
+        recorded = replace(trial, model_options=older)
+        events.on_row({**_row(trial, run, "search"), "config_json": recorded.to_json()})
+        events.on_trial_end(trial.trial_id)
+        raise RunInterrupted("stopped")
+
+    def resumed(experiment: Any, run: RunInfo, settings: Any, events: Any, **kw: Any) -> None:
+        replays.append(set(kw["delivery"].replay))
+        for index, lr in enumerate((0.1, 1.0)):
+            trial = search_trial(experiment.base, {"optimizer.lr": lr}, index)
+            events.on_row({**_row(trial, run, "search"), "config_json": trial.to_json()})
+            events.on_trial_end(trial.trial_id)
+
+    monkeypatch.setattr(runner, "run_search", interrupted)
+    assert runner.execute(_tune_plan(), results_dir=tmp_path, run_id="t", settings=_settings(tmp_path)).status == (
+        "interrupted"
+    )
+    monkeypatch.setattr(runner, "run_search", resumed)
+    monkeypatch.setattr(runner, "run_trials", Workers())
+    assert runner.resume(tmp_path, "t", _settings(tmp_path), html_report=False).status == "finished"
+    sample = search_trial(BASE, {"optimizer.lr": 0.1}, 0).trial_id
+    assert replays == [set()]  # not handed to the searcher as finished: it trains again
+    rows = pd.read_csv(tmp_path / "t" / "results.csv")
+    epsilons = [json.loads(c)["model_options"]["bn_epsilon"] for c in rows[rows["trial_id"] == sample]["config_json"]]
+    assert epsilons == [ModelOptions().bn_epsilon]  # one configuration under one id, the resume's
+    record = read_run_file(tmp_path / "t").record.resumes[-1]
+    assert (record.finished_trials_kept, record.failed_trials_rerun) == (0, (sample,))
+    assert record.rerun_errors[sample] == (
+        "ok, but under another configuration than this resume's (it differs in model_options): trained again"
+    )
 
 
 def test_search_ended_reads_an_older_run_json_as_before(tmp_path):
