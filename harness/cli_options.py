@@ -465,7 +465,7 @@ OVERRIDE_OPTIONS: tuple[tuple[str, tuple[Option, ...]], ...] = (
         Option(
             "--backbone-lr-multiplier",
             "transfer.backbone_lr_multiplier",
-            "fine_tune: backbone rate = this x head rate (0.1)",
+            "fine_tune, freeze_early: the backbone layers' rate = this x head rate (0.1)",
             positive_float,
         ),
         Option(

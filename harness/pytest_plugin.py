@@ -228,8 +228,9 @@ class CaseHandle:
         return out
 
     def _where_trajectories_part(self, seed: int, others: list[str]) -> str:
-        """The first epoch whose training loss differs between the backends by more than fp32 rounding explains:
-        from the first epoch on, a difference in what they compute; later, a rounding-level gap that grew."""
+        """The first epoch whose training loss differs between the backends by more than fp32 rounding explains: on
+        small data, from the first epoch on, a difference in what they compute; later, or within an epoch of hundreds
+        of steps, possibly a rounding-level gap that grew (a --precision float64 rerun tells: docs/fairness.md)."""
         rows = self._ok_rows_of_case(self.state.outcome.frame)
         rows = rows[rows["seed"] == seed]
         rows = rows.dropna(subset=["epoch", "train_loss"])  # deep_features' one row: a scikit-learn fit, no loss

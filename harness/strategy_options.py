@@ -61,7 +61,7 @@ _OPTIONS = (
     _transfer("source_epochs", "--source-epochs", NEEDS_BACKBONE, trained_backbone_only=True),
     _transfer("source_optimizer", "a source optimizer", NEEDS_BACKBONE, trained_backbone_only=True),
     _transfer("source_backend", "--source-backend", NEEDS_BACKBONE, trained_backbone_only=True),
-    _transfer("backbone_lr_multiplier", "--backbone-lr-multiplier", ("fine_tune",)),
+    _transfer("backbone_lr_multiplier", "--backbone-lr-multiplier", ("fine_tune", "freeze_early")),
     _transfer("freeze_groups", "--freeze-groups", ("freeze_early",)),
     _transfer("frozen_epochs", "--frozen-epochs", ("transfer",)),
     _transfer("sklearn_head", "--sklearn-head", ("deep_features",)),

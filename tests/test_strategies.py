@@ -353,6 +353,41 @@ def _assert_same_training(results, label: str) -> None:
     assert [r["test_acc"] for r in rows_t][-1] == [r["test_acc"] for r in rows_f][-1]
 
 
+def test_freeze_early_trains_the_backbone_layers_it_leaves_at_fine_tunes_rate(workers, cache):
+    """S3's variant is S3 with the early layers frozen: the backbone layers it left training (cnn_small's fc1) took
+    the head's rate, so a suite's freeze_early against fine_tune changed the backbone's rate with the freezing, and
+    --backbone-lr-multiplier was recorded but never applied. One plain-SGD step: fc1 moves by the multiplier times
+    the head-rate move, the new head by the full move, the frozen layers not at all."""
+    moves: dict[tuple[str, float], dict[str, np.ndarray]] = {}
+    for multiplier in (1.0, 0.1):
+        trial = _target(
+            cache,
+            "freeze_early",
+            epochs=1,
+            batch_size=64,
+            task=dataclasses.replace(LOW, train_limit=64),  # one batch: one step
+            optimizer=OptimizerConfig("sgd", lr=0.05),
+            transfer=TransferOptions(source_task=HIGH, source_epochs=3, backbone_lr_multiplier=multiplier),
+        )
+        _pretrain(workers, trial)
+        _, backbone, _ = load_checkpoint(checkpoint_path(trial))
+        for backend in BACKENDS:
+            rows, trained = workers[backend](probes.run_strategy, dataclasses.replace(trial, backend=backend).to_dict())
+            assert rows[-1]["details_json"] and json.loads(rows[-1]["details_json"])["backbone_lr_multiplier"] == (
+                multiplier
+            )
+            moves[(backend, multiplier)] = {k: trained[k] - backbone[k] for k in ("conv1/kernel", "fc1/kernel")}
+            moves[(backend, multiplier)]["new head"] = trained["logits/kernel"]  # drawn anew, not the backbone's
+    # a move is a difference of float32 weights: it carries up to one unit in the last place of the weights
+    ulp = float(np.spacing(np.abs(backbone["fc1/kernel"]).max()))
+    for backend in BACKENDS:
+        full, tenth = moves[(backend, 1.0)], moves[(backend, 0.1)]
+        assert np.abs(full["fc1/kernel"]).max() > 1e-4  # it trains
+        assert np.allclose(tenth["fc1/kernel"], 0.1 * full["fc1/kernel"], rtol=1e-5, atol=ulp), backend
+        assert np.array_equal(tenth["new head"], full["new head"]), backend  # the head at its own rate
+        assert not np.abs(full["conv1/kernel"]).max() and not np.abs(tenth["conv1/kernel"]).max()  # frozen
+
+
 @pytest.mark.parametrize("strategy", ["feature_extraction", "fine_tune", "freeze_early"])
 def test_each_strategy_leaves_the_same_weights_in_both_backends(workers, cache, strategy):
     # cnn_small with BatchNorm and both dropout layers: frozen BN, per-group rates and shared masks all at once

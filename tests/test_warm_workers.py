@@ -30,14 +30,20 @@ def _trials() -> list[TrialConfig]:
     each build; with the reseed dropped, the seed-1 trial's numbers followed seed 0's draws and the test, comparing
     two default trials, still passed), then a default trial (shared masks, the path most runs take). TensorFlow's
     bf16 sets Keras' dtype policy, which its backend restores and which lives per thread besides (Tune runs each
-    trial on its own): here in case that ever changes; the restore itself is pinned by the next test."""
+    trial on its own): here in case that ever changes; the restore itself is pinned by the next test. A float64
+    trial (torch's default dtype, Keras' floatx) and a Keras-fit one (its compiled train function, its optimizer)
+    come before a default trial too: a review found neither leaking (2026-12-07), and this keeps it so."""
     framework = RuntimeOptions(dropout_rng="framework")
     return [
         replace(BASE, seed=0, runtime=framework),
         replace(BASE, seed=1, runtime=framework),
         replace(BASE, seed=3),
+        replace(BASE, seed=4, runtime=RuntimeOptions(precision="float64")),
+        replace(BASE, seed=5),
         replace(BASE, backend="tensorflow", seed=0, runtime=RuntimeOptions(precision="mixed_bfloat16")),
         replace(BASE, backend="tensorflow", seed=1),
+        replace(BASE, backend="tensorflow", seed=2, runtime=RuntimeOptions(tf_mode="fit", precision="float64")),
+        replace(BASE, backend="tensorflow", seed=3),
     ]
 
 

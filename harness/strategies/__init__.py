@@ -67,7 +67,11 @@ def _registry() -> dict[str, tuple[Strategy, str]]:
             reuse.run_fine_tune,
             "S3: new head, whole network trained, backbone lr = --backbone-lr-multiplier (0.1) x head lr",
         ),
-        "freeze_early": (reuse.run_freeze_early, "S3: new head, first k layer groups frozen, the rest fine-tuned"),
+        "freeze_early": (
+            reuse.run_freeze_early,
+            "S3: new head, first k layer groups frozen, the rest fine-tuned (backbone lr = --backbone-lr-multiplier x "
+            "head lr)",
+        ),
         "transfer": (
             reuse.run_transfer,
             "S4: reuse the backbone (a new head only if the class count differs), every group but classifier frozen "

@@ -232,9 +232,15 @@ def run_freeze_early(ctx: StrategyContext) -> str:
             f"Expected freeze_groups from 1 to {len(groups) - 1} (the groups are {groups}). Received: {k}: "
             "freeze_early would freeze nothing or train nothing."
         )
-    ctx.freeze(spec, _layers_of_groups(spec, groups[:k]))
-    ctx.backend.set_optimizer(cfg.optimizer, cfg.regularization)
+    frozen = _layers_of_groups(spec, groups[:k])
+    ctx.freeze(spec, frozen)
+    # S3's variant is S3 with the early layers frozen: the backbone layers left training take fine_tune's rate (0.1 x
+    # the head's); at the head's rate the suites' freeze_early against fine_tune changed two things at once
+    head, multiplier = head_layer(spec).name, cfg.transfer.backbone_lr_multiplier
+    training = {l.name: multiplier for l in spec.layers if l.name != head and l.name not in set(frozen)}
+    ctx.backend.set_optimizer(cfg.optimizer, cfg.regularization, training)
     details["frozen_groups"] = groups[:k]
+    details["backbone_lr_multiplier"] = multiplier
     return _train_to_the_end(ctx, len(data.y_train), "freeze_early", details)
 
 
