@@ -164,6 +164,12 @@ SCHEMA: tuple[tuple[str, str, str], ...] = (
     ),
     ("threads", "Int64", "intra-op threads of the trial (from its CPU allocation)"),
     ("worker_pid", "Int64", "process id of the worker that ran the trial (a warm worker runs many trials)"),
+    (
+        "worker_trials_before",
+        "Int64",
+        "trials of this driver session that process had started before this one (0: the process's first, whose "
+        "warm-up epoch also holds one-off costs of a new process beyond the imports; --fresh-workers: always 0)",
+    ),
     ("worker_frameworks", "string", "backends whose framework that process had imported (one, by design)"),
     ("python_version", "string", "worker's Python version"),
     ("timestamp", "string", "UTC time the row was produced (ISO 8601, milliseconds)"),

@@ -14,7 +14,7 @@ import shutil
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -235,6 +235,8 @@ class _RunContext:
     html_report: bool = True  # report.html beside summary.md (--no-report: its plots take ~0.2 s per case)
     search_ended: bool = False  # resuming a tune whose final stage began: its search is not run again
     unsearched: frozenset[str] = frozenset()  # ...but for these bases, skipped for a backbone that did not train
+    # the trials each worker process (node, pid) started, in order, this session: each row's worker_trials_before
+    worker_trials: dict[tuple[str, int], list[str]] = field(default_factory=dict)
 
     @property
     def run(self) -> RunInfo:
@@ -249,11 +251,11 @@ class _RunContext:
         write_run_file(self.run_dir, self.run_file)
 
     def events(self) -> Any:
-        writer, progress = self.writer, self.progress
+        writer, progress, worker_trials = self.writer, self.progress, self.worker_trials
 
         class Events:
             def on_row(self, row: dict[str, Any]) -> None:
-                writer.add_row(row)
+                writer.add_row(with_worker_trials_before(row, worker_trials))
                 progress.row(row)
 
             def on_trial_end(self, trial_id: str) -> None:
@@ -716,6 +718,20 @@ def _resume_held(
             unsearched=unsearched_bases(frame, ended_search) if ended_search is not None else frozenset(),
         )
         return _carry_out(ctx, schedule)
+
+
+def with_worker_trials_before(row: dict[str, Any], started: dict[tuple[str, int], list[str]]) -> dict[str, Any]:
+    """``row`` with how many trials its worker process had started before its own (``started``: each process's
+    trials so far, by node and pid, updated here): a warm worker's later trials leave the process's one-off costs to
+    its first, so their warm-up epochs are shorter than a fresh process's. Rows no worker wrote (a dead worker's,
+    a skipped trial's) have none."""
+    pid = row.get("worker_pid")
+    if pid is None or pd.isna(pid):
+        return row
+    trials = started.setdefault((str(row.get("node") or row.get("host") or ""), int(pid)), [])
+    if row["trial_id"] not in trials:
+        trials.append(row["trial_id"])
+    return {**row, "worker_trials_before": trials.index(row["trial_id"])}
 
 
 def _kept_and_recorded(

@@ -109,6 +109,10 @@ def test_warm_workers_keep_one_framework_each_and_change_no_number(tmp_path, sha
     assert [finals[t.trial_id] for t in spoiled] == ["failed", "diverged", "failed"]
     assert fresh.groupby("worker_pid")["trial_id"].nunique().max() == 1, "--fresh-workers reused a process"
 
+    # each row says whether its process had run a trial before (its warm-up then lacks a new process's one-off costs)
+    before = warm.dropna(subset=["worker_pid"]).groupby("trial_id")["worker_trials_before"].agg(set)
+    assert {t for t, n in before.items() if n != {0}} == reused_ids and all(len(n) == 1 for n in before)
+    assert set(fresh["worker_trials_before"]) == {0}
     reused = warm[warm["trial_id"].isin(fresh["trial_id"])]
     pd.testing.assert_frame_equal(metric_table(reused), metric_table(fresh), check_exact=True)
 
