@@ -917,8 +917,10 @@ def _numbered(search: TpeSearch, recorded: dict[int, dict], metric: str, mode: s
             return {"point": dict(point), "job": {"sample": number}}  # the job's fields merge into the trial's
 
         def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
-            number, point = self.samples.pop(trial_id)
-            self.search.tell(number, point, result.get(metric) if result else None, failed=error)
+            sample = self.samples.pop(trial_id, None)
+            if sample is None:  # told twice (Tune's additional completion): the search knows its result already
+                return
+            self.search.tell(*sample, result.get(metric) if result else None, failed=error)
 
         def get_state(self) -> dict:
             return {
