@@ -176,6 +176,12 @@ _DIGITS_MLP = ModelOptions(hidden=(256,))
 # 0.02 pp (3 seeds); in float64 the same epoch's losses and accuracy are identical (docs/measurements.md,
 # "fashion_quick"). The gap is five times the largest measured.
 FASHION_CONVNET3_GAP = 0.0025
+# techniques_full's 64-unit mlp, 5 epochs (4,300 float32 steps) on Fashion-MNIST, every S5 setting: over 30 settings
+# x seeds 0-2 the backends agreed exactly 25 times of 90, parted by 0.05 pp at the median and by 1.15 pp at most
+# (opt_adadelta; clip_value 0.73, rmsprop 0.45), and in float64 the settings that part first agree to 1e-12
+# (docs/measurements.md, "techniques_full"). Parted trajectories are as far apart as two seeds' (a setting's seeds
+# span up to 2.6 pp): the gap is about twice the largest of the 90.
+FASHION_MLP_GAP = 0.025
 # The smoke tier's convnet3 (78 steps on 5,000 images) parts the backends by 0.20 / 0.02 / 0.03 pp (3 seeds,
 # docs/measurements.md, "fashion_smoke"); five times the largest, as above.
 FASHION_SMOKE_CONVNET3_GAP = 0.01
@@ -584,7 +590,7 @@ def _technique_cases(dataset: str, epochs: int, smoke: bool = False, floors: boo
     """S5: one case per option setting; each is a variant of a small model so the sweep stays cheap. ``floors``: the
     bars measured for the digits sweeps, 5 epochs or the smoke tier's 2 (the others assert that every trial
     completes, not diverged, and that the backends agree: exactly on digits, within :data:`FASHION_CONVNET3_GAP` for
-    Fashion-MNIST's convolutional networks)."""
+    Fashion-MNIST's convolutional networks and :data:`FASHION_MLP_GAP` for its mlp)."""
     small = ModelOptions(hidden=(64,))
     mom = OptimizerConfig("momentum", lr=0.01)
     cases = _optimizer_sweeps(dataset) + _model_sweeps() + _regularization_sweeps()
@@ -601,18 +607,19 @@ def _technique_cases(dataset: str, epochs: int, smoke: bool = False, floors: boo
             floor, source = _technique_floor(variant, smoke)
             gap = _MC_DROPOUT_GAP if variant == "mc_dropout" and not smoke else 0.0  # smoke's 2 epochs: exact
             case = replace(case, min_test_acc=floor, bar_source=source, max_backend_gap=gap)
-        elif dataset == "fashion_mnist" and model != "mlp" and case.runtime.precision != "float64":
-            # Fashion-MNIST's thousands of steps part the convolutional networks' backends by float32 rounding
-            # (FASHION_CONVNET3_GAP, measured over 2 epochs of convnet3; the mlp, and float64, agreed exactly): exact
-            # agreement was asserted here, which the measurements rule out.
-            case = replace(case, max_backend_gap=max(FASHION_CONVNET3_GAP, _MC_DROPOUT_GAP * (variant == "mc_dropout")))
+        elif dataset == "fashion_mnist" and case.runtime.precision != "float64":
+            # Fashion-MNIST's thousands of steps part the backends by float32 rounding (FASHION_CONVNET3_GAP, measured
+            # over 2 epochs of convnet3; FASHION_MLP_GAP over this tier's mlp settings, where exact agreement had been
+            # asserted on the word of 2 epochs of plain SGD: 19 of its 30 settings failed it on seed 0)
+            gap = FASHION_MLP_GAP if model == "mlp" else FASHION_CONVNET3_GAP
+            case = replace(case, max_backend_gap=max(gap, _MC_DROPOUT_GAP * (variant == "mc_dropout")))
         out.append(case)
     return tuple(out)
 
 
 # Every tier asserts that every trial completes (no failure, no divergence) and that the backends agree (within a gap
-# on Fashion-MNIST's convolutional networks), with their accuracy and time side by side per backend; the digits
-# sweeps (the smoke tier's and the 5-epoch one) also have measured floors.
+# on Fashion-MNIST, whose thousands of float32 steps part them), with their accuracy and time side by side per backend;
+# the digits sweeps (the smoke tier's and the 5-epoch one) also have measured floors.
 _CATALOGUE.update(
     {
         s.name: s
