@@ -757,9 +757,14 @@ def test_a_deep_features_case_with_its_own_source_optimizer_reads_no_optimizer()
         ("feature_extraction", 0.05),
         ("fine_tune", 0.05),
     }
-    # without a source optimizer of its own, deep_features trains its backbone with it
+    # transfer_smoke's deep features have had one too since 2026-12-07 (the new-head cases' backbone recipe)
     smoke = plan_run(Selection(suite="transfer_smoke"), {"optimizer.lr": 0.05}).trials
-    assert {t.optimizer.lr for t in smoke if t.strategy == "deep_features"} == {0.05}
+    assert {(t.optimizer.lr, t.transfer.source_optimizer.lr) for t in smoke if t.strategy == "deep_features"} == {
+        (0.01, 1.0)
+    }
+    # without a source optimizer of its own, deep_features trains its backbone with it
+    adhoc = plan_run(Selection(strategy="deep_features", model="cnn_small", dataset="digits"), {"optimizer.lr": 0.05})
+    assert {(t.optimizer.lr, t.transfer.source_optimizer) for t in adhoc.trials} == {(0.05, None)}
 
 
 def test_a_tune_with_a_diverged_sample_ends_ok_when_every_backend_had_an_ok_sample_re_run(tmp_path, capsys):
