@@ -293,7 +293,7 @@ class TransferOptions:
     source_epochs: int = 5
     source_optimizer: OptimizerConfig | None = None  # None: the trial's optimizer
     source_backend: str = REFERENCE_BACKEND  # which framework trains the shared backbone (recorded with every trial)
-    backbone_lr_multiplier: float = 0.1  # fine_tune: backbone rate = multiplier x head rate
+    backbone_lr_multiplier: float = 0.1  # fine_tune, freeze_early: backbone rate = multiplier x head rate
     freeze_groups: int = 1  # freeze_early: the first k layer groups stay frozen
     frozen_epochs: int | None = None  # transfer: epochs with the reused layers frozen before unfreezing (None: all)
     feature_layer: str | None = None  # deep_features: layer whose output is the feature (None: the head's input)

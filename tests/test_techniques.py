@@ -553,15 +553,15 @@ def test_a_whole_trial_with_dropout_gives_the_same_rows_in_both_backends(workers
 
 
 def test_the_full_sweeps_fashion_mnist_half_asks_the_agreement_its_networks_can_keep():
-    """Fashion-MNIST's convolutional networks part by float32 rounding over thousands of steps (FASHION_CONVNET3_GAP,
-    measured): the full sweep asserted exact agreement there, which a full run would fail. Its mlp cases, which
-    agree exactly, and the digits sweep keep theirs."""
-    from harness.suites import FASHION_CONVNET3_GAP, SUITES
+    """Fashion-MNIST's networks part by float32 rounding over thousands of steps (FASHION_CONVNET3_GAP and
+    FASHION_MLP_GAP, measured): the full sweep asserted exact agreement there, which a full run fails (its mlp, said
+    to agree exactly from 2 epochs of plain SGD, failed 19 of 30 settings on seed 0). The digits sweep keeps its own."""
+    from harness.suites import FASHION_CONVNET3_GAP, FASHION_MLP_GAP, SUITES
 
     gaps = {(c.dataset, c.model, c.variant): c.max_backend_gap for c in SUITES["techniques_full"].cases}
     fashion = {key: gap for key, gap in gaps.items() if key[0] == "fashion_mnist"}
     assert {gap for (_, model, _), gap in fashion.items() if model == "convnet3"} == {FASHION_CONVNET3_GAP}
-    assert {gap for (_, model, _), gap in fashion.items() if model == "mlp"} == {0.0}
+    assert {gap for (_, model, _), gap in fashion.items() if model == "mlp"} == {FASHION_MLP_GAP}
     assert fashion[("fashion_mnist", "cnn_small", "mc_dropout")] >= FASHION_CONVNET3_GAP
     digits = {key: gap for key, gap in gaps.items() if key[0] == "digits"}
     assert digits == {(c.dataset, c.model, c.variant): c.max_backend_gap for c in SUITES["techniques"].cases}
