@@ -108,6 +108,23 @@ class _Prepared:
     ]  # each pretrained trial's weights as preflight converted them (TrialConfig.weights_key)
 
 
+def _how_to_finish(run_dir: Path) -> str:
+    """For a refused --run-id: the resume that finishes the run it names (a user retyping an interrupted run's
+    command), as its run.json records its kind; "" for a run that ended or a folder that is not a run."""
+    from harness.plan import recorded_resume_command
+    from harness.user_files import read_run_json
+
+    if not (run_dir / "run.json").is_file():
+        return ""
+    try:
+        info = read_run_json(run_dir)
+    except InputError:  # damaged: the name is still taken, and nothing says how it would resume
+        return ""
+    if info.get("status") == "finished":
+        return ""
+    return f"; to finish that run, `{recorded_resume_command(info, run_dir)}`"
+
+
 def _prepare(args: argparse.Namespace) -> _Prepared:
     """Everything that can fail on bad input, before Ray: plan, run id, data present, what ships to the workers."""
     from harness.baselines import saved_baseline_dir
@@ -120,11 +137,7 @@ def _prepare(args: argparse.Namespace) -> _Prepared:
     if args.run_id is not None:
         check_run_id(args.run_id)
         if (results_dir / args.run_id).exists():
-            finish = (  # a user retyping an interrupted run's command is told how to finish it
-                f"; to finish that run, `xfbench {args.command} --resume {args.run_id} --results-dir {results_dir}`"
-                if (results_dir / args.run_id / "run.json").is_file()
-                else ""
-            )
+            finish = _how_to_finish(results_dir / args.run_id)
             raise InputError(
                 f"Expected a new --run-id. Received: {args.run_id!r}, which already exists in {results_dir}. "
                 f"Pick another name (or leave --run-id out for a time-stamped one){finish}."

@@ -168,7 +168,9 @@ SCHEMA: tuple[tuple[str, str, str], ...] = (
         "worker_trials_before",
         "Int64",
         "trials of this driver session that process had started before this one (0: the process's first, whose "
-        "warm-up epoch also holds one-off costs of a new process beyond the imports; --fresh-workers: always 0)",
+        "warm-up epoch also holds one-off costs of a new process beyond the imports; --fresh-workers: 0), told "
+        "apart by node and pid (a new worker given a finished one's pid after the pids wrap counts on from it); "
+        "replayed samples of a resumed search not counted",
     ),
     ("worker_frameworks", "string", "backends whose framework that process had imported (one, by design)"),
     ("python_version", "string", "worker's Python version"),

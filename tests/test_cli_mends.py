@@ -430,10 +430,14 @@ def test_a_run_folder_given_to_resume_as_a_path_is_told_the_id_and_results_dir_t
 def test_an_existing_run_id_is_refused_with_how_to_finish_that_run(tmp_path, capsys):
     """Retyping an interrupted run's command (its --run-id included) was told only "Pick another name": the way to
     finish that run, --resume with its id, was left unsaid."""
-    _write_run_file(tmp_path / "cut", "run", "interrupted")
-    (tmp_path / "empty").mkdir()
-    told = _refused([*MLP_RUN, "--results-dir", str(tmp_path), "--run-id", "cut"], capsys)
+    results = tmp_path / "my results"  # a space: the command pastes as one argument
+    _write_run_file(results / "cut", "tune", "interrupted")
+    _write_run_file(results / "done", "run", "finished")
+    (results / "empty").mkdir()
+    told = _refused([*MLP_RUN, "--results-dir", str(results), "--run-id", "cut"], capsys)
     assert "Received: 'cut', which already exists in" in told, told
-    assert f"to finish that run, `xfbench run --resume cut --results-dir {tmp_path.resolve()}`" in told, told
-    told = _refused([*MLP_RUN, "--results-dir", str(tmp_path), "--run-id", "empty"], capsys)
-    assert "Pick another name (or leave --run-id out for a time-stamped one)." in told and "--resume" not in told
+    # the run's own kind (a tune resumes as a tune, whatever command was retyped), its folder quoted
+    assert f"to finish that run, `xfbench tune --resume cut --results-dir '{results.resolve()}'`" in told, told
+    for ended in ("done", "empty"):  # nothing to finish
+        told = _refused([*MLP_RUN, "--results-dir", str(results), "--run-id", ended], capsys)
+        assert "Pick another name (or leave --run-id out for a time-stamped one)." in told and "--resume" not in told

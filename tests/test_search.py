@@ -1089,6 +1089,10 @@ def test_a_resumed_optuna_search_run_one_sample_at_a_time_draws_the_uninterrupte
 
     live = one_at_a_time(_optuna_searcher(experiment))
     assert len({tuple(p.items()) for p in live}) == 8
+    # the start-up's points need no result; TPE's after it come from the results told (told none, it draws others)
+    untold = _optuna_searcher(experiment)
+    blind = [untold.suggest(f"t{n}")["point"] for n in range(8)]
+    assert blind[:4] == live[:4] and all(blind[n] != live[n] for n in range(4, 8))
     resumed = one_at_a_time(_optuna_searcher(experiment, _replay_of({n: live[n] for n in range(3)})))
     assert resumed == live
     other_seeds = [one_at_a_time(_optuna_searcher(replace(experiment, sampling_seed=s))) for s in (4, 2**32 + 3)]
