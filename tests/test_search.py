@@ -1063,8 +1063,8 @@ def _score(point: dict) -> float:
     return 0.9 - abs(math.log10(point["optimizer.lr"]) + 2) / 5 + (0.05 if point["optimizer.name"] == "adam" else 0)
 
 
-def _replay_of(points: dict[int, dict]) -> dict[str, list[dict]]:
-    ran = [search_trial(BASE, point, number) for number, point in points.items()]
+def _replay_of(points: dict[int, dict], base: TrialConfig = BASE) -> dict[str, list[dict]]:
+    ran = [search_trial(base, point, number) for number, point in points.items()]
     return {t.trial_id: [{"config_json": json.dumps(t.to_dict())}] for t in ran}
 
 
@@ -1117,12 +1117,7 @@ def test_a_resumed_optuna_search_suggests_its_finished_samples_at_their_numbers_
         3: {"optimizer.lr": 0.002, "optimizer.name": "momentum"},
     }
     replay = _replay_of(finished)
-    replay.update(  # the other backend's search
-        {
-            t.trial_id: [{"config_json": json.dumps(t.to_dict())}]
-            for t in [search_trial(replace(BASE, backend="tensorflow"), finished[1], 2)]
-        }
-    )
+    replay.update(_replay_of({2: finished[1]}, replace(BASE, backend="tensorflow")))  # the other backend's search
     searcher = _optuna_searcher(experiment, replay)
     suggestions = [searcher.suggest(f"t{i}") for i in range(6)]
     assert [s["job"]["sample"] for s in suggestions] == list(range(6))
