@@ -194,7 +194,8 @@ def environment_warnings(base: Environment, new: Environment, sides: tuple[str, 
     if (base.cpu, base.gpu) != (new.cpu, new.gpu):
         warnings.append(
             f"different machines: {was} ran on {base.cpu!r} {base.gpu or 'no GPU'}, {now} on {new.cpu!r} "
-            f"{new.gpu or 'no GPU'}; epoch times are not comparable"
+            f"{new.gpu or 'no GPU'}; epoch times differ by the machines as much as by the code (compare leaves their "
+            "verdicts n/a unless given --times-across-machines)"
         )
     if base.threads != new.threads:
         warnings.append(f"different thread counts: {was} {base.threads}, {now} {new.threads}")
@@ -427,24 +428,37 @@ def run_directories(results_dir: Path) -> list[Path]:
 
 
 def run_started(run_dir: Path) -> str:
-    """When the run started (UTC, ISO 8601), the one order of runs for history, ``baseline save``'s newest run and the
-    report: run.json's ``started``; where run.json is missing, damaged or silent on it, the UTC time its run id begins
-    with (runner.new_run_id), else when its results were last written. A run without run.json (copied rows, a driver
-    that died first) had sorted as the oldest: history drew it first, and ``baseline save`` passed over it. A damaged
-    run.json orders this way too, so that one run outside history's window, or older than the run a baseline saves,
-    does not stop them; a command that reads the damaged run still refuses it."""
+    """When the run started (:func:`start_and_source`'s time)."""
+    return start_and_source(run_dir)[0]
+
+
+def start_and_source(run_dir: Path) -> tuple[str, str]:
+    """When the run started, and where that was read when not from run.json ("from its id", "from its files' time"), so
+    history's runs table says why a run without one sits where it does. The start (UTC, ISO 8601) is the one order of
+    runs for history, ``baseline save``'s newest run and the report: run.json's ``started``; where run.json is missing,
+    damaged or silent on it, the UTC time its run id begins with (runner.new_run_id), else when its results were last
+    written. A run without run.json (copied rows, a driver that died first) had sorted as the oldest: history drew it
+    first, and ``baseline save`` passed over it. A damaged run.json orders this way too, so that one run outside
+    history's window, or older than the run a baseline saves, does not stop them; a command that reads the damaged run
+    still refuses it."""
     try:
         started = read_run_json(run_dir).get("started")
     except InputError:
         started = None
     if isinstance(started, str) and started:
-        return started
+        return started, ""
     try:
-        return datetime.strptime(run_dir.name[:15], "%Y%m%d-%H%M%S").replace(tzinfo=UTC).isoformat()
+        return datetime.strptime(run_dir.name[:15], "%Y%m%d-%H%M%S").replace(tzinfo=UTC).isoformat(), "from its id"
     except ValueError:  # not an id xfbench gave
         results = run_dir / "results.parquet"
         written = (results if results.is_file() else run_dir / "parts").stat().st_mtime
-        return datetime.fromtimestamp(written, UTC).isoformat(timespec="seconds")
+        return datetime.fromtimestamp(written, UTC).isoformat(timespec="seconds"), "from its files' time"
+
+
+def _started_cell(run_dir: Path) -> str:
+    """History's ``started``: run.json's, or the time it was ordered by and where that came from."""
+    started, source = start_and_source(run_dir)
+    return f"{started} ({source})" if source else started
 
 
 def history(results_dir: Path, metric: str, case_filter: str | None = None, last: int = 10) -> History:
@@ -480,13 +494,13 @@ def history(results_dir: Path, metric: str, case_filter: str | None = None, last
             info = read_run_json(path)
             frame = read_run_table(path)
         except InputError as exc:  # one damaged run stopped the whole history, advising to "pick another run"
-            runs.append(HistoryRun(path.name, "", "", UNREADABLE, 0))
+            runs.append(HistoryRun(path.name, _started_cell(path), "", UNREADABLE, 0))
             unreadable.append((path.name, str(exc)))
             continue
         compared = compared_rows(frame)  # a tune's search samples are not trended (its final stage is)
         trials = int(frame["trial_id"].nunique()) if len(frame) else 0
         status, commit = str(info.get("status", "unknown")), short_commit(info.get("git_commit", ""))
-        runs.append(HistoryRun(path.name, str(info.get("started", "")), commit, status, trials))
+        runs.append(HistoryRun(path.name, _started_cell(path), commit, status, trials))
         if compared.empty:  # no rows, or a tune's search samples alone: listed, without a value
             continue
         cases.update(_case_names(compared))

@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 from harness.cli_options import (
     PATH_PREFIX,
-    THRESHOLD_DEFAULTS,
     build_parser,
+    changed_threshold_options,
     given_execution,
     given_search_options,
     model_options_from_args,
@@ -372,7 +372,12 @@ def _thresholds(args: argparse.Namespace) -> Thresholds:
     """compare's and the report's thresholds (cli_options.add_threshold_options)."""
     from harness.compare import Thresholds
 
-    return Thresholds(time_ratio=args.time_threshold, accuracy_pp=args.accuracy_threshold, alpha=args.alpha)
+    return Thresholds(
+        time_ratio=args.time_threshold,
+        accuracy_pp=args.accuracy_threshold,
+        alpha=args.alpha,
+        times_across_machines=args.times_across_machines,
+    )
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
@@ -488,11 +493,7 @@ def cmd_report(args: argparse.Namespace) -> int:
             " (summary.md beside each run is the text version)."
         )
     history_only = [f"--metric {args.metric}"] if args.metric is not None else []
-    history_only += [
-        f"--{name.replace('_', '-')} {getattr(args, name):g}"
-        for name, default in THRESHOLD_DEFAULTS.items()
-        if getattr(args, name) != default
-    ]
+    history_only += changed_threshold_options(lambda name: getattr(args, name))
     metric = args.metric or "epoch_time_s"
     report = build_report(paths, out, args.reference, metric, _thresholds(args), history_only)
     files = f"; PNG and SVG in {report.plot_dir}" if report.plots else ""  # no plot, no folder

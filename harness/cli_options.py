@@ -1152,7 +1152,20 @@ def _describe_commands(parser: argparse.ArgumentParser) -> None:
                 _describe_commands(command)
 
 
-THRESHOLD_DEFAULTS = {"time_threshold": 1.10, "accuracy_threshold": 1.0, "alpha": 0.01}  # as compare.Thresholds
+# as compare.Thresholds
+THRESHOLD_DEFAULTS = {"time_threshold": 1.10, "accuracy_threshold": 1.0, "alpha": 0.01, "times_across_machines": False}
+
+
+def changed_threshold_options(value: Callable[[str], Any], flag: str = "--") -> list[str]:
+    """The threshold options (add_threshold_options) set to other than their defaults, spelled as on the command
+    line (``--time-threshold 1.05``, ``--times-across-machines``); ``value`` reads an option by its name."""
+    changed = []
+    for name, default in THRESHOLD_DEFAULTS.items():
+        given = value(name)
+        if given != default:
+            option = f"{flag}{name.replace('_', '-')}"
+            changed.append(option if isinstance(default, bool) else f"{option} {given:g}")
+    return changed
 
 
 def add_threshold_options(add: Callable[..., Any], flag: str = "--", dest: str = "") -> None:
@@ -1179,6 +1192,13 @@ def add_threshold_options(add: Callable[..., Any], flag: str = "--", dest: str =
         type=significance_level,
         default=THRESHOLD_DEFAULTS["alpha"],
         help="significance level of the Mann-Whitney U test (default 0.01)",
+    )
+    add(
+        f"{flag}times-across-machines",
+        dest=f"{dest}times_across_machines",
+        action="store_true",
+        help="decide epoch-time changes between runs on different machines (CPU model or GPU) too; by default such "
+        "a change is n/a, the machines' as much as the code's",
     )
 
 

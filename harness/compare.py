@@ -6,7 +6,11 @@ Per (suite, strategy, model, dataset, backend):
   trials resampled, then each drawn trial's epochs: :func:`harness.statistics.ratio_interval`); a regression
   when the whole interval lies above the threshold (default 1.10) **and** a one-sided Mann-Whitney U test over
   the per-epoch times says new > base with p < alpha (default 0.01); an improvement symmetrically (interval below
-  1/threshold, new < base, p < alpha). Either is *marked* (:data:`harness.statistics.SIGNIFICANT_MARK`).
+  1/threshold, new < base, p < alpha), each only where, with two trials or more a side, Welch's test on the
+  trials' log median epoch times agrees (p < :data:`TRIALS_ALPHA`, :func:`_confirmed_by_trials`). Either is
+  *marked* (:data:`harness.statistics.SIGNIFICANT_MARK`). A ratio beyond the band these do not decide is ``n/a``,
+  noted; so is every time between runs timed on other machines (CPU model or GPU) unless
+  ``Thresholds.times_across_machines`` (:func:`_across_machines`).
   Why a band and not 1: the interval sees the noise within each run (epochs, seeds, drift over the run) but
   not the offset between two runs (another load on the machine, another turbo state), which two runs alone
   cannot measure; the band (measured in docs/measurements.md) is the allowance for it;
@@ -75,6 +79,8 @@ class Thresholds:
     alpha: float = 0.01
     bootstrap_samples: int = 2000
     bootstrap_seed: int = BOOTSTRAP_SEED
+    # decide epoch-time changes between runs on other machines too (--times-across-machines): by default n/a
+    times_across_machines: bool = False
 
     def __post_init__(self) -> None:
         if self.time_ratio <= 1.0:
@@ -258,7 +264,9 @@ def _time_verdict(
     ratio, low, high = ratio_interval(new_times, base_times, StatsSettings(t.bootstrap_samples, t.bootstrap_seed))
     slower_p = float(mannwhitneyu(n, b, alternative="greater").pvalue)
     faster_p = float(mannwhitneyu(n, b, alternative="less").pvalue)
-    change = TimeChange(float(np.median(b)), float(np.median(n)), ratio, (low, high), min(slower_p, faster_p), "")
+    # p of the test in the ratio's direction: the smaller of the two read "new slower" beside a ratio below 1
+    side_p = slower_p if ratio > 1.0 else faster_p
+    change = TimeChange(float(np.median(b)), float(np.median(n)), ratio, (low, high), side_p, "")
     # NaN bounds (under two epochs a side) compare False: never significant
     if low > t.time_ratio and slower_p < t.alpha:
         return _confirmed_by_trials(replace(change, p=slower_p, verdict="regression"), base_times, new_times)
@@ -288,8 +296,7 @@ def _time_verdict(
         )
         return replace(change, verdict="n/a", note=note)
     if beyond:  # the test could decide, yet did not: beyond the band is not "unchanged" (1.519 [0.944, 1.950] read so)
-        side_p = slower_p if ratio > 1.0 else faster_p
-        return replace(change, p=side_p, verdict="n/a", note=_time_undecided_note(ratio, (low, high), side_p, t))
+        return replace(change, verdict="n/a", note=_time_undecided_note(ratio, (low, high), side_p, t))
     return replace(change, verdict="unchanged")
 
 
@@ -409,6 +416,29 @@ def _phase_time_verdict(
     listed = ", ".join(f"{p} {ratios[p]} {changes[p].verdict}" for p in phases)
     notes = [f"epoch time of the {shown} phase (phases: {listed})", changes[shown].note]
     return replace(changes[shown], note="; ".join(note for note in notes if note))
+
+
+def _machines(steady: pd.DataFrame) -> set[str]:
+    """The machines (CPU model, GPU) whose workers timed ``steady``'s epochs."""
+    if "cpu" not in steady:
+        return set()
+    gpus = steady["gpu"].fillna("") if "gpu" in steady else pd.Series("", index=steady.index)
+    pairs = zip(steady["cpu"].fillna(""), gpus, strict=True)
+    return {f"{cpu!r} {gpu or 'no GPU'}" for cpu, gpu in pairs if cpu}  # rows that name none tell nothing
+
+
+def _across_machines(change: TimeChange, steady: tuple[pd.DataFrame, pd.DataFrame], t: Thresholds) -> TimeChange:
+    """``change`` undecided where the two sides' epochs were timed on other machines (CPU model or GPU), unless
+    asked (``t.times_across_machines``): the ratio is the machines' as much as the code's. Until 2026-12-07
+    compare warned "epoch times are not comparable" and then failed the gate on them."""
+    base, new = (_machines(rows) for rows in steady)
+    if t.times_across_machines or math.isnan(change.ratio) or base == new or not base or not new:
+        return change
+    note = (
+        f"epoch time not decided: base timed on {', '.join(sorted(base))}, new on {', '.join(sorted(new))}; "
+        "another machine's times are not the code's alone (--times-across-machines decides them)"
+    )
+    return replace(change, verdict="n/a", note="; ".join(part for part in (change.note, note) if part))
 
 
 def _smallest_p(m: int, n: int) -> float:
@@ -765,7 +795,7 @@ def compare_frames(base: pd.DataFrame, new: pd.DataFrame, thresholds: Thresholds
         base_finals, new_finals = final_rows(b), final_rows(n)
         ended_ok = (bool(base_finals["status"].eq("ok").any()), bool(new_finals["status"].eq("ok").any()))
         steady = steady_rows(b), steady_rows(n)
-        tc = _phase_time_verdict(b, n, steady, t, ended_ok)
+        tc = _across_machines(_phase_time_verdict(b, n, steady, t, ended_ok), steady, t)
         accuracies = _common_seed_accuracies(base_finals, new_finals)
         base_a, new_a, diff, ci, acc_verdict, note = _accuracy_verdict(accuracies, t)
         trials_verdict, trials_note = _trials_change(base_finals, new_finals)

@@ -36,8 +36,8 @@ import pytest
 from harness.backend import BACKENDS
 from harness.cli_options import (
     ADDRESS_HELP,
-    THRESHOLD_DEFAULTS,
     add_threshold_options,
+    changed_threshold_options,
     concurrency,
     expected_received,
     gpu_share,
@@ -471,9 +471,10 @@ def _check_thresholds_have_a_baseline(config: pytest.Config) -> None:
     """--baseline-time-threshold and the like change only the --baseline gate: without it a CI command that lost
     its --baseline would run on and never fail, as if the thresholds were in force."""
     changed = [
-        f"--baseline-{name.replace('_', '-')}"
-        for name, default in THRESHOLD_DEFAULTS.items()
-        if config.getoption(f"xfbench_baseline_{name}") != default
+        option.split()[0]
+        for option in changed_threshold_options(
+            lambda name: config.getoption(f"xfbench_baseline_{name}"), "--baseline-"
+        )
     ]
     if changed and not config.getoption("xfbench_baseline"):
         raise pytest.UsageError(
@@ -1164,7 +1165,12 @@ def _against_baseline(
     except InputError as exc:
         return f"baseline not usable: {exc}", False, ()
     option = lambda name: config.getoption(f"xfbench_baseline_{name}")  # noqa: E731
-    thresholds = Thresholds(option("time_threshold"), option("accuracy_threshold"), option("alpha"))
+    thresholds = Thresholds(
+        option("time_threshold"),
+        option("accuracy_threshold"),
+        option("alpha"),
+        times_across_machines=option("times_across_machines"),
+    )
     rows = compare_frames(base.frame, outcome.frame, thresholds)
     if not any(r.in_both for r in rows) and interrupted:
         return (

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from harness.backend import BACKENDS
-from harness.compare import CASE_COLUMNS, CaseComparison, Thresholds
+from harness.compare import CASE_COLUMNS, TRIALS_ALPHA, CaseComparison, Thresholds
 from harness.config import TUNED, model_label
 from harness.plan import UNFINISHED_STATUSES, RunPlan, resume_command
 from harness.search import tpe_startup_samples
@@ -68,6 +68,12 @@ REGRESSION_HEADER = [
 # the same columns in the terminal, where the title carries the units
 REGRESSION_SHORT_HEADER = ("case", "backend", "epoch s", "ratio", "p", "time", "test acc", "Δ pp", "accuracy", "note")
 HISTORY_RUNS_HEADER = ["run_id", "started", "git_commit", "status", "trials"]
+# what one value of history's trend is (baselines.metric_per_case), in its title
+HISTORY_VALUES = {
+    "epoch_time_s": "median of the steady epochs (warm-up left out) of the timed phase",
+    "samples_per_s": "median of the steady epochs (warm-up left out) of the timed phase",
+    "test_acc": "mean final test accuracy of the trials that ended ok",
+}
 # Whole numbers among the summary's columns, which a missing value (NaN) turns into floats.
 COUNT_COLUMNS = frozenset({"params", "forward_macs", "paired_seeds"})
 SETTINGS_MARK = "†"  # history: the case's settings differ from the run before
@@ -603,11 +609,18 @@ def nothing_compared(base_label: str, new_label: str) -> str:
 
 def comparison_rules(t: Thresholds) -> str:
     """How ``xfbench compare`` decides, in one paragraph (markdown, and the report's history)."""
+    machines = (
+        "runs on other machines (CPU model or GPU) are compared too (--times-across-machines)."
+        if t.times_across_machines
+        else "so is any time between runs on other machines (CPU model or GPU; --times-across-machines decides them)."
+    )
     return (
         "Epoch time: ratio of the steady-epoch medians new/base with a 95 % hierarchical bootstrap interval (each "
         "run's trials resampled, then their epochs). A regression when the whole interval lies above "
-        f"{t.time_ratio:g} and a one-sided Mann-Whitney U test over the epochs agrees (p < {t.alpha:g}); an "
-        f"improvement when it lies below 1/{t.time_ratio:g}; either is marked `{SIGNIFICANT_MARK}`. The band "
+        f"{t.time_ratio:g}, a one-sided Mann-Whitney U test over the epochs agrees (p < {t.alpha:g}) and, with two "
+        f"trials or more a side, Welch's test on the trials' log median epoch times agrees (p < {TRIALS_ALPHA:g}); "
+        f"an improvement when it lies below 1/{t.time_ratio:g}, alike; either is marked `{SIGNIFICANT_MARK}`. A "
+        f"ratio beyond the band that these do not decide is n/a, its note saying why; {machines} The band "
         "around 1 allows for the drift between two runs, which no interval from two runs can see "
         f"(docs/regressions.md). Accuracy: a drop of more than {t.accuracy_pp:g} pp with the 95 % interval of the "
         "difference below zero (the t interval of the per-seed differences over the seeds ok in both runs; "
@@ -894,7 +907,8 @@ def history_tables(history: History, metric: str, results_dir: str | Path) -> li
     """``xfbench history`` as tables: the runs, the metric per (case, backend), one column per run, a value
     marked where the case's settings changed from the run before, then what changed."""
     listing = tuple((r.run_id, r.started, r.git_commit, r.status, str(r.trials)) for r in history.runs)
-    tables = [TableData("runs", f"runs in {results_dir}", tuple(HISTORY_RUNS_HEADER), listing, 1)]
+    title = f"runs in {results_dir} (trials: each run's every trial, a tune's search samples too)"
+    tables = [TableData("runs", title, tuple(HISTORY_RUNS_HEADER), listing, 1)]
     table = history.table
     if not table.empty:
         changed = {(c.case, c.backend, c.run_id) for c in history.changes}
@@ -918,7 +932,11 @@ def history_tables(history: History, metric: str, results_dir: str | Path) -> li
             for (case, backend), values in zip(table.index, table.to_numpy().tolist(), strict=True)
         )
         note = _trend_note(bool(changed), bool(history.partly_ok))
-        tables.append(TableData("trend", f"{metric} per case (oldest → newest)", header, trend, note=note))
+        tables.append(
+            TableData(
+                "trend", f"{metric} per case, {HISTORY_VALUES[metric]} (oldest → newest)", header, trend, note=note
+            )
+        )
     if history.changes:
         rows = tuple((c.run_id, c.case, c.backend, c.what) for c in history.changes)
         title = (

@@ -116,12 +116,17 @@ def final_rows(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def framework_versions(frame: pd.DataFrame) -> dict[str, str]:
-    """backend -> the framework version its workers recorded. Rows the driver writes (a dead worker's failure, a
-    skipped trial) hold none and are left out, so they never stand for a backend's version."""
+    """backend -> the framework versions its workers recorded (several: joined by commas). Rows the driver writes
+    (a dead worker's failure, a skipped trial) hold none and are left out, so they never stand for a backend's
+    version."""
     if not len(frame):
         return {}
     recorded = frame[frame["framework_version"].fillna("").astype(str) != ""]
-    versions = {str(k): str(v) for k, v in recorded.groupby("backend")["framework_version"].first().items()}
+    # every version a backend's workers recorded: a run resumed after an upgrade, or a cluster's nodes, may mix them
+    versions = {
+        str(backend): ",".join(sorted({str(v) for v in rows}))
+        for backend, rows in recorded.groupby("backend")["framework_version"]
+    }
     # deep_features' heads are scikit-learn's in every backend: its version decides their accuracy too
     learn = sorted({str(v) for v in detail_values(frame, "scikit_learn_version")})
     return versions | ({"scikit-learn": ",".join(learn)} if learn else {})

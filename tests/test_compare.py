@@ -219,6 +219,7 @@ def test_runs_with_no_case_in_common_compare_nothing_and_a_gate_on_them_fails(ru
     assert {r.backend: r.base_acc for r in rows if r.only_in == "base"} == pytest.approx(acc.to_dict())
     options = {"xfbench_results_dir": str(root), "xfbench_baseline_time_threshold": 1.1}  # the session's options
     options |= {"xfbench_baseline_accuracy_threshold": 1.0, "xfbench_baseline_alpha": 0.01}
+    options |= {"xfbench_baseline_times_across_machines": False}
     config = SimpleNamespace(getoption=options.__getitem__)
     session = SimpleNamespace(frame=frame, run_id="renamed")
     message, usable, regressed = _against_baseline(config, session, str(honest_a), False)  # type: ignore[arg-type]
@@ -972,6 +973,8 @@ def test_the_rules_and_the_docstring_name_welchs_interval_for_runs_without_a_com
     docstring = " ".join((compare.__doc__ or "").split())
     for text in (rules, docstring):
         assert "Welch's t interval of the two runs' seeds" in text and "two or more a side" in text
+        # the time mark's third condition (_confirmed_by_trials), which the rules and docstring left out
+        assert "Welch's test on the trials' log median epoch times agrees" in text
         assert "bootstrap of each run's seeds" not in text
     regressions = " ".join((Path(__file__).resolve().parents[1] / "docs" / "regressions.md").read_text().split())
     assert "Runs without a seed ok in both: Welch's t interval of the two runs' seeds" in regressions
@@ -1034,6 +1037,7 @@ def test_the_command_lines_threshold_defaults_are_compares_own():
         "time_threshold": defaults.time_ratio,
         "accuracy_threshold": defaults.accuracy_pp,
         "alpha": defaults.alpha,
+        "times_across_machines": defaults.times_across_machines,
     }
 
 
@@ -1077,3 +1081,65 @@ def test_a_case_whose_epochs_ran_beside_much_more_other_work_in_one_run_says_so(
     assert "other processes" not in alike.note
     (unrecorded,) = compare_frames(_trials([1.0, 1.02]), new, Thresholds())  # rows from before the column
     assert "other processes" not in unrecorded.note
+
+
+def _save_run(root: Path, name: str, frame: pd.DataFrame) -> Path:
+    run_dir = root / name
+    run_dir.mkdir()
+    frame.assign(run_id=name).to_parquet(run_dir / "results.parquet", index=False)
+    info = {"run_id": name, "started": f"2026-12-07T0{len(list(root.iterdir()))}:00:00+00:00", "status": "finished"}
+    (run_dir / "run.json").write_text(json.dumps({**info, "git_commit": "abc"}))
+    return run_dir
+
+
+def test_epoch_times_of_runs_on_other_machines_are_not_decided_unless_asked(tmp_path, capsys, monkeypatch):
+    """compare warned "epoch times are not comparable" across machines, then called a 1.3x change on another CPU a
+    regression and failed the gate on it. Now such a verdict is n/a, noted, unless --times-across-machines."""
+    monkeypatch.setenv("COLUMNS", "250")
+    base, new = _trials([1.0, 1.02]).assign(cpu="CPU A"), _trials([1.3, 1.32]).assign(cpu="CPU B")
+    (elsewhere,) = compare_frames(base, new, Thresholds())
+    assert elsewhere.time_verdict == "n/a" and not elsewhere.regressed and elsewhere.time_ratio > 1.25
+    assert (
+        "epoch time not decided: base timed on 'CPU A' no GPU, new on 'CPU B' no GPU; another machine's times are "
+        "not the code's alone (--times-across-machines decides them)"
+    ) in elsewhere.note
+    (asked,) = compare_frames(base, new, Thresholds(times_across_machines=True))
+    assert asked.time_verdict == "regression" and "CPU B" not in asked.note
+    (same_machine,) = compare_frames(base, new.assign(cpu="CPU A"), Thresholds())
+    assert same_machine.time_verdict == "regression"
+    a, b = _save_run(tmp_path, "a", base), _save_run(tmp_path, "b", new)
+    assert main(["compare", str(a), str(b), "--fail-on-regression"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "different machines" in out and "compare leaves their verdicts n/a" in out
+    assert "another machine's times" in out
+    assert main(["compare", str(a), str(b), "--fail-on-regression", "--times-across-machines"]) == 1
+    assert "another machine's times" not in capsys.readouterr().out
+    rules = " ".join(comparison_rules(Thresholds()).split())
+    assert "so is any time between runs on other machines (CPU model or GPU; --times-across-machines" in rules
+    rules = " ".join(comparison_rules(Thresholds(times_across_machines=True)).split())
+    assert "runs on other machines (CPU model or GPU) are compared too (--times-across-machines)" in rules
+
+
+def test_a_run_whose_trials_ran_on_two_framework_versions_is_told_from_one_that_ran_on_one(tmp_path, capsys):
+    """framework_versions kept each backend's first row's version: a run whose last seed ran on torch 2.1 (resumed
+    after an upgrade) read as 2.0 against an all-2.0 base, and compare warned of nothing."""
+    from harness.summary import framework_versions
+
+    base = _trials([1.0, 1.02, 1.01]).assign(framework_version="2.0", cpu="CPU A")
+    new = base.assign(framework_version=np.where(base["seed"] == 2, "2.1", "2.0"))
+    assert framework_versions(base) == {"torch": "2.0"} and framework_versions(new) == {"torch": "2.0,2.1"}
+    a, b = _save_run(tmp_path, "a", base), _save_run(tmp_path, "b", new)
+    assert main(["compare", str(a), str(b)]) == 0
+    assert "different torch versions: base 2.0, new 2.0,2.1" in " ".join(capsys.readouterr().out.split())
+
+
+def test_an_unchanged_times_p_is_the_test_of_the_ratios_direction():
+    """The p column held the smaller of the two one-sided p: beside a ratio above 1, the test of "new faster"."""
+    from scipy.stats import mannwhitneyu
+
+    base_times, new_times = [1, 1, 1, 2, 2, 2], [1.6] * 4 + [0.5] * 3
+    (row,) = compare_frames(_frame([0.9], base_times), _frame([0.9], new_times), Thresholds())
+    slower = mannwhitneyu(new_times, base_times, alternative="greater").pvalue
+    faster = mannwhitneyu(new_times, base_times, alternative="less").pvalue
+    assert row.time_ratio > 1 and row.time_verdict == "unchanged" and faster < slower
+    assert row.time_p == pytest.approx(slower)

@@ -149,6 +149,10 @@ def test_the_baseline_gate_decides_with_the_thresholds_it_is_given(pytester, tmp
     unused.stderr.fnmatch_lines(
         ["*Expected --baseline with --baseline-time-threshold, --baseline-alpha (they set what the baseline gate*"]
     )
+    from harness.pytest_plugin import _check_thresholds_have_a_baseline
+
+    with pytest.raises(pytest.UsageError, match="Expected --baseline with --baseline-times-across-machines "):
+        _check_thresholds_have_a_baseline(pytester.parseconfig("--baseline-times-across-machines"))
 
 
 def test_the_sessions_progress_lines_say_each_retried_attempt_under_max_failures(pytester, monkeypatch):
