@@ -20,6 +20,15 @@ class MissingInputFile(InputError, FileNotFoundError):
     """A file the input names, or the run needs from the user (data, weights), that is not there."""
 
 
+def unknown_name(kind: str, value: object, valid: Sequence[str]) -> InputError:
+    """The refusal of a name that is not one of ``valid`` where no command-line flag gave it (a suite module's
+    SuiteCase, Python callers): the field's name and the closest valid one, as the CLI's refusals say them."""
+    return InputError(
+        f"Expected a {kind} name, one of {sorted(valid)}. Received: {kind}={value!r}. To fix, "
+        f"{closest_text(value, valid, '')}give one of those."
+    )
+
+
 def closest_text(value: object, valid: Sequence[str], flag: str) -> str:
     """The start of a fix for a mistyped name: "did you mean --model cnn_small? Otherwise " for the closest of
     ``valid`` (two where they tie closely: --init glorot is glorot_normal or glorot_uniform), "" for none close;

@@ -18,7 +18,7 @@ from harness.backbone import PRETRAIN
 from harness.backend import BACKENDS, fit_to_capabilities
 from harness.config import DEFAULT_CASE_EPOCHS, OPTIMIZERS, OptimizerConfig, TrialConfig, case_label
 from harness.data.registry import DATASETS
-from harness.errors import InputError, closest_text
+from harness.errors import InputError, closest_text, unknown_name
 from harness.model_import import parse_model_ref, trial_model, with_wanted_channels
 from harness.overrides import KEPT_ON_OPTIMIZER_CHANGE, SET_BY_SCHEDULE, apply_overrides
 from harness.plan import RUN_TITLE, TUNE_TITLE, RunPlan
@@ -168,6 +168,9 @@ def suite_case_trials(
     A speed option is judged against ``selected`` (default ``backends``), the session's or run's whole selection,
     not the case's own backends (a case for torch only takes --jit-compile off, as a torch trial does) nor the one
     test's (a case's TensorFlow-only mode on its torch test is recorded off, as the CLI's torch trials record it)."""
+    strategies = [name for name in describe_strategies() if name != PRETRAIN]
+    if case.strategy not in strategies:  # else the plugin collected the case and its test failed only at set-up
+        raise unknown_name("strategy", case.strategy, strategies)
     trials = case_trials(case, chosen.name, backends, seeds or chosen.seeds)
     return resolved(trials, overrides, selected or backends)
 

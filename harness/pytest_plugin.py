@@ -1034,6 +1034,8 @@ def _as_suite_fields(message: str) -> str:
     from harness.cli_options import OVERRIDE_OPTIONS
 
     paths = {option.flag: option.path for _, options in OVERRIDE_OPTIONS for option in options}
+    # a case's own names, which the CLI's refusals give as flags (did you mean --model mlp?)
+    paths |= {"--model": "model", "--dataset": "dataset", "--strategy": "strategy", "--suite": "suite"}
     return _as_pytest_options(re.sub(r"--[a-z][a-z0-9-]*", lambda m: paths.get(m.group(), m.group()), message))
 
 

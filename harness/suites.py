@@ -30,7 +30,7 @@ from harness.config import (
 from harness.data.batching import steps_per_epoch
 from harness.data.registry import IDX_VALIDATION
 from harness.data.tasks import TaskSpec
-from harness.errors import InputError
+from harness.errors import InputError, unknown_name
 from harness.input_pipeline import InputConfig
 from harness.models import ModelOptions
 from harness.schedules import ScheduleConfig
@@ -1484,7 +1484,7 @@ _CATALOGUE.update(
 
 def suite(name: str) -> Suite:
     if name not in SUITES:
-        raise InputError(f"Expected a suite name. Received: suite={name!r}. Valid choices: {sorted(SUITES)}")
+        raise unknown_name("suite", name, list(SUITES))
     return SUITES[name]
 
 

@@ -1278,3 +1278,42 @@ def test_the_session_run_prints_a_line_per_ended_trial_saying_why_one_did_not_en
         "xfbench [2/3, T s] b: failed: ValueError: bad",
         "xfbench [3/3, T s] c: ok, validation accuracy 0.8000",
     ]
+
+
+TYPO_SUITE = """
+import pytest
+from harness.suites import Suite, SuiteCase
+
+pytestmark = pytest.mark.xfbench(suites={{"smoke": {suite}}})
+
+def test_case(xfbench_case):
+    xfbench_case.check_bar()
+"""
+
+
+@pytest.mark.parametrize(
+    "suite, said",
+    [
+        ('"smok"', "Received: suite='smok'. To fix, did you mean 'smoke' or 'zoo_smoke'?"),
+        (
+            'Suite("t", "t", cases=(SuiteCase("scratchh", "mlp", "digits", epochs=1),))',
+            "strategy='scratchh'. To fix, did you ",
+        ),
+        (
+            'Suite("t", "t", cases=(SuiteCase("scratch", "mlp", "digitz", epochs=1),))',
+            "dataset='digitz'. To fix, did you mean ",
+        ),
+        (
+            'Suite("t", "t", cases=(SuiteCase("scratch", "mlpp", "digits", epochs=1),))',
+            "To fix, did you mean model mlp?",
+        ),
+    ],
+)
+def test_a_misspelt_name_in_a_suite_module_is_a_collection_error_with_the_closest_name(pytester, suite, said):
+    """A suite module's typos lost the CLI's "did you mean" and fix; a misspelt strategy was collected and failed
+    only at set-up (exit 1); and a misspelt model was told "did you mean --model mlp?", a flag pytest does not have."""
+    pytester.makepyfile(test_typo=TYPO_SUITE.format(suite=suite))
+    result = pytester.runpytest("--scale", "smoke", "--backend", "torch", "--results-dir", str(pytester.path / "r"))
+    assert result.ret == pytest.ExitCode.INTERRUPTED  # a collection error: nothing ran
+    out = " ".join(result.stdout.str().split())
+    assert said in out and "--model" not in out and "Valid choices" not in out, out

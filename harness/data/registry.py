@@ -40,7 +40,7 @@ from harness.data.locate import (
     search_root,
     verify_file,
 )
-from harness.errors import InputError
+from harness.errors import InputError, unknown_name
 from harness.seeds import DIGITS_SPLIT_SEED
 
 
@@ -604,7 +604,7 @@ DATASETS: dict[str, tuple[Loader, str]] = {
 
 def load_dataset(name: str, data_dir: str | os.PathLike[str] | None = None, download: bool = True) -> Dataset:
     if name not in DATASETS:
-        raise InputError(f"Expected a dataset name. Received: dataset={name!r}. Valid choices: {sorted(DATASETS)}")
+        raise unknown_name("dataset", name, list(DATASETS))
     loader, _ = DATASETS[name]
     try:
         return loader(str(data_dir) if data_dir else None, download)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from harness.backend import Backend
 from harness.config import TrialConfig
 from harness.data.registry import Dataset
-from harness.errors import InputError
+from harness.errors import unknown_name
 from harness.model_cost import step_macs
 from harness.spec import ModelSpec
 from harness.training import EpochSink
@@ -83,7 +83,7 @@ def _registry() -> dict[str, tuple[Strategy, str]]:
 def get_strategy(name: str) -> Strategy:
     strategies = _registry()
     if name not in strategies:
-        raise InputError(f"Expected a strategy name. Received: strategy={name!r}. Valid choices: {sorted(strategies)}")
+        raise unknown_name("strategy", name, list(strategies))
     return strategies[name][0]
 
 
