@@ -922,17 +922,11 @@ def _numbered(search: TpeSearch, recorded: dict[int, dict], metric: str, mode: s
                 return
             self.search.tell(*sample, result.get(metric) if result else None, failed=error)
 
-        def get_state(self) -> dict:
-            return {
-                "search": self.search,
-                "recorded": self.recorded,
-                "suggested": self.suggested,
-                "samples": self.samples,
-            }
-
-        def set_state(self, state: dict) -> None:
-            self.search, self.recorded = state["search"], state["recorded"]
-            self.suggested, self.samples = state["suggested"], state["samples"]
+        def save(self, checkpoint_path: str) -> None:
+            """Nothing to save: a resumed search replays its finished samples (``recorded``) into a new searcher,
+            and Tune's own restore is never used. (Tune calls this at each experiment checkpoint; the base class
+            raised, and Tune logged "save not implemented for Searcher".) Its get_state and set_state, kept
+            until 2026-12-07, were called by nothing."""
 
     return NumberedSearcher()
 

@@ -1243,3 +1243,27 @@ def test_both_backends_experiments_draw_the_same_points(algorithm):
     else:
         points = [sample_points(e.space, "random", e.num_samples, e.sampling_seed) for e in (torch_search, tf_search)]
     assert points[0] == points[1] and len({p["optimizer.lr"] for p in points[0]}) == 6
+
+
+def test_tunes_checkpoint_of_the_optuna_searcher_saves_nothing_and_warns_of_nothing(tmp_path):
+    """Tune saves a searcher at each experiment checkpoint; the numbered searcher had get_state and set_state that
+    nothing called, and no save, so Tune logged "save not implemented for Searcher". A resume replays the finished
+    samples into a new searcher instead (test_an_optuna_tune_stopped_by_ctrl_c_resumes_...)."""
+    pytest.importorskip("optuna")
+    import logging
+
+    from ray.util.debug import reset_log_once
+
+    space = parse_space(["lr=loguniform:1e-3,1e-1"])
+    searcher = search_algorithm(SearchExperiment(base=BASE, space=space, algorithm="optuna", num_samples=2))
+    reset_log_once("suggest:save_to_dir")  # Ray logs it once a process: another test's search may have
+    said: list[str] = []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = lambda record: said.append(record.getMessage())  # type: ignore[method-assign]
+    logger = logging.getLogger("ray.tune.search.searcher")  # Ray's loggers do not reach pytest's caplog
+    logger.addHandler(handler)
+    try:
+        searcher.save_to_dir(str(tmp_path))
+    finally:
+        logger.removeHandler(handler)
+    assert not list(tmp_path.iterdir()) and not said, said
