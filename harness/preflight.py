@@ -186,7 +186,7 @@ def _checked_task_data(
     _check_eval_samples(role, task, derived, dataset)  # would divide by zero in every trial, resumed or not
     if not resumed:  # a recorded run trained on what there was
         _check_class_samples(role, task, dataset)
-        _check_train_limit(trial, task, derived, dataset)
+        _check_train_limit(trial, role, task, derived, dataset)
     check_input(trial.input, derived.input_shape, dataset.normalization, dataset.pixel_stats is not None)
     if not resumed and trial.input.resize_mode == "resize-crop" and trial.input.size is None:
         # recorded among the case's settings, yet no image was resized or cropped
@@ -501,12 +501,41 @@ def _check_batch_fits(trial: TrialConfig, role: str, task: TaskSpec | None, data
     backbone_elsewhere = trial.transfer.source_task is not None or uses_pretrained(trial)
     if trial.batch_size <= available or (role == "target" and trial.strategy == "deep_features" and backbone_elsewhere):
         return
-    more = "more --source-classes" if role == "source" else "a larger --train-limit, or more classes"
+    more = _more_source_samples(trial, task) if role == "source" else " (a larger --train-limit, or more classes)"
     raise InputError(
         f"Expected --batch-size at most {available:,}, the training samples of {_task_name(role, task)} of "
         f"{trial.dataset}. Received: {trial.batch_size:,} for {trial.case_id}, so each epoch would be one step of "
         f"all {available:,} samples, not batches of {trial.batch_size:,}. To fix, give --batch-size {available:,} "
-        f"or less, or train on more samples ({more})."
+        f"or less, or train on more samples{more}."
+    )
+
+
+def _more_source_samples(trial: TrialConfig, task: TaskSpec | None) -> str:
+    """How a backbone's source task gets more samples, after "train on more samples". A suite whose case defines
+    its source split refuses --source-classes (harness.variant_overrides), and no option reaches its train_limit."""
+    if trial.suite == "adhoc":  # its source task is the command line's --source-classes
+        return " (more --source-classes)"
+    limit = f" and its train_limit of {task.train_limit:,}" if task is not None and task.train_limit else ""
+    return (
+        f": more --source-classes where case {trial.case_id} of suite {trial.suite} leaves them to you; where it "
+        f"defines its source classes{limit}, {_run_alone(trial, '--source-classes ...')}, or use files with more "
+        "training samples of them"
+    )
+
+
+def _run_alone(trial: TrialConfig, source: str) -> str:
+    """A suite case's experiment run on its own, where the command line chooses its source task (which has no
+    train_limit there): ``source``, the --source-classes to give."""
+    target = trial.task or TaskSpec()
+    given = (
+        ("--classes", ",".join(map(str, target.classes or ()))),
+        ("--binary-positive", target.binary_positive),
+        ("--train-limit", target.train_limit),
+    )
+    flags = "".join(f" {flag} {value}" for flag, value in given if value not in (None, ""))
+    return (
+        f"run the case alone (xfbench run --strategy {trial.strategy} --model {trial.model} --dataset "
+        f"{trial.dataset}{flags} {source}, with the case's other settings)"
     )
 
 
@@ -652,27 +681,35 @@ def _class_counts(labels: np.ndarray, classes: Iterable[int]) -> str:
 
 
 def _check_class_samples(role: str, task: TaskSpec | None, dataset: Dataset) -> None:
-    """A listed class the training split lacks would leave a head output no sample trains (and, in every listed
-    class but one, no task at all)."""
-    if task is None or task.classes is None:
-        return
-    y = dataset.y_train[np.isin(dataset.y_train, task.classes)][: task.train_limit]
-    missing = [c for c in task.classes if not np.any(y == c)]
+    """A class the training split lacks would leave a head output no sample trains (and, in every listed class but
+    one, no task at all). So with no --classes too: the head has an output for each of the dataset's classes, and
+    files of one's own with training labels of one class scored a test accuracy of 1.0 on one-class test files."""
+    listed = task is not None and task.classes is not None
+    classes = task.classes if task is not None and task.classes is not None else range(dataset.num_classes)
+    limit = task.train_limit if task is not None else None
+    kept = dataset.y_train[np.isin(dataset.y_train, classes)]
+    y = kept[:limit]
+    missing = [c for c in classes if not np.any(y == c)]
     if not missing:
         return
-    limit = " within --train-limit" if task.train_limit is not None else ""
-    kept = dataset.y_train[np.isin(dataset.y_train, task.classes)]
+    within = " within --train-limit" if limit is not None else ""
     # the limit cut the class off (the first N of the filtered split hold none of it): raising it is the fix
     reach = [int(np.argmax(kept == c)) + 1 for c in missing if np.any(kept == c)]
     # --train-limit sets the target task's; a source task's limit is its suite case's field alone
     flag = "--train-limit" if role == "target" else "the source task's train_limit"
     raise_limit = f"raise {flag} to at least {max(reach)}, " if len(reach) == len(missing) else ""
+    held = [c for c in range(dataset.num_classes) if np.any(dataset.y_train == c)]
+    counts = "" if not listed and limit is None else f" ({_class_counts(dataset.y_train, range(dataset.num_classes))})"
+    fix = (
+        f"{raise_limit}pick classes that the training split of {dataset.name} holds{counts}, or point --data-dir at "
+        "complete files"
+        if listed or len(held) > 1
+        else f"point --data-dir at complete files: a task needs two classes, and the split holds {len(held)}{counts}"
+    )
     raise InputError(
         f"Expected training samples of every class of {_task_name(role, task)} in the training split of "
-        f"{dataset.name}{limit}. Received: none of class {','.join(map(str, missing))} "
-        f"({_class_counts(y, task.classes)}). "
-        f"To fix, {raise_limit}pick classes that the training split of {dataset.name} holds "
-        f"({_class_counts(dataset.y_train, range(dataset.num_classes))}), or point --data-dir at complete files."
+        f"{dataset.name}{within}{'' if listed else ', one for each output of its head'}. Received: none of class "
+        f"{','.join(map(str, missing))} ({_class_counts(y, classes)}). To fix, {fix}."
     )
 
 
@@ -698,13 +735,26 @@ def _check_eval_samples(role: str, task: TaskSpec | None, derived: Dataset, data
         )
 
 
-def _check_train_limit(trial: TrialConfig, task: TaskSpec | None, derived: Dataset, dataset: Dataset) -> None:
+def _check_train_limit(
+    trial: TrialConfig, role: str, task: TaskSpec | None, derived: Dataset, dataset: Dataset
+) -> None:
     """A limit above the samples there are would train on fewer than the results' task label ("first N train")
     says. The case is named: a suite's own limit (fashion_ab's 200) meets data smaller than it was sized for."""
     if task is None or task.train_limit is None or len(derived.y_train) >= task.train_limit:
         return
     available = len(derived.y_train)
     within = f" of classes {','.join(map(str, task.classes))}" if task.classes is not None else ""
+    if role == "source":  # --train-limit sets the target task only: lowering it, as advised, broke the target
+        classes = task.classes if task.classes is not None else range(dataset.num_classes)
+        raise InputError(
+            f"Expected the source task's train_limit at most {available:,}, the training samples{within} in "
+            f"{dataset.name}. Received: {task.train_limit:,}, the limit case {trial.case_id} of suite {trial.suite} "
+            "sets on the source task its backbone trains on (--train-limit sets the target task only). To fix, "
+            f"point --data-dir at files with at least {task.train_limit:,} training samples{within}, "
+            f"{_run_alone(trial, '--source-classes ' + ','.join(map(str, classes)))}, whose source task trains on "
+            f"all {available:,} of them, or run a suite of your own whose source TaskSpec has train_limit="
+            f"{available:,} or less (docs/regressions.md)."
+        )
     raise InputError(
         f"Expected --train-limit at most {available:,}, the training samples{within} in {dataset.name}. "
         f"Received: {task.train_limit:,} for {trial.case_id}. To fix, lower --train-limit to {available:,} or less, "

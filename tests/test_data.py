@@ -127,8 +127,10 @@ def test_an_error_page_saved_under_a_gz_name_is_told_to_be_downloaded_again_not_
     assert str(caught.value) == (
         f"Expected gzip data in a file named .gz. Received: {page}, which does not start with gzip's magic 1f8b, nor "
         "an uncompressed IDX file or tar: it starts with 3c21444f ('<!DOCTYPE html>') (a web server's "
-        "error page, saved under the file's name?). To fix, delete it and download the file again from where the "
-        "dataset is published, or point --data-dir at a folder holding the published files."
+        f"error page, saved under the file's name?). To fix, replace it with an intact copy (xfbench downloads only "
+        f"into the user cache, {Path(os.environ['XDG_CACHE_HOME']) / 'xfbench'}: deleting it leaves {tmp_path} a "
+        f"partial folder), point --data-dir at an intact copy, or move {tmp_path} away to read the next copy the "
+        "search finds or download one into the user cache."
     )
 
 
@@ -346,6 +348,11 @@ def test_a_datasets_files_come_from_one_folder_never_two(tmp_path, monkeypatch):
     ("damage", "expected"),
     [
         ("labels", "Expected mnist labels 0..9. Received: 12 in"),
+        # only the test labels were damaged here: a check of the training labels dropped passed every test
+        ("train labels", "Expected mnist labels 0..9. Received: 12 in {mnist}/train-labels-idx1-ubyte."),
+        # a header of 0 rows and columns matches a payload of no pixels: an mlp of (0, 4000) weights trained on it
+        ("0x0 images", "Expected mnist images of at least 1x1 pixels. Received: 0x0 in {mnist}/train-images-idx3-ubyte "
+         "(shape (5100, 0, 0)), so a model would read no pixel"),
         ("size", "Expected mnist's training and test images of one size. Received: (28, 28) in"),
         ("few", "Expected more than 5,000 training images in mnist: the first 5,000 are its validation split"),
         # a float copy already scaled to [0, 1] was divided by 255 again: near-black images, 0.09 test accuracy
@@ -366,6 +373,13 @@ def test_idx_files_whose_content_cannot_train_are_named_before_any_trial(tmp_pat
     arrays = write_mnist_like(tmp_path / "mnist", n_train=4000 if damage == "few" else 5100, gz=False, manifest=False)
     if damage == "labels":
         write_idx(tmp_path / "mnist" / "t10k-labels-idx1-ubyte", np.full(300, 12, dtype=np.uint8))
+    if damage == "train labels":
+        labels = arrays["train-labels-idx1-ubyte"].copy()
+        labels[-1] = 12  # a training sample's, past the validation split's 5,000
+        write_idx(tmp_path / "mnist" / "train-labels-idx1-ubyte", labels)
+    if damage == "0x0 images":
+        write_idx(tmp_path / "mnist" / "train-images-idx3-ubyte", np.zeros((5100, 0, 0), dtype=np.uint8))
+        write_idx(tmp_path / "mnist" / "t10k-images-idx3-ubyte", np.zeros((300, 0, 0), dtype=np.uint8))
     if damage == "size":
         write_idx(tmp_path / "mnist" / "t10k-images-idx3-ubyte", np.zeros((300, 32, 32), dtype=np.uint8))
     if damage == "float":
@@ -378,7 +392,7 @@ def test_idx_files_whose_content_cannot_train_are_named_before_any_trial(tmp_pat
     if damage == "int labels":
         write_idx(tmp_path / "mnist" / "train-labels-idx1-ubyte", arrays["train-labels-idx1-ubyte"].astype(np.int32))
     assert arrays
-    with pytest.raises(DataFileError, match=re.escape(expected)):
+    with pytest.raises(DataFileError, match=re.escape(expected.format(mnist=tmp_path / "mnist"))):
         load_dataset("mnist", tmp_path, download=False)
 
 
@@ -1137,14 +1151,17 @@ def test_a_manifest_of_sha256sum_tag_lists_its_files(tmp_path, form):
     assert ds.provenance["verified"].count("sha256 listed in SHA256SUMS") == 4
 
 
-def test_an_idx_file_of_another_magic_says_how_to_fix_it():
+def test_an_idx_file_of_another_magic_says_how_to_fix_it(tmp_path):
     """A header not IDX's (little-endian, say) was named without a fix."""
     payload = bytes([8, 3, 0, 0]) + b"".join(int(d).to_bytes(4, "little") for d in (2, 28, 28)) + bytes(2 * 28 * 28)
     with pytest.raises(DataFileError) as caught:
-        parse_idx(payload, Path("train-images-idx3-ubyte"))
+        parse_idx(payload, tmp_path / "train-images-idx3-ubyte")
     assert str(caught.value) == (
-        "Expected an IDX file (magic 0x0000TTNN). Received: train-images-idx3-ubyte, starting with 08030000. To fix, "
-        "delete the file and download it again, or point --data-dir at the published files."
+        f"Expected an IDX file (magic 0x0000TTNN). Received: {tmp_path / 'train-images-idx3-ubyte'}, starting with "
+        f"08030000. To fix, replace it with an intact copy (xfbench downloads only into the user cache, "
+        f"{Path(os.environ['XDG_CACHE_HOME']) / 'xfbench'}: deleting it leaves {tmp_path} a partial folder), point "
+        f"--data-dir at an intact copy, or move {tmp_path} away to read the next copy the search finds or download "
+        "one into the user cache."
     )
 
 

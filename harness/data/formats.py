@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from harness.data.cache import damaged_file_fix
 from harness.errors import InputError
 
 # IDX type byte -> element dtype; multi-byte types are big-endian on disk
@@ -65,8 +66,7 @@ def _not_gzip(path: Path, raw: bytes) -> DataFileError:
         )
     return DataFileError(
         f"{expected}, nor an uncompressed IDX file or tar: it starts with {describe_head(raw)} (a web server's "
-        "error page, saved under the file's name?). To fix, delete it and download the file again from where the "
-        "dataset is published, or point --data-dir at a folder holding the published files."
+        f"error page, saved under the file's name?). {damaged_file_fix(path)}"
     )
 
 
@@ -92,7 +92,7 @@ def _gunzipped(raw: bytes, path: Path) -> bytes:
     except (OSError, EOFError, zlib.error) as exc:  # gzip reports CRC and length mismatches as OSError
         raise ChecksumError(
             f"Expected a valid gzip file. Received: {path} fails its gzip integrity check ({exc}). "
-            "Delete the file and download it again."
+            f"{damaged_file_fix(path)}"
         ) from None
 
 
@@ -112,7 +112,7 @@ def parse_idx(payload: bytes, source: Path) -> np.ndarray:
     if not _has_idx_magic(payload):
         raise DataFileError(
             f"Expected an IDX file (magic 0x0000TTNN). Received: {source}, starting with {describe_head(payload)}. "
-            "To fix, delete the file and download it again, or point --data-dir at the published files."
+            f"{damaged_file_fix(source)}"
         )
     dtype = IDX_DTYPES[payload[2]]
     ndim = payload[3]
@@ -120,14 +120,14 @@ def parse_idx(payload: bytes, source: Path) -> np.ndarray:
     if len(payload) < header:  # cut inside its dimensions: frombuffer would raise a bare ValueError
         raise DataFileError(
             f"Expected a {header}-byte IDX header ({ndim} dimensions). Received: {len(payload)} bytes in {source} "
-            "(truncated or corrupted). Delete the file and download it again."
+            f"(truncated or corrupted). {damaged_file_fix(source)}"
         )
     dims = tuple(int(d) for d in np.frombuffer(payload, dtype=">u4", count=ndim, offset=4))
     expected = header + math.prod(dims) * dtype.itemsize  # Python ints: np.prod wrapped at 2**64 to 0
     if len(payload) != expected:
         raise DataFileError(
             f"Expected {expected} bytes for an IDX array of shape {dims}. Received: {len(payload)} bytes in {source} "
-            "(truncated or corrupted). Delete the file and download it again."
+            f"(truncated or corrupted). {damaged_file_fix(source)}"
         )
     return np.frombuffer(payload, dtype=dtype, offset=header).reshape(dims).astype(dtype.newbyteorder("="))
 

@@ -37,6 +37,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from harness.data.cache import damaged_file_fix, user_cache_dir
 from harness.data.formats import ChecksumError, DataFileError, read_bytes
 from harness.errors import InputError, MissingInputFile
 from harness.file_modes import shared_file_mode
@@ -135,14 +136,6 @@ def system_data_root(env: Mapping[str, str] | None = None) -> Path:
     return _absolute_env_path(env, SYSTEM_DATA_ENV) if env.get(SYSTEM_DATA_ENV) else SYSTEM_DATA_ROOT
 
 
-def user_cache_dir(env: Mapping[str, str] | None = None) -> Path:
-    """$XDG_CACHE_HOME/xfbench, or ~/.cache/xfbench where it is unset or relative (the XDG spec has a relative one
-    ignored: a trial's folder would read it otherwise)."""
-    env = os.environ if env is None else env
-    base = env.get("XDG_CACHE_HOME", "")
-    return (Path(base) if Path(base).is_absolute() else Path.home() / ".cache") / "xfbench"
-
-
 def candidate_dirs(files: DatasetFiles, roots: list[Path]) -> list[Path]:
     dirs: list[Path] = []
     for root in roots:
@@ -226,8 +219,8 @@ def verify_file(path: Path, published: PublishedFile, files: DatasetFiles | None
     if published.payload_sha256:
         raise ChecksumError(
             f"Checksum mismatch for {path}: expected payload sha256 {published.payload_sha256} "
-            f"(the published {published.name}), received {payload_sha256}. Delete the file and download it again, "
-            f"or list your own copy's sha256 in {path.parent / MANIFEST}."
+            f"(the published {published.name}), received {payload_sha256}. {damaged_file_fix(path)} For a copy of "
+            f"your own, list its sha256 in {path.parent / MANIFEST}."
         )
     if published.archive_md5 and path.name.endswith(".gz"):
         raise _archive_mismatch(path, published, raw_md5, payload_sha256)
@@ -244,8 +237,8 @@ def _archive_mismatch(path: Path, published: PublishedFile, raw_md5: str, payloa
         received += f", payload sha256 {payload_sha256}"
     return ChecksumError(
         f"Checksum mismatch for {path}: expected {expected}. Received: {received}. A file compressed again (by you, "
-        "a mirror or a packager) has another md5 even when it holds the same data. To fix, delete the file and "
-        f"download it again, or keep your own copy by listing its sha256 in {path.parent / MANIFEST}: "
+        f"a mirror or a packager) has another md5 even when it holds the same data. {damaged_file_fix(path)} Or keep "
+        f"your own copy by listing its sha256 in {path.parent / MANIFEST}: "
         f"cd {shlex.quote(str(path.parent))} && sha256sum {shlex.quote(path.name)} >> {MANIFEST}"
     )
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from harness.data.cache import damaged_file_fix
 from harness.data.formats import (
     CIFAR_ARCHIVE_DIR,
     CIFAR_TEST_FILE,
@@ -516,12 +517,19 @@ NUM_CLASSES = 10
 
 
 def _check_idx_content(name: str, arrays: dict[str, np.ndarray], paths: dict[str, Path]) -> None:
-    """What the IDX headers do not say: labels of ten classes, one image size in both splits, and more training
-    images than the validation split takes (each was found in the workers, as an IndexError, a shape mismatch or a
-    task with nothing to train on)."""
+    """What the IDX headers do not say: images of at least one pixel, labels of ten classes, one image size in both
+    splits, and more training images than the validation split takes (each was found in the workers, as an
+    IndexError, a shape mismatch or a task with nothing to train on; images of 0x0 trained a model on no pixel)."""
     _check_idx_types(name, arrays, paths)
     for split in ("train", "t10k"):
-        labels = arrays[f"{split}-labels-idx1-ubyte"]
+        images, labels = arrays[f"{split}-images-idx3-ubyte"], arrays[f"{split}-labels-idx1-ubyte"]
+        if min(images.shape[1:]) < 1:  # a header of 0 rows or columns matches a payload of no pixels
+            raise DataFileError(
+                f"Expected {name} images of at least 1x1 pixels. Received: {'x'.join(map(str, images.shape[1:]))} in "
+                f"{paths[f'{split}-images-idx3-ubyte']} (shape {images.shape}), so a model would read no pixel and "
+                "predict from its biases alone. To fix, write the images as (count, height, width) with both sizes at "
+                f"least 1 (the published {name} files hold 28x28), or use the published files."
+            )
         if len(labels) and int(labels.max()) > 9:
             raise DataFileError(
                 f"Expected {name} labels 0..9. Received: {int(labels.max())} in {paths[f'{split}-labels-idx1-ubyte']}."
@@ -553,8 +561,7 @@ def _check_idx_types(name: str, arrays: dict[str, np.ndarray], paths: dict[str, 
         received = f"{array.dtype.name} (type 0x{idx_type_code(array.dtype):02X})"
         raise DataFileError(
             f"Expected ubyte IDX (type 0x08) {what} in {name}'s {file}. Received: {received} of shape "
-            f"{array.shape} in {paths[file]}. To fix, use the published {name} files: delete this one so that it "
-            "downloads again, or point --data-dir at the originals."
+            f"{array.shape} in {paths[file]}, not the published {name} files' form. {damaged_file_fix(paths[file])}"
         )
 
 
