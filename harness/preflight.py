@@ -168,9 +168,15 @@ def _check_unchanged(trial: TrialConfig, dataset: Dataset, content: str) -> None
 
 
 def _load_noting_where(name: str, data_dir: str | None, download: bool) -> Dataset:
-    """The dataset, with a note on stderr when it came from outside the --data-dir given."""
+    """The dataset, with a note on stderr when it came from outside the --data-dir given, or from no search at all
+    (digits is scikit-learn's bundled copy: a --data-dir of one's own 8x8 files was passed over without a word)."""
     dataset = load_dataset(name, data_dir, download=download)
     note = read_elsewhere(data_dir, dataset)
+    if data_dir and dataset.root is None:
+        note = (
+            f"note: {name} is read from {dataset.provenance.get('source') or 'arrays in memory'}, bundled, never "
+            f"searched for: --data-dir {data_dir} is not read for it"
+        )
     if note:
         print(note, file=sys.stderr)
     return dataset

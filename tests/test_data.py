@@ -1322,3 +1322,19 @@ def test_plain_files_listed_in_sha256sums_are_read_beside_gzip_copies_of_them(tm
         (own / f"{plain.name}.gz").write_bytes(gzip.compress(plain.read_bytes()))
     found = locate(MNIST_FILES, tmp_path / "mnist", download=False)
     assert all(f.listed and not f.path.name.endswith(".gz") for f in found.values()), found
+
+
+def test_a_data_dir_given_for_the_bundled_digits_is_said_to_be_unread(tmp_path, capsys):
+    """digits is scikit-learn's bundled copy: a --data-dir of one's own 8x8 files was passed over without a word,
+    where a dataset read from outside --data-dir is noted."""
+    from harness.config import TrialConfig
+    from harness.preflight import preflight
+
+    trial = TrialConfig("scratch", "mlp", "digits", "torch", 0, 1)
+    preflight([trial], str(tmp_path), download=False)
+    assert capsys.readouterr().err == (
+        "note: digits is read from scikit-learn's digits.csv.gz (sklearn.datasets.load_digits), bundled, never "
+        f"searched for: --data-dir {tmp_path} is not read for it\n"
+    )
+    preflight([trial], None, download=False)
+    assert capsys.readouterr().err == ""
