@@ -520,14 +520,18 @@ def cmd_export(args: argparse.Namespace) -> int:
     if exported.outcome == "unchanged":
         print(f"{run_dir.name} is already in {where}, its {len(exported.trial_runs)} trials as they are now: "
               "nothing written")  # fmt: skip
+    elif exported.outcome == "updated":  # exported before it finished; finished since with the same trials
+        print(f"{run_dir.name} is already in {where}, its {len(exported.trial_runs)} trials as they are now: "
+              f"updated its parent run to the run's status, {exported.run_status}, and its files")  # fmt: skip
     else:
         verb = "replaced the earlier export with" if exported.outcome == "replaced" else "exported"
         print(f"{verb} {len(exported.trial_runs)} trials of {run_dir.name} to {where}")
     if exported.run_status in UNFINISHED_STATUSES:
         print(
             f"warning: {run_dir.name} is {exported.run_status}, not finished: its trials stop where it did (tag "
-            "xfbench.run_status; its parent run ended KILLED). Export it again with --replace once it finished (a "
-            f"run whose driver stopped: `{recorded_resume_command(read_run_json(run_dir), run_dir)}`).",
+            "xfbench.run_status; its parent run ended KILLED). Export it again once it finished (a run whose driver "
+            f"stopped: `{recorded_resume_command(read_run_json(run_dir), run_dir)}`): with the same trials it updates "
+            "this export's parent run; after a resume that ran trials it needs --replace.",
             file=sys.stderr,
         )
     return 0

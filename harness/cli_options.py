@@ -760,8 +760,9 @@ def _add_report_parsers(commands: Any) -> None:
     exp.add_argument(
         "--replace",
         action="store_true",
-        help="delete an earlier export of this run that differs from it (stopped, or the run resumed since) and "
-        "export again; an unchanged one is always left as it is",
+        help="delete any earlier export of this run and export it again (needed where one differs from it: "
+        "stopped, or the run resumed since; without it an unchanged one is left as it is, its parent run updated "
+        "where the run has finished since)",
     )
     exp.add_argument(
         "--results-dir",

@@ -72,7 +72,7 @@ class Exported:
     experiment_id: str
     parent_run_id: str
     trial_runs: dict[str, str]  # trial id -> MLflow run id
-    outcome: Literal["exported", "unchanged", "replaced"] = "exported"
+    outcome: Literal["exported", "unchanged", "updated", "replaced"] = "exported"
     run_status: str = "unknown"  # run.json's: running | finished | interrupted | unknown (not recorded)
     artifact_location: str = ""  # the experiment's, where the run's files went ("" where the store gives none)
 
@@ -87,6 +87,7 @@ class EarlierExport:
     trial_runs: dict[str, str]
     complete: bool  # the parent was marked complete after its last trial was logged
     rows_sha256: str
+    run_status: str  # the run's status when it was exported (tag xfbench.run_status); "" before it was tagged
 
 
 def run_key(info: dict[str, Any], run_dir: Path) -> str:
@@ -137,6 +138,7 @@ def _earlier_export(client: Any, experiment_id: str, key: str) -> EarlierExport 
         trial_runs=trials,
         complete=parent.data.tags.get("xfbench.export") == "complete" and len(parents) == 1,
         rows_sha256=parent.data.tags.get("xfbench.rows_sha256", ""),
+        run_status=parent.data.tags.get("xfbench.run_status", ""),
     )
 
 
@@ -381,6 +383,11 @@ def _check_names(uri: str, experiment: str) -> None:
         )
 
 
+def _check_artifacts_writable(run_dir: Path, location: str, experiment: str, uri: str) -> None:
+    if any((run_dir / name).is_file() for name in ARTIFACTS):  # the parent run logs them
+        _check_artifact_location(location, experiment, uri)
+
+
 def _check_artifact_location(location: str, experiment: str, uri: str) -> None:
     """The parent run's artefacts must be writable from ``uri`` before it is created: MLflow finds out at the first
     artefact, and that left the parent RUNNING with a traceback."""
@@ -462,11 +469,32 @@ def _write_trials(
     return trial_runs
 
 
+def _parent_end(status: str) -> str:
+    """The parent run's MLflow end state for the run's ``status``: a run that did not finish (interrupted, or still
+    running as it was read) ends KILLED, MLflow's "stopped"; one whose state was not recorded (no run.json, an older
+    version's) says nothing of it."""
+    return "KILLED" if status in UNFINISHED_STATUSES else "FINISHED"
+
+
+def _update_status(client: Any, parent: str, run_dir: Path, status: str, end: int | None) -> None:
+    """The parent run of an export whose rows are the run's as they are now, brought up to the run's ``status``:
+    a run exported while it ran (or after its driver stopped) that then finished with no trial to add or rerun (a
+    stop after its last trial ended, and a resume that ran nothing) stayed KILLED and "running" for good. Its files
+    again (run.json, summary.md and report.html said it had not finished), then its end state; the status tag last,
+    so an update that stopped half-way is done again by the next export."""
+    for name in ARTIFACTS:
+        if (run_dir / name).is_file():
+            client.log_artifact(parent, str(run_dir / name))
+    client.set_terminated(parent, _parent_end(status), end_time=end)
+    client.set_tag(parent, "xfbench.run_status", status)
+
+
 def export_run(
     run_dir: Path, uri: str, experiment: str = "xfbench", replace: bool = False, artifact_location: str | None = None
 ) -> Exported:
     """Log ``run_dir``'s trials (each trial's last attempt) under ``experiment`` at tracking ``uri``, once: an
-    earlier complete export of the same rows is left as it is; one that differs is replaced only if ``replace``.
+    earlier complete export of the same rows is left as it is, its parent run brought up to the run's status where
+    that changed (finished since); one whose rows differ is replaced only if ``replace``, which always replaces.
     ``artifact_location``: a new experiment's (needed in a database server's store). Everything that can be checked
     is checked before anything is written. No message shows the URI's password."""
     try:
@@ -492,20 +520,26 @@ def _export(run_dir: Path, uri: str, experiment: str, replace: bool, artifact_lo
     except store_errors() as exc:  # a database store whose driver is missing already failed in tracking_client
         raise unusable_uri(uri, exc) from None
     status = str(info.get("status", "unknown"))
-    if earlier and earlier.complete and earlier.rows_sha256 in (fingerprint, _earlier_fingerprint(frame)):
-        return Exported(experiment_id, earlier.parent_run_id, earlier.trial_runs, "unchanged", status, location)
+    same_rows = earlier is not None and earlier.rows_sha256 in (fingerprint, _earlier_fingerprint(frame))
+    if earlier is not None and earlier.complete and same_rows and not replace:  # --replace always replaces
+        # an export made before parents were tagged with the run's status (2026-12-03) ended FINISHED whatever it was
+        if earlier.run_status in (status, ""):
+            return Exported(experiment_id, earlier.parent_run_id, earlier.trial_runs, "unchanged", status, location)
+        _check_artifacts_writable(run_dir, location, experiment, uri)
+        try:  # exported before it finished, finished since with no trial to add or rerun
+            _update_status(client, earlier.parent_run_id, run_dir, status, _span(frame)[1])
+        except _write_errors() as exc:
+            raise _write_error(exc, run_id, experiment, uri, None) from None
+        return Exported(experiment_id, earlier.parent_run_id, earlier.trial_runs, "updated", status, location)
     if earlier:
         _check_replaceable(earlier, replace, run_id, experiment, uri)
-    if any((run_dir / name).is_file() for name in ARTIFACTS):
-        _check_artifact_location(location, experiment, uri)
+    _check_artifacts_writable(run_dir, location, experiment, uri)
     commit = str(info.get("git_commit", ""))
     tags = {"xfbench.run_id": run_id, "xfbench.run_key": key, "git_commit": commit}
     if commit and commit != "unknown" and not commit.endswith("+dirty"):  # MLflow's UI shows it as the clean commit
         tags["mlflow.source.git.commit"] = commit
     tags |= {"xfbench.rows_sha256": fingerprint, "xfbench.export": "incomplete", "xfbench.run_status": status}
-    # a run that did not finish (interrupted, or still running as it was read) ends KILLED: MLflow's "stopped"; one
-    # whose state was not recorded (no run.json, an older version's) says nothing of it
-    ended = "KILLED" if status in UNFINISHED_STATUSES else "FINISHED"
+    ended = _parent_end(status)
     parent = None
     try:
         for mlflow_run in earlier.run_ids if earlier else ():

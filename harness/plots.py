@@ -145,38 +145,30 @@ def _trials_ended_ok(frame: pd.DataFrame) -> pd.DataFrame:
     return trained_rows(with_suite(frame))
 
 
+def _none_ended_ok(case: pd.DataFrame) -> dict[str, int]:
+    """A case's backends none of whose trials ended ok, each with its number of trials (the tables' "0/2, 2
+    failed"): the plots name them, as they name a backend some of whose trials did not end ok ("1 of 2 ok")."""
+    ended_ok = set(trained_rows(case)["backend"].dropna().astype(str))
+    counts = case.groupby("backend")["trial_id"].nunique()
+    return {str(b): int(n) for b, n in counts.items() if str(b) not in ended_ok}
+
+
 def learning_curves(frame: pd.DataFrame) -> Iterator[Plot]:
-    """Per case: validation accuracy and loss per epoch, per backend the mean over seeds with a ±1 std band. One
-    figure at a time: the caller saves and closes each before the next is drawn (a run may have hundreds)."""
-    plt, rows = _pyplot(), _trials_ended_ok(frame)
-    backends, named = sorted(rows["backend"].dropna().unique()), several_suites(rows)
-    # each line's trials out of its case's: a mean over 2 of 3 seeds (one diverged) read as over all 3
-    counts = with_suite(frame).groupby(CASE_KEYS + ["backend"], dropna=False)["trial_id"].nunique()
-    ran: dict[Any, int] = {k: int(n) for k, n in counts.items()}  # keyed by (*case keys, backend)
-    for keys, case in rows.groupby(CASE_KEYS, sort=True, dropna=False):
+    """Per case: validation accuracy and loss per epoch, per backend the mean over seeds with a ±1 std band; a
+    backend none of whose trials ended ok is named in the legend ("0 of 2 ok"), a case of such backends alone has its
+    figure too. Nothing where no trial of the run ended ok. One figure at a time: the caller saves and closes each
+    before the next is drawn (a run may have hundreds)."""
+    plt, everything = _pyplot(), with_suite(frame)
+    if _trials_ended_ok(frame).empty:  # nothing to draw in any figure: the tables say what happened
+        return
+    backends, named = sorted(everything["backend"].dropna().astype(str).unique()), several_suites(everything)
+    for keys, case in everything.groupby(CASE_KEYS, sort=True, dropna=False):
         fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
-        for backend, group in case.groupby("backend"):
-            # the step is the row's position within its trial: phases follow each other on one axis
-            steps = group.assign(step=group.groupby("trial_id").cumcount() + 1)
-            for ax, metric in zip(axes, ("val_acc", "val_loss"), strict=True):
-                stats = steps.groupby("step")[metric].agg(["mean", "std"]).astype(float)
-                # no mean (deep_features rows have no validation metrics): nothing to draw, not a 0; no std (one
-                # seed): no band
-                stats = stats[stats["mean"].notna()].fillna(0.0)
-                if stats.empty:
-                    continue
-                style = _line_style(str(backend), backends)
-                ok, of = group["trial_id"].nunique(), ran[(*keys, backend)]
-                ax.plot(
-                    stats.index, stats["mean"], label=f"{backend} ({ok}{f' of {of}' if of > ok else ''} ok)", **style
-                )
-                ax.fill_between(
-                    stats.index,
-                    stats["mean"] - stats["std"],
-                    stats["mean"] + stats["std"],
-                    color=style["color"],
-                    alpha=0.2,
-                )
+        ended_ok = trained_rows(case)
+        for backend, group in ended_ok.groupby("backend"):
+            # each line's trials out of its case's: a mean over 2 of 3 seeds (one diverged) read as over all 3
+            of = case.loc[case["backend"] == backend, "trial_id"].nunique()
+            _draw_curves(axes, group, str(backend), backends, of)
         for ax, label in zip(axes, ("val accuracy", "val loss"), strict=True):
             # whole epochs only, also for a one-epoch run (min_n_ticks 2 would tick 0.96 ... 1.04 around its one)
             ax.xaxis.get_major_locator().set_params(integer=True, min_n_ticks=1)
@@ -184,9 +176,15 @@ def learning_curves(frame: pd.DataFrame) -> Iterator[Plot]:
             ax.set_ylabel(label)
             ax.grid(alpha=0.3)
             if not ax.get_lines():  # said, so an empty panel does not read as a plot that failed
-                ax.text(0.5, 0.5, "no such metric in these rows", ha="center", va="center", transform=ax.transAxes)
-        if axes[0].get_lines():
-            axes[0].legend()
+                said = "no trial ended ok" if ended_ok.empty else "no such metric in these rows"
+                ax.text(0.5, 0.5, said, ha="center", va="center", transform=ax.transAxes)
+        # a backend that drew no line is still named, with its count: the figure alone read as a one-backend case
+        handles = axes[0].get_legend_handles_labels()[0] + [
+            plt.Line2D([], [], label=f"{b} (0 of {n} ok)", **_line_style(b, backends))
+            for b, n in _none_ended_ok(case).items()
+        ]
+        if handles:
+            axes[0].legend(handles=handles)
         name = _case(keys, named)
         fig.suptitle(f"{name}: mean over the trials that ended ok, band ±1 std")
         fig.tight_layout()
@@ -194,38 +192,63 @@ def learning_curves(frame: pd.DataFrame) -> Iterator[Plot]:
         yield Plot(safe_name(f"curves-{name}"), f"Learning curves: {name}", fig)
 
 
+def _draw_curves(axes: Sequence[Any], group: pd.DataFrame, backend: str, backends: Sequence[str], of: int) -> None:
+    """One backend's mean line and ±1 std band (the sample std, n − 1) of validation accuracy and loss, over its
+    ``group`` of trials that ended ok, out of ``of`` it ran."""
+    # the step is the row's position within its trial: phases follow each other on one axis
+    steps = group.assign(step=group.groupby("trial_id").cumcount() + 1)
+    ok = group["trial_id"].nunique()
+    for ax, metric in zip(axes, ("val_acc", "val_loss"), strict=True):
+        stats = steps.groupby("step")[metric].agg(["mean", "std"]).astype(float)
+        # no mean (deep_features rows have no validation metrics): nothing to draw, not a 0; no std (one seed): no band
+        stats = stats[stats["mean"].notna()].fillna(0.0)
+        if stats.empty:
+            continue
+        style = _line_style(backend, backends)
+        ax.plot(stats.index, stats["mean"], label=f"{backend} ({ok}{f' of {of}' if of > ok else ''} ok)", **style)
+        ax.fill_between(
+            stats.index, stats["mean"] - stats["std"], stats["mean"] + stats["std"], color=style["color"], alpha=0.2
+        )
+
+
+def _untimed_row(group: pd.DataFrame, steady: pd.DataFrame) -> str:
+    """Why a case's backend has no steady epoch time to draw, as its row of the epoch-time plot says it."""
+    trials = group["trial_id"].nunique()
+    if trained_rows(group).empty:
+        return f"0 of {trials} ok, none timed"
+    return "warm-up epochs only, none steady" if steady.empty else "no epoch time recorded"
+
+
 def epoch_times(frame: pd.DataFrame) -> list[Plot]:
     """Steady-state epoch times per case and backend as box plots with every epoch drawn as a point: of the phase
     the tables time (summary.timed_phase), named beside the case. Both phases of a transfer case pooled had put
-    medians between its frozen and its unfrozen epochs, figures no table showed."""
+    medians between its frozen and its unfrozen epochs, figures no table showed. A case's backend with nothing to
+    draw keeps its row, saying why (none of its trials ended ok: "0 of 2 ok"). Cases top-down in the tables' order."""
     plt, rows = _pyplot(), with_suite(frame)
-    timed: list[tuple[tuple, str, pd.DataFrame, str | None]] = []  # (case keys, backend, its steady rows, their phase)
+    timed: list[tuple[str, str, np.ndarray]] = []  # (row label, backend, its steady epoch times)
+    named = several_suites(rows)
     for keys, group in rows.groupby(CASE_KEYS + ["backend"], sort=True, dropna=False):
-        steady = steady_rows(in_timed_phase(group))
-        if len(steady):
-            timed.append((tuple(keys[:-1]), str(keys[-1]), steady, timed_phase(group)))
-    if not timed:
-        return []
-    backends, named = sorted({backend for _, backend, _, _ in timed}), several_suites(rows)
-    fig, ax = plt.subplots(figsize=(9, 0.9 + 0.45 * len(timed)))
-    labels, position = [], 0
-    for keys, backend, steady, phase in timed:  # grouped in order: each case's backends together
+        steady, phase = steady_rows(in_timed_phase(group)), timed_phase(group)
         times = steady["epoch_time_s"].astype(float).dropna().to_numpy()
-        if len(times):
-            # a black median: matplotlib's default orange is a backend's colour here
-            ax.boxplot(
-                times,
-                positions=[position],
-                orientation="horizontal",
-                widths=0.6,
-                showfliers=False,
-                medianprops={"color": "black"},
-            )
-            jitter = np.random.default_rng([PLOT_JITTER_STREAM, position]).uniform(-0.15, 0.15, len(times))
-            ax.scatter(times, position + jitter, s=8, color=_colour(backend, backends), alpha=0.7)
-            labels.append((position, f"{_case(keys, named)} · {backend}" + (f" ({phase})" if phase else "")))
-            position += 1
-    ax.set_yticks([p for p, _ in labels], [label for _, label in labels], fontsize=8)
+        label = f"{_case(tuple(keys[:-1]), named)} · {keys[-1]}"
+        label += (f" ({phase})" if phase else "") if len(times) else f": {_untimed_row(group, steady)}"
+        timed.append((label, str(keys[-1]), times))
+    if not any(len(times) for _, _, times in timed):
+        return []
+    backends = sorted({backend for _, backend, _ in timed})
+    fig, ax = plt.subplots(figsize=(9, 0.9 + 0.45 * len(timed)))
+    for position, (_, backend, times) in enumerate(timed):  # grouped in order: each case's backends together
+        if not len(times):  # its row's label says why
+            continue
+        # a black median: matplotlib's default orange is a backend's colour here
+        ax.boxplot(
+            times, positions=[position], orientation="horizontal", widths=0.6, showfliers=False,
+            medianprops={"color": "black"},
+        )  # fmt: skip
+        jitter = np.random.default_rng([PLOT_JITTER_STREAM, position]).uniform(-0.15, 0.15, len(times))
+        ax.scatter(times, position + jitter, s=8, color=_colour(backend, backends), alpha=0.7)
+    ax.set_yticks(range(len(timed)), [label for label, _, _ in timed], fontsize=8)
+    ax.set_ylim(len(timed) - 0.5, -0.5)  # the first case on top, as the tables list it
     ax.set_xlabel("steady epoch time (s)")
     ax.grid(alpha=0.3, axis="x")
     fig.tight_layout()
@@ -235,43 +258,27 @@ def epoch_times(frame: pd.DataFrame) -> list[Plot]:
 def accuracy_vs_time(frame: pd.DataFrame) -> list[Plot]:
     """Per case, validation accuracy against cumulative training time, one line a trial. Evaluation is left out: a
     trial's last row's evaluation time also holds its test evaluation and MC-dropout passes, which come after the
-    validation accuracy it reports (summed in, they moved the last point by up to 3x its epoch)."""
-    plt, rows = _pyplot(), _trials_ended_ok(frame)
-    cases = list(rows.groupby(CASE_KEYS, sort=True, dropna=False))
-    if not cases:
+    validation accuracy it reports (summed in, they moved the last point by up to 3x its epoch). A backend none of
+    whose trials ended ok is named in its case's panel ("tensorflow: 0 of 2 ok")."""
+    plt, everything = _pyplot(), with_suite(frame)
+    rows = _trials_ended_ok(frame)
+    if rows.empty:
         return []
-    backends, named = sorted(rows["backend"].dropna().unique()), several_suites(rows)
+    cases = list(everything.groupby(CASE_KEYS, sort=True, dropna=False))
+    backends, named = sorted(everything["backend"].dropna().astype(str).unique()), several_suites(everything)
     columns = min(3, len(cases))
     fig, axes = plt.subplots(
         math.ceil(len(cases) / columns), columns, figsize=(3.3 * columns + 1.3, 2.8 * math.ceil(len(cases) / columns))
     )
     axes = np.atleast_1d(axes).ravel()
     for ax, (keys, case) in zip(axes, cases, strict=False):
-        untimed = 0
-        for _, trial in case.groupby("trial_id"):
-            took = trial["epoch_time_s"].astype(float)
-            if took.isna().all():  # features read from the cache: no training was timed, none is drawn at 0 s
-                untimed += int(trial["val_acc"].astype(float).notna().any())  # said only where there was a metric
-                continue
-            backend = str(trial["backend"].iloc[0])
-            ax.plot(
-                took.fillna(0).cumsum(), trial["val_acc"].astype(float), alpha=0.8, **_line_style(backend, backends)
-            )
+        _time_panel(ax, case, backends)
         # wrapped: a suite:case name is wider than its panel, and ran into the next one's
         ax.set_title("\n".join(textwrap.wrap(_case(keys, named), 42, break_on_hyphens=False)), fontsize=8)
-        ax.set_xlabel("training time (s)")
-        ax.set_ylabel("val accuracy")
-        ax.grid(alpha=0.3)
-        if not any(np.isfinite(np.asarray(line.get_ydata(), float)).any() for line in ax.get_lines()):
-            # deep_features rows have no validation accuracy: said, as the learning curves say it
-            said = f"not timed: {untimed} trial(s) from the cache" if untimed else "no such metric in these rows"
-            ax.text(0.5, 0.5, said, ha="center", va="center", transform=ax.transAxes)
-        elif untimed:  # drawn beside trials that were timed, they would vanish without a word
-            ax.text(0.98, 0.02, f"{untimed} trial(s) not timed (from the cache)", ha="right", va="bottom",
-                    fontsize=7, transform=ax.transAxes)  # fmt: skip
     for ax in axes[len(cases) :]:
         ax.axis("off")
-    handles = [plt.Line2D([], [], label=b, **_line_style(b, backends)) for b in backends]
+    drawn = sorted(rows["backend"].dropna().astype(str).unique())
+    handles = [plt.Line2D([], [], label=b, **_line_style(b, backends)) for b in drawn]
     # the legend goes in a right margin 1.3 inches wide, clear of the curves
     fig.tight_layout(rect=(0, 0, 1 - 1.3 / fig.get_figwidth(), 1))
     fig.legend(handles=handles, loc="center right")
@@ -279,30 +286,68 @@ def accuracy_vs_time(frame: pd.DataFrame) -> list[Plot]:
     return [Plot("accuracy-vs-time", title, fig)]
 
 
+def _time_panel(ax: Any, case: pd.DataFrame, backends: Sequence[str]) -> None:
+    """One case's panel: a line per trial that ended ok, and what is not drawn said (trials not timed, backends none
+    of whose trials ended ok)."""
+    untimed = 0
+    for _, trial in trained_rows(case).groupby("trial_id"):
+        took = trial["epoch_time_s"].astype(float)
+        if took.isna().all():  # features read from the cache: no training was timed, none is drawn at 0 s
+            untimed += int(trial["val_acc"].astype(float).notna().any())  # said only where there was a metric
+            continue
+        backend = str(trial["backend"].iloc[0])
+        ax.plot(took.fillna(0).cumsum(), trial["val_acc"].astype(float), alpha=0.8, **_line_style(backend, backends))
+    ax.set_xlabel("training time (s)")
+    ax.set_ylabel("val accuracy")
+    ax.grid(alpha=0.3)
+    not_ok = [f"{backend}: 0 of {n} ok" for backend, n in _none_ended_ok(case).items()]
+    if not any(np.isfinite(np.asarray(line.get_ydata(), float)).any() for line in ax.get_lines()):
+        # deep_features rows have no validation accuracy: said, as the learning curves say it
+        said = f"not timed: {untimed} trial(s) from the cache" if untimed else "no such metric in these rows"
+        said = "no trial ended ok" if trained_rows(case).empty else said
+        ax.text(0.5, 0.5, "\n".join([said, *not_ok]), ha="center", va="center", transform=ax.transAxes)
+        return
+    # drawn beside trials that were timed, they would vanish without a word
+    notes = [f"{untimed} trial(s) not timed (from the cache)"] * bool(untimed) + not_ok
+    if notes:
+        ax.text(0.98, 0.02, "\n".join(notes), ha="right", va="bottom", fontsize=7, transform=ax.transAxes)
+
+
+def _why_no_ratio(note: str) -> str:
+    """The statistics note's reason a case has no time ratio ("no tensorflow trial ended ok: no time ratio")."""
+    reasons = [part.split(": no time ratio")[0] for part in note.split("; ") if "no time ratio" in part]
+    return f"no ratio: {reasons[0]}" if reasons else "no ratio"
+
+
 def time_ratios(statistics: pd.DataFrame) -> list[Plot]:
     """The epoch-time ratio (reference / backend) per case with its hierarchical bootstrap 95 % interval (trials,
-    then their epochs); 1 = equally fast."""
-    statistics = statistics[statistics["time_ratio"].astype(float).notna()] if len(statistics) else statistics
-    if statistics.empty:  # no steady epochs on a side: the tables say n/a, an empty plot would say nothing
-        return []
+    then their epochs); 1 = equally fast. A case without a ratio keeps its row, saying why (the statistics' note);
+    nothing where no case has one. Cases top-down in the tables' order."""
+    if not len(statistics) or statistics["time_ratio"].astype(float).isna().all():
+        return []  # no steady epochs on a side: the tables say n/a, an empty plot would say nothing
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(9, 0.9 + 0.45 * len(statistics)))
     labels = []
     for position, (_, row) in enumerate(statistics.iterrows()):
+        labels.append(f"{case_title(row)} · {row['reference']} / {row['backend']}")
         ratio, low, high = (float(row[c]) for c in ("time_ratio", "time_ci_low", "time_ci_high"))
+        if math.isnan(ratio):  # left out of the points, not of the plot
+            said = _why_no_ratio(str(row["note"]))
+            ax.text(0.01, position, said, transform=ax.get_yaxis_transform(), va="center", fontsize=8, color="#555555")
+            continue
         err = [[ratio - low], [high - ratio]] if not math.isnan(low) else None
         colour = "#d62728" if row["time_significant"] else "#333333"  # a pair's point: no one backend's colour
         ax.errorbar([ratio], [position], xerr=err, fmt="o", color=colour, capsize=4)
-        labels.append(f"{case_title(row)} · {row['reference']} / {row['backend']}")
     ax.axvline(1.0, color="grey", linestyle="--")
     ax.set_yticks(range(len(labels)), labels, fontsize=8)
+    ax.set_ylim(len(labels) - 0.5, -0.5)  # the first case on top, as the tables list it
     ax.set_xlabel("epoch-time ratio (red: marked)")  # the caption says when; at length it ran off the figure
     ax.grid(alpha=0.3, axis="x")
     fig.tight_layout()
     caption = (
         "Epoch-time ratio per case (first-named backend / second: above 1, the first is slower) with its 95 % "
         "hierarchical bootstrap interval; red: marked (the interval leaves "
-        "out 1 and the trials' medians differ; never with one trial a side)"
+        "out 1 and the trials' medians differ; never with one trial a side); a case without a ratio says why"
     )
     return [Plot("time-ratios", caption, fig)]
 

@@ -5,7 +5,8 @@ cells the terminal prints; summary.md lays the same numbers out wider, some to m
 :mod:`harness.plots` inlined as SVG: no script, no style sheet, font or image is fetched, so it opens from a CI
 artefact or an e-mail. Each plot is also written as PNG and SVG into ``<report stem>_plots/`` beside the page. Given
 several runs (or a results directory), the page shows the newest run in full and the history of all of them, with
-the regressions ``xfbench compare`` flags between consecutive runs circled.
+the regressions ``xfbench compare`` flags circled: each run's case against the last earlier run that ran it (a run
+of other cases in between is passed over).
 """
 
 from __future__ import annotations
@@ -311,15 +312,18 @@ def _unfinished_banner(run: LoadedRunDir) -> list[str]:
     """Under the run's title, as summary.md: a run that did not finish holds only the trials that ended before the
     stop, and its tables alone read as a finished run's. Nothing for a run without a readable run.json."""
     from harness.plan import read_run_file
+    from harness.run_lock import driver_alive
 
     status = run.info.get("status")
     if status not in UNFINISHED_STATUSES:
         return []
     try:
-        plan = read_run_file(run.path).plan
+        run_file = read_run_file(run.path)
     except InputError:
         return []
-    headline, text = unfinished_notice(plan, str(status), run.frame, run.path)
+    driver = run_file.record.driver_process
+    running = driver if status == "running" and driver_alive(driver) else None  # not to be resumed: said so
+    headline, text = unfinished_notice(run_file.plan, str(status), run.frame, run.path, running)
     return [f"<p class='warning'><strong>{html.escape(headline)}</strong>: {_prose_html(text)}</p>"]
 
 

@@ -26,7 +26,7 @@ import pandas as pd
 from harness.backend import BACKENDS
 from harness.compare import CASE_COLUMNS, TRIALS_ALPHA, CaseComparison, Thresholds
 from harness.config import TUNED, model_label
-from harness.plan import UNFINISHED_STATUSES, RunPlan, resume_command
+from harness.plan import UNFINISHED_STATUSES, DriverProcess, RunPlan, resume_command
 from harness.search import tpe_startup_samples
 from harness.statistics import SIGNIFICANT_MARK
 from harness.suites import SPEED_VARIANTS
@@ -169,9 +169,12 @@ def fmt_seconds(value: Any, spec: str) -> str:
     return format(value, ".2g") if shown != "n/a" and value > 0 and float(shown) == 0 else shown
 
 
-def unfinished_notice(plan: RunPlan, status: str, frame: pd.DataFrame, run_dir: Path) -> tuple[str, str]:
+def unfinished_notice(
+    plan: RunPlan, status: str, frame: pd.DataFrame, run_dir: Path, running: DriverProcess | None = None
+) -> tuple[str, str]:
     """(headline, text) for a run that did not finish, as summary.md and report.html open with: its tables hold
-    what ended before the stop, and read alone they look like a finished run's."""
+    what ended before the stop, and read alone they look like a finished run's. ``running``: its driver, where
+    that is known to run still (a resume refuses such a run: the notice gave its command)."""
     # a run's own trials; the backbones it trains for them (stage pretrain) apart
     began = backbones = 0
     if len(frame):
@@ -180,7 +183,12 @@ def unfinished_notice(plan: RunPlan, status: str, frame: pd.DataFrame, run_dir: 
     also = f" (and {backbones} backbone pretrain trial(s))" if backbones else ""
     counted = f"{began} of the {len(plan.trials)} planned trials" if plan.search is None else f"{began} trials"
     counted += also
-    # run.json says running after a driver killed outright, or while the run goes on
+    if running is not None:
+        return (
+            f"Still running (driver pid {running.pid} on host {running.host})",
+            f"{counted} have rows so far, and the tables below hold those only. Draw the report again when it ends.",
+        )
+    # run.json says running after a driver killed outright, or while the run goes on (on another host: not known)
     headline = "Interrupted" if status == "interrupted" else "Not finished (still running, or its driver was killed)"
     text = (
         f"{counted} have rows, and the tables below hold those only. Finish the run with "

@@ -7,7 +7,8 @@ An ``flock`` on the directory's descriptor: the kernel drops it when the process
 too), so no stale lock is ever left behind, and the directory holds no lock file a run would have to skip. The
 descriptor is not inherited by the processes the driver starts (Python opens it non-inheritable), so Ray's
 processes cannot keep a run locked after its driver ended. Local to one machine: two drivers on two hosts sharing
-a results folder over NFS are not kept apart."""
+a results folder over NFS are not kept apart. Whether the driver run.json records still runs is told here too,
+without Ray or a framework: a resume refuses such a run, and a report of it says it is still running."""
 
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from harness.errors import InputError
+from harness.plan import DriverProcess
+from harness.provenance import host_name
 
 
 class RunBeingDriven(InputError):
@@ -47,3 +50,29 @@ def driving(run_dir: Path, doing: str) -> Iterator[None]:
         yield
     finally:
         os.close(descriptor)  # releases the lock
+
+
+def process_start(pid: int) -> str | None:
+    """Process ``pid``'s start time in clock ticks since boot (field 22 of Linux's /proc/PID/stat, counted after
+    the command name, which may hold spaces), or None where that cannot be read."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields_after_name = stat.rpartition(")")[2].split()
+    return fields_after_name[19] if len(fields_after_name) > 19 else None
+
+
+def driver_alive(driver: DriverProcess | None) -> bool:
+    """The recorded driver still runs: on this host, its pid alive and, where /proc tells, started when it was
+    (not a later process given the pid). Unknown (an older run.json, another host) or this very process: no."""
+    if driver is None or driver.pid == os.getpid() or driver.host != host_name():
+        return False
+    try:
+        os.kill(driver.pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: it exists
+        pass
+    now = process_start(driver.pid)
+    return driver.start is None or now is None or now == driver.start

@@ -48,7 +48,7 @@ from harness.preflight import (
 from harness.provenance import MachineInfo, git_commit, host_name, utc_now
 from harness.reporting import run_markdown, search_markdown, unfinished_notice
 from harness.results import ResultsWriter, read_parts, rewrite_csv, safe_name
-from harness.run_lock import driving
+from harness.run_lock import driver_alive, driving, process_start
 from harness.scheduler import (
     Delivery,
     RunInterrupted,
@@ -941,33 +941,7 @@ def _rows_by_trial(frame: pd.DataFrame, cache_dir: Path) -> dict[str, list[dict[
 
 def this_driver() -> DriverProcess:
     """The process now driving a run, as run.json records it (RunRecord.driver_process)."""
-    return DriverProcess(host_name(), os.getpid(), _process_start(os.getpid()))
-
-
-def _process_start(pid: int) -> str | None:
-    """Process ``pid``'s start time in clock ticks since boot (field 22 of Linux's /proc/PID/stat, counted after
-    the command name, which may hold spaces), or None where that cannot be read."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields_after_name = stat.rpartition(")")[2].split()
-    return fields_after_name[19] if len(fields_after_name) > 19 else None
-
-
-def driver_alive(driver: DriverProcess | None) -> bool:
-    """The recorded driver still runs: on this host, its pid alive and, where /proc tells, started when it was
-    (not a later process given the pid). Unknown (an older run.json, another host) or this very process: no."""
-    if driver is None or driver.pid == os.getpid() or driver.host != host_name():
-        return False
-    try:
-        os.kill(driver.pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process: it exists
-        pass
-    now = _process_start(driver.pid)
-    return driver.start is None or now is None or now == driver.start
+    return DriverProcess(host_name(), os.getpid(), process_start(os.getpid()))
 
 
 def _plain(value: Any) -> Any:

@@ -8,6 +8,7 @@ with a backend slowed on demand, so each check runs in seconds.
 from __future__ import annotations
 
 import csv
+import html
 import importlib.util
 import io
 import json
@@ -16,7 +17,9 @@ import re
 import shutil
 import subprocess
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -849,6 +852,15 @@ def test_a_trial_that_did_not_end_ok_exports_why_and_the_loss_that_diverged(tmp_
     rows.loc[failed, ["status", "error"]] = ["failed", "RuntimeError: out of memory"]
     ok_inf = (rows["trial_id"] == trials[2]) & (rows["epoch"] == 2)
     rows.loc[ok_inf, "val_loss"] = math.inf  # on an ok epoch: not logged (MLflow would store 1.8e308)
+    # a skipped trial: one row, no epoch (its backbone's pretrain trial failed)
+    skipped = rows[rows["trial_id"] == trials[3]].iloc[:1].assign(status="skipped", phase="", error="pretrain failed")
+    skipped["epoch"] = pd.array([pd.NA], dtype=rows["epoch"].dtype)
+    # a retried trial: its first attempt failed at epoch 2, its second (the rows above) ended ok
+    retried = rows["trial_id"] == trials[4]
+    first_attempt = rows[retried & (rows["epoch"] <= 2)].assign(attempt=0, val_acc=0.01)
+    first_attempt.loc[first_attempt.index[-1], ["status", "error"]] = ["failed", "worker died"]
+    rows.loc[retried, "attempt"] = 1
+    rows = pd.concat([first_attempt, rows[rows["trial_id"] != trials[3]], skipped], ignore_index=True)
     rows.to_parquet(run_dir / "results.parquet")
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     assert main(["export", str(run_dir), "--mlflow", uri, "--experiment", "d"]) == 0
@@ -864,6 +876,19 @@ def test_a_trial_that_did_not_end_ok_exports_why_and_the_loss_that_diverged(tmp_
     val_losses = [m.value for m in client.get_metric_history(by_trial[trials[0]].info.run_id, "val_loss")]
     assert len(val_losses) == EPOCHS and math.isnan(val_losses[-1])  # a validation loss that diverged, kept too
     assert len(client.get_metric_history(by_trial[trials[2]].info.run_id, "val_loss")) == EPOCHS - 1
+    # each trial's MLflow run ends as the trial did: FAILED where it failed or diverged, KILLED ("did not run") where
+    # it was skipped, FINISHED where it ended ok
+    ended = {trial: by_trial[trial].info.status for trial in trials[:5]}
+    assert ended == dict(zip(trials[:5], ["FAILED", "FAILED", "FINISHED", "KILLED", "FINISHED"], strict=True))
+    assert by_trial[trials[3]].data.tags["xfbench.status"] == "skipped"
+    # the retried trial's run holds its last attempt alone: its epochs at steps 1..EPOCHS, the first attempt's none
+    history = client.get_metric_history(by_trial[trials[4]].info.run_id, "val_acc")
+    last = rows[(rows["trial_id"] == trials[4]) & (rows["attempt"] == 1)]
+    assert [m.step for m in history] == list(range(1, EPOCHS + 1))
+    assert [m.value for m in history] == pytest.approx(last["val_acc"].tolist())
+    assert (
+        by_trial[trials[4]].data.tags["xfbench.status"] == "ok" and "xfbench.error" not in by_trial[trials[4]].data.tags
+    )
 
 
 @pytest.mark.skipif(importlib.util.find_spec("mlflow") is None, reason="needs xfbench[mlflow]")
@@ -1641,6 +1666,49 @@ def test_an_interrupted_run_exports_as_stopped_with_a_warning(tmp_path, capsys):
     assert parent.data.tags["xfbench.run_status"] == "interrupted" and parent.info.status == "KILLED"
 
 
+@needs_mlflow
+def test_an_export_of_a_run_that_finished_since_with_the_same_rows_is_brought_up_to_date(tmp_path, capsys):
+    """A run stopped after its last trial ended (or whose driver was killed before it finished) resumes with nothing
+    to run: its rows stay the same, and an export made before then read as unchanged, its parent KILLED and
+    "running" for good; --replace, which the warning advised, wrote nothing either."""
+    from mlflow.tracking import MlflowClient
+
+    run_dir = _write_run(tmp_path, "run-f", "2026-01-01")
+    info = json.loads((run_dir / "run.json").read_text())
+    (run_dir / "run.json").write_text(json.dumps({**info, "status": "running"}))
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    export = ["export", str(run_dir), "--mlflow", uri, "--experiment", "f"]
+    assert main(export) == 0
+    assert "Export it again once it finished" in capsys.readouterr().err
+    client = MlflowClient(uri)
+    experiment_id = client.get_experiment_by_name("f").experiment_id
+
+    def runs() -> tuple[Any, dict[str, str]]:  # the parent run, and each trial's MLflow run id
+        found = client.search_runs([experiment_id])
+        (parent,) = [r for r in found if "mlflow.parentRunId" not in r.data.tags]
+        return parent, {r.data.tags["xfbench.trial_id"]: r.info.run_id for r in found if r is not parent}
+
+    before, trials = runs()
+    assert (before.info.status, before.data.tags["xfbench.run_status"]) == ("KILLED", "running")
+    (run_dir / "run.json").write_text(json.dumps({**info, "status": "finished"}))  # resumed: nothing left to run
+    assert main(export) == 0
+    out, err = capsys.readouterr()
+    assert "updated its parent run to the run's status, finished, and its files" in out and "warning" not in err
+    after, same = runs()
+    assert (after.info.status, after.data.tags["xfbench.run_status"]) == ("FINISHED", "finished")
+    assert after.info.run_id == before.info.run_id and same == trials and after.info.end_time == before.info.end_time
+    shipped = Path(client.download_artifacts(after.info.run_id, "run.json", str(tmp_path / "got")))
+    assert json.loads(shipped.read_text())["status"] == "finished"  # the run's files as they are now
+    assert main(export) == 0 and "nothing written" in capsys.readouterr().out
+    client.delete_tag(after.info.run_id, "xfbench.run_status")  # as an export before the tag was written left it
+    assert main(export) == 0 and "nothing written" in capsys.readouterr().out
+    assert main([*export, "--replace"]) == 0  # --replace always replaces, an unchanged export too
+    assert "replaced the earlier export" in capsys.readouterr().out
+    replaced, again = runs()
+    assert replaced.info.run_id != after.info.run_id and set(again) == set(trials)
+    assert not set(again.values()) & set(trials.values()) and replaced.data.tags["xfbench.run_status"] == "finished"
+
+
 def test_the_report_of_a_run_that_did_not_finish_says_so_under_its_title(tmp_path):
     """summary.md opened with "Interrupted: 2 of the 6 planned trials have rows"; report.html showed only `status
     interrupted` deep in the provenance, and its tables read like a finished run's."""
@@ -1662,6 +1730,34 @@ def test_the_report_of_a_run_that_did_not_finish_says_so_under_its_title(tmp_pat
     assert "<strong>Interrupted</strong>: " + began in pages["interrupted"] and resume in pages["interrupted"]
     assert "<strong>Not finished (still running, or its driver was killed)</strong>: " + began in pages["running"]
     assert "class='warning'" not in pages["finished"]
+
+
+def test_the_report_of_a_run_whose_driver_still_runs_says_so_and_gives_no_resume_command(tmp_path):
+    """The banner of a run still running told the user to --resume it, which refuses a run whose driver runs."""
+    import sys
+
+    from harness.plan import DriverProcess, ExecutionOptions, RunFile, RunRecord, write_run_file
+    from harness.planner import Selection, plan_run
+    from harness.provenance import host_name
+    from harness.run_lock import process_start
+
+    plan = plan_run(Selection(strategy="scratch", model="mlp", dataset="digits"), {})
+    run_dir = tmp_path / "results" / "run-live"
+    run_dir.mkdir(parents=True)
+    _frame("run-live", seeds=1).query(f"model == '{MODELS[0]}'").to_parquet(run_dir / "results.parquet")
+    with subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"]) as driver:
+        try:
+            alive = DriverProcess(host_name(), driver.pid, process_start(driver.pid))
+            record = RunRecord("run-live", "2026-11-23T00:00:00Z", ("xfbench",), "", "", "", "", status="running")
+            write_run_file(run_dir, RunFile(plan, ExecutionOptions(), replace(record, driver_process=alive)))
+            page = build_report([run_dir], tmp_path / "live.html").path.read_text()
+        finally:
+            driver.kill()
+    headline = f"<strong>Still running (driver pid {driver.pid} on host {html.escape(host_name())})</strong>: "
+    assert headline + f"2 of the {len(plan.trials)} planned trials have rows so far" in page, page
+    assert "Draw the report again when it ends" in page and "--resume" not in page
+    ended = build_report([run_dir], tmp_path / "ended.html").path.read_text()  # the driver is gone: resume it
+    assert "Not finished (still running, or its driver was killed)" in ended and "--resume run-live" in ended
 
 
 def test_history_of_a_case_lists_a_tune_that_ended_in_its_search(tmp_path, capsys, monkeypatch):
@@ -1960,6 +2056,115 @@ def test_the_epoch_time_plot_draws_the_phase_the_tables_time_and_names_it():
     assert all(t.get_text().endswith("(unfrozen)") for t in ax.get_yticklabels())
     assert set(summarize(frame).per_backend["timed_phase"]) == {"unfrozen"}
     plt.close(times.figure)
+
+
+def _top_down(ax: Any) -> list[str]:
+    """A horizontal plot's row labels as they read on the page, top first."""
+    labels = zip(ax.get_yticks(), ax.get_yticklabels(), strict=True)
+    ticks = [(ax.transData.transform((0, y))[1], label.get_text()) for y, label in labels]
+    return [text for _, text in sorted(ticks, reverse=True)]
+
+
+@needs_matplotlib
+def test_plots_name_a_backend_none_of_whose_trials_ended_ok_and_a_case_left_without_a_ratio():
+    """Both TensorFlow trials of mlp failed: the table said "0/2, 2 failed", while the learning curves drew torch
+    alone ("torch (2 ok)"), the epoch-time plot had no row for it, the accuracy panel drew torch without a word, and
+    the ratio plot left the case out: each read as a torch-only case."""
+    import matplotlib.pyplot as plt
+
+    from harness.plots import accuracy_vs_time, epoch_times, learning_curves, time_ratios
+
+    frame = _frame(seeds=2)
+    failed = (frame["backend"] == "tensorflow") & (frame["model"] == "mlp") & (frame["epoch"] == EPOCHS)
+    frame.loc[failed, "status"] = "failed"
+    curves = {plot.name: plot.figure for plot in learning_curves(frame)}
+    mlp = curves["curves-scratch-mlp-digits"].axes[0]
+    assert [t.get_text() for t in mlp.get_legend().get_texts()] == ["torch (2 ok)", "tensorflow (0 of 2 ok)"]
+    assert [line.get_label() for line in mlp.get_lines()] == ["torch (2 ok)"]  # named, not drawn
+    (times,) = epoch_times(frame)
+    assert "scratch-mlp-digits · tensorflow: 0 of 2 ok, none timed" in _top_down(times.figure.axes[0])
+    (against_time,) = accuracy_vs_time(frame)
+    said = {ax.get_title(): [t.get_text() for t in ax.texts] for ax in against_time.figure.axes if ax.get_title()}
+    assert said == {"scratch-convnet3-digits": [], "scratch-mlp-digits": ["tensorflow: 0 of 2 ok"]}
+    stats = case_statistics(frame, reference="torch")
+    (ratios,) = time_ratios(stats)
+    ax = ratios.figure.axes[0]
+    assert _top_down(ax) == [f"scratch-{m}-digits · torch / tensorflow" for m in ("convnet3", "mlp")]
+    assert [t.get_text() for t in ax.texts] == ["no ratio: no tensorflow trial ended ok"]
+    assert len(ax.containers) == 1  # the convnet3 ratio alone is drawn
+    # a case none of whose trials ended ok keeps its learning curves, which say so
+    frame.loc[(frame["model"] == "mlp") & (frame["epoch"] == EPOCHS), "status"] = "diverged"
+    curves |= {f"all-{plot.name}": plot.figure for plot in learning_curves(frame)}
+    lost = curves["all-curves-scratch-mlp-digits"].axes
+    assert [[t.get_text() for t in ax.texts] for ax in lost] == [["no trial ended ok"], ["no trial ended ok"]]
+    assert [t.get_text() for t in lost[0].get_legend().get_texts()] == ["tensorflow (0 of 2 ok)", "torch (0 of 2 ok)"]
+    for figure in [*curves.values(), times.figure, against_time.figure, ratios.figure]:
+        plt.close(figure)
+
+
+@needs_matplotlib
+def test_the_epoch_time_plot_leaves_out_warm_up_epochs_and_trials_that_did_not_end_ok():
+    """Every steady epoch of the trials that ended ok, one point each, and nothing else: the warm-up epochs (3x the
+    others in these rows) and the ok epochs of a trial that failed at its last are left out, as the tables leave
+    them out. Its rows read top-down in the tables' order."""
+    import matplotlib.pyplot as plt
+
+    from harness.plots import epoch_times
+
+    frame = _frame(seeds=2)
+    lost = (frame["backend"] == "torch") & (frame["model"] == "mlp") & (frame["seed"] == 1)
+    frame.loc[lost & (frame["epoch"] == EPOCHS), "status"] = "failed"
+    (times,) = epoch_times(frame)
+    ax = times.figure.axes[0]
+    table = summarize(frame).per_backend
+    shown = [f"scratch-{m}-digits · {b}" for m, b in zip(table["model"], table["backend"], strict=True)]
+    assert _top_down(ax) == shown  # convnet3 first, as in the tables (it was drawn at the bottom)
+    points = [collection.get_offsets()[:, 0] for collection in ax.collections]  # one scatter a row, in row order
+    steady_epochs = EPOCHS - 1
+    assert [len(p) for p in points] == [2 * steady_epochs] * 3 + [steady_epochs]  # mlp · torch: its ok trial alone
+    assert max(np.concatenate(points)) < 0.3  # steady epochs take 0.2 s, warm-up ones 0.6 s
+    plt.close(times.figure)
+
+
+@needs_matplotlib
+def test_the_time_ratio_plot_draws_each_ratio_and_interval_in_the_direction_its_label_names():
+    """torch 1.5x slower than TensorFlow: a ratio torch / tensorflow of 1.5, drawn at 1.5 with its interval."""
+    import matplotlib.pyplot as plt
+
+    from harness.plots import time_ratios
+
+    stats = case_statistics(_frame(torch_slowdown=1.5), reference="torch")
+    (plot,) = time_ratios(stats)
+    ax = plot.figure.axes[0]
+    assert _top_down(ax) == [f"scratch-{m}-digits · torch / tensorflow" for m in ("convnet3", "mlp")]
+    drawn = [container.lines[0].get_xdata()[0] for container in ax.containers]  # top-down, as the labels
+    assert drawn == pytest.approx(stats["time_ratio"].tolist()) and min(drawn) > 1.3
+    bars = np.array([container.lines[2][0].get_segments()[0][:, 0] for container in ax.containers])
+    assert bars.ravel() == pytest.approx(stats[["time_ci_low", "time_ci_high"]].to_numpy(float).ravel())
+    plt.close(plot.figure)
+
+
+@needs_matplotlib
+def test_the_learning_curves_band_is_one_sample_std_either_side_of_the_mean():
+    """The band over the seeds is ±1 sample standard deviation (n − 1), as docs/results-schema.md says."""
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import to_hex
+
+    from harness.plots import COLOURS, learning_curves
+
+    frame = _frame(seeds=3)
+    figure = {plot.name: plot.figure for plot in learning_curves(frame)}[f"curves-scratch-{MODELS[0]}-digits"]
+    for backend, colour in (("torch", COLOURS[0]), ("tensorflow", COLOURS[1])):
+        rows = frame[(frame["backend"] == backend) & (frame["model"] == MODELS[0])]
+        for ax, metric in zip(figure.axes, ("val_acc", "val_loss"), strict=True):
+            stats = rows.groupby("epoch")[metric].agg(["mean", "std"])  # pandas' std: n − 1
+            (band,) = [c for c in ax.collections if to_hex(c.get_facecolor()[0]) == colour]
+            vertices = band.get_paths()[0].vertices
+            at = [vertices[vertices[:, 0] == epoch, 1] for epoch in stats.index]
+            assert [y.min() for y in at] == pytest.approx((stats["mean"] - stats["std"]).tolist(), rel=1e-9)
+            assert [y.max() for y in at] == pytest.approx((stats["mean"] + stats["std"]).tolist(), rel=1e-9)
+            assert metric == "val_loss" or (stats["std"] > 0).all()  # a band to see (these losses agree over seeds)
+    plt.close(figure)
 
 
 @needs_matplotlib

@@ -25,6 +25,7 @@ from harness.errors import InputError
 from harness.models import ModelOptions
 from harness.plan import DriverProcess, ExecutionOptions, RunFile, RunPlan, RunRecord, read_run_file, write_run_file
 from harness.provenance import MachineInfo
+from harness.run_lock import process_start
 from harness.scheduler import NoNodeFits, RunInterrupted, SchedulerSettings, replayable_rows
 from harness.search import parse_space, search_trial
 from harness.trial import RunInfo, failure_row
@@ -269,7 +270,7 @@ def test_a_run_whose_driver_is_alive_is_not_resumed(tmp_path, capsys):
     host = MachineInfo.current().host
     with subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"]) as other:
         try:
-            _running_run(tmp_path / "a", DriverProcess(host, other.pid, runner._process_start(other.pid)))
+            _running_run(tmp_path / "a", DriverProcess(host, other.pid, process_start(other.pid)))
             assert main(["run", "--resume", "live", "--results-dir", str(tmp_path / "a")]) == 2
             err = capsys.readouterr().err
             assert f"still running under pid {other.pid} on this host" in err and f"`kill {other.pid}`" in err, err
