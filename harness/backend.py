@@ -24,15 +24,18 @@ from dataclasses import dataclass, replace
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Protocol
 
-import numpy as np
-
 from harness.errors import InputError
-from harness.spec import ModelSpec
-from harness.weights import NeutralWeights
 
-if TYPE_CHECKING:  # harness.config reads REFERENCE_BACKEND from here: importing it at run time would be a cycle
+# Types only. harness.config reads REFERENCE_BACKEND from here: importing it at run time would be a cycle. numpy,
+# the spec and the weights are the protocol's types: left out, the pytest plugin, which pytest loads in every run of
+# the environment, reads BACKENDS without numpy.
+if TYPE_CHECKING:
+    import numpy as np
+
     from harness.augment import EpochAugment
     from harness.config import OptimizerConfig, RegularizationConfig, RuntimeOptions, TrialConfig
+    from harness.spec import ModelSpec
+    from harness.weights import NeutralWeights
 
 
 @dataclass(frozen=True)

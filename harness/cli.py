@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING, Any
 from harness.cli_options import (
     PATH_PREFIX,
     build_parser,
-    changed_threshold_options,
     given_execution,
     given_search_options,
     model_options_from_args,
@@ -37,6 +36,7 @@ from harness.errors import InputError
 from harness.model_import import parse_model_ref
 from harness.model_table import ModelRequest, describe_model
 from harness.models import ModelOptions
+from harness.option_types import changed_threshold_options
 from harness.plan import ExecutionOptions, RunPlan, resume_command
 from harness.planner import plan_run, plan_tune
 from harness.suites import SUITES

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import argparse
 import difflib
-import math
-import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,13 +24,26 @@ from harness.config import (
     EPOCH_LOOPS,
     OPTIMIZERS,
     PRECISIONS,
-    SHIP_POLICIES,
     TF_MODES,
     TransferOptions,
 )
-from harness.errors import InputError, closest_text
+from harness.errors import InputError
 from harness.input_pipeline import NORMALIZATIONS, RESIZE_MODES
-from harness.plan import AS_THE_CORES_ALLOW, ExecutionOptions
+from harness.option_types import (
+    ADDRESS_HELP,
+    SHIP_POLICIES,
+    add_threshold_options,
+    concurrency,
+    expected_received,
+    gpu_share,
+    non_empty,
+    non_negative_float,
+    non_negative_int,
+    positive_float,
+    positive_int,
+    user_path,
+)
+from harness.plan import ExecutionOptions
 from harness.planner import DEFAULT_SUITE, SearchRequest, Selection
 from harness.scheduler import AshaSettings
 from harness.schedules import SCHEDULES, ScheduleConfig
@@ -47,60 +58,6 @@ _SCHEDULE, _TRANSFER = ScheduleConfig(), TransferOptions()
 PATH_PREFIX = "set:"  # argparse dest of an override option: "set:" + its config path
 
 
-def int_at_least(minimum: int) -> Callable[[str], int]:
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a whole number, received {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"expected a number >= {minimum}, received {value}")
-        return value
-
-    return parse
-
-
-def float_above(minimum: float, inclusive: bool) -> Callable[[str], float]:
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a number, received {text!r}") from None
-        if not math.isfinite(value):  # float() takes "inf": a rate or threshold of infinity is a typo
-            raise argparse.ArgumentTypeError(f"expected a finite number, received {text!r}")
-        if not (value >= minimum if inclusive else value > minimum):
-            sign = ">=" if inclusive else ">"
-            raise argparse.ArgumentTypeError(f"expected a number {sign} {minimum:g}, received {value}")
-        return value
-
-    return parse
-
-
-positive_int, non_negative_int = int_at_least(1), int_at_least(0)
-positive_float, non_negative_float = float_above(0.0, inclusive=False), float_above(0.0, inclusive=True)
-
-RAY_GPU_UNIT = 1e-4  # the smallest share of a resource Ray schedules
-
-
-def gpu_share(text: str) -> float:
-    """GPUs per trial as Ray takes them: 0, or a share of one GPU (at least 0.0001) up to a whole one. Ray refused
-    1.5 only once Tune had started, with a traceback, and the run was recorded as interrupted; 2 reserved two GPUs
-    for a trial that trains on one (neither backend spreads a trial over several), the other left idle."""
-    value = non_negative_float(text)
-    if value > 1:
-        raise argparse.ArgumentTypeError(
-            f"expected 0 or a share of one GPU up to 1 (a trial trains on one GPU: neither backend spreads it over "
-            f"several, so more would sit idle, reserved), received {value:g}. Give 1, or a share such as 0.5 to fit "
-            f"several trials on one GPU"
-        )
-    if 0 < value < RAY_GPU_UNIT:
-        raise argparse.ArgumentTypeError(
-            f"expected 0 or a share of at least {RAY_GPU_UNIT:g} GPU (Ray's smallest unit), received {value:g}. "
-            f"Give 0 to train on the CPU, or at least {RAY_GPU_UNIT:g}"
-        )
-    return value
-
-
 def non_empty_name(text: str) -> str:
     """--suite, --strategy, --model, --dataset: an empty one (an unset shell variable in `--suite "$SUITE"`) was read as
     the option left out, and `run --suite ""` ran the quick suite."""
@@ -108,17 +65,6 @@ def non_empty_name(text: str) -> str:
         raise argparse.ArgumentTypeError(
             f"expected a name, received {text!r}, which names nothing (an unset shell variable?). Give one (xfbench "
             "list shows them), or leave the option out"
-        )
-    return text
-
-
-def non_empty(text: str) -> str:
-    """Every path option and run reference, given: an empty string (``--results-dir ""``, an unset shell variable)
-    would be read as the current folder, or as the option left out, instead of the path the user meant."""
-    if not text.strip():
-        raise argparse.ArgumentTypeError(
-            f"expected a path, received {text!r}, which names none (an unset shell variable?). Give the path, or "
-            "leave the option out for its default"
         )
     return text
 
@@ -137,22 +83,9 @@ def class_number(text: str) -> int:
     return value
 
 
-def user_path(text: str) -> str:
-    """A path option with ``~`` expanded: the shell leaves it in ``--data-dir=~/data`` (it expands a ~ only at a
-    word's start), and a path read as given would name a folder called ``~`` in the working directory."""
-    return str(Path(non_empty(text)).expanduser())
-
-
 def user_file(text: str) -> Path:
     """:func:`user_path` as a Path, for the files a command writes (--output, --export-spec)."""
     return Path(user_path(text))
-
-
-def significance_level(text: str) -> float:
-    value = positive_float(text)
-    if not value < 1:
-        raise argparse.ArgumentTypeError(f"expected a probability between 0 and 1 such as 0.01, received {value}")
-    return value
 
 
 def int_list(text: str) -> tuple[int, ...]:
@@ -828,13 +761,6 @@ SEARCH_OPTIONS = (
 )
 
 
-# The CLI's --address and the pytest plugin's --ray-address take the same values.
-ADDRESS_HELP = (
-    "join an existing Ray cluster: HOST:PORT of its head (e.g. 127.0.0.1:6379; not Ray Client's ray://), or auto "
-    "(Ray finds it); local, or none given: a Ray instance of the run's own"
-)
-
-
 def given_search_options(args: argparse.Namespace) -> list[str]:
     """The search options given on the command line (a value, even the default one; ``--space`` at least once)."""
     values = {f"--{name.replace('_', '-')}": getattr(args, name, None) for name in SEARCH_OPTIONS}
@@ -922,16 +848,6 @@ def given_execution(args: argparse.Namespace) -> dict[str, Any]:
     return {**given, "fresh_workers": args.fresh_workers}
 
 
-def concurrency(text: str) -> int:
-    """--max-concurrent: a whole number >= 1, or auto (:data:`~harness.plan.AS_THE_CORES_ALLOW`)."""
-    if text.strip().lower() == "auto":
-        return AS_THE_CORES_ALLOW
-    try:
-        return positive_int(text)
-    except argparse.ArgumentTypeError:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1 or auto, received {text!r}") from None
-
-
 # What `xfbench list KIND` takes (plural, as the help names them; the singular too) -> the kind column of
 # harness.reporting.catalogue_rows (a test keeps the two in step).
 CATALOGUE_KINDS = {
@@ -984,37 +900,6 @@ class OneLineErrorParser(argparse.ArgumentParser):
             self.exit(2, f"{prog}: error: unrecognized arguments: {' '.join(extras)}.{hint} See `{prog} --help` for "
                          "the options.\n")  # fmt: skip
         return parsed
-
-
-_INVALID_CHOICE = re.compile(r"argument (?P<flag>[^:]+): invalid choice: (?P<value>.+) \(choose from (?P<choices>.+)\)")
-_BAD_VALUE = re.compile(r"argument (?P<flag>[^:]+): expected (?P<expected>.+), received (?P<value>.+)")
-
-
-def expected_received(message: str) -> str:
-    """argparse's wording of a bad value ("argument --format: invalid choice: 'yaml' (choose from ...)", or a type's
-    "expected ..., received ...") as every other refusal reads: Expected, Received, and how to fix it."""
-    if choice := _INVALID_CHOICE.fullmatch(message):
-        flag, value = choice["flag"].partition("/")[0], choice["value"]
-        choices = [c.strip().strip("'") for c in choice["choices"].split(",")]
-        option = flag.startswith("-")  # else a positional: its metavar (COMMAND), or argparse's {save,list}
-        shown = flag if option or not flag.startswith("{") else "the command"
-        close = closest_text(value.strip("'"), choices, flag if option else "")
-        return f"Expected {shown} to be one of {choices}. Received: {value}. To fix, {close}pick one of those"
-    if bad := _BAD_VALUE.fullmatch(message):
-        flag = bad["flag"].partition("/")[0]
-        received, advice = _received_and_advice(bad["value"])
-        fix = advice[:1].lower() + advice[1:] if advice else f"give {flag} such a value"
-        return f"Expected {flag}: {bad['expected']}. Received: {received}. To fix, {fix}"
-    return message
-
-
-def _received_and_advice(text: str) -> tuple[str, str]:
-    """A type's "received X. Give ..." split into X and its advice: at the first sentence's end outside the quoted
-    value (--hidden '300. 100' holds a full stop of its own)."""
-    for end in re.finditer(r"\. (?=[A-Z])", text):
-        if text[: end.start()].count("'") % 2 == 0:
-            return text[: end.start()], text[end.end() :]
-    return text, ""
 
 
 def _parser_of(parser: argparse.ArgumentParser, words: list[str]) -> argparse.ArgumentParser:
@@ -1151,56 +1036,6 @@ def _describe_commands(parser: argparse.ArgumentParser) -> None:
                 command = action.choices[listed.dest]
                 command.description = command.description or listed.help
                 _describe_commands(command)
-
-
-# as compare.Thresholds
-THRESHOLD_DEFAULTS = {"time_threshold": 1.10, "accuracy_threshold": 1.0, "alpha": 0.01, "times_across_machines": False}
-
-
-def changed_threshold_options(value: Callable[[str], Any], flag: str = "--") -> list[str]:
-    """The threshold options (add_threshold_options) set to other than their defaults, spelled as on the command
-    line (``--time-threshold 1.05``, ``--times-across-machines``); ``value`` reads an option by its name."""
-    changed = []
-    for name, default in THRESHOLD_DEFAULTS.items():
-        given = value(name)
-        if given != default:
-            option = f"{flag}{name.replace('_', '-')}"
-            changed.append(option if isinstance(default, bool) else f"{option} {given:g}")
-    return changed
-
-
-def add_threshold_options(add: Callable[..., Any], flag: str = "--", dest: str = "") -> None:
-    """What makes a change a regression, as ``xfbench compare`` decides it: ``add`` is a parser's add_argument or a
-    pytest option group's addoption; ``flag`` and ``dest`` start the options' names (the plugin's
-    ``--baseline-time-threshold``), so compare, the report's history and the plugin's gate decide alike."""
-    add(
-        f"{flag}time-threshold",
-        dest=f"{dest}time_threshold",
-        type=float_above(1.0, inclusive=False),
-        default=THRESHOLD_DEFAULTS["time_threshold"],
-        help="epoch-time ratio new/base above which a significant slowdown is a regression (default 1.10)",
-    )
-    add(
-        f"{flag}accuracy-threshold",
-        dest=f"{dest}accuracy_threshold",
-        type=positive_float,
-        default=THRESHOLD_DEFAULTS["accuracy_threshold"],
-        help="accuracy drop in percentage points beyond which a significant drop is a regression (default 1)",
-    )
-    add(
-        f"{flag}alpha",
-        dest=f"{dest}alpha",
-        type=significance_level,
-        default=THRESHOLD_DEFAULTS["alpha"],
-        help="significance level of the Mann-Whitney U test (default 0.01)",
-    )
-    add(
-        f"{flag}times-across-machines",
-        dest=f"{dest}times_across_machines",
-        action="store_true",
-        help="decide epoch-time changes between runs on different machines (CPU model or GPU) too; by default such "
-        "a change is n/a, the machines' as much as the code's",
-    )
 
 
 def _add_compare_parser(commands: Any) -> None:

@@ -23,11 +23,11 @@ from harness.input_pipeline import InputConfig
 from harness.models import ModelOptions
 from harness.schedules import ScheduleConfig
 
-# How datasets reach Ray workers: "auto" ships them through the object store up to a size, on a cluster a size the
-# network carries in seconds. Locally the store is this machine's shared memory, which a worker maps without a copy:
-# read from the files instead, every trial re-read, checked and standardised its data (CIFAR-10 about 2.4 s a trial
-# and 1.8 GB at its peak; docs/measurements.md, "Data through the object store"). Local limit: every registry dataset.
-SHIP_POLICIES = ("auto", "always", "never")
+# How datasets reach Ray workers (harness.option_types.SHIP_POLICIES): "auto" ships them through the object store up
+# to a size, on a cluster a size the network carries in seconds. Locally the store is this machine's shared memory,
+# which a worker maps without a copy: read from the files instead, every trial re-read, checked and standardised its
+# data (CIFAR-10 about 2.4 s a trial and 1.8 GB at its peak; docs/measurements.md, "Data through the object store").
+# Local limit: every registry dataset.
 SHIP_LIMIT_MB = 256.0
 LOCAL_SHIP_LIMIT_MB = 1024.0
 

@@ -17,8 +17,9 @@ from typing import Any
 
 from harness.backbone import pretrain_trials
 from harness.backend import BACKENDS, REFERENCE_BACKEND
-from harness.config import SHIP_POLICIES, TrialConfig
+from harness.config import TrialConfig
 from harness.errors import InputError
+from harness.option_types import SHIP_POLICIES
 from harness.tuning import TunePlan
 from harness.user_files import read_json_object
 

@@ -24,7 +24,6 @@ from harness.backend import check_capabilities, check_programs
 from harness.config import (
     LOCAL_SHIP_LIMIT_MB,
     SHIP_LIMIT_MB,
-    SHIP_POLICIES,
     RuntimeOptions,
     TransferOptions,
     TrialConfig,
@@ -49,6 +48,7 @@ from harness.input_pipeline import check_input, transformed_shape
 from harness.model_cost import model_cost, training_memory_floor
 from harness.model_import import check_model_content, model_spec, parse_model_ref
 from harness.models import LAYER_HINTS, LAYER_SETTINGS, MODELS, changed_options
+from harness.option_types import SHIP_POLICIES
 from harness.plan import ExecutionOptions
 from harness.pretrained import (
     check_weights_unchanged,

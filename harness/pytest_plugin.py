@@ -5,11 +5,14 @@ and defines tests taking the ``xfbench_case`` fixture. The plugin parametrizes
 them over (backend, case) for the chosen ``--scale``; at the first such test it
 runs *every* collected trial in one Ray Tune session, keeps the outcome in
 ``config.stash`` and lets each test check its own bar and its agreement with
-the other backends. The comparison table ends the session.
+the other backends. With ``--baseline`` the run is compared with the baseline once it
+has its rows, and a case that regressed fails its own test (:func:`pytest_runtest_call`);
+the session fails on what no test owns. The comparison table ends the session.
 
 Under pytest-xdist (``-n N --dist loadgroup``) every case carries one ``xdist_group``, so one worker runs them all in
-one Ray run while the other workers take the remaining tests; that worker sends its comparison (and any baseline
-regressions) to the controller, which prints it and fails the session on a regression as without xdist.
+one Ray run while the other workers take the remaining tests; that worker fails its own tests of regressed cases and
+sends its comparison (and what the baseline gate found) to the controller, which prints it and fails the session on
+what no test owns as without xdist.
 
 Before Ray starts, the trials go through the CLI's checks: the planner's overrides and capability fit at
 collection; the session's data folder, results folder, baseline and execution options once the cases are selected
@@ -30,12 +33,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 import pytest
 
+# Light modules only: pytest loads this plugin in every run of the environment (a project's that never uses xfbench
+# too). The configs, the planner, the suites and pandas are imported where a suite module needs them.
 from harness.backend import BACKENDS
-from harness.cli_options import (
+from harness.errors import InputError, closest_text
+from harness.option_types import (
     ADDRESS_HELP,
+    SHIP_POLICIES,
     add_threshold_options,
     changed_threshold_options,
     concurrency,
@@ -45,16 +51,11 @@ from harness.cli_options import (
     positive_int,
     user_path,
 )
-from harness.config import SHIP_POLICIES, TrialConfig
-from harness.data.registry import found_in, read_elsewhere
-from harness.errors import InputError, closest_text
-from harness.model_import import trial_model
-from harness.planner import check_runnable_suite, check_suite_size, check_trial_count, suite_case_trials
-from harness.suites import Suite, SuiteCase, suite, suites_max_concurrent
-from harness.variant_overrides import check_variant_overrides
 
 if TYPE_CHECKING:
     from harness.benchrecord import EpochRounds
+    from harness.config import TrialConfig
+    from harness.suites import Suite, SuiteCase
 
 SCALES = ("smoke", "quick", "full")
 
@@ -81,6 +82,19 @@ class SessionState:
     # the run refused bad input only Ray could judge (no node offers a trial's CPUs or GPUs, the cluster is gone):
     # every case fails with it, and the session exits 4, as the CLI exits 2, not 1 as if a test had failed
     run_refused: bool = False
+    gate: BaselineGate | None = None  # what --baseline found, decided once the run has its rows
+
+
+@dataclass(frozen=True)
+class BaselineGate:
+    """The session's run against --baseline (:func:`_against_baseline`): the comparison's markdown, whether the
+    baseline could be used, what fails the gate (each regressed ``case [backend]``, each ``[backend] not run``), and
+    each regressed (case, backend), as compare names it, with its figures: what fails that case's test."""
+
+    report: str
+    usable: bool
+    failing: tuple[str, ...] = ()
+    regressed: dict[tuple[str, str], str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -205,8 +219,21 @@ class CaseHandle:
                 )
         return measured
 
+    def regression(self) -> str:
+        """What fails this case's test against --baseline, with the figures ('' where nothing does): its (case,
+        backend) regressed in the session's gate."""
+        gate = self.state.gate
+        if gate is None or not gate.regressed:
+            return ""
+        from harness.compare import compared_cases
+
+        found = [gate.regressed[key] for key in sorted(compared_cases(self.rows())) if key in gate.regressed]
+        return f"[{self.backend}] {self.case.case_id}: {'; '.join(found)}" if found else ""
+
     def _ok_rows_of_case(self, frame: Any) -> Any:
         """Every backend's ok rows of this case in ``frame``."""
+        from harness.model_import import trial_model
+
         c = self.case
         return frame[
             (frame["suite"] == self.suite_name)
@@ -270,6 +297,8 @@ class CaseHandle:
     def _warn_of_deselected_backends(self, by_backend: dict[str, dict[int, float]]) -> None:
         """Re-running a case that failed for a disagreement by its node id (or -k torch) trained this backend alone:
         with nothing to compare, its test passed while the disagreement stood. Say so."""
+        from harness.model_import import trial_model
+
         c = self.case
         untrained = sorted(
             {
@@ -300,6 +329,8 @@ class CaseHandle:
 
 def _not_ok(row: Any) -> str:
     """A trial's row that is not ok, in words: its status, the epoch it stopped at and its error, where known."""
+    import pandas as pd
+
     epoch = f" at epoch {int(row.epoch)}" if pd.notna(row.epoch) else ""  # a trial that failed before its first: none
     loss = ""
     if row.status == "diverged":  # the loss that stopped being finite: training's, or validation's after it
@@ -451,7 +482,7 @@ def _add_data_and_results_options(add: Callable[..., Any]) -> None:
         dest="xfbench_baseline",
         default=None,
         type=user_path,
-        help="run directory or saved baseline name to compare with; a regression fails the session",
+        help="run directory or saved baseline name to compare with; a case that regressed fails its test",
     )
     # what --baseline counts as a regression, as xfbench compare's options say it
     add_threshold_options(add, flag="--baseline-", dest="xfbench_baseline_")
@@ -492,6 +523,9 @@ def _collection_error(message: str) -> BaseException:
 
 def _suite_for(metafunc: pytest.Metafunc) -> Suite | None:
     """The module's suite for --scale: the marker maps each scale to a suite name or a Suite object."""
+    from harness.planner import check_runnable_suite
+    from harness.suites import Suite, suite
+
     marker = metafunc.definition.get_closest_marker("xfbench")
     if marker is None:
         raise _collection_error(
@@ -544,6 +578,9 @@ def _gpu_refusal(chosen: Suite, metafunc: pytest.Metafunc) -> str:
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "xfbench_case" not in metafunc.fixturenames:
         return
+    from harness.planner import check_suite_size
+    from harness.variant_overrides import check_variant_overrides
+
     config = metafunc.config
     chosen = _suite_for(metafunc)
     skipped = (
@@ -587,6 +624,9 @@ def _case_param(
 ) -> Any:
     """One (backend, case) test: its trials wanted by the session's run, or a skip mark saying why none are.
     ``selected``: the session's backends, against which the case's speed options are judged, as the CLI does."""
+    from harness.data.registry import found_in, read_elsewhere
+    from harness.planner import suite_case_trials
+
     state = metafunc.config.stash[STATE_KEY]
     where = f"{metafunc.definition.nodeid} [{backend}-{case.case_id}]"
     data_dir = metafunc.config.getoption("xfbench_data_dir")
@@ -646,7 +686,8 @@ def _benchmarks(config: pytest.Config) -> str:
 
 def pytest_collection_finish(session: pytest.Session) -> None:
     """The run trains the trials of the cases the session will run, no others: a node id, -k or -m that selects
-    one case, or a skip mark on a module, leaves the other cases untrained (all of them trained before)."""
+    one case, or a mark that keeps a test from running (:func:`_skipped_by_mark`), leaves the other cases untrained
+    (all of them trained before)."""
     state = session.config.stash[STATE_KEY]
     kept: set[str] = set()
     datasets: set[str] = set()  # of the xfbench cases selected, skipped ones included
@@ -723,7 +764,9 @@ def _session_checks(config: pytest.Config, trials: list[TrialConfig]) -> Any:
     checked ExecutionOptions."""
     from harness.baselines import expected_machine_key, is_baseline_dir, is_run_dir, resolve
     from harness.plan import ExecutionOptions
+    from harness.planner import check_trial_count
     from harness.preflight import check_execution
+    from harness.suites import suites_max_concurrent
     from harness.user_files import read_run_rows, writable_results_dir
 
     results_dir = writable_results_dir(_results_dir(config))
@@ -767,16 +810,20 @@ def _results_dir(config: pytest.Config) -> Path:
 
 
 def _skipped_by_mark(item: pytest.Item) -> bool:
-    """Whether a skip or skipif mark skips ``item`` (pytest's own evaluation; a condition that fails to evaluate
-    counts as not skipped: pytest reports that error at the test)."""
+    """Whether a mark keeps ``item`` from running: skip, skipif, or an xfail with run=False (without --runxfail),
+    which pytest reports "[NOTRUN]" (pytest's own evaluation; a condition that fails to evaluate counts as not
+    skipped: pytest reports that error at the test). Such a case trained all its trials before."""
     try:
-        from _pytest.skipping import evaluate_skip_marks
+        from _pytest.skipping import evaluate_skip_marks, evaluate_xfail_marks
     except ImportError:  # pytest's internals moved: the plain skip mark still says it
         return item.get_closest_marker("skip") is not None
     try:
-        return evaluate_skip_marks(item) is not None
+        if evaluate_skip_marks(item) is not None:
+            return True
+        xfailed = evaluate_xfail_marks(item)
     except (Exception, pytest.fail.Exception):  # a bad condition fails through pytest.fail, a BaseException
         return False
+    return xfailed is not None and not xfailed.run and not item.config.option.runxfail
 
 
 def _data_missing(state: SessionState, dataset: str, data_dir: str | None) -> str | None:
@@ -821,9 +868,23 @@ def xfbench_case(request: pytest.FixtureRequest) -> CaseHandle:
             f"the xfbench run was interrupted, so no case was checked; {_resume_hint(state.outcome)}",
             returncode=pytest.ExitCode.INTERRUPTED,
         )
+    _decided_gate(request.config, state, interrupted=False)  # its regressions fail their tests (pytest_runtest_call)
     if _benchmarks(request.config) != "skip":  # the case still trains and checks its bars
         _benchmark_case(request, handle)
     return handle
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Any:
+    """A case's test passes only if its (case, backend) did not regress against --baseline: once the test's own
+    checks pass, the gate's finding fails it, with its figures. The gate failed the session alone (exit 1 beside
+    "4 passed"): JUnit XML showed every test green, --lf had nothing to re-run."""
+    result = yield
+    callspec = getattr(item, "callspec", None)
+    handle = callspec.params.get("xfbench_case") if callspec is not None else None
+    if isinstance(handle, CaseHandle) and (regression := handle.regression()):
+        pytest.fail(regression, pytrace=False)
+    return result
 
 
 def _resume_hint(outcome: Any) -> str:
@@ -1095,13 +1156,15 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     reference = session.config.getoption("xfbench_baseline")
     interrupted = session.exitstatus == pytest.ExitCode.INTERRUPTED
     if state.outcome is not None:
-        outcome = state.outcome
-        against, usable, regressions = (
-            _against_baseline(session.config, outcome, reference, interrupted) if reference else (None, True, ())
-        )
+        outcome, gate = state.outcome, _decided_gate(session.config, state, interrupted)
         state.reports.append(
             SessionReport(
-                outcome.summary_markdown, str(outcome.run_dir), against, usable, regressions, outcome.report_problem
+                outcome.summary_markdown,
+                str(outcome.run_dir),
+                gate.report if gate else None,
+                gate.usable if gate else True,
+                gate.failing if gate else (),
+                outcome.report_problem,
             )
         )
     if _xdist_worker(session.config):  # the controller prints it (xdist sends workeroutput after this hook)
@@ -1128,6 +1191,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     for report in state.reports:
         if not report.baseline_usable:
             session.exitstatus = pytest.ExitCode.USAGE_ERROR
+        # each regressed case's test failed on it (pytest_runtest_call), so the session already exits 1; with every
+        # test passed, the gate failed on what no test owns: a backend the baseline ran and the session did not, a
+        # regressed case whose test was skipped at run time or xfailed
         elif report.regressions and session.exitstatus == pytest.ExitCode.OK:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
@@ -1143,12 +1209,20 @@ def pytest_testnodedown(node: Any, error: object | None) -> None:
         state.run_refused = state.run_refused or bool(output.get(WORKER_REFUSED_KEY))
 
 
-def _against_baseline(
-    config: pytest.Config, outcome: Any, reference: str, interrupted: bool
-) -> tuple[str, bool, tuple[str, ...]]:
-    """The session's run against ``reference``: the comparison's markdown, whether the baseline could be used, and
-    the cases that regressed (SessionReport's last three fields). An interrupted session's gate compares the cases
-    that ended and names those the base has that it never reached, as ``xfbench compare`` does."""
+def _decided_gate(config: pytest.Config, state: SessionState, interrupted: bool) -> BaselineGate | None:
+    """The --baseline gate of the session's run, decided once, when the run has its rows: at the first case's test,
+    which the gate's finding may fail already, or at the session's end (a run interrupted, no case's test reached).
+    None without --baseline or a run."""
+    reference = config.getoption("xfbench_baseline")
+    if state.gate is None and reference and state.outcome is not None:
+        stopped = interrupted or state.outcome.status == "interrupted"
+        state.gate = _against_baseline(config, state.outcome, reference, stopped)
+    return state.gate
+
+
+def _against_baseline(config: pytest.Config, outcome: Any, reference: str, interrupted: bool) -> BaselineGate:
+    """The session's run against ``reference``. An interrupted session's gate compares the cases that ended and
+    names those the base has that it never reached, as ``xfbench compare`` does."""
     from harness.baselines import (
         Environment,
         LoadedRun,
@@ -1160,12 +1234,12 @@ def _against_baseline(
         unseen_cases_warning,
     )
     from harness.compare import Thresholds, compare_frames
-    from harness.reporting import comparison_markdown
+    from harness.reporting import comparison_markdown, regression_figures
 
     try:
         base = load_run(reference, _results_dir(config), Environment.of(outcome.frame).machine_key)
     except InputError as exc:
-        return f"baseline not usable: {exc}", False, ()
+        return BaselineGate(f"baseline not usable: {exc}", False)
     option = lambda name: config.getoption(f"xfbench_baseline_{name}")  # noqa: E731
     thresholds = Thresholds(
         option("time_threshold"),
@@ -1175,13 +1249,14 @@ def _against_baseline(
     )
     rows = compare_frames(base.frame, outcome.frame, thresholds)
     if not any(r.in_both for r in rows) and interrupted:
-        return (
+        return BaselineGate(
             f"baseline not compared: the session was interrupted before any case that {reference} also ran had ended",
             False,
-            (),
         )
     if not any(r.in_both for r in rows):  # a gate that compared nothing must not pass as "no regression"
-        return f"baseline not usable: {reference} ran none of this session's cases, so nothing was compared", False, ()
+        return BaselineGate(
+            f"baseline not usable: {reference} ran none of this session's cases, so nothing was compared", False
+        )
     session = LoadedRun(outcome.run_id, Path(outcome.run_dir), outcome.frame, Environment.of(outcome.frame))
     warnings = environment_warnings(base.environment, session.environment) + run_state_warnings(base, session)
     unseen = unseen_cases_warning(session, [(r.case, r.backend) for r in rows if r.only_in == "base"], False)
@@ -1192,7 +1267,13 @@ def _against_baseline(
     markdown = comparison_markdown(rows, reference, outcome.run_id, warnings, thresholds)
     gone = missing_backends(rows) if missing else []
     failing = [f"{r.case} [{r.backend}]" for r in rows if r.regressed] + [f"[{b}] not run" for b in gone]
-    return markdown, True, tuple(failing)
+    # each with its figures, for its own test: the table is printed at the session's end, a CI's JUnit page never
+    regressed = {
+        (r.case, r.backend): f"regressed against --baseline {reference}: {regression_figures(r)}"
+        for r in rows
+        if r.regressed
+    }
+    return BaselineGate(markdown, True, tuple(failing), regressed)
 
 
 @pytest.hookimpl(tryfirst=True)  # before pytest-benchmark's, which raises on --benchmark-compare-fail

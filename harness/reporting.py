@@ -880,6 +880,29 @@ def regression_line(r: CaseComparison) -> str:
     return f"regression: {r.case} [{r.backend}] {time}, {accuracy}{trials}" + (f"; {r.note}" if r.note else "")
 
 
+def regression_figures(r: CaseComparison) -> str:
+    """A compared case's verdicts with the figures of its row in the comparison table, the regressed ones first:
+    the accuracy difference with its 95 % interval, the time ratio with its interval and p, the trials, the note.
+    What the pytest plugin's test of a case that regressed against --baseline fails with."""
+    ci = r.acc_ci_pp
+    accuracy = (
+        f"test accuracy {fmt(r.base_acc, '.4f')} → {fmt(r.new_acc, '.4f')}, Δ {fmt(r.acc_diff_pp, '+.2f')} pp"
+        + ("" if math.isnan(ci[0]) else f" [95 % CI {ci[0]:+.2f}, {ci[1]:+.2f}]")
+        + f": {r.acc_verdict}"
+    )
+    time = f"epoch time: {r.time_verdict}"
+    if not math.isnan(r.time_ratio):
+        low, high = r.time_ci
+        interval = "" if math.isnan(low) else f" [95 % CI {low:.3f}, {high:.3f}]"
+        time = (
+            f"epoch time {fmt(r.base_time_s, '.4f')} s → {fmt(r.new_time_s, '.4f')} s, ratio {r.time_ratio:.3f}"
+            f"{interval}, p {p_cell(r.time_p)}: {r.time_verdict}"
+        )
+    verdicts = [(r.acc_verdict, accuracy), (r.time_verdict, time), (r.trials_verdict, f"trials: {r.trials_verdict}")]
+    shown = [text for verdict, text in sorted(verdicts, key=lambda v: v[0] != "regression")]
+    return "; ".join(shown) + (f" ({r.note})" if r.note else "")
+
+
 def comparison_count(rows: Sequence[CaseComparison]) -> str:
     """The count line: regressions among the cases both runs ran, and how many cases only one run has."""
     compared = sum(r.in_both for r in rows)

@@ -222,7 +222,8 @@ def test_runs_with_no_case_in_common_compare_nothing_and_a_gate_on_them_fails(ru
     options |= {"xfbench_baseline_times_across_machines": False}
     config = SimpleNamespace(getoption=options.__getitem__)
     session = SimpleNamespace(frame=frame, run_id="renamed")
-    message, usable, regressed = _against_baseline(config, session, str(honest_a), False)  # type: ignore[arg-type]
+    gate = _against_baseline(config, session, str(honest_a), False)  # type: ignore[arg-type]
+    message, usable = gate.report, gate.usable
     assert not usable and "ran none of this session's cases, so nothing was compared" in message
     # a baseline saved from a run that did not finish is said to be one, as `compare` says it
     interrupted = tmp_path / "interrupted"
@@ -230,7 +231,8 @@ def test_runs_with_no_case_in_common_compare_nothing_and_a_gate_on_them_fails(ru
     info = json.loads((interrupted / "run.json").read_text())
     (interrupted / "run.json").write_text(json.dumps({**info, "status": "interrupted"}))
     session = SimpleNamespace(frame=read_results(runs[2]), run_id="b-honest", run_dir=runs[2])
-    message, usable, _ = _against_baseline(config, session, str(interrupted), False)  # type: ignore[arg-type]
+    gate = _against_baseline(config, session, str(interrupted), False)  # type: ignore[arg-type]
+    message, usable = gate.report, gate.usable
     assert usable and f"the base run {interrupted} is interrupted, not finished" in message
 
 
@@ -1030,7 +1032,7 @@ def test_a_ratio_beyond_the_band_too_few_epochs_cannot_decide_is_undecided_thoug
 def test_the_command_lines_threshold_defaults_are_compares_own():
     """The options' defaults live beside the parser (which must not import pandas and scipy to start), so this pins
     them to ``Thresholds``' defaults: compare, the report's history and the plugin's gate decide alike."""
-    from harness.cli_options import THRESHOLD_DEFAULTS
+    from harness.option_types import THRESHOLD_DEFAULTS
 
     defaults = Thresholds()
     assert THRESHOLD_DEFAULTS == {

@@ -108,3 +108,39 @@ def test_a_local_workers_data_load_imports_no_scikit_learn():
     code = "import sys\nfrom harness.data import load_dataset\nload_dataset('digits')\nprint('sklearn' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
     assert out.stdout.strip() == "False", out.stdout + out.stderr
+
+
+PLUGIN_SESSION_CONFTEST = """
+import json
+import sys
+
+
+def pytest_unconfigure(config):
+    heavy = ("numpy", "pandas", "scipy", "pyarrow", "harness.cli_options", "harness.config", "harness.suites")
+    with open("imported.json", "w") as out:
+        json.dump(sorted(m for m in (*heavy, *FRAMEWORKS) if m in sys.modules), out)
+"""
+
+
+def test_the_pytest_plugin_and_a_session_that_runs_no_suite_import_nothing_heavy(tmp_path):
+    """pytest loads the plugin in every run of the environment (entry point pytest11), a project's that never uses
+    xfbench too: its import took 0.5 s (pandas at the top, the CLI's options with the baselines), and a one-test
+    session 1.06 s against 0.37 s without it (docs/measurements.md, 2026-12-07). The plugin's import, and what its
+    option, configure and session hooks import in a session without a suite, bring no numpy, pandas or framework."""
+    code = (
+        "import sys, harness.pytest_plugin\n"
+        f"print(sorted(m for m in ('numpy', 'pandas', 'harness.cli_options', *{FRAMEWORKS!r}) if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr
+    (tmp_path / "conftest.py").write_text(PLUGIN_SESSION_CONFTEST.replace("FRAMEWORKS", repr(FRAMEWORKS)))
+    (tmp_path / "test_plain.py").write_text("def test_plain():\n    pass\n")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}  # this checkout's harness, whichever one is installed
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_plain.py"]
+    session = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, env=env)
+    assert session.returncode == 0, session.stdout + session.stderr
+    assert (
+        "xfbench"
+        in subprocess.run([*command[:3], "--help"], capture_output=True, text=True, cwd=tmp_path, env=env).stdout
+    )  # the plugin was loaded, its options registered
+    assert json.loads((tmp_path / "imported.json").read_text()) == []

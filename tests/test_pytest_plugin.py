@@ -19,8 +19,11 @@ def _digits_loaded_here(digits):
     modules an inner session imported; numpy's FFT extension then fails to load a second time in this process. Loaded
     here first, those modules outlive every inner session (the test module alone, or first in a worker, failed).
     Likewise pandas' parquet engine: imported again after an inner session, it registers its pyarrow extension types
-    a second time and fails, so a later test in this process that writes results failed when this module ran first."""
+    a second time and fails, so a later test in this process that writes results failed when this module ran first.
+    Likewise compare's scipy, whose FFT extension a test after one that compared runs in its pytester session failed
+    to load again."""
     pd.DataFrame({"x": [0]}).to_parquet(io.BytesIO())
+    import harness.compare  # noqa: F401
 
 
 SUITE_BY_NAME = """
@@ -122,22 +125,25 @@ def test_the_baseline_gate_decides_with_the_thresholds_it_is_given(pytester, tmp
     outcome = SimpleNamespace(frame=pd.read_parquet(new / "results.parquet"), run_id="new", run_dir=str(new))
     for options, regressed in (([], True), (["--baseline-time-threshold", "1.5"], False)):
         config = pytester.parseconfig("--results-dir", str(results), *options)
-        markdown, usable, cases = _against_baseline(config, outcome, "base", False)
+        gate = _against_baseline(config, outcome, "base", False)
+        markdown, usable, cases = gate.report, gate.usable, gate.failing
         assert usable and bool(cases) is regressed and f"**{len(cases)} regression(s)**" in markdown, options
     # a session without a backend the baseline ran (--backend torch) fails the gate, as compare's does: it checked
     # one framework and passed, "0 regression(s)"
     frame = pd.read_parquet(new / "results.parquet")
     torch_only = SimpleNamespace(frame=frame[frame["backend"] == "torch"], run_id="new", run_dir=str(new))
     config = pytester.parseconfig("--results-dir", str(results), "--baseline-time-threshold", "1.5")
-    markdown, usable, cases = _against_baseline(config, torch_only, "base", False)
+    gate = _against_baseline(config, torch_only, "base", False)
+    markdown, usable, cases = gate.report, gate.usable, gate.failing
     assert usable and cases == ("[tensorflow] not run",), cases
     said = " ".join(markdown.split())
     assert "has no case of tensorflow, which the base ran" in said
     assert "the session's --baseline check fails on it. Run those backends too" in said  # it said only "not compared"
-    assert _against_baseline(config, torch_only, "base", True)[2] == ()  # interrupted: what it got to, as before
+    assert _against_baseline(config, torch_only, "base", True).failing == ()  # interrupted: what it got to
     # a session interrupted before any case the base has ended compared nothing yet: said so, not "not usable"
     other = _run_of_another_suite(results)
-    said, usable, _ = _against_baseline(config, outcome, str(other), True)
+    gate = _against_baseline(config, outcome, str(other), True)
+    said, usable = gate.report, gate.usable
     assert not usable and said.startswith("baseline not compared: the session was interrupted before any case")
     pytester.makepyfile(test_suite=SUITE_BY_NAME)
     refused = pytester.runpytest("--baseline-alpha", "1.5")
@@ -838,6 +844,102 @@ def test_a_validation_bar_is_held_to_the_final_validation_accuracy_not_the_test_
     )
 
 
+KEPT_AND_WORSE_SUITE = """
+import pytest
+from harness.models import ModelOptions
+from harness.suites import Suite, SuiteCase
+
+TINY = ModelOptions(hidden=(16,))
+SUITE = Suite("pair", "two cases, three seeds", cases=(
+    SuiteCase("scratch", "mlp", "digits", epochs=1, model_options=TINY, variant="kept"),
+    SuiteCase("scratch", "mlp", "digits", epochs=1, model_options=TINY, variant="worse"),
+), seeds=3)
+pytestmark = pytest.mark.xfbench(suites={"smoke": SUITE})
+
+def test_case(xfbench_case):
+    xfbench_case.check_bar()
+"""
+
+
+def _recorded_baseline(run_dir: Path, accuracy: dict[tuple[str, str, int], float]) -> Path:
+    """A finished run of suite ``pair``'s trials, one row each: accuracy by (backend, variant, seed)."""
+    from harness.config import TrialConfig
+    from harness.models import ModelOptions
+    from harness.provenance import MachineInfo
+    from harness.results import ResultsWriter
+    from harness.trial import RunInfo, base_row
+
+    writer = ResultsWriter(run_dir)
+    for (backend, variant, seed), acc in accuracy.items():
+        trial = TrialConfig("scratch", "mlp", "digits", backend, seed, 1, suite="pair", variant=variant,
+                            model_options=ModelOptions(hidden=(16,)))  # fmt: skip
+        row = base_row(trial, RunInfo(run_dir.name, "c"), MachineInfo.current())
+        row.update(stage="trials", phase="train", epoch=1, test_acc=acc, val_acc=acc - 0.1, train_loss=1.0 - acc,
+                   status="ok", warmup=True, epoch_time_s=1.0, samples_per_s=1.0, timestamp="t")  # fmt: skip
+        writer.add_row(row)
+        writer.finish_trial(trial.trial_id)
+    writer.finalize()
+    run = {"run_id": run_dir.name, "started": "0", "status": "finished"}
+    (run_dir / "run.json").write_text(json.dumps(run))
+    return run_dir
+
+
+def test_a_case_that_regressed_against_the_baseline_fails_its_own_test_naming_the_figures(pytester, tmp_path):
+    """--baseline failed the session alone: a regressed case's test passed ("4 passed", exit 1), so JUnit XML showed
+    every test green and --lf had nothing to re-run. Now that case's test fails with its figures and the baseline, the
+    unchanged one passes; under pytest-xdist alike. What no test owns (a backend the baseline ran and the session did
+    not) still fails the session, every test passed."""
+    import xml.etree.ElementTree as ET
+
+    seeds = (0, 1, 2)
+    base = _recorded_baseline(tmp_path / "base", {("torch", v, s): 0.9 for v in ("kept", "worse") for s in seeds})
+    # the session: "kept" as in the baseline, "worse" 0.50, 0.52, 0.54 (Δ -38 pp, paired over seeds)
+    recorded = _recorded_conftest({(v, s): 0.9 if v == "kept" else 0.5 + 0.02 * s for v in ("kept", "worse")
+                                   for s in seeds})  # fmt: skip
+    pytester.makeconftest(recorded.replace("(trial.backend, trial.seed)", "(trial.variant, trial.seed)"))
+    pytester.makepyfile(test_suite=KEPT_AND_WORSE_SUITE)
+    common = ("-p", "no:cacheprovider", "-p", "no:benchmark", "--backend", "torch", "--baseline", str(base))
+    result = pytester.runpytest_subprocess(*common, "--junitxml=junit.xml")
+    result.assert_outcomes(passed=1, failed=1)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    regressed = (
+        f"[torch] scratch-mlp+worse-digits: regressed against --baseline {base}: test accuracy 0.9000 → 0.5200, "
+        "Δ -38.00 pp [95 % CI -42.97, -33.03]: regression; epoch time: n/a; trials: unchanged"
+    )
+    said = result.stdout.str()
+    assert regressed in said and "FAILED test_suite.py::test_case[torch-scratch-mlp+worse-digits]" in said, said
+    assert "**1 regression(s)**: pair:scratch-mlp+worse-digits [torch]" in said  # the terminal's report, as before
+    [suite] = ET.parse(pytester.path / "junit.xml").getroot().iter("testsuite")
+    assert (suite.get("tests"), suite.get("failures"), suite.get("errors")) == ("2", "1", "0")
+    [failure] = suite.iter("failure")
+    assert regressed in (failure.get("message") or "")
+    # pytest-xdist: the worker that runs the suites fails its own test; the controller prints the report once
+    pytest.importorskip("xdist")
+    spread = pytester.runpytest_subprocess(*common, "-n", "1", "--dist", "loadgroup")
+    spread.assert_outcomes(passed=1, failed=1)
+    assert spread.ret == pytest.ExitCode.TESTS_FAILED and regressed in spread.stdout.str()
+    assert spread.stdout.str().count("xfbench regressions against the baseline") == 1
+    # a backend the baseline ran that the session did not: no test's to fail, so the session fails, as before
+    both = _recorded_baseline(tmp_path / "both", {(b, "kept", s): 0.9 for b in ("torch", "tensorflow") for s in seeds})
+    alone = pytester.runpytest_subprocess(*common[:-1], str(both), "-k", "kept")
+    alone.assert_outcomes(passed=1, deselected=1)
+    assert alone.ret == pytest.ExitCode.TESTS_FAILED
+    alone.stdout.fnmatch_lines(["xfbench: the --baseline check fails this session: [[]tensorflow[]] not run"])
+
+
+def test_a_regressed_cases_figures_give_the_time_ratio_with_its_interval_and_p_regressions_first():
+    from harness.compare import CaseComparison
+    from harness.reporting import regression_figures
+
+    slower = CaseComparison("s:c", "torch", 1.0, 1.3, 1.3, 0.001, "regression", 0.9, 0.9, 0.0, (0.0, 0.0),
+                            "unchanged", "threads differ", time_ci=(1.2, 1.4))  # fmt: skip
+    assert regression_figures(slower) == (
+        "epoch time 1.0000 s → 1.3000 s, ratio 1.300 [95 % CI 1.200, 1.400], p 0.001: regression; "
+        "test accuracy 0.9000 → 0.9000, Δ +0.00 pp [95 % CI +0.00, +0.00]: unchanged; trials: unchanged "
+        "(threads differ)"
+    )
+
+
 def test_bad_input_fails_its_own_case_before_ray_or_a_framework_starts_and_the_other_cases_run(pytester, tmp_path):
     """Each case is preflighted on its own: a bad one fails with its reason, in the suite's terms (a SuiteCase field,
     not a CLI flag pytest does not have), and the others run (every case failed with the one bad case's message)."""
@@ -908,6 +1010,30 @@ def _execute(plan, results_dir, run_id, settings, **kwargs):  # the trials that 
 
 harness.runner.execute = _execute
 """
+
+
+def test_a_case_whose_test_is_xfail_run_false_does_not_train_unless_runxfail(pytester):
+    """pytest's own "known broken, do not run it" (xfail with run=False): such a case's test is reported xfailed
+    without running, yet its trials trained, and entered summary.md and the --baseline gate. Now it is left out of
+    the run as a skip mark's case is; with --runxfail, which runs it, it trains."""
+    pytester.makeconftest(SEEN_TRIALS_CONFTEST)
+    plain = TINY_SUITE.format(bar=0.0).split("def test_zz_state")[0]
+    pytester.makepyfile(
+        test_on=plain,
+        test_off=plain.replace('"tiny"', '"off"').replace(
+            'pytestmark = pytest.mark.xfbench(suites={"smoke": TINY})',
+            'pytestmark = [pytest.mark.xfbench(suites={"smoke": TINY}), pytest.mark.xfail(run=False, reason="off")]',
+        ),
+    )
+    common = ("--backend", "torch", "-p", "no:cacheprovider", "-p", "no:benchmark")
+    result = pytester.runpytest_subprocess(*common)
+    result.assert_outcomes(errors=1, xfailed=1)
+    result.stdout.fnmatch_lines(["*RuntimeError: would run [[]'tiny-scratch-mlp-digits-torch-s0'[]]*"])
+    run_all = pytester.runpytest_subprocess(*common, "--runxfail")
+    run_all.assert_outcomes(errors=2)
+    run_all.stdout.fnmatch_lines(
+        ["*RuntimeError: would run [[]'off-scratch-mlp-digits-torch-s0', 'tiny-scratch-mlp-digits-torch-s0'[]]*"]
+    )
 
 
 SEEN_DELIVERY_CONFTEST = """
