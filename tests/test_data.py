@@ -86,8 +86,11 @@ def test_corrupted_file_gives_a_checksum_error_naming_the_file(tmp_path):
     data = bytearray(victim.read_bytes())
     data[-12] ^= 0xFF
     victim.write_bytes(bytes(data))
-    with pytest.raises(ChecksumError, match=r"Checksum mismatch for .*t10k-labels-idx1-ubyte\.gz"):
+    with pytest.raises(ChecksumError) as caught:
         load_dataset("mnist", tmp_path, download=False)
+    said = str(caught.value)  # in the refusals' form: what was expected, what was received, how to fix it
+    assert said.startswith(f"Expected {victim} to match its sha256 in {tmp_path / 'mnist' / 'SHA256SUMS'}, ")
+    assert ". Received: sha256 " in said and "To fix, restore the file, or list its new sha256" in said
 
 
 def test_an_uncompressed_file_under_a_gz_name_is_told_to_drop_the_suffix_not_to_be_deleted(tmp_path):
@@ -349,7 +352,7 @@ def test_a_datasets_files_come_from_one_folder_never_two(tmp_path, monkeypatch):
     [
         ("labels", "Expected mnist labels 0..9. Received: 12 in"),
         # only the test labels were damaged here: a check of the training labels dropped passed every test
-        ("train labels", "Expected mnist labels 0..9. Received: 12 in {mnist}/train-labels-idx1-ubyte."),
+        ("train labels", "Expected mnist labels 0..9. Received: 12 in {mnist}/train-labels-idx1-ubyte, not a label"),
         # a header of 0 rows and columns matches a payload of no pixels: an mlp of (0, 4000) weights trained on it
         ("0x0 images", "Expected mnist images of at least 1x1 pixels. Received: 0x0 in {mnist}/train-images-idx3-ubyte "
          "(shape (5100, 0, 0)), so a model would read no pixel"),
@@ -522,9 +525,9 @@ def test_a_cifar_label_out_of_range_names_the_file_and_the_fix(tmp_path):
     with pytest.raises(DataFileError) as caught:
         load_dataset("cifar10", tmp_path, download=False)
     assert str(caught.value) == (
-        f"Expected CIFAR-10 labels 0..9. Received: 57 in {victim}. The file is damaged or is not a CIFAR-10 batch "
-        "(CIFAR-100's binary version, say): delete it and download the binary version of CIFAR-10 again "
-        "(cifar-10-binary.tar.gz), or point --data-dir at a complete copy."
+        f"Expected CIFAR-10 labels 0..9. Received: 57 in {victim}, which is damaged or not a CIFAR-10 batch "
+        "(CIFAR-100's binary version, say). To fix, use the binary version of CIFAR-10 (cifar-10-binary.tar.gz), "
+        "intact, or point --data-dir at a complete copy."
     )
 
 
@@ -555,7 +558,7 @@ def test_download_verifies_the_published_md5(tmp_path, monkeypatch, capsys):
     # the umask's mode, not NamedTemporaryFile's 0600: a data cache shared between users must be readable by them
     assert found["x-idx1-ubyte"].path.stat().st_mode & 0o777 == 0o666 & ~current_umask()
     bad = DatasetFiles("testset2", (), (PublishedFile("x-idx1-ubyte", "0" * 32),), server.as_uri() + "/")
-    with pytest.raises(ChecksumError, match="expected md5 0000"):
+    with pytest.raises(ChecksumError, match="to match its published md5 0000.* Received: md5 "):
         download_file(bad, bad.files[0], tmp_path / "elsewhere")
     assert not list((tmp_path / "elsewhere").glob("*.part"))
 
@@ -1124,7 +1127,7 @@ def test_mnist_gzipped_again_loads_by_its_pinned_payload_and_a_changed_gz_says_h
     with pytest.raises(ChecksumError) as caught:
         load_dataset("mnist", again, download=False)
     message = str(caught.value)
-    assert f"Checksum mismatch for {victim}: expected md5 {md5s['train-labels-idx1-ubyte']} (the published" in message
+    assert f"Expected {victim} to match md5 {md5s['train-labels-idx1-ubyte']} (the published" in message
     assert f"payload sha256 {hashlib.sha256(bytes(changed)).hexdigest()}" in message
     assert "A file compressed again (by you, a mirror or a packager) has another md5" in message
     assert message.endswith(f"cd {again} && sha256sum train-labels-idx1-ubyte.gz >> SHA256SUMS")

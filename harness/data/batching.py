@@ -18,7 +18,7 @@ def epoch_batches(num_samples: int, batch_size: int, seed: int, epoch: int) -> l
     remainder of one sample joins the batch before it: training-mode BatchNorm cannot normalise one sample (PyTorch
     refuses it; TensorFlow's unbiased variance divides by zero and its moving variance turns NaN)."""
     if batch_size < 1:
-        raise InputError(f"Expected batch_size >= 1. Received: batch_size={batch_size}.")
+        raise InputError(f"Expected batch_size >= 1. Received: batch_size={batch_size}. To fix, give 1 or more.")
     order = epoch_order(num_samples, seed, epoch)
     starts = list(range(0, num_samples, batch_size))[: steps_per_epoch(num_samples, batch_size)]
     return [order[start : starts[i + 1] if i + 1 < len(starts) else None] for i, start in enumerate(starts)]

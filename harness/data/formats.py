@@ -150,15 +150,16 @@ def parse_cifar_records(payload: bytes, source: str) -> tuple[np.ndarray, np.nda
     if len(payload) == 0 or len(payload) % CIFAR_RECORD_BYTES:
         raise DataFileError(
             f"Expected a whole number of {CIFAR_RECORD_BYTES}-byte CIFAR-10 records. Received: {len(payload)} bytes "
-            f"in {source} (truncated or not the binary version). Download the binary version, cifar-10-binary.tar.gz."
+            f"in {source} (truncated or not the binary version). To fix, use the binary version of CIFAR-10, "
+            "cifar-10-binary.tar.gz (or its extracted cifar-10-batches-bin/), intact."
         )
     records = np.frombuffer(payload, dtype=np.uint8).reshape(-1, CIFAR_RECORD_BYTES)
     labels = records[:, 0].astype(np.int64)
     if labels.max() > 9:
         raise DataFileError(
-            f"Expected CIFAR-10 labels 0..9. Received: {int(labels.max())} in {source}. The file is damaged or is "
-            "not a CIFAR-10 batch (CIFAR-100's binary version, say): delete it and download the binary version of "
-            "CIFAR-10 again (cifar-10-binary.tar.gz), or point --data-dir at a complete copy."
+            f"Expected CIFAR-10 labels 0..9. Received: {int(labels.max())} in {source}, which is damaged or not a "
+            "CIFAR-10 batch (CIFAR-100's binary version, say). To fix, use the binary version of CIFAR-10 "
+            "(cifar-10-binary.tar.gz), intact, or point --data-dir at a complete copy."
         )
     images = records[:, 1:].reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
     return np.ascontiguousarray(images), labels

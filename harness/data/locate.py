@@ -163,7 +163,8 @@ def _manifest_entry(directory: Path, filename: str) -> str | None:
     except UnicodeDecodeError:  # PowerShell writes UTF-16: a traceback said nothing of which file
         raise DataFileError(
             f"Expected {manifest} in sha256sum's format, as ASCII or UTF-8 text. Received: a file that is not UTF-8 "
-            f"(UTF-16, as PowerShell writes?). Write it again with `sha256sum FILE... > {MANIFEST}`, or delete it."
+            f"(UTF-16, as PowerShell writes?). To fix, write it again with `sha256sum FILE... > {MANIFEST}`, or "
+            "delete it."
         ) from None
     for line in text.splitlines():
         entry = _manifest_line(line)
@@ -195,8 +196,10 @@ def verify_file(path: Path, published: PublishedFile, files: DatasetFiles | None
         actual = hashlib.sha256(raw).hexdigest()
         if actual != listed:
             raise ChecksumError(
-                f"Checksum mismatch for {path}: expected sha256 {listed} (from {path.parent / MANIFEST}), "
-                f"received {actual}. The file is corrupted or was replaced: restore it or update the manifest."
+                f"Expected {path} to match its sha256 in {path.parent / MANIFEST}, {listed}. Received: sha256 "
+                f"{actual} (the file is corrupted or was replaced). To fix, restore the file, or list its new sha256 "
+                f"in the manifest: cd {shlex.quote(str(path.parent))} && sha256sum {shlex.quote(path.name)} (that "
+                "line in place of the old one)."
             )
         payload = read_bytes(path)
         if files is not None and (files.foreign_archive_md5s or files.foreign_payloads):  # two hashes more: only
@@ -218,9 +221,9 @@ def verify_file(path: Path, published: PublishedFile, files: DatasetFiles | None
         _refuse_foreign(files, path, raw_md5, payload_sha256)
     if published.payload_sha256:
         raise ChecksumError(
-            f"Checksum mismatch for {path}: expected payload sha256 {published.payload_sha256} "
-            f"(the published {published.name}), received {payload_sha256}. {damaged_file_fix(path)} For a copy of "
-            f"your own, list its sha256 in {path.parent / MANIFEST}."
+            f"Expected {path} to hold the published {published.name}, payload sha256 {published.payload_sha256}. "
+            f"Received: payload sha256 {payload_sha256}. {damaged_file_fix(path)} For a copy of your own, list its "
+            f"sha256 in {path.parent / MANIFEST}."
         )
     if published.archive_md5 and path.name.endswith(".gz"):
         raise _archive_mismatch(path, published, raw_md5, payload_sha256)
@@ -236,8 +239,8 @@ def _archive_mismatch(path: Path, published: PublishedFile, raw_md5: str, payloa
         expected += f", or payload sha256 {published.pinned_payload_sha256} (its contents, however compressed)"
         received += f", payload sha256 {payload_sha256}"
     return ChecksumError(
-        f"Checksum mismatch for {path}: expected {expected}. Received: {received}. A file compressed again (by you, "
-        f"a mirror or a packager) has another md5 even when it holds the same data. {damaged_file_fix(path)} Or keep "
+        f"Expected {path} to match {expected}. Received: {received}. A file compressed again (by you, a mirror or a "
+        f"packager) has another md5 even when it holds the same data. {damaged_file_fix(path)} Or keep "
         f"your own copy by listing its sha256 in {path.parent / MANIFEST}: "
         f"cd {shlex.quote(str(path.parent))} && sha256sum {shlex.quote(path.name)} >> {MANIFEST}"
     )
@@ -378,7 +381,8 @@ def download_file(files: DatasetFiles, published: PublishedFile, target_dir: Pat
         actual = hashlib.md5(tmp_path.read_bytes()).hexdigest()
         if published.archive_md5 and actual != published.archive_md5:
             raise ChecksumError(
-                f"Checksum mismatch for {url}: expected md5 {published.archive_md5}, received {actual}."
+                f"Expected the download of {url} to match its published md5 {published.archive_md5}. Received: md5 "
+                f"{actual} (a proxy's page, or a damaged transfer)"
             )
         tmp_path.chmod(shared_file_mode())  # NamedTemporaryFile's 0600 (harness.file_modes says why not)
         tmp_path.replace(final)
@@ -396,9 +400,9 @@ def _partial_folder_message(
     also = "".join(f"; {name} is in {where}" for name, where in elsewhere.items())
     return (
         f"Expected every {files.name} file in one folder, the first that holds any of them. Received: {folder} "
-        f"holds {sorted(held)} but not {[p.name for p in missing]}{also}. Put the missing files beside the others "
-        "(or point --data-dir at a folder holding them all), or move the partial folder away: files of two copies "
-        "would train on one's images and test on the other's labels."
+        f"holds {sorted(held)} but not {[p.name for p in missing]}{also}. To fix, put the missing files beside the "
+        "others (or point --data-dir at a folder holding them all), or move the partial folder away: files of two "
+        "copies would train on one's images and test on the other's labels."
     )
 
 

@@ -532,21 +532,22 @@ def _check_idx_content(name: str, arrays: dict[str, np.ndarray], paths: dict[str
             )
         if len(labels) and int(labels.max()) > 9:
             raise DataFileError(
-                f"Expected {name} labels 0..9. Received: {int(labels.max())} in {paths[f'{split}-labels-idx1-ubyte']}."
-                " The file is not a label file of this dataset: replace it."
+                f"Expected {name} labels 0..9. Received: {int(labels.max())} in {paths[f'{split}-labels-idx1-ubyte']},"
+                f" not a label file of this dataset. {damaged_file_fix(paths[f'{split}-labels-idx1-ubyte'])}"
             )
     train, test = arrays["train-images-idx3-ubyte"], arrays["t10k-images-idx3-ubyte"]
     if train.shape[1:] != test.shape[1:]:
         raise DataFileError(
             f"Expected {name}'s training and test images of one size. Received: {train.shape[1:]} in "
-            f"{paths['train-images-idx3-ubyte']}, {test.shape[1:]} in {paths['t10k-images-idx3-ubyte']}. The files "
-            "come from different datasets: replace them."
+            f"{paths['train-images-idx3-ubyte']}, {test.shape[1:]} in {paths['t10k-images-idx3-ubyte']}: files of "
+            "two datasets. To fix, use the four files of one release of the dataset, side by side."
         )
     if len(train) <= IDX_VALIDATION:
         raise DataFileError(
             f"Expected more than {IDX_VALIDATION:,} training images in {name}: the first {IDX_VALIDATION:,} are its "
             f"validation split, as in the notebooks, and the rest train. Received: {len(train):,} in "
-            f"{paths['train-images-idx3-ubyte']}. Use files with more training images."
+            f"{paths['train-images-idx3-ubyte']}. To fix, use files with more than {IDX_VALIDATION:,} training images "
+            "(the published ones hold 60,000)."
         )
 
 
@@ -665,6 +666,7 @@ def check_data_dir(data_dir: str | None) -> None:
     from_env = os.environ.get("XFBENCH_DATA")
     if data_dir is None and from_env and not Path(from_env).expanduser().is_dir():
         raise InputError(
-            f"Expected $XFBENCH_DATA to be a readable directory. Received: {from_env!r} (not a directory). Point it "
-            "at the folder holding the dataset files, or unset it to search the user cache and /usr/share/datasets."
+            f"Expected $XFBENCH_DATA to be a readable directory. Received: {from_env!r} (not a directory). To fix, "
+            "point it at the folder holding the dataset files, or unset it to search the user cache and "
+            "/usr/share/datasets."
         )

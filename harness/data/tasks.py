@@ -46,7 +46,10 @@ class TaskSpec:
                 "--binary-positive 6."
             )
         if self.train_limit is not None and self.train_limit < 1:
-            raise InputError(f"Expected train_limit >= 1. Received: {self.train_limit}.")
+            raise InputError(
+                f"Expected train_limit >= 1. Received: {self.train_limit}. To fix, give 1 or more (--train-limit N), "
+                "or none to train on every sample of the task."
+            )
 
     @property
     def label(self) -> str:
