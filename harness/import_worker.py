@@ -2,6 +2,8 @@
 
 It imports only the source framework: the backend named by the reference's prefix, or, for a user's factory, the
 backend whose framework the returned model belongs to (told by the model's class, before any importer loads).
+A user's module is imported with ``KERAS_BACKEND=tensorflow``: Keras runs on TensorFlow here whatever the user's
+$KERAS_BACKEND or keras.json names for their own work.
 On an unsupported layer it writes OUT.error.json with the details and exits 3; on a request the model cannot take
 (ModelInputError) OUT.input-error.json with the message, and exits 4; the parent raises either. An exception raised
 while importing a user's module or calling their factory is theirs to fix: a ModelInputError naming their file and
@@ -17,10 +19,12 @@ from __future__ import annotations
 import importlib
 import inspect
 import json
+import os
 import reprlib
 import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import cast
 
@@ -107,14 +111,48 @@ def _importer(backend: str) -> FrameworkImporter:
     return cast(FrameworkImporter, importlib.import_module(backend_entry(backend).importer_module))
 
 
+@contextmanager
+def _keras_on_tensorflow() -> Iterator[None]:
+    """Keras picks its backend once, when first imported, from $KERAS_BACKEND over keras.json's "backend": a user's
+    module that imports keras before backends/tensorflow does (backends/tensorflow/framework.py) got the user's own
+    (torch, jax), so the conversion failed in that backend's ops, told to change the input size, and torch was
+    imported beside TensorFlow. Restored afterwards, as framework.py restores it."""
+    before = os.environ.get("KERAS_BACKEND")
+    os.environ["KERAS_BACKEND"] = "tensorflow"
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ["KERAS_BACKEND"]
+        else:
+            os.environ["KERAS_BACKEND"] = before
+
+
+def _class_backend(cls: type) -> str | None:
+    """The backend of the framework that ``cls`` (or a base class: a user's subclass of a framework model lives in
+    the user's package) comes from."""
+    backend = None
+    for base in cls.__mro__:
+        backend = backend_of_package(base.__module__.split(".")[0]) or backend
+    return backend
+
+
 def _backend_for(model: object) -> str:
-    """The backend whose framework the model's class (or a base class: a user's subclass of a framework model
-    lives in the user's package) comes from."""
-    backend = backend_of_package(type(model).__module__.split(".")[0])
-    for cls in type(model).__mro__:
-        backend = backend_of_package(cls.__module__.split(".")[0]) or backend
+    """The backend whose framework the model's class comes from."""
+    kinds = " or ".join(entry.model_kind for entry in REGISTRY.values() if entry.model_packages)
+    if isinstance(model, type):  # `return Net`: told "builtins.type", not that it is the class itself
+        name = model.__qualname__
+        fix = (
+            f"return an instance of it: {name}(num_classes), or {name}() where it takes no arguments"
+            if _class_backend(model) is not None
+            else "return the model the function builds"
+        )
+        raise ModelInputError(
+            f"Expected the factory to return {kinds}. Received: the class {model.__module__}.{name} itself, not "
+            f"an instance. To fix, {fix}."
+        )
+    backend = _class_backend(type(model))
     if backend is None:
-        kinds = " or ".join(entry.model_kind for entry in REGISTRY.values() if entry.model_packages)
         raise ModelInputError(
             f"Expected the factory to return {kinds}. Received: {type(model).__module__}.{type(model).__name__}"
             f"{' (does the function end with `return model`?)' if model is None else ''}. To fix, return the model "
@@ -141,7 +179,8 @@ def convert(request: dict, out: Path) -> None:
     ref = request["ref"]
     shape, classes, seed = tuple(request["input_shape"]), int(request["num_classes"]), int(request["seed"])
     if ref["kind"] == "python":
-        model = built_user_model(ref["name"], classes)
+        with _keras_on_tensorflow():  # only Keras reads it: a torch factory builds as it would anyway
+            model = built_user_model(ref["name"], classes)
         backend = _backend_for(model)
         importer = _importer(backend)
     else:

@@ -330,21 +330,23 @@ def _conversion_failed(
 ) -> InputError:
     """A conversion that failed past the user's factory: in tracing or shaping the model for the requested input,
     which is what another input size, channel count or class count can fix (or the user's code it names). A
-    process that ended without a report was ended from outside or by the user's module: no input size fixes that."""
+    process that ended without a report was ended from outside or by the user's code (its module's import, or its
+    factory): no input size fixes that."""
     ref = ModelRef(**request["ref"])  # type: ignore[arg-type]  # request["ref"] is asdict(ModelRef)
     shape = "x".join(str(n) for n in cast(list[int], request["input_shape"]))
     fix = (
         "To fix, choose an input size, channel count and class count the model accepts "
         "(--input-size, --input-channels; xfbench model also --classes)"
     )
-    if failure is None:  # died without a report (killed, out of memory, an exit at import): its last words
+    if failure is None:  # died without a report (killed, out of memory, an exit in the user's code): its last words
         tail = (output.strip().splitlines()[-1:] or ["no output"])[0]
         ended = f"killed by signal {-returncode}" if returncode < 0 else f"exit status {returncode}"
         received = f"the conversion process ended without a report ({ended}; its last output: {tail.rstrip('.')})"
         module = ref.name.split(":")[0]
-        fix = (  # killed from outside (the kernel's out-of-memory killer sends signal 9), or ended by the module
-            f"To fix, check that `python -c 'import {module}'` runs to its end (a module that exits or ends its "
-            "process when imported cannot be converted)"
+        fix = (  # killed from outside (the kernel's out-of-memory killer sends signal 9), or ended by the user's code
+            f"To fix, check that `python -c 'import {module}'` runs to its end and that the factory returns its "
+            "model (a module that exits or ends its process when imported or when its factory runs cannot be "
+            "converted)"
             if ref.kind == "python" and returncode >= 0
             else "To fix, free memory for the conversion (it builds the model in a process of its own), or pick a "
             "smaller --input-size"

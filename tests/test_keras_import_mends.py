@@ -11,6 +11,7 @@ tests/test_model_import.py runs the Keras importer's own code."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -20,6 +21,7 @@ import numpy as np
 import pytest
 from conftest import assert_logits_match_source
 
+from harness.checkpoints import load_checkpoint
 from harness.errors import InputError
 from harness.model_import import model_spec
 from harness.models import ModelOptions
@@ -393,6 +395,97 @@ def test_a_keras_application_below_its_minimum_input_size_is_bad_input_not_a_cra
     message = str(refused.value)
     assert "keras.applications.InceptionV3 can be built for. Received: (8, 8, 3)" in message, message
     assert "Input size must be at least 75x75" in message and "pass an --input-size it takes" in message
+
+
+@pytest.mark.parametrize("name", ["EfficientNetB0", "MobileNetV3Small"])
+def test_a_keras_application_with_its_own_preprocessing_is_refused_as_unsupported_not_told_to_remove_it(tmp_path, name):
+    """keras:EfficientNetB0 and keras:MobileNetV3Small were refused at their Rescaling layer with "Remove it", which
+    no user can do to a published architecture. Refused from the application's structure (no weights needed)."""
+    with pytest.raises(InputError) as refused:
+        model_spec(f"keras:{name}", (32, 32, 3), 10, ModelOptions(), tmp_path / "cache")
+    message = str(refused.value)
+    assert f"Received: keras.applications.{name}'s built-in preprocessing (Rescaling) at 'rescaling'" in message
+    assert f"keras:{name} is not supported: xfbench feeds pixels already scaled" in message, message
+    assert "To fix, use an application without them (keras:MobileNetV2, keras:ResNet50" in message, message
+    assert "Remove it" not in message
+
+
+_KERAS_FACTORIES = """
+import keras
+
+
+def make(num_classes=10):
+    inputs = keras.Input((8, 8, 1))
+    x = keras.layers.Conv2D(4, 3, padding="same", activation="relu")(inputs)
+    return keras.Model(inputs, keras.layers.Dense(num_classes)(keras.layers.Flatten()(x)))
+
+
+def layer(num_classes=10):
+    return keras.layers.Dense(num_classes)
+"""
+
+# The conversion process's main, then what that process imported and what $KERAS_BACKEND holds after it.
+_CONVERT_IN_THIS_PROCESS = """
+import json
+import os
+import sys
+
+from harness import import_worker
+
+request = {"ref": {"kind": "python", "name": "users_keras:make"}, "input_shape": [8, 8, 1], "num_classes": 10,
+           "seed": 0}
+code = import_worker.main([json.dumps(request), sys.argv[1]])
+import keras
+
+print(json.dumps([code, keras.backend.backend(), "torch" in sys.modules, os.environ.get("KERAS_BACKEND")]))
+"""
+
+
+@pytest.mark.parametrize("setting", ["KERAS_BACKEND", "keras.json"])
+def test_a_users_keras_model_converts_on_tensorflow_whatever_backend_the_users_keras_names(tmp_path, setting):
+    """A user's module imports keras before xfbench's TensorFlow backend does: with KERAS_BACKEND=torch (or
+    keras.json's "backend": "torch") Keras ran on torch, the conversion failed with "Can't call numpy() on Tensor
+    that requires grad" and the advice to change the input size, and the process imported torch beside TensorFlow."""
+    (tmp_path / "users_keras.py").write_text(_KERAS_FACTORIES)
+    env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"} | {"PYTHONPATH": str(ROOT)}
+    if setting == "KERAS_BACKEND":
+        env["KERAS_BACKEND"] = "torch"
+    else:
+        home = tmp_path / "keras-home"
+        home.mkdir()
+        (home / "keras.json").write_text(json.dumps({"backend": "torch"}))
+        env["KERAS_HOME"] = str(home)
+    out = tmp_path / "users_keras.npz"
+    run = subprocess.run(
+        [sys.executable, "-c", _CONVERT_IN_THIS_PROCESS, str(out)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=600,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    code, backend, torch_imported, variable = json.loads(run.stdout.strip().splitlines()[-1])
+    assert (code, backend, torch_imported) == (0, "tensorflow", False), run.stderr[-3000:]
+    assert variable == env.get("KERAS_BACKEND")  # the user's own setting, as it was
+    spec, _, _ = load_checkpoint(out)
+    assert [type(layer).__name__ for layer in spec.layers] == ["Conv2D", "Activation", "Flatten", "Dense"]
+
+
+def test_a_factory_returning_a_keras_layer_is_told_to_return_a_model_not_to_change_the_input_size(
+    tmp_path, monkeypatch
+):
+    """A Layer that is not a Model failed on `.layers` and the user was told to choose another input size."""
+    (tmp_path / "users_keras.py").write_text(_KERAS_FACTORIES)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(InputError) as refused:
+        model_spec("python:users_keras:layer", (8, 8, 1), 10, ModelOptions(), tmp_path / "cache")
+    message = str(refused.value)
+    assert message.startswith(
+        "Expected the factory to return a keras.Model. Received: keras.src.layers.core.dense.Dense (a layer, not a "
+        "model). To fix, return the model the layers make up: keras.Sequential([keras.Input(shape), ...layers]) or "
+        "keras.Model(inputs, outputs)."
+    ), message
 
 
 _LOOKALIKE = """

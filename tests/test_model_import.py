@@ -272,15 +272,20 @@ def test_a_module_an_editable_install_maps_is_found_shipped_and_keyed(tmp_path, 
 
 def test_a_conversion_process_that_ends_without_a_report_is_not_told_to_change_the_input_size(tmp_path, monkeypatch):
     """A module that ends its process at import was told to choose another input size; a process killed (as the
-    out-of-memory killer does) is told of memory, whatever the model's form."""
+    out-of-memory killer does) is told of memory, whatever the model's form. A factory that ends it when called
+    was told of its import alone, where `python -c 'import ...'` runs to its end."""
     (tmp_path / "hard_exit.py").write_text("import os\n\nos._exit(0)\n")
+    (tmp_path / "exit_in_factory.py").write_text("import os\n\n\ndef make(num_classes):\n    os._exit(0)\n")
     (tmp_path / "killed.py").write_text("import os\nimport signal\n\nos.kill(os.getpid(), signal.SIGKILL)\n")
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(InputError) as ended:
-        model_spec("python:hard_exit:make", (8, 8, 1), 10, ModelOptions(), tmp_path / "cache")
-    message = str(ended.value)
-    assert "the conversion process ended without a report (exit status 0; its last output: no output)" in message
-    assert "python -c 'import hard_exit'" in message and "input size" not in message
+    for module in ("hard_exit", "exit_in_factory"):
+        with pytest.raises(InputError) as ended:
+            model_spec(f"python:{module}:make", (8, 8, 1), 10, ModelOptions(), tmp_path / "cache")
+        message = str(ended.value)
+        assert "the conversion process ended without a report (exit status 0; its last output: no output)" in message
+        assert f"python -c 'import {module}'` runs to its end and that the factory returns its model" in message
+        assert "exits or ends its process when imported or when its factory runs" in message, message
+        assert "input size" not in message
     with pytest.raises(InputError) as killed:
         model_spec("python:killed:make", (8, 8, 1), 10, ModelOptions(), tmp_path / "cache")
     message = str(killed.value)
@@ -698,6 +703,60 @@ def test_a_factory_that_returns_nothing_is_told_to_return_its_model(tmp_path, mo
     monkeypatch.chdir(tmp_path)
     with pytest.raises(InputError, match="Received: builtins.NoneType \\(does the function end with `return model`"):
         model_spec("python:forgot:make", (8, 8, 1), 10, ModelOptions(), tmp_path / "cache")
+
+
+def test_a_factory_returning_a_tensor_or_a_class_is_told_to_return_an_instance_not_to_change_the_input_size(
+    tmp_path, monkeypatch
+):
+    """A tensor (torch's class, so the torch importer) failed on `.named_parameters` and the user was told to choose
+    another input size; the class itself was "builtins.type", not told to call it."""
+    (tmp_path / "wrong_returns.py").write_text(
+        textwrap.dedent("""
+        import torch
+        from torch import nn
+
+
+        class Net(nn.Module):
+            def __init__(self, num_classes=10):
+                super().__init__()
+                self.fc = nn.Linear(64, num_classes)
+
+            def forward(self, x):
+                return self.fc(x.flatten(1))
+
+
+        def tensor(num_classes):
+            return torch.zeros(num_classes)
+
+
+        def the_class(num_classes):
+            return Net
+
+
+        def not_a_model_class(num_classes):
+            return dict
+        """)
+    )
+    monkeypatch.chdir(tmp_path)
+    refusals = {}
+    for factory in ("tensor", "the_class", "not_a_model_class"):
+        with pytest.raises(InputError) as refused:
+            model_spec(f"python:wrong_returns:{factory}", (8, 8, 1), 10, ModelOptions(), tmp_path / "cache")
+        refusals[factory] = str(refused.value)
+        assert "--input-size" not in refusals[factory], refusals[factory]
+    assert refusals["tensor"].startswith(
+        "Expected the factory to return a torch nn.Module. Received: torch.Tensor, not a module. To fix, return the "
+        "nn.Module the factory builds (an instance of your module class, e.g. Net(num_classes))"
+    ), refusals["tensor"]
+    assert (
+        "Received: the class wrong_returns.Net itself, not an instance. To fix, return an instance of it: "
+        in (refusals["the_class"])
+    )
+    assert "Net(num_classes), or Net() where it takes no arguments." in refusals["the_class"], refusals["the_class"]
+    assert (
+        "the class builtins.dict itself, not an instance. To fix, return the model the function builds."
+        in (refusals["not_a_model_class"])
+    )
 
 
 def test_a_users_module_found_on_the_drivers_path_converts_from_another_directory(tmp_path, monkeypatch):

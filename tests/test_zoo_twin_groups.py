@@ -15,6 +15,7 @@ import backend_probes
 import numpy as np
 import pytest
 import weight_file_probes as probes
+import zoo_probes
 
 from harness.checkpoints import load_checkpoint
 from harness.config import TrialConfig
@@ -24,7 +25,8 @@ from harness.pretrained import checkpoint_for, prepare_weights
 from harness.shapes import infer_shapes
 from harness.spec import Conv2D, renamed_layers, structure_difference, with_names_of
 from harness.suites import _FREEZE_EARLY
-from harness.weights import is_trainable_param, parameter_shapes
+from harness.weights import count_parameters, is_trainable_param, parameter_shapes
+from harness.weights_fit import TORCHVISION_TWINS
 
 SHAPE = (32, 32, 3)
 # zoo name -> its weight file's width (mobilenet_v2 narrow, as the tests' other files) and the file's name
@@ -151,6 +153,21 @@ def test_xfbench_run_freeze_early_on_a_narrow_mobilenet_v2_file_passes_preflight
     assert list(rows["status"]) == ["ok"]
     frozen = json.loads(rows["details_json"].iloc[0])["frozen_groups"]
     assert frozen == list(_zoo_spec("mobilenet_v2").groups())[:k] == ["stem", "stage1", "stage2", "stage3"]
+
+
+@pytest.mark.parametrize("zoo", sorted(TORCHVISION_TWINS))
+def test_every_torchvision_twin_converts_to_the_zoos_network_layer_by_layer(workers, zoo):
+    """Each zoo name that claims torchvision's architecture (the weights of the torchvision model it names are read
+    into it) is that architecture: torchvision's model, converted by the torch importer, takes the zoo's names and
+    groups (as_zoo_twin) and is then the zoo's spec, parameter for parameter. Only resnet18, mobilenet_v2 and
+    alexnet_tv were checked: a torchvision change to another twin would have surfaced as a user's preflight
+    refusal. At a small input (AlexNet's pooling needs 64 px), without weight files."""
+    shape = (64, 64, 3) if zoo == "alexnet_tv" else (32, 32, 3)
+    spec, torchvision_params = workers["torch"](zoo_probes.torchvision_spec, TORCHVISION_TWINS[zoo], shape, 10)
+    twin, _ = as_zoo_twin(zoo, {}, spec)  # InputError naming the first layer where the structures part
+    zoo_spec = build_spec(zoo, shape, 10)
+    assert twin.layers == zoo_spec.layers
+    assert count_parameters(spec) == count_parameters(zoo_spec) == torchvision_params
 
 
 def test_a_twin_whose_structure_is_not_the_zoos_is_refused_naming_where_they_part():

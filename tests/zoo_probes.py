@@ -46,3 +46,15 @@ def adaptive_pool_module(name: str, spec: ModelSpec, layer: str) -> str:
     backend = load_backend(name, RuntimeOptions(threads=1))
     backend.build(spec, initial_weights(spec, "he_normal", 0), seed=0)
     return type(layer_module(backend.module, layer)).__name__
+
+
+def torchvision_spec(_backend: str, architecture: str, shape: tuple[int, int, int], classes: int) -> tuple:
+    """torchvision's ``architecture`` (random weights) as the torch importer converts it for ``shape``: its spec
+    (the weights stay here: VGG's classifier alone is 400 MB) and torchvision's own parameter count."""
+    import torchvision
+
+    from backends.torch.importer import convert
+
+    model = torchvision.models.get_model(architecture, weights=None, num_classes=classes).eval()
+    spec, _ = convert(model, shape, architecture)
+    return spec, sum(parameter.numel() for parameter in model.parameters())

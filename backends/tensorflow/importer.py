@@ -95,12 +95,34 @@ def build_application(factory: Any, name: str, input_shape: tuple[int, ...], cla
     """keras.applications' ``name`` with random weights for ``input_shape``; ModelInputError (exit 2) for a shape
     it refuses (InceptionV3 below 75x75: a ValueError that ended the worker with a traceback)."""
     try:
-        return factory(weights=None, input_shape=tuple(input_shape), classes=classes, classifier_activation=None)
+        model = factory(weights=None, input_shape=tuple(input_shape), classes=classes, classifier_activation=None)
     except ValueError as exc:
         raise ModelInputError(
             f"Expected an input shape keras.applications.{name} can be built for. Received: {tuple(input_shape)}, "
             f"which Keras refuses ({str(exc).strip()}). To fix, pass an --input-size it takes."
         ) from None
+    _refuse_built_in_preprocessing(model, name)
+    return model
+
+
+def _refuse_built_in_preprocessing(model: keras.Model, name: str) -> None:
+    """EfficientNet*, EfficientNetV2*, MobileNetV3* and ConvNeXt* scale and normalise their own input in their first
+    layers. The conversion refused the first of them telling the user to remove it, which no one can do to a
+    published architecture: the application as a whole is what the spec cannot take."""
+    kinds = (keras.layers.Rescaling, keras.layers.Normalization)
+    layer = next((layer for layer in model.layers if isinstance(layer, kinds)), None)
+    if layer is not None:
+        raise UnsupportedModelError(
+            "Keras",
+            f"keras.applications.{name}'s built-in preprocessing ({type(layer).__name__})",
+            layer.name,
+            SUPPORTED,
+            f"keras:{name} is not supported: xfbench feeds pixels already scaled (to [0, 1] for the image datasets) "
+            "and normalises them in its input pipeline (--normalize imagenet|tf|caffe), alike in both backends, "
+            "and the application's own preprocessing layers cannot be taken out of it. To fix, use an application "
+            "without them (keras:MobileNetV2, keras:ResNet50, keras:DenseNet121, keras:VGG16) or a zoo model "
+            "(xfbench list models).",
+        )
 
 
 def _declared_inputs(model: keras.Model) -> list | None:
@@ -119,9 +141,17 @@ def input_channels(model: keras.Model) -> int | None:
     return int(shape[-1]) if len(shape) == 4 and shape[-1] is not None else None
 
 
-def check_form(model: keras.Model) -> None:
+def check_form(model: object) -> None:
     """A channels_first model had its channels read off the wrong axis (the user was told to feed it its image width
-    as channels); a float64 one trained in float32 unsaid, a mixed-precision one was called a converter's fault."""
+    as channels); a float64 one trained in float32 unsaid, a mixed-precision one was called a converter's fault; a
+    layer (or another Keras object) was told to change the input size."""
+    if not isinstance(model, keras.Model):
+        layer = " (a layer, not a model)" if isinstance(model, keras.layers.Layer) else ""
+        raise ModelInputError(
+            f"Expected the factory to return a keras.Model. Received: {type(model).__module__}."
+            f"{type(model).__qualname__}{layer}. To fix, return the model the layers make up: "
+            "keras.Sequential([keras.Input(shape), ...layers]) or keras.Model(inputs, outputs)."
+        )
     first = next((layer for layer in model.layers if getattr(layer, "data_format", None) == "channels_first"), None)
     if first is not None:
         raise ModelInputError(

@@ -123,9 +123,15 @@ def load_reference(name: str, input_shape: tuple[int, int, int], num_classes: in
     return torchvision.models.get_model(name, weights=None, num_classes=num_classes).eval()
 
 
-def check_form(model: nn.Module) -> None:
+def check_form(model: object) -> None:
     """A model in float64 or bfloat16, or on another device (meta, cuda), failed in the conversion's forward, and the
-    user was told to change the input size, channels or classes."""
+    user was told to change the input size, channels or classes; so did a factory returning a tensor."""
+    if not isinstance(model, nn.Module):
+        raise ModelInputError(
+            f"Expected the factory to return a torch nn.Module. Received: {type(model).__module__}."
+            f"{type(model).__qualname__}, not a module. To fix, return the nn.Module the factory builds "
+            "(an instance of your module class, e.g. Net(num_classes)), not a tensor or what it computes."
+        )
     for name, tensor in [*model.named_parameters(), *model.named_buffers()]:
         if tensor.is_floating_point() and (tensor.dtype != torch.float32 or tensor.device.type != "cpu"):
             raise ModelInputError(
