@@ -49,12 +49,24 @@ class BackendEntry:
     model_prefixes: tuple[str, ...]  # --model PREFIX:NAME forms this backend's importer converts
     model_packages: tuple[str, ...]  # top-level packages whose model classes the importer converts (python: models)
     model_kind: str  # what a user's factory returns for this backend, for error messages
+    # environment a user's module is imported under in a conversion process, so that a model of this backend's
+    # framework builds on it: Keras takes its backend from $KERAS_BACKEND (over keras.json) when first imported
+    user_module_env: tuple[tuple[str, str], ...] = ()
 
 
-def _entry(name: str, prefixes: tuple[str, ...], packages: tuple[str, ...], model_kind: str) -> BackendEntry:
+def _entry(
+    name: str, prefixes: tuple[str, ...], packages: tuple[str, ...], model_kind: str, env: dict[str, str] | None = None
+) -> BackendEntry:
     package = f"backends.{name}"
     return BackendEntry(
-        name, f"{package}.adapter", f"{package}.capabilities", f"{package}.importer", prefixes, packages, model_kind
+        name,
+        f"{package}.adapter",
+        f"{package}.capabilities",
+        f"{package}.importer",
+        prefixes,
+        packages,
+        model_kind,
+        tuple((env or {}).items()),
     )
 
 
@@ -63,7 +75,7 @@ REGISTRY: dict[str, BackendEntry] = {
     entry.name: entry
     for entry in (
         _entry("torch", ("torchvision",), ("torch", "torchvision"), "a torch.nn.Module"),
-        _entry("tensorflow", ("keras",), ("keras", "tensorflow"), "a Keras model"),
+        _entry("tensorflow", ("keras",), ("keras", "tensorflow"), "a Keras model", {"KERAS_BACKEND": "tensorflow"}),
     )
 }
 BACKENDS = tuple(REGISTRY)

@@ -194,8 +194,8 @@ def environment_warnings(base: Environment, new: Environment, sides: tuple[str, 
     if (base.cpu, base.gpu) != (new.cpu, new.gpu):
         warnings.append(
             f"different machines: {was} ran on {base.cpu!r} {base.gpu or 'no GPU'}, {now} on {new.cpu!r} "
-            f"{new.gpu or 'no GPU'}; epoch times differ by the machines as much as by the code (compare leaves their "
-            "verdicts n/a unless given --times-across-machines)"
+            f"{new.gpu or 'no GPU'}; epoch times differ by the machines as much as by the code (compare leaves the "
+            "time verdicts of cases timed on other machines n/a unless given --times-across-machines)"
         )
     if base.threads != new.threads:
         warnings.append(f"different thread counts: {was} {base.threads}, {now} {new.threads}")
@@ -455,7 +455,7 @@ def start_and_source(run_dir: Path) -> tuple[str, str]:
         return datetime.fromtimestamp(written, UTC).isoformat(timespec="seconds"), "from its files' time"
 
 
-def _started_cell(run_dir: Path) -> str:
+def started_cell(run_dir: Path) -> str:
     """History's ``started``: run.json's, or the time it was ordered by and where that came from."""
     started, source = start_and_source(run_dir)
     return f"{started} ({source})" if source else started
@@ -494,13 +494,13 @@ def history(results_dir: Path, metric: str, case_filter: str | None = None, last
             info = read_run_json(path)
             frame = read_run_table(path)
         except InputError as exc:  # one damaged run stopped the whole history, advising to "pick another run"
-            runs.append(HistoryRun(path.name, _started_cell(path), "", UNREADABLE, 0))
+            runs.append(HistoryRun(path.name, started_cell(path), "", UNREADABLE, 0))
             unreadable.append((path.name, str(exc)))
             continue
         compared = compared_rows(frame)  # a tune's search samples are not trended (its final stage is)
         trials = int(frame["trial_id"].nunique()) if len(frame) else 0
         status, commit = str(info.get("status", "unknown")), short_commit(info.get("git_commit", ""))
-        runs.append(HistoryRun(path.name, _started_cell(path), commit, status, trials))
+        runs.append(HistoryRun(path.name, started_cell(path), commit, status, trials))
         if compared.empty:  # no rows, or a tune's search samples alone: listed, without a value
             continue
         cases.update(_case_names(compared))

@@ -369,7 +369,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def _thresholds(args: argparse.Namespace) -> Thresholds:
-    """compare's and the report's thresholds (cli_options.add_threshold_options)."""
+    """compare's and the report's thresholds (option_types.add_threshold_options)."""
     from harness.compare import Thresholds
 
     return Thresholds(

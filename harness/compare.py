@@ -109,6 +109,7 @@ class CaseComparison:
     time_ci: tuple[float, float] = (math.nan, math.nan)  # 95 % hierarchical bootstrap interval of time_ratio
     only_in: str = ""  # "base" | "new" for a case one run lacks (its verdicts n/a); "" when both ran it
     trials_verdict: str = "unchanged"  # regression: a larger share of new's trials failed, diverged or was skipped
+    other_machines: bool = False  # its time n/a: the runs timed it on other machines (--times-across-machines)
 
     @property
     def in_both(self) -> bool:
@@ -227,6 +228,7 @@ class TimeChange:
     p: float
     verdict: str
     note: str = ""
+    other_machines: bool = False  # not decided: the sides were timed on other machines (_across_machines)
 
 
 def _untimed_note(sides: list[tuple[str, pd.DataFrame, bool]]) -> str:
@@ -432,13 +434,15 @@ def _across_machines(change: TimeChange, steady: tuple[pd.DataFrame, pd.DataFram
     asked (``t.times_across_machines``): the ratio is the machines' as much as the code's. Until 2026-12-07
     compare warned "epoch times are not comparable" and then failed the gate on them."""
     base, new = (_machines(rows) for rows in steady)
-    if t.times_across_machines or math.isnan(change.ratio) or base == new or not base or not new:
+    if t.times_across_machines or math.isnan(change.ratio) or base == new:
         return change
+    named = lambda machines: ", ".join(sorted(machines)) or "no machine recorded"  # noqa: E731  (rows without cpu)
     note = (
-        f"epoch time not decided: base timed on {', '.join(sorted(base))}, new on {', '.join(sorted(new))}; "
-        "another machine's times are not the code's alone (--times-across-machines decides them)"
+        f"epoch time not decided: base timed on {named(base)}, new on {named(new)}; another machine's times are not "
+        "the code's alone (--times-across-machines decides them)"
     )
-    return replace(change, verdict="n/a", note="; ".join(part for part in (change.note, note) if part))
+    notes = "; ".join(part for part in (change.note, note) if part)
+    return replace(change, verdict="n/a", note=notes, other_machines=True)
 
 
 def _smallest_p(m: int, n: int) -> float:
@@ -827,6 +831,7 @@ def compare_frames(base: pd.DataFrame, new: pd.DataFrame, thresholds: Thresholds
                 note,
                 tc.ci,
                 trials_verdict=trials_verdict,
+                other_machines=tc.other_machines,
             )
         )
     return out

@@ -2,8 +2,8 @@
 
 It imports only the source framework: the backend named by the reference's prefix, or, for a user's factory, the
 backend whose framework the returned model belongs to (told by the model's class, before any importer loads).
-A user's module is imported with ``KERAS_BACKEND=tensorflow``: Keras runs on TensorFlow here whatever the user's
-$KERAS_BACKEND or keras.json names for their own work.
+A user's module is imported under each backend's ``user_module_env`` (harness.backend: Keras on TensorFlow), whatever
+the user's $KERAS_BACKEND or keras.json names for their own work.
 On an unsupported layer it writes OUT.error.json with the details and exits 3; on a request the model cannot take
 (ModelInputError) OUT.input-error.json with the message, and exits 4; the parent raises either. An exception raised
 while importing a user's module or calling their factory is theirs to fix: a ModelInputError naming their file and
@@ -112,20 +112,23 @@ def _importer(backend: str) -> FrameworkImporter:
 
 
 @contextmanager
-def _keras_on_tensorflow() -> Iterator[None]:
-    """Keras picks its backend once, when first imported, from $KERAS_BACKEND over keras.json's "backend": a user's
-    module that imports keras before backends/tensorflow does (backends/tensorflow/framework.py) got the user's own
-    (torch, jax), so the conversion failed in that backend's ops, told to change the input size, and torch was
-    imported beside TensorFlow. Restored afterwards, as framework.py restores it."""
-    before = os.environ.get("KERAS_BACKEND")
-    os.environ["KERAS_BACKEND"] = "tensorflow"
+def _frameworks_on_their_backends() -> Iterator[None]:
+    """Every backend's ``user_module_env`` set while a user's module is imported and its factory runs. Keras picks
+    its backend once, when first imported, from $KERAS_BACKEND over keras.json's "backend": a user's module that
+    imports keras before backends/tensorflow does (backends/tensorflow/framework.py) got the user's own (torch,
+    jax), so the conversion failed in that backend's ops, told to change the input size, and torch was imported
+    beside TensorFlow. Restored afterwards, as framework.py restores it."""
+    settings = dict(pair for entry in REGISTRY.values() for pair in entry.user_module_env)
+    before = {name: os.environ.get(name) for name in settings}
+    os.environ.update(settings)
     try:
         yield
     finally:
-        if before is None:
-            del os.environ["KERAS_BACKEND"]
-        else:
-            os.environ["KERAS_BACKEND"] = before
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def _class_backend(cls: type) -> str | None:
@@ -179,7 +182,7 @@ def convert(request: dict, out: Path) -> None:
     ref = request["ref"]
     shape, classes, seed = tuple(request["input_shape"]), int(request["num_classes"]), int(request["seed"])
     if ref["kind"] == "python":
-        with _keras_on_tensorflow():  # only Keras reads it: a torch factory builds as it would anyway
+        with _frameworks_on_their_backends():  # only Keras reads it: a torch factory builds as it would anyway
             model = built_user_model(ref["name"], classes)
         backend = _backend_for(model)
         importer = _importer(backend)

@@ -539,9 +539,10 @@ def _run_alone(trial: TrialConfig, source: str) -> str:
         ("--train-limit", target.train_limit),
     )
     flags = "".join(f" {flag} {value}" for flag, value in given if value not in (None, ""))
+    # in backticks: the pytest plugin names flags as SuiteCase fields in its messages, but not inside a command
     return (
-        f"run the case alone (xfbench run --strategy {trial.strategy} --model {trial.model} --dataset "
-        f"{trial.dataset}{flags} {source}, with the case's other settings)"
+        f"run the case alone (`xfbench run --strategy {trial.strategy} --model {trial.model} --dataset "
+        f"{trial.dataset}{flags} {source}`, with the case's other settings)"
     )
 
 
@@ -706,9 +707,11 @@ def _check_class_samples(role: str, task: TaskSpec | None, dataset: Dataset) -> 
     raise_limit = f"raise {flag} to at least {max(reach)}, " if len(reach) == len(missing) else ""
     held = [c for c in range(dataset.num_classes) if np.any(dataset.y_train == c)]
     counts = "" if not listed and limit is None else f" ({_class_counts(dataset.y_train, range(dataset.num_classes))})"
+    # digits is bundled (no --data-dir is read for it): its classes or limit are what can change
+    files = ", or point --data-dir at complete files" if dataset.root is not None else ""
+    option = "--classes" if role == "target" else "--source-classes"
     fix = (
-        f"{raise_limit}pick classes that the training split of {dataset.name} holds{counts}, or point --data-dir at "
-        "complete files"
+        f"{raise_limit}pick classes ({option}) that the training split of {dataset.name} holds{counts}{files}"
         if listed or len(held) > 1
         else f"point --data-dir at complete files: a task needs two classes, and the split holds {len(held)}{counts}"
     )

@@ -1095,9 +1095,27 @@ def _as_suite_fields(message: str) -> str:
     from harness.cli_options import OVERRIDE_OPTIONS
 
     paths = {option.flag: option.path for _, options in OVERRIDE_OPTIONS for option in options}
-    # a case's own names, which the CLI's refusals give as flags (did you mean --model mlp?)
+    # a case's own names, which the CLI's refusals give as flags: "did you mean --model mlp?" as the suite's field,
+    # model='mlp', as the other names' refusals say theirs (errors.unknown_name)
+    names = r"--(model|dataset|strategy|suite) ([\w:.+/-]+)(?=\?| or )"
     paths |= {"--model": "model", "--dataset": "dataset", "--strategy": "strategy", "--suite": "suite"}
-    return _as_pytest_options(re.sub(r"--[a-z][a-z0-9-]*", lambda m: paths.get(m.group(), m.group()), message))
+
+    def as_fields(text: str) -> str:
+        text = re.sub(names, r"\1='\2'", text)
+        return re.sub(r"--[a-z][a-z0-9-]*", lambda m: paths.get(m.group(), m.group()), text)
+
+    # a command in backticks (`xfbench run --strategy ...`, a fix to paste) keeps the CLI's flags
+    parts = message.split("`")
+    return _as_pytest_options("`".join(as_fields(part) if i % 2 == 0 else part for i, part in enumerate(parts)))
+
+
+def _as_gate_options(text: str) -> str:
+    """compare's threshold options, which its rules and notes name, as the plugin's gate spells them
+    (--times-across-machines: --baseline-times-across-machines): pytest has no option by compare's name."""
+    from harness.option_types import THRESHOLD_DEFAULTS
+
+    names = "|".join(re.escape(name.replace("_", "-")) for name in THRESHOLD_DEFAULTS)
+    return re.sub(rf"(?<![\w-])--({names})(?![\w-])", r"--baseline-\1", text)
 
 
 def _as_pytest_options(message: str) -> str:
@@ -1264,12 +1282,12 @@ def _against_baseline(config: pytest.Config, outcome: Any, reference: str, inter
     gate = "the session's --baseline check"  # it fails on a missing backend (failing below): said, as the CLI's
     missing = "" if interrupted else missing_backends_warning(session, rows, True, gate)
     warnings += [w for w in (unseen, missing) if w]
-    markdown = comparison_markdown(rows, reference, outcome.run_id, warnings, thresholds)
+    markdown = _as_gate_options(comparison_markdown(rows, reference, outcome.run_id, warnings, thresholds))
     gone = missing_backends(rows) if missing else []
     failing = [f"{r.case} [{r.backend}]" for r in rows if r.regressed] + [f"[{b}] not run" for b in gone]
     # each with its figures, for its own test: the table is printed at the session's end, a CI's JUnit page never
     regressed = {
-        (r.case, r.backend): f"regressed against --baseline {reference}: {regression_figures(r)}"
+        (r.case, r.backend): f"regressed against --baseline {reference}: {_as_gate_options(regression_figures(r))}"
         for r in rows
         if r.regressed
     }

@@ -452,7 +452,7 @@ def _history_section(
 ) -> tuple[str, list[Any]]:
     """The metric per (case, backend) over the runs; regressions against the last run that ran the case flagged."""
     from harness import plots
-    from harness.baselines import cell_states, labelled_by_case, metric_per_case
+    from harness.baselines import cell_states, labelled_by_case, metric_per_case, started_cell
 
     labels = history_labels(runs)
     # as `xfbench history`: not a tune's search samples, which would join unrelated configurations by sample number
@@ -470,7 +470,7 @@ def _history_section(
         tuple(
             (
                 labels[r.path],
-                str(r.info.get("started", "")),
+                started_cell(r.path),  # as `xfbench history`: a run without run.json, where its time came from
                 short_commit(r.info.get("git_commit", "")),
                 str(r.info.get("status", "")),
                 ", ".join(sorted(listed.get(labels[r.path], []))),

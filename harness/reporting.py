@@ -566,8 +566,19 @@ def undecided_times(rows: Sequence[CaseComparison]) -> list[CaseComparison]:
     """Cases whose epoch time moved beyond the band but was not decided (too few epochs, an interval reaching back
     into the band, or p not below alpha: its note says which): a count of regressions alone read "0" beside a
     15-fold slowdown of a two-epoch smoke run. A ratio with an n/a verdict comes only from that: a side without
-    steady epochs has no ratio."""
-    return [r for r in rows if r.in_both and r.time_verdict == "n/a" and not math.isnan(r.time_ratio)]
+    steady epochs has no ratio; and a time of runs on other machines, which is not decided whatever it moved (listed
+    apart: :func:`other_machine_times`)."""
+    return [
+        r
+        for r in rows
+        if r.in_both and r.time_verdict == "n/a" and not math.isnan(r.time_ratio) and not r.other_machines
+    ]
+
+
+def other_machine_times(rows: Sequence[CaseComparison]) -> list[CaseComparison]:
+    """Cases whose epoch time was not decided because the runs timed them on other machines: one at ratio 1.000
+    was listed as "beyond the band but not decided"."""
+    return [r for r in rows if r.in_both and r.other_machines]
 
 
 def undecided_accuracies(rows: Sequence[CaseComparison]) -> list[CaseComparison]:
@@ -580,9 +591,12 @@ def undecided_accuracies(rows: Sequence[CaseComparison]) -> list[CaseComparison]
 def _undecided_clause(rows: Sequence[CaseComparison]) -> str:
     times = [f"{r.case} [{r.backend}] x{r.time_ratio:.3f}" for r in undecided_times(rows)]
     accuracies = [f"{r.case} [{r.backend}] {r.acc_diff_pp:+.2f} pp" for r in undecided_accuracies(rows)]
+    elsewhere = [f"{r.case} [{r.backend}] x{r.time_ratio:.3f}" for r in other_machine_times(rows)]
     clause = ""
     if times:
         clause += f"; epoch time beyond the band but not decided (see the note) in {', '.join(times)}"
+    if elsewhere:
+        clause += f"; epoch time of other machines, not decided (--times-across-machines) in {', '.join(elsewhere)}"
     if accuracies:
         clause += "; accuracy beyond the band but not decided (see the note) in " + ", ".join(accuracies)
     return clause

@@ -60,8 +60,8 @@ def _save(root: Path, name: str, frame: pd.DataFrame, started: str | None) -> Pa
 
 
 OTHER_TIMES = (
-    "epoch times differ by the machines as much as by the code (compare leaves their verdicts n/a unless given "
-    "--times-across-machines)"
+    "epoch times differ by the machines as much as by the code (compare leaves the time verdicts of cases timed on "
+    "other machines n/a unless given --times-across-machines)"
 )
 
 

@@ -20,7 +20,7 @@ from harness.cli import main
 from harness.compare import Thresholds, _epochs_a_side_reaching, _smallest_p, compare_frames, welch_diff_ci
 from harness.config import RuntimeOptions, TransferOptions, TrialConfig
 from harness.data.tasks import TaskSpec
-from harness.reporting import comparison_rules, p_cell, regression_cells
+from harness.reporting import comparison_count, comparison_rules, p_cell, regression_cells
 from harness.results import ResultsWriter, read_results, to_frame
 from harness.summary import final_rows
 
@@ -1112,8 +1112,22 @@ def test_epoch_times_of_runs_on_other_machines_are_not_decided_unless_asked(tmp_
     a, b = _save_run(tmp_path, "a", base), _save_run(tmp_path, "b", new)
     assert main(["compare", str(a), str(b), "--fail-on-regression"]) == 0
     out = " ".join(capsys.readouterr().out.split())
-    assert "different machines" in out and "compare leaves their verdicts n/a" in out
+    assert "different machines" in out and "compare leaves the time verdicts of cases timed on other machines" in out
     assert "another machine's times" in out
+    # not "beyond the band": it is not decided whatever it moved (one at x1.000 was listed so)
+    assert "epoch time of other machines, not decided (--times-across-machines) in s:scratch-m-d [torch] x1.2" in out
+    assert "beyond the band but not decided" not in out
+    (alike,) = compare_frames(base, base.assign(cpu="CPU B"), Thresholds())
+    assert (
+        alike.time_verdict == "n/a"
+        and alike.other_machines
+        and comparison_count([alike]).endswith(
+            f"epoch time of other machines, not decided (--times-across-machines) in {alike.case} [torch] x1.000"
+        )
+    )
+    # a side whose rows name no machine is not known to be this machine: not decided either, as the warning says
+    (unknown,) = compare_frames(base.assign(cpu=None), new, Thresholds())
+    assert unknown.time_verdict == "n/a" and "base timed on no machine recorded, new on 'CPU B' no GPU" in unknown.note
     assert main(["compare", str(a), str(b), "--fail-on-regression", "--times-across-machines"]) == 1
     assert "another machine's times" not in capsys.readouterr().out
     rules = " ".join(comparison_rules(Thresholds()).split())

@@ -46,8 +46,8 @@ def test_a_source_tasks_own_train_limit_above_the_data_is_not_told_to_lower_trai
         "Expected the source task's train_limit at most 623, the training samples of classes 5,6,7,8,9 in digits. "
         "Received: 5,000, the limit case fine_tune-cnn_small-digits of suite transfer_smoke sets on the source task "
         "its backbone trains on (--train-limit sets the target task only). To fix, point --data-dir at files with at "
-        "least 5,000 training samples of classes 5,6,7,8,9, run the case alone (xfbench run --strategy fine_tune "
-        "--model cnn_small --dataset digits --classes 0,1,2,3,4 --train-limit 100 --source-classes 5,6,7,8,9, with "
+        "least 5,000 training samples of classes 5,6,7,8,9, run the case alone (`xfbench run --strategy fine_tune "
+        "--model cnn_small --dataset digits --classes 0,1,2,3,4 --train-limit 100 --source-classes 5,6,7,8,9`, with "
         "the case's other settings), whose source task trains on all 623 of them, or run a suite of your own whose "
         "source TaskSpec has train_limit=623 or less (docs/regressions.md)."
     )
@@ -64,8 +64,8 @@ def test_a_source_task_batch_refusal_in_a_suite_does_not_only_advise_source_clas
     assert said.endswith(
         "To fix, give --batch-size 200 or less, or train on more samples: more --source-classes where case "
         "fine_tune-cnn_small-digits of suite transfer_smoke leaves them to you; where it defines its source classes "
-        "and its train_limit of 200, run the case alone (xfbench run --strategy fine_tune --model cnn_small --dataset "
-        "digits --classes 0,1,2,3,4 --train-limit 100 --source-classes ..., with the case's other settings), or use "
+        "and its train_limit of 200, run the case alone (`xfbench run --strategy fine_tune --model cnn_small --dataset "
+        "digits --classes 0,1,2,3,4 --train-limit 100 --source-classes ...`, with the case's other settings), or use "
         "files with more training samples of them."
     ), said
     adhoc = _refusal(_transfer_trial(TaskSpec(classes=(5, 6)), suite="adhoc", batch_size=512))
@@ -195,8 +195,8 @@ def test_a_training_split_missing_classes_is_refused_naming_the_counts_and_the_c
     assert str(caught.value) == (
         "Expected training samples of every class of the target task (all) in the training split of mnist, one for "
         "each output of its head. Received: none of class 3,4,5,6,7,8,9 (class 0: 4, class 1: 3, class 2: 3, class "
-        "3: 0, class 4: 0, class 5: 0, class 6: 0, class 7: 0, class 8: 0, class 9: 0). To fix, pick classes that "
-        "the training split of mnist holds, or point --data-dir at complete files."
+        "3: 0, class 4: 0, class 5: 0, class 6: 0, class 7: 0, class 8: 0, class 9: 0). To fix, pick classes "
+        "(--classes) that the training split of mnist holds, or point --data-dir at complete files."
     )
     preflight([replace(SCRATCH, task=TaskSpec(classes=(0, 1, 2)))], str(tmp_path), download=False)  # the fix
 
@@ -213,8 +213,8 @@ def test_a_train_limit_that_cuts_classes_off_the_whole_dataset_is_told_to_raise_
     assert "in the training split of digits within --train-limit, one for each output of its head. " in said
     assert f"Received: none of class {','.join(map(str, missing))} (" in said
     assert (
-        f"To fix, raise --train-limit to at least {reach}, pick classes that the training split of digits holds ("
-        in (said)
+        f"To fix, raise --train-limit to at least {reach}, pick classes (--classes) that the training split of digits "
+        "holds (" in (said)
     )
     preflight([replace(trial, task=TaskSpec(train_limit=reach))], None, download=False, loaded={"digits": digits})
 

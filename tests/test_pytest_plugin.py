@@ -1431,7 +1431,7 @@ def test_case(xfbench_case):
         ),
         (
             'Suite("t", "t", cases=(SuiteCase("scratch", "mlpp", "digits", epochs=1),))',
-            "To fix, did you mean model mlp?",
+            "To fix, did you mean model='mlp'?",
         ),
     ],
 )
@@ -1443,3 +1443,41 @@ def test_a_misspelt_name_in_a_suite_module_is_a_collection_error_with_the_closes
     assert result.ret == pytest.ExitCode.INTERRUPTED  # a collection error: nothing ran
     out = " ".join(result.stdout.str().split())
     assert said in out and "--model" not in out and "Valid choices" not in out, out
+
+
+def test_the_gates_report_and_failures_name_the_plugins_own_threshold_options(pytester, tmp_path):
+    """compare's notes and rules name --times-across-machines and --alpha, options pytest does not have: the
+    plugin's report and a regressed test's message told pytest users to pass them."""
+    from types import SimpleNamespace
+
+    import pandas as pd
+    from test_report import _write_run
+
+    from harness.pytest_plugin import _against_baseline, _as_gate_options
+
+    results = tmp_path / "results"
+    _write_run(results, "base", "2026-01-01")
+    new = _write_run(results, "new", "2026-01-02", torch_slowdown=1.3, noise=1)
+    elsewhere = pd.read_parquet(new / "results.parquet").assign(cpu="Another CPU")
+    outcome = SimpleNamespace(frame=elsewhere, run_id="new", run_dir=str(new))
+    gate = _against_baseline(pytester.parseconfig("--results-dir", str(results)), outcome, "base", False)
+    said = " ".join(gate.report.split())
+    assert "--baseline-times-across-machines decides them" in said and "not decided (--baseline-times-across" in said
+    assert not re.search(r"(?<![\w-])--(times-across-machines|alpha|time-threshold)(?![\w-])", said), said
+    assert _as_gate_options("--alpha-dropout 0.1, `--alpha` 0.01") == "--alpha-dropout 0.1, `--baseline-alpha` 0.01"
+
+
+def test_a_command_to_paste_in_a_refusal_keeps_the_clis_flags_under_pytest():
+    """Preflight's "run the case alone (`xfbench run --strategy ... --classes ...`)" reached pytest users as
+    "xfbench run strategy fine_tune model cnn_small ... task.classes 0,1", which no shell runs; outside the
+    command the flags are still named as the SuiteCase fields they set."""
+    from harness.pytest_plugin import _as_suite_fields
+
+    said = _as_suite_fields(
+        "Expected ... To fix, raise --train-limit, or run the case alone (`xfbench run --strategy fine_tune --model "
+        "cnn_small --dataset digits --classes 0,1 --source-classes 5,6`, with the case's other settings)."
+    )
+    assert said == (
+        "Expected ... To fix, raise task.train_limit, or run the case alone (`xfbench run --strategy fine_tune --model "
+        "cnn_small --dataset digits --classes 0,1 --source-classes 5,6`, with the case's other settings)."
+    )

@@ -13,6 +13,7 @@ import importlib.util
 import io
 import json
 import math
+import os
 import re
 import shutil
 import subprocess
@@ -417,6 +418,11 @@ def test_a_history_of_three_runs_flags_the_regression(tmp_path):
     assert page.count("config differs: batch_size 64→128") == 4  # compare's note, on run-1's rows
     assert (tmp_path / "history_plots" / "history.png").is_file()
     assert "<code>xfbench run --resume RUN_ID</code>" in page  # it named an `xfbench resume` there is none of
+    # a run without run.json, ordered by its id's time: its started cell says so, as `xfbench history` does (empty)
+    (tmp_path / "run-0" / "run.json").unlink()
+    os.utime(tmp_path / "run-0" / "results.parquet", (1767225600, 1767225600))  # 2026-01-01 00:00 UTC
+    assert main(["report", str(tmp_path), "-o", str(out)]) == 0
+    assert "<td>run-0</td><td>2026-01-01T00:00:00+00:00 (from its files&#x27; time)</td>" in out.read_text()
 
 
 @needs_matplotlib
