@@ -53,6 +53,7 @@ from harness.plan import ExecutionOptions
 from harness.pretrained import (
     check_weights_unchanged,
     check_zoo_weights_cached,
+    lookup_key,
     prepare_weights,
     prepared_sha256,
     weights_ref,
@@ -625,7 +626,7 @@ def _check_weights_fit(trials: list[TrialConfig]) -> None:
     for trial in trials:
         ref = weights_ref(trial) if uses_pretrained(trial) else None
         if ref is not None:
-            check_weights_fit(trial, ref.source_backend)
+            check_weights_fit(trial, ref)
 
 
 def _check_weights_cached(trials: list[TrialConfig]) -> None:
@@ -641,10 +642,11 @@ def _prepare_pretrained(
     trials: list[TrialConfig], datasets: dict[str, Dataset], cache_dir: Path | None, keys: dict[str, str]
 ) -> None:
     """Pretrained weights found, converted and verified in every backend of the run (harness.pretrained), once
-    per weights reference, architecture and input shape; ``keys`` gets each trial's weights sha256. A recorded
-    trial's weights (a resume's) must hold what they held when its run began."""
+    per key the trials look their conversion up by (harness.pretrained.lookup_key: reference, architecture, model
+    options, input shape, BGR fold); ``keys`` gets each trial's weights sha256. A recorded trial's weights (a
+    resume's) must hold what they held when its run began."""
     backends = tuple(sorted({t.backend for t in trials}))
-    done: dict[tuple[str, ...], str] = {}
+    done: dict[tuple[str, str], str] = {}
     for trial in trials:
         if not uses_pretrained(trial):
             continue
@@ -652,7 +654,7 @@ def _prepare_pretrained(
         cache = trial.cache_dir or cache_dir
         if cache is None:
             raise ValueError(f"Expected a cache directory for the weights of {trial.trial_id}. Received: none.")
-        key = (str(trial.transfer.pretrained), str(trial.transfer.weights_file), trial.model, str(shape), str(cache))
+        key = (lookup_key(trial, shape), str(cache))  # the key checkpoint_for reads: each trial finds its own
         if key not in done:
             done[key] = prepared_sha256(prepare_weights(trial, shape, Path(cache), backends))
         keys[trial.trial_id] = done[key]

@@ -21,9 +21,10 @@ What happens before Ray starts (:func:`prepare_weights`, called by the preflight
 Each framework's step goes through a :data:`WorkerRunner` (default :func:`run_worker`, a fresh process per step);
 the tests pass one that runs the same worker code in their long-lived one-framework processes.
 
-Trials find the checkpoint through a small index keyed by their weights reference (:func:`checkpoint_for`); the
-row's ``weights`` and ``weights_sha256`` columns say which weights they started from. Preprocessing follows the
-weights (:func:`with_weight_preprocessing`): input size and normalisation come from the weight set.
+Trials find the checkpoint through a small index keyed by what its conversion follows (:func:`lookup_key`,
+:func:`checkpoint_for`); the row's ``weights`` and ``weights_sha256`` columns say which weights they started from.
+Preprocessing follows the weights (:func:`with_weight_preprocessing`): input size and normalisation come from the
+weight set.
 """
 
 from __future__ import annotations
@@ -451,8 +452,13 @@ def check_zoo_weights_cached(refs: list[WeightsRef], scratch: Path) -> None:
         )
 
 
-def _ref_key(trial: TrialConfig, input_shape: tuple[int, ...]) -> str:
-    """What a trial knows about its weights without reading them: reference, architecture, input shape."""
+def lookup_key(trial: TrialConfig, input_shape: tuple[int, ...]) -> str:
+    """The key a trial finds its conversion by (:func:`checkpoint_for`), and the preflight converts once per:
+    everything the conversion follows that a trial knows without reading its weights. Reference, architecture,
+    model options (an .npz is checked against --model's spec built with them), input shape, and the BGR fold (a
+    python: factory's own file folds by the trial's --normalize caffe). Without the fold here, and with the
+    preflight converting once per weights, model and shape, two cases of one file found the other's conversion, or
+    none inside Ray."""
     t = trial.transfer
     content = {
         "pretrained": t.pretrained,
@@ -460,12 +466,24 @@ def _ref_key(trial: TrialConfig, input_shape: tuple[int, ...]) -> str:
         "model": trial.model,
         "model_options": asdict(trial.model_options),
         "input_shape": list(input_shape),
+        "bgr": _folds_bgr(trial),
     }
     return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:16]
 
 
+def _folds_bgr(trial: TrialConfig) -> bool:
+    """:func:`weights_read_bgr` from the command line alone: a trial in a Ray worker may not see the weights file
+    (only _cache is shared, docs/scheduling.md), and a neutral .npz, which no conversion folds, is not read."""
+    t = trial.transfer
+    if t.pretrained:
+        return weights_read_bgr(parse_pretrained(t.pretrained), trial)
+    if t.weights_file and weights_format(t.weights_file)[0] != "npz":
+        return weights_read_bgr(WeightsRef("file", t.weights_file), trial)
+    return False
+
+
 def _index_path(cache_dir: Path, trial: TrialConfig, input_shape: tuple[int, ...]) -> Path:
-    return Path(cache_dir) / "pretrained" / f"index-{_ref_key(trial, input_shape)}.json"
+    return Path(cache_dir) / "pretrained" / f"index-{lookup_key(trial, input_shape)}.json"
 
 
 def checkpoint_for(trial: TrialConfig, input_shape: tuple[int, ...], cache_dir: Path) -> Path:

@@ -8,7 +8,8 @@ Framework-free and read-only: nothing in a file is executed. The formats, as the
   directory at the very end. A cut file has lost the directory, so :func:`check_torch_zip` walks the local file
   headers from the start. ``data.pkl`` is read by :class:`_IndexUnpickler`, which resolves no name but an
   allow-list of torch's rebuild functions, each mapped to a recorder that returns a plain record: it learns tensor
-  names, storage keys, dtypes and element counts, and never calls into torch or anything else.
+  names, storage keys, dtypes and element counts, and never calls into torch or anything else. A whole file's
+  records are read against their CRC-32 (torch.load does not check it), a failing one named by its tensor.
 - ``.safetensors``: an 8-byte header length, a JSON header giving every tensor's byte range, the data.
 - HDF5 (Keras ``.weights.h5``): the superblock states the file's end-of-file address; h5py, opening a copy padded
   to that length, gives each dataset's byte range where its metadata survived.
@@ -137,12 +138,21 @@ def _read_index(mm: mmap.mmap, data_at: int) -> tuple[dict[str, list[tuple[str, 
     mm.seek(data_at)
     try:
         loaded = _IndexUnpickler(mm).load()  # an mmap reads like a binary file
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError):
+    except _UNREADABLE_INDEX:
         return None
+    return _storages(loaded), mm.tell() - data_at
+
+
+# What reading a damaged or cut data.pkl with _IndexUnpickler raises
+_UNREADABLE_INDEX = (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError)
+
+
+def _storages(loaded: Any) -> dict[str, list[tuple[str, int | None]]]:
+    """Storage key -> [(tensor name, bytes)] of an unpickled tensor index."""
     index: dict[str, list[tuple[str, int | None]]] = {}
     for name, tensor in _tensor_names(loaded):
         index.setdefault(tensor.storage.key, []).append((name, tensor.storage.nbytes))
-    return index, mm.tell() - data_at
+    return index
 
 
 def _descriptor_length(mm: mmap.mmap, at: int, size: int) -> int:
@@ -220,20 +230,64 @@ def _estimated_size(walk: _Walk, cut: _Record | None, missing: list[tuple[str, i
 
 
 def check_torch_zip(path: Path, fix: str) -> None:
-    """Raise BadWeightsError naming the first tensor a torch .pth cut short lost; a whole file passes (its zip
-    directory reads), as does a file that is no zip at all (torch.load's own error says what it is)."""
+    """Raise BadWeightsError naming the first tensor a torch .pth cut short lost, or whose bytes fail their CRC-32
+    (a file damaged in place: torch.load never checks it); a whole, undamaged file passes, as does a file that is
+    no zip at all (torch.load's own error says what it is)."""
     with open(path, "rb") as handle:
         if handle.read(4) != _LOCAL:
             return
         try:
             with zipfile.ZipFile(handle) as archive:
-                archive.infolist()
+                _check_records(archive, path, fix)
             return
         except zipfile.BadZipFile:
             pass
         with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mm:
             walk, total = _walk(mm), len(mm)
     raise BadWeightsError(_torch_message(path, walk, total, fix))
+
+
+def _check_records(archive: zipfile.ZipFile, path: Path, fix: str) -> None:
+    """Every record of a whole torch zip read against the CRC-32 its directory holds (zipfile checks it as a
+    record is read to its end): one bit flipped in a tensor's bytes loads silently, as another number."""
+    for info in archive.infolist():
+        try:
+            with archive.open(info) as record:
+                while record.read(2**20):
+                    pass
+        except zipfile.BadZipFile as exc:
+            found = "its bytes fail the CRC-32" if "CRC" in str(exc) else f"its zip record is damaged ({exc})"
+            raise BadWeightsError(
+                f"Expected every record of {path.name} to hold the bytes its zip directory's CRC-32 says. Received: "
+                f"{_record_label(archive, info.filename)}: {found}, so the file is damaged (torch.load does not check "
+                f"it, and would read other numbers). To fix, {fix}."
+            ) from None
+
+
+def _record_label(archive: zipfile.ZipFile, name: str) -> str:
+    """A torch zip's record in words: the tensors whose storage it holds (read from data.pkl, as the walk of a file
+    cut short reads it), the tensor index itself, or its name."""
+    if name.endswith("/data.pkl"):
+        return f"the tensor index ({name})"
+    key = _storage_key(name)
+    index = _zip_index(archive) if key is not None else None
+    names = [tensor for tensor, _ in index.get(key, [])] if index is not None and key is not None else []
+    if not names:
+        return f"record {name}"
+    label = f"tensor {names[0]!r}" if len(names) == 1 else f"tensors {', '.join(map(repr, names))}"
+    return f"{label} (storage data/{key})"
+
+
+def _zip_index(archive: zipfile.ZipFile) -> dict[str, list[tuple[str, int | None]]] | None:
+    """data.pkl's storage key -> [(tensor name, bytes)] of a whole torch zip; None where it does not read."""
+    pickles = [info for info in archive.infolist() if info.filename.endswith("/data.pkl")]
+    if not pickles:
+        return None
+    try:
+        with archive.open(pickles[0]) as handle:
+            return _storages(_IndexUnpickler(handle).load())
+    except (*_UNREADABLE_INDEX, zipfile.BadZipFile):
+        return None
 
 
 def _torch_message(path: Path, walk: _Walk, total: int, fix: str) -> str:

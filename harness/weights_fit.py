@@ -9,6 +9,7 @@ wording is one.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from harness.backbone import NEEDS_BACKBONE
 from harness.backend import importer_backends
@@ -16,6 +17,9 @@ from harness.config import TrialConfig
 from harness.errors import InputError
 from harness.models import OPTION_FLAGS, changed_options, option_as_given
 from harness.zoo import ZOO
+
+if TYPE_CHECKING:  # harness.pretrained imports this module
+    from harness.pretrained import WeightsRef
 
 # Zoo names whose architecture at width 1 is torchvision's, layer names and all (harness.zoo), so torchvision
 # builds them for its weights. Not 'alexnet' (the lessons' AlexNet, another network than torchvision's) nor
@@ -85,18 +89,48 @@ def keras_name(model: str) -> str:
     return name
 
 
-def check_weights_fit(trial: TrialConfig, reader: str) -> None:
-    """Refuse a trial its weights cannot serve; ``reader``: the backend whose framework reads them (a neutral
-    .npz: none, any spec takes it)."""
+def check_weights_fit(trial: TrialConfig, ref: WeightsRef) -> None:
+    """Refuse a trial its weights cannot serve; ``ref``: the weights (their ``source_backend`` is the backend whose
+    framework reads them; a neutral .npz: none, any spec takes it). A zoo's weight set must be of --model's
+    architecture, at the width the zoo publishes (checked here, before the weights home is searched: refused after a
+    fetch, by the tensors or by Keras' load, they sent an offline user to download them for nothing)."""
     check_strategy_reads_weights(trial.strategy)
+    reader = ref.source_backend
     importers = importer_backends()  # the backend names live in the registry alone
     if reader == importers["torchvision"]:
         name = torchvision_name(trial.model)
         if name is not None:
             check_torchvision_width(name, trial.model_options.width_multiplier)
+            if ref.kind != "file":
+                _check_torchvision_set_fits(trial, name, ref)
     elif reader == importers["keras"]:
-        keras_name(trial.model)
+        name = keras_name(trial.model)
+        if ref.kind != "file" and name != ref.name:
+            raise InputError(
+                f"Expected --model keras:{ref.name}, the architecture of the weights {ref.label}. Received: --model "
+                f"{trial.model}. To fix, pass --model keras:{ref.name}, or --pretrained keras:{name}."
+            )
     check_options_honoured(trial, reader)
+
+
+def _check_torchvision_set_fits(trial: TrialConfig, name: str, ref: WeightsRef) -> None:
+    """A torchvision weight set is of --model's torchvision architecture (``name``), at width 1: the only width
+    torchvision publishes weights for."""
+    if name != ref.name:
+        twins = [zoo for zoo, twin in TORCHVISION_TWINS.items() if twin == ref.name]
+        models = " or ".join([*twins, f"torchvision:{ref.name}"])
+        raise InputError(
+            f"Expected --model to be the architecture of the weights {ref.label} (torchvision's {ref.name}). "
+            f"Received: --model {trial.model} (torchvision's {name}). To fix, pass --model {models}, or "
+            f"--pretrained torchvision:{name}."
+        )
+    width = trial.model_options.width_multiplier
+    if width != 1.0:
+        raise InputError(
+            f"Expected --width-multiplier 1 with the weights {ref.label}: torchvision publishes {ref.name}'s "
+            f"weights at width 1 only. Received: --width-multiplier {width:g}. To fix, drop --width-multiplier, or "
+            "start from a file of your own at that width (--weights FILE)."
+        )
 
 
 def honoured_options(reader: str) -> frozenset[str] | None:

@@ -53,9 +53,28 @@ def probe_batch(input_shape: tuple[int, ...]) -> np.ndarray:
 
 def tolerance(reference: np.ndarray) -> float:
     """The largest gap allowed against ``reference``: harness.pretrained's TOLERANCE_RULE (0 for a reference of
-    zeros, which a converted network of the same weights computes exactly; a NaN gap passes no bound)."""
-    largest = float(np.max(np.abs(reference)))
+    zeros, which a converted network of the same weights computes exactly; a NaN gap passes no bound), on its finite
+    values: an overflowed layer output made the bound inf, which a gap of inf passed."""
+    finite = np.abs(reference[np.isfinite(reference)])
+    largest = float(np.max(finite)) if finite.size else 0.0
     return min(1e-4 * max(1.0, largest), SOURCE_RELATIVE_GAP * largest)
+
+
+def check_source_logits(logits: np.ndarray, request: dict[str, Any]) -> None:
+    """Refuse weights whose network overflows on the probe batch: the verification compared its own inf or NaN
+    against a bound of inf, and blamed the conversion of the first layer (a file with some exponent bits flipped
+    holds finite weights of 1e37 that check_finite lets through)."""
+    values = np.asarray(logits)
+    finite = np.isfinite(values)
+    if finite.all():
+        return
+    found = " and ".join(kind for kind, test in (("NaN", np.isnan), ("inf", np.isinf)) if test(values).any())
+    raise BadWeightsError(
+        f"Expected finite logits from the network in {Path(request['file']).name} on the probe batch ({PROBE_BATCH} "
+        f"standard-normal images). Received: {found} in {int(values.size - finite.sum())} of {values.size} logits: "
+        "the weights make the network overflow, so the file is damaged, or comes from a training that diverged. "
+        f"To fix, {nonfinite_fix(WeightsRef(**request['ref']))}."
+    )
 
 
 def probe(backend_name: str, checkpoint: Path) -> dict[str, Any]:
@@ -100,8 +119,9 @@ def convert_npz(request: dict[str, Any], out: Path) -> None:
     x = probe_batch(shape)
     backend = load_backend(REFERENCE_BACKEND, RuntimeOptions(threads=1))  # the process run_worker started
     backend.build(expected, weights, seed=0)
-    probe_data = {"x": x, "logits": backend.predict_logits(x, 256), "layers": {}}
-    write_converted(out, expected, weights, _meta(request, "xfbench"), probe_data)
+    logits = backend.predict_logits(x, 256)
+    check_source_logits(logits, request)
+    write_converted(out, expected, weights, _meta(request, "xfbench"), {"x": x, "logits": logits, "layers": {}})
 
 
 # A layer as harness.spec.canonical_form gives it: type, sorted fields (no name, group, inputs), producer positions.
@@ -222,6 +242,7 @@ def run(backend: str, mode: str, request: dict[str, Any], out: Path) -> dict[str
         return answer
     if mode == "convert":
         spec, weights, probe_data = _converted(module, request)
+        check_source_logits(probe_data["logits"], request)
         write_converted(out, spec, weights, _meta(request, module.SOURCE), probe_data)
         return {"checkpoint": str(out)}
     raise ValueError(f"Expected a mode resolve, fetch, convert or probe. Received: {mode!r}.")

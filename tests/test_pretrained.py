@@ -296,6 +296,45 @@ def test_weights_the_run_could_not_use_are_refused_before_the_weights_home_is_se
     assert not (tmp_path / "r").exists()
 
 
+@pytest.mark.parametrize(
+    ("args", "wanted"),
+    [
+        (
+            ("--model", "resnet18", "--pretrained", "torchvision:resnet50"),
+            "Expected --model to be the architecture of the weights torchvision:resnet50 (torchvision's resnet50). "
+            "Received: --model resnet18 (torchvision's resnet18). To fix, pass --model resnet50 or "
+            "torchvision:resnet50, or --pretrained torchvision:resnet18.",
+        ),
+        (
+            ("--model", "torchvision:vgg11", "--pretrained", "torchvision:alexnet"),
+            "Received: --model torchvision:vgg11 (torchvision's vgg11). To fix, pass --model alexnet_tv or "
+            "torchvision:alexnet, or --pretrained torchvision:vgg11.",
+        ),
+        (
+            ("--model", "keras:MobileNetV2", "--pretrained", "keras:ResNet50"),
+            "Expected --model keras:ResNet50, the architecture of the weights keras:ResNet50:imagenet. Received: "
+            "--model keras:MobileNetV2. To fix, pass --model keras:ResNet50, or --pretrained keras:MobileNetV2.",
+        ),
+        (
+            ("--model", "mobilenet_v2", "--width-multiplier", "0.5", "--pretrained", "torchvision:mobilenet_v2"),
+            "Expected --width-multiplier 1 with the weights torchvision:mobilenet_v2: torchvision publishes "
+            "mobilenet_v2's weights at width 1 only. Received: --width-multiplier 0.5. To fix, drop "
+            "--width-multiplier, or start from a file of your own at that width (--weights FILE).",
+        ),
+    ],
+)
+def test_a_zoo_weight_set_of_another_architecture_or_width_is_refused_before_any_fetch_advice(
+    tmp_path, capsys, args, wanted
+):
+    """The review's cases: each was told to run `xfbench weights fetch`, and the weights it fetched were then
+    refused (a tensor of another shape, or Keras' load). Both architectures are named, with no weight file."""
+    base = ["run", "--strategy", "fine_tune", "--dataset", "digits", "--input-size", "32"]
+    code, _, err = _cli(capsys, *base, *args, "--results-dir", str(tmp_path / "r"))
+    assert code == 2, err[-2000:]
+    assert wanted in err and "weights fetch" not in err, err
+    assert not (tmp_path / "r").exists()
+
+
 def test_every_zoo_twin_is_a_torchvision_model(workers):
     """The neutral list the preflight judges --model by (harness imports no torchvision) names torchvision's own."""
     assert set(TORCHVISION_TWINS.values()) <= set(workers["torch"](probes.torchvision_models))
@@ -329,6 +368,32 @@ def test_preprocessing_follows_the_weights():
     )
     assert given.input == InputConfig(64, 3, "tf")  # --input-size wins, the normalisation follows the weights
     assert weights_ref(_trial("resnet18")) is None
+
+
+@pytest.mark.parametrize(
+    ("name", "application"), [("MobileNetV2", "mobilenet_v2"), ("ResNet50", "resnet50"), ("DenseNet121", "densenet")]
+)
+def test_keras_weights_are_fed_as_keras_own_preprocess_input_feeds_them(workers, name, application):
+    """The review's gap: the tf and caffe constants (harness.input_pipeline.NORMALIZATIONS) and each application's
+    mode (KERAS_PREPROCESS) were compared with nothing Keras computes; caffe's means written in BGR order passed every
+    test. One application per mode (tf, caffe, Keras' torch = imagenet): xfbench's normalisation of RGB images in
+    [0, 1], its channels reversed where the weights read BGR (the fold reverses the first kernel's input channels
+    instead), is Keras' preprocess_input of the same images in 0..255."""
+    from harness.input_pipeline import NORMALIZATIONS
+    from harness.pretrained import weights_read_bgr
+
+    pixels = np.random.default_rng(0).uniform(0, 255, size=(2, 4, 4, 3)).astype(np.float32)
+    trial = with_weight_preprocessing(_trial(f"keras:{name}", pretrained=f"keras:{name}"))
+    ref = weights_ref(trial)
+    assert ref is not None
+    mean, std = NORMALIZATIONS[trial.input.normalize] or ((0.0,) * 3, (1.0,) * 3)
+    ours = (pixels.astype(np.float64) / 255 - np.array(mean)) / np.array(std)
+    if weights_read_bgr(ref, trial):
+        ours = ours[..., ::-1]
+    keras = workers["tensorflow"](probes.keras_preprocessed, application, pixels)
+    # Keras computes in float32: up to 1.1e-5 measured on caffe's values of up to 152 (two ulps there: 3e-5); a
+    # mean in the wrong channel is off by 19.7
+    np.testing.assert_allclose(keras, ours, rtol=0, atol=3e-5)
 
 
 def test_safetensors_round_trip_and_list(tmp_path, weights_home):

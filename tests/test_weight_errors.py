@@ -177,6 +177,42 @@ def test_a_cut_file_exits_2_naming_the_tensor(state_file, tmp_path, capsys):
     assert not any((tmp_path / "r").glob("2*"))  # no run directory: nothing started
 
 
+def _flipped(path: Path, record: zipfile.ZipInfo, folder: Path, at: int = 400) -> Path:
+    """A copy of ``path`` with the lowest bit of byte ``at`` of ``record``'s data flipped (its zip directory whole)."""
+    data = bytearray(path.read_bytes())
+    name_len, extra_len = struct.unpack("<HH", data[record.header_offset + 26 : record.header_offset + 30])
+    data[record.header_offset + 30 + name_len + extra_len + at] ^= 1
+    damaged = folder / f"flipped-{record.filename.replace('/', '-')}.pth"
+    damaged.write_bytes(bytes(data))
+    return damaged
+
+
+def test_a_pth_with_a_flipped_bit_fails_its_crc_naming_the_tensor(workers, state_file, tmp_path, capsys):
+    """The review's case: a file damaged in place (its zip directory whole) loaded, as torch.load does not check the
+    CRC-32 every record carries, and trained from other numbers; with an exponent bit flipped, the verification
+    blamed the conversion. Refused before any framework reads it, exit 2."""
+    record = _record(state_file, 64 * 32 * 9 * 4)[0]
+    damaged = _flipped(state_file, record, tmp_path)
+    loaded, original = (workers["torch"](probes.read_torch_state, str(p)) for p in (damaged, state_file))
+    name = "layer3.0.conv1.weight"
+    assert not np.array_equal(loaded[name], original[name])  # torch reads the damage as other numbers
+    with pytest.raises(BadWeightsError) as error:
+        check_complete(damaged, "state_dict", FIX)
+    key = record.filename.rsplit("/", 1)[1]
+    message = str(error.value)
+    assert f"Received: tensor '{name}' (storage data/{key}): its bytes fail the CRC-32, so the file is damaged" in (
+        message
+    ) and message.endswith(f"To fix, {FIX}."), message
+    with zipfile.ZipFile(state_file) as archive:
+        index = next(info for info in archive.infolist() if info.filename.endswith("/data.pkl"))
+    with pytest.raises(BadWeightsError, match=r"Received: the tensor index \(\w+/data.pkl\): its bytes fail"):
+        check_complete(_flipped(state_file, index, tmp_path, at=60), "state_dict", FIX)
+    args = ["run", "--strategy", "fine_tune", "--model", "resnet18", "--dataset", "digits", "--weights", str(damaged)]
+    assert cli.main([*args, "--input-size", "32", "--results-dir", str(tmp_path / "r")]) == 2
+    assert f"tensor '{name}' (storage data/{key}): its bytes fail the CRC-32" in capsys.readouterr().err
+    assert not any((tmp_path / "r").glob("2*"))  # no run directory: nothing started
+
+
 def test_a_pth_that_is_no_torch_file_says_so_with_the_fix_for_whose_file_it_is(workers, tmp_path):
     """1000 random bytes named as torchvision's download: torch's own UnpicklingError advises re-running the load
     with weights_only=False, which xfbench never does, so it is not quoted. A user's file gets the advice to save a
@@ -205,6 +241,26 @@ def test_a_pth_that_is_no_torch_file_says_so_with_the_fix_for_whose_file_it_is(w
         assert not any(torch_prose in message for torch_prose in ("PyTorch 2.6", "UnpicklingError", "Re-running"))
     assert "torch.save(model.state_dict(), path)" in users and "weights fetch" not in users, users
     assert "`xfbench weights fetch torchvision:resnet18`" in zoos and "state_dict(), path" not in zoos, zoos
+
+
+def test_a_legacy_torch_pickle_cut_short_says_so(workers, tmp_path):
+    """The review's case: a legacy-format .pth (_use_new_zipfile_serialization=False) cut short was "not a torch zip
+    or pickle state dict", though its first bytes are torch's legacy magic number."""
+    rng = np.random.default_rng(0)
+    tensors = {name: rng.normal(size=shape).astype(np.float32) for name, shape in TENSORS.items()}
+    whole = tmp_path / "legacy.pth"
+    workers["torch"](probes.write_torch_state, str(whole), tensors, True)
+    assert not zipfile.is_zipfile(whole)
+    runner = probes.probe_runner(workers)
+    for at in (740, whole.stat().st_size - 100):  # in the pickle of the tensor index; in the tensors' bytes
+        cut = _cut(whole, at, tmp_path, f"legacy-{at}.pth")
+        with pytest.raises(BadWeightsError) as error:
+            prepare_weights(_trial("resnet18", cut), (32, 32, 3), tmp_path / "cache", ("torch",), runner)
+        message = str(error.value)
+        assert (
+            "Received: a legacy torch pickle (torch.save with _use_new_zipfile_serialization=False, or torch before "
+            f"1.6) that ends early, at byte {at} (cut short?). Save it with torch.save(model.state_dict(), path)."
+        ) in message, message
 
 
 FULL_TIER_WEIGHTS = {

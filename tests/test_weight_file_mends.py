@@ -330,3 +330,92 @@ def test_an_npz_of_a_backbone_trained_behind_an_input_pipeline_is_its_network():
     tanh = build_spec("cnn_small", (8, 8, 3), 10, ModelOptions(activation="tanh"))
     with pytest.raises(BadWeightsError, match="layer 'act1' \\(Activation\\) has kind='relu' in the file"):
         check_same_network(saved, tanh, "backbone.npz", "cnn_small")
+
+
+# 7. Trials that share a weight file but not what its conversion follows (review 150)
+
+
+def _prepared_by_preflight(trials, digits, cache: Path, runner, monkeypatch) -> dict[str, Path]:
+    """Each trial's checkpoint as a run finds it: prepared by the preflight (harness.preflight._prepare_pretrained,
+    its steps in the probe workers), then looked up as harness.strategies.reuse does, by the sha256 it recorded."""
+    from harness import preflight
+    from harness.input_pipeline import transformed_shape
+    from harness.pretrained import checkpoint_for
+
+    monkeypatch.setattr(preflight, "prepare_weights", functools.partial(prepare_weights, runner=runner))
+    keys: dict[str, str] = {}
+    preflight._prepare_pretrained(list(trials), {"digits": digits}, cache, keys)
+    return {
+        t.variant: checkpoint_for(
+            replace(t, weights_key=keys[t.trial_id]), transformed_shape(t.input, (8, 8, 1)), cache
+        )
+        for t in trials
+    }
+
+
+def test_trials_of_one_npz_with_other_model_options_each_load_their_own_conversion(
+    runner, digits, tmp_path, monkeypatch
+):
+    """The review's case: the preflight converted once per (weights, model, shape), without the model options, so
+    the --dropout 0.3 case's trials found no conversion (FileNotFoundError inside Ray, not exit 2 before it)."""
+    from harness.spec import Dropout
+
+    npz = _cnn_small_npz(tmp_path)
+    half = replace(_trial("cnn_small", npz, model_options=ModelOptions(dropout=0.5)), variant="d5")
+    trials = (half, replace(half, variant="d3", model_options=ModelOptions(dropout=0.3)))
+    found = _prepared_by_preflight(trials, digits, tmp_path / "cache", runner, monkeypatch)
+    rates = {variant: [layer.rate for layer in load_checkpoint(path)[0].layers if isinstance(layer, Dropout)]
+             for variant, path in found.items()}  # fmt: skip
+    assert rates == {"d5": [0.5, 0.5], "d3": [0.3, 0.3]}, rates
+
+
+@pytest.mark.parametrize("first", ["caffe", "plain"])
+def test_trials_of_one_factory_file_with_and_without_normalize_caffe_each_load_their_own_fold(
+    workers, runner, digits, tmp_path, monkeypatch, first
+):
+    """The review's case: the lookup key lacked the BGR fold, so whichever case converted first served the other:
+    the plain case trained on a folded kernel (its channels swapped), or the caffe case on an unfolded one."""
+    rng = np.random.default_rng(0)
+    state = {k: rng.normal(size=s).astype(np.float32) for k, s in SMALL_NET.items()}
+    path = tmp_path / "net.pth"
+    workers["torch"](probes.write_torch_state, str(path), state)
+    caffe = replace(_trial(FACTORY, path, input=InputConfig(channels=3, normalize="caffe")), variant="caffe")
+    plain = replace(caffe, variant="plain", input=InputConfig(channels=3))
+    trials = (caffe, plain) if first == "caffe" else (plain, caffe)
+    found = _prepared_by_preflight(trials, digits, tmp_path / "cache", runner, monkeypatch)
+    source = state["0.weight"].transpose(2, 3, 1, 0)  # OIHW -> HWIO
+    for variant, wanted in (("caffe", source[:, :, ::-1, :]), ("plain", source)):
+        spec, weights, _ = load_checkpoint(found[variant])
+        assert np.array_equal(weights[f"{spec.layers[0].name}/kernel"], wanted), variant
+
+
+# 8. Weights whose network overflows (review 150)
+
+
+def test_weights_whose_network_overflows_are_refused_as_damaged_not_blamed_on_the_conversion(workers, runner, tmp_path):
+    """The review's case: finite weights of 1e30 (a file with exponent bits flipped, or a diverged training) pass
+    the finite check, yet the source's logits are inf; the verification then allowed a gap of inf ("within inf") and
+    blamed the conversion of the first layer for its NaN."""
+    state = {k: np.full(s, 1e30, np.float32) for k, s in SMALL_NET.items()}
+    path = tmp_path / "overflows.pth"
+    workers["torch"](probes.write_torch_state, str(path), state)
+    with pytest.raises(BadWeightsError) as error:
+        prepare_weights(_trial(FACTORY, path), SHAPE, tmp_path / "cache", ("torch",), runner)
+    message = str(error.value)
+    assert message.startswith(
+        "Expected finite logits from the network in overflows.pth on the probe batch (2 standard-normal images). "
+        "Received: inf in 20 of 20 logits: the weights make the network overflow, so the file is damaged, or comes "
+        "from a training that diverged. To fix, export the weights again"
+    ), message
+    assert not list((tmp_path / "cache").rglob("*.npz"))  # nothing converted for a later run to verify again
+    spec = build_spec("cnn_small", (8, 8, 1), 10, ModelOptions())
+    huge = {k: np.full_like(v, 1e30) for k, v in initial_weights(spec, "he_normal", 0).items()}
+    save_checkpoint(tmp_path / "overflows.npz", spec, huge, {})
+    with pytest.raises(BadWeightsError, match=r"^Expected finite logits from the network in overflows.npz on the"):
+        prepare_weights(_trial("cnn_small", tmp_path / "overflows.npz"), (8, 8, 1), tmp_path / "c", ("torch",), runner)
+
+
+def test_the_verification_bound_is_never_inf():
+    """A reference that overflowed made the bound inf, which any gap but NaN passed."""
+    assert weights_worker.tolerance(np.array([2.0, -np.inf, np.nan], np.float32)) == pytest.approx(4e-5)
+    assert weights_worker.tolerance(np.array([np.inf], np.float32)) == 0.0

@@ -53,10 +53,12 @@ def torchvision_models(_backend: str) -> list[str]:
     return list(torchvision.models.list_models(module=torchvision.models))
 
 
-def write_torch_state(_backend: str, path: str, tensors: dict[str, np.ndarray]) -> None:
+def write_torch_state(_backend: str, path: str, tensors: dict[str, np.ndarray], legacy: bool = False) -> None:
+    """``tensors`` as a torch state dict; ``legacy``: in torch's pickle format from before its zip one."""
     import torch
 
-    torch.save({k: torch.from_numpy(v) for k, v in tensors.items()}, path)
+    state = {k: torch.from_numpy(v) for k, v in tensors.items()}
+    torch.save(state, path, _use_new_zipfile_serialization=not legacy)
 
 
 def read_torch_state(_backend: str, path: str) -> dict[str, np.ndarray]:
@@ -90,6 +92,14 @@ def write_keras(
     else:
         with h5py.File(path, "w") as handle:
             legacy_h5_format.save_weights_to_hdf5_group(handle, model)
+
+
+def keras_preprocessed(_backend: str, application: str, pixels: np.ndarray) -> np.ndarray:
+    """``keras.applications.<application>.preprocess_input`` on RGB pixels in 0..255: what Keras feeds its own
+    weights (its ImageNet files were trained on inputs so prepared)."""
+    from backends.tensorflow.framework import keras
+
+    return np.asarray(getattr(keras.applications, application).preprocess_input(pixels.copy()))
 
 
 def write_torch_module(_backend: str, path: str) -> None:

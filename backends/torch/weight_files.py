@@ -45,6 +45,9 @@ from harness.weights_fit import check_torchvision_width, no_torch_architecture, 
 SOURCE = "torchvision"
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 SAVE_STATE_DICT = "save it with torch.save(model.state_dict(), path)"  # what to do about a user's unreadable .pth
+# torch's legacy (pre-zip) files start with this number pickled (torch.serialization.MAGIC_NUMBER, a LONG1 of 10
+# bytes): a file cut short keeps it, and was called no torch file at all
+_LEGACY_MAGIC = b"\x8a\x0a" + (0x1950A86A20F9469CFC6C).to_bytes(10, "little")
 
 
 def _weight_enum(name: str, weight_set: str) -> Any:
@@ -183,8 +186,14 @@ def _unreadable(path: Path, exc: Exception) -> str:
     if zipfile.is_zipfile(path):
         return "a zip archive that is not torch.save's state dict (another program's, or one holding other objects)"
     with path.open("rb") as handle:
-        head = handle.read(8)
-    return f"not a torch zip or pickle state dict ({path.stat().st_size} bytes, starting {head.hex(' ') or '-'})"
+        head = handle.read(32)
+    size = path.stat().st_size
+    if head.startswith(b"\x80") and _LEGACY_MAGIC in head:
+        legacy = "a legacy torch pickle (torch.save with _use_new_zipfile_serialization=False, or torch before 1.6)"
+        if isinstance(exc, EOFError) or "EOF" in str(exc):
+            return f"{legacy} that ends early, at byte {size} (cut short?)"
+        return f"{legacy} that torch.load cannot read ({type(exc).__name__}: damaged?)"
+    return f"not a torch zip or pickle state dict ({size} bytes, starting {head[:8].hex(' ') or '-'})"
 
 
 def _torchvision_model(name: str, width: float, classes: int) -> nn.Module:
