@@ -19,12 +19,11 @@ from __future__ import annotations
 import importlib
 import inspect
 import json
-import os
 import reprlib
 import sys
 import traceback
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import cast
 
@@ -35,6 +34,7 @@ from harness.checkpoints import save_checkpoint
 from harness.config import RuntimeOptions
 from harness.importers import FrameworkImporter, ModelInputError, UnsupportedModelError
 from harness.pretrained import TOLERANCE_RULE
+from harness.scoped_env import scoped_environment
 from harness.spec import ModelSpec
 from harness.user_code import describe_exception, describe_frame, imported_user_sources, user_frame
 from harness.weights import NeutralWeights
@@ -111,24 +111,13 @@ def _importer(backend: str) -> FrameworkImporter:
     return cast(FrameworkImporter, importlib.import_module(backend_entry(backend).importer_module))
 
 
-@contextmanager
-def _frameworks_on_their_backends() -> Iterator[None]:
+def _frameworks_on_their_backends() -> AbstractContextManager[None]:
     """Every backend's ``user_module_env`` set while a user's module is imported and its factory runs. Keras picks
     its backend once, when first imported, from $KERAS_BACKEND over keras.json's "backend": a user's module that
     imports keras before backends/tensorflow does (backends/tensorflow/framework.py) got the user's own (torch,
     jax), so the conversion failed in that backend's ops, told to change the input size, and torch was imported
     beside TensorFlow. Restored afterwards, as framework.py restores it."""
-    settings = dict(pair for entry in REGISTRY.values() for pair in entry.user_module_env)
-    before = {name: os.environ.get(name) for name in settings}
-    os.environ.update(settings)
-    try:
-        yield
-    finally:
-        for name, value in before.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+    return scoped_environment(dict(pair for entry in REGISTRY.values() for pair in entry.user_module_env))
 
 
 def _class_backend(cls: type) -> str | None:

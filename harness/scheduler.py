@@ -37,6 +37,7 @@ from harness.config import TrialConfig
 from harness.data.registry import Dataset
 from harness.errors import InputError
 from harness.provenance import MachineInfo, usable_cpus
+from harness.scoped_env import scoped_environment
 from harness.search import (
     Choice,
     IntRange,
@@ -464,21 +465,6 @@ class RunInterrupted(RuntimeError):
 
 
 @contextlib.contextmanager
-def _environment(values: dict[str, str]) -> Iterator[None]:
-    """``values`` set in this process's environment for the block, then each variable as it was."""
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-
-
-@contextlib.contextmanager
 def _tune_environment(verbose: bool) -> Iterator[None]:
     """Scoped env for Tune in the driver: no CSV/JSON/TensorBoard loggers, quiet unless verbose, and Ctrl-C left to
     Python. Tune's own SIGINT handler ends the experiment "gracefully": fit() returns with the cut trials marked
@@ -500,7 +486,7 @@ def _tune_environment(verbose: bool) -> Iterator[None]:
         for logger, level in loggers.items():
             logger.setLevel(level)
     try:
-        with _environment(wanted):
+        with scoped_environment(wanted):
             yield
     finally:
         for logger, level in saved.items():
@@ -635,7 +621,7 @@ def _init(
         # workers are children of the raylet it starts and inherit that environment, so WORKER_ENV is set while it
         # starts instead of in a runtime environment: a job's runtime environment, even one of variables only, kept
         # Ray from handing out its prestarted workers (1.9 s to a first task instead of 0.5 s).
-        with _environment(WORKER_ENV):
+        with scoped_environment(WORKER_ENV):
             ray.init(
                 address="local",
                 num_cpus=usable_cpus(),
