@@ -35,6 +35,7 @@ from harness.option_types import (
     add_threshold_options,
     concurrency,
     expected_received,
+    given,
     gpu_share,
     non_empty,
     non_negative_float,
@@ -61,12 +62,7 @@ PATH_PREFIX = "set:"  # argparse dest of an override option: "set:" + its config
 def non_empty_name(text: str) -> str:
     """--suite, --strategy, --model, --dataset: an empty one (an unset shell variable in `--suite "$SUITE"`) was read as
     the option left out, and `run --suite ""` ran the quick suite."""
-    if not text.strip():
-        raise argparse.ArgumentTypeError(
-            f"expected a name, received {text!r}, which names nothing (an unset shell variable?). Give one (xfbench "
-            "list shows them), or leave the option out"
-        )
-    return text
+    return given(text, "name", "Give one (xfbench list shows them), or leave the option out")
 
 
 def class_number(text: str) -> int:

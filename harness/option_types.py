@@ -77,15 +77,21 @@ def gpu_share(text: str) -> float:
     return value
 
 
+def given(text: str, what: str, fix: str) -> str:
+    """``text`` where it is not blank, else argparse's refusal: blank, an option's value (an unset shell variable)
+    was read as the option left out, or as the current folder."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError(
+            f"expected a {what}, received {text!r}, which names {'none' if what == 'path' else 'nothing'} (an unset "
+            f"shell variable?). {fix}"
+        )
+    return text
+
+
 def non_empty(text: str) -> str:
     """Every path option and run reference, given: an empty string (``--results-dir ""``, an unset shell variable)
     would be read as the current folder, or as the option left out, instead of the path the user meant."""
-    if not text.strip():
-        raise argparse.ArgumentTypeError(
-            f"expected a path, received {text!r}, which names none (an unset shell variable?). Give the path, or "
-            "leave the option out for its default"
-        )
-    return text
+    return given(text, "path", "Give the path, or leave the option out for its default")
 
 
 def user_path(text: str) -> str:
