@@ -2,8 +2,10 @@
 work (another job on a shared machine, the run's own trials beside it) looks the same as one moved by slower code,
 and only a figure recorded beside it tells them apart (harness.compare notes a case whose two runs differ in it).
 
-Read from Linux's /proc/stat (the CPUs' busy time since boot) less the trial process's own CPU time; NaN where
-/proc/stat cannot be read (another system), so a row says "not measured" rather than "idle".
+Read from Linux's /proc/stat (the busy time since boot of the CPUs this process may run on, its affinity: in a
+cpuset container or under taskset the host's other CPUs are someone else's, and their work does not slow the trial)
+less the trial process's own CPU time; NaN where /proc/stat cannot be read (another system), so a row says "not
+measured" rather than "idle".
 """
 
 from __future__ import annotations
@@ -15,23 +17,25 @@ from dataclasses import dataclass
 from pathlib import Path
 
 PROC_STAT = Path("/proc/stat")
-# /proc/stat's first line: cpu user nice system idle iowait irq softirq steal guest guest_nice. Busy: all but idle
-# and iowait (guest time is counted in user already).
+# /proc/stat's lines "cpu" (the machine) and "cpuN" (each CPU): user nice system idle iowait irq softirq steal guest
+# guest_nice. Busy: all but idle and iowait (guest time is counted in user already).
 _BUSY_FIELDS = (0, 1, 2, 5, 6, 7)
 
 
 @dataclass(frozen=True)
 class CpuClock:
-    """The CPU clocks at one moment: the machine's busy seconds (all CPUs, NaN where unreadable), this process's own
-    CPU seconds (every thread) and the wall clock."""
+    """The CPU clocks at one moment: the busy seconds of the CPUs this process may run on (NaN where unreadable),
+    this process's own CPU seconds (every thread) and the wall clock."""
 
     busy_s: float
     own_s: float
     wall_s: float
 
 
-def cpu_clock(stat: Path = PROC_STAT) -> CpuClock:
-    return CpuClock(_busy_seconds(stat), time.process_time(), time.perf_counter())
+def cpu_clock(stat: Path = PROC_STAT, cpus: frozenset[int] | None = None) -> CpuClock:
+    """``cpus``: the CPUs whose busy time counts; by default this process's affinity."""
+    mine = _affinity() if cpus is None else cpus
+    return CpuClock(_busy_seconds(stat, mine), time.process_time(), time.perf_counter())
 
 
 def other_cpus(start: CpuClock, end: CpuClock) -> float:
@@ -44,13 +48,31 @@ def other_cpus(start: CpuClock, end: CpuClock) -> float:
     return max(0.0, ((end.busy_s - start.busy_s) - (end.own_s - start.own_s)) / wall)
 
 
-def _busy_seconds(stat: Path) -> float:
+def _busy_seconds(stat: Path, cpus: frozenset[int]) -> float:
+    """The busy seconds of ``cpus`` (their "cpuN" lines); the machine's "cpu" line where no such line is listed."""
     try:
-        fields = stat.read_text().split("\n", 1)[0].split()
+        lines = stat.read_text().splitlines()
         ticks = os.sysconf("SC_CLK_TCK")
     except (OSError, ValueError):
         return math.nan
-    if len(fields) < 9 or fields[0] != "cpu" or not all(f.isdigit() for f in fields[1:9]):
-        return math.nan
-    values = [int(f) for f in fields[1:9]]
-    return sum(values[i] for i in _BUSY_FIELDS) / ticks
+    busy = {
+        name: _busy_ticks(rest) for name, _, rest in (line.partition(" ") for line in lines if line.startswith("cpu"))
+    }
+    own = [busy.get(f"cpu{n}") for n in sorted(cpus)]
+    if own and all(b is not None for b in own):
+        return sum(b for b in own if b is not None) / ticks
+    machine = busy.get("cpu")
+    return math.nan if machine is None else machine / ticks
+
+
+def _affinity() -> frozenset[int]:
+    """This process's CPUs; none named (the machine's line counts) where the system cannot say."""
+    getaffinity = getattr(os, "sched_getaffinity", None)  # Linux only
+    return frozenset(getaffinity(0)) if getaffinity else frozenset()
+
+
+def _busy_ticks(fields_text: str) -> int | None:
+    fields = fields_text.split()
+    if len(fields) < 8 or not all(f.isdigit() for f in fields[:8]):
+        return None
+    return sum(int(fields[i]) for i in _BUSY_FIELDS)

@@ -45,6 +45,27 @@ def test_an_unreadable_or_foreign_stat_file_measures_nothing_rather_than_idle(tm
     assert math.isnan(other_cpus(same, same))  # no time passed
 
 
+def test_only_the_cpus_this_process_may_run_on_count_so_a_pinned_jobs_other_cpus_are_not_other_work(tmp_path):
+    """In a cpuset container or under taskset, the host's other CPUs are someone else's: their work is not what slows
+    the trial. Each CPU's own line counts; the machine's line only where a CPU has none."""
+
+    def stat(path: Path, cpu0_user: int, cpu1_user: int) -> Path:
+        path.write_text(
+            f"cpu  {cpu0_user + cpu1_user} 0 0 1000 0 0 0 0 0 0\n"
+            f"cpu0 {cpu0_user} 0 0 500 0 0 0 0 0 0\ncpu1 {cpu1_user} 0 0 500 0 0 0 0 0 0\nctxt 42\n"
+        )
+        return path
+
+    # CPU 1 busy 2 s (another job pinned there), CPU 0 idle but for nothing
+    before, after = stat(tmp_path / "a", 0, 0), stat(tmp_path / "b", 0, 2 * TICKS)
+    on_cpu0 = [cpu_clock(s, cpus=frozenset({0})) for s in (before, after)]
+    assert on_cpu0[1].busy_s - on_cpu0[0].busy_s == 0.0
+    on_both = [cpu_clock(s, cpus=frozenset({0, 1})) for s in (before, after)]
+    assert on_both[1].busy_s - on_both[0].busy_s == pytest.approx(2.0)
+    unlisted = [cpu_clock(s, cpus=frozenset({0, 7})) for s in (before, after)]  # a CPU without its line: the machine's
+    assert unlisted[1].busy_s - unlisted[0].busy_s == pytest.approx(2.0)
+
+
 @pytest.mark.skipif(not Path("/proc/stat").is_file(), reason="Linux's /proc/stat is not here")
 def test_this_machines_own_clock_reads_other_work_as_a_finite_number_of_cpus():
     start = cpu_clock()
