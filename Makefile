@@ -61,7 +61,8 @@ benchmark: $(STAMP) fashion-mnist
 	$(BIN)/python benchmarks/harness_overhead.py --workload both
 
 # Ray Tune's per-trial overhead (100 trivial trials per backend, warm and fresh workers), a warm worker's memory over
-# 200 trials, the driver's start-up and the quick suite's wall time; about 10 minutes here.
+# 200 cnn_small trials (about 3 minutes here), warm-up by worker_trials_before (about 1.5), the driver's start-up and
+# the quick suite's wall time; the rest about 10 minutes here; `--part` picks some.
 benchmark-scheduling: $(STAMP)
 	$(BIN)/python benchmarks/scheduling.py
 
