@@ -763,12 +763,14 @@ def _driven_by_this(record: RunRecord) -> RunRecord:
 def _keep_finished_rows(
     run_dir: Path, ended_search: TunePlan | None, again: dict[str, str] | None = None
 ) -> tuple[pd.DataFrame, dict[str, str], int]:
-    """The rows of finished trials; failed and skipped trials' parts are removed (Ctrl-C reaches the workers too,
-    so a failure may be the interruption itself, and a skipped trial's backbone may train this time): they run
-    again; after a search that ended (``ended_search``), only those rerun_after_search names. So are the parts of
-    the trials in ``again`` that ended ok but run again (why, by id): pretrain trials whose backbone is gone
-    (stale_pretrains), samples whose configuration changed (changed_samples). Returns (kept, why each trial
-    run again ended so by its id, partial rows of interrupted trials dropped: not the rows of those run again)."""
+    """The rows of finished trials; failed and skipped trials' parts are removed: they run again (an interrupted
+    run's workers end mid-trial too, by Ray's shutdown as the driver stops, not by the Ctrl-C or SIGTERM itself,
+    which their process groups of their own do not receive: a failure may be the interruption itself; a skipped
+    trial's backbone may train this time); after a search that ended (``ended_search``), only those
+    rerun_after_search names. So are the parts of the trials in ``again`` that ended ok but run again (why, by id):
+    pretrain trials whose backbone is gone (stale_pretrains), samples whose configuration changed (changed_samples).
+    Returns (kept, why each trial run again ended so by its id, partial rows of interrupted trials dropped: not the
+    rows of those run again)."""
     kept = read_parts(run_dir)
     rerun = set(rerun_after_search(kept, ended_search) if ended_search is not None else trials_to_rerun(kept))
     finals = final_rows(kept).to_dict("records") if len(kept) else []
