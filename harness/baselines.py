@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 import shutil
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -246,22 +247,41 @@ def unseen_cases_warning(new: LoadedRun, only_in_base: list[tuple[str, str]], fa
 
 
 def missing_backends_warning(
-    new: LoadedRun, rows: Sequence[Any], failing: bool, gate: str = "--fail-on-regression"
+    new: LoadedRun,
+    rows: Sequence[Any],
+    failing: bool,
+    gate: str = "--fail-on-regression",
+    left_out: Collection[str] = (),
+    selection: str = "",
 ) -> str:
     """The warning for backends the base ran and a finished new run has no case of (a CI job now run with one
     --backend): "" when none. Its cases read "only in base", which a gate counted as no regression, so a gate that
     stopped checking one of the frameworks it exists to compare passed without a word; ``failing`` (``gate``: the
     CLI's --fail-on-regression, the pytest plugin's --baseline check) fails on it. An unfinished new run's missing
-    cases are unseen_cases_warning's."""
+    cases are unseen_cases_warning's. ``left_out``: backends whose every test the pytest session's own ``selection``
+    left out (--lf once a torch regression was fixed, -k torch): the user chose not to run them, so said, not failed
+    on."""
     missing = missing_backends(rows)
     if not missing or unfinished_status(new):
         return ""
-    cases = sum(1 for r in rows if r.backend in missing)
-    return (
-        f"the new run {new.label} has no case of {', '.join(missing)}, which the base ran ({cases} case(s)): not "
-        "compared" + (f"; {gate} fails on it. Run those backends too, or compare with a baseline "
-                      "of the backends the new run trains" if failing else "")
-    )  # fmt: skip
+
+    def no_case_of(backends: list[str]) -> str:
+        cases = sum(1 for r in rows if r.backend in backends)
+        return f"the new run {new.label} has no case of {', '.join(backends)}, which the base ran ({cases} case(s))"
+
+    gone = [b for b in missing if b not in left_out]
+    unselected = [b for b in missing if b in left_out]
+    fails = (
+        f"; {gate} fails on it. Run those backends too, or compare with a baseline of the backends the new run trains"
+    )
+    said = [no_case_of(gone) + ": not compared" + (fails if failing else "")] if gone else []
+    if unselected:
+        said.append(
+            no_case_of(unselected) + f": left out by this session's pytest selection ({selection}), so not compared "
+            f"and {gate} does not fail on it. To compare it, run the session without that selection, or with its "
+            f"tests selected too (-k {shlex.quote(' or '.join(unselected))})"
+        )
+    return "; ".join(said)
 
 
 def missing_backends(rows: Sequence[Any]) -> list[str]:

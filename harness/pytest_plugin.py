@@ -27,8 +27,9 @@ import argparse
 import html
 import math
 import re
+import shlex
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -66,6 +67,9 @@ class SessionState:
 
     wanted: dict[str, TrialConfig] = field(default_factory=dict)  # trial_id -> config, from collection
     deselected: dict[str, TrialConfig] = field(default_factory=dict)  # collected, then left out by -k, node ids, -m
+    # backends with collected cases and not one test selected (-k torch, --lf, -m, --deselect, node ids): the user left
+    # them out, which the --baseline gate says rather than fails on (one left out by --backend was never collected)
+    unselected_backends: set[str] = field(default_factory=set)
     suites: dict[str, Suite] = field(default_factory=dict)  # name -> the suite collected (a user's own among them)
     case_groups: set[tuple[str, ...]] = field(default_factory=set)  # each (case, backend)'s trial ids, for preflight
     case_errors: dict[str, str] = field(default_factory=dict)  # trial_id -> why its case was not run (bad input)
@@ -691,14 +695,17 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     state = session.config.stash[STATE_KEY]
     kept: set[str] = set()
     datasets: set[str] = set()  # of the xfbench cases selected, skipped ones included
+    selected: set[str] = set()  # the backends of those cases
     for item in session.items:
         callspec = getattr(item, "callspec", None)
         handle = callspec.params.get("xfbench_case") if callspec is not None else None
         datasets.update([handle.case.dataset] if isinstance(handle, CaseHandle) else [])
+        selected.update([handle.backend] if isinstance(handle, CaseHandle) else [])
         if isinstance(handle, CaseHandle) and not _skipped_by_mark(item):
             kept.update(handle.trial_ids)
             state.case_groups.add(handle.trial_ids)
     state.deselected = {trial_id: trial for trial_id, trial in state.wanted.items() if trial_id not in kept}
+    state.unselected_backends = {trial.backend for trial in state.wanted.values()} - selected
     state.wanted = {trial_id: trial for trial_id, trial in state.wanted.items() if trial_id in kept}
     # a worker checks the session's options at its run (an exit there would crash it); its controller checked
     # --data-dir at the session's start (pytest_sessionstart), since a worker whose cases are all skipped never runs
@@ -1234,13 +1241,16 @@ def _decided_gate(config: pytest.Config, state: SessionState, interrupted: bool)
     reference = config.getoption("xfbench_baseline")
     if state.gate is None and reference and state.outcome is not None:
         stopped = interrupted or state.outcome.status == "interrupted"
-        state.gate = _against_baseline(config, state.outcome, reference, stopped)
+        state.gate = _against_baseline(config, state.outcome, reference, stopped, state.unselected_backends)
     return state.gate
 
 
-def _against_baseline(config: pytest.Config, outcome: Any, reference: str, interrupted: bool) -> BaselineGate:
+def _against_baseline(
+    config: pytest.Config, outcome: Any, reference: str, interrupted: bool, left_out: Collection[str] = ()
+) -> BaselineGate:
     """The session's run against ``reference``. An interrupted session's gate compares the cases that ended and
-    names those the base has that it never reached, as ``xfbench compare`` does."""
+    names those the base has that it never reached, as ``xfbench compare`` does. ``left_out``: the backends whose
+    every test the session's pytest selection left out (SessionState.unselected_backends)."""
     from harness.baselines import (
         Environment,
         LoadedRun,
@@ -1278,12 +1288,14 @@ def _against_baseline(config: pytest.Config, outcome: Any, reference: str, inter
     session = LoadedRun(outcome.run_id, Path(outcome.run_dir), outcome.frame, Environment.of(outcome.frame))
     warnings = environment_warnings(base.environment, session.environment) + run_state_warnings(base, session)
     unseen = unseen_cases_warning(session, [(r.case, r.backend) for r in rows if r.only_in == "base"], False)
-    # a backend the baseline ran and the session did not (--backend torch): the gate checked one framework
+    # a backend the baseline ran and the session did not (--backend torch): the gate checked one framework; one whose
+    # every test pytest's selection left out (--lf once a torch regression was fixed) the user chose not to run
     gate = "the session's --baseline check"  # it fails on a missing backend (failing below): said, as the CLI's
-    missing = "" if interrupted else missing_backends_warning(session, rows, True, gate)
+    selection = _pytest_selection(config) if left_out else ""
+    missing = "" if interrupted else missing_backends_warning(session, rows, True, gate, left_out, selection)
     warnings += [w for w in (unseen, missing) if w]
     markdown = _as_gate_options(comparison_markdown(rows, reference, outcome.run_id, warnings, thresholds))
-    gone = missing_backends(rows) if missing else []
+    gone = [b for b in missing_backends(rows) if b not in left_out] if missing else []
     failing = [f"{r.case} [{r.backend}]" for r in rows if r.regressed] + [f"[{b}] not run" for b in gone]
     # each with its figures, for its own test: the table is printed at the session's end, a CI's JUnit page never
     regressed = {
@@ -1292,6 +1304,21 @@ def _against_baseline(config: pytest.Config, outcome: Any, reference: str, inter
         if r.regressed
     }
     return BaselineGate(markdown, True, tuple(failing), regressed)
+
+
+def _pytest_selection(config: pytest.Config) -> str:
+    """The session's own pytest options that select tests, as given (``-k 'torch', --lf``), for the gate's word on a
+    backend they left out; the list of such options where none was given (another plugin deselected its tests)."""
+    option = config.option
+    given = [
+        f"-k {shlex.quote(option.keyword)}" if getattr(option, "keyword", "") else "",
+        f"-m {shlex.quote(option.markexpr)}" if getattr(option, "markexpr", "") else "",
+        "--lf" if getattr(option, "lf", False) else "",
+        "--sw" if getattr(option, "stepwise", False) else "",
+        "--deselect" if getattr(option, "deselect", None) else "",
+        "node ids" if any("::" in str(arg) for arg in config.args) else "",
+    ]
+    return ", ".join(g for g in given if g) or "-k, -m, --lf, --deselect or node ids"
 
 
 @pytest.hookimpl(tryfirst=True)  # before pytest-benchmark's, which raises on --benchmark-compare-fail

@@ -927,6 +927,51 @@ def test_a_case_that_regressed_against_the_baseline_fails_its_own_test_naming_th
     alone.stdout.fnmatch_lines(["xfbench: the --baseline check fails this session: [[]tensorflow[]] not run"])
 
 
+def test_a_backend_pytests_selection_left_out_is_said_not_compared_and_passes_the_gate(pytester, tmp_path):
+    """`pytest --lf` once a torch regression was fixed (or -k torch, -m, --deselect, a node id) left every tensorflow
+    test out, and the --baseline gate failed the session with "[tensorflow] not run" though nothing regressed. The
+    user chose not to run that backend: the comparison says so, naming the selection, and the gate passes; one that
+    --backend dropped still fails it (test_a_case_that_regressed_against_the_baseline_fails_its_own_test_…)."""
+    seeds, variants = (0, 1, 2), ("kept", "worse")
+    both = {(b, v, s): 0.9 for b in ("torch", "tensorflow") for v in variants for s in seeds}
+    base = _recorded_baseline(tmp_path / "both", both)
+
+    def session_scoring(worse: float) -> str:  # the session's accuracy: "kept" as in the baseline, "worse" as given
+        accuracy = {(v, s): 0.9 if v == "kept" else worse + 0.02 * s for v in variants for s in seeds}
+        return _recorded_conftest(accuracy).replace("(trial.backend, trial.seed)", "(trial.variant, trial.seed)")
+
+    pytester.makeconftest(session_scoring(0.5))
+    pytester.makepyfile(test_suite=KEPT_AND_WORSE_SUITE)
+    common = ("-p", "no:benchmark", "--baseline", str(base))
+    regressed = pytester.runpytest_subprocess(*common, "-k", "torch")
+    regressed.assert_outcomes(passed=1, failed=1, deselected=2)
+    # the regressed case alone fails the session: no "; [tensorflow] not run" after it
+    regressed.stdout.fnmatch_lines(
+        ["xfbench: the --baseline check fails this session: pair:scratch-mlp+worse-digits [[]torch[]]"]
+    )
+    pytester.makeconftest(session_scoring(0.88))  # the regression fixed: 0.88, 0.90, 0.92
+    rerun = pytester.runpytest_subprocess(*common, "--lf")
+    rerun.assert_outcomes(passed=1)  # --lf narrows the collection itself: the other three are not even deselected
+    said = " ".join(rerun.stdout.str().split())
+    assert rerun.ret == pytest.ExitCode.OK and "fails this session" not in said, said
+    assert (
+        "has no case of tensorflow, which the base ran (2 case(s)): left out by this session's pytest selection "
+        "(--lf), so not compared and the session's --baseline check does not fail on it. To compare it, run the "
+        "session without that selection, or with its tests selected too (-k tensorflow)"
+    ) in said, said
+    # a node id narrows the collection without deselecting: the same
+    alone = pytester.runpytest_subprocess(*common, "test_suite.py::test_case[torch-scratch-mlp+kept-digits]")
+    alone.assert_outcomes(passed=1)
+    assert alone.ret == pytest.ExitCode.OK
+    assert "left out by this session's pytest selection (node ids)" in " ".join(alone.stdout.str().split())
+    from harness.pytest_plugin import _pytest_selection
+
+    assert (
+        _pytest_selection(pytester.parseconfig("-m", "not slow", "--deselect", "t.py::x"))
+        == "-m 'not slow', --deselect"
+    )
+
+
 def test_a_regressed_cases_figures_give_the_time_ratio_with_its_interval_and_p_regressions_first():
     from harness.compare import CaseComparison
     from harness.reporting import regression_figures
