@@ -58,6 +58,13 @@ class PhasePlan:
     inject_step_delay_s: float = 0.0  # test-only slowdown (RuntimeOptions.inject_step_delay_s)
     augment: AugmentConfig = field(default_factory=AugmentConfig)  # training batches only
     pad_fill: tuple[float, ...] = ()  # what a random crop pads with per channel: the data's black pixel; (): zeros
+    # False for a phase another follows (transfer's frozen one): its last epoch is not the trial's, so the final
+    # metrics wait for the next phase, unless this one diverges and the trial ends here
+    last_phase: bool = True
+
+    def ends_trial(self, local_epoch: int) -> bool:
+        """Whether ``local_epoch`` of this phase is the trial's last epoch, diverged or not."""
+        return self.last_phase and local_epoch == self.epochs
 
 
 def prepare_data(backend: Backend, dataset: Dataset) -> None:
@@ -74,9 +81,9 @@ def train_phase(
 ) -> str:
     """Train ``plan.epochs`` epochs; send one record per epoch to ``sink``; return the final status.
 
-    The first epoch of a phase carries tracing/compilation and cache warm-up, so it is marked ``warmup`` and
-    kept out of steady-state figures. A non-finite training or validation loss stops the phase with status
-    ``diverged``. ``final_metrics`` runs after the last (or diverged) epoch and its values go on that epoch's record.
+    The first epoch of a phase carries tracing/compilation and cache warm-up, so it is marked ``warmup`` and kept
+    out of steady-state figures. A non-finite training or validation loss stops the phase with status ``diverged``.
+    ``final_metrics`` runs after the trial's last epoch (``plan.last_phase``) or a diverged one, on its record.
     """
     steps_per_epoch = epoch_steps(num_train, plan.batch_size)
     total_steps = steps_per_epoch * plan.epochs
@@ -102,7 +109,7 @@ def train_phase(
         val = backend.evaluate("val", plan.eval_batch_size)
         # A finite training loss with a NaN validation loss diverged too: BatchNorm's moving statistics broke
         diverged = not (math.isfinite(train.loss) and math.isfinite(val.loss))
-        final = final_metrics(backend) if final_metrics and (local_epoch == plan.epochs or diverged) else {}
+        final = final_metrics(backend) if final_metrics and (diverged or plan.ends_trial(local_epoch)) else {}
         eval_elapsed = time.perf_counter() - eval_start
         if plateau:
             plateau.step(val.loss)

@@ -531,14 +531,76 @@ def test_steps_count_on_across_phases_and_the_recorded_rate_is_the_epochs_last_s
     assert records[2].lr == records[0].lr  # each phase's schedule starts again
 
 
-def test_final_metrics_are_taken_on_the_epoch_that_diverged():
-    """eval_time_s and the final metrics cover "the last epoch, or the one that diverged" (results schema)."""
-    records = []
-    plan = PhasePlan("train", epochs=3, batch_size=4, eval_batch_size=10, seed=0, base_lr=0.1)
-    final = lambda backend: {"test_acc": 0.25}  # noqa: E731
-    status = train_phase(_NaNValidation(), 20, plan, records.append, final_metrics=final)  # type: ignore[arg-type]
+class _Transferring:
+    """What transfer asks of a backend around its phases, on top of training and evaluating."""
+
+    def freeze_layers(self, frozen_layers):
+        pass
+
+    def set_optimizer(self, config, regularization=None, lr_multipliers=None):
+        pass
+
+    def parameter_counts(self):
+        return 1, 2
+
+
+class _TransferDiverging(_Transferring, _NaNValidation):
+    pass
+
+
+class _TransferTraining(_Transferring, _FiniteTraining):
+    pass
+
+
+def _run_transfer(monkeypatch, backend, epochs: int, frozen_epochs: int) -> tuple[str, list]:
+    """run_transfer on ``backend`` from a stand-in backbone, its final metrics a fixed test and MC accuracy."""
+    from harness.strategies import StrategyContext, reuse
+
+    digits = load_dataset("digits")
+    spec = build_spec("cnn_small", (8, 8, 1), 10, ModelOptions())
+    monkeypatch.setattr(reuse, "start_from_backbone", lambda ctx, head: (digits, spec, {}))
+    monkeypatch.setattr(reuse, "final_metrics", lambda ctx, b: {"test_acc": 0.25, "mc_test_acc": 0.2})
+    trial = TrialConfig(
+        strategy="transfer",
+        model="cnn_small",
+        dataset="digits",
+        backend="torch",
+        seed=0,
+        epochs=epochs,
+        transfer=TransferOptions(frozen_epochs=frozen_epochs),
+    )
+    records: list = []
+    status = reuse.run_transfer(StrategyContext(trial, backend, digits, records.append))
+    return status, records
+
+
+@pytest.mark.parametrize("case", ["one phase", "transfer frozen 1 of 3 epochs"])
+def test_final_metrics_are_taken_on_the_epoch_that_diverged(case, monkeypatch):
+    """eval_time_s and the final metrics cover "the last epoch, or the one that diverged" (results schema).
+    transfer's frozen phase with unfrozen epochs to come took none: its diverged trial had no test_acc and no mc_
+    columns, where the same divergence frozen throughout had both."""
+    if case == "one phase":
+        records: list = []
+        plan = PhasePlan("train", epochs=3, batch_size=4, eval_batch_size=10, seed=0, base_lr=0.1)
+        final = lambda backend: {"test_acc": 0.25, "mc_test_acc": 0.2}  # noqa: E731
+        status = train_phase(_NaNValidation(), 20, plan, records.append, final_metrics=final)  # type: ignore[arg-type]
+    else:
+        status, records = _run_transfer(monkeypatch, _TransferDiverging(), epochs=3, frozen_epochs=1)
     assert status == "diverged"
-    assert [(r.epoch, r.status, r.test_acc) for r in records] == [(1, "diverged", 0.25)]
+    assert [(r.epoch, r.status, r.test_acc, r.extra.get("mc_test_acc")) for r in records] == [
+        (1, "diverged", 0.25, 0.2)
+    ]
+
+
+def test_transfer_takes_its_final_metrics_once_after_its_unfrozen_phase(monkeypatch):
+    """A frozen phase that an unfrozen one follows ends without the final metrics: they describe the trained
+    model, on the trial's last row alone."""
+    status, records = _run_transfer(monkeypatch, _TransferTraining(), epochs=3, frozen_epochs=1)
+    assert status == "ok"
+    finals = [
+        (r.phase, r.epoch, None if math.isnan(r.test_acc) else r.test_acc, r.extra.get("mc_test_acc")) for r in records
+    ]
+    assert finals == [("frozen", 1, None, None), ("unfrozen", 2, None, None), ("unfrozen", 3, 0.25, 0.2)]
 
 
 def _spec_file(path: Path, hidden: int) -> None:

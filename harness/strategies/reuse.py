@@ -255,13 +255,10 @@ def run_transfer(ctx: StrategyContext) -> str:
     if frozen_epochs:
         ctx.freeze(spec, _layers_of_groups(spec, [g for g in spec.groups() if g != "classifier"]))
         ctx.backend.set_optimizer(cfg.optimizer, cfg.regularization)
-        status = train_phase(
-            ctx.backend,
-            len(data.y_train),
-            _plan(ctx, "frozen", frozen_epochs),
-            sink,
-            final_metrics=finals if frozen_epochs == cfg.epochs else None,
-        )
+        # the final metrics come after the frozen phase's last epoch only when no unfrozen one follows, but after a
+        # diverged epoch always: the trial ends there, and its test metrics with it
+        frozen_plan = replace(_plan(ctx, "frozen", frozen_epochs), last_phase=frozen_epochs == cfg.epochs)
+        status = train_phase(ctx.backend, len(data.y_train), frozen_plan, sink, final_metrics=finals)
     if status == "ok" and cfg.epochs > frozen_epochs:
         # Unfreezing starts a fresh optimizer, as recompiling does in Keras.
         ctx.freeze(spec, [])
