@@ -105,10 +105,10 @@ def with_target_head(
         return spec, weights, False
     target = replace(spec, num_classes=num_classes, layers=spec.layers[:-1] + (replace(head, units=num_classes),))
     # drawn for the network alone: a --normalize or resize in front of it would shift its layers' indices, and with
-    # them the head's draw
-    fresh = initial_weights(network_behind_pipeline(target), ctx.config.init, ctx.config.seed + FRESH_HEAD_SEED_OFFSET)
+    # them the head's draw; the head's layer alone, as the rest is the backbone's
+    network, seed = network_behind_pipeline(target), ctx.config.seed + FRESH_HEAD_SEED_OFFSET
     merged = {k: v for k, v in weights.items() if not k.startswith(f"{head.name}/")}
-    merged.update({k: v for k, v in fresh.items() if k.startswith(f"{head.name}/")})
+    merged.update(initial_weights(network, ctx.config.init, seed, only={head.name}))
     return target, merged, True
 
 
