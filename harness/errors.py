@@ -23,8 +23,9 @@ class MissingInputFile(InputError, FileNotFoundError):
 def unknown_name(kind: str, value: object, valid: Sequence[str]) -> InputError:
     """The refusal of a name that is not one of ``valid`` where no command-line flag gave it (a suite module's
     SuiteCase, Python callers): the field's name and the closest valid one, as the CLI's refusals say them."""
+    article = "an" if kind[:1] in "aeiou" else "a"  # an epoch_loop
     return InputError(
-        f"Expected a {kind} name, one of {sorted(valid)}. Received: {kind}={value!r}. To fix, "
+        f"Expected {article} {kind} name, one of {sorted(valid)}. Received: {kind}={value!r}. To fix, "
         f"{closest_text(value, valid, '')}give one of those."
     )
 

@@ -93,8 +93,8 @@ BAD_INPUTS = {
     ),
     "a compiled epoch loop with augmentation": (
         [*MLP_RUN, "--model", "cnn_small", "--backend", "tensorflow", "--epoch-loop", "compiled", "--augment", "flip"],
-        "Received: --epoch-loop compiled and --augment flip. Drop --epoch-loop compiled to train with augmentation, "
-        "or drop the augmentation to time the compiled loop.",
+        "Received: --epoch-loop compiled and --augment flip. To fix, drop --epoch-loop compiled to train with "
+        "augmentation, or drop the augmentation to time the compiled loop.",
     ),
     # before, it trained AlexNet at 227x227 on the CPU for hours, a GPU machine's too (no trial asked Ray for a GPU)
     # before, Ray refused it once Tune had started: a traceback, and a run recorded as interrupted

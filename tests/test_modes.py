@@ -118,9 +118,26 @@ def test_a_mode_flag_on_the_speed_matrix_is_refused_for_the_variants_it_would_er
 def test_the_epoch_loop_conflict_names_both_settings_without_assuming_which_was_given():
     with pytest.raises(InputError) as refused:
         RuntimeOptions(tf_mode="fit", epoch_loop="compiled")
-    assert "Received: epoch_loop='compiled' with tf_mode='fit'. Drop --epoch-loop compiled or --tf-mode fit" in str(
-        refused.value
+    assert (
+        "Received: epoch_loop='compiled' with tf_mode='fit'. To fix, drop --epoch-loop compiled or --tf-mode fit"
+        in (str(refused.value))
     )
+
+
+@pytest.mark.parametrize(
+    "conflict, fix",
+    [
+        ({"epoch_loop": "compiled", "jit_compile": True}, "To fix, drop --epoch-loop compiled or --jit-compile."),
+        ({"tf_mode": "eager", "jit_compile": True}, "To fix, drop --jit-compile or pick --tf-mode custom|fit."),
+        ({"tf_mode": "fit", "jit_compile": True, "deterministic": True}, "To fix, drop deterministic=True, or use"),
+        ({"cudnn_autotune": True, "deterministic": True}, "To fix, drop --cudnn-autotune on for deterministic"),
+    ],
+)
+def test_each_mode_conflict_says_how_to_fix_it_in_the_standard_form(conflict, fix):
+    """Before, these ended "Drop one of them." / "Drop --jit-compile or …": a fix, not in the "To fix, …" form."""
+    with pytest.raises(InputError) as refused:
+        RuntimeOptions(**conflict)
+    assert fix in str(refused.value)
 
 
 def test_the_speed_matrix_description_lists_every_variant_under_each_backend_it_runs_on():
@@ -140,6 +157,31 @@ def test_runtime_options_reject_unknown_modes_and_precisions():
     for bad in ({"tf_mode": "graph"}, {"precision": "float16"}, {"epoch_loop": "graph"}):
         with pytest.raises(InputError, match="Expected"):
             RuntimeOptions(**bad)
+
+
+@pytest.mark.parametrize(
+    "field, given, expected",
+    [
+        (
+            "tf_mode",
+            "Fit",
+            "Expected a tf_mode name, one of ['custom', 'eager', 'fit']. Received: tf_mode='Fit'. To fix, did you mean "
+            "'fit'? Otherwise give one of those.",
+        ),
+        (
+            "epoch_loop",
+            "compile",
+            "Expected an epoch_loop name, one of ['compiled', 'python']. Received: epoch_loop='compile'. To fix, did "
+            "you mean 'compiled'? Otherwise give one of those.",
+        ),
+    ],
+)
+def test_an_unknown_mode_from_a_suite_case_is_refused_with_the_closest_name_and_the_choices(field, given, expected):
+    """The CLI's choices refuse a bad --tf-mode / --epoch-loop; a suite module's SuiteCase(runtime=...) reaches
+    RuntimeOptions itself. Before, it read "Expected tf_mode in [...]. Received: tf_mode='Fit'." with no fix."""
+    with pytest.raises(InputError) as refused:
+        RuntimeOptions(**{field: given})
+    assert str(refused.value) == expected
 
 
 def test_fits_pipeline_gathers_on_no_more_threads_than_the_trial_has(workers, digits):
