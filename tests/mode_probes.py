@@ -10,7 +10,7 @@ import numpy as np
 
 from harness import update_pipeline
 from harness.backend import StepStats, load_backend
-from harness.config import OptimizerConfig, RuntimeOptions
+from harness.config import OptimizerConfig, RegularizationConfig, RuntimeOptions
 from harness.spec import ModelSpec
 from harness.weights import NeutralWeights
 
@@ -48,6 +48,33 @@ def train(
     lrs = np.linspace(optimizer.lr, optimizer.lr / 2, len(batches)).astype(np.float32)  # a schedule, per step
     stats = backend.train_epoch("train", batches, lrs, first_step=0)
     return backend.export_weights(), stats, list(backend.lr_trace)
+
+
+def train_with_techniques(
+    name: str,
+    runtime: RuntimeOptions,
+    spec: ModelSpec,
+    weights: NeutralWeights,
+    optimizer: OptimizerConfig,
+    x: np.ndarray,
+    y: np.ndarray,
+    batches: list[np.ndarray],
+    frozen: tuple[str, ...],
+    multipliers: dict[str, float],
+    regularization: RegularizationConfig,
+) -> tuple[NeutralWeights, StepStats]:
+    """``batches`` as one epoch with ``frozen`` layers frozen, then the optimizer set with ``regularization`` and
+    per-layer lr ``multipliers`` (as a strategy does: freezing first), per-step learning rates and momenta; the
+    weights and the epoch's stats (data loss and penalty sums)."""
+    backend = load_backend(name, runtime)
+    backend.build(spec, weights, seed=0)
+    backend.freeze_layers(frozen)
+    backend.set_optimizer(optimizer.resolved(), regularization, multipliers)
+    backend.set_data("train", x, y)
+    lrs = np.linspace(optimizer.lr, optimizer.lr / 2, len(batches)).astype(np.float32)
+    momenta = np.linspace(0.9, 0.8, len(batches)).astype(np.float32)
+    stats = backend.train_epoch("train", batches, lrs, momenta, first_step=0)
+    return backend.export_weights(), stats
 
 
 def test_accuracy(
