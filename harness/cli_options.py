@@ -433,7 +433,8 @@ OVERRIDE_OPTIONS: tuple[tuple[str, tuple[Option, ...]], ...] = (
         Option(
             "--tf-mode",
             "runtime.tf_mode",
-            "TensorFlow: custom (compiled step), fit or eager (recorded custom on other backends)",
+            "TensorFlow's training step: custom (compiled), fit (Keras Model.fit) or eager (no tf.function; "
+            "evaluation and prediction stay compiled) (recorded custom on other backends)",
             choices=TF_MODES,
         ),
         Option(

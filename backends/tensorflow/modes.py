@@ -5,6 +5,9 @@ Every mode runs the one train step the adapter traces from harness.update_pipeli
 updates: ``custom`` calls it as a tf.function (XLA with --jit-compile), ``eager`` calls the Python function itself
 (GradientTape op by op, the TensorFlow lesson's low level), and ``fit`` hands it to Keras as a model's
 ``train_step`` and runs ``Model.fit`` over a tf.data pipeline of the harness's batches, in the harness's order.
+The mode is the training step's only: evaluation, prediction and feature extraction run as tf.functions (XLA with
+--jit-compile) in every mode (adapter._compile_steps, extract_features), so an eager trial's ``eval_time_s`` times
+traced evaluation (the first epoch's, its tracing too); samples/s leaves evaluation out.
 """
 
 from __future__ import annotations
@@ -295,12 +298,17 @@ class FitRunner:
         # Keras builds the compiled optimizer's variables: plain SGD has no slots. The harness's own optimizer,
         # called inside the step, does the update.
         self.model.compile(optimizer=keras.optimizers.SGD(), jit_compile=jit_compile)
-        if self.model.jit_compile != jit_compile:  # Keras drops XLA for a layer without it, with only a warning
+        # Keras drops XLA, with only a warning, under op determinism (refused before the run: RuntimeOptions) or for
+        # a layer declaring supports_jit=False (its lookups, RNNs, random image layers). No model reaches this: every
+        # one, a user's imported keras:/python: model included, is rebuilt from its neutral spec out of the layers
+        # model.py makes, none of which declares that (all 15 zoo models checked). A net for a layer added later.
+        if self.model.jit_compile != jit_compile:
+            no_xla = sorted({type(layer).__name__ for layer in model.layers if not layer.supports_jit})
             raise RuntimeError(
                 "Expected Keras' fit to compile the step with XLA (--jit-compile). Received: Keras turned XLA off "
-                f"for this model (a layer of {[type(layer).__name__ for layer in model.layers]} declares no XLA "
-                "support, or op determinism is on), so the trial would record XLA it never used. Drop --jit-compile "
-                "or use --tf-mode custom."
+                f"for this model (its layers without XLA support: {no_xla}), so the trial would record XLA it never "
+                "used. To fix, drop --jit-compile or use --tf-mode custom, and report this: xfbench's models should "
+                "all compile with XLA."
             )
 
     def run(
