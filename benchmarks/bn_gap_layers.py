@@ -6,8 +6,8 @@ in double), on one batch, from the same converted weights.
 
 The weights: torchvision's mobilenet_v2 at ``--width`` with random weights and BatchNorm statistics (as
 tests/weight_file_probes.py writes them), converted by xfbench (harness.pretrained). Dropout is left out (the gap
-is the same without it). Each framework runs in its own process, one thread. For the first BatchNorm whose output
-parts, the script also evaluates both normalisation formulas in numpy float32 on that layer's float64 input:
+is the same without it). Each framework runs in its own process, one thread. For every BatchNorm the script also
+evaluates both normalisation formulas in numpy float32 on that layer's float64 input:
 torch's (x - mean) * (gamma / sqrt(var + eps)) + beta and tf.nn.batch_normalization's
 x * inv + (beta - mean * inv), inv = gamma / sqrt(var + eps).
 """
@@ -131,12 +131,17 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--size", type=int, default=32)
     args = parser.parse_args(argv)
 
+    # the weight file and its conversion's cache, removed at the end however it ends (they were left on every run)
+    with tempfile.TemporaryDirectory(prefix="bn-gap-") as scratch:
+        return _measure(args, Path(scratch))
+
+
+def _measure(args: argparse.Namespace, folder: Path) -> int:
     from harness.checkpoints import load_checkpoint
     from harness.config import TransferOptions, TrialConfig
     from harness.models import ModelOptions
     from harness.pretrained import prepare_weights
 
-    folder = Path(tempfile.mkdtemp(prefix="bn-gap-"))
     path = folder / "mobilenet_v2.pth"
     _run(_write_weights, str(path), args.width)
     trial = TrialConfig(

@@ -10,7 +10,7 @@ scales 0.5-3; eps 1e-5. Errors: max |err| / max |float64 output|.
 
 from __future__ import annotations
 
-import sys
+import argparse
 
 import numpy as np
 
@@ -65,6 +65,7 @@ def _tensorflow() -> None:
 
 
 if __name__ == "__main__":
-    if sys.argv[1:] not in (["torch"], ["tensorflow"]):  # anything else ran TensorFlow's half, a typo included
-        sys.exit(f"usage: {sys.argv[0]} torch|tensorflow (received {sys.argv[1:]})")
-    _torch() if sys.argv[1:] == ["torch"] else _tensorflow()
+    # a choice, not a bare argument: anything else once ran TensorFlow's half, a typo included, and --help exited 1
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("framework", choices=("torch", "tensorflow"))
+    _torch() if parser.parse_args().framework == "torch" else _tensorflow()

@@ -11,6 +11,7 @@ excludes 1; the hierarchical interval (trials, then epochs) and whether it exclu
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
@@ -55,10 +56,31 @@ def compare_pair(results: Path, base_id: str, new_id: str) -> None:
         )
 
 
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    """RESULTS_DIR and the BASE NEW pairs, checked before any run is read: --help was taken for RESULTS_DIR (no
+    output, exit 0), no arguments ended in an IndexError, an odd count in zip's ValueError."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("results", type=Path, metavar="RESULTS_DIR", help="the folder that holds the runs")
+    parser.add_argument("runs", nargs="+", metavar="BASE NEW", help="run ids, in pairs: each base, then its new run")
+    args = parser.parse_args(argv)
+    if len(args.runs) % 2:
+        parser.error(
+            f"Expected BASE NEW pairs of run ids. Received: {len(args.runs)} run id(s) ({' '.join(args.runs)}). "
+            "To fix, give an even number of run ids, each base followed by its new run."
+        )
+    absent = [run for run in args.runs if not (args.results / run).is_dir()]
+    if absent:
+        parser.error(
+            f"Expected run folders under RESULTS_DIR. Received: {', '.join(absent)}, not folders in {args.results}. "
+            "To fix, give the --results-dir the runs were written to and their run ids (xfbench history lists them)."
+        )
+    return args
+
+
 def main(argv: list[str]) -> int:
-    results, pairs = Path(argv[0]), argv[1:]
-    for base_id, new_id in zip(pairs[::2], pairs[1::2], strict=True):
-        compare_pair(results, base_id, new_id)
+    args = parse_args(argv)
+    for base_id, new_id in zip(args.runs[::2], args.runs[1::2], strict=True):
+        compare_pair(args.results, base_id, new_id)
     return 0
 
 

@@ -7,10 +7,11 @@ epochs: 4 by default (the suite trains 3), for one more steady epoch per figure.
 
 Prints per model and variant the median samples/s of the steady epochs (2..N), the warm-up epoch's seconds and the
 ratio to the default mode. The variants run in the order --variant gives them (without --variant, SPEED_VARIANTS'
-order). With --repeats N every variant runs N times, in ABBA order: the first round in that order, the second
-reversed, the third forward again, and so on, so drift over the run hits every variant alike; each figure is the
-median over the rounds (the machine's noise moves single trials by 10-20 %), and the spread printed is the lowest
-and highest round.
+order). With --repeats N (default 3; until 2026-12-07 it was 1) every variant runs N times, in ABBA order: the
+first round in that order, the second reversed, the third forward again, and so on, so drift over the run hits every
+variant alike; each figure is the median over the rounds (the machine's noise moves single trials by 10-20 %), and
+the spread printed is the lowest and highest round. A trial that does not end ok (diverged: its epochs are not the
+step's speed) stops the script.
 
 By default every trial runs in this one process, one after the other (configure_runtime's thread settings hold from
 the first). XLA (and torch.compile) leave process-wide state behind: a default-mode trial after an XLA trial in the
@@ -60,13 +61,17 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--model", action="append", choices=tuple(MODELS))
     parser.add_argument("--variant", action="append", help="only these SPEED_VARIANTS labels, in this order")
     parser.add_argument("--epochs", type=int, default=4)
-    parser.add_argument("--repeats", type=int, default=1, help="rounds of every variant, in ABBA order")
+    parser.add_argument(
+        "--repeats", type=int, help="rounds of every variant, in ABBA order (default 3; with --trial-json 1)"
+    )
     parser.add_argument("--bn-statistics", choices=BN_STATISTICS, default="float32", help="as xfbench run's")
     parser.add_argument(
         "--process-per-variant", action="store_true", help="run each trial in a fresh process of its own"
     )
     parser.add_argument("--trial-json", action="store_true", help=argparse.SUPPRESS)  # one trial, as JSON
     args = parser.parse_args(argv)
+    if args.repeats is None:  # one round was the default, and single trials of a noisy machine became doc tables
+        args.repeats = 1 if args.trial_json else 3
     if args.repeats < 1:
         parser.error(f"Expected --repeats >= 1. Received: {args.repeats}.")
     if args.epochs < 2:  # the first epoch is warm-up: one epoch leaves no steady figure
@@ -99,7 +104,9 @@ def measure(args: argparse.Namespace, model: str, label: str, data: Any) -> tupl
         runtime=runtime,
     )
     rows: list[dict] = []
-    run_trial(config, RunInfo("speed-modes", "n/a"), rows.append, dataset=data)
+    status = run_trial(config, RunInfo("speed-modes", "n/a"), rows.append, dataset=data)
+    if status != "ok":  # a diverged trial's epochs are not the step's speed
+        raise SystemExit(f"speed_modes.py: the {label} trial on {model} ended {status}: {rows[-1].get('error', '')}")
     steady = statistics.median(r["samples_per_s"] for r in rows if not r["warmup"])
     return steady, rows[0]["epoch_time_s"]
 

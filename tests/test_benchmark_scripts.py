@@ -9,10 +9,12 @@ import json
 import os
 import stat
 import subprocess
+import sys
 import tarfile
 from pathlib import Path
 from types import ModuleType
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -185,3 +187,91 @@ def test_the_gpu_summary_reads_nvidia_smis_samples_over_each_trials_span_and_the
     out = capsys.readouterr().out
     assert "| 1,074 | 1,887 | 1-60 % | 0.9000 | ok |" in out  # round 1's trial: 10:01:00 to 10:01:02
     assert "| resnet18-b512-fp32 | torch | 30,000, 10,000, 20,000 | 20,000 |" in out
+
+
+def test_float16_drift_starts_the_backend_before_its_sum_starts_tensorflow(tmp_path, monkeypatch):
+    """The float16 sum ran first and started TensorFlow's runtime on its default pools; the backend could then not
+    set --threads, and every TensorFlow variant ran on all cores."""
+    import harness.backend
+
+    script = _script("float16_drift")
+    said: list[str] = []
+
+    class Backend:
+        def build(self, *args, **kwargs):
+            pass
+
+        set_optimizer = set_data = train_epoch = build
+
+        def export_weights(self):
+            return {"w": np.zeros(1)}
+
+    monkeypatch.setattr(harness.backend, "load_backend", lambda name, runtime: said.append("backend") or Backend())
+    monkeypatch.setattr(script, "_sum_error", lambda backend, xla: said.append("sum") or 0.0)
+    script._worker("tf-custom fp16", [1, 2], 1, tmp_path / "out.npz")
+    assert said == ["backend", "backend", "sum"]
+
+
+@pytest.mark.parametrize(
+    "argv, said",
+    [
+        ([], "the following arguments are required: RESULTS_DIR, BASE NEW"),
+        (["RESULTS", "x"], "Expected BASE NEW pairs of run ids. Received: 1 run id(s) (x). To fix, give an even"),
+        (["RESULTS", "a", "b"], "Expected run folders under RESULTS_DIR. Received: b, not folders in"),
+    ],
+)
+def test_compare_rules_refuses_wrong_arguments_before_reading_a_run(tmp_path, argv, said):
+    """--help was taken for RESULTS_DIR (exit 0, no output), no arguments ended in an IndexError, an odd count in
+    zip's ValueError."""
+    (tmp_path / "a").mkdir()
+    argv = [str(tmp_path) if a == "RESULTS" else a for a in argv]
+    script = ROOT / "benchmarks" / "compare_rules.py"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, str(script), *argv], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 2 and said in done.stderr and "Traceback" not in done.stderr, done.stderr
+    helped = subprocess.run(
+        [sys.executable, str(script), "--help"], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert helped.returncode == 0 and "RESULTS_DIR" in helped.stdout
+
+
+def test_the_speed_modes_benchmark_alternates_three_rounds_by_default_and_one_in_a_trials_own_process():
+    """One round was the default: single trials of a machine whose noise moves them 10-20 % became doc tables."""
+    script = _speed_modes()
+    assert script.parse_args(["--backend", "torch"]).repeats == 3
+    child = script.child_command(script.parse_args(["--backend", "torch", "--process-per-variant"]), "mlp", "default")
+    assert script.parse_args(child[2:]).repeats == 1
+
+
+def test_the_speed_modes_benchmark_refuses_a_trial_that_did_not_end_ok(monkeypatch):
+    """A diverged trial's epochs were reported as the mode's speed."""
+    script = _speed_modes()
+
+    def diverged(config, run, sink, dataset=None):
+        sink({"warmup": False, "samples_per_s": 1e9, "epoch_time_s": 0.0, "error": ""})
+        return "diverged"
+
+    monkeypatch.setattr(script, "run_trial", diverged)
+    args = script.parse_args(["--backend", "torch", "--model", "mlp", "--variant", "default"])
+    with pytest.raises(SystemExit, match="the default trial on mlp ended diverged"):
+        script.measure(args, "mlp", "default", None)
+
+
+def _speed_modes() -> ModuleType:
+    return _script("speed_modes")
+
+
+def test_bn_gap_layers_removes_its_scratch_folder_however_it_ends(tmp_path, monkeypatch):
+    """Its tempfile.mkdtemp folder (a mobilenet_v2 weight file and its conversion) was left behind on every run."""
+    import tempfile
+
+    script = _script("bn_gap_layers")
+
+    def fails(*args):
+        raise RuntimeError("stopped")
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setattr(script, "_run", fails)
+    with pytest.raises(RuntimeError, match="stopped"):
+        script.main([])
+    assert list(tmp_path.iterdir()) == []
