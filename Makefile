@@ -66,7 +66,7 @@ benchmark: $(STAMP) fashion-mnist
 benchmark-scheduling: $(STAMP)
 	$(BIN)/python benchmarks/scheduling.py
 
-# Shared dropout masks against each framework's own dropout, per backend; about 4 minutes here.
+# Shared dropout masks against each framework's own dropout, per backend; about half a minute here (2026-12-07).
 benchmark-dropout: $(STAMP)
 	$(BIN)/python benchmarks/dropout_masks.py
 
