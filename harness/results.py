@@ -206,10 +206,12 @@ def to_frame(rows: Iterable[dict[str, Any]]) -> pd.DataFrame:
 
 
 class ResultsWriter:
-    """Writes rows as they arrive; safe to call from Tune callbacks in the driver."""
+    """Writes rows as they arrive; safe to call from Tune callbacks in the driver. ``kept``: the trials whose parts a
+    resume kept, never written again (scheduler's RowForwarder sends none of their rows)."""
 
-    def __init__(self, run_dir: Path) -> None:
+    def __init__(self, run_dir: Path, kept: frozenset[str] = frozenset()) -> None:
         self.run_dir = run_dir
+        self.kept = kept
         self.parts_dir = run_dir / "parts"
         self.parts_dir.mkdir(parents=True, exist_ok=True)
         self.csv_path = run_dir / "results.csv"
@@ -220,6 +222,12 @@ class ResultsWriter:
 
     def add_row(self, row: dict[str, Any]) -> None:
         row = normalise_row(row)
+        if row["trial_id"] in self.kept:  # its part would be replaced by this row's, its finished rows lost
+            raise ValueError(
+                f"Expected no new rows for trial {row['trial_id']}: the resume kept its finished rows. Received: a "
+                f"{row['status']} row (error: {row.get('error')}). To fix, report this: a kept trial is replayed, "
+                "never run or recorded again."
+            )
         with self.csv_path.open("a", newline="") as handle:
             csv.writer(handle).writerow(_csv_cells(row))
         self._pending.setdefault(row["trial_id"], []).append(row)

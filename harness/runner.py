@@ -703,14 +703,15 @@ def _resume_held(
             why = None if isinstance(exc, KeyboardInterrupt) else f"{type(exc).__name__}: {exc}"
             write_run_file(run_dir, replace(driven, record=replace(driven.record, status="interrupted", error=why)))
             raise
+        finished = set(kept["trial_id"].unique()) if len(kept) else set()
         ctx = _RunContext(
             run_file,
             run_dir,
             settings,
-            ResultsWriter(run_dir),
+            ResultsWriter(run_dir, kept=frozenset(finished)),
             progress,
             delivery_of(ship, replay),
-            set(kept["trial_id"].unique()) if len(kept) else set(),
+            finished,
             suffix=f"-resume{len(record.resumes)}",
             reference=record.reference,
             html_report=html_report,

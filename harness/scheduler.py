@@ -44,8 +44,8 @@ from harness.search import (
     LogUniform,
     SearchSpace,
     Uniform,
+    drawn_point,
     sample_points,
-    sampled_value,
     search_trial,
     tpe_startup_samples,
 )
@@ -325,21 +325,28 @@ def tune_error_summary(text: str) -> str:
     return summary
 
 
-def _make_callback(events: TrialEvents, run: RunInfo, stage: str):
+def _death_row(trial: Any, config: TrialConfig, run: RunInfo) -> dict[str, Any]:
+    """The failed row the driver writes for a trial whose worker died without one, from Tune's error text."""
+    summary = tune_error_summary(_tune_error_text(trial))
+    return failure_row(config, run, summary, machine=MachineInfo.unknown())  # the driver's machine is not the worker's
+
+
+def _make_callback(events: TrialEvents, run: RunInfo, stage: str, replayed: frozenset[str] = frozenset()):
     from ray import tune
 
     class RowForwarder(tune.Callback):
-        """Forwards each reported row to the driver's sinks, stamped with stage and attempt. The sinks are
-        instance state, not closure variables, because Tune pickles its callbacks into the experiment state."""
+        """Forwards each reported row to the driver's sinks (held as instance state), with stage and attempt."""
 
         def __init__(self, sinks: TrialEvents) -> None:
             self.sinks: TrialEvents | None = sinks
             self.ended_with_row: set[tuple[str, int]] = set()
+            # kept by a resume (Delivery.replay): an error in a replay is no death (its row replaced the kept rows)
+            self.replayed: set[str] = set(replayed)
             self.attempts: dict[str, int] = {}
             # (trial, attempt) -> the worker's columns of the last row it sent: a row for its death says the same
             self.workers: dict[tuple[str, int], dict[str, Any]] = {}
 
-        def __getstate__(self) -> dict[str, Any]:
+        def __getstate__(self) -> dict[str, Any]:  # Tune pickles its callbacks into the experiment state
             return {**self.__dict__, "sinks": None}
 
         def _events(self) -> TrialEvents:
@@ -349,12 +356,10 @@ def _make_callback(events: TrialEvents, run: RunInfo, stage: str):
         def _record_death(self, trial: Any, config: TrialConfig) -> None:
             """A worker that died (SIGKILL, lost node) sent no failure row: record one from Tune's error."""
             attempt = self.attempts.get(config.trial_id, 0)
-            if (config.trial_id, attempt) in self.ended_with_row:
+            if (config.trial_id, attempt) in self.ended_with_row or config.trial_id in self.replayed:
                 return
-            summary = tune_error_summary(_tune_error_text(trial))
-            row = failure_row(config, run, summary, machine=MachineInfo.unknown())  # the driver's is not the worker's
             worker = self.workers.pop((config.trial_id, attempt), {})  # empty: it died before it sent a row
-            self._events().on_row({**row, **worker, "stage": stage, "attempt": attempt})
+            self._events().on_row({**_death_row(trial, config, run), **worker, "stage": stage, "attempt": attempt})
 
         def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
             row = json.loads(result[ROW_KEY])
@@ -364,6 +369,7 @@ def _make_callback(events: TrialEvents, run: RunInfo, stage: str):
             if row["status"] == "diverged":  # its worker ends it with WorkerRetired: a divergence would only repeat
                 trial.max_failures = 0  # Tune reads the retry budget from this attribute when the error arrives
             if result.get(REPLAYED_KEY):  # written in the session that ran it: shown, not written again
+                self.replayed.add(row["trial_id"])
                 return self._events().on_replayed_row({**row, "stage": stage, "attempt": attempt})
             self.workers[(row["trial_id"], attempt)] = {k: row[k] for k in WORKER_COLUMNS if row.get(k) is not None}
             self._events().on_row({**row, "stage": stage, "attempt": attempt})
@@ -718,12 +724,14 @@ def _fit(
     run: RunInfo,
     stage: str,
     expected: int | None = None,
+    delivery: Delivery | None = None,
 ) -> None:
     from ray import tune
 
     resources = {"cpu": settings.cpus_per_trial, "gpu": settings.gpus_per_trial}
     with ray_session(settings), _tune_environment(settings.verbose), _ctrl_c_noted() as ctrl_c:
-        callbacks = [_make_callback(events, run, stage), _stop_on_ctrl_c(ctrl_c)]
+        replayed = frozenset(delivery.replay) if delivery else frozenset()
+        callbacks = [_make_callback(events, run, stage, replayed), _stop_on_ctrl_c(ctrl_c)]
         tuner = tune.Tuner(
             tune.with_resources(trainable, resources),
             param_space=param_space,
@@ -806,7 +814,8 @@ def _run_backend_trials(
         trial_name_creator=lambda t: _trial_config(t).trial_id,
         trial_dirname_creator=lambda t: _trial_config(t).trial_id,
     )
-    _fit(_delivered(delivery), param_space, tune_config, name, settings, events, run, stage, expected=len(trials))
+    trainable = _delivered(delivery)
+    _fit(trainable, param_space, tune_config, name, settings, events, run, stage, len(trials), delivery)
 
 
 def tune_domain(domain: Any, grid: bool) -> Any:
@@ -833,7 +842,7 @@ def recorded_samples(experiment: SearchExperiment, replay: dict[str, list[dict[s
         ran = TrialConfig.from_dict(json.loads(rows[0]["config_json"]))
         planned = planned_sample(experiment, ran)
         if planned is not None and planned.sample is not None and replayable_rows(planned, replay):
-            found[planned.sample] = {path: sampled_value(ran, path) for path, _ in experiment.space.params}
+            found[planned.sample] = drawn_point(experiment.space, ran)
     return found
 
 
@@ -844,7 +853,7 @@ def planned_sample(experiment: SearchExperiment, ran: TrialConfig) -> TrialConfi
     if ran.sample is None:
         return None
     if experiment.algorithm == "optuna":
-        point = {path: sampled_value(ran, path) for path, _ in experiment.space.params}
+        point = drawn_point(experiment.space, ran)
     else:
         points = sample_points(experiment.space, experiment.algorithm, experiment.num_samples, experiment.sampling_seed)
         if ran.sample >= len(points):
@@ -975,4 +984,5 @@ def run_search(
         events,
         run,
         stage,
+        delivery=delivery,
     )

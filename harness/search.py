@@ -472,6 +472,32 @@ def sampled_value(config: TrialConfig, path: str) -> Any:
     return value
 
 
+def drawn_point(space: SearchSpace, ran: TrialConfig) -> dict[str, Any]:
+    """The point a recorded sample ``ran`` was given, by path, as the search's domains spell it: its recorded value
+    of each option, but for a choice the value that gives the recorded one. A config records each optimizer option
+    resolved (``weight_decay=choice:none,0.01`` records none as the optimizer's default, 0.0), and a resumed Optuna
+    search told its sampler 0.0, which is none of its choices: Optuna raised, and the finished sample was recorded
+    failed, its kept rows replaced."""
+    point = {path: sampled_value(ran, path) for path, _ in space.params}
+    for path, domain in space.params:
+        if not isinstance(domain, Choice):
+            continue
+        recorded = point[path]
+        same = [value for value in domain.values if value == recorded]
+        if same:
+            point[path] = same[0]
+            continue
+        for value in domain.values:
+            try:  # the sample's other options are ran's own: a default follows the optimizer the sample had
+                gives = sampled_value(apply_point(ran, {path: value}), path)
+            except (ValueError, TypeError):
+                continue
+            if gives == recorded:
+                point[path] = value
+                break
+    return point
+
+
 def search_trial(base: TrialConfig, point: dict[str, Any], index: int) -> TrialConfig:
     """The trial for the ``index``-th sample: the point applied and the sample number kept, which its ids and
     rows spell after the case's variant so they never collide (``act_elu.search003``; harness.config.variant_label)."""

@@ -81,5 +81,16 @@ class TpeSearch:
         if trial is not None:
             self._study().tell(trial, value, state=state)
             return
-        params = {path: point[path] for path, _ in self.space.params}
-        self._study().add_trial(create_trial(params=params, distributions=self.distributions, value=value, state=state))
+        # A recorded value outside its domain (which scheduler.recorded_samples maps back) is left out of what the
+        # sampler learns rather than raised: raised, it failed the replayed sample in Tune, a finished sample lost
+        params = {path: point[path] for path, _ in self.space.params if within(self.distributions[path], point[path])}
+        distributions = {path: self.distributions[path] for path in params}
+        self._study().add_trial(create_trial(params=params, distributions=distributions, value=value, state=state))
+
+
+def within(distribution: Any, value: Any) -> bool:
+    """Whether ``value`` is one of ``distribution``'s: a choice among its values, a number between its bounds."""
+    try:
+        return bool(distribution._contains(distribution.to_internal_repr(value)))
+    except (ValueError, TypeError):
+        return False

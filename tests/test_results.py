@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -88,6 +89,25 @@ def test_writer_keeps_rows_of_unfinished_trials_and_rejects_unknown_columns(tmp_
     final = writer.finalize()
     assert len(final) == 3 and (tmp_path / "results.parquet").is_file()
     assert final.dtypes["epoch"] == "Int64" and final.dtypes["warmup"] == "boolean"
+
+
+def test_a_trial_whose_rows_a_resume_kept_is_never_written_again(tmp_path):
+    """A resumed search's kept sample had its part replaced by a one-row failure (review 154): the writer that a
+    resume makes refuses any row of a kept trial, leaving its part and results.csv as they were."""
+    first = ResultsWriter(tmp_path)
+    first.add_row(_row("kept", "torch", 0, 1, 0.9, 1.0, last=True))
+    first.finish_trial("kept")
+    part = tmp_path / "parts" / "kept.parquet"
+    before, csv_before = part.read_bytes(), (tmp_path / "results.csv").read_text()
+    resumed = ResultsWriter(tmp_path, kept=frozenset({"kept"}))
+    with pytest.raises(ValueError, match=re.escape("Expected no new rows for trial kept: the resume kept its")):
+        resumed.add_row({**_row("kept", "torch", 0, 0, math.nan, 1.0), "status": "failed", "error": "boom"})
+    resumed.finish_trial("kept")
+    resumed.add_row(_row("other", "torch", 1, 1, 0.8, 1.0, last=True))
+    resumed.finalize()
+    assert part.read_bytes() == before
+    assert (tmp_path / "results.csv").read_text().startswith(csv_before)
+    assert read_results(tmp_path)["trial_id"].tolist() == ["kept", "other"]
 
 
 def test_summary_statistics_and_ratio():

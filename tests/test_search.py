@@ -1137,6 +1137,96 @@ def test_a_resumed_optuna_search_suggests_its_finished_samples_at_their_numbers_
     assert [t.state for t in trials].count(TrialState.FAIL) == 2 and len(trials) == 6
 
 
+@pytest.mark.parametrize(
+    ("option", "optimizer", "drawn", "recorded"),
+    [
+        ("weight_decay=choice:0.01,none", "momentum", None, 0.0),
+        ("momentum=choice:none,0.5", "momentum", None, 0.9),
+        ("momentum=choice:none,0.5", "nesterov", 0.5, 0.5),
+        ("eps=choice:none,1e-7", "adam", None, 1e-8),
+        ("rho=choice:none,0.5", "rmsprop", None, 0.99),
+        ("optimizer.decoupled=choice:none,true", "adam", None, False),
+    ],
+)
+def test_a_resumed_optuna_search_tells_its_sampler_the_choice_a_sample_drew_not_the_default_it_recorded(
+    option, optimizer, drawn, recorded
+):
+    """A config records each optimizer option resolved: a sample that drew weight_decay=none recorded 0.0, and a
+    resume told Optuna 0.0, none of its choices. Optuna raised, Tune failed the replayed sample, and its kept rows
+    were replaced by a failure row (review 154: the search's best sample lost)."""
+    pytest.importorskip("optuna")
+    from optuna.trial import TrialState
+
+    from harness.scheduler import recorded_samples
+    from harness.search import drawn_point
+
+    base = replace(BASE, optimizer=OptimizerConfig(name=optimizer))
+    space = parse_space([option, "lr=loguniform:1e-3,1e-1"])
+    [path] = [p for p in space.paths if p != "optimizer.lr"]
+    point = {"optimizer.lr": 0.02, path: drawn}
+    ran = search_trial(base, point, 0)
+    assert getattr(ran.optimizer, path.split(".")[1]) == recorded  # what the row's config_json holds
+    assert drawn_point(space, ran) == point
+    experiment = SearchExperiment(base=base, space=space, algorithm="optuna", num_samples=4)
+    told = recorded_samples(experiment, _replay_of({0: point}, base))
+    assert told == {0: point}
+    searcher = _optuna_searcher(experiment, _replay_of({0: point}, base))
+    assert searcher.suggest("t0")["point"] == point
+    searcher.on_trial_complete("t0", {"val_acc": 0.9})  # raised ValueError: '0.0' not in (0.01, None)
+    [trial] = searcher.search.study.trials
+    assert (trial.state, trial.params) == (TrialState.COMPLETE, point)
+
+
+def test_a_value_outside_its_domain_is_left_out_of_what_optuna_learns_rather_than_raised():
+    """The sampler's tell is the last step of a replayed sample: raised there, Tune failed the sample."""
+    pytest.importorskip("optuna")
+    from harness.tpe_search import TpeSearch
+
+    search = TpeSearch(parse_space(["weight_decay=choice:0.01,0.1", "lr=loguniform:1e-3,1e-1"]), 0, 2, True)
+    search.tell(0, {"optimizer.lr": 0.02, "optimizer.weight_decay": 0.0}, 0.9, failed=False)
+    assert search.study.trials[0].params == {"optimizer.lr": 0.02}
+
+
+def test_a_replayed_sample_that_errors_or_loses_its_worker_gets_no_failure_row_over_its_kept_rows():
+    """A resumed search replays its kept samples' rows through Tune: an error there (the sampler raising on the
+    recorded point, a worker lost mid-replay, retried under --max-failures) was recorded as the sample's death, a
+    driver failure row that replaced its kept part (review 154). A sample that runs anew still gets one."""
+    from types import SimpleNamespace
+
+    from harness.scheduler import REPLAYED_KEY, ROW_KEY, _make_callback
+    from harness.trial import RunInfo
+
+    class Events:
+        def __init__(self) -> None:
+            self.rows: list[dict] = []
+            self.ended: list[str] = []
+            self.replayed: list[dict] = []
+
+        def on_row(self, row: dict) -> None:
+            self.rows.append(row)
+
+        def on_trial_end(self, trial_id: str) -> None:
+            self.ended.append(trial_id)
+
+        def on_replayed_row(self, row: dict) -> None:
+            self.replayed.append(row)
+
+    kept, reported, fresh = (search_trial(BASE, {"optimizer.lr": lr}, n) for n, lr in enumerate((0.1, 0.2, 0.3)))
+    # Tune's trial as the callbacks read it: its config, and no error text (the row then says the process died)
+    tune_trial = lambda t: SimpleNamespace(config={"job": {"trial": t.to_dict()}}, error_file=None)  # noqa: E731
+    events = Events()
+    forwarder = _make_callback(events, RunInfo("r", "c"), "search", replayed=frozenset({kept.trial_id}))
+    row = {"trial_id": reported.trial_id, "status": "ok", "epoch": 1}
+    forwarder.on_trial_result(0, [], tune_trial(reported), {ROW_KEY: json.dumps(row), REPLAYED_KEY: True})
+    for trial in (kept, reported):
+        forwarder.on_trial_recover(0, [], tune_trial(trial))  # a worker lost, retried
+        forwarder.on_trial_error(0, [], tune_trial(trial))  # the searcher raised, or the retries ran out
+    assert events.rows == [] and len(events.replayed) == 1
+    assert events.ended == [kept.trial_id, reported.trial_id]
+    forwarder.on_trial_error(0, [], tune_trial(fresh))
+    assert [(r["trial_id"], r["status"]) for r in events.rows] == [(fresh.trial_id, "failed")]
+
+
 def test_an_ended_tunes_experiments_without_their_samples_or_finals_are_the_ones_a_resume_searches():
     """A search experiment skipped for a backbone that did not train leaves one skipped row; a resume removes it
     and, stopped before the experiment's samples ended, left nothing to tell that the experiment was never searched:

@@ -739,25 +739,32 @@ def test_a_tune_stopped_by_ctrl_c_is_interrupted_and_its_resume_replays_finished
 def test_an_optuna_tune_stopped_by_ctrl_c_resumes_drawing_the_points_an_uninterrupted_search_draws(tmp_path):
     """A resumed Optuna tune restarted its sampler's generator: the first sample it asked for got sample 0's point
     again (the same numbers trained twice, the pick changed). Run one sample at a time, the resumed search's every
-    point is the one its seed, its number and the results before it give (harness.tpe_search), as uninterrupted."""
+    point is the one its seed, its number and the results before it give (harness.tpe_search), as uninterrupted.
+    And a sample that drew weight_decay=none (which its config records as the optimizer's default, 0.0: seed 0
+    draws none for samples 0 and 1) is kept: the resume told Optuna 0.0, none of its choices, Optuna raised, and the
+    kept sample turned "failed", its part replaced by that one row and the resume exiting 1 (review 154)."""
     pytest.importorskip("optuna")
-    from harness.search import parse_space, sampled_value, tpe_startup_samples
+    from harness.search import drawn_point, parse_space, tpe_startup_samples
     from harness.tpe_search import TpeSearch
 
-    spaces = ["lr=loguniform:1e-3,0.5", "optimizer=choice:momentum,adam"]
+    spaces = ["lr=loguniform:1e-3,0.5", "optimizer=choice:momentum,adam", "weight_decay=choice:0.001,none"]
     args = [*TINY, "--backend", "torch", "--epochs", "2", "--search", "optuna", "--num-samples", "4"]
-    args += ["--space", spaces[0], "--space", spaces[1], "--final-seeds", "1"]
+    args += [arg for space in spaces for arg in ("--space", space)] + ["--final-seeds", "1"]
     before, frame = _interrupted_then_resumed(tmp_path, "tune", args, "optuna-cut", finished=1, sig=signal.SIGINT)
     assert 1 <= len(before) < 4
+    parts = tmp_path / "interrupted" / "optuna-cut" / "parts"
+    assert all((parts / name).read_bytes() == data for name, data in before.items())
     search = frame[frame["stage"] == "search"].sort_values(["trial_id", "epoch"])
     assert search.groupby("trial_id")["epoch"].apply(list).tolist() == [[1, 2]] * 4
+    assert set(search["status"]) == {"ok"}
     space = parse_space(spaces)
     uninterrupted = TpeSearch(space, seed=0, startup=tpe_startup_samples(4), maximize=True)
     for number, (_, rows) in enumerate(search.groupby("trial_id", sort=True)):
         config = TrialConfig.from_dict(json.loads(rows["config_json"].iloc[0]))
         assert config.sample == number
         point = uninterrupted.suggest(number)
-        assert {path: sampled_value(config, path) for path, _ in space.params} == point, number
+        assert drawn_point(space, config) == point, number
+        assert number > 1 or point["optimizer.weight_decay"] is None  # drawn at random: none, kept or not
         uninterrupted.tell(number, point, float(rows["val_acc"].iloc[-1]), failed=False)
     assert frame[frame["stage"] == "final"]["status"].eq("ok").all()
 
