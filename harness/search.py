@@ -390,6 +390,47 @@ def validate_space(base: TrialConfig, space: SearchSpace) -> None:
     varied = SearchSpace(tuple((path, domain) for path, domain in space.params if path not in fixed))
     for point in probe_points(varied):
         _check_point(failures, point, axes, fixed)
+    _check_choices_train_apart(base, space)
+
+
+def _check_choices_train_apart(base: TrialConfig, space: SearchSpace) -> None:
+    """InputError where two values of a choice give one configuration: a trial records each optimizer option
+    resolved, so ``weight_decay=choice:none,0`` is 0 twice, as a repeated value would be (_check_bounds): only a
+    choice holding none can name one configuration twice. Which default none stands for follows the optimizer, so
+    each searched optimizer is tried."""
+    names = dict(space.params).get("optimizer.name")
+    for path, domain in space.params:
+        if not isinstance(domain, Choice) or None not in domain.values or path == "optimizer.name":
+            continue
+        contexts = [{"optimizer.name": n} for n in names.values] if isinstance(names, Choice) else [{}]
+        for context in contexts:
+            seen: dict[TrialConfig, Any] = {}
+            for value in domain.values:
+                try:
+                    trial = apply_point(base, {**context, path: value})
+                except (ValueError, TypeError):  # a value this optimizer refuses: told by the checks above
+                    continue
+                if trial in seen:
+                    _refuse_one_configuration(path, domain, seen[trial], value, trial, context)
+                seen[trial] = value
+
+
+def _refuse_one_configuration(
+    path: str, domain: Choice, first: Any, second: Any, trial: TrialConfig, context: dict[str, Any]
+) -> None:
+    spell = lambda value: "none" if value is None else str(value)  # noqa: E731 - as --space writes it
+    written = f"{path}=choice:{','.join(spell(v) for v in domain.values)}"
+    given = f" (with optimizer {context['optimizer.name']})" if context else ""
+    stands = ""
+    if first is None or second is None:
+        owner = f" of optimizer {trial.optimizer.name}" if path.startswith("optimizer.") else ""
+        stands = f": none stands for {sampled_value(trial, path)!r}, the default {path.split('.')[-1]}{owner}"
+    drop = "none" if first is None or second is None else spell(second)
+    raise InputError(
+        f"Expected each value of a choice to train its own configuration. Received: {written}{given}, where "
+        f"{spell(first)} and {spell(second)} train one configuration{stands}. A random search would draw it more "
+        f"often than the others, and a grid train it twice to the same numbers. To fix, drop {drop} from the choice."
+    )
 
 
 class _Failures:

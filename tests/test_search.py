@@ -87,6 +87,39 @@ def test_bad_parameters_say_what_was_expected(text, fragment):
     assert fragment in str(info.value)
 
 
+@pytest.mark.parametrize(
+    ("space", "optimizer", "said"),
+    [
+        (
+            ["weight_decay=choice:none,0"],
+            "momentum",
+            "optimizer.weight_decay=choice:none,0.0, where none and 0.0 "
+            "train one configuration: none stands for 0.0, the default weight_decay of optimizer momentum.",
+        ),
+        (
+            ["momentum=choice:0.9,none", "optimizer=choice:sgd,momentum"],
+            "sgd",
+            "optimizer.momentum=choice:0.9,none "
+            "(with optimizer momentum), where 0.9 and none train one configuration: none stands for 0.9, the default "
+            "momentum of optimizer momentum.",
+        ),
+        (["eps=choice:none,1e-8"], "adam", "none stands for 1e-08, the default eps of optimizer adam."),
+        (["rho=choice:none,0.99"], "rmsprop", "none stands for 0.99, the default rho of optimizer rmsprop."),
+    ],
+)
+def test_a_choice_whose_none_stands_for_another_of_its_values_is_refused_as_a_repeated_value_is(space, optimizer, said):
+    """A trial records each optimizer option resolved, so weight_decay=choice:none,0 was two points of one
+    configuration: drawn twice as often by a random search, trained twice to the same numbers by a grid (review
+    154), while choice:0,0.0 was refused."""
+    base = replace(BASE, optimizer=OptimizerConfig(name=optimizer))
+    with pytest.raises(InputError, match=re.escape("Expected each value of a choice to train its own configu")) as no:
+        check_plan(TunePlan(bases=(base,), space=parse_space(space), algorithm="grid", num_samples=1))
+    assert said in str(no.value) and str(no.value).endswith("To fix, drop none from the choice.")
+    # none beside another value; 0.9 beside none where none stands for sgd's momentum, 0
+    validate_space(base, parse_space([space[0].split("=")[0] + "=choice:none,0.5"]))
+    validate_space(replace(BASE, optimizer=OptimizerConfig(name="sgd")), parse_space(["momentum=choice:0.9,none"]))
+
+
 def test_invalid_values_are_found_before_any_trial_runs():
     with pytest.raises(InputError, match="optimizer.name.*'adamax'"):
         validate_space(BASE, parse_space(["optimizer=choice:adam,adamax"]))
