@@ -573,8 +573,8 @@ def _add_execution(parser: argparse.ArgumentParser) -> None:
     rt.add_argument(
         "--max-concurrent",
         type=concurrency,
-        help="at most this many trials at once, or auto: as many as the cores allow (default auto; speed_matrix and "
-        "tune --asha: 1; resume: as recorded)",
+        help="at most this many trials at once, or auto: as many as the cores allow (default auto; speed_matrix, "
+        "tune --asha and tune --search optuna: 1; resume: as recorded)",
     )
     rt.add_argument("--address", help=ADDRESS_HELP)
     rt.add_argument(
@@ -832,8 +832,10 @@ def new_run_execution(args: argparse.Namespace) -> ExecutionOptions:
     """How a new run is scheduled: the options given, over its suite's own defaults (a speed suite runs one trial at
     a time: Suite.max_concurrent), over ExecutionOptions' defaults. A tune with --asha runs one trial at a time too:
     ASHA judges a trial at a rung against those that reached it first, and side by side which got there first was
-    timing's, so the two backends (whose metrics agree epoch for epoch) stopped different samples."""
-    alone = 1 if getattr(args, "asha", False) else None
+    timing's, so the two backends (whose metrics agree epoch for epoch) stopped different samples. So does one with
+    --search optuna: TPE suggests each sample from the results told by then, and side by side which samples had
+    ended was timing's, so the two backends searched different points."""
+    alone = 1 if getattr(args, "asha", False) or getattr(args, "search", None) == "optuna" else None
     defaults = ExecutionOptions(max_concurrent=suites_max_concurrent({args.suite} if args.suite else set()) or alone)
     return defaults.updated(given_execution(args))
 

@@ -1292,18 +1292,21 @@ def test_an_ended_tunes_experiments_without_their_samples_or_finals_are_the_ones
     assert unsearched_bases(pd.concat([three, pd.DataFrame([final_row])]), plan) == {other.trial_id}
 
 
-def test_a_tune_under_asha_runs_one_trial_at_a_time_unless_told_otherwise():
+def test_a_tune_under_asha_or_optuna_runs_one_trial_at_a_time_unless_told_otherwise():
     """ASHA judges a trial at a rung against those that reached it first: two side by side (the default on two
-    cores) raced, and the two backends, whose metrics agree epoch for epoch, stopped different samples."""
+    cores) raced, and the two backends, whose metrics agree epoch for epoch, stopped different samples. TPE suggests
+    each sample from the results told by then: side by side, which samples had ended was timing's (review 154)."""
     from harness.cli import build_parser
     from harness.cli_options import new_run_execution
 
     tune = ["tune", "--strategy", "scratch", "--model", "mlp", "--dataset", "digits", "--space", "lr=loguniform:1e-3,1"]
     parse = build_parser().parse_args
-    assert new_run_execution(parse([*tune, "--asha"])).max_concurrent == 1
-    assert new_run_execution(parse(tune)).max_concurrent is None  # no ASHA: the order does not matter
-    assert new_run_execution(parse([*tune, "--asha", "--max-concurrent", "2"])).max_concurrent == 2
-    assert new_run_execution(parse([*tune, "--asha", "--max-concurrent", "auto"])).max_concurrent is None
+    for alone in (["--asha"], ["--search", "optuna"], ["--search", "optuna", "--asha"]):
+        assert new_run_execution(parse([*tune, *alone])).max_concurrent == 1, alone
+        assert new_run_execution(parse([*tune, *alone, "--max-concurrent", "2"])).max_concurrent == 2
+        assert new_run_execution(parse([*tune, *alone, "--max-concurrent", "auto"])).max_concurrent is None
+    for random_or_grid in ([], ["--search", "random"], ["--search", "grid"]):  # their points are drawn up front
+        assert new_run_execution(parse([*tune, *random_or_grid])).max_concurrent is None
 
 
 def test_a_random_search_with_room_for_its_samples_draws_them_distinct_and_keeps_the_draws_that_did_not_repeat():
