@@ -141,7 +141,9 @@ STATS_NOTE = (
     "a side, nor are seeds whose accuracies all differ alike (no spread, no "
     "interval). The note says where one backend's steady epochs shared the "
     "cores with another trial more than the other's did (trials side by side, `--max-concurrent`): the ratio then "
-    "holds that contention as well as the frameworks' speed; `--max-concurrent 1` times each trial alone."
+    "holds that contention as well as the frameworks' speed; `--max-concurrent 1` times each trial alone. For a "
+    "tune it also names the options in which the backends' picks differ: the ratio then compares different "
+    "workloads."
 )
 
 
@@ -372,6 +374,11 @@ def compared_backends(summary: Summary) -> list[str]:
     return [b for b in BACKENDS if b in present] + sorted(present - set(BACKENDS))
 
 
+def _noted(pairs: pd.DataFrame) -> bool:
+    """Whether a comparison's rows hold a note (summary.picks_note): only then is its note column shown."""
+    return "note" in pairs and bool(pairs["note"].fillna("").astype(str).ne("").any())
+
+
 def _pair_rows(summary: Summary, backend: str) -> pd.DataFrame:
     comparison = summary.comparison
     return comparison[comparison["backend"] == backend] if len(comparison) else comparison
@@ -400,7 +407,10 @@ def run_markdown(summary: Summary, title: str) -> str:
         if rows.empty:
             parts.append("(no case ran on both backends)")
         else:
-            parts.append(markdown_table(pair_header(reference, backend), [pair_cells(r) for _, r in rows.iterrows()]))
+            noted = _noted(rows)
+            header = [*pair_header(reference, backend), *(["note"] if noted else [])]
+            cells = [[*pair_cells(r), *([str(r["note"])] if noted else [])] for _, r in rows.iterrows()]
+            parts.append(markdown_table(header, cells))
     if len(summary.statistics):
         parts += ["", "## Statistics", "", STATS_NOTE.format(reference=reference), ""]
         parts.append(markdown_table(STATS_HEADER, [stats_cells(r) for _, r in summary.statistics.iterrows()]))
@@ -1189,12 +1199,14 @@ def run_tables(summary: Summary) -> list[TableData]:
     for backend in compared_backends(summary):
         pairs = _pair_rows(summary, backend)
         if not pairs.empty:
-            rows = tuple((case_name(r), *pair_cells(r)[3:]) for _, r in pairs.iterrows())
+            noted = _noted(pairs)
+            rows = tuple(
+                (case_name(r), *pair_cells(r)[3:], *([str(r["note"])] if noted else [])) for _, r in pairs.iterrows()
+            )
             difference = f"{reference} − {backend}"
             title = f"{reference} vs {backend}: acc difference pp ({difference}); ratios {reference} / {backend}"
-            tables.append(
-                TableData(f"{reference}_vs_{backend}", title, ("case", "Δ acc pp", "time", "samples/s"), rows, 1)
-            )
+            columns = ("case", "Δ acc pp", "time", "samples/s", *(("note",) if noted else ()))
+            tables.append(TableData(f"{reference}_vs_{backend}", title, columns, rows, 1))
     speed = speed_mode_rows(summary.per_backend)
     if speed:
         title = "Speed modes: steady samples/s (median), ratio to the model's fastest mode, warm-up epoch s apart"

@@ -34,6 +34,7 @@ from harness.summary import (
     detail_values,
     final_rows,
     phase_names,
+    picks_note,
     several_suites,
     steady_rows,
     timed_phase,
@@ -344,7 +345,8 @@ def case_statistics(
                 notes.append(NO_SPREAD)
             notes += _unpaired_seeds(accs, reference, backend) + time_notes
             shared = _shared_cores_note(case_steady, spans, (reference, backend))
-            notes += [shared] if shared else []
+            picks = picks_note(case, reference, backend)
+            notes += [note for note in (shared, picks) if note]
             out.append(
                 {
                     **dict(zip(CASE_KEYS, keys, strict=True)),

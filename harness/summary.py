@@ -14,7 +14,7 @@ import pandas as pd
 
 from harness.backbone import backbone_variant
 from harness.backend import BACKENDS, REFERENCE_BACKEND
-from harness.config import case_label
+from harness.config import TUNED, case_label
 from harness.model_cost import FLOPS_PER_MAC, TRAINING_PASSES, achieved_gflops
 from harness.stages import STAGE_SEARCH
 
@@ -243,7 +243,7 @@ def summarize(frame: pd.DataFrame, reference: str = REFERENCE_BACKEND) -> Summar
     from harness.statistics import case_statistics  # it reads rows with this module's helpers: import when used
 
     statistics = case_statistics(frame, reference)
-    comparison = _paired(_compare(per_backend, reference), statistics)
+    comparison = _with_pick_notes(_paired(_compare(per_backend, reference), statistics), frame)
     return Summary(per_backend, comparison, reference, statistics, phase_times(frame), _not_ok(finals, named))
 
 
@@ -260,6 +260,55 @@ def _paired(comparison: pd.DataFrame, statistics: pd.DataFrame) -> pd.DataFrame:
     both = merged["_merge"].eq("both")
     merged["acc_diff_pp"] = merged["_paired"].astype(float).where(both, merged["acc_diff_pp"])
     return merged.drop(columns=["_paired", "_merge"])
+
+
+# A tune's head-to-head pairs each backend's re-runs of its own pick: where the picks differ, the speed figures set
+# one workload against another (batch size, width, optimizer), which the comparison and statistics rows say.
+PICKS_DIFFER = "each backend's pick differs in {paths}: the time and samples/s ratios compare different workloads"
+
+
+def picks_differ(case: pd.DataFrame, reference: str, backend: str) -> list[str]:
+    """The searchable options (harness.search) whose values differ between the two backends' tuned trials of a
+    case (a tune's final stage: each backend's re-runs of its best sample), by path; [] for a case of other trials,
+    or one where a backend has no tuned trial."""
+    values = []
+    for side in (reference, backend):
+        texts = case.loc[case["backend"] == side, "config_json"].dropna()
+        config = json.loads(texts.iloc[0]) if len(texts) else {}
+        if not config.get("tuned"):
+            return []
+        values.append(_searchable_values(config))
+    mine, theirs = values
+    return sorted(path for path in mine.keys() | theirs.keys() if mine.get(path) != theirs.get(path))
+
+
+def _searchable_values(config: Mapping[str, Any]) -> dict[str, Any]:
+    """A recorded config's value at each path a search may vary (``optimizer.lr``, ``batch_size``)."""
+    from harness.search import SEARCHABLE_GROUPS, SEARCHABLE_SCALARS  # search reads configs: import when used
+
+    values = {name: config.get(name) for name in SEARCHABLE_SCALARS}
+    for group in SEARCHABLE_GROUPS:
+        values.update({f"{group}.{name}": value for name, value in (config.get(group) or {}).items()})
+    return values
+
+
+def picks_note(case: pd.DataFrame, reference: str, backend: str) -> str:
+    """:data:`PICKS_DIFFER` for a case whose backends' tuned configs differ, else ''."""
+    paths = picks_differ(case, reference, backend)
+    return PICKS_DIFFER.format(paths=", ".join(paths)) if paths else ""
+
+
+def _with_pick_notes(comparison: pd.DataFrame, frame: pd.DataFrame) -> pd.DataFrame:
+    """The comparison with a ``note`` column: :func:`picks_note` of each row's case ('' where there is none)."""
+    if comparison.empty:
+        return comparison
+    tuned = frame[frame["variant"].astype(str).str.endswith(TUNED)]  # a tune's final trials: the pick's re-runs
+    cases = {tuple(keys): case for keys, case in tuned.groupby(CASE_KEYS, sort=False, dropna=False)}
+    notes = []
+    for _, row in comparison.iterrows():
+        case = cases.get(tuple(row[key] for key in CASE_KEYS))
+        notes.append(picks_note(case, row["reference"], row["backend"]) if case is not None else "")
+    return comparison.assign(note=notes)
 
 
 def case_settings(group: pd.DataFrame) -> str:

@@ -338,6 +338,47 @@ def test_an_s4_case_lists_the_source_phase_that_trained_its_backbone_in_this_run
         assert list(cached["phase"]) == ["frozen"] and list(cached["epoch_time_s_median"]) == [seconds]
 
 
+def test_a_tunes_comparison_and_statistics_say_where_the_backends_picks_differ():
+    """Both backends' re-runs of their picks share the case `+tuned`, so they were paired: where the picks differed
+    (batch size 32 against 64, another lr), the time ratio and its mark compared different workloads, and only the
+    Settings section showed it (review 154)."""
+    base = TrialConfig(strategy="scratch", model="mlp", dataset="digits", backend="torch", seed=1, epochs=3)
+
+    def tuned(picks: dict[str, TrialConfig]) -> pd.DataFrame:
+        rows = []
+        for backend, config in picks.items():
+            for row in _rows(backend, "mlp", 0.9, 0.2, seeds=2):
+                row.update(variant="tuned", stage="final", config_json=config.to_json())
+                rows.append(row)
+        return to_frame(rows)
+
+    tf_base = dataclasses.replace(base, backend="tensorflow")
+    differ = {
+        REFERENCE_BACKEND: dataclasses.replace(base, tuned=True, batch_size=32),
+        "tensorflow": dataclasses.replace(
+            tf_base, tuned=True, batch_size=64, optimizer=dataclasses.replace(base.optimizer, lr=0.1)
+        ),
+    }
+    summary = summarize(tuned(differ))
+    said = "each backend's pick differs in batch_size, optimizer.lr: the time and samples/s ratios compare different"
+    assert summary.comparison["note"].str.startswith(said).all() and len(summary.comparison) == 1
+    assert said in summary.statistics["note"].iloc[0]
+    text = reporting.run_markdown(summary, "tune")
+    assert f"| {said}" in text.split("## Statistics")[0] and said in text.split("## Statistics")[1]
+    [pair] = [t for t in reporting.run_tables(summary) if t.name.endswith("_vs_tensorflow")]
+    assert pair.header[-1] == "note" and pair.rows[0][-1].startswith(said)
+    # the same pick, or trials that are no tune's re-runs: no note, and no note column
+    alike = {
+        REFERENCE_BACKEND: dataclasses.replace(base, tuned=True),
+        "tensorflow": dataclasses.replace(tf_base, tuned=True),
+    }
+    untuned = {REFERENCE_BACKEND: base, "tensorflow": dataclasses.replace(tf_base, batch_size=64)}
+    for picks in (alike, untuned):
+        summary = summarize(tuned(picks))
+        assert summary.comparison["note"].eq("").all() and summary.statistics["note"].eq("").all()
+        assert "note" not in reporting.run_markdown(summary, "tune").split("## Statistics")[0]
+
+
 def test_a_tune_runs_summary_and_report_keep_the_source_phase_of_the_backbone_it_trained():
     """A tune's tables came from its final stage alone, so a transfer case lost the source phase of the backbone the
     run had trained (its pretrain stage); its search samples still stay out of them."""
