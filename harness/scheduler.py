@@ -37,7 +37,7 @@ from harness.config import TrialConfig
 from harness.data.registry import Dataset
 from harness.errors import InputError
 from harness.provenance import MachineInfo, usable_cpus
-from harness.scoped_env import scoped_environment
+from harness.scoped_env import restored_environment, scoped_environment
 from harness.search import (
     Choice,
     IntRange,
@@ -504,6 +504,12 @@ def _tune_environment(verbose: bool) -> Iterator[None]:
 WORKER_ENV = {"TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONWARNINGS": "ignore::DeprecationWarning"}
 
 
+# What ray.init sets in the driver's own environment and leaves set after ray.shutdown: a local start turns token
+# authentication on (RAY_AUTH_MODE=token, Ray 2.60), so a later --address join from the same process (the pytest
+# plugin's session, a Python caller of runner.execute) used the local run's token, told "this process's token".
+SET_BY_RAY_INIT = ("RAY_AUTH_MODE",)
+
+
 def warn_on_stderr(text: str) -> None:
     print(text, file=sys.stderr)
 
@@ -529,21 +535,22 @@ def ray_session(
         logging_level=logging.INFO if settings.verbose else logging.ERROR,
     )
     sigterm_before = signal.getsignal(signal.SIGTERM)  # ray.init puts its own in, an exit at once, and leaves it
-    try:
-        with signals_held("Ray is starting; stopping once it has started") as noted:
-            shipped = {"py_modules": [str(path) for path in py_modules]} if py_modules else {}
-            _init(settings, init_args, shipped, warn)
-    except (KeyboardInterrupt, SystemExit):  # a second Ctrl-C while Ray started, or a SIGTERM once ray.init had put
-        ray.shutdown()  # in its handler (a bare exit): what it started by then is ended too, as far as Ray knows it
-        raise KeyboardInterrupt from None
-    if noted:  # stopped while Ray started: an interrupted ray.init left its agents running (180 MB, for good)
-        _shut_down(sigterm_before)
-        raise KeyboardInterrupt
-    try:
-        with _sigterm_as_ctrl_c():
-            yield
-    finally:
-        _shut_down(sigterm_before)
+    with restored_environment(SET_BY_RAY_INIT):
+        try:
+            with signals_held("Ray is starting; stopping once it has started") as noted:
+                shipped = {"py_modules": [str(path) for path in py_modules]} if py_modules else {}
+                _init(settings, init_args, shipped, warn)
+        except (KeyboardInterrupt, SystemExit):  # a second Ctrl-C while Ray started, or a SIGTERM once ray.init put
+            ray.shutdown()  # in its handler (a bare exit): what it started by then is ended too, as far as Ray knows
+            raise KeyboardInterrupt from None
+        if noted:  # stopped while Ray started: an interrupted ray.init left its agents running (180 MB, for good)
+            _shut_down(sigterm_before)
+            raise KeyboardInterrupt
+        try:
+            with _sigterm_as_ctrl_c():
+                yield
+        finally:
+            _shut_down(sigterm_before)
 
 
 def _shut_down(sigterm_before: Any) -> None:

@@ -266,6 +266,7 @@ from harness import scheduler
 
 settings = scheduler.SchedulerSettings(storage_dir=Path(sys.argv[1]))
 started, stopped = ray.init, ray.shutdown
+os.environ.pop("RAY_AUTH_MODE", None)  # as a shell without Ray's token mode has it
 
 
 def mine(signum, frame):
@@ -296,8 +297,9 @@ def ctrl_c_then_shutdown():  # Ctrl-C as a finished run's Ray shuts down
 
 ray.shutdown = ctrl_c_then_shutdown
 with scheduler.ray_session(settings):
-    pass
+    print("RAY_AUTH_MODE in the session", os.environ.get("RAY_AUTH_MODE"))  # what Ray's local start sets
 print("stop: ended whole, initialized", ray.is_initialized())
+print("RAY_AUTH_MODE after it", os.environ.get("RAY_AUTH_MODE"))
 print("SIGTERM handler", "mine" if signal.getsignal(signal.SIGTERM) is mine else signal.getsignal(signal.SIGTERM))
 """
 
@@ -307,12 +309,16 @@ def test_signals_as_ray_starts_or_shuts_down_end_it_whole_and_leave_the_programs
     bare exit), the Ray agents started by then left running; Ctrl-C while a finished run's Ray shut down ended it
     as interrupted (exit 130, no table); and Ray's SIGTERM handler stayed after ray.shutdown, so a later `kill`
     exited silently. A signal as Ray starts now ends it and then the run, as Ctrl-C does; one as it shuts down is
-    said and the run goes on; the program's own SIGTERM handler is back after the session."""
+    said and the run goes on; the program's own SIGTERM handler is back after the session. And so is its
+    environment: Ray's local start left RAY_AUTH_MODE=token, and a later --address join from the process used the
+    local run's token (review 154)."""
     code, out, err = _in_a_process_group_of_its_own(_SIGNALS_AS_RAY_STARTS_AND_STOPS, tmp_path, 180)
     assert code == 0, (out, err[-2000:])
     assert out.splitlines() == [
         "start: KeyboardInterrupt, initialized False",
+        "RAY_AUTH_MODE in the session token",
         "stop: ended whole, initialized False",
+        "RAY_AUTH_MODE after it None",
         "SIGTERM handler mine",
     ], (out, err[-2000:])
     assert "xfbench: Ray is starting; stopping once it has started; Ctrl-C again stops now" in err
