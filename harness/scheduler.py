@@ -570,11 +570,13 @@ def unjoinable(address: str, exc: Exception, environ: Mapping[str, str]) -> str:
     explicit address without a token, and a cluster that wants one refuses every call (its log says
     "Unauthenticated"), which reaches here as a plain connection failure: told only to start the cluster, the user
     could not see that. Ray 2.60 turns token authentication on wherever a token exists: a local run writes
-    ~/.ray/auth_token, and a later `ray start --head` on that machine uses it."""
+    ~/.ray/auth_token, and a later `ray start --head` on that machine uses it. Another gRPC service on the port (Ray
+    Client's, the dashboard agent's) passes the reachability preflight too and fails here the same way."""
     said = (
         f"Expected a Ray cluster at --address {address}. Received: Ray could not join it: {str(exc).rstrip('.')}. "
-        "Start it (`ray start --head` on the head node), check the address and port, or leave --address out to run "
-        "on this machine."
+        "To fix, start it (`ray start --head` on the head node), check the address and the port (the head's GCS port, "
+        '6379 unless `ray start --port` said otherwise; Ray\'s log says "Method not found" where the port is another '
+        "service's, such as Ray Client's 10001 given without ray://), or leave --address out to run on this machine."
     )
     if environ.get("RAY_AUTH_MODE", "").lower() == "token":  # Ray 2.60 refuses a wrong token as a failed connection
         return (

@@ -139,8 +139,11 @@ def test_a_join_refused_without_token_mode_is_told_of_token_authentication():
     plain = unjoinable("10.0.0.5:6379", failed, {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": "x"})
     assert plain.startswith(
         "Expected a Ray cluster at --address 10.0.0.5:6379. Received: Ray could not join it: Failed to connect to Ray "
-        "cluster at 10.0.0.5:6379. Start it (`ray start --head` on the head node)"
+        "cluster at 10.0.0.5:6379. To fix, start it (`ray start --head` on the head node)"
     )
+    # a port that answers gRPC but is not Ray's GCS (Ray Client's 10001 without ray://) fails as a plain connection
+    # too, after about 20 s of Ray's "Method not found" log lines (measured by a review against an empty gRPC server)
+    assert "Ray's log says \"Method not found\" where the port is another service's" in plain
     # with token mode on, Ray 2.60 refuses a wrong token as a failed connection too (ConnectionError, checked against
     # a real head with token authentication by a review, 2026-12-06): told to start a running cluster, the user
     # could not see that the token was wrong
