@@ -535,7 +535,7 @@ def ray_session(
         logging_level=logging.INFO if settings.verbose else logging.ERROR,
     )
     sigterm_before = signal.getsignal(signal.SIGTERM)  # ray.init puts its own in, an exit at once, and leaves it
-    with restored_environment(SET_BY_RAY_INIT):
+    with _token_mode_as_before():
         try:
             with signals_held("Ray is starting; stopping once it has started") as noted:
                 shipped = {"py_modules": [str(path) for path in py_modules]} if py_modules else {}
@@ -551,6 +551,22 @@ def ray_session(
                 yield
         finally:
             _shut_down(sigterm_before)
+
+
+@contextlib.contextmanager
+def _token_mode_as_before() -> Iterator[None]:
+    """The driver's token authentication as before the session: Ray's local start sets RAY_AUTH_MODE=token and
+    also keeps token mode, and the token it made, inside the process (its C++ config and token cache), which a later
+    join reads rather than the variable; so the variable is put back, then Ray made to read its settings again
+    (what Ray's own tests do between sessions)."""
+    try:
+        with restored_environment(SET_BY_RAY_INIT):
+            yield
+    finally:
+        from ray._raylet import AuthenticationTokenLoader, Config  # type: ignore[attr-defined]  # Cython, no stubs
+
+        Config.initialize("")  # the config first: a worker thread still draining would reload the token under it
+        AuthenticationTokenLoader.instance().reset_cache()
 
 
 def _shut_down(sigterm_before: Any) -> None:

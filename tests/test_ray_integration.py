@@ -300,6 +300,9 @@ with scheduler.ray_session(settings):
     print("RAY_AUTH_MODE in the session", os.environ.get("RAY_AUTH_MODE"))  # what Ray's local start sets
 print("stop: ended whole, initialized", ray.is_initialized())
 print("RAY_AUTH_MODE after it", os.environ.get("RAY_AUTH_MODE"))
+from ray._raylet import AuthenticationMode, get_authentication_mode  # what a later join reads, not the variable
+
+print("Ray's own token mode after it", get_authentication_mode() == AuthenticationMode.TOKEN)
 print("SIGTERM handler", "mine" if signal.getsignal(signal.SIGTERM) is mine else signal.getsignal(signal.SIGTERM))
 """
 
@@ -311,7 +314,8 @@ def test_signals_as_ray_starts_or_shuts_down_end_it_whole_and_leave_the_programs
     exited silently. A signal as Ray starts now ends it and then the run, as Ctrl-C does; one as it shuts down is
     said and the run goes on; the program's own SIGTERM handler is back after the session. And so is its
     environment: Ray's local start left RAY_AUTH_MODE=token, and a later --address join from the process used the
-    local run's token (review 154)."""
+    local run's token (review 154); and Ray's own token mode, kept inside the process, which a join reads (review
+    158: the variable alone put back left it on)."""
     code, out, err = _in_a_process_group_of_its_own(_SIGNALS_AS_RAY_STARTS_AND_STOPS, tmp_path, 180)
     assert code == 0, (out, err[-2000:])
     assert out.splitlines() == [
@@ -319,6 +323,7 @@ def test_signals_as_ray_starts_or_shuts_down_end_it_whole_and_leave_the_programs
         "RAY_AUTH_MODE in the session token",
         "stop: ended whole, initialized False",
         "RAY_AUTH_MODE after it None",
+        "Ray's own token mode after it False",
         "SIGTERM handler mine",
     ], (out, err[-2000:])
     assert "xfbench: Ray is starting; stopping once it has started; Ctrl-C again stops now" in err
