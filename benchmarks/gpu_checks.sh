@@ -13,11 +13,14 @@
 #   CUDA, cuDNN, the frameworks' versions and whether each sees the GPU, host CPUs and memory, the tree's commit),
 #   steps.txt and summary.txt (benchmarks/gpu_summary.py: per trial samples/s, gpu_peak_mib, nvidia-smi's memory and
 #   utilisation over the trial; the batch-512 modes' medians over rounds; memory left between trials of a warm
-#   worker). ARCHIVE (a .tar.gz) is rewritten after every step, so a step cut short by the deadline leaves the earlier
-#   steps' results. SECONDS defaults to the sum of the chosen steps' limits, so a default run skips none: with both
-#   backends and ROUNDS=3 that is 2 x 1,500 s, over a lent machine's 10-minute command. One torch-only command under
-#   600 s: STEPS="resnet18-gpu1-fp32 resnet18-gpu0.5-fp32 matrix-fp32" (420 s), STEPS="resnet18-gpu1-tf32
-#   resnet18-gpu1-bf16 matrix-tf32" (360 s), or the four resnet18-b512-* steps (ROUNDS=2: 480 s).
+#   worker). ARCHIVE (a .tar.gz) is replaced whole (written beside it, then renamed) after every step, so a step cut
+#   short by the deadline, or the script killed, leaves the earlier steps' results. SECONDS is the whole script's
+#   time: the steps end 45 s before it (15 s for a step that ignores SIGTERM to be killed, 30 s for the summary and
+#   the archive). It defaults to the sum of the chosen steps' limits plus those 45 s, so a default run skips none:
+#   with both backends and ROUNDS=3 that is 2 x 1,500 s of steps, over a lent machine's 10-minute command. One
+#   torch-only command under 600 s: STEPS="resnet18-gpu1-fp32 resnet18-gpu0.5-fp32 matrix-fp32" (420 s of steps),
+#   STEPS="resnet18-gpu1-tf32 resnet18-gpu1-bf16 matrix-tf32" (360 s), or the four resnet18-b512-* steps (ROUNDS=2:
+#   480 s).
 # Exit status: 2, and nothing run, for bad arguments or when a GPU is expected (GPU_ONE not 0) and nvidia-smi lists
 #   none or a backend's framework sees none; otherwise 1 if any step exited non-zero, was skipped by the deadline, or
 #   the summary found a warm worker's memory grown; else 0. The archive is written either way.
@@ -144,6 +147,9 @@ if [[ $one != 0 ]]; then
     done
 fi
 deadline=${4:-0} # SECONDS given: the whole script's time from its start (bash's $SECONDS), the checks included
+# kept back from the deadline for the last step's kill (timeout -k 15), the summary and the archive: an outer limit
+# set just above SECONDS then never cuts the archive short
+finish=45
 mkdir -p "$work/runs"
 : >"$work/steps.txt"
 
@@ -159,7 +165,7 @@ mkdir -p "$work/runs"
         --format=csv 2>&1
     PYTHONPATH="$here/..${PYTHONPATH:+:$PYTHONPATH}" "$python" "$here/gpu_summary.py" --facts 2>&1
 } >"$work/facts.txt"
-[[ -z ${4:-} ]] && deadline=$((SECONDS + total)) # by default every step its whole limit, after the facts' imports
+[[ -z ${4:-} ]] && deadline=$((SECONDS + total + finish)) # by default every step its whole limit, after the facts
 
 # nvidia-smi's view beside the trials' own figures: the whole process's memory (CUDA context and the allocators'
 # reserve included) and utilisation, every half second.
@@ -170,11 +176,15 @@ if command -v nvidia-smi >/dev/null; then
     trap 'kill "$sampler" 2>/dev/null' EXIT # the sampler ends with the script, also when the script is killed
 fi
 
+archive_now() {  # the archive replaced whole: a tar cut short (the outer limit) must not lose the earlier steps
+    tar -czf "$archive.partial" -C "$work" --exclude=parts --exclude=_ray . && mv -f "$archive.partial" "$archive"
+}
+
 failed=()
 step() {  # step NAME SECONDS OPTION...: one xfbench run, cut at SECONDS or at the deadline, whichever comes first
     local name=$1 limit=$2
     shift 2
-    local left=$((deadline - SECONDS))
+    local left=$((deadline - finish - SECONDS))
     ((left < limit)) && limit=$left
     if ((limit < 20)); then
         echo "== $name skipped: $left s left before the deadline" | tee -a "$work/steps.txt"
@@ -189,7 +199,7 @@ step() {  # step NAME SECONDS OPTION...: one xfbench run, cut at SECONDS or at t
     ((status == 0)) || failed+=("$name (exit $status)")
     echo "== $name exit $status after $((SECONDS - start)) s (limit $limit s; unix time $began-$(date +%s))" |
         tee -a "$work/steps.txt"
-    tar -czf "$archive" -C "$work" --exclude=parts --exclude=_ray .
+    archive_now
 }
 
 resnet18=(--strategy scratch --model resnet18 --dataset fashion_mnist --input-size 32 --input-channels 3 --epochs 2
@@ -216,7 +226,7 @@ trap - EXIT
 PYTHONPATH="$here/..${PYTHONPATH:+:$PYTHONPATH}" "$python" "$here/gpu_summary.py" "$work" >"$work/summary.txt" 2>&1 ||
     failed+=("summary (exit $?: see summary.txt)")
 cat "$work/summary.txt"
-tar -czf "$archive" -C "$work" --exclude=parts --exclude=_ray .
+archive_now
 if ((${#failed[@]})); then
     echo "gpu_checks.sh: ${#failed[@]} of ${#plan[@]} steps, or the summary, did not end well: ${failed[*]}." \
         "Their logs are in $work and $archive." >&2

@@ -98,8 +98,15 @@ def test_the_gpu_checks_exit_1_when_a_step_fails_or_the_deadline_skips_one_and_s
     with tarfile.open(tmp_path / "out.tar.gz") as archive:
         assert {"./steps.txt", "./facts.txt", "./summary.txt"} <= set(archive.getnames())
     assert _gpu_checks(tmp_path, env).returncode == 0  # the same steps, ending 0
-    skipped = _gpu_checks(tmp_path, env, "10")  # 10 s: each step needs 20 s at least
+    skipped = _gpu_checks(tmp_path, env, "60")  # 60 s less the 45 kept for the end: each step needs 20 s at least
     assert skipped.returncode == 1 and "resnet18-gpu1-fp32 (skipped) matrix-fp32 (skipped)" in skipped.stderr
+    # the steps end 45 s before SECONDS (a step that ignores SIGTERM is killed 15 s after its limit; then the summary
+    # and the archive): with SECONDS at just under a lent machine's 600 s, its own limit cut the archive's rewrite
+    # short, losing every earlier step (review 158)
+    _gpu_checks(tmp_path, env, "100")
+    limits = [int(line.split("(limit ")[1].split(" s")[0]) for line in (tmp_path / "work" / "steps.txt").open()]
+    assert limits and max(limits) <= 100 - 45, limits
+    assert not list(tmp_path.glob("out.tar.gz.*"))  # written beside the archive, then renamed over it
 
 
 def test_the_gpu_checks_run_the_batch_512_modes_in_alternating_rounds_and_refuse_an_unknown_step_first(tmp_path):
