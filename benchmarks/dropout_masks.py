@@ -1,11 +1,13 @@
 """Cost of shared dropout masks (harness.dropout_rng, the default) against each framework's own dropout.
 
-    .venv/bin/python benchmarks/dropout_masks.py [--epochs 5] [--repeats 4] [--threads 1]
+    .venv/bin/python benchmarks/dropout_masks.py [--backend B]... [--workload W]... [--epochs 5] [--repeats 4]
+        [--threads 1]
 
 For each backend (its own subprocess: one framework per process) and each workload — cnn_small on digits
 (dropout 0.25 on the pooled map, 0.5 after the dense layer) and the two-layer FC (4000 hidden units) with
 dropout 0.5 — whole trials alternate between ``--dropout-rng shared`` and ``framework`` (ABBA order, so drift
 hits both alike). The figure per setting is the median over repeats of the median steady (non-first) epoch time.
+``--backend`` and ``--workload`` (each repeatable) measure a part alone, e.g. TensorFlow on the FC workload: 15 s.
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ def _epoch_time(backend: str, workload: str, dropout_rng: str, epochs: int, thre
 
 def worker(args: argparse.Namespace) -> list[dict]:
     results = []
-    for workload in WORKLOADS:
+    for workload in args.workloads or WORKLOADS:
         times: dict[str, list[float]] = {"shared": [], "framework": []}
         for repeat in range(args.repeats):
             order = ("shared", "framework") if repeat % 2 == 0 else ("framework", "shared")
@@ -72,6 +74,7 @@ def worker(args: argparse.Namespace) -> list[dict]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--backend", action="append", dest="backends", choices=("torch", "tensorflow"))
+    parser.add_argument("--workload", action="append", dest="workloads", choices=tuple(WORKLOADS))
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--repeats", type=int, default=4)
     parser.add_argument("--threads", type=int, default=1)
@@ -100,6 +103,7 @@ def main() -> int:
             str(args.repeats),
             "--threads",
             str(args.threads),
+            *(f"--workload={w}" for w in args.workloads or ()),
         ]
         done = subprocess.run(command, capture_output=True, text=True)
         if done.returncode:  # captured, the worker's error was lost

@@ -684,6 +684,7 @@ def test_the_summary_of_a_speed_matrix_lists_each_mode_against_the_fastest_with_
         ("harness_overhead.py", ["--workload", "digits", "--threads", "2"], "--workload digits sets --threads itself"),
         ("harness_overhead.py", ["--dataset", "foo"], "Received: dataset='foo'. To fix, "),
         ("dropout_masks.py", ["--epochs", "1"], "expected --epochs >= 2; received 1"),
+        ("dropout_masks.py", ["--workload", "mlp"], "argument --workload: invalid choice: 'mlp'"),
     ],
 )
 def test_the_overhead_and_dropout_benchmarks_refuse_options_they_cannot_time(script, argv, said):
