@@ -2,13 +2,14 @@
 
 A unit's fate is a pure function of (trial seed, stream, step, layer, sample, element): nothing is drawn from a
 framework's random state and no mask travels from the host. The hash is written once here, over whatever integer
-tensors the caller passes (numpy here and in the tests, torch and TensorFlow inside their backends); each backend
-supplies only a right shift, since TensorFlow's tensors have no ``>>`` operator.
+tensors the caller passes (numpy here and in the tests, torch and TensorFlow inside their backends); a backend
+supplies only its right shift and its multiply mod 2**32 (:class:`IntegerOps`).
 
-Integer arithmetic stays inside int64 without overflow: every value is below 2**32, and a multiplier above 2**31 is
-used as its negative twin (c - 2**32, the same residue mod 2**32), so every product lies strictly between -2**63 and
-2**63; masking with 2**32 - 1 in two's complement then gives the product mod 2**32. Both frameworks compute exactly
-these integers, so the masks are identical bit for bit.
+Every value is below 2**32, so the hash is arithmetic mod 2**32, computed in either of two ways that give the same
+integers. In int64 (:data:`INT64_OPS`: numpy, torch): a multiplier above 2**31 is used as its negative twin
+(c - 2**32, the same residue mod 2**32), so every product lies strictly between -2**63 and 2**63, and masking with
+2**32 - 1 in two's complement gives the product mod 2**32. In uint32 (TensorFlow): the multiply wraps mod 2**32 by
+itself, and no mask is needed. The masks are identical bit for bit either way.
 
 How the counter is laid out (each ``mix`` hashes the xor of its two arguments, the second already hashed):
 
@@ -24,6 +25,7 @@ computes in, so a feature map's unit keeps its fate across backends. A unit is d
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -40,30 +42,37 @@ _C1, _C2 = 0x7FEB352D, 0x846CA68B  # lowbias32 (C. Wellons' hash-prospector): a 
 STREAM_TRAIN = DROPOUT_STREAM_TRAIN
 STREAM_MC = DROPOUT_STREAM_MC
 
-Shift = Callable[[Any, int], Any]
+
+@dataclass(frozen=True)
+class IntegerOps:
+    """What the hash needs of a tensor type beyond ``^``: a right shift, and x * constant mod 2**32 for a constant in
+    [0, 2**32)."""
+
+    shift: Callable[[Any, int], Any]
+    mul32: Callable[[Any, int], Any]
 
 
-def numpy_shift(x: Any, bits: int) -> Any:
-    return x >> bits
-
-
-def _mul32(x: Any, constant: int) -> Any:
+def _int64_mul32(x: Any, constant: int) -> Any:
     """x * constant mod 2**32 for 0 <= x < 2**32: |x * c| < 2**63 with c in [-2**31, 2**31), so int64 never wraps."""
     signed = constant - 2**32 if constant >= 2**31 else constant
     return (x * signed) & MASK32
 
 
-def hash32(x: Any, shift: Shift = numpy_shift) -> Any:
-    """lowbias32 on int64 values in [0, 2**32); works element-wise on numpy, torch and TensorFlow tensors."""
-    x = x ^ shift(x, 16)
-    x = _mul32(x, _C1)
-    x = x ^ shift(x, 15)
-    x = _mul32(x, _C2)
-    return x ^ shift(x, 16)
+# int64 values in [0, 2**32): numpy (the reference) and torch, whose tensors have ``>>``.
+INT64_OPS = IntegerOps(shift=lambda x, bits: x >> bits, mul32=_int64_mul32)
 
 
-def mix(key: Any, value: Any, shift: Shift = numpy_shift) -> Any:
-    return hash32(key ^ hash32(value, shift), shift)
+def hash32(x: Any, ops: IntegerOps = INT64_OPS) -> Any:
+    """lowbias32 on values in [0, 2**32), element-wise on numpy, torch and TensorFlow tensors."""
+    x = x ^ ops.shift(x, 16)
+    x = ops.mul32(x, _C1)
+    x = x ^ ops.shift(x, 15)
+    x = ops.mul32(x, _C2)
+    return x ^ ops.shift(x, 16)
+
+
+def mix(key: Any, value: Any, ops: IntegerOps = INT64_OPS) -> Any:
+    return hash32(key ^ hash32(value, ops), ops)
 
 
 def _int_hash(value: int) -> int:
@@ -107,14 +116,15 @@ def element_hashes(neutral_shape: tuple[int, ...], framework_order: tuple[int, .
     return hash32(np.ascontiguousarray(index))
 
 
-def keep_mask(key: Any, sample_indices: Any, hashed_elements: Any, threshold: int, shift: Shift = numpy_shift) -> Any:
+def keep_mask(key: Any, sample_indices: Any, hashed_elements: Any, threshold: int, ops: IntegerOps = INT64_OPS) -> Any:
     """Boolean keep mask of shape (n, *element shape).
 
-    ``sample_indices``: int64, shape (n, 1, ..., 1) with one axis per element axis, so it broadcasts against
-    ``hashed_elements`` (from :func:`element_hashes`); ``key`` from :func:`step_key`.
+    ``sample_indices``: shape (n, 1, ..., 1) with one axis per element axis, so it broadcasts against
+    ``hashed_elements`` (from :func:`element_hashes`); ``key`` from :func:`step_key`; all three of the integer type
+    ``ops`` works in.
     """
-    u = hash32(mix(key, sample_indices, shift) ^ hashed_elements, shift)
-    return shift(u, 32 - UNIFORM_BITS) >= threshold
+    u = hash32(mix(key, sample_indices, ops) ^ hashed_elements, ops)
+    return ops.shift(u, 32 - UNIFORM_BITS) >= threshold
 
 
 # The two dropout kinds as PyTorch and Keras both define them; every backend computes them as mask_factors does.

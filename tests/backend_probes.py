@@ -135,6 +135,24 @@ def dropout_outputs(
     return backend.predict_mc(x, passes, seed=3, batch_size=batch_size)
 
 
+def tensorflow_dropout_layer(
+    name: str, x: np.ndarray, rate: float, kind: str, key: int, offset: int
+) -> tuple[np.ndarray, list[str]]:
+    """TensorFlow: a bare SharedDropout in training mode, traced, on ``x`` (a flat batch) with its step key set to
+    ``key`` and its first sample index to ``offset``; its output, and the dtypes of the multiplies in its graph."""
+    from backends.tensorflow.dropout import DropoutKeys, SharedDropout
+    from backends.tensorflow.framework import tf
+    from harness.dropout_rng import element_hashes
+
+    keys = DropoutKeys(1)
+    layer = SharedDropout(rate, kind, 0, element_hashes(x.shape[1:]), keys)
+    step = tf.function(lambda xb: layer(xb, training=True), autograph=False)
+    keys.assign(tf.constant([key], tf.int64), offset)
+    graph = step.get_concrete_function(tf.TensorSpec(x.shape, tf.float32)).graph
+    multiplies = [op.get_attr("T").name for op in graph.get_operations() if op.type == "Mul"]
+    return step(tf.constant(x)).numpy(), multiplies
+
+
 def features(name: str, spec: ModelSpec, weights: NeutralWeights, x: np.ndarray, layer: str) -> np.ndarray:
     return _backend(name, spec, weights).extract_features(x, layer, batch_size=100)
 

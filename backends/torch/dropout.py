@@ -9,10 +9,6 @@ from torch import nn
 from harness.dropout_rng import drop_threshold, keep_mask, mask_factors
 
 
-def _shift(x: torch.Tensor, bits: int) -> torch.Tensor:
-    return x >> bits
-
-
 class DropoutKeys:
     """This step's key per dropout layer, shared by the model's dropout modules and set by the adapter.
 
@@ -50,6 +46,6 @@ class SharedDropout(nn.Module):
         offset = self.keys.offset
         samples = torch.arange(offset, offset + x.shape[0], dtype=torch.int64, device=x.device)
         samples = samples.view((-1,) + (1,) * (x.dim() - 1))
-        kept = keep_mask(self.keys.keys[self.slot], samples, self.hashed, self.threshold, _shift).to(x.dtype)
+        kept = keep_mask(self.keys.keys[self.slot], samples, self.hashed, self.threshold).to(x.dtype)
         factor, offset = mask_factors(kept, self.rate, self.kind)
         return x * factor if offset is None else x * factor + offset
