@@ -278,8 +278,8 @@ def missing_backends_warning(
     if unselected:
         said.append(
             no_case_of(unselected) + f": left out by this session's pytest selection ({selection}), so not compared "
-            f"and {gate} does not fail on it. To compare it, run the session without that selection, or with its "
-            f"tests selected too (-k {shlex.quote(' or '.join(unselected))})"
+            f"and {gate} does not fail on it. To compare it, run the session without that selection (where -k or -m "
+            f"narrowed it, -k {shlex.quote(' or '.join(unselected))} selects its tests too; --lf and node ids cannot)"
         )
     return "; ".join(said)
 

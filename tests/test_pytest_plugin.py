@@ -957,7 +957,8 @@ def test_a_backend_pytests_selection_left_out_is_said_not_compared_and_passes_th
     assert (
         "has no case of tensorflow, which the base ran (2 case(s)): left out by this session's pytest selection "
         "(--lf), so not compared and the session's --baseline check does not fail on it. To compare it, run the "
-        "session without that selection, or with its tests selected too (-k tensorflow)"
+        "session without that selection (where -k or -m narrowed it, -k tensorflow selects its tests too; --lf and "
+        "node ids cannot)"  # a --lf session with -k tensorflow added still runs only the last failures (review 158)
     ) in said, said
     # a node id narrows the collection without deselecting: the same
     alone = pytester.runpytest_subprocess(*common, "test_suite.py::test_case[torch-scratch-mlp+kept-digits]")
