@@ -21,6 +21,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from harness.errors import InputError
+
 # (column, pandas dtype, meaning) — docs/results-schema.md is generated from this list and a test pins both.
 SCHEMA: tuple[tuple[str, str, str], ...] = (
     ("run_id", "string", "identifier of the run (directory name under results/)"),
@@ -233,9 +235,10 @@ class ResultsWriter:
         self._pending.setdefault(row["trial_id"], []).append(row)
 
     def finish_trial(self, trial_id: str) -> None:
-        rows = self._pending.pop(trial_id, [])
-        if rows:
+        rows = self._pending.get(trial_id, [])
+        if rows:  # dropped once written: a write that fails (a full disk) leaves them for another try
             _write_atomically(to_frame(rows), self.parts_dir / f"{safe_name(trial_id)}.parquet")
+        self._pending.pop(trial_id, None)
 
     def finalize(self, interrupted: bool = False) -> pd.DataFrame:
         """results.parquet from the trials' parts. A trial still pending when the run was interrupted was cut
@@ -279,8 +282,23 @@ def read_parts(run_dir: Path) -> pd.DataFrame:
     parts = sorted((run_dir / "parts").glob("*.parquet"))
     if not parts:
         return to_frame([])
-    frame = with_current_columns(pd.concat([pd.read_parquet(p) for p in parts], ignore_index=True))
+    frame = with_current_columns(pd.concat([_read_part(p) for p in parts], ignore_index=True))
     return frame.sort_values(["trial_id", "attempt", "epoch"], kind="stable", na_position="last").reset_index(drop=True)
+
+
+def _read_part(path: Path) -> pd.DataFrame:
+    """One trial's part; one that cannot be read (cut short by a power loss or a copy, a disk error) is refused
+    naming it and the way out: a resume died in pyarrow's traceback, and a report said to run the whole run again."""
+    import pyarrow
+
+    try:
+        return pd.read_parquet(path)
+    except (OSError, pyarrow.ArrowException) as exc:
+        raise InputError(
+            f"Expected each trial's part in {path.parent} readable as xfbench writes it. Received: {path.name}, which "
+            f"cannot be read ({type(exc).__name__}: {str(exc)[:300]}). To fix, move that file out of parts/ and "
+            "resume the run (--resume): that trial runs again (its rows are also in results.csv)."
+        ) from None
 
 
 # The columns every reader needs, in xfbench's table from its first version (older tables lack only later ones):

@@ -615,9 +615,10 @@ def check_something_to_resume(run_file: RunFile, run_dir: Path) -> None:
             f"pid {pid} on this host. Wait for it to end; or stop it first (Ctrl-C in its terminal, or `kill {pid}`: "
             "it is then recorded interrupted) and resume it then."
         )
+    frame = read_parts(run_dir)  # an unreadable part is refused here, before Ray starts or the run changes
     if record.status != "finished":
         return
-    if resumable_failures(read_parts(run_dir), run_file.plan.search):
+    if resumable_failures(frame, run_file.plan.search):
         return
     if run_file.plan.search is not None:
         raise InputError(

@@ -331,10 +331,38 @@ def _death_row(trial: Any, config: TrialConfig, run: RunInfo) -> dict[str, Any]:
     return failure_row(config, run, summary, machine=MachineInfo.unknown())  # the driver's machine is not the worker's
 
 
+class _Delivering:
+    """What a Tune callback sends the driver's sinks goes through ``_deliver``: an exception there (a part that
+    cannot be written, a full disk) raised into Tune's stop_trial, which blamed the trial that was ending (a failed
+    row over its ok part, or a retrain). The first is kept and raised at Tune's next step, out of its loop; _fit
+    raises it as the run's fault."""
+
+    sinks: TrialEvents | None
+    fault: DriverFault | None = None
+
+    def __getstate__(self) -> dict[str, Any]:  # Tune pickles its callbacks into the experiment state
+        return {**self.__dict__, "sinks": None, "fault": None}
+
+    def _events(self) -> TrialEvents:
+        assert self.sinks is not None, "callback restored without its event sink"
+        return self.sinks
+
+    def _deliver(self, trial_id: str, send: Callable[[TrialEvents], None]) -> None:
+        try:
+            send(self._events())
+        except Exception as exc:  # noqa: BLE001 - any sink fault: none is the trial's
+            if self.fault is None:
+                self.fault = DriverFault(trial_id, exc)
+
+    def on_step_begin(self, iteration: int, trials: list, **info: Any) -> None:
+        if self.fault is not None:
+            raise self.fault
+
+
 def _make_callback(events: TrialEvents, run: RunInfo, stage: str, replayed: frozenset[str] = frozenset()):
     from ray import tune
 
-    class RowForwarder(tune.Callback):
+    class RowForwarder(_Delivering, tune.Callback):
         """Forwards each reported row to the driver's sinks (held as instance state), with stage and attempt."""
 
         def __init__(self, sinks: TrialEvents) -> None:
@@ -346,20 +374,14 @@ def _make_callback(events: TrialEvents, run: RunInfo, stage: str, replayed: froz
             # (trial, attempt) -> the worker's columns of the last row it sent: a row for its death says the same
             self.workers: dict[tuple[str, int], dict[str, Any]] = {}
 
-        def __getstate__(self) -> dict[str, Any]:  # Tune pickles its callbacks into the experiment state
-            return {**self.__dict__, "sinks": None}
-
-        def _events(self) -> TrialEvents:
-            assert self.sinks is not None, "callback restored without its event sink"
-            return self.sinks
-
         def _record_death(self, trial: Any, config: TrialConfig) -> None:
             """A worker that died (SIGKILL, lost node) sent no failure row: record one from Tune's error."""
             attempt = self.attempts.get(config.trial_id, 0)
             if (config.trial_id, attempt) in self.ended_with_row or config.trial_id in self.replayed:
                 return
             worker = self.workers.pop((config.trial_id, attempt), {})  # empty: it died before it sent a row
-            self._events().on_row({**_death_row(trial, config, run), **worker, "stage": stage, "attempt": attempt})
+            row = {**_death_row(trial, config, run), **worker, "stage": stage, "attempt": attempt}
+            self._deliver(config.trial_id, lambda sinks: sinks.on_row(row))
 
         def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
             row = json.loads(result[ROW_KEY])
@@ -370,9 +392,10 @@ def _make_callback(events: TrialEvents, run: RunInfo, stage: str, replayed: froz
                 trial.max_failures = 0  # Tune reads the retry budget from this attribute when the error arrives
             if result.get(REPLAYED_KEY):  # written in the session that ran it: shown, not written again
                 self.replayed.add(row["trial_id"])
-                return self._events().on_replayed_row({**row, "stage": stage, "attempt": attempt})
+                full = {**row, "stage": stage, "attempt": attempt}
+                return self._deliver(row["trial_id"], lambda sinks: sinks.on_replayed_row(full))
             self.workers[(row["trial_id"], attempt)] = {k: row[k] for k in WORKER_COLUMNS if row.get(k) is not None}
-            self._events().on_row({**row, "stage": stage, "attempt": attempt})
+            self._deliver(row["trial_id"], lambda sinks: sinks.on_row({**row, "stage": stage, "attempt": attempt}))
 
         def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
             config = _trial_config(trial)
@@ -383,12 +406,14 @@ def _make_callback(events: TrialEvents, run: RunInfo, stage: str, replayed: froz
             # a replayed sample ends too (the progress counts it; its rows, written already, are not pending)
             trial_id = _trial_config(trial).trial_id
             self.workers.pop((trial_id, self.attempts.get(trial_id, 0)), None)
-            self._events().on_trial_end(trial_id)
+            self._deliver(trial_id, lambda sinks: sinks.on_trial_end(trial_id))
 
         def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
             config = _trial_config(trial)
             self._record_death(trial, config)
-            self._events().on_trial_end(config.trial_id)  # a replayed diverged sample's rows are written already
+            self._deliver(
+                config.trial_id, lambda sinks: sinks.on_trial_end(config.trial_id)
+            )  # a replayed diverged sample's rows are written already
 
     return RowForwarder(events)
 
@@ -468,6 +493,19 @@ def _signals_handled(signals: tuple[signal.Signals, ...], handler: Any) -> Itera
 
 class RunInterrupted(RuntimeError):
     """The experiment stopped before every trial ended (Ctrl-C): the run can be resumed."""
+
+
+class DriverFault(RuntimeError):
+    """The driver could not take in what a trial sent (its part not written: a full disk, an I/O error): the run
+    stops as the driver's fault, resumable, and no trial is blamed (the trial's rows not written run it again)."""
+
+    def __init__(self, trial_id: str, cause: BaseException) -> None:
+        super().__init__(
+            f"the driver could not record trial {trial_id}'s results ({type(cause).__name__}: {cause}). No trial "
+            "failed for it; the trials whose results are not in parts/ run again. To fix, clear the cause (free "
+            "disk space) and resume the run (--resume)."
+        )
+        self.__cause__ = cause
 
 
 @contextlib.contextmanager
@@ -756,7 +794,8 @@ def _fit(
     resources = {"cpu": settings.cpus_per_trial, "gpu": settings.gpus_per_trial}
     with ray_session(settings), _tune_environment(settings.verbose), _ctrl_c_noted() as ctrl_c:
         replayed = frozenset(delivery.replay) if delivery else frozenset()
-        callbacks = [_make_callback(events, run, stage, replayed), _stop_on_ctrl_c(ctrl_c)]
+        forwarder = _make_callback(events, run, stage, replayed)
+        callbacks = [forwarder, _stop_on_ctrl_c(ctrl_c)]
         tuner = tune.Tuner(
             tune.with_resources(trainable, resources),
             param_space=param_space,
@@ -769,7 +808,14 @@ def _fit(
                 failure_config=tune.FailureConfig(max_failures=settings.max_failures),
             ),
         )
-        grid = tuner.fit()
+        try:
+            grid = tuner.fit()
+        except Exception:  # Tune wraps what its loop raised: the driver's fault, said as itself
+            if forwarder.fault is not None:
+                raise forwarder.fault from forwarder.fault.__cause__
+            raise
+    if forwarder.fault is not None:  # kept as the last trial ended: no step of Tune's came after it
+        raise forwarder.fault
     if ctrl_c.is_set():
         raise RunInterrupted(f"{name}: Ctrl-C")
     ended = grid.num_terminated + grid.num_errors

@@ -46,9 +46,15 @@ class TrialLines:
         self._ended = 0
         self._last_rows: dict[str, dict[str, Any]] = {}
         self._start = self._last_line = clock()
+        self._silenced = False
 
         def write(line: str) -> None:
-            write_line(line)
+            if self._silenced:
+                return
+            try:
+                write_line(line)
+            except OSError:  # stderr's reader gone (`| head`, a log collector): the run goes on, unsaid
+                self._silenced = True  # raised into Tune's callbacks it failed the trial that was ending
             self._last_line = clock()
 
         self._write = write

@@ -883,6 +883,26 @@ def test_a_long_trial_without_a_terminal_writes_an_epoch_line_after_a_quiet_minu
     ]
 
 
+def test_progress_lines_to_a_closed_pipe_go_quiet_instead_of_raising():
+    """`xfbench run ... 2>&1 | head`: the progress line as a trial ended raised BrokenPipeError into Tune's
+    callbacks, which failed the trial for it (review 157, finding 1). The first write error silences the lines."""
+    from harness.trial_lines import TrialLines
+
+    tries: list[str] = []
+
+    def closed_pipe(line: str) -> None:
+        tries.append(line)
+        raise BrokenPipeError(32, "Broken pipe")
+
+    progress = TrialLines(closed_pipe, clock=lambda: 0.0)
+    progress.start(2)
+    progress.row({"trial_id": "a", "status": "ok", "epoch": 1, "test_acc": 0.9})
+    progress.trial_done("a")
+    progress.trial_done("b")
+    progress.warn("later")
+    assert tries == ["xfbench [1/2, 0 s] a: ok, test accuracy 0.9000"]
+
+
 def test_a_run_without_a_terminal_prints_a_line_per_ended_trial_and_per_retried_attempt(monkeypatch):
     """Where stderr is no terminal (a CI log, a file), rich's live bar drew once, at the end, cut to 80 columns
     ("tr… tune_quick-scratch-convnet3+tuned-digits-torch-s3 epoch 5: val_acc 0.967, 0…"), and nothing while the run

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import math
 import re
 from pathlib import Path
@@ -8,7 +9,7 @@ import pandas as pd
 import pytest
 
 from harness.reporting import run_markdown
-from harness.results import COLUMNS, ResultsWriter, read_results, schema_markdown, to_frame
+from harness.results import COLUMNS, ResultsWriter, read_parts, read_results, schema_markdown, to_frame
 from harness.summary import summarize
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -108,6 +109,69 @@ def test_a_trial_whose_rows_a_resume_kept_is_never_written_again(tmp_path):
     assert part.read_bytes() == before
     assert (tmp_path / "results.csv").read_text().startswith(csv_before)
     assert read_results(tmp_path)["trial_id"].tolist() == ["kept", "other"]
+
+
+def test_a_part_write_that_fails_keeps_the_trials_rows_for_the_next_try(tmp_path, monkeypatch):
+    """finish_trial dropped a trial's rows before writing them: a write that failed (a full disk) lost them, and
+    the part written next held only what came after (review 157, finding 1)."""
+    import errno
+
+    import harness.results as results
+
+    real, calls = results._write_atomically, []
+
+    def full_once(frame: pd.DataFrame, path: Path) -> None:
+        calls.append(path)
+        if len(calls) == 1:
+            raise OSError(errno.ENOSPC, "No space left on device (simulated)")
+        real(frame, path)
+
+    monkeypatch.setattr(results, "_write_atomically", full_once)
+    writer = ResultsWriter(tmp_path)
+    writer.add_row(_row("t", "torch", 0, 1, 0, 1.0))
+    writer.add_row(_row("t", "torch", 0, 2, 0.9, 0.5, last=True))
+    with pytest.raises(OSError, match="No space left"):
+        writer.finish_trial("t")
+    assert not (tmp_path / "parts" / "t.parquet").exists()
+    writer.finish_trial("t")
+    assert read_parts(tmp_path)[["epoch", "status"]].values.tolist() == [[1, "ok"], [2, "ok"]]
+
+
+def test_a_fault_of_the_drivers_sinks_is_the_drivers_not_the_trials():
+    """An exception of the driver's own sinks as a trial ended (its part not written, progress to a closed pipe)
+    escaped into Tune's stop_trial, which failed the trial for it: a driver failed row over its ok part, or a
+    retrain (review 157, finding 1). The forwarder keeps it and raises it at Tune's next step, out of its loop."""
+    from types import SimpleNamespace
+
+    from harness.config import TrialConfig
+    from harness.scheduler import ROW_KEY, DriverFault, _make_callback
+    from harness.trial import RunInfo
+
+    class Events:
+        def __init__(self) -> None:
+            self.rows: list[dict] = []
+
+        def on_row(self, row: dict) -> None:
+            self.rows.append(row)
+
+        def on_trial_end(self, trial_id: str) -> None:
+            raise OSError(28, "No space left on device")
+
+        def on_replayed_row(self, row: dict) -> None: ...
+
+    trial = TrialConfig(strategy="scratch", model="mlp", dataset="digits", backend="torch", seed=0, epochs=1)
+    tune_trial = SimpleNamespace(config={"job": {"trial": trial.to_dict()}}, error_file=None)
+    events = Events()
+    forwarder = _make_callback(events, RunInfo("r", "c"), "trials")
+    forwarder.on_step_begin(0, [])  # no fault yet: Tune's loop goes on
+    row = {"trial_id": trial.trial_id, "status": "ok", "epoch": 1}
+    forwarder.on_trial_result(0, [], tune_trial, {ROW_KEY: json.dumps(row)})
+    forwarder.on_trial_complete(0, [], tune_trial)  # raised into Tune before: the trial failed for it
+    assert isinstance(forwarder.fault, DriverFault) and isinstance(forwarder.fault.__cause__, OSError)
+    assert f"could not record trial {trial.trial_id}'s results (OSError" in str(forwarder.fault)
+    with pytest.raises(DriverFault):
+        forwarder.on_step_begin(1, [])
+    assert [r["status"] for r in events.rows] == ["ok"]
 
 
 def test_summary_statistics_and_ratio():

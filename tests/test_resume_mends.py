@@ -284,6 +284,24 @@ def test_a_run_whose_driver_is_alive_is_not_resumed(tmp_path, capsys):
         runner.check_something_to_resume(read_run_file(tmp_path / results / "live"), tmp_path / results / "live")
 
 
+def test_a_resume_of_a_run_with_an_unreadable_part_is_refused_naming_the_file(tmp_path, capsys):
+    """A part cut short (a power loss, a copy cut short, a disk error) made --resume, the one command that could
+    recover the run, die in a pyarrow traceback (exit 1; review 157, finding 3): it is refused, naming the file and
+    the way out, before Ray starts or the run changes."""
+    from harness.cli import main
+
+    _running_run(tmp_path, None)  # a driver killed: its run.json says running
+    parts = tmp_path / "live" / "parts"
+    parts.mkdir()
+    (parts / "adhoc-s1.parquet").write_bytes(b"PAR1 cut short")
+    run_json = (tmp_path / "live" / "run.json").read_bytes()
+    assert main(["run", "--resume", "live", "--results-dir", str(tmp_path)]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "Expected each trial's part in" in err and "Received: adhoc-s1.parquet, which cannot be read" in err, err
+    assert "To fix, move that file out of parts/ and resume the run (--resume): that trial runs again" in err
+    assert (tmp_path / "live" / "run.json").read_bytes() == run_json
+
+
 # Another driver holding a run directory: run_lock.driving itself, in another process (a lock of the test's own
 # making passed a driving() that took a shared lock, with which two real drivers both got in).
 HOLD_DIRECTORY = (
