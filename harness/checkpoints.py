@@ -35,10 +35,14 @@ def save_npz_atomically(path: Path, arrays: dict[str, np.ndarray]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".part.npz")  # ends in .npz: savez keeps the name as is
     os.close(fd)
-    np.savez(tmp, allow_pickle=False, **arrays)  # load_checkpoint reads with allow_pickle=False too
-    # mkstemp makes the file 0600 whatever the umask (harness.file_modes says why that is wrong here)
-    os.chmod(tmp, shared_file_mode())
-    os.replace(tmp, path)
+    try:
+        np.savez(tmp, allow_pickle=False, **arrays)  # load_checkpoint reads with allow_pickle=False too
+        # mkstemp makes the file 0600 whatever the umask (harness.file_modes says why that is wrong here)
+        os.chmod(tmp, shared_file_mode())
+        os.replace(tmp, path)
+    except BaseException:  # a full disk: each try's backbone-sized temporary file was left, filling it further
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def checkpoint_header(path: Path) -> tuple[ModelSpec, dict[str, Any]]:

@@ -184,6 +184,7 @@ SCHEMA: tuple[tuple[str, str, str], ...] = (
 COLUMNS = tuple(name for name, _, _ in SCHEMA)
 DTYPES = {name: dtype for name, dtype, _ in SCHEMA}
 STATUSES = ("ok", "failed", "diverged", "skipped")
+PARTIAL = ".partial"  # a file being written, renamed over its target once whole
 
 
 def normalise_row(row: dict[str, Any]) -> dict[str, Any]:
@@ -218,6 +219,9 @@ class ResultsWriter:
         self.parts_dir.mkdir(parents=True, exist_ok=True)
         self.csv_path = run_dir / "results.csv"
         self._pending: dict[str, list[dict[str, Any]]] = {}
+        # a driver killed mid-write left its temporary file (the run lock, held by this driver, keeps out others)
+        for stale in [*self.parts_dir.glob("*" + PARTIAL), run_dir / ("results.parquet" + PARTIAL)]:
+            stale.unlink(missing_ok=True)
         if not self.csv_path.exists():
             with self.csv_path.open("w", newline="") as handle:
                 csv.writer(handle).writerow(COLUMNS)
@@ -257,9 +261,13 @@ class ResultsWriter:
 def _write_atomically(frame: pd.DataFrame, path: Path) -> None:
     """Write beside the target, then rename: a driver killed mid-write leaves the old file or none, never a
     truncated Parquet file that a resume could not read (parts/*.parquet is what a resume keeps)."""
-    partial = path.with_name(path.name + ".partial")
-    frame.to_parquet(partial, index=False)
-    os.replace(partial, path)
+    partial = path.with_name(path.name + PARTIAL)
+    try:
+        frame.to_parquet(partial, index=False)
+        os.replace(partial, path)
+    except BaseException:  # a full disk or Ctrl-C mid-write: no half-written file is left beside the parts
+        partial.unlink(missing_ok=True)
+        raise
 
 
 def rewrite_csv(run_dir: Path, frame: pd.DataFrame) -> int:
@@ -270,11 +278,17 @@ def rewrite_csv(run_dir: Path, frame: pd.DataFrame) -> int:
     if path.is_file():
         with path.open(newline="") as handle:
             before = max(0, sum(1 for _ in csv.reader(handle)) - 1)
-    with path.open("w", newline="") as handle:
-        out = csv.writer(handle)
-        out.writerow(COLUMNS)
-        for row in frame.to_dict("records"):
-            out.writerow(_csv_cells(row))
+    partial = path.with_name(path.name + PARTIAL)
+    try:  # written whole, then renamed: truncated in place, a resume stopped mid-write left results.csv short
+        with partial.open("w", newline="") as handle:
+            out = csv.writer(handle)
+            out.writerow(COLUMNS)
+            for row in frame.to_dict("records"):
+                out.writerow(_csv_cells(row))
+        os.replace(partial, path)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
     return max(0, before - len(frame))
 
 

@@ -59,3 +59,16 @@ def test_a_status_file_without_a_umask_line_falls_back_to_the_round_trip(tmp_pat
         assert shared_file_mode() == 0o660
     finally:
         os.umask(previous)
+
+
+def test_a_checkpoint_write_that_fails_leaves_no_temporary_file(tmp_path, monkeypatch):
+    """np.savez failing (a full disk) left its tmpXXXX.part.npz, a backbone's size, new on every try: each retry
+    or resume filled the disk further (review 157, finding 7)."""
+
+    def full_disk(*args: object, **kwargs: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(np, "savez", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        save_npz_atomically(tmp_path / "cache" / "w.npz", {"w": np.zeros(3)})
+    assert list((tmp_path / "cache").iterdir()) == []

@@ -208,16 +208,56 @@ def test_summary_statistics_and_ratio():
     assert summarize(to_frame(warm)).per_backend["warmup_time_s"].tolist() == [1.0]
 
 
-def test_parts_are_written_whole_so_a_kill_mid_write_cannot_leave_an_unreadable_part(tmp_path):
-    from harness.results import ResultsWriter, read_parts
+def test_parts_are_written_whole_so_a_kill_mid_write_cannot_leave_an_unreadable_part(tmp_path, monkeypatch):
+    """A part is written beside its target and renamed: a write stopped mid-way (a full disk, Ctrl-C) leaves the
+    old part or none, and no temporary file (each one left filled the disk further); a driver killed outright
+    leaves one, which the next writer of the run removes (review 157, finding 7)."""
+    import harness.results as results
 
     writer = ResultsWriter(tmp_path)
     writer.add_row(_row("t1", "torch", 0, 1, 0.9, 1.0, last=True))
     writer.finish_trial("t1")
-    # what a driver killed while writing the next part leaves behind: a half-written file beside the parts
-    (tmp_path / "parts" / "t2.parquet.partial").write_bytes(b"PAR1 truncated")
-    assert [p.name for p in (tmp_path / "parts").iterdir() if p.suffix == ".parquet"] == ["t1.parquet"]
+    parts = tmp_path / "parts"
+    before = (parts / "t1.parquet").read_bytes()
+
+    def stopped(*args: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(results.os, "replace", stopped)  # the file is written, the rename never happens
+    writer.add_row(_row("t2", "torch", 1, 1, 0.8, 1.0, last=True))
+    with pytest.raises(KeyboardInterrupt):
+        writer.finish_trial("t2")
+    monkeypatch.undo()
+    assert sorted(p.name for p in parts.iterdir()) == ["t1.parquet"]
+    assert (parts / "t1.parquet").read_bytes() == before
     assert read_parts(tmp_path)["trial_id"].tolist() == ["t1"]
+    (parts / "t3.parquet.partial").write_bytes(b"PAR1 truncated")  # what a SIGKILL mid-write leaves
+    ResultsWriter(tmp_path)  # a resume's writer, under the run's lock
+    assert sorted(p.name for p in parts.iterdir()) == ["t1.parquet"]
+
+
+def test_a_resume_stopped_while_it_rewrites_results_csv_leaves_it_whole(tmp_path, monkeypatch):
+    """rewrite_csv truncated results.csv in place: a resume stopped mid-write (Ctrl-C, a full disk) left the kept
+    trials' rows missing from it (review 157, finding 4). It is written beside and renamed."""
+    import harness.results as results
+
+    writer = ResultsWriter(tmp_path)
+    for trial in ("a", "b"):
+        writer.add_row(_row(trial, "torch", 0, 1, 0.9, 1.0, last=True))
+    before = (tmp_path / "results.csv").read_text()
+    cells, written = results._csv_cells, []
+
+    def full_disk(row: dict) -> list:
+        if written:
+            raise OSError(28, "No space left on device")
+        written.append(row)
+        return cells(row)
+
+    monkeypatch.setattr(results, "_csv_cells", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        results.rewrite_csv(tmp_path, to_frame([_row(t, "torch", 0, 1, 0.9, 1.0, last=True) for t in "ab"]))
+    assert (tmp_path / "results.csv").read_text() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["parts", "results.csv"]
 
 
 def test_a_table_written_before_columns_were_added_reads_with_them_empty(tmp_path):
