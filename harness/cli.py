@@ -495,10 +495,22 @@ def cmd_report(args: argparse.Namespace) -> int:
     history_only = [f"--metric {args.metric}"] if args.metric is not None else []
     history_only += changed_threshold_options(lambda name: getattr(args, name))
     metric = args.metric or "epoch_time_s"
-    report = build_report(paths, out, args.reference, metric, _thresholds(args), history_only)
+    with _held_if_inside(paths[0] if single_run else None, out):
+        report = build_report(paths, out, args.reference, metric, _thresholds(args), history_only)
     files = f"; PNG and SVG in {report.plot_dir}" if report.plots else ""  # no plot, no folder
     print(f"wrote {report.path} ({report.size_bytes / 1024:,.0f} KiB, {len(report.plots)} plots{files})")
     return 0
+
+
+def _held_if_inside(run_dir: Path | None, out: Path) -> contextlib.AbstractContextManager[None]:
+    """The run's lock while a report is drawn into its folder: a driver ending draws report.html and report_plots/
+    there too, and two writers removed each other's plots and could leave a finished run's page "still running"."""
+    from harness.run_lock import driving
+
+    if run_dir is None or not out.resolve().is_relative_to(run_dir.resolve()):
+        return contextlib.nullcontext()
+    fix = "It draws report.html itself when it ends; or give --output to draw this report elsewhere."
+    return driving(run_dir, f"draw {out.name}", fix)
 
 
 def cmd_export(args: argparse.Namespace) -> int:

@@ -28,15 +28,16 @@ class RunBeingDriven(InputError):
 
 
 @contextlib.contextmanager
-def driving(run_dir: Path, doing: str) -> Iterator[None]:
+def driving(run_dir: Path, doing: str, fix: str | None = None) -> Iterator[None]:
     """Hold ``run_dir`` (which must exist) for this process while the block runs; RunBeingDriven at once if another
-    process holds it. ``doing``: what this process came to do, for the refusal ("start a new run", "resume")."""
+    process holds it. ``doing``: what this process came to do, for the refusal ("start a new run", "resume");
+    ``fix``: the refusal's advice, where a run's or resume's does not fit."""
     descriptor = os.open(run_dir, os.O_RDONLY | os.O_DIRECTORY)
     try:
         try:
             fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            fix = (
+            fix = fix or (
                 "Wait for it to end, then resume again if the run still has trials to finish."
                 if doing == "resume"
                 else "Wait for it to end, or pick another --run-id; to finish the run it starts, --resume it once it "

@@ -624,3 +624,22 @@ def test_a_second_ctrl_c_while_the_run_is_written_stops_it(tmp_path, monkeypatch
         )
     assert "writing the run's results first; Ctrl-C again stops now" in capsys.readouterr().err
     assert list((tmp_path / "c2" / "parts").glob("*.parquet"))
+
+
+def test_a_report_drawn_into_a_run_folder_another_driver_holds_is_refused(tmp_path, capsys):
+    """`xfbench report RUN` drew report.html and report_plots/ into the run's folder while its driver, ending, drew
+    them too: each removed the other's plots, and a finished run could keep a "still running" page (review 157,
+    finding 6). It takes the run's lock; a report drawn elsewhere (--output) needs none."""
+    from harness.cli import main
+    from harness.results import ResultsWriter
+
+    run_dir = tmp_path / "held"
+    writer = ResultsWriter(run_dir)
+    writer.add_row({**_row(BASE, RunInfo("held", "c"), "trials"), "test_acc": 0.9})
+    writer.finish_trial(BASE.trial_id)
+    with _held_by_another_process(run_dir):
+        assert main(["report", str(run_dir)]) == 2
+        err = " ".join(capsys.readouterr().err.split())
+        assert "while this one would draw report.html in it" in err and "give --output to draw this" in err, err
+        assert not (run_dir / "report.html").exists()
+        assert main(["report", str(run_dir), "--output", str(tmp_path / "elsewhere.html")]) == 0, capsys.readouterr()
