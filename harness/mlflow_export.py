@@ -35,7 +35,7 @@ from harness.mlflow_uri import (
     unusable_uri,
     without_password,
 )
-from harness.plan import UNFINISHED_STATUSES
+from harness.plan import NEW_RUN_FIX, UNFINISHED_STATUSES
 from harness.summary import last_attempts, recorded_text, why_not_ok
 from harness.user_files import read_run_json, read_run_rows
 
@@ -246,7 +246,7 @@ def _search_marks(run_dir: Path, info: dict[str, Any], frame: pd.DataFrame) -> d
     try:
         plan = recorded_search(run_dir, info, frame)
     except InputError as exc:  # said for a run (start a new one); an export reads it before writing anything
-        said = str(exc).split("Received: ", 1)[-1].removesuffix(" Start a new run.").rstrip(".")
+        said = str(exc).split("Received: ", 1)[-1].removesuffix(f" {NEW_RUN_FIX}").rstrip(".")
         commit = str(info.get("git_commit") or "")
         version = "the xfbench version that ran it" + (f" (commit {commit})" if commit else "")
         raise InputError(

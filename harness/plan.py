@@ -27,6 +27,8 @@ KINDS = ("run", "tune")
 RUN_STATUSES = ("running", "finished", "interrupted")
 # run.json's states of a run whose trials stop where it did: still running (or its driver killed), or interrupted
 UNFINISHED_STATUSES = ("running", "interrupted")
+# The remedy of a run.json this version cannot read; an export, which cannot start a run, cuts it off its refusal
+NEW_RUN_FIX = "To fix, start a new run."
 
 
 def resume_command(kind: str, run_dir: Path) -> str:
@@ -109,7 +111,7 @@ class RunPlan:
             )
         if not self.planned_trials:
             raise InputError(
-                "Expected at least one trial. Received none: pick a suite or --strategy/--model/--dataset."
+                "Expected at least one trial. Received: none. To fix, pick a suite or --strategy/--model/--dataset."
             )
 
     @classmethod
@@ -329,13 +331,13 @@ def read_run_file(run_dir: Path) -> RunFile:
     if not path.is_file():
         raise InputError(
             f"Expected a run directory with run.json. Received: {run_dir}, which has none. "
-            "Check --results-dir and the run id."
+            "To fix, check --results-dir and the run id."
         )
-    data = read_json_object(path, "Start a new run.")
+    data = read_json_object(path, NEW_RUN_FIX)
     try:
         return RunFile.from_dict(data)
     except (KeyError, TypeError, ValueError, AttributeError) as exc:  # fields missing, or of another type
         raise InputError(
             f"Expected a run.json written by this version of xfbench. Received: {path}, which cannot be read "
-            f"({type(exc).__name__}: {exc}). Start a new run."
+            f"({type(exc).__name__}: {exc}). {NEW_RUN_FIX}"
         ) from None

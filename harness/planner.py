@@ -88,7 +88,7 @@ def check_trial_count(count: int, how: str) -> None:
     if count > MAX_TRIALS:
         raise InputError(
             f"Expected at most {MAX_TRIALS:,} trials in a run. Received: {how} = {count:,} trials. "
-            "Ask for fewer seeds, samples or backends."
+            "To fix, ask for fewer seeds, samples or backends."
         )
 
 
@@ -112,8 +112,8 @@ def _check_names(selection: Selection, overrides: Mapping[str, Any]) -> None:
         )
         raise InputError(
             f"Expected either --suite or --strategy/--model/--dataset. Received both: --suite {selection.suite}"
-            f"{unknown} and a case. Give one or the other: --suite alone runs its cases, --strategy/--model/--dataset "
-            "one case of your own."
+            f"{unknown} and a case. To fix, give one or the other: --suite alone runs its cases, "
+            "--strategy/--model/--dataset one case of your own."
         )
     _check_choice("suite", selection.suite, list(SUITES))
     _check_choice("optimizer", overrides.get("optimizer.name"), OPTIMIZERS)
@@ -194,16 +194,16 @@ def _check_float64_batchnorm_statistics(trials: list[TrialConfig], overrides: Ma
         # float64 given, or a suite case's own (zoo_smoke's, the CI tiers' exact cases): the fix differs
         given = overrides.get("runtime.precision") == "float64"
         fix = (
-            "Drop --bn-statistics float64."
+            "drop --bn-statistics float64."
             if given
-            else "Drop --bn-statistics float64, or add --precision float32 to train the suite's float64 cases in "
+            else "drop --bn-statistics float64, or add --precision float32 to train the suite's float64 cases in "
             "float32 with float64 BatchNorm statistics."
         )
         raise InputError(
             "Expected --bn-statistics float64 with float32 or mixed precision: in float64 (--precision float64, or "
             "a suite case's own) training-mode BatchNorm already computes in float64 in every framework, so it would "
             f"be recorded, yet change nothing. Received: --bn-statistics float64 for {in_float64[0]}, in float64. "
-            f"To fix: {fix}"
+            f"To fix, {fix}"
         )
 
 
@@ -250,8 +250,8 @@ def _check_settings_beside_a_searched_optimizer(
         raise InputError(
             f"Expected no optimizer settings beside a searched optimizer but the rate and clipping: each sampled "
             f"optimizer starts from its own defaults. Received: {given}, which some samples would train with and "
-            f"others not. Search {them} too ({spaces}: every sample then sets {them}, where its optimizer reads "
-            f"{them}), or run one tune per optimizer."
+            f"others not. To fix, search {them} too ({spaces}: every sample then sets {them}, where its optimizer "
+            f"reads {them}), or run one tune per optimizer."
         )
     for base in (b for b in bases if reads_path(b, "optimizer.name")):
         own = _own_optimizer_settings(base, searched)
@@ -261,8 +261,8 @@ def _check_settings_beside_a_searched_optimizer(
                 f"Expected cases whose optimizer has no settings of its own but the rate and clipping beside a "
                 f"searched optimizer: each sampled optimizer starts from its own defaults. Received: {base.case_id} "
                 f"sets {said} on {base.optimizer.name}, which its {base.optimizer.name} samples would train with and "
-                f"the others not. Search {'it' if len(own) == 1 else 'them'} too (--space NAME=choice:VALUE), leave "
-                "out the case, or run one tune per optimizer."
+                f"the others not. To fix, search {'it' if len(own) == 1 else 'them'} too (--space "
+                "NAME=choice:VALUE), leave out the case, or run one tune per optimizer."
             )
 
 
@@ -291,8 +291,8 @@ def _check_settings_beside_a_searched_schedule(
             raise InputError(
                 f"Expected no {' / '.join(unread)} beside a searched schedule that includes onecycle: its samples "
                 f"cycle the momentum themselves, so they would record the value and train without it. Received: "
-                f"{said} ({source}). Drop it, or search the schedules in separate runs (--schedule onecycle in one, "
-                "the value in the other)."
+                f"{said} ({source}). To fix, drop it, or search the schedules in separate runs (--schedule onecycle "
+                "in one, the value in the other)."
             )
 
 
@@ -353,7 +353,7 @@ def check_runnable_suite(chosen: Suite) -> None:
         raise InputError(
             f"Expected a suite of cases to run. Received: suite {chosen.name}, a search over "
             f"{', '.join(chosen.search.paths)}: run as it stands, it would train only its base configuration "
-            f"({', '.join(c.case_id for c in chosen.cases)}), never a searched value. Search it with "
+            f"({', '.join(c.case_id for c in chosen.cases)}), never a searched value. To fix, search it with "
             f"`xfbench tune --suite {chosen.name}`, or run that configuration as a case: --strategy {case.strategy} "
             f"--model {case.model} --dataset {case.dataset}."
         )
@@ -395,8 +395,8 @@ def schedule_carrying_settings(overrides: Mapping[str, Any], space: SearchSpace)
             f"Expected schedule settings that exactly one of the searched schedules ({searched}) reads. Received: "
             f"{flags} ({settings_text}), {read_by}"
             + (f", with --schedule {overrides['schedule.name']}" if "schedule.name" in overrides else "")
-            + ". Give only the settings of one searched schedule (and no --schedule, or that one), or search the "
-            "schedules in separate runs."
+            + ". To fix, give only the settings of one searched schedule (and no --schedule, or that one), or search "
+            "the schedules in separate runs."
         )
     return carrier
 
@@ -409,8 +409,8 @@ def check_cases_take_the_carrier(trials: Sequence[TrialConfig], carrier: str) ->
         raise InputError(
             f"Expected cases on the default constant schedule when schedule settings are given beside a searched "
             f"schedule (they go to a base {carrier} schedule). Received: {', '.join(own[:4])}"
-            f"{', ...' if len(own) > 4 else ''} with a schedule of its own, which that base would replace. Select "
-            "cases without one, or search without the settings."
+            f"{', ...' if len(own) > 4 else ''} with a schedule of its own, which that base would replace. To fix, "
+            "select cases without one, or search without the settings."
         )
 
 
@@ -422,7 +422,7 @@ def _check_the_seed_draws(request: SearchRequest, space: SearchSpace) -> None:
         raise InputError(
             f"Expected --search-seed with a space that draws values (random, optuna, or a range in a grid). Received: "
             f"--search-seed {request.sampling_seed} for a grid of choices only, whose points no seed changes (the "
-            "summary would name a seed that chose nothing). Drop --search-seed, or add a range to the space."
+            "summary would name a seed that chose nothing). To fix, drop --search-seed, or add a range to the space."
         )
 
 
@@ -431,7 +431,7 @@ def plan_tune(selection: Selection, overrides: Mapping[str, Any], request: Searc
     if selection.seeds:
         raise InputError(
             "Expected --final-seeds K with tune (search trials all start from seed 0). "
-            f"Received: --seeds {selection.seeds}. Give --final-seeds {selection.seeds} instead."
+            f"Received: --seeds {selection.seeds}. To fix, give --final-seeds {selection.seeds} instead."
         )
     chosen = SUITES.get(selection.suite) if selection.suite else None  # an unknown name: selected_trials says so
     space = (chosen.search if chosen else SearchSpace()).merged(request.space)
@@ -461,7 +461,7 @@ def plan_tune(selection: Selection, overrides: Mapping[str, Any], request: Searc
         raise InputError(
             "Expected each option either given or searched. Received: "
             + ", ".join(f"{p} in the search space and given as {overrides[canonical_path(p)]!r}" for p in both)
-            + ". Drop the option, or take it out of --space."
+            + ". To fix, drop the option, or take it out of --space."
         )
     # A pinned backbone trains with the given settings alike in every sample, but the head's samples split as well.
     _check_settings_beside_a_searched_optimizer(overrides, space, bases)

@@ -103,7 +103,7 @@ class SearchSpace:
             twice = sorted({p for p in paths if paths.count(p) > 1})
             raise InputError(
                 f"Expected each option once in a search space. Received: {paths}, with {', '.join(twice)} more than "
-                "once. Give each --space PATH=... once (a choice lists several values)."
+                "once. To fix, give each --space PATH=... once (a choice lists several values)."
             )
         object.__setattr__(self, "params", tuple(sorted(self.params, key=lambda param: param[0])))
 
@@ -160,9 +160,10 @@ def _field_annotation(path: str) -> str:
         if parts[1] in fields:
             return str(fields[parts[1]].type)
         raise InputError(
-            f"Expected a field of {parts[0]} that holds a value. Received: {path!r}. Valid fields: {sorted(fields)}."
+            f"Expected a field of {parts[0]} that holds a value. Received: {path!r}. To fix, give one of "
+            f"its fields: {sorted(fields)}."
         )
-    raise InputError(f"Expected a searchable option. Received: {path!r}. Valid: {valid}.")
+    raise InputError(f"Expected a searchable option. Received: {path!r}. To fix, give one of these: {valid}.")
 
 
 def _is_int_field(annotation: str) -> bool:
@@ -236,36 +237,36 @@ def _check_bounds(path: str, domain: Domain) -> None:
         raise InputError(
             f"Expected each value of a choice once. Received: {', '.join(repeated)} more than once in {path} "
             f"{list(values)}: a random search would draw it more often than the others, and a grid train it "
-            "twice to the same numbers. Give each value once."
+            "twice to the same numbers. To fix, give each value once."
         )
     parts = [p for v in values for p in (v if isinstance(v, tuple) else (v,))]
     non_finite = [v for v in parts if isinstance(v, float) and not math.isfinite(v)]
     if non_finite:
         raise InputError(
             f"Expected finite values in the choice of {path}. Received: {non_finite[0]} in {list(values)}: a trial "
-            f"would take it and diverge or train unregularised. Give numbers, such as {path}=choice:0,0.001."
+            f"would take it and diverge or train unregularised. To fix, give numbers, such as {path}=choice:0,0.001."
         )
     if isinstance(domain, IntRange) and not all(float(end).is_integer() for end in (domain.low, domain.high)):
         raise InputError(
             f"Expected whole-number bounds for an int range of {path}. Received: {domain.low}, {domain.high}. "
-            "Round them, or use uniform."
+            "To fix, round them, or use uniform."
         )
     if isinstance(domain, (Uniform, LogUniform)) and not all(math.isfinite(end) for end in (domain.low, domain.high)):
         raise InputError(
-            f"Expected finite bounds for {path}. Received: {domain.low}, {domain.high}. Give numbers, such as "
+            f"Expected finite bounds for {path}. Received: {domain.low}, {domain.high}. To fix, give numbers, such as "
             f"{path}={_kind_name(domain)}:1e-4,1e-1."
         )
     if isinstance(domain, (Uniform, LogUniform, IntRange)) and not domain.low < domain.high:
         fix = (
-            f"Swap them: {path}={_kind_name(domain)}:{domain.high},{domain.low}"
+            f"To fix, swap them: {path}={_kind_name(domain)}:{domain.high},{domain.low}"
             if domain.low > domain.high
-            else f"Give two different bounds, or {path}=choice:{domain.low} for one value"
+            else f"To fix, give two different bounds, or {path}=choice:{domain.low} for one value"
         )
         raise InputError(f"Expected LO < HI for {path}. Received: {domain.low}, {domain.high}. {fix}.")
     if isinstance(domain, LogUniform) and not domain.low > 0:
         raise InputError(
-            f"Expected loguniform bounds > 0 for {path}. Received: {domain.low}, {domain.high}. Give a positive "
-            f"LO, or {path}=uniform:{domain.low},{domain.high}."
+            f"Expected loguniform bounds > 0 for {path}. Received: {domain.low}, {domain.high}. To fix, give a "
+            f"positive LO, or {path}=uniform:{domain.low},{domain.high}."
         )
 
 
@@ -363,8 +364,8 @@ def validate_space(base: TrialConfig, space: SearchSpace) -> None:
         raise InputError(
             f"Expected a search space without {' or '.join(weights)} for {base.case_id}: the weights are found, "
             f"converted and checked once, before Ray starts, for the run's own reference. Received: "
-            f"{', '.join(weights)} in --space. Drop it from the space, and run each weights reference as a case of "
-            "its own (--pretrained / --weights)."
+            f"{', '.join(weights)} in --space. To fix, drop it from the space, and run each weights reference as a "
+            "case of its own (--pretrained / --weights)."
         )
     if "mc_dropout_passes" in space.paths:  # run on the test split after training, which no sample scores
         raise InputError(
@@ -379,7 +380,7 @@ def validate_space(base: TrialConfig, space: SearchSpace) -> None:
         raise InputError(
             f"Expected only searched options that strategy {base.strategy} reads ({base.case_id}). Received: "
             f"{', '.join(unread)} in the search space: every sample would train alike, told apart by a setting that "
-            "changes nothing. Drop it from --space, or search a strategy that reads it (docs/strategies.md)."
+            "changes nothing. To fix, drop it from --space, or search a strategy that reads it (docs/strategies.md)."
         )
     # An option with one value is set in every sample, so the others are checked with it set: a plateau's patience
     # searched beside schedule=choice:plateau is valid, though it would fail alone on a constant-schedule base.
@@ -495,8 +496,8 @@ def _check_point(
         )
     raise InputError(
         f"Expected every combination of the searched values to be valid: a search may sample any of them "
-        f"together. Received: {point_text(named)}, which fails: {why} Search these options in separate runs (say one "
-        "tune per optimizer), or narrow their values so that every combination is valid."
+        f"together. Received: {point_text(named)}, which fails: {why} To fix, search these options in separate runs "
+        "(say one tune per optimizer), or narrow their values so that every combination is valid."
     )
 
 

@@ -72,13 +72,17 @@ class TunePlan:
             object.__setattr__(self, "tpe_startup", tpe_startup_samples(self.num_samples))
         if self.algorithm not in SEARCH_ALGORITHMS:
             raise InputError(
-                f"Expected --search in {list(SEARCH_ALGORITHMS)}. Received: {self.algorithm!r}. Pick one of those."
+                f"Expected --search in {list(SEARCH_ALGORITHMS)}. Received: {self.algorithm!r}. "
+                "To fix, pick one of those."
             )
         if self.metric not in METRICS:
-            raise InputError(f"Expected --metric in {list(METRICS)}. Received: {self.metric!r}. Pick one of those.")
+            raise InputError(
+                f"Expected --metric in {list(METRICS)}. Received: {self.metric!r}. To fix, pick one of those."
+            )
         if not self.space.params:
             raise InputError(
-                "Expected a search space. Received: none. Add --space PATH=KIND:ARGS or pick a suite that declares one."
+                "Expected a search space. Received: none. To fix, add --space PATH=KIND:ARGS or pick a suite that "
+                "declares one."
             )
 
     def check_request(self) -> None:
@@ -95,20 +99,21 @@ class TunePlan:
         if tuple_valued:
             raise InputError(
                 "Expected scalar choices with --search optuna (Optuna's categorical distributions take numbers and "
-                f"strings). Received: {'; '.join(tuple_valued)}. Use --search random or grid, or scalar choices."
+                f"strings). Received: {'; '.join(tuple_valued)}. To fix, use --search random or grid, or scalar "
+                "choices."
             )
         if self.asha is not None and any(canonical_path(path) == "epochs" for path, _ in self.space.params):
             raise InputError(
                 "Expected no epochs in the search space with --asha: ASHA stops every trial at the base's epoch "
                 "count and ranks them there, so sampled longer runs would be cut short and compared as shorter. "
-                "Received: epochs in --space. Search epochs without --asha, or drop it from the space."
+                "Received: epochs in --space. To fix, search epochs without --asha, or drop it from the space."
             )
         if self.asha is not None:
             self._check_asha_rungs(self.asha)
         if self.num_samples < 1 or self.final_seeds < 1:
             raise InputError(
                 "Expected --num-samples >= 1 and --final-seeds >= 1. "
-                f"Received: {self.num_samples}, {self.final_seeds}. Give each as 1 or more, or leave it out."
+                f"Received: {self.num_samples}, {self.final_seeds}. To fix, give each as 1 or more, or leave it out."
             )
 
     def check_random_choices_distinct(self) -> None:
@@ -128,8 +133,8 @@ class TunePlan:
             raise InputError(
                 f"Expected at most as many samples as points for --search optuna over {finite}: every sample starts "
                 "from the same seed, so a repeated point trains again to the same numbers. Received: "
-                f"--num-samples {self.num_samples} over {points} point(s). Give --num-samples {points} or fewer, "
-                f"{grid}{' with --search grid' if not choices_alone else ''}, or a float range in the space."
+                f"--num-samples {self.num_samples} over {points} point(s). To fix, give --num-samples {points} or "
+                f"fewer, {grid}{' with --search grid' if not choices_alone else ''}, or a float range in the space."
             )
         if self.algorithm == "optuna":
             return
@@ -162,14 +167,14 @@ class TunePlan:
             raise InputError(
                 "Expected a choice:... domain in the space with --search grid: the grid spans the choices, and "
                 "ranges are drawn at random at each point, so a space of ranges alone is one point. Received: "
-                f"{', '.join(path for path, _ in self.space.params)}, all ranges. Use --search random (or optuna), "
-                "or give one option as choice:A,B,..."
+                f"{', '.join(path for path, _ in self.space.params)}, all ranges. To fix, use --search random (or "
+                "optuna), or give one option as choice:A,B,..."
             )
         if all(isinstance(d, Choice) for _, d in self.space.params) and self.num_samples > 1:
             raise InputError(
                 f"Expected --num-samples 1 for a grid of choices only: every repeat trains the same points from the "
                 f"same seed, so the {self.num_samples} repeats would give the same numbers. Received: --num-samples "
-                f"{self.num_samples}. Drop it (or add a range to the space, which each repeat draws anew)."
+                f"{self.num_samples}. To fix, drop it (or add a range to the space, which each repeat draws anew)."
             )
         if self.num_samples < 1:
             raise InputError(
@@ -276,7 +281,7 @@ def check_plan(plan: TunePlan) -> None:
         raise InputError(
             "Expected --metric val_acc for deep_features: its scikit-learn head is scored by validation accuracy "
             "alone (a support vector machine gives no probabilities, so no loss). Received: --metric val_loss with "
-            f"{', '.join(headed)}. Give --metric val_acc, or leave it out."
+            f"{', '.join(headed)}. To fix, give --metric val_acc, or leave it out."
         )
     for base in plan.bases:
         validate_space(base, plan.space)
@@ -288,8 +293,8 @@ def check_plan(plan: TunePlan) -> None:
                 if recipe_for(apply_point(base, {path: value})).key != key:
                     raise InputError(
                         "Expected a search space that leaves the shared backbone unchanged. Received: "
-                        f"{path}={value!r} changes the backbone recipe of {base.case_id}. Search it with the scratch "
-                        "strategy, or fix it."
+                        f"{path}={value!r} changes the backbone recipe of {base.case_id}. To fix, search it with the "
+                        "scratch strategy, or hold it at one value (drop it from the space)."
                     )
 
 

@@ -45,13 +45,13 @@ BAD_INPUTS = {
             "float64",
         ],
         "BatchNorm already computes in float64 in every framework, so it would be recorded, yet change nothing. "
-        "Received: --bn-statistics float64 for scratch-convnet3-digits, in float64. To fix: Drop --bn-statistics "
+        "Received: --bn-statistics float64 for scratch-convnet3-digits, in float64. To fix, drop --bn-statistics "
         "float64.",
     ),
     # the suite's own float64 cases: the refusal said "under --precision float64" to a user who had given none
     "BatchNorm statistics in float64 for a suite that trains in float64": (
         ["run", "--suite", "zoo_smoke", "--bn-statistics", "float64"],
-        "Received: --bn-statistics float64 for scratch-resnet20-digits, in float64. To fix: Drop --bn-statistics "
+        "Received: --bn-statistics float64 for scratch-resnet20-digits, in float64. To fix, drop --bn-statistics "
         "float64, or add --precision float32 to train the suite's float64 cases in float32",
     ),
     # argparse's abbreviations read it as --seeds 42: 84 trials, exit 0
@@ -75,8 +75,8 @@ BAD_INPUTS = {
     # before, the adam samples trained without the decay and the momentum samples with it, each recorded so
     "a setting beside a searched optimizer": (
         [*CNN_TUNE, "--weight-decay", "0.001", "--space", "optimizer=choice:momentum,adam"],
-        "Received: optimizer.weight_decay=0.001, which some samples would train with and others not. Search it too "
-        "(--space weight_decay=choice:0.001: every sample then sets it, where its optimizer reads it)",
+        "Received: optimizer.weight_decay=0.001, which some samples would train with and others not. To fix, search it "
+        "too (--space weight_decay=choice:0.001: every sample then sets it, where its optimizer reads it)",
     ),
     # before, the onecycle samples recorded momentum 0.5 and trained with 0.95 -> 0.85 -> 0.95, as at 0.9
     "a momentum beside a searched schedule that cycles it": (

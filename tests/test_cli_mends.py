@@ -238,7 +238,10 @@ def test_outputs_never_overwrite_a_run_or_an_input(tmp_path, capsys):
             ["run", "--suite", "nonexistent", "--strategy", "scratch"],
             "Received both: --suite nonexistent (and no suite is named 'nonexistent': one of [",
         ),
-        (["run", "--suite", "smoke", "--strategy", "scratch"], "Give one or the other: --suite alone runs its cases"),
+        (
+            ["run", "--suite", "smoke", "--strategy", "scratch"],
+            "To fix, give one or the other: --suite alone runs its cases",
+        ),
         (
             [*MLP_RUN, "--address", "foo:99999"],
             "Received: 'foo:99999', with port '99999', not a number from 1 to 65535. Pass the address",
@@ -246,7 +249,8 @@ def test_outputs_never_overwrite_a_run_or_an_input(tmp_path, capsys):
         ([*MLP_RUN, "--address", "10.0.0.5"], "Received: '10.0.0.5', with no port. Pass the address"),
         (
             [*CNN_TUNE, "--space", "lr=loguniform:1e-1,1e-3"],
-            "Expected LO < HI for optimizer.lr. Received: 0.1, 0.001. Swap them: optimizer.lr=loguniform:0.001,0.1.",
+            "Expected LO < HI for optimizer.lr. Received: 0.1, 0.001. To fix, swap them: "
+            "optimizer.lr=loguniform:0.001,0.1.",
         ),
         (
             [*MLP_RUN, "--classes", "5,6", "--binary-positive", "1.0"],

@@ -19,13 +19,15 @@ from harness.planner import (
     SearchRequest,
     Selection,
     check_suite_size,
+    check_trial_count,
     plan_run,
     plan_tune,
     selected_trials,
 )
 from harness.schedules import ScheduleConfig
-from harness.search import apply_point
+from harness.search import SearchSpace, apply_point, parse_space
 from harness.suites import Suite, SuiteCase, suite
+from harness.tuning import TunePlan
 from harness.variant_overrides import check_variant_overrides
 
 BASE = TrialConfig(strategy="scratch", model="mlp", dataset="digits", backend="torch", seed=0, epochs=2)
@@ -515,8 +517,8 @@ def test_a_search_suite_is_refused_for_a_run_and_kept_for_tune():
         "Expected a suite of cases to run. Received: suite tune_smoke, a search over optimizer.lr, optimizer.name"
     )
     assert (
-        "Search it with `xfbench tune --suite tune_smoke`, or run that configuration as a case: --strategy scratch"
-        in (message)
+        "To fix, search it with `xfbench tune --suite tune_smoke`, or run that configuration as a case: "
+        "--strategy scratch" in (message)
     )
     assert plan_tune(Selection(suite="tune_smoke"), {}, SearchRequest()).search is not None
 
@@ -564,3 +566,21 @@ def test_the_printed_resume_command_quotes_a_results_dir_with_a_space_and_leaves
     assert shlex.split(command) == ["xfbench", "tune", "--resume", "run-1", "--results-dir", str(spaced.parent)]
     plain = Path("/data/results/run-1")
     assert resume_command("run", plain) == "xfbench run --resume run-1 --results-dir /data/results"
+
+
+def test_refusals_of_search_tuning_plan_and_planner_name_the_fix_in_the_standard_form(tmp_path):
+    """Refusals read "Expected ... Received: ... To fix, ...": these four gave their remedy without the marker
+    ("... Pick one of those.", "Received none: pick a suite ...")."""
+    refusals = {
+        "search": lambda: parse_space(["lr=loguniform:1e-1,1e-3"]),
+        "tuning": lambda: TunePlan(bases=(BASE,), space=SearchSpace(), algorithm="bogus"),
+        "plan": lambda: read_run_file(tmp_path),
+        "planner": lambda: check_trial_count(MAX_TRIALS + 1, "--seeds"),
+    }
+    unmarked = {}
+    for module, refuse in refusals.items():
+        with pytest.raises(InputError) as caught:
+            refuse()
+        if not re.fullmatch(r"Expected .+\. Received: .+\. To fix, [a-z].+\.", str(caught.value), re.S):
+            unmarked[module] = str(caught.value)
+    assert not unmarked, unmarked

@@ -1385,7 +1385,7 @@ def test_case(xfbench_case):
     result.stdout.fnmatch_lines(
         [
             "*test_suite.py::test_case: Expected a suite of cases to run. Received: suite tune_smoke, a search over*"
-            "Search it with `xfbench tune --suite tune_smoke`*"
+            "To fix, search it with `xfbench tune --suite tune_smoke`*"
         ]  # fmt: skip
     )
 

@@ -916,7 +916,9 @@ def test_optuna_models_its_results_after_half_its_samples_and_refuses_more_sampl
     TunePlan(bases=(BASE,), space=choices, algorithm="optuna", num_samples=4).check_random_choices_distinct()
     with pytest.raises(
         InputError,
-        match=re.escape("Received: --num-samples 5 over 4 point(s). Give --num-samples 4 or fewer, --search grid"),
+        match=re.escape(
+            "Received: --num-samples 5 over 4 point(s). To fix, give --num-samples 4 or fewer, --search grid"
+        ),
     ):
         TunePlan(bases=(BASE,), space=choices, algorithm="optuna", num_samples=5).check_random_choices_distinct()
 
