@@ -270,7 +270,9 @@ PICKS_DIFFER = "each backend's pick differs in {paths}: the time and samples/s r
 def picks_differ(case: pd.DataFrame, reference: str, backend: str) -> list[str]:
     """The searchable options (harness.search) whose values differ between the two backends' tuned trials of a
     case (a tune's final stage: each backend's re-runs of its best sample), by path; [] for a case of other trials,
-    or one where a backend has no tuned trial."""
+    or one where a backend has no tuned trial, or a frame without configs (rows of a run recorded before them)."""
+    if "config_json" not in case.columns:
+        return []
     values = []
     for side in (reference, backend):
         texts = case.loc[case["backend"] == side, "config_json"].dropna()
