@@ -853,7 +853,7 @@ def test_a_search_that_varies_model_options_of_a_pretrained_trial_is_refused(fil
             ("transfer.pretrained", "torchvision:resnet18,keras:MobileNetV2"),
         ):
             space = f"{path}=choice:{values}"
-            with pytest.raises(InputError, match=rf"Expected a search space without {path} for .*Drop it"):
+            with pytest.raises(InputError, match=rf"Expected a search space without {path} for .*To fix, drop it"):
                 validate_space(base, parse_space([space]))
     # the tune's preflight asks it, before any weights convert
     from harness.preflight import preflight
