@@ -11,10 +11,11 @@ again).
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import math
 import os
-from collections.abc import Hashable, Iterable, Mapping
+from collections.abc import Hashable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -258,16 +259,24 @@ class ResultsWriter:
         return frame
 
 
-def _write_atomically(frame: pd.DataFrame, path: Path) -> None:
-    """Write beside the target, then rename: a driver killed mid-write leaves the old file or none, never a
-    truncated Parquet file that a resume could not read (parts/*.parquet is what a resume keeps)."""
+@contextlib.contextmanager
+def _written_whole(path: Path) -> Iterator[Path]:
+    """The file to write ``path``'s new content to: renamed over ``path`` once the block ends, removed if it raises
+    (a full disk, Ctrl-C mid-write), so a driver killed mid-write leaves the old file or none, never a truncated one."""
     partial = path.with_name(path.name + PARTIAL)
     try:
-        frame.to_parquet(partial, index=False)
+        yield partial
         os.replace(partial, path)
-    except BaseException:  # a full disk or Ctrl-C mid-write: no half-written file is left beside the parts
+    except BaseException:
         partial.unlink(missing_ok=True)
         raise
+
+
+def _write_atomically(frame: pd.DataFrame, path: Path) -> None:
+    """Write beside the target, then rename: never a truncated Parquet file that a resume could not read
+    (parts/*.parquet is what a resume keeps)."""
+    with _written_whole(path) as partial:
+        frame.to_parquet(partial, index=False)
 
 
 def rewrite_csv(run_dir: Path, frame: pd.DataFrame) -> int:
@@ -278,17 +287,12 @@ def rewrite_csv(run_dir: Path, frame: pd.DataFrame) -> int:
     if path.is_file():
         with path.open(newline="") as handle:
             before = max(0, sum(1 for _ in csv.reader(handle)) - 1)
-    partial = path.with_name(path.name + PARTIAL)
-    try:  # written whole, then renamed: truncated in place, a resume stopped mid-write left results.csv short
-        with partial.open("w", newline="") as handle:
-            out = csv.writer(handle)
-            out.writerow(COLUMNS)
-            for row in frame.to_dict("records"):
-                out.writerow(_csv_cells(row))
-        os.replace(partial, path)
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise
+    # written whole, then renamed: truncated in place, a resume stopped mid-write left results.csv short
+    with _written_whole(path) as partial, partial.open("w", newline="") as handle:
+        out = csv.writer(handle)
+        out.writerow(COLUMNS)
+        for row in frame.to_dict("records"):
+            out.writerow(_csv_cells(row))
     return max(0, before - len(frame))
 
 
