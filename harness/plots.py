@@ -313,12 +313,6 @@ def _time_panel(ax: Any, case: pd.DataFrame, backends: Sequence[str]) -> None:
         ax.text(0.98, 0.02, "\n".join(notes), ha="right", va="bottom", fontsize=7, transform=ax.transAxes)
 
 
-def _why_no_ratio(note: str) -> str:
-    """The statistics note's reason a case has no time ratio ("no tensorflow trial ended ok: no time ratio")."""
-    reasons = [part.split(": no time ratio")[0] for part in note.split("; ") if "no time ratio" in part]
-    return f"no ratio: {reasons[0]}" if reasons else "no ratio"
-
-
 def time_ratios(statistics: pd.DataFrame) -> list[Plot]:
     """The epoch-time ratio (reference / backend) per case with its hierarchical bootstrap 95 % interval (trials,
     then their epochs); 1 = equally fast. A case without a ratio keeps its row, saying why (the statistics' note);
@@ -332,7 +326,7 @@ def time_ratios(statistics: pd.DataFrame) -> list[Plot]:
         labels.append(f"{case_title(row)} · {row['reference']} / {row['backend']}")
         ratio, low, high = (float(row[c]) for c in ("time_ratio", "time_ci_low", "time_ci_high"))
         if math.isnan(ratio):  # left out of the points, not of the plot
-            said = _why_no_ratio(str(row["note"]))
+            said = f"no ratio: {row['time_missing']}" if row["time_missing"] else "no ratio"
             ax.text(0.01, position, said, transform=ax.get_yaxis_transform(), va="center", fontsize=8, color="#555555")
             continue
         err = [[ratio - low], [high - ratio]] if not math.isnan(low) else None

@@ -51,11 +51,26 @@ ALIKE_PP = 1e-9
 # log median epoch times closer than this are alike (a relative 1e-12, far below any clock's resolution): scipy's
 # variance of alike values warns of precision loss and is rounding noise
 ALIKE_LOG = 1e-12
-NO_STEADY_EPOCH = "no steady epoch (a phase's first is warm-up): no time ratio; run 2 epochs or more"
+
+
+@dataclass(frozen=True)
+class NoTimeRatio:
+    """Why a case has no time ratio: the reason (the plots' label and the ``time_missing`` column) and what to do."""
+
+    reason: str
+    remedy: str = ""
+
+    @property
+    def note(self) -> str:
+        """The statistics note's wording: the reason, that it leaves no ratio, and the remedy."""
+        return f"{self.reason}: no time ratio" + (f"; {self.remedy}" if self.remedy else "")
+
+
+NO_STEADY_EPOCH = NoTimeRatio("no steady epoch (a phase's first is warm-up)", "run 2 epochs or more")
 # deep_features reads another run's extracted features from the cache and times no extraction
-FROM_FEATURE_CACHE = (
-    "features came from the cache (no extraction timed): no time ratio; delete <results-dir>/_cache/features and "
-    "run again to time it"
+FROM_FEATURE_CACHE = NoTimeRatio(
+    "features came from the cache (no extraction timed)",
+    "delete <results-dir>/_cache/features and run again to time it",
 )
 
 
@@ -80,6 +95,7 @@ STATS_COLUMNS = [
     "time_ci_low",
     "time_ci_high",
     "time_significant",
+    "time_missing",
     "note",
 ]
 
@@ -169,14 +185,14 @@ class TimedSide:
     ended_ok: bool = True
 
 
-def _untimed_notes(untimed: Sequence[TimedSide]) -> list[str]:
+def _untimed(untimed: Sequence[TimedSide]) -> list[NoTimeRatio]:
     """Why the sides without a steady epoch time have none. A side none of whose trials ended ok was told to "run 2
     epochs or more", which its failed or diverged trials may well have run."""
-    notes = [f"no {side.backend} trial ended ok: no time ratio" for side in untimed if not side.ended_ok]
+    reasons = [NoTimeRatio(f"no {side.backend} trial ended ok") for side in untimed if not side.ended_ok]
     cached = [side.cached for side in untimed if side.ended_ok]
     if cached:
-        notes.append(FROM_FEATURE_CACHE if all(cached) else NO_STEADY_EPOCH)
-    return notes
+        reasons.append(FROM_FEATURE_CACHE if all(cached) else NO_STEADY_EPOCH)
+    return reasons
 
 
 def _time_ratio(
@@ -184,13 +200,15 @@ def _time_ratio(
     other: Sequence[np.ndarray],
     settings: StatsSettings,
     sides: tuple[TimedSide, TimedSide] = (TimedSide("reference"), TimedSide("backend")),
-) -> tuple[float, float, float, bool, list[str]]:
-    """(ratio, interval low, high, marked, notes) of the reference's epoch times over the other's (one array per
-    trial each); ``sides``: the reference's and the other's backend, as the notes name them."""
+) -> tuple[float, float, float, bool, list[str], str]:
+    """(ratio, interval low, high, marked, notes, why no ratio: "" when there is one) of the reference's epoch times
+    over the other's (one array per trial each); ``sides``: the reference's and the other's backend, as the notes
+    name them."""
     ratio, low, high = ratio_interval(ref, other, settings)
     notes = ["under 2 steady epochs: no time interval"] if math.isnan(low) and not math.isnan(ratio) else []
     # said: a bare n/a beside the pair table's warm-up ratio read as a missing figure
-    notes += _untimed_notes([side for times, side in zip((ref, other), sides, strict=True) if not times])
+    untimed = _untimed([side for times, side in zip((ref, other), sides, strict=True) if not times])
+    notes += [reason.note for reason in untimed]
     # One trial a side: the interval sees that trial's epochs only, not the variation between trials (the minutes
     # between them, another load) that a second seed would show: shown, never marked.
     one_trial = min(len(ref), len(other)) < 2 and not math.isnan(low)
@@ -205,7 +223,8 @@ def _time_ratio(
     if undecided:
         counts = f"{len(ref)} and {len(other)}"
         notes.append(f"time not marked: the trials' medians ({counts}) do not decide it (Welch p {trials_p:.2g})")
-    return ratio, low, high, _excludes(low, high, 1.0) and not one_trial and not undecided, notes
+    marked = _excludes(low, high, 1.0) and not one_trial and not undecided
+    return ratio, low, high, marked, notes, untimed[0].reason if untimed else ""
 
 
 def epochs_by_trial(steady: pd.DataFrame) -> list[np.ndarray]:
@@ -337,7 +356,7 @@ def case_statistics(
             if backend == reference:
                 continue
             n, diff, low, high = paired_accuracy(accs[reference], accs[backend], settings.confidence)
-            ratio, t_low, t_high, t_marked, time_notes = _time_ratio(
+            ratio, t_low, t_high, t_marked, time_notes, time_missing = _time_ratio(
                 times[reference], times[backend], settings, (sides[reference], sides[backend])
             )
             notes = [NO_PAIRED_SEED] if n == 0 else [TOO_FEW_SEEDS] if n == 1 else []
@@ -362,6 +381,7 @@ def case_statistics(
                     "time_ci_low": t_low,
                     "time_ci_high": t_high,
                     "time_significant": t_marked,
+                    "time_missing": time_missing,
                     "note": "; ".join(notes),
                 }
             )

@@ -171,12 +171,12 @@ def test_two_trials_a_side_are_marked_only_when_the_trials_themselves_differ():
     from harness.statistics import StatsSettings, _time_ratio, trials_test
 
     ref, other = [np.array([1.0]), np.array([1.1])], [np.array([0.9]), np.array([0.95])]
-    ratio, low, high, marked, notes = _time_ratio(ref, other, StatsSettings())
-    assert low > 1 and not marked and 0.05 < trials_test(ref, other) < 0.5
+    ratio, low, high, marked, notes, missing = _time_ratio(ref, other, StatsSettings())
+    assert low > 1 and not marked and 0.05 < trials_test(ref, other) < 0.5 and missing == ""
     assert notes == ["time not marked: the trials' medians (2 and 2) do not decide it (Welch p 0.18)"]
     slowed = [np.array([1.5, 1.51]), np.array([1.49, 1.5]), np.array([1.52, 1.5])]
     steady = [np.array([1.0, 1.01]), np.array([0.99, 1.0]), np.array([1.01, 1.0])]
-    assert _time_ratio(slowed, steady, StatsSettings())[3:] == (True, [])
+    assert _time_ratio(slowed, steady, StatsSettings())[3:] == (True, [], "")
 
 
 def test_the_comparison_differences_accuracy_over_the_seeds_ok_in_both_backends():
@@ -2098,6 +2098,10 @@ def test_plots_name_a_backend_none_of_whose_trials_ended_ok_and_a_case_left_with
     assert _top_down(ax) == [f"scratch-{m}-digits · torch / tensorflow" for m in ("convnet3", "mlp")]
     assert [t.get_text() for t in ax.texts] == ["no ratio: no tensorflow trial ended ok"]
     assert len(ax.containers) == 1  # the convnet3 ratio alone is drawn
+    assert stats.set_index("model")["time_missing"].to_dict() == {"convnet3": "", "mlp": "no tensorflow trial ended ok"}
+    # the plot reads the reason from its own column, not back out of the note's wording
+    (reworded,) = time_ratios(stats.assign(note="notes are for people"))
+    assert [t.get_text() for t in reworded.figure.axes[0].texts] == ["no ratio: no tensorflow trial ended ok"]
     # a case none of whose trials ended ok keeps its learning curves, which say so
     frame.loc[(frame["model"] == "mlp") & (frame["epoch"] == EPOCHS), "status"] = "diverged"
     curves |= {f"all-{plot.name}": plot.figure for plot in learning_curves(frame)}
