@@ -22,6 +22,7 @@ from harness.errors import InputError
 from harness.option_types import SHIP_POLICIES
 from harness.tuning import TunePlan
 from harness.user_files import read_json_object
+from harness.whole_files import write_text_whole
 
 KINDS = ("run", "tune")
 RUN_STATUSES = ("running", "finished", "interrupted")
@@ -311,10 +312,8 @@ class RunFile:
 
 
 def write_run_file(run_dir: Path, run_file: RunFile) -> None:
-    """Beside the target, then renamed: a driver killed mid-write leaves the previous run.json whole."""
-    tmp = run_dir / "run.json.tmp"
-    tmp.write_text(json.dumps(run_file.to_dict(), indent=2, sort_keys=True, default=str) + "\n")
-    tmp.replace(run_dir / "run.json")
+    """Written whole (:mod:`harness.whole_files`): a driver killed mid-write leaves the previous run.json whole."""
+    write_text_whole(run_dir / "run.json", json.dumps(run_file.to_dict(), indent=2, sort_keys=True, default=str) + "\n")
 
 
 def recorded_search(run_dir: Path, info: dict[str, Any], rows: Any) -> TunePlan | None:

@@ -42,6 +42,7 @@ from harness.statistics import SIGNIFICANT_MARK
 from harness.summary import compared_rows, summarize
 from harness.tuning import TunePlan
 from harness.user_files import read_run_json, read_run_table, with_rows
+from harness.whole_files import write_text_whole
 
 STYLE = """
 body { font-family: sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }
@@ -150,7 +151,7 @@ def _forget_earlier_plots(plot_dir: Path, drawn: list[str]) -> None:
             if isinstance(name, str) and name not in drawn and stale.is_file() and stale.parent == plot_dir:
                 stale.unlink()
     if plot_dir.is_dir():
-        manifest.write_text(json.dumps(sorted(set(drawn))))
+        write_text_whole(manifest, json.dumps(sorted(set(drawn))))
 
 
 def _recorded_reference(run: LoadedRunDir) -> str:
@@ -570,5 +571,5 @@ def build_report(
         size = f"{len(page.encode()) / 1024:,.0f} KiB, self-contained (no script, nothing fetched)"
         page = before + size + after
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(page)
+        write_text_whole(out, page)  # a browser or CI artefact upload never reads half a page
         return Report(out, out.stat().st_size, tuple(names), plot_dir)

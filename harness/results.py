@@ -11,11 +11,9 @@ again).
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import math
-import os
-from collections.abc import Hashable, Iterable, Iterator, Mapping
+from collections.abc import Hashable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from harness.errors import InputError
+from harness.whole_files import PARTIAL, written_whole
 
 # (column, pandas dtype, meaning) — docs/results-schema.md is generated from this list and a test pins both.
 SCHEMA: tuple[tuple[str, str, str], ...] = (
@@ -185,7 +184,6 @@ SCHEMA: tuple[tuple[str, str, str], ...] = (
 COLUMNS = tuple(name for name, _, _ in SCHEMA)
 DTYPES = {name: dtype for name, dtype, _ in SCHEMA}
 STATUSES = ("ok", "failed", "diverged", "skipped")
-PARTIAL = ".partial"  # a file being written, renamed over its target once whole
 
 
 def normalise_row(row: dict[str, Any]) -> dict[str, Any]:
@@ -259,23 +257,10 @@ class ResultsWriter:
         return frame
 
 
-@contextlib.contextmanager
-def _written_whole(path: Path) -> Iterator[Path]:
-    """The file to write ``path``'s new content to: renamed over ``path`` once the block ends, removed if it raises
-    (a full disk, Ctrl-C mid-write), so a driver killed mid-write leaves the old file or none, never a truncated one."""
-    partial = path.with_name(path.name + PARTIAL)
-    try:
-        yield partial
-        os.replace(partial, path)
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise
-
-
 def _write_atomically(frame: pd.DataFrame, path: Path) -> None:
     """Write beside the target, then rename: never a truncated Parquet file that a resume could not read
     (parts/*.parquet is what a resume keeps)."""
-    with _written_whole(path) as partial:
+    with written_whole(path) as partial:
         frame.to_parquet(partial, index=False)
 
 
@@ -288,7 +273,7 @@ def rewrite_csv(run_dir: Path, frame: pd.DataFrame) -> int:
         with path.open(newline="") as handle:
             before = max(0, sum(1 for _ in csv.reader(handle)) - 1)
     # written whole, then renamed: truncated in place, a resume stopped mid-write left results.csv short
-    with _written_whole(path) as partial, partial.open("w", newline="") as handle:
+    with written_whole(path) as partial, partial.open("w", newline="") as handle:
         out = csv.writer(handle)
         out.writerow(COLUMNS)
         for row in frame.to_dict("records"):

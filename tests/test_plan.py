@@ -118,6 +118,30 @@ def test_run_json_holds_the_plan_the_options_and_the_record_and_reads_back_equal
     assert plan.search is not None and plan.search.num_samples == 2 and plan.planned_trials == plan.search.bases
 
 
+def test_run_json_is_flushed_before_it_replaces_the_last_one_and_a_stopped_write_keeps_the_last(tmp_path, monkeypatch):
+    """run.json is what a resume reads first: written whole (harness.whole_files), its content on disk before the
+    rename, and a write stopped before the rename leaves the previous file and nothing beside it."""
+    import harness.whole_files as whole_files
+
+    record = RunRecord(run_id="r", started="t0", command=("xfbench", "run"), git_commit="abc", driver_host="h",
+                       driver_cpu="c", python_version="3.11", status="running")  # fmt: skip
+    first = RunFile(RunPlan.of_trials([BASE]), ExecutionOptions(), record)
+    write_run_file(tmp_path, first)
+    flushed: list[int] = []
+    monkeypatch.setattr(whole_files.os, "fsync", flushed.append)
+
+    def stopped(*args: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(whole_files.os, "replace", stopped)
+    with pytest.raises(KeyboardInterrupt):
+        write_run_file(tmp_path, dataclasses.replace(first, record=dataclasses.replace(record, status="finished")))
+    monkeypatch.undo()
+    assert (
+        len(flushed) == 1 and read_run_file(tmp_path) == first and [p.name for p in tmp_path.iterdir()] == ["run.json"]
+    )
+
+
 def test_run_json_records_when_the_final_stage_began_and_the_driver_and_older_files_read_without_them(tmp_path):
     """A resume reads both (runner.search_ended, runner.driver_alive); a run.json written before they were recorded
     reads as None for each, which resume takes as before (the final stage's rows; no driver known)."""

@@ -378,6 +378,26 @@ def test_the_report_of_a_run_is_one_offline_page_with_its_plots(tmp_path):
 
 
 @needs_matplotlib
+def test_a_report_stopped_while_it_writes_its_page_leaves_the_earlier_page_whole(tmp_path, monkeypatch):
+    """report.html was a plain write: a report stopped mid-way (Ctrl-C, a full disk) left half a page where a
+    browser or a CI artefact upload would read it. It is written beside and renamed (harness.whole_files)."""
+    import harness.whole_files as whole_files
+
+    run_dir = _write_run(tmp_path, "run-a", "2026-01-01", torch_slowdown=1.5)
+    (run_dir / "report.html").write_text("the earlier page")
+
+    def stopped(*args: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(whole_files.os, "replace", stopped)
+    with pytest.raises(KeyboardInterrupt):
+        build_report([run_dir], run_dir / "report.html")
+    monkeypatch.undo()
+    assert (run_dir / "report.html").read_text() == "the earlier page"
+    assert not [p.name for p in run_dir.rglob("*") if p.name.endswith(".partial")]
+
+
+@needs_matplotlib
 def test_the_report_draws_in_its_own_style_and_leaves_the_processs_settings_as_they_were(tmp_path):
     """A matplotlibrc with text.usetex failed the report where LaTeX is missing, and the report's settings, made for
     the whole process, stayed: a user's own plots in a process that wrote a report (the pytest plugin's) changed."""

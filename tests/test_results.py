@@ -212,7 +212,7 @@ def test_parts_are_written_whole_so_a_kill_mid_write_cannot_leave_an_unreadable_
     """A part is written beside its target and renamed: a write stopped mid-way (a full disk, Ctrl-C) leaves the
     old part or none, and no temporary file (each one left filled the disk further); a driver killed outright
     leaves one, which the next writer of the run removes (review 157, finding 7)."""
-    import harness.results as results
+    import harness.whole_files as whole_files
 
     writer = ResultsWriter(tmp_path)
     writer.add_row(_row("t1", "torch", 0, 1, 0.9, 1.0, last=True))
@@ -223,7 +223,7 @@ def test_parts_are_written_whole_so_a_kill_mid_write_cannot_leave_an_unreadable_
     def stopped(*args: object) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(results.os, "replace", stopped)  # the file is written, the rename never happens
+    monkeypatch.setattr(whole_files.os, "replace", stopped)  # the file is written, the rename never happens
     writer.add_row(_row("t2", "torch", 1, 1, 0.8, 1.0, last=True))
     with pytest.raises(KeyboardInterrupt):
         writer.finish_trial("t2")
