@@ -34,6 +34,19 @@ _SETTINGS_OF: dict[str, frozenset[str]] = {
     "onecycle": frozenset({"max_momentum", "min_momentum"}),
 }
 _SETTINGS = frozenset().union(*_SETTINGS_OF.values())
+# How a user gives each setting (harness.cli_options; the onecycle momenta have no flag), so that the refusal of an
+# unused one names what was typed; the pytest plugin words flags back as config paths.
+_FLAG_OF = {
+    "steps": "--schedule-steps",
+    "power": "--schedule-power",
+    "boundaries": "--piecewise",
+    "values": "--piecewise",
+    "factor": "--plateau-factor",
+    "patience": "--plateau-patience",
+    "threshold": "--plateau-threshold",
+    "max_momentum": "schedule.max_momentum",
+    "min_momentum": "schedule.min_momentum",
+}
 
 
 def settings_read_by(name: str) -> frozenset[str]:
@@ -88,18 +101,36 @@ class ScheduleConfig:
                 f"the validation loss that counts as one). Received: {self.threshold}. Give a fraction such as 1e-4 "
                 "(PyTorch's default) or 0.1."
             )
-        unused = {
-            f.name: getattr(self, f.name)
+        unused = [
+            f.name
             for f in fields(self)  # in the dataclass's order, so the message reads the same every time
             if f.name in _SETTINGS and f.name not in _SETTINGS_OF[self.name] and getattr(self, f.name) != f.default
-        }
+        ]
         if unused:
-            raise InputError(
-                f"Expected only the settings the {self.name} schedule uses "
-                f"({sorted(_SETTINGS_OF[self.name]) or 'none'}). "
-                f"Received: {', '.join(f'{k}={v!r}' for k, v in unused.items())}, which it would ignore. Drop them, "
-                "or pick the schedule they belong to."
-            )
+            self._refuse_unused(unused)
+
+    def _refuse_unused(self, unused: list[str]) -> None:
+        """Settings another schedule reads, given to this one: named as typed, with the schedules that read them."""
+        given = {_FLAG_OF[name]: self._given(name) for name in unused}  # --piecewise once for its two fields
+        readers = {flag: [s for s in SCHEDULES if any(_FLAG_OF[n] == flag for n in _SETTINGS_OF[s])] for flag in given}
+        its = "it" if len(given) == 1 else "them"
+        by_reader: dict[str, list[str]] = {}  # the flags one schedule (or one choice of them) reads, together
+        for flag, names in readers.items():
+            by_reader.setdefault(" or ".join(names), []).append(flag)
+        choices = "; ".join(f"{', '.join(flags)}: --schedule {names}" for names, flags in by_reader.items())
+        raise InputError(
+            f"Expected only the settings the {self.name} schedule reads "
+            f"({', '.join(sorted({_FLAG_OF[n] for n in _SETTINGS_OF[self.name]})) or 'none'}). "
+            f"Received: {', '.join(f'{flag} {value}' for flag, value in given.items())}, which it would ignore. "
+            f"To fix, drop {its}, or choose the schedule that reads "
+            f"{its}: {choices}."
+        )
+
+    def _given(self, name: str) -> str:
+        """Setting ``name``'s value as its flag takes it (--piecewise B1,B2:V1,V2,V3)."""
+        if name in ("boundaries", "values"):
+            return f"{','.join(map(str, self.boundaries))}:{','.join(f'{v:g}' for v in self.values)}"
+        return f"{getattr(self, name):g}"
 
     def _check_piecewise(self) -> None:
         """--piecewise B1,B2:V1,V2,V3: given, one rate more than boundaries, the rates positive, the steps in order."""

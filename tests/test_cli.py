@@ -169,6 +169,13 @@ BAD_INPUTS = {
         "Expected only options that model 'resnet18' uses (--bn-variance, --width-multiplier). Received: --dropout "
         "0.3. Drop them,",
     ),
+    # the refusal named config fields (patience=0) and told the user to "pick the schedule they belong to"
+    "a schedule setting its schedule does not read": (
+        [*MLP_RUN, "--schedule", "power", "--plateau-patience", "0", "--plateau-factor", "0.2"],
+        "Expected only the settings the power schedule reads (--schedule-power, --schedule-steps). Received: "
+        "--plateau-factor 0.2, --plateau-patience 0, which it would ignore. To fix, drop them, or choose the schedule "
+        "that reads them: --plateau-factor, --plateau-patience: --schedule plateau.",
+    ),
     "an activation alpha its activation does not take": (
         ["model", "mlp", "--activation-alpha", "0.2"],
         "--hidden; --activation-alpha with leaky_relu or elu only). Received: --activation-alpha 0.2. Drop them,",

@@ -713,7 +713,7 @@ def test_schedule_settings_given_beside_a_searched_schedule_reach_the_samples_of
     with pytest.raises(InputError, match=r"Received: scratch-mlp\+sched_\w+-digits.* with a schedule of its own"):
         plan_tune(Selection(suite="techniques_smoke", backends=("torch",)), given, request)
     # Not searched, the schedule keeps refusing what it would ignore.
-    with pytest.raises(InputError, match="the constant schedule uses .none.. Received: patience=0"):
+    with pytest.raises(InputError, match="the constant schedule reads .none.. Received: --plateau-patience 0,"):
         plan_tune(selection, given, SearchRequest())
 
 
