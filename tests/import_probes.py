@@ -38,6 +38,37 @@ def import_main(name: str, argv: list[str]) -> tuple[int, str]:
     return worker_main(name, "harness.import_worker", argv)
 
 
+def user_import_main(name: str, folder: str, argv: list[str]) -> tuple[int, str]:
+    """``import_main`` for a user's ``python:`` model, its module imported as a fresh conversion process started in
+    ``folder`` imports it (harness.fresh_process puts the current directory first on its path): ``folder`` first on
+    sys.path, and the user's modules forgotten before and after, so that each test's ``mend_nets`` is read from its
+    own folder, not served from an earlier test's import in this long-lived worker."""
+    import json
+    import sys
+
+    module = json.loads(argv[0])["ref"]["name"].split(":")[0]
+    _forget_user_modules(folder, module)
+    sys.path.insert(0, folder)
+    try:
+        return import_main(name, argv)
+    finally:
+        sys.path.remove(folder)
+        _forget_user_modules(folder, module)
+
+
+def _forget_user_modules(folder: str, module: str) -> None:
+    """Drop ``module`` and every module imported from ``folder`` (helpers the factory imports) from sys.modules."""
+    import sys
+    from pathlib import Path
+
+    root = Path(folder).resolve()
+    for key, loaded in list(sys.modules.items()):
+        filename = getattr(loaded, "__file__", None)
+        if key == module or (isinstance(filename, str) and Path(filename).resolve().is_relative_to(root)):
+            del sys.modules[key]
+    importlib.invalidate_caches()  # a file written since this worker last listed the folder is found
+
+
 def torch_flat_batchnorm_module(_backend: str, x: np.ndarray) -> tuple:
     """A torch module with BatchNorm1d and a per-feature PReLU right after a Flatten of a 3x3x2 map (statistics and
     slopes all different), converted by the torch importer: the spec, the weights and torch's own eval logits."""

@@ -5,8 +5,11 @@ and the advice to choose an input size, a model declared for any input size fail
 output was said not to end in a Dense layer, several inputs were merged into one and a nested model was refused
 with no hint.
 
-The conversions run in one TensorFlow process (tests import keras only in a process that imports no torch), as
-tests/test_model_import.py runs the Keras importer's own code."""
+The importer's cases run in one TensorFlow process (tests import keras only in a process that imports no torch), as
+tests/test_model_import.py runs the Keras importer's own code. What reaches the user through ``model_spec`` runs
+``python -m harness.import_worker``'s own code in the session's TensorFlow probe worker (weight_file_probes.python_call)
+rather than a fresh TensorFlow process per conversion: what is checked is the refusal. The tests of what the user's
+$KERAS_BACKEND or keras.json does to a process start one of their own."""
 
 from __future__ import annotations
 
@@ -20,7 +23,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import assert_logits_match_source
+from weight_file_probes import python_call
 
+import harness.model_import
 from harness.checkpoints import load_checkpoint
 from harness.errors import InputError
 from harness.model_import import model_spec
@@ -193,6 +198,13 @@ def converted() -> dict:
     return json.loads(run.stdout.strip().splitlines()[-1])
 
 
+@pytest.fixture
+def in_tensorflow_worker(workers, monkeypatch: pytest.MonkeyPatch) -> None:
+    """model_spec's conversions (a user's Keras module, a keras: application) in the session's TensorFlow probe
+    worker: about 6 s of imports each in a fresh process, under 1 s there."""
+    monkeypatch.setattr(harness.model_import, "_fresh_process", python_call(workers, "tensorflow"))
+
+
 def _refusal(converted: dict, case: str) -> str:
     outcome = converted[case]
     assert "error" in outcome, f"{case} converted: {outcome.get('layers')}"
@@ -240,6 +252,7 @@ def test_a_layer_applied_twice_is_refused_as_shared_weights(converted):
     assert "Shared weights (a layer applied more than once) are not supported" in message
 
 
+@pytest.mark.usefixtures("in_tensorflow_worker")
 def test_a_shared_layer_reaches_the_user_without_the_input_size_advice(tmp_path, monkeypatch):
     """Through the import worker, as `xfbench run --model python:...` converts it."""
     (tmp_path / "shared_nets.py").write_text(textwrap.dedent(_MODELS))
@@ -290,6 +303,7 @@ def test_several_inputs_are_refused_and_a_nested_model_is_told_to_flatten(conver
     assert "a nested model (Sequential) at 'base'" in nested and "flatten the nested model's layers" in nested
 
 
+@pytest.mark.usefixtures("in_tensorflow_worker")
 def test_a_model_declared_for_another_image_size_is_refused_naming_the_input_size_it_needs(tmp_path, monkeypatch):
     """A keras.Input((9, 9, 1)) model trained on 8x8 digits in silence, its "same" padding set for 9x9 ((1, 1) where
     Keras pads 8x8 by (0, 1)): the network both backends trained was not the one Keras runs on those images."""
@@ -319,6 +333,7 @@ def test_a_model_declared_for_another_image_size_is_refused_naming_the_input_siz
     )
 
 
+@pytest.mark.usefixtures("in_tensorflow_worker")
 def test_a_channels_first_or_not_float32_model_is_refused_as_such(tmp_path, monkeypatch):
     """The review's cases: a channels_first convnet on 8x8 digits was told to "feed it 8 channels (--input-channels
     8)", then, given them, that it was "declared for 1x8"; a float64 model converted to float32 in silence; a
@@ -387,6 +402,7 @@ def test_a_channels_first_or_not_float32_model_is_refused_as_such(tmp_path, monk
     )
 
 
+@pytest.mark.usefixtures("in_tensorflow_worker")
 def test_a_keras_application_below_its_minimum_input_size_is_bad_input_not_a_crash(tmp_path):
     """keras:InceptionV3 on 8x8 digits raised Keras' ValueError in the conversion process: a worker crash with a
     traceback (exit 1) for what --input-size fixes."""
@@ -397,6 +413,7 @@ def test_a_keras_application_below_its_minimum_input_size_is_bad_input_not_a_cra
     assert "Input size must be at least 75x75" in message and "pass an --input-size it takes" in message
 
 
+@pytest.mark.usefixtures("in_tensorflow_worker")
 @pytest.mark.parametrize("name", ["EfficientNetB0", "MobileNetV3Small"])
 def test_a_keras_application_with_its_own_preprocessing_is_refused_as_unsupported_not_told_to_remove_it(tmp_path, name):
     """keras:EfficientNetB0 and keras:MobileNetV3Small were refused at their Rescaling layer with "Remove it", which
@@ -472,6 +489,7 @@ def test_a_users_keras_model_converts_on_tensorflow_whatever_backend_the_users_k
     assert [type(layer).__name__ for layer in spec.layers] == ["Conv2D", "Activation", "Flatten", "Dense"]
 
 
+@pytest.mark.usefixtures("in_tensorflow_worker")
 def test_a_factory_returning_a_keras_layer_is_told_to_return_a_model_not_to_change_the_input_size(
     tmp_path, monkeypatch
 ):
@@ -503,6 +521,7 @@ def lookalike():
 """
 
 
+@pytest.mark.usefixtures("in_tensorflow_worker")
 def test_a_converted_network_that_does_not_compute_the_models_logits_is_refused(tmp_path, monkeypatch):
     """The import worker converted and cached a user's model without running it: a layer the converter took for
     Keras' Dense by its class name, whose call doubles the output, trained as another network in both backends.

@@ -1,7 +1,9 @@
 """A user's torch module that the neutral spec cannot hold as it is, refused with what to change instead of being
 silently changed: shared weights, one PReLU slope over many channels, frozen parameters, a final sigmoid, and a
-Linear on an unflattened map (told to add a Flatten, not to choose another input size). Each model converts in a
-fresh torch process, as ``--model python:...`` does; this process imports no framework."""
+Linear on an unflattened map (told to add a Flatten, not to choose another input size). Each model converts through
+``python -m harness.import_worker``'s own code, as ``--model python:...`` does, run in the session's torch probe worker
+(weight_file_probes.python_call) rather than a fresh torch process each: what is checked is the refusal, not the
+process (tests/test_model_import.py runs a user's module in a fresh one). This process imports no framework."""
 
 from __future__ import annotations
 
@@ -9,7 +11,9 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from weight_file_probes import python_call
 
+import harness.model_import
 from harness.errors import InputError
 from harness.model_import import model_spec
 from harness.models import ModelOptions
@@ -364,9 +368,11 @@ _NETS = textwrap.dedent("""
 
 
 @pytest.fixture
-def nets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def nets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, workers) -> Path:
     (tmp_path / "mend_nets.py").write_text(_NETS)
     monkeypatch.chdir(tmp_path)
+    # about 4 s of torch imports per conversion in a fresh process; well under 1 s in the warm worker
+    monkeypatch.setattr(harness.model_import, "_fresh_process", python_call(workers, "torch"))
     return tmp_path / "cache"
 
 

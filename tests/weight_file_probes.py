@@ -145,6 +145,27 @@ def import_call(workers: dict) -> object:
     return call
 
 
+def python_call(workers: dict, framework: str) -> object:
+    """``import_call`` that also converts a user's ``python:`` model, in the session's probe worker of ``framework``
+    (the one its module builds: a worker cannot tell before importing it, and the wrong one would import torch
+    beside TensorFlow), its module imported from the current directory as a fresh conversion process imports it
+    (``import_probes.user_import_main``). For ``monkeypatch.setattr(harness.model_import, "_fresh_process", ...)``
+    in tests of what a conversion refuses, not of the process it runs in."""
+    import json
+    import os
+
+    import import_probes
+
+    references = import_call(workers)
+
+    def call(argv: list[str]) -> tuple[int, str]:
+        if json.loads(argv[0])["ref"]["kind"] != "python":
+            return references(argv)
+        return workers[framework](import_probes.user_import_main, os.getcwd(), argv)
+
+    return call
+
+
 def small_net(num_classes: int = 10) -> object:
     """A user's ``python:weight_file_probes:small_net`` factory: one convolution on RGB, pooled, then a head (its
     state dict: '0.weight' (4, 3, 3, 3), '0.bias', '4.weight' (classes, 4), '4.bias')."""
