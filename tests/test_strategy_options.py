@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import replace
 
 import pytest
+from weight_file_probes import import_call, probe_runner
 
 from harness.augment import AugmentConfig
 from harness.config import OptimizerConfig, RuntimeOptions, TransferOptions, TrialConfig
@@ -137,10 +139,13 @@ def test_a_model_option_that_changes_no_network_of_the_run_is_refused_and_one_th
     "setting, layer",
     [({"bn_statistics": "float64"}, "BatchNorm layer"), ({"dropout_rng": "framework"}, "dropout layer")],
 )
-def test_a_runtime_setting_of_a_kind_of_layer_is_refused_where_no_network_has_one(setting, layer, tmp_path):
+def test_a_runtime_setting_of_a_kind_of_layer_is_refused_where_no_network_has_one(
+    setting, layer, tmp_path, monkeypatch, workers
+):
     """--bn-statistics float64 and --dropout-rng framework act on BatchNorm and dropout layers only: on an mlp without
     them they were recorded in config_json and summary.md's Settings (and in the backbone's key), changing nothing.
     An imported network's layers count (torchvision's resnet18 has BatchNorm and no options of its own)."""
+    import harness.model_import
     from harness.models import ModelOptions
     from harness.preflight import preflight
 
@@ -154,6 +159,8 @@ def test_a_runtime_setting_of_a_kind_of_layer_is_refused_where_no_network_has_on
     with_layer = ModelOptions(hidden=(32,), batchnorm="after", dropout=0.2)
     preflight([replace(plain, model_options=with_layer)], None, download=False)
     if name == "bn_statistics":
+        # converted in the session's torch probe worker: what is checked is the preflight's answer, not the process
+        monkeypatch.setattr(harness.model_import, "_fresh_process", import_call(workers))
         imported = replace(plain, model="torchvision:resnet18", model_options=ModelOptions())
         preflight([replace(imported, input=InputConfig(size=32, channels=3))], None, False, cache_dir=tmp_path)
 
@@ -169,18 +176,24 @@ def test_a_runtime_setting_of_a_kind_of_layer_is_refused_where_no_network_has_on
     ],
 )
 def test_float64_batchnorm_statistics_are_refused_where_every_batchnorm_layer_is_frozen(
-    strategy, transfer, trains, tmp_path
+    strategy, transfer, trains, tmp_path, monkeypatch, workers
 ):
     """A frozen BatchNorm layer runs in inference mode on its running statistics, which --bn-statistics leaves
     alone: from a weight file, feature extraction and a transfer frozen throughout recorded float64 statistics that
     changed nothing (their rows also said the backends' float32 BatchNorm kernels differed). A backbone the run
     trains itself trains every BatchNorm layer in its pretrain trial, where the setting acts."""
+    import harness.preflight
     from harness.checkpoints import save_checkpoint
     from harness.exactness import inexact_reasons
     from harness.models import ModelOptions, build_spec
     from harness.preflight import preflight
+    from harness.pretrained import prepare_weights
     from harness.weights import initial_weights
 
+    # each weight file verified in the session's torch probe worker, not a fresh torch process per preflight (about
+    # 7 s each): what is checked is the preflight's refusal or acceptance, as tests/test_pretrained.py checks files
+    runner = probe_runner(workers)
+    monkeypatch.setattr(harness.preflight, "prepare_weights", functools.partial(prepare_weights, runner=runner))
     options = ModelOptions(batchnorm="after")
     epochs = 1 if strategy == "deep_features" else 2
     trial = replace(SCRATCH, strategy=strategy, model="convnet3", model_options=options, epochs=epochs)
