@@ -608,3 +608,22 @@ def test_refusals_of_search_tuning_plan_and_planner_name_the_fix_in_the_standard
         if not re.fullmatch(r"Expected .+\. Received: .+\. To fix, [a-z].+\.", str(caught.value), re.S):
             unmarked[module] = str(caught.value)
     assert not unmarked, unmarked
+
+
+def test_a_suite_cases_bar_out_of_range_is_refused_with_the_fraction_it_stands_for():
+    """A user's suite module giving a bar as a percentage (90) was told the range and nothing more."""
+    with pytest.raises(InputError, match=r"Received: min_test_acc=90\. To fix, give it as a fraction: 0\.9 for 90 %"):
+        SuiteCase("scratch", "mlp", "digits", 1, min_test_acc=90)
+    with pytest.raises(InputError, match=r"Received: min_val_acc=-1\. To fix, give 0 to 1\.$"):
+        SuiteCase("scratch", "mlp", "digits", 1, min_val_acc=-1)
+    with pytest.raises(InputError, match=r"max_backend_gap=2\. To fix, give a fraction of the test set, such as 0\.01"):
+        SuiteCase("scratch", "mlp", "digits", 1, max_backend_gap=2)
+
+
+def test_s1_cifar10s_sequential_variant_trains_by_keras_fit_in_tensorflow_and_its_own_step_in_torch():
+    """The lesson trains its Sequential network with Keras' fit; the case ran the custom step, so no suite held fit
+    to a bar (review 161). Torch, without a fit, keeps its step and records the default."""
+    plan = plan_run(Selection(suite="s1_cifar10"), {})
+    modes = {(t.variant, t.backend): t.runtime.tf_mode for t in plan.trials}
+    assert modes[("sequential_nesterov", "tensorflow")] == "fit" and modes[("sequential_nesterov", "torch")] == "custom"
+    assert {mode for (variant, _), mode in modes.items() if variant != "sequential_nesterov"} == {"custom"}
