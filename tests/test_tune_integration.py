@@ -43,15 +43,22 @@ def _cli(args: list[str], cwd: Path, timeout: int = 600) -> subprocess.Completed
     return proc
 
 
-def _in_process(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+def _in_process_run(args: list[str], capsys: pytest.CaptureFixture[str]) -> subprocess.CompletedProcess[str]:
     """``xfbench ARGS`` in this process, joining the session's Ray (the ``shared_ray`` fixture) instead of starting
-    its own: the process boundary is not what these tests are about (the killed-driver tests start real drivers).
-    Returns the exit code and what it printed."""
+    its own: the process boundary is not what these tests are about (the killed-driver tests start real drivers,
+    then resume here). Returns what ``_cli`` returns: the exit code, stdout and stderr."""
     from harness.cli import main
 
     capsys.readouterr()
     code = main(args)
-    return code, capsys.readouterr().out
+    printed = capsys.readouterr()
+    return subprocess.CompletedProcess(["xfbench", *args], code, printed.out, printed.err)
+
+
+def _in_process(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    """``_in_process_run``'s exit code and stdout."""
+    done = _in_process_run(args, capsys)
+    return done.returncode, done.stdout
 
 
 def _experiment_trials(path: Path) -> list[dict]:
@@ -624,11 +631,19 @@ def _signal_when(proc: subprocess.Popen, parts: Path, finished: int, sig: int, t
 
 
 def _interrupted_then_resumed(
-    tmp_path: Path, command: str, args: list[str], run_id: str, finished: int, sig: int = signal.SIGKILL
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    command: str,
+    args: list[str],
+    run_id: str,
+    finished: int,
+    sig: int = signal.SIGKILL,
 ) -> tuple[dict, pd.DataFrame]:
     """Start ``xfbench <command>``, send ``sig`` once ``finished`` trials have ended (SIGKILL: the driver dies
     mid-run, run.json still says running; SIGINT: Ctrl-C, and SIGTERM: `kill`, `timeout`, the run ends interrupted,
-    exit 130), resume it; the parts kept before the resume."""
+    exit 130), resume it; the parts kept before the resume. The driver is a real process, since it is what the
+    signal ends; the resume runs in this process on the session's Ray (``shared_ray``), which spares each test a
+    cold Ray, CLI import and trial worker: it reads only what the dead driver left on disk either way."""
     results = tmp_path / "interrupted"
     with (tmp_path / "driver.err").open("w") as driver_err:
         proc = subprocess.Popen(
@@ -650,7 +665,7 @@ def _interrupted_then_resumed(
     assert (results / run_id / "report.html").is_file() == bool(no_report)
     if sig != signal.SIGKILL:  # its summary.md says it stopped, not only run.json
         assert "**Interrupted**: " in (results / run_id / "summary.md").read_text()
-    resumed = _cli([command, "--resume", run_id, "--results-dir", str(results), *no_report], tmp_path)
+    resumed = _in_process_run([command, "--resume", run_id, "--results-dir", str(results), *no_report], capsys)
     assert not no_report or not (results / run_id / "report.html").exists()
     assert "**Interrupted**" not in (results / run_id / "summary.md").read_text()
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
@@ -664,7 +679,7 @@ def test_a_run_resumed_after_its_driver_was_killed_matches_an_uninterrupted_run_
 ):
     # Trials long enough (about a second each in a warm worker) that the kill lands while some are still to run.
     args = [*TINY, "--hidden", "256,256", "--backend", "torch", "--epochs", "20", "--seeds", "3"]
-    before, frame = _interrupted_then_resumed(tmp_path, "run", args, "killed", finished=1)
+    before, frame = _interrupted_then_resumed(tmp_path, capsys, "run", args, "killed", finished=1)
     run_dir = tmp_path / "interrupted" / "killed"
     # finished trials were neither re-run nor rewritten
     assert 1 <= len(before) < 3 and all(
@@ -689,17 +704,17 @@ def test_a_run_resumed_after_its_driver_was_killed_matches_an_uninterrupted_run_
     assert strip_times(table(run_dir)) == strip_times(table(tmp_path / "reference" / "whole"))
 
 
-def test_a_run_stopped_by_sigterm_ends_interrupted_as_by_ctrl_c_and_resumes(tmp_path, shared_ray):
+def test_a_run_stopped_by_sigterm_ends_interrupted_as_by_ctrl_c_and_resumes(tmp_path, shared_ray, capsys):
     """`kill`, `timeout` or a cancelled CI job: Ray's SIGTERM handler in the driver exited at once (exit 15 and a C++
     stack dump), leaving run.json "running", no summary.md and no word of how to resume."""
     args = [*TINY, "--hidden", "256,256", "--backend", "torch", "--epochs", "20", "--seeds", "2"]
-    before, frame = _interrupted_then_resumed(tmp_path, "run", args, "termed", finished=1, sig=signal.SIGTERM)
+    before, frame = _interrupted_then_resumed(tmp_path, capsys, "run", args, "termed", finished=1, sig=signal.SIGTERM)
     assert len(before) == 1 and set(final_rows(frame)["status"]) == {"ok"} and frame["trial_id"].nunique() == 2
     assert json.loads((tmp_path / "interrupted" / "termed" / "run.json").read_text())["status"] == "finished"
 
 
 def test_a_tune_stopped_by_ctrl_c_is_interrupted_and_its_resume_replays_finished_samples_instead_of_rerunning(
-    tmp_path,
+    tmp_path, shared_ray, capsys
 ):
     """Ctrl-C (SIGINT to the process group, as a terminal sends it): exit 130 and run.json interrupted, and a trial
     it cut short is run again, not kept as finished. Tune's own SIGINT handler had ended the experiment
@@ -717,7 +732,9 @@ def test_a_tune_stopped_by_ctrl_c_is_interrupted_and_its_resume_replays_finished
         "--final-seeds",
         "1",
     ]
-    before, frame = _interrupted_then_resumed(tmp_path, "tune", args, "tune-killed", finished=1, sig=signal.SIGINT)
+    before, frame = _interrupted_then_resumed(
+        tmp_path, capsys, "tune", args, "tune-killed", finished=1, sig=signal.SIGINT
+    )
     run_dir = tmp_path / "interrupted" / "tune-killed"
     assert all((run_dir / "parts" / name).read_bytes() == data for name, data in before.items())
     search = frame[frame["stage"] == "search"]
@@ -736,7 +753,9 @@ def test_a_tune_stopped_by_ctrl_c_is_interrupted_and_its_resume_replays_finished
     assert json.loads((run_dir / "run.json").read_text())["status"] == "finished"
 
 
-def test_an_optuna_tune_stopped_by_ctrl_c_resumes_drawing_the_points_an_uninterrupted_search_draws(tmp_path):
+def test_an_optuna_tune_stopped_by_ctrl_c_resumes_drawing_the_points_an_uninterrupted_search_draws(
+    tmp_path, shared_ray, capsys
+):
     """A resumed Optuna tune restarted its sampler's generator: the first sample it asked for got sample 0's point
     again (the same numbers trained twice, the pick changed). Run one sample at a time, the resumed search's every
     point is the one its seed, its number and the results before it give (harness.tpe_search), as uninterrupted.
@@ -750,7 +769,9 @@ def test_an_optuna_tune_stopped_by_ctrl_c_resumes_drawing_the_points_an_uninterr
     spaces = ["lr=loguniform:1e-3,0.5", "optimizer=choice:momentum,adam", "weight_decay=choice:0.001,none"]
     args = [*TINY, "--backend", "torch", "--epochs", "2", "--search", "optuna", "--num-samples", "4"]
     args += [arg for space in spaces for arg in ("--space", space)] + ["--final-seeds", "1"]
-    before, frame = _interrupted_then_resumed(tmp_path, "tune", args, "optuna-cut", finished=1, sig=signal.SIGINT)
+    before, frame = _interrupted_then_resumed(
+        tmp_path, capsys, "tune", args, "optuna-cut", finished=1, sig=signal.SIGINT
+    )
     assert 1 <= len(before) < 4
     parts = tmp_path / "interrupted" / "optuna-cut" / "parts"
     assert all((parts / name).read_bytes() == data for name, data in before.items())
