@@ -63,7 +63,7 @@ from harness.reachable import connection_problem, dialled_host, grpc_problem
 from harness.results import safe_name
 from harness.schedules import plateau_min_epochs
 from harness.search import apply_point, canonical_path, point_text, sample_corners
-from harness.shapes import infer_shapes
+from harness.shapes import check_flattened_merges, infer_shapes
 from harness.spec import BatchNorm, Conv2D, Dense, Dropout, ModelSpec
 from harness.strategies import get_strategy
 from harness.strategy_options import check_frozen_epochs, check_strategy_options, training_phases
@@ -900,6 +900,7 @@ def _check_feature_pool(trial: TrialConfig, spec: ModelSpec) -> None:
 def _check_against_model(trial: TrialConfig, spec: ModelSpec, resumed: bool = False) -> None:
     """What the strategies would only find out in a worker: options that do not fit the model of the target task;
     and, but for a recorded run (``resumed``), options that would change nothing there."""
+    check_flattened_merges(spec, trial.backend)  # a model its backend cannot build: each worker would refuse it
     t = trial.transfer
     if trial.strategy in NEEDS_BACKBONE and not isinstance(spec.layers[-1], Dense):
         raise InputError(

@@ -7,8 +7,10 @@ after a conv stack between the neutral H,W,C feature order and PyTorch's C,H,W.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+from harness.backend import BACKENDS, backend_capabilities
 from harness.errors import InputError
 from harness.spec import (
     Activation,
@@ -186,3 +188,46 @@ def _infer_pool(spec: ModelSpec, layer: MaxPool2D | AvgPool2D, shape: tuple[int,
 
 def output_shape(spec: ModelSpec) -> tuple[int, ...]:
     return infer_shapes(spec)[spec.output_name].shape
+
+
+# What a backend declares (backends/<name>/capabilities.py) when it can merge vectors flattened from feature maps: one
+# that flattens in the neutral H,W,C order. One that flattens channels first (C,H,W) cannot (check_flattened_merges).
+MERGE_FLATTENED_MAPS = "merge_flattened_maps"
+
+
+def channels_first_order_differs(origin: tuple[int, int, int]) -> bool:
+    """Whether a vector flattened from the (H, W, C) map ``origin`` holds its features in another order when the map
+    is flattened channels first (C,H,W): only a map with both spatial extent and several channels does."""
+    return origin[0] * origin[1] != 1 and origin[2] != 1
+
+
+def check_flattened_merges(spec: ModelSpec, backend: str, infos: dict[str, TensorInfo] | None = None) -> None:
+    """Refuse an Add or Concat of vectors flattened from feature maps on a backend that does not declare
+    MERGE_FLATTENED_MAPS: it flattens in C,H,W order, and the merged vector no longer says where its features came
+    from, so the layers after the merge could not be converted to and from the neutral H,W,C order. The preflight
+    calls it before Ray starts, the torch backend again when it builds the model (``infos``: its shapes, if known)."""
+    if MERGE_FLATTENED_MAPS in backend_capabilities(backend):
+        return
+    infos = infer_shapes(spec) if infos is None else infos
+    for index, layer in enumerate(spec.layers):
+        sources = spec.inputs_of(index)
+        origins = [infos[source].flattened_from for source in sources]
+        if isinstance(layer, (Add, Concat)) and any(o is not None and channels_first_order_differs(o) for o in origins):
+            raise InputError(
+                f"Expected no Add or Concat of vectors flattened from feature maps on the {backend} backend: it "
+                "flattens a map in C,H,W order, and after the merge the layers that follow could not be converted "
+                f"to the neutral H,W,C order. Received: layer {layer.name!r} ({type(layer).__name__}) of model "
+                f"{spec.name!r} merges {_merge_inputs(sources, origins)}. To fix, merge the maps before the Flatten, "
+                f"put a Dense between the Flatten and the merge{_other_backends(backend)}."
+            )
+
+
+def _merge_inputs(sources: Sequence[str], origins: Sequence[tuple[int, int, int] | None]) -> str:
+    pairs = zip(sources, origins, strict=True)
+    said = [f"{s!r} (flattened from {o})" if o is not None else repr(s) for s, o in pairs]
+    return ", ".join(said[:-1]) + " and " + said[-1]
+
+
+def _other_backends(backend: str) -> str:
+    able = [b for b in BACKENDS if b != backend and MERGE_FLATTENED_MAPS in backend_capabilities(b)]
+    return f", or run it with {' or '.join(f'--backend {b}' for b in able)}" if able else ""

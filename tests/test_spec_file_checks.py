@@ -5,6 +5,7 @@ a bias while the recorded config said false, and a top-level "dropout": 0.5 was 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from pathlib import Path
@@ -149,6 +150,59 @@ def test_xfbench_run_refuses_the_reviewers_spec_files_before_ray(tmp_path, monke
     extra = _write(tmp_path / "extra.json", _net() | {"dropout": 0.5})
     assert main(["model", extra]) == 2
     assert "Received also: 'dropout', which no layer reads" in capsys.readouterr().err.replace("\n", " ")
+
+
+def _merged_flat_maps() -> dict[str, Any]:
+    """The review's spec: one conv's 6x6x4 map flattened twice, the two vectors concatenated into the head."""
+    data = _net()
+    conv, _, _, dense = data["layers"]
+    flat_a = {"type": "Flatten", "name": "flat_a", "group": "features", "inputs": ["c"]}
+    flat_b = {"type": "Flatten", "name": "flat_b", "group": "features", "inputs": ["c"]}
+    merge = {"type": "Concat", "name": "merge", "group": "features", "inputs": ["flat_a", "flat_b"]}
+    data["layers"] = [{**conv, "padding": [[0, 0], [0, 0]]}, flat_a, flat_b, merge, dense]
+    return data
+
+
+def test_a_merge_of_flattened_maps_is_refused_for_torch_before_ray_and_runs_on_tensorflow(
+    tmp_path, monkeypatch, capsys
+):
+    """It passed the preflight, Ray started, and every torch trial failed in its worker (torch flattens in C,H,W
+    order, so the layers after the merge cannot be converted): now `xfbench run` exits 2 before the scheduler, in
+    the Expected/Received/To fix form. TensorFlow, which flattens in H,W,C order, still takes it."""
+    from harness.config import TrialConfig
+    from harness.preflight import preflight
+
+    def reached_ray(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("the run reached the scheduler: the preflight let the spec file through")
+
+    monkeypatch.setattr("harness.runner.execute", reached_ray)
+    merged = _write(tmp_path / "merged.json", _merged_flat_maps())
+    run = ["run", "--strategy", "scratch", "--model", merged, "--dataset", "digits", "--epochs", "1", "--seeds", "1"]
+    assert main([*run, "--cpus-per-trial", "1", "--results-dir", str(tmp_path / "results")]) == 2
+    said = capsys.readouterr().err.replace("\n", " ")
+    expected = (
+        "Expected no Add or Concat of vectors flattened from feature maps on the torch backend: it flattens a map in "
+        "C,H,W order, and after the merge the layers that follow could not be converted to the neutral H,W,C order. "
+        "Received: layer 'merge' (Concat) of model 's' merges 'flat_a' (flattened from (6, 6, 4)) and 'flat_b' "
+        "(flattened from (6, 6, 4)). To fix, merge the maps before the Flatten, put a Dense between the Flatten and "
+        "the merge, or run it with --backend tensorflow."
+    )
+    assert expected in said, said
+    tensorflow = TrialConfig(strategy="scratch", model=merged, dataset="digits", backend="tensorflow", seed=0, epochs=1)
+    preflight([tensorflow], None, download=False)
+    with pytest.raises(InputError, match=re.escape(expected)):
+        preflight([dataclasses.replace(tensorflow, backend="torch")], None, download=False)
+
+
+def test_a_merge_of_vectors_flattened_without_reordering_passes_the_preflight_for_torch():
+    """A map with one position (or one channel) flattens in the same order either way: nothing to refuse."""
+    from harness.shapes import check_flattened_merges
+
+    data = _merged_flat_maps()
+    data["layers"][0]["kernel_size"] = [8, 8]  # a 1x1x4 map
+    check_flattened_merges(spec_from_dict(data), "torch")
+    data["layers"][0].update(kernel_size=[3, 3], filters=1)  # a 6x6x1 map
+    check_flattened_merges(spec_from_dict(data), "torch")
 
 
 def test_an_alpha_on_an_activation_that_reads_none_is_refused_not_ignored():

@@ -23,6 +23,8 @@ CAPABILITIES = frozenset(
         "freeze",  # freeze_layers freezes layers, BatchNorm among them in inference mode (transfer strategies)
         "shared_dropout",  # RuntimeOptions.dropout_rng="shared": masks from harness.dropout_rng
         "gpu",  # RuntimeOptions.device="gpu", when the worker's machine has one
+        # an Add or Concat of vectors flattened from feature maps: Keras flattens in the neutral H,W,C order
+        "merge_flattened_maps",  # harness.shapes.MERGE_FLATTENED_MAPS
     }
 )
 

@@ -22,8 +22,7 @@ from backends.torch.layout import (
     flat_features_to_torch,
 )
 from harness.dropout_rng import dropout_layer_indices, layout_hashes
-from harness.errors import InputError
-from harness.shapes import TensorInfo, infer_shapes
+from harness.shapes import TensorInfo, channels_first_order_differs, check_flattened_merges, infer_shapes
 from harness.spec import (
     Activation,
     AdaptiveAvgPool2D,
@@ -280,9 +279,8 @@ def build_module(spec: ModelSpec, keys: DropoutKeys | None = None, bn_statistics
     infos = infer_shapes(spec)
     slots = {spec.layers[index].name: slot for slot, index in enumerate(dropout_layer_indices(spec))}
     modules: dict[str, nn.Module] = {}
+    check_flattened_merges(spec, "torch", infos)  # the preflight refuses it first; a guard for other callers
     for index, layer in enumerate(spec.layers):
-        if isinstance(layer, (Add, Concat)):
-            _check_merge_inputs(layer, [infos[s] for s in spec.inputs_of(index)])
         modules[layer.name] = _module(
             layer, infos[spec.inputs_of(index)[0]], keys, slots.get(layer.name, 0), bn_statistics
         )
@@ -309,22 +307,6 @@ def forward_to(model: nn.Module, layer: str) -> nn.Module:
     return GraphModule({name: model.layers[name] for name, _ in plan}, plan)
 
 
-def _check_merge_inputs(layer: Layer, inputs: list[TensorInfo]) -> None:
-    """PyTorch flattens in C,H,W order; a merge of such vectors loses where they came from, so the layers after it
-    could not be converted to the neutral H,W,C order. Refuse it rather than compute something else."""
-    if any(info.flattened_from is not None and _origin_reorders(info.flattened_from) for info in inputs):
-        raise InputError(
-            f"Layer {layer.name!r} ({type(layer).__name__}): the torch backend cannot merge a flattened feature map "
-            f"(its features are in C,H,W order). Received inputs flattened from {[i.flattened_from for i in inputs]}. "
-            "Expected the merge before the Flatten, or a Dense layer between the Flatten and the merge."
-        )
-
-
-def _origin_reorders(origin: tuple[int, int, int]) -> bool:
-    """Only a map with both spatial extent and several channels has a different flatten order."""
-    return origin[0] * origin[1] != 1 and origin[2] != 1
-
-
 def module_tensor(module: nn.Module, name: str) -> torch.Tensor:
     """A parameter or buffer of ``module`` by name (typed: a Module's attributes are Tensor | Module)."""
     tensor = getattr(module, name)
@@ -348,7 +330,7 @@ def flat_origin(spec: ModelSpec, infos: dict[str, TensorInfo], index: int) -> tu
     """The (H, W, C) map a layer's flat input was flattened from, where PyTorch's C,H,W order differs: a Dense
     kernel's rows and a BatchNorm's or PReLU's per-feature vectors are reordered between the layouts."""
     origin = infos[spec.inputs_of(index)[0]].flattened_from
-    return origin if origin is not None and _origin_reorders(origin) else None
+    return origin if origin is not None and channels_first_order_differs(origin) else None
 
 
 @torch.no_grad()
