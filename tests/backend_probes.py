@@ -75,6 +75,23 @@ def evaluate(name: str, spec: ModelSpec, weights: NeutralWeights, x: np.ndarray,
     return backend.evaluate("test", batch_size=100)
 
 
+def torch_evaluation_and_sample_losses(
+    name: str, spec: ModelSpec, weights: NeutralWeights, x: np.ndarray, y: np.ndarray, batch_size: int
+) -> tuple[StepStats, np.ndarray]:
+    """torch's evaluate over (x, y), and each sample's float32 loss as its loss function gives it on the logits of
+    the same batches."""
+    import torch
+
+    from backends.torch.adapter import loss_and_hits
+
+    assert name == "torch", name
+    backend = _backend(name, spec, weights)
+    backend.set_data("test", x, y)
+    stats = backend.evaluate("test", batch_size=batch_size)
+    logits = torch.from_numpy(backend.predict_logits(x, batch_size=batch_size))
+    return stats, loss_and_hits(logits, torch.from_numpy(y.astype(np.int64)), reduction="none")[0].numpy()
+
+
 def trial_rows(name: str, config_dict: dict, run_id: str, dataset: Dataset | None = None) -> list[dict]:
     """Run a whole trial (no Ray) in this worker and return its rows (``dataset``: as Ray ships it; None reads the
     files, as a trial on a node that has them)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import backend_probes as probes
 import numpy as np
@@ -383,3 +384,19 @@ def test_evaluation_agrees(workers, digits):
     assert a.count == b.count == len(digits.y_test)
     assert a.correct == b.correct
     assert abs(a.loss - b.loss) < 1e-5
+
+
+def test_torch_sums_each_samples_evaluation_loss_in_float64_as_tensorflow_does(workers, digits):
+    """torch summed each evaluation batch's losses in float32 and only the batch sums in float64, while TensorFlow
+    widens every sample's loss first: the same val_loss by other arithmetic. Now torch's loss sum is the float64 sum
+    of its float32 per-sample losses, to float64 rounding, where the float32 sum is off by far more."""
+    spec = specs(digits)["convnet3"]
+    weights = initial_weights(spec, "he_normal", 5)
+    x, y = np.concatenate([digits.x_train, digits.x_test]), np.concatenate([digits.y_train, digits.y_test])
+    stats, losses = workers["torch"](probes.torch_evaluation_and_sample_losses, spec, weights, x, y, 1000)
+    assert losses.dtype == np.float32 and len(losses) == stats.count == len(y) > 1000
+    in_float64 = math.fsum(losses.astype(np.float64).tolist())
+    in_float32 = float(np.cumsum(losses, dtype=np.float32)[-1])
+    assert abs(in_float32 - in_float64) > 1e-9 * in_float64, "the batch's float32 sum would not tell the two apart"
+    assert stats.loss_sum == pytest.approx(in_float64, rel=1e-12, abs=0)
+    assert stats.loss == pytest.approx(in_float64 / len(y), rel=1e-12, abs=0)

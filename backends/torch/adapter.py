@@ -277,11 +277,18 @@ class TorchBackend:
     def evaluate(self, split: str, batch_size: int) -> StepStats:
         x, y = self._data[split]
         self.model.eval()
-        sums = over_batches(len(y), batch_size, lambda s: loss_and_hits(self.model(x[s]), y[s], reduction="sum"))
-        # Summed on the device, in batch order, in float64: one host sync.
-        loss_sum = sum((loss.double() for loss, _ in sums), torch.zeros((), dtype=torch.float64, device=self.device))
+        sums = over_batches(len(y), batch_size, lambda s: self._eval_batch(x[s], y[s]))
+        # Summed on the device, in batch order: one host sync.
+        loss_sum = sum((loss for loss, _ in sums), torch.zeros((), dtype=torch.float64, device=self.device))
         correct = sum((hits for _, hits in sums), torch.zeros((), dtype=torch.int64, device=self.device))
         return StepStats(float(loss_sum.item()), int(correct.item()), len(y))
+
+    def _eval_batch(self, xb: torch.Tensor, yb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The batch's loss sum and hit count. Each sample's loss is widened to float64 before it is summed, as the
+        TensorFlow backend's eval_step does: a float32 sum over a batch of up to eval_batch_size samples rounded the
+        two backends' val_loss apart, which the plateau schedule reads."""
+        losses, hits = loss_and_hits(self.model(xb), yb, reduction="none")
+        return losses.double().sum(), hits
 
     def _logits(self, xt: torch.Tensor, batch_size: int, per_batch: Callable[[slice], torch.Tensor]) -> np.ndarray:
         """``per_batch`` over ``xt``'s batches, joined on the device: one copy to the host."""
