@@ -65,12 +65,13 @@ def parse_augment(text: str) -> dict[str, int | bool]:
         elif part != "none":
             raise InputError(
                 f"Expected --augment as comma-separated crop, crop:PADDING (a padding >= 1), flip or none (e.g. "
-                f"crop,flip). Received: {text!r}."
+                f"crop,flip). Received: {text!r}. To fix, give those words only, such as --augment crop:4,flip, or "
+                "--augment none for no augmentation."
             )
     if len(set(names)) < len(names) or ("none" in names and len(names) > 1):
         raise InputError(
-            f"Expected each of crop and flip at most once, or none alone. Received: --augment {text!r}. Give each "
-            "once (crop:4,flip), or none for no augmentation."
+            f"Expected each of crop and flip at most once, or none alone. Received: --augment {text!r}. To fix, "
+            "give each once (crop:4,flip), or none for no augmentation."
         )
     return fields
 

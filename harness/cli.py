@@ -39,6 +39,7 @@ from harness.models import ModelOptions
 from harness.option_types import changed_threshold_options
 from harness.plan import ExecutionOptions, RunPlan, resume_command
 from harness.planner import plan_run, plan_tune
+from harness.search import optuna_missing
 from harness.suites import SUITES
 from harness.user_files import check_output_file, missing_folders, remove_if_left_empty, writable_results_dir
 
@@ -56,10 +57,7 @@ def plan_from_args(args: argparse.Namespace) -> RunPlan:
     else:
         request = search_request_from_args(args)
         if request.algorithm == "optuna" and importlib.util.find_spec("optuna") is None:
-            raise InputError(
-                "Expected Optuna for --search optuna. Received: it is not installed. Run: pip install "
-                "'xfbench[optuna]'."
-            )
+            raise optuna_missing()
         plan = plan_tune(selection, overrides, request)
     _check_normalize_weights_applies(args, plan)
     return plan
@@ -74,7 +72,7 @@ def _check_normalize_weights_applies(args: argparse.Namespace, plan: RunPlan) ->
         raise InputError(
             "Expected --normalize weights only where a case loads pretrained weights (the weight set's own "
             f"normalisation). Received: --suite {args.suite}, none of whose selected cases does, so it "
-            "would change nothing. Drop --normalize weights."
+            "would change nothing. To fix, drop --normalize weights."
         )
 
 
@@ -132,7 +130,7 @@ def _prepare(args: argparse.Namespace) -> _Prepared:
     from harness.runner import check_run_id, new_run_id, scheduler_settings
 
     plan = plan_from_args(args)
-    _check_reference(args.reference, plan, "Pass one of those, or add --backend {reference}.")
+    _check_reference(args.reference, plan, "To fix, pass one of those, or add --backend {reference}.")
     results_dir = writable_results_dir(Path(args.results_dir).expanduser().resolve())
     if args.run_id is not None:
         check_run_id(args.run_id)
@@ -140,13 +138,13 @@ def _prepare(args: argparse.Namespace) -> _Prepared:
             finish = _how_to_finish(results_dir / args.run_id)
             raise InputError(
                 f"Expected a new --run-id. Received: {args.run_id!r}, which already exists in {results_dir}. "
-                f"Pick another name (or leave --run-id out for a time-stamped one){finish}."
+                f"To fix, pick another name (or leave --run-id out for a time-stamped one){finish}."
             )
         baseline = saved_baseline_dir(args.run_id, results_dir, choose=False)
         if baseline is not None:  # compare, report and export look both up by name
             raise InputError(
                 f"Expected a --run-id that no saved baseline goes by. Received: {args.run_id!r}, the baseline "
-                f"{baseline}. Pick another name."
+                f"{baseline}. To fix, pick another name."
             )
     # The execution options first: they need no data, and preflight may download or convert for minutes.
     options = _checked_execution(new_run_execution(args))
@@ -221,20 +219,23 @@ def _resume_settings(args: argparse.Namespace) -> Any:
     if given:
         raise InputError(
             "Expected --resume with execution options only (the run keeps its recorded trials and search). "
-            f"Received: {given}. Leave them out to finish the run as planned, or start a new run with them."
+            f"Received: {given}. To fix, leave them out to finish the run as planned, or start a new run with them."
         )
     results_dir = Path(args.results_dir).expanduser().resolve()
     check_run_id(args.resume, "--resume")
     if not (results_dir / args.resume / "run.json").is_file():
         raise InputError(
             f"Expected a run to resume in {results_dir}. Received: {args.resume!r}, which has no "
-            "run.json there. Check --results-dir."
+            "run.json there. To fix, give --results-dir the folder that holds the run (`xfbench history` lists the "
+            "runs of a folder), or the id of a run there."
         )
     if args.reference is not None:  # before Ray starts, as for a new run
         from harness.plan import read_run_file
 
         recorded = read_run_file(results_dir / args.resume).plan
-        _check_reference(args.reference, recorded, "Pass one of those: a resumed run trains the backends it recorded.")
+        _check_reference(
+            args.reference, recorded, "To fix, pass one of those: a resumed run trains the backends it recorded."
+        )
     options = resumable(results_dir, args.resume, args.command, given_execution(args))  # execution checked first
     return scheduler_settings(results_dir, options, verbose=args.verbose)
 
@@ -444,7 +445,8 @@ def cmd_baseline(args: argparse.Namespace) -> int:
         runs = run_directories(results_dir)
         if not runs:
             raise InputError(
-                f"Expected a run to save. Received: no runs in {results_dir}. Run `xfbench run` first or pass --run."
+                f"Expected a run to save. Received: no runs in {results_dir}. To fix, pass --run, or run `xfbench run` "
+                "first."
             )
         run_dir = runs[-1]
     outcome = save_baseline(run_dir, args.name, results_dir)
@@ -489,8 +491,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     out = check_output_file(args.output or default, "--output", own=default if single_run and not baseline else None)
     if out.suffix.lower() not in (".html", ".htm"):  # the page is HTML whatever its name; a .txt would mislead
         raise InputError(
-            f"Expected --output to name an HTML file (.html). Received: {out}. Name it e.g. {out.with_suffix('.html')}"
-            " (summary.md beside each run is the text version)."
+            f"Expected --output to name an HTML file (.html). Received: {out}. To fix, name it e.g. "
+            f"{out.with_suffix('.html')} (summary.md beside each run is the text version)."
         )
     history_only = [f"--metric {args.metric}"] if args.metric is not None else []
     history_only += changed_threshold_options(lambda name: getattr(args, name))
@@ -569,7 +571,7 @@ def _describe_model(args: argparse.Namespace) -> int:
         if Path(args.export_spec).suffix != ".json":
             raise InputError(
                 f"Expected --export-spec to name a .json file: --model reads a spec file by that ending. Received: "
-                f"{args.export_spec}. Name it e.g. {Path(args.export_spec).with_suffix('.json').name}."
+                f"{args.export_spec}. To fix, name it e.g. {Path(args.export_spec).with_suffix('.json').name}."
             )
     print(describe_model(request, args.json, args.export_spec))
     return 0

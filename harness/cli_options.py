@@ -89,7 +89,8 @@ def int_list(text: str) -> tuple[int, ...]:
         return tuple(int(part) for part in text.split(","))
     except ValueError:
         raise argparse.ArgumentTypeError(
-            f"expected comma-separated whole numbers such as 0,1,2, received {text!r}"
+            f"expected comma-separated whole numbers such as 0,1,2, received {text!r}. Give the numbers, separated by "
+            "commas and nothing else"
         ) from None
 
 
@@ -122,7 +123,8 @@ def layer_sizes(text: str) -> tuple[int, ...]:
         sizes = ()
     if not sizes or min(sizes) < 1:
         raise argparse.ArgumentTypeError(
-            f"expected comma-separated layer sizes >= 1 such as 300,100, received {text!r}"
+            f"expected comma-separated layer sizes >= 1 such as 300,100, received {text!r}. Give one size per hidden "
+            "layer, separated by commas and nothing else"
         )
     return sizes
 
@@ -133,13 +135,14 @@ def piecewise(text: str) -> tuple[tuple[int, ...], tuple[float, ...]]:
         return tuple(int(b) for b in bounds.split(",")), tuple(float(v) for v in values.split(","))
     except ValueError:
         raise argparse.ArgumentTypeError(
-            f"expected BOUNDARIES:VALUES such as 100,200:0.1,0.01,0.001, received {text!r}"
+            f"expected BOUNDARIES:VALUES such as 100,200:0.1,0.01,0.001, received {text!r}. Give the steps where the "
+            "learning rate changes, a colon, then the rates, one more than the steps"
         ) from None
 
 
 def on_off(text: str) -> bool:
     if text not in ("on", "off"):
-        raise argparse.ArgumentTypeError(f"expected on or off, received {text!r}")
+        raise argparse.ArgumentTypeError(f"expected on or off, received {text!r}. Give on or off, in lower case")
     return text == "on"
 
 
@@ -517,8 +520,8 @@ class _Once(argparse.Action):
         earlier = getattr(namespace, self.dest, None)
         if earlier is not None and earlier != value:
             parser.error(
-                f"Expected one {flag} per command. Received: {flag} {earlier}, then {flag} {value}. Give one; run "
-                "each in its own command (the pytest plugin runs several suites in one session)."
+                f"Expected one {flag} per command. Received: {flag} {earlier}, then {flag} {value}. To fix, give "
+                "one, and run each in its own command (the pytest plugin runs several suites in one session)."
             )
         setattr(namespace, self.dest, value)
 
@@ -781,8 +784,8 @@ def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
         if not weighted:
             raise InputError(
                 "Expected --pretrained or --weights with --normalize weights (the weight set's own normalisation, "
-                "the default with them). Received: neither, so it would change nothing. Drop --normalize weights, "
-                "or give the weights."
+                "the default with them). Received: neither, so it would change nothing. To fix, drop --normalize "
+                "weights, or give the weights."
             )
         del given["input.normalize"]  # the weight set decides (harness.pretrained), as by default
     if args.data_dir:
@@ -822,7 +825,7 @@ def search_request_from_args(args: argparse.Namespace) -> SearchRequest:
     if unread and not args.asha:
         raise InputError(
             f"Expected --asha with {' and '.join(unread)}: the rungs are ASHA's, and without it every trial runs "
-            "all its epochs. Received: no --asha. Add --asha, or drop them."
+            "all its epochs. Received: no --asha. To fix, add --asha, or drop them."
         )
     asha = AshaSettings(**{k: v for k, v in rungs.items() if v is not None}) if args.asha else None
     return SearchRequest(parse_space(args.space), asha=asha, **given)
@@ -867,7 +870,8 @@ def catalogue_kind(text: str) -> str:
     if word in CATALOGUE_KINDS:
         return CATALOGUE_KINDS[word]
     raise argparse.ArgumentTypeError(
-        f"expected a kind of the catalogue, one of {', '.join(CATALOGUE_KINDS)} (none: all of them), received {text!r}"
+        f"expected a kind of the catalogue, one of {', '.join(CATALOGUE_KINDS)} (none: all of them), received "
+        f"{text!r}. Give one of those, or leave KIND out to list them all"
     )
 
 
@@ -881,12 +885,8 @@ class OneLineErrorParser(argparse.ArgumentParser):
         super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
-        hint, message = "", expected_received(message)
-        if message.endswith("expected one argument"):
-            # argparse reads a value such as -1,2 or -1e-3 as the next flag, so the option looks empty
-            flag = message.removeprefix("argument ").partition(":")[0].partition("/")[0]
-            hint = f" Give {flag} a value; if the value starts with '-', write {flag}=VALUE."
-        self.exit(2, f"{self.prog}: error: {message.rstrip('.')}.{hint} See `{self.prog} --help` for the options.\n")
+        message = expected_received(message)
+        self.exit(2, f"{self.prog}: error: {message.rstrip('.')}. See `{self.prog} --help` for the options.\n")
 
     def parse_args(self, args: Any = None, namespace: Any = None) -> Any:
         """As argparse's, but words left over are named against the sub-command that was given (argparse names
@@ -896,8 +896,10 @@ class OneLineErrorParser(argparse.ArgumentParser):
             words = [w for d in ("command", "baseline_command", "weights_command") if (w := getattr(parsed, d, None))]
             prog = " ".join([self.prog, *words])
             hint = _closest_options(_parser_of(self, words), extras)
-            self.exit(2, f"{prog}: error: unrecognized arguments: {' '.join(extras)}.{hint} See `{prog} --help` for "
-                         "the options.\n")  # fmt: skip
+            them = "it" if len(extras) == 1 else "them"
+            self.exit(2, f"{prog}: error: Expected only the options and arguments of `{prog}`. Received: "
+                         f"{' '.join(extras)}, which it does not take. To fix, drop or correct {them}.{hint} See "
+                         f"`{prog} --help` for the options.\n")  # fmt: skip
         return parsed
 
 

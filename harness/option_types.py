@@ -128,6 +128,10 @@ def concurrency(text: str) -> int:
 
 _INVALID_CHOICE = re.compile(r"argument (?P<flag>[^:]+): invalid choice: (?P<value>.+) \(choose from (?P<choices>.+)\)")
 _BAD_VALUE = re.compile(r"argument (?P<flag>[^:]+): expected (?P<expected>.+), received (?P<value>.+)")
+# a type that refuses in the standard form itself (--augment, through harness.augment): said once, without the prefix
+_OWN_FORM = re.compile(r"argument [^:]+: (?P<said>Expected .+ Received: .+)", re.S)
+_REQUIRED = re.compile(r"the following arguments are required: (?P<names>.+)")
+_NO_VALUE = re.compile(r"argument (?P<flag>[^:]+): expected one argument")
 
 
 def expected_received(message: str) -> str:
@@ -145,6 +149,27 @@ def expected_received(message: str) -> str:
         received, advice = _received_and_advice(bad["value"])
         fix = advice[:1].lower() + advice[1:] if advice else f"give {flag} such a value"
         return f"Expected {flag}: {bad['expected']}. Received: {received}. To fix, {fix}"
+    if own := _OWN_FORM.fullmatch(message):
+        return own["said"]
+    return _argparse_usage_error(message)
+
+
+def _argparse_usage_error(message: str) -> str:
+    """argparse's own usage errors (a required argument or an option's value left out) in the standard form."""
+    if required := _REQUIRED.fullmatch(message):
+        # {save,list} is how argparse names a sub-command without a metavar
+        names = [
+            f"one of {n[1:-1].replace(',', ', ')}" if n.startswith("{") else n for n in required["names"].split(", ")
+        ]
+        shown = " and ".join(names)
+        return f"Expected {shown} (required). Received: none. To fix, give {shown}"
+    if no_value := _NO_VALUE.fullmatch(message):
+        # argparse reads a value such as -1,2 or -1e-3 as the next flag, so the option looks empty
+        flag = no_value["flag"].partition("/")[0]
+        return (
+            f"Expected {flag} with a value. Received: {flag} with none (a value starting with '-' reads as an "
+            f"option). To fix, give {flag} a value; if the value starts with '-', write {flag}=VALUE"
+        )
     return message
 
 

@@ -73,18 +73,18 @@ from harness.weights import initializer, is_trainable_param, parameter_shapes
 from harness.weights_fit import check_searched_options, check_weights_fit
 
 # How to mend two trials under one id (the preflight's check and the pytest plugin's at collection say it alike).
-DISTINCT_IDS_FIX = "Give the cases distinct variants, or spec files distinct file names."
+DISTINCT_IDS_FIX = "To fix, give the cases distinct variants, or spec files distinct file names."
 
 
-def check_distinct_trial_ids(trials: list[TrialConfig]) -> None:
+def check_distinct_trial_ids(trials: list[TrialConfig], fix: str = DISTINCT_IDS_FIX) -> None:
     """Refuse two trials under one id: Tune would run them in one trial directory and the results could not tell
-    them apart."""
+    them apart. ``fix``: what the user can do (a recorded run's ids cannot be given other variants)."""
     repeated = sorted(i for i, n in Counter(t.trial_id for t in trials).items() if n > 1)
     if repeated:
         models = sorted({t.model for t in trials if t.trial_id == repeated[0]})
         raise InputError(
-            f"Expected every trial to have its own id. Received {len(repeated)} repeated ids, e.g. {repeated[0]} "
-            f"(model {' and '.join(models)}). {DISTINCT_IDS_FIX}"
+            f"Expected every trial to have its own id. Received: {len(repeated)} repeated ids, e.g. {repeated[0]} "
+            f"(model {' and '.join(models)}). {fix}"
         )
     # Each trial's results file is named by its id as a file name allows (results.safe_name): two ids that differ
     # only where a file name does not (a_b and a@b) wrote one file, and one trial's rows were lost.
@@ -94,8 +94,8 @@ def check_distinct_trial_ids(trials: list[TrialConfig]) -> None:
     shared = sorted(ids for ids in files.values() if len(ids) > 1)
     if shared:
         raise InputError(
-            f"Expected every trial's id to make its own results file name. Received {len(shared)} pairs that make "
-            f"one, e.g. {shared[0][0]} and {shared[0][1]} (both {safe_name(shared[0][0])}). {DISTINCT_IDS_FIX}"
+            f"Expected every trial's id to make its own results file name. Received: {len(shared)} pairs that make "
+            f"one, e.g. {shared[0][0]} and {shared[0][1]} (both {safe_name(shared[0][0])}). {fix}"
         )
 
 

@@ -135,12 +135,16 @@ def parse_pretrained(text: str, given_as: str = "--pretrained") -> WeightsRef:
     kind, _, rest = text.partition(":")
     name, _, weight_set = rest.partition(":")
     if kind not in HUBS or not name:
-        own_file = " For a file of your own, pass --weights FILE." if given_as == "--pretrained" else ""
+        own_file = "; for a file of your own, pass --weights FILE" if given_as == "--pretrained" else ""
         raise InputError(
-            f"Expected {given_as} torchvision:NAME[:WEIGHTS] or keras:NAME[:imagenet]. Received: {text!r}.{own_file}"
+            f"Expected {given_as} torchvision:NAME[:WEIGHTS] or keras:NAME[:imagenet]. Received: {text!r}. To fix, "
+            f"name the hub, then the network, such as torchvision:resnet18 or keras:MobileNetV2{own_file}."
         )
     if kind == "keras" and weight_set not in ("", "imagenet"):
-        raise InputError(f"Expected keras:{name} or keras:{name}:imagenet. Received: {text!r}.")
+        raise InputError(
+            f"Expected keras:{name} or keras:{name}:imagenet. Received: {text!r}. To fix, give keras:{name} (Keras "
+            "publishes its ImageNet weights only)."
+        )
     return WeightsRef(kind, name, weight_set or ("imagenet" if kind == "keras" else ""))
 
 

@@ -196,18 +196,18 @@ def check_run_id(run_id: str, flag: str = "--run-id") -> None:
     if not RUN_ID_PATTERN.fullmatch(run_id):
         path = Path(run_id)
         fix = (  # a run's folder given as a path, as report, compare and export take it
-            f"Give its id with the folder holding it: `{flag} {path.name} --results-dir {path.parent}`"
+            f"give its id with the folder holding it: `{flag} {path.name} --results-dir {path.parent}`"
             if flag == "--resume" and RUN_ID_PATTERN.fullmatch(path.name) and str(path.parent) != "."
-            else "Pick a name such as 'baseline-2026-12' (the run's directory under --results-dir)"
+            else "pick a name such as 'baseline-2026-12' (the run's directory under --results-dir)"
         )
         raise InputError(
             f"Expected {flag} as letters, digits, '.', '_' and '-' (at most 200, starting with a letter or digit). "
-            f"Received: {run_id!r}. {fix}."
+            f"Received: {run_id!r}. To fix, {fix}."
         )
     if run_id == BASELINES:
         raise InputError(
             f"Expected {flag} other than {BASELINES!r}. Received: {run_id!r}, the folder of --results-dir that holds "
-            "the saved baselines (history, compare and report would not see the run). Pick another name."
+            "the saved baselines (history, compare and report would not see the run). To fix, pick another name."
         )
 
 
@@ -384,8 +384,8 @@ def execute(
 
 def _not_new(run_id: str, run_dir: Path) -> InputError:
     return InputError(
-        f"Expected a new run id. Received: {run_id!r}, whose directory {run_dir} holds results. Pick another "
-        "--run-id (or leave it out for a time-stamped one); to finish that run, use --resume with its id."
+        f"Expected a new run id. Received: {run_id!r}, whose directory {run_dir} holds results. To fix, pick "
+        "another --run-id (or leave it out for a time-stamped one); to finish that run, use --resume with its id."
     )
 
 
@@ -470,22 +470,19 @@ def resumable(results_dir: Path, run_id: str, kind: str, given: dict[str, Any]) 
     if plan.kind != kind:
         raise InputError(
             f"Expected a run made by `xfbench {kind}` for `xfbench {kind} --resume`. Received: {run_id!r}, made by "
-            f"`xfbench {plan.kind}`; use `xfbench {plan.kind} --resume`."
+            f"`xfbench {plan.kind}`. To fix, use `xfbench {plan.kind} --resume`."
         )
     check_something_to_resume(run_file, results_dir / run_id)
     recorded_gpus = run_file.execution.gpus_per_trial
     if given.get("gpus_per_trial") is not None and (given["gpus_per_trial"] > 0) != (recorded_gpus > 0):
         raise InputError(
             f"Expected --gpus-per-trial to keep the recorded device ({'gpu' if recorded_gpus else 'cpu'}: the run's "
-            f"trials are configured for it). Received: {given['gpus_per_trial']}. Leave --gpus-per-trial out, "
-            "or start a new run."
+            f"trials are configured for it). Received: {given['gpus_per_trial']}. To fix, leave --gpus-per-trial "
+            "out, or start a new run."
         )
     # The same preflight as a new run: the recorded trials' data must still be there, their models convertible.
     trials = list(plan.planned_trials)
-    try:
-        check_distinct_trial_ids(trials)
-    except InputError as exc:
-        raise InputError(f"{exc} This run was recorded so and cannot be resumed: start a new run instead.") from None
+    check_distinct_trial_ids(trials, "This run was recorded so and cannot be resumed. To fix, start a new run instead.")
     # the cluster and CPUs first, as for a new run: the preflight may convert models for minutes before it
     options = check_execution(run_file.execution.updated(given))
     cache_dir = results_dir / "_cache"
@@ -612,8 +609,8 @@ def check_something_to_resume(run_file: RunFile, run_dir: Path) -> None:
         pid = record.driver_process.pid if record.driver_process else 0
         raise InputError(
             f"Expected a run whose driver has stopped, for --resume. Received: {run_id!r}, still running under "
-            f"pid {pid} on this host. Wait for it to end; or stop it first (Ctrl-C in its terminal, or `kill {pid}`: "
-            "it is then recorded interrupted) and resume it then."
+            f"pid {pid} on this host. To fix, wait for it to end, or stop it first (Ctrl-C in its terminal, or "
+            f"`kill {pid}`: it is then recorded interrupted) and resume it then."
         )
     frame = read_parts(run_dir)  # an unreadable part is refused here, before Ray starts or the run changes
     if record.status != "finished":
@@ -624,12 +621,13 @@ def check_something_to_resume(run_file: RunFile, run_dir: Path) -> None:
         raise InputError(
             f"Expected an interrupted search, or a finished one whose final stage has failed trials. Received: "
             f"{run_id!r} finished at {record.finished} with none, its best configs chosen from the samples that "
-            "ended; nothing to resume (a finished search is not reopened). Start a new `xfbench tune` to search again."
+            "ended; nothing to resume (a finished search is not reopened). To fix, start a new `xfbench tune` to "
+            "search again."
         )
     raise InputError(
         f"Expected an interrupted run, or a finished one with failed trials. Received: {run_id!r} finished at "
         f"{record.finished} with none (a diverged trial, and one skipped for a diverged backbone, would end so "
-        "again); nothing to resume. Start a new run to measure again."
+        "again); nothing to resume. To fix, start a new run to measure again."
     )
 
 

@@ -45,6 +45,7 @@ from harness.search import (
     SearchSpace,
     Uniform,
     drawn_point,
+    optuna_missing,
     sample_points,
     search_trial,
     tpe_startup_samples,
@@ -102,7 +103,7 @@ class AshaSettings:
         ):
             if value < least:
                 raise InputError(
-                    f"Expected {flag} >= {least}. Received: {flag} {value}. Give a value of {least} or more."
+                    f"Expected {flag} >= {least}. Received: {flag} {value}. To fix, give a value of {least} or more."
                 )
 
 
@@ -679,8 +680,8 @@ def _init(
         except ray.exceptions.AuthenticationError as exc:  # token authentication: no token here, or another one
             raise ClusterUnreachable(
                 f"Expected this process to hold the token of the Ray cluster at --address {settings.address}. "
-                f"Received: Ray refused it: {str(exc).strip().split('. ')[0].rstrip('.')}. Copy the head node's "
-                "~/.ray/auth_token to this machine (or set RAY_AUTH_TOKEN or RAY_AUTH_TOKEN_PATH), with "
+                f"Received: Ray refused it: {str(exc).strip().split('. ')[0].rstrip('.')}. To fix, copy the head "
+                "node's ~/.ray/auth_token to this machine (or set RAY_AUTH_TOKEN or RAY_AUTH_TOKEN_PATH), with "
                 "RAY_AUTH_MODE=token, as docs/scheduling.md says."
             ) from None
     else:
@@ -743,20 +744,20 @@ def check_a_node_fits(
     each = "each trial of the resumed run" if resumed else "each trial"
     raise NoNodeFits(
         f"Expected this machine to offer {wanted} for {each} (--cpus-per-trial, --gpus-per-trial). Received: "
-        f"Ray finds {offered}. {_no_node_fix(settings, nodes, resumed)}"
+        f"Ray finds {offered}. To fix, {_no_node_fix(settings, nodes, resumed)}"
     )
 
 
 def _no_node_fix(settings: SchedulerSettings, nodes: list[dict[str, Any]], resumed: bool) -> str:
     if not resumed:
-        return "Lower --gpus-per-trial / --cpus-per-trial, or run on a cluster with such nodes (--address)."
+        return "lower --gpus-per-trial / --cpus-per-trial, or run on a cluster with such nodes (--address)."
     if settings.gpus_per_trial > 0 and not any(n["gpus"] > 0 for n in nodes):
         return (
-            "Resume on a machine with GPUs, or on a cluster with such nodes (--address); or start a new run "
+            "resume on a machine with GPUs, or on a cluster with such nodes (--address); or start a new run "
             "(without --gpus-per-trial, its trials run on the CPU)."
         )
     return (
-        "Lower --cpus-per-trial, or --gpus-per-trial (above 0: a resume keeps the recorded device), or resume on a "
+        "lower --cpus-per-trial, or --gpus-per-trial (above 0: a resume keeps the recorded device), or resume on a "
         "cluster with such nodes (--address)."
     )
 
@@ -945,10 +946,7 @@ def search_algorithm(experiment: SearchExperiment, replay: dict[str, list[dict[s
         try:
             import optuna  # noqa: F401  (the optional extra)
         except ImportError:
-            raise InputError(
-                "Expected Optuna for --search optuna. Received: it is not installed. "
-                "Run: pip install 'xfbench[optuna]'."
-            ) from None
+            raise optuna_missing() from None
 
         startup = experiment.tpe_startup or tpe_startup_samples(experiment.num_samples)
         search = TpeSearch(experiment.space, experiment.sampling_seed, startup, maximize=experiment.mode == "max")

@@ -579,6 +579,15 @@ def sample_points(space: SearchSpace, algorithm: str, num_samples: int, seed: in
     return points
 
 
+def optuna_missing() -> InputError:
+    """The refusal of --search optuna without the optional extra: the CLI checks before it plans, the scheduler
+    where a search is built (the pytest plugin's and a resumed search's too), and both say the same."""
+    return InputError(
+        "Expected Optuna for --search optuna. Received: it is not installed. To fix, pip install 'xfbench[optuna]', "
+        "or use --search random or --search grid."
+    )
+
+
 OPTUNA_STARTUP_DEFAULT = 10  # optuna.samplers.TPESampler's n_startup_trials
 
 

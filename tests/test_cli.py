@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -57,12 +58,14 @@ BAD_INPUTS = {
     # argparse's abbreviations read it as --seeds 42: 84 trials, exit 0
     "an abbreviated option": (
         [*MLP_RUN, "--seed", "42"],
-        "unrecognized arguments: --seed 42. --seed: did you mean --seeds? (--seeds K runs K seeds; a search's "
+        "Received: --seed 42, which it does not take. To fix, drop or correct them. --seed: did you mean --seeds? "
+        "(--seeds K runs K seeds; a search's "
         "sampling seed is --search-seed)",
     ),
     "a shortened option": (
         [*MLP_RUN, "--cpus", "2"],
-        "unrecognized arguments: --cpus 2. --cpus: did you mean --cpus-per-trial?",
+        "Received: --cpus 2, which it does not take. To fix, drop or correct them. --cpus: did you mean "
+        "--cpus-per-trial?",
     ),
     # an unset shell variable in --suite "$SUITE" ran the quick suite
     "an empty suite name": (["run", "--suite", ""], "Expected --suite: a name. Received: ''"),
@@ -183,7 +186,7 @@ BAD_INPUTS = {
     # the first suite was dropped without a word: half of what was asked for ran, exit 0
     "a second suite": (
         ["run", "--suite", "smoke", "--suite", "quick"],
-        "Expected one --suite per command. Received: --suite smoke, then --suite quick. Give one;",
+        "Expected one --suite per command. Received: --suite smoke, then --suite quick. To fix, give one,",
     ),
     # recorded among the settings, yet every image kept its size: nothing resized, nothing cropped
     "a resize mode without a size to resize to": (
@@ -482,7 +485,7 @@ BAD_INPUTS = {
     # before, each was accepted and changed nothing: the recorded normalisation kept, nothing downloaded either way
     "resume with --normalize weights or --no-download": (
         ["run", "--resume", "finished-run", "--normalize", "weights", "--no-download"],
-        "Received: ['--normalize', '--no-download']. Leave them out",
+        "Received: ['--normalize', '--no-download']. To fix, leave them out",
     ),
     # before, accepted without weights: nothing recorded, nothing changed
     "--normalize weights without weights": (
@@ -527,11 +530,11 @@ BAD_INPUTS = {
     ),
     "resume with a backend": (
         ["run", "--resume", "finished-run", "--backend", "torch", "--seeds", "3"],
-        "Received: ['--backend', '--seeds']. Leave them out",
+        "Received: ['--backend', '--seeds']. To fix, leave them out",
     ),
     "resume with trial options, named by their flags": (
         ["run", "--resume", "finished-run", "--lr", "0.1", "--piecewise", "2:0.1,0.01", "--data-dir", "."],
-        "Received: ['--data-dir', '--lr', '--piecewise']. Leave them out",
+        "Received: ['--data-dir', '--lr', '--piecewise']. To fix, leave them out",
     ),
     "resume a tune with other search options": (
         ["tune", "--resume", "a-tune", "--num-samples", "4", "--asha", "--final-seeds", "2"],
@@ -552,8 +555,8 @@ BAD_INPUTS = {
     ),
     "resume a tune as a run": (
         ["run", "--resume", "a-tune"],
-        "Expected a run made by `xfbench run` for `xfbench run --resume`. Received: 'a-tune', made by `xfbench tune`; "
-        "use `xfbench tune --resume`",
+        "Expected a run made by `xfbench run` for `xfbench run --resume`. Received: 'a-tune', made by `xfbench tune`. "
+        "To fix, use `xfbench tune --resume`",
     ),
     "resume onto a gpu": (
         ["run", "--resume", "interrupted-run", "--gpus-per-trial", "1"],
@@ -727,26 +730,35 @@ BAD_INPUTS = {
         "Expected --run-id as letters, digits, '.', '_' and '-'",
     ),
     "run id of the results directory's own": (["run", "--suite", "smoke", "--run-id", "_ray"], "Received: '_ray'"),
-    "unknown option": (["run", "--suite", "smoke", "--bogus"], "unrecognized arguments: --bogus"),
+    "unknown option": (
+        ["run", "--suite", "smoke", "--bogus"],
+        "Received: --bogus, which it does not take. To fix, drop or correct it.",
+    ),
     "a word a sub-command does not take": (  # named against `baseline list`, not the top level
         ["baseline", "list", "extra"],
-        "xfbench baseline list: error: unrecognized arguments: extra. See `xfbench baseline list --help` for the",
+        "xfbench baseline list: error: Expected only the options and arguments of `xfbench baseline list`. Received: "
+        "extra, which it does not take. To fix, drop or correct it. See `xfbench baseline list --help` for the",
     ),
     # `xfbench list models` was "unrecognized arguments: models", with no word that list takes a kind or which
     "a kind the catalogue does not have": (
         ["list", "modles"],
         "xfbench list: error: Expected KIND: a kind of the catalogue, one of suites, strategies, models, "
-        "datasets, backends, optimizers, initializers (none: all of them). Received: 'modles'. To fix, give KIND such",
+        "datasets, backends, optimizers, initializers (none: all of them). Received: 'modles'. To fix, give one of "
+        "those, or leave KIND out",
     ),
-    "baseline without what to do": (["baseline"], "the following arguments are required: {save,list}."),
+    "baseline without what to do": (
+        ["baseline"],
+        "xfbench baseline: error: Expected one of save, list (required). Received: none. To fix, give one of save, "
+        "list. See",
+    ),
     "a reference backend the run does not train": (
         ["run", "--suite", "smoke", "--backend", "torch", "--reference", "tensorflow"],
         "Expected --reference to be one of the backends this run trains, ['torch']. Received: 'tensorflow'.",
     ),
     "a value read as a flag": (  # argparse takes -1,2 for an option; the message says how to pass it
         ["run", "--suite", "smoke", "--classes", "-1,2"],
-        "argument --classes: expected one argument. Give --classes a value; if the value starts with '-', write "
-        "--classes=VALUE.",
+        "Expected --classes with a value. Received: --classes with none (a value starting with '-' reads as an "
+        "option). To fix, give --classes a value; if the value starts with '-', write --classes=VALUE.",
     ),
     # Commands other than run and tune: bad input is theirs to name too (the files are written by the fixture).
     "a spec file that is not a spec": (["model", "not_a_spec.json"], "Expected a model spec file as `xfbench model"),
@@ -848,7 +860,7 @@ BAD_INPUTS = {
     ),
     "report into a file that is not HTML": (
         ["report", "rows-run", "-o", "report.txt"],
-        "Expected --output to name an HTML file (.html). Received: report.txt. Name it e.g. report.html",
+        "Expected --output to name an HTML file (.html). Received: report.txt. To fix, name it e.g. report.html",
     ),
     "report of a table with text in a numeric column": (
         ["report", "mistyped-run", "-o", "mistyped.html"],
@@ -1000,7 +1012,85 @@ BAD_INPUTS = {
         ["run", "--suite", "smoke", "--bn-variance", "sample"],
         "Received: 'sample'. To fix, pick one of those",
     ),
+    # before, argparse's prefix stayed ("argument --augment: Expected --augment ..."), with no remedy
+    "an augmentation of an unknown kind": (
+        [*MLP_RUN, "--augment", "bogus"],
+        "xfbench run: error: Expected --augment as comma-separated crop, crop:PADDING (a padding >= 1), flip or none "
+        "(e.g. crop,flip). Received: 'bogus'. To fix, give those words only, such as --augment crop:4,flip, or "
+        "--augment none for no augmentation. See `xfbench run --help`",
+    ),
+    "an augmentation given twice": ([*MLP_RUN, "--augment", "crop,crop"], "To fix, give each once (crop:4,flip)"),
+    "a rung setting without --asha": (
+        ["tune", "--suite", "tune_smoke", "--grace-period", "2"],
+        "Received: no --asha. To fix, add --asha, or drop them.",
+    ),
+    "a reduction factor below 2": (
+        ["tune", "--suite", "tune_smoke", "--asha", "--reduction-factor", "1"],
+        "Received: --reduction-factor 1. To fix, give a value of 2 or more.",
+    ),
+    "a run id a run already has": (
+        ["run", "--suite", "smoke", "--run-id", "finished-run"],
+        "To fix, pick another name (or leave --run-id out for a time-stamped one).",
+    ),
+    "a run id of the baselines folder": (["run", "--suite", "smoke", "--run-id", "baselines"], "To fix, pick another"),
+    "a baseline of no run": (
+        ["baseline", "save", "nightly", "--results-dir", "no-runs-here"],
+        "Received: no runs in",
+    ),
+    "a spec export to a file that is not json": (
+        ["model", "mlp", "--export-spec", "mlp.txt"],
+        "Received: mlp.txt. To fix, name it e.g. mlp.json.",
+    ),
+    "an export without its required option": (
+        ["export", "finished-run"],
+        "xfbench export: error: Expected --mlflow (required). Received: none. To fix, give --mlflow.",
+    ),
+    "no command": ([], "xfbench: error: Expected COMMAND (required). Received: none. To fix, give COMMAND."),
+    "a weight set of no hub": (
+        ["weights", "fetch", "bogus:thing"],
+        "Received: 'bogus:thing'. To fix, name the hub, then the network, such as torchvision:resnet18 or "
+        "keras:MobileNetV2.",
+    ),
+    "a pretrained weight set of no hub": (
+        [*MLP_RUN, "--strategy", "fine_tune", "--pretrained", "bogus"],
+        "keras:MobileNetV2; for a file of your own, pass --weights FILE.",
+    ),
 }
+
+# The refusals of cli, cli_options, runner, scheduler and pretrained among BAD_INPUTS, each read in the standard form.
+STANDARD_FORM_CASES = (
+    "a second suite",
+    "--normalize weights without weights",
+    "--normalize weights on a suite without weights",
+    "a reference backend the run does not train",
+    "resume an unknown run",
+    "resume with a suite",
+    "resume a finished run",
+    "resume a finished search",
+    "resume a tune as a run",
+    "resume onto a gpu",
+    "run id outside the results directory",
+    "run id of the results directory's own",
+    "unknown option",
+    "an abbreviated option",
+    "a word a sub-command does not take",
+    "a kind the catalogue does not have",
+    "baseline without what to do",
+    "a value read as a flag",
+    "report into a file that is not HTML",
+    "an augmentation of an unknown kind",
+    "an augmentation given twice",
+    "a rung setting without --asha",
+    "a reduction factor below 2",
+    "a run id a run already has",
+    "a run id of the baselines folder",
+    "a baseline of no run",
+    "a spec export to a file that is not json",
+    "an export without its required option",
+    "no command",
+    "a weight set of no hub",
+    "a pretrained weight set of no hub",
+)
 
 _SCRIPT = """
 import contextlib, io, json, sys
@@ -1133,6 +1223,17 @@ def test_bad_input_exits_2_with_expected_and_received(bad_input_results, case):
     assert code == 2
     assert BAD_INPUTS[case][1] in stderr
     assert len(stderr.splitlines()) == 1 and stderr.startswith("xfbench"), stderr  # one line, no usage block
+
+
+def test_refusals_of_the_command_line_runner_scheduler_and_weights_name_the_fix_in_the_standard_form(
+    bad_input_results,
+):
+    """Refusals read "Expected ... Received: ... To fix, ...": these gave their remedy without the marker ("Pick
+    another name.", "Add --asha, or drop them.", "Run: pip install ..."), none at all (`weights fetch bogus:thing`),
+    or argparse's own words ("unrecognized arguments: --foo 3", "the following arguments are required: --mlflow")."""
+    form = re.compile(r"xfbench[a-z ]*: error: Expected .+\. Received: .+\. To fix, [a-z].+\.", re.S)
+    said = {case: bad_input_results[case][1].strip() for case in STANDARD_FORM_CASES}
+    assert not {case: text for case, text in said.items() if not form.fullmatch(text)}
 
 
 def test_missing_data_exits_2_naming_where_it_looked(bad_input_results):

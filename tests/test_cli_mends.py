@@ -427,7 +427,7 @@ def test_a_run_folder_given_to_resume_as_a_path_is_told_the_id_and_results_dir_t
     'baseline-2026-12'", the advice for a new --run-id."""
     assert main(["run", "--resume", "results/r1"]) == 2
     err = capsys.readouterr().err
-    assert "Give its id with the folder holding it: `--resume r1 --results-dir results`." in err, err
+    assert "To fix, give its id with the folder holding it: `--resume r1 --results-dir results`." in err, err
     assert "baseline-2026-12" not in err
 
 
@@ -444,4 +444,7 @@ def test_an_existing_run_id_is_refused_with_how_to_finish_that_run(tmp_path, cap
     assert f"to finish that run, `xfbench tune --resume cut --results-dir '{results.resolve()}'`" in told, told
     for ended in ("done", "empty"):  # nothing to finish
         told = _refused([*MLP_RUN, "--results-dir", str(results), "--run-id", ended], capsys)
-        assert "Pick another name (or leave --run-id out for a time-stamped one)." in told and "--resume" not in told
+        assert (
+            "To fix, pick another name (or leave --run-id out for a time-stamped one)." in told
+            and "--resume" not in told
+        )

@@ -221,7 +221,7 @@ def test_trial_ids_are_distinct_in_every_suite_and_a_repeated_one_is_refused_bef
     for name in SUITES:  # s1_cifar10 had two convnet3 cases under one id until they got variants
         check_distinct_trial_ids(selected_trials(Selection(suite=name), {})[0])  # tune's too
     with pytest.raises(
-        ValueError, match=r"its own id. Received 1 repeated ids, e.g. adhoc-scratch-mlp-digits-torch-s0 \(model mlp\)"
+        ValueError, match=r"its own id. Received: 1 repeated ids, e.g. adhoc-scratch-mlp-digits-torch-s0 \(model mlp\)"
     ):
         preflight([BASE, dataclasses.replace(BASE, epochs=3)], None)
     # a suite written with two cases under one id: the plugin kept one trial and both tests checked its rows
@@ -246,7 +246,8 @@ def test_ids_that_make_one_results_file_name_are_refused_before_anything_runs():
     one, other = (dataclasses.replace(BASE, variant=v) for v in ("wide@32", "wide_32"))
     with pytest.raises(
         InputError,
-        match=r"own results file name. Received 1 pairs that make one, e.g. adhoc-scratch-mlp\+wide@32-digits-torch-s0 "
+        match=r"own results file name. Received: 1 pairs that make one, e.g. "
+        r"adhoc-scratch-mlp\+wide@32-digits-torch-s0 "
         r"and adhoc-scratch-mlp\+wide_32-digits-torch-s0 \(both adhoc-scratch-mlp_wide_32-digits-torch-s0\)",
     ):
         preflight([one, other], None)
@@ -272,7 +273,7 @@ def test_an_interrupted_run_recorded_with_repeated_trial_ids_is_not_resumed(tmp_
     plan = RunPlan.of_trials([BASE, dataclasses.replace(BASE, epochs=3)])  # as s1_cifar10 recorded two cases
     (tmp_path / "old").mkdir()
     write_run_file(tmp_path / "old", RunFile(plan, ExecutionOptions(), record))
-    with pytest.raises(InputError, match="repeated ids.*cannot be resumed: start a new run instead"):
+    with pytest.raises(InputError, match="repeated ids.*cannot be resumed. To fix, start a new run instead"):
         resumable(tmp_path, "old", "run", {})
 
 

@@ -178,7 +178,7 @@ def test_on_a_cluster_without_a_fitting_node_the_trials_wait_with_a_warning(monk
     cluster = SchedulerSettings(storage_dir=tmp_path, gpus_per_trial=1, address="10.0.0.1:6379")
     scheduler.check_a_node_fits(cluster)
     assert "no node of the cluster at 10.0.0.1:6379 offers 1 CPU(s) and 1 GPU(s)" in capsys.readouterr().err
-    with pytest.raises(scheduler.NoNodeFits, match="Received: Ray finds 10.0.0.1: 4 CPUs, 0 GPUs"):
+    with pytest.raises(scheduler.NoNodeFits, match="Received: Ray finds 10.0.0.1: 4 CPUs, 0 GPUs. To fix, lower "):
         scheduler.check_a_node_fits(SchedulerSettings(storage_dir=tmp_path, gpus_per_trial=1))
     nodes.append({"node": "n2", "address": "10.0.0.2", "cpus": 2.0, "gpus": 1.0})
     scheduler.check_a_node_fits(SchedulerSettings(storage_dir=tmp_path, gpus_per_trial=0.5))

@@ -125,6 +125,7 @@ def test_a_cluster_that_wants_a_token_this_process_lacks_exits_2_and_leaves_no_r
     assert "Received: Ray refused it: Token authentication is enabled but no authentication token was found. " in (
         done.stderr
     )
+    assert "To fix, copy the head node's ~/.ray/auth_token to this machine" in done.stderr  # the standard form
     assert "Traceback" not in done.stderr and len(done.stderr.splitlines()) == 1
     assert not results.exists() or not list(results.iterdir())
 

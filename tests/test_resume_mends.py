@@ -274,6 +274,7 @@ def test_a_run_whose_driver_is_alive_is_not_resumed(tmp_path, capsys):
             assert main(["run", "--resume", "live", "--results-dir", str(tmp_path / "a")]) == 2
             err = capsys.readouterr().err
             assert f"still running under pid {other.pid} on this host" in err and f"`kill {other.pid}`" in err, err
+            assert "on this host. To fix, wait for it to end, or stop it first" in err, err  # the standard form
             _running_run(tmp_path / "b", DriverProcess(host, other.pid, "1"))  # the pid of a later process
             _running_run(tmp_path / "c", DriverProcess("another-host", other.pid, None))
         finally:
@@ -367,10 +368,10 @@ def test_a_resume_without_a_gpu_is_not_told_to_lower_gpus_per_trial(tmp_path):
     with pytest.raises(NoNodeFits) as refused:
         runner.resume(tmp_path, "f1", _settings(tmp_path, gpus_per_trial=1.0), schedule=Workers())
     said = str(refused.value)
-    assert "Lower --gpus-per-trial" not in said and "Resume on a machine with GPUs" in said, said
+    assert "lower --gpus-per-trial" not in said and "To fix, resume on a machine with GPUs" in said, said
     assert "Received: Ray finds 192.0.2.2: 2 CPUs, 0 GPUs" in said and "start a new run" in said
     assert read_run_file(tmp_path / "f1").record.status == "interrupted"  # refused before anything changed
-    with pytest.raises(InputError, match="Expected a new run id.*Pick another --run-id"):
+    with pytest.raises(InputError, match="Expected a new run id.*To fix, pick another --run-id"):
         runner.execute(RunPlan.of_trials([BASE]), results_dir=tmp_path, run_id="f1", settings=_settings(tmp_path))
 
 

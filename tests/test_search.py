@@ -1345,6 +1345,27 @@ def test_the_optuna_and_asha_refusals_name_what_the_user_gave():
     assert "Received: --grace-period 1 (the default) for scratch-mlp-digits with 1 epoch(s)" in str(refused.value)
 
 
+def test_without_optuna_the_command_line_and_the_scheduler_refuse_in_one_message_in_the_standard_form(
+    monkeypatch, capsys
+):
+    """The refusal of --search optuna without the extra was written twice (cli.py and scheduler.py), each ending
+    "Run: pip install ...", without "To fix," and without the searches that need no extra."""
+    import sys
+
+    from harness.cli import main
+
+    monkeypatch.setitem(sys.modules, "optuna", None)  # `import optuna` raises ImportError, find_spec finds none
+    space = parse_space(["lr=loguniform:1e-4,1e-1"])
+    experiment = SearchExperiment(base=BASE, space=space, algorithm="optuna", sampling_seed=3, num_samples=4)
+    with pytest.raises(InputError) as scheduler_said:
+        search_algorithm(experiment)
+    said = str(scheduler_said.value)
+    assert re.fullmatch(r"Expected .+\. Received: .+\. To fix, [a-z].+\.", said), said
+    assert "pip install 'xfbench[optuna]', or use --search random or --search grid" in said
+    assert main(["tune", "--suite", "tune_smoke", "--search", "optuna", "--no-download"]) == 2
+    assert capsys.readouterr().err == f"xfbench: error: {said}\n"
+
+
 def test_a_recorded_tune_reads_back_as_it_ran_under_rules_added_since():
     """Reading run.json back applied today's rules for new tunes: a grid of choices sampled twice, recorded before
     grids refused --num-samples above 1, made `report`, `export` and `tune --resume` exit 2 on a tune that ran."""
