@@ -291,12 +291,11 @@ class _ModelOptionUse:
             f"{self._lacking(_LAYER_OF[name], models)}"
             for name, (value, models) in ((n, self._set[n]) for n in idle)
         )
-        it = "it" if len(idle) == 1 else "them"
+        it, they = ("it", "it") if len(idle) == 1 else ("them", "they")
         raise InputError(
             "Expected each layer setting the run gives or searches to meet such a layer in a network it trains. "
-            f"Received: {received}. Drop {it}, or train a network with the layers {it} set"
-            f"{'s' if len(idle) == 1 else ''}: given, a setting is recorded with the results, yet it would change "
-            "nothing."
+            f"Received: {received}. Given, {they} would be recorded with the results, yet change nothing. To fix, "
+            f"drop {it}, or train a network with the layers {they} {'sets' if len(idle) == 1 else 'set'}."
         )
 
     def _lacking(self, kind: type, models: set[str]) -> str:

@@ -17,6 +17,7 @@ from harness.config import (
     TransferOptions,
     TrialConfig,
 )
+from harness.data.tasks import TaskSpec
 from harness.errors import InputError
 
 _TRAINS_A_NETWORK = ("scratch", "feature_extraction", "fine_tune", "freeze_early", "transfer")
@@ -142,10 +143,11 @@ def check_strategy_options(trial: TrialConfig) -> None:
     if not unread:
         return
     received = "; ".join(f"{o.flag} {_shown(o.value(trial))}, read by {_readers(o)}" for o in unread)
+    it, would = ("it", "it would") if len(unread) == 1 else ("them", "they would")
     raise InputError(
-        f"Expected only options that strategy {trial.strategy} reads ({trial.case_id}). Received: {received}. Drop "
-        f"{'it' if len(unread) == 1 else 'them'}, or pick a strategy that reads {'it' if len(unread) == 1 else 'them'}"
-        ": set, an option is recorded with the results, yet it would change nothing."
+        f"Expected only options that strategy {trial.strategy} reads ({trial.case_id}). Received: {received}. "
+        f"Given, {would} be recorded with the results, yet change nothing. To fix, drop {it}, or pick a strategy "
+        f"that reads {it}."
     )
 
 
@@ -188,6 +190,8 @@ def _readers(option: _StrategyOption) -> str:
 def _shown(value: object) -> str:
     if isinstance(value, (str, int, float)):
         return repr(value)
+    if isinstance(value, TaskSpec) and value.classes and value == TaskSpec(classes=value.classes):
+        return ",".join(map(str, value.classes))  # as --source-classes takes it (its label says "classes 0,1")
     for name in ("describe", "label", "name"):  # AugmentConfig.describe(), TaskSpec.label, an optimizer's name
         shown = getattr(value, name, None)
         if shown is not None:

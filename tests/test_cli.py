@@ -153,7 +153,7 @@ BAD_INPUTS = {
     "an option its strategy does not read": (
         [*MLP_RUN, "--sklearn-head", "rbf_svc"],
         "Expected only options that strategy scratch reads (scratch-mlp-digits). Received: --sklearn-head 'rbf_svc', "
-        "read by deep_features. Drop it,",
+        "read by deep_features. Given, it would be recorded with the results, yet change nothing. To fix, drop it,",
     ),
     "a search over an option its strategy does not read": (
         [*CNN_TUNE, "--space", "sklearn_head=choice:linear_svc,rbf_svc"],

@@ -32,7 +32,7 @@ def _with(strategy: str, **transfer) -> TrialConfig:
     ("trial", "fragment"),
     [
         (_with("scratch", sklearn_head="rbf_svc"), "--sklearn-head 'rbf_svc', read by deep_features"),
-        (_with("scratch", source_task=TaskSpec(classes=(0, 1))), "--source-classes classes 0,1, read by"),
+        (_with("scratch", source_task=TaskSpec(classes=(0, 1))), "--source-classes 0,1, read by"),
         (_with("fine_tune", freeze_groups=2), "--freeze-groups 2, read by freeze_early"),
         (
             _with("transfer", backbone_lr_multiplier=0.5),
@@ -381,3 +381,45 @@ def test_a_1cycle_too_short_to_peak_is_refused_but_a_recorded_run_of_one_resumes
     with pytest.raises(InputError, match=r"Expected at least 3 training steps in each 1cycle"):
         preflight([short], None, download=False)
     preflight([short], None, download=False, resumed=True)
+
+
+def test_the_refusal_of_an_option_the_strategy_does_not_read_shows_it_as_given_and_reads_as_sentences():
+    """`--source-classes 0,1` on scratch was shown as "--source-classes classes 0,1" (the task's label), and the
+    reason trailed the remedy as a fragment: "... pick a strategy that reads it: set, an option is recorded ..."."""
+    classes = TransferOptions(source_task=TaskSpec(classes=(0, 1)))
+    with pytest.raises(InputError) as one:
+        check_strategy_options(replace(SCRATCH, transfer=classes))
+    assert str(one.value) == (
+        "Expected only options that strategy scratch reads (scratch-cnn_small-digits). Received: --source-classes "
+        "0,1, read by feature_extraction, fine_tune, freeze_early, deep_features, transfer without --pretrained / "
+        "--weights. Given, it would be recorded with the results, yet change nothing. To fix, drop it, or pick a "
+        "strategy that reads it."
+    )
+    with pytest.raises(InputError) as two:
+        check_strategy_options(replace(SCRATCH, transfer=replace(classes, freeze_groups=2)))
+    assert str(two.value).endswith(
+        "; --freeze-groups 2, read by freeze_early. Given, they would be recorded with the results, yet change "
+        "nothing. To fix, drop them, or pick a strategy that reads them."
+    )
+
+
+def test_the_refusal_of_a_layer_setting_no_network_has_reads_as_sentences():
+    """It read "... Drop it, or train a network with the layers it sets: given, a setting is recorded with the
+    results, yet it would change nothing.", and for two settings "the layers them set"."""
+    from harness.preflight import preflight
+
+    mlp = replace(SCRATCH, model="mlp")
+    with pytest.raises(InputError) as one:
+        preflight([replace(mlp, runtime=RuntimeOptions(channels_last=True))], None, download=False)
+    assert str(one.value).endswith(
+        "which has no convolution (pick a convolutional model: convnet3, cnn_small or a zoo model). Given, it would "
+        "be recorded with the results, yet change nothing. To fix, drop it, or train a network with the layers it "
+        "sets."
+    )
+    both = RuntimeOptions(channels_last=True, dropout_rng="framework")
+    with pytest.raises(InputError) as two:
+        preflight([replace(mlp, runtime=both)], None, download=False)
+    assert str(two.value).endswith(
+        "Given, they would be recorded with the results, yet change nothing. To fix, drop them, or train a network "
+        "with the layers they set."
+    )
