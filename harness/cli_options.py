@@ -20,6 +20,7 @@ from harness.backend import BACKENDS, REFERENCE_BACKEND
 from harness.baselines import HISTORY_METRICS
 from harness.config import (
     BN_STATISTICS,
+    DEFAULT_CASE_EPOCHS,
     DROPOUT_RNGS,
     EPOCH_LOOPS,
     OPTIMIZERS,
@@ -171,7 +172,11 @@ OVERRIDE_OPTIONS: tuple[tuple[str, tuple[Option, ...]], ...] = (
     _options(
         "hyperparameters (override the suite's)",
         Option(
-            "--epochs", "epochs", "epochs per trial (default: a suite case's own; 5 for a single case)", positive_int
+            "--epochs",
+            "epochs",
+            f"epochs per trial (default: a suite case's own; {DEFAULT_CASE_EPOCHS} for a single case; deep_features "
+            "reads none, its backbone's are --source-epochs)",
+            positive_int,
         ),
         Option("--batch-size", "batch_size", "training batch size (default 64)", positive_int),
         Option(

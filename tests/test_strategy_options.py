@@ -423,3 +423,21 @@ def test_the_refusal_of_a_layer_setting_no_network_has_reads_as_sentences():
         "Given, they would be recorded with the results, yet change nothing. To fix, drop them, or train a network "
         "with the layers they set."
     )
+
+
+def test_the_epochs_help_gives_the_epochs_a_single_case_gets_deep_features_included():
+    """The help said "5 for a single case": a single deep_features case gets 1 (its head is fitted once) and
+    refuses --epochs."""
+    from harness.cli_options import OVERRIDE_OPTIONS
+    from harness.config import DEFAULT_CASE_EPOCHS
+
+    said = next(o.help for _, group in OVERRIDE_OPTIONS for o in group if o.flag == "--epochs")
+    assert (
+        f"{DEFAULT_CASE_EPOCHS} for a single case; deep_features reads none, its backbone's are --source-epochs" in said
+    )
+    single = Selection(strategy="scratch", model="mlp", dataset="digits")
+    assert {t.epochs for t in plan_run(single, {}).trials} == {DEFAULT_CASE_EPOCHS}
+    deep = Selection(strategy="deep_features", model="mlp", dataset="digits")
+    assert {t.epochs for t in plan_run(deep, {}).trials if t.strategy == "deep_features"} == {1}
+    with pytest.raises(InputError, match="Received: --epochs 3, read by scratch"):
+        check_strategy_options(replace(plan_run(deep, {}).trials[-1], epochs=3))
