@@ -521,7 +521,9 @@ class _Once(argparse.Action):
     quick` ran quick alone), as if a run could take several suites. (A later --model or --strategy overrides an
     earlier one, as options do: a command line built from a base and its changes.)"""
 
-    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, value: Any, flag: Any = None):
+    def __call__(
+        self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, value: Any, flag: Any = None
+    ) -> None:
         earlier = getattr(namespace, self.dest, None)
         if earlier is not None and earlier != value:
             parser.error(

@@ -54,6 +54,8 @@ from harness.option_types import (
 )
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from harness.benchrecord import EpochRounds
     from harness.config import TrialConfig
     from harness.suites import Suite, SuiteCase
@@ -144,7 +146,7 @@ class CaseHandle:
         default repr held the whole session state, its run's table included, in every benchmark entry."""
         return f"CaseHandle({self.suite_name}:{self.case.case_id} [{self.backend}])"
 
-    def rows(self):
+    def rows(self) -> pd.DataFrame:
         """The case's rows, each trial's last attempt only (as summary.md, compare and the benchmark read them): a
         trial retried under --max-failures and then ok failed its test on the earlier attempt's failed row."""
         from harness.summary import last_attempts

@@ -360,7 +360,9 @@ class _Delivering:
             raise self.fault
 
 
-def _make_callback(events: TrialEvents, run: RunInfo, stage: str, replayed: frozenset[str] = frozenset()):
+def _make_callback(
+    events: TrialEvents, run: RunInfo, stage: str, replayed: frozenset[str] = frozenset()
+) -> _Delivering:
     from ray import tune
 
     class RowForwarder(_Delivering, tune.Callback):
@@ -824,7 +826,7 @@ def _fit(
         raise RunInterrupted(f"{name}: {ended} of {max(len(grid), expected or 0)} trials ended")
 
 
-def _delivered(delivery: Delivery | None):
+def _delivered(delivery: Delivery | None) -> Callable[..., None]:
     from ray import tune
 
     if delivery and (delivery.datasets or delivery.replay):

@@ -30,6 +30,9 @@ from harness.strategies.reuse import backbone_columns, start_from_backbone
 from harness.training import EpochRecord
 
 if TYPE_CHECKING:
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.pipeline import Pipeline
+
     from harness.config import TrialConfig
     from harness.strategies import StrategyContext
 
@@ -41,7 +44,7 @@ def sklearn_version() -> str:
     return str(sklearn.__version__)
 
 
-def make_head(name: str, seed: int, threads: int):
+def make_head(name: str, seed: int, threads: int) -> RandomForestClassifier | Pipeline:
     """The scikit-learn classifier; linear and kernel models get standardised features (a Pipeline)."""
     from sklearn.ensemble import RandomForestClassifier
     from sklearn.linear_model import LogisticRegression

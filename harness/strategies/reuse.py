@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from harness.backbone import cache_root, checkpoint_path, recipe_for, uses_pretrained
 from harness.checkpoints import load_checkpoint, save_checkpoint
+from harness.data.registry import Dataset
 from harness.data.tasks import derive
 from harness.errors import InputError
 from harness.input_pipeline import network_behind_pipeline, transformed_shape, with_input_pipeline
@@ -26,7 +27,7 @@ from harness.seeds import FRESH_HEAD_SEED_OFFSET
 from harness.spec import Dense, ModelSpec
 from harness.strategies.scratch import final_metrics, phase_plan, start_from_scratch
 from harness.strategy_options import training_phases
-from harness.training import EpochRecord, PhasePlan, prepare_data, train_phase
+from harness.training import EpochRecord, EpochSink, PhasePlan, prepare_data, train_phase
 from harness.weights import NeutralWeights, initial_weights
 
 if TYPE_CHECKING:
@@ -112,7 +113,7 @@ def with_target_head(
     return target, merged, True
 
 
-def _with_details(ctx: StrategyContext, details: dict[str, Any]):
+def _with_details(ctx: StrategyContext, details: dict[str, Any]) -> EpochSink:
     """A sink that adds the parameter counts and the strategy's facts to every record."""
 
     def sink(record: EpochRecord) -> None:
@@ -143,7 +144,9 @@ def backbone_columns(details: dict[str, Any]) -> dict[str, str | float]:
     }
 
 
-def _pretrained_backbone(ctx: StrategyContext, data_shape: tuple[int, ...]):
+def _pretrained_backbone(
+    ctx: StrategyContext, data_shape: tuple[int, ...]
+) -> tuple[ModelSpec, NeutralWeights, dict[str, Any]]:
     """The converted --pretrained / --weights checkpoint this run's preflight prepared, fed by the input pipeline
     the weights expect (the converted network starts at the model input)."""
     cfg = ctx.config
@@ -152,7 +155,7 @@ def _pretrained_backbone(ctx: StrategyContext, data_shape: tuple[int, ...]):
     return with_input_pipeline(spec, cfg.input, data_shape), weights, meta
 
 
-def start_from_backbone(ctx: StrategyContext, head: HeadChoice):
+def start_from_backbone(ctx: StrategyContext, head: HeadChoice) -> tuple[Dataset, ModelSpec, dict[str, Any]]:
     """Load the shared backbone, give it the ``head`` asked for, build it in the backend and hand over the data.
 
     ``head``: "new" always a fresh head for the target classes, "fit" a fresh one only when the class count differs,

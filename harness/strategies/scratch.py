@@ -14,6 +14,7 @@ from harness.training import PhasePlan, accuracy_on_test_split, prepare_data, tr
 from harness.weights import initial_weights
 
 if TYPE_CHECKING:
+    from harness.backend import Backend
     from harness.strategies import StrategyContext
 
 DESCRIPTION = "train from random init (shared initial weights); test accuracy at the end"
@@ -62,7 +63,7 @@ def run(ctx: StrategyContext) -> str:
     )
 
 
-def final_metrics(ctx: StrategyContext, backend, data: Dataset | None = None) -> dict[str, float]:
+def final_metrics(ctx: StrategyContext, backend: Backend, data: Dataset | None = None) -> dict[str, float]:
     """Test accuracy, and MC-dropout metrics when the trial asks for passes; nothing for a search sample (its
     config's ``scores_test_split``), which the search picks by validation."""
     cfg = ctx.config
