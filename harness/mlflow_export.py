@@ -35,7 +35,7 @@ from harness.mlflow_uri import (
     unusable_uri,
     without_password,
 )
-from harness.plan import NEW_RUN_FIX, UNFINISHED_STATUSES
+from harness.plan import UNFINISHED_STATUSES, RunFileError
 from harness.summary import last_attempts, recorded_text, why_not_ok
 from harness.user_files import read_run_json, read_run_rows
 
@@ -245,14 +245,13 @@ def _search_marks(run_dir: Path, info: dict[str, Any], frame: pd.DataFrame) -> d
 
     try:
         plan = recorded_search(run_dir, info, frame)
-    except InputError as exc:  # said for a run (start a new one); an export reads it before writing anything
-        said = str(exc).split("Received: ", 1)[-1].removesuffix(f" {NEW_RUN_FIX}").rstrip(".")
+    except RunFileError as exc:  # its fix starts a new run; an export reads it before writing anything
         commit = str(info.get("git_commit") or "")
         version = "the xfbench version that ran it" + (f" (commit {commit})" if commit else "")
         raise InputError(
-            f"Expected {run_dir / 'run.json'} to record the tune run's search as this xfbench reads it (the export "
-            f"tags each backend's pick and the samples ASHA stopped from it). Received: {said}. Nothing was written "
-            f"to MLflow. Export the run with {version}, or pick another run."
+            f"Expected {exc.path} to record the tune run's search as this xfbench reads it (the export tags each "
+            f"backend's pick and the samples ASHA stopped from it). Received: {exc.problem}. Nothing was written to "
+            f"MLflow. To fix, export the run with {version}, or pick another run."
         ) from None
     if plan is None:
         return {}

@@ -21,14 +21,14 @@ from harness.config import TrialConfig
 from harness.errors import InputError
 from harness.option_types import SHIP_POLICIES
 from harness.tuning import TunePlan
-from harness.user_files import read_json_object
+from harness.user_files import JsonObjectError, read_json_object
 from harness.whole_files import write_text_whole
 
 KINDS = ("run", "tune")
 RUN_STATUSES = ("running", "finished", "interrupted")
 # run.json's states of a run whose trials stop where it did: still running (or its driver killed), or interrupted
 UNFINISHED_STATUSES = ("running", "interrupted")
-# The remedy of a run.json this version cannot read; an export, which cannot start a run, cuts it off its refusal
+# The remedy of a run.json this version cannot read; an export, which cannot start a run, words its own (RunFileError)
 NEW_RUN_FIX = "To fix, start a new run."
 
 
@@ -324,19 +324,44 @@ def recorded_search(run_dir: Path, info: dict[str, Any], rows: Any) -> TunePlan 
     return read_run_file(run_dir).plan.search
 
 
+class RunFileError(InputError):
+    """run.json missing, or one this version cannot read. ``problem`` (what was found, naming the file where the
+    expectation does not) and ``fix`` are fields, so a caller whose advice differs (an export cannot start a run)
+    composes its own refusal from them instead of cutting this one's text apart."""
+
+    def __init__(self, path: Path, expected: str, problem: str, fix: str) -> None:
+        self.path, self.problem, self.fix = path, problem, fix
+        super().__init__(f"Expected {expected}. Received: {problem}. {fix}")
+
+
 def read_run_file(run_dir: Path) -> RunFile:
-    """The run in ``run_dir``; InputError saying what is missing or unreadable."""
+    """The run in ``run_dir``; RunFileError saying what is missing or unreadable."""
     path = run_dir / "run.json"
     if not path.is_file():
-        raise InputError(
-            f"Expected a run directory with run.json. Received: {run_dir}, which has none. "
-            "To fix, check --results-dir and the run id."
+        raise RunFileError(
+            path,
+            "a run directory with run.json",
+            f"{run_dir}, which has none",
+            "To fix, check --results-dir and the run id.",
         )
-    data = read_json_object(path, NEW_RUN_FIX)
+    try:
+        data = read_json_object(path, NEW_RUN_FIX)
+    except JsonObjectError as exc:
+        raise RunFileError(
+            path, f"{path} to hold a JSON object as xfbench writes it", exc.problem, NEW_RUN_FIX
+        ) from None
     try:
         return RunFile.from_dict(data)
     except (KeyError, TypeError, ValueError, AttributeError) as exc:  # fields missing, or of another type
-        raise InputError(
-            f"Expected a run.json written by this version of xfbench. Received: {path}, which cannot be read "
-            f"({type(exc).__name__}: {exc}). {NEW_RUN_FIX}"
-        ) from None
+        raise RunFileError(
+            path, "a run.json written by this version of xfbench", _unread(path, exc), NEW_RUN_FIX
+        ) from exc
+
+
+def _unread(path: Path, exc: Exception) -> str:
+    """What run.json holds that RunFile.from_dict could not read. A ValueError there is one of xfbench's own refusals
+    of a value (an InputError among them), worded for a command line with its own Received and fix, which do not
+    apply to a recorded file: its kind is said, not its text (the raise chains it, for a caller in Python)."""
+    if isinstance(exc, ValueError):
+        return f"{path}, which holds a value this version of xfbench refuses ({type(exc).__name__})"
+    return f"{path}, which cannot be read ({type(exc).__name__}: {exc})"

@@ -22,6 +22,15 @@ if TYPE_CHECKING:
 RUN_FIX = "Repair or delete that run's folder."
 
 
+class JsonObjectError(InputError):
+    """A JSON file xfbench writes that does not read back as an object. ``problem`` (what it holds instead) is a
+    field, so a caller with advice of its own words its refusal from it instead of cutting this one's text."""
+
+    def __init__(self, path: Path, problem: str, fix: str) -> None:
+        self.path, self.problem = path, problem
+        super().__init__(f"Expected {path} to hold a JSON object as xfbench writes it. Received: {problem}. {fix}")
+
+
 def read_json_object(path: Path, fix: str) -> dict[str, Any]:
     """``path``'s JSON object; {} when the file is absent (older runs lack some files)."""
     if not path.is_file():
@@ -29,13 +38,9 @@ def read_json_object(path: Path, fix: str) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(
-            f"Expected {path} to hold a JSON object as xfbench writes it. Received: {type(exc).__name__}: {exc}. {fix}"
-        ) from None
+        raise JsonObjectError(path, f"{type(exc).__name__}: {exc}", fix) from None
     if not isinstance(data, dict):
-        raise InputError(
-            f"Expected {path} to hold a JSON object as xfbench writes it. Received: a JSON {type(data).__name__}. {fix}"
-        )
+        raise JsonObjectError(path, f"a JSON {type(data).__name__}", fix)
     return data
 
 

@@ -1068,8 +1068,34 @@ def test_a_tune_run_whose_plan_cannot_be_read_is_refused_before_anything_is_writ
     assert main(["export", str(run_dir), "--mlflow", uri, "--experiment", "p"]) == 2
     err = capsys.readouterr().err
     assert "start a new run" not in err.lower() and len(_error_lines(err)) == 1, err
-    assert "Nothing was written to MLflow. Export the run with the xfbench version that ran it (commit abc)" in err
+    assert (
+        "Nothing was written to MLflow. To fix, export the run with the xfbench version that ran it (commit abc)" in err
+    )
     assert not _mlflow_runs(uri, "p")
+
+
+@needs_mlflow
+def test_a_tune_run_json_holding_a_refused_value_is_refused_in_one_well_formed_sentence(tmp_path, capsys):
+    """The export cut run.json's refusal on its first "Received: ": a value RunFile refuses (its own refusal nested
+    inside) came out with two "Received:", no fix, and the nested one's text spliced in."""
+    from harness.plan import ExecutionOptions, RunFile, RunRecord, write_run_file
+    from harness.planner import SearchRequest, Selection, plan_tune
+
+    run_dir = tmp_path / "tune-v"
+    run_dir.mkdir()
+    _tune_rows("tune-v").to_parquet(run_dir / "results.parquet")
+    plan = plan_tune(Selection(suite="tune_smoke"), {}, SearchRequest(num_samples=2, final_seeds=2))
+    record = RunRecord("tune-v", "2026-01-01", ("xfbench", "tune"), "abc", "h", "c", "3.11", status="finished")
+    write_run_file(run_dir, RunFile(plan, ExecutionOptions(), record))
+    data = json.loads((run_dir / "run.json").read_text())
+    (run_dir / "run.json").write_text(json.dumps({**data, "reference": "jax"}))  # a backend this version lacks
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    assert main(["export", str(run_dir), "--mlflow", uri, "--experiment", "v"]) == 2
+    (said,) = _error_lines(capsys.readouterr().err)
+    assert said.count("Expected ") == 1 and said.count("Received: ") == 1 and said.count("To fix,") == 1, said
+    assert said.index("Expected ") < said.index("Received: ") < said.index("To fix,"), said
+    assert f"Received: {run_dir / 'run.json'}, which holds a value this version of xfbench refuses" in said, said
+    assert "start a new run" not in said.lower() and not _mlflow_runs(uri, "v")
 
 
 def test_a_too_long_experiment_name_is_refused_as_such_not_as_a_bad_tracking_uri(tmp_path, capsys):
