@@ -12,7 +12,7 @@ import numbers
 import re
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields, is_dataclass, replace
 from types import MappingProxyType
 from typing import Any
 
@@ -55,6 +55,11 @@ class SuiteCase:
     task: TaskSpec | None = None
     transfer: TransferOptions = field(default_factory=TransferOptions)
     variant: str = ""  # label when the case is one option setting of a sweep
+    # The config paths whose values the variant label stands for (``random_forest@flatten``: the head and the feature
+    # layer), set by whoever words the label. A suite-wide option that would replace one is refused
+    # (harness.variant_overrides): the rows would report another setting under the label. Declared, not read off the
+    # label's spelling, which need not spell the value (``+rf``) and may spell another setting's by chance.
+    named_settings: tuple[str, ...] = ()
     min_test_acc: float | None = None  # acceptance bar for the pytest suites: mean final test accuracy
     # A bar on the mean validation accuracy after the last epoch instead (or as well): what the notebooks' bars
     # measure ("val > 43 %"), on the dataset's validation split (CIFAR-10: the last 1,000 training images).
@@ -117,6 +122,19 @@ class SuiteCase:
                 f"in case {self.strategy}-{self.model}-{self.dataset}. Rename it, e.g. "
                 f"{re.sub(r'[^A-Za-z0-9._+@-]+', '_', self.variant)!r}."
             )
+        if self.named_settings and not self.variant:
+            raise InputError(
+                f"Expected named_settings only on a case with a variant label (the settings it names). Received: "
+                f"named_settings={list(self.named_settings)} in case {self.case_id}, which has none. To fix, give the "
+                "case its variant label, or drop named_settings."
+            )
+        unset = [p for p in self.named_settings if not _resolves(self, p)]
+        if unset:
+            raise InputError(
+                f"Expected named_settings to be config paths of the case, such as transfer.sklearn_head. Received: "
+                f"{unset} in case {self.case_id}. To fix, give each as the dotted path of a field the case sets, "
+                "such as transfer.feature_layer."
+            )
         unknown = [b for b in self.only_backends if b not in BACKENDS]
         if unknown:
             raise InputError(
@@ -127,6 +145,22 @@ class SuiteCase:
     @property
     def case_id(self) -> str:
         return case_label(self.strategy, self.model, self.variant, self.dataset)
+
+
+def _resolves(case: SuiteCase, path: str) -> bool:
+    """``path`` names a setting the case carries into its trials (a field of a config it sets; below an optional
+    config left unset, such as transfer.source_task, the rest cannot be checked here and is taken)."""
+    first, *rest = path.split(".")
+    if first not in _TRIAL_FIELDS:
+        return False
+    node: Any = getattr(case, first)
+    for part in rest:
+        if node is None:
+            return True
+        if not is_dataclass(node) or part not in {f.name for f in fields(node)}:
+            return False
+        node = getattr(node, part)
+    return True
 
 
 # What a case sets of a trial: every SuiteCase field that TrialConfig has.
@@ -763,6 +797,10 @@ _TRANSFER_SMOKE_BACKBONES_MEASURED: dict[tuple[str, str, str], tuple[float, floa
 }
 
 
+# The settings a deep_features case's variant label names (SuiteCase.named_settings): ``linear_svc@act2``
+HEAD_PATH, FEATURE_LAYER_PATH = "transfer.sklearn_head", "transfer.feature_layer"
+
+
 # S2 reads features of a network trained elsewhere: the deep-feature cases' backbones train on 5-9 and their heads
 # fit 0-4, as the new-head cases' (_reuse_cases, whose backbones the cnn_small ones share at the same source epochs).
 # Before 2026-12-07 they trained on all ten digits and fit the same ten: no transfer, beside S2 cases that had one.
@@ -786,6 +824,7 @@ def _deep_feature_cases(
             dataset,
             epochs=1,
             variant=head,
+            named_settings=(HEAD_PATH,),
             task=LOW_DIGITS,
             transfer=_split_features(source_epochs, head),
             min_test_acc=bar,
@@ -804,6 +843,7 @@ def _flatten_feature_case(dataset: str, source_epochs: int, bar: float | None, b
         dataset,
         epochs=1,
         variant="random_forest@flatten",
+        named_settings=(HEAD_PATH, FEATURE_LAYER_PATH),
         task=LOW_DIGITS,
         transfer=_split_features(source_epochs, "random_forest", "flatten"),
         min_test_acc=bar,
@@ -820,6 +860,7 @@ def _conv_feature_case(dataset: str, source_epochs: int) -> SuiteCase:
         dataset,
         epochs=1,
         variant="linear_svc@act2",
+        named_settings=(HEAD_PATH, FEATURE_LAYER_PATH),
         task=LOW_DIGITS,
         transfer=_split_features(source_epochs, "linear_svc", "act2"),
     )
@@ -1198,6 +1239,7 @@ def _imagenet_transfer_cases(tier: TransferTier) -> tuple[SuiteCase, ...]:
                     tier.dataset,
                     1,
                     variant=head if at is None else f"{head}@{at}",
+                    named_settings=(HEAD_PATH,) if at is None else (HEAD_PATH, FEATURE_LAYER_PATH),
                     transfer=features,
                     max_backend_gap=tier.frozen_backbone_gap,
                     min_test_acc=bars.get("deep_features", tier.bar),

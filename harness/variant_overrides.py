@@ -13,7 +13,6 @@ set differently (``--optimizer adam`` on ``fashion_quick``, whose two models eac
 from __future__ import annotations
 
 import dataclasses
-import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -164,34 +163,22 @@ def _steps_of(schedule: ScheduleConfig) -> tuple[Any, ...]:
     return schedule.name, schedule.steps, schedule.boundaries
 
 
-# The settings a variant label names by their value: a deep_features case's head and feature layer
-# (``random_forest@flatten``). Not every setting whose value a label part spells (its feature_pool's default is
-# "flatten" too).
-_LABEL_NAMED_PATHS = ("transfer.sklearn_head", "transfer.feature_layer")
-
-
-def _label_parts(variant: str) -> set[str]:
-    """The settings a variant label spells out: ``linear_svc@act2`` names a head and a feature layer."""
-    return set(re.split(r"[+@,]", variant)) - {""}
-
-
 def _check_named_settings(chosen: Suite, backends: Sequence[str], overrides: Mapping[str, Any], searched: bool) -> None:
-    """InputError for a suite-wide option that replaces a setting a case's variant label names by its value, the
-    case alone in its group included (``deep_features-cnn_small+linear_svc-digits`` with --sklearn-head rbf_svc
-    trained rbf_svc and reported it as the linear_svc case: a group of one has no sibling to differ from)."""
-    named = {p: v for p, v in overrides.items() if p in _LABEL_NAMED_PATHS}
-    if not named:  # most options: no case's trials to build (a tune checks each searched value here)
-        return
-    for case in (c for c in chosen.cases if c.variant):
+    """InputError for a suite-wide option that replaces a setting a case's variant label names
+    (SuiteCase.named_settings), the case alone in its group included (``deep_features-cnn_small+linear_svc-digits``
+    with --sklearn-head rbf_svc trained rbf_svc and reported it as the linear_svc case: a group of one has no sibling
+    to differ from)."""
+    labelled = [c for c in chosen.cases if c.variant and any(p in overrides for p in c.named_settings)]
+    for case in labelled:  # most options: no case's trials to build (a tune checks each searched value here)
         trials = case_trials(case, chosen.name, tuple(backends), 1)
         if not trials:
             continue
-        for path, value in named.items():
+        for path in (p for p in case.named_settings if p in overrides):
             own = _value_at(trials[0], path)
-            if isinstance(own, str) and own in _label_parts(case.variant) and reads_path(trials[0], path):
-                after = _overridden(trials[0], path, value, overrides)
+            if reads_path(trials[0], path):
+                after = _overridden(trials[0], path, overrides[path], overrides)
                 if after is not None and _value_at(after, path) != own:
-                    raise InputError(_named_refusal(chosen.name, path, value, trials[0], own, searched))
+                    raise InputError(_named_refusal(chosen.name, path, overrides[path], trials[0], own, searched))
 
 
 # The class splits a case may define (S4's A and B, transfer between digit halves): its label and the A -> B table
@@ -234,7 +221,7 @@ def _class_split_refusal(suite_name: str, path: str, value: Any, trial: TrialCon
     )
 
 
-def _named_refusal(suite_name: str, path: str, value: Any, trial: TrialConfig, own: str, searched: bool) -> str:
+def _named_refusal(suite_name: str, path: str, value: Any, trial: TrialConfig, own: Any, searched: bool) -> str:
     given, drop, flag = _given(path, value, searched)
     return (
         f"Expected options given for suite {suite_name} to leave the settings its case labels name. Received: "

@@ -496,6 +496,31 @@ def test_an_option_that_replaces_the_setting_a_lone_cases_label_names_is_refused
     assert len(features) == 6 * 2 and {t.transfer.feature_pool for t in features} == {"avg"}
 
 
+def _user_feature_suite(variant: str, head: str, named: tuple[str, ...]) -> Suite:
+    """transfer_smoke's deep_features case as a user's suite words it: its own label, and what the label names."""
+    (case,) = [c for c in suite("transfer_smoke").cases if c.strategy == "deep_features"]
+    transfer = dataclasses.replace(case.transfer, sklearn_head=head)
+    return Suite("mine", "", (dataclasses.replace(case, variant=variant, transfer=transfer, named_settings=named),))
+
+
+def test_a_label_that_names_its_head_without_spelling_it_keeps_it():
+    """Whether a case's label names its head was read off the label's spelling: a user's `+rf` for random_forest
+    was not protected, and --sklearn-head rbf_svc trained rbf_svc under it. The case declares what its label names."""
+    backends = ("torch", "tensorflow")
+    rf = _user_feature_suite("rf", "random_forest", ("transfer.sklearn_head",))
+    with pytest.raises(InputError, match=re.escape("is labelled by its transfer.sklearn_head='random_forest'")) as no:
+        check_variant_overrides(rf, backends, {"transfer.sklearn_head": "rbf_svc"})
+    assert "deep_features-cnn_small+rf-digits" in str(no.value)
+    check_variant_overrides(rf, backends, {"transfer.sklearn_head": "random_forest"})  # the head it has: kept
+    # a label that spells a head by chance names nothing it does not declare
+    spelt = _user_feature_suite("linear_svc", "rbf_svc", ())
+    check_variant_overrides(spelt, backends, {"transfer.sklearn_head": "linear_svc"})
+    with pytest.raises(InputError, match=r"Expected named_settings to be config paths.*\['transfer\.head'\]"):
+        _user_feature_suite("rf", "random_forest", ("transfer.head",))
+    with pytest.raises(InputError, match="Expected named_settings only on a case with a variant label"):
+        _user_feature_suite("", "random_forest", ("transfer.sklearn_head",))
+
+
 def test_an_option_a_default_case_of_a_suite_cannot_take_does_not_blame_the_cases_own_settings():
     """--plateau-patience for techniques_smoke: opt_adam, on the default constant schedule, cannot take it, and the
     refusal said the case "sets the other itself". It names the case and says it is on the defaults there."""
