@@ -326,19 +326,25 @@ def recorded_search(run_dir: Path, info: dict[str, Any], rows: Any) -> TunePlan 
 
 class RunFileError(InputError):
     """run.json missing, or one this version cannot read. ``problem`` (what was found, naming the file where the
-    expectation does not) and ``fix`` are fields, so a caller whose advice differs (an export cannot start a run)
-    composes its own refusal from them instead of cutting this one's text apart."""
+    expectation does not) is a field, so a caller whose advice differs (an export cannot start a run) composes its
+    own refusal from it instead of cutting this one's text apart."""
 
-    def __init__(self, path: Path, expected: str, problem: str, fix: str) -> None:
-        self.path, self.problem, self.fix = path, problem, fix
-        super().__init__(f"Expected {expected}. Received: {problem}. {fix}")
+    # Set by of(); plain attributes beside the message its args hold, so it pickles as any exception does
+    path: Path | None = None
+    problem = ""
+
+    @classmethod
+    def of(cls, path: Path, expected: str, problem: str, fix: str) -> RunFileError:
+        error = cls(f"Expected {expected}. Received: {problem}. {fix}")
+        error.path, error.problem = path, problem
+        return error
 
 
 def read_run_file(run_dir: Path) -> RunFile:
     """The run in ``run_dir``; RunFileError saying what is missing or unreadable."""
     path = run_dir / "run.json"
     if not path.is_file():
-        raise RunFileError(
+        raise RunFileError.of(
             path,
             "a run directory with run.json",
             f"{run_dir}, which has none",
@@ -347,13 +353,13 @@ def read_run_file(run_dir: Path) -> RunFile:
     try:
         data = read_json_object(path, NEW_RUN_FIX)
     except JsonObjectError as exc:
-        raise RunFileError(
+        raise RunFileError.of(
             path, f"{path} to hold a JSON object as xfbench writes it", exc.problem, NEW_RUN_FIX
         ) from None
     try:
         return RunFile.from_dict(data)
     except (KeyError, TypeError, ValueError, AttributeError) as exc:  # fields missing, or of another type
-        raise RunFileError(
+        raise RunFileError.of(
             path, "a run.json written by this version of xfbench", _unread(path, exc), NEW_RUN_FIX
         ) from exc
 

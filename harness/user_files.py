@@ -26,9 +26,15 @@ class JsonObjectError(InputError):
     """A JSON file xfbench writes that does not read back as an object. ``problem`` (what it holds instead) is a
     field, so a caller with advice of its own words its refusal from it instead of cutting this one's text."""
 
-    def __init__(self, path: Path, problem: str, fix: str) -> None:
-        self.path, self.problem = path, problem
-        super().__init__(f"Expected {path} to hold a JSON object as xfbench writes it. Received: {problem}. {fix}")
+    # Set by of(); plain attributes beside the message its args hold, so it pickles as any exception does
+    path: Path | None = None
+    problem = ""
+
+    @classmethod
+    def of(cls, path: Path, problem: str, fix: str) -> JsonObjectError:
+        error = cls(f"Expected {path} to hold a JSON object as xfbench writes it. Received: {problem}. {fix}")
+        error.path, error.problem = path, problem
+        return error
 
 
 def read_json_object(path: Path, fix: str) -> dict[str, Any]:
@@ -38,9 +44,9 @@ def read_json_object(path: Path, fix: str) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise JsonObjectError(path, f"{type(exc).__name__}: {exc}", fix) from None
+        raise JsonObjectError.of(path, f"{type(exc).__name__}: {exc}", fix) from None
     if not isinstance(data, dict):
-        raise JsonObjectError(path, f"a JSON {type(data).__name__}", fix)
+        raise JsonObjectError.of(path, f"a JSON {type(data).__name__}", fix)
     return data
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import pickle
 import re
 
 import pandas as pd
@@ -13,7 +14,15 @@ from harness.config import FaultInjection, OptimizerConfig, RuntimeOptions, Tria
 from harness.data.tasks import TaskSpec
 from harness.errors import InputError
 from harness.overrides import apply_overrides, field_hint
-from harness.plan import ExecutionOptions, RunFile, RunPlan, RunRecord, read_run_file, write_run_file
+from harness.plan import (
+    ExecutionOptions,
+    RunFile,
+    RunFileError,
+    RunPlan,
+    RunRecord,
+    read_run_file,
+    write_run_file,
+)
 from harness.planner import (
     MAX_TRIALS,
     SearchRequest,
@@ -103,6 +112,20 @@ def test_the_planner_gives_the_cli_and_the_plugin_the_same_resolved_trials():
     assert plan.kind == "run" and plan.label == "smoke" and len(plan.trials) == len(suite("smoke").cases)
     assert {(t.runtime.threads, t.optimizer.lr) for t in plan.trials} == {(2, 0.05)}
     assert plan_run(Selection(), {}).label == "quick"  # nothing selected: the main job
+
+
+def test_an_unreadable_run_json_is_refused_with_its_problem_as_a_field(tmp_path):
+    """The MLflow export cut this refusal's text on "Received: " to reword it; it reads ``problem`` instead."""
+    (tmp_path / "run.json").write_text("[1]")
+    with pytest.raises(RunFileError) as refused:
+        read_run_file(tmp_path)
+    assert refused.value.problem == "a JSON list" and refused.value.path == tmp_path / "run.json"
+    assert str(refused.value).endswith("Received: a JSON list. To fix, start a new run."), refused.value
+    again = pickle.loads(pickle.dumps(refused.value))
+    assert str(again) == str(refused.value) and again.problem == "a JSON list"
+    with pytest.raises(RunFileError, match="Received: .*, which has none. To fix, check --results-dir") as none:
+        read_run_file(tmp_path / "elsewhere")
+    assert none.value.problem == f"{tmp_path / 'elsewhere'}, which has none"
 
 
 def test_run_json_holds_the_plan_the_options_and_the_record_and_reads_back_equal(tmp_path):
