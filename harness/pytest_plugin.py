@@ -58,6 +58,7 @@ if TYPE_CHECKING:
 
     from harness.benchrecord import EpochRounds
     from harness.config import TrialConfig
+    from harness.data.locate import DataNotFoundError
     from harness.suites import Suite, SuiteCase
 
 SCALES = ("smoke", "quick", "full")
@@ -837,7 +838,7 @@ def _skipped_by_mark(item: pytest.Item) -> bool:
 
 def _data_missing(state: SessionState, dataset: str, data_dir: str | None) -> str | None:
     if dataset not in state.missing_data:
-        from harness.data.locate import COMPLETE_OFFLINE, DataNotFoundError, PartialDatasetFolder
+        from harness.data.locate import DataNotFoundError, PartialDatasetFolder
         from harness.data.registry import load_dataset, read_elsewhere
 
         try:
@@ -849,18 +850,27 @@ def _data_missing(state: SessionState, dataset: str, data_dir: str | None) -> st
         except PartialDatasetFolder:  # a folder that lost a file: an error, as a truncated file is
             raise
         except DataNotFoundError as exc:  # only files this machine lacks; an embedded dataset failing is an error
-            why = str(exc).splitlines()[0].replace(COMPLETE_OFFLINE, _complete_the_cache(dataset))
+            # its parts, the download advice the plugin's own (a bare DataNotFoundError has no parts: its text)
+            parts = (exc.found, exc.fix, _download_advice(exc), exc.note)
+            why = " ".join(p for p in parts if p) if exc.found else str(exc)
             state.missing_data[dataset] = f"data for {dataset} not found: {why}"
     return state.missing_data[dataset] or None
 
 
-def _complete_the_cache(dataset: str) -> str:
-    """What completes a partly-downloaded user cache folder under pytest: the plugin never downloads and has no
-    --no-download to drop (the CLI's advice), while `xfbench run` downloads what a case of the dataset lacks."""
-    return (
-        f"Complete it once online with `xfbench run --strategy scratch --model mlp --dataset {dataset} --epochs 1 "
-        "--backend torch` (xfbench run downloads missing files; this pytest plugin never does)"
+def _download_advice(missing: DataNotFoundError) -> str:
+    """How a download gets the files, said for pytest: the plugin never downloads and has no --no-download to drop
+    (the CLI's advice, ``missing.online``), while `xfbench run` downloads what a case of the dataset lacks into the
+    user cache."""
+    command = (
+        f"`xfbench run --strategy scratch --model mlp --dataset {missing.dataset} --epochs 1 --backend torch` "
+        "(xfbench run downloads missing files; this pytest plugin never does)"
     )
+    if missing.cut_short:
+        return (
+            f"To fix, complete {missing.cache_folder} once online with {command}, or delete that folder to read a "
+            "complete copy further on."
+        )
+    return f"Or, online, {command} downloads them into {missing.cache_folder}." if missing.downloadable else ""
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ head with outputs no sample trains."""
 
 from __future__ import annotations
 
+import pickle
 from dataclasses import replace
 from pathlib import Path
 
@@ -119,7 +120,33 @@ def test_a_truncated_file_is_told_to_be_deleted_and_downloaded_only_in_the_user_
     (cache / "mnist" / "train-images-idx3-ubyte").unlink()
     with pytest.raises(DataNotFoundError) as missing:  # a folder a download completes, not a partial one refused
         load_dataset("mnist", None, download=False)
-    assert not isinstance(missing.value, PartialDatasetFolder) and "Go online to complete it" in str(missing.value)
+    assert not isinstance(
+        missing.value, PartialDatasetFolder
+    ) and "go online to complete it (drop --no-download)" in str(missing.value)
+
+
+def test_a_missing_dataset_carries_what_a_caller_that_cannot_download_needs_and_pickles_with_it(own_roots):
+    """The pytest plugin swapped a sentence of this text for its own advice; it reads these fields instead. A trial's
+    error crosses from a Ray worker to the driver pickled: the fields come back with it."""
+    cache, _ = own_roots
+    with pytest.raises(DataNotFoundError) as missing:
+        load_dataset("mnist", None, download=False)
+    said = missing.value
+    assert (said.dataset, said.cache_folder, said.downloadable, said.cut_short) == (
+        "mnist",
+        cache / "mnist",
+        True,
+        False,
+    )
+    assert said.found.startswith("Expected the mnist files") and said.fix.startswith("To fix, ")
+    assert "--no-download" in said.online and "--no-download" not in said.found + said.fix + said.note
+    again = pickle.loads(pickle.dumps(said))
+    assert type(again) is DataNotFoundError and str(again) == str(said) and vars(again) == vars(said)
+    write_mnist_like(cache / "mnist", n_train=10, n_test=10, gz=False, manifest=False)
+    (cache / "mnist" / "t10k-labels-idx1-ubyte").unlink()  # a download cut short
+    with pytest.raises(DataNotFoundError) as cut:
+        load_dataset("mnist", None, download=False)
+    assert cut.value.cut_short and not cut.value.fix and str(cut.value).count("To fix,") == 1, cut.value
 
 
 def test_a_file_in_an_alias_folder_of_the_cache_is_not_told_to_download_again(own_roots):

@@ -241,7 +241,10 @@ def test_cases_are_parametrized_over_backends_with_readable_ids(pytester):
     assert "tensorflow" not in only_torch.stdout.str()
 
 
-def test_a_case_whose_data_is_missing_is_skipped_with_the_reason(pytester, tmp_path):
+def test_a_case_whose_data_is_missing_is_skipped_with_the_reason(pytester, tmp_path, monkeypatch):
+    """The reason is the plugin's own: it never downloads and has no --no-download, yet the skip told the user to run
+    without it (the CLI's advice); it names the command that downloads the files and the cache folder they go to."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     pytester.makepyfile(
         test_suite="""
 import pytest
@@ -258,6 +261,11 @@ def test_case(xfbench_case):
     result = pytester.runpytest_subprocess("-rs", "--backend", "torch")
     result.assert_outcomes(skipped=1)
     result.stdout.fnmatch_lines(["*data for mnist not found*train-images-idx3-ubyte*"])
+    said = " ".join(result.stdout.str().split())
+    assert "--no-download" not in said, said
+    command = "`xfbench run --strategy scratch --model mlp --dataset mnist --epochs 1 --backend torch`"
+    assert f"Or, online, {command} (xfbench run downloads missing files; this pytest plugin never does) downloads " \
+        f"them into {tmp_path / 'cache' / 'xfbench' / 'mnist'}." in said, said  # fmt: skip
 
 
 def test_a_data_folder_that_lost_a_file_fails_collection_as_the_cli_refuses_it(pytester, tmp_path):
@@ -310,10 +318,11 @@ def test_a_partly_downloaded_user_cache_is_skipped_naming_what_completes_it_unde
     said = " ".join(result.stdout.str().split())
     assert "data for mnist not found: Expected every mnist file in the user cache's" in said, said
     assert (
-        "Complete it once online with `xfbench run --strategy scratch --model mlp --dataset mnist --epochs 1 "
-        "--backend torch` (xfbench run downloads missing files; this pytest plugin never does), or delete that "
-        "folder" in said
+        f"To fix, complete {cache / 'xfbench' / 'mnist'} once online with `xfbench run --strategy scratch --model mlp "
+        "--dataset mnist --epochs 1 --backend torch` (xfbench run downloads missing files; this pytest plugin never "
+        "does), or delete that folder" in said
     ), said
+    assert said.count("To fix,") == 1, said
     assert "--no-download" not in said
 
 

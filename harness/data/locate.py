@@ -36,6 +36,7 @@ import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Self
 
 from harness.data.cache import damaged_file_fix, user_cache_dir
 from harness.data.formats import ChecksumError, DataFileError, read_bytes
@@ -45,20 +46,49 @@ from harness.file_modes import shared_file_mode
 SYSTEM_DATA_ROOT = Path("/usr/share/datasets")  # where Debian's dataset packages install
 SYSTEM_DATA_ENV = "XFBENCH_SYSTEM_DATA"  # replaces SYSTEM_DATA_ROOT when set
 MANIFEST = "SHA256SUMS"
-# How a partial user-cache folder is completed when the search ran without downloads (the CLI's --no-download); a
-# caller without that flag (the pytest plugin) says its own way in this sentence's place.
-COMPLETE_OFFLINE = "Go online to complete it (drop --no-download)"
 
 
 class DataNotFoundError(MissingInputFile):
     """A dataset's files are neither where we looked nor downloadable: data this machine lacks, not a bug (the
-    pytest plugin skips such a suite's cases; any other error fails them)."""
+    pytest plugin skips such a suite's cases; any other error fails them).
+
+    Its parts are fields, so a caller that can never download (the pytest plugin) words its own way to get the files
+    from ``dataset``, ``downloadable`` and ``cache_folder`` instead of swapping a sentence of this text: ``found``
+    (what was expected and received), ``fix`` (the advice that needs no download; empty where the user cache's folder
+    holds a download cut short, ``cut_short``, which a download completes), ``online`` (how a download gets them, as
+    the command line words it) and ``note``."""
+
+    # Set by :meth:`of` (a bare DataNotFoundError(message) has none): plain attributes beside the message its args
+    # hold, so it pickles as any exception does when a trial's error crosses from a Ray worker to the driver.
+    found = fix = online = note = dataset = ""
+    cache_folder: Path | None = None
+    downloadable = cut_short = False
+
+    @classmethod
+    def of(
+        cls,
+        found: str,
+        fix: str = "",
+        online: str = "",
+        *,
+        dataset: str,
+        cache_folder: Path,
+        downloadable: bool,
+        cut_short: bool = False,
+        note: str = "",
+    ) -> Self:
+        error = cls(" ".join(part for part in (found, fix, online, note) if part))
+        error.found, error.fix, error.online, error.note = found, fix, online, note
+        error.dataset, error.cache_folder = dataset, cache_folder
+        error.downloadable, error.cut_short = downloadable, cut_short
+        return error
 
 
 class PartialDatasetFolder(DataNotFoundError):
     """A folder outside the user cache holds some of a dataset's files, not all: a folder that lost a file, which
     the pytest plugin fails on (a skip let a CI job whose data lost a file go green measuring nothing); a partial
-    user cache (an interrupted download) stays data this machine lacks."""
+    user cache (an interrupted download) stays data this machine lacks. Its whole refusal is ``found``: its fix
+    (complete or move a folder of one's own) needs no download."""
 
 
 @dataclass(frozen=True)
@@ -323,7 +353,12 @@ def locate(
     target = user_cache_dir() / files.name  # where downloads go: a partial folder there is completed
     missing = [p for p in files.files if p.name not in held]
     if missing and folder is not None and folder != target:
-        raise PartialDatasetFolder(_partial_folder_message(files, folder, held, missing, dirs))
+        raise PartialDatasetFolder.of(
+            _partial_folder_message(files, folder, held, missing, dirs),
+            dataset=files.name,
+            cache_folder=target,
+            downloadable=files.download_base is not None,
+        )
     root = search_root(files, folder if folder is not None else target, roots)  # downloads: the cache's root
     found = {p.name: replace(verify_file(held[p.name], p, files), root=root) for p in files.files if p.name in held}
     if missing and download and files.download_base:
@@ -337,9 +372,9 @@ def locate(
                 errors.append(f"{published.name}: {type(exc).__name__ + ': ' if cut else ''}{exc}")
         missing = [p for p in missing if p.name not in found]
         if missing:
-            raise DataNotFoundError(_not_found_message(files, missing, dirs, errors, folder))
+            raise _not_found(files, missing, dirs, errors, folder)
     elif missing:
-        raise DataNotFoundError(_not_found_message(files, missing, dirs, [], folder, download))
+        raise _not_found(files, missing, dirs, [], folder, download)
     refuse_copies(files.name, {name: (f.payload, str(f.path)) for name, f in found.items()})
     return found
 
@@ -406,48 +441,55 @@ def _partial_folder_message(
     )
 
 
-def _not_found_message(
+def _not_found(
     files: DatasetFiles,
     missing: list[PublishedFile],
     dirs: list[Path],
     errors: list[str],
     partial: Path | None,
     download: bool = True,
-) -> str:
+) -> DataNotFoundError:
     """``partial``: the user cache's folder, holding some of the files (downloads are per file): the search stopped
     there, so the files may well lie further on, and saying "not found" there (with how to install them) misled.
     ``download``: whether a download was allowed (``errors``: why it failed)."""
+    cache = user_cache_dir() / files.name
+    downloadable = files.download_base is not None
+    failed = f" Download failed: {'; '.join(errors)}." if errors else ""
     if partial is not None:
         held = sorted(p.name for p in files.files if p not in missing)
         elsewhere = [d for d in dict.fromkeys(dirs) if d != partial and _file_in(files, missing[0], d)]
         rest = f"; {missing[0].name} is in {elsewhere[0]}" if elsewhere else ""
-        failed = f" Download failed: {'; '.join(errors)}." if errors else ""
-        return (
+        found = (
             f"Expected every {files.name} file in the user cache's {partial}, the first folder holding any of them. "
-            f"Received: it holds {held} but not {[p.name for p in missing]} (a download cut short?){rest}.{failed} "
-            f"{'Complete it once online' if download else COMPLETE_OFFLINE}, or delete "
-            "that folder to read a complete copy further on."
+            f"Received: it holds {held} but not {[p.name for p in missing]} (a download cut short?){rest}.{failed}"
+        )
+        complete = "complete it once online" if download else "go online to complete it (drop --no-download)"
+        online = f"To fix, {complete}, or delete that folder to read a complete copy further on."
+        return DataNotFoundError.of(
+            found, "", online, dataset=files.name, cache_folder=cache, downloadable=downloadable, cut_short=True
         )
     looked = ", ".join(str(d) for d in dict.fromkeys(dirs))
     lines = [
         f"Expected the {files.name} files {[p.name for p in missing]} (plain or {files.compressed_suffix}). "
-        f"Received: not found in {looked}."
+        f"Received: not found in {looked}.{failed}"
     ]
-    if errors:
-        lines.append("Download failed: " + "; ".join(errors) + ".")
     for name, why in files.unread_forms:
         for seen in (d / name for d in dict.fromkeys(dirs) if (d / name).exists()):
             lines.append(f"Found {seen}: {why}")
     how = files.how_to_get[:1].lower() + files.how_to_get[1:]  # "On Debian: ...", "Get the binary version, ..."
-    lines.append(f"To fix, {how} Or point --data-dir / $XFBENCH_DATA at a directory holding them.")
+    fix = f"To fix, {how} Or point --data-dir / $XFBENCH_DATA at a directory holding them."
+    online = ""
     if not download and files.download_base:  # --no-download, a resume, a trial or the pytest plugin
-        lines.append(
-            f"Or, online, any run on them without --no-download downloads them into {user_cache_dir() / files.name} "
+        online = (
+            f"Or, online, any run on them without --no-download downloads them into {cache} "
             f"(`xfbench run --strategy scratch --model mlp --dataset {files.name} --epochs 1`)."
         )
+    note = ""
     if system_data_root() != SYSTEM_DATA_ROOT:  # a package's files in /usr/share/datasets would not be seen
-        lines.append(
+        note = (
             f"(${SYSTEM_DATA_ENV}={system_data_root()} replaces {SYSTEM_DATA_ROOT} in the search: unset it to read "
             "what a package installs there.)"
         )
-    return " ".join(lines)
+    return DataNotFoundError.of(
+        " ".join(lines), fix, online, dataset=files.name, cache_folder=cache, downloadable=downloadable, note=note
+    )
