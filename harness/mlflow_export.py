@@ -161,8 +161,8 @@ def _check_replaceable(earlier: EarlierExport, replace: bool, run_id: str, exper
         )
     raise InputError(
         f"Expected run {run_id} in MLflow experiment {experiment!r} at {uri} as it is now, or not at all. Received: "
-        f"{found}. Pass --replace to delete {them} (MLflow keeps deleted runs until `mlflow gc`), or give another "
-        "--experiment."
+        f"{found}. To fix, pass --replace to delete {them} (MLflow keeps deleted runs until `mlflow gc`), or give "
+        "another --experiment."
     )
 
 
@@ -302,7 +302,7 @@ def _experiment(client: Any, name: str, uri: str, artifact_location: str | None)
     if existing and existing.lifecycle_stage == "deleted":
         raise InputError(
             f"Expected the MLflow experiment {name!r} at {uri} to be active. Received: it is deleted (id "
-            f"{existing.experiment_id}). Restore it (`mlflow experiments restore --experiment-id "
+            f"{existing.experiment_id}). To fix, restore it (`mlflow experiments restore --experiment-id "
             f"{existing.experiment_id}`, with MLFLOW_TRACKING_URI={uri}) or pass another --experiment."
         )
     artifact_location = _artifact_uri(artifact_location) if artifact_location else None
@@ -367,7 +367,7 @@ def _check_names(uri: str, experiment: str) -> None:
     if not uri.strip() or not experiment.strip():  # MLflow would take '' as ./mlflow.db, or refuse an empty name late
         raise InputError(
             f"Expected a tracking URI and an experiment name. Received: --mlflow {uri!r}, --experiment "
-            f"{experiment!r}. Give e.g. --mlflow sqlite:///mlflow.db."
+            f"{experiment!r}. To fix, give both, e.g. --mlflow sqlite:///mlflow.db --experiment xfbench."
         )
     try:
         from mlflow.utils import validation
@@ -378,7 +378,7 @@ def _check_names(uri: str, experiment: str) -> None:
     if len(experiment) > limit:  # MLflow refuses it when the experiment is created: read as a bad tracking URI
         raise InputError(
             f"Expected --experiment of at most {limit} characters (MLflow's limit). Received: a name of "
-            f"{len(experiment)} characters ({experiment[:40]!r} ...). Give a shorter --experiment."
+            f"{len(experiment)} characters ({experiment[:40]!r} ...). To fix, give a shorter --experiment."
         )
 
 
@@ -411,8 +411,8 @@ def _write_error(exc: BaseException, run_id: str, experiment: str, uri: str, par
     stopped = f"; its parent run {parent} ended FAILED, tagged xfbench.export=incomplete" if parent else ""
     return InputError(
         f"Expected MLflow to take run {run_id} into experiment {experiment!r} at {uri}. Received: "
-        f"{type(exc).__name__} while writing it ({one_line(exc)}){stopped}. Fix what MLflow reports, then export "
-        "again, with --replace if the run was exported before (it deletes the earlier or stopped export)."
+        f"{type(exc).__name__} while writing it ({one_line(exc)}){stopped}. To fix, mend what MLflow reports, then "
+        "export again, with --replace if the run was exported before (it deletes the earlier or stopped export)."
     )
 
 

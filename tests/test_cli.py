@@ -1059,6 +1059,7 @@ BAD_INPUTS = {
 
 # The refusals of cli, cli_options, runner, scheduler and pretrained among BAD_INPUTS, each read in the standard form.
 STANDARD_FORM_CASES = (
+    "export with an empty tracking URI",
     "a second suite",
     "--normalize weights without weights",
     "--normalize weights on a suite without weights",

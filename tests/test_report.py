@@ -631,7 +631,7 @@ def test_mlflow_reads_back_every_trial_with_its_epochs(tmp_path, capsys):
     assert parent[0].info.start_time == min(starts)  # the run began with its earliest trial, whichever it is
     client.delete_experiment(experiment.experiment_id)  # MLflow keeps a deleted experiment's name: not reused
     assert main(["export", str(run_dir), "--mlflow", uri, "--experiment", "t"]) == 2
-    assert f"Received: it is deleted (id {experiment.experiment_id}). Restore it" in capsys.readouterr().err
+    assert f"Received: it is deleted (id {experiment.experiment_id}). To fix, restore it" in capsys.readouterr().err
 
 
 @pytest.mark.skipif(importlib.util.find_spec("mlflow") is None, reason="needs xfbench[mlflow]")
@@ -834,7 +834,7 @@ def test_two_exports_of_a_run_written_at_once_are_named_as_such_and_replace_keep
     assert main(export) == 2
     err = capsys.readouterr().err
     assert "Received: 2 exports of it, written at once (parent runs " in err and "incomplete" not in err, err
-    assert "Pass --replace to delete them and write this one once" in err
+    assert "To fix, pass --replace to delete them and write this one once" in err
     assert main([*export, "--replace"]) == 0
     parents = [r for r in _mlflow_runs(uri, "t") if "mlflow.parentRunId" not in r.data.tags]
     assert len(parents) == 1 and main(export) == 0 and "nothing written" in capsys.readouterr().out
@@ -943,7 +943,7 @@ def test_exporting_a_run_again_adds_nothing_and_a_changed_run_replaces_its_expor
     assert main(export) == 2
     err = capsys.readouterr().err
     assert "Received: an earlier export of it" in err and "the run's rows have changed since" in err, err
-    assert "Pass --replace" in err and active_runs() == first
+    assert "To fix, pass --replace" in err and active_runs() == first
     assert main([*export, "--replace"]) == 0
     second = active_runs()
     assert "replaced the earlier export" in capsys.readouterr().out
@@ -1104,7 +1104,7 @@ def test_a_too_long_experiment_name_is_refused_as_such_not_as_a_bad_tracking_uri
     assert main(["export", str(run_dir), "--mlflow", uri, "--experiment", "x" * 501]) == 2
     err = capsys.readouterr().err
     assert "Expected --experiment of at most 500 characters (MLflow's limit). Received: a name of 501" in err
-    assert "tracking URI" not in err and "Give a shorter --experiment." in err
+    assert "tracking URI" not in err and "To fix, give a shorter --experiment." in err
 
 
 @needs_mlflow
