@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Self
 
 
 class InputError(ValueError):
@@ -18,6 +20,21 @@ class InputError(ValueError):
 
 class MissingInputFile(InputError, FileNotFoundError):
     """A file the input names, or the run needs from the user (data, weights), that is not there."""
+
+
+class FileProblemError(InputError):
+    """A refusal of one file whose ``problem`` (what was found) is a field, so a caller whose advice differs (an
+    export cannot start a run) composes its own refusal from it instead of cutting this one's text apart."""
+
+    # Set by of(); plain attributes beside the message its args hold, so it pickles as any exception does
+    path: Path | None = None
+    problem = ""
+
+    @classmethod
+    def of(cls, path: Path, expected: str, problem: str, fix: str) -> Self:
+        error = cls(f"Expected {expected}. Received: {problem}. {fix}")
+        error.path, error.problem = path, problem
+        return error
 
 
 def unknown_name(kind: str, value: object, valid: Sequence[str]) -> InputError:

@@ -18,7 +18,7 @@ from typing import Any
 from harness.backbone import pretrain_trials
 from harness.backend import BACKENDS, REFERENCE_BACKEND
 from harness.config import TrialConfig
-from harness.errors import InputError
+from harness.errors import FileProblemError, InputError
 from harness.option_types import SHIP_POLICIES
 from harness.tuning import TunePlan
 from harness.user_files import JsonObjectError, read_json_object
@@ -324,20 +324,9 @@ def recorded_search(run_dir: Path, info: dict[str, Any], rows: Any) -> TunePlan 
     return read_run_file(run_dir).plan.search
 
 
-class RunFileError(InputError):
-    """run.json missing, or one this version cannot read. ``problem`` (what was found, naming the file where the
-    expectation does not) is a field, so a caller whose advice differs (an export cannot start a run) composes its
-    own refusal from it instead of cutting this one's text apart."""
-
-    # Set by of(); plain attributes beside the message its args hold, so it pickles as any exception does
-    path: Path | None = None
-    problem = ""
-
-    @classmethod
-    def of(cls, path: Path, expected: str, problem: str, fix: str) -> RunFileError:
-        error = cls(f"Expected {expected}. Received: {problem}. {fix}")
-        error.path, error.problem = path, problem
-        return error
+class RunFileError(FileProblemError):
+    """run.json missing, or one this version cannot read (``problem``: what was found, naming the file where the
+    expectation does not)."""
 
 
 def read_run_file(run_dir: Path) -> RunFile:

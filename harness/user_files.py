@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from harness.errors import InputError
+from harness.errors import FileProblemError, InputError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -22,19 +22,12 @@ if TYPE_CHECKING:
 RUN_FIX = "Repair or delete that run's folder."
 
 
-class JsonObjectError(InputError):
-    """A JSON file xfbench writes that does not read back as an object. ``problem`` (what it holds instead) is a
-    field, so a caller with advice of its own words its refusal from it instead of cutting this one's text."""
+class JsonObjectError(FileProblemError):
+    """A JSON file xfbench writes that does not read back as an object (``problem``: what it holds instead)."""
 
-    # Set by of(); plain attributes beside the message its args hold, so it pickles as any exception does
-    path: Path | None = None
-    problem = ""
 
-    @classmethod
-    def of(cls, path: Path, problem: str, fix: str) -> JsonObjectError:
-        error = cls(f"Expected {path} to hold a JSON object as xfbench writes it. Received: {problem}. {fix}")
-        error.path, error.problem = path, problem
-        return error
+def _not_an_object(path: Path, problem: str, fix: str) -> JsonObjectError:
+    return JsonObjectError.of(path, f"{path} to hold a JSON object as xfbench writes it", problem, fix)
 
 
 def read_json_object(path: Path, fix: str) -> dict[str, Any]:
@@ -44,9 +37,9 @@ def read_json_object(path: Path, fix: str) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise JsonObjectError.of(path, f"{type(exc).__name__}: {exc}", fix) from None
+        raise _not_an_object(path, f"{type(exc).__name__}: {exc}", fix) from None
     if not isinstance(data, dict):
-        raise JsonObjectError.of(path, f"a JSON {type(data).__name__}", fix)
+        raise _not_an_object(path, f"a JSON {type(data).__name__}", fix)
     return data
 
 
