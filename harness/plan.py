@@ -347,16 +347,83 @@ def read_run_file(run_dir: Path) -> RunFile:
         ) from None
     try:
         return RunFile.from_dict(data)
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:  # fields missing, or of another type
+    except _UNREADABLE as exc:
         raise RunFileError.of(
-            path, "a run.json written by this version of xfbench", _unread(path, exc), NEW_RUN_FIX
+            path, "a run.json written by this version of xfbench", _unread(path, data, exc), NEW_RUN_FIX
         ) from exc
 
 
-def _unread(path: Path, exc: Exception) -> str:
-    """What run.json holds that RunFile.from_dict could not read. A ValueError there is one of xfbench's own refusals
-    of a value (an InputError among them), worded for a command line with its own Received and fix, which do not
-    apply to a recorded file: its kind is said, not its text (the raise chains it, for a caller in Python)."""
-    if isinstance(exc, ValueError):
-        return f"{path}, which holds a value this version of xfbench refuses ({type(exc).__name__})"
-    return f"{path}, which cannot be read ({type(exc).__name__}: {exc})"
+_UNREADABLE = (KeyError, TypeError, ValueError, AttributeError)  # fields missing, or of another type
+
+
+def _unread(path: Path, data: dict[str, Any], exc: Exception) -> str:
+    """What run.json holds that RunFile.from_dict could not read, and where. A ValueError there is one of xfbench's
+    own refusals of a value (an InputError among them), worded for a command line with its own Received and fix,
+    which do not apply to a recorded file: the part, key and value are named instead of quoting it (the raise chains
+    it, for a caller in Python)."""
+    label, refused = _refused_part(data)
+    key = f"key {refused[0]}" if refused is not None else ""
+    where = " ".join(name for name in (label, key) if name) or "top level"  # a plan's kind and title lie there
+    if not isinstance(exc, ValueError):
+        return f"{path}, whose {where} cannot be read ({type(exc).__name__}: {exc})"
+    value = "" if refused is None else f" {_short_repr(refused[1])},"
+    return f"{path}, whose {where} holds{value} a value this version of xfbench refuses ({type(exc).__name__})"
+
+
+def _parts(data: dict[str, Any]) -> list[tuple[str, Callable[[Any], object], Any]]:
+    """run.json's parts that read on their own, in the order RunFile.from_dict reads them: (label, reader, part),
+    the label "" for the top-level keys."""
+    parts: list[tuple[str, Callable[[Any], object], Any]] = []
+    tune = data.get("tune")
+    for name, listed in (
+        ("pretrain_trials", data.get("pretrain_trials")),
+        ("trials", data.get("trials")),
+        ("tune.bases", tune.get("bases") if isinstance(tune, dict) else None),
+    ):
+        if isinstance(listed, list):
+            parts += [(f"{name}[{i}]", TrialConfig.from_dict, trial) for i, trial in enumerate(listed)]
+    if tune:
+        parts.append(("tune", TunePlan.from_dict, tune))
+    return parts + [
+        ("scheduler", ExecutionOptions.from_dict, data.get("scheduler")),
+        ("", RunRecord.from_dict, data),  # status, reference, resumes, ...
+        ("", RunPlan.from_dict, data),  # kind and title, and the trials with the search
+    ]
+
+
+def _refused_part(data: dict[str, Any]) -> tuple[str, tuple[str, object] | None]:
+    """The first part of run.json that fails to read on its own, with the key (or key.subkey) whose value it refuses
+    and that value: the key without which the part reads, its default taking its place; None where none (a required
+    field is missing, or the refused value lies deeper)."""
+    for label, read, section in _parts(data):
+        try:
+            read(section)
+        except _UNREADABLE:
+            return label, _refused_key(read, section)
+    return "", None  # each part reads alone: only their combination is refused
+
+
+def _refused_key(read: Callable[[Any], object], section: object) -> tuple[str, object] | None:
+    if not isinstance(section, dict):
+        return None
+    candidates: list[tuple[tuple[str, ...], dict[str, Any]]]
+    candidates = [((key,), {k: v for k, v in section.items() if k != key}) for key in section]
+    candidates += [
+        ((key, sub), {**section, key: {k: v for k, v in inner.items() if k != sub}})
+        for key, inner in section.items()
+        if isinstance(inner, dict)
+        for sub in inner
+    ]
+    for keys, without in candidates:
+        try:
+            read(without)
+        except _UNREADABLE:
+            continue
+        value = section[keys[0]] if len(keys) == 1 else section[keys[0]][keys[1]]
+        return ".".join(map(str, keys)), value
+    return None
+
+
+def _short_repr(value: object, limit: int = 60) -> str:
+    said = repr(value)
+    return said if len(said) <= limit else f"{said[: limit - 3]}..."

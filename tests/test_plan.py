@@ -128,6 +128,49 @@ def test_an_unreadable_run_json_is_refused_with_its_problem_as_a_field(tmp_path)
     assert none.value.problem == f"{tmp_path / 'elsewhere'}, which has none"
 
 
+def _break_top(data):
+    data["reference"] = "jax"
+
+
+def _break_base_lr(data):
+    data["tune"]["bases"][1]["optimizer"]["lr"] = -1
+
+
+def _break_base_field(data):
+    data["tune"]["bases"][0]["bogus"] = 1
+
+
+def _break_kind(data):
+    data["kind"] = "nope"
+
+
+@pytest.mark.parametrize(
+    ("breaks", "received"),
+    [
+        (_break_top, "whose key reference holds 'jax', a value this version of xfbench refuses (ValueError)."),
+        (_break_base_lr, "whose tune.bases[1] key optimizer.lr holds -1, a value this version of xfbench refuses"),
+        (_break_base_field, "whose tune.bases[0] key bogus cannot be read (TypeError: "),
+        (_break_kind, "whose top level holds a value this version of xfbench refuses (ValueError)."),
+    ],
+)
+def test_a_run_json_holding_a_refused_value_names_where_and_what_without_quoting_the_inner_refusal(
+    tmp_path, breaks, received
+):
+    """Said only "holds a value this version of xfbench refuses (ValueError)": which of a run's trials, which key,
+    which value was left to the exception's cause, which the command line does not print."""
+    plan = plan_tune(Selection(suite="tune_smoke"), {}, SearchRequest(num_samples=2, final_seeds=2))
+    record = RunRecord("r", "t0", ("xfbench", "tune"), "abc", "h", "c", "3.11", status="finished")
+    write_run_file(tmp_path, RunFile(plan, ExecutionOptions(), record))
+    data = json.loads((tmp_path / "run.json").read_text())
+    breaks(data)
+    (tmp_path / "run.json").write_text(json.dumps(data))
+    with pytest.raises(RunFileError) as refused:
+        read_run_file(tmp_path)
+    said = str(refused.value)
+    assert f"Received: {tmp_path / 'run.json'}, {received}" in said, said
+    assert said.count("Expected ") == 1 and said.count("Received: ") == 1 and said.endswith("To fix, start a new run.")
+
+
 def test_run_json_holds_the_plan_the_options_and_the_record_and_reads_back_equal(tmp_path):
     plan = plan_tune(Selection(suite="tune_smoke"), {}, SearchRequest(num_samples=2, final_seeds=2))
     record = RunRecord(run_id="r", started="t0", command=("xfbench", "tune"), git_commit="abc", driver_host="h",

@@ -1094,7 +1094,7 @@ def test_a_tune_run_json_holding_a_refused_value_is_refused_in_one_well_formed_s
     (said,) = _error_lines(capsys.readouterr().err)
     assert said.count("Expected ") == 1 and said.count("Received: ") == 1 and said.count("To fix,") == 1, said
     assert said.index("Expected ") < said.index("Received: ") < said.index("To fix,"), said
-    assert f"Received: {run_dir / 'run.json'}, which holds a value this version of xfbench refuses" in said, said
+    assert f"Received: {run_dir / 'run.json'}, whose key reference holds 'jax', a value this version of" in said, said
     assert "start a new run" not in said.lower() and not _mlflow_runs(uri, "v")
 
 
