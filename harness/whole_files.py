@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,12 +19,16 @@ PARTIAL = ".partial"  # a file being written, renamed over its target once whole
 @contextlib.contextmanager
 def written_whole(path: Path) -> Iterator[Path]:
     """The file to write ``path``'s new content to: flushed and renamed over ``path`` once the block ends, removed if
-    it raises."""
+    it raises. A ``path`` that is a symbolic link is written through, as open() would (``report --output`` at a link
+    into a served folder), and a file it replaces keeps its permissions (the rename would give it the new file's)."""
+    path = path.resolve()  # renaming over the link itself would replace the link with a file
     partial = path.with_name(path.name + PARTIAL)
     try:
         yield partial
         with partial.open("rb") as written:
             os.fsync(written.fileno())
+        if path.exists():
+            os.chmod(partial, stat.S_IMODE(path.stat().st_mode))
         os.replace(partial, path)
     except BaseException:
         partial.unlink(missing_ok=True)

@@ -40,3 +40,23 @@ def test_a_write_stopped_mid_way_keeps_the_old_file_and_leaves_no_partial_one(tm
         partial.write_text("half a pa")
         raise KeyboardInterrupt
     assert target.read_text() == "the earlier page" and sorted(p.name for p in tmp_path.iterdir()) == ["report.html"]
+
+
+def test_a_link_is_written_through_and_a_replaced_file_keeps_its_permissions(tmp_path):
+    """`report --output` at a symbolic link (into a served folder) replaced the link with a file, and the rename gave
+    a group-readable page the new file's permissions (review 164)."""
+    served = tmp_path / "served"
+    served.mkdir()
+    page = served / "report.html"
+    page.write_text("the earlier page")
+    page.chmod(0o640)
+    link = tmp_path / "report.html"
+    link.symlink_to(page)
+    write_text_whole(link, "the new page")
+    assert link.is_symlink() and link.resolve() == page and page.read_text() == "the new page"
+    assert oct(page.stat().st_mode & 0o777) == oct(0o640)
+    assert sorted(p.name for p in served.iterdir()) == ["report.html"]
+    dangling = tmp_path / "new.html"
+    dangling.symlink_to(served / "new.html")  # a link made before the first report: the page appears at its target
+    write_text_whole(dangling, "first")
+    assert dangling.is_symlink() and (served / "new.html").read_text() == "first"
