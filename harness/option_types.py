@@ -132,6 +132,7 @@ _BAD_VALUE = re.compile(r"argument (?P<flag>[^:]+): expected (?P<expected>.+), r
 _OWN_FORM = re.compile(r"argument [^:]+: (?P<said>Expected .+ Received: .+)", re.S)
 _REQUIRED = re.compile(r"the following arguments are required: (?P<names>.+)")
 _NO_VALUE = re.compile(r"argument (?P<flag>[^:]+): expected one argument")
+_SWITCH_VALUE = re.compile(r"argument (?P<flags>[^:]+): ignored explicit argument (?P<value>.+)")
 
 
 def expected_received(message: str) -> str:
@@ -169,6 +170,17 @@ def _argparse_usage_error(message: str) -> str:
         return (
             f"Expected {flag} with a value. Received: {flag} with none (a value starting with '-' reads as an "
             f"option). To fix, give {flag} a value; if the value starts with '-', write {flag}=VALUE"
+        )
+    if switch := _SWITCH_VALUE.fullmatch(message):  # --no-download=yes: a switch takes no value
+        flags = [f for f in switch["flags"].split("/") if f.startswith("--")]
+        fix = (
+            f"write {flags[0]} alone"
+            if len(flags) == 1
+            else f"write {flags[0]} to turn it on, {flags[1]} to turn it off"
+        )
+        return (
+            f"Expected {' or '.join(flags)} without a value (a switch). Received: the value {switch['value']}. To "
+            f"fix, {fix}"
         )
     return message
 

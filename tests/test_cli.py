@@ -760,6 +760,17 @@ BAD_INPUTS = {
         "Expected --classes with a value. Received: --classes with none (a value starting with '-' reads as an "
         "option). To fix, give --classes a value; if the value starts with '-', write --classes=VALUE.",
     ),
+    # argparse's own "argument --no-download: ignored explicit argument 'yes'" named no fix
+    "a value given to a switch": (
+        ["run", "--suite", "smoke", "--no-download=yes"],
+        "Expected --no-download without a value (a switch). Received: the value 'yes'. To fix, write --no-download "
+        "alone.",
+    ),
+    "a value given to a switch with a --no- form": (
+        ["run", "--suite", "smoke", "--fresh-workers=no"],
+        "Expected --fresh-workers or --no-fresh-workers without a value (a switch). Received: the value 'no'. To "
+        "fix, write --fresh-workers to turn it on, --no-fresh-workers to turn it off.",
+    ),
     # Commands other than run and tune: bad input is theirs to name too (the files are written by the fixture).
     "a spec file that is not a spec": (["model", "not_a_spec.json"], "Expected a model spec file as `xfbench model"),
     # before, recorded in config_json while the features were only extracted (nothing drew a dropout mask)
@@ -1078,6 +1089,8 @@ STANDARD_FORM_CASES = (
     "a kind the catalogue does not have",
     "baseline without what to do",
     "a value read as a flag",
+    "a value given to a switch",
+    "a value given to a switch with a --no- form",
     "report into a file that is not HTML",
     "an augmentation of an unknown kind",
     "an augmentation given twice",
