@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, fields
 
 import numpy as np
 
-from harness.errors import InputError
+from harness.errors import InputError, unknown_name
 
 SCHEDULES = ("constant", "power", "exponential", "piecewise", "plateau", "onecycle")
 # The settings each schedule reads; a setting another schedule reads, given to this one, would be recorded unused.
@@ -76,30 +76,31 @@ class ScheduleConfig:
 
     def __post_init__(self) -> None:
         if self.name not in SCHEDULES:
-            raise InputError(
-                f"Expected a schedule name. Received: schedule={self.name!r}. Valid choices: {list(SCHEDULES)}"
-            )
+            raise unknown_name("schedule", self.name, list(SCHEDULES))
         if self.steps <= 0:
-            raise InputError(f"Expected schedule steps > 0. Received: {self.steps}.")
+            raise InputError(
+                f"Expected schedule steps > 0 (--schedule-steps). Received: {self.steps}. To fix, give a positive "
+                "number of steps."
+            )
         if self.name == "piecewise":
             self._check_piecewise()
         self._check_curve_settings()
         if self.name == "plateau" and not 0 < self.factor < 1:
             raise InputError(
                 f"Expected 0 < factor < 1 for reduce-on-plateau (--plateau-factor, the rate's multiplier). Received: "
-                f"{self.factor}. Give a factor in (0, 1), such as 0.5."
+                f"{self.factor}. To fix, give a factor in (0, 1), such as 0.5."
             )
         if self.name == "plateau" and not (self.patience >= 0 and float(self.patience).is_integer()):
             raise InputError(
                 "Expected a whole number >= 0 of epochs for reduce-on-plateau's patience (--plateau-patience, the "
-                f"epochs without improvement before a reduction). Received: {self.patience}. Give 0 to reduce after "
-                "every epoch that does not improve, or more to wait."
+                f"epochs without improvement before a reduction). Received: {self.patience}. To fix, give 0 to reduce "
+                "after every epoch that does not improve, or more to wait."
             )
         if self.name == "plateau" and not 0 <= self.threshold < 1:
             raise InputError(
                 "Expected 0 <= threshold < 1 for reduce-on-plateau (--plateau-threshold, the relative improvement of "
-                f"the validation loss that counts as one). Received: {self.threshold}. Give a fraction such as 1e-4 "
-                "(PyTorch's default) or 0.1."
+                f"the validation loss that counts as one). Received: {self.threshold}. To fix, give a fraction such "
+                "as 1e-4 (PyTorch's default) or 0.1."
             )
         unused = [
             f.name
@@ -129,32 +130,32 @@ class ScheduleConfig:
     def _given(self, name: str) -> str:
         """Setting ``name``'s value as its flag takes it (--piecewise B1,B2:V1,V2,V3)."""
         if name in ("boundaries", "values"):
-            return f"{','.join(map(str, self.boundaries))}:{','.join(f'{v:g}' for v in self.values)}"
-        return f"{getattr(self, name):g}"
+            return f"{','.join(map(str, self.boundaries))}:{','.join(map(str, self.values))}"
+        return str(getattr(self, name))  # all its digits: 6 significant ones read 0.1234567 as 0.123457
 
     def _check_piecewise(self) -> None:
         """--piecewise B1,B2:V1,V2,V3: given, one rate more than boundaries, the rates positive, the steps in order."""
         if not self.values:  # --schedule piecewise alone: "0 values, 0 boundaries"
             raise InputError(
                 "Expected --piecewise BOUNDARIES:RATES with --schedule piecewise (its steps and the rate from each). "
-                "Received: no --piecewise. Give one, e.g. --piecewise 100,200:0.1,0.01,0.001."
+                "Received: no --piecewise. To fix, give one, e.g. --piecewise 100,200:0.1,0.01,0.001."
             )
         if len(self.values) != len(self.boundaries) + 1:
             raise InputError(
                 "Expected len(values) == len(boundaries) + 1 for a piecewise schedule (--piecewise B1,B2:V1,V2,V3: "
                 "a rate before the first boundary step, then one from each). Received: "
-                f"{len(self.values)} values, {len(self.boundaries)} boundaries. Give one value more than boundaries, "
-                "e.g. --piecewise 100,200:0.1,0.01,0.001."
+                f"{len(self.values)} values, {len(self.boundaries)} boundaries. To fix, give one value more than "
+                "boundaries, e.g. --piecewise 100,200:0.1,0.01,0.001."
             )
         if not all(0 < v < math.inf for v in self.values):  # NaN fails too
             raise InputError(
                 f"Expected piecewise learning rates > 0 and finite. Received: values={self.values}. A rate <= 0 "
-                "trains by gradient ascent, or not at all; give positive rates."
+                "trains by gradient ascent, or not at all. To fix, give positive rates."
             )
         if any(b <= a for a, b in zip((-1, *self.boundaries[:-1]), self.boundaries, strict=True)):
             raise InputError(
                 "Expected piecewise boundaries as increasing step indices >= 0 (each starts the next value). "
-                f"Received: boundaries={self.boundaries}. List them in order, each once."
+                f"Received: boundaries={self.boundaries}. To fix, list them in order, each once."
             )
 
     def _check_curve_settings(self) -> None:
@@ -164,13 +165,13 @@ class ScheduleConfig:
             # RMSprop momentum of 0 on the first step and above later failed in torch (no momentum buffer) alone
             raise InputError(
                 "Expected 0 <= min_momentum <= max_momentum < 1 for 1cycle (the momentum, or Adam's beta1, cycles "
-                f"between them). Received: min_momentum={self.min_momentum}, max_momentum={self.max_momentum}. Give "
-                "momenta such as 0.85 and 0.95 (torch's OneCycleLR defaults)."
+                f"between them). Received: min_momentum={self.min_momentum}, max_momentum={self.max_momentum}. To fix, "
+                "give momenta such as 0.85 and 0.95 (torch's OneCycleLR defaults)."
             )
         if self.name == "power" and not 0 < self.power < math.inf:
             raise InputError(
                 f"Expected a power > 0 for the power schedule (--schedule-power). Received: {self.power}; a power "
-                "<= 0 would keep the rate, or raise it as training goes on. Give a power such as 1 or 2."
+                "<= 0 would keep the rate, or raise it as training goes on. To fix, give a power such as 1 or 2."
             )
 
     @property

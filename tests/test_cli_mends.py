@@ -232,7 +232,8 @@ def test_outputs_never_overwrite_a_run_or_an_input(tmp_path, capsys):
         (
             [*MLP_RUN, "--piecewise", "100:0.1"],
             "(--piecewise B1,B2:V1,V2,V3: a rate before the first boundary step, then one from each). Received: 1 "
-            "values, 1 boundaries. Give one value more than boundaries, e.g. --piecewise 100,200:0.1,0.01,0.001.",
+            "values, 1 boundaries. To fix, give one value more than boundaries, e.g. --piecewise "
+            "100,200:0.1,0.01,0.001.",
         ),
         (
             ["run", "--suite", "nonexistent", "--strategy", "scratch"],

@@ -78,8 +78,26 @@ def test_a_changed_schedule_starts_from_its_defaults_and_settings_it_would_ignor
     assert apply_overrides(plateau, {"schedule.patience": 5}).schedule.factor == 0.3  # the same schedule keeps all
     with pytest.raises(InputError, match="the constant schedule reads .none.. Received: --plateau-factor 0.3,"):
         ScheduleConfig("constant", factor=0.3)
-    with pytest.raises(InputError, match="Received: --piecewise 1:"):
-        ScheduleConfig("onecycle", boundaries=(1,), values=(0.1, 0.01))
+    with pytest.raises(InputError, match="Received: --piecewise 1:0.1,0.0123456789, which"):  # all the digits given
+        ScheduleConfig("onecycle", boundaries=(1,), values=(0.1, 0.0123456789))
+    with pytest.raises(InputError, match="Received: --plateau-factor 0.1234567, which"):  # not 0.123457
+        ScheduleConfig("power", factor=0.1234567)
+    refused = [
+        {"name": "constnt"},
+        {"steps": 0.0},
+        {"name": "piecewise"},
+        {"name": "piecewise", "boundaries": (3,), "values": (0.1,)},
+        {"name": "piecewise", "boundaries": (3,), "values": (0.1, -1.0)},
+        {"name": "piecewise", "boundaries": (5, 3), "values": (0.1, 0.01, 0.001)},
+        {"name": "plateau", "factor": 2.0},
+        {"name": "plateau", "patience": -1},
+        {"name": "plateau", "threshold": 1.0},
+        {"name": "onecycle", "max_momentum": 1.5},
+        {"name": "power", "power": 0.0},
+    ]
+    for settings in refused:  # each in the standard form, with its fix
+        with pytest.raises(InputError, match=r"^Expected .+\. Received: .+\. To fix, .+\.$"):
+            ScheduleConfig(**settings)
     with pytest.raises(InputError, match="increasing step indices"):
         ScheduleConfig("piecewise", boundaries=(5, 3), values=(0.1, 0.01, 0.001))
     # 1cycle's momenta stand in for the optimizer's momentum or beta1, held to [0, 1) there: a searched 1.5 was
