@@ -18,7 +18,7 @@ from typing import Any
 from harness.augment import AugmentConfig
 from harness.backend import REFERENCE_BACKEND, framework_default
 from harness.data.tasks import TaskSpec
-from harness.errors import InputError, unknown_name
+from harness.errors import InputError, closest_text, unknown_name
 from harness.input_pipeline import InputConfig
 from harness.models import ModelOptions
 from harness.schedules import ScheduleConfig
@@ -129,23 +129,27 @@ class OptimizerConfig:
         for name in ("clip_value", "clip_norm"):
             value = getattr(self, name)
             if value is not None and not value > 0:
-                raise InputError(f"Expected {name} > 0 (or unset). Received: {name}={value}.")
+                raise InputError(
+                    f"Expected {name} > 0 (or unset). Received: {name}={value}. To fix, give a positive value, or "
+                    "leave it out."
+                )
         if self.name not in OPTIMIZERS:
-            raise InputError(
-                f"Expected an optimizer name. Received: optimizer={self.name!r}. Valid choices: {list(OPTIMIZERS)}"
-            )
+            raise unknown_name("optimizer", self.name, list(OPTIMIZERS))
         if not 0 < self.lr < math.inf:  # NaN fails too
-            raise InputError(f"Expected a finite learning rate > 0. Received: lr={self.lr}.")
+            raise InputError(
+                f"Expected a finite learning rate > 0. Received: lr={self.lr}. To fix, give a positive rate such as "
+                "0.01."
+            )
         if self.momentum is not None and not 0 <= self.momentum < 1:
             raise InputError(
-                f"Expected 0 <= momentum < 1 (--momentum). Received: momentum={self.momentum}. Give a momentum in "
-                "[0, 1), such as 0.9."
+                f"Expected 0 <= momentum < 1 (--momentum). Received: momentum={self.momentum}. To fix, give a "
+                "momentum in [0, 1), such as 0.9."
             )
         if self.momentum and self.name in _WITHOUT_MOMENTUM:
             hint = " Adam's first-moment decay is --beta1." if self.name in ("adam", "adamw") else ""
             raise InputError(
                 f"Expected no momentum with optimizer {self.name}: it has none, so the value would be recorded but "
-                f"never applied. Received: momentum={self.momentum}. Drop --momentum, or choose one of "
+                f"never applied. Received: momentum={self.momentum}. To fix, drop --momentum, or choose one of "
                 f"{[n for n in OPTIMIZERS if n not in _WITHOUT_MOMENTUM]}.{hint}"
             )
         for name, example in (("beta1", "0.9"), ("beta2", "0.999")):
@@ -153,33 +157,38 @@ class OptimizerConfig:
                 raise InputError(
                     f"Expected 0 <= {name} < 1 (--{name}, Adam's decay of its "
                     f"{'first' if name == 'beta1' else 'second'} moment). Received: {name}={getattr(self, name)}. "
-                    f"Give a decay in [0, 1), such as {example}."
+                    f"To fix, give a decay in [0, 1), such as {example}."
                 )
         if self.name not in ("adam", "adamw") and (self.beta1, self.beta2) != (0.9, 0.999):
             raise InputError(
                 f"Expected no --beta1 / --beta2 with optimizer {self.name}: only adam and adamw read them, so the "
                 f"values would be recorded but never applied. Received: beta1={self.beta1}, beta2={self.beta2}. "
-                "Drop them, or choose --optimizer adam or adamw."
+                "To fix, drop them, or choose --optimizer adam or adamw."
             )
         self._check_rho_and_eps()
         if self.weight_decay is not None and self.weight_decay < 0:
-            raise InputError(f"Expected weight_decay >= 0. Received: weight_decay={self.weight_decay}.")
+            raise InputError(
+                f"Expected weight_decay >= 0. Received: weight_decay={self.weight_decay}. To fix, give 0 or more."
+            )
         if self.name == "adamw" and self.decoupled is False:
             raise InputError(
                 "Expected decoupled weight decay for adamw. "
-                "Received: decoupled=False. Use --optimizer adam for coupled L2."
+                "Received: decoupled=False. To fix, use --optimizer adam for coupled L2."
             )
         if self.name == "nesterov" and self.momentum == 0:
-            raise InputError("Expected momentum > 0 for nesterov. Received: momentum=0. Use --optimizer sgd instead.")
+            raise InputError(
+                "Expected momentum > 0 for nesterov. Received: momentum=0. To fix, give a momentum, or use "
+                "--optimizer sgd."
+            )
 
     def _check_rho_and_eps(self) -> None:
         """rho (RMSprop's and Adadelta's squared-gradient decay) and eps (the adaptive optimizers' denominator
         term) in range. Whether the optimizer reads a given one is checked where it is given
         (:func:`check_read_by`): resolved, every optimizer holds both."""
         if self.rho is not None and not 0 <= self.rho < 1:
-            raise InputError(f"Expected 0 <= rho < 1 (--rho). Received: rho={self.rho}. Give e.g. 0.9.")
+            raise InputError(f"Expected 0 <= rho < 1 (--rho). Received: rho={self.rho}. To fix, give e.g. 0.9.")
         if self.eps is not None and not 0 < self.eps < math.inf:
-            raise InputError(f"Expected a finite eps > 0 (--eps). Received: eps={self.eps}. Give e.g. 1e-7.")
+            raise InputError(f"Expected a finite eps > 0 (--eps). Received: eps={self.eps}. To fix, give e.g. 1e-7.")
 
     def resolved(self) -> OptimizerConfig:
         """A copy with every optional field filled with its documented default."""
@@ -221,8 +230,8 @@ def check_read_by(optimizer: str, given: Mapping[str, object]) -> None:
         if name in given and given[name] is not None and optimizer not in readers:
             raise InputError(
                 f"Expected no --{name} with optimizer {optimizer}: only {', '.join(readers)} read it, so the value "
-                f"would be recorded but never applied. Received: {name}={given[name]}. Drop --{name}, or choose "
-                "one of those optimizers."
+                f"would be recorded but never applied. Received: {name}={given[name]}. To fix, drop --{name}, or "
+                "choose one of those optimizers."
             )
 
 
@@ -235,7 +244,7 @@ def check_decay_to_decouple(optimizer: OptimizerConfig) -> None:
         raise InputError(
             f"Expected a weight decay to decouple with --decoupled-weight-decay. Received: {optimizer.name} with a "
             "weight decay of 0 (every optimizer's default but adamw's), so the flag would be recorded but never "
-            "applied. Give --weight-decay RATE (or search it), or drop --decoupled-weight-decay."
+            "applied. To fix, give --weight-decay RATE (or search it), or drop --decoupled-weight-decay."
         )
 
 
@@ -253,7 +262,8 @@ def check_momentum_to_cycle(optimizer: OptimizerConfig, schedule: ScheduleConfig
         raise InputError(
             f"Expected 1cycle's momenta only with an optimizer that has a momentum (or Adam's beta1) to cycle. "
             f"Received: {', '.join(f'{k}={v}' for k, v in given.items())} with {optimizer.name}, which has none, so "
-            "they would be recorded but never applied. Drop them, or pick momentum, nesterov, rmsprop, adam or adamw."
+            "they would be recorded but never applied. To fix, drop them, or pick momentum, nesterov, rmsprop, adam or "
+            "adamw."
         )
 
 
@@ -274,7 +284,8 @@ class RegularizationConfig:
         if self.l1 < 0 or self.l2 < 0 or (self.max_norm is not None and not self.max_norm > 0):
             raise InputError(
                 f"Expected l1 >= 0, l2 >= 0 and max_norm > 0. "
-                f"Received: l1={self.l1}, l2={self.l2}, max_norm={self.max_norm}."
+                f"Received: l1={self.l1}, l2={self.l2}, max_norm={self.max_norm}. To fix, give penalties of 0 or more "
+                "and a positive max-norm (or none)."
             )
 
     @property
@@ -310,18 +321,22 @@ class TransferOptions:
             if value is not None and value < least:
                 flag = "--" + name.replace("_", "-")
                 raise InputError(
-                    f"Expected {flag} >= {least}. Received: {flag} {value}. Give a value of {least} or more."
+                    f"Expected {flag} >= {least}. Received: {flag} {value}. To fix, give a value of {least} or more."
                 )
         check_epochs("--source-epochs", self.source_epochs)
         if self.feature_pool not in ("flatten", "avg"):
-            raise InputError(f"Expected feature_pool 'flatten' or 'avg'. Received: {self.feature_pool!r}.")
+            raise unknown_name("feature_pool", self.feature_pool, ["flatten", "avg"])
         if self.sklearn_head not in SKLEARN_HEADS:
             raise InputError(
-                f"Expected a scikit-learn head. Received: {self.sklearn_head!r}. Pick one of {list(SKLEARN_HEADS)} "
+                f"Expected a scikit-learn head. Received: {self.sklearn_head!r}. To fix, "
+                f"{closest_text(self.sklearn_head, SKLEARN_HEADS, '--sklearn-head')}pick one of {list(SKLEARN_HEADS)} "
                 "(--sklearn-head)."
             )
         if not self.backbone_lr_multiplier > 0:
-            raise InputError(f"Expected backbone_lr_multiplier > 0. Received: {self.backbone_lr_multiplier}.")
+            raise InputError(
+                f"Expected backbone_lr_multiplier > 0. Received: {self.backbone_lr_multiplier}. To fix, give a "
+                "positive multiplier (1: the backbone trains at the head's rate)."
+            )
 
 
 FAULT_ACTIONS = ("raise", "kill", "raise-once")
@@ -335,7 +350,7 @@ def check_epochs(name: str, value: int) -> None:
     if value > MAX_EPOCHS:
         raise InputError(
             f"Expected {name} <= {MAX_EPOCHS:,} (each epoch is a row the driver keeps until its trial ends, about "
-            f"2.4 KB). Received: {name}={value}. Give a smaller count."
+            f"2.4 KB). Received: {name}={value}. To fix, give a smaller count."
         )
 
 
@@ -354,13 +369,17 @@ class FaultInjection:
 
     def __post_init__(self) -> None:
         if self.action not in FAULT_ACTIONS:
-            raise InputError(f"Expected a fault action in {list(FAULT_ACTIONS)}. Received: {self.action!r}.")
+            raise unknown_name("action", self.action, list(FAULT_ACTIONS))
         if self.epoch < 0:
-            raise InputError(f"Expected a fault's epoch >= 0 (0: at the start). Received: {self.epoch}.")
+            raise InputError(
+                f"Expected a fault's epoch >= 0 (0: at the start). Received: {self.epoch}. To fix, give 0 or a later "
+                "epoch."
+            )
         if (self.action == "raise-once") != bool(self.marker) or (self.marker and not self.marker.startswith("/")):
             raise InputError(
                 "Expected an absolute marker path with action 'raise-once' and none otherwise. "
-                f"Received: action={self.action!r}, marker={self.marker!r}."
+                f"Received: action={self.action!r}, marker={self.marker!r}. To fix, give raise-once an absolute "
+                "marker path, and the other actions none."
             )
 
     @classmethod
@@ -376,7 +395,7 @@ class FaultInjection:
         if when != "start" and not (when.startswith("epoch") and when.removeprefix("epoch").isdigit()):
             raise InputError(
                 f"Expected a recorded inject_fault ACTION@start or ACTION@epochN[:MARKER]. Received: {value!r}. "
-                "Rerun the trial: the recording is damaged."
+                "To fix, rerun the trial: the recording is damaged."
             )
         return cls(action, 0 if when == "start" else int(when.removeprefix("epoch")), marker)
 
@@ -418,19 +437,19 @@ class RuntimeOptions:
 
     def __post_init__(self) -> None:
         if self.inject_step_delay_s < 0:
-            raise InputError(f"Expected inject_step_delay_s >= 0. Received: {self.inject_step_delay_s}.")
-        if self.threads < 1:
-            raise InputError(f"Expected threads >= 1. Received: threads={self.threads}.")
-        if self.device not in ("cpu", "gpu"):
-            raise InputError(f"Expected device 'cpu' or 'gpu'. Received: device={self.device!r}.")
-        if self.dropout_rng not in DROPOUT_RNGS:
-            raise InputError(f"Expected dropout_rng in {list(DROPOUT_RNGS)}. Received: {self.dropout_rng!r}.")
-        if self.precision not in PRECISIONS:
-            raise InputError(f"Expected precision in {list(PRECISIONS)}. Received: precision={self.precision!r}.")
-        if self.bn_statistics not in BN_STATISTICS:
             raise InputError(
-                f"Expected bn_statistics in {list(BN_STATISTICS)}. Received: bn_statistics={self.bn_statistics!r}."
+                f"Expected inject_step_delay_s >= 0. Received: {self.inject_step_delay_s}. To fix, give 0 or more."
             )
+        if self.threads < 1:
+            raise InputError(f"Expected threads >= 1. Received: threads={self.threads}. To fix, give 1 or more.")
+        if self.device not in ("cpu", "gpu"):
+            raise unknown_name("device", self.device, ["cpu", "gpu"])
+        if self.dropout_rng not in DROPOUT_RNGS:
+            raise unknown_name("dropout_rng", self.dropout_rng, list(DROPOUT_RNGS))
+        if self.precision not in PRECISIONS:
+            raise unknown_name("precision", self.precision, list(PRECISIONS))
+        if self.bn_statistics not in BN_STATISTICS:
+            raise unknown_name("bn_statistics", self.bn_statistics, list(BN_STATISTICS))
         if self.cudnn_autotune and self.deterministic:
             raise InputError(
                 "Expected cudnn_autotune off in a deterministic trial: autotuning picks convolution algorithms by "
@@ -513,7 +532,8 @@ def check_finite_settings(trial: TrialConfig) -> None:
     are read back: a run recorded with one ran so, and its rows must still read."""
     for path, value in _non_finite_numbers(trial):
         raise InputError(
-            f"Expected finite numbers in every setting of a trial. Received: {path}={value}. Give a finite value."
+            f"Expected finite numbers in every setting of a trial. Received: {path}={value}. To fix, give a finite "
+            "value."
         )
 
 
@@ -573,14 +593,17 @@ class TrialConfig:
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
-            raise InputError(f"Expected epochs >= 1. Received: epochs={self.epochs}.")
+            raise InputError(f"Expected epochs >= 1. Received: epochs={self.epochs}. To fix, give 1 or more.")
         check_epochs("epochs", self.epochs)
         if self.mc_dropout_passes < 0:
-            raise InputError(f"Expected mc_dropout_passes >= 0. Received: {self.mc_dropout_passes}.")
+            raise InputError(
+                f"Expected mc_dropout_passes >= 0. Received: {self.mc_dropout_passes}. To fix, give 0 (none) or more."
+            )
         if self.batch_size < 1 or self.eval_batch_size < 1:
             raise InputError(
                 f"Expected batch sizes >= 1. "
-                f"Received: batch_size={self.batch_size}, eval_batch_size={self.eval_batch_size}."
+                f"Received: batch_size={self.batch_size}, eval_batch_size={self.eval_batch_size}. To fix, give 1 or "
+                "more."
             )
         if self.augment.active and self.runtime.epoch_loop == "compiled":
             raise InputError(

@@ -269,7 +269,8 @@ BAD_INPUTS = {
     ),
     "beta1 out of range": (
         [*MLP_RUN, "--optimizer", "adam", "--beta1", "1"],
-        "Expected 0 <= beta1 < 1 (--beta1, Adam's decay of its first moment). Received: beta1=1.0. Give a decay",
+        "Expected 0 <= beta1 < 1 (--beta1, Adam's decay of its first moment). Received: beta1=1.0. To fix, "
+        "give a decay",
     ),
     "a class listed twice": (
         [*MLP_RUN, "--classes", "0,1,1"],
@@ -385,7 +386,7 @@ BAD_INPUTS = {
     "a piecewise schedule without its steps": (
         ["run", "--strategy", "scratch", "--model", "mlp", "--dataset", "digits", "--schedule", "piecewise"],
         "Expected --piecewise BOUNDARIES:RATES with --schedule piecewise (its steps and the rate from each). "
-        "Received: no --piecewise. Give one, e.g.",
+        "Received: no --piecewise. To fix, give one, e.g.",
     ),
     "a missing weight file": (
         ["run", "--strategy", "feature_extraction", "--model", "mlp", "--dataset", "digits", "--weights", "no.pth"],
@@ -406,7 +407,7 @@ BAD_INPUTS = {
     ),
     "bad sklearn head": (
         ["run", "--strategy", "deep_features", "--model", "cnn_small", "--dataset", "digits", "--sklearn-head", "knn"],
-        "Expected a scikit-learn head. Received: 'knn'. Pick one of ['linear_svc'",
+        "Expected a scikit-learn head. Received: 'knn'. To fix, pick one of ['linear_svc'",
     ),
     "bad binary task": (
         [

@@ -226,8 +226,8 @@ def test_outputs_never_overwrite_a_run_or_an_input(tmp_path, capsys):
     [
         (
             [*MLP_RUN, "--optimizer", "adam", "--beta1", "1.5"],
-            "Expected 0 <= beta1 < 1 (--beta1, Adam's decay of its first moment). Received: beta1=1.5. Give a decay "
-            "in [0, 1), such as 0.9.",
+            "Expected 0 <= beta1 < 1 (--beta1, Adam's decay of its first moment). Received: beta1=1.5. To fix, "
+            "give a decay in [0, 1), such as 0.9.",
         ),
         (
             [*MLP_RUN, "--piecewise", "100:0.1"],

@@ -253,7 +253,7 @@ def test_a_fault_to_inject_is_typed_checked_and_reads_back_from_a_recorded_confi
         trial = dataclasses.replace(BASE, runtime=RuntimeOptions(inject_fault=fault))
         assert TrialConfig.from_dict(json.loads(trial.to_json())) == trial
     for bad, says in (
-        (("explode", 1), "fault action in"),
+        (("explode", 1), r"an action name, one of \['kill', 'raise', 'raise-once'\]"),
         (("raise", -1), "epoch >= 0"),
         (("raise-once", 1), "absolute marker path"),
         (("raise-once", 1, "relative/marker"), "absolute marker path"),
@@ -737,3 +737,51 @@ def test_s1_cifar10s_sequential_variant_trains_by_keras_fit_in_tensorflow_and_it
     modes = {(t.variant, t.backend): t.runtime.tf_mode for t in plan.trials}
     assert modes[("sequential_nesterov", "tensorflow")] == "fit" and modes[("sequential_nesterov", "torch")] == "custom"
     assert {mode for (variant, _), mode in modes.items() if variant != "sequential_nesterov"} == {"custom"}
+
+
+def _standard_form_refusals():
+    """Each of harness.config's refusals, by the input that meets it (review 163: about 35 read without a fix)."""
+    from harness.config import RegularizationConfig, TransferOptions, check_decay_to_decouple, check_epochs
+
+    def trial(**changes):
+        return lambda: dataclasses.replace(BASE, **changes)
+
+    return {
+        "clip_norm 0": lambda: OptimizerConfig(clip_norm=0.0),
+        "optimizer name": lambda: OptimizerConfig(name="sgdd"),
+        "lr 0": lambda: OptimizerConfig(lr=0.0),
+        "momentum 1": lambda: OptimizerConfig(name="momentum", momentum=1.0),
+        "momentum on adam": lambda: OptimizerConfig(name="adam", momentum=0.9),
+        "beta1 1": lambda: OptimizerConfig(name="adam", beta1=1.0),
+        "betas on sgd": lambda: OptimizerConfig(beta1=0.8),
+        "weight decay < 0": lambda: OptimizerConfig(weight_decay=-1.0),
+        "adamw coupled": lambda: OptimizerConfig(name="adamw", decoupled=False),
+        "nesterov without momentum": lambda: OptimizerConfig(name="nesterov", momentum=0.0),
+        "rho 1": lambda: OptimizerConfig(name="rmsprop", rho=1.0),
+        "eps 0": lambda: OptimizerConfig(name="adam", eps=0.0),
+        "decay to decouple": lambda: check_decay_to_decouple(OptimizerConfig(decoupled=True).resolved()),
+        "l1 < 0": lambda: RegularizationConfig(l1=-1.0),
+        "source epochs 0": lambda: TransferOptions(source_epochs=0),
+        "feature pool": lambda: TransferOptions(feature_pool="max"),
+        "sklearn head": lambda: TransferOptions(sklearn_head="knn"),
+        "backbone lr multiplier": lambda: TransferOptions(backbone_lr_multiplier=0.0),
+        "epochs beyond the driver": lambda: check_epochs("epochs", 10**6),
+        "fault action": lambda: FaultInjection("explode"),
+        "fault epoch": lambda: FaultInjection("raise", -1),
+        "fault marker": lambda: FaultInjection("raise-once", 1),
+        "recorded fault": lambda: FaultInjection.recorded("raise@later"),
+        "threads 0": lambda: RuntimeOptions(threads=0),
+        "device": lambda: RuntimeOptions(device="tpu"),
+        "precision": lambda: RuntimeOptions(precision="float8"),
+        "epochs 0": trial(epochs=0),
+        "mc passes < 0": trial(mc_dropout_passes=-1),
+        "batch size 0": trial(batch_size=0),
+    }
+
+
+@pytest.mark.parametrize("case", sorted(_standard_form_refusals()))
+def test_the_configs_refusals_say_what_was_expected_received_and_how_to_fix_it(case):
+    with pytest.raises(InputError) as refused:
+        _standard_form_refusals()[case]()
+    said = str(refused.value)
+    assert re.fullmatch(r"Expected .+\. Received: .+\. To fix, .+\.", said, re.S), said

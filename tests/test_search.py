@@ -957,9 +957,9 @@ def test_a_choice_of_nan_or_inf_is_refused_as_a_range_bound_is_and_a_trial_never
     for path, bad in (*settings, ("optimizer.clip_norm", "inf")):
         section, name = path.split(".")
         trial = replace(BASE, **{section: replace(getattr(BASE, section), **{name: float(bad)})})
-        with pytest.raises(InputError, match=re.escape(f"Received: {path}={bad}. Give a finite value.")):
+        with pytest.raises(InputError, match=re.escape(f"Received: {path}={bad}. To fix, give a finite value.")):
             check_finite_settings(trial)
-        with pytest.raises(InputError, match=re.escape(f"Received: {path}={bad}. Give a finite value.")):
+        with pytest.raises(InputError, match=re.escape(f"Received: {path}={bad}. To fix, give a finite value.")):
             preflight([trial], None, download=False)
         # a run recorded with one ran so: its rows read back, and its resume runs it as it stands
         assert TrialConfig.from_dict(json.loads(trial.to_json())).trial_id == trial.trial_id
