@@ -24,7 +24,7 @@ from dataclasses import dataclass, replace
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Protocol
 
-from harness.errors import InputError
+from harness.errors import InputError, unknown_name
 
 # Types only. harness.config reads REFERENCE_BACKEND from here: importing it at run time would be a cycle. numpy,
 # the spec and the weights are the protocol's types: left out, the pytest plugin, which pytest loads in every run of
@@ -206,7 +206,7 @@ class Backend(Protocol):
 def backend_entry(name: str) -> BackendEntry:
     """The registry entry of backend ``name``; InputError naming the valid choices for any other name."""
     if name not in REGISTRY:
-        raise InputError(f"Expected a backend name. Received: backend={name!r}. Valid choices: {list(BACKENDS)}")
+        raise unknown_name("backend", name, list(BACKENDS))
     return REGISTRY[name]
 
 
@@ -255,7 +255,7 @@ def check_programs(trials: Sequence[TrialConfig], environ: Mapping[str, str]) ->
                 raise InputError(
                     f"Expected the program ${variable} names, else {' or '.join(defaults)}, on this machine for {flag} "
                     f"on {trial.runtime.device}: {why}. Received: no {' or '.join(map(repr, programs_tried))} on PATH. "
-                    f"Install one (Debian: apt install {defaults[0]}), set ${variable} to one, or drop {flag}."
+                    f"To fix, install one (Debian: apt install {defaults[0]}), set ${variable} to one, or drop {flag}."
                 )
 
 
@@ -322,7 +322,7 @@ def check_capabilities(trials: Sequence[TrialConfig]) -> None:
             raise InputError(
                 f"Expected every trial to need only what its backend can do. Received: trial {trial.trial_id} needs "
                 f"{sorted(missing)} (for {', '.join(missing.values())}); {trial.backend} declares {sorted(able)} "
-                f"(backends/{trial.backend}/capabilities.py). Run it on another backend or drop the option; "
+                f"(backends/{trial.backend}/capabilities.py). To fix, run it on another backend or drop the option; "
                 "harness.backend.fit_to_capabilities turns off speed options a backend cannot honour."
             )
 
@@ -341,7 +341,7 @@ def fit_to_capabilities(trials: Sequence[TrialConfig], selected: Sequence[str] |
         if not set(able) & set(backends):
             raise InputError(
                 f"Expected {flag} to apply to a selected backend (only {able} can honour it). Received: backends="
-                f"{backends}. Add --backend {able[0] if able else '...'} or drop {flag.split()[0]}."
+                f"{backends}. To fix, add --backend {able[0] if able else '...'} or drop {flag.split()[0]}."
             )
     check_capabilities(fitted)
     return fitted

@@ -100,7 +100,7 @@ def step_keys(seed: int, stream: int, step: int, layers: list[int]) -> list[int]
 def drop_threshold(rate: float) -> int:
     """A unit is dropped when its top 24 bits are below this: P(drop) = threshold / 2**24."""
     if not 0 <= rate < 1:
-        raise InputError(f"Expected a dropout rate in [0, 1). Received: rate={rate}.")
+        raise InputError(f"Expected a dropout rate in [0, 1). Received: rate={rate}. To fix, give a rate such as 0.5.")
     return int(round(rate * 2**UNIFORM_BITS))
 
 

@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from harness.config import OptimizerConfig, TrialConfig, check_read_by
-from harness.errors import InputError
+from harness.errors import InputError, closest_text
 from harness.schedules import ScheduleConfig
 
 # Fields the optimizer keeps when it is swapped for another: not the optimizer's own hyperparameters.
@@ -54,12 +54,16 @@ def field_hint(path: str, root: type = TrialConfig) -> Any:
         if cls is None:
             prefix = ".".join(path.split(".")[:depth])
             raise InputError(
-                f"Expected {prefix} to be a config with fields. Received: {path!r}, but {prefix} is a value."
+                f"Expected {prefix} to be a config with fields. Received: {path!r}, but {prefix} is a value. To fix, "
+                f"set {prefix} itself."
             )
         hints = _hints(cls)
         if part not in hints:
             where = ".".join(path.split(".")[:depth]) or cls.__name__
-            raise InputError(f"Expected a field of {where}. Received: {path!r}. Valid fields: {sorted(hints)}.")
+            raise InputError(
+                f"Expected a field of {where}. Received: {path!r}. To fix, {closest_text(part, sorted(hints), '')}use "
+                f"one of its fields: {sorted(hints)}."
+            )
         hint = hints[part]
         cls = config_class(hint)
     return hint
@@ -73,7 +77,10 @@ def _nest(changes: Mapping[str, Any]) -> dict[str, Any]:
         for part in parents:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
-                raise InputError(f"Expected {path!r} and its parent not both set. Received both.")
+                raise InputError(
+                    f"Expected {path!r} and its parent not both set. Received both. To fix, set the parent's fields "
+                    "one by one, or the parent alone."
+                )
         node[leaf] = value
     return tree
 
@@ -103,7 +110,7 @@ def _apply(config: Any, tree: dict[str, Any], prefix: str = "") -> Any:
         elif nested is not None and value is not None and not isinstance(value, nested):
             raise InputError(
                 f"Expected {prefix}{name} to be set through its fields: it holds a config ({nested.__name__}), not "
-                f"a value. Received: {value!r}. Set {prefix}{name}.FIELD instead; its fields: "
+                f"a value. Received: {value!r}. To fix, set {prefix}{name}.FIELD instead; its fields: "
                 f"{sorted(_hints(nested))}."
             )
         else:
@@ -141,5 +148,6 @@ def _check_schedule_reads(trial: TrialConfig, changes: Mapping[str, Any]) -> Non
         what = "its values are the rates" if trial.schedule.name == "piecewise" else "it cycles the momentum itself"
         raise InputError(
             f"Expected no {' / '.join(unread)} with the {trial.schedule.name} schedule ({trial.case_id}): {what}, so "
-            f"the value would be recorded but never applied. Received: {given}. Drop it, or pick another schedule."
+            f"the value would be recorded but never applied. Received: {given}. To fix, drop it, or pick another "
+            "schedule."
         )

@@ -18,7 +18,7 @@ from typing import Any
 from harness.backbone import pretrain_trials
 from harness.backend import BACKENDS, REFERENCE_BACKEND
 from harness.config import TrialConfig
-from harness.errors import FileProblemError, InputError
+from harness.errors import FileProblemError, InputError, unknown_name
 from harness.option_types import SHIP_POLICIES
 from harness.tuning import TunePlan
 from harness.user_files import JsonObjectError, read_json_object
@@ -75,7 +75,7 @@ class ExecutionOptions:
         if self.max_concurrent == AS_THE_CORES_ALLOW:
             object.__setattr__(self, "max_concurrent", None)
         if self.ship_data not in SHIP_POLICIES:
-            raise InputError(f"Expected ship_data in {list(SHIP_POLICIES)}. Received: {self.ship_data!r}.")
+            raise unknown_name("ship_data", self.ship_data, list(SHIP_POLICIES))
 
     def updated(self, given: dict[str, Any]) -> ExecutionOptions:
         """These options with every value that was ``given`` (None: not given; 0 counts as given)."""

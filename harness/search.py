@@ -197,7 +197,7 @@ def parse_param(text: str) -> tuple[str, Domain]:
     """``PATH=KIND:ARGS`` -> (canonical path, domain); InputError with the expected spelling otherwise."""
     usage = "PATH=KIND:ARGS such as lr=loguniform:1e-4,1e-1, batch_size=choice:32,64 or hidden=choice:64,128/64"
     if "=" not in text or ":" not in text.split("=", 1)[1]:
-        raise InputError(f"Expected --space {usage}. Received: {text!r}.")
+        raise InputError(f"Expected --space {usage}. Received: {text!r}. To fix, write it in that form.")
     raw_path, spec = text.split("=", 1)
     path = canonical_path(raw_path.strip())
     annotation = _field_annotation(path)
@@ -224,7 +224,10 @@ def parse_param(text: str) -> tuple[str, Domain]:
                 raise InputError(f"{path} is {annotation}: use int:LO,HI")
             domain = (Uniform if kind == "uniform" else LogUniform)(float(parts[0]), float(parts[1]))
     except ValueError as exc:
-        raise InputError(f"Expected --space {usage}. Received: {text!r} ({exc}).") from None
+        raise InputError(
+            f"Expected --space {usage}. Received: {text!r} ({exc}). To fix, write it in that form, as the part in "
+            "brackets says."
+        ) from None
     _check_bounds(path, domain)
     return path, domain
 

@@ -136,8 +136,8 @@ def check_strategy_options(trial: TrialConfig) -> None:
             f"Expected a strategy to run ({trial.case_id}). Received: strategy {PRETRAIN}, which xfbench schedules "
             "itself: the strategies that reuse a backbone (feature_extraction, deep_features, fine_tune, "
             "freeze_early, transfer) have it pretrained once per recipe and shared, and a pretrain trial of its own "
-            "would save its options (augmentation, schedule, penalties) under a recipe that leaves them out. Pick "
-            "one of those strategies; --source-epochs and --source-classes set how the backbone trains."
+            "would save its options (augmentation, schedule, penalties) under a recipe that leaves them out. To fix, "
+            "pick one of those strategies; --source-epochs and --source-classes set how the backbone trains."
         )
     unread = [o for o in _OPTIONS if o.value(trial) != o.default and not _reads(trial, o)]
     if not unread:
@@ -173,9 +173,9 @@ def check_frozen_epochs(trial: TrialConfig) -> None:
     raise InputError(
         f"Expected --frozen-epochs at most --epochs for {trial.case_id}: the reused layers are frozen for that many "
         f"epochs, then trained for the rest. Received: --frozen-epochs {frozen} (given, or the suite case's own) with "
-        f"--epochs {epochs}, so they would never unfreeze. Give --frozen-epochs {unfrozen_too} to train them unfrozen "
-        f"too, {epochs} to keep them frozen throughout, or --epochs {frozen + 1} or more to keep {frozen} frozen "
-        "epochs and train unfrozen after them."
+        f"--epochs {epochs}, so they would never unfreeze. To fix, give --frozen-epochs {unfrozen_too} to train them "
+        f"unfrozen too, {epochs} to keep them frozen throughout, or --epochs {frozen + 1} or more to keep {frozen} "
+        "frozen epochs and train unfrozen after them."
     )
 
 

@@ -153,7 +153,7 @@ def _check_step_schedules(
             f"Expected the batch size to leave suite {chosen.name}'s step schedules where it set them. Received: "
             f"{given}, but {trial.case_id} counts its {trial.schedule.name} schedule in steps of batch "
             f"{trial.batch_size}: at another batch size its rate would change at other epochs under the same label. "
-            f"{drop}, or run the case alone with the steps wanted: --strategy {trial.strategy} --model "
+            f"To fix, {drop}, or run the case alone with the steps wanted: --strategy {trial.strategy} --model "
             f"{trial.model} --dataset {trial.dataset} --batch-size {size} --schedule {trial.schedule.name} ..."
         )
 
@@ -226,7 +226,7 @@ def _named_refusal(suite_name: str, path: str, value: Any, trial: TrialConfig, o
     return (
         f"Expected options given for suite {suite_name} to leave the settings its case labels name. Received: "
         f"{given}, but case {trial.case_id} is labelled by its {path}={own!r}: the rows would report the other "
-        f"setting under that label. {drop}, or run the case with your setting as a case of its own: --strategy "
+        f"setting under that label. To fix, {drop}, or run the case with your setting as a case of its own: --strategy "
         f"{trial.strategy} --model {trial.model} --dataset {trial.dataset} {flag} ..."
     )
 
@@ -237,8 +237,8 @@ def _given(path: str, value: Any, searched: bool) -> tuple[str, str, str]:
 
     flag = override_flags([path])[0]
     if searched:
-        return f"{path}={value!r} in the search space", f"Take {path} out of --space", flag
-    return (flag if isinstance(value, bool) else f"{flag} {_as_typed(value)}"), f"Drop {flag}", flag
+        return f"{path}={value!r} in the search space", f"take {path} out of --space", flag
+    return (flag if isinstance(value, bool) else f"{flag} {_as_typed(value)}"), f"drop {flag}", flag
 
 
 def _allocation_refusal(suite_name: str, path: str, a: TrialConfig, b: TrialConfig, differs: dict[str, Any]) -> str:
@@ -248,8 +248,8 @@ def _allocation_refusal(suite_name: str, path: str, a: TrialConfig, b: TrialConf
     return (
         f"Expected the cases of suite {suite_name} to leave {path} to the run: every trial takes it from what Ray "
         f"grants it ({flag}), so variants apart in it would run alike under their own labels. Received: "
-        f"{a.case_id} has {path}={differs[path][0]!r}, {b.case_id} has {path}={differs[path][1]!r}. Drop the "
-        f"setting from the cases, and time other thread counts or devices as separate runs with {flag}."
+        f"{a.case_id} has {path}={differs[path][0]!r}, {b.case_id} has {path}={differs[path][1]!r}. To fix, drop "
+        f"the setting from the cases, and time other thread counts or devices as separate runs with {flag}."
     )
 
 
@@ -268,6 +268,6 @@ def _refusal(
         f"Expected options given for suite {suite_name} to leave the settings that make its variants alone. "
         f"Received: {given}, but its cases set {path} differently: {a.case_id} has {shown(0)}, "
         f"{b.case_id} has {shown(1)}. Given for the whole suite it would replace each case's setting while the rows "
-        f"keep their variant labels. {drop} to run the variants as the suite defines them, or run one case "
+        f"keep their variant labels. To fix, {drop} to run the variants as the suite defines them, or run one case "
         f"with its own options: --strategy {a.strategy} --model {a.model} --dataset {a.dataset} {flag} ..."
     )

@@ -652,13 +652,13 @@ BAD_INPUTS = {
         + ["--frozen-epochs", "3"],
         "Expected --frozen-epochs at most --epochs for transfer-cnn_small-digits: the reused layers are frozen for "
         "that many epochs, then trained for the rest. Received: --frozen-epochs 3 (given, or the suite case's own) "
-        "with --epochs 2, so they would never unfreeze. Give --frozen-epochs 0 or 1 to train them unfrozen too, 2 to "
-        "keep them frozen throughout, or --epochs 4 or more",
+        "with --epochs 2, so they would never unfreeze. To fix, give --frozen-epochs 0 or 1 to train them unfrozen "
+        "too, 2 to keep them frozen throughout, or --epochs 4 or more",
     ),
     "frozen epochs beyond a single epoch": (  # was told to give "0 or less", when 0 is the one value below 1
         ["run", "--strategy", "transfer", "--model", "cnn_small", "--dataset", "digits", "--epochs", "1"]
         + ["--frozen-epochs", "3"],
-        "Give --frozen-epochs 0 (unfrozen from the start) to train them unfrozen too, 1 to keep them frozen "
+        "To fix, give --frozen-epochs 0 (unfrozen from the start) to train them unfrozen too, 1 to keep them frozen "
         "throughout, or --epochs 4 or more",
     ),
     "searched epochs below the frozen epochs": (

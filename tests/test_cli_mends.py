@@ -324,7 +324,10 @@ def test_torch_compile_on_cpus_without_a_cpp_compiler_is_refused_before_ray(tmp_
     monkeypatch.setenv("CXX", "/nonexistent/g++")
     said = _refused(argv, capsys)
     assert "Expected the program $CXX names, else g++, on this machine for --torch-compile on cpu" in said, said
-    assert "Received: no '/nonexistent/g++' on PATH. Install one (Debian: apt install g++), set $CXX to one" in said
+    assert (
+        "Received: no '/nonexistent/g++' on PATH. To fix, install one (Debian: apt install g++), set $CXX to one"
+        in said
+    )
     from harness.preflight import local_environ
 
     # on a cluster its nodes' compilers count, which the driver cannot see

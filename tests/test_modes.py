@@ -113,7 +113,7 @@ def test_a_suite_wide_speed_option_is_judged_against_the_selection_not_against_a
     compiled = next(c for c in matrix.cases if c.variant == "compile")
     trials = suite_case_trials(matrix, compiled, ("torch", "tensorflow"), 1, {"runtime.jit_compile": True})
     assert [(t.backend, t.runtime.torch_compile, t.runtime.jit_compile) for t in trials] == [("torch", True, False)]
-    with pytest.raises(InputError, match=r"Received: backends=\['torch'\]\. Add --backend tensorflow"):
+    with pytest.raises(InputError, match=r"Received: backends=\['torch'\]\. To fix, add --backend tensorflow"):
         suite_case_trials(matrix, compiled, ("torch",), 1, {"runtime.jit_compile": True})
 
 

@@ -457,7 +457,9 @@ def test_an_option_that_would_erase_what_tells_a_suites_variants_apart_is_refuse
     assert f"Expected options given for suite {name} to leave the settings that make its variants alone" in str(
         refused.value
     )
-    assert "Drop --" in str(refused.value) and "or run one case with its own options: --strategy" in str(refused.value)
+    assert "To fix, drop --" in str(refused.value) and "or run one case with its own options: --strategy" in str(
+        refused.value
+    )
     with pytest.raises(InputError, match=re.escape(received)):
         check_variant_overrides(suite(name), ("torch", "tensorflow"), given)  # the plugin's check
 
@@ -549,7 +551,7 @@ def test_a_batch_size_that_would_move_a_suites_step_schedules_in_epochs_is_refus
     searched = refused + "batch_size=32 in the search space, but scratch-mlp+sched_power-digits"
     with pytest.raises(InputError, match=re.escape(searched)) as caught:  # a tune's searched value, said as one
         check_variant_overrides(suite("techniques"), ("torch", "tensorflow"), {"batch_size": 32}, searched=True)
-    assert "Take batch_size out of --space" in str(caught.value)
+    assert "To fix, take batch_size out of --space" in str(caught.value)
     assert {t.batch_size for t in plan_run(Selection(suite="techniques"), {"batch_size": 64}).trials} == {64}
     # a suite without step schedules takes it
     assert {t.batch_size for t in plan_run(Selection(suite="fashion_smoke"), {"batch_size": 32}).trials} == {32}

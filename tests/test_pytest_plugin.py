@@ -1373,7 +1373,7 @@ def test_a_suite_whose_variants_differ_in_threads_is_refused_at_collection_given
                 "*test_suite.py::test_case: Expected the cases of suite threads to leave runtime.threads to the run: "
                 "every trial takes it from what Ray grants it (--cpus-per-trial), so variants apart in it would run "
                 "alike under their own labels. Received: scratch-mlp+t1-digits has runtime.threads=1, "
-                "scratch-mlp+t2-digits has runtime.threads=2. Drop the setting from the cases*"
+                "scratch-mlp+t2-digits has runtime.threads=2. To fix, drop the setting from the cases*"
             ]
         )
 

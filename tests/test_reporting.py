@@ -78,7 +78,7 @@ def test_registry_names_every_backend_once_and_the_reference_is_one_of_them():
             assert backend_of_package(package) == name
     assert set(importer_backends().values()) <= set(BACKENDS)
     assert backend_of_package("sklearn") is None
-    with pytest.raises(InputError, match="Valid choices"):
+    with pytest.raises(InputError, match=r"Expected a backend name, one of \['tensorflow', 'torch'\]\. .* To fix, "):
         backend_entry(THIRD)
 
 

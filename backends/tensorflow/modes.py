@@ -50,15 +50,16 @@ def configure_runtime(runtime: RuntimeOptions) -> None:
         raise RuntimeError(
             f"Expected this process's TensorFlow to run the trial's {runtime.threads} thread(s). Received: it runs "
             f"{running}, set by an earlier trial (TensorFlow fixes its threads when its runtime starts). Trials "
-            "with another CPU allocation need their own worker process: run with --fresh-workers, and report this."
+            "with another CPU allocation need their own worker process. To fix, run with --fresh-workers, and report "
+            "this."
         )
     gpus = tf.config.list_physical_devices("GPU")
     if runtime.device == "gpu":
         if not gpus:
             raise RuntimeError(
-                "Expected a GPU for device='gpu'. Received: TensorFlow sees none. Its wheel finds a GPU only with the "
-                "CUDA 12 libraries (`pip install 'tensorflow[and-cuda]==2.21.*'` into xfbench's environment adds them; "
-                "torch brings its own); on a machine without a GPU, run with --gpus-per-trial 0."
+                "Expected a GPU for device='gpu'. Received: TensorFlow sees none. To fix, give TensorFlow the CUDA 12 "
+                "libraries its wheel needs to find a GPU (`pip install 'tensorflow[and-cuda]==2.21.*'` into xfbench's "
+                "environment adds them; torch brings its own); on a machine without a GPU, run with --gpus-per-trial 0."
             )
         for gpu in gpus:
             try:

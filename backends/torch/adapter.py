@@ -60,7 +60,8 @@ class TorchBackend:
         if runtime.device == "gpu":
             if not torch.cuda.is_available():
                 raise RuntimeError(
-                    "Expected a CUDA GPU for device='gpu'. Received: torch sees none. Run with --gpus-per-trial 0."
+                    "Expected a CUDA GPU for device='gpu'. Received: torch sees none. To fix, run with "
+                    "--gpus-per-trial 0."
                 )
             self.device = torch.device("cuda")
             # A warm worker's earlier trial left its tensors to the collector and its blocks in the caching

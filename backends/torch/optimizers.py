@@ -7,8 +7,8 @@ from typing import Any, TypeVar
 
 import torch
 
-from harness.config import OptimizerConfig
-from harness.errors import InputError
+from harness.config import OPTIMIZERS, OptimizerConfig
+from harness.errors import unknown_name
 from harness.update_pipeline import LossScaleRule, optimizer_weight_decay
 
 A = TypeVar("A")
@@ -36,7 +36,7 @@ def make_optimizer(params: Iterable[dict[str, Any]], config: OptimizerConfig) ->
         )
     if c.name == "adadelta":
         return torch.optim.Adadelta(params, lr=c.lr, rho=rho, eps=eps, weight_decay=wd)
-    raise InputError(f"Expected a known optimizer. Received: {c.name!r}.")
+    raise unknown_name("optimizer", c.name, list(OPTIMIZERS))
 
 
 class TorchUpdate:

@@ -82,7 +82,7 @@ def load_backbone(ctx: StrategyContext) -> tuple[ModelSpec, NeutralWeights, dict
             "see the folder the node that trained it wrote to (every node must share --results-dir's _cache through "
             "one filesystem, docs/scheduling.md); or xfbench's code changed while the run went on: a backbone's key "
             "holds a digest of the code that trains it (harness.cachekeys), so an edit or a `git pull` under a "
-            "running run names another checkpoint. Run it again on unchanged code."
+            "running run names another checkpoint. To fix, run it again on unchanged code."
         )
     return load_checkpoint(path)
 
@@ -91,7 +91,8 @@ def head_layer(spec: ModelSpec) -> Dense:
     head = spec.layers[-1]
     if not isinstance(head, Dense):
         raise InputError(
-            f"Expected the model's last layer to be the Dense head. Received: {type(head).__name__} {head.name!r}."
+            f"Expected the model's last layer to be the Dense head. Received: {type(head).__name__} {head.name!r}. "
+            "To fix, end the model with a Dense layer of one unit per class."
         )
     return head
 
@@ -233,7 +234,7 @@ def run_freeze_early(ctx: StrategyContext) -> str:
     if not 1 <= k < len(groups):  # preflight says how to fix it; this guards a trial that bypassed it
         raise InputError(
             f"Expected freeze_groups from 1 to {len(groups) - 1} (the groups are {groups}). Received: {k}: "
-            "freeze_early would freeze nothing or train nothing."
+            "freeze_early would freeze nothing or train nothing. To fix, give --freeze-groups in that range."
         )
     frozen = _layers_of_groups(spec, groups[:k])
     ctx.freeze(spec, frozen)
