@@ -62,6 +62,8 @@ def _forget_user_modules(folder: str, module: str) -> None:
     from pathlib import Path
 
     root = Path(folder).resolve()
+    # a folder holding xfbench itself would unload harness, backends and the frameworks from this shared worker
+    assert not Path(__file__).resolve().is_relative_to(root), f"user modules in {root}, which holds the tests"
     for key, loaded in list(sys.modules.items()):
         filename = getattr(loaded, "__file__", None)
         if key == module or (isinstance(filename, str) and Path(filename).resolve().is_relative_to(root)):
