@@ -38,7 +38,8 @@ class AugmentConfig:
     def __post_init__(self) -> None:
         if self.crop_padding < 0:
             raise InputError(
-                f"Expected a crop padding >= 0 (0: no random crop). Received: crop_padding={self.crop_padding}."
+                f"Expected a crop padding >= 0 (0: no random crop). Received: crop_padding={self.crop_padding}. "
+                "To fix, give 0 for no random crop, or a padding of 1 or more (--augment crop:N)."
             )
 
     @property
@@ -83,7 +84,7 @@ def check_augment(config: AugmentConfig, data_shape: tuple[int, ...]) -> None:
     if len(data_shape) != 3:
         raise InputError(
             f"Expected image data (H, W, C) for --augment {config.describe()}. Received: data of shape "
-            f"{tuple(data_shape)}; use an image dataset or drop --augment."
+            f"{tuple(data_shape)}. To fix, use an image dataset, or drop --augment."
         )
     side = min(data_shape[:2])
     if config.crop_padding >= side:
@@ -93,9 +94,20 @@ def check_augment(config: AugmentConfig, data_shape: tuple[int, ...]) -> None:
         blank = 1 - (1 - 2 * (padding - side + 1) / (2 * padding + 1)) ** 2
         raise InputError(
             f"Expected a crop padding below the image side {side}. Received: crop_padding={config.crop_padding}, "
-            f"whose crops would hold no pixel of the image for {blank:.0%} of the samples; pick a smaller "
-            "crop:N (4 for 32x32 images, as the lessons)."
+            f"whose crops would hold no pixel of the image for {blank:.0%} of the samples. To fix, "
+            f"{_smaller_crop_fix(side)}."
         )
+
+
+def _smaller_crop_fix(side: int) -> str:
+    """The fix for a crop padding of the image's side or more: a padding the side allows, or no crop (a side of 1
+    allows none)."""
+    if side < 2:
+        return "drop crop from --augment: images of side 1 allow no padding"
+    return (
+        f"give --augment crop:N with N below {side} (the lessons pad 32x32 images by {DEFAULT_CROP_PADDING}, an "
+        "eighth of the side), or drop crop from --augment"
+    )
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ R = TypeVar("R")
 def batch_slices(num_samples: int, batch_size: int) -> list[slice]:
     """[0, b), [b, 2b), ... covering ``num_samples`` samples."""
     if batch_size < 1:
-        raise InputError(f"Expected batch_size >= 1. Received: batch_size={batch_size}.")
+        raise InputError(f"Expected batch_size >= 1. Received: batch_size={batch_size}. To fix, give 1 or more.")
     return [slice(start, start + batch_size) for start in range(0, num_samples, batch_size)]
 
 

@@ -48,18 +48,31 @@ class InputConfig:
 
     def __post_init__(self) -> None:
         if self.resize_mode not in RESIZE_MODES:
-            raise InputError(f"Expected resize_mode in {list(RESIZE_MODES)}. Received: {self.resize_mode!r}.")
+            raise InputError(
+                f"Expected resize_mode in {list(RESIZE_MODES)}. Received: {self.resize_mode!r}. To fix, give one of "
+                "them (--resize-mode)."
+            )
         if self.resize_side is not None and self.size is not None and self.resize_side < self.size:
             raise InputError(
                 f"Expected resize_side >= size (the crop is taken from the resized image). Received: "
-                f"resize_side={self.resize_side}, size={self.size}."
+                f"resize_side={self.resize_side}, size={self.size}. To fix, give a resize_side of {self.size} or more, "
+                "or leave it out for size / 0.875 (torchvision's ratio of Resize(256) to CenterCrop(224))."
             )
         if self.size is not None and self.size < 1:
-            raise InputError(f"Expected an input size >= 1. Received: size={self.size}.")
+            raise InputError(
+                f"Expected an input size >= 1. Received: size={self.size}. To fix, give 1 or more (--input-size N), "
+                "or leave it out to keep the dataset's image size."
+            )
         if self.channels is not None and self.channels < 1:
-            raise InputError(f"Expected input channels >= 1. Received: channels={self.channels}.")
+            raise InputError(
+                f"Expected input channels >= 1. Received: channels={self.channels}. To fix, give 1 or more "
+                "(--input-channels N), or leave it out to keep the dataset's channels."
+            )
         if self.normalize not in NORMALIZATIONS:
-            raise InputError(f"Expected normalize in {list(NORMALIZATIONS)}. Received: normalize={self.normalize!r}.")
+            raise InputError(
+                f"Expected normalize in {list(NORMALIZATIONS)}. Received: normalize={self.normalize!r}. To fix, give "
+                "one of them (--normalize)."
+            )
 
     @property
     def is_identity(self) -> bool:
@@ -102,7 +115,7 @@ def transformed_shape(config: InputConfig, data_shape: tuple[int, ...]) -> tuple
     if len(data_shape) != 3:
         raise InputError(
             f"Expected image data (H, W, C) for --input-size/--input-channels/--normalize. "
-            f"Received: data of shape {tuple(data_shape)}."
+            f"Received: data of shape {tuple(data_shape)}. To fix, use an image dataset, or drop those options."
         )
     h, w, c = data_shape
     side = config.size
@@ -139,12 +152,13 @@ def check_input(
         if len(stats[0]) != shape[-1]:
             raise InputError(
                 f"Expected {len(stats[0])}-channel inputs for --normalize {config.normalize}. Received: "
-                f"{shape[-1]} channels; add --input-channels {len(stats[0])} for grayscale data."
+                f"{shape[-1]} channels. To fix, {_normalize_channels_fix(len(stats[0]), data_shape[-1])}."
             )
         if dataset_normalization not in UNIT_RANGE_DATASETS and not has_unit_pixels:
             raise InputError(
                 f"Expected pixels in [0, 1] for --normalize {config.normalize}. Received: a dataset "
-                f"normalised by {dataset_normalization!r}; use --normalize none."
+                f"normalised by {dataset_normalization!r}. To fix, use --normalize none to train on the dataset's own "
+                "normalisation."
             )
 
 
@@ -236,3 +250,14 @@ def with_input_pipeline(spec: ModelSpec, config: InputConfig, data_shape: tuple[
         for l in spec.layers
     )
     return dataclasses.replace(spec, input_shape=tuple(data_shape), layers=prefix + layers)
+
+
+def _normalize_channels_fix(wanted: int, data_channels: int) -> str:
+    """The fix for a normalisation whose statistics have another channel count than the inputs: grayscale data can
+    be repeated to that count; data of other channels can only go without the normalisation."""
+    if data_channels == 1:
+        return (
+            f"give --input-channels {wanted} (the grayscale channel repeated, as RGB models take it), or use "
+            "--normalize none"
+        )
+    return f"use --normalize none, or data of {wanted} channels"

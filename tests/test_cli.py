@@ -1827,7 +1827,8 @@ def test_a_relative_data_folder_in_the_environment_exits_2_naming_the_absolute_o
             env.setenv(name, "data")
             assert main([*args, "--no-download", "--results-dir", str(tmp_path / "results")]) == 2
         err = capsys.readouterr().err
-        assert f"Expected ${name} to be an absolute path" in err and f"Set it to {tmp_path / 'data'}." in err, err
+        assert f"Expected ${name} to be an absolute path" in err, err
+        assert f"To fix, set it to {tmp_path / 'data'}." in err, err
     assert not (tmp_path / "results").exists()
     assert user_cache_dir({"XDG_CACHE_HOME": "cache"}) == Path.home() / ".cache" / "xfbench"
     assert user_cache_dir({"XDG_CACHE_HOME": str(tmp_path)}) == tmp_path / "xfbench"

@@ -511,7 +511,7 @@ def test_a_cifar_folder_missing_a_batch_file_names_it(tmp_path):
     """The folder was found but lacked data_batch_5.bin: the error said the archive was not found anywhere."""
     write_cifar_folder(tmp_path / "cifar10")
     (tmp_path / "cifar10" / "cifar-10-batches-bin" / "data_batch_5.bin").unlink()
-    with pytest.raises(DataFileError, match="Received: data_batch_5.bin missing. Restore them from the binary archive"):
+    with pytest.raises(DataFileError, match="Received: data_batch_5.bin missing. To fix, restore the missing files, "):
         load_dataset("cifar10", tmp_path, download=False)
 
 

@@ -267,8 +267,9 @@ def _check_channel_spread(stats: tuple[tuple[float, ...], tuple[float, ...]], so
         said = ", ".join(f"{channel} is {mean:g} in every image" for channel, mean in flat)
         raise DataFileError(
             f"Expected CIFAR-10 training images whose every colour channel varies. Received: {said} in {source} "
-            "(standard deviation 0: standardising would divide by zero, NaN inputs). The files are blank or damaged: "
-            "restore them from the binary archive (cifar-10-binary.tar.gz), or point --data-dir at a complete copy."
+            "(standard deviation 0: standardising would divide by zero, NaN inputs): the files are blank or damaged. "
+            "To fix, replace them with the release's (cifar-10-binary.tar.gz, or the batch files it holds), or point "
+            "--data-dir at a complete copy."
         )
 
 
@@ -315,9 +316,8 @@ def check_content(dataset: Dataset, expected: str | None, content: str | None = 
     source = dataset.provenance.get("source", "somewhere unknown")
     raise InputError(
         f"Expected the {dataset.name} data the run began with (content {expected}). Received: other data under that "
-        f"name (content {found}), read from {source}. "
-        "Restore the files the run began with, or start a new run; on a cluster, give every node the same files or "
-        "ship them from the driver (--ship-data always)."
+        f"name (content {found}), read from {source}. To fix, restore the files the run began with, or start a new "
+        "run; on a cluster, give every node the same files or ship them from the driver (--ship-data always)."
     )
 
 
@@ -364,7 +364,8 @@ def _digits_table() -> np.ndarray:
     except ImportError:
         raise InputError(
             "Expected scikit-learn, whose bundled digits are xfbench's embedded dataset. Received: it is not "
-            "installed. Reinstall xfbench's dependencies: pip install -e ."
+            "installed. To fix, install it (pip install scikit-learn), or reinstall xfbench with its dependencies "
+            "(pip install -e . in its checkout)."
         ) from None
     bunch = load_digits()
     return np.column_stack([bunch.data, bunch.target])
@@ -492,8 +493,9 @@ def _extracted_cifar(folder: Path, root: Path | None) -> _CifarBatchFiles | None
     if len(present) < len(names):  # a folder found, not whole: said, not "no archive found"
         raise DataFileError(
             f"Expected every CIFAR-10 batch file in {folder}: {', '.join(names)}. Received: "
-            f"{', '.join(n for n in names if n not in present)} missing. Restore them from the binary archive "
-            "(cifar-10-binary.tar.gz), or move the folder away to use the archive."
+            f"{', '.join(n for n in names if n not in present)} missing. To fix, restore the missing files, point "
+            "--data-dir at a complete copy, or move the folder away: the search then reads the next copy it finds or, "
+            "online and where there is none, downloads the archive into the user cache."
         )
     located = [verify_file(folder / n, PublishedFile(n)) for n in names]
     for f in located:
@@ -576,8 +578,8 @@ def _check_pairs(name: str, arrays: Mapping[str, np.ndarray], paths: Mapping[str
         if len(arrays[images]) != len(arrays[labels]):
             raise DataFileError(
                 f"Expected as many labels as images in {name}. Received: {len(arrays[images])} images in "
-                f"{paths[images]}, {len(arrays[labels])} labels in {paths[labels]}. The two files come from different "
-                "releases: replace both with one release's."
+                f"{paths[images]}, {len(arrays[labels])} labels in {paths[labels]}: files of two releases. To fix, "
+                "replace both with one release's four files, side by side."
             )
 
 

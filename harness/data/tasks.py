@@ -29,21 +29,21 @@ class TaskSpec:
             object.__setattr__(self, "classes", tuple(sorted(self.classes)))
         if self.classes is not None and len(set(self.classes)) < 2:
             raise InputError(
-                f"Expected at least two distinct classes in a task. Received: classes={self.classes}. List two or "
-                "more, or leave the task's classes out for all of the dataset's."
+                f"Expected at least two distinct classes in a task. Received: classes={self.classes}. To fix, "
+                "list two or more, or leave the task's classes out for all of the dataset's."
             )
         if self.classes is not None and len(set(self.classes)) != len(self.classes):
             raise InputError(
                 f"Expected each class once in a task (the head has one output per listed class). Received: "
-                f"classes={self.classes}. List each class once."
+                f"classes={self.classes}. To fix, list each class once."
             )
         if self.binary_positive is not None and (
             self.classes is None or len(self.classes) != 2 or self.binary_positive not in self.classes
         ):
+            fix = _binary_positive_fix(self.classes, self.binary_positive)
             raise InputError(
                 f"Expected --binary-positive to be one of exactly two --classes. Received: classes={self.classes}, "
-                f"binary_positive={self.binary_positive}. Give two classes and one of them, e.g. --classes 5,6 "
-                "--binary-positive 6."
+                f"binary_positive={self.binary_positive}. To fix, {fix}."
             )
         if self.train_limit is not None and self.train_limit < 1:
             raise InputError(
@@ -94,3 +94,16 @@ def derive(dataset: Dataset, task: TaskSpec | None) -> Dataset:
         num_classes=num_classes,
         provenance={**dataset.provenance, "task": task.label},
     )
+
+
+def _binary_positive_fix(classes: tuple[int, ...] | None, positive: int) -> str:
+    """The fix for a --binary-positive that is not one of exactly two --classes, in the user's own numbers."""
+    if classes is not None and len(classes) == 2:
+        return (
+            f"give one of --classes {classes[0]},{classes[1]} as the positive class (e.g. --binary-positive "
+            f"{classes[1]}), or drop --binary-positive"
+        )
+    other = next((c for c in classes or () if c != positive), None)
+    pair = (5, 6) if other is None else tuple(sorted((other, positive)))
+    example = f"--classes {pair[0]},{pair[1]} --binary-positive {positive if other is not None else 6}"
+    return f"give exactly two --classes, one of them the positive class (e.g. {example}), or drop --binary-positive"

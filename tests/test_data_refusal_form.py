@@ -1,0 +1,222 @@
+"""The refusals of the data layer and the input pipeline read "Expected ... Received: ... To fix, ...", as every other
+refusal does: these gave their advice in other words ("pick a smaller crop:N", "add --input-channels 3", "Give two
+classes", "Restore them from the binary archive", "replace both with one release's") or none at all, and the CIFAR
+folder missing a batch file sent the user to an archive there may not be."""
+
+from __future__ import annotations
+
+import ast
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+from test_data import write_cifar_folder, write_manifest, write_mnist_like
+
+from harness.augment import AugmentConfig, check_augment
+from harness.data import DataFileError, load_dataset
+from harness.data.formats import CIFAR_RECORD_BYTES, write_idx
+from harness.data.locate import data_roots
+from harness.data.registry import check_content
+from harness.data.tasks import TaskSpec
+from harness.errors import InputError
+from harness.inference_batches import batch_slices
+from harness.input_pipeline import InputConfig, check_input, transformed_shape
+
+ROOT = Path(__file__).resolve().parents[1]
+SCANNED = sorted(
+    [*(ROOT / "harness" / "data").glob("*.py")]
+    + [ROOT / "harness" / name for name in ("augment.py", "input_pipeline.py", "inference_batches.py")]
+)
+# A message that names its fix: the marker itself, or the helper that writes a damaged file's "To fix, ..."
+NAMES_A_FIX = ("To fix", "damaged_file_fix(")
+FORM = re.compile(r"Expected .+\. Received: .+\. To fix, [a-z].+\.", re.S)
+MLP_DIGITS = ["run", "--strategy", "scratch", "--model", "mlp", "--dataset", "digits", "--backend", "torch"]
+
+
+def _refusals_without_a_fix(path: Path) -> list[str]:
+    """Each error built with an "Expected ..." text (``SomeError(...)``, ``SomeError.of(...)``) that names no fix,
+    and each function holding an "Expected ..." text (a message built apart from its raise) that names none."""
+    source = path.read_text()
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        error = isinstance(node, ast.Call) and (
+            (isinstance(node.func, ast.Name) and node.func.id.endswith("Error"))
+            or (isinstance(node.func, ast.Attribute) and node.func.attr == "of")
+        )
+        function = isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+        if not (error or function):
+            continue
+        text = ast.get_source_segment(source, node) or ""
+        texts = [s.value for s in ast.walk(node) if isinstance(s, ast.Constant) and isinstance(s.value, str)]
+        expected = any(t.startswith("Expected ") for t in texts)
+        if expected and not any(marker in text for marker in NAMES_A_FIX):
+            found.append(f"{path}:{node.lineno}: {' '.join(text.split())[:160]}")
+    return found
+
+
+def test_every_refusal_of_the_data_layer_and_input_pipeline_names_its_fix_after_to_fix():
+    assert SCANNED and all(path.is_file() for path in SCANNED)
+    assert [line for path in SCANNED for line in _refusals_without_a_fix(path)] == []
+
+
+def test_the_scan_catches_a_refusal_without_the_marker(tmp_path):
+    """The scan itself: a refusal whose advice lacks the marker is reported, one with it not, and a message built
+    apart from its raise is caught by the function that builds it."""
+    old = tmp_path / "old.py"
+    old.write_text(
+        'def f():\n    raise InputError(\n        f"Expected a thing. Received: {x}; pick another."\n    )\n'
+    )
+    new = tmp_path / "new.py"
+    new.write_text('def f():\n    raise InputError(f"Expected a thing. Received: {x}. To fix, pick another.")\n')
+    built = tmp_path / "built.py"
+    built.write_text('def f():\n    said = "Expected a thing. Received: x."\n    return InputError(said)\n')
+    # the old: its raise and its function; the built message: its function (the raise holds no "Expected")
+    assert [len(_refusals_without_a_fix(path)) for path in (old, new, built)] == [2, 0, 1]
+
+
+# ------------------------------------------------------------------ from the command line (each exits 2)
+
+
+@pytest.mark.parametrize(
+    ("options", "said"),
+    [
+        (
+            ["--augment", "crop:8"],
+            "Expected a crop padding below the image side 8. Received: crop_padding=8, whose crops would hold no "
+            "pixel of the image for 22% of the samples. To fix, give --augment crop:N with N below 8 (the lessons pad "
+            "32x32 images by 4, an eighth of the side), or drop crop from --augment.",
+        ),
+        (
+            ["--normalize", "imagenet"],
+            "Expected 3-channel inputs for --normalize imagenet. Received: 1 channels. To fix, give --input-channels 3 "
+            "(the grayscale channel repeated, as RGB models take it), or use --normalize none.",
+        ),
+        (
+            ["--classes", "5,6", "--binary-positive", "3"],
+            "Expected --binary-positive to be one of exactly two --classes. Received: classes=(5, 6), "
+            "binary_positive=3. To fix, give one of --classes 5,6 as the positive class (e.g. --binary-positive 6), "
+            "or drop --binary-positive.",
+        ),
+    ],
+    ids=["crop padding of the image side", "imagenet statistics on grayscale", "positive class not listed"],
+)
+def test_refusals_a_run_reaches_exit_2_in_the_standard_form(tmp_path, capsys, options, said):
+    from harness.cli import main
+
+    results = tmp_path / "results"
+    assert main([*MLP_DIGITS, *options, "--no-download", "--results-dir", str(results)]) == 2
+    err = capsys.readouterr().err.strip()
+    message = err.split(": error: ", 1)[1]
+    assert message == said and FORM.fullmatch(message), err
+    assert not results.exists()
+
+
+# ------------------------------------------------------------------ from damaged files (load_dataset)
+
+
+def _refusal_of(load: Callable[[], object]) -> str:
+    with pytest.raises(DataFileError) as caught:
+        load()
+    message = str(caught.value)
+    assert FORM.fullmatch(message), message
+    return message
+
+
+def test_labels_of_another_release_are_refused_with_the_fix(tmp_path):
+    write_mnist_like(tmp_path / "mnist", manifest=False)
+    write_idx(tmp_path / "mnist" / "train-labels-idx1-ubyte.gz", np.zeros(5100, dtype=np.uint8))
+    write_manifest(tmp_path / "mnist")
+    message = _refusal_of(lambda: load_dataset("mnist", tmp_path, download=False))
+    assert message.endswith(
+        "labels in " + str(tmp_path / "mnist" / "train-labels-idx1-ubyte.gz") + ": files of two releases. To fix, "
+        "replace both with one release's four files, side by side."
+    )
+
+
+def test_a_cifar_folder_missing_a_batch_file_names_fixes_that_need_no_archive(tmp_path):
+    """The advice was to restore the files "from the binary archive", which often is nowhere: the fixes now are the
+    files themselves, a complete copy, or the rest of the search."""
+    folder = tmp_path / "cifar-10-batches-bin"
+    write_cifar_folder(tmp_path)
+    (folder / "data_batch_2.bin").unlink()
+    message = _refusal_of(lambda: load_dataset("cifar10", tmp_path, download=False))
+    assert message.endswith(
+        "Received: data_batch_2.bin missing. To fix, restore the missing files, point --data-dir at a complete copy, "
+        "or move the folder away: the search then reads the next copy it finds or, online and where there is none, "
+        "downloads the archive into the user cache."
+    )
+    assert "archive (" not in message
+
+
+def test_a_blank_cifar_channel_is_refused_with_the_fix(tmp_path):
+    folder = tmp_path / "cifar-10-batches-bin"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for index, name in enumerate((*(f"data_batch_{i}.bin" for i in range(1, 6)), "test_batch.bin")):
+        records = rng.integers(0, 256, (20, CIFAR_RECORD_BYTES), dtype=np.uint8)
+        records[:, 0] = index
+        records[:, 1 + 2048 :] = 0  # blue zeroed in every image
+        (folder / name).write_bytes(records.tobytes())
+    write_manifest(folder)
+    message = _refusal_of(lambda: load_dataset("cifar10", folder, download=False))
+    assert message.endswith(
+        "NaN inputs): the files are blank or damaged. To fix, replace them with the release's "
+        "(cifar-10-binary.tar.gz, or the batch files it holds), or point --data-dir at a complete copy."
+    )
+
+
+# ------------------------------------------------------------------ from the Python API and suite definitions
+
+
+def _digits_changed() -> str:
+    dataset = load_dataset("digits")
+    with pytest.raises(InputError) as caught:
+        check_content(dataset, "sha256:" + "0" * 16)
+    return str(caught.value)
+
+
+API_REFUSALS: dict[str, Callable[[], object]] = {
+    "resize mode": lambda: InputConfig(resize_mode="squash"),
+    "resize side below the size": lambda: InputConfig(size=224, resize_side=200, resize_mode="resize-crop"),
+    "input size 0": lambda: InputConfig(size=0),
+    "input channels 0": lambda: InputConfig(channels=0),
+    "normalisation": lambda: InputConfig(normalize="bogus"),
+    "pipeline on flat data": lambda: transformed_shape(InputConfig(size=8), (64,)),
+    "imagenet on RGB of another count": lambda: check_input(InputConfig(normalize="imagenet"), (8, 8, 2), "x"),
+    "imagenet on standardised data": lambda: check_input(InputConfig(normalize="imagenet"), (8, 8, 3), "standard"),
+    "negative crop padding": lambda: AugmentConfig(crop_padding=-1),
+    "augmenting flat data": lambda: check_augment(AugmentConfig(flip=True), (64,)),
+    "crop on images of side 1": lambda: check_augment(AugmentConfig(crop_padding=1), (1, 1, 3)),
+    "inference batch size 0": lambda: batch_slices(5, 0),
+    "one class": lambda: TaskSpec(classes=(3,)),
+    "a class twice": lambda: TaskSpec(classes=(1, 2, 2)),
+    "positive without classes": lambda: TaskSpec(binary_positive=3),
+    "positive of three classes": lambda: TaskSpec(classes=(1, 2, 3), binary_positive=7),
+    "relative data folder": lambda: data_roots(None, {"XFBENCH_DATA": "data"}),
+}
+
+
+@pytest.mark.parametrize("case", sorted(API_REFUSALS))
+def test_refusals_of_the_python_api_read_in_the_standard_form(case):
+    with pytest.raises(InputError) as caught:
+        API_REFUSALS[case]()
+    assert FORM.fullmatch(str(caught.value)), str(caught.value)
+
+
+def test_fixes_that_depend_on_the_input_say_the_users_own_numbers():
+    said = {}
+    for case in ("positive without classes", "positive of three classes", "crop on images of side 1"):
+        with pytest.raises(InputError) as caught:
+            API_REFUSALS[case]()
+        said[case] = str(caught.value).split(" To fix, ", 1)[1]
+    assert said == {
+        "positive without classes": "give exactly two --classes, one of them the positive class (e.g. --classes 5,6 "
+        "--binary-positive 6), or drop --binary-positive.",
+        "positive of three classes": "give exactly two --classes, one of them the positive class (e.g. --classes 1,7 "
+        "--binary-positive 7), or drop --binary-positive.",
+        "crop on images of side 1": "drop crop from --augment: images of side 1 allow no padding.",
+    }
+    changed = _digits_changed()
+    assert FORM.fullmatch(changed) and " To fix, restore the files the run began with, or start a new run;" in changed
