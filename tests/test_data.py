@@ -505,6 +505,12 @@ def test_cifar10_comes_from_the_first_folder_holding_it_in_either_form(tmp_path,
     write_cifar_folder(given, per_batch=70)
     ds = load_dataset("cifar10", given, download=False)
     assert ds.provenance["source"] == str(given / "cifar-10-binary.tar.gz") and len(ds.y_train) + len(ds.y_val) == 300
+    # and the batches beside the archive are neither read nor checked (docs/data.md): damaged ones go unnoticed
+    beside = given / "cifar-10-batches-bin"
+    (beside / "data_batch_1.bin").write_bytes((beside / "data_batch_1.bin").read_bytes()[:-100])  # mid-record
+    (beside / "data_batch_2.bin").unlink()
+    ds = load_dataset("cifar10", given, download=False)
+    assert ds.provenance["source"] == str(given / "cifar-10-binary.tar.gz") and len(ds.y_train) + len(ds.y_val) == 300
 
 
 def test_a_cifar_folder_missing_a_batch_file_names_it(tmp_path):

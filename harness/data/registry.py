@@ -1,8 +1,9 @@
 """Datasets as numpy arrays, with explicit splits and train-only normalisation.
 
 Images are float32 NHWC; labels int64. Splits are fixed by the dataset
-definition (never by the trial seed), so seeds vary initial weights and batch
-order only.
+definition (never by the trial seed): seeds vary only what training draws
+(initial weights, batch order, augmentation draws, dropout masks), never which
+samples train, validate or test.
 """
 
 from __future__ import annotations
@@ -459,7 +460,8 @@ def _cifar_batch_files(data_dir: str | None, download: bool) -> _CifarBatchFiles
     """Batch-file bytes from the first folder, in the search order, that holds CIFAR-10 in either form: the
     archive, or its extracted batch files (in the folder itself, as when --data-dir names cifar-10-batches-bin/, or
     in its cifar-10-batches-bin/). A folder holding both (`tar xzf` where the archive was saved) is read from the
-    archive: its published md5 verifies it, where extracted batches get format checks only."""
+    archive, which its published md5 verifies (extracted batches have format checks only): the batches beside it
+    are neither read nor checked."""
     roots = data_roots(data_dir)
     for directory in candidate_dirs(CIFAR10_FILES, roots):
         if any((directory / f"{p.name}{gz}").is_file() for p in CIFAR10_FILES.files for gz in ("", ".gz")):
