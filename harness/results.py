@@ -73,7 +73,12 @@ SCHEMA: tuple[tuple[str, str, str], ...] = (
     ),
     ("backend", "string", "torch | tensorflow"),
     ("framework_version", "string", "torch.__version__ or tf.__version__ in the worker"),
-    ("seed", "Int64", "trial seed: initial weights, batch order, dropout"),
+    (
+        "seed",
+        "Int64",
+        "trial seed: initial weights (a new head's too), batch order, augmentation draws, dropout masks; "
+        "never the splits",
+    ),
     ("phase", "string", "training phase (train; later strategies add more)"),
     ("epoch", "Int64", "1-based epoch number within the trial"),
     ("train_loss", "float64", "mean training cross-entropy over the epoch's batches, weighted by batch size"),
