@@ -41,7 +41,7 @@ from harness.pretrained import (
     write_converted,
 )
 from harness.seeds import WEIGHT_PROBE_SEED
-from harness.spec import ModelSpec, canonical_form
+from harness.spec import ModelSpec, ZeroPad2D, canonical_form
 from harness.weight_files import BadWeightsError
 
 PROBE_BATCH = 2  # the probe images (harness.seeds.WEIGHT_PROBE_SEED)
@@ -257,7 +257,22 @@ def _converted(module: Any, request: dict[str, Any]) -> tuple[ModelSpec, dict[st
     if not request.get("bgr", False):  # a request that does not say reads RGB, as every zoo's weights but Caffe's
         return cast(tuple[ModelSpec, dict[str, Any], dict[str, Any]], module.convert(request, x))
     spec, weights, probe_data = module.convert(request, x[..., ::-1].copy())
-    return spec, fold_bgr(spec, weights), {**probe_data, "x": x}
+    layers = _rgb_before_first_conv(spec, probe_data["layers"])
+    return spec, fold_bgr(spec, weights), {**probe_data, "x": x, "layers": layers}
+
+
+def _rgb_before_first_conv(spec: ModelSpec, layers: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The source's outputs of the layers ahead of the folded convolution (Keras ResNet's conv1_pad), recorded on
+    the BGR batch, in RGB: the converted network reads RGB there, so a BGR reference parted from it by ~1.3 relative
+    even for a perfect conversion, and a failed verification at any depth named that layer. From the convolution on,
+    the fold makes both compute the same (outputs are channels-last, as the backends give them)."""
+    reordered = dict(layers)
+    for layer in spec.layers:
+        if not isinstance(layer, ZeroPad2D):  # fold_bgr folds the first layer that is not a padding
+            break
+        if layer.name in reordered:
+            reordered[layer.name] = np.ascontiguousarray(reordered[layer.name][..., ::-1])
+    return reordered
 
 
 def main(argv: list[str]) -> int:

@@ -723,14 +723,31 @@ def resnet50_keras(workers, tmp_path_factory) -> Path:
     return path
 
 
-def test_caffe_convention_weights_take_rgb_after_conversion(workers, runner, tmp_path, resnet50_keras):
+def test_caffe_convention_weights_take_rgb_after_conversion(workers, runner, cache, resnet50_keras):
     """Keras' ResNet50 reads BGR minus ImageNet's means: the source's logits on BGR images are reproduced by the
     converted network on RGB images (the order folded into the first convolution's kernel)."""
     path = resnet50_keras
     trial = with_weight_preprocessing(_trial("keras:ResNet50", path))
     assert trial.input.normalize == "caffe"
-    checkpoint = prepare_weights(trial, SHAPE, tmp_path / "cache", BOTH, runner)
+    checkpoint = prepare_weights(trial, SHAPE, cache, BOTH, runner)  # the module's: the next test reuses it
     _assert_checkpoint_reproduces_its_source(workers, checkpoint)
+
+
+def test_a_bgr_files_failed_verification_names_the_layer_that_differs(cache, runner, tmp_path, resnet50_keras):
+    """Review 166: the source's outputs ahead of the folded convolution (conv1_pad) were kept as recorded on the BGR
+    batch, so a verification that failed at any depth blamed conv1_pad. Only a deep layer is mis-converted here."""
+    from harness.checkpoints import load_checkpoint, save_checkpoint
+
+    converted = prepare_weights(
+        with_weight_preprocessing(_trial("keras:ResNet50", resnet50_keras)), SHAPE, cache, (), runner
+    )
+    spec, weights, meta = load_checkpoint(converted)
+    checkpoint = tmp_path / converted.name  # a copy to tamper with: the module's cache stays as converted
+    deep = "conv5_block3_3_conv"
+    save_checkpoint(checkpoint, spec, {**weights, f"{deep}/kernel": weights[f"{deep}/kernel"] * 1.5}, meta)
+    shutil.copy(converted.with_suffix(".probe.npz"), checkpoint.with_suffix(".probe.npz"))
+    with pytest.raises(BadWeightsError, match=rf"first part at layer '{deep}'"):
+        verify(checkpoint, "torch", runner)
 
 
 def test_weights_fetch_of_a_misspelt_model_names_the_nearest_ones(capsys):
