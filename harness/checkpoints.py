@@ -53,7 +53,10 @@ def checkpoint_header(path: Path) -> tuple[ModelSpec, dict[str, Any]]:
 
 def load_checkpoint(path: Path) -> tuple[ModelSpec, NeutralWeights, dict[str, Any]]:
     if not path.is_file():
-        raise FileNotFoundError(f"Expected a checkpoint file. Received: {path} does not exist.")
+        raise FileNotFoundError(
+            f"Expected a checkpoint file. Received: {path} does not exist. To fix, check the path; a checkpoint in "
+            "a run's _cache is written by the run that needs it, so start that run again."
+        )
     with np.load(path, allow_pickle=False) as data:
         spec = spec_from_dict(json.loads(str(data["__spec__"])))
         meta = json.loads(str(data["__meta__"]))

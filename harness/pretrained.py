@@ -154,7 +154,8 @@ def weights_ref(trial: TrialConfig) -> WeightsRef | None:
     if t.pretrained and t.weights_file:
         raise InputError(
             f"Expected --pretrained or --weights, not both. Received: pretrained={t.pretrained!r}, "
-            f"weights={t.weights_file!r}."
+            f"weights={t.weights_file!r}. To fix, pass one: --pretrained for a zoo's weight set, --weights for a "
+            "file of your own."
         )
     if t.pretrained:
         return parse_pretrained(t.pretrained)
@@ -163,8 +164,8 @@ def weights_ref(trial: TrialConfig) -> WeightsRef | None:
         weights_format(path)
         if not path.is_file():
             raise MissingInputFile(
-                f"Expected a weights file. Received: --weights {path}, which does not exist. Check the path (a "
-                "relative one is read from the working directory)."
+                f"Expected a weights file. Received: --weights {path}, which does not exist. To fix, check the "
+                "path (a relative one is read from the working directory)."
             )
         return WeightsRef("file", str(path.resolve()))
     return None
@@ -243,7 +244,7 @@ def weights_home() -> Path:
         if not existing.is_dir():  # checked here, not when a worker's download or lookup trips over it
             raise InputError(
                 f"Expected ${WEIGHTS_ENV} to name a folder (created on the first fetch). Received: {home}, and "
-                f"{existing} is not a folder. Point ${WEIGHTS_ENV} at a folder, or unset it for "
+                f"{existing} is not a folder. To fix, point ${WEIGHTS_ENV} at a folder, or unset it for "
                 f"{_default_weights_home()}."
             )
         return home
@@ -323,7 +324,7 @@ def _resolved_file(ref: WeightsRef, scratch: Path, runner: WorkerRunner = run_wo
     if not path.is_file():
         raise MissingInputFile(
             f"Expected the weights {ref.label} ({found['weight_set']}) in {path.parent}. Received: no file "
-            f"{path.name} there, and runs never download. Run `{ref.fetch_command}` on a machine with network "
+            f"{path.name} there, and runs never download. To fix, run `{ref.fetch_command}` on a machine with network "
             f"(set ${WEIGHTS_ENV} to choose the folder), or copy {path.name} from {found['url']} into {path.parent}."
         )
     return path, found
@@ -364,8 +365,8 @@ def _check_zoo_content(ref: WeightsRef, path: Path, found: Mapping[str, Any], di
     raise BadWeightsError(
         f"Expected {path} to hold the weights {ref.label} ({found['weight_set']}): content with {wanted} "
         f"({expected['source']}). Received: {received} (a file cut short, replaced by hand or of another weight "
-        f"set). Run `{ref.fetch_command}` (it replaces the file; without network, run it on a machine with network "
-        f"and copy the file here, or copy {path.name} again from {found['url']})."
+        f"set). To fix, run `{ref.fetch_command}` (it replaces the file; without network, run it on a machine with "
+        f"network and copy the file here, or copy {path.name} again from {found['url']})."
     )
 
 
@@ -391,8 +392,8 @@ def check_finite(tensors: Iterable[tuple[str, Any]], file_name: str, fix: str) -
             found = [kind for kind, test in (("NaN", np.isnan), ("inf", np.isinf)) if test(values).any()]
             raise BadWeightsError(
                 f"Expected finite values in every tensor of {file_name}. Received: {' and '.join(found)} in tensor "
-                f"{name!r} ({int(values.size - finite.sum())} of {values.size} values). The file is damaged or "
-                f"comes from a training that diverged: {fix}."
+                f"{name!r} ({int(values.size - finite.sum())} of {values.size} values): the file is damaged or "
+                f"comes from a training that diverged. To fix, {fix}."
             )
 
 
@@ -431,8 +432,8 @@ def fold_bgr(spec: ModelSpec, weights: dict[str, Any]) -> dict[str, Any]:
         if not isinstance(layer, ZeroPad2D):
             break
     raise InputError(
-        f"Expected {spec.name} to start with a convolution (to fold BGR into). Received: {spec.layers[0]}. Run "
-        "without --normalize caffe: only a network whose first layer is a convolution can read BGR weights."
+        f"Expected {spec.name} to start with a convolution (to fold BGR into). Received: {spec.layers[0]}. To fix, "
+        "run without --normalize caffe: only a network whose first layer is a convolution can read BGR weights."
     )
 
 
@@ -451,7 +452,7 @@ def check_zoo_weights_cached(refs: list[WeightsRef], scratch: Path) -> None:
         labels = " ".join(label for label, _ in missing)
         raise MissingInputFile(
             f"Expected the zoo weights of this run in the weights home {home}. Received: {len(missing)} of "
-            f"{len(zoo)} sets missing: {listed}. Runs never download: run `xfbench weights fetch "
+            f"{len(zoo)} sets missing: {listed}. Runs never download. To fix, run `xfbench weights fetch "
             f"{labels}` on a machine with network (set ${WEIGHTS_ENV} to choose the folder) and copy the folder here."
         )
 
@@ -497,10 +498,10 @@ def checkpoint_for(trial: TrialConfig, input_shape: tuple[int, ...], cache_dir: 
     weights = trial.transfer.pretrained or trial.transfer.weights_file
     if not index.is_file():
         raise FileNotFoundError(
-            f"Expected the converted weights of {weights} (index {index.name} in {index.parent}). Received: none: the "
-            "run's preflight prepares them there, on the driver's machine; on a cluster every node must see "
-            "--results-dir's _cache through one shared filesystem (docs/scheduling.md), and outside a run of "
-            "xfbench nothing prepares them."
+            f"Expected the converted weights of {weights} (index {index.name} in {index.parent}). Received: none; the "
+            "run's preflight prepares them there, on the driver's machine, and outside a run of xfbench nothing "
+            "prepares them. To fix, on a cluster let every node see --results-dir's _cache through one shared "
+            "filesystem (docs/scheduling.md); elsewhere, start the trial through `xfbench run`."
         )
     latest = json.loads(index.read_text())
     if trial.weights_key is None:
@@ -510,7 +511,7 @@ def checkpoint_for(trial: TrialConfig, input_shape: tuple[int, ...], cache_dir: 
         raise FileNotFoundError(
             f"Expected the conversion of {weights} with sha256 {trial.weights_key[:12]}, which this run's preflight "
             f"prepared ({own.name} in {own.parent}). Received: none (the latest conversion is of sha256 "
-            f"{str(latest.get('sha256'))[:12]}). Restore the file the run began with, or start a new run."
+            f"{str(latest.get('sha256'))[:12]}). To fix, restore the file the run began with, or start a new run."
         )
     return index.parent / json.loads(own.read_text())["checkpoint"]
 
@@ -533,8 +534,8 @@ def check_weights_unchanged(trial: TrialConfig, sha: str) -> None:
         weights = trial.transfer.pretrained or trial.transfer.weights_file
         raise InputError(
             f"Expected {weights} to hold what it held when the run began (sha256 {trial.weights_key[:12]}), for "
-            f"{trial.trial_id}. Received: sha256 {sha[:12]}: the file was replaced or edited since. Restore it, or "
-            "start a new run with these weights."
+            f"{trial.trial_id}. Received: sha256 {sha[:12]}: the file was replaced or edited since. To fix, restore "
+            "it, or start a new run with these weights."
         )
 
 
@@ -676,8 +677,9 @@ def verify(checkpoint: Path, backend: str, runner: WorkerRunner = run_worker) ->
         raise BadWeightsError(
             f"Expected {backend}'s network from the converted weights to reproduce the source framework's logits "
             f"within {result['bound']:.3g} ({TOLERANCE_RULE}). Received: a gap of {result['gap']:.3g}; "
-            f"the outputs first part at layer {result['first_layer']!r} (gap {result['layer_gap']:.3g}). "
-            "Report it with the file; the conversion of that layer differs between the frameworks."
+            f"the outputs first part at layer {result['first_layer']!r} (gap {result['layer_gap']:.3g}), so the "
+            "conversion of that layer differs between the frameworks. To fix, report it with the file and the "
+            f"command; meanwhile, leave {backend} out of --backend."
         )
     marker.write_text(json.dumps(result))
 
@@ -704,7 +706,7 @@ def _sets_file(home: Path) -> Path:
 
 
 # What to do about a damaged index of the weights home (the file names of each fetched set).
-_SETS_FIX = "Delete it: `xfbench weights fetch` writes it again."
+_SETS_FIX = "To fix, delete it: `xfbench weights fetch` writes it again."
 
 
 def _resolved(

@@ -295,17 +295,17 @@ def _torch_message(path: Path, walk: _Walk, total: int, fix: str) -> str:
     if walk.index is None:
         return (
             f"{head}its tensor index (data.pkl) cut short or unreadable, so no tensor can be named (the file "
-            f"ends at byte {total}); {fix}."
+            f"ends at byte {total}). To fix, {fix}."
         )
     if walk.damaged_at is not None:
-        return f"{head}no zip record at byte {walk.damaged_at} of {total} (the file is damaged); {fix}."
+        return f"{head}no zip record at byte {walk.damaged_at} of {total} (the file is damaged). To fix, {fix}."
     seen = {_storage_key(r.name) for r in walk.records if r.size is not None}
     cut = walk.records[-1] if walk.records and walk.records[-1].size is None else None
     missing = [(key, entries[0][1] or 0) for key, entries in walk.index.items() if key not in seen]
     first = _storage_key(cut.name) if cut and _storage_key(cut.name) in walk.index else None
     first = first or (missing[0][0] if missing else None)
     if first is None:
-        return f"{head}every tensor's bytes, but the file's end (its zip directory) cut at byte {total}; {fix}."
+        return f"{head}every tensor's bytes, but the file's end (its zip directory) cut at byte {total}. To fix, {fix}."
     names = [name for name, _ in walk.index[first]]
     nbytes = walk.index[first][0][1]
     record = cut if cut is not None and _storage_key(cut.name) == first else None
@@ -315,7 +315,7 @@ def _torch_message(path: Path, walk: _Walk, total: int, fix: str) -> str:
     return (
         f"{head}{label} (storage data/{first}): expected {nbytes if nbytes is not None else '?'} bytes, received "
         f"{received} — the file is cut short at byte {total} of ~{estimate} ({len(missing)} of {len(walk.index)} "
-        f"storages incomplete); {fix}."
+        f"storages incomplete). To fix, {fix}."
     )
 
 
@@ -328,12 +328,15 @@ def check_safetensors(path: Path, fix: str) -> None:
         if length < 0 or length > 100 * 2**20 or 8 + length > total:
             raise BadWeightsError(
                 f"Expected a .safetensors header in {path.name}. Received: the file ends at byte {total}, inside "
-                f"its header (which names the tensors), so no tensor can be named; {fix}."
+                f"its header (which names the tensors), so no tensor can be named. To fix, {fix}."
             )
         try:
             header = json.loads(handle.read(length))
         except ValueError as exc:
-            raise BadWeightsError(f"Expected a JSON .safetensors header. Received: {exc} in {path.name}.") from None
+            raise BadWeightsError(
+                f"Expected a JSON .safetensors header in {path.name}. Received: {exc} (a damaged file, or not a "
+                f".safetensors one). To fix, {fix}."
+            ) from None
     ranges = sorted(_byte_range(name, entry, path, fix) for name, entry in _header_entries(header, path, fix))
     body = total - 8 - length
     for start, end, name in ranges:
@@ -342,7 +345,7 @@ def check_safetensors(path: Path, fix: str) -> None:
             raise BadWeightsError(
                 f"Expected every tensor of {path.name} complete. Received: tensor {name!r} (bytes {start}..{end} of "
                 f"the data): expected {end - start} bytes, received {max(0, body - start)} — the file is cut short "
-                f"at byte {total} of {full}; {fix}."
+                f"at byte {total} of {full}. To fix, {fix}."
             )
 
 
@@ -351,7 +354,7 @@ def _header_entries(header: Any, path: Path, fix: str) -> list[tuple[str, Any]]:
     if not isinstance(header, dict):
         raise BadWeightsError(
             f"Expected a JSON object of tensors as the .safetensors header of {path.name}. Received: "
-            f"{str(header)[:200]}; {fix}."
+            f"{str(header)[:200]}. To fix, {fix}."
         )
     return [(name, entry) for name, entry in header.items() if name != "__metadata__"]
 
@@ -364,7 +367,7 @@ def _byte_range(name: str, entry: Any, path: Path, fix: str) -> tuple[int, int, 
     except (KeyError, TypeError, ValueError):
         raise BadWeightsError(
             f"Expected whole-number data_offsets (two) for tensor {name!r} in {path.name}'s header. Received: "
-            f"{str(entry)[:200]}; {fix}."
+            f"{str(entry)[:200]}. To fix, {fix}."
         ) from None
     return start, end, name
 
@@ -404,7 +407,7 @@ def check_hdf5(path: Path, fix: str, reference: Path | None = None, labels: Mapp
         label = f"tensor {name!r}: expected {where[1]} bytes, received {max(0, total - where[2])} — "
     raise BadWeightsError(
         f"Expected every tensor of {path.name} complete. Received: {label}the file is cut short at byte "
-        f"{total} of {end}; {fix}."
+        f"{total} of {end}. To fix, {fix}."
     )
 
 

@@ -55,8 +55,8 @@ def weights_format(path: str | Path) -> tuple[str, str]:
     """(format, reading backend) of a weight file by its name; raises InputError listing the known suffixes."""
     if Path(path).is_dir():  # its name alone ('tmp') would not say why it was refused
         raise InputError(
-            f"Expected a weight file ending in one of {list(FORMATS)}. Received: {path}, a folder. Name the file "
-            "in it: a torch state dict (.pth), .safetensors, Keras .weights.h5 or xfbench's neutral .npz."
+            f"Expected a weight file ending in one of {list(FORMATS)}. Received: {path}, a folder. To fix, name "
+            "the file in it: a torch state dict (.pth), .safetensors, Keras .weights.h5 or xfbench's neutral .npz."
         )
     name = Path(path).name.lower()
     for suffix in sorted(FORMATS, key=len, reverse=True):
@@ -65,7 +65,8 @@ def weights_format(path: str | Path) -> tuple[str, str]:
             return fmt, importer_backends().get(prefix, "")
     raise InputError(
         f"Expected a weight file ending in one of {list(FORMATS)}. Received: {Path(path).name!r}. "
-        "Save a torch state dict (.pth), .safetensors, Keras .weights.h5 or xfbench's neutral .npz."
+        "To fix, save a torch state dict (.pth), .safetensors, Keras .weights.h5 (a .keras model: "
+        "model.save_weights('name.weights.h5')) or xfbench's neutral .npz."
     )
 
 
@@ -91,17 +92,23 @@ def read_safetensors(path: str | Path) -> dict[str, np.ndarray]:
     A file cut short names the first tensor whose bytes are missing, with the bytes expected and present."""
     data = Path(path).read_bytes()
     if len(data) < 8:
-        raise BadWeightsError(f"Expected a .safetensors file. Received: {path} has {len(data)} bytes (truncated).")
+        raise BadWeightsError(
+            f"Expected a .safetensors file (8 bytes of header length, the header, the data). Received: {path} has "
+            f"{len(data)} bytes (truncated or empty). To fix, write the file again."
+        )
     (length,) = struct.unpack("<Q", data[:8])
     if length > _HEADER_LIMIT or 8 + length > len(data):
         raise BadWeightsError(
             f"Expected a .safetensors header of {length} bytes. Received: {path} has {len(data) - 8} bytes after "
-            "the length (truncated or not a .safetensors file). Write the file again."
+            "the length (truncated or not a .safetensors file). To fix, write the file again."
         )
     try:
         header = json.loads(data[8 : 8 + length])
     except ValueError as exc:
-        raise BadWeightsError(f"Expected a JSON .safetensors header. Received: {exc} in {path}.") from None
+        raise BadWeightsError(
+            f"Expected a JSON .safetensors header. Received: {exc} in {path} (a damaged file, or not a .safetensors "
+            "one). To fix, write the file again (safetensors' save_file, or harness.weight_files.write_safetensors)."
+        ) from None
     body = memoryview(data)[8 + length :]
     tensors: dict[str, np.ndarray] = {}
     for name, entry in header.items():
@@ -118,25 +125,25 @@ def _safetensors_tensor(name: str, entry: dict, body: memoryview, path: str | Pa
     except (KeyError, TypeError, ValueError):
         raise BadWeightsError(
             f"Expected whole-number data_offsets (two) and shape for tensor {name!r} in {path}'s header. Received: "
-            f"{str(entry)[:200]}. Write the file again."
+            f"{str(entry)[:200]}. To fix, write the file again."
         ) from None
     if end > len(body):
         raise BadWeightsError(
             f"Expected tensor {name!r} {shape} in bytes {start}..{end} of {path}'s data. Received: only "
-            f"{len(body)} bytes (the file is truncated). Write the file again."
+            f"{len(body)} bytes (the file is truncated). To fix, write the file again."
         )
     raw = bytes(body[start:end])
     if entry.get("dtype") != "BF16" and entry.get("dtype") not in _SAFETENSORS_DTYPES:
         raise BadWeightsError(
             f"Expected a numeric dtype for tensor {name!r} in {path}'s header. Received: {entry.get('dtype')!r}. "
-            "Write the file again."
+            "To fix, write the file again."
         )
     itemsize = 2 if entry["dtype"] == "BF16" else np.dtype(_SAFETENSORS_DTYPES[entry["dtype"]]).itemsize
     if any(n < 0 for n in shape) or len(raw) != math.prod(shape) * itemsize:
         raise BadWeightsError(
             f"Expected tensor {name!r} of shape {shape} ({entry['dtype']}) to fill its {len(raw)} bytes "
             f"{start}..{end} of {path}. Received: a header whose shape and byte range disagree (a damaged file). "
-            "Write the file again."
+            "To fix, write the file again."
         )
     if entry["dtype"] == "BF16":  # numpy has no bfloat16: its 16 bits are the top half of a float32
         return np.ndarray(shape, np.float32, buffer=(np.frombuffer(raw, np.uint16).astype(np.uint32) << 16).tobytes())
@@ -216,18 +223,18 @@ def check_tensor_shapes(
             raise BadWeightsError(
                 f"Expected tensor {name!r} of shape {tuple(shape)} in {source} for {architecture}. Received: no such "
                 f"tensor ({len(set(expected) - set(received))} missing). Is the file for another architecture? "
-                "Pass the matching --model, or save the model's full state."
+                "To fix, pass the matching --model, or save the model's full state."
             )
         if tuple(received[name]) != tuple(shape):
             raise BadWeightsError(
                 f"Expected tensor {name!r} of shape {tuple(shape)} in {source} for {architecture}. Received: shape "
-                f"{tuple(received[name])}. Pass the matching --model (and its options), or the matching file."
+                f"{tuple(received[name])}. To fix, pass the matching --model (and its options), or the matching file."
                 + input_size_hint(tuple(shape), tuple(received[name]), 1 if name.endswith(".weight") else 0)
             )
     extra = [name for name in received if name not in expected]
     if extra:
         raise BadWeightsError(
             f"Expected only {architecture}'s tensors in {source}. Received: unexpected tensor {extra[0]!r} of shape "
-            f"{tuple(received[extra[0]])} ({len(extra)} unexpected). Pass the matching --model, or drop those "
+            f"{tuple(received[extra[0]])} ({len(extra)} unexpected). To fix, pass the matching --model, or drop those "
             "tensors from the file."
         )

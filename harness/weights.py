@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from harness.errors import InputError
+from harness.errors import InputError, closest_text
 from harness.seeds import INIT_STREAM
 from harness.shapes import infer_shapes
 from harness.spec import PRELU_INIT, Activation, BatchNorm, Conv2D, Dense, ModelSpec
@@ -107,7 +107,8 @@ def initializer(name: str) -> Initializer:
         return INITIALIZERS[name]
     except KeyError:
         raise InputError(
-            f"Expected an initializer name. Received: init={name!r}. Valid choices: {sorted(INITIALIZERS)}"
+            f"Expected an initializer name, one of {sorted(INITIALIZERS)}. Received: init={name!r}. To fix, "
+            f"{closest_text(name, sorted(INITIALIZERS), '')}give one of those."
         ) from None
 
 

@@ -37,8 +37,8 @@ def check_strategy_reads_weights(strategy: str) -> None:
     if strategy not in NEEDS_BACKBONE:
         raise InputError(
             f"Expected a strategy that starts from a backbone ({', '.join(NEEDS_BACKBONE)}) with --pretrained or "
-            f"--weights. Received: strategy={strategy!r}, which trains from the initial weights. Drop --pretrained/"
-            "--weights, or pick one of those strategies."
+            f"--weights. Received: strategy={strategy!r}, which trains from the initial weights. To fix, drop "
+            "--pretrained/--weights, or pick one of those strategies."
         )
 
 
@@ -58,8 +58,8 @@ def torchvision_name(model: str) -> str | None:
 def no_torch_architecture(model: str) -> InputError:
     return InputError(
         f"Expected --model torchvision:NAME, a zoo name with a torchvision twin ({', '.join(TORCHVISION_TWINS)}) "
-        f"or python:module:function for torch weights. Received: --model {model}. Pick the model the file was "
-        "saved from: one of those names (the lessons' alexnet is not torchvision's: alexnet_tv is), or "
+        f"or python:module:function for torch weights. Received: --model {model}. To fix, pick the model the "
+        "file was saved from: one of those names (the lessons' alexnet is not torchvision's: alexnet_tv is), or "
         "torchvision:NAME."
     )
 
@@ -68,8 +68,8 @@ def check_torchvision_width(name: str, width: float) -> None:
     if width != 1.0 and name != WIDTH_IN_TORCHVISION:
         raise InputError(
             f"Expected --width-multiplier 1 with torch weights for torchvision's {name} (only "
-            f"{WIDTH_IN_TORCHVISION} has a width). Received: --width-multiplier {width:g}. Drop --width-multiplier, "
-            f"or pick --model {WIDTH_IN_TORCHVISION}."
+            f"{WIDTH_IN_TORCHVISION} has a width). Received: --width-multiplier {width:g}. To fix, drop "
+            f"--width-multiplier, or pick --model {WIDTH_IN_TORCHVISION}."
         )
 
 
@@ -83,8 +83,8 @@ def keras_name(model: str) -> str:
             else ""
         )
         raise InputError(
-            f"Expected --model keras:NAME for Keras weights. Received: --model {model}.{own} Pass the Keras "
-            "application the file was saved from, e.g. --model keras:MobileNetV2."
+            f"Expected --model keras:NAME for Keras weights. Received: --model {model}.{own} To fix, pass the "
+            "Keras application the file was saved from, e.g. --model keras:MobileNetV2."
         )
     return name
 
@@ -160,8 +160,8 @@ def check_options_honoured(trial: TrialConfig, reader: str) -> None:
     raise InputError(
         f"Expected no model options {allowed}with {framework} weights: the network is built as the file's "
         f"architecture ({trial.model}) defines it, dropout and BatchNorm included. Received: "
-        f"{', '.join(option_as_given(k, v) for k, v in ignored.items())}, which it would not apply. Drop {it}, or "
-        f"train the backbone in xfbench (no --pretrained/--weights) to set {it}."
+        f"{', '.join(option_as_given(k, v) for k, v in ignored.items())}, which it would not apply. To fix, drop "
+        f"{it}, or train the backbone in xfbench (no --pretrained/--weights) to set {it}."
     )
 
 
@@ -176,6 +176,6 @@ def check_searched_options(trial: TrialConfig, searched: Iterable[str]) -> None:
         raise InputError(
             f"Expected a search space without model options for {trial.case_id}, which starts from the weights "
             f"{trial.transfer.weights_file or trial.transfer.pretrained} (converted once, for its own options). "
-            f"Received: {', '.join(varied)} in --space. Drop {'them' if len(varied) > 1 else 'it'} from the space, "
-            "or set the option once for the run (where the weights' network applies it)."
+            f"Received: {', '.join(varied)} in --space. To fix, drop {'them' if len(varied) > 1 else 'it'} from the "
+            "space, or set the option once for the run (where the weights' network applies it)."
         )

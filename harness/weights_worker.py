@@ -171,8 +171,8 @@ def check_same_network(received: ModelSpec, expected: ModelSpec, file_name: str,
     if len(theirs) != len(ours):
         raise BadWeightsError(
             f"Expected the weights in {file_name} to be of --model {model}'s network, {len(ours) + 1} layers. "
-            f"Received: a network of {len(theirs) + 1} layers in the file. Pass the --model (and options) the file "
-            "was trained as, or a file of this network."
+            f"Received: a network of {len(theirs) + 1} layers in the file. To fix, pass the --model (and options) "
+            "the file was trained as, or a file of this network."
         )
 
 
@@ -290,7 +290,7 @@ def main(argv: list[str]) -> int:
         ref = request["ref"]
         message = (
             f"Expected to download the weights {ref['kind']}:{ref['name']}. Received: "
-            f"{type(exc).__name__}: {exc}. Fetch them on a machine with network and copy the weights home "
+            f"{type(exc).__name__}: {exc}. To fix, fetch them on a machine with network and copy the weights home "
             "(`xfbench weights list` names it) here."
         )
         worker_reply(out, "error").write_text(json.dumps({"message": message}))

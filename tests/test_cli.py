@@ -390,7 +390,7 @@ BAD_INPUTS = {
     ),
     "a missing weight file": (
         ["run", "--strategy", "feature_extraction", "--model", "mlp", "--dataset", "digits", "--weights", "no.pth"],
-        "no.pth, which does not exist. Check the path (a relative one is read from the working directory)",
+        "no.pth, which does not exist. To fix, check the path (a relative one is read from the working directory)",
     ),
     "bad activation": (
         ["run", "--suite", "smoke", "--activation", "relux"],
@@ -945,7 +945,8 @@ BAD_INPUTS = {
     "an infinite learning rate": (["run", "--suite", "smoke", "--lr", "inf"], "Expected --lr: a finite number"),
     "a searched initializer that does not exist": (  # was found by the workers, after Ray started: exit 1
         ["tune", "--suite", "tune_smoke", "--space", "init=choice:he_normal,bogus"],
-        "Expected every value of init to be valid. Received: 'bogus', which fails: Expected an initializer name.",
+        "Expected every value of init to be valid. Received: 'bogus', which fails: Expected an initializer name, "
+        "one of",
     ),
     "a float range for a whole-number field": (
         ["tune", "--suite", "tune_smoke", "--space", "batch_size=uniform:16,64"],

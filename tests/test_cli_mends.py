@@ -272,7 +272,7 @@ def test_messages_name_the_flag_and_the_fix(argv, expected, tmp_path, capsys, no
 def test_weights_given_a_folder_say_it_is_one(tmp_path, capsys, no_ray):
     argv = ["run", "--strategy", "fine_tune", "--model", "cnn_small", "--dataset", "digits", "--weights", str(tmp_path)]
     said = _refused([*argv, "--results-dir", str(tmp_path / "r")], capsys)
-    assert f"Received: {tmp_path}, a folder. Name the file in it" in said
+    assert f"Received: {tmp_path}, a folder. To fix, name the file in it" in said
 
 
 # ----------------------------------------------------------------- 10. results folders: none left empty, none nested

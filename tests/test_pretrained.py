@@ -280,7 +280,7 @@ def test_a_zoos_weights_missing_from_an_empty_cache_exit_2_with_the_fetch_comman
     [
         (("--strategy", "scratch", "--model", "resnet18"), "strategy='scratch', which trains from the initial"),
         (("--strategy", "fine_tune", "--model", "resnet20"), "torchvision twin (alexnet_tv, vgg11"),
-        (("--model", "resnet18", "--width-multiplier", "0.25"), "Received: --width-multiplier 0.25. Drop"),
+        (("--model", "resnet18", "--width-multiplier", "0.25"), "Received: --width-multiplier 0.25. To fix, drop"),
         (("--model", "alexnet"), "Received: --model alexnet."),  # the lessons' AlexNet is not torchvision's
         # an option the strategy does not read with weights (it trains no backbone): it asked for a fetch first
         (("--model", "resnet18", "--source-epochs", "3"), "Expected only options that strategy fine_tune reads"),
@@ -750,6 +750,28 @@ def test_a_bgr_files_failed_verification_names_the_layer_that_differs(cache, run
         verify(checkpoint, "torch", runner)
 
 
+def test_a_legacy_keras_h5_that_does_not_fit_is_refused_in_xfbenchs_words_with_the_fix(
+    workers, files, runner, tmp_path
+):
+    """Review 166: Keras' own text was passed on ("Expected weights that fit mobilenetv2_1.00_32 in FILE. Received:
+    Shape mismatch in layer #104 ..."), naming Keras' model rather than --model, with no fix; a legacy .h5 holds the
+    1000-class head keras.applications saves, and the way out for another class count (.weights.h5) went unsaid."""
+    ten = tmp_path / "mnv2_ten_classes.h5"
+    workers["tensorflow"](probes.write_keras, "MobileNetV2", str(ten), SHAPE, 10)
+    with pytest.raises(BadWeightsError) as refused:
+        prepare_weights(_trial("keras:MobileNetV2", ten), SHAPE, tmp_path / "cache", (), runner)
+    message = str(refused.value)
+    assert "that fits --model keras:MobileNetV2 in mnv2_ten_classes.h5. Received: a head of 10 classes" in message
+    assert "To fix, load the file into its network in Keras and save it with model.save_weights(" in message
+    assert "'mnv2_ten_classes.weights.h5') (a .weights.h5 loads with any number of classes)." in message, message
+    other = files["MobileNetV2.h5"]  # a legacy .h5 of another application
+    with pytest.raises(BadWeightsError) as refused:
+        prepare_weights(_trial("keras:ResNet50", other), SHAPE, tmp_path / "cache", (), runner)
+    message = str(refused.value)
+    assert f"that fits --model keras:ResNet50 in {other.name}. Received: Keras refused it: " in message, message
+    assert "To fix, pass the --model keras:NAME the file was saved from, or save it" in message, message
+
+
 def test_weights_fetch_of_a_misspelt_model_names_the_nearest_ones(capsys):
     """A misspelt name was answered with four fixed Keras names, or the first twelve torchvision ones."""
     for name, nearest in (("keras:MobileNetv2", "Did you mean MobileNetV2"), ("torchvision:resnet", "resnet18")):
@@ -859,7 +881,7 @@ def test_a_search_that_varies_model_options_of_a_pretrained_trial_is_refused(fil
     trial = _trial("mobilenet_v2", files["mobilenet_v2.pth"])
     check_searched_options(trial, ["optimizer.lr"])
     check_searched_options(_trial("mobilenet_v2"), ["model_options.dropout"])  # a backbone xfbench trains
-    with pytest.raises(InputError, match=r"Received: model_options.dropout in --space. Drop it"):
+    with pytest.raises(InputError, match=r"Received: model_options.dropout in --space. To fix, drop it"):
         check_searched_options(trial, ["optimizer.lr", "model_options.dropout"])
     # a searched weights reference: its samples' files were never found, converted or checked (the worker failed)
     from harness.search import parse_space, validate_space
@@ -878,7 +900,7 @@ def test_a_search_that_varies_model_options_of_a_pretrained_trial_is_refused(fil
     from harness.tuning import TunePlan
 
     search = TunePlan(bases=(trial,), space=parse_space(["model_options.dropout=choice:0.1,0.2"]))
-    with pytest.raises(InputError, match=r"Received: model_options.dropout in --space. Drop it"):
+    with pytest.raises(InputError, match=r"Received: model_options.dropout in --space. To fix, drop it"):
         preflight([trial], None, download=False, search=search)
 
 
@@ -927,7 +949,7 @@ def test_a_training_checkpoint_names_its_entry_and_the_state_dict_to_save(worker
         prepare_weights(_trial("resnet18", path), SHAPE, tmp_path / "cache", (), runner)
     message = str(error.value)
     assert "Received: a dict whose entry 'model' is of type dict (itself a state dict), not a tensor." in message
-    assert "Save the state dict alone: torch.save(checkpoint['model'], path)." in message, message
+    assert "To fix, save the state dict alone: torch.save(checkpoint['model'], path)." in message, message
 
 
 def test_a_safetensors_header_entry_without_data_offsets_is_bad_weights(runner, tmp_path):
@@ -987,7 +1009,7 @@ def test_a_trial_loads_the_conversion_of_the_content_its_run_recorded(files, cac
     assert checkpoint_for(replace(trial, weights_key=first), SHAPE, own) == a  # the run that began with it
     assert checkpoint_for(replace(trial, weights_key=second), SHAPE, own) == b
     assert checkpoint_for(trial, SHAPE, own) == b  # a trial recorded without a key: the latest, as before
-    with pytest.raises(FileNotFoundError, match="Restore the file the run began with"):
+    with pytest.raises(FileNotFoundError, match="To fix, restore the file the run began with"):
         checkpoint_for(replace(trial, weights_key="0" * 64), SHAPE, own)
     with pytest.raises(InputError, match=r"to hold what it held when the run began \(sha256 "):
         check_weights_unchanged(replace(trial, weights_key=first), second)

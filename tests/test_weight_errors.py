@@ -7,8 +7,10 @@ from __future__ import annotations
 import io
 import json
 import pickle
+import re
 import struct
 import zipfile
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
@@ -20,6 +22,7 @@ from harness import cli, weights_worker
 from harness.backend import BACKENDS
 from harness.checkpoints import save_checkpoint
 from harness.config import TransferOptions, TrialConfig
+from harness.errors import InputError
 from harness.models import ModelOptions, build_spec
 from harness.pretrained import prepare_weights, run_worker, worker_reply
 from harness.truncated_weights import check_complete, check_hdf5, hdf5_end_of_file
@@ -73,7 +76,7 @@ def test_a_pth_cut_short_names_the_tensor_with_the_bytes_expected_and_received(s
         message
     )
     estimate = int(message.split(" of ~")[1].split(" ")[0])
-    assert f"the file is cut short at byte {at} of ~" in message and message.endswith(f"; {FIX}.")
+    assert f"the file is cut short at byte {at} of ~" in message and message.endswith(f". To fix, {FIX}.")
     assert abs(estimate - state_file.stat().st_size) < 0.01 * state_file.stat().st_size, message  # ~Y: close
 
 
@@ -259,7 +262,8 @@ def test_a_legacy_torch_pickle_cut_short_says_so(workers, tmp_path):
         message = str(error.value)
         assert (
             "Received: a legacy torch pickle (torch.save with _use_new_zipfile_serialization=False, or torch before "
-            f"1.6) that ends early, at byte {at} (cut short?). Save it with torch.save(model.state_dict(), path)."
+            f"1.6) that ends early, at byte {at} (cut short?). To fix, save it with "
+            "torch.save(model.state_dict(), path)."
         ) in message, message
 
 
@@ -498,3 +502,56 @@ def test_a_legacy_keras_file_saved_at_another_input_size_is_told_so(workers, tmp
     layer's shapes only: the hint follows it there too."""
     message = workers["tensorflow"](probes.legacy_input_size_error, str(tmp_path / "net.h5"))
     assert "named fc1" in message and "give the --input-size the file was saved at" in message, message
+
+
+def _bad_header_file(folder: Path) -> Path:
+    """A .safetensors file whose header is no JSON (review 166's bad_header.safetensors)."""
+    path = folder / "bad_header.safetensors"
+    header = b"{not json" + b" " * 7
+    path.write_bytes(struct.pack("<Q", len(header)) + header + bytes(64))
+    return path
+
+
+def _refusals(folder: Path) -> dict[str, Callable[[], object]]:
+    """Each refusal of the weight-file modules that reads without a framework: case -> the call that raises it."""
+    from harness.checkpoints import load_checkpoint
+    from harness.pretrained import check_finite, fold_bgr, weights_ref
+    from harness.weight_files import read_safetensors, weights_format
+    from harness.weights import initializer
+    from harness.weights_fit import check_strategy_reads_weights, check_torchvision_width, keras_name
+
+    def short() -> Path:
+        path = folder / "short.safetensors"
+        path.write_bytes(b"\x01\x02")
+        return path
+
+    mlp = build_spec("mlp", (8, 8, 1), 10)
+    both = TransferOptions(weights_file="net.pth", pretrained="torchvision:resnet18")
+    return {
+        "non-JSON header, before any framework": lambda: check_complete(_bad_header_file(folder), "safetensors", FIX),
+        "non-JSON header, read": lambda: read_safetensors(_bad_header_file(folder)),
+        "a safetensors file of 2 bytes": lambda: read_safetensors(short()),
+        "--pretrained and --weights": lambda: weights_ref(
+            TrialConfig("fine_tune", "resnet18", "digits", "torch", 0, 1, transfer=both)
+        ),
+        "a missing --weights file": lambda: weights_ref(_trial("resnet18", folder / "none.pth")),
+        "a folder as --weights": lambda: weights_format(folder),
+        "a .keras archive": lambda: weights_format("net.keras"),
+        "NaN in a tensor": lambda: check_finite([("w", np.array([np.nan]))], "net.pth", FIX),
+        "BGR into a network without a convolution": lambda: fold_bgr(mlp, {}),
+        "a missing checkpoint": lambda: load_checkpoint(folder / "none.npz"),
+        "an unknown initializer": lambda: initializer("glorot"),
+        "a strategy that reads no weights": lambda: check_strategy_reads_weights("scratch"),
+        "a width torchvision's architecture lacks": lambda: check_torchvision_width("resnet18", 0.5),
+        "Keras weights for another --model": lambda: keras_name("resnet18"),
+    }
+
+
+@pytest.mark.parametrize("case", list(_refusals(Path("."))))
+def test_every_weight_file_refusal_says_expected_received_and_the_fix(tmp_path, case):
+    """Review 166: refusals ended on what was received ("Received: Expecting property name ... in
+    bad_header.safetensors.") or on a fix not marked as one; each reads Expected ... Received: ... To fix, ..."""
+    with pytest.raises((InputError, FileNotFoundError)) as refused:
+        _refusals(tmp_path)[case]()
+    message = str(refused.value)
+    assert re.fullmatch(r"Expected .+\. Received: .+\. To fix, .+\.", message, re.S), message

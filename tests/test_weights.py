@@ -90,7 +90,7 @@ def test_check_weights_names_missing_and_misshapen_arrays():
     w["logits/kernel"] = w["logits/kernel"][:10]
     with pytest.raises(InputError, match=r"missing=\['conv1/bias'\].*logits/kernel"):
         check_weights(spec, w)
-    with pytest.raises(InputError, match="Valid choices"):
+    with pytest.raises(InputError, match=r"Expected an initializer name, one of \['glorot_normal', "):
         initializer("zeros_please")
 
 

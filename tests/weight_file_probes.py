@@ -222,6 +222,7 @@ def legacy_input_size_error(_backend: str, path: str) -> str:
     from keras.src.legacy.saving import legacy_h5_format
 
     from backends.tensorflow.weight_files import _load_legacy
+    from harness.pretrained import WeightsRef
     from harness.weight_files import BadWeightsError
 
     def net(side: int) -> keras.Model:
@@ -232,7 +233,8 @@ def legacy_input_size_error(_backend: str, path: str) -> str:
     with h5py.File(path, "w") as handle:
         legacy_h5_format.save_weights_to_hdf5_group(handle, net(16))
     try:
-        _load_legacy(net(8), __import__("pathlib").Path(path), lambda: net(8))
+        ref = WeightsRef("file", path)
+        _load_legacy(net(8), __import__("pathlib").Path(path), lambda: net(8), "keras:Net", ref)
     except BadWeightsError as error:
         return str(error)
     return ""

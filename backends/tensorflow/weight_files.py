@@ -57,7 +57,10 @@ def _factory(name: str) -> Any:
     factory = getattr(keras.applications, name, None)
     if not callable(factory):
         names = importer.application_names()
-        raise InputError(f"Expected a keras.applications model name. Received: {name!r}. {closest_names(name, names)}")
+        raise InputError(
+            f"Expected a keras.applications model name. Received: {name!r}. To fix, name one of them. "
+            f"{closest_names(name, names)}"
+        )
     return factory
 
 
@@ -75,7 +78,10 @@ def _asked(name: str) -> dict[str, Any]:
         return asked.kwargs
     finally:
         file_utils.get_file = _GET_FILE
-    raise InputError(f"Expected keras.applications.{name} to download its weights. Received: it asked for none.")
+    raise InputError(
+        f"Expected keras.applications.{name} to download its weights. Received: it asked for none. To fix, pick an "
+        "application that publishes ImageNet weights, or pass a file of your own with --weights."
+    )
 
 
 def resolve(ref: dict[str, str], home: Path) -> dict[str, Any]:
@@ -147,7 +153,7 @@ def _datasets(path: Path) -> dict[str, tuple[int, ...]]:
     except OSError as exc:
         raise BadWeightsError(
             f"Expected a Keras .weights.h5 (HDF5) file in {path.name}. Received: {str(exc)[:200]} (truncated or "
-            "not HDF5). Save it with model.save_weights('name.weights.h5')."
+            "not HDF5). To fix, save it with model.save_weights('name.weights.h5')."
         ) from None
     return found
 
@@ -184,7 +190,8 @@ def load_into_architecture(request: dict[str, Any], path: Path) -> keras.Model:
     model = _build(name, shape, 1000)
     _check_cut(path, model, refetch_hint(WeightsRef(**request["ref"])))
     if not path.name.endswith(".weights.h5"):  # a legacy full .h5 (the applications' downloads): Keras checks it
-        return _load_legacy(model, path, lambda: _build(name, (*shape[:-1], 3), 1000))
+        ref = WeightsRef(**request["ref"])
+        return _load_legacy(model, path, lambda: _build(name, (*shape[:-1], 3), 1000), request["model"], ref)
     received = _datasets(path)
     names = _tensor_names(model)
     head = [key for key, var in names.items() if var.endswith("/kernel")][-1]
@@ -218,19 +225,55 @@ def _check_channels(
         raise channels_error(file_name, takes, shape[-1])
 
 
-def _load_legacy(model: keras.Model, path: Path, rgb: Any) -> keras.Model:
+def _load_legacy(model: keras.Model, path: Path, rgb: Any, given_as: str, ref: WeightsRef) -> keras.Model:
     """A legacy .h5 loaded by Keras itself; when it does not fit, whether it would fit the architecture built for
-    three channels (``rgb``: that model), so that the trial's channels are named rather than a layer."""
+    three channels (``rgb``: that model), so that the trial's channels are named rather than a layer. ``given_as``:
+    the --model the user gave; ``ref``: whose file it is (a zoo's is fetched again)."""
     try:
         model.load_weights(path)
     except Exception as exc:  # Keras names the layer whose weights do not fit
         channels = model.inputs[0].shape[-1]
         if channels != 3 and _loads(rgb(), path):
             raise channels_error(path.name, 3, channels) from None
-        raise BadWeightsError(
-            f"Expected weights that fit {model.name} in {path.name}. Received: {exc}" + _legacy_input_size_hint(exc)
-        ) from None
+        raise _legacy_refusal(model, path, given_as, ref, exc) from None
     return model
+
+
+def _legacy_refusal(model: keras.Model, path: Path, given_as: str, ref: WeightsRef, exc: Exception) -> BadWeightsError:
+    """Keras' refusal of a legacy .h5 in xfbench's words: a legacy file holds the 1000-class head keras.applications
+    saves (its layout has no room to say another), so a file of another class count is told the format that loads
+    with any (.weights.h5); any other misfit, the --model the file was saved from, or a zoo's file fetched again."""
+    classes = _legacy_head_classes(str(exc), model)
+    stem = path.name.removesuffix(".h5")
+    resave = f"model.save_weights('{stem}.weights.h5') (a .weights.h5 loads with any number of classes)"
+    if classes is not None:
+        found = f"a head of {classes} classes (Keras: {exc})"
+        fix = f"load the file into its network in Keras and save it with {resave}"
+    else:
+        found = f"Keras refused it: {exc}"
+        fix = f"pass the --model keras:NAME the file was saved from, or save it from its network in Keras with {resave}"
+    hint = _legacy_input_size_hint(exc)
+    if ref.kind != "file":  # --model is the weight set's own (harness.weights_fit): the input size, or a damaged file
+        fix = "give the --input-size the weights were saved at (their default: 224 for VGG16 and VGG19)"
+        fix, hint = (fix if hint else refetch_hint(ref)), ""
+    return BadWeightsError(
+        f"Expected a legacy Keras .h5 (weights only, with the 1000-class head keras.applications saves) that fits "
+        f"--model {given_as} in {path.name}. Received: {found}. To fix, {fix}.{hint}"
+    )
+
+
+def _legacy_head_classes(message: str, model: keras.Model) -> int | None:
+    """The class count of the file's head where Keras' refusal is of the model's last layer ("Shape mismatch in
+    layer #104 (named predictions) ... Weight expects shape (1280, 1000). Received saved weight with shape
+    (1280, 10)"); None for any other refusal."""
+    named = re.search(r"\(named ([^)]+)\)", message)
+    shapes = re.search(r"expects shape \(([\d, ]+)\)\. Received saved weight with shape \(([\d, ]+)\)", message)
+    if named is None or shapes is None or named.group(1) != model.layers[-1].name:
+        return None
+    expected, received = (tuple(int(n) for n in group.split(",") if n.strip()) for group in shapes.groups())
+    if expected[-1:] != (1000,) or received[:-1] != expected[:-1]:
+        return None
+    return received[-1]
 
 
 def _legacy_input_size_hint(exc: Exception) -> str:

@@ -58,14 +58,15 @@ def _weight_enum(name: str, weight_set: str) -> Any:
     except (ValueError, KeyError):
         names = sorted(torchvision.models.list_models(module=torchvision.models))
         raise InputError(
-            f"Expected a torchvision model with pretrained weights. Received: {name!r}. {closest_names(name, names)}"
+            f"Expected a torchvision model with pretrained weights. Received: {name!r}. To fix, name one "
+            f"that publishes weights. {closest_names(name, names)}"
         ) from None
     if not weight_set or weight_set == "DEFAULT":
         return enum.DEFAULT
     if weight_set not in enum.__members__:
         raise InputError(
-            f"Expected a weight set of torchvision's {name}. Received: {weight_set!r}. "
-            f"Valid choices: {list(enum.__members__)}"
+            f"Expected a weight set of torchvision's {name}. Received: {weight_set!r}. To fix, give one of "
+            f"{list(enum.__members__)}, or none for DEFAULT."
         )
     return enum[weight_set]
 
@@ -85,7 +86,7 @@ def resolve(ref: dict[str, str], home: Path) -> dict[str, Any]:
         raise InputError(
             f"Expected {ref['name']}'s weights to want {wanted[0]} px crops of images resized to {wanted[1]} px, "
             f"ImageNet mean/std (xfbench's table). Received: crop {size} px of {side} px, mean {mean}, std {std}. "
-            "Add the model to harness.pretrained.TORCHVISION_SIZES / TORCHVISION_RESIZE."
+            "To fix, add the model to harness.pretrained.TORCHVISION_SIZES / TORCHVISION_RESIZE."
         )
     filename = Path(urlparse(weights.url).path).name
     return {
@@ -138,7 +139,7 @@ def read_state_dict(path: Path, fmt: str, fix: str = SAVE_STATE_DICT) -> dict[st
         raise BadWeightsError(
             f"Expected a torch state dict (torch.save's zip archive or legacy pickle of tensors, read with "
             f"torch.load(weights_only=True)) in {path.name}. Received: {_unreadable(path, exc)}. "
-            f"{fix[:1].upper()}{fix[1:]}."
+            f"To fix, {fix}."
         ) from None
     if isinstance(loaded, Mapping) and isinstance(loaded.get("state_dict"), Mapping):
         loaded = loaded["state_dict"]  # a training checkpoint that wraps the state dict
@@ -169,8 +170,8 @@ def _state_dict_fix(loaded: Any, fix: str) -> str:
     that entry alone; anything else: the caller's advice."""
     wrapped = [k for k, v in loaded.items() if _is_state_dict(v)] if isinstance(loaded, Mapping) else []
     if wrapped:
-        return f"Save the state dict alone: torch.save(checkpoint[{wrapped[0]!r}], path)."
-    return f"{fix[:1].upper()}{fix[1:]}."
+        return f"To fix, save the state dict alone: torch.save(checkpoint[{wrapped[0]!r}], path)."
+    return f"To fix, {fix}."
 
 
 def _unreadable(path: Path, exc: Exception) -> str:
@@ -231,7 +232,7 @@ def _users_module(model: str, classes: int) -> nn.Module:
         raise InputError(
             f"Expected {model} to return a torch nn.Module, to read a PyTorch weight file (.pth, .pt, .safetensors) "
             f"into. Received: {kind}. Only a factory returning an nn.Module can start from a weight file of your "
-            "own (docs/pretrained.md): give one, or train the model from scratch (--strategy scratch)."
+            "own (docs/pretrained.md). To fix, give one, or train the model from scratch (--strategy scratch)."
         )
     return built
 
