@@ -130,7 +130,7 @@ def saved_baseline_dir(
         wanted = f"saved under {machine_key}" if machine_key else "saved on this machine"
         raise InputError(
             f"Expected one baseline {name!r} {wanted}. Received: {len(candidates)} that could be meant ({keys}). "
-            f"Pass the one you mean by its path, e.g. {candidates[0]}."
+            f"To fix, give the one you mean by its path, e.g. {candidates[0]}."
         )
     return next(iter(candidates), None)
 
@@ -163,7 +163,7 @@ def resolve(reference: str, results_dir: Path, machine_key: str | None = None, c
     if run is not None and baseline is not None and run.resolve() != baseline.resolve():
         raise InputError(
             f"Expected {reference!r} to name one run. Received: the run {run} and the baseline {baseline} both go by "
-            "it. Pass the one you mean by its path, or save the baseline again under another name."
+            "it. To fix, give the one you mean by its path, or save the baseline again under another name."
         )
     found = run or baseline
     if found is not None:
@@ -199,7 +199,10 @@ def environment_warnings(base: Environment, new: Environment, sides: tuple[str, 
             "time verdicts of cases timed on other machines n/a unless given --times-across-machines)"
         )
     if base.threads != new.threads:
-        warnings.append(f"different thread counts: {was} {base.threads}, {now} {new.threads}")
+        warnings.append(
+            f"different thread counts: {was} {base.threads}, {now} {new.threads} (compare leaves the time verdicts of "
+            "cases run with other thread counts n/a unless given --times-across-machines)"
+        )
     for backend in sorted(set(base.framework_versions) & set(new.framework_versions)):
         if base.framework_versions[backend] != new.framework_versions[backend]:
             warnings.append(
@@ -333,13 +336,14 @@ def _check_finished(run_dir: Path, name: str) -> None:
         command = recorded_resume_command(info, run_dir)
         # a running run may be the one still going (a resume would run its trials twice) or one whose driver died
         finish = (
-            f"Wait for it to end (or, if its driver was killed, finish it with `{command}`)"
+            f"wait for it to end (or, if its driver was killed, finish it with `{command}`)"
             if status == "running"
-            else f"Finish it with `{command}`"
+            else f"finish it with `{command}`"
         )
         raise InputError(
             f"Expected a finished run to save as baseline {name!r}. Received: {run_dir}, {status} (run.json): it holds "
-            f"only the trials it got to. {finish}, or pass a finished run: `xfbench baseline save {name} --run RUN_ID`."
+            f"only the trials it got to. To fix, {finish}, or pass a finished run: `xfbench baseline save {name} "
+            "--run RUN_ID`."
         )
 
 
@@ -347,12 +351,12 @@ def save_baseline(run_dir: Path, name: str, results_dir: Path) -> SaveOutcome:
     if not re.fullmatch(BASELINE_NAME, name):
         raise InputError(
             f"Expected a baseline name of letters, digits, '.', '_' or '-', starting with a letter or digit. "
-            f"Received: {name!r}. Pick such a name, e.g. main-2026-12-03."
+            f"Received: {name!r}. To fix, pick such a name, e.g. main-2026-12-03."
         )
     if is_run_dir(results_dir / name):
         raise InputError(
             f"Expected a baseline name that no run in {results_dir} goes by: compare, report and export look both up "
-            f"by name. Received: {name!r}, the run {results_dir / name}. Pick another name."
+            f"by name. Received: {name!r}, the run {results_dir / name}. To fix, pick another name."
         )
     _check_finished(run_dir, name)
     frame = read_run_rows(run_dir)
@@ -360,7 +364,7 @@ def save_baseline(run_dir: Path, name: str, results_dir: Path) -> SaveOutcome:
         statuses = ", ".join(sorted({str(s) for s in frame["status"].dropna()})) or "no status recorded"
         raise InputError(
             f"Expected a run with at least one trial that ended ok to save as a baseline. Received: {run_dir}, with "
-            f"no ok trial ({statuses}). Pick a run that finished (`xfbench history` lists them) and pass it: "
+            f"no ok trial ({statuses}). To fix, pick a run that finished (`xfbench history` lists them) and pass it: "
             f"`xfbench baseline save {name} --run RUN_ID`."
         )
     env = Environment.of(frame)
@@ -368,7 +372,7 @@ def save_baseline(run_dir: Path, name: str, results_dir: Path) -> SaveOutcome:
     if target.resolve() == run_dir.resolve():
         raise InputError(
             f"Expected a run to save as baseline {name!r}. Received: --run {run_dir}, which is that baseline itself. "
-            "Pass the run to save with --run, or another name."
+            "To fix, give the run to save with --run, or another name."
         )
     replaced = target.exists()
     previous = ""
@@ -407,14 +411,14 @@ def list_baselines(results_dir: Path) -> list[SavedBaseline]:
     if not results_dir.is_dir():
         raise InputError(
             f"Expected --results-dir to be a directory that runs and baselines were saved into. Received: "
-            f"{results_dir}, which {'is not a directory' if results_dir.exists() else 'does not exist'}. Give the "
-            "--results-dir `xfbench baseline save` used."
+            f"{results_dir}, which {'is not a directory' if results_dir.exists() else 'does not exist'}. To fix, give "
+            "the --results-dir `xfbench baseline save` used."
         )
     return [_saved_baseline(meta) for meta in sorted((results_dir / BASELINES).glob(f"*/*/{BASELINE_FILE}"))]
 
 
 def _saved_baseline(meta: Path) -> SavedBaseline:
-    fix = "Save the baseline again (`xfbench baseline save`) or delete its folder."
+    fix = "To fix, save the baseline again (`xfbench baseline save`) or delete its folder."
     saved = read_json_object(meta, fix)
     texts = {key: saved.get(key, "?") for key in ("name", "machine_key", "saved")}
     versions = saved.get("framework_versions") or {}
@@ -481,31 +485,40 @@ def started_cell(run_dir: Path) -> str:
     return f"{started} ({source})" if source else started
 
 
+def _history_runs(results_dir: Path, metric: str) -> list[Path]:
+    """The run folders of ``results_dir`` (oldest first) for :func:`history`, once ``metric`` and the folder are
+    checked."""
+    if metric not in HISTORY_METRICS:
+        raise InputError(
+            f"Expected --metric to be one of {list(HISTORY_METRICS)}. Received: {metric!r}. To fix, give one of those."
+        )
+    if not results_dir.is_dir():
+        raise InputError(
+            f"Expected --results-dir to be a directory that runs wrote into. Received: {results_dir}, which "
+            f"{'is not a directory' if results_dir.exists() else 'does not exist'}. To fix, give the --results-dir "
+            "the runs used."
+        )
+    if is_run_dir(results_dir):
+        raise InputError(
+            f"Expected --results-dir to be the folder that holds the runs. Received: {results_dir}, a run itself. "
+            f"To fix, give its folder: --results-dir {results_dir.parent}."
+        )
+    directories = run_directories(results_dir)
+    if not directories:
+        raise InputError(
+            f"Expected runs in --results-dir {results_dir}. Received: none there. To fix, give the --results-dir "
+            "the runs used, or run one first (`xfbench run`)."
+        )
+    return directories
+
+
 def history(results_dir: Path, metric: str, case_filter: str | None = None, last: int = 10) -> History:
     """Run list (newest last), a table: one row per (case, backend), one column per run, the metric's value, and
     the cases whose settings changed between two runs that ran them.
 
     ``epoch_time_s`` / ``samples_per_s`` are steady-state medians; ``test_acc`` is the mean over seeds.
     """
-    if metric not in HISTORY_METRICS:
-        raise InputError(f"Expected --metric to be one of {list(HISTORY_METRICS)}. Received: {metric!r}.")
-    if not results_dir.is_dir():
-        raise InputError(
-            f"Expected --results-dir to be a directory that runs wrote into. Received: {results_dir}, which "
-            f"{'is not a directory' if results_dir.exists() else 'does not exist'}. Give the --results-dir the runs "
-            "used."
-        )
-    if is_run_dir(results_dir):
-        raise InputError(
-            f"Expected --results-dir to be the folder that holds the runs. Received: {results_dir}, a run itself. "
-            f"Give its folder: --results-dir {results_dir.parent}."
-        )
-    directories = run_directories(results_dir)
-    if not directories:
-        raise InputError(
-            f"Expected runs in --results-dir {results_dir}. Received: none there. Give the --results-dir the runs "
-            "used, or run one first (`xfbench run`)."
-        )
+    directories = _history_runs(results_dir, metric)
     runs: list[HistoryRun] = []
     columns, cases, labelled = {}, set(), {}
     unreadable: list[tuple[str, str]] = []
@@ -532,8 +545,8 @@ def history(results_dir: Path, metric: str, case_filter: str | None = None, last
         shown = sorted(cases)
         raise InputError(
             f"Expected --case to be part of a case name in the runs shown. Received: {case_filter!r}, which is part "
-            f"of none of their {len(shown)} cases: {', '.join(shown[:8])}{', ...' if len(shown) > 8 else ''}. Give "
-            "part of one of them, or widen --last."
+            f"of none of their {len(shown)} cases: {', '.join(shown[:8])}{', ...' if len(shown) > 8 else ''}. "
+            "To fix, give part of one of them, or widen --last."
         )
     table = pd.DataFrame(columns)
     if not table.empty:

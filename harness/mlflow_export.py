@@ -4,7 +4,8 @@ One parent MLflow run per xfbench run (its provenance as tags, summary.md and re
 nested MLflow run per trial, tagged with what identifies it (a spec-file model by its file name, as the tables
 name it): its config flattened into parameters (``optimizer.lr``, ...), its per-epoch metrics
 with step = the epoch's position in the trial (phases follow each other, so a second phase does not overwrite
-the first's epochs), and its final test accuracy. MLflow is an optional extra (``pip install 'xfbench[mlflow]'``).
+the first's epochs; each step's ``epoch`` and ``phase_index`` into the tag ``xfbench.phases`` say which it was),
+and its final test accuracy. MLflow is an optional extra (``pip install 'xfbench[mlflow]'``).
 """
 
 from __future__ import annotations
@@ -52,15 +53,26 @@ EPOCH_METRICS = (
     "samples_per_s",
     "eval_time_s",
     "gpu_peak_mib",
+    "other_cpus",
     "warmup",
+    "epoch",
 )
+# the step's phase as its position in the tag xfbench.phases (0: the first): a transfer trial's frozen and unfrozen
+# epochs are steps 1..2N, and nothing else said which step was which
+PHASE_INDEX = "phase_index"
 FINAL_METRICS = ("test_acc", "mc_test_acc", "mc_mean_prob", "mc_pred_std")
+# the test accuracy of the backbone xfbench trained for the trial, on its source task: its pretrain trial measured it,
+# whatever this trial's end (suites put a bar on it, SuiteCase.min_backbone_acc)
+BACKBONE_METRICS = ("backbone_test_acc",)
 TRIAL_TAGS = ("trial_id", "stage", "suite", "strategy", "model", "variant", "dataset", "backend", "framework_version")
 # Where and on what a trial ran, and what its network costs: MLflow's runs are filtered and grouped by them (a
 # machine's runs apart from another's, a model's size) as the results' own columns are; tagged where recorded
 RECORD_TAGS = (
     "host", "node", "cpu", "gpu", "device", "threads", "python_version", "params", "forward_macs", "weights", "inexact"
 )  # fmt: skip
+# What a phase trains and what its step costs (step_macs reads samples/s as GFLOP/s): one value, or where the trial's
+# phases differ, each phase's ("frozen 1,000; unfrozen 5,000" as "frozen: 1000, unfrozen: 5000")
+PHASE_TAGS = ("trainable_params", "frozen_params", "step_macs")
 PARAM_LIMIT = 6000  # MLflow's longest parameter value
 ERROR_TAG_LIMIT = 5000  # of a trial's error text, as a tag (MLflow's tag values hold 8000 characters)
 EXPERIMENT_NAME_LIMIT = 500  # MLflow's longest experiment name, where its constant cannot be read
@@ -195,11 +207,13 @@ def _milliseconds(timestamp: Any) -> int:
 
 def _metrics(trial: pd.DataFrame) -> list[Any]:
     """Each epoch's metrics at step = its position in the trial, stamped with the time its row was written (so
-    MLflow's wall-time axis shows when the epochs ran). Finite values only, but for a diverged epoch's loss, logged
-    as it is (MLflow's SQL stores keep NaN, and store infinity as the largest double): it shows the divergence."""
+    MLflow's wall-time axis shows when the epochs ran), with its phase's index (:func:`_phases`). Finite values only,
+    but for a diverged epoch's loss, logged as it is (MLflow's SQL stores keep NaN, and store infinity as the
+    largest double): it shows the divergence."""
     from mlflow.entities import Metric
 
     metrics = []
+    phases = _phases(trial)
     for step, (_, row) in enumerate(trial.iterrows(), start=1):
         stamp = _milliseconds(row.get("timestamp"))
         diverged = row.get("status") == "diverged"
@@ -210,14 +224,55 @@ def _metrics(trial: pd.DataFrame) -> list[Any]:
             number = float(value) if not pd.isna(value) else math.nan
             if math.isfinite(number) or (diverged and name in ("train_loss", "val_loss")):
                 metrics.append(Metric(name, number, stamp, step))
-    final = trial.iloc[-1]
+        phase = recorded_text(row.get("phase"))
+        if phase and not pd.isna(row.get("epoch")):  # a skipped trial's row trained no epoch
+            metrics.append(Metric(PHASE_INDEX, float(phases.index(phase)), stamp, step))
+    return metrics + _final_metrics(trial)
+
+
+def _final_metrics(trial: pd.DataFrame) -> list[Any]:
+    """The trial's test accuracy (and MC-dropout figures) where it ended ok, and its backbone's test accuracy where
+    recorded, at the trial's last step."""
+    from mlflow.entities import Metric
+
+    final, metrics = trial.iloc[-1], []
+    stamp = _milliseconds(final.get("timestamp"))
     # a diverged trial's test accuracy was measured on a NaN model: the tables say "n/a", MLflow showed a figure
     # a search sample's, recorded before samples stopped scoring the test split, is left out: picked by validation
     scored = final.get("status") == "ok" and final.get("stage") != "search"
     for name in FINAL_METRICS if scored else ():
         if name in final and not pd.isna(final[name]):
-            metrics.append(Metric(name, float(final[name]), _milliseconds(final.get("timestamp")), len(trial)))
+            metrics.append(Metric(name, float(final[name]), stamp, len(trial)))
+    for name in (n for n in BACKBONE_METRICS if n in trial):
+        recorded = pd.to_numeric(trial[name], errors="coerce").dropna()
+        if len(recorded):
+            metrics.append(Metric(name, float(recorded.iloc[-1]), stamp, len(trial)))
     return metrics
+
+
+def _phases(trial: pd.DataFrame) -> list[str]:
+    """The trial's phases in the order it trained them ('' left out): the tag xfbench.phases, which each step's
+    phase_index points into."""
+    return [p for p in dict.fromkeys(map(recorded_text, trial["phase"] if "phase" in trial else ())) if p]
+
+
+def _phase_tags(trial: pd.DataFrame) -> dict[str, str]:
+    """``xfbench.phases`` and each of :data:`PHASE_TAGS` the rows recorded: its one value, or each phase's where they
+    differ (a transfer trial's frozen phase trains fewer parameters, at a cheaper step)."""
+    phases = _phases(trial)
+    tags = {"xfbench.phases": ",".join(phases)} if phases else {}
+    names = trial["phase"].map(recorded_text) if "phase" in trial else pd.Series("", index=trial.index)
+    for key in (k for k in PHASE_TAGS if k in trial):
+        per_phase = {
+            phase: values[-1]
+            for phase in dict.fromkeys(names)
+            if (values := [v for v in map(recorded_text, trial.loc[names == phase, key]) if v])
+        }
+        if len(set(per_phase.values())) == 1:
+            tags[f"xfbench.{key}"] = next(iter(per_phase.values()))
+        elif per_phase:
+            tags[f"xfbench.{key}"] = ", ".join(f"{phase}: {value}" for phase, value in per_phase.items())
+    return tags
 
 
 def _span(rows: pd.DataFrame) -> tuple[int | None, int | None]:
@@ -277,6 +332,7 @@ def _log_trial(client: Any, experiment_id: str, trial_id: str, trial: pd.DataFra
         values = [v for v in map(recorded_text, trial[key]) if v]  # '' where none was recorded: no tag
         if values:
             tags[f"xfbench.{key}"] = values[-1]
+    tags |= _phase_tags(trial)
     if "xfbench.model" in tags:  # a spec file by its name, as tables name it (the path is a parameter)
         tags["xfbench.model"] = model_label(tags["xfbench.model"])
     status = str(trial.iloc[-1]["status"])

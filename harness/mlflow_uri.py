@@ -17,7 +17,9 @@ from harness.user_files import unwritable_reason
 
 # How long a tracking server may take to answer its health check
 ANSWER_TIMEOUT_S = 5.0
-SQLITE_FIX = "Give a database file in a folder you can write, e.g. sqlite:///mlflow.db (sqlite:////abs/path.db)."
+SQLITE_FIX = (
+    "To fix, give a database file in a folder you can write, e.g. sqlite:///mlflow.db (sqlite:////abs/path.db)."
+)
 
 
 def normalised_uri(uri: str) -> str:
@@ -62,9 +64,9 @@ def _check_splittable(uri: str) -> None:
     except ValueError:  # urllib's text quotes what it took for the port: a password's start, where one held a /
         raise InputError(
             f"Expected --mlflow as a URI (http://HOST:PORT, sqlite:///FILE.db, postgresql://USER@HOST/DB, a "
-            f"folder). Received: {_masked_by_hand(uri)!r}, which urllib cannot read as one. Correct it: a password "
-            "holding / # ? @ or : goes percent-encoded (urllib.parse.quote(password, safe='')), an IPv6 host in "
-            "brackets before the port (http://[::1]:5000), and a port is a number."
+            f"folder). Received: {_masked_by_hand(uri)!r}, which urllib cannot read as one. To fix, correct it: a "
+            "password holding / # ? @ or : goes percent-encoded (urllib.parse.quote(password, safe='')), an IPv6 host "
+            "in brackets before the port (http://[::1]:5000), and a port is a number."
         ) from None
 
 
@@ -101,14 +103,14 @@ def _check_database_server(uri: str) -> None:
     except ValueError:
         raise InputError(
             f"Expected --mlflow {parts.scheme}://USER:PASSWORD@HOST[:PORT]/DATABASE with a port 1..65535. Received: "
-            f"{_without_password(parts)}. Give the database server's port (default {default})."
+            f"{_without_password(parts)}. To fix, give the database server's port (default {default})."
         ) from None
     refused = connection_problem(parts.hostname, port)
     if refused:
         raise InputError(
             f"Expected a database server taking connections at {parts.hostname}:{port} for --mlflow "
-            f"{_without_password(parts)}. Received: no connection ({refused}). Start it, or give its address, or a "
-            "file store such as sqlite:///mlflow.db."
+            f"{_without_password(parts)}. Received: no connection ({refused}). To fix, start it, or give its "
+            "address, or a file store such as sqlite:///mlflow.db."
         )
 
 
@@ -182,7 +184,7 @@ def _check_server(uri: str) -> None:
     example = f"e.g. {parts.scheme}://localhost:5000 for `mlflow server` on this machine"
     if not parts.hostname:
         raise InputError(
-            f"Expected --mlflow {parts.scheme}://HOST[:PORT]. Received: {uri!r}, no host. Give one, {example}."
+            f"Expected --mlflow {parts.scheme}://HOST[:PORT]. Received: {uri!r}, no host. To fix, give one, {example}."
         )
     if parts.scheme in urllib.request.getproxies() and not urllib.request.proxy_bypass(parts.hostname):
         return  # MLflow's requests go through the proxy, which may reach what this machine cannot
@@ -190,15 +192,15 @@ def _check_server(uri: str) -> None:
         port = parts.port or (443 if parts.scheme == "https" else 80)
     except ValueError:  # a port that is not a number, or out of range
         raise InputError(
-            f"Expected --mlflow {parts.scheme}://HOST[:PORT] with a port 1..65535. Received: {uri!r}. Give one, "
-            f"{example}."
+            f"Expected --mlflow {parts.scheme}://HOST[:PORT] with a port 1..65535. Received: {uri!r}. To fix, give "
+            f"one, {example}."
         ) from None
     refused = connection_problem(parts.hostname, port)
     why = f"no connection ({refused})" if refused else _answer_problem(uri)
     if why:
         raise InputError(
-            f"Expected an MLflow tracking server answering at --mlflow {uri}. Received: {why}. Start it (`mlflow "
-            "server`), or give its address, or a file store such as sqlite:///mlflow.db."
+            f"Expected an MLflow tracking server answering at --mlflow {uri}. Received: {why}. To fix, start it "
+            "(`mlflow server`), or give its address, or a file store such as sqlite:///mlflow.db."
         )
 
 
@@ -229,7 +231,7 @@ def _check_sqlite_store(uri: str) -> None:
     if not part.strip("/") or part[3:].startswith(":memory:"):
         raise InputError(
             f"Expected --mlflow sqlite:///FILE, a database file that outlives the export. Received: {uri!r}, an "
-            "in-memory database gone when xfbench exits. Give e.g. sqlite:///mlflow.db."
+            "in-memory database gone when xfbench exits. To fix, give e.g. sqlite:///mlflow.db."
         )
     path = sqlite_file(uri)
     if path is None:
@@ -261,7 +263,7 @@ def tracking_client(uri: str) -> Any:
     except ImportError:
         raise InputError(
             "Expected MLflow for `xfbench export --mlflow`. Received: it is not installed. "
-            "Run: pip install 'xfbench[mlflow]'."
+            "To fix, run: pip install 'xfbench[mlflow]'."
         ) from None
     unusable: tuple[type[Exception], ...] = (*store_errors(), ImportError)  # a database store's driver (psycopg)
     try:

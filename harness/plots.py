@@ -85,7 +85,7 @@ def _pyplot() -> Any:
         # warning (runner.write_report), its results already written
         raise InputError(
             f"Expected matplotlib for the report's plots. Received: it cannot be imported ({exc}). "
-            "Install it: pip install 'xfbench[report]' (or pip install matplotlib)."
+            "To fix, install it: pip install 'xfbench[report]' (or pip install matplotlib)."
         ) from None
     return plt
 
@@ -116,14 +116,27 @@ def _line_style(backend: str, backends: Sequence[str]) -> dict[str, Any]:
     }
 
 
+# A log axis labels its minor ticks at 2 and 5 times each decade while it spans this many decades or fewer (beyond,
+# they crowd): data from 0.15 to 3.3 s had the one label "1" between its unlabelled ticks.
+LABELLED_MINOR_DECADES = 3.0
+
+
 def _plain_log_ticks(axis: Any) -> None:
-    """Label a log axis's decades as plain numbers (0.01, 1, 1e-05). matplotlib's log labels are mathtext, which
-    text.parse_math (off, see _pyplot) showed raw as `$\\mathdefault{10^{-2}}$`; the minor ticks go unlabelled, as
-    their labels ran into one unreadable string."""
-    from matplotlib.ticker import FuncFormatter, NullFormatter
+    """Label a log axis's decades as plain numbers (0.01, 1, 1e-05), and its minor ticks at 2 and 5 (0.2, 0.5) where
+    it spans few decades (:data:`LABELLED_MINOR_DECADES`). matplotlib's log labels are mathtext, which
+    text.parse_math (off, see _pyplot) showed raw as `$\\mathdefault{10^{-2}}$`; every minor tick labelled ran into
+    one unreadable string."""
+    from matplotlib.ticker import FuncFormatter
+
+    def minor(value: float, _: int) -> str:
+        low, high = sorted(axis.get_view_interval())
+        if value <= 0 or low <= 0 or math.log10(high / low) > LABELLED_MINOR_DECADES:
+            return ""
+        mantissa = value / 10 ** math.floor(math.log10(value) + 1e-9)
+        return f"{value:g}" if any(math.isclose(mantissa, m, rel_tol=1e-6) for m in (2.0, 5.0)) else ""
 
     axis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
-    axis.set_minor_formatter(NullFormatter())
+    axis.set_minor_formatter(FuncFormatter(minor))
 
 
 def _case(keys: tuple, named: bool) -> str:
@@ -151,6 +164,10 @@ def _none_ended_ok(case: pd.DataFrame) -> dict[str, int]:
     ended_ok = set(trained_rows(case)["backend"].dropna().astype(str))
     counts = case.groupby("backend")["trial_id"].nunique()
     return {str(b): int(n) for b, n in counts.items() if str(b) not in ended_ok}
+
+
+# characters of a learning-curve figure's title a line (9 in wide, matplotlib's default title font)
+SUPTITLE_WIDTH = 90
 
 
 def learning_curves(frame: pd.DataFrame) -> Iterator[Plot]:
@@ -186,7 +203,9 @@ def learning_curves(frame: pd.DataFrame) -> Iterator[Plot]:
         if handles:
             axes[0].legend(handles=handles)
         name = _case(keys, named)
-        fig.suptitle(f"{name}: mean over the trials that ended ok, band ±1 std")
+        # wrapped, as accuracy_vs_time's panel titles: a suite:case name ran past both edges of the figure
+        title = f"{name}: mean over the trials that ended ok, band ±1 std"
+        fig.suptitle("\n".join(textwrap.wrap(title, SUPTITLE_WIDTH, break_on_hyphens=False)))
         fig.tight_layout()
         # the file's name: no ':' (suite:case, torchvision:...), which CI artefact uploads and Windows refuse
         yield Plot(safe_name(f"curves-{name}"), f"Learning curves: {name}", fig)

@@ -26,7 +26,7 @@ import pandas as pd
 
 from harness.backend import BACKENDS, REFERENCE_BACKEND
 from harness.baselines import BASELINE_FILE
-from harness.compare import CaseComparison, Thresholds, compare_frames, compared_cases
+from harness.compare import CaseComparison, Thresholds, compare_frames, compared_cases, percent
 from harness.errors import InputError
 from harness.plan import UNFINISHED_STATUSES
 from harness.provenance import short_commit
@@ -109,7 +109,7 @@ def run_dirs(paths: list[Path]) -> list[Path]:
         if not runs:
             raise InputError(
                 f"Expected a run directory (results.parquet or parts/) or a directory of runs. Received: {path}. "
-                "Pass results/<run_id> or the results directory."
+                "To fix, give results/<run_id> or the results directory."
             )
         found += [r.resolve() for r in runs if r.resolve() not in found]
     started = {r: run_started(r) for r in found}  # as history orders them: a run without run.json is not the oldest
@@ -161,7 +161,7 @@ def _recorded_reference(run: LoadedRunDir) -> str:
     if recorded not in BACKENDS:
         raise InputError(
             f"Expected run.json's reference to be one of {list(BACKENDS)}. Received: {recorded!r} in "
-            f"{run.path / 'run.json'}. Pass --reference, or correct the file."
+            f"{run.path / 'run.json'}. To fix, give --reference, or correct the file."
         )
     return str(recorded)
 
@@ -202,7 +202,7 @@ def _check_history_options(given: Sequence[str], runs: list[LoadedRunDir], loade
         raise InputError(
             f"Expected {', '.join(h.split()[0] for h in given)} with several runs or a folder of runs: they pick the "
             f"history's metric and what it marks as a regression. Received: {', '.join(given)} for the one run "
-            f"{runs[0].path}{alone}, which has no history. Drop them, or add runs."
+            f"{runs[0].path}{alone}, which has no history. To fix, drop them, or add runs."
         )
 
 
@@ -481,14 +481,15 @@ def _history_section(
     )
     ratio_table = TableData(
         "ratios",
-        f"Against the last run that ran the case: epoch time (ratio new/previous of steady medians [95 % CI]) and "
+        "Against the last run that ran the case: epoch time (ratio new/previous of steady medians "
+        f"[{percent(thresholds.time_confidence)} CI]) and "
         f"test accuracy (mean over seeds, Δ pp [95 % CI]) ({SIGNIFICANT_MARK}: the change is real, as xfbench "
         "compare decides)",
         (
             "run",
             "case",
             "backend",
-            "ratio [95 % CI]",
+            f"ratio [{percent(thresholds.time_confidence)} CI]",
             "p (MWU)",
             "time",
             "test acc previous → new",
@@ -538,7 +539,7 @@ def build_report(
     if reference is not None and reference not in ran:
         raise InputError(
             f"Expected --reference to be a backend of the run {newest.run_id}. Received: {reference!r}; it ran "
-            f"{ran}. Pass one of those, or leave --reference out (the run's own: "
+            f"{ran}. To fix, give one of those, or leave --reference out (the run's own: "
             f"{newest.info.get('reference', REFERENCE_BACKEND)})."
         )
     with plots.house_style():  # matplotlib's defaults and xfbench's settings; the process's own left alone

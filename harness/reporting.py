@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from harness.backend import BACKENDS
-from harness.compare import CASE_COLUMNS, TRIALS_ALPHA, CaseComparison, Thresholds
+from harness.compare import CASE_COLUMNS, CaseComparison, Thresholds, percent
 from harness.config import TUNED, model_label
 from harness.plan import UNFINISHED_STATUSES, DriverProcess, RunPlan, resume_command
 from harness.search import tpe_startup_samples
@@ -57,7 +57,7 @@ REGRESSION_HEADER = [
     "case",
     "backend",
     "epoch s base → new",
-    "ratio new/base [95 % CI]",
+    "ratio new/base [95 % CI]",  # at the default --alpha: regression_header
     "p (MWU)",
     "time",
     "test acc base → new",
@@ -65,6 +65,13 @@ REGRESSION_HEADER = [
     "accuracy",
     "note",
 ]
+
+
+def regression_header(t: Thresholds) -> list[str]:
+    """The comparison table's columns (markdown), the time ratio's interval at the thresholds' confidence."""
+    return [*REGRESSION_HEADER[:3], f"ratio new/base [{percent(t.time_confidence)} CI]", *REGRESSION_HEADER[4:]]
+
+
 # the same columns in the terminal, where the title carries the units
 REGRESSION_SHORT_HEADER = ("case", "backend", "epoch s", "ratio", "p", "time", "test acc", "Δ pp", "accuracy", "note")
 HISTORY_RUNS_HEADER = ["run_id", "started", "git_commit", "status", "trials"]
@@ -138,8 +145,9 @@ STATS_NOTE = (
     "ratio ({reference} / backend, medians, 95 % hierarchical bootstrap interval: trials, then their epochs). `*` "
     "marks an interval that leaves out 0 pp or a ratio of 1: a difference the seeds' noise does not explain; a "
     "time ratio is marked only if Welch's test on the trials' log medians agrees (p < 0.05), never with one trial "
-    "a side, nor are seeds whose accuracies all differ alike (no spread, no "
-    "interval). The note says where one backend's steady epochs shared the "
+    "a side. An accuracy difference's standard deviation is at least one test image (at most 1 pp where the "
+    "accuracies do not tell the test set's size): seeds that all differ alike get an interval of that spread. The "
+    "note says where one backend's steady epochs shared the "
     "cores with another trial more than the other's did (trials side by side, `--max-concurrent`): the ratio then "
     "holds that contention as well as the frameworks' speed; `--max-concurrent 1` times each trial alone. For a "
     "tune it also names the options in which the backends' picks differ: the ratio then compares different "
@@ -169,6 +177,13 @@ def fmt_seconds(value: Any, spec: str) -> str:
     warm-up of 0.0041 s read 0.00 beside TensorFlow's 0.10, as if it had none."""
     shown = fmt(value, spec)
     return format(value, ".2g") if shown != "n/a" and value > 0 and float(shown) == 0 else shown
+
+
+def fmt_rate(value: Any) -> str:
+    """Samples/s as a whole number with thousands separators, or to three significant digits below 10: a full-size
+    VGG-16 on a CPU trains about 0.2 samples/s, which read 0 beside a GFLOP/s that was not."""
+    shown = fmt(value, ",.0f")
+    return format(value, ".3g") if shown != "n/a" and abs(value) < 10 else shown
 
 
 def unfinished_notice(
@@ -260,7 +275,13 @@ def _ratio_cell(ratio: float, warmup_only: bool) -> str:
 def _timed_cell(row: pd.Series, column: str, spec: str) -> str:
     """A figure timed by the case's epochs, marked where only warm-up epochs timed it."""
     value = row[column]
-    shown = fmt_seconds(value, spec) if column.startswith("epoch_time") else fmt(value, spec)
+    shown = (
+        fmt_seconds(value, spec)
+        if column.startswith("epoch_time")
+        else fmt_rate(value)
+        if column.startswith("samples_per_s")
+        else fmt(value, spec)
+    )
     return shown + _warmup_mark(row["timing_basis"] == WARMUP_ONLY and value == value)
 
 
@@ -474,7 +495,7 @@ def phase_rows(phases: pd.DataFrame) -> tuple[tuple[str, ...], ...]:
             str(r["phase"]),
             str(r["epochs"]) + _warmup_mark(bool(r.get("warmup_only", False))),
             fmt_seconds(r["epoch_time_s_median"], ".3f"),
-            fmt(r["samples_per_s_median"], ",.0f"),
+            fmt_rate(r["samples_per_s_median"]),
             fmt(r.get("train_gflops", math.nan), ",.2f"),
         )
         for _, r in phases.iterrows()
@@ -606,7 +627,10 @@ def _undecided_clause(rows: Sequence[CaseComparison]) -> str:
     if times:
         clause += f"; epoch time beyond the band but not decided (see the note) in {', '.join(times)}"
     if elsewhere:
-        clause += f"; epoch time of other machines, not decided (--times-across-machines) in {', '.join(elsewhere)}"
+        clause += (
+            "; epoch time of other machines or thread counts, not decided (--times-across-machines) in "
+            + ", ".join(elsewhere)
+        )
     if accuracies:
         clause += "; accuracy beyond the band but not decided (see the note) in " + ", ".join(accuracies)
     return clause
@@ -621,7 +645,7 @@ def comparison_markdown(
     lines += [f"> **WARNING:** {markdown_prose(w)}" for w in warnings]
     if warnings:
         lines.append("")
-    lines.append(markdown_table(REGRESSION_HEADER, [regression_cells(r) for r in rows]))
+    lines.append(markdown_table(regression_header(t), [regression_cells(r) for r in rows]))
     regressed = [f"{r.case} [{r.backend}]" for r in regressions(rows)]
     verdict = (
         f"**{len(regressed)} regression(s)**"
@@ -642,15 +666,17 @@ def nothing_compared(base_label: str, new_label: str) -> str:
 def comparison_rules(t: Thresholds) -> str:
     """How ``xfbench compare`` decides, in one paragraph (markdown, and the report's history)."""
     machines = (
-        "runs on other machines (CPU model or GPU) are compared too (--times-across-machines)."
+        "runs on other machines (CPU model or GPU) or thread counts are compared too (--times-across-machines)."
         if t.times_across_machines
-        else "so is any time between runs on other machines (CPU model or GPU; --times-across-machines decides them)."
+        else "so is any time between runs on other machines (CPU model or GPU) or thread counts "
+        "(--times-across-machines decides them)."
     )
     return (
-        "Epoch time: ratio of the steady-epoch medians new/base with a 95 % hierarchical bootstrap interval (each "
-        "run's trials resampled, then their epochs). A regression when the whole interval lies above "
-        f"{t.time_ratio:g}, a one-sided Mann-Whitney U test over the epochs agrees (p < {t.alpha:g}) and, with two "
-        f"trials or more a side, Welch's test on the trials' log median epoch times agrees (p < {TRIALS_ALPHA:g}); "
+        f"Epoch time: ratio of the steady-epoch medians new/base with a {percent(t.time_confidence)} hierarchical "
+        "bootstrap interval (each run's trials resampled, then their epochs). A regression when the whole interval "
+        f"lies above {t.time_ratio:g}, a one-sided Mann-Whitney U test over the epochs agrees (p < {t.alpha:g}) and, "
+        "with two trials or more a side, Welch's test on the trials' log median epoch times agrees (p < "
+        f"{t.trials_alpha:g}; the interval's level and this one follow --alpha); "
         f"an improvement when it lies below 1/{t.time_ratio:g}, alike; either is marked `{SIGNIFICANT_MARK}`. A "
         f"ratio beyond the band that these do not decide is n/a, its note saying why; {machines} The band "
         "around 1 allows for the drift between two runs, which no interval from two runs can see "
@@ -658,8 +684,9 @@ def comparison_rules(t: Thresholds) -> str:
         "difference below zero (the t interval of the per-seed differences over the seeds ok in both runs; "
         "Welch's t interval of the two runs' seeds, two or more a side, where none is common; where those in common "
         "differ alike and the runs have others, unchanged only if both views are within the threshold, else "
-        "undecided); one seed, or "
-        "differences all alike, give no interval and decide nothing. Trials: a regression when a larger share of "
+        "undecided); each standard deviation is at least one test image (at most 1 pp where the accuracies do not "
+        "tell the test set's size), so differences all alike get an interval; one seed gives none and decides "
+        "nothing. Trials: a regression when a larger share of "
         "new's trials failed, diverged or was skipped than of base's."
     )
 
@@ -850,7 +877,7 @@ def _counts_as_ints(frame: pd.DataFrame) -> pd.DataFrame:
 def comparison_table(rows: Sequence[CaseComparison], base_label: str, new_label: str, t: Thresholds) -> TableData:
     """``xfbench compare`` as a table with short headers (the units and the rule in the title)."""
     title = (
-        f"{base_label} → {new_label}: epoch s medians base → new; ratio new/base [95 % CI] "
+        f"{base_label} → {new_label}: epoch s medians base → new; ratio new/base [{percent(t.time_confidence)} CI] "
         f"({SIGNIFICANT_MARK}: beyond {1 / t.time_ratio:.3g}–{t.time_ratio:g}, decided); p one-sided Mann-Whitney; "
         f"test acc means base → new; Δ pp new − base [95 % CI] ({SIGNIFICANT_MARK}: beyond ±{t.accuracy_pp:g} pp, "
         "decided)"
@@ -917,7 +944,7 @@ def regression_figures(r: CaseComparison) -> str:
     time = f"epoch time: {r.time_verdict}"
     if not math.isnan(r.time_ratio):
         low, high = r.time_ci
-        interval = "" if math.isnan(low) else f" [95 % CI {low:.3f}, {high:.3f}]"
+        interval = "" if math.isnan(low) else f" [{percent(r.time_confidence)} CI {low:.3f}, {high:.3f}]"
         time = (
             f"epoch time {fmt(r.base_time_s, '.4f')} s → {fmt(r.new_time_s, '.4f')} s, ratio {r.time_ratio:.3f}"
             f"{interval}, p {p_cell(r.time_p)}: {r.time_verdict}"

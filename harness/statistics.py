@@ -2,7 +2,8 @@
 
 - accuracy: the paired difference of final test accuracy over seeds (reference − backend, seeds paired: the
   same seed gives both backends the same data order and initial weights by design), its mean and 95 % Student-t
-  interval; significant when the interval excludes 0. One paired seed gives no interval: the row says so.
+  interval, the differences' standard deviation floored at one test image (:func:`one_image_pp`); significant when
+  the interval excludes 0. One paired seed gives no interval: the row says so.
 - epoch time: the ratio of steady-state medians (reference / backend) with a 95 % hierarchical bootstrap interval
   (:func:`ratio_interval`: each backend's trials resampled, then each drawn trial's steady epochs); significant
   when the interval excludes 1, each side has two trials or more (one trial's epochs say nothing of the
@@ -19,8 +20,9 @@ Numbers only; :mod:`harness.reporting` turns them into cells and :mod:`harness.p
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 
 import numpy as np
 import pandas as pd
@@ -44,10 +46,18 @@ from harness.summary import (
 SIGNIFICANT_MARK = "*"  # beside a figure whose 95 % interval excludes "no difference"
 TOO_FEW_SEEDS = "1 seed: too few to say"
 NO_PAIRED_SEED = "no seed ok in both: no accuracy difference"
-NO_SPREAD = "every seed differs alike: no accuracy interval from their spread"
+ALIKE_SEEDS = "every seed differs alike: the interval takes one test image as their spread"
 # differences in pp closer than this are alike: the same count of test images apart gives differences that part in
 # the last bits of a float (356/360 - 352/360 against 350/360 - 346/360)
 ALIKE_PP = 1e-9
+# The accuracy interval's smallest standard deviation where the accuracies do not tell the test set's size (1.0 and
+# 0.5 fit a test set of two images): one image of a 100-image test set. Neither the rows nor run.json record a case's
+# test-set size (run.json's split sizes come before a task's class subset), and xfbench's test sets hold 360
+# (digits) to 10,000 images, so this is at least one image for any of them that is not a subset of under 100.
+ACCURACY_FLOOR_PP = 1.0
+# the largest test set :func:`one_image_pp` looks for: fractions of whole images up to it are told apart from a
+# float's rounding (two of them differ by at least 1e-12)
+_LARGEST_TEST_SET = 10**6
 # log median epoch times closer than this are alike (a relative 1e-12, far below any clock's resolution): scipy's
 # variance of alike values warns of precision loss and is rounding noise
 ALIKE_LOG = 1e-12
@@ -100,20 +110,42 @@ STATS_COLUMNS = [
 ]
 
 
-def paired_accuracy(ref: pd.Series, other: pd.Series, confidence: float) -> tuple[int, float, float, float]:
-    """(paired seeds, mean difference in pp, interval low, high) of ref − other, both indexed by seed."""
+def one_image_pp(*accuracies: Iterable[float]) -> float:
+    """One test image in percentage points: 100 / n, n the smallest test set whose whole images give every accuracy
+    in ``accuracies`` (the common denominator of their fractions), at most :data:`ACCURACY_FLOOR_PP` (where they do
+    not tell the size). Accuracy moves by whole test images, so seeds whose accuracies (or differences) are all
+    alike have a spread of under one image that their own figures cannot show: a zero spread gave alike differences
+    no interval, and a 50 pp collapse on five seeds was never decided while one image of noise decided it."""
+    images = 1
+    for value in (float(a) for side in accuracies for a in side):
+        if math.isfinite(value):
+            images = math.lcm(images, Fraction(value).limit_denominator(_LARGEST_TEST_SET).denominator)
+    return min(100.0 / images, ACCURACY_FLOOR_PP)
+
+
+def alike_differences(ref: pd.Series, other: pd.Series) -> bool:
+    """Whether the paired seeds' differences (two or more) are all alike and not all nil: their interval takes one
+    test image as their spread (:func:`paired_accuracy`)."""
     diffs = 100.0 * (ref - other).dropna().to_numpy(dtype=float)
+    return len(diffs) >= 2 and float(np.ptp(diffs)) < ALIKE_PP and abs(float(diffs.mean())) >= ALIKE_PP
+
+
+def paired_accuracy(ref: pd.Series, other: pd.Series, confidence: float) -> tuple[int, float, float, float]:
+    """(paired seeds, mean difference in pp, interval low, high) of ref − other, both indexed by seed. The
+    differences' standard deviation is at least one test image (:func:`one_image_pp`)."""
+    paired = pd.concat([ref, other], axis=1).dropna()
+    diffs = 100.0 * (paired.iloc[:, 0] - paired.iloc[:, 1]).to_numpy(dtype=float)
     n = len(diffs)
     if n == 0:
         return 0, math.nan, math.nan, math.nan
     mean = float(diffs.mean())
     if n >= 2 and np.ptp(diffs) < ALIKE_PP and abs(mean) < ALIKE_PP:
         return n, 0.0, 0.0, 0.0  # the backends agree on every seed: no difference, no mark
-    if n < 2 or np.ptp(diffs) < ALIKE_PP:
-        # one seed has no spread; differences alike have none either, and a t interval of width 0 would mark them
-        # (accuracy moves by whole test images, so two seeds differ alike often enough)
+    if n < 2:  # one seed has no spread
         return n, mean, math.nan, math.nan
-    half = float(student_t.ppf(0.5 + confidence / 2, n - 1) * diffs.std(ddof=1) / math.sqrt(n))
+    # differences alike (std 0) take one image's spread: a t interval of width 0 would mark one image moved alike
+    sd = max(float(diffs.std(ddof=1)), one_image_pp(paired.iloc[:, 0], paired.iloc[:, 1]))
+    half = float(student_t.ppf(0.5 + confidence / 2, n - 1) * sd / math.sqrt(n))
     return n, mean, mean - half, mean + half
 
 
@@ -360,8 +392,8 @@ def case_statistics(
                 times[reference], times[backend], settings, (sides[reference], sides[backend])
             )
             notes = [NO_PAIRED_SEED] if n == 0 else [TOO_FEW_SEEDS] if n == 1 else []
-            if n >= 2 and math.isnan(low):
-                notes.append(NO_SPREAD)
+            if alike_differences(accs[reference], accs[backend]):
+                notes.append(ALIKE_SEEDS)
             notes += _unpaired_seeds(accs, reference, backend) + time_notes
             shared = _shared_cores_note(case_steady, spans, (reference, backend))
             picks = picks_note(case, reference, backend)

@@ -19,7 +19,7 @@ from harness.errors import FileProblemError, InputError
 if TYPE_CHECKING:
     import pandas as pd
 
-RUN_FIX = "Repair or delete that run's folder."
+RUN_FIX = "To fix, repair or delete that run's folder."
 
 
 class JsonObjectError(FileProblemError):
@@ -59,27 +59,27 @@ def read_run_table(run_dir: Path) -> pd.DataFrame:
     except (OSError, pyarrow.ArrowException) as exc:  # a file cut short or not Parquet
         raise InputError(
             f"Expected the results table of the run in {run_dir} as xfbench writes it. Received: a table that cannot "
-            f"be read ({type(exc).__name__}: {exc}). Pick another run, or run it again."
+            f"be read ({type(exc).__name__}: {exc}). To fix, pick another run, or run it again."
         ) from None
     # Older tables gain the columns added since, empty; one without the identifying columns is not xfbench's.
     unnamed = [c for c in ("trial_id", "backend", "model") if len(frame) and frame[c].isna().all()]
     if unnamed:
         raise InputError(
             f"Expected the results table of the run in {run_dir} as xfbench writes it. Received: rows without "
-            f"{', '.join(unnamed)}, so its trials cannot be told apart. Pick another run, or run it again."
+            f"{', '.join(unnamed)}, so its trials cannot be told apart. To fix, pick another run, or run it again."
         )
     wrong = _mistyped_columns(frame)
     if wrong:
         raise InputError(
             f"Expected the results table of the run in {run_dir} as xfbench writes it (docs/results-schema.md). "
-            f"Received: {'; '.join(wrong)}. Pick another run, or run it again."
+            f"Received: {'; '.join(wrong)}. To fix, pick another run, or run it again."
         )
     missing = missing_columns(run_dir) if len(frame) else []
     if missing:
         raise InputError(
             f"Expected the results table of the run in {run_dir} as xfbench writes it (docs/results-schema.md). "
             f"Received: a table without the column{'s' if len(missing) > 1 else ''} {', '.join(missing)}, which the "
-            "reports and comparisons read. Pick another run, or run it again."
+            "reports and comparisons read. To fix, pick another run, or run it again."
         )
     return frame
 
@@ -136,7 +136,8 @@ def with_rows(frame: pd.DataFrame, run_dir: Path) -> pd.DataFrame:
         kind = read_run_json(run_dir).get("kind", "run") if (run_dir / "run.json").is_file() else "run"
         raise InputError(
             f"Expected a run with results rows. Received: {run_dir}, whose table has none (no trial of it finished). "
-            f"Pick another run, or finish this one: {resume_command('tune' if kind == 'tune' else 'run', run_dir)}."
+            "To fix, pick another run, or finish this one: "
+            f"{resume_command('tune' if kind == 'tune' else 'run', run_dir)}."
         )
     return frame
 
@@ -174,16 +175,18 @@ def check_output_file(path: Path, flag: str, inputs: Sequence[Path] = (), own: P
     ``own``: the one run file the command may write (report's report.html in the run it draws). Checked before the
     work whose result it would hold."""
     if path.is_dir():
-        raise InputError(f"Expected {flag} to name a file. Received: {path}, a folder. Add a file name.")
+        raise InputError(f"Expected {flag} to name a file. Received: {path}, a folder. To fix, add a file name.")
     _check_not_overwriting(path, flag, inputs, own)
     if not path.parent.is_dir():
         raise InputError(
             f"Expected {flag} in an existing folder. Received: {path}, whose folder {path.parent} does not exist. "
-            "Create it first or pick another path."
+            "To fix, create it first or pick another path."
         )
     why = unwritable_reason(path.parent)
     if why:
-        raise InputError(f"Expected {flag} in a folder xfbench can write. Received: {path} ({why}). Pick another.")
+        raise InputError(
+            f"Expected {flag} in a folder xfbench can write. Received: {path} ({why}). To fix, pick another."
+        )
     return path
 
 
@@ -192,7 +195,7 @@ def _check_not_overwriting(path: Path, flag: str, inputs: Sequence[Path], own: P
     if any(target == given.expanduser().resolve() for given in inputs):
         raise InputError(
             f"Expected {flag} to name a new file. Received: {path}, which this command also reads: writing it would "
-            "replace its own input. Pick another file name."
+            "replace its own input. To fix, pick another file name."
         )
     if own is not None and target == own.expanduser().resolve():
         return
@@ -202,7 +205,7 @@ def _check_not_overwriting(path: Path, flag: str, inputs: Sequence[Path], own: P
         what = "a file in parts/ (its trials' rows)" if folder is not run else f"its {target.name}"
         raise InputError(
             f"Expected {flag} outside the files xfbench keeps for a run. Received: {path}, {what} of the run in "
-            f"{run}: writing it would damage that run. Pick a file name outside the run's files."
+            f"{run}: writing it would damage that run. To fix, pick a file name outside the run's files."
         )
 
 
@@ -220,14 +223,14 @@ def writable_results_dir(results_dir: Path) -> Path:
     if why:
         raise InputError(
             f"Expected --results-dir to be a folder xfbench can write. Received: {results_dir} ({why}). "
-            "Pick another folder."
+            "To fix, pick another folder."
         )
     run = next((f for f in (results_dir, *results_dir.parents) if is_run_folder(f)), None)
     if run is not None:  # its runs would nest in that run's files, where history, compare and baseline never look
         raise InputError(
             f"Expected --results-dir outside any run's folder. Received: {results_dir}, "
             f"{'the folder' if run == results_dir else 'inside the folder'} of the run in {run} (it holds run.json). "
-            f"Pick the folder that holds the runs, such as {run.parent}."
+            f"To fix, pick the folder that holds the runs, such as {run.parent}."
         )
     return results_dir
 

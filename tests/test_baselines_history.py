@@ -63,6 +63,9 @@ OTHER_TIMES = (
     "epoch times differ by the machines as much as by the code (compare leaves the time verdicts of cases timed on "
     "other machines n/a unless given --times-across-machines)"
 )
+OTHER_THREADS = (
+    "(compare leaves the time verdicts of cases run with other thread counts n/a unless given --times-across-machines)"
+)
 
 
 def test_history_marks_a_case_run_on_other_threads_another_machine_or_framework_version(tmp_path, capsys, monkeypatch):
@@ -79,8 +82,8 @@ def test_history_marks_a_case_run_on_other_threads_another_machine_or_framework_
     found = history(tmp_path, "epoch_time_s")
     changes = {(c.run_id, c.backend): c.what for c in found.changes}
     assert changes == {
-        ("2", "tensorflow"): "different thread counts: previous 1, new 2",
-        ("2", "torch"): "different thread counts: previous 1, new 2",
+        ("2", "tensorflow"): f"different thread counts: previous 1, new 2 {OTHER_THREADS}",
+        ("2", "torch"): f"different thread counts: previous 1, new 2 {OTHER_THREADS}",
         ("3", "torch"): "different torch versions: previous 2.0, new 2.1",
         (
             "4",

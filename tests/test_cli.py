@@ -976,7 +976,8 @@ BAD_INPUTS = {
     ),
     "report on a run that finished no trial": (
         ["report", "empty-run"],
-        "whose table has none (no trial of it finished). Pick another run, or finish this one: xfbench run --resume",
+        "whose table has none (no trial of it finished). To fix, pick another run, or finish this one: xfbench run "
+        "--resume",
     ),
     "save a baseline from a run that finished no trial": (
         ["baseline", "save", "nightly", "--run", "empty-run"],  # interrupted before any trial finished
@@ -997,7 +998,8 @@ BAD_INPUTS = {
     # MLflow hung for minutes on a hostless URI
     "export to an http URI without a host": (
         ["export", "rows-run", "--mlflow", "http://"],
-        "Expected --mlflow http://HOST[:PORT]. Received: 'http://', no host. Give one, e.g. http://localhost:5000",
+        "Expected --mlflow http://HOST[:PORT]. Received: 'http://', no host. To fix, give one, e.g. "
+        "http://localhost:5000",
     ),
     # SQLAlchemy's OperationalError after about 100 s of retries: the driver's name hid the folder from the check
     "export to a SQLite URI with a driver, naming a folder": (
@@ -1070,9 +1072,18 @@ BAD_INPUTS = {
     ),
 }
 
-# The refusals of cli, cli_options, runner, scheduler and pretrained among BAD_INPUTS, each read in the standard form.
+# The refusals of cli, cli_options, runner, scheduler, pretrained, compare, report and export among BAD_INPUTS, each
+# read in the standard form.
 STANDARD_FORM_CASES = (
     "export with an empty tracking URI",
+    # compare, report and export's own (review 167, finding 6; tests/test_refusal_form.py sweeps their modules)
+    "export to an in-memory database gone at exit",
+    "export to an http URI without a host",
+    "export to a SQLite URI with a driver, naming a folder",
+    "export to a tracking server nothing answers at",
+    "report on a run that finished no trial",
+    "compare with a table that is not xfbench's",
+    "compare a run that finished no trial",
     "a second suite",
     "--normalize weights without weights",
     "--normalize weights on a suite without weights",

@@ -300,7 +300,7 @@ def test_a_results_dir_inside_a_run_is_refused(tmp_path, capsys, no_ray):
     for inside in (tmp_path / "r1", tmp_path / "r1" / "more"):
         said = _refused([*MLP_RUN, "--backend", "torch", "--cpus-per-trial", "1", "--results-dir", str(inside)], capsys)
         assert f"Expected --results-dir outside any run's folder. Received: {inside}" in said
-        assert f"Pick the folder that holds the runs, such as {tmp_path}." in said
+        assert f"To fix, pick the folder that holds the runs, such as {tmp_path}." in said
     assert not (tmp_path / "r1" / "more").exists()
     assert "finished" in json.dumps(json.loads((tmp_path / "r1" / "run.json").read_text()))
     # another tool's run.json (a project's own, no rows beside it) makes no run of the folders under it

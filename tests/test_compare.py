@@ -185,7 +185,9 @@ def test_a_run_that_did_not_finish_is_not_saved_as_a_baseline(runs, capsys, tmp_
         assert f"Received: {stopped}, {status} (run.json): it holds only the trials it got to." in err, err
         assert f"`xfbench run --resume {stopped.name} --results-dir {results}`" in err
         # a running run may still be going: resuming it then would run its trials a second time beside it
-        assert ("Wait for it to end (or, if its driver was killed, finish it with" in err) == (status == "running")
+        assert ("To fix, wait for it to end (or, if its driver was killed, finish it with" in err) == (
+            status == "running"
+        )
     assert not (results / "baselines").exists()
 
 
@@ -266,7 +268,7 @@ def test_a_tune_runs_search_samples_are_neither_compared_nor_trended(runs, capsy
     assert all(r.in_both and "search" not in r.case for r in compare_frames(read_results(tuned), frame))
     # and a folder with no runs, or a run given as the folder of runs, is said to be one (it printed empty tables)
     assert main(["history", "--results-dir", str(tuned)]) == 2
-    assert f"Received: {tuned}, a run itself. Give its folder: --results-dir {root}." in capsys.readouterr().err
+    assert f"Received: {tuned}, a run itself. To fix, give its folder: --results-dir {root}." in capsys.readouterr().err
     (tmp_path / "empty").mkdir()
     assert main(["history", "--results-dir", str(tmp_path / "empty")]) == 2
     assert "Received: none there." in capsys.readouterr().err
@@ -613,15 +615,34 @@ def test_accuracy_is_compared_seed_by_seed_so_a_second_seed_cannot_hide_a_drop()
     assert drop.acc_verdict == "regression" and -10 < drop.acc_ci_pp[0] < drop.acc_ci_pp[1] < -1, drop.acc_ci_pp
     (itself,) = compare_frames(base, base, Thresholds())
     assert itself.acc_verdict == "unchanged" and itself.acc_ci_pp == (0.0, 0.0)
-    # differences all alike have no spread: no interval, never marked (two seeds often move by the same images)
+    # differences all alike take one test image as their spread (their fractions tell 10,000 images): decided
     (alike,) = compare_frames(base, _frame([0.8333, 0.7611], times), Thresholds())
-    assert alike.acc_verdict == "n/a" and math.isnan(alike.acc_ci_pp[0]) and "differs alike" in alike.note
-    assert alike.note.startswith("accuracy not decided: every seed differs alike") and not alike.regressed
+    assert alike.acc_verdict == "regression" and alike.acc_ci_pp == pytest.approx((-5.09, -4.91), abs=0.01)
+    assert alike.note.startswith("every seed differs alike: the interval takes one test image as their spread")
+    # 4 of 360 images down on both seeds: one image's spread over two seeds reaches 0, so not decided
+    (few,) = compare_frames(_frame([356 / 360, 350 / 360], times), _frame([352 / 360, 346 / 360], times))
+    assert few.acc_verdict == "n/a" and few.acc_ci_pp[0] < 0 < few.acc_ci_pp[1] and not few.regressed
     # two seeds that disagree (+1 and -11 pp) decide nothing, paired or not: beyond the band, so not "unchanged"
     (mixed,) = compare_frames(base, _frame([0.8933, 0.7011], times), Thresholds())
     assert mixed.acc_verdict == "n/a" and "accuracy not decided: -5.00 pp lies beyond the band" in mixed.note
     low, high = welch_diff_ci(np.array([0.8833, 0.8111]), np.array([0.8333, 0.7555]))
     assert low < -0.1 and high > 0  # the unpaired interval, for runs whose seeds differ
+
+
+def test_a_collapse_alike_on_every_seed_is_decided_as_one_that_varies_by_an_image():
+    """Review 167, finding 1: base 100 % on five seeds, new 50 % on each (a model collapsed to one class) had no
+    interval and passed --fail-on-regression, while the same collapse with one base seed an image lower was a
+    regression. The differences' spread is floored at one test image, so both are regressions, paired or not."""
+    times = [1.0, 1.01, 0.99, 1.0]
+    collapsed = _frame([0.5] * 5, times)
+    (alike,) = compare_frames(_frame([1.0] * 5, times), collapsed, Thresholds())
+    (varies,) = compare_frames(_frame([1.0, 0.9972, 1.0, 0.9972, 1.0], times), collapsed, Thresholds())
+    assert alike.acc_verdict == varies.acc_verdict == "regression" and alike.regressed
+    half = 2.7764451051977987 * 1.0 / math.sqrt(5)  # t(0.975, 4) × 1 pp (1.0 and 0.5 do not tell the test set)
+    assert alike.acc_ci_pp == pytest.approx((-50 - half, -50 + half))
+    unpaired = collapsed.assign(seed=collapsed["seed"] + 5)  # no seed in common: Welch's interval, floored alike
+    (welch,) = compare_frames(_frame([1.0] * 5, times), unpaired, Thresholds())
+    assert welch.acc_verdict == "regression" and welch.acc_ci_pp[1] < -40, welch
 
 
 def test_one_seed_decides_no_accuracy_change_on_its_size_alone():
@@ -815,13 +836,18 @@ def test_the_unpaired_interval_is_welchs_and_two_seeds_a_side_decide_no_drop_the
     )
     (case,) = compare_frames(failed(both, [2, 3]), failed(both, [0, 1]), Thresholds())
     assert case.acc_diff_pp == pytest.approx(-1.5)
-    assert case.acc_ci_pp == pytest.approx((-3.0209, 0.0209), abs=1e-3)
+    # each side's two seeds 0.5 pp apart: a spread under the one test image (0.5 pp: their fractions tell 200
+    # images) that the interval takes, so wider than scipy's [-3.02, +0.02]
+    assert case.acc_ci_pp == pytest.approx((-1.5 - 4.302652729911275 * 0.5, -1.5 + 4.302652729911275 * 0.5))
     assert case.acc_verdict == "n/a" and "no seed ended ok in both" in case.note  # -1.5 pp: beyond, undecided
-    assert "accuracy not decided: -1.50 pp lies beyond the band, but its 95 % interval [-3.02, +0.02]" in case.note
-    # neither side's seeds differ: no interval, not decided beyond the threshold
+    assert "accuracy not decided: -1.50 pp lies beyond the band, but its 95 % interval [-3.65, +0.65]" in case.note
+    # neither side's seeds differ: each side's spread is one test image (at most 1 pp where the accuracies do not
+    # tell the test set's size), so a 10 pp drop is decided (it had no interval, and was never decided)
     alike = _frame([0.9, 0.9, 0.8, 0.8], times)
     (flat,) = compare_frames(failed(alike, [2, 3]), failed(alike, [0, 1]))
-    assert flat.acc_verdict == "n/a" and "neither run's seeds differ in accuracy" in flat.note
+    half = 4.302652729911275 * 1.0  # t(0.975, 2) × the standard error of 1 pp a side over 2 seeds a side
+    assert flat.acc_verdict == "regression" and flat.acc_ci_pp == pytest.approx((-10 - half, -10 + half))
+    assert "neither run's seeds differ in accuracy: the interval takes one test image as each run's spread" in flat.note
 
 
 def test_a_drop_of_exactly_the_threshold_is_not_more_than_it():
@@ -1062,7 +1088,7 @@ def test_a_time_change_the_trials_medians_do_not_decide_is_not_a_regression():
     assert spread.time_verdict == "n/a" and not spread.regressed
     assert re.search(
         r"epoch time not decided: ratio 1\.\d{3} lies beyond the band, but the trials' medians \(2 and 2\) do not "
-        r"decide it \(Welch p 0\.\d+\); run more seeds",
+        r"decide it \(Welch p 0\.\d+, not below 0\.05\); run more seeds",
         spread.note,
     ), spread.note
     (consistent,) = compare_frames(_trials([1.0, 1.02]), _trials([1.3, 1.32]), Thresholds())
@@ -1115,15 +1141,14 @@ def test_epoch_times_of_runs_on_other_machines_are_not_decided_unless_asked(tmp_
     assert "different machines" in out and "compare leaves the time verdicts of cases timed on other machines" in out
     assert "another machine's times" in out
     # not "beyond the band": it is not decided whatever it moved (one at x1.000 was listed so)
-    assert "epoch time of other machines, not decided (--times-across-machines) in s:scratch-m-d [torch] x1.2" in out
+    said = "epoch time of other machines or thread counts, not decided (--times-across-machines) in"
+    assert f"{said} s:scratch-m-d [torch] x1.2" in out
     assert "beyond the band but not decided" not in out
     (alike,) = compare_frames(base, base.assign(cpu="CPU B"), Thresholds())
     assert (
         alike.time_verdict == "n/a"
         and alike.other_machines
-        and comparison_count([alike]).endswith(
-            f"epoch time of other machines, not decided (--times-across-machines) in {alike.case} [torch] x1.000"
-        )
+        and comparison_count([alike]).endswith(f"{said} {alike.case} [torch] x1.000")
     )
     # a side whose rows name no machine is not known to be this machine: not decided either, as the warning says
     (unknown,) = compare_frames(base.assign(cpu=None), new, Thresholds())
@@ -1131,9 +1156,27 @@ def test_epoch_times_of_runs_on_other_machines_are_not_decided_unless_asked(tmp_
     assert main(["compare", str(a), str(b), "--fail-on-regression", "--times-across-machines"]) == 1
     assert "another machine's times" not in capsys.readouterr().out
     rules = " ".join(comparison_rules(Thresholds()).split())
-    assert "so is any time between runs on other machines (CPU model or GPU; --times-across-machines" in rules
+    assert "so is any time between runs on other machines (CPU model or GPU) or thread counts (--times-across" in rules
     rules = " ".join(comparison_rules(Thresholds(times_across_machines=True)).split())
-    assert "runs on other machines (CPU model or GPU) are compared too (--times-across-machines)" in rules
+    assert "runs on other machines (CPU model or GPU) or thread counts are compared too (--times-across" in rules
+
+
+def test_epoch_times_run_with_other_thread_counts_are_not_decided_unless_asked_and_the_case_names_them():
+    """Review 167, finding 5: another CPU left the time n/a, another --cpus-per-trial was decided with a run-wide
+    warning only and an empty case note: 1 thread against 4 that ran a slower code read an "improvement", and 4
+    against 1 a "regression"."""
+    base, new = _trials([1.0, 1.02]).assign(threads=1), _trials([0.8, 0.82]).assign(threads=4)
+    (other,) = compare_frames(base, new, Thresholds())
+    assert other.time_verdict == "n/a" and other.other_machines and other.time_ratio < 0.85
+    assert "epoch time not decided: threads 1→4; other thread counts' times are not the code's alone" in other.note
+    (slower,) = compare_frames(new.assign(threads=4), _trials([1.3, 1.32]).assign(threads=1), Thresholds())
+    assert slower.time_verdict == "n/a" and not slower.regressed and "threads 4→1" in slower.note
+    (asked,) = compare_frames(base, new, Thresholds(times_across_machines=True))
+    assert asked.time_verdict == "improvement" and "threads 1→4: the time change holds theirs too" in asked.note
+    (same,) = compare_frames(base, new.assign(threads=1), Thresholds())
+    assert same.time_verdict == "improvement" and "threads" not in same.note
+    said = "epoch time of other machines or thread counts, not decided (--times-across-machines) in"
+    assert f"{said} {other.case} [torch] x0.8" in comparison_count([other])
 
 
 def test_a_run_whose_trials_ran_on_two_framework_versions_is_told_from_one_that_ran_on_one(tmp_path, capsys):
@@ -1159,3 +1202,34 @@ def test_an_unchanged_times_p_is_the_test_of_the_ratios_direction():
     faster = mannwhitneyu(new_times, base_times, alternative="less").pvalue
     assert row.time_ratio > 1 and row.time_verdict == "unchanged" and faster < slower
     assert row.time_p == pytest.approx(slower)
+
+
+def test_a_stricter_alpha_lowers_the_false_time_regressions_of_identical_runs():
+    """Review 167, finding 2: the trials' Welch test sat at 0.05 whatever --alpha, and an interval beyond the band
+    has its epochs apart (Mann-Whitney's p 7.8e-5 at 8 against 8), so a stricter --alpha, docs/regressions.md's
+    remedy for a large suite, left its false regressions as they were. Identical runs of two trials a side, 30 %
+    spread between trials: the same pairs, judged at alpha 0.01 and 0.001."""
+
+    def side(rng: np.random.Generator) -> pd.DataFrame:
+        times = [np.exp(rng.normal(0, 0.3)) * (1 + rng.normal(0, 0.02, 4)) for _ in range(2)]
+        return pd.DataFrame([{"trial_id": f"t{i}", "epoch_time_s": float(t)} for i, ts in enumerate(times) for t in ts])
+
+    rng = np.random.default_rng(0)
+    pairs = [(side(rng), side(rng)) for _ in range(120)]
+    false = {
+        alpha: sum(
+            compare._time_verdict(base, new, Thresholds(alpha=alpha, bootstrap_samples=200)).verdict == "regression"
+            for base, new in pairs
+        )
+        for alpha in (0.01, 0.001)
+    }
+    assert false[0.01] >= 3 and false[0.001] < false[0.01] / 2, false
+    assert Thresholds().trials_alpha == pytest.approx(0.05) and Thresholds().time_confidence == pytest.approx(0.95)
+    strict = Thresholds(alpha=0.001)
+    assert strict.time_confidence == pytest.approx(0.995)
+    rules = comparison_rules(strict)  # what the tables and the rules say follows it too
+    assert "with a 99.5 % hierarchical bootstrap interval" in rules and "agrees (p < 0.005;" in rules, rules
+    from harness.reporting import regression_header
+
+    assert "ratio new/base [99.5 % CI]" in regression_header(strict)
+    assert "ratio new/base [95 % CI]" in regression_header(Thresholds())

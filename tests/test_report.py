@@ -34,7 +34,6 @@ from harness.results import to_frame
 from harness.runner import write_report
 from harness.statistics import (
     NO_PAIRED_SEED,
-    NO_SPREAD,
     TOO_FEW_SEEDS,
     StatsSettings,
     case_statistics,
@@ -243,16 +242,31 @@ def test_seeds_ok_in_neither_backend_alike_give_no_accuracy_difference_and_say_s
     assert summary.comparison["acc_diff_pp"].isna().all()  # not torch's seed 0 against tensorflow's seed 1
 
 
-def test_seeds_that_differ_alike_get_no_interval_of_width_zero():
+def test_seeds_that_differ_alike_get_the_interval_of_one_test_images_spread_not_one_of_width_zero():
+    """Accuracy moves by whole test images: differences all alike took no interval at all, so that a backend 50 pp
+    below the reference on five seeds was never marked (review 167, finding 1)."""
+    from harness.statistics import ACCURACY_FLOOR_PP, ALIKE_SEEDS, one_image_pp
+
     # the same 4 of 360 test images apart on both seeds: float differences that part in their last bits
     n, mean, low, high = paired_accuracy(pd.Series([356 / 360, 350 / 360]), pd.Series([352 / 360, 346 / 360]), 0.95)
-    assert n == 2 and mean == pytest.approx(100 * 4 / 360) and math.isnan(low) and math.isnan(high)
+    half = 12.706204736174698 * (100 / 180) / math.sqrt(2)  # t(0.975, 1), one image of the 180 their fractions tell
+    assert n == 2 and mean == pytest.approx(100 * 4 / 360) and (low, high) == pytest.approx((mean - half, mean + half))
     assert paired_accuracy(pd.Series([0.9, 0.95]), pd.Series([0.9, 0.95]), 0.95) == (2, 0.0, 0.0, 0.0)  # agree: no mark
+    assert one_image_pp([1.0, 0.5]) == ACCURACY_FLOOR_PP  # a test set of 2 images fits: the size is not told
+    assert one_image_pp([359 / 360, 1.0]) == pytest.approx(100 / 360)
     frame = _frame(seeds=2)
     last = frame["epoch"] == EPOCHS
     frame.loc[last, "test_acc"] = np.where(frame.loc[last, "backend"] == "torch", 0.95, 0.94)
-    stats = case_statistics(frame)
-    assert not stats["acc_significant"].any() and stats["note"].str.contains(NO_SPREAD).all()
+    stats = case_statistics(frame)  # 1 pp alike on two seeds: within the interval of one image's spread
+    assert not stats["acc_significant"].any() and stats["note"].str.contains(ALIKE_SEEDS).all()
+    collapse = _frame(seeds=5)
+    last = collapse["epoch"] == EPOCHS
+    collapse.loc[last, "test_acc"] = np.where(collapse.loc[last, "backend"] == "torch", 1.0, 0.5)
+    stats = case_statistics(collapse)
+    assert stats["acc_significant"].all() and (stats["acc_diff_pp"] == 50.0).all(), stats
+    half = 2.7764451051977987 * ACCURACY_FLOOR_PP / math.sqrt(5)  # t(0.975, 4)
+    assert stats["acc_ci_low_pp"].tolist() == pytest.approx([50 - half] * len(stats))
+    assert stats["note"].str.contains(ALIKE_SEEDS).all()
 
 
 def test_welch_on_trials_whose_medians_do_not_spread_warns_of_nothing_and_stays_right():
@@ -574,6 +588,51 @@ def test_a_report_that_fails_loses_nothing(tmp_path, capsys):
 
 
 # ---------------------------------------------------------------------------------------------------- mlflow
+
+
+@pytest.mark.skipif(importlib.util.find_spec("mlflow") is None, reason="needs xfbench[mlflow]")
+def test_mlflow_carries_each_steps_phase_and_epoch_the_backbones_accuracy_the_load_and_each_phases_size(tmp_path):
+    """Review 167, finding 3: a transfer trial's frozen and unfrozen epochs were steps 1..2N with nothing to say which
+    was which, and backbone_test_acc, other_cpus, trainable_params, frozen_params and step_macs never reached
+    MLflow."""
+    from mlflow.tracking import MlflowClient
+
+    run_dir = _write_run(tmp_path, "run-p", "2026-01-01")
+    rows = pd.read_parquet(run_dir / "results.parquet")
+    transfer = rows["trial_id"] == rows["trial_id"].iloc[0]
+    frozen = transfer & (rows["epoch"] <= 2)
+    rows.loc[transfer, "phase"] = np.where(frozen[transfer], "frozen", "unfrozen")
+    rows.loc[transfer, "epoch"] = np.where(
+        frozen[transfer], rows.loc[transfer, "epoch"], rows.loc[transfer, "epoch"] - 2
+    )
+    rows.loc[transfer, "backbone_test_acc"] = 0.9149
+    rows.loc[frozen, ["trainable_params", "frozen_params", "step_macs"]] = [100, 900, 2_000_000]
+    rows.loc[transfer & ~frozen, ["trainable_params", "frozen_params", "step_macs"]] = [1000, 0, 3_000_000]
+    rows.loc[~transfer, ["trainable_params", "frozen_params", "step_macs"]] = [1000, 0, 3_000_000]
+    rows = rows.assign(other_cpus=0.25)
+    rows.to_parquet(run_dir / "results.parquet")
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    assert main(["export", str(run_dir), "--mlflow", uri, "--experiment", "p"]) == 0
+    client = MlflowClient(uri)
+    runs = client.search_runs([client.get_experiment_by_name("p").experiment_id], "tags.`xfbench.trial_id` != ''")
+    by_trial = {r.data.tags["xfbench.trial_id"]: r for r in runs}
+
+    def steps(run, name):
+        return [(m.step, m.value) for m in client.get_metric_history(run.info.run_id, name)]
+
+    moved = by_trial[rows["trial_id"].iloc[0]]
+    assert moved.data.tags["xfbench.phases"] == "frozen,unfrozen"
+    assert sorted(steps(moved, "phase_index")) == [(1, 0.0), (2, 0.0), (3, 1.0), (4, 1.0)]
+    assert sorted(steps(moved, "epoch")) == [(1, 1.0), (2, 2.0), (3, 1.0), (4, 2.0)]
+    assert moved.data.metrics["backbone_test_acc"] == pytest.approx(0.9149)
+    assert [v for _, v in steps(moved, "other_cpus")] == [0.25] * EPOCHS
+    assert moved.data.tags["xfbench.trainable_params"] == "frozen: 100, unfrozen: 1000"
+    assert moved.data.tags["xfbench.frozen_params"] == "frozen: 900, unfrozen: 0"
+    assert moved.data.tags["xfbench.step_macs"] == "frozen: 2000000, unfrozen: 3000000"
+    plain = by_trial[rows["trial_id"].iloc[-1]]  # one phase: one value a tag, no backbone
+    assert plain.data.tags["xfbench.phases"] == "train" and plain.data.tags["xfbench.trainable_params"] == "1000"
+    assert plain.data.tags["xfbench.step_macs"] == "3000000" and "backbone_test_acc" not in plain.data.metrics
+    assert sorted(steps(plain, "phase_index")) == [(e, 0.0) for e in range(1, EPOCHS + 1)]
 
 
 @pytest.mark.skipif(importlib.util.find_spec("mlflow") is None, reason="needs xfbench[mlflow]")
@@ -1483,7 +1542,7 @@ def test_a_metric_for_the_history_of_one_run_is_refused_as_changing_nothing(tmp_
     assert main(["report", str(run_dir), "--metric", "test_acc"]) == 2
     said = capsys.readouterr().err
     assert "Expected --metric with several runs or a folder of runs" in said
-    assert f"Received: --metric test_acc for the one run {run_dir}, which has no history. Drop them" in said
+    assert f"Received: --metric test_acc for the one run {run_dir}, which has no history. To fix, drop them" in said
     assert main(["report", str(run_dir), "--time-threshold", "1.05", "--alpha", "0.05"]) == 2
     said = capsys.readouterr().err
     assert "Expected --time-threshold, --alpha with several runs" in said and "Received: --time-threshold 1.05" in said
@@ -1527,6 +1586,38 @@ def test_the_history_plot_of_many_series_keeps_its_legend_inside_the_figure_and_
     styles = {(line.get_color(), line.get_marker(), line.get_linestyle()) for line in plot.figure.axes[0].get_lines()}
     assert len(styles) == 60 and plot.figure.axes[0].get_yscale() == "log"
     plt.close(plot.figure)
+
+
+@needs_matplotlib
+def test_a_log_axis_of_a_few_decades_labels_2_and_5_and_a_learning_curves_long_title_is_wrapped():
+    """Review 167, finding 7: the history's log axis over 0.15 to 3.3 s read the one label "1"; and a learning-curve
+    figure's title with a suite prefix ran past both edges of the figure."""
+    import matplotlib.pyplot as plt
+
+    from harness.plots import SUPTITLE_WIDTH, HistoryMarks, history, learning_curves
+
+    index = pd.MultiIndex.from_tuples([("s:scratch-m-d", "torch")], names=["case", "backend"])
+    [plot] = history(pd.DataFrame({"run-0": [0.15], "run-1": [3.3]}, index=index), HistoryMarks(), "epoch_time_s", "t")
+    plot.figure.canvas.draw()
+    ax = plot.figure.axes[0]
+    low, high = ax.get_ylim()
+    shown = [
+        t.get_text()
+        for t in [*ax.yaxis.get_majorticklabels(), *ax.yaxis.get_minorticklabels()]
+        if t.get_text() and low <= t.get_position()[1] <= high
+    ]
+    assert ax.get_yscale() == "log" and {"0.2", "0.5", "1", "2"} <= set(shown), shown
+    assert not {"0.3", "0.4", "3"} & set(shown)  # the other minor ticks stay unlabelled
+    plt.close(plot.figure)
+    frame = _frame(seeds=2).assign(suite="imagenet_transfer_smoke_with_a_long_suite_name", model="alexnet_tv_long")
+    frame = pd.concat([frame, frame.assign(suite="other")])
+    curves = next(iter(learning_curves(frame)))
+    title = curves.figure._suptitle.get_text()
+    assert "\n" in title and max(map(len, title.splitlines())) <= SUPTITLE_WIDTH, title
+    curves.figure.canvas.draw()
+    box, figure_box = curves.figure._suptitle.get_window_extent(), curves.figure.bbox
+    assert figure_box.x0 <= box.x0 and box.x1 <= figure_box.x1  # within the figure's edges
+    plt.close(curves.figure)
 
 
 @needs_matplotlib
@@ -1609,7 +1700,6 @@ def test_a_search_plot_keeps_both_backends_visible_on_readable_axes():
     axis's minor ticks into one unreadable string, read epochs as 1.2, 1.4, and took a log axis for paths ending
     in "lr" only."""
     import matplotlib.pyplot as plt
-    from matplotlib.ticker import NullFormatter
 
     from harness.plots import search_points
     from harness.report_html import log_scaled
@@ -1630,7 +1720,9 @@ def test_a_search_plot_keeps_both_backends_visible_on_readable_axes():
     ax, epochs = plot.figure.axes
     markers = [(c.get_paths()[0].vertices.tobytes(), float(c.get_sizes()[0])) for c in ax.collections]
     assert len(markers) == 2 and markers[0] != markers[1] and markers[0][1] != markers[1][1]
-    assert ax.get_xscale() == "log" and isinstance(ax.xaxis.get_minor_formatter(), NullFormatter)
+    # the minor ticks labelled at 2 and 5 of each decade alone (0.003 to 0.03: 0.005 and 0.02), not each one
+    minor = [t.get_text() for t in ax.xaxis.get_minorticklabels() if t.get_text()]
+    assert ax.get_xscale() == "log" and set(minor) <= {"0.002", "0.005", "0.02", "0.05"} and minor, minor
     assert all(float(t).is_integer() for t in epochs.get_xticks())
     plt.close(plot.figure)
     space = SearchSpace(

@@ -932,6 +932,21 @@ def test_a_run_without_a_terminal_prints_a_line_per_ended_trial_and_per_retried_
     assert isinstance(run_progress(max_failures=0), RichProgress)  # a terminal keeps the live bar
 
 
+def test_a_rate_under_ten_samples_a_second_is_shown_to_three_significant_digits_not_as_0():
+    """Review 167, finding 8: a full-size VGG-16 on a CPU trains about 0.2 samples/s, and its cell read 0 beside a
+    GFLOP/s figure that was not zero."""
+    from harness.reporting import fmt_rate
+
+    assert fmt_rate(0.2) == "0.2" and fmt_rate(0.3333) == "0.333" and fmt_rate(9.876) == "9.88"
+    assert fmt_rate(12.4) == "12" and fmt_rate(27370.0) == "27,370" and fmt_rate(math.nan) == "n/a"
+    row = pd.Series(
+        {"samples_per_s_median": 0.4, "timing_basis": "", "train_gflops": 37.13},
+    )
+    from harness.reporting import _timed_cell
+
+    assert _timed_cell(row, "samples_per_s_median", ",.0f") == "0.4"
+
+
 def test_a_time_too_short_for_the_tables_decimals_is_shown_not_rounded_to_zero():
     """torch's warm-up of 0.0041 s read 0.00 beside TensorFlow's 0.10, as if it had none (a transfer run's report);
     an epoch under half a millisecond read 0.000 while its samples/s carried the value."""
