@@ -233,12 +233,13 @@ def add_threshold_options(add: Callable[..., Any], flag: str = "--", dest: str =
         dest=f"{dest}alpha",
         type=significance_level,
         default=THRESHOLD_DEFAULTS["alpha"],
-        help="significance level of the Mann-Whitney U test (default 0.01)",
+        help="significance level of the epoch-time tests (default 0.01): the epochs' Mann-Whitney U test at it, the "
+        "trials' test at 5 x it and the ratio's interval at 1 - 5 x it (0.05 and 95 %% at the default)",
     )
     add(
         f"{flag}times-across-machines",
         dest=f"{dest}times_across_machines",
         action="store_true",
-        help="decide epoch-time changes between runs on different machines (CPU model or GPU) too; by default such "
-        "a change is n/a, the machines' as much as the code's",
+        help="decide epoch-time changes between runs on different machines (CPU model or GPU) or thread counts too; "
+        "by default such a change is n/a, the machines' as much as the code's",
     )
