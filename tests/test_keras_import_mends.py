@@ -123,6 +123,36 @@ def named_input():  # the spec's layers call the model's input "input"
     return _chain(layers.Conv2D(4, 3, name="input"))
 
 
+def op_graph():  # Keras 3 operations, not layers: a residual written a + b, keras.ops and keras.activations calls
+    inputs = keras.Input((8, 8, 1))
+    a = layers.Conv2D(4, 3, padding="same", name="a")(inputs)
+    b = layers.Conv2D(4, 3, padding="same", name="b")(inputs)
+    x = keras.ops.relu(a + b)
+    x = keras.activations.relu(x, max_value=6.0)
+    x = keras.ops.leaky_relu(x, negative_slope=0.1)
+    x = keras.ops.concatenate([x, keras.ops.sigmoid(a)], axis=-1)
+    return keras.Model(inputs, layers.Dense(10, name="out")(layers.Flatten()(x)))
+
+
+def op_any_size():  # a residual a + b in a model declared for any input size: the layers after it are padded
+    inputs = keras.Input((None, None, 1))
+    x = layers.Conv2D(4, 3, strides=2, padding="same", name="a")(inputs) + layers.Conv2D(4, 1, strides=2)(inputs)
+    x = layers.Conv2D(4, 3, strides=2, padding="same", name="c")(x)
+    return keras.Model(inputs, layers.Dense(10, name="out")(layers.GlobalAveragePooling2D()(x)))
+
+
+def op_scale():
+    inputs = keras.Input((8, 8, 1))
+    x = layers.Conv2D(4, 3, padding="same", name="a")(inputs)
+    return keras.Model(inputs, layers.Dense(10)(layers.Flatten()(x * 2.0)))
+
+
+def op_broadcast():  # (8, 8, 4) + (1, 1, 4): numpy broadcasting
+    inputs = keras.Input((8, 8, 1))
+    a = layers.Conv2D(4, 3, padding="same", name="a")(inputs)
+    return keras.Model(inputs, layers.Dense(10)(layers.Flatten()(a + layers.Conv2D(4, 8, name="b")(inputs))))
+
+
 def _conv(**settings):
     return lambda: _chain(layers.Conv2D(4, 3, name="c1", **settings))
 
@@ -158,7 +188,8 @@ from harness.config import RuntimeOptions
 namespace = {}
 exec(sys.stdin.read(), namespace)
 names = ("act_layers", "act_capped_at_3", "act_nameless", "act_partial", "any_size", "shared", "binary",
-         "two_inputs", "two_outputs", "flat_bn_axis_1", "nested", "dense_on_map", "named_input")
+         "two_inputs", "two_outputs", "flat_bn_axis_1", "nested", "dense_on_map", "named_input", "op_graph",
+         "op_any_size", "op_scale", "op_broadcast")
 cases = {name: namespace[name] for name in names}
 cases.update(namespace["SETTINGS"])
 backend = load_backend("tensorflow", RuntimeOptions(threads=1))
@@ -244,6 +275,47 @@ def test_a_dense_on_a_feature_map_converts_as_the_1x1_convolution_keras_computes
     assert "error" not in outcome and "run_error" not in outcome, outcome
     assert ["proj", "Conv2D"] in [layer[:2] for layer in outcome["layers"]], outcome["layers"]
     assert_logits_match_source({"tensorflow": np.array(outcome["ours"])}, np.array(outcome["keras"]))
+
+
+def test_keras_operations_that_are_spec_layers_convert_and_compute_what_keras_does(converted):
+    """a + b, keras.ops.relu and the like are Keras 3 operations, in the graph but not in model.layers: the
+    conversion failed with KeyError: 'add' and the advice to choose another input size."""
+    for case in ("op_graph", "op_any_size"):
+        outcome = converted[case]
+        assert "error" not in outcome and "run_error" not in outcome, outcome
+        assert_logits_match_source({"tensorflow": np.array(outcome["ours"])}, np.array(outcome["keras"]))
+    assert [tuple(layer[1:]) for layer in converted["op_graph"]["layers"]] == [  # names depend on Keras' counters
+        ("Conv2D", None, None),
+        ("Conv2D", None, None),
+        ("Add", None, None),
+        ("Activation", "relu", None),
+        ("Activation", "relu6", None),
+        ("Activation", "leaky_relu", 0.1),
+        ("Activation", "sigmoid", None),
+        ("Concat", None, None),
+        ("Flatten", None, None),
+        ("Dense", None, None),
+    ]
+
+
+def test_a_keras_operation_the_spec_cannot_hold_is_refused_naming_it_and_the_layer_to_write(converted):
+    scale = _refusal(converted, "op_scale")
+    assert "Received: Multiply with 2.0 (a Keras operation, not a layer" in scale and "at 'multiply'" in scale
+    assert "To fix, write it as the layer that computes it: layers.Add() for a + b" in scale
+    assert "input size" not in scale
+    broadcast = _refusal(converted, "op_broadcast")
+    assert "Add of tensors of shapes (None, 8, 8, 4) and (None, 1, 1, 4) (broadcast) at 'add" in broadcast
+
+
+@pytest.mark.usefixtures("in_tensorflow_worker")
+def test_a_keras_operation_reaches_the_user_named_without_the_input_size_advice(tmp_path, monkeypatch):
+    (tmp_path / "op_nets.py").write_text(textwrap.dedent(_MODELS))
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(InputError) as refused:
+        model_spec("python:op_nets:op_scale", (8, 8, 1), 10, ModelOptions(), tmp_path / "cache")
+    message = str(refused.value)
+    assert "Received: Multiply with 2.0" in message and "at 'multiply" in message, message
+    assert "KeyError" not in message and "input size" not in message
 
 
 def test_a_layer_applied_twice_is_refused_as_shared_weights(converted):

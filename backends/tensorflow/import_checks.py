@@ -84,7 +84,7 @@ def input_sizes(
         return {}
     outputs: dict[str, tuple] = {}
     sizes: dict[str, tuple[int, int]] = {}
-    for layer in model.layers:
+    for layer in model.operations:  # a + b and keras.ops calls too: the layers after them need their sizes
         if type(layer).__name__ == "InputLayer":
             outputs[layer.name] = (None, *input_shape)
             continue
@@ -93,6 +93,12 @@ def input_sizes(
             continue
         if len(shapes[0]) == 4 and None not in shapes[0][1:3]:
             sizes[layer.name] = (int(shapes[0][1]), int(shapes[0][2]))
+        if not isinstance(layer, keras.layers.Layer):
+            # an operation the importer converts (an Add, a Concatenate, an activation) keeps its first input's
+            # height and width and gives the channels its graph holds; it refuses any other
+            channels = tuple(layer.output.shape)[-1:]
+            outputs[layer.name] = (*shapes[0][:-1], *channels) if len(shapes[0]) == 4 else tuple(layer.output.shape)
+            continue
         try:
             outputs[layer.name] = tuple(layer.compute_output_shape(shapes[0] if len(shapes) == 1 else shapes))
         except Exception:  # noqa: BLE001 - a layer Keras cannot size: those after it keep no size (see above)

@@ -452,6 +452,85 @@ def _shape_layers(layer: keras.layers.Layer, name: str, kind: str, group: str, s
     raise _unsupported(kind, layer)
 
 
+# keras.ops' activations (and keras.activations.relu's operation, "ReLU") that are the spec's activations as they
+# stand; Elu and LeakyRelu carry their alpha and slope
+_OPERATION_ACTIVATIONS = {"Relu": "relu", "Relu6": "relu6", "Sigmoid": "sigmoid", "Tanh": "tanh", "Selu": "selu"}
+_OPERATION_HINT = (
+    "To fix, write it as the layer that computes it: layers.Add() for a + b of two tensors of one shape, "
+    "layers.Concatenate() for keras.ops.concatenate on the channels, an activation layer (layers.ReLU(), "
+    "layers.Activation('sigmoid')) or keras.ops.relu, relu6, sigmoid, tanh, elu, selu, leaky_relu; a final "
+    "softmax as the last Dense's activation (it is dropped: the loss applies it). xfbench's spec has no layer for "
+    "other operations (scaling by a constant, subtraction, a product of tensors)."
+)
+
+
+def _operation_layers(operation: Any, entry: dict[str, Any], group: str) -> list[Layer]:
+    """A Keras 3 operation the functional model applies to tensors without a layer (``a + b``, ``a * 2.0``,
+    ``keras.ops.relu(a)``): the spec's Add, Concat or Activation where it is one (Keras' own operation, on tensors
+    alone), refused naming it otherwise (a user's own Operation too, whatever its class is called)."""
+    kind = type(operation).__name__
+    node = (entry.get("inbound_nodes") or [{}])[0]  # an operation is applied once: each call makes a new one
+    arguments = [node.get("args", []), node.get("kwargs", {})]
+    shapes, constants = _tensor_shapes(arguments), _constants(arguments)
+    keras_own = type(operation).__module__.startswith(("keras.src.ops.", "keras.src.activations."))
+    converted = _keras_operation(operation, kind, group, shapes) if keras_own and not constants else None
+    if converted is not None:
+        return [converted]
+    given = f" with {', '.join(map(repr, constants[:3]))}" if constants else ""
+    what = f"{kind}{given} (a Keras operation, not a layer: a Python operator such as + or * on tensors, or keras.ops)"
+    raise _unsupported(what, operation, _OPERATION_HINT)
+
+
+def _keras_operation(operation: Any, kind: str, group: str, shapes: list[tuple]) -> Layer | None:
+    """The spec layer Keras' own operation on the tensors of ``shapes`` (and no constant) computes, None for none."""
+    if kind == "Add" and len(shapes) == 2:
+        if shapes[0] != shapes[1]:  # numpy's broadcasting, which the spec's Add does not do
+            raise _unsupported(
+                f"Add of tensors of shapes {shapes[0]} and {shapes[1]} (broadcast)",
+                operation,
+                "To fix, add two tensors of one shape (layers.Add()).",
+            )
+        return Add(name=operation.name, group=group)
+    if kind == "Concatenate" and len(shapes) > 1 and operation.axis in (-1, len(shapes[0]) - 1):
+        return Concat(name=operation.name, group=group)
+    return _operation_activation(operation, kind, group) if len(shapes) == 1 else None
+
+
+def _operation_activation(operation: Any, kind: str, group: str) -> Activation | None:
+    """The activation a keras.ops (or keras.activations) operation computes, None for another operation."""
+    if kind in _OPERATION_ACTIVATIONS:
+        return Activation(name=operation.name, group=group, kind=_OPERATION_ACTIVATIONS[kind])
+    if kind == "Elu":
+        return Activation(name=operation.name, group=group, kind="elu", alpha=float(operation.alpha))
+    if kind == "LeakyRelu":
+        return Activation(name=operation.name, group=group, kind="leaky_relu", alpha=float(operation.negative_slope))
+    if kind == "ReLU":  # keras.activations.relu(x, ...): the ReLU layer's settings, refused as that layer's are
+        return _activation_layer(operation, operation.name, "ReLU", group)
+    return None
+
+
+def _tensor_shapes(value: Any) -> list[tuple]:
+    """The shapes of the Keras tensors a node's arguments hold, in order (None for a size declared any)."""
+    if isinstance(value, dict) and value.get("class_name") == "__keras_tensor__":
+        return [tuple(value["config"]["shape"])]
+    if isinstance(value, dict):
+        return [shape for item in value.values() for shape in _tensor_shapes(item)]
+    if isinstance(value, (list, tuple)):
+        return [shape for item in value for shape in _tensor_shapes(item)]
+    return []
+
+
+def _constants(value: Any) -> list[Any]:
+    """What a node's arguments hold besides Keras tensors (the 2.0 of ``a * 2.0``); None counts as nothing."""
+    if isinstance(value, dict) and value.get("class_name") == "__keras_tensor__":
+        return []
+    if isinstance(value, dict):
+        return [c for item in value.values() for c in _constants(item)]
+    if isinstance(value, (list, tuple)):
+        return [c for item in value for c in _constants(item)]
+    return [] if value is None else [value]
+
+
 def _inbound(config: dict[str, Any]) -> dict[str, list[str]]:
     """Layer name -> the names of the layers whose outputs it reads (from the functional config)."""
     return {
@@ -504,7 +583,7 @@ def convert(model: keras.Model, input_shape: tuple[int, int, int], name: str) ->
         raise UnsupportedModelError(
             "Keras",
             f"a final {layers[-1].kind} activation",
-            model.layers[-1].name,
+            model.operations[-1].name,
             SUPPORTED,
             import_checks.FINAL_ACTIVATION_HINT,
         )
@@ -599,40 +678,50 @@ def _converted_layers(model: keras.Model, input_shape: tuple[int, int, int], nam
         raise _unsupported("a layer applied more than once", model.get_layer(shared), import_checks.SHARED_WEIGHTS_HINT)
     inbound = _inbound(config)
     sizes = import_checks.input_sizes(model, inbound, input_shape)
-    produced: dict[str, str] = {}  # Keras layer -> the spec layer holding its output
+    entries = {entry["name"]: entry for entry in config["layers"]}
+    produced: dict[str, str] = {}  # Keras layer or operation -> the spec layer holding its output
     layers: list[Layer] = []
-    final = model.layers[-1].name
-    for keras_layer in model.layers:
-        if type(keras_layer).__name__ == "InputLayer":
-            produced[keras_layer.name] = "input"
+    # every operation of the graph, a + b and keras.ops.relu(x) included: Keras 3 keeps those in model.operations
+    # and the config, not in model.layers, and reading only the layers failed on their names with a KeyError
+    final = model.operations[-1].name
+    for operation in model.operations:
+        if type(operation).__name__ == "InputLayer":
+            produced[operation.name] = "input"
             continue
-        _check_layer(keras_layer)
-        sources = tuple(produced[s] for s in inbound[keras_layer.name])
-        converted = _layers_of(
-            keras_layer, _group(keras_layer.name), keras_layer.name == final, sizes.get(keras_layer.name)
-        )
+        _check_name(operation)
+        sources = tuple(produced[s] for s in inbound[operation.name])
+        group = _group(operation.name)
+        if isinstance(operation, keras.layers.Layer):
+            _check_layer(operation)
+            converted = _layers_of(operation, group, operation.name == final, sizes.get(operation.name))
+        else:
+            converted = _operation_layers(operation, entries[operation.name], group)
         if not converted:  # linear activation: an identity
-            produced[keras_layer.name] = sources[0]
+            produced[operation.name] = sources[0]
             continue
         previous = layers[-1].name if layers else "input"
         first = converted[0]
         if sources != (previous,):
             converted[0] = replace(first, inputs=sources)
         layers.extend(converted)
-        produced[keras_layer.name] = converted[-1].name
+        produced[operation.name] = converted[-1].name
     return layers
+
+
+def _check_name(operation: Any) -> None:
+    """Refuses a layer (or operation) named as the spec names the model's input: it would shadow that input."""
+    if operation.name == MODEL_INPUT:
+        raise ModelInputError(
+            f"Expected Keras layer names other than {MODEL_INPUT!r}, which xfbench's spec keeps for the model's "
+            f"input. Received: a {type(operation).__name__} layer named {MODEL_INPUT!r}. To fix, give that layer "
+            "another name (its name= argument)."
+        )
 
 
 def _check_layer(layer: keras.layers.Layer) -> None:
     """Refuses a nested model and a layer's training settings, which the spec cannot hold."""
     if isinstance(layer, keras.Model):
         raise _unsupported(f"a nested model ({type(layer).__name__})", layer, import_checks.NESTED_MODEL_HINT)
-    if layer.name == MODEL_INPUT:  # the spec's layers name the model's input so: this one would shadow it
-        raise ModelInputError(
-            f"Expected Keras layer names other than {MODEL_INPUT!r}, which xfbench's spec keeps for the model's "
-            f"input. Received: a {type(layer).__name__} layer named {MODEL_INPUT!r}. To fix, give that layer another "
-            "name (its name= argument)."
-        )
     setting = import_checks.training_setting(layer)
     if setting is not None:
         raise _unsupported(setting[0], layer, setting[1])
