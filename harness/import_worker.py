@@ -211,8 +211,10 @@ def _check_against_source(
             f"Expected xfbench's network converted from model {label} to compute the model's own logits within "
             f"{bound:.3g} ({TOLERANCE_RULE}) on a probe batch, in {backend}. Received: a gap of "
             f"{gap:.3g} (max |logit| {float(np.max(np.abs(reference))):.3g}). To fix, look in the model for what a "
-            "conversion cannot see (code in forward/call that changes or recomputes weights, a hook); if there "
-            "is none, report it with the model: the conversion of one of its layers is wrong."
+            "conversion cannot see: an in-place update of a tensor that is read again afterwards (torch's `x += y` "
+            "or `x.add_(y)` where the old x is used later, which torch.fx traces as a new tensor: write x = x + y), "
+            "code in forward/call that changes or recomputes weights, a hook; if there is none, report it with the "
+            "model: the conversion of one of its layers is wrong."
         )
 
 

@@ -1,6 +1,7 @@
 """A user's torch module that the neutral spec cannot hold as it is, refused with what to change instead of being
-silently changed: shared weights, one PReLU slope over many channels, frozen parameters, a final sigmoid, and a
-Linear on an unflattened map (told to add a Flatten, not to choose another input size). Each model converts through
+silently changed: shared weights, one PReLU slope over many channels, frozen parameters, a final sigmoid, an
+in-place op whose input is read again, a BatchNorm that train() keeps in evaluation mode, and a Linear on an
+unflattened map (told to add a Flatten, not to choose another input size). Each model converts through
 ``python -m harness.import_worker``'s own code, as ``--model python:...`` does, run in the session's torch probe worker
 (weight_file_probes.python_call) rather than a fresh torch process each: what is checked is the refusal, not the
 process (tests/test_model_import.py runs a user's module in a fresh one). This process imports no framework."""
@@ -132,6 +133,57 @@ _NETS = textwrap.dedent("""
             x = self.conv(x)
             torch.nn.functional.relu(x, inplace=True)
             return self.fc(torch.flatten(x, 1))
+
+
+    class InPlaceReuse(nn.Module):  # an in-place op whose input the forward reads again after it
+        def __init__(self, num_classes, kind="dropout"):
+            super().__init__()
+            self.conv, self.kind = nn.Conv2d(1, 4, 3, padding=1), kind
+            self.other = nn.Conv2d(1, 4, 3, padding=1)
+            self.drop = nn.Dropout(0.5, inplace=True) if kind == "dropout" else nn.ReLU(inplace=True)
+            self.fc = nn.Linear(4 * 8 * 8, num_classes)
+
+        def forward(self, x):
+            y = self.conv(x)
+            if self.kind in ("dropout", "relu"):
+                z = self.drop(y)
+            elif self.kind == "functional":
+                z = torch.nn.functional.relu(y, inplace=True)
+            else:  # z names y's tensor: z += ... changes y too
+                z = y
+                z += self.other(x)
+            return self.fc(torch.flatten(z + y, 1))
+
+
+    class Residual(nn.Module):  # torchvision's block: out += identity, then an in-place ReLU; nothing reads on
+        def __init__(self, num_classes):
+            super().__init__()
+            self.conv1, self.bn1 = nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4)
+            self.conv2, self.bn2 = nn.Conv2d(4, 4, 3, padding=1), nn.BatchNorm2d(4)
+            self.relu = nn.ReLU(inplace=True)
+            self.fc = nn.Linear(4 * 8 * 8, num_classes)
+
+        def forward(self, x):
+            identity = self.relu(self.bn1(self.conv1(x)))
+            out = self.bn2(self.conv2(identity))
+            out += identity
+            out = self.relu(out)
+            return self.fc(torch.flatten(out, 1))
+
+
+    class FrozenStatistics(nn.Module):  # the fine-tuning idiom: BatchNorm kept in eval() while the rest trains
+        def __init__(self, num_classes):
+            super().__init__()
+            self.conv, self.bn = nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4)
+            self.fc = nn.Linear(4 * 8 * 8, num_classes)
+
+        def train(self, mode=True):
+            super().train(mode)
+            self.bn.eval()
+            return self
+
+        def forward(self, x):
+            return self.fc(torch.flatten(torch.relu(self.bn(self.conv(x))), 1))
 
 
     class TutorialNet(nn.Module):  # PyTorch's CIFAR-10 tutorial network, one self.pool applied after each conv
@@ -336,6 +388,30 @@ _NETS = textwrap.dedent("""
         return DroppedInplace(num_classes)
 
 
+    def dropout_in_place_reused(num_classes):
+        return InPlaceReuse(num_classes, "dropout")
+
+
+    def relu_in_place_reused(num_classes):
+        return InPlaceReuse(num_classes, "relu")
+
+
+    def functional_in_place_reused(num_classes):
+        return InPlaceReuse(num_classes, "functional")
+
+
+    def iadd_reused(num_classes):
+        return InPlaceReuse(num_classes, "iadd")
+
+
+    def residual(num_classes):
+        return Residual(num_classes)
+
+
+    def frozen_statistics(num_classes):
+        return FrozenStatistics(num_classes)
+
+
     def spectral(num_classes):
         return nn.Sequential(nn.Flatten(), nn.utils.spectral_norm(nn.Linear(64, num_classes)))
 
@@ -466,8 +542,45 @@ def test_a_layer_whose_output_is_not_returned_is_refused_not_made_the_classifier
     message = _refusal("second_head", nets)
     assert "layer(s) 'proj' computed but not used by the returned output (the forward returns 'fc')" in message
     assert "remove those calls from forward" in message, message
+    # refused as what it is: the conv's output, read by the flatten after it, is the in-place ReLU's
     message = _refusal("dropped_inplace", nets)
-    assert "layer(s) 'relu' computed but not used" in message and "x = F.relu(x)" in message, message
+    assert "F.relu(..., inplace=True) at 'relu' overwrites the output of 'conv', which 'flatten' reads" in message
+    assert "x = F.relu(x)" in message, message
+
+
+@pytest.mark.parametrize(
+    "factory, write",
+    [
+        ("dropout_in_place_reused", "nn.Dropout(inplace=True) at 'drop'"),
+        ("relu_in_place_reused", "nn.ReLU(inplace=True) at 'drop'"),
+        ("functional_in_place_reused", "F.relu(..., inplace=True) at 'relu'"),
+    ],
+)
+def test_an_in_place_op_whose_input_is_read_again_is_refused_naming_both(nets, factory, write):
+    """torch reads the overwritten tensor after the in-place op (z + y is 2 * dropout(y) while training); the spec
+    gives every layer its own output, so the conversion computed dropout(y) + y: the dropout converted silently,
+    and the ReLU was refused by the probe as a hook or a conversion fault to report."""
+    message = _refusal(factory, nets)
+    assert f"Received: {write} overwrites the output of 'conv', which 'add' reads after it" in message, message
+    assert "hook" not in message and "report it" not in message, message
+    # torchvision's own residual (out += identity; self.relu(out), in place) reads nothing after: it converts
+    assert [type(layer).__name__ for layer in _spec("residual", nets).layers].count("Add") == 1
+
+
+def test_an_in_place_add_whose_old_value_is_read_again_is_named_by_the_conversions_check(nets):
+    """torch.fx traces `z += w` as z = z + w, so no trace shows it; the conversion's check against the model's own
+    logits refuses it, and its message names it first (it sent the user to look for hooks)."""
+    message = _refusal("iadd_reused", nets)
+    assert "Received: a gap of" in message and "an in-place update of a tensor that is read again" in message
+    assert "write x = x + y" in message, message
+
+
+def test_a_batchnorm_that_train_keeps_in_evaluation_mode_is_refused_with_the_strategies_that_freeze(nets):
+    """A train() that keeps BatchNorm statistics frozen converted to a BatchNorm that trains on batch statistics:
+    the eval-mode probe cannot see it."""
+    message = _refusal("frozen_statistics", nets)
+    assert "'bn' (BatchNorm2d) still in evaluation mode (training=False) after model.train()" in message, message
+    assert "--strategy freeze_early --freeze-groups K or feature_extraction" in message, message
 
 
 @pytest.mark.parametrize(

@@ -1,16 +1,20 @@
 """What a user's torch module holds that the neutral spec cannot, refused before it is silently changed.
 
-The spec gives every applied layer weights of its own, one PReLU slope per channel, trains every weight, and
-outputs logits from a layer that takes one flat vector per sample. A module that shares weights between calls,
-shares one PReLU slope across channels, freezes parameters, ends in an activation or feeds a Linear an unflattened
-map would convert to another model (more parameters, other training, other maths) or fail with advice about the
-input size: each is refused here as the user's model to change (ModelInputError, passed to them as it is).
+The spec gives every applied layer weights and an output of its own, one PReLU slope per channel, trains every
+weight, switches every BatchNorm and Dropout with the mode, and outputs logits from a layer that takes one flat vector
+per sample. A module that shares weights between calls, shares one PReLU slope across channels, freezes parameters,
+overwrites in place a tensor it reads again, keeps a BatchNorm or Dropout in evaluation mode while training, ends in
+an activation or feeds a Linear an unflattened map would convert to another model (more parameters, other training,
+other maths) or fail with advice about the input size: each is refused here as the user's model to change
+(ModelInputError, passed to them as it is).
 """
 
 from __future__ import annotations
 
+import inspect
 from collections import defaultdict
 
+import torch
 import torch.fx as fx
 from torch import nn
 from torch.nn.utils import parametrize
@@ -105,6 +109,112 @@ def refuse_reparametrised_modules(graph: fx.Graph, modules: dict[str, nn.Module]
             "parametrize.remove_parametrizations(module, 'weight')) and any forward hooks from the model; to bound "
             "the weights' norm while training, use --max-norm",
         )
+
+
+# Ops that hand on their input's storage (an identity, a flattening view): an in-place write through one changes the
+# tensor the others name too
+_ALIASING_METHODS = ("view", "reshape", "flatten")
+_ALIASING_FUNCTIONS = (torch.flatten, torch.reshape)
+
+
+def _where(node: fx.Node) -> str:
+    return str(node.target) if node.op == "call_module" else node.name
+
+
+def _in_place_write(node: fx.Node, modules: dict[str, nn.Module]) -> tuple[str, str] | None:
+    """(what, how to write it instead) for a node that writes its first input in place: a module built with
+    inplace=True or a function called with inplace=True; None for any other node. Tensor methods such as x.relu_()
+    are refused by the converter itself; torch.fx traces ``x += y`` as x + y, which only the conversion's check
+    against the model's logits can see."""
+    if node.op == "call_module" and getattr(modules[str(node.target)], "inplace", False) is True:
+        kind = type(modules[str(node.target)]).__name__
+        return f"nn.{kind}(inplace=True)", f"build it with inplace=False (the default: nn.{kind}(...) without it)"
+    if node.op == "call_function" and callable(node.target):
+        try:
+            bound = inspect.signature(node.target).bind(*node.args, **node.kwargs)
+        except (TypeError, ValueError):  # a builtin without a signature, or other arguments: not an inplace= call
+            return None
+        if bound.arguments.get("inplace") is True:
+            function = getattr(node.target, "__name__", str(node.target))
+            fix = f"call it without inplace=True and use its result: x = F.{function}(x)"
+            return f"F.{function}(..., inplace=True)", fix
+    return None
+
+
+def _aliases(node: fx.Node, modules: dict[str, nn.Module]) -> bool:
+    """Whether ``node``'s output is its first input's storage."""
+    if node.op == "call_module":
+        return isinstance(modules[str(node.target)], (nn.Identity, nn.Flatten))
+    if node.op == "call_method":
+        return node.target in _ALIASING_METHODS
+    return node.target in _ALIASING_FUNCTIONS or _in_place_write(node, modules) is not None
+
+
+def _storage(written: fx.Node, modules: dict[str, nn.Module]) -> set[fx.Node]:
+    """The nodes whose outputs share ``written``'s storage: it, what it aliases and what aliases it, in turn."""
+    found, todo = {written}, [written]
+    while todo:
+        node = todo.pop()
+        linked = [u for u in node.users if _aliases(u, modules) and u.all_input_nodes[:1] == [node]]
+        if _aliases(node, modules):
+            linked += node.all_input_nodes[:1]
+        todo += [other for other in linked if other not in found]
+        found.update(linked)
+    return found
+
+
+def refuse_in_place_overwrites(graph: fx.Graph, modules: dict[str, nn.Module], name: str) -> None:
+    """An in-place op whose input the forward reads again after it (nn.Dropout(inplace=True) on y, then y + z): torch
+    reads the overwritten values there (the dropped ones, in training; the activated ones in both modes), while the
+    spec gives every layer an output of its own, so the converted network would read the values from before."""
+    order = {node: index for index, node in enumerate(graph.nodes)}
+    for node in graph.nodes:
+        write = _in_place_write(node, modules)
+        if write is None or not node.all_input_nodes:
+            continue
+        written = node.all_input_nodes[0]
+        before = [n for n in _storage(written, modules) if order[n] < order[node]]  # names of the old values
+        readers = [u for n in before for u in n.users if order[u] > order[node]]
+        if not readers:
+            continue
+        reader = min(readers, key=order.__getitem__)
+        source = "the model's input" if written.op == "placeholder" else f"the output of {_where(written)!r}"
+        raise _refusal(
+            f"model {name} to read no tensor after an in-place op has overwritten it (xfbench's spec gives every "
+            "layer an output of its own, so a converted network reads the values from before the overwrite)",
+            f"{write[0]} at {_where(node)!r} overwrites {source}, which {_where(reader)!r} reads after it: torch "
+            f"reads the overwritten values there{' (the dropped ones, while training)' if 'ropout' in write[0] else ''}"
+            ", the conversion would read the values from before",
+            f"{write[1]}, or read {source} only before {_where(node)!r}",
+        )
+
+
+def refuse_modules_kept_in_eval(graph: fx.Graph, modules: dict[str, nn.Module], name: str) -> None:
+    """A BatchNorm or Dropout the forward applies that is still in evaluation mode after ``model.train()`` (called by
+    the caller before this): a train() that keeps BatchNorm statistics frozen. The spec's BatchNorm trains on each
+    batch's statistics and its Dropout drops while training, whatever a module's own train() did."""
+    kinds = (nn.modules.batchnorm._BatchNorm, nn.modules.dropout._DropoutNd)
+    kept = [(path, m) for path, m in dict(_called_modules(graph, modules)).items() if isinstance(m, kinds)]
+    evaluating = [(path, m) for path, m in kept if not m.training]
+    if not evaluating:
+        return
+    path, module = evaluating[0]
+    others = f" and {len(evaluating) - 1} more" if len(evaluating) > 1 else ""
+    raise _refusal(
+        f"model {name}'s train() to put every BatchNorm and Dropout it applies in training mode (xfbench's converted "
+        "BatchNorm normalises by each batch's statistics and updates its running ones while training, its Dropout "
+        "drops)",
+        f"{path!r} ({type(module).__name__}){others} still in evaluation mode (training=False) after model.train(), "
+        "as a train() that keeps BatchNorm statistics frozen leaves it: converted, "
+        + (
+            "it would drop units while training, where your model does not"
+            if isinstance(module, nn.modules.dropout._DropoutNd)
+            else "it would normalise by each batch's statistics while training, where your model uses its running ones"
+        ),
+        "let train() reach every module (remove the override or its .eval() calls); to train with layers frozen, "
+        "use --strategy freeze_early --freeze-groups K or feature_extraction, which keep a frozen group's BatchNorm "
+        "in evaluation mode",
+    )
 
 
 def refuse_unused_layers(layers: list[Layer], returned: str | None, name: str) -> None:

@@ -27,6 +27,8 @@ from backends.torch.import_refusals import (
     ending_activation_refusal,
     not_flat_refusal,
     refuse_frozen_parameters,
+    refuse_in_place_overwrites,
+    refuse_modules_kept_in_eval,
     refuse_reparametrised_modules,
     refuse_shared_prelu_slope,
     refuse_shared_weights,
@@ -677,9 +679,12 @@ _ONE_NETWORK = (
 
 def _trace_in_training(model: nn.Module, name: str) -> fx.Graph:
     """A second trace, in training mode: traced in evaluation alone, code under ``if self.training:`` vanished from
-    the converted network without a word, and F.dropout(x, p, training=False) became a dropout."""
+    the converted network without a word, and F.dropout(x, p, training=False) became a dropout. A BatchNorm or
+    Dropout that the model's train() leaves in evaluation mode is refused here (an eval-mode probe cannot see it)."""
     try:
-        return _trace(model.train(), name)
+        graph = _trace(model.train(), name)
+        refuse_modules_kept_in_eval(graph, dict(model.named_modules()), name)  # while train()'s flags stand
+        return graph
     except UnsupportedModelError as refused:  # the evaluation trace passed: say which one failed
         raise UnsupportedModelError(
             "PyTorch", f"{refused.op} in training mode (model.train())", name, SUPPORTED, refused.hint
@@ -722,6 +727,7 @@ def convert(model: nn.Module, input_shape: tuple[int, int, int], name: str) -> t
     refuse_shared_weights(graph, c.modules, name)
     refuse_frozen_parameters(graph, c.modules, name)
     refuse_reparametrised_modules(graph, c.modules, name)
+    refuse_in_place_overwrites(graph, c.modules, name)
     _convert_graph(c, graph)
     _refuse_mode_branches(graph, training, name)
     refuse_unused_layers(c.layers, c.returned, name)
