@@ -187,7 +187,12 @@ def convert(request: dict, out: Path) -> None:
             f"Expected inputs with the {channels} channels that model {label} takes. Received: inputs with "
             f"{shape[-1]}. To fix, {_channel_fix(ref['kind'], channels, shape[-1])}."
         )
-    spec, weights = importer.convert(model, shape, label)
+    try:
+        spec, weights = importer.convert(model, shape, label)
+    except UnsupportedModelError as refused:
+        if ref["kind"] == "python":  # the user's own model, which they can change
+            raise
+        raise refused.for_published(label, importer.CONVERTING_MODELS) from None
     _check_against_source(importer, model, backend, spec, weights, label)
     # taken once the model is built and traced: every module of theirs the factory or the forward imported
     sources = imported_user_sources() if ref["kind"] == "python" else {}

@@ -10,7 +10,8 @@ finds it by backend name and never imports the framework itself.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import replace
 from typing import Protocol
 
@@ -21,9 +22,13 @@ from harness.shapes import infer_shapes
 from harness.spec import Activation, BatchNorm, Dense, ModelSpec
 from harness.weights import NeutralWeights, check_weights, parameter_shapes
 
+# The fix a refusal without a hint of its own gives: the user's own model (python:) can be changed
+DEFAULT_FIX = "To fix, replace that layer with a supported one, or express it with the supported ones."
+
 
 class UnsupportedModelError(InputError):
-    """A framework model uses a layer or op the neutral spec cannot express (or an option of one it cannot)."""
+    """A framework model uses a layer or op the neutral spec cannot express (or an option of one it cannot).
+    ``hint`` is the refusal's "To fix, ..." (DEFAULT_FIX where empty)."""
 
     def __init__(self, source: str, op: str, location: str, supported: Sequence[str], hint: str = "") -> None:
         self.source = source
@@ -33,8 +38,26 @@ class UnsupportedModelError(InputError):
         self.hint = hint
         super().__init__(
             f"Expected a {source} model built from layers xfbench's neutral spec supports. "
-            f"Received: {op} at {location!r}. Supported: {', '.join(self.supported)}."
-            + (f" {hint}" if hint else " Replace that layer, or express it with the supported ones.")
+            f"Received: {op} at {location!r}. Supported: {', '.join(self.supported)}. {hint or DEFAULT_FIX}"
+        )
+
+    def __reduce__(self) -> tuple[type[UnsupportedModelError], tuple[str, str, str, tuple[str, ...], str]]:
+        # an exception pickles as its class called with self.args (the message alone), which this __init__ does
+        # not take: unpickled (from a Ray worker, a process pool) it raised TypeError in place of the refusal
+        return type(self), (self.source, self.op, self.location, self.supported, self.hint)
+
+    def for_published(self, reference: str, converting: Sequence[str]) -> UnsupportedModelError:
+        """The same refusal for a published architecture (``torchvision:NAME``, ``keras:NAME``), whose layers no one
+        can change: told to replace a layer of it, or given an edit's hint, the user could do neither. Its fix names
+        the models that convert instead."""
+        examples = f" or a published one that converts ({', '.join(converting)})" if converting else ""
+        return UnsupportedModelError(
+            self.source,
+            self.op,
+            self.location,
+            self.supported,
+            f"To fix, choose another model: {reference} cannot be imported, and as a published architecture it "
+            f"cannot be changed; use a zoo model (xfbench list models){examples}.",
         )
 
 
@@ -44,13 +67,27 @@ class ModelInputError(InputError):
     input and the classes it was built for."""
 
 
+@contextmanager
+def layer_settings_checked() -> Iterator[None]:
+    """A layer the conversion builds with a setting the spec refuses (nn.Dropout(p=1.0), a BatchNorm momentum above
+    1): the spec's own refusal, which names the layer and the fix, passed to the user as the model's to change. As
+    any other exception of the conversion it was worded as a request the input size, channels or classes could fix."""
+    try:
+        yield
+    except (UnsupportedModelError, ModelInputError):
+        raise
+    except InputError as refused:
+        raise ModelInputError(str(refused)) from None
+
+
 def closest_names(name: str, names: list[str]) -> str:
-    """The names nearest ``name`` (its case-insensitive twin first), for an error naming a model that is not there."""
+    """The fix for an error naming a model that is not there: the names nearest ``name`` (its case-insensitive twin
+    first), else the first few names."""
     twin = [n for n in names if n.lower() == name.lower()]
     near = twin + [n for n in difflib.get_close_matches(name, names, n=4, cutoff=0.5) if n not in twin]
     if near:
-        return f"Did you mean {', '.join(near[:4])}?"
-    return f"Valid choices include: {', '.join(names[:8])} ({len(names)} in all)."
+        return f"To fix, give a name it knows, such as the closest: {', '.join(near[:4])}."
+    return f"To fix, give a name it knows, such as {', '.join(names[:8])} ({len(names)} in all)."
 
 
 def check_converted_weights(spec: ModelSpec, weights: NeutralWeights) -> None:
@@ -114,7 +151,10 @@ def _square_size_holding(spec: ModelSpec, held: dict[str, tuple[int, ...]]) -> i
 
 
 class FrameworkImporter(Protocol):
-    """Module-level functions of ``backends/<name>/importer.py``."""
+    """Module-level functions of ``backends/<name>/importer.py``, and the published models (``PREFIX:NAME``) its
+    conversion is measured on (benchmarks/import_parity.py), which a refusal of another published one names."""
+
+    CONVERTING_MODELS: tuple[str, ...]
 
     def load_reference(self, name: str, input_shape: tuple[int, int, int], num_classes: int, seed: int) -> object:
         """The framework's own model NAME with random weights drawn from ``seed``, for (H, W, C) inputs and

@@ -100,7 +100,9 @@ def forward_macs_to(spec: ModelSpec, layer: str) -> int:
     cost = {c.name: c.macs for c in model_cost(spec).layers}
     index = {l.name: i for i, l in enumerate(spec.layers)}
     if layer not in index:
-        raise ValueError(f"Expected a layer of {spec.name}. Received: {layer!r}. Its layers: {list(index)}.")
+        raise ValueError(
+            f"Expected a layer of {spec.name}. Received: {layer!r}. To fix, give one of its layers: {list(index)}."
+        )
     needed: set[str] = set()
     stack = [layer]
     while stack:

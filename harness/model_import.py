@@ -81,8 +81,8 @@ def parse_model_ref(text: str) -> ModelRef:
         path = Path(text).expanduser().resolve()
         if not path.is_file():
             raise InputError(
-                f"Expected a spec file. Received: model={text!r}, which does not exist. Write one with "
-                "`xfbench model NAME --export-spec FILE`."
+                f"Expected a spec file. Received: model={text!r}, which does not exist. To fix, give the path of an "
+                "existing one, or write one with `xfbench model NAME --export-spec FILE`."
             )
         return ModelRef("spec", str(path))
     saved = next((s for s in _SAVED_MODEL_SUFFIXES if text.lower().endswith(s)), None)
@@ -105,7 +105,7 @@ def _model_form_fix(text: str, prefix: str, rest: str) -> str:
     if close:
         return f"To fix, spell its prefix {close[0]}: --model {close[0]}:{rest}."
     if rest and prefix in MODELS:
-        return f"Zoo names take no ':{rest}': give --model {prefix}, or another form."
+        return f"To fix, give --model {prefix} (zoo names take no ':{rest}'), or another form."
     path = Path(prefix if rest else text)
     if path.suffix == ".py" or (rest and ":" not in rest and re.fullmatch(r"[\w.]+", prefix)):
         module, function = path.stem if path.suffix == ".py" else prefix, rest or "FUNCTION"
@@ -131,19 +131,21 @@ def _python_ref_fix(module: str, given: str) -> str:
     if re.search(r"[/\\]", module):
         path = Path(module)
         return (
-            f"Name the module as Python imports it, without its folder: python:{path.stem}:{function}, run from "
-            f"{path.parent} (or with it on PYTHONPATH)"
+            f"To fix, name the module as Python imports it, without its folder: python:{path.stem}:{function}, run "
+            f"from {path.parent} (or with it on PYTHONPATH)"
         )
     if not module:
-        return f"Name the module before the function, e.g. python:my_nets:{function}"
+        return f"To fix, name the module before the function, e.g. python:my_nets:{function}"
     if given:  # python:nets:make:x, one colon too many
-        return f"Give one module and one function, e.g. python:{module}:{function}"
+        return f"To fix, give one module and one function, e.g. python:{module}:{function}"
     if module.endswith(".py"):  # python:nets.py, a file's name
-        return f"Name the module as Python imports it, without .py, and its function: python:{module[:-3]}:build"
+        return (
+            f"To fix, name the module as Python imports it, without .py, and its function: python:{module[:-3]}:build"
+        )
     if "." in module:  # python:nets.make, the function after a dot
         head, _, tail = module.rpartition(".")
-        return f"Separate the function with a colon, e.g. python:{head}:{tail} (or python:{module}:build)"
-    return f"Name the function too, e.g. python:{module}:build"
+        return f"To fix, separate the function with a colon, e.g. python:{head}:{tail} (or python:{module}:build)"
+    return f"To fix, name the function too, e.g. python:{module}:build"
 
 
 def trial_model(model: str) -> str:
@@ -198,9 +200,10 @@ def python_source_digest(name: str) -> str:
             f"Expected an importable module for model python:{name}. Received: no module {module!r} "
             "in the current directory or on the Python path. "
             + (
-                f"Name it as Python imports it, without .py: python:{module.removesuffix('.py')}:{name.split(':')[1]}."
+                f"To fix, name it as Python imports it, without .py: "
+                f"python:{module.removesuffix('.py')}:{name.split(':')[1]}."
                 if module.endswith(".py")
-                else "Run from the directory holding it."
+                else "To fix, run from the directory holding it (or put that directory on PYTHONPATH)."
             )
         )
     # the module's own files and its helpers', as a run ships them; an installed module: its file alone
@@ -258,8 +261,8 @@ def check_model_content(model: str, expected: str | None) -> None:
     if now != expected:
         raise InputError(
             f"Expected model {model} as the run began ({expected}). Received: its files hold other content now "
-            f"({now}): the file, or a module it imports, was edited. Restore what the run began with to finish "
-            "the run, or start a new run for the changed model."
+            f"({now}): the file, or a module it imports, was edited. To fix, restore what the run began with to "
+            "finish the run, or start a new run for the changed model."
         )
 
 
@@ -389,7 +392,7 @@ def read_spec_file(ref: ModelRef) -> ModelSpec:
             raise InputError(
                 f"Expected the spec's output layer {spec.output_name!r} to give one logit per class, "
                 f"({spec.num_classes},) for its num_classes {spec.num_classes}. Received: an output of shape "
-                f"{produced}. Make num_classes and the output layer's size agree."
+                f"{produced}. To fix, make num_classes and the output layer's size agree."
             )
     except InputError as exc:
         raise InputError(f"{exc} (in the spec file {path})") from None
@@ -416,14 +419,17 @@ def model_spec(
     if options != ModelOptions():
         raise InputError(
             f"Expected no model options (--width-multiplier and the like) with model {model}: they apply to zoo "
-            f"models. Received: {', '.join(f'{k}={v!r}' for k, v in changed_options(options).items())}. Change the "
-            "model's own definition instead."
+            f"models. Received: {', '.join(f'{k}={v!r}' for k, v in changed_options(options).items())}. To fix, "
+            "drop them and change the model's own definition instead."
         )
     if ref.kind == "spec":
         spec = read_spec_file(ref)
     else:
         if cache_dir is None:
-            raise ValueError(f"Expected a cache directory to convert model {model} into. Received: none.")
+            raise ValueError(
+                f"Expected a cache directory to convert model {model} into. Received: none. To fix, pass cache_dir "
+                "(a run's <results-dir>/_cache)."
+            )
         spec, _ = imported_model(ref, input_shape, num_classes, Path(cache_dir))
     if tuple(spec.input_shape) != tuple(input_shape) or spec.num_classes != num_classes:
         fixes = []

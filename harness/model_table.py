@@ -60,7 +60,7 @@ def model_spec(request: ModelRequest) -> ModelSpec:
         if given:
             raise InputError(
                 f"Expected no {', '.join(given)} with a spec file: it fixes its own input shape and classes. "
-                f"Received: {given}. Drop them, or export a spec for the shape you want."
+                f"Received: {given}. To fix, drop them, or export a spec for the shape you want."
             )
         spec = read_spec_file(ref)
         return imported_spec(request.name, spec.input_shape, spec.num_classes, request.options, request.cache_dir)
@@ -90,7 +90,7 @@ def _check_layer_settings(name: str, options: ModelOptions, spec: ModelSpec) -> 
         lacking = " or ".join(sorted({LAYER_HINTS[LAYER_SETTINGS[k]] for k in idle}))
         raise InputError(
             f"Expected each layer setting given to meet such a layer in {name}. Received: {given}, but {name} has no "
-            f"{lacking}. Drop it, or add the layers."
+            f"{lacking}. To fix, drop it, or add the layers."
         )
 
 

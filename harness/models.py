@@ -51,19 +51,29 @@ class ModelOptions:
 
     def __post_init__(self) -> None:
         if not self.width_multiplier > 0:
-            raise InputError(f"Expected width_multiplier > 0. Received: {self.width_multiplier!r}.")
+            raise InputError(
+                f"Expected width_multiplier > 0. Received: {self.width_multiplier!r}. To fix, give a positive "
+                "multiplier of the channel counts (--width-multiplier 0.5 halves them)."
+            )
         if self.batchnorm not in ("none", "before", "after"):
-            raise InputError(f"Expected batchnorm 'none', 'before' or 'after'. Received: {self.batchnorm!r}.")
+            raise InputError(
+                f"Expected batchnorm 'none', 'before' or 'after'. Received: {self.batchnorm!r}. To fix, give one of "
+                "those (--batchnorm)."
+            )
         if self.bn_running_variance not in BN_RUNNING_VARIANCES:
             raise InputError(
-                f"Expected bn_running_variance in {list(BN_RUNNING_VARIANCES)}. Received: {self.bn_running_variance!r}."
+                f"Expected bn_running_variance in {list(BN_RUNNING_VARIANCES)}. Received: "
+                f"{self.bn_running_variance!r}. To fix, give one of those (--bn-variance)."
             )
         if self.dropout_kind not in DROPOUT_KINDS:
-            raise InputError(f"Expected dropout_kind 'standard' or 'alpha'. Received: {self.dropout_kind!r}.")
+            raise InputError(
+                f"Expected dropout_kind 'standard' or 'alpha'. Received: {self.dropout_kind!r}. To fix, give one of "
+                "those (--alpha-dropout gives 'alpha')."
+            )
         if self.dropout is not None and not 0 <= self.dropout < 1:
             raise InputError(
-                f"Expected 0 <= dropout < 1 (--dropout, a rate of units dropped). Received: {self.dropout}. Give a "
-                "rate in [0, 1), such as 0.5."
+                f"Expected 0 <= dropout < 1 (--dropout, a rate of units dropped). Received: {self.dropout}. To fix, "
+                "give a rate in [0, 1), such as 0.5."
             )
         if self.activation not in ACTIVATIONS:
             raise InputError(
@@ -71,7 +81,10 @@ class ModelOptions:
                 f"{closest_text(self.activation, list(ACTIVATIONS), '--activation')}pick one of those."
             )
         if not self.hidden or any(h < 1 for h in self.hidden):
-            raise InputError(f"Expected positive hidden sizes. Received: hidden={self.hidden}.")
+            raise InputError(
+                f"Expected positive hidden sizes. Received: hidden={self.hidden}. To fix, give one or more widths of "
+                "1 or more (--hidden 128,64)."
+            )
 
 
 def _unit(o: ModelOptions, weight_layer: Conv2D | Dense, act_name: str, group: str) -> list[Layer]:
@@ -283,7 +296,7 @@ def check_options_apply(name: str, options: ModelOptions) -> None:
         raise InputError(
             f"Expected only options that model {name!r} uses ({', '.join(flags) or 'none'}{alpha}). "
             f"Received: {', '.join(option_as_given(k, v) for k, v in ignored.items())}. "
-            "Drop them, or pick a model or setting they apply to."
+            "To fix, drop them, or pick a model or setting they apply to."
         )
 
 
@@ -291,7 +304,9 @@ def build_spec(
     name: str, input_shape: tuple[int, ...], num_classes: int, options: ModelOptions | None = None
 ) -> ModelSpec:
     if name not in MODELS:
-        raise InputError(f"Expected a model name. Received: model={name!r}. Valid choices: {sorted(MODELS)}")
+        raise InputError(
+            f"Expected a model name. Received: model={name!r}. To fix, give one of the zoo's: {sorted(MODELS)}."
+        )
     opts = options or ModelOptions()
     check_options_apply(name, opts)
     spec = ModelSpec(
@@ -309,8 +324,8 @@ def build_spec(
         smallest = _smallest_square_input(name, tuple(input_shape), num_classes, opts)
         resize = f"--input-size {smallest} or more" if smallest else "--input-size"
         raise InputError(
-            f"{exc} Model {name!r} is designed for {natural[0]}x{natural[1]} inputs; "
-            f"resize the images ({resize}) or pick a model for small inputs."
+            f"{exc} To fix, resize the images ({resize}): model {name!r} is designed for {natural[0]}x{natural[1]} "
+            "inputs; or pick a model for small inputs."
         ) from None
     return spec
 
@@ -359,6 +374,6 @@ def as_zoo_twin(model: str, options: Mapping[str, Any], spec: ModelSpec) -> tupl
             f"Expected the network converted from the weights for --model {model} to be xfbench's {model} layer by "
             f'layer, so that it takes the zoo\'s layer names and groups (docs/zoo.md, "Groups"). Received: another '
             f"structure, parting at {exc} (the weights' framework builds another {model}, e.g. a torchvision version "
-            f"whose architecture changed). Pass --model torchvision:NAME instead (its groups are torchvision's "
-            "top-level modules), or install the torchvision version pyproject.toml pins."
+            f"whose architecture changed). To fix, pass --model torchvision:NAME instead (its groups are "
+            "torchvision's top-level modules), or install the torchvision version pyproject.toml pins."
         ) from None

@@ -97,13 +97,15 @@ def _check_padding(layer: Layer, padding: Padding2D, limit: Pair | None = None) 
     if not (isinstance(padding, (tuple, list)) and len(padding) == 2 and all(_is_int_pair(p, 0) for p in padding)):
         raise InputError(
             f"Expected padding ((top, bottom), (left, right)) of ints >= 0 in layer {layer.name!r} "
-            f"({type(layer).__name__}). Received: padding={padding!r}. Write it per side, e.g. ((1, 1), (1, 1))."
+            f"({type(layer).__name__}). Received: padding={padding!r}. To fix, write it per side, e.g. "
+            "((1, 1), (1, 1))."
         )
     if limit is not None and any(p >= size for pair, size in zip(padding, limit, strict=True) for p in pair):
         raise InputError(
             f"Expected each side's padding below the pool size {limit} in layer {layer.name!r} "
             f"({type(layer).__name__}), so every window holds at least one input element. "
-            f"Received: padding={padding!r}. Pad less, or add a ZeroPad2D layer before the pool if zeros are meant."
+            f"Received: padding={padding!r}. To fix, pad less, or add a ZeroPad2D layer before the pool if zeros are "
+            "meant."
         )
 
 
@@ -121,7 +123,7 @@ def _check_sizes(layer: Layer, counts: dict[str, object], pairs: dict[str, objec
         name, value, expected = wrong[0]
         raise InputError(
             f"Expected {name} as {expected} in layer {layer.name!r} ({type(layer).__name__}). "
-            f"Received: {name}={value!r}. Fix the model or the spec file."
+            f"Received: {name}={value!r}. To fix, give {name} as {expected} in the model or the spec file."
         )
 
 
@@ -159,7 +161,7 @@ class Conv2D(Layer):
             raise InputError(
                 f"Expected groups >= 1 dividing filters in layer {self.name!r} (Conv2D). "
                 f"Received: groups={self.groups!r}, filters={self.filters}. "
-                "Choose filters as a multiple of groups (depthwise: filters = input channels × multiplier)."
+                "To fix, choose filters as a multiple of groups (depthwise: filters = input channels × multiplier)."
             )
 
 
@@ -181,13 +183,13 @@ class Activation(Layer):
         if self.kind not in ACTIVATIONS:
             raise InputError(
                 f"Expected an activation in {list(ACTIVATIONS)} in layer {self.name!r} (Activation). "
-                f"Received: kind={self.kind!r}."
+                f"Received: kind={self.kind!r}. To fix, give one of those kinds."
             )
         if self.alpha is not None and self.kind not in ("leaky_relu", "elu"):  # it would be ignored, silently
             raise InputError(
                 f"Expected alpha only on a leaky_relu (its slope) or an elu in layer {self.name!r} (Activation). "
-                f"Received: alpha={self.alpha!r} on {self.kind}, which reads none. Drop alpha (--activation-alpha), "
-                "or make the layer leaky_relu or elu."
+                f"Received: alpha={self.alpha!r} on {self.kind}, which reads none. To fix, drop alpha "
+                "(--activation-alpha), or make the layer leaky_relu or elu."
             )
 
 
@@ -234,7 +236,8 @@ class AdaptiveAvgPool2D(Layer):
         if not _is_int_pair(self.output_size, 1):
             raise InputError(
                 f"Expected output_size (out_h, out_w) of ints >= 1 in layer {self.name!r} (AdaptiveAvgPool2D). "
-                f"Received: output_size={self.output_size!r}. Use e.g. (1, 1) for the global average."
+                f"Received: output_size={self.output_size!r}. To fix, give two sizes, e.g. (1, 1) for the global "
+                "average."
             )
 
 
@@ -266,14 +269,15 @@ class Resize2D(Layer):
         if not _is_int_pair(self.output_size, 1):
             raise InputError(
                 f"Expected output_size (out_h, out_w) of ints >= 1 in layer {self.name!r} (Resize2D). "
-                f"Received: output_size={self.output_size!r}."
+                f"Received: output_size={self.output_size!r}. To fix, give the height and width to resize to."
             )
         if self.resized is not None and not (
             _is_int_pair(self.resized, 1) and all(r >= o for r, o in zip(self.resized, self.output_size, strict=True))
         ):
             raise InputError(
                 f"Expected resized (h, w) >= output_size {self.output_size} in layer {self.name!r} (Resize2D). "
-                f"Received: resized={self.resized!r}."
+                f"Received: resized={self.resized!r}. To fix, resize to at least output_size (the crop is taken "
+                "from it), or leave resized out."
             )
 
 
@@ -300,7 +304,8 @@ class Normalize(Layer):
         if len(self.mean) != len(self.std) or not self.mean or any(s <= 0 for s in self.std):
             raise InputError(
                 f"Expected one mean and one std > 0 per channel in layer {self.name!r} (Normalize). "
-                f"Received: mean={self.mean!r}, std={self.std!r}."
+                f"Received: mean={self.mean!r}, std={self.std!r}. To fix, give as many means as stds, each std "
+                "above 0."
             )
 
 
@@ -319,7 +324,8 @@ class Dropout(Layer):
         if not (isinstance(self.rate, numbers.Real) and 0 <= self.rate < 1) or self.kind not in DROPOUT_KINDS:
             raise InputError(
                 f"Expected a dropout rate in [0, 1) and a kind in {list(DROPOUT_KINDS)} in layer {self.name!r} "
-                f"(Dropout). Received: rate={self.rate!r}, kind={self.kind!r}."
+                f"(Dropout). Received: rate={self.rate!r}, kind={self.kind!r}. To fix, give a rate below 1 (1 "
+                "would drop every unit) and one of those kinds."
             )
 
 
@@ -349,7 +355,8 @@ class BatchNorm(Layer):
             raise InputError(
                 f"Expected 0 <= decay <= 1 (the share of the running statistics kept at each update), epsilon > 0 "
                 f"and running_variance in {list(BN_RUNNING_VARIANCES)} in layer {self.name!r} (BatchNorm). "
-                f"Received: decay={decay!r}, epsilon={epsilon!r}, running_variance={self.running_variance!r}."
+                f"Received: decay={decay!r}, epsilon={epsilon!r}, running_variance={self.running_variance!r}. To "
+                "fix, give values in those ranges (PyTorch's momentum m is a decay of 1 - m)."
             )
 
 
@@ -399,10 +406,13 @@ class ModelSpec:
         if duplicates:
             raise InputError(
                 f"Expected unique layer names in model spec {self.name!r}. "
-                f"Received duplicates: {duplicates}. Rename the repeated layers."
+                f"Received: duplicates {duplicates}. To fix, rename the repeated layers."
             )
         if not self.layers:
-            raise InputError(f"Expected at least one layer in model spec {self.name!r}. Received none.")
+            raise InputError(
+                f"Expected at least one layer in model spec {self.name!r}. Received: none. To fix, give its layers, "
+                "ending in a Dense layer with one unit per class."
+            )
         if MODEL_INPUT in names:  # layers name their inputs by it: the layer would shadow the model's input
             raise InputError(
                 f"Expected layer names other than {MODEL_INPUT!r} in model spec {self.name!r}: a layer's inputs "
@@ -416,7 +426,7 @@ class ModelSpec:
                 return layer
         raise KeyError(
             f"Expected a layer name of model {self.name!r}. Received: {name!r}. "
-            f"Valid names: {[l.name for l in self.layers]}"
+            f"To fix, give one of its layers' names: {[l.name for l in self.layers]}"
         )
 
     def inputs_of(self, index: int) -> tuple[str, ...]:
@@ -465,7 +475,10 @@ def same_padding(kernel: Pair) -> Padding2D:
     """Symmetric zero padding that keeps H and W at stride 1 (odd kernels only)."""
     kh, kw = kernel
     if kh % 2 == 0 or kw % 2 == 0:
-        raise InputError(f"Expected odd kernel sizes for symmetric 'same' padding. Received: kernel={kernel}.")
+        raise InputError(
+            f"Expected odd kernel sizes for symmetric 'same' padding. Received: kernel={kernel}. To fix, use an odd "
+            "kernel, or give the padding per side."
+        )
     return ((kh // 2, kh // 2), (kw // 2, kw // 2))
 
 
@@ -512,7 +525,7 @@ def spec_from_dict(data: dict) -> ModelSpec:
     if missing:
         raise InputError(
             f"Expected a stored spec with the fields {', '.join(_SPEC_FIELDS)}. Received: one without "
-            f"{', '.join(missing)}. Export it again with `xfbench model NAME --export-spec FILE` or add them."
+            f"{', '.join(missing)}. To fix, export it again with `xfbench model NAME --export-spec FILE` or add them."
         )
     _check_top_level(data)
     _check_stored_types(data)
@@ -524,7 +537,7 @@ def spec_from_dict(data: dict) -> ModelSpec:
         if kind not in types:
             raise InputError(
                 f"Expected a known layer type in a stored spec. Received: {kind!r} (layer {index}). "
-                f"Known: {sorted(types)}"
+                f"To fix, give one of the known types: {sorted(types)}."
             )
         _check_layer_fields(types[kind], fields, index)
         _check_layer_texts(fields, index)
@@ -553,11 +566,13 @@ def _check_stored_types(data: dict) -> None:
     if not (isinstance(shape, (list, tuple)) and shape and all(_whole(v) for v in shape)) or not _whole(classes):
         raise InputError(
             "Expected input_shape as a list of whole numbers >= 1 (height, width, channels; or features) and "
-            f"num_classes a whole number >= 1. Received: input_shape={shape!r}, num_classes={classes!r}."
+            f"num_classes a whole number >= 1. Received: input_shape={shape!r}, num_classes={classes!r}. To fix, write "
+            "them so (e.g. input_shape [28, 28, 1], num_classes 10)."
         )
     if not (isinstance(layers, (list, tuple)) and all(isinstance(entry, dict) for entry in layers)):
         raise InputError(
             f"Expected layers as a list of objects, one per layer with its type and fields. Received: {layers!r:.200}."
+            " To fix, write each layer as an object, as `xfbench model NAME --export-spec FILE` writes them."
         )
 
 
@@ -569,11 +584,12 @@ def _check_top_level(data: dict) -> None:
         raise InputError(
             f"Expected only the top-level fields {', '.join(_SPEC_FIELDS)} in a model spec. Received also: "
             f"{', '.join(map(repr, unknown))}, which no layer reads. A setting of the network belongs in its layers "
-            "(a dropout rate in each Dropout layer's rate, say): move it there, or remove it."
+            "(a dropout rate in each Dropout layer's rate, say). To fix, move it there, or remove it."
         )
     if not isinstance(data["name"], str):
         raise InputError(
-            f'Expected the spec\'s name as text. Received: name={data["name"]!r}. Write it in quotes, e.g. "my_net".'
+            f"Expected the spec's name as text. Received: name={data['name']!r}. To fix, write it in quotes, e.g. "
+            '"my_net".'
         )
 
 
@@ -585,10 +601,14 @@ def _check_layer_texts(entry: dict[str, Any], index: int) -> None:
     if not (all(isinstance(t, str) for t in texts) and isinstance(inputs, (list, tuple))):
         raise InputError(
             f"Expected each layer's name and group as text and its inputs as a list of layer names. Received: "
-            f"name={entry.get('name')!r}, group={entry.get('group')!r}, inputs={inputs!r} (layer {index})."
+            f"name={entry.get('name')!r}, group={entry.get('group')!r}, inputs={inputs!r} (layer {index}). To fix, "
+            'write them so, e.g. "name": "conv1", "group": "features", "inputs": ["input"].'
         )
     if not all(isinstance(i, str) for i in inputs):
-        raise InputError(f"Expected layer names as inputs. Received: inputs={inputs!r} (layer {index}).")
+        raise InputError(
+            f"Expected layer names as inputs. Received: inputs={inputs!r} (layer {index}). To fix, name each input "
+            "as text: an earlier layer's name, or \"input\" for the model's input."
+        )
 
 
 def _check_layer_fields(layer_type: type, fields: dict[str, Any], index: int) -> None:
@@ -609,7 +629,7 @@ def _check_layer_fields(layer_type: type, fields: dict[str, Any], index: int) ->
         received.append(f"no {', '.join(missing)}")
     raise InputError(
         f"Expected layer {fields.get('name', index)!r} ({kind}) with a {kind}'s fields: type, {', '.join(known)}. "
-        f"Received: {'; '.join(received)}. Fix the spec file or export it again."
+        f"Received: {'; '.join(received)}. To fix, correct the spec file or export it again."
     )
 
 

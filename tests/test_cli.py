@@ -170,7 +170,7 @@ BAD_INPUTS = {
     "a model option the model does not use, named by its flag": (
         ["model", "resnet18", "--dropout", "0.3"],
         "Expected only options that model 'resnet18' uses (--bn-variance, --width-multiplier). Received: --dropout "
-        "0.3. Drop them,",
+        "0.3. To fix, drop them,",
     ),
     # the refusal named config fields (patience=0) and told the user to "pick the schedule they belong to"
     "a schedule setting its schedule does not read": (
@@ -181,7 +181,8 @@ BAD_INPUTS = {
     ),
     "an activation alpha its activation does not take": (
         ["model", "mlp", "--activation-alpha", "0.2"],
-        "--hidden; --activation-alpha with leaky_relu or elu only). Received: --activation-alpha 0.2. Drop them,",
+        "--hidden; --activation-alpha with leaky_relu or elu only). Received: --activation-alpha 0.2. To fix, drop "
+        "them,",
     ),
     # the first suite was dropped without a word: half of what was asked for ran, exit 0
     "a second suite": (
@@ -920,7 +921,16 @@ BAD_INPUTS = {
     "a spec file whose kernel does not fit": (["model", "big_kernel.json"], "expected a kernel that fits"),
     "a torchvision name it does not have": (  # the conversion process's own account, not a hint about input sizes
         ["model", "torchvision:resnet1"],
-        "Expected a torchvision classification model name. Received: 'resnet1'. Did you mean resnet18,",
+        "Expected a torchvision classification model name. Received: 'resnet1'. To fix, give a name it knows, such "
+        "as the closest: resnet18,",
+    ),
+    "a layer of the user's model the spec does not have": (  # the default fix, in the standard form
+        ["model", "python:gelu_net:make", "--input-size", "8", "--input-channels", "1", "--classes", "10"],
+        "Received: GELU at '1'. Supported: ",
+    ),
+    "a published architecture with a layer the spec does not have": (  # told what to use, not to edit torchvision
+        ["model", "torchvision:squeezenet1_0", "--input-size", "64", "--classes", "10"],
+        "Received: MaxPool2d with ceil_mode or dilation at 'features.2'. Supported: ",
     ),
     "a user's model written for another input size": (  # said in the user's terms, not the converter's
         ["model", "python:eight_by_eight:make", "--input-size", "9", "--input-channels", "1", "--classes", "10"],
@@ -1117,6 +1127,9 @@ STANDARD_FORM_CASES = (
     "no command",
     "a weight set of no hub",
     "a pretrained weight set of no hub",
+    "a torchvision name it does not have",
+    "a layer of the user's model the spec does not have",
+    "a published architecture with a layer the spec does not have",
 )
 
 _SCRIPT = """
@@ -1187,6 +1200,10 @@ def bad_input_results(tmp_path_factory):
     mlp16 = build_spec("mlp", (8, 8, 1), 10, ModelOptions(hidden=(16,)))
     save_checkpoint(cwd / "mlp16.npz", mlp16, initial_weights(mlp16, "he_normal", 0), {})
     (cwd / "no_layers.json").write_text(json.dumps({k: v for k, v in misspelt.items() if k != "layers"}))
+    (cwd / "gelu_net.py").write_text(
+        "import torch.nn as nn\n\n\ndef make(num_classes=10):\n"
+        "    return nn.Sequential(nn.Flatten(), nn.GELU(), nn.Linear(64, num_classes))\n"
+    )
     (cwd / "eight_by_eight.py").write_text(
         "import torch.nn as nn\n\n\ndef make(num_classes=10):\n"
         "    return nn.Sequential(nn.Flatten(), nn.Linear(64, num_classes))\n"
@@ -1261,6 +1278,22 @@ def test_refusals_of_the_command_line_runner_scheduler_and_weights_name_the_fix_
     form = re.compile(r"xfbench[a-z ]*: error: Expected .+\. Received: .+\. To fix, [a-z].+\.", re.S)
     said = {case: bad_input_results[case][1].strip() for case in STANDARD_FORM_CASES}
     assert not {case: text for case, text in said.items() if not form.fullmatch(text)}
+
+
+def test_an_unsupported_layer_is_told_to_be_replaced_only_where_the_user_can_change_the_model(bad_input_results):
+    """Every refusal without a hint of its own ended "Replace that layer, or express it with the supported ones.",
+    outside the standard form, and said so of torchvision's and Keras' published architectures too, which no one
+    can edit."""
+    own = bad_input_results["a layer of the user's model the spec does not have"][1]
+    assert own.strip().endswith(
+        "To fix, replace that layer with a supported one, or express it with the supported ones."
+    )
+    published = bad_input_results["a published architecture with a layer the spec does not have"][1]
+    assert (
+        "To fix, choose another model: torchvision:squeezenet1_0 cannot be imported, and as a published " in published
+    )
+    assert "use a zoo model (xfbench list models) or a published one that converts (torchvision:resnet18," in published
+    assert "replace that layer" not in published.lower()
 
 
 def test_missing_data_exits_2_naming_where_it_looked(bad_input_results):

@@ -321,7 +321,7 @@ def test_a_keras_operation_reaches_the_user_named_without_the_input_size_advice(
 def test_a_layer_applied_twice_is_refused_as_shared_weights(converted):
     message = _refusal(converted, "shared")
     assert "a layer applied more than once at 'block'" in message
-    assert "Shared weights (a layer applied more than once) are not supported" in message
+    assert "To fix, create a separate layer for each use: shared weights (a layer applied more than once)" in message
 
 
 @pytest.mark.usefixtures("in_tensorflow_worker")
@@ -494,7 +494,7 @@ def test_a_keras_application_with_its_own_preprocessing_is_refused_as_unsupporte
         model_spec(f"keras:{name}", (32, 32, 3), 10, ModelOptions(), tmp_path / "cache")
     message = str(refused.value)
     assert f"Received: keras.applications.{name}'s built-in preprocessing (Rescaling) at 'rescaling'" in message
-    assert f"keras:{name} is not supported: xfbench feeds pixels already scaled" in message, message
+    assert f"keras:{name} is not supported, as xfbench feeds pixels already scaled" in message, message
     assert "To fix, use an application without them (keras:MobileNetV2, keras:ResNet50" in message, message
     assert "Remove it" not in message
 

@@ -774,7 +774,7 @@ def test_a_legacy_keras_h5_that_does_not_fit_is_refused_in_xfbenchs_words_with_t
 
 def test_weights_fetch_of_a_misspelt_model_names_the_nearest_ones(capsys):
     """A misspelt name was answered with four fixed Keras names, or the first twelve torchvision ones."""
-    for name, nearest in (("keras:MobileNetv2", "Did you mean MobileNetV2"), ("torchvision:resnet", "resnet18")):
+    for name, nearest in (("keras:MobileNetv2", "the closest: MobileNetV2"), ("torchvision:resnet", "resnet18")):
         code, _, err = _cli(capsys, "weights", "fetch", name)
         assert code == 2 and nearest in err, err
 

@@ -13,6 +13,7 @@ from harness.spec import (
     Activation,
     AdaptiveAvgPool2D,
     Add,
+    BatchNorm,
     Conv2D,
     Dense,
     Dropout,
@@ -63,8 +64,30 @@ def test_every_model_builds_for_every_embedded_input_shape():
             assert output_shape(build_spec(name, shape, 10)) == (10,)
 
 
+def test_the_specs_and_model_options_own_refusals_name_the_fix_in_the_standard_form():
+    """Reached from suites, the Python API, a weight file's zoo twin and the importers (nn.Dropout(p=1.0)): these
+    said what was expected and received, and nothing of what to do."""
+    cases = [
+        lambda: ModelOptions(width_multiplier=0),
+        lambda: ModelOptions(batchnorm="between"),
+        lambda: ModelOptions(bn_running_variance="Biased"),
+        lambda: ModelOptions(dropout_kind="gaussian"),
+        lambda: ModelOptions(hidden=(0,)),
+        lambda: ModelSpec("empty", (8, 8, 1), 2, ()),
+        lambda: Dropout(name="d", group="f", rate=1.0),
+        lambda: Activation(name="a", group="f", kind="swish"),
+        lambda: BatchNorm(name="b", group="f", decay=1.5),
+        lambda: same_padding((2, 2)),
+        lambda: spec_from_dict({"name": "m", "input_shape": [8, 8, 1], "num_classes": 2, "layers": [{"type": "Up"}]}),
+    ]
+    for case in cases:
+        with pytest.raises(InputError) as refused:
+            case()
+        assert re.fullmatch(r"Expected .+\. Received: .+\. To fix, [a-z].+\.", str(refused.value), re.S), refused.value
+
+
 def test_bad_names_and_sizes_are_reported_with_choices():
-    with pytest.raises(InputError, match="Valid choices"):
+    with pytest.raises(InputError, match="To fix, give one of the zoo's"):
         build_spec("resnet9000", (8, 8, 1), 10)
     with pytest.raises(InputError, match="activation"):
         ModelOptions(activation="swishy")
@@ -156,7 +179,9 @@ def test_cnn_layer_errors_say_what_was_expected_and_received():
     flat_pad = ModelSpec("m", (8, 8, 4), 2, (Flatten(name="flat", group="f"), pad))
     with pytest.raises(InputError, match=r"pad before the Flatten"):
         infer_shapes(flat_pad)
-    with pytest.raises(InputError, match=r"stored spec.*Known: \[.*'AdaptiveAvgPool2D'.*'ZeroPad2D'"):
+    with pytest.raises(
+        InputError, match=r"stored spec.*To fix, give one of the known types: \[.*'AdaptiveAvgPool2D'.*'ZeroPad2D'"
+    ):
         spec_from_dict({"name": "m", "input_shape": [8, 8, 1], "num_classes": 2, "layers": [{"type": "Upsample"}]})
 
 

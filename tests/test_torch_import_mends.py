@@ -408,6 +408,24 @@ _NETS = textwrap.dedent("""
         return Residual(num_classes)
 
 
+    class AddAlpha(nn.Module):  # torch.add(y, y, alpha=2): y + 2y, no constant in it
+        def __init__(self, num_classes):
+            super().__init__()
+            self.conv, self.fc = nn.Conv2d(1, 4, 3, padding=1), nn.Linear(4 * 8 * 8, num_classes)
+
+        def forward(self, x):
+            y = self.conv(x)
+            return self.fc(torch.flatten(torch.add(y, y, alpha=2), 1))
+
+
+    def add_alpha(num_classes):
+        return AddAlpha(num_classes)
+
+
+    def dropout_all(num_classes):  # p=1.0 drops every unit: torch takes it, the spec's Dropout refuses it
+        return nn.Sequential(nn.Flatten(), nn.Dropout(1.0), nn.Linear(64, num_classes))
+
+
     def frozen_statistics(num_classes):
         return FrozenStatistics(num_classes)
 
@@ -573,6 +591,20 @@ def test_an_in_place_add_whose_old_value_is_read_again_is_named_by_the_conversio
     message = _refusal("iadd_reused", nets)
     assert "Received: a gap of" in message and "an in-place update of a tensor that is read again" in message
     assert "write x = x + y" in message, message
+
+
+def test_torch_add_with_alpha_is_refused_as_that_not_as_a_constant(nets):
+    message = _refusal("add_alpha", nets)
+    assert "Received: torch.add with alpha=2 (a + alpha * b)" in message and "constant" not in message, message
+    assert "To fix, add the tensors alone (a + b)" in message, message
+
+
+def test_a_layer_setting_the_spec_refuses_is_the_models_to_change_not_the_input_sizes(nets):
+    """nn.Dropout(1.0) failed in the spec's Dropout and was worded as a conversion that another input size, channel
+    count or class count could fix."""
+    message = _refusal("dropout_all", nets)
+    assert "Expected a dropout rate in [0, 1)" in message and "rate=1.0" in message, message
+    assert "To fix, give a rate below 1" in message and "conversion failed" not in message, message
 
 
 def test_a_batchnorm_that_train_keeps_in_evaluation_mode_is_refused_with_the_strategies_that_freeze(nets):

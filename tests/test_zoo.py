@@ -118,7 +118,10 @@ def test_options_a_zoo_model_would_ignore_are_refused():
 
 
 def test_too_small_inputs_name_the_layer_the_models_design_size_and_the_smallest_size_it_takes():
-    with pytest.raises(InputError, match=r"designed for 227x227 inputs; resize the images \(--input-size 67 or more"):
+    with pytest.raises(
+        InputError,
+        match=r"To fix, resize the images \(--input-size 67 or more\): model 'alexnet' is designed for 227x227 inputs",
+    ):
         build_spec("alexnet", (32, 32, 3), 10)
     build_spec("alexnet", (67, 67, 3), 10)  # the size named fits, the one below it does not
     with pytest.raises(InputError, match=r"layer 'pool5' .* \(--input-size 67 or more"):

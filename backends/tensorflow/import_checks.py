@@ -18,21 +18,21 @@ _CONSTRAINTS = tuple(
     f"{weight}_constraint" for weight in ("kernel", "bias", "depthwise", "pointwise", "gamma", "beta", "alpha")
 )
 _FREEZING = (
-    "xfbench freezes layer groups itself, alike in both backends: leave the layer trainable and use the "
-    "feature_extraction strategy, freeze_early with --freeze-groups N, or transfer (--frozen-epochs)."
+    "To fix, leave the layer trainable and use the feature_extraction strategy, freeze_early with --freeze-groups N, "
+    "or transfer (--frozen-epochs): xfbench freezes layer groups itself, alike in both backends."
 )
 NESTED_MODEL_HINT = (
-    "xfbench converts one flat layer graph: flatten the nested model's layers into the outer one (call each layer "
-    "of the inner model on the outer model's tensors, or list them in the outer keras.Sequential)."
+    "To fix, flatten the nested model's layers into the outer one (call each layer of the inner model on the outer "
+    "model's tensors, or list them in the outer keras.Sequential): xfbench converts one flat layer graph."
 )
 SHARED_WEIGHTS_HINT = (
-    "Shared weights (a layer applied more than once) are not supported: the neutral spec gives each layer its own "
-    "weights. Create a separate layer for each use."
+    "To fix, create a separate layer for each use: shared weights (a layer applied more than once) are not "
+    "supported, as the neutral spec gives each layer its own weights."
 )
 FINAL_ACTIVATION_HINT = (
-    "xfbench's loss applies the softmax (or, for a binary task, the sigmoid) to the model's logits: end the model "
-    "with Dense(num_classes) and no activation (a final softmax is dropped, as the loss holds it); for a binary "
-    "task, Dense(1) and no activation, with --classes A,B --binary-positive B."
+    "To fix, end the model with Dense(num_classes) and no activation (a final softmax is dropped, as the loss holds "
+    "it); for a binary task, Dense(1) and no activation, with --classes A,B --binary-positive B: xfbench's loss "
+    "applies the softmax (or, for a binary task, the sigmoid) to the model's logits."
 )
 
 
@@ -40,27 +40,31 @@ def training_setting(layer: keras.layers.Layer) -> tuple[str, str] | None:
     """A per-layer training setting of ``layer`` the spec cannot hold, as (what, how to fix); None where none."""
     for attribute in _REGULARIZERS:
         if (value := getattr(layer, attribute, None)) is not None:
-            return f"{attribute}={type(value).__name__}", "Remove it and pass xfbench's --l1 / --l2 (on every kernel)."
+            return (
+                f"{attribute}={type(value).__name__}",
+                "To fix, remove it and pass xfbench's --l1 / --l2 (on every kernel).",
+            )
     if (value := getattr(layer, "activity_regularizer", None)) is not None:
         return (
             f"activity_regularizer={type(value).__name__}",
-            "Remove it: xfbench has no activity penalty (--l1 / --l2 penalise the kernels).",
+            "To fix, remove it: xfbench has no activity penalty (--l1 / --l2 penalise the kernels).",
         )
     for attribute in _CONSTRAINTS:
         if (value := getattr(layer, attribute, None)) is not None:
             return (
                 f"{attribute}={type(value).__name__}",
-                "Remove it and pass xfbench's --max-norm (a max-norm constraint on each unit's incoming kernel).",
+                "To fix, remove it and pass xfbench's --max-norm (a max-norm constraint on each unit's incoming "
+                "kernel).",
             )
     if type(layer).__name__ == "Dropout" and layer.noise_shape is not None:
         return (
             f"Dropout with noise_shape {tuple(layer.noise_shape)} (a mask shared across axes)",
-            "The spec's Dropout drops each element on its own: remove noise_shape (--dropout sets the rate).",
+            "To fix, remove noise_shape (--dropout sets the rate): the spec's Dropout drops each element on its own.",
         )
     if type(layer).__name__ == "BatchNormalization" and getattr(layer, "renorm", False):
         return (
             "BatchNormalization with renorm=True (batch renormalisation)",
-            "The spec's BatchNorm normalises by each batch's own statistics: remove renorm=True.",
+            "To fix, remove renorm=True: the spec's BatchNorm normalises by each batch's own statistics.",
         )
     if not layer.trainable:
         return "trainable=False", _FREEZING

@@ -21,7 +21,13 @@ import numpy as np
 
 from backends.tensorflow import import_checks
 from backends.tensorflow.framework import keras
-from harness.importers import ModelInputError, UnsupportedModelError, check_converted_weights, closest_names
+from harness.importers import (
+    ModelInputError,
+    UnsupportedModelError,
+    check_converted_weights,
+    closest_names,
+    layer_settings_checked,
+)
 from harness.spec import (
     MODEL_INPUT,
     Activation,
@@ -62,6 +68,8 @@ SUPPORTED = (
     "Concatenate (last axis)",
     "a final softmax or log_softmax (activation or Softmax layer: dropped, the spec outputs logits)",
 )
+# keras.applications' models whose conversion benchmarks/import_parity.py measures (docs/measurements.md)
+CONVERTING_MODELS = ("keras:MobileNetV2", "keras:ResNet50", "keras:DenseNet121", "keras:VGG16")
 _ACTIVATIONS = {
     "relu": "relu",
     "relu6": "relu6",
@@ -117,11 +125,10 @@ def _refuse_built_in_preprocessing(model: keras.Model, name: str) -> None:
             f"keras.applications.{name}'s built-in preprocessing ({type(layer).__name__})",
             layer.name,
             SUPPORTED,
-            f"keras:{name} is not supported: xfbench feeds pixels already scaled (to [0, 1] for the image datasets) "
-            "and normalises them in its input pipeline (--normalize imagenet|tf|caffe), alike in both backends, "
-            "and the application's own preprocessing layers cannot be taken out of it. To fix, use an application "
-            "without them (keras:MobileNetV2, keras:ResNet50, keras:DenseNet121, keras:VGG16) or a zoo model "
-            "(xfbench list models).",
+            f"To fix, use an application without them ({', '.join(CONVERTING_MODELS)}) or a zoo model (xfbench "
+            f"list models): keras:{name} is not supported, as xfbench feeds pixels already scaled (to [0, 1] for "
+            "the image datasets) and normalises them in its input pipeline (--normalize imagenet|tf|caffe), alike in "
+            "both backends, and the application's own preprocessing layers cannot be taken out of it.",
         )
 
 
@@ -232,7 +239,7 @@ def _padding(layer: keras.layers.Layer, kernel: tuple[int, int], strides: tuple[
         raise _unsupported(
             "'same' padding on an input of unknown height and width",
             layer,
-            "Declare the input's size: keras.Input((H, W, C)).",
+            "To fix, declare the input's size: keras.Input((H, W, C)).",
         )
     return (_same_padding(h, kernel[0], strides[0]), _same_padding(w, kernel[1], strides[1]))
 
@@ -287,7 +294,7 @@ def _function_slope(layer: keras.layers.Layer) -> float:
         raise _unsupported(
             "activation 'leaky_relu' without a numeric negative_slope default",
             layer,
-            "Use a LeakyReLU layer (its negative_slope is read) or keras.activations.leaky_relu.",
+            "To fix, use a LeakyReLU layer (its negative_slope is read) or keras.activations.leaky_relu.",
         )
     return float(parameter.default)
 
@@ -343,7 +350,7 @@ def _activation_of(layer: keras.layers.Layer, name: str, group: str, last: bool)
         raise _unsupported(
             f"activation {activation!r}, a callable without a __name__",
             layer,
-            'Give the activation by name (activation="relu") or as a ReLU, LeakyReLU or ELU layer.',
+            'To fix, give the activation by name (activation="relu") or as a ReLU, LeakyReLU or ELU layer.',
         )
     if last and kind in ("softmax", "log_softmax"):
         return []
@@ -365,7 +372,7 @@ def _activation_object(
         raise _unsupported(
             f"activation given as a {kind} layer",
             owner,
-            "Give it by name, as a ReLU, LeakyReLU or ELU layer, or as its own layer after this one.",
+            "To fix, give it by name, as a ReLU, LeakyReLU or ELU layer, or as its own layer after this one.",
         )
     try:
         return [_activation_layer(activation, name, kind, group)]
@@ -375,7 +382,7 @@ def _activation_object(
 
 def _conv_layer(layer: keras.layers.Layer, name: str, kind: str, group: str, size: Size) -> Conv2D:
     if tuple(layer.dilation_rate) != (1, 1):
-        raise _unsupported(f"{kind} with dilation {layer.dilation_rate}", layer)
+        raise _unsupported(f"{kind} with dilation {layer.dilation_rate}", layer, "To fix, use dilation_rate=1.")
     kernel, strides = tuple(layer.kernel_size), tuple(layer.strides)
     channels = layer.input.shape[-1]
     filters = channels * layer.depth_multiplier if kind == "DepthwiseConv2D" else layer.filters
@@ -398,7 +405,9 @@ def _activation_layer(layer: keras.layers.Layer, name: str, kind: str, group: st
         if float(layer.threshold or 0) != 0:
             raise _unsupported("ReLU with a threshold", layer)
         if layer.max_value is not None and float(layer.max_value) != 6.0:
-            raise _unsupported(f"ReLU capped at {layer.max_value}", layer)
+            raise _unsupported(
+                f"ReLU capped at {layer.max_value}", layer, "To fix, cap it at 6.0 or leave it uncapped."
+            )
         slope = float(layer.negative_slope or 0)
         if slope and layer.max_value is not None:
             raise _unsupported("ReLU with both a cap and a negative slope", layer)
@@ -409,7 +418,7 @@ def _activation_layer(layer: keras.layers.Layer, name: str, kind: str, group: st
     if kind == "ELU":
         return Activation(name=name, group=group, kind="elu", alpha=float(layer.alpha))
     if len(layer.input.shape) == 4 and list(layer.shared_axes or []) != [1, 2]:  # PReLU
-        raise _unsupported("PReLU with other than one slope per channel", layer, "Use shared_axes=[1, 2].")
+        raise _unsupported("PReLU with other than one slope per channel", layer, "To fix, use shared_axes=[1, 2].")
     return Activation(name=name, group=group, kind="prelu")
 
 
@@ -418,7 +427,7 @@ def _shape_layers(layer: keras.layers.Layer, name: str, kind: str, group: str, s
         pool, strides = tuple(layer.pool_size), tuple(layer.strides or layer.pool_size)
         if kind == "AveragePooling2D":
             if layer.padding != "valid":
-                raise _unsupported("AveragePooling2D with 'same' padding", layer)
+                raise _unsupported("AveragePooling2D with 'same' padding", layer, "To fix, use padding='valid'.")
             return [AvgPool2D(name=name, group=group, pool_size=pool, strides=strides)]
         return [
             MaxPool2D(
@@ -427,7 +436,9 @@ def _shape_layers(layer: keras.layers.Layer, name: str, kind: str, group: str, s
         ]
     if kind == "GlobalAveragePooling2D":
         if layer.keepdims:
-            raise _unsupported("GlobalAveragePooling2D(keepdims=True)", layer)
+            raise _unsupported(
+                "GlobalAveragePooling2D(keepdims=True)", layer, "To fix, use keepdims=False (its default)."
+            )
         return [GlobalAvgPool2D(name=name, group=group)]
     if kind == "ZeroPadding2D":
         (top, bottom), (left, right) = layer.padding
@@ -440,14 +451,16 @@ def _shape_layers(layer: keras.layers.Layer, name: str, kind: str, group: str, s
         return [Add(name=name, group=group)]
     if kind == "Concatenate":
         if layer.axis not in (-1, 3):
-            raise _unsupported(f"Concatenate along axis {layer.axis}", layer)
+            raise _unsupported(
+                f"Concatenate along axis {layer.axis}", layer, "To fix, concatenate the channels: axis=-1."
+            )
         return [Concat(name=name, group=group)]
     if kind == "Rescaling":  # the first layer of most keras.io image examples
         raise _unsupported(
             kind,
             layer,
-            "Remove it: xfbench feeds pixels already scaled (to [0, 1] for the image datasets), and --normalize "
-            "imagenet|tf|caffe scales them as a pretrained network expects, alike in both backends.",
+            "To fix, remove it: xfbench feeds pixels already scaled (to [0, 1] for the image datasets), and "
+            "--normalize imagenet|tf|caffe scales them as a pretrained network expects, alike in both backends.",
         )
     raise _unsupported(kind, layer)
 
@@ -578,7 +591,8 @@ def _names(model: keras.Model) -> set[str]:
 
 def convert(model: keras.Model, input_shape: tuple[int, int, int], name: str) -> tuple[ModelSpec, NeutralWeights]:
     model = _graph_model(model, input_shape, name)
-    layers = _converted_layers(model, input_shape, name)
+    with layer_settings_checked():
+        layers = _converted_layers(model, input_shape, name)
     if layers and isinstance(layers[-1], Activation):  # a final sigmoid, tanh, ...: not logits over the classes
         raise UnsupportedModelError(
             "Keras",
@@ -593,7 +607,7 @@ def convert(model: keras.Model, input_shape: tuple[int, int, int], name: str) ->
             "a model not ending in a Dense layer",
             name,
             SUPPORTED,
-            "xfbench trains classifiers: end the model with Dense(classes).",
+            "To fix, end the model with Dense(classes): xfbench trains classifiers.",
         )
     spec = ModelSpec(
         name=name,

@@ -310,7 +310,10 @@ def _apply(
             epsilon=layer.epsilon,
             name=layer.name,
         )(x)
-    raise ValueError(f"Expected a layer type the tensorflow backend knows. Received: {type(layer).__name__}.")
+    raise ValueError(
+        f"Expected a layer type the tensorflow backend knows. Received: {type(layer).__name__}. To fix, build it in "
+        "backends/tensorflow/model.py, as every type in harness.spec.LAYER_TYPES is."
+    )
 
 
 def build_keras_model(

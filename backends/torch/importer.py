@@ -43,7 +43,13 @@ from backends.torch.layout import (
 )
 from backends.torch.model import flat_origin, module_tensor
 from harness.errors import InputError
-from harness.importers import ModelInputError, UnsupportedModelError, check_converted_weights, closest_names
+from harness.importers import (
+    ModelInputError,
+    UnsupportedModelError,
+    check_converted_weights,
+    closest_names,
+    layer_settings_checked,
+)
 from harness.shapes import TensorInfo, infer_shapes
 from harness.spec import (
     Activation,
@@ -91,6 +97,15 @@ SUPPORTED = (
     "x.relu() / x.sigmoid() / x.tanh()",
     "x.mean((2, 3)) (a global average pool)",
     "a final Softmax / LogSoftmax over the classes (dropped: the spec outputs logits, as for Keras)",
+)
+# torchvision's models whose conversion benchmarks/import_parity.py measures (docs/measurements.md)
+CONVERTING_MODELS = (
+    "torchvision:resnet18",
+    "torchvision:resnet50",
+    "torchvision:vgg11_bn",
+    "torchvision:alexnet",
+    "torchvision:mobilenet_v2",
+    "torchvision:densenet121",
 )
 _ACTIVATIONS: dict[type, str] = {
     nn.ReLU: "relu",
@@ -206,7 +221,11 @@ def _adaptive_size(c: _Converter, node: fx.Node, value: Any) -> tuple[int, int]:
         return _pair(value)
     shape = c.map_shape(c.produced[c.tensor_args(node)[0]])
     if shape is None or len(shape) != 3:
-        raise c.unsupported("an adaptive pool keeping a size (None) of an input whose size is not known", node)
+        raise c.unsupported(
+            "an adaptive pool keeping a size (None) of an input whose size is not known",
+            node,
+            "To fix, give the pool's output size as numbers.",
+        )
     return (int(sizes[0] if sizes[0] is not None else shape[0]), int(sizes[1] if sizes[1] is not None else shape[1]))
 
 
@@ -270,8 +289,8 @@ def _traced_subclass_hint(c: _Converter, node: fx.Node) -> str:
     if base is None or base is nn.Module:
         return ""
     return (
-        f"{type(module).__name__} at {path!r}, a subclass of nn.{base.__name__}, is traced through its own Python "
-        f"code (torch.fx keeps only torch.nn's own classes whole): to fix, use nn.{base.__name__} itself there."
+        f"To fix, use nn.{base.__name__} itself at {path!r}: {type(module).__name__} there, a subclass of "
+        f"nn.{base.__name__}, is traced through its own Python code (torch.fx keeps only torch.nn's own classes whole)."
     )
 
 
@@ -293,9 +312,10 @@ def _function_name(node: fx.Node, taken: set[str]) -> str:
 def _module_layer(c: _Converter, node: fx.Node, module: nn.Module, name: str, group: str) -> Layer | None:
     if isinstance(module, nn.Conv2d):
         if _pair(module.dilation) != (1, 1):
-            raise c.unsupported("Conv2d with dilation", node, "Only dilation=1 maps.")
+            raise c.unsupported("Conv2d with dilation", node, "To fix, use dilation=1.")
         if module.padding_mode != "zeros":
-            raise c.unsupported(f"Conv2d with padding_mode={module.padding_mode!r}", node, "Pad with zeros.")
+            hint = "To fix, pad with zeros: padding_mode='zeros'."
+            raise c.unsupported(f"Conv2d with padding_mode={module.padding_mode!r}", node, hint)
         return Conv2D(
             name=name,
             group=group,
@@ -310,7 +330,11 @@ def _module_layer(c: _Converter, node: fx.Node, module: nn.Module, name: str, gr
         return Dense(name=name, group=group, units=module.out_features, use_bias=module.bias is not None)
     if isinstance(module, (nn.BatchNorm2d, nn.BatchNorm1d)):
         if not (module.affine and module.track_running_stats) or module.momentum is None:
-            raise c.unsupported("BatchNorm without affine parameters, running statistics or a momentum", node)
+            raise c.unsupported(
+                "BatchNorm without affine parameters, running statistics or a momentum",
+                node,
+                "To fix, build it with affine=True, track_running_stats=True and a momentum (its defaults).",
+            )
         return BatchNorm(name=name, group=group, decay=1.0 - module.momentum, epsilon=module.eps)
     if isinstance(module, nn.ZeroPad2d):  # (left, right, top, bottom), as F.pad takes it
         left, right, top, bottom = (int(p) for p in module.padding)
@@ -326,9 +350,16 @@ def _module_layer(c: _Converter, node: fx.Node, module: nn.Module, name: str, gr
             kind=_ACTIVATIONS[type(module)],
             alpha=float(alpha) if alpha is not None and not isinstance(module, nn.PReLU) else None,
         )
+    return _shape_module_layer(c, node, module, name, group)
+
+
+def _shape_module_layer(c: _Converter, node: fx.Node, module: nn.Module, name: str, group: str) -> Layer | None:
+    """The modules without weights that pool, flatten, drop or pass their input on."""
     if isinstance(module, nn.MaxPool2d):
         if module.ceil_mode or _pair(module.dilation) != (1, 1):
-            raise c.unsupported("MaxPool2d with ceil_mode or dilation", node)
+            raise c.unsupported(
+                "MaxPool2d with ceil_mode or dilation", node, "To fix, use ceil_mode=False, dilation=1."
+            )
         ph, pw = _pair(module.padding)
         return MaxPool2D(
             name=name,
@@ -343,7 +374,11 @@ def _module_layer(c: _Converter, node: fx.Node, module: nn.Module, name: str, gr
         return AdaptiveAvgPool2D(name=name, group=group, output_size=_adaptive_size(c, node, module.output_size))
     if isinstance(module, nn.Flatten):
         if module.start_dim != 1 or module.end_dim != -1:
-            raise c.unsupported("Flatten other than from dimension 1 to the end", node)
+            raise c.unsupported(
+                "Flatten other than from dimension 1 to the end",
+                node,
+                "To fix, flatten each sample whole: nn.Flatten().",
+            )
         return Flatten(name=name, group=group)
     if isinstance(module, nn.Dropout):
         return Dropout(name=name, group=group, rate=float(module.p))
@@ -371,7 +406,7 @@ def _avg_pool(c: _Converter, node: fx.Node, module: nn.AvgPool2d, name: str, gro
         raise c.unsupported(
             "AvgPool2d with padding, ceil_mode or divisor_override",
             node,
-            "Use nn.AvgPool2d(kernel_size, stride) with padding=0, ceil_mode=False and divisor_override=None.",
+            "To fix, use nn.AvgPool2d(kernel_size, stride) with padding=0, ceil_mode=False and divisor_override=None.",
         )
     return AvgPool2D(name=name, group=group, pool_size=_pair(module.kernel_size), strides=_pair(module.stride))
 
@@ -406,14 +441,19 @@ def _pooling_call(c: _Converter, node: fx.Node, name: str, group: str) -> Layer 
         parameters = _MAX_POOL_PARAMETERS if maximum else _AVG_POOL_PARAMETERS
         given = {key: _arg(node, i + 1, key, default) for i, (key, default) in enumerate(parameters)}
         if given.get("return_indices"):
-            raise c.unsupported("max_pool2d with return_indices", node, "Pool with F.max_pool2d(x, kernel_size).")
+            hint = "To fix, pool without return_indices: F.max_pool2d(x, kernel_size)."
+            raise c.unsupported("max_pool2d with return_indices", node, hint)
         module = nn.MaxPool2d(**given) if maximum else nn.AvgPool2d(**given)
         return cast(Layer, _module_layer(c, node, module, name, group))
     if target is torch.mean or (node.op == "call_method" and target == "mean"):
         dims = _arg(node, 1, "dim", None)
         spatial = isinstance(dims, (tuple, list)) and sorted(d % 4 for d in dims) == [2, 3]
         if not spatial or node.kwargs.get("dtype") is not None:
-            raise c.unsupported("mean other than over the spatial dimensions (2, 3)", node)
+            raise c.unsupported(
+                "mean other than over the spatial dimensions (2, 3)",
+                node,
+                "To fix, average over the spatial dimensions alone: x.mean((2, 3)), or nn.AdaptiveAvgPool2d(1).",
+            )
         if _arg(node, 2, "keepdim", False):
             return AdaptiveAvgPool2D(name=name, group=group, output_size=(1, 1))
         return GlobalAvgPool2D(name=name, group=group)
@@ -456,6 +496,26 @@ def _activation_call(c: _Converter, node: fx.Node, name: str, group: str) -> Act
     return None
 
 
+def _addition(c: _Converter, node: fx.Node, name: str, group: str) -> Add:
+    """a + b, torch.add(a, b), as the spec's Add of two tensors; what else an addition holds, refused as what it is."""
+    alpha = node.kwargs.get("alpha", 1)
+    if alpha != 1:  # torch.add(a, b, alpha=2) is a + 2b: no constant, but a scale the spec's Add has not
+        raise c.unsupported(
+            f"torch.add with alpha={alpha!r} (a + alpha * b)",
+            node,
+            "To fix, add the tensors alone (a + b): the spec's Add has no scale.",
+        )
+    if len(c.tensor_args(node)) != 2:
+        raise c.unsupported(
+            "addition of a constant",
+            node,
+            "To fix, add two tensors (a + b); a learned offset is a layer's bias (nn.Conv2d, nn.Linear).",
+        )
+    if set(node.kwargs) - {"alpha"}:
+        raise c.unsupported(f"torch.add with {', '.join(sorted(set(node.kwargs) - {'alpha'}))}", node)
+    return Add(name=name, group=group)
+
+
 def _function_layer(c: _Converter, node: fx.Node, name: str, group: str) -> Layer:
     target = node.target
     flattens = _flattens(c, node)
@@ -463,19 +523,21 @@ def _function_layer(c: _Converter, node: fx.Node, name: str, group: str) -> Laye
         return Flatten(name=name, group=group)
     if flattens is None and c.shape_nodes.keys() & set(node.all_input_nodes):
         what = f"{getattr(target, '__name__', target)} of a tensor's shape"
-        raise c.unsupported(what, node, "A shape is read only by a flattening view or reshape: x.view(x.size(0), -1).")
+        hint = "To fix, read a shape only to flatten each sample: x.view(x.size(0), -1)."
+        raise c.unsupported(what, node, hint)
     if target in (operator.add, operator.iadd, torch.add):
-        if len(c.tensor_args(node)) != 2 or node.kwargs:
-            raise c.unsupported("addition of a constant", node)
-        return Add(name=name, group=group)
+        return _addition(c, node, name, group)
     if target is torch.cat:
         dim = _arg(node, 1, "dim", 0)
         if dim not in (1, -3):
-            raise c.unsupported(f"torch.cat along dimension {dim}", node, "Only channel concatenation (dim=1) maps.")
+            hint = "To fix, concatenate the channels: torch.cat(tensors, dim=1)."
+            raise c.unsupported(f"torch.cat along dimension {dim}", node, hint)
         return Concat(name=name, group=group)
     if target is torch.flatten or (node.op == "call_method" and target == "flatten"):
         if _arg(node, 1, "start_dim", 0) != 1:
-            raise c.unsupported("flatten from a dimension other than 1", node)
+            raise c.unsupported(
+                "flatten from a dimension other than 1", node, "To fix, flatten each sample whole: torch.flatten(x, 1)."
+            )
         if _arg(node, 2, "end_dim", -1) not in (-1, c.ranks[c.produced[c.tensor_args(node)[0]]]):
             # flatten(x, 1, 2) keeps the last axis: converted as a whole flatten, its weights then misread
             raise c.unsupported(
@@ -486,7 +548,8 @@ def _function_layer(c: _Converter, node: fx.Node, name: str, group: str) -> Laye
         return Flatten(name=name, group=group)
     if flattens is not None:  # a view or reshape that does not flatten each sample
         what = f"{getattr(target, '__name__', target)} other than a flatten of each sample"
-        raise c.unsupported(what, node, "To flatten, use torch.flatten(x, 1), nn.Flatten() or x.view(x.size(0), -1).")
+        hint = "To fix, flatten with torch.flatten(x, 1), nn.Flatten() or x.view(x.size(0), -1)."
+        raise c.unsupported(what, node, hint)
     activation = _activation_call(c, node, name, group)
     if activation is not None:
         return activation
@@ -502,7 +565,7 @@ def _function_layer(c: _Converter, node: fx.Node, name: str, group: str) -> Laye
         raise c.unsupported(
             "F.dropout without training=self.training (its default, training=True, drops at inference too)",
             node,
-            "Write F.dropout(x, p, training=self.training), or use nn.Dropout(p).",
+            "To fix, write F.dropout(x, p, training=self.training), or use nn.Dropout(p).",
         )
     if target is F.dropout:
         return Dropout(name=name, group=group, rate=float(_arg(node, 1, "p", 0.5)))
@@ -517,11 +580,11 @@ def _convert_graph(c: _Converter, graph: fx.Graph) -> None:
     for node in graph.nodes:
         if node.op == "placeholder":
             if c.produced:
-                raise c.unsupported("a second model input", node)
+                raise c.unsupported("a second model input", node, "To fix, take one input: the image batch.")
             c.produced[node] = "input"
         elif node.op == "output":
             if not isinstance(node.args[0], fx.Node):
-                raise c.unsupported("several model outputs", node)
+                raise c.unsupported("several model outputs", node, "To fix, return one output: the logits.")
             c.returned = c.produced.get(node.args[0])
         elif _is_final_softmax(
             c.modules, node
@@ -665,15 +728,15 @@ def _trace(model: nn.Module, name: str) -> fx.Graph:
         # or a fault in the user's forward (a NameError): either way the line of theirs it arose at is what to see
         frame = user_frame(exc)
         at = f", raised at {describe_frame(frame)}" if frame is not None else ""
-        hint = "Write the forward without data-dependent Python control flow, or correct the code where it failed."
+        hint = "To fix, write the forward without data-dependent Python control flow, or correct the code there."
         raise UnsupportedModelError(
             "PyTorch", f"code torch.fx cannot trace ({describe_exception(exc)}{at})", name, SUPPORTED, hint
         ) from None
 
 
 _ONE_NETWORK = (
-    "xfbench converts one network for both modes, whose Dropout and BatchNorm layers switch themselves. To fix, "
-    "remove what `if self.training:` guards, or make it a layer xfbench converts (nn.Dropout)."
+    "To fix, remove what `if self.training:` guards, or make it a layer xfbench converts (nn.Dropout): xfbench "
+    "converts one network for both modes, whose Dropout and BatchNorm layers switch themselves."
 )
 
 
@@ -728,7 +791,8 @@ def convert(model: nn.Module, input_shape: tuple[int, int, int], name: str) -> t
     refuse_frozen_parameters(graph, c.modules, name)
     refuse_reparametrised_modules(graph, c.modules, name)
     refuse_in_place_overwrites(graph, c.modules, name)
-    _convert_graph(c, graph)
+    with layer_settings_checked():
+        _convert_graph(c, graph)
     _refuse_mode_branches(graph, training, name)
     refuse_unused_layers(c.layers, c.returned, name)
     head = c.layers[-1] if c.layers else None
@@ -741,7 +805,7 @@ def convert(model: nn.Module, input_shape: tuple[int, int, int], name: str) -> t
             f"a model ending in {found}",
             name,
             SUPPORTED,
-            "xfbench trains classifiers: end the model with a Linear layer giving the logits.",
+            "To fix, end the model with a Linear layer giving the logits: xfbench trains classifiers.",
         )
     layers = tuple(replace(l, group="classifier") if l.group == head.group else l for l in c.layers)
     spec = ModelSpec(name=name, input_shape=tuple(input_shape), num_classes=head.units, layers=layers)

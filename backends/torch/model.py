@@ -24,6 +24,7 @@ from backends.torch.layout import (
 from harness.dropout_rng import dropout_layer_indices, layout_hashes
 from harness.shapes import TensorInfo, channels_first_order_differs, check_flattened_merges, infer_shapes
 from harness.spec import (
+    ACTIVATIONS,
     Activation,
     AdaptiveAvgPool2D,
     Add,
@@ -107,7 +108,7 @@ def _activation(layer: Activation, channels: int) -> nn.Module:
         return nn.Sigmoid()
     if kind == "linear":
         return nn.Identity()
-    raise ValueError(f"Expected a known activation. Received: {kind!r}.")
+    raise ValueError(f"Expected a known activation. Received: {kind!r}. To fix, give one of {list(ACTIVATIONS)}.")
 
 
 def _biased_running_statistics(bn: nn.BatchNorm2d, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -136,7 +137,9 @@ class _FlatInput:
 
     def _check_input_dim(self, input: torch.Tensor) -> None:
         if input.dim() != 2:
-            raise ValueError(f"Expected a 2-D input. Received: {input.dim()}-D.")
+            raise ValueError(
+                f"Expected a 2-D input. Received: {input.dim()}-D. To fix, use BiasedBatchNorm2d on feature maps."
+            )
 
 
 class BiasedBatchNorm2d(nn.BatchNorm2d):
@@ -270,7 +273,10 @@ def _module(
         return MergeAdd()
     if isinstance(layer, Concat):
         return MergeConcat()
-    raise ValueError(f"Expected a layer type the torch backend knows. Received: {type(layer).__name__}.")
+    raise ValueError(
+        f"Expected a layer type the torch backend knows. Received: {type(layer).__name__}. To fix, build it in "
+        "backends/torch/model.py, as every type in harness.spec.LAYER_TYPES is."
+    )
 
 
 def build_module(spec: ModelSpec, keys: DropoutKeys | None = None, bn_statistics: str = "float32") -> nn.Module:
@@ -296,7 +302,9 @@ def forward_to(model: nn.Module, layer: str) -> nn.Module:
     children = dict(model.named_children())
     order = [name for name, _ in model.plan] if isinstance(model, GraphModule) else list(children)
     if layer not in order:
-        raise ValueError(f"Expected a layer of the model. Received: {layer!r}. Its layers: {order}.")
+        raise ValueError(
+            f"Expected a layer of the model. Received: {layer!r}. To fix, give one of its layers: {order}."
+        )
     if not isinstance(model, GraphModule):  # a chain: every layer up to it
         return nn.Sequential(OrderedDict((name, children[name]) for name in order[: order.index(layer) + 1]))
     needed = {layer}
@@ -311,7 +319,10 @@ def module_tensor(module: nn.Module, name: str) -> torch.Tensor:
     """A parameter or buffer of ``module`` by name (typed: a Module's attributes are Tensor | Module)."""
     tensor = getattr(module, name)
     if not isinstance(tensor, torch.Tensor):
-        raise TypeError(f"Expected a tensor at {type(module).__name__}.{name}. Received: {type(tensor).__name__}.")
+        raise TypeError(
+            f"Expected a tensor at {type(module).__name__}.{name}. Received: {type(tensor).__name__}. To fix, give "
+            "the name of one of the module's parameters or buffers."
+        )
     return tensor
 
 
