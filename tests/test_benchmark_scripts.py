@@ -282,3 +282,34 @@ def test_bn_gap_layers_removes_its_scratch_folder_however_it_ends(tmp_path, monk
     with pytest.raises(RuntimeError, match="stopped"):
         script.main([])
     assert list(tmp_path.iterdir()) == []
+
+
+def test_import_parity_reports_each_gap_relative_to_the_logits_own_size():
+    """The table divided each gap by max(1, max |logit|): MobileNetV2's logits of about 1e-9 showed a gap of 1e-15
+    whatever the backend computed, zeros included. Relative to max |logit|, a zero output is a gap of 1."""
+    parity = _script("import_parity")
+    tiny = np.array([[1e-9, -2e-9]])
+    assert parity.parity_cells(tiny, {"torch": np.zeros_like(tiny), "tensorflow": tiny}) == [
+        "2.00e-09",
+        "1.0e+00",
+        "0.0e+00",
+        "NO",
+    ]
+    assert parity.parity_cells(tiny * 1e9, {"torch": tiny * 1e9 + 1e-6, "tensorflow": tiny * 1e9})[-1] == "yes"
+
+
+def test_import_parity_measures_the_models_the_importers_name_as_converting():
+    """A refusal of a published architecture names these as the ones to use instead (harness.importers)."""
+    import ast
+
+    named: list[str] = []
+    for backend in ("torch", "tensorflow"):
+        tree = ast.parse((ROOT / "backends" / backend / "importer.py").read_text())
+        value = next(
+            node.value
+            for node in tree.body
+            if isinstance(node, ast.Assign)
+            and [t.id for t in node.targets if isinstance(t, ast.Name)] == ["CONVERTING_MODELS"]
+        )
+        named += ast.literal_eval(value)
+    assert sorted(named) == sorted(_script("import_parity").DEFAULT)
