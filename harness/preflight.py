@@ -76,6 +76,9 @@ from harness.weights_fit import check_searched_options, check_weights_fit
 DISTINCT_IDS_FIX = "To fix, give the cases distinct variants, or spec files distinct file names."
 
 
+_NO_TRIALS = "Expected at least one trial. Received: none. To fix, pick a suite, or --strategy, --model and --dataset."
+
+
 def check_distinct_trial_ids(trials: list[TrialConfig], fix: str = DISTINCT_IDS_FIX) -> None:
     """Refuse two trials under one id: Tune would run them in one trial directory and the results could not tell
     them apart. ``fix``: what the user can do (a recorded run's ids cannot be given other variants)."""
@@ -123,7 +126,7 @@ def preflight(
     Returns each dataset's provenance (where its files were found, how verified) for run.json; InputError on bad input.
     """
     if not trials:
-        raise InputError("Expected at least one trial. Received none: pick a suite or --strategy/--model/--dataset.")
+        raise InputError(_NO_TRIALS)
     check_distinct_trial_ids(trials)
     check_data_dir(data_dir)
     check_capabilities(trials)
@@ -200,8 +203,8 @@ def _checked_task_data(
         raise InputError(
             "Expected --input-size N with --resize-mode resize-crop (images resized to about N / 0.875, then a "
             f"centred NxN crop). Received: no input size for {trial.case_id}, so its images keep their "
-            f"{'x'.join(map(str, derived.input_shape[:2]))} and the option changes nothing. Add --input-size, or drop "
-            "--resize-mode."
+            f"{'x'.join(map(str, derived.input_shape[:2]))} and the option changes nothing. To fix, add --input-size, "
+            "or drop --resize-mode."
         )
     check_augment(trial.augment, derived.input_shape)
     return derived
@@ -370,15 +373,15 @@ def _check_gpu_settings(trials: list[TrialConfig]) -> None:
         raise InputError(
             f"Expected {' and '.join(given)} only on GPUs: {it} {sets} what an NVIDIA GPU computes. Received: every "
             f"trial of the run on the CPU (--gpus-per-trial 0, or left out), where {it} would be recorded, yet change "
-            "nothing. "
-            f"Drop {'them' if len(given) > 1 else 'it'}, or give --gpus-per-trial 1 on a machine or cluster with GPUs."
+            f"nothing. To fix, drop {'them' if len(given) > 1 else 'it'}, or give --gpus-per-trial 1 on a machine or "
+            "cluster with GPUs."
         )
     tf32 = [t for t in trials if t.runtime.tf32]
     if tf32 and not any(t.runtime.computes_tf32 for t in tf32):
         raise InputError(
             "Expected --tf32 on with float32 or mixed precision: it sets how float32 matmuls and convolutions run. "
             "Received: --tf32 on with --precision float64 on every trial that has it, which computes no TF32, so it "
-            "would be recorded, yet change nothing. Drop --tf32 on, or choose another --precision."
+            "would be recorded, yet change nothing. To fix, drop --tf32 on, or choose another --precision."
         )
 
 
@@ -470,7 +473,7 @@ def _check_piecewise_reached(trial: TrialConfig, data: Dataset) -> None:
         )
     raise InputError(
         f"Expected piecewise boundaries below {whose}. Received: boundaries={schedule.boundaries}, so a rate would "
-        f"never be reached. Move the boundaries below {steps}, or train more epochs."
+        f"never be reached. To fix, move the boundaries below {steps}, or train more epochs."
     )
 
 
@@ -561,7 +564,7 @@ def _plateau_never_reduces(trial: TrialConfig) -> str:
         f"Expected at least {needed} epochs{each} for reduce-on-plateau with patience {schedule.patience} "
         f"(--plateau-patience) in {trial.case_id}: the first epoch always counts as an improvement, a reduction "
         f"follows {schedule.patience + 1} epoch(s) without one and applies from the next epoch. Received: "
-        f"{longest} epoch(s), so the rate could never be reduced. Train --epochs {needed} or more, lower "
+        f"{longest} epoch(s), so the rate could never be reduced. To fix, train --epochs {needed} or more, lower "
         "--plateau-patience, or pick another --schedule."
     )
 
@@ -606,7 +609,8 @@ def _check_search_points(
             except (ValueError, TypeError) as exc:  # InputError among them
                 raise InputError(
                     f"Expected every point the search may sample to fit {base.case_id} on {base.backend}. Received: "
-                    f"{point_text(point)}, which fails: {exc} Narrow the search space so that every point fits."
+                    f"{point_text(point)}, which fails: {exc} To fix the search, narrow its space so that every point "
+                    "fits."
                 ) from None
         # a point that trains at a constant rate is still one the search may rank: refused only when no point reduces
         if not resumed and plateaus and all(plateaus):
@@ -775,8 +779,8 @@ def _check_train_limit(
 def _check_classes(task: TaskSpec | None, dataset: str) -> None:
     if task is not None and task.classes is not None and not set(task.classes) <= set(range(NUM_CLASSES)):
         raise InputError(
-            f"Expected classes among 0..{NUM_CLASSES - 1} of {dataset}. Received: classes={task.classes}. Pick "
-            "--classes / --source-classes from that range."
+            f"Expected classes among 0..{NUM_CLASSES - 1} of {dataset}. Received: classes={task.classes}. To fix, "
+            "pick --classes / --source-classes from that range."
         )
 
 
@@ -794,8 +798,8 @@ def _check_transfer_groups(trial: TrialConfig, spec: ModelSpec) -> None:
     raise InputError(
         f"Expected {trial.model}'s head in layer group 'classifier' and other groups before it for strategy "
         f"transfer, whose frozen epochs freeze every group but 'classifier'. Received: {received} (groups "
-        f"{groups}), so its frozen epochs would {effect}. Put the head (and what should train with it) in group "
-        f"'classifier' and the layers before it in other groups ({_where_groups_are_set(trial)}), or give "
+        f"{groups}), so its frozen epochs would {effect}. To fix, put the head (and what should train with it) in "
+        f"group 'classifier' and the layers before it in other groups ({_where_groups_are_set(trial)}), or give "
         "--frozen-epochs 0 to train every layer from the start."
     )
 
@@ -824,7 +828,7 @@ def _check_groups_in_one_piece(trial: TrialConfig, spec: ModelSpec) -> None:
         raise InputError(
             f"Expected each layer group of {trial.model} in one piece (its layers one after another) for strategy "
             f"freeze_early, which freezes the first k groups in model order. Received: group(s) {broken} interrupted "
-            f"by others (the groups in model order: {pieces}). Give each group's layers one after another "
+            f"by others (the groups in model order: {pieces}). To fix, give each group's layers one after another "
             f"({_where_groups_are_set(trial)}), or use --strategy fine_tune."
         )
 
@@ -836,7 +840,7 @@ def _check_freeze_groups(trial: TrialConfig, groups: list[str], resumed: bool) -
     if most < 1:
         raise InputError(
             f"Expected a model of 2 or more layer groups for strategy freeze_early, which freezes the first ones and "
-            f"fine-tunes the rest. Received: {trial.model}, whose layer groups are {groups}. Use --strategy "
+            f"fine-tunes the rest. Received: {trial.model}, whose layer groups are {groups}. To fix, use --strategy "
             "feature_extraction to train a new head on the frozen network, or fine_tune to train all of it."
         )
     allowed = "1" if most == 1 else f"1 to {most}"
@@ -844,15 +848,15 @@ def _check_freeze_groups(trial: TrialConfig, groups: list[str], resumed: bool) -
         raise InputError(
             f"Expected --freeze-groups of at least 1 for strategy freeze_early: it freezes the first k layer groups of "
             f"{trial.model} ({groups}) and fine-tunes the rest. Received: --freeze-groups {k}, which freezes nothing. "
-            f"Give --freeze-groups {allowed}, or use --strategy fine_tune (the backbone at a lower rate than the head) "
-            "or --strategy scratch to train every layer."
+            f"To fix, give --freeze-groups {allowed}, or use --strategy fine_tune (the backbone at a lower rate than "
+            "the head) or --strategy scratch to train every layer."
         )
     if k > most:
         raise InputError(
             f"Expected --freeze-groups < {len(groups)} for {trial.model} (its layer groups are {groups}). "
-            f"Received: freeze_groups={k}, which would leave nothing to train. Give --freeze-groups {allowed} (at most "
-            f"{most}: the last group, with the head, trains), or use --strategy feature_extraction to train only a "
-            "new head."
+            f"Received: freeze_groups={k}, which would leave nothing to train. To fix, give --freeze-groups {allowed} "
+            f"(at most {most}: the last group, with the head, trains), or use --strategy feature_extraction to train "
+            "only a new head."
         )
 
 
@@ -867,7 +871,11 @@ def _check_a_pretrained_layer_trains(trial: TrialConfig, spec: ModelSpec) -> Non
     if trains[k]:
         return
     fewer = [i for i in range(1, k) if trains[i]]
-    fix = f"Give --freeze-groups {'1 to ' if fewer[-1] > 1 else ''}{fewer[-1]}, or use" if fewer else "Use"
+    fix = (
+        f"To fix, give --freeze-groups {'1 to ' if fewer[-1] > 1 else ''}{fewer[-1]}, or use"
+        if fewer
+        else "To fix, use"
+    )
     raise InputError(
         f"Expected --freeze-groups to leave a backbone layer with weights to fine-tune for strategy freeze_early. "
         f"Received: --freeze-groups {k} for {trial.model} (layer groups {groups}), which leaves only the new head "
@@ -892,7 +900,7 @@ def _check_feature_pool(trial: TrialConfig, spec: ModelSpec) -> None:
     raise InputError(
         f"Expected --feature-pool {t.feature_pool!r} on a layer whose output is a feature map (height, width, "
         f"channels) for {trial.case_id}: it averages over height and width. Received: {named} of {trial.model}, "
-        f"whose output has shape {shape}: there is nothing to pool. Drop --feature-pool{instead}."
+        f"whose output has shape {shape}: there is nothing to pool. To fix, drop --feature-pool{instead}."
     )
 
 
@@ -904,7 +912,7 @@ def _check_against_model(trial: TrialConfig, spec: ModelSpec, resumed: bool = Fa
     if trial.strategy in NEEDS_BACKBONE and not isinstance(spec.layers[-1], Dense):
         raise InputError(
             f"Expected {trial.model}'s last layer to be a Dense head for strategy {trial.strategy}. "
-            f"Received: {type(spec.layers[-1]).__name__} {spec.layers[-1].name!r}. Use a model whose "
+            f"Received: {type(spec.layers[-1]).__name__} {spec.layers[-1].name!r}. To fix, use a model whose "
             "output layer is Dense, or the scratch strategy."
         )
     if trial.strategy == "freeze_early":
@@ -918,7 +926,7 @@ def _check_against_model(trial: TrialConfig, spec: ModelSpec, resumed: bool = Fa
     if trial.strategy == "deep_features" and t.feature_layer is not None and t.feature_layer not in names:
         raise InputError(
             f"Expected --feature-layer to be a layer of {trial.model}. Received: feature_layer="
-            f"{t.feature_layer!r}. Pick one of its layers: {names} (`xfbench model {trial.model}` lists them)."
+            f"{t.feature_layer!r}. To fix, pick one of its layers: {names} (`xfbench model {trial.model}` lists them)."
         )
     if trial.strategy == "deep_features" and t.feature_pool != TransferOptions.feature_pool and not resumed:
         _check_feature_pool(trial, spec)
@@ -926,7 +934,7 @@ def _check_against_model(trial: TrialConfig, spec: ModelSpec, resumed: bool = Fa
         raise InputError(
             "Expected --mc-dropout 2 or more passes: MC dropout measures the spread of the passes' predictions. "
             "Received: --mc-dropout 1, whose spread is 0 by construction (read as 'dropout changes nothing') and "
-            "whose accuracy is one stochastic pass's. Give --mc-dropout 2 or more."
+            "whose accuracy is one stochastic pass's. To fix, give --mc-dropout 2 or more."
         )
     if trial.mc_dropout_passes:
         if not any(isinstance(layer, Dropout) and layer.rate > 0 for layer in spec.layers):
@@ -938,7 +946,7 @@ def _check_against_model(trial: TrialConfig, spec: ModelSpec, resumed: bool = Fa
             raise InputError(
                 "Expected a multi-class task for --mc-dropout (its metrics average softmax "
                 f"probabilities). Received: a binary task ({trial.task.label if trial.task else ''}). "
-                "Drop --binary-positive or --mc-dropout."
+                "To fix, drop --binary-positive or --mc-dropout."
             )
 
 
@@ -960,8 +968,8 @@ def _check_one_sample_batchnorm(trial: TrialConfig, spec: ModelSpec, train_sampl
         raise InputError(
             f"Expected batches of 2 samples or more for {trial.model}, whose BatchNorm {', '.join(single)} sees one "
             "value per channel for each sample (flat features, or 1x1 maps): one sample leaves no variance to "
-            f"normalise by (PyTorch refuses it; TensorFlow's moving variance turns NaN). Received: {received}. Give "
-            "--batch-size 2 or more and a training set of 2 or more (--train-limit), or a larger --input-size."
+            f"normalise by (PyTorch refuses it; TensorFlow's moving variance turns NaN). Received: {received}. To fix, "
+            "give --batch-size 2 or more and a training set of 2 or more (--train-limit), or a larger --input-size."
         )
 
 
@@ -1017,7 +1025,7 @@ def _check_memory(trial: TrialConfig, spec: ModelSpec, memory_bytes: int, data: 
             f"Expected a trial that fits in this machine's memory ({memory_bytes / 2**30:.1f} GiB). Received: "
             f"{trial.model} at {size} with batch size {trial.batch_size} needs at least {floor / 2**30:,.1f} GiB "
             f"in {runtime.precision} (its {model_cost(spec).params:,} parameters and one batch's input and "
-            f"largest layer output, before gradients, optimizer state and saved activations{passes}). Use a "
+            f"largest layer output, before gradients, optimizer state and saved activations{passes}). To fix, use a "
             "smaller --input-size, --batch-size, --width-multiplier or --mc-dropout, or a cluster with "
             "bigger nodes (--address)."
         )
@@ -1034,7 +1042,9 @@ def datasets_to_ship(
     in a local run, whose workers map them from shared memory instead of reading the files each trial).
     ``loaded``: datasets the caller already holds (preflight's), so nothing is read twice."""
     if policy not in SHIP_POLICIES:
-        raise InputError(f"Expected --ship-data in {list(SHIP_POLICIES)}. Received: {policy!r}.")
+        raise InputError(
+            f"Expected --ship-data in {list(SHIP_POLICIES)}. Received: {policy!r}. To fix, give one of those."
+        )
     if policy == "never":
         return {}
     limit_mb = SHIP_LIMIT_MB if address else LOCAL_SHIP_LIMIT_MB
@@ -1058,7 +1068,8 @@ def check_execution(options: ExecutionOptions) -> ExecutionOptions:
         raise InputError(
             f"Expected --cpus-per-trial <= the {cpus} CPUs this process may use (its CPU affinity: taskset, a "
             "container's or job's cpuset; capped by a container's CPU quota: docker --cpus, a Kubernetes CPU limit). "
-            f"Received: {options.cpus_per_trial}. Pass a smaller --cpus-per-trial (a --resume takes one too)."
+            f"Received: {options.cpus_per_trial}. To fix, pass a smaller --cpus-per-trial (a resume, `xfbench run "
+            "--resume` or `xfbench tune --resume`, takes one too)."
         )
     return options
 
@@ -1076,7 +1087,7 @@ def check_gpu_suites(
     raise InputError(
         f"Expected --gpus-per-trial (1, or a fraction of a GPU) for {', '.join(s.name for s in gpu_only)}, sized "
         "for GPUs: each trial takes hours on CPUs. Received: no GPU asked for, so every trial would train on the CPU. "
-        "Add --gpus-per-trial 1 on a machine or cluster with GPUs"
+        "To fix, add --gpus-per-trial 1 on a machine or cluster with GPUs"
         + (f", run the tier a CPU runs in minutes: {' / '.join(map(tier_option, tiers))}" if tiers else "")
         + ", or give --gpus-per-trial 0 to train it on CPUs anyway."
     )
@@ -1093,13 +1104,14 @@ def check_cluster_address(address: str) -> None:
     if scheme == "ray":  # Tune's Tuner runs its controller as an actor on the cluster under Ray Client
         raise InputError(
             f"Expected --address {usage}. Received: {address!r}, a Ray Client address: through Ray Client, Tune runs "
-            "its controller on the cluster, where the trials' rows cannot reach this process's results files. Run "
-            "xfbench on a machine that reaches the head's GCS port (a node of the cluster), with --address HOST:6379."
+            "its controller on the cluster, where the trials' rows cannot reach this process's results files. To fix, "
+            "run xfbench on a machine that reaches the head's GCS port (a node of the cluster), with --address "
+            "HOST:6379."
         )
     if scheme:
         raise InputError(
             f"Expected --address {usage}. Received: {address!r}, a {scheme}:// URL (the dashboard's http:// address "
-            "is not the cluster's). Pass the head's HOST:PORT."
+            "is not the cluster's). To fix, pass the head's HOST:PORT."
         )
     host, _, port = rest.rpartition(":")
     host = host.strip("[]")  # an IPv6 literal
@@ -1108,8 +1120,8 @@ def check_cluster_address(address: str) -> None:
             host, port = rest, ""
         what = "no host" if not host else f"port {port!r}, not a number from 1 to 65535" if port else "no port"
         raise InputError(
-            f"Expected --address {usage}; a port from 1 to 65535. Received: {address!r}, with {what}. Pass the "
-            "address `ray start --head` printed (its GCS port, 6379 by default)."
+            f"Expected --address {usage}; a port from 1 to 65535. Received: {address!r}, with {what}. To fix, pass "
+            "the address `ray start --head` printed (its GCS port, 6379 by default)."
         )
     dialled = dialled_host(host)
     why = connection_problem(dialled, int(port))
@@ -1117,19 +1129,19 @@ def check_cluster_address(address: str) -> None:
         raise InputError(
             f"Expected a Ray cluster answering at this node's address {dialled}:{port}: Ray dials it for --address "
             f"{address} (it replaces a loopback address by the node's own). Received: a server on the loopback "
-            f"alone ({why} at {dialled}), as an SSH tunnel or a port published on 127.0.0.1 gives. Start the head "
-            f"on this machine's address (`ray start --head`), or pass --address HOST:{port} of a head that listens "
-            "on its network address."
+            f"alone ({why} at {dialled}), as an SSH tunnel or a port published on 127.0.0.1 gives. To fix, start the "
+            f"head on this machine's address (`ray start --head`), or pass --address HOST:{port} of a head that "
+            "listens on its network address."
         )
     if why:
         raise InputError(
-            f"Expected a Ray cluster answering at --address {address}. Received: no connection ({why}). Start the "
-            "head node (`ray start --head`), or pass the address it printed."
+            f"Expected a Ray cluster answering at --address {address}. Received: no connection ({why}). To fix, start "
+            "the head node (`ray start --head`), or pass the address it printed."
         )
     # Under TLS (RAY_USE_TLS) the server expects a TLS handshake first: plain HTTP/2 would be refused there.
     why = "" if os.environ.get("RAY_USE_TLS", "0").lower() in ("1", "true") else grpc_problem(dialled, int(port))
     if why:
         raise InputError(
             f"Expected a Ray cluster answering at --address {address}. Received: a server that is not Ray's ({why}). "
-            "Pass the port `ray start --head` printed (the GCS port, 6379 by default), not another service's."
+            "To fix, pass the port `ray start --head` printed (the GCS port, 6379 by default), not another service's."
         )

@@ -536,7 +536,10 @@ def _suite_for(metafunc: pytest.Metafunc) -> Suite | None:
     marker = metafunc.definition.get_closest_marker("xfbench")
     if marker is None:
         raise _collection_error(
-            f"{metafunc.definition.nodeid} uses xfbench_case but has no pytest.mark.xfbench(suites={{...}}) marker."
+            f"{metafunc.definition.nodeid}: Expected a pytest.mark.xfbench(suites={{scale: suite}}) marker on a test "
+            "that takes xfbench_case: it says which suite each --scale runs. Received: no such marker on the test, its "
+            "class or its module. To fix, mark the module, e.g. "
+            '`pytestmark = pytest.mark.xfbench(suites={"smoke": "smoke", "quick": "quick"})`.'
         )
     suites = marker.kwargs.get("suites")
     unknown = sorted(set(suites) - set(SCALES)) if isinstance(suites, dict) else []
@@ -553,7 +556,8 @@ def _suite_for(metafunc: pytest.Metafunc) -> Suite | None:
             f"{metafunc.definition.nodeid}: Expected pytest.mark.xfbench(suites={{scale: suite}}) with scales among "
             f"{list(SCALES)} and each suite a name or a Suite. Received: pytest.mark.xfbench({', '.join(given)})"
             + (f", whose scales {unknown} are none of those" if unknown else "")
-            + ". Write the marker so."
+            + ". To fix, write it so: each key one of those scales, each value a suite's name (`xfbench list`) or a "
+            "Suite."
         )
     chosen = suites.get(metafunc.config.getoption("xfbench_scale"))
     try:
@@ -658,7 +662,7 @@ def _case_param(
             from harness.preflight import DISTINCT_IDS_FIX
 
             raise _collection_error(
-                f"{where}: Expected every trial to have its own id. Received two different trials as "
+                f"{where}: Expected every trial to have its own id. Received: two different trials as "
                 f"{trial.trial_id}. {DISTINCT_IDS_FIX}"
             )
     state.suites[chosen.name] = chosen  # its max_concurrent limits the session's run
@@ -1180,8 +1184,8 @@ def _claim_the_suites(config: pytest.Config, shared: Path) -> str | None:
     return (
         f"Expected every xfbench case in one pytest-xdist worker (group {XDIST_GROUP!r}). Received: a case in {me} "
         f"while {other} runs the suites: pytest-xdist did not keep the group together (with pytest 9.2, pytest-xdist "
-        "3.8's --dist loadgroup loses every xdist_group: pytest-xdist issue 1386). Run the suites without -n, or "
-        "schedule them as one unit with pytest_xdist_make_scheduler, as xfbench's tests/conftest.py does for "
+        "3.8's --dist loadgroup loses every xdist_group: pytest-xdist issue 1386). To fix, run the suites without -n, "
+        "or schedule them as one unit with pytest_xdist_make_scheduler, as xfbench's tests/conftest.py does for "
         "`pytest tests suites -n N --dist loadgroup` in its checkout (docs/regressions.md, With pytest-xdist)."
     )
 

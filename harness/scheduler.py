@@ -739,8 +739,9 @@ def check_a_node_fits(
         warn(
             f"xfbench: warning: no node of the cluster at {settings.address} offers {wanted} for a trial yet "
             f"({offered}); the trials wait until one does: an autoscaler may add it, and without one they never "
-            "start (Ctrl-C stops the run; --resume with a --cpus-per-trial and --gpus-per-trial that a node offers "
-            "finishes it)."
+            "start (Ctrl-C stops the run; a resume with a --cpus-per-trial and --gpus-per-trial that a node offers "
+            "finishes it: `xfbench run --resume RUN_ID`, or `xfbench tune --resume RUN_ID` for a tune, a pytest "
+            "session's run too)."
         )
         return
     each = "each trial of the resumed run" if resumed else "each trial"

@@ -119,7 +119,7 @@ class SuiteCase:
         if not re.fullmatch(VARIANT_PATTERN, self.variant):
             raise InputError(
                 f"Expected a case's variant of letters, digits and . _ + @ - only. Received: variant={self.variant!r} "
-                f"in case {self.strategy}-{self.model}-{self.dataset}. Rename it, e.g. "
+                f"in case {self.strategy}-{self.model}-{self.dataset}. To fix, rename it, e.g. "
                 f"{re.sub(r'[^A-Za-z0-9._+@-]+', '_', self.variant)!r}."
             )
         if self.named_settings and not self.variant:
@@ -139,7 +139,7 @@ class SuiteCase:
         if unknown:
             raise InputError(
                 f"Expected only_backends among {list(BACKENDS)}. Received: {unknown} in case {self.case_id}. "
-                "Correct the name, or leave only_backends empty to run the case on every backend."
+                "To fix, correct the name, or leave only_backends empty to run the case on every backend."
             )
 
     @property
@@ -189,7 +189,7 @@ class Suite:
         if isinstance(self.seeds, bool) or not isinstance(self.seeds, numbers.Integral) or self.seeds < 1:
             raise InputError(
                 f"Expected seeds >= 1 in suite {self.name!r} (the seeds each case runs). Received: "
-                f"seeds={self.seeds!r}. Give seeds=1 or more."
+                f"seeds={self.seeds!r}. To fix, give seeds=1 or more."
             )
         # per backend: two cases of one id for other backends (only_backends) are two trials apart
         ids = Counter(
@@ -201,7 +201,7 @@ class Suite:
         if repeated:  # one trial id for both: one would train, and both tests would check its rows
             raise InputError(
                 f"Expected each case of suite {self.name!r} to have its own id (strategy-model+variant-dataset). "
-                f"Received: {len(repeated)} shared, e.g. {repeated[0]}. Give the cases distinct variants "
+                f"Received: {len(repeated)} shared, e.g. {repeated[0]}. To fix, give the cases distinct variants "
                 '(SuiteCase(..., variant="...")).'
             )
 

@@ -117,9 +117,9 @@ BAD_INPUTS = {
     "a suite sized for GPUs without --gpus-per-trial": (
         ["run", "--suite", "s1_alexnet_gpu"],
         "Expected --gpus-per-trial (1, or a fraction of a GPU) for s1_alexnet_gpu, sized for GPUs: each trial takes "
-        "hours on CPUs. Received: no GPU asked for, so every trial would train on the CPU. Add --gpus-per-trial 1 on "
-        "a machine or cluster with GPUs, run the tier a CPU runs in minutes: s1_alexnet_quick, or give "
-        "--gpus-per-trial 0 to train it on CPUs anyway.",
+        "hours on CPUs. Received: no GPU asked for, so every trial would train on the CPU. To fix, add "
+        "--gpus-per-trial 1 on a machine or cluster with GPUs, run the tier a CPU runs in minutes: s1_alexnet_quick, "
+        "or give --gpus-per-trial 0 to train it on CPUs anyway.",
     ),
     # before, it trained the search's base configuration alone, under the suite's name
     "a search suite given to run": (
@@ -577,14 +577,14 @@ BAD_INPUTS = {
     "freeze every group": (
         ["run", "--strategy", "freeze_early", "--model", "cnn_small", "--dataset", "digits", "--freeze-groups", "2"],
         "Expected --freeze-groups < 2 for cnn_small (its layer groups are ['features', 'classifier']). Received: "
-        "freeze_groups=2, which would leave nothing to train. Give --freeze-groups 1 (at most 1:",
+        "freeze_groups=2, which would leave nothing to train. To fix, give --freeze-groups 1 (at most 1:",
     ),
     "freeze no group": (  # trained the whole network at one rate, recorded as freeze_early
         ["run", "--strategy", "freeze_early", "--model", "cnn_small", "--dataset", "digits", "--freeze-groups", "0"],
         "Expected --freeze-groups of at least 1 for strategy freeze_early: it freezes the first k layer groups of "
         "cnn_small (['features', 'classifier']) and fine-tunes the rest. Received: --freeze-groups 0, which freezes "
-        "nothing. Give --freeze-groups 1, or use --strategy fine_tune (the backbone at a lower rate than the head) or "
-        "--strategy scratch to train every layer.",
+        "nothing. To fix, give --freeze-groups 1, or use --strategy fine_tune (the backbone at a lower rate than the "
+        "head) or --strategy scratch to train every layer.",
     ),
     "unknown feature layer": (
         [
@@ -598,14 +598,14 @@ BAD_INPUTS = {
             "--feature-layer",
             "conv9",
         ],
-        "Expected --feature-layer to be a layer of cnn_small. Received: feature_layer='conv9'. Pick one of its layers",
+        "Expected --feature-layer to be a layer of cnn_small. Received: feature_layer='conv9'. To fix, pick one",
     ),
     "pooling a flat feature layer": (  # a no-op, yet recorded and part of the feature cache's key
         ["run", "--strategy", "deep_features", "--model", "cnn_small", "--dataset", "digits"]
         + ["--feature-layer", "fc1", "--feature-pool", "avg"],
         "Expected --feature-pool 'avg' on a layer whose output is a feature map (height, width, channels) for "
         "deep_features-cnn_small-digits: it averages over height and width. Received: --feature-layer 'fc1' of "
-        "cnn_small, whose output has shape (128,): there is nothing to pool. Drop --feature-pool, or a "
+        "cnn_small, whose output has shape (128,): there is nothing to pool. To fix, drop --feature-pool, or a "
         "--feature-layer whose output is a map, such as ['act2', 'pool', 'drop1'].",
     ),
     "pooling the default feature layer": (
@@ -636,7 +636,7 @@ BAD_INPUTS = {
     "class out of range, the data not there": (
         ["run", "--strategy", "scratch", "--model", "mlp", "--dataset", "cifar10"]
         + ["--classes", "0,11", "--no-download"],
-        "Expected classes among 0..9 of cifar10. Received: classes=(0, 11). Pick --classes / --source-classes from",
+        "Expected classes among 0..9 of cifar10. Received: classes=(0, 11). To fix, pick --classes",
     ),
     "train limit above the samples there are": (
         ["run", "--strategy", "scratch", "--model", "mlp", "--dataset", "digits", "--classes", "0,1"]
@@ -1082,8 +1082,8 @@ BAD_INPUTS = {
     ),
 }
 
-# The refusals of cli, cli_options, runner, scheduler, pretrained, compare, report and export among BAD_INPUTS, each
-# read in the standard form.
+# The refusals of cli, cli_options, runner, scheduler, pretrained, compare, report, export and preflight among
+# BAD_INPUTS, each read in the standard form.
 STANDARD_FORM_CASES = (
     "export with an empty tracking URI",
     # compare, report and export's own (review 167, finding 6; tests/test_refusal_form.py sweeps their modules)
@@ -1130,6 +1130,19 @@ STANDARD_FORM_CASES = (
     "a torchvision name it does not have",
     "a layer of the user's model the spec does not have",
     "a published architecture with a layer the spec does not have",
+    # preflight's (review 169: "Pick one of its layers", "Drop --feature-pool", "Give --freeze-groups 1" without it)
+    "a suite sized for GPUs without --gpus-per-trial",
+    "freeze every group",
+    "freeze no group",
+    "unknown feature layer",
+    "pooling a flat feature layer",
+    "class out of range",
+    "a resize mode without a size to resize to",
+    "too many cpus",
+    "mc dropout on a binary task",
+    "a piecewise boundary past the last step",
+    "transfer on a spec whose head is outside group classifier",
+    "freeze_early on a spec with a group in two pieces",
 )
 
 _SCRIPT = """

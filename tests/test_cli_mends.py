@@ -110,7 +110,7 @@ def test_a_plateau_schedule_that_cannot_reduce_is_refused(tmp_path, capsys, no_r
     plateau = ["--schedule", "plateau", "--plateau-patience", "0"]
     said = _refused([*argv, *plateau, "--epochs", "2"], capsys)
     assert "Expected at least 3 epochs for reduce-on-plateau with patience 0 (--plateau-patience)" in said
-    assert "Received: 2 epoch(s), so the rate could never be reduced. Train --epochs 3 or more" in said
+    assert "Received: 2 epoch(s), so the rate could never be reduced. To fix, train --epochs 3 or more" in said
     assert "Expected at least 5 epochs" in _refused([*argv, "--schedule", "plateau", "--epochs", "4"], capsys)
     with pytest.raises(Reached):
         main([*argv, *plateau, "--epochs", "3"])
@@ -245,9 +245,9 @@ def test_outputs_never_overwrite_a_run_or_an_input(tmp_path, capsys):
         ),
         (
             [*MLP_RUN, "--address", "foo:99999"],
-            "Received: 'foo:99999', with port '99999', not a number from 1 to 65535. Pass the address",
+            "Received: 'foo:99999', with port '99999', not a number from 1 to 65535. To fix, pass the address",
         ),
-        ([*MLP_RUN, "--address", "10.0.0.5"], "Received: '10.0.0.5', with no port. Pass the address"),
+        ([*MLP_RUN, "--address", "10.0.0.5"], "Received: '10.0.0.5', with no port. To fix, pass the address"),
         (
             [*CNN_TUNE, "--space", "lr=loguniform:1e-1,1e-3"],
             "Expected LO < HI for optimizer.lr. Received: 0.1, 0.001. To fix, swap them: "

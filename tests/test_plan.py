@@ -311,7 +311,7 @@ def test_trial_ids_are_distinct_in_every_suite_and_a_repeated_one_is_refused_bef
     # a suite written with two cases under one id: the plugin kept one trial and both tests checked its rows
     from harness.suites import Suite, SuiteCase
 
-    with pytest.raises(InputError, match="Received: 1 shared, e.g. scratch-mlp-digits. Give the cases distinct"):
+    with pytest.raises(InputError, match="1 shared, e.g. scratch-mlp-digits. To fix, give the cases distinct"):
         Suite(
             "mine",
             "two alike",

@@ -224,6 +224,19 @@ def test_the_comparison_is_written_before_pytest_benchmark_can_end_the_summary(p
     assert xfbench < benchmark, order
 
 
+def test_a_suite_module_without_its_marker_or_with_a_bad_one_is_refused_in_the_standard_form(pytester):
+    """The missing marker was told in a sentence of its own ("... uses xfbench_case but has no ... marker."), the
+    bad one's fix without the marker ("Write the marker so."): both read Expected / Received / To fix now."""
+    form = re.compile(r"test_suite\.py::test_case: Expected .+\. Received: .+\. To fix, [a-z].+\.")
+    for marker in ("", 'pytestmark = pytest.mark.xfbench(suites={"smok": "smoke"})'):
+        pytester.makepyfile(test_suite=SUITE_BY_NAME.replace(SUITE_BY_NAME.splitlines()[2], marker))
+        result = pytester.runpytest("--collect-only", "-p", "no:cacheprovider")
+        assert result.ret == pytest.ExitCode.INTERRUPTED, result.stdout.str()
+        [said] = [line for line in result.stdout.lines if line.startswith("test_suite.py::test_case: Expected")]
+        assert form.fullmatch(said), said
+    assert "whose scales ['smok'] are none of those. To fix, write it so: each key one of those scales" in said
+
+
 def test_cases_are_parametrized_over_backends_with_readable_ids(pytester):
     pytester.makepyfile(test_suite=SUITE_BY_NAME)
     result = pytester.runpytest("--collect-only", "-q")
