@@ -300,10 +300,49 @@ class CaseHandle:
                 + self._why_inexact(),
                 pytrace=False,
             )
+        self._check_first_epoch_losses()
+
+    def _check_first_epoch_losses(self) -> None:
+        """Fail when, on some seed, another backend's training loss of the first epoch differs from this one's by more
+        than the case's ``max_first_epoch_loss_gap``, relative to the larger (not checked where it is None). Two
+        networks at chance pass the accuracy gap whatever they computed; their first epoch's loss still tells."""
+        gap = self.case.max_first_epoch_loss_gap
+        if gap is None:
+            return
+        rows = self._ok_rows_of_case(self.state.outcome.frame).dropna(subset=["epoch", "train_loss"])
+        firsts = rows.sort_values("epoch").groupby(["backend", "seed"])["train_loss"].first()
+        losses: dict[int, dict[str, float]] = {}
+        for (backend, seed), loss in firsts.items():
+            losses.setdefault(int(seed), {})[str(backend)] = float(loss)
+        apart = {
+            seed: by_backend
+            for seed, by_backend in sorted(losses.items())
+            if self.backend in by_backend
+            and any(
+                abs(by_backend[self.backend] - other) > gap * max(abs(by_backend[self.backend]), abs(other))
+                for backend, other in by_backend.items()
+                if backend != self.backend
+            )
+        }
+        if apart:
+            said = "; ".join(  # this backend's loss first, as the accuracy gap's failure names them
+                f"seed {seed}: "
+                + ", ".join(
+                    f"{b} {by_backend[b]:.6g}" for b in sorted(by_backend, key=lambda name: name != self.backend)
+                )
+                for seed, by_backend in apart.items()
+            )
+            pytest.fail(
+                f"[{self.backend}] {self.case.case_id}: the backends' training losses of the first epoch differ by "
+                f"more than max_first_epoch_loss_gap {gap:g} (relative) on seed(s) {sorted(apart)}: {said}"
+                + self._why_inexact(),
+                pytrace=False,
+            )
 
     def _warn_of_deselected_backends(self, by_backend: dict[str, dict[int, float]]) -> None:
-        """Re-running a case that failed for a disagreement by its node id (or -k torch) trained this backend alone:
-        with nothing to compare, its test passed while the disagreement stood. Say so."""
+        """Re-running a case that failed for a disagreement by its node id (or a -k or -m that matched it in one
+        backend) trained this backend alone: with nothing to compare, its test passed while the disagreement stood.
+        Say so."""
         from harness.model_import import trial_model
 
         c = self.case

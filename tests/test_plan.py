@@ -732,6 +732,27 @@ def test_a_suite_cases_bar_out_of_range_is_refused_with_the_fraction_it_stands_f
         SuiteCase("scratch", "mlp", "digits", 1, max_backend_gap=2)
 
 
+def test_the_refusals_of_a_suite_of_ones_own_name_the_fix_in_the_standard_form():
+    """A user's suite module is refused in the house form, "Expected ... Received: ... To fix, ...": these gave
+    their remedy without the marker ("Rename it", "Correct the name", "Give seeds=1 or more", "Give the cases
+    distinct variants", "Write it without quotes"; review 169)."""
+    case = SuiteCase("scratch", "mlp", "digits", 1)
+    refusals = {
+        "variant": lambda: SuiteCase("scratch", "mlp", "digits", 1, variant="a/b"),
+        "only_backends": lambda: SuiteCase("scratch", "mlp", "digits", 1, only_backends=("pytorch",)),
+        "a bar as text": lambda: SuiteCase("scratch", "mlp", "digits", 1, min_test_acc="0.9"),  # type: ignore[arg-type]
+        "seeds": lambda: Suite("mine", "no seeds", (case,), seeds=0),
+        "two cases of one id": lambda: Suite("mine", "two alike", (case, case)),
+    }
+    unmarked = {}
+    for what, refuse in refusals.items():
+        with pytest.raises(InputError) as caught:
+            refuse()
+        if not re.fullmatch(r"Expected .+\. Received: .+\. To fix, [a-z].+\.", str(caught.value), re.S):
+            unmarked[what] = str(caught.value)
+    assert not unmarked, unmarked
+
+
 def test_s1_cifar10s_sequential_variant_trains_by_keras_fit_in_tensorflow_and_its_own_step_in_torch():
     """The lesson trains its Sequential network with Keras' fit; the case ran the custom step, so no suite held fit
     to a bar (review 161). Torch, without a fit, keeps its step and records the default."""

@@ -851,6 +851,43 @@ def test_backends_that_agree_within_the_case_gap_pass(pytester):
     _recorded_run(pytester, within, gap=", max_backend_gap=0.05").assert_outcomes(passed=2)
 
 
+def test_a_first_epoch_loss_gap_fails_backends_whose_accuracy_agrees_but_whose_first_loss_does_not(pytester):
+    """s1_alexnet_smoke stays at chance, where two networks predicting one class each agree on the test accuracy
+    whatever they computed: its agreement check passed backends that drew their own dropout masks. A case's
+    max_first_epoch_loss_gap holds the first epoch's training losses together, relative to the larger."""
+    same = {(b, s): acc for b in ("torch", "tensorflow") for s, acc in ((0, 0.5), (1, 0.4))}
+    recorded = _recorded_conftest(same).replace(
+        "else 1.0 - acc", "else (1.0 - acc) * (LOSS_SCALE if (trial.backend, trial.seed) == ('tensorflow', 1) else 1)"
+    )
+    args = ("-p", "no:cacheprovider", "-p", "no:benchmark")
+    pytester.makepyfile(test_suite=TWO_SEED_SUITE.format(gap=", max_first_epoch_loss_gap=1e-3"))
+    pytester.makeconftest("LOSS_SCALE = 1.002\n" + recorded)  # seed 1: 0.6 and 0.6012, 2.0e-3 apart
+    apart = pytester.runpytest_subprocess(*args)
+    apart.assert_outcomes(failed=2)
+    apart.stdout.fnmatch_lines(
+        [
+            "*[[]torch[]] scratch-mlp-digits: the backends' training losses of the first epoch differ by more than "
+            "max_first_epoch_loss_gap 0.001 (relative) on seed(s) [[]1[]]: seed 1: torch 0.6, tensorflow 0.6012*"
+        ]
+    )
+    pytester.makeconftest("LOSS_SCALE = 1.0009\n" + recorded)  # 9.0e-4 apart: within
+    pytester.runpytest_subprocess(*args).assert_outcomes(passed=2)
+    pytester.makeconftest("LOSS_SCALE = 1.002\n" + recorded)
+    pytester.makepyfile(test_suite=TWO_SEED_SUITE.format(gap=""))  # not checked unless the case sets it
+    pytester.runpytest_subprocess(*args).assert_outcomes(passed=2)
+    from harness.suites import suite
+
+    [alexnet] = suite("s1_alexnet_smoke").cases
+    assert alexnet.max_first_epoch_loss_gap == 1e-3  # the CI tier's only check of what AlexNet computes
+    from harness.errors import InputError
+    from harness.suites import SuiteCase
+
+    with pytest.raises(InputError, match=r"max_first_epoch_loss_gap=2\. To fix, give a fraction, such as 0\.001"):
+        SuiteCase("scratch", "mlp", "digits", 1, max_first_epoch_loss_gap=2)
+    with pytest.raises(InputError, match=r"\(a relative difference, such as 0\.001\)\. Received: .*'1e-3', a str"):
+        SuiteCase("scratch", "mlp", "digits", 1, max_first_epoch_loss_gap="1e-3")  # type: ignore[arg-type]
+
+
 def test_a_validation_bar_is_held_to_the_final_validation_accuracy_not_the_test_accuracy(pytester):
     both = {(b, s): acc for b in ("torch", "tensorflow") for s, acc in ((0, 0.9), (1, 0.8))}  # val 0.8 / 0.7
     bars = ', min_test_acc=0.84, min_val_acc={}, bar_source="the notebook\'s val bar"'
