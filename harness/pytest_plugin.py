@@ -18,7 +18,8 @@ Before Ray starts, the trials go through the CLI's checks: the planner's overrid
 collection; the session's data folder, results folder, baseline and execution options once the cases are selected
 (bad input there is a usage error, exit 4, before any test runs; under xdist the controller checks the data folder
 when the session starts, the worker running the suites the rest); :func:`harness.preflight.preflight` before the run,
-case by case (a bad case fails with its reason, the others run).
+over all the trials, or where that fails case by case (a bad case fails with its reason, the others run once they
+pass it together; a session whose every case is refused exits 4, as the CLI's bad input).
 """
 
 from __future__ import annotations
@@ -70,7 +71,7 @@ class SessionState:
 
     wanted: dict[str, TrialConfig] = field(default_factory=dict)  # trial_id -> config, from collection
     deselected: dict[str, TrialConfig] = field(default_factory=dict)  # collected, then left out by -k, node ids, -m
-    # backends with collected cases and not one test selected (-k torch, --lf, -m, --deselect, node ids): the user left
+    # backends with collected cases and not one test selected (--lf, node ids, -k, -m, --deselect): the user left
     # them out, which the --baseline gate says rather than fails on (one left out by --backend was never collected)
     unselected_backends: set[str] = field(default_factory=set)
     suites: dict[str, Suite] = field(default_factory=dict)  # name -> the suite collected (a user's own among them)
@@ -85,9 +86,17 @@ class SessionState:
     error: str | None = None
     reports: list[SessionReport] = field(default_factory=list)  # how the run ended (an xdist controller: its workers')
     baseline_unused: str | None = None  # why --baseline compared nothing where no case ran
+    baseline_left_out: str | None = None  # the same, said as a warning: pytest's selection left out every case
+    # xfbench_case tests made at collection (a module's one skipped test too), deselected or not
+    collected_cases: int = 0
+    # the session's pytest selection, where it left out every xfbench case collected (or --lf every suite module):
+    # the user chose to run none, which the --baseline gate says rather than fails on
+    left_out_by_selection: str = ""
     usage_error: bool = False  # the session stopped on bad input before any test ran (pytest says why)
-    # the run refused bad input only Ray could judge (no node offers a trial's CPUs or GPUs, the cluster is gone):
-    # every case fails with it, and the session exits 4, as the CLI exits 2, not 1 as if a test had failed
+    # the run was refused as bad input once the tests began: preflight refused every case or the whole run, the
+    # session's checks or --dist under pytest-xdist, or what only Ray could judge (no node offers a trial's CPUs or
+    # GPUs, the cluster is gone): every case fails with it, and the session exits 4, as the CLI exits 2, not 1 as if
+    # a test had failed
     run_refused: bool = False
     gate: BaselineGate | None = None  # what --baseline found, decided once the run has its rows
 
@@ -130,6 +139,7 @@ XDIST_GROUP = "xfbench-suites"
 WORKER_OUTPUT_KEY = "xfbench_session_report"
 WORKER_ERROR_KEY = "xfbench_session_error"  # why a worker's run measured nothing, for the controller's gate
 WORKER_REFUSED_KEY = "xfbench_run_refused"  # SessionState.run_refused, for the controller's exit status
+WORKER_LEFT_OUT_KEY = "xfbench_left_out_by_selection"  # SessionState.left_out_by_selection, for the controller's gate
 
 
 @dataclass(frozen=True)
@@ -360,8 +370,9 @@ class CaseHandle:
             warnings.warn(
                 pytest.PytestWarning(
                     f"[{self.backend}] {c.case_id}: agreement with {', '.join(untrained)} not checked: its test of "
-                    f"this case was deselected (a node id, -k or -m), so it did not train. Select the case in every "
-                    f"backend (-k '{c.case_id}') to check it."
+                    f"this case was deselected (a node id, -k or -m), so it did not train. To check it, select the "
+                    f"case in every backend: its node ids, or -k '{c.case_id}' (which also selects a case whose name "
+                    "holds that one)."
                 ),
                 stacklevel=2,
             )
@@ -639,6 +650,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if skipped:  # the module's one skipped test says why; the session's other modules run
         marks = pytest.mark.skip(reason=skipped)
         metafunc.parametrize("xfbench_case", [pytest.param(None, marks=marks)], ids=["none"], indirect=True)
+        config.stash[STATE_KEY].collected_cases += 1
         return
     assert chosen is not None
     backends = tuple(dict.fromkeys(config.getoption("xfbench_backends") or BACKENDS))
@@ -661,6 +673,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         for case in chosen.cases
     ]
     metafunc.parametrize("xfbench_case", params, indirect=True)
+    config.stash[STATE_KEY].collected_cases += len(params)
 
 
 def _case_param(
@@ -742,9 +755,11 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     kept: set[str] = set()
     datasets: set[str] = set()  # of the xfbench cases selected, skipped ones included
     selected: set[str] = set()  # the backends of those cases
+    any_selected = False  # an xfbench_case test selected, a skipped one included
     for item in session.items:
         callspec = getattr(item, "callspec", None)
         handle = callspec.params.get("xfbench_case") if callspec is not None else None
+        any_selected = any_selected or (callspec is not None and "xfbench_case" in callspec.params)
         datasets.update([handle.case.dataset] if isinstance(handle, CaseHandle) else [])
         selected.update([handle.backend] if isinstance(handle, CaseHandle) else [])
         if isinstance(handle, CaseHandle) and not _skipped_by_mark(item):
@@ -753,6 +768,8 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     state.deselected = {trial_id: trial for trial_id, trial in state.wanted.items() if trial_id not in kept}
     state.unselected_backends = {trial.backend for trial in state.wanted.values()} - selected
     state.wanted = {trial_id: trial for trial_id, trial in state.wanted.items() if trial_id in kept}
+    if not any_selected and (state.collected_cases or _last_failed_narrowed(session.config)):
+        state.left_out_by_selection = _pytest_selection(session.config)
     # a worker checks the session's options at its run (an exit there would crash it); its controller checked
     # --data-dir at the session's start (pytest_sessionstart), since a worker whose cases are all skipped never runs
     if _xdist_worker(session.config):
@@ -767,6 +784,13 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     except InputError as exc:  # before any test runs: `pytest tests suites` ran tests/ for 20 minutes first
         state.usage_error = True  # said by pytest alone: no "no case ran" section for --baseline before it
         raise pytest.UsageError(f"bad input, nothing was run: {_as_pytest_options(str(exc))}") from None
+
+
+def _last_failed_narrowed(config: pytest.Config) -> bool:
+    """Whether --lf collected only the files of the last failures (pytest's cache holds some): a session that ran a
+    failed test of tests/ again collected no suite module, by the user's choice, not for a path that holds none."""
+    last_failed = config.pluginmanager.get_plugin("lfplugin")
+    return bool(config.getoption("lf", False) and getattr(last_failed, "lastfailed", None))
 
 
 @pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own (trylast) starts the workers
@@ -1066,8 +1090,9 @@ def _run_all(config: pytest.Config, state: SessionState, temp: pytest.TempPathFa
         state.error = (
             f"Expected --dist loadgroup with pytest-xdist: one worker runs every case of the session in one Ray run "
             f"(each case is in xdist group {XDIST_GROUP!r}); spread over the workers, each would run every trial. "
-            f"Received: -n with --dist {_dist_given(config)}. Add --dist loadgroup to the command."
+            f"Received: -n with --dist {_dist_given(config)}. To fix, add --dist loadgroup to the command."
         )
+        state.run_refused = True  # bad input on the command line: exit 4, as the other usage errors
         return
     if _xdist_worker(config):
         # pytest's base temporary folder of the session, which xdist's workers share (theirs lie inside it).
@@ -1078,12 +1103,14 @@ def _run_all(config: pytest.Config, state: SessionState, temp: pytest.TempPathFa
     try:  # the CLI's checks: whatever would fail inside a worker fails here, before Ray starts
         # first, as in the CLI: the preflight may convert models for minutes (checked at collection outside xdist)
         options = state.execution or _session_checks(config, trials)
-    except InputError as exc:
+    except InputError as exc:  # under pytest-xdist: the checks a session without it makes before any test runs
         state.error = f"bad input, nothing was run: {_as_pytest_options(str(exc))}"
+        state.run_refused = True
         return
     trials = _preflight_each_case(config, state, trials, results_dir, options)
-    if not trials:  # each case fails with its own reason
+    if not trials:  # each case fails with its own reason, or the whole run's: bad input, nothing trained (exit 4)
         state.error = "bad input in every case, nothing was run"
+        state.run_refused = True
         return
     settings = scheduler_settings(results_dir, options)
     try:
@@ -1146,9 +1173,21 @@ def _preflight_each_case(
         except InputError as exc:
             reason = f"bad input, this case was not run: {_as_suite_fields(str(exc))}"
             state.case_errors.update(dict.fromkeys(group, reason))
-    if not any(t.trial_id in state.case_errors for t in trials):
+    kept = [t for t in trials if t.trial_id not in state.case_errors]
+    if len(kept) == len(trials):
         state.case_errors.update(dict.fromkeys(wanted, whole))
-    return [t for t in trials if t.trial_id not in state.case_errors]
+        return []
+    # Each case passed alone, which the checks across trials cannot judge (distinct results file names, one shared
+    # backbone for a case's backends, the options' use over the run): the cases kept run together only if they pass
+    # them together. Two variants that make one file name beside a bad case both trained, and one's rows were lost.
+    try:
+        if kept:
+            checked(kept)
+    except InputError as exc:
+        together = f"bad input, nothing was run: {_as_suite_fields(str(exc))}"
+        state.case_errors.update(dict.fromkeys((t.trial_id for t in kept), together))
+        return []
+    return kept
 
 
 def _as_suite_fields(message: str) -> str:
@@ -1252,6 +1291,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         output[WORKER_OUTPUT_KEY] = [r.as_message() for r in state.reports]
         output[WORKER_ERROR_KEY] = state.error
         output[WORKER_REFUSED_KEY] = state.run_refused
+        output[WORKER_LEFT_OUT_KEY] = state.left_out_by_selection
         return
     if interrupted:  # pytest's own status (2) stands: the report says what the gate saw of the cases that ended
         return
@@ -1262,10 +1302,16 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         return  # does a session refused for bad input, whose one line says why (a --baseline that is not there)
     if reference and not state.reports and state.error is not None:  # the cases failed with it already
         state.baseline_unused = f"baseline not compared with {reference}: {state.error}"
-    elif reference and not state.reports:  # every case deselected or skipped: a gate that compared nothing fails
+    elif reference and not state.reports and state.left_out_by_selection:  # as a backend left out: said, not failed
+        state.baseline_left_out = (
+            f"baseline not compared with {reference}: this session's pytest selection "
+            f"({state.left_out_by_selection}) left out every xfbench case, so the --baseline check compared nothing "
+            "and does not fail on it. To compare them, run the session without that selection."
+        )
+    elif reference and not state.reports:  # none collected, or every one skipped: a gate that compared nothing fails
         state.baseline_unused = (
-            f"baseline not usable: no xfbench case ran in this session (none collected, or every one deselected or "
-            f"skipped), so nothing was compared with {reference}"
+            f"baseline not usable: no xfbench case ran in this session (no suite module in the paths given, or "
+            f"every case skipped), so nothing was compared with {reference}"
         )
         session.exitstatus = pytest.ExitCode.USAGE_ERROR
     for report in state.reports:
@@ -1287,6 +1333,8 @@ def pytest_testnodedown(node: Any, error: object | None) -> None:
         state.reports.extend(SessionReport.from_message(m) for m in output.get(WORKER_OUTPUT_KEY, []))
         state.error = state.error or output.get(WORKER_ERROR_KEY)
         state.run_refused = state.run_refused or bool(output.get(WORKER_REFUSED_KEY))
+        # every worker collects every test and applies the same selection: any one of them says it
+        state.left_out_by_selection = state.left_out_by_selection or output.get(WORKER_LEFT_OUT_KEY, "")
 
 
 def _decided_gate(config: pytest.Config, state: SessionState, interrupted: bool) -> BaselineGate | None:
@@ -1382,6 +1430,9 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     if state is not None and state.baseline_unused:
         terminalreporter.section("xfbench regressions against the baseline", red=True)
         terminalreporter.write_line(state.baseline_unused)
+    if state is not None and state.baseline_left_out:
+        terminalreporter.section("xfbench regressions against the baseline", yellow=True)
+        terminalreporter.write_line(f"xfbench: warning: {state.baseline_left_out}", yellow=True)
     for report in state.reports if state is not None else []:
         terminalreporter.section("xfbench comparison")
         # the markdown's cells escape <, > and & for a markdown renderer; a terminal showed "p &lt; 0.01"

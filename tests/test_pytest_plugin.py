@@ -183,7 +183,8 @@ def test_the_terminal_says_what_fails_the_session_against_its_baseline(pytester)
 
     config = pytester.parseconfig()
     report = SessionReport("p &lt; 0.01", "/r", "**0 regression(s)**, p &lt; 0.05", True, ("[tensorflow] not run",))
-    config.stash[STATE_KEY] = SimpleNamespace(baseline_unused="", reports=[report])  # type: ignore[assignment]
+    state = SimpleNamespace(baseline_unused="", baseline_left_out=None, reports=[report])
+    config.stash[STATE_KEY] = state  # type: ignore[assignment]
     lines: list[str] = []
     terminal = SimpleNamespace(section=lambda *a, **k: None, write_line=lambda line, **k: lines.append(line))
     pytest_terminal_summary(terminal, 1, config)
@@ -192,8 +193,9 @@ def test_the_terminal_says_what_fails_the_session_against_its_baseline(pytester)
 
 
 def test_a_baseline_gate_that_compared_nothing_fails_unless_the_session_was_interrupted(pytester, tmp_path):
-    """With every case deselected (or none collected) the baseline was never looked at and the session passed
-    (exit 0), though a gate that compared nothing must not pass; an interrupted session's gate, comparing nothing
+    """With no case collected (paths that hold no suite module: a CI command that lost its suites) the baseline was
+    never looked at and the session passed (exit 0), though a gate that compared nothing must not pass (every case left
+    out by pytest's selection warns instead: the next test); an interrupted session's gate, comparing nothing
     yet, turned pytest's exit 2 into 4 with "ran none of this session's cases" (the plugin now leaves pytest's
     status to an interrupted session, and says the gate compared nothing yet:
     test_the_baseline_gate_decides_with_the_thresholds_it_is_given)."""
@@ -211,6 +213,44 @@ def test_a_baseline_gate_that_compared_nothing_fails_unless_the_session_was_inte
     )
     assert listed.ret == pytest.ExitCode.OK, listed.stdout.str()
     assert "baseline not usable" not in listed.stdout.str()
+
+
+def test_a_baseline_gate_whose_cases_pytests_selection_left_out_warns_and_keeps_pytests_status(pytester):
+    """A backend whose every test pytest's own selection left out is no failure of the --baseline gate, yet a session
+    whose selection left out every xfbench case failed with exit 4 ("no xfbench case ran"): `pytest -k plain` with
+    --baseline in addopts, or `pytest --lf` after a failure outside the suites (--lf then collects no suite module).
+    It warns now and keeps pytest's status. Cases selected and all skipped still fail it (exit 4), and so does a
+    session of paths holding no suite module (the test before)."""
+    results = pytester.path / "results"  # pytest's rootdir, and so its cache, the same in every session below
+    baseline = _run_of_another_suite(results)
+    pytester.makepyfile(test_plain=PLAIN_TESTS, test_suite=TINY_SUITE.format(bar=0.0).split("def test_zz_state")[0])
+    common = ("--results-dir", str(results), "--baseline", str(baseline), "--backend", "torch", "-p", "no:benchmark")
+    warned = (
+        f"xfbench: warning: baseline not compared with {baseline}: this session's pytest selection (-k plain) left "
+        "out every xfbench case, so the --baseline check compared nothing and does not fail on it."
+    )
+    chosen = pytester.runpytest_subprocess(*common, "-p", "no:cacheprovider", "-k", "plain")
+    chosen.assert_outcomes(passed=1, deselected=1)
+    assert chosen.ret == pytest.ExitCode.OK, chosen.stdout.str()
+    assert warned in " ".join(chosen.stdout.str().split())
+    # cases selected, then every one skipped: the gate compared nothing it was asked to
+    skipped = pytester.runpytest_subprocess(*common, "-p", "no:cacheprovider", "--scale", "quick")
+    skipped.assert_outcomes(passed=1, skipped=1)
+    assert skipped.ret == pytest.ExitCode.USAGE_ERROR
+    skipped.stdout.fnmatch_lines(["*baseline not usable: no xfbench case ran in this session*"])
+    # --lf after a failure outside the suites collects no suite module: the user's selection too
+    pytester.makepyfile(test_broken="def test_broken():\n    assert False\n")
+    pytester.runpytest_subprocess("test_broken.py")  # pytest's cache records the failure
+    last_failed = pytester.runpytest_subprocess(*common, "--lf")
+    last_failed.assert_outcomes(failed=1)
+    assert last_failed.ret == pytest.ExitCode.TESTS_FAILED, last_failed.stdout.str()
+    assert "this session's pytest selection (--lf) left out every xfbench case" in last_failed.stdout.str()
+    # pytest-xdist: the worker that collected the cases tells the controller
+    pytest.importorskip("xdist")
+    spread = pytester.runpytest_subprocess(*common, "-p", "no:cacheprovider", "-k", "plain", "-n", "1")
+    spread.assert_outcomes(passed=1)
+    assert spread.ret == pytest.ExitCode.OK, spread.stdout.str()
+    assert warned in " ".join(spread.stdout.str().split())
 
 
 def test_the_comparison_is_written_before_pytest_benchmark_can_end_the_summary(pytester):
@@ -1103,6 +1143,81 @@ def test_zz_nothing_started():
     assert not results.exists() or not [p for p in results.iterdir() if p.name != "_cache"]
     listing = pytester.runpytest_subprocess("--backend", "torch", "--ray-address", "127.0.0.1:1", "--collect-only")
     assert listing.ret == pytest.ExitCode.OK  # a listing contacts no cluster
+    # the fix in the standard form, and a resume named by its command: it told pytest's user "a --resume takes one
+    # too", a flag pytest does not have
+    many = pytester.runpytest_subprocess("--backend", "torch", "--results-dir", str(results), "--cpus-per-trial", "512")
+    assert many.ret == pytest.ExitCode.USAGE_ERROR
+    said = " ".join(many.stderr.str().split())
+    assert "Received: 512. To fix, pass a smaller --cpus-per-trial (a resume, `xfbench run --resume` or" in said, said
+    assert " a --resume" not in said
+
+
+COLLIDING_SUITE = """
+import pytest
+from harness.data.tasks import TaskSpec
+from harness.models import ModelOptions
+from harness.suites import Suite, SuiteCase
+
+SMALL = ModelOptions(hidden=(8,))
+SUITE = Suite("collide", "two variants that make one results file name{bad_said}", cases=(
+    SuiteCase("scratch", "mlp", "digits", epochs=1, model_options=SMALL, variant="a+b"),
+    SuiteCase("scratch", "mlp", "digits", epochs=1, model_options=SMALL, variant="a_b"),{bad_case}
+), seeds=1)
+pytestmark = pytest.mark.xfbench(suites={{"smoke": SUITE}})
+
+def test_case(xfbench_case):
+    xfbench_case.check_bar()
+"""
+BAD_CASE = """
+    SuiteCase("scratch", "mlp", "digits", epochs=1, model_options=SMALL, variant="bad",
+              task=TaskSpec(classes=(0, 42))),"""
+
+
+def test_cases_that_pass_preflight_alone_beside_a_bad_case_are_checked_together_before_they_run(pytester, tmp_path):
+    """A bad case made preflight check each case alone, and the checks across trials saw one case at a time: the
+    variants a+b and a_b (one results file name) both trained beside it, and a_b's rows were lost (its test said
+    "measured nothing"). They are checked together again, and fail with that check's reason: nothing trains."""
+    pytester.makeconftest(SEEN_TRIALS_CONFTEST)
+    pytester.makepyfile(test_collide=COLLIDING_SUITE.format(bad_said=", and a bad case", bad_case=BAD_CASE))
+    result = pytester.runpytest_subprocess(
+        "--backend", "torch", "--results-dir", str(tmp_path / "results"), "-p", "no:cacheprovider", "-p", "no:benchmark"
+    )
+    result.assert_outcomes(errors=3)
+    said = result.stdout.str()
+    assert "would run" not in said, said  # the stubbed run never started
+    together = (
+        "bad input, nothing was run: Expected every trial's id to make its own results file name. Received: 1 pairs "
+        "that make one, e.g. collide-scratch-mlp+a+b-digits-torch-s0 and collide-scratch-mlp+a_b-digits-torch-s0"
+    )
+    result.stdout.fnmatch_lines_random(
+        [
+            f"*[[]torch[]] scratch-mlp+a+b-digits: {together}*",
+            f"*[[]torch[]] scratch-mlp+a_b-digits: {together}*",
+            "*[[]torch[]] scratch-mlp+bad-digits: bad input, this case was not run: *task.classes*",
+        ]
+    )
+    assert result.ret == pytest.ExitCode.USAGE_ERROR  # bad input in every case (the next test)
+
+
+def test_a_session_whose_every_case_preflight_refuses_exits_as_a_usage_error_under_xdist_too(pytester, tmp_path):
+    """Preflight refusing every case (here the whole run: two variants that make one file name) trained nothing, and
+    the session ended with exit 1, as if tests had failed; every other bad-input path ends with 4, as the CLI's
+    exit 2. Under pytest-xdist the worker that runs the suites tells the controller, as for a refusal by Ray; so does
+    a worker refusing -n without --dist loadgroup."""
+    pytester.makeconftest(SEEN_TRIALS_CONFTEST)
+    pytester.makepyfile(test_collide=COLLIDING_SUITE.format(bad_said="", bad_case=""))
+    common = ("--backend", "torch", "--results-dir", str(tmp_path / "results"), "-p", "no:cacheprovider")
+    result = pytester.runpytest_subprocess(*common, "-p", "no:benchmark")
+    result.assert_outcomes(errors=2)
+    result.stdout.fnmatch_lines(["*bad input, nothing was run: Expected every trial's id to make its own results*"])
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    pytest.importorskip("xdist")
+    spread = pytester.runpytest_subprocess(*common, "-n", "1", "--dist", "loadgroup")
+    spread.assert_outcomes(errors=2)
+    assert spread.ret == pytest.ExitCode.USAGE_ERROR, spread.stdout.str()
+    ungrouped = pytester.runpytest_subprocess(*common, "-n", "1")
+    ungrouped.stdout.fnmatch_lines(["*Expected --dist loadgroup with pytest-xdist*To fix, add --dist loadgroup*"])
+    assert ungrouped.ret == pytest.ExitCode.USAGE_ERROR, ungrouped.stdout.str()
 
 
 SEEN_TRIALS_CONFTEST = """
