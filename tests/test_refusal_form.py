@@ -40,7 +40,7 @@ def _assigned(scope: ast.AST) -> dict[str, str]:
 
 
 def _refusals(module: str) -> list[tuple[int, str]]:
-    """(line, its text with the texts of the names it fills in) of each ``…Error("Expected …")`` the module raises."""
+    """(line, its text with the texts of the names it fills in) of each ``...Error("Expected ...")`` it raises."""
     tree = ast.parse((HARNESS / f"{module}.py").read_text())
     constants = _assigned(ast.Module(body=[n for n in tree.body if isinstance(n, ast.Assign)], type_ignores=[]))
     found = []
