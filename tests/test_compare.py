@@ -75,10 +75,12 @@ def _widest(text: str) -> int:
 def test_an_artificially_slower_run_is_a_regression_naming_the_case(workers, runs, capsys, monkeypatch):
     monkeypatch.setenv("COLUMNS", "80")
     root, honest_a, _ = runs
-    # Slowed by 5 ms per step (20 steps: +0.1 s on an epoch of ~0.2 s), torch only.
+    # Slowed by 25 ms per step (20 steps: +0.5 s on an epoch of 0.1-0.2 s), torch only. The trials' Welch test
+    # (two trials a side, df near 1) must decide it beside the honest base's trial-to-trial spread: at 5 ms a step
+    # (x2.0) a base whose two trials differed by a fifth left the regression undecided (2026-12-07, the Xeon).
     writer = ResultsWriter(root / "c-slow")
     for seed in SEEDS:
-        for row in workers["torch"](probes.trial_rows, _config("torch", seed, delay=0.005).to_dict(), "c-slow"):
+        for row in workers["torch"](probes.trial_rows, _config("torch", seed, delay=0.025).to_dict(), "c-slow"):
             writer.add_row(row)
     _finish(writer, root / "c-slow")
     code = main(
