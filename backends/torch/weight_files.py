@@ -58,8 +58,8 @@ def _weight_enum(name: str, weight_set: str) -> Any:
     except (ValueError, KeyError):
         names = sorted(torchvision.models.list_models(module=torchvision.models))
         raise InputError(
-            f"Expected a torchvision model with pretrained weights. Received: {name!r}. To fix, name one "
-            f"that publishes weights. {closest_names(name, names)}"
+            f"Expected a torchvision model with pretrained weights. Received: {name!r}, not one that publishes "
+            f"weights. {closest_names(name, names)}"
         ) from None
     if not weight_set or weight_set == "DEFAULT":
         return enum.DEFAULT
