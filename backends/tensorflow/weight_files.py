@@ -58,7 +58,7 @@ def _factory(name: str) -> Any:
     if not callable(factory):
         names = importer.application_names()
         raise InputError(
-            f"Expected a keras.applications model name. Received: {name!r}. To fix, name one of them. "
+            f"Expected a keras.applications model name. Received: {name!r}, not one of them. "
             f"{closest_names(name, names)}"
         )
     return factory
