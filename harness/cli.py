@@ -511,7 +511,7 @@ def _held_if_inside(run_dir: Path | None, out: Path) -> contextlib.AbstractConte
 
     if run_dir is None or not out.resolve().is_relative_to(run_dir.resolve()):
         return contextlib.nullcontext()
-    fix = "It draws report.html itself when it ends; or give --output to draw this report elsewhere."
+    fix = "To fix, let it end: it draws report.html itself; or give --output to draw this report elsewhere."
     return driving(run_dir, f"draw {out.name}", fix)
 
 

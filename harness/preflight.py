@@ -609,7 +609,7 @@ def _check_search_points(
             except (ValueError, TypeError) as exc:  # InputError among them
                 raise InputError(
                     f"Expected every point the search may sample to fit {base.case_id} on {base.backend}. Received: "
-                    f"{point_text(point)}, which fails: {exc} To fix the search, narrow its space so that every point "
+                    f"{point_text(point)}, which fails: {exc} Or narrow the search's space so that every point "
                     "fits."
                 ) from None
         # a point that trains at a constant rate is still one the search may rank: refused only when no point reduces

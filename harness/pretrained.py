@@ -287,6 +287,8 @@ def run_worker(
         raise RuntimeError(
             f"Expected the {backend} weights worker ({mode}) to finish with an answer. Received: "
             f"{_how_it_ended(returncode)}; its last output: {' | '.join(output.strip().splitlines()[-3:]) or '(none)'}"
+            ". To fix, free memory where it was killed by SIGKILL (the kernel's out-of-memory killer); otherwise its "
+            "last output names the fault."
         )
     result: dict[str, Any] = json.loads(answer.read_text())
     answer.unlink()

@@ -38,10 +38,10 @@ def driving(run_dir: Path, doing: str, fix: str | None = None) -> Iterator[None]
             fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             fix = fix or (
-                "Wait for it to end, then resume again if the run still has trials to finish."
+                "To fix, wait for it to end, then resume again if the run still has trials to finish."
                 if doing == "resume"
-                else "Wait for it to end, or pick another --run-id; to finish the run it starts, --resume it once it "
-                "has stopped."
+                else "To fix, wait for it to end, or pick another --run-id; to finish the run it starts, --resume it "
+                "once it has stopped."
             )
             raise RunBeingDriven(
                 f"Expected no other xfbench process to drive {run_dir.name!r} while this one would {doing} in it. "

@@ -215,9 +215,9 @@ def _class_split_refusal(suite_name: str, path: str, value: Any, trial: TrialCon
     return (
         f"Expected options given for suite {suite_name} to leave the class splits its cases define. Received: "
         f"{flag} {_as_typed(value)}, but case {trial.case_id} defines {path}={_value_at(trial, path)!r}: its label "
-        f"(and the A -> B table) name that split, so the rows would report another experiment under it. Drop {flag}, "
-        f"or run the experiment with your split as one case: --strategy {trial.strategy} --model {trial.model} "
-        f"--dataset {trial.dataset} {flag} ..."
+        f"(and the A -> B table) name that split, so the rows would report another experiment under it. To fix, drop "
+        f"{flag}, or run the experiment with your split as one case: --strategy {trial.strategy} --model "
+        f"{trial.model} --dataset {trial.dataset} {flag} ..."
     )
 
 

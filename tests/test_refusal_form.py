@@ -60,3 +60,16 @@ def test_every_refusal_names_its_fix_after_to_fix(module):
     refusals = _refusals(module)
     assert refusals, f"no refusal found in harness/{module}.py: the sweep reads nothing"
     assert not [(line, text) for line, text in refusals if "To fix," not in text], module
+
+
+def test_a_search_point_that_fails_names_the_fix_once(tmp_path, capsys):
+    """The point's own refusal carries its fix; the search's said "To fix the search, ..." after it, a second."""
+    from harness.cli import main
+
+    argv = ["tune", "--strategy", "scratch", "--model", "mlp", "--dataset", "digits", "--backend", "torch"]
+    argv += ["--space", "hidden=choice:64,1000000000", "--no-download", "--results-dir", str(tmp_path / "results")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "which fails: Expected a trial that fits in this machine's memory" in err, err
+    assert err.count("To fix") == 1, err
+    assert err.rstrip().endswith("Or narrow the search's space so that every point fits."), err

@@ -348,7 +348,9 @@ def test_a_run_directory_another_driver_holds_is_neither_started_nor_resumed(tmp
         assert main(["run", "--resume", "f1", "--results-dir", results, "--no-report"]) == 2
         err = capsys.readouterr().err
         assert "Expected no other xfbench process to drive 'f1' while this one would resume in it" in err, err
-        assert err.rstrip().endswith("Wait for it to end, then resume again if the run still has trials to finish.")
+        assert err.rstrip().endswith(
+            "To fix, wait for it to end, then resume again if the run still has trials to finish."
+        )
         assert (run_dir / "run.json").read_text() == before
     workers = Workers()  # once the other ended (its lock went with it), the resume runs
     assert runner.resume(tmp_path / "old", "f1", _settings(tmp_path), schedule=workers, html_report=False).all_ok
