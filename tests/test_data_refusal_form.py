@@ -1,17 +1,16 @@
 """The refusals of the data layer and the input pipeline read "Expected ... Received: ... To fix, ...", as every other
 refusal does: these gave their advice in other words ("pick a smaller crop:N", "add --input-channels 3", "Give two
 classes", "Restore them from the binary archive", "replace both with one release's") or none at all, and the CIFAR
-folder missing a batch file sent the user to an archive there may not be."""
+folder missing a batch file sent the user to an archive there may not be. The scan of their source is the whole
+tree's (tests/test_refusal_form.py); these read the messages as the user meets them."""
 
 from __future__ import annotations
 
-import ast
-import re
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 import pytest
+from refusal_scan import FORM
 from test_data import write_cifar_folder, write_manifest, write_mnist_like
 
 from harness.augment import AugmentConfig, check_augment
@@ -24,56 +23,7 @@ from harness.errors import InputError
 from harness.inference_batches import batch_slices
 from harness.input_pipeline import InputConfig, check_input, transformed_shape
 
-ROOT = Path(__file__).resolve().parents[1]
-SCANNED = sorted(
-    [*(ROOT / "harness" / "data").glob("*.py")]
-    + [ROOT / "harness" / name for name in ("augment.py", "input_pipeline.py", "inference_batches.py")]
-)
-# A message that names its fix: the marker itself, or the helper that writes a damaged file's "To fix, ..."
-NAMES_A_FIX = ("To fix", "damaged_file_fix(")
-FORM = re.compile(r"Expected .+\. Received: .+\. To fix, [a-z].+\.", re.S)
 MLP_DIGITS = ["run", "--strategy", "scratch", "--model", "mlp", "--dataset", "digits", "--backend", "torch"]
-
-
-def _refusals_without_a_fix(path: Path) -> list[str]:
-    """Each error built with an "Expected ..." text (``SomeError(...)``, ``SomeError.of(...)``) that names no fix,
-    and each function holding an "Expected ..." text (a message built apart from its raise) that names none."""
-    source = path.read_text()
-    found = []
-    for node in ast.walk(ast.parse(source)):
-        error = isinstance(node, ast.Call) and (
-            (isinstance(node.func, ast.Name) and node.func.id.endswith("Error"))
-            or (isinstance(node.func, ast.Attribute) and node.func.attr == "of")
-        )
-        function = isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
-        if not (error or function):
-            continue
-        text = ast.get_source_segment(source, node) or ""
-        texts = [s.value for s in ast.walk(node) if isinstance(s, ast.Constant) and isinstance(s.value, str)]
-        expected = any(t.startswith("Expected ") for t in texts)
-        if expected and not any(marker in text for marker in NAMES_A_FIX):
-            found.append(f"{path}:{node.lineno}: {' '.join(text.split())[:160]}")
-    return found
-
-
-def test_every_refusal_of_the_data_layer_and_input_pipeline_names_its_fix_after_to_fix():
-    assert SCANNED and all(path.is_file() for path in SCANNED)
-    assert [line for path in SCANNED for line in _refusals_without_a_fix(path)] == []
-
-
-def test_the_scan_catches_a_refusal_without_the_marker(tmp_path):
-    """The scan itself: a refusal whose advice lacks the marker is reported, one with it not, and a message built
-    apart from its raise is caught by the function that builds it."""
-    old = tmp_path / "old.py"
-    old.write_text(
-        'def f():\n    raise InputError(\n        f"Expected a thing. Received: {x}; pick another."\n    )\n'
-    )
-    new = tmp_path / "new.py"
-    new.write_text('def f():\n    raise InputError(f"Expected a thing. Received: {x}. To fix, pick another.")\n')
-    built = tmp_path / "built.py"
-    built.write_text('def f():\n    said = "Expected a thing. Received: x."\n    return InputError(said)\n')
-    # the old: its raise and its function; the built message: its function (the raise holds no "Expected")
-    assert [len(_refusals_without_a_fix(path)) for path in (old, new, built)] == [2, 0, 1]
 
 
 # ------------------------------------------------------------------ from the command line (each exits 2)
