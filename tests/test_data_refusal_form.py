@@ -6,6 +6,7 @@ tree's (tests/test_refusal_form.py); these read the messages as the user meets t
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 
 import numpy as np
@@ -16,7 +17,7 @@ from test_data import write_cifar_folder, write_manifest, write_mnist_like
 from harness.augment import AugmentConfig, check_augment
 from harness.data import DataFileError, load_dataset
 from harness.data.formats import CIFAR_RECORD_BYTES, write_idx
-from harness.data.locate import data_roots
+from harness.data.locate import DataNotFoundError, DatasetFiles, PublishedFile, data_roots, locate
 from harness.data.registry import check_content
 from harness.data.tasks import TaskSpec
 from harness.errors import InputError
@@ -115,6 +116,23 @@ def test_a_blank_cifar_channel_is_refused_with_the_fix(tmp_path):
         "NaN inputs): the files are blank or damaged. To fix, replace them with the release's "
         "(cifar-10-binary.tar.gz, or the batch files it holds), or point --data-dir at a complete copy."
     )
+
+
+def test_a_download_of_another_md5_names_the_fix_once(tmp_path, monkeypatch):
+    """The md5 mismatch said "To fix, run again ..." inside the refusal of the missing files, whose own "To fix, ..."
+    followed it: two fixes in one message."""
+    server = tmp_path / "server"
+    server.mkdir()
+    write_idx(server / "x-idx1-ubyte.gz", np.arange(10, dtype=np.uint8))
+    assert hashlib.md5((server / "x-idx1-ubyte.gz").read_bytes()).hexdigest() != "0" * 32
+    files = DatasetFiles("testset", (), (PublishedFile("x-idx1-ubyte", "0" * 32),), server.as_uri() + "/")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.delenv("XFBENCH_DATA", raising=False)
+    with pytest.raises(DataNotFoundError) as caught:
+        locate(files, None, download=True)
+    message = str(caught.value)
+    assert "to match its published md5 " + "0" * 32 in message and "Running again downloads it afresh" in message
+    assert message.count("To fix") == 1, message
 
 
 # ------------------------------------------------------------------ from the Python API and suite definitions

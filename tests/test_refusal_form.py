@@ -34,6 +34,8 @@ FIX_GIVEN_ELSEWHERE = {
     "harness/user_files.py::_not_an_object": "as FileProblemError.of: read_json_object's callers give the fix",
     "harness/preflight.py::_check_search_points": "each fills in the refusal of the point that fails (exc, or "
     "_plateau_never_reduces's text), which names the fix (test below)",
+    "harness/data/locate.py::download_file": "locate() fills its md5 mismatch into the refusal of the missing "
+    "files, which names the fix (tests/test_data_refusal_form.py)",
 }
 # User-reachable refusals still lacking a fix: debt, which may shrink and may not grow (none now)
 KNOWN_WITHOUT_FIX: dict[str, str] = {}

@@ -417,7 +417,7 @@ def download_file(files: DatasetFiles, published: PublishedFile, target_dir: Pat
         if published.archive_md5 and actual != published.archive_md5:
             raise ChecksumError(
                 f"Expected the download of {url} to match its published md5 {published.archive_md5}. Received: md5 "
-                f"{actual} (a proxy's page, or a damaged transfer). To fix, run again to download it afresh; behind a "
+                f"{actual} (a proxy's page, or a damaged transfer). Running again downloads it afresh; behind a "
                 f"proxy that rewrites downloads, fetch {filename} another way and point --data-dir at its folder"
             )
         tmp_path.chmod(shared_file_mode())  # NamedTemporaryFile's 0600 (harness.file_modes says why not)
