@@ -104,9 +104,12 @@ OPTIONAL_RUNTIME = (
     ("epoch_loop", "epoch_loop", "--epoch-loop"),  # "compiled" needs "epoch_loop:compiled"
 )
 # What a strategy cannot run without: a trial whose backend lacks one is an error, never a silent difference.
+# Each names every capability its code exercises (tests/test_strategies.py runs each against a recording backend):
+# freeze_early both freezes and gives the layers it leaves training fine_tune's rate, so a backend that froze but
+# ignored the multipliers would have trained them at the head's rate.
 STRATEGY_NEEDS: dict[str, tuple[str, ...]] = {
     "feature_extraction": ("freeze",),
-    "freeze_early": ("freeze",),
+    "freeze_early": ("freeze", "per_group_lr"),
     "transfer": ("freeze",),
     "fine_tune": ("per_group_lr",),
 }

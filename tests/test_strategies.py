@@ -641,6 +641,48 @@ def test_transfer_takes_its_final_metrics_once_after_its_unfrozen_phase(monkeypa
     assert finals == [("frozen", 1, None, None), ("unfrozen", 2, None, None), ("unfrozen", 3, 0.25, 0.2)]
 
 
+class _CapabilityRecording(_Transferring, _FiniteTraining):
+    """Notes the backend capabilities a strategy exercises: a freeze of some layer ("freeze"), a learning-rate
+    multiplier other than 1 ("per_group_lr")."""
+
+    def __init__(self) -> None:
+        self.exercised: set[str] = set()
+
+    def freeze_layers(self, frozen_layers):
+        if frozen_layers:
+            self.exercised.add("freeze")
+
+    def set_optimizer(self, config, regularization=None, lr_multipliers=None):
+        if any(m != 1.0 for m in (lr_multipliers or {}).values()):
+            self.exercised.add("per_group_lr")
+
+
+@pytest.mark.parametrize("strategy", ["feature_extraction", "fine_tune", "freeze_early", "transfer"])
+def test_each_reuse_strategy_declares_every_capability_it_exercises(strategy, monkeypatch):
+    """freeze_early froze layers and passed fine_tune's multipliers, but declared "freeze" alone: a backend that
+    froze without per-group rates passed the capability check and trained its backbone at the head's rate."""
+    from harness.backend import STRATEGY_NEEDS
+    from harness.strategies import StrategyContext, get_strategy, reuse
+
+    digits = load_dataset("digits")
+    spec = build_spec("cnn_small", (8, 8, 1), 10, ModelOptions())
+    monkeypatch.setattr(reuse, "start_from_backbone", lambda ctx, head: (digits, spec, {}))
+    monkeypatch.setattr(reuse, "final_metrics", lambda ctx, b: {"test_acc": 0.25})
+    trial = TrialConfig(
+        strategy=strategy,
+        model="cnn_small",
+        dataset="digits",
+        backend="torch",
+        seed=0,
+        epochs=2,
+        transfer=TransferOptions(frozen_epochs=1 if strategy == "transfer" else None),
+    )
+    backend = _CapabilityRecording()
+    assert get_strategy(strategy)(StrategyContext(trial, backend, digits, lambda record: None)) == "ok"
+    assert backend.exercised, f"{strategy} exercised no capability: the recording backend missed a call"
+    assert backend.exercised <= set(STRATEGY_NEEDS[strategy]), (strategy, backend.exercised)
+
+
 def _spec_file(path: Path, hidden: int) -> None:
     layers = [
         {"type": "Flatten", "name": "flat", "group": "features", "inputs": []},

@@ -19,8 +19,8 @@ CAPABILITIES = frozenset(
         "precision:mixed_bfloat16",  # Keras' mixed_bfloat16 policy: bf16 compute, float32 variables and loss
         "precision:mixed_float16",  # Keras' mixed_float16 policy, the update pipeline's dynamic loss scaling
         "precision:float64",  # Keras' float64 policy: variables, activations, optimizer state and loss
-        "per_group_lr",  # set_optimizer honours per-layer learning-rate multipliers (fine_tune)
-        "freeze",  # freeze_layers freezes layers, BatchNorm among them in inference mode (transfer strategies)
+        "per_group_lr",  # set_optimizer honours per-layer learning-rate multipliers (fine_tune, freeze_early)
+        "freeze",  # freeze_layers: no gradient, BatchNorm at inference (feature_extraction, freeze_early, transfer)
         "shared_dropout",  # RuntimeOptions.dropout_rng="shared": masks from harness.dropout_rng
         "gpu",  # RuntimeOptions.device="gpu", when the worker's machine has one
         # an Add or Concat of vectors flattened from feature maps: Keras flattens in the neutral H,W,C order

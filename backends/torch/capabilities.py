@@ -17,8 +17,8 @@ CAPABILITIES = frozenset(
         "precision:mixed_bfloat16",  # torch.autocast to bfloat16: bf16 compute, float32 parameters and loss
         "precision:mixed_float16",  # torch.autocast to float16, the update pipeline's dynamic loss scaling
         "precision:float64",  # the module and the images in double; optimizer state follows the parameters
-        "per_group_lr",  # set_optimizer honours per-layer learning-rate multipliers (fine_tune)
-        "freeze",  # freeze_layers freezes layers, BatchNorm among them in inference mode (transfer strategies)
+        "per_group_lr",  # set_optimizer honours per-layer learning-rate multipliers (fine_tune, freeze_early)
+        "freeze",  # freeze_layers: no gradient, BatchNorm at inference (feature_extraction, freeze_early, transfer)
         "shared_dropout",  # RuntimeOptions.dropout_rng="shared": masks from harness.dropout_rng
         "gpu",  # RuntimeOptions.device="gpu" (CUDA), when the worker's machine has one
     }

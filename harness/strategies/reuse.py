@@ -218,7 +218,7 @@ def run_fine_tune(ctx: StrategyContext) -> str:
     data, spec, details = start_from_backbone(ctx, "new")
     head = head_layer(spec).name
     multiplier = cfg.transfer.backbone_lr_multiplier
-    ctx.freeze(spec, [])
+    # nothing to freeze: build() leaves every layer trainable (so fine_tune needs no "freeze" capability)
     ctx.backend.set_optimizer(
         cfg.optimizer, cfg.regularization, {l.name: multiplier for l in spec.layers if l.name != head}
     )
