@@ -277,6 +277,8 @@ def test_deep_features_with_scikit_learn_heads_reach_their_floor(workers, cache,
         assert details["scikit_learn_version"] == sklearn_version
         # the extractor's one-off tracing is recorded apart, where it ran (a cached file had no extraction)
         assert (details.get("extraction_warmup_s", 0) > 0) == (not details["features_cached"])
+        # other processes' CPUs during the timed extraction, as a training epoch's row has; none for a cached file
+        assert math.isfinite(rows[-1]["other_cpus"]) != details["features_cached"], rows[-1]["other_cpus"]
     assert min(accs.values()) >= 0.90, accs
     # only an extracting trial reports an extraction speed; the second head's came from the cache, measured elsewhere
     assert speeds["linear_svc"] > 0 and math.isnan(speeds["random_forest"]) and speeds["rbf_svc"] > 0

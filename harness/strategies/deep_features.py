@@ -2,9 +2,9 @@
 
 Features are cached per (backbone, layer, pooling, task, backend) under the cache directory, so several heads
 (one trial each) reuse one extraction. The row's ``epoch_time_s`` is the backend's feature extraction (train,
-validation and test splits) and ``samples_per_s`` its throughput, both empty where the features came from the cache;
-the head's fit, scikit-learn's in every backend, is ``details_json``'s ``fit_time_s``, beside the feature size and
-the head.
+validation and test splits), ``samples_per_s`` its throughput and ``other_cpus`` the CPUs other processes kept busy
+meanwhile, all empty where the features came from the cache; the head's fit, scikit-learn's in every backend, is
+``details_json``'s ``fit_time_s``, beside the feature size and the head.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from harness.backend import honoured_runtime
 from harness.checkpoints import save_npz_atomically
 from harness.config import RuntimeOptions
 from harness.data.registry import Dataset, data_fingerprint
+from harness.host_load import cpu_clock, other_cpus
 from harness.model_cost import forward_macs_to
 from harness.strategies.reuse import backbone_columns, start_from_backbone
 from harness.training import EpochRecord
@@ -130,9 +131,9 @@ SPLITS = ("train", "val", "test")
 
 @dataclass(frozen=True)
 class _Extraction:
-    """Each split's features, by name (SPLITS); the extraction's seconds, samples/s and warm-up seconds (NaN when
-    read from the cache); the cached file's own samples/s (NaN when extracted now); when the features were ready
-    (time.perf_counter)."""
+    """Each split's features, by name (SPLITS); the extraction's seconds, samples/s, warm-up seconds and the CPUs
+    other processes kept busy meanwhile (harness.host_load; all NaN when read from the cache); the cached file's own
+    samples/s (NaN when extracted now); when the features were ready (time.perf_counter)."""
 
     features: dict[str, Any]
     seconds: float
@@ -140,6 +141,7 @@ class _Extraction:
     warmup_s: float
     cached_samples_per_s: float
     ready: float
+    other_cpus: float = math.nan
 
 
 def _features(ctx: StrategyContext, data: Any, layer: str, cache: Path) -> _Extraction:
@@ -154,16 +156,18 @@ def _features(ctx: StrategyContext, data: Any, layer: str, cache: Path) -> _Extr
                 return _Extraction(features, math.nan, math.nan, math.nan, cached_sps, time.perf_counter())
     inputs = {"train": data.x_train, "val": data.x_val, "test": data.x_test}
     warmup_s = _warm_extractor(ctx, tuple(inputs.values()), layer)
+    clock = cpu_clock()  # read before the timer starts and after it stops, as a training epoch's
     start = time.perf_counter()
     features = {
         split: _pool(ctx.backend.extract_features(x, layer, cfg.eval_batch_size), t.feature_pool)
         for split, x in inputs.items()
     }
     ready = time.perf_counter()
+    others = other_cpus(clock, cpu_clock())
     extract_s = ready - start
     extract_sps = sum(len(f) for f in features.values()) / extract_s
     save_npz_atomically(cache, {**features, "samples_per_s": np.asarray(extract_sps)})
-    return _Extraction(features, extract_s, extract_sps, warmup_s, math.nan, ready)
+    return _Extraction(features, extract_s, extract_sps, warmup_s, math.nan, ready, others)
 
 
 def run(ctx: StrategyContext) -> str:
@@ -216,6 +220,7 @@ def run(ctx: StrategyContext) -> str:
             warmup=False,
             lr=float("nan"),
             test_acc=accuracy.get("test", math.nan),
+            other_cpus=extraction.other_cpus,  # during the timed extraction; NaN for features read from the cache
             extra={
                 "trainable_params": 0,
                 "frozen_params": trainable + frozen,
