@@ -129,8 +129,16 @@ def test_feature_extraction_freezes_a_residual_graph(workers, cache, backend):
         model_options=ModelOptions(width_multiplier=0.5),
     )
     _pretrain(workers, trial)
-    rows, _ = workers[backend](probes.run_strategy, trial.to_dict())
+    spec, backbone, _ = load_checkpoint(checkpoint_path(trial))
+    rows, trained = workers[backend](probes.run_strategy, trial.to_dict())
     assert rows[-1]["status"] == "ok" and rows[-1]["trainable_params"] == 32 * 5 + 5
+    # Frozen means frozen in a graph too: every array but the new head's, the BatchNorm layers' moving_mean and
+    # moving_variance among them (a BatchNorm left in training mode moves them, its gamma and beta fixed or not).
+    head = spec.layers[-1].name
+    kept = {key: value for key, value in backbone.items() if not key.startswith(f"{head}/")}
+    assert any(key.endswith("/moving_variance") for key in kept), sorted(kept)
+    for key, value in kept.items():
+        assert np.array_equal(trained[key], value), f"{backend} changed frozen {key}"
 
 
 def test_trainable_and_frozen_counts_match_across_backends_and_the_spec(workers, cache):
