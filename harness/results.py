@@ -79,7 +79,14 @@ SCHEMA: tuple[tuple[str, str, str], ...] = (
         "trial seed: initial weights (a new head's too), batch order, augmentation draws, dropout masks; "
         "never the splits",
     ),
-    ("phase", "string", "training phase (train; later strategies add more)"),
+    (
+        "phase",
+        "string",
+        "the part of the trial the row belongs to, by strategy: `train` (scratch), `source` (pretrain), `frozen` "
+        "(feature_extraction), `fine_tune` (fine_tune), `freeze_early` (freeze_early), `frozen` then `unfrozen` "
+        "(transfer, unfrozen after --frozen-epochs) and `sklearn` (deep_features' one row); empty on a failed or "
+        "skipped trial's row",
+    ),
     ("epoch", "Int64", "1-based epoch number within the trial"),
     ("train_loss", "float64", "mean training cross-entropy over the epoch's batches, weighted by batch size"),
     ("train_acc", "float64", "training accuracy over the epoch (model in training mode, as it was updated)"),

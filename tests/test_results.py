@@ -30,6 +30,19 @@ def test_schema_document_matches_the_code():
     assert between == schema_markdown()
 
 
+def test_the_schema_names_every_phase_each_strategy_writes():
+    """The phase entry said "train; later strategies add more" while feature_extraction wrote `frozen`, fine_tune
+    `fine_tune` and freeze_early `freeze_early`: the phases come from the constants the strategies write them with."""
+    from harness.results import SCHEMA
+    from harness.strategies import describe_strategies, strategy_phases
+
+    (meaning,) = [meaning for name, _, meaning in SCHEMA if name == "phase"]
+    phases = strategy_phases()
+    assert set(phases) == set(describe_strategies()), "a strategy without its phases in strategy_phases()"
+    for strategy, names in phases.items():
+        assert strategy in meaning and all(f"`{name}`" in meaning for name in names), (strategy, names, meaning)
+
+
 def _row(
     trial: str, backend: str, seed: int, epoch: int, acc: float, time_s: float, status: str = "ok", last: bool = False
 ) -> dict:

@@ -672,7 +672,7 @@ def test_each_reuse_strategy_declares_every_capability_it_exercises(strategy, mo
     """freeze_early froze layers and passed fine_tune's multipliers, but declared "freeze" alone: a backend that
     froze without per-group rates passed the capability check and trained its backbone at the head's rate."""
     from harness.backend import STRATEGY_NEEDS
-    from harness.strategies import StrategyContext, get_strategy, reuse
+    from harness.strategies import StrategyContext, get_strategy, reuse, strategy_phases
 
     digits = load_dataset("digits")
     spec = build_spec("cnn_small", (8, 8, 1), 10, ModelOptions())
@@ -687,10 +687,12 @@ def test_each_reuse_strategy_declares_every_capability_it_exercises(strategy, mo
         epochs=2,
         transfer=TransferOptions(frozen_epochs=1 if strategy == "transfer" else None),
     )
-    backend = _CapabilityRecording()
-    assert get_strategy(strategy)(StrategyContext(trial, backend, digits, lambda record: None)) == "ok"
+    backend, records = _CapabilityRecording(), []
+    assert get_strategy(strategy)(StrategyContext(trial, backend, digits, records.append)) == "ok"
     assert backend.exercised, f"{strategy} exercised no capability: the recording backend missed a call"
     assert backend.exercised <= set(STRATEGY_NEEDS[strategy]), (strategy, backend.exercised)
+    # the phases its rows name are those the results schema is checked against (tests/test_results.py)
+    assert tuple(dict.fromkeys(r.phase for r in records)) == strategy_phases()[strategy]
 
 
 def _spec_file(path: Path, hidden: int) -> None:

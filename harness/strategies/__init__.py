@@ -89,3 +89,10 @@ def get_strategy(name: str) -> Strategy:
 
 def describe_strategies() -> dict[str, str]:
     return {name: desc for name, (_, desc) in _registry().items()}
+
+
+def strategy_phases() -> dict[str, tuple[str, ...]]:
+    """The phases each strategy's rows name, in the order they come, from the constants its code writes them with."""
+    from harness.strategies import deep_features, reuse, scratch
+
+    return {"scratch": (scratch.PHASE,), **reuse.PHASES, "deep_features": (deep_features.PHASE,)}

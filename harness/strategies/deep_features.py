@@ -127,6 +127,7 @@ def _warm_extractor(ctx: StrategyContext, splits: tuple[np.ndarray, ...], layer:
 
 
 SPLITS = ("train", "val", "test")
+PHASE = "sklearn"  # the row's phase (the results schema names every strategy's)
 
 
 @dataclass(frozen=True)
@@ -206,7 +207,7 @@ def run(ctx: StrategyContext) -> str:
     trainable, frozen = ctx.backend.parameter_counts()  # everything is frozen: the network only extracts
     ctx.sink(
         EpochRecord(
-            phase="sklearn",
+            phase=PHASE,
             epoch=1,
             train_loss=float("nan"),
             train_acc=accuracy["train"],

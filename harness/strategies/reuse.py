@@ -36,6 +36,16 @@ if TYPE_CHECKING:
 
 HeadChoice = Literal["new", "fit", "as_trained"]
 
+# The rows' phases, by strategy in the order they come (the results schema names every strategy's).
+SOURCE, FROZEN, UNFROZEN, FINE_TUNE, FREEZE_EARLY = "source", "frozen", "unfrozen", "fine_tune", "freeze_early"
+PHASES: dict[str, tuple[str, ...]] = {
+    "pretrain": (SOURCE,),
+    "feature_extraction": (FROZEN,),
+    "fine_tune": (FINE_TUNE,),
+    "freeze_early": (FREEZE_EARLY,),
+    "transfer": (FROZEN, UNFROZEN),
+}
+
 
 def _plan(ctx: StrategyContext, phase: str, epochs: int, offset: int = 0) -> PhasePlan:
     return phase_plan(ctx, phase, epochs, offset)
@@ -53,7 +63,7 @@ def run_pretrain(ctx: StrategyContext) -> str:
         return dict(source)
 
     status = train_phase(
-        ctx.backend, len(data.y_train), _plan(ctx, "source", cfg.epochs), _with_details(ctx, details), measure
+        ctx.backend, len(data.y_train), _plan(ctx, SOURCE, cfg.epochs), _with_details(ctx, details), measure
     )
     if status == "ok":
         save_checkpoint(
@@ -210,7 +220,7 @@ def run_feature_extraction(ctx: StrategyContext) -> str:
     head = head_layer(spec).name
     ctx.freeze(spec, [l.name for l in spec.layers if l.name != head])
     ctx.backend.set_optimizer(cfg.optimizer, cfg.regularization)
-    return _train_to_the_end(ctx, len(data.y_train), "frozen", details)
+    return _train_to_the_end(ctx, len(data.y_train), FROZEN, details)
 
 
 def run_fine_tune(ctx: StrategyContext) -> str:
@@ -223,7 +233,7 @@ def run_fine_tune(ctx: StrategyContext) -> str:
         cfg.optimizer, cfg.regularization, {l.name: multiplier for l in spec.layers if l.name != head}
     )
     details["backbone_lr_multiplier"] = multiplier
-    return _train_to_the_end(ctx, len(data.y_train), "fine_tune", details)
+    return _train_to_the_end(ctx, len(data.y_train), FINE_TUNE, details)
 
 
 def run_freeze_early(ctx: StrategyContext) -> str:
@@ -245,14 +255,14 @@ def run_freeze_early(ctx: StrategyContext) -> str:
     ctx.backend.set_optimizer(cfg.optimizer, cfg.regularization, training)
     details["frozen_groups"] = groups[:k]
     details["backbone_lr_multiplier"] = multiplier
-    return _train_to_the_end(ctx, len(data.y_train), "freeze_early", details)
+    return _train_to_the_end(ctx, len(data.y_train), FREEZE_EARLY, details)
 
 
 def run_transfer(ctx: StrategyContext) -> str:
     cfg = ctx.config
     data, spec, details = start_from_backbone(ctx, "fit")
     epochs = dict(training_phases(cfg))
-    frozen_epochs = epochs.get("frozen", 0)
+    frozen_epochs = epochs.get(FROZEN, 0)
     sink = _with_details(ctx, details)
     finals = lambda b: final_metrics(ctx, b)  # noqa: E731
     status = "ok"
@@ -261,7 +271,7 @@ def run_transfer(ctx: StrategyContext) -> str:
         ctx.backend.set_optimizer(cfg.optimizer, cfg.regularization)
         # the final metrics come after the frozen phase's last epoch only when no unfrozen one follows, but after a
         # diverged epoch always: the trial ends there, and its test metrics with it
-        frozen_plan = replace(_plan(ctx, "frozen", frozen_epochs), last_phase=frozen_epochs == cfg.epochs)
+        frozen_plan = replace(_plan(ctx, FROZEN, frozen_epochs), last_phase=frozen_epochs == cfg.epochs)
         status = train_phase(ctx.backend, len(data.y_train), frozen_plan, sink, final_metrics=finals)
     if status == "ok" and cfg.epochs > frozen_epochs:
         # Unfreezing starts a fresh optimizer, as recompiling does in Keras.
@@ -270,7 +280,7 @@ def run_transfer(ctx: StrategyContext) -> str:
         status = train_phase(
             ctx.backend,
             len(data.y_train),
-            _plan(ctx, "unfrozen", cfg.epochs - frozen_epochs, offset=frozen_epochs),
+            _plan(ctx, UNFROZEN, cfg.epochs - frozen_epochs, offset=frozen_epochs),
             sink,
             final_metrics=finals,
         )

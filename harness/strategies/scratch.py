@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from harness.strategies import StrategyContext
 
 DESCRIPTION = "train from random init (shared initial weights); test accuracy at the end"
+PHASE = "train"  # the rows' phase (the results schema names every strategy's)
 
 
 def start_from_scratch(ctx: StrategyContext) -> tuple[Dataset, ModelSpec]:
@@ -57,7 +58,7 @@ def run(ctx: StrategyContext) -> str:
     return train_phase(
         ctx.backend,
         len(data.y_train),
-        phase_plan(ctx, "train", ctx.config.epochs),
+        phase_plan(ctx, PHASE, ctx.config.epochs),
         ctx.sink,
         final_metrics=lambda b: final_metrics(ctx, b, data),
     )
