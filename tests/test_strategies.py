@@ -494,6 +494,71 @@ def test_tensorflows_feature_extractor_is_traced_once_so_the_timed_extraction_ru
     assert np.abs(warm - full).max() <= ulps
 
 
+def _torch_features_both_ways(_backend: str, runtime: RuntimeOptions, channels: int) -> list[tuple]:
+    """In the torch worker: each layer's features from extract_features, beside those of the path it took before
+    (the whole split transposed to NCHW on the host, each batch's output to the host, the maps back to NHWC there),
+    on a read-only split of 20 images in batches of 7; and the 4-D arrays the host transposition met."""
+    import torch
+
+    import backends.torch.adapter as adapter
+    from harness.backend import load_backend
+    from harness.inference_batches import batch_slices
+    from harness.shapes import infer_shapes
+
+    spec = build_spec("cnn_small", (8, 8, channels), 5, ModelOptions(batchnorm="after"))
+    backend = load_backend("torch", runtime)
+    backend.build(spec, initial_weights(spec, "he_normal", 0), seed=0)
+    x = np.random.default_rng(0).normal(size=(20, 8, 8, channels)).astype(np.float32)
+    x.setflags(write=False)  # as a split shipped through Ray's object store is
+    host_transposed: list[tuple[int, ...]] = []
+    to_torch = adapter.images_to_torch
+    adapter.images_to_torch = lambda a: host_transposed.append(a.shape) or to_torch(a)  # type: ignore[assignment]
+    try:
+        new = {layer: backend.extract_features(x, layer, 7) for layer in ("act2", "pool", "flatten", "fc1")}
+    finally:
+        adapter.images_to_torch = to_torch
+    old = {}
+    with torch.no_grad():
+        xt = backend._images(x)
+        for layer in new:
+            run, dtype = backend._extractors[layer].eval(), backend._variable_dtype()
+            out = np.concatenate([run(xt[s]).to(dtype).cpu().numpy() for s in batch_slices(len(xt), 7)])
+            if out.ndim == 4:
+                out = np.ascontiguousarray(out.transpose(0, 2, 3, 1))
+            elif (origin := infer_shapes(spec)[layer].flattened_from) is not None:
+                h, w, c = origin
+                out = np.ascontiguousarray(out.reshape(len(out), c, h, w).transpose(0, 2, 3, 1).reshape(len(out), -1))
+            old[layer] = out
+    return [
+        (layer, new[layer].shape, new[layer].dtype, new[layer].flags.c_contiguous, old[layer], new[layer])
+        for layer in new
+    ] + [("host transposed", host_transposed)]
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+@pytest.mark.parametrize(
+    "runtime",
+    [
+        RuntimeOptions(threads=1),
+        RuntimeOptions(threads=1, channels_last=True),
+        RuntimeOptions(threads=1, precision="float64"),
+    ],
+    ids=["float32", "channels_last", "float64"],
+)
+def test_torch_extracts_features_in_the_neutral_layout_per_batch_bit_for_bit_as_before(workers, runtime, channels):
+    """torch's extraction transposed every split NHWC -> NCHW on the host and the maps it returned NCHW -> NHWC on
+    the host, inside deep_features' timer (TensorFlow, NHWC throughout, pays neither); now each batch's layout
+    changes on the device. The same bits as before, in the neutral layout, contiguous; a 1-channel batch keeps the
+    standard strides (permuted, torch read it as channels_last and ran other convolutions)."""
+    *layers, (_, host_transposed) = workers["torch"](_torch_features_both_ways, runtime, channels)
+    assert host_transposed == [], "the split was transposed on the host"
+    shapes = {layer: shape for layer, shape, *_ in layers}
+    assert shapes == {"act2": (20, 4, 4, 32), "pool": (20, 2, 2, 32), "flatten": (20, 128), "fc1": (20, 128)}
+    for layer, _, dtype, contiguous, old, new in layers:
+        assert dtype == np.dtype(runtime.variable_dtype) and contiguous, layer
+        assert new.dtype == old.dtype and np.array_equal(new, old), f"{layer}: {np.abs(new - old).max()}"
+
+
 class _NaNValidation:
     """A backend whose training loss stays finite while its validation loss is NaN: what TensorFlow did when
     BatchNorm's moving variance broke (one-sample batches), which was recorded as ok."""
