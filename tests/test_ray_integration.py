@@ -277,7 +277,7 @@ signal.signal(signal.SIGTERM, mine)
 
 
 def sigterm_then_init(*args, **kwargs):  # `kill` as Ray starts: before ray.init puts in its handler, a bare exit
-    os.kill(os.getpid(), signal.SIGTERM)
+    signal.raise_signal(signal.SIGTERM)
     started(*args, **kwargs)
 
 
@@ -291,7 +291,7 @@ ray.init = started
 
 
 def ctrl_c_then_shutdown():  # Ctrl-C as a finished run's Ray shuts down
-    os.kill(os.getpid(), signal.SIGINT)
+    signal.raise_signal(signal.SIGINT)
     stopped()
 
 

@@ -559,7 +559,7 @@ def test_ctrl_c_as_the_last_trial_ends_leaves_the_run_written_whole(tmp_path, mo
     summary = runner._summary
 
     def interrupted_while_summarising(*args: Any, **kwargs: Any) -> Any:
-        os.kill(os.getpid(), signal.SIGINT)
+        signal.raise_signal(signal.SIGINT)
         return summary(*args, **kwargs)
 
     monkeypatch.setattr(runner, "_summary", interrupted_while_summarising)
@@ -584,7 +584,7 @@ def test_ctrl_c_while_a_resumes_report_is_drawn_ends_the_run_finished_without_th
     (run_dir / "report.html").write_text("the interrupted session's page")
 
     def stopped_while_drawing(*args: Any, **kwargs: Any) -> Any:
-        os.kill(os.getpid(), signal.SIGINT)  # as Python raises it: KeyboardInterrupt inside the drawing
+        signal.raise_signal(signal.SIGINT)  # as Python raises it: KeyboardInterrupt inside the drawing
         raise AssertionError("not reached")
 
     monkeypatch.setattr(runner, "write_report", stopped_while_drawing)
@@ -612,8 +612,10 @@ def test_a_second_ctrl_c_while_the_run_is_written_stops_it(tmp_path, monkeypatch
     summary = runner._summary
 
     def interrupted_twice(*args: Any, **kwargs: Any) -> Any:
-        os.kill(os.getpid(), signal.SIGINT)
-        os.kill(os.getpid(), signal.SIGINT)
+        # raise_signal, not os.kill: the signal reaches this thread, whose handler runs before the call returns; a
+        # process-directed kill may land on another thread (Ray's), and two pending SIGINTs then merge into one
+        signal.raise_signal(signal.SIGINT)
+        signal.raise_signal(signal.SIGINT)
         return summary(*args, **kwargs)
 
     monkeypatch.setattr(runner, "_summary", interrupted_twice)
