@@ -113,13 +113,17 @@ def _activation(layer: Activation, channels: int) -> nn.Module:
 
 def _biased_running_statistics(bn: nn.BatchNorm2d, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """The running mean and variance after batch ``x``, the variance tracking the biased batch variance (Keras'
-    definition), computed in ``x``'s dtype."""
+    definition), computed in float32 at least (float64 for a float64 ``x``): under Autocast ``x`` is bfloat16 or
+    float16, and updating in its dtype rounded the float32 buffers to 8 or 11 bits every step (1.9e-2 off after
+    200 bfloat16 steps, where torch's own BatchNorm, which accumulates in float32, stays within 4e-7)."""
     dims = [0, 2, 3] if x.dim() == 4 else [0]
     running_mean, running_var, momentum = bn.running_mean, bn.running_var, bn.momentum
     assert running_mean is not None and running_var is not None and momentum is not None  # built with them
+    dtype = torch.promote_types(x.dtype, torch.float32)
     with torch.no_grad():
-        mean = running_mean.to(x.dtype).mul(1.0 - momentum).add(x.mean(dims), alpha=momentum)
-        var = running_var.to(x.dtype).mul(1.0 - momentum).add(x.var(dims, unbiased=False), alpha=momentum)
+        x = x.to(dtype)  # a no-op for float32 and float64 inputs
+        mean = running_mean.to(dtype).mul(1.0 - momentum).add(x.mean(dims), alpha=momentum)
+        var = running_var.to(dtype).mul(1.0 - momentum).add(x.var(dims, unbiased=False), alpha=momentum)
     return mean, var
 
 
