@@ -359,7 +359,9 @@ def _assert_one_update_in_float64(workers, digits, config: OptimizerConfig) -> N
 def test_adams_first_step_is_torchs_length_not_shorter_by_a_float32_bias_correction(workers, digits, optimizer):
     """TensorFlow's Adam took 1 - beta2^t in float32 from beta2 rounded to float32, 1.3e-5 smaller than torch's
     Python double: every step 6.4e-6 shorter, for thousands of steps, a bias the 20-step tolerance cannot see. Over
-    the elements of one step (about lr each), the median ratio of the steps is 1: rounding differs both ways."""
+    the elements of one step (about lr each), the median ratio of the steps is 1: rounding differs both ways. The
+    mean holds beta1's correction to the float32 beta1 of the moment update: measured 7.5e-8, and 2.3e-7 with
+    torch's double 0.9 in TensorFlow's correction alone (its moment takes 1 - beta1 in float32, 2.4e-7 above 0.1)."""
     spec = build_spec("mlp", digits.input_shape, digits.num_classes, ModelOptions(hidden=(32,)))
     weights = initial_weights(spec, "he_normal", 0)
     batches = epoch_batches(len(digits.y_train), 32, 0, 1)[:1]
@@ -374,6 +376,9 @@ def test_adams_first_step_is_torchs_length_not_shorter_by_a_float32_bias_correct
     ratio = np.concatenate(ratios)
     assert len(ratio) > 1000
     assert abs(float(np.median(ratio))) < 5e-7, f"{optimizer}: TensorFlow's steps {np.median(ratio):+.2e} of torch's"
+    assert abs(float(np.mean(ratio))) < 1.5e-7, (
+        f"{optimizer}: TensorFlow's steps {np.mean(ratio):+.2e} longer on average"
+    )
 
 
 def test_evaluation_agrees(workers, digits):
