@@ -205,7 +205,8 @@ OVERRIDE_OPTIONS: tuple[tuple[str, tuple[Option, ...]], ...] = (
         Option(
             "--weight-decay",
             "optimizer.weight_decay",
-            "coupled L2 for SGD-family/Adam; decoupled for adamw",
+            "coupled L2 for every optimizer but adamw (decoupled; --decoupled-weight-decay for the others); applies "
+            "to every trainable parameter, biases and BatchNorm included (unlike --l2)",
             non_negative_float,
         ),
         Option(

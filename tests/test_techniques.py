@@ -482,6 +482,30 @@ def test_mc_dropout_metrics_in_a_trial_row(workers):
     assert not math.isnan(rows[-1]["test_acc"])
 
 
+def test_coupled_weight_decay_moves_every_trainable_parameter_alike_in_both_backends(workers, digits):
+    """--weight-decay (coupled) reaches every trainable parameter, conv and dense biases, BatchNorm's gamma and beta
+    and PReLU slopes as well as the kernels (unlike --l2, kernels only): on the first SGD step from the same weights
+    the decayed run ends -lr * wd * w from the plain one, in both backends. The parity tests start biases and beta at
+    zero, where decay does nothing, so they could not tell."""
+    options = ModelOptions(batchnorm="after", activation="prelu")
+    spec = build_spec("cnn_small", digits.input_shape, digits.num_classes, options)
+    weights = initial_weights(spec, "he_normal", 0)
+    weights = {k: v + 0.5 if k.endswith(("/bias", "/beta")) else v for k, v in weights.items()}
+    trainable = [k for k in weights if not k.endswith(("/moving_mean", "/moving_variance"))]
+    batches = epoch_batches(len(digits.y_train), 32, 0, 1)[:1]
+    lr, wd = 0.1, 0.5
+    for backend, worker in workers.items():
+        moved = {}
+        for decay in (0.0, wd):
+            config = OptimizerConfig("sgd", lr=lr, weight_decay=decay)
+            args = (spec, weights, config, digits.x_train, digits.y_train, batches, None, None)
+            moved[decay] = worker(probes.train, *args, RegularizationConfig(), None)[0]
+        for name in trainable:
+            expected = -lr * wd * np.asarray(weights[name], np.float64)
+            gap = np.abs(moved[wd][name] - moved[0.0][name] - expected).max()
+            assert gap <= 1e-6 * max(1.0, float(np.abs(weights[name]).max())), (backend, name, gap)
+
+
 @pytest.mark.parametrize("optimizer", ["momentum", "adam", "rmsprop"])
 def test_decoupled_weight_decay_agrees_and_differs_from_coupled(workers, digits, optimizer):
     spec = _mlp(digits)
