@@ -188,12 +188,16 @@ class Backend(Protocol):
         augment: EpochAugment | None = None,
         *,
         first_step: int,
+        dropout_keys: np.ndarray | None = None,
     ) -> StepStats:
         """One optimizer step per index array, in the given order, step i with learning rate ``lrs[i]`` (and
         momentum — Adam's beta1 — ``momenta[i]`` when given); each batch cropped and flipped as ``augment``'s
         view of it says (harness.augment), when given; returns after the device is idle. Step i is the model's
         training step ``first_step + i`` (counted by the harness since the model was built): with the trial's seed
-        it keys the step's dropout masks (harness.dropout_rng), so no backend keeps a count of its own."""
+        it keys the step's dropout masks (harness.dropout_rng), so no backend keeps a count of its own.
+        ``dropout_keys``: those keys, row i step i's (harness.dropout_rng.TrainingKeys.epoch), hashed by the
+        harness before the epoch's timer starts for a backend that keys shared masks (KeyedDropout); None: the
+        backend hashes them itself."""
 
     def evaluate(self, split: str, batch_size: int) -> StepStats:
         """Loss and accuracy of a split in inference mode."""

@@ -644,6 +644,55 @@ def test_steps_count_on_across_phases_and_the_recorded_rate_is_the_epochs_last_s
     assert records[2].lr == records[0].lr  # each phase's schedule starts again
 
 
+@dataclasses.dataclass(frozen=True)
+class _SlowKeys:
+    """TrainingKeys whose hashing takes ``delay_s``: an epoch's timer that covered it would read that long."""
+
+    inner: object
+    delay_s: float
+
+    def epoch(self, first_step: int, steps: int) -> np.ndarray:
+        import time
+
+        time.sleep(self.delay_s)
+        return self.inner.epoch(first_step, steps)  # type: ignore[attr-defined]
+
+
+class _KeyedRecording(_Recording):
+    """A backend whose steps key shared dropout masks (``keys``; None: framework masks): notes the keys received."""
+
+    def __init__(self, keys) -> None:
+        super().__init__()
+        self.keys, self.received = keys, []
+
+    def training_dropout_keys(self):
+        return self.keys
+
+    def train_epoch(self, split, batches, lrs, momenta=None, augment=None, *, first_step, dropout_keys=None):
+        self.received.append(dropout_keys)
+        return super().train_epoch(split, batches, lrs, momenta, augment, first_step=first_step)
+
+
+def test_the_harness_hashes_each_epochs_dropout_keys_before_its_timer_and_only_for_shared_masks():
+    """Each adapter hashed its epoch's keys inside train_epoch, so inside the epoch's timer (9 ms of an 860-step
+    epoch), and TensorFlow's hashed and uploaded them under --dropout-rng framework too, where no step reads them.
+    The harness now hashes them (vectorised) before the timer and hands them over; a backend keying no masks gets
+    none."""
+    from harness.dropout_rng import STREAM_TRAIN, TrainingKeys, step_keys
+
+    plan = PhasePlan("train", epochs=2, batch_size=4, eval_batch_size=10, seed=0, base_lr=0.1)
+    source = TrainingKeys(seed=5, layers=(2, 6))
+    backend, records = _KeyedRecording(_SlowKeys(source, 0.1)), []
+    train_phase(backend, 20, plan, records.append)  # type: ignore[arg-type]
+    assert backend.first_steps == [0, 5]
+    for first, keys in zip(backend.first_steps, backend.received, strict=True):
+        assert keys.tolist() == [step_keys(5, STREAM_TRAIN, s, [2, 6]) for s in range(first, first + 5)]
+    assert all(r.epoch_time_s < 0.05 for r in records), records  # the 0.1 s of hashing fell outside the timer
+    unkeyed = _KeyedRecording(None)  # framework masks, or no dropout layer
+    train_phase(unkeyed, 20, plan, records.append)  # type: ignore[arg-type]
+    assert unkeyed.received == [None, None]
+
+
 class _Transferring:
     """What transfer asks of a backend around its phases, on top of training and evaluating."""
 

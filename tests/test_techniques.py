@@ -680,6 +680,26 @@ def test_the_step_schedules_of_the_full_sweep_take_each_datasets_steps_per_epoch
     assert cases[("digits", "sched_piecewise")].schedule.boundaries == (40, 80)  # digits' cases as measured
 
 
+@pytest.mark.parametrize("seed", [0, 7, -1, 2**40 + 3])
+@pytest.mark.parametrize("first", [0, 860, 2**32 - 3])
+def test_an_epochs_vectorised_keys_are_step_keys_bit_for_bit(seed, first):
+    """The harness hashes an epoch's training keys over numpy arrays before the epoch's timer (the adapters had
+    hashed them step by step inside it): the same integers as step_keys, past 2**32 steps and for any seed."""
+    from harness.dropout_rng import STREAM_TRAIN, TrainingKeys, epoch_step_keys, key_rows, step_keys, training_keys
+
+    layers = [3, 7, 12]
+    got = epoch_step_keys(seed, STREAM_TRAIN, first, 6, layers)
+    assert got.dtype == np.int64 and got.shape == (6, 3)
+    assert got.tolist() == [step_keys(seed, STREAM_TRAIN, s, layers) for s in range(first, first + 6)]
+    assert np.array_equal(TrainingKeys(seed, tuple(layers)).rows(first, 6, None), got)
+    with pytest.raises(ValueError, match=r"Expected one dropout key per dropout layer and step, shape \(6, 3\)"):
+        TrainingKeys(seed, tuple(layers)).rows(first, 6, got[:, :2])
+    # no key is hashed where no step reads one: framework masks, or a model without dropout
+    assert training_keys(False, seed, layers) is None and training_keys(True, seed, []) is None
+    assert np.array_equal(key_rows(None, first, 6, None, layers), np.zeros((6, 3), np.int64))
+    assert np.array_equal(key_rows(training_keys(True, seed, layers), first, 6, None, layers), got)
+
+
 def test_dropout_keys_keep_mc_passes_apart_from_training_steps_and_are_pinned():
     """The stream is part of a mask's key, so MC-dropout pass p never reuses training step p's masks; leaving it out
     passed every dropout test, whose references call the same step_key. Known answers pin the hash itself: the

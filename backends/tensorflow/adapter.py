@@ -29,7 +29,7 @@ from backends.tensorflow.tracing import any_batch, exactly, trace_for_any_batch,
 from harness.augment import CropFlip, EpochAugment
 from harness.backend import StepStats
 from harness.config import OptimizerConfig, RegularizationConfig, RuntimeOptions
-from harness.dropout_rng import STREAM_MC, STREAM_TRAIN, dropout_layer_indices, step_keys
+from harness.dropout_rng import STREAM_MC, TrainingKeys, dropout_layer_indices, key_rows, step_keys, training_keys
 from harness.inference_batches import concat_batches, over_batches
 from harness.spec import ModelSpec
 from harness.update_pipeline import UpdateRule, loss_scale_rule, update_step
@@ -239,6 +239,7 @@ class TensorFlowBackend:
         augment: EpochAugment | None = None,
         *,
         first_step: int,
+        dropout_keys: np.ndarray | None = None,
     ) -> StepStats:
         if self._train_step is None or self._optimizer is None:
             raise RuntimeError("Expected set_optimizer() before train_epoch(). Received: no optimizer.")
@@ -249,7 +250,7 @@ class TensorFlowBackend:
         config = self._optimizer.config
         if momenta is None:  # hold the configured value (Adam: beta1)
             momenta = np.full(len(batches), config.held_momentum, self._variable_dtype().as_numpy_dtype)
-        keys = self._epoch_keys(first_step, len(batches))
+        keys = key_rows(self.training_dropout_keys(), first_step, len(batches), dropout_keys, self._dropout_indices)
         views = augment.views(batches, int(x.shape[1]), int(x.shape[2])) if augment is not None else None
         if self._fit is not None:
             return self._fit_epoch(x, y, batches, lrs, momenta, keys, views)
@@ -294,10 +295,8 @@ class TensorFlowBackend:
         count = sum(len(b) for b in batches)
         return StepStats(float(self._loss_sum.numpy()), int(self._correct.numpy()), count, float(self._reg_sum.numpy()))
 
-    def _epoch_keys(self, first: int, steps: int) -> np.ndarray:
-        """Training steps ``first`` to ``first + steps - 1``'s dropout keys, one row per step."""
-        keys = [step_keys(self._seed, STREAM_TRAIN, first + i, self._dropout_indices) or [0] for i in range(steps)]
-        return np.array(keys, np.int64).reshape(steps, max(len(self._dropout_indices), 1))
+    def training_dropout_keys(self) -> TrainingKeys | None:
+        return training_keys(self._dropout_keys is not None, self._seed, self._dropout_indices)
 
     def _step_keys(self, stream: int, seed: int, step: int) -> tf.Tensor:
         """One key per dropout layer (a few integers per step: the masks themselves are drawn in the graph)."""

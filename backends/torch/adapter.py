@@ -24,7 +24,7 @@ from backends.torch.optimizers import TorchUpdate, make_optimizer
 from harness.augment import EpochAugment
 from harness.backend import StepStats
 from harness.config import OptimizerConfig, RegularizationConfig, RuntimeOptions
-from harness.dropout_rng import STREAM_MC, STREAM_TRAIN, dropout_layer_indices, step_keys
+from harness.dropout_rng import STREAM_MC, TrainingKeys, dropout_layer_indices, step_keys, training_keys
 from harness.inference_batches import over_batches
 from harness.shapes import infer_shapes
 from harness.spec import ModelSpec
@@ -232,14 +232,17 @@ class TorchBackend:
         if self.dropout_keys is not None:
             self.dropout_keys.set(step_keys(seed, stream, step, self._dropout_indices), offset)
 
-    def _epoch_dropout_keys(self, first_step: int, steps: int) -> Sequence[torch.Tensor]:
-        """Each training step's shared-dropout keys: the rows of one (steps, layers) tensor, copied to the device
-        once per epoch, as TensorFlow's EpochInputs does; a copy per step would synchronise a GPU's stream each step."""
-        if self.dropout_keys is None or not self._dropout_indices:
+    def training_dropout_keys(self) -> TrainingKeys | None:
+        return training_keys(self.dropout_keys is not None, self._seed, self._dropout_indices)
+
+    def _epoch_dropout_keys(self, first_step: int, steps: int, given: np.ndarray | None) -> Sequence[torch.Tensor]:
+        """Each training step's shared-dropout keys (``given``: the harness's, else hashed here): the rows of one
+        (steps, layers) tensor, copied to the device once per epoch, as TensorFlow's EpochInputs does; a copy per
+        step would synchronise a GPU's stream each step."""
+        source = self.training_dropout_keys()
+        if source is None:
             return [torch.zeros(0, dtype=torch.int64)] * steps  # no shared dropout layer: no key is read
-        indices = self._dropout_indices
-        rows = [step_keys(self._seed, STREAM_TRAIN, step, indices) for step in range(first_step, first_step + steps)]
-        return torch.tensor(rows, dtype=torch.int64, device=self.device).reshape(steps, len(indices)).unbind()
+        return torch.from_numpy(source.rows(first_step, steps, given)).to(self.device).unbind()
 
     def set_data(self, split: str, x: np.ndarray, y: np.ndarray) -> None:
         self._data[split] = (self._images(x), host_tensor(y.astype(np.int64, copy=False)).to(self.device))
@@ -256,6 +259,7 @@ class TorchBackend:
         augment: EpochAugment | None = None,
         *,
         first_step: int,
+        dropout_keys: np.ndarray | None = None,
     ) -> StepStats:
         x, y = self._data[split]
         self.model.train()
@@ -271,7 +275,7 @@ class TorchBackend:
         indices = torch.from_numpy(np.concatenate(batches)).to(self.device).split(sizes)
         rates = np.asarray(lrs, np.float64).tolist()
         moments = [None] * len(sizes) if momenta is None else np.asarray(momenta, np.float64).tolist()
-        keys = self._epoch_dropout_keys(first_step, len(sizes))
+        keys = self._epoch_dropout_keys(first_step, len(sizes), dropout_keys)
         for batch, idx, size, lr, momentum, step_key in zip(batches, indices, sizes, rates, moments, keys, strict=True):
             self._set_step_hyperparameters(lr, momentum)
             if self.dropout_keys is not None:
