@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from backends.torch.augment import crop_flip
 from backends.torch.capabilities import CAPABILITIES
 from backends.torch.dropout import DropoutKeys, SharedDropout
-from backends.torch.layout import images_to_torch
+from backends.torch.layout import features_to_neutral, images_to_torch
 from backends.torch.model import build_module, export_weights, forward_to, layer_module, load_weights
 from backends.torch.modes import compile_afresh, model_input, prepare_model
 from backends.torch.optimizers import TorchUpdate, make_optimizer
@@ -178,18 +178,12 @@ class TorchBackend:
             # the standard strides images_to_torch gives: a permuted 1-channel batch reads as channels_last to torch
             return model_input(batch.permute(0, 3, 1, 2).clone(memory_format=torch.contiguous_format), self.runtime)
 
-        def neutral(out: torch.Tensor) -> torch.Tensor:
-            if out.ndim == 4:
-                return out.permute(0, 2, 3, 1).contiguous()  # NCHW -> neutral NHWC
-            if out.ndim == 2 and (flattened := origin()) is not None:  # a flattened map: C,H,W -> the neutral H,W,C
-                h, w, c = flattened
-                return out.reshape(len(out), c, h, w).permute(0, 2, 3, 1).reshape(len(out), -1)
-            return out
-
         # each batch's features to the host as it comes, as TensorFlow's: joined on the device, a split's feature maps
         # were held there twice (the batches, then their concatenation; 37 GiB for vgg11_bn's on CIFAR-10)
         return np.concatenate(
-            over_batches(len(x), batch_size, lambda s: neutral(run(images(s)).to(dtype)).cpu().numpy())
+            over_batches(
+                len(x), batch_size, lambda s: features_to_neutral(run(images(s)).to(dtype), origin).cpu().numpy()
+            )
         )
 
     def set_optimizer(

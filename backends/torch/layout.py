@@ -1,8 +1,12 @@
-"""Conversions between the neutral weight layout (NHWC, HWIO, (in, out)) and PyTorch's (NCHW, OIHW, (out, in))."""
+"""Conversions between the neutral layout (NHWC, HWIO, (in, out)) and PyTorch's (NCHW, OIHW, (out, in)): weights,
+images and features."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
+import torch
 
 # A BatchNorm's neutral tensors and the nn.BatchNorm attributes that hold them.
 BATCHNORM_TENSORS = (
@@ -66,3 +70,14 @@ def images_to_torch(x: np.ndarray) -> np.ndarray:
     channel axis, which torch reads as channels_last too, so oneDNN ran channels_last convolutions for 1-channel data
     without --channels-last (13 % slower epochs of convnet3 on digits here, docs/measurements.md)."""
     return x.transpose(0, 3, 1, 2).copy() if x.ndim == 4 else x
+
+
+def features_to_neutral(out: torch.Tensor, flattened_from: Callable[[], tuple[int, int, int] | None]) -> torch.Tensor:
+    """A batch of features in torch's layout -> the neutral one, on the device: NCHW maps -> NHWC, and a flattened
+    map's C,H,W order -> H,W,C (``flattened_from``, asked only for 2-D features, gives the map's shape or None)."""
+    if out.ndim == 4:
+        return out.permute(0, 2, 3, 1).contiguous()
+    if out.ndim == 2 and (flattened := flattened_from()) is not None:
+        h, w, c = flattened
+        return out.reshape(len(out), c, h, w).permute(0, 2, 3, 1).reshape(len(out), -1)
+    return out
