@@ -6,6 +6,7 @@ directly); the backend's framework is imported here, one per process.
 
 from __future__ import annotations
 
+import gc
 import math
 import os
 import traceback
@@ -91,6 +92,18 @@ def run_trial(config: TrialConfig, run: RunInfo, sink: RowSink, dataset: Dataset
     ``dataset``: the run's own data, shipped with the trial by its driver (Ray's object store), which checked it
     against the trial's data_key; None reads it from this node's files and checks them here.
     """
+    try:
+        return _run_trial(config, run, sink, dataset)
+    finally:
+        # The trial's backend (model, optimizer, data splits) must not outlive it in a warm worker. Reference
+        # counting alone does not free it: torch's first use_deterministic_algorithms imports
+        # torch._inductor.config, which leaves a reference cycle holding the frames of the backend's __init__
+        # and of this trial, so the first trial's backend stayed alive until a full collection, which nothing
+        # forced on CPU. Here, after the strategy's last timed epoch, with _run_trial's locals gone.
+        gc.collect()
+
+
+def _run_trial(config: TrialConfig, run: RunInfo, sink: RowSink, dataset: Dataset | None) -> str:
     common = base_row(config, run, MachineInfo.current())
     if dataset is None:  # this node's own files must hold what the run began with; a shipped dataset is the driver's
         dataset = load_dataset(config.dataset, config.data_dir, download=False)

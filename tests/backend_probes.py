@@ -352,3 +352,24 @@ def shipped_trial_hashes(name: str, config: TrialConfig, dataset: Dataset) -> tu
     finally:
         registry.data_fingerprint = fingerprint
     return status, len(hashed)
+
+
+def trial_backend_alive_after_run_trial(name: str, config: TrialConfig) -> tuple[str, bool]:
+    """A ``name`` trial run by harness.trial.run_trial with the collector switched off (as between its automatic
+    passes): its status, and whether the backend it created is still alive when run_trial has returned. A warm
+    worker's next trial would otherwise share the process with this one's model, optimizer and data."""
+    import gc
+    import weakref
+
+    from harness import trial
+
+    created: list[weakref.ref] = []
+    load = trial.load_backend
+    trial.load_backend = lambda *args: created.append(weakref.ref(backend := load(*args))) or backend
+    gc.disable()
+    try:
+        status = trial.run_trial(dataclasses.replace(config, backend=name), trial.RunInfo("r", "c"), lambda row: None)
+        return status, created[0]() is not None
+    finally:
+        gc.enable()
+        trial.load_backend = load

@@ -195,3 +195,19 @@ def test_a_bf16_build_leaves_keras_dtype_policy_as_it_found_it(workers, digits):
     weights = initial_weights(spec, "he_normal", 0)
     after, built = workers["tensorflow"](probes.dtype_policy_after_a_bf16_build, spec, weights)
     assert (after, built) == ("float32", "mixed_bfloat16"), (after, built)
+
+
+def test_a_finished_trials_torch_backend_is_freed_before_the_next_trial_starts():
+    import backend_probes as probes
+    from conftest import BackendWorker
+
+    # A process of its own: the cycle that kept the backend forms at torch's first use_deterministic_algorithms
+    # (its torch._inductor.config import), which the session's shared worker may have made long before.
+    worker = BackendWorker("torch")
+    try:
+        tiny = replace(BASE, model="mlp", epochs=1, model_options=ModelOptions(hidden=(16,)))
+        status, alive = worker(probes.trial_backend_alive_after_run_trial, tiny)
+    finally:
+        worker.close()
+    assert status == "ok"
+    assert not alive, "the finished trial's backend (its model, optimizer and data) outlived run_trial"
