@@ -4,7 +4,8 @@ Every trial runs as its own Tune trial. Each experiment holds the trials of one 
 process-wide settings (XLA, torch.compile, determinism, device: :func:`worker_groups`), so Tune can hand a
 finished trial's worker process to the next trial (``reuse_actors``: warm workers, no second import of the
 framework), each process still imports exactly one framework, and no trial runs in a process that an earlier
-trial's XLA pools or determinism switch changed; ``fresh_workers`` starts a new process per trial instead. A
+trial's XLA pools or determinism switch changed; ``fresh_workers`` starts a new process per trial instead, as
+does a fractional GPU share for a backend that keeps a trial's GPU memory (:func:`warm_workers`). A
 trial that raised or whose process died never hands its process on (Tune does not cache it); nor does one that
 diverged: Tune has no per-trial veto on reuse, so its worker raises :class:`WorkerRetired` after the diverged
 trial's rows are reported, and the driver records the trial as diverged (not failed, never retried).
@@ -33,6 +34,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
+from harness.backend import capabilities_module
 from harness.config import TrialConfig
 from harness.data.registry import Dataset
 from harness.errors import InputError
@@ -871,6 +873,18 @@ def worker_groups(trials: list[TrialConfig]) -> dict[str, list[TrialConfig]]:
     return groups
 
 
+def warm_workers(backend: str, settings: SchedulerSettings) -> bool:
+    """Whether ``backend``'s trials reuse warm worker processes (Tune's ``reuse_actors``). Not with
+    ``--fresh-workers``; nor on a fractional ``--gpus-per-trial`` for a backend that keeps a finished trial's GPU
+    memory (``RELEASES_GPU_MEMORY`` in backends/<name>/capabilities.py: TensorFlow's allocator never gives it
+    back), since the trial sharing the GPU could not use what the worker's earlier, larger trial grew."""
+    if settings.fresh_workers:
+        return False
+    if 0 < settings.gpus_per_trial < 1:
+        return bool(getattr(capabilities_module(backend), "RELEASES_GPU_MEMORY", False))
+    return True
+
+
 def _run_backend_trials(
     trials: list[TrialConfig],
     run: RunInfo,
@@ -885,7 +899,7 @@ def _run_backend_trials(
     param_space = {"job": tune.grid_search([{"trial": t.to_dict()} for t in trials]), "run": asdict(run)}
     tune_config = tune.TuneConfig(
         max_concurrent_trials=settings.max_concurrent,
-        reuse_actors=not settings.fresh_workers,
+        reuse_actors=warm_workers(trials[0].backend, settings),  # a group holds one backend's trials
         trial_name_creator=lambda t: _trial_config(t).trial_id,
         trial_dirname_creator=lambda t: _trial_config(t).trial_id,
     )
@@ -1043,7 +1057,7 @@ def run_search(
         search_alg=search_algorithm(experiment, delivery.replay if delivery else None),
         scheduler=scheduler,
         max_concurrent_trials=settings.max_concurrent,
-        reuse_actors=not settings.fresh_workers,  # a search's experiment holds one backend's trials
+        reuse_actors=warm_workers(experiment.base.backend, settings),  # an experiment: one backend's trials
         trial_name_creator=lambda t: _trial_config(t).trial_id,
         trial_dirname_creator=lambda t: _trial_config(t).trial_id,
     )

@@ -16,7 +16,7 @@ from harness.plan import RunPlan
 from harness.planner import Selection, plan_run
 from harness.preflight import datasets_to_ship
 from harness.runner import execute
-from harness.scheduler import SchedulerSettings, worker_groups
+from harness.scheduler import SchedulerSettings, warm_workers, worker_groups
 from harness.summary import final_rows
 
 BASE = TrialConfig(strategy="scratch", model="cnn_small", dataset="digits", backend="torch", seed=0, epochs=2,
@@ -211,3 +211,21 @@ def test_a_finished_trials_torch_backend_is_freed_before_the_next_trial_starts()
         worker.close()
     assert status == "ok"
     assert not alive, "the finished trial's backend (its model, optimizer and data) outlived run_trial"
+
+
+@pytest.mark.parametrize(
+    ("backend", "gpus", "fresh", "reused"),
+    [
+        ("tensorflow", 0.5, False, False),  # its allocator keeps what it grew: the trial beside it could not use it
+        ("tensorflow", 1, False, True),  # a whole GPU: no other trial shares it
+        ("tensorflow", 0, False, True),
+        ("torch", 0.5, False, True),  # empties its caching allocator's reserve as each backend is created
+        ("torch", 2, False, True),
+        ("torch", 0, True, False),  # --fresh-workers
+    ],
+)
+def test_workers_are_reused_unless_a_shared_gpu_would_keep_a_finished_trials_memory(
+    tmp_path, backend, gpus, fresh, reused
+):
+    settings = SchedulerSettings(storage_dir=tmp_path, gpus_per_trial=gpus, fresh_workers=fresh)
+    assert warm_workers(backend, settings) is reused

@@ -31,3 +31,8 @@ CAPABILITIES = frozenset(
 # What the framework does where xfbench sets nothing: trials recorded before xfbench set a setting ran with this
 # (harness.config.recorded_runtime reads old rows through it).
 OWN_DEFAULTS = {"cudnn_autotune": True}  # TF_CUDNN_USE_AUTOTUNE unset: TensorFlow times cuDNN's convolution algorithms
+
+# Whether a warm worker gives a finished trial's GPU memory back before its next trial: TensorFlow's allocator
+# (memory growth on) keeps what it grew until the process ends, and has no call that gives it back. On a fractional
+# --gpus-per-trial its workers are therefore not reused (harness.scheduler.warm_workers).
+RELEASES_GPU_MEMORY = False

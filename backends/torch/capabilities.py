@@ -49,3 +49,7 @@ PROGRAMS = {
 # What the framework does where xfbench sets nothing: trials recorded before xfbench set a setting ran with this
 # (harness.config.recorded_runtime reads old rows through it).
 OWN_DEFAULTS = {"cudnn_autotune": False}  # torch.backends.cudnn.benchmark off: torch picks them by cuDNN's heuristics
+
+# Whether a warm worker gives a finished trial's GPU memory back before its next trial: torch empties the caching
+# allocator's reserve when a backend is created (adapter.py). harness.scheduler.warm_workers reads it.
+RELEASES_GPU_MEMORY = True
