@@ -278,6 +278,17 @@ class RunRecord:
         values["driver_process"] = DriverProcess(**driver) if driver else None
         return cls(**values)
 
+    def joined_nodes(self, seen: Sequence[dict[str, Any]]) -> tuple[dict[str, Any], ...]:
+        """``ray_nodes`` with the nodes a session (a resume's) ``seen``: the kept rows' ``node`` ids must stay in
+        run.json, so a node already listed keeps its first record and a new one is appended (by node id; a node
+        without one, as a test's stand-in, by its whole record)."""
+
+        def key(node: dict[str, Any]) -> str:
+            return str(node.get("node") or json.dumps(node, sort_keys=True))
+
+        known = {key(n) for n in self.ray_nodes}
+        return (*self.ray_nodes, *(n for n in seen if key(n) not in known))
+
 
 @dataclass(frozen=True)
 class RunFile:

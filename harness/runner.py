@@ -804,7 +804,7 @@ def _carry_out(ctx: _RunContext, schedule: Schedule) -> RunOutcome:
     ctx.progress.start(0)
     status = "finished"
     try:
-        ctx.save(ray_nodes=tuple(cluster_nodes()))  # inside the Ray session that execute / resume opened
+        ctx.save(ray_nodes=ctx.run_file.record.joined_nodes(cluster_nodes()))  # in execute / resume's Ray session
         _run_stages(ctx, schedule)
     except (KeyboardInterrupt, RunInterrupted):
         status = "interrupted"

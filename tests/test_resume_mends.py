@@ -401,11 +401,16 @@ def test_a_tune_stopped_in_its_final_stages_pretrain_trains_that_backbone_again(
     assert rerun_after_search(pd.concat([frame, pd.DataFrame(ended)]), plan) == []  # every final trial ended ok
 
 
-def test_a_resumes_rows_carry_the_code_it_ran(tmp_path, capsys):
-    """Rows of a resume carried the run's first commit: after a `git pull`, new code's rows read as the old run's."""
+def test_a_resumes_rows_carry_the_code_it_ran(tmp_path, capsys, monkeypatch):
+    """Rows of a resume carried the run's first commit: after a `git pull`, new code's rows read as the old run's.
+    Its nodes joined run.json's by node id: they once replaced them, and the kept rows' `node` ids were nowhere."""
     run_dir = _interrupted_fine_tune(tmp_path)
     first = read_run_file(run_dir)
-    write_run_file(run_dir, replace(first, record=replace(first.record, git_commit="0ld0c0de0000", wall_time_s=100.0)))
+    old = {"node": "n-first", "address": "192.0.2.1", "cpus": 2, "gpus": 0}
+    new = {"node": "n-resume", "address": "192.0.2.3", "cpus": 4, "gpus": 0}
+    monkeypatch.setattr(runner, "cluster_nodes", lambda: [{**old, "cpus": 8}, new])
+    record = replace(first.record, git_commit="0ld0c0de0000", wall_time_s=100.0, ray_nodes=(old,))
+    write_run_file(run_dir, replace(first, record=record))
     outcome = runner.resume(tmp_path, "f1", _settings(tmp_path), schedule=Workers(), html_report=False)
     assert outcome.status == "finished"
     record = read_run_file(run_dir).record
@@ -415,6 +420,7 @@ def test_a_resumes_rows_carry_the_code_it_ran(tmp_path, capsys):
     assert set(resumed["git_commit"]) == {now}
     assert record.wall_time_s is not None and record.wall_time_s < 100.0  # the last session's alone, as documented
     assert f"this resume runs commit {now}, the run began on 0ld0c0de0000" in capsys.readouterr().err
+    assert record.ray_nodes == (old, new)  # first seen kept, the resume's new node appended
 
 
 def test_a_resume_records_the_execution_options_the_rows_before_it_ran_under(tmp_path, capsys):
@@ -648,3 +654,16 @@ def test_a_report_drawn_into_a_run_folder_another_driver_holds_is_refused(tmp_pa
         assert "while this one would draw report.html in it" in err and "give --output to draw this" in err, err
         assert not (run_dir / "report.html").exists()
         assert main(["report", str(run_dir), "--output", str(tmp_path / "elsewhere.html")]) == 0, capsys.readouterr()
+
+
+def test_ray_nodes_join_by_node_id_keeping_the_first_record():
+    first = {"node": "a", "address": "192.0.2.1", "cpus": 2, "gpus": 0}
+    record = RunRecord(
+        run_id="r", started="s", command=(), git_commit="c", driver_host="h", driver_cpu="x", python_version="3"
+    )
+    record = replace(record, ray_nodes=(first,))
+    later = {"node": "b", "address": "192.0.2.2", "cpus": 1, "gpus": 1}
+    assert record.joined_nodes([{**first, "cpus": 16}, later]) == (first, later)
+    assert replace(record, ray_nodes=()).joined_nodes([later]) == (later,)
+    stand_in = {"address": "192.0.2.9", "cpus": 1, "gpus": 0}  # no id: a test's stand-in, joined by its record
+    assert replace(record, ray_nodes=(stand_in,)).joined_nodes([stand_in, later]) == (stand_in, later)
