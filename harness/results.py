@@ -115,10 +115,11 @@ SCHEMA: tuple[tuple[str, str, str], ...] = (
     (
         "other_cpus",
         "float64",
-        "CPUs that other processes (other trials of the run, other jobs) kept busy during the epoch's training steps, "
-        "on average: Linux's /proc/stat busy time of the CPUs the trial may run on (its affinity: a cpuset "
-        "container's or taskset's CPUs, not the host's others) less the trial's own CPU time, over the wall time; "
-        "empty elsewhere",
+        "CPUs that other processes (other trials of the run, other jobs) kept busy during the epoch's training steps "
+        "(deep_features: during its timed feature extraction), on average: Linux's /proc/stat busy time of the CPUs "
+        "the trial may run on (its affinity: a cpuset container's or taskset's CPUs, not the host's others) less the "
+        "trial's own CPU time, over the wall time; empty elsewhere, and where deep_features' features came from the "
+        "cache",
     ),
     (
         "eval_time_s",
