@@ -75,12 +75,13 @@ def _widest(text: str) -> int:
 def test_an_artificially_slower_run_is_a_regression_naming_the_case(workers, runs, capsys, monkeypatch):
     monkeypatch.setenv("COLUMNS", "80")
     root, honest_a, _ = runs
-    # Slowed by 25 ms per step (20 steps: +0.5 s on an epoch of 0.1-0.2 s), torch only. The trials' Welch test
-    # (two trials a side, df near 1) must decide it beside the honest base's trial-to-trial spread: at 5 ms a step
-    # (x2.0) a base whose two trials differed by a fifth left the regression undecided (2026-12-07, the Xeon).
+    # Slowed by 100 ms per step (20 steps: +2 s on an epoch of 0.1-0.2 s, x10-x20), torch only. The trials' test
+    # (two trials a side: df 1, |t| > 12.7 for p < 0.05) decides a ratio r only where the base's two trials' log
+    # medians differ by less than ln(r) / 6.35: x2 and x5 (5 and 25 ms a step) were each left undecided once
+    # (2026-12-07, the Xeon), x20 allows the honest trials to differ by 60 %.
     writer = ResultsWriter(root / "c-slow")
     for seed in SEEDS:
-        for row in workers["torch"](probes.trial_rows, _config("torch", seed, delay=0.025).to_dict(), "c-slow"):
+        for row in workers["torch"](probes.trial_rows, _config("torch", seed, delay=0.1).to_dict(), "c-slow"):
             writer.add_row(row)
     _finish(writer, root / "c-slow")
     code = main(
