@@ -210,6 +210,27 @@ def inductor_cache_folders(name: str) -> tuple[bool, bool, bool, bool]:
     return had_first, own != first and alive, not first.exists(), not own.exists()
 
 
+def mc_predictions(name: str, runtime: RuntimeOptions, spec: ModelSpec, weights: NeutralWeights, x: np.ndarray):
+    """Three MC-dropout passes over ``x`` from a backend for ``runtime`` built from ``weights`` (untrained)."""
+    return _backend(name, runtime, spec, weights, OptimizerConfig()).predict_mc(x, 3, seed=11, batch_size=64)
+
+
+def inductor_compile_threads(name: str) -> list[tuple[int, int | None, str | None]]:
+    """A compiled backend of one thread, then one of two, in this process (as in a warm worker): after each, the
+    threads inductor compiles on, the workers of its in-process compile pool (None: it compiles without one) and
+    TORCHINDUCTOR_COMPILE_THREADS as this process now has it. Torch only."""
+    import os
+
+    from torch._inductor import async_compile, config
+
+    seen = []
+    for threads in (1, 2):
+        load_backend(name, RuntimeOptions(threads=threads, torch_compile=True))
+        pool = async_compile.AsyncCompile.pool()._max_workers if config.compile_threads > 1 else None
+        seen.append((config.compile_threads, pool, os.environ.get("TORCHINDUCTOR_COMPILE_THREADS")))
+    return seen
+
+
 def fit_pipeline_threads(name: str, runtime: RuntimeOptions, spec: ModelSpec, weights: NeutralWeights) -> int:
     """The threads TensorFlow's fit mode lets its tf.data pipeline use beside the step."""
     backend = _backend(name, runtime, spec, weights, OptimizerConfig())
@@ -310,12 +331,22 @@ def mode_in_effect(
                 first.weight.dim() == 4 and first.weight.is_contiguous(memory_format=torch.channels_last)
             ),
         }
+    from backends.tensorflow.tracing import traced
+
     calls = []  # the epoch's calls of the split's step: one per batch, or one in all for the compiled epoch loop
     if runtime.tf_mode != "fit":
         split_step = backend._split_step("train")
         backend._split_steps["train"] = lambda *args: calls.append(args) or split_step(*args)
     backend.train_epoch("train", batches, lrs, first_step=0)
     step = split_step if calls else None
+    from backends.tensorflow import adapter
+
+    made: list = []  # the functions MC-dropout prediction compiles (one: the shared-mask or the framework-mask pass)
+    adapter.traced = lambda function, **how: made.append(traced(function, **how)) or made[-1]
+    try:
+        backend.predict_mc(x[:8], 2, seed=1, batch_size=4)
+    finally:
+        adapter.traced = traced
     layer = next(layer for layer in backend.model.layers if layer.__class__.__name__ in ("Dense", "Conv2D"))
     return {
         "calls_per_epoch": len(calls) if calls else None,
@@ -323,4 +354,5 @@ def mode_in_effect(
         "xla": getattr(step, "_jit_compile", None) if step is not None else None,
         "fit_xla": backend._fit.model.jit_compile if backend._fit is not None else None,
         "compute_dtype": layer.compute_dtype,
+        "mc_xla": [function._jit_compile for function in made],
     }

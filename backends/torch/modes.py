@@ -4,9 +4,11 @@ wrapped around the module that holds the parameters."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import cast
 
@@ -58,6 +60,7 @@ def compile_afresh(device: torch.device) -> Path:
     kernels) go to a folder of the trial's own, returned for the caller to remove: in the shared one under the
     system's temp folder, every seed after a run's first loaded the first's kernels (cnn_small on digits: a warm-up
     of 18 s, then 0.5 s and 1.0 s), where XLA compiles in every trial (docs/scheduling.md)."""
+    bind_compile_threads(torch.get_num_threads())  # the adapter has just set it to the trial's threads
     earlier = Path(os.environ.get("TORCHINDUCTOR_CACHE_DIR", ""))
     if earlier.name.startswith(INDUCTOR_FOLDER_PREFIX):  # this process's last compiled trial's, done: its backend may
         shutil.rmtree(earlier, ignore_errors=True)  # live on in a reference cycle until a worker's exit skips it
@@ -65,10 +68,55 @@ def compile_afresh(device: torch.device) -> Path:
     # read by inductor (and, under it, Triton) each time it looks for a cache: the process's, set per trial
     os.environ["TORCHINDUCTOR_CACHE_DIR"], os.environ["TRITON_CACHE_DIR"] = str(own), str(own / "triton")
     probe = torch.nn.Linear(2, 2).to(device)
-    torch.compile(probe)(torch.ones(1, 2, device=device)).sum().backward()
+    with compile_threads_variable(torch.get_num_threads()):  # the compile workers this first compile starts see it
+        torch.compile(probe)(torch.ones(1, 2, device=device)).sum().backward()
+        _worker_count_of_autotuning()
     torch._dynamo.reset()
     torch._inductor.utils.clear_inductor_caches()
     return own
+
+
+COMPILE_THREADS_VARIABLE = "TORCHINDUCTOR_COMPILE_THREADS"
+
+
+def bind_compile_threads(threads: int) -> None:
+    """Inductor compiles on min(32, the machine's CPUs) threads and worker processes unless told otherwise: a trial
+    given one CPU (--cpus-per-trial 1) compiled on every core, beside the trials running on them, and its warm-up
+    measured a machine's worth of compiling. Bound to the trial's threads; pools a warm worker's earlier trial made
+    for another count are shut down, so the next compile makes them afresh at this one."""
+    from torch._inductor import async_compile, config
+
+    if config.compile_threads != threads:
+        if async_compile.AsyncCompile.pool.cache_info().currsize:  # the in-process thread pool (C++ kernels)
+            async_compile.AsyncCompile.pool().shutdown(wait=False)
+            async_compile.AsyncCompile.pool.cache_clear()
+        async_compile.shutdown_compile_workers()  # the worker processes (Triton kernels); clears their cache
+    config.compile_threads = threads
+
+
+@contextlib.contextmanager
+def compile_threads_variable(threads: int) -> Iterator[None]:
+    """TORCHINDUCTOR_COMPILE_THREADS set to ``threads`` while the block runs, then as it was: inductor's worker
+    processes, started there, and its autotuning's worker count read it, and it does not outlive the trial's set-up
+    into a later trial of a warm worker, nor a user's own value into this one."""
+    before = os.environ.get(COMPILE_THREADS_VARIABLE)
+    os.environ[COMPILE_THREADS_VARIABLE] = str(threads)
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ[COMPILE_THREADS_VARIABLE]
+        else:
+            os.environ[COMPILE_THREADS_VARIABLE] = before
+
+
+def _worker_count_of_autotuning() -> None:
+    """Max-autotune's benchmarking workers, counted once per process (functools.cache) from the variable: counted
+    afresh while it holds this trial's threads."""
+    from torch._inductor import select_algorithm
+
+    select_algorithm.get_num_workers.cache_clear()
+    select_algorithm.get_num_workers()
 
 
 def model_input(x: torch.Tensor, runtime: RuntimeOptions) -> torch.Tensor:
