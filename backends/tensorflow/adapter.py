@@ -318,14 +318,13 @@ class TensorFlowBackend:
         twin = build_model(self._spec, seed, self.runtime, mc=True, keys=keys)
         twin.set_weights(self.model.get_weights())
         xt = tf.constant(x.astype(np.float32, copy=False))
-        jit = self.runtime.jit_compile  # compiled as evaluation and prediction are: with XLA under --jit-compile
         if keys is not None:  # shared masks: pass p of sample i is drawn at (seed, MC stream, p, i)
 
             def one_batch(xb: tf.Tensor, step_keys: tf.Tensor, offset: tf.Tensor) -> tf.Tensor:
                 keys.assign(step_keys, offset)
                 return twin(xb, training=False)
 
-            shared_pass = traced(one_batch, jit_compile=jit)
+            shared_pass = traced(one_batch, jit_compile=self.runtime.jit_compile)  # XLA as evaluation's
             probe_keys = self._step_keys(STREAM_MC, seed, 0)
             trace_for_any_batch(shared_pass, any_batch(xt), exactly(probe_keys), tf.TensorSpec([], tf.int64))
 
@@ -336,7 +335,7 @@ class TensorFlowBackend:
                 )
 
             return np.stack([one_pass(p) for p in range(passes)])
-        predict = traced(lambda xb: twin(xb, training=False), jit_compile=jit)
+        predict = traced(lambda xb: twin(xb, training=False), jit_compile=self.runtime.jit_compile)
         trace_for_any_batch(predict, any_batch(xt))
         return np.stack([concat_batches(len(x), batch_size, lambda s: predict(xt[s]).numpy()) for _ in range(passes)])
 
