@@ -80,6 +80,8 @@ class Environment:
     gpu: str
     threads: str
     framework_versions: dict[str, str]
+    # the rows' framework_env values, ","-joined ("" none set); None: rows from before the column, unknown
+    framework_env: str | None = None
 
     @property
     def machine_key(self) -> str:
@@ -95,6 +97,9 @@ class Environment:
             gpu=pick("gpu"),
             threads=pick("threads"),
             framework_versions=framework_versions(ok),
+            framework_env=pick("framework_env")
+            if "framework_env" in ok and ok["framework_env"].notna().any()
+            else None,
         )
 
 
@@ -188,8 +193,9 @@ def load_run(reference: str, results_dir: Path, machine_key: str | None = None, 
 
 
 def environment_warnings(base: Environment, new: Environment, sides: tuple[str, str] = ("base", "new")) -> list[str]:
-    """What differs between the machines, thread counts and framework versions of two runs (or of two runs of one
-    case: ``sides`` names them, history's ``previous`` and ``new``): their times are not those of the code alone."""
+    """What differs between the machines, thread counts, framework versions and framework environment variables of
+    two runs (or of two runs of one case: ``sides`` names them, history's ``previous`` and ``new``): their times are
+    not those of the code alone."""
     was, now = sides
     warnings = []
     if (base.cpu, base.gpu) != (new.cpu, new.gpu):
@@ -209,6 +215,12 @@ def environment_warnings(base: Environment, new: Environment, sides: tuple[str, 
                 f"different {backend} versions: {was} {base.framework_versions[backend]}, "
                 f"{now} {new.framework_versions[backend]}"
             )
+    if None not in (base.framework_env, new.framework_env) and base.framework_env != new.framework_env:
+        warnings.append(
+            f"different framework environment variables: {was} {base.framework_env or 'none set'}, {now} "
+            f"{new.framework_env or 'none set'}; they change what the frameworks run, their kernels or compilation "
+            "(results column framework_env)"
+        )
     return warnings
 
 

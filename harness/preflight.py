@@ -58,7 +58,7 @@ from harness.pretrained import (
     prepared_sha256,
     weights_ref,
 )
-from harness.provenance import usable_cpus
+from harness.provenance import env_conflicts, usable_cpus
 from harness.reachable import connection_problem, dialled_host, grpc_problem
 from harness.results import safe_name
 from harness.schedules import plateau_min_epochs
@@ -131,7 +131,7 @@ def preflight(
     check_data_dir(data_dir)
     check_capabilities(trials)
     if environ is not None:
-        check_programs(trials, environ)
+        _check_local_environment(trials, environ)
     if not resumed:  # a recorded run ran as it stands
         _check_run_wide_settings(trials)
     _check_names_and_options_of(trials, resumed, search is not None)  # before the weights home is searched
@@ -987,6 +987,29 @@ def _dropout_fix(model: str, spec: ModelSpec) -> str:
     return (
         "To fix, add a dropout layer to the model's own definition, or use a zoo model with --dropout RATE (cnn_small)."
     )
+
+
+def _check_local_environment(trials: list[TrialConfig], environ: Mapping[str, str]) -> None:
+    """What a local run's environment, which its workers inherit, must hold and must not."""
+    check_programs(trials, environ)
+    check_framework_env(trials, environ)
+
+
+def check_framework_env(trials: list[TrialConfig], environ: Mapping[str, str]) -> None:
+    """Refuse an environment variable that makes a trial run otherwise than its options say (TORCHDYNAMO_DISABLE=1
+    under --torch-compile: eager torch recorded as compiled; XLA auto-clustering from TF_XLA_FLAGS: XLA recorded as
+    jit_compile false). Declared per backend (capabilities.py FRAMEWORK_ENV_CONFLICTS); a local run's environment
+    only, which its workers inherit."""
+    for trial in trials:
+        for conflict in env_conflicts(trial.backend):
+            option_value = getattr(trial.runtime, conflict.option)
+            if conflict.contradicts(option_value, environ):
+                raise InputError(
+                    f"Expected an environment that leaves {trial.backend}'s trials running as their options say "
+                    f"({conflict.option} {str(option_value).lower()} on {trial.trial_id}). Received: "
+                    f"{conflict.variable}={environ[conflict.variable]!r}, which {conflict.effect}. To fix, "
+                    f"{conflict.fix}."
+                )
 
 
 def local_environ(options: ExecutionOptions) -> Mapping[str, str] | None:

@@ -190,6 +190,13 @@ SCHEMA: tuple[tuple[str, str, str], ...] = (
         "replayed samples of a resumed search not counted",
     ),
     ("worker_frameworks", "string", "backends whose framework that process had imported (one, by design)"),
+    (
+        "framework_env",
+        "string",
+        "the environment variables of the trial's backend that change what it runs, as its worker had them set "
+        "(backends/<name>/capabilities.py FRAMEWORK_ENV: TF_ENABLE_ONEDNN_OPTS, TF_XLA_FLAGS, XLA_FLAGS, "
+        "TORCHDYNAMO_DISABLE, TORCH_COMPILE_DISABLE): 'NAME=value; ...' by name, empty when none is set",
+    ),
     ("python_version", "string", "worker's Python version"),
     ("timestamp", "string", "UTC time the row was produced (ISO 8601, milliseconds)"),
 )

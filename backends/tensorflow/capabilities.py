@@ -36,3 +36,36 @@ OWN_DEFAULTS = {"cudnn_autotune": True}  # TF_CUDNN_USE_AUTOTUNE unset: TensorFl
 # (memory growth on) keeps what it grew until the process ends, and has no call that gives it back. On a fractional
 # --gpus-per-trial its workers are therefore not reused (harness.scheduler.warm_workers).
 RELEASES_GPU_MEMORY = False
+
+# Environment variables that change what a trial runs while its recorded options stay as they are: each set one is
+# recorded with the trial's rows (results column framework_env, harness.provenance.framework_env) and a run's
+# comparison warns of a difference (harness.baselines). name -> what it changes.
+FRAMEWORK_ENV = {
+    "TF_XLA_FLAGS": "--tf_xla_auto_jit=1|2|fusible: XLA auto-clusters the tf.function steps, outside --jit-compile",
+    "TF_ENABLE_ONEDNN_OPTS": "=0: Eigen's CPU kernels instead of oneDNN's (other speed, other float32 rounding)",
+    "XLA_FLAGS": "XLA's compiler options (its autotuning, fusion, CPU code generation) under --jit-compile",
+}
+# Those that contradict a runtime option, refused before a local run starts (harness.preflight): (variable, a
+# regular expression its value matches where it does, the option, the option's values it contradicts, what then
+# runs instead, how to mend it). Auto-clustering is off at -1 and 0 (TensorFlow's mark_for_compilation flags).
+_AUTO_JIT_ON = r"--tf_xla_auto_jit=(?!(-1|0)(\s|\Z))"
+FRAMEWORK_ENV_CONFLICTS = (
+    (
+        "TF_XLA_FLAGS",
+        _AUTO_JIT_ON,
+        "jit_compile",
+        (False,),
+        "has TensorFlow auto-cluster the tf.function train step into XLA: it would run XLA while its rows say "
+        "jit_compile false",
+        "drop --tf_xla_auto_jit from TF_XLA_FLAGS (or set it to 0), and give --jit-compile for XLA",
+    ),
+    (
+        "TF_XLA_FLAGS",
+        _AUTO_JIT_ON,
+        "jit_compile",
+        (True,),
+        "has TensorFlow auto-cluster what --jit-compile leaves out (XLA chosen by the environment, not recorded: "
+        "XLA should run where --jit-compile puts it, the train step, evaluation and prediction, and only there)",
+        "drop --tf_xla_auto_jit from TF_XLA_FLAGS (or set it to 0): --jit-compile alone gives XLA",
+    ),
+)

@@ -53,3 +53,21 @@ OWN_DEFAULTS = {"cudnn_autotune": False}  # torch.backends.cudnn.benchmark off: 
 # Whether a warm worker gives a finished trial's GPU memory back before its next trial: torch empties the caching
 # allocator's reserve when a backend is created (adapter.py). harness.scheduler.warm_workers reads it.
 RELEASES_GPU_MEMORY = True
+
+# Environment variables that change what a trial runs while its recorded options stay as they are: each set one is
+# recorded with the trial's rows (results column framework_env, harness.provenance.framework_env) and a run's
+# comparison warns of a difference (harness.baselines). name -> what it changes.
+FRAMEWORK_ENV = {
+    "TORCHDYNAMO_DISABLE": "=1: torch.compile returns the model uncompiled (torch._dynamo.eval_frame)",
+    "TORCH_COMPILE_DISABLE": "=1: torch.compile returns the model uncompiled (torch._dynamo.config.disable)",
+}
+# Those that contradict a runtime option, refused before a local run starts (harness.preflight): (variable, a
+# regular expression its value matches where it does, the option, the option's values it contradicts, what then
+# runs instead, how to mend it). torch compares each with "1" exactly.
+_UNCOMPILED = (
+    "makes torch.compile return the model uncompiled: the trial would run eager while its rows say torch_compile true"
+)
+FRAMEWORK_ENV_CONFLICTS = (
+    ("TORCHDYNAMO_DISABLE", r"\A1\Z", "torch_compile", (True,), _UNCOMPILED, "unset it, or drop --torch-compile"),
+    ("TORCH_COMPILE_DISABLE", r"\A1\Z", "torch_compile", (True,), _UNCOMPILED, "unset it, or drop --torch-compile"),
+)
