@@ -61,7 +61,7 @@ REPLAYED_KEY = "xfbench_replayed"
 # copies onto the row it writes for that worker's death
 WORKER_COLUMNS = (
     "host", "node", "cpu", "gpu", "threads", "config_json", "worker_pid", "worker_frameworks", "python_version",
-    "framework_version",
+    "framework_version", "framework_env",
 )  # fmt: skip
 EPOCH_INDEX = "epoch_index"  # epochs reported so far in the trial, across phases: ASHA's time axis
 

@@ -21,7 +21,7 @@ from harness.exactness import inexact_text
 from harness.input_pipeline import pipeline_data
 from harness.model_cost import model_cost
 from harness.model_import import check_model_content
-from harness.provenance import MachineInfo, utc_now
+from harness.provenance import MachineInfo, framework_env, utc_now
 from harness.spec import ModelSpec
 from harness.strategies import StrategyContext, get_strategy
 from harness.training import EpochRecord
@@ -56,6 +56,7 @@ def base_row(config: TrialConfig, run: RunInfo, machine: MachineInfo) -> dict[st
         "device": config.runtime.device,
         "threads": config.runtime.threads,
         "python_version": machine.python_version,
+        "framework_env": framework_env(config.backend),  # as this process has them: a worker's, its trial's
         "error": "",
     }
 

@@ -109,3 +109,25 @@ def test_a_comparison_warns_of_different_framework_variables_unless_a_side_preda
     ]
     assert environment_warnings(env("A=1"), env("A=1")) == []
     assert environment_warnings(env(None), env("A=1")) == []  # rows from before the column: not known, not warned
+
+
+def test_each_row_records_its_backends_set_variables(monkeypatch):
+    """A worker's rows carry the variables it ran under (the driver copies them onto the row of a worker that died)."""
+    from harness.config import TrialConfig
+    from harness.provenance import MachineInfo
+    from harness.scheduler import WORKER_COLUMNS
+    from harness.trial import RunInfo, base_row
+
+    for name in DECLARED:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", "0")
+    rows = {
+        backend: base_row(
+            TrialConfig(strategy="scratch", model="mlp", dataset="digits", backend=backend, seed=0, epochs=1),
+            RunInfo("r", "c"),
+            MachineInfo.current(),
+        )
+        for backend in ("torch", "tensorflow")
+    }
+    assert rows["tensorflow"]["framework_env"] == "TF_ENABLE_ONEDNN_OPTS=0" and rows["torch"]["framework_env"] == ""
+    assert "framework_env" in WORKER_COLUMNS
