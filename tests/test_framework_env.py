@@ -10,6 +10,7 @@ import sys
 
 import pytest
 from test_cli import MLP_RUN
+from test_cli_mends import Reached, no_ray  # noqa: F401 (no_ray: a fixture, a run stopped where Ray would start)
 
 from harness.baselines import Environment, environment_warnings
 from harness.cli import main
@@ -19,16 +20,8 @@ from harness.provenance import framework_env, framework_variables
 DECLARED = [name for backend in ("torch", "tensorflow") for name in framework_variables(backend)]
 
 
-class Reached(Exception):
-    """A run that passed every check: it would start Ray here."""
-
-
-@pytest.fixture
-def no_ray(monkeypatch: pytest.MonkeyPatch) -> None:
-    def refuse(*args: object, **kwargs: object) -> None:
-        raise Reached
-
-    monkeypatch.setattr("harness.runner.execute", refuse)
+@pytest.fixture(autouse=True)
+def no_framework_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in DECLARED:
         monkeypatch.delenv(name, raising=False)
 
@@ -66,7 +59,8 @@ def test_the_recorded_text_names_the_set_variables_of_the_trials_backend_only_so
 
 
 @pytest.mark.parametrize("variable", ["TORCHDYNAMO_DISABLE", "TORCH_COMPILE_DISABLE"])
-def test_torch_compile_disabled_by_the_environment_is_refused_before_ray(variable, monkeypatch, capsys, no_ray):
+@pytest.mark.usefixtures("no_ray")
+def test_torch_compile_disabled_by_the_environment_is_refused_before_ray(variable, monkeypatch, capsys):
     argv = [*MLP_RUN, "--backend", "torch", "--epochs", "1", "--cpus-per-trial", "1"]
     monkeypatch.setenv(variable, "1")
     said = _outcome([*argv, "--torch-compile"], capsys)
@@ -80,7 +74,8 @@ def test_torch_compile_disabled_by_the_environment_is_refused_before_ray(variabl
     assert _outcome([*argv, "--torch-compile"], capsys) == "reached"
 
 
-def test_xla_auto_clustering_from_the_environment_is_refused_with_or_without_jit_compile(monkeypatch, capsys, no_ray):
+@pytest.mark.usefixtures("no_ray")
+def test_xla_auto_clustering_from_the_environment_is_refused_with_or_without_jit_compile(monkeypatch, capsys):
     argv = [*MLP_RUN, "--backend", "tensorflow", "--epochs", "1", "--cpus-per-trial", "1"]
     monkeypatch.setenv("TF_XLA_FLAGS", "--tf_xla_cpu_global_jit --tf_xla_auto_jit=2")
     said = _outcome(argv, capsys)
