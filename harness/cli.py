@@ -216,6 +216,12 @@ def _resume_settings(args: argparse.Namespace) -> Any:
         changes_trials -= {"schedule.name"}
     given = _plan_options_given(args) + override_flags(sorted(changes_trials))
     given += ["--no-download"] if getattr(args, "no_download", False) else []  # a resume never downloads
+    if given == ["--data-dir"]:  # the trials record their folder: a run whose data moved is resumed from the old path
+        raise InputError(
+            "Expected --resume without --data-dir: a resumed run reads its data from the folder its trials recorded. "
+            "Received: --data-dir. To fix, leave it out; where that folder moved, link its old path to the new one "
+            "(ln -s NEW OLD: the files are checked against the content the run began with), or start a new run."
+        )
     if given:
         raise InputError(
             "Expected --resume with execution options only (the run keeps its recorded trials and search). "

@@ -50,7 +50,7 @@ from harness.planner import DEFAULT_SUITE, SearchRequest, Selection
 from harness.scheduler import AshaSettings
 from harness.schedules import SCHEDULES, ScheduleConfig
 from harness.search import SEARCH_ALGORITHMS, parse_space
-from harness.spec import BN_RUNNING_VARIANCES
+from harness.spec import ACTIVATIONS, BN_RUNNING_VARIANCES
 from harness.suites import SUITES, suites_max_concurrent
 from harness.weights import INITIALIZERS
 
@@ -298,7 +298,9 @@ OVERRIDE_OPTIONS: tuple[tuple[str, tuple[Option, ...]], ...] = (
             "max-norm constraint on each unit's incoming kernel weights",
             positive_float,
         ),
-        Option("--activation", "model_options.activation", "activation of the model's hidden layers"),
+        Option(
+            "--activation", "model_options.activation", "activation of the model's hidden layers", choices=ACTIVATIONS
+        ),
         Option("--activation-alpha", "model_options.activation_alpha", "leaky_relu slope / elu alpha", positive_float),
         Option(
             "--batchnorm",
@@ -932,6 +934,8 @@ def _closest_options(parser: argparse.ArgumentParser, extras: list[str]) -> str:
         close = (longer + [m for m in difflib.get_close_matches(word, known, n=2, cutoff=0.75) if m not in longer])[:3]
         if close:
             said.append(f"{word}: did you mean {' or '.join(close)}?")
+    # a suite named as `xfbench run quick` names it: the commands take one by --suite alone
+    said += [f"{word}: did you mean --suite {word}?" for word in extras if word in SUITES and "--suite" in known]
     if any(e.partition("=")[0] == "--seed" for e in extras):
         said.append("(--seeds K runs K seeds; a search's sampling seed is --search-seed)")
     return (" " + " ".join(said)) if said else ""

@@ -159,11 +159,16 @@ class OptimizerConfig:
                     f"{'first' if name == 'beta1' else 'second'} moment). Received: {name}={getattr(self, name)}. "
                     f"To fix, give a decay in [0, 1), such as {example}."
                 )
-        if self.name not in ("adam", "adamw") and (self.beta1, self.beta2) != (0.9, 0.999):
+        # the defaults stand for "not given": only the values set are named (beta2=0.999 read as given too)
+        betas = [
+            f"{n}={v}" for n, v, default in (("beta1", self.beta1, 0.9), ("beta2", self.beta2, 0.999)) if v != default
+        ]
+        if self.name not in ("adam", "adamw") and betas:
+            them = "it" if len(betas) == 1 else "them"
             raise InputError(
                 f"Expected no --beta1 / --beta2 with optimizer {self.name}: only adam and adamw read them, so the "
-                f"values would be recorded but never applied. Received: beta1={self.beta1}, beta2={self.beta2}. "
-                "To fix, drop them, or choose --optimizer adam or adamw."
+                f"values would be recorded but never applied. Received: {', '.join(betas)}. To fix, drop {them}, or "
+                "choose --optimizer adam or adamw."
             )
         self._check_rho_and_eps()
         if self.weight_decay is not None and self.weight_decay < 0:

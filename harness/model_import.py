@@ -409,6 +409,16 @@ def read_spec_file(ref: ModelRef) -> ModelSpec:
     return spec
 
 
+def _resize_to(shape: tuple[int, ...]) -> str:
+    """The inputs resized to what a model was made for: the values to give, not only the flags (the spec's own
+    input size is the one that fits, whatever --input-size was given)."""
+    if len(shape) == 3 and shape[0] == shape[1]:
+        side, channels = shape[0], shape[2]
+        rgb = " --input-channels 3" if channels == 3 else ""  # grayscale replicated; no flag takes channels away
+        return f"resize the inputs to the {side}x{side}x{channels} it takes (--input-size {side}{rgb})"
+    return f"give inputs of shape {shape} (--input-size, --input-channels)"
+
+
 def model_spec(
     model: str, input_shape: tuple[int, ...], num_classes: int, options: ModelOptions, cache_dir: str | Path | None
 ) -> ModelSpec:
@@ -434,7 +444,7 @@ def model_spec(
     if tuple(spec.input_shape) != tuple(input_shape) or spec.num_classes != num_classes:
         fixes = []
         if tuple(spec.input_shape) != tuple(input_shape):
-            fixes.append("resize the inputs with --input-size / --input-channels")
+            fixes.append(_resize_to(tuple(spec.input_shape)))
         if spec.num_classes != num_classes:  # a binary task has one output unit (--binary-positive)
             fixes.append(f"pick a task with {spec.num_classes} classes (--classes, --binary-positive)")
         # a factory's classes are its own to follow (a spec file's are what it was exported for)

@@ -327,14 +327,18 @@ def _given_to_case(
         ):
             raise
         if not _builds(chosen, SuiteCase(case.strategy, case.model, case.dataset, case.epochs), selection, overrides):
-            raise InputError(  # its settings are the defaults' here: the option is what it cannot take
-                f"{exc} (Case {label} of suite {chosen.name}, on the defaults there: an option given for a suite "
-                "reaches all its cases.)"
-            ) from None
+            # its settings are the defaults' here: the option is what it cannot take
+            raise InputError(given_to_suite(str(exc), label, chosen.name, ", on the defaults there")) from None
         raise InputError(
             f"{exc} (Case {label} of suite {chosen.name} sets the other itself, and an option given for a suite "
             "reaches all its cases: leave this one out for this suite.)"
         ) from None
+
+
+def given_to_suite(message: str, label: str, suite_name: str, where: str = "") -> str:
+    """A refusal of a suite's case told as one: the option at fault was given for the whole suite (--mc-dropout 5 on
+    quick, whose mlp has no dropout), and nothing else names the case it failed on."""
+    return f"{message} (Case {label} of suite {suite_name}{where}: an option given for a suite reaches all its cases.)"
 
 
 def _builds(chosen: Suite, case: SuiteCase, selection: Selection, overrides: Mapping[str, Any]) -> bool:

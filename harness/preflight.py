@@ -12,7 +12,8 @@ import re
 import sys
 import tempfile
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +51,7 @@ from harness.model_import import check_model_content, model_spec, parse_model_re
 from harness.models import LAYER_HINTS, LAYER_SETTINGS, MODELS, changed_options
 from harness.option_types import SHIP_POLICIES
 from harness.plan import ExecutionOptions
+from harness.planner import given_to_suite
 from harness.pretrained import (
     check_weights_unchanged,
     check_zoo_weights_cached,
@@ -145,23 +147,47 @@ def preflight(
             datasets[trial.dataset] = _load_noting_where(trial.dataset, data_dir, download)
         provenance[trial.dataset] = provenance.get(trial.dataset) or _provenance(datasets[trial.dataset])  # hashed once
         _check_unchanged(trial, datasets[trial.dataset], provenance[trial.dataset]["content"])
-        source = trial.transfer.source_task  # None: a backbone trains on the target task (harness.backbone)
-        fits: tuple[ModelSpec, Dataset] | None = None
-        for role, task in [("target", trial.task)] + ([("source", source)] if source is not None else []):
-            derived = _checked_task_data(trial, role, task, datasets[trial.dataset], resumed)
-            spec = _task_spec(trial, derived, cache_dir)
-            if role == "source" and not resumed:  # the shared backbone trains on the source task
-                _check_batch_fits(trial, role, task, derived)
-            fits = (spec, derived) if role == "target" else fits
-        if search is None and fits is not None:  # a search's base never trains as it stands: its points do
-            _check_fits(trial, fits[0], memory_bytes, fits[1], resumed)
-            option_use.note(trial, fits[0])
+        with _as_given_to_suite(trial, resumed):
+            fits = _check_tasks(trial, datasets[trial.dataset], cache_dir, resumed)
+            if search is None:  # a search's base never trains as it stands: its points do
+                _check_fits(trial, fits[0], memory_bytes, fits[1], resumed)
+                option_use.note(trial, fits[0])
     if not resumed:  # a recorded run ran as it stands
         option_use.check()
     if search is not None:
         _check_search_points(search, datasets, cache_dir, memory_bytes, resumed)
     _prepare_pretrained(trials, datasets, cache_dir, weights_keys if weights_keys is not None else {})
     return provenance
+
+
+def _check_tasks(
+    trial: TrialConfig, dataset: Dataset, cache_dir: Path | None, resumed: bool
+) -> tuple[ModelSpec, Dataset]:
+    """The trial's target task (and source task, where its backbone trains on one) checked against its data and
+    model: the model spec and data of the target task."""
+    source = trial.transfer.source_task  # None: a backbone trains on the target task (harness.backbone)
+    fits: tuple[ModelSpec, Dataset] | None = None
+    for role, task in [("target", trial.task)] + ([("source", source)] if source is not None else []):
+        derived = _checked_task_data(trial, role, task, dataset, resumed)
+        spec = _task_spec(trial, derived, cache_dir)
+        if role == "source" and not resumed:  # the shared backbone trains on the source task
+            _check_batch_fits(trial, role, task, derived)
+        fits = (spec, derived) if role == "target" else fits
+    assert fits is not None  # the target task comes first
+    return fits
+
+
+@contextmanager
+def _as_given_to_suite(trial: TrialConfig, resumed: bool) -> Iterator[None]:
+    """A suite case's refusal names the case and says why the option reached it: --mc-dropout 5 given for quick was
+    refused for its mlp as if the user had asked it of an mlp (and --dropout, the fix it named, then for convnet3)."""
+    try:
+        yield
+    except InputError as exc:
+        # a recorded run's options were checked when it began; a refusal naming the suite told it already
+        if resumed or trial.suite == "adhoc" or f"suite {trial.suite}" in str(exc):
+            raise
+        raise InputError(given_to_suite(str(exc), trial.case_id, trial.suite)) from None
 
 
 def _check_unchanged(trial: TrialConfig, dataset: Dataset, content: str) -> None:
@@ -575,43 +601,31 @@ def _check_search_points(
     """A search trains its sampled points, never its bases as they stand, so the points that stand for them
     (harness.search.sample_corners: complete points, every option set) must fit the model and the machine, or a
     freeze_groups beyond the model's groups, a dropout of 0 under MC dropout, or a batch size or width that cannot
-    fit would fail its trials in the workers. Points that differ only in what these checks do not read are checked
-    once."""
+    fit would fail its trials in the workers. A point takes the blame only where some other point, or the base,
+    passes: where every point fails as the base does (--batch-size 5000 on 1,257 samples, --mc-dropout on a model
+    without dropout), the space is no cause, and the refusal is the options' own."""
     specs: dict[tuple[Any, ...], ModelSpec] = {}
-    checked: set[tuple[Any, ...]] = set()
     option_use = _ModelOptionUse()  # a searched layer setting that meets no such layer makes every sample alike
     for base in search.bases:
         # weights are converted once, for the base's model options: a sample with others would find none
         check_searched_options(base, [canonical_path(path) for path in search.space.paths])
         derived = derive(datasets[base.dataset], base.task)
-        shape = transformed_shape(base.input, derived.input_shape)
+        context = (transformed_shape(base.input, derived.input_shape), derived, cache_dir, memory_bytes)
         plateaus: list[str] = []  # per plateau point: why it never reduces its rate, '' where it can
-        for point in sample_corners(search.space):
-            try:
-                trial = apply_point(base, point)  # a resumed run.json's space was not checked by this version
-                key = (trial.model, shape, derived.num_classes, trial.model_options)
-                t = trial.transfer  # what _check_against_model and _check_memory read of the trial
-                read: tuple[Any, ...] = (key, trial.strategy, t.freeze_groups, t.feature_layer, t.feature_pool)
-                read = (*read, trial.batch_size, trial.mc_dropout_passes, trial.runtime, base.dataset, str(base.task))
-                read = (*read, trial.epochs, t.frozen_epochs, trial.schedule)  # the frozen epochs, piecewise steps
-                if read in checked:
-                    continue
-                if key not in specs:
-                    cache = trial.cache_dir or cache_dir
-                    specs[key] = model_spec(trial.model, shape, derived.num_classes, trial.model_options, cache)
-                _check_fits(trial, specs[key], memory_bytes, derived, resumed, plateau=False)
-                if trial.schedule.name == "plateau":
-                    plateaus.append(_plateau_never_reduces(trial))
-                if not resumed:
-                    _check_recorded_settings_apply(trial)
-                option_use.note(trial, specs[key])
-                checked.add(read)
-            except (ValueError, TypeError) as exc:  # InputError among them
-                raise InputError(
-                    f"Expected every point the search may sample to fit {base.case_id} on {base.backend}. Received: "
-                    f"{point_text(point)}, which fails: {exc} Or narrow the search's space so that every point "
-                    "fits."
-                ) from None
+        points = list(sample_corners(search.space))
+        failures = _point_failures(base, points, (specs, plateaus, option_use), context, resumed)
+        if failures and len(failures) == len(points):
+            why = failures[0][1]
+            if {w for _, w in failures} == {why} and _point_failure(base, specs, context, resumed) == why:
+                if base.suite != "adhoc" and f"suite {base.suite}" not in why:
+                    raise InputError(given_to_suite(why, base.case_id, base.suite))
+                raise InputError(why if base.case_id in why else f"{why} (Case {base.case_id}.)")
+        if failures:
+            raise InputError(
+                f"Expected every point the search may sample to fit {base.case_id} on {base.backend}. Received: "
+                f"{point_text(failures[0][0])}, which fails: {failures[0][1]} Or narrow the search's space so that "
+                "every point fits."
+            )
         # a point that trains at a constant rate is still one the search may rank: refused only when no point reduces
         if not resumed and plateaus and all(plateaus):
             raise InputError(
@@ -621,6 +635,62 @@ def _check_search_points(
     if not resumed:  # a recorded run ran as it stands
         option_use.check()
         search.check_random_choices_distinct()  # last: what a sample could not train at all is told first
+
+
+def _point_failures(
+    base: TrialConfig, points: list[dict[str, Any]], noted: tuple[Any, ...], context: tuple[Any, ...], resumed: bool
+) -> list[tuple[dict[str, Any], str]]:
+    """Each point that fails on ``base``, with why. ``noted``: the model specs built, and what the points that fit
+    say of the plateau and the layer settings. Points alike in what the checks read are judged once."""
+    specs, plateaus, option_use = noted
+    shape, derived = context[0], context[1]
+    judged: dict[tuple[Any, ...], str | None] = {}  # per what the checks read: why it fails, None where it fits
+    failures: list[tuple[dict[str, Any], str]] = []
+    for point in points:
+        try:
+            trial = apply_point(base, point)  # a resumed run.json's space was not checked by this version
+        except (ValueError, TypeError) as exc:  # InputError among them
+            failures.append((point, str(exc)))
+            continue
+        read = _read_by_point_checks(trial, shape, derived, base)
+        if read not in judged:
+            judged[read] = _point_failure(trial, specs, context, resumed)
+            if judged[read] is None:
+                if trial.schedule.name == "plateau":
+                    plateaus.append(_plateau_never_reduces(trial))
+                option_use.note(trial, specs[read[0]])
+        why = judged[read]
+        if why is not None:
+            failures.append((point, why))
+    return failures
+
+
+def _read_by_point_checks(trial: TrialConfig, shape: Any, derived: Dataset, base: TrialConfig) -> tuple[Any, ...]:
+    """What _check_fits and _check_against_model read of a sampled trial: points alike in it are judged once. Its
+    first item keys the model spec."""
+    key = (trial.model, shape, derived.num_classes, trial.model_options)
+    t = trial.transfer
+    read: tuple[Any, ...] = (key, trial.strategy, t.freeze_groups, t.feature_layer, t.feature_pool)
+    read = (*read, trial.batch_size, trial.mc_dropout_passes, trial.runtime, base.dataset, str(base.task))
+    return (*read, trial.epochs, t.frozen_epochs, trial.schedule)  # the frozen epochs, piecewise steps
+
+
+def _point_failure(
+    trial: TrialConfig, specs: dict[tuple[Any, ...], ModelSpec], context: tuple[Any, ...], resumed: bool
+) -> str | None:
+    """Why a sampled trial cannot train (its model spec built into ``specs``), or None where it fits."""
+    shape, derived, cache_dir, memory_bytes = context
+    key = (trial.model, shape, derived.num_classes, trial.model_options)
+    try:
+        if key not in specs:
+            cache = trial.cache_dir or cache_dir
+            specs[key] = model_spec(trial.model, shape, derived.num_classes, trial.model_options, cache)
+        _check_fits(trial, specs[key], memory_bytes, derived, resumed, plateau=False)
+        if not resumed:
+            _check_recorded_settings_apply(trial)
+    except (ValueError, TypeError) as exc:  # InputError among them
+        return str(exc)
+    return None
 
 
 def _check_weights_fit(trials: list[TrialConfig]) -> None:
@@ -709,14 +779,15 @@ def _check_class_samples(role: str, task: TaskSpec | None, dataset: Dataset) -> 
     reach = [int(np.argmax(kept == c)) + 1 for c in missing if np.any(kept == c)]
     # --train-limit sets the target task's; a source task's limit is its suite case's field alone
     flag = "--train-limit" if role == "target" else "the source task's train_limit"
-    raise_limit = f"raise {flag} to at least {max(reach)}, " if len(reach) == len(missing) else ""
     held = [c for c in range(dataset.num_classes) if np.any(dataset.y_train == c)]
     counts = "" if not listed and limit is None else f" ({_class_counts(dataset.y_train, range(dataset.num_classes))})"
-    # digits is bundled (no --data-dir is read for it): its classes or limit are what can change
-    files = ", or point --data-dir at complete files" if dataset.root is not None else ""
     option = "--classes" if role == "target" else "--source-classes"
+    fixes = [f"raise {flag} to at least {max(reach)}"] if len(reach) == len(missing) else []
+    fixes.append(f"pick classes ({option}) that the training split of {dataset.name} holds{counts}")
+    if dataset.root is not None:  # digits is bundled (no --data-dir is read for it): its classes or limit can change
+        fixes.append("point --data-dir at complete files")
     fix = (
-        f"{raise_limit}pick classes ({option}) that the training split of {dataset.name} holds{counts}{files}"
+        ", or ".join([", ".join(fixes[:-1]), fixes[-1]] if len(fixes) > 1 else fixes)
         if listed or len(held) > 1
         else f"point --data-dir at complete files: a task needs two classes, and the split holds {len(held)}{counts}"
     )

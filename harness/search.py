@@ -389,12 +389,26 @@ def validate_space(base: TrialConfig, space: SearchSpace) -> None:
     # searched beside schedule=choice:plateau is valid, though it would fail alone on a constant-schedule base.
     axes, failures = _probe_axes(space), _Failures(base)
     fixed = {path: values[0] for path, values in axes if len(values) == 1}
-    for point in [*({path: value} for path, value in fixed.items()), *([fixed] if len(fixed) > 1 else [])]:
-        _check_point(failures, point, axes)
-    varied = SearchSpace(tuple((path, domain) for path, domain in space.params if path not in fixed))
-    for point in probe_points(varied):
-        _check_point(failures, point, axes, fixed)
+    try:
+        for point in [*({path: value} for path, value in fixed.items()), *([fixed] if len(fixed) > 1 else [])]:
+            _check_point(failures, point, axes)
+        varied = SearchSpace(tuple((path, domain) for path, domain in space.params if path not in fixed))
+        for point in probe_points(varied):
+            _check_point(failures, point, axes, fixed)
+    except InputError:
+        _refuse_alike(failures, space)
+        raise
     _check_choices_train_apart(base, space)
+
+
+def _refuse_alike(failure: _Failures, space: SearchSpace) -> None:
+    """InputError with the base's own refusal where every complete point the search may sample fails with it: the
+    options given beside the space are at fault (--freeze-groups 2 on a scratch tune), and no searched value is. A
+    refusal the base does not meet is the searched values' (optimizer=choice:adam with momentum=choice:0.5)."""
+    whys = {failure(point) for point in sample_corners(space)}
+    if len(whys) == 1 and (why := whys.pop()) is not None and failure({}) == why:
+        case = failure.base.case_id
+        raise InputError(why if case in why else f"{why} (Case {case}.)") from None
 
 
 def _check_choices_train_apart(base: TrialConfig, space: SearchSpace) -> None:

@@ -40,10 +40,20 @@ class TensorInfo:
     flattened_from: tuple[int, int, int] | None = None  # (H, W, C) before a Flatten
 
 
+class LayerShapeError(InputError):
+    """A layer of a spec that cannot take what reaches it. ``fault``: the refusal without its fix, for a caller whose
+    model is no spec of the user's to edit (a built-in model, whose fix is the input size alone)."""
+
+    def __init__(self, message: str, fault: str) -> None:
+        super().__init__(message)
+        self.fault = fault
+
+
 def _spec_error(spec: ModelSpec, layer: Layer, expected: str, received: object) -> InputError:
-    return InputError(
-        f"Model {spec.name!r}, layer {layer.name!r} ({type(layer).__name__}): expected {expected}. "
-        f"Received: {received}. Fix the spec or choose an input shape that fits."
+    where = f"in layer {layer.name!r} ({type(layer).__name__}) of model {spec.name!r}"
+    return LayerShapeError(
+        f"Expected {expected} {where}. Received: {received}. To fix, edit the spec, or give an input shape that fits.",
+        fault=f"Expected {expected} {where}. Received: {received}.",
     )
 
 

@@ -235,6 +235,37 @@ BAD_INPUTS = {
         "Received: 2 search(es) × (100,000,000,000 sample(s) + 3 final seed(s)) = 200,000,000,006 trials",
     ),
     # a search's points meet the checks its base meets: the base (no MC dropout) fits, one sampled value does not
+    # an option of the user's own that fails in every point a search samples is refused alone: it blamed a point
+    # ("Received: optimizer.lr=0.0001, which fails: ...") and told to narrow the space, which fixes nothing
+    "a batch beyond the samples in every point a search samples": (
+        ["tune", *MLP_RUN[1:], "--space", "lr=loguniform:1e-4,0.3", "--batch-size", "5000"],
+        "xfbench: error: Expected --batch-size at most 1,257, the training samples of the target task (all) of "
+        "digits. Received: 5,000 for scratch-mlp-digits",
+    ),
+    "mc dropout without dropout in every point a search samples": (
+        ["tune", *MLP_RUN[1:], "--space", "lr=loguniform:1e-4,0.3", "--mc-dropout", "5"],
+        "xfbench: error: Expected a model with dropout for --mc-dropout. Received: mlp has no dropout layer",
+    ),
+    # the options given for a suite reach every case: the case that cannot take one is named, with why it got it
+    "mc dropout given for a suite with a case without dropout": (
+        ["run", "--suite", "quick", "--mc-dropout", "5"],
+        "(Case scratch-mlp-digits of suite quick: an option given for a suite reaches all its cases.)",
+    ),
+    "a train limit that cuts classes off": (  # the fixes read as a list: "at least 28, pick classes" lacked its "or"
+        [*MLP_RUN, "--train-limit", "5"],
+        "To fix, raise --train-limit to at least 28, or pick classes (--classes) that the training split of digits "
+        "holds (",
+    ),
+    "beta1 with an optimizer that does not read it": (  # beta2 was named too, at its default, though not given
+        [*MLP_RUN, "--beta1", "0.5"],
+        "Received: beta1=0.5. To fix, drop it, or choose --optimizer adam or adamw.",
+    ),
+    "a spec file resized away from its input": (  # the fix named --input-size, the option at fault, with no size
+        [*MLP_RUN, "--model", "mlp8.json", "--input-size", "16"],
+        "Received: a spec for (8, 8, 1) and 10 classes. To fix, resize the inputs to the 8x8x1 it takes "
+        "(--input-size 8), or export the spec for this task.",
+    ),
+    "a suite named where an option is expected": (["run", "quick"], "quick: did you mean --suite quick?"),
     "a searched width beyond this machine's memory": (
         ["tune", *MLP_RUN[1:], "--backend", "torch", "--space", "hidden=choice:64,1000000000"],
         "Expected every point the search may sample to fit scratch-mlp-digits on torch. Received: "
@@ -483,6 +514,11 @@ BAD_INPUTS = {
     "resume with a suite": (
         ["run", "--resume", "finished-run", "--suite", "smoke"],
         "Expected --resume with execution options only",
+    ),
+    # --help lists it among the execution options, and the fix said to leave it out, whatever moved the data
+    "resume with --data-dir": (
+        ["run", "--resume", "finished-run", "--data-dir", "elsewhere"],
+        "Received: --data-dir. To fix, leave it out; where that folder moved, link its old path to the new one",
     ),
     # before, each was accepted and changed nothing: the recorded normalisation kept, nothing downloaded either way
     "resume with --normalize weights or --no-download": (
@@ -918,7 +954,7 @@ BAD_INPUTS = {
         ["report", "damaged-run", "-o", "no-folder/report.html"],
         "Expected --output in an existing folder",
     ),
-    "a spec file whose kernel does not fit": (["model", "big_kernel.json"], "expected a kernel that fits"),
+    "a spec file whose kernel does not fit": (["model", "big_kernel.json"], "Expected a kernel that fits"),
     "a torchvision name it does not have": (  # the conversion process's own account, not a hint about input sizes
         ["model", "torchvision:resnet1"],
         "Expected a torchvision classification model name. Received: 'resnet1'. To fix, give a name it knows, such "
@@ -950,7 +986,7 @@ BAD_INPUTS = {
         ["model", "seven_classes.json"],
         "to give one logit per class, (7,) for its num_classes 7. Received: an output of shape (10,)",
     ),
-    "a zoo model too big for its input": (["model", "alexnet", "--input-size", "16"], "expected a pool window"),
+    "a zoo model too big for its input": (["model", "alexnet", "--input-size", "16"], "Expected a pool window"),
     "resume with an empty id": (["run", "--resume", ""], "Expected --resume as letters"),
     "an infinite learning rate": (["run", "--suite", "smoke", "--lr", "inf"], "Expected --lr: a finite number"),
     "a searched initializer that does not exist": (  # was found by the workers, after Ray started: exit 1
@@ -1202,6 +1238,7 @@ def bad_input_results(tmp_path_factory):
     misspelt = spec_to_dict(build_spec("mlp", (8, 8, 1), 10))
     misspelt["layers"][1]["unitz"] = misspelt["layers"][1].pop("units")  # a hand edit's typo
     (cwd / "misspelt.json").write_text(json.dumps(misspelt))
+    (cwd / "mlp8.json").write_text(json.dumps(spec_to_dict(build_spec("mlp", (8, 8, 1), 10))))
     head_apart = spec_to_dict(build_spec("mlp", (8, 8, 1), 10))  # its head in a group of its own
     head_apart["layers"] = [
         {**layer, "group": layer["group"].replace("classifier", "head")} for layer in head_apart["layers"]
@@ -1280,6 +1317,35 @@ def test_bad_input_exits_2_with_expected_and_received(bad_input_results, case):
     assert code == 2
     assert BAD_INPUTS[case][1] in stderr
     assert len(stderr.splitlines()) == 1 and stderr.startswith("xfbench"), stderr  # one line, no usage block
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        "a batch beyond the samples in every point a search samples",
+        "mc dropout without dropout in every point a search samples",
+    ],
+)
+def test_an_option_that_fails_every_point_of_a_search_is_refused_as_itself(bad_input_results, case):
+    """Every point fails alike, so no point is at fault and narrowing the space fixes nothing."""
+    stderr = bad_input_results[case][1]
+    assert stderr.startswith(BAD_INPUTS[case][1]), stderr
+    assert "optimizer.lr=" not in stderr and "narrow" not in stderr, stderr
+
+
+def test_a_built_in_models_layer_refusal_is_in_the_standard_form(bad_input_results):
+    """It read "Model 'alexnet', layer 'pool2' (MaxPool2D): expected a pool window ..."."""
+    said = bad_input_results["a zoo model too big for its input"][1]
+    assert said.startswith("xfbench: error: Expected a pool window that fits the input in layer "), said
+
+
+def test_activation_lists_its_choices_in_help(capsys):
+    from harness.cli_options import build_parser
+    from harness.spec import ACTIVATIONS
+
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["run", "--help"])
+    assert f"--activation {{{','.join(ACTIVATIONS)}}}" in capsys.readouterr().out
 
 
 def test_refusals_of_the_command_line_runner_scheduler_and_weights_name_the_fix_in_the_standard_form(

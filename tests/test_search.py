@@ -614,8 +614,20 @@ def test_a_model_option_is_judged_on_the_networks_a_search_samples(tmp_path):
     _tune_preflight(
         tmp_path, "--model", "mlp", "--decoupled-weight-decay", "--space", "weight_decay=loguniform:1e-5,1e-3"
     )
-    with pytest.raises(InputError, match=r"Received: optimizer.lr=.*which fails: Expected a weight decay to decouple"):
+    # no point has one: the flag is at fault, not the searched rate (it was "Received: optimizer.lr=0.01, which
+    # fails: ... Or narrow the search's space")
+    with pytest.raises(InputError, match=r"^Expected a weight decay to decouple .*\(Case scratch-mlp-digits\.\)$"):
         _tune_preflight(tmp_path, "--model", "mlp", "--decoupled-weight-decay", "--space", "lr=loguniform:0.01,0.1")
+
+
+def test_an_option_the_strategy_does_not_read_is_refused_as_itself_not_as_a_searched_value(tmp_path):
+    """--freeze-groups 2 on a scratch tune fails in every point alike: it read "Expected every value of
+    optimizer.lr to be valid. Received: 0.0001, which fails: ...", blaming the space, with two fixes."""
+    with pytest.raises(InputError) as refused:
+        _tune_preflight(tmp_path, "--model", "mlp", "--freeze-groups", "2", "--space", "lr=loguniform:1e-4,0.3")
+    said = str(refused.value)
+    assert said.startswith("Expected only options that strategy scratch reads (scratch-mlp-digits). Received: "), said
+    assert "optimizer.lr" not in said and "narrow" not in said and said.count("To fix") == 1, said
 
 
 def test_beyond_the_cap_each_probed_value_is_checked_in_a_complete_point(monkeypatch):
