@@ -7,7 +7,7 @@ from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from harness.errors import InputError, closest_text
-from harness.shapes import infer_shapes
+from harness.shapes import LayerShapeError, infer_shapes
 from harness.spec import (
     ACTIVATIONS,
     BN_RUNNING_VARIANCES,
@@ -323,8 +323,9 @@ def build_spec(
         natural = MODELS[name].natural_input
         smallest = _smallest_square_input(name, tuple(input_shape), num_classes, opts)
         resize = f"--input-size {smallest} or more" if smallest else "--input-size"
+        fault = exc.fault if isinstance(exc, LayerShapeError) else exc  # the spec's own fix is no user's to follow
         raise InputError(
-            f"{exc} To fix, resize the images ({resize}): model {name!r} is designed for {natural[0]}x{natural[1]} "
+            f"{fault} To fix, resize the images ({resize}): model {name!r} is designed for {natural[0]}x{natural[1]} "
             "inputs; or pick a model for small inputs."
         ) from None
     return spec

@@ -240,8 +240,8 @@ def test_a_train_limit_that_cuts_classes_off_the_whole_dataset_is_told_to_raise_
     assert "in the training split of digits within --train-limit, one for each output of its head. " in said
     assert f"Received: none of class {','.join(map(str, missing))} (" in said
     assert (
-        f"To fix, raise --train-limit to at least {reach}, pick classes (--classes) that the training split of digits "
-        "holds (" in (said)
+        f"To fix, raise --train-limit to at least {reach}, or pick classes (--classes) that the training split of "
+        "digits holds (" in (said)
     )
     preflight([replace(trial, task=TaskSpec(train_limit=reach))], None, download=False, loaded={"digits": digits})
 

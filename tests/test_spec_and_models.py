@@ -157,7 +157,9 @@ def test_cnn_layer_errors_say_what_was_expected_and_received():
         Conv2D(name="c", group="f", filters=8, kernel_size=(3, 3), groups=3)
     with pytest.raises(InputError, match=r"Expected groups >= 1.*Received: groups=0"):
         Conv2D(name="c", group="f", filters=8, kernel_size=(3, 3), groups=0)
-    with pytest.raises(InputError, match=r"expected input channels divisible by groups=3\. Received: 4 input"):
+    with pytest.raises(
+        InputError, match=r"Expected input channels divisible by groups=3 in layer 'c'.*\. Received: 4 input"
+    ):
         infer_shapes(_one_layer(Conv2D(name="c", group="f", filters=6, kernel_size=(3, 3), groups=3)))
     with pytest.raises(InputError, match=r"Expected each side's padding below the pool size \(3, 3\).*Received: pad"):
         MaxPool2D(name="p", group="f", pool_size=(3, 3), padding=((3, 0), (0, 0)))
@@ -172,7 +174,7 @@ def test_cnn_layer_errors_say_what_was_expected_and_received():
     flat_first = ModelSpec(
         "m", (8, 8, 4), 2, (Flatten(name="flat", group="f"), AdaptiveAvgPool2D(name="a", group="f", output_size=(1, 1)))
     )
-    pattern = r"expected an \(H, W, C\) input; pool before the Flatten\. Received: \(256,\)"
+    pattern = r"Expected an \(H, W, C\) input; pool before the Flatten in layer 'a'.*\. Received: \(256,\)"
     with pytest.raises(InputError, match=pattern):
         infer_shapes(flat_first)
     pad = ZeroPad2D(name="z", group="f", padding=P1)
