@@ -786,7 +786,9 @@ def case_settings(frame: pd.DataFrame) -> str:
         for name, values in sorted(_runtime_settings(frame, _json).items())
         if values != default_runtime.get(name)
     ]
-    return ", ".join(changed + _thread_setting(frame) + _weight_file_setting(frame, recorded))
+    return ", ".join(
+        changed + _thread_setting(frame) + _framework_env_setting(frame) + _weight_file_setting(frame, recorded)
+    )
 
 
 def _json(value: Any) -> str:
@@ -802,6 +804,16 @@ def _thread_setting(frame: pd.DataFrame) -> list[str]:
     numbers."""
     threads = sorted({int(t) for t in frame["threads"].dropna().unique()}) if "threads" in frame else []
     return [f"threads {'/'.join(map(str, threads))}"] if threads and threads != [1] else []
+
+
+def _framework_env_setting(frame: pd.DataFrame) -> list[str]:
+    """The framework variables the case's workers had set (results column framework_env), when any had: they change
+    what the framework runs (its kernels, its compilation) while the recorded options stay as they are. "none" where
+    some of its trials ran without them (a resume in another shell); rows from before the column say nothing."""
+    values = {str(v) for v in frame["framework_env"].dropna()} if "framework_env" in frame else set()
+    if values <= {""}:
+        return []
+    return [f"framework_env {'/'.join(sorted(v or 'none' for v in values))}"]
 
 
 def _weight_file_setting(frame: pd.DataFrame, recorded: list[dict]) -> list[str]:

@@ -135,7 +135,8 @@ SETTINGS_NOTE = (
     "What each case ran with away from xfbench's defaults (`xfbench run --help` names them), runtime options last: "
     "the case name alone does not say that a trial ran Keras fit, torch.compile or float16. Values as run.json and "
     "config_json record them; the threads a case's trials ran with when not 1 (1/2: some with each, as after a "
-    "resume under another --cpus-per-trial); a --weights file by its name and the first 12 hex digits of its sha256."
+    "resume under another --cpus-per-trial); the framework variables its workers had set (results column "
+    "`framework_env`, docs/fairness.md); a --weights file by its name and the first 12 hex digits of its sha256."
 )
 MARKED_VERDICTS = ("regression", "improvement")
 STATS_HEADER = ["case", "backend", "seeds", "Δ acc pp [95 % CI]", "time ratio [95 % CI]", "note"]

@@ -649,7 +649,10 @@ def test_mlflow_reads_back_every_trial_with_its_epochs(tmp_path, capsys):
         strategy="scratch", model="mlp", dataset="digits", backend="torch", seed=0, epochs=4, cache_dir="/c"
     )
     rows.loc[rows["trial_id"] == rows["trial_id"].iloc[0], "config_json"] = real.to_json()
-    rows = rows.assign(host="box", cpu="AMD EPYC", gpu="", device="cpu", threads=1, python_version="3.11.9")
+    rows = rows.assign(
+        host="box", cpu="AMD EPYC", gpu="", device="cpu", threads=1, python_version="3.11.9", framework_env=""
+    )
+    rows.loc[rows["backend"] == "tensorflow", "framework_env"] = "TF_ENABLE_ONEDNN_OPTS=0"
     rows.loc[rows.index[-1], ["host", "cpu"]] = ["", ""]  # a last row the driver wrote for a worker that died
     rows.to_parquet(run_dir / "results.parquet")
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
@@ -677,6 +680,9 @@ def test_mlflow_reads_back_every_trial_with_its_epochs(tmp_path, capsys):
         recorded = {k: run.data.tags.get(f"xfbench.{k}") for k in ("host", "cpu", "device", "threads", "params")}
         assert recorded == {"host": "box", "cpu": "AMD EPYC", "device": "cpu", "threads": "1", "params": "1000"}
         assert run.data.tags["xfbench.forward_macs"] == "1000000" and "xfbench.gpu" not in run.data.tags
+        # the framework variables its worker had set, which change what the framework ran; no tag where none was set
+        set_env = trial["backend"].iloc[0] == "tensorflow"
+        assert run.data.tags.get("xfbench.framework_env") == ("TF_ENABLE_ONEDNN_OPTS=0" if set_env else None)
         if run.data.tags["xfbench.trial_id"] == rows["trial_id"].iloc[0]:  # without the tests' unset fault injection
             assert run.data.params["runtime.threads"] == "1" and run.data.params["dataset"] == "digits"
             assert not [k for k in run.data.params if k.startswith("runtime.inject_") or k == "cache_dir"]

@@ -680,6 +680,21 @@ def test_a_case_whose_trials_ran_with_other_threads_says_so():
     assert settings == {REFERENCE_BACKEND: "threads 1/2", "tensorflow": ""}  # 1 alone is the default
 
 
+def test_a_case_whose_workers_had_framework_variables_set_says_which():
+    """framework_env (TF_XLA_FLAGS, TF_ENABLE_ONEDNN_OPTS, ...) changes what a framework runs while the options stay
+    as recorded: compare warned of it, but summary.md and the report's settings did not say it."""
+    rows = _rows(REFERENCE_BACKEND, "mlp", 0.9, 1.0) + _rows("tensorflow", "mlp", 0.9, 1.0)
+    for row in rows:
+        torch_row = row["backend"] == REFERENCE_BACKEND
+        row["framework_env"] = "" if torch_row else "TF_ENABLE_ONEDNN_OPTS=0" if row["seed"] == 1 else ""
+    summary = summarize(to_frame(rows))
+    settings = dict(zip(summary.per_backend["backend"], summary.per_backend["settings"], strict=True))
+    assert settings == {REFERENCE_BACKEND: "", "tensorflow": "framework_env TF_ENABLE_ONEDNN_OPTS=0/none"}
+    for row in rows:
+        row["framework_env"] = None  # rows from before the column: nothing to say
+    assert set(summarize(to_frame(rows)).per_backend["settings"]) == {""}
+
+
 def test_each_case_says_what_it_ran_with_away_from_the_defaults():
     """The case name does not say that a trial ran Keras fit, or another optimizer: the settings table does, in
     summary.md, the report and the terminal."""
