@@ -65,8 +65,9 @@ FINAL_METRICS = ("test_acc", "mc_test_acc", "mc_mean_prob", "mc_pred_std")
 # whatever this trial's end (suites put a bar on it, SuiteCase.min_backbone_acc)
 BACKBONE_METRICS = ("backbone_test_acc",)
 TRIAL_TAGS = ("trial_id", "stage", "suite", "strategy", "model", "variant", "dataset", "backend", "framework_version")
-# Where and on what a trial ran (with which framework variables set), and what its network costs: MLflow's runs are filtered and grouped by them (a
-# machine's runs apart from another's, a model's size) as the results' own columns are; tagged where recorded
+# Where and on what a trial ran (with which framework variables set), and what its network costs: MLflow's runs are
+# filtered and grouped by them (a machine's runs apart from another's, a model's size) as the results' own columns
+# are; tagged where recorded
 RECORD_TAGS = (
     "host", "node", "cpu", "gpu", "device", "threads", "python_version", "params", "forward_macs", "weights", "inexact",
     "framework_env",
