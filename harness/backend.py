@@ -162,9 +162,11 @@ class Backend(Protocol):
     def parameter_counts(self) -> tuple[int, int]:
         """(trainable, frozen) parameter counts as the framework sees them (BN running statistics excluded)."""
 
-    def extract_features(self, x: np.ndarray, layer: str, batch_size: int) -> np.ndarray:
+    def extract_features(self, x: np.ndarray, layer: str, batch_size: int, average_maps: bool = False) -> np.ndarray:
         """Output of ``layer`` in inference mode, in the neutral layout (feature maps NHWC), in the runtime's variable
-        type (float64 under ``--precision float64``, float32 otherwise)."""
+        type (float64 under ``--precision float64``, float32 otherwise). ``average_maps``: feature maps as each
+        channel's mean over H, W (N, C), averaged on the device batch by batch (``--feature-pool avg``), so a split's
+        maps are never held whole (20 GB for vgg11_bn's fourth pool over CIFAR-10's training images at 224x224)."""
 
     def set_optimizer(
         self,

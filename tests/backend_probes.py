@@ -170,8 +170,10 @@ def tensorflow_dropout_layer(
     return step(tf.constant(x)).numpy(), multiplies
 
 
-def features(name: str, spec: ModelSpec, weights: NeutralWeights, x: np.ndarray, layer: str) -> np.ndarray:
-    return _backend(name, spec, weights).extract_features(x, layer, batch_size=100)
+def features(
+    name: str, spec: ModelSpec, weights: NeutralWeights, x: np.ndarray, layer: str, average_maps: bool = False
+) -> np.ndarray:
+    return _backend(name, spec, weights).extract_features(x, layer, batch_size=100, average_maps=average_maps)
 
 
 def layers_run_by_extraction(
@@ -230,7 +232,7 @@ def extraction_traces(
     backend = _backend(name, spec, weights)
     warm = backend.extract_features(x[:3], layer, batch_size=100)
     full = backend.extract_features(x, layer, batch_size=100)
-    return backend._extractors[layer].experimental_get_tracing_count(), warm, full[:3]
+    return backend._extractors[layer, False].experimental_get_tracing_count(), warm, full[:3]
 
 
 def backbone_features(name: str, config_dict: dict) -> np.ndarray:

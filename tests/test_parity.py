@@ -259,6 +259,27 @@ def test_features_of_every_layer_come_back_in_the_neutral_layout(workers, digits
         assert np.array_equal(got["torch"], maps.reshape(len(x), -1))
 
 
+def test_averaged_feature_maps_are_each_channels_mean_over_the_map_in_both_backends(workers, digits):
+    """--feature-pool avg: the backends average each batch's maps where they computed them, so a split's maps are
+    never held whole on the host (deep_features averaged them in numpy after the whole split's maps were joined:
+    20 GB for vgg11_bn's fourth pool over CIFAR-10 at 224x224). The mean of the NHWC maps, as float32 sums it."""
+    spec = build_spec("convnet3", digits.input_shape, digits.num_classes)
+    weights = initial_weights(spec, "he_normal", 2)
+    x = digits.x_test[:250]  # three batches of 100, the last short
+    averaged = {}
+    for backend in ("torch", "tensorflow"):
+        maps = workers[backend](probes.features, spec, weights, x, "act2")
+        expected = maps.astype(np.float64).mean(axis=(1, 2))  # of the backend's own maps, in float64
+        got = averaged[backend] = workers[backend](probes.features, spec, weights, x, "act2", True)
+        assert got.shape == (len(x), maps.shape[-1]) and got.dtype == np.float32, backend
+        # ReLU maps, so non-negative terms: float32 summation of 64 of them errs by at most 63 roundings, relative
+        np.testing.assert_allclose(got, expected, rtol=64 * np.finfo(np.float32).eps, atol=0, err_msg=backend)
+    assert logit_gap(averaged["torch"], averaged["tensorflow"]) <= LOGIT_TOLERANCE
+    for backend in ("torch", "tensorflow"):  # features that are rows already stay as they are
+        flat = workers[backend](probes.features, spec, weights, x, "flatten", True)
+        assert np.array_equal(flat, workers[backend](probes.features, spec, weights, x, "flatten")), backend
+
+
 def test_features_at_a_residual_add_and_a_concat_agree_across_backends(workers, digits):
     """A merge's output is a layer's output too (a MobileNetV2 block ends in its Add): both backends extract it,
     in the neutral layout, with the values the branches sum or stack to."""

@@ -25,7 +25,7 @@ from backends.tensorflow.modes import (
     configure_runtime,
 )
 from backends.tensorflow.optimizers import TensorFlowUpdate, TorchSemanticsOptimizer
-from backends.tensorflow.tracing import any_batch, exactly, trace_for_any_batch, traced
+from backends.tensorflow.tracing import any_batch, exactly, feature_extractor, trace_for_any_batch, traced
 from harness.augment import CropFlip, EpochAugment
 from harness.backend import StepStats
 from harness.config import OptimizerConfig, RegularizationConfig, RuntimeOptions
@@ -51,7 +51,8 @@ class TensorFlowBackend:
         self._fit: FitRunner | None = None  # tf_mode "fit": Model.fit runs the epochs
         self._regularization = RegularizationConfig()
         self._seed = 0
-        self._extractors: dict[str, Any] = {}  # layer -> its traced feature extractor, for the model built last
+        # (layer, average_maps) -> its traced feature extractor, for the model built last
+        self._extractors: dict[tuple[str, bool], Any] = {}
         self.record_lr_trace = False  # tests: keep the learning rate each step actually used
         self.lr_trace: list[float] = []
 
@@ -105,15 +106,15 @@ class TensorFlowBackend:
                 frozen += size
         return trainable, frozen
 
-    def extract_features(self, x: np.ndarray, layer: str, batch_size: int = 1000) -> np.ndarray:
-        # One traced extractor per layer for the model's life: a second call (after the harness's untimed warm-up)
-        # runs the trace the first one made instead of tracing again.
-        if layer not in self._extractors:
+    def extract_features(
+        self, x: np.ndarray, layer: str, batch_size: int = 1000, average_maps: bool = False
+    ) -> np.ndarray:
+        # One traced extractor per layer (and averaging) for the model's life: a second call (after the harness's
+        # untimed warm-up) runs the trace the first one made instead of tracing again.
+        if (run := self._extractors.get((layer, average_maps))) is None:
             submodel = keras.Model(self.model.inputs, self.model.get_layer(layer).output)
-            dtype = self._variable_dtype()  # float32 for float32 and mixed runs, float64 for a float64 run
-            extract = lambda xb: tf.cast(submodel(xb, training=False), dtype)  # noqa: E731
-            self._extractors[layer] = traced(extract, jit_compile=self.runtime.jit_compile)  # as evaluation's
-        run = self._extractors[layer]
+            run = feature_extractor(submodel, self._variable_dtype(), average_maps, self.runtime.jit_compile)
+            self._extractors[layer, average_maps] = run
         xt = tf.constant(x.astype(np.float32, copy=False))
         trace_for_any_batch(run, any_batch(xt))
         return concat_batches(len(x), batch_size, lambda s: run(xt[s]).numpy())  # NHWC already

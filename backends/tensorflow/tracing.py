@@ -28,6 +28,18 @@ def traced(function: Callable[..., Any], jit_compile: bool = False, reduce_retra
     return tf.function(function, jit_compile=jit_compile, reduce_retracing=reduce_retracing, autograph=False)
 
 
+def feature_extractor(submodel: Any, dtype: tf.DType, average_maps: bool, jit_compile: bool) -> Any:
+    """``submodel``'s output in inference mode, cast to the variable type ``dtype`` (float32 for float32 and mixed
+    runs, float64 for float64), traced as evaluation is (XLA with ``jit_compile``); with ``average_maps``, a batch of
+    NHWC feature maps as each channel's mean over H, W (N, C), computed where the maps are (``--feature-pool avg``)."""
+
+    def extract(x: tf.Tensor) -> tf.Tensor:
+        features = tf.cast(submodel(x, training=False), dtype)
+        return tf.reduce_mean(features, axis=(1, 2)) if average_maps and features.shape.rank == 4 else features
+
+    return traced(extract, jit_compile=jit_compile)
+
+
 def any_batch(tensor: tf.Tensor | np.ndarray) -> tf.TensorSpec:
     """``tensor``'s spec with its first (batch) dimension open."""
     return tf.TensorSpec([None, *tensor.shape[1:]], tensor.dtype)

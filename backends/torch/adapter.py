@@ -156,7 +156,9 @@ class TorchBackend:
         return model_input(images, self.runtime)
 
     @torch.no_grad()
-    def extract_features(self, x: np.ndarray, layer: str, batch_size: int = 1000) -> np.ndarray:
+    def extract_features(
+        self, x: np.ndarray, layer: str, batch_size: int = 1000, average_maps: bool = False
+    ) -> np.ndarray:
         self.model.eval()
         # Only the layers the feature layer depends on run, as in TensorFlow's submodel to the layer: deep_features
         # times this call against the work up to the layer (forward_macs_to). One prepared (autocast, compiled)
@@ -180,11 +182,8 @@ class TorchBackend:
 
         # each batch's features to the host as it comes, as TensorFlow's: joined on the device, a split's feature maps
         # were held there twice (the batches, then their concatenation; 37 GiB for vgg11_bn's on CIFAR-10)
-        return np.concatenate(
-            over_batches(
-                len(x), batch_size, lambda s: features_to_neutral(run(images(s)).to(dtype), origin).cpu().numpy()
-            )
-        )
+        neutral = lambda s: features_to_neutral(run(images(s)).to(dtype), origin, average_maps)  # noqa: E731
+        return np.concatenate(over_batches(len(x), batch_size, lambda s: neutral(s).cpu().numpy()))
 
     def set_optimizer(
         self,

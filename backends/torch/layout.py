@@ -72,11 +72,14 @@ def images_to_torch(x: np.ndarray) -> np.ndarray:
     return x.transpose(0, 3, 1, 2).copy() if x.ndim == 4 else x
 
 
-def features_to_neutral(out: torch.Tensor, flattened_from: Callable[[], tuple[int, int, int] | None]) -> torch.Tensor:
-    """A batch of features in torch's layout -> the neutral one, on the device: NCHW maps -> NHWC, and a flattened
-    map's C,H,W order -> H,W,C (``flattened_from``, asked only for 2-D features, gives the map's shape or None)."""
+def features_to_neutral(
+    out: torch.Tensor, flattened_from: Callable[[], tuple[int, int, int] | None], average_maps: bool = False
+) -> torch.Tensor:
+    """A batch of features in torch's layout -> the neutral one, on the device: NCHW maps -> NHWC (or, with
+    ``average_maps``, each channel's mean over H, W: (N, C)), and a flattened map's C,H,W order -> H,W,C
+    (``flattened_from``, asked only for 2-D features, gives the map's shape or None)."""
     if out.ndim == 4:
-        return out.permute(0, 2, 3, 1).contiguous()
+        return out.mean(dim=(2, 3)) if average_maps else out.permute(0, 2, 3, 1).contiguous()
     if out.ndim == 2 and (flattened := flattened_from()) is not None:
         h, w, c = flattened
         return out.reshape(len(out), c, h, w).permute(0, 2, 3, 1).reshape(len(out), -1)

@@ -64,9 +64,9 @@ def make_head(name: str, seed: int, threads: int) -> RandomForestClassifier | Pi
     return make_pipeline(StandardScaler(), model)
 
 
-def _pool(features: np.ndarray, how: str) -> np.ndarray:
-    if features.ndim == 4:
-        features = features.mean(axis=(1, 2)) if how == "avg" else features.reshape(len(features), -1)
+def _flat(features: np.ndarray) -> np.ndarray:
+    """One row per image: feature maps flattened in H, W, C order (``--feature-pool flatten``); maps averaged by
+    the backend (``avg``) and dense features are rows already."""
     return features.reshape(len(features), -1)
 
 
@@ -113,7 +113,7 @@ def extraction_modes(cfg: TrialConfig) -> dict[str, Any]:
     }
 
 
-def _warm_extractor(ctx: StrategyContext, splits: tuple[np.ndarray, ...], layer: str) -> float:
+def _warm_extractor(ctx: StrategyContext, splits: tuple[np.ndarray, ...], layer: str, average_maps: bool) -> float:
     """One batch of each size the extraction will see, apart from the extraction's time: a framework traces or
     compiles its extractor once (TensorFlow for any batch size, a compiled torch model per shape), and that one-off
     cost is warm-up, not the extraction throughput the row reports; its seconds are returned, for the row's
@@ -122,7 +122,7 @@ def _warm_extractor(ctx: StrategyContext, splits: tuple[np.ndarray, ...], layer:
     start = time.perf_counter()
     for x in splits:
         for batch in sorted({min(len(x), size), len(x) % size} - {0}):
-            ctx.backend.extract_features(x[:batch], layer, size)
+            ctx.backend.extract_features(x[:batch], layer, size, average_maps)
     return time.perf_counter() - start
 
 
@@ -156,11 +156,12 @@ def _features(ctx: StrategyContext, data: Any, layer: str, cache: Path) -> _Extr
                 cached_sps = float(stored["samples_per_s"])
                 return _Extraction(features, math.nan, math.nan, math.nan, cached_sps, time.perf_counter())
     inputs = {"train": data.x_train, "val": data.x_val, "test": data.x_test}
-    warmup_s = _warm_extractor(ctx, tuple(inputs.values()), layer)
+    average_maps = t.feature_pool == "avg"  # on the device, batch by batch: a split's maps are never held whole
+    warmup_s = _warm_extractor(ctx, tuple(inputs.values()), layer, average_maps)
     clock = cpu_clock()  # read before the timer starts and after it stops, as a training epoch's
     start = time.perf_counter()
     features = {
-        split: _pool(ctx.backend.extract_features(x, layer, cfg.eval_batch_size), t.feature_pool)
+        split: _flat(ctx.backend.extract_features(x, layer, cfg.eval_batch_size, average_maps))
         for split, x in inputs.items()
     }
     ready = time.perf_counter()
