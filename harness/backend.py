@@ -17,11 +17,11 @@ import dataclasses
 import functools
 import importlib
 import importlib.metadata
+import re
 import shutil
 import sys
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
-from types import ModuleType
 from typing import TYPE_CHECKING, Any, Protocol
 
 from harness.errors import InputError, unknown_name
@@ -235,16 +235,79 @@ def load_backend(name: str, runtime: RuntimeOptions) -> Backend:
     return module.create_backend(runtime)
 
 
-def capabilities_module(name: str) -> ModuleType:
-    """Backend ``name``'s ``backends/<name>/capabilities.py``: what it declares, read without importing its
-    framework."""
-    return importlib.import_module(backend_entry(name).capabilities_module)
+@dataclass(frozen=True)
+class ProgramNeed:
+    """A program a runtime option needs on the machine its trials run on (capabilities.py ``PROGRAMS``)."""
+
+    variable: str  # the environment variable naming the program
+    programs: tuple[str, ...]  # those looked for in turn where it is unset
+    devices: tuple[str, ...]  # the devices the option needs it on
+    why: str
+
+
+@dataclass(frozen=True)
+class EnvConflict:
+    """An environment variable whose value contradicts a runtime option of its backend's trials (capabilities.py
+    ``FRAMEWORK_ENV_CONFLICTS``): where ``pattern`` finds a match in its value and the trial's ``option`` is one of
+    ``values``, the trial would run otherwise than its rows say (``effect``)."""
+
+    variable: str
+    pattern: str
+    option: str
+    values: tuple[object, ...]
+    effect: str
+    fix: str
+
+    def contradicts(self, option_value: object, environ: Mapping[str, str]) -> bool:
+        value = environ.get(self.variable)
+        return value is not None and option_value in self.values and re.search(self.pattern, value) is not None
+
+
+@dataclass(frozen=True)
+class BackendDeclarations:
+    """What ``backends/<name>/capabilities.py`` declares, as the driver reads it: the one typed view of the module
+    (:func:`declarations`), so no reader spells a name or its default again."""
+
+    distribution: str  # whose version keys caches of what the backend produced
+    capabilities: frozenset[str]  # what it can do (fit_to_capabilities, check_capabilities)
+    own_defaults: Mapping[str, Any]  # what the framework does where xfbench sets nothing (framework_default)
+    companion_distributions: tuple[str, ...] = ()  # beside the framework, whose versions caches record too
+    programs: Mapping[str, tuple[ProgramNeed, ...]] = dataclasses.field(default_factory=dict)  # option -> needs
+    releases_gpu_memory: bool = False  # a warm worker gives a finished trial's GPU memory back
+    framework_env: Mapping[str, str] = dataclasses.field(default_factory=dict)  # variable -> what it changes
+    framework_env_conflicts: tuple[EnvConflict, ...] = ()
 
 
 @functools.cache
+def declarations(name: str) -> BackendDeclarations:
+    """Backend ``name``'s ``backends/<name>/capabilities.py``, read without importing its framework. DISTRIBUTION,
+    CAPABILITIES and OWN_DEFAULTS are required of every backend; a name it leaves out of the others declares none."""
+    module = importlib.import_module(backend_entry(name).capabilities_module)
+
+    def optional(attribute: str, default: Any) -> Any:
+        return getattr(module, attribute, default)
+
+    return BackendDeclarations(
+        distribution=module.DISTRIBUTION,
+        capabilities=frozenset(module.CAPABILITIES),
+        own_defaults=dict(module.OWN_DEFAULTS),
+        companion_distributions=tuple(optional("COMPANION_DISTRIBUTIONS", ())),
+        programs={
+            option: tuple(
+                ProgramNeed(variable, tuple(programs), tuple(devices), why)
+                for variable, programs, devices, why in needs
+            )
+            for option, needs in optional("PROGRAMS", {}).items()
+        },
+        releases_gpu_memory=bool(optional("RELEASES_GPU_MEMORY", False)),
+        framework_env=dict(optional("FRAMEWORK_ENV", {})),
+        framework_env_conflicts=tuple(EnvConflict(*entry) for entry in optional("FRAMEWORK_ENV_CONFLICTS", ())),
+    )
+
+
 def backend_capabilities(name: str) -> frozenset[str]:
-    """What backend ``name`` declares it can do, read from ``backends/<name>/capabilities.py`` (no framework import)."""
-    return frozenset(capabilities_module(name).CAPABILITIES)
+    """What backend ``name`` declares it can do (no framework import)."""
+    return declarations(name).capabilities
 
 
 def check_programs(trials: Sequence[TrialConfig], environ: Mapping[str, str]) -> None:
@@ -253,31 +316,32 @@ def check_programs(trials: Sequence[TrialConfig], environ: Mapping[str, str]) ->
     ``backends/<name>/capabilities.py`` ``PROGRAMS``. For a run on this machine: a cluster's nodes are not this
     machine."""
     for trial in trials:
-        programs = getattr(capabilities_module(trial.backend), "PROGRAMS", {})
-        needed = [(option, *need) for option, needs in programs.items() for need in needs]
-        for option, variable, defaults, devices, why in needed:
-            if not getattr(trial.runtime, option) or trial.runtime.device not in devices:
+        needed = [(option, need) for option, needs in declarations(trial.backend).programs.items() for need in needs]
+        for option, need in needed:
+            if not getattr(trial.runtime, option) or trial.runtime.device not in need.devices:
                 continue
+            variable, defaults = need.variable, need.programs
             programs_tried = [environ[variable]] if environ.get(variable) else list(defaults)
             if all(shutil.which(program, path=environ.get("PATH")) is None for program in programs_tried):
                 flag = "--" + option.replace("_", "-")
                 raise InputError(
                     f"Expected the program ${variable} names, else {' or '.join(defaults)}, on this machine for {flag} "
-                    f"on {trial.runtime.device}: {why}. Received: no {' or '.join(map(repr, programs_tried))} on PATH. "
-                    f"To fix, install one (Debian: apt install {defaults[0]}), set ${variable} to one, or drop {flag}."
+                    f"on {trial.runtime.device}: {need.why}. Received: no {' or '.join(map(repr, programs_tried))} on "
+                    f"PATH. To fix, install one (Debian: apt install {defaults[0]}), set ${variable} to one, or drop "
+                    f"{flag}."
                 )
 
 
 def framework_default(name: str, setting: str) -> Any:
     """What backend ``name``'s framework does for a RuntimeOptions ``setting`` when nothing sets it, from
     ``backends/<name>/capabilities.py`` ``OWN_DEFAULTS`` (no framework import)."""
-    return capabilities_module(name).OWN_DEFAULTS[setting]
+    return declarations(name).own_defaults[setting]
 
 
 @functools.cache
 def installed_framework_version(name: str) -> str:
     """The installed version of backend ``name``'s framework, from package metadata: the driver never imports it."""
-    distribution = capabilities_module(name).DISTRIBUTION
+    distribution = declarations(name).distribution
     try:
         return f"{distribution} {importlib.metadata.version(distribution)}"
     except importlib.metadata.PackageNotFoundError:

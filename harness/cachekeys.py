@@ -17,7 +17,7 @@ import importlib.metadata
 from pathlib import Path
 
 import harness
-from harness.backend import capabilities_module, installed_framework_version
+from harness.backend import declarations, installed_framework_version
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SOURCE_DIRS = ("harness", "backends")  # the code that decides what a backbone or a feature file holds
@@ -38,8 +38,7 @@ def companion_versions(backend: str) -> str:
     """The installed versions of the distributions beside ``backend``'s framework that its models come from
     (keras: the importer, keras.applications, the .weights.h5 layout; torchvision: the architectures), from
     package metadata as the framework's: another Keras under the same TensorFlow builds other models."""
-    capabilities = capabilities_module(backend)
-    return ", ".join(_distribution_version(d) for d in getattr(capabilities, "COMPANION_DISTRIBUTIONS", ()))
+    return ", ".join(_distribution_version(d) for d in declarations(backend).companion_distributions)
 
 
 def _distribution_version(distribution: str) -> str:

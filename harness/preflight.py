@@ -21,7 +21,7 @@ import numpy as np
 
 from harness.augment import check_augment
 from harness.backbone import NEEDS_BACKBONE, uses_pretrained
-from harness.backend import check_capabilities, check_programs
+from harness.backend import check_capabilities, check_programs, declarations
 from harness.config import (
     LOCAL_SHIP_LIMIT_MB,
     SHIP_LIMIT_MB,
@@ -60,7 +60,7 @@ from harness.pretrained import (
     prepared_sha256,
     weights_ref,
 )
-from harness.provenance import env_conflicts, usable_cpus
+from harness.provenance import usable_cpus
 from harness.reachable import connection_problem, dialled_host, grpc_problem
 from harness.results import safe_name
 from harness.schedules import plateau_min_epochs
@@ -1072,7 +1072,7 @@ def check_framework_env(trials: list[TrialConfig], environ: Mapping[str, str]) -
     jit_compile false). Declared per backend (capabilities.py FRAMEWORK_ENV_CONFLICTS); a local run's environment
     only, which its workers inherit."""
     for trial in trials:
-        for conflict in env_conflicts(trial.backend):
+        for conflict in declarations(trial.backend).framework_env_conflicts:
             option_value = getattr(trial.runtime, conflict.option)
             if conflict.contradicts(option_value, environ):
                 raise InputError(

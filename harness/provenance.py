@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import platform
-import re
 import socket
 import subprocess
 from collections.abc import Iterable, Mapping
@@ -165,39 +164,15 @@ def utc_now(timespec: str = "seconds") -> str:
     return datetime.now(UTC).isoformat(timespec=timespec)
 
 
-@dataclass(frozen=True)
-class EnvConflict:
-    """An environment variable whose value contradicts a runtime option of its backend's trials (declared in
-    ``backends/<name>/capabilities.py`` FRAMEWORK_ENV_CONFLICTS): where ``pattern`` finds a match in its value and
-    the trial's ``option`` is one of ``values``, the trial would run otherwise than its rows say (``effect``)."""
-
-    variable: str
-    pattern: str
-    option: str
-    values: tuple[object, ...]
-    effect: str
-    fix: str
-
-    def contradicts(self, option_value: object, environ: Mapping[str, str]) -> bool:
-        value = environ.get(self.variable)
-        return value is not None and option_value in self.values and re.search(self.pattern, value) is not None
-
-
 def framework_variables(backend: str) -> tuple[str, ...]:
     """The environment variables that change what ``backend``'s trials run, read from its capabilities module
     (no framework import)."""
-    from harness.backend import capabilities_module  # harness.backend reads nothing of this module; kept lazy
+    from harness.backend import declarations  # harness.backend reads nothing of this module; kept lazy
 
-    return tuple(sorted(getattr(capabilities_module(backend), "FRAMEWORK_ENV", {})))
+    return tuple(sorted(declarations(backend).framework_env))
 
 
 def framework_env(backend: str, environ: Mapping[str, str] = os.environ) -> str:
     """``backend``'s variables that ``environ`` sets, as the results' framework_env column holds them:
     "NAME=value; ..." by name, "" when none is set (an empty value changes nothing and is left out)."""
     return "; ".join(f"{name}={environ[name]}" for name in framework_variables(backend) if environ.get(name))
-
-
-def env_conflicts(backend: str) -> tuple[EnvConflict, ...]:
-    from harness.backend import capabilities_module
-
-    return tuple(EnvConflict(*entry) for entry in getattr(capabilities_module(backend), "FRAMEWORK_ENV_CONFLICTS", ()))

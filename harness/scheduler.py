@@ -34,7 +34,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
-from harness.backend import capabilities_module
+from harness.backend import declarations
 from harness.config import TrialConfig
 from harness.data.registry import Dataset
 from harness.errors import InputError
@@ -881,7 +881,7 @@ def warm_workers(backend: str, settings: SchedulerSettings) -> bool:
     if settings.fresh_workers:
         return False
     if 0 < settings.gpus_per_trial < 1:
-        return bool(getattr(capabilities_module(backend), "RELEASES_GPU_MEMORY", False))
+        return declarations(backend).releases_gpu_memory
     return True
 
 

@@ -41,9 +41,9 @@ def _outcome(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
 
 def test_each_backend_declares_its_variables_readable_without_importing_its_framework():
     probe = (
-        "import sys; from harness.provenance import framework_variables, env_conflicts; "
+        "import sys; from harness.provenance import framework_variables; from harness.backend import declarations; "
         "print(framework_variables('torch'), framework_variables('tensorflow'), "
-        "len(env_conflicts('torch')), len(env_conflicts('tensorflow'))); "
+        "len(declarations('torch').framework_env_conflicts), len(declarations('tensorflow').framework_env_conflicts)); "
         "assert not {'torch', 'tensorflow'} & set(sys.modules), sorted({'torch', 'tensorflow'} & set(sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout

@@ -68,6 +68,36 @@ def test_backend_capabilities_are_read_without_importing_a_framework():
         assert name in caps["torch"] and name in caps["tensorflow"]
 
 
+def test_each_capabilities_module_is_read_into_one_typed_view_and_optional_names_default_to_none(monkeypatch):
+    """Four readers spelt a name of backends/<name>/capabilities.py and its default with getattr (PROGRAMS,
+    FRAMEWORK_ENV, FRAMEWORK_ENV_CONFLICTS, RELEASES_GPU_MEMORY), each its own way: harness.backend.declarations is
+    now the one typed view of the module, and a backend that leaves an optional name out declares none."""
+    import types
+    from dataclasses import replace
+
+    from harness import backend as registry
+
+    torch, tensorflow = registry.declarations("torch"), registry.declarations("tensorflow")
+    compiler = torch.programs["torch_compile"][0]
+    assert isinstance(compiler, registry.ProgramNeed) and (compiler.variable, compiler.programs) == ("CXX", ("g++",))
+    assert torch.releases_gpu_memory and not tensorflow.releases_gpu_memory
+    assert tensorflow.companion_distributions == ("keras",) and "TF_XLA_FLAGS" in tensorflow.framework_env
+    conflicts = tensorflow.framework_env_conflicts
+    assert conflicts and all(isinstance(c, registry.EnvConflict) for c in conflicts)
+    assert conflicts[0].contradicts(False, {"TF_XLA_FLAGS": "--tf_xla_auto_jit=2"})
+    minimal = types.ModuleType("minimal_capabilities")
+    minimal.DISTRIBUTION, minimal.CAPABILITIES, minimal.OWN_DEFAULTS = "minimal", frozenset({"freeze"}), {}
+    monkeypatch.setitem(sys.modules, "minimal_capabilities", minimal)
+    entry = replace(registry.backend_entry("torch"), name="minimal", capabilities_module="minimal_capabilities")
+    monkeypatch.setattr(registry, "backend_entry", lambda name: entry)
+    try:
+        declared = registry.declarations("minimal")
+    finally:
+        registry.declarations.cache_clear()  # nothing of the stand-in stays for the tests after this one
+    assert declared == registry.BackendDeclarations("minimal", frozenset({"freeze"}), {})
+    assert (declared.programs, declared.framework_env, declared.framework_env_conflicts) == ({}, {}, ())
+
+
 def test_backend_packages_and_capability_declarations_import_no_framework():
     for backend in ("torch", "tensorflow"):
         for module in ("__init__.py", "capabilities.py"):

@@ -1,6 +1,6 @@
 """What the TensorFlow backend can do, declared without importing TensorFlow.
 
-The driver reads this (``harness.backend.backend_capabilities``) to decide, before Ray starts, which options a
+The driver reads this (``harness.backend.declarations``) to decide, before Ray starts, which options a
 TensorFlow trial can honour; the adapter in this package is only imported inside a worker.
 """
 
