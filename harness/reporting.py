@@ -114,22 +114,29 @@ MC_NOTE = (
 )
 RUN_NOTE = (
     "Test accuracy is the mean over a case's seeds that ended ok, ± their sample standard deviation (n − 1; none "
-    "for one seed). Epoch time and samples/s are medians over steady-state epochs (the first epoch of each phase "
-    "is warm-up and excluded; '(warm-up)' marks cases that had no other epoch, and ratios with such a case on "
-    "either side). The warm-up epoch's own seconds (the median over the case's trials) stand beside them: what a "
-    "first epoch pays for tracing, compiling (torch.compile, XLA) and first-touch caches; imports, done before a "
-    "trial's first epoch starts, are not in it (deep_features, which has no epochs: its extractor's untimed "
-    "warm-up batches). Each comparison sets a backend against the reference backend, {reference}: accuracy "
-    "differences are {reference} − backend over the seeds ok in both, ratios {reference} / backend, so ratios "
-    "above 1 mean {reference} takes longer (epoch time) or processes more samples per second (samples/s). A case "
-    "with several training phases (transfer: frozen, then unfrozen), which do different work, is timed here by "
-    "one, named beside its figures (the phase with the most steady epochs, the later on a tie), and its warm-up "
-    "seconds are the median over each phase's first epoch: the phase table gives each phase. Training GFLOP/s = 2 "
-    "× a step's MACs per sample × samples/s, the median over the steady epochs; a step's MACs: every layer's "
+    "for one seed). Epoch time and samples/s are medians over steady-state epochs (the first epoch of each phase is "
+    "warm-up and excluded; '(warm-up)' marks cases that had no other epoch, and ratios with such a case on either "
+    "side). The warm-up epoch's own seconds (the median over the case's trials) stand beside them: what a first epoch "
+    "pays for tracing, compiling (torch.compile, XLA) and first-touch caches; imports, done before a trial's first "
+    "epoch starts, are not in it (deep_features, which has no epochs: its extractor's untimed warm-up batches). "
+    "{comparison} A case with several training phases (transfer: frozen, then unfrozen), which do different work, is "
+    "timed here by one, named beside its figures (the phase with the most steady epochs, the later on a tie), and its "
+    "warm-up seconds are the median over each phase's first epoch: the phase table gives each phase. Training GFLOP/s "
+    "= 2 × a step's MACs per sample × samples/s, the median over the steady epochs; a step's MACs: every layer's "
     "forward pass, and each trainable layer's weight gradient and, where a trainable layer lies below it, input "
-    "gradient, each costing the layer's forward MACs (convolutions and dense layers only), so a frozen layer costs "
-    "its forward pass alone (feature_extraction, freeze_early, transfer's frozen phase) and deep_features counts "
-    "the forward pass to its feature layer, its samples/s being that extraction."
+    "gradient, each costing the layer's forward MACs (convolutions and dense layers only), so a frozen layer costs its "
+    "forward pass alone (feature_extraction, freeze_early, transfer's frozen phase) and deep_features counts the "
+    "forward pass to its feature layer, its samples/s being that extraction."
+)
+# RUN_NOTE's {comparison}: how to read the comparisons, or why there is none
+COMPARED_NOTE = (
+    "Each comparison sets a backend against the reference backend, {reference}: accuracy differences are "
+    "{reference} − backend over the seeds ok in both, ratios {reference} / backend, so ratios above 1 mean "
+    "{reference} takes longer (epoch time) or processes more samples per second (samples/s)."
+)
+UNCOMPARED_NOTE = (
+    "Nothing is compared ({why}). A run of several backends sets each against the reference backend ({reference} "
+    "here, `--reference` names another) over the cases both ran."
 )
 SETTINGS_NOTE = (
     "What each case ran with away from xfbench's defaults (`xfbench run --help` names them), runtime options last: "
@@ -406,6 +413,28 @@ def _pair_rows(summary: Summary, backend: str) -> pd.DataFrame:
     return comparison[comparison["backend"] == backend] if len(comparison) else comparison
 
 
+def uncompared(summary: Summary, backend: str | None = None) -> str:
+    """Why the reference has no comparison row against ``backend`` (None: against no other backend), as summary.md,
+    the terminal, ``--format md`` and report.html say it: the last three dropped the comparison without a word."""
+    if backend is None:
+        return "no other backend ran"
+    ran = set(summary.per_backend["backend"]) if len(summary.per_backend) else set()
+    if summary.reference not in ran:  # a TensorFlow-only run compared with torch, which it did not train
+        return f"no case ran on both backends; {summary.reference}, the reference backend, did not run"
+    return "no case ran on both backends"
+
+
+def run_note(summary: Summary) -> str:
+    """RUN_NOTE for ``summary``: how to read its comparisons, or, where nothing was compared, why (it told a
+    TensorFlow-only run how its comparisons with torch read)."""
+    reference = summary.reference
+    if len(summary.comparison):
+        return RUN_NOTE.format(comparison=COMPARED_NOTE.format(reference=reference))
+    others = compared_backends(summary)
+    why = "; ".join(dict.fromkeys(uncompared(summary, backend) for backend in others)) or uncompared(summary)
+    return RUN_NOTE.format(comparison=UNCOMPARED_NOTE.format(why=why, reference=reference))
+
+
 # ---------------------------------------------------------------------------------------------------- markdown
 
 
@@ -422,12 +451,12 @@ def run_markdown(summary: Summary, title: str) -> str:
         parts += ["", "## GPU", "", GPU_NOTE, "", markdown_table(GPU_HEADER, gpus)]
     others = compared_backends(summary)
     if not others:
-        parts += ["", f"## Against the reference backend ({reference})", "", "(no other backend ran)"]
+        parts += ["", f"## Against the reference backend ({reference})", "", f"({uncompared(summary)})"]
     for backend in others:
         rows = _pair_rows(summary, backend)
         parts += ["", f"## {reference} vs {backend}", ""]
         if rows.empty:
-            parts.append("(no case ran on both backends)")
+            parts.append(f"({uncompared(summary, backend)})")
         else:
             noted = _noted(rows)
             header = [*pair_header(reference, backend), *(["note"] if noted else [])]
@@ -455,7 +484,7 @@ def run_markdown(summary: Summary, title: str) -> str:
     transfer = transfer_markdown(summary.per_backend)
     if transfer:
         parts += ["", "## Transfer A → B (S4b)", "", transfer]
-    parts += ["", RUN_NOTE.format(reference=reference), ""]
+    parts += ["", run_note(summary), ""]
     return "\n".join(parts)
 
 
@@ -1177,7 +1206,8 @@ class TableData:
 
 
 def _per_backend_short(row: pd.Series) -> tuple[str, ...]:
-    """The terminal's per-backend row: the case in one cell, mean and std in two, no parameter count."""
+    """The terminal's per-backend row (and report.html's, ``--format md``'s): the case in one cell, mean and std in
+    two."""
     return (
         case_name(row),
         str(row["backend"]),
@@ -1188,9 +1218,16 @@ def _per_backend_short(row: pd.Series) -> tuple[str, ...]:
         _epoch_time_cell(row),
         fmt_seconds(row["warmup_time_s"], ".2f"),
         _timed_cell(row, "samples_per_s_median", ",.0f"),
+        fmt(row["params"], ",.0f"),  # as summary.md: report.html, drawn from these rows, had no parameter count
         mmac_cell(row["forward_macs"]),
         _timed_cell(row, "train_gflops", ",.2f"),
     )
+
+
+# the per-backend table's columns in the terminal, ``--format md`` and report.html (summary.md: PER_BACKEND_HEADER)
+PER_BACKEND_SHORT_HEADER = (
+    "case", "backend", "ok", "acc", "±", "val acc", "epoch s", "warm-up s", "samples/s", "params", "MMAC", "GFLOP/s",
+)  # fmt: skip
 
 
 def mmac_cell(macs: float) -> str:
@@ -1208,12 +1245,12 @@ def run_tables(summary: Summary) -> list[TableData]:
             "per_backend",
             "Per backend: test acc mean ± std over seeds; val acc mean over the ok trials' last epochs; epoch time s "
             "and samples/s medians over steady epochs, warm-up s over first epochs (deep_features: the extractor's "
-            "warm-up); MMAC: a forward pass's MACs per sample; GFLOP/s: 2 × the timed step's MACs per sample "
-            "(step_macs: forward, and backward where weights train; deep_features: the forward pass to its layer) × "
-            "samples/s",
-            ("case", "backend", "ok", "acc", "±", "val acc", "epoch s", "warm-up s", "samples/s", "MMAC", "GFLOP/s"),
+            "warm-up); params: the model's parameters; MMAC: a forward pass's MACs per sample; GFLOP/s: 2 × the timed "
+            "step's MACs per sample (step_macs: forward, and backward where weights train; deep_features: the forward "
+            "pass to its layer) × samples/s",
+            PER_BACKEND_SHORT_HEADER,
             tuple(_per_backend_short(r) for _, r in summary.per_backend.iterrows()),
-            note=RUN_NOTE.format(reference=reference),
+            note=run_note(summary),
         )
     ]
     settings = settings_rows(summary.per_backend)
@@ -1224,17 +1261,7 @@ def run_tables(summary: Summary) -> list[TableData]:
     if gpus:
         title = "GPU: the device, and the most memory its trials' framework held in tensors"
         tables.append(TableData("gpu", title, GPU_HEADER, gpus, note=GPU_NOTE))
-    for backend in compared_backends(summary):
-        pairs = _pair_rows(summary, backend)
-        if not pairs.empty:
-            noted = _noted(pairs)
-            rows = tuple(
-                (case_name(r), *pair_cells(r)[3:], *([str(r["note"])] if noted else [])) for _, r in pairs.iterrows()
-            )
-            difference = f"{reference} − {backend}"
-            title = f"{reference} vs {backend}: acc difference pp ({difference}); ratios {reference} / {backend}"
-            columns = ("case", "Δ acc pp", "time", "samples/s", *(("note",) if noted else ()))
-            tables.append(TableData(f"{reference}_vs_{backend}", title, columns, rows, 1))
+    tables += _comparison_tables(summary)
     speed = speed_mode_rows(summary.per_backend)
     if speed:
         title = "Speed modes: steady samples/s (median), ratio to the model's fastest mode, warm-up epoch s apart"
@@ -1258,6 +1285,32 @@ def run_tables(summary: Summary) -> list[TableData]:
         columns = ("case", "backend", "seeds", "Δ acc pp", "time ratio", "note")
         tables.append(TableData("statistics", title, columns, rows, note=STATS_NOTE.format(reference=reference)))
     return tables + _closing_tables(summary)
+
+
+PAIR_SHORT_HEADER = ("case", "Δ acc pp", "time", "samples/s")
+
+
+def _comparison_tables(summary: Summary) -> list[TableData]:
+    """A table per backend against the reference; one without rows says why in its title, as summary.md says it
+    (the terminal, ``--format md`` and report.html left it out without a word)."""
+    reference = summary.reference
+    others = compared_backends(summary)
+    if not others:
+        title = f"Against the reference backend ({reference}): {uncompared(summary)}"
+        return [TableData(f"{reference}_vs_none", title, PAIR_SHORT_HEADER, (), 1)]
+    tables = []
+    for backend in others:
+        pairs = _pair_rows(summary, backend)
+        noted = _noted(pairs)
+        rows = tuple(
+            (case_name(r), *pair_cells(r)[3:], *([str(r["note"])] if noted else [])) for _, r in pairs.iterrows()
+        )
+        difference = f"{reference} − {backend}"
+        title = f"{reference} vs {backend}: acc difference pp ({difference}); ratios {reference} / {backend}"
+        title = title if rows else f"{reference} vs {backend}: {uncompared(summary, backend)}"
+        columns = (*PAIR_SHORT_HEADER, *(("note",) if noted else ()))
+        tables.append(TableData(f"{reference}_vs_{backend}", title, columns, rows, 1))
+    return tables
 
 
 def _closing_tables(summary: Summary) -> list[TableData]:

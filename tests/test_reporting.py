@@ -499,6 +499,67 @@ def test_a_backend_without_a_shared_case_gets_an_empty_section():
     assert f"## {REFERENCE_BACKEND} vs {THIRD}\n\n(no case ran on both backends)" in text
 
 
+def _comparison_tables(summary) -> list[reporting.TableData]:
+    return [t for t in reporting.run_tables(summary) if t.name.startswith(f"{summary.reference}_vs_")]
+
+
+def test_the_terminal_and_report_tables_say_that_no_other_backend_ran():
+    """summary.md said "(no other backend ran)"; the terminal, ``--format md`` and report.html (all drawn from
+    run_tables) dropped the comparison without a word, and their note told how its ratios read."""
+    summary = summarize(to_frame(_rows(REFERENCE_BACKEND, "mlp", 0.9, 1.0)))
+    (table,) = _comparison_tables(summary)
+    assert table.title == f"Against the reference backend ({REFERENCE_BACKEND}): no other backend ran"
+    assert table.rows == () and table.title in reporting.render_text(table, 200)
+    assert f"## {table.title}" in reporting.markdown_tables(reporting.run_tables(summary))
+    (per_backend,) = [t for t in reporting.run_tables(summary) if t.name == "per_backend"]
+    assert "Nothing is compared (no other backend ran)." in per_backend.note
+    assert "Each comparison sets" not in per_backend.note
+    assert "Nothing is compared (no other backend ran)." in reporting.run_markdown(summary, "alone")
+
+
+def test_the_terminal_and_report_tables_say_that_no_case_ran_on_both_backends():
+    frame = to_frame(_rows(REFERENCE_BACKEND, "mlp", 0.9, 1.0) + _rows(THIRD, "cnn", 0.9, 1.0))
+    summary = summarize(frame)
+    (table,) = _comparison_tables(summary)
+    assert table.title == f"{REFERENCE_BACKEND} vs {THIRD}: no case ran on both backends" and table.rows == ()
+    assert "Nothing is compared (no case ran on both backends)." in reporting.run_note(summary)
+    # where one pair is compared, the note says how to read the comparisons, and the other pair's table why it is empty
+    rows = [r for backend, acc, time_s in THREE[:2] for r in _rows(backend, "mlp", acc, time_s)]
+    summary = summarize(to_frame(rows + _rows(THIRD, "cnn", 0.9, 1.0)))
+    titles = {t.name: t.title for t in _comparison_tables(summary)}
+    assert titles[f"{REFERENCE_BACKEND}_vs_{THIRD}"].endswith(": no case ran on both backends")
+    assert "acc difference pp" in titles[f"{REFERENCE_BACKEND}_vs_tensorflow"]
+    assert "Each comparison sets a backend against the reference backend" in reporting.run_note(summary)
+
+
+def test_a_run_without_the_reference_backend_says_the_reference_did_not_run():
+    """A TensorFlow-only run is compared with torch, which it did not train: its note read "Each comparison sets a
+    backend against the reference backend, torch", and summary.md "(no case ran on both backends)" alone."""
+    summary = summarize(to_frame(_rows("tensorflow", "mlp", 0.9, 1.0)))
+    assert summary.reference == REFERENCE_BACKEND
+    why = f"no case ran on both backends; {REFERENCE_BACKEND}, the reference backend, did not run"
+    (table,) = _comparison_tables(summary)
+    assert table.title == f"{REFERENCE_BACKEND} vs tensorflow: {why}" and table.rows == ()
+    markdown = reporting.run_markdown(summary, "tf")
+    assert f"## {REFERENCE_BACKEND} vs tensorflow\n\n({why})" in markdown
+    assert f"Nothing is compared ({why})." in markdown and "Each comparison sets" not in markdown
+
+
+def test_the_terminal_and_report_per_backend_table_carries_the_parameter_count():
+    """summary.md's per-backend table has a params column; the terminal's, which report.html shows, had none."""
+    rows = _rows(REFERENCE_BACKEND, "mlp", 0.9, 1.0) + _rows("tensorflow", "cnn", 0.9, 1.0)
+    for row in rows:
+        row["params"] = 27_370 if row["model"] == "mlp" else 1_234_567
+    summary = summarize(to_frame(rows))
+    (table,) = [t for t in reporting.run_tables(summary) if t.name == "per_backend"]
+    cells = {(row[0], row[1]): row[table.header.index("params")] for row in table.rows}
+    expected = {
+        (reporting.case_name(r), r["backend"]): f"{int(r['params']):,}" for _, r in summary.per_backend.iterrows()
+    }
+    assert cells == expected and set(cells.values()) == {"27,370", "1,234,567"}
+    assert "params" in table.title
+
+
 def test_terminal_summary_prints_one_comparison_table_per_other_backend(capsys, monkeypatch, tmp_path):
     monkeypatch.setenv("COLUMNS", "250")
     summary = summarize(_three_backend_frame())
