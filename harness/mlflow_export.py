@@ -5,7 +5,9 @@ nested MLflow run per trial, tagged with what identifies it (a spec-file model b
 name it): its config flattened into parameters (``optimizer.lr``, ...), its per-epoch metrics
 with step = the epoch's position in the trial (phases follow each other, so a second phase does not overwrite
 the first's epochs; each step's ``epoch`` and ``phase_index`` into the tag ``xfbench.phases`` say which it was),
-and its final test accuracy. MLflow is an optional extra (``pip install 'xfbench[mlflow]'``).
+its final test accuracy, its sizes as numbers and its steady-state medians as summary.md reports them. Every results
+column leaves as a tag, a parameter or a metric, or is named in :data:`NOT_EXPORTED` with the reason.
+MLflow is an optional extra (``pip install 'xfbench[mlflow]'``).
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from harness.mlflow_uri import (
     without_password,
 )
 from harness.plan import UNFINISHED_STATUSES, RunFileError
-from harness.summary import last_attempts, recorded_text, why_not_ok
+from harness.summary import in_timed_phase, last_attempts, recorded_text, steady_rows, timed_phase, why_not_ok
 from harness.user_files import read_run_json, read_run_rows
 
 # per step, where the row holds a finite value; warmup as 1/0 (True/False), so MLflow's charts show which epochs'
@@ -64,19 +66,43 @@ FINAL_METRICS = ("test_acc", "mc_test_acc", "mc_mean_prob", "mc_pred_std")
 # the test accuracy of the backbone xfbench trained for the trial, on its source task: its pretrain trial measured it,
 # whatever this trial's end (suites put a bar on it, SuiteCase.min_backbone_acc)
 BACKBONE_METRICS = ("backbone_test_acc",)
-TRIAL_TAGS = ("trial_id", "stage", "suite", "strategy", "model", "variant", "dataset", "backend", "framework_version")
-# Where and on what a trial ran (with which framework variables set), and what its network costs: MLflow's runs are
-# filtered and grouped by them (a machine's runs apart from another's, a model's size) as the results' own columns
-# are; tagged where recorded
+# the attempt tells a retried trial's run (its last attempt's rows) from one that ran once
+TRIAL_TAGS = (
+    "trial_id", "stage", "attempt", "suite", "strategy", "model", "variant", "dataset", "backend", "seed",
+    "framework_version",
+)  # fmt: skip
+# Where, on what and by which commit a trial ran (a resume may run another commit than run.json's, the parent run's),
+# in which worker process (a warm worker's later trials skip its imports), with which framework variables set, and
+# what its network and weights are: MLflow's runs are filtered and grouped by them as the results' own columns are;
+# tagged where recorded
 RECORD_TAGS = (
-    "host", "node", "cpu", "gpu", "device", "threads", "python_version", "params", "forward_macs", "weights", "inexact",
-    "framework_env",
+    "host", "node", "cpu", "gpu", "device", "threads", "python_version", "params", "forward_macs", "weights",
+    "weights_sha256", "inexact", "framework_env", "git_commit", "worker_pid", "worker_trials_before",
+    "worker_frameworks",
 )  # fmt: skip
 # What a phase trains and what its step costs (step_macs reads samples/s as GFLOP/s): one value, or where the trial's
 # phases differ, each phase's ("frozen 1,000; unfrozen 5,000" as "frozen: 1000, unfrozen: 5000")
 PHASE_TAGS = ("trainable_params", "frozen_params", "step_macs")
+# Sizes also logged as metrics (tags are text: MLflow could not filter `params > 1e6` nor chart them), one value each
+# at the trial's last step; the phase sizes per phase where the phases differ (trainable_params.frozen, ...)
+SIZE_METRICS = ("params", "forward_macs", "threads")
+# The trial's steady-state epoch time and samples/s, as summary.md reports a case's (harness.summary: the medians of
+# the epochs after each phase's warm-up, of its timed phase): MLflow's table of runs shows a metric's last step, the
+# last epoch's time alone
+STEADY_METRICS = {"epoch_time_s": "steady_epoch_time_s_median", "samples_per_s": "steady_samples_per_s_median"}
+DETAIL_TAG = "xfbench.details."  # a tag per key of the rows' details_json (xfbench.details.backbone, ...)
+# The results columns (harness.results.COLUMNS) that leave under another name than the tag xfbench.<column> or the
+# metric <column>: a tag, or a family of tags by its prefix
+EXPORTED_AS = {"phase": "xfbench.phases", "details_json": DETAIL_TAG}
+CONFIG_COLUMN = "config_json"  # the trial's parameters: its settings flattened (optimizer.lr, ...)
+# The results columns that are no tag, parameter or metric of the export, and why
+NOT_EXPORTED = {
+    "timestamp": "no value of its own: it stamps each metric step (MLflow's wall-time axis), and the trial's run "
+    "starts and ends when its rows say",
+}
 PARAM_LIMIT = 6000  # MLflow's longest parameter value
-ERROR_TAG_LIMIT = 5000  # of a trial's error text, as a tag (MLflow's tag values hold 8000 characters)
+TAG_LIMIT = 5000  # of a tag's text, under MLflow's limit (its tag values hold 8000 characters)
+ERROR_TAG_LIMIT = TAG_LIMIT  # of a trial's error text
 EXPERIMENT_NAME_LIMIT = 500  # MLflow's longest experiment name, where its constant cannot be read
 ARTIFACTS = ("summary.md", "report.html", "run.json")  # the run's files the parent run carries
 
@@ -229,7 +255,7 @@ def _metrics(trial: pd.DataFrame) -> list[Any]:
         phase = recorded_text(row.get("phase"))
         if phase and not pd.isna(row.get("epoch")):  # a skipped trial's row trained no epoch
             metrics.append(Metric(PHASE_INDEX, float(phases.index(phase)), stamp, step))
-    return metrics + _final_metrics(trial)
+    return metrics + _final_metrics(trial) + _size_metrics(trial) + _steady_metrics(trial)
 
 
 def _final_metrics(trial: pd.DataFrame) -> list[Any]:
@@ -263,18 +289,70 @@ def _phase_tags(trial: pd.DataFrame) -> dict[str, str]:
     differ (a transfer trial's frozen phase trains fewer parameters, at a cheaper step)."""
     phases = _phases(trial)
     tags = {"xfbench.phases": ",".join(phases)} if phases else {}
-    names = trial["phase"].map(recorded_text) if "phase" in trial else pd.Series("", index=trial.index)
     for key in (k for k in PHASE_TAGS if k in trial):
-        per_phase = {
-            phase: values[-1]
-            for phase in dict.fromkeys(names)
-            if (values := [v for v in map(recorded_text, trial.loc[names == phase, key]) if v])
-        }
-        if len(set(per_phase.values())) == 1:
-            tags[f"xfbench.{key}"] = next(iter(per_phase.values()))
+        per_phase = _phase_values(trial, key)
+        if set(per_phase) == {""}:
+            tags[f"xfbench.{key}"] = per_phase[""]
         elif per_phase:
             tags[f"xfbench.{key}"] = ", ".join(f"{phase}: {value}" for phase, value in per_phase.items())
-    return tags
+    timed = timed_phase(trial)  # the phase the steady medians time, where the trial trained in several
+    return tags | ({"xfbench.timed_phase": timed} if timed else {})
+
+
+def _phase_values(trial: pd.DataFrame, key: str) -> dict[str, str]:
+    """Each phase's last recorded ``key`` (as text) in the order the trial trained them, or ``{"": value}`` where
+    every phase recorded the same; empty where none did."""
+    names = trial["phase"].map(recorded_text) if "phase" in trial else pd.Series("", index=trial.index)
+    per_phase = {
+        phase: values[-1]
+        for phase in dict.fromkeys(names)
+        if (values := [v for v in map(recorded_text, trial.loc[names == phase, key]) if v])
+    }
+    return {"": next(iter(per_phase.values()))} if len(set(per_phase.values())) == 1 else per_phase
+
+
+def _last_recorded(trial: pd.DataFrame, key: str) -> str:
+    """The trial's last row's ``key`` that recorded one, as text ('' where none did): a last attempt whose worker
+    died ends in the driver's row, which records no machine."""
+    values = [v for v in map(recorded_text, trial[key]) if v] if key in trial else []
+    return values[-1] if values else ""
+
+
+def _size_metrics(trial: pd.DataFrame) -> list[Any]:
+    """:data:`SIZE_METRICS` and :data:`PHASE_TAGS` as numbers where recorded, at the trial's last step: one value
+    each, the phase sizes each phase's where the phases differ (``trainable_params.frozen``)."""
+    from mlflow.entities import Metric
+
+    values = {key: _last_recorded(trial, key) for key in SIZE_METRICS}
+    for key in (k for k in PHASE_TAGS if k in trial):
+        values |= {f"{key}.{phase}" if phase else key: v for phase, v in _phase_values(trial, key).items()}
+    stamp = _milliseconds(trial.iloc[-1].get("timestamp"))
+    numbers = {name: pd.to_numeric(text, errors="coerce") for name, text in values.items() if text}
+    return [Metric(name, float(n), stamp, len(trial)) for name, n in numbers.items() if math.isfinite(n)]
+
+
+def _steady_metrics(trial: pd.DataFrame) -> list[Any]:
+    """:data:`STEADY_METRICS`: the medians of the trial's steady epochs in its timed phase, with the rows and the
+    functions summary.md's figures come from (none where no epoch after a warm-up ended ok), at its last step."""
+    from mlflow.entities import Metric
+
+    steady = steady_rows(in_timed_phase(trial))
+    stamp = _milliseconds(trial.iloc[-1].get("timestamp"))
+    medians = {name: float(steady[c].astype(float).median()) for c, name in STEADY_METRICS.items() if len(steady)}
+    return [Metric(name, value, stamp, len(trial)) for name, value in medians.items() if math.isfinite(value)]
+
+
+def _details_tags(trial: pd.DataFrame) -> dict[str, str]:
+    """The trial's last recorded details_json (its backbone's hash, head, feature size, scikit-learn version, ...)
+    as a tag per key (nested keys joined by '.', lists as JSON), each within MLflow's tag limit."""
+    text = _last_recorded(trial, "details_json")
+    try:
+        details = json.loads(text) if text else {}
+    except ValueError:  # not a row xfbench wrote: kept whole, as far as a tag holds it
+        return {DETAIL_TAG.rstrip("."): text[:TAG_LIMIT]}
+    if not isinstance(details, dict):
+        return {DETAIL_TAG.rstrip("."): text[:TAG_LIMIT]}
+    return {f"{DETAIL_TAG}{key}": value[:TAG_LIMIT] for key, value in flatten(details).items()}
 
 
 def _span(rows: pd.DataFrame) -> tuple[int | None, int | None]:
@@ -322,19 +400,17 @@ def _search_marks(run_dir: Path, info: dict[str, Any], frame: pd.DataFrame) -> d
 
 
 def _log_trial(client: Any, experiment_id: str, trial_id: str, trial: pd.DataFrame, common: dict[str, str]) -> str:
-    """One trial as a nested MLflow run: its case as tags (and its final status), its config as parameters, its
-    epochs as metric steps, started and ended when it trained."""
+    """One trial as a nested MLflow run: its case, provenance and details as tags (and its final status), its config
+    as parameters, its epochs as metric steps, its sizes and steady medians as metrics, started and ended when it
+    trained."""
     from mlflow.entities import Param
 
     first = trial.iloc[0]
-    tags = {f"xfbench.{k}": str(first[k]) for k in TRIAL_TAGS if k in trial and not pd.isna(first[k])}
-    # each as the trial's last row that recorded it: a last attempt whose worker died ends in the driver's row,
-    # which records no machine
-    for key in (k for k in RECORD_TAGS if k in trial):
-        values = [v for v in map(recorded_text, trial[key]) if v]  # '' where none was recorded: no tag
-        if values:
-            tags[f"xfbench.{key}"] = values[-1]
-    tags |= _phase_tags(trial)
+    # recorded_text: a seed or attempt read back as a float (a column with a gap) is tagged "1", not "1.0"
+    tags = {f"xfbench.{k}": recorded_text(first[k]) for k in TRIAL_TAGS if k in trial and not pd.isna(first[k])}
+    # each as the trial's last row that recorded it ('' where none did: no tag)
+    tags |= {f"xfbench.{key}": value for key in RECORD_TAGS if (value := _last_recorded(trial, key))}
+    tags |= _phase_tags(trial) | _details_tags(trial)
     if "xfbench.model" in tags:  # a spec file by its name, as tables name it (the path is a parameter)
         tags["xfbench.model"] = model_label(tags["xfbench.model"])
     status = str(trial.iloc[-1]["status"])
@@ -346,7 +422,7 @@ def _log_trial(client: Any, experiment_id: str, trial_id: str, trial: pd.DataFra
     child = client.create_run(
         experiment_id, run_name=trial_id, tags={**tags, **common, "xfbench.status": status}, start_time=start
     ).info.run_id
-    params = flatten(json.loads(first["config_json"])) if isinstance(first["config_json"], str) else {}
+    params = flatten(json.loads(first[CONFIG_COLUMN])) if isinstance(first[CONFIG_COLUMN], str) else {}
     params = {k: v for k, v in params.items() if not _machinery(k, v)}
     ended = {"ok": "FINISHED", "skipped": "KILLED"}.get(status, "FAILED")  # KILLED: MLflow's "did not run"
     with _ended_if_stopped(client, child):  # not left RUNNING, as if it were still training
