@@ -5,11 +5,13 @@ pytest-benchmark measures a callable with a timer. In pedantic mode we give it a
 statistics (min, median, IQR, ...) are those of the real epochs and ``--benchmark-autosave``,
 ``--benchmark-compare`` and ``--benchmark-compare-fail=median:10%`` work on them as on any benchmark.
 :func:`epoch_rounds` picks those epochs from a case's results rows, one phase of a case that has several, or says
-why there are none (docs/regressions.md, "pytest-benchmark").
+why there are none (docs/regressions.md, "pytest-benchmark"), and :func:`accuracies_by_seed` the case's final test
+accuracies by seed.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,30 +20,74 @@ import pandas as pd
 
 
 class EpochReplayClock:
-    """A timer whose consecutive (start, end) ticks are 0, d1, d1, d1+d2, ... for durations d1, d2, ..."""
+    """A timer whose consecutive (start, end) ticks are 0, d1, 0, d2, ... for durations d1, d2, ...: each round
+    starts at 0, so its end less its start is the duration exactly (a running sum's, d1 + d2 - d1, was not: 0.6 came
+    back 0.6000000000000001). Exhausted, it reads 0: a caller that reads it more often than twice a round gets rounds
+    that differ from the durations, which :func:`record_epochs` refuses."""
 
     __name__ = "xfbench.epoch_replay_clock"
 
     def __init__(self, durations: Sequence[float]) -> None:
-        ticks: list[float] = []
-        now = 0.0
-        for duration in durations:
-            ticks += [now, now + duration]
-            now += duration
-        self._ticks = iter(ticks)
+        self._ticks = iter([tick for duration in durations for tick in (0.0, float(duration))])
 
     def __call__(self) -> float:
-        return next(self._ticks)
+        return next(self._ticks, 0.0)
 
 
 def record_epochs(benchmark: Any, durations: Sequence[float], group: str, extra_info: dict[str, Any]) -> None:
-    """Record ``durations`` (seconds, one per epoch) as the benchmark's rounds."""
+    """Record ``durations`` (seconds, one per epoch) as the benchmark's rounds, and check that pytest-benchmark
+    recorded them: the clock is set on the fixture's private ``_timer`` (pytest-benchmark has no public timer per
+    test; ``--benchmark-timer`` sets the session's), which a pytest-benchmark release may rename or read otherwise,
+    and then the rounds would time the no-op target, silently."""
     if not durations:
         return
     benchmark.group = group
     benchmark.extra_info.update(extra_info)
-    benchmark._timer = EpochReplayClock(durations)  # the documented --benchmark-timer hook, set per test
+    benchmark._timer = EpochReplayClock(durations)  # read by pedantic's runner (pytest-benchmark 4 and 5)
     benchmark.pedantic(lambda: None, rounds=len(durations), iterations=1, warmup_rounds=0)
+    if getattr(benchmark, "disabled", False):  # --benchmark-disable: pedantic ran the target once, records nothing
+        return
+    recorded = getattr(getattr(getattr(benchmark, "stats", None), "stats", None), "data", None)
+    if recorded is None or not _same_times(recorded, durations):
+        raise RuntimeError(
+            f"Expected pytest-benchmark to record the {len(durations)} epoch times of {group} as its rounds "
+            f"({_seconds(durations)}). Received: {_seconds(recorded) if recorded is not None else 'no rounds'} "
+            f"from pytest-benchmark {_benchmark_version()}, which did not time its rounds with xfbench's replay "
+            "clock (set as its fixture's _timer). To fix, install a pytest-benchmark release xfbench records with "
+            "(4 or 5: pip install 'pytest-benchmark>=4,<6'), or pass -p no:benchmark, and report this."
+        )
+
+
+def _same_times(recorded: Sequence[float], durations: Sequence[float]) -> bool:
+    return len(recorded) == len(durations) and all(
+        math.isclose(float(r), float(d), rel_tol=1e-12, abs_tol=1e-15) for r, d in zip(recorded, durations, strict=True)
+    )
+
+
+def _seconds(times: Sequence[float]) -> str:
+    shown = ", ".join(f"{float(t):.6g}" for t in list(times)[:5])
+    return f"[{shown}{', ...' if len(times) > 5 else ''}] s"
+
+
+def _benchmark_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("pytest-benchmark")
+    except PackageNotFoundError:  # a fixture of another origin
+        return "(version unknown)"
+
+
+def accuracies_by_seed(rows: pd.DataFrame) -> dict[str, float]:
+    """The final test accuracy of each trial of a case (``rows``: one case's, one backend's) whose last attempt
+    ended ok, keyed by its seed (as text: JSON's keys are) in the seeds' numeric order: seed 10 after 9, not after
+    1 (a list in the trial ids' text order put seeds 10 and 11 before 2, without saying which was which)."""
+    from harness.summary import final_rows
+
+    finals = final_rows(rows)
+    ok = finals[(finals["status"] == "ok") & finals["test_acc"].notna()] if len(finals) else finals
+    pairs = sorted((int(seed), float(acc)) for seed, acc in zip(ok["seed"], ok["test_acc"], strict=True))
+    return {str(seed): acc for seed, acc in pairs}
 
 
 # deep_features trains no epoch: scikit-learn fits a head on features the backbone extracted once (or read from the

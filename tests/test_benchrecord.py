@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from harness.backend import REFERENCE_BACKEND
-from harness.benchrecord import NO_EPOCHS_TO_RECORD, EpochReplayClock, epoch_rounds
+from harness.benchrecord import NO_EPOCHS_TO_RECORD, EpochReplayClock, accuracies_by_seed, epoch_rounds, record_epochs
 from harness.pytest_plugin import _benchmark_case
 from harness.results import to_frame
 
@@ -56,19 +56,24 @@ def _deep_features_rows(cached: bool):
 
 
 class _Benchmark:
-    """pytest-benchmark's fixture as the recording uses it: pedantic mode reads the timer around each round."""
+    """pytest-benchmark's fixture as the recording uses it: pedantic mode reads the timer around each round, and keeps
+    the rounds in ``stats.stats.data``; ``timer``: a release that reads another timer than ``_timer``."""
 
-    def __init__(self) -> None:
+    def __init__(self, timer: Any = None) -> None:
         self.group: str | None = None
         self.extra_info: dict[str, Any] = {}
         self._timer: Any = None
+        self._own_timer = timer
         self.rounds: list[float] = []
+        self.stats: Any = None
 
     def pedantic(self, target, rounds, iterations, warmup_rounds):
+        timer = self._own_timer or self._timer
         for _ in range(rounds):
-            start = self._timer()
+            start = timer()
             target()
-            self.rounds.append(self._timer() - start)
+            self.rounds.append(timer() - start)
+        self.stats = SimpleNamespace(stats=SimpleNamespace(data=self.rounds))
 
 
 def _record(frame, recording: bool = True):
@@ -173,7 +178,44 @@ def test_a_one_phase_case_records_its_steady_epochs_under_the_case_group():
     assert (benchmark.extra_info["phase"], benchmark.extra_info["timing_basis"]) == ("", "steady")
 
 
-def test_the_replay_clock_reproduces_the_durations():
-    clock = EpochReplayClock([0.5, 0.25])
-    ticks = [clock() for _ in range(4)]
-    assert [ticks[1] - ticks[0], ticks[3] - ticks[2]] == [0.5, 0.25]
+def test_the_replay_clock_reproduces_the_durations_exactly():
+    """Its ticks were a running sum: 0.6 after 0.5 came back 0.6000000000000001."""
+    clock = EpochReplayClock([0.5, 0.6, 0.25])
+    ticks = [clock() for _ in range(6)]
+    assert [ticks[1] - ticks[0], ticks[3] - ticks[2], ticks[5] - ticks[4]] == [0.5, 0.6, 0.25]
+
+
+def test_rounds_pytest_benchmark_did_not_time_with_the_replay_clock_are_refused():
+    """The clock is set on the fixture's private _timer: a pytest-benchmark that reads another timer timed the no-op
+    target, and the benchmark saved microseconds as the case's epoch time, silently."""
+    lambda_times = iter([0.0, 2e-7, 1.0, 1.0000003])
+    benchmark = _Benchmark(timer=lambda: next(lambda_times))
+    with pytest.raises(RuntimeError) as raised:
+        record_epochs(benchmark, [0.5, 0.6], group="smoke:the-case", extra_info={})
+    said = str(raised.value)
+    assert said.startswith(
+        "Expected pytest-benchmark to record the 2 epoch times of smoke:the-case as its rounds ([0.5, 0.6] s). "
+        "Received: [2e-07, 3e-07] s from pytest-benchmark "
+    ), said
+    assert (
+        "did not time its rounds with xfbench's replay clock" in said and "To fix, install a pytest-benchmark" in said
+    )
+    recorded = _Benchmark()  # the clock read: no refusal
+    record_epochs(recorded, [0.5, 0.6], group="smoke:the-case", extra_info={})
+    assert recorded.rounds == [0.5, 0.6]
+    disabled = _Benchmark(timer=lambda: 0.0)  # --benchmark-disable: pytest-benchmark records nothing, not refused
+    disabled.disabled = True  # type: ignore[attr-defined]
+    record_epochs(disabled, [0.5], group="smoke:the-case", extra_info={})
+
+
+def test_twelve_seeds_accuracies_are_keyed_by_seed_in_the_seeds_order():
+    """extra_info's per-seed accuracies were a list in the trial ids' text order, s10 and s11 before s2, unlabelled:
+    [0.0, 0.01, 0.1, 0.11, 0.02, ...]."""
+    frame = _rows("scratch", {"scratch": 2}, seeds=12)
+    final = frame["test_acc"].notna()
+    frame.loc[final, "test_acc"] = frame.loc[final, "seed"].astype(float) / 100
+    by_seed = accuracies_by_seed(frame.sort_values("trial_id", kind="stable"))  # s0, s1, s10, s11, s2, ...
+    assert list(by_seed) == [str(seed) for seed in range(12)]
+    assert by_seed == {str(seed): pytest.approx(seed / 100) for seed in range(12)}
+    frame.loc[frame["trial_id"] == "scratch-s3", "status"] = "failed"  # a trial not ok has no accuracy
+    assert "3" not in accuracies_by_seed(frame) and len(accuracies_by_seed(frame)) == 11

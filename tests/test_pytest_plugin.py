@@ -7,6 +7,7 @@ import json
 import math
 import re
 import shutil
+import statistics
 from pathlib import Path
 
 import pandas as pd
@@ -767,8 +768,13 @@ def test_a_benchmark_saves_a_short_param_and_only_cases_whose_trials_all_ended_o
     """What pytest-benchmark saves per test: its parameter was the CaseHandle's dataclass repr, the whole session
     state with it (27 KB for one trial, growing with the session); a case with a diverged trial recorded the other
     trials' epochs as the case's time, beside its failure; warm-up times came from every row (an earlier attempt's
-    too) and the framework version from the first row, here the driver's, which has none."""
-    pytester.makeconftest(RETRIED_RUN_CONFTEST)
+    too) and the framework version from the first row, here the driver's, which has none. The saved statistics are
+    the recorded epochs' exactly (the check behind them: rounds pytest-benchmark did not time with xfbench's clock
+    are refused, tests/test_benchrecord.py); the replay clock's running sum made seed 1's 0.6 s 0.6000000000000001."""
+    steady = {0: 0.5, 1: 0.6}  # torch's steady epoch time per seed; each trial's warm-up epoch 1.0 s
+    pytester.makeconftest(
+        RETRIED_RUN_CONFTEST.replace("epoch(trial, 1, 2, 0.5)", "epoch(trial, 1, 2, 0.5 + trial.seed / 10)")
+    )
     pytester.makepyfile(
         test_suite=TWO_SEED_SUITE.format(gap="").replace("xfbench_case.check_bar()", "pass")  # the benchmark alone
     )
@@ -785,6 +791,9 @@ def test_a_benchmark_saves_a_short_param_and_only_cases_whose_trials_all_ended_o
     (param,) = torch["params"].values()  # pytest-benchmark saves it as UNSERIALIZABLE[<its repr>]
     assert "CaseHandle(pair:scratch-mlp-digits [torch])" in param and len(param) < 80, param[:200]
     assert torch["stats"]["rounds"] == 2
+    stats = torch["stats"]
+    assert (stats["median"], stats["min"], stats["max"]) == (statistics.median(steady.values()), 0.5, 0.6), stats
+    assert torch["extra_info"]["steady_epoch_time_s_median_per_phase"] == {"train": stats["median"]}  # summary's
     assert torch["extra_info"]["warmup_epoch_time_s"] == [1.0, 1.0]  # not the first attempt's 9 s
     assert torch["extra_info"]["framework_version"] == "9.9"
     # what the times depend on beyond the code, for pytest-benchmark's compare to show (it saw none of it)
