@@ -1033,7 +1033,7 @@ def _benchmark_session_records(config: pytest.Config) -> bool:
 def _record_benchmark(benchmark: Any, handle: CaseHandle, rounds: EpochRounds) -> None:
     """A case of several phases records one of them (pytest-benchmark keeps one benchmark per test), named in its
     group and ``extra_info``: pooled, its rounds mixed two workloads (a frozen backbone's steps and a whole one's)."""
-    from harness.benchrecord import record_epochs
+    from harness.benchrecord import accuracies_by_seed, record_epochs
     from harness.compare import final_accuracies
     from harness.summary import framework_versions, trained_rows
 
@@ -1059,7 +1059,7 @@ def _record_benchmark(benchmark: Any, handle: CaseHandle, rounds: EpochRounds) -
             "epochs_recorded": len(rounds.durations),
             "warmup_epoch_time_s": [float(t) for t in warmups],
             "test_acc_mean": float(accs.mean()) if len(accs) else None,
-            "test_acc_per_seed": [float(a) for a in accs],
+            "test_acc_by_seed": accuracies_by_seed(rows),  # seed -> accuracy, in the seeds' numeric order
             "samples_per_s_median": rounds.samples_per_s_median,
             "framework_version": framework_versions(trained).get(handle.backend, ""),
             "run_id": handle.state.outcome.run_id,

@@ -217,5 +217,9 @@ def test_twelve_seeds_accuracies_are_keyed_by_seed_in_the_seeds_order():
     by_seed = accuracies_by_seed(frame.sort_values("trial_id", kind="stable"))  # s0, s1, s10, s11, s2, ...
     assert list(by_seed) == [str(seed) for seed in range(12)]
     assert by_seed == {str(seed): pytest.approx(seed / 100) for seed in range(12)}
+    benchmark, said = _record(frame.sort_values("trial_id", kind="stable"))  # as the case's benchmark saves them
+    assert said == [] and benchmark is not None
+    assert list(benchmark.extra_info["test_acc_by_seed"]) == [str(seed) for seed in range(12)]
+    assert "test_acc_per_seed" not in benchmark.extra_info
     frame.loc[frame["trial_id"] == "scratch-s3", "status"] = "failed"  # a trial not ok has no accuracy
     assert "3" not in accuracies_by_seed(frame) and len(accuracies_by_seed(frame)) == 11
