@@ -6,7 +6,7 @@ Per (suite, strategy, model, dataset, backend):
   trials resampled, then each drawn trial's epochs: :func:`harness.statistics.ratio_interval`); a regression
   when the whole interval lies above the threshold (default 1.10) **and** a one-sided Mann-Whitney U test over
   the per-epoch times says new > base with p < alpha (default 0.01); an improvement symmetrically (interval below
-  1/threshold, new < base, p < alpha), each only where, with two trials or more a side, Welch's test on the
+  1/threshold, new < base, p < alpha), each only with two trials or more a side and where Welch's test on the
   trials' log median epoch times agrees (:func:`_confirmed_by_trials`). That test's level and the interval's
   confidence follow alpha (:attr:`Thresholds.trials_alpha`: 0.05 and 95 % at the default). Either is
   *marked* (:data:`harness.statistics.SIGNIFICANT_MARK`). A ratio beyond the band these do not decide is ``n/a``,
@@ -23,8 +23,9 @@ Per (suite, strategy, model, dataset, backend):
   an improvement symmetrically. Each standard deviation is at least one test image
   (:func:`harness.statistics.one_image_pp`): seeds that all differ alike still get an interval.
 
-With a single seed on a side there is no interval: a change within the threshold is unchanged, one beyond it is
-not decided (``n/a``, noted), never marked on its size alone. A case whose settings
+With a single seed on a side the noise between seeds is unknown, for accuracy (no interval) and for epoch time
+(one trial's epochs move together: :func:`_one_seed_change`): a change within the threshold is unchanged, one beyond
+it is not decided (``n/a``, noted), never marked on its size alone. A case whose settings
 or runtime options differ between the runs says which (:func:`config_change`, :func:`runtime_change`).
 """
 
@@ -305,24 +306,16 @@ def _time_verdict(
     # p of the test in the ratio's direction: the smaller of the two read "new slower" beside a ratio below 1
     side_p = slower_p if ratio > 1.0 else faster_p
     change = TimeChange(float(np.median(b)), float(np.median(n)), ratio, (low, high), side_p, "")
-    # NaN bounds (under two epochs a side) compare False: never significant
+    # One trial on a side (the only way to under two epochs there, whose interval has no bounds): not decided
+    if min(len(base_times), len(new_times)) < 2:
+        return _one_seed_change(change, (len(base_times), len(new_times)), t)
     if low > t.time_ratio and slower_p < t.alpha:
         return _confirmed_by_trials(replace(change, p=slower_p, verdict="regression"), base_times, new_times, t)
     if high < 1.0 / t.time_ratio and faster_p < t.alpha:
         return _confirmed_by_trials(replace(change, p=faster_p, verdict="improvement"), base_times, new_times, t)
     # A change beyond the band that the test could never confirm is undecided, not unchanged: the one-sided exact
     # Mann-Whitney test's smallest p is every epoch of one side beyond every epoch of the other.
-    # Under two epochs a side the interval has no bounds: the point ratio says whether it lies beyond the band, and
-    # without an interval no change is decided, whatever the test could reach.
     within = 1.0 / t.time_ratio <= ratio <= t.time_ratio
-    if math.isnan(low) or math.isnan(high):
-        if within:
-            return replace(change, verdict="unchanged")
-        note = (
-            f"epoch time not decided: {len(b)} and {len(n)} steady epochs, and one epoch on a side gives no "
-            "interval; run more epochs or seeds"
-        )
-        return replace(change, verdict="n/a", note=note)
     # The point ratio beyond the band is enough: few epochs give a wide interval, which reaches into the band where
     # the change is large (1.36x at [1.046, 2.232] over 3 and 3 epochs read "unchanged", counted no regression)
     beyond = not within or low > t.time_ratio or high < 1.0 / t.time_ratio
@@ -338,6 +331,24 @@ def _time_verdict(
     return replace(change, verdict="unchanged")
 
 
+def _one_seed_change(change: TimeChange, trials: tuple[int, int], t: Thresholds) -> TimeChange:
+    """``change`` where a side has one trial (``trials``: base's and new's count): unchanged within the band, else
+    not decided. One trial's epochs move together (its seed, the load of its minutes), so the interval and the
+    Mann-Whitney test over them see no noise between trials: with one seed a side of nine steady epochs, 10 % spread
+    between trials, identical runs were called a regression 15 % of the time (docs/regressions.md); within a run the
+    same case is never marked, and one seed's accuracy is not decided either. One epoch on a side: no interval
+    (NaN bounds), the point ratio alone says whether it lies beyond the band."""
+    low, high = change.ci
+    if 1.0 / t.time_ratio <= change.ratio <= t.time_ratio and not (low > t.time_ratio or high < 1.0 / t.time_ratio):
+        return replace(change, verdict="unchanged")
+    where = "a side" if trials == (1, 1) else "in base" if trials[0] == 1 else "in new"
+    note = (
+        f"epoch time not decided: ratio {change.ratio:.3f} lies beyond the band, but noise between trials unknown "
+        f"(1 seed {where}); run 2 seeds or more"
+    )
+    return replace(change, verdict="n/a", note=note)
+
+
 # The trials are the units that vary independently (a seed, the load of its minutes); one trial's epochs move
 # together, so the pooled epochs' test with a bootstrap over two trials a side called 3.7 % of equal runs (two
 # seeds of four steady epochs, 10 % spread between trials) a time change at alpha 0.01: a six-case gate failed one
@@ -346,9 +357,9 @@ def _time_verdict(
 def _confirmed_by_trials(
     change: TimeChange, base_times: list[np.ndarray], new_times: list[np.ndarray], t: Thresholds
 ) -> TimeChange:
-    """``change``, a regression or improvement its epochs decided, where Welch's test on the trials' log medians
-    agrees (p < ``t.trials_alpha``) or cannot be run (one trial on a side: its epochs decide alone); else
-    undecided."""
+    """``change``, a regression or improvement its epochs decided over two trials or more a side, where Welch's
+    test on the trials' log medians agrees (p < ``t.trials_alpha``) or has nothing to test (every trial's median
+    alike on both sides); else undecided. One trial on a side never gets here (:func:`_one_seed_change`)."""
     trials_p = trials_test(new_times, base_times)
     if math.isnan(trials_p) or trials_p < t.trials_alpha:
         return change
