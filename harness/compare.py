@@ -7,7 +7,8 @@ Per (suite, strategy, model, dataset, backend):
   when the whole interval lies above the threshold (default 1.10) **and** a one-sided Mann-Whitney U test over
   the per-epoch times says new > base with p < alpha (default 0.01); an improvement symmetrically (interval below
   1/threshold, new < base, p < alpha), each only with two trials or more a side and where Welch's test on the
-  trials' log median epoch times agrees (:func:`_confirmed_by_trials`). That test's level and the interval's
+  trials' log median epoch times agrees (:func:`_confirmed_by_trials`; one trial on a side decides no time change:
+  the noise between trials is unknown). That test's level and the interval's
   confidence follow alpha (:attr:`Thresholds.trials_alpha`: 0.05 and 95 % at the default). Either is
   *marked* (:data:`harness.statistics.SIGNIFICANT_MARK`). A ratio beyond the band these do not decide is ``n/a``,
   noted; so is every time between runs timed on other machines (CPU model or GPU) or with other thread counts

@@ -1031,6 +1031,7 @@ def test_the_rules_and_the_docstring_name_welchs_interval_for_runs_without_a_com
         assert "Welch's t interval of the two runs' seeds" in text and "two or more a side" in text
         # the time mark's third condition (_confirmed_by_trials), which the rules and docstring left out
         assert "Welch's test on the trials' log median epoch times agrees" in text
+        assert "one trial on a side decides no time change" in text
         assert "bootstrap of each run's seeds" not in text
     regressions = " ".join((Path(__file__).resolve().parents[1] / "docs" / "regressions.md").read_text().split())
     assert "Runs without a seed ok in both: Welch's t interval of the two runs' seeds" in regressions
