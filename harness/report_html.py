@@ -1,12 +1,12 @@
 """``xfbench report``: one self-contained HTML page per run or history of runs, offline by construction.
 
-The page holds the run's provenance (run.json), the end-of-run tables (:func:`harness.reporting.run_tables`, the
-cells the terminal prints; summary.md lays the same numbers out wider, some to more digits), and the plots of
-:mod:`harness.plots` inlined as SVG: no script, no style sheet, font or image is fetched, so it opens from a CI
-artefact or an e-mail. Each plot is also written as PNG and SVG into ``<report stem>_plots/`` beside the page. Given
-several runs (or a results directory), the page shows the newest run in full and the history of all of them, with
-the regressions ``xfbench compare`` flags circled: each run's case against the last earlier run that ran it (a run
-of other cases in between is passed over).
+The page holds the run's provenance (run.json, each resume's too), the end-of-run tables
+(:func:`harness.reporting.run_tables`, the cells the terminal prints; summary.md lays them out wider, adds a params
+column to the per-backend table and gives some numbers to more digits), and the plots of :mod:`harness.plots` inlined as
+SVG: no script, no style sheet, font or image is fetched, so it opens from a CI artefact or an e-mail. Each plot is also
+written as PNG and SVG into ``<report stem>_plots/`` beside the page. Given several runs (or a results directory), the
+page shows the newest run in full and the history of all of them, with the regressions ``xfbench compare`` flags
+circled: each run's case against the last earlier run that ran it (a run of other cases in between is passed over).
 """
 
 from __future__ import annotations
@@ -60,6 +60,7 @@ PROVENANCE_KEYS = (
     "kind",
     "title",
     "status",
+    "error",  # what stopped the driver (an interrupted run), as run.json records it
     "started",
     "finished",
     "wall_time_s",
@@ -74,6 +75,12 @@ PROVENANCE_KEYS = (
     "trial_status",
     "reference",
 )
+# Provenance of one session where a run was resumed: run.json keeps the first session's (each resume's own code and
+# command are in its `resumes` entry), or the last session's (a resume replaces them).
+FIRST_SESSION = frozenset({"git_commit", "command", "driver_host", "driver_cpu", "python_version"})
+LAST_SESSION = frozenset({"scheduler", "wall_time_s"})
+# A resume's columns first (the rest: harness.plan.ResumeRecord's other fields, as run.json records them)
+RESUME_LEADING = ("at", "git_commit", "command")
 
 
 @dataclass(frozen=True)
@@ -142,7 +149,7 @@ def _forget_earlier_plots(plot_dir: Path, drawn: list[str]) -> None:
     is touched. Then list this report's plots."""
     manifest = plot_dir / PLOT_MANIFEST
     try:
-        earlier = json.loads(manifest.read_text()) if manifest.is_file() else []
+        earlier = json.loads(manifest.read_text(encoding="utf-8")) if manifest.is_file() else []
     except (OSError, UnicodeDecodeError, json.JSONDecodeError):
         earlier = []  # a damaged manifest: leave the folder as it is
     for name in earlier if isinstance(earlier, list) else []:
@@ -247,25 +254,118 @@ def _command_text(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value)  # a hand-edited run.json: shown as it is
 
 
+def _cell_text(value: Any) -> str:
+    """A run.json value as one cell: text as it is, a list of names joined, a mapping as ``key: value`` pairs."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return ", ".join(value)
+    if isinstance(value, dict):
+        return "; ".join(f"{k}: {v if isinstance(v, str) else json.dumps(v)}" for k, v in value.items())
+    return json.dumps(value)
+
+
+def _resumes(info: dict[str, Any]) -> list[dict[str, Any]]:
+    """run.json's resumes, oldest first (a hand-edited entry that is not a record left out)."""
+    resumes = info.get("resumes")
+    return [r for r in resumes if isinstance(r, dict)] if isinstance(resumes, list) else []
+
+
+def _session_label(key: str, resumed: bool) -> str:
+    """``key``, saying which session its value is of where the run was resumed: the first one's commit and command
+    read as the code that produced every row, the last one's wall time as the whole run's."""
+    if resumed and key in FIRST_SESSION:
+        return f"{key} (first session)"
+    return f"{key} (last session)" if resumed and key in LAST_SESSION else key
+
+
+def _session_commits(info: dict[str, Any], resumes: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """A row of the commits the run's sessions ran, where they differ (a resume after a `git pull`); none else. A
+    resume recorded before its commit was has none to list."""
+    sessions = [("first session", info.get("git_commit"))]
+    sessions += [(f"resume {n}", r.get("git_commit")) for n, r in enumerate(resumes, start=1)]
+    known = [(session, commit) for session, commit in sessions if isinstance(commit, str) and commit]
+    if len({commit for _, commit in known}) < 2:
+        return []
+    return [("git commits (each session)", ", ".join(f"{commit} ({session})" for session, commit in known))]
+
+
 def _provenance_html(info: dict[str, Any]) -> str:
-    rows = []
+    resumes = _resumes(info)
+    cells: list[tuple[str, str]] = []
     for key in PROVENANCE_KEYS:
         if key in info and info[key] not in (None, "", {}, []):
             value = info[key]
             text = _command_text(value) if key == "command" else value if isinstance(value, str) else json.dumps(value)
-            rows.append(f"<tr><th>{html.escape(key)}</th><td>{html.escape(str(text))}</td></tr>")
+            cells.append((_session_label(key, bool(resumes)), str(text)))
+            cells += _session_commits(info, resumes) if key == "git_commit" else []
     nodes = info.get("ray_nodes") or []
     if nodes:
-        rows.append(f"<tr><th>ray_nodes</th><td>{html.escape(json.dumps(nodes))}</td></tr>")
-    return "<table>" + "".join(rows) + "</table>"
+        cells.append(("ray_nodes", json.dumps(nodes)))
+    rows = "".join(f"<tr><th>{html.escape(key)}</th><td>{html.escape(text)}</td></tr>" for key, text in cells)
+    return f"<table>{rows}</table>" + _resumes_html(info, resumes)
+
+
+def _options_changed(before: Any, after: Any) -> str:
+    """The execution options a resume changed, ``before`` (its execution_before) -> ``after`` (the next session's,
+    run.json's scheduler for the last)."""
+    if not isinstance(before, dict):
+        return "not recorded"  # a resume recorded before 2026-12-05
+    if not isinstance(after, dict):
+        return _cell_text(before)
+    changed = [f"{k} {json.dumps(v)} -> {json.dumps(after[k])}" for k, v in before.items() if after.get(k, v) != v]
+    return ", ".join(changed) or "none"
+
+
+def _resumes_html(info: dict[str, Any], resumes: list[dict[str, Any]]) -> str:
+    """Each resume as run.json records it (harness.plan.ResumeRecord): when, the code and command it ran, the trials
+    it kept and reran, and the execution options it changed. Nothing for a run never resumed."""
+    if not resumes:
+        return ""
+    from dataclasses import fields
+
+    from harness.plan import ResumeRecord
+
+    columns = [*RESUME_LEADING, *(f.name for f in fields(ResumeRecord) if f.name not in RESUME_LEADING)]
+    afters = [*(r.get("execution_before") for r in resumes[1:]), info.get("scheduler")]
+    rows = []
+    for number, (resume, after) in enumerate(zip(resumes, afters, strict=True), start=1):
+        cells = [
+            _options_changed(resume.get(c), after) if c == "execution_before"
+            else _command_text(resume[c]) if c == "command" and c in resume
+            else _cell_text(resume.get(c, ""))
+            for c in columns
+        ]  # fmt: skip
+        rows.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in [str(number), *cells]) + "</tr>")
+    shown = ["resume", *("execution options changed" if c == "execution_before" else c for c in columns)]
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in shown)
+    note = (
+        f"<p class='note'>Resumed {len(resumes)} time(s): the rows above marked first session are the run's first "
+        "start's, those marked last session the last resume's (started ... finished spans them all); each resume "
+        "ran the code and command below.</p>"
+    )
+    return f"\n{note}\n<table><tr>{head}</tr>{''.join(rows)}</table>"
+
+
+# A comment or a tag of the SVG: text between tags (a case's name in a title or legend) is neither. In matplotlib's
+# SVG a comment holds no '>' and a tag's attribute values hold none either (both escaped as &gt;).
+SVG_MARKUP = re.compile(r"<!--.*?-->|<[^>]*>", re.S)
+SVG_ID = re.compile(r'(\sid=")([^"]+")')
+SVG_REFERENCE = re.compile(r'(url\(#)([^)]+\))|(href="#)([^"]+")')
 
 
 def _inline_svg(svg: str, prefix: str) -> str:
-    """The SVG without its XML prolog, its ids prefixed: several inlined figures must not share clip-path ids."""
-    svg = svg[svg.index("<svg") :]
-    svg = re.sub(r'id="([^"]+)"', rf'id="{prefix}-\1"', svg)
-    svg = re.sub(r"url\(#([^)]+)\)", rf"url(#{prefix}-\1)", svg)
-    return re.sub(r'href="#([^"]+)"', rf'href="#{prefix}-\1"', svg)
+    """The SVG without its XML prolog, its ids prefixed: several inlined figures must not share clip-path ids. Only
+    the tags' attributes are rewritten: a case named `grid="wide" url(#x)` keeps its name in the figure's text."""
+
+    def prefixed(tag: re.Match[str]) -> str:
+        markup = tag.group()
+        if markup.startswith("<!--"):
+            return markup
+        markup = SVG_ID.sub(rf"\g<1>{prefix}-\g<2>", markup)
+        return SVG_REFERENCE.sub(lambda m: f"{m[1] or m[3]}{prefix}-{m[2] or m[4]}", markup)
+
+    return SVG_MARKUP.sub(prefixed, svg[svg.index("<svg") :])
 
 
 def _search_plan(run: LoadedRunDir) -> TunePlan | None:
@@ -325,7 +425,9 @@ def _unfinished_banner(run: LoadedRunDir) -> list[str]:
     driver = run_file.record.driver_process
     running = driver if status == "running" and driver_alive(driver) else None  # not to be resumed: said so
     headline, text = unfinished_notice(run_file.plan, str(status), run.frame, run.path, running)
-    return [f"<p class='warning'><strong>{html.escape(headline)}</strong>: {_prose_html(text)}</p>"]
+    error = run_file.record.error  # a fault of the driver's (None: Ctrl-C, SIGTERM, or a driver killed outright)
+    why = f" What stopped it: <code>{html.escape(error)}</code>" if error else ""
+    return [f"<p class='warning'><strong>{html.escape(headline)}</strong>: {_prose_html(text)}{why}</p>"]
 
 
 def _head_to_head_rows(run: LoadedRunDir) -> pd.DataFrame:
@@ -346,7 +448,8 @@ def _run_section(run: LoadedRunDir, reference: str) -> tuple[str, Iterator[Any]]
     parts.append(_provenance_html(run.info))
     plan = _search_plan(run)
     searched = search_results_table(run.frame, plan) if plan is not None else None
-    # the search first, as in summary.md: every sampled point and each backend's pick, re-run in the tables below
+    # the search first: every sampled point and each backend's pick, re-run in the tables below (summary.md puts
+    # its search section last, after those tables)
     parts += [_table_html(t) for t in ([searched] if searched else []) + run_tables(summary)]
     drawn = itertools.chain(
         plots.learning_curves(stage_final),

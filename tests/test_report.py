@@ -1909,6 +1909,138 @@ def test_the_report_of_a_run_whose_driver_still_runs_says_so_and_gives_no_resume
     assert "Not finished (still running, or its driver was killed)" in ended and "--resume run-live" in ended
 
 
+@needs_matplotlib
+def test_the_report_of_a_resumed_run_lists_each_sessions_commit_and_command_and_what_stopped_it(tmp_path):
+    """report.html showed run.json's first git_commit and command only, the last session's scheduler and wall time
+    as the run's, and never an interrupted run's error: a run resumed after a `git pull` read as one commit's."""
+    from harness.plan import ExecutionOptions, ResumeRecord, RunFile, RunRecord, write_run_file
+    from harness.planner import Selection, plan_run
+
+    plan = plan_run(Selection(strategy="scratch", model="mlp", dataset="digits"), {})
+    run_dir = tmp_path / "results" / "run-r"
+    run_dir.mkdir(parents=True)
+    _frame("run-r", seeds=1).query(f"model == '{MODELS[0]}'").to_parquet(run_dir / "results.parquet")
+    command = ("xfbench", "run", "--resume", "run-r", "--title", 'a<b & "c"')
+    resume = ResumeRecord("2026-02-01T00:00:00Z", 1, ("t-1",), 3, command, {"t-1": "failed: boom <x>"})
+    resume = replace(resume, git_commit="bbbbbbb222", execution_before=ExecutionOptions(cpus_per_trial=1))
+    record = RunRecord("run-r", "2026-01-01T00:00:00Z", ("xfbench", "run"), "aaaaaaa111", "h", "c", "3.11")
+    record = replace(record, status="interrupted", error="OSError: disk full", resumes=(resume,), wall_time_s=12.5)
+    write_run_file(run_dir, RunFile(plan, ExecutionOptions(cpus_per_trial=2), record))
+    page = build_report([run_dir], tmp_path / "r.html").path.read_text(encoding="utf-8")
+    assert "<th>git commits (each session)</th><td>aaaaaaa111 (first session), bbbbbbb222 (resume 1)</td>" in page
+    assert "<th>git_commit (first session)</th><td>aaaaaaa111</td>" in page
+    assert "<th>wall_time_s (last session)</th><td>12.5</td>" in page and "<th>scheduler (last session)</th>" in page
+    assert "<th>error</th><td>OSError: disk full</td>" in page
+    assert "What stopped it: <code>OSError: disk full</code>" in page  # the banner under the title too
+    resumed = (
+        "<td>1</td><td>2026-02-01T00:00:00Z</td><td>bbbbbbb222</td><td>xfbench run --resume run-r --title "
+        "&#x27;a&lt;b &amp; &quot;c&quot;&#x27;</td><td>1</td><td>t-1</td><td>3</td>"
+        "<td>t-1: failed: boom &lt;x&gt;</td>"
+        "<td>cpus_per_trial 1 -&gt; 2</td>"
+    )
+    assert resumed in page, page
+    assert "<b " not in page and "<x>" not in page
+
+
+def test_whole_files_are_written_in_utf8_whatever_the_locale(tmp_path):
+    """write_text_whole wrote in the locale's encoding: under LC_ALL=C report.html (declared utf-8, holding +- and
+    arrows) failed with UnicodeEncodeError, and in another 8-bit locale it was written in that encoding."""
+    import sys
+
+    script = "import sys; from pathlib import Path; from harness.whole_files import write_text_whole; "
+    script += "write_text_whole(Path(sys.argv[1]), '\\u00b1\\u2212\\u2192')"
+    env = {**os.environ, "PYTHONUTF8": "0", "PYTHONCOERCECLOCALE": "0", "LC_ALL": "C"}
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path / "page.html")], env=env, capture_output=True)
+    assert done.returncode == 0, done.stderr.decode(errors="replace")
+    assert (tmp_path / "page.html").read_bytes() == "\u00b1\u2212\u2192".encode()
+
+
+def test_summary_md_is_written_in_utf8_whatever_the_locale(tmp_path):
+    """summary.md was written in the locale's encoding: under LC_ALL=C its tables' non-ASCII signs failed the run as
+    it ended."""
+    import sys
+
+    script = """
+import contextlib, sys
+from pathlib import Path
+sys.path.insert(0, sys.argv[2])
+import harness.runner as runner, harness.scheduler as scheduler
+from harness.plan import RunPlan
+from test_resume_mends import BASE, Workers, _settings
+nodes = lambda: [{"address": "192.0.2.2", "cpus": 2, "gpus": 0}]
+runner.ray_session = lambda *a, **k: contextlib.nullcontext()
+runner.cluster_nodes = scheduler.cluster_nodes = nodes
+root = Path(sys.argv[1])
+runner.execute(RunPlan.of_trials([BASE]), results_dir=root, run_id="u", settings=_settings(root), schedule=Workers(),
+               html_report=False)
+"""
+    env = {**os.environ, "PYTHONUTF8": "0", "PYTHONCOERCECLOCALE": "0", "LC_ALL": "C"}
+    tests = str(Path(__file__).parent)
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path), tests], env=env, capture_output=True)
+    assert done.returncode == 0, done.stderr.decode(errors="replace")[-2000:]
+    assert "\u00b1" in (tmp_path / "u" / "summary.md").read_bytes().decode("utf-8")
+
+
+def _svg_texts(svg: str) -> list[str]:
+    return re.findall(r"<text\b[^>]*>([^<]*)</text>", svg)
+
+
+@needs_matplotlib
+def test_an_inlined_plot_keeps_a_case_name_that_reads_like_an_id_or_a_reference(tmp_path):
+    """The page prefixed every id="..." and url(#...) of an inlined SVG, its text too: a variant named
+    `grid="wide" url(#x)` read `grid="fig0-wide" url(#fig0-x)` in the figures. Only the tags' attributes are."""
+    variant = 'grid="wide" url(#x)'
+    rows = [
+        {**row, "variant": variant} for b in ("torch", "tensorflow") for row in _trial_rows("r", b, "mlp", 0, 0.2, 0)
+    ]
+    run_dir = tmp_path / "r"
+    run_dir.mkdir()
+    to_frame(rows).to_parquet(run_dir / "results.parquet")
+    report = build_report([run_dir], run_dir / "report.html")
+    page = report.path.read_text(encoding="utf-8")
+    inlined = re.findall(r"<svg\b.*?</svg>", page, re.S)
+    assert len(inlined) == len(report.plots)
+    for name, svg in zip(report.plots, inlined, strict=True):  # each figure's text as its SVG file holds it
+        assert _svg_texts(svg) == _svg_texts((report.plot_dir / f"{name}.svg").read_text(encoding="utf-8")), name
+    assert any(f"mlp+{variant}-digits" in text for text in _svg_texts(page))
+    ids = set(re.findall(r'<[^>]*\sid="([^"]+)"', page))
+    references = set(re.findall(r'<[^>]*(?:url\(#|href="#)([^)"]+)', page))
+    assert references and references <= ids and all(i.startswith(("fig", "plot-")) for i in ids)
+
+
+@needs_matplotlib
+def test_user_names_are_escaped_everywhere_on_the_page(tmp_path):
+    """A suite, a variant and a --title that hold markup are text on the page: in the tables, the provenance, the
+    figure captions and the inlined SVG's text, never a tag."""
+    import shlex
+
+    evil = '<img src=x onerror=alert(1)>"&'
+    rows = [{**row, "suite": evil} for b in ("torch", "tensorflow") for row in _trial_rows("r", b, "mlp", 0, 0.2, 0)]
+    rows += [
+        {**row, "suite": "s2", "variant": evil, "trial_id": row["trial_id"] + "-v"}
+        for b in ("torch", "tensorflow")
+        for row in _trial_rows("r", b, "mlp", 0, 0.2, 1)
+    ]
+    run_dir = tmp_path / "r"
+    run_dir.mkdir()
+    to_frame(rows).to_parquet(run_dir / "results.parquet")
+    command = ["xfbench", "run", "--title", evil]
+    info = {"run_id": "r", "started": "2026-01-01", "status": "finished", "command": command, "title": evil}
+    (run_dir / "run.json").write_text(json.dumps(info))
+    page = build_report([run_dir], run_dir / "report.html").path.read_text(encoding="utf-8")
+    escaped = html.escape(evil)
+    assert "<img" not in page and "onerror=alert(1)>" not in page
+    assert f"<td>{escaped}:scratch-mlp-digits</td>" in page and f"<td>s2:scratch-mlp+{escaped}-digits</td>" in page
+    assert f"<th>title</th><td>{escaped}</td>" in page
+    assert f"<th>command</th><td>{html.escape(shlex.join(command))}</td>" in page
+    captions = re.findall(r"<figcaption>(.*?)</figcaption>", page)
+    assert any(f"{escaped}:scratch-mlp-digits" in c for c in captions)
+    assert any(f"s2:scratch-mlp+{escaped}-digits" in c for c in captions)
+    in_svg = evil.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")  # matplotlib leaves quotes be
+    texts = _svg_texts(page)
+    assert any(f"{in_svg}:scratch-mlp-digits" in t for t in texts) and any(f"mlp+{in_svg}-digits" in t for t in texts)
+
+
 def test_history_of_a_case_lists_a_tune_that_ended_in_its_search(tmp_path, capsys, monkeypatch):
     """A tune stopped during its search has only search rows, none trended: `history --case` crashed on it (an
     AttributeError from the empty label column) instead of listing the run without a value."""
