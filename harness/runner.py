@@ -820,7 +820,7 @@ def _carry_out(ctx: _RunContext, schedule: Schedule) -> RunOutcome:
         summary, markdown = _summary(ctx, frame)
         if status == "interrupted":
             markdown = _interrupted_notice(ctx, frame, markdown)
-        (ctx.run_dir / "summary.md").write_text(markdown)
+        (ctx.run_dir / "summary.md").write_text(markdown, encoding="utf-8")  # whatever the locale (non-ASCII signs)
         trial_status = final_rows(frame).groupby("status")["trial_id"].nunique().to_dict() if len(frame) else {}
         ctx.save(
             status=status,

@@ -36,6 +36,7 @@ def written_whole(path: Path) -> Iterator[Path]:
 
 
 def write_text_whole(path: Path, text: str) -> None:
-    """``text`` as ``path``, written whole (:func:`written_whole`)."""
+    """``text`` as ``path`` in UTF-8, written whole (:func:`written_whole`). UTF-8 whatever the locale: report.html
+    declares it and holds non-ASCII signs (plus-minus, arrows), which a C locale's ASCII could not write at all."""
     with written_whole(path) as partial:
-        partial.write_text(text)
+        partial.write_text(text, encoding="utf-8")
