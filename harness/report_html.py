@@ -1,8 +1,8 @@
 """``xfbench report``: one self-contained HTML page per run or history of runs, offline by construction.
 
 The page holds the run's provenance (run.json, each resume's too), the end-of-run tables
-(:func:`harness.reporting.run_tables`, the cells the terminal prints; summary.md lays them out wider, adds a params
-column to the per-backend table and gives some numbers to more digits), and the plots of :mod:`harness.plots` inlined as
+(:func:`harness.reporting.run_tables`, the cells the terminal prints; summary.md lays them out wider and gives some
+numbers to more digits), and the plots of :mod:`harness.plots` inlined as
 SVG: no script, no style sheet, font or image is fetched, so it opens from a CI artefact or an e-mail. Each plot is also
 written as PNG and SVG into ``<report stem>_plots/`` beside the page. Given several runs (or a results directory), the
 page shows the newest run in full and the history of all of them, with the regressions ``xfbench compare`` flags
