@@ -273,26 +273,39 @@ def run_worker(
 ) -> dict[str, Any]:
     """``python -m harness.weights_worker`` in a fresh process that imports only ``backend``'s framework; its
     answer (OUT.json), or its error raised here as BadWeightsError (bad input: exit 2). ``call`` runs the worker's
-    ``main`` elsewhere instead (the tests' long-lived one-framework processes); the files carry the answer alike."""
+    ``main`` elsewhere instead (the tests' long-lived one-framework processes); the files carry the answer alike.
+
+    The worker is told OUT's name in a folder of this call's own beside OUT, removed after: runs sharing a
+    --results-dir ask for the same OUT (``work/resolve``, a checkpoint's name), and with the replies at OUT itself
+    one run read the other's answer (another weight set's file, then recorded as its own, the digest check passing
+    on the same wrong answer) or deleted it (read as a worker killed). What the worker made there besides its
+    replies (a conversion's checkpoint and probe batch) moves beside OUT when it answers."""
     out.parent.mkdir(parents=True, exist_ok=True)
-    answer, error = worker_reply(out, "answer"), worker_reply(out, "error")
-    for stale in (answer, error):
-        stale.unlink(missing_ok=True)
-    returncode, output = (call or _fresh_process)([backend, mode, json.dumps(request), str(out)])
-    if error.is_file():
-        message = json.loads(error.read_text())["message"]
-        error.unlink()
-        raise BadWeightsError(message)
-    if returncode != 0 or not answer.is_file():
-        raise RuntimeError(
-            f"Expected the {backend} weights worker ({mode}) to finish with an answer. Received: "
-            f"{_how_it_ended(returncode)}; its last output: {' | '.join(output.strip().splitlines()[-3:]) or '(none)'}"
-            ". To fix, free memory where it was killed by SIGKILL (the kernel's out-of-memory killer); otherwise its "
-            "last output names the fault."
-        )
-    result: dict[str, Any] = json.loads(answer.read_text())
-    answer.unlink()
+    with tempfile.TemporaryDirectory(prefix=f"{out.name}.worker-", dir=out.parent) as private:
+        told = Path(private) / out.name
+        returncode, output = (call or _fresh_process)([backend, mode, json.dumps(request), str(told)])
+        answer, error = worker_reply(told, "answer"), worker_reply(told, "error")
+        if error.is_file():
+            raise BadWeightsError(json.loads(error.read_text())["message"])
+        if returncode != 0 or not answer.is_file():
+            raise RuntimeError(
+                f"Expected the {backend} weights worker ({mode}) to finish with an answer. Received: "
+                f"{_how_it_ended(returncode)}; its last output: "
+                f"{' | '.join(output.strip().splitlines()[-3:]) or '(none)'}. To fix, free memory where it was killed "
+                "by SIGKILL (the kernel's out-of-memory killer); otherwise its last output names the fault."
+            )
+        result: dict[str, Any] = json.loads(answer.read_text())
+        _move_made_files(told, out, {answer, error})
     return result
+
+
+def _move_made_files(told: Path, out: Path, replies: Collection[Path]) -> None:
+    """The files a worker told ``told`` made beside it, but its replies, renamed beside ``out``; ``told`` itself
+    last: a checkpoint's presence says its conversion is done, so its probe batch is in place first. Folders stay
+    (a conversion's scratch imports, removed with the private folder)."""
+    made = [path for path in sorted(told.parent.iterdir()) if path.is_file() and path not in replies]
+    for path in sorted(made, key=lambda path: path == told):
+        os.replace(path, out.with_name(path.name))
 
 
 def worker_reply(out: Path, kind: str) -> Path:

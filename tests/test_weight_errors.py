@@ -6,19 +6,24 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import pickle
 import re
 import struct
+import subprocess
+import threading
 import zipfile
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 import weight_file_probes as probes
 
-from harness import cli, weights_worker
+from harness import cli, fresh_process, weights_worker
 from harness.backend import BACKENDS
 from harness.checkpoints import save_checkpoint
 from harness.config import TransferOptions, TrialConfig
@@ -322,6 +327,62 @@ def test_the_backends_verified_at_once_answer_in_files_of_their_own(tmp_path):
 
     replies = [run_worker(backend, "probe", {}, out, call=answers) for backend, out in zip(BACKENDS, outs, strict=True)]
     assert [reply["backend"] for reply in replies] == list(BACKENDS)
+
+
+def test_runs_asking_for_one_output_at_once_each_read_their_own_workers_answer(tmp_path):
+    """Runs sharing a --results-dir ask their workers for the same OUT (``work/resolve``, a checkpoint's name): each
+    call's replies are its own (shared, one run took the other's weight file as its own, or lost its answer and was
+    told its worker was killed), and nothing of either stays beside OUT."""
+    out = tmp_path / "pretrained" / "work" / "resolve"
+    both_started, both_answered = threading.Barrier(2, timeout=30), threading.Barrier(2, timeout=30)
+
+    def worker(file: str) -> Callable[[list[str]], tuple[int, str]]:
+        def answers(argv: list[str]) -> tuple[int, str]:
+            both_started.wait()  # each run has cleared what it took for stale replies
+            worker_reply(Path(argv[3]), "answer").write_text(json.dumps({"file": file}))
+            both_answered.wait()
+            return 0, ""
+
+        return answers
+
+    files = ["resnet50-0676ba61.pth", "resnet50-11ad3fa6.pth"]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        runs = [pool.submit(run_worker, "torch", "resolve", {}, out, call=worker(file)) for file in files]
+    assert [run.result()["file"] for run in runs] == files
+    assert list(out.parent.iterdir()) == []
+
+
+@pytest.mark.parametrize("module", ["harness.weights_worker", "harness.import_worker"])
+def test_the_converting_workers_start_with_the_gpus_hidden_and_the_driver_keeps_its_own(monkeypatch, module):
+    """A source framework on a GPU computes its reference logits there (TensorFlow with TF32 by default), which the
+    CPU backends' rebuilds would not reproduce: the worker's environment hides the GPUs, the driver's does not."""
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
+    started = []
+
+    def run(args: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
+        started.append(kwargs["env"])
+        return subprocess.CompletedProcess(args, 0, "", "")
+
+    monkeypatch.setattr(fresh_process.subprocess, "run", run)
+    assert fresh_process.run_worker_module(module, ["{}", "out"]) == (0, "")
+    assert [env["CUDA_VISIBLE_DEVICES"] for env in started] == [""]
+    assert os.environ["CUDA_VISIBLE_DEVICES"] == "0"
+
+
+def test_what_a_worker_makes_besides_its_replies_lands_beside_its_output(tmp_path):
+    """A conversion's checkpoint and probe batch, made in the call's own folder, are renamed beside OUT."""
+    checkpoint = tmp_path / "pretrained" / "0123456789abcdef.npz"
+
+    def converts(argv: list[str]) -> tuple[int, str]:
+        told = Path(argv[3])
+        for made in (told.with_suffix(".probe.npz"), told):
+            made.write_text(made.name)
+        worker_reply(told, "answer").write_text(json.dumps({"checkpoint": str(told)}))
+        return 0, ""
+
+    run_worker("torch", "convert", {}, checkpoint, call=converts)
+    assert sorted(path.name for path in checkpoint.parent.iterdir()) == [checkpoint.name, "0123456789abcdef.probe.npz"]
+    assert checkpoint.read_text() == checkpoint.name
 
 
 def _npz_request(path: Path) -> dict[str, object]:
