@@ -9,7 +9,9 @@ import numpy as np
 def write_torchvision(
     _backend: str, name: str, path: str, num_classes: int, seed: int = 0, width: float = 1.0
 ) -> dict[str, tuple]:
-    """torchvision's NAME with random weights (BatchNorm statistics too) saved as .pth/.pt or .safetensors."""
+    """torchvision's NAME with random weights saved as .pth/.pt or .safetensors; BatchNorm's four tensors too, each
+    drawn (left at torch's 1 and 0, gamma and beta hid a conversion that swapped them with the statistics or dropped
+    them)."""
     import torch
     import torchvision
 
@@ -20,9 +22,12 @@ def write_torchvision(
     model = torchvision.models.get_model(name, weights=None, num_classes=num_classes, **kwargs)
     rng = np.random.default_rng(seed)
     for module in model.modules():
-        if isinstance(module, torch.nn.BatchNorm2d):  # statistics a trained network would have, not 0 and 1
-            module.running_mean.copy_(torch.from_numpy(rng.normal(0, 0.1, module.num_features).astype(np.float32)))
-            module.running_var.copy_(torch.from_numpy(rng.uniform(0.5, 2.0, module.num_features).astype(np.float32)))
+        if isinstance(module, torch.nn.BatchNorm2d):  # what a trained network would have, not 0 and 1
+            n = module.num_features
+            draws = (rng.normal(0, 0.1, n), rng.uniform(0.5, 2.0, n), rng.uniform(0.5, 1.5, n), rng.normal(0, 0.1, n))
+            tensors = (module.running_mean, module.running_var, module.weight, module.bias)
+            for tensor, draw in zip(tensors, draws, strict=True):
+                tensor.data.copy_(torch.from_numpy(draw.astype(np.float32)))
     state = model.state_dict()
     if path.endswith(".safetensors"):
         write_safetensors(path, {k: v.numpy() for k, v in state.items()})
