@@ -13,7 +13,8 @@ import hashlib
 import json
 import math
 import struct
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -203,12 +204,29 @@ def _wrapper_prefix(expected: Mapping[str, object], received: Mapping[str, objec
     return ""
 
 
+@dataclass(frozen=True)
+class Fit:
+    """What a weight file that does not fit --model's architecture does fit, found by the source framework's worker:
+    ``what`` it is in words ("torchvision's resnet34", "mobilenet_v2 at width 0.5"), ``fix`` what to do, after
+    "To fix, " ("pass --model resnet34")."""
+
+    what: str
+    fix: str
+
+
 def check_tensor_shapes(
-    expected: Mapping[str, tuple[int, ...]], received: Mapping[str, tuple[int, ...]], source: str, architecture: str
+    expected: Mapping[str, tuple[int, ...]],
+    received: Mapping[str, tuple[int, ...]],
+    source: str,
+    architecture: str,
+    fits: Callable[[], Fit | None] | None = None,
 ) -> None:
     """Raise BadWeightsError naming the first tensor that is missing, unexpected or of another shape.
 
-    ``expected``: the architecture's tensors and shapes; ``received``: the file's."""
+    ``expected``: the architecture's tensors and shapes; ``received``: the file's; ``fits``: what the file's tensors
+    fit instead, asked only once they do not fit (building candidates costs a second): the fix then names it, as
+    "pass the matching --model" alone did not (a resnet34 file for --model resnet18 was told to drop its extra
+    blocks, a width-0.5 file for mobilenet_v2 not told the width)."""
     prefix = _wrapper_prefix(expected, received)
     if prefix:
         raise BadWeightsError(
@@ -218,23 +236,53 @@ def check_tensor_shapes(
             "save the inner model's state (model.module.state_dict(), model._orig_mod.state_dict()), or strip the "
             "prefix from the names."
         )
+    found = _misfit(expected, received, source, architecture)
+    if found is None:
+        return
+    fit = fits() if fits is not None else None
+    if fit is None:
+        raise BadWeightsError(f"{found.expected} Received: {found.received}. {found.advice}")
+    raise BadWeightsError(
+        f"{found.expected} Received: {found.received}: every tensor of the file fits {fit.what}. To fix, {fit.fix}."
+    )
+
+
+@dataclass(frozen=True)
+class _Misfit:
+    """The first tensor that does not fit, in words: the message's Expected and Received parts, and what to do
+    when no other architecture is found to fit the file."""
+
+    expected: str
+    received: str
+    advice: str
+
+
+def _misfit(
+    expected: Mapping[str, tuple[int, ...]], received: Mapping[str, tuple[int, ...]], source: str, architecture: str
+) -> _Misfit | None:
     for name, shape in expected.items():
         if name not in received:
-            raise BadWeightsError(
-                f"Expected tensor {name!r} of shape {tuple(shape)} in {source} for {architecture}. Received: no such "
-                f"tensor ({len(set(expected) - set(received))} missing). Is the file for another architecture? "
-                "To fix, pass the matching --model, or save the model's full state."
+            return _Misfit(
+                f"Expected tensor {name!r} of shape {tuple(shape)} in {source} for {architecture}.",
+                f"no such tensor ({len(set(expected) - set(received))} missing)",
+                "Is the file for another architecture? To fix, pass the matching --model, or save the model's full "
+                "state.",
             )
         if tuple(received[name]) != tuple(shape):
-            raise BadWeightsError(
-                f"Expected tensor {name!r} of shape {tuple(shape)} in {source} for {architecture}. Received: shape "
-                f"{tuple(received[name])}. To fix, pass the matching --model (and its options), or the matching file."
-                + input_size_hint(tuple(shape), tuple(received[name]), 1 if name.endswith(".weight") else 0)
+            hint = input_size_hint(tuple(shape), tuple(received[name]), 1 if name.endswith(".weight") else 0)
+            return _Misfit(
+                f"Expected tensor {name!r} of shape {tuple(shape)} in {source} for {architecture}.",
+                f"shape {tuple(received[name])}",
+                f"To fix, pass the matching --model (and its options), or the matching file.{hint}",
             )
     extra = [name for name in received if name not in expected]
-    if extra:
-        raise BadWeightsError(
-            f"Expected only {architecture}'s tensors in {source}. Received: unexpected tensor {extra[0]!r} of shape "
-            f"{tuple(received[extra[0]])} ({len(extra)} unexpected). To fix, pass the matching --model, or drop those "
-            "tensors from the file."
-        )
+    if not extra:
+        return None
+    # not "drop those tensors": the extra tensors of a deeper network of the family (resnet34's third block for
+    # resnet18) are layers, and dropping them built a network that computes nothing the file was trained for
+    return _Misfit(
+        f"Expected only {architecture}'s tensors in {source}.",
+        f"unexpected tensor {extra[0]!r} of shape {tuple(received[extra[0]])} ({len(extra)} unexpected)",
+        "To fix, pass the --model the file was saved from (without its extra tensors, the network would not be the "
+        "one the file was trained as).",
+    )

@@ -18,6 +18,7 @@ import importlib
 import json
 import sys
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
 
@@ -218,9 +219,12 @@ def _meta(request: dict[str, Any], source: str) -> dict[str, Any]:
     }
 
 
-def _check_convertible(module: Any, ref: dict[str, str]) -> None:
+def _unless_unconvertible(step: Callable[..., Any], ref: dict[str, str], *args: Any) -> Any:
+    """``step(ref, *args)``, its refusal of an architecture that does not convert told that nothing downloaded. The
+    torch worker's resolve checks the architecture itself where a set's sizes or normalisation are not xfbench's
+    (efficientnet_b3's SiLU, not its crop of 300 px, is what stops it), before check_convertible would."""
     try:
-        module.check_convertible(ref)
+        return step(ref, *args)
     except UnsupportedModelError as exc:
         raise InputError(f"{exc} Nothing was downloaded: a run could not use {ref['kind']}:{ref['name']}.") from None
 
@@ -233,9 +237,9 @@ def run(backend: str, mode: str, request: dict[str, Any], out: Path) -> dict[str
         return {"checkpoint": str(out)}
     module = importlib.import_module(backend_weights_module(backend))
     if mode == "resolve_all":
-        found = [module.resolve(ref, Path(request["home"])) for ref in request["refs"]]
+        found = [_unless_unconvertible(module.resolve, ref, Path(request["home"])) for ref in request["refs"]]
         for ref in request["refs"] if request.get("check_architectures") else ():
-            _check_convertible(module, ref)
+            _unless_unconvertible(module.check_convertible, ref)
         return {"found": found}
     if mode in ("resolve", "fetch"):
         answer: dict[str, Any] = getattr(module, mode)(request["ref"], Path(request["home"]))

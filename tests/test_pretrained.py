@@ -204,6 +204,14 @@ def _bad_files(files, workers, folder: Path) -> dict[str, tuple[Path, str, str]]
         path = folder / f"{case.replace(' ', '_')}.pth"
         workers["torch"](probes.write_torch_state, str(path), tensors)
         cases[case] = (path, "resnet18", says)
+    deeper = folder / "resnet34.pth"  # a deeper network of resnet18's family: resnet18's tensors and more
+    workers["torch"](probes.write_torchvision, "resnet34", str(deeper), 1000)
+    cases["deeper sibling"] = (
+        deeper,
+        "resnet18",
+        r"unexpected tensor 'layer1.2.conv1.weight' .*\(80 unexpected\): every tensor of the file fits "
+        r"torchvision's resnet34\. To fix, pass --model resnet34\.$",  # not "drop those tensors"
+    )
     pickled = folder / "module.pth"
     workers["torch"](probes.write_torch_module, str(pickled))
     cases["pickled module"] = (pickled, "resnet18", r"weights_only")
@@ -225,6 +233,7 @@ BAD_CASES = (
     "wrong architecture",
     "missing tensor",
     "extra tensor",
+    "deeper sibling",
     "wrong shape",
     "pickled module",
     "keras missing tensor",
@@ -333,6 +342,67 @@ def test_a_zoo_weight_set_of_another_architecture_or_width_is_refused_before_any
     assert code == 2, err[-2000:]
     assert wanted in err and "weights fetch" not in err, err
     assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize(
+    ("model", "pretrained", "wanted"),
+    [
+        (  # sizes as xfbench feeds them, but Caffe's normalisation on 0..255 and no trained classifier
+            "vgg16",
+            "torchvision:vgg16:IMAGENET1K_FEATURES",
+            (
+                "Expected torchvision weights trained on inputs normalised with ImageNet's mean",
+                "Received: torchvision:vgg16:IMAGENET1K_FEATURES, trained with mean (0.4824, 0.4588, 0.4078) and std "
+                "(0.003922, 0.003922, 0.003922)",
+                "To fix, pick a set of vgg16 that xfbench feeds as trained: --pretrained "
+                "torchvision:vgg16:IMAGENET1K_V1.",
+            ),
+        ),
+        (  # 300 px crops of 320, but what stops it is a layer no spec holds
+            "torchvision:efficientnet_b3",
+            "torchvision:efficientnet_b3",
+            ("Received: SiLU at 'features.0.2'.", "To fix, choose another model: torchvision:efficientnet_b3 cannot"),
+        ),
+    ],
+)
+def test_a_zoo_set_xfbench_cannot_feed_as_trained_exits_2_naming_its_own_cause(
+    tmp_path, capsys, model, pretrained, wanted
+):
+    """The review's cases: each was told the sizes differ (vgg16's do not) and to add the model to
+    harness.pretrained's tables, a developer's fix. The preflight asks torchvision's enum (its meta: nothing is
+    downloaded, the weights home is empty) before it looks for the file."""
+    base = ["run", "--strategy", "feature_extraction", "--dataset", "digits", "--input-size", "32"]
+    code, _, err = _cli(capsys, *base, "--model", model, "--pretrained", pretrained, "--results-dir", str(tmp_path))
+    assert code == 2, err[-2000:]
+    assert all(part in err for part in wanted), err
+    assert "harness.pretrained" not in err and "crop" not in err and "weights fetch" not in err, err
+
+
+def _resolve_fed_otherwise(_backend: str, name: str, weight_set: str, side: int) -> str:
+    """The torch worker's refusal of torchvision's ``name`` set, were xfbench to feed its sets images resized to
+    ``side`` (no set of an architecture that converts has other sizes in torchvision 0.29)."""
+    from unittest import mock
+
+    from backends.torch import weight_files
+
+    with mock.patch.object(weight_files, "torchvision_resize_side", lambda *_: side):
+        try:
+            weight_files.resolve({"name": name, "weight_set": weight_set}, Path("unused"))
+        except ValueError as refused:
+            return str(refused)
+    return ""
+
+
+def test_a_zoo_set_evaluated_at_other_sizes_is_told_its_sizes_and_a_set_that_fits(workers):
+    refused = workers["torch"](_resolve_fed_otherwise, "resnet50", "IMAGENET1K_V2", 256)
+    assert refused == (
+        "Expected torchvision weights evaluated as xfbench feeds resnet50's sets: 224 px crops of images resized to "
+        "256 px. Received: torchvision:resnet50:IMAGENET1K_V2, evaluated at 224 px crops of images resized to 232 "
+        "px. To fix, pick a set of resnet50 that xfbench feeds as trained: --pretrained "
+        "torchvision:resnet50:IMAGENET1K_V1."
+    )
+    refused = workers["torch"](_resolve_fed_otherwise, "alexnet", "", 300)
+    assert "To fix, pick another model's weights (torchvision publishes none of alexnet's" in refused, refused
 
 
 def test_every_zoo_twin_is_a_torchvision_model(workers):

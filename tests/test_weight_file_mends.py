@@ -1,7 +1,8 @@
 """Weight files the conversion let through, or refused with the wrong words (a review's cases): weights holding NaN
 passed the verification; an edited spec file reused the old conversion; a neutral .npz ran as another network with
 the same tensor shapes; a python: factory's file took torchvision's ImageNet preprocessing, and --normalize caffe
-folded nothing into a torch file; RGB weights fed one channel ended in a developer's advice.
+folded nothing into a torch file; RGB weights fed one channel ended in a developer's advice; a file of another
+width was told to pass the matching --model, not the width (review 177).
 
 Each framework's step runs in the session's probe worker of that framework (tests/weight_file_probes.py), or, where
 the .npz is refused before any framework is imported, in this process."""
@@ -419,3 +420,47 @@ def test_the_verification_bound_is_never_inf():
     """A reference that overflowed made the bound inf, which any gap but NaN passed."""
     assert weights_worker.tolerance(np.array([2.0, -np.inf, np.nan], np.float32)) == pytest.approx(4e-5)
     assert weights_worker.tolerance(np.array([np.inf], np.float32)) == 0.0
+
+
+# 7. A file of another width (review 177)
+
+
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [(ModelOptions(), "(32, 3, 3, 3)"), (ModelOptions(width_multiplier=0.5), "(16, 3, 3, 3)")],
+)
+def test_a_torch_file_of_another_width_names_the_width_it_fits(runner, narrow_pth, tmp_path, options, expected):
+    """The review's case: a mobilenet_v2 file of another width was told "pass the matching --model (and its
+    options)", which named neither the option nor its value; torchvision rounds the channels to multiples of 8, so
+    the width is found by building the architecture at each width until every tensor fits."""
+    with pytest.raises(BadWeightsError) as error:
+        prepare_weights(_trial("mobilenet_v2", narrow_pth, model_options=options), SHAPE, tmp_path, (), runner)
+    assert str(error.value) == (
+        f"Expected tensor 'features.0.0.weight' of shape {expected} in mobilenet_v2_narrow.pth for mobilenet_v2. "
+        "Received: shape (8, 3, 3, 3): every tensor of the file fits mobilenet_v2 at width 0.25. To fix, pass "
+        "--width-multiplier 0.25."
+    )
+
+
+def _write_keras_alpha(_backend: str, path: str, alpha: float) -> None:
+    """Keras' MobileNetV2 at ``alpha`` (random weights, 10 classes) as a .weights.h5."""
+    from backends.tensorflow.framework import keras
+
+    keras.applications.MobileNetV2(weights=None, input_shape=SHAPE, alpha=alpha, classes=10).save_weights(path)
+
+
+def test_a_keras_file_saved_at_another_alpha_is_told_xfbench_reads_alpha_1_only(workers, runner, tmp_path):
+    """The review's case: a MobileNetV2 saved with alpha=0.5 was told to pass the matching --model and options,
+    though no option reaches Keras' alpha (harness.weights_fit refuses --width-multiplier with a Keras file)."""
+    path = tmp_path / "narrow.weights.h5"
+    workers["tensorflow"](_write_keras_alpha, str(path), 0.5)
+    with pytest.raises(BadWeightsError) as error:
+        prepare_weights(_trial("keras:MobileNetV2", path), SHAPE, tmp_path / "cache", (), runner)
+    message = str(error.value)
+    assert message.startswith("Expected tensor 'bn_Conv1/gamma (layers/batch_normalization/vars/0)' of shape (32,)")
+    assert message.endswith(
+        "Received: shape (16,): every tensor of the file fits keras.applications.MobileNetV2 saved with alpha=0.5, "
+        "and xfbench builds the applications at alpha 1 only (no option reaches Keras' alpha). To fix, start from a "
+        "MobileNetV2 file saved at alpha=1, or drop --weights and train the zoo's mobilenet_v2 at that width in "
+        "xfbench (--model mobilenet_v2 --width-multiplier 0.5)."
+    ), message

@@ -12,6 +12,7 @@ weight set's convention; a python: factory's, the trial's --normalize caffe), ne
 
 from __future__ import annotations
 
+import functools
 import importlib
 import re
 import tempfile
@@ -36,7 +37,7 @@ from harness.pretrained import (
 )
 from harness.spec import ModelSpec
 from harness.truncated_weights import check_hdf5, hdf5_end_of_file
-from harness.weight_files import BadWeightsError, check_tensor_shapes, input_size_hint
+from harness.weight_files import BadWeightsError, Fit, check_tensor_shapes, input_size_hint
 from harness.weights_fit import keras_name
 
 SOURCE = "keras.applications"
@@ -202,10 +203,36 @@ def load_into_architecture(request: dict[str, Any], path: Path) -> keras.Model:
     _check_channels(expected, received, names, path.name, shape)
     label = {key: f"{names[key]} ({key})" if key in names else key for key in set(expected) | set(received)}
     check_tensor_shapes(
-        {label[k]: v for k, v in expected.items()}, {label[k]: v for k, v in received.items()}, path.name, name
+        {label[k]: v for k, v in expected.items()},
+        {label[k]: v for k, v in received.items()},
+        path.name,
+        name,
+        lambda: _alpha_fit(name, shape, int(model.outputs[0].shape[-1]), received),
     )
     model.load_weights(path)
     return model
+
+
+# keras.applications' networks with a width (alpha), at the alphas Keras publishes their ImageNet weights for (the
+# alphas a file of one is likely saved at); xfbench builds every application at alpha 1 (harness.weights_fit: no
+# model option reaches a Keras file's network)
+_ALPHAS = {"MobileNet": (0.25, 0.5, 0.75), "MobileNetV2": (0.35, 0.5, 0.75, 1.3, 1.4)}
+
+
+def _alpha_fit(name: str, shape: tuple[int, ...], classes: int, received: dict[str, tuple[int, ...]]) -> Fit | None:
+    """The alpha a file of MobileNet or MobileNetV2 was saved at, where the file fits the application at that alpha
+    tensor for tensor: without it, the user was told to pass the matching --model and options, none of which sets
+    alpha. Each alpha tried builds the application (about a second), on the way to a refusal only."""
+    for alpha in _ALPHAS.get(name, ()):
+        built = importer.build_application(functools.partial(_factory(name), alpha=alpha), name, shape, classes)
+        if _expected(built) == received:
+            return Fit(
+                f"keras.applications.{name} saved with alpha={alpha:g}, and xfbench builds the applications at alpha "
+                "1 only (no option reaches Keras' alpha)",
+                f"start from a {name} file saved at alpha=1, or drop --weights and train the zoo's mobilenet_v2 at "
+                f"that width in xfbench (--model mobilenet_v2 --width-multiplier {alpha:g})",
+            )
+    return None
 
 
 def _check_channels(

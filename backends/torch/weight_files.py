@@ -23,7 +23,7 @@ from torch import nn
 
 from backends.torch import importer
 from harness.errors import InputError
-from harness.importers import closest_names
+from harness.importers import UnsupportedModelError, closest_names
 from harness.models import as_zoo_twin
 from harness.pretrained import (
     TORCHVISION_SIZES,
@@ -39,8 +39,14 @@ from harness.pretrained import (
 from harness.shapes import infer_shapes
 from harness.spec import renamed_layers
 from harness.truncated_weights import check_complete
-from harness.weight_files import BadWeightsError, check_tensor_shapes, read_safetensors
-from harness.weights_fit import check_torchvision_width, no_torch_architecture, torchvision_name
+from harness.weight_files import BadWeightsError, Fit, check_tensor_shapes, read_safetensors
+from harness.weights_fit import (
+    TORCHVISION_TWINS,
+    WIDTH_IN_TORCHVISION,
+    check_torchvision_width,
+    no_torch_architecture,
+    torchvision_name,
+)
 
 SOURCE = "torchvision"
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -78,25 +84,80 @@ def _hub_dir(home: Path) -> Path:
 def resolve(ref: dict[str, str], home: Path) -> dict[str, Any]:
     """Where torch hub keeps the weights (it names the file after the url's basename), and what they expect."""
     weights = _weight_enum(ref["name"], ref["weight_set"])
-    transforms = weights.transforms()
-    size, mean, std = int(transforms.crop_size[0]), tuple(transforms.mean), tuple(transforms.std)
-    side = int(transforms.resize_size[0])
-    wanted = (TORCHVISION_SIZES.get(ref["name"], 224), torchvision_resize_side(ref["name"], ref["weight_set"]))
-    if (size, side) != wanted or mean != IMAGENET_MEAN or std != IMAGENET_STD:
-        raise InputError(
-            f"Expected {ref['name']}'s weights to want {wanted[0]} px crops of images resized to {wanted[1]} px, "
-            f"ImageNet mean/std (xfbench's table). Received: crop {size} px of {side} px, mean {mean}, std {std}. "
-            "To fix, add the model to harness.pretrained.TORCHVISION_SIZES / TORCHVISION_RESIZE."
-        )
+    _check_fed_as_trained(ref, weights)
     filename = Path(urlparse(weights.url).path).name
     return {
         "file": str(_hub_dir(home) / "checkpoints" / filename),
         "url": weights.url,
         "weight_set": f"{type(weights).__name__}.{weights.name}",
-        "size": size,
+        "size": int(weights.transforms().crop_size[0]),
         "classes": len(weights.meta["categories"]),
         "expected_digest": hub_name_digest(filename),  # the run checks it with the sha256 it computes anyway
     }
+
+
+def _trained_with(weights: Any) -> tuple[tuple[int, int], tuple[float, ...], tuple[float, ...]]:
+    """(crop, resize side), mean and std of a weight set's own evaluation transforms (its meta: nothing downloads)."""
+    transforms = weights.transforms()
+    sizes = (int(transforms.crop_size[0]), int(transforms.resize_size[0]))
+    return sizes, tuple(transforms.mean), tuple(transforms.std)
+
+
+def _fed_sizes(name: str, weight_set: str) -> tuple[int, int]:
+    """The crop and resize side xfbench feeds a set of ``name`` (harness.pretrained's tables, which the run reads)."""
+    return TORCHVISION_SIZES.get(name, 224), torchvision_resize_side(name, weight_set)
+
+
+def _fed_as_trained(name: str, weight_set: str, weights: Any) -> bool:
+    sizes, mean, std = _trained_with(weights)
+    imagenet = mean == IMAGENET_MEAN and std == IMAGENET_STD
+    return imagenet and sizes == _fed_sizes(name, weight_set) and bool(weights.meta.get("categories"))
+
+
+def _check_fed_as_trained(ref: dict[str, str], weights: Any) -> None:
+    """Refuse a weight set xfbench would feed otherwise than it was trained (each cause in its own words): an
+    architecture that does not convert first, named by its layer (its sets' sizes are beside the point then), then
+    a normalisation other than ImageNet's, then other sizes, then a set without a trained classifier."""
+    name = ref["name"]
+    if _fed_as_trained(name, ref["weight_set"], weights):
+        return
+    check_convertible(ref)
+    label = f"torchvision:{name}:{weights.name}"
+    (size, side), mean, std = _trained_with(weights)
+    fix = _sets_fed_as_trained(name)
+    if (mean, std) != (IMAGENET_MEAN, IMAGENET_STD):
+        untrained = "" if weights.meta.get("categories") else "; and it names no classes: only its features are trained"
+        raise InputError(
+            f"Expected torchvision weights trained on inputs normalised with ImageNet's mean {_numbers(IMAGENET_MEAN)} "
+            f"and std {_numbers(IMAGENET_STD)}, the one normalisation xfbench feeds torchvision's sets. Received: "
+            f"{label}, trained with mean {_numbers(mean)} and std {_numbers(std)}{untrained}. To fix, {fix}."
+        )
+    wanted = _fed_sizes(name, ref["weight_set"])
+    if (size, side) != wanted:
+        raise InputError(
+            f"Expected torchvision weights evaluated as xfbench feeds {name}'s sets: {wanted[0]} px crops of images "
+            f"resized to {wanted[1]} px. Received: {label}, evaluated at {size} px crops of images resized to "
+            f"{side} px. To fix, {fix}."
+        )
+    raise InputError(
+        f"Expected torchvision weights with a trained classifier (the classes their meta names). Received: {label}, "
+        f"which names no classes: only its features are trained. To fix, {fix}."
+    )
+
+
+def _numbers(values: tuple[float, ...]) -> str:
+    return f"({', '.join(f'{v:.4g}' for v in values)})"
+
+
+def _sets_fed_as_trained(name: str) -> str:
+    """The fix for a set xfbench cannot feed as trained: the sets of the same architecture it can."""
+    import torchvision
+
+    fitting = [w.name for w in torchvision.models.get_model_weights(name) if _fed_as_trained(name, w.name, w)]
+    if not fitting:
+        return f"pick another model's weights (torchvision publishes none of {name}'s that xfbench feeds as trained)"
+    sets = " or ".join(f"--pretrained torchvision:{name}:{member}" for member in fitting)
+    return f"pick a set of {name} that xfbench feeds as trained: {sets}"
 
 
 def drop_damaged_download(path: Path) -> bool:
@@ -121,9 +182,13 @@ def fetch(ref: dict[str, str], home: Path) -> dict[str, Any]:
 
 def check_convertible(ref: dict[str, str]) -> None:
     """The zoo architecture converts to the neutral spec at its weights' size (checked before a download: a network
-    of layers xfbench cannot express, a vision transformer, is an UnsupportedModelError)."""
+    of layers xfbench cannot express, a vision transformer, is an UnsupportedModelError, whose fix is another model:
+    no one can change a published architecture's layers)."""
     size = TORCHVISION_SIZES.get(ref["name"], 224)
-    importer.convert(_torchvision_model(ref["name"], 1.0, 1000), (size, size, 3), ref["name"])
+    try:
+        importer.convert(_torchvision_model(ref["name"], 1.0, 1000), (size, size, 3), ref["name"])
+    except UnsupportedModelError as refused:
+        raise refused.for_published(f"torchvision:{ref['name']}", importer.CONVERTING_MODELS) from None
 
 
 def read_state_dict(path: Path, fmt: str, fix: str = SAVE_STATE_DICT) -> dict[str, torch.Tensor]:
@@ -283,9 +348,71 @@ def load_into_architecture(request: dict[str, Any], path: Path) -> nn.Module:
         model = architecture(request["model"], request["model_options"], classes)
     expected = {k: tuple(v.shape) for k, v in model.state_dict().items() if not k.endswith("num_batches_tracked")}
     received = {k: tuple(v.shape) for k, v in state.items() if not k.endswith("num_batches_tracked")}
-    check_tensor_shapes(expected, received, path.name, request["model"])
+    check_tensor_shapes(expected, received, path.name, request["model"], lambda: _what_fits(request, received))
     model.load_state_dict(state, strict=False)  # every tensor checked above; num_batches_tracked does not matter
     return model.eval()
+
+
+# The widths tried for a file of torchvision's one architecture with a width (mobilenet_v2's width_mult, any float,
+# its channels rounded to multiples of 8): every twentieth up to 2, with Keras' 1.3 and 1.4, the shortest first (a
+# file that fits two widths, which round to the same channels everywhere, is named by the plainer one).
+_WIDTHS = sorted({k / 20 for k in range(1, 41)} | {1.3, 1.4}, key=lambda w: (len(f"{w:g}"), w))
+
+
+def _what_fits(request: dict[str, Any], received: Mapping[str, tuple[int, ...]]) -> Fit | None:
+    """The torchvision architecture, and width, whose tensors are the file's, names and shapes (its head's rows
+    aside: the class count is the file's), among --model's own, its family's (resnet18's: resnet34, resnet50, ...)
+    and the zoo's twins; None where none is. Each is built on the meta device: no memory, no initialisation, about
+    0.05 s each."""
+    import torchvision
+
+    current = torchvision_name(request["model"])
+    names = torchvision.models.list_models(module=torchvision.models)
+    family = re.match(r"[a-z]+", current or "")
+    kin = [name for name in names if family and name.startswith(family.group(0))]
+    given = float(request["model_options"].get("width_multiplier", 1.0))
+    renamed = {_DENSENET_LEGACY_KEY.sub(r"\1\2", key): shape for key, shape in received.items()}
+    for name in dict.fromkeys([*([current] if current in names else []), *kin, *TORCHVISION_TWINS.values()]):
+        if not _same_tensors(name, 1.0, renamed, names_only=True):
+            continue  # a width changes channels, never names: the other widths need not be built
+        for width in _WIDTHS if name == WIDTH_IN_TORCHVISION else (1.0,):
+            if _same_tensors(name, width, renamed):
+                return _fit(request["model"], current, name, width, given)
+    return None
+
+
+def _same_tensors(name: str, width: float, received: Mapping[str, tuple[int, ...]], names_only: bool = False) -> bool:
+    """Whether torchvision's ``name`` at ``width`` has the tensors ``received`` holds (names, and shapes but for the
+    rows of its head, the last Linear)."""
+    import torchvision
+
+    kwargs = {"width_mult": width} if width != 1.0 else {}
+    with torch.device("meta"):
+        model = torchvision.models.get_model(name, weights=None, **kwargs)
+    state = {k: tuple(v.shape) for k, v in model.state_dict().items() if not k.endswith("num_batches_tracked")}
+    if state.keys() != received.keys():
+        return False
+    head = [f"{n}." for n, m in model.named_modules() if isinstance(m, nn.Linear)][-1:]
+    return names_only or all(
+        state[k] == received[k] or (k.startswith(tuple(head)) and state[k][1:] == received[k][1:]) for k in state
+    )
+
+
+def _fit(model: str, current: str | None, name: str, width: float, given: float) -> Fit:
+    """What fits, as the user would name it: the width alone for --model's own architecture, else the --model (a
+    zoo twin's name unless --model named torchvision's), with the width its architecture takes."""
+    at = f" at width {width:g}" if width != 1.0 else ""
+    if name == current:
+        fix = (
+            f"pass --width-multiplier {width:g}" if width != 1.0 else "drop --width-multiplier (the file is at width 1)"
+        )
+        return Fit(f"{name}{at}", fix)
+    twins = [zoo for zoo, twin in TORCHVISION_TWINS.items() if twin == name]
+    flag = twins[0] if twins and not model.startswith("torchvision:") else f"torchvision:{name}"
+    width_flag = (
+        f" --width-multiplier {width:g}" if width != 1.0 else " without --width-multiplier" if given != 1 else ""
+    )
+    return Fit(f"torchvision's {name}{at}", f"pass --model {flag}{width_flag}")
 
 
 def layer_outputs(model: nn.Module, x: np.ndarray, names: set[str]) -> dict[str, np.ndarray]:
