@@ -433,7 +433,19 @@ def cifar_archive(files: dict[str, bytes], prefix: str = "") -> bytes:
 
 def test_cifar10_binary_folder_layout_and_train_only_standardisation(tmp_path):
     files = write_cifar_folder(tmp_path / "cifar10")
+    # bytes placed by hand where the binary version puts pixels (a label byte, then 32x32 red, green and blue rows):
+    # the expectations below recompute the images with the loader's own reshape, which no layout error would fail
+    folder = tmp_path / "cifar10" / "cifar-10-batches-bin"
+    for name in ("data_batch_1.bin", "test_batch.bin"):
+        record = bytearray(files[name])
+        record[1], record[2], record[33], record[1025] = 201, 202, 203, 204  # R(0,0), R(0,1), R(1,0), G(0,0)
+        files[name] = bytes(record)
+        (folder / name).write_bytes(files[name])
+    write_manifest(folder)
     ds = load_dataset("cifar10", tmp_path, download=False)
+    for first in (unit_range_pixels(ds).x_train[0], unit_range_pixels(ds).x_test[0]):  # NHWC: [row, column, channel]
+        placed = np.rint(first * 255)
+        assert (placed[0, 0, 0], placed[0, 1, 0], placed[1, 0, 0], placed[0, 0, 1]) == (201, 202, 203, 204)
     assert (
         ds.x_train.shape == (294, 32, 32, 3) and ds.x_val.shape == (6, 32, 32, 3) and ds.x_test.shape == (40, 32, 32, 3)
     )
@@ -647,6 +659,17 @@ def test_real_fashion_mnist_from_debian_is_found_and_verified(system_datasets, m
         and ds.x_test.shape == (10000, 28, 28, 1)
     )
     assert set(np.unique(ds.y_test)) == set(range(10)) and 0.0 <= ds.x_train.min() and ds.x_train.max() <= 1.0
+    # the release's own figures, which shapes and ranges alone would pass with the splits misread: validation is the
+    # first 5,000 training images, in the files' order; 6,000 images of each class train or validate, 1,000 test
+    assert ds.y_val[:10].tolist() == [9, 0, 0, 3, 0, 2, 7, 2, 5, 5]
+    assert ds.y_test[:10].tolist() == [9, 2, 1, 1, 6, 1, 4, 6, 5, 7]
+    assert np.bincount(np.concatenate([ds.y_train, ds.y_val])).tolist() == [6000] * 10
+    assert np.bincount(ds.y_test).tolist() == [1000] * 10
+    # pixels by their offsets in the IDX payload (16 header bytes, then 28-byte rows), each unlike its transpose's
+    payload = found["train-images-idx3-ubyte"].payload
+    for image, (row, column), value in ((0, (10, 20), 210), (1, (3, 5), 188), (5000, (20, 9), 197)):
+        stored = (ds.x_val[image] if image < 5000 else ds.x_train[image - 5000])[row, column, 0]
+        assert round(float(stored) * 255) == payload[16 + 784 * image + 28 * row + column] == value
 
 
 def test_the_system_root_is_debians_unless_overridden(tmp_path):
@@ -824,7 +847,7 @@ def test_a_cifar_archive_that_is_not_tar_is_said_in_one_line(tmp_path):
         load_dataset("cifar10", tmp_path, download=False)
     message = str(caught.value)
     assert "\n" not in message and message.startswith("Expected a readable tar archive (cifar-10-binary.tar.gz).")
-    assert "To fix, delete it and run again to download it, or point --data-dir at a complete copy." in message
+    assert "To fix, replace it with an intact copy, point --data-dir at an intact copy, or delete " in message
 
 
 def test_gzip_data_under_a_plain_tar_name_is_gunzipped_with_its_crc_checked_or_refused_when_unverified(tmp_path):
@@ -1224,22 +1247,29 @@ def _swapped(name: str) -> str:
 @pytest.mark.skipif(
     not Path("/usr/share/datasets/fashion-mnist").is_dir(), reason="Debian's dataset-fashion-mnist is not installed"
 )
-def test_train_and_test_files_swapped_are_named_so_not_called_a_corrupt_download(tmp_path):
+@pytest.mark.parametrize("listed", [False, True], ids=["unlisted", "listed in SHA256SUMS"])
+def test_train_and_test_files_swapped_are_named_so_not_called_a_corrupt_download(tmp_path, listed):
     """The release's t10k files under the train names were called corrupt, to be downloaded again, though each was
-    intact: misnamed."""
+    intact: misnamed. Listed in a SHA256SUMS (`sha256sum *.gz > SHA256SUMS` after the renames), they loaded, and
+    trained on the 10,000 test images."""
     folder = tmp_path / "fashion-mnist"
     folder.mkdir()
     for packed in Path("/usr/share/datasets/fashion-mnist").glob("*-ubyte.gz"):
         shutil.copyfile(packed, folder / _swapped(packed.name))
+    if listed:
+        write_manifest(folder)
+    then = r"\S+ holds these bytes\), then write SHA256SUMS again \(cd " if listed else ""
     with pytest.raises(ChecksumError, match=r"Received: (train|t10k)-\S+, byte for byte the release's (t10k|train)-"
                        r"\S+ \(files renamed the wrong way: train and test swapped\?\)\. To fix, give each file its "
-                       r"own name"):  # fmt: skip
+                       rf"own name \({then}"):  # fmt: skip
         load_dataset("fashion_mnist", tmp_path, download=False)
 
 
-def test_plain_files_pinned_by_their_payload_swapped_are_refused_not_read_on_format_checks(tmp_path):
+@pytest.mark.parametrize("listed", [False, True], ids=["unlisted", "listed in SHA256SUMS"])
+def test_plain_files_pinned_by_their_payload_swapped_are_refused_not_read_on_format_checks(tmp_path, listed):
     """MNIST's plain files have no published hash of their own, only pinned payload hashes: swapped, train and
-    t10k loaded on format checks, training on the test images and testing on the training images."""
+    t10k loaded on format checks, training on the test images and testing on the training images; listed in a
+    SHA256SUMS written after the renames, they loaded as "sha256 listed in SHA256SUMS"."""
     from harness.data.locate import verify_file
 
     arrays = write_mnist_like(tmp_path / "own", n_train=5100, n_test=5100, gz=False, manifest=False)
@@ -1252,6 +1282,8 @@ def test_plain_files_pinned_by_their_payload_swapped_are_refused_not_read_on_for
         (tmp_path / "own" / name).rename(tmp_path / "own" / f"{name}.tmp")
     for name in arrays:
         (tmp_path / "own" / f"{name}.tmp").rename(tmp_path / "own" / _swapped(name))
+    if listed:
+        write_manifest(tmp_path / "own")
     for published in pinned:
         with pytest.raises(ChecksumError, match=rf"byte for byte the release's {_swapped(published.name)} "):
             verify_file(tmp_path / "own" / published.name, published, files)
@@ -1347,3 +1379,53 @@ def test_a_data_dir_given_for_the_bundled_digits_is_said_to_be_unread(tmp_path, 
     )
     preflight([trial], None, download=False)
     assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize("tool", ["md5sum", "md5sum --tag", "sha1sum"])
+def test_a_sha256sums_of_another_digest_is_said_so_not_every_file_called_corrupt(tmp_path, tool):
+    """md5sum's output saved as SHA256SUMS: each md5 was compared as a sha256, and every file was "corrupted or was
+    replaced", to be restored."""
+    write_mnist_like(tmp_path, n_train=5010, n_test=10, manifest=False)
+    algorithm = hashlib.sha1 if tool == "sha1sum" else hashlib.md5
+    digests = {n: algorithm((tmp_path / f"{n}.gz").read_bytes()).hexdigest() for n in IDX_NAMES}
+    form = "MD5 ({name}.gz) = {digest}" if tool == "md5sum --tag" else "{digest}  {name}.gz"
+    (tmp_path / "SHA256SUMS").write_text("".join(form.format(name=n, digest=d) + "\n" for n, d in digests.items()))
+    with pytest.raises(DataFileError) as caught:
+        load_dataset("mnist", tmp_path, download=False)
+    received = {
+        "md5sum": "32 hex digits, an md5 (md5sum's output?)",
+        "md5sum --tag": "a MD5 digest (md5sum --tag's output?)",
+        "sha1sum": "40 hex digits, a sha1 (sha1sum's output?)",
+    }[tool]
+    assert str(caught.value) == (
+        f"Expected {tmp_path / 'SHA256SUMS'} to list train-images-idx3-ubyte.gz's sha256, 64 hex digits as sha256sum "
+        f"writes them. Received: {received}. To fix, write it again with sha256sum: cd {tmp_path} && sha256sum "
+        "FILE... > SHA256SUMS (FILE...: the files it lists)."
+    )
+    write_manifest(tmp_path)  # the fix
+    assert load_dataset("mnist", tmp_path, download=False).provenance["verified"].count("listed in SHA256SUMS") == 4
+
+
+def test_mnists_dotted_file_names_are_named_with_the_renames_that_make_them_readable(tmp_path):
+    """Kaggle's MNIST (and some mirrors) name the files train-images.idx3-ubyte: a --data-dir of them said "not
+    found" alone, as if the folder were empty."""
+    arrays = write_mnist_like(tmp_path / "kaggle", n_train=5010, n_test=10, gz=False, manifest=False)
+    for name in IDX_NAMES:
+        (tmp_path / "kaggle" / name).rename(tmp_path / "kaggle" / name.replace("-idx", ".idx"))
+    with pytest.raises(DataNotFoundError) as missing:
+        load_dataset("mnist", tmp_path / "kaggle", download=False)
+    moves = " && ".join(f"mv {n.replace('-idx', '.idx')} {n}" for n in IDX_NAMES)
+    assert (
+        f"Found train-images.idx3-ubyte, train-labels.idx1-ubyte, t10k-images.idx3-ubyte, t10k-labels.idx1-ubyte in "
+        f"{tmp_path / 'kaggle'}: mnist's file names as some copies write them, which xfbench does not read; rename "
+        f"them (cd {tmp_path / 'kaggle'} && {moves}). To fix, "
+    ) in str(missing.value), missing.value
+    # one renamed, the rest not: the partial folder names them too
+    (tmp_path / "kaggle" / "t10k-labels.idx1-ubyte").rename(tmp_path / "kaggle" / "t10k-labels-idx1-ubyte")
+    with pytest.raises(DataNotFoundError) as partial:
+        load_dataset("mnist", tmp_path / "kaggle", download=False)
+    assert "; train-images.idx3-ubyte, train-labels.idx1-ubyte, t10k-images.idx3-ubyte in " in str(partial.value)
+    subprocess.run(moves.replace(" && mv t10k-labels.idx1-ubyte t10k-labels-idx1-ubyte", ""), shell=True,
+                   cwd=tmp_path / "kaggle", check=True)  # fmt: skip
+    ds = load_dataset("mnist", tmp_path / "kaggle", download=False)  # the renames said: read
+    assert np.array_equal(ds.y_test, arrays["t10k-labels-idx1-ubyte"])

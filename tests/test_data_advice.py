@@ -4,7 +4,10 @@ head with outputs no sample trains."""
 
 from __future__ import annotations
 
+import gzip
+import io
 import pickle
+import tarfile
 from dataclasses import replace
 from pathlib import Path
 
@@ -176,6 +179,62 @@ def test_checksum_mismatches_in_the_system_root_and_the_cache_word_the_fix_by_wh
         "has another md5 even when it holds the same data. To fix, delete it and run xfbench again online (without "
         f"--no-download): it downloads the missing file into {cache / 'mnist'}. Or keep your own copy by listing"
     ) in str(caught.value)
+
+
+def _tar(members: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def _bad_crc(data: bytes) -> bytes:
+    packed = bytearray(gzip.compress(data))
+    packed[-8] ^= 0xFF  # gzip's CRC32 of the contents, in its trailer
+    return bytes(packed)
+
+
+CIFAR_DAMAGE = {  # file name, bytes, what the refusal says first
+    "not a tar": ("cifar-10-binary.tar", b"not a tar archive" * 100, "Expected a readable tar archive"),
+    "no batch files": ("cifar-10-binary.tar", _tar({"README": b"hi"}), "Expected the CIFAR-10 batch files in"),
+    "gzip's CRC": ("cifar-10-binary.tar.gz", _bad_crc(_tar({"README": b"hi"})), "Expected a valid gzip file."),
+    "another md5": ("cifar-10-binary.tar.gz", gzip.compress(_tar({"README": b"hi"})), "Expected "),
+}
+
+
+@pytest.mark.parametrize("damage", list(CIFAR_DAMAGE))
+def test_a_damaged_cifar_archive_is_told_the_fix_of_a_one_file_dataset_by_where_it_lies(own_roots, damage):
+    """CIFAR-10's archive is its only file: "delete it and run again to download it" was said of a root-owned copy
+    in the system root and of one in --data-dir (where the next run read or downloaded another copy, never this
+    one), and "deleting it leaves <folder> a partial folder" of a folder that, without it, holds none of CIFAR-10."""
+    cache, system = own_roots
+    name, data, said = CIFAR_DAMAGE[damage]
+    (system / "cifar10").mkdir(parents=True)
+    (system / "cifar10" / name).write_bytes(data)
+    with pytest.raises(DataFileError) as caught:
+        load_dataset("cifar10", None, download=False)
+    fix = (  # the whole of the fix, or (another md5) followed by how to keep a copy of one's own
+        f"To fix, replace it with an intact copy, point --data-dir at an intact copy, or delete {name} (or move it "
+        f"away) to read the next copy the search finds or, online, download one into the user cache, {cache}."
+    )
+    message = str(caught.value)
+    assert message.startswith(said) and (message.endswith(fix) or f"{fix[:-1]}. Or keep your own copy" in message)
+    assert "partial folder" not in message and message.count("To fix") == 1, message
+    (system / "cifar10" / name).unlink()  # deleted, the folder is no partial one: the search goes on
+    with pytest.raises(DataNotFoundError) as missing:
+        load_dataset("cifar10", None, download=False)
+    assert not isinstance(missing.value, PartialDatasetFolder)
+    (cache / "cifar10").mkdir(parents=True)
+    (cache / "cifar10" / name).write_bytes(data)  # in the cache's download folder: deleted, a run downloads it
+    with pytest.raises(DataFileError) as caught:
+        load_dataset("cifar10", None, download=False)
+    assert (
+        "To fix, delete it and run xfbench again online (without --no-download): it downloads the missing file into "
+        f"{cache / 'cifar10'}."
+    ) in str(caught.value), caught.value
 
 
 def test_the_cache_folders_said_to_be_downloaded_again_are_the_ones_downloads_fill():

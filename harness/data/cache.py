@@ -22,17 +22,24 @@ def user_cache_dir(env: Mapping[str, str] | None = None) -> Path:
     return (Path(base) if Path(base).is_absolute() else Path.home() / ".cache") / "xfbench"
 
 
-def damaged_file_fix(path: Path) -> str:
+def damaged_file_fix(path: Path, one_file: bool = False) -> str:
     """The fix for a dataset file at ``path`` that cannot be used as it is (truncated, corrupted, of another form),
     a sentence starting "To fix, ". "Delete it and download it again" held only in the cache's download folder:
     elsewhere no download comes, and the folder without the file was refused as partial (a root-owned file of the
-    system root cannot even be deleted)."""
+    system root cannot even be deleted). ``one_file``: the file is the whole dataset (CIFAR-10's archive), so a folder
+    without it holds none of the dataset, and the search goes on past it instead of refusing it as partial."""
     cache = user_cache_dir()
     folder = path.parent
     if folder.parent == cache and folder.name in DOWNLOADED_DATASETS:
         return (
             f"To fix, delete it and run xfbench again online (without --no-download): it downloads the missing file "
             f"into {folder}."
+        )
+    if one_file:
+        return (
+            f"To fix, replace it with an intact copy, point --data-dir at an intact copy, or delete {path.name} (or "
+            f"move it away) to read the next copy the search finds or, online, download one into the user cache, "
+            f"{cache}."
         )
     return (
         f"To fix, replace it with an intact copy (xfbench downloads only into the user cache, {cache}: deleting it "

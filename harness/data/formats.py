@@ -44,17 +44,18 @@ class ChecksumError(DataFileError):
     pass
 
 
-def read_bytes(path: Path) -> bytes:
-    """File contents, transparently gunzipped when the name ends in .gz."""
+def read_bytes(path: Path, one_file: bool = False) -> bytes:
+    """File contents, transparently gunzipped when the name ends in .gz. ``one_file``: the file is its dataset's only
+    one (CIFAR-10's archive), which words the fix for a damaged one (damaged_file_fix)."""
     raw = path.read_bytes()
     if path.suffix != ".gz":
         return raw
     if len(raw) >= 2 and raw[:2] != b"\x1f\x8b":
-        raise _not_gzip(path, raw)
-    return _gunzipped(raw, path)
+        raise _not_gzip(path, raw, one_file)
+    return _gunzipped(raw, path, one_file)
 
 
-def _not_gzip(path: Path, raw: bytes) -> DataFileError:
+def _not_gzip(path: Path, raw: bytes, one_file: bool = False) -> DataFileError:
     """A .gz without gzip's magic: unpacked (a browser does it) but not renamed, when it holds an IDX array or a
     tar; anything else (an error page that `curl -O` saved under the file's name) is no data to rename."""
     expected = f"Expected gzip data in a file named .gz. Received: {path}, which does not start with gzip's magic 1f8b"
@@ -66,7 +67,7 @@ def _not_gzip(path: Path, raw: bytes) -> DataFileError:
         )
     return DataFileError(
         f"{expected}, nor an uncompressed IDX file or tar: it starts with {describe_head(raw)} (a web server's "
-        f"error page, saved under the file's name?). {damaged_file_fix(path)}"
+        f"error page, saved under the file's name?). {damaged_file_fix(path, one_file)}"
     )
 
 
@@ -85,14 +86,14 @@ def describe_head(raw: bytes) -> str:
     return raw[:4].hex()
 
 
-def _gunzipped(raw: bytes, path: Path) -> bytes:
+def _gunzipped(raw: bytes, path: Path, one_file: bool = False) -> bytes:
     """``raw`` decompressed, gzip's CRC and length checked."""
     try:
         return gzip.decompress(raw)
     except (OSError, EOFError, zlib.error) as exc:  # gzip reports CRC and length mismatches as OSError
         raise ChecksumError(
             f"Expected a valid gzip file. Received: {path} fails its gzip integrity check ({exc}). "
-            f"{damaged_file_fix(path)}"
+            f"{damaged_file_fix(path, one_file)}"
         ) from None
 
 
@@ -183,7 +184,7 @@ def read_cifar_archive(archive: bytes, source: Path, verified: bool = False) -> 
     a checksum vouched for the file's bytes (the published md5, a SHA256SUMS line)."""
     wanted = {f"{CIFAR_ARCHIVE_DIR}/{n}" for n in (*CIFAR_TRAIN_FILES, CIFAR_TEST_FILE)}
     if archive[:2] == b"\x1f\x8b" and verified:  # gzip data under a plain name that a checksum vouched for
-        archive = _gunzipped(archive, source)
+        archive = _gunzipped(archive, source, one_file=True)
     elif archive[:2] == b"\x1f\x8b":  # read_bytes gunzips a .gz: this is gzip data under a plain name
         # tarfile would decompress it and stop before gzip's CRC, and format checks alone accept a plain .tar: one
         # damaged byte loaded as a changed pixel
@@ -205,14 +206,15 @@ def read_cifar_archive(archive: bytes, source: Path, verified: bool = False) -> 
         # tarfile's is a line, then "- method gz: ..." for each compression it tried: one line for the CLI
         lines = [line.strip().removeprefix("- ") for line in str(exc).splitlines() if line.strip()] or [repr(exc)]
         why = " ".join([lines[0], "; ".join(lines[1:])]).strip()
+        # the fix by where it lies: "delete it and run again to download it" fetched nothing outside the user cache
         raise ChecksumError(
             f"Expected a readable tar archive (cifar-10-binary.tar.gz). Received: {source}, which is not one ({why})."
-            " To fix, delete it and run again to download it, or point --data-dir at a complete copy."
+            f" {damaged_file_fix(source, one_file=True)}"
         ) from None
     missing = sorted({w.rsplit("/", 1)[1] for w in wanted} - set(out))
     if missing:
         raise DataFileError(
-            f"Expected the CIFAR-10 batch files in {source}. Received: an archive without {missing}. To fix, delete "
-            f"{source} and run again to download it, or point --data-dir at a complete cifar-10-binary.tar.gz."
+            f"Expected the CIFAR-10 batch files in {source}. Received: an archive without {missing}. "
+            f"{damaged_file_fix(source, one_file=True)}"
         )
     return out

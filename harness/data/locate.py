@@ -123,6 +123,15 @@ class DatasetFiles:
     # Folders under a root where another tool's download keeps the files (torchvision's MNIST/raw), searched after
     # the dataset's own names: a --data-dir of torchvision's root was searched at MNIST/ and found nothing
     layouts: tuple[str, ...] = ()
+    # Other names that copies of the dataset give its files (a name, the file it is): never read (which name holds
+    # which file is the whole of a split), but a not-found message names them with the renames, where "not found"
+    # alone read as if nothing were there (Kaggle's MNIST: train-images.idx3-ubyte)
+    other_names: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def one_file(self) -> bool:
+        """Whether the dataset is one file (CIFAR-10's archive): a folder without it holds none of the dataset."""
+        return len(self.files) == 1
 
 
 @dataclass(frozen=True)
@@ -180,8 +189,19 @@ def search_root(files: DatasetFiles, directory: Path, roots: list[Path]) -> Path
     return next((root for root in roots if directory in candidate_dirs(files, [root])), None)
 
 
-# `sha256sum --tag` and `shasum -a 256 --tag` (BSD's and macOS's own format): SHA256 (NAME) = HASH
-_TAGGED_LINE = re.compile(r"SHA256 \((?P<name>.+)\) = (?P<hash>[0-9A-Fa-f]{64})")
+# `sha256sum --tag` and `shasum -a 256 --tag` (BSD's and macOS's own format): SHA256 (NAME) = HASH. Other tools'
+# tagged lines (`md5sum --tag`: MD5 (NAME) = HASH) are read too, to be refused naming the tool
+_TAGGED_LINE = re.compile(r"(?P<tool>[A-Z][A-Z0-9-]*) \((?P<name>.+)\) = (?P<hash>\S+)")
+_SHA256_DIGEST = re.compile(r"[0-9A-Fa-f]{64}")
+# The digest lengths (hex digits) of the other *sum tools, whose output saved as SHA256SUMS is the likely cause
+_OTHER_DIGESTS = {32: "an md5 (md5sum's output", 40: "a sha1 (sha1sum's output", 128: "a sha512 (sha512sum's output"}
+
+
+@dataclass(frozen=True)
+class _ManifestLine:
+    name: str
+    digest: str
+    tool: str | None = None  # the algorithm a tagged line names (SHA256, MD5, ...)
 
 
 def _manifest_entry(directory: Path, filename: str) -> str | None:
@@ -198,23 +218,42 @@ def _manifest_entry(directory: Path, filename: str) -> str | None:
         ) from None
     for line in text.splitlines():
         entry = _manifest_line(line)
-        if entry is not None and entry[0] == filename:
-            return entry[1].lower()
+        if entry is None or entry.name != filename:
+            continue
+        if entry.tool in (None, "SHA256") and _SHA256_DIGEST.fullmatch(entry.digest):
+            return entry.digest.lower()
+        raise _not_sha256(manifest, entry)
     return None
 
 
-def _manifest_line(line: str) -> tuple[str, str] | None:
-    """(file name, sha256) of one line in either format sha256sum writes: HASH  NAME, or with --tag (as shasum -a
-    256 --tag writes too) SHA256 (NAME) = HASH. None for any other line."""
+def _manifest_line(line: str) -> _ManifestLine | None:
+    """The file name and digest of one line in either format sha256sum writes: HASH  NAME, or with --tag (as shasum
+    -a 256 --tag writes too) SHA256 (NAME) = HASH. None for any other line."""
     tagged = _TAGGED_LINE.fullmatch(line.strip())
     if tagged:
-        name, digest = tagged["name"], tagged["hash"]
+        name, digest, tool = tagged["name"], tagged["hash"], tagged["tool"]
     elif len(parts := line.split()) == 2:
-        digest, name = parts
+        (digest, name), tool = parts, None
     else:
         return None
     # `sha256sum ./*` writes ./NAME, and its binary mode (-b, the default on Windows) *NAME: the same file
-    return name.lstrip("*").removeprefix("./"), digest
+    return _ManifestLine(name.lstrip("*").removeprefix("./"), digest, tool)
+
+
+def _not_sha256(manifest: Path, entry: _ManifestLine) -> DataFileError:
+    """A SHA256SUMS line of another digest (md5sum's output saved under the name): compared as a sha256, every file
+    it lists was called corrupted or replaced."""
+    if entry.tool not in (None, "SHA256"):
+        what = f"a {entry.tool} digest ({entry.tool.lower()}sum --tag's output?)"
+    elif re.fullmatch(r"[0-9A-Fa-f]+", entry.digest) and len(entry.digest) in _OTHER_DIGESTS:
+        what = f"{len(entry.digest)} hex digits, {_OTHER_DIGESTS[len(entry.digest)]}?)"
+    else:
+        what = f"{entry.digest[:70]!r}, no sha256"
+    return DataFileError(
+        f"Expected {manifest} to list {entry.name}'s sha256, 64 hex digits as sha256sum writes them. Received: "
+        f"{what}. To fix, write it again with sha256sum: cd {shlex.quote(str(manifest.parent))} && sha256sum "
+        f"FILE... > {MANIFEST} (FILE...: the files it lists)."
+    )
 
 
 def verify_file(path: Path, published: PublishedFile, files: DatasetFiles | None = None) -> LocatedFile:
@@ -223,24 +262,12 @@ def verify_file(path: Path, published: PublishedFile, files: DatasetFiles | None
     raw = path.read_bytes()
     listed = _manifest_entry(path.parent, path.name)
     if listed is not None:
-        actual = hashlib.sha256(raw).hexdigest()
-        if actual != listed:
-            raise ChecksumError(
-                f"Expected {path} to match its sha256 in {path.parent / MANIFEST}, {listed}. Received: sha256 "
-                f"{actual} (the file is corrupted or was replaced). To fix, restore the file, or list its new sha256 "
-                f"in the manifest: cd {shlex.quote(str(path.parent))} && sha256sum {shlex.quote(path.name)} (that "
-                "line in place of the old one)."
-            )
-        payload = read_bytes(path)
-        if files is not None and (files.foreign_archive_md5s or files.foreign_payloads):  # two hashes more: only
-            # where another dataset's files could stand in (MNIST, Fashion-MNIST), not for CIFAR-10's 170 MB; a
-            # manifest vouches for the bytes, not for which dataset they are
-            _refuse_foreign(files, path, hashlib.md5(raw).hexdigest(), hashlib.sha256(payload).hexdigest())
-        return LocatedFile(path, payload, True, f"sha256 listed in {MANIFEST}", listed=True)
+        return _verify_listed(path, raw, listed, published, files)
+    one_file = files is not None and files.one_file
     raw_md5 = hashlib.md5(raw).hexdigest()
     if published.archive_md5 and raw_md5 == published.archive_md5:
-        return LocatedFile(path, read_bytes(path), True, "published archive md5")
-    payload = read_bytes(path)
+        return LocatedFile(path, read_bytes(path, one_file), True, "published archive md5")
+    payload = read_bytes(path, one_file)
     payload_sha256 = hashlib.sha256(payload).hexdigest()
     if published.payload_sha256 and payload_sha256 == published.payload_sha256:
         return LocatedFile(path, payload, True, "published payload sha256")
@@ -252,15 +279,40 @@ def verify_file(path: Path, published: PublishedFile, files: DatasetFiles | None
     if published.payload_sha256:
         raise ChecksumError(
             f"Expected {path} to hold the published {published.name}, payload sha256 {published.payload_sha256}. "
-            f"Received: payload sha256 {payload_sha256}. {damaged_file_fix(path)} For a copy of your own, list its "
-            f"sha256 in {path.parent / MANIFEST}."
+            f"Received: payload sha256 {payload_sha256}. {damaged_file_fix(path, one_file)} For a copy of your own, "
+            f"list its sha256 in {path.parent / MANIFEST}."
         )
     if published.archive_md5 and path.name.endswith(".gz"):
-        raise _archive_mismatch(path, published, raw_md5, payload_sha256)
+        raise _archive_mismatch(path, published, raw_md5, payload_sha256, one_file)
     return LocatedFile(path, payload, False, "format checks only (no published checksum for this form)")
 
 
-def _archive_mismatch(path: Path, published: PublishedFile, raw_md5: str, payload_sha256: str) -> ChecksumError:
+def _verify_listed(
+    path: Path, raw: bytes, listed: str, published: PublishedFile, files: DatasetFiles | None
+) -> LocatedFile:
+    """A file that the SHA256SUMS beside it lists (its sha256 ``listed``): its bytes must match, and must not be
+    another file of the release or another dataset's (a manifest vouches for the bytes, not for which file they are:
+    train and t10k swapped, then listed, trained on the test images)."""
+    actual = hashlib.sha256(raw).hexdigest()
+    if actual != listed:
+        raise ChecksumError(
+            f"Expected {path} to match its sha256 in {path.parent / MANIFEST}, {listed}. Received: sha256 "
+            f"{actual} (the file is corrupted or was replaced). To fix, restore the file, or list its new sha256 "
+            f"in the manifest: cd {shlex.quote(str(path.parent))} && sha256sum {shlex.quote(path.name)} (that "
+            "line in place of the old one)."
+        )
+    payload = read_bytes(path, files is not None and files.one_file)
+    if files is not None and not files.one_file:  # two hashes more: only where another file can stand in (MNIST's
+        # and Fashion-MNIST's four, each the other's too), not for CIFAR-10's archive of 170 MB, its only file
+        raw_md5, payload_sha256 = hashlib.md5(raw).hexdigest(), hashlib.sha256(payload).hexdigest()
+        _refuse_swapped(files, published, path, raw_md5, payload_sha256, listed=True)
+        _refuse_foreign(files, path, raw_md5, payload_sha256)
+    return LocatedFile(path, payload, True, f"sha256 listed in {MANIFEST}", listed=True)
+
+
+def _archive_mismatch(
+    path: Path, published: PublishedFile, raw_md5: str, payload_sha256: str, one_file: bool = False
+) -> ChecksumError:
     """A compressed file that neither the published md5 nor a pinned payload sha256 verifies. Compressing again
     changes the md5 of the same contents: the fix for a copy of one's own is a SHA256SUMS line, said as a command."""
     expected = f"md5 {published.archive_md5} (the published archive)"
@@ -270,26 +322,33 @@ def _archive_mismatch(path: Path, published: PublishedFile, raw_md5: str, payloa
         received += f", payload sha256 {payload_sha256}"
     return ChecksumError(
         f"Expected {path} to match {expected}. Received: {received}. A file compressed again (by you, a mirror or a "
-        f"packager) has another md5 even when it holds the same data. {damaged_file_fix(path)} Or keep "
+        f"packager) has another md5 even when it holds the same data. {damaged_file_fix(path, one_file)} Or keep "
         f"your own copy by listing its sha256 in {path.parent / MANIFEST}: "
         f"cd {shlex.quote(str(path.parent))} && sha256sum {shlex.quote(path.name)} >> {MANIFEST}"
     )
 
 
 def _refuse_swapped(
-    files: DatasetFiles, published: PublishedFile, path: Path, raw_md5: str, payload_sha256: str
+    files: DatasetFiles, published: PublishedFile, path: Path, raw_md5: str, payload_sha256: str, listed: bool = False
 ) -> None:
     """A file that no checksum of its own verifies, yet is byte for byte another file of the same release: train and
     test swapped (renamed the wrong way), which would train on the test images and test on the training images, or
-    be called a corrupt download where plain files have no published hash of their own."""
+    be called a corrupt download where plain files have no published hash of their own. ``listed``: a SHA256SUMS
+    beside it lists it (its lines name the swapped files' bytes, which the renames back would contradict)."""
     for other in files.files:
         if other.name == published.name:
             continue
         if raw_md5 == other.archive_md5 or payload_sha256 in (other.payload_sha256, other.pinned_payload_sha256):
+            manifest = (
+                f", then write {MANIFEST} again (cd {shlex.quote(str(path.parent))} && sha256sum FILE... > "
+                f"{MANIFEST}) or delete it (the release's own files need no listing);"
+                if listed
+                else ","
+            )
             raise ChecksumError(
                 f"Expected {files.name}'s {published.name} in {path.parent}. Received: {path.name}, byte for byte "
                 f"the release's {other.name} (files renamed the wrong way: train and test swapped?). To fix, give "
-                f"each file its own name ({other.name} holds these bytes), or get the files again."
+                f"each file its own name ({other.name} holds these bytes){manifest} or get the files again."
             )
 
 
@@ -320,7 +379,7 @@ def _file_in(files: DatasetFiles, published: PublishedFile, directory: Path) -> 
     the same; else refused (it was read in silence, and provenance names only the canonical name)."""
     held = [p for name in dict.fromkeys((published.name + files.compressed_suffix, published.name))
             if (p := directory / name).is_file()]  # fmt: skip
-    if len(held) == 2 and read_bytes(held[0]) != read_bytes(held[1]):
+    if len(held) == 2 and read_bytes(held[0], files.one_file) != read_bytes(held[1], files.one_file):
         raise DataFileError(
             f"Expected one copy of {files.name}'s {published.name} in {directory}. Received: {held[0].name} and "
             f"{held[1].name}, which hold different data. To fix, delete the one that is not the dataset's (or move "
@@ -434,12 +493,33 @@ def _partial_folder_message(
 ) -> str:
     elsewhere = {p.name: d for p in missing for d in dict.fromkeys(dirs) if d != folder and _file_in(files, p, d)}
     also = "".join(f"; {name} is in {where}" for name, where in elsewhere.items())
+    also += "".join(f"; {line}" for line in _other_names_seen(files, [folder]))
     return (
         f"Expected every {files.name} file in one folder, the first that holds any of them. Received: {folder} "
         f"holds {sorted(held)} but not {[p.name for p in missing]}{also}. To fix, put the missing files beside the "
         "others (or point --data-dir at a folder holding them all), or move the partial folder away: files of two "
         "copies would train on one's images and test on the other's labels."
     )
+
+
+def _other_names_seen(files: DatasetFiles, dirs: list[Path]) -> list[str]:
+    """For each of ``dirs`` that holds files of the dataset under other names (DatasetFiles.other_names), a clause
+    naming them with the renames that make them readable."""
+    said = []
+    for directory in dict.fromkeys(dirs):
+        renames = [
+            (other + suffix, name + suffix)
+            for other, name in files.other_names
+            for suffix in ("", files.compressed_suffix)
+            if (directory / (other + suffix)).is_file()
+        ]
+        if renames:
+            moves = " && ".join(f"mv {shlex.quote(old)} {shlex.quote(new)}" for old, new in renames)
+            said.append(
+                f"{', '.join(old for old, _ in renames)} in {directory}: {files.name}'s file names as some copies "
+                f"write them, which xfbench does not read; rename them (cd {shlex.quote(str(directory))} && {moves})"
+            )
+    return said
 
 
 def _not_found(
@@ -477,6 +557,7 @@ def _not_found(
     for name, why in files.unread_forms:
         for seen in (d / name for d in dict.fromkeys(dirs) if (d / name).exists()):
             lines.append(f"Found {seen}: {why}")
+    lines.extend(f"Found {line}." for line in _other_names_seen(files, dirs))
     how = files.how_to_get[:1].lower() + files.how_to_get[1:]  # "On Debian: ...", "Get the binary version, ..."
     fix = f"To fix, {how} Or point --data-dir / $XFBENCH_DATA at a directory holding them."
     online = ""

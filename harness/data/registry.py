@@ -109,6 +109,8 @@ def _idx_files(
         files=tuple(PublishedFile(fname, md5, sha, pinned.get(fname)) for fname, (md5, sha) in published.items()),
         download_base=base,
         how_to_get=how,
+        # the dotted names of Kaggle's MNIST and some mirrors (train-images.idx3-ubyte): named, with the renames
+        other_names=tuple((fname.replace("-idx", ".idx"), fname) for fname in published),
     )
 
 
