@@ -242,6 +242,18 @@ def test_compare_rules_refuses_wrong_arguments_before_reading_a_run(tmp_path, ar
     assert helped.returncode == 0 and "RESULTS_DIR" in helped.stdout
 
 
+def test_slowed_run_refuses_bad_run_arguments_as_xfbench_run_does(tmp_path):
+    """It called cli's planning outside cli.main: a misspelt suite ended in InputError's traceback, exit 1."""
+    script = ROOT / "benchmarks" / "slowed_run.py"
+    results = tmp_path / "results"
+    argv = ["--slow", "torch=0.01", "--", "--suite", "quik", "--results-dir", str(results)]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, str(script), *argv], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert done.stderr.startswith("xfbench: error: Expected --suite") and done.stderr.count("\n") == 1
+    assert not results.exists()
+
+
 def test_the_speed_modes_benchmark_alternates_three_rounds_by_default_and_one_in_a_trials_own_process():
     """One round was the default: single trials of a machine whose noise moves them 10-20 % became doc tables."""
     script = _speed_modes()
