@@ -36,12 +36,17 @@ def _executable(path: Path, text: str) -> Path:
 
 
 def _gpu_checks(tmp_path: Path, env: dict[str, str], *argv: str) -> subprocess.CompletedProcess:
-    """gpu_checks.sh with a stand-in xfbench that logs each call's --run-id and exits $STUB_EXIT, and stand-in
-    nvidia-smi and Python from tmp_path/bin where the test puts them."""
+    """gpu_checks.sh with a stand-in xfbench that logs each call's --run-id (calls.txt) and its whole argument list
+    (argv.txt, one argument a line, each call ending in a blank line) and exits $STUB_EXIT, and stand-in nvidia-smi
+    and Python from tmp_path/bin where the test puts them."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir(exist_ok=True)
-    calls = tmp_path / "calls.txt"
-    stub = "#!/bin/sh\n" + f'echo "$@" | sed "s/.*--run-id \\([^ ]*\\).*/\\1/" >>{calls}\nexit ${{STUB_EXIT:-0}}\n'
+    calls, argv_log = tmp_path / "calls.txt", tmp_path / "argv.txt"
+    stub = (
+        "#!/bin/sh\n"
+        + f'echo "$@" | sed "s/.*--run-id \\([^ ]*\\).*/\\1/" >>{calls}\n'
+        + f"printf '%s\\n' \"$@\" '' >>{argv_log}\nexit ${{STUB_EXIT:-0}}\n"
+    )
     xfbench = _executable(bin_dir / "xfbench-stub", stub)
     data = tmp_path / "fmnist"
     data.mkdir(exist_ok=True)
@@ -127,6 +132,22 @@ def test_the_gpu_checks_run_the_batch_512_modes_in_alternating_rounds_and_refuse
     refused = _gpu_checks(tmp_path, {**env, "STEPS": "resnet18-gpu1-fp32 resnet18-b512-fp16"})
     assert refused.returncode == 2 and "Received: 'resnet18-b512-fp16'. To fix, name steps" in refused.stderr
     assert _calls(tmp_path) == []
+
+
+def test_every_gpu_check_step_is_a_command_line_that_xfbench_parses_and_plans(tmp_path):
+    """The stand-in xfbench took any arguments: a step's misspelt option would have been found on the lent GPU."""
+    from harness.cli import plan_from_args
+    from harness.cli_options import build_parser
+
+    python = _executable(tmp_path / "python-stub", "#!/bin/sh\nexit 0\n")
+    done = _gpu_checks(tmp_path, {"GPU_ONE": "0", "GPU_HALF": "0", "PYTHON": str(python)})
+    assert done.returncode == 0, done.stderr
+    lines = (tmp_path / "argv.txt").read_text().split("\n\n")
+    calls = [line.split("\n") for line in lines if line.strip()]
+    assert len(calls) == len(_calls(tmp_path)) >= 10
+    for argv in calls:
+        plan = plan_from_args(build_parser().parse_args(argv))
+        assert plan.trials, argv
 
 
 def _trial_rows(trial: str, seed: int, pid: int, before: int, peak: float, start: str) -> list[dict]:
