@@ -297,6 +297,22 @@ def test_the_speed_modes_benchmark_refuses_a_trial_that_did_not_end_ok(monkeypat
         script.measure(args, "mlp", "default", None)
 
 
+def test_the_warmup_benchmark_refuses_a_trial_that_did_not_end_ok(monkeypatch):
+    """run_trial's status was discarded: a diverged trial's epochs were printed as the model's warm-up."""
+    script = _script("warmup")
+
+    def diverged(config, run, sink, dataset=None):
+        sink({"warmup": False, "epoch_time_s": 0.0, "train_loss": float("nan"), "error": ""})
+        return "diverged"
+
+    monkeypatch.setattr(script, "run_trial", diverged)
+    config = script.TrialConfig(
+        strategy="scratch", model="cnn_small", dataset="digits", backend="torch", seed=0, epochs=2
+    )
+    with pytest.raises(SystemExit, match="the trial on cnn_small ended diverged"):
+        script.trial_rows(config, None)
+
+
 def _speed_modes() -> ModuleType:
     return _script("speed_modes")
 
