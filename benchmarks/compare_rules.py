@@ -6,7 +6,9 @@ why the mark needs the band (docs/regressions.md, figures in docs/measurements.m
 Per pair and (case, backend): the ratio new/base of steady medians; the old rule (ratio > 1.10 and one-sided
 Mann-Whitney p < 0.01, pooled epochs); a 95 % bootstrap interval over pooled epochs alone and whether it
 excludes 1; the hierarchical interval (trials, then epochs) and whether it excludes 1; and the verdict
-`xfbench compare` gives (hierarchical interval beyond the 1.10 band and Mann-Whitney agreeing).
+`xfbench compare` gives: the hierarchical interval beyond the 1.10 band, Mann-Whitney agreeing, and Welch's test
+on the trials' log median epoch times agreeing, with two trials or more a side (one seed on a side decides no time
+change: the noise between trials is unknown; harness/compare.py's docstring).
 """
 
 from __future__ import annotations
