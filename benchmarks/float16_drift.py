@@ -105,7 +105,10 @@ def main() -> None:
         for number, label in enumerate(VARIANTS):
             out = Path(scratch) / f"{number}.npz"
             command = [sys.executable, __file__, "--worker", label, "--out", str(out), "--threads", str(args.threads)]
-            subprocess.run([*command, "--steps", *map(str, args.steps)], check=True, capture_output=True)
+            done = subprocess.run([*command, "--steps", *map(str, args.steps)], capture_output=True, text=True)
+            if done.returncode:  # captured, the worker's error was lost behind CalledProcessError's traceback
+                print(done.stderr, file=sys.stderr)
+                raise SystemExit(1)
             with np.load(out) as loaded:
                 results[label] = dict(loaded)
     print("float16 sum of 4096 x 8 normal values, max |error| against float64:")

@@ -240,6 +240,17 @@ def test_float16_drift_starts_the_backend_before_its_sum_starts_tensorflow(tmp_p
     assert said == ["backend", "backend", "sum"]
 
 
+def test_float16_drift_prints_a_failed_workers_error_and_exits_1(monkeypatch, capsys):
+    """check=True with the output captured: the worker's own error was lost behind CalledProcessError's traceback."""
+    script = _script("float16_drift")
+    failed = subprocess.CompletedProcess([], 1, stdout="", stderr="worker: out of memory")
+    monkeypatch.setattr(script.subprocess, "run", lambda *args, **kwargs: failed)
+    monkeypatch.setattr(sys, "argv", ["float16_drift.py"])
+    with pytest.raises(SystemExit) as ended:
+        script.main()
+    assert ended.value.code == 1 and "worker: out of memory" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(
     "argv, said",
     [
