@@ -153,6 +153,43 @@ def op_broadcast():  # (8, 8, 4) + (1, 1, 4): numpy broadcasting
     return keras.Model(inputs, layers.Dense(10)(layers.Flatten()(a + layers.Conv2D(4, 8, name="b")(inputs))))
 
 
+def alpha_dropout():  # SELU's dropout: the spec's alpha Dropout
+    flat = [keras.Input((8, 8, 1)), layers.Flatten(), layers.Dense(16, activation="selu")]
+    return keras.Sequential([*flat, layers.AlphaDropout(0.1, name="ad"), layers.Dense(10)])
+
+
+def alpha_dropout_shared_mask():
+    flat = [keras.Input((8, 8, 1)), layers.Flatten(), layers.Dense(16, activation="selu")]
+    return keras.Sequential([*flat, layers.AlphaDropout(0.1, noise_shape=(1, 16), name="ad"), layers.Dense(10)])
+
+
+def identity():  # a placeholder layer: passes its input on
+    inputs = keras.Input((8, 8, 1))
+    x = layers.Identity(name="idn")(layers.Conv2D(4, 3, name="c1")(inputs))
+    return keras.Model(inputs, layers.Dense(10)(layers.Flatten()(x)))
+
+
+def bn_no_scale():
+    return _chain(layers.Conv2D(4, 3), layers.BatchNormalization(scale=False, name="c1"))
+
+
+def relu_threshold():
+    return _chain(layers.Conv2D(4, 3), layers.ReLU(threshold=0.5, name="c1"))
+
+
+def concat_flat():  # axis 1 of flat (N, F) tensors is their last
+    inputs = keras.Input((8, 8, 1))
+    x = layers.Flatten()(inputs)
+    x = layers.Concatenate(axis=1, name="cat")([layers.Dense(4)(x), layers.Dense(3)(x)])
+    return keras.Model(inputs, layers.Dense(10)(x))
+
+
+def concat_rows():  # axis 1 of maps is their height
+    inputs = keras.Input((8, 8, 1))
+    x = layers.Concatenate(axis=1, name="cat")([layers.Conv2D(4, 3)(inputs), layers.Conv2D(4, 3)(inputs)])
+    return keras.Model(inputs, layers.Dense(10)(layers.Flatten()(x)))
+
+
 def _conv(**settings):
     return lambda: _chain(layers.Conv2D(4, 3, name="c1", **settings))
 
@@ -163,6 +200,17 @@ def _frozen():
     return model
 
 
+def _frozen_kernel():  # one variable frozen, the layer trainable
+    model = _chain(layers.Conv2D(4, 3, name="c1"))
+    model.get_layer("c1").kernel.trainable = False
+    return model
+
+
+def _lora():  # LoRA: the kernel frozen, two low-rank factors trained beside it
+    return keras.Sequential([keras.Input((8, 8, 1)), layers.Flatten(), layers.Dense(16, lora_rank=2, name="c1"),
+                             layers.Dense(10)])
+
+
 SETTINGS = {
     "kernel_regularizer": _conv(kernel_regularizer=regularizers.l2(1e-2)),
     "bias_regularizer": _conv(bias_regularizer=regularizers.l1(1e-2)),
@@ -171,6 +219,8 @@ SETTINGS = {
     "bias_constraint": _conv(bias_constraint=constraints.NonNeg()),
     "noise_shape": lambda: _chain(layers.Conv2D(4, 3), layers.Dropout(0.5, noise_shape=(None, 1, 1, 4), name="c1")),
     "trainable=False": _frozen,
+    "kernel.trainable=False": _frozen_kernel,
+    "lora_rank=2": _lora,
     "renorm=True": lambda: _chain(layers.BatchNormalization(renorm=True, name="c1")),
 }
 """
@@ -189,7 +239,8 @@ namespace = {}
 exec(sys.stdin.read(), namespace)
 names = ("act_layers", "act_capped_at_3", "act_nameless", "act_partial", "any_size", "shared", "binary",
          "two_inputs", "two_outputs", "flat_bn_axis_1", "nested", "dense_on_map", "named_input", "op_graph",
-         "op_any_size", "op_scale", "op_broadcast")
+         "op_any_size", "op_scale", "op_broadcast", "alpha_dropout", "alpha_dropout_shared_mask", "identity",
+         "bn_no_scale", "relu_threshold", "concat_flat", "concat_rows")
 cases = {name: namespace[name] for name in names}
 cases.update(namespace["SETTINGS"])
 backend = load_backend("tensorflow", RuntimeOptions(threads=1))
@@ -345,6 +396,8 @@ def test_a_shared_layer_reaches_the_user_without_the_input_size_advice(tmp_path,
         ("bias_constraint", "--max-norm"),
         ("noise_shape", "remove noise_shape"),
         ("trainable=False", "--freeze-groups"),
+        ("kernel.trainable=False", "--freeze-groups"),  # converted as a plain layer, the kernel then trained
+        ("lora_rank=2", "--freeze-groups"),  # converted as a plain Dense, its factors dropped
         ("renorm=True", "remove renorm=True"),  # its 7 weights were zipped with BatchNorm's 4: a ValueError
     ],
 )
@@ -614,3 +667,42 @@ def test_a_layer_named_input_is_refused_as_the_name_of_the_models_input(converte
     twice and torch a channel count, after Ray had started."""
     message = _refusal(converted, "named_input")
     assert "a Conv2D layer named 'input'" in message and "give that layer another name" in message
+
+
+def test_alpha_dropout_converts_to_the_specs_alpha_dropout_and_computes_what_keras_does(converted):
+    """Keras' AlphaDropout was refused, though the spec's alpha Dropout is the same layer (docs/fairness.md)."""
+    outcome = converted["alpha_dropout"]
+    assert "error" not in outcome and "run_error" not in outcome, outcome
+    assert ["ad", "Dropout", "alpha", None] in outcome["layers"], outcome["layers"]
+    assert_logits_match_source({"tensorflow": np.array(outcome["ours"])}, np.array(outcome["keras"]))
+    shared = _refusal(converted, "alpha_dropout_shared_mask")
+    assert "AlphaDropout with noise_shape (1, 16)" in shared and "at 'ad'" in shared
+    assert "To fix, remove noise_shape" in shared
+
+
+def test_an_identity_layer_converts_as_nothing_and_computes_what_keras_does(converted):
+    """keras.layers.Identity was refused where torch's nn.Identity converts."""
+    outcome = converted["identity"]
+    assert "error" not in outcome and "run_error" not in outcome, outcome
+    assert [kind for _, kind, _, _ in outcome["layers"]] == ["Conv2D", "Flatten", "Dense"]
+    assert_logits_match_source({"tensorflow": np.array(outcome["ours"])}, np.array(outcome["keras"]))
+
+
+def test_a_batchnorm_without_scale_and_a_relu_threshold_are_refused_with_the_settings_that_convert(converted):
+    """Both were refused with the default "replace that layer", though one argument is all that differs."""
+    bn = _refusal(converted, "bn_no_scale")
+    assert "BatchNormalization off the last axis or without center/scale at 'c1'" in bn
+    assert "To fix, use axis=-1, center=True, scale=True (their defaults)" in bn
+    relu = _refusal(converted, "relu_threshold")
+    assert "ReLU with a threshold at 'c1'" in relu and "To fix, use threshold=0 (its default)." in relu
+
+
+def test_a_concatenate_on_the_last_axis_of_flat_tensors_converts_and_on_a_maps_height_is_refused(converted):
+    """Concatenate(axis=1) on (N, F) vectors is their last axis, as keras.ops.concatenate is read: it was refused as
+    "Concatenate along axis 1"."""
+    outcome = converted["concat_flat"]
+    assert "error" not in outcome and "run_error" not in outcome, outcome
+    assert ["cat", "Concat", None, None] in outcome["layers"], outcome["layers"]
+    assert_logits_match_source({"tensorflow": np.array(outcome["ours"])}, np.array(outcome["keras"]))
+    rows = _refusal(converted, "concat_rows")
+    assert "Concatenate along axis 1 at 'cat'" in rows and "To fix, concatenate the last axis: axis=-1." in rows

@@ -56,9 +56,9 @@ def training_setting(layer: keras.layers.Layer) -> tuple[str, str] | None:
                 "To fix, remove it and pass xfbench's --max-norm (a max-norm constraint on each unit's incoming "
                 "kernel).",
             )
-    if type(layer).__name__ == "Dropout" and layer.noise_shape is not None:
+    if type(layer).__name__ in ("Dropout", "AlphaDropout") and layer.noise_shape is not None:
         return (
-            f"Dropout with noise_shape {tuple(layer.noise_shape)} (a mask shared across axes)",
+            f"{type(layer).__name__} with noise_shape {tuple(layer.noise_shape)} (a mask shared across axes)",
             "To fix, remove noise_shape (--dropout sets the rate): the spec's Dropout drops each element on its own.",
         )
     if type(layer).__name__ == "BatchNormalization" and getattr(layer, "renorm", False):
@@ -68,6 +68,22 @@ def training_setting(layer: keras.layers.Layer) -> tuple[str, str] | None:
         )
     if not layer.trainable:
         return "trainable=False", _FREEZING
+    return _frozen_part(layer)
+
+
+def _frozen_part(layer: keras.layers.Layer) -> tuple[str, str] | None:
+    """Part of a trainable layer frozen, as torch's requires_grad=False on one parameter is refused: LoRA (the
+    kernel frozen, low-rank factors trained beside it) or a variable set trainable=False. They converted as a plain,
+    fully trained layer. BatchNorm's moving mean and variance are statistics, not trained weights: they pass."""
+    if getattr(layer, "lora_enabled", False):
+        return (
+            f"lora_rank={getattr(layer, 'lora_rank', None)} (LoRA: the kernel frozen, low-rank factors trained)",
+            _FREEZING,
+        )
+    statistics = [getattr(layer, name, None) for name in ("moving_mean", "moving_variance")]
+    frozen = [w for w in layer.non_trainable_weights if not any(w is s for s in statistics)]
+    if frozen:
+        return f"{frozen[0].name}.trainable=False (variable {frozen[0].path!r} frozen)", _FREEZING
     return None
 
 

@@ -6,8 +6,9 @@ unchanged but for depthwise kernels; "same" padding becomes TensorFlow's explici
 ``activation`` (a name, or an activation layer such as ReLU(max_value=6.0)) becomes its own Activation layer; a
 final softmax is dropped (the spec outputs logits), as the torch importer drops a final nn.Softmax; any other final
 activation (a sigmoid) is refused. What the spec cannot hold is refused, naming the layer: per-layer training
-settings (regularizers, constraints, a Dropout noise_shape, trainable=False), a layer applied more than once, a
-nested model, several inputs (backends/tensorflow/import_checks.py).
+settings (regularizers, constraints, a Dropout noise_shape, trainable=False on a layer or one of its variables, LoRA),
+a layer applied more than once, a nested model, several inputs (backends/tensorflow/import_checks.py). An Identity
+layer converts as nothing; AlphaDropout as the spec's alpha Dropout.
 """
 
 from __future__ import annotations
@@ -64,6 +65,8 @@ SUPPORTED = (
     "ZeroPadding2D",
     "Flatten",
     "Dropout",
+    "AlphaDropout",
+    "Identity",
     "Add",
     "Concatenate (last axis)",
     "a final softmax or log_softmax (activation or Softmax layer: dropped, the spec outputs logits)",
@@ -317,7 +320,12 @@ def _layers_of(layer: keras.layers.Layer, group: str, last: bool, size: Size) ->
         axis = layer.axis[0] if isinstance(layer.axis, (list, tuple)) and len(layer.axis) == 1 else layer.axis
         rank = len(layer.input.shape)  # axis 1 of a flat (N, C) tensor is its last, as axis 3 of a map
         if not isinstance(axis, int) or axis % rank != rank - 1 or not (layer.center and layer.scale):
-            raise _unsupported("BatchNormalization off the last axis or without center/scale", layer)
+            raise _unsupported(
+                "BatchNormalization off the last axis or without center/scale",
+                layer,
+                "To fix, use axis=-1, center=True, scale=True (their defaults): the spec's BatchNorm normalises the "
+                "channels (last) axis and learns a scale and an offset.",
+            )
         return [
             BatchNorm(
                 name=name,
@@ -403,7 +411,7 @@ def _activation_layer(layer: keras.layers.Layer, name: str, kind: str, group: st
     """The activation layers with parameters: ReLU (capped, leaky), LeakyReLU, ELU, PReLU."""
     if kind == "ReLU":
         if float(layer.threshold or 0) != 0:
-            raise _unsupported("ReLU with a threshold", layer)
+            raise _unsupported("ReLU with a threshold", layer, "To fix, use threshold=0 (its default).")
         if layer.max_value is not None and float(layer.max_value) != 6.0:
             raise _unsupported(
                 f"ReLU capped at {layer.max_value}", layer, "To fix, cap it at 6.0 or leave it uncapped."
@@ -447,12 +455,17 @@ def _shape_layers(layer: keras.layers.Layer, name: str, kind: str, group: str, s
         return [Flatten(name=name, group=group)]
     if kind == "Dropout":
         return [Dropout(name=name, group=group, rate=float(layer.rate))]
+    if kind == "AlphaDropout":  # SELU's: the spec's alpha dropout, drawn by harness.dropout_rng in both backends
+        return [Dropout(name=name, group=group, rate=float(layer.rate), kind="alpha")]
+    if kind == "Identity":
+        return []  # passes its input on, as torch's nn.Identity converts
     if kind == "Add":
         return [Add(name=name, group=group)]
     if kind == "Concatenate":
-        if layer.axis not in (-1, 3):
+        rank = len(layer.input[0].shape)  # axis 1 of flat (N, F) tensors is their last, as axis 3 of maps
+        if not isinstance(layer.axis, int) or layer.axis % rank != rank - 1:
             raise _unsupported(
-                f"Concatenate along axis {layer.axis}", layer, "To fix, concatenate the channels: axis=-1."
+                f"Concatenate along axis {layer.axis}", layer, "To fix, concatenate the last axis: axis=-1."
             )
         return [Concat(name=name, group=group)]
     if kind == "Rescaling":  # the first layer of most keras.io image examples
