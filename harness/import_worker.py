@@ -35,13 +35,18 @@ from harness.config import RuntimeOptions
 from harness.importers import FrameworkImporter, ModelInputError, UnsupportedModelError
 from harness.pretrained import TOLERANCE_RULE
 from harness.scoped_env import scoped_environment
+from harness.shapes import LayerShapeError
 from harness.spec import ModelSpec
 from harness.user_code import describe_exception, describe_frame, imported_user_sources, user_frame
 from harness.weights import NeutralWeights
 from harness.weights_worker import PROBE_BATCH, probe_batch, tolerance
 
+# The classes a factory that requires num_classes is built with where the request leaves them to the factory
+# (`xfbench model python:...` without --classes): ImageNet's, as a torchvision: or keras: model is shown.
+REQUIRED_CLASSES_DEFAULT = 1000
 
-def _user_model(name: str, num_classes: int) -> object:
+
+def _user_model(name: str, num_classes: int | None) -> object:
     module_name, function = name.split(":")
     module = importlib.import_module(module_name)
     fix = f"To fix, name the function (or class) that returns the model: python:{module_name}:FUNCTION."
@@ -70,14 +75,16 @@ def _user_model(name: str, num_classes: int) -> object:
             "in a function that takes at most num_classes."
         )
     classes = next((p for p in parameters if p.name == "num_classes"), None)
-    if classes is None:
-        return factory()
+    if classes is None or (num_classes is None and classes.default is not classes.empty):
+        return factory()  # none asked for (None): the factory's own default
+    if num_classes is None:
+        num_classes = REQUIRED_CLASSES_DEFAULT
     if classes.kind is inspect.Parameter.POSITIONAL_ONLY:
         return factory(num_classes)
     return factory(num_classes=num_classes)
 
 
-def built_user_model(name: str, num_classes: int) -> object:
+def built_user_model(name: str, num_classes: int | None) -> object:
     """The factory's model. Importing the module and calling the factory run only the user's code (and what it
     calls): an exception there is a fault in that code, named where it arose, not a request to change the input."""
     try:
@@ -93,9 +100,10 @@ def built_user_model(name: str, num_classes: int) -> object:
             else f"raised in module {module!r} or what it imports (no frame in your own files). To fix, correct "
             f"it; `python -c 'import {module}'` shows the whole traceback"
         )
+        given = "its default num_classes" if num_classes is None else f"num_classes={num_classes}"
         raise ModelInputError(
-            f"Expected python:{name} to import and return a model when called (with num_classes={num_classes} "
-            f"where it takes that argument). Received: {describe_exception(exc)}, {where}."
+            f"Expected python:{name} to import and return a model when called (with {given} where it takes that "
+            f"argument). Received: {describe_exception(exc)}, {where}."
         ) from exc
 
 
@@ -169,7 +177,9 @@ def _channel_fix(kind: str, wanted: int, given: int) -> str:
 
 def convert(request: dict, out: Path) -> None:
     ref = request["ref"]
-    shape, classes, seed = tuple(request["input_shape"]), int(request["num_classes"]), int(request["seed"])
+    shape, seed = tuple(request["input_shape"]), int(request["seed"])
+    # None: the factory's own default (a user's factory shown by `xfbench model` without --classes)
+    classes = None if request["num_classes"] is None else int(request["num_classes"])
     if ref["kind"] == "python":
         with _frameworks_on_their_backends():  # only Keras reads it: a torch factory builds as it would anyway
             model = built_user_model(ref["name"], classes)
@@ -178,7 +188,7 @@ def convert(request: dict, out: Path) -> None:
     else:
         backend = importer_backends()[ref["kind"]]
         importer = _importer(backend)
-        model = importer.load_reference(ref["name"], shape, classes, seed)
+        model = importer.load_reference(ref["name"], shape, classes or REQUIRED_CLASSES_DEFAULT, seed)
     label = ref["name"] if ref["kind"] == "python" else f"{ref['kind']}:{ref['name']}"
     importer.check_form(model)
     channels = importer.input_channels(model)
@@ -247,9 +257,17 @@ def main(argv: list[str]) -> int:
         traceback.print_exc()  # the whole story on the process's error output, for a fault in xfbench itself
         frame = user_frame(exc)
         at = describe_frame(frame) if frame is not None else ""
-        out.with_suffix(".failure.json").write_text(json.dumps({"error": describe_exception(exc), "at": at}))
+        out.with_suffix(".failure.json").write_text(json.dumps({"error": _failure_text(exc), "at": at}))
         return 5
     return 0
+
+
+def _failure_text(exc: Exception) -> str:
+    """The failure as the parent words it, whose own fix is the input size: a converted graph's shape failure
+    without its "edit the spec" fix (the spec is the conversion's, not the user's to edit), which came beside it."""
+    if isinstance(exc, LayerShapeError):
+        return " ".join(f"{type(exc).__name__}: {exc.fault}".split())
+    return describe_exception(exc)
 
 
 if __name__ == "__main__":

@@ -217,7 +217,7 @@ def _converting_backends(ref: ModelRef) -> list[str]:
     return sorted(name for name, entry in REGISTRY.items() if entry.model_prefixes)
 
 
-def _request(ref: ModelRef, input_shape: tuple[int, ...], num_classes: int, seed: int) -> dict[str, object]:
+def _request(ref: ModelRef, input_shape: tuple[int, ...], num_classes: int | None, seed: int) -> dict[str, object]:
     return {
         "ref": asdict(ref),
         "input_shape": list(input_shape),
@@ -273,13 +273,14 @@ ConvertCall = Callable[[list[str]], tuple[int, str]]
 def imported_model(
     ref: ModelRef,
     input_shape: tuple[int, ...],
-    num_classes: int,
+    num_classes: int | None,
     cache_dir: Path,
     seed: int = 0,
     call: ConvertCall | None = None,
 ) -> tuple[ModelSpec, NeutralWeights]:
     """The converted spec and weights of a framework or user model, from the cache or a conversion process
-    (a fresh one; ``call`` runs the worker's ``main`` elsewhere, as the tests' long-lived framework processes do)."""
+    (a fresh one; ``call`` runs the worker's ``main`` elsewhere, as the tests' long-lived framework processes do).
+    ``num_classes`` None: a user's factory called with its own default (harness.import_worker)."""
     request = _request(ref, input_shape, num_classes, seed)
     key = hashlib.sha256(json.dumps(request, sort_keys=True).encode()).hexdigest()[:16]
     path = Path(cache_dir) / "imports" / f"{key}.npz"
@@ -359,9 +360,10 @@ def _conversion_failed(
         if failure.get("at"):
             received += f", raised at {failure['at']}"
             fix += ", or correct the code there"
+    classes = "its default classes" if request["num_classes"] is None else f"{request['num_classes']} classes"
     return InputError(
-        f"Expected the model {ref.label} to build and convert for input {shape} and {request['num_classes']} "
-        f"classes. Received: {received}. {fix}."
+        f"Expected the model {ref.label} to build and convert for input {shape} and {classes}. "
+        f"Received: {received}. {fix}."
     )
 
 

@@ -15,6 +15,7 @@ from harness.models import LAYER_HINTS, LAYER_SETTINGS, MODELS, ModelOptions, ch
 from harness.spec import Dropout, ModelSpec, spec_to_dict
 
 IMAGENET_INPUT = (224, 224, 3)  # what a torchvision: or keras: model is shown at by default
+IMAGENET_CLASSES = 1000  # and with how many classes
 
 
 @dataclass(frozen=True)
@@ -22,7 +23,7 @@ class ModelRequest:
     name: str  # any --model form: a zoo name, torchvision:NAME, keras:NAME, python:module:function, a spec .json
     input_size: int | None = None  # square side; None: the model's natural input
     channels: int | None = None  # None: the natural input's channels
-    classes: int | None = None  # None: the model's own (a zoo entry's natural_classes, 1000 for an import)
+    classes: int | None = None  # None: the model's own (natural_classes)
     options: ModelOptions = ModelOptions()
     cache_dir: Path | None = None  # where an imported model's conversion is cached (a run's <results-dir>/_cache)
 
@@ -44,10 +45,15 @@ class ModelRequest:
         side = self.input_size or natural[0]
         return (side, side, self.channels or natural[-1])
 
-    def natural_classes(self) -> int:
+    def natural_classes(self) -> int | None:
         """The classes the model is shown with unless --classes says: a zoo model's own task's (10 for the digits
-        models and resnet20), ImageNet's 1000 for a framework's or a user's model."""
-        return MODELS[self.name].natural_classes if parse_model_ref(self.name).kind == "zoo" else 1000
+        models and resnet20), ImageNet's 1000 for a framework's model; None for a user's factory, called with its
+        own default num_classes (harness.import_worker: 1000 where num_classes has no default). A user's model was
+        shown with 1000 classes whatever its factory's default."""
+        kind = parse_model_ref(self.name).kind
+        if kind == "zoo":
+            return MODELS[self.name].natural_classes
+        return None if kind == "python" else IMAGENET_CLASSES
 
 
 def model_spec(request: ModelRequest) -> ModelSpec:
@@ -65,15 +71,16 @@ def model_spec(request: ModelRequest) -> ModelSpec:
         spec = read_spec_file(ref)
         return imported_spec(request.name, spec.input_shape, spec.num_classes, request.options, request.cache_dir)
     shape = request.input_shape()
-    if ref.kind == "python" and request.classes is None and request.options == ModelOptions() and request.cache_dir:
-        # A factory without a num_classes parameter builds its own class count: shown as it is, since no --classes
-        # asked for another (a run still needs the task's count: its preflight says so).
-        spec, _ = imported_model(ref, shape, request.natural_classes(), Path(request.cache_dir))
+    classes = request.classes if request.classes is not None else request.natural_classes()
+    if classes is None and request.options == ModelOptions() and request.cache_dir:
+        # A user's factory builds its own class count (its num_classes default, or none it takes): shown as it is,
+        # since no --classes asked for another (a run still needs the task's count: its preflight says so).
+        spec, _ = imported_model(ref, shape, None, Path(request.cache_dir))
         if tuple(spec.input_shape) == shape:
             return spec
-    spec = imported_spec(
-        request.name, shape, request.classes or request.natural_classes(), request.options, request.cache_dir
-    )
+        classes = spec.num_classes
+    # what remains of None (model options, no cache) is refused by imported_spec before any conversion
+    spec = imported_spec(request.name, shape, classes or IMAGENET_CLASSES, request.options, request.cache_dir)
     _check_layer_settings(request.name, request.options, spec)
     return spec
 
@@ -178,6 +185,7 @@ def describe_model(request: ModelRequest, as_json_output: bool, export_spec: Pat
     cost = model_cost(spec)
     ref = parse_model_ref(request.name)
     # a spec file by its file name, as tables name it: the name inside is what it was exported from (resnet20), not
-    # that model at its own shape and width
-    label = Path(ref.name).name if ref.kind == "spec" else None
+    # that model at its own shape and width; an imported model by its --model form (a python: one's spec is named
+    # without the prefix)
+    label = {"spec": Path(ref.name).name, "zoo": None}.get(ref.kind, ref.label)
     return as_json(spec, cost, label) if as_json_output else as_text(spec, cost, label)

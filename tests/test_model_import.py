@@ -23,7 +23,7 @@ import import_probes
 import numpy as np
 import pytest
 from conftest import assert_logits_match_source, on_each
-from weight_file_probes import import_call
+from weight_file_probes import import_call, python_call
 
 from harness.errors import InputError
 from harness.importers import UnsupportedModelError
@@ -930,7 +930,10 @@ def test_a_failing_forward_is_named_at_its_line_and_a_shape_failure_keeps_the_in
     assert f"NameError: name 'undefined_bias' is not defined, {where}" in str(refused.value)
     with pytest.raises(InputError) as refused:
         model_spec("python:late_nets:big_kernel", (3, 3, 1), 10, ModelOptions(), tmp_path / "cache")
-    assert "kernel (5, 5)" in str(refused.value) and "(--input-size, --input-channels" in str(refused.value)
+    message = str(refused.value)
+    assert "kernel (5, 5)" in message and "(--input-size, --input-channels" in message
+    # the shape failure's own fix, "edit the spec", came beside that one: the spec is the conversion's, not the user's
+    assert message.count("To fix") == 1 and "edit the spec" not in message, message
 
 
 def test_only_library_folders_count_as_installed_not_the_prefixes_above_them():
@@ -1044,3 +1047,37 @@ def test_a_keras_leaky_relu_activation_imports_with_keras_slope(tmp_path):
     out = json.loads(run.stdout.strip().splitlines()[-1])
     assert out["alphas"] == {"act": 0.2, "hidden_activation": 0.2}
     assert_logits_match_source({"tensorflow": np.array(out["ours"])}, np.array(out["keras"]))
+
+
+def test_model_command_shows_a_users_factory_at_its_own_default_class_count_under_its_python_name(
+    workers, tmp_path, monkeypatch, capsys
+):
+    """`xfbench model python:nets:make` showed a `make(num_classes=10)` model with 1000 classes, and its header
+    dropped the python: prefix. Without --classes the factory is called with its own default; one whose num_classes
+    has no default is given 1000 (docs/zoo.md)."""
+    import harness.model_import
+    from harness.cli import main
+
+    (tmp_path / "default_nets.py").write_text(
+        textwrap.dedent("""
+        from torch import nn
+
+
+        def make(num_classes=10):
+            return nn.Sequential(nn.Flatten(), nn.Linear(16, num_classes))
+
+
+        def required(num_classes):
+            return nn.Sequential(nn.Flatten(), nn.Linear(16, num_classes))
+        """)
+    )
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(harness.model_import, "_fresh_process", python_call(workers, "torch"))
+    shape = ["--input-size", "4", "--input-channels", "1", "--results-dir", str(tmp_path / "r")]
+    assert main(["model", "python:default_nets:make", *shape]) == 0
+    assert capsys.readouterr().out.startswith("python:default_nets:make: input 4×4×1, 10 classes\n")
+    assert main(["model", "python:default_nets:make", *shape, "--classes", "3", "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert (shown["model"], shown["num_classes"]) == ("python:default_nets:make", 3)
+    assert main(["model", "python:default_nets:required", *shape]) == 0
+    assert capsys.readouterr().out.startswith("python:default_nets:required: input 4×4×1, 1000 classes\n")
