@@ -307,19 +307,19 @@ def _time_verdict(
     # p of the test in the ratio's direction: the smaller of the two read "new slower" beside a ratio below 1
     side_p = slower_p if ratio > 1.0 else faster_p
     change = TimeChange(float(np.median(b)), float(np.median(n)), ratio, (low, high), side_p, "")
+    within = 1.0 / t.time_ratio <= ratio <= t.time_ratio
+    # The point ratio beyond the band is enough: few epochs give a wide interval, which reaches into the band where
+    # the change is large (1.36x at [1.046, 2.232] over 3 and 3 epochs read "unchanged", counted no regression)
+    beyond = not within or low > t.time_ratio or high < 1.0 / t.time_ratio
     # One trial on a side (the only way to under two epochs there, whose interval has no bounds): not decided
     if min(len(base_times), len(new_times)) < 2:
-        return _one_seed_change(change, (len(base_times), len(new_times)), t)
+        return _one_seed_change(change, (len(base_times), len(new_times)), beyond)
     if low > t.time_ratio and slower_p < t.alpha:
         return _confirmed_by_trials(replace(change, p=slower_p, verdict="regression"), base_times, new_times, t)
     if high < 1.0 / t.time_ratio and faster_p < t.alpha:
         return _confirmed_by_trials(replace(change, p=faster_p, verdict="improvement"), base_times, new_times, t)
     # A change beyond the band that the test could never confirm is undecided, not unchanged: the one-sided exact
     # Mann-Whitney test's smallest p is every epoch of one side beyond every epoch of the other.
-    within = 1.0 / t.time_ratio <= ratio <= t.time_ratio
-    # The point ratio beyond the band is enough: few epochs give a wide interval, which reaches into the band where
-    # the change is large (1.36x at [1.046, 2.232] over 3 and 3 epochs read "unchanged", counted no regression)
-    beyond = not within or low > t.time_ratio or high < 1.0 / t.time_ratio
     if beyond and _smallest_p(len(b), len(n)) >= t.alpha:
         enough = _epochs_a_side_reaching(t.alpha)
         note = (
@@ -332,15 +332,15 @@ def _time_verdict(
     return replace(change, verdict="unchanged")
 
 
-def _one_seed_change(change: TimeChange, trials: tuple[int, int], t: Thresholds) -> TimeChange:
+def _one_seed_change(change: TimeChange, trials: tuple[int, int], beyond: bool) -> TimeChange:
     """``change`` where a side has one trial (``trials``: base's and new's count): unchanged within the band, else
-    not decided. One trial's epochs move together (its seed, the load of its minutes), so the interval and the
-    Mann-Whitney test over them see no noise between trials: with one seed a side of nine steady epochs, 10 % spread
-    between trials, identical runs were called a regression 15 % of the time (docs/regressions.md); within a run the
-    same case is never marked, and one seed's accuracy is not decided either. One epoch on a side: no interval
-    (NaN bounds), the point ratio alone says whether it lies beyond the band."""
-    low, high = change.ci
-    if 1.0 / t.time_ratio <= change.ratio <= t.time_ratio and not (low > t.time_ratio or high < 1.0 / t.time_ratio):
+    (``beyond``, as :func:`_time_verdict` reads it) not decided. One trial's epochs move together (its seed, the
+    load of its minutes), so the interval and the Mann-Whitney test over them see no noise between trials: with one
+    seed a side of nine steady epochs, 10 % spread between trials, identical runs were called a regression 15 % of
+    the time (docs/regressions.md); within a run the same case is never marked, and one seed's accuracy is not
+    decided either. One epoch on a side: no interval (NaN bounds), the point ratio alone says whether it lies beyond
+    the band."""
+    if not beyond:
         return replace(change, verdict="unchanged")
     where = "a side" if trials == (1, 1) else "in base" if trials[0] == 1 else "in new"
     note = (
